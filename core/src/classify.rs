@@ -1,0 +1,218 @@
+//! Child labour classification by a versioned rule set (a country profile).
+//!
+//! The thresholds follow ILO C138 and C182; each country sets its own within them, so a rule set
+//! is data, and a classification remembers which rule set and version produced it.
+
+use crate::model::ChildCase;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassificationOutcome {
+    NotChildLabour,
+    ChildLabour,
+    HazardousChildLabour,
+    WorstFormSuspected,
+}
+
+impl ClassificationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotChildLabour => "not_child_labour",
+            Self::ChildLabour => "child_labour",
+            Self::HazardousChildLabour => "hazardous_child_labour",
+            Self::WorstFormSuspected => "worst_form_suspected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Classification {
+    pub outcome: ClassificationOutcome,
+    /// `id@version` of the rule set that produced it.
+    pub rule_set: String,
+    /// The age the rules were applied to, if it could be established.
+    pub age: Option<u32>,
+    /// Which rule decided, for the person reviewing the case.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HazardItem {
+    pub code: String,
+    pub label_fr: String,
+    pub label_en: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSet {
+    pub id: String,
+    pub version: u32,
+    /// C138 minimum age for admission to employment (15, or 14 at first in a developing country).
+    pub minimum_age: u32,
+    /// Light work is allowed from this age (13, or 12 where the minimum age is 14).
+    pub light_work_min_age: u32,
+    /// Light work beyond this many hours a week is no longer light.
+    pub light_work_max_hours: u32,
+    /// Hazardous work is forbidden below this age (18).
+    pub hazardous_work_age: u32,
+    /// Hours a week above which work is hazardous for a child (long hours, R190).
+    pub long_hours: u32,
+    pub night_work_is_hazardous: bool,
+    /// The national hazardous work list.
+    pub hazardous_work: Vec<HazardItem>,
+}
+
+impl RuleSet {
+    /// The profile that ships with the product, from the ILO conventions' own thresholds.
+    pub fn ilo_default() -> RuleSet {
+        let hazard = |code: &str, fr: &str, en: &str| HazardItem {
+            code: code.into(),
+            label_fr: fr.into(),
+            label_en: en.into(),
+        };
+        RuleSet {
+            id: "ilo-default".into(),
+            version: 1,
+            minimum_age: 15,
+            light_work_min_age: 13,
+            light_work_max_hours: 14,
+            hazardous_work_age: 18,
+            long_hours: 43,
+            night_work_is_hazardous: true,
+            hazardous_work: vec![
+                hazard(
+                    "abuse",
+                    "Abus physique, psychologique ou sexuel",
+                    "Physical, psychological or sexual abuse",
+                ),
+                hazard("underground", "Travail souterrain", "Work underground"),
+                hazard("underwater", "Travail sous l'eau", "Work under water"),
+                hazard(
+                    "heights",
+                    "Travail en hauteur dangereuse",
+                    "Work at dangerous heights",
+                ),
+                hazard("confined_spaces", "Espaces confinés", "Confined spaces"),
+                hazard(
+                    "dangerous_machinery",
+                    "Machines ou outils dangereux",
+                    "Dangerous machinery, equipment or tools",
+                ),
+                hazard(
+                    "sharp_tools",
+                    "Outils tranchants (machettes)",
+                    "Sharp tools (machetes)",
+                ),
+                hazard(
+                    "heavy_loads",
+                    "Port de charges lourdes",
+                    "Carrying heavy loads",
+                ),
+                hazard(
+                    "pesticides",
+                    "Pesticides et produits chimiques",
+                    "Pesticides and chemicals",
+                ),
+                hazard(
+                    "mercury",
+                    "Mercure et substances toxiques",
+                    "Mercury and toxic substances",
+                ),
+                hazard(
+                    "extreme_temperatures",
+                    "Températures extrêmes",
+                    "Extreme temperatures",
+                ),
+                hazard(
+                    "noise_vibration",
+                    "Bruit ou vibrations",
+                    "Noise or vibration",
+                ),
+                hazard("burning", "Brûlage, feux, fours", "Burning, fires, kilns"),
+                hazard(
+                    "confinement",
+                    "Confinement sur le lieu de travail",
+                    "Unreasonable confinement to the premises",
+                ),
+            ],
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
+    pub fn has_hazard(&self, code: &str) -> bool {
+        self.hazardous_work.iter().any(|h| h.code == code)
+    }
+
+    /// Classifies a child's situation on the day the child was identified.
+    pub fn classify(&self, case: &ChildCase) -> Classification {
+        let age = case.age_on(case.identified_on);
+        let (outcome, reason) = self.decide(age, case);
+        Classification {
+            outcome,
+            rule_set: self.label(),
+            age,
+            reason: reason.into(),
+        }
+    }
+
+    fn decide(&self, age: Option<u32>, case: &ChildCase) -> (ClassificationOutcome, &'static str) {
+        use ClassificationOutcome::*;
+        if !case.worst_forms.is_empty() {
+            return (
+                WorstFormSuspected,
+                "a worst form of child labour (C182 art. 3 a-c) is flagged",
+            );
+        }
+        let Some(age) = age else {
+            return (
+                ChildLabour,
+                "age unknown: treated as below the minimum age until established",
+            );
+        };
+        if age >= self.hazardous_work_age {
+            return (NotChildLabour, "at or above the hazardous work age");
+        }
+        let working = case.hours_per_week > 0;
+        if case.hazards.iter().any(|h| self.has_hazard(h)) {
+            return (
+                HazardousChildLabour,
+                "a hazard on the hazardous work list was observed",
+            );
+        }
+        if working && case.night_work && self.night_work_is_hazardous {
+            return (
+                HazardousChildLabour,
+                "night work below the hazardous work age",
+            );
+        }
+        if case.hours_per_week > self.long_hours {
+            return (
+                HazardousChildLabour,
+                "long hours below the hazardous work age",
+            );
+        }
+        if !working {
+            return (NotChildLabour, "not working");
+        }
+        if age < self.light_work_min_age {
+            return (ChildLabour, "working below the light work age");
+        }
+        if age < self.minimum_age {
+            if case.hours_per_week > self.light_work_max_hours {
+                return (
+                    ChildLabour,
+                    "more hours than light work allows below the minimum age",
+                );
+            }
+            return (NotChildLabour, "light work within the allowed hours");
+        }
+        (
+            NotChildLabour,
+            "at or above the minimum age, non-hazardous work",
+        )
+    }
+}

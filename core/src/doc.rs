@@ -1,0 +1,509 @@
+//! Records ⇄ Automerge documents.
+//!
+//! A record is turned into JSON by serde, and the JSON is reconciled into the document: only the
+//! fields that differ produce operations, so an edit touches what the user changed and nothing
+//! else. Every edit is made *at the version the user read* (an isolated transaction at those
+//! heads): a field that sync changed in the meantime is not overwritten, and if the user changed
+//! it too, Automerge keeps both values — a conflict that `conflicts` shows and `resolve` settles.
+
+use crate::error::{Error, Result, describe_json_error};
+use crate::model::{Record, RecordKind, Version};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    ActorId, Automerge, ChangeHash, ObjId, ObjType, PatchAction, PatchLog, Prop, ReadDoc,
+    ScalarValue, Value,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use uuid::Uuid;
+
+/// Who made a change: carried in every change's message, so it travels with the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeAuthor {
+    #[serde(rename = "u")]
+    pub user: Uuid,
+    #[serde(rename = "d")]
+    pub device: Uuid,
+}
+
+/// One change in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub change: String,
+    pub author: Option<ChangeAuthor>,
+    /// The device's clock when the change was made (it may be wrong; sync keeps the hub's
+    /// receipt time separately).
+    pub time: Option<DateTime<Utc>>,
+    /// Dotted paths of the fields the change set, deleted or edited.
+    pub fields: Vec<String>,
+}
+
+/// Two or more values that devices set concurrently for the same field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// The field's path from the record's root, one key per element.
+    pub path: Vec<String>,
+    pub values: Vec<ConflictValue>,
+}
+
+impl Conflict {
+    /// The path as a dotted string, for display.
+    pub fn field(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictValue {
+    pub value: Json,
+    pub author: Option<ChangeAuthor>,
+    pub time: Option<DateTime<Utc>>,
+    pub change: String,
+}
+
+/// Where a path stands in a record's schema.
+struct Schema {
+    text: &'static [&'static str],
+    collections: &'static [&'static str],
+}
+
+impl Schema {
+    fn of<R: Record>() -> Schema {
+        Schema {
+            text: R::TEXT_FIELDS,
+            collections: R::COLLECTIONS,
+        }
+    }
+
+    fn matches(pattern: &str, path: &[&str]) -> bool {
+        let mut parts = pattern.split('.');
+        for seg in path {
+            match parts.next() {
+                Some("*") => {}
+                Some(p) if p == *seg => {}
+                _ => return false,
+            }
+        }
+        parts.next().is_none()
+    }
+
+    fn is_text(&self, path: &[&str]) -> bool {
+        self.text.iter().any(|p| Self::matches(p, path))
+    }
+
+    fn is_collection(&self, path: &[&str]) -> bool {
+        self.collections.iter().any(|p| Self::matches(p, path))
+    }
+}
+
+/// The actor of a store: its device id followed by 8 bytes chosen when the store was created,
+/// so that a reinstalled app on the same device never reuses a (actor, sequence) pair.
+pub fn actor_for(device: Uuid, store_nonce: [u8; 8]) -> ActorId {
+    let mut bytes = device.as_bytes().to_vec();
+    bytes.extend_from_slice(&store_nonce);
+    ActorId::from(bytes)
+}
+
+/// The device an actor belongs to (the first 16 bytes), if it is a Vigie actor.
+pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
+    let bytes = actor.to_bytes();
+    (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
+}
+
+/// Decodes a document from bytes that may be damaged or hostile. automerge can panic on
+/// malformed input; the panic is contained here and reported as a damaged document.
+pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
+    match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
+        Ok(Ok(doc)) => Ok(doc),
+        Ok(Err(_)) => Err(Error::DamagedDocument {
+            id,
+            reason: "the document's bytes do not decode".into(),
+        }),
+        Err(_) => Err(Error::DamagedDocument {
+            id,
+            reason: "the document's bytes made the decoder fail".into(),
+        }),
+    }
+}
+
+/// The kind a document says it holds.
+pub fn kind_of(doc: &Automerge) -> Option<RecordKind> {
+    match doc.get(automerge::ROOT, "kind").ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(k) => RecordKind::from_str_opt(k),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn commit_options(author: &ChangeAuthor) -> CommitOptions {
+    let message = serde_json::to_string(author).expect("author serializes");
+    CommitOptions::default()
+        .with_message(message)
+        .with_time(now_millis())
+}
+
+fn record_json<R: Record>(record: &R) -> Result<Map<String, Json>> {
+    match serde_json::to_value(record) {
+        Ok(Json::Object(map)) => Ok(map),
+        Ok(_) => unreachable!("records serialize to JSON objects"),
+        Err(e) => Err(Error::DamagedDocument {
+            id: record.id(),
+            reason: format!("record does not serialize: {}", describe_json_error(&e)),
+        }),
+    }
+}
+
+/// Writes `record` into `doc` as an edit made at the record's version (its heads when it was
+/// read; empty for a new record). Returns the new change, or `None` if nothing differed.
+pub fn write_record<R: Record>(
+    doc: &mut Automerge,
+    record: &R,
+    author: &ChangeAuthor,
+) -> Result<Option<ChangeHash>> {
+    let base: Vec<ChangeHash> = if record.version().is_empty() {
+        doc.get_heads()
+    } else {
+        record.version().heads().to_vec()
+    };
+    if base.iter().any(|h| doc.get_change_by_hash(h).is_none()) {
+        return Err(Error::UnknownVersion { id: record.id() });
+    }
+    let json = record_json(record)?;
+    let schema = Schema::of::<R>();
+    let mut tx = doc
+        .transaction_at(PatchLog::null(), &base)
+        .map_err(|_| Error::UnknownVersion { id: record.id() })?;
+    let result = (|| -> Result<()> {
+        put_scalar_if_changed(&mut tx, &automerge::ROOT, "kind", R::KIND.as_str().into())?;
+        reconcile_map(&mut tx, &automerge::ROOT, &json, &mut Vec::new(), &schema)
+    })();
+    match result {
+        Err(e) => {
+            tx.rollback();
+            Err(e)
+        }
+        Ok(()) if tx.pending_ops() == 0 => {
+            tx.rollback();
+            Ok(None)
+        }
+        Ok(()) => Ok(tx.commit_with(commit_options(author)).0),
+    }
+}
+
+fn put_scalar_if_changed<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    key: &str,
+    value: ScalarValue,
+) -> Result<()> {
+    if let Some((Value::Scalar(current), _)) = tx.get(obj, key)?
+        && *current == value
+    {
+        return Ok(());
+    }
+    tx.put(obj, key, value)?;
+    Ok(())
+}
+
+fn json_scalar(value: &Json) -> ScalarValue {
+    match value {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                ScalarValue::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                ScalarValue::Uint(u)
+            } else {
+                ScalarValue::F64(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        Json::Array(_) | Json::Object(_) => unreachable!("containers are not scalars"),
+    }
+}
+
+fn reconcile_map<T: Transactable>(
+    tx: &mut T,
+    obj: &ObjId,
+    json: &Map<String, Json>,
+    path: &mut Vec<String>,
+    schema: &Schema,
+) -> Result<()> {
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    if schema.is_collection(&segments) {
+        let stale: Vec<String> = tx.keys(obj).filter(|k| !json.contains_key(k)).collect();
+        for key in stale {
+            tx.delete(obj, key.as_str())?;
+        }
+    }
+    for (key, value) in json {
+        path.push(key.clone());
+        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        match value {
+            Json::Null => {
+                if tx.get(obj, key.as_str())?.is_some() {
+                    tx.delete(obj, key.as_str())?;
+                }
+            }
+            Json::Object(map) => {
+                let child = match tx.get(obj, key.as_str())? {
+                    Some((Value::Object(ObjType::Map), id)) => id,
+                    _ => tx.put_object(obj, key.as_str(), ObjType::Map)?,
+                };
+                reconcile_map(tx, &child, map, path, schema)?;
+            }
+            Json::String(s) if schema.is_text(&segments) => match tx.get(obj, key.as_str())? {
+                Some((Value::Object(ObjType::Text), id)) => {
+                    if tx.text(&id)? != *s {
+                        tx.update_text(&id, s)?;
+                    }
+                }
+                _ => {
+                    let id = tx.put_object(obj, key.as_str(), ObjType::Text)?;
+                    tx.splice_text(&id, 0, 0, s)?;
+                }
+            },
+            Json::Array(_) => {
+                // Records model collections as maps; a list here is a programming error.
+                return Err(Error::DamagedDocument {
+                    id: Uuid::nil(),
+                    reason: format!("field {} is a list; records hold maps", path.join(".")),
+                });
+            }
+            scalar => put_scalar_if_changed(tx, obj, key, json_scalar(scalar))?,
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+fn scalar_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Null | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => Json::Null,
+    }
+}
+
+fn hydrated_json(value: &automerge::hydrate::Value) -> Json {
+    use automerge::hydrate::Value as H;
+    match value {
+        H::Scalar(s) => scalar_json(s),
+        H::Text(t) => Json::String(t.to_string()),
+        H::Map(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), hydrated_json(&v.value)))
+                .collect(),
+        ),
+        H::List(l) => Json::Array(l.iter().map(|v| hydrated_json(&v.value)).collect()),
+    }
+}
+
+/// The document (at `heads`, or now) as JSON, taking the winning value of each conflict.
+pub fn to_json(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Json {
+    hydrated_json(&doc.hydrate(heads))
+}
+
+/// Reads the record a document holds, at its current heads.
+pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
+    let actual = kind_of(doc).ok_or_else(|| Error::DamagedDocument {
+        id,
+        reason: "the document names no record kind".into(),
+    })?;
+    if actual != R::KIND {
+        return Err(Error::WrongKind {
+            id,
+            expected: R::KIND,
+            actual,
+        });
+    }
+    let mut json = to_json(doc, None);
+    if let Json::Object(map) = &mut json {
+        map.remove("kind");
+    }
+    let mut record: R = serde_json::from_value(json).map_err(|e| Error::DamagedDocument {
+        id,
+        reason: format!(
+            "fields do not match the record: {}",
+            describe_json_error(&e)
+        ),
+    })?;
+    record.set_id(id);
+    record.set_version(Version(doc.get_heads()));
+    Ok(record)
+}
+
+fn change_info(
+    doc: &Automerge,
+    hash: &ChangeHash,
+) -> (Option<ChangeAuthor>, Option<DateTime<Utc>>) {
+    match doc.get_change_meta_by_hash(hash) {
+        Some(meta) => (
+            meta.message
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
+            Utc.timestamp_millis_opt(meta.timestamp).single(),
+        ),
+        None => (None, None),
+    }
+}
+
+/// Every field holding more than one value, with each value and who set it.
+pub fn conflicts(doc: &Automerge) -> Result<Vec<Conflict>> {
+    let mut found = Vec::new();
+    collect_conflicts(doc, &automerge::ROOT, &mut Vec::new(), &mut found)?;
+    Ok(found)
+}
+
+fn collect_conflicts(
+    doc: &Automerge,
+    obj: &ObjId,
+    path: &mut Vec<String>,
+    found: &mut Vec<Conflict>,
+) -> Result<()> {
+    let keys: Vec<String> = doc.keys(obj).collect();
+    for key in keys {
+        path.push(key.clone());
+        let all = doc.get_all(obj, key.as_str())?;
+        if all.len() > 1 {
+            let mut values = Vec::with_capacity(all.len());
+            for (value, id) in &all {
+                let json = match value {
+                    Value::Scalar(s) => scalar_json(s),
+                    Value::Object(_) => hydrated_json(&ReadDoc::hydrate(doc, id, None)?),
+                };
+                let change = doc.hash_for_opid(id);
+                let (author, time) = change
+                    .as_ref()
+                    .map(|h| change_info(doc, h))
+                    .unwrap_or((None, None));
+                values.push(ConflictValue {
+                    value: json,
+                    author,
+                    time,
+                    change: change.map(|h| h.to_string()).unwrap_or_default(),
+                });
+            }
+            found.push(Conflict {
+                path: path.clone(),
+                values,
+            });
+        } else if let Some((Value::Object(ObjType::Map), child)) = all.into_iter().next() {
+            collect_conflicts(doc, &child, path, found)?;
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// Settles a conflict by writing `value` at `path` (an ordinary edit, which syncs like any other
+/// and supersedes every value it saw).
+pub fn resolve<R: Record>(
+    doc: &mut Automerge,
+    id: Uuid,
+    path: &[String],
+    value: &Json,
+    author: &ChangeAuthor,
+) -> Result<ChangeHash> {
+    let no_conflict = || Error::NoSuchConflict {
+        id,
+        path: path.join("."),
+    };
+    let (last, parents) = path.split_last().ok_or_else(no_conflict)?;
+    let schema = Schema::of::<R>();
+    let mut tx = doc.transaction();
+    let result = (|| -> Result<()> {
+        let mut obj = automerge::ROOT;
+        for key in parents {
+            obj = match tx.get(&obj, key.as_str())? {
+                Some((Value::Object(ObjType::Map), child)) => child,
+                _ => return Err(no_conflict()),
+            };
+        }
+        if tx.get_all(&obj, last.as_str())?.len() < 2 {
+            return Err(no_conflict());
+        }
+        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        match value {
+            Json::Object(map) => {
+                let child = tx.put_object(&obj, last.as_str(), ObjType::Map)?;
+                reconcile_map(&mut tx, &child, map, &mut path.to_vec(), &schema)?;
+            }
+            Json::String(s) if schema.is_text(&segments) => {
+                let text = tx.put_object(&obj, last.as_str(), ObjType::Text)?;
+                tx.splice_text(&text, 0, 0, s)?;
+            }
+            Json::Array(_) => return Err(no_conflict()),
+            scalar => tx.put(&obj, last.as_str(), json_scalar(scalar))?,
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            let (hash, _) = tx.commit_with(commit_options(author));
+            Ok(hash.expect("a resolution writes at least one operation"))
+        }
+        Err(e) => {
+            tx.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn prop_string(p: &Prop) -> String {
+    match p {
+        Prop::Map(k) => k.clone(),
+        Prop::Seq(i) => i.to_string(),
+    }
+}
+
+/// Who changed which field, and when, for every change of the document in causal order.
+pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
+    doc.get_changes(&[])
+        .iter()
+        .map(|change| {
+            let hash = change.hash();
+            let patches = doc.diff(change.deps(), &[hash]);
+            let mut fields: Vec<String> = Vec::new();
+            for patch in patches {
+                let mut segments: Vec<String> =
+                    patch.path.iter().map(|(_, p)| prop_string(p)).collect();
+                match &patch.action {
+                    PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                        segments.push(key.clone())
+                    }
+                    PatchAction::Increment { prop, .. } => segments.push(prop_string(prop)),
+                    _ => {}
+                }
+                if segments.first().is_some_and(|s| s == "kind") {
+                    continue;
+                }
+                let field = segments.join(".");
+                if !field.is_empty() && !fields.contains(&field) {
+                    fields.push(field);
+                }
+            }
+            let (author, time) = change_info(doc, &hash);
+            HistoryEntry {
+                change: hash.to_string(),
+                author,
+                time,
+                fields,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,85 @@
+//! Errors of the core.
+//!
+//! Error text never carries record content: a child's name, a note or a value typed by a user
+//! must not end up in a log or a crash report. Errors name the field, the rule and the record's
+//! kind and id (a random UUID, not personal data) and nothing else.
+
+use crate::model::RecordKind;
+use uuid::Uuid;
+
+/// A rule that a value broke, with the field it was found in (a dotted path such as
+/// `location.latitude` or `referrals.<id>.date`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {rule}")]
+pub struct ValidationError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+
+    #[error("{kind} {id} not found")]
+    NotFound { kind: RecordKind, id: Uuid },
+
+    #[error("{kind} {id} already exists")]
+    AlreadyExists { kind: RecordKind, id: Uuid },
+
+    #[error("record {id} is a {actual}, not a {expected}")]
+    WrongKind {
+        id: Uuid,
+        expected: RecordKind,
+        actual: RecordKind,
+    },
+
+    #[error("the store could not be opened: wrong key, or not a Vigie store")]
+    WrongKeyOrNotAStore,
+
+    #[error("the store's schema version {found} is newer than this software ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    #[error("no conflict at {path} in {id}")]
+    NoSuchConflict { id: Uuid, path: String },
+
+    #[error("the version given for {id} is not known to this store")]
+    UnknownVersion { id: Uuid },
+
+    /// A stored or received document could not be decoded. `reason` is produced by Vigie, never
+    /// copied from the bytes.
+    #[error("damaged document {id}: {reason}")]
+    DamagedDocument { id: Uuid, reason: String },
+
+    #[error("storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+
+    #[error("document error: {0}")]
+    Document(#[from] automerge::AutomergeError),
+
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// serde_json's messages quote the offending value ("invalid type: string \"Kouamé\""), so they
+/// are reduced to their category and position before they can reach an error.
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "i/o",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "unexpected shape",
+        serde_json::error::Category::Eof => "truncated",
+    };
+    format!("{category} (line {}, column {})", e.line(), e.column())
+}

@@ -1,0 +1,21 @@
+//! Vigie's core: typed field records (workplaces, visits, child cases, users), each one Automerge
+//! document, in an encrypted SQLite store with query indexes.
+//!
+//! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it.
+
+pub mod classify;
+pub mod doc;
+pub mod error;
+pub mod model;
+pub mod reference;
+pub mod store;
+
+pub use classify::{Classification, ClassificationOutcome, RuleSet};
+pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
+pub use error::{Error, Result, ValidationError};
+pub use model::*;
+pub use reference::ReferenceData;
+pub use store::{
+    ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,
+    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+};

@@ -1,0 +1,958 @@
+//! Typed field records. Each record is stored as one Automerge document (see `doc.rs`); the
+//! structs here are the shape the application reads and writes.
+//!
+//! Collections inside a record are maps keyed by an id or a code, never lists: two devices that
+//! add a referral or tick a hazard concurrently then both keep their addition, and two edits of
+//! the same referral merge field by field.
+
+use crate::classify::Classification;
+use crate::error::ValidationError;
+use crate::reference::ReferenceData;
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use uuid::Uuid;
+
+/// The kinds of record a store holds. The discriminant is stored in SQLite: never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Workplace = 1,
+    Visit = 2,
+    ChildCase = 3,
+    User = 4,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::Workplace,
+        RecordKind::Visit,
+        RecordKind::ChildCase,
+        RecordKind::User,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Workplace => "workplace",
+            RecordKind::Visit => "visit",
+            RecordKind::ChildCase => "child_case",
+            RecordKind::User => "user",
+        }
+    }
+
+    pub fn from_str_opt(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn from_i64(v: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as i64 == v)
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The version of a record a caller read: the Automerge heads of its document. An update is
+/// applied as an edit made at this version, so a field that changed meanwhile (through sync)
+/// is not overwritten silently: if the caller changed it too, both values are kept as a conflict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Version(pub(crate) Vec<automerge::ChangeHash>);
+
+impl Version {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn heads(&self) -> &[automerge::ChangeHash] {
+        &self.0
+    }
+    /// Parses the form produced by `Display` (hex heads joined by commas).
+    pub fn parse(s: &str) -> Option<Version> {
+        if s.is_empty() {
+            return Some(Version::default());
+        }
+        s.split(',')
+            .map(|h| h.parse::<automerge::ChangeHash>().ok())
+            .collect::<Option<Vec<_>>>()
+            .map(Version)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: Vec<String> = self.0.iter().map(|h| h.to_string()).collect();
+        f.write_str(&hex.join(","))
+    }
+}
+
+/// What every record kind provides to the store.
+pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
+    const KIND: RecordKind;
+    /// Dotted paths of fields held as Automerge text (`*` matches any key), so that two people's
+    /// edits of a note merge character by character.
+    const TEXT_FIELDS: &'static [&'static str];
+    /// Dotted paths of maps whose keys are data (ids, codes): a key missing from the record is
+    /// removed from the document. Keys missing from any other map are kept, so that an older app
+    /// never erases a field added by a newer one.
+    const COLLECTIONS: &'static [&'static str];
+
+    fn id(&self) -> Uuid;
+    fn set_id(&mut self, id: Uuid);
+    fn version(&self) -> &Version;
+    fn set_version(&mut self, version: Version);
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError>;
+    /// Fills derived fields (such as a child case's classification) before a write.
+    fn derive(&mut self, _reference: &ReferenceData) {}
+}
+
+macro_rules! record_identity {
+    () => {
+        fn id(&self) -> Uuid {
+            self.id
+        }
+        fn set_id(&mut self, id: Uuid) {
+            self.id = id;
+        }
+        fn version(&self) -> &Version {
+            &self.version
+        }
+        fn set_version(&mut self, version: Version) {
+            self.version = version;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared value types
+
+/// An administrative area, by the codes of each level (codes are unique across the country:
+/// a district's code is not reused in another region).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Area {
+    pub country: String,
+    pub region: String,
+    pub district: String,
+    pub community: String,
+}
+
+impl Area {
+    pub fn new(country: &str, region: &str, district: &str, community: &str) -> Area {
+        Area {
+            country: country.into(),
+            region: region.into(),
+            district: district.into(),
+            community: community.into(),
+        }
+    }
+
+    /// The codes of every level, from the country down: what an assignment of "a district"
+    /// or "a region" is matched against.
+    pub fn codes(&self) -> [&str; 4] {
+        [&self.country, &self.region, &self.district, &self.community]
+    }
+
+    fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        for (level, code) in ["country", "region", "district", "community"]
+            .iter()
+            .zip(self.codes())
+        {
+            if code.trim().is_empty() {
+                return Err(ValidationError::new(
+                    format!("{field}.{level}"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A filter on the area of records: every record whose area has this code at this level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AreaFilter {
+    Country(String),
+    Region(String),
+    District(String),
+    Community(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Horizontal accuracy in metres, as reported by the phone.
+    pub accuracy_m: Option<f64>,
+}
+
+impl GeoPoint {
+    fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        if !self.latitude.is_finite() || !(-90.0..=90.0).contains(&self.latitude) {
+            return Err(ValidationError::new(
+                format!("{field}.latitude"),
+                "must be between -90 and 90",
+            ));
+        }
+        if !self.longitude.is_finite() || !(-180.0..=180.0).contains(&self.longitude) {
+            return Err(ValidationError::new(
+                format!("{field}.longitude"),
+                "must be between -180 and 180",
+            ));
+        }
+        if let Some(a) = self.accuracy_m
+            && (!a.is_finite() || a < 0.0)
+        {
+            return Err(ValidationError::new(
+                format!("{field}.accuracy_m"),
+                "must be a non-negative number of metres",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn require_text(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        Err(ValidationError::new(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets are stored as maps from the element to `true`: concurrent additions then merge.
+pub(crate) mod set_as_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        set: &BTreeSet<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(set.iter().map(|k| (k, true)))
+    }
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<BTreeSet<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Ord,
+    {
+        let map = BTreeMap::<T, bool>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .filter(|(_, v)| *v)
+            .map(|(k, _)| k)
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workplace
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Formality {
+    Formal,
+    Informal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub point: Option<GeoPoint>,
+    pub area: Area,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workplace {
+    #[serde(skip)]
+    pub id: Uuid,
+    #[serde(skip)]
+    pub version: Version,
+    pub name: String,
+    /// A sector code from the reference data (e.g. `cocoa`).
+    pub sector: String,
+    pub formality: Formality,
+    pub location: Location,
+    pub owner_name: String,
+    pub owner_contact: String,
+    /// Names or workplace ids of the buyers of what this workplace produces.
+    #[serde(with = "set_as_map", default)]
+    pub buyers: BTreeSet<String>,
+    #[serde(with = "set_as_map", default)]
+    pub suppliers: BTreeSet<String>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl Workplace {
+    pub fn new(name: &str, sector: &str, formality: Formality, area: Area) -> Workplace {
+        Workplace {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            name: name.into(),
+            sector: sector.into(),
+            formality,
+            location: Location { point: None, area },
+            owner_name: String::new(),
+            owner_contact: String::new(),
+            buyers: BTreeSet::new(),
+            suppliers: BTreeSet::new(),
+            notes: String::new(),
+        }
+    }
+}
+
+impl Record for Workplace {
+    const KIND: RecordKind = RecordKind::Workplace;
+    const TEXT_FIELDS: &'static [&'static str] = &["notes"];
+    const COLLECTIONS: &'static [&'static str] = &["buyers", "suppliers"];
+    record_identity!();
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        require_text("name", &self.name)?;
+        if !reference.has_sector(&self.sector) {
+            return Err(ValidationError::new("sector", "unknown sector code"));
+        }
+        if let Some(p) = &self.location.point {
+            p.validate("location.point")?;
+        }
+        self.location.area.validate("location.area")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Visit
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitKind {
+    LabourInspection,
+    CommunityMonitoring,
+    FollowUp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitStatus {
+    Draft,
+    Submitted,
+    Validated,
+    Returned,
+}
+
+impl VisitStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitStatus::Draft => "draft",
+            VisitStatus::Submitted => "submitted",
+            VisitStatus::Validated => "validated",
+            VisitStatus::Returned => "returned",
+        }
+    }
+
+    /// draft → submitted → validated | returned; a returned visit is corrected and submitted
+    /// again.
+    pub fn can_become(self, next: VisitStatus) -> bool {
+        use VisitStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Draft, Submitted)
+                    | (Submitted, Validated)
+                    | (Submitted, Returned)
+                    | (Returned, Submitted)
+            )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Yes,
+    No,
+    NotApplicable,
+}
+
+/// Counts of workers by age band.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgeBands {
+    pub under_12: u32,
+    pub age_12_14: u32,
+    pub age_15_17: u32,
+    pub adults: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workforce {
+    pub female: AgeBands,
+    pub male: AgeBands,
+}
+
+/// Answers to a named, versioned checklist, keyed by item code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistAnswers {
+    pub checklist: String,
+    pub version: u32,
+    #[serde(default)]
+    pub answers: BTreeMap<String, Answer>,
+}
+
+/// The ILO's 11 indicators of forced labour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForcedLabourIndicator {
+    AbuseOfVulnerability,
+    Deception,
+    RestrictionOfMovement,
+    Isolation,
+    PhysicalAndSexualViolence,
+    IntimidationAndThreats,
+    RetentionOfIdentityDocuments,
+    WithholdingOfWages,
+    DebtBondage,
+    AbusiveWorkingAndLivingConditions,
+    ExcessiveOvertime,
+}
+
+impl ForcedLabourIndicator {
+    pub const ALL: [ForcedLabourIndicator; 11] = [
+        Self::AbuseOfVulnerability,
+        Self::Deception,
+        Self::RestrictionOfMovement,
+        Self::Isolation,
+        Self::PhysicalAndSexualViolence,
+        Self::IntimidationAndThreats,
+        Self::RetentionOfIdentityDocuments,
+        Self::WithholdingOfWages,
+        Self::DebtBondage,
+        Self::AbusiveWorkingAndLivingConditions,
+        Self::ExcessiveOvertime,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitAction {
+    None,
+    Advice,
+    Warning,
+    Order,
+    Referral,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    #[serde(skip)]
+    pub id: Uuid,
+    #[serde(skip)]
+    pub version: Version,
+    pub kind: VisitKind,
+    pub workplace_id: Uuid,
+    pub visitor_id: Uuid,
+    /// The workplace's area, copied when the visit is recorded so that the visit can be
+    /// indexed and replicated by area on its own.
+    pub area: Area,
+    pub started_at: DateTime<FixedOffset>,
+    pub ended_at: Option<DateTime<FixedOffset>>,
+    pub gps: Option<GeoPoint>,
+    #[serde(default)]
+    pub workforce: Workforce,
+    #[serde(default)]
+    pub checklist: ChecklistAnswers,
+    /// Indicators observed, each with a note.
+    #[serde(default)]
+    pub forced_labour: BTreeMap<ForcedLabourIndicator, String>,
+    #[serde(default)]
+    pub findings: String,
+    #[serde(with = "set_as_map", default)]
+    pub actions: BTreeSet<VisitAction>,
+    pub follow_up_due: Option<NaiveDate>,
+    pub status: VisitStatus,
+    #[serde(default)]
+    pub review_comment: String,
+    pub reviewed_by: Option<Uuid>,
+    /// Child cases opened during this visit.
+    #[serde(with = "set_as_map", default)]
+    pub children_identified: BTreeSet<Uuid>,
+}
+
+impl Visit {
+    pub fn new(
+        kind: VisitKind,
+        workplace: &Workplace,
+        visitor_id: Uuid,
+        started_at: DateTime<FixedOffset>,
+    ) -> Visit {
+        Visit {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            kind,
+            workplace_id: workplace.id,
+            visitor_id,
+            area: workplace.location.area.clone(),
+            started_at,
+            ended_at: None,
+            gps: None,
+            workforce: Workforce::default(),
+            checklist: ChecklistAnswers::default(),
+            forced_labour: BTreeMap::new(),
+            findings: String::new(),
+            actions: BTreeSet::new(),
+            follow_up_due: None,
+            status: VisitStatus::Draft,
+            review_comment: String::new(),
+            reviewed_by: None,
+            children_identified: BTreeSet::new(),
+        }
+    }
+}
+
+impl Record for Visit {
+    const KIND: RecordKind = RecordKind::Visit;
+    const TEXT_FIELDS: &'static [&'static str] = &["findings", "review_comment"];
+    const COLLECTIONS: &'static [&'static str] = &[
+        "checklist.answers",
+        "forced_labour",
+        "actions",
+        "children_identified",
+    ];
+    record_identity!();
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        if self.workplace_id.is_nil() {
+            return Err(ValidationError::new("workplace_id", "must be set"));
+        }
+        if self.visitor_id.is_nil() {
+            return Err(ValidationError::new("visitor_id", "must be set"));
+        }
+        self.area.validate("area")?;
+        if let Some(ended) = self.ended_at
+            && ended < self.started_at
+        {
+            return Err(ValidationError::new(
+                "ended_at",
+                "must not be before started_at",
+            ));
+        }
+        if let Some(p) = &self.gps {
+            p.validate("gps")?;
+        }
+        if !self.checklist.answers.is_empty() || !self.checklist.checklist.is_empty() {
+            let Some(list) = reference.checklist(&self.checklist.checklist, self.checklist.version)
+            else {
+                return Err(ValidationError::new(
+                    "checklist.checklist",
+                    "unknown checklist or checklist version",
+                ));
+            };
+            if let Some(code) = self.checklist.answers.keys().find(|c| !list.has_item(c)) {
+                // The code comes from the checklist definition, not from a person: safe to name.
+                let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
+                    format!("checklist.answers.{code}")
+                } else {
+                    "checklist.answers".to_string()
+                };
+                return Err(ValidationError::new(field, "unknown checklist item"));
+            }
+        }
+        if let Some(due) = self.follow_up_due
+            && due < self.started_at.date_naive()
+        {
+            return Err(ValidationError::new(
+                "follow_up_due",
+                "must not be before the visit",
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child case
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+}
+
+/// How a child's age was established when no date of birth is known, or how the date was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeBasis {
+    BirthCertificate,
+    IdentityDocument,
+    SchoolRecord,
+    DeclaredByGuardian,
+    DeclaredByChild,
+    ObservedByMonitor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchoolStatus {
+    Attending,
+    AttendingIrregularly,
+    DroppedOut,
+    NeverEnrolled,
+    Unknown,
+}
+
+/// C182 art. 3 (a)–(c); (d), hazardous work, is found from the hazards observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorstForm {
+    SlaveryOrTrafficking,
+    DebtBondage,
+    ForcedLabour,
+    ArmedConflict,
+    SexualExploitation,
+    IllicitActivities,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Identified,
+    Referred,
+    ReceivingServices,
+    Withdrawn,
+    Prevented,
+    Closed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Identified => "identified",
+            CaseStatus::Referred => "referred",
+            CaseStatus::ReceivingServices => "receiving_services",
+            CaseStatus::Withdrawn => "withdrawn",
+            CaseStatus::Prevented => "prevented",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    /// identified → referred → receiving services → withdrawn | prevented → closed.
+    pub fn can_become(self, next: CaseStatus) -> bool {
+        use CaseStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Identified, Referred)
+                    | (Referred, ReceivingServices)
+                    | (ReceivingServices, Withdrawn)
+                    | (ReceivingServices, Prevented)
+                    | (Withdrawn, Closed)
+                    | (Prevented, Closed)
+            )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    Education,
+    Health,
+    SocialProtection,
+    LegalOrPolice,
+    Vocational,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Referral {
+    pub service: ServiceKind,
+    pub provider: String,
+    pub date: NaiveDate,
+    #[serde(default)]
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpSituation {
+    StillWorking,
+    AtRisk,
+    Withdrawn,
+    InSchool,
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub date: NaiveDate,
+    pub situation: FollowUpSituation,
+    #[serde(default)]
+    pub notes: String,
+    pub next_due: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildCase {
+    #[serde(skip)]
+    pub id: Uuid,
+    #[serde(skip)]
+    pub version: Version,
+    /// Pseudonymous code, the only identifier that appears in reports.
+    pub case_code: String,
+    /// The child's name: sensitive, never exported without the right.
+    pub name: String,
+    pub sex: Sex,
+    pub date_of_birth: Option<NaiveDate>,
+    pub estimated_age: Option<u32>,
+    pub age_basis: AgeBasis,
+    #[serde(default)]
+    pub guardian: String,
+    #[serde(default)]
+    pub household: String,
+    pub area: Area,
+    pub workplace_id: Option<Uuid>,
+    pub identified_on_visit: Option<Uuid>,
+    pub identified_on: NaiveDate,
+    pub identified_by: Uuid,
+    pub school: SchoolStatus,
+    #[serde(default)]
+    pub activity: String,
+    #[serde(with = "set_as_map", default)]
+    pub tasks: BTreeSet<String>,
+    pub hours_per_week: u32,
+    pub night_work: bool,
+    /// Codes from the hazardous work list of the rule set.
+    #[serde(with = "set_as_map", default)]
+    pub hazards: BTreeSet<String>,
+    #[serde(with = "set_as_map", default)]
+    pub worst_forms: BTreeSet<WorstForm>,
+    /// Computed on every write from the facts above by the store's rule set.
+    pub classification: Option<Classification>,
+    pub status: CaseStatus,
+    #[serde(default)]
+    pub referrals: BTreeMap<Uuid, Referral>,
+    #[serde(default)]
+    pub followups: BTreeMap<Uuid, FollowUp>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl ChildCase {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        case_code: &str,
+        name: &str,
+        sex: Sex,
+        area: Area,
+        identified_on: NaiveDate,
+        identified_by: Uuid,
+    ) -> ChildCase {
+        ChildCase {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            case_code: case_code.into(),
+            name: name.into(),
+            sex,
+            date_of_birth: None,
+            estimated_age: None,
+            age_basis: AgeBasis::DeclaredByGuardian,
+            guardian: String::new(),
+            household: String::new(),
+            area,
+            workplace_id: None,
+            identified_on_visit: None,
+            identified_on,
+            identified_by,
+            school: SchoolStatus::Unknown,
+            activity: String::new(),
+            tasks: BTreeSet::new(),
+            hours_per_week: 0,
+            night_work: false,
+            hazards: BTreeSet::new(),
+            worst_forms: BTreeSet::new(),
+            classification: None,
+            status: CaseStatus::Identified,
+            referrals: BTreeMap::new(),
+            followups: BTreeMap::new(),
+            notes: String::new(),
+        }
+    }
+
+    /// Age in whole years on a date: from the date of birth when known, else the estimate
+    /// (which was made on the day of identification, and is aged by the years since).
+    pub fn age_on(&self, date: NaiveDate) -> Option<u32> {
+        if let Some(dob) = self.date_of_birth {
+            return date.years_since(dob);
+        }
+        let estimate = self.estimated_age?;
+        Some(estimate + date.years_since(self.identified_on).unwrap_or(0))
+    }
+
+    /// The next follow-up due: the one planned at the latest follow-up, or none once closed.
+    pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
+        if self.status == CaseStatus::Closed {
+            return None;
+        }
+        self.followups
+            .values()
+            .max_by_key(|f| f.date)
+            .and_then(|f| f.next_due)
+    }
+}
+
+impl Record for ChildCase {
+    const KIND: RecordKind = RecordKind::ChildCase;
+    const TEXT_FIELDS: &'static [&'static str] =
+        &["notes", "referrals.*.outcome", "followups.*.notes"];
+    const COLLECTIONS: &'static [&'static str] =
+        &["tasks", "hazards", "worst_forms", "referrals", "followups"];
+    record_identity!();
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        require_text("case_code", &self.case_code)?;
+        require_text("name", &self.name)?;
+        self.area.validate("area")?;
+        if self.identified_by.is_nil() {
+            return Err(ValidationError::new("identified_by", "must be set"));
+        }
+        match (self.date_of_birth, self.estimated_age) {
+            (None, None) => {
+                return Err(ValidationError::new(
+                    "date_of_birth",
+                    "a date of birth or an estimated age is required",
+                ));
+            }
+            (Some(dob), _) => {
+                if dob > self.identified_on {
+                    return Err(ValidationError::new(
+                        "date_of_birth",
+                        "must not be after the day the child was identified",
+                    ));
+                }
+                if self.age_on(self.identified_on).is_none_or(|a| a > 17) {
+                    return Err(ValidationError::new(
+                        "date_of_birth",
+                        "age when identified must be between 0 and 17",
+                    ));
+                }
+            }
+            (None, Some(age)) => {
+                if age > 17 {
+                    return Err(ValidationError::new(
+                        "estimated_age",
+                        "must be between 0 and 17",
+                    ));
+                }
+            }
+        }
+        if self.hours_per_week > 168 {
+            return Err(ValidationError::new(
+                "hours_per_week",
+                "must be between 0 and 168",
+            ));
+        }
+        if let Some(code) = self
+            .hazards
+            .iter()
+            .find(|h| !reference.rule_set().has_hazard(h))
+        {
+            let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
+                format!("hazards.{code}")
+            } else {
+                "hazards".to_string()
+            };
+            return Err(ValidationError::new(field, "unknown hazard code"));
+        }
+        for (id, r) in &self.referrals {
+            require_text(&format!("referrals.{id}.provider"), &r.provider)?;
+            if r.date < self.identified_on {
+                return Err(ValidationError::new(
+                    format!("referrals.{id}.date"),
+                    "must not be before the child was identified",
+                ));
+            }
+        }
+        for (id, f) in &self.followups {
+            if f.date < self.identified_on {
+                return Err(ValidationError::new(
+                    format!("followups.{id}.date"),
+                    "must not be before the child was identified",
+                ));
+            }
+            if let Some(next) = f.next_due
+                && next < f.date
+            {
+                return Err(ValidationError::new(
+                    format!("followups.{id}.next_due"),
+                    "must not be before the follow-up's date",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn derive(&mut self, reference: &ReferenceData) {
+        self.classification = Some(reference.rule_set().classify(self));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Inspector,
+    CommunityMonitor,
+    Supervisor,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    #[serde(skip)]
+    pub id: Uuid,
+    #[serde(skip)]
+    pub version: Version,
+    pub name: String,
+    pub role: Role,
+    /// Codes of the areas assigned (communities for a monitor, a district for an inspector, a
+    /// region for a supervisor): every record whose area has one of these codes at any level.
+    #[serde(with = "set_as_map", default)]
+    pub areas: BTreeSet<String>,
+    pub active: bool,
+}
+
+impl User {
+    pub fn new(name: &str, role: Role, areas: &[&str]) -> User {
+        User {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            name: name.into(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            active: true,
+        }
+    }
+
+    /// Whether an area lies within this user's assignment.
+    pub fn covers(&self, area: &Area) -> bool {
+        area.codes().iter().any(|c| self.areas.contains(*c))
+    }
+}
+
+impl Record for User {
+    const KIND: RecordKind = RecordKind::User;
+    const TEXT_FIELDS: &'static [&'static str] = &[];
+    const COLLECTIONS: &'static [&'static str] = &["areas"];
+    record_identity!();
+
+    fn validate(&self, _reference: &ReferenceData) -> Result<(), ValidationError> {
+        require_text("name", &self.name)?;
+        if self.areas.iter().any(|a| a.trim().is_empty()) {
+            return Err(ValidationError::new(
+                "areas",
+                "an area code must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,508 @@
+//! Index rows derived from documents, and the queries that read them.
+//!
+//! Index rows are written in the same transaction as the document they come from, and can be
+//! rebuilt from the documents at any time (a migration that adds an index does just that).
+
+use crate::classify::ClassificationOutcome;
+use crate::error::Result;
+use crate::model::{
+    Area, AreaFilter, CaseStatus, ChildCase, RecordKind, Sex, User, Visit, VisitKind, VisitStatus,
+    Workplace,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, Row, Transaction, params};
+use uuid::Uuid;
+
+pub(crate) enum Indexed<'a> {
+    Workplace(&'a Workplace),
+    Visit(&'a Visit),
+    ChildCase(&'a ChildCase),
+    User(&'a User),
+}
+
+fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
+    for table in [
+        "workplace_index",
+        "visit_index",
+        "child_index",
+        "user_index",
+        "due_index",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE record = ?1"), [rowid])?;
+    }
+    tx.execute("DELETE FROM name_search WHERE rowid = ?1", [rowid])?;
+    Ok(())
+}
+
+fn area_params(a: &Area) -> [&str; 4] {
+    a.codes()
+}
+
+/// Replaces the index rows of one record.
+pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
+    delete_rows(tx, rowid)?;
+    match record {
+        Indexed::Workplace(w) => {
+            let [c, r, d, m] = area_params(&w.location.area);
+            tx.execute(
+                "INSERT INTO workplace_index (record, name, sector, country, region, district, community)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![rowid, w.name, w.sector, c, r, d, m],
+            )?;
+            tx.execute(
+                "INSERT INTO name_search (rowid, name) VALUES (?1, ?2)",
+                params![rowid, w.name],
+            )?;
+        }
+        Indexed::Visit(v) => {
+            let [c, r, d, m] = area_params(&v.area);
+            tx.execute(
+                "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
+                                          country, region, district, community)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    rowid,
+                    visit_kind_str(v.kind),
+                    v.workplace_id.as_bytes(),
+                    v.visitor_id.as_bytes(),
+                    v.started_at.timestamp_millis(),
+                    v.status.as_str(),
+                    c,
+                    r,
+                    d,
+                    m
+                ],
+            )?;
+            if let Some(due) = v.follow_up_due {
+                insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, &v.area)?;
+            }
+        }
+        Indexed::ChildCase(k) => {
+            let [c, r, d, m] = area_params(&k.area);
+            tx.execute(
+                "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
+                                          identified_ms, country, region, district, community)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    rowid,
+                    k.case_code,
+                    k.name,
+                    sex_str(k.sex),
+                    k.age_on(k.identified_on),
+                    k.status.as_str(),
+                    k.classification.as_ref().map(|c| c.outcome.as_str()),
+                    k.identified_on
+                        .and_hms_opt(0, 0, 0)
+                        .map(|t| t.and_utc().timestamp_millis())
+                        .unwrap_or(0),
+                    c,
+                    r,
+                    d,
+                    m
+                ],
+            )?;
+            if let Some(due) = k.next_follow_up_due() {
+                insert_due(
+                    tx,
+                    rowid,
+                    RecordKind::ChildCase,
+                    due,
+                    k.identified_by,
+                    &k.area,
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO name_search (rowid, name) VALUES (?1, ?2)",
+                params![rowid, k.name],
+            )?;
+        }
+        Indexed::User(u) => {
+            tx.execute(
+                "INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)",
+                params![rowid, u.name, role_str(u.role)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_due(
+    tx: &Transaction,
+    rowid: i64,
+    kind: RecordKind,
+    due: NaiveDate,
+    assignee: Uuid,
+    area: &Area,
+) -> Result<()> {
+    let [c, r, d, m] = area_params(area);
+    tx.execute(
+        "INSERT INTO due_index (record, kind, due_date, assignee, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![rowid, kind as i64, due.to_string(), assignee.as_bytes(), c, r, d, m],
+    )?;
+    Ok(())
+}
+
+fn visit_kind_str(k: VisitKind) -> &'static str {
+    match k {
+        VisitKind::LabourInspection => "labour_inspection",
+        VisitKind::CommunityMonitoring => "community_monitoring",
+        VisitKind::FollowUp => "follow_up",
+    }
+}
+
+fn parse_visit_kind(s: &str) -> VisitKind {
+    match s {
+        "labour_inspection" => VisitKind::LabourInspection,
+        "community_monitoring" => VisitKind::CommunityMonitoring,
+        _ => VisitKind::FollowUp,
+    }
+}
+
+fn sex_str(s: Sex) -> &'static str {
+    match s {
+        Sex::Female => "female",
+        Sex::Male => "male",
+    }
+}
+
+fn role_str(r: crate::model::Role) -> &'static str {
+    match r {
+        crate::model::Role::Inspector => "inspector",
+        crate::model::Role::CommunityMonitor => "community_monitor",
+        crate::model::Role::Supervisor => "supervisor",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+/// A page of results: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: u32,
+    pub limit: u32,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 500;
+
+    pub fn first(limit: u32) -> Page {
+        Page { offset: 0, limit }
+    }
+
+    pub fn next(self) -> Page {
+        Page {
+            offset: self.offset + self.limit,
+            limit: self.limit,
+        }
+    }
+
+    fn clamp_limit(self) -> i64 {
+        i64::from(self.limit.min(Self::MAX_LIMIT))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VisitQuery {
+    pub area: Option<AreaFilter>,
+    pub status: Option<VisitStatus>,
+    pub workplace_id: Option<Uuid>,
+    pub visitor_id: Option<Uuid>,
+    pub started_from: Option<DateTime<Utc>>,
+    pub started_before: Option<DateTime<Utc>>,
+}
+
+/// A visit as the index knows it: enough for a list, without loading the document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisitSummary {
+    pub id: Uuid,
+    pub kind: VisitKind,
+    pub workplace_id: Uuid,
+    pub visitor_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub status: VisitStatus,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChildCaseQuery {
+    pub area: Option<AreaFilter>,
+    pub status: Option<CaseStatus>,
+    pub classification: Option<ClassificationOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildCaseSummary {
+    pub id: Uuid,
+    pub case_code: String,
+    pub name: String,
+    pub sex: Sex,
+    pub age: Option<u32>,
+    pub status: CaseStatus,
+    pub classification: Option<ClassificationOutcome>,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkplaceQuery {
+    pub area: Option<AreaFilter>,
+    pub sector: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkplaceSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub sector: String,
+    pub district: String,
+    pub community: String,
+}
+
+/// A record with a follow-up due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueItem {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub due: NaiveDate,
+    pub assignee: Uuid,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub name: String,
+}
+
+/// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Sql>,
+}
+
+impl Filter {
+    fn add(&mut self, clause: &str, value: Sql) {
+        self.params.push(value);
+        self.clauses
+            .push(clause.replace('?', &format!("?{}", self.params.len())));
+    }
+
+    fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
+        if let Some(a) = area {
+            let (column, code) = match a {
+                AreaFilter::Country(c) => ("country", c),
+                AreaFilter::Region(c) => ("region", c),
+                AreaFilter::District(c) => ("district", c),
+                AreaFilter::Community(c) => ("community", c),
+            };
+            self.add(&format!("{alias}.{column} = ?"), Sql::Text(code.clone()));
+        }
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
+    fn finish(mut self, order: &str, page: Page) -> (String, Vec<Sql>) {
+        let n = self.params.len();
+        self.params.push(Sql::Integer(page.clamp_limit()));
+        self.params.push(Sql::Integer(i64::from(page.offset)));
+        (
+            format!(
+                "{} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                self.sql(),
+                n + 1,
+                n + 2
+            ),
+            self.params,
+        )
+    }
+}
+
+fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(idx)?;
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+    let mut f = Filter::default();
+    f.area("v", &q.area);
+    if let Some(s) = q.status {
+        f.add("v.status = ?", Sql::Text(s.as_str().into()));
+    }
+    if let Some(w) = q.workplace_id {
+        f.add("v.workplace_id = ?", Sql::Blob(w.as_bytes().to_vec()));
+    }
+    if let Some(u) = q.visitor_id {
+        f.add("v.visitor_id = ?", Sql::Blob(u.as_bytes().to_vec()));
+    }
+    if let Some(t) = q.started_from {
+        f.add("v.started_ms >= ?", Sql::Integer(t.timestamp_millis()));
+    }
+    if let Some(t) = q.started_before {
+        f.add("v.started_ms < ?", Sql::Integer(t.timestamp_millis()));
+    }
+    let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page);
+    let sql = format!(
+        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
+         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        Ok(VisitSummary {
+            id: uuid_col(row, 0)?,
+            kind: parse_visit_kind(&row.get::<_, String>(1)?),
+            workplace_id: uuid_col(row, 2)?,
+            visitor_id: uuid_col(row, 3)?,
+            started_at: DateTime::from_timestamp_millis(row.get(4)?).unwrap_or_default(),
+            status: parse_enum(&row.get::<_, String>(5)?).unwrap_or(VisitStatus::Draft),
+            district: row.get(6)?,
+            community: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn child_cases(
+    conn: &Connection,
+    q: &ChildCaseQuery,
+    page: Page,
+) -> Result<Vec<ChildCaseSummary>> {
+    let mut f = Filter::default();
+    f.area("c", &q.area);
+    if let Some(s) = q.status {
+        f.add("c.status = ?", Sql::Text(s.as_str().into()));
+    }
+    if let Some(c) = q.classification {
+        f.add("c.classification = ?", Sql::Text(c.as_str().into()));
+    }
+    let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page);
+    let sql = format!(
+        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, c.district, c.community
+         FROM child_index c JOIN records r ON r.rowid = c.record {tail}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        Ok(ChildCaseSummary {
+            id: uuid_col(row, 0)?,
+            case_code: row.get(1)?,
+            name: row.get(2)?,
+            sex: parse_enum(&row.get::<_, String>(3)?).unwrap_or(Sex::Female),
+            age: row.get(4)?,
+            status: parse_enum(&row.get::<_, String>(5)?).unwrap_or(CaseStatus::Identified),
+            classification: row
+                .get::<_, Option<String>>(6)?
+                .and_then(|s| parse_enum(&s)),
+            district: row.get(7)?,
+            community: row.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn workplaces(
+    conn: &Connection,
+    q: &WorkplaceQuery,
+    page: Page,
+) -> Result<Vec<WorkplaceSummary>> {
+    let mut f = Filter::default();
+    f.area("w", &q.area);
+    if let Some(s) = &q.sector {
+        f.add("w.sector = ?", Sql::Text(s.clone()));
+    }
+    let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page);
+    let sql = format!(
+        "SELECT r.id, w.name, w.sector, w.district, w.community
+         FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        Ok(WorkplaceSummary {
+            id: uuid_col(row, 0)?,
+            name: row.get(1)?,
+            sector: row.get(2)?,
+            district: row.get(3)?,
+            community: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn due_before(
+    conn: &Connection,
+    area: &Option<AreaFilter>,
+    assignee: Option<Uuid>,
+    before: NaiveDate,
+    page: Page,
+) -> Result<Vec<DueItem>> {
+    let mut f = Filter::default();
+    f.area("d", area);
+    if let Some(a) = assignee {
+        f.add("d.assignee = ?", Sql::Blob(a.as_bytes().to_vec()));
+    }
+    f.add("d.due_date < ?", Sql::Text(before.to_string()));
+    let (tail, params) = f.finish("d.due_date, d.record", page);
+    let sql = format!(
+        "SELECT r.id, d.kind, d.due_date, d.assignee, d.district, d.community
+         FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+        Ok(DueItem {
+            id: uuid_col(row, 0)?,
+            kind: RecordKind::from_i64(row.get(1)?).unwrap_or(RecordKind::Visit),
+            due: row.get::<_, String>(2)?.parse().unwrap_or(NaiveDate::MIN),
+            assignee: uuid_col(row, 3)?,
+            district: row.get(4)?,
+            community: row.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word is
+/// quoted and matched as a prefix.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+pub(crate) fn search_names(conn: &Connection, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+    let Some(query) = fts_query(text) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid
+         WHERE name_search MATCH ?1 ORDER BY rank LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![query, limit.min(Page::MAX_LIMIT)], |row| {
+        Ok(SearchHit {
+            id: uuid_col(row, 0)?,
+            kind: RecordKind::from_i64(row.get(1)?).unwrap_or(RecordKind::Workplace),
+            name: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

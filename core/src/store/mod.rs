@@ -1,0 +1,594 @@
+//! The local store: one SQLite file (SQLCipher-encrypted unless told otherwise) holding one
+//! Automerge document per record, the index rows derived from it and a change log.
+//!
+//! Every write is one SQLite transaction holding the document bytes, its index rows and its
+//! change-log entry, committed with `synchronous = FULL`: when a write returns, it is on disk,
+//! and a crash can never leave the three disagreeing. Functions that write take a
+//! `&Transaction`, functions that read a `&Connection`.
+
+mod index;
+mod schema;
+
+pub use index::{
+    ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
+    WorkplaceQuery, WorkplaceSummary,
+};
+pub use schema::{Encryption, SCHEMA_VERSION};
+
+use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
+use crate::error::{Error, Result};
+use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
+use crate::reference::ReferenceData;
+use automerge::{ActorId, Automerge, ChangeHash};
+use chrono::{NaiveDate, Utc};
+use index::Indexed;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub encryption: Encryption,
+    /// The user signed in: every change is signed with this user and the store's device.
+    pub user: Uuid,
+    /// The device id given at enrolment; a new store without one gets a random id.
+    pub device: Option<Uuid>,
+    pub reference: ReferenceData,
+}
+
+impl StoreConfig {
+    pub fn new(path: impl Into<PathBuf>, encryption: Encryption, user: Uuid) -> StoreConfig {
+        StoreConfig {
+            path: path.into(),
+            encryption,
+            user,
+            device: None,
+            reference: ReferenceData::builtin(),
+        }
+    }
+
+    pub fn device(mut self, device: Uuid) -> StoreConfig {
+        self.device = Some(device);
+        self
+    }
+}
+
+/// Where a change came from, as kept in the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local = 0,
+    Remote = 1,
+}
+
+pub struct Store {
+    conn: Connection,
+    reference: ReferenceData,
+    author: ChangeAuthor,
+    actor: ActorId,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("device", &self.author.device)
+            .finish_non_exhaustive()
+    }
+}
+
+fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+impl Store {
+    /// Opens the store at `config.path`, creating it if needed and migrating it to the current
+    /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let mut conn = schema::open_connection(&config.path, &config.encryption)?;
+        let reference = config.reference.clone();
+        schema::migrate(&mut conn, |tx| reindex_all(tx))?;
+        let tx = conn.transaction()?;
+        let device = match get_meta(&tx, "device_id")? {
+            Some(bytes) => Uuid::from_slice(&bytes).map_err(|_| Error::WrongKeyOrNotAStore)?,
+            None => {
+                let device = config.device.unwrap_or_else(Uuid::new_v4);
+                set_meta(&tx, "device_id", device.as_bytes())?;
+                device
+            }
+        };
+        let nonce: [u8; 8] = match get_meta(&tx, "actor_nonce")? {
+            Some(bytes) => bytes.try_into().map_err(|_| Error::WrongKeyOrNotAStore)?,
+            None => {
+                let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
+                set_meta(&tx, "actor_nonce", &nonce)?;
+                nonce
+            }
+        };
+        tx.commit()?;
+        Ok(Store {
+            conn,
+            reference,
+            author: ChangeAuthor {
+                user: config.user,
+                device,
+            },
+            actor: doc::actor_for(device, nonce),
+            path: config.path,
+        })
+    }
+
+    /// Closes the store, checkpointing the WAL into the main file.
+    pub fn close(self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn.close().map_err(|(_, e)| Error::Storage(e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn device_id(&self) -> Uuid {
+        self.author.device
+    }
+
+    pub fn user_id(&self) -> Uuid {
+        self.author.user
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    pub fn reference(&self) -> &ReferenceData {
+        &self.reference
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        schema::user_version(&self.conn)
+    }
+
+    /// Runs `PRAGMA integrity_check`; true when SQLite finds nothing wrong.
+    pub fn integrity_check(&self) -> Result<bool> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(result == "ok")
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Writing
+
+    /// Stores a new record. Derived fields are computed, the record is validated, and the
+    /// stored record (with its version) is returned.
+    pub fn create<R: Record>(&mut self, record: &R) -> Result<R> {
+        let mut record = record.clone();
+        if record.id().is_nil() {
+            record.set_id(Uuid::now_v7());
+        }
+        record.set_version(Default::default());
+        record.derive(&self.reference);
+        record.validate(&self.reference)?;
+        let id = record.id();
+        let tx = self.conn.transaction()?;
+        if find_row(&tx, id)?.is_some() {
+            return Err(Error::AlreadyExists { kind: R::KIND, id });
+        }
+        let mut document = Automerge::new().with_actor(self.actor.clone());
+        doc::write_record(&mut document, &record, &self.author)?;
+        let stored = doc::read_record::<R>(&document, id)?;
+        save_document(
+            &tx,
+            id,
+            R::KIND,
+            None,
+            &mut document,
+            &[],
+            Origin::Local,
+            Some(&self.author),
+        )?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Applies the changes the caller made to a record it read: only the fields that differ from
+    /// the version it read are written, as an edit made at that version. Returns the record as
+    /// stored now, merged with anything that changed in the meantime.
+    pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
+        let mut record = record.clone();
+        record.derive(&self.reference);
+        record.validate(&self.reference)?;
+        let id = record.id();
+        let tx = self.conn.transaction()?;
+        let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
+        let before = document.get_heads();
+        if doc::write_record(&mut document, &record, &self.author)?.is_none() {
+            return doc::read_record(&document, id);
+        }
+        let stored = doc::read_record::<R>(&document, id)?;
+        save_document(
+            &tx,
+            id,
+            R::KIND,
+            Some(rowid),
+            &mut document,
+            &before,
+            Origin::Local,
+            Some(&self.author),
+        )?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Settles a conflict on the field at `path` with `value` (one of the conflicting values, or
+    /// a new one). The result must still be a valid record.
+    pub fn resolve_conflict(
+        &mut self,
+        id: Uuid,
+        path: &[String],
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        match self.kind_of(id)? {
+            RecordKind::Workplace => self.resolve_typed::<Workplace>(id, path, value),
+            RecordKind::Visit => self.resolve_typed::<Visit>(id, path, value),
+            RecordKind::ChildCase => self.resolve_typed::<ChildCase>(id, path, value),
+            RecordKind::User => self.resolve_typed::<User>(id, path, value),
+        }
+    }
+
+    fn resolve_typed<R: Record>(
+        &mut self,
+        id: Uuid,
+        path: &[String],
+        value: &serde_json::Value,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
+        let before = document.get_heads();
+        doc::resolve::<R>(&mut document, id, path, value, &self.author)?;
+        let resolved = doc::read_record::<R>(&document, id)?;
+        resolved.validate(&self.reference)?;
+        save_document(
+            &tx,
+            id,
+            R::KIND,
+            Some(rowid),
+            &mut document,
+            &before,
+            Origin::Local,
+            Some(&self.author),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Merges a document received from another device (whole, or changes saved after some
+    /// heads) into the local copy. The bytes are untrusted: anything that fails to decode, or
+    /// decodes into something that is not a valid record of the expected kind, is refused with
+    /// nothing stored. Returns whether anything new arrived.
+    pub fn merge_document(&mut self, id: Uuid, bytes: &[u8]) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let changed = merge_document(&tx, &self.actor, id, bytes)?;
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// The whole document of a record, as bytes another device can merge.
+    pub fn export_document(&self, id: Uuid) -> Result<Vec<u8>> {
+        let (_, _, bytes) = find_row(&self.conn, id)?.ok_or(Error::NotFound {
+            kind: RecordKind::Workplace,
+            id,
+        })?;
+        Ok(bytes)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reading
+
+    pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
+        let (_, document) = load_for::<R>(&self.conn, id, &self.actor)?;
+        doc::read_record(&document, id)
+    }
+
+    /// The kind of a record, if the store holds it.
+    pub fn kind_of(&self, id: Uuid) -> Result<RecordKind> {
+        let (_, kind, _) = find_row(&self.conn, id)?.ok_or(Error::NotFound {
+            kind: RecordKind::Workplace,
+            id,
+        })?;
+        Ok(kind)
+    }
+
+    /// Who changed which field of a record, and when.
+    pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
+        let document = self.load_any(id)?;
+        Ok(doc::history(&document))
+    }
+
+    /// The fields of a record that hold concurrent values.
+    pub fn conflicts(&self, id: Uuid) -> Result<Vec<Conflict>> {
+        let document = self.load_any(id)?;
+        doc::conflicts(&document)
+    }
+
+    fn load_any(&self, id: Uuid) -> Result<Automerge> {
+        let (_, kind, bytes) = find_row(&self.conn, id)?.ok_or(Error::NotFound {
+            kind: RecordKind::Workplace,
+            id,
+        })?;
+        let _ = kind;
+        doc::load(id, &bytes)
+    }
+
+    pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+        index::visits(&self.conn, query, page)
+    }
+
+    pub fn child_cases(&self, query: &ChildCaseQuery, page: Page) -> Result<Vec<ChildCaseSummary>> {
+        index::child_cases(&self.conn, query, page)
+    }
+
+    pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
+        index::workplaces(&self.conn, query, page)
+    }
+
+    /// Follow-ups (of child cases and of visited workplaces) due before `before`, soonest first:
+    /// with `before` = today, the overdue list.
+    pub fn follow_ups_due(
+        &self,
+        area: Option<AreaFilter>,
+        assignee: Option<Uuid>,
+        before: NaiveDate,
+        page: Page,
+    ) -> Result<Vec<DueItem>> {
+        index::due_before(&self.conn, &area, assignee, before, page)
+    }
+
+    /// Workplaces and children whose name matches, ignoring case and accents ("kouame" finds
+    /// "Kouamé"); each word of `text` matches as a prefix.
+    pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        index::search_names(&self.conn, text, limit)
+    }
+
+    /// Number of records of each kind.
+    pub fn count(&self, kind: RecordKind) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE kind = ?1",
+            [kind as i64],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Functions on a connection or a transaction
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The row of a record: its rowid, kind and document bytes.
+fn find_row(conn: &Connection, id: Uuid) -> Result<Option<(i64, RecordKind, Vec<u8>)>> {
+    let row = conn
+        .prepare_cached("SELECT rowid, kind, doc FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((rowid, kind, bytes)) => {
+            let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
+                id,
+                reason: "unknown record kind in the store".into(),
+            })?;
+            Ok(Some((rowid, kind, bytes)))
+        }
+    }
+}
+
+/// Loads a record's document for editing, checking that it is of the kind the caller expects.
+fn load_for<R: Record>(conn: &Connection, id: Uuid, actor: &ActorId) -> Result<(i64, Automerge)> {
+    let (rowid, kind, bytes) = find_row(conn, id)?.ok_or(Error::NotFound { kind: R::KIND, id })?;
+    if kind != R::KIND {
+        return Err(Error::WrongKind {
+            id,
+            expected: R::KIND,
+            actual: kind,
+        });
+    }
+    let document = doc::load(id, &bytes)?.with_actor(actor.clone());
+    Ok((rowid, document))
+}
+
+/// Writes a document, its change-log entry and its index rows, in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+fn save_document(
+    tx: &Transaction,
+    id: Uuid,
+    kind: RecordKind,
+    rowid: Option<i64>,
+    document: &mut Automerge,
+    before: &[ChangeHash],
+    origin: Origin,
+    author: Option<&ChangeAuthor>,
+) -> Result<i64> {
+    let heads = document.get_heads();
+    let new_changes: Vec<u8> = document
+        .get_changes(before)
+        .iter()
+        .flat_map(|c| c.hash().0)
+        .collect();
+    tx.prepare_cached(
+        "INSERT INTO change_log (record_id, kind, changes, user_id, device_id, origin, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        kind as i64,
+        new_changes,
+        author.map(|a| a.user.as_bytes().to_vec()),
+        author.map(|a| a.device.as_bytes().to_vec()),
+        origin as i64,
+        Utc::now().timestamp_millis()
+    ])?;
+    let seq = tx.last_insert_rowid();
+    let bytes = document.save();
+    let rowid =
+        match rowid {
+            Some(rowid) => {
+                tx.prepare_cached(
+                    "UPDATE records SET doc = ?2, heads = ?3, last_seq = ?4 WHERE rowid = ?1",
+                )?
+                .execute(params![rowid, bytes, heads_bytes(&heads), seq])?;
+                rowid
+            }
+            None => {
+                tx.prepare_cached(
+                "INSERT INTO records (id, kind, doc, heads, last_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id.as_bytes(), kind as i64, bytes, heads_bytes(&heads), seq])?;
+                tx.last_insert_rowid()
+            }
+        };
+    index_document(tx, rowid, kind, id, document)?;
+    Ok(rowid)
+}
+
+/// Rebuilds the index rows of one record from its document.
+fn index_document(
+    tx: &Transaction,
+    rowid: i64,
+    kind: RecordKind,
+    id: Uuid,
+    document: &Automerge,
+) -> Result<()> {
+    match kind {
+        RecordKind::Workplace => index::reindex(
+            tx,
+            rowid,
+            Indexed::Workplace(&doc::read_record(document, id)?),
+        ),
+        RecordKind::Visit => {
+            index::reindex(tx, rowid, Indexed::Visit(&doc::read_record(document, id)?))
+        }
+        RecordKind::ChildCase => index::reindex(
+            tx,
+            rowid,
+            Indexed::ChildCase(&doc::read_record(document, id)?),
+        ),
+        RecordKind::User => {
+            index::reindex(tx, rowid, Indexed::User(&doc::read_record(document, id)?))
+        }
+    }
+}
+
+/// Rebuilds every index row from the documents (used by migrations that add an index).
+fn reindex_all(tx: &Transaction) -> Result<()> {
+    let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
+        .prepare("SELECT rowid, id, kind, doc FROM records")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (rowid, id, kind, bytes) in rows {
+        let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
+            id: Uuid::nil(),
+            reason: "a record id is not 16 bytes".into(),
+        })?;
+        let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
+            id,
+            reason: "unknown record kind in the store".into(),
+        })?;
+        let document = doc::load(id, &bytes)?;
+        index_document(tx, rowid, kind, id, &document)?;
+    }
+    Ok(())
+}
+
+/// Merges received bytes into a record's document, in the caller's transaction. The received
+/// bytes are decoded on their own first, so a hostile or damaged payload is refused before it
+/// touches the local copy.
+pub(crate) fn merge_document(
+    tx: &Transaction,
+    actor: &ActorId,
+    id: Uuid,
+    bytes: &[u8],
+) -> Result<bool> {
+    let mut incoming = doc::load(id, bytes)?;
+    let incoming_kind = doc::kind_of(&incoming).ok_or_else(|| Error::DamagedDocument {
+        id,
+        reason: "the received document names no record kind".into(),
+    })?;
+    match find_row(tx, id)? {
+        None => {
+            // Indexing reads it as a record of the kind it claims: if it does not, the
+            // transaction is abandoned and nothing is stored.
+            save_document(
+                tx,
+                id,
+                incoming_kind,
+                None,
+                &mut incoming,
+                &[],
+                Origin::Remote,
+                None,
+            )?;
+            Ok(true)
+        }
+        Some((rowid, kind, local_bytes)) => {
+            if kind != incoming_kind {
+                return Err(Error::WrongKind {
+                    id,
+                    expected: kind,
+                    actual: incoming_kind,
+                });
+            }
+            let mut local = doc::load(id, &local_bytes)?.with_actor(actor.clone());
+            let before = local.get_heads();
+            let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                local.merge(&mut incoming)
+            }));
+            match merged {
+                Ok(Ok(_)) => {}
+                _ => {
+                    return Err(Error::DamagedDocument {
+                        id,
+                        reason: "the received changes do not apply".into(),
+                    });
+                }
+            }
+            if local.get_heads() == before {
+                return Ok(false);
+            }
+            save_document(
+                tx,
+                id,
+                kind,
+                Some(rowid),
+                &mut local,
+                &before,
+                Origin::Remote,
+                None,
+            )?;
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Opening the SQLite file: encryption key, pragmas, and migrations by `PRAGMA user_version`.
+
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OpenFlags, Transaction};
+use std::path::Path;
+
+/// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`.
+/// A shipped migration is never edited: a change to the schema is a new migration.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_records.sql"),
+    include_str!("migrations/002_due_and_search.sql"),
+];
+
+/// The schema version this software writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How the store's file is protected.
+#[derive(Clone)]
+pub enum Encryption {
+    /// SQLCipher with a raw 256-bit key (from the platform keystore; never a PIN).
+    Key([u8; 32]),
+    /// A plain SQLite file: for tests and tools only.
+    Unencrypted,
+}
+
+impl std::fmt::Debug for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The key must never reach a log.
+            Encryption::Key(_) => f.write_str("Encryption::Key(..)"),
+            Encryption::Unencrypted => f.write_str("Encryption::Unencrypted"),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens (creating if needed) and configures a connection. Nothing is written before the key has
+/// been checked, so a wrong key never damages the file.
+pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if let Encryption::Key(key) = encryption {
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key)))?;
+    }
+    // The first read of the schema is where a wrong key, or a file that is not a database,
+    // shows.
+    if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        return Err(match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => Error::WrongKeyOrNotAStore,
+            _ => Error::Storage(e),
+        });
+    }
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(conn)
+}
+
+pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Applies every migration the file lacks, each in the transaction that also records the new
+/// version. Returns the version the file had before.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    backfill: impl Fn(&Transaction) -> Result<()>,
+) -> Result<i64> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for version in found..SCHEMA_VERSION {
+        let tx = conn.transaction()?;
+        tx.execute_batch(MIGRATIONS[version as usize])?;
+        // Migrations that add index tables fill them from the documents.
+        if version >= 1 {
+            backfill(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+    Ok(found)
+}
