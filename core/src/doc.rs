@@ -67,6 +67,7 @@ pub struct ConflictValue {
 struct Schema {
     text: &'static [&'static str],
     collections: &'static [&'static str],
+    derived: &'static [&'static str],
 }
 
 impl Schema {
@@ -74,6 +75,7 @@ impl Schema {
         Schema {
             text: R::TEXT_FIELDS,
             collections: R::COLLECTIONS,
+            derived: R::DERIVED,
         }
     }
 
@@ -95,6 +97,13 @@ impl Schema {
 
     fn is_collection(&self, path: &[&str]) -> bool {
         self.collections.iter().any(|p| Self::matches(p, path))
+    }
+
+    /// Whether the path lies inside a derived field (the pattern or below it).
+    fn is_derived(&self, path: &[&str]) -> bool {
+        self.derived
+            .iter()
+            .any(|p| (1..=path.len()).any(|n| Self::matches(p, &path[..n])))
     }
 }
 
@@ -128,9 +137,12 @@ pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
     }
 }
 
+/// The root key naming the record kind. `$` keeps it apart from the records' own fields.
+const KIND_KEY: &str = "$kind";
+
 /// The kind a document says it holds.
 pub fn kind_of(doc: &Automerge) -> Option<RecordKind> {
-    match doc.get(automerge::ROOT, "kind").ok()?? {
+    match doc.get(automerge::ROOT, KIND_KEY).ok()?? {
         (Value::Scalar(s), _) => match s.as_ref() {
             ScalarValue::Str(k) => RecordKind::from_str_opt(k),
             _ => None,
@@ -182,7 +194,13 @@ pub fn write_record<R: Record>(
         .transaction_at(PatchLog::null(), &base)
         .map_err(|_| Error::UnknownVersion { id: record.id() })?;
     let result = (|| -> Result<()> {
-        put_scalar_if_changed(&mut tx, &automerge::ROOT, "kind", R::KIND.as_str().into())?;
+        put_scalar_if_changed(
+            &mut tx,
+            &automerge::ROOT,
+            KIND_KEY,
+            R::KIND.as_str().into(),
+            false,
+        )?;
         reconcile_map(&mut tx, &automerge::ROOT, &json, &mut Vec::new(), &schema)
     })();
     match result {
@@ -198,14 +216,18 @@ pub fn write_record<R: Record>(
     }
 }
 
+/// Puts a scalar unless the field already holds it. A derived field is also put when it holds
+/// concurrent values: it is recomputed by every write, so the newest computation settles it.
 fn put_scalar_if_changed<T: Transactable>(
     tx: &mut T,
     obj: &ObjId,
     key: &str,
     value: ScalarValue,
+    derived: bool,
 ) -> Result<()> {
     if let Some((Value::Scalar(current), _)) = tx.get(obj, key)?
         && *current == value
+        && (!derived || tx.get_all(obj, key)?.len() < 2)
     {
         return Ok(());
     }
@@ -279,7 +301,13 @@ fn reconcile_map<T: Transactable>(
                     reason: format!("field {} is a list; records hold maps", path.join(".")),
                 });
             }
-            scalar => put_scalar_if_changed(tx, obj, key, json_scalar(scalar))?,
+            scalar => put_scalar_if_changed(
+                tx,
+                obj,
+                key,
+                json_scalar(scalar),
+                schema.is_derived(&segments),
+            )?,
         }
         path.pop();
     }
@@ -333,7 +361,7 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
     }
     let mut json = to_json(doc, None);
     if let Json::Object(map) = &mut json {
-        map.remove("kind");
+        map.remove(KIND_KEY);
     }
     let mut record: R = serde_json::from_value(json).map_err(|e| Error::DamagedDocument {
         id,
@@ -362,10 +390,17 @@ fn change_info(
     }
 }
 
-/// Every field holding more than one value, with each value and who set it.
-pub fn conflicts(doc: &Automerge) -> Result<Vec<Conflict>> {
+/// Every field holding more than one distinct value, with each value and who set it. Derived
+/// fields are left out: the next write recomputes them.
+pub fn conflicts<R: Record>(doc: &Automerge) -> Result<Vec<Conflict>> {
     let mut found = Vec::new();
     collect_conflicts(doc, &automerge::ROOT, &mut Vec::new(), &mut found)?;
+    let schema = Schema::of::<R>();
+    found.retain(|c| {
+        let segments: Vec<&str> = c.path.iter().map(String::as_str).collect();
+        let distinct = c.values.iter().any(|v| v.value != c.values[0].value);
+        distinct && !schema.is_derived(&segments)
+    });
     Ok(found)
 }
 
@@ -489,7 +524,7 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
                     PatchAction::Increment { prop, .. } => segments.push(prop_string(prop)),
                     _ => {}
                 }
-                if segments.first().is_some_and(|s| s == "kind") {
+                if segments.first().is_some_and(|s| s == KIND_KEY) {
                     continue;
                 }
                 let field = segments.join(".");

@@ -99,6 +99,8 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     /// removed from the document. Keys missing from any other map are kept, so that an older app
     /// never erases a field added by a newer one.
     const COLLECTIONS: &'static [&'static str];
+    /// Dotted paths of fields computed from the others by `derive` (never typed by a person).
+    const DERIVED: &'static [&'static str] = &[];
 
     fn id(&self) -> Uuid;
     fn set_id(&mut self, id: Uuid);

@@ -16,7 +16,7 @@ pub use index::{
 pub use schema::{Encryption, SCHEMA_VERSION};
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
 use crate::reference::ReferenceData;
 use automerge::{ActorId, Automerge, ChangeHash};
@@ -249,7 +249,16 @@ impl Store {
         let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
         let before = document.get_heads();
         doc::resolve::<R>(&mut document, id, path, value, &self.author)?;
-        let resolved = doc::read_record::<R>(&document, id)?;
+        let resolved = match doc::read_record::<R>(&document, id) {
+            Err(Error::DamagedDocument { .. }) => {
+                return Err(ValidationError::new(
+                    path.join("."),
+                    "not a valid value for this field",
+                )
+                .into());
+            }
+            other => other?,
+        };
         resolved.validate(&self.reference)?;
         save_document(
             &tx,
@@ -304,23 +313,27 @@ impl Store {
 
     /// Who changed which field of a record, and when.
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
-        let document = self.load_any(id)?;
+        let (_, document) = self.load_any(id)?;
         Ok(doc::history(&document))
     }
 
     /// The fields of a record that hold concurrent values.
     pub fn conflicts(&self, id: Uuid) -> Result<Vec<Conflict>> {
-        let document = self.load_any(id)?;
-        doc::conflicts(&document)
+        let (kind, document) = self.load_any(id)?;
+        match kind {
+            RecordKind::Workplace => doc::conflicts::<Workplace>(&document),
+            RecordKind::Visit => doc::conflicts::<Visit>(&document),
+            RecordKind::ChildCase => doc::conflicts::<ChildCase>(&document),
+            RecordKind::User => doc::conflicts::<User>(&document),
+        }
     }
 
-    fn load_any(&self, id: Uuid) -> Result<Automerge> {
+    fn load_any(&self, id: Uuid) -> Result<(RecordKind, Automerge)> {
         let (_, kind, bytes) = find_row(&self.conn, id)?.ok_or(Error::NotFound {
             kind: RecordKind::Workplace,
             id,
         })?;
-        let _ = kind;
-        doc::load(id, &bytes)
+        Ok((kind, doc::load(id, &bytes)?))
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {

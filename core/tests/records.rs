@@ -1,0 +1,628 @@
+//! Records on real SQLite files: writing, reading, validation, queries, merging, conflicts and
+//! history.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use serde_json::json;
+use std::collections::BTreeSet;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::*;
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
+    FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(y, m, d, h, 0, 0)
+        .unwrap()
+}
+
+fn area(community: &str) -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", community)
+}
+
+fn open(dir: &TempDir, name: &str, user: Uuid) -> Store {
+    let key = [7u8; 32];
+    Store::open(StoreConfig::new(
+        dir.path().join(name),
+        Encryption::Key(key),
+        user,
+    ))
+    .unwrap()
+}
+
+fn workplace(name: &str) -> Workplace {
+    let mut w = Workplace::new(name, "cocoa", Formality::Informal, area("CI-R1-D1-C01"));
+    w.location.point = Some(GeoPoint {
+        latitude: 6.8,
+        longitude: -5.3,
+        accuracy_m: Some(8.0),
+    });
+    w
+}
+
+fn visit(w: &Workplace, visitor: Uuid) -> Visit {
+    let mut v = Visit::new(VisitKind::LabourInspection, w, visitor, at(2026, 3, 2, 9));
+    v.ended_at = Some(at(2026, 3, 2, 11));
+    v.checklist = ChecklistAnswers {
+        checklist: "labour-inspection".into(),
+        version: 1,
+        answers: [
+            ("LI01".to_string(), Answer::Yes),
+            ("LI14".to_string(), Answer::No),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    v.findings = "Deux enfants portaient des charges lourdes.".into();
+    v.status = VisitStatus::Submitted;
+    v
+}
+
+fn child(name: &str, monitor: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CI-D1-0001",
+        name,
+        Sex::Female,
+        area("CI-R1-D1-C01"),
+        date(2026, 3, 2),
+        monitor,
+    );
+    c.date_of_birth = Some(date(2014, 5, 1));
+    c.age_basis = AgeBasis::BirthCertificate;
+    c.hours_per_week = 20;
+    c
+}
+
+fn validation_field(e: Error) -> String {
+    match e {
+        Error::Validation(v) => v.field,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn records_round_trip_through_an_encrypted_file() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let w = store.create(&workplace("Plantation Kouamé")).unwrap();
+    let v = store.create(&visit(&w, user)).unwrap();
+    let c = store.create(&child("Adjoa Kouamé", user)).unwrap();
+    store.close().unwrap();
+
+    let store = open(&dir, "a.db", user);
+    let w2: Workplace = store.get(w.id).unwrap();
+    assert_eq!(w2, w);
+    let v2: Visit = store.get(v.id).unwrap();
+    assert_eq!(v2, v);
+    assert_eq!(v2.started_at.offset().local_minus_utc(), 0);
+    let c2: ChildCase = store.get(c.id).unwrap();
+    assert_eq!(c2.name, "Adjoa Kouamé");
+    assert_eq!(
+        c2.classification.as_ref().unwrap().outcome,
+        ClassificationOutcome::ChildLabour
+    );
+    assert_eq!(
+        c2.classification.as_ref().unwrap().rule_set,
+        "ilo-default@1"
+    );
+    assert!(matches!(
+        store.get::<Visit>(w.id),
+        Err(Error::WrongKind { .. })
+    ));
+    assert!(matches!(
+        store.get::<Visit>(Uuid::now_v7()),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn time_zone_offsets_are_kept() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let w = store.create(&workplace("Atelier")).unwrap();
+    let mut v = visit(&w, user);
+    let plus_one = FixedOffset::east_opt(3600).unwrap();
+    v.started_at = plus_one.with_ymd_and_hms(2026, 6, 1, 8, 30, 0).unwrap();
+    v.ended_at = Some(plus_one.with_ymd_and_hms(2026, 6, 1, 10, 0, 0).unwrap());
+    let v = store.create(&v).unwrap();
+    let read: Visit = store.get(v.id).unwrap();
+    assert_eq!(read.started_at.offset().local_minus_utc(), 3600);
+    assert_eq!(read.started_at, v.started_at);
+}
+
+#[test]
+fn invalid_records_name_the_field_and_store_nothing() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let w = store.create(&workplace("Mine d'or")).unwrap();
+
+    let mut bad = visit(&w, user);
+    bad.ended_at = Some(at(2026, 3, 2, 8));
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "ended_at"
+    );
+
+    let mut bad = visit(&w, user);
+    bad.checklist.answers.insert("LI99".into(), Answer::Yes);
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "checklist.answers.LI99"
+    );
+
+    let mut bad = visit(&w, user);
+    bad.gps = Some(GeoPoint {
+        latitude: 91.0,
+        longitude: 0.0,
+        accuracy_m: None,
+    });
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "gps.latitude"
+    );
+
+    let mut bad = visit(&w, user);
+    bad.gps = Some(GeoPoint {
+        latitude: f64::NAN,
+        longitude: 0.0,
+        accuracy_m: None,
+    });
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "gps.latitude"
+    );
+
+    assert_eq!(
+        validation_field(store.create(&workplace("  ")).unwrap_err()),
+        "name"
+    );
+
+    let mut bad = child("Yao", user);
+    bad.date_of_birth = Some(date(2000, 1, 1));
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "date_of_birth"
+    );
+
+    let mut bad = child("Yao", user);
+    bad.date_of_birth = None;
+    bad.estimated_age = Some(18);
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "estimated_age"
+    );
+
+    let mut bad = child("Yao", user);
+    bad.hazards.insert("juggling".into());
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "hazards.juggling"
+    );
+
+    assert_eq!(store.count(RecordKind::Visit).unwrap(), 0);
+    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 0);
+
+    // An invalid update leaves the stored record as it was.
+    let v = store.create(&visit(&w, user)).unwrap();
+    let mut edit = v.clone();
+    edit.ended_at = Some(at(2026, 3, 1, 8));
+    assert!(store.update(&edit).is_err());
+    assert_eq!(store.get::<Visit>(v.id).unwrap(), v);
+    assert_eq!(store.history(v.id).unwrap().len(), 1);
+}
+
+#[test]
+fn error_text_carries_no_personal_data() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let mut bad = child("Aya Traoré", user);
+    bad.estimated_age = Some(40);
+    bad.date_of_birth = None;
+    let text = store.create(&bad).unwrap_err().to_string();
+    assert!(!text.contains("Aya") && !text.contains("Traoré"), "{text}");
+    let mut bad = child("Aya Traoré", user);
+    bad.hazards.insert("Aya Traoré".into());
+    let text = store.create(&bad).unwrap_err().to_string();
+    assert!(!text.contains("Aya"), "{text}");
+}
+
+#[test]
+fn updates_write_only_what_changed_and_history_says_who_and_what() {
+    let dir = TempDir::new().unwrap();
+    let monitor = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", monitor);
+    let w = store.create(&workplace("Champ")).unwrap();
+    let v = store.create(&visit(&w, monitor)).unwrap();
+
+    let mut edit = v.clone();
+    edit.status = VisitStatus::Validated;
+    let v2 = store.update(&edit).unwrap();
+    assert_eq!(v2.status, VisitStatus::Validated);
+    assert_ne!(v2.version, v.version);
+
+    // Writing the same record again changes nothing.
+    let v3 = store.update(&v2).unwrap();
+    assert_eq!(v3.version, v2.version);
+
+    let history = store.history(v.id).unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1].fields, vec!["status".to_string()]);
+    let author = history[1].author.unwrap();
+    assert_eq!(author.user, monitor);
+    assert_eq!(author.device, store.device_id());
+    assert!(history[1].time.is_some());
+    assert!(history[0].fields.contains(&"findings".to_string()));
+}
+
+#[test]
+fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, supervisor) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut phone = open(&dir, "phone.db", monitor);
+    let mut tablet = open(&dir, "tablet.db", supervisor);
+
+    let w = phone.create(&workplace("Carrière")).unwrap();
+    let v = phone.create(&visit(&w, monitor)).unwrap();
+    tablet
+        .merge_document(w.id, &phone.export_document(w.id).unwrap())
+        .unwrap();
+    tablet
+        .merge_document(v.id, &phone.export_document(v.id).unwrap())
+        .unwrap();
+    assert_eq!(tablet.get::<Visit>(v.id).unwrap(), v);
+
+    // Offline: both edit the findings text, both set the status, the phone adds a checklist answer.
+    let mut on_phone = v.clone();
+    on_phone.findings = format!("{} Un enfant de 11 ans.", v.findings);
+    on_phone.status = VisitStatus::Draft;
+    on_phone.checklist.answers.insert("LI02".into(), Answer::No);
+    phone.update(&on_phone).unwrap();
+    let mut on_tablet = v.clone();
+    on_tablet.findings = format!("Constat: {}", v.findings);
+    on_tablet.status = VisitStatus::Returned;
+    on_tablet.review_comment = "Préciser l'âge.".into();
+    tablet.update(&on_tablet).unwrap();
+
+    // Exchange in both directions; applying the same bytes twice changes nothing.
+    let from_phone = phone.export_document(v.id).unwrap();
+    let from_tablet = tablet.export_document(v.id).unwrap();
+    assert!(tablet.merge_document(v.id, &from_phone).unwrap());
+    assert!(!tablet.merge_document(v.id, &from_phone).unwrap());
+    assert!(phone.merge_document(v.id, &from_tablet).unwrap());
+
+    let a: Visit = phone.get(v.id).unwrap();
+    let b: Visit = tablet.get(v.id).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        a.findings,
+        format!("Constat: {} Un enfant de 11 ans.", v.findings),
+        "text edits merge"
+    );
+    assert_eq!(a.checklist.answers.get("LI02"), Some(&Answer::No));
+    assert_eq!(a.review_comment, "Préciser l'âge.");
+
+    let conflicts = phone.conflicts(v.id).unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].field(), "status");
+    let values: BTreeSet<String> = conflicts[0]
+        .values
+        .iter()
+        .map(|c| c.value.to_string())
+        .collect();
+    assert_eq!(
+        values,
+        BTreeSet::from(["\"draft\"".to_string(), "\"returned\"".to_string()])
+    );
+    let users: BTreeSet<Uuid> = conflicts[0]
+        .values
+        .iter()
+        .map(|c| c.author.unwrap().user)
+        .collect();
+    assert_eq!(users, BTreeSet::from([monitor, supervisor]));
+    assert_eq!(tablet.conflicts(v.id).unwrap(), conflicts);
+
+    // Resolving is an ordinary edit that syncs.
+    assert!(matches!(
+        tablet.resolve_conflict(v.id, &["status".into()], &json!("bogus")),
+        Err(Error::Validation(v)) if v.field == "status"
+    ));
+    assert!(matches!(
+        tablet.resolve_conflict(v.id, &["findings".into()], &json!("x")),
+        Err(Error::NoSuchConflict { .. })
+    ));
+    tablet
+        .resolve_conflict(v.id, &["status".into()], &json!("returned"))
+        .unwrap();
+    assert!(tablet.conflicts(v.id).unwrap().is_empty());
+    phone
+        .merge_document(v.id, &tablet.export_document(v.id).unwrap())
+        .unwrap();
+    assert!(phone.conflicts(v.id).unwrap().is_empty());
+    assert_eq!(
+        phone.get::<Visit>(v.id).unwrap().status,
+        VisitStatus::Returned
+    );
+    assert_eq!(
+        phone.get::<Visit>(v.id).unwrap(),
+        tablet.get::<Visit>(v.id).unwrap()
+    );
+}
+
+#[test]
+fn an_update_from_a_stale_version_does_not_undo_what_arrived_meanwhile() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut phone = open(&dir, "phone.db", user);
+    let mut tablet = open(&dir, "tablet.db", Uuid::now_v7());
+    let c = phone.create(&child("Koffi", user)).unwrap();
+    tablet
+        .merge_document(c.id, &phone.export_document(c.id).unwrap())
+        .unwrap();
+
+    // The form on the phone was opened before the supervisor's change arrived.
+    let stale = phone.get::<ChildCase>(c.id).unwrap();
+    let mut remote = tablet.get::<ChildCase>(c.id).unwrap();
+    remote.school = SchoolStatus::Attending;
+    tablet.update(&remote).unwrap();
+    phone
+        .merge_document(c.id, &tablet.export_document(c.id).unwrap())
+        .unwrap();
+
+    let mut edit = stale;
+    edit.hours_per_week = 5;
+    let stored = phone.update(&edit).unwrap();
+    assert_eq!(
+        stored.school,
+        SchoolStatus::Attending,
+        "the merged change survives"
+    );
+    assert_eq!(stored.hours_per_week, 5);
+    assert!(phone.conflicts(c.id).unwrap().is_empty());
+}
+
+#[test]
+fn referrals_and_follow_ups_added_on_two_devices_are_all_kept() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut a = open(&dir, "a.db", user);
+    let mut b = open(&dir, "b.db", Uuid::now_v7());
+    let c = a.create(&child("Aya", user)).unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+
+    let mut on_a = c.clone();
+    on_a.referrals.insert(
+        Uuid::now_v7(),
+        Referral {
+            service: ServiceKind::Education,
+            provider: "École de Gagnoa".into(),
+            date: date(2026, 3, 10),
+            outcome: String::new(),
+        },
+    );
+    on_a.hazards.insert("heavy_loads".into());
+    a.update(&on_a).unwrap();
+    let mut on_b = c.clone();
+    on_b.followups.insert(
+        Uuid::now_v7(),
+        FollowUp {
+            date: date(2026, 4, 1),
+            situation: FollowUpSituation::InSchool,
+            notes: "Va à l'école.".into(),
+            next_due: Some(date(2026, 7, 1)),
+        },
+    );
+    on_b.hazards.insert("sharp_tools".into());
+    b.update(&on_b).unwrap();
+
+    a.merge_document(c.id, &b.export_document(c.id).unwrap())
+        .unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+    let merged: ChildCase = a.get(c.id).unwrap();
+    assert_eq!(merged, b.get::<ChildCase>(c.id).unwrap());
+    assert_eq!(merged.referrals.len(), 1);
+    assert_eq!(merged.followups.len(), 1);
+    assert_eq!(
+        merged.hazards,
+        BTreeSet::from(["heavy_loads".to_string(), "sharp_tools".to_string()])
+    );
+    assert!(a.conflicts(c.id).unwrap().is_empty());
+
+    // The due list follows the merged follow-up.
+    let due = a
+        .follow_ups_due(
+            Some(AreaFilter::District("CI-R1-D1".into())),
+            None,
+            date(2026, 8, 1),
+            Page::first(10),
+        )
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].id, due[0].due), (c.id, date(2026, 7, 1)));
+    assert!(
+        a.follow_ups_due(None, None, date(2026, 7, 1), Page::first(10))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn queries_filter_and_page_from_the_indexes() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let other = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let w1 = store.create(&workplace("Plantation Aké")).unwrap();
+    let mut w2 = workplace("Orpaillage Koné");
+    w2.sector = "mining".into();
+    w2.location.area = Area::new("CI", "CI-R1", "CI-R1-D2", "CI-R1-D2-C05");
+    let w2 = store.create(&w2).unwrap();
+    for day in 1..=12 {
+        let (w, visitor) = if day % 3 == 0 {
+            (&w2, other)
+        } else {
+            (&w1, user)
+        };
+        let mut v = visit(w, visitor);
+        v.started_at = at(2026, 5, day, 8);
+        v.ended_at = None;
+        if day % 4 == 0 {
+            v.status = VisitStatus::Draft;
+        }
+        store.create(&v).unwrap();
+    }
+    let district = |d: &str| Some(AreaFilter::District(d.into()));
+    let q = VisitQuery {
+        area: district("CI-R1-D1"),
+        status: Some(VisitStatus::Submitted),
+        ..Default::default()
+    };
+    let page1 = store.visits(&q, Page::first(3)).unwrap();
+    let page2 = store.visits(&q, Page::first(3).next()).unwrap();
+    let page3 = store.visits(&q, Page::first(3).next().next()).unwrap();
+    // Days 1..12 not divisible by 3 (8 days), minus drafts on days 4 and 8: 6 visits.
+    assert_eq!((page1.len(), page2.len(), page3.len()), (3, 3, 0));
+    assert!(page1[0].started_at > page1[2].started_at, "newest first");
+    assert!(
+        page1
+            .iter()
+            .chain(&page2)
+            .all(|s| s.district == "CI-R1-D1" && s.status == VisitStatus::Submitted)
+    );
+
+    let by_visitor = store
+        .visits(
+            &VisitQuery {
+                visitor_id: Some(other),
+                ..Default::default()
+            },
+            Page::first(50),
+        )
+        .unwrap();
+    assert_eq!(by_visitor.len(), 4);
+    let by_workplace = store
+        .visits(
+            &VisitQuery {
+                workplace_id: Some(w2.id),
+                ..Default::default()
+            },
+            Page::first(50),
+        )
+        .unwrap();
+    assert_eq!(by_workplace.len(), 4);
+    let range = VisitQuery {
+        started_from: Some(at(2026, 5, 3, 0).to_utc()),
+        started_before: Some(at(2026, 5, 6, 0).to_utc()),
+        ..Default::default()
+    };
+    assert_eq!(store.visits(&range, Page::first(50)).unwrap().len(), 3);
+
+    let mining = store
+        .workplaces(
+            &WorkplaceQuery {
+                sector: Some("mining".into()),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .unwrap();
+    assert_eq!(mining.iter().map(|w| w.id).collect::<Vec<_>>(), vec![w2.id]);
+
+    let mut hazardous = child("Kouassi", user);
+    hazardous.hazards.insert("pesticides".into());
+    let hazardous = store.create(&hazardous).unwrap();
+    store.create(&child("Ama", user)).unwrap();
+    let q = ChildCaseQuery {
+        area: district("CI-R1-D1"),
+        classification: Some(ClassificationOutcome::HazardousChildLabour),
+        ..Default::default()
+    };
+    let found = store.child_cases(&q, Page::first(10)).unwrap();
+    assert_eq!(
+        found.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![hazardous.id]
+    );
+    assert_eq!(found[0].age, Some(11));
+}
+
+#[test]
+fn name_search_ignores_accents_and_case() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let w = store.create(&workplace("Plantation Kouamé")).unwrap();
+    let c = store.create(&child("Adjoa KOUAMÉ", user)).unwrap();
+    store.create(&child("Yao N'Guessan", user)).unwrap();
+
+    let hits: BTreeSet<Uuid> = store
+        .search_names("kouame", 10)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(hits, BTreeSet::from([w.id, c.id]));
+    let hits = store.search_names("adj kou", 10).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].kind, RecordKind::ChildCase);
+    assert_eq!(store.search_names("guessan", 10).unwrap().len(), 1);
+    // Query syntax typed by a person is never an error.
+    for odd in ["\"", "AND OR", "*", "NEAR(", "a:b", ""] {
+        store.search_names(odd, 10).unwrap();
+    }
+
+    // Renaming moves the record in the search index.
+    let mut renamed = store.get::<ChildCase>(c.id).unwrap();
+    renamed.name = "Akissi Bamba".into();
+    store.update(&renamed).unwrap();
+    assert!(store.search_names("adjoa", 10).unwrap().is_empty());
+    assert_eq!(store.search_names("bamba", 10).unwrap().len(), 1);
+}
+
+#[test]
+fn damaged_or_foreign_documents_are_refused_whole() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut a = open(&dir, "a.db", user);
+    let mut b = open(&dir, "b.db", user);
+    let w = a.create(&workplace("Atelier")).unwrap();
+    let good = a.export_document(w.id).unwrap();
+
+    assert!(matches!(
+        b.merge_document(w.id, b"not automerge"),
+        Err(Error::DamagedDocument { .. })
+    ));
+    let mut flipped = good.clone();
+    for i in (8..flipped.len()).step_by(7) {
+        flipped[i] ^= 0x5a;
+    }
+    assert!(b.merge_document(w.id, &flipped).is_err());
+    assert_eq!(b.count(RecordKind::Workplace).unwrap(), 0);
+
+    // A well-formed document that is not a valid record of its kind.
+    let mut doc = automerge::AutoCommit::new();
+    use automerge::transaction::Transactable;
+    doc.put(automerge::ROOT, "kind", "workplace").unwrap();
+    doc.put(automerge::ROOT, "name", 42).unwrap();
+    assert!(matches!(
+        b.merge_document(w.id, &doc.save()),
+        Err(Error::DamagedDocument { .. })
+    ));
+    assert_eq!(b.count(RecordKind::Workplace).unwrap(), 0);
+
+    // A document of another kind under an existing id.
+    b.merge_document(w.id, &good).unwrap();
+    let c = a.create(&child("Aya", user)).unwrap();
+    assert!(matches!(
+        b.merge_document(w.id, &a.export_document(c.id).unwrap()),
+        Err(Error::WrongKind { .. })
+    ));
+    assert_eq!(b.get::<Workplace>(w.id).unwrap(), w);
+}
