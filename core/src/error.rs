@@ -60,6 +60,21 @@ pub enum Error {
     #[error("damaged document {id}: {reason}")]
     DamagedDocument { id: Uuid, reason: String },
 
+    /// Bytes from another device or the hub that are not a well-formed message.
+    #[error("sync message refused: {0}")]
+    Protocol(#[from] crate::sync::DecodeError),
+
+    /// A bundle refused whole; `record` names the record that failed, if one did.
+    #[error("bundle refused: {reason}")]
+    DamagedBundle {
+        record: Option<Uuid>,
+        reason: String,
+    },
+
+    /// The app's transport failed; the session can be resumed later.
+    #[error("transport failed: {reason}")]
+    Transport { reason: String },
+
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod model;
 pub mod reference;
 pub mod store;
+pub mod sync;
 
 pub use classify::{Classification, ClassificationOutcome, RuleSet};
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
@@ -17,5 +18,5 @@ pub use model::*;
 pub use reference::ReferenceData;
 pub use store::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,
-    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+    StoreRole, VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
 };

@@ -28,6 +28,7 @@ fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
         "child_index",
         "user_index",
         "due_index",
+        "scope_index",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE record = ?1"), [rowid])?;
     }
@@ -42,6 +43,20 @@ fn area_params(a: &Area) -> [&str; 4] {
 /// Replaces the index rows of one record.
 pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
     delete_rows(tx, rowid)?;
+    let scoped = match &record {
+        Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
+        Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
+        Indexed::ChildCase(c) => Some((RecordKind::ChildCase, &c.area)),
+        Indexed::User(_) => None,
+    };
+    if let Some((kind, area)) = scoped {
+        let [c, r, d, m] = area_params(area);
+        tx.prepare_cached(
+            "INSERT INTO scope_index (record, kind, country, region, district, community)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![rowid, kind as i64, c, r, d, m])?;
+    }
     match record {
         Indexed::Workplace(w) => {
             let [c, r, d, m] = area_params(&w.location.area);

@@ -15,11 +15,18 @@ pub use index::{
 };
 pub use schema::{Encryption, SCHEMA_VERSION};
 
+pub(crate) fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| ChangeHash(c.try_into().expect("32-byte chunks")))
+        .collect()
+}
+
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
 use crate::reference::ReferenceData;
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::{NaiveDate, Utc};
 use index::Indexed;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -36,6 +43,14 @@ pub struct StoreConfig {
     /// The device id given at enrolment; a new store without one gets a random id.
     pub device: Option<Uuid>,
     pub reference: ReferenceData,
+    pub role: StoreRole,
+}
+
+/// A device's store queues its changes for the hub; the hub's own store does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreRole {
+    Device,
+    Hub,
 }
 
 impl StoreConfig {
@@ -46,7 +61,13 @@ impl StoreConfig {
             user,
             device: None,
             reference: ReferenceData::builtin(),
+            role: StoreRole::Device,
         }
+    }
+
+    pub fn role(mut self, role: StoreRole) -> StoreConfig {
+        self.role = role;
+        self
     }
 
     pub fn device(mut self, device: Uuid) -> StoreConfig {
@@ -63,11 +84,20 @@ pub enum Origin {
 }
 
 pub struct Store {
-    conn: Connection,
-    reference: ReferenceData,
-    author: ChangeAuthor,
-    actor: ActorId,
+    pub(crate) conn: Connection,
+    pub(crate) reference: ReferenceData,
+    pub(crate) author: ChangeAuthor,
+    pub(crate) actor: ActorId,
+    pub(crate) role: StoreRole,
     path: PathBuf,
+}
+
+/// How a write is recorded: where it came from, who made it, whether the hub must receive it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteContext {
+    pub origin: Origin,
+    pub author: Option<ChangeAuthor>,
+    pub queue_for_hub: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,7 +108,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+pub(crate) fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
 }
 
@@ -115,6 +145,7 @@ impl Store {
                 device,
             },
             actor: doc::actor_for(device, nonce),
+            role: config.role,
             path: config.path,
         })
     }
@@ -146,6 +177,22 @@ impl Store {
         &self.reference
     }
 
+    pub(crate) fn local_write(&self) -> WriteContext {
+        WriteContext {
+            origin: Origin::Local,
+            author: Some(self.author),
+            queue_for_hub: self.role == StoreRole::Device,
+        }
+    }
+
+    pub(crate) fn received_write(&self) -> WriteContext {
+        WriteContext {
+            origin: Origin::Remote,
+            author: None,
+            queue_for_hub: self.role == StoreRole::Device,
+        }
+    }
+
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64> {
         schema::user_version(&self.conn)
@@ -173,6 +220,7 @@ impl Store {
         record.derive(&self.reference);
         record.validate(&self.reference)?;
         let id = record.id();
+        let ctx = self.local_write();
         let tx = self.conn.transaction()?;
         if find_row(&tx, id)?.is_some() {
             return Err(Error::AlreadyExists { kind: R::KIND, id });
@@ -180,16 +228,7 @@ impl Store {
         let mut document = Automerge::new().with_actor(self.actor.clone());
         doc::write_record(&mut document, &record, &self.author)?;
         let stored = doc::read_record::<R>(&document, id)?;
-        save_document(
-            &tx,
-            id,
-            R::KIND,
-            None,
-            &mut document,
-            &[],
-            Origin::Local,
-            Some(&self.author),
-        )?;
+        save_document(&tx, &ctx, id, R::KIND, None, &mut document, &[])?;
         tx.commit()?;
         Ok(stored)
     }
@@ -202,6 +241,7 @@ impl Store {
         record.derive(&self.reference);
         record.validate(&self.reference)?;
         let id = record.id();
+        let ctx = self.local_write();
         let tx = self.conn.transaction()?;
         let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
         let before = document.get_heads();
@@ -209,16 +249,7 @@ impl Store {
             return doc::read_record(&document, id);
         }
         let stored = doc::read_record::<R>(&document, id)?;
-        save_document(
-            &tx,
-            id,
-            R::KIND,
-            Some(rowid),
-            &mut document,
-            &before,
-            Origin::Local,
-            Some(&self.author),
-        )?;
+        save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -245,6 +276,7 @@ impl Store {
         path: &[String],
         value: &serde_json::Value,
     ) -> Result<()> {
+        let ctx = self.local_write();
         let tx = self.conn.transaction()?;
         let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
         let before = document.get_heads();
@@ -260,16 +292,7 @@ impl Store {
             other => other?,
         };
         resolved.validate(&self.reference)?;
-        save_document(
-            &tx,
-            id,
-            R::KIND,
-            Some(rowid),
-            &mut document,
-            &before,
-            Origin::Local,
-            Some(&self.author),
-        )?;
+        save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
         tx.commit()?;
         Ok(())
     }
@@ -279,10 +302,11 @@ impl Store {
     /// decodes into something that is not a valid record of the expected kind, is refused with
     /// nothing stored. Returns whether anything new arrived.
     pub fn merge_document(&mut self, id: Uuid, bytes: &[u8]) -> Result<bool> {
+        let ctx = self.received_write();
         let tx = self.conn.transaction()?;
-        let changed = merge_document(&tx, &self.actor, id, bytes)?;
+        let merged = merge_document(&tx, &ctx, &self.actor, id, bytes)?;
         tx.commit()?;
-        Ok(changed)
+        Ok(merged.changed)
     }
 
     /// The whole document of a record, as bytes another device can merge.
@@ -396,7 +420,7 @@ fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> {
 }
 
 /// The row of a record: its rowid, kind and document bytes.
-fn find_row(conn: &Connection, id: Uuid) -> Result<Option<(i64, RecordKind, Vec<u8>)>> {
+pub(crate) fn find_row(conn: &Connection, id: Uuid) -> Result<Option<(i64, RecordKind, Vec<u8>)>> {
     let row = conn
         .prepare_cached("SELECT rowid, kind, doc FROM records WHERE id = ?1")?
         .query_row([id.as_bytes()], |r| {
@@ -434,17 +458,19 @@ fn load_for<R: Record>(conn: &Connection, id: Uuid, actor: &ActorId) -> Result<(
 }
 
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
-fn save_document(
+pub(crate) fn save_document(
     tx: &Transaction,
+    ctx: &WriteContext,
     id: Uuid,
     kind: RecordKind,
     rowid: Option<i64>,
     document: &mut Automerge,
     before: &[ChangeHash],
-    origin: Origin,
-    author: Option<&ChangeAuthor>,
 ) -> Result<i64> {
+    let (origin, author) = (ctx.origin, ctx.author);
+    // Read the record before writing anything: a document that does not read as a record of
+    // its kind fails here, with nothing written, and the caller's transaction stays clean.
+    let record = TypedRecord::read(kind, id, document)?;
     let heads = document.get_heads();
     let new_changes: Vec<u8> = document
         .get_changes(before)
@@ -483,7 +509,13 @@ fn save_document(
                 tx.last_insert_rowid()
             }
         };
-    index_document(tx, rowid, kind, id, document)?;
+    index::reindex(tx, rowid, record.indexed())?;
+    if ctx.queue_for_hub {
+        tx.prepare_cached(
+            "INSERT INTO sync_outbox (record_id, queued_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![id.as_bytes(), Utc::now().timestamp_millis()])?;
+    }
     Ok(rowid)
 }
 
@@ -495,22 +527,44 @@ fn index_document(
     id: Uuid,
     document: &Automerge,
 ) -> Result<()> {
-    match kind {
-        RecordKind::Workplace => index::reindex(
-            tx,
-            rowid,
-            Indexed::Workplace(&doc::read_record(document, id)?),
-        ),
-        RecordKind::Visit => {
-            index::reindex(tx, rowid, Indexed::Visit(&doc::read_record(document, id)?))
+    let record = TypedRecord::read(kind, id, document)?;
+    index::reindex(tx, rowid, record.indexed())
+}
+
+/// A document read as the record of its kind.
+pub(crate) enum TypedRecord {
+    Workplace(Workplace),
+    Visit(Visit),
+    ChildCase(ChildCase),
+    User(User),
+}
+
+impl TypedRecord {
+    pub(crate) fn read(kind: RecordKind, id: Uuid, document: &Automerge) -> Result<TypedRecord> {
+        Ok(match kind {
+            RecordKind::Workplace => TypedRecord::Workplace(doc::read_record(document, id)?),
+            RecordKind::Visit => TypedRecord::Visit(doc::read_record(document, id)?),
+            RecordKind::ChildCase => TypedRecord::ChildCase(doc::read_record(document, id)?),
+            RecordKind::User => TypedRecord::User(doc::read_record(document, id)?),
+        })
+    }
+
+    fn indexed(&self) -> Indexed<'_> {
+        match self {
+            TypedRecord::Workplace(r) => Indexed::Workplace(r),
+            TypedRecord::Visit(r) => Indexed::Visit(r),
+            TypedRecord::ChildCase(r) => Indexed::ChildCase(r),
+            TypedRecord::User(r) => Indexed::User(r),
         }
-        RecordKind::ChildCase => index::reindex(
-            tx,
-            rowid,
-            Indexed::ChildCase(&doc::read_record(document, id)?),
-        ),
-        RecordKind::User => {
-            index::reindex(tx, rowid, Indexed::User(&doc::read_record(document, id)?))
+    }
+
+    /// The area the record belongs to (users have none).
+    pub(crate) fn area(&self) -> Option<&crate::model::Area> {
+        match self {
+            TypedRecord::Workplace(r) => Some(&r.location.area),
+            TypedRecord::Visit(r) => Some(&r.area),
+            TypedRecord::ChildCase(r) => Some(&r.area),
+            TypedRecord::User(_) => None,
         }
     }
 }
@@ -536,72 +590,91 @@ fn reindex_all(tx: &Transaction) -> Result<()> {
     Ok(())
 }
 
-/// Merges received bytes into a record's document, in the caller's transaction. The received
-/// bytes are decoded on their own first, so a hostile or damaged payload is refused before it
-/// touches the local copy.
-pub(crate) fn merge_document(
+/// What merging received bytes did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Merged {
+    pub changed: bool,
+    /// False when some received changes wait for earlier ones that did not arrive.
+    pub complete: bool,
+}
+
+/// Feeds untrusted bytes (a whole document, or changes) into a document. automerge can panic on
+/// malformed input: the panic is contained, and the caller discards the document on error.
+pub(crate) fn decode_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()> {
+    let damaged = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        document.load_incremental(bytes)
+    })) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err(damaged("the received changes do not decode")),
+        Err(_) => Err(damaged("the received changes made the decoder fail")),
+    }
+}
+
+/// Loads a record's stored document for merging, or starts an empty one.
+pub(crate) fn load_or_new(
     tx: &Transaction,
     actor: &ActorId,
     id: Uuid,
+) -> Result<(Option<(i64, RecordKind)>, Automerge)> {
+    Ok(match find_row(tx, id)? {
+        Some((rowid, kind, bytes)) => (
+            Some((rowid, kind)),
+            doc::load(id, &bytes)?.with_actor(actor.clone()),
+        ),
+        None => (None, Automerge::new().with_actor(actor.clone())),
+    })
+}
+
+/// Merges received bytes into a record's document, in the caller's transaction. Anything that
+/// fails to decode, or does not read as a record of the kind it claims, is refused with nothing
+/// stored (the caller abandons its transaction).
+pub(crate) fn merge_document(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    actor: &ActorId,
+    id: Uuid,
     bytes: &[u8],
-) -> Result<bool> {
-    let mut incoming = doc::load(id, bytes)?;
-    let incoming_kind = doc::kind_of(&incoming).ok_or_else(|| Error::DamagedDocument {
+) -> Result<Merged> {
+    let (existing, mut document) = load_or_new(tx, actor, id)?;
+    let before = document.get_heads();
+    decode_into(&mut document, id, bytes)?;
+    let complete = document.get_missing_deps(&[]).is_empty();
+    if document.get_heads() == before {
+        return Ok(Merged {
+            changed: false,
+            complete,
+        });
+    }
+    let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
         id,
         reason: "the received document names no record kind".into(),
     })?;
-    match find_row(tx, id)? {
-        None => {
-            // Indexing reads it as a record of the kind it claims: if it does not, the
-            // transaction is abandoned and nothing is stored.
-            save_document(
-                tx,
-                id,
-                incoming_kind,
-                None,
-                &mut incoming,
-                &[],
-                Origin::Remote,
-                None,
-            )?;
-            Ok(true)
-        }
-        Some((rowid, kind, local_bytes)) => {
-            if kind != incoming_kind {
-                return Err(Error::WrongKind {
-                    id,
-                    expected: kind,
-                    actual: incoming_kind,
-                });
-            }
-            let mut local = doc::load(id, &local_bytes)?.with_actor(actor.clone());
-            let before = local.get_heads();
-            let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                local.merge(&mut incoming)
-            }));
-            match merged {
-                Ok(Ok(_)) => {}
-                _ => {
-                    return Err(Error::DamagedDocument {
-                        id,
-                        reason: "the received changes do not apply".into(),
-                    });
-                }
-            }
-            if local.get_heads() == before {
-                return Ok(false);
-            }
-            save_document(
-                tx,
-                id,
-                kind,
-                Some(rowid),
-                &mut local,
-                &before,
-                Origin::Remote,
-                None,
-            )?;
-            Ok(true)
-        }
+    if let Some((_, stored)) = existing
+        && stored != kind
+    {
+        return Err(Error::WrongKind {
+            id,
+            expected: stored,
+            actual: kind,
+        });
     }
+    // Indexing reads the document as a record of its kind: if it does not read, the error
+    // abandons the transaction.
+    save_document(
+        tx,
+        ctx,
+        id,
+        kind,
+        existing.map(|(rowid, _)| rowid),
+        &mut document,
+        &before,
+    )?;
+    Ok(Merged {
+        changed: true,
+        complete,
+    })
 }

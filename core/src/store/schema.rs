@@ -9,6 +9,7 @@ use std::path::Path;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_records.sql"),
     include_str!("migrations/002_due_and_search.sql"),
+    include_str!("migrations/003_sync.sql"),
 ];
 
 /// The schema version this software writes.

@@ -1,0 +1,329 @@
+//! A device's side of sync with its hub.
+//!
+//! State lives in the store, never in a session object: the outbox (records with changes the
+//! hub may lack), the heads the hub is known to hold for each record, the records to fetch whole,
+//! and the hub's cursor. A session cut at any byte therefore resumes where it stopped, and the
+//! cursor moves only in the transaction that commits what the response brought.
+
+use super::wire::{
+    self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
+};
+use crate::error::{Error, Result};
+use crate::store::{self, Store, heads_bytes, heads_of};
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use chrono::Utc;
+use rusqlite::{OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+/// Limits of one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// The largest message either way, before compression (so also after).
+    pub max_message_bytes: usize,
+    /// The largest response accepted once decompressed.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            max_message_bytes: 256 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one response did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// Records the hub stored from this device.
+    pub accepted: usize,
+    /// Records the hub refused, each with the rule that refused it. The device keeps its copy.
+    pub refused: Vec<(Uuid, Refusal)>,
+    /// Records received and merged.
+    pub received: usize,
+    /// Received records that could not be applied, and why; they are fetched whole next time.
+    pub failed: Vec<(Uuid, String)>,
+    pub more: bool,
+    /// The hub saw this device's clock far from its own.
+    pub clock_skewed: bool,
+}
+
+/// What a whole session did (many exchanges).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncSummary {
+    pub round_trips: usize,
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+    pub accepted: usize,
+    pub received: usize,
+    pub refused: Vec<(Uuid, Refusal)>,
+    pub failed: Vec<(Uuid, String)>,
+    pub clock_skewed: bool,
+    /// Records still waiting in the outbox (refused ones, until they are accepted).
+    pub pending: usize,
+}
+
+const CURSOR_KEY: &str = "hub_cursor";
+
+fn hash_array(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
+    heads.iter().map(|h| h.0).collect()
+}
+
+fn change_hashes(heads: &[[u8; 32]]) -> Vec<ChangeHash> {
+    heads.iter().map(|h| ChangeHash(*h)).collect()
+}
+
+impl Store {
+    /// Records waiting to be sent to the hub.
+    pub fn hub_outbox_len(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sync_outbox", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// Builds the next request for the hub: this device's changes the hub lacks, as many as fit
+    /// in one message, and the cursor of what it has received.
+    pub fn hub_sync_request(&self, options: &SyncOptions) -> Result<Vec<u8>> {
+        let cursor: Option<Cursor> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [CURSOR_KEY], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok());
+        let mut push = Vec::new();
+        let mut size = 0usize;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.record_id, r.doc, h.heads FROM sync_outbox o
+             JOIN records r ON r.id = o.record_id
+             LEFT JOIN sync_hub_heads h ON h.record_id = o.record_id
+             ORDER BY o.queued_ms, o.record_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
+            let document = crate::doc::load(id, &row.get::<_, Vec<u8>>(1)?)?;
+            let known: Vec<ChangeHash> = row
+                .get::<_, Option<Vec<u8>>>(2)?
+                .map(|b| heads_of(&b))
+                .unwrap_or_default();
+            let changes = changes_after(&document, &known);
+            if !push.is_empty() && size + changes.len() > options.max_message_bytes {
+                break;
+            }
+            size += changes.len();
+            push.push(PushEntry {
+                id,
+                heads: hash_array(&document.get_heads()),
+                changes,
+            });
+        }
+        let refetch: Vec<Uuid> = self
+            .conn
+            .prepare_cached("SELECT record_id FROM sync_refetch LIMIT 1000")?
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .filter_map(|b| b.ok().and_then(|b| Uuid::from_slice(&b).ok()))
+            .collect();
+        let request = SyncRequest {
+            actor: self.actor.to_bytes().to_vec(),
+            cursor,
+            push,
+            refetch,
+            max_response_bytes: options.max_message_bytes as u32,
+        };
+        Ok(wire::encode(wire::REQUEST_TAG, &request))
+    }
+
+    /// Applies the hub's response in one transaction, the new cursor included: if the device
+    /// dies before the commit, the next session asks again from the old cursor, and whatever was
+    /// already applied is applied again without effect.
+    pub fn hub_sync_apply(&mut self, response: &[u8], options: &SyncOptions) -> Result<SyncReport> {
+        let response: SyncResponse = wire::decode(
+            wire::RESPONSE_TAG,
+            "sync response",
+            response,
+            options.max_decompressed_bytes,
+        )?;
+        let ctx = self.received_write();
+        let actor = self.actor.clone();
+        let mut report = SyncReport {
+            more: response.more,
+            ..SyncReport::default()
+        };
+        let tx = self.conn.transaction()?;
+        for PushAck { id, outcome } in &response.acks {
+            match outcome {
+                PushOutcome::Accepted {
+                    hub_heads,
+                    catch_up,
+                    clock_skewed,
+                } => {
+                    report.accepted += 1;
+                    report.clock_skewed |= clock_skewed;
+                    if !catch_up.is_empty() {
+                        apply_pulled(&tx, &ctx, &actor, *id, catch_up, hub_heads, &mut report)?;
+                    } else {
+                        record_hub_heads(&tx, *id, hub_heads)?;
+                    }
+                }
+                PushOutcome::Refused { reason } => {
+                    report.refused.push((*id, *reason));
+                    if *reason == Refusal::MissingHistory {
+                        // Forget what the hub was thought to hold: the next push sends it all.
+                        tx.execute(
+                            "DELETE FROM sync_hub_heads WHERE record_id = ?1",
+                            [id.as_bytes()],
+                        )?;
+                    }
+                    // Kept in the outbox, behind the others, so one refused record never blocks
+                    // the queue.
+                    tx.execute(
+                        "UPDATE sync_outbox SET queued_ms = ?2 WHERE record_id = ?1",
+                        params![id.as_bytes(), Utc::now().timestamp_millis()],
+                    )?;
+                }
+            }
+        }
+        for PullEntry {
+            id,
+            changes,
+            hub_heads,
+        } in &response.records
+        {
+            apply_pulled(&tx, &ctx, &actor, *id, changes, hub_heads, &mut report)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![
+                CURSOR_KEY,
+                postcard::to_stdvec(&response.cursor).expect("cursor serializes")
+            ],
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+}
+
+fn damaged_id() -> Error {
+    Error::DamagedDocument {
+        id: Uuid::nil(),
+        reason: "a record id in the store is not 16 bytes".into(),
+    }
+}
+
+/// The changes of a document after `known` heads (all of it when they are unknown).
+pub(crate) fn changes_after(document: &Automerge, known: &[ChangeHash]) -> Vec<u8> {
+    if !known.is_empty()
+        && known
+            .iter()
+            .all(|h| document.get_change_by_hash(h).is_some())
+    {
+        document.save_after(known)
+    } else {
+        document.save()
+    }
+}
+
+fn record_hub_heads(tx: &Transaction, id: Uuid, hub_heads: &[[u8; 32]]) -> Result<()> {
+    let hub = change_hashes(hub_heads);
+    tx.prepare_cached(
+        "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
+         ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
+    )?
+    .execute(params![id.as_bytes(), heads_bytes(&hub)])?;
+    // In step with the hub: nothing left to push for this record.
+    let local: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    if let Some(local) = local {
+        let mut local = heads_of(&local);
+        let mut hub = hub;
+        local.sort();
+        hub.sort();
+        if local == hub {
+            tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
+                .execute([id.as_bytes()])?;
+        }
+    }
+    Ok(())
+}
+
+/// Merges one record received from the hub. A record that fails is reported and fetched whole
+/// next time; it never stops the others.
+fn apply_pulled(
+    tx: &Transaction,
+    ctx: &store::WriteContext,
+    actor: &automerge::ActorId,
+    id: Uuid,
+    changes: &[u8],
+    hub_heads: &[[u8; 32]],
+    report: &mut SyncReport,
+) -> Result<()> {
+    match store::merge_document(tx, ctx, actor, id, changes) {
+        Ok(merged) => {
+            report.received += 1;
+            if merged.complete {
+                tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
+                    .execute([id.as_bytes()])?;
+                record_hub_heads(tx, id, hub_heads)?;
+            } else {
+                mark_refetch(tx, id)?;
+            }
+            Ok(())
+        }
+        Err(Error::Storage(e)) => Err(Error::Storage(e)),
+        Err(e) => {
+            report.failed.push((id, e.to_string()));
+            mark_refetch(tx, id)
+        }
+    }
+}
+
+fn mark_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("INSERT INTO sync_refetch (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// Runs a whole session: exchanges until the hub has nothing more to send and the outbox holds
+/// nothing the hub would accept. `transport` carries one request to the hub and returns its
+/// response; when it fails, the session stops and the next one resumes from the stored state.
+pub fn sync_with_hub(
+    store: &mut Store,
+    options: &SyncOptions,
+    mut transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
+    mut progress: impl FnMut(&SyncSummary),
+) -> Result<SyncSummary> {
+    let mut summary = SyncSummary::default();
+    // A session makes progress every exchange or stops; this bound only guards against a hub
+    // that keeps answering "more" without sending anything.
+    for _ in 0..100_000 {
+        let request = store.hub_sync_request(options)?;
+        summary.bytes_sent += request.len();
+        let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
+        summary.bytes_received += response.len();
+        summary.round_trips += 1;
+        let report = store.hub_sync_apply(&response, options)?;
+        summary.accepted += report.accepted;
+        summary.received += report.received;
+        summary.clock_skewed |= report.clock_skewed;
+        summary.pending = store.hub_outbox_len()?;
+        let progressed = report.accepted > 0 || report.received > 0;
+        for (id, reason) in report.refused {
+            match summary.refused.iter_mut().find(|(known, _)| *known == id) {
+                Some(entry) => entry.1 = reason,
+                None => summary.refused.push((id, reason)),
+            }
+        }
+        summary.failed.extend(report.failed);
+        progress(&summary);
+        if !report.more && (summary.pending == 0 || !progressed) {
+            break;
+        }
+    }
+    Ok(summary)
+}

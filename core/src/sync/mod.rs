@@ -1,0 +1,26 @@
+//! Sync: sans-IO sessions that turn a store's state into bytes to send and apply bytes received.
+//! The core never opens a socket: the app carries the bytes over HTTP, Bluetooth or a file.
+//!
+//! - `client`: a device and its hub. The hub issues a cursor into its change sequence, so a
+//!   device learns what changed with bytes proportional to the changes; the device pushes, per
+//!   record, only the Automerge changes after the heads the hub is known to hold. One request and
+//!   its response carry both directions.
+//! - `hub`: the hub's side of the same exchange, with authorization per record.
+//! - `peer`: two devices with no cursor between them find what differs by range-based set
+//!   reconciliation (negentropy), then exchange the documents.
+//! - `bundle`: the same documents in a file, refused whole if damaged.
+//!
+//! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
+//! boundary that turns a panic into a refused record with nothing stored from it.
+
+mod bundle;
+mod client;
+mod hub;
+mod peer;
+mod wire;
+
+pub use bundle::BundleReport;
+pub use client::{SyncOptions, SyncReport, SyncSummary, sync_with_hub};
+pub use hub::{HubError, HubLimits, Principal};
+pub use peer::{PeerScope, PeerSession};
+pub use wire::{Cursor, DecodeError, Refusal};

@@ -1,0 +1,188 @@
+//! Sync messages and their encoding.
+//!
+//! A message is a 4-byte tag, then a zstd frame (with its content checksum) of the postcard
+//! encoding of the message. Many documents travel in one message and are compressed together,
+//! which is where most of the bytes are saved: documents of the same kind share their field names
+//! and much of their shape.
+//!
+//! Decoding is bounded: the decompressed size is capped before any allocation follows from it,
+//! and postcard checks every length against the bytes actually present.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+/// Why bytes could not be decoded. The text names the problem, never the content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a Vigie {expected} (wrong tag)")]
+    WrongTag { expected: &'static str },
+    #[error("decompressed size exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("damaged compression frame")]
+    Compression,
+    #[error("damaged message structure")]
+    Structure,
+    #[error("checksum mismatch: the bytes were damaged or altered")]
+    Checksum,
+}
+
+pub(crate) const REQUEST_TAG: [u8; 4] = *b"VGq1";
+pub(crate) const RESPONSE_TAG: [u8; 4] = *b"VGr1";
+pub(crate) const PEER_TAG: [u8; 4] = *b"VGp1";
+
+pub(crate) fn encode<T: Serialize>(tag: [u8; 4], message: &T) -> Vec<u8> {
+    let plain = postcard::to_stdvec(message).expect("sync messages serialize");
+    let mut out = tag.to_vec();
+    let mut encoder = zstd::stream::Encoder::new(&mut out, 3).expect("zstd encoder");
+    encoder.include_checksum(true).expect("zstd checksum flag");
+    std::io::copy(&mut plain.as_slice(), &mut encoder).expect("in-memory write");
+    encoder.finish().expect("in-memory write");
+    out
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    tag: [u8; 4],
+    what: &'static str,
+    bytes: &[u8],
+    max_decompressed: usize,
+) -> Result<T, DecodeError> {
+    let body = bytes
+        .strip_prefix(&tag)
+        .ok_or(DecodeError::WrongTag { expected: what })?;
+    let plain = decompress_bounded(body, max_decompressed)?;
+    postcard::from_bytes(&plain).map_err(|_| DecodeError::Structure)
+}
+
+/// Decompresses at most `limit` bytes; a frame that would produce more is refused.
+pub(crate) fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+    let mut plain = Vec::new();
+    decoder
+        .take(limit as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|_| DecodeError::Compression)?;
+    if plain.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(plain)
+}
+
+/// Where a device stands in the hub's change sequence. Issued by the hub, opaque to devices.
+///
+/// `since` is where the current pass started: changes after it are what the device lacks.
+/// `after` is how far the pass has gone through the records ordered by their last change; a pass
+/// cut into several messages keeps `since` until it completes. `scope` is a fingerprint of what
+/// the device may receive: when its areas change, the hub starts over from zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub since: i64,
+    pub after: i64,
+    pub scope: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The Automerge actor of the sending store; the hub checks it is bound to the device.
+    pub actor: Vec<u8>,
+    pub cursor: Option<Cursor>,
+    pub push: Vec<PushEntry>,
+    /// Records to be sent whole (their earlier changes could not be applied).
+    pub refetch: Vec<Uuid>,
+    /// The largest response the device wants, in bytes before compression.
+    pub max_response_bytes: u32,
+}
+
+/// Changes of one record that the hub may lack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushEntry {
+    pub id: Uuid,
+    /// The record's heads on the device once these changes are applied.
+    pub heads: Vec<[u8; 32]>,
+    /// A whole document, or Automerge changes after the heads the hub was known to hold.
+    pub changes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub acks: Vec<PushAck>,
+    pub records: Vec<PullEntry>,
+    /// To be stored, and sent back next time, only once everything above is committed.
+    pub cursor: Cursor,
+    /// More records are waiting: send another request.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    pub id: Uuid,
+    pub outcome: PushOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PushOutcome {
+    /// Stored. `hub_heads` are the record's heads on the hub; `catch_up` holds the changes the
+    /// device lacks to reach them (empty when it lacks none).
+    Accepted {
+        hub_heads: Vec<[u8; 32]>,
+        catch_up: Vec<u8>,
+        /// The device's clock, as seen in these changes, is far from the hub's.
+        clock_skewed: bool,
+    },
+    /// Not stored. The device keeps its copy and is told why.
+    Refused { reason: Refusal },
+}
+
+/// Why the hub refused a record. Reasons name rules, never content.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
+)]
+pub enum Refusal {
+    #[error("the record is outside the areas of this user")]
+    OutOfScope,
+    #[error("this user's role may not change records of this kind")]
+    KindNotAllowed,
+    #[error(
+        "the changes include changes made on another device that the hub has not received from it"
+    )]
+    ForeignChanges,
+    #[error("the changes depend on earlier changes the hub lacks")]
+    MissingHistory,
+    #[error("the changes are damaged and cannot be decoded")]
+    Damaged,
+    #[error("the record does not decode as a record of its kind")]
+    Invalid,
+    #[error("the record already exists with another kind")]
+    WrongKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullEntry {
+    pub id: Uuid,
+    /// A whole document, or the changes the device lacks.
+    pub changes: Vec<u8>,
+    pub hub_heads: Vec<[u8; 32]>,
+}
+
+/// Peer-to-peer messages: range-based set reconciliation (negentropy) over (record, heads)
+/// items, then the documents each side lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerMessage {
+    /// The next negentropy frame, if reconciliation is still going on.
+    pub reconcile: Option<Vec<u8>>,
+    /// Documents the other side lacks (whole; merging a whole document is idempotent).
+    pub documents: Vec<(Uuid, Vec<u8>)>,
+    /// Items (hashes of record id and heads) this side needs documents for.
+    pub wanted: Vec<[u8; 32]>,
+    pub done: bool,
+}

@@ -1,0 +1,549 @@
+//! Migrations from a frozen older schema.
+//!
+//! `fixtures/schema_v1.sql` is the schema as it shipped in version 1 (a copy of
+//! `001_records.sql` with `PRAGMA user_version = 1`). A version-1 file is built from it by hand,
+//! with real documents and only the index rows version 1 knew, and opened with the current
+//! software: it must reach the current schema, read back every record, and answer the queries
+//! that later schemas added. A second open must not migrate again, and a file from newer
+//! software must be refused.
+
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+use rusqlite::types::Value;
+use rusqlite::{Connection, params};
+use std::collections::BTreeMap;
+use std::path::Path;
+use uuid::Uuid;
+use vigie_core::store::SCHEMA_VERSION;
+use vigie_core::{
+    Area, AreaFilter, CaseStatus, ChildCase, ChildCaseQuery, Encryption, Error, FollowUp,
+    FollowUpSituation, Formality, Page, Record, RecordKind, Role, Sex, Store, StoreConfig, User,
+    Visit, VisitKind, Workplace,
+};
+
+const SCHEMA_V1: &str = include_str!("fixtures/schema_v1.sql");
+const USER: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0777);
+const V1_DEVICE: Uuid = Uuid::from_u128(0x0194_aaaa_0000_4000_8000_0000_0000_0001);
+const V1_NONCE: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+fn config(path: &Path) -> StoreConfig {
+    StoreConfig::new(path, Encryption::Unencrypted, USER)
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
+/// Records as a version-1 device would have held them.
+struct Fixture {
+    user: User,
+    workplace: Workplace,
+    /// With a follow-up planned for 2025-04-15.
+    child_due: ChildCase,
+    /// Without any follow-up.
+    child_plain: ChildCase,
+    /// With a follow-up due on 2025-05-02.
+    visit: Visit,
+    /// The bytes of each record's document, as `Store::export_document` gives them.
+    documents: BTreeMap<Uuid, Vec<u8>>,
+}
+
+/// Writes the records in a current store and takes their documents out of it.
+fn make_documents(dir: &Path) -> Fixture {
+    let path = dir.join("source.db");
+    let mut store = Store::open(config(&path)).expect("open the source store");
+    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
+
+    let user = store
+        .create(&User::new(
+            "Aya Traoré",
+            Role::CommunityMonitor,
+            &["CI-GO-SOU-042"],
+        ))
+        .expect("user");
+    let mut w = Workplace::new(
+        "Coopérative Kouassi Brou",
+        "cocoa",
+        Formality::Informal,
+        area.clone(),
+    );
+    w.owner_name = "Kouassi Brou".into();
+    let workplace = store.create(&w).expect("workplace");
+
+    let started = FixedOffset::east_opt(0)
+        .expect("offset")
+        .with_ymd_and_hms(2025, 3, 3, 8, 15, 0)
+        .single()
+        .expect("time");
+    let mut v = Visit::new(VisitKind::CommunityMonitoring, &workplace, user.id, started);
+    v.findings = "Deux enfants au séchage des fèves.".into();
+    v.follow_up_due = Some(date(2025, 5, 2));
+    let visit = store.create(&v).expect("visit");
+
+    let mut c = ChildCase::new(
+        "CI-0001",
+        "Kouamé Adjoa",
+        Sex::Female,
+        area.clone(),
+        date(2025, 3, 3),
+        user.id,
+    );
+    c.estimated_age = Some(11);
+    c.workplace_id = Some(workplace.id);
+    c.identified_on_visit = Some(visit.id);
+    c.hours_per_week = 25;
+    c.notes = "Porte des sacs de fèves.".into();
+    c.followups.insert(
+        Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0f01),
+        FollowUp {
+            date: date(2025, 3, 15),
+            situation: FollowUpSituation::StillWorking,
+            notes: "Toujours au champ.".into(),
+            next_due: Some(date(2025, 4, 15)),
+        },
+    );
+    let child_due = store.create(&c).expect("child case");
+
+    let mut c = ChildCase::new(
+        "CI-0002",
+        "Éric N'Guessan",
+        Sex::Male,
+        area,
+        date(2025, 3, 3),
+        user.id,
+    );
+    c.date_of_birth = Some(date(2012, 6, 1));
+    let child_plain = store.create(&c).expect("child case");
+
+    let documents = [
+        user.id,
+        workplace.id,
+        visit.id,
+        child_due.id,
+        child_plain.id,
+    ]
+    .into_iter()
+    .map(|id| (id, store.export_document(id).expect("export")))
+    .collect();
+    store.close().expect("close");
+
+    // The heads column as this test computes it is what the store itself writes.
+    let conn = Connection::open(&path).expect("open the source file");
+    for (id, heads) in [
+        (user.id, heads_column(&user)),
+        (workplace.id, heads_column(&workplace)),
+        (visit.id, heads_column(&visit)),
+        (child_due.id, heads_column(&child_due)),
+        (child_plain.id, heads_column(&child_plain)),
+    ] {
+        let stored: Vec<u8> = conn
+            .query_row(
+                "SELECT heads FROM records WHERE id = ?1",
+                [id.as_bytes()],
+                |r| r.get(0),
+            )
+            .expect("heads");
+        assert_eq!(stored, heads, "heads of {id}");
+    }
+    drop(conn);
+    Fixture {
+        user,
+        workplace,
+        child_due,
+        child_plain,
+        visit,
+        documents,
+    }
+}
+
+/// `records.heads`: the record's head hashes, concatenated (as the store writes them).
+fn heads_column<R: Record>(record: &R) -> Vec<u8> {
+    record.version().heads().iter().flat_map(|h| h.0).collect()
+}
+
+fn midnight_ms(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis()
+}
+
+/// Inserts one record as version 1 stored it: a change-log entry, then the row pointing at it.
+fn insert_v1_record<R: Record>(conn: &Connection, record: &R, doc: &[u8], at_ms: i64) -> i64 {
+    let heads = heads_column(record);
+    // A new record's only change is its head.
+    conn.execute(
+        "INSERT INTO change_log (record_id, kind, changes, user_id, device_id, origin, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+        params![
+            record.id().as_bytes(),
+            R::KIND as i64,
+            heads,
+            USER.as_bytes(),
+            V1_DEVICE.as_bytes(),
+            at_ms
+        ],
+    )
+    .expect("change_log row");
+    let seq = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO records (id, kind, doc, heads, last_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![record.id().as_bytes(), R::KIND as i64, doc, heads, seq],
+    )
+    .expect("records row");
+    conn.last_insert_rowid()
+}
+
+/// Builds a version-1 file from the frozen schema, with version 1's index rows only.
+fn build_v1_store(path: &Path, f: &Fixture) {
+    let conn = Connection::open(path).expect("create the v1 file");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .expect("WAL");
+    assert_eq!(mode, "wal");
+    conn.execute_batch(SCHEMA_V1).expect("the frozen v1 schema");
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('device_id', ?1), ('actor_nonce', ?2)",
+        params![V1_DEVICE.as_bytes(), V1_NONCE],
+    )
+    .expect("meta");
+    let at = 1_740_990_000_000;
+    let doc = |id: Uuid| f.documents[&id].clone();
+
+    let u = &f.user;
+    let rowid = insert_v1_record(&conn, u, &doc(u.id), at);
+    conn.execute(
+        "INSERT INTO user_index (record, name, role) VALUES (?1, ?2, 'community_monitor')",
+        params![rowid, u.name],
+    )
+    .expect("user_index");
+
+    let w = &f.workplace;
+    let rowid = insert_v1_record(&conn, w, &doc(w.id), at + 1_000);
+    let a = &w.location.area;
+    conn.execute(
+        "INSERT INTO workplace_index (record, name, sector, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            rowid,
+            w.name,
+            w.sector,
+            a.country,
+            a.region,
+            a.district,
+            a.community
+        ],
+    )
+    .expect("workplace_index");
+
+    let v = &f.visit;
+    let rowid = insert_v1_record(&conn, v, &doc(v.id), at + 2_000);
+    let a = &v.area;
+    conn.execute(
+        "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
+                                  country, region, district, community)
+         VALUES (?1, 'community_monitoring', ?2, ?3, ?4, 'draft', ?5, ?6, ?7, ?8)",
+        params![
+            rowid,
+            v.workplace_id.as_bytes(),
+            v.visitor_id.as_bytes(),
+            v.started_at.timestamp_millis(),
+            a.country,
+            a.region,
+            a.district,
+            a.community
+        ],
+    )
+    .expect("visit_index");
+
+    for (i, c) in [&f.child_due, &f.child_plain].into_iter().enumerate() {
+        let rowid = insert_v1_record(&conn, c, &doc(c.id), at + 3_000 + i as i64);
+        let a = &c.area;
+        conn.execute(
+            "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
+                                      identified_ms, country, region, district, community)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'identified', ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                rowid,
+                c.case_code,
+                c.name,
+                if c.sex == Sex::Female {
+                    "female"
+                } else {
+                    "male"
+                },
+                c.age_on(c.identified_on),
+                c.classification.as_ref().map(|k| k.outcome.as_str()),
+                midnight_ms(c.identified_on),
+                a.country,
+                a.region,
+                a.district,
+                a.community
+            ],
+        )
+        .expect("child_index");
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, 1, "the fixture sets user_version 1");
+    conn.close().expect("close the v1 file");
+}
+
+/// Everything in the file: the schema, the user version and every row of every table
+/// (the full-text index's shadow tables included).
+type Snapshot = (
+    i64,
+    Vec<(String, String)>,
+    BTreeMap<String, Vec<Vec<Value>>>,
+);
+
+fn snapshot(path: &Path) -> Snapshot {
+    let conn = Connection::open(path).expect("open for a snapshot");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version");
+    let schema: Vec<(String, String)> = conn
+        .prepare("SELECT name, coalesce(sql, '') FROM sqlite_master ORDER BY name")
+        .expect("sqlite_master")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("tables")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows");
+    let mut rows = BTreeMap::new();
+    for table in tables {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
+            .expect("select");
+        let n = stmt.column_count();
+        let content: Vec<Vec<Value>> = stmt
+            .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        rows.insert(table, content);
+    }
+    (version, schema, rows)
+}
+
+fn count(path: &Path, table: &str) -> i64 {
+    Connection::open(path)
+        .expect("open")
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn frozen_v1_schema_is_the_shipped_migration_001() {
+    // Migration 001 shipped: it must never change. The fixture is its frozen copy.
+    let shipped = include_str!("../src/store/migrations/001_records.sql");
+    assert!(
+        SCHEMA_V1.starts_with(shipped),
+        "migrations/001_records.sql differs from the schema that shipped as version 1"
+    );
+    assert!(SCHEMA_V1[shipped.len()..].contains("PRAGMA user_version = 1;"));
+}
+
+#[test]
+fn v1_store_migrates_to_the_current_schema() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let f = make_documents(dir.path());
+    let path = dir.path().join("v1.db");
+    build_v1_store(&path, &f);
+    let records_before = count(&path, "records");
+    let log_before = count(&path, "change_log");
+
+    let store = Store::open(config(&path)).expect("open the v1 store");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert_eq!(
+        store.device_id(),
+        V1_DEVICE,
+        "the device id of version 1 is kept"
+    );
+
+    // Every record reads back exactly as it was written, version included.
+    assert_eq!(store.get::<User>(f.user.id).expect("user"), f.user);
+    assert_eq!(
+        store.get::<Workplace>(f.workplace.id).expect("workplace"),
+        f.workplace
+    );
+    assert_eq!(store.get::<Visit>(f.visit.id).expect("visit"), f.visit);
+    for c in [&f.child_due, &f.child_plain] {
+        assert_eq!(&store.get::<ChildCase>(c.id).expect("child case"), c);
+    }
+    assert_eq!(store.count(RecordKind::ChildCase).expect("count"), 2);
+    assert_eq!(store.count(RecordKind::Visit).expect("count"), 1);
+    assert_eq!(store.count(RecordKind::Workplace).expect("count"), 1);
+    assert_eq!(store.count(RecordKind::User).expect("count"), 1);
+
+    // Version 1's indexes still answer.
+    let cases = store
+        .child_cases(
+            &ChildCaseQuery {
+                area: Some(AreaFilter::Community("CI-GO-SOU-042".into())),
+                status: Some(CaseStatus::Identified),
+                classification: None,
+            },
+            Page::first(10),
+        )
+        .expect("child cases");
+    let mut ids: Vec<Uuid> = cases.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut expected = vec![f.child_due.id, f.child_plain.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // Name search (schema 2), filled from the documents: accents and case are ignored.
+    let hits = store.search_names("kouame", 10).expect("search");
+    assert_eq!(
+        hits.iter().map(|h| (h.id, h.kind)).collect::<Vec<_>>(),
+        vec![(f.child_due.id, RecordKind::ChildCase)],
+        "an unaccented query finds the accented name"
+    );
+    assert_eq!(hits[0].name, "Kouamé Adjoa");
+    let hits = store.search_names("ERIC n'guessan", 10).expect("search");
+    assert_eq!(
+        hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![f.child_plain.id]
+    );
+    let hits = store.search_names("cooperative", 10).expect("search");
+    assert_eq!(
+        hits.iter().map(|h| (h.id, h.kind)).collect::<Vec<_>>(),
+        vec![(f.workplace.id, RecordKind::Workplace)]
+    );
+    assert!(
+        store.search_names("traore", 10).expect("search").is_empty(),
+        "users are not in the name search"
+    );
+
+    // The due list (schema 2), filled from the documents.
+    let due = store
+        .follow_ups_due(None, None, date(2026, 1, 1), Page::first(10))
+        .expect("due");
+    assert_eq!(
+        due.iter()
+            .map(|d| (d.id, d.kind, d.due))
+            .collect::<Vec<_>>(),
+        vec![
+            (f.child_due.id, RecordKind::ChildCase, date(2025, 4, 15)),
+            (f.visit.id, RecordKind::Visit, date(2025, 5, 2)),
+        ],
+        "the child's planned follow-up and the visit's, soonest first"
+    );
+    assert!(due.iter().all(|d| d.assignee == f.user.id));
+    let due = store
+        .follow_ups_due(
+            Some(AreaFilter::District("CI-GO-SOU".into())),
+            Some(f.user.id),
+            date(2025, 5, 1),
+            Page::first(10),
+        )
+        .expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![f.child_due.id]
+    );
+    assert!(store.integrity_check().expect("integrity_check"));
+    store.close().expect("close");
+
+    // Migrating wrote no record and no change.
+    assert_eq!(count(&path, "records"), records_before);
+    assert_eq!(count(&path, "change_log"), log_before);
+
+    // A second open finds nothing to migrate. As a sentinel, one row the schema-2 backfill
+    // writes is removed by hand first: if the backfill ran again it would come back.
+    let rowid: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT rowid FROM records WHERE id = ?1",
+            [f.child_due.id.as_bytes()],
+            |r| r.get(0),
+        )
+        .expect("rowid");
+    let removed = Connection::open(&path)
+        .expect("open")
+        .execute("DELETE FROM due_index WHERE record = ?1", [rowid])
+        .expect("delete the sentinel");
+    assert_eq!(removed, 1);
+    let before = snapshot(&path);
+    let store = Store::open(config(&path)).expect("second open");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    store.close().expect("close");
+    let after = snapshot(&path);
+    assert_eq!(before.0, after.0, "user_version changed on a second open");
+    assert_eq!(before.1, after.1, "the schema changed on a second open");
+    for (table, rows) in &before.2 {
+        assert!(
+            after.2[table] == *rows,
+            "table {table} changed on a second open: a migration ran again"
+        );
+    }
+    assert_eq!(
+        before.2.keys().collect::<Vec<_>>(),
+        after.2.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn store_from_newer_software_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("future.db");
+    let store = Store::open(config(&path)).expect("create");
+    store.close().expect("close");
+    let newer = SCHEMA_VERSION + 1;
+    Connection::open(&path)
+        .expect("open")
+        .pragma_update(None, "user_version", newer)
+        .expect("set user_version");
+    let before = snapshot(&path);
+
+    match Store::open(config(&path)) {
+        Err(Error::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, newer);
+            assert_eq!(supported, SCHEMA_VERSION);
+        }
+        Err(e) => panic!("a newer schema gave {e:?}, not SchemaTooNew"),
+        Ok(_) => panic!("a store from newer software was opened"),
+    }
+    let after = snapshot(&path);
+    assert!(before == after, "refusing the newer store changed it");
+}
+
+#[test]
+fn failed_migration_leaves_the_v1_file_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut f = make_documents(dir.path());
+    // One document is damaged: the schema-2 backfill cannot index it.
+    let damaged = f.child_plain.id;
+    f.documents
+        .insert(damaged, b"not an automerge document".to_vec());
+    let path = dir.path().join("v1.db");
+    build_v1_store(&path, &f);
+    let before = snapshot(&path);
+
+    match Store::open(config(&path)) {
+        Err(e) => {
+            // Each migration commits with the version it reaches, or not at all.
+            let after = snapshot(&path);
+            assert_eq!(after.0, 1, "a failed migration moved user_version ({e})");
+            assert!(
+                before == after,
+                "a failed migration left part of its work ({e})"
+            );
+        }
+        Ok(store) => {
+            // Were the core to skip what it cannot index, the rest must still be served.
+            assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+            assert_eq!(
+                store.get::<ChildCase>(f.child_due.id).expect("read"),
+                f.child_due
+            );
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! Sync between device stores and a hub store, all on real SQLite files, with the hub's handler
+//! called in-process as the transport (the HTTP hub's own tests cover the network).
+
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+use std::collections::BTreeSet;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::{HubLimits, PeerScope, Principal, Refusal, SyncOptions, sync_with_hub};
+use vigie_core::*;
+
+struct Device {
+    store: Store,
+    principal: Principal,
+}
+
+fn area(district: &str, community: &str) -> Area {
+    Area::new("CI", "CI-R1", district, community)
+}
+
+fn hub(dir: &TempDir) -> Store {
+    let config = StoreConfig::new(
+        dir.path().join("hub.db"),
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    )
+    .role(StoreRole::Hub);
+    Store::open(config).unwrap()
+}
+
+fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
+    let user = Uuid::now_v7();
+    let config = StoreConfig::new(
+        dir.path().join(format!("{name}.db")),
+        Encryption::Key([3; 32]),
+        user,
+    );
+    let store = Store::open(config).unwrap();
+    let principal = Principal {
+        device: store.device_id(),
+        user,
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    };
+    Device { store, principal }
+}
+
+fn sync(d: &mut Device, hub: &mut Store) -> vigie_core::sync::SyncSummary {
+    sync_opts(d, hub, &SyncOptions::default())
+}
+
+fn sync_opts(
+    d: &mut Device,
+    hub: &mut Store,
+    options: &SyncOptions,
+) -> vigie_core::sync::SyncSummary {
+    let principal = d.principal.clone();
+    sync_with_hub(
+        &mut d.store,
+        options,
+        |request| {
+            hub.hub_handle(&principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap()
+}
+
+fn workplace(area: Area, name: &str) -> Workplace {
+    Workplace::new(name, "cocoa", Formality::Informal, area)
+}
+
+fn visit(w: &Workplace, visitor: Uuid, day: u32) -> Visit {
+    let start = FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, day, 9, 0, 0)
+        .unwrap();
+    let mut v = Visit::new(VisitKind::CommunityMonitoring, w, visitor, start);
+    v.findings = format!("Visite {day}: travail des enfants observé.");
+    v.status = VisitStatus::Submitted;
+    v
+}
+
+fn child(area: Area, name: &str, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE",
+        name,
+        Sex::Male,
+        area,
+        NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        by,
+    );
+    c.estimated_age = Some(12);
+    c.hours_per_week = 10;
+    c
+}
+
+#[test]
+fn devices_and_hub_converge_and_keep_conflicts() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+
+    let w = workplace(c1.clone(), "Plantation Aké");
+    let mut visits = Vec::new();
+    for day in 1..=5 {
+        visits.push(
+            monitor
+                .store
+                .create(&visit(&w, monitor.principal.user, day))
+                .unwrap(),
+        );
+    }
+    let case = monitor
+        .store
+        .create(&child(c1.clone(), "Kouassi Yao", monitor.principal.user))
+        .unwrap();
+    let summary = sync(&mut monitor, &mut hub);
+    assert_eq!(summary.accepted, 6, "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    assert!(summary.refused.is_empty());
+    assert_eq!(hub.count(RecordKind::Visit).unwrap(), 5);
+
+    let summary = sync(&mut supervisor, &mut hub);
+    assert_eq!(summary.received, 6);
+    assert_eq!(
+        supervisor.store.get::<ChildCase>(case.id).unwrap(),
+        monitor.store.get::<ChildCase>(case.id).unwrap()
+    );
+
+    // Offline on both sides: the same field set to two values, and different fields.
+    let mut on_monitor = monitor.store.get::<ChildCase>(case.id).unwrap();
+    on_monitor.school = SchoolStatus::DroppedOut;
+    on_monitor.hours_per_week = 25;
+    monitor.store.update(&on_monitor).unwrap();
+    let mut on_supervisor = supervisor.store.get::<ChildCase>(case.id).unwrap();
+    on_supervisor.school = SchoolStatus::Attending;
+    on_supervisor.notes = "Vu avec le directeur d'école.".into();
+    supervisor.store.update(&on_supervisor).unwrap();
+    let mut validated = supervisor.store.get::<Visit>(visits[0].id).unwrap();
+    validated.status = VisitStatus::Validated;
+    supervisor.store.update(&validated).unwrap();
+
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    sync(&mut monitor, &mut hub);
+
+    for id in [case.id, visits[0].id] {
+        let on_hub = hub.export_document(id).unwrap();
+        let a = automerge::Automerge::load(&monitor.store.export_document(id).unwrap()).unwrap();
+        let b = automerge::Automerge::load(&supervisor.store.export_document(id).unwrap()).unwrap();
+        let h = automerge::Automerge::load(&on_hub).unwrap();
+        assert_eq!(a.get_heads(), h.get_heads());
+        assert_eq!(b.get_heads(), h.get_heads());
+    }
+    let merged = monitor.store.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(merged, supervisor.store.get::<ChildCase>(case.id).unwrap());
+    assert_eq!(merged, hub.get::<ChildCase>(case.id).unwrap());
+    assert_eq!(merged.hours_per_week, 25);
+    assert_eq!(merged.notes, "Vu avec le directeur d'école.");
+    let conflicts = monitor.store.conflicts(case.id).unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].field(), "school");
+    assert_eq!(hub.conflicts(case.id).unwrap(), conflicts);
+    assert_eq!(
+        monitor.store.get::<Visit>(visits[0].id).unwrap().status,
+        VisitStatus::Validated
+    );
+
+    // A no-op sync is one small round trip.
+    let summary = sync(&mut monitor, &mut hub);
+    assert_eq!(summary.round_trips, 1);
+    assert_eq!(summary.received + summary.accepted, 0);
+    assert!(
+        summary.bytes_sent + summary.bytes_received < 512,
+        "{summary:?}"
+    );
+}
+
+#[test]
+fn partial_replication_and_refusals_per_record() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let (a, b) = (
+        area("CI-R1-D1", "CI-R1-D1-C01"),
+        area("CI-R1-D2", "CI-R1-D2-C07"),
+    );
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor_a = device(&dir, "monitor-a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut inspector_b = device(&dir, "inspector-b", Role::Inspector, &["CI-R1-D2"]);
+
+    let wa = supervisor
+        .store
+        .create(&workplace(a.clone(), "Atelier A"))
+        .unwrap();
+    let wb = supervisor
+        .store
+        .create(&workplace(b.clone(), "Atelier B"))
+        .unwrap();
+    let va = supervisor
+        .store
+        .create(&visit(&wa, supervisor.principal.user, 2))
+        .unwrap();
+    let vb = supervisor
+        .store
+        .create(&visit(&wb, supervisor.principal.user, 3))
+        .unwrap();
+    let ca = supervisor
+        .store
+        .create(&child(a.clone(), "Ama", supervisor.principal.user))
+        .unwrap();
+    let cb = supervisor
+        .store
+        .create(&child(b.clone(), "Awa", supervisor.principal.user))
+        .unwrap();
+    assert_eq!(sync(&mut supervisor, &mut hub).accepted, 6);
+
+    sync(&mut monitor_a, &mut hub);
+    let got: BTreeSet<Uuid> = [va.id, ca.id, vb.id, cb.id, wa.id, wb.id]
+        .into_iter()
+        .filter(|id| monitor_a.store.kind_of(*id).is_ok())
+        .collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([va.id, ca.id]),
+        "a monitor receives child cases and visits of their areas only"
+    );
+
+    sync(&mut inspector_b, &mut hub);
+    let got: BTreeSet<Uuid> = [va.id, ca.id, vb.id, cb.id, wa.id, wb.id]
+        .into_iter()
+        .filter(|id| inspector_b.store.kind_of(*id).is_ok())
+        .collect();
+    assert_eq!(
+        got,
+        BTreeSet::from([wb.id, vb.id]),
+        "an inspector receives workplaces and visits of their areas"
+    );
+
+    // The monitor records a case in someone else's area, and a workplace (not a monitor's kind),
+    // and a legitimate case: only the legitimate one is stored, the others are reported and kept.
+    let foreign = monitor_a
+        .store
+        .create(&child(b.clone(), "Hors zone", monitor_a.principal.user))
+        .unwrap();
+    let not_mine = monitor_a
+        .store
+        .create(&workplace(a.clone(), "Nouveau champ"))
+        .unwrap();
+    let mine = monitor_a
+        .store
+        .create(&child(a.clone(), "Dans la zone", monitor_a.principal.user))
+        .unwrap();
+    let summary = sync(&mut monitor_a, &mut hub);
+    let refused: BTreeSet<(Uuid, Refusal)> = summary.refused.iter().copied().collect();
+    assert_eq!(
+        refused,
+        BTreeSet::from([
+            (foreign.id, Refusal::OutOfScope),
+            (not_mine.id, Refusal::KindNotAllowed)
+        ])
+    );
+    assert!(hub.kind_of(mine.id).is_ok());
+    assert!(hub.kind_of(foreign.id).is_err());
+    assert_eq!(
+        monitor_a.store.get::<ChildCase>(foreign.id).unwrap().name,
+        "Hors zone",
+        "the sender keeps its copy"
+    );
+    assert_eq!(summary.pending, 2);
+
+    // Moving a record out of one's areas is refused too; the hub keeps its version.
+    let mut moved = monitor_a.store.get::<ChildCase>(ca.id).unwrap();
+    moved.area = b.clone();
+    monitor_a.store.update(&moved).unwrap();
+    let summary = sync(&mut monitor_a, &mut hub);
+    assert!(summary.refused.contains(&(ca.id, Refusal::OutOfScope)));
+    assert_eq!(hub.get::<ChildCase>(ca.id).unwrap().area, a);
+}
+
+#[test]
+fn changes_of_another_device_are_refused_until_that_device_sends_them() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut one = device(&dir, "one", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut two = device(&dir, "two", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let c = one
+        .store
+        .create(&child(a, "Koffi", one.principal.user))
+        .unwrap();
+    // Device two gets the record from device one directly, edits it, and syncs first.
+    two.store
+        .merge_document(c.id, &one.store.export_document(c.id).unwrap())
+        .unwrap();
+    let mut edit = two.store.get::<ChildCase>(c.id).unwrap();
+    edit.night_work = true;
+    two.store.update(&edit).unwrap();
+    let summary = sync(&mut two, &mut hub);
+    assert_eq!(summary.refused, vec![(c.id, Refusal::ForeignChanges)]);
+    assert!(hub.kind_of(c.id).is_err());
+
+    sync(&mut one, &mut hub);
+    let summary = sync(&mut two, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    assert!(hub.get::<ChildCase>(c.id).unwrap().night_work);
+}
+
+#[test]
+fn small_messages_and_cut_links_still_converge() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let w = workplace(a.clone(), "Champ");
+    for day in 1..=28 {
+        supervisor
+            .store
+            .create(&visit(&w, supervisor.principal.user, day))
+            .unwrap();
+    }
+    for i in 0..20 {
+        supervisor
+            .store
+            .create(&child(
+                a.clone(),
+                &format!("Enfant {i}"),
+                supervisor.principal.user,
+            ))
+            .unwrap();
+    }
+    let small = SyncOptions {
+        max_message_bytes: 4 * 1024,
+        ..SyncOptions::default()
+    };
+    let summary = sync_opts(&mut supervisor, &mut hub, &small);
+    assert_eq!(summary.accepted, 48);
+    assert!(summary.round_trips > 3, "{summary:?}");
+
+    // A link that drops every other exchange, either the request or the response.
+    let principal = monitor.principal.clone();
+    let mut exchanges = 0;
+    loop {
+        exchanges += 1;
+        let result = sync_with_hub(
+            &mut monitor.store,
+            &small,
+            |request| {
+                let response = hub
+                    .hub_handle(&principal, request, &HubLimits::default())
+                    .map_err(|e| e.to_string())?;
+                exchanges += 1;
+                if exchanges % 3 == 0 {
+                    Err("link dropped".to_string())
+                } else {
+                    Ok(response)
+                }
+            },
+            |_| {},
+        );
+        if result.is_ok() {
+            break;
+        }
+        assert!(exchanges < 500);
+    }
+    assert_eq!(monitor.store.count(RecordKind::Visit).unwrap(), 28);
+    assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 20);
+
+    // A response applied twice changes nothing.
+    let request = monitor
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    let response = hub
+        .hub_handle(&principal, &request, &HubLimits::default())
+        .unwrap();
+    monitor
+        .store
+        .hub_sync_apply(&response, &SyncOptions::default())
+        .unwrap();
+    let before = monitor.store.export_document(w.id).ok();
+    let report = monitor
+        .store
+        .hub_sync_apply(&response, &SyncOptions::default())
+        .unwrap();
+    assert_eq!(report.received, 0);
+    assert_eq!(monitor.store.export_document(w.id).ok(), before);
+}
+
+#[test]
+fn hostile_bytes_are_refused_and_nothing_is_stored() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let principal = monitor.principal.clone();
+    for garbage in [
+        &b""[..],
+        b"VGq1",
+        b"VGq1\x28\xb5\x2f\xfd garbage",
+        b"GET / HTTP/1.1\r\n",
+    ] {
+        assert!(
+            hub.hub_handle(&principal, garbage, &HubLimits::default())
+                .is_err()
+        );
+        assert!(
+            monitor
+                .store
+                .hub_sync_apply(garbage, &SyncOptions::default())
+                .is_err()
+        );
+    }
+    // A request from a device that is not the authenticated one.
+    let mut other = device(&dir, "other", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    other
+        .store
+        .create(&child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            "Aya",
+            other.principal.user,
+        ))
+        .unwrap();
+    let request = other
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    assert!(
+        hub.hub_handle(&principal, &request, &HubLimits::default())
+            .is_err()
+    );
+    assert_eq!(hub.count(RecordKind::ChildCase).unwrap(), 0);
+    // Limits.
+    let tight = HubLimits {
+        max_request_bytes: 16,
+        ..HubLimits::default()
+    };
+    assert!(hub.hub_handle(&other.principal, &request, &tight).is_err());
+    let _ = &mut monitor;
+}
+
+#[test]
+fn peers_sync_directly_and_bundles_travel_whole() {
+    let dir = TempDir::new().unwrap();
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(
+            monitor
+                .store
+                .create(&child(
+                    a.clone(),
+                    &format!("Enfant {i}"),
+                    monitor.principal.user,
+                ))
+                .unwrap()
+                .id,
+        );
+    }
+    let w = workplace(a.clone(), "Champ");
+    let shared = tablet
+        .store
+        .create(&visit(&w, tablet.principal.user, 9))
+        .unwrap();
+    monitor
+        .store
+        .merge_document(shared.id, &tablet.store.export_document(shared.id).unwrap())
+        .unwrap();
+    let only_tablet = tablet
+        .store
+        .create(&visit(&w, tablet.principal.user, 10))
+        .unwrap();
+
+    let scope = PeerScope::default();
+    let (mut session, mut message) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
+    let mut answer = tablet.store.peer_accept(&scope, 64 * 1024).unwrap();
+    let mut trips = 0;
+    loop {
+        trips += 1;
+        let Some(reply) = tablet.store.peer_step(&mut answer, &message).unwrap() else {
+            break;
+        };
+        match monitor.store.peer_step(&mut session, &reply).unwrap() {
+            Some(next) => message = next,
+            None => break,
+        }
+        assert!(trips < 20);
+    }
+    assert!(session.is_finished());
+    assert_eq!(tablet.store.count(RecordKind::ChildCase).unwrap(), 30);
+    assert_eq!(
+        monitor.store.get::<Visit>(only_tablet.id).unwrap(),
+        tablet.store.get::<Visit>(only_tablet.id).unwrap()
+    );
+
+    // Once equal, one round trip says so.
+    let (mut session, message) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
+    let mut answer = tablet.store.peer_accept(&scope, 64 * 1024).unwrap();
+    let reply = tablet
+        .store
+        .peer_step(&mut answer, &message)
+        .unwrap()
+        .unwrap();
+    assert!(
+        monitor
+            .store
+            .peer_step(&mut session, &reply)
+            .unwrap()
+            .is_none()
+    );
+    assert!(message.len() + reply.len() < 1024);
+
+    // Bundles: everything, then only what changed since.
+    let mut third = device(&dir, "third", Role::Supervisor, &["CI-R1"]);
+    let (bundle, mark) = monitor.store.export_bundle(0, &[]).unwrap();
+    let report = third.store.import_bundle(&bundle).unwrap();
+    assert_eq!(report.records, 32);
+    assert_eq!(
+        third.store.import_bundle(&bundle).unwrap().changed,
+        0,
+        "importing twice changes nothing"
+    );
+    let mut edit = monitor.store.get::<ChildCase>(ids[0]).unwrap();
+    edit.hours_per_week = 2;
+    monitor.store.update(&edit).unwrap();
+    let (delta, _) = monitor.store.export_bundle(mark, &[]).unwrap();
+    let report = third.store.import_bundle(&delta).unwrap();
+    assert_eq!(
+        (report.records, report.changed),
+        (1, 1),
+        "only what changed since the mark travels"
+    );
+    assert_eq!(
+        third.store.get::<ChildCase>(ids[0]).unwrap().hours_per_week,
+        2
+    );
+
+    // A damaged or altered bundle is refused whole.
+    let mut fourth = device(&dir, "fourth", Role::Supervisor, &["CI-R1"]);
+    let mut damaged = bundle.clone();
+    let n = damaged.len();
+    damaged[n / 2] ^= 1;
+    assert!(matches!(
+        fourth.store.import_bundle(&damaged),
+        Err(Error::DamagedBundle { .. })
+    ));
+    assert!(fourth.store.import_bundle(&bundle[..n - 10]).is_err());
+    assert_eq!(fourth.store.count(RecordKind::ChildCase).unwrap(), 0);
+}
