@@ -1,0 +1,140 @@
+//! The hub's HTTP face: one sync endpoint over the core's engine.
+//!
+//! `POST /v1/sync` with `Authorization: Bearer <enrolment token>` and a sync request as the body;
+//! the response body is the sync response. Errors are JSON `{"error": "..."}` with a 4xx for
+//! anything the device sent wrong and a 5xx for the hub's own failures. The store is used from a
+//! blocking thread: SQLite work never stalls the async runtime.
+
+use crate::auth::{AuthError, Registry, Token};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::{Arc, Mutex, MutexGuard};
+use vigie_core::sync::{HubError, HubLimits, Principal};
+use vigie_core::{Error, Store, User};
+
+pub struct Hub {
+    pub store: Mutex<Store>,
+    pub registry: Mutex<Registry>,
+    pub limits: HubLimits,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock rolled back its transaction on unwind: the data is sound.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    let limit = hub.limits.max_request_bytes;
+    Router::new()
+        .route("/v1/health", get(|| async { "ok" }))
+        .route("/v1/sync", post(sync))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(hub)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Why a request failed, mapped to HTTP in one place.
+enum Failure {
+    Auth(AuthError),
+    Inactive,
+    Hub(HubError),
+    Internal,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Auth(AuthError::Revoked) => error(StatusCode::FORBIDDEN, "device revoked"),
+            Failure::Auth(AuthError::Storage(e)) => {
+                tracing::error!(error = %e, "device registry failed");
+                error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
+            }
+            Failure::Auth(e) => error(StatusCode::UNAUTHORIZED, &e.to_string()),
+            Failure::Inactive => error(StatusCode::FORBIDDEN, "user inactive or unknown"),
+            Failure::Hub(HubError::Malformed(e)) => {
+                error(StatusCode::BAD_REQUEST, &format!("malformed request: {e}"))
+            }
+            Failure::Hub(HubError::TooLarge(what)) => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request exceeds a limit: {what}"),
+            ),
+            Failure::Hub(HubError::ActorNotBound) => error(
+                StatusCode::FORBIDDEN,
+                "the request's actor is not bound to this device",
+            ),
+            Failure::Hub(HubError::Store(e)) => {
+                // Core errors carry no personal data, so they may be logged.
+                tracing::error!(error = %e, "sync failed on the hub");
+                error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
+            }
+            Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(Failure::Auth(AuthError::Malformed))?;
+    Token::parse(value).map_err(Failure::Auth)
+}
+
+/// The principal behind a token: the device's user as the hub's records describe it now.
+fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
+    let user_id = lock(&hub.registry)
+        .authenticate(token)
+        .map_err(Failure::Auth)?;
+    let user = match lock(&hub.store).get::<User>(user_id) {
+        Ok(user) if user.active => user,
+        Ok(_) | Err(Error::NotFound { .. }) | Err(Error::WrongKind { .. }) => {
+            return Err(Failure::Inactive);
+        }
+        Err(e) => return Err(Failure::Hub(HubError::Store(e))),
+    };
+    Ok(Principal {
+        device: token.device,
+        user: user_id,
+        role: user.role,
+        areas: user.areas,
+    })
+}
+
+async fn sync(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
+    let token = match bearer(&headers) {
+        Ok(t) => t,
+        Err(f) => return f.into_response(),
+    };
+    let handled = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Failure> {
+        let who = principal(&hub, &token)?;
+        let started = std::time::Instant::now();
+        let response = lock(&hub.store)
+            .hub_handle(&who, &body, &hub.limits)
+            .map_err(Failure::Hub)?;
+        tracing::info!(
+            device = %who.device,
+            request_bytes = body.len(),
+            response_bytes = response.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "sync"
+        );
+        Ok(response)
+    })
+    .await;
+    match handled {
+        Ok(Ok(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        Ok(Err(failure)) => failure.into_response(),
+        Err(_) => Failure::Internal.into_response(),
+    }
+}

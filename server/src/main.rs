@@ -1,0 +1,282 @@
+//! `vigie`: run a hub, administer its users and devices, and sync a store with a hub.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use uuid::Uuid;
+use vigie_core::sync::{HubLimits, SyncOptions};
+use vigie_core::{Encryption, Role, Store, StoreConfig, User};
+use vigie_server::auth::Token;
+use vigie_server::client::HubClient;
+
+#[derive(Parser)]
+#[command(name = "vigie", version, about = "Vigie hub and tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve sync over HTTP on an embedded SQLite store.
+    Serve {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8470")]
+        listen: String,
+        /// 64 hex digits: encrypt the hub's store with this key (else the disk's own protection).
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+    },
+    /// Manage users (their role and areas decide what their devices receive).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Enrol and revoke devices.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+    /// Sync a device store with a hub.
+    Sync {
+        #[arg(long)]
+        hub: String,
+        #[arg(long)]
+        store: PathBuf,
+        /// The enrolment token given by `vigie device enrol`.
+        #[arg(long, env = "VIGIE_TOKEN", hide_env_values = true)]
+        token: String,
+        /// 64 hex digits: the store's key; without it the store is unencrypted (tools and tests).
+        #[arg(long, env = "VIGIE_STORE_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+        #[arg(long, default_value_t = 256 * 1024)]
+        max_message_bytes: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Add {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// An area code (repeat for several).
+        #[arg(long = "area", required = true)]
+        areas: Vec<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Enrol a device for a user; prints its token once.
+    Enrol {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        #[arg(long)]
+        user: Uuid,
+    },
+    Revoke {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        #[arg(long)]
+        device: Uuid,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Inspector,
+    CommunityMonitor,
+    Supervisor,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Inspector => Role::Inspector,
+            RoleArg::CommunityMonitor => Role::CommunityMonitor,
+            RoleArg::Supervisor => Role::Supervisor,
+        }
+    }
+}
+
+fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
+    let Some(hex) = key_hex else {
+        return Ok(Encryption::Unencrypted);
+    };
+    if hex.len() != 64 {
+        return Err("a key is 64 hex digits".into());
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| "a key is 64 hex digits".to_string())?;
+    }
+    Ok(Encryption::Key(key))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vigie: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            key_hex,
+        } => serve(data, &listen, encryption(key_hex.as_deref())?),
+        Command::User {
+            command:
+                UserCommand::Add {
+                    data,
+                    name,
+                    role,
+                    areas,
+                    key_hex,
+                },
+        } => {
+            let mut store = vigie_server::open_store(&data, encryption(key_hex.as_deref())?)
+                .map_err(|e| e.to_string())?;
+            let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
+            let user = store
+                .create(&User::new(&name, role.into(), &areas))
+                .map_err(|e| e.to_string())?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Enrol { data, user },
+        } => {
+            let registry = vigie_server::open_registry(&data).map_err(|e| e.to_string())?;
+            let token = registry.enrol(user).map_err(|e| e.to_string())?;
+            println!("{}", token.to_text());
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Revoke { data, device },
+        } => {
+            let registry = vigie_server::open_registry(&data).map_err(|e| e.to_string())?;
+            if !registry.revoke(device).map_err(|e| e.to_string())? {
+                return Err("no such enrolled device, or already revoked".into());
+            }
+            Ok(())
+        }
+        Command::Sync {
+            hub,
+            store,
+            token,
+            key_hex,
+            max_message_bytes,
+        } => sync(
+            &hub,
+            store,
+            &token,
+            encryption(key_hex.as_deref())?,
+            max_message_bytes,
+        ),
+    }
+}
+
+fn serve(data: PathBuf, listen: &str, encryption: Encryption) -> Result<(), String> {
+    let hub = vigie_server::open_hub(&data, encryption, HubLimits::default())
+        .map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        // Tests and scripts read this line to find the port.
+        println!("vigie hub listening on http://{address}");
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, vigie_server::http::router(Arc::new(hub)))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+fn sync(
+    hub: &str,
+    path: PathBuf,
+    token: &str,
+    encryption: Encryption,
+    max_message_bytes: usize,
+) -> Result<(), String> {
+    let token = Token::parse(token).map_err(|e| e.to_string())?;
+    let config = StoreConfig::new(path, encryption, token.user).device(token.device);
+    let mut store = Store::open(config).map_err(|e| e.to_string())?;
+    if store.device_id() != token.device {
+        return Err("this store belongs to another device".into());
+    }
+    let client = HubClient::new(hub, &token);
+    let options = SyncOptions {
+        max_message_bytes,
+        ..SyncOptions::default()
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    let summary = client
+        .sync(&mut store, &options, |s| {
+            bar.set_message(format!(
+                "{} round trips, {} sent, {} received, {} KiB up, {} KiB down",
+                s.round_trips,
+                s.accepted,
+                s.received,
+                s.bytes_sent / 1024,
+                s.bytes_received / 1024
+            ));
+            bar.tick();
+        })
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    let refused: Vec<serde_json::Value> = summary
+        .refused
+        .iter()
+        .map(|(id, why)| serde_json::json!({ "record": id, "reason": why.to_string() }))
+        .collect();
+    let failed: Vec<serde_json::Value> = summary
+        .failed
+        .iter()
+        .map(|(id, why)| serde_json::json!({ "record": id, "reason": why }))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "round_trips": summary.round_trips,
+            "bytes_sent": summary.bytes_sent,
+            "bytes_received": summary.bytes_received,
+            "accepted": summary.accepted,
+            "received": summary.received,
+            "pending": summary.pending,
+            "refused": refused,
+            "failed": failed,
+            "clock_skewed": summary.clock_skewed,
+        })
+    );
+    store.close().map_err(|e| e.to_string())
+}
