@@ -118,7 +118,7 @@ impl Store {
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
         let reference = config.reference.clone();
-        schema::migrate(&mut conn, |tx| reindex_all(tx))?;
+        schema::migrate(&mut conn, reindex_all)?;
         let tx = conn.transaction()?;
         let device = match get_meta(&tx, "device_id")? {
             Some(bytes) => Uuid::from_slice(&bytes).map_err(|_| Error::WrongKeyOrNotAStore)?,

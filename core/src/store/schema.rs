@@ -75,8 +75,10 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
-/// Applies every migration the file lacks, each in the transaction that also records the new
-/// version. Returns the version the file had before.
+/// Applies every migration the file lacks, then rebuilds the index rows from the documents
+/// once, all in one transaction with the new version: a failure leaves the file as it was.
+/// Backfilling after the last migration matters: indexing code writes today's index tables,
+/// which intermediate schemas do not have yet. Returns the version the file had before.
 pub(crate) fn migrate(
     conn: &mut Connection,
     backfill: impl Fn(&Transaction) -> Result<()>,
@@ -88,15 +90,18 @@ pub(crate) fn migrate(
             supported: SCHEMA_VERSION,
         });
     }
-    for version in found..SCHEMA_VERSION {
-        let tx = conn.transaction()?;
-        tx.execute_batch(MIGRATIONS[version as usize])?;
-        // Migrations that add index tables fill them from the documents.
-        if version >= 1 {
-            backfill(&tx)?;
-        }
-        tx.pragma_update(None, "user_version", version + 1)?;
-        tx.commit()?;
+    if found == SCHEMA_VERSION {
+        return Ok(found);
     }
+    let tx = conn.transaction()?;
+    for migration in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    // A new file has no documents to index.
+    if found > 0 {
+        backfill(&tx)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
     Ok(found)
 }

@@ -17,7 +17,7 @@ mod bundle;
 mod client;
 mod hub;
 mod peer;
-mod wire;
+pub mod wire;
 
 pub use bundle::BundleReport;
 pub use client::{SyncOptions, SyncReport, SyncSummary, sync_with_hub};

@@ -53,6 +53,24 @@ pub(crate) fn decode<T: DeserializeOwned>(
     postcard::from_bytes(&plain).map_err(|_| DecodeError::Structure)
 }
 
+/// Encodes a request as a device sends it (for tools, tests and fuzzing).
+pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
+    encode(REQUEST_TAG, request)
+}
+
+pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncRequest, DecodeError> {
+    decode(REQUEST_TAG, "sync request", bytes, max_decompressed)
+}
+
+/// Encodes a response as a hub sends it (for tools, tests and fuzzing).
+pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
+    encode(RESPONSE_TAG, response)
+}
+
+pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
+    decode(RESPONSE_TAG, "sync response", bytes, max_decompressed)
+}
+
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub(crate) fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     use std::io::Read;

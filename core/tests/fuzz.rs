@@ -1,0 +1,276 @@
+//! Fuzzing every entry point that takes bytes from another device or a file: the hub's request
+//! handler, a device applying a response, bundle import and peer messages.
+//!
+//! Three kinds of input: bytes mutated anywhere (framing, compression, checksums), messages
+//! re-encoded around mutated Automerge payloads (so that the documents themselves reach
+//! Automerge), and payloads whose Automerge chunk checksums were recomputed after mutation (a
+//! hostile peer can do that; automerge 0.12 panics on some of them). Nothing may panic out of the
+//! core, nothing damaged may be stored, and the stores keep working.
+//!
+//! `VIGIE_FUZZ_ITERATIONS` sets the total (default 100,000).
+
+use chrono::NaiveDate;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::wire::{self, PullEntry, SyncResponse};
+use vigie_core::sync::{HubLimits, PeerScope, Principal, SyncOptions, sync_with_hub};
+use vigie_core::*;
+
+fn mutate(rng: &mut ChaCha8Rng, bytes: &mut Vec<u8>) {
+    for _ in 0..rng.gen_range(1..4) {
+        if bytes.is_empty() {
+            bytes.push(rng.r#gen());
+            continue;
+        }
+        let i = rng.gen_range(0..bytes.len());
+        match rng.gen_range(0..6) {
+            0 => bytes[i] ^= 1 << rng.gen_range(0..8),
+            1 => bytes[i] = rng.r#gen(),
+            2 => bytes.insert(i, rng.r#gen()),
+            3 => {
+                bytes.remove(i);
+            }
+            4 => bytes.truncate(i),
+            _ => {
+                // Duplicate a slice: lengths and counts stop matching.
+                let end = (i + rng.gen_range(1..16)).min(bytes.len());
+                let slice = bytes[i..end].to_vec();
+                bytes.splice(i..i, slice);
+            }
+        }
+    }
+}
+
+fn uleb(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Recomputes the checksum of every Automerge chunk in `bytes` (magic, 4-byte checksum, type,
+/// ULEB length, data; the checksum is the first 4 bytes of SHA-256 over type, length and data).
+fn repair_checksums(bytes: &mut [u8]) {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut at = 0;
+    while at + 9 <= bytes.len() && bytes[at..at + 4] == MAGIC {
+        let Some((len, width)) = uleb(&bytes[at + 9..]) else {
+            return;
+        };
+        let end = at + 9 + width + len as usize;
+        if end > bytes.len() {
+            return;
+        }
+        let digest = Sha256::digest(&bytes[at + 8..end]);
+        bytes[at + 4..at + 8].copy_from_slice(&digest[..4]);
+        at = end;
+    }
+}
+
+fn child(area: &Area, i: usize, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        &format!("C{i}"),
+        &format!("Enfant Kouamé {i}"),
+        Sex::Female,
+        area.clone(),
+        NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+        by,
+    );
+    c.estimated_age = Some(10 + (i % 7) as u32);
+    c.hours_per_week = (i % 30) as u32;
+    c.notes = "Suivi à prévoir après la saison.".into();
+    c
+}
+
+#[test]
+fn hostile_bytes_never_crash_nor_store_damage() {
+    let total: usize = std::env::var("VIGIE_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed: u64 = std::env::var("VIGIE_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
+    eprintln!("fuzz: {total} iterations, seed {seed}");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+
+    let dir = TempDir::new().unwrap();
+    let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+    let mut hub = Store::open(
+        StoreConfig::new(
+            dir.path().join("hub.db"),
+            Encryption::Unencrypted,
+            Uuid::now_v7(),
+        )
+        .role(StoreRole::Hub),
+    )
+    .unwrap();
+    let user = Uuid::now_v7();
+    let mut phone = Store::open(StoreConfig::new(
+        dir.path().join("phone.db"),
+        Encryption::Unencrypted,
+        user,
+    ))
+    .unwrap();
+    let mut victim = Store::open(StoreConfig::new(
+        dir.path().join("victim.db"),
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    ))
+    .unwrap();
+    let principal = Principal {
+        device: phone.device_id(),
+        user,
+        role: Role::Supervisor,
+        areas: ["CI-R1".to_string()].into(),
+    };
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(phone.create(&child(&area, i, user)).unwrap().id);
+    }
+    let request = phone.hub_sync_request(&SyncOptions::default()).unwrap();
+    let decoded_request = wire::decode_request(&request, 1 << 24).unwrap();
+    // Seed the hub with half of the records so that responses carry both documents and changes.
+    let response = hub
+        .hub_handle(&principal, &request, &HubLimits::default())
+        .unwrap();
+    let mut edit = phone.get::<ChildCase>(ids[0]).unwrap();
+    edit.notes.push_str(" Revu.");
+    phone.update(&edit).unwrap();
+    let (bundle, _) = phone.export_bundle(0, &[]).unwrap();
+    let (_, peer_message) = phone.peer_start(&PeerScope::default(), 64 * 1024).unwrap();
+    let documents: Vec<(Uuid, Vec<u8>)> = ids
+        .iter()
+        .map(|id| (*id, phone.export_document(*id).unwrap()))
+        .collect();
+    let hub_records = hub.count(RecordKind::ChildCase).unwrap();
+
+    // Automerge's panics are contained by the core; keep them from flooding the output.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut stored_by_victim = 0usize;
+    let limits = HubLimits::default();
+    for i in 0..total {
+        match i % 10 {
+            // Mutated whole request.
+            0..=3 => {
+                let mut bytes = request.clone();
+                mutate(&mut rng, &mut bytes);
+                let _ = hub.hub_handle(&principal, &bytes, &limits);
+            }
+            // Well-framed request around mutated documents, checksums sometimes repaired.
+            4 | 5 => {
+                let mut message = decoded_request.clone();
+                for entry in &mut message.push {
+                    if rng.gen_bool(0.3) {
+                        mutate(&mut rng, &mut entry.changes);
+                        if rng.gen_bool(0.5) {
+                            repair_checksums(&mut entry.changes);
+                        }
+                    }
+                }
+                let _ = hub.hub_handle(&principal, &wire::encode_request(&message), &limits);
+            }
+            // Mutated whole response, bundle and peer message, applied to a fresh device store.
+            6 => {
+                let mut bytes = response.clone();
+                mutate(&mut rng, &mut bytes);
+                let _ = victim.hub_sync_apply(&bytes, &SyncOptions::default());
+            }
+            7 => {
+                let mut bytes = bundle.clone();
+                mutate(&mut rng, &mut bytes);
+                if bytes.len() > 36 && rng.gen_bool(0.5) {
+                    // A tamperer can recompute the bundle's checksum too.
+                    let digest = Sha256::digest(&bytes[36..]);
+                    bytes[4..36].copy_from_slice(&digest);
+                }
+                if victim.import_bundle(&bytes).is_ok() {
+                    stored_by_victim += 1;
+                }
+            }
+            8 => {
+                let mut bytes = peer_message.clone();
+                mutate(&mut rng, &mut bytes);
+                if let Ok(mut session) = victim.peer_accept(&PeerScope::default(), 64 * 1024) {
+                    let _ = victim.peer_step(&mut session, &bytes);
+                }
+            }
+            // Well-framed response around mutated documents and changes (few: each commits).
+            _ => {
+                if i % 50 != 9 {
+                    let mut bytes = documents[rng.gen_range(0..documents.len())].1.clone();
+                    mutate(&mut rng, &mut bytes);
+                    if rng.gen_bool(0.7) {
+                        repair_checksums(&mut bytes);
+                    }
+                    let _ = victim.merge_document(Uuid::now_v7(), &bytes);
+                    continue;
+                }
+                let records = documents
+                    .iter()
+                    .map(|(id, doc)| {
+                        let mut changes = doc.clone();
+                        if rng.gen_bool(0.5) {
+                            mutate(&mut rng, &mut changes);
+                            repair_checksums(&mut changes);
+                        }
+                        PullEntry {
+                            id: *id,
+                            changes,
+                            hub_heads: Vec::new(),
+                        }
+                    })
+                    .collect();
+                let message = SyncResponse {
+                    acks: Vec::new(),
+                    records,
+                    cursor: Default::default(),
+                    more: false,
+                };
+                let _ = victim
+                    .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
+            }
+        }
+    }
+    std::panic::set_hook(default_hook);
+    eprintln!("fuzz: bundles accepted by the victim: {stored_by_victim}");
+
+    // Every record any store holds still reads as a valid record of its kind.
+    for store in [&hub, &victim] {
+        assert!(store.integrity_check().unwrap());
+        for summary in store
+            .child_cases(&ChildCaseQuery::default(), Page::first(500))
+            .unwrap()
+        {
+            store.get::<ChildCase>(summary.id).unwrap();
+        }
+    }
+    assert!(hub.count(RecordKind::ChildCase).unwrap() >= hub_records);
+    // And sync still works end to end.
+    let summary = sync_with_hub(
+        &mut phone,
+        &SyncOptions::default(),
+        |r| {
+            hub.hub_handle(&principal, r, &limits)
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    for id in &ids {
+        assert_eq!(
+            hub.get::<ChildCase>(*id).unwrap(),
+            phone.get::<ChildCase>(*id).unwrap()
+        );
+    }
+}
