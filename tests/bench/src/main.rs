@@ -1,1 +1,453 @@
-fn main() {}
+//! Benchmarks on the reference workload W1 (shared/WORKLOAD.md).
+//!
+//! `vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]` writes the workload into an
+//! encrypted store one record at a time, then times opening the store and the field's main
+//! queries. Standard output carries only JSON lines, one figure each:
+//! `{"bench": "core", "metric": "...", "value": 1.23, "unit": "ms", "scale": 10.0}`;
+//! progress goes to standard error.
+
+mod workload;
+
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use vigie_core::{
+    AreaFilter, Encryption, Page, Record, RecordKind, Store, StoreConfig, VisitQuery, VisitStatus,
+};
+use workload::{AnyRecord, Workload};
+
+type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]";
+
+/// A fixed key, user and device, so that every run builds the same store.
+const KEY: [u8; 32] = [0x5a; 32];
+const BENCH_USER: Uuid = Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_0001);
+const BENCH_DEVICE: Uuid = Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_0002);
+
+/// Rows on the first page of a list, as the app shows it.
+const PAGE_SIZE: u32 = 50;
+/// "Today" for the overdue list: late in the season, when many follow-ups are due.
+const OVERDUE_ON: (i32, u32, u32) = (2026, 10, 1);
+const SEARCH_TEXT: &str = "kouame";
+const SEARCH_LIMIT: u32 = 20;
+
+struct Options {
+    scale: f64,
+    seed: u64,
+    /// Where the store's temporary directory is made (the system's temporary directory if not
+    /// given): the file system matters to write latency.
+    dir: Option<PathBuf>,
+    /// How many times each read is timed.
+    sample: usize,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    if args.next().as_deref() != Some("core") {
+        return Err(USAGE.into());
+    }
+    let mut options = Options {
+        scale: 10.0,
+        seed: workload::DEFAULT_SEED,
+        dir: None,
+        sample: 200,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let invalid = || format!("invalid value for {flag}: {value}\n{USAGE}");
+        match flag.as_str() {
+            "--scale" => options.scale = value.parse().map_err(|_| invalid())?,
+            "--seed" => options.seed = value.parse().map_err(|_| invalid())?,
+            "--sample" => options.sample = value.parse().map_err(|_| invalid())?,
+            "--dir" => options.dir = Some(PathBuf::from(&value)),
+            _ => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    if !(options.scale > 0.0 && options.scale.is_finite()) {
+        return Err(format!("--scale must be a positive number\n{USAGE}"));
+    }
+    if options.sample == 0 {
+        return Err(format!("--sample must be at least 1\n{USAGE}"));
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench_core(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigie-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints figures as JSON lines.
+struct Report {
+    scale: f64,
+}
+
+impl Report {
+    fn emit(&self, metric: &str, value: f64, unit: &str) {
+        let string = |s: &str| serde_json::to_string(s).expect("strings serialize");
+        let number = |n: f64| serde_json::to_string(&n).expect("numbers serialize");
+        // Rounded to a microsecond (or a thousandth of whatever the unit is): finer is noise.
+        let value = (value * 1000.0).round() / 1000.0;
+        println!(
+            "{{\"bench\": \"core\", \"metric\": {}, \"value\": {}, \"unit\": {}, \"scale\": {}}}",
+            string(metric),
+            number(value),
+            string(unit),
+            number(self.scale)
+        );
+    }
+
+    fn emit_latencies(&self, metric: &str, samples: &mut [Duration], percentiles: &[(&str, f64)]) {
+        samples.sort_unstable();
+        for (name, p) in percentiles {
+            self.emit(
+                &format!("{metric}_{name}"),
+                ms(percentile(samples, *p)),
+                "ms",
+            );
+        }
+    }
+}
+
+const P50_P99: &[(&str, f64)] = &[("p50", 0.50), ("p99", 0.99)];
+
+/// The nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Counts the bytes written through it (the size of a compressed stream).
+struct ByteCount(u64);
+
+impl Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The records as JSON Lines, and zstd (level 3) of that: the natural floor for bytes stored or
+/// sent.
+struct JsonFloor {
+    raw: u64,
+    zstd: zstd::Encoder<'static, ByteCount>,
+}
+
+impl JsonFloor {
+    fn new() -> io::Result<JsonFloor> {
+        Ok(JsonFloor {
+            raw: 0,
+            zstd: zstd::Encoder::new(ByteCount(0), 3)?,
+        })
+    }
+
+    /// Adds a record, with its id and kind (which the record's serde form leaves out).
+    fn add<R: Record>(&mut self, record: &R) -> BoxResult<()> {
+        let mut value = serde_json::to_value(record)?;
+        let object = value
+            .as_object_mut()
+            .ok_or("a record is not a JSON object")?;
+        object.insert("id".into(), record.id().to_string().into());
+        object.insert("kind".into(), R::KIND.as_str().into());
+        let mut line = serde_json::to_vec(&value)?;
+        line.push(b'\n');
+        self.raw += line.len() as u64;
+        self.zstd.write_all(&line)?;
+        Ok(())
+    }
+
+    /// The sizes of the JSON Lines and of their zstd, in bytes.
+    fn finish(self) -> io::Result<(u64, u64)> {
+        Ok((self.raw, self.zstd.finish()?.0))
+    }
+}
+
+/// Latencies of `Store::create`, by kind.
+#[derive(Default)]
+struct Writes {
+    users: Vec<Duration>,
+    workplaces: Vec<Duration>,
+    visits: Vec<Duration>,
+    child_cases: Vec<Duration>,
+    /// Records that did not read back as written.
+    mismatches: u64,
+}
+
+impl Writes {
+    fn count(&self) -> usize {
+        self.users.len() + self.workplaces.len() + self.visits.len() + self.child_cases.len()
+    }
+
+    fn total(&self) -> Duration {
+        [
+            &self.users,
+            &self.workplaces,
+            &self.visits,
+            &self.child_cases,
+        ]
+        .into_iter()
+        .flatten()
+        .sum()
+    }
+}
+
+/// Creates one record, as its own durable transaction, and checks that the store gives back
+/// what was written (with the fields the store derives).
+fn create<R: Record + PartialEq>(
+    store: &mut Store,
+    record: &R,
+    latencies: &mut Vec<Duration>,
+    mismatches: &mut u64,
+) -> BoxResult<()> {
+    let start = Instant::now();
+    let stored = store
+        .create(record)
+        .map_err(|e| format!("writing {} {}: {e}", R::KIND, record.id()))?;
+    latencies.push(start.elapsed());
+    let mut expected = record.clone();
+    expected.derive(store.reference());
+    expected.set_version(stored.version().clone());
+    if stored != expected {
+        *mismatches += 1;
+        if *mismatches == 1 {
+            eprintln!(
+                "{} {} does not read back as written:\n  written {expected:?}\n  stored  {stored:?}",
+                R::KIND,
+                record.id()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn config(path: &Path) -> StoreConfig {
+    StoreConfig::new(path, Encryption::Key(KEY), BENCH_USER).device(BENCH_DEVICE)
+}
+
+/// The size of the store's files, after it was closed.
+fn store_bytes(path: &Path) -> io::Result<u64> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_bytes = match std::fs::metadata(&wal) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(std::fs::metadata(path)?.len() + wal_bytes)
+}
+
+/// The process's peak resident set, in MB (VmHWM, Linux only).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn bench_core(options: &Options) -> BoxResult<()> {
+    let report = Report {
+        scale: options.scale,
+    };
+    let dir = match &options.dir {
+        Some(parent) => tempfile::tempdir_in(parent)?,
+        None => tempfile::tempdir()?,
+    };
+    let path = dir.path().join("vigie.db");
+
+    let records = Workload::new(options.seed, options.scale);
+    let sizes = records.sizes();
+    let total = sizes.total();
+    eprintln!(
+        "scale {}, seed {}: {} users, {} workplaces, {} visits, {} child cases, in {}",
+        options.scale,
+        options.seed,
+        sizes.users,
+        sizes.workplaces,
+        sizes.visits,
+        sizes.child_cases,
+        dir.path().display()
+    );
+
+    // Record: every record written one at a time, as the app does.
+    let mut store = Store::open(config(&path))?;
+    let mut writes = Writes::default();
+    let mut floor = JsonFloor::new()?;
+    // Submitted visits by district, to check the first page against.
+    let mut visits_in: BTreeMap<String, usize> = BTreeMap::new();
+    let started = Instant::now();
+    let progress_every = (total / 20).max(1);
+    for record in records {
+        let w = &mut writes;
+        match &record {
+            AnyRecord::User(r) => {
+                floor.add(r)?;
+                create(&mut store, r, &mut w.users, &mut w.mismatches)?;
+            }
+            AnyRecord::Workplace(r) => {
+                floor.add(r)?;
+                create(&mut store, r, &mut w.workplaces, &mut w.mismatches)?;
+            }
+            AnyRecord::Visit(r) => {
+                floor.add(r)?;
+                *visits_in.entry(r.area.district.clone()).or_default() += 1;
+                create(&mut store, r, &mut w.visits, &mut w.mismatches)?;
+            }
+            AnyRecord::ChildCase(r) => {
+                floor.add(r)?;
+                create(&mut store, r, &mut w.child_cases, &mut w.mismatches)?;
+            }
+        }
+        let written = writes.count();
+        if written % progress_every == 0 {
+            eprintln!(
+                "  {written}/{total} written, {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    eprintln!(
+        "written in {:.1} s ({:.1} s in the store)",
+        started.elapsed().as_secs_f64(),
+        writes.total().as_secs_f64()
+    );
+    if writes.mismatches > 0 {
+        return Err(format!("{} records did not read back as written", writes.mismatches).into());
+    }
+    for (kind, expected) in [
+        (RecordKind::User, sizes.users),
+        (RecordKind::Workplace, sizes.workplaces),
+        (RecordKind::Visit, sizes.visits),
+        (RecordKind::ChildCase, sizes.child_cases),
+    ] {
+        let found = store.count(kind)?;
+        if found != expected as u64 {
+            return Err(format!("the store holds {found} {kind} records, not {expected}").into());
+        }
+    }
+    report.emit("records_written", writes.count() as f64, "records");
+    report.emit("write_total", writes.total().as_secs_f64(), "s");
+    report.emit_latencies("record_visit", &mut writes.visits, P50_P99);
+    report.emit_latencies("record_child_case", &mut writes.child_cases, P50_P99);
+    report.emit_latencies("record_workplace", &mut writes.workplaces, P50_P99);
+
+    store.close()?;
+    let bytes = store_bytes(&path)?;
+    report.emit("db_bytes", bytes as f64, "B");
+    report.emit("db_bytes_per_record", bytes as f64 / total as f64, "B");
+    let (json, json_zstd) = floor.finish()?;
+    report.emit("jsonl_bytes_per_record", json as f64 / total as f64, "B");
+    report.emit(
+        "jsonl_zstd3_bytes_per_record",
+        json_zstd as f64 / total as f64,
+        "B",
+    );
+
+    // Open: the store as the app finds it when started.
+    let mut opens = Vec::with_capacity(options.sample);
+    for _ in 0..options.sample {
+        let start = Instant::now();
+        let store = Store::open(config(&path))?;
+        opens.push(start.elapsed());
+        store.close()?;
+    }
+    report.emit_latencies("open", &mut opens, &[("median", 0.5)]);
+
+    let store = Store::open(config(&path))?;
+    let districts = workload::districts();
+    let district = |run: usize| districts[run % districts.len()].clone();
+
+    // A district's submitted visits, newest first: what a supervisor reviews.
+    let mut pages = Vec::with_capacity(options.sample);
+    for run in 0..options.sample {
+        let d = district(run);
+        let query = VisitQuery {
+            area: Some(AreaFilter::District(d.clone())),
+            status: Some(VisitStatus::Submitted),
+            ..VisitQuery::default()
+        };
+        let start = Instant::now();
+        let page = store.visits(&query, Page::first(PAGE_SIZE))?;
+        pages.push(start.elapsed());
+        let expected = (PAGE_SIZE as usize).min(visits_in.get(&d).copied().unwrap_or(0));
+        let in_order = page.windows(2).all(|w| w[0].started_at >= w[1].started_at);
+        if page.len() != expected
+            || !in_order
+            || page
+                .iter()
+                .any(|v| v.district != d || v.status != VisitStatus::Submitted)
+        {
+            return Err(format!("the first page of visits of {d} is wrong").into());
+        }
+    }
+    report.emit_latencies(
+        "visits_first_page",
+        &mut pages,
+        &[("median", 0.5), ("p99", 0.99)],
+    );
+
+    // A district's overdue follow-ups, soonest first.
+    let today = NaiveDate::from_ymd_opt(OVERDUE_ON.0, OVERDUE_ON.1, OVERDUE_ON.2)
+        .ok_or("invalid overdue date")?;
+    let mut overdue = Vec::with_capacity(options.sample);
+    for run in 0..options.sample {
+        let d = district(run);
+        let start = Instant::now();
+        let due = store.follow_ups_due(
+            Some(AreaFilter::District(d.clone())),
+            None,
+            today,
+            Page::first(PAGE_SIZE),
+        )?;
+        overdue.push(start.elapsed());
+        let in_order = due.windows(2).all(|w| w[0].due <= w[1].due);
+        if due.is_empty() || !in_order || due.iter().any(|i| i.district != d || i.due >= today) {
+            return Err(format!("the overdue list of {d} is wrong").into());
+        }
+    }
+    report.emit_latencies("overdue_list", &mut overdue, &[("median", 0.5)]);
+
+    // A name typed without its accent.
+    let mut searches = Vec::with_capacity(options.sample);
+    for _ in 0..options.sample {
+        let start = Instant::now();
+        let hits = store.search_names(SEARCH_TEXT, SEARCH_LIMIT)?;
+        searches.push(start.elapsed());
+        if hits.is_empty() || hits.iter().any(|h| !h.name.contains("Kouamé")) {
+            return Err(format!("the search for {SEARCH_TEXT:?} is wrong").into());
+        }
+    }
+    report.emit_latencies("search_name", &mut searches, &[("median", 0.5)]);
+    store.close()?;
+
+    if let Some(mb) = peak_rss_mb() {
+        report.emit("peak_rss", mb, "MB");
+    }
+    Ok(())
+}
