@@ -140,15 +140,30 @@ pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
 const KIND_KEY: &str = "$kind";
 
-/// The kind a document says it holds.
+/// The kind a document says it holds. `None` if it names none, or if it holds more than one
+/// `$kind` (a record's kind is set once, when it is created: two values mean the history of
+/// another record was merged in).
 pub fn kind_of(doc: &Automerge) -> Option<RecordKind> {
-    match doc.get(automerge::ROOT, KIND_KEY).ok()?? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Str(k) => RecordKind::from_str_opt(k),
-            _ => None,
-        },
+    match kinds(doc).as_slice() {
+        [one] => Some(*one),
         _ => None,
     }
+}
+
+/// Every kind the document's `$kind` key holds (more than one only after merging another
+/// record's history).
+pub fn kinds(doc: &Automerge) -> Vec<RecordKind> {
+    doc.get_all(automerge::ROOT, KIND_KEY)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(value, _)| match value {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Str(k) => RecordKind::from_str_opt(k),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 fn now_millis() -> i64 {

@@ -30,8 +30,9 @@ pub enum Error {
     #[error(transparent)]
     Validation(#[from] ValidationError),
 
-    #[error("{kind} {id} not found")]
-    NotFound { kind: RecordKind, id: Uuid },
+    /// `kind` is the kind asked for, when the caller asked for one.
+    #[error("record {id} not found")]
+    NotFound { kind: Option<RecordKind>, id: Uuid },
 
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: RecordKind, id: Uuid },

@@ -617,12 +617,28 @@ fn damaged_or_foreign_documents_are_refused_whole() {
     ));
     assert_eq!(b.count(RecordKind::Workplace).unwrap(), 0);
 
-    // A document of another kind under an existing id.
+    // A document of another kind under an existing id, from another device.
     b.merge_document(w.id, &good).unwrap();
+    let mut third = open(&dir, "c.db", user);
+    let c = third.create(&child("Aya", user)).unwrap();
+    assert!(matches!(
+        b.merge_document(w.id, &third.export_document(c.id).unwrap()),
+        Err(Error::WrongKind { .. })
+    ));
+    // The same from the device that made the workplace: its changes collide with the
+    // workplace's own (same actor, same sequence numbers).
     let c = a.create(&child("Aya", user)).unwrap();
     assert!(matches!(
         b.merge_document(w.id, &a.export_document(c.id).unwrap()),
-        Err(Error::WrongKind { .. })
+        Err(Error::WrongKind { .. }) | Err(Error::DamagedDocument { .. })
+    ));
+    assert_eq!(b.get::<Workplace>(w.id).unwrap(), w);
+
+    // Another workplace's document under this id: unrelated history is refused too.
+    let other = third.create(&workplace("Autre atelier")).unwrap();
+    assert!(matches!(
+        b.merge_document(w.id, &third.export_document(other.id).unwrap()),
+        Err(Error::DamagedDocument { .. })
     ));
     assert_eq!(b.get::<Workplace>(w.id).unwrap(), w);
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_records.sql"),
     include_str!("migrations/002_due_and_search.sql"),
     include_str!("migrations/003_sync.sql"),
+    include_str!("migrations/004_fewer_indexes.sql"),
 ];
 
 /// The schema version this software writes.

@@ -79,7 +79,10 @@ impl Store {
                 Ok((id, doc)) => Uuid::from_slice(&id).ok().map(|id| Ok((id, doc))),
                 Err(e) => Some(Err(e)),
             })
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .map(|(id, stored)| Ok((id, store::decode_stored(id, stored)?)))
+            .collect::<Result<Vec<_>>>()?;
         let mark: i64 =
             self.conn
                 .query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {

@@ -104,7 +104,7 @@ impl Store {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
-            let document = crate::doc::load(id, &row.get::<_, Vec<u8>>(1)?)?;
+            let document = crate::doc::load(id, &store::decode_stored(id, row.get(1)?)?)?;
             let known: Vec<ChangeHash> = row
                 .get::<_, Option<Vec<u8>>>(2)?
                 .map(|b| heads_of(&b))
@@ -223,7 +223,7 @@ pub(crate) fn changes_after(document: &Automerge, known: &[ChangeHash]) -> Vec<u
     {
         document.save_after(known)
     } else {
-        document.save()
+        document.save_nocompress()
     }
 }
 

@@ -394,7 +394,7 @@ fn pull(
             })?;
         let last_seq: i64 = row.get(2)?;
         if !skip.contains(&id) {
-            let bytes: Vec<u8> = row.get(1)?;
+            let bytes = store::decode_stored(id, row.get(1)?)?;
             if let Some(entry) = lacking(tx, id, &bytes, cursor.since, requester)? {
                 if !entries.is_empty() && size + entry.changes.len() > budget {
                     return Ok((
