@@ -6,6 +6,7 @@
 //! `{"bench": "core", "metric": "...", "value": 1.23, "unit": "ms", "scale": 10.0}`;
 //! progress goes to standard error.
 
+mod sync_bench;
 mod workload;
 
 use chrono::NaiveDate;
@@ -23,7 +24,8 @@ use workload::{AnyRecord, Workload};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
-const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]";
+const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]
+       vigie-bench sync [--scale S] [--noop-scale S] [--seed N]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -79,15 +81,64 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
+/// Flags of the form `--name value`, after the command.
+fn flags(args: impl Iterator<Item = String>) -> Result<BTreeMap<String, String>, String> {
+    let mut args = args.peekable();
+    let mut out = BTreeMap::new();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        out.insert(flag, value);
+    }
+    Ok(out)
+}
+
+fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let mut number = |name: &str, default: f64| -> Result<f64, String> {
+        match flags.remove(name) {
+            Some(v) => v.parse().map_err(|_| format!("invalid value for {name}\n{USAGE}")),
+            None => Ok(default),
         }
     };
-    match bench_core(&options) {
+    let options = sync_bench::SyncOptionsArgs {
+        scale: number("--scale", 1.0)?,
+        noop_scale: number("--noop-scale", 10.0)?,
+        seed: number("--seed", workload::DEFAULT_SEED as f64)? as u64,
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    sync_bench::bench_sync(&options)
+}
+
+/// The hidden commands the sync benchmark runs as separate processes.
+fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let mut take = |name: &str| flags.remove(name).ok_or_else(|| format!("{command} needs {name}"));
+    match command {
+        "hub-serve" => sync_bench::hub_main(PathBuf::from(take("--data")?)),
+        _ => {
+            let (hub, token, store) = (take("--hub")?, take("--token")?, take("--store")?);
+            sync_bench::phone_main(&hub, &token, Path::new(&store))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let result = match command.as_str() {
+        "sync" => run_sync(args),
+        "hub-serve" | "phone-sync" => run_helper(&command, args),
+        _ => match parse_args(std::iter::once(command).chain(args)) {
+            Ok(options) => bench_core(&options),
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vigie-bench: {e}");
@@ -98,6 +149,7 @@ fn main() -> ExitCode {
 
 /// Prints figures as JSON lines.
 struct Report {
+    bench: &'static str,
     scale: f64,
 }
 
@@ -108,7 +160,8 @@ impl Report {
         // Rounded to a microsecond (or a thousandth of whatever the unit is): finer is noise.
         let value = (value * 1000.0).round() / 1000.0;
         println!(
-            "{{\"bench\": \"core\", \"metric\": {}, \"value\": {}, \"unit\": {}, \"scale\": {}}}",
+            "{{\"bench\": {}, \"metric\": {}, \"value\": {}, \"unit\": {}, \"scale\": {}}}",
+            string(self.bench),
             string(metric),
             number(value),
             string(unit),
@@ -273,6 +326,7 @@ fn peak_rss_mb() -> Option<f64> {
 
 fn bench_core(options: &Options) -> BoxResult<()> {
     let report = Report {
+        bench: "core",
         scale: options.scale,
     };
     let dir = match &options.dir {
