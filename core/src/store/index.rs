@@ -21,7 +21,8 @@ pub(crate) enum Indexed<'a> {
     User(&'a User),
 }
 
-fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
+/// Removes the index rows of one record.
+pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
     for table in [
         "workplace_index",
         "visit_index",
@@ -30,9 +31,11 @@ fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
         "due_index",
         "scope_index",
     ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE record = ?1"), [rowid])?;
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
+            .execute([rowid])?;
     }
-    tx.execute("DELETE FROM name_search WHERE rowid = ?1", [rowid])?;
+    tx.prepare_cached("DELETE FROM name_search WHERE rowid = ?1")?
+        .execute([rowid])?;
     Ok(())
 }
 
@@ -40,9 +43,8 @@ fn area_params(a: &Area) -> [&str; 4] {
     a.codes()
 }
 
-/// Replaces the index rows of one record.
-pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
-    delete_rows(tx, rowid)?;
+/// Writes the index rows of one record (which has none yet).
+pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
     let scoped = match &record {
         Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
         Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
@@ -60,23 +62,22 @@ pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Resu
     match record {
         Indexed::Workplace(w) => {
             let [c, r, d, m] = area_params(&w.location.area);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO workplace_index (record, name, sector, country, region, district, community)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![rowid, w.name, w.sector, c, r, d, m],
-            )?;
-            tx.execute(
-                "INSERT INTO name_search (rowid, name) VALUES (?1, ?2)",
-                params![rowid, w.name],
-            )?;
+            )?
+            .execute(params![rowid, w.name, w.sector, c, r, d, m])?;
+            tx.prepare_cached("INSERT INTO name_search (rowid, name) VALUES (?1, ?2)")?
+                .execute(params![rowid, w.name])?;
         }
         Indexed::Visit(v) => {
             let [c, r, d, m] = area_params(&v.area);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
                                           country, region, district, community)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
+            )?
+            .execute(params![
                     rowid,
                     visit_kind_str(v.kind),
                     v.workplace_id.as_bytes(),
@@ -87,19 +88,19 @@ pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Resu
                     r,
                     d,
                     m
-                ],
-            )?;
+                ])?;
             if let Some(due) = v.follow_up_due {
                 insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, &v.area)?;
             }
         }
         Indexed::ChildCase(k) => {
             let [c, r, d, m] = area_params(&k.area);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
+            )?
+            .execute(params![
                     rowid,
                     k.case_code,
                     k.name,
@@ -115,8 +116,7 @@ pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Resu
                     r,
                     d,
                     m
-                ],
-            )?;
+                ])?;
             if let Some(due) = k.next_follow_up_due() {
                 insert_due(
                     tx,
@@ -127,16 +127,12 @@ pub(crate) fn reindex(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Resu
                     &k.area,
                 )?;
             }
-            tx.execute(
-                "INSERT INTO name_search (rowid, name) VALUES (?1, ?2)",
-                params![rowid, k.name],
-            )?;
+            tx.prepare_cached("INSERT INTO name_search (rowid, name) VALUES (?1, ?2)")?
+                .execute(params![rowid, k.name])?;
         }
         Indexed::User(u) => {
-            tx.execute(
-                "INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)",
-                params![rowid, u.name, role_str(u.role)],
-            )?;
+            tx.prepare_cached("INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)")?
+                .execute(params![rowid, u.name, role_str(u.role)])?;
         }
     }
     Ok(())
@@ -151,11 +147,11 @@ fn insert_due(
     area: &Area,
 ) -> Result<()> {
     let [c, r, d, m] = area_params(area);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO due_index (record, kind, due_date, assignee, country, region, district, community)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![rowid, kind as i64, due.to_string(), assignee.as_bytes(), c, r, d, m],
-    )?;
+    )?
+    .execute(params![rowid, kind as i64, due.to_string(), assignee.as_bytes(), c, r, d, m])?;
     Ok(())
 }
 

@@ -146,7 +146,12 @@ impl Store {
             response,
             options.max_decompressed_bytes,
         )?;
-        let ctx = self.received_write();
+        // What arrives from the hub is queued for it only if it differs from what the hub
+        // holds (decided per record below).
+        let ctx = store::WriteContext {
+            queue_for_hub: false,
+            ..self.received_write()
+        };
         let actor = self.actor.clone();
         let mut report = SyncReport {
             more: response.more,
@@ -165,7 +170,7 @@ impl Store {
                     if !catch_up.is_empty() {
                         apply_pulled(&tx, &ctx, &actor, *id, catch_up, hub_heads, &mut report)?;
                     } else {
-                        record_hub_heads(&tx, *id, hub_heads)?;
+                        record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
                     }
                 }
                 PushOutcome::Refused { reason } => {
@@ -227,28 +232,48 @@ pub(crate) fn changes_after(document: &Automerge, known: &[ChangeHash]) -> Vec<u
     }
 }
 
-fn record_hub_heads(tx: &Transaction, id: Uuid, hub_heads: &[[u8; 32]]) -> Result<()> {
-    let hub = change_hashes(hub_heads);
+/// Records the heads the hub holds for a record; the record stays in (or joins) the outbox
+/// unless the device holds exactly the same.
+/// `local` are the device's heads for the record, when the caller has them at hand.
+fn record_hub_heads(
+    tx: &Transaction,
+    id: Uuid,
+    hub: &[ChangeHash],
+    local: Option<&[ChangeHash]>,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
          ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
     )?
-    .execute(params![id.as_bytes(), heads_bytes(&hub)])?;
-    // In step with the hub: nothing left to push for this record.
-    let local: Option<Vec<u8>> = tx
-        .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
-        .query_row([id.as_bytes()], |r| r.get(0))
-        .optional()?;
-    if let Some(local) = local {
-        let mut local = heads_of(&local);
-        let mut hub = hub;
-        local.sort();
-        hub.sort();
-        if local == hub {
-            tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
-                .execute([id.as_bytes()])?;
+    .execute(params![id.as_bytes(), heads_bytes(hub)])?;
+    let mut local = match local {
+        Some(heads) => heads.to_vec(),
+        None => {
+            let stored: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
+                .query_row([id.as_bytes()], |r| r.get(0))
+                .optional()?;
+            let Some(stored) = stored else { return Ok(()) };
+            heads_of(&stored)
         }
+    };
+    let mut hub = hub.to_vec();
+    local.sort();
+    hub.sort();
+    if local == hub {
+        tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
+            .execute([id.as_bytes()])?;
+    } else {
+        queue(tx, id)?;
     }
+    Ok(())
+}
+
+fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_outbox (record_id, queued_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![id.as_bytes(), Utc::now().timestamp_millis()])?;
     Ok(())
 }
 
@@ -266,14 +291,26 @@ fn apply_pulled(
     match store::merge_document(tx, ctx, actor, id, changes) {
         Ok(merged) => {
             report.received += 1;
-            if merged.complete {
-                tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
-                    .execute([id.as_bytes()])?;
-                record_hub_heads(tx, id, hub_heads)?;
-            } else {
-                mark_refetch(tx, id)?;
+            if !merged.complete {
+                return mark_refetch(tx, id);
             }
-            Ok(())
+            tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
+                .execute([id.as_bytes()])?;
+            if !hub_heads.is_empty() {
+                record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
+            } else if merged.created {
+                // A whole document the device did not have: the hub holds what it sent, and
+                // the device nothing else, so nothing waits in the outbox.
+                tx.prepare_cached(
+                    "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
+                     ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
+                )?
+                .execute(params![id.as_bytes(), heads_bytes(&merged.heads)])?;
+                Ok(())
+            } else {
+                // What the hub holds is not known: the record may have changes it lacks.
+                queue(tx, id)
+            }
         }
         Err(Error::Storage(e)) => Err(Error::Storage(e)),
         Err(e) => {

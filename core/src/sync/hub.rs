@@ -373,7 +373,7 @@ fn pull(
         })?;
     let (filter, filter_params) = scope_filter(who);
     let sql = format!(
-        "SELECT r.id, r.doc, r.last_seq FROM records r JOIN scope_index s ON s.record = r.rowid
+        "SELECT r.id, r.doc, r.last_seq, r.heads FROM records r JOIN scope_index s ON s.record = r.rowid
          WHERE r.last_seq > ?1 AND r.last_seq <= ?2 AND {filter}
          ORDER BY r.last_seq LIMIT {BATCH}"
     );
@@ -394,8 +394,8 @@ fn pull(
             })?;
         let last_seq: i64 = row.get(2)?;
         if !skip.contains(&id) {
-            let bytes = store::decode_stored(id, row.get(1)?)?;
-            if let Some(entry) = lacking(tx, id, &bytes, cursor.since, requester)? {
+            let heads: Vec<u8> = row.get(3)?;
+            if let Some(entry) = lacking(tx, id, row.get(1)?, &heads, cursor.since, requester)? {
                 if !entries.is_empty() && size + entry.changes.len() > budget {
                     return Ok((
                         entries,
@@ -431,37 +431,41 @@ fn pull(
 }
 
 /// What a device with `cursor.since` lacks of one record: nothing if every change after it is
-/// its own; the whole document if it never had the record; else the others' changes.
+/// its own; the whole document if it never had the record; else the others' changes. Only the
+/// last case needs the document decoded.
 fn lacking(
     tx: &Transaction,
     id: Uuid,
-    bytes: &[u8],
+    stored: Vec<u8>,
+    heads: &[u8],
     since: i64,
     requester: &automerge::ActorId,
 ) -> Result<Option<PullEntry>> {
-    let mut stmt =
-        tx.prepare_cached("SELECT seq, changes FROM change_log WHERE record_id = ?1 ORDER BY seq")?;
-    let log: Vec<(i64, Vec<u8>)> = stmt
-        .query_map([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let mut stmt = tx.prepare_cached(
+        "SELECT seq, changes, device_id FROM change_log WHERE record_id = ?1 ORDER BY seq",
+    )?;
+    let log: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = stmt
+        .query_map([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let document = doc::load(id, bytes)?;
-    let hub_heads = document.get_heads().iter().map(|h| h.0).collect();
-    let first_change = log
-        .first()
-        .and_then(|(_, c)| store::heads_of(c).into_iter().next());
-    let created_by_requester = first_change
-        .and_then(|h| document.get_change_by_hash(&h))
-        .is_some_and(|c| c.actor_id() == requester);
-    let first_seq = log.first().map_or(0, |(s, _)| *s);
+    let hub_heads: Vec<[u8; 32]> = store::heads_of(heads).iter().map(|h| h.0).collect();
+    let requester_device = doc::device_of_actor(requester);
+    let created_by_requester = log.first().is_some_and(|(_, _, device)| {
+        device.as_deref().and_then(|d| Uuid::from_slice(d).ok()) == requester_device
+    });
+    let first_seq = log.first().map_or(0, |(s, _, _)| *s);
+    let bytes = store::decode_stored(id, stored)?;
     if first_seq > since && !created_by_requester {
+        // No heads: they are the document's own, which the device reads once it has it
+        // (32 incompressible bytes a record saved on an initial sync).
         return Ok(Some(PullEntry {
             id,
-            changes: bytes.to_vec(),
-            hub_heads,
+            changes: bytes,
+            hub_heads: Vec::new(),
         }));
     }
+    let document = doc::load(id, &bytes)?;
     let mut changes = Vec::new();
-    for (_, hashes) in log.iter().filter(|(seq, _)| *seq > since) {
+    for (_, hashes, _) in log.iter().filter(|(seq, _, _)| *seq > since) {
         for hash in store::heads_of(hashes) {
             if let Some(change) = document.get_change_by_hash(&hash)
                 && change.actor_id() != requester

@@ -192,6 +192,8 @@ pub struct PullEntry {
     pub id: Uuid,
     /// A whole document, or the changes the device lacks.
     pub changes: Vec<u8>,
+    /// The record's heads on the hub; empty for a whole document the device never had (the
+    /// hub holds exactly what it sent).
     pub hub_heads: Vec<[u8; 32]>,
 }
 
