@@ -4,6 +4,7 @@
 //! is data, and a classification remembers which rule set and version produced it.
 
 use crate::model::ChildCase;
+use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,6 +62,21 @@ pub struct RuleSet {
     pub night_work_is_hazardous: bool,
     /// The national hazardous work list.
     pub hazardous_work: Vec<HazardItem>,
+    /// Follow-up visits after remediation (withdrawn or prevented), in months after it.
+    #[serde(default = "default_follow_up_months")]
+    pub follow_up_months: Vec<u32>,
+    /// After the last of `follow_up_months`, a follow-up every year while the child is younger
+    /// than this age.
+    #[serde(default = "default_follow_up_yearly_until_age")]
+    pub follow_up_yearly_until_age: u32,
+}
+
+fn default_follow_up_months() -> Vec<u32> {
+    vec![3, 6]
+}
+
+fn default_follow_up_yearly_until_age() -> u32 {
+    18
 }
 
 impl RuleSet {
@@ -136,7 +152,59 @@ impl RuleSet {
                     "Unreasonable confinement to the premises",
                 ),
             ],
+            follow_up_months: default_follow_up_months(),
+            follow_up_yearly_until_age: default_follow_up_yearly_until_age(),
         }
+    }
+
+    /// The follow-up dates after a remediation on `remediated_on`, in order: `follow_up_months`
+    /// after it (always), then every 12 months after the last of those, strictly before the day
+    /// the child reaches `follow_up_yearly_until_age` (`reaches_age_on`; none if unknown).
+    pub fn follow_up_schedule(
+        &self,
+        remediated_on: NaiveDate,
+        reaches_age_on: Option<NaiveDate>,
+    ) -> impl Iterator<Item = NaiveDate> + '_ {
+        let mut fixed: Vec<u32> = self.follow_up_months.clone();
+        fixed.sort_unstable();
+        fixed.dedup();
+        let last = fixed.last().copied().unwrap_or(0);
+        let at = move |months: u32| remediated_on.checked_add_months(Months::new(months));
+        let fixed_dates: Vec<NaiveDate> = fixed.into_iter().filter_map(at).collect();
+        let yearly = (1u32..)
+            .map_while(move |year| at(last.checked_add(year.checked_mul(12)?)?))
+            .take_while(move |d| reaches_age_on.is_some_and(|limit| *d < limit));
+        fixed_dates.into_iter().chain(yearly)
+    }
+
+    /// The first scheduled follow-up strictly after `after`.
+    pub fn next_follow_up_after(
+        &self,
+        remediated_on: NaiveDate,
+        reaches_age_on: Option<NaiveDate>,
+        after: NaiveDate,
+    ) -> Option<NaiveDate> {
+        self.follow_up_schedule(remediated_on, reaches_age_on)
+            .find(|d| *d > after)
+    }
+
+    /// The follow-up a case is due next: none before remediation; else the first scheduled
+    /// date after the latest follow-up recorded since remediation (a follow-up made late still
+    /// answers the visits due before it; one made early leaves the planned visit due).
+    pub fn next_follow_up(&self, case: &ChildCase) -> Option<NaiveDate> {
+        let start = case.remediated_on?;
+        let last = case
+            .followups
+            .values()
+            .map(|f| f.date)
+            .filter(|d| *d >= start)
+            .max()
+            .unwrap_or(start);
+        self.next_follow_up_after(
+            start,
+            case.reaches_age_on(self.follow_up_yearly_until_age),
+            last,
+        )
     }
 
     pub fn label(&self) -> String {

@@ -53,6 +53,11 @@ pub enum Error {
     #[error("no conflict at {path} in {id}")]
     NoSuchConflict { id: Uuid, path: String },
 
+    /// A workflow step the state machine or the acting role does not allow. `rule` names the
+    /// rule (statuses, roles), never record content.
+    #[error("not allowed: {rule}")]
+    NotAllowed { rule: String },
+
     #[error("the version given for {id} is not known to this store")]
     UnknownVersion { id: Uuid },
 

@@ -3,13 +3,24 @@
 //!
 //! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it.
 
+pub mod alerts;
 pub mod classify;
 pub mod doc;
+pub mod duplicates;
 pub mod error;
+pub mod export;
+pub mod indicators;
 pub mod model;
 pub mod reference;
 pub mod store;
 pub mod sync;
+pub mod workflow;
+
+pub use alerts::{Alert, AlertSeverity};
+pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
+pub use export::{ExportFormat, ExportOptions, ExportTable};
+pub use indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
+pub use workflow::{Review, check_case_transition};
 
 pub use classify::{Classification, ClassificationOutcome, RuleSet};
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};

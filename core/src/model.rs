@@ -736,6 +736,26 @@ pub struct ChildCase {
     pub followups: BTreeMap<Uuid, FollowUp>,
     #[serde(default)]
     pub notes: String,
+    /// The day the child was verified withdrawn or prevented: the start of the follow-up
+    /// schedule. Never cleared, so it is left out of the document when unset (an app that does
+    /// not know the field cannot erase it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediated_on: Option<NaiveDate>,
+    /// The next follow-up the rule set's schedule plans after `remediated_on` (derived on every
+    /// write from `remediated_on`, the follow-ups recorded and the child's age).
+    #[serde(default)]
+    pub follow_up_due: Option<NaiveDate>,
+    /// Set on a duplicate registration: the case it was merged into. The duplicate keeps its
+    /// status and history; lists, alerts, due lists and indicators leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<Uuid>,
+    /// The duplicates merged into this case.
+    #[serde(
+        with = "set_as_map",
+        default,
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    pub merged_from: BTreeSet<Uuid>,
 }
 
 impl ChildCase {
@@ -776,6 +796,10 @@ impl ChildCase {
             referrals: BTreeMap::new(),
             followups: BTreeMap::new(),
             notes: String::new(),
+            remediated_on: None,
+            follow_up_due: None,
+            merged_into: None,
+            merged_from: BTreeSet::new(),
         }
     }
 
@@ -789,8 +813,29 @@ impl ChildCase {
         Some(estimate + date.years_since(self.identified_on).unwrap_or(0))
     }
 
-    /// The next follow-up due: the one planned at the latest follow-up, or none once closed.
+    /// The day the child reaches `age`: from the date of birth, else from the estimate made on
+    /// the day of identification (the child is taken to have just reached the estimated age).
+    pub fn reaches_age_on(&self, age: u32) -> Option<NaiveDate> {
+        use chrono::Months;
+        let (from, years) = match (self.date_of_birth, self.estimated_age) {
+            (Some(dob), _) => (dob, age),
+            (None, Some(estimate)) => (self.identified_on, age.saturating_sub(estimate)),
+            (None, None) => return None,
+        };
+        from.checked_add_months(Months::new(years.checked_mul(12)?))
+    }
+
+    /// The next follow-up due: the one the schedule plans after remediation (it goes on, yearly,
+    /// after the case is closed, until the child's 18th birthday); for a case without a
+    /// remediation date, the one planned at the latest follow-up, or none once closed. A
+    /// duplicate merged into another case has none.
     pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
+        if self.merged_into.is_some() {
+            return None;
+        }
+        if self.follow_up_due.is_some() {
+            return self.follow_up_due;
+        }
         if self.status == CaseStatus::Closed {
             return None;
         }
@@ -805,8 +850,15 @@ impl Record for ChildCase {
     const KIND: RecordKind = RecordKind::ChildCase;
     const TEXT_FIELDS: &'static [&'static str] =
         &["notes", "referrals.*.outcome", "followups.*.notes"];
-    const COLLECTIONS: &'static [&'static str] =
-        &["tasks", "hazards", "worst_forms", "referrals", "followups"];
+    const COLLECTIONS: &'static [&'static str] = &[
+        "tasks",
+        "hazards",
+        "worst_forms",
+        "referrals",
+        "followups",
+        "merged_from",
+    ];
+    const DERIVED: &'static [&'static str] = &["follow_up_due"];
     record_identity!();
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
@@ -873,6 +925,20 @@ impl Record for ChildCase {
                 ));
             }
         }
+        if let Some(d) = self.remediated_on
+            && d < self.identified_on
+        {
+            return Err(ValidationError::new(
+                "remediated_on",
+                "must not be before the child was identified",
+            ));
+        }
+        if self.merged_into == Some(self.id) || self.merged_from.contains(&self.id) {
+            return Err(ValidationError::new(
+                "merged_into",
+                "a case cannot be merged with itself",
+            ));
+        }
         for (id, f) in &self.followups {
             if f.date < self.identified_on {
                 return Err(ValidationError::new(
@@ -894,6 +960,7 @@ impl Record for ChildCase {
 
     fn derive(&mut self, reference: &ReferenceData) {
         self.classification = Some(reference.rule_set().classify(self));
+        self.follow_up_due = reference.rule_set().next_follow_up(self);
     }
 }
 

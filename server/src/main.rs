@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
-use vigie_core::{Encryption, Role, Store, StoreConfig, User};
+use vigie_core::{Encryption, ExportFormat, ExportOptions, Role, Store, StoreConfig, User};
 use vigie_server::auth::Token;
 use vigie_server::client::HubClient;
 
@@ -56,6 +56,27 @@ enum Command {
         #[arg(long, default_value_t = 256 * 1024)]
         max_message_bytes: usize,
     },
+    /// Export the hub's records for analysis, one file per record kind, pseudonymised unless
+    /// `--personal` (names, dates of birth, coordinates, contacts and free text).
+    Export {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: FormatArg,
+        /// Include personal data (run by the hub's administrator, acting as a supervisor).
+        #[arg(long)]
+        personal: bool,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -127,7 +148,10 @@ fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // automerge logs hostile input at ERROR level: a flood an attacker controls. The hub
+            // reports refusals itself.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,automerge=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -196,6 +220,30 @@ fn run(cli: Cli) -> Result<(), String> {
             encryption(key_hex.as_deref())?,
             max_message_bytes,
         ),
+        Command::Export {
+            data,
+            out,
+            format,
+            personal,
+            key_hex,
+        } => {
+            let store = vigie_server::open_store(&data, encryption(key_hex.as_deref())?)
+                .map_err(|e| e.to_string())?;
+            let format = match format {
+                FormatArg::Csv => ExportFormat::Csv,
+                FormatArg::Json => ExportFormat::Json,
+            };
+            let options = ExportOptions {
+                include_personal_data: personal,
+            };
+            let paths = store
+                .export_to_dir(&out, format, options, Role::Supervisor)
+                .map_err(|e| e.to_string())?;
+            for path in paths {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
     }
 }
 

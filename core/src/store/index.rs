@@ -30,6 +30,7 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
         "user_index",
         "due_index",
         "scope_index",
+        "alert_index",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
             .execute([rowid])?;
@@ -74,8 +75,8 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
             let [c, r, d, m] = area_params(&v.area);
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
-                                          country, region, district, community)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                          country, region, district, community, fl_mask, violation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                     rowid,
@@ -87,8 +88,20 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     c,
                     r,
                     d,
-                    m
+                    m,
+                    crate::indicators::forced_labour_mask(v),
+                    crate::indicators::has_violation(v)
                 ])?;
+            if let Some(severity) = crate::alerts::visit_severity(v) {
+                insert_alert(
+                    tx,
+                    rowid,
+                    RecordKind::Visit,
+                    severity,
+                    v.started_at.timestamp_millis(),
+                    &v.area,
+                )?;
+            }
             if let Some(due) = v.follow_up_due {
                 insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, &v.area)?;
             }
@@ -97,8 +110,9 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
             let [c, r, d, m] = area_params(&k.area);
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
-                                          identified_ms, country, region, district, community)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                          identified_ms, country, region, district, community,
+                                          birth_year, name_key, workplace_id, merged)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                     rowid,
@@ -108,15 +122,26 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     k.age_on(k.identified_on),
                     k.status.as_str(),
                     k.classification.as_ref().map(|c| c.outcome.as_str()),
-                    k.identified_on
-                        .and_hms_opt(0, 0, 0)
-                        .map(|t| t.and_utc().timestamp_millis())
-                        .unwrap_or(0),
+                    midnight_ms(k.identified_on),
                     c,
                     r,
                     d,
-                    m
+                    m,
+                    crate::duplicates::birth_year(k),
+                    crate::duplicates::fold_name(&k.name),
+                    k.workplace_id.map(|w| w.as_bytes().to_vec()),
+                    k.merged_into.is_some()
                 ])?;
+            if let Some(severity) = crate::alerts::case_severity(k) {
+                insert_alert(
+                    tx,
+                    rowid,
+                    RecordKind::ChildCase,
+                    severity,
+                    midnight_ms(k.identified_on),
+                    &k.area,
+                )?;
+            }
             if let Some(due) = k.next_follow_up_due() {
                 insert_due(
                     tx,
@@ -135,6 +160,29 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                 .execute(params![rowid, u.name, role_str(u.role)])?;
         }
     }
+    Ok(())
+}
+
+fn midnight_ms(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0)
+}
+
+fn insert_alert(
+    tx: &Transaction,
+    rowid: i64,
+    kind: RecordKind,
+    severity: crate::alerts::AlertSeverity,
+    at_ms: i64,
+    area: &Area,
+) -> Result<()> {
+    let [c, r, d, m] = area_params(area);
+    tx.prepare_cached(
+        "INSERT INTO alert_index (record, kind, severity, at_ms, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![rowid, kind as i64, severity as i64, at_ms, c, r, d, m])?;
     Ok(())
 }
 
@@ -293,19 +341,19 @@ pub struct SearchHit {
 
 /// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
 #[derive(Default)]
-struct Filter {
+pub(crate) struct Filter {
     clauses: Vec<String>,
-    params: Vec<Sql>,
+    pub(crate) params: Vec<Sql>,
 }
 
 impl Filter {
-    fn add(&mut self, clause: &str, value: Sql) {
+    pub(crate) fn add(&mut self, clause: &str, value: Sql) {
         self.params.push(value);
         self.clauses
             .push(clause.replace('?', &format!("?{}", self.params.len())));
     }
 
-    fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
+    pub(crate) fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
         if let Some(a) = area {
             let (column, code) = match a {
                 AreaFilter::Country(c) => ("country", c),
@@ -317,7 +365,7 @@ impl Filter {
         }
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -326,7 +374,7 @@ impl Filter {
     }
 
     /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
-    fn finish(mut self, order: &str, page: Page) -> (String, Vec<Sql>) {
+    pub(crate) fn finish(mut self, order: &str, page: Page) -> (String, Vec<Sql>) {
         let n = self.params.len();
         self.params.push(Sql::Integer(page.clamp_limit()));
         self.params.push(Sql::Integer(i64::from(page.offset)));
@@ -342,7 +390,7 @@ impl Filter {
     }
 }
 
-fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
+pub(crate) fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
     let bytes: Vec<u8> = row.get(idx)?;
     Uuid::from_slice(&bytes).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))

@@ -6,7 +6,7 @@
 //! and a crash can never leave the three disagreeing. Functions that write take a
 //! `&Transaction`, functions that read a `&Connection`.
 
-mod index;
+pub(crate) mod index;
 mod schema;
 
 pub use index::{
@@ -297,19 +297,35 @@ impl Store {
     /// the version it read are written, as an edit made at that version. Returns the record as
     /// stored now, merged with anything that changed in the meantime.
     pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
-        let mut record = record.clone();
-        record.derive(&self.reference);
-        record.validate(&self.reference)?;
-        let id = record.id();
         let ctx = self.local_write();
         let tx = self.conn.transaction()?;
-        let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
-        let before = document.get_heads();
-        if doc::write_record(&mut document, &record, &self.author)?.is_none() {
-            return doc::read_record(&document, id);
+        let stored = update_in(
+            &tx,
+            &ctx,
+            &self.reference,
+            &self.actor,
+            &self.author,
+            record,
+        )?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Applies several updates (as `update` does each) in one transaction: all or none.
+    pub(crate) fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
+        let ctx = self.local_write();
+        let tx = self.conn.transaction()?;
+        let mut stored = Vec::with_capacity(records.len());
+        for record in records {
+            stored.push(update_in(
+                &tx,
+                &ctx,
+                &self.reference,
+                &self.actor,
+                &self.author,
+                record,
+            )?);
         }
-        let stored = doc::read_record::<R>(&document, id)?;
-        save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -512,6 +528,29 @@ fn load_for<R: Record>(conn: &Connection, id: Uuid, actor: &ActorId) -> Result<(
     Ok((rowid, document))
 }
 
+/// `Store::update`'s work, in the caller's transaction.
+fn update_in<R: Record>(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    reference: &ReferenceData,
+    actor: &ActorId,
+    author: &ChangeAuthor,
+    record: &R,
+) -> Result<R> {
+    let mut record = record.clone();
+    record.derive(reference);
+    record.validate(reference)?;
+    let id = record.id();
+    let (rowid, mut document) = load_for::<R>(tx, id, actor)?;
+    let before = document.get_heads();
+    if doc::write_record(&mut document, &record, author)?.is_none() {
+        return doc::read_record(&document, id);
+    }
+    let stored = doc::read_record::<R>(&document, id)?;
+    save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+    Ok(stored)
+}
+
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.
 pub(crate) fn save_document(
     tx: &Transaction,
@@ -569,10 +608,16 @@ pub(crate) fn save_document(
     }
     index::insert_rows(tx, rowid, record.indexed())?;
     if ctx.queue_for_hub {
+        // Urgent records (alerts) go first; a record already queued keeps its place in time.
         tx.prepare_cached(
-            "INSERT INTO sync_outbox (record_id, queued_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO sync_outbox (record_id, queued_ms, priority) VALUES (?1, ?2, ?3)
+             ON CONFLICT (record_id) DO UPDATE SET priority = excluded.priority",
         )?
-        .execute(params![id.as_bytes(), Utc::now().timestamp_millis()])?;
+        .execute(params![
+            id.as_bytes(),
+            Utc::now().timestamp_millis(),
+            record.urgency()
+        ])?;
     }
     Ok(rowid)
 }
@@ -614,6 +659,15 @@ impl TypedRecord {
             TypedRecord::Visit(r) => Indexed::Visit(r),
             TypedRecord::ChildCase(r) => Indexed::ChildCase(r),
             TypedRecord::User(r) => Indexed::User(r),
+        }
+    }
+
+    /// Its place in the outbox: the alert severity, 0 when not urgent.
+    fn urgency(&self) -> i64 {
+        match self {
+            TypedRecord::Visit(v) => crate::alerts::visit_severity(v).map_or(0, |s| s as i64),
+            TypedRecord::ChildCase(c) => crate::alerts::case_severity(c).map_or(0, |s| s as i64),
+            TypedRecord::Workplace(_) | TypedRecord::User(_) => 0,
         }
     }
 

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_due_and_search.sql"),
     include_str!("migrations/003_sync.sql"),
     include_str!("migrations/004_fewer_indexes.sql"),
+    include_str!("migrations/005_workflow_alerts.sql"),
 ];
 
 /// The schema version this software writes.

@@ -42,6 +42,9 @@ pub struct SyncReport {
     pub refused: Vec<(Uuid, Refusal)>,
     /// Records received and merged.
     pub received: usize,
+    /// Records whose changes arrived without earlier ones the device lacks (a record that just
+    /// came into its areas): they are asked for whole in the next exchange.
+    pub incomplete: usize,
     /// Received records that could not be applied, and why; they are fetched whole next time.
     pub failed: Vec<(Uuid, String)>,
     pub more: bool,
@@ -99,7 +102,7 @@ impl Store {
             "SELECT o.record_id, r.doc, h.heads FROM sync_outbox o
              JOIN records r ON r.id = o.record_id
              LEFT JOIN sync_hub_heads h ON h.record_id = o.record_id
-             ORDER BY o.queued_ms, o.record_id",
+             ORDER BY o.priority DESC, o.queued_ms, o.record_id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
@@ -185,7 +188,7 @@ impl Store {
                     // Kept in the outbox, behind the others, so one refused record never blocks
                     // the queue.
                     tx.execute(
-                        "UPDATE sync_outbox SET queued_ms = ?2 WHERE record_id = ?1",
+                        "UPDATE sync_outbox SET queued_ms = ?2, priority = 0 WHERE record_id = ?1",
                         params![id.as_bytes(), Utc::now().timestamp_millis()],
                     )?;
                 }
@@ -292,12 +295,17 @@ fn apply_pulled(
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {
+                report.incomplete += 1;
                 return mark_refetch(tx, id);
             }
             tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
                 .execute([id.as_bytes()])?;
             if !hub_heads.is_empty() {
                 record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
+            } else if !merged.changed {
+                // A whole document the device already held all of (a replay): what the hub was
+                // known to hold is unchanged.
+                Ok(())
             } else if merged.created {
                 // A whole document the device did not have: the hub holds what it sent, and
                 // the device nothing else, so nothing waits in the outbox.
@@ -358,7 +366,8 @@ pub fn sync_with_hub(
         }
         summary.failed.extend(report.failed);
         progress(&summary);
-        if !report.more && (summary.pending == 0 || !progressed) {
+        // Records that arrived incomplete are fetched whole in the same session.
+        if !report.more && report.incomplete == 0 && (summary.pending == 0 || !progressed) {
             break;
         }
     }

@@ -373,7 +373,10 @@ fn pull(
         })?;
     let (filter, filter_params) = scope_filter(who);
     let sql = format!(
-        "SELECT r.id, r.doc, r.last_seq, r.heads FROM records r JOIN scope_index s ON s.record = r.rowid
+        // Walk the records in change order: left to itself, SQLite may prefer an area index and
+        // scan every record in scope on each request (0.5 s at 150k records).
+        "SELECT r.id, r.doc, r.last_seq, r.heads
+         FROM records r INDEXED BY records_by_last_seq JOIN scope_index s ON s.record = r.rowid
          WHERE r.last_seq > ?1 AND r.last_seq <= ?2 AND {filter}
          ORDER BY r.last_seq LIMIT {BATCH}"
     );

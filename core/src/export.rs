@@ -1,0 +1,386 @@
+//! Exports for analysis: one table per record kind (workplaces, visits, child cases, and the
+//! cases' referrals and follow-ups), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF) or
+//! JSON (an array of objects per table).
+//!
+//! Pseudonymised by default: no names (children, guardians, households, owners, workplaces),
+//! no exact date of birth (the year only), no GPS coordinates (the administrative area down to
+//! the community is kept), no contacts, and no free text (notes, findings, comments, outcomes),
+//! which may quote any of these. Records are identified by their random ids and the case's
+//! pseudonymous code. Personal data is exported only by a supervisor who asks for it
+//! (`ExportOptions::include_personal_data`); anyone else asking gets `Error::NotAllowed`.
+//! Users (the staff directory) are not exported.
+
+use crate::error::{Error, Result};
+use crate::model::{
+    Answer, Area, ChildCase, FollowUp, FollowUpSituation, Formality, Record, Referral, Role,
+    ServiceKind, Sex, Visit, VisitKind, Workplace,
+};
+use crate::store::Store;
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Names, dates of birth, coordinates, contacts and free text: a supervisor's right only.
+    pub include_personal_data: bool,
+}
+
+/// One exported table: its name (the file's stem), columns and rows (one value per column).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportTable {
+    pub name: &'static str,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+fn cell_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl ExportTable {
+    /// The table as CSV bytes.
+    pub fn to_csv(&self) -> Result<Vec<u8>> {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        let csv_error = |_| Error::Io(std::io::Error::other("csv encoding failed"));
+        writer.write_record(&self.columns).map_err(csv_error)?;
+        for row in &self.rows {
+            writer
+                .write_record(row.iter().map(cell_text))
+                .map_err(csv_error)?;
+        }
+        writer
+            .into_inner()
+            .map_err(|_| Error::Io(std::io::Error::other("csv encoding failed")))
+    }
+
+    /// The table as a JSON array of objects.
+    pub fn to_json(&self) -> Value {
+        Value::Array(
+            self.rows
+                .iter()
+                .map(|row| {
+                    Value::Object(
+                        self.columns
+                            .iter()
+                            .zip(row)
+                            .map(|(c, v)| (c.to_string(), v.clone()))
+                            .collect::<Map<_, _>>(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Builds a table's rows column by column, the personal columns only when allowed.
+struct TableBuilder {
+    table: ExportTable,
+    personal: bool,
+    first_row: bool,
+    row: Vec<Value>,
+}
+
+impl TableBuilder {
+    fn new(name: &'static str, personal: bool) -> Self {
+        TableBuilder {
+            table: ExportTable {
+                name,
+                columns: Vec::new(),
+                rows: Vec::new(),
+            },
+            personal,
+            first_row: true,
+            row: Vec::new(),
+        }
+    }
+
+    fn col(&mut self, name: &'static str, value: impl Serialize) {
+        if self.first_row {
+            self.table.columns.push(name);
+        }
+        self.row
+            .push(serde_json::to_value(value).unwrap_or(Value::Null));
+    }
+
+    fn personal(&mut self, name: &'static str, value: impl Serialize) {
+        if self.personal {
+            self.col(name, value);
+        }
+    }
+
+    fn end_row(&mut self) {
+        self.table.rows.push(std::mem::take(&mut self.row));
+        self.first_row = false;
+    }
+
+    fn finish(self) -> ExportTable {
+        self.table
+    }
+}
+
+fn joined<T: Serialize>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| cell_text(&serde_json::to_value(i).unwrap_or(Value::Null)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn area_cols(t: &mut TableBuilder, area: &crate::model::Area) {
+    t.col("country", &area.country);
+    t.col("region", &area.region);
+    t.col("district", &area.district);
+    t.col("community", &area.community);
+}
+
+impl Store {
+    fn all_of<R: Record>(&self) -> Result<Vec<R>> {
+        let ids: Vec<Vec<u8>> = self
+            .conn
+            .prepare("SELECT id FROM records WHERE kind = ?1 ORDER BY rowid")?
+            .query_map([R::KIND as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.into_iter()
+            .map(|id| {
+                let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
+                    id: Uuid::nil(),
+                    reason: "a record id is not 16 bytes".into(),
+                })?;
+                self.get::<R>(id)
+            })
+            .collect()
+    }
+
+    /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
+    pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
+        let personal = options.include_personal_data;
+        if personal && by != Role::Supervisor {
+            return Err(Error::NotAllowed {
+                rule: "only a supervisor may export personal data".into(),
+            });
+        }
+        let mut workplaces = TableBuilder::new("workplaces", personal);
+        for w in self.all_of::<Workplace>()? {
+            workplace_row(&mut workplaces, &w);
+        }
+        let mut visits = TableBuilder::new("visits", personal);
+        for v in self.all_of::<Visit>()? {
+            visit_row(&mut visits, &v);
+        }
+        let mut cases = TableBuilder::new("child_cases", personal);
+        let mut referrals = TableBuilder::new("referrals", personal);
+        let mut follow_ups = TableBuilder::new("follow_ups", personal);
+        for c in self.all_of::<ChildCase>()? {
+            case_row(&mut cases, &c);
+            for (key, referral) in &c.referrals {
+                referral_row(&mut referrals, c.id, *key, referral);
+            }
+            for (key, follow_up) in &c.followups {
+                follow_up_row(&mut follow_ups, c.id, *key, follow_up);
+            }
+        }
+        // A table without rows still has its header: its columns come from a sample row.
+        let sample_workplace = Workplace::new("", "other", Formality::Formal, Area::default());
+        let sample_case = ChildCase::new(
+            "",
+            "",
+            Sex::Female,
+            Area::default(),
+            NaiveDate::MIN,
+            Uuid::nil(),
+        );
+        if workplaces.first_row {
+            workplace_row(&mut workplaces, &sample_workplace);
+            workplaces.table.rows.clear();
+        }
+        if visits.first_row {
+            let at = DateTime::<FixedOffset>::default();
+            let sample = Visit::new(VisitKind::FollowUp, &sample_workplace, Uuid::nil(), at);
+            visit_row(&mut visits, &sample);
+            visits.table.rows.clear();
+        }
+        if cases.first_row {
+            case_row(&mut cases, &sample_case);
+            cases.table.rows.clear();
+        }
+        if referrals.first_row {
+            let sample = Referral {
+                service: ServiceKind::Education,
+                provider: String::new(),
+                date: NaiveDate::MIN,
+                outcome: String::new(),
+            };
+            referral_row(&mut referrals, Uuid::nil(), Uuid::nil(), &sample);
+            referrals.table.rows.clear();
+        }
+        if follow_ups.first_row {
+            let sample = FollowUp {
+                date: NaiveDate::MIN,
+                situation: FollowUpSituation::InSchool,
+                notes: String::new(),
+                next_due: None,
+            };
+            follow_up_row(&mut follow_ups, Uuid::nil(), Uuid::nil(), &sample);
+            follow_ups.table.rows.clear();
+        }
+        Ok(vec![
+            workplaces.finish(),
+            visits.finish(),
+            cases.finish(),
+            referrals.finish(),
+            follow_ups.finish(),
+        ])
+    }
+
+    /// Writes the export's tables into `dir` (created if needed), one file per table
+    /// (`<table>.csv` or `<table>.json`), and returns their paths.
+    pub fn export_to_dir(
+        &self,
+        dir: &Path,
+        format: ExportFormat,
+        options: ExportOptions,
+        by: Role,
+    ) -> Result<Vec<PathBuf>> {
+        let tables = self.export_tables(options, by)?;
+        std::fs::create_dir_all(dir)?;
+        let mut paths = Vec::with_capacity(tables.len());
+        for table in tables {
+            let (path, bytes) = match format {
+                ExportFormat::Csv => (dir.join(format!("{}.csv", table.name)), table.to_csv()?),
+                ExportFormat::Json => (
+                    dir.join(format!("{}.json", table.name)),
+                    serde_json::to_vec_pretty(&table.to_json())
+                        .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
+                ),
+            };
+            std::fs::write(&path, bytes)?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+}
+
+fn workplace_row(t: &mut TableBuilder, w: &Workplace) {
+    t.col("id", w.id);
+    t.col("sector", &w.sector);
+    t.col("formality", w.formality);
+    area_cols(t, &w.location.area);
+    t.personal("name", &w.name);
+    t.personal("owner_name", &w.owner_name);
+    t.personal("owner_contact", &w.owner_contact);
+    t.personal("latitude", w.location.point.map(|p| p.latitude));
+    t.personal("longitude", w.location.point.map(|p| p.longitude));
+    t.personal("buyers", joined(&w.buyers));
+    t.personal("suppliers", joined(&w.suppliers));
+    t.personal("notes", &w.notes);
+    t.end_row();
+}
+
+fn visit_row(t: &mut TableBuilder, v: &Visit) {
+    t.col("id", v.id);
+    t.col("kind", v.kind);
+    t.col("workplace_id", v.workplace_id);
+    t.col("visitor_id", v.visitor_id);
+    area_cols(t, &v.area);
+    t.col("started_at", v.started_at.to_rfc3339());
+    t.col("ended_at", v.ended_at.map(|e| e.to_rfc3339()));
+    t.col("status", v.status);
+    t.col("checklist", &v.checklist.checklist);
+    t.col("checklist_version", v.checklist.version);
+    t.col(
+        "answered_no",
+        joined(
+            v.checklist
+                .answers
+                .iter()
+                .filter(|(_, a)| **a == Answer::No)
+                .map(|(c, _)| c),
+        ),
+    );
+    t.col("forced_labour_indicators", joined(v.forced_labour.keys()));
+    t.col("actions", joined(&v.actions));
+    t.col("follow_up_due", v.follow_up_due);
+    t.col("children_identified", v.children_identified.len());
+    t.col("reviewed_by", v.reviewed_by);
+    t.personal("latitude", v.gps.map(|p| p.latitude));
+    t.personal("longitude", v.gps.map(|p| p.longitude));
+    t.personal("findings", &v.findings);
+    t.personal("review_comment", &v.review_comment);
+    t.end_row();
+}
+
+fn case_row(t: &mut TableBuilder, c: &ChildCase) {
+    t.col("id", c.id);
+    t.col("case_code", &c.case_code);
+    t.col("sex", c.sex);
+    // The year only: from the date of birth, or from the estimated age.
+    t.col("birth_year", crate::duplicates::birth_year(c));
+    t.col("estimated_age", c.estimated_age);
+    t.col("age_when_identified", c.age_on(c.identified_on));
+    t.col("age_basis", c.age_basis);
+    area_cols(t, &c.area);
+    t.col("workplace_id", c.workplace_id);
+    t.col("identified_on_visit", c.identified_on_visit);
+    t.col("identified_on", c.identified_on);
+    t.col("identified_by", c.identified_by);
+    t.col("school", c.school);
+    t.col("hours_per_week", c.hours_per_week);
+    t.col("night_work", c.night_work);
+    t.col("hazards", joined(&c.hazards));
+    t.col("worst_forms", joined(&c.worst_forms));
+    t.col(
+        "classification",
+        c.classification.as_ref().map(|k| k.outcome),
+    );
+    t.col(
+        "rule_set",
+        c.classification.as_ref().map(|k| k.rule_set.clone()),
+    );
+    t.col("status", c.status);
+    t.col("remediated_on", c.remediated_on);
+    t.col("follow_up_due", c.follow_up_due);
+    t.col("merged_into", c.merged_into);
+    t.personal("name", &c.name);
+    t.personal("date_of_birth", c.date_of_birth);
+    t.personal("guardian", &c.guardian);
+    t.personal("household", &c.household);
+    t.personal("activity", &c.activity);
+    t.personal("tasks", joined(&c.tasks));
+    t.personal("notes", &c.notes);
+    t.end_row();
+}
+
+fn referral_row(t: &mut TableBuilder, case: Uuid, key: Uuid, referral: &Referral) {
+    t.col("case_id", case);
+    t.col("referral_id", key);
+    t.col("service", referral.service);
+    t.col("provider", &referral.provider);
+    t.col("date", referral.date);
+    t.personal("outcome", &referral.outcome);
+    t.end_row();
+}
+
+fn follow_up_row(t: &mut TableBuilder, case: Uuid, key: Uuid, follow_up: &FollowUp) {
+    t.col("case_id", case);
+    t.col("follow_up_id", key);
+    t.col("date", follow_up.date);
+    t.col("situation", follow_up.situation);
+    t.col("next_due", follow_up.next_due);
+    t.personal("notes", &follow_up.notes);
+    t.end_row();
+}

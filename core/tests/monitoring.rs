@@ -1,0 +1,1104 @@
+//! The monitoring cycle on real store files: the case workflow and its roles, follow-up
+//! schedules and due lists, visit review, urgent alerts and urgent-first sync, duplicate
+//! children, indicators with small-cell suppression, and pseudonymised exports.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use std::collections::BTreeSet;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::*;
+
+const MONITOR: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a01);
+const MONITOR_2: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a02);
+const SUPERVISOR: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a03);
+
+const C01: &str = "CI-R1-D1-C01";
+const C02: &str = "CI-R1-D1-C02";
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
+    FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(y, m, d, h, 0, 0)
+        .unwrap()
+}
+
+fn area(community: &str) -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", community)
+}
+
+fn open(dir: &TempDir, name: &str, user: Uuid) -> Store {
+    Store::open(StoreConfig::new(
+        dir.path().join(name),
+        Encryption::Unencrypted,
+        user,
+    ))
+    .unwrap()
+}
+
+/// A child of 11 (born 2014-05-10) carrying loads 25 hours a week: child labour.
+fn child(community: &str, name: &str, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        &format!("CASE-{}", &Uuid::new_v4().simple().to_string()[..8]),
+        name,
+        Sex::Female,
+        area(community),
+        date(2025, 9, 1),
+        by,
+    );
+    c.date_of_birth = Some(date(2014, 5, 10));
+    c.hours_per_week = 25;
+    c
+}
+
+fn referral() -> Referral {
+    Referral {
+        service: ServiceKind::Education,
+        provider: "École primaire publique".into(),
+        date: date(2025, 9, 10),
+        outcome: String::new(),
+    }
+}
+
+fn follow_up(on: NaiveDate) -> FollowUp {
+    FollowUp {
+        date: on,
+        situation: FollowUpSituation::InSchool,
+        notes: "Va à l'école, ne travaille plus.".into(),
+        next_due: None,
+    }
+}
+
+fn not_allowed<T: std::fmt::Debug>(r: Result<T>) -> String {
+    match r {
+        Err(Error::NotAllowed { rule }) => rule,
+        other => panic!("expected NotAllowed, got {other:?}"),
+    }
+}
+
+/// Identified → referred → receiving services → withdrawn, by the roles allowed.
+fn remediated_case(store: &mut Store, name: &str, on: NaiveDate) -> ChildCase {
+    let c = store.create(&child(C01, name, MONITOR)).unwrap();
+    store
+        .refer_case(c.id, referral(), Role::CommunityMonitor)
+        .unwrap();
+    store
+        .transition_case_on(
+            c.id,
+            CaseStatus::ReceivingServices,
+            Role::CommunityMonitor,
+            on,
+        )
+        .unwrap();
+    store
+        .transition_case_on(c.id, CaseStatus::Withdrawn, Role::Supervisor, on)
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Workflow
+
+#[test]
+fn case_moves_through_the_monitoring_cycle_by_the_roles_allowed() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    assert_eq!(c.status, CaseStatus::Identified);
+
+    // Referral: an inspector may not; a monitor may; the referral is recorded with it.
+    not_allowed(store.refer_case(c.id, referral(), Role::Inspector));
+    let rule = not_allowed(store.transition_case(c.id, CaseStatus::Referred, Role::Supervisor));
+    assert!(rule.contains("refer_case"), "{rule}");
+    let (c, key) = store
+        .refer_case(c.id, referral(), Role::CommunityMonitor)
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::Referred);
+    assert_eq!(c.referrals[&key], referral());
+    // A further referral keeps the status.
+    let (c, _) = store
+        .refer_case(c.id, referral(), Role::Supervisor)
+        .unwrap();
+    assert_eq!((c.status, c.referrals.len()), (CaseStatus::Referred, 2));
+
+    // Skipping a stage is refused by the state machine.
+    let rule = not_allowed(store.transition_case(c.id, CaseStatus::Withdrawn, Role::Supervisor));
+    assert!(rule.contains("from referred to withdrawn"), "{rule}");
+    let c = store
+        .transition_case(c.id, CaseStatus::ReceivingServices, Role::CommunityMonitor)
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::ReceivingServices);
+    assert_eq!(c.follow_up_due, None, "no follow-up before remediation");
+
+    // Verification is a supervisor's.
+    let rule =
+        not_allowed(store.transition_case(c.id, CaseStatus::Withdrawn, Role::CommunityMonitor));
+    assert!(rule.contains("only a supervisor"), "{rule}");
+    let c = store
+        .transition_case_on(
+            c.id,
+            CaseStatus::Withdrawn,
+            Role::Supervisor,
+            date(2025, 10, 15),
+        )
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::Withdrawn);
+    assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 1, 15)), "3 months after");
+
+    // A referral after verification is refused; closing is a supervisor's.
+    not_allowed(store.refer_case(c.id, referral(), Role::Supervisor));
+    not_allowed(store.transition_case(c.id, CaseStatus::Closed, Role::CommunityMonitor));
+    let c = store
+        .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::Closed);
+    not_allowed(store.transition_case(c.id, CaseStatus::Closed, Role::Supervisor));
+    not_allowed(store.transition_case(c.id, CaseStatus::Identified, Role::Supervisor));
+
+    // Every step is in the history, authored by the store's user.
+    let history = store.history(c.id).unwrap();
+    let status_changes = history
+        .iter()
+        .filter(|h| h.fields.iter().any(|f| f == "status"))
+        .count();
+    assert_eq!(
+        status_changes, 5,
+        "created identified, then referred, receiving, withdrawn, closed"
+    );
+    assert!(
+        history
+            .iter()
+            .all(|h| h.author.as_ref().is_some_and(|a| a.user == MONITOR))
+    );
+}
+
+#[test]
+fn the_transition_table_is_exactly_the_documented_one() {
+    use CaseStatus::*;
+    let statuses = [
+        Identified,
+        Referred,
+        ReceivingServices,
+        Withdrawn,
+        Prevented,
+        Closed,
+    ];
+    let roles = [Role::Inspector, Role::CommunityMonitor, Role::Supervisor];
+    let mut allowed = BTreeSet::new();
+    for from in statuses {
+        for to in statuses {
+            for (r, role) in roles.iter().enumerate() {
+                match check_case_transition(from, to, *role) {
+                    Ok(()) => {
+                        allowed.insert((from, to, r));
+                    }
+                    Err(Error::NotAllowed { .. }) => {}
+                    Err(e) => panic!("unexpected error {e:?}"),
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<_> = [
+        (Referred, ReceivingServices, 1),
+        (Referred, ReceivingServices, 2),
+        (ReceivingServices, Withdrawn, 2),
+        (ReceivingServices, Prevented, 2),
+        (Withdrawn, Closed, 2),
+        (Prevented, Closed, 2),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(allowed, expected);
+}
+
+#[test]
+fn follow_up_schedule_is_3_and_6_months_then_yearly_until_18() {
+    let rules = RuleSet::ilo_default();
+    assert_eq!(rules.follow_up_months, vec![3, 6]);
+    assert_eq!(rules.follow_up_yearly_until_age, 18);
+    // Remediated 2025-10-15; 18 on 2028-05-10.
+    let dates: Vec<NaiveDate> = rules
+        .follow_up_schedule(date(2025, 10, 15), Some(date(2028, 5, 10)))
+        .collect();
+    assert_eq!(
+        dates,
+        vec![
+            date(2026, 1, 15),
+            date(2026, 4, 15),
+            date(2027, 4, 15),
+            date(2028, 4, 15),
+        ]
+    );
+    // The 3- and 6-month visits are kept even past 18; yearly ones stop before it.
+    let dates: Vec<NaiveDate> = rules
+        .follow_up_schedule(date(2025, 10, 15), Some(date(2026, 2, 1)))
+        .collect();
+    assert_eq!(dates, vec![date(2026, 1, 15), date(2026, 4, 15)]);
+    assert_eq!(
+        rules.next_follow_up_after(
+            date(2025, 10, 15),
+            Some(date(2028, 5, 10)),
+            date(2026, 4, 15)
+        ),
+        Some(date(2027, 4, 15))
+    );
+    assert_eq!(
+        rules.next_follow_up_after(
+            date(2025, 10, 15),
+            Some(date(2028, 5, 10)),
+            date(2028, 4, 15)
+        ),
+        None
+    );
+    // A profile without the new fields reads with the defaults.
+    let mut json = serde_json::to_value(&rules).unwrap();
+    let map = json.as_object_mut().unwrap();
+    map.remove("follow_up_months");
+    map.remove("follow_up_yearly_until_age");
+    let old: RuleSet = serde_json::from_value(json).unwrap();
+    assert_eq!(old, rules);
+    // The age limit from an estimated age: 11 when identified on 2025-09-01 → 18 in 2032.
+    let mut c = child(C01, "Aya", MONITOR);
+    c.date_of_birth = None;
+    c.estimated_age = Some(11);
+    assert_eq!(c.reaches_age_on(18), Some(date(2032, 9, 1)));
+}
+
+#[test]
+fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let other = store.create(&child(C02, "Yao Koffi", MONITOR_2)).unwrap();
+    let _ = other;
+
+    // The first follow-up is due 3 months after remediation, on the monitor's list and the
+    // community's, overdue once the day has passed.
+    let due = |store: &Store, area: Option<AreaFilter>, who: Option<Uuid>, before| {
+        store
+            .follow_ups_due(area, who, before, Page::first(50))
+            .unwrap()
+            .iter()
+            .map(|d| (d.id, d.due))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        due(&store, None, Some(MONITOR), date(2026, 1, 16)),
+        vec![(c.id, date(2026, 1, 15))]
+    );
+    assert!(due(&store, None, Some(MONITOR), date(2026, 1, 15)).is_empty());
+    assert!(due(&store, None, Some(MONITOR_2), date(2030, 1, 1)).is_empty());
+    assert_eq!(
+        due(
+            &store,
+            Some(AreaFilter::Community(C01.into())),
+            None,
+            date(2026, 2, 1)
+        ),
+        vec![(c.id, date(2026, 1, 15))]
+    );
+    assert!(
+        due(
+            &store,
+            Some(AreaFilter::Community(C02.into())),
+            None,
+            date(2030, 1, 1)
+        )
+        .is_empty()
+    );
+
+    // A follow-up made late (in February) answers the January one: the April one is next.
+    not_allowed(store.add_follow_up(c.id, follow_up(date(2026, 2, 2)), Role::Inspector));
+    let (c, key) = store
+        .add_follow_up(c.id, follow_up(date(2026, 2, 2)), Role::CommunityMonitor)
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, Some(date(2026, 4, 15)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 4, 15)));
+    assert_eq!(
+        due(&store, None, Some(MONITOR), date(2026, 12, 31)),
+        vec![(c.id, date(2026, 4, 15))]
+    );
+
+    // Closing keeps the yearly checks until 18 (born 2014-05-10 → until 2032-05-10).
+    let c = store
+        .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+        .unwrap();
+    let (c, _) = store
+        .add_follow_up(c.id, follow_up(date(2026, 4, 20)), Role::CommunityMonitor)
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2027, 4, 15)));
+    let (c, key) = store
+        .add_follow_up(c.id, follow_up(date(2032, 4, 16)), Role::Supervisor)
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, None, "the schedule ends at 18");
+    assert_eq!(c.follow_up_due, None);
+    assert!(due(&store, None, None, date(2040, 1, 1)).is_empty());
+}
+
+#[test]
+fn supervisors_validate_or_return_submitted_visits() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let w = store
+        .create(&Workplace::new(
+            "Plantation Kouamé",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let v = store
+        .create(&Visit::new(
+            VisitKind::LabourInspection,
+            &w,
+            MONITOR,
+            at(2026, 3, 2, 9),
+        ))
+        .unwrap();
+    let rule = not_allowed(store.review_visit(v.id, Review::Validate, Role::Supervisor));
+    assert!(
+        rule.contains("submitted"),
+        "a draft is not reviewed: {rule}"
+    );
+
+    let mut v = v;
+    v.status = VisitStatus::Submitted;
+    let v = store.update(&v).unwrap();
+    for role in [Role::Inspector, Role::CommunityMonitor] {
+        not_allowed(store.review_visit(v.id, Review::Validate, role));
+    }
+    match store.review_visit(
+        v.id,
+        Review::Return {
+            comment: "  ".into(),
+        },
+        Role::Supervisor,
+    ) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "review_comment"),
+        other => panic!("a return without comment gave {other:?}"),
+    }
+    let v = store
+        .review_visit(
+            v.id,
+            Review::Return {
+                comment: "Compléter la main-d'œuvre par âge.".into(),
+            },
+            Role::Supervisor,
+        )
+        .unwrap();
+    assert_eq!(v.status, VisitStatus::Returned);
+    assert_eq!(v.review_comment, "Compléter la main-d'œuvre par âge.");
+    assert_eq!(v.reviewed_by, Some(SUPERVISOR));
+
+    // Corrected and submitted again, then validated.
+    let mut v = v;
+    v.status = VisitStatus::Submitted;
+    let v = store.update(&v).unwrap();
+    let v = store
+        .review_visit(v.id, Review::Validate, Role::Supervisor)
+        .unwrap();
+    assert_eq!(v.status, VisitStatus::Validated);
+    not_allowed(store.review_visit(v.id, Review::Validate, Role::Supervisor));
+}
+
+#[test]
+fn workflow_errors_name_rules_never_personal_data() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    let errors = [
+        store
+            .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+            .unwrap_err(),
+        store
+            .refer_case(c.id, referral(), Role::Inspector)
+            .unwrap_err(),
+        store
+            .merge_cases(c.id, c.id, Role::CommunityMonitor)
+            .unwrap_err(),
+        store
+            .export_tables(
+                ExportOptions {
+                    include_personal_data: true,
+                },
+                Role::CommunityMonitor,
+            )
+            .unwrap_err(),
+    ];
+    for e in errors {
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("Kouam"), "{text}");
+        assert!(!text.contains("CASE-"), "{text}");
+        assert!(!text.contains("École"), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Alerts and urgent-first sync
+
+fn worst_form(c: &mut ChildCase) {
+    c.worst_forms.insert(WorstForm::DebtBondage);
+}
+
+fn hazardous(c: &mut ChildCase) {
+    c.hazards.insert("pesticides".into());
+}
+
+#[test]
+fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let w = store
+        .create(&Workplace::new(
+            "Mine Sud",
+            "mining",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+
+    let mut plain = child(C01, "A", MONITOR);
+    plain.identified_on = date(2025, 9, 20);
+    store.create(&plain).unwrap();
+    let mut old_hazard = child(C01, "B", MONITOR);
+    hazardous(&mut old_hazard);
+    let old_hazard = store.create(&old_hazard).unwrap();
+    let mut new_hazard = child(C01, "C", MONITOR);
+    new_hazard.identified_on = date(2025, 9, 5);
+    hazardous(&mut new_hazard);
+    let new_hazard = store.create(&new_hazard).unwrap();
+    let mut worst = child(C02, "D", MONITOR);
+    worst_form(&mut worst);
+    let worst = store.create(&worst).unwrap();
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 5, 9));
+    v.forced_labour.insert(
+        ForcedLabourIndicator::RetentionOfIdentityDocuments,
+        String::new(),
+    );
+    let fl_visit = store.create(&v).unwrap();
+    let mut quiet = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 6, 9));
+    quiet.status = VisitStatus::Submitted;
+    store.create(&quiet).unwrap();
+
+    let alerts = store.alerts(None, Page::first(50)).unwrap();
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|a| (a.id, a.severity))
+            .collect::<Vec<_>>(),
+        vec![
+            (worst.id, AlertSeverity::WorstFormSuspected),
+            (new_hazard.id, AlertSeverity::HazardousChildLabour),
+            (old_hazard.id, AlertSeverity::HazardousChildLabour),
+            (fl_visit.id, AlertSeverity::ForcedLabourIndicators),
+        ]
+    );
+    assert_eq!(alerts[3].kind, RecordKind::Visit);
+    let in_c02 = store
+        .alerts(Some(AreaFilter::Community(C02.into())), Page::first(50))
+        .unwrap();
+    assert_eq!(
+        in_c02.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![worst.id]
+    );
+    let page2 = store
+        .alerts(
+            None,
+            Page {
+                offset: 1,
+                limit: 2,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        page2.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![new_hazard.id, old_hazard.id]
+    );
+
+    // A child verified withdrawn is no longer an alert.
+    store
+        .refer_case(new_hazard.id, referral(), Role::Supervisor)
+        .unwrap();
+    store
+        .transition_case(
+            new_hazard.id,
+            CaseStatus::ReceivingServices,
+            Role::Supervisor,
+        )
+        .unwrap();
+    assert_eq!(store.alerts(None, Page::first(50)).unwrap().len(), 4);
+    store
+        .transition_case(new_hazard.id, CaseStatus::Withdrawn, Role::Supervisor)
+        .unwrap();
+    assert!(
+        !store
+            .alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == new_hazard.id)
+    );
+}
+
+#[test]
+fn urgent_records_go_first_in_the_outbox() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let mut ordinary = Vec::new();
+    for name in ["E", "F", "G"] {
+        ordinary.push(store.create(&child(C01, name, MONITOR)).unwrap().id);
+    }
+    let mut h = child(C01, "H", MONITOR);
+    hazardous(&mut h);
+    let hazard = store.create(&h).unwrap().id;
+    let mut w = child(C01, "W", MONITOR);
+    worst_form(&mut w);
+    let worst = store.create(&w).unwrap().id;
+
+    let pushed_order = |store: &Store| {
+        let bytes = store
+            .hub_sync_request(&sync::SyncOptions::default())
+            .unwrap();
+        sync::wire::decode_request(&bytes, 64 << 20)
+            .unwrap()
+            .push
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>()
+    };
+    let mut expected = vec![worst, hazard];
+    expected.extend(&ordinary);
+    assert_eq!(pushed_order(&store), expected);
+
+    // A record that becomes urgent moves up; one that stops being urgent moves back.
+    let mut c: ChildCase = store.get(ordinary[2]).unwrap();
+    c.worst_forms.insert(WorstForm::ForcedLabour);
+    store.update(&c).unwrap();
+    let mut c: ChildCase = store.get(worst).unwrap();
+    c.worst_forms.clear();
+    store.update(&c).unwrap();
+    assert_eq!(
+        pushed_order(&store),
+        vec![ordinary[2], hazard, ordinary[0], ordinary[1], worst]
+    );
+    // With room for one record only, the urgent one travels first.
+    let tiny = sync::SyncOptions {
+        max_message_bytes: 1,
+        ..Default::default()
+    };
+    let bytes = store.hub_sync_request(&tiny).unwrap();
+    let request = sync::wire::decode_request(&bytes, 64 << 20).unwrap();
+    assert_eq!(
+        request.push.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![ordinary[2]]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Duplicates
+
+#[test]
+fn names_fold_accents_case_and_word_order() {
+    assert_eq!(
+        fold_name("  Kouamé  N'Guessan-Éric "),
+        "kouame n guessan eric"
+    );
+    assert_eq!(fold_name("ÇÀÉÏÔÙ œ"), "caeiou oe");
+    assert!(name_similarity("Kouamé Adjoa", "KOUAME Adjoa") > 0.999);
+    assert!(name_similarity("Kouamé Adjoa", "Adjoa Kouame") > 0.999);
+    assert!(name_similarity("Kouamé Adjoa", "Kouame Adjwa") >= NAME_SIMILARITY_THRESHOLD);
+    assert!(name_similarity("Kouamé Adjoa", "Yao Koffi") < NAME_SIMILARITY_THRESHOLD);
+    assert_eq!(name_similarity("", "Yao"), 0.0);
+}
+
+#[test]
+fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
+    let dir = TempDir::new().unwrap();
+    // Two monitors register the same girl offline on their own phones.
+    let mut phone_a = open(&dir, "a.db", MONITOR);
+    let mut phone_b = open(&dir, "b.db", MONITOR_2);
+    let first = phone_a
+        .create(&child(C01, "Kouamé Adjoa", MONITOR))
+        .unwrap();
+    phone_a
+        .refer_case(first.id, referral(), Role::CommunityMonitor)
+        .unwrap();
+    let mut again = child(C01, "ADJOA Kouame", MONITOR_2);
+    again.date_of_birth = None;
+    again.estimated_age = Some(12); // born about 2013: within a year of 2014
+    again.identified_on = date(2025, 9, 3);
+    let again = phone_b.create(&again).unwrap();
+    let (_, fu_key) = phone_b
+        .add_follow_up(
+            again.id,
+            follow_up(date(2025, 9, 20)),
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+
+    // They meet at the supervisor's store.
+    let mut hub = open(&dir, "supervisor.db", SUPERVISOR);
+    for (phone, id) in [(&phone_a, first.id), (&phone_b, again.id)] {
+        hub.merge_document(id, &phone.export_document(id).unwrap())
+            .unwrap();
+    }
+    // Not duplicates: another community, a birth year too far, another name.
+    hub.create(&child(C02, "Kouamé Adjoa", MONITOR)).unwrap();
+    let mut older = child(C01, "Kouamé Adjoa", MONITOR);
+    older.date_of_birth = Some(date(2011, 1, 1));
+    hub.create(&older).unwrap();
+    let other = hub.create(&child(C01, "Yao Koffi", MONITOR)).unwrap();
+
+    let candidates = hub.duplicate_candidates(first.id).unwrap();
+    assert_eq!(candidates.len(), 1, "{candidates:?}");
+    assert_eq!(candidates[0].0, again.id);
+    assert!(candidates[0].1 > 0.99);
+    assert!(hub.duplicate_candidates(other.id).unwrap().is_empty());
+
+    // Only a supervisor merges.
+    for role in [Role::Inspector, Role::CommunityMonitor] {
+        not_allowed(hub.merge_cases(first.id, again.id, role));
+    }
+    not_allowed(hub.merge_cases(first.id, first.id, Role::Supervisor));
+    let (kept, dup) = hub
+        .merge_cases(first.id, again.id, Role::Supervisor)
+        .unwrap();
+    assert_eq!(kept.merged_from, BTreeSet::from([again.id]));
+    assert_eq!(dup.merged_into, Some(first.id));
+    assert_eq!(kept.referrals.len(), 1);
+    assert!(kept.followups.contains_key(&fu_key), "follow-ups copied");
+    assert!(
+        dup.followups.contains_key(&fu_key),
+        "the duplicate keeps its own"
+    );
+    assert_eq!(
+        dup.name, "ADJOA Kouame",
+        "the duplicate's document is kept whole"
+    );
+    assert_eq!(dup.status, CaseStatus::Identified, "status left as it was");
+
+    // Traceable: both ids resolve, and each history shows the merge by the supervisor.
+    let by_supervisor = |id| {
+        hub.history(id)
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.author.as_ref().is_some_and(|a| a.user == SUPERVISOR))
+            .flat_map(|h| h.fields)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        by_supervisor(first.id)
+            .iter()
+            .any(|f| f.starts_with("merged_from"))
+    );
+    assert!(by_supervisor(again.id).iter().any(|f| f == "merged_into"));
+    assert_eq!(
+        hub.get::<ChildCase>(again.id).unwrap().merged_into,
+        Some(first.id)
+    );
+
+    // The duplicate leaves candidates, due lists and workflow; merging again changes nothing.
+    assert!(hub.duplicate_candidates(first.id).unwrap().is_empty());
+    not_allowed(hub.refer_case(again.id, referral(), Role::Supervisor));
+    let (kept2, _) = hub
+        .merge_cases(first.id, again.id, Role::Supervisor)
+        .unwrap();
+    assert_eq!(kept2.version, kept.version);
+    let third = hub.create(&child(C01, "Kouame Adjoa", MONITOR)).unwrap();
+    not_allowed(hub.merge_cases(third.id, again.id, Role::Supervisor));
+    not_allowed(hub.merge_cases(again.id, third.id, Role::Supervisor));
+
+    // The merge travels to a phone like any other edit.
+    phone_b
+        .merge_document(again.id, &hub.export_document(again.id).unwrap())
+        .unwrap();
+    assert_eq!(
+        phone_b.get::<ChildCase>(again.id).unwrap().merged_into,
+        Some(first.id)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Indicators
+
+#[test]
+fn indicators_count_children_and_inspections_by_dimension_and_period() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    let mine = store
+        .create(&Workplace::new(
+            "Mine",
+            "mining",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let farm = store
+        .create(&Workplace::new(
+            "Farm",
+            "cocoa",
+            Formality::Informal,
+            area(C02),
+        ))
+        .unwrap();
+
+    // In C01 at the mine: a hazardous 11-year-old girl, withdrawn; a 13-year-old boy in child
+    // labour, referred. In C02: a 16-year-old girl not working (prevented? no: identified).
+    let mut a = child(C01, "A", MONITOR);
+    a.workplace_id = Some(mine.id);
+    hazardous(&mut a);
+    let a = store.create(&a).unwrap();
+    store
+        .refer_case(a.id, referral(), Role::Supervisor)
+        .unwrap();
+    store
+        .transition_case(a.id, CaseStatus::ReceivingServices, Role::Supervisor)
+        .unwrap();
+    store
+        .transition_case(a.id, CaseStatus::Withdrawn, Role::Supervisor)
+        .unwrap();
+    let mut b = child(C01, "B", MONITOR);
+    b.sex = Sex::Male;
+    b.workplace_id = Some(mine.id);
+    b.date_of_birth = Some(date(2012, 1, 1));
+    let b = store.create(&b).unwrap();
+    store
+        .refer_case(b.id, referral(), Role::Supervisor)
+        .unwrap();
+    let mut c = child(C02, "C", MONITOR);
+    c.date_of_birth = Some(date(2009, 3, 1));
+    c.hours_per_week = 0;
+    c.workplace_id = Some(farm.id);
+    store.create(&c).unwrap();
+    // Outside the period.
+    let mut late = child(C02, "D", MONITOR);
+    late.identified_on = date(2026, 2, 1);
+    store.create(&late).unwrap();
+
+    let mut v = Visit::new(
+        VisitKind::LabourInspection,
+        &mine,
+        MONITOR,
+        at(2025, 9, 1, 8),
+    );
+    v.checklist = ChecklistAnswers {
+        checklist: "labour-inspection".into(),
+        version: 1,
+        answers: [("LI14".to_string(), Answer::No)].into_iter().collect(),
+    };
+    store.create(&v).unwrap();
+    let mut v = Visit::new(
+        VisitKind::LabourInspection,
+        &mine,
+        MONITOR,
+        at(2025, 10, 1, 8),
+    );
+    v.forced_labour
+        .insert(ForcedLabourIndicator::DebtBondage, String::new());
+    v.forced_labour
+        .insert(ForcedLabourIndicator::WithholdingOfWages, String::new());
+    store.create(&v).unwrap();
+    let mut v = Visit::new(
+        VisitKind::CommunityMonitoring,
+        &farm,
+        MONITOR,
+        at(2025, 10, 2, 8),
+    );
+    v.checklist = ChecklistAnswers {
+        checklist: "labour-inspection".into(),
+        version: 1,
+        answers: [("LI01".to_string(), Answer::Yes)].into_iter().collect(),
+    };
+    store.create(&v).unwrap();
+
+    let filter = IndicatorFilter {
+        area: None,
+        from: Some(date(2025, 9, 1)),
+        until: Some(date(2026, 1, 1)),
+    };
+    let ind = store.indicators(&filter).unwrap();
+    assert_eq!(
+        ind.children,
+        ChildCounts {
+            identified: 3,
+            in_child_labour: 2,
+            in_hazardous_work: 1,
+            worst_form_suspected: 0,
+            referred: 2,
+            receiving_services: 1,
+            withdrawn_or_prevented: 1,
+        }
+    );
+    assert_eq!(ind.by_sex["female"].identified, 2);
+    assert_eq!(ind.by_sex["male"].in_child_labour, 1);
+    assert_eq!(ind.by_age_band["under_12"].in_hazardous_work, 1);
+    assert_eq!(ind.by_age_band["12_14"].identified, 1);
+    assert_eq!(ind.by_age_band["15_17"].identified, 1);
+    assert_eq!(ind.by_sector["mining"].identified, 2);
+    assert_eq!(ind.by_sector["cocoa"].in_child_labour, 0);
+    assert_eq!(ind.by_community[C01].referred, 2);
+    assert_eq!(ind.by_district["CI-R1-D1"].identified, 3);
+    assert_eq!(ind.by_month["2025-09"].identified, 3);
+    assert_eq!(ind.inspections, 2);
+    assert_eq!(ind.visits, 3);
+    assert_eq!(ind.workplaces_with_violations, 1, "the mine, twice");
+    assert_eq!(ind.visits_with_forced_labour_indicators, 1);
+    assert_eq!(ind.forced_labour_indicators["debt_bondage"], 1);
+    assert_eq!(ind.forced_labour_indicators["withholding_of_wages"], 1);
+
+    // By area; and the whole history without a period.
+    let c02 = store
+        .indicators(&IndicatorFilter {
+            area: Some(AreaFilter::Community(C02.into())),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(c02.children.identified, 2);
+    assert_eq!((c02.inspections, c02.visits), (0, 1));
+    assert_eq!(c02.workplaces_with_violations, 0);
+    let october = store
+        .indicators(&IndicatorFilter {
+            area: None,
+            from: Some(date(2025, 10, 1)),
+            until: Some(date(2025, 11, 1)),
+        })
+        .unwrap();
+    assert_eq!((october.children.identified, october.visits), (0, 2));
+}
+
+#[test]
+fn small_cells_show_as_under_5_at_the_4_5_boundary() {
+    assert_eq!(Cell::shared(4), Cell::Suppressed);
+    assert_eq!(Cell::shared(5), Cell::Count(5));
+    assert_eq!(Cell::shared(0), Cell::Suppressed);
+    assert_eq!(Cell::shared(4).to_string(), "<5");
+    assert_eq!(Cell::shared(5).to_string(), "5");
+    assert_eq!(serde_json::to_value(Cell::shared(4)).unwrap(), "<5");
+    assert_eq!(serde_json::to_value(Cell::shared(5)).unwrap(), 5);
+
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    for i in 0..5 {
+        let mut c = child(C01, &format!("F{i}"), MONITOR);
+        if i < 4 {
+            c.sex = Sex::Male;
+        }
+        store.create(&c).unwrap();
+    }
+    let ind = store.indicators(&IndicatorFilter::default()).unwrap();
+    let exact = ind.to_json();
+    assert_eq!(exact["by_sex"]["male"]["identified"], 4);
+    let shared = ind.shared();
+    assert_eq!(shared["children"]["identified"], 5);
+    assert_eq!(shared["children"]["in_child_labour"], 5);
+    assert_eq!(shared["by_sex"]["male"]["identified"], "<5");
+    assert_eq!(shared["by_sex"]["female"]["identified"], "<5");
+    assert_eq!(shared["inspections"], "<5");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Exports
+
+fn export_fixture(store: &mut Store) -> (ChildCase, Workplace) {
+    let mut w = Workplace::new(
+        "Plantation \"Kouassi\", Brou",
+        "cocoa",
+        Formality::Informal,
+        area(C01),
+    );
+    w.owner_name = "Kouassi Brou".into();
+    w.owner_contact = "+225 07 00 00 00".into();
+    w.location.point = Some(GeoPoint {
+        latitude: 6.812345,
+        longitude: -5.276543,
+        accuracy_m: Some(8.0),
+    });
+    let w = store.create(&w).unwrap();
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 9, 1, 9));
+    v.findings = "Adjoa portait des sacs chez Kouassi.".into();
+    v.gps = w.location.point;
+    v.forced_labour
+        .insert(ForcedLabourIndicator::DebtBondage, "dette".into());
+    store.create(&v).unwrap();
+    let mut c = child(C01, "Kouamé Adjoa", MONITOR);
+    c.guardian = "Kouamé Yao".into();
+    c.household = "Famille Kouamé, quartier Nord".into();
+    c.notes = "Adjoa dit qu'elle aimerait retourner à l'école.".into();
+    c.workplace_id = Some(w.id);
+    let c = store.create(&c).unwrap();
+    let (c, _) = store
+        .refer_case(
+            c.id,
+            Referral {
+                outcome: "Adjoa inscrite en CE2".into(),
+                ..referral()
+            },
+            Role::Supervisor,
+        )
+        .unwrap();
+    let (c, _) = store
+        .add_follow_up(c.id, follow_up(date(2025, 9, 30)), Role::Supervisor)
+        .unwrap();
+    (c, w)
+}
+
+fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+const PERSONAL: [&str; 9] = [
+    "Kouam",
+    "Adjoa",
+    "Kouassi",
+    "+225",
+    "6.81",
+    "5.27",
+    "2014-05-10",
+    "quartier",
+    "dette",
+];
+
+#[test]
+fn csv_export_is_pseudonymised_by_default() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    let (c, w) = export_fixture(&mut store);
+    let out = dir.path().join("export");
+    let paths = store
+        .export_to_dir(
+            &out,
+            ExportFormat::Csv,
+            ExportOptions::default(),
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "workplaces.csv",
+            "visits.csv",
+            "child_cases.csv",
+            "referrals.csv",
+            "follow_ups.csv"
+        ]
+    );
+    for path in &paths {
+        let bytes = std::fs::read(path).unwrap();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        for word in PERSONAL {
+            assert!(!text.contains(word), "{word} in {}", path.display());
+        }
+        assert!(text.contains("\r\n"), "RFC 4180 line ends");
+    }
+    let (header, rows) = read_csv(&out.join("child_cases.csv"));
+    assert!(!header.iter().any(|h| h == "name" || h == "date_of_birth"));
+    let col = |h: &str| header.iter().position(|x| x == h).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][col("id")], c.id.to_string());
+    assert_eq!(rows[0][col("birth_year")], "2014");
+    assert_eq!(rows[0][col("community")], C01);
+    assert_eq!(rows[0][col("classification")], "child_labour");
+    let (header, rows) = read_csv(&out.join("workplaces.csv"));
+    assert!(!header.iter().any(|h| h == "latitude" || h == "name"));
+    assert_eq!(
+        rows[0][header.iter().position(|h| h == "id").unwrap()],
+        w.id.to_string()
+    );
+    let (header, rows) = read_csv(&out.join("visits.csv"));
+    let fl = header
+        .iter()
+        .position(|h| h == "forced_labour_indicators")
+        .unwrap();
+    assert_eq!(rows[0][fl], "debt_bondage");
+    let (_, rows) = read_csv(&out.join("referrals.csv"));
+    assert_eq!(rows.len(), 1);
+    let (_, rows) = read_csv(&out.join("follow_ups.csv"));
+    assert_eq!(rows.len(), 1);
+
+    // JSON: the same tables, no personal data either.
+    let paths = store
+        .export_to_dir(
+            &out,
+            ExportFormat::Json,
+            ExportOptions::default(),
+            Role::Inspector,
+        )
+        .unwrap();
+    assert_eq!(paths.len(), 5);
+    let cases: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("child_cases.json")).unwrap()).unwrap();
+    assert_eq!(cases[0]["birth_year"], 2014);
+    assert!(cases[0].get("name").is_none());
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        for word in PERSONAL {
+            assert!(!text.contains(word), "{word} in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    export_fixture(&mut store);
+    let personal = ExportOptions {
+        include_personal_data: true,
+    };
+    for role in [Role::Inspector, Role::CommunityMonitor] {
+        not_allowed(store.export_tables(personal, role));
+    }
+    let out = dir.path().join("personal");
+    store
+        .export_to_dir(&out, ExportFormat::Csv, personal, Role::Supervisor)
+        .unwrap();
+    let (header, rows) = read_csv(&out.join("workplaces.csv"));
+    let col = |h: &str| header.iter().position(|x| x == h).unwrap();
+    assert_eq!(rows[0][col("name")], "Plantation \"Kouassi\", Brou");
+    assert_eq!(rows[0][col("latitude")], "6.812345");
+    let (header, rows) = read_csv(&out.join("child_cases.csv"));
+    let col = |h: &str| header.iter().position(|x| x == h).unwrap();
+    assert_eq!(rows[0][col("name")], "Kouamé Adjoa");
+    assert_eq!(rows[0][col("date_of_birth")], "2014-05-10");
+
+    // An empty store still writes every table with its header.
+    let empty = open(&dir, "empty.db", SUPERVISOR);
+    let tables = empty
+        .export_tables(ExportOptions::default(), Role::Supervisor)
+        .unwrap();
+    let full = store
+        .export_tables(ExportOptions::default(), Role::Supervisor)
+        .unwrap();
+    for (e, f) in tables.iter().zip(&full) {
+        assert!(e.rows.is_empty());
+        assert_eq!(e.columns, f.columns, "{}", e.name);
+    }
+}
+
+#[test]
+fn documents_written_before_the_new_fields_still_read() {
+    // A case as an earlier version wrote it: none of the new keys.
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    let mut json = serde_json::to_value(&c).unwrap();
+    let map = json.as_object_mut().unwrap();
+    assert!(!map.contains_key("merged_into") && !map.contains_key("merged_from"));
+    map.remove("follow_up_due");
+    map.remove("remediated_on");
+    let old: ChildCase = serde_json::from_value(json).unwrap();
+    assert_eq!(old.follow_up_due, None);
+    assert!(old.merged_from.is_empty());
+}
