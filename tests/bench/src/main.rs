@@ -86,7 +86,9 @@ fn flags(args: impl Iterator<Item = String>) -> Result<BTreeMap<String, String>,
     let mut args = args.peekable();
     let mut out = BTreeMap::new();
     while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
         out.insert(flag, value);
     }
     Ok(out)
@@ -96,7 +98,9 @@ fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
     let mut number = |name: &str, default: f64| -> Result<f64, String> {
         match flags.remove(name) {
-            Some(v) => v.parse().map_err(|_| format!("invalid value for {name}\n{USAGE}")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
             None => Ok(default),
         }
     };
@@ -114,7 +118,11 @@ fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
 /// The hidden commands the sync benchmark runs as separate processes.
 fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
-    let mut take = |name: &str| flags.remove(name).ok_or_else(|| format!("{command} needs {name}"));
+    let mut take = |name: &str| {
+        flags
+            .remove(name)
+            .ok_or_else(|| format!("{command} needs {name}"))
+    };
     match command {
         "hub-serve" => sync_bench::hub_main(PathBuf::from(take("--data")?)),
         _ => {

@@ -18,7 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
-use vigie_core::{ChildCase, Encryption, Role, Store, StoreConfig, User, Visit, VisitStatus, Workplace};
+use vigie_core::{
+    ChildCase, Encryption, Role, Store, StoreConfig, User, Visit, VisitStatus, Workplace,
+};
 use vigie_server::auth::Token;
 use vigie_server::client::HubClient;
 
@@ -49,7 +51,7 @@ fn start_hub(data: &Path) -> BoxResult<HubProcess> {
         .args(["hub-serve", "--data"])
         .arg(data)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().ok_or("hub has no stdout")?).read_line(&mut line)?;
@@ -74,7 +76,14 @@ struct PhoneRun {
 
 fn phone_sync(hub: &HubProcess, token: &Token, store: &Path) -> BoxResult<PhoneRun> {
     let output = Command::new(std::env::current_exe()?)
-        .args(["phone-sync", "--hub", &hub.url, "--token", &token.to_text(), "--store"])
+        .args([
+            "phone-sync",
+            "--hub",
+            &hub.url,
+            "--token",
+            &token.to_text(),
+            "--store",
+        ])
         .arg(store)
         .stderr(Stdio::inherit())
         .output()?;
@@ -91,7 +100,11 @@ fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize
     let mut floor = JsonFloor::new()?;
     let (mut workplaces, mut visits, mut cases) = (Vec::new(), Vec::new(), Vec::new());
     let mut count = 0;
-    let flush = |store: &mut Store, w: &mut Vec<Workplace>, v: &mut Vec<Visit>, c: &mut Vec<ChildCase>| -> BoxResult<()> {
+    let flush = |store: &mut Store,
+                 w: &mut Vec<Workplace>,
+                 v: &mut Vec<Visit>,
+                 c: &mut Vec<ChildCase>|
+     -> BoxResult<()> {
         store.create_all(w)?;
         store.create_all(v)?;
         store.create_all(c)?;
@@ -152,7 +165,12 @@ fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
 
 /// Per-document Automerge sync between two copies of one document until neither has anything
 /// to say. Returns (bytes, messages) and leaves the states as persisted afterwards.
-fn automerge_sync(hub: &Automerge, phone: &mut Automerge, hub_state: &mut State, phone_state: &mut State) -> BoxResult<(usize, usize)> {
+fn automerge_sync(
+    hub: &Automerge,
+    phone: &mut Automerge,
+    hub_state: &mut State,
+    phone_state: &mut State,
+) -> BoxResult<(usize, usize)> {
     let mut hub = hub.clone();
     let (mut bytes, mut messages) = (0, 0);
     loop {
@@ -188,15 +206,31 @@ fn baseline(data: &Path, changed: &[(Uuid, Vec<u8>)]) -> BoxResult<(Figures, Fig
     let mut page = vigie_core::Page::first(vigie_core::Page::MAX_LIMIT);
     loop {
         let before = all.len();
-        all.extend(store.workplaces(&Default::default(), page)?.into_iter().map(|s| s.id));
-        all.extend(store.visits(&Default::default(), page)?.into_iter().map(|s| s.id));
-        all.extend(store.child_cases(&Default::default(), page)?.into_iter().map(|s| s.id));
+        all.extend(
+            store
+                .workplaces(&Default::default(), page)?
+                .into_iter()
+                .map(|s| s.id),
+        );
+        all.extend(
+            store
+                .visits(&Default::default(), page)?
+                .into_iter()
+                .map(|s| s.id),
+        );
+        all.extend(
+            store
+                .child_cases(&Default::default(), page)?
+                .into_iter()
+                .map(|s| s.id),
+        );
         if all.len() == before {
             break;
         }
         page = page.next();
     }
-    let changed: std::collections::HashMap<Uuid, &Vec<u8>> = changed.iter().map(|(id, b)| (*id, b)).collect();
+    let changed: std::collections::HashMap<Uuid, &Vec<u8>> =
+        changed.iter().map(|(id, b)| (*id, b)).collect();
     let (mut initial, mut noop, mut delta) = ((0, 0, 0.0), (0, 0, 0.0), (0, 0, 0.0));
     for id in all {
         let now = Automerge::load(&store.export_document(id)?)?;
@@ -209,7 +243,11 @@ fn baseline(data: &Path, changed: &[(Uuid, Vec<u8>)]) -> BoxResult<(Figures, Fig
         let mut phone = Automerge::new();
         let t = Instant::now();
         let (b, m) = automerge_sync(&old, &mut phone, &mut hub_state, &mut phone_state)?;
-        initial = (initial.0 + b, initial.1 + m, initial.2 + t.elapsed().as_secs_f64());
+        initial = (
+            initial.0 + b,
+            initial.1 + m,
+            initial.2 + t.elapsed().as_secs_f64(),
+        );
         // Persist and reload the states, as an app between sessions.
         let mut hub_state = State::decode(&hub_state.encode())?;
         let mut phone_state = State::decode(&phone_state.encode())?;
@@ -219,13 +257,20 @@ fn baseline(data: &Path, changed: &[(Uuid, Vec<u8>)]) -> BoxResult<(Figures, Fig
         noop = (noop.0 + b, noop.1 + m, noop.2 + t.elapsed().as_secs_f64());
         let t = Instant::now();
         let (b, m) = automerge_sync(&now, &mut phone, &mut hub_state, &mut phone_state)?;
-        delta = (delta.0 + b, delta.1 + m, delta.2 + t.elapsed().as_secs_f64());
+        delta = (
+            delta.0 + b,
+            delta.1 + m,
+            delta.2 + t.elapsed().as_secs_f64(),
+        );
     }
     Ok((initial, noop, delta))
 }
 
 pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
-    let report = Report { bench: "sync", scale: args.scale };
+    let report = Report {
+        bench: "sync",
+        scale: args.scale,
+    };
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("hub");
     eprintln!("sync: loading the hub at scale {}", args.scale);
@@ -237,14 +282,22 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     let phone = dir.path().join("phone.db");
     let initial = phone_sync(&hub, &token, &phone)?;
     if initial.received as usize != records {
-        return Err(format!("the phone received {} of {records} records", initial.received).into());
+        return Err(format!(
+            "the phone received {} of {records} records",
+            initial.received
+        )
+        .into());
     }
     report.emit("initial_wall", initial.wall_ms, "ms");
     report.emit("initial_bytes_down", initial.bytes_received, "B");
     report.emit("initial_bytes_up", initial.bytes_sent, "B");
     report.emit("initial_round_trips", initial.round_trips, "round trips");
     report.emit("initial_phone_peak_rss", initial.rss_mb, "MB");
-    report.emit("initial_bytes_vs_json_zstd", initial.bytes_received / floor_zstd as f64, "ratio");
+    report.emit(
+        "initial_bytes_vs_json_zstd",
+        initial.bytes_received / floor_zstd as f64,
+        "ratio",
+    );
 
     let noop = phone_sync(&hub, &token, &phone)?;
     report.emit("noop_bytes", noop.bytes_sent + noop.bytes_received, "B");
@@ -254,7 +307,11 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     let before = change_visits(&data, CHANGED)?;
     let hub = start_hub(&data)?;
     let delta = phone_sync(&hub, &token, &phone)?;
-    report.emit("delta_100_bytes", delta.bytes_sent + delta.bytes_received, "B");
+    report.emit(
+        "delta_100_bytes",
+        delta.bytes_sent + delta.bytes_received,
+        "B",
+    );
     report.emit("delta_100_round_trips", delta.round_trips, "round trips");
     report.emit("delta_100_received", delta.received, "records");
     drop(hub);
@@ -268,14 +325,32 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     report.emit("baseline_noop_messages", nm as f64, "messages");
     report.emit("baseline_delta_100_bytes", db as f64, "B");
     report.emit("baseline_delta_100_messages", dm as f64, "messages");
-    report.emit("ratio_initial_bytes", initial.bytes_received / ib as f64, "ratio");
-    report.emit("ratio_noop_bytes", (noop.bytes_sent + noop.bytes_received) / nb as f64, "ratio");
-    report.emit("ratio_delta_bytes", (delta.bytes_sent + delta.bytes_received) / db as f64, "ratio");
+    report.emit(
+        "ratio_initial_bytes",
+        initial.bytes_received / ib as f64,
+        "ratio",
+    );
+    report.emit(
+        "ratio_noop_bytes",
+        (noop.bytes_sent + noop.bytes_received) / nb as f64,
+        "ratio",
+    );
+    report.emit(
+        "ratio_delta_bytes",
+        (delta.bytes_sent + delta.bytes_received) / db as f64,
+        "ratio",
+    );
 
     if args.noop_scale > 0.0 {
-        let big = Report { bench: "sync", scale: args.noop_scale };
+        let big = Report {
+            bench: "sync",
+            scale: args.noop_scale,
+        };
         let data = dir.path().join("hub-big");
-        eprintln!("sync: loading the hub at scale {} for the no-op sync", args.noop_scale);
+        eprintln!(
+            "sync: loading the hub at scale {} for the no-op sync",
+            args.noop_scale
+        );
         let (token, _, records) = build_hub(&data, args.noop_scale, args.seed)?;
         let hub = start_hub(&data)?;
         let phone = dir.path().join("phone-big.db");
@@ -294,7 +369,8 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
 /// The phone side, run in its own process: opens (or creates) its store and syncs.
 pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
     let token = Token::parse(token)?;
-    let config = StoreConfig::new(store, Encryption::Key(PHONE_KEY), token.user).device(token.device);
+    let config =
+        StoreConfig::new(store, Encryption::Key(PHONE_KEY), token.user).device(token.device);
     let mut store = Store::open(config)?;
     let client = HubClient::new(hub, &token);
     let start = Instant::now();
@@ -317,6 +393,13 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
 
 /// The hub, run in its own process.
 pub fn hub_main(data: PathBuf) -> BoxResult<()> {
+    // Quiet unless RUST_LOG asks (RUST_LOG=info shows each request's time and size).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let hub = vigie_server::open_hub(&data, Encryption::Unencrypted, HubLimits::default())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -324,7 +407,11 @@ pub fn hub_main(data: PathBuf) -> BoxResult<()> {
         println!("listening on http://{}", listener.local_addr()?);
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(listener, vigie_server::http::router(std::sync::Arc::new(hub))).await?;
+        axum::serve(
+            listener,
+            vigie_server::http::router(std::sync::Arc::new(hub)),
+        )
+        .await?;
         Ok(())
     })
 }
