@@ -99,8 +99,10 @@ impl Store {
         let mut push = Vec::new();
         let mut size = 0usize;
         let mut stmt = self.conn.prepare_cached(
+            // CROSS JOIN keeps the outbox as the outer loop: otherwise SQLite may scan every
+            // record (and read every document page) to find the few queued.
             "SELECT o.record_id, r.doc, h.heads FROM sync_outbox o
-             JOIN records r ON r.id = o.record_id
+             CROSS JOIN records r ON r.id = o.record_id
              LEFT JOIN sync_hub_heads h ON h.record_id = o.record_id
              ORDER BY o.priority DESC, o.queued_ms, o.record_id",
         )?;
