@@ -182,6 +182,18 @@ pub enum AreaFilter {
     Community(String),
 }
 
+impl AreaFilter {
+    /// The index column of the level, and the code to match in it.
+    pub(crate) fn column_and_code(&self) -> (&'static str, &str) {
+        match self {
+            AreaFilter::Country(c) => ("country", c),
+            AreaFilter::Region(c) => ("region", c),
+            AreaFilter::District(c) => ("district", c),
+            AreaFilter::Community(c) => ("community", c),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {
     pub latitude: f64,

@@ -355,13 +355,11 @@ impl Filter {
 
     pub(crate) fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
         if let Some(a) = area {
-            let (column, code) = match a {
-                AreaFilter::Country(c) => ("country", c),
-                AreaFilter::Region(c) => ("region", c),
-                AreaFilter::District(c) => ("district", c),
-                AreaFilter::Community(c) => ("community", c),
-            };
-            self.add(&format!("{alias}.{column} = ?"), Sql::Text(code.clone()));
+            let (column, code) = a.column_and_code();
+            self.add(
+                &format!("{alias}.{column} = ?"),
+                Sql::Text(code.to_string()),
+            );
         }
     }
 

@@ -247,47 +247,22 @@ impl Store {
     /// Stores a new record. Derived fields are computed, the record is validated, and the
     /// stored record (with its version) is returned.
     pub fn create<R: Record>(&mut self, record: &R) -> Result<R> {
-        let mut record = record.clone();
-        if record.id().is_nil() {
-            record.set_id(Uuid::now_v7());
-        }
-        record.set_version(Default::default());
-        record.derive(&self.reference);
-        record.validate(&self.reference)?;
-        let id = record.id();
         let ctx = self.local_write();
+        let (actor, author) = (self.actor.clone(), self.author);
         let tx = self.conn.transaction()?;
-        if find_row(&tx, id)?.is_some() {
-            return Err(Error::AlreadyExists { kind: R::KIND, id });
-        }
-        let mut document = Automerge::new().with_actor(self.actor.clone());
-        doc::write_record(&mut document, &record, &self.author)?;
-        let stored = doc::read_record::<R>(&document, id)?;
-        save_document(&tx, &ctx, id, R::KIND, None, &mut document, &[])?;
+        let document = insert_new(&tx, &ctx, &actor, &author, &self.reference, record)?;
         tx.commit()?;
-        Ok(stored)
+        Ok(document)
     }
 
     /// Stores many new records in one transaction (an import): all of them, or none if any is
     /// invalid or exists already. Much faster than `create` one by one, which commits each.
     pub fn create_all<R: Record>(&mut self, records: &[R]) -> Result<usize> {
         let ctx = self.local_write();
+        let (actor, author) = (self.actor.clone(), self.author);
         let tx = self.conn.transaction()?;
         for record in records {
-            let mut record = record.clone();
-            if record.id().is_nil() {
-                record.set_id(Uuid::now_v7());
-            }
-            record.set_version(Default::default());
-            record.derive(&self.reference);
-            record.validate(&self.reference)?;
-            let id = record.id();
-            if find_row(&tx, id)?.is_some() {
-                return Err(Error::AlreadyExists { kind: R::KIND, id });
-            }
-            let mut document = Automerge::new().with_actor(self.actor.clone());
-            doc::write_record(&mut document, &record, &self.author)?;
-            save_document(&tx, &ctx, id, R::KIND, None, &mut document, &[])?;
+            insert_new(&tx, &ctx, &actor, &author, &self.reference, record)?;
         }
         tx.commit()?;
         Ok(records.len())
@@ -548,6 +523,33 @@ fn update_in<R: Record>(
     }
     let stored = doc::read_record::<R>(&document, id)?;
     save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+    Ok(stored)
+}
+
+/// Validates a new record and writes it as a new document, in the caller's transaction.
+fn insert_new<R: Record>(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    actor: &ActorId,
+    author: &ChangeAuthor,
+    reference: &ReferenceData,
+    record: &R,
+) -> Result<R> {
+    let mut record = record.clone();
+    if record.id().is_nil() {
+        record.set_id(Uuid::now_v7());
+    }
+    record.set_version(Default::default());
+    record.derive(reference);
+    record.validate(reference)?;
+    let id = record.id();
+    if find_row(tx, id)?.is_some() {
+        return Err(Error::AlreadyExists { kind: R::KIND, id });
+    }
+    let mut document = Automerge::new().with_actor(actor.clone());
+    doc::write_record(&mut document, &record, author)?;
+    let stored = doc::read_record::<R>(&document, id)?;
+    save_document(tx, ctx, id, R::KIND, None, &mut document, &[])?;
     Ok(stored)
 }
 

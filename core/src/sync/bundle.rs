@@ -50,13 +50,8 @@ impl Store {
         let clauses: Vec<String> = areas
             .iter()
             .map(|a| {
-                let (column, code) = match a {
-                    AreaFilter::Country(c) => ("country", c),
-                    AreaFilter::Region(c) => ("region", c),
-                    AreaFilter::District(c) => ("district", c),
-                    AreaFilter::Community(c) => ("community", c),
-                };
-                params.push(code.clone().into());
+                let (column, code) = a.column_and_code();
+                params.push(code.to_string().into());
                 format!("s.{column} = ?{}", params.len())
             })
             .collect();

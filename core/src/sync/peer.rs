@@ -85,13 +85,8 @@ impl Store {
             .areas
             .iter()
             .map(|a| {
-                let (column, code) = match a {
-                    AreaFilter::Country(c) => ("country", c),
-                    AreaFilter::Region(c) => ("region", c),
-                    AreaFilter::District(c) => ("district", c),
-                    AreaFilter::Community(c) => ("community", c),
-                };
-                params.push(Sql::Text(code.clone()));
+                let (column, code) = a.column_and_code();
+                params.push(Sql::Text(code.to_string()));
                 format!("s.{column} = ?{}", params.len())
             })
             .collect();
