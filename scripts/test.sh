@@ -8,3 +8,4 @@ scripts/setup.sh
 
 echo "== Rust: every workspace crate's unit and integration tests" >&2
 cargo test --workspace --locked
+scripts/test-bindings.sh   # Kotlin (JVM) and Python suites against a real hub; Swift bindings checked

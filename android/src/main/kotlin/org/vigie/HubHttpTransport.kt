@@ -1,0 +1,54 @@
+package org.vigie
+
+import java.io.IOException
+import java.net.HttpURLConnection
+import java.net.URL
+
+/**
+ * A [SyncTransport] over HTTP with the platform's [HttpURLConnection]: `POST <hub>/v1/sync` with
+ * the device's enrolment token. Use it with [VigieStore.syncWith] or [syncWithHub], or bring
+ * your own (OkHttp, Ktor, Bluetooth) by implementing [SyncTransport].
+ *
+ * [exchange] blocks: it is called on the thread running the sync session.
+ */
+class HubHttpTransport(
+    hubUrl: String,
+    token: String,
+    private val connectTimeoutMillis: Int = 15_000,
+    private val readTimeoutMillis: Int = 120_000,
+) : SyncTransport {
+    private val url = URL(hubUrl.trimEnd('/') + "/v1/sync")
+    private val authorization = "Bearer " + token.trim()
+
+    override fun exchange(request: ByteArray): ByteArray {
+        val connection = try {
+            url.openConnection() as HttpURLConnection
+        } catch (e: IOException) {
+            throw TransportException.Unreachable(e.toString())
+        }
+        try {
+            connection.requestMethod = "POST"
+            connection.doOutput = true
+            connection.connectTimeout = connectTimeoutMillis
+            connection.readTimeout = readTimeoutMillis
+            connection.setFixedLengthStreamingMode(request.size)
+            connection.setRequestProperty("Authorization", authorization)
+            connection.setRequestProperty("Content-Type", "application/octet-stream")
+            connection.outputStream.use { it.write(request) }
+            val status = connection.responseCode
+            if (status in 200..299) {
+                return connection.inputStream.use { it.readBytes() }
+            }
+            val body = connection.errorStream?.use { it.readBytes() }?.toString(Charsets.UTF_8).orEmpty()
+            throw TransportException.Http(status, hubMessage(body))
+        } catch (e: IOException) {
+            throw TransportException.Unreachable(e.toString())
+        } finally {
+            connection.disconnect()
+        }
+    }
+
+    /** The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content. */
+    private fun hubMessage(body: String): String =
+        Regex("\"error\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"").find(body)?.groupValues?.get(1) ?: ""
+}

@@ -1,0 +1,79 @@
+package org.vigie
+
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.buffer
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.channels.Channel
+
+/**
+ * Kotlin conveniences over the generated bindings. The generated [VigieStore] is already
+ * [AutoCloseable]: `openStore(...).use { store -> ... }` closes the file at the end.
+ *
+ * Every [VigieStore] call blocks on SQLite: call it from `Dispatchers.IO`, a worker, or with the
+ * `suspend` helpers below.
+ */
+
+/** What a change listener is told, as one type for a [Flow]. */
+sealed interface StoreChange {
+    /** One record written here, or merged from the hub. */
+    data class Record(val change: RecordChange) : StoreChange
+
+    /** Records merged in bulk from a bundle or a peer session (the core does not say which). */
+    data class Bulk(val source: ChangeSource, val records: Long) : StoreChange
+}
+
+/**
+ * The store's changes as a cold [Flow]: collecting registers a change listener, cancelling
+ * removes it. Changes made before collection starts are not replayed.
+ */
+fun VigieStore.changes(): Flow<StoreChange> = callbackFlow {
+    val token = addChangeListener(object : ChangeListener {
+        override fun onChange(change: RecordChange) {
+            trySend(StoreChange.Record(change))
+        }
+
+        override fun onBulkChange(source: ChangeSource, records: Long) {
+            trySend(StoreChange.Bulk(source, records))
+        }
+    })
+    awaitClose { removeChangeListener(token) }
+}.buffer(Channel.UNLIMITED)
+
+/**
+ * Runs a whole sync session with the hub on [dispatcher] (default [Dispatchers.IO]) through
+ * [HubHttpTransport]. [onProgress] is told after each exchange, on that dispatcher's thread,
+ * while the session holds the store: it must not call the store.
+ */
+suspend fun VigieStore.syncWithHub(
+    hubUrl: String,
+    token: String,
+    dispatcher: CoroutineDispatcher = Dispatchers.IO,
+    onProgress: ((SyncSummary) -> Unit)? = null,
+): SyncSummary = sync(HubHttpTransport(hubUrl, token), dispatcher, onProgress)
+
+/** Like [syncWithHub], through any [SyncTransport] (the blocking form is [VigieStore.syncWith]). */
+suspend fun VigieStore.sync(
+    transport: SyncTransport,
+    dispatcher: CoroutineDispatcher = Dispatchers.IO,
+    onProgress: ((SyncSummary) -> Unit)? = null,
+): SyncSummary = withContext(dispatcher) {
+    val progress = onProgress?.let { callback ->
+        object : SyncProgressListener {
+            override fun onProgress(summary: SyncSummary) = callback(summary)
+        }
+    }
+    syncWith(transport, progress)
+}
+
+/**
+ * Opens the store of an enrolled device: its ids come from the enrolment token. Blocks (opening
+ * and migrating the file).
+ */
+fun openEnrolledStore(path: String, key: ByteArray, token: String): VigieStore {
+    val enrolment = parseEnrolmentToken(token)
+    return openStore(path, key, enrolment.userId, enrolment.deviceId)
+}

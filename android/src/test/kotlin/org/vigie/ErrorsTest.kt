@@ -1,0 +1,183 @@
+package org.vigie
+
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
+import kotlin.test.assertTrue
+import org.junit.Test
+
+/** Every exception type the bindings raise, each from a real cause. */
+class ErrorsTest {
+    private fun freshStore(key: ByteArray? = key(3), user: String = newUserId()) =
+        openStore(Env.storePath("errors.db"), key, user, null)
+
+    @Test
+    fun validationNamesTheFieldAndNeverTheValue() {
+        freshStore().use { store ->
+            val child = newChildCase("CI-0002", "Koffi Brou", Sex.MALE, community, "2026-03-02", store.userId())
+            val noAge = assertFailsWith<VigieException.Validation> { store.createChildCase(child) }
+            assertEquals("date_of_birth", noAge.field)
+            assertFalse(noAge.message.orEmpty().contains("Koffi"))
+
+            child.estimatedAge = 12
+            child.identifiedOn = "02/03/2026"
+            assertEquals("identified_on",
+                assertFailsWith<VigieException.Validation> { store.createChildCase(child) }.field)
+
+            val mine = newWorkplace("Carrière", "mining", Formality.INFORMAL, community)
+            mine.location.point = GeoPoint(95.0, 0.0, null)
+            assertEquals("location.point.latitude",
+                assertFailsWith<VigieException.Validation> { store.createWorkplace(mine) }.field)
+
+            child.identifiedOn = "2026-03-02"
+            child.hoursPerWeek = -1
+            assertEquals("hours_per_week",
+                assertFailsWith<VigieException.Validation> { store.createChildCase(child) }.field)
+            assertEquals("key", assertFailsWith<VigieException.Validation> {
+                openStore(Env.storePath("short-key.db"), ByteArray(16), newUserId(), null)
+            }.field)
+        }
+    }
+
+    @Test
+    fun notFoundSaysWhichKindWasAskedFor() {
+        freshStore().use { store ->
+            val id = newUserId()
+            val e = assertFailsWith<VigieException.NotFound> { store.getVisit(id) }
+            assertEquals("visit", e.kind)
+            assertEquals(id, e.id)
+            assertEquals("record", assertFailsWith<VigieException.NotFound> { store.history(id) }.kind)
+            // A record of another kind is not found as the kind asked for.
+            val w = store.createWorkplace(newWorkplace("Atelier", "textile", Formality.FORMAL, community))
+            assertEquals("child_case",
+                assertFailsWith<VigieException.NotFound> { store.getChildCase(w.id) }.kind)
+        }
+    }
+
+    @Test
+    fun conflictWhenTheStoreHoldsSomethingElse() {
+        freshStore().use { store ->
+            val w = store.createWorkplace(newWorkplace("Atelier", "textile", Formality.FORMAL, community))
+            assertEquals(w.id, assertFailsWith<VigieException.Conflict> { store.createWorkplace(w) }.id)
+            assertFailsWith<VigieException.Conflict> {
+                store.resolveConflict(w.id, listOf("name"), "\"Atelier Yao\"")
+            }
+        }
+    }
+
+    @Test
+    fun notAllowedForForbiddenMovesAndForeignStores() {
+        val path = Env.storePath("workflow.db")
+        val user = newUserId()
+        openStore(path, key(4), user, null).use { store ->
+            val child = store.createChildCase(
+                newChildCase("CI-0003", "Awa", Sex.FEMALE, community, "2026-03-02", user).apply { estimatedAge = 9 })
+            val e = assertFailsWith<VigieException.NotAllowed> {
+                store.transitionCase(child.id, CaseStatus.CLOSED)
+            }
+            assertTrue(e.reason.contains("identified"), e.reason)
+            assertFalse(caseStatusCanBecome(CaseStatus.IDENTIFIED, CaseStatus.CLOSED))
+            assertTrue(caseStatusCanBecome(CaseStatus.IDENTIFIED, CaseStatus.REFERRED))
+            assertEquals(CaseStatus.IDENTIFIED, store.getChildCase(child.id).status)
+        }
+        // The file belongs to the device it was created for.
+        assertFailsWith<VigieException.NotAllowed> { openStore(path, key(4), user, newUserId()) }
+
+        // A progress listener calling back into its store is refused, not deadlocked.
+        openEnrolledStore(Env.storePath("reentrant.db"), key(4), Env.monitorToken).use { store ->
+            store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
+                "2026-03-05T08:00:00+00:00"))
+            var refused: Throwable? = null
+            store.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), object : SyncProgressListener {
+                override fun onProgress(summary: SyncSummary) {
+                    refused = runCatching { store.count(RecordKind.VISIT) }.exceptionOrNull()
+                }
+            })
+            assertTrue(refused is VigieException.NotAllowed, "$refused")
+            assertEquals(1L, store.count(RecordKind.VISIT), "usable again after the session")
+        }
+    }
+
+    @Test
+    fun authenticationForWrongKeysTokensAndCredentials() {
+        val path = Env.storePath("keyed.db")
+        val user = newUserId()
+        openStore(path, key(5), user, null).close()
+        assertFailsWith<VigieException.Authentication> { openStore(path, key(6), user, null) }
+        assertFailsWith<VigieException.Authentication> { openStore(path, null, user, null) }
+        assertFailsWith<VigieException.Authentication> { parseEnrolmentToken("vgd1.not-a-token") }
+
+        // Well-formed, but the hub does not know this secret: HTTP 401.
+        val real = Env.monitorToken
+        val forged = real.substringBeforeLast('.') + "." + "0".repeat(64)
+        openEnrolledStore(Env.storePath("forged.db"), key(7), forged).use { store ->
+            store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
+                "2026-03-04T08:00:00Z"))
+            assertFailsWith<VigieException.Authentication> {
+                store.syncWith(HubHttpTransport(Env.hubUrl, forged), null)
+            }
+            assertEquals(1L, store.hubOutboxLen(), "nothing is lost")
+        }
+    }
+
+    @Test
+    fun notAllowedForARevokedDevice() {
+        openEnrolledStore(Env.storePath("revoked.db"), key(8), Env.revokedToken).use { store ->
+            val e = assertFailsWith<VigieException.NotAllowed> {
+                store.syncWith(HubHttpTransport(Env.hubUrl, Env.revokedToken), null)
+            }
+            assertTrue(e.reason.contains("403"), e.reason)
+        }
+    }
+
+    @Test
+    fun storageOnceClosed() {
+        val store = freshStore()
+        store.closeStore()
+        assertFailsWith<VigieException.Storage> { store.count(RecordKind.VISIT) }
+        store.close()
+    }
+
+    @Test
+    fun damagedInputIsRefusedWhole() {
+        freshStore().use { store ->
+            assertFailsWith<VigieException.DamagedInput> { store.importBundle("not a bundle".toByteArray()) }
+            assertFailsWith<VigieException.DamagedInput> { store.hubSyncApply(ByteArray(64) { 7 }) }
+            val bundle = store.exportBundle(0, emptyList()).bytes
+            bundle[bundle.size - 1] = (bundle[bundle.size - 1] + 1).toByte()
+            assertFailsWith<VigieException.DamagedInput> { store.importBundle(bundle) }
+        }
+    }
+
+    @Test
+    fun transportFailuresStopTheSessionAndKeepTheOutbox() {
+        openEnrolledStore(Env.storePath("offline.db"), key(9), Env.monitorToken).use { store ->
+            store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
+                "2026-03-04T08:00:00+00:00"))
+            // Nothing listens on port 1.
+            assertFailsWith<VigieException.Transport> {
+                store.syncWith(HubHttpTransport("http://127.0.0.1:1", Env.monitorToken), null)
+            }
+            // Any exception from the app's transport counts as unreachable.
+            val e = assertFailsWith<VigieException.Transport> {
+                store.syncWith(object : SyncTransport {
+                    override fun exchange(request: ByteArray): ByteArray = throw IllegalStateException("radio off")
+                }, null)
+            }
+            assertTrue(e.reason.contains("radio off"), e.reason)
+            assertEquals(1L, store.hubOutboxLen())
+        }
+    }
+
+    @Test
+    fun aRustPanicBecomesAnExceptionAndTheStoreStaysUsable() {
+        val e = assertFailsWith<InternalException> { debugPanic("boom from the test") }
+        assertTrue(e.message.orEmpty().contains("boom from the test"), e.message)
+        freshStore().use { store ->
+            store.createWorkplace(newWorkplace("Atelier", "textile", Formality.FORMAL, community))
+            assertFailsWith<InternalException> { store.debugPanicHoldingStore("boom inside the store") }
+            assertEquals(1L, store.count(RecordKind.WORKPLACE))
+            assertTrue(store.integrityCheck())
+        }
+    }
+}

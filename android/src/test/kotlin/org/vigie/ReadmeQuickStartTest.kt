@@ -1,0 +1,20 @@
+package org.vigie
+
+import java.io.File
+import java.util.UUID
+import kotlin.test.assertEquals
+import kotlin.test.assertTrue
+import org.junit.Test
+import org.vigie.readme.recordAFieldDay
+
+/** README's Kotlin quick start, compiled from README.md by scripts/test-bindings.sh, run as is. */
+class ReadmeQuickStartTest {
+    @Test
+    fun theReadmeQuickStartRunsAsWritten() {
+        val filesDir = File(Env.storePath("unused")).parentFile
+        val workplaceId = UUID.randomUUID().toString()
+        val summary = recordAFieldDay(filesDir, key(20), Env.quickstartToken, Env.hubUrl, workplaceId)
+        assertEquals(2L, summary.accepted, "$summary")
+        assertTrue(summary.refused.isEmpty())
+    }
+}

@@ -1,0 +1,154 @@
+package org.vigie
+
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.test.assertEquals
+import kotlin.test.assertTrue
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.filterIsInstance
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.Test
+
+/** The other ways records travel: bytes over the app's own link, files, peers; and listeners. */
+class SyncSessionsTest {
+    @Test
+    fun bytesOutBytesInOverTheAppsOwnLink() {
+        openEnrolledStore(Env.storePath("bytes.db"), key(10), Env.monitorToken).use { store ->
+            val child = store.createChildCase(
+                newChildCase("CI-D1-0100", "Yao Serge", Sex.MALE, community, "2026-03-06", store.userId())
+                    .apply { estimatedAge = 14; hoursPerWeek = 10 })
+            // Any carrier will do: only bytes cross it.
+            val link = HubHttpTransport(Env.hubUrl, Env.monitorToken)
+            var accepted = 0L
+            var rounds = 0
+            do {
+                val report = store.hubSyncApply(link.exchange(store.hubSyncRequest()))
+                accepted += report.accepted
+                assertTrue(report.refused.isEmpty() && report.failed.isEmpty(), "$report")
+                rounds++
+            } while (report.more && rounds < 50)
+            assertEquals(1L, accepted)
+            assertEquals(0L, store.hubOutboxLen())
+            assertEquals(ClassificationOutcome.NOT_CHILD_LABOUR, store.getChildCase(child.id).classification?.outcome)
+        }
+    }
+
+    @Test
+    fun bundlesCarryRecordsAndConcurrentEditsBecomeConflicts() {
+        val monitor = newUserId()
+        val supervisor = newUserId()
+        openStore(Env.storePath("phone.db"), key(11), monitor, null).use { phone ->
+            openStore(Env.storePath("tablet.db"), key(12), supervisor, null).use { tablet ->
+                val bulk = CopyOnWriteArrayList<Pair<ChangeSource, Long>>()
+                tablet.addChangeListener(object : ChangeListener {
+                    override fun onChange(change: RecordChange) {}
+                    override fun onBulkChange(source: ChangeSource, records: Long) {
+                        bulk.add(source to records)
+                    }
+                })
+                val w = phone.createWorkplace(newWorkplace("Carrière de Dabou", "mining", Formality.INFORMAL, community))
+                val v = phone.createVisit(newVisit(VisitKind.LABOUR_INSPECTION, w.id, community, monitor,
+                    "2026-03-02T09:00:00+00:00").apply {
+                    status = VisitStatus.SUBMITTED
+                    findings = "Deux enfants cassaient des pierres."
+                })
+                val first = phone.exportBundle(0, listOf(AreaFilter.District("CI-R1-D1")))
+                val imported = tablet.importBundle(first.bytes)
+                assertEquals(2L, imported.records)
+                assertEquals(phone.deviceId(), imported.fromDevice)
+                assertEquals(listOf(ChangeSource.BUNDLE to 2L), bulk.toList())
+
+                // Offline, both change the status; the supervisor also writes a comment.
+                phone.updateVisit(phone.getVisit(v.id).apply { status = VisitStatus.DRAFT })
+                tablet.updateVisit(tablet.getVisit(v.id).apply {
+                    status = VisitStatus.RETURNED
+                    reviewComment = "Préciser l'âge des enfants."
+                })
+                tablet.importBundle(phone.exportBundle(first.mark, emptyList()).bytes)
+                val conflict = tablet.conflicts(v.id).single()
+                assertEquals("status", conflict.field)
+                assertEquals(setOf("\"draft\"", "\"returned\""), conflict.values.map { it.valueJson }.toSet())
+                assertEquals(setOf(monitor, supervisor), conflict.values.mapNotNull { it.author?.userId }.toSet())
+
+                tablet.resolveConflict(v.id, conflict.path, "\"returned\"")
+                assertTrue(tablet.conflicts(v.id).isEmpty())
+                phone.importBundle(tablet.exportBundle(0, emptyList()).bytes)
+                val merged = phone.getVisit(v.id)
+                assertEquals(VisitStatus.RETURNED, merged.status)
+                assertEquals("Préciser l'âge des enfants.", merged.reviewComment)
+                assertTrue(phone.conflicts(v.id).isEmpty())
+                assertTrue(phone.history(v.id).any { it.author?.userId == supervisor })
+            }
+        }
+    }
+
+    @Test
+    fun twoDevicesReconcileByPeerMessages() {
+        openStore(Env.storePath("a.db"), key(13), newUserId(), null).use { a ->
+            openStore(Env.storePath("b.db"), key(14), newUserId(), null).use { b ->
+                a.createWorkplace(newWorkplace("Briqueterie", "brick_kiln", Formality.INFORMAL, community))
+                b.createChildCase(newChildCase("CI-0200", "Adjoua", Sex.FEMALE, community, "2026-03-02",
+                    b.userId()).apply { estimatedAge = 10 })
+                // As over Bluetooth: a's messages to b, b's replies to a, until a has nothing more.
+                val start = a.peerStart(emptyList())
+                val answerer = b.peerAccept(emptyList())
+                var toB: ByteArray? = start.message
+                var rounds = 0
+                while (toB != null && rounds < 20) {
+                    val toA = b.peerStep(answerer, toB) ?: break
+                    toB = a.peerStep(start.session, toA)
+                    rounds++
+                }
+                assertTrue(start.session.isFinished())
+                assertEquals(1L, a.count(RecordKind.CHILD_CASE))
+                assertEquals(1L, b.count(RecordKind.WORKPLACE))
+                assertEquals(1L, start.session.received())
+                assertEquals(1L, start.session.sent())
+            }
+        }
+    }
+
+    @Test
+    fun changesAsAFlow() {
+        runBlocking {
+            openStore(Env.storePath("flow.db"), key(15), newUserId(), null).use { store ->
+                val received = async(Dispatchers.Default) {
+                    withTimeout(10_000) {
+                        store.changes().filterIsInstance<StoreChange.Record>().take(2).toList()
+                    }
+                }
+                // Writes made before the collector is registered are not replayed: write until
+                // two have been seen.
+                val created = mutableListOf<String>()
+                while (!received.isCompleted) {
+                    created += store.createWorkplace(
+                        newWorkplace("Atelier ${created.size}", "textile", Formality.FORMAL, community)).id
+                    delay(20)
+                }
+                val changes = received.await().map { it.change }
+                assertTrue(changes.all {
+                    it.source == ChangeSource.LOCAL && it.kind == RecordKind.WORKPLACE && it.id in created
+                }, "$changes")
+            }
+        }
+    }
+
+    @Test
+    fun suspendingSyncRunsOffTheCallersThread() {
+        openEnrolledStore(Env.storePath("suspend.db"), key(16), Env.monitorToken).use { store ->
+            store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
+                "2026-03-07T08:00:00+00:00"))
+            val caller = Thread.currentThread()
+            val threads = CopyOnWriteArrayList<Thread>()
+            val summary = runBlocking {
+                store.syncWithHub(Env.hubUrl, Env.monitorToken) { threads.add(Thread.currentThread()) }
+            }
+            assertEquals(1L, summary.accepted)
+            assertTrue(threads.isNotEmpty() && threads.none { it == caller })
+        }
+    }
+}

@@ -1,0 +1,93 @@
+"""Every exception type, each from a real cause; and a Rust panic raised as an exception."""
+
+import pytest
+
+import vigie
+from conftest import key, new_id
+
+AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
+
+
+def fresh(env, seed=3):
+    return vigie.open_store(env.store_path("errors.db"), key(seed), new_id(), None)
+
+
+def test_validation_names_the_field_and_never_the_value(env):
+    with fresh(env) as store:
+        child = vigie.new_child_case("CI-0002", "Koffi Brou", vigie.Sex.MALE, AREA, "2026-03-02",
+                                     store.user_id())
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.create_child_case(child)
+        assert e.value.field == "date_of_birth"
+        assert "Koffi" not in str(e.value)
+        child.estimated_age = 12
+        child.identified_on = "02/03/2026"
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.create_child_case(child)
+        assert e.value.field == "identified_on"
+
+
+def test_not_found_and_conflict(env):
+    with fresh(env) as store:
+        missing = new_id()
+        with pytest.raises(vigie.VigieError.NotFound) as e:
+            store.get_visit(missing)
+        assert (e.value.kind, e.value.id) == ("visit", missing)
+        w = store.create_workplace(vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA))
+        with pytest.raises(vigie.VigieError.Conflict):
+            store.create_workplace(w)
+
+
+def test_not_allowed_and_authentication(env):
+    path = env.store_path("keyed.db")
+    user = new_id()
+    with vigie.open_store(path, key(6), user, None) as store:
+        child = vigie.new_child_case("CI-0003", "Awa", vigie.Sex.FEMALE, AREA, "2026-03-02", user)
+        child.estimated_age = 9
+        child = store.create_child_case(child)
+        with pytest.raises(vigie.VigieError.NotAllowed):
+            store.transition_case(child.id, vigie.CaseStatus.CLOSED)
+    with pytest.raises(vigie.VigieError.Authentication):
+        vigie.open_store(path, key(7), user, None)
+    with pytest.raises(vigie.VigieError.Authentication):
+        vigie.parse_enrolment_token("not a token")
+    forged = env.monitor_token.rsplit(".", 1)[0] + "." + "0" * 64
+    me = vigie.parse_enrolment_token(forged)
+    with vigie.open_store(env.store_path("forged.db"), key(8), me.user_id, me.device_id) as store:
+        with pytest.raises(vigie.VigieError.Authentication):
+            store.sync_with(vigie.HubTransport(env.hub_url, forged), None)
+    me = vigie.parse_enrolment_token(env.revoked_token)
+    with vigie.open_store(env.store_path("revoked.db"), key(9), me.user_id, me.device_id) as store:
+        with pytest.raises(vigie.VigieError.NotAllowed):
+            store.sync_with(vigie.HubTransport(env.hub_url, env.revoked_token), None)
+
+
+def test_storage_damaged_input_and_transport(env):
+    store = fresh(env)
+    with pytest.raises(vigie.VigieError.DamagedInput):
+        store.import_bundle(b"not a bundle")
+    with pytest.raises(vigie.VigieError.DamagedInput):
+        store.hub_sync_apply(bytes(64))
+    with pytest.raises(vigie.VigieError.Transport):
+        store.sync_with(vigie.HubTransport("http://127.0.0.1:1", env.monitor_token), None)
+
+    class Broken(vigie.SyncTransport):
+        def exchange(self, request):
+            raise RuntimeError("radio off")
+
+    with pytest.raises(vigie.VigieError.Transport) as e:
+        store.sync_with(Broken(), None)
+    assert "radio off" in e.value.reason
+    store.close_store()
+    with pytest.raises(vigie.VigieError.Storage):
+        store.count(vigie.RecordKind.VISIT)
+
+
+def test_a_rust_panic_becomes_an_exception_and_the_store_stays_usable(env):
+    with pytest.raises(vigie.InternalError, match="boom from python"):
+        vigie.debug_panic("boom from python")
+    with fresh(env) as store:
+        store.create_workplace(vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA))
+        with pytest.raises(vigie.InternalError):
+            store.debug_panic_holding_store("boom inside the store")
+        assert store.count(vigie.RecordKind.WORKPLACE) == 1

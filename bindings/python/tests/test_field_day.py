@@ -1,0 +1,172 @@
+"""A monitor's field day on a real store and a real hub, and the supervisor's side of it."""
+
+import threading
+
+import vigie
+from conftest import key, new_id
+
+AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
+
+
+class Recorder(vigie.ChangeListener):
+    def __init__(self):
+        self.changes = []
+        self.bulk = []
+
+    def on_change(self, change):
+        self.changes.append(change)
+
+    def on_bulk_change(self, source, records):
+        self.bulk.append((source, records))
+
+
+class Progress(vigie.SyncProgressListener):
+    def __init__(self):
+        self.summaries = []
+
+    def on_progress(self, summary):
+        self.summaries.append(summary)
+
+
+def open_enrolled(path, seed, token):
+    me = vigie.parse_enrolment_token(token)
+    return vigie.open_store(path, key(seed), me.user_id, me.device_id)
+
+
+def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
+    monitor = vigie.parse_enrolment_token(env.monitor_token)
+    with open_enrolled(env.store_path("tablet.db"), 2, env.supervisor_token) as tablet, \
+            open_enrolled(env.store_path("phone.db"), 1, env.monitor_token) as phone:
+        assert phone.device_id() == monitor.device_id
+        recorder = Recorder()
+        phone.add_change_listener(recorder)
+
+        # The supervisor registers the workplace and sends it to the hub.
+        workplace = vigie.new_workplace("Plantation Kouamé", "cocoa", vigie.Formality.INFORMAL, AREA)
+        workplace.location.point = vigie.GeoPoint(latitude=6.82, longitude=-5.28, accuracy_m=8.0)
+        workplace = tablet.create_workplace(workplace)
+        registered = tablet.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
+        assert registered.accepted == 1 and registered.refused == []
+
+        # The monitor records a visit...
+        visit = vigie.new_visit(vigie.VisitKind.COMMUNITY_MONITORING, workplace.id, AREA,
+                                monitor.user_id, "2026-03-02T09:00:00+00:00")
+        visit.findings = "Deux enfants portaient des charges lourdes."
+        visit.forced_labour = {vigie.ForcedLabourIndicator.ISOLATION: "Campement à 8 km"}
+        visit.workforce = vigie.Workforce(female=vigie.AgeBands(age_12_14=1, adults=3),
+                                          male=vigie.AgeBands(under_12=1, adults=5))
+        visit = phone.create_visit(visit)
+        assert visit.status == vigie.VisitStatus.DRAFT
+
+        # ... flags a child ...
+        child = vigie.new_child_case("CI-D1-0001", "Aya Kouassi", vigie.Sex.FEMALE, AREA,
+                                     "2026-03-02", monitor.user_id)
+        child.estimated_age = 11
+        child.hours_per_week = 25
+        child.hazards = ["heavy_loads", "sharp_tools"]
+        child.workplace_id = workplace.id
+        child.identified_on_visit = visit.id
+        child = phone.create_child_case(child)
+        assert child.classification.outcome == vigie.ClassificationOutcome.HAZARDOUS_CHILD_LABOUR
+        visit.children_identified = [child.id]
+        visit.ended_at = "2026-03-02T11:30:00+00:00"
+        visit = phone.update_visit(visit)
+        visit = phone.transition_visit(visit.id, vigie.VisitStatus.SUBMITTED)
+
+        # ... refers her to school and follows up.
+        child = phone.add_referral(child.id, vigie.new_referral(
+            vigie.ServiceKind.EDUCATION, "École primaire de Kouamé", "2026-03-03"))
+        child = phone.transition_case(child.id, vigie.CaseStatus.REFERRED)
+        child = phone.add_follow_up(child.id, vigie.new_follow_up(
+            "2026-03-20", vigie.FollowUpSituation.IN_SCHOOL, "2026-04-20"))
+        child = phone.transition_case(child.id, vigie.CaseStatus.RECEIVING_SERVICES)
+        assert [r.provider for r in child.referrals] == ["École primaire de Kouamé"]
+        assert [f.next_due for f in child.followups] == ["2026-04-20"]
+
+        listed = phone.child_cases(
+            vigie.ChildCaseQuery(area=vigie.AreaFilter.COMMUNITY(code="CI-R1-D1-C01")), vigie.Page())
+        assert [c.id for c in listed] == [child.id]
+        due = phone.follow_ups_due(None, monitor.user_id, "2026-05-01", vigie.Page())
+        assert any(d.id == child.id and d.due == "2026-04-20" for d in due)
+        assert [h.id for h in phone.search_names("kouassi", 10)] == [child.id]
+        history = phone.history(child.id)
+        assert len(history) >= 5
+        assert all(h.author.device_id == monitor.device_id for h in history)
+
+        # Sync with the hub, in a worker thread as an app would.
+        progress = Progress()
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(summary=phone.sync_with(
+            vigie.HubTransport(env.hub_url, env.monitor_token), progress)))
+        worker.start()
+        worker.join(60)
+        sent = result["summary"]
+        assert sent.accepted == 2 and sent.refused == [] and sent.pending == 0
+        assert progress.summaries and progress.summaries[-1].round_trips == sent.round_trips
+
+        # The supervisor receives the case and validates the visit.
+        pulled = tablet.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
+        assert pulled.received >= 2
+        on_tablet = tablet.get_child_case(child.id)
+        assert on_tablet.name == "Aya Kouassi"
+        assert on_tablet.status == vigie.CaseStatus.RECEIVING_SERVICES
+        tablet.transition_visit(visit.id, vigie.VisitStatus.VALIDATED)
+        validated = tablet.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
+        assert validated.accepted >= 1 and validated.refused == []
+
+        # The monitor receives the validation, and the listener hears of it.
+        phone.sync_with(vigie.HubTransport(env.hub_url, env.monitor_token), None)
+        assert phone.get_visit(visit.id).status == vigie.VisitStatus.VALIDATED
+        sources = {(c.id, c.source) for c in recorder.changes}
+        assert (visit.id, vigie.ChangeSource.HUB) in sources
+        assert (child.id, vigie.ChangeSource.LOCAL) in sources
+        assert phone.integrity_check()
+
+
+def test_bytes_out_bytes_in_over_the_apps_own_link(env):
+    with open_enrolled(env.store_path("bytes.db"), 3, env.monitor_token) as store:
+        child = vigie.new_child_case("CI-D1-0100", "Yao Serge", vigie.Sex.MALE, AREA, "2026-03-06",
+                                     store.user_id())
+        child.estimated_age = 14
+        store.create_child_case(child)
+        link = vigie.HubTransport(env.hub_url, env.monitor_token)
+        accepted = 0
+        for _ in range(50):
+            report = store.hub_sync_apply(link.exchange(store.hub_sync_request()))
+            accepted += report.accepted
+            if not report.more:
+                break
+        assert accepted == 1
+        assert store.hub_outbox_len() == 0
+
+
+def test_bundles_and_conflicts_between_two_devices(env):
+    monitor, supervisor = new_id(), new_id()
+    with vigie.open_store(env.store_path("phone.db"), key(4), monitor, None) as phone, \
+            vigie.open_store(env.store_path("tablet.db"), key(5), supervisor, None) as tablet:
+        recorder = Recorder()
+        tablet.add_change_listener(recorder)
+        w = phone.create_workplace(vigie.new_workplace("Carrière", "mining", vigie.Formality.INFORMAL, AREA))
+        v = vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
+        v.status = vigie.VisitStatus.SUBMITTED
+        v = phone.create_visit(v)
+        first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT(code="CI-R1-D1")])
+        report = tablet.import_bundle(first.bytes)
+        assert report.records == 2 and report.from_device == phone.device_id()
+        assert recorder.bulk == [(vigie.ChangeSource.BUNDLE, 2)]
+
+        on_phone = phone.get_visit(v.id)
+        on_phone.status = vigie.VisitStatus.DRAFT
+        phone.update_visit(on_phone)
+        on_tablet = tablet.get_visit(v.id)
+        on_tablet.status = vigie.VisitStatus.RETURNED
+        tablet.update_visit(on_tablet)
+        tablet.import_bundle(phone.export_bundle(first.mark, []).bytes)
+        [conflict] = tablet.conflicts(v.id)
+        assert conflict.field == "status"
+        assert {c.value_json for c in conflict.values} == {'"draft"', '"returned"'}
+        tablet.resolve_conflict(v.id, conflict.path, '"returned"')
+        assert tablet.conflicts(v.id) == []
+        phone.import_bundle(tablet.export_bundle(0, []).bytes)
+        assert phone.get_visit(v.id).status == vigie.VisitStatus.RETURNED
+        assert phone.conflicts(v.id) == []

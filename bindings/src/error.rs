@@ -1,0 +1,133 @@
+//! The errors the bindings raise, and the one place where the core's errors become them.
+//!
+//! Kotlin sees `VigieException.Validation`, `VigieException.NotFound`, ...; Swift
+//! `VigieError.validation(field:rule:)`, ...; Python `VigieError.Validation`, .... Messages
+//! name fields, rules, kinds and record ids (random UUIDs), never record content: the core's
+//! own texts make the same promise, and the bindings add nothing typed by a person.
+
+use uniffi::UnexpectedUniFFICallbackError;
+use vigie_core::Error as CoreError;
+
+/// Every failure of a call into Vigie.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum VigieError {
+    /// A value broke a rule. `field` is a dotted path such as `location.point.latitude`,
+    /// `referrals.<id>.date` or `started_at`; `rule` says what the value must be.
+    #[error("invalid {field}: {rule}")]
+    Validation { field: String, rule: String },
+
+    /// No record of the expected kind has this id in the store. `kind` is the kind the call
+    /// expected (`workplace`, `visit`, `child_case`, `user`), or `record` when any would do.
+    #[error("{kind} {id} not found")]
+    NotFound { kind: String, id: String },
+
+    /// The call does not fit the record's current state: it already exists, the version given
+    /// is not one this store knows, or the conflict being resolved is no longer there.
+    #[error("conflict on {id}: {reason}")]
+    Conflict { id: String, reason: String },
+
+    /// The workflow or the hub does not allow this: a forbidden case transition, a store that
+    /// belongs to another device, a revoked device (HTTP 403).
+    #[error("not allowed: {reason}")]
+    NotAllowed { reason: String },
+
+    /// Wrong store key (or not a Vigie store), malformed enrolment token, or credentials the
+    /// hub refused (HTTP 401).
+    #[error("authentication failed: {reason}")]
+    Authentication { reason: String },
+
+    /// The store's file or SQLite failed (disk full, I/O error, a schema newer than this
+    /// library).
+    #[error("storage error: {reason}")]
+    Storage { reason: String },
+
+    /// Bytes from another device, the hub or a file were refused: a damaged or altered sync
+    /// message, bundle or document. Nothing from them was stored.
+    #[error("damaged input: {reason}")]
+    DamagedInput { reason: String },
+
+    /// The app's transport failed (link down, hub error): nothing is lost, the next session
+    /// resumes where this one stopped.
+    #[error("transport failed: {reason}")]
+    Transport { reason: String },
+}
+
+pub type Result<T, E = VigieError> = std::result::Result<T, E>;
+
+impl VigieError {
+    pub(crate) fn validation(field: impl Into<String>, rule: impl Into<String>) -> VigieError {
+        VigieError::Validation {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// The one mapping from the core's errors to the bindings' (the core's texts carry no record
+/// content, so they may be kept as reasons).
+impl From<CoreError> for VigieError {
+    fn from(e: CoreError) -> VigieError {
+        let reason = e.to_string();
+        match e {
+            CoreError::Validation(v) => VigieError::Validation {
+                field: v.field,
+                rule: v.rule,
+            },
+            CoreError::NotFound { kind, id } => VigieError::NotFound {
+                kind: kind.map_or("record".to_string(), |k| k.to_string()),
+                id: id.to_string(),
+            },
+            // Asked for one kind, found another: from the caller's side, no such record.
+            CoreError::WrongKind { id, expected, .. } => VigieError::NotFound {
+                kind: expected.to_string(),
+                id: id.to_string(),
+            },
+            CoreError::AlreadyExists { id, .. }
+            | CoreError::UnknownVersion { id }
+            | CoreError::NoSuchConflict { id, .. } => VigieError::Conflict {
+                id: id.to_string(),
+                reason,
+            },
+            CoreError::NotAllowed { rule } => VigieError::NotAllowed { reason: rule },
+            CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
+            CoreError::SchemaTooNew { .. }
+            | CoreError::Storage(_)
+            | CoreError::Io(_)
+            | CoreError::Document(_) => VigieError::Storage { reason },
+            CoreError::DamagedDocument { .. }
+            | CoreError::Protocol(_)
+            | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
+            CoreError::Transport { reason } => VigieError::Transport { reason },
+        }
+    }
+}
+
+/// Why the app's transport could not carry a sync message. Raise (throw) it from
+/// `SyncTransport.exchange`; any other exception thrown there counts as `Unreachable`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum TransportError {
+    /// No answer: no network, timeout, cut connection. The session resumes next time.
+    #[error("hub unreachable: {reason}")]
+    Unreachable { reason: String },
+    /// The hub answered with an HTTP error status. 401 becomes `VigieError.Authentication`,
+    /// 403 `VigieError.NotAllowed`, any other `VigieError.Transport`.
+    #[error("hub answered {status}: {reason}")]
+    Http { status: i32, reason: String },
+}
+
+impl From<UnexpectedUniFFICallbackError> for TransportError {
+    fn from(e: UnexpectedUniFFICallbackError) -> TransportError {
+        TransportError::Unreachable { reason: e.reason }
+    }
+}
+
+impl From<TransportError> for VigieError {
+    fn from(e: TransportError) -> VigieError {
+        let reason = e.to_string();
+        match e {
+            TransportError::Http { status: 401, .. } => VigieError::Authentication { reason },
+            TransportError::Http { status: 403, .. } => VigieError::NotAllowed { reason },
+            _ => VigieError::Transport { reason },
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Callbacks the app implements: change listeners and sync progress.
+//!
+//! A callback that throws must not undo or break the write it reports (the write has committed
+//! by then): every call into foreign code is contained, and its failure ignored.
+
+use crate::types::SyncSummary;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use vigie_core::RecordKind;
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeSource {
+    /// A write through this store object (create, update, workflow, conflict resolution).
+    Local,
+    /// Merged from the hub during a sync.
+    Hub,
+    /// Merged from another device (peer session).
+    Peer,
+    /// Merged from a bundle file.
+    Bundle,
+}
+
+/// One record that changed in the store.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecordChange {
+    pub id: String,
+    pub kind: RecordKind,
+    pub source: ChangeSource,
+}
+
+/// Told about changes after they are committed, on the thread that made them, once the store is
+/// free again: a listener may read the store, but should hand long work to another thread.
+#[uniffi::export(with_foreign)]
+pub trait ChangeListener: Send + Sync {
+    /// A record was written or merged. May be called for a record whose merge brought nothing.
+    fn on_change(&self, change: RecordChange);
+    /// Records arrived in bulk (a bundle or a peer session) without the core reporting which:
+    /// reload what is on screen.
+    fn on_bulk_change(&self, source: ChangeSource, records: i64);
+}
+
+/// Told after every exchange of a sync session, inside the session (the store is busy): do not
+/// call the store from here; post the figures to the UI instead.
+#[uniffi::export(with_foreign)]
+pub trait SyncProgressListener: Send + Sync {
+    fn on_progress(&self, summary: SyncSummary);
+}
+
+/// Runs a call into foreign code, containing any failure.
+pub(crate) fn guarded(call: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(call));
+}
+
+/// The listeners of one store: the last token given, and each listener with its token.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    list: Mutex<(i64, Vec<Registered>)>,
+}
+
+type Registered = (i64, Arc<dyn ChangeListener>);
+
+impl Listeners {
+    pub(crate) fn add(&self, listener: Arc<dyn ChangeListener>) -> i64 {
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        list.0 += 1;
+        let token = list.0;
+        list.1.push((token, listener));
+        token
+    }
+
+    pub(crate) fn remove(&self, token: i64) -> bool {
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = list.1.len();
+        list.1.retain(|(t, _)| *t != token);
+        list.1.len() != before
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .is_empty()
+    }
+
+    /// A snapshot, so that a listener may add or remove listeners while being told.
+    fn snapshot(&self) -> Vec<Arc<dyn ChangeListener>> {
+        self.list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    pub(crate) fn changed(&self, changes: &[RecordChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        for listener in self.snapshot() {
+            for change in changes {
+                guarded(|| listener.on_change(change.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn bulk(&self, source: ChangeSource, records: i64) {
+        if records == 0 {
+            return;
+        }
+        for listener in self.snapshot() {
+            guarded(|| listener.on_bulk_change(source, records));
+        }
+    }
+}

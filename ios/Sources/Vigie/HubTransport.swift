@@ -1,0 +1,80 @@
+import Foundation
+
+/// A `SyncTransport` over HTTP with URLSession: `POST <hub>/v1/sync` with the device's enrolment
+/// token. Pass it to `VigieStore.syncWith(transport:progress:)`, or bring your own transport.
+///
+/// `exchange` blocks the calling thread until the hub answers: it is called on the thread that
+/// runs the sync session, which must not be the main thread.
+public final class HubTransport: SyncTransport, @unchecked Sendable {
+    private let url: URL
+    private let authorization: String
+    private let session: URLSession
+    private let timeout: TimeInterval
+
+    public init(hubURL: URL, token: String, session: URLSession = .shared, timeout: TimeInterval = 120) {
+        self.url = hubURL.appendingPathComponent("v1").appendingPathComponent("sync")
+        self.authorization = "Bearer " + token.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.session = session
+        self.timeout = timeout
+    }
+
+    public func exchange(request: Data) throws -> Data {
+        var http = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
+        http.httpMethod = "POST"
+        http.setValue(authorization, forHTTPHeaderField: "Authorization")
+        http.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        http.httpBody = request
+
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let task = session.dataTask(with: http) { data, response, error in
+            outcome.set(data: data, response: response, error: error)
+            done.signal()
+        }
+        task.resume()
+        done.wait()
+
+        let (data, response, error) = outcome.get()
+        if let error = error {
+            throw TransportError.Unreachable(reason: error.localizedDescription)
+        }
+        guard let status = (response as? HTTPURLResponse)?.statusCode else {
+            throw TransportError.Unreachable(reason: "no HTTP response")
+        }
+        guard (200..<300).contains(status) else {
+            throw TransportError.Http(status: Int32(status), reason: HubTransport.hubMessage(data))
+        }
+        return data ?? Data()
+    }
+
+    /// The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content.
+    private static func hubMessage(_ data: Data?) -> String {
+        guard let data = data,
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let message = object["error"] as? String
+        else { return "" }
+        return message
+    }
+}
+
+/// The result of one data task, handed from URLSession's queue to the waiting thread.
+private final class Outcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data: Data?
+    private var response: URLResponse?
+    private var error: Error?
+
+    func set(data: Data?, response: URLResponse?, error: Error?) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.data = data
+        self.response = response
+        self.error = error
+    }
+
+    func get() -> (Data?, URLResponse?, Error?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (data, response, error)
+    }
+}
