@@ -574,14 +574,13 @@ pub(crate) fn save_document(
         .flat_map(|c| c.hash.0)
         .collect();
     tx.prepare_cached(
-        "INSERT INTO change_log (record_id, kind, changes, user_id, device_id, origin, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         id.as_bytes(),
         kind as i64,
         new_changes,
-        author.map(|a| a.user.as_bytes().to_vec()),
         author.map(|a| a.device.as_bytes().to_vec()),
         origin as i64,
         Utc::now().timestamp_millis()

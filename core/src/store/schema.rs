@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_sync.sql"),
     include_str!("migrations/004_fewer_indexes.sql"),
     include_str!("migrations/005_workflow_alerts.sql"),
+    include_str!("migrations/006_scope_without_area_indexes.sql"),
 ];
 
 /// The schema version this software writes.
