@@ -1,8 +1,10 @@
 //! A blocking client for tools and tests: carries the core's sync messages to a hub over HTTP.
 
 use crate::auth::Token;
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
 use std::time::Duration;
-use vigie_core::sync::{SyncOptions, SyncSummary, sync_with_hub};
+use vigie_core::sync::{HubTransport, SyncOptions, SyncSummary, sync_through};
 use vigie_core::{Result, Store};
 
 pub struct HubClient {
@@ -29,29 +31,13 @@ impl HubClient {
 
     /// Sends one request; returns the response body, or why the exchange failed.
     pub fn exchange(&self, request: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        let mut response = self
-            .agent
-            .post(&self.url)
-            .header("Authorization", &self.authorization)
-            .header("Content-Type", "application/octet-stream")
-            .send(request)
-            .map_err(|e| format!("hub unreachable: {e}"))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(self.max_response_bytes)
-            .read_to_vec()
-            .map_err(|e| format!("response cut: {e}"))?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_default();
-            Err(format!("hub answered {}: {message}", status.as_u16()))
-        }
+        post(
+            &self.agent,
+            &self.url,
+            &self.authorization,
+            self.max_response_bytes,
+            request,
+        )
     }
 
     /// Runs a whole sync session for `store`.
@@ -61,6 +47,72 @@ impl HubClient {
         options: &SyncOptions,
         progress: impl FnMut(&SyncSummary),
     ) -> Result<SyncSummary> {
-        sync_with_hub(store, options, |request| self.exchange(request), progress)
+        let mut transport = Pipelined {
+            client: self,
+            in_flight: VecDeque::new(),
+        };
+        sync_through(store, options, &mut transport, progress)
+    }
+}
+
+fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    authorization: &str,
+    max_response_bytes: u64,
+    request: &[u8],
+) -> std::result::Result<Vec<u8>, String> {
+    let mut response = agent
+        .post(url)
+        .header("Authorization", authorization)
+        .header("Content-Type", "application/octet-stream")
+        .send(request)
+        .map_err(|e| format!("hub unreachable: {e}"))?;
+    let status = response.status();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(max_response_bytes)
+        .read_to_vec()
+        .map_err(|e| format!("response cut: {e}"))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        Err(format!("hub answered {}: {message}", status.as_u16()))
+    }
+}
+
+/// Each request goes out on its own thread, so the next page is on its way while the device
+/// applies the one it has.
+struct Pipelined<'a> {
+    client: &'a HubClient,
+    in_flight: VecDeque<JoinHandle<std::result::Result<Vec<u8>, String>>>,
+}
+
+impl HubTransport for Pipelined<'_> {
+    fn send(&mut self, request: Vec<u8>) -> std::result::Result<(), String> {
+        let c = self.client;
+        let (agent, url, authorization, limit) = (
+            c.agent.clone(),
+            c.url.clone(),
+            c.authorization.clone(),
+            c.max_response_bytes,
+        );
+        self.in_flight.push_back(std::thread::spawn(move || {
+            post(&agent, &url, &authorization, limit, &request)
+        }));
+        Ok(())
+    }
+
+    fn receive(&mut self) -> std::result::Result<Vec<u8>, String> {
+        self.in_flight
+            .pop_front()
+            .ok_or("no request was sent")?
+            .join()
+            .map_err(|_| "the exchange failed".to_string())?
     }
 }

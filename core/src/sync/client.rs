@@ -336,24 +336,108 @@ fn mark_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Carries sync messages to a hub. `send` may start an exchange in the background and return at
+/// once; `receive` returns the response to the oldest request sent and not yet received. The
+/// session keeps at most two requests outstanding.
+pub trait HubTransport {
+    fn send(&mut self, request: Vec<u8>) -> std::result::Result<(), String>;
+    fn receive(&mut self) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// A transport that makes each exchange when its response is asked for.
+struct OneAtATime<F> {
+    exchange: F,
+    queued: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl<F: FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>> HubTransport for OneAtATime<F> {
+    fn send(&mut self, request: Vec<u8>) -> std::result::Result<(), String> {
+        self.queued.push_back(request);
+        Ok(())
+    }
+
+    fn receive(&mut self) -> std::result::Result<Vec<u8>, String> {
+        let request = self.queued.pop_front().ok_or("no request was sent")?;
+        (self.exchange)(&request)
+    }
+}
+
 /// Runs a whole session: exchanges until the hub has nothing more to send and the outbox holds
 /// nothing the hub would accept. `transport` carries one request to the hub and returns its
 /// response; when it fails, the session stops and the next one resumes from the stored state.
 pub fn sync_with_hub(
     store: &mut Store,
     options: &SyncOptions,
-    mut transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
+    transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
+    progress: impl FnMut(&SyncSummary),
+) -> Result<SyncSummary> {
+    let mut transport = OneAtATime {
+        exchange: transport,
+        queued: Default::default(),
+    };
+    sync_through(store, options, &mut transport, progress)
+}
+
+impl Store {
+    /// The request for the next page of a response that says more is waiting, built before the
+    /// response is applied: the hub keeps no session and applying is idempotent, so the request
+    /// can be on its way while this device applies the page it has (pushes wait for the next
+    /// full request). `None` when the response is the last page.
+    pub fn hub_pull_request_after(
+        &self,
+        response: &[u8],
+        options: &SyncOptions,
+    ) -> Result<Option<Vec<u8>>> {
+        let response: SyncResponse = wire::decode(
+            wire::RESPONSE_TAG,
+            "sync response",
+            response,
+            options.max_decompressed_bytes,
+        )?;
+        if !response.more {
+            return Ok(None);
+        }
+        let request = SyncRequest {
+            actor: self.actor.to_bytes().to_vec(),
+            cursor: Some(response.cursor),
+            push: Vec::new(),
+            refetch: Vec::new(),
+            max_response_bytes: options.max_message_bytes as u32,
+        };
+        Ok(Some(wire::encode(wire::REQUEST_TAG, &request)))
+    }
+}
+
+/// `sync_with_hub` over a transport that may have one more request in flight: while this device
+/// applies a page of records, the hub prepares the next one.
+pub fn sync_through(
+    store: &mut Store,
+    options: &SyncOptions,
+    transport: &mut impl HubTransport,
     mut progress: impl FnMut(&SyncSummary),
 ) -> Result<SyncSummary> {
+    let failed = |reason| Error::Transport { reason };
     let mut summary = SyncSummary::default();
+    let mut in_flight = false;
     // A session makes progress every exchange or stops; this bound only guards against a hub
     // that keeps answering "more" without sending anything.
     for _ in 0..100_000 {
-        let request = store.hub_sync_request(options)?;
-        summary.bytes_sent += request.len();
-        let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
+        if !in_flight {
+            let request = store.hub_sync_request(options)?;
+            summary.bytes_sent += request.len();
+            transport.send(request).map_err(failed)?;
+        }
+        let response = transport.receive().map_err(failed)?;
         summary.bytes_received += response.len();
         summary.round_trips += 1;
+        in_flight = match store.hub_pull_request_after(&response, options)? {
+            Some(next) => {
+                summary.bytes_sent += next.len();
+                transport.send(next).map_err(failed)?;
+                true
+            }
+            None => false,
+        };
         let report = store.hub_sync_apply(&response, options)?;
         summary.accepted += report.accepted;
         summary.received += report.received;
@@ -369,7 +453,7 @@ pub fn sync_with_hub(
         summary.failed.extend(report.failed);
         progress(&summary);
         // Records that arrived incomplete are fetched whole in the same session.
-        if !report.more && report.incomplete == 0 && (summary.pending == 0 || !progressed) {
+        if !in_flight && report.incomplete == 0 && (summary.pending == 0 || !progressed) {
             break;
         }
     }

@@ -20,7 +20,7 @@ mod peer;
 pub mod wire;
 
 pub use bundle::BundleReport;
-pub use client::{SyncOptions, SyncReport, SyncSummary, sync_with_hub};
+pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
 pub use hub::{HubError, HubLimits, Principal};
 pub use peer::{PeerScope, PeerSession};
 pub use wire::{Cursor, DecodeError, Refusal};
