@@ -195,27 +195,14 @@ pub struct EnrolmentToken {
 /// A malformed token is `Authentication`.
 #[uniffi::export]
 pub fn parse_enrolment_token(token: String) -> Result<EnrolmentToken, VigieError> {
-    let malformed = || VigieError::Authentication {
-        reason: "malformed enrolment token".into(),
-    };
-    let mut parts = token.trim().split('.');
-    let (Some("vgd1"), Some(device), Some(user), Some(secret), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return Err(malformed());
-    };
-    let device = Uuid::try_parse(device).map_err(|_| malformed())?;
-    let user = Uuid::try_parse(user).map_err(|_| malformed())?;
-    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(malformed());
-    }
+    let token = vigie_core::sync::EnrolmentToken::parse(&token).map_err(|_| {
+        VigieError::Authentication {
+            reason: "malformed enrolment token".into(),
+        }
+    })?;
     Ok(EnrolmentToken {
-        device_id: device.to_string(),
-        user_id: user.to_string(),
+        device_id: token.device.to_string(),
+        user_id: token.user.to_string(),
     })
 }
 

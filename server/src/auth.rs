@@ -6,7 +6,6 @@
 
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -22,69 +21,13 @@ pub enum AuthError {
     Storage(#[from] rusqlite::Error),
 }
 
-/// What a device presents: its id, its user's id and its secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token {
-    pub device: Uuid,
-    pub user: Uuid,
-    secret: [u8; 32],
-}
+/// What a device presents: its id, its user's id and its secret (the format lives in the core,
+/// which devices share).
+pub use vigie_core::sync::EnrolmentToken as Token;
 
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token")
-            .field("device", &self.device)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-impl Token {
-    pub fn parse(text: &str) -> Result<Token, AuthError> {
-        let mut parts = text.trim().split('.');
-        let (Some("vgd1"), Some(device), Some(user), Some(secret), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(AuthError::Malformed);
-        };
-        Ok(Token {
-            device: Uuid::try_parse(device).map_err(|_| AuthError::Malformed)?,
-            user: Uuid::try_parse(user).map_err(|_| AuthError::Malformed)?,
-            secret: unhex32(secret).ok_or(AuthError::Malformed)?,
-        })
-    }
-
-    /// The text given to the device once, at enrolment.
-    pub fn to_text(&self) -> String {
-        format!(
-            "vgd1.{}.{}.{}",
-            self.device.simple(),
-            self.user.simple(),
-            hex(&self.secret)
-        )
-    }
-
-    fn secret_hash(&self) -> [u8; 32] {
-        Sha256::digest(self.secret).into()
+impl From<vigie_core::sync::MalformedToken> for AuthError {
+    fn from(_: vigie_core::sync::MalformedToken) -> Self {
+        AuthError::Malformed
     }
 }
 
@@ -114,11 +57,7 @@ impl Registry {
     pub fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        let token = Token {
-            device: Uuid::new_v4(),
-            user,
-            secret,
-        };
+        let token = Token::new(Uuid::new_v4(), user, secret);
         self.conn.execute(
             "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
             params![

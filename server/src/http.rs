@@ -86,7 +86,7 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(Failure::Auth(AuthError::Malformed))?;
-    Token::parse(value).map_err(Failure::Auth)
+    Token::parse(value).map_err(|e| Failure::Auth(e.into()))
 }
 
 /// The principal behind a token: the device's user as the hub's records describe it now.

@@ -20,10 +20,7 @@ pub use schema::{Encryption, SCHEMA_VERSION};
 /// better when many documents travel together in one sync message. Files written before this
 /// hold Automerge's own encoding, told apart by their leading magic bytes.
 pub(crate) fn encode_document(document: &Automerge) -> Vec<u8> {
-    compress_document(&document.save_nocompress())
-}
-
-fn compress_document(plain: &[u8]) -> Vec<u8> {
+    let plain = document.save_nocompress();
     thread_local! {
         // A compression context costs more to create than a small document to compress.
         static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
@@ -31,7 +28,7 @@ fn compress_document(plain: &[u8]) -> Vec<u8> {
     }
     COMPRESSOR.with(|c| {
         c.borrow_mut()
-            .compress(plain)
+            .compress(&plain)
             .expect("in-memory compression")
     })
 }
@@ -566,22 +563,6 @@ pub(crate) fn save_document(
     document: &mut Automerge,
     before: &[ChangeHash],
 ) -> Result<i64> {
-    save_document_as(tx, ctx, id, kind, rowid, document, before, None)
-}
-
-/// `save_document`, given the document's Automerge bytes when the caller has them (a whole
-/// document just received), which spares encoding it again.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn save_document_as(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    id: Uuid,
-    kind: RecordKind,
-    rowid: Option<i64>,
-    document: &mut Automerge,
-    before: &[ChangeHash],
-    plain: Option<&[u8]>,
-) -> Result<i64> {
     let (origin, author) = (ctx.origin, ctx.author);
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
@@ -605,10 +586,7 @@ pub(crate) fn save_document_as(
         Utc::now().timestamp_millis()
     ])?;
     let seq = tx.last_insert_rowid();
-    let bytes = match plain {
-        Some(plain) => compress_document(plain),
-        None => encode_document(document),
-    };
+    let bytes = encode_document(document);
     let (rowid, fresh) =
         match rowid {
             Some(rowid) => {
@@ -805,11 +783,10 @@ pub(crate) fn merge_document(
         id,
         reason: "the received document names no record kind, or is another record's".into(),
     })?;
-    // A record received whole and complete is stored as received: its bytes are the document.
-    let plain = (existing.is_none() && complete).then_some(bytes);
     // Indexing reads the document as a record of its kind: if it does not read, the error
-    // abandons the transaction.
-    save_document_as(
+    // abandons the transaction. The document is encoded anew rather than stored as received:
+    // Automerge accepts incrementally some bytes that it refuses to load whole.
+    save_document(
         tx,
         ctx,
         id,
@@ -817,7 +794,6 @@ pub(crate) fn merge_document(
         existing.map(|(rowid, _)| rowid),
         &mut document,
         &before,
-        plain,
     )?;
     Ok(Merged {
         changed: true,

@@ -17,10 +17,12 @@ mod bundle;
 mod client;
 mod hub;
 mod peer;
+mod token;
 pub mod wire;
 
 pub use bundle::BundleReport;
 pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
 pub use hub::{HubError, HubLimits, Principal};
 pub use peer::{PeerScope, PeerSession};
+pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{Cursor, DecodeError, Refusal};
