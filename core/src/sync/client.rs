@@ -163,6 +163,10 @@ impl Store {
             ..SyncReport::default()
         };
         let tx = self.conn.transaction()?;
+        let refetching: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM sync_refetch)", [], |r| {
+                r.get(0)
+            })?;
         for PushAck { id, outcome } in &response.acks {
             match outcome {
                 PushOutcome::Accepted {
@@ -173,7 +177,16 @@ impl Store {
                     report.accepted += 1;
                     report.clock_skewed |= clock_skewed;
                     if !catch_up.is_empty() {
-                        apply_pulled(&tx, &ctx, &actor, *id, catch_up, hub_heads, &mut report)?;
+                        apply_pulled(
+                            &tx,
+                            &ctx,
+                            &actor,
+                            *id,
+                            catch_up,
+                            hub_heads,
+                            refetching,
+                            &mut report,
+                        )?;
                     } else {
                         record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
                     }
@@ -202,7 +215,16 @@ impl Store {
             hub_heads,
         } in &response.records
         {
-            apply_pulled(&tx, &ctx, &actor, *id, changes, hub_heads, &mut report)?;
+            apply_pulled(
+                &tx,
+                &ctx,
+                &actor,
+                *id,
+                changes,
+                hub_heads,
+                refetching,
+                &mut report,
+            )?;
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -284,6 +306,9 @@ fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
 
 /// Merges one record received from the hub. A record that fails is reported and fetched whole
 /// next time; it never stops the others.
+/// `refetching`: whether any record waits to be fetched whole (if none, there is nothing to
+/// clear for each record received).
+#[allow(clippy::too_many_arguments)]
 fn apply_pulled(
     tx: &Transaction,
     ctx: &store::WriteContext,
@@ -291,6 +316,7 @@ fn apply_pulled(
     id: Uuid,
     changes: &[u8],
     hub_heads: &[[u8; 32]],
+    refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
     match store::merge_document(tx, ctx, actor, id, changes) {
@@ -300,8 +326,10 @@ fn apply_pulled(
                 report.incomplete += 1;
                 return mark_refetch(tx, id);
             }
-            tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
-                .execute([id.as_bytes()])?;
+            if refetching {
+                tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
+                    .execute([id.as_bytes()])?;
+            }
             if !hub_heads.is_empty() {
                 record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
             } else if !merged.changed {
