@@ -526,6 +526,21 @@ fn update_in<R: Record>(
     Ok(stored)
 }
 
+/// Puts a record in the outbox for the hub. Urgent records (alerts) go first; a record already
+/// queued keeps its place in time and takes its current urgency.
+pub(crate) fn queue_for_hub(tx: &Transaction, id: Uuid, priority: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_outbox (record_id, queued_ms, priority) VALUES (?1, ?2, ?3)
+         ON CONFLICT (record_id) DO UPDATE SET priority = excluded.priority",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        Utc::now().timestamp_millis(),
+        priority
+    ])?;
+    Ok(())
+}
+
 /// Validates a new record and writes it as a new document, in the caller's transaction.
 fn insert_new<R: Record>(
     tx: &Transaction,
@@ -609,16 +624,7 @@ pub(crate) fn save_document(
     }
     index::insert_rows(tx, rowid, record.indexed())?;
     if ctx.queue_for_hub {
-        // Urgent records (alerts) go first; a record already queued keeps its place in time.
-        tx.prepare_cached(
-            "INSERT INTO sync_outbox (record_id, queued_ms, priority) VALUES (?1, ?2, ?3)
-             ON CONFLICT (record_id) DO UPDATE SET priority = excluded.priority",
-        )?
-        .execute(params![
-            id.as_bytes(),
-            Utc::now().timestamp_millis(),
-            record.urgency()
-        ])?;
+        queue_for_hub(tx, id, record.urgency())?;
     }
     Ok(rowid)
 }

@@ -296,12 +296,15 @@ fn record_hub_heads(
     Ok(())
 }
 
+/// Queues a record just merged, as urgent as its alert row (written by the merge) says.
 fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO sync_outbox (record_id, queued_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![id.as_bytes(), Utc::now().timestamp_millis()])?;
-    Ok(())
+    let priority: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(max(a.severity), 0) FROM records r
+             LEFT JOIN alert_index a ON a.record = r.rowid WHERE r.id = ?1",
+        )?
+        .query_row([id.as_bytes()], |r| r.get(0))?;
+    store::queue_for_hub(tx, id, priority)
 }
 
 /// Merges one record received from the hub. A record that fails is reported and fetched whole
