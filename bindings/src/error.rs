@@ -92,6 +92,7 @@ impl From<CoreError> for VigieError {
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
             CoreError::SchemaTooNew { .. }
             | CoreError::Storage(_)
+            | CoreError::HubStorage { .. }
             | CoreError::Io(_)
             | CoreError::Document(_) => VigieError::Storage { reason },
             CoreError::DamagedDocument { .. }

@@ -84,6 +84,11 @@ pub enum Error {
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
 
+    /// A hub storage backend other than the embedded store failed. `reason` is the backend's
+    /// error class, never a value; `retryable` when another transaction got in the way.
+    #[error("hub storage error: {reason}")]
+    HubStorage { reason: String, retryable: bool },
+
     #[error("document error: {0}")]
     Document(#[from] automerge::AutomergeError),
 

@@ -19,7 +19,7 @@ pub use schema::{Encryption, SCHEMA_VERSION};
 /// own per-column DEFLATE, faster to write and read, and the uncompressed form compresses far
 /// better when many documents travel together in one sync message. Files written before this
 /// hold Automerge's own encoding, told apart by their leading magic bytes.
-pub(crate) fn encode_document(document: &Automerge) -> Vec<u8> {
+pub fn encode_document(document: &Automerge) -> Vec<u8> {
     let plain = document.save_nocompress();
     thread_local! {
         // A compression context costs more to create than a small document to compress.
@@ -38,7 +38,7 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The Automerge bytes of a stored document.
-pub(crate) fn decode_stored(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
+pub fn decode_stored(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
     if !stored.starts_with(&ZSTD_MAGIC) {
         return Ok(stored);
     }
@@ -50,7 +50,7 @@ pub(crate) fn decode_stored(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
     })
 }
 
-pub(crate) fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
+pub fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
     bytes
         .chunks_exact(32)
         .map(|c| ChangeHash(c.try_into().expect("32-byte chunks")))
@@ -143,7 +143,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+pub fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
 }
 

@@ -11,15 +11,18 @@ use super::wire::{
 };
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
-use crate::model::{Area, RecordKind, Role};
-use crate::store::{self, Origin, Store, TypedRecord, WriteContext};
-use automerge::{ChangeHash, ReadDoc};
+use crate::model::{Area, Record, RecordKind, Role};
+use crate::reference::ReferenceData;
+use crate::store::{self, TypedRecord};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
-use rusqlite::types::Value as Sql;
-use rusqlite::{OptionalExtension, Transaction, params_from_iter};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
+
+pub use super::hub_storage::{
+    ChangedRecord, HubStorage, HubTransaction, LogEntry, RecordWrite, StoredRecord,
+};
 
 /// Who is syncing: an enrolled device and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +54,7 @@ impl Principal {
 
     /// Changes when the role or the areas change, so that a cursor issued for another scope is
     /// not reused.
-    fn scope_fingerprint(&self) -> u64 {
+    pub fn scope_fingerprint(&self) -> u64 {
         let mut hash = Sha256::new();
         hash.update([self.role as u8]);
         for area in &self.areas {
@@ -102,60 +105,50 @@ pub enum HubError {
     Store(#[from] Error),
 }
 
-impl From<rusqlite::Error> for HubError {
-    fn from(e: rusqlite::Error) -> Self {
-        HubError::Store(Error::Storage(e))
-    }
-}
-
 /// Dates before this are a clock that was never set.
 const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
-impl Store {
-    /// Handles one sync request from an authenticated device, in one transaction: its pushes are
-    /// stored (or refused one by one) and the records it lacks are returned.
-    pub fn hub_handle(
-        &mut self,
-        who: &Principal,
-        request: &[u8],
-        limits: &HubLimits,
-    ) -> std::result::Result<Vec<u8>, HubError> {
-        if request.len() > limits.max_request_bytes {
-            return Err(HubError::TooLarge("request bytes"));
-        }
-        let request: SyncRequest = wire::decode(
-            wire::REQUEST_TAG,
-            "sync request",
-            request,
-            limits.max_decompressed_bytes,
-        )?;
-        if request.push.len() > limits.max_push_records {
-            return Err(HubError::TooLarge("records pushed"));
-        }
-        if request.refetch.len() > limits.max_refetch_records {
-            return Err(HubError::TooLarge("records asked for"));
-        }
-        let requester = automerge::ActorId::from(request.actor.clone());
-        if doc::device_of_actor(&requester) != Some(who.device) {
-            return Err(HubError::ActorNotBound);
-        }
-        let ctx = WriteContext {
-            origin: Origin::Remote,
-            author: Some(ChangeAuthor {
-                user: who.user,
-                device: who.device,
-            }),
-            queue_for_hub: false,
-        };
-        let actor = self.actor.clone();
-        let budget =
-            (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
-
-        let tx = self.conn.transaction()?;
+/// Handles one sync request from an authenticated device, in one transaction of `storage`: its
+/// pushes are stored (or refused one by one) and the records it lacks are returned. `actor` is
+/// the hub process's own Automerge actor.
+pub fn handle_sync<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    who: &Principal,
+    request: &[u8],
+    limits: &HubLimits,
+) -> std::result::Result<Vec<u8>, HubError> {
+    if request.len() > limits.max_request_bytes {
+        return Err(HubError::TooLarge("request bytes"));
+    }
+    let mut request: SyncRequest = wire::decode(
+        wire::REQUEST_TAG,
+        "sync request",
+        request,
+        limits.max_decompressed_bytes,
+    )?;
+    if request.push.len() > limits.max_push_records {
+        return Err(HubError::TooLarge("records pushed"));
+    }
+    if request.refetch.len() > limits.max_refetch_records {
+        return Err(HubError::TooLarge("records asked for"));
+    }
+    let requester = ActorId::from(request.actor.clone());
+    if doc::device_of_actor(&requester) != Some(who.device) {
+        return Err(HubError::ActorNotBound);
+    }
+    // Records are locked in id order, so two hub processes serving overlapping pushes cannot
+    // wait on each other in a cycle. The acks are matched by id, not by position.
+    request.push.sort_by_key(|e| e.id);
+    let author = ChangeAuthor {
+        user: who.user,
+        device: who.device,
+    };
+    let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
+    let response = storage.in_transaction(&mut |tx| {
         let mut acks = Vec::with_capacity(request.push.len());
         let mut size = 0usize;
         for entry in &request.push {
-            let outcome = accept_push(&tx, &ctx, &actor, who, entry, limits)?;
+            let outcome = accept_push(tx, author, who, entry, limits)?;
             if let PushOutcome::Accepted { catch_up, .. } = &outcome {
                 size += catch_up.len();
             }
@@ -167,7 +160,7 @@ impl Store {
         let pushed: HashSet<Uuid> = request.push.iter().map(|e| e.id).collect();
         let mut records = Vec::new();
         for id in &request.refetch {
-            if let Some(entry) = whole_record(&tx, who, *id)? {
+            if let Some(entry) = whole_record(tx, who, *id)? {
                 size += entry.changes.len();
                 records.push(entry);
             }
@@ -182,7 +175,7 @@ impl Store {
             },
         };
         let (pulled, next, more) = pull(
-            &tx,
+            tx,
             who,
             &requester,
             cursor,
@@ -190,17 +183,60 @@ impl Store {
             budget.saturating_sub(size),
         )?;
         records.extend(pulled);
-        tx.commit()?;
-        Ok(wire::encode(
-            wire::RESPONSE_TAG,
-            &SyncResponse {
-                acks,
-                records,
-                cursor: next,
-                more,
-            },
-        ))
+        Ok(SyncResponse {
+            acks,
+            records,
+            cursor: next,
+            more,
+        })
+    })?;
+    Ok(wire::encode(wire::RESPONSE_TAG, &response))
+}
+
+/// Reads a record of type `R` from the hub's storage, if there is one of that kind.
+pub fn read_record<R: Record>(tx: &mut dyn HubTransaction, id: Uuid) -> Result<Option<R>> {
+    match tx.record(id, false)? {
+        Some(stored) if stored.kind == R::KIND => {
+            let document = doc::load(id, &stored.document)?;
+            Ok(Some(doc::read_record(&document, id)?))
+        }
+        _ => Ok(None),
     }
+}
+
+/// Creates a record on the hub (a user added by an administrator), written by the hub's actor.
+pub fn create_record<R: Record>(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    reference: &ReferenceData,
+    record: &R,
+) -> Result<R> {
+    let mut record = record.clone();
+    if record.id().is_nil() {
+        record.set_id(Uuid::now_v7());
+    }
+    record.set_version(Default::default());
+    record.derive(reference);
+    record.validate(reference)?;
+    let id = record.id();
+    if tx.record(id, true)?.is_some() {
+        return Err(Error::AlreadyExists { kind: R::KIND, id });
+    }
+    let mut document = Automerge::new().with_actor(actor.clone());
+    doc::write_record(&mut document, &record, &author)?;
+    let stored = doc::read_record::<R>(&document, id)?;
+    let area = TypedRecord::read(R::KIND, id, &document)?.area().cloned();
+    tx.save(RecordWrite {
+        id,
+        kind: R::KIND,
+        key: None,
+        area: area.as_ref(),
+        document: &mut document,
+        before: &[],
+        author,
+    })?;
+    Ok(stored)
 }
 
 fn refused(reason: Refusal) -> PushOutcome {
@@ -210,23 +246,26 @@ fn refused(reason: Refusal) -> PushOutcome {
 /// Stores one pushed record, or says why not. Every check comes before the first write, so a
 /// refusal leaves the transaction as it was.
 fn accept_push(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    actor: &automerge::ActorId,
+    tx: &mut dyn HubTransaction,
+    author: ChangeAuthor,
     who: &Principal,
     entry: &PushEntry,
     limits: &HubLimits,
 ) -> Result<PushOutcome> {
-    let (existing, mut document) = store::load_or_new(tx, actor, entry.id)?;
-    if let Some((rowid, kind)) = existing {
-        if !who.kinds().contains(&kind) {
-            return Ok(refused(Refusal::KindNotAllowed));
+    let existing = tx.record(entry.id, true)?;
+    let mut document = match &existing {
+        Some(stored) => {
+            if !who.kinds().contains(&stored.kind) {
+                return Ok(refused(Refusal::KindNotAllowed));
+            }
+            // The hub's copy must be the sender's to change: its area as the hub holds it now.
+            if !stored.area.as_ref().is_some_and(|a| who.covers(a)) {
+                return Ok(refused(Refusal::OutOfScope));
+            }
+            doc::load(entry.id, &stored.document)?
         }
-        // The hub's copy must be the sender's to change: its area as the hub holds it now.
-        if !stored_area_covered(tx, who, rowid)? {
-            return Ok(refused(Refusal::OutOfScope));
-        }
-    }
+        None => Automerge::new(),
+    };
     let before = document.get_heads();
     if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
         return Ok(refused(Refusal::Damaged));
@@ -248,7 +287,7 @@ fn accept_push(
         let Some(kind) = doc::kind_of(&document) else {
             return Ok(refused(Refusal::Invalid));
         };
-        if existing.is_some_and(|(_, k)| k != kind) {
+        if existing.as_ref().is_some_and(|s| s.kind != kind) {
             return Ok(refused(Refusal::WrongKind));
         }
         if !who.kinds().contains(&kind) {
@@ -258,18 +297,19 @@ fn accept_push(
             return Ok(refused(Refusal::Invalid));
         };
         // A record may not be moved out of the sender's areas either.
-        if !record.area().is_some_and(|a| who.covers(a)) {
+        let Some(area) = record.area().filter(|a| who.covers(a)) else {
             return Ok(refused(Refusal::OutOfScope));
-        }
-        store::save_document(
-            tx,
-            ctx,
-            entry.id,
+        };
+        let area = area.clone();
+        tx.save(RecordWrite {
+            id: entry.id,
             kind,
-            existing.map(|(r, _)| r),
-            &mut document,
-            &before,
-        )?;
+            key: existing.as_ref().map(|s| s.key),
+            area: Some(&area),
+            document: &mut document,
+            before: &before,
+            author,
+        })?;
     } else if existing.is_none() {
         // Nothing new and nothing stored: an empty push for an unknown record.
         return Ok(refused(Refusal::Invalid));
@@ -292,128 +332,62 @@ fn accept_push(
     })
 }
 
-fn stored_area_covered(tx: &Transaction, who: &Principal, rowid: i64) -> Result<bool> {
-    let area: Option<(String, String, String, String)> = tx
-        .prepare_cached(
-            "SELECT country, region, district, community FROM scope_index WHERE record = ?1",
-        )?
-        .query_row([rowid], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    Ok(area.is_some_and(|(c, r, d, m)| who.covers(&Area::new(&c, &r, &d, &m))))
-}
-
 /// A record sent whole (asked for again by the device), if it is the device's to see.
-fn whole_record(tx: &Transaction, who: &Principal, id: Uuid) -> Result<Option<PullEntry>> {
-    let Some((rowid, kind, bytes)) = store::find_row(tx, id)? else {
+fn whole_record(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    id: Uuid,
+) -> Result<Option<PullEntry>> {
+    let Some(stored) = tx.record(id, false)? else {
         return Ok(None);
     };
-    if !who.kinds().contains(&kind) || !stored_area_covered(tx, who, rowid)? {
+    if !who.kinds().contains(&stored.kind) || !stored.area.as_ref().is_some_and(|a| who.covers(a)) {
         return Ok(None);
     }
-    let document = doc::load(id, &bytes)?;
+    let document = doc::load(id, &stored.document)?;
     Ok(Some(PullEntry {
         id,
-        changes: bytes,
+        changes: stored.document,
         hub_heads: document.get_heads().iter().map(|h| h.0).collect(),
     }))
-}
-
-/// SQL matching the principal's kinds and areas on `scope_index s`, with its parameters.
-fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
-    let mut params: Vec<Sql> = Vec::new();
-    let kinds: Vec<String> = who
-        .kinds()
-        .iter()
-        .map(|k| {
-            params.push(Sql::Integer(*k as i64));
-            format!("?{}", params.len() + 2)
-        })
-        .collect();
-    let mut areas = Vec::new();
-    for column in ["country", "region", "district", "community"] {
-        let places: Vec<String> = who
-            .areas
-            .iter()
-            .map(|a| {
-                params.push(Sql::Text(a.clone()));
-                format!("?{}", params.len() + 2)
-            })
-            .collect();
-        if !places.is_empty() {
-            areas.push(format!("s.{column} IN ({})", places.join(", ")));
-        }
-    }
-    let areas = if areas.is_empty() {
-        "0".to_string()
-    } else {
-        areas.join(" OR ")
-    };
-    (
-        format!("s.kind IN ({}) AND ({areas})", kinds.join(", ")),
-        params,
-    )
 }
 
 /// Records in scope that changed after the cursor, each with the changes the device lacks, up
 /// to `budget` bytes. Returns them, the cursor to issue, and whether more are waiting.
 fn pull(
-    tx: &Transaction,
+    tx: &mut dyn HubTransaction,
     who: &Principal,
-    requester: &automerge::ActorId,
+    requester: &ActorId,
     cursor: Cursor,
     skip: &HashSet<Uuid>,
     budget: usize,
 ) -> Result<(Vec<PullEntry>, Cursor, bool)> {
-    const BATCH: i64 = 1_000;
-    let high_water: i64 =
-        tx.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-            r.get(0)
-        })?;
-    let (filter, filter_params) = scope_filter(who);
-    let sql = format!(
-        // Walk the records in change order: left to itself, SQLite may prefer an area index and
-        // scan every record in scope on each request (0.5 s at 150k records).
-        "SELECT r.id, r.doc, r.last_seq, r.heads
-         FROM records r INDEXED BY records_by_last_seq JOIN scope_index s ON s.record = r.rowid
-         WHERE r.last_seq > ?1 AND r.last_seq <= ?2 AND {filter}
-         ORDER BY r.last_seq LIMIT {BATCH}"
-    );
-    let mut params = vec![Sql::Integer(cursor.after), Sql::Integer(high_water)];
-    params.extend(filter_params);
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(params))?;
+    const BATCH: usize = 1_000;
+    let high_water = tx.high_water()?;
+    let changed = tx.changed(who, cursor.after, high_water, BATCH)?;
     let mut entries = Vec::new();
     let mut size = 0usize;
     let mut last = cursor.after;
-    let mut seen = 0i64;
-    while let Some(row) = rows.next()? {
-        seen += 1;
-        let id =
-            Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| Error::DamagedDocument {
-                id: Uuid::nil(),
-                reason: "a record id in the store is not 16 bytes".into(),
-            })?;
-        let last_seq: i64 = row.get(2)?;
-        if !skip.contains(&id) {
-            let heads: Vec<u8> = row.get(3)?;
-            if let Some(entry) = lacking(tx, id, row.get(1)?, &heads, cursor.since, requester)? {
-                if !entries.is_empty() && size + entry.changes.len() > budget {
-                    return Ok((
-                        entries,
-                        Cursor {
-                            after: last,
-                            ..cursor
-                        },
-                        true,
-                    ));
-                }
-                size += entry.changes.len();
-                entries.push(entry);
+    let seen = changed.len();
+    for record in changed {
+        let seq = record.seq;
+        if !skip.contains(&record.id)
+            && let Some(entry) = lacking(tx, record, cursor.since, requester)?
+        {
+            if !entries.is_empty() && size + entry.changes.len() > budget {
+                return Ok((
+                    entries,
+                    Cursor {
+                        after: last,
+                        ..cursor
+                    },
+                    true,
+                ));
             }
+            size += entry.changes.len();
+            entries.push(entry);
         }
-        last = last_seq;
+        last = seq;
     }
     if seen == BATCH {
         return Ok((
@@ -433,31 +407,20 @@ fn pull(
     Ok((entries, done, false))
 }
 
-/// What a device with `cursor.since` lacks of one record: nothing if every change after it is
-/// its own; the whole document if it never had the record; else the others' changes. Only the
+/// What a device with `since` lacks of one record: nothing if every change after it is its
+/// own; the whole document if it never had the record; else the others' changes. Only the
 /// last case needs the document decoded.
 fn lacking(
-    tx: &Transaction,
-    id: Uuid,
-    stored: Vec<u8>,
-    heads: &[u8],
+    tx: &mut dyn HubTransaction,
+    record: ChangedRecord,
     since: i64,
-    requester: &automerge::ActorId,
+    requester: &ActorId,
 ) -> Result<Option<PullEntry>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT seq, changes, device_id FROM change_log WHERE record_id = ?1 ORDER BY seq",
-    )?;
-    let log: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = stmt
-        .query_map([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let hub_heads: Vec<[u8; 32]> = store::heads_of(heads).iter().map(|h| h.0).collect();
+    let id = record.id;
     let requester_device = doc::device_of_actor(requester);
-    let created_by_requester = log.first().is_some_and(|(_, _, device)| {
-        device.as_deref().and_then(|d| Uuid::from_slice(d).ok()) == requester_device
-    });
-    let first_seq = log.first().map_or(0, |(s, _, _)| *s);
-    let bytes = store::decode_stored(id, stored)?;
-    if first_seq > since && !created_by_requester {
+    let created_by_requester = record.creator.is_some() && record.creator == requester_device;
+    let bytes = store::decode_stored(id, record.stored)?;
+    if record.first_seq > since && !created_by_requester {
         // No heads: they are the document's own, which the device reads once it has it
         // (32 incompressible bytes a record saved on an initial sync).
         return Ok(Some(PullEntry {
@@ -466,10 +429,11 @@ fn lacking(
             hub_heads: Vec::new(),
         }));
     }
+    let hub_heads: Vec<[u8; 32]> = store::heads_of(&record.heads).iter().map(|h| h.0).collect();
     let document = doc::load(id, &bytes)?;
     let mut changes = Vec::new();
-    for (_, hashes, _) in log.iter().filter(|(seq, _, _)| *seq > since) {
-        for hash in store::heads_of(hashes) {
+    for entry in tx.change_log(id)?.iter().filter(|e| e.seq > since) {
+        for hash in store::heads_of(&entry.changes) {
             if let Some(change) = document.get_change_by_hash(&hash)
                 && change.actor_id() != requester
             {

@@ -5,7 +5,8 @@
 //!   device learns what changed with bytes proportional to the changes; the device pushes, per
 //!   record, only the Automerge changes after the heads the hub is known to hold. One request and
 //!   its response carry both directions.
-//! - `hub`: the hub's side of the same exchange, with authorization per record.
+//! - `hub`: the hub's side of the same exchange, with authorization per record, over any
+//!   `HubStorage` (`hub_storage`: the embedded store here, PostgreSQL in the server).
 //! - `peer`: two devices with no cursor between them find what differs by range-based set
 //!   reconciliation (negentropy), then exchange the documents.
 //! - `bundle`: the same documents in a file, refused whole if damaged.
@@ -16,13 +17,17 @@
 mod bundle;
 mod client;
 mod hub;
+mod hub_storage;
 mod peer;
 mod token;
 pub mod wire;
 
 pub use bundle::BundleReport;
 pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
-pub use hub::{HubError, HubLimits, Principal};
+pub use hub::{
+    ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
+    RecordWrite, StoredRecord, create_record, handle_sync, read_record,
+};
 pub use peer::{PeerScope, PeerSession};
 pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{Cursor, DecodeError, Refusal};
