@@ -17,8 +17,15 @@ pub enum AuthError {
     Unknown,
     #[error("this device has been revoked")]
     Revoked,
+    /// The registry's storage failed; the text names the failure, never a credential.
     #[error("registry storage error: {0}")]
-    Storage(#[from] rusqlite::Error),
+    Storage(String),
+}
+
+impl From<rusqlite::Error> for AuthError {
+    fn from(e: rusqlite::Error) -> Self {
+        AuthError::Storage(e.to_string())
+    }
 }
 
 /// What a device presents: its id, its user's id and its secret (the format lives in the core,
@@ -55,9 +62,7 @@ impl Registry {
 
     /// Enrols a new device for a user and returns its token (shown once, never stored).
     pub fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let token = Token::new(Uuid::new_v4(), user, secret);
+        let token = new_token(user);
         self.conn.execute(
             "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
             params![
@@ -93,20 +98,37 @@ impl Registry {
         let Some((user, stored_hash, revoked)) = row else {
             return Err(AuthError::Unknown);
         };
-        // Compare every byte whatever the first difference, so timing tells nothing.
-        let presented = token.secret_hash();
-        let differs = stored_hash
-            .iter()
-            .zip(presented.iter())
-            .fold(stored_hash.len() ^ presented.len(), |acc, (a, b)| {
-                acc | usize::from(a ^ b)
-            });
-        if differs != 0 || user.as_slice() != token.user.as_bytes() {
-            return Err(AuthError::Unknown);
-        }
-        if revoked.is_some() {
-            return Err(AuthError::Revoked);
-        }
-        Ok(token.user)
+        check_token(token, &user, &stored_hash, revoked.is_some())
     }
+}
+
+/// Checks a token against what a registry holds for its device (whatever the backend).
+pub(crate) fn check_token(
+    token: &Token,
+    stored_user: &[u8],
+    stored_hash: &[u8],
+    revoked: bool,
+) -> Result<Uuid, AuthError> {
+    // Compare every byte whatever the first difference, so timing tells nothing.
+    let presented = token.secret_hash();
+    let differs = stored_hash
+        .iter()
+        .zip(presented.iter())
+        .fold(stored_hash.len() ^ presented.len(), |acc, (a, b)| {
+            acc | usize::from(a ^ b)
+        });
+    if differs != 0 || stored_user != token.user.as_bytes() {
+        return Err(AuthError::Unknown);
+    }
+    if revoked {
+        return Err(AuthError::Revoked);
+    }
+    Ok(token.user)
+}
+
+/// A fresh token for a new device of `user`.
+pub(crate) fn new_token(user: Uuid) -> Token {
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    Token::new(Uuid::new_v4(), user, secret)
 }

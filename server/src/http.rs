@@ -2,29 +2,70 @@
 //!
 //! `POST /v1/sync` with `Authorization: Bearer <enrolment token>` and a sync request as the body;
 //! the response body is the sync response. Errors are JSON `{"error": "..."}` with a 4xx for
-//! anything the device sent wrong and a 5xx for the hub's own failures. The store is used from a
-//! blocking thread: SQLite work never stalls the async runtime.
+//! anything the device sent wrong and a 5xx for the hub's own failures. Storage work runs on
+//! worker threads of its own: it never stalls the async runtime.
 
-use crate::auth::{AuthError, Registry, Token};
+use crate::auth::{AuthError, Token};
+use crate::backend::Backend;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use vigie_core::sync::{HubError, HubLimits, Principal};
-use vigie_core::{Error, Store, User};
 
 pub struct Hub {
-    pub store: Mutex<Store>,
-    pub registry: Mutex<Registry>,
+    pub backend: Box<dyn Backend>,
     pub limits: HubLimits,
+    pub workers: Workers,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock rolled back its transaction on unwind: the data is sound.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads outside the async runtime that run storage work. Storage calls block, and
+/// PostgreSQL's synchronous client drives a small runtime of its own, which it may not start
+/// on one of tokio's threads (blocking ones included).
+pub struct Workers {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Workers {
+    pub fn start(threads: usize) -> std::io::Result<Workers> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("vigie-storage-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            // The hub is gone: nothing more will come.
+                            Err(_) => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(Workers { jobs })
+    }
+
+    /// Runs `work` on a worker thread; `None` if it panicked (its transaction rolled back).
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = reply.send(outcome.ok());
+        });
+        self.jobs.send(job).ok()?;
+        result.await.ok().flatten()
+    }
 }
 
 pub fn router(hub: Arc<Hub>) -> Router {
@@ -91,14 +132,10 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
 
 /// The principal behind a token: the device's user as the hub's records describe it now.
 fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
-    let user_id = lock(&hub.registry)
-        .authenticate(token)
-        .map_err(Failure::Auth)?;
-    let user = match lock(&hub.store).get::<User>(user_id) {
-        Ok(user) if user.active => user,
-        Ok(_) | Err(Error::NotFound { .. }) | Err(Error::WrongKind { .. }) => {
-            return Err(Failure::Inactive);
-        }
+    let user_id = hub.backend.authenticate(token).map_err(Failure::Auth)?;
+    let user = match hub.backend.user(user_id) {
+        Ok(Some(user)) if user.active => user,
+        Ok(_) => return Err(Failure::Inactive),
         Err(e) => return Err(Failure::Hub(HubError::Store(e))),
     };
     Ok(Principal {
@@ -114,27 +151,31 @@ async fn sync(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> R
         Ok(t) => t,
         Err(f) => return f.into_response(),
     };
-    let handled = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Failure> {
-        let who = principal(&hub, &token)?;
-        let started = std::time::Instant::now();
-        let response = lock(&hub.store)
-            .hub_handle(&who, &body, &hub.limits)
-            .map_err(Failure::Hub)?;
-        tracing::info!(
-            device = %who.device,
-            request_bytes = body.len(),
-            response_bytes = response.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "sync"
-        );
-        Ok(response)
-    })
-    .await;
+    let worker = hub.clone();
+    let handled = worker
+        .workers
+        .run(move || -> Result<Vec<u8>, Failure> {
+            let who = principal(&hub, &token)?;
+            let started = std::time::Instant::now();
+            let response = hub
+                .backend
+                .sync(&who, &body, &hub.limits)
+                .map_err(Failure::Hub)?;
+            tracing::info!(
+                device = %who.device,
+                request_bytes = body.len(),
+                response_bytes = response.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "sync"
+            );
+            Ok(response)
+        })
+        .await;
     match handled {
-        Ok(Ok(bytes)) => {
+        Some(Ok(bytes)) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
         }
-        Ok(Err(failure)) => failure.into_response(),
-        Err(_) => Failure::Internal.into_response(),
+        Some(Err(failure)) => failure.into_response(),
+        None => Failure::Internal.into_response(),
     }
 }

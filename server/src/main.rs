@@ -9,7 +9,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{Encryption, ExportFormat, ExportOptions, Role, Store, StoreConfig, User};
+use vigie_server::Database;
 use vigie_server::auth::Token;
+use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
 
 #[derive(Parser)]
@@ -21,10 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve sync over HTTP on an embedded SQLite store.
+    /// Serve sync over HTTP, on the embedded SQLite store or on PostgreSQL.
     Serve {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
         /// 64 hex digits: encrypt the hub's store with this key (else the disk's own protection).
@@ -61,6 +66,9 @@ enum Command {
     Export {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
@@ -84,6 +92,9 @@ enum UserCommand {
     Add {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         name: String,
         #[arg(long, value_enum)]
@@ -102,12 +113,18 @@ enum DeviceCommand {
     Enrol {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         user: Uuid,
     },
     Revoke {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         #[arg(long)]
         device: Uuid,
     },
@@ -168,41 +185,56 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve {
             data,
+            database,
             listen,
             key_hex,
-        } => serve(data, &listen, encryption(key_hex.as_deref())?),
+        } => serve(
+            &Database::choose(database.as_deref(), &data, encryption(key_hex.as_deref())?)
+                .map_err(|e| e.to_string())?,
+            &listen,
+        ),
         Command::User {
             command:
                 UserCommand::Add {
                     data,
+                    database,
                     name,
                     role,
                     areas,
                     key_hex,
                 },
         } => {
-            let mut store = vigie_server::open_store(&data, encryption(key_hex.as_deref())?)
-                .map_err(|e| e.to_string())?;
+            let backend = open(database, &data, key_hex)?;
             let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
-            let user = store
-                .create(&User::new(&name, role.into(), &areas))
+            let user = backend
+                .add_user(&User::new(&name, role.into(), &areas))
                 .map_err(|e| e.to_string())?;
             println!("{}", user.id);
             Ok(())
         }
         Command::Device {
-            command: DeviceCommand::Enrol { data, user },
+            command:
+                DeviceCommand::Enrol {
+                    data,
+                    database,
+                    user,
+                },
         } => {
-            let registry = vigie_server::open_registry(&data).map_err(|e| e.to_string())?;
-            let token = registry.enrol(user).map_err(|e| e.to_string())?;
+            let backend = open(database, &data, None)?;
+            let token = backend.enrol(user).map_err(|e| e.to_string())?;
             println!("{}", token.to_text());
             Ok(())
         }
         Command::Device {
-            command: DeviceCommand::Revoke { data, device },
+            command:
+                DeviceCommand::Revoke {
+                    data,
+                    database,
+                    device,
+                },
         } => {
-            let registry = vigie_server::open_registry(&data).map_err(|e| e.to_string())?;
-            if !registry.revoke(device).map_err(|e| e.to_string())? {
+            let backend = open(database, &data, None)?;
+            if !backend.revoke(device).map_err(|e| e.to_string())? {
                 return Err("no such enrolled device, or already revoked".into());
             }
             Ok(())
@@ -222,13 +254,33 @@ fn run(cli: Cli) -> Result<(), String> {
         ),
         Command::Export {
             data,
+            database,
             out,
             format,
             personal,
             key_hex,
         } => {
-            let store = vigie_server::open_store(&data, encryption(key_hex.as_deref())?)
-                .map_err(|e| e.to_string())?;
+            let encryption = encryption(key_hex.as_deref())?;
+            // Exports read the embedded store's indexes: PostgreSQL's records are copied into
+            // a temporary one first (encrypted with a key that lives only in this process).
+            let (store, _scratch) = match database {
+                Some(url) => {
+                    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+                    let mut key = [0u8; 32];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+                    let mut store = vigie_server::open_store(scratch.path(), Encryption::Key(key))
+                        .map_err(|e| e.to_string())?;
+                    vigie_server::postgres::Postgres::connect(&url, 1)
+                        .map_err(|e| e.to_string())?
+                        .copy_into(&mut store)
+                        .map_err(|e| e.to_string())?;
+                    (store, Some(scratch))
+                }
+                None => (
+                    vigie_server::open_store(&data, encryption).map_err(|e| e.to_string())?,
+                    None,
+                ),
+            };
             let format = match format {
                 FormatArg::Csv => ExportFormat::Csv,
                 FormatArg::Json => ExportFormat::Json,
@@ -247,11 +299,24 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn serve(data: PathBuf, listen: &str, encryption: Encryption) -> Result<(), String> {
-    let hub = vigie_server::open_hub(&data, encryption, HubLimits::default())
-        .map_err(|e| e.to_string())?;
+/// The hub's storage for an administration command.
+fn open(
+    database: Option<String>,
+    data: &std::path::Path,
+    key_hex: Option<String>,
+) -> Result<Box<dyn Backend>, String> {
+    Database::choose(database.as_deref(), data, encryption(key_hex.as_deref())?)
+        .and_then(|d| d.open())
+        .map_err(|e| e.to_string())
+}
+
+fn serve(database: &Database, listen: &str) -> Result<(), String> {
+    let hub = Arc::new(
+        vigie_server::open_hub(database, HubLimits::default()).map_err(|e| e.to_string())?,
+    );
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    runtime.block_on(async move {
+    let router = vigie_server::http::router(hub.clone());
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -259,13 +324,17 @@ fn serve(data: PathBuf, listen: &str, encryption: Encryption) -> Result<(), Stri
         // Tests and scripts read this line to find the port.
         println!("vigie hub listening on http://{address}");
         let _ = std::io::stdout().flush();
-        axum::serve(listener, vigie_server::http::router(Arc::new(hub)))
+        axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
             .map_err(|e| e.to_string())
-    })
+    });
+    // The storage is closed outside the runtime: PostgreSQL's client may not block inside it.
+    drop(runtime);
+    drop(hub);
+    served
 }
 
 fn sync(

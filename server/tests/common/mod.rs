@@ -72,6 +72,65 @@ pub fn uuid(rng: &mut impl RngCore) -> Uuid {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The hub's storage
+
+/// The PostgreSQL server of the test scripts, when `VIGIE_TEST_BACKEND=postgres` runs this suite
+/// on it (else the hub uses its embedded store). Started by `scripts/postgres.sh` if needed.
+pub fn postgres_server() -> Option<&'static str> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        match std::env::var("VIGIE_TEST_BACKEND").as_deref() {
+            Ok("postgres") => {}
+            Ok("sqlite") | Err(_) => return None,
+            Ok(other) => panic!("VIGIE_TEST_BACKEND is sqlite or postgres, not {other}"),
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+        let out = Command::new(script)
+            .arg("url")
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(
+            out.status.success(),
+            "scripts/postgres.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string();
+        assert!(url.starts_with("postgres://vigie@127.0.0.1:"), "{url}");
+        Some(url)
+    })
+    .as_deref()
+}
+
+/// The database of the hub whose data directory is `data`: one per hub, created on first use
+/// and named after the directory, so that every CLI call about that hub finds it.
+pub fn hub_database(data: &Path) -> Option<String> {
+    let server = postgres_server()?;
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    let name = format!("vigie_test_{:016x}", hasher.finish());
+    let mut client =
+        postgres::Client::connect(server, postgres::NoTls).expect("connect to PostgreSQL");
+    match client.batch_execute(&format!("CREATE DATABASE {name}")) {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+        Err(e) => panic!("create database {name}: {e}"),
+    }
+    Some(format!("{}/{name}", server.trim_end_matches("/postgres")))
+}
+
+/// `--database <url>` when the suite runs on PostgreSQL.
+pub fn database_args(data: &Path) -> Vec<String> {
+    match hub_database(data) {
+        Some(url) => vec!["--database".into(), url],
+        None => Vec::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The hub process
 
 /// A running `vigie serve`, killed when dropped.
@@ -109,6 +168,7 @@ impl Hub {
             .arg("serve")
             .arg("--data")
             .arg(&self.data)
+            .args(database_args(&self.data))
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .env_remove("VIGIE_HUB_KEY")
@@ -207,7 +267,22 @@ impl Hub {
             self.child.is_none(),
             "open the hub's store only while it is stopped"
         );
-        vigie_server::open_store(&self.data, Encryption::Unencrypted).expect("open the hub store")
+        let Some(url) = hub_database(&self.data) else {
+            return vigie_server::open_store(&self.data, Encryption::Unencrypted)
+                .expect("open the hub store");
+        };
+        // On PostgreSQL: a copy of its records in an embedded store, made now.
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let copy = self
+            .data
+            .with_extension(format!("copy-{}", COPIES.fetch_add(1, Ordering::Relaxed)));
+        let mut store =
+            vigie_server::open_store(&copy, Encryption::Unencrypted).expect("open a copy store");
+        vigie_server::postgres::Postgres::connect(&url, 1)
+            .expect("connect to the hub's database")
+            .copy_into(&mut store)
+            .expect("copy the hub's records");
+        store
     }
 
     /// The last lines the hub logged (its stderr), for failure messages.
@@ -284,6 +359,7 @@ pub fn role_arg(role: Role) -> &'static str {
 
 /// `vigie user add`: returns the new user's id.
 pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
+    let database = database_args(data);
     let data = data.to_str().expect("utf-8 path");
     let mut args = vec![
         "user",
@@ -295,6 +371,7 @@ pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
         "--role",
         role_arg(role),
     ];
+    args.extend(database.iter().map(String::as_str));
     for area in areas {
         args.extend(["--area", area]);
     }
@@ -304,30 +381,36 @@ pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
 
 /// `vigie device enrol`: returns the token it printed, as text.
 pub fn enrol(data: &Path, user: Uuid) -> String {
-    let out = vigie(&[
+    let database = database_args(data);
+    let user = user.to_string();
+    let mut args = vec![
         "device",
         "enrol",
         "--data",
         data.to_str().expect("utf-8 path"),
         "--user",
-        &user.to_string(),
-    ]);
+        &user,
+    ];
+    args.extend(database.iter().map(String::as_str));
+    let out = vigie(&args);
     assert!(out.starts_with("vgd1."), "enrol printed {out:?}");
     out
 }
 
 /// `vigie device revoke`: whether it succeeded.
 pub fn revoke(data: &Path, device: Uuid) -> bool {
-    vigie_output(&[
+    let database = database_args(data);
+    let device = device.to_string();
+    let mut args = vec![
         "device",
         "revoke",
         "--data",
         data.to_str().expect("utf-8 path"),
         "--device",
-        &device.to_string(),
-    ])
-    .status
-    .success()
+        &device,
+    ];
+    args.extend(database.iter().map(String::as_str));
+    vigie_output(&args).status.success()
 }
 
 // ---------------------------------------------------------------------------------------------

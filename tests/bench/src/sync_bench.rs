@@ -400,7 +400,11 @@ pub fn hub_main(data: PathBuf) -> BoxResult<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let hub = vigie_server::open_hub(&data, Encryption::Unencrypted, HubLimits::default())?;
+    let database = vigie_server::Database::Embedded {
+        data,
+        encryption: Encryption::Unencrypted,
+    };
+    let hub = vigie_server::open_hub(&database, HubLimits::default())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,0 +1,541 @@
+//! PostgreSQL as the hub's storage, for hubs that outgrow one machine: any number of hub
+//! processes serve devices from one database and keep nothing another process needs.
+//!
+//! Two rules keep them consistent:
+//! - a record is read `FOR UPDATE` before it is merged, so two processes merging changes to
+//!   the same record take turns and the second merges into the first's result (no lost update);
+//!   a record created by two processes at once fails one of them on the primary key, and that
+//!   request's transaction runs again and merges;
+//! - the change order (`seq`) is stamped at the end of a transaction under one advisory lock
+//!   held until commit, so changes become visible in the order of their numbers. A device's
+//!   cursor can then never pass a number that a slower transaction commits later.
+
+use crate::auth::{self, AuthError, Token};
+use crate::backend::Backend;
+use automerge::ActorId;
+use postgres::error::SqlState;
+use postgres::{NoTls, Row};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use std::collections::HashMap;
+use std::time::Duration;
+use uuid::Uuid;
+use vigie_core::doc::ChangeAuthor;
+use vigie_core::store::{decode_stored, encode_document, heads_bytes};
+use vigie_core::sync::{
+    ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
+    RecordWrite, StoredRecord,
+};
+use vigie_core::{Area, Error, RecordKind, ReferenceData, Result, Store, User};
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The lock that orders change numbers (any constant shared by every hub process).
+const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
+/// The lock that lets one process at a time create or migrate the schema.
+const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
+const SCHEMA_VERSION: i32 = 1;
+/// How often a transaction that collided with another process runs again before giving up.
+const ATTEMPTS: usize = 10;
+
+const SCHEMA_V1: &str = "
+    CREATE TABLE vigie_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE SEQUENCE change_seq;
+    CREATE TABLE records (
+        id        UUID PRIMARY KEY,
+        kind      SMALLINT NOT NULL,
+        doc       BYTEA NOT NULL,
+        heads     BYTEA NOT NULL,
+        last_seq  BIGINT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        creator   UUID,
+        country   TEXT,
+        region    TEXT,
+        district  TEXT,
+        community TEXT
+    );
+    CREATE INDEX records_by_last_seq ON records (last_seq);
+    CREATE TABLE change_log (
+        seq       BIGINT PRIMARY KEY,
+        record_id UUID NOT NULL,
+        changes   BYTEA NOT NULL,
+        device_id UUID,
+        at_ms     BIGINT NOT NULL
+    );
+    CREATE INDEX change_log_by_record ON change_log (record_id, seq);
+    CREATE TABLE devices (
+        device      UUID PRIMARY KEY,
+        user_id     UUID NOT NULL,
+        secret_hash BYTEA NOT NULL,
+        enrolled_ms BIGINT NOT NULL,
+        revoked_ms  BIGINT
+    );
+";
+
+/// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
+/// the values of a failed statement).
+fn storage_error(e: postgres::Error) -> Error {
+    let code = e.code().cloned();
+    let retryable = matches!(
+        code,
+        Some(SqlState::T_R_SERIALIZATION_FAILURE)
+            | Some(SqlState::T_R_DEADLOCK_DETECTED)
+            | Some(SqlState::UNIQUE_VIOLATION)
+    );
+    let reason = match code {
+        Some(code) => format!("PostgreSQL error {}", code.code()),
+        None if e.is_closed() => "the PostgreSQL connection is closed".to_string(),
+        None => "PostgreSQL connection or protocol error".to_string(),
+    };
+    Error::HubStorage { reason, retryable }
+}
+
+fn pool_error(_: r2d2::Error) -> Error {
+    Error::HubStorage {
+        reason: "no PostgreSQL connection available".into(),
+        retryable: false,
+    }
+}
+
+fn auth_error(e: Error) -> AuthError {
+    AuthError::Storage(e.to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("not a PostgreSQL URL (postgres://user@host:port/database)")]
+    BadUrl,
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(String),
+    #[error(
+        "the database's Vigie schema version {found} is newer than this software ({supported})"
+    )]
+    SchemaTooNew { found: i32, supported: i32 },
+    #[error(transparent)]
+    Storage(#[from] Error),
+}
+
+/// A hub's records and devices in PostgreSQL.
+pub struct Postgres {
+    pool: Pool<Manager>,
+    actor: ActorId,
+    reference: ReferenceData,
+}
+
+impl Postgres {
+    /// Connects (a pool of up to `connections`) and creates or migrates the schema.
+    pub fn connect(url: &str, connections: u32) -> std::result::Result<Postgres, ConnectError> {
+        let config: postgres::Config = url.parse().map_err(|_| ConnectError::BadUrl)?;
+        let pool = Pool::builder()
+            .max_size(connections.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(PostgresConnectionManager::new(config, NoTls))
+            // The pool's message names the server, not a secret: the password is not in it.
+            .map_err(|e| ConnectError::Connect(e.to_string()))?;
+        let mut client = pool
+            .get()
+            .map_err(|e| ConnectError::Connect(e.to_string()))?;
+        migrate(&mut client)?;
+        // Each process writes (users added by an administrator) under an actor of its own.
+        let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
+        Ok(Postgres {
+            pool,
+            actor: vigie_core::doc::actor_for(crate::HUB_ADMIN, nonce),
+            reference: ReferenceData::builtin(),
+        })
+    }
+
+    fn client(&self) -> Result<PooledConnection<Manager>> {
+        self.pool.get().map_err(pool_error)
+    }
+
+    /// Copies every record into an embedded store, which exports and checks then read.
+    pub fn copy_into(&self, store: &mut Store) -> Result<usize> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(storage_error)?;
+        let mut copied = 0;
+        let mut after = Uuid::nil();
+        loop {
+            let rows = tx
+                .query(
+                    "SELECT id, doc FROM records WHERE id > $1 ORDER BY id LIMIT 1000",
+                    &[&after],
+                )
+                .map_err(storage_error)?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(0);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                let bytes = decode_stored(id, row.get(1))?;
+                store.merge_document(id, &bytes)?;
+                copied += 1;
+            }
+        }
+        tx.commit().map_err(storage_error)?;
+        Ok(copied)
+    }
+}
+
+fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectError> {
+    let mut tx = client.transaction().map_err(storage_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(storage_error)?;
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
+        .map_err(storage_error)?
+        .get(0);
+    let version: i32 = if exists {
+        let row = tx
+            .query_opt(
+                "SELECT value FROM vigie_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .map_err(storage_error)?;
+        row.and_then(|r| r.get::<_, String>(0).parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    if version > SCHEMA_VERSION {
+        return Err(ConnectError::SchemaTooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        tx.batch_execute(SCHEMA_V1).map_err(storage_error)?;
+    }
+    tx.execute(
+        "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&SCHEMA_VERSION.to_string()],
+    )
+    .map_err(storage_error)?;
+    tx.commit().map_err(storage_error)?;
+    Ok(())
+}
+
+/// A write waiting for its change number: stamped when the transaction ends.
+struct Pending {
+    id: Uuid,
+    kind: RecordKind,
+    fresh: bool,
+    doc: Vec<u8>,
+    heads: Vec<u8>,
+    changes: Vec<u8>,
+    device: Uuid,
+    area: Option<Area>,
+}
+
+struct PgTransaction<'a> {
+    tx: postgres::Transaction<'a>,
+    pending: Vec<Pending>,
+    /// Records saved in this transaction, as a later read in it must see them.
+    written: HashMap<Uuid, StoredRecord>,
+}
+
+fn area_of(row: &Row, first: usize) -> Option<Area> {
+    let country: Option<String> = row.get(first);
+    Some(Area::new(
+        &country?,
+        &row.get::<_, Option<String>>(first + 1).unwrap_or_default(),
+        &row.get::<_, Option<String>>(first + 2).unwrap_or_default(),
+        &row.get::<_, Option<String>>(first + 3).unwrap_or_default(),
+    ))
+}
+
+impl HubTransaction for PgTransaction<'_> {
+    fn record(&mut self, id: Uuid, for_update: bool) -> Result<Option<StoredRecord>> {
+        if let Some(stored) = self.written.get(&id) {
+            return Ok(Some(stored.clone()));
+        }
+        let sql = if for_update {
+            "SELECT kind, doc, country, region, district, community FROM records WHERE id = $1
+             FOR UPDATE"
+        } else {
+            "SELECT kind, doc, country, region, district, community FROM records WHERE id = $1"
+        };
+        let Some(row) = self.tx.query_opt(sql, &[&id]).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let kind = RecordKind::from_i64(i64::from(row.get::<_, i16>(0))).ok_or_else(|| {
+            Error::DamagedDocument {
+                id,
+                reason: "unknown record kind in the store".into(),
+            }
+        })?;
+        Ok(Some(StoredRecord {
+            key: 0,
+            kind,
+            area: area_of(&row, 2),
+            document: decode_stored(id, row.get(1))?,
+        }))
+    }
+
+    fn save(&mut self, write: RecordWrite<'_>) -> Result<()> {
+        let heads = write.document.get_heads();
+        let changes: Vec<u8> = write
+            .document
+            .get_changes_meta(write.before)
+            .iter()
+            .flat_map(|c| c.hash.0)
+            .collect();
+        let fresh = write.key.is_none() && !self.written.contains_key(&write.id);
+        self.written.insert(
+            write.id,
+            StoredRecord {
+                key: 0,
+                kind: write.kind,
+                area: write.area.cloned(),
+                document: write.document.save_nocompress(),
+            },
+        );
+        self.pending.push(Pending {
+            id: write.id,
+            kind: write.kind,
+            fresh,
+            doc: encode_document(write.document),
+            heads: heads_bytes(&heads),
+            changes,
+            device: write.author.device,
+            area: write.area.cloned(),
+        });
+        Ok(())
+    }
+
+    fn high_water(&mut self) -> Result<i64> {
+        Ok(self
+            .tx
+            .query_one("SELECT coalesce(max(seq), 0) FROM change_log", &[])
+            .map_err(storage_error)?
+            .get(0))
+    }
+
+    fn changed(
+        &mut self,
+        who: &Principal,
+        after: i64,
+        upto: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangedRecord>> {
+        let kinds: Vec<i16> = who.kinds().iter().map(|k| *k as i16).collect();
+        let areas: Vec<String> = who.areas.iter().cloned().collect();
+        let rows = self
+            .tx
+            .query(
+                "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
+                 WHERE last_seq > $1 AND last_seq <= $2 AND kind = ANY($3)
+                   AND (country = ANY($4) OR region = ANY($4) OR district = ANY($4)
+                        OR community = ANY($4))
+                 ORDER BY last_seq LIMIT $5",
+                &[&after, &upto, &kinds, &areas, &(limit as i64)],
+            )
+            .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| ChangedRecord {
+                id: row.get(0),
+                stored: row.get(1),
+                seq: row.get(2),
+                heads: row.get(3),
+                first_seq: row.get(4),
+                creator: row.get(5),
+            })
+            .collect())
+    }
+
+    fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT seq, changes FROM change_log WHERE record_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| LogEntry {
+                seq: row.get(0),
+                changes: row.get(1),
+            })
+            .collect())
+    }
+}
+
+impl PgTransaction<'_> {
+    /// Stamps the pending writes with change numbers and commits.
+    fn commit(mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.tx
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQ_LOCK])
+                .map_err(storage_error)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            for p in std::mem::take(&mut self.pending) {
+                let seq: i64 = self
+                    .tx
+                    .query_one(
+                        "INSERT INTO change_log (seq, record_id, changes, device_id, at_ms)
+                         VALUES (nextval('change_seq'), $1, $2, $3, $4) RETURNING seq",
+                        &[&p.id, &p.changes, &p.device, &now],
+                    )
+                    .map_err(storage_error)?
+                    .get(0);
+                let (country, region, district, community) = match &p.area {
+                    Some(a) => (
+                        Some(a.country.as_str()),
+                        Some(a.region.as_str()),
+                        Some(a.district.as_str()),
+                        Some(a.community.as_str()),
+                    ),
+                    None => (None, None, None, None),
+                };
+                let kind = p.kind as i16;
+                if p.fresh {
+                    self.tx
+                        .execute(
+                            "INSERT INTO records (id, kind, doc, heads, last_seq, first_seq,
+                                 creator, country, region, district, community)
+                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)",
+                            &[
+                                &p.id, &kind, &p.doc, &p.heads, &seq, &p.device, &country, &region,
+                                &district, &community,
+                            ],
+                        )
+                        .map_err(storage_error)?;
+                } else {
+                    self.tx
+                        .execute(
+                            "UPDATE records SET doc = $2, heads = $3, last_seq = $4,
+                                 country = $5, region = $6, district = $7, community = $8
+                             WHERE id = $1",
+                            &[
+                                &p.id, &p.doc, &p.heads, &seq, &country, &region, &district,
+                                &community,
+                            ],
+                        )
+                        .map_err(storage_error)?;
+                }
+            }
+        }
+        self.tx.commit().map_err(storage_error)
+    }
+}
+
+/// One use of the pool as the engine's storage.
+struct PgStorage<'p> {
+    pool: &'p Pool<Manager>,
+}
+
+impl HubStorage for PgStorage<'_> {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = (|| {
+                let mut client = self.pool.get().map_err(pool_error)?;
+                let tx = client.transaction().map_err(storage_error)?;
+                let mut pg = PgTransaction {
+                    tx,
+                    pending: Vec::new(),
+                    written: HashMap::new(),
+                };
+                let value = work(&mut pg)?;
+                pg.commit()?;
+                Ok(value)
+            })();
+            match outcome {
+                Err(Error::HubStorage {
+                    retryable: true, ..
+                }) if attempt < ATTEMPTS => {
+                    // Another process holds what this one needs: let it finish first.
+                    std::thread::sleep(Duration::from_millis(2 * attempt as u64));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Backend for Postgres {
+    fn concurrency(&self) -> usize {
+        self.pool.max_size() as usize
+    }
+
+    fn authenticate(&self, token: &Token) -> std::result::Result<Uuid, AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let row = client
+            .query_opt(
+                "SELECT user_id, secret_hash, revoked_ms FROM devices WHERE device = $1",
+                &[&token.device],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        let Some(row) = row else {
+            return Err(AuthError::Unknown);
+        };
+        let user: Uuid = row.get(0);
+        let hash: Vec<u8> = row.get(1);
+        let revoked: Option<i64> = row.get(2);
+        auth::check_token(token, user.as_bytes(), &hash, revoked.is_some())
+    }
+
+    fn enrol(&self, user: Uuid) -> std::result::Result<Token, AuthError> {
+        let token = auth::new_token(user);
+        let mut client = self.client().map_err(auth_error)?;
+        client
+            .execute(
+                "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &token.device,
+                    &user,
+                    &token.secret_hash().to_vec(),
+                    &chrono::Utc::now().timestamp_millis(),
+                ],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        Ok(token)
+    }
+
+    fn revoke(&self, device: Uuid) -> std::result::Result<bool, AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let n = client
+            .execute(
+                "UPDATE devices SET revoked_ms = $2 WHERE device = $1 AND revoked_ms IS NULL",
+                &[&device, &chrono::Utc::now().timestamp_millis()],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        Ok(n == 1)
+    }
+
+    fn user(&self, id: Uuid) -> Result<Option<User>> {
+        PgStorage { pool: &self.pool }
+            .in_transaction(&mut |tx| vigie_core::sync::read_record::<User>(tx, id))
+    }
+
+    fn add_user(&self, user: &User) -> Result<User> {
+        let author = ChangeAuthor {
+            user: crate::HUB_ADMIN,
+            device: crate::HUB_ADMIN,
+        };
+        PgStorage { pool: &self.pool }.in_transaction(&mut |tx| {
+            vigie_core::sync::create_record(tx, &self.actor, author, &self.reference, user)
+        })
+    }
+
+    fn sync(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        vigie_core::sync::handle_sync(&mut PgStorage { pool: &self.pool }, who, request, limits)
+    }
+}
