@@ -305,9 +305,9 @@ fn open(
     data: &std::path::Path,
     key_hex: Option<String>,
 ) -> Result<Box<dyn Backend>, String> {
-    Database::choose(database.as_deref(), data, encryption(key_hex.as_deref())?)
-        .and_then(|d| d.open())
-        .map_err(|e| e.to_string())
+    let database = Database::choose(database.as_deref(), data, encryption(key_hex.as_deref())?)
+        .map_err(|e| e.to_string())?;
+    database.open().map_err(|e| e.to_string())
 }
 
 fn serve(database: &Database, listen: &str) -> Result<(), String> {
