@@ -464,7 +464,7 @@ pub fn area_of(store: &Store, id: Uuid) -> (RecordKind, Area) {
         }
         RecordKind::Visit => store.get::<Visit>(id).expect("read visit").area,
         RecordKind::ChildCase => store.get::<ChildCase>(id).expect("read child case").area,
-        RecordKind::User => panic!("users have no area"),
+        RecordKind::User | RecordKind::Reference => panic!("users and reference data have no area"),
     };
     (kind, area)
 }
@@ -784,7 +784,9 @@ pub fn create_record(
             c.estimated_age = Some(rng.gen_range(5..=17));
             store.create(&c).expect("create child case");
         }
-        RecordKind::User => panic!("devices do not create users"),
+        RecordKind::User | RecordKind::Reference => {
+            panic!("devices do not create users or reference data")
+        }
     }
     id
 }
@@ -953,7 +955,9 @@ pub fn random_edit(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
             }
             store.update(&w).expect("update workplace");
         }
-        RecordKind::User => panic!("devices do not edit users"),
+        RecordKind::User | RecordKind::Reference => {
+            panic!("devices do not edit users or reference data")
+        }
     }
 }
 
@@ -964,7 +968,7 @@ pub fn forced_path(kind: RecordKind) -> Vec<String> {
         RecordKind::ChildCase => &["guardian"],
         RecordKind::Visit => &["workforce", "female", "adults"],
         RecordKind::Workplace => &["owner_contact"],
-        RecordKind::User => panic!("users are not edited"),
+        RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     };
     path.iter().map(|s| s.to_string()).collect()
 }
@@ -991,6 +995,6 @@ pub fn force_field(store: &mut Store, id: Uuid, n: u32) -> serde_json::Value {
             store.update(&w).expect("update");
             serde_json::Value::from(w.owner_contact)
         }
-        RecordKind::User => panic!("users are not edited"),
+        RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     }
 }
