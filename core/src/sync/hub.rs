@@ -32,7 +32,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The kinds of record this role receives and may change.
+    /// The kinds of record this role receives and may change. Never `Reference`: every
+    /// principal receives reference data (`scope_filter`), only the hub changes it.
     pub fn kinds(&self) -> &'static [RecordKind] {
         match self.role {
             Role::CommunityMonitor => &[RecordKind::ChildCase, RecordKind::Visit],
@@ -309,7 +310,9 @@ fn whole_record(tx: &Transaction, who: &Principal, id: Uuid) -> Result<Option<Pu
     let Some((rowid, kind, bytes)) = store::find_row(tx, id)? else {
         return Ok(None);
     };
-    if !who.kinds().contains(&kind) || !stored_area_covered(tx, who, rowid)? {
+    // Reference data goes to every principal (it is never in `kinds()`, so never accepted).
+    let reference = kind == RecordKind::Reference;
+    if !reference && (!who.kinds().contains(&kind) || !stored_area_covered(tx, who, rowid)?) {
         return Ok(None);
     }
     let document = doc::load(id, &bytes)?;
@@ -350,8 +353,13 @@ fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
     } else {
         areas.join(" OR ")
     };
+    // Reference data (scope rows with empty codes) goes to every principal.
     (
-        format!("s.kind IN ({}) AND ({areas})", kinds.join(", ")),
+        format!(
+            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
+            RecordKind::Reference as i64,
+            kinds.join(", ")
+        ),
         params,
     )
 }
