@@ -105,14 +105,13 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     const COLLECTIONS: &'static [&'static str];
     /// Dotted paths of fields computed from the others by `derive` (never typed by a person).
     const DERIVED: &'static [&'static str] = &[];
+    /// The types of reference data whose version the record keeps (`captured_with`).
+    const PINNED: &'static [ReferenceType] = &[];
 
     fn id(&self) -> Uuid;
     fn set_id(&mut self, id: Uuid);
     fn version(&self) -> &Version;
     fn set_version(&mut self, version: Version);
-    /// The types of reference data whose version the record keeps (`captured_with`).
-    const PINNED: &'static [ReferenceType] = &[];
-
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError>;
     /// Fills derived fields (such as a child case's classification) before a write.
     fn derive(&mut self, _reference: &ReferenceData) {}
