@@ -36,6 +36,7 @@ pub enum RecordKind {
     Visit,
     ChildCase,
     User,
+    Reference,
 }
 
 #[uniffi::remote(Enum)]
@@ -355,6 +356,8 @@ impl Workplace {
             buyers: self.buyers.into_iter().collect(),
             suppliers: self.suppliers.into_iter().collect(),
             notes: self.notes,
+            // The store sets it on creation and keeps the stored one on update.
+            captured_with: Default::default(),
         })
     }
 }
@@ -525,6 +528,8 @@ impl Visit {
                 &self.children_identified,
                 |u| u,
             )?,
+            // The store sets it on creation and keeps the stored one on update.
+            captured_with: Default::default(),
         })
     }
 }
@@ -824,6 +829,8 @@ impl ChildCase {
             follow_up_due: None,
             merged_into: parse_opt_id("merged_into", &self.merged_into)?,
             merged_from: parse_ids("merged_from", &self.merged_from, |u| u)?,
+            // The store sets it on creation and keeps the stored one on update.
+            captured_with: Default::default(),
         })
     }
 }
@@ -1326,22 +1333,13 @@ pub struct Checklist {
     pub items: Vec<ReferenceItem>,
 }
 
-impl From<&core::reference::Sector> for ReferenceItem {
-    fn from(s: &core::reference::Sector) -> Self {
+/// Sectors, hazards and checklist items are all coded items with labels by language.
+impl From<&core::reference::Item> for ReferenceItem {
+    fn from(item: &core::reference::Item) -> Self {
         ReferenceItem {
-            code: s.code.clone(),
-            label_fr: s.label_fr.clone(),
-            label_en: s.label_en.clone(),
-        }
-    }
-}
-
-impl From<&core::classify::HazardItem> for ReferenceItem {
-    fn from(h: &core::classify::HazardItem) -> Self {
-        ReferenceItem {
-            code: h.code.clone(),
-            label_fr: h.label_fr.clone(),
-            label_en: h.label_en.clone(),
+            code: item.code.clone(),
+            label_fr: item.label("fr").to_string(),
+            label_en: item.label("en").to_string(),
         }
     }
 }
@@ -1351,15 +1349,7 @@ impl From<&core::reference::Checklist> for Checklist {
         Checklist {
             id: c.id.clone(),
             version: signed(c.version),
-            items: c
-                .items
-                .iter()
-                .map(|i| ReferenceItem {
-                    code: i.code.clone(),
-                    label_fr: i.label_fr.clone(),
-                    label_en: i.label_en.clone(),
-                })
-                .collect(),
+            items: c.items.iter().map(Into::into).collect(),
         }
     }
 }

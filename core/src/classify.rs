@@ -38,12 +38,8 @@ pub struct Classification {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HazardItem {
-    pub code: String,
-    pub label_fr: String,
-    pub label_en: String,
-}
+/// An entry of the hazardous work list: a code and its labels.
+pub type HazardItem = crate::reference::Item;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSet {
@@ -80,13 +76,10 @@ fn default_follow_up_yearly_until_age() -> u32 {
 }
 
 impl RuleSet {
-    /// The profile that ships with the product, from the ILO conventions' own thresholds.
+    /// The profile that ships with the product, from the ILO conventions' own thresholds
+    /// (`reference::CountryProfile::ilo_default` publishes the same as reference data).
     pub fn ilo_default() -> RuleSet {
-        let hazard = |code: &str, fr: &str, en: &str| HazardItem {
-            code: code.into(),
-            label_fr: fr.into(),
-            label_en: en.into(),
-        };
+        let hazard = HazardItem::new;
         RuleSet {
             id: "ilo-default".into(),
             version: 1,

@@ -390,6 +390,18 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
     Ok(record)
 }
 
+/// The reference versions a stored record was captured with (none for a record written before
+/// they were kept), read without reading the whole record.
+pub(crate) fn read_pins(doc: &Automerge) -> crate::reference::ReferencePins {
+    match doc.get(automerge::ROOT, crate::reference::PINS_FIELD) {
+        Ok(Some((Value::Object(ObjType::Map), obj))) => ReadDoc::hydrate(doc, &obj, None)
+            .ok()
+            .and_then(|h| serde_json::from_value(hydrated_json(&h)).ok())
+            .unwrap_or_default(),
+        _ => Default::default(),
+    }
+}
+
 fn change_info(
     doc: &Automerge,
     hash: &ChangeHash,

@@ -26,7 +26,10 @@ pub use classify::{Classification, ClassificationOutcome, RuleSet};
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
 pub use error::{Error, Result, ValidationError};
 pub use model::*;
-pub use reference::ReferenceData;
+pub use reference::{
+    CountryProfile, Labels, Pin, ReferenceContent, ReferenceData, ReferenceDocument, ReferencePins,
+    ReferenceType,
+};
 pub use store::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,
     StoreRole, VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,

@@ -7,7 +7,7 @@
 
 use crate::classify::Classification;
 use crate::error::ValidationError;
-use crate::reference::ReferenceData;
+use crate::reference::{ReferenceData, ReferencePins, ReferenceType};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,14 +23,17 @@ pub enum RecordKind {
     Visit = 2,
     ChildCase = 3,
     User = 4,
+    /// Reference data published by the hub (`reference::ReferenceDocument`).
+    Reference = 5,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::Workplace,
         RecordKind::Visit,
         RecordKind::ChildCase,
         RecordKind::User,
+        RecordKind::Reference,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl RecordKind {
             RecordKind::Visit => "visit",
             RecordKind::ChildCase => "child_case",
             RecordKind::User => "user",
+            RecordKind::Reference => "reference",
         }
     }
 
@@ -101,6 +105,8 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     const COLLECTIONS: &'static [&'static str];
     /// Dotted paths of fields computed from the others by `derive` (never typed by a person).
     const DERIVED: &'static [&'static str] = &[];
+    /// The types of reference data whose version the record keeps (`captured_with`).
+    const PINNED: &'static [ReferenceType] = &[];
 
     fn id(&self) -> Uuid;
     fn set_id(&mut self, id: Uuid);
@@ -109,6 +115,32 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError>;
     /// Fills derived fields (such as a child case's classification) before a write.
     fn derive(&mut self, _reference: &ReferenceData) {}
+    /// The reference versions the record was captured with, for kinds that keep them.
+    fn pins(&self) -> Option<&ReferencePins> {
+        None
+    }
+    fn pins_mut(&mut self) -> Option<&mut ReferencePins> {
+        None
+    }
+    /// The country code whose reference data applies to the record.
+    fn country(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The `Record` methods of kinds that keep the reference versions they were captured with.
+macro_rules! record_pins {
+    ($($area:ident).+) => {
+        fn pins(&self) -> Option<&ReferencePins> {
+            Some(&self.captured_with)
+        }
+        fn pins_mut(&mut self) -> Option<&mut ReferencePins> {
+            Some(&mut self.captured_with)
+        }
+        fn country(&self) -> Option<&str> {
+            Some(&self.$($area).+.country)
+        }
+    };
 }
 
 macro_rules! record_identity {
@@ -298,6 +330,10 @@ pub struct Workplace {
     pub suppliers: BTreeSet<String>,
     #[serde(default)]
     pub notes: String,
+    /// The reference versions the record was captured with (set by the store when the record
+    /// is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    pub captured_with: ReferencePins,
 }
 
 impl Workplace {
@@ -314,6 +350,7 @@ impl Workplace {
             buyers: BTreeSet::new(),
             suppliers: BTreeSet::new(),
             notes: String::new(),
+            captured_with: ReferencePins::default(),
         }
     }
 }
@@ -322,17 +359,26 @@ impl Record for Workplace {
     const KIND: RecordKind = RecordKind::Workplace;
     const TEXT_FIELDS: &'static [&'static str] = &["notes"];
     const COLLECTIONS: &'static [&'static str] = &["buyers", "suppliers"];
+    const PINNED: &'static [ReferenceType] =
+        &[ReferenceType::Sectors, ReferenceType::AdministrativeAreas];
     record_identity!();
+    record_pins!(location.area);
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("name", &self.name)?;
-        if !reference.has_sector(&self.sector) {
+        let sectors = reference.pinned_sectors(self.captured_with.sectors.as_ref())?;
+        if !sectors.iter().any(|s| s.code == self.sector) {
             return Err(ValidationError::new("sector", "unknown sector code"));
         }
         if let Some(p) = &self.location.point {
             p.validate("location.point")?;
         }
-        self.location.area.validate("location.area")
+        self.location.area.validate("location.area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.location.area,
+            "location.area",
+        )
     }
 }
 
@@ -490,6 +536,10 @@ pub struct Visit {
     /// Child cases opened during this visit.
     #[serde(with = "set_as_map", default)]
     pub children_identified: BTreeSet<Uuid>,
+    /// The reference versions the record was captured with (set by the store when the record
+    /// is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    pub captured_with: ReferencePins,
 }
 
 impl Visit {
@@ -519,6 +569,7 @@ impl Visit {
             review_comment: String::new(),
             reviewed_by: None,
             children_identified: BTreeSet::new(),
+            captured_with: ReferencePins::default(),
         }
     }
 }
@@ -532,7 +583,10 @@ impl Record for Visit {
         "actions",
         "children_identified",
     ];
+    // The checklist answered names its own version (`checklist.version`).
+    const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
     record_identity!();
+    record_pins!(area);
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         if self.workplace_id.is_nil() {
@@ -542,6 +596,11 @@ impl Record for Visit {
             return Err(ValidationError::new("visitor_id", "must be set"));
         }
         self.area.validate("area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
         if let Some(ended) = self.ended_at
             && ended < self.started_at
         {
@@ -768,6 +827,10 @@ pub struct ChildCase {
         skip_serializing_if = "BTreeSet::is_empty"
     )]
     pub merged_from: BTreeSet<Uuid>,
+    /// The reference versions the case was captured with: its country profile classifies it
+    /// for good (set by the store when the case is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    pub captured_with: ReferencePins,
 }
 
 impl ChildCase {
@@ -812,6 +875,7 @@ impl ChildCase {
             follow_up_due: None,
             merged_into: None,
             merged_from: BTreeSet::new(),
+            captured_with: ReferencePins::default(),
         }
     }
 
@@ -871,12 +935,24 @@ impl Record for ChildCase {
         "merged_from",
     ];
     const DERIVED: &'static [&'static str] = &["follow_up_due"];
+    const PINNED: &'static [ReferenceType] = &[
+        ReferenceType::CountryProfile,
+        ReferenceType::ReferralServices,
+        ReferenceType::AdministrativeAreas,
+    ];
     record_identity!();
+    record_pins!(area);
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("case_code", &self.case_code)?;
         require_text("name", &self.name)?;
         self.area.validate("area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
+        let rules = reference.rule_set_of(self)?;
         if self.identified_by.is_nil() {
             return Err(ValidationError::new("identified_by", "must be set"));
         }
@@ -916,11 +992,7 @@ impl Record for ChildCase {
                 "must be between 0 and 168",
             ));
         }
-        if let Some(code) = self
-            .hazards
-            .iter()
-            .find(|h| !reference.rule_set().has_hazard(h))
-        {
+        if let Some(code) = self.hazards.iter().find(|h| !rules.has_hazard(h)) {
             let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
                 format!("hazards.{code}")
             } else {
@@ -928,8 +1000,30 @@ impl Record for ChildCase {
             };
             return Err(ValidationError::new(field, "unknown hazard code"));
         }
+        // A directory that lists providers lists every provider a child may be referred to:
+        // the referral then names one by its code.
+        let directory = reference
+            .pinned_referrals(self.captured_with.referral_services.as_ref())?
+            .filter(|d| !d.providers.is_empty());
         for (id, r) in &self.referrals {
             require_text(&format!("referrals.{id}.provider"), &r.provider)?;
+            if let Some(directory) = directory {
+                match directory.provider(&r.provider) {
+                    None => {
+                        return Err(ValidationError::new(
+                            format!("referrals.{id}.provider"),
+                            "not a provider code of the referral directory",
+                        ));
+                    }
+                    Some(p) if p.service != r.service => {
+                        return Err(ValidationError::new(
+                            format!("referrals.{id}.service"),
+                            "the provider does not offer this service",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
             if r.date < self.identified_on {
                 return Err(ValidationError::new(
                     format!("referrals.{id}.date"),
@@ -970,9 +1064,13 @@ impl Record for ChildCase {
         Ok(())
     }
 
+    /// With the profile the case was captured with. If this device does not know that version
+    /// yet, the derived fields are left as they are and validation says why.
     fn derive(&mut self, reference: &ReferenceData) {
-        self.classification = Some(reference.rule_set().classify(self));
-        self.follow_up_due = reference.rule_set().next_follow_up(self);
+        if let Ok(rules) = reference.rule_set_of(self) {
+            self.classification = Some(rules.classify(self));
+            self.follow_up_due = rules.next_follow_up(self);
+        }
     }
 }
 

@@ -160,7 +160,9 @@ impl Store {
         let key = Uuid::now_v7();
         case.followups.insert(key, follow_up.clone());
         if case.remediated_on.is_some() {
-            follow_up.next_due = self.reference.rule_set().next_follow_up(&case);
+            // The schedule of the profile the case was captured with.
+            let reference = self.reference();
+            follow_up.next_due = reference.rule_set_of(&case)?.next_follow_up(&case);
             case.followups.insert(key, follow_up);
         }
         Ok((self.update(&case)?, key))

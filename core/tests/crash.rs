@@ -379,7 +379,9 @@ fn revision_in_store(store: &Store, id: Uuid, kind: RecordKind, cycle: u32) -> u
             );
             Some(u64::from(v.workforce.male.adults))
         }
-        RecordKind::User => unreachable!("the child writes no users"),
+        RecordKind::User | RecordKind::Reference => {
+            unreachable!("the child writes no users or reference data")
+        }
     };
     found.unwrap_or_else(|| panic!("cycle {cycle}: {kind} {id} carries no revision"))
 }

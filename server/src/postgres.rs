@@ -329,11 +329,19 @@ impl HubTransaction for PgTransaction<'_> {
             .tx
             .query(
                 "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
-                 WHERE last_seq > $1 AND last_seq <= $2 AND kind = ANY($3)
-                   AND (country = ANY($4) OR region = ANY($4) OR district = ANY($4)
-                        OR community = ANY($4))
+                 WHERE last_seq > $1 AND last_seq <= $2
+                   AND (kind = $6 OR (kind = ANY($3)
+                        AND (country = ANY($4) OR region = ANY($4) OR district = ANY($4)
+                             OR community = ANY($4))))
                  ORDER BY last_seq LIMIT $5",
-                &[&after, &upto, &kinds, &areas, &(limit as i64)],
+                &[
+                    &after,
+                    &upto,
+                    &kinds,
+                    &areas,
+                    &(limit as i64),
+                    &(RecordKind::Reference as i16),
+                ],
             )
             .map_err(storage_error)?;
         Ok(rows

@@ -19,6 +19,8 @@ pub(crate) enum Indexed<'a> {
     Visit(&'a Visit),
     ChildCase(&'a ChildCase),
     User(&'a User),
+    /// Reference data: indexed by kind only.
+    Reference,
 }
 
 /// Removes the index rows of one record.
@@ -46,10 +48,14 @@ fn area_params(a: &Area) -> [&str; 4] {
 
 /// Writes the index rows of one record (which has none yet).
 pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
+    // Reference data belongs to no area: its scope row, with empty codes, is what lets the hub
+    // send it to everyone.
+    let nowhere = Area::default();
     let scoped = match &record {
         Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
         Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
         Indexed::ChildCase(c) => Some((RecordKind::ChildCase, &c.area)),
+        Indexed::Reference => Some((RecordKind::Reference, &nowhere)),
         Indexed::User(_) => None,
     };
     if let Some((kind, area)) = scoped {
@@ -159,6 +165,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
             tx.prepare_cached("INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)")?
                 .execute(params![rowid, u.name, role_str(u.role)])?;
         }
+        Indexed::Reference => {}
     }
     Ok(())
 }

@@ -60,12 +60,14 @@ pub fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
-use crate::reference::ReferenceData;
+use crate::reference::{ReferenceContent, ReferenceData, ReferenceDocument};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::{NaiveDate, Utc};
 use index::Indexed;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// How to open a store.
@@ -77,6 +79,7 @@ pub struct StoreConfig {
     pub user: Uuid,
     /// The device id given at enrolment; a new store without one gets a random id.
     pub device: Option<Uuid>,
+    /// The reference data the store starts from; published reference documents add to it.
     pub reference: ReferenceData,
     pub role: StoreRole,
 }
@@ -120,12 +123,24 @@ pub enum Origin {
 
 pub struct Store {
     pub(crate) conn: Connection,
-    pub(crate) reference: ReferenceData,
+    /// The configured reference data, under the published documents.
+    base: ReferenceData,
+    loaded: RefCell<LoadedReference>,
     pub(crate) author: ChangeAuthor,
     pub(crate) actor: ActorId,
     pub(crate) role: StoreRole,
     path: PathBuf,
 }
+
+/// The reference data last loaded, and the state of the reference documents it was loaded at.
+struct LoadedReference {
+    marker: Option<ReferenceMarker>,
+    data: Arc<ReferenceData>,
+}
+
+/// How many reference documents there are and the newest change among them: it moves with every
+/// publication and every reference document received, whatever path wrote it.
+type ReferenceMarker = (i64, i64);
 
 /// How a write is recorded: where it came from, who made it, whether the hub must receive it.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +167,6 @@ impl Store {
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
-        let reference = config.reference.clone();
         schema::migrate(&mut conn, reindex_all)?;
         let tx = conn.transaction()?;
         let device = match get_meta(&tx, "device_id")? {
@@ -174,7 +188,11 @@ impl Store {
         tx.commit()?;
         Ok(Store {
             conn,
-            reference,
+            loaded: RefCell::new(LoadedReference {
+                marker: None,
+                data: Arc::new(config.reference.clone()),
+            }),
+            base: config.reference,
             author: ChangeAuthor {
                 user: config.user,
                 device,
@@ -208,8 +226,94 @@ impl Store {
         &self.actor
     }
 
-    pub fn reference(&self) -> &ReferenceData {
-        &self.reference
+    /// The reference data in force: the configured data and every version of every published
+    /// reference document this store holds. Reloaded when those documents changed (published
+    /// here, or received by any path).
+    pub fn reference(&self) -> Arc<ReferenceData> {
+        let mut loaded = self.loaded.borrow_mut();
+        // A store that cannot be read now fails on its next write; until then, the data last
+        // loaded is the best answer.
+        if let Ok(marker) = reference_marker(&self.conn)
+            && loaded.marker != Some(marker)
+            && let Ok(data) = load_reference(&self.conn, &self.base)
+        {
+            *loaded = LoadedReference {
+                marker: Some(marker),
+                data: Arc::new(data),
+            };
+        }
+        loaded.data.clone()
+    }
+
+    /// A published reference document, with all its versions.
+    pub fn reference_document(
+        &self,
+        reference_type: crate::reference::ReferenceType,
+        key: &str,
+    ) -> Result<ReferenceDocument> {
+        self.get(ReferenceDocument::id_for(reference_type, key))
+    }
+
+    /// Publishes `content` as the next version of the reference document of its type and `key`
+    /// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id;
+    /// `default` for what applies where a country has none of its own). Only the hub
+    /// publishes; the document is written like any record, so it enters the change log and
+    /// reaches every device. Returns the version number: one above the latest known (published
+    /// or built in), or the latest itself if its content is the same.
+    pub fn publish_reference(&mut self, key: &str, content: ReferenceContent) -> Result<u32> {
+        if self.role != StoreRole::Hub {
+            return Err(Error::NotAllowed {
+                rule: "only the hub publishes reference data".into(),
+            });
+        }
+        content.validate()?;
+        let reference = self.reference();
+        let ty = content.reference_type();
+        let id = ReferenceDocument::id_for(ty, key);
+        let ctx = self.local_write();
+        let (actor, author) = (self.actor.clone(), self.author);
+        let tx = self.conn.transaction()?;
+        let (rowid, mut document, mut record) = match find_row(&tx, id)? {
+            Some(_) => {
+                let (rowid, document) = load_for::<ReferenceDocument>(&tx, id, &actor)?;
+                let record = doc::read_record::<ReferenceDocument>(&document, id)?;
+                (Some(rowid), document, record)
+            }
+            None => (
+                None,
+                Automerge::new().with_actor(actor.clone()),
+                ReferenceDocument::new(ty, key),
+            ),
+        };
+        let latest = record.latest().max(reference.latest_version(ty, key));
+        if let Some(latest) = latest {
+            let same = match record.versions.get(&latest) {
+                Some(published) => published.content().as_ref() == Some(&content),
+                None => reference.content(ty, key, latest) == Some(&content),
+            };
+            if same {
+                return Ok(latest);
+            }
+        }
+        let version = latest.unwrap_or(0) + 1;
+        record.versions.insert(
+            version,
+            crate::reference::Published::new(&content, Utc::now()),
+        );
+        record.validate(&reference)?;
+        let before = document.get_heads();
+        doc::write_record(&mut document, &record, &author)?;
+        save_document(
+            &tx,
+            &ctx,
+            id,
+            RecordKind::Reference,
+            rowid,
+            &mut document,
+            &before,
+        )?;
+        tx.commit()?;
+        Ok(version)
     }
 
     pub(crate) fn local_write(&self) -> WriteContext {
@@ -249,8 +353,9 @@ impl Store {
     pub fn create<R: Record>(&mut self, record: &R) -> Result<R> {
         let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
-        let document = insert_new(&tx, &ctx, &actor, &author, &self.reference, record)?;
+        let document = insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
         tx.commit()?;
         Ok(document)
     }
@@ -260,9 +365,10 @@ impl Store {
     pub fn create_all<R: Record>(&mut self, records: &[R]) -> Result<usize> {
         let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
         for record in records {
-            insert_new(&tx, &ctx, &actor, &author, &self.reference, record)?;
+            insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
         }
         tx.commit()?;
         Ok(records.len())
@@ -273,15 +379,9 @@ impl Store {
     /// stored now, merged with anything that changed in the meantime.
     pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
         let ctx = self.local_write();
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
-        let stored = update_in(
-            &tx,
-            &ctx,
-            &self.reference,
-            &self.actor,
-            &self.author,
-            record,
-        )?;
+        let stored = update_in(&tx, &ctx, &reference, &self.actor, &self.author, record)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -289,13 +389,14 @@ impl Store {
     /// Applies several updates (as `update` does each) in one transaction: all or none.
     pub(crate) fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
         let ctx = self.local_write();
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
             stored.push(update_in(
                 &tx,
                 &ctx,
-                &self.reference,
+                &reference,
                 &self.actor,
                 &self.author,
                 record,
@@ -318,6 +419,7 @@ impl Store {
             RecordKind::Visit => self.resolve_typed::<Visit>(id, path, value),
             RecordKind::ChildCase => self.resolve_typed::<ChildCase>(id, path, value),
             RecordKind::User => self.resolve_typed::<User>(id, path, value),
+            RecordKind::Reference => Err(not_by_record_writes()),
         }
     }
 
@@ -328,6 +430,7 @@ impl Store {
         value: &serde_json::Value,
     ) -> Result<()> {
         let ctx = self.local_write();
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
         let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
         let before = document.get_heads();
@@ -342,7 +445,7 @@ impl Store {
             }
             other => other?,
         };
-        resolved.validate(&self.reference)?;
+        resolved.validate(&reference)?;
         save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
         tx.commit()?;
         Ok(())
@@ -394,6 +497,7 @@ impl Store {
             RecordKind::Visit => doc::conflicts::<Visit>(&document),
             RecordKind::ChildCase => doc::conflicts::<ChildCase>(&document),
             RecordKind::User => doc::conflicts::<User>(&document),
+            RecordKind::Reference => doc::conflicts::<ReferenceDocument>(&document),
         }
     }
 
@@ -512,11 +616,17 @@ fn update_in<R: Record>(
     author: &ChangeAuthor,
     record: &R,
 ) -> Result<R> {
+    refuse_reference::<R>()?;
     let mut record = record.clone();
-    record.derive(reference);
-    record.validate(reference)?;
     let id = record.id();
     let (rowid, mut document) = load_for::<R>(tx, id, actor)?;
+    // The versions a record was captured with are the stored ones, whatever the caller holds
+    // (an app that does not know the field sends none).
+    if let Some(pins) = record.pins_mut() {
+        *pins = doc::read_pins(&document);
+    }
+    record.derive(reference);
+    record.validate(reference)?;
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, author)?.is_none() {
         return doc::read_record(&document, id);
@@ -524,6 +634,49 @@ fn update_in<R: Record>(
     let stored = doc::read_record::<R>(&document, id)?;
     save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
+}
+
+fn not_by_record_writes() -> Error {
+    Error::NotAllowed {
+        rule: "reference data changes only by publishing it (publish_reference)".into(),
+    }
+}
+
+fn refuse_reference<R: Record>() -> Result<()> {
+    if R::KIND == RecordKind::Reference {
+        return Err(not_by_record_writes());
+    }
+    Ok(())
+}
+
+/// See `ReferenceMarker`. `kind = 5` is spelled out so that SQLite uses the partial index
+/// `records_reference` (schema 7).
+fn reference_marker(conn: &Connection) -> Result<ReferenceMarker> {
+    Ok(conn
+        .prepare_cached("SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The configured reference data with every published version stored. A document that does not
+/// read is left out rather than failing the store: the data it would add is not in force, and
+/// records that name its versions say so when they are validated.
+fn load_reference(conn: &Connection, base: &ReferenceData) -> Result<ReferenceData> {
+    let mut data = base.clone();
+    let mut stmt = conn.prepare_cached("SELECT id, doc FROM records WHERE kind = 5")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (id, stored) = row?;
+        let Ok(id) = Uuid::from_slice(&id) else {
+            continue;
+        };
+        let document = decode_stored(id, stored).and_then(|bytes| doc::load(id, &bytes));
+        if let Ok(record) = document.and_then(|d| doc::read_record::<ReferenceDocument>(&d, id)) {
+            data.add_published(&record);
+        }
+    }
+    Ok(data)
 }
 
 /// Puts a record in the outbox for the hub. Urgent records (alerts) go first; a record already
@@ -550,11 +703,13 @@ fn insert_new<R: Record>(
     reference: &ReferenceData,
     record: &R,
 ) -> Result<R> {
+    refuse_reference::<R>()?;
     let mut record = record.clone();
     if record.id().is_nil() {
         record.set_id(Uuid::now_v7());
     }
     record.set_version(Default::default());
+    reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
     let id = record.id();
@@ -648,6 +803,8 @@ pub(crate) enum TypedRecord {
     Visit(Visit),
     ChildCase(ChildCase),
     User(User),
+    /// Read whole, to check it is one, but nothing is indexed from it.
+    Reference,
 }
 
 impl TypedRecord {
@@ -657,6 +814,10 @@ impl TypedRecord {
             RecordKind::Visit => TypedRecord::Visit(doc::read_record(document, id)?),
             RecordKind::ChildCase => TypedRecord::ChildCase(doc::read_record(document, id)?),
             RecordKind::User => TypedRecord::User(doc::read_record(document, id)?),
+            RecordKind::Reference => {
+                doc::read_record::<ReferenceDocument>(document, id)?;
+                TypedRecord::Reference
+            }
         })
     }
 
@@ -666,6 +827,7 @@ impl TypedRecord {
             TypedRecord::Visit(r) => Indexed::Visit(r),
             TypedRecord::ChildCase(r) => Indexed::ChildCase(r),
             TypedRecord::User(r) => Indexed::User(r),
+            TypedRecord::Reference => Indexed::Reference,
         }
     }
 
@@ -674,17 +836,17 @@ impl TypedRecord {
         match self {
             TypedRecord::Visit(v) => crate::alerts::visit_severity(v).map_or(0, |s| s as i64),
             TypedRecord::ChildCase(c) => crate::alerts::case_severity(c).map_or(0, |s| s as i64),
-            TypedRecord::Workplace(_) | TypedRecord::User(_) => 0,
+            TypedRecord::Workplace(_) | TypedRecord::User(_) | TypedRecord::Reference => 0,
         }
     }
 
-    /// The area the record belongs to (users have none).
+    /// The area the record belongs to (users and reference data have none).
     pub(crate) fn area(&self) -> Option<&crate::model::Area> {
         match self {
             TypedRecord::Workplace(r) => Some(&r.location.area),
             TypedRecord::Visit(r) => Some(&r.area),
             TypedRecord::ChildCase(r) => Some(&r.area),
-            TypedRecord::User(_) => None,
+            TypedRecord::User(_) | TypedRecord::Reference => None,
         }
     }
 }

@@ -35,7 +35,8 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The kinds of record this role receives and may change.
+    /// The kinds of record this role receives and may change. Never `Reference`: every
+    /// principal receives reference data (`receives`), only the hub changes it.
     pub fn kinds(&self) -> &'static [RecordKind] {
         match self.role {
             Role::CommunityMonitor => &[RecordKind::ChildCase, RecordKind::Visit],
@@ -50,6 +51,12 @@ impl Principal {
 
     pub fn covers(&self, area: &Area) -> bool {
         area.codes().iter().any(|c| self.areas.contains(*c))
+    }
+
+    /// Whether a record of this kind, filed under this area, is the principal's to receive.
+    pub fn receives(&self, kind: RecordKind, area: Option<&Area>) -> bool {
+        kind == RecordKind::Reference
+            || (self.kinds().contains(&kind) && area.is_some_and(|a| self.covers(a)))
     }
 
     /// Changes when the role or the areas change, so that a cursor issued for another scope is
@@ -341,7 +348,7 @@ fn whole_record(
     let Some(stored) = tx.record(id, false)? else {
         return Ok(None);
     };
-    if !who.kinds().contains(&stored.kind) || !stored.area.as_ref().is_some_and(|a| who.covers(a)) {
+    if !who.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
     let document = doc::load(id, &stored.document)?;

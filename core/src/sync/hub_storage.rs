@@ -75,7 +75,7 @@ pub trait HubTransaction {
     /// Every change at or below it is visible: no later commit may fill a gap below it.
     fn high_water(&mut self) -> Result<i64>;
 
-    /// Records of `who`'s kinds and areas whose last change is in `(after, upto]`, in change
+    /// Records `who` receives (`Principal::receives`) whose last change is in `(after, upto]`, in change
     /// order, at most `limit`.
     fn changed(
         &mut self,
@@ -262,8 +262,13 @@ fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
     } else {
         areas.join(" OR ")
     };
+    // Reference data (scope rows with empty codes) goes to every principal.
     (
-        format!("s.kind IN ({}) AND ({areas})", kinds.join(", ")),
+        format!(
+            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
+            RecordKind::Reference as i64,
+            kinds.join(", ")
+        ),
         params,
     )
 }

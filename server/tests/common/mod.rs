@@ -547,7 +547,7 @@ pub fn area_of(store: &Store, id: Uuid) -> (RecordKind, Area) {
         }
         RecordKind::Visit => store.get::<Visit>(id).expect("read visit").area,
         RecordKind::ChildCase => store.get::<ChildCase>(id).expect("read child case").area,
-        RecordKind::User => panic!("users have no area"),
+        RecordKind::User | RecordKind::Reference => panic!("users and reference data have no area"),
     };
     (kind, area)
 }
@@ -867,7 +867,9 @@ pub fn create_record(
             c.estimated_age = Some(rng.gen_range(5..=17));
             store.create(&c).expect("create child case");
         }
-        RecordKind::User => panic!("devices do not create users"),
+        RecordKind::User | RecordKind::Reference => {
+            panic!("devices do not create users or reference data")
+        }
     }
     id
 }
@@ -1036,7 +1038,9 @@ pub fn random_edit(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
             }
             store.update(&w).expect("update workplace");
         }
-        RecordKind::User => panic!("devices do not edit users"),
+        RecordKind::User | RecordKind::Reference => {
+            panic!("devices do not edit users or reference data")
+        }
     }
 }
 
@@ -1047,7 +1051,7 @@ pub fn forced_path(kind: RecordKind) -> Vec<String> {
         RecordKind::ChildCase => &["guardian"],
         RecordKind::Visit => &["workforce", "female", "adults"],
         RecordKind::Workplace => &["owner_contact"],
-        RecordKind::User => panic!("users are not edited"),
+        RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     };
     path.iter().map(|s| s.to_string()).collect()
 }
@@ -1074,6 +1078,6 @@ pub fn force_field(store: &mut Store, id: Uuid, n: u32) -> serde_json::Value {
             store.update(&w).expect("update");
             serde_json::Value::from(w.owner_contact)
         }
-        RecordKind::User => panic!("users are not edited"),
+        RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     }
 }

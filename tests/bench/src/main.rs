@@ -293,7 +293,11 @@ fn create<R: Record + PartialEq>(
         .map_err(|e| format!("writing {} {}: {e}", R::KIND, record.id()))?;
     latencies.push(start.elapsed());
     let mut expected = record.clone();
-    expected.derive(store.reference());
+    // The store sets the reference versions a new record is captured with.
+    if let (Some(pins), Some(stored)) = (expected.pins_mut(), stored.pins()) {
+        *pins = stored.clone();
+    }
+    expected.derive(&store.reference());
     expected.set_version(stored.version().clone());
     if stored != expected {
         *mismatches += 1;

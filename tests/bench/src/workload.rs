@@ -591,6 +591,7 @@ impl Workload {
             review_comment: String::new(),
             reviewed_by: None,
             children_identified: BTreeSet::new(),
+            captured_with: Default::default(),
         }
     }
 

@@ -1,0 +1,1206 @@
+//! Reference data published by a hub as versioned documents, on real store files: publishing,
+//! syncing to every device whatever its role and areas, classification and validation with the
+//! versions a record was captured with, labels by language, area trees, referral directories,
+//! and classification at every boundary of two country profiles.
+
+use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::reference::{
+    AreaLevel, AreaNode, ChecklistContent, CountryProfile, Item, Labels, Pin, Provider, Published,
+    ReferenceContent, ReferenceDocument, ReferenceType, ReferralDirectory,
+};
+use vigie_core::sync::wire::{self, SyncRequest};
+use vigie_core::sync::{HubLimits, Principal, Refusal, SyncOptions, SyncSummary, sync_with_hub};
+use vigie_core::*;
+
+struct Device {
+    store: Store,
+    principal: Principal,
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn ci(district: &str, community: &str) -> Area {
+    Area::new("CI", "CI-R1", district, community)
+}
+
+fn hub(dir: &TempDir) -> Store {
+    let config = StoreConfig::new(
+        dir.path().join("hub.db"),
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    )
+    .role(StoreRole::Hub);
+    Store::open(config).unwrap()
+}
+
+fn open_device(dir: &TempDir, name: &str, user: Uuid) -> Store {
+    Store::open(StoreConfig::new(
+        dir.path().join(format!("{name}.db")),
+        Encryption::Key([7; 32]),
+        user,
+    ))
+    .unwrap()
+}
+
+fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
+    let user = Uuid::now_v7();
+    let store = open_device(dir, name, user);
+    let principal = Principal {
+        device: store.device_id(),
+        user,
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    };
+    Device { store, principal }
+}
+
+fn sync(d: &mut Device, hub: &mut Store) -> SyncSummary {
+    let principal = d.principal.clone();
+    sync_with_hub(
+        &mut d.store,
+        &SyncOptions::default(),
+        |request| {
+            hub.hub_handle(&principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap()
+}
+
+/// A child identified on 2026-03-02, born on that day `age` years before (so exactly `age`).
+fn child(area: Area, age: i32, hours: u32, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        &format!("CASE-{}", &Uuid::new_v4().simple().to_string()[..8]),
+        "Koffi",
+        Sex::Male,
+        area,
+        date(2026, 3, 2),
+        by,
+    );
+    c.date_of_birth = Some(date(2026 - age, 3, 2));
+    c.hours_per_week = hours;
+    c
+}
+
+fn validation<T: std::fmt::Debug>(r: Result<T>) -> (String, String) {
+    match r {
+        Err(Error::Validation(ValidationError { field, rule })) => (field, rule),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+fn outcome(c: &ChildCase) -> (ClassificationOutcome, String) {
+    let c = c.classification.as_ref().expect("classified");
+    (c.outcome, c.rule_set.clone())
+}
+
+/// Côte d'Ivoire's profile, version 1: the ILO thresholds with a cocoa hazard of its own.
+fn ci_profile_v1() -> CountryProfile {
+    let mut p = CountryProfile::ilo_default();
+    p.name = Labels::fr_en("Côte d'Ivoire", "Côte d'Ivoire");
+    p.hazardous_work.push(Item::new(
+        "cocoa_pod_breaking",
+        "Écabossage à la machette",
+        "Breaking cocoa pods with a machete",
+    ));
+    p
+}
+
+/// Version 2: the minimum age raised to 16 (light work from 14), the cocoa hazard folded into
+/// `sharp_tools`.
+fn ci_profile_v2() -> CountryProfile {
+    let mut p = ci_profile_v1();
+    p.minimum_age = 16;
+    p.light_work_min_age = 14;
+    p.hazardous_work.retain(|h| h.code != "cocoa_pod_breaking");
+    p
+}
+
+/// A developing country's profile under C138 art. 2(4) and 3(3): minimum age 14, light work
+/// from 12 up to 12 hours, hazardous work from 16, long hours above 36, night work not listed.
+fn bf_profile() -> CountryProfile {
+    CountryProfile {
+        name: Labels::fr_en("Burkina Faso", "Burkina Faso"),
+        minimum_age: 14,
+        light_work_min_age: 12,
+        light_work_max_hours: 12,
+        hazardous_work_age: 16,
+        long_hours: 36,
+        night_work_is_hazardous: false,
+        hazardous_work: vec![
+            Item::new("gold_panning", "Orpaillage", "Gold panning"),
+            Item::new(
+                "heavy_loads",
+                "Port de charges lourdes",
+                "Carrying heavy loads",
+            ),
+        ],
+        worst_forms: Vec::new(),
+        follow_up_months: vec![2, 4, 8],
+        follow_up_yearly_until_age: 17,
+    }
+}
+
+fn ci_areas() -> AreaNode {
+    let community = |code: &str, name: &str| AreaNode::new(code, Labels::fr_en(name, name), vec![]);
+    AreaNode::new(
+        "CI",
+        Labels::fr_en("Côte d'Ivoire", "Ivory Coast"),
+        vec![AreaNode::new(
+            "CI-R1",
+            Labels::fr_en("Région 1", "Region 1"),
+            vec![
+                AreaNode::new(
+                    "CI-R1-D1",
+                    Labels::fr_en("District 1", "District 1"),
+                    vec![
+                        community("CI-R1-D1-C01", "Aké"),
+                        community("CI-R1-D1-C02", "Bécédi"),
+                    ],
+                ),
+                AreaNode::new(
+                    "CI-R1-D2",
+                    Labels::fr_en("District 2", "District 2"),
+                    vec![community("CI-R1-D2-C07", "Yakassé")],
+                ),
+            ],
+        )],
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn built_in_reference_is_used_when_nothing_is_published() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open_device(&dir, "device", user);
+    let reference = store.reference();
+    assert_eq!(reference.rule_set(), &RuleSet::ilo_default());
+    assert_eq!(
+        reference.rule_set_for_country("CI"),
+        &RuleSet::ilo_default()
+    );
+    assert!(reference.has_sector("cocoa"));
+    assert_eq!(reference.sectors().last().unwrap().code, "other");
+    let li = reference.latest_checklist("labour-inspection").unwrap();
+    assert_eq!(li.version, 1);
+    assert_eq!(li.items.len(), 20);
+    assert_eq!(li.items[0].code, "LI01");
+    assert_eq!(li.items[19].code, "LI20");
+    assert!(reference.latest_checklist("child-labour").is_some());
+
+    // The ILO's 11 forced-labour indicators, coded as the model's indicators.
+    let fl = reference.forced_labour_indicators().unwrap();
+    assert_eq!(fl.items.len(), 11);
+    for (item, indicator) in fl.items.iter().zip(ForcedLabourIndicator::ALL) {
+        assert_eq!(
+            serde_json::to_value(indicator).unwrap(),
+            serde_json::Value::String(item.code.clone())
+        );
+        assert!(!item.label("fr").is_empty() && !item.label("en").is_empty());
+    }
+    assert_eq!(
+        fl.item("debt_bondage").unwrap().label("fr"),
+        "Servitude pour dettes"
+    );
+    assert_eq!(
+        fl.item("excessive_overtime").unwrap().label("en"),
+        "Excessive overtime"
+    );
+
+    // The default profile lists the worst forms of C182 art. 3 (a)-(c).
+    let profile = reference.country_profile("ilo-default", 1).unwrap();
+    assert_eq!(profile.worst_forms.len(), 6);
+    assert_eq!(profile.minimum_age, 15);
+
+    // Records are captured with the built-in versions.
+    let c = store
+        .create(&child(ci("CI-R1-D1", "CI-R1-D1-C01"), 12, 10, user))
+        .unwrap();
+    assert_eq!(
+        outcome(&c),
+        (ClassificationOutcome::ChildLabour, "ilo-default@1".into())
+    );
+    assert_eq!(
+        c.captured_with.country_profile,
+        Some(Pin::new("ilo-default", 1))
+    );
+    assert_eq!(c.captured_with.administrative_areas, None);
+    let w = store
+        .create(&Workplace::new(
+            "Plantation Aké",
+            "cocoa",
+            Formality::Informal,
+            ci("CI-R1-D1", "CI-R1-D1-C01"),
+        ))
+        .unwrap();
+    assert_eq!(w.captured_with.sectors, Some(Pin::new("default", 1)));
+    let (field, _) = validation(store.create(&Workplace::new(
+        "Atelier",
+        "spaceships",
+        Formality::Formal,
+        ci("CI-R1-D1", "CI-R1-D1-C01"),
+    )));
+    assert_eq!(field, "sector");
+}
+
+#[test]
+fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_theirs() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = ci("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let by = monitor.principal.user;
+
+    let v1 = hub
+        .publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v1()))
+        .unwrap();
+    assert_eq!(v1, 1);
+    let summary = sync(&mut monitor, &mut hub);
+    assert_eq!(summary.received, 1, "{summary:?}");
+    assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
+    assert_eq!(
+        monitor.store.reference().rule_set_for_country("CI").label(),
+        "CI@1"
+    );
+    // Another country still gets the default profile.
+    assert_eq!(
+        monitor.store.reference().rule_set_for_country("GH").label(),
+        "ilo-default@1"
+    );
+
+    // 15 years old, 20 hours a week: at the minimum age under CI@1.
+    let old = monitor
+        .store
+        .create(&child(c01.clone(), 15, 20, by))
+        .unwrap();
+    assert_eq!(
+        outcome(&old),
+        (ClassificationOutcome::NotChildLabour, "CI@1".into())
+    );
+    let mut with_pods = child(c01.clone(), 13, 5, by);
+    with_pods.hazards.insert("cocoa_pod_breaking".into());
+    let with_pods = monitor.store.create(&with_pods).unwrap();
+    assert_eq!(
+        outcome(&with_pods),
+        (ClassificationOutcome::HazardousChildLabour, "CI@1".into())
+    );
+    assert_eq!(sync(&mut monitor, &mut hub).accepted, 2);
+
+    // Version 2 raises the minimum age to 16 and drops the cocoa hazard.
+    let v2 = hub
+        .publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v2()))
+        .unwrap();
+    assert_eq!(v2, 2);
+    sync(&mut monitor, &mut hub);
+    assert_eq!(
+        monitor.store.reference().rule_set_for_country("CI").label(),
+        "CI@2"
+    );
+
+    // New records use v2: the same facts are now child labour.
+    let new = monitor
+        .store
+        .create(&child(c01.clone(), 15, 20, by))
+        .unwrap();
+    assert_eq!(
+        outcome(&new),
+        (ClassificationOutcome::ChildLabour, "CI@2".into())
+    );
+    assert_eq!(new.captured_with.country_profile, Some(Pin::new("CI", 2)));
+    let mut pods_now = child(c01.clone(), 13, 5, by);
+    pods_now.hazards.insert("cocoa_pod_breaking".into());
+    let (field, rule) = validation(monitor.store.create(&pods_now));
+    assert_eq!(
+        (field.as_str(), rule.as_str()),
+        ("hazards.cocoa_pod_breaking", "unknown hazard code")
+    );
+
+    // The old records keep their v1 classification, and still validate and classify with v1
+    // when edited (an app that does not send `captured_with` cannot change it).
+    let read: ChildCase = monitor.store.get(old.id).unwrap();
+    assert_eq!(
+        outcome(&read),
+        (ClassificationOutcome::NotChildLabour, "CI@1".into())
+    );
+    let mut edit = read.clone();
+    edit.notes = "Aide aux champs le week-end.".into();
+    edit.hours_per_week = 21;
+    edit.captured_with = Default::default();
+    let edited = monitor.store.update(&edit).unwrap();
+    assert_eq!(
+        outcome(&edited),
+        (ClassificationOutcome::NotChildLabour, "CI@1".into())
+    );
+    assert_eq!(
+        edited.captured_with.country_profile,
+        Some(Pin::new("CI", 1))
+    );
+    let mut edit = monitor.store.get::<ChildCase>(with_pods.id).unwrap();
+    edit.hours_per_week = 6;
+    let edited = monitor.store.update(&edit).unwrap();
+    assert_eq!(
+        outcome(&edited),
+        (ClassificationOutcome::HazardousChildLabour, "CI@1".into())
+    );
+
+    // Reopened, the store still holds both versions.
+    let user = monitor.principal.user;
+    monitor.store.close().unwrap();
+    monitor.store = open_device(&dir, "monitor", user);
+    let reference = monitor.store.reference();
+    assert_eq!(
+        reference.versions(ReferenceType::CountryProfile, "CI"),
+        vec![1, 2]
+    );
+    assert!(reference.is_published(ReferenceType::CountryProfile, "CI", 1));
+    assert_eq!(reference.rule_set_at("CI", 1).unwrap().minimum_age, 15);
+    assert_eq!(reference.rule_set_at("CI", 2).unwrap().minimum_age, 16);
+    let doc = monitor
+        .store
+        .reference_document(ReferenceType::CountryProfile, "CI")
+        .unwrap();
+    assert_eq!(
+        doc.id,
+        ReferenceDocument::id_for(ReferenceType::CountryProfile, "CI")
+    );
+    assert_eq!(
+        doc.content(1),
+        Some(ReferenceContent::CountryProfile(ci_profile_v1()))
+    );
+
+    // A device that has not received the profile yet (the case came from a peer) is told so
+    // when it edits a case captured with it, rather than classifying it with other rules.
+    let late = open_device(&dir, "late", Uuid::now_v7());
+    let mut late = Device {
+        principal: monitor.principal.clone(),
+        store: late,
+    };
+    assert!(late.store.reference().rule_set_at("CI", 2).is_none());
+    late.store
+        .merge_document(new.id, &monitor.store.export_document(new.id).unwrap())
+        .unwrap();
+    let mut edit: ChildCase = late.store.get(new.id).unwrap();
+    edit.notes = "Revu.".into();
+    let (field, rule) = validation(late.store.update(&edit));
+    assert_eq!(field, "captured_with.country_profile");
+    assert!(rule.contains("sync"), "{rule}");
+}
+
+#[test]
+fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let profile = ReferenceContent::CountryProfile(ci_profile_v1());
+    assert_eq!(hub.publish_reference("CI", profile.clone()).unwrap(), 1);
+    assert_eq!(hub.publish_reference("CI", profile.clone()).unwrap(), 1);
+    let doc = hub
+        .reference_document(ReferenceType::CountryProfile, "CI")
+        .unwrap();
+    assert_eq!(doc.latest(), Some(1));
+    assert_eq!(hub.count(RecordKind::Reference).unwrap(), 1);
+
+    // A built-in checklist's first publication is its version 2.
+    let mut items = hub
+        .reference()
+        .latest_checklist("labour-inspection")
+        .unwrap()
+        .items
+        .clone();
+    items.push(Item::new(
+        "LI21",
+        "Âge minimum affiché",
+        "Minimum age displayed",
+    ));
+    let checklist = ReferenceContent::Checklist(ChecklistContent {
+        name: Labels::fr_en("Inspection du travail", "Labour inspection"),
+        items,
+    });
+    assert_eq!(
+        hub.publish_reference("labour-inspection", checklist)
+            .unwrap(),
+        2
+    );
+    // Republishing the built-in content names the built-in version... only while it is the
+    // latest: here v2 differs, so the old content becomes v3.
+    let builtin = ReferenceData::builtin();
+    let v1 = builtin.checklist("labour-inspection", 1).unwrap();
+    let again = ReferenceContent::Checklist(ChecklistContent {
+        name: v1.name.clone(),
+        items: v1.items.clone(),
+    });
+    assert_eq!(
+        hub.publish_reference("labour-inspection", again).unwrap(),
+        3
+    );
+
+    // Contents that break the conventions' bounds are refused, naming the field.
+    let mut low = bf_profile();
+    low.minimum_age = 13;
+    let (field, _) = validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(low)));
+    assert_eq!(field, "content.minimum_age");
+    let mut light = bf_profile();
+    light.light_work_min_age = 11;
+    let (field, _) =
+        validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(light)));
+    assert_eq!(field, "content.light_work_min_age");
+    let mut hazardous = bf_profile();
+    hazardous.hazardous_work_age = 15;
+    let (field, _) =
+        validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(hazardous)));
+    assert_eq!(field, "content.hazardous_work_age");
+    let mut twice = bf_profile();
+    twice.hazardous_work.push(twice.hazardous_work[0].clone());
+    let (field, _) =
+        validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(twice)));
+    assert_eq!(field, "content.hazardous_work.gold_panning");
+    let (field, _) =
+        validation(hub.publish_reference("C@1", ReferenceContent::CountryProfile(bf_profile())));
+    assert_eq!(field, "key");
+    assert!(
+        hub.reference_document(ReferenceType::CountryProfile, "BF")
+            .is_err()
+    );
+}
+
+#[test]
+fn a_checklist_item_removed_in_a_new_version_still_validates_on_old_visits() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut inspector = device(&dir, "inspector", Role::Inspector, &["CI-R1-D1"]);
+    let by = inspector.principal.user;
+    let mut items = ReferenceData::builtin()
+        .latest_checklist("labour-inspection")
+        .unwrap()
+        .items
+        .clone();
+    items.retain(|i| i.code != "LI20");
+    items.push(Item::new(
+        "LI21",
+        "Âge minimum affiché",
+        "Minimum age displayed",
+    ));
+    let v2 = hub
+        .publish_reference(
+            "labour-inspection",
+            ReferenceContent::Checklist(ChecklistContent {
+                name: Labels::fr_en("Inspection du travail", "Labour inspection"),
+                items,
+            }),
+        )
+        .unwrap();
+    assert_eq!(v2, 2);
+    sync(&mut inspector, &mut hub);
+    assert_eq!(
+        inspector
+            .store
+            .reference()
+            .latest_checklist("labour-inspection")
+            .unwrap()
+            .version,
+        2
+    );
+
+    let w = inspector
+        .store
+        .create(&Workplace::new(
+            "Carrière",
+            "mining",
+            Formality::Formal,
+            ci("CI-R1-D1", "CI-R1-D1-C02"),
+        ))
+        .unwrap();
+    let start = FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .unwrap();
+    let visit = |version: u32, code: &str| {
+        let mut v = Visit::new(VisitKind::LabourInspection, &w, by, start);
+        v.checklist = ChecklistAnswers {
+            checklist: "labour-inspection".into(),
+            version,
+            answers: [(code.to_string(), Answer::No)].into_iter().collect(),
+        };
+        v
+    };
+    let old = inspector.store.create(&visit(1, "LI20")).unwrap();
+    inspector.store.create(&visit(2, "LI21")).unwrap();
+    let (field, rule) = validation(inspector.store.create(&visit(2, "LI20")));
+    assert_eq!(
+        (field.as_str(), rule.as_str()),
+        ("checklist.answers.LI20", "unknown checklist item")
+    );
+    let (field, _) = validation(inspector.store.create(&visit(3, "LI01")));
+    assert_eq!(field, "checklist.checklist");
+    let mut edit: Visit = inspector.store.get(old.id).unwrap();
+    edit.findings = "Pas de registre.".into();
+    inspector.store.update(&edit).unwrap();
+}
+
+#[test]
+fn every_principal_receives_reference_data_and_no_device_may_change_it() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    hub.publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v1()))
+        .unwrap();
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
+        .unwrap();
+    let profile_id = ReferenceDocument::id_for(ReferenceType::CountryProfile, "CI");
+    let areas_id = ReferenceDocument::id_for(ReferenceType::AdministrativeAreas, "CI");
+
+    let mut devices = vec![
+        device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
+        device(&dir, "inspector", Role::Inspector, &["GH-R3"]),
+        device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]),
+        device(&dir, "unassigned", Role::CommunityMonitor, &[]),
+    ];
+    for d in &mut devices {
+        sync(d, &mut hub);
+        assert_eq!(d.store.count(RecordKind::Reference).unwrap(), 2);
+        assert_eq!(d.store.kind_of(profile_id).unwrap(), RecordKind::Reference);
+        assert!(d.store.reference().area_tree("CI").is_some());
+    }
+    // Asked for whole (a refetch), reference data is sent to anyone; a record outside the
+    // principal's scope is not.
+    let elsewhere = hub
+        .create(&child(
+            ci("CI-R1-D2", "CI-R1-D2-C07"),
+            12,
+            10,
+            Uuid::now_v7(),
+        ))
+        .unwrap();
+    let inspector = &devices[1];
+    let request = |cursor, refetch| {
+        wire::encode_request(&SyncRequest {
+            actor: inspector.store.actor().to_bytes().to_vec(),
+            cursor,
+            push: Vec::new(),
+            refetch,
+            max_response_bytes: 1 << 20,
+        })
+    };
+    let exchange = |hub: &mut Store, request: Vec<u8>| {
+        let response = hub
+            .hub_handle(&inspector.principal, &request, &HubLimits::default())
+            .unwrap();
+        wire::decode_response(&response, 1 << 26).unwrap()
+    };
+    let caught_up = exchange(&mut hub, request(None, Vec::new()));
+    let refetched = exchange(
+        &mut hub,
+        request(Some(caught_up.cursor), vec![areas_id, elsewhere.id]),
+    );
+    let ids: Vec<Uuid> = refetched.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![areas_id]);
+
+    // A device store refuses to publish, and record writes never touch reference data.
+    let monitor = &mut devices[0];
+    let rule = match monitor
+        .store
+        .publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v2()))
+    {
+        Err(Error::NotAllowed { rule }) => rule,
+        other => panic!("expected NotAllowed, got {other:?}"),
+    };
+    assert!(rule.contains("hub"), "{rule}");
+    let mut doc: ReferenceDocument = monitor.store.get(profile_id).unwrap();
+    doc.versions.insert(
+        9,
+        Published::new(
+            &ReferenceContent::CountryProfile(ci_profile_v2()),
+            Utc::now(),
+        ),
+    );
+    assert!(matches!(
+        monitor.store.update(&doc),
+        Err(Error::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        monitor
+            .store
+            .create(&ReferenceDocument::new(ReferenceType::Sectors, "XX")),
+        Err(Error::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        hub.create(&ReferenceDocument::new(ReferenceType::Sectors, "XX")),
+        Err(Error::NotAllowed { .. })
+    ));
+
+    // An edit made on a device by other means (straight into the document) and a forged new
+    // reference document are both refused by the hub; the rest of the push goes through.
+    let author = doc::ChangeAuthor {
+        user: monitor.principal.user,
+        device: monitor.principal.device,
+    };
+    let mut edited =
+        automerge::Automerge::load(&monitor.store.export_document(profile_id).unwrap())
+            .unwrap()
+            .with_actor(monitor.store.actor().clone());
+    doc::write_record(&mut edited, &doc, &author).unwrap();
+    monitor
+        .store
+        .merge_document(profile_id, &edited.save())
+        .unwrap();
+    let forged = ReferenceDocument::new(ReferenceType::Sectors, "XX");
+    let mut fresh = automerge::Automerge::new().with_actor(monitor.store.actor().clone());
+    doc::write_record(&mut fresh, &forged, &author).unwrap();
+    monitor
+        .store
+        .merge_document(forged.id, &fresh.save())
+        .unwrap();
+    let case = monitor
+        .store
+        .create(&child(
+            ci("CI-R1-D1", "CI-R1-D1-C01"),
+            12,
+            10,
+            monitor.principal.user,
+        ))
+        .unwrap();
+    let summary = sync(monitor, &mut hub);
+    let mut refused = summary.refused.clone();
+    refused.sort();
+    let mut expected = vec![
+        (profile_id, Refusal::KindNotAllowed),
+        (forged.id, Refusal::KindNotAllowed),
+    ];
+    expected.sort();
+    assert_eq!(refused, expected);
+    assert_eq!(summary.accepted, 1);
+    assert!(hub.kind_of(case.id).is_ok());
+    assert!(hub.kind_of(forged.id).is_err());
+    assert_eq!(
+        hub.reference_document(ReferenceType::CountryProfile, "CI")
+            .unwrap()
+            .latest(),
+        Some(1)
+    );
+    assert_eq!(
+        hub.reference()
+            .versions(ReferenceType::CountryProfile, "CI"),
+        vec![1]
+    );
+}
+
+#[test]
+fn labels_fall_back_by_language_and_a_language_is_added_as_data() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut sectors = ReferenceData::builtin().sectors().to_vec();
+    for s in &mut sectors {
+        if s.code == "cocoa" {
+            s.labels.insert("sw", "Kakao");
+            s.labels.insert("es", "Cacao (es)");
+        }
+    }
+    sectors.push(Item {
+        code: "gold_mining".into(),
+        labels: Labels::default().with("en", "Gold mining"),
+    });
+    assert_eq!(
+        hub.publish_reference("default", ReferenceContent::Sectors(sectors))
+            .unwrap(),
+        2
+    );
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let reference = monitor.store.reference();
+    let cocoa = reference
+        .sectors()
+        .iter()
+        .find(|s| s.code == "cocoa")
+        .unwrap();
+    assert_eq!(cocoa.label("sw"), "Kakao");
+    assert_eq!(cocoa.label("es"), "Cacao (es)");
+    assert_eq!(cocoa.label("SW"), "Kakao");
+    assert_eq!(cocoa.label("fr-CI"), "Cacao");
+    assert_eq!(cocoa.label("en"), "Cocoa");
+    assert_eq!(
+        cocoa.label("de"),
+        "Cacao",
+        "French first when a language is missing"
+    );
+    let gold = reference
+        .sectors()
+        .iter()
+        .find(|s| s.code == "gold_mining")
+        .unwrap();
+    assert_eq!(gold.label("fr"), "Gold mining", "then English");
+    let only_spanish = Item {
+        code: "x1".into(),
+        labels: Labels::default().with("es", "Equis"),
+    };
+    assert_eq!(only_spanish.label("de"), "x1", "then the code");
+    assert_eq!(only_spanish.labels.get("es"), Some("Equis"));
+    let languages: Vec<&str> = cocoa.labels.languages().collect();
+    assert_eq!(languages, vec!["en", "es", "fr", "sw"]);
+
+    // The new sector is usable at once; labels in a malformed language code are refused.
+    monitor
+        .store
+        .create(&Workplace::new(
+            "Mine d'or",
+            "gold_mining",
+            Formality::Informal,
+            ci("CI-R1-D1", "CI-R1-D1-C01"),
+        ))
+        .unwrap();
+    let bad = vec![Item {
+        code: "x".into(),
+        labels: Labels::default().with("fr", "X").with("Français!", "X"),
+    }];
+    let (field, _) = validation(hub.publish_reference("default", ReferenceContent::Sectors(bad)));
+    assert_eq!(field, "content.x.labels");
+}
+
+#[test]
+fn area_trees_answer_lookups_and_check_the_areas_of_new_records() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let by = supervisor.principal.user;
+    // A record captured before any tree is published is never checked against one.
+    let before = supervisor
+        .store
+        .create(&child(ci("CI-R1-D9", "CI-R1-D9-C99"), 12, 10, by))
+        .unwrap();
+
+    assert_eq!(
+        hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
+            .unwrap(),
+        1
+    );
+    sync(&mut supervisor, &mut hub);
+    let reference = supervisor.store.reference();
+    let tree = reference.area_tree("CI").unwrap();
+    assert_eq!(tree.level_of("CI"), Some(AreaLevel::Country));
+    assert_eq!(tree.level_of("CI-R1"), Some(AreaLevel::Region));
+    assert_eq!(tree.level_of("CI-R1-D2"), Some(AreaLevel::District));
+    assert_eq!(tree.level_of("CI-R1-D1-C02"), Some(AreaLevel::Community));
+    assert_eq!(tree.level_of("CI-R1-D9"), None);
+    assert_eq!(
+        tree.area_of("CI-R1-D2-C07"),
+        Some(ci("CI-R1-D2", "CI-R1-D2-C07"))
+    );
+    assert_eq!(tree.area_of("CI-R1-D2"), None, "not a community");
+    let path: Vec<&str> = tree
+        .path("CI-R1-D1-C02")
+        .unwrap()
+        .iter()
+        .map(|n| n.code.as_str())
+        .collect();
+    assert_eq!(path, vec!["CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C02"]);
+    let communities: Vec<&str> = tree
+        .find("CI-R1-D1")
+        .unwrap()
+        .children
+        .iter()
+        .map(|n| n.code.as_str())
+        .collect();
+    assert_eq!(communities, vec!["CI-R1-D1-C01", "CI-R1-D1-C02"]);
+    assert_eq!(
+        tree.find("CI-R1-D1-C01").unwrap().labels.get("en"),
+        Some("Aké")
+    );
+    assert_eq!(tree.labels.get("en"), Some("Ivory Coast"));
+    assert!(reference.area_tree("GH").is_none());
+
+    // New records are checked against the tree, the error naming the level.
+    let w = supervisor
+        .store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            ci("CI-R1-D1", "CI-R1-D1-C02"),
+        ))
+        .unwrap();
+    assert_eq!(
+        w.captured_with.administrative_areas,
+        Some(Pin::new("CI", 1))
+    );
+    let (field, _) = validation(supervisor.store.create(&Workplace::new(
+        "Champ",
+        "cocoa",
+        Formality::Informal,
+        ci("CI-R1-D9", "CI-R1-D9-C01"),
+    )));
+    assert_eq!(field, "location.area.district");
+    let (field, _) = validation(supervisor.store.create(&child(
+        ci("CI-R1-D1", "CI-R1-D2-C07"),
+        12,
+        10,
+        by,
+    )));
+    assert_eq!(field, "area.community");
+    let (field, _) = validation(supervisor.store.create(&child(
+        Area::new("CI", "CI-R2", "CI-R1-D1", "CI-R1-D1-C01"),
+        12,
+        10,
+        by,
+    )));
+    assert_eq!(field, "area.region");
+    // Another country without a tree is not checked.
+    supervisor
+        .store
+        .create(&child(
+            Area::new("GH", "GH-R3", "GH-D1", "GH-C1"),
+            12,
+            10,
+            by,
+        ))
+        .unwrap();
+    // The record from before keeps validating.
+    let mut edit: ChildCase = supervisor.store.get(before.id).unwrap();
+    edit.notes = "Toujours suivi.".into();
+    supervisor.store.update(&edit).unwrap();
+
+    // A tree deeper than four levels, or with a code twice, is refused.
+    let mut deep = ci_areas();
+    deep.children[0].children[0].children[0]
+        .children
+        .push(AreaNode::new("X", Labels::fr_en("X", "X"), vec![]));
+    let (field, _) =
+        validation(hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(deep)));
+    assert_eq!(field, "content");
+    let mut twice = ci_areas();
+    twice.children[0].children[1].children.push(AreaNode::new(
+        "CI-R1-D1-C01",
+        Labels::fr_en("Aké", "Aké"),
+        vec![],
+    ));
+    let (field, _) =
+        validation(hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(twice)));
+    assert_eq!(field, "content.CI-R1-D1-C01");
+}
+
+#[test]
+fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let by = monitor.principal.user;
+    let c01 = ci("CI-R1-D1", "CI-R1-D1-C01");
+    // Captured with the built-in directory (service types, no providers): any provider name.
+    let before = monitor
+        .store
+        .create(&child(c01.clone(), 12, 10, by))
+        .unwrap();
+    let referral = |service, provider: &str| Referral {
+        service,
+        provider: provider.into(),
+        date: date(2026, 3, 10),
+        outcome: String::new(),
+    };
+    monitor
+        .store
+        .refer_case(
+            before.id,
+            referral(ServiceKind::Education, "École du village"),
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+
+    let services = ReferenceData::builtin()
+        .referral_directory("CI")
+        .unwrap()
+        .services
+        .clone();
+    assert_eq!(services.len(), 5);
+    let directory = ReferralDirectory {
+        services,
+        providers: vec![
+            Provider {
+                code: "EPP-AKE".into(),
+                name: "École primaire publique d'Aké".into(),
+                service: ServiceKind::Education,
+                area: "CI-R1-D1".into(),
+                contact: "+225 27 00 00 00".into(),
+            },
+            Provider {
+                code: "CSU-R1".into(),
+                name: "Centre de santé urbain".into(),
+                service: ServiceKind::Health,
+                area: String::new(),
+                contact: String::new(),
+            },
+        ],
+    };
+    assert_eq!(
+        hub.publish_reference("CI", ReferenceContent::ReferralServices(directory))
+            .unwrap(),
+        1
+    );
+    sync(&mut monitor, &mut hub);
+    let reference = monitor.store.reference();
+    let directory = reference.referral_directory("CI").unwrap();
+    let names = |service, area: &Area| -> Vec<String> {
+        directory
+            .providers_for(service, area)
+            .iter()
+            .map(|p| p.code.clone())
+            .collect()
+    };
+    assert_eq!(names(ServiceKind::Education, &c01), vec!["EPP-AKE"]);
+    assert!(names(ServiceKind::Education, &ci("CI-R1-D2", "CI-R1-D2-C07")).is_empty());
+    assert_eq!(
+        names(ServiceKind::Health, &ci("CI-R1-D2", "CI-R1-D2-C07")),
+        vec!["CSU-R1"]
+    );
+    assert_eq!(
+        reference.referral_directory("GH").unwrap().providers.len(),
+        0,
+        "elsewhere, the default directory"
+    );
+
+    let case = monitor
+        .store
+        .create(&child(c01.clone(), 12, 10, by))
+        .unwrap();
+    assert_eq!(
+        case.captured_with.referral_services,
+        Some(Pin::new("CI", 1))
+    );
+    let (case, _) = monitor
+        .store
+        .refer_case(
+            case.id,
+            referral(ServiceKind::Education, "EPP-AKE"),
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+    let (field, rule) = validation(monitor.store.refer_case(
+        case.id,
+        referral(ServiceKind::Education, "École du village"),
+        Role::CommunityMonitor,
+    ));
+    assert!(
+        field.starts_with("referrals.") && field.ends_with(".provider"),
+        "{field}"
+    );
+    assert!(rule.contains("provider code"), "{rule}");
+    let (field, _) = validation(monitor.store.refer_case(
+        case.id,
+        referral(ServiceKind::Education, "CSU-R1"),
+        Role::CommunityMonitor,
+    ));
+    assert!(field.ends_with(".service"), "{field}");
+    // The case from before keeps its free-text referral.
+    let mut edit: ChildCase = monitor.store.get(before.id).unwrap();
+    edit.notes = "Inscrit.".into();
+    monitor.store.update(&edit).unwrap();
+}
+
+/// The classifier at each boundary of age, hours, night work and hazards, for the default
+/// profile (15 / 13 / 14 h / 18 / 43 h) and a developing country's (14 / 12 / 12 h / 16 / 36 h,
+/// night work not listed), directly and through stores that pick the profile by country.
+#[test]
+fn classification_at_every_boundary_of_two_profiles() {
+    use ClassificationOutcome::*;
+    #[derive(Clone, Copy)]
+    struct Facts {
+        age: i32,
+        hours: u32,
+        night: bool,
+        hazard: Option<&'static str>,
+    }
+    let f = |age, hours| Facts {
+        age,
+        hours,
+        night: false,
+        hazard: None,
+    };
+    let night = |age, hours| Facts {
+        night: true,
+        ..f(age, hours)
+    };
+    let hazard = |age, hours, code| Facts {
+        hazard: Some(code),
+        ..f(age, hours)
+    };
+    let default_cases: Vec<(Facts, ClassificationOutcome)> = vec![
+        (f(12, 0), NotChildLabour),
+        (f(12, 1), ChildLabour),
+        (f(13, 14), NotChildLabour),
+        (f(13, 15), ChildLabour),
+        (f(14, 14), NotChildLabour),
+        (f(14, 15), ChildLabour),
+        (f(15, 15), NotChildLabour),
+        (f(15, 43), NotChildLabour),
+        (f(15, 44), HazardousChildLabour),
+        (f(17, 44), HazardousChildLabour),
+        (night(17, 5), HazardousChildLabour),
+        (night(13, 0), NotChildLabour),
+        (hazard(17, 2, "heavy_loads"), HazardousChildLabour),
+        (hazard(13, 0, "pesticides"), HazardousChildLabour),
+    ];
+    let bf_cases: Vec<(Facts, ClassificationOutcome)> = vec![
+        (f(11, 0), NotChildLabour),
+        (f(11, 1), ChildLabour),
+        (f(12, 12), NotChildLabour),
+        (f(12, 13), ChildLabour),
+        (f(13, 13), ChildLabour),
+        (f(13, 12), NotChildLabour),
+        (f(14, 13), NotChildLabour),
+        (f(14, 36), NotChildLabour),
+        (f(14, 37), HazardousChildLabour),
+        (f(15, 37), HazardousChildLabour),
+        (night(15, 10), NotChildLabour),
+        (night(13, 10), NotChildLabour),
+        (hazard(15, 2, "gold_panning"), HazardousChildLabour),
+        (hazard(12, 0, "heavy_loads"), HazardousChildLabour),
+    ];
+
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    assert_eq!(
+        hub.publish_reference("BF", ReferenceContent::CountryProfile(bf_profile()))
+            .unwrap(),
+        1
+    );
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["BF-C1", "CI-C1"]);
+    sync(&mut monitor, &mut hub);
+    let by = monitor.principal.user;
+    let default_rules = RuleSet::ilo_default();
+    let bf_rules = bf_profile().rule_set("BF", 1);
+    assert_eq!(
+        monitor.store.reference().rule_set_at("BF", 1),
+        Some(&bf_rules)
+    );
+
+    let profiles = [
+        (
+            "ilo-default@1",
+            &default_rules,
+            Area::new("CI", "CI-R1", "CI-D1", "CI-C1"),
+            default_cases,
+        ),
+        (
+            "BF@1",
+            &bf_rules,
+            Area::new("BF", "BF-R1", "BF-D1", "BF-C1"),
+            bf_cases,
+        ),
+    ];
+    for (label, rules, area, cases) in profiles {
+        for (facts, expected) in cases {
+            let mut c = child(area.clone(), facts.age, facts.hours, by);
+            c.night_work = facts.night;
+            c.hazards.extend(facts.hazard.map(String::from));
+            let what = format!(
+                "{label}: age {} {} h night {} hazard {:?}",
+                facts.age, facts.hours, facts.night, facts.hazard
+            );
+            let direct = rules.classify(&c);
+            assert_eq!(direct.outcome, expected, "{what}: {}", direct.reason);
+            assert_eq!(direct.age, Some(facts.age as u32), "{what}");
+            let stored = monitor.store.create(&c).unwrap();
+            assert_eq!(outcome(&stored), (expected, label.to_string()), "{what}");
+        }
+        // Worst forms come first, at any age below 18; at the hazardous work age, hazards no
+        // longer make child labour.
+        let mut c = child(area.clone(), rules.hazardous_work_age as i32 - 1, 0, by);
+        c.worst_forms.insert(WorstForm::ForcedLabour);
+        assert_eq!(rules.classify(&c).outcome, WorstFormSuspected, "{label}");
+        let listed = rules.hazardous_work[0].code.clone();
+        let mut c = child(area.clone(), rules.hazardous_work_age as i32, 40, by);
+        c.hazards.insert(listed);
+        assert_eq!(rules.classify(&c).outcome, NotChildLabour, "{label}");
+    }
+
+    // A hazard on the default list but not on Burkina Faso's is refused there.
+    let mut c = child(Area::new("BF", "BF-R1", "BF-D1", "BF-C1"), 15, 5, by);
+    c.hazards.insert("mercury".into());
+    let (field, _) = validation(monitor.store.create(&c));
+    assert_eq!(field, "hazards.mercury");
+
+    // Burkina Faso's follow-up schedule: 2, 4 and 8 months, then yearly before 17.
+    let c = monitor
+        .store
+        .create(&child(
+            Area::new("BF", "BF-R1", "BF-D1", "BF-C1"),
+            15,
+            20,
+            by,
+        ))
+        .unwrap();
+    let on = date(2026, 4, 1);
+    monitor
+        .store
+        .refer_case(
+            c.id,
+            Referral {
+                service: ServiceKind::Education,
+                provider: "École".into(),
+                date: on,
+                outcome: String::new(),
+            },
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+    monitor
+        .store
+        .transition_case_on(
+            c.id,
+            CaseStatus::ReceivingServices,
+            Role::CommunityMonitor,
+            on,
+        )
+        .unwrap();
+    let c = monitor
+        .store
+        .transition_case_on(c.id, CaseStatus::Withdrawn, Role::Supervisor, on)
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2026, 6, 1)));
+    let (c, key) = monitor
+        .store
+        .add_follow_up(
+            c.id,
+            FollowUp {
+                date: date(2026, 6, 1),
+                situation: FollowUpSituation::InSchool,
+                notes: String::new(),
+                next_due: None,
+            },
+            Role::CommunityMonitor,
+        )
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, Some(date(2026, 8, 1)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 8, 1)));
+}
+
+/// The store checks for new reference documents before every write: that must not scan every
+/// record.
+#[test]
+fn reference_documents_are_found_through_their_index() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    hub.publish_reference("BF", ReferenceContent::CountryProfile(bf_profile()))
+        .unwrap();
+    hub.close().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    for query in [
+        "SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5",
+        "SELECT id, doc FROM records WHERE kind = 5",
+    ] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("records_reference")),
+            "{query}: {plan:?}"
+        );
+    }
+    assert_eq!(RecordKind::Reference as i64, 5);
+}
