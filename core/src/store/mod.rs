@@ -6,8 +6,9 @@
 //! and a crash can never leave the three disagreeing. Functions that write take a
 //! `&Transaction`, functions that read a `&Connection`.
 
+pub(crate) mod files;
 pub(crate) mod index;
-mod schema;
+pub(crate) mod schema;
 
 pub use index::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
@@ -125,6 +126,8 @@ pub struct Store {
     pub(crate) actor: ActorId,
     pub(crate) role: StoreRole,
     path: PathBuf,
+    /// Kept to reopen the file should a re-key fail after closing it.
+    encryption: Encryption,
 }
 
 /// How a write is recorded: where it came from, who made it, whether the hub must receive it.
@@ -182,6 +185,7 @@ impl Store {
             actor: doc::actor_for(device, nonce),
             role: config.role,
             path: config.path,
+            encryption: config.encryption,
         })
     }
 
