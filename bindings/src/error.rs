@@ -36,6 +36,15 @@ pub enum VigieError {
     #[error("authentication failed: {reason}")]
     Authentication { reason: String },
 
+    /// A wrong PIN: `attempts_left` more before the profile is wiped.
+    #[error("wrong PIN: {attempts_left} attempts left")]
+    WrongPin { attempts_left: u32 },
+
+    /// The profile is gone from this device: too many wrong PINs, or the hub told the device
+    /// to wipe it (a revoked device). Its user must be enrolled again.
+    #[error("profile wiped: {reason}")]
+    ProfileWiped { reason: String },
+
     /// The store's file or SQLite failed (disk full, I/O error, a schema newer than this
     /// library).
     #[error("storage error: {reason}")]
@@ -90,11 +99,23 @@ impl From<CoreError> for VigieError {
             },
             CoreError::NotAllowed { rule } => VigieError::NotAllowed { reason: rule },
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
+            CoreError::WrongPin { attempts_left } => VigieError::WrongPin { attempts_left },
+            CoreError::ProfileWiped => VigieError::ProfileWiped { reason },
+            CoreError::NoProfile { user } => VigieError::NotFound {
+                kind: "profile".into(),
+                id: user.to_string(),
+            },
+            CoreError::ProfileExists { user } => VigieError::Conflict {
+                id: user.to_string(),
+                reason,
+            },
+            CoreError::CaseNotOpen { .. } => VigieError::NotAllowed { reason },
             CoreError::SchemaTooNew { .. }
             | CoreError::Storage(_)
             | CoreError::HubStorage { .. }
             | CoreError::Io(_)
-            | CoreError::Document(_) => VigieError::Storage { reason },
+            | CoreError::Document(_)
+            | CoreError::DamagedProfile { .. } => VigieError::Storage { reason },
             CoreError::DamagedDocument { .. }
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },

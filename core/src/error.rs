@@ -4,7 +4,7 @@
 //! must not end up in a log or a crash report. Errors name the field, the rule and the record's
 //! kind and id (a random UUID, not personal data) and nothing else.
 
-use crate::model::RecordKind;
+use crate::model::{CaseStatus, RecordKind};
 use uuid::Uuid;
 
 /// A rule that a value broke, with the field it was found in (a dotted path such as
@@ -94,6 +94,31 @@ pub enum Error {
 
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// A PIN that does not unwrap the profile's key. After `attempts_left` more wrong PINs in a
+    /// row the profile is wiped.
+    #[error("wrong PIN: {attempts_left} attempts left before this profile is wiped")]
+    WrongPin { attempts_left: u32 },
+
+    /// Too many wrong PINs in a row: the profile's key and store were destroyed.
+    #[error("too many wrong PINs: this profile was wiped from the device")]
+    ProfileWiped,
+
+    /// No profile for this user on the device (never created, or wiped).
+    #[error("no profile for user {user} on this device")]
+    NoProfile { user: Uuid },
+
+    #[error("a profile for user {user} exists on this device already")]
+    ProfileExists { user: Uuid },
+
+    /// A profile's key file or store files are missing or do not read. `reason` is produced by
+    /// Vigie, never copied from the file.
+    #[error("damaged profile {user}: {reason}")]
+    DamagedProfile { user: Uuid, reason: String },
+
+    /// Only open cases can be handed over to another user; `status` is the case's.
+    #[error("case {id} is {status}: only an open case can be handed over", status = status.as_str())]
+    CaseNotOpen { id: Uuid, status: CaseStatus },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

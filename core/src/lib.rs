@@ -9,17 +9,21 @@ pub mod doc;
 pub mod duplicates;
 pub mod error;
 pub mod export;
+pub mod handover;
 pub mod indicators;
 pub mod model;
 pub mod reference;
 pub mod store;
 pub mod sync;
+pub mod vault;
 pub mod workflow;
 
 pub use alerts::{Alert, AlertSeverity};
 pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
 pub use export::{ExportFormat, ExportOptions, ExportTable};
+pub use handover::{HandOver, HandedCase};
 pub use indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
+pub use vault::{Credential, KdfParams, Vault, VaultConfig};
 pub use workflow::{Review, check_case_transition};
 
 pub use classify::{Classification, ClassificationOutcome, RuleSet};

@@ -6,8 +6,9 @@
 //! and a crash can never leave the three disagreeing. Functions that write take a
 //! `&Transaction`, functions that read a `&Connection`.
 
+pub(crate) mod files;
 pub(crate) mod index;
-mod schema;
+pub(crate) mod schema;
 
 pub use index::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
@@ -130,6 +131,8 @@ pub struct Store {
     pub(crate) actor: ActorId,
     pub(crate) role: StoreRole,
     path: PathBuf,
+    /// Kept to reopen the file should a re-key fail after closing it.
+    encryption: Encryption,
 }
 
 /// The reference data last loaded, and the state of the reference documents it was loaded at.
@@ -200,6 +203,7 @@ impl Store {
             actor: doc::actor_for(device, nonce),
             role: config.role,
             path: config.path,
+            encryption: config.encryption,
         })
     }
 

@@ -1,0 +1,138 @@
+//! Handing open cases from one user to another on the same phone.
+//!
+//! The giver's store makes the change of assignee as an ordinary edit, so it sits in the
+//! giver's outbox and reaches the hub with their next sync; the receiver's store merges the
+//! same documents at once, so the receiver can work on the cases offline before any sync.
+//! Nothing is deleted on either side.
+//!
+//! The assignee is `identified_by`: it is what the due lists are kept per monitor by (the
+//! child case has no separate assignee), and the document's history still tells who
+//! identified the child.
+
+use crate::error::{Error, Result, ValidationError};
+use crate::model::{CaseStatus, ChildCase, RecordKind};
+use crate::store::{self, Store};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Cases handed from one user to another, with their documents as the giver's store holds them
+/// after the hand-over.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandOver {
+    pub from: Uuid,
+    pub to: Uuid,
+    pub cases: Vec<HandedCase>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandedCase {
+    pub id: Uuid,
+    /// The case's whole Automerge document: it holds the child's personal data.
+    pub document: Vec<u8>,
+}
+
+impl std::fmt::Debug for HandOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandOver")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field(
+                "cases",
+                &self.cases.iter().map(|c| c.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HandedCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandedCase")
+            .field("id", &self.id)
+            .field("document_bytes", &self.document.len())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Assigns the cases to user `to` (one transaction: all or none) and returns them for
+    /// `to`'s store (`receive_hand_over`). Only open cases may be handed over: a closed one is
+    /// `Error::CaseNotOpen`, a duplicate merged into another case `Error::NotAllowed`.
+    pub fn hand_over(&mut self, cases: &[Uuid], to: Uuid) -> Result<HandOver> {
+        if to.is_nil() {
+            return Err(ValidationError::new("to", "must be set").into());
+        }
+        if to == self.user_id() {
+            return Err(Error::NotAllowed {
+                rule: "a case is handed over to another user".into(),
+            });
+        }
+        let mut seen = BTreeSet::new();
+        let ids: Vec<Uuid> = cases
+            .iter()
+            .copied()
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let mut changed = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let mut case: ChildCase = self.get(id)?;
+            if case.status == CaseStatus::Closed {
+                return Err(Error::CaseNotOpen {
+                    id,
+                    status: case.status,
+                });
+            }
+            if case.merged_into.is_some() {
+                return Err(Error::NotAllowed {
+                    rule: "the case was merged into another case: hand over that case".into(),
+                });
+            }
+            if case.identified_by != to {
+                case.identified_by = to;
+                changed.push(case);
+            }
+        }
+        self.update_together(&changed)?;
+        let cases = ids
+            .into_iter()
+            .map(|id| {
+                Ok(HandedCase {
+                    id,
+                    document: self.export_document(id)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(HandOver {
+            from: self.user_id(),
+            to,
+            cases,
+        })
+    }
+
+    /// Merges cases handed to this store's user (one transaction: all or none). They are
+    /// queued for the hub like anything received from another device. Returns their ids.
+    pub fn receive_hand_over(&mut self, hand_over: &HandOver) -> Result<Vec<Uuid>> {
+        if hand_over.to != self.user_id() {
+            return Err(Error::NotAllowed {
+                rule: "the hand-over is for another user".into(),
+            });
+        }
+        let ctx = self.received_write();
+        let tx = self.conn.transaction()?;
+        for case in &hand_over.cases {
+            store::merge_document(&tx, &ctx, &self.actor, case.id, &case.document)?;
+            let (_, kind, _) = store::find_row(&tx, case.id)?.ok_or(Error::NotFound {
+                kind: Some(RecordKind::ChildCase),
+                id: case.id,
+            })?;
+            if kind != RecordKind::ChildCase {
+                return Err(Error::WrongKind {
+                    id: case.id,
+                    expected: RecordKind::ChildCase,
+                    actual: kind,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(hand_over.cases.iter().map(|c| c.id).collect())
+    }
+}
