@@ -100,7 +100,9 @@ impl From<CoreError> for VigieError {
             CoreError::NotAllowed { rule } => VigieError::NotAllowed { reason: rule },
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
             CoreError::WrongPin { attempts_left } => VigieError::WrongPin { attempts_left },
-            CoreError::ProfileWiped => VigieError::ProfileWiped { reason },
+            CoreError::ProfileWiped | CoreError::WipeRequested => {
+                VigieError::ProfileWiped { reason }
+            }
             CoreError::NoProfile { user } => VigieError::NotFound {
                 kind: "profile".into(),
                 id: user.to_string(),

@@ -100,6 +100,11 @@ pub enum Error {
     #[error("wrong PIN: {attempts_left} attempts left before this profile is wiped")]
     WrongPin { attempts_left: u32 },
 
+    /// The hub revoked this device (lost or seized) and asks it to wipe: the app destroys the
+    /// profile (`Vault::wipe_user`).
+    #[error("this device was revoked by the hub: wipe its data")]
+    WipeRequested,
+
     /// Too many wrong PINs in a row: the profile's key and store were destroyed.
     #[error("too many wrong PINs: this profile was wiped from the device")]
     ProfileWiped,

@@ -235,6 +235,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     records,
                     cursor: Default::default(),
                     more: false,
+                    erased: Vec::new(),
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());

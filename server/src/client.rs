@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use vigie_core::sync::{HubTransport, SyncOptions, SyncSummary, sync_through};
-use vigie_core::{Result, Store};
+use vigie_core::{Error, Result, Store};
 
 pub struct HubClient {
     agent: ureq::Agent,
@@ -51,9 +51,17 @@ impl HubClient {
             client: self,
             in_flight: VecDeque::new(),
         };
-        sync_through(store, options, &mut transport, progress)
+        match sync_through(store, options, &mut transport, progress) {
+            Err(Error::Transport { reason }) if reason == WIPE_REQUESTED => {
+                Err(Error::WipeRequested)
+            }
+            other => other,
+        }
     }
 }
+
+/// What `post` reports when the hub revoked the device and asks it to wipe.
+const WIPE_REQUESTED: &str = "hub answered 403: device revoked, wipe requested";
 
 fn post(
     agent: &ureq::Agent,
@@ -78,8 +86,17 @@ fn post(
     if status.is_success() {
         Ok(body)
     } else {
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
+        let json = serde_json::from_slice::<serde_json::Value>(&body).ok();
+        if status.as_u16() == 403
+            && json
+                .as_ref()
+                .and_then(|v| v.get("wipe"))
+                .and_then(|w| w.as_bool())
+                == Some(true)
+        {
+            return Err(WIPE_REQUESTED.into());
+        }
+        let message = json
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_default();
         Err(format!("hub answered {}: {message}", status.as_u16()))

@@ -93,7 +93,16 @@ enum Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
-            Failure::Auth(AuthError::Revoked) => error(StatusCode::FORBIDDEN, "device revoked"),
+            Failure::Auth(AuthError::Revoked) => {
+                // A lost or seized phone: it is told to destroy its profile's data.
+                let body = serde_json::json!({ "error": "device revoked", "wipe": true });
+                (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
             Failure::Auth(AuthError::Storage(e)) => {
                 tracing::error!(error = %e, "device registry failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")

@@ -61,6 +61,26 @@ enum Command {
         #[arg(long, default_value_t = 256 * 1024)]
         max_message_bytes: usize,
     },
+    /// Erase a child case everywhere: on the hub now, on every device at its next sync, and a
+    /// tombstone stops any old copy from coming back. `--by` is the supervisor who decided it.
+    Erase {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+        #[arg(long)]
+        record: Uuid,
+        #[arg(long)]
+        by: Uuid,
+    },
+    /// Review changes kept from users who lost a record's area.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
     /// Export the hub's records for analysis, one file per record kind, pseudonymised unless
     /// `--personal` (names, dates of birth, coordinates, contacts and free text).
     Export {
@@ -89,6 +109,20 @@ enum FormatArg {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// Replace a user's areas (records of areas they lose leave their devices).
+    Areas {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long = "area", required = true)]
+        areas: Vec<String>,
+    },
     Add {
         #[arg(long, default_value = "vigie-data")]
         data: PathBuf,
@@ -104,6 +138,44 @@ enum UserCommand {
         areas: Vec<String>,
         #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
         key_hex: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// One JSON line per entry: entry, record, device, user, received_ms, bytes.
+    List {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+    },
+    /// Merge an entry's changes into its record.
+    Accept {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+        #[arg(long)]
+        entry: i64,
+    },
+    /// Drop an entry.
+    Reject {
+        #[arg(long, default_value = "vigie-data")]
+        data: PathBuf,
+        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+        key_hex: Option<String>,
+        #[arg(long)]
+        entry: i64,
     },
 }
 
@@ -225,6 +297,37 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", token.to_text());
             Ok(())
         }
+        Command::User {
+            command:
+                UserCommand::Areas {
+                    data,
+                    database,
+                    key_hex,
+                    user,
+                    areas,
+                },
+        } => {
+            open(database, &data, key_hex)?
+                .set_user_areas(user, &areas)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Command::Erase {
+            data,
+            database,
+            key_hex,
+            record,
+            by,
+        } => {
+            if !open(database, &data, key_hex)?
+                .erase(by, record)
+                .map_err(|e| e.to_string())?
+            {
+                eprintln!("vigie: no such record (a tombstone stands for it all the same)");
+            }
+            Ok(())
+        }
+        Command::Quarantine { command } => quarantine(command),
         Command::Device {
             command:
                 DeviceCommand::Revoke {
@@ -297,6 +400,62 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn quarantine(command: QuarantineCommand) -> Result<(), String> {
+    match command {
+        QuarantineCommand::List {
+            data,
+            database,
+            key_hex,
+        } => {
+            for q in open(database, &data, key_hex)?
+                .quarantined()
+                .map_err(|e| e.to_string())?
+            {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "entry": q.entry,
+                        "record": q.record,
+                        "device": q.device,
+                        "user": q.user,
+                        "received_ms": q.received_ms,
+                        "bytes": q.changes.len(),
+                    })
+                );
+            }
+            Ok(())
+        }
+        QuarantineCommand::Accept {
+            data,
+            database,
+            key_hex,
+            entry,
+        } => review(database, &data, key_hex, entry, true),
+        QuarantineCommand::Reject {
+            data,
+            database,
+            key_hex,
+            entry,
+        } => review(database, &data, key_hex, entry, false),
+    }
+}
+
+fn review(
+    database: Option<String>,
+    data: &std::path::Path,
+    key_hex: Option<String>,
+    entry: i64,
+    accept: bool,
+) -> Result<(), String> {
+    if !open(database, data, key_hex)?
+        .review_quarantined(entry, accept)
+        .map_err(|e| e.to_string())?
+    {
+        return Err("no such quarantine entry".into());
+    }
+    Ok(())
 }
 
 /// The hub's storage for an administration command.

@@ -24,7 +24,7 @@ use vigie_core::doc::ChangeAuthor;
 use vigie_core::store::{decode_stored, encode_document, heads_bytes};
 use vigie_core::sync::{
     ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
-    RecordWrite, StoredRecord,
+    Quarantined, RecordWrite, StoredRecord,
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, Result, Store, User};
 
@@ -34,7 +34,7 @@ type Manager = PostgresConnectionManager<NoTls>;
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// How often a transaction that collided with another process runs again before giving up.
 const ATTEMPTS: usize = 10;
 
@@ -70,6 +70,25 @@ const SCHEMA_V1: &str = "
         enrolled_ms BIGINT NOT NULL,
         revoked_ms  BIGINT
     );
+";
+
+/// Erasure tombstones and quarantined changes (see the embedded store's migration 008).
+const SCHEMA_V2: &str = "
+    CREATE TABLE erased (
+        record_id UUID PRIMARY KEY,
+        seq       BIGINT NOT NULL,
+        at_ms     BIGINT NOT NULL
+    );
+    CREATE INDEX erased_by_seq ON erased (seq);
+    CREATE TABLE quarantine (
+        id          BIGSERIAL PRIMARY KEY,
+        record_id   UUID NOT NULL,
+        device_id   UUID NOT NULL,
+        user_id     UUID NOT NULL,
+        changes     BYTEA NOT NULL,
+        received_ms BIGINT NOT NULL
+    );
+    CREATE INDEX quarantine_by_record ON quarantine (record_id);
 ";
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
@@ -210,6 +229,9 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
     if version < 1 {
         tx.batch_execute(SCHEMA_V1).map_err(storage_error)?;
     }
+    if version < 2 {
+        tx.batch_execute(SCHEMA_V2).map_err(storage_error)?;
+    }
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -311,7 +333,11 @@ impl HubTransaction for PgTransaction<'_> {
     fn high_water(&mut self) -> Result<i64> {
         Ok(self
             .tx
-            .query_one("SELECT coalesce(max(seq), 0) FROM change_log", &[])
+            .query_one(
+                "SELECT greatest((SELECT coalesce(max(seq), 0) FROM change_log),
+                                 (SELECT coalesce(max(seq), 0) FROM erased))",
+                &[],
+            )
             .map_err(storage_error)?
             .get(0))
     }
@@ -373,15 +399,121 @@ impl HubTransaction for PgTransaction<'_> {
             })
             .collect())
     }
+
+    fn is_erased(&mut self, id: Uuid) -> Result<bool> {
+        Ok(self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM erased WHERE record_id = $1)",
+                &[&id],
+            )
+            .map_err(storage_error)?
+            .get(0))
+    }
+
+    fn erase(&mut self, id: Uuid) -> Result<bool> {
+        if self.is_erased(id)? {
+            return Ok(false);
+        }
+        self.written.remove(&id);
+        self.pending.retain(|p| p.id != id);
+        let found = self
+            .tx
+            .execute("DELETE FROM records WHERE id = $1", &[&id])
+            .map_err(storage_error)?
+            > 0;
+        for table in ["change_log", "quarantine"] {
+            self.tx
+                .execute(&format!("DELETE FROM {table} WHERE record_id = $1"), &[&id])
+                .map_err(storage_error)?;
+        }
+        // The tombstone takes its place in the change order like a change.
+        self.lock_change_order()?;
+        self.tx
+            .execute(
+                "INSERT INTO erased (record_id, seq, at_ms) VALUES ($1, nextval('change_seq'), $2)",
+                &[&id, &chrono::Utc::now().timestamp_millis()],
+            )
+            .map_err(storage_error)?;
+        Ok(found)
+    }
+
+    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT record_id FROM erased WHERE seq > $1 AND seq <= $2",
+                &[&after, &upto],
+            )
+            .map_err(storage_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn quarantine(&mut self, entry: &Quarantined) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO quarantine (record_id, device_id, user_id, changes, received_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &entry.record,
+                    &entry.device,
+                    &entry.user,
+                    &entry.changes,
+                    &entry.received_ms,
+                ],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn quarantined(&mut self) -> Result<Vec<Quarantined>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT id, record_id, device_id, user_id, changes, received_ms FROM quarantine
+                 ORDER BY id",
+                &[],
+            )
+            .map_err(storage_error)?;
+        Ok(rows.iter().map(quarantined_of).collect())
+    }
+
+    fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
+        let row = self
+            .tx
+            .query_opt(
+                "DELETE FROM quarantine WHERE id = $1
+                 RETURNING id, record_id, device_id, user_id, changes, received_ms",
+                &[&entry],
+            )
+            .map_err(storage_error)?;
+        Ok(row.as_ref().map(quarantined_of))
+    }
+}
+
+fn quarantined_of(row: &Row) -> Quarantined {
+    Quarantined {
+        entry: row.get(0),
+        record: row.get(1),
+        device: row.get(2),
+        user: row.get(3),
+        changes: row.get(4),
+        received_ms: row.get(5),
+    }
 }
 
 impl PgTransaction<'_> {
+    fn lock_change_order(&mut self) -> Result<()> {
+        self.tx
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQ_LOCK])
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     /// Stamps the pending writes with change numbers and commits.
     fn commit(mut self) -> Result<()> {
         if !self.pending.is_empty() {
-            self.tx
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQ_LOCK])
-                .map_err(storage_error)?;
+            self.lock_change_order()?;
             let now = chrono::Utc::now().timestamp_millis();
             for p in std::mem::take(&mut self.pending) {
                 let seq: i64 = self
@@ -545,5 +677,29 @@ impl Backend for Postgres {
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
         vigie_core::sync::handle_sync(&mut PgStorage { pool: &self.pool }, who, request, limits)
+    }
+
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {
+        // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
+        // own storage encryption protects them meanwhile.
+        crate::backend::erase_in(&mut PgStorage { pool: &self.pool }, by, record)
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>> {
+        PgStorage { pool: &self.pool }.in_transaction(&mut |tx| tx.quarantined())
+    }
+
+    fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool> {
+        crate::backend::review_in(&mut PgStorage { pool: &self.pool }, entry, accept)
+    }
+
+    fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User> {
+        crate::backend::set_areas_in(
+            &mut PgStorage { pool: &self.pool },
+            &self.actor,
+            &self.reference,
+            user,
+            areas,
+        )
     }
 }

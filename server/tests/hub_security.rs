@@ -213,8 +213,9 @@ fn scope_credentials_and_revocation_hold_over_http() {
         !revoke(&data, monitor_b.token.device),
         "revoking twice is an error"
     );
+    // Refused, and told to wipe (a lost or seized phone).
     let err = monitor_b.sync(&hub.url).unwrap_err();
-    assert!(err.to_string().contains("403"), "{err}");
+    assert!(matches!(err, Error::WipeRequested), "{err}");
     let request_b = monitor_b
         .store
         .hub_sync_request(&SyncOptions::default())

@@ -214,6 +214,12 @@ impl Store {
         self.conn.close().map_err(|(_, e)| Error::Storage(e))
     }
 
+    /// Drops the content of forgotten records from every file of the store (after an erasure):
+    /// see `purge_freed_content`.
+    pub fn purge_freed_content(&self) -> Result<()> {
+        purge_freed_content(&self.conn)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -788,6 +794,61 @@ pub(crate) fn save_document(
     Ok(rowid)
 }
 
+/// Removes every trace of a record from this store: document, index rows, search entry, change
+/// log and sync state. Returns whether it was there. secure_delete zeroes the freed bytes; the
+/// caller compacts the search index and truncates the WAL once the transaction is committed
+/// (`purge_freed_content`).
+pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<bool> {
+    let rowid: Option<i64> = tx
+        .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    if let Some(rowid) = rowid {
+        index::delete_rows(tx, rowid)?;
+        tx.prepare_cached("DELETE FROM records WHERE rowid = ?1")?
+            .execute([rowid])?;
+    }
+    for table in [
+        "change_log",
+        "sync_outbox",
+        "sync_hub_heads",
+        "sync_refetch",
+        "quarantine",
+    ] {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
+            .execute([id.as_bytes()])?;
+    }
+    Ok(rowid.is_some())
+}
+
+/// Records that a record was erased, so that no old copy brings it back.
+pub(crate) fn place_tombstone(tx: &Transaction, id: Uuid, seq: Option<i64>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO erased (record_id, seq, at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (record_id) DO NOTHING",
+    )?
+    .execute(params![id.as_bytes(), seq, Utc::now().timestamp_millis()])?;
+    Ok(())
+}
+
+pub(crate) fn is_erased(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased WHERE record_id = ?1)")?
+        .query_row([id.as_bytes()], |r| r.get(0))?)
+}
+
+/// After records were forgotten: the full-text index is rewritten without their terms (FTS5
+/// keeps deleted terms in old segments until a merge; secure_delete zeroes the pages it frees)
+/// and the WAL is emptied, so that no copy of their content stays in any file.
+pub(crate) fn purge_freed_content(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO name_search (name_search) VALUES ('optimize')",
+        [],
+    )?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
 /// Rebuilds the index rows of one record from its document.
 fn index_document(
     tx: &Transaction,
@@ -928,6 +989,15 @@ pub(crate) fn merge_document(
     id: Uuid,
     bytes: &[u8],
 ) -> Result<Merged> {
+    if is_erased(tx, id)? {
+        // An old copy of an erased record: it does not come back.
+        return Ok(Merged {
+            changed: false,
+            complete: true,
+            created: false,
+            heads: Vec::new(),
+        });
+    }
     let (existing, mut document) = load_or_new(tx, actor, id)?;
     let before = document.get_heads();
     decode_into(&mut document, id, bytes)?;

@@ -50,6 +50,11 @@ pub struct SyncReport {
     pub more: bool,
     /// The hub saw this device's clock far from its own.
     pub clock_skewed: bool,
+    /// Records whose changes the hub kept for review because this user lost their area; they
+    /// left the device.
+    pub quarantined: Vec<Uuid>,
+    /// Records erased on the hub; they left the device for good.
+    pub erased: Vec<Uuid>,
 }
 
 /// What a whole session did (many exchanges).
@@ -65,6 +70,8 @@ pub struct SyncSummary {
     pub clock_skewed: bool,
     /// Records still waiting in the outbox (refused ones, until they are accepted).
     pub pending: usize,
+    pub quarantined: Vec<Uuid>,
+    pub erased: Vec<Uuid>,
 }
 
 const CURSOR_KEY: &str = "hub_cursor";
@@ -191,6 +198,16 @@ impl Store {
                         record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
                     }
                 }
+                PushOutcome::Quarantined => {
+                    // Delivered for review; the record is no longer this user's to hold.
+                    report.quarantined.push(*id);
+                    store::forget_record(&tx, *id)?;
+                }
+                PushOutcome::Erased => {
+                    report.erased.push(*id);
+                    store::forget_record(&tx, *id)?;
+                    store::place_tombstone(&tx, *id, None)?;
+                }
                 PushOutcome::Refused { reason } => {
                     report.refused.push((*id, *reason));
                     if *reason == Refusal::MissingHistory {
@@ -226,6 +243,13 @@ impl Store {
                 &mut report,
             )?;
         }
+        for id in &response.erased {
+            if !report.erased.contains(id) {
+                report.erased.push(*id);
+            }
+            store::forget_record(&tx, *id)?;
+            store::place_tombstone(&tx, *id, None)?;
+        }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -235,6 +259,9 @@ impl Store {
             ],
         )?;
         tx.commit()?;
+        if !report.erased.is_empty() || !report.quarantined.is_empty() {
+            store::purge_freed_content(&self.conn)?;
+        }
         Ok(report)
     }
 }
@@ -482,6 +509,8 @@ pub fn sync_through(
             }
         }
         summary.failed.extend(report.failed);
+        summary.quarantined.extend(report.quarantined);
+        summary.erased.extend(report.erased);
         progress(&summary);
         // Records that arrived incomplete are fetched whole in the same session.
         if !in_flight && report.incomplete == 0 && (summary.pending == 0 || !progressed) {

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 pub use super::hub_storage::{
-    ChangedRecord, HubStorage, HubTransaction, LogEntry, RecordWrite, StoredRecord,
+    ChangedRecord, HubStorage, HubTransaction, LogEntry, Quarantined, RecordWrite, StoredRecord,
 };
 
 /// Who is syncing: an enrolled device and the user it belongs to.
@@ -190,14 +190,118 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
             budget.saturating_sub(size),
         )?;
         records.extend(pulled);
+        // Tombstones travel with the last page of a walk, covering all of it: few, small, and
+        // applied twice without effect.
+        let erased = if more {
+            Vec::new()
+        } else {
+            tx.erased_between(cursor.since, next.since)?
+        };
         Ok(SyncResponse {
             acks,
             records,
             cursor: next,
             more,
+            erased,
         })
     })?;
     Ok(wire::encode(wire::RESPONSE_TAG, &response))
+}
+
+/// Erases a record everywhere the hub can reach: its document and history go, and a tombstone
+/// tells every device to drop its copy and stops any old copy from coming back. `by` must be a
+/// supervisor whose areas cover the record. Returns whether the record was there.
+pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Result<bool> {
+    if by.role != Role::Supervisor {
+        return Err(Error::NotAllowed {
+            rule: "only a supervisor may erase a record".into(),
+        });
+    }
+    if let Some(stored) = tx.record(id, true)? {
+        if stored.kind != RecordKind::ChildCase {
+            return Err(Error::NotAllowed {
+                rule: "only child cases are erased; other records are closed".into(),
+            });
+        }
+        if !stored.area.as_ref().is_some_and(|a| by.covers(a)) {
+            return Err(Error::NotAllowed {
+                rule: "the record is outside the supervisor's areas".into(),
+            });
+        }
+    }
+    tx.erase(id)
+}
+
+/// Accepts quarantined changes after a supervisor's review: they are merged into the record as
+/// the device made them. Returns whether the record changed.
+pub fn accept_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<bool> {
+    let Some(stored) = tx.record(entry.record, true)? else {
+        return Ok(false);
+    };
+    let mut document = doc::load(entry.record, &stored.document)?;
+    let before = document.get_heads();
+    store::decode_into(&mut document, entry.record, &entry.changes)?;
+    if document.get_heads() == before {
+        return Ok(false);
+    }
+    let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
+        id: entry.record,
+        reason: "the quarantined changes name no record kind".into(),
+    })?;
+    let area = TypedRecord::read(kind, entry.record, &document)?
+        .area()
+        .cloned();
+    tx.save(RecordWrite {
+        id: entry.record,
+        kind,
+        key: Some(stored.key),
+        area: area.as_ref(),
+        document: &mut document,
+        before: &before,
+        author: ChangeAuthor {
+            user: entry.user,
+            device: entry.device,
+        },
+    })?;
+    Ok(true)
+}
+
+/// Writes a new state of a record on the hub (an administrator changing a user's areas).
+pub fn update_record<R: Record>(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    reference: &ReferenceData,
+    record: &R,
+) -> Result<R> {
+    let mut record = record.clone();
+    record.derive(reference);
+    record.validate(reference)?;
+    let id = record.id();
+    let stored = tx
+        .record(id, true)?
+        .filter(|s| s.kind == R::KIND)
+        .ok_or(Error::NotFound {
+            kind: Some(R::KIND),
+            id,
+        })?;
+    let mut document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+    let before = document.get_heads();
+    if doc::write_record(&mut document, &record, &author)?.is_none() {
+        return doc::read_record(&document, id);
+    }
+    let written = doc::read_record::<R>(&document, id)?;
+    let area = TypedRecord::read(R::KIND, id, &document)?.area().cloned();
+    tx.save(RecordWrite {
+        id,
+        kind: R::KIND,
+        key: Some(stored.key),
+        area: area.as_ref(),
+        document: &mut document,
+        before: &before,
+        author,
+    })?;
+    Ok(written)
 }
 
 /// Reads a record of type `R` from the hub's storage, if there is one of that kind.
@@ -259,6 +363,9 @@ fn accept_push(
     entry: &PushEntry,
     limits: &HubLimits,
 ) -> Result<PushOutcome> {
+    if tx.is_erased(entry.id)? {
+        return Ok(PushOutcome::Erased);
+    }
     let existing = tx.record(entry.id, true)?;
     let mut document = match &existing {
         Some(stored) => {
@@ -266,8 +373,21 @@ fn accept_push(
                 return Ok(refused(Refusal::KindNotAllowed));
             }
             // The hub's copy must be the sender's to change: its area as the hub holds it now.
+            // A user who lost the area may still hold changes made before: they are kept for a
+            // supervisor's review, not dropped.
             if !stored.area.as_ref().is_some_and(|a| who.covers(a)) {
-                return Ok(refused(Refusal::OutOfScope));
+                if !builds_on(&stored.document, entry, who) {
+                    return Ok(refused(Refusal::OutOfScope));
+                }
+                tx.quarantine(&Quarantined {
+                    entry: 0,
+                    record: entry.id,
+                    device: who.device,
+                    user: who.user,
+                    changes: entry.changes.clone(),
+                    received_ms: Utc::now().timestamp_millis(),
+                })?;
+                return Ok(PushOutcome::Quarantined);
             }
             doc::load(entry.id, &stored.document)?
         }
@@ -337,6 +457,26 @@ fn accept_push(
         catch_up,
         clock_skewed,
     })
+}
+
+/// Whether pushed changes are the sender's own work on the hub's copy: they decode onto it,
+/// depend on nothing the hub lacks, and are all made on the sender's device. Only such changes
+/// are worth a supervisor's review; anything else is refused.
+fn builds_on(stored: &[u8], entry: &PushEntry, who: &Principal) -> bool {
+    let Ok(mut document) = doc::load(entry.id, stored) else {
+        return false;
+    };
+    let before = document.get_heads();
+    if store::decode_into(&mut document, entry.id, &entry.changes).is_err()
+        || !document.get_missing_deps(&[]).is_empty()
+    {
+        return false;
+    }
+    let new_changes = document.get_changes(&before);
+    !new_changes.is_empty()
+        && new_changes
+            .iter()
+            .all(|c| doc::device_of_actor(c.actor_id()) == Some(who.device))
 }
 
 /// A record sent whole (asked for again by the device), if it is the device's to see.

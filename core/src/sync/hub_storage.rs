@@ -87,6 +87,39 @@ pub trait HubTransaction {
 
     /// A record's change log, in order.
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>>;
+
+    /// Whether the record was erased (a tombstone stands for it).
+    fn is_erased(&mut self, id: Uuid) -> Result<bool>;
+
+    /// Erases a record: its document, change log, index rows and quarantined changes are
+    /// deleted, and a tombstone is placed after every change logged so far. Returns whether
+    /// there was anything to erase (a second erasure of the same record changes nothing).
+    fn erase(&mut self, id: Uuid) -> Result<bool>;
+
+    /// Records erased in `(after, upto]` of the change order.
+    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>>;
+
+    /// Keeps changes a device sent to a record that is no longer its user's to change.
+    fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
+
+    /// Every quarantined entry, oldest first.
+    fn quarantined(&mut self) -> Result<Vec<Quarantined>>;
+
+    /// Removes one quarantined entry (reviewed) and returns it.
+    fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>>;
+}
+
+/// Changes held for a supervisor's review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The backend's id of the entry (0 before it is stored).
+    pub entry: i64,
+    pub record: Uuid,
+    pub device: Uuid,
+    pub user: Uuid,
+    /// Automerge changes, as the device sent them.
+    pub changes: Vec<u8>,
+    pub received_ms: i64,
 }
 
 /// A hub's storage: runs work in transactions.
@@ -228,6 +261,99 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(log)
+    }
+
+    fn is_erased(&mut self, id: Uuid) -> Result<bool> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased WHERE record_id = ?1)")?
+            .query_row([id.as_bytes()], |r| r.get(0))?)
+    }
+
+    fn erase(&mut self, id: Uuid) -> Result<bool> {
+        if self.is_erased(id)? {
+            return Ok(false);
+        }
+        let found = store::forget_record(self.tx, id)?;
+        // The tombstone takes the next place in the change order, like a change would.
+        self.tx.execute(
+            "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
+             VALUES (?1, 0, x'', NULL, ?2, ?3)",
+            rusqlite::params![
+                id.as_bytes(),
+                Origin::Local as i64,
+                chrono::Utc::now().timestamp_millis()
+            ],
+        )?;
+        let seq = self.tx.last_insert_rowid();
+        store::place_tombstone(self.tx, id, Some(seq))?;
+        Ok(found)
+    }
+
+    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT record_id FROM erased WHERE seq > ?1 AND seq <= ?2")?;
+        let ids = stmt
+            .query_map([after, upto], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ids.iter().map(|b| uuid_of(b)).collect()
+    }
+
+    fn quarantine(&mut self, entry: &Quarantined) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO quarantine (record_id, device_id, user_id, changes, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![
+                entry.record.as_bytes(),
+                entry.device.as_bytes(),
+                entry.user.as_bytes(),
+                entry.changes,
+                entry.received_ms
+            ])?;
+        Ok(())
+    }
+
+    fn quarantined(&mut self) -> Result<Vec<Quarantined>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, record_id, device_id, user_id, changes, received_ms FROM quarantine
+             ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(entry, record, device, user, changes, received_ms)| {
+                Ok(Quarantined {
+                    entry,
+                    record: uuid_of(&record)?,
+                    device: uuid_of(&device)?,
+                    user: uuid_of(&user)?,
+                    changes,
+                    received_ms,
+                })
+            })
+            .collect()
+    }
+
+    fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
+        let found = self.quarantined()?.into_iter().find(|q| q.entry == entry);
+        if found.is_some() {
+            self.tx
+                .execute("DELETE FROM quarantine WHERE id = ?1", [entry])?;
+        }
+        Ok(found)
     }
 }
 

@@ -26,7 +26,8 @@ pub use bundle::BundleReport;
 pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
 pub use hub::{
     ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
-    RecordWrite, StoredRecord, create_record, handle_sync, read_record,
+    Quarantined, RecordWrite, StoredRecord, accept_quarantined, create_record, erase_record,
+    handle_sync, read_record, update_record,
 };
 pub use peer::{PeerScope, PeerSession};
 pub use token::{EnrolmentToken, MalformedToken};

@@ -132,6 +132,8 @@ pub struct SyncResponse {
     pub cursor: Cursor,
     /// More records are waiting: send another request.
     pub more: bool,
+    /// Records erased since the cursor: every copy must go, and none may come back.
+    pub erased: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +154,11 @@ pub enum PushOutcome {
     },
     /// Not stored. The device keeps its copy and is told why.
     Refused { reason: Refusal },
+    /// The record is no longer the user's to change (they lost its area): the changes are
+    /// kept on the hub for a supervisor's review, and the record leaves the device.
+    Quarantined,
+    /// The record was erased: the device's copy must go.
+    Erased,
 }
 
 /// Why the hub refused a record. Reasons name rules, never content.

@@ -1,0 +1,241 @@
+//! Data protection through the real hub: a revoked device is told to wipe, a user who lost an
+//! area has their changes quarantined for review (never dropped) and the records leave their
+//! device, and an erased child case leaves every store, including a device that was offline
+//! during the erasure and came back with an old copy.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use vigie_core::sync::Principal;
+use vigie_core::*;
+use vigie_server::auth::Token;
+
+/// A device whose store is not encrypted, so that its files can be searched byte by byte.
+fn plain_device(dir: &Path, data: &Path, name: &str, role: Role, areas: &[&str]) -> Device {
+    let user = add_user(data, name, role, areas);
+    let token_text = enrol(data, user);
+    let token = Token::parse(&token_text).expect("token parses");
+    let config = StoreConfig::new(
+        dir.join(format!("{name}.db")),
+        Encryption::Unencrypted,
+        user,
+    )
+    .device(token.device);
+    Device {
+        name: name.to_string(),
+        principal: Principal {
+            device: token.device,
+            user,
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+        },
+        store: Store::open(config).expect("open the device store"),
+        token,
+        token_text,
+    }
+}
+
+/// Every file under `dir` (and beside it, for a store's -wal and -shm) whose bytes contain
+/// `needle`.
+fn files_containing(paths: &[PathBuf], needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for path in paths {
+        let mut stack = vec![path.clone()];
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                for entry in std::fs::read_dir(&p).expect("read dir") {
+                    stack.push(entry.expect("dir entry").path());
+                }
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn store_files(store: &Store) -> Vec<PathBuf> {
+    let path = store.path().to_path_buf();
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn a_revoked_device_is_refused_and_told_to_wipe() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let user = add_user(&data, "Awa", Role::CommunityMonitor, &[C01]);
+    let token = Token::parse(&enrol(&data, user)).unwrap();
+
+    // The phone's profile, in a vault as the app keeps it.
+    let vault = Vault::open(dir.path().join("phone")).unwrap();
+    let mut store = vault
+        .create_user(user, Some(token.device), "482916")
+        .unwrap();
+    store
+        .create(&child(area(C01), "Mariam Diabaté", user))
+        .unwrap();
+    let client = vigie_server::client::HubClient::new(&hub.url, &token);
+    client
+        .sync(&mut store, &Default::default(), |_| {})
+        .expect("an enrolled device syncs");
+
+    assert!(revoke(&data, token.device));
+    match client.sync(&mut store, &Default::default(), |_| {}) {
+        Err(Error::WipeRequested) => {}
+        other => panic!("expected WipeRequested, got {other:?}"),
+    }
+    // What the app does when told: the profile's key and files go.
+    store.close().unwrap();
+    vault.wipe_user(user).unwrap();
+    assert!(!vault.users().unwrap().contains(&user));
+    assert!(matches!(
+        vault.unlock_with_pin(user, "482916"),
+        Err(Error::NoProfile { .. })
+    ));
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+#[test]
+fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    let untouched = monitor
+        .store
+        .create(&child(area(C01), "Ama Yao", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+
+    // Offline, the monitor keeps working on the case; meanwhile the area is taken away.
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.notes = "Vue au marché le samedi.".into();
+    monitor.store.update(&edited).unwrap();
+    let user = monitor.user().to_string();
+    let args = database_args(&data);
+    let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
+    cli.extend(args.iter().map(String::as_str));
+    cli.extend(["--user", &user, "--area", C02]);
+    vigie(&cli);
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+    assert_eq!(summary.pending, 0, "nothing stays stuck in the outbox");
+    assert!(
+        !monitor.has(case.id),
+        "the quarantined record left the phone"
+    );
+
+    // The supervisor reviews: the entry is there, accepted, and the note reaches the record.
+    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+    list.extend(args.iter().map(String::as_str));
+    let listed = vigie(&list);
+    let entry: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["record"], case.id.to_string());
+    let number = entry["entry"].as_i64().unwrap().to_string();
+    let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+    accept.extend(args.iter().map(String::as_str));
+    accept.extend(["--entry", &number]);
+    vigie(&accept);
+    assert!(vigie(&list).is_empty(), "the reviewed entry is gone");
+
+    supervisor.sync(&hub.url).unwrap();
+    let reviewed: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(reviewed.notes, "Vue au marché le samedi.");
+    assert!(supervisor.has(untouched.id));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+#[test]
+fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
+    const NAME: &str = "Zoubeyratou Kpandjélé";
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut other = plain_device(dir.path(), &data, "other", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap();
+    let kept = monitor
+        .store
+        .create(&child(area(C01), "Adjoa Mensah", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    other.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    for d in [&monitor, &other, &supervisor] {
+        assert!(d.has(case.id), "{} received the case", d.name);
+    }
+    // Before the erasure the name is in the stores' files (the search index holds it): the
+    // search below can find it.
+    assert!(!files_containing(&store_files(&monitor.store), NAME.as_bytes()).is_empty());
+    let old_copy = monitor.store.export_document(case.id).unwrap();
+
+    // `other` goes offline with an edit of the case; the supervisor's decision is carried out.
+    let mut edited: ChildCase = other.store.get(case.id).unwrap();
+    edited.notes = "Suivi prévu.".into();
+    other.store.update(&edited).unwrap();
+    let by = supervisor.user().to_string();
+    let record = case.id.to_string();
+    let mut erase = vec!["erase", "--data", data.to_str().unwrap()];
+    let args = database_args(&data);
+    erase.extend(args.iter().map(String::as_str));
+    erase.extend(["--record", &record, "--by", &by]);
+    vigie(&erase);
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.erased, vec![case.id]);
+    supervisor.sync(&hub.url).unwrap();
+    assert!(!monitor.has(case.id) && !supervisor.has(case.id));
+    assert!(monitor.has(kept.id), "only the erased case goes");
+
+    // The offline device returns with its old copy and an edit: refused, and its copy goes.
+    let summary = other.sync(&hub.url).unwrap();
+    assert!(summary.erased.contains(&case.id), "{summary:?}");
+    assert!(!other.has(case.id));
+    assert_eq!(summary.pending, 0);
+
+    // An old copy from a bundle or a peer does not bring it back either.
+    monitor.store.merge_document(case.id, &old_copy).unwrap();
+    assert!(!monitor.has(case.id));
+    // ... and the hub does not send it again, to anyone.
+    let mut newcomer = plain_device(dir.path(), &data, "new", Role::Supervisor, &[DISTRICT]);
+    newcomer.sync(&hub.url).unwrap();
+    assert!(!newcomer.has(case.id) && newcomer.has(kept.id));
+
+    hub.stop();
+    let mut files = vec![];
+    for d in [&monitor, &other, &supervisor, &newcomer] {
+        files.extend(store_files(&d.store));
+    }
+    if hub_database(&data).is_none() {
+        files.push(data.clone());
+    }
+    let found = files_containing(&files, NAME.as_bytes());
+    assert!(found.is_empty(), "the name is still readable in {found:?}");
+    // Neither does the hub's log carry it (nor any other name of this test).
+    let log = std::fs::read_to_string(data.with_extension("hub.log")).unwrap_or_default();
+    for name in [NAME, "Adjoa Mensah"] {
+        assert!(!log.contains(name), "the hub logged a name");
+    }
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
