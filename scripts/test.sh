@@ -12,14 +12,36 @@ scripts/setup.sh
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-echo "== Rust: every workspace crate's unit and integration tests" >&2
+export VIGIE_TEST_LOG_DIR="$logs/hubs"
+
+echo "== Rust: every workspace crate's unit and integration tests (hub on its embedded store)" >&2
 cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
+echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
+VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
+  --test hub_sync --test hub_security --test hub_crash --test hub_protection 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
+
+echo "== Logs: no personal data in what the suites and the hubs logged" >&2
+hub_logs=$(find "$logs/hubs" -name '*.hub.log' 2>/dev/null | wc -l)
+leaks=0
+while IFS= read -r name; do
+  case "$name" in ''|'#'*) continue ;; esac
+  if grep -rlF -- "$name" "$logs" >/dev/null; then
+    echo "personal data in the logs: a name from tests/personal-names.txt appears in:" >&2
+    grep -rlF -- "$name" "$logs" >&2
+    leaks=$((leaks + 1))
+  fi
+done < tests/personal-names.txt
+if [ "$leaks" -ne 0 ] || [ "$hub_logs" -eq 0 ]; then
+  echo "log scan failed ($leaks names found, $hub_logs hub logs scanned)" >&2
+  exit 1
+fi
+echo "log scan: $(grep -cv '^#' tests/personal-names.txt) names, none found in the test output or $hub_logs hub logs" >&2
 
 # One closing line for every suite together (each runner printed its own above).
 passed=$(
   {
-    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log"
+    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log" "$logs/postgres.log"
     sed -nE 's/^OK \(([0-9]+) tests?\)$/\1/p' "$logs/bindings.log"
     sed -nE 's/^=+ ([0-9]+) passed.*/\1/p' "$logs/bindings.log"
   } | awk '{ n += $1 } END { print n + 0 }'

@@ -170,7 +170,8 @@ impl Hub {
             .arg(&self.data)
             .args(database_args(&self.data))
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+            // Debug for Vigie's own crates: the log scan of scripts/test.sh reads all of it.
+            .env("RUST_LOG", "info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off")
             .env_remove("VIGIE_HUB_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -319,6 +320,17 @@ impl Drop for Hub {
             eprintln!("hub log (last lines):\n{}", self.log_tail(30));
         }
         self.kill();
+        // scripts/test.sh keeps every hub's log, to scan them for personal data.
+        if let Ok(dir) = std::env::var("VIGIE_TEST_LOG_DIR") {
+            static KEPT: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "{}-{}.hub.log",
+                std::process::id(),
+                KEPT.fetch_add(1, Ordering::Relaxed)
+            );
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(&self.log, Path::new(&dir).join(name));
+        }
     }
 }
 
