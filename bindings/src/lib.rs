@@ -21,11 +21,13 @@ mod error;
 mod listeners;
 mod store;
 mod types;
+mod vault;
 
 pub use error::{TransportError, VigieError};
 pub use listeners::{ChangeListener, ChangeSource, RecordChange, SyncProgressListener};
 pub use store::{PeerSession, PeerStart, SyncTransport, VigieStore, open_store};
 pub use types::*;
+pub use vault::{HandOver, Vault, VaultConfig, open_vault};
 
 use uuid::Uuid;
 use vigie_core::{

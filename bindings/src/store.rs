@@ -16,7 +16,7 @@ use crate::types::{
 };
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
@@ -73,13 +73,7 @@ pub fn open_store(
             reason: "this store file belongs to another device".into(),
         });
     }
-    Ok(Arc::new(VigieStore {
-        device_id: store.device_id().to_string(),
-        user_id: store.user_id().to_string(),
-        store: Mutex::new(Some(store)),
-        owner: AtomicU64::new(0),
-        listeners: Listeners::default(),
-    }))
+    Ok(VigieStore::from_core(store))
 }
 
 /// An open store. Every method blocks on SQLite: call it off the main thread. Methods may be
@@ -96,6 +90,8 @@ pub struct VigieStore {
     listeners: Listeners,
     device_id: String,
     user_id: String,
+    /// Closed because its profile was wiped (`Vault.wipe_user`, `wipe_all`).
+    wiped: AtomicBool,
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -129,9 +125,50 @@ fn local(id: Uuid, kind: RecordKind) -> RecordChange {
 }
 
 impl VigieStore {
+    /// The object for an open core store (from `open_store` or a `Vault`).
+    pub(crate) fn from_core(store: Store) -> Arc<VigieStore> {
+        Arc::new(VigieStore {
+            device_id: store.device_id().to_string(),
+            user_id: store.user_id().to_string(),
+            store: Mutex::new(Some(store)),
+            owner: AtomicU64::new(0),
+            listeners: Listeners::default(),
+            wiped: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes the core store out, for its profile to be wiped: later calls raise `ProfileWiped`.
+    pub(crate) fn take_for_wipe(&self) -> Result<Option<Store>> {
+        match self.with_store(|_| Ok(())) {
+            // Closed already (by `close_store`, or wiped): nothing to take.
+            Ok(()) | Err(VigieError::Storage { .. } | VigieError::ProfileWiped { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wiped.store(true, Ordering::SeqCst);
+        Ok(slot.take())
+    }
+
+    /// Tells the listeners that this store's own calls changed these records.
+    pub(crate) fn changed_locally(&self, ids: &[Uuid], kind: RecordKind) {
+        self.changed(ids, kind, ChangeSource::Local);
+    }
+
+    pub(crate) fn changed(&self, ids: &[Uuid], kind: RecordKind, source: ChangeSource) {
+        let changes: Vec<RecordChange> = ids
+            .iter()
+            .map(|id| RecordChange {
+                id: id.to_string(),
+                kind,
+                source,
+            })
+            .collect();
+        self.listeners.changed(&changes);
+    }
+
     /// Runs `f` with the store, one caller at a time. A panic in an earlier call left SQLite's
     /// transaction rolled back on unwind, so a poisoned lock is safe to take over.
-    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let me = THREAD.with(|t| *t);
         if self.owner.load(Ordering::SeqCst) == me {
             return Err(VigieError::NotAllowed {
@@ -143,8 +180,16 @@ impl VigieStore {
         let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.owner.store(me, Ordering::SeqCst);
         let _occupied = Occupied(&self.owner);
-        let store = slot.as_mut().ok_or_else(|| VigieError::Storage {
-            reason: "the store is closed".into(),
+        let store = slot.as_mut().ok_or_else(|| {
+            if self.wiped.load(Ordering::SeqCst) {
+                VigieError::ProfileWiped {
+                    reason: "this profile was wiped from the device".into(),
+                }
+            } else {
+                VigieError::Storage {
+                    reason: "the store is closed".into(),
+                }
+            }
         })?;
         f(store)
     }
