@@ -19,12 +19,17 @@ uniffi::setup_scaffolding!();
 
 mod error;
 mod listeners;
+mod monitoring;
 mod store;
 mod types;
 mod vault;
 
 pub use error::{TransportError, VigieError};
 pub use listeners::{ChangeListener, ChangeSource, RecordChange, SyncProgressListener};
+pub use monitoring::{
+    Alert, AlertSeverity, ChildCounts, DuplicateCandidate, IndicatorFilter, Indicators,
+    MergedCases, VisitReview, check_case_transition, shared_count,
+};
 pub use store::{PeerSession, PeerStart, SyncTransport, VigieStore, open_store};
 pub use types::*;
 pub use vault::{HandOver, Vault, VaultConfig, open_vault};

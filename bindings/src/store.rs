@@ -8,6 +8,7 @@ use crate::error::{Result, VigieError};
 use crate::listeners::{
     ChangeListener, ChangeSource, Listeners, RecordChange, SyncProgressListener, guarded,
 };
+use crate::monitoring::VisitReview;
 use crate::types::{
     self, AreaFilter, BundleExport, BundleReport, ChildCase, ChildCaseQuery, ChildCaseSummary,
     DueItem, FieldConflict, FollowUp, HistoryEntry, Page, Referral, SearchHit, SyncReport,
@@ -21,7 +22,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{PeerScope, SyncOptions, sync_with_hub};
-use vigie_core::{CaseStatus, Encryption, Record, RecordKind, Store, StoreConfig, VisitStatus};
+use vigie_core::{
+    CaseStatus, Encryption, Record, RecordKind, Role, Store, StoreConfig, VisitStatus,
+};
 
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
 /// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
@@ -211,22 +214,6 @@ impl VigieStore {
         self.with_store(|s| Ok(s.get::<R>(id)?))
     }
 
-    /// Reads a child case, changes it and writes it back, under one lock.
-    fn edit_case(
-        &self,
-        case_id: &str,
-        edit: impl FnOnce(&mut vigie_core::ChildCase) -> Result<()>,
-    ) -> Result<ChildCase> {
-        let id = parse_id("case_id", case_id)?;
-        let stored = self.with_store(|s| {
-            let mut case = s.get::<vigie_core::ChildCase>(id)?;
-            edit(&mut case)?;
-            Ok(s.update(&case)?)
-        })?;
-        self.listeners.changed(&[local(id, RecordKind::ChildCase)]);
-        Ok(stored.into())
-    }
-
     /// The kinds of records merged from elsewhere, for the change listeners.
     fn received(store: &Store, ids: &[Uuid], source: ChangeSource) -> Vec<RecordChange> {
         ids.iter()
@@ -360,89 +347,81 @@ impl VigieStore {
     }
 
     // ------------------------------------------------------------------------------------------
-    // Workflows
+    // Workflow: the core's state machine and the rights of the acting user's role (`by`, the
+    // role of the user signed in: the store knows who they are, not their role). A step that is
+    // not allowed is `NotAllowed`, its `reason` naming the rule (statuses and roles only).
 
-    /// Moves a case along identified → referred → receiving services → withdrawn | prevented →
-    /// closed. Any other move is `NotAllowed`.
-    pub fn transition_case(&self, case_id: String, status: CaseStatus) -> Result<ChildCase> {
-        self.edit_case(&case_id, |case| {
-            if !case.status.can_become(status) {
-                return Err(VigieError::NotAllowed {
-                    reason: format!(
-                        "a case {} cannot become {}",
-                        case.status.as_str(),
-                        status.as_str()
-                    ),
-                });
-            }
-            case.status = status;
-            Ok(())
-        })
+    /// Moves a case along referred → receiving services → withdrawn | prevented → closed, as
+    /// `by`. Referral is `refer_case`; verification (withdrawn, prevented) and closing are a
+    /// supervisor's; an inspector does not manage cases. Becoming withdrawn or prevented
+    /// records today as `remediated_on` and schedules the first follow-up.
+    pub fn transition_case(
+        &self,
+        case_id: String,
+        status: CaseStatus,
+        by: Role,
+    ) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let stored = self.with_store(|s| Ok(s.transition_case(id, status, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Adds a referral to a case (an empty `id` gets one). The status is not changed: call
-    /// `transition_case(id, REFERRED)` when the referral is made.
-    pub fn add_referral(&self, case_id: String, referral: Referral) -> Result<ChildCase> {
-        let mut referral = referral;
-        if referral.id.trim().is_empty() {
-            referral.id = Uuid::now_v7().to_string();
-        }
-        self.edit_case(&case_id, |case| {
-            let rid = parse_id("referral.id", &referral.id)?;
-            if case.referrals.contains_key(&rid) {
-                return Err(VigieError::Conflict {
-                    id: rid.to_string(),
-                    reason: "this referral is already in the case".into(),
-                });
-            }
-            let mut view = ChildCase::from(case.clone());
-            view.referrals.push(referral);
-            *case = view.into_core()?;
-            Ok(())
-        })
+    /// Records a referral (its `id` is given by the store) as `by`: an identified case becomes
+    /// referred; a case referred or receiving services keeps its status (a further referral).
+    pub fn refer_case(&self, case_id: String, referral: Referral, by: Role) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let (_, referral) = referral.into_core(0)?;
+        let (stored, _) = self.with_store(|s| Ok(s.refer_case(id, referral, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Adds a follow-up to a case (an empty `id` gets one); its `next_due` puts the case in
-    /// `follow_ups_due`.
-    pub fn add_follow_up(&self, case_id: String, follow_up: FollowUp) -> Result<ChildCase> {
-        let mut follow_up = follow_up;
-        if follow_up.id.trim().is_empty() {
-            follow_up.id = Uuid::now_v7().to_string();
-        }
-        self.edit_case(&case_id, |case| {
-            let fid = parse_id("follow_up.id", &follow_up.id)?;
-            if case.followups.contains_key(&fid) {
-                return Err(VigieError::Conflict {
-                    id: fid.to_string(),
-                    reason: "this follow-up is already in the case".into(),
-                });
-            }
-            let mut view = ChildCase::from(case.clone());
-            view.followups.push(follow_up);
-            *case = view.into_core()?;
-            Ok(())
-        })
+    /// Records a follow-up of a case as `by` (its `id` is given by the store). Once the case is
+    /// remediated, its `next_due` is the rule set's next date after it; before, yours is kept
+    /// and puts the case in `follow_ups_due`.
+    pub fn add_follow_up(
+        &self,
+        case_id: String,
+        follow_up: FollowUp,
+        by: Role,
+    ) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let (_, follow_up) = follow_up.into_core(0)?;
+        let (stored, _) = self.with_store(|s| Ok(s.add_follow_up(id, follow_up, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Moves a visit along draft → submitted → validated | returned (a returned visit is
-    /// submitted again). Any other move is `NotAllowed`.
-    pub fn transition_visit(&self, visit_id: String, status: VisitStatus) -> Result<Visit> {
+    /// The visitor submits a draft (or a returned) visit for review. Any other is `NotAllowed`.
+    pub fn submit_visit(&self, visit_id: String) -> Result<Visit> {
         let id = parse_id("visit_id", &visit_id)?;
         let stored = self.with_store(|s| {
             let mut visit = s.get::<vigie_core::Visit>(id)?;
-            if !visit.status.can_become(status) {
+            let to = VisitStatus::Submitted;
+            if visit.status == to || !visit.status.can_become(to) {
                 return Err(VigieError::NotAllowed {
                     reason: format!(
-                        "a visit {} cannot become {}",
-                        visit.status.as_str(),
-                        status.as_str()
+                        "only a draft or returned visit can be submitted (this one is {})",
+                        visit.status.as_str()
                     ),
                 });
             }
-            visit.status = status;
+            visit.status = to;
             Ok(s.update(&visit)?)
         })?;
-        self.listeners.changed(&[local(id, RecordKind::Visit)]);
+        self.changed_locally(&[id], RecordKind::Visit);
+        Ok(stored.into())
+    }
+
+    /// A supervisor (`by`) validates a submitted visit, or returns it to its visitor with a
+    /// comment (required: else `Validation` on `review_comment`). `reviewed_by` becomes this
+    /// store's user.
+    pub fn review_visit(&self, visit_id: String, review: VisitReview, by: Role) -> Result<Visit> {
+        let id = parse_id("visit_id", &visit_id)?;
+        let review = review.into();
+        let stored = self.with_store(|s| Ok(s.review_visit(id, review, by)?))?;
+        self.changed_locally(&[id], RecordKind::Visit);
         Ok(stored.into())
     }
 

@@ -268,7 +268,7 @@ fn format_instant(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-fn format_utc(t: DateTime<Utc>) -> String {
+pub(crate) fn format_utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -679,7 +679,7 @@ fn keyed<T>(field: &str, items: Vec<(String, T)>) -> Result<BTreeMap<Uuid, T>> {
 }
 
 impl Referral {
-    fn into_core(self, index: usize) -> Result<(String, core::Referral)> {
+    pub(crate) fn into_core(self, index: usize) -> Result<(String, core::Referral)> {
         let field = format!("referrals.{}.date", self.id_or(index));
         Ok((
             self.id,
@@ -702,7 +702,7 @@ impl Referral {
 }
 
 impl FollowUp {
-    fn into_core(self, index: usize) -> Result<(String, core::FollowUp)> {
+    pub(crate) fn into_core(self, index: usize) -> Result<(String, core::FollowUp)> {
         let id = if self.id.is_empty() {
             format!("[{index}]")
         } else {
