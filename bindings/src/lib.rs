@@ -1,8 +1,14 @@
 //! Vigie for Kotlin, Swift and Python: a thin uniffi layer over `vigie-core`.
 //!
-//! - `VigieStore` (from `open_store`): records, queries, history and conflicts, the case
-//!   workflow, sync with the hub (bytes out / bytes in, or one call through the app's
-//!   `SyncTransport`), bundles and peer sessions, change listeners.
+//! - `VigieStore` (from `open_store`, or a `Vault`): records, queries, history and conflicts,
+//!   the case workflow (role-aware: the acting user's `Role` is passed to every step) and the
+//!   review of visits, alerts, duplicate children, indicators, exports, reference data in a
+//!   language (`reference`), sync with the hub (bytes out / bytes in, or one call through the
+//!   app's `SyncTransport`), bundles and peer sessions, change listeners, hand-over of cases.
+//! - `Vault` (from `open_vault`): several users on one phone, each with a store under its own
+//!   key, unlocked by PIN or keystore; wrong PINs counted to a wipe; key rotation; wiping.
+//! - `ReferenceCatalog` (from `VigieStore.reference` or `builtin_reference`): reference data
+//!   labelled in one language.
 //! - Records mirror the core's (see `types` for the conventions: ids and dates are strings,
 //!   `version` is opaque). `new_*` functions build new records with their defaults.
 //! - Errors are one `VigieError` (Kotlin `VigieException`), converted from the core's in one
@@ -11,21 +17,35 @@
 //!   `rustPanic` from every throwing function — all store calls throw); a panicking app callback
 //!   is contained too. The `test-hooks` feature adds `debug_panic` to prove it.
 //!
-//! **Blocking**: every `VigieStore` method and `open_store` block on SQLite (and `sync_with` on
-//! the transport for a whole session): call them off the UI thread. The `new_*`, `reference_*`,
-//! `parse_enrolment_token` and `*_can_become` functions do not block.
+//! **Blocking**: every `VigieStore` and `Vault` method, `open_store` and `open_vault` block on
+//! SQLite or files (and `sync_with` on the transport for a whole session; PIN checks on
+//! Argon2id): call them off the UI thread. The `new_*`, `reference_*`, `builtin_reference`,
+//! `parse_enrolment_token`, `check_case_transition`, `shared_count` and `*_can_become`
+//! functions, and `ReferenceCatalog` and `HandOver` methods, do not block.
 
 uniffi::setup_scaffolding!();
 
 mod error;
 mod listeners;
+mod monitoring;
+mod reference;
 mod store;
 mod types;
+mod vault;
 
 pub use error::{TransportError, VigieError};
 pub use listeners::{ChangeListener, ChangeSource, RecordChange, SyncProgressListener};
+pub use monitoring::{
+    Alert, AlertSeverity, ChildCounts, DuplicateCandidate, IndicatorFilter, Indicators,
+    MergedCases, VisitReview, check_case_transition, shared_count,
+};
+pub use reference::{
+    AreaInfo, CountryProfile, ForcedLabourItem, LabelledChecklist, LabelledItem, Provider,
+    ReferenceCatalog, ReferenceVersions, ReferralService, builtin_reference,
+};
 pub use store::{PeerSession, PeerStart, SyncTransport, VigieStore, open_store};
 pub use types::*;
+pub use vault::{HandOver, Vault, VaultConfig, open_vault};
 
 use uuid::Uuid;
 use vigie_core::{
@@ -48,6 +68,7 @@ pub fn new_workplace(name: String, sector: String, formality: Formality, area: A
         buyers: Vec::new(),
         suppliers: Vec::new(),
         notes: String::new(),
+        captured_with: ReferenceVersions::default(),
     }
 }
 
@@ -81,6 +102,7 @@ pub fn new_visit(
         review_comment: String::new(),
         reviewed_by: None,
         children_identified: Vec::new(),
+        captured_with: ReferenceVersions::default(),
     }
 }
 
@@ -127,6 +149,7 @@ pub fn new_child_case(
         follow_up_due: None,
         merged_into: None,
         merged_from: Vec::new(),
+        captured_with: ReferenceVersions::default(),
     }
 }
 

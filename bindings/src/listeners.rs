@@ -19,6 +19,8 @@ pub enum ChangeSource {
     Peer,
     /// Merged from a bundle file.
     Bundle,
+    /// Cases handed over by another user of this phone (`receive_hand_over`).
+    HandOver,
 }
 
 /// One record that changed in the store.

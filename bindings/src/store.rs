@@ -8,6 +8,7 @@ use crate::error::{Result, VigieError};
 use crate::listeners::{
     ChangeListener, ChangeSource, Listeners, RecordChange, SyncProgressListener, guarded,
 };
+use crate::monitoring::VisitReview;
 use crate::types::{
     self, AreaFilter, BundleExport, BundleReport, ChildCase, ChildCaseQuery, ChildCaseSummary,
     DueItem, FieldConflict, FollowUp, HistoryEntry, Page, Referral, SearchHit, SyncReport,
@@ -16,12 +17,14 @@ use crate::types::{
 };
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{PeerScope, SyncOptions, sync_with_hub};
-use vigie_core::{CaseStatus, Encryption, Record, RecordKind, Store, StoreConfig, VisitStatus};
+use vigie_core::{
+    CaseStatus, Encryption, Record, RecordKind, Role, Store, StoreConfig, VisitStatus,
+};
 
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
 /// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
@@ -73,13 +76,7 @@ pub fn open_store(
             reason: "this store file belongs to another device".into(),
         });
     }
-    Ok(Arc::new(VigieStore {
-        device_id: store.device_id().to_string(),
-        user_id: store.user_id().to_string(),
-        store: Mutex::new(Some(store)),
-        owner: AtomicU64::new(0),
-        listeners: Listeners::default(),
-    }))
+    Ok(VigieStore::from_core(store))
 }
 
 /// An open store. Every method blocks on SQLite: call it off the main thread. Methods may be
@@ -96,6 +93,8 @@ pub struct VigieStore {
     listeners: Listeners,
     device_id: String,
     user_id: String,
+    /// Closed because its profile was wiped (`Vault.wipe_user`, `wipe_all`).
+    wiped: AtomicBool,
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -129,9 +128,50 @@ fn local(id: Uuid, kind: RecordKind) -> RecordChange {
 }
 
 impl VigieStore {
+    /// The object for an open core store (from `open_store` or a `Vault`).
+    pub(crate) fn from_core(store: Store) -> Arc<VigieStore> {
+        Arc::new(VigieStore {
+            device_id: store.device_id().to_string(),
+            user_id: store.user_id().to_string(),
+            store: Mutex::new(Some(store)),
+            owner: AtomicU64::new(0),
+            listeners: Listeners::default(),
+            wiped: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes the core store out, for its profile to be wiped: later calls raise `ProfileWiped`.
+    pub(crate) fn take_for_wipe(&self) -> Result<Option<Store>> {
+        match self.with_store(|_| Ok(())) {
+            // Closed already (by `close_store`, or wiped): nothing to take.
+            Ok(()) | Err(VigieError::Storage { .. } | VigieError::ProfileWiped { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wiped.store(true, Ordering::SeqCst);
+        Ok(slot.take())
+    }
+
+    /// Tells the listeners that this store's own calls changed these records.
+    pub(crate) fn changed_locally(&self, ids: &[Uuid], kind: RecordKind) {
+        self.changed(ids, kind, ChangeSource::Local);
+    }
+
+    pub(crate) fn changed(&self, ids: &[Uuid], kind: RecordKind, source: ChangeSource) {
+        let changes: Vec<RecordChange> = ids
+            .iter()
+            .map(|id| RecordChange {
+                id: id.to_string(),
+                kind,
+                source,
+            })
+            .collect();
+        self.listeners.changed(&changes);
+    }
+
     /// Runs `f` with the store, one caller at a time. A panic in an earlier call left SQLite's
     /// transaction rolled back on unwind, so a poisoned lock is safe to take over.
-    fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
         let me = THREAD.with(|t| *t);
         if self.owner.load(Ordering::SeqCst) == me {
             return Err(VigieError::NotAllowed {
@@ -143,8 +183,16 @@ impl VigieStore {
         let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.owner.store(me, Ordering::SeqCst);
         let _occupied = Occupied(&self.owner);
-        let store = slot.as_mut().ok_or_else(|| VigieError::Storage {
-            reason: "the store is closed".into(),
+        let store = slot.as_mut().ok_or_else(|| {
+            if self.wiped.load(Ordering::SeqCst) {
+                VigieError::ProfileWiped {
+                    reason: "this profile was wiped from the device".into(),
+                }
+            } else {
+                VigieError::Storage {
+                    reason: "the store is closed".into(),
+                }
+            }
         })?;
         f(store)
     }
@@ -164,22 +212,6 @@ impl VigieStore {
     fn get<R: Record>(&self, id: &str) -> Result<R> {
         let id = parse_id("id", id)?;
         self.with_store(|s| Ok(s.get::<R>(id)?))
-    }
-
-    /// Reads a child case, changes it and writes it back, under one lock.
-    fn edit_case(
-        &self,
-        case_id: &str,
-        edit: impl FnOnce(&mut vigie_core::ChildCase) -> Result<()>,
-    ) -> Result<ChildCase> {
-        let id = parse_id("case_id", case_id)?;
-        let stored = self.with_store(|s| {
-            let mut case = s.get::<vigie_core::ChildCase>(id)?;
-            edit(&mut case)?;
-            Ok(s.update(&case)?)
-        })?;
-        self.listeners.changed(&[local(id, RecordKind::ChildCase)]);
-        Ok(stored.into())
     }
 
     /// The kinds of records merged from elsewhere, for the change listeners.
@@ -315,89 +347,81 @@ impl VigieStore {
     }
 
     // ------------------------------------------------------------------------------------------
-    // Workflows
+    // Workflow: the core's state machine and the rights of the acting user's role (`by`, the
+    // role of the user signed in: the store knows who they are, not their role). A step that is
+    // not allowed is `NotAllowed`, its `reason` naming the rule (statuses and roles only).
 
-    /// Moves a case along identified → referred → receiving services → withdrawn | prevented →
-    /// closed. Any other move is `NotAllowed`.
-    pub fn transition_case(&self, case_id: String, status: CaseStatus) -> Result<ChildCase> {
-        self.edit_case(&case_id, |case| {
-            if !case.status.can_become(status) {
-                return Err(VigieError::NotAllowed {
-                    reason: format!(
-                        "a case {} cannot become {}",
-                        case.status.as_str(),
-                        status.as_str()
-                    ),
-                });
-            }
-            case.status = status;
-            Ok(())
-        })
+    /// Moves a case along referred → receiving services → withdrawn | prevented → closed, as
+    /// `by`. Referral is `refer_case`; verification (withdrawn, prevented) and closing are a
+    /// supervisor's; an inspector does not manage cases. Becoming withdrawn or prevented
+    /// records today as `remediated_on` and schedules the first follow-up.
+    pub fn transition_case(
+        &self,
+        case_id: String,
+        status: CaseStatus,
+        by: Role,
+    ) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let stored = self.with_store(|s| Ok(s.transition_case(id, status, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Adds a referral to a case (an empty `id` gets one). The status is not changed: call
-    /// `transition_case(id, REFERRED)` when the referral is made.
-    pub fn add_referral(&self, case_id: String, referral: Referral) -> Result<ChildCase> {
-        let mut referral = referral;
-        if referral.id.trim().is_empty() {
-            referral.id = Uuid::now_v7().to_string();
-        }
-        self.edit_case(&case_id, |case| {
-            let rid = parse_id("referral.id", &referral.id)?;
-            if case.referrals.contains_key(&rid) {
-                return Err(VigieError::Conflict {
-                    id: rid.to_string(),
-                    reason: "this referral is already in the case".into(),
-                });
-            }
-            let mut view = ChildCase::from(case.clone());
-            view.referrals.push(referral);
-            *case = view.into_core()?;
-            Ok(())
-        })
+    /// Records a referral (its `id` is given by the store) as `by`: an identified case becomes
+    /// referred; a case referred or receiving services keeps its status (a further referral).
+    pub fn refer_case(&self, case_id: String, referral: Referral, by: Role) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let (_, referral) = referral.into_core(0)?;
+        let (stored, _) = self.with_store(|s| Ok(s.refer_case(id, referral, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Adds a follow-up to a case (an empty `id` gets one); its `next_due` puts the case in
-    /// `follow_ups_due`.
-    pub fn add_follow_up(&self, case_id: String, follow_up: FollowUp) -> Result<ChildCase> {
-        let mut follow_up = follow_up;
-        if follow_up.id.trim().is_empty() {
-            follow_up.id = Uuid::now_v7().to_string();
-        }
-        self.edit_case(&case_id, |case| {
-            let fid = parse_id("follow_up.id", &follow_up.id)?;
-            if case.followups.contains_key(&fid) {
-                return Err(VigieError::Conflict {
-                    id: fid.to_string(),
-                    reason: "this follow-up is already in the case".into(),
-                });
-            }
-            let mut view = ChildCase::from(case.clone());
-            view.followups.push(follow_up);
-            *case = view.into_core()?;
-            Ok(())
-        })
+    /// Records a follow-up of a case as `by` (its `id` is given by the store). Once the case is
+    /// remediated, its `next_due` is the rule set's next date after it; before, yours is kept
+    /// and puts the case in `follow_ups_due`.
+    pub fn add_follow_up(
+        &self,
+        case_id: String,
+        follow_up: FollowUp,
+        by: Role,
+    ) -> Result<ChildCase> {
+        let id = parse_id("case_id", &case_id)?;
+        let (_, follow_up) = follow_up.into_core(0)?;
+        let (stored, _) = self.with_store(|s| Ok(s.add_follow_up(id, follow_up, by)?))?;
+        self.changed_locally(&[id], RecordKind::ChildCase);
+        Ok(stored.into())
     }
 
-    /// Moves a visit along draft → submitted → validated | returned (a returned visit is
-    /// submitted again). Any other move is `NotAllowed`.
-    pub fn transition_visit(&self, visit_id: String, status: VisitStatus) -> Result<Visit> {
+    /// The visitor submits a draft (or a returned) visit for review. Any other is `NotAllowed`.
+    pub fn submit_visit(&self, visit_id: String) -> Result<Visit> {
         let id = parse_id("visit_id", &visit_id)?;
         let stored = self.with_store(|s| {
             let mut visit = s.get::<vigie_core::Visit>(id)?;
-            if !visit.status.can_become(status) {
+            let to = VisitStatus::Submitted;
+            if visit.status == to || !visit.status.can_become(to) {
                 return Err(VigieError::NotAllowed {
                     reason: format!(
-                        "a visit {} cannot become {}",
-                        visit.status.as_str(),
-                        status.as_str()
+                        "only a draft or returned visit can be submitted (this one is {})",
+                        visit.status.as_str()
                     ),
                 });
             }
-            visit.status = status;
+            visit.status = to;
             Ok(s.update(&visit)?)
         })?;
-        self.listeners.changed(&[local(id, RecordKind::Visit)]);
+        self.changed_locally(&[id], RecordKind::Visit);
+        Ok(stored.into())
+    }
+
+    /// A supervisor (`by`) validates a submitted visit, or returns it to its visitor with a
+    /// comment (required: else `Validation` on `review_comment`). `reviewed_by` becomes this
+    /// store's user.
+    pub fn review_visit(&self, visit_id: String, review: VisitReview, by: Role) -> Result<Visit> {
+        let id = parse_id("visit_id", &visit_id)?;
+        let review = review.into();
+        let stored = self.with_store(|s| Ok(s.review_visit(id, review, by)?))?;
+        self.changed_locally(&[id], RecordKind::Visit);
         Ok(stored.into())
     }
 

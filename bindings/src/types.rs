@@ -1,5 +1,6 @@
 //! The records the bindings exchange with Kotlin, Swift and Python, and every conversion between
-//! them and the core's types (this module is the only place that converts).
+//! them and the core's types (this module converts the stores' records and queries; `monitoring`,
+//! `reference` and `vault` hold the records of their own calls, with their conversions).
 //!
 //! Conventions, the same in every language:
 //! - **Ids** are UUID strings (`"0195f0c2-…"`). A new record's `id` may be left empty: the store
@@ -16,6 +17,7 @@
 //!   are maps; referrals and follow-ups are lists of records with their own `id`.
 
 use crate::error::{Result, VigieError};
+use crate::reference::ReferenceVersions;
 use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
@@ -268,7 +270,7 @@ fn format_instant(t: DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-fn format_utc(t: DateTime<Utc>) -> String {
+pub(crate) fn format_utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -322,6 +324,9 @@ pub struct Workplace {
     pub suppliers: Vec<String>,
     #[uniffi(default = "")]
     pub notes: String,
+    /// The reference versions the workplace was captured with (set by the store; read-only).
+    #[uniffi(default)]
+    pub captured_with: ReferenceVersions,
 }
 
 impl From<core::Workplace> for Workplace {
@@ -338,6 +343,7 @@ impl From<core::Workplace> for Workplace {
             buyers: sorted_strings(w.buyers),
             suppliers: sorted_strings(w.suppliers),
             notes: w.notes,
+            captured_with: w.captured_with.into(),
         }
     }
 }
@@ -437,6 +443,9 @@ pub struct Visit {
     /// Ids of the child cases opened during this visit.
     #[uniffi(default = [])]
     pub children_identified: Vec<String>,
+    /// The reference versions the visit was captured with (set by the store; read-only).
+    #[uniffi(default)]
+    pub captured_with: ReferenceVersions,
 }
 
 fn bands_out(b: core::AgeBands) -> AgeBands {
@@ -491,6 +500,7 @@ impl From<core::Visit> for Visit {
                 .into_iter()
                 .map(|u| u.to_string())
                 .collect(),
+            captured_with: v.captured_with.into(),
         }
     }
 }
@@ -646,6 +656,10 @@ pub struct ChildCase {
     /// The duplicates merged into this case.
     #[uniffi(default = [])]
     pub merged_from: Vec<String>,
+    /// The reference versions the case was captured with (its country profile decides its
+    /// classification; set by the store, read-only).
+    #[uniffi(default)]
+    pub captured_with: ReferenceVersions,
 }
 
 impl From<core::Classification> for Classification {
@@ -679,7 +693,7 @@ fn keyed<T>(field: &str, items: Vec<(String, T)>) -> Result<BTreeMap<Uuid, T>> {
 }
 
 impl Referral {
-    fn into_core(self, index: usize) -> Result<(String, core::Referral)> {
+    pub(crate) fn into_core(self, index: usize) -> Result<(String, core::Referral)> {
         let field = format!("referrals.{}.date", self.id_or(index));
         Ok((
             self.id,
@@ -702,7 +716,7 @@ impl Referral {
 }
 
 impl FollowUp {
-    fn into_core(self, index: usize) -> Result<(String, core::FollowUp)> {
+    pub(crate) fn into_core(self, index: usize) -> Result<(String, core::FollowUp)> {
         let id = if self.id.is_empty() {
             format!("[{index}]")
         } else {
@@ -774,6 +788,7 @@ impl From<core::ChildCase> for ChildCase {
             follow_up_due: c.follow_up_due.map(format_date),
             merged_into: c.merged_into.map(|u| u.to_string()),
             merged_from: c.merged_from.into_iter().map(|u| u.to_string()).collect(),
+            captured_with: c.captured_with.into(),
         }
     }
 }

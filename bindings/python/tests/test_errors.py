@@ -46,7 +46,7 @@ def test_not_allowed_and_authentication(env):
         child.estimated_age = 9
         child = store.create_child_case(child)
         with pytest.raises(vigie.VigieError.NotAllowed):
-            store.transition_case(child.id, vigie.CaseStatus.CLOSED)
+            store.transition_case(child.id, vigie.CaseStatus.CLOSED, vigie.Role.SUPERVISOR)
     with pytest.raises(vigie.VigieError.Authentication):
         vigie.open_store(path, key(7), user, None)
     with pytest.raises(vigie.VigieError.Authentication):

@@ -71,15 +71,16 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         visit.children_identified = [child.id]
         visit.ended_at = "2026-03-02T11:30:00+00:00"
         visit = phone.update_visit(visit)
-        visit = phone.transition_visit(visit.id, vigie.VisitStatus.SUBMITTED)
+        visit = phone.submit_visit(visit.id)
 
-        # ... refers her to school and follows up.
-        child = phone.add_referral(child.id, vigie.new_referral(
-            vigie.ServiceKind.EDUCATION, "École primaire de Kouamé", "2026-03-03"))
-        child = phone.transition_case(child.id, vigie.CaseStatus.REFERRED)
+        # ... refers her to school and follows up, as the community monitor she is.
+        me = vigie.Role.COMMUNITY_MONITOR
+        child = phone.refer_case(child.id, vigie.new_referral(
+            vigie.ServiceKind.EDUCATION, "École primaire de Kouamé", "2026-03-03"), me)
+        assert child.status == vigie.CaseStatus.REFERRED
         child = phone.add_follow_up(child.id, vigie.new_follow_up(
-            "2026-03-20", vigie.FollowUpSituation.IN_SCHOOL, "2026-04-20"))
-        child = phone.transition_case(child.id, vigie.CaseStatus.RECEIVING_SERVICES)
+            "2026-03-20", vigie.FollowUpSituation.IN_SCHOOL, "2026-04-20"), me)
+        child = phone.transition_case(child.id, vigie.CaseStatus.RECEIVING_SERVICES, me)
         assert [r.provider for r in child.referrals] == ["École primaire de Kouamé"]
         assert [f.next_due for f in child.followups] == ["2026-04-20"]
 
@@ -90,7 +91,7 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         assert any(d.id == child.id and d.due == "2026-04-20" for d in due)
         assert [h.id for h in phone.search_names("kouassi", 10)] == [child.id]
         history = phone.history(child.id)
-        assert len(history) >= 5
+        assert len(history) >= 4
         assert all(h.author.device_id == monitor.device_id for h in history)
 
         # Sync with the hub, in a worker thread as an app would.
@@ -110,7 +111,7 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         on_tablet = tablet.get_child_case(child.id)
         assert on_tablet.name == "Aya Kouassi"
         assert on_tablet.status == vigie.CaseStatus.RECEIVING_SERVICES
-        tablet.transition_visit(visit.id, vigie.VisitStatus.VALIDATED)
+        tablet.review_visit(visit.id, vigie.VisitReview.VALIDATE(), vigie.Role.SUPERVISOR)
         validated = tablet.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
         assert validated.accepted >= 1 and validated.refused == []
 

@@ -25,7 +25,7 @@ def test_the_readme_quick_start_runs_as_written(env):
         child.hazards = ["pesticides"]
         child = phone.create_child_case(child)
         phone.add_follow_up(child.id, vigie.new_follow_up("2026-03-10", vigie.FollowUpSituation.AT_RISK,
-                                                          "2026-03-31"))
+                                                          "2026-03-31"), vigie.Role.COMMUNITY_MONITOR)
         assert phone.sync_with(vigie.HubTransport(env.hub_url, env.quickstart_token), None).accepted == 1
 
     # ... and the supervisor's analysis, as README shows it, finds it.

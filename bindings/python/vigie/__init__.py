@@ -2,8 +2,9 @@
 syncs with a hub.
 
 Everything from the generated bindings (``vigie._ffi``) is re-exported here: ``open_store``,
-``VigieStore``, the records (``Workplace``, ``Visit``, ``ChildCase``, ...), ``VigieError`` and
-the ``new_*`` helpers. This package adds:
+``VigieStore``, ``open_vault`` and ``Vault`` (several users on one device), the records
+(``Workplace``, ``Visit``, ``ChildCase``, ...), ``VigieError``, ``builtin_reference`` and the
+``new_*`` helpers. This package adds:
 
 - ``with open_store(...) as store:`` closes the file at the end of the block;
 - ``HubTransport``: sync with a hub over HTTP with the standard library.

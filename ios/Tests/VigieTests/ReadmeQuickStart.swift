@@ -19,11 +19,11 @@ func recordAFieldDay(documents: URL, key: Data, token: String, hubURL: URL, work
     child.identifiedOnVisit = visit.id
     child = try store.createChildCase(childCase: child)
     precondition(child.classification?.outcome == .hazardousChildLabour)
-    child = try store.addReferral(caseId: child.id, referral: newReferral(
-        service: .education, provider: "École primaire de Kouamé", date: "2026-03-03"))
-    child = try store.transitionCase(caseId: child.id, status: .referred)
+    let role = Role.communityMonitor // the signed-in user's: workflow steps are checked against it
+    child = try store.referCase(caseId: child.id, referral: newReferral(
+        service: .education, provider: "École primaire de Kouamé", date: "2026-03-03"), by: role)
     _ = try store.addFollowUp(caseId: child.id, followUp: newFollowUp(
-        date: "2026-03-20", situation: .inSchool, nextDue: "2026-04-20"))
+        date: "2026-03-20", situation: .inSchool, nextDue: "2026-04-20"), by: role)
     // One call for the whole session; or hubSyncRequest() / hubSyncApply(response:) over your own link.
     return try store.syncWith(transport: HubTransport(hubURL: hubURL, token: token), progress: nil)
 }
