@@ -77,13 +77,19 @@ pub fn uuid(rng: &mut impl RngCore) -> Uuid {
 /// The PostgreSQL server of the test scripts, when `VIGIE_TEST_BACKEND=postgres` runs this suite
 /// on it (else the hub uses its embedded store). Started by `scripts/postgres.sh` if needed.
 pub fn postgres_server() -> Option<&'static str> {
-    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    match std::env::var("VIGIE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Some(postgres_server_always()),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("VIGIE_TEST_BACKEND is sqlite or postgres, not {other}"),
+    }
+}
+
+/// The PostgreSQL server of the test scripts, whatever `VIGIE_TEST_BACKEND` says: for the tests
+/// that are about PostgreSQL itself (several hub processes on one database). Started by
+/// `scripts/postgres.sh` if needed.
+pub fn postgres_server_always() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
-        match std::env::var("VIGIE_TEST_BACKEND").as_deref() {
-            Ok("postgres") => {}
-            Ok("sqlite") | Err(_) => return None,
-            Ok(other) => panic!("VIGIE_TEST_BACKEND is sqlite or postgres, not {other}"),
-        }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
         let out = Command::new(script)
             .arg("url")
@@ -99,9 +105,40 @@ pub fn postgres_server() -> Option<&'static str> {
             .trim()
             .to_string();
         assert!(url.starts_with("postgres://vigie@127.0.0.1:"), "{url}");
-        Some(url)
+        url
     })
-    .as_deref()
+}
+
+/// A new, empty database on the test PostgreSQL server (`postgres_server_always`), named after
+/// `prefix`, this process and a counter; returns its URL.
+pub fn fresh_database(prefix: &str) -> String {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let server = postgres_server_always();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    let name = format!(
+        "vigie_{prefix}_{}_{nanos}_{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut client =
+        postgres::Client::connect(server, postgres::NoTls).expect("connect to PostgreSQL");
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    format!("{}/{name}", server.trim_end_matches("/postgres"))
+}
+
+/// Drops a database made by `fresh_database` (once nothing is connected to it).
+pub fn drop_database(url: &str) {
+    let (_, name) = url.rsplit_once('/').expect("a database URL");
+    let mut client = postgres::Client::connect(postgres_server_always(), postgres::NoTls)
+        .expect("connect to PostgreSQL");
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap_or_else(|e| panic!("drop database {name}: {e}"));
 }
 
 /// The database of the hub whose data directory is `data`: one per hub, created on first use
@@ -138,6 +175,8 @@ pub struct Hub {
     child: Option<Child>,
     pub url: String,
     pub data: PathBuf,
+    /// The PostgreSQL database given to `start_on`; else the suite's choice for `data`.
+    pub database: Option<String>,
     log: PathBuf,
     pub starts: usize,
 }
@@ -145,15 +184,34 @@ pub struct Hub {
 impl Hub {
     /// Starts a hub on `data` (a directory), listening on a free port of 127.0.0.1.
     pub fn start(data: &Path) -> Hub {
+        Hub::start_with(data, None)
+    }
+
+    /// Starts a hub on the PostgreSQL database `database` (several hubs may share one), whatever
+    /// `VIGIE_TEST_BACKEND` says; `data` only names its log (`<data>.hub.log`).
+    pub fn start_on(data: &Path, database: &str) -> Hub {
+        Hub::start_with(data, Some(database.to_string()))
+    }
+
+    fn start_with(data: &Path, database: Option<String>) -> Hub {
         let mut hub = Hub {
             child: None,
             url: String::new(),
             data: data.to_path_buf(),
+            database,
             log: data.with_extension("hub.log"),
             starts: 0,
         };
         hub.restart();
         hub
+    }
+
+    /// The hub's `--database` arguments.
+    fn database_args(&self) -> Vec<String> {
+        match &self.database {
+            Some(url) => vec!["--database".into(), url.clone()],
+            None => database_args(&self.data),
+        }
     }
 
     /// Starts the hub again on the same data (it must be stopped); the port changes.
@@ -168,7 +226,7 @@ impl Hub {
             .arg("serve")
             .arg("--data")
             .arg(&self.data)
-            .args(database_args(&self.data))
+            .args(self.database_args())
             .args(["--listen", "127.0.0.1:0"])
             // Debug for Vigie's own crates: the log scan of scripts/test.sh reads all of it.
             .env("RUST_LOG", "info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off")
@@ -268,7 +326,7 @@ impl Hub {
             self.child.is_none(),
             "open the hub's store only while it is stopped"
         );
-        let Some(url) = hub_database(&self.data) else {
+        let Some(url) = self.database.clone().or_else(|| hub_database(&self.data)) else {
             return vigie_server::open_store(&self.data, Encryption::Unencrypted)
                 .expect("open the hub store");
         };
@@ -450,8 +508,23 @@ impl Device {
     ) -> Device {
         let user = add_user(data, name, role, areas);
         let token_text = enrol(data, user);
-        let token = Token::parse(&token_text).expect("the printed token parses");
-        assert_eq!(token.user, user);
+        let device = Device::open(dir, name, &token_text, role, areas, key);
+        assert_eq!(device.token.user, user);
+        device
+    }
+
+    /// Opens (creating it) the store in `dir` of the device whose enrolment token is
+    /// `token_text`, given to a user of this role and these areas.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        token_text: &str,
+        role: Role,
+        areas: &[&str],
+        key: u8,
+    ) -> Device {
+        let token = Token::parse(token_text).expect("the token parses");
+        let user = token.user;
         let config = StoreConfig::new(
             dir.join(format!("{name}.db")),
             Encryption::Key([key; 32]),
@@ -469,7 +542,7 @@ impl Device {
                 areas: areas.iter().map(|a| a.to_string()).collect(),
             },
             token,
-            token_text,
+            token_text: token_text.to_string(),
             store,
         }
     }

@@ -2,10 +2,13 @@
 //!
 //! `vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]` writes the workload into an
 //! encrypted store one record at a time, then times opening the store and the field's main
-//! queries. Standard output carries only JSON lines, one figure each:
+//! queries. `sync` measures sync with one phone (`sync_bench.rs`), `hub-load` many devices
+//! syncing at once against hubs on PostgreSQL and SQLite (`hub_load.rs`). Standard output
+//! carries only JSON lines, one figure each:
 //! `{"bench": "core", "metric": "...", "value": 1.23, "unit": "ms", "scale": 10.0}`;
 //! progress goes to standard error.
 
+mod hub_load;
 mod sync_bench;
 mod workload;
 
@@ -25,7 +28,9 @@ use workload::{AnyRecord, Workload};
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
 const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]
-       vigie-bench sync [--scale S] [--noop-scale S] [--seed N]";
+       vigie-bench sync [--scale S] [--noop-scale S] [--seed N]
+       vigie-bench hub-load [--devices N] [--backend both|sqlite|postgres] [--seed N]
+                            [--clients N] [--postgres URL]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -115,16 +120,52 @@ fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
     sync_bench::bench_sync(&options)
 }
 
-/// The hidden commands the sync benchmark runs as separate processes.
+fn run_hub_load(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let mut number = |name: &str, default: u64| -> Result<u64, String> {
+        match flags.remove(name) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
+            None => Ok(default),
+        }
+    };
+    let devices = number("--devices", 500)? as usize;
+    let seed = number("--seed", workload::DEFAULT_SEED)?;
+    let clients = number("--clients", 32)? as usize;
+    if devices == 0 || clients == 0 {
+        return Err(format!("--devices and --clients must be at least 1\n{USAGE}").into());
+    }
+    let setups = match flags.remove("--backend").as_deref() {
+        None | Some("both") => vec![hub_load::Setup::Postgres, hub_load::Setup::Sqlite],
+        Some("postgres") => vec![hub_load::Setup::Postgres],
+        Some("sqlite") => vec![hub_load::Setup::Sqlite],
+        Some(other) => return Err(format!("invalid value for --backend: {other}\n{USAGE}").into()),
+    };
+    let postgres = flags.remove("--postgres");
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    hub_load::bench_hub_load(&hub_load::HubLoadArgs {
+        devices,
+        setups,
+        seed,
+        clients,
+        postgres,
+    })
+}
+
+/// The hidden commands the sync benchmarks run as separate processes.
 fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
+    let database = flags.remove("--database");
     let mut take = |name: &str| {
         flags
             .remove(name)
             .ok_or_else(|| format!("{command} needs {name}"))
     };
     match command {
-        "hub-serve" => sync_bench::hub_main(PathBuf::from(take("--data")?)),
+        "hub-serve" => sync_bench::hub_main(PathBuf::from(take("--data")?), database),
         _ => {
             let (hub, token, store) = (take("--hub")?, take("--token")?, take("--store")?);
             sync_bench::phone_main(&hub, &token, Path::new(&store))
@@ -137,6 +178,7 @@ fn main() -> ExitCode {
     let command = args.next().unwrap_or_default();
     let result = match command.as_str() {
         "sync" => run_sync(args),
+        "hub-load" => run_hub_load(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),
@@ -158,7 +200,8 @@ fn main() -> ExitCode {
 /// Prints figures as JSON lines.
 struct Report {
     bench: &'static str,
-    scale: f64,
+    /// The workload's scale, for the benches that run on it.
+    scale: Option<f64>,
 }
 
 impl Report {
@@ -167,13 +210,16 @@ impl Report {
         let number = |n: f64| serde_json::to_string(&n).expect("numbers serialize");
         // Rounded to a microsecond (or a thousandth of whatever the unit is): finer is noise.
         let value = (value * 1000.0).round() / 1000.0;
+        let scale = match self.scale {
+            Some(scale) => format!(", \"scale\": {}", number(scale)),
+            None => String::new(),
+        };
         println!(
-            "{{\"bench\": {}, \"metric\": {}, \"value\": {}, \"unit\": {}, \"scale\": {}}}",
+            "{{\"bench\": {}, \"metric\": {}, \"value\": {}, \"unit\": {}{scale}}}",
             string(self.bench),
             string(metric),
             number(value),
             string(unit),
-            number(self.scale)
         );
     }
 
@@ -339,7 +385,7 @@ fn peak_rss_mb() -> Option<f64> {
 fn bench_core(options: &Options) -> BoxResult<()> {
     let report = Report {
         bench: "core",
-        scale: options.scale,
+        scale: Some(options.scale),
     };
     let dir = match &options.dir {
         Some(parent) => tempfile::tempdir_in(parent)?,

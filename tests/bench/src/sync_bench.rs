@@ -34,9 +34,9 @@ pub struct SyncOptionsArgs {
 }
 
 /// A hub process, stopped when dropped.
-struct HubProcess {
-    child: Child,
-    url: String,
+pub(crate) struct HubProcess {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Drop for HubProcess {
@@ -47,12 +47,22 @@ impl Drop for HubProcess {
 }
 
 fn start_hub(data: &Path) -> BoxResult<HubProcess> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["hub-serve", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
+    spawn_hub(data, None, Stdio::inherit())
+}
+
+/// Starts `vigie-bench hub-serve` on the embedded store in `data`, or on PostgreSQL when
+/// `database` is a URL (as `vigie serve --database`); its log goes to `stderr`.
+pub(crate) fn spawn_hub(
+    data: &Path,
+    database: Option<&str>,
+    stderr: Stdio,
+) -> BoxResult<HubProcess> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["hub-serve", "--data"]).arg(data);
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(stderr).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().ok_or("hub has no stdout")?).read_line(&mut line)?;
     let url = line
@@ -269,7 +279,7 @@ fn baseline(data: &Path, changed: &[(Uuid, Vec<u8>)]) -> BoxResult<(Figures, Fig
 pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     let report = Report {
         bench: "sync",
-        scale: args.scale,
+        scale: Some(args.scale),
     };
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("hub");
@@ -344,7 +354,7 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     if args.noop_scale > 0.0 {
         let big = Report {
             bench: "sync",
-            scale: args.noop_scale,
+            scale: Some(args.noop_scale),
         };
         let data = dir.path().join("hub-big");
         eprintln!(
@@ -391,8 +401,9 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
     Ok(())
 }
 
-/// The hub, run in its own process.
-pub fn hub_main(data: PathBuf) -> BoxResult<()> {
+/// The hub, run in its own process: on the embedded store in `data`, or on PostgreSQL when
+/// `database` is a URL.
+pub fn hub_main(data: PathBuf, database: Option<String>) -> BoxResult<()> {
     // Quiet unless RUST_LOG asks (RUST_LOG=info shows each request's time and size).
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -400,10 +411,8 @@ pub fn hub_main(data: PathBuf) -> BoxResult<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let database = vigie_server::Database::Embedded {
-        data,
-        encryption: Encryption::Unencrypted,
-    };
+    let database =
+        vigie_server::Database::choose(database.as_deref(), &data, Encryption::Unencrypted)?;
     let hub = vigie_server::open_hub(&database, HubLimits::default())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -26,19 +26,19 @@ use vigie_core::{
 
 pub const DEFAULT_SEED: u64 = 42;
 
-const COUNTRY: &str = "CI";
-const REGION: &str = "CI-R1";
-const DISTRICTS: usize = 4;
-const COMMUNITIES_PER_DISTRICT: usize = 10;
+pub(crate) const COUNTRY: &str = "CI";
+pub(crate) const REGION: &str = "CI-R1";
+pub(crate) const DISTRICTS: usize = 4;
+pub(crate) const COMMUNITIES_PER_DISTRICT: usize = 10;
 const MONITORS: usize = 30;
 const INSPECTORS: usize = 15;
 const SUPERVISORS: usize = 5;
 const YEAR: i32 = 2026;
 
-const CHECKLIST: &str = "labour-inspection";
-const CHECKLIST_VERSION: u32 = 1;
+pub(crate) const CHECKLIST: &str = "labour-inspection";
+pub(crate) const CHECKLIST_VERSION: u32 = 1;
 
-const SECTORS: [(&str, &str); 10] = [
+pub(crate) const SECTORS: [(&str, &str); 10] = [
     ("cocoa", "Plantation"),
     ("mining", "Site minier"),
     ("fishing", "Campement de pêche"),
@@ -52,7 +52,7 @@ const SECTORS: [(&str, &str); 10] = [
 ];
 
 /// What a child does in each sector, in the order of `SECTORS`.
-const ACTIVITIES: [&str; 10] = [
+pub(crate) const ACTIVITIES: [&str; 10] = [
     "récolte et écabossage du cacao",
     "lavage et tamisage du minerai",
     "tri et fumage du poisson",
@@ -65,7 +65,7 @@ const ACTIVITIES: [&str; 10] = [
     "récolte et portage du coton",
 ];
 
-const TASKS: [&str; 8] = [
+pub(crate) const TASKS: [&str; 8] = [
     "désherbage",
     "portage",
     "transport d'eau",
@@ -76,7 +76,7 @@ const TASKS: [&str; 8] = [
     "gardiennage",
 ];
 
-const FIRST_NAMES: [&str; 30] = [
+pub(crate) const FIRST_NAMES: [&str; 30] = [
     "Adjoa",
     "Akissi",
     "Amenan",
@@ -109,7 +109,7 @@ const FIRST_NAMES: [&str; 30] = [
     "Chérif",
 ];
 
-const FAMILY_NAMES: [&str; 24] = [
+pub(crate) const FAMILY_NAMES: [&str; 24] = [
     "Kouamé",
     "N'Guessan",
     "Traoré",
@@ -136,7 +136,7 @@ const FAMILY_NAMES: [&str; 24] = [
     "Zézé",
 ];
 
-const FINDINGS: [&str; 12] = [
+pub(crate) const FINDINGS: [&str; 12] = [
     "Enfants aperçus près des séchoirs pendant les heures de classe.",
     "Le gérant affirme que les jeunes travailleurs ont tous plus de dix-huit ans.",
     "Aucun registre du personnel n'a pu être présenté.",
@@ -167,7 +167,7 @@ const BUYERS: [&str; 5] = [
     "Négociant de Daloa",
 ];
 
-const PROVIDERS: [&str; 6] = [
+pub(crate) const PROVIDERS: [&str; 6] = [
     "Centre social de Soubré",
     "École primaire publique de Méagui",
     "Centre de santé de Daloa",
@@ -183,7 +183,7 @@ const REFERRAL_OUTCOMES: [&str; 4] = [
     "En attente de réponse du service.",
 ];
 
-const FOLLOW_UP_NOTES: [&str; 5] = [
+pub(crate) const FOLLOW_UP_NOTES: [&str; 5] = [
     "Enfant retrouvé à l'école.",
     "Toujours présent sur le site les week-ends.",
     "Famille déménagée, enfant introuvable.",
