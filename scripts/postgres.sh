@@ -4,6 +4,7 @@
 #
 #   scripts/postgres.sh url    start it if needed, print its URL (postgres://vigie@127.0.0.1:PORT/postgres)
 #   scripts/postgres.sh stop   stop it
+#   scripts/postgres.sh clean  drop the databases earlier test runs left (vigie_test_*)
 #
 # Tests never use a server this script did not start.
 set -euo pipefail
@@ -81,5 +82,15 @@ case "${1:-url}" in
         start
         ;;
     stop) stop ;;
-    *) echo "usage: $0 url|stop" >&2; exit 2 ;;
+    clean)
+        exec 9>"$PG_HOME/.lock"
+        flock 9
+        url="$(start)"
+        bin="$(find_bin)"
+        "$bin/psql" "$url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'vigie\_test\_%'" |
+            while IFS= read -r db; do
+                "$bin/psql" "$url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null
+            done
+        ;;
+    *) echo "usage: $0 url|stop|clean" >&2; exit 2 ;;
 esac

@@ -13,6 +13,8 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 export VIGIE_TEST_LOG_DIR="$logs/hubs"
+# The hub tests on PostgreSQL make a database each: earlier runs' are dropped first.
+scripts/postgres.sh clean
 
 echo "== Rust: every workspace crate's unit and integration tests (hub on its embedded store)" >&2
 cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
