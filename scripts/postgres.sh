@@ -4,7 +4,7 @@
 #
 #   scripts/postgres.sh url    start it if needed, print its URL (postgres://vigie@127.0.0.1:PORT/postgres)
 #   scripts/postgres.sh stop   stop it
-#   scripts/postgres.sh clean  drop the databases earlier test runs left (vigie_test_*)
+#   scripts/postgres.sh clean  drop the databases earlier test and bench runs left (vigie_*)
 #
 # Tests never use a server this script did not start.
 set -euo pipefail
@@ -87,7 +87,7 @@ case "${1:-url}" in
         flock 9
         url="$(start)"
         bin="$(find_bin)"
-        "$bin/psql" "$url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'vigie\_test\_%'" |
+        "$bin/psql" "$url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'vigie\_%'" |
             while IFS= read -r db; do
                 "$bin/psql" "$url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null
             done
