@@ -229,7 +229,10 @@ impl Hub {
             .args(self.database_args())
             .args(["--listen", "127.0.0.1:0"])
             // Debug for Vigie's own crates: the log scan of scripts/test.sh reads all of it.
-            .env("RUST_LOG", "info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off")
+            .env(
+                "RUST_LOG",
+                "info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off",
+            )
             .env_remove("VIGIE_HUB_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
