@@ -779,7 +779,7 @@ fn record_moved_into_scope_arrives_in_the_same_session() {
 /// frozen at the last version it received, still showing the old area (a child's data on a
 /// phone whose user no longer has the right to it).
 #[test]
-#[ignore = "open, issue 7 (access changes): records moved out of a device's scope stay on the device"]
+#[ignore = "open: a record another user moves out of this device's areas stays on the device (a user who loses an area is covered by hub_protection)"]
 fn record_moved_out_of_scope_leaves_the_device() {
     let (_dir, _hub, monitor, _, moved_out) = move_cases_across_scope();
     assert!(
