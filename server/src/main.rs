@@ -1,6 +1,6 @@
 //! `vigie`: run a hub, administer its users and devices, and sync a store with a hub.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,20 +21,43 @@ struct Cli {
     command: Command,
 }
 
+/// Where the hub's data is, for every command that reads or writes it.
+#[derive(Args)]
+struct HubData {
+    #[arg(long, default_value = "vigie-data")]
+    data: PathBuf,
+    /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
+    #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// 64 hex digits: the key of the hub's embedded store (else the disk's own protection).
+    #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
+    key_hex: Option<String>,
+}
+
+impl HubData {
+    fn database(&self) -> Result<Database, String> {
+        Database::choose(
+            self.database.as_deref(),
+            &self.data,
+            encryption(self.key_hex.as_deref())?,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The hub's storage, for an administration command.
+    fn open(&self) -> Result<Box<dyn Backend>, String> {
+        self.database()?.open().map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve sync over HTTP, on the embedded SQLite store or on PostgreSQL.
     Serve {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
-        /// 64 hex digits: encrypt the hub's store with this key (else the disk's own protection).
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
     },
     /// Manage users (their role and areas decide what their devices receive).
     User {
@@ -64,13 +87,8 @@ enum Command {
     /// Erase a child case everywhere: on the hub now, on every device at its next sync, and a
     /// tombstone stops any old copy from coming back. `--by` is the supervisor who decided it.
     Erase {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         record: Uuid,
         #[arg(long)]
@@ -84,11 +102,8 @@ enum Command {
     /// Export the hub's records for analysis, one file per record kind, pseudonymised unless
     /// `--personal` (names, dates of birth, coordinates, contacts and free text).
     Export {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
@@ -96,8 +111,6 @@ enum Command {
         /// Include personal data (run by the hub's administrator, acting as a supervisor).
         #[arg(long)]
         personal: bool,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
     },
 }
 
@@ -111,24 +124,16 @@ enum FormatArg {
 enum UserCommand {
     /// Replace a user's areas (records of areas they lose leave their devices).
     Areas {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         user: Uuid,
         #[arg(long = "area", required = true)]
         areas: Vec<String>,
     },
     Add {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         name: String,
         #[arg(long, value_enum)]
@@ -136,8 +141,6 @@ enum UserCommand {
         /// An area code (repeat for several).
         #[arg(long = "area", required = true)]
         areas: Vec<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
     },
 }
 
@@ -145,35 +148,20 @@ enum UserCommand {
 enum QuarantineCommand {
     /// One JSON line per entry: entry, record, device, user, received_ms, bytes.
     List {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
     },
     /// Merge an entry's changes into its record.
     Accept {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         entry: i64,
     },
     /// Drop an entry.
     Reject {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
-        key_hex: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         entry: i64,
     },
@@ -183,20 +171,14 @@ enum QuarantineCommand {
 enum DeviceCommand {
     /// Enrol a device for a user; prints its token once.
     Enrol {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         user: Uuid,
     },
     Revoke {
-        #[arg(long, default_value = "vigie-data")]
-        data: PathBuf,
-        /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
-        #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
-        database: Option<String>,
+        #[command(flatten)]
+        hub: HubData,
         #[arg(long)]
         device: Uuid,
     },
@@ -255,93 +237,54 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve {
-            data,
-            database,
-            listen,
-            key_hex,
-        } => serve(
-            &Database::choose(database.as_deref(), &data, encryption(key_hex.as_deref())?)
-                .map_err(|e| e.to_string())?,
-            &listen,
-        ),
+        Command::Serve { hub, listen } => serve(&hub.database()?, &listen),
         Command::User {
             command:
                 UserCommand::Add {
-                    data,
-                    database,
+                    hub,
                     name,
                     role,
                     areas,
-                    key_hex,
                 },
         } => {
-            let backend = open(database, &data, key_hex)?;
             let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
-            let user = backend
+            let user = hub
+                .open()?
                 .add_user(&User::new(&name, role.into(), &areas))
                 .map_err(|e| e.to_string())?;
             println!("{}", user.id);
             Ok(())
         }
-        Command::Device {
-            command:
-                DeviceCommand::Enrol {
-                    data,
-                    database,
-                    user,
-                },
-        } => {
-            let backend = open(database, &data, None)?;
-            let token = backend.enrol(user).map_err(|e| e.to_string())?;
-            println!("{}", token.to_text());
-            Ok(())
-        }
         Command::User {
-            command:
-                UserCommand::Areas {
-                    data,
-                    database,
-                    key_hex,
-                    user,
-                    areas,
-                },
+            command: UserCommand::Areas { hub, user, areas },
         } => {
-            open(database, &data, key_hex)?
+            hub.open()?
                 .set_user_areas(user, &areas)
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
-        Command::Erase {
-            data,
-            database,
-            key_hex,
-            record,
-            by,
+        Command::Device {
+            command: DeviceCommand::Enrol { hub, user },
         } => {
-            if !open(database, &data, key_hex)?
-                .erase(by, record)
-                .map_err(|e| e.to_string())?
-            {
+            let token = hub.open()?.enrol(user).map_err(|e| e.to_string())?;
+            println!("{}", token.to_text());
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Revoke { hub, device },
+        } => {
+            if !hub.open()?.revoke(device).map_err(|e| e.to_string())? {
+                return Err("no such enrolled device, or already revoked".into());
+            }
+            Ok(())
+        }
+        Command::Erase { hub, record, by } => {
+            if !hub.open()?.erase(by, record).map_err(|e| e.to_string())? {
                 eprintln!("vigie: no such record (a tombstone stands for it all the same)");
             }
             Ok(())
         }
         Command::Quarantine { command } => quarantine(command),
-        Command::Device {
-            command:
-                DeviceCommand::Revoke {
-                    data,
-                    database,
-                    device,
-                },
-        } => {
-            let backend = open(database, &data, None)?;
-            if !backend.revoke(device).map_err(|e| e.to_string())? {
-                return Err("no such enrolled device, or already revoked".into());
-            }
-            Ok(())
-        }
         Command::Sync {
             hub,
             store,
@@ -356,18 +299,15 @@ fn run(cli: Cli) -> Result<(), String> {
             max_message_bytes,
         ),
         Command::Export {
-            data,
-            database,
+            hub,
             out,
             format,
             personal,
-            key_hex,
         } => {
-            let encryption = encryption(key_hex.as_deref())?;
             // Exports read the embedded store's indexes: PostgreSQL's records are copied into
             // a temporary one first (encrypted with a key that lives only in this process).
-            let (store, _scratch) = match database {
-                Some(url) => {
+            let (store, _scratch) = match hub.database()? {
+                Database::Postgres { url, .. } => {
                     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
                     let mut key = [0u8; 32];
                     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
@@ -379,7 +319,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         .map_err(|e| e.to_string())?;
                     (store, Some(scratch))
                 }
-                None => (
+                Database::Embedded { data, encryption } => (
                     vigie_server::open_store(&data, encryption).map_err(|e| e.to_string())?,
                     None,
                 ),
@@ -403,16 +343,9 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn quarantine(command: QuarantineCommand) -> Result<(), String> {
-    match command {
-        QuarantineCommand::List {
-            data,
-            database,
-            key_hex,
-        } => {
-            for q in open(database, &data, key_hex)?
-                .quarantined()
-                .map_err(|e| e.to_string())?
-            {
+    let (hub, entry, accept) = match command {
+        QuarantineCommand::List { hub } => {
+            for q in hub.open()?.quarantined().map_err(|e| e.to_string())? {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -425,48 +358,19 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                     })
                 );
             }
-            Ok(())
+            return Ok(());
         }
-        QuarantineCommand::Accept {
-            data,
-            database,
-            key_hex,
-            entry,
-        } => review(database, &data, key_hex, entry, true),
-        QuarantineCommand::Reject {
-            data,
-            database,
-            key_hex,
-            entry,
-        } => review(database, &data, key_hex, entry, false),
-    }
-}
-
-fn review(
-    database: Option<String>,
-    data: &std::path::Path,
-    key_hex: Option<String>,
-    entry: i64,
-    accept: bool,
-) -> Result<(), String> {
-    if !open(database, data, key_hex)?
+        QuarantineCommand::Accept { hub, entry } => (hub, entry, true),
+        QuarantineCommand::Reject { hub, entry } => (hub, entry, false),
+    };
+    if !hub
+        .open()?
         .review_quarantined(entry, accept)
         .map_err(|e| e.to_string())?
     {
         return Err("no such quarantine entry".into());
     }
     Ok(())
-}
-
-/// The hub's storage for an administration command.
-fn open(
-    database: Option<String>,
-    data: &std::path::Path,
-    key_hex: Option<String>,
-) -> Result<Box<dyn Backend>, String> {
-    let database = Database::choose(database.as_deref(), data, encryption(key_hex.as_deref())?)
-        .map_err(|e| e.to_string())?;
-    database.open().map_err(|e| e.to_string())
 }
 
 fn serve(database: &Database, listen: &str) -> Result<(), String> {

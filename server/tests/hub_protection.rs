@@ -239,3 +239,57 @@ fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     }
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+#[test]
+fn administration_commands_open_an_encrypted_hub_with_its_key() {
+    if postgres_server().is_some() {
+        return; // The key protects the embedded store only.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let key = "ab".repeat(32);
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .args(["--data", data.to_str().unwrap()])
+            .env("VIGIE_HUB_KEY", &key)
+            .output()
+            .expect("run vigie")
+    };
+    let out = run(&[
+        "user",
+        "add",
+        "--name",
+        "Superviseur",
+        "--role",
+        "supervisor",
+        "--area",
+        C01,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = run(&["device", "enrol", "--user", &user]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = Token::parse(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
+    let device = token.device.to_string();
+    let out = run(&["device", "revoke", "--device", &device]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["quarantine", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
