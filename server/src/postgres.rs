@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::doc::ChangeAuthor;
-use vigie_core::store::{decode_stored, encode_document, heads_bytes};
+use vigie_core::store::{compress_document, decode_stored, heads_bytes, new_change_hashes};
 use vigie_core::sync::{
     ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
     Quarantined, RecordWrite, StoredRecord,
@@ -301,27 +301,24 @@ impl HubTransaction for PgTransaction<'_> {
 
     fn save(&mut self, write: RecordWrite<'_>) -> Result<()> {
         let heads = write.document.get_heads();
-        let changes: Vec<u8> = write
-            .document
-            .get_changes_meta(write.before)
-            .iter()
-            .flat_map(|c| c.hash.0)
-            .collect();
+        let changes = new_change_hashes(write.document, write.before);
         let fresh = write.key.is_none() && !self.written.contains_key(&write.id);
+        let plain = write.document.save_nocompress();
+        let doc = compress_document(&plain);
         self.written.insert(
             write.id,
             StoredRecord {
                 key: 0,
                 kind: write.kind,
                 area: write.area.cloned(),
-                document: write.document.save_nocompress(),
+                document: plain,
             },
         );
         self.pending.push(Pending {
             id: write.id,
             kind: write.kind,
             fresh,
-            doc: encode_document(write.document),
+            doc,
             heads: heads_bytes(&heads),
             changes,
             device: write.author.device,

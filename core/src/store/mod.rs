@@ -21,7 +21,11 @@ pub use schema::{Encryption, SCHEMA_VERSION};
 /// better when many documents travel together in one sync message. Files written before this
 /// hold Automerge's own encoding, told apart by their leading magic bytes.
 pub fn encode_document(document: &Automerge) -> Vec<u8> {
-    let plain = document.save_nocompress();
+    compress_document(&document.save_nocompress())
+}
+
+/// `encode_document` of a document already saved with `save_nocompress`.
+pub fn compress_document(plain: &[u8]) -> Vec<u8> {
     thread_local! {
         // A compression context costs more to create than a small document to compress.
         static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
@@ -29,7 +33,7 @@ pub fn encode_document(document: &Automerge) -> Vec<u8> {
     }
     COMPRESSOR.with(|c| {
         c.borrow_mut()
-            .compress(&plain)
+            .compress(plain)
             .expect("in-memory compression")
     })
 }
@@ -733,6 +737,15 @@ fn insert_new<R: Record>(
     Ok(stored)
 }
 
+/// The hashes of the changes made after `before`, concatenated as the change log keeps them.
+pub fn new_change_hashes(document: &Automerge, before: &[ChangeHash]) -> Vec<u8> {
+    document
+        .get_changes_meta(before)
+        .iter()
+        .flat_map(|c| c.hash.0)
+        .collect()
+}
+
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.
 pub(crate) fn save_document(
     tx: &Transaction,
@@ -748,11 +761,7 @@ pub(crate) fn save_document(
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
     let record = TypedRecord::read(kind, id, document)?;
     let heads = document.get_heads();
-    let new_changes: Vec<u8> = document
-        .get_changes_meta(before)
-        .iter()
-        .flat_map(|c| c.hash.0)
-        .collect();
+    let new_changes = new_change_hashes(document, before);
     tx.prepare_cached(
         "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -367,27 +367,24 @@ fn accept_push(
         return Ok(PushOutcome::Erased);
     }
     let existing = tx.record(entry.id, true)?;
+    // The hub's copy must be the sender's to change: its area as the hub holds it now. A user
+    // who lost the area may still hold changes made before: if they are the sender's own work
+    // on the hub's copy, they are kept for a supervisor's review, never dropped; anything else
+    // is refused as out of scope.
+    let lost_area = existing
+        .as_ref()
+        .is_some_and(|s| !s.area.as_ref().is_some_and(|a| who.covers(a)));
+    let refuse = |reason| {
+        Ok(refused(if lost_area {
+            Refusal::OutOfScope
+        } else {
+            reason
+        }))
+    };
     let mut document = match &existing {
         Some(stored) => {
             if !who.kinds().contains(&stored.kind) {
                 return Ok(refused(Refusal::KindNotAllowed));
-            }
-            // The hub's copy must be the sender's to change: its area as the hub holds it now.
-            // A user who lost the area may still hold changes made before: they are kept for a
-            // supervisor's review, not dropped.
-            if !stored.area.as_ref().is_some_and(|a| who.covers(a)) {
-                if !builds_on(&stored.document, entry, who) {
-                    return Ok(refused(Refusal::OutOfScope));
-                }
-                tx.quarantine(&Quarantined {
-                    entry: 0,
-                    record: entry.id,
-                    device: who.device,
-                    user: who.user,
-                    changes: entry.changes.clone(),
-                    received_ms: Utc::now().timestamp_millis(),
-                })?;
-                return Ok(PushOutcome::Quarantined);
             }
             doc::load(entry.id, &stored.document)?
         }
@@ -395,20 +392,34 @@ fn accept_push(
     };
     let before = document.get_heads();
     if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
-        return Ok(refused(Refusal::Damaged));
+        return refuse(Refusal::Damaged);
     }
     if !document.get_missing_deps(&[]).is_empty() {
-        return Ok(refused(Refusal::MissingHistory));
+        return refuse(Refusal::MissingHistory);
     }
     let new_changes = document.get_changes(&before);
     let mut clock_skewed = false;
     let now = Utc::now().timestamp_millis();
     for change in &new_changes {
         if doc::device_of_actor(change.actor_id()) != Some(who.device) {
-            return Ok(refused(Refusal::ForeignChanges));
+            return refuse(Refusal::ForeignChanges);
         }
         let t = change.timestamp();
         clock_skewed |= t > now + limits.clock_skew_ms || t < EARLIEST_PLAUSIBLE_MS;
+    }
+    if lost_area {
+        if new_changes.is_empty() {
+            return refuse(Refusal::OutOfScope);
+        }
+        tx.quarantine(&Quarantined {
+            entry: 0,
+            record: entry.id,
+            device: who.device,
+            user: who.user,
+            changes: entry.changes.clone(),
+            received_ms: now,
+        })?;
+        return Ok(PushOutcome::Quarantined);
     }
     if !new_changes.is_empty() {
         let Some(kind) = doc::kind_of(&document) else {
@@ -457,26 +468,6 @@ fn accept_push(
         catch_up,
         clock_skewed,
     })
-}
-
-/// Whether pushed changes are the sender's own work on the hub's copy: they decode onto it,
-/// depend on nothing the hub lacks, and are all made on the sender's device. Only such changes
-/// are worth a supervisor's review; anything else is refused.
-fn builds_on(stored: &[u8], entry: &PushEntry, who: &Principal) -> bool {
-    let Ok(mut document) = doc::load(entry.id, stored) else {
-        return false;
-    };
-    let before = document.get_heads();
-    if store::decode_into(&mut document, entry.id, &entry.changes).is_err()
-        || !document.get_missing_deps(&[]).is_empty()
-    {
-        return false;
-    }
-    let new_changes = document.get_changes(&before);
-    !new_changes.is_empty()
-        && new_changes
-            .iter()
-            .all(|c| doc::device_of_actor(c.actor_id()) == Some(who.device))
 }
 
 /// A record sent whole (asked for again by the device), if it is the device's to see.

@@ -264,10 +264,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn is_erased(&mut self, id: Uuid) -> Result<bool> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased WHERE record_id = ?1)")?
-            .query_row([id.as_bytes()], |r| r.get(0))?)
+        store::is_erased(self.tx, id)
     }
 
     fn erase(&mut self, id: Uuid) -> Result<bool> {
@@ -322,38 +319,49 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
              ORDER BY id",
         )?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })?
+            .query_map([], QuarantineRow::read)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|(entry, record, device, user, changes, received_ms)| {
-                Ok(Quarantined {
-                    entry,
-                    record: uuid_of(&record)?,
-                    device: uuid_of(&device)?,
-                    user: uuid_of(&user)?,
-                    changes,
-                    received_ms,
-                })
-            })
-            .collect()
+        rows.into_iter().map(QuarantineRow::into_entry).collect()
     }
 
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
-        let found = self.quarantined()?.into_iter().find(|q| q.entry == entry);
-        if found.is_some() {
-            self.tx
-                .execute("DELETE FROM quarantine WHERE id = ?1", [entry])?;
-        }
-        Ok(found)
+        self.tx
+            .prepare_cached(
+                "DELETE FROM quarantine WHERE id = ?1
+                 RETURNING id, record_id, device_id, user_id, changes, received_ms",
+            )?
+            .query_row([entry], QuarantineRow::read)
+            .optional()?
+            .map(QuarantineRow::into_entry)
+            .transpose()
+    }
+}
+
+/// A `quarantine` row as SQLite returns it (ids as bytes).
+struct QuarantineRow(i64, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, i64);
+
+impl QuarantineRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
+        Ok(QuarantineRow(
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    }
+
+    fn into_entry(self) -> Result<Quarantined> {
+        let QuarantineRow(entry, record, device, user, changes, received_ms) = self;
+        Ok(Quarantined {
+            entry,
+            record: uuid_of(&record)?,
+            device: uuid_of(&device)?,
+            user: uuid_of(&user)?,
+            changes,
+            received_ms,
+        })
     }
 }
 
