@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
-use vigie_core::sync::Principal;
 use vigie_core::*;
 use vigie_server::auth::Token;
 
@@ -16,25 +15,7 @@ use vigie_server::auth::Token;
 fn plain_device(dir: &Path, data: &Path, name: &str, role: Role, areas: &[&str]) -> Device {
     let user = add_user(data, name, role, areas);
     let token_text = enrol(data, user);
-    let token = Token::parse(&token_text).expect("token parses");
-    let config = StoreConfig::new(
-        dir.join(format!("{name}.db")),
-        Encryption::Unencrypted,
-        user,
-    )
-    .device(token.device);
-    Device {
-        name: name.to_string(),
-        principal: Principal {
-            device: token.device,
-            user,
-            role,
-            areas: areas.iter().map(|a| a.to_string()).collect(),
-        },
-        store: Store::open(config).expect("open the device store"),
-        token,
-        token_text,
-    }
+    Device::open_with(dir, name, &token_text, role, areas, Encryption::Unencrypted)
 }
 
 /// Every file under `dir` (and beside it, for a store's -wal and -shm) whose bytes contain

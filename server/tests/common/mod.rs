@@ -526,14 +526,30 @@ impl Device {
         areas: &[&str],
         key: u8,
     ) -> Device {
+        Device::open_with(
+            dir,
+            name,
+            token_text,
+            role,
+            areas,
+            Encryption::Key([key; 32]),
+        )
+    }
+
+    /// `open`, with the store protected as given (unencrypted, for tests that search the
+    /// store's bytes).
+    pub fn open_with(
+        dir: &Path,
+        name: &str,
+        token_text: &str,
+        role: Role,
+        areas: &[&str],
+        encryption: Encryption,
+    ) -> Device {
         let token = Token::parse(token_text).expect("the token parses");
         let user = token.user;
-        let config = StoreConfig::new(
-            dir.join(format!("{name}.db")),
-            Encryption::Key([key; 32]),
-            token.user,
-        )
-        .device(token.device);
+        let config = StoreConfig::new(dir.join(format!("{name}.db")), encryption, token.user)
+            .device(token.device);
         let store = Store::open(config).expect("open the device store");
         assert_eq!(store.device_id(), token.device);
         Device {
