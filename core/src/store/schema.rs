@@ -46,15 +46,31 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Opens (creating if needed) and configures a connection. Nothing is written before the key has
 /// been checked, so a wrong key never damages the file.
 pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    if let Encryption::Key(key) = encryption {
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key)))?;
-    }
+    // SQLCipher can refuse a key ("An error occurred with PRAGMA key") while another keyed
+    // connection of the process is closing: about once in 60 runs of 16 threads that open and
+    // close stores together, never when no store closes meanwhile. Applying a key writes
+    // nothing, so a refused one is applied again on a fresh connection.
+    let mut attempt = 0;
+    let conn = loop {
+        attempt += 1;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let Encryption::Key(key) = encryption else {
+            break conn;
+        };
+        match conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key))) {
+            Ok(()) => break conn,
+            Err(_) if attempt < 5 => {
+                drop(conn);
+                std::thread::sleep(std::time::Duration::from_millis(attempt));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     // The first read of the schema is where a wrong key, or a file that is not a database,
     // shows.
     if let Err(e) = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
