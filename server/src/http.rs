@@ -8,18 +8,142 @@
 use crate::auth::{AuthError, Token};
 use crate::backend::Backend;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
 use vigie_core::sync::{HubError, HubLimits, Principal};
+
+pub use crate::listener::serve;
 
 pub struct Hub {
     pub backend: Box<dyn Backend>,
     pub limits: HubLimits,
     pub workers: Workers,
+    pub http: HttpLimits,
+    guards: Guards,
+}
+
+impl Hub {
+    pub fn new(backend: Box<dyn Backend>, limits: HubLimits, workers: Workers) -> Hub {
+        Hub {
+            backend,
+            limits,
+            workers,
+            guards: Guards::new(&HttpLimits::default()),
+            http: HttpLimits::default(),
+        }
+    }
+
+    /// The same hub with other bounds on connections and requests.
+    pub fn with_http(mut self, http: HttpLimits) -> Hub {
+        self.guards = Guards::new(&http);
+        self.http = http;
+        self
+    }
+}
+
+/// Bounds on what connections and requests may hold of the hub before and while their body
+/// arrives: what a device that sends slowly, or an attacker without a token, can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections open at once. Past it, the connection idle the longest (between requests,
+    /// or still sending its headers) is closed for the new one; when every connection is in a
+    /// request, the new one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests of one device served at once (a phone sends one at a time; its retries after a
+    /// timeout may overlap): more get 429.
+    pub max_requests_per_device: usize,
+    /// A request's headers must arrive within this time (also how long an idle connection is
+    /// kept between requests).
+    pub header_timeout: Duration,
+    /// A body must keep arriving: this long for the first bytes, then one more second for
+    /// every `min_body_rate` bytes received (as Apache's `mod_reqtimeout`); else 408.
+    pub body_timeout: Duration,
+    pub min_body_rate: usize,
+    /// Bytes of request bodies held at once (being received or served), whatever the number of
+    /// devices; a request waits for its share at most `body_wait`, then gets 503.
+    pub max_body_bytes_held: usize,
+    pub body_wait: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 1024,
+            max_requests_per_device: 4,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            min_body_rate: 1024,
+            max_body_bytes_held: 64 * 1024 * 1024,
+            body_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What requests hold of the hub at this moment.
+struct Guards {
+    /// Requests in progress, by device.
+    per_device: std::sync::Mutex<HashMap<Uuid, usize>>,
+    /// Body bytes held, in KiB.
+    body_kib: Arc<Semaphore>,
+}
+
+impl Guards {
+    fn new(http: &HttpLimits) -> Guards {
+        Guards {
+            per_device: Default::default(),
+            body_kib: Arc::new(Semaphore::new((http.max_body_bytes_held / 1024).max(1))),
+        }
+    }
+}
+
+/// A request of a device in progress: released when dropped.
+struct DeviceSlot<'a> {
+    guards: &'a Guards,
+    device: Uuid,
+}
+
+impl Hub {
+    fn device_slot(&self, device: Uuid) -> Option<DeviceSlot<'_>> {
+        let mut counts = self
+            .guards
+            .per_device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(device).or_default();
+        if *count >= self.http.max_requests_per_device {
+            return None;
+        }
+        *count += 1;
+        Some(DeviceSlot {
+            guards: &self.guards,
+            device,
+        })
+    }
+}
+
+impl Drop for DeviceSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self
+            .guards
+            .per_device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.device) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.device);
+            }
+        }
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -69,11 +193,9 @@ impl Workers {
 }
 
 pub fn router(hub: Arc<Hub>) -> Router {
-    let limit = hub.limits.max_request_bytes;
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/sync", post(sync))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(hub)
 }
 
@@ -87,6 +209,16 @@ enum Failure {
     Auth(AuthError),
     Inactive,
     Hub(HubError),
+    /// The device already has as many requests in progress as it may.
+    TooManyRequests,
+    /// The body is larger than a request may be.
+    BodyTooLarge,
+    /// The body stopped arriving, or arrives too slowly.
+    BodyTooSlow,
+    /// The connection failed while the body was arriving.
+    BodyCut,
+    /// Too many bodies are held at once: the hub is busy.
+    Busy,
     Internal,
 }
 
@@ -125,6 +257,35 @@ impl IntoResponse for Failure {
                 tracing::error!(error = %e, "sync failed on the hub");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
             }
+            Failure::TooManyRequests => {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests from this device at once: wait for the first to finish",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
+            Failure::BodyTooLarge => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request exceeds a limit: request bytes",
+            ),
+            Failure::BodyTooSlow => error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body arrived too slowly",
+            ),
+            Failure::BodyCut => error(StatusCode::BAD_REQUEST, "the request body was cut"),
+            Failure::Busy => {
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the hub is busy: try again shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                response
+            }
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
         }
     }
@@ -155,16 +316,78 @@ fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
     })
 }
 
-async fn sync(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = match bearer(&headers) {
-        Ok(t) => t,
-        Err(f) => return f.into_response(),
+/// The declared body length, if the request has one.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`).
+async fn read_body(mut body: Body, limit: usize, http: &HttpLimits) -> Result<Vec<u8>, Failure> {
+    let started = tokio::time::Instant::now();
+    let mut bytes = Vec::new();
+    loop {
+        let earned = Duration::from_secs_f64(bytes.len() as f64 / http.min_body_rate.max(1) as f64);
+        let deadline = started + http.body_timeout + earned;
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(Failure::BodyTooSlow),
+            Ok(None) => return Ok(bytes),
+            Ok(Some(Err(_))) => return Err(Failure::BodyCut),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(Failure::BodyTooLarge);
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+}
+
+/// `POST /v1/sync`. The device is authenticated from its headers before a byte of its body is
+/// read: without a valid token, a request costs the hub its headers and one registry lookup.
+async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    match serve_sync(hub, request).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure> {
+    let (parts, body) = request.into_parts();
+    let token = bearer(&parts.headers)?;
+    let who = {
+        let hub = hub.clone();
+        hub.clone()
+            .workers
+            .run(move || principal(&hub, &token))
+            .await
+            .ok_or(Failure::Internal)??
     };
-    let worker = hub.clone();
-    let handled = worker
-        .workers
+    let _slot = hub
+        .device_slot(who.device)
+        .ok_or(Failure::TooManyRequests)?;
+    let limit = hub.limits.max_request_bytes;
+    let declared = declared_length(&parts.headers);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Failure::BodyTooLarge);
+    }
+    // The body's share of what bodies may hold at once: as declared, else the most it may be.
+    let kib = (declared.unwrap_or(limit) / 1024 + 1) as u32;
+    let _held = tokio::time::timeout(
+        hub.http.body_wait,
+        hub.guards.body_kib.clone().acquire_many_owned(kib),
+    )
+    .await
+    .map_err(|_| Failure::Busy)?
+    .map_err(|_| Failure::Internal)?;
+    let body = read_body(body, limit, &hub.http).await?;
+    let job = hub.clone();
+    hub.workers
         .run(move || -> Result<Vec<u8>, Failure> {
-            let who = principal(&hub, &token)?;
+            let hub = job;
             let started = std::time::Instant::now();
             let response = hub
                 .backend
@@ -179,12 +402,6 @@ async fn sync(State(hub): State<Arc<Hub>>, headers: HeaderMap, body: Bytes) -> R
             );
             Ok(response)
         })
-        .await;
-    match handled {
-        Some(Ok(bytes)) => {
-            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
-        }
-        Some(Err(failure)) => failure.into_response(),
-        None => Failure::Internal.into_response(),
-    }
+        .await
+        .ok_or(Failure::Internal)?
 }

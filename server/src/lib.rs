@@ -8,6 +8,8 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod http;
+mod listener;
+pub mod logging;
 pub mod postgres;
 
 use auth::{AuthError, Registry};
@@ -95,9 +97,6 @@ impl Database {
 
 pub fn open_hub(database: &Database, limits: HubLimits) -> Result<http::Hub, HubOpenError> {
     let backend = database.open()?;
-    Ok(http::Hub {
-        workers: http::Workers::start(backend.concurrency())?,
-        backend,
-        limits,
-    })
+    let workers = http::Workers::start(backend.concurrency())?;
+    Ok(http::Hub::new(backend, limits, workers))
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{Encryption, ExportFormat, ExportOptions, Role, Store, StoreConfig, User};
@@ -13,6 +14,7 @@ use vigie_server::Database;
 use vigie_server::auth::Token;
 use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
+use vigie_server::http::HttpLimits;
 
 #[derive(Parser)]
 #[command(name = "vigie", version, about = "Vigie hub and tools")]
@@ -58,6 +60,8 @@ enum Command {
         hub: HubData,
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: String,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Manage users (their role and areas decide what their devices receive).
     User {
@@ -112,6 +116,35 @@ enum Command {
         #[arg(long)]
         personal: bool,
     },
+}
+
+/// Bounds on connections and requests (defaults in `HttpLimits`).
+#[derive(Args)]
+struct HttpArgs {
+    /// Connections open at once; past it, the one idle the longest is closed.
+    #[arg(long, default_value_t = HttpLimits::default().max_connections)]
+    max_connections: usize,
+    /// Requests of one device served at once; more get 429.
+    #[arg(long, default_value_t = HttpLimits::default().max_requests_per_device)]
+    max_requests_per_device: usize,
+    /// Milliseconds a request's headers may take to arrive (and an idle connection is kept).
+    #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64)]
+    header_timeout_ms: u64,
+    /// Milliseconds a body may take to start arriving; then one more second per 1 KiB.
+    #[arg(long, default_value_t = HttpLimits::default().body_timeout.as_millis() as u64)]
+    body_timeout_ms: u64,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_connections: self.max_connections.max(1),
+            max_requests_per_device: self.max_requests_per_device.max(1),
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            ..HttpLimits::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,15 +250,8 @@ fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // automerge logs hostile input at ERROR level: a flood an attacker controls. The hub
-            // reports refusals itself.
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,automerge=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
+    vigie_server::logging::init("info");
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -237,7 +263,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { hub, listen } => serve(&hub.database()?, &listen),
+        Command::Serve { hub, listen, http } => serve(&hub.database()?, &listen, http.limits()),
         Command::User {
             command:
                 UserCommand::Add {
@@ -373,26 +399,29 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(database: &Database, listen: &str) -> Result<(), String> {
+fn serve(database: &Database, listen: &str, http: HttpLimits) -> Result<(), String> {
     let hub = Arc::new(
-        vigie_server::open_hub(database, HubLimits::default()).map_err(|e| e.to_string())?,
+        vigie_server::open_hub(database, HubLimits::default())
+            .map_err(|e| e.to_string())?
+            .with_http(http),
     );
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let router = vigie_server::http::router(hub.clone());
-    let served = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let address = listener.local_addr().map_err(|e| e.to_string())?;
-        // Tests and scripts read this line to find the port.
-        println!("vigie hub listening on http://{address}");
-        let _ = std::io::stdout().flush();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
+    let served = runtime.block_on({
+        let hub = hub.clone();
+        async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let address = listener.local_addr().map_err(|e| e.to_string())?;
+            // Tests and scripts read this line to find the port.
+            println!("vigie hub listening on http://{address}");
+            let _ = std::io::stdout().flush();
+            vigie_server::http::serve(listener, hub, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
             .map_err(|e| e.to_string())
+        }
     });
     // The storage is closed outside the runtime: PostgreSQL's client may not block inside it.
     drop(runtime);

@@ -405,12 +405,7 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
 /// `database` is a URL.
 pub fn hub_main(data: PathBuf, database: Option<String>) -> BoxResult<()> {
     // Quiet unless RUST_LOG asks (RUST_LOG=info shows each request's time and size).
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    vigie_server::logging::init("warn");
     let database =
         vigie_server::Database::choose(database.as_deref(), &data, Encryption::Unencrypted)?;
     let hub = vigie_server::open_hub(&database, HubLimits::default())?;
@@ -420,10 +415,9 @@ pub fn hub_main(data: PathBuf, database: Option<String>) -> BoxResult<()> {
         println!("listening on http://{}", listener.local_addr()?);
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(
-            listener,
-            vigie_server::http::router(std::sync::Arc::new(hub)),
-        )
+        vigie_server::http::serve(listener, std::sync::Arc::new(hub), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await?;
         Ok(())
     })

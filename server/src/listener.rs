@@ -1,0 +1,291 @@
+//! Accepting connections: a bounded number of them, each served by hyper with a timeout on
+//! reading headers, and closed at once when the hub stops.
+//!
+//! Past `HttpLimits::max_connections`, the connection idle the longest (still sending its
+//! headers, or kept alive between requests) is closed for the new one: a flood of connections
+//! that never send a request only replaces itself, while a device that connects and sends its
+//! request at once gets through. A connection in the middle of a request is never closed for
+//! another; when all are, the newcomer is answered 503 and closed.
+
+use crate::http::{Hub, router};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower::ServiceExt;
+
+/// The largest request head (and read buffer) a connection may hold: a sync request's headers
+/// are a few hundred bytes.
+const MAX_BUFFER: usize = 16 * 1024;
+/// How long in-flight requests may take to finish once the hub is asked to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+content-length: 51\r\nretry-after: 5\r\nconnection: close\r\n\r\n\
+{\"error\":\"too many connections: try again shortly\"}";
+
+/// One open connection, as the registry sees it.
+struct Connection {
+    /// Requests in progress on it.
+    busy: AtomicUsize,
+    /// When it last became idle (accepted, or a request ended), in ns since `Connections::epoch`.
+    idle_since: AtomicU64,
+    /// Told when the registry closes it for a newcomer.
+    evicted: Notify,
+}
+
+struct Connections {
+    max: usize,
+    epoch: Instant,
+    open: Mutex<(u64, HashMap<u64, Arc<Connection>>)>,
+}
+
+impl Connections {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// A place for a new connection, closing the one idle the longest if they are all taken;
+    /// `None` if every connection is in a request.
+    fn admit(self: &Arc<Self>) -> Option<Slot> {
+        let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, open) = &mut *guard;
+        if open.len() >= self.max {
+            let (&oldest, _) = open
+                .iter()
+                .filter(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))?;
+            if let Some(evicted) = open.remove(&oldest) {
+                evicted.evicted.notify_one();
+            }
+        }
+        let id = *next;
+        *next += 1;
+        let connection = Arc::new(Connection {
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.now()),
+            evicted: Notify::new(),
+        });
+        open.insert(id, connection.clone());
+        Some(Slot {
+            id,
+            connection,
+            registry: self.clone(),
+        })
+    }
+}
+
+/// A connection's place in the registry, given back when it ends.
+struct Slot {
+    id: u64,
+    connection: Arc<Connection>,
+    registry: Arc<Connections>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut guard = self.registry.open.lock().unwrap_or_else(|p| p.into_inner());
+        guard.1.remove(&self.id);
+    }
+}
+
+/// A request in progress on a connection: the connection may not be closed for another.
+struct Busy {
+    connection: Arc<Connection>,
+    registry: Arc<Connections>,
+}
+
+impl Busy {
+    fn new(slot: &Slot) -> Busy {
+        slot.connection.busy.fetch_add(1, Ordering::AcqRel);
+        Busy {
+            connection: slot.connection.clone(),
+            registry: slot.registry.clone(),
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.connection
+            .idle_since
+            .store(self.registry.now(), Ordering::Relaxed);
+        self.connection.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Raises the process's limit of open files to its hard limit, and returns how many
+/// connections it leaves room for (files, sockets of PostgreSQL's pool and logs aside).
+fn connection_room(wanted: usize) -> usize {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    let soft = unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return wanted;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    let room = usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(128);
+    wanted.min(room.max(16))
+}
+
+/// Serves the hub on `listener` until `shutdown` completes; requests in progress then have a
+/// few seconds to finish.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let http = hub.http;
+    let max = connection_room(http.max_connections);
+    if max < http.max_connections {
+        tracing::warn!(
+            connections = max,
+            "the limit of open files allows fewer connections than configured"
+        );
+    }
+    let registry = Arc::new(Connections {
+        max,
+        epoch: Instant::now(),
+        open: Mutex::new((0, HashMap::new())),
+    });
+    let app = router(hub);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_timeout)
+        .max_buf_size(MAX_BUFFER)
+        .max_headers(32);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: let connections end.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = registry.admit() else {
+            let _ = stream.try_write(REFUSED);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = Arc::new(slot);
+        let service = {
+            let (app, slot) = (app.clone(), slot.clone());
+            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let busy = Busy::new(&slot);
+                let app = app.clone();
+                async move {
+                    let response = app.oneshot(request).await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            tokio::select! {
+                // A connection that fails (a client gone, a header timeout) just ends.
+                _ = connection => {}
+                () = slot.connection.evicted.notified() => {}
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in progress at shutdown were cut");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(max: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            max,
+            epoch: Instant::now(),
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    #[test]
+    fn past_the_cap_the_longest_idle_connection_makes_room() {
+        let registry = registry(2);
+        let first = registry.admit().unwrap();
+        let second = registry.admit().unwrap();
+        let _busy = Busy::new(&second);
+        let third = registry
+            .admit()
+            .expect("the idle first connection makes room");
+        assert!(!registry.open.lock().unwrap().1.contains_key(&first.id));
+        // `first` was told to close: its notification is stored.
+        let notified = first.connection.evicted.notified();
+        let waker = futures_waker();
+        let mut notified = std::pin::pin!(notified);
+        assert!(
+            notified
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+                .is_ready()
+        );
+        // Now one is busy and the other idle: the idle one goes again.
+        let _busy_third = Busy::new(&third);
+        assert!(
+            registry.admit().is_none(),
+            "every connection is in a request"
+        );
+        drop(_busy_third);
+        assert!(registry.admit().is_some());
+    }
+
+    #[test]
+    fn a_closed_connection_gives_its_place_back() {
+        let registry = registry(1);
+        let only = registry.admit().unwrap();
+        let _busy = Busy::new(&only);
+        assert!(registry.admit().is_none());
+        drop(_busy);
+        drop(only);
+        assert!(registry.admit().is_some());
+    }
+
+    fn futures_waker() -> std::task::Waker {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        Arc::new(Noop).into()
+    }
+}

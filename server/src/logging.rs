@@ -1,0 +1,89 @@
+//! The hub's log: `RUST_LOG` chooses what is shown, within ceilings that keep record bytes out.
+//!
+//! Some libraries log what passes through them at debug or trace: the PostgreSQL driver logs
+//! every statement's parameters (compressed documents, a child's name among them), HTTP
+//! libraries their buffers, automerge the hostile input it refuses (a flood an attacker
+//! controls). Their ceilings below hold whatever `RUST_LOG` asks; the hub's own crates log ids,
+//! sizes and times, never content.
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Libraries whose debug or trace output may carry request, response or statement bytes, and
+/// the most they may log.
+const CEILINGS: &[(&str, LevelFilter)] = &[
+    // Statement parameters at debug.
+    ("tokio_postgres", LevelFilter::INFO),
+    ("postgres", LevelFilter::INFO),
+    ("r2d2", LevelFilter::INFO),
+    ("r2d2_postgres", LevelFilter::INFO),
+    // Hostile documents at ERROR, unbounded in number.
+    ("automerge", LevelFilter::OFF),
+    // Buffers, headers (the device's token) and bodies at debug or trace.
+    ("hyper", LevelFilter::INFO),
+    ("hyper_util", LevelFilter::INFO),
+    ("h2", LevelFilter::INFO),
+    ("http_body_util", LevelFilter::INFO),
+    ("axum", LevelFilter::INFO),
+    ("axum_core", LevelFilter::INFO),
+    ("tower", LevelFilter::INFO),
+    ("tower_http", LevelFilter::INFO),
+    ("ureq", LevelFilter::INFO),
+    ("ureq_proto", LevelFilter::INFO),
+    ("rustls", LevelFilter::INFO),
+];
+
+/// The ceilings as a filter: everything else passes to `RUST_LOG`'s choice.
+pub fn ceilings() -> Targets {
+    CEILINGS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, (target, level)| t.with_target(*target, *level),
+    )
+}
+
+/// The filter `RUST_LOG` asks for, else `default`.
+fn requested(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Sends the process's log to standard error: `RUST_LOG` (else `default`) under the ceilings.
+pub fn init(default: &str) {
+    let _ = tracing_subscriber::registry()
+        .with(requested(default))
+        .with(ceilings())
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn libraries_that_log_bytes_stay_at_info_or_above() {
+        let caps = ceilings();
+        for target in [
+            "tokio_postgres::query",
+            "tokio_postgres::prepare",
+            "postgres",
+            "r2d2",
+            "hyper::proto::h1::io",
+            "hyper_util::server",
+            "axum::rejection",
+            "ureq::unversioned::transport",
+        ] {
+            assert!(caps.would_enable(target, &Level::INFO), "{target} info");
+            assert!(!caps.would_enable(target, &Level::DEBUG), "{target} debug");
+            assert!(!caps.would_enable(target, &Level::TRACE), "{target} trace");
+        }
+        assert!(!caps.would_enable("automerge::storage", &Level::ERROR));
+        // The hub's own crates are left to RUST_LOG.
+        for target in ["vigie", "vigie_server::http", "vigie_core::sync"] {
+            assert!(caps.would_enable(target, &Level::TRACE), "{target}");
+        }
+    }
+}
