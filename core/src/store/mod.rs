@@ -136,7 +136,7 @@ pub struct Store {
     pub(crate) role: StoreRole,
     path: PathBuf,
     /// Kept to reopen the file should a re-key fail after closing it.
-    encryption: Encryption,
+    pub(crate) encryption: Encryption,
 }
 
 /// The reference data last loaded, and the state of the reference documents it was loaded at.
@@ -559,6 +559,24 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    /// The ids of every record of a kind, in id order (the hub lists its users with it).
+    pub fn ids_of_kind(&self, kind: RecordKind) -> Result<Vec<Uuid>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM records WHERE kind = ?1 ORDER BY id")?;
+        let ids = stmt
+            .query_map([kind as i64], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ids.iter()
+            .map(|bytes| {
+                Uuid::from_slice(bytes).map_err(|_| Error::DamagedDocument {
+                    id: Uuid::nil(),
+                    reason: "a record id in the store is not 16 bytes".into(),
+                })
+            })
+            .collect()
     }
 }
 

@@ -17,7 +17,7 @@ use crate::store::{self, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 pub use super::hub_storage::{
@@ -112,6 +112,16 @@ pub enum HubError {
     Store(#[from] Error),
 }
 
+/// How long one write transaction of a request's pushes may run before it commits and lets
+/// other devices' writes in (at least one record per transaction).
+const PUSH_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Heads in one order, to compare them.
+fn sorted(mut heads: Vec<[u8; 32]>) -> Vec<[u8; 32]> {
+    heads.sort_unstable();
+    heads
+}
+
 /// Dates before this are a clock that was never set.
 const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
@@ -151,20 +161,49 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
         device: who.device,
     };
     let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
-    let response = storage.in_transaction(&mut |tx| {
-        let mut acks = Vec::with_capacity(request.push.len());
-        let mut size = 0usize;
-        for entry in &request.push {
-            let outcome = accept_push(tx, author, who, entry, limits)?;
-            if let PushOutcome::Accepted { catch_up, .. } = &outcome {
-                size += catch_up.len();
+    // Pushes are stored in batches, each its own write transaction: a large push never holds
+    // the writer for long, and a request cut half-way loses nothing (a push sent again changes
+    // nothing). Acks stay per record.
+    let mut acks = Vec::with_capacity(request.push.len());
+    let mut rest = &request.push[..];
+    while !rest.is_empty() {
+        let batch = storage.in_transaction(&mut |tx| {
+            let started = std::time::Instant::now();
+            let mut batch = Vec::new();
+            for entry in rest {
+                let outcome = accept_push(tx, author, who, entry, limits)?;
+                batch.push(PushAck {
+                    id: entry.id,
+                    outcome,
+                });
+                if started.elapsed() >= PUSH_BATCH_TIME {
+                    break;
+                }
             }
-            acks.push(PushAck {
-                id: entry.id,
-                outcome,
-            });
-        }
-        let pushed: HashSet<Uuid> = request.push.iter().map(|e| e.id).collect();
+            Ok(batch)
+        })?;
+        rest = &rest[batch.len()..];
+        acks.extend(batch);
+    }
+    let size: usize = acks
+        .iter()
+        .map(|ack| match &ack.outcome {
+            PushOutcome::Accepted { catch_up, .. } => catch_up.len(),
+            _ => 0,
+        })
+        .sum();
+    // What the device holds of each record it pushed, as the acks tell it: the walk skips the
+    // record only while it is still so (another device may have changed it since).
+    let pushed: HashMap<Uuid, Option<Vec<[u8; 32]>>> = acks
+        .iter()
+        .map(|ack| match &ack.outcome {
+            PushOutcome::Accepted { hub_heads, .. } => (ack.id, Some(sorted(hub_heads.clone()))),
+            _ => (ack.id, None),
+        })
+        .collect();
+    // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
+    let (records, cursor, more, erased) = storage.in_read_transaction(&mut |tx| {
+        let mut size = size;
         let mut records = Vec::new();
         for id in &request.refetch {
             if let Some(entry) = whole_record(tx, who, *id)? {
@@ -197,14 +236,15 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
         } else {
             tx.erased_between(cursor.since, next.since)?
         };
-        Ok(SyncResponse {
-            acks,
-            records,
-            cursor: next,
-            more,
-            erased,
-        })
+        Ok((records, next, more, erased))
     })?;
+    let response = SyncResponse {
+        acks,
+        records,
+        cursor,
+        more,
+        erased,
+    };
     Ok(wire::encode(wire::RESPONSE_TAG, &response))
 }
 
@@ -497,7 +537,7 @@ fn pull(
     who: &Principal,
     requester: &ActorId,
     cursor: Cursor,
-    skip: &HashSet<Uuid>,
+    skip: &HashMap<Uuid, Option<Vec<[u8; 32]>>>,
     budget: usize,
 ) -> Result<(Vec<PullEntry>, Cursor, bool)> {
     const BATCH: usize = 1_000;
@@ -509,9 +549,16 @@ fn pull(
     let seen = changed.len();
     for record in changed {
         let seq = record.seq;
-        if !skip.contains(&record.id)
-            && let Some(entry) = lacking(tx, record, cursor.since, requester)?
-        {
+        // A record the device just pushed is skipped while the hub holds what the ack told it
+        // (a refused push: always, as the device keeps its copy).
+        let skipped = match skip.get(&record.id) {
+            None => false,
+            Some(None) => true,
+            Some(Some(acked)) => {
+                sorted(store::heads_of(&record.heads).iter().map(|h| h.0).collect()) == *acked
+            }
+        };
+        if !skipped && let Some(entry) = lacking(tx, record, cursor.since, requester)? {
             if !entries.is_empty() && size + entry.changes.len() > budget {
                 return Ok((
                     entries,

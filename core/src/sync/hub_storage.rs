@@ -131,6 +131,46 @@ pub trait HubStorage {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T>;
+
+    /// Runs `work`, which only reads, in one transaction that sees one consistent state of the
+    /// storage (a snapshot). A backend with connections that only read (`HubReader`) runs it
+    /// there, beside the writer; by default it is an ordinary transaction.
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.in_transaction(work)
+    }
+}
+
+/// A connection to an embedded hub's store that only reads, beside the store's own connection
+/// (the writer): under WAL, readers see the last committed state and neither wait for the
+/// writer nor make it wait. Its transactions are snapshots; a write in one is an error.
+pub struct HubReader {
+    conn: rusqlite::Connection,
+}
+
+impl Store {
+    /// Opens a reader of this store's file (see `HubReader`).
+    pub fn hub_reader(&self) -> Result<HubReader> {
+        let conn = crate::store::schema::open_connection(self.path(), &self.encryption)?;
+        // The writer migrated the file when it opened it; a reader never writes.
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+        Ok(HubReader { conn })
+    }
+}
+
+impl HubStorage for HubReader {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        // Deferred: the snapshot is taken at the first read and held to the end.
+        let tx = self.conn.transaction()?;
+        let value = work(&mut EmbeddedTransaction { tx: &tx })?;
+        tx.commit()?;
+        Ok(value)
+    }
 }
 
 impl HubStorage for Store {

@@ -29,6 +29,7 @@ pub use hub::{
     Quarantined, RecordWrite, StoredRecord, accept_quarantined, create_record, erase_record,
     handle_sync, read_record, update_record,
 };
+pub use hub_storage::HubReader;
 pub use peer::{PeerScope, PeerSession};
 pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{Cursor, DecodeError, Refusal};
