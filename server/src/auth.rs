@@ -38,6 +38,38 @@ impl From<vigie_core::sync::MalformedToken> for AuthError {
     }
 }
 
+/// An enrolled device as the registry describes it (times in ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub device: Uuid,
+    pub user: Uuid,
+    pub enrolled_ms: i64,
+    /// Its last authenticated request, to `SEEN_RESOLUTION_MS`; `None` before the first.
+    pub last_seen_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// "Last seen" is written at most this often per device, so that authenticating stays a read.
+pub const SEEN_RESOLUTION_MS: i64 = 60_000;
+
+/// Whether a device's "last seen" must be written now.
+pub(crate) fn seen_is_stale(last_seen_ms: Option<i64>, now_ms: i64) -> bool {
+    last_seen_ms.is_none_or(|seen| now_ms - seen >= SEEN_RESOLUTION_MS)
+}
+
+/// The registry's schema, by `PRAGMA user_version`; step `i` takes it from `i` to `i + 1`.
+const REGISTRY_MIGRATIONS: &[&str] = &[
+    // Before versions were kept, the table was created if missing: step 1 is a no-op on it.
+    "CREATE TABLE IF NOT EXISTS devices (
+         device      BLOB PRIMARY KEY,
+         user_id     BLOB NOT NULL,
+         secret_hash BLOB NOT NULL,
+         enrolled_ms INTEGER NOT NULL,
+         revoked_ms  INTEGER
+     ) WITHOUT ROWID;",
+    "ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;",
+];
+
 /// The hub's table of enrolled devices.
 pub struct Registry {
     conn: Connection,
@@ -45,18 +77,26 @@ pub struct Registry {
 
 impl Registry {
     pub fn open(path: &Path) -> Result<Registry, AuthError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS devices (
-                 device      BLOB PRIMARY KEY,
-                 user_id     BLOB NOT NULL,
-                 secret_hash BLOB NOT NULL,
-                 enrolled_ms INTEGER NOT NULL,
-                 revoked_ms  INTEGER
-             ) WITHOUT ROWID;",
+             PRAGMA busy_timeout = 5000;",
         )?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > REGISTRY_MIGRATIONS.len() {
+            return Err(AuthError::Storage(format!(
+                "the device registry's schema version {version} is newer than this software ({})",
+                REGISTRY_MIGRATIONS.len()
+            )));
+        }
+        for step in &REGISTRY_MIGRATIONS[version..] {
+            tx.execute_batch(step)?;
+        }
+        tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
+        tx.commit()?;
         Ok(Registry { conn })
     }
 
@@ -84,21 +124,93 @@ impl Registry {
         Ok(n == 1)
     }
 
-    /// Checks a presented token; returns the device's user.
+    /// Checks a presented token; returns the device's user. Notes when the device was last
+    /// seen (a write at most once a minute per device).
     pub fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
-        let row: Option<(Vec<u8>, Vec<u8>, Option<i64>)> = self
+        /// User, secret hash, revoked, last seen.
+        type Row = (Vec<u8>, Vec<u8>, Option<i64>, Option<i64>);
+        let row: Option<Row> = self
             .conn
             .prepare_cached(
-                "SELECT user_id, secret_hash, revoked_ms FROM devices WHERE device = ?1",
+                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms FROM devices
+                 WHERE device = ?1",
             )?
             .query_row([token.device.as_bytes()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .optional()?;
-        let Some((user, stored_hash, revoked)) = row else {
+        let Some((user, stored_hash, revoked, last_seen)) = row else {
             return Err(AuthError::Unknown);
         };
-        check_token(token, &user, &stored_hash, revoked.is_some())
+        let user = check_token(token, &user, &stored_hash, revoked.is_some())?;
+        let now = chrono::Utc::now().timestamp_millis();
+        if seen_is_stale(last_seen, now) {
+            self.conn
+                .prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE device = ?1")?
+                .execute(params![token.device.as_bytes(), now])?;
+        }
+        Ok(user)
+    }
+
+    /// Every enrolled device, revoked ones included, oldest first.
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms FROM devices
+             ORDER BY enrolled_ms, device",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(device, user, enrolled_ms, last_seen_ms, revoked_ms)| {
+                let id = |b: &[u8]| {
+                    Uuid::from_slice(b)
+                        .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))
+                };
+                Ok(DeviceInfo {
+                    device: id(&device)?,
+                    user: id(&user)?,
+                    enrolled_ms,
+                    last_seen_ms,
+                    revoked_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// A new token for an enrolled device (same device and user): the old one stops working at
+    /// once. `Unknown` if no such device, `Revoked` if it was revoked (enrol a new one).
+    pub fn reissue(&self, device: Uuid) -> Result<Token, AuthError> {
+        let row: Option<(Vec<u8>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT user_id, revoked_ms FROM devices WHERE device = ?1",
+                [device.as_bytes()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((user, revoked)) = row else {
+            return Err(AuthError::Unknown);
+        };
+        if revoked.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        let user = Uuid::from_slice(&user)
+            .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))?;
+        let token = reissued_token(device, user);
+        self.conn.execute(
+            "UPDATE devices SET secret_hash = ?2 WHERE device = ?1 AND revoked_ms IS NULL",
+            params![device.as_bytes(), token.secret_hash()],
+        )?;
+        Ok(token)
     }
 }
 
@@ -128,7 +240,99 @@ pub(crate) fn check_token(
 
 /// A fresh token for a new device of `user`.
 pub(crate) fn new_token(user: Uuid) -> Token {
+    reissued_token(Uuid::new_v4(), user)
+}
+
+/// A token with a fresh secret for `device` of `user`.
+pub(crate) fn reissued_token(device: Uuid, user: Uuid) -> Token {
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    Token::new(Uuid::new_v4(), user, secret)
+    Token::new(device, user, secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_of_the_first_schema_is_migrated_and_keeps_its_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.db");
+        // The registry as it was created before its schema had versions (frozen).
+        let token = new_token(Uuid::new_v4());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE IF NOT EXISTS devices (
+                     device      BLOB PRIMARY KEY,
+                     user_id     BLOB NOT NULL,
+                     secret_hash BLOB NOT NULL,
+                     enrolled_ms INTEGER NOT NULL,
+                     revoked_ms  INTEGER
+                 ) WITHOUT ROWID;",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms) VALUES (?1, ?2, ?3, 5)",
+                params![token.device.as_bytes(), token.user.as_bytes(), token.secret_hash()],
+            )
+            .unwrap();
+        }
+        let registry = Registry::open(&path).unwrap();
+        let listed = registry.devices().unwrap();
+        assert_eq!(
+            listed,
+            vec![DeviceInfo {
+                device: token.device,
+                user: token.user,
+                enrolled_ms: 5,
+                last_seen_ms: None,
+                revoked_ms: None,
+            }]
+        );
+        assert_eq!(registry.authenticate(&token).unwrap(), token.user);
+        let seen = registry.devices().unwrap()[0].last_seen_ms.expect("seen");
+        assert!(seen > 5);
+        drop(registry);
+        // Opening again changes nothing.
+        let registry = Registry::open(&path).unwrap();
+        assert_eq!(registry.devices().unwrap()[0].last_seen_ms, Some(seen));
+    }
+
+    #[test]
+    fn last_seen_is_written_at_most_once_a_minute() {
+        assert!(seen_is_stale(None, 0));
+        assert!(!seen_is_stale(Some(1_000), 1_000 + SEEN_RESOLUTION_MS - 1));
+        assert!(seen_is_stale(Some(1_000), 1_000 + SEEN_RESOLUTION_MS));
+    }
+
+    #[test]
+    fn a_reissued_token_replaces_the_old_one_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&dir.path().join("devices.db")).unwrap();
+        let user = Uuid::new_v4();
+        let old = registry.enrol(user).unwrap();
+        let new = registry.reissue(old.device).unwrap();
+        assert_eq!((new.device, new.user), (old.device, old.user));
+        assert_ne!(new.to_text(), old.to_text());
+        assert!(matches!(
+            registry.authenticate(&old),
+            Err(AuthError::Unknown)
+        ));
+        assert_eq!(registry.authenticate(&new).unwrap(), user);
+        assert!(matches!(
+            registry.reissue(Uuid::new_v4()),
+            Err(AuthError::Unknown)
+        ));
+        assert!(registry.revoke(old.device).unwrap());
+        assert!(matches!(
+            registry.reissue(old.device),
+            Err(AuthError::Revoked)
+        ));
+        assert!(matches!(
+            registry.authenticate(&new),
+            Err(AuthError::Revoked)
+        ));
+    }
 }

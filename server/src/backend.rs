@@ -2,12 +2,12 @@
 //! default, one process) or PostgreSQL (several hub processes on one database). The HTTP layer
 //! and the administration commands see only this interface.
 
-use crate::auth::{AuthError, Registry, Token};
-use std::sync::{Mutex, MutexGuard};
+use crate::auth::{AuthError, DeviceInfo, Registry, Token};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
-    HubError, HubLimits, HubStorage, Principal, Quarantined, accept_quarantined, erase_record,
-    read_record, update_record,
+    HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, Quarantined,
+    accept_quarantined, erase_record, handle_sync, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, Store, User};
 
@@ -30,6 +30,17 @@ pub trait Backend: Send + Sync {
     /// Gives a user new areas: their devices receive what the new areas hold, and records of
     /// the areas they lost leave their devices.
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error>;
+    /// Every user, in id order.
+    fn users(&self) -> Result<Vec<User>, Error>;
+    /// Deactivates a user: every device of theirs is refused (403) from its next request.
+    /// Returns whether they were active; `NotFound` if there is no such user.
+    fn deactivate_user(&self, user: Uuid) -> Result<bool, Error>;
+    /// Every enrolled device, revoked ones included, with when it was last seen.
+    fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError>;
+    /// A new token for an enrolled device, same device and user: the old token stops working
+    /// at once, and the device keeps its store. `Unknown` if there is no such device,
+    /// `Revoked` if it was revoked (enrol a new one).
+    fn reissue(&self, device: Uuid) -> Result<Token, AuthError>;
     /// How many requests it can usefully serve at once.
     fn concurrency(&self) -> usize;
     /// Handles one sync request from an authenticated device.
@@ -86,17 +97,46 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
     user: Uuid,
     areas: &[String],
 ) -> Result<User, Error> {
+    let (_, after) = change_user_in(storage, actor, reference, user, &|record| {
+        record.areas = areas.iter().cloned().collect();
+    })?;
+    Ok(after)
+}
+
+/// Deactivates a user; returns whether they were active.
+pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    actor: &automerge::ActorId,
+    reference: &ReferenceData,
+    user: Uuid,
+) -> Result<bool, Error> {
+    let (before, _) = change_user_in(storage, actor, reference, user, &|record| {
+        record.active = false;
+    })?;
+    Ok(before.active)
+}
+
+/// Changes a user's record as the hub's administrator; returns it before and after.
+fn change_user_in<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    actor: &automerge::ActorId,
+    reference: &ReferenceData,
+    user: Uuid,
+    change: &dyn Fn(&mut User),
+) -> Result<(User, User), Error> {
     let author = ChangeAuthor {
         user: crate::HUB_ADMIN,
         device: crate::HUB_ADMIN,
     };
     storage.in_transaction(&mut |tx| {
-        let mut record = read_record::<User>(tx, user)?.ok_or(Error::NotFound {
+        let before = read_record::<User>(tx, user)?.ok_or(Error::NotFound {
             kind: Some(vigie_core::RecordKind::User),
             id: user,
         })?;
-        record.areas = areas.iter().cloned().collect();
-        update_record(tx, actor, author, reference, &record)
+        let mut record = before.clone();
+        change(&mut record);
+        let after = update_record(tx, actor, author, reference, &record)?;
+        Ok((before, after))
     })
 }
 
@@ -105,16 +145,107 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The embedded hub: one SQLite store and one device registry, used by one process.
+/// How many connections of the embedded hub only read (pull-only syncs, authentication).
+const READERS: usize = 4;
+
+/// The embedded hub: one SQLite store (its own connection writes; readers beside it serve the
+/// syncs that only read, and the reading part of the others) and one device registry, used by
+/// one process.
 pub struct Embedded {
-    pub store: Mutex<Store>,
-    pub registry: Mutex<Registry>,
+    store: Mutex<Store>,
+    readers: Readers,
+    registry: Mutex<Registry>,
+}
+
+impl Embedded {
+    pub fn new(store: Store, registry: Registry) -> Embedded {
+        Embedded {
+            readers: Readers {
+                idle: Mutex::new(Vec::new()),
+                returned: Condvar::new(),
+                opened: Mutex::new(0),
+                max: READERS,
+            },
+            store: Mutex::new(store),
+            registry: Mutex::new(registry),
+        }
+    }
+
+    /// Runs `work` on a reader, opened on first need.
+    fn read<T>(&self, work: impl FnOnce(&mut HubReader) -> Result<T, Error>) -> Result<T, Error> {
+        let mut reader = self.readers.take(&self.store)?;
+        let outcome = work(&mut reader);
+        self.readers.give_back(reader);
+        outcome
+    }
+}
+
+/// The readers of the embedded store: at most `max`, each used by one request at a time.
+struct Readers {
+    idle: Mutex<Vec<HubReader>>,
+    returned: Condvar,
+    opened: Mutex<usize>,
+    max: usize,
+}
+
+impl Readers {
+    fn take(&self, store: &Mutex<Store>) -> Result<HubReader, Error> {
+        let mut idle = lock(&self.idle);
+        loop {
+            if let Some(reader) = idle.pop() {
+                return Ok(reader);
+            }
+            let mut opened = lock(&self.opened);
+            if *opened < self.max {
+                *opened += 1;
+                drop(opened);
+                drop(idle);
+                let reader = lock(store).hub_reader();
+                if reader.is_err() {
+                    *lock(&self.opened) -= 1;
+                }
+                return reader;
+            }
+            drop(opened);
+            idle = self
+                .returned
+                .wait(idle)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn give_back(&self, reader: HubReader) {
+        lock(&self.idle).push(reader);
+        self.returned.notify_one();
+    }
+}
+
+/// The embedded hub as the sync engine's storage: writes on the store's connection, reads on
+/// a reader.
+struct EmbeddedStorage<'a> {
+    hub: &'a Embedded,
+}
+
+impl HubStorage for EmbeddedStorage<'_> {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        lock(&self.hub.store).in_transaction(work)
+    }
+
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.hub.read(|reader| reader.in_transaction(work))
+    }
 }
 
 impl Backend for Embedded {
     fn concurrency(&self) -> usize {
-        // One writer; a second thread authenticates the next request meanwhile.
-        2
+        // Readers, the writer, and a thread to authenticate the next request meanwhile.
+        READERS + 2
     }
 
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
@@ -129,12 +260,25 @@ impl Backend for Embedded {
         lock(&self.registry).revoke(device)
     }
 
+    fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {
+        lock(&self.registry).devices()
+    }
+
+    fn reissue(&self, device: Uuid) -> Result<Token, AuthError> {
+        lock(&self.registry).reissue(device)
+    }
+
     fn user(&self, id: Uuid) -> Result<Option<User>, Error> {
-        match lock(&self.store).get::<User>(id) {
-            Ok(user) => Ok(Some(user)),
-            Err(Error::NotFound { .. }) | Err(Error::WrongKind { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.read(|reader| reader.in_transaction(&mut |tx| read_record::<User>(tx, id)))
+    }
+
+    fn users(&self) -> Result<Vec<User>, Error> {
+        let store = lock(&self.store);
+        store
+            .ids_of_kind(vigie_core::RecordKind::User)?
+            .into_iter()
+            .map(|id| store.get::<User>(id))
+            .collect()
     }
 
     fn add_user(&self, user: &User) -> Result<User, Error> {
@@ -147,7 +291,7 @@ impl Backend for Embedded {
         request: &[u8],
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError> {
-        lock(&self.store).hub_handle(who, request, limits)
+        handle_sync(&mut EmbeddedStorage { hub: self }, who, request, limits)
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {
@@ -158,7 +302,7 @@ impl Backend for Embedded {
     }
 
     fn quarantined(&self) -> Result<Vec<Quarantined>, Error> {
-        lock(&self.store).in_transaction(&mut |tx| tx.quarantined())
+        self.read(|reader| reader.in_transaction(&mut |tx| tx.quarantined()))
     }
 
     fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool, Error> {
@@ -170,5 +314,12 @@ impl Backend for Embedded {
         let actor = store.actor().clone();
         let reference = store.reference().clone();
         set_areas_in(&mut *store, &actor, &reference, user, areas)
+    }
+
+    fn deactivate_user(&self, user: Uuid) -> Result<bool, Error> {
+        let mut store = lock(&self.store);
+        let actor = store.actor().clone();
+        let reference = store.reference().clone();
+        deactivate_in(&mut *store, &actor, &reference, user)
     }
 }

@@ -15,7 +15,6 @@ pub mod postgres;
 use auth::{AuthError, Registry};
 use backend::{Backend, Embedded};
 use std::path::Path;
-use std::sync::Mutex;
 use uuid::Uuid;
 use vigie_core::sync::HubLimits;
 use vigie_core::{Encryption, Store, StoreConfig, StoreRole};
@@ -84,10 +83,10 @@ impl Database {
 
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
         Ok(match self {
-            Database::Embedded { data, encryption } => Box::new(Embedded {
-                store: Mutex::new(open_store(data, encryption.clone())?),
-                registry: Mutex::new(open_registry(data)?),
-            }),
+            Database::Embedded { data, encryption } => Box::new(Embedded::new(
+                open_store(data, encryption.clone())?,
+                open_registry(data)?,
+            )),
             Database::Postgres { url, connections } => {
                 Box::new(postgres::Postgres::connect(url, *connections)?)
             }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{Encryption, ExportFormat, ExportOptions, Role, Store, StoreConfig, User};
 use vigie_server::Database;
-use vigie_server::auth::Token;
+use vigie_server::auth::{AuthError, Token};
 use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
 use vigie_server::http::HttpLimits;
@@ -155,6 +155,19 @@ enum FormatArg {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// One JSON line per user: id, name, role, areas, active (names are staff's, shown only
+    /// here, never logged).
+    List {
+        #[command(flatten)]
+        hub: HubData,
+    },
+    /// Deactivate a user: each of their devices is refused (403) from its next sync.
+    Deactivate {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        user: Uuid,
+    },
     /// Replace a user's areas (records of areas they lose leave their devices).
     Areas {
         #[command(flatten)]
@@ -209,7 +222,21 @@ enum DeviceCommand {
         #[arg(long)]
         user: Uuid,
     },
+    /// Revoke a device: its next contact is refused (403) and told to wipe its data.
     Revoke {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        device: Uuid,
+    },
+    /// One JSON line per device: device, user, enrolled, last_seen, revoked (RFC 3339 or null).
+    List {
+        #[command(flatten)]
+        hub: HubData,
+    },
+    /// Give a device a new token (printed once): the old one stops working at once, and the
+    /// device keeps its store.
+    Reissue {
         #[command(flatten)]
         hub: HubData,
         #[arg(long)]
@@ -232,6 +259,18 @@ impl From<RoleArg> for Role {
             RoleArg::Supervisor => Role::Supervisor,
         }
     }
+}
+
+/// A role as the command line names it (`--role`).
+fn role_name(role: Role) -> String {
+    let arg = match role {
+        Role::Inspector => RoleArg::Inspector,
+        Role::CommunityMonitor => RoleArg::CommunityMonitor,
+        Role::Supervisor => RoleArg::Supervisor,
+    };
+    arg.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
@@ -289,13 +328,78 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
+        Command::User {
+            command: UserCommand::List { hub },
+        } => {
+            for user in hub.open()?.users().map_err(|e| e.to_string())? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": user.id,
+                        "name": user.name,
+                        "role": role_name(user.role),
+                        "areas": user.areas,
+                        "active": user.active,
+                    })
+                );
+            }
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Deactivate { hub, user },
+        } => match hub.open()?.deactivate_user(user) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("user {user} is already inactive")),
+            Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
+            Err(e) => Err(e.to_string()),
+        },
         Command::Device {
             command: DeviceCommand::Enrol { hub, user },
         } => {
-            let token = hub.open()?.enrol(user).map_err(|e| e.to_string())?;
+            let backend = hub.open()?;
+            match backend.user(user).map_err(|e| e.to_string())? {
+                Some(found) if found.active => {}
+                Some(_) => return Err(format!("user {user} is inactive")),
+                None => return Err(format!("no such user: {user}")),
+            }
+            let token = backend.enrol(user).map_err(|e| e.to_string())?;
             println!("{}", token.to_text());
             Ok(())
         }
+        Command::Device {
+            command: DeviceCommand::List { hub },
+        } => {
+            let time = |ms: Option<i64>| {
+                ms.and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            };
+            for d in hub.open()?.devices().map_err(|e| e.to_string())? {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "device": d.device,
+                        "user": d.user,
+                        "enrolled": time(Some(d.enrolled_ms)),
+                        "last_seen": time(d.last_seen_ms),
+                        "revoked": time(d.revoked_ms),
+                    })
+                );
+            }
+            Ok(())
+        }
+        Command::Device {
+            command: DeviceCommand::Reissue { hub, device },
+        } => match hub.open()?.reissue(device) {
+            Ok(token) => {
+                println!("{}", token.to_text());
+                Ok(())
+            }
+            Err(AuthError::Unknown) => Err(format!("no such enrolled device: {device}")),
+            Err(AuthError::Revoked) => Err(format!(
+                "device {device} is revoked: enrol a new device instead"
+            )),
+            Err(e) => Err(e.to_string()),
+        },
         Command::Device {
             command: DeviceCommand::Revoke { hub, device },
         } => {

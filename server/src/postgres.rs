@@ -10,7 +10,7 @@
 //!   held until commit, so changes become visible in the order of their numbers. A device's
 //!   cursor can then never pass a number that a slower transaction commits later.
 
-use crate::auth::{self, AuthError, Token};
+use crate::auth::{self, AuthError, DeviceInfo, Token};
 use crate::backend::Backend;
 use automerge::ActorId;
 use postgres::error::SqlState;
@@ -34,7 +34,7 @@ type Manager = PostgresConnectionManager<NoTls>;
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// How often a transaction that collided with another process runs again before giving up.
 const ATTEMPTS: usize = 10;
 
@@ -90,6 +90,9 @@ const SCHEMA_V2: &str = "
     );
     CREATE INDEX quarantine_by_record ON quarantine (record_id);
 ";
+
+/// When each device was last seen (written at most once a minute, `auth::SEEN_RESOLUTION_MS`).
+const SCHEMA_V3: &str = "ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;";
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
 /// the values of a failed statement).
@@ -231,6 +234,9 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
     }
     if version < 2 {
         tx.batch_execute(SCHEMA_V2).map_err(storage_error)?;
+    }
+    if version < 3 {
+        tx.batch_execute(SCHEMA_V3).map_err(storage_error)?;
     }
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
@@ -568,9 +574,12 @@ struct PgStorage<'p> {
     pool: &'p Pool<Manager>,
 }
 
-impl HubStorage for PgStorage<'_> {
-    fn in_transaction<T>(
+impl PgStorage<'_> {
+    /// Runs `work` in a transaction, again after a collision with another process.
+    /// `snapshot`: a read-only transaction on one snapshot (repeatable read).
+    fn run<T>(
         &mut self,
+        snapshot: bool,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         let mut attempt = 0;
@@ -578,7 +587,16 @@ impl HubStorage for PgStorage<'_> {
             attempt += 1;
             let outcome = (|| {
                 let mut client = self.pool.get().map_err(pool_error)?;
-                let tx = client.transaction().map_err(storage_error)?;
+                let tx = if snapshot {
+                    client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                } else {
+                    client.transaction()
+                }
+                .map_err(storage_error)?;
                 let mut pg = PgTransaction {
                     tx,
                     pending: Vec::new(),
@@ -601,6 +619,22 @@ impl HubStorage for PgStorage<'_> {
     }
 }
 
+impl HubStorage for PgStorage<'_> {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.run(false, work)
+    }
+
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.run(true, work)
+    }
+}
+
 impl Backend for Postgres {
     fn concurrency(&self) -> usize {
         self.pool.max_size() as usize
@@ -610,7 +644,8 @@ impl Backend for Postgres {
         let mut client = self.client().map_err(auth_error)?;
         let row = client
             .query_opt(
-                "SELECT user_id, secret_hash, revoked_ms FROM devices WHERE device = $1",
+                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms FROM devices
+                 WHERE device = $1",
                 &[&token.device],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
@@ -620,7 +655,66 @@ impl Backend for Postgres {
         let user: Uuid = row.get(0);
         let hash: Vec<u8> = row.get(1);
         let revoked: Option<i64> = row.get(2);
-        auth::check_token(token, user.as_bytes(), &hash, revoked.is_some())
+        let user = auth::check_token(token, user.as_bytes(), &hash, revoked.is_some())?;
+        let now = chrono::Utc::now().timestamp_millis();
+        if auth::seen_is_stale(row.get(3), now) {
+            client
+                .execute(
+                    "UPDATE devices SET last_seen_ms = $2 WHERE device = $1",
+                    &[&token.device, &now],
+                )
+                .map_err(|e| auth_error(storage_error(e)))?;
+        }
+        Ok(user)
+    }
+
+    fn devices(&self) -> std::result::Result<Vec<DeviceInfo>, AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let rows = client
+            .query(
+                "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms FROM devices
+                 ORDER BY enrolled_ms, device",
+                &[],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        Ok(rows
+            .iter()
+            .map(|row| DeviceInfo {
+                device: row.get(0),
+                user: row.get(1),
+                enrolled_ms: row.get(2),
+                last_seen_ms: row.get(3),
+                revoked_ms: row.get(4),
+            })
+            .collect())
+    }
+
+    fn reissue(&self, device: Uuid) -> std::result::Result<Token, AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let row = client
+            .query_opt(
+                "SELECT user_id, revoked_ms FROM devices WHERE device = $1",
+                &[&device],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        let Some(row) = row else {
+            return Err(AuthError::Unknown);
+        };
+        if row.get::<_, Option<i64>>(1).is_some() {
+            return Err(AuthError::Revoked);
+        }
+        let token = auth::reissued_token(device, row.get(0));
+        let updated = client
+            .execute(
+                "UPDATE devices SET secret_hash = $2 WHERE device = $1 AND revoked_ms IS NULL",
+                &[&device, &token.secret_hash().to_vec()],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        if updated == 0 {
+            // Revoked meanwhile.
+            return Err(AuthError::Revoked);
+        }
+        Ok(token)
     }
 
     fn enrol(&self, user: Uuid) -> std::result::Result<Token, AuthError> {
@@ -688,6 +782,32 @@ impl Backend for Postgres {
 
     fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool> {
         crate::backend::review_in(&mut PgStorage { pool: &self.pool }, entry, accept)
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        let mut client = self.client()?;
+        let rows = client
+            .query(
+                "SELECT id, doc FROM records WHERE kind = $1 ORDER BY id",
+                &[&(RecordKind::User as i16)],
+            )
+            .map_err(storage_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let id: Uuid = row.get(0);
+                let document = vigie_core::doc::load(id, &decode_stored(id, row.get(1))?)?;
+                vigie_core::doc::read_record::<User>(&document, id)
+            })
+            .collect()
+    }
+
+    fn deactivate_user(&self, user: Uuid) -> Result<bool> {
+        crate::backend::deactivate_in(
+            &mut PgStorage { pool: &self.pool },
+            &self.actor,
+            &self.reference,
+            user,
+        )
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User> {
