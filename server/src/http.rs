@@ -351,7 +351,11 @@ async fn read_body(mut body: Body, limit: usize, http: &HttpLimits) -> Result<Ve
 async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     match serve_sync(hub, request).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(failure) => failure.into_response(),
+        Err(failure) => {
+            let response = failure.into_response();
+            tracing::debug!(status = response.status().as_u16(), "sync refused");
+            response
+        }
     }
 }
 
@@ -371,6 +375,7 @@ async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure>
         .ok_or(Failure::TooManyRequests)?;
     let limit = hub.limits.max_request_bytes;
     let declared = declared_length(&parts.headers);
+    tracing::debug!(device = %who.device, declared_bytes = ?declared, "device authenticated");
     if declared.is_some_and(|n| n > limit) {
         return Err(Failure::BodyTooLarge);
     }

@@ -5,6 +5,8 @@
 //! Every test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod surface;
+
 use automerge::{Automerge, ChangeHash};
 use chrono::{FixedOffset, NaiveDate, TimeZone};
 use rand::{Rng, RngCore, SeedableRng};
@@ -179,6 +181,10 @@ pub struct Hub {
     pub database: Option<String>,
     log: PathBuf,
     pub starts: usize,
+    /// More arguments of `vigie serve`, and environment variables that override the default
+    /// ones (`surface::HubOptions`).
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Hub {
@@ -201,6 +207,8 @@ impl Hub {
             database,
             log: data.with_extension("hub.log"),
             starts: 0,
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
         };
         hub.restart();
         hub
@@ -234,6 +242,8 @@ impl Hub {
                 "info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off",
             )
             .env_remove("VIGIE_HUB_KEY")
+            .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

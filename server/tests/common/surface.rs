@@ -1,0 +1,211 @@
+//! Helpers of the hub-surface tests: a hub started with more options, its memory, raw HTTP
+//! exchanges that stop half-way, and the administration commands.
+
+use super::{Hub, database_args, vigie_output};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How to start a hub beyond `Hub::start`.
+#[derive(Default, Clone)]
+pub struct HubOptions {
+    /// More arguments of `vigie serve` (`--max-connections 50`, …).
+    pub args: Vec<String>,
+    /// Environment variables, `RUST_LOG` among them, over the default ones.
+    pub env: Vec<(String, String)>,
+    /// A PostgreSQL database, whatever `VIGIE_TEST_BACKEND` says.
+    pub database: Option<String>,
+}
+
+impl HubOptions {
+    pub fn args(args: &[&str]) -> HubOptions {
+        HubOptions {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..HubOptions::default()
+        }
+    }
+}
+
+impl Hub {
+    /// Starts a hub on `data` with `options`.
+    pub fn start_with_options(data: &Path, options: HubOptions) -> Hub {
+        let mut hub = Hub {
+            child: None,
+            url: String::new(),
+            data: data.to_path_buf(),
+            database: options.database,
+            log: data.with_extension("hub.log"),
+            starts: 0,
+            extra_args: options.args,
+            extra_env: options.env,
+        };
+        hub.restart();
+        hub
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the hub is running").id()
+    }
+
+    /// The hub's resident memory now and at its peak (VmRSS, VmHWM), in MiB.
+    pub fn memory_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the hub's /proc status");
+        let field = |name: &str| -> f64 {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in /proc status"));
+            let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            kib / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// How many sockets and files the hub holds open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// The whole log the hub wrote (its stderr).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A connection to the hub that sends `head` (and maybe part of a body) and then stalls.
+pub struct Stalled {
+    pub stream: TcpStream,
+}
+
+impl Stalled {
+    /// Connects and writes `bytes`; `None` if the hub refused or closed the connection at once.
+    pub fn open(addr: &str, bytes: &[u8]) -> Option<Stalled> {
+        let mut stream = TcpStream::connect(addr).ok()?;
+        // A hub that neither reads nor closes must not hang the test.
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .ok()?;
+        stream.write_all(bytes).ok()?;
+        Some(Stalled { stream })
+    }
+
+    /// A sync request's head with this authorization and declared length.
+    pub fn head(addr: &str, authorization: Option<&str>, length: usize) -> Vec<u8> {
+        let authorization = authorization
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        format!(
+            "POST /v1/sync HTTP/1.1\r\nHost: {addr}\r\n{authorization}\
+             Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// What the hub answers within `timeout`: the status and the body (as text), `Err` with
+    /// what happened if the connection was closed without an answer or nothing came.
+    pub fn answer(&mut self, timeout: Duration) -> Result<(u16, String), String> {
+        let deadline = Instant::now() + timeout;
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no answer in time".into());
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err("no answer in time".into());
+                }
+                Err(e) => {
+                    if received.is_empty() {
+                        return Err(format!("connection failed: {e}"));
+                    }
+                    break;
+                }
+            }
+            if let Some(answer) = parse_answer(&received) {
+                return Ok(answer);
+            }
+        }
+        parse_answer(&received).ok_or_else(|| {
+            if received.is_empty() {
+                "closed without an answer".to_string()
+            } else {
+                format!("a partial answer: {}", String::from_utf8_lossy(&received))
+            }
+        })
+    }
+
+    /// Whether the hub closed the connection within `timeout` (without answering anything).
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        matches!(self.answer(timeout), Err(e) if e != "no answer in time")
+    }
+}
+
+/// The status and body of a whole HTTP/1.1 answer with a `content-length`, if it is all there.
+fn parse_answer(bytes: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (body.len() >= length).then(|| (status, body[..length].to_string()))
+}
+
+/// `vigie <args> --data <data> [--database …]`: the output, whether it succeeded or not.
+pub fn admin(data: &Path, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(["--data".to_string(), data.to_str().unwrap().to_string()]);
+    all.extend(database_args(data));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    vigie_output(&all)
+}
+
+/// `admin`, which must succeed: its JSON lines.
+pub fn admin_lines(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = admin(data, args);
+    assert!(
+        out.status.success(),
+        "vigie {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// `admin`, which must fail: its error message.
+pub fn admin_error(data: &Path, args: &[&str]) -> String {
+    let out = admin(data, args);
+    assert!(!out.status.success(), "vigie {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// The line of a listing whose `key` is `id`.
+pub fn line_of<'a>(lines: &'a [serde_json::Value], key: &str, id: Uuid) -> &'a serde_json::Value {
+    lines
+        .iter()
+        .find(|l| l[key] == id.to_string())
+        .unwrap_or_else(|| panic!("{id} listed"))
+}

@@ -1,0 +1,298 @@
+//! The hub's HTTP face against what comes before and around authentication (issue 11, attack
+//! 10): requests refused from their headers without their body being read, headers and
+//! bodies that never finish, one device's requests at once, stalled unauthenticated uploads
+//! and a flood of connections — while honest devices keep syncing and the hub's memory stays
+//! bounded. Against the real `vigie` binary, on the backend `VIGIE_TEST_BACKEND` names.
+
+mod common;
+
+use common::surface::{HubOptions, Stalled};
+use common::*;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::*;
+
+/// A supervisor and a monitor with a record each, synced once.
+fn two_devices(dir: &TempDir, data: &std::path::Path) -> (Device, Device) {
+    let supervisor = Device::enrol(
+        dir.path(),
+        data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        1,
+    );
+    let monitor = Device::enrol(
+        dir.path(),
+        data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    (supervisor, monitor)
+}
+
+/// Records a case on the device and syncs it; returns the case's id.
+fn record_and_sync(device: &mut Device, url: &str, n: u32) -> Uuid {
+    let user = device.user();
+    let case = device
+        .store
+        .create(&child(area(C01), &format!("Enfant {n}"), user))
+        .unwrap();
+    let summary = device.sync(url).unwrap();
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    case.id
+}
+
+const PROMPTLY: Duration = Duration::from_secs(5);
+
+#[test]
+fn credentials_and_length_are_checked_before_the_body_is_read() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, monitor) = two_devices(&dir, &data);
+    let hub = Hub::start(&data);
+    let addr = hub.addr();
+    let bearer = |d: &Device| format!("Bearer {}", d.token_text);
+    // Each request declares a body of 4 MiB and sends none of it: the hub must answer from
+    // the headers alone.
+    let forged = {
+        let token = &monitor.token;
+        format!(
+            "Bearer vgd1.{}.{}.{}",
+            token.device.simple(),
+            token.user.simple(),
+            "a".repeat(64)
+        )
+    };
+    for (authorization, status) in [
+        (None, 401),
+        (Some("Bearer nonsense".to_string()), 401),
+        (Some(format!("Bearer vgd1.{}.x.y", Uuid::new_v4())), 401),
+        (Some(forged), 401),
+    ] {
+        let started = Instant::now();
+        let mut stalled = Stalled::open(
+            &addr,
+            &Stalled::head(&addr, authorization.as_deref(), 4 << 20),
+        )
+        .expect("connect");
+        let (got, body) = stalled.answer(PROMPTLY).unwrap();
+        assert_eq!(got, status, "{authorization:?}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(json["error"].is_string(), "{body}");
+        assert!(started.elapsed() < PROMPTLY);
+    }
+    // A body over the limit, declared: 413 without a byte read, from a valid device.
+    let mut stalled = Stalled::open(
+        &addr,
+        &Stalled::head(&addr, Some(&bearer(&supervisor)), 9 << 20),
+    )
+    .unwrap();
+    let (status, body) = stalled.answer(PROMPTLY).unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("request bytes"), "{body}");
+    // A revoked device: 403 and told to wipe, before its body.
+    assert!(revoke(&data, monitor.token.device));
+    let mut stalled = Stalled::open(
+        &addr,
+        &Stalled::head(&addr, Some(&bearer(&monitor)), 4 << 20),
+    )
+    .unwrap();
+    let (status, body) = stalled.answer(PROMPTLY).unwrap();
+    assert_eq!(status, 403, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["wipe"], true, "{body}");
+    // The supervisor syncs as before.
+    record_and_sync(&mut supervisor, &hub.url, 1);
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
+
+#[test]
+fn headers_and_bodies_that_never_finish_are_cut() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, _) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&["--header-timeout-ms", "700", "--body-timeout-ms", "700"]),
+    );
+    let addr = hub.addr();
+    // Headers that stop half-way: the connection is closed.
+    let started = Instant::now();
+    let mut half = Stalled::open(
+        &addr,
+        format!("POST /v1/sync HTTP/1.1\r\nHost: {addr}\r\nContent-Le").as_bytes(),
+    )
+    .unwrap();
+    assert!(half.closed_within(Duration::from_secs(10)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "cut after {waited:?}"
+    );
+    // A connection that never sends anything either.
+    let mut silent = Stalled::open(&addr, b"").unwrap();
+    assert!(silent.closed_within(Duration::from_secs(10)));
+    // A valid device's body that stops: 408.
+    let mut head = Stalled::head(
+        &addr,
+        Some(&format!("Bearer {}", supervisor.token_text)),
+        100_000,
+    );
+    head.extend_from_slice(&[0x5a; 1000]);
+    let started = Instant::now();
+    let mut stalled = Stalled::open(&addr, &head).unwrap();
+    let (status, body) = stalled.answer(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 408, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A body that keeps arriving goes through, past the first timeout: each KiB received
+    // earns it a second more (here 8 KiB at 4 KiB/s: 2 s in all, past the 0.7 s timeout).
+    // Its bytes are no sync request: the hub read it all and says so (400, not 408).
+    let body = vec![0x42u8; 8 * 1024];
+    let mut slow = Stalled::open(
+        &addr,
+        &Stalled::head(
+            &addr,
+            Some(&format!("Bearer {}", supervisor.token_text)),
+            body.len(),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    for chunk in body.chunks(1024) {
+        std::thread::sleep(Duration::from_millis(250));
+        use std::io::Write;
+        slow.stream.write_all(chunk).unwrap();
+    }
+    let (status, answer) = slow.answer(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("malformed request"), "{answer}");
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    record_and_sync(&mut supervisor, &hub.url, 2);
+}
+
+#[test]
+fn one_device_gets_429_past_its_requests_at_once_and_others_are_served() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, mut monitor) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(&data, HubOptions::args(&["--max-requests-per-device", "2"]));
+    let addr = hub.addr();
+    let bearer = format!("Bearer {}", monitor.token_text);
+    // Two requests of the monitor in progress (their bodies still coming).
+    let mut held: Vec<Stalled> = (0..2)
+        .map(|_| {
+            let mut head = Stalled::head(&addr, Some(&bearer), 10_000);
+            head.extend_from_slice(&[1; 100]);
+            Stalled::open(&addr, &head).unwrap()
+        })
+        .collect();
+    // Give the hub the time to authenticate them.
+    std::thread::sleep(Duration::from_millis(500));
+    let err = monitor.sync(&hub.url).unwrap_err().to_string();
+    assert!(err.contains("429"), "{err}");
+    assert!(err.contains("too many requests"), "{err}");
+    let mut third = Stalled::open(&addr, &Stalled::head(&addr, Some(&bearer), 10)).unwrap();
+    let (status, body) = third.answer(PROMPTLY).unwrap();
+    assert_eq!(status, 429, "{body}");
+    // Another device is served meanwhile.
+    record_and_sync(&mut supervisor, &hub.url, 3);
+    // Once the held requests end, the monitor syncs again.
+    held.clear();
+    assert!(wait_until(Duration::from_secs(10), || monitor
+        .sync(&hub.url)
+        .is_ok()));
+    record_and_sync(&mut monitor, &hub.url, 4);
+}
+
+#[test]
+fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, mut monitor) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&["--max-connections", "300", "--header-timeout-ms", "3000"]),
+    );
+    let addr = hub.addr();
+    record_and_sync(&mut supervisor, &hub.url, 5);
+    record_and_sync(&mut monitor, &hub.url, 6);
+    let (rss_before, _) = hub.memory_mib();
+    let files_before = hub.open_files();
+    let started = Instant::now();
+
+    // 100 unauthenticated uploads declaring 8 MiB, each with 1 MiB sent (when the hub reads
+    // it), then stalled: each is answered 401 from its headers and nothing of it is kept (a hub
+    // that read bodies first held 100 MiB).
+    let mut uploads = Vec::new();
+    for i in 0..100 {
+        let authorization = match i % 3 {
+            0 => None,
+            1 => Some("Bearer vgd1.not.a.token".to_string()),
+            _ => Some(format!(
+                "Bearer vgd1.{}.{}.{}",
+                Uuid::new_v4().simple(),
+                Uuid::new_v4().simple(),
+                "b".repeat(64)
+            )),
+        };
+        let mut bytes = Stalled::head(&addr, authorization.as_deref(), 8 << 20);
+        bytes.extend_from_slice(&vec![0x77; 1 << 20]);
+        if let Some(s) = Stalled::open(&addr, &bytes) {
+            uploads.push(s);
+        }
+    }
+    for upload in &mut uploads {
+        if let Ok((status, _)) = upload.answer(Duration::from_secs(10)) {
+            assert_eq!(status, 401);
+        }
+    }
+    // A flood of connections that send part of a head and stall: three times the cap.
+    let mut flood = Vec::new();
+    for _ in 0..900 {
+        if let Some(s) = Stalled::open(&addr, b"POST /v1/sync HTTP/1.1\r\nHost: x\r\n") {
+            flood.push(s);
+        }
+    }
+    // Honest devices sync during the flood (each sync opens new connections).
+    for n in 0..3 {
+        record_and_sync(&mut supervisor, &hub.url, 10 + n);
+        record_and_sync(&mut monitor, &hub.url, 20 + n);
+        for _ in 0..100 {
+            if let Some(s) = Stalled::open(&addr, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n") {
+                flood.push(s);
+            }
+        }
+    }
+    let (_, peak) = hub.memory_mib();
+    assert!(
+        peak - rss_before < 48.0,
+        "the hub grew from {rss_before:.1} MiB to a peak of {peak:.1} MiB"
+    );
+    // The hub holds at most its cap of connections (those it closed for newcomers end within
+    // moments), and the stalled ones end.
+    assert!(
+        wait_until(Duration::from_secs(3), || hub.open_files()
+            < files_before + 300 + 32),
+        "{} files open",
+        hub.open_files()
+    );
+    assert!(
+        // (PostgreSQL's pool may have grown meanwhile.)
+        wait_until(Duration::from_secs(15), || hub.open_files()
+            <= files_before + 32),
+        "{} files open after the flood, {files_before} before",
+        hub.open_files()
+    );
+    drop(flood);
+    drop(uploads);
+    println!(
+        "flood: hub RSS {rss_before:.1} MiB before, peak {peak:.1} MiB, {:?}",
+        started.elapsed()
+    );
+    assert!(health(&hub.url).is_ok());
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}

@@ -1,0 +1,230 @@
+//! The administration a hub operator needs (issue 12): users listed and deactivated, devices
+//! listed with when they were last seen and whether they are revoked, a device's token
+//! re-issued, each with clear errors. Against the real `vigie` binary, on the backend
+//! `VIGIE_TEST_BACKEND` names.
+
+mod common;
+
+use common::surface::{admin, admin_error, admin_lines, line_of};
+use common::*;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::*;
+
+#[test]
+fn users_and_devices_are_listed_deactivated_and_reissued() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        1,
+    );
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01, C02],
+        2,
+    );
+    let mut inspector = Device::enrol(
+        dir.path(),
+        &data,
+        "inspector",
+        Role::Inspector,
+        &[DISTRICT],
+        3,
+    );
+    let hub = Hub::start(&data);
+
+    // Users: one JSON line each.
+    let users = admin_lines(&data, &["user", "list"]);
+    assert_eq!(users.len(), 3, "{users:?}");
+    let line = line_of(&users, "id", monitor.user());
+    assert_eq!(line["name"], "monitor");
+    assert_eq!(line["role"], "community-monitor");
+    assert_eq!(line["areas"], serde_json::json!([C01, C02]));
+    assert_eq!(line["active"], true);
+    assert_eq!(
+        line_of(&users, "id", supervisor.user())["role"],
+        "supervisor"
+    );
+
+    // Devices: enrolled, never seen, not revoked.
+    let devices = admin_lines(&data, &["device", "list"]);
+    assert_eq!(devices.len(), 3);
+    for d in [&supervisor, &monitor, &inspector] {
+        let line = line_of(&devices, "device", d.token.device);
+        assert_eq!(line["user"], d.user().to_string());
+        let enrolled = line["enrolled"].as_str().expect("an enrolment time");
+        chrono::DateTime::parse_from_rfc3339(enrolled).expect("RFC 3339");
+        assert!(line["last_seen"].is_null(), "{line}");
+        assert!(line["revoked"].is_null(), "{line}");
+    }
+
+    // A sync is seen; a revocation shows.
+    let user = monitor.user();
+    monitor
+        .store
+        .create(&child(area(C01), "Enfant 1", user))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert!(revoke(&data, inspector.token.device));
+    let devices = admin_lines(&data, &["device", "list"]);
+    let seen = line_of(&devices, "device", monitor.token.device)["last_seen"]
+        .as_str()
+        .expect("seen")
+        .to_string();
+    let seen_at = chrono::DateTime::parse_from_rfc3339(&seen).unwrap();
+    assert!((chrono::Utc::now() - seen_at.to_utc()).num_seconds().abs() < 120);
+    assert!(line_of(&devices, "device", inspector.token.device)["revoked"].is_string());
+    assert!(line_of(&devices, "device", inspector.token.device)["last_seen"].is_null());
+    let err = inspector.sync(&hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+
+    // Re-issuing: the old token is refused at once, the new one syncs the same store.
+    let out = admin(
+        &data,
+        &[
+            "device",
+            "reissue",
+            "--device",
+            &monitor.token.device.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(new_token, monitor.token_text);
+    let err = monitor.sync(&hub.url).unwrap_err().to_string();
+    assert!(err.contains("401"), "{err}");
+    let store_path = monitor.store.path().to_path_buf();
+    let held = monitor.store.count(RecordKind::ChildCase).unwrap();
+    drop(monitor);
+    let mut monitor = Device::open(
+        dir.path(),
+        "monitor",
+        &new_token,
+        Role::CommunityMonitor,
+        &[C01, C02],
+        2,
+    );
+    assert_eq!(monitor.store.path(), store_path);
+    assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), held);
+    let second = monitor
+        .store
+        .create(&child(area(C02), "Enfant 2", user))
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(second.id));
+
+    // Deactivating the monitor's user: the next sync is refused (403, not a wipe).
+    let out = admin(&data, &["user", "deactivate", "--user", &user.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = monitor.sync(&hub.url).unwrap_err();
+    assert!(!matches!(err, Error::WipeRequested), "{err}");
+    assert!(err.to_string().contains("403"), "{err}");
+    let users = admin_lines(&data, &["user", "list"]);
+    assert_eq!(line_of(&users, "id", user)["active"], false);
+    assert_eq!(line_of(&users, "id", supervisor.user())["active"], true);
+    supervisor.sync(&hub.url).unwrap();
+
+    // Clear errors.
+    let unknown = Uuid::new_v4().to_string();
+    let user_text = user.to_string();
+    for (args, expected) in [
+        (
+            vec!["user", "deactivate", "--user", &user_text],
+            "already inactive",
+        ),
+        (
+            vec!["user", "deactivate", "--user", &unknown],
+            "no such user",
+        ),
+        (
+            vec!["device", "reissue", "--device", &unknown],
+            "no such enrolled device",
+        ),
+        (vec!["device", "enrol", "--user", &unknown], "no such user"),
+        (vec!["device", "enrol", "--user", &user_text], "inactive"),
+        (
+            vec!["user", "deactivate", "--user", "not-an-id"],
+            "invalid value",
+        ),
+    ] {
+        let err = admin_error(&data, &args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(
+            err.contains(&unknown) || !args.contains(&unknown.as_str()),
+            "{err}"
+        );
+    }
+    let inspector_device = inspector.token.device.to_string();
+    let err = admin_error(&data, &["device", "reissue", "--device", &inspector_device]);
+    assert!(err.contains("revoked"), "{err}");
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
+
+#[test]
+fn administration_of_an_encrypted_hub_needs_its_key() {
+    if postgres_server().is_some() {
+        // The key protects the embedded store only.
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let key = "ab".repeat(32);
+    let wrong = "cd".repeat(32);
+    let data_arg = data.to_str().unwrap();
+    let id = vigie(&[
+        "user",
+        "add",
+        "--data",
+        data_arg,
+        "--name",
+        "Chef",
+        "--role",
+        "supervisor",
+        "--area",
+        REGION,
+        "--key-hex",
+        &key,
+    ]);
+    let listed = vigie(&["user", "list", "--data", data_arg, "--key-hex", &key]);
+    assert!(listed.contains(&id), "{listed}");
+    for args in [
+        vec!["user", "list", "--data", data_arg, "--key-hex", &wrong],
+        vec!["user", "list", "--data", data_arg],
+        vec![
+            "user",
+            "deactivate",
+            "--data",
+            data_arg,
+            "--key-hex",
+            &wrong,
+            "--user",
+            &id,
+        ],
+    ] {
+        let out = vigie_output(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("key"), "{args:?}: {err}");
+    }
+    let out = vigie_output(&["user", "list", "--data", data_arg, "--key-hex", "12"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+}
