@@ -4,6 +4,10 @@
 //! the response body is the sync response. Errors are JSON `{"error": "..."}` with a 4xx for
 //! anything the device sent wrong and a 5xx for the hub's own failures. Storage work runs on
 //! worker threads of its own: it never stalls the async runtime.
+//!
+//! Nothing of a body is read before the device is authenticated from its headers, has a free
+//! place among its requests at once, and its declared length fits; the body must then keep
+//! arriving (`HttpLimits`). Connections themselves are bounded in `listener.rs`.
 
 use crate::auth::{AuthError, Token};
 use crate::backend::Backend;
@@ -78,7 +82,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             max_connections: 1024,
-            max_requests_per_device: 4,
+            max_requests_per_device: 2,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
             min_body_rate: 1024,

@@ -166,10 +166,7 @@ impl HubStorage for HubReader {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         // Deferred: the snapshot is taken at the first read and held to the end.
-        let tx = self.conn.transaction()?;
-        let value = work(&mut EmbeddedTransaction { tx: &tx })?;
-        tx.commit()?;
-        Ok(value)
+        embedded_transaction(&mut self.conn, work)
     }
 }
 
@@ -178,11 +175,19 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        let tx = self.conn.transaction()?;
-        let value = work(&mut EmbeddedTransaction { tx: &tx })?;
-        tx.commit()?;
-        Ok(value)
+        embedded_transaction(&mut self.conn, work)
     }
+}
+
+/// Runs `work` in one transaction of an embedded store's connection.
+fn embedded_transaction<T>(
+    conn: &mut rusqlite::Connection,
+    work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction()?;
+    let value = work(&mut EmbeddedTransaction { tx: &tx })?;
+    tx.commit()?;
+    Ok(value)
 }
 
 /// The embedded store as the hub's storage. One process writes: a SQLite transaction already

@@ -524,7 +524,7 @@ fn inspector_day(
 }
 
 /// The peak resident set of a process, in MB (VmHWM, Linux only).
-fn peak_rss_mb_of(pid: u32) -> Option<f64> {
+pub(crate) fn peak_rss_mb_of(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -538,7 +538,7 @@ fn sorted_heads(document: &[u8]) -> BoxResult<Vec<ChangeHash>> {
 }
 
 /// The PostgreSQL server of the scripts: started by `scripts/postgres.sh` if needed.
-fn postgres_server() -> BoxResult<String> {
+pub(crate) fn postgres_server() -> BoxResult<String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/postgres.sh");
     let out = std::process::Command::new(script)
         .arg("url")
@@ -551,14 +551,14 @@ fn postgres_server() -> BoxResult<String> {
 }
 
 /// A database of its own on a PostgreSQL server, dropped when the bench succeeded.
-struct BenchDatabase {
+pub(crate) struct BenchDatabase {
     server: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl BenchDatabase {
-    fn create(server: &str) -> BoxResult<BenchDatabase> {
+    pub(crate) fn create(server: &str) -> BoxResult<BenchDatabase> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_nanos();
@@ -602,7 +602,7 @@ impl BenchDatabase {
         Ok((row.get(0), row.get(1)))
     }
 
-    fn drop_it(self) -> BoxResult<()> {
+    pub(crate) fn drop_it(self) -> BoxResult<()> {
         let mut client = postgres::Client::connect(&self.server, postgres::NoTls)?;
         client.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",

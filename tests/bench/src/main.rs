@@ -8,7 +8,10 @@
 //! `{"bench": "core", "metric": "...", "value": 1.23, "unit": "ms", "scale": 10.0}`;
 //! progress goes to standard error.
 
+mod busy_hub;
+mod hostile;
 mod hub_load;
+mod real_hub;
 mod sync_bench;
 mod workload;
 
@@ -30,7 +33,10 @@ type BoxResult<T> = Result<T, Box<dyn Error>>;
 const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]
        vigie-bench sync [--scale S] [--noop-scale S] [--seed N]
        vigie-bench hub-load [--devices N] [--backend both|sqlite|postgres] [--seed N]
-                            [--clients N] [--postgres URL]";
+                            [--clients N] [--postgres URL]
+       vigie-bench busy-hub [--backend both|sqlite|postgres] [--records N] [--rounds N]
+                            [--hub-bin PATH] [--postgres URL]
+       vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -155,6 +161,47 @@ fn run_hub_load(args: impl Iterator<Item = String>) -> BoxResult<()> {
     })
 }
 
+fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let mut number = |name: &str, default: usize| -> Result<usize, String> {
+        match flags.remove(name) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
+            None => Ok(default),
+        }
+    };
+    let records = number("--records", 5_000)?;
+    let rounds = number("--rounds", 2)?;
+    if records == 0 || rounds == 0 {
+        return Err(format!("--records and --rounds must be at least 1\n{USAGE}").into());
+    }
+    let args = busy_hub::BusyHubArgs {
+        backends: real_hub::Backend::parse(flags.remove("--backend").as_deref())?,
+        records,
+        rounds,
+        hub_bin: flags.remove("--hub-bin"),
+        postgres: flags.remove("--postgres"),
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    busy_hub::bench_busy_hub(&args)
+}
+
+fn run_hostile(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let args = hostile::HostileArgs {
+        backends: real_hub::Backend::parse(flags.remove("--backend").as_deref())?,
+        hub_bin: flags.remove("--hub-bin"),
+        postgres: flags.remove("--postgres"),
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    hostile::bench_hostile(&args)
+}
+
 /// The hidden commands the sync benchmarks run as separate processes.
 fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
@@ -179,6 +226,8 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "sync" => run_sync(args),
         "hub-load" => run_hub_load(args),
+        "busy-hub" => run_busy_hub(args),
+        "hostile" => run_hostile(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),
