@@ -67,7 +67,7 @@ pub struct SyncReport {
 }
 
 /// Why a sync removed a record from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Removal {
     /// Erased on the hub: gone for good.
     Erased,

@@ -251,6 +251,8 @@ fn respond(
                 // The device asks again for what it still lacks.
                 break;
             }
+            // Sent whole: the walk has nothing to add.
+            answered.insert(*id);
             records.push(entry);
         }
     }
@@ -263,9 +265,13 @@ fn respond(
             scope,
         },
     };
+    // A device whose scope changed may have removed records it pushed itself: the new walk
+    // from the start sends them like any other, until it completes.
+    let scope_changed = request.cursor.is_some_and(|c| c.scope != scope);
+    let receipt_in = if scope_changed { 0 } else { request.receipt };
     let held = Held {
         device: who.device,
-        through: request.receipt,
+        through: receipt_in,
         now: stamp.number,
     };
     let page = pull(tx, who, cursor, &answered, &held, &mut answer)?;
@@ -273,8 +279,8 @@ fn respond(
     // A device that did not apply the answer to some of its pushes (an answer lost on the way,
     // or a store restored from an older copy) is sent its own changes after its receipt. Its
     // receipt moves on once a walk has covered the whole change order since its cursor.
-    let receipt = if pushes_before > request.receipt && page.more {
-        request.receipt
+    let receipt = if pushes_before > receipt_in && page.more {
+        receipt_in
     } else {
         stamp.number.unwrap_or(pushes_before)
     };
@@ -444,7 +450,20 @@ fn accept_push(
     limits: &HubLimits,
     stamp: &mut PushStamp,
 ) -> Result<PushOutcome> {
-    match tx.record(entry.id, true)? {
+    let stored = match tx.record(entry.id, true) {
+        Ok(stored) => stored,
+        Err(Error::DamagedDocument { .. }) => {
+            // The hub's own copy does not read: nothing can be merged into it. The sender is
+            // answered as for an id it cannot see.
+            tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+            return Ok(match evaluate_new(tx, who, entry, limits)? {
+                New::Acceptable { .. } => refused(Refusal::OutOfScope),
+                New::Refused(outcome) => outcome,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    match stored {
         Some(stored) if who.receives(stored.kind, stored.area.as_ref()) => {
             update_in_scope(tx, author, who, entry, stored, limits, stamp)
         }
@@ -714,15 +733,21 @@ fn whole_record(
     who: &Principal,
     id: Uuid,
 ) -> Result<Option<PullEntry>> {
-    let Some(stored) = tx.record(id, false)? else {
-        return Ok(None);
+    let unreadable = || {
+        tracing::warn!(record = %id, "stored record unreadable: not sent");
+        Ok(None)
+    };
+    let stored = match tx.record(id, false) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Ok(None),
+        Err(Error::DamagedDocument { .. }) => return unreadable(),
+        Err(e) => return Err(e),
     };
     if !who.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
     let Ok(document) = doc::load(id, &stored.document) else {
-        tracing::warn!(record = %id, "stored record unreadable: not sent");
-        return Ok(None);
+        return unreadable();
     };
     Ok(Some(PullEntry {
         id,
