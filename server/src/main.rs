@@ -492,6 +492,9 @@ fn sync(
             "refused": refused,
             "failed": failed,
             "clock_skewed": summary.clock_skewed,
+            "erased": summary.erased.len(),
+            "quarantined": summary.quarantined.len(),
+            "left_scope": summary.left_scope.len(),
         })
     );
     store.close().map_err(|e| e.to_string())

@@ -1185,3 +1185,8 @@ pub fn force_field(store: &mut Store, id: Uuid, n: u32) -> serde_json::Value {
         RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// How records come and go (areas, erasure, quarantine review, hand-made requests)
+
+pub mod lifecycle;
