@@ -1,6 +1,7 @@
 """What scripts/test-bindings.sh passes: a real hub on 127.0.0.1 and enrolment tokens."""
 
 import os
+import subprocess
 import uuid
 
 import pytest
@@ -37,6 +38,18 @@ class Env:
     def revoked_token(self) -> str:
         """A device of the monitor that the hub has revoked."""
         return _env("VIGIE_REVOKED_TOKEN")
+
+    def admin(self, *args: str) -> str:
+        """Runs ``vigie <args> --data <the hub's data>`` (the hub keeps running); returns its
+        output."""
+        out = subprocess.run(
+            [_env("VIGIE_BIN"), *args, "--data", _env("VIGIE_HUB_DATA")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
 
     def store_path(self, name: str) -> str:
         directory = os.path.join(_env("VIGIE_TEST_DIR"), str(uuid.uuid4()))
