@@ -3,6 +3,8 @@
 //! store restored from an older copy, and what the hub's answers may carry. Real SQLite files;
 //! the hub's handler is called in-process (the HTTP hub's own tests cover the network).
 
+mod common;
+
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
@@ -10,7 +12,7 @@ use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushEntry, PushOutcome, SyncRequest};
 use vigie_core::sync::{
     HubLimits, HubStorage, PeerScope, Principal, Refusal, Removal, SyncOptions, SyncSummary,
-    erase_record, sync_with_hub,
+    erase_record,
 };
 use vigie_core::*;
 
@@ -52,17 +54,7 @@ impl Device {
     }
 
     fn sync_with(&mut self, hub: &mut Store, options: &SyncOptions) -> SyncSummary {
-        let principal = self.principal.clone();
-        sync_with_hub(
-            &mut self.store,
-            options,
-            |request| {
-                hub.hub_handle(&principal, request, &HubLimits::default())
-                    .map_err(|e| e.to_string())
-            },
-            |_| {},
-        )
-        .unwrap()
+        common::sync_in_process(&mut self.store, &self.principal, hub, options)
     }
 
     fn has(&self, id: Uuid) -> bool {

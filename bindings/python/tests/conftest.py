@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+import vigie
+
 
 def _env(name: str) -> str:
     value = os.environ.get(name)
@@ -69,3 +71,17 @@ def key(seed: int) -> bytes:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class Recorder(vigie.ChangeListener):
+    """A change listener that keeps what it is told."""
+
+    def __init__(self):
+        self.changes = []
+        self.bulk = []
+
+    def on_change(self, change):
+        self.changes.append(change)
+
+    def on_bulk_change(self, source, records):
+        self.bulk.append((source, records))

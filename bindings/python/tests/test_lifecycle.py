@@ -2,22 +2,12 @@
 wiped), the sync summary counts them, and a revoked device raises DeviceRevoked."""
 
 import vigie
-from conftest import key
+from conftest import Recorder, key
 
 C01 = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 
 
-class Changes(vigie.ChangeListener):
-    def __init__(self):
-        self.changes = []
-        self.bulk = []
-
-    def on_change(self, change):
-        self.changes.append(change)
-
-    def on_bulk_change(self, source, records):
-        self.bulk.append((source, records))
-
+class Changes(Recorder):
     def removed(self):
         return {(c.id, c.kind, c.removed) for c in self.changes if c.removed is not None}
 
