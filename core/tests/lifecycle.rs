@@ -527,7 +527,7 @@ fn a_store_restored_from_an_older_copy_moves_its_edits_to_a_new_actor() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(dir.path());
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
-    let edited = create(&mut monitor, C01, "Akissi");
+    let edited = create(&mut monitor, C01, "Akissi Bamba");
     monitor.sync(&mut hub);
     let copy = dir.path().join("copy.db");
     let path = monitor.path.clone();
@@ -542,7 +542,7 @@ fn a_store_restored_from_an_older_copy_moves_its_edits_to_a_new_actor() {
     let mut c: ChildCase = monitor.store.get(edited).unwrap();
     c.hours_per_week = 30;
     monitor.store.update(&c).unwrap();
-    let later = create(&mut monitor, C01, "Aya");
+    let later = create(&mut monitor, C01, "Aya Ouédraogo");
     monitor.sync(&mut hub);
     let old_actor = monitor.store.actor().clone();
     monitor.store.close().unwrap();
