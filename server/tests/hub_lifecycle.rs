@@ -562,3 +562,49 @@ fn a_lost_area_leaves_the_phone() {
     }
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// Issue 12: a deactivated user's device syncs with no scope: what it holds leaves it, after
+/// its pending changes are pushed (kept for review). Embedded store only: the user is
+/// deactivated by editing the hub's store while it is stopped (`vigie user deactivate` comes
+/// with the administration commands).
+#[test]
+fn a_deactivated_users_device_keeps_nothing() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut hub = Hub::start(&data);
+    let synced = monitor
+        .store
+        .create(&child(area(C01), "Yao Kouamé", monitor.user()))
+        .unwrap()
+        .id;
+    let edited = monitor
+        .store
+        .create(&child(area(C01), "Ama Yao", monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+    let mut c: ChildCase = monitor.store.get(edited).unwrap();
+    c.night_work = !c.night_work;
+    monitor.store.update(&c).unwrap();
+
+    hub.stop();
+    let mut store = hub.open_store();
+    let mut user: User = store.get(monitor.user()).unwrap();
+    user.active = false;
+    store.update(&user).unwrap();
+    store.close().unwrap();
+    hub.restart();
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![edited], "{summary:?}");
+    assert_eq!(summary.left_scope, vec![synced], "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 0);
+    hub.stop();
+    assert!(store_files_holding(&monitor.store, "Yao Kouamé").is_empty());
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
