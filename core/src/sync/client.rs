@@ -229,9 +229,9 @@ impl Store {
                             &mut report,
                         )?;
                     } else {
-                        // A catch-up that did not fit in the hub's answer: the record stays in
-                        // the outbox (its heads differ from the hub's), and the next push gets
-                        // it.
+                        // Nothing to catch up, or a catch-up that did not fit in the hub's
+                        // answer: then the record stays in the outbox (its heads differ from
+                        // the hub's) and the next push gets it.
                         record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
                     }
                 }
