@@ -121,7 +121,10 @@ start_hub() { # data-dir: exports VIGIE_HUB_URL and the tokens for the tests
     "vigie hub listening on http://127.0.0.1:"*) VIGIE_HUB_URL="${line#vigie hub listening on }" ;;
     *) echo "bindings: the hub did not start: '$line'" >&2; cat "$data/hub.log" >&2; exit 1 ;;
   esac
+  # The hub's binary and data, for tests that administer it (add a user, change areas, erase).
+  VIGIE_BIN="$VIGIE" VIGIE_HUB_DATA="$data"
   export VIGIE_HUB_URL VIGIE_MONITOR_TOKEN VIGIE_QUICKSTART_TOKEN VIGIE_SUPERVISOR_TOKEN VIGIE_REVOKED_TOKEN
+  export VIGIE_BIN VIGIE_HUB_DATA
   log "hub on $VIGIE_HUB_URL (data in $data)"
 }
 

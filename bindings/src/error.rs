@@ -27,7 +27,7 @@ pub enum VigieError {
     Conflict { id: String, reason: String },
 
     /// The workflow or the hub does not allow this: a forbidden case transition, a store that
-    /// belongs to another device, a revoked device (HTTP 403).
+    /// belongs to another device, a request the hub forbids (HTTP 403).
     #[error("not allowed: {reason}")]
     NotAllowed { reason: String },
 
@@ -40,10 +40,17 @@ pub enum VigieError {
     #[error("wrong PIN: {attempts_left} attempts left")]
     WrongPin { attempts_left: u32 },
 
-    /// The profile is gone from this device: too many wrong PINs, or the hub told the device
-    /// to wipe it (a revoked device). Its user must be enrolled again.
+    /// The profile is gone from this device: too many wrong PINs, or the app wiped it
+    /// (`Vault.wipe_user`, `wipe_all`). Its user must be enrolled again.
     #[error("profile wiped: {reason}")]
     ProfileWiped { reason: String },
+
+    /// The hub revoked this device (lost, stolen, seized) and asks it to destroy its data: the
+    /// app wipes the profile (`Vault.wipe_user`, or `wipe_all`) and does not sync again. Raised
+    /// by `sync_with` through any transport that reports the hub's answer
+    /// (`TransportError.DeviceRevoked`).
+    #[error("device revoked: {reason}")]
+    DeviceRevoked { reason: String },
 
     /// The store's file or SQLite failed (disk full, I/O error, a schema newer than this
     /// library).
@@ -100,9 +107,8 @@ impl From<CoreError> for VigieError {
             CoreError::NotAllowed { rule } => VigieError::NotAllowed { reason: rule },
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
             CoreError::WrongPin { attempts_left } => VigieError::WrongPin { attempts_left },
-            CoreError::ProfileWiped | CoreError::WipeRequested => {
-                VigieError::ProfileWiped { reason }
-            }
+            CoreError::ProfileWiped => VigieError::ProfileWiped { reason },
+            CoreError::WipeRequested => VigieError::DeviceRevoked { reason },
             CoreError::NoProfile { user } => VigieError::NotFound {
                 kind: "profile".into(),
                 id: user.to_string(),
@@ -119,6 +125,7 @@ impl From<CoreError> for VigieError {
             | CoreError::Document(_)
             | CoreError::DamagedProfile { .. } => VigieError::Storage { reason },
             CoreError::DamagedDocument { .. }
+            | CoreError::ActorReused { .. }
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },
@@ -137,6 +144,10 @@ pub enum TransportError {
     /// 403 `VigieError.NotAllowed`, any other `VigieError.Transport`.
     #[error("hub answered {status}: {reason}")]
     Http { status: i32, reason: String },
+    /// The hub revoked this device and asks it to wipe (HTTP 403 with `"wipe": true`):
+    /// becomes `VigieError.DeviceRevoked`.
+    #[error("device revoked by the hub: {reason}")]
+    DeviceRevoked { reason: String },
 }
 
 impl From<UnexpectedUniFFICallbackError> for TransportError {
@@ -149,6 +160,7 @@ impl From<TransportError> for VigieError {
     fn from(e: TransportError) -> VigieError {
         let reason = e.to_string();
         match e {
+            TransportError::DeviceRevoked { .. } => VigieError::DeviceRevoked { reason },
             TransportError::Http { status: 401, .. } => VigieError::Authentication { reason },
             TransportError::Http { status: 403, .. } => VigieError::NotAllowed { reason },
             _ => VigieError::Transport { reason },

@@ -23,19 +23,60 @@ pub enum ChangeSource {
     HandOver,
 }
 
-/// One record that changed in the store.
+/// Why a record left the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Removal {
+    /// Erased on the hub (a supervisor's decision): gone for good, and it never comes back.
+    Erased,
+    /// No longer in this user's scope (the record moved to another area, the user's areas or
+    /// role changed, the user was deactivated). It comes back if the scope does.
+    LeftScope,
+    /// The hub kept this device's changes to it for a supervisor's review: the user lost the
+    /// record's area.
+    Quarantined,
+    /// The profile was wiped from this device (`Vault.wipe_user`, `wipe_all`).
+    Wiped,
+}
+
+impl From<vigie_core::sync::Removal> for Removal {
+    fn from(r: vigie_core::sync::Removal) -> Removal {
+        match r {
+            vigie_core::sync::Removal::Erased => Removal::Erased,
+            vigie_core::sync::Removal::LeftScope => Removal::LeftScope,
+            vigie_core::sync::Removal::Quarantined => Removal::Quarantined,
+        }
+    }
+}
+
+/// One record that changed in the store, or left it (`removed` says why; reading it then finds
+/// nothing).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RecordChange {
     pub id: String,
     pub kind: RecordKind,
     pub source: ChangeSource,
+    #[uniffi(default = None)]
+    pub removed: Option<Removal>,
+}
+
+impl RecordChange {
+    /// A record a sync removed from the store.
+    pub(crate) fn removed(record: &vigie_core::sync::RemovedRecord) -> RecordChange {
+        RecordChange {
+            id: record.id.to_string(),
+            kind: record.kind,
+            source: ChangeSource::Hub,
+            removed: Some(record.why.into()),
+        }
+    }
 }
 
 /// Told about changes after they are committed, on the thread that made them, once the store is
 /// free again: a listener may read the store, but should hand long work to another thread.
 #[uniffi::export(with_foreign)]
 pub trait ChangeListener: Send + Sync {
-    /// A record was written or merged. May be called for a record whose merge brought nothing.
+    /// A record was written or merged (may be called for a record whose merge brought
+    /// nothing), or removed from the store (`change.removed`): one call per record.
     fn on_change(&self, change: RecordChange);
     /// Records arrived in bulk (a bundle or a peer session) without the core reporting which:
     /// reload what is on screen.

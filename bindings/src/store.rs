@@ -6,7 +6,7 @@
 
 use crate::error::{Result, VigieError};
 use crate::listeners::{
-    ChangeListener, ChangeSource, Listeners, RecordChange, SyncProgressListener, guarded,
+    ChangeListener, ChangeSource, Listeners, RecordChange, Removal, SyncProgressListener, guarded,
 };
 use crate::monitoring::VisitReview;
 use crate::types::{
@@ -124,6 +124,7 @@ fn local(id: Uuid, kind: RecordKind) -> RecordChange {
         id: id.to_string(),
         kind,
         source: ChangeSource::Local,
+        removed: None,
     }
 }
 
@@ -141,15 +142,35 @@ impl VigieStore {
     }
 
     /// Takes the core store out, for its profile to be wiped: later calls raise `ProfileWiped`.
+    /// The listeners hear of every record it held, as removed.
     pub(crate) fn take_for_wipe(&self) -> Result<Option<Store>> {
-        match self.with_store(|_| Ok(())) {
+        let held = match self.with_store(|s| {
+            Ok(if self.listeners.is_empty() {
+                Vec::new()
+            } else {
+                s.records_held()?
+            })
+        }) {
+            Ok(held) => held,
             // Closed already (by `close_store`, or wiped): nothing to take.
-            Ok(()) | Err(VigieError::Storage { .. } | VigieError::ProfileWiped { .. }) => {}
+            Err(VigieError::Storage { .. } | VigieError::ProfileWiped { .. }) => Vec::new(),
             Err(e) => return Err(e),
-        }
+        };
         let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         self.wiped.store(true, Ordering::SeqCst);
-        Ok(slot.take())
+        let store = slot.take();
+        drop(slot);
+        let changes: Vec<RecordChange> = held
+            .into_iter()
+            .map(|(id, kind)| RecordChange {
+                id: id.to_string(),
+                kind,
+                source: ChangeSource::Local,
+                removed: Some(Removal::Wiped),
+            })
+            .collect();
+        self.listeners.changed(&changes);
+        Ok(store)
     }
 
     /// Tells the listeners that this store's own calls changed these records.
@@ -164,6 +185,7 @@ impl VigieStore {
                 id: id.to_string(),
                 kind,
                 source,
+                removed: None,
             })
             .collect();
         self.listeners.changed(&changes);
@@ -222,6 +244,7 @@ impl VigieStore {
                     id: id.to_string(),
                     kind,
                     source,
+                    removed: None,
                 })
             })
             .collect()
@@ -560,7 +583,8 @@ impl VigieStore {
         let (report, changes) = self.with_store(|s| {
             let report = s.hub_sync_apply(&response, &options)?;
             let ids = without_failed(ids, &report.failed, &mut HashSet::new());
-            let changes = Self::received(s, &ids, ChangeSource::Hub);
+            let mut changes = Self::received(s, &ids, ChangeSource::Hub);
+            changes.extend(report.removed.iter().map(RecordChange::removed));
             Ok((report, changes))
         })?;
         self.listeners.changed(&changes);
@@ -571,7 +595,9 @@ impl VigieStore {
     /// nothing more and the outbox nothing it would accept. Blocks for the whole session.
     /// `progress` is told after each exchange (inside the session: it must not call the store).
     /// A transport failure stops the session (`Transport`, or `Authentication` for HTTP 401,
-    /// `NotAllowed` for 403); what was applied stays, and the next session resumes.
+    /// `DeviceRevoked` when the hub revoked the device, `NotAllowed` for another 403); what was
+    /// applied stays, and the next session resumes. Records the session removes (erased, out of
+    /// the user's scope, quarantined) are told to the change listeners, one call each.
     pub fn sync_with(
         &self,
         transport: Arc<dyn SyncTransport>,
@@ -582,6 +608,8 @@ impl VigieStore {
         let failure: RefCell<Option<crate::TransportError>> = RefCell::new(None);
         let in_flight: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
         let applied: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
+        // Records removed by the exchanges applied so far (the summary's list grows).
+        let removed: RefCell<Vec<vigie_core::sync::RemovedRecord>> = RefCell::new(Vec::new());
         let (result, changes) = self.with_store(|s| {
             let result = sync_with_hub(
                 s,
@@ -602,6 +630,7 @@ impl VigieStore {
                 |summary| {
                     // Called once the exchange is applied.
                     applied.borrow_mut().append(&mut in_flight.borrow_mut());
+                    *removed.borrow_mut() = summary.removed.clone();
                     if let Some(p) = &progress {
                         let summary = SyncSummary::from(summary.clone());
                         guarded(|| p.on_progress(summary));
@@ -613,7 +642,9 @@ impl VigieStore {
                 Err(_) => Vec::new(),
             };
             let ids = without_failed(applied.take(), &failed, &mut HashSet::new());
-            Ok((result, Self::received(s, &ids, ChangeSource::Hub)))
+            let mut changes = Self::received(s, &ids, ChangeSource::Hub);
+            changes.extend(removed.take().iter().map(RecordChange::removed));
+            Ok((result, changes))
         })?;
         self.listeners.changed(&changes);
         match result {

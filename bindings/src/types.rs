@@ -1255,6 +1255,13 @@ pub struct SyncReport {
     pub more: bool,
     /// The hub saw this device's clock far from its own.
     pub clock_skewed: bool,
+    /// Records erased on the hub (their copies left the device for good).
+    pub erased: i64,
+    /// Records whose changes the hub kept for review (the user lost their area); they left the
+    /// device.
+    pub quarantined: i64,
+    /// Records no longer in the user's scope that left the device.
+    pub left_scope: i64,
 }
 
 impl From<core::sync::SyncReport> for SyncReport {
@@ -1266,6 +1273,9 @@ impl From<core::sync::SyncReport> for SyncReport {
             failed: failed(r.failed),
             more: r.more,
             clock_skewed: r.clock_skewed,
+            erased: long(r.erased.len()),
+            quarantined: long(r.quarantined.len()),
+            left_scope: long(r.left_scope.len()),
         }
     }
 }
@@ -1283,6 +1293,13 @@ pub struct SyncSummary {
     pub clock_skewed: bool,
     /// Records still waiting to be sent (refused ones included).
     pub pending: i64,
+    /// Records erased on the hub (their copies left the device for good).
+    pub erased: i64,
+    /// Records whose changes the hub kept for review (the user lost their area); they left the
+    /// device.
+    pub quarantined: i64,
+    /// Records no longer in the user's scope that left the device.
+    pub left_scope: i64,
 }
 
 impl From<core::sync::SyncSummary> for SyncSummary {
@@ -1297,6 +1314,9 @@ impl From<core::sync::SyncSummary> for SyncSummary {
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,
             pending: long(s.pending),
+            erased: long(s.erased.len()),
+            quarantined: long(s.quarantined.len()),
+            left_scope: long(s.left_scope.len()),
         }
     }
 }

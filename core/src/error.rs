@@ -66,6 +66,16 @@ pub enum Error {
     #[error("damaged document {id}: {reason}")]
     DamagedDocument { id: Uuid, reason: String },
 
+    /// A change made on this device arrived with a sequence number the store has used since for
+    /// another change: the store was restored from an older copy (`store::receive` moves the
+    /// store's own later edits to a new actor and merges again).
+    #[error("record {id}: a change of this device reuses sequence number {seq} of its actor")]
+    ActorReused {
+        id: Uuid,
+        actor: automerge::ActorId,
+        seq: u64,
+    },
+
     /// Bytes from another device or the hub that are not a well-formed message.
     #[error("sync message refused: {0}")]
     Protocol(#[from] crate::sync::DecodeError),

@@ -116,10 +116,10 @@ impl Store {
                 rule: "the hand-over is for another user".into(),
             });
         }
-        let ctx = self.received_write();
+        let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
         for case in &hand_over.cases {
-            store::merge_document(&tx, &ctx, &self.actor, case.id, &case.document)?;
+            store::receive::merge_received(&tx, &mut receiver, case.id, &case.document)?;
             let (_, kind, _) = store::find_row(&tx, case.id)?.ok_or(Error::NotFound {
                 kind: Some(RecordKind::ChildCase),
                 id: case.id,
@@ -133,6 +133,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.received(receiver);
         Ok(hand_over.cases.iter().map(|c| c.id).collect())
     }
 }

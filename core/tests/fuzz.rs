@@ -236,6 +236,10 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     cursor: Default::default(),
                     more: false,
                     erased: Vec::new(),
+                    receipt: 0,
+                    tombstones: Vec::new(),
+                    left_scope: Vec::new(),
+                    scope: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());

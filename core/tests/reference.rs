@@ -584,6 +584,7 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
             push: Vec::new(),
             refetch,
             max_response_bytes: 1 << 20,
+            receipt: 0,
         })
     };
     let exchange = |hub: &mut Store, request: Vec<u8>| {

@@ -1,6 +1,8 @@
 //! Sync between device stores and a hub store, all on real SQLite files, with the hub's handler
 //! called in-process as the transport (the HTTP hub's own tests cover the network).
 
+mod common;
+
 use chrono::{FixedOffset, NaiveDate, TimeZone};
 use std::collections::BTreeSet;
 use tempfile::TempDir;
@@ -53,17 +55,7 @@ fn sync_opts(
     hub: &mut Store,
     options: &SyncOptions,
 ) -> vigie_core::sync::SyncSummary {
-    let principal = d.principal.clone();
-    sync_with_hub(
-        &mut d.store,
-        options,
-        |request| {
-            hub.hub_handle(&principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
-        |_| {},
-    )
-    .unwrap()
+    common::sync_in_process(&mut d.store, &d.principal, hub, options)
 }
 
 fn workplace(area: Area, name: &str) -> Workplace {

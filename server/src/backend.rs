@@ -6,8 +6,9 @@ use crate::auth::{AuthError, DeviceInfo, Registry, Token};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
-    HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, Quarantined,
-    accept_quarantined, erase_record, handle_sync, read_record, update_record,
+    HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, QuarantineView,
+    Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_sync, read_record,
+    update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, Store, User};
 
@@ -23,10 +24,14 @@ pub trait Backend: Send + Sync {
     fn add_user(&self, user: &User) -> Result<User, Error>;
     /// Erases a child case everywhere, as the supervisor `by` asks. Returns whether it was there.
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error>;
-    /// Changes held for review (sent by users who lost the record's area), oldest first.
-    fn quarantined(&self) -> Result<Vec<Quarantined>, Error>;
-    /// Merges (`accept`) or drops one quarantined entry. Returns whether it existed.
-    fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool, Error>;
+    /// Changes held for review (sent by users who lost the record's area), oldest first, each
+    /// with what it would change (never a value).
+    fn quarantined(&self) -> Result<Vec<QuarantineView>, Error>;
+    /// Merges (`accept`) or drops one quarantined entry. An accepted entry must pass the rules
+    /// a push passes, with the scope of the supervisor `by` (without one: the record stays in
+    /// its community). Returns whether it existed.
+    fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>)
+    -> Result<bool, Error>;
     /// Gives a user new areas: their devices receive what the new areas hold, and records of
     /// the areas they lost leave their devices.
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error>;
@@ -53,38 +58,65 @@ pub trait Backend: Send + Sync {
 }
 
 /// The work of the administration calls, the same on every storage.
+/// The principal an administration command acts as: an active user, through the hub.
+fn acting_user(
+    tx: &mut dyn vigie_core::sync::HubTransaction,
+    by: Uuid,
+    what: &str,
+) -> Result<Principal, Error> {
+    let user = read_record::<User>(tx, by)?
+        .filter(|u| u.active)
+        .ok_or_else(|| Error::NotAllowed {
+            rule: format!("the {what} user is unknown or inactive"),
+        })?;
+    Ok(Principal {
+        device: crate::HUB_ADMIN,
+        user: by,
+        role: user.role,
+        areas: user.areas.clone(),
+    })
+}
+
 pub(crate) fn erase_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     by: Uuid,
     record: Uuid,
 ) -> Result<bool, Error> {
     storage.in_transaction(&mut |tx| {
-        let user = read_record::<User>(tx, by)?
-            .filter(|u| u.active)
-            .ok_or_else(|| Error::NotAllowed {
-                rule: "the erasing user is unknown or inactive".into(),
-            })?;
-        let who = Principal {
-            device: crate::HUB_ADMIN,
-            user: by,
-            role: user.role,
-            areas: user.areas.clone(),
-        };
+        let who = acting_user(tx, by, "erasing")?;
         erase_record(tx, &who, record)
+    })
+}
+
+pub(crate) fn quarantined_in<S: HubStorage + ?Sized>(
+    storage: &mut S,
+) -> Result<Vec<QuarantineView>, Error> {
+    storage.in_transaction(&mut |tx| {
+        tx.quarantined()?
+            .iter()
+            .map(|entry| describe_quarantined(tx, entry))
+            .collect()
     })
 }
 
 pub(crate) fn review_in<S: HubStorage + ?Sized>(
     storage: &mut S,
+    reference: &ReferenceData,
     entry: i64,
     accept: bool,
+    by: Option<Uuid>,
 ) -> Result<bool, Error> {
     storage.in_transaction(&mut |tx| {
+        let reviewer = match by {
+            Some(by) => Reviewer::Supervisor(acting_user(tx, by, "reviewing")?),
+            None => Reviewer::Hub,
+        };
         let Some(quarantined) = tx.take_quarantined(entry)? else {
             return Ok(false);
         };
         if accept {
-            accept_quarantined(tx, &quarantined)?;
+            // A refusal rolls the transaction back: the entry stays for another review.
+            accept_quarantined(tx, &quarantined, &reviewer, reference)?;
         }
         Ok(true)
     })
@@ -301,12 +333,19 @@ impl Backend for Embedded {
         Ok(erased)
     }
 
-    fn quarantined(&self) -> Result<Vec<Quarantined>, Error> {
-        self.read(|reader| reader.in_transaction(&mut |tx| tx.quarantined()))
+    fn quarantined(&self) -> Result<Vec<QuarantineView>, Error> {
+        self.read(quarantined_in)
     }
 
-    fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool, Error> {
-        review_in(&mut *lock(&self.store), entry, accept)
+    fn review_quarantined(
+        &self,
+        entry: i64,
+        accept: bool,
+        by: Option<Uuid>,
+    ) -> Result<bool, Error> {
+        let mut store = lock(&self.store);
+        let reference = store.reference();
+        review_in(&mut *store, &reference, entry, accept, by)
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {

@@ -211,7 +211,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// Why a request failed, mapped to HTTP in one place.
 enum Failure {
     Auth(AuthError),
-    Inactive,
+    UnknownUser,
     Hub(HubError),
     /// The device already has as many requests in progress as it may.
     TooManyRequests,
@@ -244,7 +244,7 @@ impl IntoResponse for Failure {
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
             }
             Failure::Auth(e) => error(StatusCode::UNAUTHORIZED, &e.to_string()),
-            Failure::Inactive => error(StatusCode::FORBIDDEN, "user inactive or unknown"),
+            Failure::UnknownUser => error(StatusCode::FORBIDDEN, "unknown user"),
             Failure::Hub(HubError::Malformed(e)) => {
                 error(StatusCode::BAD_REQUEST, &format!("malformed request: {e}"))
             }
@@ -308,15 +308,21 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
 fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
     let user_id = hub.backend.authenticate(token).map_err(Failure::Auth)?;
     let user = match hub.backend.user(user_id) {
-        Ok(Some(user)) if user.active => user,
-        Ok(_) => return Err(Failure::Inactive),
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(Failure::UnknownUser),
         Err(e) => return Err(Failure::Hub(HubError::Store(e))),
     };
     Ok(Principal {
         device: token.device,
         user: user_id,
         role: user.role,
-        areas: user.areas,
+        // A deactivated user's devices sync with an empty scope: what they hold leaves them,
+        // after their pending changes are pushed (and kept for review).
+        areas: if user.active {
+            user.areas
+        } else {
+            Default::default()
+        },
     })
 }
 

@@ -161,7 +161,8 @@ enum UserCommand {
         #[command(flatten)]
         hub: HubData,
     },
-    /// Deactivate a user: each of their devices is refused (403) from its next sync.
+    /// Deactivate a user: at its next sync each of their devices pushes what it has (kept for
+    /// review), then holds nothing of the hub's any more and has nothing stored.
     Deactivate {
         #[command(flatten)]
         hub: HubData,
@@ -192,17 +193,25 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum QuarantineCommand {
-    /// One JSON line per entry: entry, record, device, user, received_ms, bytes.
+    /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
+    /// bytes, state (applies, record_gone, does_not_apply), fields (the record's fields the
+    /// changes would change), area_before, area_after, authors (user and device each change
+    /// names). Never a value of the record.
     List {
         #[command(flatten)]
         hub: HubData,
     },
-    /// Merge an entry's changes into its record.
+    /// Merge an entry's changes into its record. They must pass the rules a push passes (kind,
+    /// validation, scope): with `--by`, the record must be in that supervisor's areas before and
+    /// after; without, the changes may not move the record to another community.
     Accept {
         #[command(flatten)]
         hub: HubData,
         #[arg(long)]
         entry: i64,
+        /// The supervisor who reviewed the entry.
+        #[arg(long)]
+        by: Option<Uuid>,
     },
     /// Drop an entry.
     Reject {
@@ -472,30 +481,58 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+fn area_json(area: &Option<vigie_core::Area>) -> serde_json::Value {
+    match area {
+        Some(a) => serde_json::json!({
+            "country": a.country,
+            "region": a.region,
+            "district": a.district,
+            "community": a.community,
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
 fn quarantine(command: QuarantineCommand) -> Result<(), String> {
-    let (hub, entry, accept) = match command {
+    let (hub, entry, accept, by) = match command {
         QuarantineCommand::List { hub } => {
+            use vigie_core::sync::ReviewState;
             for q in hub.open()?.quarantined().map_err(|e| e.to_string())? {
+                let authors: Vec<serde_json::Value> = q
+                    .authors
+                    .iter()
+                    .map(|a| serde_json::json!({ "user": a.user, "device": a.device }))
+                    .collect();
                 println!(
                     "{}",
                     serde_json::json!({
                         "entry": q.entry,
                         "record": q.record,
+                        "kind": q.kind.map(|k| k.to_string()),
                         "device": q.device,
                         "user": q.user,
                         "received_ms": q.received_ms,
-                        "bytes": q.changes.len(),
+                        "bytes": q.bytes,
+                        "state": match q.state {
+                            ReviewState::Applies => "applies",
+                            ReviewState::RecordGone => "record_gone",
+                            ReviewState::DoesNotApply => "does_not_apply",
+                        },
+                        "fields": q.fields,
+                        "area_before": area_json(&q.area_before),
+                        "area_after": area_json(&q.area_after),
+                        "authors": authors,
                     })
                 );
             }
             return Ok(());
         }
-        QuarantineCommand::Accept { hub, entry } => (hub, entry, true),
-        QuarantineCommand::Reject { hub, entry } => (hub, entry, false),
+        QuarantineCommand::Accept { hub, entry, by } => (hub, entry, true, by),
+        QuarantineCommand::Reject { hub, entry } => (hub, entry, false, None),
     };
     if !hub
         .open()?
-        .review_quarantined(entry, accept)
+        .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
     {
         return Err("no such quarantine entry".into());
@@ -589,6 +626,9 @@ fn sync(
             "refused": refused,
             "failed": failed,
             "clock_skewed": summary.clock_skewed,
+            "erased": summary.erased.len(),
+            "quarantined": summary.quarantined.len(),
+            "left_scope": summary.left_scope.len(),
         })
     );
     store.close().map_err(|e| e.to_string())

@@ -12,7 +12,7 @@
 
 use crate::auth::{self, AuthError, DeviceInfo, Token};
 use crate::backend::Backend;
-use automerge::ActorId;
+use automerge::{ActorId, ChangeHash};
 use postgres::error::SqlState;
 use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
@@ -23,8 +23,8 @@ use uuid::Uuid;
 use vigie_core::doc::ChangeAuthor;
 use vigie_core::store::{compress_document, decode_stored, heads_bytes, new_change_hashes};
 use vigie_core::sync::{
-    ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
-    Quarantined, RecordWrite, StoredRecord,
+    ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
+    LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, StoredRecord,
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, Result, Store, User};
 
@@ -34,7 +34,7 @@ type Manager = PostgresConnectionManager<NoTls>;
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 /// How often a transaction that collided with another process runs again before giving up.
 const ATTEMPTS: usize = 10;
 
@@ -93,6 +93,32 @@ const SCHEMA_V2: &str = "
 
 /// When each device was last seen (written at most once a minute, `auth::SEEN_RESOLUTION_MS`).
 const SCHEMA_V3: &str = "ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;";
+/// How records come and go (see the embedded store's migration 009): the hashes of erased
+/// records' changes, where records were filed until they moved or were erased, and each
+/// device's numbered pushes.
+const SCHEMA_V4: &str = "
+    CREATE TABLE erased_changes (
+        hash      BYTEA PRIMARY KEY,
+        record_id UUID NOT NULL,
+        root      BOOLEAN NOT NULL
+    );
+    CREATE INDEX erased_changes_by_record ON erased_changes (record_id);
+    CREATE TABLE area_history (
+        seq       BIGINT NOT NULL,
+        record_id UUID NOT NULL,
+        kind      SMALLINT NOT NULL,
+        country   TEXT NOT NULL,
+        region    TEXT NOT NULL,
+        district  TEXT NOT NULL,
+        community TEXT NOT NULL
+    );
+    CREATE INDEX area_history_by_seq ON area_history (seq);
+    CREATE TABLE hub_pushes (
+        device UUID PRIMARY KEY,
+        count  BIGINT NOT NULL
+    );
+    ALTER TABLE change_log ADD COLUMN push BIGINT;
+";
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
 /// the values of a failed statement).
@@ -238,6 +264,9 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
     if version < 3 {
         tx.batch_execute(SCHEMA_V3).map_err(storage_error)?;
     }
+    if version < 4 {
+        tx.batch_execute(SCHEMA_V4).map_err(storage_error)?;
+    }
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -258,11 +287,15 @@ struct Pending {
     changes: Vec<u8>,
     device: Uuid,
     area: Option<Area>,
+    /// The number of the device's push that brought the changes.
+    push: Option<i64>,
 }
 
 struct PgTransaction<'a> {
     tx: postgres::Transaction<'a>,
     pending: Vec<Pending>,
+    /// The device whose pushes this transaction stores, and their number.
+    pushing: Option<(Uuid, i64)>,
     /// Records saved in this transaction, as a later read in it must see them.
     written: HashMap<Uuid, StoredRecord>,
 }
@@ -329,6 +362,10 @@ impl HubTransaction for PgTransaction<'_> {
             changes,
             device: write.author.device,
             area: write.area.cloned(),
+            push: self
+                .pushing
+                .filter(|(device, _)| *device == write.author.device)
+                .map(|(_, push)| push),
         });
         Ok(())
     }
@@ -390,7 +427,8 @@ impl HubTransaction for PgTransaction<'_> {
         let rows = self
             .tx
             .query(
-                "SELECT seq, changes FROM change_log WHERE record_id = $1 ORDER BY seq",
+                "SELECT seq, changes, device_id, push FROM change_log WHERE record_id = $1
+                 ORDER BY seq",
                 &[&id],
             )
             .map_err(storage_error)?;
@@ -399,6 +437,8 @@ impl HubTransaction for PgTransaction<'_> {
             .map(|row| LogEntry {
                 seq: row.get(0),
                 changes: row.get(1),
+                device: row.get(2),
+                push: row.get(3),
             })
             .collect())
     }
@@ -414,7 +454,7 @@ impl HubTransaction for PgTransaction<'_> {
             .get(0))
     }
 
-    fn erase(&mut self, id: Uuid) -> Result<bool> {
+    fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool> {
         if self.is_erased(id)? {
             return Ok(false);
         }
@@ -432,24 +472,124 @@ impl HubTransaction for PgTransaction<'_> {
         }
         // The tombstone takes its place in the change order like a change.
         self.lock_change_order()?;
-        self.tx
-            .execute(
-                "INSERT INTO erased (record_id, seq, at_ms) VALUES ($1, nextval('change_seq'), $2)",
+        let seq: i64 = self
+            .tx
+            .query_one(
+                "INSERT INTO erased (record_id, seq, at_ms) VALUES ($1, nextval('change_seq'), $2)
+                 RETURNING seq",
                 &[&id, &chrono::Utc::now().timestamp_millis()],
             )
+            .map_err(storage_error)?
+            .get(0);
+        let hashes: Vec<Vec<u8>> = history.hashes.iter().map(|h| h.0.to_vec()).collect();
+        let roots: Vec<bool> = history
+            .hashes
+            .iter()
+            .map(|h| history.roots.contains(h))
+            .collect();
+        self.tx
+            .execute(
+                "INSERT INTO erased_changes (hash, record_id, root)
+                 SELECT hash, $1, root FROM unnest($2::BYTEA[], $3::BOOLEAN[]) AS t (hash, root)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[&id, &hashes, &roots],
+            )
             .map_err(storage_error)?;
+        if let Some((kind, area)) = &history.filed {
+            insert_area_history(&mut self.tx, seq, id, *kind, area)?;
+        }
         Ok(found)
     }
 
-    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>> {
+    fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        if hashes.is_empty() {
+            return Ok(false);
+        }
+        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        Ok(self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM erased_changes WHERE hash = ANY($1))",
+                &[&hashes],
+            )
+            .map_err(storage_error)?
+            .get(0))
+    }
+
+    fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>> {
         let rows = self
             .tx
             .query(
-                "SELECT record_id FROM erased WHERE seq > $1 AND seq <= $2",
-                &[&after, &upto],
+                "SELECT hash FROM erased_changes WHERE record_id = $1 AND root ORDER BY hash",
+                &[&id],
             )
             .map_err(storage_error)?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| <[u8; 32]>::try_from(r.get::<_, Vec<u8>>(0)).ok())
+            .map(ChangeHash)
+            .collect())
+    }
+
+    fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT h.seq, h.record_id, h.kind, h.country, h.region, h.district, h.community,
+                        r.kind, r.country, r.region, r.district, r.community
+                 FROM area_history h LEFT JOIN records r ON r.id = h.record_id
+                 WHERE h.seq > $1 AND h.seq <= $2 ORDER BY h.seq LIMIT $3",
+                &[&after, &upto, &(limit as i64)],
+            )
+            .map_err(storage_error)?;
+        rows.iter()
+            .map(|row| {
+                let kind = |k: i16| {
+                    RecordKind::from_i64(i64::from(k)).ok_or_else(|| Error::DamagedDocument {
+                        id: row.get(1),
+                        reason: "unknown record kind in the area history".into(),
+                    })
+                };
+                let now = match row.get::<_, Option<i16>>(7) {
+                    Some(k) => Some((kind(k)?, area_of(row, 8))),
+                    None => None,
+                };
+                Ok(Departure {
+                    seq: row.get(0),
+                    id: row.get(1),
+                    kind: kind(row.get(2))?,
+                    area: area_of(row, 3).unwrap_or_default(),
+                    now,
+                })
+            })
+            .collect()
+    }
+
+    fn pushes(&mut self, device: Uuid) -> Result<i64> {
+        Ok(self
+            .tx
+            .query_opt("SELECT count FROM hub_pushes WHERE device = $1", &[&device])
+            .map_err(storage_error)?
+            .map_or(0, |r| r.get(0)))
+    }
+
+    fn number_pushes(&mut self, device: Uuid) -> Result<i64> {
+        let number: i64 = self
+            .tx
+            .query_one(
+                "INSERT INTO hub_pushes (device, count) VALUES ($1, 1)
+                 ON CONFLICT (device) DO UPDATE SET count = hub_pushes.count + 1
+                 RETURNING count",
+                &[&device],
+            )
+            .map_err(storage_error)?
+            .get(0);
+        self.pushing = Some((device, number));
+        Ok(number)
+    }
+
+    fn continue_pushes(&mut self, device: Uuid, number: i64) {
+        self.pushing = Some((device, number));
     }
 
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()> {
@@ -494,6 +634,30 @@ impl HubTransaction for PgTransaction<'_> {
     }
 }
 
+fn insert_area_history(
+    tx: &mut postgres::Transaction<'_>,
+    seq: i64,
+    id: Uuid,
+    kind: RecordKind,
+    area: &Area,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO area_history (seq, record_id, kind, country, region, district, community)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &seq,
+            &id,
+            &(kind as i16),
+            &area.country,
+            &area.region,
+            &area.district,
+            &area.community,
+        ],
+    )
+    .map_err(storage_error)?;
+    Ok(())
+}
+
 fn quarantined_of(row: &Row) -> Quarantined {
     Quarantined {
         entry: row.get(0),
@@ -522,9 +686,9 @@ impl PgTransaction<'_> {
                 let seq: i64 = self
                     .tx
                     .query_one(
-                        "INSERT INTO change_log (seq, record_id, changes, device_id, at_ms)
-                         VALUES (nextval('change_seq'), $1, $2, $3, $4) RETURNING seq",
-                        &[&p.id, &p.changes, &p.device, &now],
+                        "INSERT INTO change_log (seq, record_id, changes, device_id, at_ms, push)
+                         VALUES (nextval('change_seq'), $1, $2, $3, $4, $5) RETURNING seq",
+                        &[&p.id, &p.changes, &p.device, &now, &p.push],
                     )
                     .map_err(storage_error)?
                     .get(0);
@@ -551,6 +715,21 @@ impl PgTransaction<'_> {
                         )
                         .map_err(storage_error)?;
                 } else {
+                    if p.area.is_some() {
+                        // Where the record was filed until now, if this write moves it.
+                        self.tx
+                            .execute(
+                                "INSERT INTO area_history
+                                     (seq, record_id, kind, country, region, district, community)
+                                 SELECT $1, id, kind, country, region, district, community
+                                 FROM records
+                                 WHERE id = $2 AND country IS NOT NULL
+                                   AND (country, region, district, community)
+                                       IS DISTINCT FROM ($3, $4, $5, $6)",
+                                &[&seq, &p.id, &country, &region, &district, &community],
+                            )
+                            .map_err(storage_error)?;
+                    }
                     self.tx
                         .execute(
                             "UPDATE records SET doc = $2, heads = $3, last_seq = $4,
@@ -600,6 +779,7 @@ impl PgStorage<'_> {
                 let mut pg = PgTransaction {
                     tx,
                     pending: Vec::new(),
+                    pushing: None,
                     written: HashMap::new(),
                 };
                 let value = work(&mut pg)?;
@@ -776,12 +956,18 @@ impl Backend for Postgres {
         crate::backend::erase_in(&mut PgStorage { pool: &self.pool }, by, record)
     }
 
-    fn quarantined(&self) -> Result<Vec<Quarantined>> {
-        PgStorage { pool: &self.pool }.in_transaction(&mut |tx| tx.quarantined())
+    fn quarantined(&self) -> Result<Vec<QuarantineView>> {
+        crate::backend::quarantined_in(&mut PgStorage { pool: &self.pool })
     }
 
-    fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool> {
-        crate::backend::review_in(&mut PgStorage { pool: &self.pool }, entry, accept)
+    fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {
+        crate::backend::review_in(
+            &mut PgStorage { pool: &self.pool },
+            &self.reference,
+            entry,
+            accept,
+            by,
+        )
     }
 
     fn users(&self) -> Result<Vec<User>> {

@@ -1,4 +1,5 @@
-//! The administration a hub operator needs (issue 12): users listed and deactivated, devices
+//! The administration a hub operator needs (issue 12): users listed and deactivated (their
+//! devices then hold nothing and store nothing), devices
 //! listed with when they were last seen and whether they are revoked, a device's token
 //! re-issued, each with clear errors. Against the real `vigie` binary, on the backend
 //! `VIGIE_TEST_BACKEND` names.
@@ -128,16 +129,29 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
     supervisor.sync(&hub.url).unwrap();
     assert!(supervisor.has(second.id));
 
-    // Deactivating the monitor's user: the next sync is refused (403, not a wipe).
+    // Deactivating the monitor's user: the next sync is still answered (it is no wipe: the
+    // phone is not lost), with an empty scope, so what the phone held leaves it.
+    assert!(monitor.store.count(RecordKind::ChildCase).unwrap() > 0);
     let out = admin(&data, &["user", "deactivate", "--user", &user.to_string()]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let err = monitor.sync(&hub.url).unwrap_err();
-    assert!(!matches!(err, Error::WipeRequested), "{err}");
-    assert!(err.to_string().contains("403"), "{err}");
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.left_scope.len(), 2, "{summary:?}");
+    assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 0);
+    // And nothing it sends is stored any more.
+    monitor
+        .store
+        .create(&child(area(C01), "Enfant 3", user))
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(
+        (summary.accepted, summary.refused.len()),
+        (0, 1),
+        "{summary:?}"
+    );
     let users = admin_lines(&data, &["user", "list"]);
     assert_eq!(line_of(&users, "id", user)["active"], false);
     assert_eq!(line_of(&users, "id", supervisor.user())["active"], true);

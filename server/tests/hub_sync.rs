@@ -614,13 +614,10 @@ fn a_response_applied_twice_queues_nothing() {
 /// A device whose store is restored from a copy taken earlier (a phone restored from a backup, a
 /// store copied to a replacement phone) gets back from the hub every record in its scope.
 ///
-/// Fails today: the hub sends a record whole only if the device's cursor predates it *and* the
-/// record was not created by the requesting actor (`lacking` in core/src/sync/hub.rs), on the
-/// assumption that a device holds whatever its own actor created. A restored store keeps its
-/// actor, so the records it created after the copy never come back (unless another device
-/// edits them: the partial changes then fail to apply and the device asks for them whole).
+/// The hub numbers each device's pushes and the device sends back the number of the last answer
+/// it applied: a restored store sends an older number, and the hub sends it its own changes
+/// pushed after it (`lacking` in core/src/sync/hub.rs).
 #[test]
-#[ignore = "open (restore from backup): records created by a device's own actor are never sent back to it"]
 fn device_restored_from_a_copy_gets_back_what_it_created_since() {
     let seed = seed("device_restored_from_a_copy_gets_back_what_it_created_since");
     let mut rng = rng(seed);
@@ -666,9 +663,9 @@ fn device_restored_from_a_copy_gets_back_what_it_created_since() {
 
 /// The same restored copy, when it edits a record it had edited after the copy was taken: its
 /// new change reuses a sequence number of its actor that the hub already holds for another
-/// change, and the hub refuses the record as damaged, on every sync, for good.
+/// change. When the hub's change comes back to it, the store starts a new actor and moves its
+/// own edit onto it (core/src/store/receive.rs), and the edit is then accepted.
 #[test]
-#[ignore = "open (restore from backup): a restored store reuses its actor's sequence numbers"]
 fn device_restored_from_a_copy_can_still_push_its_edits() {
     let seed = seed("device_restored_from_a_copy_can_still_push_its_edits");
     let mut rng = rng(seed);
@@ -775,11 +772,9 @@ fn record_moved_into_scope_arrives_in_the_same_session() {
     );
 }
 
-/// Fails today: nothing tells a device that a record left its scope, so it keeps the record,
-/// frozen at the last version it received, still showing the old area (a child's data on a
-/// phone whose user no longer has the right to it).
+/// The hub keeps where each record was filed until it moved (`area_history`): the device's walk
+/// through the change order meets the move and is told the record left its scope.
 #[test]
-#[ignore = "open: a record another user moves out of this device's areas stays on the device (a user who loses an area is covered by hub_protection)"]
 fn record_moved_out_of_scope_leaves_the_device() {
     let (_dir, _hub, monitor, _, moved_out) = move_cases_across_scope();
     assert!(

@@ -1,9 +1,12 @@
 """What scripts/test-bindings.sh passes: a real hub on 127.0.0.1 and enrolment tokens."""
 
 import os
+import subprocess
 import uuid
 
 import pytest
+
+import vigie
 
 
 def _env(name: str) -> str:
@@ -38,6 +41,18 @@ class Env:
         """A device of the monitor that the hub has revoked."""
         return _env("VIGIE_REVOKED_TOKEN")
 
+    def admin(self, *args: str) -> str:
+        """Runs ``vigie <args> --data <the hub's data>`` (the hub keeps running); returns its
+        output."""
+        out = subprocess.run(
+            [_env("VIGIE_BIN"), *args, "--data", _env("VIGIE_HUB_DATA")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
     def store_path(self, name: str) -> str:
         directory = os.path.join(_env("VIGIE_TEST_DIR"), str(uuid.uuid4()))
         os.makedirs(directory)
@@ -56,3 +71,17 @@ def key(seed: int) -> bytes:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class Recorder(vigie.ChangeListener):
+    """A change listener that keeps what it is told."""
+
+    def __init__(self):
+        self.changes = []
+        self.bulk = []
+
+    def on_change(self, change):
+        self.changes.append(change)
+
+    def on_bulk_change(self, source, records):
+        self.bulk.append((source, records))

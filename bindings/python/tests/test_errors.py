@@ -56,9 +56,10 @@ def test_not_allowed_and_authentication(env):
     with vigie.open_store(env.store_path("forged.db"), key(8), me.user_id, me.device_id) as store:
         with pytest.raises(vigie.VigieError.Authentication):
             store.sync_with(vigie.HubTransport(env.hub_url, forged), None)
+    # A revoked device is told so in its own type (the app wipes the profile), not NotAllowed.
     me = vigie.parse_enrolment_token(env.revoked_token)
     with vigie.open_store(env.store_path("revoked.db"), key(9), me.user_id, me.device_id) as store:
-        with pytest.raises(vigie.VigieError.NotAllowed):
+        with pytest.raises(vigie.VigieError.DeviceRevoked):
             store.sync_with(vigie.HubTransport(env.hub_url, env.revoked_token), None)
 
 

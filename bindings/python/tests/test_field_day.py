@@ -3,21 +3,9 @@
 import threading
 
 import vigie
-from conftest import key, new_id
+from conftest import Recorder, key, new_id
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
-
-
-class Recorder(vigie.ChangeListener):
-    def __init__(self):
-        self.changes = []
-        self.bulk = []
-
-    def on_change(self, change):
-        self.changes.append(change)
-
-    def on_bulk_change(self, source, records):
-        self.bulk.append((source, records))
 
 
 class Progress(vigie.SyncProgressListener):

@@ -32,15 +32,22 @@ class HubTransport(SyncTransport):
             with urllib.request.urlopen(http_request, timeout=self._timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as e:
-            raise TransportError.Http(status=e.code, reason=_hub_message(e)) from None
+            body = _json_body(e)
+            message = str(body.get("error", "")) if body else (e.reason or "")
+            if e.code == 403 and body and body.get("wipe") is True:
+                # The hub revoked this device: the app must wipe the profile, not retry.
+                raise TransportError.DeviceRevoked(reason=message) from None
+            raise TransportError.Http(status=e.code, reason=message) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise TransportError.Unreachable(reason=str(reason)) from None
 
 
-def _hub_message(error: urllib.error.HTTPError) -> str:
-    """The hub's errors are JSON ``{"error": "..."}``."""
+def _json_body(error: urllib.error.HTTPError):
+    """The hub's errors are JSON ``{"error": "..."}`` (with ``"wipe": true`` for a revoked
+    device); ``None`` if the body is not such an object."""
     try:
-        return str(json.loads(error.read())["error"])
+        body = json.loads(error.read())
     except Exception:
-        return error.reason or ""
+        return None
+    return body if isinstance(body, dict) else None

@@ -8,6 +8,7 @@
 
 pub(crate) mod files;
 pub(crate) mod index;
+pub(crate) mod receive;
 pub(crate) mod schema;
 
 pub use index::{
@@ -470,10 +471,11 @@ impl Store {
     /// decodes into something that is not a valid record of the expected kind, is refused with
     /// nothing stored. Returns whether anything new arrived.
     pub fn merge_document(&mut self, id: Uuid, bytes: &[u8]) -> Result<bool> {
-        let ctx = self.received_write();
+        let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
-        let merged = merge_document(&tx, &ctx, &self.actor, id, bytes)?;
+        let merged = receive::merge_received(&tx, &mut receiver, id, bytes)?;
         tx.commit()?;
+        self.received(receiver);
         Ok(merged.changed)
     }
 
@@ -551,6 +553,22 @@ impl Store {
         index::search_names(&self.conn, text, limit)
     }
 
+    /// Every record the store holds, with its kind (what a wipe removes).
+    pub fn records_held(&self) -> Result<Vec<(Uuid, RecordKind)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, kind FROM records ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut held = Vec::new();
+        for row in rows {
+            let (id, kind) = row?;
+            if let (Ok(id), Some(kind)) = (Uuid::from_slice(&id), RecordKind::from_i64(kind)) {
+                held.push((id, kind));
+            }
+        }
+        Ok(held)
+    }
+
     /// Number of records of each kind.
     pub fn count(&self, kind: RecordKind) -> Result<u64> {
         let n: i64 = self.conn.query_row(
@@ -583,13 +601,13 @@ impl Store {
 // ---------------------------------------------------------------------------------------------
 // Functions on a connection or a transaction
 
-fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
-fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> {
+pub(crate) fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -822,15 +840,15 @@ pub(crate) fn save_document(
 }
 
 /// Removes every trace of a record from this store: document, index rows, search entry, change
-/// log and sync state. Returns whether it was there. secure_delete zeroes the freed bytes; the
-/// caller compacts the search index and truncates the WAL once the transaction is committed
+/// log and sync state. Returns its kind if it was there. secure_delete zeroes the freed bytes;
+/// the caller compacts the search index and truncates the WAL once the transaction is committed
 /// (`purge_freed_content`).
-pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<bool> {
-    let rowid: Option<i64> = tx
-        .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
-        .query_row([id.as_bytes()], |r| r.get(0))
+pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordKind>> {
+    let row: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT rowid, kind FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(rowid) = rowid {
+    if let Some((rowid, _)) = row {
         index::delete_rows(tx, rowid)?;
         tx.prepare_cached("DELETE FROM records WHERE rowid = ?1")?
             .execute([rowid])?;
@@ -840,12 +858,13 @@ pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<bool> {
         "sync_outbox",
         "sync_hub_heads",
         "sync_refetch",
+        "sync_left",
         "quarantine",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
             .execute([id.as_bytes()])?;
     }
-    Ok(rowid.is_some())
+    Ok(row.and_then(|(_, kind)| RecordKind::from_i64(kind)))
 }
 
 /// Records that a record was erased, so that no old copy brings it back.
@@ -856,6 +875,51 @@ pub(crate) fn place_tombstone(tx: &Transaction, id: Uuid, seq: Option<i64>) -> R
     )?
     .execute(params![id.as_bytes(), seq, Utc::now().timestamp_millis()])?;
     Ok(())
+}
+
+/// Keeps the hash of a change of an erased record (`root`: one with no dependencies).
+pub(crate) fn keep_erased_change(
+    tx: &Transaction,
+    id: Uuid,
+    hash: &ChangeHash,
+    root: bool,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO erased_changes (hash, record_id, root) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![hash.0, id.as_bytes(), root])?;
+    Ok(())
+}
+
+/// Whether this store keeps any erased change at all (most never do: the check of what arrives
+/// stops here).
+fn knows_erasures(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_changes)")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Whether any of these changes belongs to an erased record.
+pub(crate) fn any_erased_change(conn: &Connection, hashes: &[ChangeHash]) -> Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_changes WHERE hash = ?1)")?;
+    for hash in hashes {
+        if stmt.query_row([hash.0], |r| r.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The changes of a document with no dependencies: where its history starts.
+pub fn history_roots(document: &Automerge, after: &[ChangeHash]) -> Vec<ChangeHash> {
+    document
+        .get_changes_meta(after)
+        .iter()
+        .filter(|c| c.deps.is_empty())
+        .map(|c| c.hash)
+        .collect()
 }
 
 pub(crate) fn is_erased(conn: &Connection, id: Uuid) -> Result<bool> {
@@ -932,6 +996,19 @@ impl TypedRecord {
         }
     }
 
+    /// Checks the record's values as a write on a device would (reference data is the hub's to
+    /// check when it publishes it).
+    pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<()> {
+        match self {
+            TypedRecord::Workplace(r) => r.validate(reference)?,
+            TypedRecord::Visit(r) => r.validate(reference)?,
+            TypedRecord::ChildCase(r) => r.validate(reference)?,
+            TypedRecord::User(r) => r.validate(reference)?,
+            TypedRecord::Reference => {}
+        }
+        Ok(())
+    }
+
     /// The area the record belongs to (users and reference data have none).
     pub(crate) fn area(&self) -> Option<&crate::model::Area> {
         match self {
@@ -986,6 +1063,9 @@ pub(crate) fn decode_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> R
         document.load_incremental(bytes)
     })) {
         Ok(Ok(_)) => Ok(()),
+        Ok(Err(automerge::AutomergeError::DuplicateSeqNumber(seq, actor))) => {
+            Err(Error::ActorReused { id, actor, seq })
+        }
         Ok(Err(_)) => Err(damaged("the received changes do not decode")),
         Err(_) => Err(damaged("the received changes made the decoder fail")),
     }
@@ -1028,6 +1108,15 @@ pub(crate) fn merge_document(
     let (existing, mut document) = load_or_new(tx, actor, id)?;
     let before = document.get_heads();
     decode_into(&mut document, id, bytes)?;
+    if knows_erasures(tx)? && any_erased_change(tx, &history_roots(&document, &before))? {
+        // An erased record's content, under this id or another: it does not come back.
+        return Ok(Merged {
+            changed: false,
+            complete: true,
+            created: false,
+            heads: Vec::new(),
+        });
+    }
     let complete = document.get_missing_deps(&[]).is_empty();
     let heads = document.get_heads();
     if heads == before {

@@ -114,15 +114,14 @@ impl Store {
         }
         let bundle: Bundle = wire::decode(BODY_TAG, "bundle", body, MAX_BUNDLE_EXPANDED)
             .map_err(|e| refuse(None, e.to_string()))?;
-        let ctx = self.received_write();
-        let actor = self.actor.clone();
+        let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
         let mut report = BundleReport {
             from_device: Some(bundle.from_device),
             ..BundleReport::default()
         };
         for (id, document) in &bundle.documents {
-            match store::merge_document(&tx, &ctx, &actor, *id, document) {
+            match store::receive::merge_received(&tx, &mut receiver, *id, document) {
                 Ok(merged) if !merged.complete => {
                     return Err(refuse(Some(*id), "the record's history is incomplete"));
                 }
@@ -135,6 +134,7 @@ impl Store {
             }
         }
         tx.commit()?;
+        self.received(receiver);
         Ok(report)
     }
 }

@@ -5,10 +5,14 @@
 //! and the hub's cursor. A session cut at any byte therefore resumes where it stopped, and the
 //! cursor moves only in the transaction that commits what the response brought.
 
+use super::hub::Principal;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
+    Tombstone, UserScope,
 };
 use crate::error::{Error, Result};
+use crate::model::{Area, RecordKind};
+use crate::store::receive::{Receiver, merge_received};
 use crate::store::{self, Store, heads_bytes, heads_of};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
@@ -55,6 +59,30 @@ pub struct SyncReport {
     pub quarantined: Vec<Uuid>,
     /// Records erased on the hub; they left the device for good.
     pub erased: Vec<Uuid>,
+    /// Records that left this device's scope (moved out of its areas, or a scope that no longer
+    /// covers them) and were removed; they come back if the scope does.
+    pub left_scope: Vec<Uuid>,
+    /// Every record removed from the store by this response, with its kind and why.
+    pub removed: Vec<RemovedRecord>,
+}
+
+/// Why a sync removed a record from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Removal {
+    /// Erased on the hub: gone for good.
+    Erased,
+    /// No longer in this device's scope.
+    LeftScope,
+    /// The hub kept this device's changes for review: the user lost the record's area.
+    Quarantined,
+}
+
+/// A record a sync removed from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemovedRecord {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub why: Removal,
 }
 
 /// What a whole session did (many exchanges).
@@ -72,9 +100,16 @@ pub struct SyncSummary {
     pub pending: usize,
     pub quarantined: Vec<Uuid>,
     pub erased: Vec<Uuid>,
+    pub left_scope: Vec<Uuid>,
+    /// Every record the session removed from the store, with its kind and why.
+    pub removed: Vec<RemovedRecord>,
 }
 
 const CURSOR_KEY: &str = "hub_cursor";
+/// The last `SyncResponse::receipt` applied.
+const RECEIPT_KEY: &str = "hub_receipt";
+/// The user's scope as the hub last told it (`UserScope`, postcard).
+const SCOPE_KEY: &str = "hub_scope";
 
 fn hash_array(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
     heads.iter().map(|h| h.0).collect()
@@ -138,33 +173,30 @@ impl Store {
             .query_map([], |r| r.get::<_, Vec<u8>>(0))?
             .filter_map(|b| b.ok().and_then(|b| Uuid::from_slice(&b).ok()))
             .collect();
+        let receipt = store::get_meta(&self.conn, RECEIPT_KEY)?
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, i64::from_le_bytes);
         let request = SyncRequest {
             actor: self.actor.to_bytes().to_vec(),
             cursor,
             push,
             refetch,
             max_response_bytes: options.max_message_bytes as u32,
+            receipt,
         };
-        Ok(wire::encode(wire::REQUEST_TAG, &request))
+        Ok(wire::encode_request(&request))
     }
 
     /// Applies the hub's response in one transaction, the new cursor included: if the device
     /// dies before the commit, the next session asks again from the old cursor, and whatever was
     /// already applied is applied again without effect.
     pub fn hub_sync_apply(&mut self, response: &[u8], options: &SyncOptions) -> Result<SyncReport> {
-        let response: SyncResponse = wire::decode(
-            wire::RESPONSE_TAG,
-            "sync response",
-            response,
-            options.max_decompressed_bytes,
-        )?;
+        let response: SyncResponse =
+            wire::decode_response(response, options.max_decompressed_bytes)?;
         // What arrives from the hub is queued for it only if it differs from what the hub
         // holds (decided per record below).
-        let ctx = store::WriteContext {
-            queue_for_hub: false,
-            ..self.received_write()
-        };
-        let actor = self.actor.clone();
+        let mut receiver = self.receiver();
+        receiver.ctx.queue_for_hub = false;
         let mut report = SyncReport {
             more: response.more,
             ..SyncReport::default()
@@ -183,11 +215,13 @@ impl Store {
                 } => {
                     report.accepted += 1;
                     report.clock_skewed |= clock_skewed;
+                    // The hub took it: it is in this user's scope after all.
+                    tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?
+                        .execute([id.as_bytes()])?;
                     if !catch_up.is_empty() {
                         apply_pulled(
                             &tx,
-                            &ctx,
-                            &actor,
+                            &mut receiver,
                             *id,
                             catch_up,
                             hub_heads,
@@ -195,18 +229,20 @@ impl Store {
                             &mut report,
                         )?;
                     } else {
+                        // Nothing to catch up, or a catch-up that did not fit in the hub's
+                        // answer: then the record stays in the outbox (its heads differ from
+                        // the hub's) and the next push gets it.
                         record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
                     }
                 }
                 PushOutcome::Quarantined => {
                     // Delivered for review; the record is no longer this user's to hold.
                     report.quarantined.push(*id);
-                    store::forget_record(&tx, *id)?;
+                    remove(&tx, *id, Removal::Quarantined, &mut report)?;
                 }
                 PushOutcome::Erased => {
                     report.erased.push(*id);
-                    store::forget_record(&tx, *id)?;
-                    store::place_tombstone(&tx, *id, None)?;
+                    erase(&tx, *id, &[], &mut report)?;
                 }
                 PushOutcome::Refused { reason } => {
                     report.refused.push((*id, *reason));
@@ -234,8 +270,7 @@ impl Store {
         {
             apply_pulled(
                 &tx,
-                &ctx,
-                &actor,
+                &mut receiver,
                 *id,
                 changes,
                 hub_heads,
@@ -243,13 +278,28 @@ impl Store {
                 &mut report,
             )?;
         }
-        for id in &response.erased {
+        for Tombstone { id, roots } in &response.tombstones {
             if !report.erased.contains(id) {
                 report.erased.push(*id);
             }
-            store::forget_record(&tx, *id)?;
-            store::place_tombstone(&tx, *id, None)?;
+            erase(&tx, *id, &change_hashes(roots), &mut report)?;
         }
+        // From a hub of the previous version: ids only.
+        for id in &response.erased {
+            if !response.tombstones.iter().any(|t| t.id == *id) {
+                if !report.erased.contains(id) {
+                    report.erased.push(*id);
+                }
+                erase(&tx, *id, &[], &mut report)?;
+            }
+        }
+        for id in &response.left_scope {
+            mark_left(&tx, *id)?;
+        }
+        if let Some(scope) = &response.scope {
+            apply_scope(&tx, self.author.device, self.author.user, scope)?;
+        }
+        remove_left(&tx, &mut report)?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -258,12 +308,123 @@ impl Store {
                 postcard::to_stdvec(&response.cursor).expect("cursor serializes")
             ],
         )?;
+        store::set_meta(&tx, RECEIPT_KEY, &response.receipt.to_le_bytes())?;
         tx.commit()?;
-        if !report.erased.is_empty() || !report.quarantined.is_empty() {
+        self.received(receiver);
+        if !report.removed.is_empty() {
             store::purge_freed_content(&self.conn)?;
         }
         Ok(report)
     }
+
+    /// Records waiting to be fetched whole from the hub.
+    pub fn hub_refetch_len(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sync_refetch", [], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
+    /// Whether the record waits in the outbox for the hub.
+    pub fn hub_pending(&self, id: Uuid) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_outbox WHERE record_id = ?1)")?
+            .query_row([id.as_bytes()], |r| r.get(0))?)
+    }
+}
+
+/// Removes a record from the store, if it holds it, and reports it.
+fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<()> {
+    if let Some(kind) = store::forget_record(tx, id)? {
+        report.removed.push(RemovedRecord { id, kind, why });
+    }
+    Ok(())
+}
+
+/// An erased record: its copy goes, and a tombstone with the roots of its history (the hub's,
+/// and those of the copy held here) stops any copy, under this id or another, from coming back.
+fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncReport) -> Result<()> {
+    let mut roots = roots.to_vec();
+    if let Some((_, _, bytes)) = store::find_row(tx, id)?
+        && let Ok(document) = crate::doc::load(id, &bytes)
+    {
+        roots.extend(store::history_roots(&document, &[]));
+    }
+    for root in &roots {
+        store::keep_erased_change(tx, id, root, true)?;
+    }
+    remove(tx, id, Removal::Erased, report)?;
+    store::place_tombstone(tx, id, None)
+}
+
+/// Notes that a record left this device's scope: it goes once nothing of it waits for the hub.
+fn mark_left(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("INSERT INTO sync_left (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// Keeps the scope the hub applies to this device's user. When it changed, every record the new
+/// scope does not cover leaves the device (after its pending changes are pushed). The first
+/// scope a store hears of removes nothing: what it holds came from its own user.
+fn apply_scope(tx: &Transaction, device: Uuid, user: Uuid, scope: &UserScope) -> Result<()> {
+    let bytes = postcard::to_stdvec(scope).expect("scope serializes");
+    let known = store::get_meta(tx, SCOPE_KEY)?;
+    if known.as_deref() == Some(bytes.as_slice()) {
+        return Ok(());
+    }
+    if known.is_some() {
+        let who = Principal {
+            device,
+            user,
+            role: scope.role,
+            areas: scope.areas.iter().cloned().collect(),
+        };
+        let mut stmt = tx.prepare_cached(
+            "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
+             FROM records r JOIN scope_index s ON s.record = r.rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let Some(kind) = RecordKind::from_i64(row.get(1)?) else {
+                continue;
+            };
+            let area = Area::new(
+                &row.get::<_, String>(2)?,
+                &row.get::<_, String>(3)?,
+                &row.get::<_, String>(4)?,
+                &row.get::<_, String>(5)?,
+            );
+            if !who.receives(kind, Some(&area)) {
+                let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
+                mark_left(tx, id)?;
+            }
+        }
+    }
+    store::set_meta(tx, SCOPE_KEY, &bytes)
+}
+
+/// Removes the records that left the scope and have nothing waiting for the hub. One with
+/// changes in the outbox stays until they are pushed (the hub then keeps them for review, and
+/// the record goes); one whose changes the hub refuses stays, so that nothing is lost.
+fn remove_left(tx: &Transaction, report: &mut SyncReport) -> Result<()> {
+    let leaving: Vec<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT l.record_id FROM sync_left l
+             WHERE NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.record_id = l.record_id)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in leaving {
+        let id = Uuid::from_slice(&id).map_err(|_| damaged_id())?;
+        let before = report.removed.len();
+        remove(tx, id, Removal::LeftScope, report)?;
+        if report.removed.len() > before {
+            report.left_scope.push(id);
+        }
+    }
+    Ok(())
 }
 
 fn damaged_id() -> Error {
@@ -338,18 +499,16 @@ fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
 /// next time; it never stops the others.
 /// `refetching`: whether any record waits to be fetched whole (if none, there is nothing to
 /// clear for each record received).
-#[allow(clippy::too_many_arguments)]
 fn apply_pulled(
     tx: &Transaction,
-    ctx: &store::WriteContext,
-    actor: &automerge::ActorId,
+    receiver: &mut Receiver,
     id: Uuid,
     changes: &[u8],
     hub_heads: &[[u8; 32]],
     refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
-    match store::merge_document(tx, ctx, actor, id, changes) {
+    match merge_received(tx, receiver, id, changes) {
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {
@@ -360,6 +519,9 @@ fn apply_pulled(
                 tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
                     .execute([id.as_bytes()])?;
             }
+            // Sent again: the record is back in this device's scope.
+            tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?
+                .execute([id.as_bytes()])?;
             if !hub_heads.is_empty() {
                 record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
             } else if !merged.changed {
@@ -446,12 +608,8 @@ impl Store {
         response: &[u8],
         options: &SyncOptions,
     ) -> Result<Option<Vec<u8>>> {
-        let response: SyncResponse = wire::decode(
-            wire::RESPONSE_TAG,
-            "sync response",
-            response,
-            options.max_decompressed_bytes,
-        )?;
+        let response: SyncResponse =
+            wire::decode_response(response, options.max_decompressed_bytes)?;
         if !response.more {
             return Ok(None);
         }
@@ -461,8 +619,9 @@ impl Store {
             push: Vec::new(),
             refetch: Vec::new(),
             max_response_bytes: options.max_message_bytes as u32,
+            receipt: response.receipt,
         };
-        Ok(Some(wire::encode(wire::REQUEST_TAG, &request)))
+        Ok(Some(wire::encode_request(&request)))
     }
 }
 
@@ -508,12 +667,30 @@ pub fn sync_through(
                 None => summary.refused.push((id, reason)),
             }
         }
+        // A record refused earlier in the session and settled since (accepted once the store
+        // moved its edits to a new actor, quarantined, erased) is no longer refused.
+        let mut still_refused = Vec::with_capacity(summary.refused.len());
+        for (id, reason) in std::mem::take(&mut summary.refused) {
+            if store.hub_pending(id)? {
+                still_refused.push((id, reason));
+            }
+        }
+        summary.refused = still_refused;
         summary.failed.extend(report.failed);
         summary.quarantined.extend(report.quarantined);
         summary.erased.extend(report.erased);
+        summary.left_scope.extend(report.left_scope);
+        summary.removed.extend(report.removed);
         progress(&summary);
-        // Records that arrived incomplete are fetched whole in the same session.
-        if !in_flight && report.incomplete == 0 && (summary.pending == 0 || !progressed) {
+        // Records that arrived incomplete are fetched whole in the same session, and so are
+        // records asked for whole that did not fit in the last answer, as long as answers bring
+        // something.
+        let refetch_left = progressed && store.hub_refetch_len()? > 0;
+        if !in_flight
+            && report.incomplete == 0
+            && !refetch_left
+            && (summary.pending == 0 || !progressed)
+        {
             break;
         }
     }

@@ -8,6 +8,7 @@
 use super::client::changes_after;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
+    Tombstone, UserScope,
 };
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
@@ -21,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 pub use super::hub_storage::{
-    ChangedRecord, HubStorage, HubTransaction, LogEntry, Quarantined, RecordWrite, StoredRecord,
+    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
+    RecordWrite, StoredRecord,
 };
 
 /// Who is syncing: an enrolled device and the user it belongs to.
@@ -126,8 +128,7 @@ fn sorted(mut heads: Vec<[u8; 32]>) -> Vec<[u8; 32]> {
 const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
 /// Handles one sync request from an authenticated device, in one transaction of `storage`: its
-/// pushes are stored (or refused one by one) and the records it lacks are returned. `actor` is
-/// the hub process's own Automerge actor.
+/// pushes are stored (or refused one by one) and the records it lacks are returned.
 pub fn handle_sync<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
@@ -137,12 +138,7 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
     if request.len() > limits.max_request_bytes {
         return Err(HubError::TooLarge("request bytes"));
     }
-    let mut request: SyncRequest = wire::decode(
-        wire::REQUEST_TAG,
-        "sync request",
-        request,
-        limits.max_decompressed_bytes,
-    )?;
+    let mut request = wire::decode_request(request, limits.max_decompressed_bytes)?;
     if request.push.len() > limits.max_push_records {
         return Err(HubError::TooLarge("records pushed"));
     }
@@ -154,8 +150,12 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
         return Err(HubError::ActorNotBound);
     }
     // Records are locked in id order, so two hub processes serving overlapping pushes cannot
-    // wait on each other in a cycle. The acks are matched by id, not by position.
+    // wait on each other in a cycle. The acks are matched by id, not by position. A record
+    // named twice is answered once: the first push of it counts.
     request.push.sort_by_key(|e| e.id);
+    request.push.dedup_by_key(|e| e.id);
+    request.refetch.sort();
+    request.refetch.dedup();
     let author = ChangeAuthor {
         user: who.user,
         device: who.device,
@@ -163,15 +163,55 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
     let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
     // Pushes are stored in batches, each its own write transaction: a large push never holds
     // the writer for long, and a request cut half-way loses nothing (a push sent again changes
-    // nothing). Acks stay per record.
-    let mut acks = Vec::with_capacity(request.push.len());
+    // nothing). Acks stay per record. Each batch starts again from the state the previous one
+    // committed, so that a transaction run again (a serialization failure) counts nothing twice.
+    let mut answer = Budget::new(budget);
+    let mut stamp = PushStamp {
+        device: who.device,
+        number: None,
+        applied: false,
+    };
+    let mut pushes_before = None;
+    let mut acks: Vec<PushAck> = Vec::with_capacity(request.push.len());
+    // Records whose ack carries everything the device lacks of them, with the hub's heads it
+    // announced: the walk skips them while the hub still holds exactly that (another device
+    // may change them between the pushes' commit and the walk).
+    let mut answered: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
     let mut rest = &request.push[..];
     while !rest.is_empty() {
-        let batch = storage.in_transaction(&mut |tx| {
+        let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
+            let mut answer = Budget {
+                limit: answer.limit,
+                spent: answer.spent,
+            };
+            let mut stamp = PushStamp {
+                device: stamp.device,
+                number: stamp.number,
+                applied: false,
+            };
+            let before = match pushes_before {
+                Some(n) => n,
+                None => tx.pushes(who.device)?,
+            };
             let mut batch = Vec::new();
+            let mut done = Vec::new();
             for entry in rest {
-                let outcome = accept_push(tx, author, who, entry, limits)?;
+                let mut outcome = accept_push(tx, author, who, entry, limits, &mut stamp)?;
+                if let PushOutcome::Accepted {
+                    catch_up,
+                    hub_heads,
+                    ..
+                } = &mut outcome
+                {
+                    if answer.take(catch_up.len()) {
+                        done.push((entry.id, sorted(hub_heads.clone())));
+                    } else {
+                        // The device keeps the record in its outbox (its heads differ from
+                        // the hub's) and gets the catch-up with its next push.
+                        catch_up.clear();
+                    }
+                }
                 batch.push(PushAck {
                     id: entry.id,
                     outcome,
@@ -180,83 +220,182 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
                     break;
                 }
             }
-            Ok(batch)
+            Ok((batch, answer.spent, stamp.number, before, done))
         })?;
         rest = &rest[batch.len()..];
         acks.extend(batch);
+        answer.spent = spent;
+        stamp.number = number;
+        pushes_before = Some(before);
+        answered.extend(done);
     }
-    let size: usize = acks
-        .iter()
-        .map(|ack| match &ack.outcome {
-            PushOutcome::Accepted { catch_up, .. } => catch_up.len(),
-            _ => 0,
-        })
-        .sum();
-    // What the device holds of each record it pushed, as the acks tell it: the walk skips the
-    // record only while it is still so (another device may have changed it since).
-    let pushed: HashMap<Uuid, Option<Vec<[u8; 32]>>> = acks
-        .iter()
-        .map(|ack| match &ack.outcome {
-            PushOutcome::Accepted { hub_heads, .. } => (ack.id, Some(sorted(hub_heads.clone()))),
-            _ => (ack.id, None),
-        })
-        .collect();
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
-    let (records, cursor, more, erased) = storage.in_read_transaction(&mut |tx| {
-        let mut size = size;
-        let mut records = Vec::new();
-        for id in &request.refetch {
-            if let Some(entry) = whole_record(tx, who, *id)? {
-                size += entry.changes.len();
-                records.push(entry);
-            }
-        }
-        let scope = who.scope_fingerprint();
-        let cursor = match request.cursor {
-            Some(c) if c.scope == scope => c,
-            _ => Cursor {
-                since: 0,
-                after: 0,
-                scope,
-            },
+    let response = storage.in_read_transaction(&mut |tx| {
+        let mut answer = Budget {
+            limit: answer.limit,
+            spent: answer.spent,
         };
-        let (pulled, next, more) = pull(
+        let pushes_before = match pushes_before {
+            Some(n) => n,
+            None => tx.pushes(who.device)?,
+        };
+        respond(
             tx,
             who,
-            &requester,
-            cursor,
-            &pushed,
-            budget.saturating_sub(size),
-        )?;
-        records.extend(pulled);
-        // Tombstones travel with the last page of a walk, covering all of it: few, small, and
-        // applied twice without effect.
-        let erased = if more {
-            Vec::new()
-        } else {
-            tx.erased_between(cursor.since, next.since)?
-        };
-        Ok((records, next, more, erased))
+            &request,
+            &mut answer,
+            &answered,
+            pushes_before,
+            stamp.number,
+            acks.clone(),
+        )
     })?;
-    let response = SyncResponse {
+    Ok(wire::encode_response(&response))
+}
+
+/// The bytes one response may still carry. Whatever comes first goes, however large (a record
+/// larger than the budget must reach the device some time); after that, what does not fit
+/// waits for the next request.
+struct Budget {
+    limit: usize,
+    spent: usize,
+}
+
+impl Budget {
+    fn new(limit: usize) -> Budget {
+        Budget { limit, spent: 0 }
+    }
+
+    /// Charges `bytes` if they fit; false (nothing charged) if they do not.
+    fn take(&mut self, bytes: usize) -> bool {
+        if self.spent > 0 && self.spent + bytes > self.limit {
+            return false;
+        }
+        self.spent += bytes;
+        true
+    }
+}
+
+/// Numbers the request's pushes the first time one of them is stored, and carries the number
+/// into the later transactions of the same request.
+struct PushStamp {
+    device: Uuid,
+    number: Option<i64>,
+    /// Whether the current transaction knows the number.
+    applied: bool,
+}
+
+impl PushStamp {
+    fn stamp(&mut self, tx: &mut dyn HubTransaction) -> Result<()> {
+        match self.number {
+            None => self.number = Some(tx.number_pushes(self.device)?),
+            Some(number) if !self.applied => tx.continue_pushes(self.device, number),
+            Some(_) => {}
+        }
+        self.applied = true;
+        Ok(())
+    }
+}
+
+/// Which of the requesting device's own changes it holds: those brought by its pushes numbered
+/// up to the receipt it sent (it applied their answers), and those of this request.
+struct Held {
+    device: Uuid,
+    through: i64,
+    now: Option<i64>,
+}
+
+impl Held {
+    fn holds(&self, entry: &LogEntry) -> bool {
+        entry.device == Some(self.device)
+            && entry
+                .push
+                .is_some_and(|p| p <= self.through || Some(p) == self.now)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    request: &SyncRequest,
+    answer: &mut Budget,
+    answered: &HashMap<Uuid, Vec<[u8; 32]>>,
+    pushes_before: i64,
+    pushed_as: Option<i64>,
+    acks: Vec<PushAck>,
+) -> Result<SyncResponse> {
+    let mut skip: HashMap<Uuid, Option<Vec<[u8; 32]>>> = answered
+        .iter()
+        .map(|(id, heads)| (*id, Some(heads.clone())))
+        .collect();
+    let mut records = Vec::new();
+    for id in &request.refetch {
+        if let Some(entry) = whole_record(tx, who, *id)? {
+            if !answer.take(entry.changes.len()) {
+                // The device asks again for what it still lacks.
+                break;
+            }
+            // Sent whole, from this snapshot: the walk has nothing to add.
+            skip.insert(*id, None);
+            records.push(entry);
+        }
+    }
+    let scope = who.scope_fingerprint();
+    let cursor = match request.cursor {
+        Some(c) if c.scope == scope => c,
+        _ => Cursor {
+            since: 0,
+            after: 0,
+            scope,
+        },
+    };
+    // A device whose scope changed may have removed records it pushed itself: the new walk
+    // from the start sends them like any other, until it completes.
+    let scope_changed = request.cursor.is_some_and(|c| c.scope != scope);
+    let receipt_in = if scope_changed { 0 } else { request.receipt };
+    let held = Held {
+        device: who.device,
+        through: receipt_in,
+        now: pushed_as,
+    };
+    let page = pull(tx, who, cursor, &skip, &held, answer)?;
+    records.extend(page.records);
+    // A device that did not apply the answer to some of its pushes (an answer lost on the way,
+    // or a store restored from an older copy) is sent its own changes after its receipt. Its
+    // receipt moves on once a walk has covered the whole change order since its cursor.
+    let receipt = if pushes_before > receipt_in && page.more {
+        receipt_in
+    } else {
+        pushed_as.unwrap_or(pushes_before)
+    };
+    Ok(SyncResponse {
         acks,
         records,
-        cursor,
-        more,
-        erased,
-    };
-    Ok(wire::encode(wire::RESPONSE_TAG, &response))
+        cursor: page.next,
+        more: page.more,
+        erased: page.tombstones.iter().map(|t| t.id).collect(),
+        receipt,
+        tombstones: page.tombstones,
+        left_scope: page.left,
+        scope: Some(UserScope {
+            role: who.role,
+            areas: who.areas.iter().cloned().collect(),
+        }),
+    })
 }
 
 /// Erases a record everywhere the hub can reach: its document and history go, and a tombstone
-/// tells every device to drop its copy and stops any old copy from coming back. `by` must be a
-/// supervisor whose areas cover the record. Returns whether the record was there.
+/// tells every device whose scope held it to drop its copy and stops any old copy (under this
+/// id or another) from coming back. `by` must be a supervisor whose areas cover the record.
+/// Returns whether the record was there.
 pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Result<bool> {
     if by.role != Role::Supervisor {
         return Err(Error::NotAllowed {
             rule: "only a supervisor may erase a record".into(),
         });
     }
+    let mut history = ErasedHistory::default();
     if let Some(stored) = tx.record(id, true)? {
         if stored.kind != RecordKind::ChildCase {
             return Err(Error::NotAllowed {
@@ -268,42 +407,25 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 rule: "the record is outside the supervisor's areas".into(),
             });
         }
+        for entry in tx.change_log(id)? {
+            history.hashes.extend(store::heads_of(&entry.changes));
+        }
+        match doc::load(id, &stored.document) {
+            Ok(document) => {
+                history.roots = store::history_roots(&document, &[]);
+                for change in document.get_changes_meta(&[]) {
+                    if !history.hashes.contains(&change.hash) {
+                        history.hashes.push(change.hash);
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::warn!(record = %id, "erased record unreadable: its roots are unknown");
+            }
+        }
+        history.filed = stored.area.map(|area| (stored.kind, area));
     }
-    tx.erase(id)
-}
-
-/// Accepts quarantined changes after a supervisor's review: they are merged into the record as
-/// the device made them. Returns whether the record changed.
-pub fn accept_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<bool> {
-    let Some(stored) = tx.record(entry.record, true)? else {
-        return Ok(false);
-    };
-    let mut document = doc::load(entry.record, &stored.document)?;
-    let before = document.get_heads();
-    store::decode_into(&mut document, entry.record, &entry.changes)?;
-    if document.get_heads() == before {
-        return Ok(false);
-    }
-    let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
-        id: entry.record,
-        reason: "the quarantined changes name no record kind".into(),
-    })?;
-    let area = TypedRecord::read(kind, entry.record, &document)?
-        .area()
-        .cloned();
-    tx.save(RecordWrite {
-        id: entry.record,
-        kind,
-        key: Some(stored.key),
-        area: area.as_ref(),
-        document: &mut document,
-        before: &before,
-        author: ChangeAuthor {
-            user: entry.user,
-            device: entry.device,
-        },
-    })?;
-    Ok(true)
+    tx.erase(id, &history)
 }
 
 /// Writes a new state of a record on the hub (an administrator changing a user's areas).
@@ -396,102 +518,132 @@ fn refused(reason: Refusal) -> PushOutcome {
 
 /// Stores one pushed record, or says why not. Every check comes before the first write, so a
 /// refusal leaves the transaction as it was.
+///
+/// What the sender may learn depends on what it may see. A record the hub holds in the
+/// sender's scope is checked against what is stored. For any other id (none stored, an erased
+/// record, a record outside the scope) the answer depends on the pushed bytes alone, as if the
+/// id were new, with one exception: bytes that would create a record get `OutOfScope`, the
+/// same refusal as a record filed outside the scope. So the sender learns neither whether the
+/// id exists nor of which kind, unless it proves it held the record: changes built on the
+/// stored history are kept for review (`Quarantined`), and changes carrying erased history are
+/// answered `Erased`.
 fn accept_push(
     tx: &mut dyn HubTransaction,
     author: ChangeAuthor,
     who: &Principal,
     entry: &PushEntry,
     limits: &HubLimits,
+    stamp: &mut PushStamp,
 ) -> Result<PushOutcome> {
-    if tx.is_erased(entry.id)? {
-        return Ok(PushOutcome::Erased);
-    }
-    let existing = tx.record(entry.id, true)?;
-    // The hub's copy must be the sender's to change: its area as the hub holds it now. A user
-    // who lost the area may still hold changes made before: if they are the sender's own work
-    // on the hub's copy, they are kept for a supervisor's review, never dropped; anything else
-    // is refused as out of scope.
-    let lost_area = existing
-        .as_ref()
-        .is_some_and(|s| !s.area.as_ref().is_some_and(|a| who.covers(a)));
-    let refuse = |reason| {
-        Ok(refused(if lost_area {
-            Refusal::OutOfScope
-        } else {
-            reason
-        }))
-    };
-    let mut document = match &existing {
-        Some(stored) => {
-            if !who.kinds().contains(&stored.kind) {
-                return Ok(refused(Refusal::KindNotAllowed));
-            }
-            doc::load(entry.id, &stored.document)?
+    let stored = match tx.record(entry.id, true) {
+        Ok(stored) => stored,
+        Err(Error::DamagedDocument { .. }) => {
+            // The hub's own copy does not read: nothing can be merged into it. The sender is
+            // answered as for an id it cannot see.
+            tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+            return Ok(match evaluate_new(tx, who, entry, limits)? {
+                New::Acceptable { .. } => refused(Refusal::OutOfScope),
+                New::Refused(outcome) => outcome,
+            });
         }
-        None => Automerge::new(),
+        Err(e) => return Err(e),
+    };
+    match stored {
+        Some(stored) if who.receives(stored.kind, stored.area.as_ref()) => {
+            update_in_scope(tx, author, who, entry, stored, limits, stamp)
+        }
+        Some(stored) => {
+            if quarantine_if_held(tx, who, entry, &stored)? {
+                return Ok(PushOutcome::Quarantined);
+            }
+            Ok(match evaluate_new(tx, who, entry, limits)? {
+                New::Acceptable { .. } => refused(Refusal::OutOfScope),
+                New::Refused(outcome) => outcome,
+            })
+        }
+        None => {
+            let erased = tx.is_erased(entry.id)?;
+            match evaluate_new(tx, who, entry, limits)? {
+                New::Refused(outcome) => Ok(outcome),
+                New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
+                New::Acceptable {
+                    mut document,
+                    admitted,
+                    clock_skewed,
+                } => {
+                    stamp.stamp(tx)?;
+                    tx.save(RecordWrite {
+                        id: entry.id,
+                        kind: admitted.kind,
+                        key: None,
+                        area: admitted.area.as_ref(),
+                        document: &mut document,
+                        before: &[],
+                        author,
+                    })?;
+                    Ok(accepted(&document, entry, clock_skewed))
+                }
+            }
+        }
+    }
+}
+
+/// A record in the sender's scope: its changes merged into the stored document.
+fn update_in_scope(
+    tx: &mut dyn HubTransaction,
+    author: ChangeAuthor,
+    who: &Principal,
+    entry: &PushEntry,
+    stored: StoredRecord,
+    limits: &HubLimits,
+    stamp: &mut PushStamp,
+) -> Result<PushOutcome> {
+    // Reference data goes to everyone, and only the hub changes it.
+    if !who.kinds().contains(&stored.kind) {
+        return Ok(refused(Refusal::KindNotAllowed));
+    }
+    let Ok(mut document) = doc::load(entry.id, &stored.document) else {
+        tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+        return Ok(refused(Refusal::Damaged));
     };
     let before = document.get_heads();
     if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
-        return refuse(Refusal::Damaged);
+        return Ok(refused(Refusal::Damaged));
     }
     if !document.get_missing_deps(&[]).is_empty() {
-        return refuse(Refusal::MissingHistory);
+        return Ok(refused(Refusal::MissingHistory));
     }
-    let new_changes = document.get_changes(&before);
-    let mut clock_skewed = false;
-    let now = Utc::now().timestamp_millis();
-    for change in &new_changes {
-        if doc::device_of_actor(change.actor_id()) != Some(who.device) {
-            return refuse(Refusal::ForeignChanges);
-        }
-        let t = change.timestamp();
-        clock_skewed |= t > now + limits.clock_skew_ms || t < EARLIEST_PLAUSIBLE_MS;
-    }
-    if lost_area {
-        if new_changes.is_empty() {
-            return refuse(Refusal::OutOfScope);
-        }
-        tx.quarantine(&Quarantined {
-            entry: 0,
-            record: entry.id,
-            device: who.device,
-            user: who.user,
-            changes: entry.changes.clone(),
-            received_ms: now,
-        })?;
-        return Ok(PushOutcome::Quarantined);
-    }
-    if !new_changes.is_empty() {
-        let Some(kind) = doc::kind_of(&document) else {
+    let new_changes = document.get_changes_meta(&before);
+    let Some(clock_skewed) = own_changes(who, &new_changes, limits) else {
+        return Ok(refused(Refusal::ForeignChanges));
+    };
+    let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
+    drop(new_changes);
+    if !hashes.is_empty() {
+        if tx.any_erased_change(&hashes)? {
+            // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
-        };
-        if existing.as_ref().is_some_and(|s| s.kind != kind) {
-            return Ok(refused(Refusal::WrongKind));
         }
-        if !who.kinds().contains(&kind) {
-            return Ok(refused(Refusal::KindNotAllowed));
-        }
-        let Ok(record) = TypedRecord::read(kind, entry.id, &document) else {
-            return Ok(refused(Refusal::Invalid));
+        let admitted = match admit(who, entry.id, Some(stored.kind), &document, None) {
+            Ok(admitted) => admitted,
+            Err(reason) => return Ok(refused(reason)),
         };
-        // A record may not be moved out of the sender's areas either.
-        let Some(area) = record.area().filter(|a| who.covers(a)) else {
-            return Ok(refused(Refusal::OutOfScope));
-        };
-        let area = area.clone();
+        stamp.stamp(tx)?;
         tx.save(RecordWrite {
             id: entry.id,
-            kind,
-            key: existing.as_ref().map(|s| s.key),
-            area: Some(&area),
+            kind: admitted.kind,
+            key: Some(stored.key),
+            area: admitted.area.as_ref(),
             document: &mut document,
             before: &before,
             author,
         })?;
-    } else if existing.is_none() {
-        // Nothing new and nothing stored: an empty push for an unknown record.
-        return Ok(refused(Refusal::Invalid));
     }
+    Ok(accepted(&document, entry, clock_skewed))
+}
+
+/// Stored: the hub's heads, and what the device lacks to reach them.
+fn accepted(document: &Automerge, entry: &PushEntry, clock_skewed: bool) -> PushOutcome {
     let hub_heads = document.get_heads();
     let device_heads: Vec<ChangeHash> = entry.heads.iter().map(|h| ChangeHash(*h)).collect();
     let mut sorted_hub = hub_heads.clone();
@@ -501,12 +653,162 @@ fn accept_push(
     let catch_up = if sorted_hub == sorted_device {
         Vec::new()
     } else {
-        changes_after(&document, &device_heads)
+        changes_after(document, &device_heads)
     };
-    Ok(PushOutcome::Accepted {
+    PushOutcome::Accepted {
         hub_heads: hub_heads.iter().map(|h| h.0).collect(),
         catch_up,
         clock_skewed,
+    }
+}
+
+/// Whether every new change was made on the sending device (`None` if not), and if so whether
+/// their dates show a clock far from the hub's.
+fn own_changes(
+    who: &Principal,
+    changes: &[automerge::ChangeMetadata<'_>],
+    limits: &HubLimits,
+) -> Option<bool> {
+    let now = Utc::now().timestamp_millis();
+    let mut clock_skewed = false;
+    for change in changes {
+        if doc::device_of_actor(&change.actor) != Some(who.device) {
+            return None;
+        }
+        let t = change.timestamp;
+        clock_skewed |= t > now + limits.clock_skew_ms || t < EARLIEST_PLAUSIBLE_MS;
+    }
+    Some(clock_skewed)
+}
+
+/// Keeps, for a supervisor's review, changes to a record outside the sender's scope that build
+/// on the record's history as the hub holds it: a change hash cannot be guessed, so depending
+/// on them proves the sender's device held the record (its user has since lost the area or the
+/// role). Changes that start a history of their own (a change with no dependencies) prove
+/// nothing and are not kept. Returns whether they were kept.
+fn quarantine_if_held(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    entry: &PushEntry,
+    stored: &StoredRecord,
+) -> Result<bool> {
+    let Ok(mut document) = doc::load(entry.id, &stored.document) else {
+        return Ok(false);
+    };
+    let before = document.get_heads();
+    if store::decode_into(&mut document, entry.id, &entry.changes).is_err()
+        || !document.get_missing_deps(&[]).is_empty()
+    {
+        return Ok(false);
+    }
+    let new_changes = document.get_changes_meta(&before);
+    let built_on_history = !new_changes.is_empty()
+        && new_changes
+            .iter()
+            .all(|c| !c.deps.is_empty() && doc::device_of_actor(&c.actor) == Some(who.device));
+    if !built_on_history {
+        return Ok(false);
+    }
+    tx.quarantine(&Quarantined {
+        entry: 0,
+        record: entry.id,
+        device: who.device,
+        user: who.user,
+        changes: entry.changes.clone(),
+        received_ms: Utc::now().timestamp_millis(),
+    })?;
+    Ok(true)
+}
+
+/// What pushed bytes would make as a new record, judged on the bytes alone.
+enum New {
+    Refused(PushOutcome),
+    Acceptable {
+        document: Box<Automerge>,
+        admitted: Admitted,
+        clock_skewed: bool,
+    },
+}
+
+fn evaluate_new(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    entry: &PushEntry,
+    limits: &HubLimits,
+) -> Result<New> {
+    let mut document = Automerge::new();
+    if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
+        return Ok(New::Refused(refused(Refusal::Damaged)));
+    }
+    // Erased content, under whatever id: changes of it, or changes built on it.
+    let missing = document.get_missing_deps(&[]);
+    let new_changes = document.get_changes_meta(&[]);
+    let mut hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
+    hashes.extend(&missing);
+    if tx.any_erased_change(&hashes)? {
+        return Ok(New::Refused(PushOutcome::Erased));
+    }
+    if !missing.is_empty() {
+        return Ok(New::Refused(refused(Refusal::MissingHistory)));
+    }
+    if new_changes.is_empty() {
+        // Nothing to store under an id the hub does not hold for the sender.
+        return Ok(New::Refused(refused(Refusal::Invalid)));
+    }
+    let Some(clock_skewed) = own_changes(who, &new_changes, limits) else {
+        return Ok(New::Refused(refused(Refusal::ForeignChanges)));
+    };
+    drop(new_changes);
+    match admit(who, entry.id, None, &document, None) {
+        Ok(admitted) => Ok(New::Acceptable {
+            document: Box::new(document),
+            admitted,
+            clock_skewed,
+        }),
+        Err(reason) => Ok(New::Refused(refused(reason))),
+    }
+}
+
+/// A record's new state that the rules let in, and where it is filed.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub kind: RecordKind,
+    pub area: Option<Area>,
+}
+
+/// The rules a record's new state must pass to be stored on the hub, whoever sends it: one
+/// home for pushes and for quarantined changes a supervisor accepts. `stored_kind` is the kind
+/// the hub holds for the id, if any; `reference`, when given, the data the record is validated
+/// against.
+pub(crate) fn admit(
+    who: &Principal,
+    id: Uuid,
+    stored_kind: Option<RecordKind>,
+    document: &Automerge,
+    reference: Option<&ReferenceData>,
+) -> std::result::Result<Admitted, Refusal> {
+    let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
+    if stored_kind.is_some_and(|k| k != kind) {
+        return Err(Refusal::WrongKind);
+    }
+    if !who.kinds().contains(&kind) {
+        return Err(Refusal::KindNotAllowed);
+    }
+    let record = TypedRecord::read(kind, id, document).map_err(|_| Refusal::Invalid)?;
+    // A record may not be moved out of the sender's areas either.
+    let area = record
+        .area()
+        .filter(|a| who.covers(a))
+        .ok_or(Refusal::OutOfScope)?
+        .clone();
+    if let Some(reference) = reference
+        && record.validate(reference).is_err()
+    {
+        return Err(Refusal::Invalid);
+    }
+    Ok(Admitted {
+        kind,
+        area: Some(area),
     })
 }
 
@@ -516,13 +818,22 @@ fn whole_record(
     who: &Principal,
     id: Uuid,
 ) -> Result<Option<PullEntry>> {
-    let Some(stored) = tx.record(id, false)? else {
-        return Ok(None);
+    let unreadable = || {
+        tracing::warn!(record = %id, "stored record unreadable: not sent");
+        Ok(None)
+    };
+    let stored = match tx.record(id, false) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Ok(None),
+        Err(Error::DamagedDocument { .. }) => return unreadable(),
+        Err(e) => return Err(e),
     };
     if !who.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
-    let document = doc::load(id, &stored.document)?;
+    let Ok(document) = doc::load(id, &stored.document) else {
+        return unreadable();
+    };
     Ok(Some(PullEntry {
         id,
         changes: stored.document,
@@ -530,80 +841,178 @@ fn whole_record(
     }))
 }
 
-/// Records in scope that changed after the cursor, each with the changes the device lacks, up
-/// to `budget` bytes. Returns them, the cursor to issue, and whether more are waiting.
+/// One page of a device's walk through the change order.
+#[derive(Default)]
+struct Page {
+    records: Vec<PullEntry>,
+    tombstones: Vec<Tombstone>,
+    left: Vec<Uuid>,
+    next: Cursor,
+    more: bool,
+}
+
+/// What a departure from an area means to a device whose scope covered the area: a tombstone
+/// if the record was erased, "left" if it is now outside the device's scope.
+enum Leaving {
+    Erased(Tombstone),
+    Left(Uuid),
+}
+
+fn leaving(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    departure: &Departure,
+) -> Result<Option<Leaving>> {
+    if !who.receives(departure.kind, Some(&departure.area)) {
+        return Ok(None);
+    }
+    Ok(match &departure.now {
+        None => Some(Leaving::Erased(Tombstone {
+            id: departure.id,
+            roots: tx.erased_roots(departure.id)?.iter().map(|h| h.0).collect(),
+        })),
+        Some((kind, area)) if !who.receives(*kind, area.as_ref()) => {
+            Some(Leaving::Left(departure.id))
+        }
+        Some(_) => None,
+    })
+}
+
+/// Charges an item to the answer. Items at one place of the change order go together (the
+/// cursor cannot fall between them): one that does not fit goes all the same.
+fn charge(answer: &mut Budget, bytes: usize, same_place: bool) -> bool {
+    if answer.take(bytes) {
+        return true;
+    }
+    if same_place {
+        answer.spent += bytes;
+    }
+    same_place
+}
+
+/// Records in scope that changed after the cursor, each with the changes the device lacks, and
+/// the records that left its scope or were erased there, in change order, as far as `answer`
+/// allows. Returns them with the cursor to issue, and whether more are waiting.
 fn pull(
     tx: &mut dyn HubTransaction,
     who: &Principal,
-    requester: &ActorId,
     cursor: Cursor,
     skip: &HashMap<Uuid, Option<Vec<[u8; 32]>>>,
-    budget: usize,
-) -> Result<(Vec<PullEntry>, Cursor, bool)> {
+    held: &Held,
+    answer: &mut Budget,
+) -> Result<Page> {
     const BATCH: usize = 1_000;
     let high_water = tx.high_water()?;
     let changed = tx.changed(who, cursor.after, high_water, BATCH)?;
-    let mut entries = Vec::new();
-    let mut size = 0usize;
+    let departures = tx.departures(cursor.after, high_water, BATCH)?;
+    // Past the last item of a full batch, what else changed is not known yet.
+    let mut known = high_water;
+    if changed.len() == BATCH
+        && let Some(last) = changed.last()
+    {
+        known = known.min(last.seq);
+    }
+    if departures.len() == BATCH
+        && let Some(last) = departures.last()
+    {
+        known = known.min(last.seq);
+    }
+    let mut page = Page::default();
+    let mut changed = changed.into_iter().peekable();
+    let mut departures = departures.into_iter().peekable();
     let mut last = cursor.after;
-    let seen = changed.len();
-    for record in changed {
-        let seq = record.seq;
-        // A record the device just pushed is skipped while the hub holds what the ack told it
-        // (a refused push: always, as the device keeps its copy).
-        let skipped = match skip.get(&record.id) {
+    let cut = |page: Page, last: i64| Page {
+        next: Cursor {
+            after: last,
+            ..cursor
+        },
+        more: true,
+        ..page
+    };
+    loop {
+        let next_departure = departures.peek().map(|d| d.seq).filter(|s| *s <= known);
+        let next_record = changed.peek().map(|c| c.seq).filter(|s| *s <= known);
+        // A departure before a change at the same place.
+        let take_departure = match (next_departure, next_record) {
+            (Some(d), Some(r)) => d <= r,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if take_departure {
+            let departure = departures.next().expect("peeked");
+            let same_place = departure.seq == last;
+            match leaving(tx, who, &departure)? {
+                Some(Leaving::Erased(tombstone))
+                    if !page.tombstones.iter().any(|t| t.id == tombstone.id) =>
+                {
+                    if !charge(answer, 16 + 32 * tombstone.roots.len(), same_place) {
+                        return Ok(cut(page, last));
+                    }
+                    page.tombstones.push(tombstone);
+                }
+                Some(Leaving::Left(id)) if !page.left.contains(&id) => {
+                    if !charge(answer, 16, same_place) {
+                        return Ok(cut(page, last));
+                    }
+                    page.left.push(id);
+                }
+                _ => {}
+            }
+            last = departure.seq;
+            continue;
+        }
+        let record = changed.next().expect("peeked");
+        let (id, seq) = (record.id, record.seq);
+        // A record the device just pushed, or got whole in this answer, is skipped while the
+        // hub holds what the answer told it.
+        let skipped = match skip.get(&id) {
             None => false,
             Some(None) => true,
             Some(Some(acked)) => {
                 sorted(store::heads_of(&record.heads).iter().map(|h| h.0).collect()) == *acked
             }
         };
-        if !skipped && let Some(entry) = lacking(tx, record, cursor.since, requester)? {
-            if !entries.is_empty() && size + entry.changes.len() > budget {
-                return Ok((
-                    entries,
-                    Cursor {
-                        after: last,
-                        ..cursor
-                    },
-                    true,
-                ));
+        if !skipped {
+            match lacking(tx, record, cursor.since, held) {
+                Ok(Some(entry)) => {
+                    if !charge(answer, entry.changes.len(), seq == last) {
+                        return Ok(cut(page, last));
+                    }
+                    page.records.push(entry);
+                }
+                Ok(None) => {}
+                // One damaged record never fails a device's sync: it is left out, and said.
+                Err(Error::DamagedDocument { .. }) => {
+                    tracing::warn!(record = %id, "stored record unreadable: skipped in a pull");
+                }
+                Err(e) => return Err(e),
             }
-            size += entry.changes.len();
-            entries.push(entry);
         }
         last = seq;
     }
-    if seen == BATCH {
-        return Ok((
-            entries,
-            Cursor {
-                after: last,
-                ..cursor
-            },
-            true,
-        ));
+    if known < high_water {
+        return Ok(cut(page, last));
     }
-    let done = Cursor {
+    page.next = Cursor {
         since: high_water,
         after: high_water,
         scope: cursor.scope,
     };
-    Ok((entries, done, false))
+    Ok(page)
 }
 
-/// What a device with `since` lacks of one record: nothing if every change after it is its
-/// own; the whole document if it never had the record; else the others' changes. Only the
-/// last case needs the document decoded.
+/// What a device with `since` lacks of one record: nothing if every change after it is one
+/// it holds (its own, from a push whose answer it applied); the whole document if it never had
+/// the record; else the other changes. Only the last case needs the document decoded.
 fn lacking(
     tx: &mut dyn HubTransaction,
     record: ChangedRecord,
     since: i64,
-    requester: &ActorId,
+    held: &Held,
 ) -> Result<Option<PullEntry>> {
     let id = record.id;
-    let requester_device = doc::device_of_actor(requester);
-    let created_by_requester = record.creator.is_some() && record.creator == requester_device;
+    let created_by_requester = record.creator.is_some() && record.creator == Some(held.device);
     let bytes = store::decode_stored(id, record.stored)?;
     if record.first_seq > since && !created_by_requester {
         // No heads: they are the document's own, which the device reads once it has it
@@ -617,11 +1026,13 @@ fn lacking(
     let hub_heads: Vec<[u8; 32]> = store::heads_of(&record.heads).iter().map(|h| h.0).collect();
     let document = doc::load(id, &bytes)?;
     let mut changes = Vec::new();
-    for entry in tx.change_log(id)?.iter().filter(|e| e.seq > since) {
+    for entry in tx
+        .change_log(id)?
+        .iter()
+        .filter(|e| e.seq > since && !held.holds(e))
+    {
         for hash in store::heads_of(&entry.changes) {
-            if let Some(change) = document.get_change_by_hash(&hash)
-                && change.actor_id() != requester
-            {
+            if let Some(change) = document.get_change_by_hash(&hash) {
                 changes.extend_from_slice(change.raw_bytes());
             }
         }

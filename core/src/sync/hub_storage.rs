@@ -48,6 +48,35 @@ pub struct LogEntry {
     pub seq: i64,
     /// Hashes of the changes, concatenated.
     pub changes: Vec<u8>,
+    /// The device whose changes these are (none for a tombstone).
+    pub device: Option<Uuid>,
+    /// The number of the device's request that pushed them (`HubTransaction::number_pushes`);
+    /// none when they did not come from a device's push (a reviewed quarantine, the hub's own
+    /// writes).
+    pub push: Option<i64>,
+}
+
+/// A place in the change order where a record stopped being filed under an area: it moved to
+/// another, or was erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub seq: i64,
+    pub id: Uuid,
+    /// The record's kind, and the area it was filed under until `seq`.
+    pub kind: RecordKind,
+    pub area: Area,
+    /// The record's kind and area now; `None` once it is erased.
+    pub now: Option<(RecordKind, Option<Area>)>,
+}
+
+/// What the hub keeps of an erased record: the hashes of its changes (`roots` among them:
+/// those with no dependencies) and where it was filed, so that its tombstone reaches the
+/// devices whose scope held it and no push brings its content back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedHistory {
+    pub hashes: Vec<ChangeHash>,
+    pub roots: Vec<ChangeHash>,
+    pub filed: Option<(RecordKind, Area)>,
 }
 
 /// A record's new state, to be stored with the changes added since `before`.
@@ -92,12 +121,34 @@ pub trait HubTransaction {
     fn is_erased(&mut self, id: Uuid) -> Result<bool>;
 
     /// Erases a record: its document, change log, index rows and quarantined changes are
-    /// deleted, and a tombstone is placed after every change logged so far. Returns whether
-    /// there was anything to erase (a second erasure of the same record changes nothing).
-    fn erase(&mut self, id: Uuid) -> Result<bool>;
+    /// deleted, and a tombstone is placed after every change logged so far, with `history`
+    /// (the hashes of its changes, and the area it was filed under, at the tombstone's place).
+    /// Returns whether there was anything to erase (a second erasure changes nothing).
+    fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool>;
 
-    /// Records erased in `(after, upto]` of the change order.
-    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>>;
+    /// Whether any of these changes belongs to an erased record.
+    fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
+
+    /// The roots of an erased record's history (see `ErasedHistory`).
+    fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>>;
+
+    /// Records that moved to another area, or were erased, in `(after, upto]` of the change
+    /// order, in that order, at most `limit`. A save that changes a record's area adds one at
+    /// its own place (the backend compares the area saved with the one stored).
+    fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>>;
+
+    /// How many of this device's requests had pushes stored (0 for a device never heard).
+    fn pushes(&mut self, device: Uuid) -> Result<i64>;
+
+    /// Numbers this request's pushes: the device's count goes up by one, and every later save
+    /// in this transaction whose author is the device keeps the new number in its change-log
+    /// entry. Returns the number.
+    fn number_pushes(&mut self, device: Uuid) -> Result<i64>;
+
+    /// Goes on with pushes numbered `number` by an earlier transaction of the same request
+    /// (pushes are stored in several short transactions): later saves in this transaction whose
+    /// author is the device keep that number, and the device's count does not move.
+    fn continue_pushes(&mut self, device: Uuid, number: i64);
 
     /// Keeps changes a device sent to a record that is no longer its user's to change.
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
@@ -185,7 +236,10 @@ fn embedded_transaction<T>(
     work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
 ) -> Result<T> {
     let tx = conn.transaction()?;
-    let value = work(&mut EmbeddedTransaction { tx: &tx })?;
+    let value = work(&mut EmbeddedTransaction {
+        tx: &tx,
+        pushing: None,
+    })?;
     tx.commit()?;
     Ok(value)
 }
@@ -194,6 +248,8 @@ fn embedded_transaction<T>(
 /// excludes every other, so `for_update` needs nothing more.
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
+    /// The device whose pushes this transaction stores, and their number.
+    pushing: Option<(Uuid, i64)>,
 }
 
 fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
@@ -236,7 +292,29 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             author: Some(write.author),
             queue_for_hub: false,
         };
-        store::save_document(
+        // The area the record was filed under, before this write replaces its scope row.
+        let filed_before = match write.key {
+            Some(rowid) => self
+                .tx
+                .prepare_cached(
+                    "SELECT kind, country, region, district, community FROM scope_index
+                     WHERE record = ?1",
+                )?
+                .query_row([rowid], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        Area::new(
+                            &r.get::<_, String>(1)?,
+                            &r.get::<_, String>(2)?,
+                            &r.get::<_, String>(3)?,
+                            &r.get::<_, String>(4)?,
+                        ),
+                    ))
+                })
+                .optional()?,
+            None => None,
+        };
+        let rowid = store::save_document(
             self.tx,
             &ctx,
             write.id,
@@ -245,6 +323,24 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             write.document,
             write.before,
         )?;
+        let seq: i64 = self
+            .tx
+            .prepare_cached("SELECT last_seq FROM records WHERE rowid = ?1")?
+            .query_row([rowid], |r| r.get(0))?;
+        // Users and reference data are filed nowhere: only a record with an area moves.
+        if let Some((kind, area)) = filed_before
+            && let Some(now) = write.area
+            && *now != area
+        {
+            insert_area_history(self.tx, seq, write.id, kind, &area)?;
+        }
+        if let Some((device, push)) = self.pushing
+            && device == write.author.device
+        {
+            self.tx
+                .prepare_cached("UPDATE change_log SET push = ?2 WHERE seq = ?1")?
+                .execute([seq, push])?;
+        }
         Ok(())
     }
 
@@ -295,13 +391,18 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
 
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT seq, changes FROM change_log WHERE record_id = ?1 ORDER BY seq",
+            "SELECT seq, changes, device_id, push FROM change_log WHERE record_id = ?1
+             ORDER BY seq",
         )?;
         let log = stmt
             .query_map([id.as_bytes()], |r| {
                 Ok(LogEntry {
                     seq: r.get(0)?,
                     changes: r.get(1)?,
+                    device: r
+                        .get::<_, Option<Vec<u8>>>(2)?
+                        .and_then(|d| Uuid::from_slice(&d).ok()),
+                    push: r.get(3)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -312,11 +413,11 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         store::is_erased(self.tx, id)
     }
 
-    fn erase(&mut self, id: Uuid) -> Result<bool> {
+    fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool> {
         if self.is_erased(id)? {
             return Ok(false);
         }
-        let found = store::forget_record(self.tx, id)?;
+        let found = store::forget_record(self.tx, id)?.is_some();
         // The tombstone takes the next place in the change order, like a change would.
         self.tx.execute(
             "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
@@ -329,17 +430,101 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         )?;
         let seq = self.tx.last_insert_rowid();
         store::place_tombstone(self.tx, id, Some(seq))?;
+        for hash in &history.hashes {
+            store::keep_erased_change(self.tx, id, hash, history.roots.contains(hash))?;
+        }
+        if let Some((kind, area)) = &history.filed {
+            insert_area_history(self.tx, seq, id, *kind as i64, area)?;
+        }
         Ok(found)
     }
 
-    fn erased_between(&mut self, after: i64, upto: i64) -> Result<Vec<Uuid>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT record_id FROM erased WHERE seq > ?1 AND seq <= ?2")?;
-        let ids = stmt
-            .query_map([after, upto], |r| r.get::<_, Vec<u8>>(0))?
+    fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        store::any_erased_change(self.tx, hashes)
+    }
+
+    fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT hash FROM erased_changes WHERE record_id = ?1 AND root = 1 ORDER BY hash",
+        )?;
+        let hashes = stmt
+            .query_map([id.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        ids.iter().map(|b| uuid_of(b)).collect()
+        Ok(hashes.iter().flat_map(|h| store::heads_of(h)).collect())
+    }
+
+    fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT h.seq, h.record_id, h.kind, h.country, h.region, h.district, h.community,
+                    r.kind, s.country, s.region, s.district, s.community
+             FROM area_history h
+             LEFT JOIN records r ON r.id = h.record_id
+             LEFT JOIN scope_index s ON s.record = r.rowid
+             WHERE h.seq > ?1 AND h.seq <= ?2 ORDER BY h.seq LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![after, upto, limit as i64])?;
+        let mut departures = Vec::new();
+        while let Some(r) = rows.next()? {
+            let kind_of = |k: i64| {
+                RecordKind::from_i64(k).ok_or_else(|| Error::DamagedDocument {
+                    id: Uuid::nil(),
+                    reason: "unknown record kind in the area history".into(),
+                })
+            };
+            let now = match r.get::<_, Option<i64>>(7)? {
+                None => None,
+                Some(kind) => {
+                    let area = match r.get::<_, Option<String>>(8)? {
+                        Some(country) => Some(Area::new(
+                            &country,
+                            &r.get::<_, String>(9)?,
+                            &r.get::<_, String>(10)?,
+                            &r.get::<_, String>(11)?,
+                        )),
+                        None => None,
+                    };
+                    Some((kind_of(kind)?, area))
+                }
+            };
+            departures.push(Departure {
+                seq: r.get(0)?,
+                id: uuid_of(&r.get::<_, Vec<u8>>(1)?)?,
+                kind: kind_of(r.get(2)?)?,
+                area: Area::new(
+                    &r.get::<_, String>(3)?,
+                    &r.get::<_, String>(4)?,
+                    &r.get::<_, String>(5)?,
+                    &r.get::<_, String>(6)?,
+                ),
+                now,
+            });
+        }
+        Ok(departures)
+    }
+
+    fn pushes(&mut self, device: Uuid) -> Result<i64> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT count FROM hub_pushes WHERE device = ?1")?
+            .query_row([device.as_bytes()], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    fn number_pushes(&mut self, device: Uuid) -> Result<i64> {
+        let number: i64 = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO hub_pushes (device, count) VALUES (?1, 1)
+                 ON CONFLICT (device) DO UPDATE SET count = count + 1 RETURNING count",
+            )?
+            .query_row([device.as_bytes()], |r| r.get(0))?;
+        self.pushing = Some((device, number));
+        Ok(number)
+    }
+
+    fn continue_pushes(&mut self, device: Uuid, number: i64) {
+        self.pushing = Some((device, number));
     }
 
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()> {
@@ -380,6 +565,23 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             .map(QuarantineRow::into_entry)
             .transpose()
     }
+}
+
+fn insert_area_history(tx: &Transaction, seq: i64, id: Uuid, kind: i64, area: &Area) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO area_history (seq, record_id, kind, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(rusqlite::params![
+        seq,
+        id.as_bytes(),
+        kind,
+        area.country,
+        area.region,
+        area.district,
+        area.community
+    ])?;
+    Ok(())
 }
 
 /// A `quarantine` row as SQLite returns it (ids as bytes).

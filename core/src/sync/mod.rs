@@ -19,17 +19,24 @@ mod client;
 mod hub;
 mod hub_storage;
 mod peer;
+mod quarantine;
 mod token;
 pub mod wire;
 
 pub use bundle::BundleReport;
-pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
+pub use client::{
+    HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,
+    sync_with_hub,
+};
 pub use hub::{
-    ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
-    Quarantined, RecordWrite, StoredRecord, accept_quarantined, create_record, erase_record,
+    ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
+    LogEntry, Principal, Quarantined, RecordWrite, StoredRecord, create_record, erase_record,
     handle_sync, read_record, update_record,
 };
 pub use hub_storage::HubReader;
 pub use peer::{PeerScope, PeerSession};
+pub use quarantine::{
+    QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
+};
 pub use token::{EnrolmentToken, MalformedToken};
-pub use wire::{Cursor, DecodeError, Refusal};
+pub use wire::{Cursor, DecodeError, Refusal, Tombstone, UserScope};

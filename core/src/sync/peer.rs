@@ -257,14 +257,14 @@ impl Store {
         if documents.is_empty() {
             return Ok(());
         }
-        let ctx = self.received_write();
-        let actor = self.actor.clone();
+        let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
         for (id, bytes) in documents {
-            store::merge_document(&tx, &ctx, &actor, *id, bytes)?;
+            store::receive::merge_received(&tx, &mut receiver, *id, bytes)?;
             session.received += 1;
         }
         tx.commit()?;
+        self.received(receiver);
         Ok(())
     }
 }

@@ -31,14 +31,21 @@ pub(crate) const RESPONSE_TAG: [u8; 4] = *b"VGr1";
 pub(crate) const PEER_TAG: [u8; 4] = *b"VGp1";
 
 pub(crate) fn encode<T: Serialize>(tag: [u8; 4], message: &T) -> Vec<u8> {
-    let plain = postcard::to_stdvec(message).expect("sync messages serialize");
+    frame(
+        tag,
+        &postcard::to_stdvec(message).expect("sync messages serialize"),
+    )
+}
+
+/// A message's postcard bytes, compressed behind its tag.
+fn frame(tag: [u8; 4], plain: &[u8]) -> Vec<u8> {
     // Level 9 costs ~10 ms per 1 MB here and saves ~10% on batches of documents; small
     // messages gain nothing from it.
     let level = if plain.len() >= 16 * 1024 { 9 } else { 3 };
     let mut out = tag.to_vec();
     let mut encoder = zstd::stream::Encoder::new(&mut out, level).expect("zstd encoder");
     encoder.include_checksum(true).expect("zstd checksum flag");
-    std::io::copy(&mut plain.as_slice(), &mut encoder).expect("in-memory write");
+    std::io::copy(&mut &plain[..], &mut encoder).expect("in-memory write");
     encoder.finish().expect("in-memory write");
     out
 }
@@ -49,29 +56,166 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     max_decompressed: usize,
 ) -> Result<T, DecodeError> {
+    postcard::from_bytes(&unframe(tag, what, bytes, max_decompressed)?)
+        .map_err(|_| DecodeError::Structure)
+}
+
+fn unframe(
+    tag: [u8; 4],
+    what: &'static str,
+    bytes: &[u8],
+    max_decompressed: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let body = bytes
         .strip_prefix(&tag)
         .ok_or(DecodeError::WrongTag { expected: what })?;
-    let plain = decompress_bounded(body, max_decompressed)?;
-    postcard::from_bytes(&plain).map_err(|_| DecodeError::Structure)
+    decompress_bounded(body, max_decompressed)
 }
 
-/// Encodes a request as a device sends it (for tools, tests and fuzzing).
+// Requests and responses grow by fields added after the last ones, their "tail". postcard
+// writes fields one after the other with nothing to delimit them: a message from an older
+// peer simply ends before the tail, which then takes its defaults, and an older peer reading
+// a newer message stops before it. A request leaves its tail out while it holds only
+// defaults, so a new device's first request is byte for byte what an older device sends.
+
+#[derive(Serialize)]
+struct RequestHeadRef<'a> {
+    actor: &'a Vec<u8>,
+    cursor: &'a Option<Cursor>,
+    push: &'a Vec<PushEntry>,
+    refetch: &'a Vec<Uuid>,
+    max_response_bytes: u32,
+}
+
+#[derive(Deserialize)]
+struct RequestHead {
+    actor: Vec<u8>,
+    cursor: Option<Cursor>,
+    push: Vec<PushEntry>,
+    refetch: Vec<Uuid>,
+    max_response_bytes: u32,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestTail {
+    receipt: i64,
+}
+
+#[derive(Serialize)]
+struct ResponseHeadRef<'a> {
+    acks: &'a Vec<PushAck>,
+    records: &'a Vec<PullEntry>,
+    cursor: &'a Cursor,
+    more: bool,
+    erased: &'a Vec<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct ResponseHead {
+    acks: Vec<PushAck>,
+    records: Vec<PullEntry>,
+    cursor: Cursor,
+    more: bool,
+    erased: Vec<Uuid>,
+}
+
+#[derive(Serialize)]
+struct ResponseTailRef<'a> {
+    receipt: i64,
+    tombstones: &'a Vec<Tombstone>,
+    left_scope: &'a Vec<Uuid>,
+    scope: &'a Option<UserScope>,
+}
+
+#[derive(Default, Deserialize)]
+struct ResponseTail {
+    receipt: i64,
+    tombstones: Vec<Tombstone>,
+    left_scope: Vec<Uuid>,
+    scope: Option<UserScope>,
+}
+
+/// A head, then a tail if any bytes are left (else the tail's defaults).
+fn head_and_tail<H: DeserializeOwned, T: DeserializeOwned + Default>(
+    plain: &[u8],
+) -> Result<(H, T), DecodeError> {
+    let (head, rest) = postcard::take_from_bytes::<H>(plain).map_err(|_| DecodeError::Structure)?;
+    let tail = if rest.is_empty() {
+        T::default()
+    } else {
+        postcard::from_bytes(rest).map_err(|_| DecodeError::Structure)?
+    };
+    Ok((head, tail))
+}
+
+/// Encodes a request as a device sends it.
 pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
-    encode(REQUEST_TAG, request)
+    let mut plain = postcard::to_stdvec(&RequestHeadRef {
+        actor: &request.actor,
+        cursor: &request.cursor,
+        push: &request.push,
+        refetch: &request.refetch,
+        max_response_bytes: request.max_response_bytes,
+    })
+    .expect("sync messages serialize");
+    let tail = RequestTail {
+        receipt: request.receipt,
+    };
+    if tail != RequestTail::default() {
+        plain.extend(postcard::to_stdvec(&tail).expect("sync messages serialize"));
+    }
+    frame(REQUEST_TAG, &plain)
 }
 
 pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncRequest, DecodeError> {
-    decode(REQUEST_TAG, "sync request", bytes, max_decompressed)
+    let plain = unframe(REQUEST_TAG, "sync request", bytes, max_decompressed)?;
+    let (head, tail): (RequestHead, RequestTail) = head_and_tail(&plain)?;
+    Ok(SyncRequest {
+        actor: head.actor,
+        cursor: head.cursor,
+        push: head.push,
+        refetch: head.refetch,
+        max_response_bytes: head.max_response_bytes,
+        receipt: tail.receipt,
+    })
 }
 
-/// Encodes a response as a hub sends it (for tools, tests and fuzzing).
+/// Encodes a response as a hub sends it.
 pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
-    encode(RESPONSE_TAG, response)
+    let mut plain = postcard::to_stdvec(&ResponseHeadRef {
+        acks: &response.acks,
+        records: &response.records,
+        cursor: &response.cursor,
+        more: response.more,
+        erased: &response.erased,
+    })
+    .expect("sync messages serialize");
+    plain.extend(
+        postcard::to_stdvec(&ResponseTailRef {
+            receipt: response.receipt,
+            tombstones: &response.tombstones,
+            left_scope: &response.left_scope,
+            scope: &response.scope,
+        })
+        .expect("sync messages serialize"),
+    );
+    frame(RESPONSE_TAG, &plain)
 }
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
-    decode(RESPONSE_TAG, "sync response", bytes, max_decompressed)
+    let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
+    let (head, tail): (ResponseHead, ResponseTail) = head_and_tail(&plain)?;
+    Ok(SyncResponse {
+        acks: head.acks,
+        records: head.records,
+        cursor: head.cursor,
+        more: head.more,
+        erased: head.erased,
+        receipt: tail.receipt,
+        tombstones: tail.tombstones,
+        left_scope: tail.left_scope,
+        scope: tail.scope,
+    })
 }
 
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
@@ -102,7 +246,8 @@ pub struct Cursor {
     pub scope: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A device's request (`encode_request`, `decode_request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncRequest {
     /// The Automerge actor of the sending store; the hub checks it is bound to the device.
     pub actor: Vec<u8>,
@@ -112,6 +257,10 @@ pub struct SyncRequest {
     pub refetch: Vec<Uuid>,
     /// The largest response the device wants, in bytes before compression.
     pub max_response_bytes: u32,
+    /// The last `SyncResponse::receipt` this device applied: its pushes the hub numbered up to
+    /// it are in this store. A store restored from an older copy sends an older receipt, and the
+    /// hub sends back what it has from this device after it.
+    pub receipt: i64,
 }
 
 /// Changes of one record that the hub may lack.
@@ -124,7 +273,8 @@ pub struct PushEntry {
     pub changes: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The hub's response (`encode_response`, `decode_response`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResponse {
     pub acks: Vec<PushAck>,
     pub records: Vec<PullEntry>,
@@ -132,8 +282,38 @@ pub struct SyncResponse {
     pub cursor: Cursor,
     /// More records are waiting: send another request.
     pub more: bool,
-    /// Records erased since the cursor: every copy must go, and none may come back.
+    /// Records erased since the cursor: every copy must go, and none may come back. (Kept for
+    /// devices of the previous version: `tombstones` says the same with the hashes.)
     pub erased: Vec<Uuid>,
+    /// To be stored with the cursor: see `SyncRequest::receipt`.
+    pub receipt: i64,
+    /// The erased records of `erased`, each with the hashes of its history's first changes:
+    /// any document holding one carries the erased content, under whatever id it comes.
+    pub tombstones: Vec<Tombstone>,
+    /// Records that left this device's scope (moved to an area it does not cover): it pushes
+    /// what it has pending for them, then removes them. They may come back if the scope does.
+    pub left_scope: Vec<Uuid>,
+    /// What this device's user may hold now (none from a hub of the previous version). When it
+    /// differs from what the device last heard, the device removes what the new scope does not
+    /// cover.
+    pub scope: Option<UserScope>,
+}
+
+/// An erased record, and the roots of its history (changes with no dependencies): every change
+/// of the record descends from one of them, so no document can hold any of its content
+/// without holding a root. 32 bytes for a record created in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub id: Uuid,
+    pub roots: Vec<[u8; 32]>,
+}
+
+/// A user's role and areas, as the hub applies them to the user's devices. A deactivated user
+/// has no areas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserScope {
+    pub role: crate::model::Role,
+    pub areas: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

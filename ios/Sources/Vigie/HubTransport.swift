@@ -42,9 +42,21 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             throw TransportError.Unreachable(reason: "no HTTP response")
         }
         guard (200..<300).contains(status) else {
+            if status == 403 && HubTransport.wipeRequested(data) {
+                // The hub revoked this device: the app must wipe the profile, not retry.
+                throw TransportError.DeviceRevoked(reason: HubTransport.hubMessage(data))
+            }
             throw TransportError.Http(status: Int32(status), reason: HubTransport.hubMessage(data))
         }
         return data ?? Data()
+    }
+
+    /// A revoked device is answered 403 with `{"error": "...", "wipe": true}`.
+    private static func wipeRequested(_ data: Data?) -> Bool {
+        guard let data = data,
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return false }
+        return object["wipe"] as? Bool == true
     }
 
     /// The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content.

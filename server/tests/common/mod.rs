@@ -1023,8 +1023,20 @@ pub fn edit_text(rng: &mut ChaCha8Rng, text: &mut String) {
 }
 
 /// One random edit of a record the store holds, among fields other devices edit too.
-/// `forced_field` is never touched here (see `force_field`).
+/// `forced_field` is never touched here (see `force_field`). A value drawn equal to the one
+/// stored writes nothing: another edit is drawn, so that an edit is always made.
 pub fn random_edit(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
+    let before = heads(store, id);
+    for _ in 0..100 {
+        random_edit_once(rng, store, id);
+        if heads(store, id) != before {
+            return;
+        }
+    }
+    panic!("100 random edits of {id} changed nothing");
+}
+
+fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
     match store.kind_of(id).expect("record present") {
         RecordKind::ChildCase => {
             let mut c: ChildCase = store.get(id).expect("read child case");
@@ -1195,3 +1207,8 @@ pub fn force_field(store: &mut Store, id: Uuid, n: u32) -> serde_json::Value {
         RecordKind::User | RecordKind::Reference => panic!("not edited here"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// How records come and go (areas, erasure, quarantine review, hand-made requests)
+
+pub mod lifecycle;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 use uuid::Uuid;
-use vigie_core::sync::{HubLimits, SyncOptions};
+use vigie_core::sync::{HubLimits, HubStorage, SyncOptions};
 use vigie_core::{
     ChildCase, Encryption, Role, Store, StoreConfig, User, Visit, VisitStatus, Workplace,
 };
@@ -82,6 +82,23 @@ struct PhoneRun {
     round_trips: f64,
     received: f64,
     rss_mb: f64,
+    /// Records that left the phone's scope and were removed.
+    left_scope: f64,
+}
+
+impl PhoneRun {
+    /// The figures of a sync that removed records from the phone, under `metric_`.
+    fn emit_leaving(&self, report: &Report, metric: &str) {
+        let bytes = self.bytes_sent + self.bytes_received;
+        report.emit(&format!("{metric}_left"), self.left_scope, "records");
+        report.emit(&format!("{metric}_bytes"), bytes, "B");
+        report.emit(
+            &format!("{metric}_round_trips"),
+            self.round_trips,
+            "round trips",
+        );
+        report.emit(&format!("{metric}_wall"), self.wall_ms, "ms");
+    }
 }
 
 fn phone_sync(hub: &HubProcess, token: &Token, store: &Path) -> BoxResult<PhoneRun> {
@@ -171,6 +188,50 @@ fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
     }
     store.close()?;
     Ok(before)
+}
+
+/// Moves `n` child cases out of the region, as the hub's administrator would (through the hub's
+/// own write path, which keeps where they were filed).
+fn move_cases_out(data: &Path, n: usize) -> BoxResult<()> {
+    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let ids: Vec<Uuid> = store
+        .child_cases(&Default::default(), vigie_core::Page::first(n as u32))?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let actor = store.actor().clone();
+    let reference = store.reference();
+    let author = vigie_core::ChangeAuthor {
+        user: Uuid::nil(),
+        device: Uuid::nil(),
+    };
+    for id in ids {
+        let mut case: ChildCase = store.get(id)?;
+        case.area = vigie_core::Area::new("CI", "CI-R2", "CI-R2-D1", "CI-R2-D1-C01");
+        store.in_transaction(&mut |tx| {
+            vigie_core::sync::update_record(tx, &actor, author, &reference, &case).map(|_| ())
+        })?;
+    }
+    store.close()?;
+    Ok(())
+}
+
+/// Gives a user new areas on the hub (as `vigie user areas` does).
+fn set_areas(data: &Path, user: Uuid, areas: &[&str]) -> BoxResult<()> {
+    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let actor = store.actor().clone();
+    let reference = store.reference();
+    let mut record: User = store.get(user)?;
+    record.areas = areas.iter().map(|a| a.to_string()).collect();
+    let author = vigie_core::ChangeAuthor {
+        user: Uuid::nil(),
+        device: Uuid::nil(),
+    };
+    store.in_transaction(&mut |tx| {
+        vigie_core::sync::update_record(tx, &actor, author, &reference, &record).map(|_| ())
+    })?;
+    store.close()?;
+    Ok(())
 }
 
 /// Per-document Automerge sync between two copies of one document until neither has anything
@@ -326,6 +387,21 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     report.emit("delta_100_received", delta.received, "records");
     drop(hub);
 
+    // Records leaving the phone: 100 cases moved out of its scope, then its scope narrowed to
+    // one district (what the new scope covers comes again: a new scope starts its walk over).
+    move_cases_out(&data, CHANGED)?;
+    let hub = start_hub(&data)?;
+    let moved = phone_sync(&hub, &token, &phone)?;
+    moved.emit_leaving(&report, "moved_out_100");
+    drop(hub);
+    set_areas(&data, token.user, &["CI-R1-D1"])?;
+    let hub = start_hub(&data)?;
+    let narrowed = phone_sync(&hub, &token, &phone)?;
+    narrowed.emit_leaving(&report, "scope_narrowed");
+    report.emit("scope_narrowed_received", narrowed.received, "records");
+    report.emit("scope_narrowed_phone_peak_rss", narrowed.rss_mb, "MB");
+    drop(hub);
+
     eprintln!("sync: per-document Automerge sync baseline");
     let ((ib, im, it), (nb, nm, _), (db, dm, _)) = baseline(&data, &before)?;
     report.emit("baseline_initial_bytes", ib as f64, "B");
@@ -396,6 +472,7 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
             "round_trips": summary.round_trips,
             "received": summary.received,
             "rss_mb": peak_rss_mb().unwrap_or(0.0),
+            "left_scope": summary.left_scope.len(),
         })
     );
     Ok(())

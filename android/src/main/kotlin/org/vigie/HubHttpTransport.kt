@@ -40,6 +40,10 @@ class HubHttpTransport(
                 return connection.inputStream.use { it.readBytes() }
             }
             val body = connection.errorStream?.use { it.readBytes() }?.toString(Charsets.UTF_8).orEmpty()
+            if (status == 403 && wipeRequested(body)) {
+                // The hub revoked this device: the app must wipe the profile, not retry.
+                throw TransportException.DeviceRevoked(hubMessage(body))
+            }
             throw TransportException.Http(status, hubMessage(body))
         } catch (e: IOException) {
             throw TransportException.Unreachable(e.toString())
@@ -47,6 +51,10 @@ class HubHttpTransport(
             connection.disconnect()
         }
     }
+
+    /** A revoked device is answered 403 with `{"error": "...", "wipe": true}`. */
+    private fun wipeRequested(body: String): Boolean =
+        Regex("\"wipe\"\\s*:\\s*true").containsMatchIn(body)
 
     /** The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content. */
     private fun hubMessage(body: String): String =

@@ -120,13 +120,14 @@ class ErrorsTest {
         }
     }
 
+    /** A revoked device is told so in its own type (the app wipes the profile), not NotAllowed. */
     @Test
-    fun notAllowedForARevokedDevice() {
+    fun deviceRevokedForARevokedDevice() {
         openEnrolledStore(Env.storePath("revoked.db"), key(8), Env.revokedToken).use { store ->
-            val e = assertFailsWith<VigieException.NotAllowed> {
+            val e = assertFailsWith<VigieException.DeviceRevoked> {
                 store.syncWith(HubHttpTransport(Env.hubUrl, Env.revokedToken), null)
             }
-            assertTrue(e.reason.contains("403"), e.reason)
+            assertTrue(e.reason.contains("revoked"), e.reason)
         }
     }
 

@@ -1,0 +1,115 @@
+package org.vigie
+
+import java.io.File
+import java.util.concurrent.CopyOnWriteArrayList
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertTrue
+import org.junit.Test
+
+/**
+ * Records leaving the store: the app hears of each one (erased, out of the user's scope,
+ * quarantined, wiped), the sync summary counts them, and a revoked device raises
+ * [VigieException.DeviceRevoked] from [HubHttpTransport].
+ */
+class LifecycleTest {
+    /** Runs `vigie <args> --data <the hub's data>` while the hub runs; returns its output. */
+    private fun admin(vararg args: String): String {
+        val bin = System.getenv("VIGIE_BIN") ?: error("VIGIE_BIN is not set: run scripts/test-bindings.sh")
+        val data = System.getenv("VIGIE_HUB_DATA") ?: error("VIGIE_HUB_DATA is not set")
+        val process = ProcessBuilder(listOf(bin) + args + listOf("--data", data))
+            .redirectError(ProcessBuilder.Redirect.INHERIT)
+            .start()
+        val out = process.inputStream.bufferedReader().readText().trim()
+        assertEquals(0, process.waitFor(), "vigie ${args.joinToString(" ")}")
+        return out
+    }
+
+    /** A new user of the hub, a device enrolled for them, and its store. */
+    private fun enrolled(name: String, role: String, area: String): Triple<VigieStore, String, String> {
+        val user = admin("user", "add", "--name", name, "--role", role, "--area", area)
+        val token = admin("device", "enrol", "--user", user)
+        return Triple(openEnrolledStore(Env.storePath("$name.db"), key(23), token), token, user)
+    }
+
+    private fun VigieStore.case(name: String) =
+        createChildCase(newChildCase("CI-L-0001", name, Sex.FEMALE, community, "2026-03-02", userId()).apply {
+            estimatedAge = 11
+            hoursPerWeek = 20
+        })
+
+    private class Heard : ChangeListener {
+        val changes = CopyOnWriteArrayList<RecordChange>()
+        override fun onChange(change: RecordChange) { changes.add(change) }
+        override fun onBulkChange(source: ChangeSource, records: Long) {}
+        fun removed() = changes.filter { it.removed != null }.map { Triple(it.id, it.kind, it.removed) }.toSet()
+    }
+
+    @Test
+    fun anErasedCaseIsHeardOfAndCounted() {
+        val (monitor, monitorToken, _) = enrolled("kt-erased-monitor", "community-monitor", community.community)
+        val (supervisor, supervisorToken, supervisorUser) = enrolled("kt-erased-sup", "supervisor", "CI-R1")
+        monitor.use {
+            supervisor.use {
+                val erased = monitor.case("Aminata Sangaré")
+                monitor.syncWith(HubHttpTransport(Env.hubUrl, monitorToken), null)
+                supervisor.syncWith(HubHttpTransport(Env.hubUrl, supervisorToken), null)
+                val heard = Heard()
+                monitor.addChangeListener(heard)
+                admin("erase", "--record", erased.id, "--by", supervisorUser)
+
+                val summary = monitor.syncWith(HubHttpTransport(Env.hubUrl, monitorToken), null)
+                assertEquals(Triple(1L, 0L, 0L), Triple(summary.erased, summary.leftScope, summary.quarantined))
+                assertEquals(setOf(Triple(erased.id, RecordKind.CHILD_CASE, Removal.ERASED)), heard.removed())
+                assertTrue(heard.changes.filter { it.removed != null }.all { it.source == ChangeSource.HUB })
+                assertTrue(monitor.searchNames("Aminata", 10).isEmpty())
+            }
+        }
+    }
+
+    @Test
+    fun aLostAreaIsHeardOfRecordByRecord() {
+        val (monitor, token, user) = enrolled("kt-moving-monitor", "community-monitor", community.community)
+        monitor.use {
+            val edited = monitor.case("Fanta Coulibaly")
+            val untouched = monitor.case("Salimata Koné")
+            monitor.syncWith(HubHttpTransport(Env.hubUrl, token), null)
+            edited.notes = "Vue au marché."
+            monitor.updateChildCase(edited)
+            val heard = Heard()
+            monitor.addChangeListener(heard)
+            admin("user", "areas", "--user", user, "--area", "CI-R1-D1-C02")
+
+            // Every case and visit of the community leaves (other tests' too): one event each.
+            val held = monitor.count(RecordKind.CHILD_CASE) + monitor.count(RecordKind.VISIT)
+            val summary = monitor.syncWith(HubHttpTransport(Env.hubUrl, token), null)
+            assertEquals(Triple(1L, held - 1, 0L), Triple(summary.quarantined, summary.leftScope, summary.erased))
+            assertEquals(0L, summary.pending)
+            val removed = heard.removed()
+            assertEquals(held, removed.size.toLong())
+            assertTrue(Triple(edited.id, RecordKind.CHILD_CASE, Removal.QUARANTINED) in removed, "$removed")
+            assertTrue(Triple(untouched.id, RecordKind.CHILD_CASE, Removal.LEFT_SCOPE) in removed, "$removed")
+            assertEquals(0L, monitor.count(RecordKind.CHILD_CASE) + monitor.count(RecordKind.VISIT))
+        }
+    }
+
+    @Test
+    fun aRevokedDeviceRaisesDeviceRevokedAndTheWipeIsHeardOf() {
+        val me = parseEnrolmentToken(Env.revokedToken)
+        val vault = openVault(
+            File(Env.storePath("vault")).path,
+            VaultConfig(kdfMemoryKib = 64, kdfIterations = 1, maxFailedPins = 3))
+        val store = vault.createUser(me.userId, me.deviceId, "482913")
+        val kept = store.case("Rokia Diarra")
+        val heard = Heard()
+        store.addChangeListener(heard)
+        val e = assertFailsWith<VigieException.DeviceRevoked> {
+            store.syncWith(HubHttpTransport(Env.hubUrl, Env.revokedToken), null)
+        }
+        assertTrue(e.reason.contains("revoked"), e.reason)
+        // What the app does when told: the profile goes, and the listeners hear of each record.
+        vault.wipeUser(me.userId)
+        assertEquals(setOf(Triple(kept.id, RecordKind.CHILD_CASE, Removal.WIPED)), heard.removed())
+        assertFailsWith<VigieException.ProfileWiped> { store.count(RecordKind.CHILD_CASE) }
+    }
+}

@@ -1,0 +1,96 @@
+"""Records leaving the store: the app hears of each (erased, out of the user's scope, quarantined,
+wiped), the sync summary counts them, and a revoked device raises DeviceRevoked."""
+
+import vigie
+from conftest import Recorder, key
+
+C01 = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
+
+
+class Changes(Recorder):
+    def removed(self):
+        return {(c.id, c.kind, c.removed) for c in self.changes if c.removed is not None}
+
+
+def case(store, name):
+    c = vigie.new_child_case("CI-L-0001", name, vigie.Sex.FEMALE, C01, "2026-03-02", store.user_id())
+    c.estimated_age = 11
+    c.hours_per_week = 20
+    return store.create_child_case(c)
+
+
+def enrolled(env, name, role, area):
+    """A new user of the hub and a store for a device enrolled for them."""
+    user = env.admin("user", "add", "--name", name, "--role", role, "--area", area)
+    token = env.admin("device", "enrol", "--user", user)
+    me = vigie.parse_enrolment_token(token)
+    store = vigie.open_store(env.store_path(f"{name}.db"), key(21), me.user_id, me.device_id)
+    return store, token, user
+
+
+def test_an_erased_case_is_heard_of_and_counted(env):
+    monitor, monitor_token, _ = enrolled(env, "Erased Monitor", "community-monitor", C01.community)
+    supervisor, supervisor_token, supervisor_user = enrolled(env, "Erased Sup", "supervisor", "CI-R1")
+    with monitor, supervisor:
+        erased = case(monitor, "Aminata Sangaré")
+        monitor.sync_with(vigie.HubTransport(env.hub_url, monitor_token), None)
+        supervisor.sync_with(vigie.HubTransport(env.hub_url, supervisor_token), None)
+        heard = Changes()
+        monitor.add_change_listener(heard)
+        env.admin("erase", "--record", erased.id, "--by", supervisor_user)
+
+        summary = monitor.sync_with(vigie.HubTransport(env.hub_url, monitor_token), None)
+        assert (summary.erased, summary.left_scope, summary.quarantined) == (1, 0, 0)
+        assert heard.removed() == {(erased.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.ERASED)}
+        assert all(c.source == vigie.ChangeSource.HUB for c in heard.changes if c.removed)
+        assert monitor.search_names("Aminata", 10) == []
+
+
+def test_a_lost_area_is_heard_of_record_by_record(env):
+    monitor, token, user = enrolled(env, "Moving Monitor", "community-monitor", C01.community)
+    with monitor:
+        edited = case(monitor, "Fanta Coulibaly")
+        untouched = case(monitor, "Salimata Koné")
+        monitor.sync_with(vigie.HubTransport(env.hub_url, token), None)
+        edited.notes = "Vue au marché."
+        monitor.update_child_case(edited)
+        heard = Changes()
+        monitor.add_change_listener(heard)
+        env.admin("user", "areas", "--user", user, "--area", "CI-R1-D1-C02")
+
+        # Every case and visit of the community leaves (other tests' too): one event each.
+        held = monitor.count(vigie.RecordKind.CHILD_CASE) + monitor.count(vigie.RecordKind.VISIT)
+        summary = monitor.sync_with(vigie.HubTransport(env.hub_url, token), None)
+        assert (summary.quarantined, summary.left_scope, summary.erased) == (1, held - 1, 0)
+        assert summary.pending == 0
+        removed = heard.removed()
+        assert len(removed) == held
+        assert (edited.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.QUARANTINED) in removed
+        assert (untouched.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.LEFT_SCOPE) in removed
+        assert monitor.count(vigie.RecordKind.CHILD_CASE) + monitor.count(vigie.RecordKind.VISIT) == 0
+        assert monitor.search_names("Salimata", 10) == []
+
+
+def test_a_revoked_device_raises_device_revoked_and_the_wipe_is_heard_of(env, tmp_path):
+    me = vigie.parse_enrolment_token(env.revoked_token)
+    vault = vigie.open_vault(
+        str(tmp_path / "vault"),
+        vigie.VaultConfig(kdf_memory_kib=64, kdf_iterations=1, max_failed_pins=3),
+    )
+    store = vault.create_user(me.user_id, me.device_id, "482913")
+    kept = case(store, "Rokia Diarra")
+    heard = Changes()
+    store.add_change_listener(heard)
+    try:
+        store.sync_with(vigie.HubTransport(env.hub_url, env.revoked_token), None)
+        raise AssertionError("a revoked device synced")
+    except vigie.VigieError.DeviceRevoked as e:
+        assert "revoked" in str(e)
+    # What the app does when told: the profile goes, and the listeners hear of each record.
+    vault.wipe_user(me.user_id)
+    assert heard.removed() == {(kept.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.WIPED)}
+    try:
+        store.count(vigie.RecordKind.CHILD_CASE)
+        raise AssertionError("a wiped store answered")
+    except vigie.VigieError.ProfileWiped:
+        pass

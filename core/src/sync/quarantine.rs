@@ -1,0 +1,222 @@
+//! Changes the hub keeps for review: what a device sent to a record its user may no longer
+//! change (`PushOutcome::Quarantined`). A reviewer sees what each entry would change without
+//! seeing any value (field names, the area before and after, who made the changes), then
+//! accepts it, which checks it as a push is checked, or rejects it.
+
+use super::hub::{Principal, admit};
+use super::hub_storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
+use crate::doc::{self, ChangeAuthor};
+use crate::error::{Error, Result};
+use crate::model::{Area, RecordKind, Role};
+use crate::reference::ReferenceData;
+use crate::store::{self, TypedRecord};
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// What a quarantined entry would do to its record, told without its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineView {
+    pub entry: i64,
+    pub record: Uuid,
+    /// The device that sent the changes, and its user.
+    pub device: Uuid,
+    pub user: Uuid,
+    pub received_ms: i64,
+    pub bytes: usize,
+    pub state: ReviewState,
+    /// The record's kind, when it is still on the hub.
+    pub kind: Option<RecordKind>,
+    /// The record's fields whose value the changes would change (top-level names).
+    pub fields: Vec<String>,
+    /// Where the record is filed now, and where it would be after the changes.
+    pub area_before: Option<Area>,
+    pub area_after: Option<Area>,
+    /// Who the changes say made them (each change names its user and device).
+    pub authors: Vec<ChangeAuthor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewState {
+    /// The changes apply to the record as the hub holds it.
+    Applies,
+    /// The record was erased since: there is nothing to accept.
+    RecordGone,
+    /// The changes do not apply to the record as the hub holds it.
+    DoesNotApply,
+}
+
+/// Who accepts quarantined changes, and so whose rules they must pass.
+#[derive(Debug, Clone)]
+pub enum Reviewer {
+    /// A supervisor: the record, before and after the changes, must be in their areas.
+    Supervisor(Principal),
+    /// The hub's administrator, naming no supervisor: the changes may change the record's
+    /// values but not the community it is filed under.
+    Hub,
+}
+
+/// The record with the entry's changes merged, if they apply.
+struct Merge {
+    stored: StoredRecord,
+    document: Automerge,
+    before: Vec<ChangeHash>,
+}
+
+fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merge>> {
+    let Some(stored) = tx.record(entry.record, true)? else {
+        return Ok(None);
+    };
+    let mut document = doc::load(entry.record, &stored.document)?;
+    let before = document.get_heads();
+    store::decode_into(&mut document, entry.record, &entry.changes)?;
+    if !document.get_missing_deps(&[]).is_empty() {
+        return Err(Error::DamagedDocument {
+            id: entry.record,
+            reason: "the quarantined changes depend on changes the hub lacks".into(),
+        });
+    }
+    Ok(Some(Merge {
+        stored,
+        document,
+        before,
+    }))
+}
+
+/// Describes an entry for its reviewer.
+pub fn describe_quarantined(
+    tx: &mut dyn HubTransaction,
+    entry: &Quarantined,
+) -> Result<QuarantineView> {
+    let mut view = QuarantineView {
+        entry: entry.entry,
+        record: entry.record,
+        device: entry.device,
+        user: entry.user,
+        received_ms: entry.received_ms,
+        bytes: entry.changes.len(),
+        state: ReviewState::Applies,
+        kind: None,
+        fields: Vec::new(),
+        area_before: None,
+        area_after: None,
+        authors: Vec::new(),
+    };
+    let merged = match merge(tx, entry) {
+        Ok(Some(merged)) => merged,
+        Ok(None) => {
+            view.state = ReviewState::RecordGone;
+            return Ok(view);
+        }
+        Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+        Err(Error::HubStorage { reason, retryable }) => {
+            return Err(Error::HubStorage { reason, retryable });
+        }
+        Err(_) => {
+            view.state = ReviewState::DoesNotApply;
+            return Ok(view);
+        }
+    };
+    let Merge {
+        stored,
+        document,
+        before,
+    } = merged;
+    view.kind = Some(stored.kind);
+    view.area_before = stored.area.clone();
+    view.area_after = TypedRecord::read(stored.kind, entry.record, &document)
+        .ok()
+        .and_then(|r| r.area().cloned());
+    let (old, new) = (
+        doc::to_json(&document, Some(&before)),
+        doc::to_json(&document, None),
+    );
+    let empty = serde_json::Map::new();
+    let old = old.as_object().unwrap_or(&empty);
+    let new = new.as_object().unwrap_or(&empty);
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    view.fields = names
+        .into_iter()
+        .filter(|name| !name.starts_with('$') && old.get(*name) != new.get(*name))
+        .map(|name| name.to_string())
+        .collect();
+    for change in document.get_changes_meta(&before) {
+        let author = change
+            .message
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<ChangeAuthor>(m).ok());
+        if let Some(author) = author
+            && !view.authors.contains(&author)
+        {
+            view.authors.push(author);
+        }
+    }
+    Ok(view)
+}
+
+/// Accepts quarantined changes after a review: they are merged into the record as the device
+/// made them, if the record after the merge passes the rules a push passes (`admit`), with the
+/// reviewer's scope and the record validated against `reference`. Returns whether the record
+/// changed.
+pub fn accept_quarantined(
+    tx: &mut dyn HubTransaction,
+    entry: &Quarantined,
+    reviewer: &Reviewer,
+    reference: &ReferenceData,
+) -> Result<bool> {
+    let Some(Merge {
+        stored,
+        mut document,
+        before,
+    }) = merge(tx, entry)?
+    else {
+        return Ok(false);
+    };
+    let who = match reviewer {
+        Reviewer::Supervisor(who) => {
+            if who.role != Role::Supervisor {
+                return Err(Error::NotAllowed {
+                    rule: "only a supervisor reviews quarantined changes".into(),
+                });
+            }
+            who.clone()
+        }
+        Reviewer::Hub => Principal {
+            device: entry.device,
+            user: entry.user,
+            role: Role::Supervisor,
+            areas: stored.area.iter().map(|a| a.community.clone()).collect(),
+        },
+    };
+    if !who.receives(stored.kind, stored.area.as_ref()) {
+        return Err(Error::NotAllowed {
+            rule: "the record is outside the reviewer's areas".into(),
+        });
+    }
+    if document.get_heads() == before {
+        return Ok(false);
+    }
+    let admitted = admit(
+        &who,
+        entry.record,
+        Some(stored.kind),
+        &document,
+        Some(reference),
+    )
+    .map_err(|refusal| Error::NotAllowed {
+        rule: format!("the reviewed changes break a rule: {refusal}"),
+    })?;
+    tx.save(RecordWrite {
+        id: entry.record,
+        kind: admitted.kind,
+        key: Some(stored.key),
+        area: admitted.area.as_ref(),
+        document: &mut document,
+        before: &before,
+        author: ChangeAuthor {
+            user: entry.user,
+            device: entry.device,
+        },
+    })?;
+    Ok(true)
+}

@@ -1,0 +1,586 @@
+//! How records come and go on a device: the scope its user loses, records moved out of it, a
+//! deactivated user, erasure that nothing brings back (pull, peer, bundle, under any id), a
+//! store restored from an older copy, and what the hub's answers may carry. Real SQLite files;
+//! the hub's handler is called in-process (the HTTP hub's own tests cover the network).
+
+mod common;
+
+use chrono::NaiveDate;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::wire::{self, PushEntry, PushOutcome, SyncRequest};
+use vigie_core::sync::{
+    HubLimits, HubStorage, PeerScope, Principal, Refusal, Removal, SyncOptions, SyncSummary,
+    erase_record,
+};
+use vigie_core::*;
+
+const C01: &str = "CI-R1-D1-C01";
+const C02: &str = "CI-R1-D1-C02";
+
+fn area(community: &str) -> Area {
+    let district = &community[..8];
+    Area::new("CI", "CI-R1", district, community)
+}
+
+struct Device {
+    store: Store,
+    principal: Principal,
+    path: PathBuf,
+}
+
+impl Device {
+    fn new(dir: &Path, name: &str, role: Role, areas: &[&str]) -> Device {
+        let user = Uuid::now_v7();
+        let path = dir.join(format!("{name}.db"));
+        // Unencrypted, so that the file's bytes can be searched for a name.
+        let store = Store::open(StoreConfig::new(&path, Encryption::Unencrypted, user)).unwrap();
+        let principal = Principal {
+            device: store.device_id(),
+            user,
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+        };
+        Device {
+            store,
+            principal,
+            path,
+        }
+    }
+
+    fn sync(&mut self, hub: &mut Store) -> SyncSummary {
+        self.sync_with(hub, &SyncOptions::default())
+    }
+
+    fn sync_with(&mut self, hub: &mut Store, options: &SyncOptions) -> SyncSummary {
+        common::sync_in_process(&mut self.store, &self.principal, hub, options)
+    }
+
+    fn has(&self, id: Uuid) -> bool {
+        self.store.kind_of(id).is_ok()
+    }
+
+    /// Whether any of the store's files holds these bytes.
+    fn files_hold(&self, needle: &str) -> bool {
+        ["", "-wal"].iter().any(|suffix| {
+            std::fs::read(format!("{}{suffix}", self.path.display()))
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+    }
+}
+
+fn hub(dir: &Path) -> Store {
+    let config = StoreConfig::new(dir.join("hub.db"), Encryption::Unencrypted, Uuid::now_v7())
+        .role(StoreRole::Hub);
+    Store::open(config).unwrap()
+}
+
+fn case(area: Area, name: &str, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE",
+        name,
+        Sex::Female,
+        area,
+        NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        by,
+    );
+    c.estimated_age = Some(12);
+    c.hours_per_week = 10;
+    c
+}
+
+fn create(d: &mut Device, community: &str, name: &str) -> Uuid {
+    let user = d.principal.user;
+    d.store
+        .create(&case(area(community), name, user))
+        .unwrap()
+        .id
+}
+
+fn erase(hub: &mut Store, by: &Principal, id: Uuid) {
+    assert!(
+        hub.in_transaction(&mut |tx| erase_record(tx, by, id))
+            .unwrap()
+    );
+    hub.purge_freed_content().unwrap();
+}
+
+fn left(summary: &SyncSummary) -> Vec<Uuid> {
+    let mut ids = summary.left_scope.clone();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_lost_area_takes_its_records_off_the_device_after_its_pending_edits_are_pushed() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01, C02]);
+    let edited = create(&mut monitor, C01, "Fatou Koné");
+    let untouched = create(&mut monitor, C01, "Awa Traoré");
+    let kept = create(&mut monitor, C02, "Mariam Diallo");
+    monitor.sync(&mut hub);
+
+    // Offline, the monitor edits one case of C01; meanwhile C01 is taken from her.
+    let mut c: ChildCase = monitor.store.get(edited).unwrap();
+    c.notes = "Vue au marché.".into();
+    monitor.store.update(&c).unwrap();
+    monitor.principal.areas = [C02.to_string()].into();
+
+    // Small messages: the edit and the scope change travel in different exchanges.
+    let summary = monitor.sync_with(
+        &mut hub,
+        &SyncOptions {
+            max_message_bytes: 2 * 1024,
+            ..SyncOptions::default()
+        },
+    );
+    assert_eq!(summary.quarantined, vec![edited], "{summary:?}");
+    assert_eq!(left(&summary), vec![untouched], "{summary:?}");
+    assert!(!monitor.has(edited) && !monitor.has(untouched));
+    assert!(monitor.has(kept));
+    assert_eq!(summary.pending, 0);
+    let mut removed: Vec<(Uuid, Removal)> = summary
+        .removed
+        .iter()
+        .map(|r| {
+            assert_eq!(r.kind, RecordKind::ChildCase);
+            (r.id, r.why)
+        })
+        .collect();
+    removed.sort();
+    let mut expected = vec![
+        (edited, Removal::Quarantined),
+        (untouched, Removal::LeftScope),
+    ];
+    expected.sort();
+    assert_eq!(removed, expected);
+    // Neither the search index nor any file of the store keeps their names.
+    for name in ["Fatou", "Awa Traoré"] {
+        assert!(monitor.store.search_names(name, 10).unwrap().is_empty());
+        assert!(
+            !monitor.files_hold(name),
+            "{name} is still in the store's files"
+        );
+    }
+    assert_eq!(monitor.store.search_names("Mariam", 10).unwrap().len(), 1);
+    // Two more syncs change nothing.
+    for _ in 0..2 {
+        let again = monitor.sync(&mut hub);
+        assert!(
+            again.left_scope.is_empty() && again.received == 0,
+            "{again:?}"
+        );
+    }
+
+    // The area comes back: so does the record (it was no erasure).
+    monitor.principal.areas = [C01.to_string(), C02.to_string()].into();
+    monitor.sync(&mut hub);
+    assert!(monitor.has(untouched) && monitor.has(edited));
+}
+
+#[test]
+fn a_record_moved_out_of_the_scope_leaves_and_comes_back_when_moved_back() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let moved = create(&mut supervisor, C01, "Adjoa Mensah");
+    let stays = create(&mut supervisor, C01, "Ama Yao");
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    assert!(monitor.has(moved) && monitor.has(stays));
+
+    let mut c: ChildCase = supervisor.store.get(moved).unwrap();
+    c.area = area(C02);
+    supervisor.store.update(&c).unwrap();
+    supervisor.sync(&mut hub);
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.left_scope, vec![moved], "{summary:?}");
+    assert!(!monitor.has(moved) && monitor.has(stays));
+    assert!(monitor.store.search_names("Adjoa", 10).unwrap().is_empty());
+
+    // Another monitor, in C02 from the start, was never told about it: it now receives it.
+    let mut other = Device::new(dir.path(), "other", Role::CommunityMonitor, &[C02]);
+    let summary = other.sync(&mut hub);
+    assert!(other.has(moved) && summary.left_scope.is_empty());
+
+    // Moved back, it returns whole to the first monitor.
+    let mut c: ChildCase = supervisor.store.get(moved).unwrap();
+    c.area = area(C01);
+    supervisor.store.update(&c).unwrap();
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    assert_eq!(
+        monitor.store.get::<ChildCase>(moved).unwrap().area,
+        area(C01)
+    );
+    assert!(other.sync(&mut hub).left_scope.contains(&moved));
+    assert!(!other.has(moved));
+}
+
+#[test]
+fn a_deactivated_user_keeps_nothing_but_what_it_could_not_push() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let synced = create(&mut monitor, C01, "Kouassi Yao");
+    monitor.sync(&mut hub);
+    // Recorded offline, never pushed: the hub cannot take it from a deactivated user, and
+    // nothing a user typed is dropped silently.
+    let unsent = create(&mut monitor, C01, "Yao Kouamé");
+    // What the hub serves a deactivated user: no areas.
+    monitor.principal.areas.clear();
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.left_scope, vec![synced], "{summary:?}");
+    assert_eq!(summary.refused, vec![(unsent, Refusal::OutOfScope)]);
+    assert!(!monitor.has(synced) && monitor.has(unsent));
+    assert_eq!(summary.pending, 1);
+}
+
+#[test]
+fn erased_content_never_comes_back_under_any_id() {
+    const NAME: &str = "Zoubeyratou Kpandjélé";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    // A device outside the monitor's scope, and one in it that joins after the erasure.
+    let mut elsewhere = Device::new(dir.path(), "elsewhere", Role::CommunityMonitor, &[C02]);
+    let erased = create(&mut monitor, C01, NAME);
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    elsewhere.sync(&mut hub);
+    let old = monitor.store.export_document(erased).unwrap();
+
+    // Someone keeps a copy of the old document under a fresh id (a store that never heard of
+    // the erasure: a peer, a bundle's author).
+    let mut keeper = Device::new(dir.path(), "keeper", Role::Supervisor, &["CI-R1"]);
+    let fresh = Uuid::now_v7();
+    assert!(keeper.store.merge_document(fresh, &old).unwrap());
+    let (bundle, _) = keeper.store.export_bundle(0, &[]).unwrap();
+
+    erase(&mut hub, &supervisor.principal, erased);
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.erased, vec![erased]);
+    assert_eq!(summary.removed.len(), 1);
+    assert_eq!(summary.removed[0].why, Removal::Erased);
+    assert!(!monitor.has(erased) && !monitor.files_hold(NAME));
+    // Only devices whose scope held the record hear of it.
+    assert!(elsewhere.sync(&mut hub).erased.is_empty());
+
+    // Under its own id or a fresh one, from a merge, a bundle or a peer: refused.
+    assert!(!monitor.store.merge_document(erased, &old).unwrap());
+    assert!(!monitor.store.merge_document(fresh, &old).unwrap());
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!(report.changed, 0);
+    assert!(!monitor.has(fresh));
+    let scope = PeerScope::default();
+    let (mut session, mut message) = keeper.store.peer_start(&scope, 64 * 1024).unwrap();
+    let mut answer = monitor.store.peer_accept(&scope, 64 * 1024).unwrap();
+    while let Some(reply) = monitor.store.peer_step(&mut answer, &message).unwrap() {
+        match keeper.store.peer_step(&mut session, &reply).unwrap() {
+            Some(next) => message = next,
+            None => break,
+        }
+    }
+    assert!(
+        !monitor.has(fresh),
+        "a peer brought the erased content back"
+    );
+    assert!(
+        monitor
+            .store
+            .search_names("Zoubeyratou", 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!monitor.files_hold(NAME));
+
+    // A device that joins later hears of the tombstone with its roots, and refuses the copy
+    // although it never held the record.
+    let mut newcomer = Device::new(dir.path(), "newcomer", Role::CommunityMonitor, &[C01]);
+    assert_eq!(newcomer.sync(&mut hub).erased, vec![erased]);
+    assert!(newcomer.store.import_bundle(&bundle).unwrap().changed == 0);
+    assert!(!newcomer.has(fresh));
+
+    // The hub refuses the copy under the fresh id from the keeper, and tells it to drop it.
+    keeper.principal.areas = ["CI-R1".to_string()].into();
+    let summary = keeper.sync(&mut hub);
+    assert!(summary.erased.contains(&fresh), "{summary:?}");
+    assert!(!keeper.has(fresh));
+    assert!(hub.kind_of(fresh).is_err());
+    supervisor.sync(&mut hub);
+    assert!(!supervisor.has(erased) && !supervisor.has(fresh));
+}
+
+/// A request pushing `entries` and asking for `refetch`, as `device` would send it.
+fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
+    wire::encode_request(&SyncRequest {
+        actor: d.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push,
+        refetch,
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+    })
+}
+
+fn outcomes(hub: &mut Store, d: &Device, push: Vec<PushEntry>) -> Vec<PushOutcome> {
+    let response = hub
+        .hub_handle(
+            &d.principal,
+            &request(d, push, Vec::new()),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    response.acks.into_iter().map(|a| a.outcome).collect()
+}
+
+#[test]
+fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut probe = Device::new(dir.path(), "probe", Role::CommunityMonitor, &[C02]);
+    let hidden_case = create(&mut supervisor, C01, "Caché");
+    let workplace = supervisor
+        .store
+        .create(&Workplace::new(
+            "Carrière",
+            "mining",
+            Formality::Informal,
+            area(C02),
+        ))
+        .unwrap()
+        .id;
+    let erased = create(&mut supervisor, C02, "Effacé");
+    supervisor.sync(&mut hub);
+    erase(&mut hub, &supervisor.principal, erased);
+
+    // The same bytes pushed under each id: empty, damaged, a valid case of the probe's own
+    // community (made under another id), a case of another community.
+    let own = create(&mut probe, C02, "Le mien");
+    let own_doc = probe.store.export_document(own).unwrap();
+    let other = create(&mut probe, C01, "Ailleurs");
+    let other_doc = probe.store.export_document(other).unwrap();
+    for bytes in [Vec::new(), b"garbage".to_vec(), own_doc, other_doc] {
+        // An id nothing was ever stored under (a valid case pushed under it is stored).
+        let absent = Uuid::now_v7();
+        let answers: Vec<PushOutcome> = [absent, hidden_case, workplace, erased]
+            .iter()
+            .map(|id| {
+                outcomes(
+                    &mut hub,
+                    &probe,
+                    vec![PushEntry {
+                        id: *id,
+                        heads: Vec::new(),
+                        changes: bytes.clone(),
+                    }],
+                )
+                .remove(0)
+            })
+            .collect();
+        // An absent id would store a valid case: every other id answers as a record outside
+        // the scope does.
+        let expected = match &answers[0] {
+            PushOutcome::Accepted { .. } => refused(Refusal::OutOfScope),
+            other => other.clone(),
+        };
+        for (what, answer) in ["hidden case", "workplace", "erased case"]
+            .iter()
+            .zip(&answers[1..])
+        {
+            assert_eq!(answer, &expected, "{what}, {} bytes pushed", bytes.len());
+        }
+        // Stored nothing under the ids it cannot see.
+        assert!(hub.kind_of(erased).is_err());
+        assert_eq!(hub.kind_of(workplace).unwrap(), RecordKind::Workplace);
+    }
+}
+
+fn refused(reason: Refusal) -> PushOutcome {
+    PushOutcome::Refused { reason }
+}
+
+#[test]
+fn requests_are_answered_within_one_budget_and_names_count_once() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let ids: Vec<Uuid> = (0..120)
+        .map(|i| {
+            let mut c = case(area(C01), &format!("Enfant {i}"), supervisor.principal.user);
+            // ~2 KB of notes each, so that the budget binds.
+            c.notes = format!("{i} ").repeat(600);
+            supervisor.store.create(&c).unwrap().id
+        })
+        .collect();
+    supervisor.sync(&mut hub);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+
+    // One record named 200 times: sent once.
+    let response = hub
+        .hub_handle(
+            &monitor.principal,
+            &request(&monitor, Vec::new(), vec![ids[0]; 200]),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let decoded = wire::decode_response(&response, 1 << 26).unwrap();
+    assert_eq!(decoded.records.iter().filter(|r| r.id == ids[0]).count(), 1);
+    // Every record named once: the answer stays within what the device asked for.
+    let tight = 32 * 1024;
+    let mut asked =
+        wire::decode_request(&request(&monitor, Vec::new(), ids.clone()), 1 << 26).unwrap();
+    asked.max_response_bytes = tight as u32;
+    let response = hub
+        .hub_handle(
+            &monitor.principal,
+            &wire::encode_request(&asked),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let decoded = wire::decode_response(&response, 1 << 26).unwrap();
+    let bytes: usize = decoded.records.iter().map(|r| r.changes.len()).sum();
+    assert!(bytes <= tight, "{bytes} bytes for a budget of {tight}");
+    assert!(decoded.records.len() < ids.len());
+
+    // One record pushed 200 times: one answer.
+    let doc = supervisor.store.export_document(ids[1]).unwrap();
+    let pushes: Vec<PushEntry> = (0..200)
+        .map(|_| PushEntry {
+            id: ids[1],
+            heads: Vec::new(),
+            changes: doc.clone(),
+        })
+        .collect();
+    let request = wire::encode_request(&SyncRequest {
+        actor: supervisor.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: pushes,
+        refetch: Vec::new(),
+        max_response_bytes: tight as u32,
+        receipt: 0,
+    });
+    let response = hub
+        .hub_handle(&supervisor.principal, &request, &HubLimits::default())
+        .unwrap();
+    let decoded = wire::decode_response(&response, 1 << 26).unwrap();
+    assert_eq!(decoded.acks.len(), 1);
+
+    // Through small messages the device still gets everything, page after page.
+    let summary = monitor.sync_with(
+        &mut hub,
+        &SyncOptions {
+            max_message_bytes: 16 * 1024,
+            ..SyncOptions::default()
+        },
+    );
+    assert!(summary.round_trips > 5, "{summary:?}");
+    for id in &ids {
+        assert!(monitor.has(*id));
+    }
+}
+
+#[test]
+fn a_stored_record_that_cannot_be_read_is_skipped_and_the_rest_arrives() {
+    let dir = TempDir::new().unwrap();
+    let mut hub_store = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let damaged = create(&mut supervisor, C01, "Abîmé");
+    let fine = create(&mut supervisor, C01, "Intact");
+    supervisor.sync(&mut hub_store);
+    hub_store.close().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("hub.db")).unwrap();
+    // A zstd frame that claims more than any document may hold.
+    conn.execute(
+        "UPDATE records SET doc = ?2 WHERE id = ?1",
+        rusqlite::params![
+            damaged.as_bytes().as_slice(),
+            [0x28u8, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0].as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let mut hub_store = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let summary = monitor.sync(&mut hub_store);
+    assert!(monitor.has(fine) && !monitor.has(damaged), "{summary:?}");
+    // A refetch of it is answered without it, too.
+    let response = hub_store
+        .hub_handle(
+            &monitor.principal,
+            &request(&monitor, Vec::new(), vec![damaged, fine]),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let decoded = wire::decode_response(&response, 1 << 26).unwrap();
+    assert!(decoded.records.iter().all(|r| r.id != damaged));
+}
+
+#[test]
+fn a_store_restored_from_an_older_copy_moves_its_edits_to_a_new_actor() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let edited = create(&mut monitor, C01, "Akissi Bamba");
+    monitor.sync(&mut hub);
+    let copy = dir.path().join("copy.db");
+    let path = monitor.path.clone();
+    let (user, principal) = (monitor.principal.user, monitor.principal.clone());
+    let reopen =
+        |path: &Path| Store::open(StoreConfig::new(path, Encryption::Unencrypted, user)).unwrap();
+    monitor.store.close().unwrap();
+    std::fs::copy(&path, &copy).unwrap();
+    monitor.store = reopen(&path);
+
+    // After the copy: an edit and a new case, both synced.
+    let mut c: ChildCase = monitor.store.get(edited).unwrap();
+    c.hours_per_week = 30;
+    monitor.store.update(&c).unwrap();
+    let later = create(&mut monitor, C01, "Aya Ouédraogo");
+    monitor.sync(&mut hub);
+    let old_actor = monitor.store.actor().clone();
+    monitor.store.close().unwrap();
+
+    // Restored from the copy: it edits the same case again (reusing the actor's numbers).
+    std::fs::copy(&copy, &path).unwrap();
+    let _ = std::fs::remove_file(format!("{}-wal", path.display()));
+    let mut restored = Device {
+        store: reopen(&path),
+        principal,
+        path: path.clone(),
+    };
+    let mut c: ChildCase = restored.store.get(edited).unwrap();
+    c.notes = "Après restauration.".into();
+    restored.store.update(&c).unwrap();
+    let summary = restored.sync(&mut hub);
+    assert!(
+        summary.refused.is_empty() && summary.failed.is_empty(),
+        "{summary:?}"
+    );
+    assert!(
+        restored.has(later),
+        "the case recorded after the copy came back"
+    );
+    assert_ne!(restored.store.actor(), &old_actor, "a new actor");
+    let got: ChildCase = restored.store.get(edited).unwrap();
+    assert_eq!(
+        (got.hours_per_week, got.notes.as_str()),
+        (30, "Après restauration.")
+    );
+    let on_hub: ChildCase = hub.get(edited).unwrap();
+    assert_eq!(
+        (on_hub.hours_per_week, on_hub.notes.as_str()),
+        (30, "Après restauration.")
+    );
+    assert_eq!(restored.sync(&mut hub).pending, 0);
+    // The new actor is the store's for good.
+    let actor = restored.store.actor().clone();
+    restored.store.close().unwrap();
+    assert_eq!(reopen(&path).actor(), &actor);
+}
