@@ -119,6 +119,7 @@ impl From<CoreError> for VigieError {
             | CoreError::Document(_)
             | CoreError::DamagedProfile { .. } => VigieError::Storage { reason },
             CoreError::DamagedDocument { .. }
+            | CoreError::OverLimit { .. }
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },

@@ -22,6 +22,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 use vigie_core as core;
+use vigie_core::DocumentLimit;
 use vigie_core::sync::Refusal;
 use vigie_core::{
     AgeBasis, Answer, Area, CaseStatus, ClassificationOutcome, FollowUpSituation,
@@ -180,6 +181,16 @@ pub enum Refusal {
     Damaged,
     Invalid,
     WrongKind,
+    OverLimit { limit: DocumentLimit },
+}
+
+#[uniffi::remote(Enum)]
+pub enum DocumentLimit {
+    Bytes,
+    Depth,
+    Operations,
+    Changes,
+    TextLength,
 }
 
 #[uniffi::remote(Record)]

@@ -6,7 +6,8 @@
 //! heads): a field that sync changed in the meantime is not overwritten, and if the user changed
 //! it too, Automerge keeps both values — a conflict that `conflicts` shows and `resolve` settles.
 
-use crate::error::{Error, Result, describe_json_error};
+use crate::bounds::{self, DocumentLimits};
+use crate::error::{Error, Result, ValidationError, describe_json_error};
 use crate::model::{Record, RecordKind, Version};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -121,11 +122,31 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
 }
 
-/// Decodes a document from bytes that may be damaged or hostile. automerge can panic on
-/// malformed input; the panic is contained here and reported as a damaged document.
+/// The error for bytes `bounds::admit` refused.
+pub(crate) fn refused(id: Uuid, refused: bounds::Refused) -> Error {
+    match refused {
+        bounds::Refused::Over(limit) => Error::OverLimit { id, limit },
+        bounds::Refused::Unsupported => Error::DamagedDocument {
+            id,
+            reason: "the document holds a chunk format Vigie does not read".into(),
+        },
+    }
+}
+
+/// Decodes a document from bytes that may be damaged or hostile (received, or stored by an
+/// older version). What Automerge would allocate is bounded before it reads them, and the
+/// document's state is checked without recursion before anything recursive can read it
+/// (`bounds`). automerge can panic on malformed input; the panic is contained here and
+/// reported as a damaged document.
 pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
     match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
-        Ok(Ok(doc)) => Ok(doc),
+        Ok(Ok(doc)) => {
+            bounds::check_state(&doc, None, &limits)
+                .map_err(|limit| Error::OverLimit { id, limit })?;
+            Ok(doc)
+        }
         Ok(Err(_)) => Err(Error::DamagedDocument {
             id,
             reason: "the document's bytes do not decode".into(),
@@ -179,7 +200,22 @@ fn commit_options(author: &ChangeAuthor) -> CommitOptions {
 
 fn record_json<R: Record>(record: &R) -> Result<Map<String, Json>> {
     match serde_json::to_value(record) {
-        Ok(Json::Object(map)) => Ok(map),
+        Ok(json @ Json::Object(_)) => {
+            if let Some(field) = bounds::long_text(&json, &DocumentLimits::STANDARD) {
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "must not be longer than {} characters",
+                        DocumentLimits::STANDARD.max_text_chars
+                    ),
+                )
+                .into());
+            }
+            match json {
+                Json::Object(map) => Ok(map),
+                _ => unreachable!("matched an object"),
+            }
+        }
         Ok(_) => unreachable!("records serialize to JSON objects"),
         Err(e) => Err(Error::DamagedDocument {
             id: record.id(),
@@ -533,9 +569,14 @@ fn prop_string(p: &Prop) -> String {
     }
 }
 
-/// Who changed which field, and when, for every change of the document in causal order.
-pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
-    doc.get_changes(&[])
+/// Who changed which field, and when, for every change of the document in causal order. The
+/// history is checked first: diffing a change that built a deep nesting would recurse, even if
+/// a later change deleted it (`bounds::check_history`).
+pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
+    bounds::check_history(doc, &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(doc
+        .get_changes(&[])
         .iter()
         .map(|change| {
             let hash = change.hash();
@@ -567,5 +608,5 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
                 fields,
             }
         })
-        .collect()
+        .collect())
 }

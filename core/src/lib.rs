@@ -4,6 +4,7 @@
 //! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it.
 
 pub mod alerts;
+pub mod bounds;
 pub mod classify;
 pub mod doc;
 pub mod duplicates;
@@ -19,6 +20,7 @@ pub mod vault;
 pub mod workflow;
 
 pub use alerts::{Alert, AlertSeverity};
+pub use bounds::{DocumentLimit, DocumentLimits};
 pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
 pub use export::{ExportFormat, ExportOptions, ExportTable};
 pub use handover::{HandOver, HandedCase};

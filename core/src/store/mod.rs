@@ -500,7 +500,7 @@ impl Store {
     /// Who changed which field of a record, and when.
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
         let (_, document) = self.load_any(id)?;
-        Ok(doc::history(&document))
+        doc::history(id, &document)
     }
 
     /// The fields of a record that hold concurrent values.
@@ -760,6 +760,10 @@ pub(crate) fn save_document(
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
     let record = TypedRecord::read(kind, id, document)?;
+    let plain = document.save_nocompress();
+    crate::bounds::check_size(plain.len(), &crate::bounds::DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    let bytes = compress_document(&plain);
     let heads = document.get_heads();
     let new_changes = new_change_hashes(document, before);
     tx.prepare_cached(
@@ -775,7 +779,6 @@ pub(crate) fn save_document(
         Utc::now().timestamp_millis()
     ])?;
     let seq = tx.last_insert_rowid();
-    let bytes = encode_document(document);
     let (rowid, fresh) =
         match rowid {
             Some(rowid) => {
@@ -957,17 +960,22 @@ pub(crate) struct Merged {
     pub heads: Vec<ChangeHash>,
 }
 
-/// Feeds untrusted bytes (a whole document, or changes) into a document. automerge can panic on
-/// malformed input: the panic is contained, and the caller discards the document on error.
+/// Feeds untrusted bytes (a whole document, or changes) into a document: bounded before
+/// Automerge reads them, and the result checked before anything recursive reads it (see
+/// `doc::load`). automerge can panic on malformed input: the panic is contained, and the caller
+/// discards the document on error.
 pub(crate) fn decode_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()> {
     let damaged = |reason: &str| Error::DamagedDocument {
         id,
         reason: reason.into(),
     };
+    let limits = crate::bounds::DocumentLimits::STANDARD;
+    crate::bounds::admit(bytes, &limits).map_err(|r| doc::refused(id, r))?;
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         document.load_incremental(bytes)
     })) {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => crate::bounds::check_state(document, None, &limits)
+            .map_err(|limit| Error::OverLimit { id, limit }),
         Ok(Err(_)) => Err(damaged("the received changes do not decode")),
         Err(_) => Err(damaged("the received changes made the decoder fail")),
     }

@@ -386,13 +386,22 @@ fn accept_push(
             if !who.kinds().contains(&stored.kind) {
                 return Ok(refused(Refusal::KindNotAllowed));
             }
-            doc::load(entry.id, &stored.document)?
+            // A stored document that does not read (one an older version let in) refuses the
+            // push of that record, never the whole request.
+            match doc::load(entry.id, &stored.document) {
+                Ok(document) => document,
+                Err(Error::OverLimit { limit, .. }) => return refuse(Refusal::OverLimit { limit }),
+                Err(Error::DamagedDocument { .. }) => return refuse(Refusal::Damaged),
+                Err(e) => return Err(e),
+            }
         }
         None => Automerge::new(),
     };
     let before = document.get_heads();
-    if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
-        return refuse(Refusal::Damaged);
+    match store::decode_into(&mut document, entry.id, &entry.changes) {
+        Ok(()) => {}
+        Err(Error::OverLimit { limit, .. }) => return refuse(Refusal::OverLimit { limit }),
+        Err(_) => return refuse(Refusal::Damaged),
     }
     if !document.get_missing_deps(&[]).is_empty() {
         return refuse(Refusal::MissingHistory);

@@ -22,7 +22,7 @@ mod peer;
 mod token;
 pub mod wire;
 
-pub use bundle::BundleReport;
+pub use bundle::{BundleReport, encode_bundle};
 pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
 pub use hub::{
     ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,

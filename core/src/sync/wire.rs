@@ -74,6 +74,11 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     decode(RESPONSE_TAG, "sync response", bytes, max_decompressed)
 }
 
+/// Encodes a peer message as a device sends it (for tools, tests and fuzzing).
+pub fn encode_peer_message(message: &PeerMessage) -> Vec<u8> {
+    encode(PEER_TAG, message)
+}
+
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub(crate) fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     use std::io::Read;
@@ -192,6 +197,9 @@ pub enum Refusal {
     Invalid,
     #[error("the record already exists with another kind")]
     WrongKind,
+    /// The document is over one of the bounds on what a record may hold.
+    #[error("the record exceeds the limit on {limit}")]
+    OverLimit { limit: crate::bounds::DocumentLimit },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
