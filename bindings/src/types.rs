@@ -182,6 +182,11 @@ pub enum Refusal {
     Invalid,
     WrongKind,
     OverLimit { limit: DocumentLimit },
+    BreaksValidation,
+    UnknownReference,
+    AreaNotInTree,
+    StepNotAllowed,
+    WrongAuthor,
 }
 
 #[uniffi::remote(Enum)]
@@ -1277,6 +1282,23 @@ impl From<core::sync::SyncReport> for SyncReport {
             failed: failed(r.failed),
             more: r.more,
             clock_skewed: r.clock_skewed,
+        }
+    }
+}
+
+/// The signed-in user's role and area codes, as the hub told the device at its last sync: the
+/// role the store's workflow calls act with.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UserProfile {
+    pub role: Role,
+    pub areas: Vec<String>,
+}
+
+impl From<core::sync::UserProfile> for UserProfile {
+    fn from(p: core::sync::UserProfile) -> UserProfile {
+        UserProfile {
+            role: p.role,
+            areas: p.areas,
         }
     }
 }

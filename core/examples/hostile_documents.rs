@@ -65,6 +65,7 @@ fn apply(dir: &Path) {
             cursor: Default::default(),
             more: false,
             erased: Vec::new(),
+            profile: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

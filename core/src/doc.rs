@@ -174,8 +174,18 @@ pub fn kind_of(doc: &Automerge) -> Option<RecordKind> {
 /// Every kind the document's `$kind` key holds (more than one only after merging another
 /// record's history).
 pub fn kinds(doc: &Automerge) -> Vec<RecordKind> {
-    doc.get_all(automerge::ROOT, KIND_KEY)
-        .unwrap_or_default()
+    kinds_in(doc.get_all(automerge::ROOT, KIND_KEY).unwrap_or_default())
+}
+
+fn kinds_at(doc: &Automerge, heads: &[ChangeHash]) -> Vec<RecordKind> {
+    kinds_in(
+        doc.get_all_at(automerge::ROOT, KIND_KEY, heads)
+            .unwrap_or_default(),
+    )
+}
+
+fn kinds_in(values: Vec<(Value<'_>, ObjId)>) -> Vec<RecordKind> {
+    values
         .into_iter()
         .filter_map(|(value, _)| match value {
             Value::Scalar(s) => match s.as_ref() {
@@ -399,10 +409,36 @@ pub fn to_json(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Json {
 
 /// Reads the record a document holds, at its current heads.
 pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
-    let actual = kind_of(doc).ok_or_else(|| Error::DamagedDocument {
-        id,
-        reason: "the document names no record kind".into(),
-    })?;
+    read_record_at_heads(doc, id, None)
+}
+
+/// Reads the record a document held at `heads` (an earlier version). The state at those heads
+/// is checked against the bounds first, without recursion: a document is checked as it is now
+/// when it is loaded, not as it was.
+pub fn read_record_at<R: Record>(doc: &Automerge, id: Uuid, heads: &[ChangeHash]) -> Result<R> {
+    bounds::check_state(doc, Some(heads), &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    read_record_at_heads(doc, id, Some(heads))
+}
+
+fn read_record_at_heads<R: Record>(
+    doc: &Automerge,
+    id: Uuid,
+    heads: Option<&[ChangeHash]>,
+) -> Result<R> {
+    let kinds = match heads {
+        None => kinds(doc),
+        Some(h) => kinds_at(doc, h),
+    };
+    let actual = match kinds.as_slice() {
+        [one] => *one,
+        _ => {
+            return Err(Error::DamagedDocument {
+                id,
+                reason: "the document names no record kind".into(),
+            });
+        }
+    };
     if actual != R::KIND {
         return Err(Error::WrongKind {
             id,
@@ -410,7 +446,7 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
             actual,
         });
     }
-    let mut json = to_json(doc, None);
+    let mut json = to_json(doc, heads);
     if let Json::Object(map) = &mut json {
         map.remove(KIND_KEY);
     }
@@ -422,7 +458,9 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
         ),
     })?;
     record.set_id(id);
-    record.set_version(Version(doc.get_heads()));
+    record.set_version(Version(
+        heads.map_or_else(|| doc.get_heads(), <[_]>::to_vec),
+    ));
     Ok(record)
 }
 
@@ -436,6 +474,11 @@ pub(crate) fn read_pins(doc: &Automerge) -> crate::reference::ReferencePins {
             .unwrap_or_default(),
         _ => Default::default(),
     }
+}
+
+/// The author a change names in its message, if it names one.
+pub fn author_of(change: &automerge::Change) -> Option<ChangeAuthor> {
+    change.message().and_then(|m| serde_json::from_str(m).ok())
 }
 
 fn change_info(

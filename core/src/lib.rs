@@ -14,6 +14,7 @@ pub mod handover;
 pub mod indicators;
 pub mod model;
 pub mod reference;
+pub mod rights;
 pub mod store;
 pub mod sync;
 pub mod vault;
@@ -33,8 +34,8 @@ pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
 pub use error::{Error, Result, ValidationError};
 pub use model::*;
 pub use reference::{
-    CountryProfile, Labels, Pin, ReferenceContent, ReferenceData, ReferenceDocument, ReferencePins,
-    ReferenceType,
+    AreaGrant, AreaLevel, CountryProfile, Labels, Pin, ReferenceContent, ReferenceData,
+    ReferenceDocument, ReferenceFile, ReferencePins, ReferenceType,
 };
 pub use store::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,

@@ -126,6 +126,14 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn country(&self) -> Option<&str> {
         None
     }
+    /// The area the record is filed under (users and reference data have none).
+    fn area(&self) -> Option<&Area> {
+        None
+    }
+    /// The record as the role matrix sees it (`rights`).
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Administered(Self::KIND)
+    }
 }
 
 /// The `Record` methods of kinds that keep the reference versions they were captured with.
@@ -139,6 +147,9 @@ macro_rules! record_pins {
         }
         fn country(&self) -> Option<&str> {
             Some(&self.$($area).+.country)
+        }
+        fn area(&self) -> Option<&Area> {
+            Some(&self.$($area).+)
         }
     };
 }
@@ -183,10 +194,20 @@ impl Area {
         }
     }
 
-    /// The codes of every level, from the country down: what an assignment of "a district"
-    /// or "a region" is matched against.
+    /// The codes of every level, from the country down.
     pub fn codes(&self) -> [&str; 4] {
         [&self.country, &self.region, &self.district, &self.community]
+    }
+
+    /// The code of one level.
+    pub fn code_at(&self, level: crate::reference::AreaLevel) -> &str {
+        use crate::reference::AreaLevel;
+        match level {
+            AreaLevel::Country => &self.country,
+            AreaLevel::Region => &self.region,
+            AreaLevel::District => &self.district,
+            AreaLevel::Community => &self.community,
+        }
     }
 
     fn validate(&self, field: &str) -> Result<(), ValidationError> {
@@ -363,6 +384,10 @@ impl Record for Workplace {
         &[ReferenceType::Sectors, ReferenceType::AdministrativeAreas];
     record_identity!();
     record_pins!(location.area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Workplace(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("name", &self.name)?;
@@ -587,6 +612,10 @@ impl Record for Visit {
     const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
     record_identity!();
     record_pins!(area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Visit(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         if self.workplace_id.is_nil() {
@@ -942,6 +971,10 @@ impl Record for ChildCase {
     ];
     record_identity!();
     record_pins!(area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::ChildCase(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("case_code", &self.case_code)?;

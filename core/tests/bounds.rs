@@ -87,6 +87,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 cursor: Default::default(),
                 more: false,
                 erased: Vec::new(),
+                profile: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
@@ -145,15 +146,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
 fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
     let dir = TempDir::new().unwrap();
     let mut device = store(&dir, "device.db");
-    let mut hub = Store::open(
-        StoreConfig::new(
-            dir.path().join("hub.db"),
-            Encryption::Unencrypted,
-            Uuid::now_v7(),
-        )
-        .role(StoreRole::Hub),
-    )
-    .unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
     let principal = Principal {
         device: device.device_id(),
         user: device.user_id(),

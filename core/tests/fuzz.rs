@@ -106,15 +106,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
 
     let dir = TempDir::new().unwrap();
     let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
-    let mut hub = Store::open(
-        StoreConfig::new(
-            dir.path().join("hub.db"),
-            Encryption::Unencrypted,
-            Uuid::now_v7(),
-        )
-        .role(StoreRole::Hub),
-    )
-    .unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
     let user = Uuid::now_v7();
     let mut phone = Store::open(StoreConfig::new(
         dir.path().join("phone.db"),
@@ -238,6 +230,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     cursor: Default::default(),
                     more: false,
                     erased: Vec::new(),
+                    profile: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -300,7 +293,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                 .unwrap()
         };
         let mut phone = open("phone.db", user, StoreRole::Device);
-        let mut hub = open("hub.db", Uuid::now_v7(), StoreRole::Hub);
+        let mut hub = common::hub_store(&path.join("hub.db"));
         let mut victim = open("victim.db", Uuid::now_v7(), StoreRole::Device);
         let principal = Principal {
             device: phone.device_id(),
@@ -352,6 +345,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         cursor: Default::default(),
                         more: false,
                         erased: Vec::new(),
+                        profile: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

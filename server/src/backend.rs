@@ -3,13 +3,13 @@
 //! and the administration commands see only this interface.
 
 use crate::auth::{AuthError, Registry, Token};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
     HubError, HubLimits, HubStorage, Principal, Quarantined, accept_quarantined, erase_record,
     read_record, update_record,
 };
-use vigie_core::{ChangeAuthor, Error, ReferenceData, Store, User};
+use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
 pub trait Backend: Send + Sync {
     /// Checks a presented token; returns the device's user.
@@ -30,6 +30,11 @@ pub trait Backend: Send + Sync {
     /// Gives a user new areas: their devices receive what the new areas hold, and records of
     /// the areas they lost leave their devices.
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error>;
+    /// The reference data in force: built in, and every version published on this hub.
+    fn reference(&self) -> Result<Arc<ReferenceData>, Error>;
+    /// Publishes a file's content as the next version of its document (an area tree, a
+    /// country profile...); devices receive it at their next sync. Returns the version.
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error>;
     /// How many requests it can usefully serve at once.
     fn concurrency(&self) -> usize;
     /// Handles one sync request from an authenticated device.
@@ -163,6 +168,14 @@ impl Backend for Embedded {
 
     fn review_quarantined(&self, entry: i64, accept: bool) -> Result<bool, Error> {
         review_in(&mut *lock(&self.store), entry, accept)
+    }
+
+    fn reference(&self) -> Result<Arc<ReferenceData>, Error> {
+        Ok(lock(&self.store).reference())
+    }
+
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error> {
+        lock(&self.store).publish_reference(&file.key, file.content.clone())
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {

@@ -64,7 +64,7 @@ pub fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
 use crate::error::{Error, Result, ValidationError};
-use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
+use crate::model::{AreaFilter, ChildCase, Record, RecordKind, Role, User, Visit, Workplace};
 use crate::reference::{ReferenceContent, ReferenceData, ReferenceDocument};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::{NaiveDate, Utc};
@@ -280,54 +280,10 @@ impl Store {
                 rule: "only the hub publishes reference data".into(),
             });
         }
-        content.validate()?;
-        let reference = self.reference();
-        let ty = content.reference_type();
-        let id = ReferenceDocument::id_for(ty, key);
-        let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
-        let tx = self.conn.transaction()?;
-        let (rowid, mut document, mut record) = match find_row(&tx, id)? {
-            Some(_) => {
-                let (rowid, document) = load_for::<ReferenceDocument>(&tx, id, &actor)?;
-                let record = doc::read_record::<ReferenceDocument>(&document, id)?;
-                (Some(rowid), document, record)
-            }
-            None => (
-                None,
-                Automerge::new().with_actor(actor.clone()),
-                ReferenceDocument::new(ty, key),
-            ),
-        };
-        let latest = record.latest().max(reference.latest_version(ty, key));
-        if let Some(latest) = latest {
-            let same = match record.versions.get(&latest) {
-                Some(published) => published.content().as_ref() == Some(&content),
-                None => reference.content(ty, key, latest) == Some(&content),
-            };
-            if same {
-                return Ok(latest);
-            }
-        }
-        let version = latest.unwrap_or(0) + 1;
-        record.versions.insert(
-            version,
-            crate::reference::Published::new(&content, Utc::now()),
-        );
-        record.validate(&reference)?;
-        let before = document.get_heads();
-        doc::write_record(&mut document, &record, &author)?;
-        save_document(
-            &tx,
-            &ctx,
-            id,
-            RecordKind::Reference,
-            rowid,
-            &mut document,
-            &before,
-        )?;
-        tx.commit()?;
-        Ok(version)
+        crate::sync::HubStorage::in_transaction(self, &mut |tx| {
+            crate::sync::publish_reference(tx, &actor, author, key, &content)
+        })
     }
 
     pub(crate) fn local_write(&self) -> WriteContext {
@@ -344,6 +300,39 @@ impl Store {
             author: None,
             queue_for_hub: self.role == StoreRole::Device,
         }
+    }
+
+    /// The signed-in user's role and area codes, as the hub told this device at its last sync
+    /// (none before the first sync). The device's workflow calls act with this role.
+    pub fn user_profile(&self) -> Result<Option<crate::sync::UserProfile>> {
+        Ok(get_meta(&self.conn, PROFILE_KEY)?.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// The role the store's user acts with: on a device, the role the hub gave them (a store
+    /// that never synced has none, and its workflow calls are refused); on the hub, its
+    /// administrator's, who holds every right.
+    pub fn acting_role(&self) -> Result<Role> {
+        if self.role == StoreRole::Hub {
+            return Ok(Role::Supervisor);
+        }
+        self.user_profile()?
+            .map(|p| p.role)
+            .ok_or_else(|| Error::NotAllowed {
+                rule: "this store does not know its user's role yet: sync with the hub first"
+                    .into(),
+            })
+    }
+
+    /// The user a device store acts for, once the hub has described them; `None` on the hub
+    /// and on a device that never synced (its writes are checked by the hub only).
+    pub(crate) fn acting(&self) -> Result<Option<crate::rights::Acting>> {
+        if self.role == StoreRole::Hub {
+            return Ok(None);
+        }
+        Ok(self.user_profile()?.map(|p| crate::rights::Acting {
+            role: p.role,
+            user: self.author.user,
+        }))
     }
 
     /// The schema version of the open file.
@@ -368,8 +357,17 @@ impl Store {
         let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
         let reference = self.reference();
+        let acting = self.acting()?;
         let tx = self.conn.transaction()?;
-        let document = insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
+        let document = insert_new(
+            &tx,
+            &ctx,
+            &actor,
+            &author,
+            &reference,
+            acting.as_ref(),
+            record,
+        )?;
         tx.commit()?;
         Ok(document)
     }
@@ -380,9 +378,18 @@ impl Store {
         let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
         let reference = self.reference();
+        let acting = self.acting()?;
         let tx = self.conn.transaction()?;
         for record in records {
-            insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
+            insert_new(
+                &tx,
+                &ctx,
+                &actor,
+                &author,
+                &reference,
+                acting.as_ref(),
+                record,
+            )?;
         }
         tx.commit()?;
         Ok(records.len())
@@ -394,8 +401,17 @@ impl Store {
     pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
         let ctx = self.local_write();
         let reference = self.reference();
+        let acting = self.acting()?;
         let tx = self.conn.transaction()?;
-        let stored = update_in(&tx, &ctx, &reference, &self.actor, &self.author, record)?;
+        let stored = update_in(
+            &tx,
+            &ctx,
+            &reference,
+            acting.as_ref(),
+            &self.actor,
+            &self.author,
+            record,
+        )?;
         tx.commit()?;
         Ok(stored)
     }
@@ -404,6 +420,7 @@ impl Store {
     pub(crate) fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
         let ctx = self.local_write();
         let reference = self.reference();
+        let acting = self.acting()?;
         let tx = self.conn.transaction()?;
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
@@ -411,6 +428,7 @@ impl Store {
                 &tx,
                 &ctx,
                 &reference,
+                acting.as_ref(),
                 &self.actor,
                 &self.author,
                 record,
@@ -445,8 +463,10 @@ impl Store {
     ) -> Result<()> {
         let ctx = self.local_write();
         let reference = self.reference();
+        let acting = self.acting()?;
         let tx = self.conn.transaction()?;
         let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
+        let stored = doc::read_record::<R>(&document, id)?;
         let before = document.get_heads();
         doc::resolve::<R>(&mut document, id, path, value, &self.author)?;
         let resolved = match doc::read_record::<R>(&document, id) {
@@ -460,6 +480,9 @@ impl Store {
             other => other?,
         };
         resolved.validate(&reference)?;
+        if let Some(acting) = &acting {
+            acting.check_write(Some(&stored), &resolved)?;
+        }
         save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
         tx.commit()?;
         Ok(())
@@ -565,6 +588,18 @@ impl Store {
 // ---------------------------------------------------------------------------------------------
 // Functions on a connection or a transaction
 
+/// The meta key of the user's role and areas (JSON of `UserProfile`).
+const PROFILE_KEY: &str = "user_profile";
+
+/// Keeps the user's role and areas as the hub told them, in the caller's transaction.
+pub(crate) fn set_user_profile(tx: &Transaction, profile: &crate::sync::UserProfile) -> Result<()> {
+    set_meta(
+        tx,
+        PROFILE_KEY,
+        &serde_json::to_vec(profile).expect("a profile serializes"),
+    )
+}
+
 fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -626,6 +661,7 @@ fn update_in<R: Record>(
     tx: &Transaction,
     ctx: &WriteContext,
     reference: &ReferenceData,
+    acting: Option<&crate::rights::Acting>,
     actor: &ActorId,
     author: &ChangeAuthor,
     record: &R,
@@ -641,11 +677,19 @@ fn update_in<R: Record>(
     }
     record.derive(reference);
     record.validate(reference)?;
+    // The record as stored, before this write: what the write's workflow steps start from.
+    let previous = match acting {
+        Some(_) => Some(doc::read_record::<R>(&document, id)?),
+        None => None,
+    };
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, author)?.is_none() {
         return doc::read_record(&document, id);
     }
     let stored = doc::read_record::<R>(&document, id)?;
+    if let Some(acting) = acting {
+        acting.check_write(previous.as_ref(), &stored)?;
+    }
     save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
 }
@@ -715,6 +759,7 @@ fn insert_new<R: Record>(
     actor: &ActorId,
     author: &ChangeAuthor,
     reference: &ReferenceData,
+    acting: Option<&crate::rights::Acting>,
     record: &R,
 ) -> Result<R> {
     refuse_reference::<R>()?;
@@ -726,6 +771,9 @@ fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
+    if let Some(acting) = acting {
+        acting.check_write(None, &record)?;
+    }
     let id = record.id();
     if find_row(tx, id)?.is_some() {
         return Err(Error::AlreadyExists { kind: R::KIND, id });
@@ -914,6 +962,62 @@ impl TypedRecord {
             TypedRecord::Visit(v) => crate::alerts::visit_severity(v).map_or(0, |s| s as i64),
             TypedRecord::ChildCase(c) => crate::alerts::case_severity(c).map_or(0, |s| s as i64),
             TypedRecord::Workplace(_) | TypedRecord::User(_) | TypedRecord::Reference => 0,
+        }
+    }
+
+    /// The record the document held at `heads` (see `doc::read_record_at`).
+    pub(crate) fn read_at(
+        kind: RecordKind,
+        id: Uuid,
+        document: &Automerge,
+        heads: &[ChangeHash],
+    ) -> Result<TypedRecord> {
+        Ok(match kind {
+            RecordKind::Workplace => {
+                TypedRecord::Workplace(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::Visit => TypedRecord::Visit(doc::read_record_at(document, id, heads)?),
+            RecordKind::ChildCase => {
+                TypedRecord::ChildCase(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::User => TypedRecord::User(doc::read_record_at(document, id, heads)?),
+            RecordKind::Reference => {
+                doc::read_record_at::<ReferenceDocument>(document, id, heads)?;
+                TypedRecord::Reference
+            }
+        })
+    }
+
+    /// The record's own validation (`Record::validate`).
+    pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        match self {
+            TypedRecord::Workplace(r) => r.validate(reference),
+            TypedRecord::Visit(r) => r.validate(reference),
+            TypedRecord::ChildCase(r) => r.validate(reference),
+            TypedRecord::User(r) => r.validate(reference),
+            TypedRecord::Reference => Ok(()),
+        }
+    }
+
+    /// The reference versions the record was captured with, for kinds that keep them.
+    pub(crate) fn pins(&self) -> Option<&crate::reference::ReferencePins> {
+        match self {
+            TypedRecord::Workplace(r) => r.pins(),
+            TypedRecord::Visit(r) => r.pins(),
+            TypedRecord::ChildCase(r) => r.pins(),
+            TypedRecord::User(_) | TypedRecord::Reference => None,
+        }
+    }
+
+    /// The record as the role matrix sees it (`rights`).
+    pub(crate) fn subject(&self) -> crate::rights::Subject<'_> {
+        use crate::rights::Subject;
+        match self {
+            TypedRecord::Workplace(r) => Subject::Workplace(r),
+            TypedRecord::Visit(r) => Subject::Visit(r),
+            TypedRecord::ChildCase(r) => Subject::ChildCase(r),
+            TypedRecord::User(_) => Subject::Administered(RecordKind::User),
+            TypedRecord::Reference => Subject::Administered(RecordKind::Reference),
         }
     }
 

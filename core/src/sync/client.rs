@@ -258,6 +258,10 @@ impl Store {
                 postcard::to_stdvec(&response.cursor).expect("cursor serializes")
             ],
         )?;
+        // The user's role and areas as the hub holds them now, with the cursor they go with.
+        if let Some(profile) = &response.profile {
+            store::set_user_profile(&tx, profile)?;
+        }
         tx.commit()?;
         if !report.erased.is_empty() || !report.quarantined.is_empty() {
             store::purge_freed_content(&self.conn)?;

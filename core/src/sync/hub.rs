@@ -8,11 +8,16 @@
 use super::client::changes_after;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
+    UserProfile,
 };
+use crate::bounds::{self, DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
 use crate::model::{Area, Record, RecordKind, Role};
-use crate::reference::ReferenceData;
+use crate::reference::{
+    Published, ReferenceContent, ReferenceData, ReferenceDocument, ReferenceType,
+};
+use crate::rights::{self, AreaScope};
 use crate::store::{self, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
@@ -30,27 +35,57 @@ pub struct Principal {
     pub device: Uuid,
     pub user: Uuid,
     pub role: Role,
-    /// Area codes assigned to the user, matched at any level of a record's area.
+    /// Area codes assigned to the user, each matched at the level the area tree in force gives
+    /// it (`Principal::scope`).
     pub areas: BTreeSet<String>,
 }
 
 impl Principal {
-    /// The kinds of record this role receives and may change. Never `Reference`: every
-    /// principal receives reference data (`receives`), only the hub changes it.
+    /// The kinds of record this role receives and may change (`rights::kinds`). Never
+    /// `Reference`: every principal receives reference data, only the hub changes it.
     pub fn kinds(&self) -> &'static [RecordKind] {
-        match self.role {
-            Role::CommunityMonitor => &[RecordKind::ChildCase, RecordKind::Visit],
-            Role::Inspector => &[RecordKind::Workplace, RecordKind::Visit],
-            Role::Supervisor => &[
-                RecordKind::Workplace,
-                RecordKind::Visit,
-                RecordKind::ChildCase,
-            ],
+        rights::kinds(self.role)
+    }
+
+    /// What the principal receives and may change, its area codes resolved against the area
+    /// trees in `reference`.
+    pub fn scope(&self, reference: &ReferenceData) -> Scope {
+        Scope {
+            role: self.role,
+            areas: AreaScope::resolve(&self.areas, reference),
         }
     }
 
+    /// Whether an area is within the principal's areas (see `Scope::covers`).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        self.scope(reference).covers(area)
+    }
+
+    /// The user's role and areas, as the hub tells the user's devices.
+    pub fn profile(&self) -> UserProfile {
+        UserProfile {
+            role: self.role,
+            areas: self.areas.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A principal's kinds and areas, each area code at its level in the area tree in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub role: Role,
+    pub areas: AreaScope,
+}
+
+impl Scope {
+    pub fn kinds(&self) -> &'static [RecordKind] {
+        rights::kinds(self.role)
+    }
+
+    /// Whether an area lies within the principal's areas: one of its codes is the area's code
+    /// at that code's level, in the same country.
     pub fn covers(&self, area: &Area) -> bool {
-        area.codes().iter().any(|c| self.areas.contains(*c))
+        self.areas.covers(area)
     }
 
     /// Whether a record of this kind, filed under this area, is the principal's to receive.
@@ -59,14 +94,16 @@ impl Principal {
             || (self.kinds().contains(&kind) && area.is_some_and(|a| self.covers(a)))
     }
 
-    /// Changes when the role or the areas change, so that a cursor issued for another scope is
-    /// not reused.
-    pub fn scope_fingerprint(&self) -> u64 {
+    /// Changes when the role or what the areas resolve to change, so that a cursor issued for
+    /// another scope is not reused.
+    pub fn fingerprint(&self) -> u64 {
         let mut hash = Sha256::new();
         hash.update([self.role as u8]);
-        for area in &self.areas {
-            hash.update(area.as_bytes());
-            hash.update([0]);
+        for grant in self.areas.grants() {
+            for part in [&grant.country, grant.level.as_str(), &grant.code] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
         }
         u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
     }
@@ -152,10 +189,13 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
     };
     let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
     let response = storage.in_transaction(&mut |tx| {
+        // The area trees in force decide what the principal's codes cover, on this request.
+        let reference = tx.reference()?;
+        let scope = who.scope(&reference);
         let mut acks = Vec::with_capacity(request.push.len());
         let mut size = 0usize;
         for entry in &request.push {
-            let outcome = accept_push(tx, author, who, entry, limits)?;
+            let outcome = accept_push(tx, &reference, &scope, author, who, entry, limits)?;
             if let PushOutcome::Accepted { catch_up, .. } = &outcome {
                 size += catch_up.len();
             }
@@ -167,23 +207,23 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
         let pushed: HashSet<Uuid> = request.push.iter().map(|e| e.id).collect();
         let mut records = Vec::new();
         for id in &request.refetch {
-            if let Some(entry) = whole_record(tx, who, *id)? {
+            if let Some(entry) = whole_record(tx, &scope, *id)? {
                 size += entry.changes.len();
                 records.push(entry);
             }
         }
-        let scope = who.scope_fingerprint();
+        let fingerprint = scope.fingerprint();
         let cursor = match request.cursor {
-            Some(c) if c.scope == scope => c,
+            Some(c) if c.scope == fingerprint => c,
             _ => Cursor {
                 since: 0,
                 after: 0,
-                scope,
+                scope: fingerprint,
             },
         };
         let (pulled, next, more) = pull(
             tx,
-            who,
+            &scope,
             &requester,
             cursor,
             &pushed,
@@ -203,6 +243,7 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
             cursor: next,
             more,
             erased,
+            profile: Some(who.profile()),
         })
     })?;
     Ok(wire::encode(wire::RESPONSE_TAG, &response))
@@ -223,7 +264,12 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 rule: "only child cases are erased; other records are closed".into(),
             });
         }
-        if !stored.area.as_ref().is_some_and(|a| by.covers(a)) {
+        let reference = tx.reference()?;
+        if !stored
+            .area
+            .as_ref()
+            .is_some_and(|a| by.covers(a, &reference))
+        {
             return Err(Error::NotAllowed {
                 rule: "the record is outside the supervisor's areas".into(),
             });
@@ -264,6 +310,71 @@ pub fn accept_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> R
         },
     })?;
     Ok(true)
+}
+
+/// Publishes `content` as the next version of the reference document of its type and `key`
+/// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id; `default`
+/// for what applies where a country has none of its own), written by the hub's `actor`. The
+/// document is written like any record, so it enters the change log and reaches every device.
+/// Returns the version number: one above the latest known (published or built in), or the
+/// latest itself if its content is the same.
+pub fn publish_reference(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    key: &str,
+    content: &ReferenceContent,
+) -> Result<u32> {
+    content.validate()?;
+    let reference = tx.reference()?;
+    let ty = content.reference_type();
+    let id = ReferenceDocument::id_for(ty, key);
+    let stored = tx.record(id, true)?;
+    let (mut document, mut record) = match &stored {
+        Some(stored) if stored.kind == RecordKind::Reference => {
+            let document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+            let record = doc::read_record::<ReferenceDocument>(&document, id)?;
+            (document, record)
+        }
+        Some(stored) => {
+            return Err(Error::WrongKind {
+                id,
+                expected: RecordKind::Reference,
+                actual: stored.kind,
+            });
+        }
+        None => (
+            Automerge::new().with_actor(actor.clone()),
+            ReferenceDocument::new(ty, key),
+        ),
+    };
+    let latest = record.latest().max(reference.latest_version(ty, key));
+    if let Some(latest) = latest {
+        let same = match record.versions.get(&latest) {
+            Some(published) => published.content().as_ref() == Some(content),
+            None => reference.content(ty, key, latest) == Some(content),
+        };
+        if same {
+            return Ok(latest);
+        }
+    }
+    let version = latest.unwrap_or(0) + 1;
+    record
+        .versions
+        .insert(version, Published::new(content, Utc::now()));
+    record.validate(&reference)?;
+    let before = document.get_heads();
+    doc::write_record(&mut document, &record, &author)?;
+    tx.save(RecordWrite {
+        id,
+        kind: RecordKind::Reference,
+        key: stored.map(|s| s.key),
+        area: None,
+        document: &mut document,
+        before: &before,
+        author,
+    })?;
+    Ok(version)
 }
 
 /// Writes a new state of a record on the hub (an administrator changing a user's areas).
@@ -356,8 +467,11 @@ fn refused(reason: Refusal) -> PushOutcome {
 
 /// Stores one pushed record, or says why not. Every check comes before the first write, so a
 /// refusal leaves the transaction as it was.
+#[allow(clippy::too_many_arguments)]
 fn accept_push(
     tx: &mut dyn HubTransaction,
+    reference: &ReferenceData,
+    scope: &Scope,
     author: ChangeAuthor,
     who: &Principal,
     entry: &PushEntry,
@@ -373,7 +487,7 @@ fn accept_push(
     // is refused as out of scope.
     let lost_area = existing
         .as_ref()
-        .is_some_and(|s| !s.area.as_ref().is_some_and(|a| who.covers(a)));
+        .is_some_and(|s| !s.area.as_ref().is_some_and(|a| scope.covers(a)));
     let refuse = |reason| {
         Ok(refused(if lost_area {
             Refusal::OutOfScope
@@ -383,7 +497,7 @@ fn accept_push(
     };
     let mut document = match &existing {
         Some(stored) => {
-            if !who.kinds().contains(&stored.kind) {
+            if !scope.kinds().contains(&stored.kind) {
                 return Ok(refused(Refusal::KindNotAllowed));
             }
             // A stored document that does not read (one an older version let in) refuses the
@@ -416,9 +530,16 @@ fn accept_push(
         let t = change.timestamp();
         clock_skewed |= t > now + limits.clock_skew_ms || t < EARLIEST_PLAUSIBLE_MS;
     }
+    // The author a change names is who the record's history shows: it must be the sender.
+    let wrong_author = new_changes
+        .iter()
+        .any(|change| doc::author_of(change) != Some(author));
     if lost_area {
         if new_changes.is_empty() {
             return refuse(Refusal::OutOfScope);
+        }
+        if wrong_author {
+            return refuse(Refusal::WrongAuthor);
         }
         tx.quarantine(&Quarantined {
             entry: 0,
@@ -437,17 +558,36 @@ fn accept_push(
         if existing.as_ref().is_some_and(|s| s.kind != kind) {
             return Ok(refused(Refusal::WrongKind));
         }
-        if !who.kinds().contains(&kind) {
+        if !scope.kinds().contains(&kind) {
             return Ok(refused(Refusal::KindNotAllowed));
         }
         let Ok(record) = TypedRecord::read(kind, entry.id, &document) else {
             return Ok(refused(Refusal::Invalid));
         };
+        if wrong_author {
+            return Ok(refused(Refusal::WrongAuthor));
+        }
         // A record may not be moved out of the sender's areas either.
-        let Some(area) = record.area().filter(|a| who.covers(a)) else {
+        let Some(area) = record.area().filter(|a| scope.covers(a)) else {
             return Ok(refused(Refusal::OutOfScope));
         };
         let area = area.clone();
+        // The sender's own steps: from the version its changes were made on to the version they
+        // make. (The merge with what the hub holds may differ: concurrent edits keep both values,
+        // each checked when it arrived, and a conflict shows them.)
+        let (base, theirs) = match sender_versions(&document, &new_changes, kind, entry.id) {
+            Ok(versions) => versions,
+            Err(Error::OverLimit { limit, .. }) => return refuse(Refusal::OverLimit { limit }),
+            Err(_) => return Ok(refused(Refusal::Invalid)),
+        };
+        if let Err(reason) = check_content(reference, who, base.as_ref(), &theirs, &record) {
+            return Ok(refused(reason));
+        }
+        if let Err(limit) =
+            bounds::check_size(document.save_nocompress().len(), &DocumentLimits::STANDARD)
+        {
+            return Ok(refused(Refusal::OverLimit { limit }));
+        }
         tx.save(RecordWrite {
             id: entry.id,
             kind,
@@ -479,16 +619,78 @@ fn accept_push(
     })
 }
 
-/// A record sent whole (asked for again by the device), if it is the device's to see.
-fn whole_record(
-    tx: &mut dyn HubTransaction,
-    who: &Principal,
+/// The record as the sender's new changes found it (none if they build on no history: a new
+/// record) and as they leave it: the versions at their dependencies and at their own heads.
+fn sender_versions(
+    document: &Automerge,
+    new_changes: &[automerge::Change],
+    kind: RecordKind,
     id: Uuid,
-) -> Result<Option<PullEntry>> {
+) -> Result<(Option<TypedRecord>, TypedRecord)> {
+    let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    let depended: HashSet<ChangeHash> = new_changes
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .collect();
+    let theirs: Vec<ChangeHash> = new_changes
+        .iter()
+        .map(|c| c.hash())
+        .filter(|h| !depended.contains(h))
+        .collect();
+    let mut base: Vec<ChangeHash> = depended.difference(&new).copied().collect();
+    base.sort();
+    let before = if base.is_empty() {
+        None
+    } else {
+        Some(TypedRecord::read_at(kind, id, document, &base)?)
+    };
+    Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
+}
+
+/// The hub's checks of a pushed record's content, beyond kind, scope and authorship: `merged`
+/// (as the hub would store it) passes the phone's own validation against the reference
+/// versions it was captured with, and its area is a path of its country's area tree in force
+/// (the version it was captured with, else the latest); every workflow step from `from` to `to`
+/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`). Every path
+/// that lets a device's changes into the hub's records goes through it.
+pub(crate) fn check_content(
+    reference: &ReferenceData,
+    who: &Principal,
+    from: Option<&TypedRecord>,
+    to: &TypedRecord,
+    merged: &TypedRecord,
+) -> std::result::Result<(), Refusal> {
+    let after = merged;
+    if let Err(e) = after.validate(reference) {
+        let pins = crate::reference::PINS_FIELD;
+        return Err(if e.field.starts_with(pins) {
+            Refusal::UnknownReference
+        } else {
+            Refusal::BreaksValidation
+        });
+    }
+    if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
+        let pin = pins.get(ReferenceType::AdministrativeAreas);
+        match reference.area_tree_for(pin, &area.country) {
+            Some(tree) if tree.check(area, "area").is_ok() => {}
+            _ => return Err(Refusal::AreaNotInTree),
+        }
+    }
+    rights::check(
+        who.role,
+        who.user,
+        from.map(TypedRecord::subject),
+        to.subject(),
+    )
+    .map_err(|_| Refusal::StepNotAllowed)
+}
+
+/// A record sent whole (asked for again by the device), if it is the device's to see.
+fn whole_record(tx: &mut dyn HubTransaction, scope: &Scope, id: Uuid) -> Result<Option<PullEntry>> {
     let Some(stored) = tx.record(id, false)? else {
         return Ok(None);
     };
-    if !who.receives(stored.kind, stored.area.as_ref()) {
+    if !scope.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
     let document = doc::load(id, &stored.document)?;
@@ -503,7 +705,7 @@ fn whole_record(
 /// to `budget` bytes. Returns them, the cursor to issue, and whether more are waiting.
 fn pull(
     tx: &mut dyn HubTransaction,
-    who: &Principal,
+    scope: &Scope,
     requester: &ActorId,
     cursor: Cursor,
     skip: &HashSet<Uuid>,
@@ -511,7 +713,7 @@ fn pull(
 ) -> Result<(Vec<PullEntry>, Cursor, bool)> {
     const BATCH: usize = 1_000;
     let high_water = tx.high_water()?;
-    let changed = tx.changed(who, cursor.after, high_water, BATCH)?;
+    let changed = tx.changed(scope, cursor.after, high_water, BATCH)?;
     let mut entries = Vec::new();
     let mut size = 0usize;
     let mut last = cursor.after;

@@ -6,14 +6,16 @@
 //! same bytes (documents as `store::encode_document` writes them, heads and change hashes as
 //! concatenated 32-byte hashes), so a hub can move from one to the other.
 
-use super::hub::Principal;
+use super::hub::{Principal, Scope};
 use crate::doc::ChangeAuthor;
 use crate::error::{Error, Result};
 use crate::model::{Area, RecordKind};
+use crate::reference::ReferenceData;
 use crate::store::{self, Origin, Store, WriteContext};
 use automerge::{Automerge, ChangeHash};
 use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A record as the hub holds it.
@@ -75,11 +77,16 @@ pub trait HubTransaction {
     /// Every change at or below it is visible: no later commit may fill a gap below it.
     fn high_water(&mut self) -> Result<i64>;
 
-    /// Records `who` receives (`Principal::receives`) whose last change is in `(after, upto]`, in change
-    /// order, at most `limit`.
+    /// The reference data in force: the built-in data and every published version the hub
+    /// holds (area trees decide what a principal's codes cover; records are validated against
+    /// the versions they were captured with).
+    fn reference(&mut self) -> Result<Arc<ReferenceData>>;
+
+    /// Records `scope` receives (`Scope::receives`) whose last change is in `(after, upto]`, in
+    /// change order, at most `limit`.
     fn changed(
         &mut self,
-        who: &Principal,
+        scope: &Scope,
         after: i64,
         upto: i64,
         limit: usize,
@@ -138,8 +145,9 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
+        let reference = self.reference();
         let tx = self.conn.transaction()?;
-        let value = work(&mut EmbeddedTransaction { tx: &tx })?;
+        let value = work(&mut EmbeddedTransaction { tx: &tx, reference })?;
         tx.commit()?;
         Ok(value)
     }
@@ -149,6 +157,9 @@ impl HubStorage for Store {
 /// excludes every other, so `for_update` needs nothing more.
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
+    /// The store's reference data as the transaction began (the embedded hub is the only
+    /// writer of its reference documents).
+    reference: Arc<ReferenceData>,
 }
 
 fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
@@ -211,14 +222,18 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             })?)
     }
 
+    fn reference(&mut self) -> Result<Arc<ReferenceData>> {
+        Ok(self.reference.clone())
+    }
+
     fn changed(
         &mut self,
-        who: &Principal,
+        scope: &Scope,
         after: i64,
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let (filter, filter_params) = scope_filter(who);
+        let (filter, filter_params) = scope_filter(scope);
         let sql = format!(
             // Walk the records in change order: left to itself, SQLite may prefer an area
             // index and scan every record in scope on each request (0.5 s at 150k records).
@@ -365,32 +380,33 @@ impl QuarantineRow {
     }
 }
 
-/// SQL matching the principal's kinds and areas on `scope_index s`, with its parameters
-/// (numbered from 3: the first two are the caller's).
-fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
+/// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
+/// from 3: the first two are the caller's). Each area code is matched at its level and in its
+/// country only (`AreaGrant::covers`).
+fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
     let mut params: Vec<Sql> = Vec::new();
-    let kinds: Vec<String> = who
+    let mut place = |value: Sql| {
+        params.push(value);
+        format!("?{}", params.len() + 2)
+    };
+    let kinds: Vec<String> = scope
         .kinds()
         .iter()
-        .map(|k| {
-            params.push(Sql::Integer(*k as i64));
-            format!("?{}", params.len() + 2)
+        .map(|k| place(Sql::Integer(*k as i64)))
+        .collect();
+    let areas: Vec<String> = scope
+        .areas
+        .grants()
+        .iter()
+        .map(|g| {
+            let country = place(Sql::Text(g.country.clone()));
+            let code = place(Sql::Text(g.code.clone()));
+            format!(
+                "(s.country = {country} AND s.{} = {code})",
+                g.level.as_str()
+            )
         })
         .collect();
-    let mut areas = Vec::new();
-    for column in ["country", "region", "district", "community"] {
-        let places: Vec<String> = who
-            .areas
-            .iter()
-            .map(|a| {
-                params.push(Sql::Text(a.clone()));
-                format!("?{}", params.len() + 2)
-            })
-            .collect();
-        if !places.is_empty() {
-            areas.push(format!("s.{column} IN ({})", places.join(", ")));
-        }
-    }
     let areas = if areas.is_empty() {
         "0".to_string()
     } else {

@@ -26,9 +26,9 @@ pub use bundle::{BundleReport, encode_bundle};
 pub use client::{HubTransport, SyncOptions, SyncReport, SyncSummary, sync_through, sync_with_hub};
 pub use hub::{
     ChangedRecord, HubError, HubLimits, HubStorage, HubTransaction, LogEntry, Principal,
-    Quarantined, RecordWrite, StoredRecord, accept_quarantined, create_record, erase_record,
-    handle_sync, read_record, update_record,
+    Quarantined, RecordWrite, Scope, StoredRecord, accept_quarantined, create_record, erase_record,
+    handle_sync, publish_reference, read_record, update_record,
 };
 pub use peer::{PeerScope, PeerSession};
 pub use token::{EnrolmentToken, MalformedToken};
-pub use wire::{Cursor, DecodeError, Refusal};
+pub use wire::{Cursor, DecodeError, Refusal, UserProfile};

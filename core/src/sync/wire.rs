@@ -139,6 +139,16 @@ pub struct SyncResponse {
     pub more: bool,
     /// Records erased since the cursor: every copy must go, and none may come back.
     pub erased: Vec<Uuid>,
+    /// The user's role and areas as the hub holds them now: the device's workflow checks
+    /// them. `None` only from a hub that does not send them.
+    pub profile: Option<UserProfile>,
+}
+
+/// A user's role and area codes, as the hub tells the user's devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserProfile {
+    pub role: crate::model::Role,
+    pub areas: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +210,22 @@ pub enum Refusal {
     /// The document is over one of the bounds on what a record may hold.
     #[error("the record exceeds the limit on {limit}")]
     OverLimit { limit: crate::bounds::DocumentLimit },
+    /// The record breaks a rule the phone checks too (`Record::validate`).
+    #[error("the record breaks a validation rule")]
+    BreaksValidation,
+    /// The record was captured with reference data (`captured_with`) the hub does not hold.
+    #[error("the record names reference data versions the hub does not hold")]
+    UnknownReference,
+    /// The record's area is not a path of its country's area tree, or no tree is published for
+    /// its country.
+    #[error("the record's area is not a path of its country's area tree")]
+    AreaNotInTree,
+    /// A workflow step this user's role may not take (`rights`).
+    #[error("this user's role may not take this workflow step")]
+    StepNotAllowed,
+    /// A change names another user or device as its author.
+    #[error("a change names another user or device as its author")]
+    WrongAuthor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,6 +107,8 @@ fn phone_sync(hub: &HubProcess, token: &Token, store: &Path) -> BoxResult<PhoneR
 /// for the region and an enrolled device. Returns the token and the JSON floor of the records.
 fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize)> {
     let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let areas = crate::workload::sample_areas();
+    store.publish_reference(&areas.key, areas.content)?;
     let mut floor = JsonFloor::new()?;
     let (mut workplaces, mut visits, mut cases) = (Vec::new(), Vec::new(), Vec::new());
     let mut count = 0;
