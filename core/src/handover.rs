@@ -119,7 +119,14 @@ impl Store {
         let ctx = self.received_write();
         let tx = self.conn.transaction()?;
         for case in &hand_over.cases {
-            store::merge_document(&tx, &ctx, &self.actor, case.id, &case.document)?;
+            store::merge_document(
+                &tx,
+                &ctx,
+                store::reference_source!(self),
+                &self.actor,
+                case.id,
+                &case.document,
+            )?;
             let (_, kind, _) = store::find_row(&tx, case.id)?.ok_or(Error::NotFound {
                 kind: Some(RecordKind::ChildCase),
                 id: case.id,

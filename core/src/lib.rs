@@ -20,7 +20,7 @@ pub mod sync;
 pub mod vault;
 pub mod workflow;
 
-pub use alerts::{Alert, AlertSeverity};
+pub use alerts::{Alert, AlertSeverity, case_severity};
 pub use bounds::{DocumentLimit, DocumentLimits};
 pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
 pub use export::{ExportFormat, ExportOptions, ExportTable};

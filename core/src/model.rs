@@ -963,7 +963,9 @@ impl Record for ChildCase {
         "followups",
         "merged_from",
     ];
-    const DERIVED: &'static [&'static str] = &["follow_up_due"];
+    // Computed from the other fields by `derive` on every write, and again whenever the record
+    // is read or indexed: a concurrent value of theirs is never a conflict to show.
+    const DERIVED: &'static [&'static str] = &["classification", "follow_up_due"];
     const PINNED: &'static [ReferenceType] = &[
         ReferenceType::CountryProfile,
         ReferenceType::ReferralServices,

@@ -129,8 +129,8 @@ pub enum Origin {
 pub struct Store {
     pub(crate) conn: Connection,
     /// The configured reference data, under the published documents.
-    base: ReferenceData,
-    loaded: RefCell<LoadedReference>,
+    pub(crate) base: ReferenceData,
+    pub(crate) loaded: RefCell<LoadedReference>,
     pub(crate) author: ChangeAuthor,
     pub(crate) actor: ActorId,
     pub(crate) role: StoreRole,
@@ -140,7 +140,7 @@ pub struct Store {
 }
 
 /// The reference data last loaded, and the state of the reference documents it was loaded at.
-struct LoadedReference {
+pub(crate) struct LoadedReference {
     marker: Option<ReferenceMarker>,
     data: Arc<ReferenceData>,
 }
@@ -149,12 +149,81 @@ struct LoadedReference {
 /// publication and every reference document received, whatever path wrote it.
 type ReferenceMarker = (i64, i64);
 
+/// Where writes find the reference data in force: the configured data under the published
+/// documents, reloaded when those change, within the writing transaction too (a record merged
+/// after a reference document in one transaction is derived with it).
+#[derive(Clone, Copy)]
+pub(crate) struct ReferenceSource<'a> {
+    pub(crate) base: &'a ReferenceData,
+    pub(crate) loaded: &'a RefCell<LoadedReference>,
+}
+
+impl ReferenceSource<'_> {
+    pub(crate) fn get(&self, conn: &Connection) -> Arc<ReferenceData> {
+        let mut loaded = self.loaded.borrow_mut();
+        // A store that cannot be read now fails on its next write; until then, the data last
+        // loaded is the best answer.
+        if let Ok(marker) = reference_marker(conn)
+            && loaded.marker != Some(marker)
+            && let Ok(data) = load_reference(conn, self.base)
+        {
+            *loaded = LoadedReference {
+                marker: Some(marker),
+                data: Arc::new(data),
+            };
+        }
+        loaded.data.clone()
+    }
+}
+
+/// The store's `ReferenceSource`, borrowing only the fields it needs (so that the connection
+/// may be borrowed for a transaction meanwhile).
+macro_rules! reference_source {
+    ($store:expr) => {
+        $crate::store::ReferenceSource {
+            base: &$store.base,
+            loaded: &$store.loaded,
+        }
+    };
+}
+pub(crate) use reference_source;
+
+/// The store's `LocalWrite`, borrowing only the fields it needs.
+macro_rules! local_write {
+    ($store:expr) => {{
+        let (ctx, reference, acting) = ($store.local_write(), $store.reference(), $store.acting()?);
+        LocalWrite {
+            ctx,
+            source: reference_source!($store),
+            reference,
+            actor: &$store.actor,
+            author: $store.author,
+            acting,
+        }
+    }};
+}
+
 /// How a write is recorded: where it came from, who made it, whether the hub must receive it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteContext {
     pub origin: Origin,
     pub author: Option<ChangeAuthor>,
     pub queue_for_hub: bool,
+    /// On a device: a reference document received re-derives the child cases, whose
+    /// classification may depend on a version the device did not hold until then (the hub
+    /// holds every version its records name).
+    pub on_device: bool,
+}
+
+/// A local write's context: how it is recorded, the reference data it is derived and
+/// validated with, and who makes it.
+pub(crate) struct LocalWrite<'a> {
+    pub ctx: WriteContext,
+    pub source: ReferenceSource<'a>,
+    pub reference: Arc<ReferenceData>,
+    pub actor: &'a ActorId,
+    pub author: ChangeAuthor,
+    pub acting: Option<crate::rights::Acting>,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,7 +243,7 @@ impl Store {
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
-        schema::migrate(&mut conn, reindex_all)?;
+        schema::migrate(&mut conn, |tx| reindex_all(tx, &config.reference))?;
         let tx = conn.transaction()?;
         let device = match get_meta(&tx, "device_id")? {
             Some(bytes) => Uuid::from_slice(&bytes).map_err(|_| Error::WrongKeyOrNotAStore)?,
@@ -244,19 +313,7 @@ impl Store {
     /// reference document this store holds. Reloaded when those documents changed (published
     /// here, or received by any path).
     pub fn reference(&self) -> Arc<ReferenceData> {
-        let mut loaded = self.loaded.borrow_mut();
-        // A store that cannot be read now fails on its next write; until then, the data last
-        // loaded is the best answer.
-        if let Ok(marker) = reference_marker(&self.conn)
-            && loaded.marker != Some(marker)
-            && let Ok(data) = load_reference(&self.conn, &self.base)
-        {
-            *loaded = LoadedReference {
-                marker: Some(marker),
-                data: Arc::new(data),
-            };
-        }
-        loaded.data.clone()
+        reference_source!(self).get(&self.conn)
     }
 
     /// A published reference document, with all its versions.
@@ -291,6 +348,7 @@ impl Store {
             origin: Origin::Local,
             author: Some(self.author),
             queue_for_hub: self.role == StoreRole::Device,
+            on_device: self.role == StoreRole::Device,
         }
     }
 
@@ -299,6 +357,7 @@ impl Store {
             origin: Origin::Remote,
             author: None,
             queue_for_hub: self.role == StoreRole::Device,
+            on_device: self.role == StoreRole::Device,
         }
     }
 
@@ -354,20 +413,9 @@ impl Store {
     /// Stores a new record. Derived fields are computed, the record is validated, and the
     /// stored record (with its version) is returned.
     pub fn create<R: Record>(&mut self, record: &R) -> Result<R> {
-        let ctx = self.local_write();
-        let (actor, author) = (self.actor.clone(), self.author);
-        let reference = self.reference();
-        let acting = self.acting()?;
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let document = insert_new(
-            &tx,
-            &ctx,
-            &actor,
-            &author,
-            &reference,
-            acting.as_ref(),
-            record,
-        )?;
+        let document = insert_new(&tx, &write, record)?;
         tx.commit()?;
         Ok(document)
     }
@@ -375,21 +423,10 @@ impl Store {
     /// Stores many new records in one transaction (an import): all of them, or none if any is
     /// invalid or exists already. Much faster than `create` one by one, which commits each.
     pub fn create_all<R: Record>(&mut self, records: &[R]) -> Result<usize> {
-        let ctx = self.local_write();
-        let (actor, author) = (self.actor.clone(), self.author);
-        let reference = self.reference();
-        let acting = self.acting()?;
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
         for record in records {
-            insert_new(
-                &tx,
-                &ctx,
-                &actor,
-                &author,
-                &reference,
-                acting.as_ref(),
-                record,
-            )?;
+            insert_new(&tx, &write, record)?;
         }
         tx.commit()?;
         Ok(records.len())
@@ -399,40 +436,20 @@ impl Store {
     /// the version it read are written, as an edit made at that version. Returns the record as
     /// stored now, merged with anything that changed in the meantime.
     pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
-        let ctx = self.local_write();
-        let reference = self.reference();
-        let acting = self.acting()?;
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let stored = update_in(
-            &tx,
-            &ctx,
-            &reference,
-            acting.as_ref(),
-            &self.actor,
-            &self.author,
-            record,
-        )?;
+        let stored = update_in(&tx, &write, record)?;
         tx.commit()?;
         Ok(stored)
     }
 
     /// Applies several updates (as `update` does each) in one transaction: all or none.
     pub(crate) fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
-        let ctx = self.local_write();
-        let reference = self.reference();
-        let acting = self.acting()?;
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
-            stored.push(update_in(
-                &tx,
-                &ctx,
-                &reference,
-                acting.as_ref(),
-                &self.actor,
-                &self.author,
-                record,
-            )?);
+            stored.push(update_in(&tx, &write, record)?);
         }
         tx.commit()?;
         Ok(stored)
@@ -461,15 +478,13 @@ impl Store {
         path: &[String],
         value: &serde_json::Value,
     ) -> Result<()> {
-        let ctx = self.local_write();
-        let reference = self.reference();
-        let acting = self.acting()?;
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
+        let (rowid, mut document) = load_for::<R>(&tx, id, write.actor)?;
         let stored = doc::read_record::<R>(&document, id)?;
         let before = document.get_heads();
-        doc::resolve::<R>(&mut document, id, path, value, &self.author)?;
-        let resolved = match doc::read_record::<R>(&document, id) {
+        doc::resolve::<R>(&mut document, id, path, value, &write.author)?;
+        let mut resolved = match doc::read_record::<R>(&document, id) {
             Err(Error::DamagedDocument { .. }) => {
                 return Err(ValidationError::new(
                     path.join("."),
@@ -479,11 +494,23 @@ impl Store {
             }
             other => other?,
         };
-        resolved.validate(&reference)?;
-        if let Some(acting) = &acting {
+        resolved.validate(&write.reference)?;
+        if let Some(acting) = &write.acting {
             acting.check_write(Some(&stored), &resolved)?;
         }
-        save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+        // The derived fields follow the resolved value, in the document too.
+        resolved.derive(&write.reference);
+        doc::write_record(&mut document, &resolved, &write.author)?;
+        save_document(
+            &tx,
+            &write.ctx,
+            write.source,
+            id,
+            R::KIND,
+            Some(rowid),
+            &mut document,
+            &before,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -495,7 +522,7 @@ impl Store {
     pub fn merge_document(&mut self, id: Uuid, bytes: &[u8]) -> Result<bool> {
         let ctx = self.received_write();
         let tx = self.conn.transaction()?;
-        let merged = merge_document(&tx, &ctx, &self.actor, id, bytes)?;
+        let merged = merge_document(&tx, &ctx, reference_source!(self), &self.actor, id, bytes)?;
         tx.commit()?;
         Ok(merged.changed)
     }
@@ -509,9 +536,13 @@ impl Store {
     // -----------------------------------------------------------------------------------------
     // Reading
 
+    /// The record, its derived fields computed from its values (whatever the document holds:
+    /// a merge or a resolution writes none).
     pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
         let (_, document) = load_for::<R>(&self.conn, id, &self.actor)?;
-        doc::read_record(&document, id)
+        let mut record: R = doc::read_record(&document, id)?;
+        record.derive(&self.reference());
+        Ok(record)
     }
 
     /// The kind of a record, if the store holds it.
@@ -657,19 +688,12 @@ fn load_for<R: Record>(conn: &Connection, id: Uuid, actor: &ActorId) -> Result<(
 }
 
 /// `Store::update`'s work, in the caller's transaction.
-fn update_in<R: Record>(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    reference: &ReferenceData,
-    acting: Option<&crate::rights::Acting>,
-    actor: &ActorId,
-    author: &ChangeAuthor,
-    record: &R,
-) -> Result<R> {
+fn update_in<R: Record>(tx: &Transaction, write: &LocalWrite<'_>, record: &R) -> Result<R> {
     refuse_reference::<R>()?;
+    let (reference, acting) = (&write.reference, write.acting.as_ref());
     let mut record = record.clone();
     let id = record.id();
-    let (rowid, mut document) = load_for::<R>(tx, id, actor)?;
+    let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
     // The versions a record was captured with are the stored ones, whatever the caller holds
     // (an app that does not know the field sends none).
     if let Some(pins) = record.pins_mut() {
@@ -683,14 +707,23 @@ fn update_in<R: Record>(
         None => None,
     };
     let before = document.get_heads();
-    if doc::write_record(&mut document, &record, author)?.is_none() {
+    if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return doc::read_record(&document, id);
     }
     let stored = doc::read_record::<R>(&document, id)?;
     if let Some(acting) = acting {
         acting.check_write(previous.as_ref(), &stored)?;
     }
-    save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.source,
+        id,
+        R::KIND,
+        Some(rowid),
+        &mut document,
+        &before,
+    )?;
     Ok(stored)
 }
 
@@ -753,16 +786,9 @@ pub(crate) fn queue_for_hub(tx: &Transaction, id: Uuid, priority: i64) -> Result
 }
 
 /// Validates a new record and writes it as a new document, in the caller's transaction.
-fn insert_new<R: Record>(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    actor: &ActorId,
-    author: &ChangeAuthor,
-    reference: &ReferenceData,
-    acting: Option<&crate::rights::Acting>,
-    record: &R,
-) -> Result<R> {
+fn insert_new<R: Record>(tx: &Transaction, write: &LocalWrite<'_>, record: &R) -> Result<R> {
     refuse_reference::<R>()?;
+    let (reference, acting) = (&*write.reference, write.acting.as_ref());
     let mut record = record.clone();
     if record.id().is_nil() {
         record.set_id(Uuid::now_v7());
@@ -778,10 +804,19 @@ fn insert_new<R: Record>(
     if find_row(tx, id)?.is_some() {
         return Err(Error::AlreadyExists { kind: R::KIND, id });
     }
-    let mut document = Automerge::new().with_actor(actor.clone());
-    doc::write_record(&mut document, &record, author)?;
+    let mut document = Automerge::new().with_actor(write.actor.clone());
+    doc::write_record(&mut document, &record, &write.author)?;
     let stored = doc::read_record::<R>(&document, id)?;
-    save_document(tx, ctx, id, R::KIND, None, &mut document, &[])?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.source,
+        id,
+        R::KIND,
+        None,
+        &mut document,
+        &[],
+    )?;
     Ok(stored)
 }
 
@@ -795,9 +830,11 @@ pub fn new_change_hashes(document: &Automerge, before: &[ChangeHash]) -> Vec<u8>
 }
 
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn save_document(
     tx: &Transaction,
     ctx: &WriteContext,
+    source: ReferenceSource<'_>,
     id: Uuid,
     kind: RecordKind,
     rowid: Option<i64>,
@@ -807,7 +844,10 @@ pub(crate) fn save_document(
     let (origin, author) = (ctx.origin, ctx.author);
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
-    let record = TypedRecord::read(kind, id, document)?;
+    let mut record = TypedRecord::read(kind, id, document)?;
+    // Index rows, alerts and the outbox's urgency follow the record's values, whatever
+    // derivation the document holds (a merge or a resolution does not write one).
+    record.derive(&source.get(tx));
     let plain = document.save_nocompress();
     crate::bounds::check_size(plain.len(), &crate::bounds::DocumentLimits::STANDARD)
         .map_err(|limit| Error::OverLimit { id, limit })?;
@@ -851,7 +891,29 @@ pub(crate) fn save_document(
     if ctx.queue_for_hub {
         queue_for_hub(tx, id, record.urgency())?;
     }
+    if kind == RecordKind::Reference && ctx.on_device {
+        rederive_cases(tx, &source.get(tx))?;
+    }
     Ok(rowid)
+}
+
+/// Rebuilds the index rows of every child case with the reference data now in force: after a
+/// reference document arrived, a classification may follow a version this device lacked.
+fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached("SELECT rowid, id, doc FROM records WHERE kind = ?1")?
+        .query_map([RecordKind::ChildCase as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (rowid, id, stored) in rows {
+        let Ok(id) = Uuid::from_slice(&id) else {
+            continue;
+        };
+        let document = doc::load(id, &decode_stored(id, stored)?)?;
+        index_document(tx, rowid, RecordKind::ChildCase, id, &document, reference)?;
+    }
+    Ok(())
 }
 
 /// Removes every trace of a record from this store: document, index rows, search entry, change
@@ -916,8 +978,10 @@ fn index_document(
     kind: RecordKind,
     id: Uuid,
     document: &Automerge,
+    reference: &ReferenceData,
 ) -> Result<()> {
-    let record = TypedRecord::read(kind, id, document)?;
+    let mut record = TypedRecord::read(kind, id, document)?;
+    record.derive(reference);
     index::delete_rows(tx, rowid)?;
     index::insert_rows(tx, rowid, record.indexed())
 }
@@ -988,6 +1052,17 @@ impl TypedRecord {
         })
     }
 
+    /// Computes the derived fields from the record's values (`Record::derive`).
+    pub(crate) fn derive(&mut self, reference: &ReferenceData) {
+        match self {
+            TypedRecord::Workplace(r) => r.derive(reference),
+            TypedRecord::Visit(r) => r.derive(reference),
+            TypedRecord::ChildCase(r) => r.derive(reference),
+            TypedRecord::User(r) => r.derive(reference),
+            TypedRecord::Reference => {}
+        }
+    }
+
     /// The record's own validation (`Record::validate`).
     pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         match self {
@@ -1032,8 +1107,10 @@ impl TypedRecord {
     }
 }
 
-/// Rebuilds every index row from the documents (used by migrations that add an index).
-fn reindex_all(tx: &Transaction) -> Result<()> {
+/// Rebuilds every index row from the documents (used by migrations that add an index), with
+/// the derived fields computed from the values and `base` under the published reference data.
+fn reindex_all(tx: &Transaction, base: &ReferenceData) -> Result<()> {
+    let reference = load_reference(tx, base)?;
     let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
         .prepare("SELECT rowid, id, kind, doc FROM records")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -1048,7 +1125,7 @@ fn reindex_all(tx: &Transaction) -> Result<()> {
             reason: "unknown record kind in the store".into(),
         })?;
         let document = doc::load(id, &decode_stored(id, bytes)?)?;
-        index_document(tx, rowid, kind, id, &document)?;
+        index_document(tx, rowid, kind, id, &document, &reference)?;
     }
     Ok(())
 }
@@ -1106,6 +1183,7 @@ pub(crate) fn load_or_new(
 pub(crate) fn merge_document(
     tx: &Transaction,
     ctx: &WriteContext,
+    source: ReferenceSource<'_>,
     actor: &ActorId,
     id: Uuid,
     bytes: &[u8],
@@ -1152,6 +1230,7 @@ pub(crate) fn merge_document(
     save_document(
         tx,
         ctx,
+        source,
         id,
         kind,
         existing.map(|(rowid, _)| rowid),

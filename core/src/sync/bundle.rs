@@ -128,7 +128,14 @@ impl Store {
             ..BundleReport::default()
         };
         for (id, document) in &bundle.documents {
-            match store::merge_document(&tx, &ctx, &actor, *id, document) {
+            match store::merge_document(
+                &tx,
+                &ctx,
+                store::reference_source!(self),
+                &actor,
+                *id,
+                document,
+            ) {
                 Ok(merged) if !merged.complete => {
                     return Err(refuse(Some(*id), "the record's history is incomplete"));
                 }

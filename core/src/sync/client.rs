@@ -169,6 +169,7 @@ impl Store {
             more: response.more,
             ..SyncReport::default()
         };
+        let source = store::reference_source!(self);
         let tx = self.conn.transaction()?;
         let refetching: bool =
             tx.query_row("SELECT EXISTS (SELECT 1 FROM sync_refetch)", [], |r| {
@@ -187,6 +188,7 @@ impl Store {
                         apply_pulled(
                             &tx,
                             &ctx,
+                            source,
                             &actor,
                             *id,
                             catch_up,
@@ -235,6 +237,7 @@ impl Store {
             apply_pulled(
                 &tx,
                 &ctx,
+                source,
                 &actor,
                 *id,
                 changes,
@@ -346,6 +349,7 @@ fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
 fn apply_pulled(
     tx: &Transaction,
     ctx: &store::WriteContext,
+    source: store::ReferenceSource<'_>,
     actor: &automerge::ActorId,
     id: Uuid,
     changes: &[u8],
@@ -353,7 +357,7 @@ fn apply_pulled(
     refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
-    match store::merge_document(tx, ctx, actor, id, changes) {
+    match store::merge_document(tx, ctx, source, actor, id, changes) {
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {

@@ -145,9 +145,9 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        let reference = self.reference();
+        let source = store::reference_source!(self);
         let tx = self.conn.transaction()?;
-        let value = work(&mut EmbeddedTransaction { tx: &tx, reference })?;
+        let value = work(&mut EmbeddedTransaction { tx: &tx, source })?;
         tx.commit()?;
         Ok(value)
     }
@@ -157,9 +157,7 @@ impl HubStorage for Store {
 /// excludes every other, so `for_update` needs nothing more.
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
-    /// The store's reference data as the transaction began (the embedded hub is the only
-    /// writer of its reference documents).
-    reference: Arc<ReferenceData>,
+    source: store::ReferenceSource<'a>,
 }
 
 fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
@@ -201,10 +199,12 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             origin: Origin::Remote,
             author: Some(write.author),
             queue_for_hub: false,
+            on_device: false,
         };
         store::save_document(
             self.tx,
             &ctx,
+            self.source,
             write.id,
             write.kind,
             write.key,
@@ -223,7 +223,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn reference(&mut self) -> Result<Arc<ReferenceData>> {
-        Ok(self.reference.clone())
+        Ok(self.source.get(self.tx))
     }
 
     fn changed(

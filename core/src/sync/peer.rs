@@ -261,7 +261,14 @@ impl Store {
         let actor = self.actor.clone();
         let tx = self.conn.transaction()?;
         for (id, bytes) in documents {
-            store::merge_document(&tx, &ctx, &actor, *id, bytes)?;
+            store::merge_document(
+                &tx,
+                &ctx,
+                store::reference_source!(self),
+                &actor,
+                *id,
+                bytes,
+            )?;
             session.received += 1;
         }
         tx.commit()?;
