@@ -208,7 +208,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
 fn a_nesting_deleted_from_the_state_still_bounds_the_history() {
     let dir = TempDir::new().unwrap();
     let (id, honest, actor) = honest(&dir);
-    let bytes = hostile::deep_then_deleted(&honest, &actor, 2_000);
+    let bytes = hostile::deep_then_deleted(&honest, &actor, 2_000, None);
     let path = dir.path().to_path_buf();
     on_small_stack(move || {
         let mut victim = Store::open(StoreConfig::new(

@@ -29,15 +29,29 @@ pub fn deep(honest: &[u8], actor: &automerge::ActorId, depth: usize) -> Vec<u8> 
     doc.save_nocompress()
 }
 
-/// A nesting built then deleted: gone from the state, still in the history.
-pub fn deep_then_deleted(honest: &[u8], actor: &automerge::ActorId, depth: usize) -> Vec<u8> {
+/// A nesting built then deleted: gone from the state, still in the history. Its changes carry
+/// `message` (a Vigie author, as JSON), if given.
+pub fn deep_then_deleted(
+    honest: &[u8],
+    actor: &automerge::ActorId,
+    depth: usize,
+    message: Option<&str>,
+) -> Vec<u8> {
+    let options = || {
+        let options = automerge::transaction::CommitOptions::default();
+        match message {
+            Some(m) => options.with_message(m.to_string()),
+            None => options,
+        }
+    };
     let mut doc = open(honest, actor);
     let mut obj = doc.put_object(ROOT, "extra", ObjType::Map).unwrap();
     for _ in 1..depth {
         obj = doc.put_object(&obj, "x", ObjType::Map).unwrap();
     }
-    doc.commit();
+    doc.commit_with(options());
     doc.delete(ROOT, "extra").unwrap();
+    doc.commit_with(options());
     doc.save_nocompress()
 }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod rules;
 
 use automerge::{Automerge, ChangeHash};
 use chrono::{FixedOffset, NaiveDate, TimeZone};
