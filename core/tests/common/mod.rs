@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod matrix;
 
 use std::path::Path;
 use uuid::Uuid;

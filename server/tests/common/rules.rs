@@ -12,6 +12,10 @@ use vigie_core::{ChangeAuthor, Record};
 #[path = "../../../core/tests/common/hostile.rs"]
 pub mod hostile;
 
+/// The role matrix, cell by cell (`core/tests/common/matrix.rs`).
+#[path = "../../../core/tests/common/matrix.rs"]
+pub mod matrix;
+
 /// The device's own author: its user and device.
 pub fn author(device: &Device) -> ChangeAuthor {
     ChangeAuthor {
