@@ -735,4 +735,12 @@ impl VigieStore {
     pub fn debug_panic_holding_store(&self, message: String) -> Result<()> {
         self.with_store(|_| -> Result<()> { panic!("{message}") })
     }
+
+    /// Test hook (feature `test-hooks` only): the store acts as `role` in `areas`, as if the
+    /// hub had said so at a sync, for the suites that exercise the workflow without a hub.
+    pub fn debug_assume_role(&self, role: vigie_core::Role, areas: Vec<String>) -> Result<()> {
+        self.with_store(|s| {
+            Ok(s.debug_assume_profile(&vigie_core::sync::UserProfile { role, areas })?)
+        })
+    }
 }

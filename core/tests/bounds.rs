@@ -32,12 +32,7 @@ fn child(by: Uuid) -> ChildCase {
 }
 
 fn store(dir: &TempDir, name: &str) -> Store {
-    Store::open(StoreConfig::new(
-        dir.path().join(name),
-        Encryption::Unencrypted,
-        Uuid::now_v7(),
-    ))
-    .unwrap()
+    common::plain_store(dir.path(), name)
 }
 
 /// An honest case on a device: its id, its document and the device's actor.

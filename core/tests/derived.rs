@@ -26,12 +26,7 @@ fn area() -> Area {
 }
 
 fn open(dir: &TempDir, name: &str) -> Store {
-    Store::open(StoreConfig::new(
-        dir.path().join(name),
-        Encryption::Unencrypted,
-        Uuid::now_v7(),
-    ))
-    .unwrap()
+    common::plain_store(dir.path(), name)
 }
 
 /// A child of 14 (born 2011-03-01, identified 2025-09-01).

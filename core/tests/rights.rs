@@ -10,12 +10,7 @@ use uuid::Uuid;
 use vigie_core::*;
 
 fn open(dir: &TempDir, name: &str) -> Store {
-    Store::open(StoreConfig::new(
-        dir.path().join(name),
-        Encryption::Unencrypted,
-        Uuid::now_v7(),
-    ))
-    .unwrap()
+    common::plain_store(dir.path(), name)
 }
 
 #[test]

@@ -15,6 +15,28 @@ use vigie_core::sync::wire::PushOutcome;
 use vigie_core::sync::{Refusal, SyncOptions};
 use vigie_core::*;
 
+/// A community monitor of C01, a supervisor of the region, and the hub they sync with.
+fn monitor_supervisor_and_hub(dir: &TempDir) -> (Device, Device, Hub) {
+    let data = dir.path().join("hub");
+    let monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let supervisor = Device::enrol(
+        dir.path(),
+        &data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        2,
+    );
+    (monitor, supervisor, Hub::start(&data))
+}
+
 fn accepted(outcome: &PushOutcome) -> bool {
     matches!(outcome, PushOutcome::Accepted { .. })
 }
@@ -38,24 +60,7 @@ fn assert_not_stored(hub: &mut Hub, ids: &[Uuid]) {
 #[test]
 fn attack_1_deep_nesting_is_refused_and_the_hub_keeps_serving() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        1,
-    );
-    let mut supervisor = Device::enrol(
-        dir.path(),
-        &data,
-        "supervisor",
-        Role::Supervisor,
-        &[REGION],
-        2,
-    );
-    let mut hub = Hub::start(&data);
+    let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
     let honest = honest_document(&monitor);
     let actor = monitor.store.actor().clone();
 
@@ -111,24 +116,7 @@ fn attack_1_deep_nesting_is_refused_and_the_hub_keeps_serving() {
 #[test]
 fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        1,
-    );
-    let mut supervisor = Device::enrol(
-        dir.path(),
-        &data,
-        "supervisor",
-        Role::Supervisor,
-        &[REGION],
-        2,
-    );
-    let mut hub = Hub::start(&data);
+    let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
     let honest = honest_document(&monitor);
     let actor = monitor.store.actor().clone();
 
@@ -312,24 +300,7 @@ fn attack_4_area_codes_match_at_their_level_in_the_area_tree() {
 #[test]
 fn attack_5_the_phones_rules_hold_on_the_hub() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        1,
-    );
-    let mut supervisor = Device::enrol(
-        dir.path(),
-        &data,
-        "supervisor",
-        Role::Supervisor,
-        &[REGION],
-        2,
-    );
-    let mut hub = Hub::start(&data);
+    let (mut monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
     let case = monitor
         .store
         .create(&child(area(C01), "Awa", monitor.user()))
@@ -425,24 +396,7 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
 #[test]
 fn attack_6_every_change_names_its_sender() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        1,
-    );
-    let supervisor = Device::enrol(
-        dir.path(),
-        &data,
-        "supervisor",
-        Role::Supervisor,
-        &[REGION],
-        2,
-    );
-    let mut hub = Hub::start(&data);
+    let (mut monitor, supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
     let case = monitor
         .store
         .create(&child(area(C01), "Awa", monitor.user()))

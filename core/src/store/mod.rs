@@ -367,6 +367,17 @@ impl Store {
         Ok(get_meta(&self.conn, PROFILE_KEY)?.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
+    /// Test hook (feature `test-hooks` only, never in a release): the store takes `profile`
+    /// as if the hub had sent it, for test suites that exercise the workflow without a hub.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn debug_assume_profile(&mut self, profile: &crate::sync::UserProfile) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        set_user_profile(&tx, profile)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The role the store's user acts with: on a device, the role the hub gave them (a store
     /// that never synced has none, and its workflow calls are refused); on the hub, its
     /// administrator's, who holds every right.

@@ -10,6 +10,16 @@ use vigie_core::sync::wire;
 use vigie_core::sync::{HubLimits, Principal, SyncOptions, sync_with_hub};
 use vigie_core::*;
 
+/// An unencrypted device store at `dir/name`, for a user of its own.
+pub fn plain_store(dir: &Path, name: &str) -> Store {
+    Store::open(StoreConfig::new(
+        dir.join(name),
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    ))
+    .expect("open a device store")
+}
+
 /// The sample area tree the repository ships (`reference/areas-CI.json`): Côte d'Ivoire,
 /// regions CI-R1 (districts D1 to D4, communities C01 to C10 each) and CI-R2.
 pub fn sample_areas() -> ReferenceFile {
