@@ -155,6 +155,11 @@ fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
             limit: DocumentLimit::Operations
         })
     );
+    // A figure for the record (the benchmark measures it under load): what the hub held at most.
+    eprintln!(
+        "hub peak RSS after the hostile documents: {:.1} MiB",
+        hub.peak_rss_mib().unwrap_or(0.0)
+    );
     // A text longer than the bound, through the monitor's own store: a validation error
     // naming the field, nothing written.
     let mut long = child(area(C01), "Awa", monitor.user());

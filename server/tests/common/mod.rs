@@ -310,6 +310,21 @@ impl Hub {
         self.starts += 1;
     }
 
+    /// The hub process's peak resident memory so far, in MiB (Linux's `VmHWM`).
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+
     /// `host:port` of the hub.
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
