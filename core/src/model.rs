@@ -1129,7 +1129,8 @@ pub struct User {
     pub name: String,
     pub role: Role,
     /// Codes of the areas assigned (communities for a monitor, a district for an inspector, a
-    /// region for a supervisor): every record whose area has one of these codes at any level.
+    /// region for a supervisor): every record whose area has one of these codes at the level
+    /// the country's area tree gives the code.
     #[serde(with = "set_as_map", default)]
     pub areas: BTreeSet<String>,
     pub active: bool,
@@ -1147,9 +1148,10 @@ impl User {
         }
     }
 
-    /// Whether an area lies within this user's assignment.
-    pub fn covers(&self, area: &Area) -> bool {
-        area.codes().iter().any(|c| self.areas.contains(*c))
+    /// Whether an area lies within this user's assignment: each code at the level the area
+    /// trees in `reference` give it (`rights::AreaScope`; a code in no tree covers nothing).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        crate::rights::AreaScope::resolve(&self.areas, reference).covers(area)
     }
 }
 
