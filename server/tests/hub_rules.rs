@@ -584,3 +584,52 @@ fn a_hub_without_an_area_tree_serves_no_records() {
     hub.stop();
     assert!(hub.open_store().kind_of(case.id).is_ok());
 }
+
+#[test]
+fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    // Offline on both sides: the monitor's services start; the supervisor, who heard of them
+    // first-hand, verifies the withdrawal.
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case.id, CaseStatus::Withdrawn)
+        .unwrap();
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    // The monitor's step, from the version she made it on, is hers to take: accepted, and the
+    // two statuses are kept as a conflict for a person to settle.
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    supervisor.sync(&hub.url).unwrap();
+    let conflicts = supervisor.store.conflicts(case.id).unwrap();
+    assert!(
+        conflicts.iter().any(|c| c.field() == "status"),
+        "{conflicts:?}"
+    );
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}

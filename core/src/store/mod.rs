@@ -712,19 +712,29 @@ fn update_in<R: Record>(tx: &Transaction, write: &LocalWrite<'_>, record: &R) ->
     }
     record.derive(reference);
     record.validate(reference)?;
-    // The record as stored, before this write: what the write's workflow steps start from.
-    let previous = match acting {
-        Some(_) => Some(doc::read_record::<R>(&document, id)?),
-        None => None,
-    };
+    // The user's own steps, as the hub will judge them: from the version the caller read (the
+    // edit is made at it) to the record as the caller writes it. What changed meanwhile through
+    // sync is someone else's step, merged (and shown as a conflict if both set a field).
+    if let Some(acting) = acting {
+        let heads = record.version().heads();
+        if heads
+            .iter()
+            .any(|h| document.get_change_by_hash(h).is_none())
+        {
+            return Err(Error::UnknownVersion { id });
+        }
+        let read: R = if heads.is_empty() {
+            doc::read_record(&document, id)?
+        } else {
+            doc::read_record_at(&document, id, heads)?
+        };
+        acting.check_write(Some(&read), &record)?;
+    }
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return doc::read_record(&document, id);
     }
     let stored = doc::read_record::<R>(&document, id)?;
-    if let Some(acting) = acting {
-        acting.check_write(previous.as_ref(), &stored)?;
-    }
     save_document(
         tx,
         &write.ctx,
