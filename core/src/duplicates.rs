@@ -12,7 +12,7 @@
 //! adds nothing twice). Both writes are one transaction.
 
 use crate::error::{Error, Result};
-use crate::model::{ChildCase, Role};
+use crate::model::ChildCase;
 use crate::store::Store;
 use chrono::Datelike;
 use rusqlite::params;
@@ -124,16 +124,10 @@ impl Store {
 
     /// Merges `duplicate` into `keep` (a supervisor's decision; see the module's notes). Returns
     /// the kept case and the duplicate as stored.
-    pub fn merge_cases(
-        &mut self,
-        keep: Uuid,
-        duplicate: Uuid,
-        by: Role,
-    ) -> Result<(ChildCase, ChildCase)> {
+    pub fn merge_cases(&mut self, keep: Uuid, duplicate: Uuid) -> Result<(ChildCase, ChildCase)> {
         let not_allowed = |rule: &str| Error::NotAllowed { rule: rule.into() };
-        if by != Role::Supervisor {
-            return Err(not_allowed("only a supervisor may merge cases"));
-        }
+        let role = self.acting_role()?;
+        crate::rights::check_step(role, self.user_id(), &crate::rights::Step::Merge)?;
         if keep == duplicate {
             return Err(not_allowed("a case cannot be merged with itself"));
         }

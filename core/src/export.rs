@@ -167,9 +167,9 @@ impl Store {
     }
 
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
-    pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
+    pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
         let personal = options.include_personal_data;
-        if personal && by != Role::Supervisor {
+        if personal && self.acting_role()? != Role::Supervisor {
             return Err(Error::NotAllowed {
                 rule: "only a supervisor may export personal data".into(),
             });
@@ -254,9 +254,8 @@ impl Store {
         dir: &Path,
         format: ExportFormat,
         options: ExportOptions,
-        by: Role,
     ) -> Result<Vec<PathBuf>> {
-        let tables = self.export_tables(options, by)?;
+        let tables = self.export_tables(options)?;
         std::fs::create_dir_all(dir)?;
         let mut paths = Vec::with_capacity(tables.len());
         for table in tables {

@@ -3,18 +3,11 @@
 //! review of visits.
 //!
 //! Case statuses move `identified → referred → receiving services → withdrawn | prevented →
-//! closed` (`CaseStatus::can_become`). Who may take each step:
+//! closed` (`CaseStatus::can_become`). Who may take each step is the role matrix of `rights`,
+//! which the hub applies to every pushed record too. The calls here act with the role the hub
+//! gave the store's user at the last sync (`Store::acting_role`): the app does not say who it
+//! is, and a store that never synced takes no workflow step.
 //!
-//! | step | community monitor | supervisor | inspector |
-//! |---|---|---|---|
-//! | refer (`refer_case`: identified → referred, or a further referral) | yes | yes | no |
-//! | referred → receiving services | yes | yes | no |
-//! | verify: receiving services → withdrawn or prevented | no | yes | no |
-//! | close: withdrawn or prevented → closed | no | yes | no |
-//! | record a follow-up | yes | yes | no |
-//! | validate or return a submitted visit | no | yes | no |
-//!
-//! Inspectors work with workplaces and visits (the hub does not even send them child cases).
 //! Verification and closing are a supervisor's: they end the services and start the tracking.
 //! A verification sets `remediated_on`, from which the rule set's follow-up schedule (3 and 6
 //! months, then yearly until 18 by default) plans the case's next follow-up: it is derived on
@@ -22,6 +15,7 @@
 
 use crate::error::{Error, Result, ValidationError};
 use crate::model::{CaseStatus, ChildCase, FollowUp, Referral, Role, Visit, VisitStatus};
+use crate::rights::{self, Step};
 use crate::store::Store;
 use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
@@ -40,21 +34,6 @@ fn not_allowed(rule: impl Into<String>) -> Error {
     Error::NotAllowed { rule: rule.into() }
 }
 
-fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Inspector => "inspector",
-        Role::CommunityMonitor => "community monitor",
-        Role::Supervisor => "supervisor",
-    }
-}
-
-fn manages_cases(by: Role) -> Result<()> {
-    if by == Role::Inspector {
-        return Err(not_allowed("an inspector does not manage child cases"));
-    }
-    Ok(())
-}
-
 fn not_merged(case: &ChildCase) -> Result<()> {
     if case.merged_into.is_some() {
         return Err(not_allowed(
@@ -64,11 +43,10 @@ fn not_merged(case: &ChildCase) -> Result<()> {
     Ok(())
 }
 
-/// Whether `by` may move a case from `from` to `to` with `transition_case`; the error names the
-/// rule that forbids it.
+/// Whether a user of role `by` may move a case from `from` to `to` with `transition_case`
+/// (what an app asks to show the steps a user can take); the error names the rule that forbids
+/// it.
 pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Result<()> {
-    use CaseStatus::*;
-    manages_cases(by)?;
     if from == to {
         return Err(not_allowed(format!("the case is already {}", to.as_str())));
     }
@@ -79,38 +57,41 @@ pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Resu
             to.as_str()
         )));
     }
-    match to {
-        Referred => Err(not_allowed(
+    if to == CaseStatus::Referred {
+        return Err(not_allowed(
             "a case is referred with refer_case, which records the referral",
-        )),
-        Withdrawn | Prevented | Closed if by != Role::Supervisor => Err(not_allowed(format!(
-            "only a supervisor may make a case {} (a {} may not)",
-            to.as_str(),
-            role_str(by)
-        ))),
-        _ => Ok(()),
+        ));
     }
+    rights::check_step(
+        by,
+        Uuid::nil(),
+        &Step::CaseStatus {
+            from,
+            to,
+            has_referral: true,
+        },
+    )
 }
 
 impl Store {
-    /// Moves a case to `to`, as `by`, today (see `transition_case_on`).
-    pub fn transition_case(&mut self, id: Uuid, to: CaseStatus, by: Role) -> Result<ChildCase> {
-        self.transition_case_on(id, to, by, Utc::now().date_naive())
+    /// Moves a case to `to`, today (see `transition_case_on`).
+    pub fn transition_case(&mut self, id: Uuid, to: CaseStatus) -> Result<ChildCase> {
+        self.transition_case_on(id, to, Utc::now().date_naive())
     }
 
-    /// Moves a case to `to`, as `by`, on `on`: the state machine and the role's rights are
-    /// checked (`Error::NotAllowed` otherwise). Becoming withdrawn or prevented records `on` as
-    /// the remediation date and schedules the first follow-up.
+    /// Moves a case to `to` on `on`, as the store's user: the state machine and the user's
+    /// role are checked (`Error::NotAllowed` otherwise). Becoming withdrawn or prevented
+    /// records `on` as the remediation date and schedules the first follow-up.
     pub fn transition_case_on(
         &mut self,
         id: Uuid,
         to: CaseStatus,
-        by: Role,
         on: NaiveDate,
     ) -> Result<ChildCase> {
+        let role = self.acting_role()?;
         let mut case: ChildCase = self.get(id)?;
         not_merged(&case)?;
-        check_case_transition(case.status, to, by)?;
+        check_case_transition(case.status, to, role)?;
         case.status = to;
         if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
             case.remediated_on = Some(on);
@@ -121,13 +102,9 @@ impl Store {
     /// Records a referral to a service. An identified case becomes referred; a case already
     /// referred or receiving services keeps its status (a further referral). Returns the case
     /// and the new referral's key.
-    pub fn refer_case(
-        &mut self,
-        id: Uuid,
-        referral: Referral,
-        by: Role,
-    ) -> Result<(ChildCase, Uuid)> {
-        manages_cases(by)?;
+    pub fn refer_case(&mut self, id: Uuid, referral: Referral) -> Result<(ChildCase, Uuid)> {
+        let role = self.acting_role()?;
+        rights::check_step(role, self.user_id(), &Step::ReferralAdded)?;
         let mut case: ChildCase = self.get(id)?;
         not_merged(&case)?;
         match case.status {
@@ -152,9 +129,9 @@ impl Store {
         &mut self,
         id: Uuid,
         mut follow_up: FollowUp,
-        by: Role,
     ) -> Result<(ChildCase, Uuid)> {
-        manages_cases(by)?;
+        let role = self.acting_role()?;
+        rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
         let mut case: ChildCase = self.get(id)?;
         not_merged(&case)?;
         let key = Uuid::now_v7();
@@ -168,15 +145,32 @@ impl Store {
         Ok((self.update(&case)?, key))
     }
 
-    /// A supervisor validates a submitted visit, or returns it to its visitor with a comment
-    /// (required). `reviewed_by` is the store's user.
-    pub fn review_visit(&mut self, id: Uuid, review: Review, by: Role) -> Result<Visit> {
-        if by != Role::Supervisor {
+    /// The visitor submits a draft (or a returned) visit for review.
+    pub fn submit_visit(&mut self, id: Uuid) -> Result<Visit> {
+        let mut visit: Visit = self.get(id)?;
+        let to = VisitStatus::Submitted;
+        if visit.status == to || !visit.status.can_become(to) {
             return Err(not_allowed(format!(
-                "only a supervisor may review a visit (a {} may not)",
-                role_str(by)
+                "only a draft or returned visit can be submitted (this one is {})",
+                visit.status.as_str()
             )));
         }
+        visit.status = to;
+        self.update(&visit)
+    }
+
+    /// A supervisor validates a submitted visit, or returns it to its visitor with a comment
+    /// (required). `reviewed_by` is the store's user.
+    pub fn review_visit(&mut self, id: Uuid, review: Review) -> Result<Visit> {
+        let role = self.acting_role()?;
+        let user = self.user_id();
+        rights::check_step(
+            role,
+            user,
+            &Step::Review {
+                reviewer: Some(user),
+            },
+        )?;
         let mut visit: Visit = self.get(id)?;
         if visit.status != VisitStatus::Submitted {
             return Err(not_allowed(format!(
@@ -198,7 +192,7 @@ impl Store {
                 visit.review_comment = comment;
             }
         }
-        visit.reviewed_by = Some(self.user_id());
+        visit.reviewed_by = Some(user);
         self.update(&visit)
     }
 }
