@@ -150,7 +150,15 @@ impl Store {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
-            let document = crate::doc::load(id, &store::decode_stored(id, row.get(1)?)?)?;
+            let document = match store::decode_stored(id, row.get(1)?)
+                .and_then(|bytes| crate::doc::load(id, &bytes))
+            {
+                Ok(document) => document,
+                // A record this store cannot read (damaged, or over the bounds an older version
+                // let in) never blocks the rest of the queue: it stays in the outbox, unsent.
+                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let known: Vec<ChangeHash> = row
                 .get::<_, Option<Vec<u8>>>(2)?
                 .map(|b| heads_of(&b))

@@ -1207,7 +1207,7 @@ fn pull(
                 }
                 Ok(None) => {}
                 // One damaged record never fails a device's sync: it is left out, and said.
-                Err(Error::DamagedDocument { .. }) => {
+                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => {
                     tracing::warn!(record = %id, "stored record unreadable: skipped in a pull");
                 }
                 Err(e) => return Err(e),
