@@ -6,9 +6,14 @@
 //! heads): a field that sync changed in the meantime is not overwritten, and if the user changed
 //! it too, Automerge keeps both values — a conflict that `conflicts` shows and `resolve` settles.
 
-use crate::bounds::{self, DocumentLimits};
-use crate::error::{Error, Result, ValidationError, describe_json_error};
-use crate::model::{Record, RecordKind, Version};
+pub use crate::codec::load;
+
+use crate::codec::bounds::{self, DocumentLimits};
+use crate::domain::codes::RecordKind;
+use crate::domain::records::{Record, ReferenceDocument, Version};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::domain::validation::describe_json_error;
+use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, Automerge, ChangeHash, ObjId, ObjType, PatchAction, PatchLog, Prop, ReadDoc,
@@ -17,21 +22,25 @@ use automerge::{
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
 
 /// Who made a change: carried in every change's message, so it travels with the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ChangeAuthor {
     #[serde(rename = "u")]
+    #[cfg_attr(feature = "uniffi", uniffi(name = "user_id"))]
     pub user: Uuid,
     #[serde(rename = "d")]
+    #[cfg_attr(feature = "uniffi", uniffi(name = "device_id"))]
     pub device: Uuid,
 }
 
 /// One change in a record's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct HistoryEntry {
+    /// The change's hash.
     pub change: String,
     pub author: Option<ChangeAuthor>,
     /// The device's clock when the change was made (it may be wrong; sync keeps the hub's
@@ -41,22 +50,27 @@ pub struct HistoryEntry {
     pub fields: Vec<String>,
 }
 
-/// Two or more values that devices set concurrently for the same field.
+/// Two or more values that devices set concurrently for the same field, until it is resolved.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Conflict {
-    /// The field's path from the record's root, one key per element.
+    /// The field's path from the record's root, one key per element (what resolving takes).
     pub path: Vec<String>,
+    /// The path as a dotted string, for display.
+    pub field: String,
     pub values: Vec<ConflictValue>,
 }
 
 impl Conflict {
     /// The path as a dotted string, for display.
     pub fn field(&self) -> String {
-        self.path.join(".")
+        self.field.clone()
     }
 }
 
+/// One of the values devices set concurrently for a field, and who set it.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConflictValue {
     pub value: Json,
     pub author: Option<ChangeAuthor>,
@@ -120,42 +134,6 @@ pub fn actor_for(device: Uuid, store_nonce: [u8; 8]) -> ActorId {
 pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     let bytes = actor.to_bytes();
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
-}
-
-/// The error for bytes `bounds::admit` refused.
-pub(crate) fn refused(id: Uuid, refused: bounds::Refused) -> Error {
-    match refused {
-        bounds::Refused::Over(limit) => Error::OverLimit { id, limit },
-        bounds::Refused::Unsupported => Error::DamagedDocument {
-            id,
-            reason: "the document holds a chunk format Vigie does not read".into(),
-        },
-    }
-}
-
-/// Decodes a document from bytes that may be damaged or hostile (received, or stored by an
-/// older version). What Automerge would allocate is bounded before it reads them, and the
-/// document's state is checked without recursion before anything recursive can read it
-/// (`bounds`). automerge can panic on malformed input; the panic is contained here and
-/// reported as a damaged document.
-pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
-    let limits = DocumentLimits::STANDARD;
-    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
-    match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
-        Ok(Ok(doc)) => {
-            bounds::check_state(&doc, None, &limits)
-                .map_err(|limit| Error::OverLimit { id, limit })?;
-            Ok(doc)
-        }
-        Ok(Err(_)) => Err(Error::DamagedDocument {
-            id,
-            reason: "the document's bytes do not decode".into(),
-        }),
-        Err(_) => Err(Error::DamagedDocument {
-            id,
-            reason: "the document's bytes made the decoder fail".into(),
-        }),
-    }
 }
 
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
@@ -412,6 +390,27 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
     read_record_at_heads(doc, id, None)
 }
 
+/// Reads the record a stored document holds (`codec::load_stored`, then `read_record`).
+pub fn read_stored<R: Record>(id: Uuid, stored: Vec<u8>) -> Result<R> {
+    read_record(&crate::codec::load_stored(id, stored)?, id)
+}
+
+/// `base` with every version of the stored reference documents given as `(id, stored bytes)`.
+/// A document that does not read is left out rather than failing the caller: the data it
+/// would add is not in force, and records that name its versions say so when validated.
+pub fn with_published(
+    base: &ReferenceData,
+    stored: impl IntoIterator<Item = (Uuid, Vec<u8>)>,
+) -> ReferenceData {
+    let mut data = base.clone();
+    for (id, bytes) in stored {
+        if let Ok(document) = read_stored::<ReferenceDocument>(id, bytes) {
+            data.add_published(&document);
+        }
+    }
+    data
+}
+
 /// Reads the record a document held at `heads` (an earlier version). The state at those heads
 /// is checked against the bounds first, without recursion: a document is checked as it is now
 /// when it is loaded, not as it was.
@@ -466,8 +465,11 @@ fn read_record_at_heads<R: Record>(
 
 /// The reference versions a stored record was captured with (none for a record written before
 /// they were kept), read without reading the whole record.
-pub(crate) fn read_pins(doc: &Automerge) -> crate::reference::ReferencePins {
-    match doc.get(automerge::ROOT, crate::reference::PINS_FIELD) {
+pub(crate) fn read_pins(doc: &Automerge) -> ReferencePins {
+    match doc.get(
+        automerge::ROOT,
+        crate::domain::reference::content::PINS_FIELD,
+    ) {
         Ok(Some((Value::Object(ObjType::Map), obj))) => ReadDoc::hydrate(doc, &obj, None)
             .ok()
             .and_then(|h| serde_json::from_value(hydrated_json(&h)).ok())
@@ -540,6 +542,7 @@ fn collect_conflicts(
                 });
             }
             found.push(Conflict {
+                field: path.join("."),
                 path: path.clone(),
                 values,
             });

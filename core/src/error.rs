@@ -4,25 +4,25 @@
 //! must not end up in a log or a crash report. Errors name the field, the rule and the record's
 //! kind and id (a random UUID, not personal data) and nothing else.
 
-use crate::model::{CaseStatus, RecordKind};
+pub use crate::domain::validation::{NotAllowed, ValidationError};
+
+use crate::domain::codes::{CaseStatus, RecordKind};
+use crate::domain::limits::DocumentLimit;
 use uuid::Uuid;
 
-/// A rule that a value broke, with the field it was found in (a dotted path such as
-/// `location.latitude` or `referrals.<id>.date`).
+/// Why bytes could not be decoded. The text names the problem, never the content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field}: {rule}")]
-pub struct ValidationError {
-    pub field: String,
-    pub rule: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            rule: rule.into(),
-        }
-    }
+pub enum DecodeError {
+    #[error("not a Vigie {expected} (wrong tag)")]
+    WrongTag { expected: &'static str },
+    #[error("decompressed size exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("damaged compression frame")]
+    Compression,
+    #[error("damaged message structure")]
+    Structure,
+    #[error("checksum mismatch: the bytes were damaged or altered")]
+    Checksum,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +79,11 @@ pub enum Error {
     /// A received or stored document over one of the bounds on what a record may hold
     /// (`DocumentLimits`): refused, or reported as damaged, before anything reads it.
     #[error("record {id} exceeds the limit on {limit}")]
-    OverLimit {
-        id: Uuid,
-        limit: crate::bounds::DocumentLimit,
-    },
+    OverLimit { id: Uuid, limit: DocumentLimit },
 
     /// Bytes from another device or the hub that are not a well-formed message.
     #[error("sync message refused: {0}")]
-    Protocol(#[from] crate::sync::DecodeError),
+    Protocol(#[from] DecodeError),
 
     /// A bundle refused whole; `record` names the record that failed, if one did.
     #[error("bundle refused: {reason}")]
@@ -146,14 +143,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// serde_json's messages quote the offending value ("invalid type: string \"Kouamé\""), so they
-/// are reduced to their category and position before they can reach an error.
-pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
-    let category = match e.classify() {
-        serde_json::error::Category::Io => "i/o",
-        serde_json::error::Category::Syntax => "syntax",
-        serde_json::error::Category::Data => "unexpected shape",
-        serde_json::error::Category::Eof => "truncated",
-    };
-    format!("{category} (line {}, column {})", e.line(), e.column())
+impl From<NotAllowed> for Error {
+    fn from(e: NotAllowed) -> Error {
+        Error::NotAllowed { rule: e.rule }
+    }
 }

@@ -1,43 +1,80 @@
 //! Vigie's core: typed field records (workplaces, visits, child cases, users), each one Automerge
-//! document, in an encrypted SQLite store with query indexes.
+//! document, in an encrypted SQLite store with query indexes, and a sans-IO sync engine.
 //!
-//! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it.
+//! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it. With the
+//! `uniffi` feature (the bindings turn it on), its records, enums, queries and summaries are the
+//! bindings' own types (`ffi`).
+//!
+//! Layers, each importing only those below it (`tests/layers.rs` checks every `crate::` path):
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | `domain` | records, validation, codes, reference data, classification, rights, derived values |
+//! | 1 | `error` | the core's error, converted from the domain's |
+//! | 2 | `codec` | stored bytes ⇄ Automerge documents, bounded |
+//! | 3 | `doc` | records ⇄ Automerge documents: edits, conflicts, history |
+//! | 4 | `storage` | the interface the hub's engine runs on |
+//! | 5 | `store` | the SQLite store, its indexes and queries, the embedded hub storage |
+//! | 6 | `sync`, `features` | sync (device, hub, peers, bundles); workflow, duplicates, indicators, exports, hand-over |
+//! | 7 | `vault` | several users' stores on one phone |
 
-pub mod alerts;
-pub mod bounds;
-pub mod classify;
+pub mod codec;
 pub mod doc;
-pub mod duplicates;
+pub mod domain;
 pub mod error;
-pub mod export;
-pub mod handover;
-pub mod indicators;
-pub mod model;
-pub mod reference;
-pub mod rights;
+pub mod features;
+#[cfg(feature = "uniffi")]
+pub mod ffi;
+pub mod storage;
 pub mod store;
 pub mod sync;
 pub mod vault;
-pub mod workflow;
 
-pub use alerts::{Alert, AlertSeverity, case_severity};
-pub use bounds::{DocumentLimit, DocumentLimits};
-pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
-pub use export::{ExportFormat, ExportOptions, ExportTable};
-pub use handover::{HandOver, HandedCase};
-pub use indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
-pub use vault::{Credential, KdfParams, Vault, VaultConfig};
-pub use workflow::{Review, check_case_transition};
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
 
-pub use classify::{Classification, ClassificationOutcome, RuleSet};
+// The modules under their earlier paths.
+pub use codec::bounds;
+pub use domain::{classify, rights};
+
+/// Reference data (`domain::reference`), with the documents the hub publishes it in.
+pub mod reference {
+    pub use crate::domain::records::ReferenceDocument;
+    pub use crate::domain::reference::*;
+}
+pub use features::{duplicates, export, handover, indicators, workflow};
+
+/// The records and their enums (`domain`), under their earlier path.
+pub mod model {
+    pub use crate::domain::area::*;
+    pub use crate::domain::codes::*;
+    pub use crate::domain::records::*;
+}
+
+pub use domain::codes::*;
+pub use domain::derived::{
+    NAME_SIMILARITY_THRESHOLD, case_severity, fold_name, name_similarity, visit_severity,
+};
+pub use domain::reference::{
+    AreaGrant, CountryProfile, Labels, Pin, ReferenceContent, ReferenceData, ReferenceFile,
+    ReferencePins,
+};
+pub use domain::{
+    AgeBands, Area, AreaFilter, ChecklistAnswers, ChildCase, Classification, DocumentLimit,
+    DocumentLimits, FollowUp, GeoPoint, Location, NotAllowed, Record, ReferenceDocument, Referral,
+    RuleSet, Thresholds, User, UserProfile, Version, Visit, Workforce, Workplace,
+    check_case_transition,
+};
+
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
 pub use error::{Error, Result, ValidationError};
-pub use model::*;
-pub use reference::{
-    AreaGrant, AreaLevel, CountryProfile, Labels, Pin, ReferenceContent, ReferenceData,
-    ReferenceDocument, ReferenceFile, ReferencePins, ReferenceType,
-};
+pub use features::duplicates::DuplicateCandidate;
+pub use features::export::{ExportFormat, ExportOptions, ExportTable};
+pub use features::handover::{HandOver, HandedCase};
+pub use features::indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
+pub use features::workflow::Review;
 pub use store::{
-    ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,
-    StoreRole, VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+    Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store,
+    StoreConfig, StoreRole, VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
 };
+pub use vault::{Credential, KdfParams, Vault, VaultConfig};

@@ -29,8 +29,8 @@
 //! someone able to write the app's files could restore an older copy; the keystore's own
 //! protection (hardware-backed, with its own attempt limits) is what resists that.
 
+use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result, ValidationError};
-use crate::reference::ReferenceData;
 use crate::store::files::{
     RekeyStop, parent_dir, remove_if_exists, remove_rekey_leftovers, remove_store_files, sync_dir,
 };

@@ -218,7 +218,7 @@ fn crash_child_process() {
                 let id = visits[rng.below(visits.len() as u64) as usize];
                 let mut v: Visit = store.get(id).expect("read a visit");
                 v.workforce.male.adults += 1;
-                let revision = u64::from(v.workforce.male.adults);
+                let revision = v.workforce.male.adults as u64;
                 v.findings = with_revision(&v.findings, revision);
                 store.update(&v).expect("update a visit");
                 ack(&mut out, "visit", id, revision);
@@ -374,10 +374,10 @@ fn revision_in_store(store: &Store, id: Uuid, kind: RecordKind, cycle: u32) -> u
                 .unwrap_or_else(|e| panic!("cycle {cycle}: visit {id} lost: {e}"));
             assert_eq!(
                 notes_revision(&v.findings),
-                Some(u64::from(v.workforce.male.adults)),
+                Some(v.workforce.male.adults as u64),
                 "cycle {cycle}: visit {id}: findings and workforce come from different writes"
             );
-            Some(u64::from(v.workforce.male.adults))
+            Some(v.workforce.male.adults as u64)
         }
         RecordKind::User | RecordKind::Reference => {
             unreachable!("the child writes no users or reference data")

@@ -30,7 +30,7 @@ fn open(dir: &TempDir, name: &str) -> Store {
 }
 
 /// A child of 14 (born 2011-03-01, identified 2025-09-01).
-fn fourteen(hours: u32, by: Uuid) -> ChildCase {
+fn fourteen(hours: i32, by: Uuid) -> ChildCase {
     let mut c = ChildCase::new(
         "CASE-14",
         "Adjoa Kouassi",
@@ -194,7 +194,7 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
 
 #[derive(Debug, Clone)]
 enum Edit {
-    Hours(u32),
+    Hours(i32),
     BornIn(i32),
     Hazard(&'static str),
     NightWork,
@@ -218,7 +218,7 @@ enum Op {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        prop::sample::select(vec![0u32, 10, 14, 20, 36, 43, 50, 60]).prop_map(Edit::Hours),
+        prop::sample::select(vec![0i32, 10, 14, 20, 36, 43, 50, 60]).prop_map(Edit::Hours),
         (2009i32..=2020).prop_map(Edit::BornIn),
         prop::sample::select(vec!["heavy_loads", "pesticides", "sharp_tools"])
             .prop_map(Edit::Hazard),

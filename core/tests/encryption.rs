@@ -79,7 +79,7 @@ fn populate(store: &mut Store, n: usize) -> Written {
             identified,
             USER,
         );
-        c.estimated_age = Some(9 + (i % 8) as u32);
+        c.estimated_age = Some(9 + (i % 8) as i32);
         c.guardian = guardian_name(i);
         c.household = format!("Ménage de {} à Sassandra", guardian_name(i));
         c.workplace_id = Some(w.id);

@@ -85,8 +85,8 @@ fn child(area: &Area, i: usize, by: Uuid) -> ChildCase {
         NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
         by,
     );
-    c.estimated_age = Some(10 + (i % 7) as u32);
-    c.hours_per_week = (i % 30) as u32;
+    c.estimated_age = Some(10 + (i % 7) as i32);
+    c.hours_per_week = (i % 30) as i32;
     c.notes = "Suivi à prévoir après la saison.".into();
     c
 }

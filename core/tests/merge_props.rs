@@ -50,7 +50,7 @@ impl Field {
                     VisitStatus::Returned,
                 ][value as usize % 4]
             }
-            Field::GirlsUnder12 => v.workforce.female.under_12 = u32::from(value % 5),
+            Field::GirlsUnder12 => v.workforce.female.under_12 = i32::from(value % 5),
             Field::AnswerLi01 => {
                 v.checklist.answers.insert(
                     "LI01".into(),

@@ -75,7 +75,7 @@ fn sync(d: &mut Device, hub: &mut Store) -> SyncSummary {
 }
 
 /// A child identified on 2026-03-02, born on that day `age` years before (so exactly `age`).
-fn child(area: Area, age: i32, hours: u32, by: Uuid) -> ChildCase {
+fn child(area: Area, age: i32, hours: i32, by: Uuid) -> ChildCase {
     let mut c = ChildCase::new(
         &format!("CASE-{}", &Uuid::new_v4().simple().to_string()[..8]),
         "Koffi",
@@ -105,7 +105,7 @@ fn outcome(c: &ChildCase) -> (ClassificationOutcome, String) {
 fn ci_profile_v1() -> CountryProfile {
     let mut p = CountryProfile::ilo_default();
     p.name = Labels::fr_en("Côte d'Ivoire", "Côte d'Ivoire");
-    p.hazardous_work.push(Item::new(
+    p.thresholds.hazardous_work.push(Item::new(
         "cocoa_pod_breaking",
         "Écabossage à la machette",
         "Breaking cocoa pods with a machete",
@@ -117,9 +117,11 @@ fn ci_profile_v1() -> CountryProfile {
 /// `sharp_tools`.
 fn ci_profile_v2() -> CountryProfile {
     let mut p = ci_profile_v1();
-    p.minimum_age = 16;
-    p.light_work_min_age = 14;
-    p.hazardous_work.retain(|h| h.code != "cocoa_pod_breaking");
+    p.thresholds.minimum_age = 16;
+    p.thresholds.light_work_min_age = 14;
+    p.thresholds
+        .hazardous_work
+        .retain(|h| h.code != "cocoa_pod_breaking");
     p
 }
 
@@ -128,23 +130,25 @@ fn ci_profile_v2() -> CountryProfile {
 fn bf_profile() -> CountryProfile {
     CountryProfile {
         name: Labels::fr_en("Burkina Faso", "Burkina Faso"),
-        minimum_age: 14,
-        light_work_min_age: 12,
-        light_work_max_hours: 12,
-        hazardous_work_age: 16,
-        long_hours: 36,
-        night_work_is_hazardous: false,
-        hazardous_work: vec![
-            Item::new("gold_panning", "Orpaillage", "Gold panning"),
-            Item::new(
-                "heavy_loads",
-                "Port de charges lourdes",
-                "Carrying heavy loads",
-            ),
-        ],
+        thresholds: Thresholds {
+            minimum_age: 14,
+            light_work_min_age: 12,
+            light_work_max_hours: 12,
+            hazardous_work_age: 16,
+            long_hours: 36,
+            night_work_is_hazardous: false,
+            hazardous_work: vec![
+                Item::new("gold_panning", "Orpaillage", "Gold panning"),
+                Item::new(
+                    "heavy_loads",
+                    "Port de charges lourdes",
+                    "Carrying heavy loads",
+                ),
+            ],
+            follow_up_months: vec![2, 4, 8],
+            follow_up_yearly_until_age: 17,
+        },
         worst_forms: Vec::new(),
-        follow_up_months: vec![2, 4, 8],
-        follow_up_yearly_until_age: 17,
     }
 }
 
@@ -225,7 +229,7 @@ fn built_in_reference_is_used_when_nothing_is_published() {
     // The default profile lists the worst forms of C182 art. 3 (a)-(c).
     let profile = reference.country_profile("ilo-default", 1).unwrap();
     assert_eq!(profile.worst_forms.len(), 6);
-    assert_eq!(profile.minimum_age, 15);
+    assert_eq!(profile.thresholds.minimum_age, 15);
 
     // Records are captured with the built-in versions.
     let c = store
@@ -370,8 +374,22 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
         vec![1, 2]
     );
     assert!(reference.is_published(ReferenceType::CountryProfile, "CI", 1));
-    assert_eq!(reference.rule_set_at("CI", 1).unwrap().minimum_age, 15);
-    assert_eq!(reference.rule_set_at("CI", 2).unwrap().minimum_age, 16);
+    assert_eq!(
+        reference
+            .rule_set_at("CI", 1)
+            .unwrap()
+            .thresholds
+            .minimum_age,
+        15
+    );
+    assert_eq!(
+        reference
+            .rule_set_at("CI", 2)
+            .unwrap()
+            .thresholds
+            .minimum_age,
+        16
+    );
     let doc = monitor
         .store
         .reference_document(ReferenceType::CountryProfile, "CI")
@@ -457,21 +475,24 @@ fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() 
 
     // Contents that break the conventions' bounds are refused, naming the field.
     let mut low = bf_profile();
-    low.minimum_age = 13;
+    low.thresholds.minimum_age = 13;
     let (field, _) = validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(low)));
     assert_eq!(field, "content.minimum_age");
     let mut light = bf_profile();
-    light.light_work_min_age = 11;
+    light.thresholds.light_work_min_age = 11;
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(light)));
     assert_eq!(field, "content.light_work_min_age");
     let mut hazardous = bf_profile();
-    hazardous.hazardous_work_age = 15;
+    hazardous.thresholds.hazardous_work_age = 15;
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(hazardous)));
     assert_eq!(field, "content.hazardous_work_age");
     let mut twice = bf_profile();
-    twice.hazardous_work.push(twice.hazardous_work[0].clone());
+    twice
+        .thresholds
+        .hazardous_work
+        .push(twice.thresholds.hazardous_work[0].clone());
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(twice)));
     assert_eq!(field, "content.hazardous_work.gold_panning");
@@ -535,7 +556,7 @@ fn a_checklist_item_removed_in_a_new_version_still_validates_on_old_visits() {
         .unwrap()
         .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
         .unwrap();
-    let visit = |version: u32, code: &str| {
+    let visit = |version: i32, code: &str| {
         let mut v = Visit::new(VisitKind::LabourInspection, &w, by, start);
         v.checklist = ChecklistAnswers {
             checklist: "labour-inspection".into(),
@@ -1021,7 +1042,7 @@ fn classification_at_every_boundary_of_two_profiles() {
     #[derive(Clone, Copy)]
     struct Facts {
         age: i32,
-        hours: u32,
+        hours: i32,
         night: bool,
         hazard: Option<&'static str>,
     }
@@ -1115,17 +1136,27 @@ fn classification_at_every_boundary_of_two_profiles() {
             );
             let direct = rules.classify(&c);
             assert_eq!(direct.outcome, expected, "{what}: {}", direct.reason);
-            assert_eq!(direct.age, Some(facts.age as u32), "{what}");
+            assert_eq!(direct.age, Some(facts.age), "{what}");
             let stored = monitor.store.create(&c).unwrap();
             assert_eq!(outcome(&stored), (expected, label.to_string()), "{what}");
         }
         // Worst forms come first, at any age below 18; at the hazardous work age, hazards no
         // longer make child labour.
-        let mut c = child(area.clone(), rules.hazardous_work_age as i32 - 1, 0, by);
+        let mut c = child(
+            area.clone(),
+            rules.thresholds.hazardous_work_age as i32 - 1,
+            0,
+            by,
+        );
         c.worst_forms.insert(WorstForm::ForcedLabour);
         assert_eq!(rules.classify(&c).outcome, WorstFormSuspected, "{label}");
-        let listed = rules.hazardous_work[0].code.clone();
-        let mut c = child(area.clone(), rules.hazardous_work_age as i32, 40, by);
+        let listed = rules.thresholds.hazardous_work[0].code.clone();
+        let mut c = child(
+            area.clone(),
+            rules.thresholds.hazardous_work_age as i32,
+            40,
+            by,
+        );
         c.hazards.insert(listed);
         assert_eq!(rules.classify(&c).outcome, NotChildLabour, "{label}");
     }

@@ -104,7 +104,7 @@ fn populate(store: &mut Store, user: Uuid, tag: &str, n: usize) -> Work {
             date(2026, 3, 1),
             user,
         );
-        c.estimated_age = Some(9 + (i % 8) as u32);
+        c.estimated_age = Some(9 + (i % 8) as i32);
         c.hours_per_week = 20;
         c.identified_on_visit = Some(v.id);
         let mut c = store.create(&c).expect("create a child case");

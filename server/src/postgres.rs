@@ -18,18 +18,17 @@ use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use vigie_core::doc::ChangeAuthor;
-use vigie_core::store::{compress_document, decode_stored, heads_bytes, new_change_hashes};
+use vigie_core::codec;
+use vigie_core::doc::{self, ChangeAuthor};
+use vigie_core::storage::ReferenceCache;
 use vigie_core::sync::{
     ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
     LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, Scope, StoredRecord,
 };
-use vigie_core::{
-    Area, Error, RecordKind, ReferenceData, ReferenceDocument, ReferenceFile, Result, Store, User,
-};
+use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
 
 type Manager = PostgresConnectionManager<NoTls>;
 
@@ -37,96 +36,21 @@ type Manager = PostgresConnectionManager<NoTls>;
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
-const SCHEMA_VERSION: i32 = 5;
+/// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. A shipped
+/// migration is never edited: a change to the schema is a new file. The version is kept in
+/// `vigie_meta` (`schema_version`).
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/migrations/001_records.sql"),
+    include_str!("postgres/migrations/002_erasure_and_quarantine.sql"),
+    include_str!("postgres/migrations/003_last_seen.sql"),
+    include_str!("postgres/migrations/004_record_lifecycle.sql"),
+    include_str!("postgres/migrations/005_reference_index.sql"),
+];
+
+/// The schema version this software writes.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 /// How often a transaction that collided with another process runs again before giving up.
 const ATTEMPTS: usize = 10;
-
-const SCHEMA_V1: &str = "
-    CREATE TABLE vigie_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE SEQUENCE change_seq;
-    CREATE TABLE records (
-        id        UUID PRIMARY KEY,
-        kind      SMALLINT NOT NULL,
-        doc       BYTEA NOT NULL,
-        heads     BYTEA NOT NULL,
-        last_seq  BIGINT NOT NULL,
-        first_seq BIGINT NOT NULL,
-        creator   UUID,
-        country   TEXT,
-        region    TEXT,
-        district  TEXT,
-        community TEXT
-    );
-    CREATE INDEX records_by_last_seq ON records (last_seq);
-    CREATE TABLE change_log (
-        seq       BIGINT PRIMARY KEY,
-        record_id UUID NOT NULL,
-        changes   BYTEA NOT NULL,
-        device_id UUID,
-        at_ms     BIGINT NOT NULL
-    );
-    CREATE INDEX change_log_by_record ON change_log (record_id, seq);
-    CREATE TABLE devices (
-        device      UUID PRIMARY KEY,
-        user_id     UUID NOT NULL,
-        secret_hash BYTEA NOT NULL,
-        enrolled_ms BIGINT NOT NULL,
-        revoked_ms  BIGINT
-    );
-";
-
-/// Erasure tombstones and quarantined changes (see the embedded store's migration 008).
-const SCHEMA_V2: &str = "
-    CREATE TABLE erased (
-        record_id UUID PRIMARY KEY,
-        seq       BIGINT NOT NULL,
-        at_ms     BIGINT NOT NULL
-    );
-    CREATE INDEX erased_by_seq ON erased (seq);
-    CREATE TABLE quarantine (
-        id          BIGSERIAL PRIMARY KEY,
-        record_id   UUID NOT NULL,
-        device_id   UUID NOT NULL,
-        user_id     UUID NOT NULL,
-        changes     BYTEA NOT NULL,
-        received_ms BIGINT NOT NULL
-    );
-    CREATE INDEX quarantine_by_record ON quarantine (record_id);
-";
-
-/// When each device was last seen (written at most once a minute, `auth::SEEN_RESOLUTION_MS`).
-const SCHEMA_V3: &str = "ALTER TABLE devices ADD COLUMN last_seen_ms BIGINT;";
-/// How records come and go (see the embedded store's migration 009): the hashes of erased
-/// records' changes, where records were filed until they moved or were erased, and each
-/// device's numbered pushes.
-const SCHEMA_V4: &str = "
-    CREATE TABLE erased_changes (
-        hash      BYTEA PRIMARY KEY,
-        record_id UUID NOT NULL,
-        root      BOOLEAN NOT NULL
-    );
-    CREATE INDEX erased_changes_by_record ON erased_changes (record_id);
-    CREATE TABLE area_history (
-        seq       BIGINT NOT NULL,
-        record_id UUID NOT NULL,
-        kind      SMALLINT NOT NULL,
-        country   TEXT NOT NULL,
-        region    TEXT NOT NULL,
-        district  TEXT NOT NULL,
-        community TEXT NOT NULL
-    );
-    CREATE INDEX area_history_by_seq ON area_history (seq);
-    CREATE TABLE hub_pushes (
-        device UUID PRIMARY KEY,
-        count  BIGINT NOT NULL
-    );
-    ALTER TABLE change_log ADD COLUMN push BIGINT;
-";
-/// Reference documents are read at every request to know whether they changed (see the embedded
-/// store's migration 007): a partial index keeps that cheap.
-const SCHEMA_V5: &str = "
-    CREATE INDEX records_reference ON records (last_seq) WHERE kind = 5;
-";
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
 /// the values of a failed statement).
@@ -180,55 +104,24 @@ pub struct Postgres {
 
 /// The reference data in force, loaded from the reference documents and kept until they change
 /// (any hub process may publish: the count and newest change of the documents tell).
-struct ReferenceCache {
-    base: ReferenceData,
-    loaded: Mutex<Option<(ReferenceMarker, Arc<ReferenceData>)>>,
-}
-
-/// How many reference documents there are and the newest change among them.
-type ReferenceMarker = (i64, i64);
-
-impl ReferenceCache {
-    fn new() -> ReferenceCache {
-        ReferenceCache {
-            base: ReferenceData::builtin(),
-            loaded: Mutex::new(None),
-        }
-    }
-
-    fn get(&self, tx: &mut postgres::Transaction<'_>) -> Result<Arc<ReferenceData>> {
-        let row = tx
-            .query_one(
-                "SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5",
-                &[],
-            )
-            .map_err(storage_error)?;
-        let marker: ReferenceMarker = (row.get(0), row.get(1));
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, data)) = loaded.as_ref()
-            && *at == marker
-        {
-            return Ok(data.clone());
-        }
-        let mut data = self.base.clone();
-        for row in tx
+fn reference_in(
+    cache: &ReferenceCache,
+    tx: &mut postgres::Transaction<'_>,
+) -> Result<Arc<ReferenceData>> {
+    let row = tx
+        .query_one(
+            "SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5",
+            &[],
+        )
+        .map_err(storage_error)?;
+    cache.get((row.get(0), row.get(1)), || {
+        Ok(tx
             .query("SELECT id, doc FROM records WHERE kind = 5", &[])
             .map_err(storage_error)?
-        {
-            let id: Uuid = row.get(0);
-            // A document that does not read adds nothing: records naming its versions say so
-            // when they are validated.
-            let document = decode_stored(id, row.get(1))
-                .and_then(|bytes| vigie_core::doc::load(id, &bytes))
-                .and_then(|d| vigie_core::doc::read_record::<ReferenceDocument>(&d, id));
-            if let Ok(document) = document {
-                data.add_published(&document);
-            }
-        }
-        let data = Arc::new(data);
-        *loaded = Some((marker, data.clone()));
-        Ok(data)
-    }
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    })
 }
 
 impl Postgres {
@@ -249,8 +142,8 @@ impl Postgres {
         let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
         Ok(Postgres {
             pool,
-            actor: vigie_core::doc::actor_for(crate::HUB_ADMIN, nonce),
-            reference: ReferenceCache::new(),
+            actor: doc::actor_for(crate::HUB_ADMIN, nonce),
+            reference: ReferenceCache::new(ReferenceData::builtin()),
         })
     }
 
@@ -287,7 +180,7 @@ impl Postgres {
             after = last.get(0);
             for row in &rows {
                 let id: Uuid = row.get(0);
-                let bytes = decode_stored(id, row.get(1))?;
+                let bytes = codec::decode(id, row.get(1))?;
                 store.merge_document(id, &bytes)?;
                 copied += 1;
             }
@@ -323,20 +216,8 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
             supported: SCHEMA_VERSION,
         });
     }
-    if version < 1 {
-        tx.batch_execute(SCHEMA_V1).map_err(storage_error)?;
-    }
-    if version < 2 {
-        tx.batch_execute(SCHEMA_V2).map_err(storage_error)?;
-    }
-    if version < 3 {
-        tx.batch_execute(SCHEMA_V3).map_err(storage_error)?;
-    }
-    if version < 4 {
-        tx.batch_execute(SCHEMA_V4).map_err(storage_error)?;
-    }
-    if version < 5 {
-        tx.batch_execute(SCHEMA_V5).map_err(storage_error)?;
+    for migration in &MIGRATIONS[version.max(0) as usize..] {
+        tx.batch_execute(migration).map_err(storage_error)?;
     }
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
@@ -406,16 +287,15 @@ impl HubTransaction for PgTransaction<'_> {
             key: 0,
             kind,
             area: area_of(&row, 2),
-            document: decode_stored(id, row.get(1))?,
+            document: codec::decode(id, row.get(1))?,
         }))
     }
 
     fn save(&mut self, write: RecordWrite<'_>) -> Result<()> {
         let heads = write.document.get_heads();
-        let changes = new_change_hashes(write.document, write.before);
+        let changes = codec::new_change_hashes(write.document, write.before);
         let fresh = write.key.is_none() && !self.written.contains_key(&write.id);
-        let plain = write.document.save_nocompress();
-        let doc = compress_document(&plain);
+        let codec::Encoded { stored: doc, plain } = codec::encode(write.id, write.document)?;
         self.written.insert(
             write.id,
             StoredRecord {
@@ -430,7 +310,7 @@ impl HubTransaction for PgTransaction<'_> {
             kind: write.kind,
             fresh,
             doc,
-            heads: heads_bytes(&heads),
+            heads: codec::heads_bytes(&heads),
             changes,
             device: write.author.device,
             area: write.area.cloned(),
@@ -455,7 +335,7 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn reference(&mut self) -> Result<Arc<ReferenceData>> {
-        self.reference.get(&mut self.tx)
+        reference_in(self.reference, &mut self.tx)
     }
 
     fn changed(
@@ -1066,8 +946,7 @@ impl Backend for Postgres {
         rows.into_iter()
             .map(|row| {
                 let id: Uuid = row.get(0);
-                let document = vigie_core::doc::load(id, &decode_stored(id, row.get(1))?)?;
-                vigie_core::doc::read_record::<User>(&document, id)
+                doc::read_stored::<User>(id, row.get(1))
             })
             .collect()
     }

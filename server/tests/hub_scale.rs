@@ -37,7 +37,7 @@ fn own_case_field(c: &mut ChildCase, device: usize) -> &mut String {
 }
 
 /// Each device's own field of a shared visit.
-fn own_visit_field(v: &mut Visit, device: usize) -> &mut u32 {
+fn own_visit_field(v: &mut Visit, device: usize) -> &mut i32 {
     let w = &mut v.workforce;
     match device {
         0 => &mut w.female.under_12,
@@ -57,7 +57,7 @@ struct Done {
     markers: Vec<(Uuid, String)>,
     /// The last value it gave its own field of each shared case and visit.
     case_field: HashMap<Uuid, String>,
-    visit_field: HashMap<Uuid, u32>,
+    visit_field: HashMap<Uuid, i32>,
     /// Values it gave the field every device writes (`school` of shared cases).
     school: BTreeSet<String>,
     created: Vec<Uuid>,
@@ -223,7 +223,7 @@ fn concurrent_edits_of_the_same_records_through_two_hubs_converge() {
                     }
                     for &id in &visits {
                         let mut v: Visit = d.store.get(id).unwrap();
-                        let value = (100 * i + round + 1) as u32;
+                        let value = (100 * i + round + 1) as i32;
                         *own_visit_field(&mut v, i) = value;
                         done.visit_field.insert(id, value);
                         let marker = format!("[{}.{round}]", d.name);
@@ -258,7 +258,7 @@ fn concurrent_edits_of_the_same_records_through_two_hubs_converge() {
     let conflicted = shared_visits[0];
     for (i, d) in devices.iter_mut().enumerate() {
         let mut v: Visit = d.store.get(conflicted).unwrap();
-        v.workforce.male.adults = 1_000 + i as u32;
+        v.workforce.male.adults = 1_000 + i as i32;
         d.store.update(&v).unwrap();
     }
     std::thread::scope(|s| {

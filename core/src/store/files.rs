@@ -139,7 +139,7 @@ impl Store {
     }
 
     pub(crate) fn rekey_until(&mut self, new: Encryption, stop: Option<RekeyStop>) -> Result<()> {
-        let db = self.path.clone();
+        let db = self.ctx.path.clone();
         let temp = rekey_files(&db)[0].clone();
         remove_rekey_leftovers(&db)?;
         let exported = export_to(&self.conn, &temp, &new)
@@ -174,7 +174,7 @@ impl Store {
         if let Err(e) = swapped {
             // Whichever file holds the store's name now, reopen it, so the store stays usable.
             if db.is_file()
-                && let Ok(conn) = schema::open_connection(&db, &self.encryption)
+                && let Ok(conn) = schema::open_connection(&db, &self.ctx.encryption)
                     .or_else(|_| schema::open_connection(&db, &new))
             {
                 self.conn = conn;
@@ -186,7 +186,7 @@ impl Store {
             return Ok(());
         }
         self.conn = schema::open_connection(&db, &new)?;
-        self.encryption = new;
+        self.ctx.encryption = new;
         Ok(())
     }
 
@@ -197,9 +197,9 @@ impl Store {
     /// destroying the key. A caller holding the key elsewhere destroys it first (the vault
     /// deletes the profile's key file before calling this).
     pub fn destroy(self) -> Result<()> {
-        let Store { conn, path, .. } = self;
+        let Store { conn, ctx } = self;
         // Nothing needs to reach the file any more: closing without a checkpoint is enough.
         drop(conn);
-        remove_store_files(&path)
+        remove_store_files(&ctx.path)
     }
 }

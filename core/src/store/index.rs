@@ -1,17 +1,20 @@
-//! Index rows derived from documents, and the queries that read them.
+//! Index rows derived from documents (`queries` reads them).
 //!
 //! Index rows are written in the same transaction as the document they come from, and can be
 //! rebuilt from the documents at any time (a migration that adds an index does just that).
+//! Every value they hold is derived by the domain (`domain::derived`) or is a stored code
+//! (`domain::codes`).
 
-use crate::classify::ClassificationOutcome;
-use crate::error::Result;
-use crate::model::{
-    Area, AreaFilter, CaseStatus, ChildCase, RecordKind, Sex, User, Visit, VisitKind, VisitStatus,
-    Workplace,
+use crate::domain::area::Area;
+use crate::domain::codes::{AlertSeverity, RecordKind};
+use crate::domain::derived::{
+    birth_year, case_severity, fold_name, forced_labour_mask, has_violation, midnight_ms,
+    visit_severity,
 };
-use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, Row, Transaction, params};
+use crate::domain::records::{ChildCase, User, Visit, Workplace};
+use crate::error::Result;
+use chrono::NaiveDate;
+use rusqlite::{Transaction, params};
 use uuid::Uuid;
 
 pub(crate) enum Indexed<'a> {
@@ -86,7 +89,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
             )?
             .execute(params![
                     rowid,
-                    visit_kind_str(v.kind),
+                    v.kind.as_str(),
                     v.workplace_id.as_bytes(),
                     v.visitor_id.as_bytes(),
                     v.started_at.timestamp_millis(),
@@ -95,10 +98,10 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     r,
                     d,
                     m,
-                    crate::indicators::forced_labour_mask(v),
-                    crate::indicators::has_violation(v)
+                    forced_labour_mask(v),
+                    has_violation(v)
                 ])?;
-            if let Some(severity) = crate::alerts::visit_severity(v) {
+            if let Some(severity) = visit_severity(v) {
                 insert_alert(
                     tx,
                     rowid,
@@ -124,7 +127,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     rowid,
                     k.case_code,
                     k.name,
-                    sex_str(k.sex),
+                    k.sex.as_str(),
                     k.age_on(k.identified_on),
                     k.status.as_str(),
                     k.classification.as_ref().map(|c| c.outcome.as_str()),
@@ -133,12 +136,12 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     r,
                     d,
                     m,
-                    crate::duplicates::birth_year(k),
-                    crate::duplicates::fold_name(&k.name),
+                    birth_year(k),
+                    fold_name(&k.name),
                     k.workplace_id.map(|w| w.as_bytes().to_vec()),
                     k.merged_into.is_some()
                 ])?;
-            if let Some(severity) = crate::alerts::case_severity(k) {
+            if let Some(severity) = case_severity(k) {
                 insert_alert(
                     tx,
                     rowid,
@@ -163,24 +166,18 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
         }
         Indexed::User(u) => {
             tx.prepare_cached("INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)")?
-                .execute(params![rowid, u.name, role_str(u.role)])?;
+                .execute(params![rowid, u.name, u.role.as_str()])?;
         }
         Indexed::Reference => {}
     }
     Ok(())
 }
 
-fn midnight_ms(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or(0)
-}
-
 fn insert_alert(
     tx: &Transaction,
     rowid: i64,
     kind: RecordKind,
-    severity: crate::alerts::AlertSeverity,
+    severity: AlertSeverity,
     at_ms: i64,
     area: &Area,
 ) -> Result<()> {
@@ -208,365 +205,4 @@ fn insert_due(
     )?
     .execute(params![rowid, kind as i64, due.to_string(), assignee.as_bytes(), c, r, d, m])?;
     Ok(())
-}
-
-fn visit_kind_str(k: VisitKind) -> &'static str {
-    match k {
-        VisitKind::LabourInspection => "labour_inspection",
-        VisitKind::CommunityMonitoring => "community_monitoring",
-        VisitKind::FollowUp => "follow_up",
-    }
-}
-
-fn parse_visit_kind(s: &str) -> VisitKind {
-    match s {
-        "labour_inspection" => VisitKind::LabourInspection,
-        "community_monitoring" => VisitKind::CommunityMonitoring,
-        _ => VisitKind::FollowUp,
-    }
-}
-
-fn sex_str(s: Sex) -> &'static str {
-    match s {
-        Sex::Female => "female",
-        Sex::Male => "male",
-    }
-}
-
-fn role_str(r: crate::model::Role) -> &'static str {
-    match r {
-        crate::model::Role::Inspector => "inspector",
-        crate::model::Role::CommunityMonitor => "community_monitor",
-        crate::model::Role::Supervisor => "supervisor",
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Queries
-
-/// A page of results: `limit` rows after skipping `offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub offset: u32,
-    pub limit: u32,
-}
-
-impl Page {
-    pub const MAX_LIMIT: u32 = 500;
-
-    pub fn first(limit: u32) -> Page {
-        Page { offset: 0, limit }
-    }
-
-    pub fn next(self) -> Page {
-        Page {
-            offset: self.offset + self.limit,
-            limit: self.limit,
-        }
-    }
-
-    fn clamp_limit(self) -> i64 {
-        i64::from(self.limit.min(Self::MAX_LIMIT))
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct VisitQuery {
-    pub area: Option<AreaFilter>,
-    pub status: Option<VisitStatus>,
-    pub workplace_id: Option<Uuid>,
-    pub visitor_id: Option<Uuid>,
-    pub started_from: Option<DateTime<Utc>>,
-    pub started_before: Option<DateTime<Utc>>,
-}
-
-/// A visit as the index knows it: enough for a list, without loading the document.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VisitSummary {
-    pub id: Uuid,
-    pub kind: VisitKind,
-    pub workplace_id: Uuid,
-    pub visitor_id: Uuid,
-    pub started_at: DateTime<Utc>,
-    pub status: VisitStatus,
-    pub district: String,
-    pub community: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChildCaseQuery {
-    pub area: Option<AreaFilter>,
-    pub status: Option<CaseStatus>,
-    pub classification: Option<ClassificationOutcome>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChildCaseSummary {
-    pub id: Uuid,
-    pub case_code: String,
-    pub name: String,
-    pub sex: Sex,
-    pub age: Option<u32>,
-    pub status: CaseStatus,
-    pub classification: Option<ClassificationOutcome>,
-    pub district: String,
-    pub community: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct WorkplaceQuery {
-    pub area: Option<AreaFilter>,
-    pub sector: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkplaceSummary {
-    pub id: Uuid,
-    pub name: String,
-    pub sector: String,
-    pub district: String,
-    pub community: String,
-}
-
-/// A record with a follow-up due.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DueItem {
-    pub id: Uuid,
-    pub kind: RecordKind,
-    pub due: NaiveDate,
-    pub assignee: Uuid,
-    pub district: String,
-    pub community: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SearchHit {
-    pub id: Uuid,
-    pub kind: RecordKind,
-    pub name: String,
-}
-
-/// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
-#[derive(Default)]
-pub(crate) struct Filter {
-    clauses: Vec<String>,
-    pub(crate) params: Vec<Sql>,
-}
-
-impl Filter {
-    pub(crate) fn add(&mut self, clause: &str, value: Sql) {
-        self.params.push(value);
-        self.clauses
-            .push(clause.replace('?', &format!("?{}", self.params.len())));
-    }
-
-    pub(crate) fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
-        if let Some(a) = area {
-            let (column, code) = a.column_and_code();
-            self.add(
-                &format!("{alias}.{column} = ?"),
-                Sql::Text(code.to_string()),
-            );
-        }
-    }
-
-    pub(crate) fn sql(&self) -> String {
-        if self.clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", self.clauses.join(" AND "))
-        }
-    }
-
-    /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
-    pub(crate) fn finish(mut self, order: &str, page: Page) -> (String, Vec<Sql>) {
-        let n = self.params.len();
-        self.params.push(Sql::Integer(page.clamp_limit()));
-        self.params.push(Sql::Integer(i64::from(page.offset)));
-        (
-            format!(
-                "{} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-                self.sql(),
-                n + 1,
-                n + 2
-            ),
-            self.params,
-        )
-    }
-}
-
-pub(crate) fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
-    let bytes: Vec<u8> = row.get(idx)?;
-    Uuid::from_slice(&bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
-    })
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
-
-pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-    let mut f = Filter::default();
-    f.area("v", &q.area);
-    if let Some(s) = q.status {
-        f.add("v.status = ?", Sql::Text(s.as_str().into()));
-    }
-    if let Some(w) = q.workplace_id {
-        f.add("v.workplace_id = ?", Sql::Blob(w.as_bytes().to_vec()));
-    }
-    if let Some(u) = q.visitor_id {
-        f.add("v.visitor_id = ?", Sql::Blob(u.as_bytes().to_vec()));
-    }
-    if let Some(t) = q.started_from {
-        f.add("v.started_ms >= ?", Sql::Integer(t.timestamp_millis()));
-    }
-    if let Some(t) = q.started_before {
-        f.add("v.started_ms < ?", Sql::Integer(t.timestamp_millis()));
-    }
-    let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page);
-    let sql = format!(
-        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
-         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-        Ok(VisitSummary {
-            id: uuid_col(row, 0)?,
-            kind: parse_visit_kind(&row.get::<_, String>(1)?),
-            workplace_id: uuid_col(row, 2)?,
-            visitor_id: uuid_col(row, 3)?,
-            started_at: DateTime::from_timestamp_millis(row.get(4)?).unwrap_or_default(),
-            status: parse_enum(&row.get::<_, String>(5)?).unwrap_or(VisitStatus::Draft),
-            district: row.get(6)?,
-            community: row.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-pub(crate) fn child_cases(
-    conn: &Connection,
-    q: &ChildCaseQuery,
-    page: Page,
-) -> Result<Vec<ChildCaseSummary>> {
-    let mut f = Filter::default();
-    f.area("c", &q.area);
-    if let Some(s) = q.status {
-        f.add("c.status = ?", Sql::Text(s.as_str().into()));
-    }
-    if let Some(c) = q.classification {
-        f.add("c.classification = ?", Sql::Text(c.as_str().into()));
-    }
-    let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page);
-    let sql = format!(
-        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, c.district, c.community
-         FROM child_index c JOIN records r ON r.rowid = c.record {tail}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-        Ok(ChildCaseSummary {
-            id: uuid_col(row, 0)?,
-            case_code: row.get(1)?,
-            name: row.get(2)?,
-            sex: parse_enum(&row.get::<_, String>(3)?).unwrap_or(Sex::Female),
-            age: row.get(4)?,
-            status: parse_enum(&row.get::<_, String>(5)?).unwrap_or(CaseStatus::Identified),
-            classification: row
-                .get::<_, Option<String>>(6)?
-                .and_then(|s| parse_enum(&s)),
-            district: row.get(7)?,
-            community: row.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-pub(crate) fn workplaces(
-    conn: &Connection,
-    q: &WorkplaceQuery,
-    page: Page,
-) -> Result<Vec<WorkplaceSummary>> {
-    let mut f = Filter::default();
-    f.area("w", &q.area);
-    if let Some(s) = &q.sector {
-        f.add("w.sector = ?", Sql::Text(s.clone()));
-    }
-    let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page);
-    let sql = format!(
-        "SELECT r.id, w.name, w.sector, w.district, w.community
-         FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-        Ok(WorkplaceSummary {
-            id: uuid_col(row, 0)?,
-            name: row.get(1)?,
-            sector: row.get(2)?,
-            district: row.get(3)?,
-            community: row.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-pub(crate) fn due_before(
-    conn: &Connection,
-    area: &Option<AreaFilter>,
-    assignee: Option<Uuid>,
-    before: NaiveDate,
-    page: Page,
-) -> Result<Vec<DueItem>> {
-    let mut f = Filter::default();
-    f.area("d", area);
-    if let Some(a) = assignee {
-        f.add("d.assignee = ?", Sql::Blob(a.as_bytes().to_vec()));
-    }
-    f.add("d.due_date < ?", Sql::Text(before.to_string()));
-    let (tail, params) = f.finish("d.due_date, d.record", page);
-    let sql = format!(
-        "SELECT r.id, d.kind, d.due_date, d.assignee, d.district, d.community
-         FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-        Ok(DueItem {
-            id: uuid_col(row, 0)?,
-            kind: RecordKind::from_i64(row.get(1)?).unwrap_or(RecordKind::Visit),
-            due: row.get::<_, String>(2)?.parse().unwrap_or(NaiveDate::MIN),
-            assignee: uuid_col(row, 3)?,
-            district: row.get(4)?,
-            community: row.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word is
-/// quoted and matched as a prefix.
-fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\"*"))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
-}
-
-pub(crate) fn search_names(conn: &Connection, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-    let Some(query) = fts_query(text) else {
-        return Ok(Vec::new());
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid
-         WHERE name_search MATCH ?1 ORDER BY rank LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![query, limit.min(Page::MAX_LIMIT)], |row| {
-        Ok(SearchHit {
-            id: uuid_col(row, 0)?,
-            kind: RecordKind::from_i64(row.get(1)?).unwrap_or(RecordKind::Workplace),
-            name: row.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

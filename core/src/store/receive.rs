@@ -11,18 +11,20 @@
 //! as one change of the new actor, and the received changes then merge. Nothing the user typed
 //! is lost; the record's history shows the edits as one.
 
-use super::{Merged, ReferenceSource, WriteContext, find_row, save_document, set_meta};
+use super::{Context, Merged, WriteContext, find_row, merge_document, save_document, sync_state};
+use crate::codec;
 use crate::doc::{self, ChangeAuthor};
+use crate::domain::codes::RecordKind;
+use crate::domain::records::{ChildCase, Record, Visit, Workplace};
 use crate::error::{Error, Result};
-use crate::model::{ChildCase, Record, RecordKind, Visit, Workplace};
-use crate::store::Store;
+use crate::storage::ReferenceCache;
 use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::Transaction;
 use std::collections::HashSet;
 use uuid::Uuid;
 
 /// What merging in one transaction needs; the store takes the actor back after the commit
-/// (`Store::received`), since a merge may have replaced it.
+/// (`Store::receive`), since a merge may have replaced it.
 pub(crate) struct Receiver {
     /// How received changes are recorded.
     pub ctx: WriteContext,
@@ -32,43 +34,57 @@ pub(crate) struct Receiver {
     author: ChangeAuthor,
 }
 
-impl Store {
-    pub(crate) fn receiver(&self) -> Receiver {
+impl Receiver {
+    pub(crate) fn of(ctx: &Context) -> Receiver {
         Receiver {
-            ctx: self.received_write(),
-            local: self.local_write(),
-            actor: self.actor.clone(),
-            author: self.author,
+            ctx: ctx.received(),
+            local: ctx.local(),
+            actor: ctx.actor.clone(),
+            author: ctx.author,
         }
     }
+}
 
-    /// Takes the actor a committed merge may have started.
-    pub(crate) fn received(&mut self, receiver: Receiver) {
-        self.actor = receiver.actor;
+/// Merging received documents in one transaction of the store (`Store::receive`).
+pub(crate) struct Merging<'t, 'c> {
+    pub tx: &'t Transaction<'c>,
+    pub receiver: &'t mut Receiver,
+    pub cache: &'t ReferenceCache,
+}
+
+impl Merging<'_, '_> {
+    /// Merges received bytes into a record (see `merge_received`).
+    pub(crate) fn merge(&mut self, id: Uuid, bytes: &[u8]) -> Result<Merged> {
+        merge_received(self.tx, self.receiver, self.cache, id, bytes)
+    }
+
+    /// What arrives is queued for the hub only where the caller says so (a hub's response is
+    /// what the hub holds already).
+    pub(crate) fn queue_for_hub(&mut self, queue: bool) {
+        self.receiver.ctx.queue_for_hub = queue;
     }
 }
 
 /// Merges received bytes into a record (`merge_document`), moving this store's own edits to a
 /// new actor first when the bytes carry a change of this device under a number the store has
 /// reused.
-pub(crate) fn merge_received(
+fn merge_received(
     tx: &Transaction,
     receiver: &mut Receiver,
-    source: ReferenceSource<'_>,
+    cache: &ReferenceCache,
     id: Uuid,
     bytes: &[u8],
 ) -> Result<Merged> {
     let device = receiver.author.device;
-    match super::merge_document(tx, &receiver.ctx, source, &receiver.actor, id, bytes) {
+    match merge_document(tx, &receiver.ctx, cache, &receiver.actor, id, bytes) {
         Err(Error::ActorReused { actor, seq, .. })
             if doc::device_of_actor(&actor) == Some(device) =>
         {
             if actor == receiver.actor {
                 receiver.actor = new_actor(tx, device)?;
             }
-            move_own_edits(tx, receiver, source, id, &actor, seq)?;
-            super::merge_document(tx, &receiver.ctx, source, &receiver.actor, id, bytes)
-                .map_err(reused)
+            move_own_edits(tx, receiver, cache, id, &actor, seq)?;
+            merge_document(tx, &receiver.ctx, cache, &receiver.actor, id, bytes).map_err(reused)
         }
         other => other.map_err(reused),
     }
@@ -86,10 +102,15 @@ fn reused(e: Error) -> Error {
     }
 }
 
+/// 8 random bytes: with the device id, a store's actor (`doc::actor_for`).
+pub(crate) fn new_nonce() -> [u8; 8] {
+    Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")
+}
+
 /// A new actor for this store's device, persisted in the transaction.
 fn new_actor(tx: &Transaction, device: Uuid) -> Result<ActorId> {
-    let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
-    set_meta(tx, "actor_nonce", &nonce)?;
+    let nonce = new_nonce();
+    sync_state::set_meta(tx, "actor_nonce", &nonce)?;
     Ok(doc::actor_for(device, nonce))
 }
 
@@ -98,7 +119,7 @@ fn new_actor(tx: &Transaction, device: Uuid) -> Result<ActorId> {
 fn move_own_edits(
     tx: &Transaction,
     receiver: &Receiver,
-    source: ReferenceSource<'_>,
+    cache: &ReferenceCache,
     id: Uuid,
     reused: &ActorId,
     seq: u64,
@@ -106,7 +127,7 @@ fn move_own_edits(
     let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
         return Ok(());
     };
-    let document = doc::load(id, &bytes)?;
+    let document = codec::load(id, &bytes)?;
     let kept = heads_without(&document, reused, seq);
     let mut base = document
         .fork_at(&kept)
@@ -125,7 +146,7 @@ fn move_own_edits(
     save_document(
         tx,
         &receiver.local,
-        source,
+        cache,
         id,
         kind,
         Some(rowid),
@@ -134,9 +155,7 @@ fn move_own_edits(
     )?;
     // What the hub was known to hold may include the dropped changes: the next push sends what
     // it needs from the heads the hub sends back.
-    tx.prepare_cached("DELETE FROM sync_hub_heads WHERE record_id = ?1")?
-        .execute([id.as_bytes()])?;
-    Ok(())
+    sync_state::forget_hub_heads(tx, id)
 }
 
 /// The heads of the document's history without the changes of `actor` numbered `seq` or more,

@@ -5,8 +5,8 @@
 //! is stored, and the error says which record failed and why.
 
 use super::wire;
+use crate::domain::area::AreaFilter;
 use crate::error::{Error, Result};
-use crate::model::AreaFilter;
 use crate::store::{self, Store};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -63,44 +63,8 @@ impl Store {
     /// `since` (0 for everything). Returns the bundle and the position to pass next time, so a
     /// device can send a peer only what changed since its last bundle to it.
     pub fn export_bundle(&self, since: i64, areas: &[AreaFilter]) -> Result<(Vec<u8>, i64)> {
-        let mut params: Vec<rusqlite::types::Value> = vec![since.into()];
-        let clauses: Vec<String> = areas
-            .iter()
-            .map(|a| {
-                let (column, code) = a.column_and_code();
-                params.push(code.to_string().into());
-                format!("s.{column} = ?{}", params.len())
-            })
-            .collect();
-        let (join, filter) = if clauses.is_empty() {
-            (String::new(), String::new())
-        } else {
-            (
-                "JOIN scope_index s ON s.record = r.rowid".to_string(),
-                format!("AND ({})", clauses.join(" OR ")),
-            )
-        };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.id, r.doc FROM records r {join} WHERE r.last_seq > ?1 {filter} ORDER BY r.last_seq"
-        ))?;
-        let documents = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
-            .filter_map(|row| match row {
-                Ok((id, doc)) => Uuid::from_slice(&id).ok().map(|id| Ok((id, doc))),
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .into_iter()
-            .map(|(id, stored)| Ok((id, store::decode_stored(id, stored)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let mark: i64 =
-            self.conn
-                .query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-                    r.get(0)
-                })?;
-        Ok((encode_bundle(self.author.device, documents), mark))
+        let (documents, mark) = store::queries::documents_changed_after(&self.conn, since, areas)?;
+        Ok((encode_bundle(self.device_id(), documents), mark))
     }
 
     /// Imports a bundle whole, or nothing of it.
@@ -120,33 +84,25 @@ impl Store {
         }
         let bundle: Bundle = wire::decode(BODY_TAG, "bundle", body, MAX_BUNDLE_EXPANDED)
             .map_err(|e| refuse(None, e.to_string()))?;
-        let mut receiver = self.receiver();
-        let tx = self.conn.transaction()?;
-        let mut report = BundleReport {
-            from_device: Some(bundle.from_device),
-            ..BundleReport::default()
-        };
-        for (id, document) in &bundle.documents {
-            match store::receive::merge_received(
-                &tx,
-                &mut receiver,
-                store::reference_source!(self),
-                *id,
-                document,
-            ) {
-                Ok(merged) if !merged.complete => {
-                    return Err(refuse(Some(*id), "the record's history is incomplete"));
+        self.receive(|merging| {
+            let mut report = BundleReport {
+                from_device: Some(bundle.from_device),
+                ..BundleReport::default()
+            };
+            for (id, document) in &bundle.documents {
+                match merging.merge(*id, document) {
+                    Ok(merged) if !merged.complete => {
+                        return Err(refuse(Some(*id), "the record's history is incomplete"));
+                    }
+                    Ok(merged) => {
+                        report.records += 1;
+                        report.changed += usize::from(merged.changed);
+                    }
+                    Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                    Err(e) => return Err(refuse(Some(*id), e.to_string())),
                 }
-                Ok(merged) => {
-                    report.records += 1;
-                    report.changed += usize::from(merged.changed);
-                }
-                Err(Error::Storage(e)) => return Err(Error::Storage(e)),
-                Err(e) => return Err(refuse(Some(*id), e.to_string())),
             }
-        }
-        tx.commit()?;
-        self.received(receiver);
-        Ok(report)
+            Ok(report)
+        })
     }
 }

@@ -5,19 +5,19 @@
 //! and the hub's cursor. A session cut at any byte therefore resumes where it stopped, and the
 //! cursor moves only in the transaction that commits what the response brought.
 
-use super::hub::Principal;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
     Tombstone, UserProfile,
 };
+use crate::codec;
+use crate::domain::codes::RecordKind;
+use crate::domain::reference::ReferenceData;
+use crate::domain::rights::Principal;
 use crate::error::{Error, Result};
-use crate::model::{Area, RecordKind};
-use crate::reference::ReferenceData;
-use crate::store::receive::{Receiver, merge_received};
-use crate::store::{self, Store, heads_bytes, heads_of};
+use crate::store::receive::Merging;
+use crate::store::{Store, erasure, queries, sync_state};
 use automerge::{Automerge, ChangeHash, ReadDoc};
-use chrono::Utc;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::Transaction;
 use uuid::Uuid;
 
 /// Limits of one exchange.
@@ -121,70 +121,42 @@ fn change_hashes(heads: &[[u8; 32]]) -> Vec<ChangeHash> {
 impl Store {
     /// Records waiting to be sent to the hub.
     pub fn hub_outbox_len(&self) -> Result<usize> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM sync_outbox", [], |r| r.get(0))?;
-        Ok(n as usize)
+        sync_state::outbox_len(&self.conn)
     }
 
     /// Builds the next request for the hub: this device's changes the hub lacks, as many as fit
     /// in one message, and the cursor of what it has received.
     pub fn hub_sync_request(&self, options: &SyncOptions) -> Result<Vec<u8>> {
-        let cursor: Option<Cursor> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [CURSOR_KEY], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .optional()?
+        let cursor: Option<Cursor> = sync_state::get_meta(&self.conn, CURSOR_KEY)?
             .and_then(|bytes| postcard::from_bytes(&bytes).ok());
         let mut push = Vec::new();
         let mut size = 0usize;
-        let mut stmt = self.conn.prepare_cached(
-            // CROSS JOIN keeps the outbox as the outer loop: otherwise SQLite may scan every
-            // record (and read every document page) to find the few queued.
-            "SELECT o.record_id, r.doc, h.heads FROM sync_outbox o
-             CROSS JOIN records r ON r.id = o.record_id
-             LEFT JOIN sync_hub_heads h ON h.record_id = o.record_id
-             ORDER BY o.priority DESC, o.queued_ms, o.record_id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
-            let document = match store::decode_stored(id, row.get(1)?)
-                .and_then(|bytes| crate::doc::load(id, &bytes))
-            {
+        sync_state::for_each_queued(&self.conn, |queued| {
+            let document = match codec::load_stored(queued.id, queued.stored) {
                 Ok(document) => document,
                 // A record this store cannot read (damaged, or over the bounds an older version
                 // let in) never blocks the rest of the queue: it stays in the outbox, unsent.
-                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => continue,
+                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => return Ok(true),
                 Err(e) => return Err(e),
             };
-            let known: Vec<ChangeHash> = row
-                .get::<_, Option<Vec<u8>>>(2)?
-                .map(|b| heads_of(&b))
-                .unwrap_or_default();
-            let changes = changes_after(&document, &known);
+            let changes = changes_after(&document, &queued.hub_heads);
             if !push.is_empty() && size + changes.len() > options.max_message_bytes {
-                break;
+                return Ok(false);
             }
             size += changes.len();
             push.push(PushEntry {
-                id,
+                id: queued.id,
                 heads: hash_array(&document.get_heads()),
                 changes,
             });
-        }
-        let refetch: Vec<Uuid> = self
-            .conn
-            .prepare_cached("SELECT record_id FROM sync_refetch LIMIT 1000")?
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-            .filter_map(|b| b.ok().and_then(|b| Uuid::from_slice(&b).ok()))
-            .collect();
-        let receipt = store::get_meta(&self.conn, RECEIPT_KEY)?
+            Ok(true)
+        })?;
+        let refetch = sync_state::refetch_ids(&self.conn, 1000)?;
+        let receipt = sync_state::get_meta(&self.conn, RECEIPT_KEY)?
             .and_then(|b| b.try_into().ok())
             .map_or(0, i64::from_le_bytes);
         let request = SyncRequest {
-            actor: self.actor.to_bytes().to_vec(),
+            actor: self.actor().to_bytes().to_vec(),
             cursor,
             push,
             refetch,
@@ -200,162 +172,129 @@ impl Store {
     pub fn hub_sync_apply(&mut self, response: &[u8], options: &SyncOptions) -> Result<SyncReport> {
         let response: SyncResponse =
             wire::decode_response(response, options.max_decompressed_bytes)?;
-        // What arrives from the hub is queued for it only if it differs from what the hub
-        // holds (decided per record below).
-        let mut receiver = self.receiver();
-        receiver.ctx.queue_for_hub = false;
-        let mut report = SyncReport {
-            more: response.more,
-            ..SyncReport::default()
-        };
-        let source = store::reference_source!(self);
-        let tx = self.conn.transaction()?;
-        let refetching: bool =
-            tx.query_row("SELECT EXISTS (SELECT 1 FROM sync_refetch)", [], |r| {
-                r.get(0)
-            })?;
-        for PushAck { id, outcome } in &response.acks {
-            match outcome {
-                PushOutcome::Accepted {
-                    hub_heads,
-                    catch_up,
-                    clock_skewed,
-                } => {
-                    report.accepted += 1;
-                    report.clock_skewed |= clock_skewed;
-                    // The hub took it: it is in this user's scope after all.
-                    tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?
-                        .execute([id.as_bytes()])?;
-                    if !catch_up.is_empty() {
-                        apply_pulled(
-                            &tx,
-                            &mut receiver,
-                            source,
-                            *id,
-                            catch_up,
-                            hub_heads,
-                            refetching,
-                            &mut report,
-                        )?;
-                    } else {
-                        // Nothing to catch up, or a catch-up that did not fit in the hub's
-                        // answer: then the record stays in the outbox (its heads differ from
-                        // the hub's) and the next push gets it.
-                        record_hub_heads(&tx, *id, &change_hashes(hub_heads), None)?;
-                    }
-                }
-                PushOutcome::Quarantined => {
-                    // Delivered for review; the record is no longer this user's to hold.
-                    report.quarantined.push(*id);
-                    remove(&tx, *id, Removal::Quarantined, &mut report)?;
-                }
-                PushOutcome::Erased => {
-                    report.erased.push(*id);
-                    erase(&tx, *id, &[], &mut report)?;
-                }
-                PushOutcome::Refused { reason } => {
-                    report.refused.push((*id, *reason));
-                    if *reason == Refusal::MissingHistory {
-                        // Forget what the hub was thought to hold: the next push sends it all.
-                        tx.execute(
-                            "DELETE FROM sync_hub_heads WHERE record_id = ?1",
-                            [id.as_bytes()],
-                        )?;
-                    }
-                    // Kept in the outbox, behind the others, so one refused record never blocks
-                    // the queue.
-                    tx.execute(
-                        "UPDATE sync_outbox SET queued_ms = ?2, priority = 0 WHERE record_id = ?1",
-                        params![id.as_bytes(), Utc::now().timestamp_millis()],
-                    )?;
-                }
-            }
-        }
-        for PullEntry {
-            id,
-            changes,
-            hub_heads,
-        } in &response.records
-        {
-            apply_pulled(
-                &tx,
-                &mut receiver,
-                source,
-                *id,
-                changes,
-                hub_heads,
-                refetching,
-                &mut report,
-            )?;
-        }
-        for Tombstone { id, roots } in &response.tombstones {
-            if !report.erased.contains(id) {
-                report.erased.push(*id);
-            }
-            erase(&tx, *id, &change_hashes(roots), &mut report)?;
-        }
-        // From a hub of the previous version: ids only.
-        for id in &response.erased {
-            if !response.tombstones.iter().any(|t| t.id == *id) {
-                if !report.erased.contains(id) {
-                    report.erased.push(*id);
-                }
-                erase(&tx, *id, &[], &mut report)?;
-            }
-        }
-        for id in &response.left_scope {
-            mark_left(&tx, *id)?;
-        }
-        if let Some(profile) = &response.profile {
-            // The user's role and areas as the hub holds them now, with the cursor they go
-            // with; the reference data in force now (trees received in this answer included).
-            let reference = source.get(&tx);
-            apply_profile(
-                &tx,
-                self.author.device,
-                self.author.user,
-                profile,
-                &reference,
-            )?;
-        }
-        remove_left(&tx, &mut report)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![
-                CURSOR_KEY,
-                postcard::to_stdvec(&response.cursor).expect("cursor serializes")
-            ],
-        )?;
-        store::set_meta(&tx, RECEIPT_KEY, &response.receipt.to_le_bytes())?;
-        tx.commit()?;
-        self.received(receiver);
+        let (device, user) = (self.device_id(), self.user_id());
+        let report = self.receive(|merging| {
+            // What arrives from the hub is queued for it only if it differs from what the hub
+            // holds (decided per record below).
+            merging.queue_for_hub(false);
+            apply_response(merging, &response, device, user)
+        })?;
         if !report.removed.is_empty() {
-            store::purge_freed_content(&self.conn)?;
+            self.purge_freed_content()?;
         }
         Ok(report)
     }
 
     /// Records waiting to be fetched whole from the hub.
     pub fn hub_refetch_len(&self) -> Result<usize> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM sync_refetch", [], |r| r.get(0))?;
-        Ok(n as usize)
+        sync_state::refetch_len(&self.conn)
     }
 
     /// Whether the record waits in the outbox for the hub.
     pub fn hub_pending(&self, id: Uuid) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_outbox WHERE record_id = ?1)")?
-            .query_row([id.as_bytes()], |r| r.get(0))?)
+        sync_state::is_pending(&self.conn, id)
     }
+}
+
+/// `Store::hub_sync_apply`'s work, in the transaction that also keeps the new cursor.
+fn apply_response(
+    merging: &mut Merging<'_, '_>,
+    response: &SyncResponse,
+    device: Uuid,
+    user: Uuid,
+) -> Result<SyncReport> {
+    let tx = merging.tx;
+    let mut report = SyncReport {
+        more: response.more,
+        ..SyncReport::default()
+    };
+    let refetching = sync_state::refetch_len(tx)? > 0;
+    for PushAck { id, outcome } in &response.acks {
+        match outcome {
+            PushOutcome::Accepted {
+                hub_heads,
+                catch_up,
+                clock_skewed,
+            } => {
+                report.accepted += 1;
+                report.clock_skewed |= clock_skewed;
+                // The hub took it: it is in this user's scope after all.
+                sync_state::clear_left(tx, *id)?;
+                if !catch_up.is_empty() {
+                    apply_pulled(merging, *id, catch_up, hub_heads, refetching, &mut report)?;
+                } else {
+                    // Nothing to catch up, or a catch-up that did not fit in the hub's
+                    // answer: then the record stays in the outbox (its heads differ from
+                    // the hub's) and the next push gets it.
+                    sync_state::record_hub_heads(tx, *id, &change_hashes(hub_heads), None)?;
+                }
+            }
+            PushOutcome::Quarantined => {
+                // Delivered for review; the record is no longer this user's to hold.
+                report.quarantined.push(*id);
+                remove(tx, *id, Removal::Quarantined, &mut report)?;
+            }
+            PushOutcome::Erased => {
+                report.erased.push(*id);
+                erase(tx, *id, &[], &mut report)?;
+            }
+            PushOutcome::Refused { reason } => {
+                report.refused.push((*id, *reason));
+                if *reason == Refusal::MissingHistory {
+                    // Forget what the hub was thought to hold: the next push sends it all.
+                    sync_state::forget_hub_heads(tx, *id)?;
+                }
+                // Kept in the outbox, behind the others, so one refused record never blocks
+                // the queue.
+                sync_state::queue_behind(tx, *id)?;
+            }
+        }
+    }
+    for PullEntry {
+        id,
+        changes,
+        hub_heads,
+    } in &response.records
+    {
+        apply_pulled(merging, *id, changes, hub_heads, refetching, &mut report)?;
+    }
+    for Tombstone { id, roots } in &response.tombstones {
+        if !report.erased.contains(id) {
+            report.erased.push(*id);
+        }
+        erase(tx, *id, &change_hashes(roots), &mut report)?;
+    }
+    // From a hub of the previous version: ids only.
+    for id in &response.erased {
+        if !response.tombstones.iter().any(|t| t.id == *id) {
+            if !report.erased.contains(id) {
+                report.erased.push(*id);
+            }
+            erase(tx, *id, &[], &mut report)?;
+        }
+    }
+    for id in &response.left_scope {
+        sync_state::mark_left(tx, *id)?;
+    }
+    if let Some(profile) = &response.profile {
+        // The user's role and areas as the hub holds them now, with the cursor they go
+        // with; the reference data in force now (trees received in this answer included).
+        let reference = crate::store::reference_in(merging.cache, tx);
+        apply_profile(tx, device, user, profile, &reference)?;
+    }
+    remove_left(tx, &mut report)?;
+    sync_state::set_meta(
+        tx,
+        CURSOR_KEY,
+        &postcard::to_stdvec(&response.cursor).expect("cursor serializes"),
+    )?;
+    sync_state::set_meta(tx, RECEIPT_KEY, &response.receipt.to_le_bytes())?;
+    Ok(report)
 }
 
 /// Removes a record from the store, if it holds it, and reports it.
 fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<()> {
-    if let Some(kind) = store::forget_record(tx, id)? {
+    if let Some(kind) = erasure::forget_record(tx, id)? {
         report.removed.push(RemovedRecord { id, kind, why });
     }
     Ok(())
@@ -365,23 +304,16 @@ fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> 
 /// and those of the copy held here) stops any copy, under this id or another, from coming back.
 fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncReport) -> Result<()> {
     let mut roots = roots.to_vec();
-    if let Some((_, _, bytes)) = store::find_row(tx, id)?
-        && let Ok(document) = crate::doc::load(id, &bytes)
+    if let Some((_, _, bytes)) = crate::store::find_row(tx, id)?
+        && let Ok(document) = codec::load(id, &bytes)
     {
-        roots.extend(store::history_roots(&document, &[]));
+        roots.extend(codec::history_roots(&document, &[]));
     }
     for root in &roots {
-        store::keep_erased_change(tx, id, root, true)?;
+        erasure::keep_erased_change(tx, id, root, true)?;
     }
     remove(tx, id, Removal::Erased, report)?;
-    store::place_tombstone(tx, id, None)
-}
-
-/// Notes that a record left this device's scope: it goes once nothing of it waits for the hub.
-fn mark_left(tx: &Transaction, id: Uuid) -> Result<()> {
-    tx.prepare_cached("INSERT INTO sync_left (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
-        .execute([id.as_bytes()])?;
-    Ok(())
+    erasure::place_tombstone(tx, id, None)
 }
 
 /// Keeps the role and areas the hub applies to this device's user (`Store::user_profile`; the
@@ -395,7 +327,7 @@ fn apply_profile(
     profile: &UserProfile,
     reference: &ReferenceData,
 ) -> Result<()> {
-    let known = store::user_profile_in(tx)?;
+    let known = sync_state::user_profile(tx)?;
     if known.as_ref() == Some(profile) {
         return Ok(());
     }
@@ -407,43 +339,20 @@ fn apply_profile(
             areas: profile.areas.iter().cloned().collect(),
         }
         .scope(reference);
-        let mut stmt = tx.prepare_cached(
-            "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
-             FROM records r JOIN scope_index s ON s.record = r.rowid",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let Some(kind) = RecordKind::from_i64(row.get(1)?) else {
-                continue;
-            };
-            let area = Area::new(
-                &row.get::<_, String>(2)?,
-                &row.get::<_, String>(3)?,
-                &row.get::<_, String>(4)?,
-                &row.get::<_, String>(5)?,
-            );
-            if !scope.receives(kind, Some(&area)) {
-                let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
-                mark_left(tx, id)?;
+        for row in queries::records_with_area(tx)? {
+            if !scope.receives(row.kind, Some(&row.area)) {
+                sync_state::mark_left(tx, row.id)?;
             }
         }
     }
-    store::set_user_profile(tx, profile)
+    sync_state::set_user_profile(tx, profile)
 }
 
 /// Removes the records that left the scope and have nothing waiting for the hub. One with
 /// changes in the outbox stays until they are pushed (the hub then keeps them for review, and
 /// the record goes); one whose changes the hub refuses stays, so that nothing is lost.
 fn remove_left(tx: &Transaction, report: &mut SyncReport) -> Result<()> {
-    let leaving: Vec<Vec<u8>> = tx
-        .prepare_cached(
-            "SELECT l.record_id FROM sync_left l
-             WHERE NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.record_id = l.record_id)",
-        )?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for id in leaving {
-        let id = Uuid::from_slice(&id).map_err(|_| damaged_id())?;
+    for id in sync_state::leaving(tx)? {
         let before = report.removed.len();
         remove(tx, id, Removal::LeftScope, report)?;
         if report.removed.len() > before {
@@ -451,13 +360,6 @@ fn remove_left(tx: &Transaction, report: &mut SyncReport) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn damaged_id() -> Error {
-    Error::DamagedDocument {
-        id: Uuid::nil(),
-        reason: "a record id in the store is not 16 bytes".into(),
-    }
 }
 
 /// The changes of a document after `known` heads (all of it when they are unknown).
@@ -473,85 +375,33 @@ pub(crate) fn changes_after(document: &Automerge, known: &[ChangeHash]) -> Vec<u
     }
 }
 
-/// Records the heads the hub holds for a record; the record stays in (or joins) the outbox
-/// unless the device holds exactly the same.
-/// `local` are the device's heads for the record, when the caller has them at hand.
-fn record_hub_heads(
-    tx: &Transaction,
-    id: Uuid,
-    hub: &[ChangeHash],
-    local: Option<&[ChangeHash]>,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
-         ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
-    )?
-    .execute(params![id.as_bytes(), heads_bytes(hub)])?;
-    let mut local = match local {
-        Some(heads) => heads.to_vec(),
-        None => {
-            let stored: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
-                .query_row([id.as_bytes()], |r| r.get(0))
-                .optional()?;
-            let Some(stored) = stored else { return Ok(()) };
-            heads_of(&stored)
-        }
-    };
-    let mut hub = hub.to_vec();
-    local.sort();
-    hub.sort();
-    if local == hub {
-        tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
-            .execute([id.as_bytes()])?;
-    } else {
-        queue(tx, id)?;
-    }
-    Ok(())
-}
-
-/// Queues a record just merged, as urgent as its alert row (written by the merge) says.
-fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
-    let priority: i64 = tx
-        .prepare_cached(
-            "SELECT coalesce(max(a.severity), 0) FROM records r
-             LEFT JOIN alert_index a ON a.record = r.rowid WHERE r.id = ?1",
-        )?
-        .query_row([id.as_bytes()], |r| r.get(0))?;
-    store::queue_for_hub(tx, id, priority)
-}
-
 /// Merges one record received from the hub. A record that fails is reported and fetched whole
 /// next time; it never stops the others.
 /// `refetching`: whether any record waits to be fetched whole (if none, there is nothing to
 /// clear for each record received).
-#[allow(clippy::too_many_arguments)]
 fn apply_pulled(
-    tx: &Transaction,
-    receiver: &mut Receiver,
-    source: store::ReferenceSource<'_>,
+    merging: &mut Merging<'_, '_>,
     id: Uuid,
     changes: &[u8],
     hub_heads: &[[u8; 32]],
     refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
-    match merge_received(tx, receiver, source, id, changes) {
+    let tx = merging.tx;
+    match merging.merge(id, changes) {
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {
                 report.incomplete += 1;
-                return mark_refetch(tx, id);
+                return sync_state::mark_refetch(tx, id);
             }
             if refetching {
-                tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
-                    .execute([id.as_bytes()])?;
+                sync_state::clear_refetch(tx, id)?;
             }
             // Sent again: the record is back in this device's scope.
-            tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?
-                .execute([id.as_bytes()])?;
+            sync_state::clear_left(tx, id)?;
             if !hub_heads.is_empty() {
-                record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
+                sync_state::record_hub_heads(tx, id, &change_hashes(hub_heads), Some(&merged.heads))
             } else if !merged.changed {
                 // A whole document the device already held all of (a replay): what the hub was
                 // known to hold is unchanged.
@@ -559,29 +409,18 @@ fn apply_pulled(
             } else if merged.created {
                 // A whole document the device did not have: the hub holds what it sent, and
                 // the device nothing else, so nothing waits in the outbox.
-                tx.prepare_cached(
-                    "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
-                     ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
-                )?
-                .execute(params![id.as_bytes(), heads_bytes(&merged.heads)])?;
-                Ok(())
+                sync_state::set_hub_heads(tx, id, &merged.heads)
             } else {
                 // What the hub holds is not known: the record may have changes it lacks.
-                queue(tx, id)
+                sync_state::queue_merged(tx, id)
             }
         }
         Err(Error::Storage(e)) => Err(Error::Storage(e)),
         Err(e) => {
             report.failed.push((id, e.to_string()));
-            mark_refetch(tx, id)
+            sync_state::mark_refetch(tx, id)
         }
     }
-}
-
-fn mark_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
-    tx.prepare_cached("INSERT INTO sync_refetch (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
-        .execute([id.as_bytes()])?;
-    Ok(())
 }
 
 /// Carries sync messages to a hub. `send` may start an exchange in the background and return at
@@ -642,7 +481,7 @@ impl Store {
             return Ok(None);
         }
         let request = SyncRequest {
-            actor: self.actor.to_bytes().to_vec(),
+            actor: self.actor().to_bytes().to_vec(),
             cursor: Some(response.cursor),
             push: Vec::new(),
             refetch: Vec::new(),

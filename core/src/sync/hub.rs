@@ -8,107 +8,27 @@
 use super::client::changes_after;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
-    Tombstone, UserProfile,
+    Tombstone,
 };
-use crate::bounds::{self, DocumentLimits};
+use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
+use crate::domain::area::Area;
+use crate::domain::codes::{RecordKind, ReferenceType, Role};
+use crate::domain::records::{Record, ReferenceDocument};
+use crate::domain::reference::{Published, ReferenceContent, ReferenceData};
+use crate::domain::rights;
 use crate::error::{Error, Result};
-use crate::model::{Area, Record, RecordKind, Role};
-use crate::reference::{
-    Published, ReferenceContent, ReferenceData, ReferenceDocument, ReferenceType,
-};
-use crate::rights::{self, AreaScope};
-use crate::store::{self, TypedRecord};
-use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
-use chrono::Utc;
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap, HashSet};
-use uuid::Uuid;
-
-pub use super::hub_storage::{
+use crate::storage::{
     ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
     RecordWrite, StoredRecord,
 };
+use crate::store::{Store, StoreRole, TypedRecord};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+use chrono::Utc;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
 
-/// Who is syncing: an enrolled device and the user it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub device: Uuid,
-    pub user: Uuid,
-    pub role: Role,
-    /// Area codes assigned to the user, each matched at the level the area tree in force gives
-    /// it (`Principal::scope`).
-    pub areas: BTreeSet<String>,
-}
-
-impl Principal {
-    /// The kinds of record this role receives and may change (`rights::kinds`). Never
-    /// `Reference`: every principal receives reference data, only the hub changes it.
-    pub fn kinds(&self) -> &'static [RecordKind] {
-        rights::kinds(self.role)
-    }
-
-    /// What the principal receives and may change, its area codes resolved against the area
-    /// trees in `reference`.
-    pub fn scope(&self, reference: &ReferenceData) -> Scope {
-        Scope {
-            role: self.role,
-            areas: AreaScope::resolve(&self.areas, reference),
-        }
-    }
-
-    /// Whether an area is within the principal's areas (see `Scope::covers`).
-    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
-        self.scope(reference).covers(area)
-    }
-
-    /// The user's role and areas, as the hub tells the user's devices.
-    pub fn profile(&self) -> UserProfile {
-        UserProfile {
-            role: self.role,
-            areas: self.areas.iter().cloned().collect(),
-        }
-    }
-}
-
-/// A principal's kinds and areas, each area code at its level in the area tree in force.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub role: Role,
-    pub areas: AreaScope,
-}
-
-impl Scope {
-    pub fn kinds(&self) -> &'static [RecordKind] {
-        rights::kinds(self.role)
-    }
-
-    /// Whether an area lies within the principal's areas: one of its codes is the area's code
-    /// at that code's level, in the same country.
-    pub fn covers(&self, area: &Area) -> bool {
-        self.areas.covers(area)
-    }
-
-    /// Whether a record of this kind, filed under this area, is the principal's to receive.
-    pub fn receives(&self, kind: RecordKind, area: Option<&Area>) -> bool {
-        kind == RecordKind::Reference
-            || (self.kinds().contains(&kind) && area.is_some_and(|a| self.covers(a)))
-    }
-
-    /// Changes when the role or what the areas resolve to change, so that a cursor issued for
-    /// another scope is not reused.
-    pub fn fingerprint(&self) -> u64 {
-        let mut hash = Sha256::new();
-        hash.update([self.role as u8]);
-        for grant in self.areas.grants() {
-            for part in [&grant.country, grant.level.as_str(), &grant.code] {
-                hash.update(part.as_bytes());
-                hash.update([0]);
-            }
-        }
-        u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
-    }
-}
+pub use crate::domain::rights::{Principal, Scope};
 
 /// Bounds on what one request may ask of the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,11 +374,11 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
             });
         }
         for entry in tx.change_log(id)? {
-            history.hashes.extend(store::heads_of(&entry.changes));
+            history.hashes.extend(codec::heads_of(&entry.changes));
         }
-        match doc::load(id, &stored.document) {
+        match codec::load(id, &stored.document) {
             Ok(document) => {
-                history.roots = store::history_roots(&document, &[]);
+                history.roots = codec::history_roots(&document, &[]);
                 for change in document.get_changes_meta(&[]) {
                     if !history.hashes.contains(&change.hash) {
                         history.hashes.push(change.hash);
@@ -494,7 +414,7 @@ pub fn publish_reference(
     let stored = tx.record(id, true)?;
     let (mut document, mut record) = match &stored {
         Some(stored) if stored.kind == RecordKind::Reference => {
-            let document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+            let document = codec::load(id, &stored.document)?.with_actor(actor.clone());
             let record = doc::read_record::<ReferenceDocument>(&document, id)?;
             (document, record)
         }
@@ -558,7 +478,7 @@ pub fn update_record<R: Record>(
             kind: Some(R::KIND),
             id,
         })?;
-    let mut document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+    let mut document = codec::load(id, &stored.document)?.with_actor(actor.clone());
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, &author)?.is_none() {
         return doc::read_record(&document, id);
@@ -581,7 +501,7 @@ pub fn update_record<R: Record>(
 pub fn read_record<R: Record>(tx: &mut dyn HubTransaction, id: Uuid) -> Result<Option<R>> {
     match tx.record(id, false)? {
         Some(stored) if stored.kind == R::KIND => {
-            let document = doc::load(id, &stored.document)?;
+            let document = codec::load(id, &stored.document)?;
             Ok(Some(doc::read_record(&document, id)?))
         }
         _ => Ok(None),
@@ -740,7 +660,7 @@ fn update_in_scope(
     if !rules.scope.kinds().contains(&stored.kind) {
         return Ok(refused(Refusal::KindNotAllowed));
     }
-    let mut document = match doc::load(entry.id, &stored.document) {
+    let mut document = match codec::load(entry.id, &stored.document) {
         Ok(document) => document,
         Err(_) => {
             tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
@@ -748,7 +668,7 @@ fn update_in_scope(
         }
     };
     let before = document.get_heads();
-    if let Err(e) = store::decode_into(&mut document, entry.id, &entry.changes) {
+    if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
         return undecodable(e);
     }
     if !document.get_missing_deps(&[]).is_empty() {
@@ -833,11 +753,11 @@ fn quarantine_if_held(
     entry: &PushEntry,
     stored: &StoredRecord,
 ) -> Result<bool> {
-    let Ok(mut document) = doc::load(entry.id, &stored.document) else {
+    let Ok(mut document) = codec::load(entry.id, &stored.document) else {
         return Ok(false);
     };
     let before = document.get_heads();
-    if store::decode_into(&mut document, entry.id, &entry.changes).is_err()
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
         || !document.get_missing_deps(&[]).is_empty()
     {
         return Ok(false);
@@ -877,7 +797,7 @@ enum New {
 
 fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntry) -> Result<New> {
     let mut document = Automerge::new();
-    if let Err(e) = store::decode_into(&mut document, entry.id, &entry.changes) {
+    if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
         return undecodable(e).map(New::Refused);
     }
     // Erased content, under whatever id: changes of it, or changes built on it.
@@ -1017,7 +937,7 @@ pub(crate) fn check_content(
 ) -> std::result::Result<(), Refusal> {
     let after = merged;
     if let Err(e) = after.validate(reference) {
-        let pins = crate::reference::PINS_FIELD;
+        let pins = crate::domain::reference::content::PINS_FIELD;
         return Err(if e.field.starts_with(pins) {
             Refusal::UnknownReference
         } else {
@@ -1055,7 +975,7 @@ fn whole_record(tx: &mut dyn HubTransaction, scope: &Scope, id: Uuid) -> Result<
     if !scope.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
-    let Ok(document) = doc::load(id, &stored.document) else {
+    let Ok(document) = codec::load(id, &stored.document) else {
         return unreadable();
     };
     Ok(Some(PullEntry {
@@ -1194,7 +1114,7 @@ fn pull(
             None => false,
             Some(None) => true,
             Some(Some(acked)) => {
-                sorted(store::heads_of(&record.heads).iter().map(|h| h.0).collect()) == *acked
+                sorted(codec::heads_of(&record.heads).iter().map(|h| h.0).collect()) == *acked
             }
         };
         if !skipped {
@@ -1237,7 +1157,7 @@ fn lacking(
 ) -> Result<Option<PullEntry>> {
     let id = record.id;
     let created_by_requester = record.creator.is_some() && record.creator == Some(held.device);
-    let bytes = store::decode_stored(id, record.stored)?;
+    let bytes = codec::decode(id, record.stored)?;
     if record.first_seq > since && !created_by_requester {
         // No heads: they are the document's own, which the device reads once it has it
         // (32 incompressible bytes a record saved on an initial sync).
@@ -1247,15 +1167,15 @@ fn lacking(
             hub_heads: Vec::new(),
         }));
     }
-    let hub_heads: Vec<[u8; 32]> = store::heads_of(&record.heads).iter().map(|h| h.0).collect();
-    let document = doc::load(id, &bytes)?;
+    let hub_heads: Vec<[u8; 32]> = codec::heads_of(&record.heads).iter().map(|h| h.0).collect();
+    let document = codec::load(id, &bytes)?;
     let mut changes = Vec::new();
     for entry in tx
         .change_log(id)?
         .iter()
         .filter(|e| e.seq > since && !held.holds(e))
     {
-        for hash in store::heads_of(&entry.changes) {
+        for hash in codec::heads_of(&entry.changes) {
             if let Some(change) = document.get_change_by_hash(&hash) {
                 changes.extend_from_slice(change.raw_bytes());
             }
@@ -1266,4 +1186,35 @@ fn lacking(
         changes,
         hub_heads,
     }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The embedded hub: the engine over the hub's own store
+
+impl Store {
+    /// Handles one sync request from an authenticated device on this store (the embedded hub).
+    pub fn hub_handle(
+        &mut self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        handle_sync(self, who, request, limits)
+    }
+
+    /// Publishes `content` as the next version of the reference document of its type and `key`
+    /// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id;
+    /// `default` for what applies where a country has none of its own). Only the hub
+    /// publishes; the document is written like any record, so it enters the change log and
+    /// reaches every device. Returns the version number: one above the latest known (published
+    /// or built in), or the latest itself if its content is the same.
+    pub fn publish_reference(&mut self, key: &str, content: ReferenceContent) -> Result<u32> {
+        if self.role() != StoreRole::Hub {
+            return Err(Error::NotAllowed {
+                rule: "only the hub publishes reference data".into(),
+            });
+        }
+        let (actor, author) = (self.actor().clone(), self.author());
+        self.in_transaction(&mut |tx| publish_reference(tx, &actor, author, key, &content))
+    }
 }

@@ -6,7 +6,7 @@
 //!   record, only the Automerge changes after the heads the hub is known to hold. One request and
 //!   its response carry both directions.
 //! - `hub`: the hub's side of the same exchange, with authorization per record, over any
-//!   `HubStorage` (`hub_storage`: the embedded store here, PostgreSQL in the server).
+//!   `storage::HubStorage` (the embedded store, `store::hub`; PostgreSQL in the server).
 //! - `peer`: two devices with no cursor between them find what differs by range-based set
 //!   reconciliation (negentropy), then exchange the documents.
 //! - `bundle`: the same documents in a file, refused whole if damaged.
@@ -17,23 +17,25 @@
 mod bundle;
 mod client;
 mod hub;
-mod hub_storage;
 mod peer;
 mod quarantine;
 mod token;
 pub mod wire;
 
+pub use crate::storage::{
+    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
+    RecordWrite, StoredRecord,
+};
+pub use crate::store::HubReader;
 pub use bundle::{BundleReport, encode_bundle};
 pub use client::{
     HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,
     sync_with_hub,
 };
 pub use hub::{
-    ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, Quarantined, RecordWrite, Scope, StoredRecord, create_record,
-    erase_record, handle_sync, publish_reference, read_record, update_record,
+    HubError, HubLimits, Principal, Scope, create_record, erase_record, handle_sync,
+    publish_reference, read_record, update_record,
 };
-pub use hub_storage::HubReader;
 pub use peer::{PeerScope, PeerSession};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,

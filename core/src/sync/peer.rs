@@ -7,11 +7,10 @@
 //! lacks. Merging a whole document is idempotent, so a repeated or crossed message is harmless.
 
 use super::wire::{self, PeerMessage};
+use crate::domain::area::AreaFilter;
 use crate::error::{Error, Result};
-use crate::model::AreaFilter;
 use crate::store::{self, Store};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
-use rusqlite::types::Value as Sql;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -80,32 +79,10 @@ impl Store {
         &self,
         scope: &PeerScope,
     ) -> Result<(NegentropyStorageVector, HashMap<[u8; 32], Uuid>)> {
-        let mut params = Vec::new();
-        let clauses: Vec<String> = scope
-            .areas
-            .iter()
-            .map(|a| {
-                let (column, code) = a.column_and_code();
-                params.push(Sql::Text(code.to_string()));
-                format!("s.{column} = ?{}", params.len())
-            })
-            .collect();
-        let filter = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" OR "))
-        };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT r.id, r.heads FROM records r JOIN scope_index s ON s.record = r.rowid {filter}"
-        ))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         let mut storage = NegentropyStorageVector::new();
         let mut items = HashMap::new();
-        while let Some(row) = rows.next()? {
-            let Ok(id) = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?) else {
-                continue;
-            };
-            let item = item_id(id, &row.get::<_, Vec<u8>>(1)?);
+        for (id, heads) in store::queries::heads_in(&self.conn, &scope.areas)? {
+            let item = item_id(id, &heads);
             // The v7 id's time spreads items over ranges; a tie is broken by the hash.
             let (secs, _) = id.get_timestamp().map_or((0, 0), |t| t.to_unix());
             storage
@@ -257,20 +234,13 @@ impl Store {
         if documents.is_empty() {
             return Ok(());
         }
-        let mut receiver = self.receiver();
-        let tx = self.conn.transaction()?;
-        for (id, bytes) in documents {
-            store::receive::merge_received(
-                &tx,
-                &mut receiver,
-                store::reference_source!(self),
-                *id,
-                bytes,
-            )?;
-            session.received += 1;
-        }
-        tx.commit()?;
-        self.received(receiver);
+        self.receive(|merging| {
+            for (id, bytes) in documents {
+                merging.merge(*id, bytes)?;
+                session.received += 1;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 }

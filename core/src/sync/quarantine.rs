@@ -4,12 +4,14 @@
 //! accepts it, which checks it as a push is checked, or rejects it.
 
 use super::hub::{HubLimits, Principal, Rules, admit};
-use super::hub_storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
+use crate::codec;
 use crate::doc::{self, ChangeAuthor};
+use crate::domain::area::Area;
+use crate::domain::codes::{RecordKind, Role};
+use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
-use crate::model::{Area, RecordKind, Role};
-use crate::reference::ReferenceData;
-use crate::store::{self, TypedRecord};
+use crate::storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
+use crate::store::TypedRecord;
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -67,9 +69,9 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
     let Some(stored) = tx.record(entry.record, true)? else {
         return Ok(None);
     };
-    let mut document = doc::load(entry.record, &stored.document)?;
+    let mut document = codec::load(entry.record, &stored.document)?;
     let before = document.get_heads();
-    store::decode_into(&mut document, entry.record, &entry.changes)?;
+    codec::merge_into(&mut document, entry.record, &entry.changes)?;
     if !document.get_missing_deps(&[]).is_empty() {
         return Err(Error::DamagedDocument {
             id: entry.record,

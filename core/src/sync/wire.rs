@@ -11,20 +11,11 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-/// Why bytes could not be decoded. The text names the problem, never the content.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("not a Vigie {expected} (wrong tag)")]
-    WrongTag { expected: &'static str },
-    #[error("decompressed size exceeds the limit of {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("damaged compression frame")]
-    Compression,
-    #[error("damaged message structure")]
-    Structure,
-    #[error("checksum mismatch: the bytes were damaged or altered")]
-    Checksum,
-}
+pub use crate::domain::rights::UserProfile;
+pub use crate::error::DecodeError;
+
+use crate::codec::decompress_bounded;
+use crate::domain::limits::DocumentLimit;
 
 pub(crate) const REQUEST_TAG: [u8; 4] = *b"VGq1";
 pub(crate) const RESPONSE_TAG: [u8; 4] = *b"VGr1";
@@ -223,33 +214,6 @@ pub fn encode_peer_message(message: &PeerMessage) -> Vec<u8> {
     encode(PEER_TAG, message)
 }
 
-/// Decompresses at most `limit` bytes; a frame that would produce more is refused.
-pub(crate) fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    use std::io::Read;
-    let mut decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
-    // Grown by hand, never past `limit`: `read_to_end` doubles its buffer, so a frame that
-    // stops just under the limit would hold twice the limit in memory.
-    let mut plain: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = match decoder.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Err(DecodeError::Compression),
-        };
-        if plain.len() + n > limit {
-            return Err(DecodeError::TooLarge { limit });
-        }
-        if plain.capacity() - plain.len() < n {
-            let target = (plain.capacity() * 2).max(plain.len() + n).min(limit);
-            plain.reserve_exact(target - plain.len());
-        }
-        plain.extend_from_slice(&chunk[..n]);
-    }
-    Ok(plain)
-}
-
 /// Where a device stands in the hub's change sequence. Issued by the hub, opaque to devices.
 ///
 /// `since` is where the current pass started: changes after it are what the device lacks.
@@ -325,14 +289,6 @@ pub struct Tombstone {
     pub roots: Vec<[u8; 32]>,
 }
 
-/// A user's role and area codes, as the hub tells the user's devices. A deactivated user has no
-/// areas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserProfile {
-    pub role: crate::model::Role,
-    pub areas: Vec<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushAck {
     pub id: Uuid,
@@ -372,6 +328,7 @@ pub enum PushOutcome {
     Deserialize,
     thiserror::Error,
 )]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Refusal {
     #[error("the record is outside the areas of this user")]
     OutOfScope,
@@ -391,7 +348,7 @@ pub enum Refusal {
     WrongKind,
     /// The document is over one of the bounds on what a record may hold.
     #[error("the record exceeds the limit on {limit}")]
-    OverLimit { limit: crate::bounds::DocumentLimit },
+    OverLimit { limit: DocumentLimit },
     /// The record breaks a rule the phone checks too (`Record::validate`).
     #[error("the record breaks a validation rule")]
     BreaksValidation,

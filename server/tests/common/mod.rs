@@ -1262,7 +1262,7 @@ pub fn force_field(store: &mut Store, id: Uuid, n: u32) -> serde_json::Value {
         }
         RecordKind::Visit => {
             let mut v: Visit = store.get(id).expect("read");
-            v.workforce.female.adults = n;
+            v.workforce.female.adults = n as i32;
             store.update(&v).expect("update");
             serde_json::Value::from(n)
         }

@@ -51,8 +51,8 @@ fn case(area: Area, n: usize, by: uuid::Uuid) -> ChildCase {
         day,
         by,
     );
-    c.estimated_age = Some(8 + (n % 10) as u32);
-    c.hours_per_week = (n % 50) as u32;
+    c.estimated_age = Some(8 + (n % 10) as i32);
+    c.hours_per_week = (n % 50) as i32;
     c.notes = format!("Suivi numéro {n} : école, champ, récolte.");
     c
 }

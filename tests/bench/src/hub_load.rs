@@ -215,6 +215,7 @@ impl Codes {
                 .collect(),
             hazards: reference
                 .rule_set()
+                .thresholds
                 .hazardous_work
                 .iter()
                 .map(|h| h.code.clone())
@@ -475,7 +476,7 @@ fn inspector_day(
         let mut visit = new_visit(rng, VisitKind::LabourInspection, &workplace, user, started);
         visit.checklist = ChecklistAnswers {
             checklist: CHECKLIST.into(),
-            version: CHECKLIST_VERSION,
+            version: CHECKLIST_VERSION as i32,
             answers: codes
                 .checklist_items
                 .iter()
@@ -693,7 +694,7 @@ fn hub_documents(
                     &[&chunk.to_vec()],
                 )? {
                     let id: Uuid = row.get(0);
-                    documents.insert(id, vigie_core::store::decode_stored(id, row.get(1))?);
+                    documents.insert(id, vigie_core::codec::decode(id, row.get(1))?);
                 }
             }
         }

@@ -44,7 +44,7 @@ const BENCH_USER: Uuid = Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_00
 const BENCH_DEVICE: Uuid = Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_0002);
 
 /// Rows on the first page of a list, as the app shows it.
-const PAGE_SIZE: u32 = 50;
+const PAGE_SIZE: i32 = 50;
 /// "Today" for the overdue list: late in the season, when many follow-ups are due.
 const OVERDUE_ON: (i32, u32, u32) = (2026, 10, 1);
 const SEARCH_TEXT: &str = "kouame";

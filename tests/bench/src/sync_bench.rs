@@ -180,7 +180,7 @@ fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize
 fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
     let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
     let ids: Vec<Uuid> = store
-        .visits(&Default::default(), vigie_core::Page::first(n as u32))?
+        .visits(&Default::default(), vigie_core::Page::first(n as i32))?
         .into_iter()
         .map(|s| s.id)
         .collect();
@@ -200,7 +200,7 @@ fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
 fn move_cases_out(data: &Path, n: usize) -> BoxResult<()> {
     let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
     let ids: Vec<Uuid> = store
-        .child_cases(&Default::default(), vigie_core::Page::first(n as u32))?
+        .child_cases(&Default::default(), vigie_core::Page::first(n as i32))?
         .into_iter()
         .map(|s| s.id)
         .collect();

@@ -327,6 +327,7 @@ impl Workload {
             .collect();
         let hazard_codes = reference
             .rule_set()
+            .thresholds
             .hazardous_work
             .iter()
             .map(|h| h.code.clone())
@@ -514,10 +515,10 @@ impl Workload {
             .into_iter()
             .zip(cells.chunks(3).zip(adults))
         {
-            sex.under_12 = bands[0];
-            sex.age_12_14 = bands[1];
-            sex.age_15_17 = bands[2];
-            sex.adults = adults;
+            sex.under_12 = bands[0] as i32;
+            sex.age_12_14 = bands[1] as i32;
+            sex.age_15_17 = bands[2] as i32;
+            sex.adults = adults as i32;
         }
 
         let answers = self
@@ -588,7 +589,7 @@ impl Workload {
             workforce,
             checklist: ChecklistAnswers {
                 checklist: CHECKLIST.into(),
-                version: CHECKLIST_VERSION,
+                version: CHECKLIST_VERSION as i32,
                 answers,
             },
             forced_labour,

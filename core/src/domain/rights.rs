@@ -25,8 +25,14 @@
 //! is the steps of the monitoring cycle: verification, closing, review and merging are a
 //! supervisor's.
 
-use crate::error::{Error, Result};
-use crate::model::{CaseStatus, ChildCase, RecordKind, Role, Visit, VisitStatus, Workplace};
+use crate::domain::area::Area;
+use crate::domain::codes::{CaseStatus, RecordKind, Role, VisitStatus};
+use crate::domain::records::{ChildCase, Record, Subject, User, Visit};
+use crate::domain::reference::{AreaGrant, ReferenceData};
+use crate::domain::validation::NotAllowed;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// The kinds a role receives, creates and changes (in its areas). Never users or reference data:
@@ -73,16 +79,8 @@ pub enum Step {
     Administration(RecordKind),
 }
 
-fn not_allowed(rule: impl Into<String>) -> Error {
-    Error::NotAllowed { rule: rule.into() }
-}
-
-pub(crate) fn role_str(role: Role) -> &'static str {
-    match role {
-        Role::Inspector => "inspector",
-        Role::CommunityMonitor => "community monitor",
-        Role::Supervisor => "supervisor",
-    }
+fn not_allowed(rule: impl Into<String>) -> NotAllowed {
+    NotAllowed::new(rule)
 }
 
 /// The case status changes each role may make, one at a time.
@@ -136,7 +134,7 @@ fn reachable<T: Copy + PartialEq>(edges: &[(T, T)], from: T, to: T) -> bool {
 }
 
 /// Whether a case status change is made by a supervisor's step only (the rule names it).
-fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> Error {
+fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed {
     if !reachable(case_edges(Role::Supervisor), from, to) {
         return not_allowed(format!(
             "a case cannot go from {} to {}",
@@ -166,12 +164,12 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> Error {
     not_allowed(format!(
         "only a supervisor may make a case {} (a {} may not)",
         first_forbidden.as_str(),
-        role_str(role)
+        role.in_words()
     ))
 }
 
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
-pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
+pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed> {
     match step {
         Step::Create(kind) | Step::Edit(kind) => {
             if kinds(role).contains(kind) {
@@ -179,7 +177,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
             } else {
                 Err(not_allowed(format!(
                     "a {} does not work with {kind} records",
-                    role_str(role)
+                    role.in_words()
                 )))
             }
         }
@@ -212,13 +210,13 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
         Step::ReferralRemoved | Step::FollowUpRemoved if role != Role::Supervisor => {
             Err(not_allowed(format!(
                 "only a supervisor may remove a referral or a follow-up (a {} may not)",
-                role_str(role)
+                role.in_words()
             )))
         }
         Step::ReferralRemoved | Step::FollowUpRemoved => Ok(()),
         Step::Remediated if role != Role::Supervisor => Err(not_allowed(format!(
             "only a supervisor may record a verification (a {} may not)",
-            role_str(role)
+            role.in_words()
         ))),
         Step::Remediated => Ok(()),
         Step::Merge if role != Role::Supervisor => {
@@ -232,7 +230,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
             if reachable(visit_edges(Role::Supervisor), *from, *to) {
                 return Err(not_allowed(format!(
                     "only a supervisor may review a visit (a {} may not)",
-                    role_str(role)
+                    role.in_words()
                 )));
             }
             Err(not_allowed(format!(
@@ -245,7 +243,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
             if role != Role::Supervisor {
                 return Err(not_allowed(format!(
                     "only a supervisor may review a visit (a {} may not)",
-                    role_str(role)
+                    role.in_words()
                 )));
             }
             match reviewer {
@@ -254,27 +252,6 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
                 )),
                 _ => Ok(()),
             }
-        }
-    }
-}
-
-/// A record as the matrix sees it.
-#[derive(Clone, Copy)]
-pub enum Subject<'a> {
-    Workplace(&'a Workplace),
-    Visit(&'a Visit),
-    ChildCase(&'a ChildCase),
-    /// A user or reference data.
-    Administered(RecordKind),
-}
-
-impl Subject<'_> {
-    pub fn kind(&self) -> RecordKind {
-        match self {
-            Subject::Workplace(_) => RecordKind::Workplace,
-            Subject::Visit(_) => RecordKind::Visit,
-            Subject::ChildCase(_) => RecordKind::ChildCase,
-            Subject::Administered(kind) => *kind,
         }
     }
 }
@@ -376,7 +353,7 @@ pub fn check(
     user: Uuid,
     before: Option<Subject<'_>>,
     after: Subject<'_>,
-) -> Result<()> {
+) -> Result<(), NotAllowed> {
     steps(before, after)
         .iter()
         .try_for_each(|step| check_step(role, user, step))
@@ -390,13 +367,13 @@ pub fn check(
 /// reach whoever holds that community).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AreaScope {
-    grants: Vec<crate::reference::AreaGrant>,
+    grants: Vec<AreaGrant>,
 }
 
 impl AreaScope {
     pub fn resolve<'a>(
         codes: impl IntoIterator<Item = &'a String>,
-        reference: &crate::reference::ReferenceData,
+        reference: &ReferenceData,
     ) -> AreaScope {
         let mut grants: Vec<_> = codes
             .into_iter()
@@ -407,11 +384,11 @@ impl AreaScope {
         AreaScope { grants }
     }
 
-    pub fn covers(&self, area: &crate::model::Area) -> bool {
+    pub fn covers(&self, area: &Area) -> bool {
         self.grants.iter().any(|g| g.covers(area))
     }
 
-    pub fn grants(&self) -> &[crate::reference::AreaGrant] {
+    pub fn grants(&self) -> &[AreaGrant] {
         &self.grants
     }
 }
@@ -428,16 +405,182 @@ pub(crate) struct Acting {
 impl Acting {
     /// Checks a local write, from the record as stored (`before`, none for a new record) to the
     /// record as it will be stored.
-    pub(crate) fn check_write<R: crate::model::Record>(
+    pub(crate) fn check_write<R: Record>(
         &self,
         before: Option<&R>,
         after: &R,
-    ) -> Result<()> {
+    ) -> Result<(), NotAllowed> {
         check(
             self.role,
             self.user,
             before.map(|b| b.subject()),
             after.subject(),
         )
+    }
+}
+
+impl User {
+    /// Whether an area lies within this user's assignment: each code at the level the area
+    /// trees in `reference` give it (`AreaScope`; a code in no tree covers nothing).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        AreaScope::resolve(&self.areas, reference).covers(area)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state machines
+
+impl CaseStatus {
+    /// identified → referred → receiving services → withdrawn | prevented → closed.
+    pub fn can_become(self, next: CaseStatus) -> bool {
+        use CaseStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Identified, Referred)
+                    | (Referred, ReceivingServices)
+                    | (ReceivingServices, Withdrawn)
+                    | (ReceivingServices, Prevented)
+                    | (Withdrawn, Closed)
+                    | (Prevented, Closed)
+            )
+    }
+}
+
+impl VisitStatus {
+    /// draft → submitted → validated | returned; a returned visit is corrected and submitted
+    /// again.
+    pub fn can_become(self, next: VisitStatus) -> bool {
+        use VisitStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Draft, Submitted)
+                    | (Submitted, Validated)
+                    | (Submitted, Returned)
+                    | (Returned, Submitted)
+            )
+    }
+}
+
+/// Whether a user of role `by` may move a case from `from` to `to` with a workflow transition
+/// (what an app asks to show the steps a user can take); the error names the rule that forbids
+/// it.
+pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Result<(), NotAllowed> {
+    if from == to {
+        return Err(not_allowed(format!("the case is already {}", to.as_str())));
+    }
+    if !from.can_become(to) {
+        return Err(not_allowed(format!(
+            "a case cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    if to == CaseStatus::Referred {
+        return Err(not_allowed(
+            "a case is referred with refer_case, which records the referral",
+        ));
+    }
+    check_step(
+        by,
+        Uuid::nil(),
+        &Step::CaseStatus {
+            from,
+            to,
+            has_referral: true,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who syncs, and what they receive
+
+/// The signed-in user's role and area codes, as the hub tells a device at each sync: the role
+/// the device's workflow calls act with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct UserProfile {
+    pub role: Role,
+    pub areas: Vec<String>,
+}
+
+/// Who is syncing: an enrolled device and the user it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub device: Uuid,
+    pub user: Uuid,
+    pub role: Role,
+    /// Area codes assigned to the user, each matched at the level the area tree in force gives
+    /// it (`Principal::scope`).
+    pub areas: BTreeSet<String>,
+}
+
+impl Principal {
+    /// The kinds of record this role receives and may change (`rights::kinds`). Never
+    /// `Reference`: every principal receives reference data, only the hub changes it.
+    pub fn kinds(&self) -> &'static [RecordKind] {
+        kinds(self.role)
+    }
+
+    /// What the principal receives and may change, its area codes resolved against the area
+    /// trees in `reference`.
+    pub fn scope(&self, reference: &ReferenceData) -> Scope {
+        Scope {
+            role: self.role,
+            areas: AreaScope::resolve(&self.areas, reference),
+        }
+    }
+
+    /// Whether an area is within the principal's areas (see `Scope::covers`).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        self.scope(reference).covers(area)
+    }
+
+    /// The user's role and areas, as the hub tells the user's devices.
+    pub fn profile(&self) -> UserProfile {
+        UserProfile {
+            role: self.role,
+            areas: self.areas.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A principal's kinds and areas, each area code at its level in the area tree in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub role: Role,
+    pub areas: AreaScope,
+}
+
+impl Scope {
+    pub fn kinds(&self) -> &'static [RecordKind] {
+        kinds(self.role)
+    }
+
+    /// Whether an area lies within the principal's areas: one of its codes is the area's code
+    /// at that code's level, in the same country.
+    pub fn covers(&self, area: &Area) -> bool {
+        self.areas.covers(area)
+    }
+
+    /// Whether a record of this kind, filed under this area, is the principal's to receive.
+    pub fn receives(&self, kind: RecordKind, area: Option<&Area>) -> bool {
+        kind == RecordKind::Reference
+            || (self.kinds().contains(&kind) && area.is_some_and(|a| self.covers(a)))
+    }
+
+    /// Changes when the role or what the areas resolve to change, so that a cursor issued for
+    /// another scope is not reused.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hash = Sha256::new();
+        hash.update([self.role as u8]);
+        for grant in self.areas.grants() {
+            for part in [&grant.country, grant.level.as_str(), &grant.code] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
+        }
+        u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
     }
 }

@@ -10,11 +10,13 @@
 //! (`ExportOptions::include_personal_data`); anyone else asking gets `Error::NotAllowed`.
 //! Users (the staff directory) are not exported.
 
-use crate::error::{Error, Result};
-use crate::model::{
-    Answer, Area, ChildCase, FollowUp, FollowUpSituation, Formality, Record, Referral, Role,
-    ServiceKind, Sex, Visit, VisitKind, Workplace,
+use crate::domain::area::Area;
+use crate::domain::codes::{
+    Answer, FollowUpSituation, Formality, Role, ServiceKind, Sex, VisitKind,
 };
+use crate::domain::derived::birth_year;
+use crate::domain::records::{ChildCase, FollowUp, Referral, Visit, Workplace};
+use crate::error::{Error, Result};
 use crate::store::Store;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
@@ -23,14 +25,18 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ExportFormat {
     Csv,
     Json,
 }
 
+/// What an export includes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ExportOptions {
     /// Names, dates of birth, coordinates, contacts and free text: a supervisor's right only.
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
     pub include_personal_data: bool,
 }
 
@@ -141,7 +147,7 @@ fn joined<T: Serialize>(items: impl IntoIterator<Item = T>) -> String {
         .join(";")
 }
 
-fn area_cols(t: &mut TableBuilder, area: &crate::model::Area) {
+fn area_cols(t: &mut TableBuilder, area: &Area) {
     t.col("country", &area.country);
     t.col("region", &area.region);
     t.col("district", &area.district);
@@ -149,23 +155,6 @@ fn area_cols(t: &mut TableBuilder, area: &crate::model::Area) {
 }
 
 impl Store {
-    fn all_of<R: Record>(&self) -> Result<Vec<R>> {
-        let ids: Vec<Vec<u8>> = self
-            .conn
-            .prepare("SELECT id FROM records WHERE kind = ?1 ORDER BY rowid")?
-            .query_map([R::KIND as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        ids.into_iter()
-            .map(|id| {
-                let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
-                    id: Uuid::nil(),
-                    reason: "a record id is not 16 bytes".into(),
-                })?;
-                self.get::<R>(id)
-            })
-            .collect()
-    }
-
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
     pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
         let personal = options.include_personal_data;
@@ -328,7 +317,7 @@ fn case_row(t: &mut TableBuilder, c: &ChildCase) {
     t.col("case_code", &c.case_code);
     t.col("sex", c.sex);
     // The year only: from the date of birth, or from the estimated age.
-    t.col("birth_year", crate::duplicates::birth_year(c));
+    t.col("birth_year", birth_year(c));
     t.col("estimated_age", c.estimated_age);
     t.col("age_when_identified", c.age_on(c.identified_on));
     t.col("age_basis", c.age_basis);

@@ -1,205 +1,22 @@
-//! The storage the hub's sync engine runs on, as one interface.
-//!
-//! The engine (`hub.rs`) decides what to accept and what each device lacks; a backend only
-//! keeps documents, their change log and the order of changes. The embedded store implements it
-//! here; the server adds PostgreSQL for hubs that outgrow one machine. Every backend stores the
-//! same bytes (documents as `store::encode_document` writes them, heads and change hashes as
-//! concatenated 32-byte hashes), so a hub can move from one to the other.
+//! The store as the hub's storage (`storage::HubStorage`): the embedded hub's transactions on
+//! its writer connection, and readers beside it.
 
-use super::hub::{Principal, Scope};
-use crate::doc::ChangeAuthor;
+use super::{Origin, Store, WriteContext, erasure, find_row, queries, save_document, schema};
+use crate::codec;
+use crate::domain::area::Area;
+use crate::domain::codes::RecordKind;
+use crate::domain::reference::ReferenceData;
+use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
-use crate::model::{Area, RecordKind};
-use crate::reference::ReferenceData;
-use crate::store::{self, Origin, Store, WriteContext};
-use automerge::{Automerge, ChangeHash};
+use crate::storage::{
+    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
+    RecordWrite, ReferenceCache, StoredRecord,
+};
+use automerge::ChangeHash;
 use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// A record as the hub holds it.
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    /// The backend's own key for the row, handed back when the record is saved.
-    pub key: i64,
-    pub kind: RecordKind,
-    /// The area the record is filed under (none for users).
-    pub area: Option<Area>,
-    /// The document, as Automerge bytes.
-    pub document: Vec<u8>,
-}
-
-/// A record changed after some point of the hub's change order.
-#[derive(Debug, Clone)]
-pub struct ChangedRecord {
-    pub id: Uuid,
-    /// Its last change's place in the hub's change order.
-    pub seq: i64,
-    /// The document as stored (`store::decode_stored` reads it).
-    pub stored: Vec<u8>,
-    pub heads: Vec<u8>,
-    /// The place of its first change, and the device that made it.
-    pub first_seq: i64,
-    pub creator: Option<Uuid>,
-}
-
-/// One entry of a record's change log: the changes one write added.
-#[derive(Debug, Clone)]
-pub struct LogEntry {
-    pub seq: i64,
-    /// Hashes of the changes, concatenated.
-    pub changes: Vec<u8>,
-    /// The device whose changes these are (none for a tombstone).
-    pub device: Option<Uuid>,
-    /// The number of the device's request that pushed them (`HubTransaction::number_pushes`);
-    /// none when they did not come from a device's push (a reviewed quarantine, the hub's own
-    /// writes).
-    pub push: Option<i64>,
-}
-
-/// A place in the change order where a record stopped being filed under an area: it moved to
-/// another, or was erased.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Departure {
-    pub seq: i64,
-    pub id: Uuid,
-    /// The record's kind, and the area it was filed under until `seq`.
-    pub kind: RecordKind,
-    pub area: Area,
-    /// The record's kind and area now; `None` once it is erased.
-    pub now: Option<(RecordKind, Option<Area>)>,
-}
-
-/// What the hub keeps of an erased record: the hashes of its changes (`roots` among them:
-/// those with no dependencies) and where it was filed, so that its tombstone reaches the
-/// devices whose scope held it and no push brings its content back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ErasedHistory {
-    pub hashes: Vec<ChangeHash>,
-    pub roots: Vec<ChangeHash>,
-    pub filed: Option<(RecordKind, Area)>,
-}
-
-/// A record's new state, to be stored with the changes added since `before`.
-pub struct RecordWrite<'a> {
-    pub id: Uuid,
-    pub kind: RecordKind,
-    /// `StoredRecord::key` of the record as it was read; `None` for a new record.
-    pub key: Option<i64>,
-    pub area: Option<&'a Area>,
-    pub document: &'a mut Automerge,
-    pub before: &'a [ChangeHash],
-    pub author: ChangeAuthor,
-}
-
-/// One transaction of the hub's storage.
-pub trait HubTransaction {
-    /// The stored record. With `for_update`, no other transaction may change it until this one
-    /// ends (a backend shared by several hub processes must lock it).
-    fn record(&mut self, id: Uuid, for_update: bool) -> Result<Option<StoredRecord>>;
-
-    /// Stores a record's new state and logs its new changes after every change logged so far.
-    fn save(&mut self, write: RecordWrite<'_>) -> Result<()>;
-
-    /// The last place of the change order that is committed and visible to this transaction.
-    /// Every change at or below it is visible: no later commit may fill a gap below it.
-    fn high_water(&mut self) -> Result<i64>;
-
-    /// The reference data in force: the built-in data and every published version the hub
-    /// holds (area trees decide what a principal's codes cover; records are validated against
-    /// the versions they were captured with).
-    fn reference(&mut self) -> Result<Arc<ReferenceData>>;
-
-    /// Records `scope` receives (`Scope::receives`) whose last change is in `(after, upto]`, in
-    /// change order, at most `limit`.
-    fn changed(
-        &mut self,
-        scope: &Scope,
-        after: i64,
-        upto: i64,
-        limit: usize,
-    ) -> Result<Vec<ChangedRecord>>;
-
-    /// A record's change log, in order.
-    fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>>;
-
-    /// Whether the record was erased (a tombstone stands for it).
-    fn is_erased(&mut self, id: Uuid) -> Result<bool>;
-
-    /// Erases a record: its document, change log, index rows and quarantined changes are
-    /// deleted, and a tombstone is placed after every change logged so far, with `history`
-    /// (the hashes of its changes, and the area it was filed under, at the tombstone's place).
-    /// Returns whether there was anything to erase (a second erasure changes nothing).
-    fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool>;
-
-    /// Whether any of these changes belongs to an erased record.
-    fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
-
-    /// The roots of an erased record's history (see `ErasedHistory`).
-    fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>>;
-
-    /// Records that moved to another area, or were erased, in `(after, upto]` of the change
-    /// order, in that order, at most `limit`. A save that changes a record's area adds one at
-    /// its own place (the backend compares the area saved with the one stored).
-    fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>>;
-
-    /// How many of this device's requests had pushes stored (0 for a device never heard).
-    fn pushes(&mut self, device: Uuid) -> Result<i64>;
-
-    /// Numbers this request's pushes: the device's count goes up by one, and every later save
-    /// in this transaction whose author is the device keeps the new number in its change-log
-    /// entry. Returns the number.
-    fn number_pushes(&mut self, device: Uuid) -> Result<i64>;
-
-    /// Goes on with pushes numbered `number` by an earlier transaction of the same request
-    /// (pushes are stored in several short transactions): later saves in this transaction whose
-    /// author is the device keep that number, and the device's count does not move.
-    fn continue_pushes(&mut self, device: Uuid, number: i64);
-
-    /// Keeps changes a device sent to a record that is no longer its user's to change.
-    fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
-
-    /// Every quarantined entry, oldest first.
-    fn quarantined(&mut self) -> Result<Vec<Quarantined>>;
-
-    /// Removes one quarantined entry (reviewed) and returns it.
-    fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>>;
-}
-
-/// Changes held for a supervisor's review.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quarantined {
-    /// The backend's id of the entry (0 before it is stored).
-    pub entry: i64,
-    pub record: Uuid,
-    pub device: Uuid,
-    pub user: Uuid,
-    /// Automerge changes, as the device sent them.
-    pub changes: Vec<u8>,
-    pub received_ms: i64,
-}
-
-/// A hub's storage: runs work in transactions.
-pub trait HubStorage {
-    /// Runs `work` in one transaction, committed if it returns `Ok` and rolled back otherwise.
-    /// A backend where another process may collide with it runs `work` again after a
-    /// serialization failure: `work` must depend on nothing but what it reads.
-    fn in_transaction<T>(
-        &mut self,
-        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
-    ) -> Result<T>;
-
-    /// Runs `work`, which only reads, in one transaction that sees one consistent state of the
-    /// storage (a snapshot). A backend with connections that only read (`HubReader`) runs it
-    /// there, beside the writer; by default it is an ordinary transaction.
-    fn in_read_transaction<T>(
-        &mut self,
-        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
-    ) -> Result<T> {
-        self.in_transaction(work)
-    }
-}
 
 /// A connection to an embedded hub's store that only reads, beside the store's own connection
 /// (the writer): under WAL, readers see the last committed state and neither wait for the
@@ -208,20 +25,18 @@ pub struct HubReader {
     conn: rusqlite::Connection,
     /// The store's configured reference data, under the published documents this reader loads
     /// (as the store does: reloaded when they change).
-    base: crate::reference::ReferenceData,
-    loaded: std::cell::RefCell<store::LoadedReference>,
+    reference: ReferenceCache,
 }
 
 impl Store {
     /// Opens a reader of this store's file (see `HubReader`).
     pub fn hub_reader(&self) -> Result<HubReader> {
-        let conn = crate::store::schema::open_connection(self.path(), &self.encryption)?;
+        let conn = schema::open_connection(self.path(), &self.ctx.encryption)?;
         // The writer migrated the file when it opened it; a reader never writes.
         conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(HubReader {
             conn,
-            base: self.base.clone(),
-            loaded: std::cell::RefCell::new(store::LoadedReference::new(self.base.clone())),
+            reference: ReferenceCache::new(self.ctx.reference.base().clone()),
         })
     }
 }
@@ -232,11 +47,7 @@ impl HubStorage for HubReader {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         // Deferred: the snapshot is taken at the first read and held to the end.
-        let source = store::ReferenceSource {
-            base: &self.base,
-            loaded: &self.loaded,
-        };
-        embedded_transaction(&mut self.conn, source, work)
+        embedded_transaction(&mut self.conn, &self.reference, work)
     }
 }
 
@@ -245,21 +56,20 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        let source = store::reference_source!(self);
-        embedded_transaction(&mut self.conn, source, work)
+        embedded_transaction(&mut self.conn, &self.ctx.reference, work)
     }
 }
 
 /// Runs `work` in one transaction of an embedded store's connection.
 fn embedded_transaction<T>(
     conn: &mut rusqlite::Connection,
-    source: store::ReferenceSource<'_>,
+    cache: &ReferenceCache,
     work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
 ) -> Result<T> {
     let tx = conn.transaction()?;
     let value = work(&mut EmbeddedTransaction {
         tx: &tx,
-        source,
+        cache,
         pushing: None,
     })?;
     tx.commit()?;
@@ -270,37 +80,19 @@ fn embedded_transaction<T>(
 /// excludes every other, so `for_update` needs nothing more.
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
-    source: store::ReferenceSource<'a>,
+    cache: &'a ReferenceCache,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
 }
 
-fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
-    Uuid::from_slice(bytes).map_err(|_| Error::DamagedDocument {
-        id: Uuid::nil(),
-        reason: "a record id in the store is not 16 bytes".into(),
-    })
-}
+use queries::uuid_of;
 
 impl HubTransaction for EmbeddedTransaction<'_, '_> {
     fn record(&mut self, id: Uuid, _for_update: bool) -> Result<Option<StoredRecord>> {
-        let Some((rowid, kind, document)) = store::find_row(self.tx, id)? else {
+        let Some((rowid, kind, document)) = find_row(self.tx, id)? else {
             return Ok(None);
         };
-        let area = self
-            .tx
-            .prepare_cached(
-                "SELECT country, region, district, community FROM scope_index WHERE record = ?1",
-            )?
-            .query_row([rowid], |r| {
-                Ok(Area::new(
-                    &r.get::<_, String>(0)?,
-                    &r.get::<_, String>(1)?,
-                    &r.get::<_, String>(2)?,
-                    &r.get::<_, String>(3)?,
-                ))
-            })
-            .optional()?;
+        let area = queries::filed_under(self.tx, rowid)?.map(|(_, area)| area);
         Ok(Some(StoredRecord {
             key: rowid,
             kind,
@@ -318,30 +110,13 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         };
         // The area the record was filed under, before this write replaces its scope row.
         let filed_before = match write.key {
-            Some(rowid) => self
-                .tx
-                .prepare_cached(
-                    "SELECT kind, country, region, district, community FROM scope_index
-                     WHERE record = ?1",
-                )?
-                .query_row([rowid], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        Area::new(
-                            &r.get::<_, String>(1)?,
-                            &r.get::<_, String>(2)?,
-                            &r.get::<_, String>(3)?,
-                            &r.get::<_, String>(4)?,
-                        ),
-                    ))
-                })
-                .optional()?,
+            Some(rowid) => queries::filed_under(self.tx, rowid)?,
             None => None,
         };
-        let rowid = store::save_document(
+        let rowid = save_document(
             self.tx,
             &ctx,
-            self.source,
+            self.cache,
             write.id,
             write.kind,
             write.key,
@@ -357,7 +132,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             && let Some(now) = write.area
             && *now != area
         {
-            insert_area_history(self.tx, seq, write.id, kind, &area)?;
+            insert_area_history(self.tx, seq, write.id, kind as i64, &area)?;
         }
         if let Some((device, push)) = self.pushing
             && device == write.author.device
@@ -378,7 +153,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn reference(&mut self) -> Result<Arc<ReferenceData>> {
-        Ok(self.source.get(self.tx))
+        Ok(super::reference_in(self.cache, self.tx))
     }
 
     fn changed(
@@ -439,14 +214,14 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn is_erased(&mut self, id: Uuid) -> Result<bool> {
-        store::is_erased(self.tx, id)
+        erasure::is_erased(self.tx, id)
     }
 
     fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool> {
         if self.is_erased(id)? {
             return Ok(false);
         }
-        let found = store::forget_record(self.tx, id)?.is_some();
+        let found = erasure::forget_record(self.tx, id)?.is_some();
         // The tombstone takes the next place in the change order, like a change would.
         self.tx.execute(
             "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
@@ -458,9 +233,9 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             ],
         )?;
         let seq = self.tx.last_insert_rowid();
-        store::place_tombstone(self.tx, id, Some(seq))?;
+        erasure::place_tombstone(self.tx, id, Some(seq))?;
         for hash in &history.hashes {
-            store::keep_erased_change(self.tx, id, hash, history.roots.contains(hash))?;
+            erasure::keep_erased_change(self.tx, id, hash, history.roots.contains(hash))?;
         }
         if let Some((kind, area)) = &history.filed {
             insert_area_history(self.tx, seq, id, *kind as i64, area)?;
@@ -469,7 +244,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
-        store::any_erased_change(self.tx, hashes)
+        erasure::any_erased_change(self.tx, hashes)
     }
 
     fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>> {
@@ -479,7 +254,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         let hashes = stmt
             .query_map([id.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(hashes.iter().flat_map(|h| store::heads_of(h)).collect())
+        Ok(hashes.iter().flat_map(|h| codec::heads_of(h)).collect())
     }
 
     fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {
@@ -682,16 +457,4 @@ fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
         ),
         params,
     )
-}
-
-impl Store {
-    /// Handles one sync request from an authenticated device on this store (the embedded hub).
-    pub fn hub_handle(
-        &mut self,
-        who: &Principal,
-        request: &[u8],
-        limits: &super::HubLimits,
-    ) -> std::result::Result<Vec<u8>, super::HubError> {
-        super::hub::handle_sync(self, who, request, limits)
-    }
 }

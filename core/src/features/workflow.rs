@@ -13,9 +13,10 @@
 //! months, then yearly until 18 by default) plans the case's next follow-up: it is derived on
 //! every write, so it appears in `follow_ups_due` at once and moves on with each follow-up.
 
+use crate::domain::codes::{CaseStatus, VisitStatus};
+use crate::domain::records::{ChildCase, FollowUp, Referral, Visit};
+use crate::domain::rights::{self, Step, check_case_transition};
 use crate::error::{Error, Result, ValidationError};
-use crate::model::{CaseStatus, ChildCase, FollowUp, Referral, Role, Visit, VisitStatus};
-use crate::rights::{self, Step};
 use crate::store::Store;
 use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
@@ -41,36 +42,6 @@ fn not_merged(case: &ChildCase) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Whether a user of role `by` may move a case from `from` to `to` with `transition_case`
-/// (what an app asks to show the steps a user can take); the error names the rule that forbids
-/// it.
-pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Result<()> {
-    if from == to {
-        return Err(not_allowed(format!("the case is already {}", to.as_str())));
-    }
-    if !from.can_become(to) {
-        return Err(not_allowed(format!(
-            "a case cannot go from {} to {}",
-            from.as_str(),
-            to.as_str()
-        )));
-    }
-    if to == CaseStatus::Referred {
-        return Err(not_allowed(
-            "a case is referred with refer_case, which records the referral",
-        ));
-    }
-    rights::check_step(
-        by,
-        Uuid::nil(),
-        &Step::CaseStatus {
-            from,
-            to,
-            has_referral: true,
-        },
-    )
 }
 
 impl Store {

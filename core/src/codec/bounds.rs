@@ -21,75 +21,10 @@
 //! The same limits hold on a phone and on the hub. They are far above what honest records need
 //! (the largest record of the reference workload is a few KiB; nesting goes 4 levels deep).
 
+pub use crate::domain::limits::{DocumentLimit, DocumentLimits};
+
 use automerge::{Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value};
-use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::io::Read;
-
-/// One of the bounds on a document, named in refusals and errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum DocumentLimit {
-    /// The document's bytes, once every compression in it is undone.
-    Bytes,
-    /// Levels of maps (or lists) inside one another.
-    Depth,
-    /// Operations in the document's history.
-    Operations,
-    /// Changes in the document's history.
-    Changes,
-    /// Characters in one text or string value.
-    TextLength,
-}
-
-impl DocumentLimit {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentLimit::Bytes => "document size",
-            DocumentLimit::Depth => "nesting depth",
-            DocumentLimit::Operations => "number of operations",
-            DocumentLimit::Changes => "number of changes",
-            DocumentLimit::TextLength => "length of one text",
-        }
-    }
-}
-
-impl fmt::Display for DocumentLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The bounds themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DocumentLimits {
-    /// Bytes of a document (or of changes received at once), with every compression undone.
-    pub max_bytes: usize,
-    pub max_depth: usize,
-    pub max_operations: u64,
-    pub max_changes: u64,
-    /// Characters of one text (notes, findings) or one string.
-    pub max_text_chars: usize,
-}
-
-impl DocumentLimits {
-    /// What every store and hub applies. A record of the reference workload is 2–6 KiB with
-    /// 4 levels, a few hundred operations and changes, and notes of ~200 characters; these
-    /// bounds leave room for years of edits and notes of 15 pages, and keep one document's
-    /// decoding within a few tens of MiB.
-    pub const STANDARD: DocumentLimits = DocumentLimits {
-        max_bytes: 2 * 1024 * 1024,
-        max_depth: 32,
-        max_operations: 100_000,
-        max_changes: 10_000,
-        max_text_chars: 32 * 1024,
-    };
-}
-
-impl Default for DocumentLimits {
-    fn default() -> Self {
-        Self::STANDARD
-    }
-}
 
 /// Why bytes were not let through to Automerge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,10 @@
 //! child case has no separate assignee), and the document's history still tells who
 //! identified the child.
 
+use crate::domain::codes::{CaseStatus, RecordKind};
+use crate::domain::records::ChildCase;
 use crate::error::{Error, Result, ValidationError};
-use crate::model::{CaseStatus, ChildCase, RecordKind};
-use crate::store::{self, Store};
+use crate::store::{Store, find_row};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -116,30 +117,23 @@ impl Store {
                 rule: "the hand-over is for another user".into(),
             });
         }
-        let mut receiver = self.receiver();
-        let tx = self.conn.transaction()?;
-        for case in &hand_over.cases {
-            store::receive::merge_received(
-                &tx,
-                &mut receiver,
-                store::reference_source!(self),
-                case.id,
-                &case.document,
-            )?;
-            let (_, kind, _) = store::find_row(&tx, case.id)?.ok_or(Error::NotFound {
-                kind: Some(RecordKind::ChildCase),
-                id: case.id,
-            })?;
-            if kind != RecordKind::ChildCase {
-                return Err(Error::WrongKind {
+        self.receive(|merging| {
+            for case in &hand_over.cases {
+                merging.merge(case.id, &case.document)?;
+                let (_, kind, _) = find_row(merging.tx, case.id)?.ok_or(Error::NotFound {
+                    kind: Some(RecordKind::ChildCase),
                     id: case.id,
-                    expected: RecordKind::ChildCase,
-                    actual: kind,
-                });
+                })?;
+                if kind != RecordKind::ChildCase {
+                    return Err(Error::WrongKind {
+                        id: case.id,
+                        expected: RecordKind::ChildCase,
+                        actual: kind,
+                    });
+                }
             }
-        }
-        tx.commit()?;
-        self.received(receiver);
+            Ok(())
+        })?;
         Ok(hand_over.cases.iter().map(|c| c.id).collect())
     }
 }

@@ -1,0 +1,194 @@
+//! Stored bytes ⇄ Automerge documents: the one format every backend keeps (the embedded store,
+//! PostgreSQL), and the one gate every untrusted byte passes through before Automerge reads it.
+//!
+//! - A document is stored as zstd of Automerge's uncompressed encoding (`encode`): smaller than
+//!   Automerge's own per-column DEFLATE, faster to write and read, and the uncompressed form
+//!   compresses far better when many documents travel together in one sync message. Files
+//!   written before this hold Automerge's own encoding, told apart by their leading magic bytes
+//!   (`decode` passes them through).
+//! - Decompression is bounded (`decompress_bounded`), and every path that turns bytes into a
+//!   document (`load`, `merge_into`) goes through the bounds on a document (`bounds`) and
+//!   contains Automerge's panics.
+//! - Heads and change hashes are kept as concatenated 32-byte hashes (`heads_bytes`,
+//!   `heads_of`, `new_change_hashes`).
+//!
+//! The store, the sync engine and the server's PostgreSQL backend use this interface and
+//! nothing below it.
+
+pub mod bounds;
+
+pub use crate::error::DecodeError;
+
+use crate::error::{Error, Result};
+use automerge::{Automerge, ChangeHash};
+use bounds::DocumentLimits;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use uuid::Uuid;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// No record's document comes near this; a stored value claiming more is damaged.
+const MAX_DOCUMENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// A document as a backend stores it.
+pub struct Encoded {
+    /// What the backend keeps: zstd of `plain`.
+    pub stored: Vec<u8>,
+    /// The document's uncompressed encoding, as `load` reads it.
+    pub plain: Vec<u8>,
+}
+
+/// Encodes a document for storage. A document over the size bound on a record is
+/// `Error::OverLimit`: nothing of it is stored.
+pub fn encode(id: Uuid, document: &Automerge) -> Result<Encoded> {
+    let plain = document.save_nocompress();
+    bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(Encoded {
+        stored: compress(&plain),
+        plain,
+    })
+}
+
+fn compress(plain: &[u8]) -> Vec<u8> {
+    thread_local! {
+        // A compression context costs more to create than a small document to compress.
+        static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
+            std::cell::RefCell::new(zstd::bulk::Compressor::new(3).expect("zstd context"));
+    }
+    COMPRESSOR.with(|c| {
+        c.borrow_mut()
+            .compress(plain)
+            .expect("in-memory compression")
+    })
+}
+
+/// The Automerge bytes of a stored document.
+pub fn decode(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
+    if !stored.starts_with(&ZSTD_MAGIC) {
+        return Ok(stored);
+    }
+    decompress_bounded(&stored, MAX_DOCUMENT_BYTES).map_err(|_| Error::DamagedDocument {
+        id,
+        reason: "the stored document does not decompress".into(),
+    })
+}
+
+/// A stored document, decoded and loaded (`decode`, then `load`).
+pub fn load_stored(id: Uuid, stored: Vec<u8>) -> Result<Automerge> {
+    load(id, &decode(id, stored)?)
+}
+
+/// Decompresses at most `limit` bytes; a frame that would produce more is refused.
+pub fn decompress_bounded(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+    use std::io::Read;
+    let mut decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+    // Grown by hand, never past `limit`: `read_to_end` doubles its buffer, so a frame that
+    // stops just under the limit would hold twice the limit in memory.
+    let mut plain: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(DecodeError::Compression),
+        };
+        if plain.len() + n > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        if plain.capacity() - plain.len() < n {
+            let target = (plain.capacity() * 2).max(plain.len() + n).min(limit);
+            plain.reserve_exact(target - plain.len());
+        }
+        plain.extend_from_slice(&chunk[..n]);
+    }
+    Ok(plain)
+}
+
+/// The error for bytes `bounds::admit` refused.
+fn refused(id: Uuid, refused: bounds::Refused) -> Error {
+    match refused {
+        bounds::Refused::Over(limit) => Error::OverLimit { id, limit },
+        bounds::Refused::Unsupported => Error::DamagedDocument {
+            id,
+            reason: "the document holds a chunk format Vigie does not read".into(),
+        },
+    }
+}
+
+/// Decodes a document from Automerge bytes that may be damaged or hostile (received, or stored
+/// by an older version). What Automerge would allocate is bounded before it reads them, and the
+/// document's state is checked without recursion before anything recursive can read it
+/// (`bounds`). automerge can panic on malformed input; the panic is contained here and
+/// reported as a damaged document.
+pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
+        Ok(Ok(doc)) => {
+            bounds::check_state(&doc, None, &limits)
+                .map_err(|limit| Error::OverLimit { id, limit })?;
+            Ok(doc)
+        }
+        Ok(Err(_)) => Err(Error::DamagedDocument {
+            id,
+            reason: "the document's bytes do not decode".into(),
+        }),
+        Err(_) => Err(Error::DamagedDocument {
+            id,
+            reason: "the document's bytes made the decoder fail".into(),
+        }),
+    }
+}
+
+/// Feeds untrusted bytes (a whole document, or changes) into a document, with the checks of
+/// `load`. The caller discards the document on error.
+pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()> {
+    let damaged = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    match catch_unwind(AssertUnwindSafe(|| document.load_incremental(bytes))) {
+        Ok(Ok(_)) => bounds::check_state(document, None, &limits)
+            .map_err(|limit| Error::OverLimit { id, limit }),
+        Ok(Err(automerge::AutomergeError::DuplicateSeqNumber(seq, actor))) => {
+            Err(Error::ActorReused { id, actor, seq })
+        }
+        Ok(Err(_)) => Err(damaged("the received changes do not decode")),
+        Err(_) => Err(damaged("the received changes made the decoder fail")),
+    }
+}
+
+/// Heads (or change hashes) as backends keep them: 32-byte hashes, concatenated.
+pub fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+/// The hashes `heads_bytes` concatenated.
+pub fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| ChangeHash(c.try_into().expect("32-byte chunks")))
+        .collect()
+}
+
+/// The hashes of the changes made after `before`, concatenated as the change log keeps them.
+pub fn new_change_hashes(document: &Automerge, before: &[ChangeHash]) -> Vec<u8> {
+    document
+        .get_changes_meta(before)
+        .iter()
+        .flat_map(|c| c.hash.0)
+        .collect()
+}
+
+/// The changes of a document with no dependencies (after `after`): where its history starts.
+pub fn history_roots(document: &Automerge, after: &[ChangeHash]) -> Vec<ChangeHash> {
+    document
+        .get_changes_meta(after)
+        .iter()
+        .filter(|c| c.deps.is_empty())
+        .map(|c| c.hash)
+        .collect()
+}

@@ -1,0 +1,194 @@
+//! Child labour classification by a versioned rule set (a country profile).
+//!
+//! The thresholds follow ILO C138 and C182; each country sets its own within them
+//! (`Thresholds`, what a published `CountryProfile` holds), so a rule set is data, and a
+//! classification remembers which rule set and version produced it.
+
+use super::codes::ClassificationOutcome;
+use super::reference::labels::Item;
+use chrono::{Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The rule set's reading of a case, computed from the case's facts on every write and read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Classification {
+    pub outcome: ClassificationOutcome,
+    /// `id@version` of the rule set that produced it.
+    pub rule_set: String,
+    /// The age the rules were applied to, if it could be established.
+    pub age: Option<i32>,
+    /// Which rule decided, for the person reviewing the case.
+    pub reason: String,
+}
+
+/// What a country sets within the conventions: the ages and hours that decide a child's
+/// classification, its hazardous work list, and how remediated cases are followed up. A
+/// published `CountryProfile` holds them, and the `RuleSet` made from it applies them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// C138 minimum age for admission to employment (15, or 14 at first in a developing country).
+    pub minimum_age: u32,
+    /// Light work is allowed from this age (13, or 12 where the minimum age is 14).
+    pub light_work_min_age: u32,
+    /// Light work beyond this many hours a week is no longer light.
+    pub light_work_max_hours: u32,
+    /// Hazardous work is forbidden below this age (18; 16 exceptionally).
+    pub hazardous_work_age: u32,
+    /// Hours a week above which work is hazardous for a child (long hours, R190).
+    pub long_hours: u32,
+    pub night_work_is_hazardous: bool,
+    /// The national hazardous work list: the codes a child case's `hazards` may hold.
+    pub hazardous_work: Vec<Item>,
+    /// Follow-up visits after remediation (withdrawn or prevented), in months after it.
+    #[serde(default = "default_follow_up_months")]
+    pub follow_up_months: Vec<u32>,
+    /// After the last of `follow_up_months`, a follow-up every year while the child is younger
+    /// than this age.
+    #[serde(default = "default_follow_up_yearly_until_age")]
+    pub follow_up_yearly_until_age: u32,
+}
+
+fn default_follow_up_months() -> Vec<u32> {
+    vec![3, 6]
+}
+
+fn default_follow_up_yearly_until_age() -> u32 {
+    18
+}
+
+/// A country profile's thresholds as the classifier applies them, named `id@version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSet {
+    pub id: String,
+    pub version: u32,
+    #[serde(flatten)]
+    pub thresholds: Thresholds,
+}
+
+/// The facts about a child's work that the rules decide on.
+#[derive(Debug, Clone, Copy)]
+pub struct Situation<'a> {
+    /// The age when the child was identified, if it could be established.
+    pub age: Option<u32>,
+    pub hours_per_week: i32,
+    pub night_work: bool,
+    pub hazards: &'a BTreeSet<String>,
+    /// Whether a worst form (C182 art. 3 a-c) is flagged.
+    pub worst_form: bool,
+}
+
+impl RuleSet {
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.id, self.version)
+    }
+
+    pub fn has_hazard(&self, code: &str) -> bool {
+        self.thresholds
+            .hazardous_work
+            .iter()
+            .any(|h| h.code == code)
+    }
+
+    /// Classifies a child's situation.
+    pub fn classify_situation(&self, situation: &Situation<'_>) -> Classification {
+        let (outcome, reason) = self.decide(situation);
+        Classification {
+            outcome,
+            rule_set: self.label(),
+            age: situation.age.map(|a| i32::try_from(a).unwrap_or(i32::MAX)),
+            reason: reason.into(),
+        }
+    }
+
+    fn decide(&self, s: &Situation<'_>) -> (ClassificationOutcome, &'static str) {
+        use ClassificationOutcome::*;
+        let t = &self.thresholds;
+        if s.worst_form {
+            return (
+                WorstFormSuspected,
+                "a worst form of child labour (C182 art. 3 a-c) is flagged",
+            );
+        }
+        let Some(age) = s.age else {
+            return (
+                ChildLabour,
+                "age unknown: treated as below the minimum age until established",
+            );
+        };
+        if age >= t.hazardous_work_age {
+            return (NotChildLabour, "at or above the hazardous work age");
+        }
+        let hours = i64::from(s.hours_per_week);
+        let working = hours > 0;
+        if s.hazards.iter().any(|h| self.has_hazard(h)) {
+            return (
+                HazardousChildLabour,
+                "a hazard on the hazardous work list was observed",
+            );
+        }
+        if working && s.night_work && t.night_work_is_hazardous {
+            return (
+                HazardousChildLabour,
+                "night work below the hazardous work age",
+            );
+        }
+        if hours > i64::from(t.long_hours) {
+            return (
+                HazardousChildLabour,
+                "long hours below the hazardous work age",
+            );
+        }
+        if !working {
+            return (NotChildLabour, "not working");
+        }
+        if age < t.light_work_min_age {
+            return (ChildLabour, "working below the light work age");
+        }
+        if age < t.minimum_age {
+            if hours > i64::from(t.light_work_max_hours) {
+                return (
+                    ChildLabour,
+                    "more hours than light work allows below the minimum age",
+                );
+            }
+            return (NotChildLabour, "light work within the allowed hours");
+        }
+        (
+            NotChildLabour,
+            "at or above the minimum age, non-hazardous work",
+        )
+    }
+
+    /// The follow-up dates after a remediation on `remediated_on`, in order: `follow_up_months`
+    /// after it (always), then every 12 months after the last of those, strictly before the day
+    /// the child reaches `follow_up_yearly_until_age` (`reaches_age_on`; none if unknown).
+    pub fn follow_up_schedule(
+        &self,
+        remediated_on: NaiveDate,
+        reaches_age_on: Option<NaiveDate>,
+    ) -> impl Iterator<Item = NaiveDate> + '_ {
+        let mut fixed: Vec<u32> = self.thresholds.follow_up_months.clone();
+        fixed.sort_unstable();
+        fixed.dedup();
+        let last = fixed.last().copied().unwrap_or(0);
+        let at = move |months: u32| remediated_on.checked_add_months(Months::new(months));
+        let fixed_dates: Vec<NaiveDate> = fixed.into_iter().filter_map(at).collect();
+        let yearly = (1u32..)
+            .map_while(move |year| at(last.checked_add(year.checked_mul(12)?)?))
+            .take_while(move |d| reaches_age_on.is_some_and(|limit| *d < limit));
+        fixed_dates.into_iter().chain(yearly)
+    }
+
+    /// The first scheduled follow-up strictly after `after`.
+    pub fn next_follow_up_after(
+        &self,
+        remediated_on: NaiveDate,
+        reaches_age_on: Option<NaiveDate>,
+        after: NaiveDate,
+    ) -> Option<NaiveDate> {
+        self.follow_up_schedule(remediated_on, reaches_age_on)
+            .find(|d| *d > after)
+    }
+}

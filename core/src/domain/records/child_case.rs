@@ -1,0 +1,468 @@
+//! A child found working or at risk, and what was done for them: referrals, follow-ups, the
+//! verification that ends the services, and the classification the rule set gives the case.
+
+use super::{Record, Version, record_identity, record_pins, set_as_map};
+use crate::domain::area::Area;
+use crate::domain::classify::{Classification, RuleSet, Situation};
+use crate::domain::codes::{
+    AgeBasis, CaseStatus, FollowUpSituation, RecordKind, ReferenceType, SchoolStatus, ServiceKind,
+    Sex, WorstForm,
+};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::domain::validation::{ValidationError, require_text};
+use chrono::{Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// A referral of a child to a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Referral {
+    pub service: ServiceKind,
+    /// The provider: a provider code of the referral directory when it lists providers.
+    pub provider: String,
+    pub date: NaiveDate,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub outcome: String,
+}
+
+impl Referral {
+    pub fn new(service: ServiceKind, provider: &str, date: NaiveDate) -> Referral {
+        Referral {
+            service,
+            provider: provider.into(),
+            date,
+            outcome: String::new(),
+        }
+    }
+}
+
+/// A follow-up of a child's situation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct FollowUp {
+    pub date: NaiveDate,
+    pub situation: FollowUpSituation,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub notes: String,
+    /// When the next follow-up is due; it appears in the due lists.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub next_due: Option<NaiveDate>,
+}
+
+impl FollowUp {
+    pub fn new(
+        date: NaiveDate,
+        situation: FollowUpSituation,
+        next_due: Option<NaiveDate>,
+    ) -> FollowUp {
+        FollowUp {
+            date,
+            situation,
+            notes: String::new(),
+            next_due,
+        }
+    }
+}
+
+/// A child found working or at risk, and what was done for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ChildCase {
+    /// Empty (nil) for a new record: the store gives it one.
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub id: Uuid,
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub version: Version,
+    /// Pseudonymous code, the only identifier that appears in reports.
+    pub case_code: String,
+    /// The child's name: sensitive, never exported without the right.
+    pub name: String,
+    pub sex: Sex,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub date_of_birth: Option<NaiveDate>,
+    /// In years, when no date of birth is known (0 to 17).
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub estimated_age: Option<i32>,
+    pub age_basis: AgeBasis,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub guardian: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub household: String,
+    pub area: Area,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub workplace_id: Option<Uuid>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub identified_on_visit: Option<Uuid>,
+    pub identified_on: NaiveDate,
+    /// Who identified the child, and whose due lists the case is on.
+    pub identified_by: Uuid,
+    pub school: SchoolStatus,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub activity: String,
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub tasks: BTreeSet<String>,
+    /// 0 to 168.
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub hours_per_week: i32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = false))]
+    pub night_work: bool,
+    /// Codes from the hazardous work list of the rule set.
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub hazards: BTreeSet<String>,
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub worst_forms: BTreeSet<WorstForm>,
+    /// Computed from the facts above by the rule set the case was captured with (read-only).
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub classification: Option<Classification>,
+    pub status: CaseStatus,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub referrals: BTreeMap<Uuid, Referral>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub followups: BTreeMap<Uuid, FollowUp>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub notes: String,
+    /// The day the child was verified withdrawn or prevented: the start of the follow-up
+    /// schedule. Never cleared, so it is left out of the document when unset (an app that does
+    /// not know the field cannot erase it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub remediated_on: Option<NaiveDate>,
+    /// The next follow-up the rule set's schedule plans after `remediated_on` (derived on every
+    /// write from `remediated_on`, the follow-ups recorded and the child's age; read-only).
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub follow_up_due: Option<NaiveDate>,
+    /// Set on a duplicate registration: the case it was merged into. The duplicate keeps its
+    /// status and history; lists, alerts, due lists and indicators leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub merged_into: Option<Uuid>,
+    /// The duplicates merged into this case.
+    #[serde(
+        with = "set_as_map",
+        default,
+        skip_serializing_if = "BTreeSet::is_empty"
+    )]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub merged_from: BTreeSet<Uuid>,
+    /// The reference versions the case was captured with: its country profile classifies it
+    /// for good (set by the store when the case is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub captured_with: ReferencePins,
+}
+
+impl ChildCase {
+    /// A new case (status identified), as declared by a guardian, schooling unknown. Set
+    /// `date_of_birth` or `estimated_age` before creating it.
+    pub fn new(
+        case_code: &str,
+        name: &str,
+        sex: Sex,
+        area: Area,
+        identified_on: NaiveDate,
+        identified_by: Uuid,
+    ) -> ChildCase {
+        ChildCase {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            case_code: case_code.into(),
+            name: name.into(),
+            sex,
+            date_of_birth: None,
+            estimated_age: None,
+            age_basis: AgeBasis::DeclaredByGuardian,
+            guardian: String::new(),
+            household: String::new(),
+            area,
+            workplace_id: None,
+            identified_on_visit: None,
+            identified_on,
+            identified_by,
+            school: SchoolStatus::Unknown,
+            activity: String::new(),
+            tasks: BTreeSet::new(),
+            hours_per_week: 0,
+            night_work: false,
+            hazards: BTreeSet::new(),
+            worst_forms: BTreeSet::new(),
+            classification: None,
+            status: CaseStatus::Identified,
+            referrals: BTreeMap::new(),
+            followups: BTreeMap::new(),
+            notes: String::new(),
+            remediated_on: None,
+            follow_up_due: None,
+            merged_into: None,
+            merged_from: BTreeSet::new(),
+            captured_with: ReferencePins::default(),
+        }
+    }
+
+    /// Age in whole years on a date: from the date of birth when known, else the estimate
+    /// (which was made on the day of identification, and is aged by the years since).
+    pub fn age_on(&self, date: NaiveDate) -> Option<u32> {
+        if let Some(dob) = self.date_of_birth {
+            return date.years_since(dob);
+        }
+        let estimate = u32::try_from(self.estimated_age?).ok()?;
+        Some(estimate + date.years_since(self.identified_on).unwrap_or(0))
+    }
+
+    /// The day the child reaches `age`: from the date of birth, else from the estimate made on
+    /// the day of identification (the child is taken to have just reached the estimated age).
+    pub fn reaches_age_on(&self, age: u32) -> Option<NaiveDate> {
+        let (from, years) = match (self.date_of_birth, self.estimated_age) {
+            (Some(dob), _) => (dob, age),
+            (None, Some(estimate)) => (
+                self.identified_on,
+                age.saturating_sub(u32::try_from(estimate).ok()?),
+            ),
+            (None, None) => return None,
+        };
+        from.checked_add_months(Months::new(years.checked_mul(12)?))
+    }
+
+    /// The next follow-up due: the one the schedule plans after remediation (it goes on, yearly,
+    /// after the case is closed, until the child's 18th birthday); for a case without a
+    /// remediation date, the one planned at the latest follow-up, or none once closed. A
+    /// duplicate merged into another case has none.
+    pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
+        if self.merged_into.is_some() {
+            return None;
+        }
+        if self.follow_up_due.is_some() {
+            return self.follow_up_due;
+        }
+        if self.status == CaseStatus::Closed {
+            return None;
+        }
+        self.followups
+            .values()
+            .max_by_key(|f| f.date)
+            .and_then(|f| f.next_due)
+    }
+
+    /// The facts the rules decide on, as of the day the child was identified.
+    pub fn situation(&self) -> Situation<'_> {
+        Situation {
+            age: self.age_on(self.identified_on),
+            hours_per_week: self.hours_per_week,
+            night_work: self.night_work,
+            hazards: &self.hazards,
+            worst_form: !self.worst_forms.is_empty(),
+        }
+    }
+}
+
+/// What the rules say of a child case.
+impl RuleSet {
+    /// Classifies a child's situation on the day the child was identified.
+    pub fn classify(&self, case: &ChildCase) -> Classification {
+        self.classify_situation(&case.situation())
+    }
+
+    /// The follow-up a case is due next: none before remediation; else the first scheduled
+    /// date after the latest follow-up recorded since remediation (a follow-up made late still
+    /// answers the visits due before it; one made early leaves the planned visit due).
+    pub fn next_follow_up(&self, case: &ChildCase) -> Option<NaiveDate> {
+        let start = case.remediated_on?;
+        let last = case
+            .followups
+            .values()
+            .map(|f| f.date)
+            .filter(|d| *d >= start)
+            .max()
+            .unwrap_or(start);
+        self.next_follow_up_after(
+            start,
+            case.reaches_age_on(self.thresholds.follow_up_yearly_until_age),
+            last,
+        )
+    }
+}
+
+impl ReferenceData {
+    /// The rule set a case is classified with: the profile it was captured with; for a case
+    /// captured before profiles were pinned, the one its classification names, else the
+    /// built-in one.
+    pub fn rule_set_of(&self, case: &ChildCase) -> Result<&RuleSet, ValidationError> {
+        self.rule_set_captured(
+            case.captured_with.country_profile.as_ref(),
+            case.classification.as_ref().map(|c| c.rule_set.as_str()),
+        )
+    }
+}
+
+impl Record for ChildCase {
+    const KIND: RecordKind = RecordKind::ChildCase;
+    const TEXT_FIELDS: &'static [&'static str] =
+        &["notes", "referrals.*.outcome", "followups.*.notes"];
+    const COLLECTIONS: &'static [&'static str] = &[
+        "tasks",
+        "hazards",
+        "worst_forms",
+        "referrals",
+        "followups",
+        "merged_from",
+    ];
+    // Computed from the other fields by `derive` on every write, and again whenever the record
+    // is read or indexed: a concurrent value of theirs is never a conflict to show.
+    const DERIVED: &'static [&'static str] = &["classification", "follow_up_due"];
+    const PINNED: &'static [ReferenceType] = &[
+        ReferenceType::CountryProfile,
+        ReferenceType::ReferralServices,
+        ReferenceType::AdministrativeAreas,
+    ];
+    record_identity!();
+    record_pins!(area);
+
+    fn subject(&self) -> super::Subject<'_> {
+        super::Subject::ChildCase(self)
+    }
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        require_text("case_code", &self.case_code)?;
+        require_text("name", &self.name)?;
+        self.area.validate("area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
+        let rules = reference.rule_set_of(self)?;
+        if self.identified_by.is_nil() {
+            return Err(ValidationError::new("identified_by", "must be set"));
+        }
+        match (self.date_of_birth, self.estimated_age) {
+            (None, None) => {
+                return Err(ValidationError::new(
+                    "date_of_birth",
+                    "a date of birth or an estimated age is required",
+                ));
+            }
+            (Some(dob), _) => {
+                if dob > self.identified_on {
+                    return Err(ValidationError::new(
+                        "date_of_birth",
+                        "must not be after the day the child was identified",
+                    ));
+                }
+                if self.age_on(self.identified_on).is_none_or(|a| a > 17) {
+                    return Err(ValidationError::new(
+                        "date_of_birth",
+                        "age when identified must be between 0 and 17",
+                    ));
+                }
+            }
+            (None, Some(age)) => {
+                if !(0..=17).contains(&age) {
+                    return Err(ValidationError::new(
+                        "estimated_age",
+                        "must be between 0 and 17",
+                    ));
+                }
+            }
+        }
+        if !(0..=168).contains(&self.hours_per_week) {
+            return Err(ValidationError::new(
+                "hours_per_week",
+                "must be between 0 and 168",
+            ));
+        }
+        if let Some(code) = self.hazards.iter().find(|h| !rules.has_hazard(h)) {
+            let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
+                format!("hazards.{code}")
+            } else {
+                "hazards".to_string()
+            };
+            return Err(ValidationError::new(field, "unknown hazard code"));
+        }
+        // A directory that lists providers lists every provider a child may be referred to:
+        // the referral then names one by its code.
+        let directory = reference
+            .pinned_referrals(self.captured_with.referral_services.as_ref())?
+            .filter(|d| !d.providers.is_empty());
+        for (id, r) in &self.referrals {
+            require_text(&format!("referrals.{id}.provider"), &r.provider)?;
+            if let Some(directory) = directory {
+                match directory.provider(&r.provider) {
+                    None => {
+                        return Err(ValidationError::new(
+                            format!("referrals.{id}.provider"),
+                            "not a provider code of the referral directory",
+                        ));
+                    }
+                    Some(p) if p.service != r.service => {
+                        return Err(ValidationError::new(
+                            format!("referrals.{id}.service"),
+                            "the provider does not offer this service",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if r.date < self.identified_on {
+                return Err(ValidationError::new(
+                    format!("referrals.{id}.date"),
+                    "must not be before the child was identified",
+                ));
+            }
+        }
+        if let Some(d) = self.remediated_on
+            && d < self.identified_on
+        {
+            return Err(ValidationError::new(
+                "remediated_on",
+                "must not be before the child was identified",
+            ));
+        }
+        if self.merged_into == Some(self.id) || self.merged_from.contains(&self.id) {
+            return Err(ValidationError::new(
+                "merged_into",
+                "a case cannot be merged with itself",
+            ));
+        }
+        for (id, f) in &self.followups {
+            if f.date < self.identified_on {
+                return Err(ValidationError::new(
+                    format!("followups.{id}.date"),
+                    "must not be before the child was identified",
+                ));
+            }
+            if let Some(next) = f.next_due
+                && next < f.date
+            {
+                return Err(ValidationError::new(
+                    format!("followups.{id}.next_due"),
+                    "must not be before the follow-up's date",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// With the profile the case was captured with. If this device does not know that version
+    /// yet, the derived fields are left as they are and validation says why.
+    fn derive(&mut self, reference: &ReferenceData) {
+        if let Ok(rules) = reference.rule_set_of(self) {
+            self.classification = Some(rules.classify(self));
+            self.follow_up_due = rules.next_follow_up(self);
+        }
+    }
+}

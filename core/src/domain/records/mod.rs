@@ -1,0 +1,208 @@
+//! Typed field records. Each record is stored as one Automerge document (see `doc`); the
+//! structs here are the shape the application reads and writes, and the bindings' own types.
+//!
+//! Collections inside a record are maps keyed by an id or a code, never lists: two devices that
+//! add a referral or tick a hazard concurrently then both keep their addition, and two edits of
+//! the same referral merge field by field.
+
+mod child_case;
+mod reference_document;
+mod user;
+mod visit;
+mod workplace;
+
+pub use child_case::{ChildCase, FollowUp, Referral};
+pub use reference_document::ReferenceDocument;
+pub use user::User;
+pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};
+pub use workplace::{Location, Workplace};
+
+use crate::domain::area::Area;
+use crate::domain::codes::{RecordKind, ReferenceType};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::domain::validation::ValidationError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use uuid::Uuid;
+
+/// The version of a record a caller read: the Automerge heads of its document. An update is
+/// applied as an edit made at this version, so a field that changed meanwhile (through sync)
+/// is not overwritten silently: if the caller changed it too, both values are kept as a conflict.
+/// Apps hold it as opaque text (`Display`/`parse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Version(pub(crate) Vec<automerge::ChangeHash>);
+
+impl Version {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn heads(&self) -> &[automerge::ChangeHash] {
+        &self.0
+    }
+    /// The version at these heads.
+    pub fn at(heads: Vec<automerge::ChangeHash>) -> Version {
+        Version(heads)
+    }
+    /// Parses the form produced by `Display` (hex heads joined by commas).
+    pub fn parse(s: &str) -> Option<Version> {
+        if s.is_empty() {
+            return Some(Version::default());
+        }
+        s.split(',')
+            .map(|h| h.parse::<automerge::ChangeHash>().ok())
+            .collect::<Option<Vec<_>>>()
+            .map(Version)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex: Vec<String> = self.0.iter().map(|h| h.to_string()).collect();
+        f.write_str(&hex.join(","))
+    }
+}
+
+/// A record as the role matrix sees it (`rights`).
+#[derive(Clone, Copy)]
+pub enum Subject<'a> {
+    Workplace(&'a Workplace),
+    Visit(&'a Visit),
+    ChildCase(&'a ChildCase),
+    /// A user or reference data.
+    Administered(RecordKind),
+}
+
+impl Subject<'_> {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Subject::Workplace(_) => RecordKind::Workplace,
+            Subject::Visit(_) => RecordKind::Visit,
+            Subject::ChildCase(_) => RecordKind::ChildCase,
+            Subject::Administered(kind) => *kind,
+        }
+    }
+}
+
+/// What every record kind provides to the store.
+pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
+    const KIND: RecordKind;
+    /// Dotted paths of fields held as Automerge text (`*` matches any key), so that two people's
+    /// edits of a note merge character by character.
+    const TEXT_FIELDS: &'static [&'static str];
+    /// Dotted paths of maps whose keys are data (ids, codes): a key missing from the record is
+    /// removed from the document. Keys missing from any other map are kept, so that an older app
+    /// never erases a field added by a newer one.
+    const COLLECTIONS: &'static [&'static str];
+    /// Dotted paths of fields computed from the others by `derive` (never typed by a person).
+    const DERIVED: &'static [&'static str] = &[];
+    /// The types of reference data whose version the record keeps (`captured_with`).
+    const PINNED: &'static [ReferenceType] = &[];
+
+    fn id(&self) -> Uuid;
+    fn set_id(&mut self, id: Uuid);
+    fn version(&self) -> &Version;
+    fn set_version(&mut self, version: Version);
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError>;
+    /// Fills derived fields (such as a child case's classification) before a write.
+    fn derive(&mut self, _reference: &ReferenceData) {}
+    /// The reference versions the record was captured with, for kinds that keep them.
+    fn pins(&self) -> Option<&ReferencePins> {
+        None
+    }
+    fn pins_mut(&mut self) -> Option<&mut ReferencePins> {
+        None
+    }
+    /// The country code whose reference data applies to the record.
+    fn country(&self) -> Option<&str> {
+        None
+    }
+    /// The area the record is filed under (users and reference data have none).
+    fn area(&self) -> Option<&Area> {
+        None
+    }
+    /// The record as the role matrix sees it (`rights`).
+    fn subject(&self) -> Subject<'_> {
+        Subject::Administered(Self::KIND)
+    }
+}
+
+/// The `Record` methods of kinds that keep the reference versions they were captured with.
+macro_rules! record_pins {
+    ($($area:ident).+) => {
+        fn pins(&self) -> Option<&ReferencePins> {
+            Some(&self.captured_with)
+        }
+        fn pins_mut(&mut self) -> Option<&mut ReferencePins> {
+            Some(&mut self.captured_with)
+        }
+        fn country(&self) -> Option<&str> {
+            Some(&self.$($area).+.country)
+        }
+        fn area(&self) -> Option<&Area> {
+            Some(&self.$($area).+)
+        }
+    };
+}
+pub(crate) use record_pins;
+
+/// The `Record` methods of a kind's id and version.
+macro_rules! record_identity {
+    () => {
+        fn id(&self) -> Uuid {
+            self.id
+        }
+        fn set_id(&mut self, id: Uuid) {
+            self.id = id;
+        }
+        fn version(&self) -> &Version {
+            &self.version
+        }
+        fn set_version(&mut self, version: Version) {
+            self.version = version;
+        }
+    };
+}
+pub(crate) use record_identity;
+
+/// Sets are stored as maps from the element to `true`: concurrent additions then merge.
+pub(crate) mod set_as_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        set: &BTreeSet<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(set.iter().map(|k| (k, true)))
+    }
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<BTreeSet<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Ord,
+    {
+        let map = BTreeMap::<T, bool>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .filter(|(_, v)| *v)
+            .map(|(k, _)| k)
+            .collect())
+    }
+}
+
+impl ReferenceData {
+    /// Sets the pins a new record is missing to the versions it is captured with now.
+    pub(crate) fn pin_new<R: Record>(&self, record: &mut R) {
+        let country = record.country().map(str::to_owned);
+        if let Some(pins) = record.pins_mut() {
+            for ty in R::PINNED {
+                if let Some(slot) = pins.slot(*ty)
+                    && slot.is_none()
+                {
+                    *slot = self.active_pin(*ty, country.as_deref());
+                }
+            }
+        }
+    }
+}

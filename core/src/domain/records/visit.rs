@@ -1,0 +1,246 @@
+//! A labour inspection, a community monitoring round or a follow-up visit to a workplace.
+
+use super::{Record, Version, record_identity, record_pins, set_as_map};
+use crate::domain::area::{Area, GeoPoint};
+use crate::domain::codes::{
+    Answer, ForcedLabourIndicator, RecordKind, ReferenceType, VisitAction, VisitKind, VisitStatus,
+};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::domain::validation::{ValidationError, require_count};
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Counts of workers by age band.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct AgeBands {
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub under_12: i32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub age_12_14: i32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub age_15_17: i32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub adults: i32,
+}
+
+impl AgeBands {
+    fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        for (band, count) in [
+            ("under_12", self.under_12),
+            ("age_12_14", self.age_12_14),
+            ("age_15_17", self.age_15_17),
+            ("adults", self.adults),
+        ] {
+            require_count(&format!("{field}.{band}"), count)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Workforce {
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub female: AgeBands,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub male: AgeBands,
+}
+
+/// Answers to a named, versioned checklist, keyed by item code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ChecklistAnswers {
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub checklist: String,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub version: i32,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub answers: BTreeMap<String, Answer>,
+}
+
+/// A labour inspection, a community monitoring round or a follow-up visit to a workplace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Visit {
+    /// Empty (nil) for a new record: the store gives it one.
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub id: Uuid,
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub version: Version,
+    pub kind: VisitKind,
+    pub workplace_id: Uuid,
+    pub visitor_id: Uuid,
+    /// The workplace's area, copied when the visit is recorded so that the visit can be
+    /// indexed and replicated by area on its own.
+    pub area: Area,
+    /// With the phone's offset.
+    pub started_at: DateTime<FixedOffset>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub ended_at: Option<DateTime<FixedOffset>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub gps: Option<GeoPoint>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub workforce: Workforce,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub checklist: ChecklistAnswers,
+    /// Indicators observed, each with a note.
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub forced_labour: BTreeMap<ForcedLabourIndicator, String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub findings: String,
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub actions: BTreeSet<VisitAction>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub follow_up_due: Option<NaiveDate>,
+    pub status: VisitStatus,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub review_comment: String,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub reviewed_by: Option<Uuid>,
+    /// Child cases opened during this visit.
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub children_identified: BTreeSet<Uuid>,
+    /// The reference versions the record was captured with (set by the store when the record
+    /// is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub captured_with: ReferencePins,
+}
+
+impl Visit {
+    /// A new draft visit to a workplace, filed under the workplace's area.
+    pub fn new(
+        kind: VisitKind,
+        workplace: &super::Workplace,
+        visitor_id: Uuid,
+        started_at: DateTime<FixedOffset>,
+    ) -> Visit {
+        Visit::to_workplace(
+            kind,
+            workplace.id,
+            workplace.location.area.clone(),
+            visitor_id,
+            started_at,
+        )
+    }
+
+    /// A new draft visit to the workplace with this id, filed under `area` (the workplace's).
+    pub fn to_workplace(
+        kind: VisitKind,
+        workplace_id: Uuid,
+        area: Area,
+        visitor_id: Uuid,
+        started_at: DateTime<FixedOffset>,
+    ) -> Visit {
+        Visit {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            kind,
+            workplace_id,
+            visitor_id,
+            area,
+            started_at,
+            ended_at: None,
+            gps: None,
+            workforce: Workforce::default(),
+            checklist: ChecklistAnswers::default(),
+            forced_labour: BTreeMap::new(),
+            findings: String::new(),
+            actions: BTreeSet::new(),
+            follow_up_due: None,
+            status: VisitStatus::Draft,
+            review_comment: String::new(),
+            reviewed_by: None,
+            children_identified: BTreeSet::new(),
+            captured_with: ReferencePins::default(),
+        }
+    }
+}
+
+impl Record for Visit {
+    const KIND: RecordKind = RecordKind::Visit;
+    const TEXT_FIELDS: &'static [&'static str] = &["findings", "review_comment"];
+    const COLLECTIONS: &'static [&'static str] = &[
+        "checklist.answers",
+        "forced_labour",
+        "actions",
+        "children_identified",
+    ];
+    // The checklist answered names its own version (`checklist.version`).
+    const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
+    record_identity!();
+    record_pins!(area);
+
+    fn subject(&self) -> super::Subject<'_> {
+        super::Subject::Visit(self)
+    }
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        if self.workplace_id.is_nil() {
+            return Err(ValidationError::new("workplace_id", "must be set"));
+        }
+        if self.visitor_id.is_nil() {
+            return Err(ValidationError::new("visitor_id", "must be set"));
+        }
+        self.area.validate("area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
+        if let Some(ended) = self.ended_at
+            && ended < self.started_at
+        {
+            return Err(ValidationError::new(
+                "ended_at",
+                "must not be before started_at",
+            ));
+        }
+        if let Some(p) = &self.gps {
+            p.validate("gps")?;
+        }
+        self.workforce.female.validate("workforce.female")?;
+        self.workforce.male.validate("workforce.male")?;
+        require_count("checklist.version", self.checklist.version)?;
+        if !self.checklist.answers.is_empty() || !self.checklist.checklist.is_empty() {
+            let version = self.checklist.version.unsigned_abs();
+            let Some(list) = reference.checklist(&self.checklist.checklist, version) else {
+                return Err(ValidationError::new(
+                    "checklist.checklist",
+                    "unknown checklist or checklist version",
+                ));
+            };
+            if let Some(code) = self.checklist.answers.keys().find(|c| !list.has_item(c)) {
+                // The code comes from the checklist definition, not from a person: safe to name.
+                let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
+                    format!("checklist.answers.{code}")
+                } else {
+                    "checklist.answers".to_string()
+                };
+                return Err(ValidationError::new(field, "unknown checklist item"));
+            }
+        }
+        if let Some(due) = self.follow_up_due
+            && due < self.started_at.date_naive()
+        {
+            return Err(ValidationError::new(
+                "follow_up_due",
+                "must not be before the visit",
+            ));
+        }
+        Ok(())
+    }
+}

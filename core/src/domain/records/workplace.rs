@@ -1,0 +1,105 @@
+//! A farm, mine, workshop or household where people work.
+
+use super::{Record, Version, record_identity, record_pins, set_as_map};
+use crate::domain::area::{Area, GeoPoint};
+use crate::domain::codes::{Formality, RecordKind, ReferenceType};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::domain::validation::{ValidationError, require_text};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Location {
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub point: Option<GeoPoint>,
+    pub area: Area,
+}
+
+/// A farm, mine, workshop or household where people work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Workplace {
+    /// Empty (nil) for a new record: the store gives it one.
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub id: Uuid,
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub version: Version,
+    pub name: String,
+    /// A sector code from the reference data (e.g. `cocoa`).
+    pub sector: String,
+    pub formality: Formality,
+    pub location: Location,
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub owner_name: String,
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub owner_contact: String,
+    /// Names or workplace ids of the buyers of what this workplace produces.
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub buyers: BTreeSet<String>,
+    #[serde(with = "set_as_map", default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub suppliers: BTreeSet<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = ""))]
+    pub notes: String,
+    /// The reference versions the record was captured with (set by the store when the record
+    /// is created, kept by every update).
+    #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub captured_with: ReferencePins,
+}
+
+impl Workplace {
+    pub fn new(name: &str, sector: &str, formality: Formality, area: Area) -> Workplace {
+        Workplace {
+            id: Uuid::now_v7(),
+            version: Version::default(),
+            name: name.into(),
+            sector: sector.into(),
+            formality,
+            location: Location { point: None, area },
+            owner_name: String::new(),
+            owner_contact: String::new(),
+            buyers: BTreeSet::new(),
+            suppliers: BTreeSet::new(),
+            notes: String::new(),
+            captured_with: ReferencePins::default(),
+        }
+    }
+}
+
+impl Record for Workplace {
+    const KIND: RecordKind = RecordKind::Workplace;
+    const TEXT_FIELDS: &'static [&'static str] = &["notes"];
+    const COLLECTIONS: &'static [&'static str] = &["buyers", "suppliers"];
+    const PINNED: &'static [ReferenceType] =
+        &[ReferenceType::Sectors, ReferenceType::AdministrativeAreas];
+    record_identity!();
+    record_pins!(location.area);
+
+    fn subject(&self) -> super::Subject<'_> {
+        super::Subject::Workplace(self)
+    }
+
+    fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        require_text("name", &self.name)?;
+        let sectors = reference.pinned_sectors(self.captured_with.sectors.as_ref())?;
+        if !sectors.iter().any(|s| s.code == self.sector) {
+            return Err(ValidationError::new("sector", "unknown sector code"));
+        }
+        if let Some(p) = &self.location.point {
+            p.validate("location.point")?;
+        }
+        self.location.area.validate("location.area")?;
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.location.area,
+            "location.area",
+        )
+    }
+}

@@ -1,0 +1,562 @@
+//! What a hub publishes, one content per type: country profiles, checklists, sectors, referral
+//! directories and administrative area trees; the files `vigie reference publish` reads; and
+//! the versions (`key@version`) a record names as the ones it was captured with.
+
+use crate::domain::area::Area;
+use crate::domain::classify::{RuleSet, Thresholds};
+use crate::domain::codes::{AreaLevel, ReferenceType, ServiceKind, WorstForm};
+use crate::domain::reference::labels::{ChecklistItem, Item, Labels, valid_code, validate_items};
+use crate::domain::validation::{ValidationError, describe_json_error};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeSet;
+use std::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// Contents
+
+/// What a country sets within the ILO conventions (C138, C182): its thresholds (ages, hours,
+/// hazardous work list, follow-up schedule) and the worst forms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountryProfile {
+    pub name: Labels,
+    #[serde(flatten)]
+    pub thresholds: Thresholds,
+    /// C182 art. 3 (a)–(c), by the codes of `WorstForm`.
+    #[serde(default)]
+    pub worst_forms: Vec<Item>,
+}
+
+impl CountryProfile {
+    /// The rule set the classifier applies, named `key@version`.
+    pub fn rule_set(&self, key: &str, version: u32) -> RuleSet {
+        RuleSet {
+            id: key.into(),
+            version,
+            thresholds: self.thresholds.clone(),
+        }
+    }
+
+    /// The bounds the conventions leave a country (C138 art. 2, 3 and 7).
+    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
+        let err = |field: &str, rule: &str| Err(ValidationError::new(field, rule));
+        let t = &self.thresholds;
+        self.name.validate("content.name")?;
+        if !(14..=18).contains(&t.minimum_age) {
+            return err(
+                "content.minimum_age",
+                "must be between 14 and 18 (C138: never below 15, or 14 at first)",
+            );
+        }
+        if t.light_work_min_age > t.minimum_age || t.light_work_min_age + 2 < t.minimum_age {
+            return err(
+                "content.light_work_min_age",
+                "must be at most 2 years below the minimum age, and not above it (C138 art. 7)",
+            );
+        }
+        if !(16..=18).contains(&t.hazardous_work_age) || t.hazardous_work_age < t.minimum_age {
+            return err(
+                "content.hazardous_work_age",
+                "must be between 16 and 18, and not below the minimum age (C138 art. 3)",
+            );
+        }
+        if t.light_work_max_hours > t.long_hours {
+            return err(
+                "content.light_work_max_hours",
+                "must not exceed the long hours limit",
+            );
+        }
+        if t.long_hours > 168 {
+            return err("content.long_hours", "must be between 0 and 168");
+        }
+        validate_items("content.hazardous_work", &t.hazardous_work, false)?;
+        validate_items("content.worst_forms", &self.worst_forms, false)?;
+        if let Some(item) = self
+            .worst_forms
+            .iter()
+            .find(|i| WorstForm::from_code(&i.code).is_none())
+        {
+            return Err(ValidationError::new(
+                format!("content.worst_forms.{}", item.code),
+                "not a worst form of C182 art. 3 (a)-(c)",
+            ));
+        }
+        if t.follow_up_months.iter().any(|m| *m == 0 || *m > 120) {
+            return err(
+                "content.follow_up_months",
+                "each must be between 1 and 120 months",
+            );
+        }
+        if t.follow_up_yearly_until_age > 25 {
+            return err("content.follow_up_yearly_until_age", "must be at most 25");
+        }
+        Ok(())
+    }
+}
+
+/// A checklist's content; its id is the document's key and its version the version's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistContent {
+    pub name: Labels,
+    pub items: Vec<Item>,
+}
+
+/// A checklist at one version, as records answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checklist {
+    pub id: String,
+    pub version: u32,
+    pub name: Labels,
+    pub items: Vec<ChecklistItem>,
+}
+
+impl Checklist {
+    pub fn has_item(&self, code: &str) -> bool {
+        self.items.iter().any(|i| i.code == code)
+    }
+
+    pub fn item(&self, code: &str) -> Option<&ChecklistItem> {
+        self.items.iter().find(|i| i.code == code)
+    }
+}
+
+/// Where children are referred: the service types (codes of `ServiceKind`) and the providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferralDirectory {
+    pub services: Vec<Item>,
+    #[serde(default)]
+    pub providers: Vec<Provider>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    pub code: String,
+    pub name: String,
+    pub service: ServiceKind,
+    /// The area code it serves, at any level (empty: the whole country).
+    #[serde(default)]
+    pub area: String,
+    /// How to reach the service (an office's phone or address, not a person's).
+    #[serde(default)]
+    pub contact: String,
+}
+
+impl ReferralDirectory {
+    pub fn provider(&self, code: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.code == code)
+    }
+
+    /// Providers of `service` that serve `area`.
+    pub fn providers_for(&self, service: ServiceKind, area: &Area) -> Vec<&Provider> {
+        self.providers
+            .iter()
+            .filter(|p| p.service == service)
+            .filter(|p| p.area.is_empty() || area.codes().contains(&p.area.as_str()))
+            .collect()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
+        validate_items("content.services", &self.services, true)?;
+        if let Some(item) = self
+            .services
+            .iter()
+            .find(|i| ServiceKind::from_code(&i.code).is_none())
+        {
+            return Err(ValidationError::new(
+                format!("content.services.{}", item.code),
+                "not a service type",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if !valid_code(&p.code) {
+                return Err(ValidationError::new(
+                    format!("content.providers.{i}.code"),
+                    "a code is 1 to 64 printable ASCII characters without spaces",
+                ));
+            }
+            if !seen.insert(p.code.as_str()) {
+                return Err(ValidationError::new(
+                    format!("content.providers.{}", p.code),
+                    "the same code appears twice",
+                ));
+            }
+            if p.name.trim().is_empty() {
+                return Err(ValidationError::new(
+                    format!("content.providers.{}.name", p.code),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One area and the areas inside it. A published tree's root is the country.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaNode {
+    pub code: String,
+    pub labels: Labels,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<AreaNode>,
+}
+
+impl AreaNode {
+    pub fn new(code: &str, labels: Labels, children: Vec<AreaNode>) -> AreaNode {
+        AreaNode {
+            code: code.into(),
+            labels,
+            children,
+        }
+    }
+
+    /// The nodes from this one down to the area with `code`, if it is in the tree.
+    pub fn path(&self, code: &str) -> Option<Vec<&AreaNode>> {
+        if self.code == code {
+            return Some(vec![self]);
+        }
+        self.children.iter().find_map(|c| {
+            let mut path = c.path(code)?;
+            path.insert(0, self);
+            Some(path)
+        })
+    }
+
+    pub fn find(&self, code: &str) -> Option<&AreaNode> {
+        self.path(code)?.pop()
+    }
+
+    /// The level of an area of this tree (the root is the country).
+    pub fn level_of(&self, code: &str) -> Option<AreaLevel> {
+        AreaLevel::ALL.get(self.path(code)?.len() - 1).copied()
+    }
+
+    /// The full area (country to community) of a community of this tree.
+    pub fn area_of(&self, community: &str) -> Option<Area> {
+        match self.path(community)?.as_slice() {
+            [c, r, d, m] => Some(Area::new(&c.code, &r.code, &d.code, &m.code)),
+            _ => None,
+        }
+    }
+
+    /// Checks that an area's codes are a path of this tree, each inside the one above.
+    pub fn check(&self, area: &Area, field: &str) -> Result<(), ValidationError> {
+        let mut node = self;
+        for (i, (level, code)) in AreaLevel::ALL.iter().zip(area.codes()).enumerate() {
+            let found = if i == 0 {
+                (node.code == code).then_some(node)
+            } else {
+                node.children.iter().find(|c| c.code == code)
+            };
+            let Some(found) = found else {
+                let rule = match level {
+                    AreaLevel::Country => "not the country of the administrative areas",
+                    _ => "not an area inside the level above in the administrative areas",
+                };
+                return Err(ValidationError::new(
+                    format!("{field}.{}", level.as_str()),
+                    rule,
+                ));
+            };
+            node = found;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ValidationError> {
+        fn walk<'a>(
+            node: &'a AreaNode,
+            depth: usize,
+            seen: &mut BTreeSet<&'a str>,
+        ) -> Result<(), ValidationError> {
+            let Some(level) = AreaLevel::ALL.get(depth) else {
+                return Err(ValidationError::new(
+                    "content",
+                    "areas go four levels deep at most: country, region, district, community",
+                ));
+            };
+            if !valid_code(&node.code) {
+                return Err(ValidationError::new(
+                    format!("content.{}", level.as_str()),
+                    "a code is 1 to 64 printable ASCII characters without spaces",
+                ));
+            }
+            if !seen.insert(&node.code) {
+                return Err(ValidationError::new(
+                    format!("content.{}", node.code),
+                    "the same code appears twice in the tree",
+                ));
+            }
+            node.labels
+                .validate(&format!("content.{}.labels", node.code))?;
+            node.children
+                .iter()
+                .try_for_each(|c| walk(c, depth + 1, seen))
+        }
+        walk(self, 0, &mut BTreeSet::new())
+    }
+}
+
+/// An area code assigned to a user, at the level the area tree of its country gives it: the
+/// user covers the records of that country whose area has this code at this level (a community
+/// code matches only the record's community, a district code its district, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AreaGrant {
+    pub country: String,
+    pub level: AreaLevel,
+    pub code: String,
+}
+
+impl AreaGrant {
+    pub fn covers(&self, area: &Area) -> bool {
+        area.country == self.country && area.code_at(self.level) == self.code
+    }
+}
+
+/// A reference data file as `vigie reference publish` reads it: the key (`CI`, a checklist's
+/// id, `default`) and one content, named by its type, e.g.
+/// `{"key": "CI", "administrative_areas": {"code": "CI", "labels": {...}, "children": [...]}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceFile {
+    pub key: String,
+    #[serde(flatten)]
+    pub content: ReferenceContent,
+}
+
+impl ReferenceFile {
+    /// Parses a file's JSON; the error says where it does not fit, never quoting it.
+    pub fn parse(json: &str) -> Result<ReferenceFile, ValidationError> {
+        let file: ReferenceFile = serde_json::from_str(json).map_err(|e| {
+            ValidationError::new(
+                "file",
+                format!(
+                    "not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {}",
+                    describe_json_error(&e)
+                ),
+            )
+        })?;
+        if !valid_key(&file.key) {
+            return Err(ValidationError::new(
+                "key",
+                "a key is 1 to 64 printable ASCII characters without spaces, '@' or '/'",
+            ));
+        }
+        file.content.validate()?;
+        Ok(file)
+    }
+}
+
+impl ReferenceType {
+    /// The key used where a country has none of its own.
+    pub fn default_key(self) -> &'static str {
+        match self {
+            ReferenceType::CountryProfile => DEFAULT_PROFILE,
+            _ => "default",
+        }
+    }
+}
+
+/// The key of the built-in profile; also the id of the rule set it makes.
+pub const DEFAULT_PROFILE: &str = "ilo-default";
+
+/// One version's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceContent {
+    CountryProfile(CountryProfile),
+    Checklist(ChecklistContent),
+    Sectors(Vec<Item>),
+    ReferralServices(ReferralDirectory),
+    AdministrativeAreas(AreaNode),
+}
+
+impl ReferenceContent {
+    pub fn reference_type(&self) -> ReferenceType {
+        match self {
+            ReferenceContent::CountryProfile(_) => ReferenceType::CountryProfile,
+            ReferenceContent::Checklist(_) => ReferenceType::Checklist,
+            ReferenceContent::Sectors(_) => ReferenceType::Sectors,
+            ReferenceContent::ReferralServices(_) => ReferenceType::ReferralServices,
+            ReferenceContent::AdministrativeAreas(_) => ReferenceType::AdministrativeAreas,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            ReferenceContent::CountryProfile(p) => p.validate(),
+            ReferenceContent::Checklist(c) => {
+                c.name.validate("content.name")?;
+                validate_items("content.items", &c.items, true)
+            }
+            ReferenceContent::Sectors(s) => validate_items("content", s, true),
+            ReferenceContent::ReferralServices(r) => r.validate(),
+            ReferenceContent::AdministrativeAreas(a) => a.validate(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions a record was captured with
+
+/// A reference version: `key@version` (`CI@2`, `ilo-default@1`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pin {
+    pub key: String,
+    pub version: u32,
+}
+
+impl Pin {
+    pub fn new(key: &str, version: u32) -> Pin {
+        Pin {
+            key: key.into(),
+            version,
+        }
+    }
+
+    /// Parses `key@version` (the form of a classification's `rule_set`).
+    pub fn parse(s: &str) -> Option<Pin> {
+        let (key, version) = s.rsplit_once('@')?;
+        Some(Pin::new(key, version.parse().ok()?)).filter(|p| valid_key(&p.key))
+    }
+}
+
+impl fmt::Display for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.key, self.version)
+    }
+}
+
+impl Serialize for Pin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pin {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pin, D::Error> {
+        let s = String::deserialize(d)?;
+        Pin::parse(&s).ok_or_else(|| serde::de::Error::custom("not a reference version"))
+    }
+}
+
+/// The reference versions a record was captured with. Set when the record is created and never
+/// changed after (the store keeps them through every update). A version left unset is the
+/// built-in one: records written before reference data was published were checked against it.
+///
+/// Apps see it as `ReferenceVersions`, each version as its `key@version` text (read-only: the
+/// store sets it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "uniffi",
+    derive(uniffi::Record),
+    uniffi(name = "ReferenceVersions")
+)]
+pub struct ReferencePins {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub country_profile: Option<Pin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub sectors: Option<Pin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub referral_services: Option<Pin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub administrative_areas: Option<Pin>,
+}
+
+impl ReferencePins {
+    pub fn is_empty(&self) -> bool {
+        *self == ReferencePins::default()
+    }
+
+    pub fn get(&self, ty: ReferenceType) -> Option<&Pin> {
+        match ty {
+            ReferenceType::CountryProfile => self.country_profile.as_ref(),
+            ReferenceType::Sectors => self.sectors.as_ref(),
+            ReferenceType::ReferralServices => self.referral_services.as_ref(),
+            ReferenceType::AdministrativeAreas => self.administrative_areas.as_ref(),
+            ReferenceType::Checklist | ReferenceType::Unknown => None,
+        }
+    }
+
+    pub(crate) fn slot(&mut self, ty: ReferenceType) -> Option<&mut Option<Pin>> {
+        match ty {
+            ReferenceType::CountryProfile => Some(&mut self.country_profile),
+            ReferenceType::Sectors => Some(&mut self.sectors),
+            ReferenceType::ReferralServices => Some(&mut self.referral_services),
+            ReferenceType::AdministrativeAreas => Some(&mut self.administrative_areas),
+            ReferenceType::Checklist | ReferenceType::Unknown => None,
+        }
+    }
+}
+
+/// The document field holding a record's pins.
+pub(crate) const PINS_FIELD: &str = "captured_with";
+
+pub(crate) fn unknown_version(ty: ReferenceType) -> ValidationError {
+    ValidationError::new(
+        format!("{PINS_FIELD}.{}", ty.as_str()),
+        "reference version not known on this device: sync with the hub first",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Published versions
+
+/// One version as published: its content (JSON of a `ReferenceContent`) and when.
+///
+/// The content is kept as one string: a published version never changes, so nothing in it
+/// needs merging, and a device that does not know a newer content format still stores and
+/// syncs the document (it only leaves that version unused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub published_at: DateTime<Utc>,
+    pub content: String,
+}
+
+impl Published {
+    pub fn new(content: &ReferenceContent, at: DateTime<Utc>) -> Published {
+        Published {
+            published_at: at,
+            content: serde_json::to_string(content).expect("reference content serializes"),
+        }
+    }
+
+    /// The content, if this software knows its format.
+    pub fn content(&self) -> Option<ReferenceContent> {
+        serde_json::from_str(&self.content).ok()
+    }
+}
+
+/// Keys name documents and appear in pins (`key@version`) and error fields.
+pub(crate) fn valid_key(key: &str) -> bool {
+    valid_code(key) && !key.contains(['@', '/'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_read_and_write_as_key_at_version() {
+        let pin = Pin::parse("CI@12").unwrap();
+        assert_eq!(pin, Pin::new("CI", 12));
+        assert_eq!(pin.to_string(), "CI@12");
+        assert_eq!(
+            Pin::parse("ilo-default@1"),
+            Some(Pin::new("ilo-default", 1))
+        );
+        assert_eq!(Pin::parse("CI"), None);
+        assert_eq!(Pin::parse("@1"), None);
+        assert_eq!(Pin::parse("CI@x"), None);
+        let pins = ReferencePins {
+            country_profile: Some(pin),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&pins).unwrap();
+        assert_eq!(json, serde_json::json!({"country_profile": "CI@12"}));
+        assert_eq!(serde_json::from_value::<ReferencePins>(json).unwrap(), pins);
+    }
+}

@@ -1,0 +1,420 @@
+//! Reference data the records are checked against: country profiles (the classification rules),
+//! checklists, sectors, referral services and providers, administrative areas.
+//!
+//! The product ships a built-in set (`builtin.json`, from the ILO conventions). A hub publishes
+//! more as documents (`ReferenceDocument`, one per type and key) that sync to every device. A
+//! published version is never changed: a document keeps every version it ever had, and a record
+//! remembers the versions it was captured with (`ReferencePins`), so a record captured under
+//! CI@1 keeps being classified and validated with CI@1 after CI@2 arrives.
+//!
+//! - `labels`: labels by language and coded items;
+//! - `content`: each type's content, reference files, pins;
+//! - `builtin`: the data the product ships;
+//! - this module: `ReferenceData`, every version a store knows.
+
+pub mod builtin;
+pub mod content;
+pub mod labels;
+
+pub use content::{
+    AreaGrant, AreaNode, Checklist, ChecklistContent, CountryProfile, DEFAULT_PROFILE, Pin,
+    Provider, Published, ReferenceContent, ReferenceFile, ReferencePins, ReferralDirectory,
+};
+pub use labels::{ChecklistItem, Item, Labels, Sector};
+
+pub use crate::domain::codes::{AreaLevel, ReferenceType};
+
+use crate::domain::area::Area;
+use crate::domain::classify::RuleSet;
+use crate::domain::validation::ValidationError;
+use content::{unknown_version, valid_key};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+// ---------------------------------------------------------------------------------------------
+// The catalog
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    content: ReferenceContent,
+    /// From a published document (else built into the product or the store's configuration).
+    published: bool,
+}
+
+/// Every reference version a store knows: the built-in ones and every version of every
+/// published document. Records are checked against the versions they were captured with; new
+/// records are captured with the latest version for their country.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceData {
+    entries: BTreeMap<(ReferenceType, String), BTreeMap<u32, Entry>>,
+    /// Every profile version as the classifier applies it.
+    rule_sets: BTreeMap<(String, u32), RuleSet>,
+    /// Every checklist version.
+    checklists: Vec<Checklist>,
+    /// The profile used for countries without one of their own.
+    default_profile: String,
+}
+
+impl ReferenceData {
+    fn empty(default_profile: &str) -> ReferenceData {
+        ReferenceData {
+            entries: BTreeMap::new(),
+            rule_sets: BTreeMap::new(),
+            checklists: Vec::new(),
+            default_profile: default_profile.into(),
+        }
+    }
+
+    /// The reference data that ships with the product (`builtin`).
+    pub fn builtin() -> ReferenceData {
+        static BUILTIN: OnceLock<ReferenceData> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                let mut data = ReferenceData::empty(DEFAULT_PROFILE);
+                for file in builtin::files() {
+                    data.insert(&file.key, 1, file.content, false);
+                }
+                data
+            })
+            .clone()
+    }
+
+    /// Adds a version to the data a store starts from (as if built in).
+    pub fn with(mut self, key: &str, version: u32, content: ReferenceContent) -> ReferenceData {
+        self.insert(key, version, content, false);
+        self
+    }
+
+    /// A version already known is kept as it is: versions never change.
+    pub(crate) fn insert(
+        &mut self,
+        key: &str,
+        version: u32,
+        content: ReferenceContent,
+        published: bool,
+    ) {
+        let ty = content.reference_type();
+        let versions = self.entries.entry((ty, key.to_string())).or_default();
+        if versions.contains_key(&version) {
+            return;
+        }
+        match &content {
+            ReferenceContent::CountryProfile(p) => {
+                self.rule_sets
+                    .insert((key.to_string(), version), p.rule_set(key, version));
+            }
+            ReferenceContent::Checklist(c) => self.checklists.push(Checklist {
+                id: key.into(),
+                version,
+                name: c.name.clone(),
+                items: c.items.clone(),
+            }),
+            _ => {}
+        }
+        versions.insert(version, Entry { content, published });
+    }
+
+    /// Adds a version of a published document this software can read (the content checked
+    /// first: a version that does not validate is not in force).
+    pub(crate) fn add_published_version(
+        &mut self,
+        key: &str,
+        version: u32,
+        content: ReferenceContent,
+    ) {
+        if valid_key(key) && content.validate().is_ok() {
+            self.insert(key, version, content, true);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Any type
+
+    /// The keys known for a type.
+    pub fn keys(&self, ty: ReferenceType) -> Vec<&str> {
+        self.entries
+            .keys()
+            .filter(|(t, _)| *t == ty)
+            .map(|(_, k)| k.as_str())
+            .collect()
+    }
+
+    pub fn versions(&self, ty: ReferenceType, key: &str) -> Vec<u32> {
+        self.entries
+            .get(&(ty, key.to_string()))
+            .map(|v| v.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn latest_version(&self, ty: ReferenceType, key: &str) -> Option<u32> {
+        self.versions(ty, key).last().copied()
+    }
+
+    pub fn content(&self, ty: ReferenceType, key: &str, version: u32) -> Option<&ReferenceContent> {
+        Some(
+            &self
+                .entries
+                .get(&(ty, key.to_string()))?
+                .get(&version)?
+                .content,
+        )
+    }
+
+    /// Whether a version came from a published document (else it is built in).
+    pub fn is_published(&self, ty: ReferenceType, key: &str, version: u32) -> bool {
+        self.entries
+            .get(&(ty, key.to_string()))
+            .and_then(|v| v.get(&version))
+            .is_some_and(|e| e.published)
+    }
+
+    /// The version a record in `country` is captured with now: the latest of the country's own,
+    /// else the latest of the default key; none if neither exists.
+    pub fn active_pin(&self, ty: ReferenceType, country: Option<&str>) -> Option<Pin> {
+        let own = country.filter(|c| self.entries.contains_key(&(ty, c.to_string())));
+        let key = match ty {
+            ReferenceType::CountryProfile => own.unwrap_or(&self.default_profile),
+            _ => own.unwrap_or(ty.default_key()),
+        };
+        Some(Pin::new(key, self.latest_version(ty, key)?))
+    }
+
+    /// What a record without a pin was checked against: the built-in version.
+    pub(crate) fn builtin_pin(&self, ty: ReferenceType) -> Option<Pin> {
+        let key = match ty {
+            ReferenceType::CountryProfile => self.default_profile.as_str(),
+            _ => ty.default_key(),
+        };
+        let versions = self.entries.get(&(ty, key.to_string()))?;
+        let (version, _) = versions.iter().rev().find(|(_, e)| !e.published)?;
+        Some(Pin::new(key, *version))
+    }
+
+    pub(crate) fn pinned(
+        &self,
+        ty: ReferenceType,
+        pin: Option<&Pin>,
+    ) -> Result<Option<&ReferenceContent>, ValidationError> {
+        match pin {
+            Some(pin) => self
+                .content(ty, &pin.key, pin.version)
+                .map(Some)
+                .ok_or_else(|| unknown_version(ty)),
+            None => Ok(self
+                .builtin_pin(ty)
+                .and_then(|p| self.content(ty, &p.key, p.version))),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Country profiles and rule sets
+
+    pub fn country_profile(&self, key: &str, version: u32) -> Option<&CountryProfile> {
+        match self.content(ReferenceType::CountryProfile, key, version)? {
+            ReferenceContent::CountryProfile(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn rule_set_at(&self, key: &str, version: u32) -> Option<&RuleSet> {
+        self.rule_sets.get(&(key.to_string(), version))
+    }
+
+    /// The rule set new records of `country` are classified with.
+    pub fn rule_set_for_country(&self, country: &str) -> &RuleSet {
+        self.active_pin(ReferenceType::CountryProfile, Some(country))
+            .and_then(|p| self.rule_set_at(&p.key, p.version))
+            .unwrap_or_else(|| self.rule_set())
+    }
+
+    /// The latest default profile's rule set (for countries without a profile of their own).
+    pub fn rule_set(&self) -> &RuleSet {
+        self.rule_sets
+            .range((self.default_profile.clone(), 0)..=(self.default_profile.clone(), u32::MAX))
+            .next_back()
+            .map(|(_, r)| r)
+            .expect("the default profile is always known")
+    }
+
+    /// The rule set a record captured with `pin` is classified with; for one captured before
+    /// profiles were pinned, the one its classification names (`classified_with`, `key@version`),
+    /// else the built-in one.
+    pub fn rule_set_captured(
+        &self,
+        pin: Option<&Pin>,
+        classified_with: Option<&str>,
+    ) -> Result<&RuleSet, ValidationError> {
+        if let Some(pin) = pin {
+            return self
+                .rule_set_at(&pin.key, pin.version)
+                .ok_or_else(|| unknown_version(ReferenceType::CountryProfile));
+        }
+        let named = classified_with
+            .and_then(Pin::parse)
+            .and_then(|p| self.rule_set_at(&p.key, p.version));
+        Ok(named
+            .or_else(|| {
+                let p = self.builtin_pin(ReferenceType::CountryProfile)?;
+                self.rule_set_at(&p.key, p.version)
+            })
+            .unwrap_or_else(|| self.rule_set()))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Sectors
+
+    /// The latest default sector list.
+    pub fn sectors(&self) -> &[Sector] {
+        self.active_pin(ReferenceType::Sectors, None)
+            .and_then(|p| self.sectors_at(&p))
+            .unwrap_or(&[])
+    }
+
+    pub fn sectors_at(&self, pin: &Pin) -> Option<&[Sector]> {
+        match self.content(ReferenceType::Sectors, &pin.key, pin.version)? {
+            ReferenceContent::Sectors(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn has_sector(&self, code: &str) -> bool {
+        self.sectors().iter().any(|s| s.code == code)
+    }
+
+    pub(crate) fn pinned_sectors(&self, pin: Option<&Pin>) -> Result<&[Sector], ValidationError> {
+        Ok(match self.pinned(ReferenceType::Sectors, pin)? {
+            Some(ReferenceContent::Sectors(s)) => s,
+            _ => &[],
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Checklists
+
+    pub fn checklist(&self, id: &str, version: u32) -> Option<&Checklist> {
+        self.checklists
+            .iter()
+            .find(|c| c.id == id && c.version == version)
+    }
+
+    /// The version of a checklist new visits answer.
+    pub fn latest_checklist(&self, id: &str) -> Option<&Checklist> {
+        let version = self.latest_version(ReferenceType::Checklist, id)?;
+        self.checklist(id, version)
+    }
+
+    /// Every version of every checklist.
+    pub fn checklists(&self) -> &[Checklist] {
+        &self.checklists
+    }
+
+    /// The ILO's 11 indicators of forced labour, as labelled items (codes of
+    /// `ForcedLabourIndicator`).
+    pub fn forced_labour_indicators(&self) -> Option<&Checklist> {
+        self.latest_checklist(builtin::FORCED_LABOUR)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Referral services
+
+    /// The latest directory for `country` (else the default one).
+    pub fn referral_directory(&self, country: &str) -> Option<&ReferralDirectory> {
+        let pin = self.active_pin(ReferenceType::ReferralServices, Some(country))?;
+        self.referral_directory_at(&pin)
+    }
+
+    pub fn referral_directory_at(&self, pin: &Pin) -> Option<&ReferralDirectory> {
+        match self.content(ReferenceType::ReferralServices, &pin.key, pin.version)? {
+            ReferenceContent::ReferralServices(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn pinned_referrals(
+        &self,
+        pin: Option<&Pin>,
+    ) -> Result<Option<&ReferralDirectory>, ValidationError> {
+        Ok(match self.pinned(ReferenceType::ReferralServices, pin)? {
+            Some(ReferenceContent::ReferralServices(r)) => Some(r),
+            _ => None,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Administrative areas
+
+    /// The latest area tree of `country`, if one was published.
+    pub fn area_tree(&self, country: &str) -> Option<&AreaNode> {
+        let version = self.latest_version(ReferenceType::AdministrativeAreas, country)?;
+        self.area_tree_at(&Pin::new(country, version))
+    }
+
+    pub fn area_tree_at(&self, pin: &Pin) -> Option<&AreaNode> {
+        match self.content(ReferenceType::AdministrativeAreas, &pin.key, pin.version)? {
+            ReferenceContent::AdministrativeAreas(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The tree a record's area is checked against on the hub: the version it was captured
+    /// with, else the latest of its country.
+    pub fn area_tree_for(&self, pin: Option<&Pin>, country: &str) -> Option<&AreaNode> {
+        match pin {
+            Some(pin) => self.area_tree_at(pin),
+            None => self.area_tree(country),
+        }
+    }
+
+    /// Where an area code stands in the area tree in force (the latest version) of every
+    /// country that has one: what a user assigned that code may see. A code in no tree grants
+    /// nothing.
+    pub fn grants_of(&self, code: &str) -> Vec<AreaGrant> {
+        self.keys(ReferenceType::AdministrativeAreas)
+            .into_iter()
+            .filter_map(|key| self.area_tree(key))
+            .filter_map(|tree| {
+                Some(AreaGrant {
+                    country: tree.code.clone(),
+                    level: tree.level_of(code)?,
+                    code: code.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Checks an area against the tree a record was captured with (nothing to check when it
+    /// was captured without one).
+    pub(crate) fn check_area(
+        &self,
+        pin: Option<&Pin>,
+        area: &Area,
+        field: &str,
+    ) -> Result<(), ValidationError> {
+        match self.pinned(ReferenceType::AdministrativeAreas, pin)? {
+            Some(ReferenceContent::AdministrativeAreas(tree)) => tree.check(area, field),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_profile_is_ilo_default_at_1() {
+        let data = ReferenceData::builtin();
+        assert_eq!(data.rule_set(), &RuleSet::ilo_default());
+        assert_eq!(
+            CountryProfile::ilo_default().rule_set(DEFAULT_PROFILE, 1),
+            RuleSet::ilo_default()
+        );
+        assert!(CountryProfile::ilo_default().validate().is_ok());
+        for (ty, key) in data.entries.keys() {
+            for version in data.versions(*ty, key) {
+                let content = data.content(*ty, key, version).unwrap();
+                assert_eq!(content.validate(), Ok(()), "{ty}/{key}@{version}");
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The same child registered twice (typically by two monitors while offline): candidates are
+//! found from index rows — same community, birth year within one year, similar names ignoring
+//! case, accents and word order — and a supervisor merges a pair.
+//!
+//! A merge keeps both documents and their histories. The duplicate gets `merged_into` (the
+//! kept case) and keeps its status: a merge is not a step of the child's situation, so it is a
+//! flag rather than `closed` (closing would count it as a remediated case in indicators, and
+//! the state machine only closes withdrawn or prevented cases). Merged duplicates are left out
+//! of alerts, due lists, indicators and duplicate candidates, and refuse workflow steps. The
+//! kept case gets the duplicate's id in `merged_from` and copies of its referrals and
+//! follow-ups (under the same keys, so a second merge, or the same merge made on two devices,
+//! adds nothing twice). Both writes are one transaction.
+
+use crate::domain::derived::{NAME_SIMILARITY_THRESHOLD, birth_year, fold_name, folded_similarity};
+use crate::domain::records::ChildCase;
+use crate::domain::rights::{self, Step};
+use crate::error::{Error, Result};
+use crate::store::{Store, queries};
+use uuid::Uuid;
+
+/// A case that may be the same child, and how alike the names are (0 to 1).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct DuplicateCandidate {
+    pub case_id: Uuid,
+    pub similarity: f64,
+}
+
+impl Store {
+    /// Cases that may be the same child as `case_id`: same community, birth years at most one
+    /// apart (or unknown), names at least `NAME_SIMILARITY_THRESHOLD` alike; best first, merged
+    /// duplicates left out.
+    pub fn duplicate_candidates(&self, case_id: Uuid) -> Result<Vec<DuplicateCandidate>> {
+        let case: ChildCase = self.get(case_id)?;
+        let key = fold_name(&case.name);
+        let mut found: Vec<DuplicateCandidate> =
+            queries::duplicate_rows(&self.conn, &case.area.community, case_id, birth_year(&case))?
+                .into_iter()
+                .map(|row| DuplicateCandidate {
+                    case_id: row.id,
+                    similarity: folded_similarity(&key, &row.name_key),
+                })
+                .filter(|c| c.similarity >= NAME_SIMILARITY_THRESHOLD)
+                .collect();
+        found.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.case_id.cmp(&b.case_id))
+        });
+        Ok(found)
+    }
+
+    /// Merges `duplicate` into `keep` (a supervisor's decision; see the module's notes). Returns
+    /// the kept case and the duplicate as stored.
+    pub fn merge_cases(&mut self, keep: Uuid, duplicate: Uuid) -> Result<(ChildCase, ChildCase)> {
+        let not_allowed = |rule: &str| Error::NotAllowed { rule: rule.into() };
+        let role = self.acting_role()?;
+        rights::check_step(role, self.user_id(), &Step::Merge)?;
+        if keep == duplicate {
+            return Err(not_allowed("a case cannot be merged with itself"));
+        }
+        let mut kept: ChildCase = self.get(keep)?;
+        let mut dup: ChildCase = self.get(duplicate)?;
+        if kept.merged_into.is_some() {
+            return Err(not_allowed(
+                "the case to keep was itself merged into another case",
+            ));
+        }
+        if let Some(into) = dup.merged_into {
+            if into == keep {
+                return Ok((kept, dup));
+            }
+            return Err(not_allowed(
+                "the duplicate was already merged into another case",
+            ));
+        }
+        for (key, referral) in &dup.referrals {
+            kept.referrals
+                .entry(*key)
+                .or_insert_with(|| referral.clone());
+        }
+        for (key, follow_up) in &dup.followups {
+            kept.followups
+                .entry(*key)
+                .or_insert_with(|| follow_up.clone());
+        }
+        kept.merged_from.insert(duplicate);
+        dup.merged_into = Some(keep);
+        let mut stored = self.update_together(&[kept, dup])?;
+        let dup = stored.pop().expect("two records");
+        let kept = stored.pop().expect("two records");
+        Ok((kept, dup))
+    }
+}

@@ -1,0 +1,249 @@
+//! The storage the hub's sync engine runs on, as one interface.
+//!
+//! The engine (`sync::hub`) decides what to accept and what each device lacks; a backend only
+//! keeps documents, their change log and the order of changes. The embedded store implements it
+//! (`store::hub`); the server adds PostgreSQL for hubs that outgrow one machine. Every backend
+//! stores the same bytes (documents as `codec::encode` writes them, heads and change hashes as
+//! `codec::heads_bytes` concatenates them), so a hub can move from one to the other.
+
+use crate::doc::ChangeAuthor;
+use crate::domain::area::Area;
+use crate::domain::codes::RecordKind;
+use crate::domain::reference::ReferenceData;
+use crate::domain::rights::Scope;
+use crate::error::Result;
+use automerge::{Automerge, ChangeHash};
+use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
+
+/// A record as the hub holds it.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// The backend's own key for the row, handed back when the record is saved.
+    pub key: i64,
+    pub kind: RecordKind,
+    /// The area the record is filed under (none for users).
+    pub area: Option<Area>,
+    /// The document, as Automerge bytes.
+    pub document: Vec<u8>,
+}
+
+/// A record changed after some point of the hub's change order.
+#[derive(Debug, Clone)]
+pub struct ChangedRecord {
+    pub id: Uuid,
+    /// Its last change's place in the hub's change order.
+    pub seq: i64,
+    /// The document as stored (`codec::decode` reads it).
+    pub stored: Vec<u8>,
+    pub heads: Vec<u8>,
+    /// The place of its first change, and the device that made it.
+    pub first_seq: i64,
+    pub creator: Option<Uuid>,
+}
+
+/// One entry of a record's change log: the changes one write added.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub seq: i64,
+    /// Hashes of the changes, concatenated.
+    pub changes: Vec<u8>,
+    /// The device whose changes these are (none for a tombstone).
+    pub device: Option<Uuid>,
+    /// The number of the device's request that pushed them (`HubTransaction::number_pushes`);
+    /// none when they did not come from a device's push (a reviewed quarantine, the hub's own
+    /// writes).
+    pub push: Option<i64>,
+}
+
+/// A place in the change order where a record stopped being filed under an area: it moved to
+/// another, or was erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub seq: i64,
+    pub id: Uuid,
+    /// The record's kind, and the area it was filed under until `seq`.
+    pub kind: RecordKind,
+    pub area: Area,
+    /// The record's kind and area now; `None` once it is erased.
+    pub now: Option<(RecordKind, Option<Area>)>,
+}
+
+/// What the hub keeps of an erased record: the hashes of its changes (`roots` among them:
+/// those with no dependencies) and where it was filed, so that its tombstone reaches the
+/// devices whose scope held it and no push brings its content back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedHistory {
+    pub hashes: Vec<ChangeHash>,
+    pub roots: Vec<ChangeHash>,
+    pub filed: Option<(RecordKind, Area)>,
+}
+
+/// A record's new state, to be stored with the changes added since `before`.
+pub struct RecordWrite<'a> {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    /// `StoredRecord::key` of the record as it was read; `None` for a new record.
+    pub key: Option<i64>,
+    pub area: Option<&'a Area>,
+    pub document: &'a mut Automerge,
+    pub before: &'a [ChangeHash],
+    pub author: ChangeAuthor,
+}
+
+/// One transaction of the hub's storage.
+pub trait HubTransaction {
+    /// The stored record. With `for_update`, no other transaction may change it until this one
+    /// ends (a backend shared by several hub processes must lock it).
+    fn record(&mut self, id: Uuid, for_update: bool) -> Result<Option<StoredRecord>>;
+
+    /// Stores a record's new state and logs its new changes after every change logged so far.
+    fn save(&mut self, write: RecordWrite<'_>) -> Result<()>;
+
+    /// The last place of the change order that is committed and visible to this transaction.
+    /// Every change at or below it is visible: no later commit may fill a gap below it.
+    fn high_water(&mut self) -> Result<i64>;
+
+    /// The reference data in force: the built-in data and every published version the hub
+    /// holds (area trees decide what a principal's codes cover; records are validated against
+    /// the versions they were captured with).
+    fn reference(&mut self) -> Result<Arc<ReferenceData>>;
+
+    /// Records `scope` receives (`Scope::receives`) whose last change is in `(after, upto]`, in
+    /// change order, at most `limit`.
+    fn changed(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        upto: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangedRecord>>;
+
+    /// A record's change log, in order.
+    fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>>;
+
+    /// Whether the record was erased (a tombstone stands for it).
+    fn is_erased(&mut self, id: Uuid) -> Result<bool>;
+
+    /// Erases a record: its document, change log, index rows and quarantined changes are
+    /// deleted, and a tombstone is placed after every change logged so far, with `history`
+    /// (the hashes of its changes, and the area it was filed under, at the tombstone's place).
+    /// Returns whether there was anything to erase (a second erasure changes nothing).
+    fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool>;
+
+    /// Whether any of these changes belongs to an erased record.
+    fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
+
+    /// The roots of an erased record's history (see `ErasedHistory`).
+    fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>>;
+
+    /// Records that moved to another area, or were erased, in `(after, upto]` of the change
+    /// order, in that order, at most `limit`. A save that changes a record's area adds one at
+    /// its own place (the backend compares the area saved with the one stored).
+    fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>>;
+
+    /// How many of this device's requests had pushes stored (0 for a device never heard).
+    fn pushes(&mut self, device: Uuid) -> Result<i64>;
+
+    /// Numbers this request's pushes: the device's count goes up by one, and every later save
+    /// in this transaction whose author is the device keeps the new number in its change-log
+    /// entry. Returns the number.
+    fn number_pushes(&mut self, device: Uuid) -> Result<i64>;
+
+    /// Goes on with pushes numbered `number` by an earlier transaction of the same request
+    /// (pushes are stored in several short transactions): later saves in this transaction whose
+    /// author is the device keep that number, and the device's count does not move.
+    fn continue_pushes(&mut self, device: Uuid, number: i64);
+
+    /// Keeps changes a device sent to a record that is no longer its user's to change.
+    fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
+
+    /// Every quarantined entry, oldest first.
+    fn quarantined(&mut self) -> Result<Vec<Quarantined>>;
+
+    /// Removes one quarantined entry (reviewed) and returns it.
+    fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>>;
+}
+
+/// Changes held for a supervisor's review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The backend's id of the entry (0 before it is stored).
+    pub entry: i64,
+    pub record: Uuid,
+    pub device: Uuid,
+    pub user: Uuid,
+    /// Automerge changes, as the device sent them.
+    pub changes: Vec<u8>,
+    pub received_ms: i64,
+}
+
+/// A hub's storage: runs work in transactions.
+pub trait HubStorage {
+    /// Runs `work` in one transaction, committed if it returns `Ok` and rolled back otherwise.
+    /// A backend where another process may collide with it runs `work` again after a
+    /// serialization failure: `work` must depend on nothing but what it reads.
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T>;
+
+    /// Runs `work`, which only reads, in one transaction that sees one consistent state of the
+    /// storage (a snapshot). A backend with connections that only read (`HubReader`) runs it
+    /// there, beside the writer; by default it is an ordinary transaction.
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.in_transaction(work)
+    }
+}
+
+/// How many reference documents there are and the newest change among them: it moves with
+/// every publication and every reference document received, whatever path wrote it.
+pub type ReferenceMarker = (i64, i64);
+
+/// The reference data in force for a backend: its configured data under every version of the
+/// published reference documents it holds, reloaded only when those change (`ReferenceMarker`).
+pub struct ReferenceCache {
+    base: ReferenceData,
+    loaded: Mutex<(Option<ReferenceMarker>, Arc<ReferenceData>)>,
+}
+
+impl ReferenceCache {
+    pub fn new(base: ReferenceData) -> ReferenceCache {
+        ReferenceCache {
+            loaded: Mutex::new((None, Arc::new(base.clone()))),
+            base,
+        }
+    }
+
+    /// The configured data, under the published documents.
+    pub fn base(&self) -> &ReferenceData {
+        &self.base
+    }
+
+    /// The data in force at `marker`: loaded from the stored reference documents `documents`
+    /// returns (`(id, stored bytes)`), unless they were loaded at that marker already.
+    pub fn get(
+        &self,
+        marker: ReferenceMarker,
+        documents: impl FnOnce() -> Result<Vec<(Uuid, Vec<u8>)>>,
+    ) -> Result<Arc<ReferenceData>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if loaded.0 != Some(marker) {
+            let data = crate::doc::with_published(&self.base, documents()?);
+            *loaded = (Some(marker), Arc::new(data));
+        }
+        Ok(loaded.1.clone())
+    }
+
+    /// The data loaded last (the configured data before any load).
+    pub fn last(&self) -> Arc<ReferenceData> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+}

@@ -1,0 +1,600 @@
+//! A record's document written with its index rows and change-log entry, in the caller's
+//! transaction, and read back as the typed record of its kind. Every path that writes a record
+//! ends in `save_document`: the derived values and index rows always follow the document.
+
+use super::{LocalWrite, WriteContext, erasure, index, sync_state};
+use crate::codec;
+use crate::doc;
+use crate::domain::area::Area;
+use crate::domain::codes::RecordKind;
+use crate::domain::derived;
+use crate::domain::records::{
+    ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
+};
+use crate::domain::reference::{ReferenceData, ReferencePins};
+use crate::error::{Error, Result, ValidationError};
+use crate::storage::{ReferenceCache, ReferenceMarker};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// The row of a record: its rowid, kind and document (Automerge bytes).
+pub(crate) fn find_row(conn: &Connection, id: Uuid) -> Result<Option<(i64, RecordKind, Vec<u8>)>> {
+    let row = conn
+        .prepare_cached("SELECT rowid, kind, doc FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((rowid, kind, stored)) => {
+            let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
+                id,
+                reason: "unknown record kind in the store".into(),
+            })?;
+            Ok(Some((rowid, kind, codec::decode(id, stored)?)))
+        }
+    }
+}
+
+/// Loads a record's document for editing, checking that it is of the kind the caller expects.
+pub(crate) fn load_for<R: Record>(
+    conn: &Connection,
+    id: Uuid,
+    actor: &ActorId,
+) -> Result<(i64, Automerge)> {
+    let (rowid, kind, bytes) = find_row(conn, id)?.ok_or(Error::NotFound {
+        kind: Some(R::KIND),
+        id,
+    })?;
+    if kind != R::KIND {
+        return Err(Error::WrongKind {
+            id,
+            expected: R::KIND,
+            actual: kind,
+        });
+    }
+    let document = doc::load(id, &bytes)?.with_actor(actor.clone());
+    Ok((rowid, document))
+}
+
+/// Validates a new record and writes it as a new document, in the caller's transaction.
+pub(crate) fn insert_new<R: Record>(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    record: &R,
+) -> Result<R> {
+    refuse_reference::<R>()?;
+    let (reference, acting) = (&*write.reference, write.acting.as_ref());
+    let mut record = record.clone();
+    if record.id().is_nil() {
+        record.set_id(Uuid::now_v7());
+    }
+    record.set_version(Default::default());
+    reference.pin_new(&mut record);
+    record.derive(reference);
+    record.validate(reference)?;
+    if let Some(acting) = acting {
+        acting.check_write(None, &record)?;
+    }
+    let id = record.id();
+    if find_row(tx, id)?.is_some() {
+        return Err(Error::AlreadyExists { kind: R::KIND, id });
+    }
+    let mut document = Automerge::new().with_actor(write.actor.clone());
+    doc::write_record(&mut document, &record, &write.author)?;
+    let stored = doc::read_record::<R>(&document, id)?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.cache,
+        id,
+        R::KIND,
+        None,
+        &mut document,
+        &[],
+    )?;
+    Ok(stored)
+}
+
+/// `Store::update`'s work, in the caller's transaction.
+pub(crate) fn update_in<R: Record>(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    record: &R,
+) -> Result<R> {
+    refuse_reference::<R>()?;
+    let (reference, acting) = (&write.reference, write.acting.as_ref());
+    let mut record = record.clone();
+    let id = record.id();
+    let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
+    // The versions a record was captured with are the stored ones, whatever the caller holds
+    // (an app that does not know the field sends none).
+    if let Some(pins) = record.pins_mut() {
+        *pins = doc::read_pins(&document);
+    }
+    record.derive(reference);
+    record.validate(reference)?;
+    // The user's own steps, as the hub will judge them: from the version the caller read (the
+    // edit is made at it) to the record as the caller writes it. What changed meanwhile through
+    // sync is someone else's step, merged (and shown as a conflict if both set a field).
+    if let Some(acting) = acting {
+        let heads = record.version().heads();
+        if heads
+            .iter()
+            .any(|h| document.get_change_by_hash(h).is_none())
+        {
+            return Err(Error::UnknownVersion { id });
+        }
+        let read: R = if heads.is_empty() {
+            doc::read_record(&document, id)?
+        } else {
+            doc::read_record_at(&document, id, heads)?
+        };
+        acting.check_write(Some(&read), &record)?;
+    }
+    let before = document.get_heads();
+    if doc::write_record(&mut document, &record, &write.author)?.is_none() {
+        return doc::read_record(&document, id);
+    }
+    let stored = doc::read_record::<R>(&document, id)?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.cache,
+        id,
+        R::KIND,
+        Some(rowid),
+        &mut document,
+        &before,
+    )?;
+    Ok(stored)
+}
+
+/// `Store::resolve_conflict`'s work on a record of kind `R`, in the caller's transaction.
+pub(crate) fn resolve_in<R: Record>(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    id: Uuid,
+    path: &[String],
+    value: &serde_json::Value,
+) -> Result<()> {
+    let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
+    let stored = doc::read_record::<R>(&document, id)?;
+    let before = document.get_heads();
+    doc::resolve::<R>(&mut document, id, path, value, &write.author)?;
+    let mut resolved = match doc::read_record::<R>(&document, id) {
+        Err(Error::DamagedDocument { .. }) => {
+            return Err(
+                ValidationError::new(path.join("."), "not a valid value for this field").into(),
+            );
+        }
+        other => other?,
+    };
+    resolved.validate(&write.reference)?;
+    if let Some(acting) = &write.acting {
+        acting.check_write(Some(&stored), &resolved)?;
+    }
+    // The derived fields follow the resolved value, in the document too.
+    resolved.derive(&write.reference);
+    doc::write_record(&mut document, &resolved, &write.author)?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.cache,
+        id,
+        R::KIND,
+        Some(rowid),
+        &mut document,
+        &before,
+    )?;
+    Ok(())
+}
+
+pub(crate) fn not_by_record_writes() -> Error {
+    Error::NotAllowed {
+        rule: "reference data changes only by publishing it (publish_reference)".into(),
+    }
+}
+
+fn refuse_reference<R: Record>() -> Result<()> {
+    if R::KIND == RecordKind::Reference {
+        return Err(not_by_record_writes());
+    }
+    Ok(())
+}
+
+/// Writes a document, its change-log entry and its index rows, in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn save_document(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    cache: &ReferenceCache,
+    id: Uuid,
+    kind: RecordKind,
+    rowid: Option<i64>,
+    document: &mut Automerge,
+    before: &[ChangeHash],
+) -> Result<i64> {
+    let (origin, author) = (ctx.origin, ctx.author);
+    // Read the record before writing anything: a document that does not read as a record of
+    // its kind fails here, with nothing written, and the caller's transaction stays clean.
+    let mut record = TypedRecord::read(kind, id, document)?;
+    // Index rows, alerts and the outbox's urgency follow the record's values, whatever
+    // derivation the document holds (a merge or a resolution does not write one).
+    record.derive(&reference_in(cache, tx));
+    let bytes = codec::encode(id, document)?.stored;
+    let heads = document.get_heads();
+    let new_changes = codec::new_change_hashes(document, before);
+    tx.prepare_cached(
+        "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        kind as i64,
+        new_changes,
+        author.map(|a| a.device.as_bytes().to_vec()),
+        origin as i64,
+        Utc::now().timestamp_millis()
+    ])?;
+    let seq = tx.last_insert_rowid();
+    let (rowid, fresh) = match rowid {
+        Some(rowid) => {
+            tx.prepare_cached(
+                "UPDATE records SET doc = ?2, heads = ?3, last_seq = ?4 WHERE rowid = ?1",
+            )?
+            .execute(params![rowid, bytes, codec::heads_bytes(&heads), seq])?;
+            (rowid, false)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO records (id, kind, doc, heads, last_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                id.as_bytes(),
+                kind as i64,
+                bytes,
+                codec::heads_bytes(&heads),
+                seq
+            ])?;
+            (tx.last_insert_rowid(), true)
+        }
+    };
+    if !fresh {
+        index::delete_rows(tx, rowid)?;
+    }
+    index::insert_rows(tx, rowid, record.indexed())?;
+    if ctx.queue_for_hub {
+        sync_state::queue_for_hub(tx, id, record.urgency())?;
+    }
+    if kind == RecordKind::Reference && ctx.on_device {
+        rederive_cases(tx, &reference_in(cache, tx))?;
+    }
+    Ok(rowid)
+}
+
+/// Rebuilds the index rows of every child case with the reference data now in force: after a
+/// reference document arrived, a classification may follow a version this device lacked.
+fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached("SELECT rowid, id, doc FROM records WHERE kind = ?1")?
+        .query_map([RecordKind::ChildCase as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (rowid, id, stored) in rows {
+        let Ok(id) = Uuid::from_slice(&id) else {
+            continue;
+        };
+        let document = codec::load_stored(id, stored)?;
+        index_document(tx, rowid, RecordKind::ChildCase, id, &document, reference)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the index rows of one record from its document.
+fn index_document(
+    tx: &Transaction,
+    rowid: i64,
+    kind: RecordKind,
+    id: Uuid,
+    document: &Automerge,
+    reference: &ReferenceData,
+) -> Result<()> {
+    let mut record = TypedRecord::read(kind, id, document)?;
+    record.derive(reference);
+    index::delete_rows(tx, rowid)?;
+    index::insert_rows(tx, rowid, record.indexed())
+}
+
+/// A document read as the record of its kind.
+pub(crate) enum TypedRecord {
+    Workplace(Workplace),
+    Visit(Visit),
+    ChildCase(ChildCase),
+    User(User),
+    /// Read whole, to check it is one, but nothing is indexed from it.
+    Reference,
+}
+
+impl TypedRecord {
+    pub(crate) fn read(kind: RecordKind, id: Uuid, document: &Automerge) -> Result<TypedRecord> {
+        Ok(match kind {
+            RecordKind::Workplace => TypedRecord::Workplace(doc::read_record(document, id)?),
+            RecordKind::Visit => TypedRecord::Visit(doc::read_record(document, id)?),
+            RecordKind::ChildCase => TypedRecord::ChildCase(doc::read_record(document, id)?),
+            RecordKind::User => TypedRecord::User(doc::read_record(document, id)?),
+            RecordKind::Reference => {
+                doc::read_record::<ReferenceDocument>(document, id)?;
+                TypedRecord::Reference
+            }
+        })
+    }
+
+    fn indexed(&self) -> index::Indexed<'_> {
+        match self {
+            TypedRecord::Workplace(r) => index::Indexed::Workplace(r),
+            TypedRecord::Visit(r) => index::Indexed::Visit(r),
+            TypedRecord::ChildCase(r) => index::Indexed::ChildCase(r),
+            TypedRecord::User(r) => index::Indexed::User(r),
+            TypedRecord::Reference => index::Indexed::Reference,
+        }
+    }
+
+    /// Its place in the outbox: the alert severity, 0 when not urgent.
+    fn urgency(&self) -> i64 {
+        match self {
+            TypedRecord::Visit(v) => derived::visit_severity(v).map_or(0, |s| s as i64),
+            TypedRecord::ChildCase(c) => derived::case_severity(c).map_or(0, |s| s as i64),
+            TypedRecord::Workplace(_) | TypedRecord::User(_) | TypedRecord::Reference => 0,
+        }
+    }
+
+    /// The record the document held at `heads` (see `doc::read_record_at`).
+    pub(crate) fn read_at(
+        kind: RecordKind,
+        id: Uuid,
+        document: &Automerge,
+        heads: &[ChangeHash],
+    ) -> Result<TypedRecord> {
+        Ok(match kind {
+            RecordKind::Workplace => {
+                TypedRecord::Workplace(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::Visit => TypedRecord::Visit(doc::read_record_at(document, id, heads)?),
+            RecordKind::ChildCase => {
+                TypedRecord::ChildCase(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::User => TypedRecord::User(doc::read_record_at(document, id, heads)?),
+            RecordKind::Reference => {
+                doc::read_record_at::<ReferenceDocument>(document, id, heads)?;
+                TypedRecord::Reference
+            }
+        })
+    }
+
+    /// Computes the derived fields from the record's values (`Record::derive`).
+    pub(crate) fn derive(&mut self, reference: &ReferenceData) {
+        match self {
+            TypedRecord::Workplace(r) => r.derive(reference),
+            TypedRecord::Visit(r) => r.derive(reference),
+            TypedRecord::ChildCase(r) => r.derive(reference),
+            TypedRecord::User(r) => r.derive(reference),
+            TypedRecord::Reference => {}
+        }
+    }
+
+    /// The record's own validation (`Record::validate`).
+    pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        match self {
+            TypedRecord::Workplace(r) => r.validate(reference),
+            TypedRecord::Visit(r) => r.validate(reference),
+            TypedRecord::ChildCase(r) => r.validate(reference),
+            TypedRecord::User(r) => r.validate(reference),
+            TypedRecord::Reference => Ok(()),
+        }
+    }
+
+    /// The reference versions the record was captured with, for kinds that keep them.
+    pub(crate) fn pins(&self) -> Option<&ReferencePins> {
+        match self {
+            TypedRecord::Workplace(r) => r.pins(),
+            TypedRecord::Visit(r) => r.pins(),
+            TypedRecord::ChildCase(r) => r.pins(),
+            TypedRecord::User(_) | TypedRecord::Reference => None,
+        }
+    }
+
+    /// The record as the role matrix sees it (`rights`).
+    pub(crate) fn subject(&self) -> Subject<'_> {
+        match self {
+            TypedRecord::Workplace(r) => Subject::Workplace(r),
+            TypedRecord::Visit(r) => Subject::Visit(r),
+            TypedRecord::ChildCase(r) => Subject::ChildCase(r),
+            TypedRecord::User(_) => Subject::Administered(RecordKind::User),
+            TypedRecord::Reference => Subject::Administered(RecordKind::Reference),
+        }
+    }
+
+    /// The area the record belongs to (users and reference data have none).
+    pub(crate) fn area(&self) -> Option<&Area> {
+        match self {
+            TypedRecord::Workplace(r) => Some(&r.location.area),
+            TypedRecord::Visit(r) => Some(&r.area),
+            TypedRecord::ChildCase(r) => Some(&r.area),
+            TypedRecord::User(_) | TypedRecord::Reference => None,
+        }
+    }
+}
+
+/// Rebuilds every index row from the documents (used by migrations that add an index), with
+/// the derived fields computed from the values and `base` under the published reference data.
+pub(crate) fn reindex_all(tx: &Transaction, base: &ReferenceData) -> Result<()> {
+    let reference = doc::with_published(base, reference_documents(tx)?);
+    let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
+        .prepare("SELECT rowid, id, kind, doc FROM records")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (rowid, id, kind, bytes) in rows {
+        let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
+            id: Uuid::nil(),
+            reason: "a record id is not 16 bytes".into(),
+        })?;
+        let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
+            id,
+            reason: "unknown record kind in the store".into(),
+        })?;
+        let document = codec::load_stored(id, bytes)?;
+        index_document(tx, rowid, kind, id, &document, &reference)?;
+    }
+    Ok(())
+}
+
+/// What merging received bytes did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Merged {
+    pub changed: bool,
+    /// False when some received changes wait for earlier ones that did not arrive.
+    pub complete: bool,
+    /// The record was not in the store before: it now holds exactly what was received.
+    pub created: bool,
+    pub heads: Vec<ChangeHash>,
+}
+
+/// Loads a record's stored document for merging, or starts an empty one.
+pub(crate) fn load_or_new(
+    tx: &Transaction,
+    actor: &ActorId,
+    id: Uuid,
+) -> Result<(Option<(i64, RecordKind)>, Automerge)> {
+    Ok(match find_row(tx, id)? {
+        Some((rowid, kind, bytes)) => (
+            Some((rowid, kind)),
+            doc::load(id, &bytes)?.with_actor(actor.clone()),
+        ),
+        None => (None, Automerge::new().with_actor(actor.clone())),
+    })
+}
+
+/// Merges received bytes into a record's document, in the caller's transaction. Anything that
+/// fails to decode, or does not read as a record of the kind it claims, is refused with nothing
+/// stored (the caller abandons its transaction).
+pub(crate) fn merge_document(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    cache: &ReferenceCache,
+    actor: &ActorId,
+    id: Uuid,
+    bytes: &[u8],
+) -> Result<Merged> {
+    if erasure::is_erased(tx, id)? {
+        // An old copy of an erased record: it does not come back.
+        return Ok(Merged {
+            changed: false,
+            complete: true,
+            created: false,
+            heads: Vec::new(),
+        });
+    }
+    let (existing, mut document) = load_or_new(tx, actor, id)?;
+    let before = document.get_heads();
+    codec::merge_into(&mut document, id, bytes)?;
+    if erasure::knows_erasures(tx)?
+        && erasure::any_erased_change(tx, &codec::history_roots(&document, &before))?
+    {
+        // An erased record's content, under this id or another: it does not come back.
+        return Ok(Merged {
+            changed: false,
+            complete: true,
+            created: false,
+            heads: Vec::new(),
+        });
+    }
+    let complete = document.get_missing_deps(&[]).is_empty();
+    let heads = document.get_heads();
+    if heads == before {
+        return Ok(Merged {
+            changed: false,
+            complete,
+            created: false,
+            heads,
+        });
+    }
+    let kinds = doc::kinds(&document);
+    if let Some((_, stored)) = existing
+        && let Some(other) = kinds.iter().find(|k| **k != stored)
+    {
+        return Err(Error::WrongKind {
+            id,
+            expected: stored,
+            actual: *other,
+        });
+    }
+    let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
+        id,
+        reason: "the received document names no record kind, or is another record's".into(),
+    })?;
+    // Indexing reads the document as a record of its kind: if it does not read, the error
+    // abandons the transaction. The document is encoded anew rather than stored as received:
+    // Automerge accepts incrementally some bytes that it refuses to load whole.
+    save_document(
+        tx,
+        ctx,
+        cache,
+        id,
+        kind,
+        existing.map(|(rowid, _)| rowid),
+        &mut document,
+        &before,
+    )?;
+    Ok(Merged {
+        changed: true,
+        complete,
+        created: existing.is_none(),
+        heads,
+    })
+}
+
+/// The reference data in force, as `conn` sees it (a write's transaction: a record merged after
+/// a reference document in one transaction is derived with it). A store that cannot be read
+/// now fails on its next write; until then, the data last loaded is the best answer.
+pub(crate) fn reference_in(cache: &ReferenceCache, conn: &Connection) -> Arc<ReferenceData> {
+    match reference_marker(conn) {
+        Ok(marker) => cache
+            .get(marker, || reference_documents(conn))
+            .unwrap_or_else(|_| cache.last()),
+        Err(_) => cache.last(),
+    }
+}
+
+/// See `ReferenceMarker`. `kind = 5` is spelled out so that SQLite uses the partial index
+/// `records_reference` (schema 7).
+fn reference_marker(conn: &Connection) -> Result<ReferenceMarker> {
+    Ok(conn
+        .prepare_cached("SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// The stored reference documents, as `(id, stored bytes)`.
+fn reference_documents(conn: &Connection) -> Result<Vec<(Uuid, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached("SELECT id, doc FROM records WHERE kind = 5")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut documents = Vec::new();
+    for row in rows {
+        let (id, stored) = row?;
+        if let Ok(id) = Uuid::from_slice(&id) {
+            documents.push((id, stored));
+        }
+    }
+    Ok(documents)
+}

@@ -1,0 +1,102 @@
+//! Records leaving a store for good: forgotten (erased on the hub, out of the user's scope,
+//! quarantined), with the tombstones and change hashes that keep an erased record's content
+//! from coming back under any id, and the purge that leaves no copy of it in any file.
+
+use super::index;
+use crate::domain::codes::RecordKind;
+use crate::error::Result;
+use automerge::ChangeHash;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+/// Removes every trace of a record from this store: document, index rows, search entry, change
+/// log and sync state. Returns its kind if it was there. secure_delete zeroes the freed bytes;
+/// the caller compacts the search index and truncates the WAL once the transaction is committed
+/// (`purge_freed_content`).
+pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordKind>> {
+    let row: Option<(i64, i64)> = tx
+        .prepare_cached("SELECT rowid, kind FROM records WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((rowid, _)) = row {
+        index::delete_rows(tx, rowid)?;
+        tx.prepare_cached("DELETE FROM records WHERE rowid = ?1")?
+            .execute([rowid])?;
+    }
+    for table in [
+        "change_log",
+        "sync_outbox",
+        "sync_hub_heads",
+        "sync_refetch",
+        "sync_left",
+        "quarantine",
+    ] {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
+            .execute([id.as_bytes()])?;
+    }
+    Ok(row.and_then(|(_, kind)| RecordKind::from_i64(kind)))
+}
+
+/// Records that a record was erased, so that no old copy brings it back.
+pub(crate) fn place_tombstone(tx: &Transaction, id: Uuid, seq: Option<i64>) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO erased (record_id, seq, at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (record_id) DO NOTHING",
+    )?
+    .execute(params![id.as_bytes(), seq, Utc::now().timestamp_millis()])?;
+    Ok(())
+}
+
+/// Keeps the hash of a change of an erased record (`root`: one with no dependencies).
+pub(crate) fn keep_erased_change(
+    tx: &Transaction,
+    id: Uuid,
+    hash: &ChangeHash,
+    root: bool,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO erased_changes (hash, record_id, root) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![hash.0, id.as_bytes(), root])?;
+    Ok(())
+}
+
+/// Whether this store keeps any erased change at all (most never do: the check of what arrives
+/// stops here).
+pub(crate) fn knows_erasures(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_changes)")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Whether any of these changes belongs to an erased record.
+pub(crate) fn any_erased_change(conn: &Connection, hashes: &[ChangeHash]) -> Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_changes WHERE hash = ?1)")?;
+    for hash in hashes {
+        if stmt.query_row([hash.0], |r| r.get::<_, bool>(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub(crate) fn is_erased(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased WHERE record_id = ?1)")?
+        .query_row([id.as_bytes()], |r| r.get(0))?)
+}
+
+/// After records were forgotten: the full-text index is rewritten without their terms (FTS5
+/// keeps deleted terms in old segments until a merge; secure_delete zeroes the pages it frees)
+/// and the WAL is emptied, so that no copy of their content stays in any file.
+pub(crate) fn purge_freed_content(conn: &Connection) -> Result<()> {
+    conn.execute(
+        "INSERT INTO name_search (name_search) VALUES ('optimize')",
+        [],
+    )?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}

@@ -1,0 +1,757 @@
+//! Every query of the index rows: lists and their summaries, the due list, name search, alerts,
+//! and the rows the features read (duplicates, indicators, export, peers, bundles, scope). One
+//! style: a `Filter` builds the `WHERE` clause and its parameters together, and rows become
+//! typed values here, never in the callers.
+
+use crate::codec;
+use crate::domain::area::{Area, AreaFilter};
+use crate::domain::codes::{
+    AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
+};
+use crate::domain::derived::midnight_ms;
+use crate::error::{Error, Result, ValidationError};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, Row, params_from_iter};
+use uuid::Uuid;
+
+/// A page of results: `limit` rows after skipping `offset` (at most `MAX_LIMIT` a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Page {
+    #[cfg_attr(feature = "uniffi", uniffi(default = 0))]
+    pub offset: i32,
+    #[cfg_attr(feature = "uniffi", uniffi(default = 50))]
+    pub limit: i32,
+}
+
+impl Default for Page {
+    fn default() -> Page {
+        Page::first(50)
+    }
+}
+
+impl Page {
+    pub const MAX_LIMIT: i32 = 500;
+
+    pub fn first(limit: i32) -> Page {
+        Page { offset: 0, limit }
+    }
+
+    /// The page after this one.
+    pub fn next(self) -> Page {
+        Page {
+            offset: self.offset.saturating_add(self.limit),
+            limit: self.limit,
+        }
+    }
+
+    /// `(limit, offset)` as a query takes them: a negative one is refused, naming it; a limit
+    /// above `MAX_LIMIT` is `MAX_LIMIT`.
+    fn bounds(self) -> Result<(i64, i64)> {
+        for (field, value) in [("page.offset", self.offset), ("page.limit", self.limit)] {
+            if value < 0 {
+                return Err(ValidationError::new(field, "must not be negative").into());
+            }
+        }
+        Ok((
+            i64::from(self.limit.min(Self::MAX_LIMIT)),
+            i64::from(self.offset),
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct VisitQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub area: Option<AreaFilter>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub status: Option<VisitStatus>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub workplace_id: Option<Uuid>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub visitor_id: Option<Uuid>,
+    /// Visits started at or after this instant.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub started_from: Option<DateTime<Utc>>,
+    /// Visits started before this instant.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub started_before: Option<DateTime<Utc>>,
+}
+
+/// A visit as the index knows it: enough for a list, without loading the document.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct VisitSummary {
+    pub id: Uuid,
+    pub kind: VisitKind,
+    pub workplace_id: Uuid,
+    pub visitor_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub status: VisitStatus,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ChildCaseQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub area: Option<AreaFilter>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub status: Option<CaseStatus>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub classification: Option<ClassificationOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct ChildCaseSummary {
+    pub id: Uuid,
+    pub case_code: String,
+    pub name: String,
+    pub sex: Sex,
+    /// The age when the child was identified, when it could be established.
+    pub age: Option<i32>,
+    pub status: CaseStatus,
+    pub classification: Option<ClassificationOutcome>,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct WorkplaceQuery {
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub area: Option<AreaFilter>,
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub sector: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct WorkplaceSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub sector: String,
+    pub district: String,
+    pub community: String,
+}
+
+/// A record with a follow-up due.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct DueItem {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub due: NaiveDate,
+    pub assignee: Uuid,
+    pub district: String,
+    pub community: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct SearchHit {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub name: String,
+}
+
+/// An urgent record, as the alert rows know it: a child case (`kind` child case) or a visit.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Alert {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub severity: AlertSeverity,
+    /// When the child was identified (midnight UTC of that day), or the visit started.
+    pub at: DateTime<Utc>,
+    pub district: String,
+    pub community: String,
+}
+
+/// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Sql>,
+}
+
+impl Filter {
+    /// A clause with one `?`, and its value.
+    fn add(&mut self, clause: &str, value: impl Into<Sql>) {
+        self.params.push(value.into());
+        self.clauses
+            .push(clause.replace('?', &format!("?{}", self.params.len())));
+    }
+
+    fn add_opt<T: Into<Sql>>(&mut self, clause: &str, value: Option<T>) {
+        if let Some(value) = value {
+            self.add(clause, value);
+        }
+    }
+
+    /// Records of the area, on the table `alias` (whose columns are named by level).
+    fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
+        if let Some(a) = area {
+            let (level, code) = a.level_and_code();
+            self.add(&format!("{alias}.{level} = ?"), code.to_string());
+        }
+    }
+
+    /// Records of any of the areas (all when there are none).
+    fn any_area(&mut self, alias: &str, areas: &[AreaFilter]) {
+        if areas.is_empty() {
+            return;
+        }
+        let mut any = Vec::new();
+        for a in areas {
+            let (level, code) = a.level_and_code();
+            self.params.push(Sql::Text(code.to_string()));
+            any.push(format!("{alias}.{level} = ?{}", self.params.len()));
+        }
+        self.clauses.push(format!("({})", any.join(" OR ")));
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
+    fn finish(mut self, order: &str, page: Page) -> Result<(String, Vec<Sql>)> {
+        let (limit, offset) = page.bounds()?;
+        let n = self.params.len();
+        self.params.push(Sql::Integer(limit));
+        self.params.push(Sql::Integer(offset));
+        Ok((
+            format!(
+                "{} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                self.sql(),
+                n + 1,
+                n + 2
+            ),
+            self.params,
+        ))
+    }
+}
+
+/// Runs `sql` (a statement ending in `tail`'s parameters) and reads each row with `read`.
+fn rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Sql>,
+    read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params_from_iter(params), read)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
+    let bytes: Vec<u8> = row.get(idx)?;
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+/// A value stored as its code (`codes`), read back.
+fn code_col<T>(
+    row: &Row,
+    idx: usize,
+    from_code: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let code: String = row.get(idx)?;
+    from_code(&code).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            "an unknown code in the index".into(),
+        )
+    })
+}
+
+fn kind_col(row: &Row, idx: usize) -> rusqlite::Result<RecordKind> {
+    let n: i64 = row.get(idx)?;
+    RecordKind::from_i64(n).ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, n))
+}
+
+fn instant_col(row: &Row, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+    Ok(DateTime::from_timestamp_millis(row.get(idx)?).unwrap_or_default())
+}
+
+fn area_col(row: &Row, first: usize) -> rusqlite::Result<Area> {
+    Ok(Area::new(
+        &row.get::<_, String>(first)?,
+        &row.get::<_, String>(first + 1)?,
+        &row.get::<_, String>(first + 2)?,
+        &row.get::<_, String>(first + 3)?,
+    ))
+}
+
+/// A record id read from the store (`Error::DamagedDocument` if it is not 16 bytes).
+pub(crate) fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|_| Error::DamagedDocument {
+        id: Uuid::nil(),
+        reason: "a record id in the store is not 16 bytes".into(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists
+
+pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+    let mut f = Filter::default();
+    f.area("v", &q.area);
+    f.add_opt("v.status = ?", q.status.map(|s| s.as_str().to_string()));
+    f.add_opt(
+        "v.workplace_id = ?",
+        q.workplace_id.map(|w| w.as_bytes().to_vec()),
+    );
+    f.add_opt(
+        "v.visitor_id = ?",
+        q.visitor_id.map(|u| u.as_bytes().to_vec()),
+    );
+    f.add_opt(
+        "v.started_ms >= ?",
+        q.started_from.map(|t| t.timestamp_millis()),
+    );
+    f.add_opt(
+        "v.started_ms < ?",
+        q.started_before.map(|t| t.timestamp_millis()),
+    );
+    let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page)?;
+    let sql = format!(
+        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
+         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(VisitSummary {
+            id: uuid_col(row, 0)?,
+            kind: code_col(row, 1, VisitKind::from_code)?,
+            workplace_id: uuid_col(row, 2)?,
+            visitor_id: uuid_col(row, 3)?,
+            started_at: instant_col(row, 4)?,
+            status: code_col(row, 5, VisitStatus::from_code)?,
+            district: row.get(6)?,
+            community: row.get(7)?,
+        })
+    })
+}
+
+pub(crate) fn child_cases(
+    conn: &Connection,
+    q: &ChildCaseQuery,
+    page: Page,
+) -> Result<Vec<ChildCaseSummary>> {
+    let mut f = Filter::default();
+    f.area("c", &q.area);
+    f.add_opt("c.status = ?", q.status.map(|s| s.as_str().to_string()));
+    f.add_opt(
+        "c.classification = ?",
+        q.classification.map(|c| c.as_str().to_string()),
+    );
+    let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;
+    let sql = format!(
+        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, c.district, c.community
+         FROM child_index c JOIN records r ON r.rowid = c.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(ChildCaseSummary {
+            id: uuid_col(row, 0)?,
+            case_code: row.get(1)?,
+            name: row.get(2)?,
+            sex: code_col(row, 3, Sex::from_code)?,
+            age: row.get(4)?,
+            status: code_col(row, 5, CaseStatus::from_code)?,
+            classification: row
+                .get::<_, Option<String>>(6)?
+                .and_then(|s| ClassificationOutcome::from_code(&s)),
+            district: row.get(7)?,
+            community: row.get(8)?,
+        })
+    })
+}
+
+pub(crate) fn workplaces(
+    conn: &Connection,
+    q: &WorkplaceQuery,
+    page: Page,
+) -> Result<Vec<WorkplaceSummary>> {
+    let mut f = Filter::default();
+    f.area("w", &q.area);
+    f.add_opt("w.sector = ?", q.sector.clone());
+    let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page)?;
+    let sql = format!(
+        "SELECT r.id, w.name, w.sector, w.district, w.community
+         FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(WorkplaceSummary {
+            id: uuid_col(row, 0)?,
+            name: row.get(1)?,
+            sector: row.get(2)?,
+            district: row.get(3)?,
+            community: row.get(4)?,
+        })
+    })
+}
+
+pub(crate) fn due_before(
+    conn: &Connection,
+    area: &Option<AreaFilter>,
+    assignee: Option<Uuid>,
+    before: NaiveDate,
+    page: Page,
+) -> Result<Vec<DueItem>> {
+    let mut f = Filter::default();
+    f.area("d", area);
+    f.add_opt("d.assignee = ?", assignee.map(|a| a.as_bytes().to_vec()));
+    f.add("d.due_date < ?", before.to_string());
+    let (tail, params) = f.finish("d.due_date, d.record", page)?;
+    let sql = format!(
+        "SELECT r.id, d.kind, d.due_date, d.assignee, d.district, d.community
+         FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(DueItem {
+            id: uuid_col(row, 0)?,
+            kind: kind_col(row, 1)?,
+            due: row.get::<_, String>(2)?.parse().unwrap_or(NaiveDate::MIN),
+            assignee: uuid_col(row, 3)?,
+            district: row.get(4)?,
+            community: row.get(5)?,
+        })
+    })
+}
+
+pub(crate) fn alerts(
+    conn: &Connection,
+    area: &Option<AreaFilter>,
+    page: Page,
+) -> Result<Vec<Alert>> {
+    let mut f = Filter::default();
+    f.area("a", area);
+    let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page)?;
+    let sql = format!(
+        "SELECT r.id, a.kind, a.severity, a.at_ms, a.district, a.community
+         FROM alert_index a JOIN records r ON r.rowid = a.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        let severity: i64 = row.get(2)?;
+        Ok(Alert {
+            id: uuid_col(row, 0)?,
+            kind: kind_col(row, 1)?,
+            severity: AlertSeverity::from_i64(severity)
+                .ok_or(rusqlite::Error::IntegralValueOutOfRange(2, severity))?,
+            at: instant_col(row, 3)?,
+            district: row.get(4)?,
+            community: row.get(5)?,
+        })
+    })
+}
+
+/// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word is
+/// quoted and matched as a prefix.
+fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+pub(crate) fn search_names(conn: &Connection, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+    let Some(query) = fts_query(text) else {
+        return Ok(Vec::new());
+    };
+    let limit = i64::from(limit.min(Page::MAX_LIMIT as u32));
+    rows(
+        conn,
+        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid
+         WHERE name_search MATCH ?1 ORDER BY rank LIMIT ?2",
+        vec![Sql::Text(query), Sql::Integer(limit)],
+        |row| {
+            Ok(SearchHit {
+                id: uuid_col(row, 0)?,
+                kind: kind_col(row, 1)?,
+                name: row.get(2)?,
+            })
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// Every record the store holds, with its kind.
+pub(crate) fn records_held(conn: &Connection) -> Result<Vec<(Uuid, RecordKind)>> {
+    let rows = rows(
+        conn,
+        "SELECT id, kind FROM records ORDER BY rowid",
+        Vec::new(),
+        |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, kind)| Some((Uuid::from_slice(&id).ok()?, RecordKind::from_i64(kind)?)))
+        .collect())
+}
+
+pub(crate) fn count(conn: &Connection, kind: RecordKind) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM records WHERE kind = ?1")?
+        .query_row([kind as i64], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The ids of every record of a kind, in id order.
+pub(crate) fn ids_of_kind(conn: &Connection, kind: RecordKind) -> Result<Vec<Uuid>> {
+    ids(
+        conn,
+        "SELECT id FROM records WHERE kind = ?1 ORDER BY id",
+        kind,
+    )
+}
+
+/// The ids of every record of a kind, in the order they were first stored.
+pub(crate) fn ids_in_store_order(conn: &Connection, kind: RecordKind) -> Result<Vec<Uuid>> {
+    ids(
+        conn,
+        "SELECT id FROM records WHERE kind = ?1 ORDER BY rowid",
+        kind,
+    )
+}
+
+fn ids(conn: &Connection, sql: &str, kind: RecordKind) -> Result<Vec<Uuid>> {
+    let ids = rows(conn, sql, vec![Sql::Integer(kind as i64)], |r| {
+        r.get::<_, Vec<u8>>(0)
+    })?;
+    ids.iter().map(|bytes| uuid_of(bytes)).collect()
+}
+
+/// Every record filed under an area, with its kind and area (reference data, filed nowhere,
+/// included with an empty area).
+pub(crate) fn records_with_area(conn: &Connection) -> Result<Vec<AreaRows>> {
+    let rows = rows(
+        conn,
+        "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
+         FROM records r JOIN scope_index s ON s.record = r.rowid",
+        Vec::new(),
+        |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, i64>(1)?,
+                area_col(row, 2)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, kind, area) in rows {
+        if let Some(kind) = RecordKind::from_i64(kind) {
+            out.push(AreaRows {
+                id: uuid_of(&id)?,
+                kind,
+                area,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A record and the area it is filed under (`records_with_area`).
+pub(crate) struct AreaRows {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub area: Area,
+}
+
+/// The area rows of one record (none for users).
+pub(crate) fn filed_under(conn: &Connection, rowid: i64) -> Result<Option<(RecordKind, Area)>> {
+    let rows = rows(
+        conn,
+        "SELECT kind, country, region, district, community FROM scope_index WHERE record = ?1",
+        vec![Sql::Integer(rowid)],
+        |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
+    )?;
+    Ok(rows.into_iter().next())
+}
+
+/// Each record of `areas` (all when none) with its heads, as a peer session compares them.
+pub(crate) fn heads_in(conn: &Connection, areas: &[AreaFilter]) -> Result<Vec<(Uuid, Vec<u8>)>> {
+    let mut f = Filter::default();
+    f.any_area("s", areas);
+    let sql = format!(
+        "SELECT r.id, r.heads FROM records r JOIN scope_index s ON s.record = r.rowid {}",
+        f.sql()
+    );
+    let rows = rows(conn, &sql, f.params, |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, heads)| Some((Uuid::from_slice(&id).ok()?, heads)))
+        .collect())
+}
+
+/// Records as `(id, Automerge bytes)`.
+pub(crate) type Documents = Vec<(Uuid, Vec<u8>)>;
+
+/// Every record of `areas` (all when none) changed after change-log position `since`, as
+/// Automerge bytes, in change order; and the last position of the change log.
+pub(crate) fn documents_changed_after(
+    conn: &Connection,
+    since: i64,
+    areas: &[AreaFilter],
+) -> Result<(Documents, i64)> {
+    let mut f = Filter::default();
+    f.add("r.last_seq > ?", since);
+    let join = if areas.is_empty() {
+        ""
+    } else {
+        "JOIN scope_index s ON s.record = r.rowid"
+    };
+    f.any_area("s", areas);
+    let sql = format!(
+        "SELECT r.id, r.doc FROM records r {join} {} ORDER BY r.last_seq",
+        f.sql()
+    );
+    let rows = rows(conn, &sql, f.params, |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut documents = Vec::with_capacity(rows.len());
+    for (id, stored) in rows {
+        if let Ok(id) = Uuid::from_slice(&id) {
+            documents.push((id, codec::decode(id, stored)?));
+        }
+    }
+    let mark: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
+        r.get(0)
+    })?;
+    Ok((documents, mark))
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the features read
+
+/// A child case as duplicate detection compares it (`duplicate_rows`).
+pub(crate) struct CaseRow {
+    pub id: Uuid,
+    /// The folded name (`derived::fold_name`).
+    pub name_key: String,
+}
+
+/// The unmerged cases of `community` other than `except` whose birth year is within one year of
+/// `birth_year` (or unknown on either side).
+pub(crate) fn duplicate_rows(
+    conn: &Connection,
+    community: &str,
+    except: Uuid,
+    birth_year: Option<i32>,
+) -> Result<Vec<CaseRow>> {
+    rows(
+        conn,
+        "SELECT r.id, c.name_key FROM child_index c JOIN records r ON r.rowid = c.record
+         WHERE c.community = ?1 AND r.id != ?2 AND c.merged = 0
+           AND (?3 IS NULL OR c.birth_year IS NULL OR abs(c.birth_year - ?3) <= 1)",
+        vec![
+            Sql::Text(community.into()),
+            Sql::Blob(except.as_bytes().to_vec()),
+            birth_year.map_or(Sql::Null, |y| Sql::Integer(y.into())),
+        ],
+        |row| {
+            Ok(CaseRow {
+                id: uuid_col(row, 0)?,
+                name_key: row.get(1)?,
+            })
+        },
+    )
+}
+
+/// A child case as the indicators count it.
+pub(crate) struct ChildRow {
+    pub sex: String,
+    pub age: Option<u32>,
+    pub status: String,
+    pub classification: Option<String>,
+    pub identified_ms: i64,
+    pub district: String,
+    pub community: String,
+    /// The sector of the case's workplace, when the workplace is on this device.
+    pub sector: Option<String>,
+}
+
+/// The unmerged cases of an area identified in `[from, until)`.
+pub(crate) fn child_rows(
+    conn: &Connection,
+    area: &Option<AreaFilter>,
+    from: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+) -> Result<Vec<ChildRow>> {
+    let mut f = Filter::default();
+    f.area("c", area);
+    f.add("c.merged = ?", 0);
+    f.add_opt("c.identified_ms >= ?", from.map(midnight_ms));
+    f.add_opt("c.identified_ms < ?", until.map(midnight_ms));
+    let sql = format!(
+        "SELECT c.sex, c.age, c.status, c.classification, c.identified_ms, c.district,
+                c.community, w.sector
+         FROM child_index c
+         LEFT JOIN records wr ON wr.id = c.workplace_id
+         LEFT JOIN workplace_index w ON w.record = wr.rowid
+         {}",
+        f.sql()
+    );
+    rows(conn, &sql, f.params, |row| {
+        Ok(ChildRow {
+            sex: row.get(0)?,
+            age: row.get(1)?,
+            status: row.get(2)?,
+            classification: row.get(3)?,
+            identified_ms: row.get(4)?,
+            district: row.get(5)?,
+            community: row.get(6)?,
+            sector: row.get(7)?,
+        })
+    })
+}
+
+/// A visit as the indicators count it.
+pub(crate) struct VisitRow {
+    pub kind: String,
+    pub workplace_id: Vec<u8>,
+    /// `derived::forced_labour_mask`.
+    pub forced_labour: i64,
+    pub violation: bool,
+}
+
+/// The visits of an area started in `[from, until)`.
+pub(crate) fn visit_rows(
+    conn: &Connection,
+    area: &Option<AreaFilter>,
+    from: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+) -> Result<Vec<VisitRow>> {
+    let mut f = Filter::default();
+    f.area("v", area);
+    f.add_opt("v.started_ms >= ?", from.map(midnight_ms));
+    f.add_opt("v.started_ms < ?", until.map(midnight_ms));
+    let sql = format!(
+        "SELECT v.kind, v.workplace_id, v.fl_mask, v.violation FROM visit_index v {}",
+        f.sql()
+    );
+    rows(conn, &sql, f.params, |row| {
+        Ok(VisitRow {
+            kind: row.get(0)?,
+            workplace_id: row.get(1)?,
+            forced_labour: row.get(2)?,
+            violation: row.get(3)?,
+        })
+    })
+}

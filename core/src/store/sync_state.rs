@@ -1,0 +1,255 @@
+//! What a device keeps of its sync with the hub, beside its records: the outbox (records with
+//! changes the hub may lack, most urgent first), the heads the hub is known to hold, the
+//! records to fetch whole, the records that left its scope, and small values in `meta` (the
+//! hub's cursor and receipt, the user's profile as the hub told it, the device id). The sync
+//! engine (`sync::client`) decides; these are its reads and writes.
+
+use crate::codec;
+use crate::domain::rights::UserProfile;
+use crate::error::{Error, Result};
+use automerge::ChangeHash;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Meta
+
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// The meta key of the user's role and areas (JSON of `UserProfile`).
+const PROFILE_KEY: &str = "user_profile";
+
+/// The user's role and areas as the hub last told them (`Store::user_profile`).
+pub(crate) fn user_profile(conn: &Connection) -> Result<Option<UserProfile>> {
+    Ok(get_meta(conn, PROFILE_KEY)?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Keeps the user's role and areas as the hub told them, in the caller's transaction.
+pub(crate) fn set_user_profile(tx: &Transaction, profile: &UserProfile) -> Result<()> {
+    set_meta(
+        tx,
+        PROFILE_KEY,
+        &serde_json::to_vec(profile).expect("a profile serializes"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox
+
+/// Puts a record in the outbox for the hub. Urgent records (alerts) go first; a record already
+/// queued keeps its place in time and takes its current urgency.
+pub(crate) fn queue_for_hub(tx: &Transaction, id: Uuid, priority: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_outbox (record_id, queued_ms, priority) VALUES (?1, ?2, ?3)
+         ON CONFLICT (record_id) DO UPDATE SET priority = excluded.priority",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        Utc::now().timestamp_millis(),
+        priority
+    ])?;
+    Ok(())
+}
+
+/// Queues a record just merged, as urgent as its alert row (written by the merge) says.
+pub(crate) fn queue_merged(tx: &Transaction, id: Uuid) -> Result<()> {
+    let priority: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(max(a.severity), 0) FROM records r
+             LEFT JOIN alert_index a ON a.record = r.rowid WHERE r.id = ?1",
+        )?
+        .query_row([id.as_bytes()], |r| r.get(0))?;
+    queue_for_hub(tx, id, priority)
+}
+
+/// A refused record stays in the outbox, behind the others, so that it never blocks the queue.
+pub(crate) fn queue_behind(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.execute(
+        "UPDATE sync_outbox SET queued_ms = ?2, priority = 0 WHERE record_id = ?1",
+        params![id.as_bytes(), Utc::now().timestamp_millis()],
+    )?;
+    Ok(())
+}
+
+/// A record in the outbox: its stored document and the heads the hub is known to hold.
+pub(crate) struct Queued {
+    pub id: Uuid,
+    pub stored: Vec<u8>,
+    pub hub_heads: Vec<ChangeHash>,
+}
+
+/// The outbox, most urgent first, until `take` says stop (returns false).
+pub(crate) fn for_each_queued(
+    conn: &Connection,
+    mut take: impl FnMut(Queued) -> Result<bool>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        // CROSS JOIN keeps the outbox as the outer loop: otherwise SQLite may scan every
+        // record (and read every document page) to find the few queued.
+        "SELECT o.record_id, r.doc, h.heads FROM sync_outbox o
+         CROSS JOIN records r ON r.id = o.record_id
+         LEFT JOIN sync_hub_heads h ON h.record_id = o.record_id
+         ORDER BY o.priority DESC, o.queued_ms, o.record_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let queued = Queued {
+            id: uuid_of(&row.get::<_, Vec<u8>>(0)?)?,
+            stored: row.get(1)?,
+            hub_heads: row
+                .get::<_, Option<Vec<u8>>>(2)?
+                .map(|b| codec::heads_of(&b))
+                .unwrap_or_default(),
+        };
+        if !take(queued)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Records waiting to be sent to the hub.
+pub(crate) fn outbox_len(conn: &Connection) -> Result<usize> {
+    count(conn, "SELECT count(*) FROM sync_outbox")
+}
+
+/// Whether the record waits in the outbox for the hub.
+pub(crate) fn is_pending(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_outbox WHERE record_id = ?1)")?
+        .query_row([id.as_bytes()], |r| r.get(0))?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the hub holds
+
+/// Records the heads the hub holds for a record; the record stays in (or joins) the outbox
+/// unless the device holds exactly the same. `local` are the device's heads for the record,
+/// when the caller has them at hand.
+pub(crate) fn record_hub_heads(
+    tx: &Transaction,
+    id: Uuid,
+    hub: &[ChangeHash],
+    local: Option<&[ChangeHash]>,
+) -> Result<()> {
+    set_hub_heads(tx, id, hub)?;
+    let mut local = match local {
+        Some(heads) => heads.to_vec(),
+        None => {
+            let stored: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
+                .query_row([id.as_bytes()], |r| r.get(0))
+                .optional()?;
+            let Some(stored) = stored else { return Ok(()) };
+            codec::heads_of(&stored)
+        }
+    };
+    let mut hub = hub.to_vec();
+    local.sort();
+    hub.sort();
+    if local == hub {
+        tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
+            .execute([id.as_bytes()])?;
+    } else {
+        queue_merged(tx, id)?;
+    }
+    Ok(())
+}
+
+/// The heads the hub holds for a record, as it told them.
+pub(crate) fn set_hub_heads(tx: &Transaction, id: Uuid, heads: &[ChangeHash]) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
+         ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
+    )?
+    .execute(params![id.as_bytes(), codec::heads_bytes(heads)])?;
+    Ok(())
+}
+
+/// Forgets what the hub was thought to hold of a record: the next push sends it all.
+pub(crate) fn forget_hub_heads(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sync_hub_heads WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records to fetch whole, records that left the scope
+
+pub(crate) fn mark_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("INSERT INTO sync_refetch (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+pub(crate) fn clear_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// Records to fetch whole, at most `limit`.
+pub(crate) fn refetch_ids(conn: &Connection, limit: u32) -> Result<Vec<Uuid>> {
+    Ok(conn
+        .prepare_cached("SELECT record_id FROM sync_refetch LIMIT ?1")?
+        .query_map([limit], |r| r.get::<_, Vec<u8>>(0))?
+        .filter_map(|b| b.ok().and_then(|b| Uuid::from_slice(&b).ok()))
+        .collect())
+}
+
+/// Records waiting to be fetched whole from the hub.
+pub(crate) fn refetch_len(conn: &Connection) -> Result<usize> {
+    count(conn, "SELECT count(*) FROM sync_refetch")
+}
+
+/// Notes that a record left this device's scope: it goes once nothing of it waits for the hub.
+pub(crate) fn mark_left(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("INSERT INTO sync_left (record_id) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// The record is the device's to hold after all (the hub took it, or sent it again).
+pub(crate) fn clear_left(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// The records that left the scope and have nothing waiting for the hub.
+pub(crate) fn leaving(tx: &Transaction) -> Result<Vec<Uuid>> {
+    let ids: Vec<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT l.record_id FROM sync_left l
+             WHERE NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.record_id = l.record_id)",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    ids.iter().map(|id| uuid_of(id)).collect()
+}
+
+fn count(conn: &Connection, sql: &str) -> Result<usize> {
+    let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|_| Error::DamagedDocument {
+        id: Uuid::nil(),
+        reason: "a record id in the store is not 16 bytes".into(),
+    })
+}
