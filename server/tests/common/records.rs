@@ -74,45 +74,36 @@ pub fn heads_opt(store: &Store, id: Uuid) -> Option<Vec<ChangeHash>> {
     store.kind_of(id).ok().map(|_| heads(store, id))
 }
 
+/// Every row of a query, read a page at a time.
+pub fn every_page<T>(mut read: impl FnMut(Page) -> Result<Vec<T>>) -> impl Iterator<Item = T> {
+    let mut rows = Vec::new();
+    let mut page = Page::first(Page::MAX_LIMIT);
+    loop {
+        let got = read(page).expect("read a page");
+        let n = got.len();
+        rows.extend(got);
+        if n < page.limit as usize {
+            return rows.into_iter();
+        }
+        page = page.next();
+    }
+}
+
 /// Every record id in a store, by kind (workplaces, visits, child cases; not users).
 pub fn all_records(store: &Store) -> Vec<(RecordKind, Uuid)> {
     let mut out = Vec::new();
-    let mut page = Page::first(Page::MAX_LIMIT);
-    loop {
-        let got = store
-            .workplaces(&WorkplaceQuery::default(), page)
-            .expect("list workplaces");
-        let n = got.len();
-        out.extend(got.into_iter().map(|w| (RecordKind::Workplace, w.id)));
-        if n < page.limit as usize {
-            break;
-        }
-        page = page.next();
-    }
-    let mut page = Page::first(Page::MAX_LIMIT);
-    loop {
-        let got = store
-            .visits(&VisitQuery::default(), page)
-            .expect("list visits");
-        let n = got.len();
-        out.extend(got.into_iter().map(|v| (RecordKind::Visit, v.id)));
-        if n < page.limit as usize {
-            break;
-        }
-        page = page.next();
-    }
-    let mut page = Page::first(Page::MAX_LIMIT);
-    loop {
-        let got = store
-            .child_cases(&ChildCaseQuery::default(), page)
-            .expect("list child cases");
-        let n = got.len();
-        out.extend(got.into_iter().map(|c| (RecordKind::ChildCase, c.id)));
-        if n < page.limit as usize {
-            break;
-        }
-        page = page.next();
-    }
+    out.extend(
+        every_page(|page| store.workplaces(&WorkplaceQuery::default(), page))
+            .map(|w| (RecordKind::Workplace, w.id)),
+    );
+    out.extend(
+        every_page(|page| store.visits(&VisitQuery::default(), page))
+            .map(|v| (RecordKind::Visit, v.id)),
+    );
+    out.extend(
+        every_page(|page| store.child_cases(&ChildCaseQuery::default(), page))
+            .map(|c| (RecordKind::ChildCase, c.id)),
+    );
     for kind in [
         RecordKind::Workplace,
         RecordKind::Visit,
