@@ -62,6 +62,20 @@ enum Command {
         listen: String,
         #[command(flatten)]
         http: HttpArgs,
+        /// The address people open the console at, when it differs from `--listen` (a TLS
+        /// proxy: `https://vigie.example.org`); with https, the console's cookies are Secure.
+        #[arg(long, env = "VIGIE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// The map's base layer: a tile URL template (`https://tiles.example/{z}/{x}/{y}.png`).
+        /// None by default: the map draws points over the area outlines, and no request
+        /// leaves the hub's network.
+        #[arg(long, env = "VIGIE_TILE_URL")]
+        tile_url: Option<String>,
+    },
+    /// The supervisors' web console (served by `vigie serve` under /console/).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
     },
     /// Manage users (their role and areas decide what their devices receive).
     User {
@@ -192,6 +206,25 @@ enum UserCommand {
 }
 
 #[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Prints a one-time link where the user chooses their console sign-in name and password
+    /// (valid 72 hours, once; a new link replaces no other). Supervisors and administrators only.
+    Invite {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        user: Uuid,
+        /// The console's address as people open it.
+        #[arg(
+            long,
+            env = "VIGIE_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8470"
+        )]
+        public_url: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
     /// bytes, state (applies, record_gone, does_not_apply), fields (the record's fields the
@@ -311,7 +344,49 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { hub, listen, http } => serve(&hub.database()?, &listen, http.limits()),
+        Command::Serve {
+            hub,
+            listen,
+            http,
+            public_url,
+            tile_url,
+        } => serve(
+            &hub.database()?,
+            &listen,
+            http.limits(),
+            vigie_server::console::Settings {
+                public_url,
+                tile_url,
+            },
+        ),
+        Command::Console {
+            command:
+                ConsoleCommand::Invite {
+                    hub,
+                    user,
+                    public_url,
+                },
+        } => {
+            let backend = hub.open()?;
+            match backend.user(user).map_err(|e| e.to_string())? {
+                Some(found) if !found.active => return Err(format!("user {user} is inactive")),
+                Some(found) if vigie_server::console::access_of(found.role).is_none() => {
+                    return Err(format!(
+                        "user {user} is a {}: the console is for supervisors and administrators",
+                        role_name(found.role)
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(format!("no such user: {user}")),
+            }
+            let token = vigie_server::console::session::invite(backend.console(), user)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                vigie_server::console::invite_link(&public_url, &token)
+            );
+            Ok(())
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -540,11 +615,17 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(database: &Database, listen: &str, http: HttpLimits) -> Result<(), String> {
+fn serve(
+    database: &Database,
+    listen: &str,
+    http: HttpLimits,
+    console: vigie_server::console::Settings,
+) -> Result<(), String> {
     let hub = Arc::new(
         vigie_server::open_hub(database, HubLimits::default())
             .map_err(|e| e.to_string())?
-            .with_http(http),
+            .with_http(http)
+            .with_console(console),
     );
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let served = runtime.block_on({
