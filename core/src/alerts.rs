@@ -22,7 +22,7 @@ pub enum AlertSeverity {
 }
 
 impl AlertSeverity {
-    fn from_i64(v: i64) -> Option<AlertSeverity> {
+    pub(crate) fn from_i64(v: i64) -> Option<AlertSeverity> {
         match v {
             1 => Some(Self::ForcedLabourIndicators),
             2 => Some(Self::HazardousChildLabour),
@@ -71,8 +71,32 @@ impl Store {
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child labour,
     /// then visits with forced-labour indicators; within each, the most recent first.
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
+        self.alerts_within(area, page, None)
+    }
+
+    /// `alerts`, restricted to what a principal receives (`Store::scoped`).
+    pub(crate) fn alerts_within(
+        &self,
+        area: Option<AreaFilter>,
+        page: Page,
+        scope: Option<&crate::sync::Principal>,
+    ) -> Result<Vec<Alert>> {
         let mut f = Filter::default();
         f.area("a", &area);
+        if let Some(who) = scope {
+            let (sql, values) = crate::sync::area_rule(who, "a");
+            let kinds: Vec<String> = who
+                .kinds()
+                .iter()
+                .map(|k| (*k as i64).to_string())
+                .collect();
+            let kinds = if kinds.is_empty() {
+                "-1".to_string()
+            } else {
+                kinds.join(", ")
+            };
+            f.add_all(&format!("(a.kind IN ({kinds}) AND ({sql}))"), values);
+        }
         let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page);
         let sql = format!(
             "SELECT r.id, a.kind, a.severity, a.at_ms, a.district, a.community

@@ -130,43 +130,52 @@ impl Store {
         duplicate: Uuid,
         by: Role,
     ) -> Result<(ChildCase, ChildCase)> {
-        let not_allowed = |rule: &str| Error::NotAllowed { rule: rule.into() };
-        if by != Role::Supervisor {
-            return Err(not_allowed("only a supervisor may merge cases"));
-        }
-        if keep == duplicate {
-            return Err(not_allowed("a case cannot be merged with itself"));
-        }
         let mut kept: ChildCase = self.get(keep)?;
         let mut dup: ChildCase = self.get(duplicate)?;
-        if kept.merged_into.is_some() {
-            return Err(not_allowed(
-                "the case to keep was itself merged into another case",
-            ));
+        if !merge(&mut kept, &mut dup, by)? {
+            return Ok((kept, dup));
         }
-        if let Some(into) = dup.merged_into {
-            if into == keep {
-                return Ok((kept, dup));
-            }
-            return Err(not_allowed(
-                "the duplicate was already merged into another case",
-            ));
-        }
-        for (key, referral) in &dup.referrals {
-            kept.referrals
-                .entry(*key)
-                .or_insert_with(|| referral.clone());
-        }
-        for (key, follow_up) in &dup.followups {
-            kept.followups
-                .entry(*key)
-                .or_insert_with(|| follow_up.clone());
-        }
-        kept.merged_from.insert(duplicate);
-        dup.merged_into = Some(keep);
         let mut stored = self.update_together(&[kept, dup])?;
         let dup = stored.pop().expect("two records");
         let kept = stored.pop().expect("two records");
         Ok((kept, dup))
     }
+}
+
+/// Merges `dup` into `kept` on the records themselves (`Store::merge_cases`): false when it
+/// was already merged into `kept` (nothing to write).
+pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase, by: Role) -> Result<bool> {
+    let not_allowed = |rule: &str| Error::NotAllowed { rule: rule.into() };
+    if by != Role::Supervisor {
+        return Err(not_allowed("only a supervisor may merge cases"));
+    }
+    if kept.id == dup.id {
+        return Err(not_allowed("a case cannot be merged with itself"));
+    }
+    if kept.merged_into.is_some() {
+        return Err(not_allowed(
+            "the case to keep was itself merged into another case",
+        ));
+    }
+    if let Some(into) = dup.merged_into {
+        if into == kept.id {
+            return Ok(false);
+        }
+        return Err(not_allowed(
+            "the duplicate was already merged into another case",
+        ));
+    }
+    for (key, referral) in &dup.referrals {
+        kept.referrals
+            .entry(*key)
+            .or_insert_with(|| referral.clone());
+    }
+    for (key, follow_up) in &dup.followups {
+        kept.followups
+            .entry(*key)
+            .or_insert_with(|| follow_up.clone());
+    }
+    kept.merged_from.insert(dup.id);
+    dup.merged_into = Some(kept.id);
+    Ok(true)
 }

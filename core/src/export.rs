@@ -149,11 +149,23 @@ fn area_cols(t: &mut TableBuilder, area: &crate::model::Area) {
 }
 
 impl Store {
-    fn all_of<R: Record>(&self) -> Result<Vec<R>> {
+    fn all_of<R: Record>(&self, scope: Option<&crate::sync::Principal>) -> Result<Vec<R>> {
+        let mut f = crate::store::index::Filter::default();
+        f.add(
+            "r.kind = ?",
+            rusqlite::types::Value::Integer(R::KIND as i64),
+        );
+        if scope.is_some() {
+            f.within("s", R::KIND, scope);
+        }
+        let sql = format!(
+            "SELECT r.id FROM records r LEFT JOIN scope_index s ON s.record = r.rowid {} ORDER BY r.rowid",
+            f.sql()
+        );
         let ids: Vec<Vec<u8>> = self
             .conn
-            .prepare("SELECT id FROM records WHERE kind = ?1 ORDER BY rowid")?
-            .query_map([R::KIND as i64], |r| r.get(0))?
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(f.params), |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         ids.into_iter()
             .map(|id| {
@@ -168,6 +180,16 @@ impl Store {
 
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
     pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
+        self.export_tables_within(options, by, None)
+    }
+
+    /// `export_tables`, of what a principal receives only (`Store::scoped`).
+    pub(crate) fn export_tables_within(
+        &self,
+        options: ExportOptions,
+        by: Role,
+        scope: Option<&crate::sync::Principal>,
+    ) -> Result<Vec<ExportTable>> {
         let personal = options.include_personal_data;
         if personal && by != Role::Supervisor {
             return Err(Error::NotAllowed {
@@ -175,17 +197,17 @@ impl Store {
             });
         }
         let mut workplaces = TableBuilder::new("workplaces", personal);
-        for w in self.all_of::<Workplace>()? {
+        for w in self.all_of::<Workplace>(scope)? {
             workplace_row(&mut workplaces, &w);
         }
         let mut visits = TableBuilder::new("visits", personal);
-        for v in self.all_of::<Visit>()? {
+        for v in self.all_of::<Visit>(scope)? {
             visit_row(&mut visits, &v);
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
         let mut follow_ups = TableBuilder::new("follow_ups", personal);
-        for c in self.all_of::<ChildCase>()? {
+        for c in self.all_of::<ChildCase>(scope)? {
             case_row(&mut cases, &c);
             for (key, referral) in &c.referrals {
                 referral_row(&mut referrals, c.id, *key, referral);

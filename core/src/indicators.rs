@@ -207,10 +207,20 @@ fn age_band(age: Option<u32>) -> &'static str {
 impl Store {
     /// The indicators of the records this store holds in `filter`'s area and period.
     pub fn indicators(&self, filter: &IndicatorFilter) -> Result<Indicators> {
+        self.indicators_within(filter, None)
+    }
+
+    /// `indicators`, counting only what a principal receives (`Store::scoped`).
+    pub(crate) fn indicators_within(
+        &self,
+        filter: &IndicatorFilter,
+        scope: Option<&crate::sync::Principal>,
+    ) -> Result<Indicators> {
         let mut out = Indicators::default();
 
         let mut f = Filter::default();
         f.area("c", &filter.area);
+        f.within("c", crate::model::RecordKind::ChildCase, scope);
         f.add("c.merged = ?", Sql::Integer(0));
         if let Some(d) = filter.from {
             f.add("c.identified_ms >= ?", Sql::Integer(midnight_ms(d)));
@@ -258,6 +268,7 @@ impl Store {
 
         let mut f = Filter::default();
         f.area("v", &filter.area);
+        f.within("v", crate::model::RecordKind::Visit, scope);
         if let Some(d) = filter.from {
             f.add("v.started_ms >= ?", Sql::Integer(midnight_ms(d)));
         }

@@ -109,12 +109,7 @@ impl Store {
         on: NaiveDate,
     ) -> Result<ChildCase> {
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        check_case_transition(case.status, to, by)?;
-        case.status = to;
-        if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
-            case.remediated_on = Some(on);
-        }
+        transition(&mut case, to, by, on)?;
         self.update(&case)
     }
 
@@ -127,21 +122,8 @@ impl Store {
         referral: Referral,
         by: Role,
     ) -> Result<(ChildCase, Uuid)> {
-        manages_cases(by)?;
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        match case.status {
-            CaseStatus::Identified => case.status = CaseStatus::Referred,
-            CaseStatus::Referred | CaseStatus::ReceivingServices => {}
-            other => {
-                return Err(not_allowed(format!(
-                    "a {} case cannot be referred",
-                    other.as_str()
-                )));
-            }
-        }
-        let key = Uuid::now_v7();
-        case.referrals.insert(key, referral);
+        let key = refer(&mut case, referral, by)?;
         Ok((self.update(&case)?, key))
     }
 
@@ -151,20 +133,11 @@ impl Store {
     pub fn add_follow_up(
         &mut self,
         id: Uuid,
-        mut follow_up: FollowUp,
+        follow_up: FollowUp,
         by: Role,
     ) -> Result<(ChildCase, Uuid)> {
-        manages_cases(by)?;
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        let key = Uuid::now_v7();
-        case.followups.insert(key, follow_up.clone());
-        if case.remediated_on.is_some() {
-            // The schedule of the profile the case was captured with.
-            let reference = self.reference();
-            follow_up.next_due = reference.rule_set_of(&case)?.next_follow_up(&case);
-            case.followups.insert(key, follow_up);
-        }
+        let key = follow(&mut case, follow_up, by, &self.reference())?;
         Ok((self.update(&case)?, key))
     }
 
@@ -178,27 +151,84 @@ impl Store {
             )));
         }
         let mut visit: Visit = self.get(id)?;
-        if visit.status != VisitStatus::Submitted {
-            return Err(not_allowed(format!(
-                "only a submitted visit can be reviewed (this one is {})",
-                visit.status.as_str()
-            )));
-        }
-        match review {
-            Review::Validate => visit.status = VisitStatus::Validated,
-            Review::Return { comment } => {
-                if comment.trim().is_empty() {
-                    return Err(ValidationError::new(
-                        "review_comment",
-                        "a returned visit needs a comment",
-                    )
-                    .into());
-                }
-                visit.status = VisitStatus::Returned;
-                visit.review_comment = comment;
-            }
-        }
-        visit.reviewed_by = Some(self.user_id());
+        apply_review(&mut visit, review, self.user_id())?;
         self.update(&visit)
     }
+}
+
+/// A case moved to `to` by `by` on `on` (`Store::transition_case_on`), on the record itself:
+/// the hub's console takes the same step on the hub's copy.
+pub fn transition(case: &mut ChildCase, to: CaseStatus, by: Role, on: NaiveDate) -> Result<()> {
+    not_merged(case)?;
+    check_case_transition(case.status, to, by)?;
+    case.status = to;
+    if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
+        case.remediated_on = Some(on);
+    }
+    Ok(())
+}
+
+/// A referral recorded on a case by `by` (`Store::refer_case`); returns its key.
+pub fn refer(case: &mut ChildCase, referral: Referral, by: Role) -> Result<Uuid> {
+    manages_cases(by)?;
+    not_merged(case)?;
+    match case.status {
+        CaseStatus::Identified => case.status = CaseStatus::Referred,
+        CaseStatus::Referred | CaseStatus::ReceivingServices => {}
+        other => {
+            return Err(not_allowed(format!(
+                "a {} case cannot be referred",
+                other.as_str()
+            )));
+        }
+    }
+    let key = Uuid::now_v7();
+    case.referrals.insert(key, referral);
+    Ok(key)
+}
+
+/// A supervisor's review of a submitted visit (`Store::review_visit`), by `reviewer`; the
+/// caller checks the role.
+pub fn apply_review(visit: &mut Visit, review: Review, reviewer: Uuid) -> Result<()> {
+    if visit.status != VisitStatus::Submitted {
+        return Err(not_allowed(format!(
+            "only a submitted visit can be reviewed (this one is {})",
+            visit.status.as_str()
+        )));
+    }
+    match review {
+        Review::Validate => visit.status = VisitStatus::Validated,
+        Review::Return { comment } => {
+            if comment.trim().is_empty() {
+                return Err(ValidationError::new(
+                    "review_comment",
+                    "a returned visit needs a comment",
+                )
+                .into());
+            }
+            visit.status = VisitStatus::Returned;
+            visit.review_comment = comment;
+        }
+    }
+    visit.reviewed_by = Some(reviewer);
+    Ok(())
+}
+
+/// A follow-up recorded on a case by `by` (`Store::add_follow_up`), its next date from the
+/// schedule of the profile the case was captured with (in `reference`); returns its key.
+pub fn follow(
+    case: &mut ChildCase,
+    mut follow_up: FollowUp,
+    by: Role,
+    reference: &crate::reference::ReferenceData,
+) -> Result<Uuid> {
+    manages_cases(by)?;
+    not_merged(case)?;
+    let key = Uuid::now_v7();
+    case.followups.insert(key, follow_up.clone());
+    if case.remediated_on.is_some() {
+        follow_up.next_due = reference.rule_set_of(case)?.next_follow_up(case);
+        case.followups.insert(key, follow_up);
+    }
+    Ok(key)
 }

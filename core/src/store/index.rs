@@ -9,6 +9,7 @@ use crate::model::{
     Area, AreaFilter, CaseStatus, ChildCase, RecordKind, Sex, User, Visit, VisitKind, VisitStatus,
     Workplace,
 };
+use crate::sync::Principal;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, Transaction, params};
@@ -33,6 +34,7 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
         "due_index",
         "scope_index",
         "alert_index",
+        "place_index",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
             .execute([rowid])?;
@@ -65,6 +67,17 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![rowid, kind as i64, c, r, d, m])?;
+    }
+    let place = match &record {
+        Indexed::Workplace(w) => w.location.point.map(|p| (RecordKind::Workplace, p)),
+        Indexed::Visit(v) => v.gps.map(|p| (RecordKind::Visit, p)),
+        _ => None,
+    };
+    if let Some((kind, point)) = place {
+        tx.prepare_cached(
+            "INSERT INTO place_index (record, kind, latitude, longitude) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![rowid, kind as i64, point.latitude, point.longitude])?;
     }
     match record {
         Indexed::Workplace(w) => {
@@ -360,6 +373,35 @@ impl Filter {
             .push(clause.replace('?', &format!("?{}", self.params.len())));
     }
 
+    /// Adds a clause with several `?` placeholders, numbered in order.
+    pub(crate) fn add_all(&mut self, clause: &str, values: Vec<Sql>) {
+        let mut numbered = String::with_capacity(clause.len() + 8);
+        for (i, piece) in clause.split('?').enumerate() {
+            if i > 0 {
+                self.params.push(Sql::Null);
+                numbered.push_str(&format!("?{}", self.params.len()));
+            }
+            numbered.push_str(piece);
+        }
+        let first = self.params.len() - values.len();
+        for (slot, value) in self.params[first..].iter_mut().zip(values) {
+            *slot = value;
+        }
+        self.clauses.push(numbered);
+    }
+
+    /// Keeps the rows of `alias` (a table with area columns) that `scope`'s principal receives:
+    /// its areas (the hub's rule, `hub_storage::area_rule`) and a kind its role works with.
+    pub(crate) fn within(&mut self, alias: &str, kind: RecordKind, scope: Option<&Principal>) {
+        let Some(who) = scope else { return };
+        if !who.kinds().contains(&kind) {
+            self.clauses.push("0".into());
+            return;
+        }
+        let (sql, values) = crate::sync::area_rule(who, alias);
+        self.add_all(&format!("({sql})"), values);
+    }
+
     pub(crate) fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
         if let Some(a) = area {
             let (column, code) = a.column_and_code();
@@ -406,9 +448,15 @@ fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
-pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+pub(crate) fn visits(
+    conn: &Connection,
+    q: &VisitQuery,
+    page: Page,
+    scope: Option<&Principal>,
+) -> Result<Vec<VisitSummary>> {
     let mut f = Filter::default();
     f.area("v", &q.area);
+    f.within("v", RecordKind::Visit, scope);
     if let Some(s) = q.status {
         f.add("v.status = ?", Sql::Text(s.as_str().into()));
     }
@@ -425,6 +473,16 @@ pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Ve
         f.add("v.started_ms < ?", Sql::Integer(t.timestamp_millis()));
     }
     let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page);
+    visit_rows(conn, &tail, params)
+}
+
+/// Visits as `VisitSummary`, with the statement's tail (`WHERE … ORDER BY … LIMIT …`) on
+/// `visit_index v`.
+pub(crate) fn visit_rows(
+    conn: &Connection,
+    tail: &str,
+    params: Vec<Sql>,
+) -> Result<Vec<VisitSummary>> {
     let sql = format!(
         "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
@@ -449,9 +507,21 @@ pub(crate) fn child_cases(
     conn: &Connection,
     q: &ChildCaseQuery,
     page: Page,
+    scope: Option<&Principal>,
+    name: Option<&str>,
 ) -> Result<Vec<ChildCaseSummary>> {
     let mut f = Filter::default();
     f.area("c", &q.area);
+    f.within("c", RecordKind::ChildCase, scope);
+    if let Some(text) = name {
+        match fts_query(text) {
+            Some(query) => f.add(
+                "c.record IN (SELECT rowid FROM name_search WHERE name_search MATCH ?)",
+                Sql::Text(query),
+            ),
+            None => return Ok(Vec::new()),
+        }
+    }
     if let Some(s) = q.status {
         f.add("c.status = ?", Sql::Text(s.as_str().into()));
     }
@@ -486,9 +556,11 @@ pub(crate) fn workplaces(
     conn: &Connection,
     q: &WorkplaceQuery,
     page: Page,
+    scope: Option<&Principal>,
 ) -> Result<Vec<WorkplaceSummary>> {
     let mut f = Filter::default();
     f.area("w", &q.area);
+    f.within("w", RecordKind::Workplace, scope);
     if let Some(s) = &q.sector {
         f.add("w.sector = ?", Sql::Text(s.clone()));
     }
@@ -516,9 +588,30 @@ pub(crate) fn due_before(
     assignee: Option<Uuid>,
     before: NaiveDate,
     page: Page,
+    scope: Option<&Principal>,
 ) -> Result<Vec<DueItem>> {
     let mut f = Filter::default();
     f.area("d", area);
+    if let Some(who) = scope {
+        // Due items are visits' and cases': the clause keeps those the role works with.
+        let (sql, values) = crate::sync::area_rule(who, "d");
+        let kinds: Vec<String> = who
+            .kinds()
+            .iter()
+            .map(|k| (*k as i64).to_string())
+            .collect();
+        f.add_all(
+            &format!(
+                "(d.kind IN ({}) AND ({sql}))",
+                if kinds.is_empty() {
+                    "-1".to_string()
+                } else {
+                    kinds.join(", ")
+                }
+            ),
+            values,
+        );
+    }
     if let Some(a) = assignee {
         f.add("d.assignee = ?", Sql::Blob(a.as_bytes().to_vec()));
     }
@@ -553,15 +646,37 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-pub(crate) fn search_names(conn: &Connection, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+pub(crate) fn search_names(
+    conn: &Connection,
+    text: &str,
+    limit: u32,
+    scope: Option<&Principal>,
+) -> Result<Vec<SearchHit>> {
     let Some(query) = fts_query(text) else {
         return Ok(Vec::new());
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid
-         WHERE name_search MATCH ?1 ORDER BY rank LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![query, limit.min(Page::MAX_LIMIT)], |row| {
+    let mut f = Filter::default();
+    f.add("name_search MATCH ?", Sql::Text(query));
+    if let Some(who) = scope {
+        let (sql, values) = crate::sync::area_rule(who, "sc");
+        let kinds: Vec<String> = who
+            .kinds()
+            .iter()
+            .map(|k| (*k as i64).to_string())
+            .collect();
+        f.add_all(
+            &format!(
+                "EXISTS (SELECT 1 FROM scope_index sc WHERE sc.record = s.rowid AND sc.kind IN ({}) AND ({sql}))",
+                if kinds.is_empty() { "-1".to_string() } else { kinds.join(", ") }
+            ),
+            values,
+        );
+    }
+    let (tail, params) = f.finish("rank", Page::first(limit));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid {tail}"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
         Ok(SearchHit {
             id: uuid_col(row, 0)?,
             kind: RecordKind::from_i64(row.get(1)?).unwrap_or(RecordKind::Workplace),

@@ -9,6 +9,8 @@
 pub(crate) mod files;
 pub(crate) mod index;
 pub(crate) mod receive;
+mod scoped;
+pub use scoped::{Place, Places, ReviewItem, Scoped};
 pub(crate) mod schema;
 
 pub use index::{
@@ -524,15 +526,15 @@ impl Store {
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-        index::visits(&self.conn, query, page)
+        index::visits(&self.conn, query, page, None)
     }
 
     pub fn child_cases(&self, query: &ChildCaseQuery, page: Page) -> Result<Vec<ChildCaseSummary>> {
-        index::child_cases(&self.conn, query, page)
+        index::child_cases(&self.conn, query, page, None, None)
     }
 
     pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
-        index::workplaces(&self.conn, query, page)
+        index::workplaces(&self.conn, query, page, None)
     }
 
     /// Follow-ups (of child cases and of visited workplaces) due before `before`, soonest first:
@@ -544,13 +546,13 @@ impl Store {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        index::due_before(&self.conn, &area, assignee, before, page)
+        index::due_before(&self.conn, &area, assignee, before, page, None)
     }
 
     /// Workplaces and children whose name matches, ignoring case and accents ("kouame" finds
     /// "Kouamé"); each word of `text` matches as a prefix.
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        index::search_names(&self.conn, text, limit)
+        index::search_names(&self.conn, text, limit, None)
     }
 
     /// Every record the store holds, with its kind (what a wipe removes).

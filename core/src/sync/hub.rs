@@ -466,6 +466,57 @@ pub fn update_record<R: Record>(
     Ok(written)
 }
 
+/// A principal's own change to a record on the hub (the console, acting for a supervisor): the
+/// record must be one the principal receives (else `NotFound`, as for a record that does not
+/// exist), and its new state must pass the rules a push from that principal passes (`admit`,
+/// with validation). `change` edits the record as stored; the result is written by `actor`
+/// under the principal's user and device, as an ordinary change in the change order, and
+/// returned.
+pub fn change_as<R: Record>(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    actor: &ActorId,
+    reference: &ReferenceData,
+    id: Uuid,
+    change: &mut dyn FnMut(&mut R) -> Result<()>,
+) -> Result<R> {
+    let stored = tx
+        .record(id, true)?
+        .filter(|s| s.kind == R::KIND && who.receives(s.kind, s.area.as_ref()))
+        .ok_or(Error::NotFound {
+            kind: Some(R::KIND),
+            id,
+        })?;
+    let mut document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+    let mut record: R = doc::read_record(&document, id)?;
+    change(&mut record)?;
+    record.derive(reference);
+    record.validate(reference)?;
+    let before = document.get_heads();
+    let author = ChangeAuthor {
+        user: who.user,
+        device: who.device,
+    };
+    if doc::write_record(&mut document, &record, &author)?.is_none() {
+        return doc::read_record(&document, id);
+    }
+    let admitted = admit(who, id, Some(stored.kind), &document, Some(reference)).map_err(|r| {
+        Error::NotAllowed {
+            rule: format!("the change would be refused from this user's device: {r}"),
+        }
+    })?;
+    tx.save(RecordWrite {
+        id,
+        kind: R::KIND,
+        key: Some(stored.key),
+        area: admitted.area.as_ref(),
+        document: &mut document,
+        before: &before,
+        author,
+    })?;
+    doc::read_record(&document, id)
+}
+
 /// Reads a record of type `R` from the hub's storage, if there is one of that kind.
 pub fn read_record<R: Record>(tx: &mut dyn HubTransaction, id: Uuid) -> Result<Option<R>> {
     match tx.record(id, false)? {

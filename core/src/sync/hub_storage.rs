@@ -615,43 +615,64 @@ impl QuarantineRow {
 /// SQL matching the principal's kinds and areas on `scope_index s`, with its parameters
 /// (numbered from 3: the first two are the caller's).
 fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
-    let mut params: Vec<Sql> = Vec::new();
+    let (areas, mut params) = area_rule(who, "s");
     let kinds: Vec<String> = who
         .kinds()
         .iter()
-        .map(|k| {
-            params.push(Sql::Integer(*k as i64));
-            format!("?{}", params.len() + 2)
+        .map(|k| (*k as i64).to_string())
+        .collect();
+    // Reference data (scope rows with empty codes) goes to every principal.
+    let sql = format!(
+        "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
+        RecordKind::Reference as i64,
+        if kinds.is_empty() {
+            "-1".to_string()
+        } else {
+            kinds.join(", ")
+        }
+    );
+    let mut n = 2;
+    let numbered = sql
+        .split('?')
+        .enumerate()
+        .map(|(i, piece)| {
+            if i == 0 {
+                piece.to_string()
+            } else {
+                n += 1;
+                format!("?{n}{piece}")
+            }
         })
         .collect();
+    (numbered, std::mem::take(&mut params))
+}
+
+/// The principal's areas as SQL on the area columns (`country`, `region`, `district`,
+/// `community`) of the table `alias`, with `?` placeholders and their values in order: the one
+/// home of the area rule in SQL (`Principal::covers` in Rust), for the hub's walk and for the
+/// console's queries (`Store::scoped`).
+pub(crate) fn area_rule(who: &Principal, alias: &str) -> (String, Vec<Sql>) {
+    let mut params: Vec<Sql> = Vec::new();
     let mut areas = Vec::new();
     for column in ["country", "region", "district", "community"] {
-        let places: Vec<String> = who
+        let places: Vec<&str> = who
             .areas
             .iter()
             .map(|a| {
                 params.push(Sql::Text(a.clone()));
-                format!("?{}", params.len() + 2)
+                "?"
             })
             .collect();
         if !places.is_empty() {
-            areas.push(format!("s.{column} IN ({})", places.join(", ")));
+            areas.push(format!("{alias}.{column} IN ({})", places.join(", ")));
         }
     }
-    let areas = if areas.is_empty() {
+    let sql = if areas.is_empty() {
         "0".to_string()
     } else {
         areas.join(" OR ")
     };
-    // Reference data (scope rows with empty codes) goes to every principal.
-    (
-        format!(
-            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
-            RecordKind::Reference as i64,
-            kinds.join(", ")
-        ),
-        params,
-    )
+    (sql, params)
 }
 
 impl Store {

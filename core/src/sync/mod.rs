@@ -30,10 +30,11 @@ pub use client::{
 };
 pub use hub::{
     ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, Quarantined, RecordWrite, StoredRecord, create_record, erase_record,
-    handle_sync, read_record, update_record,
+    LogEntry, Principal, Quarantined, RecordWrite, StoredRecord, change_as, create_record,
+    erase_record, handle_sync, read_record, update_record,
 };
 pub use hub_storage::HubReader;
+pub(crate) use hub_storage::area_rule;
 pub use peer::{PeerScope, PeerSession};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,

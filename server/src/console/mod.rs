@@ -11,6 +11,7 @@
 //!   ordinary write on the hub's storage (`Backend::write`), so devices receive it at their next
 //!   sync, and is written in the audit log (`storage.rs`).
 
+mod charts;
 pub mod i18n;
 mod pages;
 pub mod session;
@@ -262,7 +263,6 @@ pub struct Viewer {
     pub login: String,
     pub access: Access,
     pub csrf: String,
-    session_id: String,
 }
 
 impl Viewer {
@@ -330,7 +330,6 @@ pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
         login: account.login,
         access,
         csrf: session.csrf,
-        session_id: id.clone(),
     })
 }
 

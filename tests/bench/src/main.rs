@@ -9,6 +9,7 @@
 //! progress goes to standard error.
 
 mod busy_hub;
+mod demo;
 mod hostile;
 mod hub_load;
 mod real_hub;
@@ -36,7 +37,8 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
                             [--clients N] [--postgres URL]
        vigie-bench busy-hub [--backend both|sqlite|postgres] [--records N] [--rounds N]
                             [--hub-bin PATH] [--postgres URL]
-       vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]";
+       vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
+       vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -189,6 +191,36 @@ fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
     busy_hub::bench_busy_hub(&args)
 }
 
+/// `vigie-bench demo`: see `demo.rs`.
+fn run_demo(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut args = args;
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
+    }
+    let mut take = |name: &str| flags.remove(name);
+    let demo = demo::DemoArgs {
+        hub: take("--hub").unwrap_or_else(|| "http://127.0.0.1:8470".into()),
+        data: take("--data").unwrap_or_else(|| "vigie-data".into()).into(),
+        database: take("--database").or_else(|| std::env::var("VIGIE_DATABASE").ok()),
+        scale: take("--scale")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(0.1),
+        seed: take("--seed")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(workload::DEFAULT_SEED),
+        phones: take("--phones").map(Into::into),
+        key_hex: take("--key-hex").or_else(|| std::env::var("VIGIE_HUB_KEY").ok()),
+    };
+    if let Some(unknown) = flags.keys().next() {
+        return Err(format!("unknown flag for demo: {unknown}").into());
+    }
+    demo::run(demo)
+}
+
 fn run_hostile(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
     let args = hostile::HostileArgs {
@@ -228,6 +260,7 @@ fn main() -> ExitCode {
         "hub-load" => run_hub_load(args),
         "busy-hub" => run_busy_hub(args),
         "hostile" => run_hostile(args),
+        "demo" => run_demo(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),
