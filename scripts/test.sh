@@ -21,7 +21,8 @@ cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
 echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
 VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
-  --test hub_lifecycle --test hub_surface --test hub_surface_admin --test hub_surface_logs 2>&1 | tee "$logs/postgres.log"
+  --test hub_lifecycle --test hub_surface --test hub_surface_admin --test hub_surface_logs \
+  --test console 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
 
 echo "== Logs: no personal data in what the suites and the hubs logged" >&2

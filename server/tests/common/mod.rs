@@ -5,6 +5,7 @@
 //! Every test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod surface;
 
 use automerge::{Automerge, ChangeHash};
