@@ -161,6 +161,7 @@ pub enum Role {
     Inspector,
     CommunityMonitor,
     Supervisor,
+    Administrator,
 }
 
 #[uniffi::remote(Enum)]

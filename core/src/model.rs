@@ -1083,6 +1083,9 @@ pub enum Role {
     Inspector,
     CommunityMonitor,
     Supervisor,
+    /// The hub's administrator (users, devices, reference data, in the hub's console): receives
+    /// and changes no field record. Last, so that the others keep their discriminants.
+    Administrator,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -45,6 +45,7 @@ fn role_str(role: Role) -> &'static str {
         Role::Inspector => "inspector",
         Role::CommunityMonitor => "community monitor",
         Role::Supervisor => "supervisor",
+        Role::Administrator => "administrator",
     }
 }
 

@@ -199,8 +199,8 @@ enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// An area code (repeat for several).
-        #[arg(long = "area", required = true)]
+        /// An area code (repeat for several); an administrator has none.
+        #[arg(long = "area")]
         areas: Vec<String>,
     },
 }
@@ -291,6 +291,8 @@ enum RoleArg {
     Inspector,
     CommunityMonitor,
     Supervisor,
+    /// Users, devices and reference data in the console; no field record.
+    Administrator,
 }
 
 impl From<RoleArg> for Role {
@@ -299,6 +301,7 @@ impl From<RoleArg> for Role {
             RoleArg::Inspector => Role::Inspector,
             RoleArg::CommunityMonitor => Role::CommunityMonitor,
             RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Administrator => Role::Administrator,
         }
     }
 }
@@ -309,6 +312,7 @@ fn role_name(role: Role) -> String {
         Role::Inspector => RoleArg::Inspector,
         Role::CommunityMonitor => RoleArg::CommunityMonitor,
         Role::Supervisor => RoleArg::Supervisor,
+        Role::Administrator => RoleArg::Administrator,
     };
     arg.to_possible_value()
         .map(|v| v.get_name().to_string())
@@ -396,10 +400,14 @@ fn run(cli: Cli) -> Result<(), String> {
                     areas,
                 },
         } => {
+            let role: Role = role.into();
+            if role != Role::Administrator && areas.is_empty() {
+                return Err("a field user or supervisor needs at least one --area".into());
+            }
             let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
             let user = hub
                 .open()?
-                .add_user(&User::new(&name, role.into(), &areas))
+                .add_user(&User::new(&name, role, &areas))
                 .map_err(|e| e.to_string())?;
             println!("{}", user.id);
             Ok(())

@@ -251,6 +251,7 @@ fn role_str(r: crate::model::Role) -> &'static str {
         crate::model::Role::Inspector => "inspector",
         crate::model::Role::CommunityMonitor => "community_monitor",
         crate::model::Role::Supervisor => "supervisor",
+        crate::model::Role::Administrator => "administrator",
     }
 }
 

@@ -48,6 +48,7 @@ impl Principal {
                 RecordKind::Visit,
                 RecordKind::ChildCase,
             ],
+            Role::Administrator => &[],
         }
     }
 

@@ -252,6 +252,7 @@ pub enum Access {
 pub fn access_of(role: Role) -> Option<Access> {
     match role {
         Role::Supervisor => Some(Access::Supervisor),
+        Role::Administrator => Some(Access::Administrator),
         Role::Inspector | Role::CommunityMonitor => None,
     }
 }

@@ -5,7 +5,7 @@
 //! hub's storage, beside the running hub): the workload's field users are added with their
 //! ids, each gets an enrolled device, and each device writes its records in its own encrypted
 //! store and syncs them over HTTP (`POST /v1/sync`) like a phone. A supervisor of the region
-//! gets a console sign-in, printed at the end (and kept in
+//! and an administrator get console sign-ins, printed at the end (and kept in
 //! `<data>/demo-sign-in.txt` for the next start).
 //!
 //! Who writes what, so that every push passes the hub's rules: visits in draft or submitted
@@ -40,6 +40,7 @@ pub struct DemoArgs {
 
 /// The demo's console sign-ins.
 pub const SUPERVISOR_LOGIN: &str = "demo.superviseur";
+pub const ADMIN_LOGIN: &str = "demo.admin";
 
 /// A phone of the demo: its token and store.
 struct Phone {
@@ -173,8 +174,15 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
     eprintln!("demo: {sent} records accepted by the hub through /v1/sync");
     let supervisor = supervisor.ok_or("the workload has no supervisor")?;
     let sign_in = console_account(backend.as_ref(), supervisor, SUPERVISOR_LOGIN)?;
+    let admin = backend.add_user(&User::new(
+        "Administrateur (démo)",
+        Role::Administrator,
+        &[],
+    ))?;
+    let admin_sign_in = console_account(backend.as_ref(), admin.id, ADMIN_LOGIN)?;
     let text = format!(
-        "Console: {}/console/\nDemo supervisor (region {REGION}): {SUPERVISOR_LOGIN} / {sign_in}\n",
+        "Console: {}/console/\nDemo supervisor (region {REGION}): {SUPERVISOR_LOGIN} / {sign_in}\n\
+         Demo administrator (users, devices, reference data): {ADMIN_LOGIN} / {admin_sign_in}\n",
         args.hub.trim_end_matches('/'),
     );
     std::fs::write(args.data.join("demo-sign-in.txt"), &text)?;
@@ -198,4 +206,50 @@ fn console_account(
         })
         .map_err(|e| e.to_string())?;
     Ok(secret)
+}
+
+/// `vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]`: a phone for the
+/// browser tests. Syncs its store (created on first use, encrypted with a key derived from the
+/// token's device) with the hub through `/v1/sync`, then prints one JSON line: the sync's
+/// figures and, with `--record`, that record as the phone holds it (null if it does not).
+pub fn phone(
+    hub: &str,
+    store: &std::path::Path,
+    token: &str,
+    record: Option<Uuid>,
+) -> BoxResult<()> {
+    let token = Token::parse(token)?;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(token.device.as_bytes());
+    let mut store = Store::open(
+        StoreConfig::new(store, Encryption::Key(key), token.user).device(token.device),
+    )?;
+    let summary = HubClient::new(hub, &token).sync(&mut store, &SyncOptions::default(), |_| {})?;
+    let record = match record {
+        None => serde_json::Value::Null,
+        Some(id) => match store.kind_of(id) {
+            Ok(vigie_core::RecordKind::Visit) => {
+                serde_json::to_value(store.get::<vigie_core::Visit>(id)?)?
+            }
+            Ok(vigie_core::RecordKind::ChildCase) => {
+                serde_json::to_value(store.get::<vigie_core::ChildCase>(id)?)?
+            }
+            Ok(vigie_core::RecordKind::Workplace) => {
+                serde_json::to_value(store.get::<vigie_core::Workplace>(id)?)?
+            }
+            _ => serde_json::Value::Null,
+        },
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "accepted": summary.accepted,
+            "received": summary.received,
+            "refused": summary.refused.len(),
+            "records": store.records_held()?.len(),
+            "record": record,
+        })
+    );
+    store.close()?;
+    Ok(())
 }

@@ -38,7 +38,8 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
        vigie-bench busy-hub [--backend both|sqlite|postgres] [--records N] [--rounds N]
                             [--hub-bin PATH] [--postgres URL]
        vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
-       vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]";
+       vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
+       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -191,6 +192,21 @@ fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
     busy_hub::bench_busy_hub(&args)
 }
 
+/// `vigie-bench phone`: see `demo::phone`.
+fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut args = args;
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
+    }
+    let hub = flags.remove("--hub").ok_or("--hub is required")?;
+    let store = flags.remove("--store").ok_or("--store is required")?;
+    let token = flags.remove("--token").ok_or("--token is required")?;
+    let record = flags.remove("--record").map(|r| r.parse()).transpose()?;
+    demo::phone(&hub, std::path::Path::new(&store), &token, record)
+}
+
 /// `vigie-bench demo`: see `demo.rs`.
 fn run_demo(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
@@ -261,6 +277,7 @@ fn main() -> ExitCode {
         "busy-hub" => run_busy_hub(args),
         "hostile" => run_hostile(args),
         "demo" => run_demo(args),
+        "phone" => run_phone(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),

@@ -46,7 +46,12 @@ fn time(ms: Option<i64>) -> String {
 }
 
 /// Roles an administrator may give, with their stored codes.
-const ROLES: [Role; 3] = [Role::CommunityMonitor, Role::Inspector, Role::Supervisor];
+const ROLES: [Role; 4] = [
+    Role::CommunityMonitor,
+    Role::Inspector,
+    Role::Supervisor,
+    Role::Administrator,
+];
 
 fn role_code(role: Role) -> String {
     serde_json::to_value(role)
