@@ -407,6 +407,7 @@ struct VisitPage {
     comment: String,
     error: Option<String>,
     history: Vec<HistoryLine>,
+    done: Option<&'static str>,
 }
 
 fn history_lines(
@@ -445,6 +446,7 @@ fn visit_page_of(
     id: Uuid,
     error: Option<String>,
     comment: String,
+    done: Option<&str>,
 ) -> PageResult {
     let (viewer, who, view) = records(hub, ctx)?;
     let t = ctx.tr();
@@ -529,13 +531,19 @@ fn visit_page_of(
         comment,
         error,
         history,
+        done: done_message(t, done),
     };
     Ok((status, html(&page)).into_response())
 }
 
-pub async fn visit_page(State(hub): State<Arc<Hub>>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {
+pub async fn visit_page(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        visit_page_of(hub, ctx, id, None, String::new())
+        visit_page_of(hub, ctx, id, None, String::new(), q.done.as_deref())
     })
     .await
 }
@@ -595,6 +603,7 @@ pub async fn review_visit(
                     id,
                     Some(t.get("review.choose").into()),
                     form.comment.clone(),
+                    None,
                 );
             }
         };
@@ -629,7 +638,7 @@ pub async fn review_visit(
                 } else {
                     message
                 };
-                visit_page_of(hub, ctx, id, Some(message), form.comment.clone())
+                visit_page_of(hub, ctx, id, Some(message), form.comment.clone(), None)
             }
         }
     })
