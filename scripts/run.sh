@@ -4,6 +4,8 @@
 # small scale, sent by simulated phones through real sync) and prints the console's address and
 # a demo sign-in. VIGIE_DEMO=0 skips the demo: a supervisor is created instead, with a one-time
 # console link and a device token.
+# The sample area tree (reference/areas-CI.json) is published first: a hub serves a country's
+# records once its area tree is published.
 #   VIGIE_DATA (default ./vigie-data), VIGIE_LISTEN (default 127.0.0.1:8470),
 #   VIGIE_DEMO (default 1), VIGIE_DEMO_SCALE (default 0.1: 200 workplaces, 1,000 visits, 300 cases)
 set -euo pipefail
@@ -19,6 +21,10 @@ url="http://$listen"
 fresh=0
 [ -e "$data/hub.db" ] || fresh=1
 
+if [ "$fresh" -eq 1 ]; then
+  # A hub serves a country's records once its area tree is published.
+  "$vigie" reference publish --data "$data" reference/areas-CI.json >/dev/null
+fi
 if [ "$fresh" -eq 1 ] && [ "${VIGIE_DEMO:-1}" = "0" ]; then
   user=$("$vigie" user add --data "$data" --name "Superviseur régional" --role supervisor --area CI-R1)
   token=$("$vigie" device enrol --data "$data" --user "$user")

@@ -99,6 +99,8 @@ trap cleanup EXIT
 start_hub() { # data-dir: exports VIGIE_HUB_URL and the tokens for the tests
   local data="$1" monitor supervisor revoked line i
   rm -rf "$data"; mkdir -p "$data"
+  # The sample area tree: a hub serves a country's records once its tree is published.
+  "$VIGIE" reference publish --data "$data" reference/areas-CI.json >>"$data/admin.log"
   monitor="$("$VIGIE" user add --data "$data" --name "Awa Koné" --role community-monitor \
     --area CI-R1-D1-C01 2>>"$data/admin.log")"
   supervisor="$("$VIGIE" user add --data "$data" --name "Issa Traoré" --role supervisor \

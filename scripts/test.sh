@@ -22,7 +22,8 @@ cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
 echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
 VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
-  --test hub_lifecycle --test hub_surface --test hub_surface_admin --test hub_surface_logs \
+  --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
+  --test hub_surface --test hub_surface_admin --test hub_surface_logs \
   --test console 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
 VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"

@@ -126,6 +126,7 @@ impl From<CoreError> for VigieError {
             | CoreError::DamagedProfile { .. } => VigieError::Storage { reason },
             CoreError::DamagedDocument { .. }
             | CoreError::ActorReused { .. }
+            | CoreError::OverLimit { .. }
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },

@@ -276,18 +276,13 @@ impl VigieStore {
         })
     }
 
-    /// Merges the duplicate registration into the case kept (a supervisor's decision, `by`),
-    /// in one transaction; both cases and their histories are kept. Merging the same pair again
+    /// Merges the duplicate registration into the case kept (a supervisor's decision), in one
+    /// transaction; both cases and their histories are kept. Merging the same pair again
     /// changes nothing.
-    pub fn merge_cases(
-        &self,
-        keep_id: String,
-        duplicate_id: String,
-        by: Role,
-    ) -> Result<MergedCases> {
+    pub fn merge_cases(&self, keep_id: String, duplicate_id: String) -> Result<MergedCases> {
         let keep = parse_id("keep_id", &keep_id)?;
         let duplicate = parse_id("duplicate_id", &duplicate_id)?;
-        let (kept, dup) = self.with_store(|s| Ok(s.merge_cases(keep, duplicate, by)?))?;
+        let (kept, dup) = self.with_store(|s| Ok(s.merge_cases(keep, duplicate)?))?;
         self.changed_locally(&[keep, duplicate], RecordKind::ChildCase);
         Ok(MergedCases {
             kept: kept.into(),
@@ -317,20 +312,18 @@ impl VigieStore {
     /// Writes the store's records into `dir` (created if needed) for analysis, one file per
     /// table (`workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`; `.csv` with a
     /// header row, or `.json`), and returns their paths. Pseudonymised unless `options` asks for
-    /// personal data, which only a supervisor (`by`) may: anyone else is `NotAllowed`.
+    /// personal data, which only a supervisor may: anyone else is `NotAllowed`.
     pub fn export_to_dir(
         &self,
         dir: String,
         format: ExportFormat,
         options: ExportOptions,
-        by: Role,
     ) -> Result<Vec<String>> {
         if dir.trim().is_empty() {
             return Err(VigieError::validation("dir", "must not be empty"));
         }
-        let paths = self.with_store(|s| {
-            Ok(s.export_to_dir(std::path::Path::new(&dir), format, options, by)?)
-        })?;
+        let paths = self
+            .with_store(|s| Ok(s.export_to_dir(std::path::Path::new(&dir), format, options)?))?;
         Ok(paths
             .into_iter()
             .map(|p| p.to_string_lossy().into_owned())

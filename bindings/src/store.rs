@@ -12,7 +12,7 @@ use crate::monitoring::VisitReview;
 use crate::types::{
     self, AreaFilter, BundleExport, BundleReport, ChildCase, ChildCaseQuery, ChildCaseSummary,
     DueItem, FieldConflict, FollowUp, HistoryEntry, Page, Referral, SearchHit, SyncReport,
-    SyncSummary, User, Visit, VisitQuery, VisitSummary, Workplace, WorkplaceQuery,
+    SyncSummary, User, UserProfile, Visit, VisitQuery, VisitSummary, Workplace, WorkplaceQuery,
     WorkplaceSummary, parse_date, parse_id,
 };
 use std::cell::RefCell;
@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{PeerScope, SyncOptions, sync_with_hub};
-use vigie_core::{
-    CaseStatus, Encryption, Record, RecordKind, Role, Store, StoreConfig, VisitStatus,
-};
+use vigie_core::{CaseStatus, Encryption, Record, RecordKind, Store, StoreConfig};
 
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
 /// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
@@ -370,48 +368,45 @@ impl VigieStore {
     }
 
     // ------------------------------------------------------------------------------------------
-    // Workflow: the core's state machine and the rights of the acting user's role (`by`, the
-    // role of the user signed in: the store knows who they are, not their role). A step that is
-    // not allowed is `NotAllowed`, its `reason` naming the rule (statuses and roles only).
+    // Workflow: the core's state machine and the rights of the user's role, as the hub told
+    // this store at its last sync (`user_profile`; the app does not say who the user is). A
+    // store that never synced takes no workflow step. A step that is not allowed is
+    // `NotAllowed`, its `reason` naming the rule (statuses and roles only).
 
-    /// Moves a case along referred → receiving services → withdrawn | prevented → closed, as
-    /// `by`. Referral is `refer_case`; verification (withdrawn, prevented) and closing are a
-    /// supervisor's; an inspector does not manage cases. Becoming withdrawn or prevented
+    /// The signed-in user's role and area codes, as the hub told this device at its last sync;
+    /// none before the first sync.
+    pub fn user_profile(&self) -> Result<Option<UserProfile>> {
+        self.with_store(|s| Ok(s.user_profile()?.map(Into::into)))
+    }
+
+    /// Moves a case along referred → receiving services → withdrawn | prevented → closed.
+    /// Referral is `refer_case`; verification (withdrawn, prevented) and closing are a
+    /// supervisor's; an inspector opens and refers cases only. Becoming withdrawn or prevented
     /// records today as `remediated_on` and schedules the first follow-up.
-    pub fn transition_case(
-        &self,
-        case_id: String,
-        status: CaseStatus,
-        by: Role,
-    ) -> Result<ChildCase> {
+    pub fn transition_case(&self, case_id: String, status: CaseStatus) -> Result<ChildCase> {
         let id = parse_id("case_id", &case_id)?;
-        let stored = self.with_store(|s| Ok(s.transition_case(id, status, by)?))?;
+        let stored = self.with_store(|s| Ok(s.transition_case(id, status)?))?;
         self.changed_locally(&[id], RecordKind::ChildCase);
         Ok(stored.into())
     }
 
-    /// Records a referral (its `id` is given by the store) as `by`: an identified case becomes
+    /// Records a referral (its `id` is given by the store): an identified case becomes
     /// referred; a case referred or receiving services keeps its status (a further referral).
-    pub fn refer_case(&self, case_id: String, referral: Referral, by: Role) -> Result<ChildCase> {
+    pub fn refer_case(&self, case_id: String, referral: Referral) -> Result<ChildCase> {
         let id = parse_id("case_id", &case_id)?;
         let (_, referral) = referral.into_core(0)?;
-        let (stored, _) = self.with_store(|s| Ok(s.refer_case(id, referral, by)?))?;
+        let (stored, _) = self.with_store(|s| Ok(s.refer_case(id, referral)?))?;
         self.changed_locally(&[id], RecordKind::ChildCase);
         Ok(stored.into())
     }
 
-    /// Records a follow-up of a case as `by` (its `id` is given by the store). Once the case is
+    /// Records a follow-up of a case (its `id` is given by the store). Once the case is
     /// remediated, its `next_due` is the rule set's next date after it; before, yours is kept
     /// and puts the case in `follow_ups_due`.
-    pub fn add_follow_up(
-        &self,
-        case_id: String,
-        follow_up: FollowUp,
-        by: Role,
-    ) -> Result<ChildCase> {
+    pub fn add_follow_up(&self, case_id: String, follow_up: FollowUp) -> Result<ChildCase> {
         let id = parse_id("case_id", &case_id)?;
         let (_, follow_up) = follow_up.into_core(0)?;
-        let (stored, _) = self.with_store(|s| Ok(s.add_follow_up(id, follow_up, by)?))?;
+        let (stored, _) = self.with_store(|s| Ok(s.add_follow_up(id, follow_up)?))?;
         self.changed_locally(&[id], RecordKind::ChildCase);
         Ok(stored.into())
     }
@@ -419,31 +414,18 @@ impl VigieStore {
     /// The visitor submits a draft (or a returned) visit for review. Any other is `NotAllowed`.
     pub fn submit_visit(&self, visit_id: String) -> Result<Visit> {
         let id = parse_id("visit_id", &visit_id)?;
-        let stored = self.with_store(|s| {
-            let mut visit = s.get::<vigie_core::Visit>(id)?;
-            let to = VisitStatus::Submitted;
-            if visit.status == to || !visit.status.can_become(to) {
-                return Err(VigieError::NotAllowed {
-                    reason: format!(
-                        "only a draft or returned visit can be submitted (this one is {})",
-                        visit.status.as_str()
-                    ),
-                });
-            }
-            visit.status = to;
-            Ok(s.update(&visit)?)
-        })?;
+        let stored = self.with_store(|s| Ok(s.submit_visit(id)?))?;
         self.changed_locally(&[id], RecordKind::Visit);
         Ok(stored.into())
     }
 
-    /// A supervisor (`by`) validates a submitted visit, or returns it to its visitor with a
-    /// comment (required: else `Validation` on `review_comment`). `reviewed_by` becomes this
-    /// store's user.
-    pub fn review_visit(&self, visit_id: String, review: VisitReview, by: Role) -> Result<Visit> {
+    /// A supervisor validates a submitted visit, or returns it to its visitor with a comment
+    /// (required: else `Validation` on `review_comment`). `reviewed_by` becomes this store's
+    /// user.
+    pub fn review_visit(&self, visit_id: String, review: VisitReview) -> Result<Visit> {
         let id = parse_id("visit_id", &visit_id)?;
         let review = review.into();
-        let stored = self.with_store(|s| Ok(s.review_visit(id, review, by)?))?;
+        let stored = self.with_store(|s| Ok(s.review_visit(id, review)?))?;
         self.changed_locally(&[id], RecordKind::Visit);
         Ok(stored.into())
     }
@@ -783,5 +765,13 @@ impl VigieStore {
     /// the panic becomes an exception and that the store stays usable afterwards.
     pub fn debug_panic_holding_store(&self, message: String) -> Result<()> {
         self.with_store(|_| -> Result<()> { panic!("{message}") })
+    }
+
+    /// Test hook (feature `test-hooks` only): the store acts as `role` in `areas`, as if the
+    /// hub had said so at a sync, for the suites that exercise the workflow without a hub.
+    pub fn debug_assume_role(&self, role: vigie_core::Role, areas: Vec<String>) -> Result<()> {
+        self.with_store(|s| {
+            Ok(s.debug_assume_profile(&vigie_core::sync::UserProfile { role, areas })?)
+        })
     }
 }

@@ -22,6 +22,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 use vigie_core as core;
+use vigie_core::DocumentLimit;
 use vigie_core::sync::Refusal;
 use vigie_core::{
     AgeBasis, Answer, Area, CaseStatus, ClassificationOutcome, FollowUpSituation,
@@ -181,6 +182,21 @@ pub enum Refusal {
     Damaged,
     Invalid,
     WrongKind,
+    OverLimit { limit: DocumentLimit },
+    BreaksValidation,
+    UnknownReference,
+    AreaNotInTree,
+    StepNotAllowed,
+    WrongAuthor,
+}
+
+#[uniffi::remote(Enum)]
+pub enum DocumentLimit {
+    Bytes,
+    Depth,
+    Operations,
+    Changes,
+    TextLength,
 }
 
 #[uniffi::remote(Record)]
@@ -1277,6 +1293,23 @@ impl From<core::sync::SyncReport> for SyncReport {
             erased: long(r.erased.len()),
             quarantined: long(r.quarantined.len()),
             left_scope: long(r.left_scope.len()),
+        }
+    }
+}
+
+/// The signed-in user's role and area codes, as the hub told the device at its last sync: the
+/// role the store's workflow calls act with.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UserProfile {
+    pub role: Role,
+    pub areas: Vec<String>,
+}
+
+impl From<core::sync::UserProfile> for UserProfile {
+    fn from(p: core::sync::UserProfile) -> UserProfile {
+        UserProfile {
+            role: p.role,
+            areas: p.areas,
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct Alert {
 
 /// The alert a case raises: while it is open (identified, referred or receiving services) and
 /// not a merged duplicate. A withdrawn, prevented or closed child is no longer urgent.
-pub(crate) fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
+pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
     if case.merged_into.is_some()
         || !matches!(
             case.status,
@@ -79,7 +79,7 @@ impl Store {
         &self,
         area: Option<AreaFilter>,
         page: Page,
-        scope: Option<&crate::sync::Principal>,
+        scope: Option<&crate::sync::Scope>,
     ) -> Result<Vec<Alert>> {
         let mut f = Filter::default();
         f.area("a", &area);

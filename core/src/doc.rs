@@ -6,7 +6,8 @@
 //! heads): a field that sync changed in the meantime is not overwritten, and if the user changed
 //! it too, Automerge keeps both values — a conflict that `conflicts` shows and `resolve` settles.
 
-use crate::error::{Error, Result, describe_json_error};
+use crate::bounds::{self, DocumentLimits};
+use crate::error::{Error, Result, ValidationError, describe_json_error};
 use crate::model::{Record, RecordKind, Version};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -121,11 +122,31 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
 }
 
-/// Decodes a document from bytes that may be damaged or hostile. automerge can panic on
-/// malformed input; the panic is contained here and reported as a damaged document.
+/// The error for bytes `bounds::admit` refused.
+pub(crate) fn refused(id: Uuid, refused: bounds::Refused) -> Error {
+    match refused {
+        bounds::Refused::Over(limit) => Error::OverLimit { id, limit },
+        bounds::Refused::Unsupported => Error::DamagedDocument {
+            id,
+            reason: "the document holds a chunk format Vigie does not read".into(),
+        },
+    }
+}
+
+/// Decodes a document from bytes that may be damaged or hostile (received, or stored by an
+/// older version). What Automerge would allocate is bounded before it reads them, and the
+/// document's state is checked without recursion before anything recursive can read it
+/// (`bounds`). automerge can panic on malformed input; the panic is contained here and
+/// reported as a damaged document.
 pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
     match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
-        Ok(Ok(doc)) => Ok(doc),
+        Ok(Ok(doc)) => {
+            bounds::check_state(&doc, None, &limits)
+                .map_err(|limit| Error::OverLimit { id, limit })?;
+            Ok(doc)
+        }
         Ok(Err(_)) => Err(Error::DamagedDocument {
             id,
             reason: "the document's bytes do not decode".into(),
@@ -153,8 +174,18 @@ pub fn kind_of(doc: &Automerge) -> Option<RecordKind> {
 /// Every kind the document's `$kind` key holds (more than one only after merging another
 /// record's history).
 pub fn kinds(doc: &Automerge) -> Vec<RecordKind> {
-    doc.get_all(automerge::ROOT, KIND_KEY)
-        .unwrap_or_default()
+    kinds_in(doc.get_all(automerge::ROOT, KIND_KEY).unwrap_or_default())
+}
+
+fn kinds_at(doc: &Automerge, heads: &[ChangeHash]) -> Vec<RecordKind> {
+    kinds_in(
+        doc.get_all_at(automerge::ROOT, KIND_KEY, heads)
+            .unwrap_or_default(),
+    )
+}
+
+fn kinds_in(values: Vec<(Value<'_>, ObjId)>) -> Vec<RecordKind> {
+    values
         .into_iter()
         .filter_map(|(value, _)| match value {
             Value::Scalar(s) => match s.as_ref() {
@@ -179,7 +210,22 @@ fn commit_options(author: &ChangeAuthor) -> CommitOptions {
 
 fn record_json<R: Record>(record: &R) -> Result<Map<String, Json>> {
     match serde_json::to_value(record) {
-        Ok(Json::Object(map)) => Ok(map),
+        Ok(json @ Json::Object(_)) => {
+            if let Some(field) = bounds::long_text(&json, &DocumentLimits::STANDARD) {
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "must not be longer than {} characters",
+                        DocumentLimits::STANDARD.max_text_chars
+                    ),
+                )
+                .into());
+            }
+            match json {
+                Json::Object(map) => Ok(map),
+                _ => unreachable!("matched an object"),
+            }
+        }
         Ok(_) => unreachable!("records serialize to JSON objects"),
         Err(e) => Err(Error::DamagedDocument {
             id: record.id(),
@@ -363,10 +409,36 @@ pub fn to_json(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Json {
 
 /// Reads the record a document holds, at its current heads.
 pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
-    let actual = kind_of(doc).ok_or_else(|| Error::DamagedDocument {
-        id,
-        reason: "the document names no record kind".into(),
-    })?;
+    read_record_at_heads(doc, id, None)
+}
+
+/// Reads the record a document held at `heads` (an earlier version). The state at those heads
+/// is checked against the bounds first, without recursion: a document is checked as it is now
+/// when it is loaded, not as it was.
+pub fn read_record_at<R: Record>(doc: &Automerge, id: Uuid, heads: &[ChangeHash]) -> Result<R> {
+    bounds::check_state(doc, Some(heads), &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    read_record_at_heads(doc, id, Some(heads))
+}
+
+fn read_record_at_heads<R: Record>(
+    doc: &Automerge,
+    id: Uuid,
+    heads: Option<&[ChangeHash]>,
+) -> Result<R> {
+    let kinds = match heads {
+        None => kinds(doc),
+        Some(h) => kinds_at(doc, h),
+    };
+    let actual = match kinds.as_slice() {
+        [one] => *one,
+        _ => {
+            return Err(Error::DamagedDocument {
+                id,
+                reason: "the document names no record kind".into(),
+            });
+        }
+    };
     if actual != R::KIND {
         return Err(Error::WrongKind {
             id,
@@ -374,7 +446,7 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
             actual,
         });
     }
-    let mut json = to_json(doc, None);
+    let mut json = to_json(doc, heads);
     if let Json::Object(map) = &mut json {
         map.remove(KIND_KEY);
     }
@@ -386,7 +458,9 @@ pub fn read_record<R: Record>(doc: &Automerge, id: Uuid) -> Result<R> {
         ),
     })?;
     record.set_id(id);
-    record.set_version(Version(doc.get_heads()));
+    record.set_version(Version(
+        heads.map_or_else(|| doc.get_heads(), <[_]>::to_vec),
+    ));
     Ok(record)
 }
 
@@ -400,6 +474,11 @@ pub(crate) fn read_pins(doc: &Automerge) -> crate::reference::ReferencePins {
             .unwrap_or_default(),
         _ => Default::default(),
     }
+}
+
+/// The author a change names in its message, if it names one.
+pub fn author_of(change: &automerge::Change) -> Option<ChangeAuthor> {
+    change.message().and_then(|m| serde_json::from_str(m).ok())
 }
 
 fn change_info(
@@ -533,9 +612,14 @@ fn prop_string(p: &Prop) -> String {
     }
 }
 
-/// Who changed which field, and when, for every change of the document in causal order.
-pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
-    doc.get_changes(&[])
+/// Who changed which field, and when, for every change of the document in causal order. The
+/// history is checked first: diffing a change that built a deep nesting would recurse, even if
+/// a later change deleted it (`bounds::check_history`).
+pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
+    bounds::check_history(doc, &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(doc
+        .get_changes(&[])
         .iter()
         .map(|change| {
             let hash = change.hash();
@@ -567,5 +651,5 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
                 fields,
             }
         })
-        .collect()
+        .collect())
 }

@@ -76,6 +76,14 @@ pub enum Error {
         seq: u64,
     },
 
+    /// A received or stored document over one of the bounds on what a record may hold
+    /// (`DocumentLimits`): refused, or reported as damaged, before anything reads it.
+    #[error("record {id} exceeds the limit on {limit}")]
+    OverLimit {
+        id: Uuid,
+        limit: crate::bounds::DocumentLimit,
+    },
+
     /// Bytes from another device or the hub that are not a well-formed message.
     #[error("sync message refused: {0}")]
     Protocol(#[from] crate::sync::DecodeError),

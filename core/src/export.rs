@@ -149,7 +149,7 @@ fn area_cols(t: &mut TableBuilder, area: &crate::model::Area) {
 }
 
 impl Store {
-    fn all_of<R: Record>(&self, scope: Option<&crate::sync::Principal>) -> Result<Vec<R>> {
+    fn all_of<R: Record>(&self, scope: Option<&crate::sync::Scope>) -> Result<Vec<R>> {
         let mut f = crate::store::index::Filter::default();
         f.add(
             "r.kind = ?",
@@ -179,19 +179,25 @@ impl Store {
     }
 
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
-    pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
-        self.export_tables_within(options, by, None)
+    pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
+        self.export_tables_within(options, None, None)
     }
 
-    /// `export_tables`, of what a principal receives only (`Store::scoped`).
+    /// `export_tables`, of what a principal receives only (`Store::scoped`), by a user of role
+    /// `by` (the store's acting role when `None`).
     pub(crate) fn export_tables_within(
         &self,
         options: ExportOptions,
-        by: Role,
-        scope: Option<&crate::sync::Principal>,
+        by: Option<Role>,
+        scope: Option<&crate::sync::Scope>,
     ) -> Result<Vec<ExportTable>> {
         let personal = options.include_personal_data;
-        if personal && by != Role::Supervisor {
+        let role = match by {
+            Some(role) => role,
+            None if personal => self.acting_role()?,
+            None => Role::Supervisor,
+        };
+        if personal && role != Role::Supervisor {
             return Err(Error::NotAllowed {
                 rule: "only a supervisor may export personal data".into(),
             });
@@ -276,9 +282,8 @@ impl Store {
         dir: &Path,
         format: ExportFormat,
         options: ExportOptions,
-        by: Role,
     ) -> Result<Vec<PathBuf>> {
-        let tables = self.export_tables(options, by)?;
+        let tables = self.export_tables(options)?;
         std::fs::create_dir_all(dir)?;
         let mut paths = Vec::with_capacity(tables.len());
         for table in tables {

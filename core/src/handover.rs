@@ -119,7 +119,13 @@ impl Store {
         let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
         for case in &hand_over.cases {
-            store::receive::merge_received(&tx, &mut receiver, case.id, &case.document)?;
+            store::receive::merge_received(
+                &tx,
+                &mut receiver,
+                store::reference_source!(self),
+                case.id,
+                &case.document,
+            )?;
             let (_, kind, _) = store::find_row(&tx, case.id)?.ok_or(Error::NotFound {
                 kind: Some(RecordKind::ChildCase),
                 id: case.id,

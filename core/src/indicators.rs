@@ -214,7 +214,7 @@ impl Store {
     pub(crate) fn indicators_within(
         &self,
         filter: &IndicatorFilter,
-        scope: Option<&crate::sync::Principal>,
+        scope: Option<&crate::sync::Scope>,
     ) -> Result<Indicators> {
         let mut out = Indicators::default();
 

@@ -4,6 +4,7 @@
 //! The crate knows nothing of FFI, HTTP or threads: the bindings and the hub wrap it.
 
 pub mod alerts;
+pub mod bounds;
 pub mod classify;
 pub mod doc;
 pub mod duplicates;
@@ -13,12 +14,14 @@ pub mod handover;
 pub mod indicators;
 pub mod model;
 pub mod reference;
+pub mod rights;
 pub mod store;
 pub mod sync;
 pub mod vault;
 pub mod workflow;
 
-pub use alerts::{Alert, AlertSeverity};
+pub use alerts::{Alert, AlertSeverity, case_severity};
+pub use bounds::{DocumentLimit, DocumentLimits};
 pub use duplicates::{NAME_SIMILARITY_THRESHOLD, fold_name, name_similarity};
 pub use export::{ExportFormat, ExportOptions, ExportTable};
 pub use handover::{HandOver, HandedCase};
@@ -31,8 +34,8 @@ pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
 pub use error::{Error, Result, ValidationError};
 pub use model::*;
 pub use reference::{
-    CountryProfile, Labels, Pin, ReferenceContent, ReferenceData, ReferenceDocument, ReferencePins,
-    ReferenceType,
+    AreaGrant, AreaLevel, CountryProfile, Labels, Pin, ReferenceContent, ReferenceData,
+    ReferenceDocument, ReferenceFile, ReferencePins, ReferenceType,
 };
 pub use store::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store, StoreConfig,

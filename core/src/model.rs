@@ -126,6 +126,14 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn country(&self) -> Option<&str> {
         None
     }
+    /// The area the record is filed under (users and reference data have none).
+    fn area(&self) -> Option<&Area> {
+        None
+    }
+    /// The record as the role matrix sees it (`rights`).
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Administered(Self::KIND)
+    }
 }
 
 /// The `Record` methods of kinds that keep the reference versions they were captured with.
@@ -139,6 +147,9 @@ macro_rules! record_pins {
         }
         fn country(&self) -> Option<&str> {
             Some(&self.$($area).+.country)
+        }
+        fn area(&self) -> Option<&Area> {
+            Some(&self.$($area).+)
         }
     };
 }
@@ -183,10 +194,20 @@ impl Area {
         }
     }
 
-    /// The codes of every level, from the country down: what an assignment of "a district"
-    /// or "a region" is matched against.
+    /// The codes of every level, from the country down.
     pub fn codes(&self) -> [&str; 4] {
         [&self.country, &self.region, &self.district, &self.community]
+    }
+
+    /// The code of one level.
+    pub fn code_at(&self, level: crate::reference::AreaLevel) -> &str {
+        use crate::reference::AreaLevel;
+        match level {
+            AreaLevel::Country => &self.country,
+            AreaLevel::Region => &self.region,
+            AreaLevel::District => &self.district,
+            AreaLevel::Community => &self.community,
+        }
     }
 
     fn validate(&self, field: &str) -> Result<(), ValidationError> {
@@ -363,6 +384,10 @@ impl Record for Workplace {
         &[ReferenceType::Sectors, ReferenceType::AdministrativeAreas];
     record_identity!();
     record_pins!(location.area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Workplace(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("name", &self.name)?;
@@ -587,6 +612,10 @@ impl Record for Visit {
     const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
     record_identity!();
     record_pins!(area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::Visit(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         if self.workplace_id.is_nil() {
@@ -934,7 +963,9 @@ impl Record for ChildCase {
         "followups",
         "merged_from",
     ];
-    const DERIVED: &'static [&'static str] = &["follow_up_due"];
+    // Computed from the other fields by `derive` on every write, and again whenever the record
+    // is read or indexed: a concurrent value of theirs is never a conflict to show.
+    const DERIVED: &'static [&'static str] = &["classification", "follow_up_due"];
     const PINNED: &'static [ReferenceType] = &[
         ReferenceType::CountryProfile,
         ReferenceType::ReferralServices,
@@ -942,6 +973,10 @@ impl Record for ChildCase {
     ];
     record_identity!();
     record_pins!(area);
+
+    fn subject(&self) -> crate::rights::Subject<'_> {
+        crate::rights::Subject::ChildCase(self)
+    }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("case_code", &self.case_code)?;
@@ -1097,7 +1132,8 @@ pub struct User {
     pub name: String,
     pub role: Role,
     /// Codes of the areas assigned (communities for a monitor, a district for an inspector, a
-    /// region for a supervisor): every record whose area has one of these codes at any level.
+    /// region for a supervisor): every record whose area has one of these codes at the level
+    /// the country's area tree gives the code.
     #[serde(with = "set_as_map", default)]
     pub areas: BTreeSet<String>,
     pub active: bool,
@@ -1115,9 +1151,10 @@ impl User {
         }
     }
 
-    /// Whether an area lies within this user's assignment.
-    pub fn covers(&self, area: &Area) -> bool {
-        area.codes().iter().any(|c| self.areas.contains(*c))
+    /// Whether an area lies within this user's assignment: each code at the level the area
+    /// trees in `reference` give it (`rights::AreaScope`; a code in no tree covers nothing).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        crate::rights::AreaScope::resolve(&self.areas, reference).covers(area)
     }
 }
 

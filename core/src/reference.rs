@@ -545,6 +545,55 @@ impl AreaNode {
     }
 }
 
+/// An area code assigned to a user, at the level the area tree of its country gives it: the
+/// user covers the records of that country whose area has this code at this level (a community
+/// code matches only the record's community, a district code its district, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AreaGrant {
+    pub country: String,
+    pub level: AreaLevel,
+    pub code: String,
+}
+
+impl AreaGrant {
+    pub fn covers(&self, area: &Area) -> bool {
+        area.country == self.country && area.code_at(self.level) == self.code
+    }
+}
+
+/// A reference data file as `vigie reference publish` reads it: the key (`CI`, a checklist's
+/// id, `default`) and one content, named by its type, e.g.
+/// `{"key": "CI", "administrative_areas": {"code": "CI", "labels": {...}, "children": [...]}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceFile {
+    pub key: String,
+    #[serde(flatten)]
+    pub content: ReferenceContent,
+}
+
+impl ReferenceFile {
+    /// Parses a file's JSON; the error says where it does not fit, never quoting it.
+    pub fn parse(json: &str) -> Result<ReferenceFile, ValidationError> {
+        let file: ReferenceFile = serde_json::from_str(json).map_err(|e| {
+            ValidationError::new(
+                "file",
+                format!(
+                    "not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {}",
+                    crate::error::describe_json_error(&e)
+                ),
+            )
+        })?;
+        if !valid_key(&file.key) {
+            return Err(ValidationError::new(
+                "key",
+                "a key is 1 to 64 printable ASCII characters without spaces, '@' or '/'",
+            ));
+        }
+        file.content.validate()?;
+        Ok(file)
+    }
+}
+
 /// The types of reference data a hub publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -982,7 +1031,7 @@ impl ReferenceData {
     }
 
     /// Adds every version of a published document this software can read.
-    pub(crate) fn add_published(&mut self, document: &ReferenceDocument) {
+    pub fn add_published(&mut self, document: &ReferenceDocument) {
         if !valid_key(&document.key) {
             return;
         }
@@ -1235,6 +1284,32 @@ impl ReferenceData {
             ReferenceContent::AdministrativeAreas(a) => Some(a),
             _ => None,
         }
+    }
+
+    /// The tree a record's area is checked against on the hub: the version it was captured
+    /// with, else the latest of its country.
+    pub fn area_tree_for(&self, pin: Option<&Pin>, country: &str) -> Option<&AreaNode> {
+        match pin {
+            Some(pin) => self.area_tree_at(pin),
+            None => self.area_tree(country),
+        }
+    }
+
+    /// Where an area code stands in the area tree in force (the latest version) of every
+    /// country that has one: what a user assigned that code may see. A code in no tree grants
+    /// nothing.
+    pub fn grants_of(&self, code: &str) -> Vec<AreaGrant> {
+        self.keys(ReferenceType::AdministrativeAreas)
+            .into_iter()
+            .filter_map(|key| self.area_tree(key))
+            .filter_map(|tree| {
+                Some(AreaGrant {
+                    country: tree.code.clone(),
+                    level: tree.level_of(code)?,
+                    code: code.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// Checks an area against the tree a record was captured with (nothing to check when it

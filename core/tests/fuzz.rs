@@ -9,6 +9,8 @@
 //!
 //! `VIGIE_FUZZ_ITERATIONS` sets the total (default 100,000).
 
+mod common;
+
 use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,15 +106,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
 
     let dir = TempDir::new().unwrap();
     let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
-    let mut hub = Store::open(
-        StoreConfig::new(
-            dir.path().join("hub.db"),
-            Encryption::Unencrypted,
-            Uuid::now_v7(),
-        )
-        .role(StoreRole::Hub),
-    )
-    .unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
     let user = Uuid::now_v7();
     let mut phone = Store::open(StoreConfig::new(
         dir.path().join("phone.db"),
@@ -239,7 +233,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     receipt: 0,
                     tombstones: Vec::new(),
                     left_scope: Vec::new(),
-                    scope: None,
+                    profile: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -278,4 +272,134 @@ fn hostile_bytes_never_crash_nor_store_damage() {
             phone.get::<ChildCase>(*id).unwrap()
         );
     }
+}
+
+/// Deep, large and many-operation documents (`common::hostile`), whole or mutated, their
+/// checksums repaired, sent down every path a device and the hub take bytes from, on a thread
+/// with a 1 MiB stack: nothing crashes, nothing of them is stored, the stores keep working.
+///
+/// `VIGIE_FUZZ_HOSTILE_ITERATIONS` sets the number of rounds (default 2,000).
+#[test]
+fn hostile_documents_mutated_never_crash_a_small_stack() {
+    let total: usize = std::env::var("VIGIE_FUZZ_HOSTILE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().to_path_buf();
+    common::hostile::on_small_stack(move || {
+        let mut rng = ChaCha8Rng::seed_from_u64(0xb0b);
+        let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+        let user = Uuid::now_v7();
+        let open = |name: &str, user: Uuid, role: StoreRole| {
+            Store::open(StoreConfig::new(path.join(name), Encryption::Unencrypted, user).role(role))
+                .unwrap()
+        };
+        let mut phone = open("phone.db", user, StoreRole::Device);
+        let mut hub = common::hub_store(&path.join("hub.db"));
+        let mut victim = open("victim.db", Uuid::now_v7(), StoreRole::Device);
+        let principal = Principal {
+            device: phone.device_id(),
+            user,
+            role: Role::Supervisor,
+            areas: ["CI-R1".to_string()].into(),
+        };
+        let honest = phone.create(&child(&area, 0, user)).unwrap();
+        let honest_bytes = phone.export_document(honest.id).unwrap();
+        let hostile = common::hostile::all(&honest_bytes, phone.actor());
+        let limits = HubLimits::default();
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for i in 0..total {
+            let h = &hostile[rng.gen_range(0..hostile.len())];
+            let mut bytes = h.bytes.clone();
+            if rng.gen_bool(0.7) {
+                mutate(&mut rng, &mut bytes);
+                repair_checksums(&mut bytes);
+            }
+            let id = if rng.gen_bool(0.5) {
+                honest.id
+            } else {
+                Uuid::now_v7()
+            };
+            match i % 4 {
+                0 => {
+                    let request = wire::SyncRequest {
+                        actor: phone.actor().to_bytes().to_vec(),
+                        cursor: None,
+                        push: vec![wire::PushEntry {
+                            id,
+                            heads: Vec::new(),
+                            changes: bytes,
+                        }],
+                        refetch: Vec::new(),
+                        max_response_bytes: 256 * 1024,
+                        receipt: 0,
+                    };
+                    let _ = hub.hub_handle(&principal, &wire::encode_request(&request), &limits);
+                }
+                1 => {
+                    let response = SyncResponse {
+                        acks: Vec::new(),
+                        records: vec![PullEntry {
+                            id,
+                            changes: bytes,
+                            hub_heads: Vec::new(),
+                        }],
+                        cursor: Default::default(),
+                        more: false,
+                        erased: Vec::new(),
+                        receipt: 0,
+                        tombstones: Vec::new(),
+                        left_scope: Vec::new(),
+                        profile: None,
+                    };
+                    let _ = victim
+                        .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());
+                }
+                2 => {
+                    let bundle = vigie_core::sync::encode_bundle(Uuid::now_v7(), vec![(id, bytes)]);
+                    let _ = victim.import_bundle(&bundle);
+                }
+                _ => {
+                    let message = wire::PeerMessage {
+                        reconcile: None,
+                        documents: vec![(id, bytes)],
+                        wanted: Vec::new(),
+                        done: true,
+                    };
+                    if let Ok(mut session) = victim.peer_accept(&PeerScope::default(), 1 << 20) {
+                        let _ =
+                            victim.peer_step(&mut session, &wire::encode_peer_message(&message));
+                    }
+                }
+            }
+        }
+        std::panic::set_hook(default_hook);
+        // What the stores hold reads whole, and stays within the bounds.
+        for store in [&hub, &victim] {
+            assert!(store.integrity_check().unwrap());
+            for summary in store
+                .child_cases(&ChildCaseQuery::default(), Page::first(500))
+                .unwrap()
+            {
+                store.get::<ChildCase>(summary.id).unwrap();
+                store.history(summary.id).unwrap();
+                store.conflicts(summary.id).unwrap();
+            }
+        }
+        // And the honest record still syncs.
+        let summary = sync_with_hub(
+            &mut phone,
+            &SyncOptions::default(),
+            |r| {
+                hub.hub_handle(&principal, r, &limits)
+                    .map_err(|e| e.to_string())
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(summary.pending, 0, "{summary:?}");
+        assert_eq!(hub.get::<ChildCase>(honest.id).unwrap().name, honest.name);
+    });
 }

@@ -70,10 +70,9 @@ impl Device {
     }
 }
 
+/// A hub with the sample area tree published (it serves a country's records only then).
 fn hub(dir: &Path) -> Store {
-    let config = StoreConfig::new(dir.join("hub.db"), Encryption::Unencrypted, Uuid::now_v7())
-        .role(StoreRole::Hub);
-    Store::open(config).unwrap()
+    common::hub_store(&dir.join("hub.db"))
 }
 
 fn case(area: Area, name: &str, by: Uuid) -> ChildCase {
@@ -352,7 +351,8 @@ fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
             "Carrière",
             "mining",
             Formality::Informal,
-            area(C02),
+            // Outside the probe's community (monitors receive their communities' workplaces).
+            area(C01),
         ))
         .unwrap()
         .id;

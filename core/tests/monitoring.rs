@@ -2,11 +2,21 @@
 //! schedules and due lists, visit review, urgent alerts and urgent-first sync, duplicate
 //! children, indicators with small-cell suppression, and pseudonymised exports.
 
+mod common;
+
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::*;
+
+/// The store, acting as `role` (as a hub would have told it at a sync; `common::act_as`).
+fn as_role(store: &mut Store, role: Role) -> &mut Store {
+    if store.user_profile().unwrap().map(|p| p.role) != Some(role) {
+        common::act_as(store, role, &["CI-R1"]);
+    }
+    store
+}
 
 const MONITOR: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a01);
 const MONITOR_2: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a02);
@@ -82,19 +92,14 @@ fn not_allowed<T: std::fmt::Debug>(r: Result<T>) -> String {
 /// Identified → referred → receiving services → withdrawn, by the roles allowed.
 fn remediated_case(store: &mut Store, name: &str, on: NaiveDate) -> ChildCase {
     let c = store.create(&child(C01, name, MONITOR)).unwrap();
-    store
-        .refer_case(c.id, referral(), Role::CommunityMonitor)
+    as_role(store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
         .unwrap();
-    store
-        .transition_case_on(
-            c.id,
-            CaseStatus::ReceivingServices,
-            Role::CommunityMonitor,
-            on,
-        )
+    as_role(store, Role::CommunityMonitor)
+        .transition_case_on(c.id, CaseStatus::ReceivingServices, on)
         .unwrap();
-    store
-        .transition_case_on(c.id, CaseStatus::Withdrawn, Role::Supervisor, on)
+    as_role(store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, on)
         .unwrap()
 }
 
@@ -108,55 +113,62 @@ fn case_moves_through_the_monitoring_cycle_by_the_roles_allowed() {
     let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
     assert_eq!(c.status, CaseStatus::Identified);
 
-    // Referral: an inspector may not; a monitor may; the referral is recorded with it.
-    not_allowed(store.refer_case(c.id, referral(), Role::Inspector));
-    let rule = not_allowed(store.transition_case(c.id, CaseStatus::Referred, Role::Supervisor));
+    // Referral: a monitor may (an inspector too: `inspectors_open_and_refer_cases`); the
+    // referral is recorded with it. An inspector may not take the case further.
+    not_allowed(
+        as_role(&mut store, Role::Inspector).transition_case(c.id, CaseStatus::ReceivingServices),
+    );
+    let rule = not_allowed(
+        as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Referred),
+    );
     assert!(rule.contains("refer_case"), "{rule}");
-    let (c, key) = store
-        .refer_case(c.id, referral(), Role::CommunityMonitor)
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
         .unwrap();
     assert_eq!(c.status, CaseStatus::Referred);
     assert_eq!(c.referrals[&key], referral());
     // A further referral keeps the status.
-    let (c, _) = store
-        .refer_case(c.id, referral(), Role::Supervisor)
+    let (c, _) = as_role(&mut store, Role::Supervisor)
+        .refer_case(c.id, referral())
         .unwrap();
     assert_eq!((c.status, c.referrals.len()), (CaseStatus::Referred, 2));
 
     // Skipping a stage is refused by the state machine.
-    let rule = not_allowed(store.transition_case(c.id, CaseStatus::Withdrawn, Role::Supervisor));
+    let rule = not_allowed(
+        as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Withdrawn),
+    );
     assert!(rule.contains("from referred to withdrawn"), "{rule}");
-    let c = store
-        .transition_case(c.id, CaseStatus::ReceivingServices, Role::CommunityMonitor)
+    let c = as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
         .unwrap();
     assert_eq!(c.status, CaseStatus::ReceivingServices);
     assert_eq!(c.follow_up_due, None, "no follow-up before remediation");
 
     // Verification is a supervisor's.
-    let rule =
-        not_allowed(store.transition_case(c.id, CaseStatus::Withdrawn, Role::CommunityMonitor));
+    let rule = not_allowed(
+        as_role(&mut store, Role::CommunityMonitor).transition_case(c.id, CaseStatus::Withdrawn),
+    );
     assert!(rule.contains("only a supervisor"), "{rule}");
-    let c = store
-        .transition_case_on(
-            c.id,
-            CaseStatus::Withdrawn,
-            Role::Supervisor,
-            date(2025, 10, 15),
-        )
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 15))
         .unwrap();
     assert_eq!(c.status, CaseStatus::Withdrawn);
     assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));
     assert_eq!(c.follow_up_due, Some(date(2026, 1, 15)), "3 months after");
 
     // A referral after verification is refused; closing is a supervisor's.
-    not_allowed(store.refer_case(c.id, referral(), Role::Supervisor));
-    not_allowed(store.transition_case(c.id, CaseStatus::Closed, Role::CommunityMonitor));
-    let c = store
-        .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+    not_allowed(as_role(&mut store, Role::Supervisor).refer_case(c.id, referral()));
+    not_allowed(
+        as_role(&mut store, Role::CommunityMonitor).transition_case(c.id, CaseStatus::Closed),
+    );
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Closed)
         .unwrap();
     assert_eq!(c.status, CaseStatus::Closed);
-    not_allowed(store.transition_case(c.id, CaseStatus::Closed, Role::Supervisor));
-    not_allowed(store.transition_case(c.id, CaseStatus::Identified, Role::Supervisor));
+    not_allowed(as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Closed));
+    not_allowed(
+        as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Identified),
+    );
 
     // Every step is in the history, authored by the store's user.
     let history = store.history(c.id).unwrap();
@@ -311,9 +323,11 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     );
 
     // A follow-up made late (in February) answers the January one: the April one is next.
-    not_allowed(store.add_follow_up(c.id, follow_up(date(2026, 2, 2)), Role::Inspector));
-    let (c, key) = store
-        .add_follow_up(c.id, follow_up(date(2026, 2, 2)), Role::CommunityMonitor)
+    not_allowed(
+        as_role(&mut store, Role::Inspector).add_follow_up(c.id, follow_up(date(2026, 2, 2))),
+    );
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 2, 2)))
         .unwrap();
     assert_eq!(c.followups[&key].next_due, Some(date(2026, 4, 15)));
     assert_eq!(c.follow_up_due, Some(date(2026, 4, 15)));
@@ -323,15 +337,15 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     );
 
     // Closing keeps the yearly checks until 18 (born 2014-05-10 → until 2032-05-10).
-    let c = store
-        .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Closed)
         .unwrap();
-    let (c, _) = store
-        .add_follow_up(c.id, follow_up(date(2026, 4, 20)), Role::CommunityMonitor)
+    let (c, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 4, 20)))
         .unwrap();
     assert_eq!(c.follow_up_due, Some(date(2027, 4, 15)));
-    let (c, key) = store
-        .add_follow_up(c.id, follow_up(date(2032, 4, 16)), Role::Supervisor)
+    let (c, key) = as_role(&mut store, Role::Supervisor)
+        .add_follow_up(c.id, follow_up(date(2032, 4, 16)))
         .unwrap();
     assert_eq!(c.followups[&key].next_due, None, "the schedule ends at 18");
     assert_eq!(c.follow_up_due, None);
@@ -358,7 +372,8 @@ fn supervisors_validate_or_return_submitted_visits() {
             at(2026, 3, 2, 9),
         ))
         .unwrap();
-    let rule = not_allowed(store.review_visit(v.id, Review::Validate, Role::Supervisor));
+    let rule =
+        not_allowed(as_role(&mut store, Role::Supervisor).review_visit(v.id, Review::Validate));
     assert!(
         rule.contains("submitted"),
         "a draft is not reviewed: {rule}"
@@ -368,25 +383,23 @@ fn supervisors_validate_or_return_submitted_visits() {
     v.status = VisitStatus::Submitted;
     let v = store.update(&v).unwrap();
     for role in [Role::Inspector, Role::CommunityMonitor] {
-        not_allowed(store.review_visit(v.id, Review::Validate, role));
+        not_allowed(as_role(&mut store, role).review_visit(v.id, Review::Validate));
     }
-    match store.review_visit(
+    match as_role(&mut store, Role::Supervisor).review_visit(
         v.id,
         Review::Return {
             comment: "  ".into(),
         },
-        Role::Supervisor,
     ) {
         Err(Error::Validation(e)) => assert_eq!(e.field, "review_comment"),
         other => panic!("a return without comment gave {other:?}"),
     }
-    let v = store
+    let v = as_role(&mut store, Role::Supervisor)
         .review_visit(
             v.id,
             Review::Return {
                 comment: "Compléter la main-d'œuvre par âge.".into(),
             },
-            Role::Supervisor,
         )
         .unwrap();
     assert_eq!(v.status, VisitStatus::Returned);
@@ -397,11 +410,11 @@ fn supervisors_validate_or_return_submitted_visits() {
     let mut v = v;
     v.status = VisitStatus::Submitted;
     let v = store.update(&v).unwrap();
-    let v = store
-        .review_visit(v.id, Review::Validate, Role::Supervisor)
+    let v = as_role(&mut store, Role::Supervisor)
+        .review_visit(v.id, Review::Validate)
         .unwrap();
     assert_eq!(v.status, VisitStatus::Validated);
-    not_allowed(store.review_visit(v.id, Review::Validate, Role::Supervisor));
+    not_allowed(as_role(&mut store, Role::Supervisor).review_visit(v.id, Review::Validate));
 }
 
 #[test]
@@ -410,22 +423,19 @@ fn workflow_errors_name_rules_never_personal_data() {
     let mut store = open(&dir, "device.db", MONITOR);
     let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
     let errors = [
-        store
-            .transition_case(c.id, CaseStatus::Closed, Role::Supervisor)
+        as_role(&mut store, Role::Supervisor)
+            .transition_case(c.id, CaseStatus::Closed)
             .unwrap_err(),
-        store
-            .refer_case(c.id, referral(), Role::Inspector)
+        as_role(&mut store, Role::Inspector)
+            .add_follow_up(c.id, follow_up(date(2025, 10, 1)))
             .unwrap_err(),
-        store
-            .merge_cases(c.id, c.id, Role::CommunityMonitor)
+        as_role(&mut store, Role::CommunityMonitor)
+            .merge_cases(c.id, c.id)
             .unwrap_err(),
-        store
-            .export_tables(
-                ExportOptions {
-                    include_personal_data: true,
-                },
-                Role::CommunityMonitor,
-            )
+        as_role(&mut store, Role::CommunityMonitor)
+            .export_tables(ExportOptions {
+                include_personal_data: true,
+            })
             .unwrap_err(),
     ];
     for e in errors {
@@ -519,19 +529,15 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
     );
 
     // A child verified withdrawn is no longer an alert.
-    store
-        .refer_case(new_hazard.id, referral(), Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(new_hazard.id, referral())
         .unwrap();
-    store
-        .transition_case(
-            new_hazard.id,
-            CaseStatus::ReceivingServices,
-            Role::Supervisor,
-        )
+    as_role(&mut store, Role::Supervisor)
+        .transition_case(new_hazard.id, CaseStatus::ReceivingServices)
         .unwrap();
     assert_eq!(store.alerts(None, Page::first(50)).unwrap().len(), 4);
-    store
-        .transition_case(new_hazard.id, CaseStatus::Withdrawn, Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .transition_case(new_hazard.id, CaseStatus::Withdrawn)
         .unwrap();
     assert!(
         !store
@@ -622,20 +628,16 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     let first = phone_a
         .create(&child(C01, "Kouamé Adjoa", MONITOR))
         .unwrap();
-    phone_a
-        .refer_case(first.id, referral(), Role::CommunityMonitor)
+    as_role(&mut phone_a, Role::CommunityMonitor)
+        .refer_case(first.id, referral())
         .unwrap();
     let mut again = child(C01, "ADJOA Kouame", MONITOR_2);
     again.date_of_birth = None;
     again.estimated_age = Some(12); // born about 2013: within a year of 2014
     again.identified_on = date(2025, 9, 3);
     let again = phone_b.create(&again).unwrap();
-    let (_, fu_key) = phone_b
-        .add_follow_up(
-            again.id,
-            follow_up(date(2025, 9, 20)),
-            Role::CommunityMonitor,
-        )
+    let (_, fu_key) = as_role(&mut phone_b, Role::CommunityMonitor)
+        .add_follow_up(again.id, follow_up(date(2025, 9, 20)))
         .unwrap();
 
     // They meet at the supervisor's store.
@@ -659,11 +661,11 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
 
     // Only a supervisor merges.
     for role in [Role::Inspector, Role::CommunityMonitor] {
-        not_allowed(hub.merge_cases(first.id, again.id, role));
+        not_allowed(as_role(&mut hub, role).merge_cases(first.id, again.id));
     }
-    not_allowed(hub.merge_cases(first.id, first.id, Role::Supervisor));
-    let (kept, dup) = hub
-        .merge_cases(first.id, again.id, Role::Supervisor)
+    not_allowed(as_role(&mut hub, Role::Supervisor).merge_cases(first.id, first.id));
+    let (kept, dup) = as_role(&mut hub, Role::Supervisor)
+        .merge_cases(first.id, again.id)
         .unwrap();
     assert_eq!(kept.merged_from, BTreeSet::from([again.id]));
     assert_eq!(dup.merged_into, Some(first.id));
@@ -701,14 +703,14 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
 
     // The duplicate leaves candidates, due lists and workflow; merging again changes nothing.
     assert!(hub.duplicate_candidates(first.id).unwrap().is_empty());
-    not_allowed(hub.refer_case(again.id, referral(), Role::Supervisor));
-    let (kept2, _) = hub
-        .merge_cases(first.id, again.id, Role::Supervisor)
+    not_allowed(as_role(&mut hub, Role::Supervisor).refer_case(again.id, referral()));
+    let (kept2, _) = as_role(&mut hub, Role::Supervisor)
+        .merge_cases(first.id, again.id)
         .unwrap();
     assert_eq!(kept2.version, kept.version);
     let third = hub.create(&child(C01, "Kouame Adjoa", MONITOR)).unwrap();
-    not_allowed(hub.merge_cases(third.id, again.id, Role::Supervisor));
-    not_allowed(hub.merge_cases(again.id, third.id, Role::Supervisor));
+    not_allowed(as_role(&mut hub, Role::Supervisor).merge_cases(third.id, again.id));
+    not_allowed(as_role(&mut hub, Role::Supervisor).merge_cases(again.id, third.id));
 
     // The merge travels to a phone like any other edit.
     phone_b
@@ -750,22 +752,22 @@ fn indicators_count_children_and_inspections_by_dimension_and_period() {
     a.workplace_id = Some(mine.id);
     hazardous(&mut a);
     let a = store.create(&a).unwrap();
-    store
-        .refer_case(a.id, referral(), Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(a.id, referral())
         .unwrap();
-    store
-        .transition_case(a.id, CaseStatus::ReceivingServices, Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .transition_case(a.id, CaseStatus::ReceivingServices)
         .unwrap();
-    store
-        .transition_case(a.id, CaseStatus::Withdrawn, Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .transition_case(a.id, CaseStatus::Withdrawn)
         .unwrap();
     let mut b = child(C01, "B", MONITOR);
     b.sex = Sex::Male;
     b.workplace_id = Some(mine.id);
     b.date_of_birth = Some(date(2012, 1, 1));
     let b = store.create(&b).unwrap();
-    store
-        .refer_case(b.id, referral(), Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(b.id, referral())
         .unwrap();
     let mut c = child(C02, "C", MONITOR);
     c.date_of_birth = Some(date(2009, 3, 1));
@@ -928,18 +930,17 @@ fn export_fixture(store: &mut Store) -> (ChildCase, Workplace) {
     c.notes = "Adjoa dit qu'elle aimerait retourner à l'école.".into();
     c.workplace_id = Some(w.id);
     let c = store.create(&c).unwrap();
-    let (c, _) = store
+    let (c, _) = as_role(store, Role::Supervisor)
         .refer_case(
             c.id,
             Referral {
                 outcome: "Adjoa inscrite en CE2".into(),
                 ..referral()
             },
-            Role::Supervisor,
         )
         .unwrap();
-    let (c, _) = store
-        .add_follow_up(c.id, follow_up(date(2025, 9, 30)), Role::Supervisor)
+    let (c, _) = as_role(store, Role::Supervisor)
+        .add_follow_up(c.id, follow_up(date(2025, 9, 30)))
         .unwrap();
     (c, w)
 }
@@ -972,13 +973,8 @@ fn csv_export_is_pseudonymised_by_default() {
     let mut store = open(&dir, "hub.db", SUPERVISOR);
     let (c, w) = export_fixture(&mut store);
     let out = dir.path().join("export");
-    let paths = store
-        .export_to_dir(
-            &out,
-            ExportFormat::Csv,
-            ExportOptions::default(),
-            Role::CommunityMonitor,
-        )
+    let paths = as_role(&mut store, Role::CommunityMonitor)
+        .export_to_dir(&out, ExportFormat::Csv, ExportOptions::default())
         .unwrap();
     let names: Vec<String> = paths
         .iter()
@@ -1028,13 +1024,8 @@ fn csv_export_is_pseudonymised_by_default() {
     assert_eq!(rows.len(), 1);
 
     // JSON: the same tables, no personal data either.
-    let paths = store
-        .export_to_dir(
-            &out,
-            ExportFormat::Json,
-            ExportOptions::default(),
-            Role::Inspector,
-        )
+    let paths = as_role(&mut store, Role::Inspector)
+        .export_to_dir(&out, ExportFormat::Json, ExportOptions::default())
         .unwrap();
     assert_eq!(paths.len(), 5);
     let cases: serde_json::Value =
@@ -1058,11 +1049,11 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
         include_personal_data: true,
     };
     for role in [Role::Inspector, Role::CommunityMonitor] {
-        not_allowed(store.export_tables(personal, role));
+        not_allowed(as_role(&mut store, role).export_tables(personal));
     }
     let out = dir.path().join("personal");
-    store
-        .export_to_dir(&out, ExportFormat::Csv, personal, Role::Supervisor)
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&out, ExportFormat::Csv, personal)
         .unwrap();
     let (header, rows) = read_csv(&out.join("workplaces.csv"));
     let col = |h: &str| header.iter().position(|x| x == h).unwrap();
@@ -1074,12 +1065,12 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
     assert_eq!(rows[0][col("date_of_birth")], "2014-05-10");
 
     // An empty store still writes every table with its header.
-    let empty = open(&dir, "empty.db", SUPERVISOR);
-    let tables = empty
-        .export_tables(ExportOptions::default(), Role::Supervisor)
+    let mut empty = open(&dir, "empty.db", SUPERVISOR);
+    let tables = as_role(&mut empty, Role::Supervisor)
+        .export_tables(ExportOptions::default())
         .unwrap();
-    let full = store
-        .export_tables(ExportOptions::default(), Role::Supervisor)
+    let full = as_role(&mut store, Role::Supervisor)
+        .export_tables(ExportOptions::default())
         .unwrap();
     for (e, f) in tables.iter().zip(&full) {
         assert!(e.rows.is_empty());

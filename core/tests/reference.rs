@@ -3,6 +3,8 @@
 //! versions a record was captured with, labels by language, area trees, referral directories,
 //! and classification at every boundary of two country profiles.
 
+mod common;
+
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -146,6 +148,12 @@ fn bf_profile() -> CountryProfile {
     }
 }
 
+/// Publishes the sample area tree (`reference/areas-CI.json`) on the hub.
+fn publish_sample_areas(hub: &mut Store) {
+    let file = common::sample_areas();
+    hub.publish_reference(&file.key, file.content).unwrap();
+}
+
 fn ci_areas() -> AreaNode {
     let community = |code: &str, name: &str| AreaNode::new(code, Labels::fr_en(name, name), vec![]);
     AreaNode::new(
@@ -269,6 +277,8 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
         monitor.store.reference().rule_set_for_country("CI").label(),
         "CI@1"
     );
+    // The hub serves a country's records once its area tree is published.
+    publish_sample_areas(&mut hub);
     // Another country still gets the default profile.
     assert_eq!(
         monitor.store.reference().rule_set_for_country("GH").label(),
@@ -383,6 +393,11 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
         store: late,
     };
     assert!(late.store.reference().rule_set_at("CI", 2).is_none());
+    // It holds the area tree (published before it last synced, say): only the profile is new.
+    let areas_id = ReferenceDocument::id_for(ReferenceType::AdministrativeAreas, "CI");
+    late.store
+        .merge_document(areas_id, &monitor.store.export_document(areas_id).unwrap())
+        .unwrap();
     late.store
         .merge_document(new.id, &monitor.store.export_document(new.id).unwrap())
         .unwrap();
@@ -635,7 +650,18 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
     ));
 
     // An edit made on a device by other means (straight into the document) and a forged new
-    // reference document are both refused by the hub; the rest of the push goes through.
+    // reference document are both refused by the hub; the rest of the push goes through (a
+    // case captured before the forgery: one captured after would name the forged version,
+    // which the hub does not hold).
+    let case = monitor
+        .store
+        .create(&child(
+            ci("CI-R1-D1", "CI-R1-D1-C01"),
+            12,
+            10,
+            monitor.principal.user,
+        ))
+        .unwrap();
     let author = doc::ChangeAuthor {
         user: monitor.principal.user,
         device: monitor.principal.device,
@@ -655,15 +681,6 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
     monitor
         .store
         .merge_document(forged.id, &fresh.save())
-        .unwrap();
-    let case = monitor
-        .store
-        .create(&child(
-            ci("CI-R1-D1", "CI-R1-D1-C01"),
-            12,
-            10,
-            monitor.principal.user,
-        ))
         .unwrap();
     let summary = sync(monitor, &mut hub);
     let mut refused = summary.refused.clone();
@@ -887,6 +904,8 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(&dir);
     let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    // The hub tells the device its user's role (workflow calls act with it).
+    sync(&mut monitor, &mut hub);
     let by = monitor.principal.user;
     let c01 = ci("CI-R1-D1", "CI-R1-D1-C01");
     // Captured with the built-in directory (service types, no providers): any provider name.
@@ -905,7 +924,6 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
         .refer_case(
             before.id,
             referral(ServiceKind::Education, "École du village"),
-            Role::CommunityMonitor,
         )
         .unwrap();
 
@@ -971,27 +989,22 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
     );
     let (case, _) = monitor
         .store
-        .refer_case(
-            case.id,
-            referral(ServiceKind::Education, "EPP-AKE"),
-            Role::CommunityMonitor,
-        )
+        .refer_case(case.id, referral(ServiceKind::Education, "EPP-AKE"))
         .unwrap();
     let (field, rule) = validation(monitor.store.refer_case(
         case.id,
         referral(ServiceKind::Education, "École du village"),
-        Role::CommunityMonitor,
     ));
     assert!(
         field.starts_with("referrals.") && field.ends_with(".provider"),
         "{field}"
     );
     assert!(rule.contains("provider code"), "{rule}");
-    let (field, _) = validation(monitor.store.refer_case(
-        case.id,
-        referral(ServiceKind::Education, "CSU-R1"),
-        Role::CommunityMonitor,
-    ));
+    let (field, _) = validation(
+        monitor
+            .store
+            .refer_case(case.id, referral(ServiceKind::Education, "CSU-R1")),
+    );
     assert!(field.ends_with(".service"), "{field}");
     // The case from before keeps its free-text referral.
     let mut edit: ChildCase = monitor.store.get(before.id).unwrap();
@@ -1066,7 +1079,8 @@ fn classification_at_every_boundary_of_two_profiles() {
             .unwrap(),
         1
     );
-    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["BF-C1", "CI-C1"]);
+    // A supervisor: the follow-up schedule below starts at a verification.
+    let mut monitor = device(&dir, "monitor", Role::Supervisor, &["BF-C1", "CI-C1"]);
     sync(&mut monitor, &mut hub);
     let by = monitor.principal.user;
     let default_rules = RuleSet::ilo_default();
@@ -1143,21 +1157,15 @@ fn classification_at_every_boundary_of_two_profiles() {
                 date: on,
                 outcome: String::new(),
             },
-            Role::CommunityMonitor,
         )
         .unwrap();
     monitor
         .store
-        .transition_case_on(
-            c.id,
-            CaseStatus::ReceivingServices,
-            Role::CommunityMonitor,
-            on,
-        )
+        .transition_case_on(c.id, CaseStatus::ReceivingServices, on)
         .unwrap();
     let c = monitor
         .store
-        .transition_case_on(c.id, CaseStatus::Withdrawn, Role::Supervisor, on)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, on)
         .unwrap();
     assert_eq!(c.follow_up_due, Some(date(2026, 6, 1)));
     let (c, key) = monitor
@@ -1170,7 +1178,6 @@ fn classification_at_every_boundary_of_two_profiles() {
                 notes: String::new(),
                 next_due: None,
             },
-            Role::CommunityMonitor,
         )
         .unwrap();
     assert_eq!(c.followups[&key].next_due, Some(date(2026, 8, 1)));

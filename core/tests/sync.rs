@@ -19,14 +19,9 @@ fn area(district: &str, community: &str) -> Area {
     Area::new("CI", "CI-R1", district, community)
 }
 
+/// A hub with the sample area tree published (`reference/areas-CI.json`).
 fn hub(dir: &TempDir) -> Store {
-    let config = StoreConfig::new(
-        dir.path().join("hub.db"),
-        Encryption::Unencrypted,
-        Uuid::now_v7(),
-    )
-    .role(StoreRole::Hub);
-    Store::open(config).unwrap()
+    common::hub_store(&dir.path().join("hub.db"))
 }
 
 fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
@@ -94,6 +89,9 @@ fn devices_and_hub_converge_and_keep_conflicts() {
     let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
     let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    // A first sync brings the hub's reference data (its area tree) and the user's role.
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
 
     let w = workplace(c1.clone(), "Plantation Aké");
     let mut visits = Vec::new();
@@ -216,8 +214,8 @@ fn partial_replication_and_refusals_per_record() {
         .collect();
     assert_eq!(
         got,
-        BTreeSet::from([va.id, ca.id]),
-        "a monitor receives child cases and visits of their areas only"
+        BTreeSet::from([va.id, ca.id, wa.id]),
+        "a monitor receives the workplaces, child cases and visits of their areas only"
     );
 
     sync(&mut inspector_b, &mut hub);
@@ -227,12 +225,13 @@ fn partial_replication_and_refusals_per_record() {
         .collect();
     assert_eq!(
         got,
-        BTreeSet::from([wb.id, vb.id]),
-        "an inspector receives workplaces and visits of their areas"
+        BTreeSet::from([wb.id, vb.id, cb.id]),
+        "an inspector receives the workplaces, visits and child cases of their areas"
     );
 
-    // The monitor records a case in someone else's area, and a workplace (not a monitor's kind),
-    // and a legitimate case: only the legitimate one is stored, the others are reported and kept.
+    // The monitor records a case in someone else's area, a workplace (monitors register the
+    // farms and households they visit) and a legitimate case: the case outside their area is
+    // reported and kept, the others are stored.
     let foreign = monitor_a
         .store
         .create(&child(b.clone(), "Hors zone", monitor_a.principal.user))
@@ -247,21 +246,16 @@ fn partial_replication_and_refusals_per_record() {
         .unwrap();
     let summary = sync(&mut monitor_a, &mut hub);
     let refused: BTreeSet<(Uuid, Refusal)> = summary.refused.iter().copied().collect();
-    assert_eq!(
-        refused,
-        BTreeSet::from([
-            (foreign.id, Refusal::OutOfScope),
-            (not_mine.id, Refusal::KindNotAllowed)
-        ])
-    );
+    assert_eq!(refused, BTreeSet::from([(foreign.id, Refusal::OutOfScope)]));
     assert!(hub.kind_of(mine.id).is_ok());
+    assert!(hub.kind_of(not_mine.id).is_ok());
     assert!(hub.kind_of(foreign.id).is_err());
     assert_eq!(
         monitor_a.store.get::<ChildCase>(foreign.id).unwrap().name,
         "Hors zone",
         "the sender keeps its copy"
     );
-    assert_eq!(summary.pending, 2);
+    assert_eq!(summary.pending, 1);
 
     // Moving a record out of one's areas is refused too; the hub keeps its version.
     let mut moved = monitor_a.store.get::<ChildCase>(ca.id).unwrap();

@@ -4,12 +4,22 @@
 //! rotation is cut short; cases are handed from one user to another; and the key file holds
 //! neither the PIN nor the data key.
 
+mod common;
+
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 use vigie_core::vault::RotationCrash;
 use vigie_core::*;
+
+/// The store, acting as `role` (as a hub would have told it at a sync; `common::act_as`).
+fn as_role(store: &mut Store, role: Role) -> &mut Store {
+    if store.user_profile().unwrap().map(|p| p.role) != Some(role) {
+        common::act_as(store, role, &["CI-R1"]);
+    }
+    store
+}
 
 const USER_A: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0b01);
 const USER_B: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0b02);
@@ -683,7 +693,8 @@ fn open_cases_are_handed_over_to_another_user_and_closed_ones_refused() {
         notes: String::new(),
         next_due: Some(date(2026, 4, 10)),
     };
-    a.add_follow_up(open_1, follow_up, Role::CommunityMonitor)
+    as_role(&mut a, Role::CommunityMonitor)
+        .add_follow_up(open_1, follow_up)
         .unwrap();
     let referral = Referral {
         service: ServiceKind::Education,
@@ -691,13 +702,17 @@ fn open_cases_are_handed_over_to_another_user_and_closed_ones_refused() {
         date: date(2026, 3, 3),
         outcome: String::new(),
     };
-    a.refer_case(closed, referral, Role::Supervisor).unwrap();
+    as_role(&mut a, Role::Supervisor)
+        .refer_case(closed, referral)
+        .unwrap();
     for to in [
         CaseStatus::ReceivingServices,
         CaseStatus::Withdrawn,
         CaseStatus::Closed,
     ] {
-        a.transition_case(closed, to, Role::Supervisor).unwrap();
+        as_role(&mut a, Role::Supervisor)
+            .transition_case(closed, to)
+            .unwrap();
     }
     let due = |store: &Store, who: Uuid| -> Vec<Uuid> {
         store

@@ -5,14 +5,14 @@
 use crate::auth::{AuthError, DeviceInfo, Registry, Token};
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
     HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, QuarantineView,
     Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_sync, read_record,
     update_record,
 };
-use vigie_core::{ChangeAuthor, Error, ReferenceData, Store, User};
+use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
 pub trait Backend: Send + Sync {
     /// Checks a presented token; returns the device's user.
@@ -48,6 +48,11 @@ pub trait Backend: Send + Sync {
     /// at once, and the device keeps its store. `Unknown` if there is no such device,
     /// `Revoked` if it was revoked (enrol a new one).
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError>;
+    /// The reference data in force: built in, and every version published on this hub.
+    fn reference(&self) -> Result<Arc<ReferenceData>, Error>;
+    /// Publishes a file's content as the next version of its document (an area tree, a
+    /// country profile...); devices receive it at their next sync. Returns the version.
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error>;
     /// How many requests it can usefully serve at once.
     fn concurrency(&self) -> usize;
     /// The console's accounts, sessions, throttling and audit log.
@@ -63,8 +68,8 @@ pub trait Backend: Send + Sync {
         &self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<(), Error>,
     ) -> Result<(), Error>;
-    /// The actor the hub writes its own changes with, and the reference data it checks with.
-    fn writer(&self) -> (automerge::ActorId, std::sync::Arc<ReferenceData>);
+    /// The actor the hub writes its own changes with (console actions).
+    fn actor(&self) -> automerge::ActorId;
     /// Handles one sync request from an authenticated device.
     fn sync(
         &self,
@@ -330,9 +335,8 @@ impl Backend for Embedded {
         store.purge_freed_content()
     }
 
-    fn writer(&self) -> (automerge::ActorId, std::sync::Arc<ReferenceData>) {
-        let store = lock(&self.store);
-        (store.actor().clone(), store.reference())
+    fn actor(&self) -> automerge::ActorId {
+        lock(&self.store).actor().clone()
     }
 
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
@@ -401,6 +405,14 @@ impl Backend for Embedded {
         let mut store = lock(&self.store);
         let reference = store.reference();
         review_in(&mut *store, &reference, entry, accept, by)
+    }
+
+    fn reference(&self) -> Result<Arc<ReferenceData>, Error> {
+        Ok(lock(&self.store).reference())
+    }
+
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error> {
+        lock(&self.store).publish_reference(&file.key, file.content.clone())
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {

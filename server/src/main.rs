@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
-use vigie_core::{Encryption, ExportFormat, ExportOptions, Role, Store, StoreConfig, User};
+use vigie_core::{
+    AreaLevel, Encryption, ExportFormat, ExportOptions, ReferenceFile, ReferenceType, Role, Store,
+    StoreConfig, User,
+};
 use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
 use vigie_server::backend::Backend;
@@ -111,6 +114,12 @@ enum Command {
         record: Uuid,
         #[arg(long)]
         by: Uuid,
+    },
+    /// Publish reference data (area trees, country profiles, checklists, sectors, referral
+    /// directories); devices receive it at their next sync.
+    Reference {
+        #[command(subcommand)]
+        command: ReferenceCommand,
     },
     /// Review changes kept from users who lost a record's area.
     Quarantine {
@@ -221,6 +230,27 @@ enum ConsoleCommand {
             default_value = "http://127.0.0.1:8470"
         )]
         public_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReferenceCommand {
+    /// Publish each FILE as the next version of its document: JSON holding the key and one
+    /// content named by its type, e.g. `{"key": "CI", "administrative_areas": {"code": "CI",
+    /// "labels": {"fr": "..."}, "children": [...]}}` (reference/areas-CI.json is a sample area
+    /// tree). Prints one JSON line per file: type, key, version. A file that does not parse or
+    /// validate stops the command before anything is published.
+    Publish {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// One JSON line per reference document the hub holds: type, key, versions (built in or
+    /// published), and for an area tree the number of areas of each level.
+    List {
+        #[command(flatten)]
+        hub: HubData,
     },
 }
 
@@ -404,21 +434,23 @@ fn run(cli: Cli) -> Result<(), String> {
             if role != Role::Administrator && areas.is_empty() {
                 return Err("a field user or supervisor needs at least one --area".into());
             }
-            let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
-            let user = hub
-                .open()?
-                .add_user(&User::new(&name, role, &areas))
+            let area_codes: Vec<&str> = areas.iter().map(String::as_str).collect();
+            let backend = hub.open()?;
+            let user = backend
+                .add_user(&User::new(&name, role, &area_codes))
                 .map_err(|e| e.to_string())?;
+            warn_unplaced_areas(&*backend, &areas)?;
             println!("{}", user.id);
             Ok(())
         }
         Command::User {
             command: UserCommand::Areas { hub, user, areas },
         } => {
-            hub.open()?
+            let backend = hub.open()?;
+            backend
                 .set_user_areas(user, &areas)
                 .map_err(|e| e.to_string())?;
-            Ok(())
+            warn_unplaced_areas(&*backend, &areas)
         }
         Command::User {
             command: UserCommand::List { hub },
@@ -507,6 +539,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Quarantine { command } => quarantine(command),
+        Command::Reference { command } => reference(command),
         Command::Sync {
             hub,
             store,
@@ -554,7 +587,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 include_personal_data: personal,
             };
             let paths = store
-                .export_to_dir(&out, format, options, Role::Supervisor)
+                .export_to_dir(&out, format, options)
                 .map_err(|e| e.to_string())?;
             for path in paths {
                 println!("{}", path.display());
@@ -574,6 +607,97 @@ fn area_json(area: &Option<vigie_core::Area>) -> serde_json::Value {
         }),
         None => serde_json::Value::Null,
     }
+}
+
+/// A user's area code matches records at the level the area tree of its country gives it: a
+/// code found in no published tree gives no access (until a tree naming it is published).
+fn warn_unplaced_areas(backend: &dyn Backend, areas: &[String]) -> Result<(), String> {
+    let reference = backend.reference().map_err(|e| e.to_string())?;
+    for code in areas {
+        if reference.grants_of(code).is_empty() {
+            eprintln!(
+                "vigie: warning: area {code} is in no published area tree: it gives no access \
+                 until a tree naming it is published (vigie reference publish)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn reference(command: ReferenceCommand) -> Result<(), String> {
+    match command {
+        ReferenceCommand::Publish { hub, files } => {
+            // Every file is read and checked before anything is published.
+            let mut parsed = Vec::with_capacity(files.len());
+            for path in &files {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let file =
+                    ReferenceFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                parsed.push(file);
+            }
+            let backend = hub.open()?;
+            for file in &parsed {
+                let version = backend.publish_reference(file).map_err(|e| e.to_string())?;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "type": file.content.reference_type().as_str(),
+                        "key": file.key,
+                        "version": version,
+                    })
+                );
+            }
+            Ok(())
+        }
+        ReferenceCommand::List { hub } => {
+            let reference = hub.open()?.reference().map_err(|e| e.to_string())?;
+            for ty in [
+                ReferenceType::CountryProfile,
+                ReferenceType::Checklist,
+                ReferenceType::Sectors,
+                ReferenceType::ReferralServices,
+                ReferenceType::AdministrativeAreas,
+            ] {
+                for key in reference.keys(ty) {
+                    let versions: Vec<serde_json::Value> = reference
+                        .versions(ty, key)
+                        .into_iter()
+                        .map(|v| {
+                            serde_json::json!({
+                                "version": v,
+                                "published": reference.is_published(ty, key, v),
+                            })
+                        })
+                        .collect();
+                    let mut line = serde_json::json!({
+                        "type": ty.as_str(),
+                        "key": key,
+                        "versions": versions,
+                    });
+                    if let Some(tree) = reference.area_tree(key) {
+                        line["areas"] = area_counts(tree);
+                    }
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The number of areas of each level of a tree.
+fn area_counts(tree: &vigie_core::reference::AreaNode) -> serde_json::Value {
+    let mut counts = serde_json::Map::new();
+    let mut level: Vec<&vigie_core::reference::AreaNode> = vec![tree];
+    for name in AreaLevel::ALL {
+        if level.is_empty() {
+            break;
+        }
+        counts.insert(name.as_str().into(), level.len().into());
+        level = level.iter().flat_map(|n| n.children.iter()).collect();
+    }
+    serde_json::Value::Object(counts)
 }
 
 fn quarantine(command: QuarantineCommand) -> Result<(), String> {

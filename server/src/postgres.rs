@@ -18,15 +18,18 @@ use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::doc::ChangeAuthor;
 use vigie_core::store::{compress_document, decode_stored, heads_bytes, new_change_hashes};
 use vigie_core::sync::{
     ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, StoredRecord,
+    LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, Scope, StoredRecord,
 };
-use vigie_core::{Area, Error, RecordKind, ReferenceData, Result, Store, User};
+use vigie_core::{
+    Area, Error, RecordKind, ReferenceData, ReferenceDocument, ReferenceFile, Result, Store, User,
+};
 
 type Manager = PostgresConnectionManager<NoTls>;
 
@@ -34,7 +37,7 @@ type Manager = PostgresConnectionManager<NoTls>;
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
-const SCHEMA_VERSION: i32 = 5;
+const SCHEMA_VERSION: i32 = 6;
 /// How often a transaction that collided with another process runs again before giving up.
 const ATTEMPTS: usize = 10;
 
@@ -119,6 +122,11 @@ const SCHEMA_V4: &str = "
     );
     ALTER TABLE change_log ADD COLUMN push BIGINT;
 ";
+/// Reference documents are read at every request to know whether they changed (see the embedded
+/// store's migration 007): a partial index keeps that cheap.
+const SCHEMA_V5: &str = "
+    CREATE INDEX records_reference ON records (last_seq) WHERE kind = 5;
+";
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
 /// the values of a failed statement).
@@ -167,7 +175,60 @@ pub enum ConnectError {
 pub struct Postgres {
     pool: Pool<Manager>,
     actor: ActorId,
-    reference: ReferenceData,
+    reference: ReferenceCache,
+}
+
+/// The reference data in force, loaded from the reference documents and kept until they change
+/// (any hub process may publish: the count and newest change of the documents tell).
+struct ReferenceCache {
+    base: ReferenceData,
+    loaded: Mutex<Option<(ReferenceMarker, Arc<ReferenceData>)>>,
+}
+
+/// How many reference documents there are and the newest change among them.
+type ReferenceMarker = (i64, i64);
+
+impl ReferenceCache {
+    fn new() -> ReferenceCache {
+        ReferenceCache {
+            base: ReferenceData::builtin(),
+            loaded: Mutex::new(None),
+        }
+    }
+
+    fn get(&self, tx: &mut postgres::Transaction<'_>) -> Result<Arc<ReferenceData>> {
+        let row = tx
+            .query_one(
+                "SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5",
+                &[],
+            )
+            .map_err(storage_error)?;
+        let marker: ReferenceMarker = (row.get(0), row.get(1));
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, data)) = loaded.as_ref()
+            && *at == marker
+        {
+            return Ok(data.clone());
+        }
+        let mut data = self.base.clone();
+        for row in tx
+            .query("SELECT id, doc FROM records WHERE kind = 5", &[])
+            .map_err(storage_error)?
+        {
+            let id: Uuid = row.get(0);
+            // A document that does not read adds nothing: records naming its versions say so
+            // when they are validated.
+            let document = decode_stored(id, row.get(1))
+                .and_then(|bytes| vigie_core::doc::load(id, &bytes))
+                .and_then(|d| vigie_core::doc::read_record::<ReferenceDocument>(&d, id));
+            if let Ok(document) = document {
+                data.add_published(&document);
+            }
+        }
+        let data = Arc::new(data);
+        *loaded = Some((marker, data.clone()));
+        Ok(data)
+    }
 }
 
 impl Postgres {
@@ -189,8 +250,15 @@ impl Postgres {
         Ok(Postgres {
             pool,
             actor: vigie_core::doc::actor_for(crate::HUB_ADMIN, nonce),
-            reference: ReferenceData::builtin(),
+            reference: ReferenceCache::new(),
         })
+    }
+
+    fn storage(&self) -> PgStorage<'_> {
+        PgStorage {
+            pool: &self.pool,
+            reference: &self.reference,
+        }
     }
 
     pub(crate) fn client(&self) -> Result<PooledConnection<Manager>> {
@@ -337,6 +405,9 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
         tx.batch_execute(SCHEMA_V4).map_err(storage_error)?;
     }
     if version < 5 {
+        tx.batch_execute(SCHEMA_V5).map_err(storage_error)?;
+    }
+    if version < 6 {
         // The console's accounts, invitations, sessions, failed sign-ins and audit log.
         tx.batch_execute(crate::console::storage::POSTGRES_SCHEMA)
             .map_err(storage_error)?;
@@ -367,6 +438,7 @@ struct Pending {
 
 struct PgTransaction<'a> {
     tx: postgres::Transaction<'a>,
+    reference: &'a ReferenceCache,
     pending: Vec<Pending>,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
@@ -456,31 +528,46 @@ impl HubTransaction for PgTransaction<'_> {
             .get(0))
     }
 
+    fn reference(&mut self) -> Result<Arc<ReferenceData>> {
+        self.reference.get(&mut self.tx)
+    }
+
     fn changed(
         &mut self,
-        who: &Principal,
+        scope: &Scope,
         after: i64,
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let kinds: Vec<i16> = who.kinds().iter().map(|k| *k as i16).collect();
-        let areas: Vec<String> = who.areas.iter().cloned().collect();
+        let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
+        // Each area code matches at its level, in its country only (`AreaGrant::covers`):
+        // "country code" for each level (codes hold no spaces).
+        let mut by_level: [Vec<String>; 4] = Default::default();
+        for grant in scope.areas.grants() {
+            by_level[grant.level as usize].push(format!("{} {}", grant.country, grant.code));
+        }
+        let [countries, regions, districts, communities] = &by_level;
         let rows = self
             .tx
             .query(
                 "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
                  WHERE last_seq > $1 AND last_seq <= $2
-                   AND (kind = $6 OR (kind = ANY($3)
-                        AND (country = ANY($4) OR region = ANY($4) OR district = ANY($4)
-                             OR community = ANY($4))))
-                 ORDER BY last_seq LIMIT $5",
+                   AND (kind = $5 OR (kind = ANY($3)
+                        AND (country || ' ' || country = ANY($6)
+                             OR country || ' ' || region = ANY($7)
+                             OR country || ' ' || district = ANY($8)
+                             OR country || ' ' || community = ANY($9))))
+                 ORDER BY last_seq LIMIT $4",
                 &[
                     &after,
                     &upto,
                     &kinds,
-                    &areas,
                     &(limit as i64),
                     &(RecordKind::Reference as i16),
+                    countries,
+                    regions,
+                    districts,
+                    communities,
                 ],
             )
             .map_err(storage_error)?;
@@ -825,6 +912,7 @@ impl PgTransaction<'_> {
 /// One use of the pool as the engine's storage.
 struct PgStorage<'p> {
     pool: &'p Pool<Manager>,
+    reference: &'p ReferenceCache,
 }
 
 impl PgStorage<'_> {
@@ -852,6 +940,7 @@ impl PgStorage<'_> {
                 .map_err(storage_error)?;
                 let mut pg = PgTransaction {
                     tx,
+                    reference: self.reference,
                     pending: Vec::new(),
                     pushing: None,
                     written: HashMap::new(),
@@ -921,14 +1010,11 @@ impl Backend for Postgres {
     }
 
     fn write(&self, work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<()>) -> Result<()> {
-        PgStorage { pool: &self.pool }.in_transaction(work)
+        self.storage().in_transaction(work)
     }
 
-    fn writer(&self) -> (ActorId, std::sync::Arc<ReferenceData>) {
-        (
-            self.actor.clone(),
-            std::sync::Arc::new(self.reference.clone()),
-        )
+    fn actor(&self) -> ActorId {
+        self.actor.clone()
     }
 
     fn authenticate(&self, token: &Token) -> std::result::Result<Uuid, AuthError> {
@@ -1038,7 +1124,7 @@ impl Backend for Postgres {
     }
 
     fn user(&self, id: Uuid) -> Result<Option<User>> {
-        PgStorage { pool: &self.pool }
+        self.storage()
             .in_transaction(&mut |tx| vigie_core::sync::read_record::<User>(tx, id))
     }
 
@@ -1047,8 +1133,9 @@ impl Backend for Postgres {
             user: crate::HUB_ADMIN,
             device: crate::HUB_ADMIN,
         };
-        PgStorage { pool: &self.pool }.in_transaction(&mut |tx| {
-            vigie_core::sync::create_record(tx, &self.actor, author, &self.reference, user)
+        self.storage().in_transaction(&mut |tx| {
+            let reference = tx.reference()?;
+            vigie_core::sync::create_record(tx, &self.actor, author, &reference, user)
         })
     }
 
@@ -1058,27 +1145,22 @@ impl Backend for Postgres {
         request: &[u8],
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
-        vigie_core::sync::handle_sync(&mut PgStorage { pool: &self.pool }, who, request, limits)
+        vigie_core::sync::handle_sync(&mut self.storage(), who, request, limits)
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {
         // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
         // own storage encryption protects them meanwhile.
-        crate::backend::erase_in(&mut PgStorage { pool: &self.pool }, by, record)
+        crate::backend::erase_in(&mut self.storage(), by, record)
     }
 
     fn quarantined(&self) -> Result<Vec<QuarantineView>> {
-        crate::backend::quarantined_in(&mut PgStorage { pool: &self.pool })
+        crate::backend::quarantined_in(&mut self.storage())
     }
 
     fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {
-        crate::backend::review_in(
-            &mut PgStorage { pool: &self.pool },
-            &self.reference,
-            entry,
-            accept,
-            by,
-        )
+        let reference = self.reference()?;
+        crate::backend::review_in(&mut self.storage(), &reference, entry, accept, by)
     }
 
     fn users(&self) -> Result<Vec<User>> {
@@ -1099,21 +1181,26 @@ impl Backend for Postgres {
     }
 
     fn deactivate_user(&self, user: Uuid) -> Result<bool> {
-        crate::backend::deactivate_in(
-            &mut PgStorage { pool: &self.pool },
-            &self.actor,
-            &self.reference,
-            user,
-        )
+        let reference = self.reference()?;
+        crate::backend::deactivate_in(&mut self.storage(), &self.actor, &reference, user)
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User> {
-        crate::backend::set_areas_in(
-            &mut PgStorage { pool: &self.pool },
-            &self.actor,
-            &self.reference,
-            user,
-            areas,
-        )
+        let reference = self.reference()?;
+        crate::backend::set_areas_in(&mut self.storage(), &self.actor, &reference, user, areas)
+    }
+
+    fn reference(&self) -> Result<Arc<ReferenceData>> {
+        self.storage().in_transaction(&mut |tx| tx.reference())
+    }
+
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32> {
+        let author = ChangeAuthor {
+            user: crate::HUB_ADMIN,
+            device: crate::HUB_ADMIN,
+        };
+        self.storage().in_transaction(&mut |tx| {
+            vigie_core::sync::publish_reference(tx, &self.actor, author, &file.key, &file.content)
+        })
     }
 }

@@ -412,7 +412,8 @@ fn nothing_leaks_outside_the_scope() {
         .id;
     let workplace = supervisor
         .store
-        .create(&workplace(area(C07), "Carrière de Soubré"))
+        // Outside the probe's community (monitors receive their communities' workplaces).
+        .create(&workplace(area(C01), "Carrière de Soubré"))
         .unwrap()
         .id;
     let erased_here = supervisor

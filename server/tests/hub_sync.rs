@@ -19,11 +19,31 @@ const ROUNDS: usize = 40;
 /// The kinds and communities a device creates records in, within its scope.
 fn creatable(d: &Device) -> (&'static [RecordKind], &'static [&'static str]) {
     match d.principal.role {
-        Role::CommunityMonitor if d.principal.areas.contains(C01) => {
-            (&[RecordKind::ChildCase, RecordKind::Visit], &[C01])
-        }
-        Role::CommunityMonitor => (&[RecordKind::ChildCase, RecordKind::Visit], &[C02]),
-        Role::Inspector => (&[RecordKind::Workplace, RecordKind::Visit], &[C01, C02]),
+        // Every role registers workplaces, records visits and opens child cases in its areas.
+        Role::CommunityMonitor if d.principal.areas.contains(C01) => (
+            &[
+                RecordKind::ChildCase,
+                RecordKind::Visit,
+                RecordKind::Workplace,
+            ],
+            &[C01],
+        ),
+        Role::CommunityMonitor => (
+            &[
+                RecordKind::ChildCase,
+                RecordKind::Visit,
+                RecordKind::Workplace,
+            ],
+            &[C02],
+        ),
+        Role::Inspector => (
+            &[
+                RecordKind::Workplace,
+                RecordKind::Visit,
+                RecordKind::ChildCase,
+            ],
+            &[C01, C02],
+        ),
         Role::Supervisor => (
             &[
                 RecordKind::Workplace,
@@ -40,19 +60,19 @@ fn creatable(d: &Device) -> (&'static [RecordKind], &'static [&'static str]) {
 fn out_of_scope(rng: &mut rand_chacha::ChaCha8Rng, d: &Device) -> (RecordKind, Area, Refusal) {
     let choices: Vec<(RecordKind, Area, Refusal)> = match d.principal.role {
         Role::CommunityMonitor => {
-            let (own, other) = if d.principal.areas.contains(C01) {
-                (C01, C02)
+            let other = if d.principal.areas.contains(C01) {
+                C02
             } else {
-                (C02, C01)
+                C01
             };
             vec![
                 (RecordKind::ChildCase, area(other), Refusal::OutOfScope),
                 (RecordKind::Visit, area(C07), Refusal::OutOfScope),
-                (RecordKind::Workplace, area(own), Refusal::KindNotAllowed),
+                (RecordKind::Workplace, area(other), Refusal::OutOfScope),
             ]
         }
         Role::Inspector => vec![
-            (RecordKind::ChildCase, area(C01), Refusal::KindNotAllowed),
+            (RecordKind::ChildCase, area(C07), Refusal::OutOfScope),
             (RecordKind::Visit, area(C07), Refusal::OutOfScope),
         ],
         Role::Supervisor => vec![

@@ -85,3 +85,10 @@ class Recorder(vigie.ChangeListener):
 
     def on_bulk_change(self, source, records):
         self.bulk.append((source, records))
+
+
+def as_role(store, role, areas=("CI-R1",)):
+    """The store acting as `role` (as the hub tells a device at a sync), through the library's
+    test hook: for the tests of the workflow without a hub."""
+    store.debug_assume_role(role, list(areas))
+    return store

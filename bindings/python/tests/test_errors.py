@@ -3,7 +3,7 @@
 import pytest
 
 import vigie
-from conftest import key, new_id
+from conftest import as_role, key, new_id
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 
@@ -46,7 +46,7 @@ def test_not_allowed_and_authentication(env):
         child.estimated_age = 9
         child = store.create_child_case(child)
         with pytest.raises(vigie.VigieError.NotAllowed):
-            store.transition_case(child.id, vigie.CaseStatus.CLOSED, vigie.Role.SUPERVISOR)
+            as_role(store, vigie.Role.SUPERVISOR).transition_case(child.id, vigie.CaseStatus.CLOSED)
     with pytest.raises(vigie.VigieError.Authentication):
         vigie.open_store(path, key(7), user, None)
     with pytest.raises(vigie.VigieError.Authentication):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import vigie
-from conftest import key, new_id
+from conftest import as_role, key, new_id
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 MONITOR, SUPERVISOR, INSPECTOR = vigie.Role.COMMUNITY_MONITOR, vigie.Role.SUPERVISOR, vigie.Role.INSPECTOR
@@ -36,22 +36,23 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
     with fresh(env) as store:
         case = child(store, "CI-W-0001", "Aya Kouassi")
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.transition_case(case.id, vigie.CaseStatus.CLOSED, SUPERVISOR)
+            as_role(store, SUPERVISOR).transition_case(case.id, vigie.CaseStatus.CLOSED)
         assert e.value.reason == "a case cannot go from identified to closed"
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.transition_case(case.id, vigie.CaseStatus.REFERRED, MONITOR)
+            as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.REFERRED)
         assert "refer_case" in e.value.reason
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.refer_case(case.id, referral(), INSPECTOR)
-        assert e.value.reason == "an inspector does not manage child cases"
+            as_role(store, INSPECTOR).add_follow_up(case.id, vigie.new_follow_up(
+                "2026-03-04", vigie.FollowUpSituation.AT_RISK, None))
+        assert e.value.reason.startswith("an inspector opens and refers child cases")
         assert "Aya" not in str(e.value)
 
-        case = store.refer_case(case.id, referral(), MONITOR)
+        case = as_role(store, MONITOR).refer_case(case.id, referral())
         assert case.status == vigie.CaseStatus.REFERRED
         assert [r.provider for r in case.referrals] == ["École primaire de Kouamé"]
-        case = store.transition_case(case.id, vigie.CaseStatus.RECEIVING_SERVICES, MONITOR)
+        case = as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.RECEIVING_SERVICES)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.transition_case(case.id, vigie.CaseStatus.WITHDRAWN, MONITOR)
+            as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.WITHDRAWN)
         assert e.value.reason == "only a supervisor may make a case withdrawn (a community monitor may not)"
         with pytest.raises(vigie.VigieError.NotAllowed):
             vigie.check_case_transition(vigie.CaseStatus.RECEIVING_SERVICES, vigie.CaseStatus.WITHDRAWN, MONITOR)
@@ -59,14 +60,14 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
         assert store.get_child_case(case.id).status == vigie.CaseStatus.RECEIVING_SERVICES
 
         # The supervisor verifies the withdrawal: the follow-up schedule starts.
-        case = store.transition_case(case.id, vigie.CaseStatus.WITHDRAWN, SUPERVISOR)
+        case = as_role(store, SUPERVISOR).transition_case(case.id, vigie.CaseStatus.WITHDRAWN)
         assert case.remediated_on is not None and case.follow_up_due is not None
-        case = store.add_follow_up(case.id, vigie.new_follow_up("2026-06-01", vigie.FollowUpSituation.IN_SCHOOL,
-                                                                None), MONITOR)
+        case = as_role(store, MONITOR).add_follow_up(case.id, vigie.new_follow_up("2026-06-01", vigie.FollowUpSituation.IN_SCHOOL,
+                                                                None))
         assert case.followups[0].next_due is not None  # from the rule set's schedule
         with pytest.raises(vigie.VigieError.NotAllowed):
-            store.add_follow_up(case.id, vigie.new_follow_up("2026-06-02", vigie.FollowUpSituation.IN_SCHOOL,
-                                                             None), INSPECTOR)
+            as_role(store, INSPECTOR).add_follow_up(case.id, vigie.new_follow_up("2026-06-02", vigie.FollowUpSituation.IN_SCHOOL,
+                                                             None))
 
 
 def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
@@ -75,26 +76,26 @@ def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
         visit = store.create_visit(vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, store.user_id(),
                                                    "2026-03-02T09:00:00+00:00"))
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.review_visit(visit.id, vigie.VisitReview.VALIDATE(), SUPERVISOR)
+            as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
         assert e.value.reason == "only a submitted visit can be reviewed (this one is draft)"
         visit = store.submit_visit(visit.id)
         assert visit.status == vigie.VisitStatus.SUBMITTED
         with pytest.raises(vigie.VigieError.NotAllowed):
             store.submit_visit(visit.id)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.review_visit(visit.id, vigie.VisitReview.VALIDATE(), INSPECTOR)
+            as_role(store, INSPECTOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
         assert e.value.reason == "only a supervisor may review a visit (a inspector may not)"
         with pytest.raises(vigie.VigieError.Validation) as e:
-            store.review_visit(visit.id, vigie.VisitReview.RETURN_TO_VISITOR(comment="  "), SUPERVISOR)
+            as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.RETURN_TO_VISITOR(comment="  "))
         assert e.value.field == "review_comment"
 
         comment = "Préciser l'âge des deux enfants vus au séchoir."
-        visit = store.review_visit(visit.id, vigie.VisitReview.RETURN_TO_VISITOR(comment=comment), SUPERVISOR)
+        visit = as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.RETURN_TO_VISITOR(comment=comment))
         assert visit.status == vigie.VisitStatus.RETURNED
         assert visit.review_comment == comment
         assert visit.reviewed_by == store.user_id()
         visit = store.submit_visit(visit.id)
-        visit = store.review_visit(visit.id, vigie.VisitReview.VALIDATE(), SUPERVISOR)
+        visit = as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
         assert visit.status == vigie.VisitStatus.VALIDATED
         assert store.get_visit(visit.id).review_comment == comment
 
@@ -123,9 +124,9 @@ def test_alerts_list_the_most_urgent_first(env):
         assert store.alerts(vigie.AreaFilter.COMMUNITY(code="CI-R1-D1-C02"), vigie.Page()) == []
 
         # A child verified withdrawn is no longer urgent.
-        store.refer_case(hazardous.id, referral(), MONITOR)
-        store.transition_case(hazardous.id, vigie.CaseStatus.RECEIVING_SERVICES, MONITOR)
-        store.transition_case(hazardous.id, vigie.CaseStatus.WITHDRAWN, SUPERVISOR)
+        as_role(store, MONITOR).refer_case(hazardous.id, referral())
+        as_role(store, MONITOR).transition_case(hazardous.id, vigie.CaseStatus.RECEIVING_SERVICES)
+        as_role(store, SUPERVISOR).transition_case(hazardous.id, vigie.CaseStatus.WITHDRAWN)
         assert [a.id for a in store.alerts(None, vigie.Page())] == [worst.id, visit.id]
 
 
@@ -134,8 +135,8 @@ def test_duplicate_children_are_found_and_merged_by_a_supervisor(env):
         first = child(store, "CI-D-0001", "Aya Kouassi", age=11)
         second = child(store, "CI-D-0002", "KOUASSI Aya", age=12)
         other = child(store, "CI-D-0003", "Yao Serge", age=11)
-        second = store.add_follow_up(second.id, vigie.new_follow_up("2026-03-10", vigie.FollowUpSituation.AT_RISK,
-                                                                     "2026-04-10"), MONITOR)
+        second = as_role(store, MONITOR).add_follow_up(second.id, vigie.new_follow_up("2026-03-10", vigie.FollowUpSituation.AT_RISK,
+                                                                     "2026-04-10"))
 
         candidates = store.duplicate_candidates(first.id)
         assert [c.case_id for c in candidates] == [second.id]
@@ -143,16 +144,16 @@ def test_duplicate_children_are_found_and_merged_by_a_supervisor(env):
         assert other.id not in [c.case_id for c in store.duplicate_candidates(second.id)]
 
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.merge_cases(first.id, second.id, MONITOR)
+            as_role(store, MONITOR).merge_cases(first.id, second.id)
         assert e.value.reason == "only a supervisor may merge cases"
-        merged = store.merge_cases(first.id, second.id, SUPERVISOR)
+        merged = as_role(store, SUPERVISOR).merge_cases(first.id, second.id)
         assert merged.kept.merged_from == [second.id]
         assert merged.duplicate.merged_into == first.id
         assert [f.next_due for f in merged.kept.followups] == ["2026-04-10"]
         assert store.get_child_case(second.id).name == "KOUASSI Aya"  # both kept
         assert store.duplicate_candidates(first.id) == []
         with pytest.raises(vigie.VigieError.NotAllowed):
-            store.transition_case(second.id, vigie.CaseStatus.REFERRED, MONITOR)
+            as_role(store, MONITOR).transition_case(second.id, vigie.CaseStatus.REFERRED)
 
 
 def test_indicators_suppress_small_cells_in_shared_reports(env):
@@ -199,10 +200,10 @@ def test_exports_are_pseudonymised_unless_a_supervisor_asks(env):
         w.owner_name = "Kouamé Yao"
         w = store.create_workplace(w)
         cases = [child(store, "CI-E-0001", "Aya Kouassi"), child(store, "CI-E-0002", "Awa, dite \"Petite\"")]
-        store.refer_case(cases[0].id, referral(), MONITOR)
+        as_role(store, MONITOR).refer_case(cases[0].id, referral())
         out = os.path.join(os.path.dirname(env.store_path("unused")), "export")
 
-        paths = store.export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions(), MONITOR)
+        paths = as_role(store, MONITOR).export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions())
         assert sorted(os.path.basename(p) for p in paths) == [
             "child_cases.csv", "follow_ups.csv", "referrals.csv", "visits.csv", "workplaces.csv"]
         with open(os.path.join(out, "child_cases.csv"), newline="", encoding="utf-8") as f:
@@ -219,16 +220,15 @@ def test_exports_are_pseudonymised_unless_a_supervisor_asks(env):
             assert "Aya" not in text and "Kouamé Yao" not in text
 
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
-            store.export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True), MONITOR)
+            as_role(store, MONITOR).export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True))
         assert e.value.reason == "only a supervisor may export personal data"
         personal = os.path.join(out, "personal")
-        store.export_to_dir(personal, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True),
-                            SUPERVISOR)
+        as_role(store, SUPERVISOR).export_to_dir(personal, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True))
         with open(os.path.join(personal, "child_cases.csv"), newline="", encoding="utf-8") as f:
             names = sorted(r["name"] for r in csv.DictReader(f))
         assert names == ["Awa, dite \"Petite\"", "Aya Kouassi"]
         json_dir = os.path.join(out, "json")
-        store.export_to_dir(json_dir, vigie.ExportFormat.JSON, vigie.ExportOptions(), SUPERVISOR)
+        as_role(store, SUPERVISOR).export_to_dir(json_dir, vigie.ExportFormat.JSON, vigie.ExportOptions())
         with open(os.path.join(json_dir, "workplaces.json"), encoding="utf-8") as f:
             [row] = json.load(f)
         assert row["id"] == w.id and row["sector"] == "cocoa" and "owner_name" not in row

@@ -19,13 +19,15 @@ def test_the_readme_quick_start_runs_as_written(env):
     me = vigie.parse_enrolment_token(env.quickstart_token)
     area = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
     with vigie.open_store(env.store_path("phone.db"), key(10), me.user_id, me.device_id) as phone:
+        # The first sync tells the phone its user's role: its workflow steps act with it.
+        phone.sync_with(vigie.HubTransport(env.hub_url, env.quickstart_token), None)
         child = vigie.new_child_case("CI-D1-0777", "Kouadio", vigie.Sex.MALE, area, "2026-03-02", me.user_id)
         child.estimated_age = 13
         child.hours_per_week = 30
         child.hazards = ["pesticides"]
         child = phone.create_child_case(child)
         phone.add_follow_up(child.id, vigie.new_follow_up("2026-03-10", vigie.FollowUpSituation.AT_RISK,
-                                                          "2026-03-31"), vigie.Role.COMMUNITY_MONITOR)
+                                                          "2026-03-31"))
         assert phone.sync_with(vigie.HubTransport(env.hub_url, env.quickstart_token), None).accepted == 1
 
     # ... and the supervisor's analysis, as README shows it, finds it.

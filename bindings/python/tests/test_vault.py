@@ -6,7 +6,7 @@ import os
 import pytest
 
 import vigie
-from conftest import key, new_id
+from conftest import as_role, key, new_id
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 PIN_A, PIN_B = "482913", "730615"
@@ -181,11 +181,10 @@ def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
 
         # A closed case stays with its user.
         done = child(a, "CI-H-0003", "Adjoua")
-        done = a.refer_case(done.id, vigie.new_referral(vigie.ServiceKind.EDUCATION, "École", "2026-03-03"),
-                            monitor)
-        a.transition_case(done.id, vigie.CaseStatus.RECEIVING_SERVICES, monitor)
-        a.transition_case(done.id, vigie.CaseStatus.WITHDRAWN, vigie.Role.SUPERVISOR)
-        a.transition_case(done.id, vigie.CaseStatus.CLOSED, vigie.Role.SUPERVISOR)
+        done = as_role(a, monitor).refer_case(done.id, vigie.new_referral(vigie.ServiceKind.EDUCATION, "École", "2026-03-03"))
+        as_role(a, monitor).transition_case(done.id, vigie.CaseStatus.RECEIVING_SERVICES)
+        as_role(a, vigie.Role.SUPERVISOR).transition_case(done.id, vigie.CaseStatus.WITHDRAWN)
+        as_role(a, vigie.Role.SUPERVISOR).transition_case(done.id, vigie.CaseStatus.CLOSED)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             a.hand_over([done.id], receiver)
         assert "closed" in e.value.reason
@@ -204,8 +203,7 @@ def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
         received = b.get_child_case(aya.id)
         assert received.name == "Aya Kouassi" and received.identified_by == receiver
         # The receiver works on it offline at once, and it is in their outbox.
-        b.add_follow_up(aya.id, vigie.new_follow_up("2026-03-20", vigie.FollowUpSituation.AT_RISK, "2026-04-01"),
-                        monitor)
+        as_role(b, monitor).add_follow_up(aya.id, vigie.new_follow_up("2026-03-20", vigie.FollowUpSituation.AT_RISK, "2026-04-01"))
         due = b.follow_ups_due(None, receiver, "2026-05-01", vigie.Page())
         assert aya.id in [d.id for d in due]
         assert b.hub_outbox_len() == 2

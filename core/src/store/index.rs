@@ -9,7 +9,7 @@ use crate::model::{
     Area, AreaFilter, CaseStatus, ChildCase, RecordKind, Sex, User, Visit, VisitKind, VisitStatus,
     Workplace,
 };
-use crate::sync::Principal;
+use crate::sync::Scope;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, Transaction, params};
@@ -393,7 +393,7 @@ impl Filter {
 
     /// Keeps the rows of `alias` (a table with area columns) that `scope`'s principal receives:
     /// its areas (the hub's rule, `hub_storage::area_rule`) and a kind its role works with.
-    pub(crate) fn within(&mut self, alias: &str, kind: RecordKind, scope: Option<&Principal>) {
+    pub(crate) fn within(&mut self, alias: &str, kind: RecordKind, scope: Option<&Scope>) {
         let Some(who) = scope else { return };
         if !who.kinds().contains(&kind) {
             self.clauses.push("0".into());
@@ -453,7 +453,7 @@ pub(crate) fn visits(
     conn: &Connection,
     q: &VisitQuery,
     page: Page,
-    scope: Option<&Principal>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<VisitSummary>> {
     let mut f = Filter::default();
     f.area("v", &q.area);
@@ -508,7 +508,7 @@ pub(crate) fn child_cases(
     conn: &Connection,
     q: &ChildCaseQuery,
     page: Page,
-    scope: Option<&Principal>,
+    scope: Option<&Scope>,
     name: Option<&str>,
 ) -> Result<Vec<ChildCaseSummary>> {
     let mut f = Filter::default();
@@ -557,7 +557,7 @@ pub(crate) fn workplaces(
     conn: &Connection,
     q: &WorkplaceQuery,
     page: Page,
-    scope: Option<&Principal>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<WorkplaceSummary>> {
     let mut f = Filter::default();
     f.area("w", &q.area);
@@ -589,7 +589,7 @@ pub(crate) fn due_before(
     assignee: Option<Uuid>,
     before: NaiveDate,
     page: Page,
-    scope: Option<&Principal>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<DueItem>> {
     let mut f = Filter::default();
     f.area("d", area);
@@ -651,7 +651,7 @@ pub(crate) fn search_names(
     conn: &Connection,
     text: &str,
     limit: u32,
-    scope: Option<&Principal>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<SearchHit>> {
     let Some(query) = fts_query(text) else {
         return Ok(Vec::new());

@@ -67,7 +67,7 @@ pub fn heads_of(bytes: &[u8]) -> Vec<ChangeHash> {
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
 use crate::error::{Error, Result, ValidationError};
-use crate::model::{AreaFilter, ChildCase, Record, RecordKind, User, Visit, Workplace};
+use crate::model::{AreaFilter, ChildCase, Record, RecordKind, Role, User, Visit, Workplace};
 use crate::reference::{ReferenceContent, ReferenceData, ReferenceDocument};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::{NaiveDate, Utc};
@@ -132,8 +132,8 @@ pub enum Origin {
 pub struct Store {
     pub(crate) conn: Connection,
     /// The configured reference data, under the published documents.
-    base: ReferenceData,
-    loaded: RefCell<LoadedReference>,
+    pub(crate) base: ReferenceData,
+    pub(crate) loaded: RefCell<LoadedReference>,
     pub(crate) author: ChangeAuthor,
     pub(crate) actor: ActorId,
     pub(crate) role: StoreRole,
@@ -143,14 +143,78 @@ pub struct Store {
 }
 
 /// The reference data last loaded, and the state of the reference documents it was loaded at.
-struct LoadedReference {
+pub(crate) struct LoadedReference {
     marker: Option<ReferenceMarker>,
     data: Arc<ReferenceData>,
+}
+
+impl LoadedReference {
+    /// Nothing loaded yet: `base` until the published documents are read.
+    pub(crate) fn new(base: ReferenceData) -> LoadedReference {
+        LoadedReference {
+            marker: None,
+            data: Arc::new(base),
+        }
+    }
 }
 
 /// How many reference documents there are and the newest change among them: it moves with every
 /// publication and every reference document received, whatever path wrote it.
 type ReferenceMarker = (i64, i64);
+
+/// Where writes find the reference data in force: the configured data under the published
+/// documents, reloaded when those change, within the writing transaction too (a record merged
+/// after a reference document in one transaction is derived with it).
+#[derive(Clone, Copy)]
+pub(crate) struct ReferenceSource<'a> {
+    pub(crate) base: &'a ReferenceData,
+    pub(crate) loaded: &'a RefCell<LoadedReference>,
+}
+
+impl ReferenceSource<'_> {
+    pub(crate) fn get(&self, conn: &Connection) -> Arc<ReferenceData> {
+        let mut loaded = self.loaded.borrow_mut();
+        // A store that cannot be read now fails on its next write; until then, the data last
+        // loaded is the best answer.
+        if let Ok(marker) = reference_marker(conn)
+            && loaded.marker != Some(marker)
+            && let Ok(data) = load_reference(conn, self.base)
+        {
+            *loaded = LoadedReference {
+                marker: Some(marker),
+                data: Arc::new(data),
+            };
+        }
+        loaded.data.clone()
+    }
+}
+
+/// The store's `ReferenceSource`, borrowing only the fields it needs (so that the connection
+/// may be borrowed for a transaction meanwhile).
+macro_rules! reference_source {
+    ($store:expr) => {
+        $crate::store::ReferenceSource {
+            base: &$store.base,
+            loaded: &$store.loaded,
+        }
+    };
+}
+pub(crate) use reference_source;
+
+/// The store's `LocalWrite`, borrowing only the fields it needs.
+macro_rules! local_write {
+    ($store:expr) => {{
+        let (ctx, reference, acting) = ($store.local_write(), $store.reference(), $store.acting()?);
+        LocalWrite {
+            ctx,
+            source: reference_source!($store),
+            reference,
+            actor: &$store.actor,
+            author: $store.author,
+            acting,
+        }
+    }};
+}
 
 /// How a write is recorded: where it came from, who made it, whether the hub must receive it.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +222,21 @@ pub(crate) struct WriteContext {
     pub origin: Origin,
     pub author: Option<ChangeAuthor>,
     pub queue_for_hub: bool,
+    /// On a device: a reference document received re-derives the child cases, whose
+    /// classification may depend on a version the device did not hold until then (the hub
+    /// holds every version its records name).
+    pub on_device: bool,
+}
+
+/// A local write's context: how it is recorded, the reference data it is derived and
+/// validated with, and who makes it.
+pub(crate) struct LocalWrite<'a> {
+    pub ctx: WriteContext,
+    pub source: ReferenceSource<'a>,
+    pub reference: Arc<ReferenceData>,
+    pub actor: &'a ActorId,
+    pub author: ChangeAuthor,
+    pub acting: Option<crate::rights::Acting>,
 }
 
 impl std::fmt::Debug for Store {
@@ -177,7 +256,7 @@ impl Store {
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
-        schema::migrate(&mut conn, reindex_all)?;
+        schema::migrate(&mut conn, |tx| reindex_all(tx, &config.reference))?;
         let tx = conn.transaction()?;
         let device = match get_meta(&tx, "device_id")? {
             Some(bytes) => Uuid::from_slice(&bytes).map_err(|_| Error::WrongKeyOrNotAStore)?,
@@ -247,19 +326,7 @@ impl Store {
     /// reference document this store holds. Reloaded when those documents changed (published
     /// here, or received by any path).
     pub fn reference(&self) -> Arc<ReferenceData> {
-        let mut loaded = self.loaded.borrow_mut();
-        // A store that cannot be read now fails on its next write; until then, the data last
-        // loaded is the best answer.
-        if let Ok(marker) = reference_marker(&self.conn)
-            && loaded.marker != Some(marker)
-            && let Ok(data) = load_reference(&self.conn, &self.base)
-        {
-            *loaded = LoadedReference {
-                marker: Some(marker),
-                data: Arc::new(data),
-            };
-        }
-        loaded.data.clone()
+        reference_source!(self).get(&self.conn)
     }
 
     /// A published reference document, with all its versions.
@@ -283,54 +350,10 @@ impl Store {
                 rule: "only the hub publishes reference data".into(),
             });
         }
-        content.validate()?;
-        let reference = self.reference();
-        let ty = content.reference_type();
-        let id = ReferenceDocument::id_for(ty, key);
-        let ctx = self.local_write();
         let (actor, author) = (self.actor.clone(), self.author);
-        let tx = self.conn.transaction()?;
-        let (rowid, mut document, mut record) = match find_row(&tx, id)? {
-            Some(_) => {
-                let (rowid, document) = load_for::<ReferenceDocument>(&tx, id, &actor)?;
-                let record = doc::read_record::<ReferenceDocument>(&document, id)?;
-                (Some(rowid), document, record)
-            }
-            None => (
-                None,
-                Automerge::new().with_actor(actor.clone()),
-                ReferenceDocument::new(ty, key),
-            ),
-        };
-        let latest = record.latest().max(reference.latest_version(ty, key));
-        if let Some(latest) = latest {
-            let same = match record.versions.get(&latest) {
-                Some(published) => published.content().as_ref() == Some(&content),
-                None => reference.content(ty, key, latest) == Some(&content),
-            };
-            if same {
-                return Ok(latest);
-            }
-        }
-        let version = latest.unwrap_or(0) + 1;
-        record.versions.insert(
-            version,
-            crate::reference::Published::new(&content, Utc::now()),
-        );
-        record.validate(&reference)?;
-        let before = document.get_heads();
-        doc::write_record(&mut document, &record, &author)?;
-        save_document(
-            &tx,
-            &ctx,
-            id,
-            RecordKind::Reference,
-            rowid,
-            &mut document,
-            &before,
-        )?;
-        tx.commit()?;
-        Ok(version)
+        crate::sync::HubStorage::in_transaction(self, &mut |tx| {
+            crate::sync::publish_reference(tx, &actor, author, key, &content)
+        })
     }
 
     pub(crate) fn local_write(&self) -> WriteContext {
@@ -338,6 +361,7 @@ impl Store {
             origin: Origin::Local,
             author: Some(self.author),
             queue_for_hub: self.role == StoreRole::Device,
+            on_device: self.role == StoreRole::Device,
         }
     }
 
@@ -346,7 +370,52 @@ impl Store {
             origin: Origin::Remote,
             author: None,
             queue_for_hub: self.role == StoreRole::Device,
+            on_device: self.role == StoreRole::Device,
         }
+    }
+
+    /// The signed-in user's role and area codes, as the hub told this device at its last sync
+    /// (none before the first sync). The device's workflow calls act with this role.
+    pub fn user_profile(&self) -> Result<Option<crate::sync::UserProfile>> {
+        user_profile_in(&self.conn)
+    }
+
+    /// Test hook (feature `test-hooks` only, never in a release): the store takes `profile`
+    /// as if the hub had sent it, for test suites that exercise the workflow without a hub.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn debug_assume_profile(&mut self, profile: &crate::sync::UserProfile) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        set_user_profile(&tx, profile)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The role the store's user acts with: on a device, the role the hub gave them (a store
+    /// that never synced has none, and its workflow calls are refused); on the hub, its
+    /// administrator's, who holds every right.
+    pub fn acting_role(&self) -> Result<Role> {
+        if self.role == StoreRole::Hub {
+            return Ok(Role::Supervisor);
+        }
+        self.user_profile()?
+            .map(|p| p.role)
+            .ok_or_else(|| Error::NotAllowed {
+                rule: "this store does not know its user's role yet: sync with the hub first"
+                    .into(),
+            })
+    }
+
+    /// The user a device store acts for, once the hub has described them; `None` on the hub
+    /// and on a device that never synced (its writes are checked by the hub only).
+    pub(crate) fn acting(&self) -> Result<Option<crate::rights::Acting>> {
+        if self.role == StoreRole::Hub {
+            return Ok(None);
+        }
+        Ok(self.user_profile()?.map(|p| crate::rights::Acting {
+            role: p.role,
+            user: self.author.user,
+        }))
     }
 
     /// The schema version of the open file.
@@ -368,11 +437,9 @@ impl Store {
     /// Stores a new record. Derived fields are computed, the record is validated, and the
     /// stored record (with its version) is returned.
     pub fn create<R: Record>(&mut self, record: &R) -> Result<R> {
-        let ctx = self.local_write();
-        let (actor, author) = (self.actor.clone(), self.author);
-        let reference = self.reference();
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let document = insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
+        let document = insert_new(&tx, &write, record)?;
         tx.commit()?;
         Ok(document)
     }
@@ -380,12 +447,10 @@ impl Store {
     /// Stores many new records in one transaction (an import): all of them, or none if any is
     /// invalid or exists already. Much faster than `create` one by one, which commits each.
     pub fn create_all<R: Record>(&mut self, records: &[R]) -> Result<usize> {
-        let ctx = self.local_write();
-        let (actor, author) = (self.actor.clone(), self.author);
-        let reference = self.reference();
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
         for record in records {
-            insert_new(&tx, &ctx, &actor, &author, &reference, record)?;
+            insert_new(&tx, &write, record)?;
         }
         tx.commit()?;
         Ok(records.len())
@@ -395,29 +460,20 @@ impl Store {
     /// the version it read are written, as an edit made at that version. Returns the record as
     /// stored now, merged with anything that changed in the meantime.
     pub fn update<R: Record>(&mut self, record: &R) -> Result<R> {
-        let ctx = self.local_write();
-        let reference = self.reference();
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let stored = update_in(&tx, &ctx, &reference, &self.actor, &self.author, record)?;
+        let stored = update_in(&tx, &write, record)?;
         tx.commit()?;
         Ok(stored)
     }
 
     /// Applies several updates (as `update` does each) in one transaction: all or none.
     pub(crate) fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
-        let ctx = self.local_write();
-        let reference = self.reference();
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
-            stored.push(update_in(
-                &tx,
-                &ctx,
-                &reference,
-                &self.actor,
-                &self.author,
-                record,
-            )?);
+            stored.push(update_in(&tx, &write, record)?);
         }
         tx.commit()?;
         Ok(stored)
@@ -446,13 +502,13 @@ impl Store {
         path: &[String],
         value: &serde_json::Value,
     ) -> Result<()> {
-        let ctx = self.local_write();
-        let reference = self.reference();
+        let write = local_write!(self);
         let tx = self.conn.transaction()?;
-        let (rowid, mut document) = load_for::<R>(&tx, id, &self.actor)?;
+        let (rowid, mut document) = load_for::<R>(&tx, id, write.actor)?;
+        let stored = doc::read_record::<R>(&document, id)?;
         let before = document.get_heads();
-        doc::resolve::<R>(&mut document, id, path, value, &self.author)?;
-        let resolved = match doc::read_record::<R>(&document, id) {
+        doc::resolve::<R>(&mut document, id, path, value, &write.author)?;
+        let mut resolved = match doc::read_record::<R>(&document, id) {
             Err(Error::DamagedDocument { .. }) => {
                 return Err(ValidationError::new(
                     path.join("."),
@@ -462,8 +518,23 @@ impl Store {
             }
             other => other?,
         };
-        resolved.validate(&reference)?;
-        save_document(&tx, &ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+        resolved.validate(&write.reference)?;
+        if let Some(acting) = &write.acting {
+            acting.check_write(Some(&stored), &resolved)?;
+        }
+        // The derived fields follow the resolved value, in the document too.
+        resolved.derive(&write.reference);
+        doc::write_record(&mut document, &resolved, &write.author)?;
+        save_document(
+            &tx,
+            &write.ctx,
+            write.source,
+            id,
+            R::KIND,
+            Some(rowid),
+            &mut document,
+            &before,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -475,7 +546,8 @@ impl Store {
     pub fn merge_document(&mut self, id: Uuid, bytes: &[u8]) -> Result<bool> {
         let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
-        let merged = receive::merge_received(&tx, &mut receiver, id, bytes)?;
+        let merged =
+            receive::merge_received(&tx, &mut receiver, reference_source!(self), id, bytes)?;
         tx.commit()?;
         self.received(receiver);
         Ok(merged.changed)
@@ -490,9 +562,13 @@ impl Store {
     // -----------------------------------------------------------------------------------------
     // Reading
 
+    /// The record, its derived fields computed from its values (whatever the document holds:
+    /// a merge or a resolution writes none).
     pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
         let (_, document) = load_for::<R>(&self.conn, id, &self.actor)?;
-        doc::read_record(&document, id)
+        let mut record: R = doc::read_record(&document, id)?;
+        record.derive(&self.reference());
+        Ok(record)
     }
 
     /// The kind of a record, if the store holds it.
@@ -504,7 +580,7 @@ impl Store {
     /// Who changed which field of a record, and when.
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
         let (_, document) = self.load_any(id)?;
-        Ok(doc::history(&document))
+        doc::history(id, &document)
     }
 
     /// The fields of a record that hold concurrent values.
@@ -603,6 +679,23 @@ impl Store {
 // ---------------------------------------------------------------------------------------------
 // Functions on a connection or a transaction
 
+/// The meta key of the user's role and areas (JSON of `UserProfile`).
+const PROFILE_KEY: &str = "user_profile";
+
+/// The user's role and areas as the hub last told them (`Store::user_profile`).
+pub(crate) fn user_profile_in(conn: &Connection) -> Result<Option<crate::sync::UserProfile>> {
+    Ok(get_meta(conn, PROFILE_KEY)?.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Keeps the user's role and areas as the hub told them, in the caller's transaction.
+pub(crate) fn set_user_profile(tx: &Transaction, profile: &crate::sync::UserProfile) -> Result<()> {
+    set_meta(
+        tx,
+        PROFILE_KEY,
+        &serde_json::to_vec(profile).expect("a profile serializes"),
+    )
+}
+
 pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -660,18 +753,12 @@ fn load_for<R: Record>(conn: &Connection, id: Uuid, actor: &ActorId) -> Result<(
 }
 
 /// `Store::update`'s work, in the caller's transaction.
-fn update_in<R: Record>(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    reference: &ReferenceData,
-    actor: &ActorId,
-    author: &ChangeAuthor,
-    record: &R,
-) -> Result<R> {
+fn update_in<R: Record>(tx: &Transaction, write: &LocalWrite<'_>, record: &R) -> Result<R> {
     refuse_reference::<R>()?;
+    let (reference, acting) = (&write.reference, write.acting.as_ref());
     let mut record = record.clone();
     let id = record.id();
-    let (rowid, mut document) = load_for::<R>(tx, id, actor)?;
+    let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
     // The versions a record was captured with are the stored ones, whatever the caller holds
     // (an app that does not know the field sends none).
     if let Some(pins) = record.pins_mut() {
@@ -679,12 +766,39 @@ fn update_in<R: Record>(
     }
     record.derive(reference);
     record.validate(reference)?;
+    // The user's own steps, as the hub will judge them: from the version the caller read (the
+    // edit is made at it) to the record as the caller writes it. What changed meanwhile through
+    // sync is someone else's step, merged (and shown as a conflict if both set a field).
+    if let Some(acting) = acting {
+        let heads = record.version().heads();
+        if heads
+            .iter()
+            .any(|h| document.get_change_by_hash(h).is_none())
+        {
+            return Err(Error::UnknownVersion { id });
+        }
+        let read: R = if heads.is_empty() {
+            doc::read_record(&document, id)?
+        } else {
+            doc::read_record_at(&document, id, heads)?
+        };
+        acting.check_write(Some(&read), &record)?;
+    }
     let before = document.get_heads();
-    if doc::write_record(&mut document, &record, author)?.is_none() {
+    if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return doc::read_record(&document, id);
     }
     let stored = doc::read_record::<R>(&document, id)?;
-    save_document(tx, ctx, id, R::KIND, Some(rowid), &mut document, &before)?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.source,
+        id,
+        R::KIND,
+        Some(rowid),
+        &mut document,
+        &before,
+    )?;
     Ok(stored)
 }
 
@@ -747,15 +861,9 @@ pub(crate) fn queue_for_hub(tx: &Transaction, id: Uuid, priority: i64) -> Result
 }
 
 /// Validates a new record and writes it as a new document, in the caller's transaction.
-fn insert_new<R: Record>(
-    tx: &Transaction,
-    ctx: &WriteContext,
-    actor: &ActorId,
-    author: &ChangeAuthor,
-    reference: &ReferenceData,
-    record: &R,
-) -> Result<R> {
+fn insert_new<R: Record>(tx: &Transaction, write: &LocalWrite<'_>, record: &R) -> Result<R> {
     refuse_reference::<R>()?;
+    let (reference, acting) = (&*write.reference, write.acting.as_ref());
     let mut record = record.clone();
     if record.id().is_nil() {
         record.set_id(Uuid::now_v7());
@@ -764,14 +872,26 @@ fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
+    if let Some(acting) = acting {
+        acting.check_write(None, &record)?;
+    }
     let id = record.id();
     if find_row(tx, id)?.is_some() {
         return Err(Error::AlreadyExists { kind: R::KIND, id });
     }
-    let mut document = Automerge::new().with_actor(actor.clone());
-    doc::write_record(&mut document, &record, author)?;
+    let mut document = Automerge::new().with_actor(write.actor.clone());
+    doc::write_record(&mut document, &record, &write.author)?;
     let stored = doc::read_record::<R>(&document, id)?;
-    save_document(tx, ctx, id, R::KIND, None, &mut document, &[])?;
+    save_document(
+        tx,
+        &write.ctx,
+        write.source,
+        id,
+        R::KIND,
+        None,
+        &mut document,
+        &[],
+    )?;
     Ok(stored)
 }
 
@@ -785,9 +905,11 @@ pub fn new_change_hashes(document: &Automerge, before: &[ChangeHash]) -> Vec<u8>
 }
 
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn save_document(
     tx: &Transaction,
     ctx: &WriteContext,
+    source: ReferenceSource<'_>,
     id: Uuid,
     kind: RecordKind,
     rowid: Option<i64>,
@@ -797,7 +919,14 @@ pub(crate) fn save_document(
     let (origin, author) = (ctx.origin, ctx.author);
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
-    let record = TypedRecord::read(kind, id, document)?;
+    let mut record = TypedRecord::read(kind, id, document)?;
+    // Index rows, alerts and the outbox's urgency follow the record's values, whatever
+    // derivation the document holds (a merge or a resolution does not write one).
+    record.derive(&source.get(tx));
+    let plain = document.save_nocompress();
+    crate::bounds::check_size(plain.len(), &crate::bounds::DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    let bytes = compress_document(&plain);
     let heads = document.get_heads();
     let new_changes = new_change_hashes(document, before);
     tx.prepare_cached(
@@ -813,7 +942,6 @@ pub(crate) fn save_document(
         Utc::now().timestamp_millis()
     ])?;
     let seq = tx.last_insert_rowid();
-    let bytes = encode_document(document);
     let (rowid, fresh) =
         match rowid {
             Some(rowid) => {
@@ -838,7 +966,29 @@ pub(crate) fn save_document(
     if ctx.queue_for_hub {
         queue_for_hub(tx, id, record.urgency())?;
     }
+    if kind == RecordKind::Reference && ctx.on_device {
+        rederive_cases(tx, &source.get(tx))?;
+    }
     Ok(rowid)
+}
+
+/// Rebuilds the index rows of every child case with the reference data now in force: after a
+/// reference document arrived, a classification may follow a version this device lacked.
+fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached("SELECT rowid, id, doc FROM records WHERE kind = ?1")?
+        .query_map([RecordKind::ChildCase as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (rowid, id, stored) in rows {
+        let Ok(id) = Uuid::from_slice(&id) else {
+            continue;
+        };
+        let document = doc::load(id, &decode_stored(id, stored)?)?;
+        index_document(tx, rowid, RecordKind::ChildCase, id, &document, reference)?;
+    }
+    Ok(())
 }
 
 /// Removes every trace of a record from this store: document, index rows, search entry, change
@@ -949,8 +1099,10 @@ fn index_document(
     kind: RecordKind,
     id: Uuid,
     document: &Automerge,
+    reference: &ReferenceData,
 ) -> Result<()> {
-    let record = TypedRecord::read(kind, id, document)?;
+    let mut record = TypedRecord::read(kind, id, document)?;
+    record.derive(reference);
     index::delete_rows(tx, rowid)?;
     index::insert_rows(tx, rowid, record.indexed())
 }
@@ -998,17 +1150,71 @@ impl TypedRecord {
         }
     }
 
-    /// Checks the record's values as a write on a device would (reference data is the hub's to
-    /// check when it publishes it).
-    pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<()> {
+    /// The record the document held at `heads` (see `doc::read_record_at`).
+    pub(crate) fn read_at(
+        kind: RecordKind,
+        id: Uuid,
+        document: &Automerge,
+        heads: &[ChangeHash],
+    ) -> Result<TypedRecord> {
+        Ok(match kind {
+            RecordKind::Workplace => {
+                TypedRecord::Workplace(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::Visit => TypedRecord::Visit(doc::read_record_at(document, id, heads)?),
+            RecordKind::ChildCase => {
+                TypedRecord::ChildCase(doc::read_record_at(document, id, heads)?)
+            }
+            RecordKind::User => TypedRecord::User(doc::read_record_at(document, id, heads)?),
+            RecordKind::Reference => {
+                doc::read_record_at::<ReferenceDocument>(document, id, heads)?;
+                TypedRecord::Reference
+            }
+        })
+    }
+
+    /// Computes the derived fields from the record's values (`Record::derive`).
+    pub(crate) fn derive(&mut self, reference: &ReferenceData) {
         match self {
-            TypedRecord::Workplace(r) => r.validate(reference)?,
-            TypedRecord::Visit(r) => r.validate(reference)?,
-            TypedRecord::ChildCase(r) => r.validate(reference)?,
-            TypedRecord::User(r) => r.validate(reference)?,
+            TypedRecord::Workplace(r) => r.derive(reference),
+            TypedRecord::Visit(r) => r.derive(reference),
+            TypedRecord::ChildCase(r) => r.derive(reference),
+            TypedRecord::User(r) => r.derive(reference),
             TypedRecord::Reference => {}
         }
-        Ok(())
+    }
+
+    /// The record's own validation (`Record::validate`).
+    pub(crate) fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        match self {
+            TypedRecord::Workplace(r) => r.validate(reference),
+            TypedRecord::Visit(r) => r.validate(reference),
+            TypedRecord::ChildCase(r) => r.validate(reference),
+            TypedRecord::User(r) => r.validate(reference),
+            TypedRecord::Reference => Ok(()),
+        }
+    }
+
+    /// The reference versions the record was captured with, for kinds that keep them.
+    pub(crate) fn pins(&self) -> Option<&crate::reference::ReferencePins> {
+        match self {
+            TypedRecord::Workplace(r) => r.pins(),
+            TypedRecord::Visit(r) => r.pins(),
+            TypedRecord::ChildCase(r) => r.pins(),
+            TypedRecord::User(_) | TypedRecord::Reference => None,
+        }
+    }
+
+    /// The record as the role matrix sees it (`rights`).
+    pub(crate) fn subject(&self) -> crate::rights::Subject<'_> {
+        use crate::rights::Subject;
+        match self {
+            TypedRecord::Workplace(r) => Subject::Workplace(r),
+            TypedRecord::Visit(r) => Subject::Visit(r),
+            TypedRecord::ChildCase(r) => Subject::ChildCase(r),
+            TypedRecord::User(_) => Subject::Administered(RecordKind::User),
+            TypedRecord::Reference => Subject::Administered(RecordKind::Reference),
+        }
     }
 
     /// The area the record belongs to (users and reference data have none).
@@ -1022,8 +1228,10 @@ impl TypedRecord {
     }
 }
 
-/// Rebuilds every index row from the documents (used by migrations that add an index).
-fn reindex_all(tx: &Transaction) -> Result<()> {
+/// Rebuilds every index row from the documents (used by migrations that add an index), with
+/// the derived fields computed from the values and `base` under the published reference data.
+fn reindex_all(tx: &Transaction, base: &ReferenceData) -> Result<()> {
+    let reference = load_reference(tx, base)?;
     let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
         .prepare("SELECT rowid, id, kind, doc FROM records")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -1038,7 +1246,7 @@ fn reindex_all(tx: &Transaction) -> Result<()> {
             reason: "unknown record kind in the store".into(),
         })?;
         let document = doc::load(id, &decode_stored(id, bytes)?)?;
-        index_document(tx, rowid, kind, id, &document)?;
+        index_document(tx, rowid, kind, id, &document, &reference)?;
     }
     Ok(())
 }
@@ -1054,17 +1262,22 @@ pub(crate) struct Merged {
     pub heads: Vec<ChangeHash>,
 }
 
-/// Feeds untrusted bytes (a whole document, or changes) into a document. automerge can panic on
-/// malformed input: the panic is contained, and the caller discards the document on error.
+/// Feeds untrusted bytes (a whole document, or changes) into a document: bounded before
+/// Automerge reads them, and the result checked before anything recursive reads it (see
+/// `doc::load`). automerge can panic on malformed input: the panic is contained, and the caller
+/// discards the document on error.
 pub(crate) fn decode_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()> {
     let damaged = |reason: &str| Error::DamagedDocument {
         id,
         reason: reason.into(),
     };
+    let limits = crate::bounds::DocumentLimits::STANDARD;
+    crate::bounds::admit(bytes, &limits).map_err(|r| doc::refused(id, r))?;
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         document.load_incremental(bytes)
     })) {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => crate::bounds::check_state(document, None, &limits)
+            .map_err(|limit| Error::OverLimit { id, limit }),
         Ok(Err(automerge::AutomergeError::DuplicateSeqNumber(seq, actor))) => {
             Err(Error::ActorReused { id, actor, seq })
         }
@@ -1094,6 +1307,7 @@ pub(crate) fn load_or_new(
 pub(crate) fn merge_document(
     tx: &Transaction,
     ctx: &WriteContext,
+    source: ReferenceSource<'_>,
     actor: &ActorId,
     id: Uuid,
     bytes: &[u8],
@@ -1149,6 +1363,7 @@ pub(crate) fn merge_document(
     save_document(
         tx,
         ctx,
+        source,
         id,
         kind,
         existing.map(|(rowid, _)| rowid),

@@ -11,7 +11,7 @@
 //! as one change of the new actor, and the received changes then merge. Nothing the user typed
 //! is lost; the record's history shows the edits as one.
 
-use super::{Merged, WriteContext, find_row, save_document, set_meta};
+use super::{Merged, ReferenceSource, WriteContext, find_row, save_document, set_meta};
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
 use crate::model::{ChildCase, Record, RecordKind, Visit, Workplace};
@@ -54,19 +54,21 @@ impl Store {
 pub(crate) fn merge_received(
     tx: &Transaction,
     receiver: &mut Receiver,
+    source: ReferenceSource<'_>,
     id: Uuid,
     bytes: &[u8],
 ) -> Result<Merged> {
     let device = receiver.author.device;
-    match super::merge_document(tx, &receiver.ctx, &receiver.actor, id, bytes) {
+    match super::merge_document(tx, &receiver.ctx, source, &receiver.actor, id, bytes) {
         Err(Error::ActorReused { actor, seq, .. })
             if doc::device_of_actor(&actor) == Some(device) =>
         {
             if actor == receiver.actor {
                 receiver.actor = new_actor(tx, device)?;
             }
-            move_own_edits(tx, receiver, id, &actor, seq)?;
-            super::merge_document(tx, &receiver.ctx, &receiver.actor, id, bytes).map_err(reused)
+            move_own_edits(tx, receiver, source, id, &actor, seq)?;
+            super::merge_document(tx, &receiver.ctx, source, &receiver.actor, id, bytes)
+                .map_err(reused)
         }
         other => other.map_err(reused),
     }
@@ -96,6 +98,7 @@ fn new_actor(tx: &Transaction, device: Uuid) -> Result<ActorId> {
 fn move_own_edits(
     tx: &Transaction,
     receiver: &Receiver,
+    source: ReferenceSource<'_>,
     id: Uuid,
     reused: &ActorId,
     seq: u64,
@@ -119,7 +122,16 @@ fn move_own_edits(
         // Devices never write users or reference data: nothing of theirs to move.
         RecordKind::User | RecordKind::Reference => {}
     }
-    save_document(tx, &receiver.local, id, kind, Some(rowid), &mut base, &kept)?;
+    save_document(
+        tx,
+        &receiver.local,
+        source,
+        id,
+        kind,
+        Some(rowid),
+        &mut base,
+        &kept,
+    )?;
     // What the hub was known to hold may include the dropped changes: the next push sends what
     // it needs from the heads the hub sends back.
     tx.prepare_cached("DELETE FROM sync_hub_heads WHERE record_id = ?1")?

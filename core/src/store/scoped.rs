@@ -16,7 +16,7 @@ use crate::store::{
     ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
     WorkplaceQuery, WorkplaceSummary,
 };
-use crate::sync::Principal;
+use crate::sync::{Principal, Scope};
 use chrono::NaiveDate;
 use rusqlite::OptionalExtension;
 use rusqlite::types::Value as Sql;
@@ -26,7 +26,8 @@ use uuid::Uuid;
 /// A store seen by one principal (`Store::scoped`).
 pub struct Scoped<'s> {
     store: &'s Store,
-    who: &'s Principal,
+    /// The principal's scope, its area codes resolved against the area trees in force.
+    who: Scope,
 }
 
 /// A submitted visit waiting for review, with what makes it urgent.
@@ -65,8 +66,11 @@ pub struct Places {
 
 impl Store {
     /// The store as `who` sees it: the records their role and areas receive at sync.
-    pub fn scoped<'s>(&'s self, who: &'s Principal) -> Scoped<'s> {
-        Scoped { store: self, who }
+    pub fn scoped<'s>(&'s self, who: &Principal) -> Scoped<'s> {
+        Scoped {
+            store: self,
+            who: who.scope(&self.reference()),
+        }
     }
 }
 
@@ -139,7 +143,7 @@ impl Scoped<'_> {
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-        index::visits(&self.store.conn, query, page, Some(self.who))
+        index::visits(&self.store.conn, query, page, Some(&self.who))
     }
 
     /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
@@ -150,11 +154,11 @@ impl Scoped<'_> {
         name: Option<&str>,
         page: Page,
     ) -> Result<Vec<ChildCaseSummary>> {
-        index::child_cases(&self.store.conn, query, page, Some(self.who), name)
+        index::child_cases(&self.store.conn, query, page, Some(&self.who), name)
     }
 
     pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
-        index::workplaces(&self.store.conn, query, page, Some(self.who))
+        index::workplaces(&self.store.conn, query, page, Some(&self.who))
     }
 
     pub fn follow_ups_due(
@@ -163,23 +167,24 @@ impl Scoped<'_> {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        index::due_before(&self.store.conn, &area, None, before, page, Some(self.who))
+        index::due_before(&self.store.conn, &area, None, before, page, Some(&self.who))
     }
 
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        index::search_names(&self.store.conn, text, limit, Some(self.who))
+        index::search_names(&self.store.conn, text, limit, Some(&self.who))
     }
 
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
-        self.store.alerts_within(area, page, Some(self.who))
+        self.store.alerts_within(area, page, Some(&self.who))
     }
 
     pub fn indicators(&self, filter: &IndicatorFilter) -> Result<Indicators> {
-        self.store.indicators_within(filter, Some(self.who))
+        self.store.indicators_within(filter, Some(&self.who))
     }
 
     pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
-        self.store.export_tables_within(options, by, Some(self.who))
+        self.store
+            .export_tables_within(options, Some(by), Some(&self.who))
     }
 
     /// Submitted visits waiting for review: those that found forced-labour indicators first,
@@ -190,7 +195,7 @@ impl Scoped<'_> {
             "v.status = ?",
             Sql::Text(crate::model::VisitStatus::Submitted.as_str().into()),
         );
-        f.within("v", RecordKind::Visit, Some(self.who));
+        f.within("v", RecordKind::Visit, Some(&self.who));
         let (tail, params) = f.finish(
             "(v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record",
             page,
@@ -226,7 +231,7 @@ impl Scoped<'_> {
         let mut f = Filter::default();
         f.add("v.started_ms >= ?", Sql::Integer(from));
         f.add("v.started_ms < ?", Sql::Integer(until));
-        f.within("v", RecordKind::Visit, Some(self.who));
+        f.within("v", RecordKind::Visit, Some(&self.who));
         let sql = format!(
             "SELECT v.workplace_id, count(*), max(coalesce(a.severity, 0))
              FROM visit_index v LEFT JOIN alert_index a ON a.record = v.record {}
@@ -242,7 +247,7 @@ impl Scoped<'_> {
         f.add("c.identified_ms >= ?", Sql::Integer(from));
         f.add("c.identified_ms < ?", Sql::Integer(until));
         f.add_all("c.workplace_id IS NOT NULL", Vec::new());
-        f.within("c", RecordKind::ChildCase, Some(self.who));
+        f.within("c", RecordKind::ChildCase, Some(&self.who));
         let sql = format!(
             "SELECT c.workplace_id, max(a.severity)
              FROM child_index c JOIN alert_index a ON a.record = c.record {}
@@ -256,7 +261,7 @@ impl Scoped<'_> {
             entry.1 = entry.1.max(row.get(1)?);
         }
         let mut f = Filter::default();
-        f.within("w", RecordKind::Workplace, Some(self.who));
+        f.within("w", RecordKind::Workplace, Some(&self.who));
         let sql = format!(
             "SELECT r.id, p.latitude, p.longitude, w.district, w.community
              FROM place_index p JOIN workplace_index w ON w.record = p.record
@@ -285,7 +290,7 @@ impl Scoped<'_> {
         let mut f = Filter::default();
         f.add("v.started_ms >= ?", Sql::Integer(from));
         f.add("v.started_ms < ?", Sql::Integer(until));
-        f.within("v", RecordKind::Visit, Some(self.who));
+        f.within("v", RecordKind::Visit, Some(&self.who));
         let where_sql = f.sql();
         let count_sql = format!(
             "SELECT count(*) FROM visit_index v JOIN place_index p ON p.record = v.record {where_sql}"

@@ -41,6 +41,23 @@ fn refuse(record: Option<Uuid>, reason: impl Into<String>) -> Error {
     }
 }
 
+/// A bundle of whole documents (Automerge bytes) from `from_device`, as `export_bundle` writes
+/// one (for tools, tests and fuzzing).
+pub fn encode_bundle(from_device: Uuid, documents: Vec<(Uuid, Vec<u8>)>) -> Vec<u8> {
+    let body = wire::encode(
+        BODY_TAG,
+        &Bundle {
+            from_device,
+            created_ms: Utc::now().timestamp_millis(),
+            documents,
+        },
+    );
+    let mut out = BUNDLE_TAG.to_vec();
+    out.extend_from_slice(&Sha256::digest(&body));
+    out.extend_from_slice(&body);
+    out
+}
+
 impl Store {
     /// Exports every record (in `areas`, if given) that changed after change-log position
     /// `since` (0 for everything). Returns the bundle and the position to pass next time, so a
@@ -83,18 +100,7 @@ impl Store {
                 .query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
                     r.get(0)
                 })?;
-        let body = wire::encode(
-            BODY_TAG,
-            &Bundle {
-                from_device: self.author.device,
-                created_ms: Utc::now().timestamp_millis(),
-                documents,
-            },
-        );
-        let mut out = BUNDLE_TAG.to_vec();
-        out.extend_from_slice(&Sha256::digest(&body));
-        out.extend_from_slice(&body);
-        Ok((out, mark))
+        Ok((encode_bundle(self.author.device, documents), mark))
     }
 
     /// Imports a bundle whole, or nothing of it.
@@ -121,7 +127,13 @@ impl Store {
             ..BundleReport::default()
         };
         for (id, document) in &bundle.documents {
-            match store::receive::merge_received(&tx, &mut receiver, *id, document) {
+            match store::receive::merge_received(
+                &tx,
+                &mut receiver,
+                store::reference_source!(self),
+                *id,
+                document,
+            ) {
                 Ok(merged) if !merged.complete => {
                     return Err(refuse(Some(*id), "the record's history is incomplete"));
                 }

@@ -8,10 +8,11 @@
 use super::hub::Principal;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
-    Tombstone, UserScope,
+    Tombstone, UserProfile,
 };
 use crate::error::{Error, Result};
 use crate::model::{Area, RecordKind};
+use crate::reference::ReferenceData;
 use crate::store::receive::{Receiver, merge_received};
 use crate::store::{self, Store, heads_bytes, heads_of};
 use automerge::{Automerge, ChangeHash, ReadDoc};
@@ -108,8 +109,6 @@ pub struct SyncSummary {
 const CURSOR_KEY: &str = "hub_cursor";
 /// The last `SyncResponse::receipt` applied.
 const RECEIPT_KEY: &str = "hub_receipt";
-/// The user's scope as the hub last told it (`UserScope`, postcard).
-const SCOPE_KEY: &str = "hub_scope";
 
 fn hash_array(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
     heads.iter().map(|h| h.0).collect()
@@ -151,7 +150,15 @@ impl Store {
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
-            let document = crate::doc::load(id, &store::decode_stored(id, row.get(1)?)?)?;
+            let document = match store::decode_stored(id, row.get(1)?)
+                .and_then(|bytes| crate::doc::load(id, &bytes))
+            {
+                Ok(document) => document,
+                // A record this store cannot read (damaged, or over the bounds an older version
+                // let in) never blocks the rest of the queue: it stays in the outbox, unsent.
+                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let known: Vec<ChangeHash> = row
                 .get::<_, Option<Vec<u8>>>(2)?
                 .map(|b| heads_of(&b))
@@ -201,6 +208,7 @@ impl Store {
             more: response.more,
             ..SyncReport::default()
         };
+        let source = store::reference_source!(self);
         let tx = self.conn.transaction()?;
         let refetching: bool =
             tx.query_row("SELECT EXISTS (SELECT 1 FROM sync_refetch)", [], |r| {
@@ -222,6 +230,7 @@ impl Store {
                         apply_pulled(
                             &tx,
                             &mut receiver,
+                            source,
                             *id,
                             catch_up,
                             hub_heads,
@@ -271,6 +280,7 @@ impl Store {
             apply_pulled(
                 &tx,
                 &mut receiver,
+                source,
                 *id,
                 changes,
                 hub_heads,
@@ -296,8 +306,17 @@ impl Store {
         for id in &response.left_scope {
             mark_left(&tx, *id)?;
         }
-        if let Some(scope) = &response.scope {
-            apply_scope(&tx, self.author.device, self.author.user, scope)?;
+        if let Some(profile) = &response.profile {
+            // The user's role and areas as the hub holds them now, with the cursor they go
+            // with; the reference data in force now (trees received in this answer included).
+            let reference = source.get(&tx);
+            apply_profile(
+                &tx,
+                self.author.device,
+                self.author.user,
+                profile,
+                &reference,
+            )?;
         }
         remove_left(&tx, &mut report)?;
         tx.execute(
@@ -365,22 +384,29 @@ fn mark_left(tx: &Transaction, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the scope the hub applies to this device's user. When it changed, every record the new
-/// scope does not cover leaves the device (after its pending changes are pushed). The first
-/// scope a store hears of removes nothing: what it holds came from its own user.
-fn apply_scope(tx: &Transaction, device: Uuid, user: Uuid, scope: &UserScope) -> Result<()> {
-    let bytes = postcard::to_stdvec(scope).expect("scope serializes");
-    let known = store::get_meta(tx, SCOPE_KEY)?;
-    if known.as_deref() == Some(bytes.as_slice()) {
+/// Keeps the role and areas the hub applies to this device's user (`Store::user_profile`; the
+/// workflow checks them). When they changed, every record the new scope does not cover leaves
+/// the device (after its pending changes are pushed), by the hub's own rule (`Scope`). The first
+/// profile a store hears of removes nothing: what it holds came from its own user.
+fn apply_profile(
+    tx: &Transaction,
+    device: Uuid,
+    user: Uuid,
+    profile: &UserProfile,
+    reference: &ReferenceData,
+) -> Result<()> {
+    let known = store::user_profile_in(tx)?;
+    if known.as_ref() == Some(profile) {
         return Ok(());
     }
     if known.is_some() {
-        let who = Principal {
+        let scope = Principal {
             device,
             user,
-            role: scope.role,
-            areas: scope.areas.iter().cloned().collect(),
-        };
+            role: profile.role,
+            areas: profile.areas.iter().cloned().collect(),
+        }
+        .scope(reference);
         let mut stmt = tx.prepare_cached(
             "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
              FROM records r JOIN scope_index s ON s.record = r.rowid",
@@ -396,13 +422,13 @@ fn apply_scope(tx: &Transaction, device: Uuid, user: Uuid, scope: &UserScope) ->
                 &row.get::<_, String>(4)?,
                 &row.get::<_, String>(5)?,
             );
-            if !who.receives(kind, Some(&area)) {
+            if !scope.receives(kind, Some(&area)) {
                 let id = Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?).map_err(|_| damaged_id())?;
                 mark_left(tx, id)?;
             }
         }
     }
-    store::set_meta(tx, SCOPE_KEY, &bytes)
+    store::set_user_profile(tx, profile)
 }
 
 /// Removes the records that left the scope and have nothing waiting for the hub. One with
@@ -499,16 +525,18 @@ fn queue(tx: &Transaction, id: Uuid) -> Result<()> {
 /// next time; it never stops the others.
 /// `refetching`: whether any record waits to be fetched whole (if none, there is nothing to
 /// clear for each record received).
+#[allow(clippy::too_many_arguments)]
 fn apply_pulled(
     tx: &Transaction,
     receiver: &mut Receiver,
+    source: store::ReferenceSource<'_>,
     id: Uuid,
     changes: &[u8],
     hub_heads: &[[u8; 32]],
     refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
-    match merge_received(tx, receiver, id, changes) {
+    match merge_received(tx, receiver, source, id, changes) {
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {

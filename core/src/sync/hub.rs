@@ -8,17 +8,21 @@
 use super::client::changes_after;
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
-    Tombstone, UserScope,
+    Tombstone, UserProfile,
 };
+use crate::bounds::{self, DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
 use crate::model::{Area, Record, RecordKind, Role};
-use crate::reference::ReferenceData;
+use crate::reference::{
+    Published, ReferenceContent, ReferenceData, ReferenceDocument, ReferenceType,
+};
+use crate::rights::{self, AreaScope};
 use crate::store::{self, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 pub use super::hub_storage::{
@@ -32,28 +36,57 @@ pub struct Principal {
     pub device: Uuid,
     pub user: Uuid,
     pub role: Role,
-    /// Area codes assigned to the user, matched at any level of a record's area.
+    /// Area codes assigned to the user, each matched at the level the area tree in force gives
+    /// it (`Principal::scope`).
     pub areas: BTreeSet<String>,
 }
 
 impl Principal {
-    /// The kinds of record this role receives and may change. Never `Reference`: every
-    /// principal receives reference data (`receives`), only the hub changes it.
+    /// The kinds of record this role receives and may change (`rights::kinds`). Never
+    /// `Reference`: every principal receives reference data, only the hub changes it.
     pub fn kinds(&self) -> &'static [RecordKind] {
-        match self.role {
-            Role::CommunityMonitor => &[RecordKind::ChildCase, RecordKind::Visit],
-            Role::Inspector => &[RecordKind::Workplace, RecordKind::Visit],
-            Role::Supervisor => &[
-                RecordKind::Workplace,
-                RecordKind::Visit,
-                RecordKind::ChildCase,
-            ],
-            Role::Administrator => &[],
+        rights::kinds(self.role)
+    }
+
+    /// What the principal receives and may change, its area codes resolved against the area
+    /// trees in `reference`.
+    pub fn scope(&self, reference: &ReferenceData) -> Scope {
+        Scope {
+            role: self.role,
+            areas: AreaScope::resolve(&self.areas, reference),
         }
     }
 
+    /// Whether an area is within the principal's areas (see `Scope::covers`).
+    pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
+        self.scope(reference).covers(area)
+    }
+
+    /// The user's role and areas, as the hub tells the user's devices.
+    pub fn profile(&self) -> UserProfile {
+        UserProfile {
+            role: self.role,
+            areas: self.areas.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A principal's kinds and areas, each area code at its level in the area tree in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub role: Role,
+    pub areas: AreaScope,
+}
+
+impl Scope {
+    pub fn kinds(&self) -> &'static [RecordKind] {
+        rights::kinds(self.role)
+    }
+
+    /// Whether an area lies within the principal's areas: one of its codes is the area's code
+    /// at that code's level, in the same country.
     pub fn covers(&self, area: &Area) -> bool {
-        area.codes().iter().any(|c| self.areas.contains(*c))
+        self.areas.covers(area)
     }
 
     /// Whether a record of this kind, filed under this area, is the principal's to receive.
@@ -62,14 +95,16 @@ impl Principal {
             || (self.kinds().contains(&kind) && area.is_some_and(|a| self.covers(a)))
     }
 
-    /// Changes when the role or the areas change, so that a cursor issued for another scope is
-    /// not reused.
-    pub fn scope_fingerprint(&self) -> u64 {
+    /// Changes when the role or what the areas resolve to change, so that a cursor issued for
+    /// another scope is not reused.
+    pub fn fingerprint(&self) -> u64 {
         let mut hash = Sha256::new();
         hash.update([self.role as u8]);
-        for area in &self.areas {
-            hash.update(area.as_bytes());
-            hash.update([0]);
+        for grant in self.areas.grants() {
+            for part in [&grant.country, grant.level.as_str(), &grant.code] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
         }
         u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"))
     }
@@ -195,10 +230,15 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
                 Some(n) => n,
                 None => tx.pushes(who.device)?,
             };
+            // The area trees in force decide what the principal's codes cover.
+            let reference = tx.reference()?;
+            let scope = who.scope(&reference);
             let mut batch = Vec::new();
             let mut done = Vec::new();
             for entry in rest {
-                let mut outcome = accept_push(tx, author, who, entry, limits, &mut stamp)?;
+                let mut outcome = accept_push(
+                    tx, &reference, &scope, author, who, entry, limits, &mut stamp,
+                )?;
                 if let PushOutcome::Accepted {
                     catch_up,
                     hub_heads,
@@ -240,9 +280,11 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
             Some(n) => n,
             None => tx.pushes(who.device)?,
         };
+        let reference = tx.reference()?;
         respond(
             tx,
             who,
+            &who.scope(&reference),
             &request,
             &mut answer,
             &answered,
@@ -319,6 +361,7 @@ impl Held {
 fn respond(
     tx: &mut dyn HubTransaction,
     who: &Principal,
+    scope: &Scope,
     request: &SyncRequest,
     answer: &mut Budget,
     answered: &HashMap<Uuid, Vec<[u8; 32]>>,
@@ -332,7 +375,7 @@ fn respond(
         .collect();
     let mut records = Vec::new();
     for id in &request.refetch {
-        if let Some(entry) = whole_record(tx, who, *id)? {
+        if let Some(entry) = whole_record(tx, scope, *id)? {
             if !answer.take(entry.changes.len()) {
                 // The device asks again for what it still lacks.
                 break;
@@ -342,25 +385,25 @@ fn respond(
             records.push(entry);
         }
     }
-    let scope = who.scope_fingerprint();
+    let fingerprint = scope.fingerprint();
     let cursor = match request.cursor {
-        Some(c) if c.scope == scope => c,
+        Some(c) if c.scope == fingerprint => c,
         _ => Cursor {
             since: 0,
             after: 0,
-            scope,
+            scope: fingerprint,
         },
     };
     // A device whose scope changed may have removed records it pushed itself: the new walk
     // from the start sends them like any other, until it completes.
-    let scope_changed = request.cursor.is_some_and(|c| c.scope != scope);
+    let scope_changed = request.cursor.is_some_and(|c| c.scope != fingerprint);
     let receipt_in = if scope_changed { 0 } else { request.receipt };
     let held = Held {
         device: who.device,
         through: receipt_in,
         now: pushed_as,
     };
-    let page = pull(tx, who, cursor, &skip, &held, answer)?;
+    let page = pull(tx, scope, cursor, &skip, &held, answer)?;
     records.extend(page.records);
     // A device that did not apply the answer to some of its pushes (an answer lost on the way,
     // or a store restored from an older copy) is sent its own changes after its receipt. Its
@@ -379,10 +422,7 @@ fn respond(
         receipt,
         tombstones: page.tombstones,
         left_scope: page.left,
-        scope: Some(UserScope {
-            role: who.role,
-            areas: who.areas.iter().cloned().collect(),
-        }),
+        profile: Some(who.profile()),
     })
 }
 
@@ -403,7 +443,12 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 rule: "only child cases are erased; other records are closed".into(),
             });
         }
-        if !stored.area.as_ref().is_some_and(|a| by.covers(a)) {
+        let reference = tx.reference()?;
+        if !stored
+            .area
+            .as_ref()
+            .is_some_and(|a| by.covers(a, &reference))
+        {
             return Err(Error::NotAllowed {
                 rule: "the record is outside the supervisor's areas".into(),
             });
@@ -427,6 +472,71 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
         history.filed = stored.area.map(|area| (stored.kind, area));
     }
     tx.erase(id, &history)
+}
+
+/// Publishes `content` as the next version of the reference document of its type and `key`
+/// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id; `default`
+/// for what applies where a country has none of its own), written by the hub's `actor`. The
+/// document is written like any record, so it enters the change log and reaches every device.
+/// Returns the version number: one above the latest known (published or built in), or the
+/// latest itself if its content is the same.
+pub fn publish_reference(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    key: &str,
+    content: &ReferenceContent,
+) -> Result<u32> {
+    content.validate()?;
+    let reference = tx.reference()?;
+    let ty = content.reference_type();
+    let id = ReferenceDocument::id_for(ty, key);
+    let stored = tx.record(id, true)?;
+    let (mut document, mut record) = match &stored {
+        Some(stored) if stored.kind == RecordKind::Reference => {
+            let document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+            let record = doc::read_record::<ReferenceDocument>(&document, id)?;
+            (document, record)
+        }
+        Some(stored) => {
+            return Err(Error::WrongKind {
+                id,
+                expected: RecordKind::Reference,
+                actual: stored.kind,
+            });
+        }
+        None => (
+            Automerge::new().with_actor(actor.clone()),
+            ReferenceDocument::new(ty, key),
+        ),
+    };
+    let latest = record.latest().max(reference.latest_version(ty, key));
+    if let Some(latest) = latest {
+        let same = match record.versions.get(&latest) {
+            Some(published) => published.content().as_ref() == Some(content),
+            None => reference.content(ty, key, latest) == Some(content),
+        };
+        if same {
+            return Ok(latest);
+        }
+    }
+    let version = latest.unwrap_or(0) + 1;
+    record
+        .versions
+        .insert(version, Published::new(content, Utc::now()));
+    record.validate(&reference)?;
+    let before = document.get_heads();
+    doc::write_record(&mut document, &record, &author)?;
+    tx.save(RecordWrite {
+        id,
+        kind: RecordKind::Reference,
+        key: stored.map(|s| s.key),
+        area: None,
+        document: &mut document,
+        before: &before,
+        author,
+    })?;
+    Ok(version)
 }
 
 /// Writes a new state of a record on the hub (an administrator changing a user's areas).
@@ -481,9 +591,10 @@ pub fn change_as<R: Record>(
     id: Uuid,
     change: &mut dyn FnMut(&mut R) -> Result<()>,
 ) -> Result<R> {
+    let scope = who.scope(reference);
     let stored = tx
         .record(id, true)?
-        .filter(|s| s.kind == R::KIND && who.receives(s.kind, s.area.as_ref()))
+        .filter(|s| s.kind == R::KIND && scope.receives(s.kind, s.area.as_ref()))
         .ok_or(Error::NotFound {
             kind: Some(R::KIND),
             id,
@@ -501,7 +612,14 @@ pub fn change_as<R: Record>(
     if doc::write_record(&mut document, &record, &author)?.is_none() {
         return doc::read_record(&document, id);
     }
-    let admitted = admit(who, id, Some(stored.kind), &document, Some(reference)).map_err(|r| {
+    let rules = Rules {
+        reference,
+        scope: &scope,
+        who,
+        author,
+        limits: &HubLimits::default(),
+    };
+    let admitted = admit(&rules, id, Some(stored.kind), &document, &before).map_err(|r| {
         Error::NotAllowed {
             rule: format!("the change would be refused from this user's device: {r}"),
         }
@@ -579,43 +697,53 @@ fn refused(reason: Refusal) -> PushOutcome {
 /// id exists nor of which kind, unless it proves it held the record: changes built on the
 /// stored history are kept for review (`Quarantined`), and changes carrying erased history are
 /// answered `Erased`.
+#[allow(clippy::too_many_arguments)]
 fn accept_push(
     tx: &mut dyn HubTransaction,
+    reference: &ReferenceData,
+    scope: &Scope,
     author: ChangeAuthor,
     who: &Principal,
     entry: &PushEntry,
     limits: &HubLimits,
     stamp: &mut PushStamp,
 ) -> Result<PushOutcome> {
+    let rules = Rules {
+        reference,
+        scope,
+        who,
+        author,
+        limits,
+    };
+    let hidden = |tx: &mut dyn HubTransaction| -> Result<PushOutcome> {
+        Ok(match evaluate_new(tx, &rules, entry)? {
+            New::Acceptable { .. } => refused(Refusal::OutOfScope),
+            New::Refused(outcome) => outcome,
+        })
+    };
     let stored = match tx.record(entry.id, true) {
         Ok(stored) => stored,
-        Err(Error::DamagedDocument { .. }) => {
+        Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => {
             // The hub's own copy does not read: nothing can be merged into it. The sender is
             // answered as for an id it cannot see.
             tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
-            return Ok(match evaluate_new(tx, who, entry, limits)? {
-                New::Acceptable { .. } => refused(Refusal::OutOfScope),
-                New::Refused(outcome) => outcome,
-            });
+            return hidden(tx);
         }
         Err(e) => return Err(e),
     };
     match stored {
-        Some(stored) if who.receives(stored.kind, stored.area.as_ref()) => {
-            update_in_scope(tx, author, who, entry, stored, limits, stamp)
+        Some(stored) if scope.receives(stored.kind, stored.area.as_ref()) => {
+            update_in_scope(tx, &rules, entry, stored, stamp)
         }
         Some(stored) => {
-            if quarantine_if_held(tx, who, entry, &stored)? {
+            if quarantine_if_held(tx, &rules, entry, &stored)? {
                 return Ok(PushOutcome::Quarantined);
             }
-            Ok(match evaluate_new(tx, who, entry, limits)? {
-                New::Acceptable { .. } => refused(Refusal::OutOfScope),
-                New::Refused(outcome) => outcome,
-            })
+            hidden(tx)
         }
         None => {
             let erased = tx.is_erased(entry.id)?;
-            match evaluate_new(tx, who, entry, limits)? {
+            match evaluate_new(tx, &rules, entry)? {
                 New::Refused(outcome) => Ok(outcome),
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
@@ -640,33 +768,53 @@ fn accept_push(
     }
 }
 
+/// What a push is judged against: the reference data in force, the sender and its scope, the
+/// author its changes must name, and the hub's limits.
+pub(crate) struct Rules<'a> {
+    pub(crate) reference: &'a ReferenceData,
+    pub(crate) scope: &'a Scope,
+    pub(crate) who: &'a Principal,
+    pub(crate) author: ChangeAuthor,
+    pub(crate) limits: &'a HubLimits,
+}
+
+/// The refusal for bytes that would not decode into a document.
+fn undecodable(e: Error) -> Result<PushOutcome> {
+    match e {
+        Error::OverLimit { limit, .. } => Ok(refused(Refusal::OverLimit { limit })),
+        Error::Storage(e) => Err(Error::Storage(e)),
+        _ => Ok(refused(Refusal::Damaged)),
+    }
+}
+
 /// A record in the sender's scope: its changes merged into the stored document.
 fn update_in_scope(
     tx: &mut dyn HubTransaction,
-    author: ChangeAuthor,
-    who: &Principal,
+    rules: &Rules<'_>,
     entry: &PushEntry,
     stored: StoredRecord,
-    limits: &HubLimits,
     stamp: &mut PushStamp,
 ) -> Result<PushOutcome> {
     // Reference data goes to everyone, and only the hub changes it.
-    if !who.kinds().contains(&stored.kind) {
+    if !rules.scope.kinds().contains(&stored.kind) {
         return Ok(refused(Refusal::KindNotAllowed));
     }
-    let Ok(mut document) = doc::load(entry.id, &stored.document) else {
-        tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
-        return Ok(refused(Refusal::Damaged));
+    let mut document = match doc::load(entry.id, &stored.document) {
+        Ok(document) => document,
+        Err(_) => {
+            tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+            return Ok(refused(Refusal::Damaged));
+        }
     };
     let before = document.get_heads();
-    if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
-        return Ok(refused(Refusal::Damaged));
+    if let Err(e) = store::decode_into(&mut document, entry.id, &entry.changes) {
+        return undecodable(e);
     }
     if !document.get_missing_deps(&[]).is_empty() {
         return Ok(refused(Refusal::MissingHistory));
     }
     let new_changes = document.get_changes_meta(&before);
-    let Some(clock_skewed) = own_changes(who, &new_changes, limits) else {
+    let Some(clock_skewed) = own_changes(rules.who, &new_changes, rules.limits) else {
         return Ok(refused(Refusal::ForeignChanges));
     };
     let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
@@ -676,7 +824,7 @@ fn update_in_scope(
             // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
         }
-        let admitted = match admit(who, entry.id, Some(stored.kind), &document, None) {
+        let admitted = match admit(rules, entry.id, Some(stored.kind), &document, &before) {
             Ok(admitted) => admitted,
             Err(reason) => return Ok(refused(reason)),
         };
@@ -688,7 +836,7 @@ fn update_in_scope(
             area: admitted.area.as_ref(),
             document: &mut document,
             before: &before,
-            author,
+            author: rules.author,
         })?;
     }
     Ok(accepted(&document, entry, clock_skewed))
@@ -740,7 +888,7 @@ fn own_changes(
 /// nothing and are not kept. Returns whether they were kept.
 fn quarantine_if_held(
     tx: &mut dyn HubTransaction,
-    who: &Principal,
+    rules: &Rules<'_>,
     entry: &PushEntry,
     stored: &StoredRecord,
 ) -> Result<bool> {
@@ -753,19 +901,23 @@ fn quarantine_if_held(
     {
         return Ok(false);
     }
-    let new_changes = document.get_changes_meta(&before);
+    let new_changes = document.get_changes(&before);
+    // Each change made on the sender's device, naming the sender as its author (what the
+    // record's history will show once a supervisor accepts them).
     let built_on_history = !new_changes.is_empty()
-        && new_changes
-            .iter()
-            .all(|c| !c.deps.is_empty() && doc::device_of_actor(&c.actor) == Some(who.device));
+        && new_changes.iter().all(|c| {
+            !c.deps().is_empty()
+                && doc::device_of_actor(c.actor_id()) == Some(rules.who.device)
+                && doc::author_of(c) == Some(rules.author)
+        });
     if !built_on_history {
         return Ok(false);
     }
     tx.quarantine(&Quarantined {
         entry: 0,
         record: entry.id,
-        device: who.device,
-        user: who.user,
+        device: rules.who.device,
+        user: rules.who.user,
         changes: entry.changes.clone(),
         received_ms: Utc::now().timestamp_millis(),
     })?;
@@ -782,15 +934,10 @@ enum New {
     },
 }
 
-fn evaluate_new(
-    tx: &mut dyn HubTransaction,
-    who: &Principal,
-    entry: &PushEntry,
-    limits: &HubLimits,
-) -> Result<New> {
+fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntry) -> Result<New> {
     let mut document = Automerge::new();
-    if store::decode_into(&mut document, entry.id, &entry.changes).is_err() {
-        return Ok(New::Refused(refused(Refusal::Damaged)));
+    if let Err(e) = store::decode_into(&mut document, entry.id, &entry.changes) {
+        return undecodable(e).map(New::Refused);
     }
     // Erased content, under whatever id: changes of it, or changes built on it.
     let missing = document.get_missing_deps(&[]);
@@ -807,11 +954,11 @@ fn evaluate_new(
         // Nothing to store under an id the hub does not hold for the sender.
         return Ok(New::Refused(refused(Refusal::Invalid)));
     }
-    let Some(clock_skewed) = own_changes(who, &new_changes, limits) else {
+    let Some(clock_skewed) = own_changes(rules.who, &new_changes, rules.limits) else {
         return Ok(New::Refused(refused(Refusal::ForeignChanges)));
     };
     drop(new_changes);
-    match admit(who, entry.id, None, &document, None) {
+    match admit(rules, entry.id, None, &document, &[]) {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
             admitted,
@@ -830,46 +977,130 @@ pub(crate) struct Admitted {
 
 /// The rules a record's new state must pass to be stored on the hub, whoever sends it: one
 /// home for pushes and for quarantined changes a supervisor accepts. `stored_kind` is the kind
-/// the hub holds for the id, if any; `reference`, when given, the data the record is validated
-/// against.
+/// the hub holds for the id, if any; `before` the heads of the stored document, before the
+/// changes being judged (those after it). Every new change must name `rules.author`; the record
+/// after the merge must be of a kind the role works with, filed in the scope, valid against the
+/// reference versions it was captured with and filed in its country's area tree; the sender's
+/// own steps must be the role's to take (`check_content`); the document must stay within the
+/// bounds on a record.
 pub(crate) fn admit(
-    who: &Principal,
+    rules: &Rules<'_>,
     id: Uuid,
     stored_kind: Option<RecordKind>,
     document: &Automerge,
-    reference: Option<&ReferenceData>,
+    before: &[ChangeHash],
 ) -> std::result::Result<Admitted, Refusal> {
     let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
     if stored_kind.is_some_and(|k| k != kind) {
         return Err(Refusal::WrongKind);
     }
-    if !who.kinds().contains(&kind) {
+    if !rules.scope.kinds().contains(&kind) {
         return Err(Refusal::KindNotAllowed);
     }
-    let record = TypedRecord::read(kind, id, document).map_err(|_| Refusal::Invalid)?;
+    let record = match TypedRecord::read(kind, id, document) {
+        Ok(record) => record,
+        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }),
+        Err(_) => return Err(Refusal::Invalid),
+    };
+    let new_changes = document.get_changes(before);
+    // The author a change names is who the record's history shows: it must be the sender.
+    if new_changes
+        .iter()
+        .any(|change| doc::author_of(change) != Some(rules.author))
+    {
+        return Err(Refusal::WrongAuthor);
+    }
     // A record may not be moved out of the sender's areas either.
     let area = record
         .area()
-        .filter(|a| who.covers(a))
+        .filter(|a| rules.scope.covers(a))
         .ok_or(Refusal::OutOfScope)?
         .clone();
-    if let Some(reference) = reference
-        && record.validate(reference).is_err()
-    {
-        return Err(Refusal::Invalid);
-    }
+    // The sender's own steps: from the version its changes were made on to the version they
+    // make. (The merge with what the hub holds may differ: concurrent edits keep both values,
+    // each checked when it arrived, and a conflict shows them.)
+    let (base, theirs) = match sender_versions(document, &new_changes, kind, id) {
+        Ok(versions) => versions,
+        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }),
+        Err(_) => return Err(Refusal::Invalid),
+    };
+    check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
+    bounds::check_size(document.save_nocompress().len(), &DocumentLimits::STANDARD)
+        .map_err(|limit| Refusal::OverLimit { limit })?;
     Ok(Admitted {
         kind,
         area: Some(area),
     })
 }
 
-/// A record sent whole (asked for again by the device), if it is the device's to see.
-fn whole_record(
-    tx: &mut dyn HubTransaction,
-    who: &Principal,
+/// The record as the sender's new changes found it (none if they build on no history: a new
+/// record) and as they leave it: the versions at their dependencies and at their own heads.
+fn sender_versions(
+    document: &Automerge,
+    new_changes: &[automerge::Change],
+    kind: RecordKind,
     id: Uuid,
-) -> Result<Option<PullEntry>> {
+) -> Result<(Option<TypedRecord>, TypedRecord)> {
+    let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    let depended: HashSet<ChangeHash> = new_changes
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .collect();
+    let theirs: Vec<ChangeHash> = new_changes
+        .iter()
+        .map(|c| c.hash())
+        .filter(|h| !depended.contains(h))
+        .collect();
+    let mut base: Vec<ChangeHash> = depended.difference(&new).copied().collect();
+    base.sort();
+    let before = if base.is_empty() {
+        None
+    } else {
+        Some(TypedRecord::read_at(kind, id, document, &base)?)
+    };
+    Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
+}
+
+/// The hub's checks of a pushed record's content, beyond kind, scope and authorship: `merged`
+/// (as the hub would store it) passes the phone's own validation against the reference
+/// versions it was captured with, and its area is a path of its country's area tree in force
+/// (the version it was captured with, else the latest); every workflow step from `from` to `to`
+/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`). Every path
+/// that lets a device's changes into the hub's records goes through it.
+pub(crate) fn check_content(
+    reference: &ReferenceData,
+    who: &Principal,
+    from: Option<&TypedRecord>,
+    to: &TypedRecord,
+    merged: &TypedRecord,
+) -> std::result::Result<(), Refusal> {
+    let after = merged;
+    if let Err(e) = after.validate(reference) {
+        let pins = crate::reference::PINS_FIELD;
+        return Err(if e.field.starts_with(pins) {
+            Refusal::UnknownReference
+        } else {
+            Refusal::BreaksValidation
+        });
+    }
+    if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
+        let pin = pins.get(ReferenceType::AdministrativeAreas);
+        match reference.area_tree_for(pin, &area.country) {
+            Some(tree) if tree.check(area, "area").is_ok() => {}
+            _ => return Err(Refusal::AreaNotInTree),
+        }
+    }
+    rights::check(
+        who.role,
+        who.user,
+        from.map(TypedRecord::subject),
+        to.subject(),
+    )
+    .map_err(|_| Refusal::StepNotAllowed)
+}
+
+/// A record sent whole (asked for again by the device), if it is the device's to see.
+fn whole_record(tx: &mut dyn HubTransaction, scope: &Scope, id: Uuid) -> Result<Option<PullEntry>> {
     let unreadable = || {
         tracing::warn!(record = %id, "stored record unreadable: not sent");
         Ok(None)
@@ -877,10 +1108,10 @@ fn whole_record(
     let stored = match tx.record(id, false) {
         Ok(Some(stored)) => stored,
         Ok(None) => return Ok(None),
-        Err(Error::DamagedDocument { .. }) => return unreadable(),
+        Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => return unreadable(),
         Err(e) => return Err(e),
     };
-    if !who.receives(stored.kind, stored.area.as_ref()) {
+    if !scope.receives(stored.kind, stored.area.as_ref()) {
         return Ok(None);
     }
     let Ok(document) = doc::load(id, &stored.document) else {
@@ -912,10 +1143,10 @@ enum Leaving {
 
 fn leaving(
     tx: &mut dyn HubTransaction,
-    who: &Principal,
+    scope: &Scope,
     departure: &Departure,
 ) -> Result<Option<Leaving>> {
-    if !who.receives(departure.kind, Some(&departure.area)) {
+    if !scope.receives(departure.kind, Some(&departure.area)) {
         return Ok(None);
     }
     Ok(match &departure.now {
@@ -923,7 +1154,7 @@ fn leaving(
             id: departure.id,
             roots: tx.erased_roots(departure.id)?.iter().map(|h| h.0).collect(),
         })),
-        Some((kind, area)) if !who.receives(*kind, area.as_ref()) => {
+        Some((kind, area)) if !scope.receives(*kind, area.as_ref()) => {
             Some(Leaving::Left(departure.id))
         }
         Some(_) => None,
@@ -947,7 +1178,7 @@ fn charge(answer: &mut Budget, bytes: usize, same_place: bool) -> bool {
 /// allows. Returns them with the cursor to issue, and whether more are waiting.
 fn pull(
     tx: &mut dyn HubTransaction,
-    who: &Principal,
+    scope: &Scope,
     cursor: Cursor,
     skip: &HashMap<Uuid, Option<Vec<[u8; 32]>>>,
     held: &Held,
@@ -955,7 +1186,7 @@ fn pull(
 ) -> Result<Page> {
     const BATCH: usize = 1_000;
     let high_water = tx.high_water()?;
-    let changed = tx.changed(who, cursor.after, high_water, BATCH)?;
+    let changed = tx.changed(scope, cursor.after, high_water, BATCH)?;
     let departures = tx.departures(cursor.after, high_water, BATCH)?;
     // Past the last item of a full batch, what else changed is not known yet.
     let mut known = high_water;
@@ -994,7 +1225,7 @@ fn pull(
         if take_departure {
             let departure = departures.next().expect("peeked");
             let same_place = departure.seq == last;
-            match leaving(tx, who, &departure)? {
+            match leaving(tx, scope, &departure)? {
                 Some(Leaving::Erased(tombstone))
                     if !page.tombstones.iter().any(|t| t.id == tombstone.id) =>
                 {
@@ -1035,7 +1266,7 @@ fn pull(
                 }
                 Ok(None) => {}
                 // One damaged record never fails a device's sync: it is left out, and said.
-                Err(Error::DamagedDocument { .. }) => {
+                Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => {
                     tracing::warn!(record = %id, "stored record unreadable: skipped in a pull");
                 }
                 Err(e) => return Err(e),

@@ -6,14 +6,16 @@
 //! same bytes (documents as `store::encode_document` writes them, heads and change hashes as
 //! concatenated 32-byte hashes), so a hub can move from one to the other.
 
-use super::hub::Principal;
+use super::hub::{Principal, Scope};
 use crate::doc::ChangeAuthor;
 use crate::error::{Error, Result};
 use crate::model::{Area, RecordKind};
+use crate::reference::ReferenceData;
 use crate::store::{self, Origin, Store, WriteContext};
 use automerge::{Automerge, ChangeHash};
 use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A record as the hub holds it.
@@ -104,11 +106,16 @@ pub trait HubTransaction {
     /// Every change at or below it is visible: no later commit may fill a gap below it.
     fn high_water(&mut self) -> Result<i64>;
 
-    /// Records `who` receives (`Principal::receives`) whose last change is in `(after, upto]`, in change
-    /// order, at most `limit`.
+    /// The reference data in force: the built-in data and every published version the hub
+    /// holds (area trees decide what a principal's codes cover; records are validated against
+    /// the versions they were captured with).
+    fn reference(&mut self) -> Result<Arc<ReferenceData>>;
+
+    /// Records `scope` receives (`Scope::receives`) whose last change is in `(after, upto]`, in
+    /// change order, at most `limit`.
     fn changed(
         &mut self,
-        who: &Principal,
+        scope: &Scope,
         after: i64,
         upto: i64,
         limit: usize,
@@ -199,6 +206,10 @@ pub trait HubStorage {
 /// writer nor make it wait. Its transactions are snapshots; a write in one is an error.
 pub struct HubReader {
     conn: rusqlite::Connection,
+    /// The store's configured reference data, under the published documents this reader loads
+    /// (as the store does: reloaded when they change).
+    base: crate::reference::ReferenceData,
+    loaded: std::cell::RefCell<store::LoadedReference>,
 }
 
 impl Store {
@@ -207,7 +218,11 @@ impl Store {
         let conn = crate::store::schema::open_connection(self.path(), &self.encryption)?;
         // The writer migrated the file when it opened it; a reader never writes.
         conn.execute_batch("PRAGMA query_only = ON;")?;
-        Ok(HubReader { conn })
+        Ok(HubReader {
+            conn,
+            base: self.base.clone(),
+            loaded: std::cell::RefCell::new(store::LoadedReference::new(self.base.clone())),
+        })
     }
 }
 
@@ -217,7 +232,11 @@ impl HubStorage for HubReader {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         // Deferred: the snapshot is taken at the first read and held to the end.
-        embedded_transaction(&mut self.conn, work)
+        let source = store::ReferenceSource {
+            base: &self.base,
+            loaded: &self.loaded,
+        };
+        embedded_transaction(&mut self.conn, source, work)
     }
 }
 
@@ -226,18 +245,21 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        embedded_transaction(&mut self.conn, work)
+        let source = store::reference_source!(self);
+        embedded_transaction(&mut self.conn, source, work)
     }
 }
 
 /// Runs `work` in one transaction of an embedded store's connection.
 fn embedded_transaction<T>(
     conn: &mut rusqlite::Connection,
+    source: store::ReferenceSource<'_>,
     work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
 ) -> Result<T> {
     let tx = conn.transaction()?;
     let value = work(&mut EmbeddedTransaction {
         tx: &tx,
+        source,
         pushing: None,
     })?;
     tx.commit()?;
@@ -248,6 +270,7 @@ fn embedded_transaction<T>(
 /// excludes every other, so `for_update` needs nothing more.
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
+    source: store::ReferenceSource<'a>,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
 }
@@ -291,6 +314,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             origin: Origin::Remote,
             author: Some(write.author),
             queue_for_hub: false,
+            on_device: false,
         };
         // The area the record was filed under, before this write replaces its scope row.
         let filed_before = match write.key {
@@ -317,6 +341,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         let rowid = store::save_document(
             self.tx,
             &ctx,
+            self.source,
             write.id,
             write.kind,
             write.key,
@@ -352,14 +377,18 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             })?)
     }
 
+    fn reference(&mut self) -> Result<Arc<ReferenceData>> {
+        Ok(self.source.get(self.tx))
+    }
+
     fn changed(
         &mut self,
-        who: &Principal,
+        scope: &Scope,
         after: i64,
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let (filter, filter_params) = scope_filter(who);
+        let (filter, filter_params) = scope_filter(scope);
         let sql = format!(
             // Walk the records in change order: left to itself, SQLite may prefer an area
             // index and scan every record in scope on each request (0.5 s at 150k records).
@@ -612,24 +641,24 @@ impl QuarantineRow {
     }
 }
 
-/// SQL matching the principal's kinds and areas on `scope_index s`, with its parameters
-/// (numbered from 3: the first two are the caller's).
-fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
-    let (areas, mut params) = area_rule(who, "s");
-    let kinds: Vec<String> = who
+/// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
+/// from 3: the first two are the caller's).
+fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
+    let (areas, params) = area_rule(scope, "s");
+    let kinds: Vec<String> = scope
         .kinds()
         .iter()
         .map(|k| (*k as i64).to_string())
         .collect();
+    let kinds = if kinds.is_empty() {
+        "-1".to_string()
+    } else {
+        kinds.join(", ")
+    };
     // Reference data (scope rows with empty codes) goes to every principal.
     let sql = format!(
-        "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
+        "(s.kind = {} OR (s.kind IN ({kinds}) AND ({areas})))",
         RecordKind::Reference as i64,
-        if kinds.is_empty() {
-            "-1".to_string()
-        } else {
-            kinds.join(", ")
-        }
     );
     let mut n = 2;
     let numbered = sql
@@ -644,29 +673,25 @@ fn scope_filter(who: &Principal) -> (String, Vec<Sql>) {
             }
         })
         .collect();
-    (numbered, std::mem::take(&mut params))
+    (numbered, params)
 }
 
-/// The principal's areas as SQL on the area columns (`country`, `region`, `district`,
-/// `community`) of the table `alias`, with `?` placeholders and their values in order: the one
-/// home of the area rule in SQL (`Principal::covers` in Rust), for the hub's walk and for the
-/// console's queries (`Store::scoped`).
-pub(crate) fn area_rule(who: &Principal, alias: &str) -> (String, Vec<Sql>) {
+/// The scope's areas as SQL on the area columns (`country`, `region`, `district`, `community`)
+/// of the table `alias`, with `?` placeholders and their values in order. Each area code is
+/// matched at its level and in its country only (`AreaGrant::covers`): the one home of the
+/// area rule in SQL, for the hub's walk and for the console's queries (`Store::scoped`).
+pub(crate) fn area_rule(scope: &Scope, alias: &str) -> (String, Vec<Sql>) {
     let mut params: Vec<Sql> = Vec::new();
-    let mut areas = Vec::new();
-    for column in ["country", "region", "district", "community"] {
-        let places: Vec<&str> = who
-            .areas
-            .iter()
-            .map(|a| {
-                params.push(Sql::Text(a.clone()));
-                "?"
-            })
-            .collect();
-        if !places.is_empty() {
-            areas.push(format!("{alias}.{column} IN ({})", places.join(", ")));
-        }
-    }
+    let areas: Vec<String> = scope
+        .areas
+        .grants()
+        .iter()
+        .map(|g| {
+            params.push(Sql::Text(g.country.clone()));
+            params.push(Sql::Text(g.code.clone()));
+            format!("({alias}.country = ? AND {alias}.{} = ?)", g.level.as_str())
+        })
+        .collect();
     let sql = if areas.is_empty() {
         "0".to_string()
     } else {

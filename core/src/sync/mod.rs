@@ -23,15 +23,15 @@ mod quarantine;
 mod token;
 pub mod wire;
 
-pub use bundle::BundleReport;
+pub use bundle::{BundleReport, encode_bundle};
 pub use client::{
     HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,
     sync_with_hub,
 };
 pub use hub::{
     ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, Quarantined, RecordWrite, StoredRecord, change_as, create_record,
-    erase_record, handle_sync, read_record, update_record,
+    LogEntry, Principal, Quarantined, RecordWrite, Scope, StoredRecord, change_as, create_record,
+    erase_record, handle_sync, publish_reference, read_record, update_record,
 };
 pub use hub_storage::HubReader;
 pub(crate) use hub_storage::area_rule;
@@ -40,4 +40,4 @@ pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
 };
 pub use token::{EnrolmentToken, MalformedToken};
-pub use wire::{Cursor, DecodeError, Refusal, Tombstone, UserScope};
+pub use wire::{Cursor, DecodeError, Refusal, Tombstone, UserProfile};

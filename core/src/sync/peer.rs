@@ -260,7 +260,13 @@ impl Store {
         let mut receiver = self.receiver();
         let tx = self.conn.transaction()?;
         for (id, bytes) in documents {
-            store::receive::merge_received(&tx, &mut receiver, *id, bytes)?;
+            store::receive::merge_received(
+                &tx,
+                &mut receiver,
+                store::reference_source!(self),
+                *id,
+                bytes,
+            )?;
             session.received += 1;
         }
         tx.commit()?;

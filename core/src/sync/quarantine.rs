@@ -3,7 +3,7 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{Principal, admit};
+use super::hub::{HubLimits, Principal, Rules, admit};
 use super::hub_storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
 use crate::doc::{self, ChangeAuthor};
 use crate::error::{Error, Result};
@@ -188,7 +188,8 @@ pub fn accept_quarantined(
             areas: stored.area.iter().map(|a| a.community.clone()).collect(),
         },
     };
-    if !who.receives(stored.kind, stored.area.as_ref()) {
+    let scope = who.scope(reference);
+    if !scope.receives(stored.kind, stored.area.as_ref()) {
         return Err(Error::NotAllowed {
             rule: "the record is outside the reviewer's areas".into(),
         });
@@ -196,16 +197,23 @@ pub fn accept_quarantined(
     if document.get_heads() == before {
         return Ok(false);
     }
-    let admitted = admit(
-        &who,
-        entry.record,
-        Some(stored.kind),
-        &document,
-        Some(reference),
-    )
-    .map_err(|refusal| Error::NotAllowed {
-        rule: format!("the reviewed changes break a rule: {refusal}"),
-    })?;
+    let author = ChangeAuthor {
+        user: entry.user,
+        device: entry.device,
+    };
+    let rules = Rules {
+        reference,
+        scope: &scope,
+        who: &who,
+        author,
+        limits: &HubLimits::default(),
+    };
+    let admitted =
+        admit(&rules, entry.record, Some(stored.kind), &document, &before).map_err(|refusal| {
+            Error::NotAllowed {
+                rule: format!("the reviewed changes break a rule: {refusal}"),
+            }
+        })?;
     tx.save(RecordWrite {
         id: entry.record,
         kind: admitted.kind,
@@ -213,10 +221,7 @@ pub fn accept_quarantined(
         area: admitted.area.as_ref(),
         document: &mut document,
         before: &before,
-        author: ChangeAuthor {
-            user: entry.user,
-            device: entry.device,
-        },
+        author,
     })?;
     Ok(true)
 }

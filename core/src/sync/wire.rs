@@ -124,7 +124,7 @@ struct ResponseTailRef<'a> {
     receipt: i64,
     tombstones: &'a Vec<Tombstone>,
     left_scope: &'a Vec<Uuid>,
-    scope: &'a Option<UserScope>,
+    profile: &'a Option<UserProfile>,
 }
 
 #[derive(Default, Deserialize)]
@@ -132,7 +132,7 @@ struct ResponseTail {
     receipt: i64,
     tombstones: Vec<Tombstone>,
     left_scope: Vec<Uuid>,
-    scope: Option<UserScope>,
+    profile: Option<UserProfile>,
 }
 
 /// A head, then a tail if any bytes are left (else the tail's defaults).
@@ -195,7 +195,7 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             receipt: response.receipt,
             tombstones: &response.tombstones,
             left_scope: &response.left_scope,
-            scope: &response.scope,
+            profile: &response.profile,
         })
         .expect("sync messages serialize"),
     );
@@ -214,8 +214,13 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         receipt: tail.receipt,
         tombstones: tail.tombstones,
         left_scope: tail.left_scope,
-        scope: tail.scope,
+        profile: tail.profile,
     })
+}
+
+/// Encodes a peer message as a device sends it (for tools, tests and fuzzing).
+pub fn encode_peer_message(message: &PeerMessage) -> Vec<u8> {
+    encode(PEER_TAG, message)
 }
 
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
@@ -293,10 +298,10 @@ pub struct SyncResponse {
     /// Records that left this device's scope (moved to an area it does not cover): it pushes
     /// what it has pending for them, then removes them. They may come back if the scope does.
     pub left_scope: Vec<Uuid>,
-    /// What this device's user may hold now (none from a hub of the previous version). When it
-    /// differs from what the device last heard, the device removes what the new scope does not
-    /// cover.
-    pub scope: Option<UserScope>,
+    /// The user's role and areas as the hub holds them now (none from a hub of the previous
+    /// version): the device's workflow checks them, and when they differ from what the device
+    /// last heard, the device removes what the new scope does not cover.
+    pub profile: Option<UserProfile>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -308,10 +313,10 @@ pub struct Tombstone {
     pub roots: Vec<[u8; 32]>,
 }
 
-/// A user's role and areas, as the hub applies them to the user's devices. A deactivated user
-/// has no areas.
+/// A user's role and area codes, as the hub tells the user's devices. A deactivated user has no
+/// areas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserScope {
+pub struct UserProfile {
     pub role: crate::model::Role,
     pub areas: Vec<String>,
 }
@@ -372,6 +377,25 @@ pub enum Refusal {
     Invalid,
     #[error("the record already exists with another kind")]
     WrongKind,
+    /// The document is over one of the bounds on what a record may hold.
+    #[error("the record exceeds the limit on {limit}")]
+    OverLimit { limit: crate::bounds::DocumentLimit },
+    /// The record breaks a rule the phone checks too (`Record::validate`).
+    #[error("the record breaks a validation rule")]
+    BreaksValidation,
+    /// The record was captured with reference data (`captured_with`) the hub does not hold.
+    #[error("the record names reference data versions the hub does not hold")]
+    UnknownReference,
+    /// The record's area is not a path of its country's area tree, or no tree is published for
+    /// its country.
+    #[error("the record's area is not a path of its country's area tree")]
+    AreaNotInTree,
+    /// A workflow step this user's role may not take (`rights`).
+    #[error("this user's role may not take this workflow step")]
+    StepNotAllowed,
+    /// A change names another user or device as its author.
+    #[error("a change names another user or device as its author")]
+    WrongAuthor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

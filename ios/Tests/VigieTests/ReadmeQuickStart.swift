@@ -6,6 +6,9 @@ func recordAFieldDay(documents: URL, key: Data, token: String, hubURL: URL, work
     let me = try parseEnrolmentToken(token: token) // the device's enrolment token
     let store = try openStore(path: documents.appendingPathComponent("vigie.db").path, key: key,
                               userId: me.userId, deviceId: me.deviceId)
+    // The first sync (at enrolment, while online) tells the store its user's role and areas:
+    // the workflow steps below act with them, and the hub checks them again.
+    _ = try store.syncWith(transport: HubTransport(hubURL: hubURL, token: token), progress: nil)
     let area = Area(country: "CI", region: "CI-R1", district: "CI-R1-D1", community: "CI-R1-D1-C01")
     var visit = newVisit(kind: .communityMonitoring, workplaceId: workplaceId, area: area,
                          visitorId: me.userId, startedAt: "2026-03-02T09:00:00+00:00")
@@ -19,11 +22,10 @@ func recordAFieldDay(documents: URL, key: Data, token: String, hubURL: URL, work
     child.identifiedOnVisit = visit.id
     child = try store.createChildCase(childCase: child)
     precondition(child.classification?.outcome == .hazardousChildLabour)
-    let role = Role.communityMonitor // the signed-in user's: workflow steps are checked against it
     child = try store.referCase(caseId: child.id, referral: newReferral(
-        service: .education, provider: "École primaire de Kouamé", date: "2026-03-03"), by: role)
+        service: .education, provider: "École primaire de Kouamé", date: "2026-03-03"))
     _ = try store.addFollowUp(caseId: child.id, followUp: newFollowUp(
-        date: "2026-03-20", situation: .inSchool, nextDue: "2026-04-20"), by: role)
+        date: "2026-03-20", situation: .inSchool, nextDue: "2026-04-20"))
     // One call for the whole session; or hubSyncRequest() / hubSyncApply(response:) over your own link.
     return try store.syncWith(transport: HubTransport(hubURL: hubURL, token: token), progress: nil)
 }

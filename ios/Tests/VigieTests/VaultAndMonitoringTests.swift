@@ -68,13 +68,13 @@ final class VaultAndMonitoringTests: XCTestCase {
     func testTheWorkflowIsRoleAwareAndVisitsAreReturnedWithAComment() throws {
         let store = try openStore(path: try storePath("monitoring.db"), key: key(30), userId: newId(), deviceId: nil)
         var child = try addChild(store, "CI-W-0001", "Aya Kouassi")
-        XCTAssertThrowsError(try store.transitionCase(caseId: child.id, status: .closed, by: .supervisor)) { error in
+        XCTAssertThrowsError(try store.asRole(.supervisor).transitionCase(caseId: child.id, status: .closed)) { error in
             guard case .NotAllowed(let reason)? = error as? VigieError else { return XCTFail("\(error)") }
             XCTAssertEqual(reason, "a case cannot go from identified to closed")
         }
-        child = try store.referCase(caseId: child.id, referral: newReferral(
-            service: .education, provider: "École", date: "2026-03-03"), by: .communityMonitor)
-        child = try store.transitionCase(caseId: child.id, status: .receivingServices, by: .communityMonitor)
+        child = try store.asRole(.communityMonitor).referCase(caseId: child.id, referral: newReferral(
+            service: .education, provider: "École", date: "2026-03-03"))
+        child = try store.asRole(.communityMonitor).transitionCase(caseId: child.id, status: .receivingServices)
         XCTAssertThrowsError(try checkCaseTransition(from: .receivingServices, to: .withdrawn, by: .communityMonitor))
 
         let workplace = try store.createWorkplace(workplace: newWorkplace(
@@ -82,8 +82,7 @@ final class VaultAndMonitoringTests: XCTestCase {
         var visit = try store.createVisit(visit: newVisit(kind: .labourInspection, workplaceId: workplace.id,
             area: community, visitorId: store.userId(), startedAt: "2026-03-02T09:00:00+00:00"))
         visit = try store.submitVisit(visitId: visit.id)
-        visit = try store.reviewVisit(visitId: visit.id, review: .returnToVisitor(comment: "Préciser les âges."),
-                                      by: .supervisor)
+        visit = try store.asRole(.supervisor).reviewVisit(visitId: visit.id, review: .returnToVisitor(comment: "Préciser les âges."))
         XCTAssertEqual(visit.status, .returned)
         XCTAssertEqual(visit.reviewComment, "Préciser les âges.")
 
@@ -93,7 +92,7 @@ final class VaultAndMonitoringTests: XCTestCase {
         XCTAssertEqual(indicators.children.identified, 1)
         XCTAssertEqual(sharedCount(count: indicators.children.identified), "<5")
         let out = try freshDirectory().appendingPathComponent("export")
-        let paths = try store.exportToDir(dir: out.path, format: .csv, options: ExportOptions(), by: .communityMonitor)
+        let paths = try store.asRole(.communityMonitor).exportToDir(dir: out.path, format: .csv, options: ExportOptions())
         XCTAssertEqual(paths.count, 5)
         let csv = try String(contentsOf: out.appendingPathComponent("child_cases.csv"), encoding: .utf8)
         XCTAssertTrue(csv.contains("CI-W-0001"))

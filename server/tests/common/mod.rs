@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod console;
+pub mod reference;
+pub mod rules;
 pub mod surface;
 
 use automerge::{Automerge, ChangeHash};
@@ -186,12 +188,23 @@ pub struct Hub {
     /// ones (`surface::HubOptions`).
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+    /// Whether the sample area tree is published before the hub serves (a hub serves a
+    /// country's records only once its area tree is published).
+    sample_areas: bool,
 }
 
 impl Hub {
-    /// Starts a hub on `data` (a directory), listening on a free port of 127.0.0.1.
+    /// Starts a hub on `data` (a directory), listening on a free port of 127.0.0.1, with the
+    /// sample area tree published (`reference/areas-CI.json`).
     pub fn start(data: &Path) -> Hub {
         Hub::start_with(data, None)
+    }
+
+    /// Starts a hub on `data` without publishing any area tree.
+    pub fn start_without_areas(data: &Path) -> Hub {
+        let mut hub = Hub::new(data, None, false);
+        hub.restart();
+        hub
     }
 
     /// Starts a hub on the PostgreSQL database `database` (several hubs may share one), whatever
@@ -201,7 +214,13 @@ impl Hub {
     }
 
     fn start_with(data: &Path, database: Option<String>) -> Hub {
-        let mut hub = Hub {
+        let mut hub = Hub::new(data, database, true);
+        hub.restart();
+        hub
+    }
+
+    fn new(data: &Path, database: Option<String>, sample_areas: bool) -> Hub {
+        Hub {
             child: None,
             url: String::new(),
             data: data.to_path_buf(),
@@ -210,9 +229,8 @@ impl Hub {
             starts: 0,
             extra_args: Vec::new(),
             extra_env: Vec::new(),
-        };
-        hub.restart();
-        hub
+            sample_areas,
+        }
     }
 
     /// The hub's `--database` arguments.
@@ -226,6 +244,18 @@ impl Hub {
     /// Starts the hub again on the same data (it must be stopped); the port changes.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the hub is already running");
+        if self.sample_areas && self.starts == 0 {
+            let mut args = vec![
+                "reference".to_string(),
+                "publish".into(),
+                "--data".into(),
+                self.data.to_str().expect("utf-8 path").into(),
+            ];
+            args.extend(self.database_args());
+            args.push(reference::SAMPLE_AREAS.into());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            vigie(&args);
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -288,6 +318,21 @@ impl Hub {
         self.url = url;
         self.child = Some(child);
         self.starts += 1;
+    }
+
+    /// The hub process's peak resident memory so far, in MiB (Linux's `VmHWM`).
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
     }
 
     /// `host:port` of the hub.
@@ -600,7 +645,8 @@ impl Device {
 
     /// Whether the hub lets this device receive and change a record of this kind and area.
     pub fn may_see(&self, kind: RecordKind, area: &Area) -> bool {
-        self.principal.kinds().contains(&kind) && self.principal.covers(area)
+        self.principal.kinds().contains(&kind)
+            && self.principal.covers(area, reference::sample_reference())
     }
 
     pub fn has(&self, id: Uuid) -> bool {
@@ -1110,15 +1156,37 @@ fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
             match rng.gen_range(0..8) {
                 0 | 1 => edit_text(rng, &mut v.findings),
                 2 => {
-                    v.status = *pick(
-                        rng,
-                        &[
-                            VisitStatus::Draft,
-                            VisitStatus::Submitted,
-                            VisitStatus::Validated,
-                            VisitStatus::Returned,
-                        ],
-                    )
+                    // A status the store's user may set (the hub tells the device its role):
+                    // an honest device's edits are never refused.
+                    let user = store.user_id();
+                    let role = store
+                        .user_profile()
+                        .expect("read the profile")
+                        .map(|p| p.role);
+                    let allowed: Vec<VisitStatus> = [
+                        VisitStatus::Draft,
+                        VisitStatus::Submitted,
+                        VisitStatus::Validated,
+                        VisitStatus::Returned,
+                    ]
+                    .into_iter()
+                    .filter(|to| {
+                        role.is_some_and(|role| {
+                            vigie_core::rights::check_step(
+                                role,
+                                user,
+                                &vigie_core::rights::Step::VisitStatus {
+                                    from: v.status,
+                                    to: *to,
+                                },
+                            )
+                            .is_ok()
+                        })
+                    })
+                    .collect();
+                    if !allowed.is_empty() {
+                        v.status = *pick(rng, &allowed);
+                    }
                 }
                 3 => v.workforce.male.under_12 = rng.gen_range(0..10),
                 4 => toggle(

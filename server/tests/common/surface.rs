@@ -40,6 +40,7 @@ impl Hub {
             starts: 0,
             extra_args: options.args,
             extra_env: options.env,
+            sample_areas: true,
         };
         hub.restart();
         hub

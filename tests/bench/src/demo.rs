@@ -75,6 +75,15 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
         key_of(args.key_hex.as_deref())?,
     )?;
     let backend = database.open()?;
+    // A hub serves a country's records once its area tree is published (as `vigie reference
+    // publish reference/areas-CI.json` does).
+    if backend.reference()?.area_tree("CI").is_none() {
+        let file = vigie_core::reference::ReferenceFile::parse(include_str!(
+            "../../../reference/areas-CI.json"
+        ))
+        .map_err(|e| e.to_string())?;
+        backend.publish_reference(&file)?;
+    }
     let phones_dir = match &args.phones {
         Some(dir) => dir.clone(),
         None => args.data.join("demo-phones"),

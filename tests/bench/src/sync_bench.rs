@@ -120,10 +120,15 @@ fn phone_sync(hub: &HubProcess, token: &Token, store: &Path) -> BoxResult<PhoneR
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+/// Reference documents `build_hub` publishes (the area tree): every device receives them too.
+const PUBLISHED: usize = 1;
+
 /// The hub's store loaded with the workload (one transaction per chunk of records), a supervisor
 /// for the region and an enrolled device. Returns the token and the JSON floor of the records.
 fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize)> {
     let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let areas = crate::workload::sample_areas();
+    store.publish_reference(&areas.key, areas.content)?;
     let mut floor = JsonFloor::new()?;
     let (mut workplaces, mut visits, mut cases) = (Vec::new(), Vec::new(), Vec::new());
     let mut count = 0;
@@ -352,7 +357,8 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     let hub = start_hub(&data)?;
     let phone = dir.path().join("phone.db");
     let initial = phone_sync(&hub, &token, &phone)?;
-    if initial.received as usize != records {
+    // The records, and the reference documents the hub published (its area tree).
+    if initial.received as usize != records + PUBLISHED {
         return Err(format!(
             "the phone received {} of {records} records",
             initial.received

@@ -27,6 +27,14 @@ use vigie_core::{
 pub const DEFAULT_SEED: u64 = 42;
 
 pub(crate) const COUNTRY: &str = "CI";
+
+/// The sample area tree the repository ships (`reference/areas-CI.json`: the workload's region,
+/// its 4 districts and 40 communities). A hub serves a country's records once its area tree is
+/// published.
+pub(crate) fn sample_areas() -> vigie_core::ReferenceFile {
+    vigie_core::ReferenceFile::parse(include_str!("../../../reference/areas-CI.json"))
+        .expect("the sample area tree parses")
+}
 pub(crate) const REGION: &str = "CI-R1";
 pub(crate) const DISTRICTS: usize = 4;
 pub(crate) const COMMUNITIES_PER_DISTRICT: usize = 10;

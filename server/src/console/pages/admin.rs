@@ -689,7 +689,8 @@ fn quarantine_page(
     done: Option<&str>,
 ) -> PageResult {
     let t = ctx.tr();
-    let who = viewer.principal();
+    let reference = hub.backend.reference()?;
+    let scope = viewer.principal().scope(&reference);
     let names = user_names(&hub.backend.users()?);
     let lines = hub
         .backend
@@ -699,7 +700,7 @@ fn quarantine_page(
         .filter(|q| {
             [&q.area_before, &q.area_after]
                 .iter()
-                .any(|a| a.as_ref().is_some_and(|a| who.covers(a)))
+                .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
         })
         .map(|q| QuarantineLine {
             entry: q.entry,
@@ -793,12 +794,13 @@ pub async fn review_quarantine(
             }
         };
         // Only entries of the supervisor's areas (the page lists no other).
-        let who = viewer.principal();
+        let reference = hub.backend.reference()?;
+        let scope = viewer.principal().scope(&reference);
         let visible = hub.backend.quarantined()?.into_iter().any(|q| {
             q.entry == entry
                 && [&q.area_before, &q.area_after]
                     .iter()
-                    .any(|a| a.as_ref().is_some_and(|a| who.covers(a)))
+                    .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
         });
         if !visible {
             return Err(Problem::NotFound);

@@ -568,7 +568,7 @@ fn change<R: Record>(
     id: Uuid,
     edit: &mut dyn FnMut(&mut R) -> Result<(), Error>,
 ) -> Result<Result<R, String>, Problem> {
-    let (actor, reference) = hub.backend.writer();
+    let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
     let mut written = None;
     let outcome = hub.backend.write(&mut |tx| {
         written = Some(change_as(tx, who, &actor, &reference, id, edit)?);
@@ -1320,7 +1320,7 @@ pub async fn case_referral(
             outcome: String::new(),
         };
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
-            workflow::refer(case, referral.clone(), who.role).map(|_| ())
+            workflow::refer(case, referral.clone()).map(|_| ())
         })?
         .map(|_| ());
         case_outcome(
@@ -1383,7 +1383,7 @@ pub async fn case_follow_up(
             );
         };
         let who = viewer.principal();
-        let (_, reference) = hub.backend.writer();
+        let reference = hub.backend.reference()?;
         let follow_up = FollowUp {
             date,
             situation,
@@ -1391,7 +1391,7 @@ pub async fn case_follow_up(
             next_due,
         };
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
-            workflow::follow(case, follow_up.clone(), who.role, &reference).map(|_| ())
+            workflow::follow(case, follow_up.clone(), &reference).map(|_| ())
         })?
         .map(|_| ());
         case_outcome(
@@ -1441,7 +1441,7 @@ pub async fn case_merge(
             );
         };
         let who = viewer.principal();
-        let (actor, reference) = hub.backend.writer();
+        let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
         // Both cases in one transaction, each checked as the supervisor's own change.
         let outcome = hub.backend.write(&mut |tx| {
             let mut dup: ChildCase =
@@ -1451,7 +1451,7 @@ pub async fn case_merge(
                 })?;
             let mut kept_after = None;
             change_as::<ChildCase>(tx, &who, &actor, &reference, id, &mut |kept| {
-                vigie_core::duplicates::merge(kept, &mut dup, who.role)?;
+                vigie_core::duplicates::merge(kept, &mut dup)?;
                 kept_after = Some(kept.id);
                 Ok(())
             })?;

@@ -73,7 +73,7 @@ class ErrorsTest {
             val child = store.createChildCase(
                 newChildCase("CI-0003", "Awa", Sex.FEMALE, community, "2026-03-02", user).apply { estimatedAge = 9 })
             val e = assertFailsWith<VigieException.NotAllowed> {
-                store.transitionCase(child.id, CaseStatus.CLOSED, Role.SUPERVISOR)
+                store.asRole(Role.SUPERVISOR).transitionCase(child.id, CaseStatus.CLOSED)
             }
             assertEquals("a case cannot go from identified to closed", e.reason)
             assertFalse(caseStatusCanBecome(CaseStatus.IDENTIFIED, CaseStatus.CLOSED))

@@ -41,16 +41,17 @@ class MonitoringTest {
         freshStore().use { store ->
             var case = store.child("CI-W-0001", "Aya Kouassi")
             assertEquals("a case cannot go from identified to closed", assertFailsWith<VigieException.NotAllowed> {
-                store.transitionCase(case.id, CaseStatus.CLOSED, supervisor)
+                store.asRole(supervisor).transitionCase(case.id, CaseStatus.CLOSED)
             }.reason)
-            assertEquals("an inspector does not manage child cases", assertFailsWith<VigieException.NotAllowed> {
-                store.referCase(case.id, referral(), Role.INSPECTOR)
-            }.reason)
-            case = store.referCase(case.id, referral(), monitor)
+            // An inspector opens and refers cases; follow-ups are others' work.
+            assertTrue(assertFailsWith<VigieException.NotAllowed> {
+                store.asRole(Role.INSPECTOR).addFollowUp(case.id, newFollowUp("2026-03-04", FollowUpSituation.AT_RISK, null))
+            }.reason.startsWith("an inspector opens and refers child cases"))
+            case = store.asRole(monitor).referCase(case.id, referral())
             assertEquals(CaseStatus.REFERRED, case.status)
-            case = store.transitionCase(case.id, CaseStatus.RECEIVING_SERVICES, monitor)
+            case = store.asRole(monitor).transitionCase(case.id, CaseStatus.RECEIVING_SERVICES)
             val refused = assertFailsWith<VigieException.NotAllowed> {
-                store.transitionCase(case.id, CaseStatus.WITHDRAWN, monitor)
+                store.asRole(monitor).transitionCase(case.id, CaseStatus.WITHDRAWN)
             }
             assertEquals("only a supervisor may make a case withdrawn (a community monitor may not)", refused.reason)
             assertFalse(refused.message.orEmpty().contains("Aya"))
@@ -60,7 +61,7 @@ class MonitoringTest {
             checkCaseTransition(CaseStatus.RECEIVING_SERVICES, CaseStatus.WITHDRAWN, supervisor)
             assertEquals(CaseStatus.RECEIVING_SERVICES, store.getChildCase(case.id).status)
 
-            case = store.transitionCase(case.id, CaseStatus.WITHDRAWN, supervisor)
+            case = store.asRole(supervisor).transitionCase(case.id, CaseStatus.WITHDRAWN)
             assertNotNull(case.remediatedOn)
             assertNotNull(case.followUpDue)
         }
@@ -72,23 +73,23 @@ class MonitoringTest {
             val w = store.createWorkplace(newWorkplace("Plantation", "cocoa", Formality.INFORMAL, community))
             var visit = store.createVisit(newVisit(VisitKind.LABOUR_INSPECTION, w.id, community, store.userId(),
                 "2026-03-02T09:00:00+00:00"))
-            assertFailsWith<VigieException.NotAllowed> { store.reviewVisit(visit.id, VisitReview.Validate, supervisor) }
+            assertFailsWith<VigieException.NotAllowed> { store.asRole(supervisor).reviewVisit(visit.id, VisitReview.Validate) }
             visit = store.submitVisit(visit.id)
             assertEquals(VisitStatus.SUBMITTED, visit.status)
             assertEquals("only a supervisor may review a visit (a community monitor may not)",
                 assertFailsWith<VigieException.NotAllowed> {
-                    store.reviewVisit(visit.id, VisitReview.Validate, monitor)
+                    store.asRole(monitor).reviewVisit(visit.id, VisitReview.Validate)
                 }.reason)
             assertEquals("review_comment", assertFailsWith<VigieException.Validation> {
-                store.reviewVisit(visit.id, VisitReview.ReturnToVisitor(""), supervisor)
+                store.asRole(supervisor).reviewVisit(visit.id, VisitReview.ReturnToVisitor(""))
             }.field)
 
             val comment = "Préciser l'âge des deux enfants vus au séchoir."
-            visit = store.reviewVisit(visit.id, VisitReview.ReturnToVisitor(comment), supervisor)
+            visit = store.asRole(supervisor).reviewVisit(visit.id, VisitReview.ReturnToVisitor(comment))
             assertEquals(VisitStatus.RETURNED, visit.status)
             assertEquals(comment, visit.reviewComment)
             assertEquals(store.userId(), visit.reviewedBy)
-            visit = store.reviewVisit(store.submitVisit(visit.id).id, VisitReview.Validate, supervisor)
+            visit = store.asRole(supervisor).reviewVisit(store.submitVisit(visit.id).id, VisitReview.Validate)
             assertEquals(VisitStatus.VALIDATED, visit.status)
         }
     }
@@ -115,9 +116,9 @@ class MonitoringTest {
             assertEquals(RecordKind.VISIT, alerts.last().kind)
             assertTrue(store.alerts(AreaFilter.Community("CI-R1-D1-C02"), Page()).isEmpty())
 
-            store.referCase(hazardous.id, referral(), monitor)
-            store.transitionCase(hazardous.id, CaseStatus.RECEIVING_SERVICES, monitor)
-            store.transitionCase(hazardous.id, CaseStatus.WITHDRAWN, supervisor)
+            store.asRole(monitor).referCase(hazardous.id, referral())
+            store.asRole(monitor).transitionCase(hazardous.id, CaseStatus.RECEIVING_SERVICES)
+            store.asRole(supervisor).transitionCase(hazardous.id, CaseStatus.WITHDRAWN)
             assertEquals(listOf(worst.id, visit.id), store.alerts(null, Page()).map { it.id })
         }
     }
@@ -133,9 +134,9 @@ class MonitoringTest {
             assertEquals(listOf(second.id), candidates.map { it.caseId })
             assertTrue(candidates.single().similarity >= 0.88)
             assertEquals("only a supervisor may merge cases", assertFailsWith<VigieException.NotAllowed> {
-                store.mergeCases(first.id, second.id, monitor)
+                store.asRole(monitor).mergeCases(first.id, second.id)
             }.reason)
-            val merged = store.mergeCases(first.id, second.id, supervisor)
+            val merged = store.asRole(supervisor).mergeCases(first.id, second.id)
             assertEquals(listOf(second.id), merged.kept.mergedFrom)
             assertEquals(first.id, merged.duplicate.mergedInto)
             assertEquals("KOUASSI Aya", store.getChildCase(second.id).name)
@@ -169,10 +170,10 @@ class MonitoringTest {
     fun exportsArePseudonymisedUnlessASupervisorAsks() {
         freshStore().use { store ->
             val cases = listOf(store.child("CI-E-0001", "Aya Kouassi"), store.child("CI-E-0002", "Awa, dite \"Petite\""))
-            store.referCase(cases[0].id, referral(), monitor)
+            store.asRole(monitor).referCase(cases[0].id, referral())
             val out = File(File(Env.storePath("export")).parentFile, "export")
 
-            val paths = store.exportToDir(out.path, ExportFormat.CSV, ExportOptions(), monitor)
+            val paths = store.asRole(monitor).exportToDir(out.path, ExportFormat.CSV, ExportOptions())
             assertEquals(listOf("child_cases.csv", "follow_ups.csv", "referrals.csv", "visits.csv", "workplaces.csv"),
                 paths.map { File(it).name }.sorted())
             val rows = readCsv(File(out, "child_cases.csv"))
@@ -183,10 +184,10 @@ class MonitoringTest {
             assertTrue(paths.none { File(it).readText().contains("Aya") })
 
             assertFailsWith<VigieException.NotAllowed> {
-                store.exportToDir(out.path, ExportFormat.CSV, ExportOptions(includePersonalData = true), monitor)
+                store.asRole(monitor).exportToDir(out.path, ExportFormat.CSV, ExportOptions(includePersonalData = true))
             }
             val personal = File(out, "personal")
-            store.exportToDir(personal.path, ExportFormat.CSV, ExportOptions(includePersonalData = true), supervisor)
+            store.asRole(supervisor).exportToDir(personal.path, ExportFormat.CSV, ExportOptions(includePersonalData = true))
             assertEquals(listOf("Awa, dite \"Petite\"", "Aya Kouassi"),
                 readCsv(File(personal, "child_cases.csv")).map { it.getValue("name") }.sorted())
         }

@@ -32,3 +32,12 @@ val community = Area(country = "CI", region = "CI-R1", district = "CI-R1-D1", co
 fun key(seed: Int) = ByteArray(32) { (seed * 31 + it).toByte() }
 
 fun newUserId(): String = UUID.randomUUID().toString()
+
+/**
+ * The store acting as `role` (as the hub tells a device at a sync), through the library's test
+ * hook: for the tests of the workflow without a hub.
+ */
+fun VigieStore.asRole(role: Role, areas: List<String> = listOf("CI-R1")): VigieStore {
+    debugAssumeRole(role, areas)
+    return this
+}

@@ -157,10 +157,10 @@ class VaultTest {
 
             // A closed case stays with its user.
             var done = a.child("CI-H-0003", "Adjoua")
-            done = a.referCase(done.id, newReferral(ServiceKind.EDUCATION, "École", "2026-03-03"), me)
-            a.transitionCase(done.id, CaseStatus.RECEIVING_SERVICES, me)
-            a.transitionCase(done.id, CaseStatus.WITHDRAWN, Role.SUPERVISOR)
-            a.transitionCase(done.id, CaseStatus.CLOSED, Role.SUPERVISOR)
+            done = a.asRole(me).referCase(done.id, newReferral(ServiceKind.EDUCATION, "École", "2026-03-03"))
+            a.asRole(me).transitionCase(done.id, CaseStatus.RECEIVING_SERVICES)
+            a.asRole(Role.SUPERVISOR).transitionCase(done.id, CaseStatus.WITHDRAWN)
+            a.asRole(Role.SUPERVISOR).transitionCase(done.id, CaseStatus.CLOSED)
             val refused = assertFailsWith<VigieException.NotAllowed> { a.handOver(listOf(done.id), receiver) }
             assertTrue(refused.reason.contains("closed"), refused.reason)
             handOver
@@ -184,7 +184,7 @@ class VaultTest {
             assertEquals("Aya Kouassi", received.name)
             assertEquals(receiver, received.identifiedBy)
             // The receiver works on it offline at once; it is in their outbox.
-            b.addFollowUp(aya.id, newFollowUp("2026-03-20", FollowUpSituation.AT_RISK, "2026-04-01"), me)
+            b.asRole(me).addFollowUp(aya.id, newFollowUp("2026-03-20", FollowUpSituation.AT_RISK, "2026-04-01"))
             assertTrue(b.followUpsDue(null, receiver, "2026-05-01", Page()).any { it.id == aya.id })
             assertEquals(2L, b.hubOutboxLen())
         }

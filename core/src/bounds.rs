@@ -1,0 +1,590 @@
+//! Bounds on what one record's document may hold, checked wherever bytes become a document.
+//!
+//! Automerge reads hostile bytes badly in three ways, and each has its check here:
+//! - **Expansion before anything is read.** A document chunk may DEFLATE its columns and a
+//!   change may be a DEFLATE-compressed chunk; every column is run-length encoded. A few hundred
+//!   bytes can describe gigabytes of columns or billions of operations, which Automerge would
+//!   allocate while loading. `admit` walks the chunks *before* Automerge sees them: it inflates
+//!   DEFLATE data itself, into a buffer that stops at the size bound, and counts the rows every
+//!   column describes (run lengths are added, never expanded). Bundle chunks (an experimental
+//!   Automerge format that Vigie never writes, and whose reader allocates from counts it reads)
+//!   are refused.
+//! - **Recursion.** Automerge's hydration, and serde on the JSON it produces, recurse once per
+//!   level of nesting: a 1,000-deep map overflows a 1 MiB stack, and a stack overflow cannot be
+//!   caught. `check_state` walks the document with an explicit stack, never recursion, and
+//!   refuses more than `max_depth` levels and any text longer than `max_text_chars`, before
+//!   anything recursive reads it.
+//! - **History.** A nesting created and then deleted is gone from the document's state but not
+//!   from its history, which `doc::history` diffs: `check_history` finds the depth of every
+//!   object ever created, also without recursion.
+//!
+//! The same limits hold on a phone and on the hub. They are far above what honest records need
+//! (the largest record of the reference workload is a few KiB; nesting goes 4 levels deep).
+
+use automerge::{Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::io::Read;
+
+/// One of the bounds on a document, named in refusals and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DocumentLimit {
+    /// The document's bytes, once every compression in it is undone.
+    Bytes,
+    /// Levels of maps (or lists) inside one another.
+    Depth,
+    /// Operations in the document's history.
+    Operations,
+    /// Changes in the document's history.
+    Changes,
+    /// Characters in one text or string value.
+    TextLength,
+}
+
+impl DocumentLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentLimit::Bytes => "document size",
+            DocumentLimit::Depth => "nesting depth",
+            DocumentLimit::Operations => "number of operations",
+            DocumentLimit::Changes => "number of changes",
+            DocumentLimit::TextLength => "length of one text",
+        }
+    }
+}
+
+impl fmt::Display for DocumentLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bounds themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentLimits {
+    /// Bytes of a document (or of changes received at once), with every compression undone.
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_operations: u64,
+    pub max_changes: u64,
+    /// Characters of one text (notes, findings) or one string.
+    pub max_text_chars: usize,
+}
+
+impl DocumentLimits {
+    /// What every store and hub applies. A record of the reference workload is 2–6 KiB with
+    /// 4 levels, a few hundred operations and changes, and notes of ~200 characters; these
+    /// bounds leave room for years of edits and notes of 15 pages, and keep one document's
+    /// decoding within a few tens of MiB.
+    pub const STANDARD: DocumentLimits = DocumentLimits {
+        max_bytes: 2 * 1024 * 1024,
+        max_depth: 32,
+        max_operations: 100_000,
+        max_changes: 10_000,
+        max_text_chars: 32 * 1024,
+    };
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+/// Why bytes were not let through to Automerge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Over(DocumentLimit),
+    /// A chunk format Vigie never writes and does not read (Automerge's experimental bundles).
+    Unsupported,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Before Automerge: the chunks
+
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_DOCUMENT: u8 = 0;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED: u8 = 2;
+const CHUNK_BUNDLE: u8 = 3;
+const COLUMN_DEFLATE: u32 = 0b1000;
+
+/// A cursor over bytes; every read fails (`None`) rather than passing the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.at.checked_add(n)?;
+        let slice = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(slice)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn uleb(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = self.byte()?;
+            if shift < 64 {
+                value |= u64::from(b & 0x7f) << shift;
+            }
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn sleb(&mut self) -> Option<i64> {
+        let mut value = 0i64;
+        let mut shift = 0u32;
+        loop {
+            let b = self.byte()?;
+            if shift < 64 {
+                value |= i64::from(b & 0x7f) << shift;
+            }
+            shift += 7;
+            if b & 0x80 == 0 {
+                if shift < 64 && b & 0x40 != 0 {
+                    value |= -1i64 << shift;
+                }
+                return Some(value);
+            }
+            if shift >= 70 {
+                return None;
+            }
+        }
+    }
+
+    /// Skips `count` length-prefixed byte strings (actor ids).
+    fn skip_prefixed(&mut self, count: u64) -> Option<()> {
+        for _ in 0..count {
+            let len = self.uleb()?;
+            self.take(len)?;
+        }
+        Some(())
+    }
+}
+
+/// What a run of chunks describes once expanded.
+#[derive(Debug, Default)]
+struct Tally {
+    bytes: u64,
+    operations: u64,
+    changes: u64,
+}
+
+impl Tally {
+    fn check(&self, limits: &DocumentLimits) -> Result<(), Refused> {
+        if self.bytes > limits.max_bytes as u64 {
+            return Err(Refused::Over(DocumentLimit::Bytes));
+        }
+        if self.operations > limits.max_operations {
+            return Err(Refused::Over(DocumentLimit::Operations));
+        }
+        if self.changes > limits.max_changes {
+            return Err(Refused::Over(DocumentLimit::Changes));
+        }
+        Ok(())
+    }
+
+    /// Bytes that may still be inflated before the size bound is passed.
+    fn room(&self, limits: &DocumentLimits) -> u64 {
+        (limits.max_bytes as u64).saturating_sub(self.bytes)
+    }
+}
+
+/// Checks what `bytes` (a saved document, changes, or both, concatenated) would make Automerge
+/// allocate. Malformed bytes pass: Automerge refuses them itself, and reads no chunk after the
+/// first it cannot parse, so nothing past the point this walk stops at is ever expanded.
+pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<(), Refused> {
+    let mut tally = Tally {
+        bytes: bytes.len() as u64,
+        ..Tally::default()
+    };
+    tally.check(limits)?;
+    let mut r = Reader::new(bytes);
+    while !r.is_empty() {
+        if r.take(4) != Some(&MAGIC[..]) {
+            break;
+        }
+        let Some(_checksum) = r.take(4) else { break };
+        let Some(kind) = r.byte() else { break };
+        let Some(len) = r.uleb() else { break };
+        let Some(data) = r.take(len) else { break };
+        let parsed = match kind {
+            CHUNK_DOCUMENT => document_chunk(data, &mut tally, limits)?,
+            CHUNK_CHANGE => change_chunk(data, &mut tally, limits)?,
+            CHUNK_COMPRESSED => {
+                let inflated = inflate(data, &mut tally, limits)?;
+                change_chunk(&inflated, &mut tally, limits)?
+            }
+            CHUNK_BUNDLE => return Err(Refused::Unsupported),
+            _ => break,
+        };
+        tally.check(limits)?;
+        if parsed.is_none() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Inflates DEFLATE data into a buffer that never grows past the room left under the size
+/// bound; the inflated bytes count towards it.
+fn inflate(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Result<Vec<u8>, Refused> {
+    let room = tally.room(limits);
+    let mut out = Vec::new();
+    // A damaged stream is Automerge's to refuse: count what came out before the damage.
+    let _ = flate2::read::DeflateDecoder::new(data)
+        .take(room.saturating_add(1))
+        .read_to_end(&mut out);
+    if out.len() as u64 > room {
+        return Err(Refused::Over(DocumentLimit::Bytes));
+    }
+    tally.bytes = tally
+        .bytes
+        .saturating_add(out.len() as u64)
+        .saturating_sub(data.len() as u64);
+    Ok(out)
+}
+
+/// The most rows any of these columns describes (each column of a row group holds one value
+/// per row, so this bounds the rows Automerge materialises).
+fn rows_of(
+    columns: &[(u32, &[u8])],
+    tally: &mut Tally,
+    limits: &DocumentLimits,
+) -> Result<u64, Refused> {
+    let cap = limits.max_operations.max(limits.max_changes);
+    let mut most = 0u64;
+    for (spec, data) in columns {
+        let inflated;
+        let data: &[u8] = if spec & COLUMN_DEFLATE != 0 {
+            inflated = inflate(data, tally, limits)?;
+            &inflated
+        } else {
+            data
+        };
+        most = most.max(column_rows(spec & 0b111, data, cap));
+    }
+    Ok(most)
+}
+
+/// Rows a column describes, stopping once past `cap`. A group column (the number of
+/// predecessors of each operation, say) also describes the rows of the columns it groups: its
+/// values' sum counts too.
+fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
+    const GROUP: u32 = 0;
+    const DELTA: u32 = 3;
+    const BOOLEAN: u32 = 4;
+    const STRING: u32 = 5;
+    const RAW: u32 = 7;
+    let mut r = Reader::new(data);
+    let mut rows = 0u64;
+    let mut grouped = 0u64;
+    match column_type {
+        RAW => return 0,
+        BOOLEAN => {
+            while let Some(run) = r.uleb() {
+                rows = rows.saturating_add(run);
+                if rows > cap {
+                    break;
+                }
+            }
+            return rows;
+        }
+        _ => {}
+    }
+    // Run-length encoding: n > 0 repeats one value n times, n < 0 is -n literal values, 0 is
+    // a run of nulls whose length follows.
+    let value = |r: &mut Reader<'_>| -> Option<u64> {
+        match column_type {
+            DELTA => r.sleb().map(|_| 0),
+            STRING => {
+                let len = r.uleb()?;
+                r.take(len).map(|_| 0)
+            }
+            _ => r.uleb(),
+        }
+    };
+    while let Some(n) = r.sleb() {
+        if n > 0 {
+            let Some(v) = value(&mut r) else { break };
+            rows = rows.saturating_add(n as u64);
+            if column_type == GROUP {
+                grouped = grouped.saturating_add((n as u64).saturating_mul(v));
+            }
+        } else if n < 0 {
+            for _ in 0..n.unsigned_abs() {
+                let Some(v) = value(&mut r) else {
+                    return rows.max(grouped);
+                };
+                rows += 1;
+                if column_type == GROUP {
+                    grouped = grouped.saturating_add(v);
+                }
+            }
+        } else {
+            let Some(nulls) = r.uleb() else { break };
+            rows = rows.saturating_add(nulls);
+        }
+        if rows > cap || grouped > cap {
+            break;
+        }
+    }
+    rows.max(grouped)
+}
+
+/// `Ok(None)`: the chunk does not parse (Automerge refuses it, and reads nothing after it).
+type Walked = Result<Option<()>, Refused>;
+
+fn document_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walked {
+    let mut r = Reader::new(data);
+    // Actors and heads, the metadata of the change columns and of the operation columns, then
+    // both data areas.
+    let parsed = (|| {
+        let actors = r.uleb()?;
+        r.skip_prefixed(actors)?;
+        let heads = r.uleb()?;
+        r.take(heads.checked_mul(32)?)?;
+        let change_specs = spec_list(&mut r)?;
+        let op_specs = spec_list(&mut r)?;
+        Some((
+            column_data(&mut r, &change_specs)?,
+            column_data(&mut r, &op_specs)?,
+        ))
+    })();
+    let Some((change_columns, op_columns)) = parsed else {
+        return Ok(None);
+    };
+    let changes = rows_of(&change_columns, tally, limits)?;
+    let operations = rows_of(&op_columns, tally, limits)?;
+    tally.changes = tally.changes.saturating_add(changes);
+    tally.operations = tally.operations.saturating_add(operations);
+    Ok(Some(()))
+}
+
+fn spec_list(r: &mut Reader<'_>) -> Option<Vec<(u32, u64)>> {
+    let count = r.uleb()?;
+    let mut specs = Vec::new();
+    for _ in 0..count {
+        specs.push((u32::try_from(r.uleb()?).ok()?, r.uleb()?));
+    }
+    Some(specs)
+}
+
+fn column_data<'a>(r: &mut Reader<'a>, specs: &[(u32, u64)]) -> Option<Vec<(u32, &'a [u8])>> {
+    specs
+        .iter()
+        .map(|(spec, len)| Some((*spec, r.take(*len)?)))
+        .collect()
+}
+
+fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walked {
+    let mut r = Reader::new(data);
+    // Dependencies, actor, sequence number, first operation, time, message, other actors, then
+    // the operation columns.
+    let parsed = (|| {
+        let deps = r.uleb()?;
+        r.take(deps.checked_mul(32)?)?;
+        r.skip_prefixed(1)?;
+        r.uleb()?;
+        r.uleb()?;
+        r.sleb()?;
+        let message = r.uleb()?;
+        r.take(message)?;
+        let others = r.uleb()?;
+        r.skip_prefixed(others)?;
+        let specs = spec_list(&mut r)?;
+        column_data(&mut r, &specs)
+    })();
+    let Some(op_columns) = parsed else {
+        return Ok(None);
+    };
+    tally.changes = tally.changes.saturating_add(1);
+    let operations = rows_of(&op_columns, tally, limits)?;
+    tally.operations = tally.operations.saturating_add(operations);
+    Ok(Some(()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// After Automerge: the state and the history, without recursion
+
+/// Checks the document's state (at `heads`, or now): nesting depth and the length of every text
+/// and string, every concurrent value included, with an explicit stack.
+pub(crate) fn check_state(
+    doc: &Automerge,
+    heads: Option<&[ChangeHash]>,
+    limits: &DocumentLimits,
+) -> Result<(), DocumentLimit> {
+    let mut stack: Vec<(ObjId, ObjType, usize)> = vec![(automerge::ROOT, ObjType::Map, 0)];
+    while let Some((obj, ty, depth)) = stack.pop() {
+        let mut visit = |values: Vec<(Value<'_>, ObjId)>| -> Result<(), DocumentLimit> {
+            for (value, id) in values {
+                match value {
+                    Value::Object(ObjType::Text) => {
+                        let len = match heads {
+                            Some(h) => doc.length_at(&id, h),
+                            None => doc.length(&id),
+                        };
+                        if len > limits.max_text_chars {
+                            return Err(DocumentLimit::TextLength);
+                        }
+                        if depth + 1 > limits.max_depth {
+                            return Err(DocumentLimit::Depth);
+                        }
+                    }
+                    Value::Object(child) => {
+                        if depth + 1 > limits.max_depth {
+                            return Err(DocumentLimit::Depth);
+                        }
+                        stack.push((id, child, depth + 1));
+                    }
+                    Value::Scalar(s) => match s.as_ref() {
+                        // Bytes over the bound may still be few enough characters.
+                        ScalarValue::Str(text)
+                            if text.len() > limits.max_text_chars
+                                && text.chars().count() > limits.max_text_chars =>
+                        {
+                            return Err(DocumentLimit::TextLength);
+                        }
+                        ScalarValue::Bytes(b) if b.len() > limits.max_text_chars * 4 => {
+                            return Err(DocumentLimit::TextLength);
+                        }
+                        _ => {}
+                    },
+                }
+            }
+            Ok(())
+        };
+        match ty {
+            ObjType::Map | ObjType::Table => {
+                let keys: Vec<String> = match heads {
+                    Some(h) => doc.keys_at(&obj, h).collect(),
+                    None => doc.keys(&obj).collect(),
+                };
+                for key in keys {
+                    let values = match heads {
+                        Some(h) => doc.get_all_at(&obj, key.as_str(), h),
+                        None => doc.get_all(&obj, key.as_str()),
+                    }
+                    .unwrap_or_default();
+                    visit(values)?;
+                }
+            }
+            ObjType::List => {
+                let len = match heads {
+                    Some(h) => doc.length_at(&obj, h),
+                    None => doc.length(&obj),
+                };
+                for i in 0..len {
+                    let values = match heads {
+                        Some(h) => doc.get_all_at(&obj, i, h),
+                        None => doc.get_all(&obj, i),
+                    }
+                    .unwrap_or_default();
+                    visit(values)?;
+                }
+            }
+            ObjType::Text => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks the depth of every object the document's history ever created (deleted ones
+/// included), and its number of operations and changes, without recursion.
+pub(crate) fn check_history(doc: &Automerge, limits: &DocumentLimits) -> Result<(), DocumentLimit> {
+    use automerge::legacy::{ObjectId, OpType};
+    use std::collections::HashMap;
+    let changes = doc.get_changes(&[]);
+    if changes.len() as u64 > limits.max_changes {
+        return Err(DocumentLimit::Changes);
+    }
+    let operations: u64 = changes.iter().map(|c| c.len() as u64).sum();
+    if operations > limits.max_operations {
+        return Err(DocumentLimit::Operations);
+    }
+    // Changes come in causal order: an object is created before anything is put into it.
+    let mut depth: HashMap<(u64, Vec<u8>), usize> = HashMap::new();
+    for change in changes {
+        let expanded = change.decode();
+        let actor = expanded.actor_id.to_bytes().to_vec();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            if !matches!(op.action, OpType::Make(_)) {
+                continue;
+            }
+            let parent = match &op.obj {
+                ObjectId::Root => 0,
+                ObjectId::Id(id) => depth
+                    .get(&(id.counter(), id.actor().to_bytes().to_vec()))
+                    .copied()
+                    .unwrap_or(0),
+            };
+            if parent + 1 > limits.max_depth {
+                return Err(DocumentLimit::Depth);
+            }
+            let counter = expanded.start_op.get() + i as u64;
+            depth.insert((counter, actor.clone()), parent + 1);
+        }
+    }
+    Ok(())
+}
+
+/// Checks the size of a document as it will be stored (`save_nocompress`'s bytes).
+pub(crate) fn check_size(plain_len: usize, limits: &DocumentLimits) -> Result<(), DocumentLimit> {
+    if plain_len > limits.max_bytes {
+        return Err(DocumentLimit::Bytes);
+    }
+    Ok(())
+}
+
+/// The first string in a record's JSON longer than the text bound, as the dotted path of its
+/// field (walked with an explicit stack: records are shallow, but the JSON may come from an
+/// app).
+pub(crate) fn long_text(json: &serde_json::Value, limits: &DocumentLimits) -> Option<String> {
+    use serde_json::Value as Json;
+    let mut stack: Vec<(&Json, String)> = vec![(json, String::new())];
+    while let Some((value, path)) = stack.pop() {
+        match value {
+            Json::String(s)
+                if s.len() > limits.max_text_chars && s.chars().count() > limits.max_text_chars =>
+            {
+                return Some(path);
+            }
+            Json::Object(map) => {
+                for (key, child) in map {
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    stack.push((child, child_path));
+                }
+            }
+            Json::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    stack.push((child, format!("{path}.{i}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,448 @@
+//! Who may do what: the one home of the role matrix. A device checks its own user's writes
+//! and workflow calls against it (with the role the hub told it), and the hub checks every
+//! pushed record against it (with the sender's role): both derive the steps a write takes from
+//! the record before and after it (`steps`) and ask `check_step` about each.
+//!
+//! | kind | step | community monitor | inspector | supervisor |
+//! |---|---|---|---|---|
+//! | workplace | create, change (in their areas) | yes | yes | yes |
+//! | visit | create (draft or submitted), change | yes | yes | yes |
+//! | visit | draft → submitted, returned → submitted | yes | yes | yes |
+//! | visit | submitted → validated or returned; set `reviewed_by` (to themselves) | no | no | yes |
+//! | child case | create (identified, or referred with a referral) | yes | yes | yes |
+//! | child case | change its facts (age, hours, hazards, school, notes…) | yes | yes | yes |
+//! | child case | add a referral; identified → referred (with a referral) | yes | yes | yes |
+//! | child case | referred → receiving services | yes | no | yes |
+//! | child case | record a follow-up | yes | no | yes |
+//! | child case | verify: receiving services → withdrawn or prevented, `remediated_on` | no | no | yes |
+//! | child case | close: withdrawn or prevented → closed | no | no | yes |
+//! | child case | remove a referral or a follow-up; merge duplicates (`merged_into`, `merged_from`) | no | no | yes |
+//! | user, reference data | any change | no | no | no (the hub's administrator only) |
+//!
+//! Every role receives workplaces, visits and child cases of its areas: monitors register the
+//! farms and households they visit, and inspectors open the case of a child they find (and must
+//! see the cases already open, not to register the same child twice). What differs between roles
+//! is the steps of the monitoring cycle: verification, closing, review and merging are a
+//! supervisor's. An administrator (the hub's console: users, devices, reference data) receives
+//! and changes no field record: no kind, no step.
+
+use crate::error::{Error, Result};
+use crate::model::{CaseStatus, ChildCase, RecordKind, Role, Visit, VisitStatus, Workplace};
+use uuid::Uuid;
+
+/// The kinds a role receives, creates and changes (in its areas). Never users or reference data:
+/// those are the hub's.
+pub fn kinds(role: Role) -> &'static [RecordKind] {
+    match role {
+        Role::CommunityMonitor | Role::Inspector | Role::Supervisor => &[
+            RecordKind::Workplace,
+            RecordKind::Visit,
+            RecordKind::ChildCase,
+        ],
+        Role::Administrator => &[],
+    }
+}
+
+/// One step a write takes, found by comparing the record before and after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Create(RecordKind),
+    /// Any change of a record's fields that is not one of the steps below.
+    Edit(RecordKind),
+    CaseStatus {
+        from: CaseStatus,
+        to: CaseStatus,
+        /// Whether the case holds a referral once the write is made.
+        has_referral: bool,
+    },
+    ReferralAdded,
+    ReferralRemoved,
+    FollowUpAdded,
+    FollowUpRemoved,
+    /// `remediated_on` set or changed: the verification's date.
+    Remediated,
+    /// `merged_into` or `merged_from` changed.
+    Merge,
+    VisitStatus {
+        from: VisitStatus,
+        to: VisitStatus,
+    },
+    /// `reviewed_by` set or changed, to this user.
+    Review {
+        reviewer: Option<Uuid>,
+    },
+    /// Users and reference data, which only the hub's administrator changes.
+    Administration(RecordKind),
+}
+
+fn not_allowed(rule: impl Into<String>) -> Error {
+    Error::NotAllowed { rule: rule.into() }
+}
+
+pub(crate) fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Inspector => "inspector",
+        Role::CommunityMonitor => "community monitor",
+        Role::Supervisor => "supervisor",
+        Role::Administrator => "administrator",
+    }
+}
+
+/// The case status changes each role may make, one at a time.
+fn case_edges(role: Role) -> &'static [(CaseStatus, CaseStatus)] {
+    use CaseStatus::*;
+    match role {
+        Role::Inspector => &[(Identified, Referred)],
+        Role::CommunityMonitor => &[(Identified, Referred), (Referred, ReceivingServices)],
+        Role::Supervisor => &[
+            (Identified, Referred),
+            (Referred, ReceivingServices),
+            (ReceivingServices, Withdrawn),
+            (ReceivingServices, Prevented),
+            (Withdrawn, Closed),
+            (Prevented, Closed),
+        ],
+        Role::Administrator => &[],
+    }
+}
+
+fn visit_edges(role: Role) -> &'static [(VisitStatus, VisitStatus)] {
+    use VisitStatus::*;
+    match role {
+        Role::Supervisor => &[
+            (Draft, Submitted),
+            (Returned, Submitted),
+            (Submitted, Validated),
+            (Submitted, Returned),
+        ],
+        Role::CommunityMonitor | Role::Inspector => &[(Draft, Submitted), (Returned, Submitted)],
+        Role::Administrator => &[],
+    }
+}
+
+/// Whether `to` can be reached from `from` by steps in `edges` (a write made offline may hold
+/// several steps: a case opened and referred, a visit submitted and validated).
+fn reachable<T: Copy + PartialEq>(edges: &[(T, T)], from: T, to: T) -> bool {
+    let mut seen = vec![from];
+    let mut i = 0;
+    while i < seen.len() {
+        let at = seen[i];
+        if at == to {
+            return true;
+        }
+        for (a, b) in edges {
+            if *a == at && !seen.contains(b) {
+                seen.push(*b);
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether a case status change is made by a supervisor's step only (the rule names it).
+fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> Error {
+    if !reachable(case_edges(Role::Supervisor), from, to) {
+        return not_allowed(format!(
+            "a case cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        ));
+    }
+    let first_forbidden = [
+        CaseStatus::Referred,
+        CaseStatus::ReceivingServices,
+        CaseStatus::Withdrawn,
+        CaseStatus::Prevented,
+        CaseStatus::Closed,
+    ]
+    .into_iter()
+    .find(|s| {
+        reachable(case_edges(Role::Supervisor), from, *s)
+            && reachable(case_edges(Role::Supervisor), *s, to)
+            && !reachable(case_edges(role), from, *s)
+    })
+    .unwrap_or(to);
+    if role == Role::Inspector && first_forbidden == CaseStatus::ReceivingServices {
+        return not_allowed(
+            "an inspector opens and refers child cases; their services are followed by monitors and supervisors",
+        );
+    }
+    not_allowed(format!(
+        "only a supervisor may make a case {} (a {} may not)",
+        first_forbidden.as_str(),
+        role_str(role)
+    ))
+}
+
+/// Whether `role` may take `step` (acting as user `user`); the error names the rule.
+pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<()> {
+    match step {
+        Step::Create(kind) | Step::Edit(kind) => {
+            if kinds(role).contains(kind) {
+                Ok(())
+            } else {
+                Err(not_allowed(format!(
+                    "a {} does not work with {kind} records",
+                    role_str(role)
+                )))
+            }
+        }
+        Step::Administration(kind) => Err(not_allowed(format!(
+            "{kind} records are changed by the hub's administrator only"
+        ))),
+        Step::CaseStatus {
+            from,
+            to,
+            has_referral,
+        } => {
+            if from == to {
+                return Ok(());
+            }
+            if !reachable(case_edges(role), *from, *to) {
+                return Err(case_status_rule(role, *from, *to));
+            }
+            if *from == CaseStatus::Identified && !has_referral {
+                return Err(not_allowed(
+                    "a case is referred with refer_case, which records the referral",
+                ));
+            }
+            Ok(())
+        }
+        Step::ReferralAdded => Ok(()),
+        Step::FollowUpAdded if role == Role::Inspector => Err(not_allowed(
+            "an inspector opens and refers child cases; follow-ups are recorded by monitors and supervisors",
+        )),
+        Step::FollowUpAdded => Ok(()),
+        Step::ReferralRemoved | Step::FollowUpRemoved if role != Role::Supervisor => {
+            Err(not_allowed(format!(
+                "only a supervisor may remove a referral or a follow-up (a {} may not)",
+                role_str(role)
+            )))
+        }
+        Step::ReferralRemoved | Step::FollowUpRemoved => Ok(()),
+        Step::Remediated if role != Role::Supervisor => Err(not_allowed(format!(
+            "only a supervisor may record a verification (a {} may not)",
+            role_str(role)
+        ))),
+        Step::Remediated => Ok(()),
+        Step::Merge if role != Role::Supervisor => {
+            Err(not_allowed("only a supervisor may merge cases"))
+        }
+        Step::Merge => Ok(()),
+        Step::VisitStatus { from, to } => {
+            if from == to || reachable(visit_edges(role), *from, *to) {
+                return Ok(());
+            }
+            if reachable(visit_edges(Role::Supervisor), *from, *to) {
+                return Err(not_allowed(format!(
+                    "only a supervisor may review a visit (a {} may not)",
+                    role_str(role)
+                )));
+            }
+            Err(not_allowed(format!(
+                "a visit cannot go from {} to {}",
+                from.as_str(),
+                to.as_str()
+            )))
+        }
+        Step::Review { reviewer } => {
+            if role != Role::Supervisor {
+                return Err(not_allowed(format!(
+                    "only a supervisor may review a visit (a {} may not)",
+                    role_str(role)
+                )));
+            }
+            match reviewer {
+                Some(r) if *r != user => Err(not_allowed(
+                    "a visit's reviewer is the supervisor who reviews it",
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// A record as the matrix sees it.
+#[derive(Clone, Copy)]
+pub enum Subject<'a> {
+    Workplace(&'a Workplace),
+    Visit(&'a Visit),
+    ChildCase(&'a ChildCase),
+    /// A user or reference data.
+    Administered(RecordKind),
+}
+
+impl Subject<'_> {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Subject::Workplace(_) => RecordKind::Workplace,
+            Subject::Visit(_) => RecordKind::Visit,
+            Subject::ChildCase(_) => RecordKind::ChildCase,
+            Subject::Administered(kind) => *kind,
+        }
+    }
+}
+
+/// The steps from `before` (none for a new record) to `after`, which must be of one kind.
+pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
+    let kind = after.kind();
+    let mut steps = vec![match before {
+        None => Step::Create(kind),
+        Some(_) => Step::Edit(kind),
+    }];
+    match (before, after) {
+        (_, Subject::Administered(kind)) => return vec![Step::Administration(kind)],
+        (None, Subject::ChildCase(c)) => case_steps(None, c, &mut steps),
+        (Some(Subject::ChildCase(b)), Subject::ChildCase(c)) => case_steps(Some(b), c, &mut steps),
+        (None, Subject::Visit(v)) => visit_steps(None, v, &mut steps),
+        (Some(Subject::Visit(b)), Subject::Visit(v)) => visit_steps(Some(b), v, &mut steps),
+        _ => {}
+    }
+    steps
+}
+
+fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Step>) {
+    // A new case starts identified: a case registered offline and referred before the sync
+    // arrives referred, having taken both steps.
+    let from = before.map_or(CaseStatus::Identified, |b| b.status);
+    if from != after.status {
+        steps.push(Step::CaseStatus {
+            from,
+            to: after.status,
+            has_referral: !after.referrals.is_empty(),
+        });
+    }
+    let empty = ChildCase {
+        referrals: Default::default(),
+        followups: Default::default(),
+        ..after.clone()
+    };
+    let before_or_empty = before.unwrap_or(&empty);
+    if after
+        .referrals
+        .keys()
+        .any(|k| !before_or_empty.referrals.contains_key(k))
+    {
+        steps.push(Step::ReferralAdded);
+    }
+    if before_or_empty
+        .referrals
+        .keys()
+        .any(|k| !after.referrals.contains_key(k))
+    {
+        steps.push(Step::ReferralRemoved);
+    }
+    if after
+        .followups
+        .keys()
+        .any(|k| !before_or_empty.followups.contains_key(k))
+    {
+        steps.push(Step::FollowUpAdded);
+    }
+    if before_or_empty
+        .followups
+        .keys()
+        .any(|k| !after.followups.contains_key(k))
+    {
+        steps.push(Step::FollowUpRemoved);
+    }
+    if after.remediated_on != before.and_then(|b| b.remediated_on) {
+        steps.push(Step::Remediated);
+    }
+    if after.merged_into != before.and_then(|b| b.merged_into)
+        || before.map_or(!after.merged_from.is_empty(), |b| {
+            b.merged_from != after.merged_from
+        })
+    {
+        steps.push(Step::Merge);
+    }
+}
+
+fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
+    let from = before.map_or(VisitStatus::Draft, |b| b.status);
+    if from != after.status {
+        steps.push(Step::VisitStatus {
+            from,
+            to: after.status,
+        });
+    }
+    if after.reviewed_by != before.and_then(|b| b.reviewed_by) {
+        steps.push(Step::Review {
+            reviewer: after.reviewed_by,
+        });
+    }
+}
+
+/// Checks every step from `before` to `after` for `role`, acting as `user`: the first step not
+/// allowed is the error.
+pub fn check(
+    role: Role,
+    user: Uuid,
+    before: Option<Subject<'_>>,
+    after: Subject<'_>,
+) -> Result<()> {
+    steps(before, after)
+        .iter()
+        .try_for_each(|step| check_step(role, user, step))
+}
+
+/// A user's areas, each code matched at the level the area tree in force gives it
+/// (`ReferenceData::grants_of`): a community code covers only records of that community, a
+/// district code those of its district. A code found in no published tree covers nothing: a hub
+/// that has not published a country's tree serves none of its records, rather than matching
+/// codes at any level (a record filed with a community code as its country would otherwise
+/// reach whoever holds that community).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AreaScope {
+    grants: Vec<crate::reference::AreaGrant>,
+}
+
+impl AreaScope {
+    pub fn resolve<'a>(
+        codes: impl IntoIterator<Item = &'a String>,
+        reference: &crate::reference::ReferenceData,
+    ) -> AreaScope {
+        let mut grants: Vec<_> = codes
+            .into_iter()
+            .flat_map(|code| reference.grants_of(code))
+            .collect();
+        grants.sort();
+        grants.dedup();
+        AreaScope { grants }
+    }
+
+    pub fn covers(&self, area: &crate::model::Area) -> bool {
+        self.grants.iter().any(|g| g.covers(area))
+    }
+
+    pub fn grants(&self) -> &[crate::reference::AreaGrant] {
+        &self.grants
+    }
+}
+
+/// A device store's user as the hub last described them. Every local write of a device that
+/// knows it is checked against the matrix as the hub will check it. (Scope is the hub's to judge:
+/// a record filed outside the user's areas is refused at the push and stays on the device.)
+#[derive(Debug, Clone)]
+pub(crate) struct Acting {
+    pub role: Role,
+    pub user: Uuid,
+}
+
+impl Acting {
+    /// Checks a local write, from the record as stored (`before`, none for a new record) to the
+    /// record as it will be stored.
+    pub(crate) fn check_write<R: crate::model::Record>(
+        &self,
+        before: Option<&R>,
+        after: &R,
+    ) -> Result<()> {
+        check(
+            self.role,
+            self.user,
+            before.map(|b| b.subject()),
+            after.subject(),
+        )
+    }
+}

@@ -1,0 +1,270 @@
+//! The bounds on a record's document (`DocumentLimits`) wherever bytes become a document: a
+//! device's pull, a peer message, a bundle, a merge, the hub's push, and a local write. Every
+//! hostile document is refused with the bound it breaks and nothing stored, on a thread with a
+//! 1 MiB stack; honest documents near the bounds pass.
+
+mod common;
+
+use chrono::NaiveDate;
+use common::hostile::{self, on_small_stack};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::wire::{self, PeerMessage, PullEntry, PushEntry, SyncRequest, SyncResponse};
+use vigie_core::sync::{HubLimits, PeerScope, Principal, Refusal, SyncOptions, encode_bundle};
+use vigie_core::*;
+
+fn area() -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
+}
+
+fn child(by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE-1",
+        "Aya Kouamé",
+        Sex::Female,
+        area(),
+        NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        by,
+    );
+    c.estimated_age = Some(12);
+    c.hours_per_week = 20;
+    c
+}
+
+fn store(dir: &TempDir, name: &str) -> Store {
+    common::plain_store(dir.path(), name)
+}
+
+/// An honest case on a device: its id, its document and the device's actor.
+fn honest(dir: &TempDir) -> (Uuid, Vec<u8>, automerge::ActorId) {
+    let mut device = store(dir, "sender.db");
+    let case = device.create(&child(device.user_id())).unwrap();
+    (
+        case.id,
+        device.export_document(case.id).unwrap(),
+        device.actor().clone(),
+    )
+}
+
+fn over(error: &Error) -> Option<DocumentLimit> {
+    match error {
+        Error::OverLimit { limit, .. } => Some(*limit),
+        _ => None,
+    }
+}
+
+#[test]
+fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
+    let dir = TempDir::new().unwrap();
+    let (id, honest, actor) = honest(&dir);
+    let path = dir.path().to_path_buf();
+    on_small_stack(move || {
+        let mut victim = Store::open(StoreConfig::new(
+            path.join("victim.db"),
+            Encryption::Unencrypted,
+            Uuid::now_v7(),
+        ))
+        .unwrap();
+        for h in hostile::all(&honest, &actor) {
+            // A merge (hand-over, tools).
+            let e = victim.merge_document(id, &h.bytes).unwrap_err();
+            assert_eq!(over(&e), Some(h.limit), "{}: {e}", h.name);
+            assert!(e.to_string().contains(h.limit.as_str()), "{}: {e}", h.name);
+
+            // A pull from the hub: the record fails, the rest of the response applies.
+            let response = SyncResponse {
+                acks: Vec::new(),
+                records: vec![PullEntry {
+                    id,
+                    changes: h.bytes.clone(),
+                    hub_heads: Vec::new(),
+                }],
+                cursor: Default::default(),
+                more: false,
+                erased: Vec::new(),
+                receipt: 0,
+                tombstones: Vec::new(),
+                left_scope: Vec::new(),
+                profile: None,
+            };
+            let report = victim
+                .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
+                .unwrap();
+            assert_eq!(report.received, 0, "{}", h.name);
+            assert_eq!(report.failed.len(), 1, "{}", h.name);
+            assert!(
+                report.failed[0].1.contains(h.limit.as_str()),
+                "{}: {:?}",
+                h.name,
+                report.failed
+            );
+
+            // A bundle: refused whole, naming the record and the bound.
+            let bundle = encode_bundle(Uuid::now_v7(), vec![(id, h.bytes.clone())]);
+            match victim.import_bundle(&bundle) {
+                Err(Error::DamagedBundle { record, reason }) => {
+                    assert_eq!(record, Some(id), "{}", h.name);
+                    assert!(reason.contains(h.limit.as_str()), "{}: {reason}", h.name);
+                }
+                other => panic!("{}: bundle imported: {other:?}", h.name),
+            }
+
+            // A peer's message.
+            let message = PeerMessage {
+                reconcile: None,
+                documents: vec![(id, h.bytes.clone())],
+                wanted: Vec::new(),
+                done: true,
+            };
+            let mut session = victim
+                .peer_accept(&PeerScope::default(), 64 * 1024)
+                .unwrap();
+            let e = victim
+                .peer_step(&mut session, &wire::encode_peer_message(&message))
+                .unwrap_err();
+            if h.bytes.len() > 1024 * 1024 {
+                // Over the bound of a peer message before any document is read.
+                assert!(matches!(e, Error::Protocol(_)), "{}: {e}", h.name);
+            } else {
+                assert_eq!(over(&e), Some(h.limit), "{}: {e}", h.name);
+            }
+
+            assert!(
+                victim.kind_of(id).is_err(),
+                "{}: nothing of it is stored",
+                h.name
+            );
+        }
+        assert_eq!(victim.count(RecordKind::ChildCase).unwrap(), 0);
+        assert!(victim.integrity_check().unwrap());
+    });
+}
+
+#[test]
+fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
+    let dir = TempDir::new().unwrap();
+    let mut device = store(&dir, "device.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let principal = Principal {
+        device: device.device_id(),
+        user: device.user_id(),
+        role: Role::Supervisor,
+        areas: ["CI-R1".to_string()].into(),
+    };
+    let honest_case = device.create(&child(device.user_id())).unwrap();
+    let honest_bytes = device.export_document(honest_case.id).unwrap();
+    let actor = device.actor().clone();
+    let hostile = hostile::all(&honest_bytes, &actor);
+    let mut push: Vec<PushEntry> = hostile
+        .iter()
+        .map(|h| PushEntry {
+            id: Uuid::now_v7(),
+            heads: Vec::new(),
+            changes: h.bytes.clone(),
+        })
+        .collect();
+    push.push(PushEntry {
+        id: honest_case.id,
+        heads: Vec::new(),
+        changes: honest_bytes,
+    });
+    let request = SyncRequest {
+        actor: actor.to_bytes().to_vec(),
+        cursor: None,
+        push: push.clone(),
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+    };
+    let response = on_small_stack(move || {
+        let response = hub
+            .hub_handle(
+                &principal,
+                &wire::encode_request(&request),
+                &HubLimits::default(),
+            )
+            .unwrap();
+        (response, hub)
+    });
+    let (response, hub) = response;
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    for (h, entry) in hostile.iter().zip(&push) {
+        let ack = response.acks.iter().find(|a| a.id == entry.id).unwrap();
+        assert_eq!(
+            ack.outcome,
+            wire::PushOutcome::Refused {
+                reason: Refusal::OverLimit { limit: h.limit }
+            },
+            "{}",
+            h.name
+        );
+        assert!(hub.kind_of(entry.id).is_err(), "{}", h.name);
+    }
+    assert!(hub.get::<ChildCase>(honest_case.id).is_ok());
+}
+
+#[test]
+fn a_nesting_deleted_from_the_state_still_bounds_the_history() {
+    let dir = TempDir::new().unwrap();
+    let (id, honest, actor) = honest(&dir);
+    let bytes = hostile::deep_then_deleted(&honest, &actor, 2_000, None);
+    let path = dir.path().to_path_buf();
+    on_small_stack(move || {
+        let mut victim = Store::open(StoreConfig::new(
+            path.join("victim.db"),
+            Encryption::Unencrypted,
+            Uuid::now_v7(),
+        ))
+        .unwrap();
+        // Its state is an honest case: it merges and reads.
+        victim.merge_document(id, &bytes).unwrap();
+        assert_eq!(victim.get::<ChildCase>(id).unwrap().name, "Aya Kouamé");
+        // Its history is not diffed.
+        let e = victim.history(id).unwrap_err();
+        assert_eq!(over(&e), Some(DocumentLimit::Depth), "{e}");
+    });
+}
+
+#[test]
+fn local_writes_over_the_text_bound_name_the_field() {
+    let dir = TempDir::new().unwrap();
+    let mut s = store(&dir, "device.db");
+    let max = DocumentLimits::STANDARD.max_text_chars;
+    let mut c = child(s.user_id());
+    c.notes = "é".repeat(max + 1);
+    match s.create(&c) {
+        Err(Error::Validation(v)) => {
+            assert_eq!(v.field, "notes");
+            assert!(v.rule.contains(&max.to_string()), "{}", v.rule);
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    // At the bound, the text is kept whole.
+    c.notes = "é".repeat(max);
+    let stored = s.create(&c).unwrap();
+    assert_eq!(
+        s.get::<ChildCase>(stored.id).unwrap().notes.chars().count(),
+        max
+    );
+    let mut edited = stored.clone();
+    edited
+        .referrals
+        .insert(Uuid::now_v7(), referral("x".repeat(max + 1)));
+    match s.update(&edited) {
+        Err(Error::Validation(v)) => assert!(
+            v.field.starts_with("referrals.") && v.field.ends_with(".outcome"),
+            "{}",
+            v.field
+        ),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+fn referral(outcome: String) -> Referral {
+    Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+        outcome,
+    }
+}

@@ -1,0 +1,368 @@
+//! The role matrix of ARCHITECTURE.md, cell by cell, as the tests state it (independently of
+//! `rights.rs`): each cell is a record as it stands before a step (none for a creation), the
+//! step, and the roles allowed to take it. The device's tests (`core/tests/rights.rs`) and the
+//! hub's (`server/tests/hub_rules_matrix.rs`) run every cell for every role.
+
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+use uuid::Uuid;
+use vigie_core::*;
+
+pub const ROLES: [Role; 3] = [Role::CommunityMonitor, Role::Inspector, Role::Supervisor];
+const ALL: &[Role] = &ROLES;
+const SUPERVISOR: &[Role] = &[Role::Supervisor];
+const MONITOR_AND_SUPERVISOR: &[Role] = &[Role::CommunityMonitor, Role::Supervisor];
+const NOBODY: &[Role] = &[];
+
+/// A record of one of the kinds the matrix covers.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Workplace(Workplace),
+    Visit(Visit),
+    Case(ChildCase),
+}
+
+impl Subject {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Subject::Workplace(r) => r.id,
+            Subject::Visit(r) => r.id,
+            Subject::Case(r) => r.id,
+        }
+    }
+
+    pub fn set_id(&mut self, id: Uuid) {
+        match self {
+            Subject::Workplace(r) => r.id = id,
+            Subject::Visit(r) => r.id = id,
+            Subject::Case(r) => r.id = id,
+        }
+    }
+
+    /// Creates the record in `store`.
+    pub fn create(&self, store: &mut Store) -> Result<()> {
+        match self {
+            Subject::Workplace(r) => store.create(r).map(|_| ()),
+            Subject::Visit(r) => store.create(r).map(|_| ()),
+            Subject::Case(r) => store.create(r).map(|_| ()),
+        }
+    }
+
+    /// Reads the record `id` of this subject's kind from `store`.
+    pub fn read(&self, store: &Store, id: Uuid) -> Subject {
+        match self {
+            Subject::Workplace(_) => Subject::Workplace(store.get(id).unwrap()),
+            Subject::Visit(_) => Subject::Visit(store.get(id).unwrap()),
+            Subject::Case(_) => Subject::Case(store.get(id).unwrap()),
+        }
+    }
+
+    /// Writes this (edited) record to `store`.
+    pub fn update(&self, store: &mut Store) -> Result<()> {
+        match self {
+            Subject::Workplace(r) => store.update(r).map(|_| ()),
+            Subject::Visit(r) => store.update(r).map(|_| ()),
+            Subject::Case(r) => store.update(r).map(|_| ()),
+        }
+    }
+}
+
+/// One cell: a step on a record, and who may take it.
+pub struct Cell {
+    pub name: &'static str,
+    /// The record before the step (created by a supervisor, in the community CI-R1-D1-C01);
+    /// none when the step is the creation.
+    pub before: Option<fn(Uuid) -> Subject>,
+    /// The step: from the record before (or a new one), as `user` makes it.
+    pub step: fn(&mut Subject, Uuid),
+    pub allowed: &'static [Role],
+}
+
+pub fn area() -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 4, d).unwrap()
+}
+
+fn workplace() -> Subject {
+    Subject::Workplace(Workplace::new(
+        "Champ Koffi",
+        "cocoa",
+        Formality::Informal,
+        area(),
+    ))
+}
+
+fn visit(status: VisitStatus, by: Uuid) -> Subject {
+    let w = Workplace::new("Champ Koffi", "cocoa", Formality::Informal, area());
+    let start = FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 2, 9, 0, 0)
+        .unwrap();
+    let mut v = Visit::new(VisitKind::CommunityMonitoring, &w, by, start);
+    v.findings = "Deux enfants au champ.".into();
+    v.status = status;
+    Subject::Visit(v)
+}
+
+fn referral() -> Referral {
+    Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: day(3),
+        outcome: String::new(),
+    }
+}
+
+fn follow_up() -> FollowUp {
+    FollowUp {
+        date: day(20),
+        situation: FollowUpSituation::InSchool,
+        notes: String::new(),
+        next_due: None,
+    }
+}
+
+fn case(status: CaseStatus, by: Uuid) -> Subject {
+    let mut c = ChildCase::new("CASE-M", "Awa Koné", Sex::Female, area(), day(1), by);
+    c.estimated_age = Some(12);
+    c.hours_per_week = 20;
+    if status != CaseStatus::Identified {
+        c.referrals.insert(Uuid::now_v7(), referral());
+    }
+    if matches!(
+        status,
+        CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed
+    ) {
+        c.remediated_on = Some(day(10));
+        c.followups.insert(Uuid::now_v7(), follow_up());
+    }
+    c.status = status;
+    Subject::Case(c)
+}
+
+fn as_case(s: &mut Subject) -> &mut ChildCase {
+    match s {
+        Subject::Case(c) => c,
+        _ => panic!("not a case"),
+    }
+}
+
+fn as_visit(s: &mut Subject) -> &mut Visit {
+    match s {
+        Subject::Visit(v) => v,
+        _ => panic!("not a visit"),
+    }
+}
+
+/// Every cell of the matrix.
+pub fn cells() -> Vec<Cell> {
+    vec![
+        Cell {
+            name: "workplace: create",
+            before: None,
+            step: |s, _| *s = workplace(),
+            allowed: ALL,
+        },
+        Cell {
+            name: "workplace: change",
+            before: Some(|_| workplace()),
+            step: |s, _| match s {
+                Subject::Workplace(w) => w.owner_name = "Yao".into(),
+                _ => unreachable!(),
+            },
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: create a draft",
+            before: None,
+            step: |s, user| *s = visit(VisitStatus::Draft, user),
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: create it submitted",
+            before: None,
+            step: |s, user| *s = visit(VisitStatus::Submitted, user),
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: create it validated",
+            before: None,
+            step: |s, user| *s = visit(VisitStatus::Validated, user),
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "visit: change its findings",
+            before: Some(|by| visit(VisitStatus::Draft, by)),
+            step: |s, _| as_visit(s).findings.push_str(" Revu."),
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: draft -> submitted",
+            before: Some(|by| visit(VisitStatus::Draft, by)),
+            step: |s, _| as_visit(s).status = VisitStatus::Submitted,
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: returned -> submitted",
+            before: Some(|by| visit(VisitStatus::Returned, by)),
+            step: |s, _| as_visit(s).status = VisitStatus::Submitted,
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: submitted -> validated, reviewed by themselves",
+            before: Some(|by| visit(VisitStatus::Submitted, by)),
+            step: |s, user| {
+                let v = as_visit(s);
+                v.status = VisitStatus::Validated;
+                v.reviewed_by = Some(user);
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "visit: submitted -> returned with a comment",
+            before: Some(|by| visit(VisitStatus::Submitted, by)),
+            step: |s, user| {
+                let v = as_visit(s);
+                v.status = VisitStatus::Returned;
+                v.review_comment = "Compter les enfants.".into();
+                v.reviewed_by = Some(user);
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "visit: reviewed in another user's name",
+            before: Some(|by| visit(VisitStatus::Submitted, by)),
+            step: |s, _| {
+                let v = as_visit(s);
+                v.status = VisitStatus::Validated;
+                v.reviewed_by = Some(Uuid::from_u128(7));
+            },
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "visit: validated -> submitted",
+            before: Some(|by| visit(VisitStatus::Validated, by)),
+            step: |s, _| as_visit(s).status = VisitStatus::Submitted,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: create it identified",
+            before: None,
+            step: |s, user| *s = case(CaseStatus::Identified, user),
+            allowed: ALL,
+        },
+        Cell {
+            name: "case: create it referred, with a referral",
+            before: None,
+            step: |s, user| *s = case(CaseStatus::Referred, user),
+            allowed: ALL,
+        },
+        Cell {
+            name: "case: create it referred, without a referral",
+            before: None,
+            step: |s, user| {
+                *s = case(CaseStatus::Identified, user);
+                as_case(s).status = CaseStatus::Referred;
+            },
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: create it closed",
+            before: None,
+            step: |s, user| *s = case(CaseStatus::Closed, user),
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: change its facts",
+            before: Some(|by| case(CaseStatus::Identified, by)),
+            step: |s, _| as_case(s).hours_per_week = 35,
+            allowed: ALL,
+        },
+        Cell {
+            name: "case: refer (identified -> referred, with a referral)",
+            before: Some(|by| case(CaseStatus::Identified, by)),
+            step: |s, _| {
+                let c = as_case(s);
+                c.referrals.insert(Uuid::now_v7(), referral());
+                c.status = CaseStatus::Referred;
+            },
+            allowed: ALL,
+        },
+        Cell {
+            name: "case: a further referral",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| {
+                as_case(s).referrals.insert(Uuid::now_v7(), referral());
+            },
+            allowed: ALL,
+        },
+        Cell {
+            name: "case: referred -> receiving services",
+            before: Some(|by| case(CaseStatus::Referred, by)),
+            step: |s, _| as_case(s).status = CaseStatus::ReceivingServices,
+            allowed: MONITOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "case: verify (receiving services -> withdrawn)",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| {
+                let c = as_case(s);
+                c.status = CaseStatus::Withdrawn;
+                c.remediated_on = Some(day(15));
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: verify (receiving services -> prevented)",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Prevented,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: record a verification date",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| as_case(s).remediated_on = Some(day(16)),
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: close (withdrawn -> closed)",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Closed,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: back (referred -> identified)",
+            before: Some(|by| case(CaseStatus::Referred, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Identified,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: record a follow-up",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| {
+                as_case(s).followups.insert(Uuid::now_v7(), follow_up());
+            },
+            allowed: MONITOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "case: remove a referral",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| as_case(s).referrals.clear(),
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: remove a follow-up",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| as_case(s).followups.clear(),
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: merge it into another case",
+            before: Some(|by| case(CaseStatus::Identified, by)),
+            step: |s, _| as_case(s).merged_into = Some(Uuid::now_v7()),
+            allowed: SUPERVISOR,
+        },
+    ]
+}

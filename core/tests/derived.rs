@@ -1,0 +1,365 @@
+//! Derived values (a case's classification and follow-up due date, its alert, its index rows)
+//! follow the record's values on every path that changes it: a local write, a merge (pull,
+//! peer, bundle, hand-over) and a conflict's resolution. The document's own stored derivation
+//! may be stale after a merge; nothing that reads or lists records uses it.
+//!
+//! A property test runs random interleavings of edits on two or three replicas merged in random
+//! orders, and checks after every step that each replica's derived fields, index rows, alert
+//! and due-list entry equal those computed from the record's values.
+//! `VIGIE_PROPTEST_CASES` sets the number of cases (default 128).
+
+mod common;
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::*;
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn area() -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
+}
+
+fn open(dir: &TempDir, name: &str) -> Store {
+    common::plain_store(dir.path(), name)
+}
+
+/// A child of 14 (born 2011-03-01, identified 2025-09-01).
+fn fourteen(hours: u32, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE-14",
+        "Adjoa Kouassi",
+        Sex::Female,
+        area(),
+        date(2025, 9, 1),
+        by,
+    );
+    c.date_of_birth = Some(date(2011, 3, 1));
+    c.hours_per_week = hours;
+    c
+}
+
+/// Checks that everything derived from the case, as `store` holds and lists it, follows its
+/// values (computed here with the rule set it was captured with).
+fn check_derived(store: &Store, id: Uuid) -> Result<(), String> {
+    let case: ChildCase = store.get(id).map_err(|e| e.to_string())?;
+    let reference = store.reference();
+    let rules = reference.rule_set_of(&case).map_err(|e| e.to_string())?;
+    let mut expected = case.clone();
+    expected.classification = Some(rules.classify(&case));
+    expected.follow_up_due = rules.next_follow_up(&case);
+    if case.classification != expected.classification {
+        return Err(format!(
+            "read: classification {:?}, values say {:?}",
+            case.classification, expected.classification
+        ));
+    }
+    if case.follow_up_due != expected.follow_up_due {
+        return Err(format!(
+            "read: follow_up_due {:?}, values say {:?}",
+            case.follow_up_due, expected.follow_up_due
+        ));
+    }
+    let listed = store
+        .child_cases(&ChildCaseQuery::default(), Page::first(50))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or("the case is not listed")?;
+    let outcome = expected.classification.as_ref().map(|c| c.outcome);
+    if listed.classification != outcome || listed.status != case.status {
+        return Err(format!(
+            "index row: {:?} {:?}, values say {outcome:?} {:?}",
+            listed.classification, listed.status, case.status
+        ));
+    }
+    let alert = store
+        .alerts(None, Page::first(50))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|a| a.id == id)
+        .map(|a| a.severity);
+    if alert != case_severity(&expected) {
+        return Err(format!(
+            "alert {alert:?}, values say {:?}",
+            case_severity(&expected)
+        ));
+    }
+    let due = store
+        .follow_ups_due(None, None, date(2100, 1, 1), Page::first(50))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|d| d.id == id)
+        .map(|d| d.due);
+    if due != expected.next_follow_up_due() {
+        return Err(format!(
+            "due list {due:?}, values say {:?}",
+            expected.next_follow_up_due()
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The field report of issue 12: a conflict on hours, resolved
+
+#[test]
+fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut monitor = open(&dir, "monitor.db");
+    let mut supervisor = open(&dir, "supervisor.db");
+    let principal = |store: &Store, role: Role, areas: &[&str]| sync::Principal {
+        device: store.device_id(),
+        user: store.user_id(),
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    };
+    let as_monitor = principal(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let as_supervisor = principal(&supervisor, Role::Supervisor, &["CI-R1"]);
+    common::sync(&mut monitor, &mut hub, &as_monitor);
+    common::sync(&mut supervisor, &mut hub, &as_supervisor);
+
+    // 14 years old, 50 hours a week: hazardous.
+    let case = monitor.create(&fourteen(50, monitor.user_id())).unwrap();
+    let hazardous = |c: &ChildCase| c.classification.as_ref().map(|c| c.outcome);
+    assert_eq!(
+        hazardous(&case),
+        Some(ClassificationOutcome::HazardousChildLabour)
+    );
+    common::sync(&mut monitor, &mut hub, &as_monitor);
+    common::sync(&mut supervisor, &mut hub, &as_supervisor);
+
+    // Offline: the monitor records 10 hours, the supervisor 60.
+    let mut m = monitor.get::<ChildCase>(case.id).unwrap();
+    m.hours_per_week = 10;
+    monitor.update(&m).unwrap();
+    let mut s = supervisor.get::<ChildCase>(case.id).unwrap();
+    s.hours_per_week = 60;
+    supervisor.update(&s).unwrap();
+    for _ in 0..2 {
+        common::sync(&mut monitor, &mut hub, &as_monitor);
+        common::sync(&mut supervisor, &mut hub, &as_supervisor);
+    }
+    for store in [&monitor, &supervisor, &hub] {
+        check_derived(store, case.id).unwrap();
+        let conflicts = store.conflicts(case.id).unwrap();
+        assert_eq!(
+            conflicts.iter().map(|c| c.field()).collect::<Vec<_>>(),
+            vec!["hours_per_week"],
+            "only the hours conflict (derived fields never do)"
+        );
+    }
+
+    // The supervisor settles it at 60.
+    supervisor
+        .resolve_conflict(
+            case.id,
+            &["hours_per_week".to_string()],
+            &serde_json::json!(60),
+        )
+        .unwrap();
+    for _ in 0..2 {
+        common::sync(&mut supervisor, &mut hub, &as_supervisor);
+        common::sync(&mut monitor, &mut hub, &as_monitor);
+    }
+    for store in [&monitor, &supervisor, &hub] {
+        let read = store.get::<ChildCase>(case.id).unwrap();
+        assert_eq!(read.hours_per_week, 60);
+        assert_eq!(
+            hazardous(&read),
+            Some(ClassificationOutcome::HazardousChildLabour)
+        );
+        check_derived(store, case.id).unwrap();
+        assert!(
+            store
+                .alerts(None, Page::first(10))
+                .unwrap()
+                .iter()
+                .any(|a| a.id == case.id && a.severity == AlertSeverity::HazardousChildLabour),
+            "the case is among the alerts"
+        );
+        let counts = store.indicators(&IndicatorFilter::default()).unwrap();
+        assert_eq!(counts.children.in_hazardous_work, 1, "{counts:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any interleaving, any merge order
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Hours(u32),
+    BornIn(i32),
+    Hazard(&'static str),
+    NightWork,
+    WorstForm,
+    Status(CaseStatus),
+    Remediated(u32),
+    FollowUp(u32),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Edit(usize, Edit),
+    /// The whole document of one replica merged into another (a peer, a bundle, a hand-over).
+    Merge {
+        from: usize,
+        to: usize,
+    },
+    /// A conflict settled with one of its values.
+    Resolve(usize, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        prop::sample::select(vec![0u32, 10, 14, 20, 36, 43, 50, 60]).prop_map(Edit::Hours),
+        (2009i32..=2020).prop_map(Edit::BornIn),
+        prop::sample::select(vec!["heavy_loads", "pesticides", "sharp_tools"])
+            .prop_map(Edit::Hazard),
+        Just(Edit::NightWork),
+        Just(Edit::WorstForm),
+        prop::sample::select(vec![
+            CaseStatus::Identified,
+            CaseStatus::Referred,
+            CaseStatus::ReceivingServices,
+            CaseStatus::Withdrawn,
+            CaseStatus::Closed,
+        ])
+        .prop_map(Edit::Status),
+        (0u32..400).prop_map(Edit::Remediated),
+        (0u32..800).prop_map(Edit::FollowUp),
+    ]
+}
+
+fn ops(replicas: usize) -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        4 => (0..replicas, edit()).prop_map(|(r, e)| Op::Edit(r, e)),
+        3 => (0..replicas, 0..replicas).prop_map(|(from, to)| Op::Merge { from, to }),
+        1 => (0..replicas, 0usize..3).prop_map(|(r, pick)| Op::Resolve(r, pick)),
+    ];
+    prop::collection::vec(op, 1..30)
+}
+
+fn apply(store: &mut Store, id: Uuid, edit: &Edit) {
+    let mut c: ChildCase = store.get(id).unwrap();
+    let start = date(2025, 9, 1);
+    match edit {
+        Edit::Hours(h) => c.hours_per_week = *h,
+        Edit::BornIn(y) => c.date_of_birth = Some(date(*y, 3, 1)),
+        Edit::Hazard(h) => {
+            if !c.hazards.remove(*h) {
+                c.hazards.insert(h.to_string());
+            }
+        }
+        Edit::NightWork => c.night_work = !c.night_work,
+        Edit::WorstForm => {
+            if !c.worst_forms.remove(&WorstForm::ForcedLabour) {
+                c.worst_forms.insert(WorstForm::ForcedLabour);
+            }
+        }
+        Edit::Status(s) => c.status = *s,
+        Edit::Remediated(days) => {
+            c.remediated_on = Some(start + chrono::Days::new(u64::from(*days)))
+        }
+        Edit::FollowUp(days) => {
+            c.followups.insert(
+                Uuid::now_v7(),
+                FollowUp {
+                    date: start + chrono::Days::new(u64::from(*days)),
+                    situation: FollowUpSituation::InSchool,
+                    notes: String::new(),
+                    next_due: None,
+                },
+            );
+        }
+    }
+    store.update(&c).unwrap();
+}
+
+static MERGES: AtomicUsize = AtomicUsize::new(0);
+static CASES: AtomicUsize = AtomicUsize::new(0);
+
+fn run(replicas: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = TempDir::new().unwrap();
+    let mut stores: Vec<Store> = (0..replicas)
+        .map(|i| open(&dir, &format!("r{i}.db")))
+        .collect();
+    let by = stores[0].user_id();
+    let case = stores[0].create(&fourteen(20, by)).unwrap();
+    let id = case.id;
+    let whole = stores[0].export_document(id).unwrap();
+    for store in stores.iter_mut().skip(1) {
+        store.merge_document(id, &whole).unwrap();
+    }
+    for op in ops {
+        let touched = match op {
+            Op::Edit(r, e) => {
+                apply(&mut stores[*r], id, e);
+                *r
+            }
+            Op::Merge { from, to } => {
+                let bytes = stores[*from].export_document(id).unwrap();
+                stores[*to].merge_document(id, &bytes).unwrap();
+                MERGES.fetch_add(1, Ordering::Relaxed);
+                *to
+            }
+            Op::Resolve(r, pick) => {
+                let conflicts = stores[*r].conflicts(id).unwrap();
+                if let Some(conflict) = conflicts.first() {
+                    let value = &conflict.values[*pick % conflict.values.len()].value;
+                    // A value that no longer validates alone (a date before another) is
+                    // refused with nothing written: the invariant holds either way.
+                    let _ = stores[*r].resolve_conflict(id, &conflict.path, value);
+                }
+                *r
+            }
+        };
+        check_derived(&stores[touched], id)
+            .map_err(|e| TestCaseError::fail(format!("replica {touched} after {op:?}: {e}")))?;
+    }
+    // Every replica merges every other's document: all converge, and still follow their values.
+    for to in 0..replicas {
+        for from in 0..replicas {
+            if from != to {
+                let bytes = stores[from].export_document(id).unwrap();
+                stores[to].merge_document(id, &bytes).unwrap();
+                MERGES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let first: ChildCase = stores[0].get(id).unwrap();
+    for (i, store) in stores.iter().enumerate() {
+        check_derived(store, id).map_err(|e| TestCaseError::fail(format!("replica {i}: {e}")))?;
+        prop_assert_eq!(&store.get::<ChildCase>(id).unwrap(), &first);
+    }
+    CASES.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("VIGIE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
+#[test]
+fn derived_values_follow_the_values_whatever_the_merge_order() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases()));
+    let strategy = (2usize..=3).prop_flat_map(|n| (Just(n), ops(n)));
+    if let Err(e) = runner.run(&strategy, |(replicas, ops)| run(replicas, &ops)) {
+        panic!("{e}");
+    }
+    // The figures of a run, for the record.
+    eprintln!(
+        "derived values: {} cases passed, {} merges between replicas",
+        CASES.load(Ordering::Relaxed),
+        MERGES.load(Ordering::Relaxed)
+    );
+}

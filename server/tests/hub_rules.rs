@@ -1,0 +1,635 @@
+//! The hub checks every pushed record as a phone checks its own user's, and more: issue 11's
+//! attacks 1 (crash by deep nesting), 2 (poison by a huge document or field), 4 (area scope),
+//! 5 (rules only on the phone) and 6 (authorship), each made by an enrolled device against the
+//! real `vigie` binary on 127.0.0.1, with the response it now gets. Reference data published
+//! with `vigie reference`. Runs on the embedded store, and on PostgreSQL with
+//! `VIGIE_TEST_BACKEND=postgres`.
+
+mod common;
+
+use common::rules::{self, author, edited, hostile, new_record, push, raw, refusal};
+use common::*;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::wire::PushOutcome;
+use vigie_core::sync::{Refusal, SyncOptions};
+use vigie_core::*;
+
+/// A community monitor of C01, a supervisor of the region, and the hub they sync with.
+fn monitor_supervisor_and_hub(dir: &TempDir) -> (Device, Device, Hub) {
+    let data = dir.path().join("hub");
+    let monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let supervisor = Device::enrol(
+        dir.path(),
+        &data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        2,
+    );
+    (monitor, supervisor, Hub::start(&data))
+}
+
+fn accepted(outcome: &PushOutcome) -> bool {
+    matches!(outcome, PushOutcome::Accepted { .. })
+}
+
+/// An honest case's document from `device`, to build hostile ones from.
+fn honest_document(device: &Device) -> Vec<u8> {
+    let case = child(area(C01), "Awa Koné", device.user());
+    new_record(device, &case, author(device)).changes
+}
+
+/// The hub, stopped, holds none of `ids`; its log shows no error of its own.
+fn assert_not_stored(hub: &mut Hub, ids: &[Uuid]) {
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+    let store = hub.open_store();
+    for id in ids {
+        assert!(store.kind_of(*id).is_err(), "{id} was stored");
+    }
+}
+
+#[test]
+fn attack_1_deep_nesting_is_refused_and_the_hub_keeps_serving() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
+    let honest = honest_document(&monitor);
+    let actor = monitor.store.actor().clone();
+
+    // A new case in the monitor's own community, with a field nesting maps 1,000 deep: a
+    // request of a few KiB.
+    let deep = Uuid::now_v7();
+    let bytes = hostile::deep(&honest, &actor, 1_000);
+    assert!(bytes.len() < 4096, "{} bytes", bytes.len());
+    let deeper = Uuid::now_v7();
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![
+            raw(deep, bytes),
+            raw(deeper, hostile::deep(&honest, &actor, 20_000)),
+        ],
+    );
+    for id in [deep, deeper] {
+        assert_eq!(
+            refusal(&outcomes[&id]),
+            Some(Refusal::OverLimit {
+                limit: DocumentLimit::Depth
+            })
+        );
+    }
+    // A nesting built then deleted is gone from the state: the hub stores an honest case and
+    // never diffs the history recursively.
+    let deleted = Uuid::now_v7();
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![raw(
+            deleted,
+            hostile::deep_then_deleted(
+                &honest,
+                &actor,
+                5_000,
+                Some(&serde_json::to_string(&author(&monitor)).unwrap()),
+            ),
+        )],
+    );
+    assert!(accepted(&outcomes[&deleted]), "{outcomes:?}");
+
+    // The hub is alive and serves everyone.
+    assert!(hub.is_running());
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert!(supervisor.has(deleted));
+    supervisor.store.history(deleted).unwrap_err();
+    assert_not_stored(&mut hub, &[deep, deeper]);
+}
+
+#[test]
+fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
+    let honest = honest_document(&monitor);
+    let actor = monitor.store.actor().clone();
+
+    // A case whose document is 72 MiB once Automerge's DEFLATE columns are inflated; a case
+    // with a 20 MiB name; one with 150,000 operations in a few hundred bytes.
+    let bomb = Uuid::now_v7();
+    let field = Uuid::now_v7();
+    let operations = Uuid::now_v7();
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![
+            raw(bomb, hostile::deflate_bomb(&honest, &actor, 72 << 20)),
+            raw(field, hostile::huge_field(&honest, &actor, 10 << 20)),
+            raw(
+                operations,
+                hostile::operations_bomb(&honest, &actor, 150_000),
+            ),
+        ],
+    );
+    assert_eq!(
+        refusal(&outcomes[&bomb]),
+        Some(Refusal::OverLimit {
+            limit: DocumentLimit::Bytes
+        })
+    );
+    assert_eq!(
+        refusal(&outcomes[&field]),
+        Some(Refusal::OverLimit {
+            limit: DocumentLimit::Bytes
+        })
+    );
+    assert_eq!(
+        refusal(&outcomes[&operations]),
+        Some(Refusal::OverLimit {
+            limit: DocumentLimit::Operations
+        })
+    );
+    // A figure for the record (the benchmark measures it under load): what the hub held at most.
+    eprintln!(
+        "hub peak RSS after the hostile documents: {:.1} MiB",
+        hub.peak_rss_mib().unwrap_or(0.0)
+    );
+    // A text longer than the bound, through the monitor's own store: a validation error
+    // naming the field, nothing written.
+    let mut long = child(area(C01), "Awa", monitor.user());
+    long.notes = "n".repeat(DocumentLimits::STANDARD.max_text_chars + 1);
+    let mut monitor = monitor;
+    match monitor.store.create(&long) {
+        Err(Error::Validation(v)) => assert_eq!(v.field, "notes"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+
+    // Every device of the area still syncs, with small messages.
+    let small = SyncOptions {
+        max_message_bytes: 256 * 1024,
+        ..SyncOptions::default()
+    };
+    let summary = supervisor.sync_with(&hub.url, &small).unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    let summary = monitor.sync_with(&hub.url, &small).unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_not_stored(&mut hub, &[bomb, field, operations]);
+}
+
+#[test]
+fn attack_4_area_codes_match_at_their_level_in_the_area_tree() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor-c01",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut monitor_c07 = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor-c07",
+        Role::CommunityMonitor,
+        &[C07],
+        2,
+    );
+    let mut inspector = Device::enrol(
+        dir.path(),
+        &data,
+        "inspector-d1",
+        Role::Inspector,
+        &[DISTRICT],
+        3,
+    );
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        4,
+    );
+    let mut hub = Hub::start(&data);
+    let me = author(&monitor);
+    let filed = |country: &str, region: &str, district: &str, community: &str| {
+        let mut c = child(
+            Area::new(country, region, district, community),
+            "Awa",
+            monitor.user(),
+        );
+        c.id = Uuid::now_v7();
+        c
+    };
+    // The monitor's community code as the country, and another district's community: under
+    // "any code at any level" the C07 monitor received it.
+    let as_country = filed(C01, REGION, DISTRICT, C07);
+    // The monitor's community under a region that does not exist: it cut the region's
+    // supervisor off the record.
+    let no_region = filed(COUNTRY, "CI-R9", DISTRICT, C01);
+    // Its community under the wrong district.
+    let wrong_district = filed(COUNTRY, REGION, DISTRICT_2, C01);
+    // Its community code filed as a district (of another community): the code is matched at
+    // its level only.
+    let as_district = filed(COUNTRY, REGION, C01, C02);
+    let honest = filed(COUNTRY, REGION, DISTRICT, C01);
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        [
+            &as_country,
+            &no_region,
+            &wrong_district,
+            &as_district,
+            &honest,
+        ]
+        .iter()
+        .map(|c| new_record(&monitor, *c, me))
+        .collect(),
+    );
+    assert_eq!(
+        refusal(&outcomes[&as_country.id]),
+        Some(Refusal::OutOfScope)
+    );
+    assert_eq!(
+        refusal(&outcomes[&no_region.id]),
+        Some(Refusal::AreaNotInTree)
+    );
+    assert_eq!(
+        refusal(&outcomes[&wrong_district.id]),
+        Some(Refusal::AreaNotInTree)
+    );
+    assert_eq!(
+        refusal(&outcomes[&as_district.id]),
+        Some(Refusal::OutOfScope)
+    );
+    assert!(accepted(&outcomes[&honest.id]), "{outcomes:?}");
+
+    // Each code at its level: the district's inspector and the region's supervisor receive
+    // the case of C01, the monitor of C07 does not.
+    let elsewhere = {
+        let mut c = child(area(C07), "Yao", supervisor.user());
+        c.id = Uuid::now_v7();
+        supervisor.store.create(&c).unwrap()
+    };
+    supervisor.sync(&hub.url).unwrap();
+    monitor_c07.sync(&hub.url).unwrap();
+    inspector.sync(&hub.url).unwrap();
+    assert!(supervisor.has(honest.id) && supervisor.has(elsewhere.id));
+    assert!(inspector.has(honest.id) && !inspector.has(elsewhere.id));
+    assert!(!monitor_c07.has(honest.id) && monitor_c07.has(elsewhere.id));
+    for d in [&supervisor, &monitor_c07, &inspector] {
+        for c in [&as_country, &no_region, &wrong_district, &as_district] {
+            assert!(!d.has(c.id), "{} holds {:?}", d.name, c.area);
+        }
+    }
+    assert_not_stored(
+        &mut hub,
+        &[
+            as_country.id,
+            no_region.id,
+            wrong_district.id,
+            as_district.id,
+        ],
+    );
+}
+
+#[test]
+fn attack_5_the_phones_rules_hold_on_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let workplace = Uuid::now_v7();
+    let mut v = visit(area(C01), workplace, monitor.user(), 3);
+    v.status = VisitStatus::Submitted;
+    let v = monitor.store.create(&v).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let me = author(&monitor);
+
+    // A monitor's plain edit, identified → closed, and a visit validated "by the supervisor".
+    let (closing, _) = edited::<ChildCase>(&monitor, case.id, me, |c| {
+        c.status = CaseStatus::Closed;
+    });
+    let supervisor_id = supervisor.user();
+    let (validating, _) = edited::<Visit>(&monitor, v.id, me, |v| {
+        v.status = VisitStatus::Validated;
+        v.reviewed_by = Some(supervisor_id);
+    });
+    // A case with an empty name, aged 99, working 500 hours a week; a case created closed; a
+    // visit created validated.
+    let mut nonsense = child(area(C01), " ", monitor.user());
+    nonsense.id = Uuid::now_v7();
+    nonsense.estimated_age = Some(99);
+    nonsense.hours_per_week = 500;
+    let mut born_closed = child(area(C01), "Ama", monitor.user());
+    born_closed.id = Uuid::now_v7();
+    born_closed.status = CaseStatus::Closed;
+    let mut born_validated = visit(area(C01), workplace, monitor.user(), 4);
+    born_validated.id = Uuid::now_v7();
+    born_validated.status = VisitStatus::Validated;
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![
+            closing,
+            validating,
+            new_record(&monitor, &nonsense, me),
+            new_record(&monitor, &born_closed, me),
+            new_record(&monitor, &born_validated, me),
+        ],
+    );
+    assert_eq!(refusal(&outcomes[&case.id]), Some(Refusal::StepNotAllowed));
+    assert_eq!(refusal(&outcomes[&v.id]), Some(Refusal::StepNotAllowed));
+    assert_eq!(
+        refusal(&outcomes[&nonsense.id]),
+        Some(Refusal::BreaksValidation)
+    );
+    assert_eq!(
+        refusal(&outcomes[&born_closed.id]),
+        Some(Refusal::StepNotAllowed)
+    );
+    assert_eq!(
+        refusal(&outcomes[&born_validated.id]),
+        Some(Refusal::StepNotAllowed)
+    );
+
+    // The phone itself refuses the same plain edit: it knows its user's role from the hub.
+    let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
+    edit.status = CaseStatus::Closed;
+    assert!(matches!(
+        monitor.store.update(&edit),
+        Err(Error::NotAllowed { .. })
+    ));
+
+    // The supervisor, who may, validates the visit: accepted, and the monitor receives it.
+    supervisor
+        .store
+        .review_visit(v.id, Review::Validate)
+        .unwrap();
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    monitor.sync(&hub.url).unwrap();
+    let read: Visit = monitor.store.get(v.id).unwrap();
+    assert_eq!(
+        (read.status, read.reviewed_by),
+        (VisitStatus::Validated, Some(supervisor.user()))
+    );
+
+    hub.stop();
+    let store = hub.open_store();
+    assert_eq!(
+        store.get::<ChildCase>(case.id).unwrap().status,
+        CaseStatus::Identified
+    );
+    for id in [nonsense.id, born_closed.id, born_validated.id] {
+        assert!(store.kind_of(id).is_err());
+    }
+}
+
+#[test]
+fn attack_6_every_change_names_its_sender() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+
+    // A change made with the monitor's own actor, its message naming the supervisor.
+    let (borrowed, _) = edited::<ChildCase>(&monitor, case.id, author(&supervisor), |c| {
+        c.notes = "Vu par le superviseur.".into();
+    });
+    // A new case signed by the supervisor's user on the monitor's device.
+    let mut signed = child(area(C01), "Ama", monitor.user());
+    signed.id = Uuid::now_v7();
+    let half = ChangeAuthor {
+        user: supervisor.user(),
+        device: monitor.token.device,
+    };
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![borrowed, new_record(&monitor, &signed, half)],
+    );
+    assert_eq!(
+        refusal(&outcomes[&case.id]),
+        Some(Refusal::WrongAuthor),
+        "{outcomes:?}"
+    );
+    assert_eq!(refusal(&outcomes[&signed.id]), Some(Refusal::WrongAuthor));
+
+    // The monitor's own edit goes through: the history shows only who made each change.
+    let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
+    edit.notes = "Vu par la monitrice.".into();
+    monitor.store.update(&edit).unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    hub.stop();
+    let store = hub.open_store();
+    assert!(store.kind_of(signed.id).is_err());
+    for entry in store.history(case.id).unwrap() {
+        assert_eq!(entry.author, Some(author(&monitor)), "{entry:?}");
+    }
+}
+
+#[test]
+fn reference_data_is_published_and_listed_with_the_cli() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    // Before any tree: an area code is placed nowhere, and the hub says so.
+    let out = vigie_output(
+        &{
+            let mut args = vec![
+                "user".to_string(),
+                "add".into(),
+                "--data".into(),
+                data.to_str().unwrap().into(),
+                "--name".into(),
+                "Awa".into(),
+                "--role".into(),
+                "community-monitor".into(),
+                "--area".into(),
+                C01.into(),
+            ];
+            args.extend(database_args(&data));
+            args
+        }
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains(C01) && warning.contains("no published area tree"),
+        "{warning}"
+    );
+
+    let printed = common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
+    let line: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"type": "administrative_areas", "key": "CI", "version": 1})
+    );
+    // The same content again is the same version.
+    let again: serde_json::Value = serde_json::from_str(&common::reference::publish(
+        &data,
+        &[common::reference::SAMPLE_AREAS],
+    ))
+    .unwrap();
+    assert_eq!(again["version"], 1);
+
+    // A file that is not reference data, or whose tree is malformed, publishes nothing (not
+    // even the good file given with it).
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"key": "GH", "administrative_areas": {"code": "GH", "labels": {}}}"#,
+    )
+    .unwrap();
+    let good = dir.path().join("bf.json");
+    std::fs::write(
+        &good,
+        r#"{"key": "BF", "administrative_areas": {"code": "BF", "labels": {"fr": "Burkina Faso"}}}"#,
+    )
+    .unwrap();
+    let mut args = vec![
+        "reference".to_string(),
+        "publish".into(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+    ];
+    args.extend(database_args(&data));
+    args.push(good.to_str().unwrap().into());
+    args.push(bad.to_str().unwrap().into());
+    let out = vigie_output(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("bad.json") && error.contains("labels"),
+        "{error}"
+    );
+
+    let mut args = vec![
+        "reference".to_string(),
+        "list".into(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+    ];
+    args.extend(database_args(&data));
+    let listed = vigie(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let lines: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let areas = lines
+        .iter()
+        .find(|l| l["type"] == "administrative_areas" && l["key"] == "CI")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(
+        areas["versions"],
+        serde_json::json!([{"version": 1, "published": true}])
+    );
+    assert_eq!(
+        areas["areas"],
+        serde_json::json!({"country": 1, "region": 2, "district": 5, "community": 41})
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "country_profile" && l["versions"][0]["published"] == false),
+        "the built-in profile is listed: {listed}"
+    );
+    assert!(!lines.iter().any(|l| l["key"] == "BF"), "{listed}");
+}
+
+#[test]
+fn a_hub_without_an_area_tree_serves_no_records() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut hub = Hub::start_without_areas(&data);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.refused, vec![(case.id, Refusal::OutOfScope)]);
+    // Once the country's tree is published, the same push is accepted.
+    common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    let _ = rules::author(&monitor);
+    hub.stop();
+    assert!(hub.open_store().kind_of(case.id).is_ok());
+}
+
+#[test]
+fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    // Offline on both sides: the monitor's services start; the supervisor, who heard of them
+    // first-hand, verifies the withdrawal.
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case.id, CaseStatus::Withdrawn)
+        .unwrap();
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    // The monitor's step, from the version she made it on, is hers to take: accepted, and the
+    // two statuses are kept as a conflict for a person to settle.
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    supervisor.sync(&hub.url).unwrap();
+    let conflicts = supervisor.store.conflicts(case.id).unwrap();
+    assert!(
+        conflicts.iter().any(|c| c.field() == "status"),
+        "{conflicts:?}"
+    );
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
