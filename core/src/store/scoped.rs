@@ -191,10 +191,8 @@ impl Scoped<'_> {
     /// then those with a violation, then the longest waiting.
     pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
         let mut f = Filter::default();
-        f.add(
-            "v.status = ?",
-            Sql::Text(crate::model::VisitStatus::Submitted.as_str().into()),
-        );
+        // A literal, so that the planner may use the queue's partial index (migration 010).
+        f.add_all("v.status = 'submitted'", Vec::new());
         f.within("v", RecordKind::Visit, Some(&self.who));
         let (tail, params) = f.finish(
             "(v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record",

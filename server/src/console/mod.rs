@@ -377,7 +377,18 @@ pub async fn run(
     let job_ctx = ctx.clone();
     let outcome = hub
         .workers
-        .run(move || work(&job_hub, &job_ctx))
+        .run(move || {
+            let started = std::time::Instant::now();
+            let mut outcome = work(&job_hub, &job_ctx);
+            // The page's time on the hub (`vigie-bench console` reads it).
+            if let Ok(response) = &mut outcome
+                && let Ok(value) =
+                    format!("app;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0).parse()
+            {
+                response.headers_mut().insert("server-timing", value);
+            }
+            outcome
+        })
         .await
         .unwrap_or_else(|| {
             Err(Problem::Storage(Error::Io(std::io::Error::other(

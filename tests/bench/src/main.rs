@@ -9,6 +9,7 @@
 //! progress goes to standard error.
 
 mod busy_hub;
+mod console_bench;
 mod demo;
 mod hostile;
 mod hub_load;
@@ -39,7 +40,8 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
                             [--hub-bin PATH] [--postgres URL]
        vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
        vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
-       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]";
+       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]
+       vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -192,6 +194,34 @@ fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
     busy_hub::bench_busy_hub(&args)
 }
 
+/// `vigie-bench console`: see `console_bench.rs`.
+fn run_console(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let console = console_bench::ConsoleArgs {
+        scale: flags
+            .remove("--scale")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(10.0),
+        seed: flags
+            .remove("--seed")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(workload::DEFAULT_SEED),
+        samples: flags
+            .remove("--samples")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(20),
+        hub_bin: flags.remove("--hub-bin"),
+        dir: flags.remove("--dir"),
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    console_bench::bench_console(&console)
+}
+
 /// `vigie-bench phone`: see `demo::phone`.
 fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
@@ -277,6 +307,7 @@ fn main() -> ExitCode {
         "busy-hub" => run_busy_hub(args),
         "hostile" => run_hostile(args),
         "demo" => run_demo(args),
+        "console" => run_console(args),
         "phone" => run_phone(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {

@@ -7,3 +7,9 @@ CREATE TABLE place_index (
     latitude  REAL NOT NULL,
     longitude REAL NOT NULL
 );
+
+-- The hub console's review queue: submitted visits, those with forced-labour indicators first,
+-- then those with a violation, then the longest waiting (`Scoped::review_queue`), read in this
+-- order without sorting the whole queue.
+CREATE INDEX visit_review_queue ON visit_index ((fl_mask != 0) DESC, violation DESC, started_ms, record)
+    WHERE status = 'submitted';
