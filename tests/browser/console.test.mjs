@@ -193,6 +193,14 @@ test('bad input in every form gets an inline error and changes nothing', async (
   await a.click('#enrol-form button[type=submit]');
   assert.ok(await a.locator('#device-error').isVisible());
   assert.equal(await a.locator('#devices tbody tr').count(), devices);
+  // Reference data: a file that is not a reference data file publishes nothing.
+  await a.goto(`${url}/console/reference`);
+  const versions = await a.locator('#reference tbody').textContent();
+  await a.setInputFiles('#reference-form input[name=file]',
+    { name: 'areas.json', mimeType: 'application/json', buffer: Buffer.from('{"key": "CI", "nothing": 1}') });
+  await a.click('#reference-form button[type=submit]');
+  assert.ok(await a.locator('#reference-error').isVisible());
+  assert.equal(await a.locator('#reference tbody').textContent(), versions);
   await adminContext.close();
 });
 

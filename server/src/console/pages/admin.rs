@@ -33,7 +33,14 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/devices", get(devices).post(enrol))
         .route("/console/devices/{id}/revoke", post(revoke))
         .route("/console/devices/{id}/reissue", post(reissue))
-        .route("/console/reference", get(reference))
+        .route(
+            "/console/reference",
+            get(reference)
+                .post(publish)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::console::MAX_UPLOAD_BYTES,
+                )),
+        )
         .route("/console/audit", get(audit_log))
         .route("/console/quarantine", get(quarantine))
         .route("/console/quarantine/{entry}", post(review_quarantine))
@@ -546,7 +553,10 @@ pub struct ReferenceLine {
 struct ReferencePage {
     t: Tr,
     nav: Option<Nav>,
+    csrf: String,
     lines: Vec<ReferenceLine>,
+    error: Option<String>,
+    done: Option<String>,
 }
 
 const TYPES: [ReferenceType; 5] = [
@@ -557,32 +567,113 @@ const TYPES: [ReferenceType; 5] = [
     ReferenceType::AdministrativeAreas,
 ];
 
+fn reference_page(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    error: Option<String>,
+    done: Option<String>,
+) -> PageResult {
+    let t = ctx.tr();
+    let data = hub.backend.reference()?;
+    let mut lines = Vec::new();
+    for ty in TYPES {
+        for key in data.keys(ty) {
+            lines.push(ReferenceLine {
+                kind: t.code("reftype", ty.as_str()),
+                key: key.to_string(),
+                versions: data
+                    .versions(ty, key)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = ReferencePage {
+        t,
+        nav: Nav::of(viewer, "reference"),
+        csrf: viewer.csrf.clone(),
+        lines,
+        error,
+        done,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
 pub async fn reference(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        let t = ctx.tr();
-        let view = hub.console.views.current(hub.backend.as_ref())?;
-        let data = view.reference();
-        let mut lines = Vec::new();
-        for ty in TYPES {
-            for key in data.keys(ty) {
-                lines.push(ReferenceLine {
-                    kind: t.code("reftype", ty.as_str()),
-                    key: key.to_string(),
-                    versions: data
-                        .versions(ty, key)
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
+        reference_page(hub, ctx, &viewer, None, None)
+    })
+    .await
+}
+
+/// Publishes an uploaded reference data file (as `vigie reference publish` does).
+pub async fn publish(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    mut multipart: axum::extract::Multipart,
+) -> Response {
+    let (mut csrf, mut file) = (String::new(), None::<Vec<u8>>);
+    let mut unreadable = false;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                match field.bytes().await {
+                    Ok(bytes) if name == "csrf" => {
+                        csrf = String::from_utf8_lossy(&bytes).into_owned()
+                    }
+                    Ok(bytes) if name == "file" => file = Some(bytes.to_vec()),
+                    Ok(_) => {}
+                    Err(_) => unreadable = true,
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                unreadable = true;
+                break;
             }
         }
-        Ok(html(&ReferencePage {
-            t,
-            nav: Nav::of(&viewer, "reference"),
-            lines,
-        }))
+    }
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
+        check_csrf(&viewer, &csrf)?;
+        let t = ctx.tr();
+        let text = match file.as_deref().map(std::str::from_utf8) {
+            Some(Ok(text)) if !unreadable && !text.trim().is_empty() => text.to_string(),
+            _ => {
+                let error = Some(t.get("reference.file_needed").to_string());
+                return reference_page(hub, ctx, &viewer, error, None);
+            }
+        };
+        let parsed = match vigie_core::ReferenceFile::parse(&text) {
+            Ok(parsed) => parsed,
+            Err(e) => return reference_page(hub, ctx, &viewer, Some(e.to_string()), None),
+        };
+        match hub.backend.publish_reference(&parsed) {
+            Ok(version) => {
+                let what = format!(
+                    "{} {}@{version}",
+                    parsed.content.reference_type(),
+                    parsed.key
+                );
+                audit(hub, Some(viewer.user.id), "reference_publish", None, &what);
+                let done = Some(t.fmt("reference.published", &what));
+                reference_page(hub, ctx, &viewer, None, done)
+            }
+            Err(e @ Error::Validation(_)) => {
+                reference_page(hub, ctx, &viewer, Some(e.to_string()), None)
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await
 }

@@ -1731,7 +1731,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             title: format!("{} · {}", t.get("map.visit"), p.community),
             href: Some(format!("/console/visits/{}", p.id)),
         }));
-        let outlines = area_outlines(&view, &who);
+        let outlines = area_outlines(&view, &who, t.lang());
         let tile = hub.console.settings.tile_url.as_deref();
         let svg = charts::map(t.get("map.title"), &points, &outlines, tile);
         let page = MapPage {
@@ -1774,11 +1774,40 @@ fn tile_origin(template: &str) -> Option<String> {
         .then(|| format!("{scheme}://{host}"))
 }
 
-/// The outlines of the areas the supervisor covers, from the area trees in force (none when
-/// no published tree carries outlines).
-fn area_outlines(store: &Store, _who: &Principal) -> Vec<charts::Outline> {
-    let _ = store;
-    Vec::new()
+/// The outlines of the areas the supervisor covers and of the areas inside them, from the area
+/// trees in force (none when the published trees carry no outlines).
+fn area_outlines(store: &Store, who: &Principal, lang: &str) -> Vec<charts::Outline> {
+    const MAX_OUTLINES: usize = 2_000;
+    let reference = store.reference();
+    let scope = who.scope(&reference);
+    let mut out = Vec::new();
+    for grant in scope.areas.grants() {
+        let Some(node) = reference
+            .area_tree(&grant.country)
+            .and_then(|tree| tree.find(&grant.code))
+        else {
+            continue;
+        };
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            if out.len() >= MAX_OUTLINES {
+                return out;
+            }
+            if !node.outline.is_empty() {
+                out.push(charts::Outline {
+                    label: node.labels.get(lang).unwrap_or(&node.code).to_string(),
+                    rings: node
+                        .outline
+                        .0
+                        .iter()
+                        .map(|ring| ring.iter().map(|[lon, lat]| (*lon, *lat)).collect())
+                        .collect(),
+                });
+            }
+            stack.extend(node.children.iter());
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
