@@ -1181,6 +1181,13 @@ pub async fn case_page(
     .await
 }
 
+/// What a case form did, once done: the audit log's action and detail, and the message shown.
+struct Done<'a> {
+    action: &'a str,
+    detail: &'a str,
+    done: &'a str,
+}
+
 /// After a case form: back to the case with a message, or the page again with the error.
 fn case_outcome(
     hub: &Hub,
@@ -1188,10 +1195,12 @@ fn case_outcome(
     viewer: &Viewer,
     id: Uuid,
     outcome: Result<(), String>,
-    action: &str,
-    detail: &str,
     form: &'static str,
-    done: &str,
+    Done {
+        action,
+        detail,
+        done,
+    }: Done<'_>,
 ) -> PageResult {
     match outcome {
         Ok(()) => {
@@ -1236,10 +1245,12 @@ pub async fn case_status(
                 &viewer,
                 id,
                 Err(t.get("case.choose_status").into()),
-                "",
-                "",
                 "status",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         };
         let who = viewer.principal();
@@ -1253,10 +1264,12 @@ pub async fn case_status(
             &viewer,
             id,
             outcome,
-            "case_status",
-            to.as_str(),
             "status",
-            "status",
+            Done {
+                action: "case_status",
+                detail: to.as_str(),
+                done: "status",
+            },
         )
     })
     .await
@@ -1293,10 +1306,12 @@ pub async fn case_referral(
                 &viewer,
                 id,
                 Err(t.get("case.referral_invalid").into()),
-                "",
-                "",
                 "referral",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         };
         if form.provider.trim().is_empty() {
@@ -1306,10 +1321,12 @@ pub async fn case_referral(
                 &viewer,
                 id,
                 Err(t.get("case.provider_needed").into()),
-                "",
-                "",
                 "referral",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         }
         let who = viewer.principal();
@@ -1329,10 +1346,12 @@ pub async fn case_referral(
             &viewer,
             id,
             outcome,
-            "case_referral",
-            &code(service),
             "referral",
-            "referral",
+            Done {
+                action: "case_referral",
+                detail: &code(service),
+                done: "referral",
+            },
         )
     })
     .await
@@ -1376,10 +1395,12 @@ pub async fn case_follow_up(
                 &viewer,
                 id,
                 Err(t.get("case.follow_up_invalid").into()),
-                "",
-                "",
                 "follow_up",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         };
         let who = viewer.principal();
@@ -1400,10 +1421,12 @@ pub async fn case_follow_up(
             &viewer,
             id,
             outcome,
-            "case_follow_up",
-            &code(situation),
             "follow_up",
-            "follow_up",
+            Done {
+                action: "case_follow_up",
+                detail: &code(situation),
+                done: "follow_up",
+            },
         )
     })
     .await
@@ -1434,10 +1457,12 @@ pub async fn case_merge(
                 &viewer,
                 id,
                 Err(t.get("case.choose_duplicate").into()),
-                "",
-                "",
                 "merge",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         };
         let who = viewer.principal();
@@ -1474,10 +1499,12 @@ pub async fn case_merge(
             &viewer,
             id,
             outcome,
-            "case_merge",
-            &duplicate.to_string(),
             "merge",
-            "merged",
+            Done {
+                action: "case_merge",
+                detail: &duplicate.to_string(),
+                done: "merged",
+            },
         )
     })
     .await
@@ -1512,10 +1539,12 @@ pub async fn case_erase(
                 &viewer,
                 id,
                 Err(t.get("erase.reason_needed").into()),
-                "",
-                "",
                 "erase",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             );
         }
         let case_code = {
@@ -1569,10 +1598,12 @@ pub async fn case_erase(
                 &viewer,
                 id,
                 Err(e.to_string()),
-                "",
-                "",
                 "erase",
-                "",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
             ),
             Err(e) => Err(e.into()),
         }
@@ -1754,12 +1785,12 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             html(&page),
         )
             .into_response();
-        if let Some(origin) = tile.and_then(tile_origin) {
-            if let Ok(value) = crate::console::csp_with_tiles(&origin).parse() {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, value);
-            }
+        if let Some(origin) = tile.and_then(tile_origin)
+            && let Ok(value) = crate::console::csp_with_tiles(&origin).parse()
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
         }
         Ok(response)
     })
