@@ -84,18 +84,7 @@ impl Store {
         let mut f = Filter::default();
         f.area("a", &area);
         if let Some(who) = scope {
-            let (sql, values) = crate::sync::area_rule(who, "a");
-            let kinds: Vec<String> = who
-                .kinds()
-                .iter()
-                .map(|k| (*k as i64).to_string())
-                .collect();
-            let kinds = if kinds.is_empty() {
-                "-1".to_string()
-            } else {
-                kinds.join(", ")
-            };
-            f.add_all(&format!("(a.kind IN ({kinds}) AND ({sql}))"), values);
+            f.within_kinds("a", who);
         }
         let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page);
         let sql = format!(

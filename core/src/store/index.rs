@@ -403,6 +403,13 @@ impl Filter {
         self.add_all(&format!("({sql})"), values);
     }
 
+    /// Keeps the rows of `alias` (a table with `kind` and area columns) of a kind the scope's
+    /// role works with, in its areas (`sync::scope_rule`).
+    pub(crate) fn within_kinds(&mut self, alias: &str, scope: &Scope) {
+        let (rule, values) = crate::sync::scope_rule(scope, alias);
+        self.add_all(&rule, values);
+    }
+
     pub(crate) fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
         if let Some(a) = area {
             let (column, code) = a.column_and_code();
@@ -595,23 +602,7 @@ pub(crate) fn due_before(
     f.area("d", area);
     if let Some(who) = scope {
         // Due items are visits' and cases': the clause keeps those the role works with.
-        let (sql, values) = crate::sync::area_rule(who, "d");
-        let kinds: Vec<String> = who
-            .kinds()
-            .iter()
-            .map(|k| (*k as i64).to_string())
-            .collect();
-        f.add_all(
-            &format!(
-                "(d.kind IN ({}) AND ({sql}))",
-                if kinds.is_empty() {
-                    "-1".to_string()
-                } else {
-                    kinds.join(", ")
-                }
-            ),
-            values,
-        );
+        f.within_kinds("d", who);
     }
     if let Some(a) = assignee {
         f.add("d.assignee = ?", Sql::Blob(a.as_bytes().to_vec()));
@@ -659,17 +650,9 @@ pub(crate) fn search_names(
     let mut f = Filter::default();
     f.add("name_search MATCH ?", Sql::Text(query));
     if let Some(who) = scope {
-        let (sql, values) = crate::sync::area_rule(who, "sc");
-        let kinds: Vec<String> = who
-            .kinds()
-            .iter()
-            .map(|k| (*k as i64).to_string())
-            .collect();
+        let (rule, values) = crate::sync::scope_rule(who, "sc");
         f.add_all(
-            &format!(
-                "EXISTS (SELECT 1 FROM scope_index sc WHERE sc.record = s.rowid AND sc.kind IN ({}) AND ({sql}))",
-                if kinds.is_empty() { "-1".to_string() } else { kinds.join(", ") }
-            ),
+            &format!("EXISTS (SELECT 1 FROM scope_index sc WHERE sc.record = s.rowid AND {rule})"),
             values,
         );
     }

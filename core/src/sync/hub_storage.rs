@@ -644,22 +644,9 @@ impl QuarantineRow {
 /// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
 /// from 3: the first two are the caller's).
 fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
-    let (areas, params) = area_rule(scope, "s");
-    let kinds: Vec<String> = scope
-        .kinds()
-        .iter()
-        .map(|k| (*k as i64).to_string())
-        .collect();
-    let kinds = if kinds.is_empty() {
-        "-1".to_string()
-    } else {
-        kinds.join(", ")
-    };
+    let (rule, params) = scope_rule(scope, "s");
     // Reference data (scope rows with empty codes) goes to every principal.
-    let sql = format!(
-        "(s.kind = {} OR (s.kind IN ({kinds}) AND ({areas})))",
-        RecordKind::Reference as i64,
-    );
+    let sql = format!("(s.kind = {} OR {rule})", RecordKind::Reference as i64);
     let mut n = 2;
     let numbered = sql
         .split('?')
@@ -674,6 +661,24 @@ fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
         })
         .collect();
     (numbered, params)
+}
+
+/// The scope as SQL on a table `alias` with a `kind` column and area columns: a kind the role
+/// works with, in the scope's areas (`area_rule`); `?` placeholders and their values in order.
+pub(crate) fn scope_rule(scope: &Scope, alias: &str) -> (String, Vec<Sql>) {
+    let (areas, params) = area_rule(scope, alias);
+    let kinds: Vec<String> = scope
+        .kinds()
+        .iter()
+        .map(|k| (*k as i64).to_string())
+        .collect();
+    if kinds.is_empty() {
+        return ("0".to_string(), Vec::new());
+    }
+    (
+        format!("({alias}.kind IN ({}) AND ({areas}))", kinds.join(", ")),
+        params,
+    )
 }
 
 /// The scope's areas as SQL on the area columns (`country`, `region`, `district`, `community`)

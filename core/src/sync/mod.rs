@@ -34,7 +34,7 @@ pub use hub::{
     erase_record, handle_sync, publish_reference, read_record, update_record,
 };
 pub use hub_storage::HubReader;
-pub(crate) use hub_storage::area_rule;
+pub(crate) use hub_storage::{area_rule, scope_rule};
 pub use peer::{PeerScope, PeerSession};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,

@@ -343,6 +343,14 @@ pub fn viewer_with(hub: &Hub, ctx: &Ctx, access: Access) -> Result<Viewer, Probl
     Ok(viewer)
 }
 
+/// The signed-in user behind a form, who must have `access`, and whose form carries the
+/// session's CSRF token.
+pub fn posted(hub: &Hub, ctx: &Ctx, access: Access, csrf: &str) -> Result<Viewer, Problem> {
+    let viewer = viewer_with(hub, ctx, access)?;
+    check_csrf(&viewer, csrf)?;
+    Ok(viewer)
+}
+
 /// Checks a form's CSRF token against the session's.
 pub fn check_csrf(viewer: &Viewer, token: &str) -> Result<(), Problem> {
     if session::same(&viewer.csrf, token) {

@@ -165,43 +165,39 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
             || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
+/// The account whose `column` holds `value` (the embedded registry).
+fn embedded_account(
+    registry: &Mutex<Registry>,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Account>, Error> {
+    let registry = lock(registry);
+    let row = registry
+        .conn()
+        .query_row(
+            &format!(
+                "SELECT user_id, login, password_hash FROM console_accounts WHERE {column} = ?1"
+            ),
+            [value],
+            |r| {
+                Ok(Account {
+                    user: uuid_of(r.get(0)?)?,
+                    login: r.get(1)?,
+                    password_hash: r.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(row)
+}
+
 impl ConsoleStorage for Mutex<Registry> {
     fn account_by_login(&self, login: &str) -> Result<Option<Account>, Error> {
-        let registry = lock(self);
-        let row = registry
-            .conn()
-            .query_row(
-                "SELECT user_id, login, password_hash FROM console_accounts WHERE login = ?1",
-                [login],
-                |r| {
-                    Ok(Account {
-                        user: uuid_of(r.get(0)?)?,
-                        login: r.get(1)?,
-                        password_hash: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row)
+        embedded_account(self, "login", &login)
     }
 
     fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error> {
-        let registry = lock(self);
-        let row = registry
-            .conn()
-            .query_row(
-                "SELECT user_id, login, password_hash FROM console_accounts WHERE user_id = ?1",
-                [user.as_bytes()],
-                |r| {
-                    Ok(Account {
-                        user: uuid_of(r.get(0)?)?,
-                        login: r.get(1)?,
-                        password_hash: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row)
+        embedded_account(self, "user_id", &user.as_bytes().as_slice())
     }
 
     fn set_account(&self, account: &Account) -> Result<(), AccountError> {

@@ -7,7 +7,7 @@ use crate::auth::AuthError;
 use crate::console::i18n::Tr;
 use crate::console::session;
 use crate::console::{
-    Access, Ctx, PageResult, Problem, Viewer, access_of, audit, check_csrf, html, invite_link, run,
+    Access, Ctx, PageResult, Problem, Viewer, access_of, audit, html, invite_link, posted, run,
     user_names, viewer_with,
 };
 use crate::http::Hub;
@@ -189,8 +189,7 @@ pub async fn add_user(
     Form(form): Form<UserForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
         let again = |error: &str| UsersState {
             name: form.name.clone(),
@@ -243,8 +242,7 @@ pub async fn user_areas(
     Form(form): Form<AreasForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
         let Some(areas) = parse_areas(&form.areas) else {
             let state = UsersState {
@@ -288,8 +286,7 @@ pub async fn user_deactivate(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         if id == viewer.user.id {
             let state = UsersState {
                 error: Some(ctx.tr().get("users.not_yourself").into()),
@@ -313,8 +310,7 @@ pub async fn user_invite(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let user = hub.backend.user(id)?.ok_or(Problem::NotFound)?;
         if !user.active || access_of(user.role).is_none() {
             let state = UsersState {
@@ -449,8 +445,7 @@ pub struct EnrolForm {
 
 pub async fn enrol(State(hub): State<Arc<Hub>>, ctx: Ctx, Form(form): Form<EnrolForm>) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
         let user = match form.user.parse::<Uuid>() {
             Ok(id) => hub.backend.user(id)?.filter(|u| u.active),
@@ -487,8 +482,7 @@ pub async fn revoke(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         if !hub.backend.revoke(id)? {
             return devices_page(
                 hub,
@@ -511,8 +505,7 @@ pub async fn reissue(
     Form(form): Form<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let token = match hub.backend.reissue(id) {
             Ok(token) => token,
             Err(AuthError::Unknown | AuthError::Revoked) => {
@@ -644,8 +637,7 @@ pub async fn publish(
         }
     }
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        check_csrf(&viewer, &csrf)?;
+        let viewer = posted(hub, ctx, Access::Administrator, &csrf)?;
         let t = ctx.tr();
         let text = match file.as_deref().map(std::str::from_utf8) {
             Some(Ok(text)) if !unreadable && !text.trim().is_empty() => text.to_string(),
@@ -868,8 +860,7 @@ pub async fn review_quarantine(
     Form(form): Form<QuarantineForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let accept = match form.action.as_str() {
             "accept" => true,

@@ -6,7 +6,7 @@ use super::Nav;
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
 use crate::console::{
-    Access, Ctx, PageResult, Problem, Viewer, audit, check_csrf, html, run, user_names, viewer_with,
+    Access, Ctx, PageResult, Problem, Viewer, audit, html, posted, run, user_names, viewer_with,
 };
 use crate::http::Hub;
 use askama::Template;
@@ -588,8 +588,7 @@ pub async fn review_visit(
     Form(form): Form<ReviewForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let review = match form.action.as_str() {
             "validate" => Review::Validate,
@@ -1235,8 +1234,7 @@ pub async fn case_status(
     Form(form): Form<StatusForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Some(to) = STATUSES.iter().copied().find(|s| s.as_str() == form.to) else {
             return case_outcome(
@@ -1294,8 +1292,7 @@ pub async fn case_referral(
     Form(form): Form<ReferralForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
         let date = parse_date(Some(&form.date));
@@ -1378,8 +1375,7 @@ pub async fn case_follow_up(
     Form(form): Form<FollowUpForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let situation = SITUATIONS
             .iter()
@@ -1447,8 +1443,7 @@ pub async fn case_merge(
     Form(form): Form<MergeForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Ok(duplicate) = form.duplicate.parse::<Uuid>() else {
             return case_outcome(
@@ -1529,8 +1524,7 @@ pub async fn case_erase(
     Form(form): Form<EraseForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
-        check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         if !ERASE_REASONS.contains(&form.reason.as_str()) {
             return case_outcome(
