@@ -226,14 +226,26 @@ pub fn encode_peer_message(message: &PeerMessage) -> Vec<u8> {
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub(crate) fn decompress_bounded(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     use std::io::Read;
-    let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
-    let mut plain = Vec::new();
-    decoder
-        .take(limit as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|_| DecodeError::Compression)?;
-    if plain.len() > limit {
-        return Err(DecodeError::TooLarge { limit });
+    let mut decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+    // Grown by hand, never past `limit`: `read_to_end` doubles its buffer, so a frame that
+    // stops just under the limit would hold twice the limit in memory.
+    let mut plain: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Err(DecodeError::Compression),
+        };
+        if plain.len() + n > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        if plain.capacity() - plain.len() < n {
+            let target = (plain.capacity() * 2).max(plain.len() + n).min(limit);
+            plain.reserve_exact(target - plain.len());
+        }
+        plain.extend_from_slice(&chunk[..n]);
     }
     Ok(plain)
 }
