@@ -449,3 +449,76 @@ fn erasure_needs_a_reason_and_the_case_code() {
     f.mine.sync(&s.hub.url).expect("sync");
     assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
 }
+
+#[test]
+fn a_conflict_resolved_in_the_console_reaches_the_phones() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut a = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-a",
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    let token = enrol(&s.data, a.user());
+    let mut b = Device::open(
+        dir.path(),
+        "moniteur-b",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        4,
+    );
+    let case = a
+        .store
+        .create(&child(area(C01), MY_CHILD, a.user()))
+        .expect("case");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+    // Offline, each phone records other hours.
+    let mut on_a: ChildCase = a.store.get(case.id).expect("case");
+    on_a.hours_per_week = 20;
+    a.store.update(&on_a).expect("update");
+    let mut on_b: ChildCase = b.store.get(case.id).expect("case");
+    on_b.hours_per_week = 30;
+    b.store.update(&on_b).expect("update");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.conflict");
+    let path = format!("/console/cases/{}", case.id);
+    let page = browser.get(&path);
+    assert!(
+        page.body.contains("hours_per_week"),
+        "the conflict is shown"
+    );
+    let csrf = page.csrf();
+    let bad = browser.post(
+        &format!("{path}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("field", "hours_per_week"),
+            ("value", "not json"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+    let done = browser.post(
+        &format!("{path}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("field", "hours_per_week"),
+            ("value", "30"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        !browser.get(&path).body.contains("value=\"hours_per_week\""),
+        "no conflict left"
+    );
+    a.sync(&s.hub.url).expect("sync");
+    let on_a: ChildCase = a.store.get(case.id).expect("case");
+    assert_eq!(on_a.hours_per_week, 30);
+    assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
+}

@@ -31,7 +31,7 @@ pub use client::{
 pub use hub::{
     ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
     LogEntry, Principal, Quarantined, RecordWrite, Scope, StoredRecord, change_as, create_record,
-    erase_record, handle_sync, publish_reference, read_record, update_record,
+    erase_record, handle_sync, publish_reference, read_record, resolve_as, update_record,
 };
 pub use hub_storage::HubReader;
 pub(crate) use hub_storage::{area_rule, scope_rule};

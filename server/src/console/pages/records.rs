@@ -41,6 +41,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/cases/{id}/referral", post(case_referral))
         .route("/console/cases/{id}/follow-up", post(case_follow_up))
         .route("/console/cases/{id}/merge", post(case_merge))
+        .route("/console/cases/{id}/resolve", post(case_resolve))
         .route("/console/cases/{id}/erase", post(case_erase))
         .route("/console/workplaces/{id}", get(workplace_page))
         .route("/console/map", get(map))
@@ -328,6 +329,7 @@ fn done_message(t: Tr, done: Option<&str>) -> Option<&'static str> {
         "referral" => Some(t.get("done.referral")),
         "follow_up" => Some(t.get("done.follow_up")),
         "merged" => Some(t.get("done.merged")),
+        "resolved" => Some(t.get("done.resolved")),
         "erased" => Some(t.get("done.erased")),
         _ => None,
     }
@@ -391,7 +393,8 @@ pub struct HistoryLine {
 
 pub struct ConflictLine {
     field: String,
-    values: Vec<String>,
+    /// Each concurrent value: as shown, and as JSON for the form that keeps it.
+    values: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -1088,14 +1091,15 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                 .values
                 .iter()
                 .map(|v| {
-                    format!(
+                    let shown = format!(
                         "{} — {} {}",
                         v.value,
                         v.author.map(|a| name(a.user)).unwrap_or_default(),
                         v.time
                             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                             .unwrap_or_default()
-                    )
+                    );
+                    (shown, v.value.to_string())
                 })
                 .collect(),
         })
@@ -1422,6 +1426,65 @@ pub async fn case_follow_up(
                 action: "case_follow_up",
                 detail: &code(situation),
                 done: "follow_up",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// Settles a conflict: the field keeps the value chosen among the concurrent ones.
+pub async fn case_resolve(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ResolveForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let path: Vec<String> = form.field.split('.').map(str::to_string).collect();
+        let outcome = match serde_json::from_str::<serde_json::Value>(&form.value) {
+            Err(_) => Err(t.get("case.conflict_invalid").to_string()),
+            Ok(value) => {
+                let who = viewer.principal();
+                let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
+                match hub.backend.write(&mut |tx| {
+                    vigie_core::sync::resolve_as::<ChildCase>(
+                        tx, &who, &actor, &reference, id, &path, &value,
+                    )
+                    .map(|_| ())
+                }) {
+                    Ok(()) => Ok(()),
+                    Err(
+                        e @ (Error::Validation(_)
+                        | Error::NotAllowed { .. }
+                        | Error::NoSuchConflict { .. }),
+                    ) => Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "conflicts",
+            Done {
+                action: "case_resolve",
+                detail: &form.field,
+                done: "resolved",
             },
         )
     })
