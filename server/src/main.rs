@@ -759,6 +759,24 @@ fn serve(
             .with_http(http)
             .with_console(console),
     );
+    // The console's view is opened (on PostgreSQL: the process's copy caught up) before its
+    // first visitor needs it; sync does not wait for it.
+    std::thread::Builder::new()
+        .name("vigie-console-view".into())
+        .spawn({
+            let hub = hub.clone();
+            move || {
+                let started = std::time::Instant::now();
+                match hub.console.views.current(hub.backend.as_ref()) {
+                    Ok(_) => tracing::info!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "console view ready"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "console view not ready"),
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let served = runtime.block_on({
         let hub = hub.clone();
