@@ -222,7 +222,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 /// Why a request failed, mapped to HTTP in one place.
-pub(crate) enum Failure {
+enum Failure {
     Auth(AuthError),
     UnknownUser,
     Hub(HubError),
