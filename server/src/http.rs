@@ -348,11 +348,7 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 }
 
 /// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`).
-pub(crate) async fn read_body(
-    mut body: Body,
-    limit: usize,
-    http: &HttpLimits,
-) -> Result<Vec<u8>, Failure> {
+async fn read_body(mut body: Body, limit: usize, http: &HttpLimits) -> Result<Vec<u8>, Failure> {
     let started = tokio::time::Instant::now();
     let mut bytes = Vec::new();
     loop {
