@@ -162,6 +162,7 @@ pub enum Role {
     Inspector,
     CommunityMonitor,
     Supervisor,
+    Administrator,
 }
 
 #[uniffi::remote(Enum)]

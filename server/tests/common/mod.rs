@@ -5,6 +5,7 @@
 //! Every test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod reference;
 pub mod rules;
 pub mod surface;
@@ -482,6 +483,7 @@ pub fn role_arg(role: Role) -> &'static str {
         Role::Inspector => "inspector",
         Role::CommunityMonitor => "community-monitor",
         Role::Supervisor => "supervisor",
+        Role::Administrator => "administrator",
     }
 }
 
