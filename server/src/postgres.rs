@@ -162,12 +162,7 @@ impl Postgres {
     /// Copies every record into an embedded store, which exports and checks then read.
     pub fn copy_into(&self, store: &mut Store) -> Result<usize> {
         let mut client = self.client()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(storage_error)?;
+        let mut tx = read_snapshot(&mut client)?;
         let mut copied = 0;
         let mut after = Uuid::nil();
         loop {
@@ -191,17 +186,22 @@ impl Postgres {
     }
 }
 
+/// A read-only transaction that sees one state of the database throughout.
+fn read_snapshot(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(storage_error)
+}
+
 impl Postgres {
     /// Brings a copy of the records (the console's view) from change number `cursor` up to the
     /// last committed one: records changed since are merged into it, erased ones forgotten.
     fn catch_up(&self, copy: &mut Store, cursor: &mut i64) -> Result<()> {
         let mut client = self.client()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(storage_error)?;
+        let mut tx = read_snapshot(&mut client)?;
         // Every change at or below it is committed (change numbers are stamped at commit under
         // one lock): the next catch-up starts there without missing a slower transaction.
         let high: i64 = tx
@@ -805,15 +805,10 @@ impl PgStorage<'_> {
             let outcome = (|| {
                 let mut client = self.pool.get().map_err(pool_error)?;
                 let tx = if snapshot {
-                    client
-                        .build_transaction()
-                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                        .read_only(true)
-                        .start()
+                    read_snapshot(&mut client)?
                 } else {
-                    client.transaction()
-                }
-                .map_err(storage_error)?;
+                    client.transaction().map_err(storage_error)?
+                };
                 let mut pg = PgTransaction {
                     tx,
                     reference: self.reference,

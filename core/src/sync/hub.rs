@@ -587,21 +587,43 @@ fn write_as<R: Record>(
         author,
         limits: &HubLimits::default(),
     };
-    let admitted = admit(&rules, id, Some(stored.kind), &document, &before).map_err(|r| {
-        Error::NotAllowed {
-            rule: format!("the change would be refused from this user's device: {r}"),
-        }
-    })?;
+    save_admitted(
+        tx,
+        &rules,
+        &stored,
+        id,
+        &mut document,
+        &before,
+        "the change would be refused from this user's device",
+    )?;
+    doc::read_record(&document, id)
+}
+
+/// Stores changes the hub writes on someone's behalf (a console edit, a reviewed quarantine)
+/// once they pass the rules a push of theirs passes (`admit`); a refusal is `NotAllowed`,
+/// `refused` followed by the rule.
+pub(crate) fn save_admitted(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    stored: &StoredRecord,
+    id: Uuid,
+    document: &mut Automerge,
+    before: &[ChangeHash],
+    refused: &str,
+) -> Result<()> {
+    let admitted =
+        admit(rules, id, Some(stored.kind), document, before).map_err(|r| Error::NotAllowed {
+            rule: format!("{refused}: {r}"),
+        })?;
     tx.save(RecordWrite {
         id,
-        kind: R::KIND,
+        kind: admitted.kind,
         key: Some(stored.key),
         area: admitted.area.as_ref(),
-        document: &mut document,
-        before: &before,
-        author,
-    })?;
-    doc::read_record(&document, id)
+        document,
+        before,
+        author: rules.author,
+    })
 }
 
 /// Reads a record of type `R` from the hub's storage, if there is one of that kind.
