@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test suite of the project: the Rust workspace (core, hub, bench), then the Kotlin
-# (JVM) and Python bindings against a real hub, with the Swift bindings generated and checked.
+# (JVM) and Python bindings against a real hub, with the Swift bindings generated and checked,
+# then the console in a real browser (scripts/test-browser.sh: headless Chromium).
 # Set-up (system packages, kotlinc, JNA, a pytest venv) is done first when missing.
 # VIGIE_CRASH_CYCLES raises the number of kill -9 cycles of the crash test (default 100);
 # VIGIE_FUZZ_ITERATIONS the number of hostile inputs of the fuzz test (default 100,000).
@@ -22,8 +23,10 @@ echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a privat
 VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
   --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
-  --test hub_surface --test hub_surface_admin --test hub_surface_logs 2>&1 | tee "$logs/postgres.log"
+  --test hub_surface --test hub_surface_admin --test hub_surface_logs \
+  --test console 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
+VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"
 
 echo "== Logs: no personal data in what the suites and the hubs logged" >&2
 hub_logs=$(find "$logs/hubs" -name '*.hub.log' 2>/dev/null | wc -l)
@@ -48,6 +51,7 @@ passed=$(
     sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log" "$logs/postgres.log"
     sed -nE 's/^OK \(([0-9]+) tests?\)$/\1/p' "$logs/bindings.log"
     sed -nE 's/^=+ ([0-9]+) passed.*/\1/p' "$logs/bindings.log"
+    sed -nE 's/^ℹ pass ([0-9]+)$/\1/p' "$logs/browser.log"
   } | awk '{ n += $1 } END { print n + 0 }'
 )
 echo "all suites: $passed passed, 0 failed"

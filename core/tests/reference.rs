@@ -1240,3 +1240,39 @@ fn reference_documents_are_found_through_their_index() {
     }
     assert_eq!(RecordKind::Reference as i64, 5);
 }
+
+#[test]
+fn area_outlines_are_optional_and_checked() {
+    let tree = |outline: &str| {
+        format!(
+            r#"{{"key": "CI", "administrative_areas": {{"code": "CI", "labels": {{"fr": "CI"}},
+                "children": [{{"code": "CI-R1", "labels": {{"fr": "R1"}}, "outline": {outline}}}]}}}}"#
+        )
+    };
+    let square = "[[[-6.7, 5.7], [-6.5, 5.7], [-6.5, 5.9], [-6.7, 5.9], [-6.7, 5.7]]]";
+    let file = ReferenceFile::parse(&tree(square)).expect("a tree with an outline");
+    let ReferenceContent::AdministrativeAreas(root) = &file.content else {
+        panic!("an area tree");
+    };
+    let region = root.find("CI-R1").unwrap();
+    assert_eq!(region.outline.0[0].len(), 5);
+    assert_eq!(region.outline.0[0][2], [-6.5, 5.9]);
+    // Without one, the node has none and writes none.
+    assert!(root.outline.is_empty());
+    let json = serde_json::to_string(root).unwrap();
+    assert_eq!(json.matches("outline").count(), 1, "{json}");
+
+    let too_many = format!(
+        "[[{}]]",
+        vec!["[1.0, 1.0]"; vigie_core::reference::Outline::MAX_POINTS + 1].join(", ")
+    );
+    for bad in [
+        "[[[-6.7, 5.7], [-6.5, 5.7]]]",
+        "[[[-6.7, 95.0], [-6.5, 5.7], [-6.5, 5.9]]]",
+        "[[[-186.7, 5.7], [-6.5, 5.7], [-6.5, 5.9]]]",
+        too_many.as_str(),
+    ] {
+        let e = ReferenceFile::parse(&tree(bad)).expect_err("a bad outline");
+        assert_eq!(e.field, "content.CI-R1.outline", "{bad}: {e}");
+    }
+}

@@ -68,6 +68,8 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
          revoked_ms  INTEGER
      ) WITHOUT ROWID;",
     "ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;",
+    // The console's accounts, invitations, sessions, failed sign-ins and audit log.
+    crate::console::storage::EMBEDDED_SCHEMA,
 ];
 
 /// The hub's table of enrolled devices.
@@ -98,6 +100,11 @@ impl Registry {
         tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
         tx.commit()?;
         Ok(Registry { conn })
+    }
+
+    /// The registry's connection, for the console's tables in the same file.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Enrols a new device for a user and returns its token (shown once, never stored).

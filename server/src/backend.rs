@@ -3,6 +3,8 @@
 //! and the administration commands see only this interface.
 
 use crate::auth::{AuthError, DeviceInfo, Registry, Token};
+use crate::console::storage::ConsoleStorage;
+use crate::console::view::View;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
@@ -53,6 +55,21 @@ pub trait Backend: Send + Sync {
     fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error>;
     /// How many requests it can usefully serve at once.
     fn concurrency(&self) -> usize;
+    /// The console's accounts, sessions, throttling and audit log.
+    fn console(&self) -> &dyn ConsoleStorage;
+    /// Opens the console's view of the records (`console::view`).
+    fn open_view(&self) -> Result<View, Error>;
+    /// Brings the console's view up to date with what the hub holds now.
+    fn refresh_view(&self, view: &mut View) -> Result<(), Error>;
+    /// Runs `work` in one write transaction of the hub's storage (a console action: an ordinary
+    /// write in the change order, which devices receive at their next sync). Erased content is
+    /// purged from the files afterwards, as `erase` does.
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<(), Error>,
+    ) -> Result<(), Error>;
+    /// The actor the hub writes its own changes with (console actions).
+    fn actor(&self) -> automerge::ActorId;
     /// Handles one sync request from an authenticated device.
     fn sync(
         &self,
@@ -192,11 +209,14 @@ pub struct Embedded {
     store: Mutex<Store>,
     readers: Readers,
     registry: Mutex<Registry>,
+    /// The store's file and key, for the console's own connection to it.
+    file: (std::path::PathBuf, vigie_core::Encryption),
 }
 
 impl Embedded {
-    pub fn new(store: Store, registry: Registry) -> Embedded {
+    pub fn new(store: Store, registry: Registry, encryption: vigie_core::Encryption) -> Embedded {
         Embedded {
+            file: (store.path().to_path_buf(), encryption),
             readers: Readers {
                 idle: Mutex::new(Vec::new()),
                 returned: Condvar::new(),
@@ -283,6 +303,40 @@ impl Backend for Embedded {
     fn concurrency(&self) -> usize {
         // Readers, the writer, and a thread to authenticate the next request meanwhile.
         READERS + 2
+    }
+
+    fn console(&self) -> &dyn ConsoleStorage {
+        &self.registry
+    }
+
+    fn open_view(&self) -> Result<View, Error> {
+        // The hub's own file: it holds the index rows already. This connection only reads.
+        let (path, encryption) = &self.file;
+        let config = vigie_core::StoreConfig::new(path, encryption.clone(), crate::HUB_ADMIN)
+            .role(vigie_core::StoreRole::Hub);
+        Ok(View {
+            store: Store::open(config)?,
+            cursor: 0,
+            scratch: None,
+        })
+    }
+
+    fn refresh_view(&self, _view: &mut View) -> Result<(), Error> {
+        // The same file: each read sees the last commit.
+        Ok(())
+    }
+
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut store = lock(&self.store);
+        store.in_transaction(work)?;
+        store.purge_freed_content()
+    }
+
+    fn actor(&self) -> automerge::ActorId {
+        lock(&self.store).actor().clone()
     }
 
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {

@@ -33,6 +33,8 @@ pub struct Hub {
     pub workers: Workers,
     pub http: HttpLimits,
     guards: Guards,
+    /// The supervisors' console served beside sync (`console`).
+    pub console: crate::console::Console,
 }
 
 impl Hub {
@@ -43,7 +45,14 @@ impl Hub {
             workers,
             guards: Guards::new(&HttpLimits::default()),
             http: HttpLimits::default(),
+            console: Default::default(),
         }
+    }
+
+    /// The same hub with the console's settings (public address, map tiles).
+    pub fn with_console(mut self, settings: crate::console::Settings) -> Hub {
+        self.console = crate::console::Console::new(settings);
+        self
     }
 
     /// The same hub with other bounds on connections and requests.
@@ -185,7 +194,10 @@ impl Workers {
     }
 
     /// Runs `work` on a worker thread; `None` if it panicked (its transaction rolled back).
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let (reply, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
@@ -200,6 +212,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/sync", post(sync))
+        .merge(crate::console::router())
         .with_state(hub)
 }
 

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod backend;
 pub mod client;
+pub mod console;
 pub mod http;
 mod listener;
 pub mod logging;
@@ -86,6 +87,7 @@ impl Database {
             Database::Embedded { data, encryption } => Box::new(Embedded::new(
                 open_store(data, encryption.clone())?,
                 open_registry(data)?,
+                encryption.clone(),
             )),
             Database::Postgres { url, connections } => {
                 Box::new(postgres::Postgres::connect(url, *connections)?)

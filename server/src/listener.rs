@@ -181,7 +181,7 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, most likely: let connections end.
                     tracing::warn!(error = %e, "accept failed");
@@ -191,6 +191,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let (stream, peer) = stream;
         let Some(slot) = registry.admit() else {
             let _ = stream.try_write(REFUSED);
             continue;
@@ -199,7 +200,11 @@ pub async fn serve(
         let slot = Arc::new(slot);
         let service = {
             let (app, slot) = (app.clone(), slot.clone());
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                // The console throttles failed sign-ins per client address.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 let busy = Busy::new(&slot);
                 let app = app.clone();
                 async move {

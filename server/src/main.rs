@@ -65,6 +65,20 @@ enum Command {
         listen: String,
         #[command(flatten)]
         http: HttpArgs,
+        /// The address people open the console at, when it differs from `--listen` (a TLS
+        /// proxy: `https://vigie.example.org`); with https, the console's cookies are Secure.
+        #[arg(long, env = "VIGIE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// The map's base layer: a tile URL template (`https://tiles.example/{z}/{x}/{y}.png`).
+        /// None by default: the map draws points over the area outlines, and no request
+        /// leaves the hub's network.
+        #[arg(long, env = "VIGIE_TILE_URL")]
+        tile_url: Option<String>,
+    },
+    /// The supervisors' web console (served by `vigie serve` under /console/).
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
     },
     /// Manage users (their role and areas decide what their devices receive).
     User {
@@ -194,9 +208,28 @@ enum UserCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// An area code (repeat for several).
-        #[arg(long = "area", required = true)]
+        /// An area code (repeat for several); an administrator has none.
+        #[arg(long = "area")]
         areas: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Prints a one-time link where the user chooses their console sign-in name and password
+    /// (valid 72 hours, once; a new link replaces no other). Supervisors and administrators only.
+    Invite {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        user: Uuid,
+        /// The console's address as people open it.
+        #[arg(
+            long,
+            env = "VIGIE_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8470"
+        )]
+        public_url: String,
     },
 }
 
@@ -288,6 +321,8 @@ enum RoleArg {
     Inspector,
     CommunityMonitor,
     Supervisor,
+    /// Users, devices and reference data in the console; no field record.
+    Administrator,
 }
 
 impl From<RoleArg> for Role {
@@ -296,6 +331,7 @@ impl From<RoleArg> for Role {
             RoleArg::Inspector => Role::Inspector,
             RoleArg::CommunityMonitor => Role::CommunityMonitor,
             RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Administrator => Role::Administrator,
         }
     }
 }
@@ -306,6 +342,7 @@ fn role_name(role: Role) -> String {
         Role::Inspector => RoleArg::Inspector,
         Role::CommunityMonitor => RoleArg::CommunityMonitor,
         Role::Supervisor => RoleArg::Supervisor,
+        Role::Administrator => RoleArg::Administrator,
     };
     arg.to_possible_value()
         .map(|v| v.get_name().to_string())
@@ -341,7 +378,49 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { hub, listen, http } => serve(&hub.database()?, &listen, http.limits()),
+        Command::Serve {
+            hub,
+            listen,
+            http,
+            public_url,
+            tile_url,
+        } => serve(
+            &hub.database()?,
+            &listen,
+            http.limits(),
+            vigie_server::console::Settings {
+                public_url,
+                tile_url,
+            },
+        ),
+        Command::Console {
+            command:
+                ConsoleCommand::Invite {
+                    hub,
+                    user,
+                    public_url,
+                },
+        } => {
+            let backend = hub.open()?;
+            match backend.user(user).map_err(|e| e.to_string())? {
+                Some(found) if !found.active => return Err(format!("user {user} is inactive")),
+                Some(found) if vigie_server::console::access_of(found.role).is_none() => {
+                    return Err(format!(
+                        "user {user} is a {}: the console is for supervisors and administrators",
+                        role_name(found.role)
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(format!("no such user: {user}")),
+            }
+            let token = vigie_server::console::session::invite(backend.console(), user)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                vigie_server::console::invite_link(&public_url, &token)
+            );
+            Ok(())
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -351,10 +430,14 @@ fn run(cli: Cli) -> Result<(), String> {
                     areas,
                 },
         } => {
+            let role: Role = role.into();
+            if role != Role::Administrator && areas.is_empty() {
+                return Err("a field user or supervisor needs at least one --area".into());
+            }
             let area_codes: Vec<&str> = areas.iter().map(String::as_str).collect();
             let backend = hub.open()?;
             let user = backend
-                .add_user(&User::new(&name, role.into(), &area_codes))
+                .add_user(&User::new(&name, role, &area_codes))
                 .map_err(|e| e.to_string())?;
             warn_unplaced_areas(&*backend, &areas)?;
             println!("{}", user.id);
@@ -664,12 +747,36 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(database: &Database, listen: &str, http: HttpLimits) -> Result<(), String> {
+fn serve(
+    database: &Database,
+    listen: &str,
+    http: HttpLimits,
+    console: vigie_server::console::Settings,
+) -> Result<(), String> {
     let hub = Arc::new(
         vigie_server::open_hub(database, HubLimits::default())
             .map_err(|e| e.to_string())?
-            .with_http(http),
+            .with_http(http)
+            .with_console(console),
     );
+    // The console's view is opened (on PostgreSQL: the process's copy caught up) before its
+    // first visitor needs it; sync does not wait for it.
+    std::thread::Builder::new()
+        .name("vigie-console-view".into())
+        .spawn({
+            let hub = hub.clone();
+            move || {
+                let started = std::time::Instant::now();
+                match hub.console.views.current(hub.backend.as_ref()) {
+                    Ok(_) => tracing::info!(
+                        ms = started.elapsed().as_millis() as u64,
+                        "console view ready"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "console view not ready"),
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let served = runtime.block_on({
         let hub = hub.clone();

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/003_last_seen.sql"),
     include_str!("postgres/migrations/004_record_lifecycle.sql"),
     include_str!("postgres/migrations/005_reference_index.sql"),
+    include_str!("postgres/migrations/006_console.sql"),
 ];
 
 /// The schema version this software writes.
@@ -54,7 +55,7 @@ const ATTEMPTS: usize = 10;
 
 /// A PostgreSQL error as the core reports it: its class, never its text (PostgreSQL quotes
 /// the values of a failed statement).
-fn storage_error(e: postgres::Error) -> Error {
+pub(crate) fn storage_error(e: postgres::Error) -> Error {
     let code = e.code().cloned();
     let retryable = matches!(
         code,
@@ -154,19 +155,14 @@ impl Postgres {
         }
     }
 
-    fn client(&self) -> Result<PooledConnection<Manager>> {
+    pub(crate) fn client(&self) -> Result<PooledConnection<Manager>> {
         self.pool.get().map_err(pool_error)
     }
 
     /// Copies every record into an embedded store, which exports and checks then read.
     pub fn copy_into(&self, store: &mut Store) -> Result<usize> {
         let mut client = self.client()?;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(storage_error)?;
+        let mut tx = read_snapshot(&mut client)?;
         let mut copied = 0;
         let mut after = Uuid::nil();
         loop {
@@ -187,6 +183,80 @@ impl Postgres {
         }
         tx.commit().map_err(storage_error)?;
         Ok(copied)
+    }
+}
+
+/// A read-only transaction that sees one state of the database throughout.
+fn read_snapshot(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(storage_error)
+}
+
+impl Postgres {
+    /// Brings a copy of the records (the console's view) from change number `cursor` up to the
+    /// last committed one: records changed since are merged into it, erased ones forgotten.
+    fn catch_up(&self, copy: &mut Store, cursor: &mut i64) -> Result<()> {
+        let mut client = self.client()?;
+        let mut tx = read_snapshot(&mut client)?;
+        // Every change at or below it is committed (change numbers are stamped at commit under
+        // one lock): the next catch-up starts there without missing a slower transaction.
+        let high: i64 = tx
+            .query_one(
+                "SELECT greatest((SELECT coalesce(max(seq), 0) FROM change_log),
+                                 (SELECT coalesce(max(seq), 0) FROM erased))",
+                &[],
+            )
+            .map_err(storage_error)?
+            .get(0);
+        if high <= *cursor {
+            return Ok(());
+        }
+        let mut after = *cursor;
+        loop {
+            let rows = tx
+                .query(
+                    "SELECT id, doc, last_seq FROM records WHERE last_seq > $1 AND last_seq <= $2
+                     ORDER BY last_seq LIMIT 500",
+                    &[&after, &high],
+                )
+                .map_err(storage_error)?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(2);
+            for row in &rows {
+                let id: Uuid = row.get(0);
+                match codec::decode(id, row.get(1))
+                    .and_then(|bytes| copy.merge_document(id, &bytes))
+                {
+                    Ok(_) => {}
+                    // As a device's pull does: a record that does not read is skipped, by id.
+                    Err(e) => {
+                        tracing::warn!(record = %id, error = %e, "console copy skipped a record")
+                    }
+                }
+            }
+        }
+        let erased = tx
+            .query(
+                "SELECT record_id FROM erased WHERE seq > $1 AND seq <= $2",
+                &[&*cursor, &high],
+            )
+            .map_err(storage_error)?;
+        tx.commit().map_err(storage_error)?;
+        if !erased.is_empty() {
+            copy.in_transaction(&mut |t| {
+                for row in &erased {
+                    t.erase(row.get(0), &ErasedHistory::default())?;
+                }
+                Ok(())
+            })?;
+            copy.purge_freed_content()?;
+        }
+        *cursor = high;
+        Ok(())
     }
 }
 
@@ -735,15 +805,10 @@ impl PgStorage<'_> {
             let outcome = (|| {
                 let mut client = self.pool.get().map_err(pool_error)?;
                 let tx = if snapshot {
-                    client
-                        .build_transaction()
-                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                        .read_only(true)
-                        .start()
+                    read_snapshot(&mut client)?
                 } else {
-                    client.transaction()
-                }
-                .map_err(storage_error)?;
+                    client.transaction().map_err(storage_error)?
+                };
                 let mut pg = PgTransaction {
                     tx,
                     reference: self.reference,
@@ -787,6 +852,40 @@ impl HubStorage for PgStorage<'_> {
 impl Backend for Postgres {
     fn concurrency(&self) -> usize {
         self.pool.max_size() as usize
+    }
+
+    fn console(&self) -> &dyn crate::console::storage::ConsoleStorage {
+        self
+    }
+
+    fn open_view(&self) -> Result<crate::console::view::View> {
+        // A copy of the records in an encrypted store of this process (`console::view`).
+        let scratch = tempfile::tempdir()?;
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let config = vigie_core::StoreConfig::new(
+            scratch.path().join("console.db"),
+            vigie_core::Encryption::Key(key),
+            crate::HUB_ADMIN,
+        )
+        .role(vigie_core::StoreRole::Hub);
+        Ok(crate::console::view::View {
+            store: Store::open(config)?,
+            cursor: 0,
+            scratch: Some(scratch),
+        })
+    }
+
+    fn refresh_view(&self, view: &mut crate::console::view::View) -> Result<()> {
+        self.catch_up(&mut view.store, &mut view.cursor)
+    }
+
+    fn write(&self, work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<()>) -> Result<()> {
+        self.storage().in_transaction(work)
+    }
+
+    fn actor(&self) -> ActorId {
+        self.actor.clone()
     }
 
     fn authenticate(&self, token: &Token) -> std::result::Result<Uuid, AuthError> {

@@ -52,6 +52,7 @@ fn creatable(d: &Device) -> (&'static [RecordKind], &'static [&'static str]) {
             ],
             &[C01, C02, C07],
         ),
+        Role::Administrator => unreachable!("no device of this test is an administrator's"),
     }
 }
 
@@ -78,6 +79,7 @@ fn out_of_scope(rng: &mut rand_chacha::ChaCha8Rng, d: &Device) -> (RecordKind, A
             (RecordKind::ChildCase, foreign_area(), Refusal::OutOfScope),
             (RecordKind::Workplace, foreign_area(), Refusal::OutOfScope),
         ],
+        Role::Administrator => vec![(RecordKind::Visit, area(C01), Refusal::KindNotAllowed)],
     };
     choices[rng.gen_range(0..choices.len())].clone()
 }

@@ -300,6 +300,9 @@ coded! {
         Inspector => "inspector",
         CommunityMonitor => "community_monitor",
         Supervisor => "supervisor",
+        /// The hub's administrator (users, devices, reference data, in the hub's console):
+        /// receives and changes no field record. Last, so that the others keep their positions.
+        Administrator => "administrator",
     }
 }
 

@@ -23,7 +23,8 @@
 //! farms and households they visit, and inspectors open the case of a child they find (and must
 //! see the cases already open, not to register the same child twice). What differs between roles
 //! is the steps of the monitoring cycle: verification, closing, review and merging are a
-//! supervisor's.
+//! supervisor's. An administrator (the hub's console: users, devices, reference data) receives
+//! and changes no field record: no kind, no step.
 
 use crate::domain::area::Area;
 use crate::domain::codes::{CaseStatus, RecordKind, Role, VisitStatus};
@@ -44,6 +45,7 @@ pub fn kinds(role: Role) -> &'static [RecordKind] {
             RecordKind::Visit,
             RecordKind::ChildCase,
         ],
+        Role::Administrator => &[],
     }
 }
 
@@ -97,6 +99,7 @@ fn case_edges(role: Role) -> &'static [(CaseStatus, CaseStatus)] {
             (Withdrawn, Closed),
             (Prevented, Closed),
         ],
+        Role::Administrator => &[],
     }
 }
 
@@ -110,6 +113,7 @@ fn visit_edges(role: Role) -> &'static [(VisitStatus, VisitStatus)] {
             (Submitted, Returned),
         ],
         Role::CommunityMonitor | Role::Inspector => &[(Draft, Submitted), (Returned, Submitted)],
+        Role::Administrator => &[],
     }
 }
 

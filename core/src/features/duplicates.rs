@@ -11,11 +11,12 @@
 //! follow-ups (under the same keys, so a second merge, or the same merge made on two devices,
 //! adds nothing twice). Both writes are one transaction.
 
+use crate::domain::codes::RecordKind;
 use crate::domain::derived::{NAME_SIMILARITY_THRESHOLD, birth_year, fold_name, folded_similarity};
 use crate::domain::records::ChildCase;
-use crate::domain::rights::{self, Step};
+use crate::domain::rights::{self, Scope, Step};
 use crate::error::{Error, Result};
-use crate::store::{Store, queries};
+use crate::store::{Scoped, Store, queries};
 use uuid::Uuid;
 
 /// A case that may be the same child, and how alike the names are (0 to 1).
@@ -31,17 +32,32 @@ impl Store {
     /// apart (or unknown), names at least `NAME_SIMILARITY_THRESHOLD` alike; best first, merged
     /// duplicates left out.
     pub fn duplicate_candidates(&self, case_id: Uuid) -> Result<Vec<DuplicateCandidate>> {
+        self.candidates_within(case_id, None)
+    }
+
+    /// `duplicate_candidates` among the cases `scope` receives.
+    fn candidates_within(
+        &self,
+        case_id: Uuid,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<DuplicateCandidate>> {
         let case: ChildCase = self.get(case_id)?;
         let key = fold_name(&case.name);
-        let mut found: Vec<DuplicateCandidate> =
-            queries::duplicate_rows(&self.conn, &case.area.community, case_id, birth_year(&case))?
-                .into_iter()
-                .map(|row| DuplicateCandidate {
-                    case_id: row.id,
-                    similarity: folded_similarity(&key, &row.name_key),
-                })
-                .filter(|c| c.similarity >= NAME_SIMILARITY_THRESHOLD)
-                .collect();
+        let rows = queries::duplicate_rows(
+            &self.conn,
+            &case.area.community,
+            case_id,
+            birth_year(&case),
+            scope,
+        )?;
+        let mut found: Vec<DuplicateCandidate> = rows
+            .into_iter()
+            .map(|row| DuplicateCandidate {
+                case_id: row.id,
+                similarity: folded_similarity(&key, &row.name_key),
+            })
+            .filter(|c| c.similarity >= NAME_SIMILARITY_THRESHOLD)
+            .collect();
         found.sort_by(|a, b| {
             b.similarity
                 .total_cmp(&a.similarity)
@@ -53,7 +69,6 @@ impl Store {
     /// Merges `duplicate` into `keep` (a supervisor's decision; see the module's notes). Returns
     /// the kept case and the duplicate as stored.
     pub fn merge_cases(&mut self, keep: Uuid, duplicate: Uuid) -> Result<(ChildCase, ChildCase)> {
-        let not_allowed = |rule: &str| Error::NotAllowed { rule: rule.into() };
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::Merge)?;
         if keep == duplicate {
@@ -61,34 +76,60 @@ impl Store {
         }
         let mut kept: ChildCase = self.get(keep)?;
         let mut dup: ChildCase = self.get(duplicate)?;
-        if kept.merged_into.is_some() {
-            return Err(not_allowed(
-                "the case to keep was itself merged into another case",
-            ));
+        if !merge(&mut kept, &mut dup)? {
+            return Ok((kept, dup));
         }
-        if let Some(into) = dup.merged_into {
-            if into == keep {
-                return Ok((kept, dup));
-            }
-            return Err(not_allowed(
-                "the duplicate was already merged into another case",
-            ));
-        }
-        for (key, referral) in &dup.referrals {
-            kept.referrals
-                .entry(*key)
-                .or_insert_with(|| referral.clone());
-        }
-        for (key, follow_up) in &dup.followups {
-            kept.followups
-                .entry(*key)
-                .or_insert_with(|| follow_up.clone());
-        }
-        kept.merged_from.insert(duplicate);
-        dup.merged_into = Some(keep);
         let mut stored = self.update_together(&[kept, dup])?;
         let dup = stored.pop().expect("two records");
         let kept = stored.pop().expect("two records");
         Ok((kept, dup))
     }
+}
+
+impl Scoped<'_> {
+    /// `Store::duplicate_candidates` of a case the principal receives, among the cases it
+    /// receives.
+    pub fn duplicate_candidates(&self, case_id: Uuid) -> Result<Vec<DuplicateCandidate>> {
+        self.visible(case_id, Some(RecordKind::ChildCase))?;
+        self.store.candidates_within(case_id, Some(&self.who))
+    }
+}
+
+fn not_allowed(rule: &str) -> Error {
+    Error::NotAllowed { rule: rule.into() }
+}
+
+/// Merges `dup` into `kept` on the records themselves (`Store::merge_cases`; the hub's console
+/// through `sync::change_as`, where the role matrix judges the merge step): false when it was
+/// already merged into `kept` (nothing to write).
+pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase) -> Result<bool> {
+    if kept.id == dup.id {
+        return Err(not_allowed("a case cannot be merged with itself"));
+    }
+    if kept.merged_into.is_some() {
+        return Err(not_allowed(
+            "the case to keep was itself merged into another case",
+        ));
+    }
+    if let Some(into) = dup.merged_into {
+        if into == kept.id {
+            return Ok(false);
+        }
+        return Err(not_allowed(
+            "the duplicate was already merged into another case",
+        ));
+    }
+    for (key, referral) in &dup.referrals {
+        kept.referrals
+            .entry(*key)
+            .or_insert_with(|| referral.clone());
+    }
+    for (key, follow_up) in &dup.followups {
+        kept.followups
+            .entry(*key)
+            .or_insert_with(|| follow_up.clone());
+    }
+    kept.merged_from.insert(dup.id);
+    dup.merged_into = Some(kept.id);
+    Ok(true)
 }

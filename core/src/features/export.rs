@@ -16,8 +16,9 @@ use crate::domain::codes::{
 };
 use crate::domain::derived::birth_year;
 use crate::domain::records::{ChildCase, FollowUp, Referral, Visit, Workplace};
+use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Scoped, Store};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -157,24 +158,40 @@ fn area_cols(t: &mut TableBuilder, area: &Area) {
 impl Store {
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
     pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
+        self.export_tables_within(options, None, None)
+    }
+
+    /// `export_tables`, of what `scope` receives only, by a user of role `by` (the store's
+    /// acting role when `None`).
+    fn export_tables_within(
+        &self,
+        options: ExportOptions,
+        by: Option<Role>,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<ExportTable>> {
         let personal = options.include_personal_data;
-        if personal && self.acting_role()? != Role::Supervisor {
+        let role = match by {
+            Some(role) => role,
+            None if personal => self.acting_role()?,
+            None => Role::Supervisor,
+        };
+        if personal && role != Role::Supervisor {
             return Err(Error::NotAllowed {
                 rule: "only a supervisor may export personal data".into(),
             });
         }
         let mut workplaces = TableBuilder::new("workplaces", personal);
-        for w in self.all_of::<Workplace>()? {
+        for w in self.all_within::<Workplace>(scope)? {
             workplace_row(&mut workplaces, &w);
         }
         let mut visits = TableBuilder::new("visits", personal);
-        for v in self.all_of::<Visit>()? {
+        for v in self.all_within::<Visit>(scope)? {
             visit_row(&mut visits, &v);
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
         let mut follow_ups = TableBuilder::new("follow_ups", personal);
-        for c in self.all_of::<ChildCase>()? {
+        for c in self.all_within::<ChildCase>(scope)? {
             case_row(&mut cases, &c);
             for (key, referral) in &c.referrals {
                 referral_row(&mut referrals, c.id, *key, referral);
@@ -260,6 +277,14 @@ impl Store {
             paths.push(path);
         }
         Ok(paths)
+    }
+}
+
+impl Scoped<'_> {
+    /// `Store::export_tables` of what the principal receives, by a user of role `by`.
+    pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
+        self.store
+            .export_tables_within(options, Some(by), Some(&self.who))
     }
 }
 

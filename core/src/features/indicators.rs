@@ -11,8 +11,9 @@
 use crate::domain::area::AreaFilter;
 use crate::domain::codes::{CaseStatus, ClassificationOutcome, VisitKind};
 use crate::domain::derived::{age_band, indicators_in_mask};
+use crate::domain::rights::Scope;
 use crate::error::Result;
-use crate::store::{Store, queries};
+use crate::store::{Scoped, Store, queries};
 use chrono::{DateTime, NaiveDate};
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -178,8 +179,18 @@ impl Indicators {
 impl Store {
     /// The indicators of the records this store holds in `filter`'s area and period.
     pub fn indicators(&self, filter: &IndicatorFilter) -> Result<Indicators> {
+        self.indicators_within(filter, None)
+    }
+
+    /// `indicators`, counting only what `scope` receives.
+    fn indicators_within(
+        &self,
+        filter: &IndicatorFilter,
+        scope: Option<&Scope>,
+    ) -> Result<Indicators> {
+        let (area, from, until) = (&filter.area, filter.from, filter.until);
         let mut out = Indicators::default();
-        for row in queries::child_rows(&self.conn, &filter.area, filter.from, filter.until)? {
+        for row in queries::child_rows(&self.conn, area, from, until, scope)? {
             let month = DateTime::from_timestamp_millis(row.identified_ms)
                 .map(|t| t.format("%Y-%m").to_string())
                 .unwrap_or_default();
@@ -204,7 +215,7 @@ impl Store {
             }
         }
         let mut violating: BTreeSet<Vec<u8>> = BTreeSet::new();
-        for row in queries::visit_rows(&self.conn, &filter.area, filter.from, filter.until)? {
+        for row in queries::visit_rows(&self.conn, area, from, until, scope)? {
             out.visits += 1;
             if VisitKind::from_code(&row.kind) == Some(VisitKind::LabourInspection) {
                 out.inspections += 1;
@@ -223,5 +234,12 @@ impl Store {
         }
         out.workplaces_with_violations = violating.len() as i64;
         Ok(out)
+    }
+}
+
+impl Scoped<'_> {
+    /// `Store::indicators`, counting only what the principal receives.
+    pub fn indicators(&self, filter: &IndicatorFilter) -> Result<Indicators> {
+        self.store.indicators_within(filter, Some(&self.who))
     }
 }

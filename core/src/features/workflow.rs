@@ -13,8 +13,9 @@
 //! months, then yearly until 18 by default) plans the case's next follow-up: it is derived on
 //! every write, so it appears in `follow_ups_due` at once and moves on with each follow-up.
 
-use crate::domain::codes::{CaseStatus, VisitStatus};
+use crate::domain::codes::{CaseStatus, Role, VisitStatus};
 use crate::domain::records::{ChildCase, FollowUp, Referral, Visit};
+use crate::domain::reference::ReferenceData;
 use crate::domain::rights::{self, Step, check_case_transition};
 use crate::error::{Error, Result, ValidationError};
 use crate::store::Store;
@@ -63,12 +64,7 @@ impl Store {
     ) -> Result<ChildCase> {
         let role = self.acting_role()?;
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        check_case_transition(case.status, to, role)?;
-        case.status = to;
-        if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
-            case.remediated_on = Some(on);
-        }
+        transition(&mut case, to, role, on)?;
         self.update(&case)
     }
 
@@ -79,42 +75,18 @@ impl Store {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::ReferralAdded)?;
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        match case.status {
-            CaseStatus::Identified => case.status = CaseStatus::Referred,
-            CaseStatus::Referred | CaseStatus::ReceivingServices => {}
-            other => {
-                return Err(not_allowed(format!(
-                    "a {} case cannot be referred",
-                    other.as_str()
-                )));
-            }
-        }
-        let key = Uuid::now_v7();
-        case.referrals.insert(key, referral);
+        let key = refer(&mut case, referral)?;
         Ok((self.update(&case)?, key))
     }
 
     /// Records a follow-up of a case. Once the case is remediated, the follow-up's `next_due` is
     /// the schedule's next date after it (whatever the caller put there); before, the caller's
     /// `next_due` is kept. Returns the case and the follow-up's key.
-    pub fn add_follow_up(
-        &mut self,
-        id: Uuid,
-        mut follow_up: FollowUp,
-    ) -> Result<(ChildCase, Uuid)> {
+    pub fn add_follow_up(&mut self, id: Uuid, follow_up: FollowUp) -> Result<(ChildCase, Uuid)> {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
         let mut case: ChildCase = self.get(id)?;
-        not_merged(&case)?;
-        let key = Uuid::now_v7();
-        case.followups.insert(key, follow_up.clone());
-        if case.remediated_on.is_some() {
-            // The schedule of the profile the case was captured with.
-            let reference = self.reference();
-            follow_up.next_due = reference.rule_set_of(&case)?.next_follow_up(&case);
-            case.followups.insert(key, follow_up);
-        }
+        let key = follow(&mut case, follow_up, &self.reference())?;
         Ok((self.update(&case)?, key))
     }
 
@@ -145,27 +117,85 @@ impl Store {
             },
         )?;
         let mut visit: Visit = self.get(id)?;
-        if visit.status != VisitStatus::Submitted {
-            return Err(not_allowed(format!(
-                "only a submitted visit can be reviewed (this one is {})",
-                visit.status.as_str()
-            )));
-        }
-        match review {
-            Review::Validate => visit.status = VisitStatus::Validated,
-            Review::Return { comment } => {
-                if comment.trim().is_empty() {
-                    return Err(ValidationError::new(
-                        "review_comment",
-                        "a returned visit needs a comment",
-                    )
-                    .into());
-                }
-                visit.status = VisitStatus::Returned;
-                visit.review_comment = comment;
-            }
-        }
-        visit.reviewed_by = Some(user);
+        apply_review(&mut visit, review, user)?;
         self.update(&visit)
     }
+}
+
+// The steps as changes of the record itself: the device's `Store` methods above and the hub's
+// console (through `sync::change_as`, where the role matrix judges the change as it judges a
+// push) take them the same way.
+
+/// A case moved to `to` on `on` by a user of role `by` (`Store::transition_case_on`).
+pub fn transition(case: &mut ChildCase, to: CaseStatus, by: Role, on: NaiveDate) -> Result<()> {
+    not_merged(case)?;
+    check_case_transition(case.status, to, by)?;
+    case.status = to;
+    if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
+        case.remediated_on = Some(on);
+    }
+    Ok(())
+}
+
+/// A referral recorded on a case (`Store::refer_case`); returns its key.
+pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
+    not_merged(case)?;
+    match case.status {
+        CaseStatus::Identified => case.status = CaseStatus::Referred,
+        CaseStatus::Referred | CaseStatus::ReceivingServices => {}
+        other => {
+            return Err(not_allowed(format!(
+                "a {} case cannot be referred",
+                other.as_str()
+            )));
+        }
+    }
+    let key = Uuid::now_v7();
+    case.referrals.insert(key, referral);
+    Ok(key)
+}
+
+/// A follow-up recorded on a case (`Store::add_follow_up`): once the case is remediated, its
+/// `next_due` is the schedule's next date, from the profile the case was captured with (in
+/// `reference`). Returns its key.
+pub fn follow(
+    case: &mut ChildCase,
+    mut follow_up: FollowUp,
+    reference: &ReferenceData,
+) -> Result<Uuid> {
+    not_merged(case)?;
+    let key = Uuid::now_v7();
+    case.followups.insert(key, follow_up.clone());
+    if case.remediated_on.is_some() {
+        follow_up.next_due = reference.rule_set_of(case)?.next_follow_up(case);
+        case.followups.insert(key, follow_up);
+    }
+    Ok(key)
+}
+
+/// A review of a submitted visit by `reviewer` (`Store::review_visit`); the role is the
+/// caller's to check.
+pub fn apply_review(visit: &mut Visit, review: Review, reviewer: Uuid) -> Result<()> {
+    if visit.status != VisitStatus::Submitted {
+        return Err(not_allowed(format!(
+            "only a submitted visit can be reviewed (this one is {})",
+            visit.status.as_str()
+        )));
+    }
+    match review {
+        Review::Validate => visit.status = VisitStatus::Validated,
+        Review::Return { comment } => {
+            if comment.trim().is_empty() {
+                return Err(ValidationError::new(
+                    "review_comment",
+                    "a returned visit needs a comment",
+                )
+                .into());
+            }
+            visit.status = VisitStatus::Returned;
+            visit.review_comment = comment;
+        }
+    }
+    visit.reviewed_by = Some(reviewer);
+    Ok(())
 }

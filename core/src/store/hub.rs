@@ -1,6 +1,7 @@
 //! The store as the hub's storage (`storage::HubStorage`): the embedded hub's transactions on
 //! its writer connection, and readers beside it.
 
+use super::queries::{Filter, scope_rule};
 use super::{Origin, Store, WriteContext, erasure, find_row, queries, save_document, schema};
 use crate::codec;
 use crate::domain::area::Area;
@@ -13,7 +14,6 @@ use crate::storage::{
     RecordWrite, ReferenceCache, StoredRecord,
 };
 use automerge::ChangeHash;
-use rusqlite::types::Value as Sql;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -163,7 +163,15 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let (filter, filter_params) = scope_filter(scope);
+        let mut f = Filter::default();
+        f.add("r.last_seq > ?", after);
+        f.add("r.last_seq <= ?", upto);
+        let (rule, values) = scope_rule(scope, "s");
+        // Reference data (scope rows with empty codes) goes to every principal.
+        f.add_all(
+            &format!("(s.kind = {} OR {rule})", RecordKind::Reference as i64),
+            values,
+        );
         let sql = format!(
             // Walk the records in change order: left to itself, SQLite may prefer an area
             // index and scan every record in scope on each request (0.5 s at 150k records).
@@ -171,13 +179,11 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
                     (SELECT seq FROM change_log WHERE record_id = r.id ORDER BY seq LIMIT 1),
                     (SELECT device_id FROM change_log WHERE record_id = r.id ORDER BY seq LIMIT 1)
              FROM records r INDEXED BY records_by_last_seq JOIN scope_index s ON s.record = r.rowid
-             WHERE r.last_seq > ?1 AND r.last_seq <= ?2 AND {filter}
-             ORDER BY r.last_seq LIMIT {limit}"
+             {} ORDER BY r.last_seq LIMIT {limit}",
+            f.sql()
         );
-        let mut params = vec![Sql::Integer(after), Sql::Integer(upto)];
-        params.extend(filter_params);
         let mut stmt = self.tx.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(params))?;
+        let mut rows = stmt.query(params_from_iter(f.params))?;
         let mut changed = Vec::new();
         while let Some(row) = rows.next()? {
             let creator: Option<Vec<u8>> = row.get(5)?;
@@ -414,47 +420,4 @@ impl QuarantineRow {
             received_ms,
         })
     }
-}
-
-/// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
-/// from 3: the first two are the caller's). Each area code is matched at its level and in its
-/// country only (`AreaGrant::covers`).
-fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
-    let mut params: Vec<Sql> = Vec::new();
-    let mut place = |value: Sql| {
-        params.push(value);
-        format!("?{}", params.len() + 2)
-    };
-    let kinds: Vec<String> = scope
-        .kinds()
-        .iter()
-        .map(|k| place(Sql::Integer(*k as i64)))
-        .collect();
-    let areas: Vec<String> = scope
-        .areas
-        .grants()
-        .iter()
-        .map(|g| {
-            let country = place(Sql::Text(g.country.clone()));
-            let code = place(Sql::Text(g.code.clone()));
-            format!(
-                "(s.country = {country} AND s.{} = {code})",
-                g.level.as_str()
-            )
-        })
-        .collect();
-    let areas = if areas.is_empty() {
-        "0".to_string()
-    } else {
-        areas.join(" OR ")
-    };
-    // Reference data (scope rows with empty codes) goes to every principal.
-    (
-        format!(
-            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
-            RecordKind::Reference as i64,
-            kinds.join(", ")
-        ),
-        params,
-    )
 }

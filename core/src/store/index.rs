@@ -36,6 +36,7 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
         "due_index",
         "scope_index",
         "alert_index",
+        "place_index",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
             .execute([rowid])?;
@@ -68,6 +69,17 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![rowid, kind as i64, c, r, d, m])?;
+    }
+    let place = match &record {
+        Indexed::Workplace(w) => w.location.point.map(|p| (RecordKind::Workplace, p)),
+        Indexed::Visit(v) => v.gps.map(|p| (RecordKind::Visit, p)),
+        _ => None,
+    };
+    if let Some((kind, point)) = place {
+        tx.prepare_cached(
+            "INSERT INTO place_index (record, kind, latitude, longitude) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![rowid, kind as i64, point.latitude, point.longitude])?;
     }
     match record {
         Indexed::Workplace(w) => {

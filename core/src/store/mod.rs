@@ -14,6 +14,7 @@
 //! - `sync_state`: what a device keeps of its sync with the hub (outbox, the hub's heads,
 //!   cursor, its user's profile);
 //! - `hub`: the store as the hub's storage (`storage::HubStorage`), with its readers;
+//! - `scoped`: the queries as one principal sees them (`Store::scoped`: the hub's console);
 //! - `files`: re-encrypting and destroying the files; `schema`: opening and migrating them.
 
 mod documents;
@@ -24,14 +25,16 @@ mod index;
 pub(crate) mod queries;
 pub(crate) mod receive;
 pub(crate) mod schema;
+mod scoped;
 pub(crate) mod sync_state;
 
 pub use hub::HubReader;
 pub use queries::{
-    Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
-    WorkplaceQuery, WorkplaceSummary,
+    Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Place, Places, ReviewItem, SearchHit,
+    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
 };
 pub use schema::{Encryption, SCHEMA_VERSION};
+pub use scoped::Scoped;
 
 pub(crate) use documents::{
     Merged, TypedRecord, find_row, merge_document, reference_in, save_document,
@@ -42,7 +45,7 @@ use crate::domain::area::AreaFilter;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
 use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
-use crate::domain::rights::{Acting, UserProfile};
+use crate::domain::rights::{Acting, Scope, UserProfile};
 use crate::error::{Error, Result};
 use crate::storage::ReferenceCache;
 use automerge::{ActorId, Automerge};
@@ -494,15 +497,15 @@ impl Store {
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-        queries::visits(&self.conn, query, page)
+        queries::visits(&self.conn, query, page, None)
     }
 
     pub fn child_cases(&self, query: &ChildCaseQuery, page: Page) -> Result<Vec<ChildCaseSummary>> {
-        queries::child_cases(&self.conn, query, page)
+        queries::child_cases(&self.conn, query, page, None, None)
     }
 
     pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
-        queries::workplaces(&self.conn, query, page)
+        queries::workplaces(&self.conn, query, page, None)
     }
 
     /// Follow-ups (of child cases and of visited workplaces) due before `before`, soonest first:
@@ -514,7 +517,7 @@ impl Store {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(&self.conn, &area, assignee, before, page)
+        queries::due_before(&self.conn, &area, assignee, before, page, None)
     }
 
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child labour,
@@ -522,13 +525,13 @@ impl Store {
     /// from the alert rows written with each record (`domain::derived::case_severity`), and the
     /// same severity puts urgent records first in the device's outbox.
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
-        queries::alerts(&self.conn, &area, page)
+        queries::alerts(&self.conn, &area, page, None)
     }
 
     /// Workplaces and children whose name matches, ignoring case and accents ("kouame" finds
     /// "Kouamé"); each word of `text` matches as a prefix.
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        queries::search_names(&self.conn, text, limit)
+        queries::search_names(&self.conn, text, limit, None)
     }
 
     /// Every record the store holds, with its kind (what a wipe removes).
@@ -548,7 +551,12 @@ impl Store {
 
     /// Every record of a kind, in the order they were first stored.
     pub fn all_of<R: Record>(&self) -> Result<Vec<R>> {
-        queries::ids_in_store_order(&self.conn, R::KIND)?
+        self.all_within(None)
+    }
+
+    /// `all_of`, of the records `scope` receives only (every record without one).
+    pub(crate) fn all_within<R: Record>(&self, scope: Option<&Scope>) -> Result<Vec<R>> {
+        queries::ids_in_store_order(&self.conn, R::KIND, scope)?
             .into_iter()
             .map(|id| self.get::<R>(id))
             .collect()

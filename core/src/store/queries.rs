@@ -9,10 +9,12 @@ use crate::domain::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
 };
 use crate::domain::derived::midnight_ms;
+use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params_from_iter};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A page of results: `limit` rows after skipping `offset` (at most `MAX_LIMIT` a page).
@@ -172,19 +174,90 @@ pub struct Alert {
     pub community: String,
 }
 
+/// A submitted visit waiting for review, with what makes it urgent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewItem {
+    pub visit: VisitSummary,
+    /// The visit found forced-labour indicators.
+    pub forced_labour: bool,
+    /// A checklist answer "no", or a forced-labour indicator.
+    pub violation: bool,
+}
+
+/// A point on the map: a workplace (coloured by the worst alert of its visits and cases in the
+/// period) or a visit made in the period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub id: Uuid,
+    pub kind: RecordKind,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub severity: Option<AlertSeverity>,
+    /// A workplace's visits in the period.
+    pub visits: u32,
+    pub district: String,
+    pub community: String,
+}
+
+/// The map's points: workplaces, and visits (the most urgent first, at most the number asked;
+/// `visits_left_out` says how many more there were).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Places {
+    pub workplaces: Vec<Place>,
+    pub visits: Vec<Place>,
+    pub visits_left_out: usize,
+}
+
 /// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
 #[derive(Default)]
-struct Filter {
+pub(crate) struct Filter {
     clauses: Vec<String>,
-    params: Vec<Sql>,
+    /// The parameters, in the order the clauses number them.
+    pub(crate) params: Vec<Sql>,
 }
 
 impl Filter {
     /// A clause with one `?`, and its value.
-    fn add(&mut self, clause: &str, value: impl Into<Sql>) {
-        self.params.push(value.into());
-        self.clauses
-            .push(clause.replace('?', &format!("?{}", self.params.len())));
+    pub(crate) fn add(&mut self, clause: &str, value: impl Into<Sql>) {
+        self.add_all(clause, vec![value.into()]);
+    }
+
+    /// A clause with any number of `?` (none for a literal clause), and their values in order.
+    pub(crate) fn add_all(&mut self, clause: &str, values: Vec<Sql>) {
+        let mut pieces = clause.split('?');
+        let mut numbered = pieces.next().unwrap_or_default().to_string();
+        for piece in pieces {
+            numbered.push_str(&format!("?{}", self.params.len() + 1));
+            self.params.push(Sql::Null);
+            numbered.push_str(piece);
+        }
+        let first = self.params.len() - values.len();
+        for (slot, value) in self.params[first..].iter_mut().zip(values) {
+            *slot = value;
+        }
+        self.clauses.push(numbered);
+    }
+
+    /// Keeps the rows of `alias` (a table with area columns, of records of `kind`) that
+    /// `scope`'s principal receives: a kind its role works with, in its areas (`area_rule`).
+    /// No scope keeps every row.
+    pub(crate) fn within(&mut self, alias: &str, kind: RecordKind, scope: Option<&Scope>) {
+        let Some(who) = scope else { return };
+        if !who.kinds().contains(&kind) {
+            self.clauses.push("0".into());
+            return;
+        }
+        let (sql, values) = area_rule(who, alias);
+        self.add_all(&format!("({sql})"), values);
+    }
+
+    /// Keeps the rows of `alias` (a table with a `kind` column and area columns) that
+    /// `scope`'s principal receives (`scope_rule`). No scope keeps every row.
+    pub(crate) fn within_kinds(&mut self, alias: &str, scope: Option<&Scope>) {
+        if let Some(who) = scope {
+            let (rule, values) = scope_rule(who, alias);
+            self.add_all(&rule, values);
+        }
     }
 
     fn add_opt<T: Into<Sql>>(&mut self, clause: &str, value: Option<T>) {
@@ -215,7 +288,7 @@ impl Filter {
         self.clauses.push(format!("({})", any.join(" OR ")));
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()
         } else {
@@ -224,7 +297,7 @@ impl Filter {
     }
 
     /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
-    fn finish(mut self, order: &str, page: Page) -> Result<(String, Vec<Sql>)> {
+    pub(crate) fn finish(mut self, order: &str, page: Page) -> Result<(String, Vec<Sql>)> {
         let (limit, offset) = page.bounds()?;
         let n = self.params.len();
         self.params.push(Sql::Integer(limit));
@@ -239,6 +312,48 @@ impl Filter {
             self.params,
         ))
     }
+}
+
+/// The scope as SQL on a table `alias` with a `kind` column and area columns: a kind the role
+/// works with, in the scope's areas (`area_rule`); `?` placeholders and their values in order.
+pub(crate) fn scope_rule(scope: &Scope, alias: &str) -> (String, Vec<Sql>) {
+    let kinds: Vec<String> = scope
+        .kinds()
+        .iter()
+        .map(|k| (*k as i64).to_string())
+        .collect();
+    if kinds.is_empty() {
+        return ("0".to_string(), Vec::new());
+    }
+    let (areas, params) = area_rule(scope, alias);
+    (
+        format!("({alias}.kind IN ({}) AND ({areas}))", kinds.join(", ")),
+        params,
+    )
+}
+
+/// The scope's areas as SQL on the area columns (`country`, `region`, `district`, `community`)
+/// of the table `alias`, with `?` placeholders and their values in order. Each area code is
+/// matched at its level and in its country only (`AreaGrant::covers`): the one home of the
+/// area rule in SQL, for the hub's walk and for the queries of a principal (`Store::scoped`).
+pub(crate) fn area_rule(scope: &Scope, alias: &str) -> (String, Vec<Sql>) {
+    let mut params: Vec<Sql> = Vec::new();
+    let areas: Vec<String> = scope
+        .areas
+        .grants()
+        .iter()
+        .map(|g| {
+            params.push(Sql::Text(g.country.clone()));
+            params.push(Sql::Text(g.code.clone()));
+            format!("({alias}.country = ? AND {alias}.{} = ?)", g.level.as_str())
+        })
+        .collect();
+    let sql = if areas.is_empty() {
+        "0".to_string()
+    } else {
+        areas.join(" OR ")
+    };
+    (sql, params)
 }
 
 /// Runs `sql` (a statement ending in `tail`'s parameters) and reads each row with `read`.
@@ -305,9 +420,15 @@ pub(crate) fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
 // ---------------------------------------------------------------------------------------------
 // Lists
 
-pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+pub(crate) fn visits(
+    conn: &Connection,
+    q: &VisitQuery,
+    page: Page,
+    scope: Option<&Scope>,
+) -> Result<Vec<VisitSummary>> {
     let mut f = Filter::default();
     f.area("v", &q.area);
+    f.within("v", RecordKind::Visit, scope);
     f.add_opt("v.status = ?", q.status.map(|s| s.as_str().to_string()));
     f.add_opt(
         "v.workplace_id = ?",
@@ -330,27 +451,44 @@ pub(crate) fn visits(conn: &Connection, q: &VisitQuery, page: Page) -> Result<Ve
         "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
-    rows(conn, &sql, params, |row| {
-        Ok(VisitSummary {
-            id: uuid_col(row, 0)?,
-            kind: code_col(row, 1, VisitKind::from_code)?,
-            workplace_id: uuid_col(row, 2)?,
-            visitor_id: uuid_col(row, 3)?,
-            started_at: instant_col(row, 4)?,
-            status: code_col(row, 5, VisitStatus::from_code)?,
-            district: row.get(6)?,
-            community: row.get(7)?,
-        })
+    rows(conn, &sql, params, visit_summary)
+}
+
+/// A visit's summary from a row whose first columns are `r.id, v.kind, v.workplace_id,
+/// v.visitor_id, v.started_ms, v.status, v.district, v.community`.
+fn visit_summary(row: &Row<'_>) -> rusqlite::Result<VisitSummary> {
+    Ok(VisitSummary {
+        id: uuid_col(row, 0)?,
+        kind: code_col(row, 1, VisitKind::from_code)?,
+        workplace_id: uuid_col(row, 2)?,
+        visitor_id: uuid_col(row, 3)?,
+        started_at: instant_col(row, 4)?,
+        status: code_col(row, 5, VisitStatus::from_code)?,
+        district: row.get(6)?,
+        community: row.get(7)?,
     })
 }
 
+/// Child cases; with `name`, those whose name matches it (`search_names`).
 pub(crate) fn child_cases(
     conn: &Connection,
     q: &ChildCaseQuery,
     page: Page,
+    scope: Option<&Scope>,
+    name: Option<&str>,
 ) -> Result<Vec<ChildCaseSummary>> {
     let mut f = Filter::default();
     f.area("c", &q.area);
+    f.within("c", RecordKind::ChildCase, scope);
+    if let Some(text) = name {
+        let Some(query) = fts_query(text) else {
+            return Ok(Vec::new());
+        };
+        f.add(
+            "c.record IN (SELECT rowid FROM name_search WHERE name_search MATCH ?)",
+            query,
+        );
+    }
     f.add_opt("c.status = ?", q.status.map(|s| s.as_str().to_string()));
     f.add_opt(
         "c.classification = ?",
@@ -382,9 +520,11 @@ pub(crate) fn workplaces(
     conn: &Connection,
     q: &WorkplaceQuery,
     page: Page,
+    scope: Option<&Scope>,
 ) -> Result<Vec<WorkplaceSummary>> {
     let mut f = Filter::default();
     f.area("w", &q.area);
+    f.within("w", RecordKind::Workplace, scope);
     f.add_opt("w.sector = ?", q.sector.clone());
     let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page)?;
     let sql = format!(
@@ -408,9 +548,12 @@ pub(crate) fn due_before(
     assignee: Option<Uuid>,
     before: NaiveDate,
     page: Page,
+    scope: Option<&Scope>,
 ) -> Result<Vec<DueItem>> {
     let mut f = Filter::default();
     f.area("d", area);
+    // Due items are visits' and cases': the rule keeps those the role works with.
+    f.within_kinds("d", scope);
     f.add_opt("d.assignee = ?", assignee.map(|a| a.as_bytes().to_vec()));
     f.add("d.due_date < ?", before.to_string());
     let (tail, params) = f.finish("d.due_date, d.record", page)?;
@@ -434,9 +577,11 @@ pub(crate) fn alerts(
     conn: &Connection,
     area: &Option<AreaFilter>,
     page: Page,
+    scope: Option<&Scope>,
 ) -> Result<Vec<Alert>> {
     let mut f = Filter::default();
     f.area("a", area);
+    f.within_kinds("a", scope);
     let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page)?;
     let sql = format!(
         "SELECT r.id, a.kind, a.severity, a.at_ms, a.district, a.community
@@ -467,24 +612,36 @@ fn fts_query(text: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-pub(crate) fn search_names(conn: &Connection, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+pub(crate) fn search_names(
+    conn: &Connection,
+    text: &str,
+    limit: u32,
+    scope: Option<&Scope>,
+) -> Result<Vec<SearchHit>> {
     let Some(query) = fts_query(text) else {
         return Ok(Vec::new());
     };
-    let limit = i64::from(limit.min(Page::MAX_LIMIT as u32));
-    rows(
-        conn,
-        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid
-         WHERE name_search MATCH ?1 ORDER BY rank LIMIT ?2",
-        vec![Sql::Text(query), Sql::Integer(limit)],
-        |row| {
-            Ok(SearchHit {
-                id: uuid_col(row, 0)?,
-                kind: kind_col(row, 1)?,
-                name: row.get(2)?,
-            })
-        },
-    )
+    let mut f = Filter::default();
+    f.add("name_search MATCH ?", query);
+    if let Some(who) = scope {
+        let (rule, values) = scope_rule(who, "sc");
+        f.add_all(
+            &format!("EXISTS (SELECT 1 FROM scope_index sc WHERE sc.record = s.rowid AND {rule})"),
+            values,
+        );
+    }
+    let limit = i32::try_from(limit.min(Page::MAX_LIMIT as u32)).unwrap_or(Page::MAX_LIMIT);
+    let (tail, params) = f.finish("rank", Page::first(limit))?;
+    let sql = format!(
+        "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(SearchHit {
+            id: uuid_col(row, 0)?,
+            kind: kind_col(row, 1)?,
+            name: row.get(2)?,
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,13 +677,22 @@ pub(crate) fn ids_of_kind(conn: &Connection, kind: RecordKind) -> Result<Vec<Uui
     )
 }
 
-/// The ids of every record of a kind, in the order they were first stored.
-pub(crate) fn ids_in_store_order(conn: &Connection, kind: RecordKind) -> Result<Vec<Uuid>> {
-    ids(
-        conn,
-        "SELECT id FROM records WHERE kind = ?1 ORDER BY rowid",
-        kind,
-    )
+/// The ids of every record of a kind (that `scope` receives, when given), in the order they
+/// were first stored.
+pub(crate) fn ids_in_store_order(
+    conn: &Connection,
+    kind: RecordKind,
+    scope: Option<&Scope>,
+) -> Result<Vec<Uuid>> {
+    let mut f = Filter::default();
+    f.add("r.kind = ?", kind as i64);
+    f.within("s", kind, scope);
+    let sql = format!(
+        "SELECT r.id FROM records r LEFT JOIN scope_index s ON s.record = r.rowid {} ORDER BY r.rowid",
+        f.sql()
+    );
+    let ids = rows(conn, &sql, f.params, |r| r.get::<_, Vec<u8>>(0))?;
+    ids.iter().map(|bytes| uuid_of(bytes)).collect()
 }
 
 fn ids(conn: &Connection, sql: &str, kind: RecordKind) -> Result<Vec<Uuid>> {
@@ -648,30 +814,32 @@ pub(crate) struct CaseRow {
 }
 
 /// The unmerged cases of `community` other than `except` whose birth year is within one year of
-/// `birth_year` (or unknown on either side).
+/// `birth_year` (or unknown on either side), among those `scope` receives when given.
 pub(crate) fn duplicate_rows(
     conn: &Connection,
     community: &str,
     except: Uuid,
     birth_year: Option<i32>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<CaseRow>> {
-    rows(
-        conn,
-        "SELECT r.id, c.name_key FROM child_index c JOIN records r ON r.rowid = c.record
-         WHERE c.community = ?1 AND r.id != ?2 AND c.merged = 0
-           AND (?3 IS NULL OR c.birth_year IS NULL OR abs(c.birth_year - ?3) <= 1)",
-        vec![
-            Sql::Text(community.into()),
-            Sql::Blob(except.as_bytes().to_vec()),
-            birth_year.map_or(Sql::Null, |y| Sql::Integer(y.into())),
-        ],
-        |row| {
-            Ok(CaseRow {
-                id: uuid_col(row, 0)?,
-                name_key: row.get(1)?,
-            })
-        },
-    )
+    let mut f = Filter::default();
+    f.add("c.community = ?", community.to_string());
+    f.add("r.id != ?", except.as_bytes().to_vec());
+    f.add("c.merged = ?", 0);
+    if let Some(year) = birth_year {
+        f.add("(c.birth_year IS NULL OR abs(c.birth_year - ?) <= 1)", year);
+    }
+    f.within("c", RecordKind::ChildCase, scope);
+    let sql = format!(
+        "SELECT r.id, c.name_key FROM child_index c JOIN records r ON r.rowid = c.record {}",
+        f.sql()
+    );
+    rows(conn, &sql, f.params, |row| {
+        Ok(CaseRow {
+            id: uuid_col(row, 0)?,
+            name_key: row.get(1)?,
+        })
+    })
 }
 
 /// A child case as the indicators count it.
@@ -693,9 +861,11 @@ pub(crate) fn child_rows(
     area: &Option<AreaFilter>,
     from: Option<NaiveDate>,
     until: Option<NaiveDate>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<ChildRow>> {
     let mut f = Filter::default();
     f.area("c", area);
+    f.within("c", RecordKind::ChildCase, scope);
     f.add("c.merged = ?", 0);
     f.add_opt("c.identified_ms >= ?", from.map(midnight_ms));
     f.add_opt("c.identified_ms < ?", until.map(midnight_ms));
@@ -737,9 +907,11 @@ pub(crate) fn visit_rows(
     area: &Option<AreaFilter>,
     from: Option<NaiveDate>,
     until: Option<NaiveDate>,
+    scope: Option<&Scope>,
 ) -> Result<Vec<VisitRow>> {
     let mut f = Filter::default();
     f.area("v", area);
+    f.within("v", RecordKind::Visit, scope);
     f.add_opt("v.started_ms >= ?", from.map(midnight_ms));
     f.add_opt("v.started_ms < ?", until.map(midnight_ms));
     let sql = format!(
@@ -754,4 +926,160 @@ pub(crate) fn visit_rows(
             violation: row.get(3)?,
         })
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the hub's console reads (`Store::scoped`)
+
+/// The kind of a record and the area it is filed under, from its scope row (none for users and
+/// for an id the store does not hold).
+pub(crate) fn filed_as(conn: &Connection, id: Uuid) -> Result<Option<(RecordKind, Area)>> {
+    let rows = rows(
+        conn,
+        "SELECT s.kind, s.country, s.region, s.district, s.community
+         FROM records r JOIN scope_index s ON s.record = r.rowid WHERE r.id = ?1",
+        vec![Sql::Blob(id.as_bytes().to_vec())],
+        |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
+    )?;
+    Ok(rows.into_iter().next())
+}
+
+/// Submitted visits that `scope` receives: those that found forced-labour indicators first,
+/// then those with a violation, then the longest waiting.
+pub(crate) fn review_queue(
+    conn: &Connection,
+    scope: &Scope,
+    page: Page,
+) -> Result<Vec<ReviewItem>> {
+    let mut f = Filter::default();
+    // A literal, so that the planner may use the queue's partial index (migration 010).
+    f.add_all("v.status = 'submitted'", Vec::new());
+    f.within("v", RecordKind::Visit, Some(scope));
+    let (tail, params) = f.finish(
+        "(v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record",
+        page,
+    )?;
+    let sql = format!(
+        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district,
+                v.community, v.fl_mask, v.violation
+         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
+    );
+    rows(conn, &sql, params, |row| {
+        Ok(ReviewItem {
+            visit: visit_summary(row)?,
+            forced_labour: row.get::<_, i64>(8)? != 0,
+            violation: row.get(9)?,
+        })
+    })
+}
+
+/// The map's points for visits started in `[from, until)` that `scope` receives: every
+/// workplace with a point, coloured by the worst alert among its visits and its cases in the
+/// period, and up to `max_visits` visits made there with a point, the most urgent first.
+pub(crate) fn places(
+    conn: &Connection,
+    scope: &Scope,
+    from: NaiveDate,
+    until: NaiveDate,
+    max_visits: usize,
+) -> Result<Places> {
+    let (from, until) = (midnight_ms(from), midnight_ms(until));
+    let mut out = Places::default();
+    // Per workplace: its visits in the period and their worst alert.
+    let mut by_workplace: HashMap<Vec<u8>, (u32, i64)> = HashMap::new();
+    let mut f = Filter::default();
+    f.add("v.started_ms >= ?", from);
+    f.add("v.started_ms < ?", until);
+    f.within("v", RecordKind::Visit, Some(scope));
+    let sql = format!(
+        "SELECT v.workplace_id, count(*), max(coalesce(a.severity, 0))
+         FROM visit_index v LEFT JOIN alert_index a ON a.record = v.record {}
+         GROUP BY v.workplace_id",
+        f.sql()
+    );
+    for (workplace, visits, severity) in rows(conn, &sql, f.params, |row| {
+        Ok((row.get::<_, Vec<u8>>(0)?, row.get(1)?, row.get(2)?))
+    })? {
+        by_workplace.insert(workplace, (visits, severity));
+    }
+    let mut f = Filter::default();
+    f.add("c.identified_ms >= ?", from);
+    f.add("c.identified_ms < ?", until);
+    f.add_all("c.workplace_id IS NOT NULL", Vec::new());
+    f.within("c", RecordKind::ChildCase, Some(scope));
+    let sql = format!(
+        "SELECT c.workplace_id, max(a.severity)
+         FROM child_index c JOIN alert_index a ON a.record = c.record {}
+         GROUP BY c.workplace_id",
+        f.sql()
+    );
+    for (workplace, severity) in rows(conn, &sql, f.params, |row| {
+        Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+    })? {
+        let entry = by_workplace.entry(workplace).or_default();
+        entry.1 = entry.1.max(severity);
+    }
+    let mut f = Filter::default();
+    f.within("w", RecordKind::Workplace, Some(scope));
+    let sql = format!(
+        "SELECT r.id, p.latitude, p.longitude, w.district, w.community
+         FROM place_index p JOIN workplace_index w ON w.record = p.record
+         JOIN records r ON r.rowid = p.record {}",
+        f.sql()
+    );
+    out.workplaces = rows(conn, &sql, f.params, |row| {
+        let id = uuid_col(row, 0)?;
+        let (visits, severity) = by_workplace
+            .get(id.as_bytes().as_slice())
+            .copied()
+            .unwrap_or_default();
+        Ok(Place {
+            id,
+            kind: RecordKind::Workplace,
+            latitude: row.get(1)?,
+            longitude: row.get(2)?,
+            severity: AlertSeverity::from_i64(severity),
+            visits,
+            district: row.get(3)?,
+            community: row.get(4)?,
+        })
+    })?;
+    let mut f = Filter::default();
+    f.add("v.started_ms >= ?", from);
+    f.add("v.started_ms < ?", until);
+    f.within("v", RecordKind::Visit, Some(scope));
+    let where_sql = f.sql();
+    let total: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM visit_index v JOIN place_index p ON p.record = v.record {where_sql}"
+        ),
+        params_from_iter(f.params.clone()),
+        |r| r.get(0),
+    )?;
+    let limit = i64::try_from(max_visits).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT r.id, p.latitude, p.longitude, a.severity, v.district, v.community
+         FROM visit_index v JOIN place_index p ON p.record = v.record
+         JOIN records r ON r.rowid = v.record
+         LEFT JOIN alert_index a ON a.record = v.record {where_sql}
+         ORDER BY coalesce(a.severity, 0) DESC, v.started_ms DESC LIMIT {limit}"
+    );
+    out.visits = rows(conn, &sql, f.params, |row| {
+        Ok(Place {
+            id: uuid_col(row, 0)?,
+            kind: RecordKind::Visit,
+            latitude: row.get(1)?,
+            longitude: row.get(2)?,
+            severity: row
+                .get::<_, Option<i64>>(3)?
+                .and_then(AlertSeverity::from_i64),
+            visits: 0,
+            district: row.get(4)?,
+            community: row.get(5)?,
+        })
+    })?;
+    out.visits_left_out = usize::try_from(total)
+        .unwrap_or(0)
+        .saturating_sub(out.visits.len());
+    Ok(out)
 }

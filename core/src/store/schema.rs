@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_reference_documents.sql"),
     include_str!("migrations/008_erasure_and_quarantine.sql"),
     include_str!("migrations/009_record_lifecycle.sql"),
+    include_str!("migrations/010_places.sql"),
 ];
 
 /// The schema version this software writes.

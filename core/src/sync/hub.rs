@@ -497,6 +497,135 @@ pub fn update_record<R: Record>(
     Ok(written)
 }
 
+/// A principal's own change to a record on the hub (the console, acting for a supervisor): the
+/// record must be one the principal receives (else `NotFound`, as for a record that does not
+/// exist), and its new state must pass the rules a push from that principal passes (`admit`:
+/// the role matrix, authorship, content, scope). `change` edits the record as stored; the
+/// result is written by `actor` under the principal's user and device, as an ordinary change in
+/// the change order, and returned.
+pub fn change_as<R: Record>(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    actor: &ActorId,
+    reference: &ReferenceData,
+    id: Uuid,
+    change: &mut dyn FnMut(&mut R) -> Result<()>,
+) -> Result<R> {
+    write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
+        let mut record: R = doc::read_record(document, id)?;
+        change(&mut record)?;
+        record.derive(reference);
+        record.validate(reference)?;
+        doc::write_record(document, &record, author)?;
+        Ok(())
+    })
+}
+
+/// A principal settling a conflict on the hub (`Store::resolve_conflict`, as `change_as` writes):
+/// the field at `path` takes `value`, one of the concurrent values.
+pub fn resolve_as<R: Record>(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    actor: &ActorId,
+    reference: &ReferenceData,
+    id: Uuid,
+    path: &[String],
+    value: &serde_json::Value,
+) -> Result<R> {
+    write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
+        doc::resolve::<R>(document, id, path, value, author)?;
+        let mut resolved: R = match doc::read_record(document, id) {
+            Err(Error::DamagedDocument { .. }) => {
+                return Err(crate::error::ValidationError::new(
+                    path.join("."),
+                    "not a valid value for this field",
+                )
+                .into());
+            }
+            other => other?,
+        };
+        resolved.validate(reference)?;
+        // The derived fields follow the resolved value, in the document too.
+        resolved.derive(reference);
+        doc::write_record(document, &resolved, author)?;
+        Ok(())
+    })
+}
+
+/// Edits a record's document as `who` (`change_as`, `resolve_as`), checks the result as a push
+/// of theirs and stores it.
+fn write_as<R: Record>(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    actor: &ActorId,
+    reference: &ReferenceData,
+    id: Uuid,
+    edit: &mut dyn FnMut(&mut Automerge, &ChangeAuthor) -> Result<()>,
+) -> Result<R> {
+    let scope = who.scope(reference);
+    let stored = tx
+        .record(id, true)?
+        .filter(|s| s.kind == R::KIND && scope.receives(s.kind, s.area.as_ref()))
+        .ok_or(Error::NotFound {
+            kind: Some(R::KIND),
+            id,
+        })?;
+    let mut document = doc::load(id, &stored.document)?.with_actor(actor.clone());
+    let before = document.get_heads();
+    let author = ChangeAuthor {
+        user: who.user,
+        device: who.device,
+    };
+    edit(&mut document, &author)?;
+    if document.get_heads() == before {
+        return doc::read_record(&document, id);
+    }
+    let rules = Rules {
+        reference,
+        scope: &scope,
+        who,
+        author,
+        limits: &HubLimits::default(),
+    };
+    save_admitted(
+        tx,
+        &rules,
+        &stored,
+        id,
+        &mut document,
+        &before,
+        "the change would be refused from this user's device",
+    )?;
+    doc::read_record(&document, id)
+}
+
+/// Stores changes the hub writes on someone's behalf (a console edit, a reviewed quarantine)
+/// once they pass the rules a push of theirs passes (`admit`); a refusal is `NotAllowed`,
+/// `refused` followed by the rule.
+pub(crate) fn save_admitted(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    stored: &StoredRecord,
+    id: Uuid,
+    document: &mut Automerge,
+    before: &[ChangeHash],
+    refused: &str,
+) -> Result<()> {
+    let admitted =
+        admit(rules, id, Some(stored.kind), document, before).map_err(|r| Error::NotAllowed {
+            rule: format!("{refused}: {r}"),
+        })?;
+    tx.save(RecordWrite {
+        id,
+        kind: admitted.kind,
+        key: Some(stored.key),
+        area: admitted.area.as_ref(),
+        document,
+        before,
+        author: rules.author,
+    })
+}
+
 /// Reads a record of type `R` from the hub's storage, if there is one of that kind.
 pub fn read_record<R: Record>(tx: &mut dyn HubTransaction, id: Uuid) -> Result<Option<R>> {
     match tx.record(id, false)? {

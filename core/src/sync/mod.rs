@@ -33,8 +33,8 @@ pub use client::{
     sync_with_hub,
 };
 pub use hub::{
-    HubError, HubLimits, Principal, Scope, create_record, erase_record, handle_sync,
-    publish_reference, read_record, update_record,
+    HubError, HubLimits, Principal, Scope, change_as, create_record, erase_record, handle_sync,
+    publish_reference, read_record, resolve_as, update_record,
 };
 pub use peer::{PeerScope, PeerSession};
 pub use quarantine::{

@@ -3,14 +3,14 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{HubLimits, Principal, Rules, admit};
+use super::hub::{HubLimits, Principal, Rules, save_admitted};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, Role};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
-use crate::storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
+use crate::storage::{HubTransaction, Quarantined, StoredRecord};
 use crate::store::TypedRecord;
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
@@ -210,20 +210,14 @@ pub fn accept_quarantined(
         author,
         limits: &HubLimits::default(),
     };
-    let admitted =
-        admit(&rules, entry.record, Some(stored.kind), &document, &before).map_err(|refusal| {
-            Error::NotAllowed {
-                rule: format!("the reviewed changes break a rule: {refusal}"),
-            }
-        })?;
-    tx.save(RecordWrite {
-        id: entry.record,
-        kind: admitted.kind,
-        key: Some(stored.key),
-        area: admitted.area.as_ref(),
-        document: &mut document,
-        before: &before,
-        author,
-    })?;
+    save_admitted(
+        tx,
+        &rules,
+        &stored,
+        entry.record,
+        &mut document,
+        &before,
+        "the reviewed changes break a rule",
+    )?;
     Ok(true)
 }

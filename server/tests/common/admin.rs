@@ -31,6 +31,7 @@ pub fn role_arg(role: Role) -> &'static str {
         Role::Inspector => "inspector",
         Role::CommunityMonitor => "community-monitor",
         Role::Supervisor => "supervisor",
+        Role::Administrator => "administrator",
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Split by topic: `seeds`, `backend` (embedded or PostgreSQL), `hub` (the process), `admin`
 //! (the command line), `devices`, `records`, `http` (raw requests), `proxy` (cut links),
-//! `field_work` (random edits), and the suites' own: `lifecycle`, `reference`, `rules`,
+//! `field_work` (random edits), and the suites' own: `console`, `lifecycle`, `reference`, `rules`,
 //! `surface`. Everything is re-exported here: tests name `common::Hub`, `common::Device`, ...
 //!
 //! Every test binary uses a different part of this module.
@@ -12,6 +12,7 @@
 
 mod admin;
 mod backend;
+pub mod console;
 mod devices;
 mod field_work;
 mod http;

@@ -9,6 +9,8 @@
 //! progress goes to standard error.
 
 mod busy_hub;
+mod console_bench;
+mod demo;
 mod hostile;
 mod hub_load;
 mod real_hub;
@@ -36,7 +38,10 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
                             [--clients N] [--postgres URL]
        vigie-bench busy-hub [--backend both|sqlite|postgres] [--records N] [--rounds N]
                             [--hub-bin PATH] [--postgres URL]
-       vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]";
+       vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
+       vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
+       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]
+       vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -189,6 +194,79 @@ fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
     busy_hub::bench_busy_hub(&args)
 }
 
+/// `vigie-bench console`: see `console_bench.rs`.
+fn run_console(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let console = console_bench::ConsoleArgs {
+        scale: flags
+            .remove("--scale")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(10.0),
+        seed: flags
+            .remove("--seed")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(workload::DEFAULT_SEED),
+        samples: flags
+            .remove("--samples")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(20),
+        hub_bin: flags.remove("--hub-bin"),
+        dir: flags.remove("--dir"),
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    console_bench::bench_console(&console)
+}
+
+/// `vigie-bench phone`: see `demo::phone`.
+fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut args = args;
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
+    }
+    let hub = flags.remove("--hub").ok_or("--hub is required")?;
+    let store = flags.remove("--store").ok_or("--store is required")?;
+    let token = flags.remove("--token").ok_or("--token is required")?;
+    let record = flags.remove("--record").map(|r| r.parse()).transpose()?;
+    demo::phone(&hub, std::path::Path::new(&store), &token, record)
+}
+
+/// `vigie-bench demo`: see `demo.rs`.
+fn run_demo(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut args = args;
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
+    }
+    let mut take = |name: &str| flags.remove(name);
+    let demo = demo::DemoArgs {
+        hub: take("--hub").unwrap_or_else(|| "http://127.0.0.1:8470".into()),
+        data: take("--data").unwrap_or_else(|| "vigie-data".into()).into(),
+        database: take("--database").or_else(|| std::env::var("VIGIE_DATABASE").ok()),
+        scale: take("--scale")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(0.1),
+        seed: take("--seed")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(workload::DEFAULT_SEED),
+        phones: take("--phones").map(Into::into),
+        key_hex: take("--key-hex").or_else(|| std::env::var("VIGIE_HUB_KEY").ok()),
+    };
+    if let Some(unknown) = flags.keys().next() {
+        return Err(format!("unknown flag for demo: {unknown}").into());
+    }
+    demo::run(demo)
+}
+
 fn run_hostile(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
     let args = hostile::HostileArgs {
@@ -228,6 +306,9 @@ fn main() -> ExitCode {
         "hub-load" => run_hub_load(args),
         "busy-hub" => run_busy_hub(args),
         "hostile" => run_hostile(args),
+        "demo" => run_demo(args),
+        "console" => run_console(args),
+        "phone" => run_phone(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),

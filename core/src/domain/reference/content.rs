@@ -199,6 +199,52 @@ pub struct AreaNode {
     pub labels: Labels,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<AreaNode>,
+    /// Where the area lies, for maps (the hub's console draws it under the points); optional.
+    #[serde(default, skip_serializing_if = "Outline::is_empty")]
+    pub outline: Outline,
+}
+
+/// An area's outline: rings of `[longitude, latitude]` points, in degrees, as GeoJSON orders
+/// them (each ring closed or not; at least 3 points).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Outline(pub Vec<Vec<[f64; 2]>>);
+
+// Validation keeps every coordinate finite, so equality is total.
+impl Eq for Outline {}
+
+impl Outline {
+    /// The most points one area's outline may hold (a tree is synced to every phone).
+    pub const MAX_POINTS: usize = 5_000;
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn validate(&self, field: &str) -> Result<(), ValidationError> {
+        let points: usize = self.0.iter().map(Vec::len).sum();
+        if points > Self::MAX_POINTS {
+            return Err(ValidationError::new(
+                field,
+                format!("an outline has at most {} points", Self::MAX_POINTS),
+            ));
+        }
+        for ring in &self.0 {
+            if ring.len() < 3 {
+                return Err(ValidationError::new(field, "a ring has at least 3 points"));
+            }
+            if ring
+                .iter()
+                .any(|[lon, lat]| !(-180.0..=180.0).contains(lon) || !(-90.0..=90.0).contains(lat))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "a point is [longitude, latitude] within -180..180 and -90..90",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl AreaNode {
@@ -207,6 +253,7 @@ impl AreaNode {
             code: code.into(),
             labels,
             children,
+            outline: Outline::default(),
         }
     }
 
@@ -289,6 +336,8 @@ impl AreaNode {
             }
             node.labels
                 .validate(&format!("content.{}.labels", node.code))?;
+            node.outline
+                .validate(&format!("content.{}.outline", node.code))?;
             node.children
                 .iter()
                 .try_for_each(|c| walk(c, depth + 1, seen))

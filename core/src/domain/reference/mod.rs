@@ -17,8 +17,8 @@ pub mod content;
 pub mod labels;
 
 pub use content::{
-    AreaGrant, AreaNode, Checklist, ChecklistContent, CountryProfile, DEFAULT_PROFILE, Pin,
-    Provider, Published, ReferenceContent, ReferenceFile, ReferencePins, ReferralDirectory,
+    AreaGrant, AreaNode, Checklist, ChecklistContent, CountryProfile, DEFAULT_PROFILE, Outline,
+    Pin, Provider, Published, ReferenceContent, ReferenceFile, ReferencePins, ReferralDirectory,
 };
 pub use labels::{ChecklistItem, Item, Labels, Sector};
 

@@ -1,0 +1,122 @@
+//! The store's queries as one principal sees them: what the hub's console shows a supervisor.
+//!
+//! Every query keeps only the records the principal receives at sync, by the same rule: the SQL
+//! form of the area rule is `queries::area_rule` (the hub's walk uses it too), the Rust form
+//! `Scope::receives`, and the kinds are the role's. A record outside the scope is `NotFound`,
+//! as if it did not exist. The features add their own scoped reads (indicators, exports,
+//! duplicate candidates) on `Scoped` in their modules.
+
+use super::Store;
+use super::queries::{
+    self, Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Places, ReviewItem, SearchHit,
+    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+};
+use crate::doc::{Conflict, HistoryEntry};
+use crate::domain::area::AreaFilter;
+use crate::domain::codes::RecordKind;
+use crate::domain::records::Record;
+use crate::domain::rights::{Principal, Scope};
+use crate::error::{Error, Result};
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+/// A store seen by one principal (`Store::scoped`).
+pub struct Scoped<'s> {
+    pub(crate) store: &'s Store,
+    /// The principal's scope, its area codes resolved against the area trees in force.
+    pub(crate) who: Scope,
+}
+
+impl Store {
+    /// The store as `who` sees it: the records their role and areas receive at sync.
+    pub fn scoped<'s>(&'s self, who: &Principal) -> Scoped<'s> {
+        Scoped {
+            store: self,
+            who: who.scope(&self.reference()),
+        }
+    }
+}
+
+impl Scoped<'_> {
+    /// The kind of a record the principal receives, if it is one (reference data excluded).
+    pub fn kind_of(&self, id: Uuid) -> Result<Option<RecordKind>> {
+        Ok(queries::filed_as(&self.store.conn, id)?
+            .filter(|(kind, area)| {
+                *kind != RecordKind::Reference && self.who.receives(*kind, Some(area))
+            })
+            .map(|(kind, _)| kind))
+    }
+
+    /// The record's kind if the principal receives it (and it is of `kind`, when given), else
+    /// `NotFound`.
+    pub(crate) fn visible(&self, id: Uuid, kind: Option<RecordKind>) -> Result<RecordKind> {
+        match self.kind_of(id)? {
+            Some(found) if kind.is_none_or(|k| k == found) => Ok(found),
+            _ => Err(Error::NotFound { kind, id }),
+        }
+    }
+
+    pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
+        self.visible(id, Some(R::KIND))?;
+        self.store.get(id)
+    }
+
+    pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
+        self.visible(id, None)?;
+        self.store.history(id)
+    }
+
+    pub fn conflicts(&self, id: Uuid) -> Result<Vec<Conflict>> {
+        self.visible(id, None)?;
+        self.store.conflicts(id)
+    }
+
+    pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
+        queries::visits(&self.store.conn, query, page, Some(&self.who))
+    }
+
+    /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
+    /// each word a prefix) when `name` is given.
+    pub fn child_cases(
+        &self,
+        query: &ChildCaseQuery,
+        name: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<ChildCaseSummary>> {
+        queries::child_cases(&self.store.conn, query, page, Some(&self.who), name)
+    }
+
+    pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
+        queries::workplaces(&self.store.conn, query, page, Some(&self.who))
+    }
+
+    pub fn follow_ups_due(
+        &self,
+        area: Option<AreaFilter>,
+        before: NaiveDate,
+        page: Page,
+    ) -> Result<Vec<DueItem>> {
+        queries::due_before(&self.store.conn, &area, None, before, page, Some(&self.who))
+    }
+
+    pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        queries::search_names(&self.store.conn, text, limit, Some(&self.who))
+    }
+
+    pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
+        queries::alerts(&self.store.conn, &area, page, Some(&self.who))
+    }
+
+    /// Submitted visits waiting for review: those that found forced-labour indicators first,
+    /// then those with a violation, then the longest waiting.
+    pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
+        queries::review_queue(&self.store.conn, &self.who, page)
+    }
+
+    /// The map's points for visits started in `[from, until)`: every workplace with a point,
+    /// coloured by the worst alert among its visits and its cases in the period, and up to
+    /// `max_visits` visits made there with a point, the most urgent first.
+    pub fn places(&self, from: NaiveDate, until: NaiveDate, max_visits: usize) -> Result<Places> {
+        queries::places(&self.store.conn, &self.who, from, until, max_visits)
+    }
+}

@@ -1,0 +1,324 @@
+//! The store as one principal sees it (`Store::scoped`, what the hub's console reads): every
+//! query keeps only the records the principal receives at sync — its role's kinds, in its
+//! areas matched at their level — and a record outside is `NotFound`, as if it did not exist.
+
+mod common;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use std::collections::BTreeSet;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::Principal;
+use vigie_core::*;
+
+const D1: &str = "CI-R1-D1";
+const D2: &str = "CI-R1-D2";
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn at(y: i32, m: u32, d: u32) -> DateTime<FixedOffset> {
+    FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(y, m, d, 9, 0, 0)
+        .unwrap()
+}
+
+fn area(district: &str) -> Area {
+    Area::new("CI", "CI-R1", district, &format!("{district}-C01"))
+}
+
+fn principal(role: Role, areas: &[&str]) -> Principal {
+    Principal {
+        device: Uuid::now_v7(),
+        user: Uuid::now_v7(),
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// What one district holds: a workplace on the map, a submitted visit there that found
+/// forced-labour indicators (with a follow-up due), and a child in hazardous work found there.
+struct District {
+    workplace: Workplace,
+    visit: Visit,
+    case: ChildCase,
+}
+
+fn fill(store: &mut Store, district: &str, child_name: &str) -> District {
+    let by = store.user_id();
+    let mut w = Workplace::new("Plantation", "cocoa", Formality::Informal, area(district));
+    w.location.point = Some(GeoPoint {
+        latitude: 5.78,
+        longitude: -6.6,
+        accuracy_m: None,
+    });
+    let workplace = store.create(&w).unwrap();
+    let mut v = Visit::new(VisitKind::LabourInspection, &workplace, by, at(2026, 1, 5));
+    v.gps = workplace.location.point;
+    v.status = VisitStatus::Submitted;
+    v.follow_up_due = Some(date(2026, 2, 1));
+    v.forced_labour.insert(
+        ForcedLabourIndicator::RetentionOfIdentityDocuments,
+        String::new(),
+    );
+    let visit = store.create(&v).unwrap();
+    let mut c = ChildCase::new(
+        &format!("CASE-{district}"),
+        child_name,
+        Sex::Female,
+        area(district),
+        date(2026, 1, 5),
+        by,
+    );
+    c.date_of_birth = Some(date(2014, 5, 10));
+    c.hours_per_week = 25;
+    c.hazards.insert("pesticides".into());
+    c.workplace_id = Some(workplace.id);
+    let case = store.create(&c).unwrap();
+    District {
+        workplace,
+        visit,
+        case,
+    }
+}
+
+fn ids<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> BTreeSet<Uuid> {
+    items.iter().map(id).collect()
+}
+
+fn one(id: Uuid) -> BTreeSet<Uuid> {
+    BTreeSet::from([id])
+}
+
+fn store(dir: &TempDir) -> Store {
+    let mut config = StoreConfig::new(
+        dir.path().join("hub-view.db"),
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    );
+    config.reference = common::sample_reference();
+    Store::open(config).unwrap()
+}
+
+#[test]
+fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    let mine = fill(&mut store, D1, "Aya Kouamé");
+    let other = fill(&mut store, D2, "Aya Kouassi");
+    let who = principal(Role::Supervisor, &[D1]);
+    let scoped = store.scoped(&who);
+    let page = Page::first(100);
+
+    let visits = scoped.visits(&VisitQuery::default(), page).unwrap();
+    assert_eq!(ids(&visits, |v| v.id), one(mine.visit.id));
+    let cases = scoped
+        .child_cases(&ChildCaseQuery::default(), None, page)
+        .unwrap();
+    assert_eq!(ids(&cases, |c| c.id), one(mine.case.id));
+    // The name search, accents ignored, finds the child of the district only.
+    let found = scoped
+        .child_cases(&ChildCaseQuery::default(), Some("aya kou"), page)
+        .unwrap();
+    assert_eq!(ids(&found, |c| c.id), one(mine.case.id));
+    assert!(
+        scoped
+            .child_cases(&ChildCaseQuery::default(), Some("kouassi"), page)
+            .unwrap()
+            .is_empty()
+    );
+    let hits = scoped.search_names("aya", 50).unwrap();
+    assert_eq!(ids(&hits, |h| h.id), one(mine.case.id));
+    let workplaces = scoped.workplaces(&WorkplaceQuery::default(), page).unwrap();
+    assert_eq!(ids(&workplaces, |w| w.id), one(mine.workplace.id));
+    let alerts = scoped.alerts(None, page).unwrap();
+    assert_eq!(
+        ids(&alerts, |a| a.id),
+        BTreeSet::from([mine.case.id, mine.visit.id])
+    );
+    let due = scoped.follow_ups_due(None, date(2030, 1, 1), page).unwrap();
+    assert_eq!(ids(&due, |d| d.id), one(mine.visit.id));
+
+    let queue = scoped.review_queue(page).unwrap();
+    assert_eq!(ids(&queue, |r| r.visit.id), one(mine.visit.id));
+    assert!(queue[0].forced_labour && queue[0].violation);
+
+    let places = scoped
+        .places(date(2026, 1, 1), date(2026, 2, 1), 10)
+        .unwrap();
+    assert_eq!(ids(&places.workplaces, |p| p.id), one(mine.workplace.id));
+    // The workplace takes the worst alert of its visits and cases in the period.
+    assert_eq!(
+        places.workplaces[0].severity,
+        Some(AlertSeverity::HazardousChildLabour)
+    );
+    assert_eq!(places.workplaces[0].visits, 1);
+    assert_eq!(ids(&places.visits, |p| p.id), one(mine.visit.id));
+    assert_eq!(places.visits_left_out, 0);
+
+    let counted = scoped.indicators(&IndicatorFilter::default()).unwrap();
+    assert_eq!(counted.children.identified, 1);
+    assert_eq!(counted.visits, 1);
+    assert_eq!(
+        store
+            .indicators(&IndicatorFilter::default())
+            .unwrap()
+            .children
+            .identified,
+        2,
+        "the store itself counts both districts"
+    );
+    let tables = scoped
+        .export_tables(
+            ExportOptions {
+                include_personal_data: true,
+            },
+            Role::Supervisor,
+        )
+        .unwrap();
+    for table in &tables {
+        let expected = match table.name {
+            "workplaces" | "visits" | "child_cases" => 1,
+            _ => 0,
+        };
+        assert_eq!(table.rows.len(), expected, "{}", table.name);
+    }
+
+    // A record of the other district is as if it did not exist.
+    assert_eq!(
+        scoped.kind_of(mine.case.id).unwrap(),
+        Some(RecordKind::ChildCase)
+    );
+    assert_eq!(scoped.kind_of(other.case.id).unwrap(), None);
+    assert!(matches!(
+        scoped.get::<ChildCase>(other.case.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        scoped.history(other.visit.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        scoped.conflicts(other.workplace.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        scoped.duplicate_candidates(other.case.id),
+        Err(Error::NotFound { .. })
+    ));
+    // A record of the right area under another kind is not found either.
+    assert!(matches!(
+        scoped.get::<Visit>(mine.case.id),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        scoped.get::<ChildCase>(mine.case.id).unwrap().id,
+        mine.case.id
+    );
+}
+
+#[test]
+fn the_scope_follows_role_and_level() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    let d1 = fill(&mut store, D1, "Aya Kouamé");
+    let d2 = fill(&mut store, D2, "Adjoua Yao");
+    let page = Page::first(100);
+
+    // A region's supervisor receives both districts.
+    let region = principal(Role::Supervisor, &["CI-R1"]);
+    let cases = store
+        .scoped(&region)
+        .child_cases(&ChildCaseQuery::default(), None, page)
+        .unwrap();
+    assert_eq!(
+        ids(&cases, |c| c.id),
+        BTreeSet::from([d1.case.id, d2.case.id])
+    );
+
+    // The same code in another country covers nothing; a code in no tree neither.
+    for areas in [&["CI-R9"][..], &["XX-R1"][..], &[][..]] {
+        let who = principal(Role::Supervisor, areas);
+        let scoped = store.scoped(&who);
+        assert!(
+            scoped
+                .visits(&VisitQuery::default(), page)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(scoped.search_names("aya", 50).unwrap().is_empty());
+        assert!(scoped.alerts(None, page).unwrap().is_empty());
+    }
+
+    // An administrator receives no field record, whatever its areas.
+    let admin = principal(Role::Administrator, &["CI-R1"]);
+    let scoped = store.scoped(&admin);
+    assert!(
+        scoped
+            .visits(&VisitQuery::default(), page)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        scoped
+            .child_cases(&ChildCaseQuery::default(), Some("aya"), page)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        scoped
+            .workplaces(&WorkplaceQuery::default(), page)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(scoped.search_names("aya", 50).unwrap().is_empty());
+    assert!(scoped.alerts(None, page).unwrap().is_empty());
+    assert!(
+        scoped
+            .follow_ups_due(None, date(2030, 1, 1), page)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(scoped.review_queue(page).unwrap().is_empty());
+    let places = scoped
+        .places(date(2026, 1, 1), date(2026, 2, 1), 10)
+        .unwrap();
+    assert!(places.workplaces.is_empty() && places.visits.is_empty());
+    assert_eq!(
+        scoped
+            .indicators(&IndicatorFilter::default())
+            .unwrap()
+            .children
+            .identified,
+        0
+    );
+    assert_eq!(scoped.kind_of(d1.case.id).unwrap(), None);
+
+    // A community monitor receives workplaces, visits and cases of its community.
+    let monitor = principal(Role::CommunityMonitor, &["CI-R1-D2-C01"]);
+    let scoped = store.scoped(&monitor);
+    let workplaces = scoped.workplaces(&WorkplaceQuery::default(), page).unwrap();
+    assert_eq!(ids(&workplaces, |w| w.id), one(d2.workplace.id));
+}
+
+#[test]
+fn duplicate_candidates_are_found_among_the_cases_in_scope() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    let first = fill(&mut store, D1, "Aya Kouamé");
+    let second = fill(&mut store, D1, "Aya Kouame");
+    let who = principal(Role::Supervisor, &[D1]);
+    let found = store
+        .scoped(&who)
+        .duplicate_candidates(first.case.id)
+        .unwrap();
+    assert_eq!(ids(&found, |c| c.case_id), one(second.case.id));
+    // The same cases are nobody's duplicates for a principal whose role holds no case.
+    let admin = principal(Role::Administrator, &[D1]);
+    assert!(matches!(
+        store.scoped(&admin).duplicate_candidates(first.case.id),
+        Err(Error::NotFound { .. })
+    ));
+}

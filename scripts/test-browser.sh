@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The console's tests in a real browser: installs Debian's Chromium and Node.js when missing and
+# the npm packages of tests/browser (playwright-core, jsqr; pinned by package-lock.json), builds
+# the hub and its demo driver, and runs tests/browser/console.test.mjs (node's test runner).
+# Screenshots are kept in $VIGIE_BROWSER_OUT (default target/browser-artifacts under the build
+# directory); the hub's log goes to $VIGIE_TEST_LOG_DIR when set (scripts/test.sh scans it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+scripts/setup.sh
+
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-browser: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# The packages as the lockfile pins them; never a browser download of Playwright's own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+cargo build --locked -p vigie-server -p vigie-bench
+export VIGIE_BIN="$CARGO_TARGET_DIR/debug/vigie"
+export VIGIE_BENCH_BIN="$CARGO_TARGET_DIR/debug/vigie-bench"
+export VIGIE_BROWSER_OUT="${VIGIE_BROWSER_OUT:-$CARGO_TARGET_DIR/browser-artifacts}"
+export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+echo "== Browser: the console in headless Chromium (screenshots in $VIGIE_BROWSER_OUT)" >&2
+cd tests/browser
+node --test --test-concurrency=1 --test-reporter=spec console.test.mjs

@@ -1,0 +1,276 @@
+//! Charts and the map as SVG drawn on the hub: no script, no request elsewhere, readable by a
+//! screen reader (a title per chart and per bar; the same figures are in a table beside it).
+
+use std::fmt::Write;
+
+/// Escapes text for SVG/HTML.
+pub fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One group of bars (a month, a sex, a sector): a label and up to three series.
+pub struct Group {
+    pub label: String,
+    pub values: Vec<i64>,
+}
+
+/// A grouped bar chart: one bar per series in each group, classes `bar-a`, `bar-b`, `bar-c`.
+/// `shown` renders a value in a bar's title ("<5" when suppressed).
+pub fn bars(
+    title: &str,
+    series: &[&str],
+    groups: &[Group],
+    shown: &dyn Fn(i64) -> String,
+) -> String {
+    let width = 640.0;
+    let height = 220.0;
+    let (left, bottom, top) = (36.0, 40.0, 10.0);
+    let max = groups
+        .iter()
+        .flat_map(|g| g.values.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let plot_h = height - bottom - top;
+    let slot = (width - left) / groups.len().max(1) as f64;
+    let bar_w = (slot * 0.8 / series.len().max(1) as f64).min(28.0);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(title),
+        esc(title)
+    );
+    for i in 0..=4 {
+        let y = top + plot_h * (1.0 - f64::from(i) / 4.0);
+        let value = (max * f64::from(i) / 4.0).round();
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" x2="{width}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ed"/><text x="{}" y="{:.1}" text-anchor="end">{value}</text>"##,
+            left - 4.0,
+            y + 4.0
+        );
+    }
+    let classes = ["bar-a", "bar-b", "bar-c"];
+    for (gi, group) in groups.iter().enumerate() {
+        let x0 = left + slot * gi as f64 + slot * 0.1;
+        for (si, value) in group.values.iter().enumerate() {
+            let h = plot_h * (*value as f64) / max;
+            let x = x0 + bar_w * si as f64;
+            let _ = write!(
+                svg,
+                r#"<rect class="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>{} · {}: {}</title></rect>"#,
+                classes[si % classes.len()],
+                top + plot_h - h,
+                (bar_w - 1.0).max(1.0),
+                esc(&group.label),
+                esc(series.get(si).copied().unwrap_or("")),
+                shown(*value)
+            );
+        }
+        let label: String = group.label.chars().take(14).collect();
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x0 + slot * 0.4,
+            height - bottom + 14.0,
+            esc(&label)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A point to draw on the map.
+pub struct Point {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// CSS class: `sev-3` (worst form), `sev-2` (hazardous), `sev-1` (forced-labour
+    /// indicators), `sev-0` (no alert), `visit`.
+    pub class: &'static str,
+    pub radius: f64,
+    pub title: String,
+    pub href: Option<String>,
+}
+
+/// An area's outline, as rings of (longitude, latitude).
+pub struct Outline {
+    pub label: String,
+    pub rings: Vec<Vec<(f64, f64)>>,
+}
+
+/// Web Mercator, in tile units at zoom 0 (0..1).
+fn mercator(latitude: f64, longitude: f64) -> (f64, f64) {
+    let x = (longitude + 180.0) / 360.0;
+    let lat = latitude.clamp(-85.0, 85.0).to_radians();
+    let y = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0;
+    (x, y)
+}
+
+/// The map: points over area outlines, or over tiles from `tile_url` (`{z}`, `{x}`, `{y}`).
+pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option<&str>) -> String {
+    let width = 800.0;
+    let height = 560.0;
+    let mut coords: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| mercator(p.latitude, p.longitude))
+        .collect();
+    for o in outlines {
+        for ring in &o.rings {
+            coords.extend(ring.iter().map(|(lon, lat)| mercator(*lat, *lon)));
+        }
+    }
+    let (mut min_x, mut min_y, mut max_x, mut max_y) = (1.0f64, 1.0f64, 0.0f64, 0.0f64);
+    for (x, y) in &coords {
+        min_x = min_x.min(*x);
+        min_y = min_y.min(*y);
+        max_x = max_x.max(*x);
+        max_y = max_y.max(*y);
+    }
+    if coords.is_empty() {
+        (min_x, min_y, max_x, max_y) = (0.45, 0.45, 0.55, 0.55);
+    }
+    // A margin, and a square-ish view that keeps the projection's proportions.
+    let span = ((max_x - min_x).max(max_y - min_y) * 1.1).max(1e-5);
+    let (cx, cy) = ((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
+    let scale = (width / span).min(height / span);
+    let project = |latitude: f64, longitude: f64| {
+        let (x, y) = mercator(latitude, longitude);
+        (
+            width / 2.0 + (x - cx) * scale,
+            height / 2.0 + (y - cy) * scale,
+        )
+    };
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="map" id="map-svg" viewBox="0 0 {width} {height}" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(title),
+        esc(title)
+    );
+    if let Some(template) = tile_url {
+        // The zoom at which the view spans about three tiles across.
+        let zoom = ((width / 256.0 / span).log2().floor() as i32).clamp(0, 18);
+        let n = f64::from(1u32 << zoom);
+        let tile_px = scale / n;
+        let x_from = ((cx - width / 2.0 / scale) * n).floor() as i64;
+        let x_to = ((cx + width / 2.0 / scale) * n).floor() as i64;
+        let y_from = ((cy - height / 2.0 / scale) * n).floor() as i64;
+        let y_to = ((cy + height / 2.0 / scale) * n).floor() as i64;
+        for tx in x_from..=x_to {
+            for ty in y_from..=y_to {
+                if tx < 0 || ty < 0 || tx >= n as i64 || ty >= n as i64 {
+                    continue;
+                }
+                let href = template
+                    .replace("{z}", &zoom.to_string())
+                    .replace("{x}", &tx.to_string())
+                    .replace("{y}", &ty.to_string());
+                let _ = write!(
+                    svg,
+                    r#"<image class="tile" href="{}" x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}"/>"#,
+                    esc(&href),
+                    width / 2.0 + (tx as f64 / n - cx) * scale,
+                    height / 2.0 + (ty as f64 / n - cy) * scale,
+                    tile_px + 0.5,
+                    tile_px + 0.5
+                );
+            }
+        }
+    }
+    for outline in outlines {
+        let mut d = String::new();
+        for ring in &outline.rings {
+            for (i, (lon, lat)) in ring.iter().enumerate() {
+                let (x, y) = project(*lat, *lon);
+                let _ = write!(d, "{}{x:.1},{y:.1} ", if i == 0 { "M" } else { "L" });
+            }
+            d.push('Z');
+        }
+        let _ = write!(
+            svg,
+            r#"<path class="outline" d="{d}"><title>{}</title></path>"#,
+            esc(&outline.label)
+        );
+        if let Some((lon, lat)) = outline.rings.first().and_then(|r| r.first()) {
+            let (x, y) = project(*lat, *lon);
+            let _ = write!(
+                svg,
+                r#"<text class="outline-label" x="{:.1}" y="{:.1}">{}</text>"#,
+                x + 3.0,
+                y + 12.0,
+                esc(&outline.label)
+            );
+        }
+    }
+    for p in points {
+        let (x, y) = project(p.latitude, p.longitude);
+        let circle = format!(
+            r#"<circle class="pt {}" cx="{x:.1}" cy="{y:.1}" r="{}"><title>{}</title></circle>"#,
+            p.class,
+            p.radius,
+            esc(&p.title)
+        );
+        match &p.href {
+            Some(href) => {
+                let _ = write!(svg, r#"<a href="{}">{circle}</a>"#, esc(href));
+            }
+            None => svg.push_str(&circle),
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_has_a_bar_per_value_and_escapes_labels() {
+        let svg = bars(
+            "Enfants",
+            &["a", "b"],
+            &[Group {
+                label: "<x>".into(),
+                values: vec![3, 7],
+            }],
+            &|n| n.to_string(),
+        );
+        assert_eq!(svg.matches("<rect").count(), 2);
+        assert!(svg.contains("&lt;x&gt;"));
+        assert!(!svg.contains("<x>"));
+    }
+
+    #[test]
+    fn map_points_fall_inside_the_view() {
+        let points = vec![
+            Point {
+                latitude: 6.8,
+                longitude: -5.3,
+                class: "sev-0",
+                radius: 3.0,
+                title: "a".into(),
+                href: None,
+            },
+            Point {
+                latitude: 7.1,
+                longitude: -5.0,
+                class: "sev-3",
+                radius: 3.0,
+                title: "b".into(),
+                href: Some("/console/x".into()),
+            },
+        ];
+        let svg = map("m", &points, &[], Some("https://t.example/{z}/{x}/{y}.png"));
+        assert_eq!(svg.matches("<circle").count(), 2);
+        assert!(svg.contains("<image"));
+        for part in svg.split("cx=\"").skip(1) {
+            let x: f64 = part.split('"').next().unwrap().parse().unwrap();
+            assert!((0.0..=800.0).contains(&x));
+        }
+    }
+}

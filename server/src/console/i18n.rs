@@ -1,0 +1,159 @@
+//! The console's words: one catalogue per language (`i18n/fr.txt`, `i18n/en.txt`, lines of
+//! `key = text`), French by default. Templates and handlers name keys, never text; a test
+//! checks that both catalogues have the same keys and that every key used exists.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Fr,
+    En,
+}
+
+const FR: &str = include_str!("i18n/fr.txt");
+const EN: &str = include_str!("i18n/en.txt");
+
+pub(crate) fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+fn catalogue(lang: Lang) -> &'static HashMap<&'static str, &'static str> {
+    static FR_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
+    static EN_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
+    match lang {
+        Lang::Fr => FR_MAP.get_or_init(|| parse(FR)),
+        Lang::En => EN_MAP.get_or_init(|| parse(EN)),
+    }
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Fr => "fr",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code {
+            "fr" => Some(Lang::Fr),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// The language chosen with the switch (a cookie), else the browser's first supported
+    /// one (`Accept-Language`), else French.
+    pub fn choose(cookie: Option<&str>, accept_language: Option<&str>) -> Lang {
+        if let Some(lang) = cookie.and_then(Lang::from_code) {
+            return lang;
+        }
+        let mut best: Option<(f32, Lang)> = None;
+        for part in accept_language.unwrap_or("").split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse().ok()))
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            if let Some(lang) = Lang::from_code(primary)
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Fr, |(_, l)| l)
+    }
+}
+
+/// Text in one language, as templates call it: `t.get("key")`, `t.fmt("key", value)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tr(pub Lang);
+
+impl Tr {
+    pub fn get(&self, key: &str) -> &'static str {
+        catalogue(self.0)
+            .get(key)
+            .or_else(|| catalogue(Lang::Fr).get(key))
+            .copied()
+            .unwrap_or("?")
+    }
+
+    /// The text with `{}` replaced by `value`.
+    pub fn fmt(&self, key: &str, value: impl std::fmt::Display) -> String {
+        self.get(key).replacen("{}", &value.to_string(), 1)
+    }
+
+    pub fn lang(&self) -> &'static str {
+        self.0.code()
+    }
+
+    /// A stored code's label (`status.referred`, `role.supervisor`...), the code itself if the
+    /// catalogue has none.
+    pub fn code(&self, prefix: &str, code: &str) -> String {
+        let key = format!("{prefix}.{code}");
+        match catalogue(self.0).get(key.as_str()) {
+            Some(text) => text.to_string(),
+            None => code.replace('_', " "),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_have_the_same_keys() {
+        let fr = parse(FR);
+        let en = parse(EN);
+        let mut missing: Vec<_> = fr.keys().filter(|k| !en.contains_key(*k)).collect();
+        missing.extend(en.keys().filter(|k| !fr.contains_key(*k)));
+        assert!(
+            missing.is_empty(),
+            "keys in one catalogue only: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_key_the_templates_and_handlers_use_exists() {
+        let fr = parse(FR);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
+        let mut files = vec![];
+        for sub in ["templates", "pages", ""] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                // This file names the patterns themselves.
+                if path.is_file() && !path.ends_with("i18n.rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut unknown = vec![];
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for pattern in ["t.get(\"", "t.fmt(\"", "tr.get(\"", "tr.fmt(\""] {
+                for piece in text.split(pattern).skip(1) {
+                    let key = piece.split('"').next().unwrap();
+                    if !fr.contains_key(key) {
+                        unknown.push(format!("{}: {key}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(unknown.is_empty(), "keys in no catalogue: {unknown:?}");
+    }
+
+    #[test]
+    fn the_language_follows_the_switch_then_the_browser() {
+        assert_eq!(Lang::choose(None, None), Lang::Fr);
+        assert_eq!(Lang::choose(None, Some("en-GB,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::choose(None, Some("de, en;q=0.5, fr;q=0.8")), Lang::Fr);
+        assert_eq!(Lang::choose(Some("en"), Some("fr")), Lang::En);
+    }
+}

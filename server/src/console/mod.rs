@@ -1,0 +1,481 @@
+//! The supervisors' console: server-rendered pages (askama templates, `templates/`) with a
+//! little htmx, served by `vigie serve` under `/console/` beside sync.
+//!
+//! - Every asset ships in the binary (`assets/`), and the Content-Security-Policy lets the page
+//!   load nothing from anywhere else (`default-src 'self'`; map tiles only from the host the
+//!   operator configured).
+//! - Accounts are hub users (`session.rs`); a page is built on a storage worker thread
+//!   (`Hub::workers`), as sync is, since storage calls block.
+//! - Records are read from the console's view (`view.rs`) with the core's queries, restricted
+//!   to the signed-in user's scope by the core's own rule (`Store::scoped`); every change is an
+//!   ordinary write on the hub's storage (`Backend::write`), so devices receive it at their next
+//!   sync, and is written in the audit log (`storage.rs`).
+
+mod charts;
+pub mod i18n;
+mod pages;
+pub mod session;
+pub mod storage;
+pub mod view;
+
+use crate::http::Hub;
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use i18n::{Lang, Tr};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use storage::AuditEntry;
+use uuid::Uuid;
+use vigie_core::sync::Principal;
+use vigie_core::{Error, Role, User};
+
+/// How the console is reached and what its map draws on.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The address people open (`https://…` behind a TLS proxy): links printed by the CLI
+    /// start with it, and cookies are marked Secure when it is https.
+    pub public_url: Option<String>,
+    /// A tile URL template for the map's base layer (`https://tiles.example/{z}/{x}/{y}.png`);
+    /// none by default: points are drawn over the area outlines.
+    pub tile_url: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Console {
+    pub settings: Settings,
+    pub views: view::Views,
+}
+
+impl Console {
+    pub fn new(settings: Settings) -> Console {
+        Console {
+            settings,
+            views: Default::default(),
+        }
+    }
+}
+
+const SESSION_COOKIE: &str = "vigie_session";
+/// Before sign-in: the token the sign-in form carries (double submit).
+const PRESESSION_COOKIE: &str = "vigie_presession";
+const LANG_COOKIE: &str = "vigie_lang";
+
+pub fn router() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console/") }))
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/assets/{name}", get(asset))
+        .route("/console/lang/{code}", get(pages::auth::set_lang))
+        .route(
+            "/console/signin",
+            get(pages::auth::sign_in_form).post(pages::auth::sign_in),
+        )
+        .route("/console/signout", post(pages::auth::sign_out))
+        .route(
+            "/console/welcome/{token}",
+            get(pages::auth::welcome_form).post(pages::auth::welcome),
+        )
+        .merge(pages::records::routes())
+        .merge(pages::admin::routes())
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+}
+
+/// The largest form; a reference data file may be larger (`pages::admin`).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+async fn security_headers(response: Response) -> Response {
+    let mut response = response;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP_DEFAULT),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Invitation links carry their secret in the path: never sent to another site (map tiles)
+    // as a referrer. The console itself uses it for the language switch.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+const CSP_DEFAULT: &str = "default-src 'self'; img-src 'self' data:; script-src 'self'; \
+     style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+/// The policy of a page whose map draws tiles from `tile_host` (scheme and host only).
+pub(crate) fn csp_with_tiles(tile_origin: &str) -> String {
+    CSP_DEFAULT.replace(
+        "img-src 'self' data:",
+        &format!("img-src 'self' data: {tile_origin}"),
+    )
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    let (bytes, kind): (&'static [u8], &str) = match name.as_str() {
+        "console.css" => (
+            include_bytes!("assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "htmx.min.js" => (
+            include_bytes!("assets/htmx.min.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "console.js" => (
+            include_bytes!("assets/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// What every request brings: cookies, language, where it comes from.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub lang: Lang,
+    pub session_id: Option<String>,
+    pub presession: Option<String>,
+    pub address: String,
+    /// Whether the browser reached the hub over TLS (a proxy says so, or the public address is
+    /// https): cookies are then Secure.
+    pub secure: bool,
+    pub path: String,
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<Arc<Hub>> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        hub: &Arc<Hub>,
+    ) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        let lang = Lang::choose(
+            cookie(headers, LANG_COOKIE),
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let forwarded_https = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let public_https = hub
+            .console
+            .settings
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(Ctx {
+            lang,
+            session_id: cookie(headers, SESSION_COOKIE).map(str::to_string),
+            presession: cookie(headers, PRESESSION_COOKIE).map(str::to_string),
+            address,
+            secure: forwarded_https || public_https,
+            path: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl Ctx {
+    pub fn tr(&self) -> Tr {
+        Tr(self.lang)
+    }
+
+    /// A cookie the console sets: HttpOnly, SameSite=Strict, for the console's paths, Secure
+    /// behind TLS.
+    pub fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+        let mut text = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+        if let Some(age) = max_age {
+            text.push_str(&format!("; Max-Age={age}"));
+        }
+        if self.secure {
+            text.push_str("; Secure");
+        }
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// What a signed-in user may do in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Records of their areas: review, cases, indicators, map, exports, erasure, quarantine.
+    Supervisor,
+    /// Users, devices, reference data and the audit log; no field record.
+    Administrator,
+}
+
+/// Who may sign in to the console, and as what. Field roles use their phones.
+pub fn access_of(role: Role) -> Option<Access> {
+    match role {
+        Role::Supervisor => Some(Access::Supervisor),
+        Role::Administrator => Some(Access::Administrator),
+        Role::Inspector | Role::CommunityMonitor => None,
+    }
+}
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub user: User,
+    pub login: String,
+    pub access: Access,
+    pub csrf: String,
+}
+
+impl Viewer {
+    /// The user as the core's rules see them: the scope their devices sync with. The console
+    /// acts through the hub's own device.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            device: crate::HUB_ADMIN,
+            user: self.user.id,
+            role: self.user.role,
+            areas: self.user.areas.clone(),
+        }
+    }
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub enum Problem {
+    SignedOut,
+    /// A POST whose CSRF token is missing or wrong.
+    Csrf,
+    Forbidden,
+    NotFound,
+    Storage(Error),
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound { .. } => Problem::NotFound,
+            e => Problem::Storage(e),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for Problem {
+    fn from(e: crate::auth::AuthError) -> Self {
+        Problem::Storage(Error::Io(std::io::Error::other(e.to_string())))
+    }
+}
+
+pub type PageResult = Result<Response, Problem>;
+
+/// The signed-in user, or `SignedOut`.
+pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
+    let Some(id) = &ctx.session_id else {
+        return Err(Problem::SignedOut);
+    };
+    let storage = hub.backend.console();
+    let Some(session) = session::session(storage, id)? else {
+        return Err(Problem::SignedOut);
+    };
+    let user = hub.backend.user(session.user)?;
+    let account = storage.account_of(session.user)?;
+    let (Some(user), Some(account)) = (user, account) else {
+        return Err(Problem::SignedOut);
+    };
+    let Some(access) = access_of(user.role).filter(|_| user.active) else {
+        // Deactivated, or moved to a field role, since signing in.
+        storage.end_sessions_of(user.id)?;
+        return Err(Problem::SignedOut);
+    };
+    Ok(Viewer {
+        user,
+        login: account.login,
+        access,
+        csrf: session.csrf,
+    })
+}
+
+/// The signed-in user, who must have `access`.
+pub fn viewer_with(hub: &Hub, ctx: &Ctx, access: Access) -> Result<Viewer, Problem> {
+    let viewer = viewer(hub, ctx)?;
+    if viewer.access != access {
+        return Err(Problem::Forbidden);
+    }
+    Ok(viewer)
+}
+
+/// The signed-in user behind a form, who must have `access`, and whose form carries the
+/// session's CSRF token.
+pub fn posted(hub: &Hub, ctx: &Ctx, access: Access, csrf: &str) -> Result<Viewer, Problem> {
+    let viewer = viewer_with(hub, ctx, access)?;
+    check_csrf(&viewer, csrf)?;
+    Ok(viewer)
+}
+
+/// Checks a form's CSRF token against the session's.
+pub fn check_csrf(viewer: &Viewer, token: &str) -> Result<(), Problem> {
+    if session::same(&viewer.csrf, token) {
+        Ok(())
+    } else {
+        Err(Problem::Csrf)
+    }
+}
+
+/// Writes one console action in the audit log.
+pub fn audit(hub: &Hub, who: Option<Uuid>, action: &str, record: Option<Uuid>, detail: &str) {
+    let entry = AuditEntry {
+        at_ms: session::now_ms(),
+        user: who,
+        action: action.to_string(),
+        record,
+        detail: detail.to_string(),
+    };
+    if let Err(e) = hub.backend.console().audit(&entry) {
+        // The action is done; its trace is lost, which the hub's log says (ids only).
+        tracing::error!(error = %e, action, "console audit entry not written");
+    }
+}
+
+/// Runs a page's work on a storage worker, and turns problems into responses.
+pub async fn run(
+    hub: Arc<Hub>,
+    ctx: Ctx,
+    work: impl FnOnce(&Hub, &Ctx) -> PageResult + Send + 'static,
+) -> Response {
+    let job_hub = hub.clone();
+    let job_ctx = ctx.clone();
+    let outcome = hub
+        .workers
+        .run(move || {
+            let started = std::time::Instant::now();
+            let mut outcome = work(&job_hub, &job_ctx);
+            // The page's time on the hub (`vigie-bench console` reads it).
+            if let Ok(response) = &mut outcome
+                && let Ok(value) =
+                    format!("app;dur={:.1}", started.elapsed().as_secs_f64() * 1000.0).parse()
+            {
+                response.headers_mut().insert("server-timing", value);
+            }
+            outcome
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(Problem::Storage(Error::Io(std::io::Error::other(
+                "console worker failed",
+            ))))
+        });
+    match outcome {
+        Ok(response) => response,
+        Err(problem) => problem_response(&ctx, problem),
+    }
+}
+
+fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
+    let t = ctx.tr();
+    let (status, message) = match problem {
+        Problem::SignedOut => {
+            let next = urlencode(&ctx.path);
+            return Redirect::to(&format!("/console/signin?next={next}")).into_response();
+        }
+        Problem::Csrf => (StatusCode::FORBIDDEN, t.get("error.csrf")),
+        Problem::Forbidden => (StatusCode::FORBIDDEN, t.get("error.forbidden")),
+        Problem::NotFound => (StatusCode::NOT_FOUND, t.get("error.not_found")),
+        Problem::Storage(e) => {
+            // Core errors carry no personal data.
+            tracing::error!(error = %e, "console page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, t.get("error.internal"))
+        }
+    };
+    let page = pages::ErrorPage {
+        t,
+        nav: None,
+        title: t.get("error.title"),
+        message,
+    };
+    (status, html(&page)).into_response()
+}
+
+/// A rendered template as an HTML response body.
+pub fn html(template: &impl askama::Template) -> Response {
+    match template.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "console template failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Where to go after signing in: a console path, never another site.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with("/console/") && !n.starts_with("//") && !n.contains('\\') => {
+            n.to_string()
+        }
+        _ => "/console/".to_string(),
+    }
+}
+
+/// The link printed by `vigie console invite`: the console's public address, else the address
+/// the hub listens on.
+pub fn invite_link(base: &str, token: &str) -> String {
+    format!("{}/console/welcome/{token}", base.trim_end_matches('/'))
+}
+
+/// The user with `id`, its name for a list ("?" for none).
+pub fn user_names(users: &[User]) -> std::collections::HashMap<Uuid, String> {
+    users.iter().map(|u| (u.id, u.name.clone())).collect()
+}

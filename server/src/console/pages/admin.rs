@@ -1,0 +1,913 @@
+//! Administration: users (create, change areas, deactivate, invite to the console), devices
+//! (enrol with a QR code, revoke, re-issue), reference data in force, the audit log; and the
+//! supervisors' review of quarantined changes.
+
+use super::Nav;
+use crate::auth::AuthError;
+use crate::console::i18n::Tr;
+use crate::console::session;
+use crate::console::{
+    Access, Ctx, PageResult, Problem, Viewer, access_of, audit, html, invite_link, posted, run,
+    user_names, viewer_with,
+};
+use crate::http::Hub;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::sync::Arc;
+use uuid::Uuid;
+use vigie_core::reference::ReferenceType;
+use vigie_core::sync::ReviewState;
+use vigie_core::{Error, Role, User};
+
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/console/users", get(users).post(add_user))
+        .route("/console/users/{id}/areas", post(user_areas))
+        .route("/console/users/{id}/deactivate", post(user_deactivate))
+        .route("/console/users/{id}/invite", post(user_invite))
+        .route("/console/devices", get(devices).post(enrol))
+        .route("/console/devices/{id}/revoke", post(revoke))
+        .route("/console/devices/{id}/reissue", post(reissue))
+        .route(
+            "/console/reference",
+            get(reference)
+                .post(publish)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::console::MAX_UPLOAD_BYTES,
+                )),
+        )
+        .route("/console/audit", get(audit_log))
+        .route("/console/quarantine", get(quarantine))
+        .route("/console/quarantine/{entry}", post(review_quarantine))
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Roles an administrator may give, with their stored codes.
+const ROLES: [Role; 4] = [
+    Role::CommunityMonitor,
+    Role::Inspector,
+    Role::Supervisor,
+    Role::Administrator,
+];
+
+fn role_code(role: Role) -> String {
+    serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Area codes as typed: separated by commas or spaces; each of letters, digits and dashes.
+fn parse_areas(text: &str) -> Option<Vec<String>> {
+    let areas: Vec<String> = text
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    let valid = !areas.is_empty()
+        && areas.iter().all(|a| {
+            a.len() <= 64
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    valid.then_some(areas)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+pub struct UserLine {
+    id: Uuid,
+    name: String,
+    role: String,
+    areas: String,
+    active: bool,
+    login: String,
+    console: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    lines: Vec<UserLine>,
+    roles: Vec<(String, String)>,
+    name: String,
+    role: String,
+    areas: String,
+    error: Option<String>,
+    error_user: Option<Uuid>,
+    link: Option<(String, String)>,
+}
+
+#[derive(Default)]
+struct UsersState {
+    name: String,
+    role: String,
+    areas: String,
+    error: Option<String>,
+    error_user: Option<Uuid>,
+    link: Option<(String, String)>,
+}
+
+fn users_page(hub: &Hub, ctx: &Ctx, viewer: &Viewer, state: UsersState) -> PageResult {
+    let t = ctx.tr();
+    let storage = hub.backend.console();
+    let mut lines = Vec::new();
+    for u in hub.backend.users()? {
+        let account = storage.account_of(u.id)?;
+        lines.push(UserLine {
+            id: u.id,
+            role: t.code("role", &role_code(u.role)),
+            areas: u.areas.iter().cloned().collect::<Vec<_>>().join(", "),
+            active: u.active,
+            login: account.map(|a| a.login).unwrap_or_default(),
+            console: access_of(u.role).is_some() && u.active,
+            name: u.name,
+        });
+    }
+    let status = if state.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = UsersPage {
+        t,
+        nav: Nav::of(viewer, "users"),
+        csrf: viewer.csrf.clone(),
+        lines,
+        roles: ROLES
+            .iter()
+            .map(|r| (role_code(*r), t.code("role", &role_code(*r))))
+            .collect(),
+        name: state.name,
+        role: state.role,
+        areas: state.areas,
+        error: state.error,
+        error_user: state.error_user,
+        link: state.link,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+pub async fn users(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
+        users_page(hub, ctx, &viewer, UsersState::default())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    areas: String,
+}
+
+pub async fn add_user(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Form(form): Form<UserForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        let t = ctx.tr();
+        let again = |error: &str| UsersState {
+            name: form.name.clone(),
+            role: form.role.clone(),
+            areas: form.areas.clone(),
+            error: Some(error.to_string()),
+            ..Default::default()
+        };
+        let name = form.name.trim();
+        if name.is_empty() || name.chars().count() > 120 {
+            return users_page(hub, ctx, &viewer, again(t.get("users.name_needed")));
+        }
+        let Some(role) = ROLES.iter().copied().find(|r| role_code(*r) == form.role) else {
+            return users_page(hub, ctx, &viewer, again(t.get("users.role_needed")));
+        };
+        let Some(areas) = parse_areas(&form.areas) else {
+            return users_page(hub, ctx, &viewer, again(t.get("users.areas_invalid")));
+        };
+        let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
+        match hub.backend.add_user(&User::new(name, role, &areas)) {
+            Ok(user) => {
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    "user_add",
+                    Some(user.id),
+                    &role_code(role),
+                );
+                Ok(Redirect::to("/console/users").into_response())
+            }
+            Err(e @ Error::Validation(_)) => users_page(hub, ctx, &viewer, again(&e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct AreasForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    areas: String,
+}
+
+pub async fn user_areas(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<AreasForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        let t = ctx.tr();
+        let Some(areas) = parse_areas(&form.areas) else {
+            let state = UsersState {
+                error: Some(t.get("users.areas_invalid").into()),
+                error_user: Some(id),
+                ..Default::default()
+            };
+            return users_page(hub, ctx, &viewer, state);
+        };
+        match hub.backend.set_user_areas(id, &areas) {
+            Ok(_) => {
+                audit(hub, Some(viewer.user.id), "user_areas", Some(id), "");
+                Ok(Redirect::to("/console/users").into_response())
+            }
+            Err(e @ Error::Validation(_)) => users_page(
+                hub,
+                ctx,
+                &viewer,
+                UsersState {
+                    error: Some(e.to_string()),
+                    error_user: Some(id),
+                    ..Default::default()
+                },
+            ),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn user_deactivate(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        if id == viewer.user.id {
+            let state = UsersState {
+                error: Some(ctx.tr().get("users.not_yourself").into()),
+                error_user: Some(id),
+                ..Default::default()
+            };
+            return users_page(hub, ctx, &viewer, state);
+        }
+        hub.backend.deactivate_user(id)?;
+        hub.backend.console().end_sessions_of(id)?;
+        audit(hub, Some(viewer.user.id), "user_deactivate", Some(id), "");
+        Ok(Redirect::to("/console/users").into_response())
+    })
+    .await
+}
+
+pub async fn user_invite(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        let user = hub.backend.user(id)?.ok_or(Problem::NotFound)?;
+        if !user.active || access_of(user.role).is_none() {
+            let state = UsersState {
+                error: Some(ctx.tr().get("users.no_console").into()),
+                error_user: Some(id),
+                ..Default::default()
+            };
+            return users_page(hub, ctx, &viewer, state);
+        }
+        let token = session::invite(hub.backend.console(), id)?;
+        let base = hub
+            .console
+            .settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| "".to_string());
+        audit(hub, Some(viewer.user.id), "user_invite", Some(id), "");
+        let link = invite_link(&base, &token);
+        users_page(
+            hub,
+            ctx,
+            &viewer,
+            UsersState {
+                link: Some((user.name, link)),
+                ..Default::default()
+            },
+        )
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices
+
+pub struct DeviceLine {
+    id: Uuid,
+    user: String,
+    enrolled: String,
+    last_seen: String,
+    revoked: String,
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    lines: Vec<DeviceLine>,
+    users: Vec<(Uuid, String)>,
+    error: Option<String>,
+    /// A token just issued: whose, its text and its QR code.
+    token: Option<(String, String, String)>,
+}
+
+fn devices_page(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    error: Option<String>,
+    token: Option<(String, String, String)>,
+) -> PageResult {
+    let users = hub.backend.users()?;
+    let names = user_names(&users);
+    let lines = hub
+        .backend
+        .devices()?
+        .into_iter()
+        .rev()
+        .map(|d| DeviceLine {
+            id: d.device,
+            user: names.get(&d.user).cloned().unwrap_or_default(),
+            enrolled: time(Some(d.enrolled_ms)),
+            last_seen: time(d.last_seen_ms),
+            revoked: time(d.revoked_ms),
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = DevicesPage {
+        t: ctx.tr(),
+        nav: Nav::of(viewer, "devices"),
+        csrf: viewer.csrf.clone(),
+        lines,
+        users: users
+            .into_iter()
+            .filter(|u| u.active)
+            .map(|u| (u.id, u.name))
+            .collect(),
+        error,
+        token,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+/// A token as a QR code the app scans (SVG, drawn on the hub).
+pub fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(256, 256)
+                .quiet_zone(true)
+                .build();
+            match svg.find("<svg") {
+                Some(i) => svg[i..].to_string(),
+                None => svg,
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+pub async fn devices(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
+        devices_page(hub, ctx, &viewer, None, None)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct EnrolForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+}
+
+pub async fn enrol(State(hub): State<Arc<Hub>>, ctx: Ctx, Form(form): Form<EnrolForm>) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        let t = ctx.tr();
+        let user = match form.user.parse::<Uuid>() {
+            Ok(id) => hub.backend.user(id)?.filter(|u| u.active),
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            return devices_page(
+                hub,
+                ctx,
+                &viewer,
+                Some(t.get("devices.choose_user").into()),
+                None,
+            );
+        };
+        let token = hub.backend.enrol(user.id)?;
+        audit(
+            hub,
+            Some(viewer.user.id),
+            "device_enrol",
+            Some(token.device),
+            "",
+        );
+        let text = token.to_text();
+        let qr = qr_svg(&text);
+        devices_page(hub, ctx, &viewer, None, Some((user.name, text, qr)))
+    })
+    .await
+}
+
+pub async fn revoke(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        if !hub.backend.revoke(id)? {
+            return devices_page(
+                hub,
+                ctx,
+                &viewer,
+                Some(ctx.tr().get("devices.not_revocable").into()),
+                None,
+            );
+        }
+        audit(hub, Some(viewer.user.id), "device_revoke", Some(id), "");
+        Ok(Redirect::to("/console/devices").into_response())
+    })
+    .await
+}
+
+pub async fn reissue(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        let token = match hub.backend.reissue(id) {
+            Ok(token) => token,
+            Err(AuthError::Unknown | AuthError::Revoked) => {
+                return devices_page(
+                    hub,
+                    ctx,
+                    &viewer,
+                    Some(ctx.tr().get("devices.not_reissuable").into()),
+                    None,
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        audit(hub, Some(viewer.user.id), "device_reissue", Some(id), "");
+        let name = hub
+            .backend
+            .user(token.user)?
+            .map(|u| u.name)
+            .unwrap_or_default();
+        let text = token.to_text();
+        let qr = qr_svg(&text);
+        devices_page(hub, ctx, &viewer, None, Some((name, text, qr)))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference data
+
+pub struct ReferenceLine {
+    kind: String,
+    key: String,
+    versions: String,
+}
+
+#[derive(Template)]
+#[template(path = "reference.html")]
+struct ReferencePage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    lines: Vec<ReferenceLine>,
+    error: Option<String>,
+    done: Option<String>,
+}
+
+const TYPES: [ReferenceType; 5] = [
+    ReferenceType::CountryProfile,
+    ReferenceType::Checklist,
+    ReferenceType::Sectors,
+    ReferenceType::ReferralServices,
+    ReferenceType::AdministrativeAreas,
+];
+
+fn reference_page(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    error: Option<String>,
+    done: Option<String>,
+) -> PageResult {
+    let t = ctx.tr();
+    let data = hub.backend.reference()?;
+    let mut lines = Vec::new();
+    for ty in TYPES {
+        for key in data.keys(ty) {
+            lines.push(ReferenceLine {
+                kind: t.code("reftype", ty.as_str()),
+                key: key.to_string(),
+                versions: data
+                    .versions(ty, key)
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = ReferencePage {
+        t,
+        nav: Nav::of(viewer, "reference"),
+        csrf: viewer.csrf.clone(),
+        lines,
+        error,
+        done,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+pub async fn reference(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
+        reference_page(hub, ctx, &viewer, None, None)
+    })
+    .await
+}
+
+/// Publishes an uploaded reference data file (as `vigie reference publish` does).
+pub async fn publish(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    mut multipart: axum::extract::Multipart,
+) -> Response {
+    let (mut csrf, mut file) = (String::new(), None::<Vec<u8>>);
+    let mut unreadable = false;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                match field.bytes().await {
+                    Ok(bytes) if name == "csrf" => {
+                        csrf = String::from_utf8_lossy(&bytes).into_owned()
+                    }
+                    Ok(bytes) if name == "file" => file = Some(bytes.to_vec()),
+                    Ok(_) => {}
+                    Err(_) => unreadable = true,
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                unreadable = true;
+                break;
+            }
+        }
+    }
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Administrator, &csrf)?;
+        let t = ctx.tr();
+        let text = match file.as_deref().map(std::str::from_utf8) {
+            Some(Ok(text)) if !unreadable && !text.trim().is_empty() => text.to_string(),
+            _ => {
+                let error = Some(t.get("reference.file_needed").to_string());
+                return reference_page(hub, ctx, &viewer, error, None);
+            }
+        };
+        let parsed = match vigie_core::ReferenceFile::parse(&text) {
+            Ok(parsed) => parsed,
+            Err(e) => return reference_page(hub, ctx, &viewer, Some(e.to_string()), None),
+        };
+        match hub.backend.publish_reference(&parsed) {
+            Ok(version) => {
+                let what = format!(
+                    "{} {}@{version}",
+                    parsed.content.reference_type(),
+                    parsed.key
+                );
+                audit(hub, Some(viewer.user.id), "reference_publish", None, &what);
+                let done = Some(t.fmt("reference.published", &what));
+                reference_page(hub, ctx, &viewer, None, done)
+            }
+            Err(e @ Error::Validation(_)) => {
+                reference_page(hub, ctx, &viewer, Some(e.to_string()), None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+pub struct AuditLine {
+    when: String,
+    who: String,
+    action: String,
+    record: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    t: Tr,
+    nav: Option<Nav>,
+    lines: Vec<AuditLine>,
+    next: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditQuery {
+    before: Option<i64>,
+}
+
+pub async fn audit_log(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Administrator)?;
+        let t = ctx.tr();
+        let names = user_names(&hub.backend.users()?);
+        let entries = hub.backend.console().audit_log(q.before, 100)?;
+        let next = (entries.len() == 100)
+            .then(|| entries.last().map(|(seq, _)| *seq))
+            .flatten();
+        let lines = entries
+            .into_iter()
+            .map(|(_, e)| AuditLine {
+                when: time(Some(e.at_ms)),
+                who: e
+                    .user
+                    .map(|u| names.get(&u).cloned().unwrap_or_else(|| u.to_string()))
+                    .unwrap_or_default(),
+                action: t.code("action", &e.action),
+                record: e.record.map(|r| r.to_string()).unwrap_or_default(),
+                detail: e.detail,
+            })
+            .collect();
+        Ok(html(&AuditPage {
+            t,
+            nav: Nav::of(&viewer, "audit"),
+            lines,
+            next,
+        }))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quarantine (supervisors)
+
+pub struct QuarantineLine {
+    entry: i64,
+    record: String,
+    kind: String,
+    sender: String,
+    received: String,
+    fields: String,
+    before: String,
+    after: String,
+    state: String,
+    applies: bool,
+}
+
+#[derive(Template)]
+#[template(path = "quarantine.html")]
+struct QuarantinePage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    lines: Vec<QuarantineLine>,
+    error: Option<String>,
+    done: Option<&'static str>,
+}
+
+fn area_text(area: &Option<vigie_core::Area>) -> String {
+    area.as_ref()
+        .map(|a| format!("{} › {} › {}", a.region, a.district, a.community))
+        .unwrap_or_default()
+}
+
+fn quarantine_page(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    error: Option<String>,
+    done: Option<&str>,
+) -> PageResult {
+    let t = ctx.tr();
+    let reference = hub.backend.reference()?;
+    let scope = viewer.principal().scope(&reference);
+    let names = user_names(&hub.backend.users()?);
+    let lines = hub
+        .backend
+        .quarantined()?
+        .into_iter()
+        // Entries about records of the supervisor's areas, before or after the changes.
+        .filter(|q| {
+            [&q.area_before, &q.area_after]
+                .iter()
+                .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
+        })
+        .map(|q| QuarantineLine {
+            entry: q.entry,
+            record: q.record.to_string(),
+            kind: q.kind.map(|k| k.to_string()).unwrap_or_default(),
+            sender: names
+                .get(&q.user)
+                .cloned()
+                .unwrap_or_else(|| q.user.to_string()),
+            received: time(Some(q.received_ms)),
+            fields: q.fields.join(", "),
+            before: area_text(&q.area_before),
+            after: area_text(&q.area_after),
+            state: t.code(
+                "qstate",
+                match q.state {
+                    ReviewState::Applies => "applies",
+                    ReviewState::RecordGone => "record_gone",
+                    ReviewState::DoesNotApply => "does_not_apply",
+                },
+            ),
+            applies: q.state == ReviewState::Applies,
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = QuarantinePage {
+        t,
+        nav: Nav::of(viewer, "quarantine"),
+        csrf: viewer.csrf.clone(),
+        lines,
+        error,
+        done: match done {
+            Some("accepted") => Some(t.get("quarantine.accepted")),
+            Some("rejected") => Some(t.get("quarantine.rejected")),
+            _ => None,
+        },
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn quarantine(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
+        quarantine_page(hub, ctx, &viewer, None, q.done.as_deref())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct QuarantineForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+}
+
+pub async fn review_quarantine(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(entry): Path<i64>,
+    Form(form): Form<QuarantineForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let accept = match form.action.as_str() {
+            "accept" => true,
+            "reject" => false,
+            _ => {
+                return quarantine_page(
+                    hub,
+                    ctx,
+                    &viewer,
+                    Some(t.get("quarantine.choose").into()),
+                    None,
+                );
+            }
+        };
+        // Only entries of the supervisor's areas (the page lists no other).
+        let reference = hub.backend.reference()?;
+        let scope = viewer.principal().scope(&reference);
+        let visible = hub.backend.quarantined()?.into_iter().any(|q| {
+            q.entry == entry
+                && [&q.area_before, &q.area_after]
+                    .iter()
+                    .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
+        });
+        if !visible {
+            return Err(Problem::NotFound);
+        }
+        match hub
+            .backend
+            .review_quarantined(entry, accept, Some(viewer.user.id))
+        {
+            Ok(true) => {
+                let action = if accept { "accepted" } else { "rejected" };
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    &format!("quarantine_{action}"),
+                    None,
+                    &entry.to_string(),
+                );
+                Ok(Redirect::to(&format!("/console/quarantine?done={action}")).into_response())
+            }
+            Ok(false) => Err(Problem::NotFound),
+            Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => {
+                quarantine_page(hub, ctx, &viewer, Some(e.to_string()), None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}

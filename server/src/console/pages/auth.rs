@@ -1,0 +1,292 @@
+//! Signing in and out, the first password (from an invitation link), the language switch.
+
+use super::Nav;
+use crate::console::i18n::{Lang, Tr};
+use crate::console::session::{self, Refused, SignIn};
+use crate::console::{
+    Ctx, LANG_COOKIE, PRESESSION_COOKIE, Problem, SESSION_COOKIE, access_of, audit, html, run,
+    safe_next, viewer,
+};
+use crate::http::Hub;
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    next: String,
+    login: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    done: Option<String>,
+}
+
+/// The sign-in form, with a fresh token in a cookie that the form repeats (the session's CSRF
+/// token does not exist yet).
+pub async fn sign_in_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
+    let token = session::secret();
+    let t = ctx.tr();
+    let page = SignInPage {
+        t,
+        nav: None,
+        csrf: token.clone(),
+        next: safe_next(q.next.as_deref()),
+        login: String::new(),
+        error: None,
+        notice: match q.done.as_deref() {
+            Some("welcome") => Some(t.get("signin.welcome_done")),
+            Some("out") => Some(t.get("signin.signed_out")),
+            _ => None,
+        },
+    };
+    let mut response = html(&page);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        ctx.cookie(PRESESSION_COOKIE, &token, Some(3600)),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn sign_in(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let t = ctx.tr();
+        // The form must carry the token its cookie holds.
+        if !ctx
+            .presession
+            .as_deref()
+            .is_some_and(|c| !form.csrf.is_empty() && session::same(c, &form.csrf))
+        {
+            return Err(Problem::Csrf);
+        }
+        let storage = hub.backend.console();
+        let active = |user| -> Result<bool, vigie_core::Error> {
+            Ok(hub
+                .backend
+                .user(user)?
+                .is_some_and(|u| u.active && access_of(u.role).is_some()))
+        };
+        let outcome =
+            session::sign_in(storage, &form.login, &form.password, &ctx.address, &active)?;
+        let (status, error) = match outcome {
+            SignIn::Opened(id, opened) => {
+                audit(hub, Some(opened.user), "sign_in", None, "");
+                let mut response = Redirect::to(&safe_next(Some(&form.next))).into_response();
+                let headers = response.headers_mut();
+                headers.append(header::SET_COOKIE, ctx.cookie(SESSION_COOKIE, &id, None));
+                headers.append(
+                    header::SET_COOKIE,
+                    ctx.cookie(PRESESSION_COOKIE, "", Some(0)),
+                );
+                return Ok(response);
+            }
+            SignIn::Wrong => {
+                audit(hub, None, "sign_in_failed", None, "");
+                (StatusCode::UNAUTHORIZED, t.get("signin.wrong").to_string())
+            }
+            SignIn::Throttled(seconds) => {
+                audit(hub, None, "sign_in_throttled", None, "");
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    t.fmt("signin.throttled", seconds),
+                )
+            }
+        };
+        let page = SignInPage {
+            t,
+            nav: None,
+            csrf: form.csrf.clone(),
+            next: safe_next(Some(&form.next)),
+            login: form.login.clone(),
+            error: Some(error),
+            notice: None,
+        };
+        Ok((status, html(&page)).into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer(hub, ctx)?;
+        crate::console::check_csrf(&viewer, &form.csrf)?;
+        if let Some(id) = &ctx.session_id {
+            session::sign_out(hub.backend.console(), id)?;
+        }
+        audit(hub, Some(viewer.user.id), "sign_out", None, "");
+        let mut response = Redirect::to("/console/signin?done=out").into_response();
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, ctx.cookie(SESSION_COOKIE, "", Some(0)));
+        Ok(response)
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "welcome.html")]
+struct WelcomePage {
+    t: Tr,
+    nav: Option<Nav>,
+    valid: bool,
+    name: String,
+    csrf: String,
+    login: String,
+    error: Option<&'static str>,
+}
+
+/// The page an invitation link opens: choose a sign-in name and a password.
+pub async fn welcome_form(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let user = hub
+            .backend
+            .console()
+            .invite(&session::hash_secret(&token), session::now_ms())?;
+        let user = match user {
+            Some(id) => hub.backend.user(id)?,
+            None => None,
+        };
+        let csrf = session::secret();
+        let page = WelcomePage {
+            t: ctx.tr(),
+            nav: None,
+            valid: user.is_some(),
+            name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+            csrf: csrf.clone(),
+            login: String::new(),
+            error: None,
+        };
+        let status = if user.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        let mut response = (status, html(&page)).into_response();
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            ctx.cookie(PRESESSION_COOKIE, &csrf, Some(3600)),
+        );
+        Ok(response)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct WelcomeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+pub async fn welcome(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    Form(form): Form<WelcomeForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        if !ctx
+            .presession
+            .as_deref()
+            .is_some_and(|c| !form.csrf.is_empty() && session::same(c, &form.csrf))
+        {
+            return Err(Problem::Csrf);
+        }
+        let t = ctx.tr();
+        let storage = hub.backend.console();
+        let login = form.login.trim().to_ascii_lowercase();
+        match session::accept_invite(storage, &token, &login, &form.password, &form.again)? {
+            Ok(user) => {
+                audit(hub, Some(user), "password_set", None, "");
+                Ok(Redirect::to("/console/signin?done=welcome").into_response())
+            }
+            Err(refused) => {
+                let user = storage
+                    .invite(&session::hash_secret(&token), session::now_ms())?
+                    .map(|id| hub.backend.user(id))
+                    .transpose()?
+                    .flatten();
+                let error = match refused {
+                    Refused::LoginFormat => "welcome.login_format",
+                    Refused::LoginTaken => "welcome.login_taken",
+                    Refused::PasswordShort => "welcome.password_short",
+                    Refused::PasswordsDiffer => "welcome.passwords_differ",
+                    Refused::InviteUnknown => "welcome.invalid",
+                };
+                let page = WelcomePage {
+                    t,
+                    nav: None,
+                    valid: user.is_some(),
+                    name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+                    csrf: form.csrf.clone(),
+                    login,
+                    error: Some(t.get(error)),
+                };
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, html(&page)).into_response())
+            }
+        }
+    })
+    .await
+}
+
+/// The language switch: remembered in a cookie, then back to the page it was used on.
+pub async fn set_lang(ctx: Ctx, Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let lang = Lang::from_code(&code).unwrap_or(Lang::Fr);
+    // Back where the switch was used (the browser sends the referrer to this origin only).
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.find("/console/").map(|i| u[i..].to_string()));
+    let mut response = Redirect::to(&safe_next(back.as_deref())).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        ctx.cookie(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+    );
+    response
+}

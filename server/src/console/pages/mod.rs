@@ -1,0 +1,38 @@
+//! The console's pages: signing in (`auth`), the records of a supervisor's areas (`records`),
+//! and administration (`admin`).
+
+pub mod admin;
+pub mod auth;
+pub mod records;
+
+use super::i18n::Tr;
+use super::{Access, Viewer};
+use askama::Template;
+
+/// The header's navigation for a signed-in user.
+pub struct Nav {
+    pub login: String,
+    pub csrf: String,
+    pub supervisor: bool,
+    pub section: &'static str,
+}
+
+impl Nav {
+    pub fn of(viewer: &Viewer, section: &'static str) -> Option<Nav> {
+        Some(Nav {
+            login: viewer.login.clone(),
+            csrf: viewer.csrf.clone(),
+            supervisor: viewer.access == Access::Supervisor,
+            section,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub t: Tr,
+    pub nav: Option<Nav>,
+    pub title: &'static str,
+    pub message: &'static str,
+}

@@ -1,0 +1,1995 @@
+//! The records of a supervisor's areas: overview, review queue, alerts, cases and a case's
+//! page, visits, the map and exports. Every read goes through `Store::scoped` with the
+//! supervisor's principal; every change through `sync::change_as` on the hub's storage.
+
+use super::Nav;
+use crate::console::charts::{self, Group, Point};
+use crate::console::i18n::Tr;
+use crate::console::{
+    Access, Ctx, PageResult, Problem, Viewer, audit, html, posted, run, user_names, viewer_with,
+};
+use crate::http::Hub;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{Months, NaiveDate, Utc};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use uuid::Uuid;
+use vigie_core::indicators::ChildCounts;
+use vigie_core::sync::{Principal, change_as};
+use vigie_core::workflow::{self, Review};
+use vigie_core::{
+    AlertSeverity, CaseStatus, Cell, ChildCase, ChildCaseQuery, ClassificationOutcome, Error,
+    ExportFormat, ExportOptions, FollowUp, FollowUpSituation, IndicatorFilter, Page, Record,
+    RecordKind, Referral, Role, ServiceKind, Store, Visit, Workplace,
+};
+
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/console/", get(overview))
+        .route("/console/review", get(review_queue))
+        .route("/console/visits/{id}", get(visit_page).post(review_visit))
+        .route("/console/alerts", get(alerts))
+        .route("/console/cases", get(cases))
+        .route("/console/cases/{id}", get(case_page))
+        .route("/console/cases/{id}/status", post(case_status))
+        .route("/console/cases/{id}/referral", post(case_referral))
+        .route("/console/cases/{id}/follow-up", post(case_follow_up))
+        .route("/console/cases/{id}/merge", post(case_merge))
+        .route("/console/cases/{id}/resolve", post(case_resolve))
+        .route("/console/cases/{id}/erase", post(case_erase))
+        .route("/console/workplaces/{id}", get(workplace_page))
+        .route("/console/map", get(map))
+        .route("/console/exports", get(exports))
+        .route("/console/exports/download", get(export_download))
+}
+
+/// A stored code (`snake_case`) of a serde enum.
+fn code(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+fn parse_date(text: Option<&str>) -> Option<NaiveDate> {
+    text.filter(|t| !t.is_empty())
+        .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+}
+
+/// The view, the supervisor and their principal, for a page of records.
+fn records<'h>(
+    hub: &'h Hub,
+    ctx: &Ctx,
+) -> Result<(Viewer, Principal, crate::console::view::ViewGuard<'h>), Problem> {
+    let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
+    let principal = viewer.principal();
+    let view = hub.console.views.current(hub.backend.as_ref())?;
+    Ok((viewer, principal, view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overview
+
+#[derive(Deserialize, Default)]
+pub struct OverviewQuery {
+    from: Option<String>,
+    until: Option<String>,
+    shared: Option<String>,
+}
+
+pub struct Kpi {
+    label: &'static str,
+    value: String,
+}
+
+pub struct Row {
+    label: String,
+    cells: Vec<String>,
+}
+
+pub struct Breakdown {
+    title: &'static str,
+    chart: String,
+    rows: Vec<Row>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    t: Tr,
+    nav: Option<Nav>,
+    from: String,
+    until: String,
+    shared: bool,
+    error: Option<&'static str>,
+    children: Vec<Kpi>,
+    visits: Vec<Kpi>,
+    columns: Vec<&'static str>,
+    breakdowns: Vec<Breakdown>,
+    forced_labour: Vec<Row>,
+}
+
+pub async fn overview(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<OverviewQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let from = parse_date(q.from.as_deref());
+        let until = parse_date(q.until.as_deref());
+        let bad = (q.from.as_deref().is_some_and(|f| !f.is_empty()) && from.is_none())
+            || (q.until.as_deref().is_some_and(|u| !u.is_empty()) && until.is_none())
+            || matches!((from, until), (Some(f), Some(u)) if f >= u);
+        let filter = if bad {
+            IndicatorFilter::default()
+        } else {
+            IndicatorFilter {
+                area: None,
+                from,
+                until,
+            }
+        };
+        let found = view.scoped(&who).indicators(&filter)?;
+        let shared = q.shared.as_deref() == Some("1");
+        let show = |n: i64| {
+            if shared {
+                Cell::shared(n).to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        let c = &found.children;
+        let children = vec![
+            Kpi {
+                label: t.get("ind.identified"),
+                value: show(c.identified),
+            },
+            Kpi {
+                label: t.get("ind.in_child_labour"),
+                value: show(c.in_child_labour),
+            },
+            Kpi {
+                label: t.get("ind.in_hazardous_work"),
+                value: show(c.in_hazardous_work),
+            },
+            Kpi {
+                label: t.get("ind.worst_form_suspected"),
+                value: show(c.worst_form_suspected),
+            },
+            Kpi {
+                label: t.get("ind.referred"),
+                value: show(c.referred),
+            },
+            Kpi {
+                label: t.get("ind.receiving_services"),
+                value: show(c.receiving_services),
+            },
+            Kpi {
+                label: t.get("ind.withdrawn"),
+                value: show(c.withdrawn_or_prevented),
+            },
+        ];
+        let visits = vec![
+            Kpi {
+                label: t.get("ind.inspections"),
+                value: show(found.inspections),
+            },
+            Kpi {
+                label: t.get("ind.visits"),
+                value: show(found.visits),
+            },
+            Kpi {
+                label: t.get("ind.workplaces_with_violations"),
+                value: show(found.workplaces_with_violations),
+            },
+            Kpi {
+                label: t.get("ind.visits_with_fl"),
+                value: show(found.visits_with_forced_labour_indicators),
+            },
+        ];
+        let columns = vec![
+            t.get("ind.identified"),
+            t.get("ind.in_child_labour"),
+            t.get("ind.in_hazardous_work"),
+            t.get("ind.referred"),
+            t.get("ind.receiving_services"),
+            t.get("ind.withdrawn"),
+        ];
+        let series = [
+            t.get("ind.identified"),
+            t.get("ind.in_child_labour"),
+            t.get("ind.in_hazardous_work"),
+        ];
+        let breakdown = |title: &'static str,
+                         map: &BTreeMap<String, ChildCounts>,
+                         label: &dyn Fn(&str) -> String| {
+            let groups: Vec<Group> = map
+                .iter()
+                .map(|(k, v)| Group {
+                    label: label(k),
+                    values: vec![v.identified, v.in_child_labour, v.in_hazardous_work],
+                })
+                .collect();
+            Breakdown {
+                title,
+                chart: charts::bars(title, &series, &groups, &show),
+                rows: map
+                    .iter()
+                    .map(|(k, v)| Row {
+                        label: label(k),
+                        cells: [
+                            v.identified,
+                            v.in_child_labour,
+                            v.in_hazardous_work,
+                            v.referred,
+                            v.receiving_services,
+                            v.withdrawn_or_prevented,
+                        ]
+                        .iter()
+                        .map(|n| show(*n))
+                        .collect(),
+                    })
+                    .collect(),
+            }
+        };
+        let plain = |k: &str| k.to_string();
+        let breakdowns = vec![
+            breakdown(t.get("ind.by_month"), &found.by_month, &plain),
+            breakdown(t.get("ind.by_sex"), &found.by_sex, &|k| t.code("sex", k)),
+            breakdown(t.get("ind.by_age_band"), &found.by_age_band, &|k| {
+                t.code("age", k)
+            }),
+            breakdown(t.get("ind.by_sector"), &found.by_sector, &|k| {
+                t.code("sector", k)
+            }),
+            breakdown(t.get("ind.by_district"), &found.by_district, &plain),
+            breakdown(t.get("ind.by_community"), &found.by_community, &plain),
+        ];
+        let forced_labour = found
+            .forced_labour_indicators
+            .iter()
+            .map(|(k, n)| Row {
+                label: t.code("fl", k),
+                cells: vec![show(*n)],
+            })
+            .collect();
+        let page = OverviewPage {
+            t,
+            nav: Nav::of(&viewer, "overview"),
+            from: q.from.clone().unwrap_or_default(),
+            until: q.until.clone().unwrap_or_default(),
+            shared,
+            error: bad.then(|| t.get("overview.bad_period")),
+            children,
+            visits,
+            columns,
+            breakdowns,
+            forced_labour,
+        };
+        let status = if bad {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, html(&page)).into_response())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    page: Option<u32>,
+    done: Option<String>,
+}
+
+const PAGE: i32 = 50;
+
+/// The `page_no`th page of a list, with one row more than shown (whether there is a next page).
+fn list_page(page_no: u32) -> Page {
+    Page {
+        offset: i32::try_from(page_no)
+            .unwrap_or(i32::MAX)
+            .saturating_mul(PAGE),
+        limit: PAGE + 1,
+    }
+}
+
+pub struct VisitLine {
+    id: Uuid,
+    started: String,
+    kind: String,
+    visitor: String,
+    community: String,
+    urgent: bool,
+    violation: bool,
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    lines: Vec<VisitLine>,
+    page: u32,
+    more: bool,
+    done: Option<&'static str>,
+}
+
+fn done_message(t: Tr, done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "validated" => Some(t.get("done.validated")),
+        "returned" => Some(t.get("done.returned")),
+        "status" => Some(t.get("done.status")),
+        "referral" => Some(t.get("done.referral")),
+        "follow_up" => Some(t.get("done.follow_up")),
+        "merged" => Some(t.get("done.merged")),
+        "resolved" => Some(t.get("done.resolved")),
+        "erased" => Some(t.get("done.erased")),
+        _ => None,
+    }
+}
+
+pub async fn review_queue(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let page_no = q.page.unwrap_or(0);
+        let items = view.scoped(&who).review_queue(list_page(page_no))?;
+        let names = user_names(&hub.backend.users()?);
+        let more = items.len() > PAGE as usize;
+        let lines = items
+            .into_iter()
+            .take(PAGE as usize)
+            .map(|item| VisitLine {
+                id: item.visit.id,
+                started: item.visit.started_at.format("%Y-%m-%d").to_string(),
+                kind: t.code("visit_kind", &code(item.visit.kind)),
+                visitor: names
+                    .get(&item.visit.visitor_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                community: item.visit.community,
+                urgent: item.forced_labour,
+                violation: item.violation,
+            })
+            .collect();
+        let page = ReviewPage {
+            t,
+            nav: Nav::of(&viewer, "review"),
+            csrf: viewer.csrf.clone(),
+            lines,
+            page: page_no,
+            more,
+            done: done_message(t, q.done.as_deref()),
+        };
+        Ok(html(&page))
+    })
+    .await
+}
+
+pub struct Field {
+    label: &'static str,
+    value: String,
+}
+
+pub struct HistoryLine {
+    when: String,
+    who: String,
+    fields: String,
+}
+
+pub struct ConflictLine {
+    field: String,
+    /// Each concurrent value: as shown, and as JSON for the form that keeps it.
+    values: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "visit.html")]
+struct VisitPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    id: Uuid,
+    fields: Vec<Field>,
+    findings: String,
+    submitted: bool,
+    comment: String,
+    error: Option<String>,
+    history: Vec<HistoryLine>,
+    done: Option<&'static str>,
+}
+
+fn history_lines(
+    store: &Store,
+    who: &Principal,
+    id: Uuid,
+    names: &HashMap<Uuid, String>,
+) -> Result<Vec<HistoryLine>, Error> {
+    Ok(store
+        .scoped(who)
+        .history(id)?
+        .into_iter()
+        .rev()
+        .map(|h| HistoryLine {
+            when: h
+                .time
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            who: h
+                .author
+                .map(|a| {
+                    names
+                        .get(&a.user)
+                        .cloned()
+                        .unwrap_or_else(|| a.user.to_string())
+                })
+                .unwrap_or_default(),
+            fields: h.fields.join(", "),
+        })
+        .collect())
+}
+
+fn visit_page_of(
+    hub: &Hub,
+    ctx: &Ctx,
+    id: Uuid,
+    error: Option<String>,
+    comment: String,
+    done: Option<&str>,
+) -> PageResult {
+    let (viewer, who, view) = records(hub, ctx)?;
+    let t = ctx.tr();
+    let visit: Visit = view.scoped(&who).get(id)?;
+    let names = user_names(&hub.backend.users()?);
+    let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let mut fields = vec![
+        Field {
+            label: t.get("visit.kind"),
+            value: t.code("visit_kind", &code(visit.kind)),
+        },
+        Field {
+            label: t.get("visit.status"),
+            value: t.code("visit_status", visit.status.as_str()),
+        },
+        Field {
+            label: t.get("visit.started"),
+            value: visit.started_at.format("%Y-%m-%d %H:%M").to_string(),
+        },
+        Field {
+            label: t.get("visit.visitor"),
+            value: name(visit.visitor_id),
+        },
+        Field {
+            label: t.get("field.area"),
+            value: format!(
+                "{} › {} › {}",
+                visit.area.region, visit.area.district, visit.area.community
+            ),
+        },
+        Field {
+            label: t.get("visit.checklist_no"),
+            value: visit
+                .checklist
+                .answers
+                .iter()
+                .filter(|(_, a)| **a == vigie_core::Answer::No)
+                .map(|(c, _)| c.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        Field {
+            label: t.get("visit.forced_labour"),
+            value: visit
+                .forced_labour
+                .keys()
+                .map(|k| t.code("fl", &code(k)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        Field {
+            label: t.get("visit.children"),
+            value: visit.children_identified.len().to_string(),
+        },
+    ];
+    if let Some(r) = visit.reviewed_by {
+        fields.push(Field {
+            label: t.get("visit.reviewed_by"),
+            value: name(r),
+        });
+    }
+    if !visit.review_comment.is_empty() {
+        fields.push(Field {
+            label: t.get("visit.review_comment"),
+            value: visit.review_comment.clone(),
+        });
+    }
+    let history = history_lines(&view, &who, id, &names)?;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = VisitPage {
+        t,
+        nav: Nav::of(&viewer, "review"),
+        csrf: viewer.csrf.clone(),
+        id,
+        fields,
+        findings: visit.findings.clone(),
+        submitted: visit.status == vigie_core::VisitStatus::Submitted,
+        comment,
+        error,
+        history,
+        done: done_message(t, done),
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+pub async fn visit_page(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        visit_page_of(hub, ctx, id, None, String::new(), q.done.as_deref())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Writes a change to one record as the signed-in supervisor; errors a person can fix come
+/// back as their text (for an inline message), others as problems.
+fn change<R: Record>(
+    hub: &Hub,
+    who: &Principal,
+    id: Uuid,
+    edit: &mut dyn FnMut(&mut R) -> Result<(), Error>,
+) -> Result<Result<R, String>, Problem> {
+    let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
+    let mut written = None;
+    let outcome = hub.backend.write(&mut |tx| {
+        written = Some(change_as(tx, who, &actor, &reference, id, edit)?);
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => Ok(Ok(written.expect("written"))),
+        Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => Ok(Err(e.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn review_visit(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let review = match form.action.as_str() {
+            "validate" => Review::Validate,
+            "return" => Review::Return {
+                comment: form.comment.clone(),
+            },
+            _ => {
+                return visit_page_of(
+                    hub,
+                    ctx,
+                    id,
+                    Some(t.get("review.choose").into()),
+                    form.comment.clone(),
+                    None,
+                );
+            }
+        };
+        let who = viewer.principal();
+        let done = if matches!(review, Review::Validate) {
+            "validated"
+        } else {
+            "returned"
+        };
+        let mut review = Some(review);
+        match change::<Visit>(hub, &who, id, &mut |visit| {
+            workflow::apply_review(visit, review.take().unwrap_or(Review::Validate), who.user)
+        })? {
+            Ok(_) => {
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    &format!("visit_{done}"),
+                    Some(id),
+                    "",
+                );
+                let back = if form.back == "visit" {
+                    format!("/console/visits/{id}?done={done}")
+                } else {
+                    format!("/console/review?done={done}")
+                };
+                Ok(Redirect::to(&back).into_response())
+            }
+            Err(message) => {
+                let message = if message.contains("review_comment") {
+                    t.get("review.comment_needed").to_string()
+                } else {
+                    message
+                };
+                visit_page_of(hub, ctx, id, Some(message), form.comment.clone(), None)
+            }
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts
+
+pub struct AlertLine {
+    href: String,
+    severity: &'static str,
+    class: &'static str,
+    when: String,
+    district: String,
+    community: String,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    t: Tr,
+    nav: Option<Nav>,
+    lines: Vec<AlertLine>,
+    page: u32,
+    more: bool,
+}
+
+fn severity_label(t: Tr, s: AlertSeverity) -> (&'static str, &'static str) {
+    match s {
+        AlertSeverity::WorstFormSuspected => (t.get("alert.worst_form"), "worst"),
+        AlertSeverity::HazardousChildLabour => (t.get("alert.hazardous"), "hazardous"),
+        AlertSeverity::ForcedLabourIndicators => (t.get("alert.forced_labour"), "fl"),
+    }
+}
+
+fn record_href(kind: RecordKind, id: Uuid) -> String {
+    match kind {
+        RecordKind::Visit => format!("/console/visits/{id}"),
+        RecordKind::Workplace => format!("/console/workplaces/{id}"),
+        _ => format!("/console/cases/{id}"),
+    }
+}
+
+pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQuery>) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let page_no = q.page.unwrap_or(0);
+        let found = view.scoped(&who).alerts(None, list_page(page_no))?;
+        let more = found.len() > PAGE as usize;
+        let lines = found
+            .into_iter()
+            .take(PAGE as usize)
+            .map(|a| {
+                let (severity, class) = severity_label(t, a.severity);
+                AlertLine {
+                    href: record_href(a.kind, a.id),
+                    severity,
+                    class,
+                    when: a.at.format("%Y-%m-%d").to_string(),
+                    district: a.district,
+                    community: a.community,
+                }
+            })
+            .collect();
+        Ok(html(&AlertsPage {
+            t,
+            nav: Nav::of(&viewer, "alerts"),
+            lines,
+            page: page_no,
+            more,
+        }))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+#[derive(Deserialize, Default)]
+pub struct CasesQuery {
+    q: Option<String>,
+    status: Option<String>,
+    classification: Option<String>,
+    list: Option<String>,
+    page: Option<u32>,
+}
+
+pub struct CaseLine {
+    id: Uuid,
+    code: String,
+    name: String,
+    sex: String,
+    age: String,
+    status: String,
+    classification: String,
+    class: &'static str,
+    community: String,
+    due: String,
+}
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage {
+    t: Tr,
+    nav: Option<Nav>,
+    q: String,
+    status: String,
+    classification: String,
+    list: String,
+    statuses: Vec<(&'static str, String)>,
+    classifications: Vec<(&'static str, String)>,
+    lines: Vec<CaseLine>,
+    page: u32,
+    more: bool,
+    next_href: String,
+    prev_href: String,
+}
+
+const STATUSES: [CaseStatus; 6] = [
+    CaseStatus::Identified,
+    CaseStatus::Referred,
+    CaseStatus::ReceivingServices,
+    CaseStatus::Withdrawn,
+    CaseStatus::Prevented,
+    CaseStatus::Closed,
+];
+
+const CLASSIFICATIONS: [ClassificationOutcome; 4] = [
+    ClassificationOutcome::WorstFormSuspected,
+    ClassificationOutcome::HazardousChildLabour,
+    ClassificationOutcome::ChildLabour,
+    ClassificationOutcome::NotChildLabour,
+];
+
+fn classification_class(outcome: Option<ClassificationOutcome>) -> &'static str {
+    match outcome {
+        Some(ClassificationOutcome::WorstFormSuspected) => "worst",
+        Some(ClassificationOutcome::HazardousChildLabour) => "hazardous",
+        _ => "",
+    }
+}
+
+pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQuery>) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let scoped = view.scoped(&who);
+        let page_no = q.page.unwrap_or(0);
+        let page = list_page(page_no);
+        let list = q.list.clone().unwrap_or_default();
+        let mut lines: Vec<CaseLine> = Vec::new();
+        let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
+            id: c.id,
+            code: c.case_code,
+            name: c.name,
+            sex: t.code("sex", &code(c.sex)),
+            age: c.age.map(|a| a.to_string()).unwrap_or_default(),
+            status: t.code("status", c.status.as_str()),
+            classification: c
+                .classification
+                .map(|k| t.code("class", k.as_str()))
+                .unwrap_or_default(),
+            class: classification_class(c.classification),
+            community: c.community,
+            due,
+        };
+        if list == "due" || list == "overdue" {
+            // The due list: follow-ups within 30 days; the overdue list: before today.
+            let before = if list == "due" {
+                today() + chrono::Days::new(30)
+            } else {
+                today()
+            };
+            for item in scoped.follow_ups_due(None, before, page)? {
+                if item.kind != RecordKind::ChildCase {
+                    continue;
+                }
+                let case: ChildCase = scoped.get(item.id)?;
+                let summary = vigie_core::ChildCaseSummary {
+                    id: case.id,
+                    case_code: case.case_code.clone(),
+                    name: case.name.clone(),
+                    sex: case.sex,
+                    age: case
+                        .age_on(case.identified_on)
+                        .and_then(|a| i32::try_from(a).ok()),
+                    status: case.status,
+                    classification: case.classification.as_ref().map(|c| c.outcome),
+                    district: case.area.district.clone(),
+                    community: case.area.community.clone(),
+                };
+                lines.push(line(summary, item.due.to_string()));
+            }
+        } else {
+            let query = ChildCaseQuery {
+                area: None,
+                status: STATUSES
+                    .iter()
+                    .copied()
+                    .find(|s| Some(s.as_str()) == q.status.as_deref()),
+                classification: CLASSIFICATIONS
+                    .iter()
+                    .copied()
+                    .find(|c| Some(c.as_str()) == q.classification.as_deref()),
+            };
+            let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+            for c in scoped.child_cases(&query, text, page)? {
+                lines.push(line(c, String::new()));
+            }
+        }
+        let more = lines.len() > PAGE as usize;
+        lines.truncate(PAGE as usize);
+        let base = format!(
+            "/console/cases?q={}&status={}&classification={}&list={}",
+            crate::console::urlencode(q.q.as_deref().unwrap_or("")),
+            crate::console::urlencode(q.status.as_deref().unwrap_or("")),
+            crate::console::urlencode(q.classification.as_deref().unwrap_or("")),
+            crate::console::urlencode(&list),
+        );
+        let page = CasesPage {
+            t,
+            nav: Nav::of(&viewer, "cases"),
+            q: q.q.clone().unwrap_or_default(),
+            status: q.status.clone().unwrap_or_default(),
+            classification: q.classification.clone().unwrap_or_default(),
+            list,
+            statuses: STATUSES
+                .iter()
+                .map(|s| (s.as_str(), t.code("status", s.as_str())))
+                .collect(),
+            classifications: CLASSIFICATIONS
+                .iter()
+                .map(|c| (c.as_str(), t.code("class", c.as_str())))
+                .collect(),
+            lines,
+            page: page_no,
+            more,
+            next_href: format!("{base}&page={}", page_no + 1),
+            prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
+        };
+        Ok(html(&page))
+    })
+    .await
+}
+
+pub struct Line2 {
+    a: String,
+    b: String,
+    c: String,
+    d: String,
+}
+
+pub struct Candidate {
+    id: Uuid,
+    code: String,
+    name: String,
+    score: String,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    id: Uuid,
+    code: String,
+    name: String,
+    merged_into: Option<Uuid>,
+    fields: Vec<Field>,
+    notes: String,
+    steps: Vec<(&'static str, String)>,
+    referrals: Vec<Line2>,
+    follow_ups: Vec<Line2>,
+    services: Vec<(String, String)>,
+    situations: Vec<(String, String)>,
+    conflicts: Vec<ConflictLine>,
+    history: Vec<HistoryLine>,
+    candidates: Vec<Candidate>,
+    reasons: Vec<(&'static str, &'static str)>,
+    error: Option<String>,
+    error_form: &'static str,
+    confirm_erase: bool,
+    done: Option<&'static str>,
+    today: String,
+}
+
+const SERVICES: [ServiceKind; 5] = [
+    ServiceKind::Education,
+    ServiceKind::Health,
+    ServiceKind::SocialProtection,
+    ServiceKind::LegalOrPolice,
+    ServiceKind::Vocational,
+];
+
+const SITUATIONS: [FollowUpSituation; 5] = [
+    FollowUpSituation::InSchool,
+    FollowUpSituation::Withdrawn,
+    FollowUpSituation::AtRisk,
+    FollowUpSituation::StillWorking,
+    FollowUpSituation::NotFound,
+];
+
+/// Why a case is erased: codes only, so that the audit log holds no free text.
+const ERASE_REASONS: [&str; 4] = [
+    "entered_in_error",
+    "duplicate_of_another_case",
+    "consent_withdrawn",
+    "legal_request",
+];
+
+#[derive(Default)]
+struct CaseForm {
+    error: Option<String>,
+    form: &'static str,
+    confirm_erase: bool,
+    done: Option<String>,
+}
+
+fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
+    let (viewer, who, view) = records(hub, ctx)?;
+    let t = ctx.tr();
+    let scoped = view.scoped(&who);
+    let case: ChildCase = scoped.get(id)?;
+    let names = user_names(&hub.backend.users()?);
+    let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let fields = vec![
+        Field {
+            label: t.get("case.status"),
+            value: t.code("status", case.status.as_str()),
+        },
+        Field {
+            label: t.get("case.classification"),
+            value: case
+                .classification
+                .as_ref()
+                .map(|c| t.code("class", c.outcome.as_str()))
+                .unwrap_or_default(),
+        },
+        Field {
+            label: t.get("case.sex"),
+            value: t.code("sex", &code(case.sex)),
+        },
+        Field {
+            label: t.get("case.age"),
+            value: case
+                .age_on(case.identified_on)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        },
+        Field {
+            label: t.get("case.date_of_birth"),
+            value: case
+                .date_of_birth
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        },
+        Field {
+            label: t.get("field.area"),
+            value: format!(
+                "{} › {} › {}",
+                case.area.region, case.area.district, case.area.community
+            ),
+        },
+        Field {
+            label: t.get("case.identified_on"),
+            value: case.identified_on.to_string(),
+        },
+        Field {
+            label: t.get("case.identified_by"),
+            value: name(case.identified_by),
+        },
+        Field {
+            label: t.get("case.guardian"),
+            value: case.guardian.clone(),
+        },
+        Field {
+            label: t.get("case.activity"),
+            value: case.activity.clone(),
+        },
+        Field {
+            label: t.get("case.hours"),
+            value: case.hours_per_week.to_string(),
+        },
+        Field {
+            label: t.get("case.hazards"),
+            value: case.hazards.iter().cloned().collect::<Vec<_>>().join(", "),
+        },
+        Field {
+            label: t.get("case.school"),
+            value: t.code("school", &code(case.school)),
+        },
+        Field {
+            label: t.get("case.remediated_on"),
+            value: case
+                .remediated_on
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        },
+        Field {
+            label: t.get("case.follow_up_due"),
+            value: case
+                .follow_up_due
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        },
+    ];
+    let steps = STATUSES
+        .iter()
+        .filter(|s| vigie_core::check_case_transition(case.status, **s, Role::Supervisor).is_ok())
+        .map(|s| (s.as_str(), t.code("status", s.as_str())))
+        .collect();
+    let referrals = case
+        .referrals
+        .values()
+        .map(|r| Line2 {
+            a: r.date.to_string(),
+            b: t.code("service", &code(r.service)),
+            c: r.provider.clone(),
+            d: r.outcome.clone(),
+        })
+        .collect();
+    let follow_ups = case
+        .followups
+        .values()
+        .map(|f| Line2 {
+            a: f.date.to_string(),
+            b: t.code("situation", &code(f.situation)),
+            c: f.next_due.map(|d| d.to_string()).unwrap_or_default(),
+            d: f.notes.clone(),
+        })
+        .collect();
+    let conflicts = scoped
+        .conflicts(id)?
+        .into_iter()
+        .map(|c| ConflictLine {
+            field: c.field(),
+            values: c
+                .values
+                .iter()
+                .map(|v| {
+                    let shown = format!(
+                        "{} — {} {}",
+                        v.value,
+                        v.author.map(|a| name(a.user)).unwrap_or_default(),
+                        v.time
+                            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_default()
+                    );
+                    (shown, v.value.to_string())
+                })
+                .collect(),
+        })
+        .collect();
+    let history = history_lines(&view, &who, id, &names)?;
+    let mut candidates = Vec::new();
+    if case.merged_into.is_none() {
+        for found in scoped.duplicate_candidates(id)? {
+            let c: ChildCase = scoped.get(found.case_id)?;
+            candidates.push(Candidate {
+                id: found.case_id,
+                code: c.case_code,
+                name: c.name,
+                score: format!("{:.0} %", found.similarity * 100.0),
+            });
+        }
+    }
+    let status = if state.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = CasePage {
+        t,
+        nav: Nav::of(&viewer, "cases"),
+        csrf: viewer.csrf.clone(),
+        id,
+        code: case.case_code.clone(),
+        name: case.name.clone(),
+        merged_into: case.merged_into,
+        fields,
+        notes: case.notes.clone(),
+        steps,
+        referrals,
+        follow_ups,
+        services: SERVICES
+            .iter()
+            .map(|s| (code(s), t.code("service", &code(s))))
+            .collect(),
+        situations: SITUATIONS
+            .iter()
+            .map(|s| (code(s), t.code("situation", &code(s))))
+            .collect(),
+        conflicts,
+        history,
+        candidates,
+        reasons: ERASE_REASONS
+            .iter()
+            .map(|r| (*r, t.get(&format!("erase.reason.{r}"))))
+            .collect(),
+        error: state.error,
+        error_form: state.form,
+        confirm_erase: state.confirm_erase,
+        done: done_message(t, state.done.as_deref()),
+        today: today().to_string(),
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn case_page(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        case_page_of(
+            hub,
+            ctx,
+            id,
+            CaseForm {
+                done: q.done.clone(),
+                ..Default::default()
+            },
+        )
+    })
+    .await
+}
+
+/// What a case form did, once done: the audit log's action and detail, and the message shown.
+struct Done<'a> {
+    action: &'a str,
+    detail: &'a str,
+    done: &'a str,
+}
+
+/// After a case form: back to the case with a message, or the page again with the error.
+fn case_outcome(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    id: Uuid,
+    outcome: Result<(), String>,
+    form: &'static str,
+    Done {
+        action,
+        detail,
+        done,
+    }: Done<'_>,
+) -> PageResult {
+    match outcome {
+        Ok(()) => {
+            audit(hub, Some(viewer.user.id), action, Some(id), detail);
+            Ok(Redirect::to(&format!("/console/cases/{id}?done={done}")).into_response())
+        }
+        Err(message) => case_page_of(
+            hub,
+            ctx,
+            id,
+            CaseForm {
+                error: Some(message),
+                form,
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+}
+
+pub async fn case_status(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<StatusForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let Some(to) = STATUSES.iter().copied().find(|s| s.as_str() == form.to) else {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("case.choose_status").into()),
+                "status",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        };
+        let who = viewer.principal();
+        let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+            workflow::transition(case, to, who.role, today())
+        })?
+        .map(|_| ());
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "status",
+            Done {
+                action: "case_status",
+                detail: to.as_str(),
+                done: "status",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ReferralForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    date: String,
+}
+
+pub async fn case_referral(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ReferralForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
+        let date = parse_date(Some(&form.date));
+        let (Some(service), Some(date)) = (service, date) else {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("case.referral_invalid").into()),
+                "referral",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        };
+        if form.provider.trim().is_empty() {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("case.provider_needed").into()),
+                "referral",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        }
+        let who = viewer.principal();
+        let referral = Referral {
+            service,
+            provider: form.provider.trim().to_string(),
+            date,
+            outcome: String::new(),
+        };
+        let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+            workflow::refer(case, referral.clone()).map(|_| ())
+        })?
+        .map(|_| ());
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "referral",
+            Done {
+                action: "case_referral",
+                detail: &code(service),
+                done: "referral",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct FollowUpForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    situation: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    next_due: String,
+    #[serde(default)]
+    notes: String,
+}
+
+pub async fn case_follow_up(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<FollowUpForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let situation = SITUATIONS
+            .iter()
+            .copied()
+            .find(|s| code(s) == form.situation);
+        let date = parse_date(Some(&form.date));
+        let next_due = parse_date(Some(&form.next_due));
+        let bad_next = !form.next_due.is_empty() && next_due.is_none();
+        let (Some(situation), Some(date), false) = (situation, date, bad_next) else {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("case.follow_up_invalid").into()),
+                "follow_up",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        };
+        let who = viewer.principal();
+        let reference = hub.backend.reference()?;
+        let follow_up = FollowUp {
+            date,
+            situation,
+            notes: form.notes.trim().to_string(),
+            next_due,
+        };
+        let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+            workflow::follow(case, follow_up.clone(), &reference).map(|_| ())
+        })?
+        .map(|_| ());
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "follow_up",
+            Done {
+                action: "case_follow_up",
+                detail: &code(situation),
+                done: "follow_up",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ResolveForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    field: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// Settles a conflict: the field keeps the value chosen among the concurrent ones.
+pub async fn case_resolve(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<ResolveForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let path: Vec<String> = form.field.split('.').map(str::to_string).collect();
+        let outcome = match serde_json::from_str::<serde_json::Value>(&form.value) {
+            Err(_) => Err(t.get("case.conflict_invalid").to_string()),
+            Ok(value) => {
+                let who = viewer.principal();
+                let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
+                match hub.backend.write(&mut |tx| {
+                    vigie_core::sync::resolve_as::<ChildCase>(
+                        tx, &who, &actor, &reference, id, &path, &value,
+                    )
+                    .map(|_| ())
+                }) {
+                    Ok(()) => Ok(()),
+                    Err(
+                        e @ (Error::Validation(_)
+                        | Error::NotAllowed { .. }
+                        | Error::NoSuchConflict { .. }),
+                    ) => Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "conflicts",
+            Done {
+                action: "case_resolve",
+                detail: &form.field,
+                done: "resolved",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct MergeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    duplicate: String,
+}
+
+pub async fn case_merge(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<MergeForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        let Ok(duplicate) = form.duplicate.parse::<Uuid>() else {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("case.choose_duplicate").into()),
+                "merge",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        };
+        let who = viewer.principal();
+        let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
+        // Both cases in one transaction, each checked as the supervisor's own change.
+        let outcome = hub.backend.write(&mut |tx| {
+            let mut dup: ChildCase =
+                vigie_core::sync::read_record(tx, duplicate)?.ok_or(Error::NotFound {
+                    kind: Some(RecordKind::ChildCase),
+                    id: duplicate,
+                })?;
+            let mut kept_after = None;
+            change_as::<ChildCase>(tx, &who, &actor, &reference, id, &mut |kept| {
+                vigie_core::duplicates::merge(kept, &mut dup)?;
+                kept_after = Some(kept.id);
+                Ok(())
+            })?;
+            let merged_into = dup.merged_into;
+            change_as::<ChildCase>(tx, &who, &actor, &reference, duplicate, &mut |d| {
+                d.merged_into = merged_into;
+                Ok(())
+            })?;
+            Ok(())
+        });
+        let outcome = match outcome {
+            Ok(()) => Ok(()),
+            Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => Err(e.to_string()),
+            Err(Error::NotFound { .. }) => Err(t.get("case.choose_duplicate").into()),
+            Err(e) => return Err(e.into()),
+        };
+        case_outcome(
+            hub,
+            ctx,
+            &viewer,
+            id,
+            outcome,
+            "merge",
+            Done {
+                action: "case_merge",
+                detail: &duplicate.to_string(),
+                done: "merged",
+            },
+        )
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct EraseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Erasure in two steps: the form with a reason shows the confirmation (type the case's code);
+/// the confirmed form erases.
+pub async fn case_erase(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(form): Form<EraseForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        let t = ctx.tr();
+        if !ERASE_REASONS.contains(&form.reason.as_str()) {
+            return case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(t.get("erase.reason_needed").into()),
+                "erase",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            );
+        }
+        let case_code = {
+            let (_, who, view) = records(hub, ctx)?;
+            view.scoped(&who).get::<ChildCase>(id)?.case_code
+        };
+        if form.confirm.is_empty() {
+            return case_page_of(
+                hub,
+                ctx,
+                id,
+                CaseForm {
+                    confirm_erase: true,
+                    form: "erase",
+                    ..Default::default()
+                },
+            )
+            .map(|r| {
+                let mut r = r;
+                *r.status_mut() = StatusCode::OK;
+                r
+            });
+        }
+        if form.confirm.trim() != case_code {
+            return case_page_of(
+                hub,
+                ctx,
+                id,
+                CaseForm {
+                    confirm_erase: true,
+                    form: "erase",
+                    error: Some(t.get("erase.confirm_wrong").into()),
+                    ..Default::default()
+                },
+            );
+        }
+        match hub.backend.erase(viewer.user.id, id) {
+            Ok(_) => {
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    "case_erase",
+                    Some(id),
+                    &form.reason,
+                );
+                Ok(Redirect::to("/console/cases?done=erased").into_response())
+            }
+            Err(e @ Error::NotAllowed { .. }) => case_outcome(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                Err(e.to_string()),
+                "erase",
+                Done {
+                    action: "",
+                    detail: "",
+                    done: "",
+                },
+            ),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "workplace.html")]
+struct WorkplacePage {
+    t: Tr,
+    nav: Option<Nav>,
+    name: String,
+    fields: Vec<Field>,
+    visits: Vec<VisitLine>,
+}
+
+pub async fn workplace_page(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let scoped = view.scoped(&who);
+        let w: Workplace = scoped.get(id)?;
+        let names = user_names(&hub.backend.users()?);
+        let fields = vec![
+            Field {
+                label: t.get("workplace.sector"),
+                value: t.code("sector", &w.sector),
+            },
+            Field {
+                label: t.get("field.area"),
+                value: format!(
+                    "{} › {} › {}",
+                    w.location.area.region, w.location.area.district, w.location.area.community
+                ),
+            },
+            Field {
+                label: t.get("workplace.owner"),
+                value: w.owner_name.clone(),
+            },
+        ];
+        let visits = scoped
+            .visits(
+                &vigie_core::VisitQuery {
+                    workplace_id: Some(id),
+                    ..Default::default()
+                },
+                Page::first(50),
+            )?
+            .into_iter()
+            .map(|v| VisitLine {
+                id: v.id,
+                started: v.started_at.format("%Y-%m-%d").to_string(),
+                kind: t.code("visit_kind", &code(v.kind)),
+                visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
+                community: t.code("visit_status", v.status.as_str()),
+                urgent: false,
+                violation: false,
+            })
+            .collect();
+        Ok(html(&WorkplacePage {
+            t,
+            nav: Nav::of(&viewer, "map"),
+            name: w.name.clone(),
+            fields,
+            visits,
+        }))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map
+
+#[derive(Deserialize, Default)]
+pub struct MapQuery {
+    from: Option<String>,
+    until: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "map.html")]
+struct MapPage {
+    t: Tr,
+    nav: Option<Nav>,
+    from: String,
+    until: String,
+    error: Option<&'static str>,
+    svg: String,
+    workplaces: usize,
+    visits: usize,
+    left_out: usize,
+}
+
+/// Visits drawn at most; the most urgent first.
+const MAP_VISITS: usize = 2000;
+
+pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery>) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let t = ctx.tr();
+        let default_until = today() + chrono::Days::new(1);
+        let default_from = today()
+            .checked_sub_months(Months::new(3))
+            .unwrap_or(today());
+        let from_in = parse_date(q.from.as_deref());
+        let until_in = parse_date(q.until.as_deref());
+        let bad = (q.from.as_deref().is_some_and(|f| !f.is_empty()) && from_in.is_none())
+            || (q.until.as_deref().is_some_and(|u| !u.is_empty()) && until_in.is_none())
+            || matches!((from_in, until_in), (Some(f), Some(u)) if f >= u);
+        let (from, until) = if bad {
+            (default_from, default_until)
+        } else {
+            (
+                from_in.unwrap_or(default_from),
+                until_in.unwrap_or(default_until),
+            )
+        };
+        let places = view.scoped(&who).places(from, until, MAP_VISITS)?;
+        let class = |s: Option<AlertSeverity>| match s {
+            Some(AlertSeverity::WorstFormSuspected) => "sev-3",
+            Some(AlertSeverity::HazardousChildLabour) => "sev-2",
+            Some(AlertSeverity::ForcedLabourIndicators) => "sev-1",
+            None => "sev-0",
+        };
+        let mut points: Vec<Point> = places
+            .workplaces
+            .iter()
+            .map(|p| Point {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                class: class(p.severity),
+                radius: 4.0,
+                title: format!(
+                    "{} · {} {}",
+                    p.community,
+                    p.visits,
+                    t.get("map.visits_in_period")
+                ),
+                href: Some(format!("/console/workplaces/{}", p.id)),
+            })
+            .collect();
+        points.extend(places.visits.iter().map(|p| Point {
+            latitude: p.latitude,
+            longitude: p.longitude,
+            class: if p.severity.is_some() {
+                class(p.severity)
+            } else {
+                "visit"
+            },
+            radius: 2.0,
+            title: format!("{} · {}", t.get("map.visit"), p.community),
+            href: Some(format!("/console/visits/{}", p.id)),
+        }));
+        let outlines = area_outlines(&view, &who, t.lang());
+        let tile = hub.console.settings.tile_url.as_deref();
+        let svg = charts::map(t.get("map.title"), &points, &outlines, tile);
+        let page = MapPage {
+            t,
+            nav: Nav::of(&viewer, "map"),
+            from: from.to_string(),
+            until: until.to_string(),
+            error: bad.then(|| t.get("overview.bad_period")),
+            svg,
+            workplaces: places.workplaces.len(),
+            visits: places.visits.len(),
+            left_out: places.visits_left_out,
+        };
+        let mut response = (
+            if bad {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            },
+            html(&page),
+        )
+            .into_response();
+        if let Some(origin) = tile.and_then(tile_origin)
+            && let Ok(value) = crate::console::csp_with_tiles(&origin).parse()
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+/// The scheme and host of a tile URL template, for the page's policy.
+fn tile_origin(template: &str) -> Option<String> {
+    let (scheme, rest) = template.split_once("://")?;
+    let host = rest.split('/').next()?;
+    (!host.contains('{') && (scheme == "https" || scheme == "http"))
+        .then(|| format!("{scheme}://{host}"))
+}
+
+/// The outlines of the areas the supervisor covers and of the areas inside them, from the area
+/// trees in force (none when the published trees carry no outlines).
+fn area_outlines(store: &Store, who: &Principal, lang: &str) -> Vec<charts::Outline> {
+    const MAX_OUTLINES: usize = 2_000;
+    let reference = store.reference();
+    let scope = who.scope(&reference);
+    let mut out = Vec::new();
+    for grant in scope.areas.grants() {
+        let Some(node) = reference
+            .area_tree(&grant.country)
+            .and_then(|tree| tree.find(&grant.code))
+        else {
+            continue;
+        };
+        let mut stack = vec![node];
+        while let Some(node) = stack.pop() {
+            if out.len() >= MAX_OUTLINES {
+                return out;
+            }
+            if !node.outline.is_empty() {
+                out.push(charts::Outline {
+                    label: node.labels.get(lang).unwrap_or(&node.code).to_string(),
+                    rings: node
+                        .outline
+                        .0
+                        .iter()
+                        .map(|ring| ring.iter().map(|[lon, lat]| (*lon, *lat)).collect())
+                        .collect(),
+                });
+            }
+            stack.extend(node.children.iter());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exports
+
+#[derive(Template)]
+#[template(path = "exports.html")]
+struct ExportsPage {
+    t: Tr,
+    nav: Option<Nav>,
+    tables: Vec<&'static str>,
+    personal_allowed: bool,
+}
+
+const TABLES: [&str; 5] = [
+    "workplaces",
+    "visits",
+    "child_cases",
+    "referrals",
+    "follow_ups",
+];
+
+pub async fn exports(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
+        let page = ExportsPage {
+            t: ctx.tr(),
+            nav: Nav::of(&viewer, "exports"),
+            tables: TABLES.to_vec(),
+            personal_allowed: viewer.user.role == Role::Supervisor,
+        };
+        Ok(html(&page))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    table: Option<String>,
+    format: Option<String>,
+    personal: Option<String>,
+}
+
+pub async fn export_download(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let Some(table) = TABLES.iter().find(|t| Some(**t) == q.table.as_deref()) else {
+            return Err(Problem::NotFound);
+        };
+        let format = match q.format.as_deref() {
+            Some("json") => ExportFormat::Json,
+            _ => ExportFormat::Csv,
+        };
+        let personal = q.personal.as_deref() == Some("1");
+        let tables = view.scoped(&who).export_tables(
+            ExportOptions {
+                include_personal_data: personal,
+            },
+            viewer.user.role,
+        )?;
+        let Some(found) = tables.into_iter().find(|t| t.name == *table) else {
+            return Err(Problem::NotFound);
+        };
+        let (bytes, kind, ext) = match format {
+            ExportFormat::Csv => (found.to_csv()?, "text/csv; charset=utf-8", "csv"),
+            ExportFormat::Json => (
+                serde_json::to_vec_pretty(&found.to_json()).unwrap_or_default(),
+                "application/json",
+                "json",
+            ),
+        };
+        audit(
+            hub,
+            Some(viewer.user.id),
+            "export",
+            None,
+            &format!("{table} {ext}{}", if personal { " personal" } else { "" }),
+        );
+        let disposition = format!(
+            "attachment; filename=\"vigie-{table}-{}.{ext}\"",
+            today().format("%Y%m%d")
+        );
+        Ok((
+            [
+                (header::CONTENT_TYPE, kind.to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            bytes,
+        )
+            .into_response())
+    })
+    .await
+}

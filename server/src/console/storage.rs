@@ -1,0 +1,616 @@
+//! What the console keeps besides records: sign-in accounts (a hub user's login and Argon2id
+//! hash), one-time invitations, sessions, failed sign-ins and the audit log. On the embedded
+//! hub they live in the device registry's file (`devices.db`), on PostgreSQL in tables of the
+//! same names: several hub processes then share sessions and throttling.
+//!
+//! Nothing here holds record content: the audit log names actions and record ids only.
+
+use crate::auth::Registry;
+use rusqlite::{OptionalExtension, params};
+use std::sync::Mutex;
+use uuid::Uuid;
+use vigie_core::Error;
+
+/// A hub user's console sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: Uuid,
+    pub login: String,
+    /// Argon2id, in the PHC string format (algorithm, cost and salt included).
+    pub password_hash: String,
+}
+
+/// A signed-in browser (stored under the SHA-256 of its cookie's secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: Uuid,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    pub created_ms: i64,
+    pub last_ms: i64,
+}
+
+/// One console action: who, what, when, which record. Never a value of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at_ms: i64,
+    pub user: Option<Uuid>,
+    /// A code (`sign_in`, `visit_validate`, `case_erase`, ...).
+    pub action: String,
+    pub record: Option<Uuid>,
+    /// Codes only (a new status, a role): never free text typed by someone.
+    pub detail: String,
+}
+
+/// Why an account could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("this sign-in name is taken")]
+    LoginTaken,
+    #[error(transparent)]
+    Storage(#[from] Error),
+}
+
+pub trait ConsoleStorage: Send + Sync {
+    fn account_by_login(&self, login: &str) -> Result<Option<Account>, Error>;
+    fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error>;
+    /// Creates or replaces the user's account.
+    fn set_account(&self, account: &Account) -> Result<(), AccountError>;
+    fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error>;
+    /// The user an unexpired invitation is for, without using it.
+    fn invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error>;
+    /// Uses an invitation: it is gone afterwards, whatever happens next.
+    fn take_invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error>;
+    fn add_session(&self, id_hash: &[u8], session: &Session) -> Result<(), Error>;
+    fn session(&self, id_hash: &[u8]) -> Result<Option<Session>, Error>;
+    fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), Error>;
+    fn end_session(&self, id_hash: &[u8]) -> Result<(), Error>;
+    fn end_sessions_of(&self, user: Uuid) -> Result<(), Error>;
+    /// Sessions idle since before `idle_before` or created before `created_before`, and
+    /// invitations expired at `now_ms`, are deleted.
+    fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error>;
+    /// Failed sign-ins counted under a key (an account or a client address) and the last one.
+    fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error>;
+    /// Counts one more failure (the count starts again when the last is older than `reset_ms`).
+    fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error>;
+    fn clear_failures(&self, key: &str) -> Result<(), Error>;
+    fn audit(&self, entry: &AuditEntry) -> Result<(), Error>;
+    /// The most recent entries first, before entry number `before` if given.
+    fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<(i64, AuditEntry)>, Error>;
+}
+
+/// The console's tables in the embedded hub's registry file (`auth::REGISTRY_MIGRATIONS`).
+pub(crate) const EMBEDDED_SCHEMA: &str = "
+    CREATE TABLE console_accounts (
+        user_id       BLOB PRIMARY KEY,
+        login         TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE console_invites (
+        token_hash BLOB PRIMARY KEY,
+        user_id    BLOB NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE console_sessions (
+        id_hash    BLOB PRIMARY KEY,
+        user_id    BLOB NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_ms    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX console_sessions_by_user ON console_sessions (user_id);
+    CREATE TABLE console_failures (
+        key      TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE console_audit (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms   INTEGER NOT NULL,
+        user_id BLOB,
+        action  TEXT NOT NULL,
+        record  BLOB,
+        detail  TEXT NOT NULL
+    );
+";
+
+fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+    registry.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn uuid_of(bytes: Vec<u8>) -> rusqlite::Result<Uuid> {
+    Uuid::from_slice(&bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// The account whose `column` holds `value` (the embedded registry).
+fn embedded_account(
+    registry: &Mutex<Registry>,
+    column: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Account>, Error> {
+    let registry = lock(registry);
+    let row = registry
+        .conn()
+        .query_row(
+            &format!(
+                "SELECT user_id, login, password_hash FROM console_accounts WHERE {column} = ?1"
+            ),
+            [value],
+            |r| {
+                Ok(Account {
+                    user: uuid_of(r.get(0)?)?,
+                    login: r.get(1)?,
+                    password_hash: r.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(row)
+}
+
+impl ConsoleStorage for Mutex<Registry> {
+    fn account_by_login(&self, login: &str) -> Result<Option<Account>, Error> {
+        embedded_account(self, "login", &login)
+    }
+
+    fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error> {
+        embedded_account(self, "user_id", &user.as_bytes().as_slice())
+    }
+
+    fn set_account(&self, account: &Account) -> Result<(), AccountError> {
+        let registry = lock(self);
+        registry
+            .conn()
+            .execute(
+                "INSERT INTO console_accounts (user_id, login, password_hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id) DO UPDATE SET login = excluded.login,
+                     password_hash = excluded.password_hash",
+                params![
+                    account.user.as_bytes(),
+                    account.login,
+                    account.password_hash
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    AccountError::LoginTaken
+                } else {
+                    AccountError::Storage(e.into())
+                }
+            })?;
+        Ok(())
+    }
+
+    fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "INSERT INTO console_invites (token_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
+            params![token_hash, user.as_bytes(), expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error> {
+        let registry = lock(self);
+        let row = registry
+            .conn()
+            .query_row(
+                "SELECT user_id FROM console_invites WHERE token_hash = ?1 AND expires_ms > ?2",
+                params![token_hash, now_ms],
+                |r| uuid_of(r.get(0)?),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn take_invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error> {
+        let registry = lock(self);
+        let row = registry
+            .conn()
+            .query_row(
+                "DELETE FROM console_invites WHERE token_hash = ?1 RETURNING user_id, expires_ms",
+                params![token_hash],
+                |r| Ok((uuid_of(r.get(0)?)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        Ok(row.filter(|(_, expires)| *expires > now_ms).map(|(u, _)| u))
+    }
+
+    fn add_session(&self, id_hash: &[u8], session: &Session) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "INSERT INTO console_sessions (id_hash, user_id, csrf, created_ms, last_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id_hash,
+                session.user.as_bytes(),
+                session.csrf,
+                session.created_ms,
+                session.last_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session(&self, id_hash: &[u8]) -> Result<Option<Session>, Error> {
+        let registry = lock(self);
+        let row = registry
+            .conn()
+            .prepare_cached(
+                "SELECT user_id, csrf, created_ms, last_ms FROM console_sessions WHERE id_hash = ?1",
+            )?
+            .query_row([id_hash], |r| {
+                Ok(Session {
+                    user: uuid_of(r.get(0)?)?,
+                    csrf: r.get(1)?,
+                    created_ms: r.get(2)?,
+                    last_ms: r.get(3)?,
+                })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "UPDATE console_sessions SET last_ms = ?2 WHERE id_hash = ?1",
+            params![id_hash, now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn end_session(&self, id_hash: &[u8]) -> Result<(), Error> {
+        lock(self)
+            .conn()
+            .execute("DELETE FROM console_sessions WHERE id_hash = ?1", [id_hash])?;
+        Ok(())
+    }
+
+    fn end_sessions_of(&self, user: Uuid) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "DELETE FROM console_sessions WHERE user_id = ?1",
+            [user.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error> {
+        let registry = lock(self);
+        registry.conn().execute(
+            "DELETE FROM console_sessions WHERE last_ms < ?1 OR created_ms < ?2",
+            params![idle_before, created_before],
+        )?;
+        registry.conn().execute(
+            "DELETE FROM console_invites WHERE expires_ms <= ?1",
+            [now_ms],
+        )?;
+        Ok(())
+    }
+
+    fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error> {
+        let registry = lock(self);
+        let row = registry
+            .conn()
+            .query_row(
+                "SELECT failures, last_ms FROM console_failures WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "INSERT INTO console_failures (key, failures, last_ms) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN console_failures.last_ms < ?2 - ?3 THEN 1
+                                 ELSE console_failures.failures + 1 END,
+                 last_ms = ?2",
+            params![key, now_ms, reset_ms],
+        )?;
+        Ok(())
+    }
+
+    fn clear_failures(&self, key: &str) -> Result<(), Error> {
+        lock(self)
+            .conn()
+            .execute("DELETE FROM console_failures WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
+    fn audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "INSERT INTO console_audit (at_ms, user_id, action, record, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                entry.at_ms,
+                entry.user.map(|u| u.as_bytes().to_vec()),
+                entry.action,
+                entry.record.map(|r| r.as_bytes().to_vec()),
+                entry.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<(i64, AuditEntry)>, Error> {
+        let registry = lock(self);
+        let mut stmt = registry.conn().prepare(
+            "SELECT seq, at_ms, user_id, action, record, detail FROM console_audit
+             WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
+                let user: Option<Vec<u8>> = r.get(2)?;
+                let record: Option<Vec<u8>> = r.get(4)?;
+                Ok((
+                    r.get(0)?,
+                    AuditEntry {
+                        at_ms: r.get(1)?,
+                        user: user.map(uuid_of).transpose()?,
+                        action: r.get(3)?,
+                        record: record.map(uuid_of).transpose()?,
+                        detail: r.get(5)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+mod postgres_storage {
+    use super::*;
+    use crate::postgres::{Postgres, storage_error};
+
+    fn account(row: &postgres::Row) -> Account {
+        Account {
+            user: row.get(0),
+            login: row.get(1),
+            password_hash: row.get(2),
+        }
+    }
+
+    impl ConsoleStorage for Postgres {
+        fn account_by_login(&self, login: &str) -> Result<Option<Account>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT user_id, login, password_hash FROM console_accounts WHERE login = $1",
+                    &[&login],
+                )
+                .map_err(storage_error)?;
+            Ok(row.as_ref().map(account))
+        }
+
+        fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT user_id, login, password_hash FROM console_accounts WHERE user_id = $1",
+                    &[&user],
+                )
+                .map_err(storage_error)?;
+            Ok(row.as_ref().map(account))
+        }
+
+        fn set_account(&self, account: &Account) -> Result<(), AccountError> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_accounts (user_id, login, password_hash)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (user_id) DO UPDATE SET login = excluded.login,
+                         password_hash = excluded.password_hash",
+                    &[&account.user, &account.login, &account.password_hash],
+                )
+                .map_err(|e| {
+                    if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+                        AccountError::LoginTaken
+                    } else {
+                        AccountError::Storage(storage_error(e))
+                    }
+                })?;
+            Ok(())
+        }
+
+        fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_invites (token_hash, user_id, expires_ms)
+                     VALUES ($1, $2, $3)",
+                    &[&token_hash, &user, &expires_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT user_id FROM console_invites WHERE token_hash = $1 AND expires_ms > $2",
+                    &[&token_hash, &now_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(row.map(|r| r.get(0)))
+        }
+
+        fn take_invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "DELETE FROM console_invites WHERE token_hash = $1
+                     RETURNING user_id, expires_ms",
+                    &[&token_hash],
+                )
+                .map_err(storage_error)?;
+            Ok(row
+                .filter(|r| r.get::<_, i64>(1) > now_ms)
+                .map(|r| r.get(0)))
+        }
+
+        fn add_session(&self, id_hash: &[u8], session: &Session) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_sessions (id_hash, user_id, csrf, created_ms, last_ms)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &id_hash,
+                        &session.user,
+                        &session.csrf,
+                        &session.created_ms,
+                        &session.last_ms,
+                    ],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn session(&self, id_hash: &[u8]) -> Result<Option<Session>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT user_id, csrf, created_ms, last_ms FROM console_sessions
+                     WHERE id_hash = $1",
+                    &[&id_hash],
+                )
+                .map_err(storage_error)?;
+            Ok(row.map(|r| Session {
+                user: r.get(0),
+                csrf: r.get(1),
+                created_ms: r.get(2),
+                last_ms: r.get(3),
+            }))
+        }
+
+        fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "UPDATE console_sessions SET last_ms = $2 WHERE id_hash = $1",
+                    &[&id_hash, &now_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn end_session(&self, id_hash: &[u8]) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "DELETE FROM console_sessions WHERE id_hash = $1",
+                    &[&id_hash],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn end_sessions_of(&self, user: Uuid) -> Result<(), Error> {
+            self.client()?
+                .execute("DELETE FROM console_sessions WHERE user_id = $1", &[&user])
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error> {
+            let mut client = self.client()?;
+            client
+                .execute(
+                    "DELETE FROM console_sessions WHERE last_ms < $1 OR created_ms < $2",
+                    &[&idle_before, &created_before],
+                )
+                .map_err(storage_error)?;
+            client
+                .execute(
+                    "DELETE FROM console_invites WHERE expires_ms <= $1",
+                    &[&now_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT failures, last_ms FROM console_failures WHERE key = $1",
+                    &[&key],
+                )
+                .map_err(storage_error)?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        }
+
+        fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_failures (key, failures, last_ms) VALUES ($1, 1, $2)
+                     ON CONFLICT (key) DO UPDATE SET
+                         failures = CASE WHEN console_failures.last_ms < $2 - $3 THEN 1
+                                         ELSE console_failures.failures + 1 END,
+                         last_ms = $2",
+                    &[&key, &now_ms, &reset_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn clear_failures(&self, key: &str) -> Result<(), Error> {
+            self.client()?
+                .execute("DELETE FROM console_failures WHERE key = $1", &[&key])
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn audit(&self, entry: &AuditEntry) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_audit (at_ms, user_id, action, record, detail)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &entry.at_ms,
+                        &entry.user,
+                        &entry.action,
+                        &entry.record,
+                        &entry.detail,
+                    ],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn audit_log(
+            &self,
+            before: Option<i64>,
+            limit: u32,
+        ) -> Result<Vec<(i64, AuditEntry)>, Error> {
+            let rows = self
+                .client()?
+                .query(
+                    "SELECT seq, at_ms, user_id, action, record, detail FROM console_audit
+                     WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+                    &[&before.unwrap_or(i64::MAX), &i64::from(limit)],
+                )
+                .map_err(storage_error)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        AuditEntry {
+                            at_ms: r.get(1),
+                            user: r.get(2),
+                            action: r.get(3),
+                            record: r.get(4),
+                            detail: r.get(5),
+                        },
+                    )
+                })
+                .collect())
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The console's server side against the real hub (`vigie serve` on 127.0.0.1), on the
+//! embedded store or, with `VIGIE_TEST_BACKEND=postgres`, on PostgreSQL: invitations,
+//! sessions and their cookies, CSRF, throttling, scoping of every page, and a review that
+//! reaches the phone.
+
+mod common;
+
+use common::console::{Browser, account, invite};
+use common::*;
+use uuid::Uuid;
+use vigie_core::*;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    hub: Hub,
+    supervisor: Uuid,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("hub");
+    let supervisor = add_user(&data, "Superviseure Région 1", Role::Supervisor, &[REGION]);
+    let hub = Hub::start(&data);
+    Setup {
+        _dir: dir,
+        data,
+        hub,
+        supervisor,
+    }
+}
+
+fn signed_in(s: &Setup, login: &str) -> Browser {
+    let mut browser = Browser::new(&s.hub.url);
+    account(&mut browser, &s.data, s.supervisor, login, PASSWORD);
+    let page = browser.sign_in(login, PASSWORD);
+    assert_eq!(page.status, 303, "signed in: {}", page.body);
+    browser
+}
+
+#[test]
+fn an_invitation_sets_the_password_once_and_signing_in_opens_a_session() {
+    let s = setup();
+    let mut browser = Browser::new(&s.hub.url);
+    // Before sign-in, every page sends to the sign-in form.
+    let page = browser.get("/console/cases");
+    assert_eq!(page.status, 303);
+    assert!(
+        page.location
+            .as_deref()
+            .unwrap()
+            .starts_with("/console/signin")
+    );
+
+    let path = invite(&s.data, s.supervisor);
+    let welcome = browser.get(&path);
+    assert_eq!(welcome.status, 200);
+    assert!(welcome.body.contains("Superviseure Région 1"));
+    let csrf = welcome.csrf();
+    // Bad input: an inline error, and the link still works.
+    let short = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.r1"),
+            ("password", "short"),
+            ("again", "short"),
+        ],
+    );
+    assert_eq!(short.status, 422);
+    assert!(short.body.contains("10 caractères"));
+    let differ = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.r1"),
+            ("password", PASSWORD),
+            ("again", "something else"),
+        ],
+    );
+    assert_eq!(differ.status, 422);
+    let bad_login = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "Sup R1!"),
+            ("password", PASSWORD),
+            ("again", PASSWORD),
+        ],
+    );
+    assert_eq!(bad_login.status, 422);
+    // Without the form's token: refused.
+    let forged = browser.post(
+        &path,
+        &[
+            ("csrf", "forged"),
+            ("login", "sup.r1"),
+            ("password", PASSWORD),
+            ("again", PASSWORD),
+        ],
+    );
+    assert_eq!(forged.status, 403);
+    let done = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.r1"),
+            ("password", PASSWORD),
+            ("again", PASSWORD),
+        ],
+    );
+    assert_eq!(done.status, 303);
+    // Once only.
+    let again = browser.get(&path);
+    assert_eq!(again.status, 404);
+
+    let wrong = browser.sign_in("sup.r1", "not the password");
+    assert_eq!(wrong.status, 401);
+    assert!(!browser.cookies.contains_key("vigie_session"));
+    let page = browser.sign_in("sup.r1", PASSWORD);
+    assert_eq!(page.status, 303);
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("vigie_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: {cookie}"
+    );
+    let overview = browser.get("/console/");
+    assert_eq!(overview.status, 200);
+    let csp = overview.header("content-security-policy").expect("a CSP");
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(overview.body.contains("sup.r1"));
+
+    // Signing out ends the session on the hub: the old cookie opens nothing.
+    let session = browser.cookies.get("vigie_session").cloned().unwrap();
+    let csrf = overview.csrf();
+    let out = browser.post("/console/signout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    browser.cookies.insert("vigie_session".into(), session);
+    assert_eq!(browser.get("/console/").status, 303);
+}
+
+#[test]
+fn cookies_are_secure_behind_tls() {
+    let s = setup();
+    let mut browser = Browser::new(&s.hub.url);
+    browser
+        .extra
+        .push(("X-Forwarded-Proto".into(), "https".into()));
+    account(&mut browser, &s.data, s.supervisor, "sup.tls", PASSWORD);
+    let page = browser.sign_in("sup.tls", PASSWORD);
+    assert_eq!(page.status, 303);
+    let cookie = page
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("vigie_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[test]
+fn failed_sign_ins_are_throttled_whatever_the_password_then() {
+    let s = setup();
+    let mut browser = signed_in(&s, "sup.throttle");
+    let mut other = Browser::new(&s.hub.url);
+    for _ in 0..5 {
+        assert_eq!(other.sign_in("sup.throttle", "wrong password").status, 401);
+    }
+    // The right password during the wait is refused without being checked.
+    let page = other.sign_in("sup.throttle", PASSWORD);
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("Réessayez dans"));
+    // The session opened before is not affected.
+    assert_eq!(browser.get("/console/").status, 200);
+    // The wait ends (a second after the fifth failure).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(other.sign_in("sup.throttle", PASSWORD).status, 303);
+}
+
+/// A phone of region 2 and one of region 1, each with a case and a submitted visit.
+struct Field {
+    _dir: tempfile::TempDir,
+    mine: Device,
+    theirs: Device,
+    my_case: Uuid,
+    their_case: Uuid,
+    my_visit: Uuid,
+    their_visit: Uuid,
+}
+
+const MY_CHILD: &str = "Adjoa Traoré";
+const THEIR_CHILD: &str = "Mariam Ouattara";
+
+fn field(s: &Setup) -> Field {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut mine = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-r1",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let r2 = foreign_area();
+    let mut theirs = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-r2",
+        Role::CommunityMonitor,
+        &[r2.community.as_str()],
+        2,
+    );
+    let make = |device: &mut Device, area: Area, name: &str| {
+        let mut w = workplace(area.clone(), "Plantation");
+        w.location.point = Some(GeoPoint {
+            latitude: 6.8,
+            longitude: -5.2,
+            accuracy_m: None,
+        });
+        let mut v = visit(area.clone(), w.id, device.user(), 3);
+        v.gps = Some(GeoPoint {
+            latitude: 6.81,
+            longitude: -5.21,
+            accuracy_m: None,
+        });
+        v.forced_labour
+            .insert(ForcedLabourIndicator::ALL[0], String::new());
+        let v = device.store.create(&v).expect("visit");
+        let mut c = child(area, name, device.user());
+        c.estimated_age = Some(13);
+        c.hours_per_week = 50;
+        c.workplace_id = Some(w.id);
+        let c = device.store.create(&c).expect("case");
+        let summary = device.sync(&s.hub.url).expect("sync");
+        assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+        (c.id, v.id)
+    };
+    let (my_case, my_visit) = make(&mut mine, area(C01), MY_CHILD);
+    let (their_case, their_visit) = make(&mut theirs, r2, THEIR_CHILD);
+    Field {
+        _dir: dir,
+        mine,
+        theirs,
+        my_case,
+        their_case,
+        my_visit,
+        their_visit,
+    }
+}
+
+#[test]
+fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.scope");
+    let theirs = [
+        THEIR_CHILD.to_string(),
+        f.their_case.to_string(),
+        f.their_visit.to_string(),
+    ];
+    let mut pages = vec![
+        "/console/".to_string(),
+        "/console/review".to_string(),
+        "/console/alerts".to_string(),
+        "/console/cases".to_string(),
+        "/console/cases?q=mariam".to_string(),
+        "/console/cases?q=ouattara".to_string(),
+        "/console/cases?list=due".to_string(),
+        "/console/cases?list=overdue".to_string(),
+        "/console/map?from=2026-01-01&until=2027-01-01".to_string(),
+        "/console/quarantine".to_string(),
+    ];
+    for table in [
+        "workplaces",
+        "visits",
+        "child_cases",
+        "referrals",
+        "follow_ups",
+    ] {
+        for format in ["csv", "json"] {
+            pages.push(format!(
+                "/console/exports/download?table={table}&format={format}&personal=1"
+            ));
+        }
+    }
+    for path in &pages {
+        let page = browser.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        for secret in &theirs {
+            assert!(
+                !page.body.contains(secret.as_str()),
+                "{path} shows {secret}"
+            );
+        }
+    }
+    // Their records do not open, as if they did not exist.
+    assert_eq!(
+        browser
+            .get(&format!("/console/cases/{}", f.their_case))
+            .status,
+        404
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/console/visits/{}", f.their_visit))
+            .status,
+        404
+    );
+    // Nor can they be changed.
+    let overview = browser.get("/console/");
+    let csrf = overview.csrf();
+    let refused = browser.post(
+        &format!("/console/visits/{}", f.their_visit),
+        &[("csrf", &csrf), ("action", "validate")],
+    );
+    assert_eq!(refused.status, 404);
+    // Their own records are there, the search ignoring accents and case.
+    let found = browser.get("/console/cases?q=traore");
+    assert!(
+        found.body.contains(&f.my_case.to_string()),
+        "the search finds the case"
+    );
+    let review = browser.get("/console/review");
+    assert!(review.body.contains(&f.my_visit.to_string()));
+    let export = browser.get("/console/exports/download?table=child_cases&format=csv&personal=1");
+    assert!(export.body.contains(MY_CHILD));
+    let pseudonymised = browser.get("/console/exports/download?table=child_cases&format=csv");
+    assert!(pseudonymised.body.contains(&f.my_case.to_string()));
+    assert!(
+        !pseudonymised.body.contains(MY_CHILD),
+        "no name without personal data"
+    );
+    let _ = &f.theirs;
+}
+
+#[test]
+fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut browser = signed_in(&s, "sup.review");
+    let page = browser.get(&format!("/console/visits/{}", f.my_visit));
+    assert_eq!(page.status, 200);
+    let csrf = page.csrf();
+    // Without the token: refused, and nothing changes.
+    let forged = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[("action", "validate")],
+    );
+    assert_eq!(forged.status, 403);
+    // Returning without a comment: an inline error, nothing changes.
+    let bare = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[("csrf", &csrf), ("action", "return"), ("comment", "  ")],
+    );
+    assert_eq!(bare.status, 422);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Submitted);
+
+    let done = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[("csrf", &csrf), ("action", "validate")],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Validated);
+    assert_eq!(visit.reviewed_by, Some(s.supervisor));
+    // Who did it is in the record's history, and the console's audit log has the action.
+    let history = f.mine.store.history(f.my_visit).expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.author.is_some_and(|a| a.user == s.supervisor))
+    );
+    // A case step, a referral and a follow-up through the console reach the phone too.
+    let case_path = format!("/console/cases/{}", f.my_case);
+    let case_page = browser.get(&case_path);
+    assert_eq!(case_page.status, 200);
+    assert!(case_page.body.contains(MY_CHILD));
+    let bad = browser.post(
+        &format!("{case_path}/referral"),
+        &[
+            ("csrf", &csrf),
+            ("service", "education"),
+            ("provider", ""),
+            ("date", "2026-05-02"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+    let referred = browser.post(
+        &format!("{case_path}/referral"),
+        &[
+            ("csrf", &csrf),
+            ("service", "education"),
+            ("provider", "École de Kouamé"),
+            ("date", "2026-05-02"),
+        ],
+    );
+    assert_eq!(referred.status, 303, "{}", referred.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
+    assert_eq!(case.status, CaseStatus::Referred);
+    assert_eq!(case.referrals.len(), 1);
+}
+
+#[test]
+fn erasure_needs_a_reason_and_the_case_code() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut browser = signed_in(&s, "sup.erase");
+    let path = format!("/console/cases/{}", f.my_case);
+    let csrf = browser.get(&path).csrf();
+    let no_reason = browser.post(&format!("{path}/erase"), &[("csrf", &csrf), ("reason", "")]);
+    assert_eq!(no_reason.status, 422);
+    let confirm = browser.post(
+        &format!("{path}/erase"),
+        &[("csrf", &csrf), ("reason", "entered_in_error")],
+    );
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("name=\"confirm\""));
+    let wrong = browser.post(
+        &format!("{path}/erase"),
+        &[
+            ("csrf", &csrf),
+            ("reason", "entered_in_error"),
+            ("confirm", "NOT-THE-CODE"),
+        ],
+    );
+    assert_eq!(wrong.status, 422);
+    assert_eq!(browser.get(&path).status, 200, "still there");
+    let erased = browser.post(
+        &format!("{path}/erase"),
+        &[
+            ("csrf", &csrf),
+            ("reason", "entered_in_error"),
+            ("confirm", "CASE"),
+        ],
+    );
+    assert_eq!(erased.status, 303, "{}", erased.body);
+    assert_eq!(browser.get(&path).status, 404);
+    f.mine.sync(&s.hub.url).expect("sync");
+    assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
+}
+
+#[test]
+fn a_conflict_resolved_in_the_console_reaches_the_phones() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut a = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-a",
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    let token = enrol(&s.data, a.user());
+    let mut b = Device::open(
+        dir.path(),
+        "moniteur-b",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        4,
+    );
+    let case = a
+        .store
+        .create(&child(area(C01), MY_CHILD, a.user()))
+        .expect("case");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+    // Offline, each phone records other hours.
+    let mut on_a: ChildCase = a.store.get(case.id).expect("case");
+    on_a.hours_per_week = 20;
+    a.store.update(&on_a).expect("update");
+    let mut on_b: ChildCase = b.store.get(case.id).expect("case");
+    on_b.hours_per_week = 30;
+    b.store.update(&on_b).expect("update");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.conflict");
+    let path = format!("/console/cases/{}", case.id);
+    let page = browser.get(&path);
+    assert!(
+        page.body.contains("hours_per_week"),
+        "the conflict is shown"
+    );
+    let csrf = page.csrf();
+    let bad = browser.post(
+        &format!("{path}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("field", "hours_per_week"),
+            ("value", "not json"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+    let done = browser.post(
+        &format!("{path}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("field", "hours_per_week"),
+            ("value", "30"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        !browser.get(&path).body.contains("value=\"hours_per_week\""),
+        "no conflict left"
+    );
+    a.sync(&s.hub.url).expect("sync");
+    let on_a: ChildCase = a.store.get(case.id).expect("case");
+    assert_eq!(on_a.hours_per_week, 30);
+    assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
+}

@@ -1,0 +1,264 @@
+//! `vigie-bench demo`: fills a running hub with a clearly labelled demo district, the reference
+//! workload (shared/WORKLOAD.md) at a small scale, sent by simulated phones through real sync.
+//!
+//! The hub's administration is done as `vigie user add` and `vigie device enrol` do it (on the
+//! hub's storage, beside the running hub): the workload's field users are added with their
+//! ids, each gets an enrolled device, and each device writes its records in its own encrypted
+//! store and syncs them over HTTP (`POST /v1/sync`) like a phone. A supervisor of the region
+//! and an administrator get console sign-ins, printed at the end (and kept in
+//! `<data>/demo-sign-in.txt` for the next start).
+//!
+//! Who writes what, so that every push passes the hub's rules: visits in draft or submitted
+//! come from their visitor's phone, cases a monitor identified (not yet verified) from that
+//! monitor's phone; workplaces, reviewed visits and cases further in the cycle from a
+//! supervisor's phone.
+//!
+//! `vigie-bench demo --hub http://127.0.0.1:8470 --data vigie-data [--database URL]
+//! [--scale 0.1] [--seed N] [--phones DIR]`
+
+use crate::BoxResult;
+use crate::workload::{AnyRecord, REGION, Workload};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use uuid::Uuid;
+use vigie_core::sync::SyncOptions;
+use vigie_core::{CaseStatus, Encryption, Role, Store, StoreConfig, User, VisitStatus};
+use vigie_server::Database;
+use vigie_server::auth::Token;
+use vigie_server::client::HubClient;
+use vigie_server::console::storage::Account;
+
+pub struct DemoArgs {
+    pub hub: String,
+    pub data: PathBuf,
+    pub database: Option<String>,
+    pub scale: f64,
+    pub seed: u64,
+    pub phones: Option<PathBuf>,
+    pub key_hex: Option<String>,
+}
+
+/// The demo's console sign-ins.
+pub const SUPERVISOR_LOGIN: &str = "demo.superviseur";
+pub const ADMIN_LOGIN: &str = "demo.admin";
+
+/// A phone of the demo: its token and store.
+struct Phone {
+    token: Token,
+    store: Store,
+}
+
+fn key_of(hex: Option<&str>) -> BoxResult<Encryption> {
+    let Some(hex) = hex else {
+        return Ok(Encryption::Unencrypted);
+    };
+    if hex.len() != 64 {
+        return Err("a key is 64 hex digits".into());
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(Encryption::Key(key))
+}
+
+fn password() -> String {
+    // Words a newcomer can type, with enough randomness for a demo on loopback.
+    let n = Uuid::new_v4().as_u128();
+    format!("vigie-demo-{:06}", n % 1_000_000)
+}
+
+pub fn run(args: DemoArgs) -> BoxResult<()> {
+    let database = Database::choose(
+        args.database.as_deref(),
+        &args.data,
+        key_of(args.key_hex.as_deref())?,
+    )?;
+    let backend = database.open()?;
+    // A hub serves a country's records once its area tree is published (as `vigie reference
+    // publish reference/areas-CI.json` does).
+    if backend.reference()?.area_tree("CI").is_none() {
+        let file = vigie_core::reference::ReferenceFile::parse(include_str!(
+            "../../../reference/areas-CI.json"
+        ))
+        .map_err(|e| e.to_string())?;
+        backend.publish_reference(&file)?;
+    }
+    let phones_dir = match &args.phones {
+        Some(dir) => dir.clone(),
+        None => args.data.join("demo-phones"),
+    };
+    std::fs::create_dir_all(&phones_dir)?;
+    let mut roles: HashMap<Uuid, Role> = HashMap::new();
+    let mut phones: HashMap<Uuid, Phone> = HashMap::new();
+    let mut supervisor: Option<Uuid> = None;
+    let open_phone =
+        |user: &User, backend: &dyn vigie_server::backend::Backend| -> BoxResult<Phone> {
+            let token = backend.enrol(user.id)?;
+            let mut key = [0u8; 32];
+            key[..16].copy_from_slice(token.device.as_bytes());
+            let store = Store::open(
+                StoreConfig::new(
+                    phones_dir.join(format!("{}.db", token.device)),
+                    Encryption::Key(key),
+                    token.user,
+                )
+                .device(token.device),
+            )?;
+            Ok(Phone { token, store })
+        };
+    let mut count = 0usize;
+    for record in Workload::new(args.seed, args.scale) {
+        match record {
+            AnyRecord::User(mut user) => {
+                // Labelled: every name says it is the demo's.
+                user.name = format!("{} (démo)", user.name);
+                let user = backend.add_user(&user)?;
+                roles.insert(user.id, user.role);
+                if user.role == Role::Supervisor && supervisor.is_none() {
+                    supervisor = Some(user.id);
+                }
+                let phone = open_phone(&user, backend.as_ref())?;
+                phones.insert(user.id, phone);
+            }
+            AnyRecord::Workplace(w) => {
+                let author = supervisor.ok_or("the workload has no supervisor")?;
+                phones
+                    .get_mut(&author)
+                    .ok_or("no phone")?
+                    .store
+                    .create(&w)?;
+                count += 1;
+            }
+            AnyRecord::Visit(v) => {
+                let by_visitor = matches!(v.status, VisitStatus::Draft | VisitStatus::Submitted)
+                    && phones.contains_key(&v.visitor_id);
+                let author = if by_visitor {
+                    v.visitor_id
+                } else {
+                    supervisor.ok_or("no supervisor")?
+                };
+                phones
+                    .get_mut(&author)
+                    .ok_or("no phone")?
+                    .store
+                    .create(&v)?;
+                count += 1;
+            }
+            AnyRecord::ChildCase(c) => {
+                let monitor = roles.get(&c.identified_by) == Some(&Role::CommunityMonitor)
+                    && matches!(c.status, CaseStatus::Identified | CaseStatus::Referred)
+                    && c.remediated_on.is_none();
+                let author = if monitor {
+                    c.identified_by
+                } else {
+                    supervisor.ok_or("no supervisor")?
+                };
+                phones
+                    .get_mut(&author)
+                    .ok_or("no phone")?
+                    .store
+                    .create(&c)?;
+                count += 1;
+            }
+        }
+    }
+    eprintln!(
+        "demo: {count} records written on {} phones; syncing",
+        phones.len()
+    );
+    let mut sent = 0;
+    for phone in phones.values_mut() {
+        let client = HubClient::new(&args.hub, &phone.token);
+        let summary = client.sync(&mut phone.store, &SyncOptions::default(), |_| {})?;
+        if !summary.refused.is_empty() {
+            eprintln!(
+                "demo: the hub refused {} records of one phone (first: {})",
+                summary.refused.len(),
+                summary.refused[0].1
+            );
+        }
+        sent += summary.accepted;
+    }
+    eprintln!("demo: {sent} records accepted by the hub through /v1/sync");
+    let supervisor = supervisor.ok_or("the workload has no supervisor")?;
+    let sign_in = console_account(backend.as_ref(), supervisor, SUPERVISOR_LOGIN)?;
+    let admin = backend.add_user(&User::new(
+        "Administrateur (démo)",
+        Role::Administrator,
+        &[],
+    ))?;
+    let admin_sign_in = console_account(backend.as_ref(), admin.id, ADMIN_LOGIN)?;
+    let text = format!(
+        "Console: {}/console/\nDemo supervisor (region {REGION}): {SUPERVISOR_LOGIN} / {sign_in}\n\
+         Demo administrator (users, devices, reference data): {ADMIN_LOGIN} / {admin_sign_in}\n",
+        args.hub.trim_end_matches('/'),
+    );
+    std::fs::write(args.data.join("demo-sign-in.txt"), &text)?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Gives a user a console sign-in with a fresh password; returns the password.
+fn console_account(
+    backend: &dyn vigie_server::backend::Backend,
+    user: Uuid,
+    login: &str,
+) -> BoxResult<String> {
+    let secret = password();
+    backend
+        .console()
+        .set_account(&Account {
+            user,
+            login: login.to_string(),
+            password_hash: vigie_server::console::session::hash_password(&secret)?,
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(secret)
+}
+
+/// `vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]`: a phone for the
+/// browser tests. Syncs its store (created on first use, encrypted with a key derived from the
+/// token's device) with the hub through `/v1/sync`, then prints one JSON line: the sync's
+/// figures and, with `--record`, that record as the phone holds it (null if it does not).
+pub fn phone(
+    hub: &str,
+    store: &std::path::Path,
+    token: &str,
+    record: Option<Uuid>,
+) -> BoxResult<()> {
+    let token = Token::parse(token)?;
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(token.device.as_bytes());
+    let mut store = Store::open(
+        StoreConfig::new(store, Encryption::Key(key), token.user).device(token.device),
+    )?;
+    let summary = HubClient::new(hub, &token).sync(&mut store, &SyncOptions::default(), |_| {})?;
+    let record = match record {
+        None => serde_json::Value::Null,
+        Some(id) => match store.kind_of(id) {
+            Ok(vigie_core::RecordKind::Visit) => {
+                serde_json::to_value(store.get::<vigie_core::Visit>(id)?)?
+            }
+            Ok(vigie_core::RecordKind::ChildCase) => {
+                serde_json::to_value(store.get::<vigie_core::ChildCase>(id)?)?
+            }
+            Ok(vigie_core::RecordKind::Workplace) => {
+                serde_json::to_value(store.get::<vigie_core::Workplace>(id)?)?
+            }
+            _ => serde_json::Value::Null,
+        },
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "accepted": summary.accepted,
+            "received": summary.received,
+            "refused": summary.refused.len(),
+            "records": store.records_held()?.len(),
+            "record": record,
+        })
+    );
+    store.close()?;
+    Ok(())
+}

@@ -1,0 +1,329 @@
+// The console in a real browser: Debian's Chromium, headless, driven by playwright-core,
+// against the real `vigie` binary on 127.0.0.1 with a store filled through real sync
+// (`vigie-bench demo`: simulated phones pushing the reference workload over /v1/sync).
+//
+// Run by scripts/test-browser.sh, which installs Chromium and the npm packages and builds the
+// binaries. Screenshots go to $VIGIE_BROWSER_OUT (kept as test artifacts).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { chromium } from 'playwright-core';
+import jsQR from 'jsqr';
+
+const VIGIE = process.env.VIGIE_BIN;
+const BENCH = process.env.VIGIE_BENCH_BIN;
+const OUT = process.env.VIGIE_BROWSER_OUT || fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-browser-'));
+const LOGS = process.env.VIGIE_TEST_LOG_DIR;
+fs.mkdirSync(OUT, { recursive: true });
+
+let work, data, hub, url, context, supervisor, admin;
+const contexts = [];
+
+function vigie(...args) {
+  return execFileSync(VIGIE, [...args, '--data', data], { env: { ...process.env, RUST_LOG: 'warn' } })
+    .toString().trim();
+}
+
+async function startHub() {
+  const log = fs.openSync(path.join(work, 'browser.hub.log'), 'a');
+  hub = spawn(VIGIE, ['serve', '--data', data, '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', log],
+    env: { ...process.env, RUST_LOG: 'info,vigie=debug,vigie_server=debug,vigie_core=debug,automerge=off' },
+  });
+  const line = await new Promise((resolve, reject) => {
+    const rl = readline.createInterface({ input: hub.stdout });
+    rl.once('line', resolve);
+    hub.once('exit', () => reject(new Error('the hub exited')));
+  });
+  const found = line.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  assert.ok(found, `unexpected hub output: ${line}`);
+  return found[1];
+}
+
+/// A fresh browser context: its own profile directory, French by default.
+async function browser(locale = 'fr-FR') {
+  const profile = fs.mkdtempSync(path.join(work, 'profile-'));
+  const opened = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    locale,
+    viewport: { width: 1280, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  contexts.push(opened);
+  return opened;
+}
+
+/// Every request the page makes must stay on the hub.
+function watchRequests(page) {
+  const elsewhere = [];
+  page.on('request', (r) => { if (!r.url().startsWith(url) && !r.url().startsWith('data:')) elsewhere.push(r.url()); });
+  return elsewhere;
+}
+
+async function signIn(page, login, password) {
+  await page.goto(`${url}/console/signin`);
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', password);
+  await page.click('form button[type=submit]');
+}
+
+before(async () => {
+  assert.ok(VIGIE && BENCH, 'VIGIE_BIN and VIGIE_BENCH_BIN name the binaries (scripts/test-browser.sh)');
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-console-'));
+  data = path.join(work, 'hub');
+  url = await startHub();
+  const out = execFileSync(BENCH, ['demo', '--hub', url, '--data', data, '--scale', '0.03'], {
+    env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],
+  }).toString();
+  supervisor = out.match(/demo\.superviseur \/ (\S+)/)[1];
+  admin = out.match(/demo\.admin \/ (\S+)/)[1];
+  context = await browser();
+});
+
+after(async () => {
+  // Every browser, those of a failed test included: an open one keeps the runner alive.
+  for (const c of contexts) await c.close().catch(() => {});
+  hub?.kill();
+  if (LOGS) {
+    fs.mkdirSync(LOGS, { recursive: true });
+    fs.copyFileSync(path.join(work, 'browser.hub.log'), path.join(LOGS, 'browser.hub.log'));
+  }
+});
+
+test('sign-in opens the console; the language switch and Accept-Language give English', async () => {
+  const page = await context.newPage();
+  const elsewhere = watchRequests(page);
+  await page.goto(`${url}/console/cases`);
+  assert.match(page.url(), /\/console\/signin\?next=/);
+  assert.equal(await page.locator('html').getAttribute('lang'), 'fr');
+  await page.fill('input[name=login]', 'demo.superviseur');
+  await page.fill('input[name=password]', supervisor);
+  await page.click('form button[type=submit]');
+  assert.match(page.url(), /\/console\/cases$/);
+  assert.ok(await page.locator('#cases tbody tr').count() > 0);
+  await page.click('text=English');
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  assert.equal(await page.locator('h1').textContent(), 'Child cases');
+  await page.click('text=Français');
+  assert.equal(await page.locator('h1').textContent(), "Cas d'enfants");
+  assert.deepEqual(elsewhere, []);
+  await page.close();
+  const english = await browser('en-GB');
+  const p = await english.newPage();
+  await p.goto(`${url}/console/signin`);
+  assert.equal(await p.locator('h1').textContent(), 'Sign in to the console');
+  await english.close();
+});
+
+test('a wrong password is throttled', async () => {
+  const other = await browser();
+  const page = await other.newPage();
+  for (let i = 0; i < 5; i++) {
+    await signIn(page, 'demo.admin', 'not the password');
+    assert.match(await page.locator('#signin-error').textContent(), /incorrect/);
+  }
+  await signIn(page, 'demo.admin', admin);
+  assert.match(await page.locator('#signin-error').textContent(), /Trop de tentatives/);
+  assert.match(page.url(), /\/console\/signin$/);
+  await other.close();
+});
+
+test('a form without its CSRF token is refused and changes nothing', async () => {
+  const page = await context.newPage();
+  await page.goto(`${url}/console/review`);
+  const row = page.locator('#review-queue tbody tr').first();
+  const visit = await row.getAttribute('data-visit');
+  await row.locator('input[name=csrf]').evaluate((input) => input.remove());
+  await row.locator('button[type=submit]').click();
+  assert.match(await page.locator('.notice.error').textContent(), /expiré|expired/);
+  await page.goto(`${url}/console/visits/${visit}`);
+  assert.ok(await page.locator('#review-form').count() === 1, 'the visit is still to review');
+  await page.close();
+});
+
+test('bad input in every form gets an inline error and changes nothing', async () => {
+  const page = await context.newPage();
+  // Review: returning without a comment.
+  await page.goto(`${url}/console/review`);
+  const visit = await page.locator('#review-queue tbody tr').first().getAttribute('data-visit');
+  await page.goto(`${url}/console/visits/${visit}`);
+  await page.click('#review-form button[value=return]');
+  assert.ok(await page.locator('#review-error').isVisible());
+  assert.ok(await page.locator('#review-form').count() === 1);
+  // Overview and map: a period that ends before it starts.
+  await page.goto(`${url}/console/?from=2026-05-01&until=2026-04-01`);
+  assert.ok(await page.locator('#period-error').isVisible());
+  await page.goto(`${url}/console/map?from=2026-13-01`);
+  assert.ok(await page.locator('#map-error').isVisible());
+  // A case's forms.
+  await page.goto(`${url}/console/cases`);
+  await page.locator('#cases tbody tr a').first().click();
+  const casePath = new URL(page.url()).pathname;
+  const history = await page.locator('#history tbody tr').count();
+  await page.fill('#referral-form input[name=provider]', 'École');
+  await page.click('#referral-form button[type=submit]');
+  assert.ok(await page.locator('#referral-error').isVisible(), 'no service chosen');
+  await page.click('#follow-up-form button[type=submit]');
+  assert.ok(await page.locator('#follow-up-error').isVisible(), 'no situation chosen');
+  await page.click('#erase-form button[type=submit]');
+  assert.ok(await page.locator('#erase-error').isVisible(), 'no reason chosen');
+  await page.goto(`${url}${casePath}`);
+  assert.equal(await page.locator('#history tbody tr').count(), history, 'nothing was written');
+  await page.close();
+  // Administration: a user without areas, a device for nobody.
+  const adminContext = await browser();
+  const a = await adminContext.newPage();
+  await signIn(a, 'demo.admin', admin);
+  await a.goto(`${url}/console/users`);
+  const users = await a.locator('#users tbody tr').count();
+  await a.fill('#user-form input[name=name]', 'Nouvel agent');
+  await a.selectOption('#user-form select[name=role]', 'community_monitor');
+  await a.click('#user-form button[type=submit]');
+  assert.ok(await a.locator('#user-error').isVisible());
+  assert.equal(await a.locator('#users tbody tr').count(), users);
+  await a.goto(`${url}/console/devices`);
+  const devices = await a.locator('#devices tbody tr').count();
+  await a.click('#enrol-form button[type=submit]');
+  assert.ok(await a.locator('#device-error').isVisible());
+  assert.equal(await a.locator('#devices tbody tr').count(), devices);
+  // Reference data: a file that is not a reference data file publishes nothing.
+  await a.goto(`${url}/console/reference`);
+  const versions = await a.locator('#reference tbody').textContent();
+  await a.setInputFiles('#reference-form input[name=file]',
+    { name: 'areas.json', mimeType: 'application/json', buffer: Buffer.from('{"key": "CI", "nothing": 1}') });
+  await a.click('#reference-form button[type=submit]');
+  assert.ok(await a.locator('#reference-error').isVisible());
+  assert.equal(await a.locator('#reference tbody').textContent(), versions);
+  await adminContext.close();
+});
+
+/// The token a QR code on the page holds, read from a screenshot as a phone's camera would.
+async function scanQr(page) {
+  const png = await page.locator('#qr svg').screenshot({ path: path.join(OUT, 'enrolment-qr.png') });
+  // Decode the PNG's pixels in the browser itself (no image library needed here).
+  const pixels = await page.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = img.width; canvas.height = img.height;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, img.width, img.height);
+    return { width: d.width, height: d.height, data: Array.from(d.data) };
+  }, png.toString('base64'));
+  const code = jsQR(Uint8ClampedArray.from(pixels.data), pixels.width, pixels.height);
+  assert.ok(code, 'the QR code decodes');
+  return code.data;
+}
+
+test('a device enrolled in the console syncs with the token its QR code holds, and a visit validated in the console reaches it', async () => {
+  // The supervisor picks a submitted visit; its visitor gets a new phone.
+  const page = await context.newPage();
+  await page.goto(`${url}/console/review`);
+  const row = page.locator('#review-queue tbody tr').first();
+  const visit = await row.getAttribute('data-visit');
+  const visitor = (await row.locator('td').nth(2).textContent()).trim();
+  const adminContext = await browser();
+  const a = await adminContext.newPage();
+  const elsewhere = watchRequests(a);
+  await signIn(a, 'demo.admin', admin);
+  await a.goto(`${url}/console/devices`);
+  await a.selectOption('#enrol-form select[name=user]', { label: visitor });
+  await a.click('#enrol-form button[type=submit]');
+  const token = await scanQr(a);
+  assert.match(token, /^vgd1\./);
+  assert.equal(token, (await a.locator('#token-text').textContent()).trim());
+  assert.deepEqual(elsewhere, []);
+  const store = path.join(work, 'phone.db');
+  const phone = (record) => JSON.parse(execFileSync(BENCH,
+    ['phone', '--hub', url, '--store', store, '--token', token, '--record', record],
+    { env: { ...process.env, RUST_LOG: 'warn' } }).toString());
+  const first = phone(visit);
+  assert.ok(first.records > 0, 'the new phone received its user\'s records');
+  assert.equal(first.record.status, 'submitted');
+  // Validated in the console...
+  await page.goto(`${url}/console/visits/${visit}`);
+  await page.click('#review-form button[value=validate]');
+  assert.match(await page.locator('#done').textContent(), /validée|validated/i);
+  // ...validated on the phone after its sync.
+  const second = phone(visit);
+  assert.equal(second.record.status, 'validated');
+  // The console's audit log has the enrolment and the validation, by id only.
+  await a.goto(`${url}/console/audit`);
+  const audit = await a.locator('#audit').textContent();
+  assert.ok(audit.includes(visit));
+  await adminContext.close();
+  await page.close();
+});
+
+test('the charts and the map render', async () => {
+  const page = await context.newPage();
+  const elsewhere = watchRequests(page);
+  await page.goto(`${url}/console/`);
+  assert.equal(await page.locator('.breakdown svg.chart').count(), 6);
+  assert.ok(await page.locator('.breakdown svg.chart rect').count() > 10);
+  assert.notEqual((await page.locator('#kpis .kpi .value').first().textContent()).trim(), '0');
+  await page.screenshot({ path: path.join(OUT, 'overview.png'), fullPage: true });
+  await page.goto(`${url}/console/?shared=1`);
+  await page.goto(`${url}/console/map?from=2026-01-01&until=2027-01-01`);
+  assert.ok(await page.locator('#map-svg circle').count() > 10);
+  await page.screenshot({ path: path.join(OUT, 'map.png'), fullPage: true });
+  // A 10-inch tablet, portrait: nothing wider than the screen.
+  await page.setViewportSize({ width: 800, height: 1280 });
+  await page.goto(`${url}/console/cases`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than a tablet`);
+  await page.screenshot({ path: path.join(OUT, 'cases-tablet.png'), fullPage: true });
+  assert.deepEqual(elsewhere, []);
+  await page.close();
+});
+
+test('a supervisor of one region finds no record of another on any page, search, map or export', async () => {
+  // A supervisor of region CI-R2, which has no record: every page of theirs is empty of CI-R1's.
+  const user = vigie('user', 'add', '--name', 'Superviseure R2', '--role', 'supervisor', '--area', 'CI-R2');
+  const link = vigie('console', 'invite', '--user', user, '--public-url', url);
+  const other = await browser();
+  const page = await other.newPage();
+  await page.goto(link);
+  await page.fill('input[name=login]', 'sup.r2');
+  await page.fill('input[name=password]', 'un mot de passe long');
+  await page.fill('input[name=again]', 'un mot de passe long');
+  await page.click('form button[type=submit]');
+  await signIn(page, 'sup.r2', 'un mot de passe long');
+  // What region 1's supervisor sees, to look for.
+  const mine = await context.newPage();
+  await mine.goto(`${url}/console/cases`);
+  const firstCase = mine.locator('#cases tbody tr').first();
+  const name = (await firstCase.locator('td').nth(1).textContent()).trim();
+  const caseHref = await firstCase.locator('a').getAttribute('href');
+  await mine.close();
+  const word = name.split(' ')[0];
+  const paths = ['/console/', '/console/review', '/console/alerts', '/console/cases',
+    `/console/cases?q=${encodeURIComponent(word)}`, '/console/cases?list=due', '/console/cases?list=overdue',
+    '/console/map?from=2026-01-01&until=2027-01-01', '/console/quarantine'];
+  for (const p of paths) {
+    await page.goto(`${url}${p}`);
+    const text = await page.locator('main').textContent();
+    assert.ok(!text.includes(name), `${p} shows a child of region 1`);
+  }
+  await page.goto(`${url}/console/cases?q=${encodeURIComponent(word)}`);
+  assert.ok(await page.locator('#no-cases').isVisible());
+  await page.goto(`${url}/console/map?from=2026-01-01&until=2027-01-01`);
+  assert.equal(await page.locator('#map-svg circle').count(), 0);
+  const response = await page.goto(`${url}${caseHref}`);
+  assert.equal(response.status(), 404);
+  for (const table of ['workplaces', 'visits', 'child_cases', 'referrals', 'follow_ups']) {
+    const body = await page.evaluate(async (u) => (await fetch(u)).text(),
+      `${url}/console/exports/download?table=${table}&format=csv&personal=1`);
+    assert.equal(body.trim().split('\n').length, 1, `${table}: a header and no row`);
+  }
+  await other.close();
+});
