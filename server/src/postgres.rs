@@ -326,20 +326,12 @@ fn reseal(
             )
         })
     };
-    // In pages of a few hundred rows, so that memory stays bounded whatever the database holds.
-    let mut after = Uuid::nil();
-    loop {
-        let rows = tx
-            .query(
-                "SELECT id, doc, country, region, district, community FROM records
-                 WHERE id > $1 ORDER BY id LIMIT 500",
-                &[&after],
-            )
-            .map_err(storage_error)?;
-        let Some(last) = rows.last() else { break };
-        after = last.get(0);
-        count += rows.len();
-        for row in &rows {
+    count += in_pages(
+        tx,
+        "SELECT id, doc, country, region, district, community FROM records
+         WHERE id > $1 ORDER BY id LIMIT 500",
+        Uuid::nil(),
+        &mut |tx, row| {
             let id: Uuid = row.get(0);
             let doc = sealer.seal(Sealed::Document, id, row.get(1));
             let area = plain_area(row, 2);
@@ -354,9 +346,9 @@ fn reseal(
                  WHERE id = $1",
                 &[&id, &doc, &sealed_area, &c, &r, &d, &m],
             )
-            .map_err(storage_error)?;
-        }
-    }
+            .map(drop)
+        },
+    )?;
     let rows = tx
         .query(
             "SELECT ctid::TEXT, record_id, country, region, district, community FROM area_history",
@@ -373,29 +365,51 @@ fn reseal(
         )
         .map_err(storage_error)?;
     }
-    let mut after = 0i64;
-    loop {
-        let rows = tx
-            .query(
-                "SELECT id, record_id, changes FROM quarantine WHERE id > $1 ORDER BY id
-                 LIMIT 500",
-                &[&after],
-            )
-            .map_err(storage_error)?;
-        let Some(last) = rows.last() else { break };
-        after = last.get(0);
-        count += rows.len();
-        for row in &rows {
+    count += in_pages(
+        tx,
+        "SELECT id, record_id, changes FROM quarantine WHERE id > $1 ORDER BY id LIMIT 500",
+        0i64,
+        &mut |tx, row| {
             let entry: i64 = row.get(0);
             let sealed = sealer.seal(Sealed::Quarantined, row.get(1), row.get(2));
             tx.execute(
                 "UPDATE quarantine SET changes = $2 WHERE id = $1",
                 &[&entry, &sealed],
             )
-            .map_err(storage_error)?;
-        }
-    }
+            .map(drop)
+        },
+    )?;
     Ok(count)
+}
+
+/// Runs `each` on every row `query` selects, a page at a time so that memory stays bounded
+/// whatever the table holds: `query` takes the key after which a page starts (its first
+/// column, in order) and limits the page. Returns how many rows.
+fn in_pages<K>(
+    tx: &mut postgres::Transaction<'_>,
+    query: &str,
+    first: K,
+    each: &mut dyn FnMut(
+        &mut postgres::Transaction<'_>,
+        &Row,
+    ) -> std::result::Result<(), postgres::Error>,
+) -> std::result::Result<usize, ConnectError>
+where
+    K: postgres::types::ToSql + for<'r> postgres::types::FromSql<'r> + Sync,
+{
+    let mut after = first;
+    let mut count = 0;
+    loop {
+        let rows = tx.query(query, &[&after]).map_err(storage_error)?;
+        let Some(last) = rows.last() else {
+            return Ok(count);
+        };
+        count += rows.len();
+        for row in &rows {
+            each(tx, row).map_err(storage_error)?;
+        }
+        after = last.get(0);
+    }
 }
 
 /// A write waiting for its change number: stamped when the transaction ends.

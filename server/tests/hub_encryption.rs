@@ -84,13 +84,22 @@ fn stderr(out: &std::process::Output) -> String {
 // ---------------------------------------------------------------------------------------------
 // The embedded hub
 
-#[test]
-fn a_default_hub_holds_no_name_in_its_files_and_keeps_its_key_outside_them() {
+/// A temporary directory and a hub data directory in it, for the embedded hub's tests; `None`
+/// when the suite runs on PostgreSQL.
+fn embedded_hub() -> Option<(TempDir, PathBuf)> {
     if postgres_server().is_some() {
-        return; // The embedded hub's files.
+        return None;
     }
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
+    Some((dir, data))
+}
+
+#[test]
+fn a_default_hub_holds_no_name_in_its_files_and_keeps_its_key_outside_them() {
+    let Some((dir, data)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
     let mut hub = Hub::start(&data);
     let _device = sync_names(dir.path(), &hub);
     // While it runs (the WAL holds the latest writes) and after it stopped.
@@ -121,11 +130,9 @@ fn a_default_hub_holds_no_name_in_its_files_and_keeps_its_key_outside_them() {
 
 #[test]
 fn an_unencrypted_hub_only_when_asked_and_told_apart_from_an_encrypted_one() {
-    if postgres_server().is_some() {
-        return;
-    }
-    let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
+    let Some((dir, data)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
     let data_arg = data.to_str().unwrap();
     let add = |extra: &[&str]| {
         let mut args = vec![
@@ -198,11 +205,9 @@ fn an_unencrypted_hub_only_when_asked_and_told_apart_from_an_encrypted_one() {
 
 #[test]
 fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
-    if postgres_server().is_some() {
-        return;
-    }
-    let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
+    let Some((dir, data)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
     let data_arg = data.to_str().unwrap();
     let user = add_user(&data, STAFF, Role::Supervisor, &[REGION]);
     let key_file = dir.path().join("hub-key").join("hub.key");
@@ -291,11 +296,9 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
 
 #[test]
 fn a_key_file_named_for_a_new_hub_is_made_there_owner_only() {
-    if postgres_server().is_some() {
-        return;
-    }
-    let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
+    let Some((dir, data)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
     let key_file = dir.path().join("secrets").join("vigie").join("hub.key");
     vigie(&[
         "user",

@@ -686,7 +686,7 @@ fn hub_documents(
 ) -> BoxResult<HashMap<Uuid, Vec<u8>>> {
     let mut documents = HashMap::new();
     match (setup, database) {
-        // PostgreSQL's documents are sealed with the hub's key: read through the hub's code.
+        // PostgreSQL's documents are sealed with the hub's key: copied out by the hub's code.
         (Setup::Postgres, Some(db)) => {
             let scratch = tempfile::tempdir()?;
             let mut copy = vigie_server::open_store(scratch.path(), Encryption::Unencrypted)?;
@@ -697,32 +697,34 @@ fn hub_documents(
                 data,
             )?
             .copy_into(&mut copy)?;
-            for &id in ids {
-                match copy.export_document(id) {
-                    Ok(document) => {
-                        documents.insert(id, document);
-                    }
-                    Err(vigie_core::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            export_documents(&copy, ids, &mut documents)?;
         }
         _ => {
             let encryption = vigie_server::hub_encryption(data, &crate::sync_bench::hub_key())?;
             let store = vigie_server::open_store(data, encryption)?;
-            for &id in ids {
-                match store.export_document(id) {
-                    Ok(document) => {
-                        documents.insert(id, document);
-                    }
-                    Err(vigie_core::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            export_documents(&store, ids, &mut documents)?;
             store.close()?;
         }
     }
     Ok(documents)
+}
+
+/// The documents of `ids` that `store` holds.
+fn export_documents(
+    store: &Store,
+    ids: &[Uuid],
+    documents: &mut HashMap<Uuid, Vec<u8>>,
+) -> BoxResult<()> {
+    for &id in ids {
+        match store.export_document(id) {
+            Ok(document) => {
+                documents.insert(id, document);
+            }
+            Err(vigie_core::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Lines a hub logged at ERROR.
