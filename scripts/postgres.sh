@@ -5,6 +5,8 @@
 #   scripts/postgres.sh url    start it if needed, print its URL (postgres://vigie@127.0.0.1:PORT/postgres)
 #   scripts/postgres.sh stop   stop it
 #   scripts/postgres.sh clean  drop the databases earlier test and bench runs left (vigie_*)
+#   scripts/postgres.sh bin    print the directory of PostgreSQL's programs (pg_dump, psql)
+#   scripts/postgres.sh log    print the path of the server's log (what tests scan for names)
 #
 # Tests never use a server this script did not start.
 set -euo pipefail
@@ -82,6 +84,8 @@ case "${1:-url}" in
         start
         ;;
     stop) stop ;;
+    bin) find_bin ;;
+    log) echo "$PG_HOME/server.log" ;;
     clean)
         exec 9>"$PG_HOME/.lock"
         flock 9
@@ -92,5 +96,5 @@ case "${1:-url}" in
                 "$bin/psql" "$url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null
             done
         ;;
-    *) echo "usage: $0 url|stop|clean" >&2; exit 2 ;;
+    *) echo "usage: $0 url|stop|clean|bin|log" >&2; exit 2 ;;
 esac

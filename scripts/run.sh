@@ -5,7 +5,8 @@
 # a demo sign-in. VIGIE_DEMO=0 skips the demo: a supervisor is created instead, with a one-time
 # console link and a device token.
 # The sample area tree (reference/areas-CI.json) is published first: a hub serves a country's
-# records once its area tree is published.
+# records once its area tree is published. The hub is encrypted: its first command makes the key
+# file <data>-key/hub.key (back it up apart from the data; README, "The hub's key").
 #   VIGIE_DATA (default ./vigie-data), VIGIE_LISTEN (default 127.0.0.1:8470),
 #   VIGIE_DEMO (default 1), VIGIE_DEMO_SCALE (default 0.1: 200 workplaces, 1,000 visits, 300 cases)
 set -euo pipefail
@@ -24,6 +25,7 @@ fresh=0
 if [ "$fresh" -eq 1 ]; then
   # A hub serves a country's records once its area tree is published.
   "$vigie" reference publish --data "$data" reference/areas-CI.json >/dev/null
+  echo "The hub's key is in ${data}-key/hub.key: back it up apart from $data (without it the hub cannot be read)." >&2
 fi
 if [ "$fresh" -eq 1 ] && [ "${VIGIE_DEMO:-1}" = "0" ]; then
   user=$("$vigie" user add --data "$data" --name "Superviseur régional" --role supervisor --area CI-R1)

@@ -8,6 +8,7 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use uuid::Uuid;
+use vigie_core::Encryption;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -17,9 +18,21 @@ pub enum AuthError {
     Unknown,
     #[error("this device has been revoked")]
     Revoked,
+    /// The registry's file does not open with the hub's key (or is not a registry).
+    #[error("the device registry could not be opened: wrong key, or not a registry")]
+    WrongKey,
     /// The registry's storage failed; the text names the failure, never a credential.
     #[error("registry storage error: {0}")]
     Storage(String),
+}
+
+impl From<vigie_core::Error> for AuthError {
+    fn from(e: vigie_core::Error) -> Self {
+        match e {
+            vigie_core::Error::WrongKeyOrNotAStore => AuthError::WrongKey,
+            e => AuthError::Storage(e.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for AuthError {
@@ -78,13 +91,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn open(path: &Path) -> Result<Registry, AuthError> {
-        let mut conn = Connection::open(path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;",
-        )?;
+    /// Opens (creating if needed) the registry at `path`, encrypted with the hub's key as the
+    /// hub's store is (the core keys the connection).
+    pub fn open(path: &Path, encryption: &Encryption) -> Result<Registry, AuthError> {
+        let mut conn = vigie_core::store::open_keyed_connection(path, encryption)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
@@ -286,7 +296,7 @@ mod tests {
             )
             .unwrap();
         }
-        let registry = Registry::open(&path).unwrap();
+        let registry = Registry::open(&path, &Encryption::Unencrypted).unwrap();
         let listed = registry.devices().unwrap();
         assert_eq!(
             listed,
@@ -303,7 +313,7 @@ mod tests {
         assert!(seen > 5);
         drop(registry);
         // Opening again changes nothing.
-        let registry = Registry::open(&path).unwrap();
+        let registry = Registry::open(&path, &Encryption::Unencrypted).unwrap();
         assert_eq!(registry.devices().unwrap()[0].last_seen_ms, Some(seen));
     }
 
@@ -317,7 +327,8 @@ mod tests {
     #[test]
     fn a_reissued_token_replaces_the_old_one_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(&dir.path().join("devices.db")).unwrap();
+        let registry =
+            Registry::open(&dir.path().join("devices.db"), &Encryption::Key([7; 32])).unwrap();
         let user = Uuid::new_v4();
         let old = registry.enrol(user).unwrap();
         let new = registry.reissue(old.device).unwrap();

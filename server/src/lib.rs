@@ -9,12 +9,14 @@ pub mod backend;
 pub mod client;
 pub mod console;
 pub mod http;
+pub mod hub_key;
 mod listener;
 pub mod logging;
 pub mod postgres;
 
 use auth::{AuthError, Registry};
 use backend::{Backend, Embedded};
+use hub_key::{KeyError, KeyOptions};
 use std::path::Path;
 use uuid::Uuid;
 use vigie_core::sync::HubLimits;
@@ -26,6 +28,8 @@ pub enum HubOpenError {
     Store(#[from] vigie_core::Error),
     #[error(transparent)]
     Registry(#[from] AuthError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error("cannot create the data directory: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -35,28 +39,67 @@ pub enum HubOpenError {
 /// The hub's own device and user ids: the hub writes records (users) under them.
 pub(crate) const HUB_ADMIN: Uuid = Uuid::from_u128(0x7669_6769_655f_6875_625f_6164_6d69_6e00);
 
-/// Opens (creating if needed) the hub's files in `data`.
+/// The embedded hub's files in its data directory: its records and its device registry.
+const HUB_FILES: [&str; 2] = ["hub.db", "devices.db"];
+
+/// How the embedded hub in `data` is encrypted: its key found (or, for a new hub, made) as
+/// `key` says. A key given for a plain hub, or no key for an encrypted one, is named as such
+/// before anything is opened.
+pub fn hub_encryption(data: &Path, key: &KeyOptions) -> Result<Encryption, HubOpenError> {
+    let written: Vec<std::path::PathBuf> = HUB_FILES
+        .iter()
+        .map(|name| data.join(name))
+        .filter(|file| file.metadata().is_ok_and(|m| m.len() > 0))
+        .collect();
+    // What the files are decides before any key is looked for: an unencrypted hub is told so,
+    // not that its key is missing.
+    for file in &written {
+        match (key.unencrypted, hub_key::is_plain_sqlite(file)) {
+            (false, true) => return Err(KeyError::HubUnencrypted.into()),
+            (true, false) => return Err(KeyError::HubEncrypted.into()),
+            _ => {}
+        }
+    }
+    Ok(match key.resolve(data, !written.is_empty())? {
+        Some(key) => Encryption::Key(key.0),
+        None => Encryption::Unencrypted,
+    })
+}
+
+/// Opens (creating if needed) the hub's record store in `data`.
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
     std::fs::create_dir_all(data)?;
     let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
-    Ok(Store::open(config)?)
+    match Store::open(config) {
+        Ok(store) => Ok(store),
+        Err(vigie_core::Error::WrongKeyOrNotAStore) => Err(KeyError::Wrong.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-pub fn open_registry(data: &Path) -> Result<Registry, HubOpenError> {
+/// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
+pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, HubOpenError> {
     std::fs::create_dir_all(data)?;
-    Ok(Registry::open(&data.join("devices.db"))?)
+    match Registry::open(&data.join("devices.db"), encryption) {
+        Ok(registry) => Ok(registry),
+        Err(AuthError::WrongKey) => Err(KeyError::Wrong.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Where a hub keeps its data: a directory for the embedded store, or a PostgreSQL URL.
-#[derive(Clone)]
+/// Where a hub keeps its data, and how it finds its key: a directory for the embedded store,
+/// or a PostgreSQL URL (whose key file is found beside `data` all the same).
+#[derive(Clone, Debug)]
 pub enum Database {
     Embedded {
         data: std::path::PathBuf,
-        encryption: Encryption,
+        key: KeyOptions,
     },
     Postgres {
         url: String,
         connections: u32,
+        data: std::path::PathBuf,
+        key: KeyOptions,
     },
 }
 
@@ -65,33 +108,41 @@ impl Database {
     pub fn choose(
         database: Option<&str>,
         data: &Path,
-        encryption: Encryption,
+        key: KeyOptions,
     ) -> Result<Database, HubOpenError> {
         match database {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(Database::Postgres {
                     url: url.to_string(),
                     connections: 16,
+                    data: data.to_path_buf(),
+                    key,
                 })
             }
             Some(_) => Err(postgres::ConnectError::BadUrl.into()),
             None => Ok(Database::Embedded {
                 data: data.to_path_buf(),
-                encryption,
+                key,
             }),
         }
     }
 
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
         Ok(match self {
-            Database::Embedded { data, encryption } => Box::new(Embedded::new(
-                open_store(data, encryption.clone())?,
-                open_registry(data)?,
-                encryption.clone(),
-            )),
-            Database::Postgres { url, connections } => {
-                Box::new(postgres::Postgres::connect(url, *connections)?)
+            Database::Embedded { data, key } => {
+                let encryption = hub_encryption(data, key)?;
+                Box::new(Embedded::new(
+                    open_store(data, encryption.clone())?,
+                    open_registry(data, &encryption)?,
+                    encryption,
+                ))
             }
+            Database::Postgres {
+                url,
+                connections,
+                data,
+                key,
+            } => Box::new(postgres::Postgres::connect(url, *connections, key, data)?),
         })
     }
 }

@@ -34,19 +34,27 @@ struct HubData {
     /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
     #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
     database: Option<String>,
-    /// 64 hex digits: the key of the hub's embedded store (else the disk's own protection).
+    /// 64 hex digits: the hub's key. Without it, the key file is read (a new hub makes one).
     #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
     key_hex: Option<String>,
+    /// The hub's key file [default: `<data>-key/hub.key`, beside the data directory]. A new hub
+    /// writes its new key there (owner-only); back it up: without it the hub cannot be read.
+    #[arg(long, env = "VIGIE_HUB_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Keep the embedded hub unencrypted (no key): only for a disk protected otherwise, or a
+    /// hub made unencrypted before.
+    #[arg(long)]
+    unencrypted: bool,
 }
 
 impl HubData {
     fn database(&self) -> Result<Database, String> {
-        Database::choose(
-            self.database.as_deref(),
-            &self.data,
-            encryption(self.key_hex.as_deref())?,
-        )
-        .map_err(|e| e.to_string())
+        let key = vigie_server::hub_key::KeyOptions {
+            key_hex: self.key_hex.clone(),
+            key_file: self.key_file.clone(),
+            unencrypted: self.unencrypted,
+        };
+        Database::choose(self.database.as_deref(), &self.data, key).map_err(|e| e.to_string())
     }
 
     /// The hub's storage, for an administration command.
@@ -562,22 +570,31 @@ fn run(cli: Cli) -> Result<(), String> {
             // Exports read the embedded store's indexes: PostgreSQL's records are copied into
             // a temporary one first (encrypted with a key that lives only in this process).
             let (store, _scratch) = match hub.database()? {
-                Database::Postgres { url, .. } => {
+                Database::Postgres {
+                    url,
+                    data,
+                    key: hub_key,
+                    ..
+                } => {
                     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
                     let mut key = [0u8; 32];
                     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
                     let mut store = vigie_server::open_store(scratch.path(), Encryption::Key(key))
                         .map_err(|e| e.to_string())?;
-                    vigie_server::postgres::Postgres::connect(&url, 1)
+                    vigie_server::postgres::Postgres::connect(&url, 1, &hub_key, &data)
                         .map_err(|e| e.to_string())?
                         .copy_into(&mut store)
                         .map_err(|e| e.to_string())?;
                     (store, Some(scratch))
                 }
-                Database::Embedded { data, encryption } => (
-                    vigie_server::open_store(&data, encryption).map_err(|e| e.to_string())?,
-                    None,
-                ),
+                Database::Embedded { data, key } => {
+                    let encryption =
+                        vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
+                    (
+                        vigie_server::open_store(&data, encryption).map_err(|e| e.to_string())?,
+                        None,
+                    )
+                }
             };
             let format = match format {
                 FormatArg::Csv => ExportFormat::Csv,

@@ -10,13 +10,17 @@
 //!   held until commit, so changes become visible in the order of their numbers. A device's
 //!   cursor can then never pass a number that a slower transaction commits later.
 
+mod seal;
+
 use crate::auth::{self, AuthError, DeviceInfo, Token};
 use crate::backend::Backend;
+use crate::hub_key::{KeyError, KeyOptions};
 use automerge::{ActorId, ChangeHash};
 use postgres::error::SqlState;
 use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
+use seal::{Sealed, Sealer};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +42,8 @@ const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. A shipped
 /// migration is never edited: a change to the schema is a new file. The version is kept in
-/// `vigie_meta` (`schema_version`).
+/// `vigie_meta` (`schema_version`). A migration that needs the hub to rewrite rows has a
+/// `RESEAL` line: the part before it runs, the hub seals every row (`reseal`), then the rest.
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/001_records.sql"),
     include_str!("postgres/migrations/002_erasure_and_quarantine.sql"),
@@ -46,7 +51,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/004_record_lifecycle.sql"),
     include_str!("postgres/migrations/005_reference_index.sql"),
     include_str!("postgres/migrations/006_console.sql"),
+    include_str!("postgres/migrations/007_encryption_at_rest.sql"),
 ];
+/// Where a migration stops for the hub to seal the rows it left plain.
+const RESEAL: &str = "-- vigie: reseal";
 
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -93,6 +101,8 @@ pub enum ConnectError {
     )]
     SchemaTooNew { found: i32, supported: i32 },
     #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
     Storage(#[from] Error),
 }
 
@@ -101,12 +111,14 @@ pub struct Postgres {
     pool: Pool<Manager>,
     actor: ActorId,
     reference: ReferenceCache,
+    sealer: Sealer,
 }
 
 /// The reference data in force, loaded from the reference documents and kept until they change
 /// (any hub process may publish: the count and newest change of the documents tell).
 fn reference_in(
     cache: &ReferenceCache,
+    sealer: &Sealer,
     tx: &mut postgres::Transaction<'_>,
 ) -> Result<Arc<ReferenceData>> {
     let row = tx
@@ -116,18 +128,31 @@ fn reference_in(
         )
         .map_err(storage_error)?;
     cache.get((row.get(0), row.get(1)), || {
-        Ok(tx
-            .query("SELECT id, doc FROM records WHERE kind = 5", &[])
+        tx.query("SELECT id, doc FROM records WHERE kind = 5", &[])
             .map_err(storage_error)?
             .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect())
+            .map(|row| {
+                let id: Uuid = row.get(0);
+                Ok((id, sealer.open(Sealed::Document, id, row.get(1))?))
+            })
+            .collect()
     })
 }
 
 impl Postgres {
-    /// Connects (a pool of up to `connections`) and creates or migrates the schema.
-    pub fn connect(url: &str, connections: u32) -> std::result::Result<Postgres, ConnectError> {
+    /// Connects (a pool of up to `connections`) and creates or migrates the schema. The hub's
+    /// key is found as `key` says (its default key file beside `data`); a database that holds
+    /// no hub's key yet (new, or from before encryption) takes the key found or made, and one
+    /// that does refuses any other key.
+    pub fn connect(
+        url: &str,
+        connections: u32,
+        key: &KeyOptions,
+        data: &std::path::Path,
+    ) -> std::result::Result<Postgres, ConnectError> {
+        if key.unencrypted {
+            return Err(KeyError::PostgresUnencrypted.into());
+        }
         let config: postgres::Config = url.parse().map_err(|_| ConnectError::BadUrl)?;
         let pool = Pool::builder()
             .max_size(connections.max(1))
@@ -138,13 +163,19 @@ impl Postgres {
         let mut client = pool
             .get()
             .map_err(|e| ConnectError::Connect(e.to_string()))?;
-        migrate(&mut client)?;
+        let keyed = stored_key_check(&mut *client)?.is_some();
+        let key = key
+            .resolve(data, keyed)?
+            .ok_or(KeyError::PostgresUnencrypted)?;
+        let sealer = Sealer::new(&key);
+        migrate(&mut client, &sealer)?;
         // Each process writes (users added by an administrator) under an actor of its own.
         let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
         Ok(Postgres {
             pool,
             actor: doc::actor_for(crate::HUB_ADMIN, nonce),
             reference: ReferenceCache::new(ReferenceData::builtin()),
+            sealer,
         })
     }
 
@@ -152,6 +183,7 @@ impl Postgres {
         PgStorage {
             pool: &self.pool,
             reference: &self.reference,
+            sealer: &self.sealer,
         }
     }
 
@@ -176,7 +208,8 @@ impl Postgres {
             after = last.get(0);
             for row in &rows {
                 let id: Uuid = row.get(0);
-                let bytes = codec::decode(id, row.get(1))?;
+                let stored = self.sealer.open(Sealed::Document, id, row.get(1))?;
+                let bytes = codec::decode(id, stored)?;
                 store.merge_document(id, &bytes)?;
                 copied += 1;
             }
@@ -228,7 +261,10 @@ impl Postgres {
             after = last.get(2);
             for row in &rows {
                 let id: Uuid = row.get(0);
-                match codec::decode(id, row.get(1))
+                match self
+                    .sealer
+                    .open(Sealed::Document, id, row.get(1))
+                    .and_then(|doc| codec::decode(id, doc))
                     .and_then(|bytes| copy.merge_document(id, &bytes))
                 {
                     Ok(_) => {}
@@ -260,10 +296,36 @@ impl Postgres {
     }
 }
 
-fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectError> {
+/// The key check a database's hub wrote (`seal`), if any.
+fn stored_key_check(
+    client: &mut impl postgres::GenericClient,
+) -> std::result::Result<Option<String>, ConnectError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
+        .map_err(storage_error)?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("SELECT value FROM vigie_meta WHERE key = 'key_check'", &[])
+        .map_err(storage_error)?
+        .map(|row| row.get(0)))
+}
+
+fn migrate(
+    client: &mut postgres::Client,
+    sealer: &Sealer,
+) -> std::result::Result<(), ConnectError> {
     let mut tx = client.transaction().map_err(storage_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .map_err(storage_error)?;
+    // Checked under the lock: two processes starting on a new database with different keys
+    // cannot both write.
+    match stored_key_check(&mut tx)? {
+        Some(check) if check != sealer.key_check() => return Err(KeyError::Wrong.into()),
+        _ => {}
+    }
     let exists: bool = tx
         .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
         .map_err(storage_error)?
@@ -286,9 +348,22 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
             supported: SCHEMA_VERSION,
         });
     }
+    let mut resealed = false;
     for migration in &MIGRATIONS[version.max(0) as usize..] {
-        tx.batch_execute(migration).map_err(storage_error)?;
+        match migration.split_once(RESEAL) {
+            Some((before, after)) => {
+                tx.batch_execute(before).map_err(storage_error)?;
+                resealed = reseal(&mut tx, sealer)? > 0;
+                tx.batch_execute(after).map_err(storage_error)?;
+            }
+            None => tx.batch_execute(migration).map_err(storage_error)?,
+        }
     }
+    tx.execute(
+        "INSERT INTO vigie_meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
+        &[&sealer.key_check()],
+    )
+    .map_err(storage_error)?;
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -296,7 +371,118 @@ fn migrate(client: &mut postgres::Client) -> std::result::Result<(), ConnectErro
     )
     .map_err(storage_error)?;
     tx.commit().map_err(storage_error)?;
+    if resealed {
+        // Rewritten rows leave their plain versions in the tables' files until a vacuum
+        // reclaims them: reclaim them now (not possible inside a transaction).
+        client
+            .batch_execute("VACUUM FULL records, area_history, quarantine")
+            .map_err(storage_error)?;
+    }
     Ok(())
+}
+
+/// Seals every row a database from before encryption holds in clear (migration 007): records'
+/// documents and areas, the area history, quarantined changes. Returns how many rows.
+fn reseal(
+    tx: &mut postgres::Transaction<'_>,
+    sealer: &Sealer,
+) -> std::result::Result<usize, ConnectError> {
+    let mut count = 0;
+    let plain_area = |row: &Row, first: usize| {
+        let part = |i: usize| row.get::<_, Option<String>>(first + i);
+        part(0).map(|country| {
+            Area::new(
+                &country,
+                &part(1).unwrap_or_default(),
+                &part(2).unwrap_or_default(),
+                &part(3).unwrap_or_default(),
+            )
+        })
+    };
+    count += in_pages(
+        tx,
+        "SELECT id, doc, country, region, district, community FROM records
+         WHERE id > $1 ORDER BY id LIMIT 500",
+        Uuid::nil(),
+        &mut |tx, row| {
+            let id: Uuid = row.get(0);
+            let doc = sealer.seal(Sealed::Document, id, row.get(1));
+            let area = plain_area(row, 2);
+            let sealed_area = area.as_ref().map(|a| sealer.seal_area(id, a));
+            let [c, r, d, m] = area
+                .as_ref()
+                .map(|a| sealer.area_hashes(a).map(Some))
+                .unwrap_or_default();
+            tx.execute(
+                "UPDATE records SET doc = $2, area = $3, country_h = $4, region_h = $5,
+                     district_h = $6, community_h = $7
+                 WHERE id = $1",
+                &[&id, &doc, &sealed_area, &c, &r, &d, &m],
+            )
+            .map(drop)
+        },
+    )?;
+    let rows = tx
+        .query(
+            "SELECT ctid::TEXT, record_id, country, region, district, community FROM area_history",
+            &[],
+        )
+        .map_err(storage_error)?;
+    count += rows.len();
+    for row in &rows {
+        let id: Uuid = row.get(1);
+        let area = plain_area(row, 2).unwrap_or_default();
+        tx.execute(
+            "UPDATE area_history SET area = $2 WHERE ctid = $1::TEXT::TID",
+            &[&row.get::<_, String>(0), &sealer.seal_area(id, &area)],
+        )
+        .map_err(storage_error)?;
+    }
+    count += in_pages(
+        tx,
+        "SELECT id, record_id, changes FROM quarantine WHERE id > $1 ORDER BY id LIMIT 500",
+        0i64,
+        &mut |tx, row| {
+            let entry: i64 = row.get(0);
+            let sealed = sealer.seal(Sealed::Quarantined, row.get(1), row.get(2));
+            tx.execute(
+                "UPDATE quarantine SET changes = $2 WHERE id = $1",
+                &[&entry, &sealed],
+            )
+            .map(drop)
+        },
+    )?;
+    Ok(count)
+}
+
+/// Runs `each` on every row `query` selects, a page at a time so that memory stays bounded
+/// whatever the table holds: `query` takes the key after which a page starts (its first
+/// column, in order) and limits the page. Returns how many rows.
+fn in_pages<K>(
+    tx: &mut postgres::Transaction<'_>,
+    query: &str,
+    first: K,
+    each: &mut dyn FnMut(
+        &mut postgres::Transaction<'_>,
+        &Row,
+    ) -> std::result::Result<(), postgres::Error>,
+) -> std::result::Result<usize, ConnectError>
+where
+    K: postgres::types::ToSql + for<'r> postgres::types::FromSql<'r> + Sync,
+{
+    let mut after = first;
+    let mut count = 0;
+    loop {
+        let rows = tx.query(query, &[&after]).map_err(storage_error)?;
+        let Some(last) = rows.last() else {
+            return Ok(count);
+        };
+        count += rows.len();
+        for row in &rows {
+            each(tx, row).map_err(storage_error)?;
+        }
+        after = last.get(0);
+    }
 }
 
 /// A write waiting for its change number: stamped when the transaction ends.
@@ -309,6 +495,9 @@ struct Pending {
     changes: Vec<u8>,
     device: Uuid,
     area: Option<Area>,
+    /// `area` sealed, and the keyed hashes of its levels.
+    sealed_area: Option<Vec<u8>>,
+    area_hashes: [Option<Vec<u8>>; 4],
     /// The number of the device's push that brought the changes.
     push: Option<i64>,
 }
@@ -316,6 +505,7 @@ struct Pending {
 struct PgTransaction<'a> {
     tx: postgres::Transaction<'a>,
     reference: &'a ReferenceCache,
+    sealer: &'a Sealer,
     pending: Vec<Pending>,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
@@ -323,14 +513,11 @@ struct PgTransaction<'a> {
     written: HashMap<Uuid, StoredRecord>,
 }
 
-fn area_of(row: &Row, first: usize) -> Option<Area> {
-    let country: Option<String> = row.get(first);
-    Some(Area::new(
-        &country?,
-        &row.get::<_, Option<String>>(first + 1).unwrap_or_default(),
-        &row.get::<_, Option<String>>(first + 2).unwrap_or_default(),
-        &row.get::<_, Option<String>>(first + 3).unwrap_or_default(),
-    ))
+/// The area sealed in column `column` of a row about record `id` (`None` if NULL).
+fn area_of(sealer: &Sealer, row: &Row, column: usize, id: Uuid) -> Result<Option<Area>> {
+    row.get::<_, Option<&[u8]>>(column)
+        .map(|sealed| sealer.open_area(id, sealed))
+        .transpose()
 }
 
 impl HubTransaction for PgTransaction<'_> {
@@ -339,10 +526,9 @@ impl HubTransaction for PgTransaction<'_> {
             return Ok(Some(stored.clone()));
         }
         let sql = if for_update {
-            "SELECT kind, doc, country, region, district, community FROM records WHERE id = $1
-             FOR UPDATE"
+            "SELECT kind, doc, area FROM records WHERE id = $1 FOR UPDATE"
         } else {
-            "SELECT kind, doc, country, region, district, community FROM records WHERE id = $1"
+            "SELECT kind, doc, area FROM records WHERE id = $1"
         };
         let Some(row) = self.tx.query_opt(sql, &[&id]).map_err(storage_error)? else {
             return Ok(None);
@@ -356,8 +542,8 @@ impl HubTransaction for PgTransaction<'_> {
         Ok(Some(StoredRecord {
             key: 0,
             kind,
-            area: area_of(&row, 2),
-            document: codec::decode(id, row.get(1))?,
+            area: area_of(self.sealer, &row, 2, id)?,
+            document: codec::decode(id, self.sealer.open(Sealed::Document, id, row.get(1))?)?,
         }))
     }
 
@@ -379,11 +565,16 @@ impl HubTransaction for PgTransaction<'_> {
             id: write.id,
             kind: write.kind,
             fresh,
-            doc,
+            doc: self.sealer.seal(Sealed::Document, write.id, &doc),
             heads: codec::heads_bytes(&heads),
             changes,
             device: write.author.device,
             area: write.area.cloned(),
+            sealed_area: write.area.map(|a| self.sealer.seal_area(write.id, a)),
+            area_hashes: write
+                .area
+                .map(|a| self.sealer.area_hashes(a).map(Some))
+                .unwrap_or_default(),
             push: self
                 .pushing
                 .filter(|(device, _)| *device == write.author.device)
@@ -405,7 +596,7 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn reference(&mut self) -> Result<Arc<ReferenceData>> {
-        reference_in(self.reference, &mut self.tx)
+        reference_in(self.reference, self.sealer, &mut self.tx)
     }
 
     fn changed(
@@ -417,10 +608,14 @@ impl HubTransaction for PgTransaction<'_> {
     ) -> Result<Vec<ChangedRecord>> {
         let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
         // Each area code matches at its level, in its country only (`AreaGrant::covers`):
-        // "country code" for each level (codes hold no spaces).
-        let mut by_level: [Vec<String>; 4] = Default::default();
+        // the keyed hash of its level, country and code.
+        let mut by_level: [Vec<Vec<u8>>; 4] = Default::default();
         for grant in scope.areas.grants() {
-            by_level[grant.level as usize].push(format!("{} {}", grant.country, grant.code));
+            let level = grant.level as usize;
+            by_level[level].push(
+                self.sealer
+                    .area_hash(level as u8, &grant.country, &grant.code),
+            );
         }
         let [countries, regions, districts, communities] = &by_level;
         let rows = self
@@ -429,10 +624,8 @@ impl HubTransaction for PgTransaction<'_> {
                 "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
                  WHERE last_seq > $1 AND last_seq <= $2
                    AND (kind = $5 OR (kind = ANY($3)
-                        AND (country || ' ' || country = ANY($6)
-                             OR country || ' ' || region = ANY($7)
-                             OR country || ' ' || district = ANY($8)
-                             OR country || ' ' || community = ANY($9))))
+                        AND (country_h = ANY($6) OR region_h = ANY($7)
+                             OR district_h = ANY($8) OR community_h = ANY($9))))
                  ORDER BY last_seq LIMIT $4",
                 &[
                     &after,
@@ -447,17 +640,19 @@ impl HubTransaction for PgTransaction<'_> {
                 ],
             )
             .map_err(storage_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| ChangedRecord {
-                id: row.get(0),
-                stored: row.get(1),
-                seq: row.get(2),
-                heads: row.get(3),
-                first_seq: row.get(4),
-                creator: row.get(5),
+        rows.iter()
+            .map(|row| {
+                let id: Uuid = row.get(0);
+                Ok(ChangedRecord {
+                    id,
+                    stored: self.sealer.open(Sealed::Document, id, row.get(1))?,
+                    seq: row.get(2),
+                    heads: row.get(3),
+                    first_seq: row.get(4),
+                    creator: row.get(5),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>> {
@@ -533,7 +728,8 @@ impl HubTransaction for PgTransaction<'_> {
             )
             .map_err(storage_error)?;
         if let Some((kind, area)) = &history.filed {
-            insert_area_history(&mut self.tx, seq, id, *kind, area)?;
+            let sealed = self.sealer.seal_area(id, area);
+            insert_area_history(&mut self.tx, seq, id, *kind, &sealed)?;
         }
         Ok(found)
     }
@@ -572,8 +768,7 @@ impl HubTransaction for PgTransaction<'_> {
         let rows = self
             .tx
             .query(
-                "SELECT h.seq, h.record_id, h.kind, h.country, h.region, h.district, h.community,
-                        r.kind, r.country, r.region, r.district, r.community
+                "SELECT h.seq, h.record_id, h.kind, h.area, r.kind, r.area
                  FROM area_history h LEFT JOIN records r ON r.id = h.record_id
                  WHERE h.seq > $1 AND h.seq <= $2 ORDER BY h.seq LIMIT $3",
                 &[&after, &upto, &(limit as i64)],
@@ -581,21 +776,22 @@ impl HubTransaction for PgTransaction<'_> {
             .map_err(storage_error)?;
         rows.iter()
             .map(|row| {
+                let id: Uuid = row.get(1);
                 let kind = |k: i16| {
                     RecordKind::from_i64(i64::from(k)).ok_or_else(|| Error::DamagedDocument {
-                        id: row.get(1),
+                        id,
                         reason: "unknown record kind in the area history".into(),
                     })
                 };
-                let now = match row.get::<_, Option<i16>>(7) {
-                    Some(k) => Some((kind(k)?, area_of(row, 8))),
+                let now = match row.get::<_, Option<i16>>(4) {
+                    Some(k) => Some((kind(k)?, area_of(self.sealer, row, 5, id)?)),
                     None => None,
                 };
                 Ok(Departure {
                     seq: row.get(0),
-                    id: row.get(1),
+                    id,
                     kind: kind(row.get(2))?,
-                    area: area_of(row, 3).unwrap_or_default(),
+                    area: area_of(self.sealer, row, 3, id)?.unwrap_or_default(),
                     now,
                 })
             })
@@ -638,7 +834,9 @@ impl HubTransaction for PgTransaction<'_> {
                     &entry.record,
                     &entry.device,
                     &entry.user,
-                    &entry.changes,
+                    &self
+                        .sealer
+                        .seal(Sealed::Quarantined, entry.record, &entry.changes),
                     &entry.received_ms,
                 ],
             )
@@ -655,7 +853,9 @@ impl HubTransaction for PgTransaction<'_> {
                 &[],
             )
             .map_err(storage_error)?;
-        Ok(rows.iter().map(quarantined_of).collect())
+        rows.iter()
+            .map(|row| quarantined_of(self.sealer, row))
+            .collect()
     }
 
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
@@ -667,7 +867,9 @@ impl HubTransaction for PgTransaction<'_> {
                 &[&entry],
             )
             .map_err(storage_error)?;
-        Ok(row.as_ref().map(quarantined_of))
+        row.as_ref()
+            .map(|row| quarantined_of(self.sealer, row))
+            .transpose()
     }
 }
 
@@ -676,34 +878,26 @@ fn insert_area_history(
     seq: i64,
     id: Uuid,
     kind: RecordKind,
-    area: &Area,
+    sealed_area: &[u8],
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO area_history (seq, record_id, kind, country, region, district, community)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &seq,
-            &id,
-            &(kind as i16),
-            &area.country,
-            &area.region,
-            &area.district,
-            &area.community,
-        ],
+        "INSERT INTO area_history (seq, record_id, kind, area) VALUES ($1, $2, $3, $4)",
+        &[&seq, &id, &(kind as i16), &sealed_area],
     )
     .map_err(storage_error)?;
     Ok(())
 }
 
-fn quarantined_of(row: &Row) -> Quarantined {
-    Quarantined {
+fn quarantined_of(sealer: &Sealer, row: &Row) -> Result<Quarantined> {
+    let record: Uuid = row.get(1);
+    Ok(Quarantined {
         entry: row.get(0),
-        record: row.get(1),
+        record,
         device: row.get(2),
         user: row.get(3),
-        changes: row.get(4),
+        changes: sealer.open(Sealed::Quarantined, record, row.get(4))?,
         received_ms: row.get(5),
-    }
+    })
 }
 
 impl PgTransaction<'_> {
@@ -729,52 +923,59 @@ impl PgTransaction<'_> {
                     )
                     .map_err(storage_error)?
                     .get(0);
-                let (country, region, district, community) = match &p.area {
-                    Some(a) => (
-                        Some(a.country.as_str()),
-                        Some(a.region.as_str()),
-                        Some(a.district.as_str()),
-                        Some(a.community.as_str()),
-                    ),
-                    None => (None, None, None, None),
-                };
+                let [country, region, district, community] = &p.area_hashes;
                 let kind = p.kind as i16;
                 if p.fresh {
                     self.tx
                         .execute(
                             "INSERT INTO records (id, kind, doc, heads, last_seq, first_seq,
-                                 creator, country, region, district, community)
-                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10)",
+                                 creator, area, country_h, region_h, district_h, community_h)
+                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)",
                             &[
-                                &p.id, &kind, &p.doc, &p.heads, &seq, &p.device, &country, &region,
-                                &district, &community,
+                                &p.id,
+                                &kind,
+                                &p.doc,
+                                &p.heads,
+                                &seq,
+                                &p.device,
+                                &p.sealed_area,
+                                country,
+                                region,
+                                district,
+                                community,
                             ],
                         )
                         .map_err(storage_error)?;
                 } else {
                     if p.area.is_some() {
-                        // Where the record was filed until now, if this write moves it.
+                        // Where the record was filed until now, if this write moves it (the
+                        // hashes are equal exactly when the codes are).
                         self.tx
                             .execute(
-                                "INSERT INTO area_history
-                                     (seq, record_id, kind, country, region, district, community)
-                                 SELECT $1, id, kind, country, region, district, community
-                                 FROM records
-                                 WHERE id = $2 AND country IS NOT NULL
-                                   AND (country, region, district, community)
+                                "INSERT INTO area_history (seq, record_id, kind, area)
+                                 SELECT $1, id, kind, area FROM records
+                                 WHERE id = $2 AND area IS NOT NULL
+                                   AND (country_h, region_h, district_h, community_h)
                                        IS DISTINCT FROM ($3, $4, $5, $6)",
-                                &[&seq, &p.id, &country, &region, &district, &community],
+                                &[&seq, &p.id, country, region, district, community],
                             )
                             .map_err(storage_error)?;
                     }
                     self.tx
                         .execute(
-                            "UPDATE records SET doc = $2, heads = $3, last_seq = $4,
-                                 country = $5, region = $6, district = $7, community = $8
+                            "UPDATE records SET doc = $2, heads = $3, last_seq = $4, area = $5,
+                                 country_h = $6, region_h = $7, district_h = $8, community_h = $9
                              WHERE id = $1",
                             &[
-                                &p.id, &p.doc, &p.heads, &seq, &country, &region, &district,
-                                &community,
+                                &p.id,
+                                &p.doc,
+                                &p.heads,
+                                &seq,
+                                &p.sealed_area,
+                                country,
+                                region,
+                                district,
+                                community,
                             ],
                         )
                         .map_err(storage_error)?;
@@ -789,6 +990,7 @@ impl PgTransaction<'_> {
 struct PgStorage<'p> {
     pool: &'p Pool<Manager>,
     reference: &'p ReferenceCache,
+    sealer: &'p Sealer,
 }
 
 impl PgStorage<'_> {
@@ -812,6 +1014,7 @@ impl PgStorage<'_> {
                 let mut pg = PgTransaction {
                     tx,
                     reference: self.reference,
+                    sealer: self.sealer,
                     pending: Vec::new(),
                     pushing: None,
                     written: HashMap::new(),
@@ -1045,7 +1248,7 @@ impl Backend for Postgres {
         rows.into_iter()
             .map(|row| {
                 let id: Uuid = row.get(0);
-                doc::read_stored::<User>(id, row.get(1))
+                doc::read_stored::<User>(id, self.sealer.open(Sealed::Document, id, row.get(1))?)
             })
             .collect()
     }

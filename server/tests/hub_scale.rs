@@ -102,6 +102,11 @@ fn enrol_devices(dir: &std::path::Path, url: &str) -> Vec<Device> {
     let backend = Database::Postgres {
         url: url.to_string(),
         connections: 1,
+        data: dir.join("hubs"),
+        key: vigie_server::hub_key::KeyOptions {
+            key_hex: Some(SHARED_HUB_KEY.into()),
+            ..Default::default()
+        },
     }
     .open()
     .expect("open the hubs' database");

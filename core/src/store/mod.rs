@@ -36,6 +36,17 @@ pub use queries::{
 pub use schema::{Encryption, SCHEMA_VERSION};
 pub use scoped::Scoped;
 
+/// Opens (creating if needed) a SQLite connection keyed and configured as a store's is
+/// (SQLCipher with the key, WAL, `synchronous=FULL`, `secure_delete`): for the other files kept
+/// beside a store, such as the hub's device registry. A wrong key is
+/// `Error::WrongKeyOrNotAStore`, found before anything is written.
+pub fn open_keyed_connection(
+    path: &std::path::Path,
+    encryption: &Encryption,
+) -> Result<rusqlite::Connection> {
+    schema::open_connection(path, encryption)
+}
+
 pub(crate) use documents::{
     Merged, TypedRecord, find_row, merge_document, reference_in, save_document,
 };

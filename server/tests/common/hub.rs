@@ -18,7 +18,13 @@ pub struct Hub {
     /// Whether the sample area tree is published before the hub serves (a hub serves a
     /// country's records only once its area tree is published).
     pub(crate) sample_areas: bool,
+    /// The hub's key given on the command line (hubs sharing one database share it); else the
+    /// hub finds its key file beside `data`, as by default.
+    pub(crate) key_hex: Option<String>,
 }
+
+/// The key of the hubs `Hub::start_on` starts on one database (as 64 hex digits).
+pub const SHARED_HUB_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 
 impl Hub {
     /// Starts a hub on `data` (a directory), listening on a free port of 127.0.0.1, with the
@@ -42,6 +48,9 @@ impl Hub {
 
     pub(crate) fn start_with(data: &Path, database: Option<String>) -> Hub {
         let mut hub = Hub::new(data, database, true);
+        if hub.database.is_some() {
+            hub.key_hex = Some(SHARED_HUB_KEY.into());
+        }
         hub.restart();
         hub
     }
@@ -57,6 +66,23 @@ impl Hub {
             extra_args: Vec::new(),
             extra_env: Vec::new(),
             sample_areas,
+            key_hex: None,
+        }
+    }
+
+    /// How this hub finds its key, for this process.
+    pub fn key_options(&self) -> vigie_server::hub_key::KeyOptions {
+        vigie_server::hub_key::KeyOptions {
+            key_hex: self.key_hex.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// `--key-hex <key>` when the hub's key is given on the command line.
+    pub(crate) fn key_args(&self) -> Vec<String> {
+        match &self.key_hex {
+            Some(key) => vec!["--key-hex".into(), key.clone()],
+            None => Vec::new(),
         }
     }
 
@@ -79,6 +105,7 @@ impl Hub {
                 self.data.to_str().expect("utf-8 path").into(),
             ];
             args.extend(self.database_args());
+            args.extend(self.key_args());
             args.push(reference::SAMPLE_AREAS.into());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             vigie(&args);
@@ -93,6 +120,7 @@ impl Hub {
             .arg("--data")
             .arg(&self.data)
             .args(self.database_args())
+            .args(self.key_args())
             .args(["--listen", "127.0.0.1:0"])
             // Debug for Vigie's own crates: the log scan of scripts/test.sh reads all of it.
             .env(
@@ -213,8 +241,9 @@ impl Hub {
             "open the hub's store only while it is stopped"
         );
         let Some(url) = self.database.clone().or_else(|| hub_database(&self.data)) else {
-            return vigie_server::open_store(&self.data, Encryption::Unencrypted)
-                .expect("open the hub store");
+            let encryption = vigie_server::hub_encryption(&self.data, &self.key_options())
+                .expect("the hub's key");
+            return vigie_server::open_store(&self.data, encryption).expect("open the hub store");
         };
         // On PostgreSQL: a copy of its records in an embedded store, made now.
         static COPIES: AtomicUsize = AtomicUsize::new(0);
@@ -223,7 +252,7 @@ impl Hub {
             .with_extension(format!("copy-{}", COPIES.fetch_add(1, Ordering::Relaxed)));
         let mut store =
             vigie_server::open_store(&copy, Encryption::Unencrypted).expect("open a copy store");
-        vigie_server::postgres::Postgres::connect(&url, 1)
+        vigie_server::postgres::Postgres::connect(&url, 1, &self.key_options(), &self.data)
             .expect("connect to the hub's database")
             .copy_into(&mut store)
             .expect("copy the hub's records");

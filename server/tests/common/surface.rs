@@ -41,7 +41,11 @@ impl Hub {
             extra_args: options.args,
             extra_env: options.env,
             sample_areas: true,
+            key_hex: None,
         };
+        if hub.database.is_some() {
+            hub.key_hex = Some(super::SHARED_HUB_KEY.into());
+        }
         hub.restart();
         hub
     }

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vigie_core::{Encryption, ReferenceFile, Role, Store, User};
+use vigie_core::{ReferenceFile, Role, Store, User};
 use vigie_server::console::storage::{Account, ConsoleStorage};
 
 pub struct ConsoleArgs {
@@ -32,7 +32,9 @@ const LOGIN: &str = "bench.superviseur";
 const PASSWORD: &str = "bench password 2026";
 
 fn build(data: &Path, scale: f64, seed: u64) -> BoxResult<usize> {
-    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    // Encrypted as a new hub is: the key file beside the data directory, where the hub finds it.
+    let encryption = vigie_server::hub_encryption(data, &crate::sync_bench::hub_key())?;
+    let mut store = vigie_server::open_store(data, encryption.clone())?;
     let file = ReferenceFile::parse(include_str!("../../../reference/areas-CI.json"))
         .map_err(|e| e.to_string())?;
     store.publish_reference(&file.key, file.content)?;
@@ -75,7 +77,7 @@ fn build(data: &Path, scale: f64, seed: u64) -> BoxResult<usize> {
         &[REGION],
     ))?;
     store.close()?;
-    let registry = std::sync::Mutex::new(vigie_server::open_registry(data)?);
+    let registry = std::sync::Mutex::new(vigie_server::open_registry(data, &encryption)?);
     registry
         .set_account(&Account {
             user: supervisor.id,

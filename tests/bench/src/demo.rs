@@ -48,20 +48,6 @@ struct Phone {
     store: Store,
 }
 
-fn key_of(hex: Option<&str>) -> BoxResult<Encryption> {
-    let Some(hex) = hex else {
-        return Ok(Encryption::Unencrypted);
-    };
-    if hex.len() != 64 {
-        return Err("a key is 64 hex digits".into());
-    }
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
-    }
-    Ok(Encryption::Key(key))
-}
-
 fn password() -> String {
     // Words a newcomer can type, with enough randomness for a demo on loopback.
     let n = Uuid::new_v4().as_u128();
@@ -72,7 +58,12 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
     let database = Database::choose(
         args.database.as_deref(),
         &args.data,
-        key_of(args.key_hex.as_deref())?,
+        // The hub's key found as `vigie` finds it: the key given, else the key file beside the
+        // data directory.
+        vigie_server::hub_key::KeyOptions {
+            key_hex: args.key_hex.clone(),
+            ..Default::default()
+        },
     )?;
     let backend = database.open()?;
     // A hub serves a country's records once its area tree is published (as `vigie reference

@@ -686,33 +686,45 @@ fn hub_documents(
 ) -> BoxResult<HashMap<Uuid, Vec<u8>>> {
     let mut documents = HashMap::new();
     match (setup, database) {
+        // PostgreSQL's documents are sealed with the hub's key: copied out by the hub's code.
         (Setup::Postgres, Some(db)) => {
-            let mut client = postgres::Client::connect(&db.url, postgres::NoTls)?;
-            for chunk in ids.chunks(1_000) {
-                for row in client.query(
-                    "SELECT id, doc FROM records WHERE id = ANY($1)",
-                    &[&chunk.to_vec()],
-                )? {
-                    let id: Uuid = row.get(0);
-                    documents.insert(id, vigie_core::codec::decode(id, row.get(1))?);
-                }
-            }
+            let scratch = tempfile::tempdir()?;
+            let mut copy = vigie_server::open_store(scratch.path(), Encryption::Unencrypted)?;
+            vigie_server::postgres::Postgres::connect(
+                &db.url,
+                1,
+                &crate::sync_bench::hub_key(),
+                data,
+            )?
+            .copy_into(&mut copy)?;
+            export_documents(&copy, ids, &mut documents)?;
         }
         _ => {
-            let store = vigie_server::open_store(data, Encryption::Unencrypted)?;
-            for &id in ids {
-                match store.export_document(id) {
-                    Ok(document) => {
-                        documents.insert(id, document);
-                    }
-                    Err(vigie_core::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            let encryption = vigie_server::hub_encryption(data, &crate::sync_bench::hub_key())?;
+            let store = vigie_server::open_store(data, encryption)?;
+            export_documents(&store, ids, &mut documents)?;
             store.close()?;
         }
     }
     Ok(documents)
+}
+
+/// The documents of `ids` that `store` holds.
+fn export_documents(
+    store: &Store,
+    ids: &[Uuid],
+    documents: &mut HashMap<Uuid, Vec<u8>>,
+) -> BoxResult<()> {
+    for &id in ids {
+        match store.export_document(id) {
+            Ok(document) => {
+                documents.insert(id, document);
+            }
+            Err(vigie_core::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Lines a hub logged at ERROR.
@@ -743,7 +755,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     let storage = Database::choose(
         database.as_ref().map(|d| d.url.as_str()),
         &data,
-        Encryption::Unencrypted,
+        crate::sync_bench::hub_key(),
     )?;
 
     // Users and devices, through the hub's storage.

@@ -123,10 +123,26 @@ fn phone_sync(hub: &HubProcess, token: &Token, store: &Path) -> BoxResult<PhoneR
 /// Reference documents `build_hub` publishes (the area tree): every device receives them too.
 const PUBLISHED: usize = 1;
 
+/// How the benchmarks' hubs find their key: the default (a key file made beside the data
+/// directory, as a new hub does), or no key when `VIGIE_BENCH_UNENCRYPTED=1` (to measure what
+/// encryption costs in the same build).
+pub(crate) fn hub_key() -> vigie_server::hub_key::KeyOptions {
+    vigie_server::hub_key::KeyOptions {
+        unencrypted: std::env::var("VIGIE_BENCH_UNENCRYPTED").is_ok_and(|v| v == "1"),
+        ..Default::default()
+    }
+}
+
+/// The embedded hub's store in `data`, opened with its key (`hub_key`).
+fn open_hub_store(data: &Path) -> BoxResult<Store> {
+    let encryption = vigie_server::hub_encryption(data, &hub_key())?;
+    Ok(vigie_server::open_store(data, encryption)?)
+}
+
 /// The hub's store loaded with the workload (one transaction per chunk of records), a supervisor
 /// for the region and an enrolled device. Returns the token and the JSON floor of the records.
 fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize)> {
-    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let mut store = open_hub_store(data)?;
     let areas = crate::workload::sample_areas();
     store.publish_reference(&areas.key, areas.content)?;
     let mut floor = JsonFloor::new()?;
@@ -171,14 +187,16 @@ fn build_hub(data: &Path, scale: f64, seed: u64) -> BoxResult<(Token, u64, usize
     flush(&mut store, &mut workplaces, &mut visits, &mut cases)?;
     let supervisor = store.create(&User::new("Superviseur", Role::Supervisor, &["CI-R1"]))?;
     store.close()?;
-    let token = vigie_server::open_registry(data)?.enrol(supervisor.id)?;
+    let token =
+        vigie_server::open_registry(data, &vigie_server::hub_encryption(data, &hub_key())?)?
+            .enrol(supervisor.id)?;
     let (_, zstd) = floor.finish()?;
     Ok((token, zstd, count))
 }
 
 /// Changes one field of `n` visits on the hub (as a supervisor validating them would).
 fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
-    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let mut store = open_hub_store(data)?;
     let ids: Vec<Uuid> = store
         .visits(&Default::default(), vigie_core::Page::first(n as i32))?
         .into_iter()
@@ -198,7 +216,7 @@ fn change_visits(data: &Path, n: usize) -> BoxResult<Vec<(Uuid, Vec<u8>)>> {
 /// Moves `n` child cases out of the region, as the hub's administrator would (through the hub's
 /// own write path, which keeps where they were filed).
 fn move_cases_out(data: &Path, n: usize) -> BoxResult<()> {
-    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let mut store = open_hub_store(data)?;
     let ids: Vec<Uuid> = store
         .child_cases(&Default::default(), vigie_core::Page::first(n as i32))?
         .into_iter()
@@ -223,7 +241,7 @@ fn move_cases_out(data: &Path, n: usize) -> BoxResult<()> {
 
 /// Gives a user new areas on the hub (as `vigie user areas` does).
 fn set_areas(data: &Path, user: Uuid, areas: &[&str]) -> BoxResult<()> {
-    let mut store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let mut store = open_hub_store(data)?;
     let actor = store.actor().clone();
     let reference = store.reference();
     let mut record: User = store.get(user)?;
@@ -277,7 +295,7 @@ fn automerge_sync(
 type Figures = (usize, usize, f64);
 
 fn baseline(data: &Path, changed: &[(Uuid, Vec<u8>)]) -> BoxResult<(Figures, Figures, Figures)> {
-    let store = vigie_server::open_store(data, Encryption::Unencrypted)?;
+    let store = open_hub_store(data)?;
     let mut all = Vec::new();
     let mut page = vigie_core::Page::first(vigie_core::Page::MAX_LIMIT);
     loop {
@@ -489,8 +507,7 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
 pub fn hub_main(data: PathBuf, database: Option<String>) -> BoxResult<()> {
     // Quiet unless RUST_LOG asks (RUST_LOG=info shows each request's time and size).
     vigie_server::logging::init("warn");
-    let database =
-        vigie_server::Database::choose(database.as_deref(), &data, Encryption::Unencrypted)?;
+    let database = vigie_server::Database::choose(database.as_deref(), &data, hub_key())?;
     let hub = vigie_server::open_hub(&database, HubLimits::default())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

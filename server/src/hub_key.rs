@@ -1,0 +1,311 @@
+//! The hub's key: one random 256-bit key that encrypts everything the hub keeps at rest (the
+//! embedded store and device registry through SQLCipher, PostgreSQL's record bytes through
+//! `postgres::seal`).
+//!
+//! Where it comes from, in this order: `--unencrypted` (no key: only when asked for), the 64
+//! hex digits of `VIGIE_HUB_KEY`, or a key file (`--key-file`, by default `<data>-key/hub.key`
+//! beside the data directory, never inside it, so that a copy of the data directory alone reads
+//! nothing). A hub that does not exist yet gets a new random key, written to the key file
+//! (0600, in a directory made 0700). A hub that exists and whose key cannot be found is an
+//! error: it is never opened as an empty new hub.
+
+use rand::RngCore;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A key file holds this, a space, and the key's 64 hex digits (a newline after them).
+const KEY_FILE_TAG: &str = "vigie-hub-key-v1";
+
+/// The hub's 256-bit key. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HubKey(pub [u8; 32]);
+
+impl std::fmt::Debug for HubKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubKey(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the hub in {data} exists but its key was not found: no VIGIE_HUB_KEY, and no key file \
+         at {file} (give the key with VIGIE_HUB_KEY or --key-file; without it the hub cannot be \
+         read)"
+    )]
+    Missing { data: PathBuf, file: PathBuf },
+    #[error("wrong key for this hub (the key given does not open it)")]
+    Wrong,
+    #[error(
+        "this hub is not encrypted: open it with --unencrypted (and no key), or keep the key \
+         away from it"
+    )]
+    HubUnencrypted,
+    #[error("this hub is encrypted: give its key (VIGIE_HUB_KEY or --key-file), not --unencrypted")]
+    HubEncrypted,
+    #[error("a hub key is 64 hex digits")]
+    BadHex,
+    #[error("the key file {0} is not a Vigie hub key file ({KEY_FILE_TAG} and 64 hex digits)")]
+    BadFile(PathBuf),
+    #[error(
+        "the key file {file} may be read by other users (mode {mode:o}): make it owner-only \
+         (chmod 600)"
+    )]
+    Exposed { file: PathBuf, mode: u32 },
+    #[error("--unencrypted cannot be combined with a key (VIGIE_HUB_KEY or --key-file)")]
+    Conflict,
+    #[error("a PostgreSQL hub is always encrypted: --unencrypted is for the embedded store only")]
+    PostgresUnencrypted,
+    #[error("cannot read or write the key file {file}: {reason}")]
+    Io { file: PathBuf, reason: String },
+}
+
+/// How the operator gives the key (the command line's `--key-file`, `--unencrypted` and
+/// `VIGIE_HUB_KEY`). The default finds or makes the key file beside the data directory.
+#[derive(Clone, Default)]
+pub struct KeyOptions {
+    /// 64 hex digits (`VIGIE_HUB_KEY`).
+    pub key_hex: Option<String>,
+    pub key_file: Option<PathBuf>,
+    pub unencrypted: bool,
+}
+
+impl std::fmt::Debug for KeyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyOptions")
+            .field("key_hex", &self.key_hex.as_ref().map(|_| ".."))
+            .field("key_file", &self.key_file)
+            .field("unencrypted", &self.unencrypted)
+            .finish()
+    }
+}
+
+/// Where a hub whose data directory is `data` keeps its key unless told otherwise:
+/// `<data>-key/hub.key`, beside the directory.
+pub fn default_key_file(data: &Path) -> PathBuf {
+    let mut dir = data.as_os_str().to_owned();
+    dir.push("-key");
+    PathBuf::from(dir).join("hub.key")
+}
+
+impl KeyOptions {
+    /// Options that give this key.
+    pub fn with_key(key: &HubKey) -> KeyOptions {
+        KeyOptions {
+            key_hex: Some(hex(&key.0)),
+            ..KeyOptions::default()
+        }
+    }
+
+    /// The key of the hub whose data directory is `data` (`None`: unencrypted, as asked). When
+    /// `exists` is false (a new hub) and no key is given, a new key is made and written to the
+    /// key file.
+    pub fn resolve(&self, data: &Path, exists: bool) -> Result<Option<HubKey>, KeyError> {
+        if self.unencrypted {
+            if self.key_hex.is_some() || self.key_file.is_some() {
+                return Err(KeyError::Conflict);
+            }
+            return Ok(None);
+        }
+        if let Some(text) = &self.key_hex {
+            return parse_hex(text.trim()).map(Some);
+        }
+        let file = self
+            .key_file
+            .clone()
+            .unwrap_or_else(|| default_key_file(data));
+        match read_key_file(&file)? {
+            Some(key) => Ok(Some(key)),
+            None if exists => Err(KeyError::Missing {
+                data: data.to_path_buf(),
+                file,
+            }),
+            None => {
+                let mut key = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                let key = HubKey(key);
+                write_key_file(&file, &key)?;
+                Ok(Some(key))
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex(text: &str) -> Result<HubKey, KeyError> {
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(KeyError::BadHex);
+    }
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::BadHex)?;
+    }
+    Ok(HubKey(key))
+}
+
+fn io_error(file: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
+    move |e| KeyError::Io {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// The key in `file`, `None` if there is no such file. A file others may read is refused, as
+/// ssh refuses such a private key: the key would no longer be the owner's alone.
+fn read_key_file(file: &Path) -> Result<Option<HubKey>, KeyError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(file)(e)),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file)
+            .map_err(io_error(file))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                file: file.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    let bad = || KeyError::BadFile(file.to_path_buf());
+    let (tag, digits) = text.trim().split_once(' ').ok_or_else(bad)?;
+    if tag != KEY_FILE_TAG {
+        return Err(bad());
+    }
+    parse_hex(digits.trim()).map(Some).map_err(|_| bad())
+}
+
+/// Writes a new key file: its directory made (0700) if missing, the file created owner-only
+/// (0600) under a temporary name, synced, then renamed into place, so that a crash leaves
+/// either no key file or a whole one, and an existing key file is never replaced.
+fn write_key_file(file: &Path, key: &HubKey) -> Result<(), KeyError> {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(io_error(&dir))?;
+    let temporary = file.with_extension("key-new");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(&temporary).map_err(io_error(&temporary))?;
+    writeln!(out, "{KEY_FILE_TAG} {}", hex(&key.0)).map_err(io_error(&temporary))?;
+    out.sync_all().map_err(io_error(&temporary))?;
+    drop(out);
+    // A hard link fails if the file exists: a key file that appeared meanwhile is kept.
+    std::fs::hard_link(&temporary, file).map_err(io_error(file))?;
+    std::fs::remove_file(&temporary).map_err(io_error(&temporary))?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(&dir))?;
+    Ok(())
+}
+
+/// What the first bytes of a SQLite file say: a plain SQLite file starts with this header,
+/// a SQLCipher file with random bytes.
+pub(crate) fn is_plain_sqlite(path: &Path) -> bool {
+    let mut header = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok()
+        && &header == b"SQLite format 3\0"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_hub_gets_an_owner_only_key_file_and_finds_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let options = KeyOptions::default();
+        let made = options.resolve(&data, false).unwrap().unwrap();
+        let file = default_key_file(&data);
+        assert!(
+            !file.starts_with(&data),
+            "the key is kept outside the data directory"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&file), 0o600);
+            assert_eq!(mode(file.parent().unwrap()), 0o700);
+        }
+        assert_eq!(options.resolve(&data, true).unwrap(), Some(made));
+    }
+
+    #[test]
+    fn an_existing_hub_without_its_key_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let err = KeyOptions::default().resolve(&data, true).unwrap_err();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+        assert!(!default_key_file(&data).exists());
+    }
+
+    #[test]
+    fn bad_keys_and_exposed_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = |hex: &str| KeyOptions {
+            key_hex: Some(hex.into()),
+            ..KeyOptions::default()
+        };
+        assert!(matches!(
+            given("abc").resolve(dir.path(), true),
+            Err(KeyError::BadHex)
+        ));
+        assert!(matches!(
+            given(&"zz".repeat(32)).resolve(dir.path(), true),
+            Err(KeyError::BadHex)
+        ));
+        let both = KeyOptions {
+            unencrypted: true,
+            ..given(&"00".repeat(32))
+        };
+        assert!(matches!(
+            both.resolve(dir.path(), true),
+            Err(KeyError::Conflict)
+        ));
+        let file = dir.path().join("k");
+        std::fs::write(&file, format!("{KEY_FILE_TAG} {}\n", "11".repeat(32))).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let named = KeyOptions {
+                key_file: Some(file.clone()),
+                ..KeyOptions::default()
+            };
+            assert!(matches!(
+                named.resolve(dir.path(), true),
+                Err(KeyError::Exposed { .. })
+            ));
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(
+                named.resolve(dir.path(), true).unwrap(),
+                Some(HubKey([0x11; 32]))
+            );
+            std::fs::write(&file, "not a key\n").unwrap();
+            assert!(matches!(
+                named.resolve(dir.path(), true),
+                Err(KeyError::BadFile(_))
+            ));
+        }
+    }
+}
