@@ -163,7 +163,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let (filter, filter_params) = scope_filter(scope);
+        let (filter, filter_params) = queries::scope_filter(scope, 2);
         let sql = format!(
             // Walk the records in change order: left to itself, SQLite may prefer an area
             // index and scan every record in scope on each request (0.5 s at 150k records).
@@ -414,47 +414,4 @@ impl QuarantineRow {
             received_ms,
         })
     }
-}
-
-/// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
-/// from 3: the first two are the caller's). Each area code is matched at its level and in its
-/// country only (`AreaGrant::covers`).
-fn scope_filter(scope: &Scope) -> (String, Vec<Sql>) {
-    let mut params: Vec<Sql> = Vec::new();
-    let mut place = |value: Sql| {
-        params.push(value);
-        format!("?{}", params.len() + 2)
-    };
-    let kinds: Vec<String> = scope
-        .kinds()
-        .iter()
-        .map(|k| place(Sql::Integer(*k as i64)))
-        .collect();
-    let areas: Vec<String> = scope
-        .areas
-        .grants()
-        .iter()
-        .map(|g| {
-            let country = place(Sql::Text(g.country.clone()));
-            let code = place(Sql::Text(g.code.clone()));
-            format!(
-                "(s.country = {country} AND s.{} = {code})",
-                g.level.as_str()
-            )
-        })
-        .collect();
-    let areas = if areas.is_empty() {
-        "0".to_string()
-    } else {
-        areas.join(" OR ")
-    };
-    // Reference data (scope rows with empty codes) goes to every principal.
-    (
-        format!(
-            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
-            RecordKind::Reference as i64,
-            kinds.join(", ")
-        ),
-        params,
-    )
 }

@@ -9,10 +9,12 @@ use crate::domain::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
 };
 use crate::domain::derived::midnight_ms;
+use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params_from_iter};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// A page of results: `limit` rows after skipping `offset` (at most `MAX_LIMIT` a page).
@@ -631,10 +633,16 @@ pub(crate) fn documents_changed_after(
             documents.push((id, codec::decode(id, stored)?));
         }
     }
+    let mark = last_change(conn)?;
+    Ok((documents, mark))
+}
+
+/// The last position of the change log (0 when empty).
+pub(crate) fn last_change(conn: &Connection) -> Result<i64> {
     let mark: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
         r.get(0)
     })?;
-    Ok((documents, mark))
+    Ok(mark)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -754,4 +762,64 @@ pub(crate) fn visit_rows(
             violation: row.get(3)?,
         })
     })
+}
+
+/// SQL matching the scope's kinds and areas on `scope_index s`, with its parameters (numbered
+/// after the caller's first `taken`). The one home of the hub's scope rule in SQL
+/// (`Scope::receives`): the hub's walk and a device's peer sessions use it. Each area code is matched at its level and in its
+/// country only (`AreaGrant::covers`).
+pub(crate) fn scope_filter(scope: &Scope, taken: usize) -> (String, Vec<Sql>) {
+    let mut params: Vec<Sql> = Vec::new();
+    let mut place = |value: Sql| {
+        params.push(value);
+        format!("?{}", params.len() + taken)
+    };
+    let kinds: Vec<String> = scope
+        .kinds()
+        .iter()
+        .map(|k| place(Sql::Integer(*k as i64)))
+        .collect();
+    let areas: Vec<String> = scope
+        .areas
+        .grants()
+        .iter()
+        .map(|g| {
+            let country = place(Sql::Text(g.country.clone()));
+            let code = place(Sql::Text(g.code.clone()));
+            format!(
+                "(s.country = {country} AND s.{} = {code})",
+                g.level.as_str()
+            )
+        })
+        .collect();
+    let areas = if areas.is_empty() {
+        "0".to_string()
+    } else {
+        areas.join(" OR ")
+    };
+    // Reference data (scope rows with empty codes) goes to every principal.
+    (
+        format!(
+            "(s.kind = {} OR (s.kind IN ({}) AND ({areas})))",
+            RecordKind::Reference as i64,
+            kinds.join(", ")
+        ),
+        params,
+    )
+}
+
+/// The records (reference data aside) a holder of `scope` would receive from the hub.
+pub(crate) fn ids_received_by(conn: &Connection, scope: &Scope) -> Result<HashSet<Uuid>> {
+    let (filter, params) = scope_filter(scope, 1);
+    let sql = format!(
+        "SELECT r.id FROM records r JOIN scope_index s ON s.record = r.rowid
+         WHERE s.kind <> ?1 AND {filter}"
+    );
+    let mut all = vec![Sql::Integer(RecordKind::Reference as i64)];
+    all.extend(params);
+    let ids = rows(conn, &sql, all, |r| r.get::<_, Vec<u8>>(0))?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| Uuid::from_slice(id).ok())
+        .collect())
 }

@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_reference_documents.sql"),
     include_str!("migrations/008_erasure_and_quarantine.sql"),
     include_str!("migrations/009_record_lifecycle.sql"),
+    // 010 and 011 belong to other branches (console, attachments); the lead renumbers at merge.
+    include_str!("migrations/012_identity.sql"),
 ];
 
 /// The schema version this software writes.

@@ -4,11 +4,81 @@
 pub mod hostile;
 pub mod matrix;
 
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use uuid::Uuid;
 use vigie_core::sync::wire;
-use vigie_core::sync::{HubLimits, Principal, SyncOptions, sync_with_hub};
+use vigie_core::sync::{
+    Certifier, DeviceRegistry, HubError, HubLimits, Principal, SyncOptions, sync_with_hub,
+};
 use vigie_core::*;
+
+/// The device registry of the tests' in-process hubs (the server keeps it in its registry
+/// file or PostgreSQL): the certificates issued and the devices revoked. One per test thread.
+#[derive(Default)]
+pub struct TestRegistry {
+    certificates: RefCell<HashMap<Uuid, Vec<u8>>>,
+    revoked: RefCell<HashSet<Uuid>>,
+}
+
+impl DeviceRegistry for TestRegistry {
+    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(self.certificates.borrow().get(&device).cloned())
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+        self.certificates
+            .borrow_mut()
+            .insert(device, certificate.to_vec());
+        Ok(())
+    }
+
+    fn revoked(&self) -> Result<Vec<Uuid>> {
+        Ok(self.revoked.borrow().iter().copied().collect())
+    }
+
+    fn certificates(&self) -> Result<Vec<Vec<u8>>> {
+        let revoked = self.revoked.borrow();
+        Ok(self
+            .certificates
+            .borrow()
+            .iter()
+            .filter(|(device, _)| !revoked.contains(device))
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+}
+
+thread_local! {
+    static REGISTRY: TestRegistry = TestRegistry::default();
+}
+
+/// Revokes a device on this thread's in-process hubs.
+pub fn revoke(device: Uuid) {
+    REGISTRY.with(|r| r.revoked.borrow_mut().insert(device));
+}
+
+/// The hub's handler, certifying devices as the server's does (its key kept in the hub store).
+pub fn handle(
+    hub: &mut Store,
+    principal: &Principal,
+    request: &[u8],
+    limits: &HubLimits,
+) -> std::result::Result<Vec<u8>, HubError> {
+    let key = hub.hub_key()?;
+    REGISTRY.with(|registry| {
+        hub.hub_handle_certified(
+            principal,
+            request,
+            limits,
+            &Certifier {
+                key: &key,
+                registry,
+            },
+        )
+    })
+}
 
 /// An unencrypted device store at `dir/name`, for a user of its own.
 pub fn plain_store(dir: &Path, name: &str) -> Store {
@@ -66,6 +136,7 @@ pub fn act_as(store: &mut Store, role: Role, areas: &[&str]) {
         refetch: Vec::new(),
         max_response_bytes: 1 << 20,
         receipt: 0,
+        identity: None,
     };
     let response = hub
         .hub_handle(
@@ -91,10 +162,7 @@ pub fn sync(store: &mut Store, hub: &mut Store, principal: &Principal) -> sync::
     sync_with_hub(
         store,
         &SyncOptions::default(),
-        |request| {
-            hub.hub_handle(principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
+        |request| handle(hub, principal, request, &HubLimits::default()).map_err(|e| e.to_string()),
         |_| {},
     )
     .expect("sync")
@@ -111,11 +179,54 @@ pub fn sync_in_process(
     sync_with_hub(
         store,
         options,
-        |request| {
-            hub.hub_handle(principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
+        |request| handle(hub, principal, request, &HubLimits::default()).map_err(|e| e.to_string()),
         |_| {},
     )
     .expect("sync")
+}
+
+/// Devices enrolled with `hub` (on this thread's registry): each store syncs twice, so that
+/// every one holds its certificate and the directory with the others'.
+pub fn enrol_all(hub: &mut Store, devices: &mut [(&mut Store, &Principal)]) {
+    for _ in 0..2 {
+        for (store, principal) in devices.iter_mut() {
+            sync(store, hub, principal);
+        }
+    }
+}
+
+/// The principal of a store's device and user, with a role and areas.
+pub fn principal_of(store: &Store, role: Role, areas: &[&str]) -> Principal {
+    Principal {
+        device: store.device_id(),
+        user: store.user_id(),
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Runs the peer handshake between two enrolled stores: returns both sessions, authenticated,
+/// and the answerer's reply to the initiator's first frame (for the initiator to step on).
+pub fn handshake(
+    initiator: &mut Store,
+    answerer: &mut Store,
+) -> (sync::PeerSession, sync::PeerSession, Option<Vec<u8>>) {
+    let (mut started, hello) = initiator
+        .peer_start(&sync::PeerScope::default(), 64 * 1024)
+        .expect("the initiator is certified");
+    let mut accepted = answerer
+        .peer_accept(&sync::PeerScope::default(), 64 * 1024)
+        .expect("the answerer is certified");
+    let reply = answerer
+        .peer_step(&mut accepted, &hello)
+        .expect("the hello checks")
+        .expect("a reply");
+    let proof = initiator
+        .peer_step(&mut started, &reply)
+        .expect("the reply checks")
+        .expect("a proof");
+    let next = answerer
+        .peer_step(&mut accepted, &proof)
+        .expect("the proof checks");
+    (started, accepted, next)
 }

@@ -1,0 +1,165 @@
+//! Device identity over sync: the hub certifies each device's keys and hands out its key, the
+//! revocation list and the directory of certificates (`hub_identity`); a device checks and
+//! keeps them (`apply_identity`). The formats are in `crate::identity`.
+
+use super::hub::HubError;
+use super::wire::{Directory, IdentityUpdate, RequestIdentity};
+use crate::domain::rights::Principal;
+use crate::error::Result;
+use crate::identity::{Certificate, HubKey, IdentityError, Revocations, Trust};
+use crate::store::identity as kept;
+use rusqlite::Transaction;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The hub's registry of devices as identity needs it (the embedded registry and PostgreSQL
+/// implement it in the server).
+pub trait DeviceRegistry {
+    /// The certificate last issued to `device`, if any.
+    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>>;
+    /// Keeps the certificate just issued to a device.
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()>;
+    /// Every revoked device.
+    fn revoked(&self) -> Result<Vec<Uuid>>;
+    /// The last certificate of every enrolled device that is not revoked.
+    fn certificates(&self) -> Result<Vec<Vec<u8>>>;
+}
+
+/// The hub's side: its key and its registry.
+pub struct Certifier<'a> {
+    pub key: &'a HubKey,
+    pub registry: &'a dyn DeviceRegistry,
+}
+
+/// What the hub answers a device presenting `request`: its certificate (issued anew when none
+/// was, when the user's role or areas changed, or when half of it has run), the revocation
+/// list and, when the device's copy differs, the directory. A device's keys are bound at their
+/// first presentation: other keys later are refused (enrol a new device).
+pub fn hub_identity(
+    certifier: &Certifier<'_>,
+    who: &Principal,
+    request: &RequestIdentity,
+    now_ms: i64,
+) -> std::result::Result<IdentityUpdate, HubError> {
+    let registry = certifier.registry;
+    let stored = registry
+        .certificate(who.device)?
+        .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
+        .filter(|c| c.hub == certifier.key.public().signing);
+    if let Some(stored) = &stored
+        && stored.keys != request.keys
+    {
+        return Err(HubError::KeysNotBound);
+    }
+    let certificate = match stored {
+        Some(c) if c.describes(who, &request.keys) && !c.is_due_for_renewal(now_ms) => c,
+        _ => {
+            let issued = certifier.key.certify(who, &request.keys, now_ms);
+            registry.keep_certificate(who.device, &issued.to_bytes())?;
+            issued
+        }
+    };
+    let revocations = certifier.key.revocations(registry.revoked()?, now_ms);
+    let mut others: Vec<Vec<u8>> = registry
+        .certificates()?
+        .into_iter()
+        .filter(|bytes| {
+            Certificate::from_bytes(bytes)
+                .is_ok_and(|c| c.device != who.device && c.expires_ms > now_ms)
+        })
+        .collect();
+    others.sort();
+    let digest = directory_digest(&others);
+    let directory = (request.directory != Some(digest)).then_some(Directory {
+        digest,
+        certificates: others,
+    });
+    Ok(IdentityUpdate {
+        hub: certifier.key.public(),
+        certificate: certificate.to_bytes(),
+        revocations: revocations.to_bytes(),
+        directory,
+    })
+}
+
+fn directory_digest(certificates: &[Vec<u8>]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for certificate in certificates {
+        hash.update((certificate.len() as u32).to_le_bytes());
+        hash.update(certificate);
+    }
+    hash.finalize().into()
+}
+
+/// What a device presents with a request (none for a store without keys: a hub's).
+pub(crate) fn request_identity(conn: &rusqlite::Connection) -> Result<Option<RequestIdentity>> {
+    let Some(keys) = kept::device_keys(conn)? else {
+        return Ok(None);
+    };
+    Ok(Some(RequestIdentity {
+        keys: keys.public(),
+        directory: kept::directory_digest(conn)?,
+    }))
+}
+
+/// Checks and keeps what the hub answered, in the transaction that applies its response. The
+/// hub's keys are pinned the first time; a response signed by another key is refused whole.
+pub(crate) fn apply_identity(
+    tx: &Transaction,
+    device: Uuid,
+    update: &IdentityUpdate,
+) -> Result<()> {
+    let Some(keys) = kept::device_keys(tx)? else {
+        return Ok(());
+    };
+    match kept::pinned_hub(tx)? {
+        Some(pinned) if pinned != update.hub => {
+            return Err(IdentityError::HubKeyChanged.into());
+        }
+        Some(_) => {}
+        None => kept::pin_hub(tx, &update.hub)?,
+    }
+    let revocations = Revocations::verified(&update.revocations, &update.hub.signing)?;
+    let trust = Trust {
+        hub: update.hub.signing,
+        revoked: revocations.devices.iter().copied().collect(),
+        now_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    let certificate = Certificate::from_bytes(&update.certificate)?;
+    if certificate.device != device || certificate.keys != keys.public() {
+        return Err(IdentityError::NotOurKeys.into());
+    }
+    // Its own certificate is checked for the hub's signature only: a device whose clock is off
+    // still keeps what the hub issued (its peers judge the expiry by theirs).
+    let signed_only = Trust {
+        now_ms: certificate.issued_ms,
+        revoked: Default::default(),
+        ..trust.clone()
+    };
+    signed_only.check_certificate(&certificate)?;
+    let newer = match kept::revocations_bytes(tx)? {
+        Some(bytes) => Revocations::verified(&bytes, &update.hub.signing)
+            .map_or(true, |old| old.issued_ms <= revocations.issued_ms),
+        None => true,
+    };
+    if newer {
+        kept::set_revocations(tx, &update.revocations)?;
+    }
+    kept::set_certificate(tx, &certificate)?;
+    if let Some(directory) = &update.directory {
+        if directory_digest(&directory.certificates) != directory.digest {
+            return Err(IdentityError::Malformed {
+                what: "certificate directory",
+            }
+            .into());
+        }
+        // Certificates that do not check (expired by this clock, revoked) are left out.
+        let checked: Vec<Certificate> = directory
+            .certificates
+            .iter()
+            .filter_map(|bytes| trust.check(bytes).ok())
+            .collect();
+        kept::set_directory(tx, &checked, &directory.digest)?;
+    }
+    Ok(())
+}
