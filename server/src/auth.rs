@@ -68,6 +68,9 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
          revoked_ms  INTEGER
      ) WITHOUT ROWID;",
     "ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;",
+    // Identity (issue 13): the certificate last issued to each device. (Step 4 in the team's
+    // numbering: the console's step 3 lands on another branch; renumbered at merge.)
+    "ALTER TABLE devices ADD COLUMN certificate BLOB;",
 ];
 
 /// The hub's table of enrolled devices.
@@ -211,6 +214,49 @@ impl Registry {
             params![device.as_bytes(), token.secret_hash()],
         )?;
         Ok(token)
+    }
+}
+
+/// The registry as device identity needs it (`vigie_core::sync::DeviceRegistry`).
+impl Registry {
+    pub fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>, AuthError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT certificate FROM devices WHERE device = ?1")?
+            .query_row([device.as_bytes()], |r| r.get::<_, Option<Vec<u8>>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    pub fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), AuthError> {
+        self.conn
+            .prepare_cached("UPDATE devices SET certificate = ?2 WHERE device = ?1")?
+            .execute(params![device.as_bytes(), certificate])?;
+        Ok(())
+    }
+
+    pub fn revoked(&self) -> Result<Vec<Uuid>, AuthError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT device FROM devices WHERE revoked_ms IS NOT NULL")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .iter()
+            .filter_map(|b| Uuid::from_slice(b).ok())
+            .collect())
+    }
+
+    pub fn certificates(&self) -> Result<Vec<Vec<u8>>, AuthError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT certificate FROM devices
+             WHERE revoked_ms IS NULL AND certificate IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 }
 

@@ -5,10 +5,11 @@
 use crate::auth::{AuthError, DeviceInfo, Registry, Token};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
+use vigie_core::identity::HubKey;
 use vigie_core::sync::{
-    HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, QuarantineView,
-    Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_sync, read_record,
-    update_record,
+    Certifier, DeviceRegistry, HubError, HubLimits, HubReader, HubStorage, HubTransaction,
+    Principal, QuarantineView, Reviewer, accept_quarantined, describe_quarantined, erase_record,
+    handle_certified_sync, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -192,11 +193,46 @@ pub struct Embedded {
     store: Mutex<Store>,
     readers: Readers,
     registry: Mutex<Registry>,
+    /// The hub's signing key, kept in its store (created on first start).
+    key: HubKey,
+}
+
+/// The embedded registry behind its lock, as device identity reads it (one lock per call, so
+/// that certifying never holds the registry during a sync).
+struct LockedRegistry<'a>(&'a Mutex<Registry>);
+
+fn registry_error(e: AuthError) -> Error {
+    Error::HubStorage {
+        reason: e.to_string(),
+        retryable: false,
+    }
+}
+
+impl DeviceRegistry for LockedRegistry<'_> {
+    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>, Error> {
+        lock(self.0).certificate(device).map_err(registry_error)
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), Error> {
+        lock(self.0)
+            .keep_certificate(device, certificate)
+            .map_err(registry_error)
+    }
+
+    fn revoked(&self) -> Result<Vec<Uuid>, Error> {
+        lock(self.0).revoked().map_err(registry_error)
+    }
+
+    fn certificates(&self) -> Result<Vec<Vec<u8>>, Error> {
+        lock(self.0).certificates().map_err(registry_error)
+    }
 }
 
 impl Embedded {
-    pub fn new(store: Store, registry: Registry) -> Embedded {
-        Embedded {
+    pub fn new(mut store: Store, registry: Registry) -> Result<Embedded, Error> {
+        let key = store.hub_key()?;
+        Ok(Embedded {
+            key,
             readers: Readers {
                 idle: Mutex::new(Vec::new()),
                 returned: Condvar::new(),
@@ -205,7 +241,7 @@ impl Embedded {
             },
             store: Mutex::new(store),
             registry: Mutex::new(registry),
-        }
+        })
     }
 
     /// Runs `work` on a reader, opened on first need.
@@ -328,7 +364,18 @@ impl Backend for Embedded {
         request: &[u8],
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError> {
-        handle_sync(&mut EmbeddedStorage { hub: self }, who, request, limits)
+        let registry = LockedRegistry(&self.registry);
+        let certifier = Certifier {
+            key: &self.key,
+            registry: &registry,
+        };
+        handle_certified_sync(
+            &mut EmbeddedStorage { hub: self },
+            who,
+            request,
+            limits,
+            Some(&certifier),
+        )
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {

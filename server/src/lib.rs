@@ -86,7 +86,7 @@ impl Database {
             Database::Embedded { data, encryption } => Box::new(Embedded::new(
                 open_store(data, encryption.clone())?,
                 open_registry(data)?,
-            )),
+            )?),
             Database::Postgres { url, connections } => {
                 Box::new(postgres::Postgres::connect(url, *connections)?)
             }

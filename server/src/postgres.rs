@@ -23,10 +23,12 @@ use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::codec;
 use vigie_core::doc::{self, ChangeAuthor};
+use vigie_core::identity::HubKey;
 use vigie_core::storage::ReferenceCache;
 use vigie_core::sync::{
-    ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, Scope, StoredRecord,
+    Certifier, ChangedRecord, Departure, DeviceRegistry, ErasedHistory, HubError, HubLimits,
+    HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
+    Scope, StoredRecord,
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
 
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/003_last_seen.sql"),
     include_str!("postgres/migrations/004_record_lifecycle.sql"),
     include_str!("postgres/migrations/005_reference_index.sql"),
+    include_str!("postgres/migrations/009_identity.sql"),
 ];
 
 /// The schema version this software writes.
@@ -100,6 +103,74 @@ pub struct Postgres {
     pool: Pool<Manager>,
     actor: ActorId,
     reference: ReferenceCache,
+    /// The hub's signing key, shared by every process on this database.
+    key: HubKey,
+}
+
+/// The key every hub process on this database signs with: the first to start creates it.
+fn hub_key(client: &mut postgres::Client) -> std::result::Result<HubKey, ConnectError> {
+    let fresh = HubKey::generate();
+    client
+        .execute(
+            "INSERT INTO hub_identity (id, signing_seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&&fresh.to_bytes()[..]],
+        )
+        .map_err(storage_error)?;
+    let seed: Vec<u8> = client
+        .query_one("SELECT signing_seed FROM hub_identity WHERE id = 1", &[])
+        .map_err(storage_error)?
+        .get(0);
+    Ok(HubKey::from_bytes(&seed).map_err(Error::from)?)
+}
+
+impl DeviceRegistry for Postgres {
+    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .client()?
+            .query_opt(
+                "SELECT certificate FROM devices WHERE device = $1",
+                &[&device],
+            )
+            .map_err(storage_error)?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+        self.client()?
+            .execute(
+                "UPDATE devices SET certificate = $2 WHERE device = $1",
+                &[&device, &certificate],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn revoked(&self) -> Result<Vec<Uuid>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT device FROM devices WHERE revoked_ms IS NOT NULL",
+                &[],
+            )
+            .map_err(storage_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    fn certificates(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT certificate FROM devices
+                 WHERE revoked_ms IS NULL AND certificate IS NOT NULL",
+                &[],
+            )
+            .map_err(storage_error)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
 }
 
 /// The reference data in force, loaded from the reference documents and kept until they change
@@ -138,12 +209,14 @@ impl Postgres {
             .get()
             .map_err(|e| ConnectError::Connect(e.to_string()))?;
         migrate(&mut client)?;
+        let key = hub_key(&mut client)?;
         // Each process writes (users added by an administrator) under an actor of its own.
         let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
         Ok(Postgres {
             pool,
             actor: doc::actor_for(crate::HUB_ADMIN, nonce),
             reference: ReferenceCache::new(ReferenceData::builtin()),
+            key,
         })
     }
 
@@ -917,7 +990,17 @@ impl Backend for Postgres {
         request: &[u8],
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
-        vigie_core::sync::handle_sync(&mut self.storage(), who, request, limits)
+        let certifier = Certifier {
+            key: &self.key,
+            registry: self,
+        };
+        vigie_core::sync::handle_certified_sync(
+            &mut self.storage(),
+            who,
+            request,
+            limits,
+            Some(&certifier),
+        )
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {
