@@ -43,6 +43,12 @@ impl Device {
         self.store.device_id()
     }
 
+    /// A child case of this device's user in `community`; its id.
+    fn create_case(&mut self, community: &str, name: &str) -> Uuid {
+        let case = child(community, name, self.principal.user);
+        self.store.create(&case).unwrap().id
+    }
+
     /// Replaces the certificate the store keeps (what a tampered or stale device presents).
     fn present(&self, certificate: &Certificate) {
         let conn = rusqlite::Connection::open(&self.path).unwrap();
@@ -86,21 +92,14 @@ fn enrolled(dir: &TempDir) -> (Store, Device, Device, Device) {
     (hub, supervisor, monitor, other)
 }
 
-/// Runs a whole peer session; the error of the first step that fails.
-fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<()> {
-    let scope = PeerScope::default();
-    let (mut session, mut message) = initiator.store.peer_start(&scope, 64 * 1024)?;
-    let mut answer = answerer.store.peer_accept(&scope, 64 * 1024)?;
-    for _ in 0..50 {
-        let Some(reply) = answerer.store.peer_step(&mut answer, &message)? else {
-            return Ok(());
-        };
-        match initiator.store.peer_step(&mut session, &reply)? {
-            Some(next) => message = next,
-            None => return Ok(()),
-        }
-    }
-    panic!("the session does not end");
+/// A whole peer session; the first error either side meets.
+fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<usize> {
+    sync::sync_peers(
+        &mut initiator.store,
+        &mut answerer.store,
+        &PeerScope::default(),
+        64 * 1024,
+    )
 }
 
 fn refused_with(result: Result<impl std::fmt::Debug>) -> IdentityError {
@@ -221,16 +220,8 @@ fn peers_authenticate_and_receive_only_their_scope() {
     // A device of C01 enrolled before the records below exist, and offline since.
     let mut newcomer = Device::new(&dir, "newcomer", Role::CommunityMonitor, &[C01]);
     newcomer.sync(&mut hub);
-    let in_c01 = monitor
-        .store
-        .create(&child(C01, NAME_C01, monitor.principal.user))
-        .unwrap()
-        .id;
-    let in_c02 = other
-        .store
-        .create(&child(C02, NAME_C02, other.principal.user))
-        .unwrap()
-        .id;
+    let in_c01 = monitor.create_case(C01, NAME_C01);
+    let in_c02 = other.create_case(C02, NAME_C02);
     monitor.sync(&mut hub);
     other.sync(&mut hub);
     supervisor.sync(&mut hub);
@@ -363,11 +354,7 @@ fn revoked_expired_forged_and_foreign_certificates_are_refused() {
 fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
-    let id = monitor
-        .store
-        .create(&child(C01, NAME_C01, monitor.principal.user))
-        .unwrap()
-        .id;
+    let id = monitor.create_case(C01, NAME_C01);
     let to_supervisor = [Recipient::Device(supervisor.id())];
     let (bundle, _) = monitor.store.export_bundle(0, &[], &to_supervisor).unwrap();
 
@@ -469,16 +456,8 @@ fn a_bundle_with_records_outside_its_exporters_scope_is_refused_whole() {
     let mut fresh = Device::new(&dir, "fresh", Role::Supervisor, &["CI-R1"]);
     fresh.sync(&mut hub);
     other.sync(&mut hub);
-    let mine = other
-        .store
-        .create(&child(C02, NAME_C02, other.principal.user))
-        .unwrap()
-        .id;
-    let foreign = supervisor
-        .store
-        .create(&child(C01, NAME_C01, supervisor.principal.user))
-        .unwrap()
-        .id;
+    let mine = other.create_case(C02, NAME_C02);
+    let foreign = supervisor.create_case(C01, NAME_C01);
     // The C02 monitor signs its own C02 case and a C01 case it should never have held.
     let documents = vec![
         (mine, other.store.export_document(mine).unwrap()),

@@ -14,21 +14,14 @@ use vigie_core::*;
 
 const NAME: &str = "Aya Bamba-Koffi";
 
-/// A whole peer session between two devices; the first error either side meets.
-fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<()> {
-    let scope = PeerScope::default();
-    let (mut session, mut message) = initiator.store.peer_start(&scope, 64 * 1024)?;
-    let mut answer = answerer.store.peer_accept(&scope, 64 * 1024)?;
-    for _ in 0..50 {
-        let Some(reply) = answerer.store.peer_step(&mut answer, &message)? else {
-            return Ok(());
-        };
-        match initiator.store.peer_step(&mut session, &reply)? {
-            Some(next) => message = next,
-            None => return Ok(()),
-        }
-    }
-    panic!("the session does not end");
+/// A whole peer session; the first error either side meets.
+fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<usize> {
+    sync::sync_peers(
+        &mut initiator.store,
+        &mut answerer.store,
+        &PeerScope::default(),
+        64 * 1024,
+    )
 }
 
 fn identity_error<T: std::fmt::Debug>(result: Result<T>) -> IdentityError {

@@ -41,7 +41,7 @@ pub use hub::{
     handle_sync, publish_reference, read_record, update_record,
 };
 pub use identity::{Certifier, DeviceRegistry, hub_identity};
-pub use peer::{PeerScope, PeerSession};
+pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
 };

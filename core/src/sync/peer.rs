@@ -542,3 +542,27 @@ impl Store {
         Ok(())
     }
 }
+
+/// Runs a whole session between two stores of one process (tools, tests; an app carries the
+/// messages over Bluetooth or Wi-Fi and calls `peer_step` on each side): returns the round
+/// trips, or the first error either side meets.
+pub fn sync_peers(
+    initiator: &mut Store,
+    answerer: &mut Store,
+    scope: &PeerScope,
+    max_message_bytes: usize,
+) -> Result<usize> {
+    let (mut session, mut message) = initiator.peer_start(scope, max_message_bytes)?;
+    let mut answer = answerer.peer_accept(scope, max_message_bytes)?;
+    let mut trips = 0;
+    loop {
+        trips += 1;
+        let Some(reply) = answerer.peer_step(&mut answer, &message)? else {
+            return Ok(trips);
+        };
+        match initiator.peer_step(&mut session, &reply)? {
+            Some(next) => message = next,
+            None => return Ok(trips),
+        }
+    }
+}
