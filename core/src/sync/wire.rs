@@ -467,3 +467,96 @@ pub struct PeerMessage {
     pub wanted: Vec<[u8; 32]>,
     pub done: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{HubPublic, PublicKeys};
+
+    fn request(receipt: i64, identity: Option<RequestIdentity>) -> SyncRequest {
+        SyncRequest {
+            actor: vec![1; 24],
+            cursor: None,
+            push: Vec::new(),
+            refetch: vec![Uuid::nil()],
+            max_response_bytes: 1 << 16,
+            receipt,
+            identity,
+        }
+    }
+
+    fn identity() -> RequestIdentity {
+        RequestIdentity {
+            keys: PublicKeys {
+                signing: [7; 32],
+                agreement: [9; 32],
+            },
+            directory: Some([3; 32]),
+        }
+    }
+
+    fn plain(tag: [u8; 4], bytes: &[u8]) -> Vec<u8> {
+        unframe(tag, "test", bytes, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn identity_tails_are_read_by_this_version_and_skipped_by_older_ones() {
+        // This version reads old requests (no tail, the receipt alone) and new ones.
+        for sent in [
+            request(0, None),
+            request(5, None),
+            request(0, Some(identity())),
+        ] {
+            assert_eq!(
+                decode_request(&encode_request(&sent), 1 << 20).unwrap(),
+                sent
+            );
+        }
+        // A request of the previous version is byte for byte what it was: no identity, no tail.
+        let old = plain(REQUEST_TAG, &encode_request(&request(0, None)));
+        let (_, rest) = postcard::take_from_bytes::<RequestHead>(&old).unwrap();
+        assert!(rest.is_empty());
+        // An older hub reads a new request's head and receipt, and stops there.
+        let new = plain(REQUEST_TAG, &encode_request(&request(4, Some(identity()))));
+        let (_, rest) = postcard::take_from_bytes::<RequestHead>(&new).unwrap();
+        let tail: RequestTail = postcard::from_bytes(rest).unwrap();
+        assert_eq!(tail.receipt, 4);
+
+        let response = SyncResponse {
+            acks: Vec::new(),
+            records: Vec::new(),
+            cursor: Cursor::default(),
+            more: false,
+            erased: Vec::new(),
+            receipt: 9,
+            tombstones: Vec::new(),
+            left_scope: vec![Uuid::nil()],
+            profile: None,
+            identity: Some(IdentityUpdate {
+                hub: HubPublic {
+                    signing: [1; 32],
+                    agreement: [2; 32],
+                },
+                certificate: vec![4; 10],
+                revocations: vec![5; 10],
+                directory: None,
+            }),
+        };
+        let bytes = encode_response(&response);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), response);
+        // An older device reads the head and its tail, and ignores the identity after them.
+        let new = plain(RESPONSE_TAG, &bytes);
+        let (_, rest) = postcard::take_from_bytes::<ResponseHead>(&new).unwrap();
+        let tail: ResponseTail = postcard::from_bytes(rest).unwrap();
+        assert_eq!((tail.receipt, tail.left_scope), (9, vec![Uuid::nil()]));
+        // And this version reads an older hub's response: no identity.
+        let old = SyncResponse {
+            identity: None,
+            ..response
+        };
+        assert_eq!(
+            decode_response(&encode_response(&old), 1 << 20).unwrap(),
+            old
+        );
+    }
+}
