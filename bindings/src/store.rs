@@ -646,7 +646,16 @@ impl VigieStore {
     /// the returned `mark` and pass it as `since` next time.
     pub fn export_bundle(&self, since: i64, areas: Vec<AreaFilter>) -> Result<BundleExport> {
         let areas: Vec<vigie_core::AreaFilter> = areas.into_iter().map(Into::into).collect();
-        let (bytes, mark) = self.with_store(|s| Ok(s.export_bundle(since, &areas)?))?;
+        // Sealed to the hub and to the devices of the areas exported (the sealed-bundle API
+        // comes to the bindings with their redesign).
+        let mut recipients = vec![vigie_core::sync::Recipient::Hub];
+        recipients.extend(
+            areas
+                .iter()
+                .map(|a| vigie_core::sync::Recipient::Area(a.level_and_code().1.to_string())),
+        );
+        let (bytes, mark) =
+            self.with_store(|s| Ok(s.export_bundle(since, &areas, &recipients)?))?;
         Ok(BundleExport { bytes, mark })
     }
 
