@@ -178,6 +178,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
         identity: Some(RequestIdentity {
             keys,
             directory: None,
+            held: None,
         }),
     };
     assert!(matches!(

@@ -210,7 +210,10 @@ impl Registry {
             .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))?;
         let token = reissued_token(device, user);
         self.conn.execute(
-            "UPDATE devices SET secret_hash = ?2 WHERE device = ?1 AND revoked_ms IS NULL",
+            // The device's keys are unbound: a store re-created with the new token (a wiped
+            // profile) presents new ones, which its next sync certifies.
+            "UPDATE devices SET secret_hash = ?2, certificate = NULL
+             WHERE device = ?1 AND revoked_ms IS NULL",
             params![device.as_bytes(), token.secret_hash()],
         )?;
         Ok(token)

@@ -44,8 +44,9 @@ pub trait Backend: Send + Sync {
     /// Every enrolled device, revoked ones included, with when it was last seen.
     fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError>;
     /// A new token for an enrolled device, same device and user: the old token stops working
-    /// at once, and the device keeps its store. `Unknown` if there is no such device,
-    /// `Revoked` if it was revoked (enrol a new one).
+    /// at once, and the device keeps its store. Its keys are unbound: the next ones it
+    /// presents are certified (a store re-created after a wipe). `Unknown` if there is no such
+    /// device, `Revoked` if it was revoked (enrol a new one).
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError>;
     /// The reference data in force: built in, and every version published on this hub.
     fn reference(&self) -> Result<Arc<ReferenceData>, Error>;

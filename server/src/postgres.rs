@@ -928,7 +928,9 @@ impl Backend for Postgres {
         let token = auth::reissued_token(device, row.get(0));
         let updated = client
             .execute(
-                "UPDATE devices SET secret_hash = $2 WHERE device = $1 AND revoked_ms IS NULL",
+                // Unbinds the device's keys, as the embedded registry does.
+                "UPDATE devices SET secret_hash = $2, certificate = NULL
+                 WHERE device = $1 AND revoked_ms IS NULL",
                 &[&device, &token.secret_hash().to_vec()],
             )
             .map_err(|e| auth_error(storage_error(e)))?;

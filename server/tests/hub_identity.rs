@@ -8,6 +8,7 @@ mod common;
 
 use common::lifecycle::set_areas;
 use common::*;
+use std::path::Path;
 use tempfile::TempDir;
 use vigie_core::sync::{PeerScope, Recipient};
 use vigie_core::*;
@@ -104,6 +105,38 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
         vec![C02.to_string(), C07.to_string()]
     );
 
+    // A wiped profile: the device starts a new store with a reissued token; the keys it
+    // presents are certified (before the reissue they are refused: they are not its keys).
+    let mut again = Device::open(
+        dir.path(),
+        "other-again",
+        &other.token_text,
+        Role::CommunityMonitor,
+        &[C02, C07],
+        4,
+    );
+    assert!(
+        again.sync(&hub.url).is_err(),
+        "other keys under the same token"
+    );
+    let token = reissue(&data, other.token.device);
+    let mut again = Device::open(
+        dir.path(),
+        "other-new",
+        &token,
+        Role::CommunityMonitor,
+        &[C02, C07],
+        5,
+    );
+    again.sync(&hub.url).unwrap();
+    let renewed = again.store.certificate().unwrap().unwrap();
+    assert_eq!(renewed.device, other.token.device);
+    assert_eq!(
+        Some(renewed.keys),
+        again.store.device_public_keys().unwrap()
+    );
+    let mut other = again;
+
     // Revocation reaches the supervisor by sync; the revoked device is refused as a peer and
     // as a bundle's author.
     assert!(revoke(&data, monitor.token.device));
@@ -146,4 +179,20 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
     assert_eq!(other.store.hub_keys().unwrap(), Some(hub_keys));
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// `vigie device reissue`: the new token's text.
+fn reissue(data: &Path, device: uuid::Uuid) -> String {
+    let database = database_args(data);
+    let device = device.to_string();
+    let mut args = vec![
+        "device",
+        "reissue",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--device",
+        &device,
+    ];
+    args.extend(database.iter().map(String::as_str));
+    vigie(&args)
 }

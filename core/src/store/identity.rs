@@ -18,6 +18,7 @@ const HUB: &str = "hub_keys";
 const CERTIFICATE: &str = "certificate";
 const REVOCATIONS: &str = "revocations";
 const DIRECTORY_DIGEST: &str = "directory_digest";
+const HELD_DIGEST: &str = "identity_held_digest";
 /// A hub's own signing key (embedded hub): in its store, encrypted with it.
 const HUB_SIGNING: &str = "hub_signing_key";
 
@@ -58,6 +59,15 @@ pub(crate) fn set_revocations(tx: &Transaction, signed: &[u8]) -> Result<()> {
 
 pub(crate) fn directory_digest(conn: &Connection) -> Result<Option<[u8; 32]>> {
     Ok(get_meta(conn, DIRECTORY_DIGEST)?.and_then(|b| b.try_into().ok()))
+}
+
+/// The digest of what the device holds from the hub (`sync::identity`).
+pub(crate) fn held_digest(conn: &Connection) -> Result<Option<[u8; 32]>> {
+    Ok(get_meta(conn, HELD_DIGEST)?.and_then(|b| b.try_into().ok()))
+}
+
+pub(crate) fn set_held_digest(tx: &Transaction, digest: &[u8; 32]) -> Result<()> {
+    set_meta(tx, HELD_DIGEST, digest)
 }
 
 /// Replaces the directory with `certificates` (checked by the caller).

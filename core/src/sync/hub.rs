@@ -124,12 +124,9 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     }
     // Before anything is stored: a device presenting keys other than its own is refused whole.
     let identity = match (certifier, &request.identity) {
-        (Some(certifier), Some(presented)) => Some(hub_identity(
-            certifier,
-            who,
-            presented,
-            Utc::now().timestamp_millis(),
-        )?),
+        (Some(certifier), Some(presented)) => {
+            hub_identity(certifier, who, presented, Utc::now().timestamp_millis())?
+        }
         _ => None,
     };
     // Records are locked in id order, so two hub processes serving overlapping pushes cannot

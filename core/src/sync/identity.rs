@@ -6,7 +6,7 @@ use super::hub::HubError;
 use super::wire::{Directory, IdentityUpdate, RequestIdentity};
 use crate::domain::rights::Principal;
 use crate::error::Result;
-use crate::identity::{Certificate, HubKey, IdentityError, Revocations, Trust};
+use crate::identity::{Certificate, HubKey, HubPublic, IdentityError, Revocations, Trust};
 use crate::store::identity as kept;
 use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
@@ -35,12 +35,14 @@ pub struct Certifier<'a> {
 /// was, when the user's role or areas changed, or when half of it has run), the revocation
 /// list and, when the device's copy differs, the directory. A device's keys are bound at their
 /// first presentation: other keys later are refused (enrol a new device).
+///
+/// `None` when the device already holds exactly that (`RequestIdentity::held`).
 pub fn hub_identity(
     certifier: &Certifier<'_>,
     who: &Principal,
     request: &RequestIdentity,
     now_ms: i64,
-) -> std::result::Result<IdentityUpdate, HubError> {
+) -> std::result::Result<Option<IdentityUpdate>, HubError> {
     let registry = certifier.registry;
     let stored = registry
         .certificate(who.device)?
@@ -59,6 +61,7 @@ pub fn hub_identity(
             issued
         }
     };
+    let hub = certifier.key.public();
     let revocations = certifier.key.revocations(registry.revoked()?, now_ms);
     let mut others: Vec<Vec<u8>> = registry
         .certificates()?
@@ -70,16 +73,49 @@ pub fn hub_identity(
         .collect();
     others.sort();
     let digest = directory_digest(&others);
+    let certificate = certificate.to_bytes();
+    if request.held
+        == Some(held_digest(
+            &hub,
+            &certificate,
+            &revocations.devices,
+            &digest,
+        ))
+    {
+        return Ok(None);
+    }
     let directory = (request.directory != Some(digest)).then_some(Directory {
         digest,
         certificates: others,
     });
-    Ok(IdentityUpdate {
-        hub: certifier.key.public(),
-        certificate: certificate.to_bytes(),
+    Ok(Some(IdentityUpdate {
+        hub,
+        certificate,
         revocations: revocations.to_bytes(),
         directory,
-    })
+    }))
+}
+
+/// What a device holds from the hub, as one digest: the hub's keys, its certificate, the
+/// revoked devices and the directory's digest.
+fn held_digest(
+    hub: &HubPublic,
+    certificate: &[u8],
+    revoked: &[Uuid],
+    directory: &[u8; 32],
+) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(b"vigie identity held v1\0");
+    hash.update(hub.signing);
+    hash.update(hub.agreement);
+    hash.update((certificate.len() as u32).to_le_bytes());
+    hash.update(certificate);
+    hash.update((revoked.len() as u32).to_le_bytes());
+    for device in revoked {
+        hash.update(device.as_bytes());
+    }
+    hash.update(directory);
+    hash.finalize().into()
 }
 
 fn directory_digest(certificates: &[Vec<u8>]) -> [u8; 32] {
@@ -99,6 +135,7 @@ pub(crate) fn request_identity(conn: &rusqlite::Connection) -> Result<Option<Req
     Ok(Some(RequestIdentity {
         keys: keys.public(),
         directory: kept::directory_digest(conn)?,
+        held: kept::held_digest(conn)?,
     }))
 }
 
@@ -160,6 +197,22 @@ pub(crate) fn apply_identity(
             .filter_map(|bytes| trust.check(bytes).ok())
             .collect();
         kept::set_directory(tx, &checked, &directory.digest)?;
+    }
+    // What the hub would send again: the next request says it is held.
+    let kept_revocations = match kept::revocations_bytes(tx)? {
+        Some(bytes) => Revocations::verified(&bytes, &update.hub.signing)?.devices,
+        None => Vec::new(),
+    };
+    if let Some(directory) = kept::directory_digest(tx)? {
+        kept::set_held_digest(
+            tx,
+            &held_digest(
+                &update.hub,
+                &update.certificate,
+                &kept_revocations,
+                &directory,
+            ),
+        )?;
     }
     Ok(())
 }

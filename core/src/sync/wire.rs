@@ -300,6 +300,9 @@ pub struct RequestIdentity {
     /// The digest of the certificate directory it holds: the hub sends the directory only when
     /// it differs.
     pub directory: Option<[u8; 32]>,
+    /// The digest of what it holds from the hub (`sync::identity`): when the hub's answer would
+    /// be the same, it sends none, and a sync that moves nothing stays small.
+    pub held: Option<[u8; 32]>,
 }
 
 /// The hub's answer to `RequestIdentity`: its keys (pinned by the device at its first sync),
@@ -492,6 +495,7 @@ mod tests {
                 agreement: [9; 32],
             },
             directory: Some([3; 32]),
+            held: None,
         }
     }
 
