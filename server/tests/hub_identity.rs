@@ -180,19 +180,3 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
-
-/// `vigie device reissue`: the new token's text.
-fn reissue(data: &Path, device: uuid::Uuid) -> String {
-    let database = database_args(data);
-    let device = device.to_string();
-    let mut args = vec![
-        "device",
-        "reissue",
-        "--data",
-        data.to_str().expect("utf-8 path"),
-        "--device",
-        &device,
-    ];
-    args.extend(database.iter().map(String::as_str));
-    vigie(&args)
-}
