@@ -8,6 +8,7 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use uuid::Uuid;
+use vigie_core::sync::RegisteredDevice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -222,13 +223,31 @@ impl Registry {
 
 /// The registry as device identity needs it (`vigie_core::sync::DeviceRegistry`).
 impl Registry {
-    pub fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>, AuthError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT certificate FROM devices WHERE device = ?1")?
-            .query_row([device.as_bytes()], |r| r.get::<_, Option<Vec<u8>>>(0))
-            .optional()?
-            .flatten())
+    /// Every device that holds a certificate or is revoked, in one query.
+    pub fn identities(&self) -> Result<Vec<RegisteredDevice>, AuthError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
+             WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(device, certificate, revoked)| {
+                Some(RegisteredDevice {
+                    device: Uuid::from_slice(&device).ok()?,
+                    certificate,
+                    revoked,
+                })
+            })
+            .collect())
     }
 
     pub fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), AuthError> {
@@ -236,30 +255,6 @@ impl Registry {
             .prepare_cached("UPDATE devices SET certificate = ?2 WHERE device = ?1")?
             .execute(params![device.as_bytes(), certificate])?;
         Ok(())
-    }
-
-    pub fn revoked(&self) -> Result<Vec<Uuid>, AuthError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT device FROM devices WHERE revoked_ms IS NOT NULL")?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
-            .iter()
-            .filter_map(|b| Uuid::from_slice(b).ok())
-            .collect())
-    }
-
-    pub fn certificates(&self) -> Result<Vec<Vec<u8>>, AuthError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT certificate FROM devices
-             WHERE revoked_ms IS NULL AND certificate IS NOT NULL",
-        )?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
     }
 }
 

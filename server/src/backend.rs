@@ -8,8 +8,8 @@ use uuid::Uuid;
 use vigie_core::identity::HubKey;
 use vigie_core::sync::{
     Certifier, DeviceRegistry, HubError, HubLimits, HubReader, HubStorage, HubTransaction,
-    Principal, QuarantineView, Reviewer, accept_quarantined, describe_quarantined, erase_record,
-    handle_certified_sync, read_record, update_record,
+    Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
+    describe_quarantined, erase_record, handle_certified_sync, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -210,22 +210,14 @@ fn registry_error(e: AuthError) -> Error {
 }
 
 impl DeviceRegistry for LockedRegistry<'_> {
-    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>, Error> {
-        lock(self.0).certificate(device).map_err(registry_error)
+    fn devices(&self) -> Result<Vec<RegisteredDevice>, Error> {
+        lock(self.0).identities().map_err(registry_error)
     }
 
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), Error> {
         lock(self.0)
             .keep_certificate(device, certificate)
             .map_err(registry_error)
-    }
-
-    fn revoked(&self) -> Result<Vec<Uuid>, Error> {
-        lock(self.0).revoked().map_err(registry_error)
-    }
-
-    fn certificates(&self) -> Result<Vec<Vec<u8>>, Error> {
-        lock(self.0).certificates().map_err(registry_error)
     }
 }
 

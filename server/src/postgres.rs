@@ -28,7 +28,7 @@ use vigie_core::storage::ReferenceCache;
 use vigie_core::sync::{
     Certifier, ChangedRecord, Departure, DeviceRegistry, ErasedHistory, HubError, HubLimits,
     HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
-    Scope, StoredRecord,
+    RegisteredDevice, Scope, StoredRecord,
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
 
@@ -124,15 +124,22 @@ fn hub_key(client: &mut postgres::Client) -> std::result::Result<HubKey, Connect
 }
 
 impl DeviceRegistry for Postgres {
-    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>> {
-        let row = self
+    fn devices(&self) -> Result<Vec<RegisteredDevice>> {
+        Ok(self
             .client()?
-            .query_opt(
-                "SELECT certificate FROM devices WHERE device = $1",
-                &[&device],
+            .query(
+                "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
+                 WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
+                &[],
             )
-            .map_err(storage_error)?;
-        Ok(row.and_then(|r| r.get(0)))
+            .map_err(storage_error)?
+            .iter()
+            .map(|r| RegisteredDevice {
+                device: r.get(0),
+                certificate: r.get(1),
+                revoked: r.get(2),
+            })
+            .collect())
     }
 
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
@@ -143,33 +150,6 @@ impl DeviceRegistry for Postgres {
             )
             .map_err(storage_error)?;
         Ok(())
-    }
-
-    fn revoked(&self) -> Result<Vec<Uuid>> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT device FROM devices WHERE revoked_ms IS NOT NULL",
-                &[],
-            )
-            .map_err(storage_error)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-    }
-
-    fn certificates(&self) -> Result<Vec<Vec<u8>>> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT certificate FROM devices
-                 WHERE revoked_ms IS NULL AND certificate IS NOT NULL",
-                &[],
-            )
-            .map_err(storage_error)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
     }
 }
 

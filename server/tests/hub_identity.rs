@@ -8,7 +8,6 @@ mod common;
 
 use common::lifecycle::set_areas;
 use common::*;
-use std::path::Path;
 use tempfile::TempDir;
 use vigie_core::sync::{PeerScope, Recipient};
 use vigie_core::*;

@@ -15,14 +15,20 @@ use uuid::Uuid;
 /// The hub's registry of devices as identity needs it (the embedded registry and PostgreSQL
 /// implement it in the server).
 pub trait DeviceRegistry {
-    /// The certificate last issued to `device`, if any.
-    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>>;
+    /// Every enrolled device that holds a certificate or is revoked, read at once (one query:
+    /// this runs at the start of every sync session).
+    fn devices(&self) -> Result<Vec<RegisteredDevice>>;
     /// Keeps the certificate just issued to a device.
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()>;
-    /// Every revoked device.
-    fn revoked(&self) -> Result<Vec<Uuid>>;
-    /// The last certificate of every enrolled device that is not revoked.
-    fn certificates(&self) -> Result<Vec<Vec<u8>>>;
+}
+
+/// An enrolled device as identity sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    pub device: Uuid,
+    /// The certificate last issued to it.
+    pub certificate: Option<Vec<u8>>,
+    pub revoked: bool,
 }
 
 /// The hub's side: its key and its registry.
@@ -44,9 +50,12 @@ pub fn hub_identity(
     now_ms: i64,
 ) -> std::result::Result<Option<IdentityUpdate>, HubError> {
     let registry = certifier.registry;
-    let stored = registry
-        .certificate(who.device)?
-        .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
+    let devices = registry.devices()?;
+    let stored = devices
+        .iter()
+        .find(|d| d.device == who.device)
+        .and_then(|d| d.certificate.as_deref())
+        .and_then(|bytes| Certificate::from_bytes(bytes).ok())
         .filter(|c| c.hub == certifier.key.public().signing);
     if let Some(stored) = &stored
         && stored.keys != request.keys
@@ -62,14 +71,17 @@ pub fn hub_identity(
         }
     };
     let hub = certifier.key.public();
-    let revocations = certifier.key.revocations(registry.revoked()?, now_ms);
-    let mut others: Vec<Vec<u8>> = registry
-        .certificates()?
+    let revoked = devices
+        .iter()
+        .filter(|d| d.revoked)
+        .map(|d| d.device)
+        .collect();
+    let revocations = certifier.key.revocations(revoked, now_ms);
+    let mut others: Vec<Vec<u8>> = devices
         .into_iter()
-        .filter(|bytes| {
-            Certificate::from_bytes(bytes)
-                .is_ok_and(|c| c.device != who.device && c.expires_ms > now_ms)
-        })
+        .filter(|d| !d.revoked && d.device != who.device)
+        .filter_map(|d| d.certificate)
+        .filter(|bytes| Certificate::from_bytes(bytes).is_ok_and(|c| c.expires_ms > now_ms))
         .collect();
     others.sort();
     let digest = directory_digest(&others);

@@ -40,7 +40,7 @@ pub use hub::{
     HubError, HubLimits, Principal, Scope, create_record, erase_record, handle_certified_sync,
     handle_sync, publish_reference, read_record, update_record,
 };
-pub use identity::{Certifier, DeviceRegistry, hub_identity};
+pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity};
 pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,

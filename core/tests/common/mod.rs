@@ -10,7 +10,8 @@ use std::path::Path;
 use uuid::Uuid;
 use vigie_core::sync::wire;
 use vigie_core::sync::{
-    Certifier, DeviceRegistry, HubError, HubLimits, Principal, SyncOptions, sync_with_hub,
+    Certifier, DeviceRegistry, HubError, HubLimits, Principal, RegisteredDevice, SyncOptions,
+    sync_with_hub,
 };
 use vigie_core::*;
 
@@ -23,8 +24,19 @@ pub struct TestRegistry {
 }
 
 impl DeviceRegistry for TestRegistry {
-    fn certificate(&self, device: Uuid) -> Result<Option<Vec<u8>>> {
-        Ok(self.certificates.borrow().get(&device).cloned())
+    fn devices(&self) -> Result<Vec<RegisteredDevice>> {
+        let revoked = self.revoked.borrow();
+        let certificates = self.certificates.borrow();
+        let mut ids: HashSet<Uuid> = certificates.keys().copied().collect();
+        ids.extend(revoked.iter().copied());
+        Ok(ids
+            .into_iter()
+            .map(|device| RegisteredDevice {
+                device,
+                certificate: certificates.get(&device).cloned(),
+                revoked: revoked.contains(&device),
+            })
+            .collect())
     }
 
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
@@ -32,21 +44,6 @@ impl DeviceRegistry for TestRegistry {
             .borrow_mut()
             .insert(device, certificate.to_vec());
         Ok(())
-    }
-
-    fn revoked(&self) -> Result<Vec<Uuid>> {
-        Ok(self.revoked.borrow().iter().copied().collect())
-    }
-
-    fn certificates(&self) -> Result<Vec<Vec<u8>>> {
-        let revoked = self.revoked.borrow();
-        Ok(self
-            .certificates
-            .borrow()
-            .iter()
-            .filter(|(device, _)| !revoked.contains(device))
-            .map(|(_, c)| c.clone())
-            .collect())
     }
 }
 
