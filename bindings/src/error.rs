@@ -154,6 +154,7 @@ impl From<CoreError> for VigieError {
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },
+            CoreError::Identity(_) => VigieError::Authentication { reason },
         }
     }
 }

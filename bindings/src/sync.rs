@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
-use vigie_core::sync::{PeerScope, Refusal, RemovedRecord, SyncOptions, sync_with_hub};
+use vigie_core::sync::{PeerScope, Recipient, Refusal, RemovedRecord, SyncOptions, sync_with_hub};
 use vigie_core::{AreaFilter, Store};
 
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
@@ -306,8 +306,36 @@ impl VigieStore {
     /// Exports every record (in `areas`, if any) changed after `since` (0: everything). Keep
     /// the returned `mark` and pass it as `since` next time.
     #[uniffi::method(default(since = 0, areas = []))]
-    pub fn export_bundle(&self, since: i64, areas: Vec<AreaFilter>) -> Result<BundleExport> {
-        let (bytes, mark) = self.with_store(|s| Ok(s.export_bundle(since, &areas)?))?;
+    ///
+    /// The bundle is sealed: signed by this device and readable only by its `recipients` (a
+    /// device of the directory the hub delivered, the hub, or every device of an area). None
+    /// given: the hub and the devices of the areas exported (all: of this user's areas). Both
+    /// devices must have synced with the hub once (their certificates).
+    pub fn export_bundle(
+        &self,
+        since: i64,
+        areas: Vec<AreaFilter>,
+        recipients: Vec<Recipient>,
+    ) -> Result<BundleExport> {
+        let (bytes, mark) = self.with_store(|s| {
+            let recipients = if recipients.is_empty() {
+                // The areas exported, else the exporter's own (the hub told them).
+                let codes: Vec<String> = if areas.is_empty() {
+                    s.user_profile()?.map(|p| p.areas).unwrap_or_default()
+                } else {
+                    areas
+                        .iter()
+                        .map(|a| a.level_and_code().1.to_string())
+                        .collect()
+                };
+                std::iter::once(Recipient::Hub)
+                    .chain(codes.into_iter().map(Recipient::Area))
+                    .collect()
+            } else {
+                recipients
+            };
+            Ok(s.export_bundle(since, &areas, &recipients)?)
+        })?;
         Ok(BundleExport { bytes, mark })
     }
 

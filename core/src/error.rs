@@ -5,6 +5,7 @@
 //! kind and id (a random UUID, not personal data) and nothing else.
 
 pub use crate::domain::validation::{NotAllowed, ValidationError};
+pub use crate::identity::IdentityError;
 
 use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::limits::DocumentLimit;
@@ -98,6 +99,10 @@ pub enum Error {
 
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+
+    /// A certificate, a peer's handshake or a sealed bundle was refused (`identity`).
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 
     /// A hub storage backend other than the embedded store failed. `reason` is the backend's
     /// error class, never a value; `retryable` when another transaction got in the way.

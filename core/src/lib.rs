@@ -10,13 +10,14 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 0 | `domain` | records, validation, codes, reference data, classification, rights, derived values |
-//! | 1 | `error` | the core's error, converted from the domain's |
-//! | 2 | `codec` | stored bytes ⇄ Automerge documents, bounded |
-//! | 3 | `doc` | records ⇄ Automerge documents: edits, conflicts, history |
-//! | 4 | `storage` | the interface the hub's engine runs on |
-//! | 5 | `store` | the SQLite store, its indexes and queries, the embedded hub storage |
-//! | 6 | `sync`, `features` | sync (device, hub, peers, bundles); workflow, duplicates, indicators, exports, hand-over |
-//! | 7 | `vault` | several users' stores on one phone |
+//! | 1 | `identity` | device keys, hub-signed certificates, revocation lists, sealing |
+//! | 2 | `error` | the core's error, converted from the domain's |
+//! | 3 | `codec` | stored bytes ⇄ Automerge documents, bounded |
+//! | 4 | `doc` | records ⇄ Automerge documents: edits, conflicts, history |
+//! | 5 | `storage` | the interface the hub's engine runs on |
+//! | 6 | `store` | the SQLite store, its indexes and queries, the embedded hub storage |
+//! | 7 | `sync`, `features` | sync (device, hub, peers, bundles); workflow, duplicates, indicators, exports, hand-over |
+//! | 8 | `vault` | several users' stores on one phone |
 
 pub mod codec;
 pub mod doc;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod features;
 #[cfg(feature = "uniffi")]
 pub mod ffi;
+pub mod identity;
 pub mod storage;
 pub mod store;
 pub mod sync;
@@ -67,7 +69,7 @@ pub use domain::{
 };
 
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
-pub use error::{Error, Result, ValidationError};
+pub use error::{Error, IdentityError, Result, ValidationError};
 pub use features::duplicates::DuplicateCandidate;
 pub use features::export::{ExportFormat, ExportOptions, ExportTable};
 pub use features::handover::{HandOver, HandedCase};

@@ -10,7 +10,7 @@ use common::hostile::{self, on_small_stack};
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PeerMessage, PullEntry, PushEntry, SyncRequest, SyncResponse};
-use vigie_core::sync::{HubLimits, PeerScope, Principal, Refusal, SyncOptions, encode_bundle};
+use vigie_core::sync::{HubLimits, Principal, Recipient, Refusal, SyncOptions};
 use vigie_core::*;
 
 fn area() -> Area {
@@ -65,6 +65,16 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
             Uuid::now_v7(),
         ))
         .unwrap();
+        // A certified device sends them: a peer and a bundle are checked before any document
+        // is read, so a hostile document reaches the bounds only from a device the hub knows.
+        let mut hub = common::hub_store(&path.join("hub.db"));
+        let mut sender = common::plain_store(&path, "sender.db");
+        let victim_is = common::principal_of(&victim, Role::Supervisor, &["CI-R1"]);
+        let sender_is = common::principal_of(&sender, Role::Supervisor, &["CI-R1"]);
+        common::enrol_all(
+            &mut hub,
+            &mut [(&mut victim, &victim_is), (&mut sender, &sender_is)],
+        );
         for h in hostile::all(&honest, &actor) {
             // A merge (hand-over, tools).
             let e = victim.merge_document(id, &h.bytes).unwrap_err();
@@ -86,6 +96,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 tombstones: Vec::new(),
                 left_scope: Vec::new(),
                 profile: None,
+                identity: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
@@ -100,7 +111,12 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
             );
 
             // A bundle: refused whole, naming the record and the bound.
-            let bundle = encode_bundle(Uuid::now_v7(), vec![(id, h.bytes.clone())]);
+            let bundle = sender
+                .seal_bundle(
+                    vec![(id, h.bytes.clone())],
+                    &[Recipient::Device(victim.device_id())],
+                )
+                .unwrap();
             match victim.import_bundle(&bundle) {
                 Err(Error::DamagedBundle { record, reason }) => {
                     assert_eq!(record, Some(id), "{}", h.name);
@@ -116,9 +132,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 wanted: Vec::new(),
                 done: true,
             };
-            let mut session = victim
-                .peer_accept(&PeerScope::default(), 64 * 1024)
-                .unwrap();
+            let (_, mut session, _) = common::handshake(&mut sender, &mut victim);
             let e = victim
                 .peer_step(&mut session, &wire::encode_peer_message(&message))
                 .unwrap_err();
@@ -175,6 +189,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
         refetch: Vec::new(),
         max_response_bytes: 256 * 1024,
         receipt: 0,
+        identity: None,
     };
     let response = on_small_stack(move || {
         let response = hub

@@ -126,6 +126,13 @@ fn hostile_bytes_never_crash_nor_store_damage() {
         role: Role::Supervisor,
         areas: ["CI-R1".to_string()].into(),
     };
+    // The victim and the phone are certified: bundles and peers carry documents only between
+    // devices the hub knows.
+    let victim_is = common::principal_of(&victim, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut victim, &victim_is), (&mut phone, &principal)],
+    );
     let mut ids = Vec::new();
     for i in 0..12 {
         ids.push(phone.create(&child(&area, i, user)).unwrap().id);
@@ -139,7 +146,13 @@ fn hostile_bytes_never_crash_nor_store_damage() {
     let mut edit = phone.get::<ChildCase>(ids[0]).unwrap();
     edit.notes.push_str(" Revu.");
     phone.update(&edit).unwrap();
-    let (bundle, _) = phone.export_bundle(0, &[]).unwrap();
+    let (bundle, _) = phone
+        .export_bundle(
+            0,
+            &[],
+            &[vigie_core::sync::Recipient::Device(victim.device_id())],
+        )
+        .unwrap();
     let (_, peer_message) = phone.peer_start(&PeerScope::default(), 64 * 1024).unwrap();
     let documents: Vec<(Uuid, Vec<u8>)> = ids
         .iter()
@@ -182,11 +195,6 @@ fn hostile_bytes_never_crash_nor_store_damage() {
             7 => {
                 let mut bytes = bundle.clone();
                 mutate(&mut rng, &mut bytes);
-                if bytes.len() > 36 && rng.gen_bool(0.5) {
-                    // A tamperer can recompute the bundle's checksum too.
-                    let digest = Sha256::digest(&bytes[36..]);
-                    bytes[4..36].copy_from_slice(&digest);
-                }
                 if victim.import_bundle(&bytes).is_ok() {
                     stored_by_victim += 1;
                 }
@@ -234,6 +242,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     tombstones: Vec::new(),
                     left_scope: Vec::new(),
                     profile: None,
+                    identity: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -304,6 +313,16 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
             role: Role::Supervisor,
             areas: ["CI-R1".to_string()].into(),
         };
+        // Bundles and peers carry documents only between devices the hub certified.
+        let victim_is = common::principal_of(&victim, Role::Supervisor, &["CI-R1"]);
+        common::enrol_all(
+            &mut hub,
+            &mut [(&mut victim, &victim_is), (&mut phone, &principal)],
+        );
+        let to_victim = [vigie_core::sync::Recipient::Device(victim.device_id())];
+        // One authenticated session carries every hostile peer message (a refused message
+        // leaves it open).
+        let (_, mut session, _) = common::handshake(&mut phone, &mut victim);
         let honest = phone.create(&child(&area, 0, user)).unwrap();
         let honest_bytes = phone.export_document(honest.id).unwrap();
         let hostile = common::hostile::all(&honest_bytes, phone.actor());
@@ -335,6 +354,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         refetch: Vec::new(),
                         max_response_bytes: 256 * 1024,
                         receipt: 0,
+                        identity: None,
                     };
                     let _ = hub.hub_handle(&principal, &wire::encode_request(&request), &limits);
                 }
@@ -353,12 +373,13 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         tombstones: Vec::new(),
                         left_scope: Vec::new(),
                         profile: None,
+                        identity: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());
                 }
                 2 => {
-                    let bundle = vigie_core::sync::encode_bundle(Uuid::now_v7(), vec![(id, bytes)]);
+                    let bundle = phone.seal_bundle(vec![(id, bytes)], &to_victim).unwrap();
                     let _ = victim.import_bundle(&bundle);
                 }
                 _ => {
@@ -368,10 +389,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         wanted: Vec::new(),
                         done: true,
                     };
-                    if let Ok(mut session) = victim.peer_accept(&PeerScope::default(), 1 << 20) {
-                        let _ =
-                            victim.peer_step(&mut session, &wire::encode_peer_message(&message));
-                    }
+                    let _ = victim.peer_step(&mut session, &wire::encode_peer_message(&message));
                 }
             }
         }

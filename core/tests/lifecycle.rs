@@ -247,6 +247,10 @@ fn erased_content_never_comes_back_under_any_id() {
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
     // A device outside the monitor's scope, and one in it that joins after the erasure.
     let mut elsewhere = Device::new(dir.path(), "elsewhere", Role::CommunityMonitor, &[C02]);
+    // A device enrolled before the record exists, which stays offline until after the
+    // erasure (it never holds the record).
+    let mut newcomer = Device::new(dir.path(), "newcomer", Role::CommunityMonitor, &[C01]);
+    newcomer.sync(&mut hub);
     let erased = create(&mut monitor, C01, NAME);
     monitor.sync(&mut hub);
     supervisor.sync(&mut hub);
@@ -256,9 +260,17 @@ fn erased_content_never_comes_back_under_any_id() {
     // Someone keeps a copy of the old document under a fresh id (a store that never heard of
     // the erasure: a peer, a bundle's author).
     let mut keeper = Device::new(dir.path(), "keeper", Role::Supervisor, &["CI-R1"]);
+    // Enrolled (its certificate, and the directory with the monitor's), it is a peer the
+    // monitor trusts.
+    keeper.sync(&mut hub);
+    keeper.sync(&mut hub);
     let fresh = Uuid::now_v7();
     assert!(keeper.store.merge_document(fresh, &old).unwrap());
-    let (bundle, _) = keeper.store.export_bundle(0, &[]).unwrap();
+    let to_monitor = [
+        vigie_core::sync::Recipient::Device(monitor.store.device_id()),
+        vigie_core::sync::Recipient::Device(newcomer.store.device_id()),
+    ];
+    let (bundle, _) = keeper.store.export_bundle(0, &[], &to_monitor).unwrap();
 
     erase(&mut hub, &supervisor.principal, erased);
     let summary = monitor.sync(&mut hub);
@@ -299,7 +311,6 @@ fn erased_content_never_comes_back_under_any_id() {
 
     // A device that joins later hears of the tombstone with its roots, and refuses the copy
     // although it never held the record.
-    let mut newcomer = Device::new(dir.path(), "newcomer", Role::CommunityMonitor, &[C01]);
     assert_eq!(newcomer.sync(&mut hub).erased, vec![erased]);
     assert!(newcomer.store.import_bundle(&bundle).unwrap().changed == 0);
     assert!(!newcomer.has(fresh));
@@ -323,6 +334,7 @@ fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         refetch,
         max_response_bytes: 256 * 1024,
         receipt: 0,
+        identity: None,
     })
 }
 
@@ -465,6 +477,7 @@ fn requests_are_answered_within_one_budget_and_names_count_once() {
         refetch: Vec::new(),
         max_response_bytes: tight as u32,
         receipt: 0,
+        identity: None,
     });
     let response = hub
         .hub_handle(&supervisor.principal, &request, &HubLimits::default())

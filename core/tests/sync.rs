@@ -431,9 +431,19 @@ fn hostile_bytes_are_refused_and_nothing_is_stored() {
 #[test]
 fn peers_sync_directly_and_bundles_travel_whole() {
     let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
     let a = area("CI-R1-D1", "CI-R1-D1-C01");
     let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    let mut third = device(&dir, "third", Role::Supervisor, &["CI-R1"]);
+    let mut fourth = device(&dir, "fourth", Role::Supervisor, &["CI-R1"]);
+    // Enrolment: each device's first sync gets its certificate; a second one the directory
+    // with the others'.
+    for _ in 0..2 {
+        for d in [&mut monitor, &mut tablet, &mut third, &mut fourth] {
+            sync(d, &mut hub);
+        }
+    }
     let mut ids = Vec::new();
     for i in 0..30 {
         ids.push(
@@ -484,26 +494,36 @@ fn peers_sync_directly_and_bundles_travel_whole() {
         tablet.store.get::<Visit>(only_tablet.id).unwrap()
     );
 
-    // Once equal, one round trip says so.
-    let (mut session, message) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
+    // Once equal, the handshake and one reconciliation round trip say so.
+    let (mut session, mut message) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
     let mut answer = tablet.store.peer_accept(&scope, 64 * 1024).unwrap();
-    let reply = tablet
-        .store
-        .peer_step(&mut answer, &message)
-        .unwrap()
-        .unwrap();
-    assert!(
-        monitor
+    let (mut trips, mut bytes) = (0, message.len());
+    loop {
+        trips += 1;
+        let reply = tablet
             .store
-            .peer_step(&mut session, &reply)
+            .peer_step(&mut answer, &message)
             .unwrap()
-            .is_none()
+            .unwrap();
+        bytes += reply.len();
+        match monitor.store.peer_step(&mut session, &reply).unwrap() {
+            Some(next) => {
+                bytes += next.len();
+                message = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(trips, 2);
+    assert!(bytes < 2048, "{bytes} bytes");
+    assert_eq!(
+        session.peer().map(|c| c.device),
+        Some(tablet.store.device_id())
     );
-    assert!(message.len() + reply.len() < 1024);
 
-    // Bundles: everything, then only what changed since.
-    let mut third = device(&dir, "third", Role::Supervisor, &["CI-R1"]);
-    let (bundle, mark) = monitor.store.export_bundle(0, &[]).unwrap();
+    // Bundles: everything, then only what changed since, sealed to the supervisors' area.
+    let to_region = [sync::Recipient::Area("CI-R1".into())];
+    let (bundle, mark) = monitor.store.export_bundle(0, &[], &to_region).unwrap();
     let report = third.store.import_bundle(&bundle).unwrap();
     assert_eq!(report.records, 32);
     assert_eq!(
@@ -514,7 +534,7 @@ fn peers_sync_directly_and_bundles_travel_whole() {
     let mut edit = monitor.store.get::<ChildCase>(ids[0]).unwrap();
     edit.hours_per_week = 2;
     monitor.store.update(&edit).unwrap();
-    let (delta, _) = monitor.store.export_bundle(mark, &[]).unwrap();
+    let (delta, _) = monitor.store.export_bundle(mark, &[], &to_region).unwrap();
     let report = third.store.import_bundle(&delta).unwrap();
     assert_eq!(
         (report.records, report.changed),
@@ -527,13 +547,12 @@ fn peers_sync_directly_and_bundles_travel_whole() {
     );
 
     // A damaged or altered bundle is refused whole.
-    let mut fourth = device(&dir, "fourth", Role::Supervisor, &["CI-R1"]);
     let mut damaged = bundle.clone();
     let n = damaged.len();
     damaged[n / 2] ^= 1;
     assert!(matches!(
         fourth.store.import_bundle(&damaged),
-        Err(Error::DamagedBundle { .. })
+        Err(Error::Identity(IdentityError::Tampered))
     ));
     assert!(fourth.store.import_bundle(&bundle[..n - 10]).is_err());
     assert_eq!(fourth.store.count(RecordKind::ChildCase).unwrap(), 0);

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use uuid::Uuid;
 use vigie_core::Encryption;
+use vigie_core::sync::RegisteredDevice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -83,6 +84,8 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     "ALTER TABLE devices ADD COLUMN last_seen_ms INTEGER;",
     // The console's accounts, invitations, sessions, failed sign-ins and audit log.
     crate::console::storage::EMBEDDED_SCHEMA,
+    // Identity: the certificate last issued to each device.
+    "ALTER TABLE devices ADD COLUMN certificate BLOB;",
 ];
 
 /// The hub's table of enrolled devices.
@@ -224,10 +227,50 @@ impl Registry {
             .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))?;
         let token = reissued_token(device, user);
         self.conn.execute(
-            "UPDATE devices SET secret_hash = ?2 WHERE device = ?1 AND revoked_ms IS NULL",
+            // The device's keys are unbound: a store re-created with the new token (a wiped
+            // profile) presents new ones, which its next sync certifies.
+            "UPDATE devices SET secret_hash = ?2, certificate = NULL
+             WHERE device = ?1 AND revoked_ms IS NULL",
             params![device.as_bytes(), token.secret_hash()],
         )?;
         Ok(token)
+    }
+}
+
+/// The registry as device identity needs it (`vigie_core::sync::DeviceRegistry`).
+impl Registry {
+    /// Every device that holds a certificate or is revoked, in one query.
+    pub fn identities(&self) -> Result<Vec<RegisteredDevice>, AuthError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
+             WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(device, certificate, revoked)| {
+                Some(RegisteredDevice {
+                    device: Uuid::from_slice(&device).ok()?,
+                    certificate,
+                    revoked,
+                })
+            })
+            .collect())
+    }
+
+    pub fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), AuthError> {
+        self.conn
+            .prepare_cached("UPDATE devices SET certificate = ?2 WHERE device = ?1")?
+            .execute(params![device.as_bytes(), certificate])?;
+        Ok(())
     }
 }
 

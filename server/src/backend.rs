@@ -7,10 +7,11 @@ use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
+use vigie_core::identity::HubKey;
 use vigie_core::sync::{
-    HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, QuarantineView,
-    Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_sync, read_record,
-    update_record,
+    Certifier, DeviceRegistry, HubError, HubLimits, HubReader, HubStorage, HubTransaction,
+    Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
+    describe_quarantined, erase_record, handle_certified_sync, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -45,8 +46,9 @@ pub trait Backend: Send + Sync {
     /// Every enrolled device, revoked ones included, with when it was last seen.
     fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError>;
     /// A new token for an enrolled device, same device and user: the old token stops working
-    /// at once, and the device keeps its store. `Unknown` if there is no such device,
-    /// `Revoked` if it was revoked (enrol a new one).
+    /// at once, and the device keeps its store. Its keys are unbound: the next ones it
+    /// presents are certified (a store re-created after a wipe). `Unknown` if there is no such
+    /// device, `Revoked` if it was revoked (enrol a new one).
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError>;
     /// The reference data in force: built in, and every version published on this hub.
     fn reference(&self) -> Result<Arc<ReferenceData>, Error>;
@@ -211,12 +213,43 @@ pub struct Embedded {
     registry: Mutex<Registry>,
     /// The store's file and key, for the console's own connection to it.
     file: (std::path::PathBuf, vigie_core::Encryption),
+    /// The hub's signing key, kept in its store (created on first start).
+    key: HubKey,
+}
+
+/// The embedded registry behind its lock, as device identity reads it (one lock per call, so
+/// that certifying never holds the registry during a sync).
+struct LockedRegistry<'a>(&'a Mutex<Registry>);
+
+fn registry_error(e: AuthError) -> Error {
+    Error::HubStorage {
+        reason: e.to_string(),
+        retryable: false,
+    }
+}
+
+impl DeviceRegistry for LockedRegistry<'_> {
+    fn devices(&self) -> Result<Vec<RegisteredDevice>, Error> {
+        lock(self.0).identities().map_err(registry_error)
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), Error> {
+        lock(self.0)
+            .keep_certificate(device, certificate)
+            .map_err(registry_error)
+    }
 }
 
 impl Embedded {
-    pub fn new(store: Store, registry: Registry, encryption: vigie_core::Encryption) -> Embedded {
-        Embedded {
+    pub fn new(
+        mut store: Store,
+        registry: Registry,
+        encryption: vigie_core::Encryption,
+    ) -> Result<Embedded, Error> {
+        let key = store.hub_key()?;
+        Ok(Embedded {
             file: (store.path().to_path_buf(), encryption),
+            key,
             readers: Readers {
                 idle: Mutex::new(Vec::new()),
                 returned: Condvar::new(),
@@ -225,7 +258,7 @@ impl Embedded {
             },
             store: Mutex::new(store),
             registry: Mutex::new(registry),
-        }
+        })
     }
 
     /// Runs `work` on a reader, opened on first need.
@@ -382,7 +415,18 @@ impl Backend for Embedded {
         request: &[u8],
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError> {
-        handle_sync(&mut EmbeddedStorage { hub: self }, who, request, limits)
+        let registry = LockedRegistry(&self.registry);
+        let certifier = Certifier {
+            key: &self.key,
+            registry: &registry,
+        };
+        handle_certified_sync(
+            &mut EmbeddedStorage { hub: self },
+            who,
+            request,
+            limits,
+            Some(&certifier),
+        )
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {

@@ -269,6 +269,10 @@ impl IntoResponse for Failure {
                 StatusCode::FORBIDDEN,
                 "the request's actor is not bound to this device",
             ),
+            Failure::Hub(HubError::KeysNotBound) => error(
+                StatusCode::FORBIDDEN,
+                "the device's keys differ from those certified for it at enrolment",
+            ),
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");

@@ -135,7 +135,7 @@ impl Database {
                     open_store(data, encryption.clone())?,
                     open_registry(data, &encryption)?,
                     encryption,
-                ))
+                )?)
             }
             Database::Postgres {
                 url,

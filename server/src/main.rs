@@ -315,7 +315,8 @@ enum DeviceCommand {
         hub: HubData,
     },
     /// Give a device a new token (printed once): the old one stops working at once, and the
-    /// device keeps its store.
+    /// device keeps its store (or, its profile wiped, starts a new one: the keys it presents
+    /// next are certified anew).
     Reissue {
         #[command(flatten)]
         hub: HubData,

@@ -27,10 +27,12 @@ use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::codec;
 use vigie_core::doc::{self, ChangeAuthor};
+use vigie_core::identity::HubKey;
 use vigie_core::storage::ReferenceCache;
 use vigie_core::sync::{
-    ChangedRecord, Departure, ErasedHistory, HubError, HubLimits, HubStorage, HubTransaction,
-    LogEntry, Principal, QuarantineView, Quarantined, RecordWrite, Scope, StoredRecord,
+    Certifier, ChangedRecord, Departure, DeviceRegistry, ErasedHistory, HubError, HubLimits,
+    HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
+    RegisteredDevice, Scope, StoredRecord,
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
 
@@ -52,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/005_reference_index.sql"),
     include_str!("postgres/migrations/006_console.sql"),
     include_str!("postgres/migrations/007_encryption_at_rest.sql"),
+    // 008 is the attachments' (merged next).
+    include_str!("postgres/migrations/009_identity.sql"),
 ];
 /// Where a migration stops for the hub to seal the rows it left plain.
 const RESEAL: &str = "-- vigie: reseal";
@@ -112,6 +116,60 @@ pub struct Postgres {
     actor: ActorId,
     reference: ReferenceCache,
     sealer: Sealer,
+    /// The hub's signing key, shared by every process on this database.
+    key: HubKey,
+}
+
+/// The key every hub process on this database signs with: the first to start creates it.
+/// Sealed under the hub's key like records: a dump of the database cannot certify devices.
+fn hub_key(
+    client: &mut postgres::Client,
+    sealer: &Sealer,
+) -> std::result::Result<HubKey, ConnectError> {
+    let fresh = HubKey::generate();
+    let sealed = sealer.seal(Sealed::HubIdentity, Uuid::nil(), &fresh.to_bytes()[..]);
+    client
+        .execute(
+            "INSERT INTO hub_identity (id, signing_seed) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&sealed],
+        )
+        .map_err(storage_error)?;
+    let stored: Vec<u8> = client
+        .query_one("SELECT signing_seed FROM hub_identity WHERE id = 1", &[])
+        .map_err(storage_error)?
+        .get(0);
+    let seed = sealer.open(Sealed::HubIdentity, Uuid::nil(), &stored)?;
+    Ok(HubKey::from_bytes(&seed).map_err(Error::from)?)
+}
+
+impl DeviceRegistry for Postgres {
+    fn devices(&self) -> Result<Vec<RegisteredDevice>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
+                 WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
+                &[],
+            )
+            .map_err(storage_error)?
+            .iter()
+            .map(|r| RegisteredDevice {
+                device: r.get(0),
+                certificate: r.get(1),
+                revoked: r.get(2),
+            })
+            .collect())
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+        self.client()?
+            .execute(
+                "UPDATE devices SET certificate = $2 WHERE device = $1",
+                &[&device, &certificate],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
 }
 
 /// The reference data in force, loaded from the reference documents and kept until they change
@@ -169,6 +227,7 @@ impl Postgres {
             .ok_or(KeyError::PostgresUnencrypted)?;
         let sealer = Sealer::new(&key);
         migrate(&mut client, &sealer)?;
+        let signing = hub_key(&mut client, &sealer)?;
         // Each process writes (users added by an administrator) under an actor of its own.
         let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
         Ok(Postgres {
@@ -176,6 +235,7 @@ impl Postgres {
             actor: doc::actor_for(crate::HUB_ADMIN, nonce),
             reference: ReferenceCache::new(ReferenceData::builtin()),
             sealer,
+            key: signing,
         })
     }
 
@@ -1157,7 +1217,9 @@ impl Backend for Postgres {
         let token = auth::reissued_token(device, row.get(0));
         let updated = client
             .execute(
-                "UPDATE devices SET secret_hash = $2 WHERE device = $1 AND revoked_ms IS NULL",
+                // Unbinds the device's keys, as the embedded registry does.
+                "UPDATE devices SET secret_hash = $2, certificate = NULL
+                 WHERE device = $1 AND revoked_ms IS NULL",
                 &[&device, &token.secret_hash().to_vec()],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
@@ -1219,7 +1281,17 @@ impl Backend for Postgres {
         request: &[u8],
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
-        vigie_core::sync::handle_sync(&mut self.storage(), who, request, limits)
+        let certifier = Certifier {
+            key: &self.key,
+            registry: self,
+        };
+        vigie_core::sync::handle_certified_sync(
+            &mut self.storage(),
+            who,
+            request,
+            limits,
+            Some(&certifier),
+        )
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {

@@ -359,16 +359,17 @@ fn erasure_is_not_undone_under_another_id() {
             .is_empty()
     );
 
-    // On the phone that dropped the case: a bundle with the old document under a fresh id.
-    let scratch_dir = TempDir::new().unwrap();
-    let mut scratch = Store::open(StoreConfig::new(
-        scratch_dir.path().join("scratch.db"),
-        Encryption::Unencrypted,
-        monitor.user(),
-    ))
-    .unwrap();
-    scratch.merge_document(fresh, &old).unwrap();
-    let (bundle, _) = scratch.export_bundle(0, &[]).unwrap();
+    // On the phone that dropped the case: a bundle with the old document under a fresh id,
+    // signed and sealed by a device the hub certified (the keeper, holding an old copy).
+    let bundle = keeper
+        .store
+        .seal_bundle(
+            vec![(fresh, old.clone())],
+            &[vigie_core::sync::Recipient::Device(
+                monitor.store.device_id(),
+            )],
+        )
+        .unwrap();
     monitor.store.import_bundle(&bundle).unwrap();
     assert!(!monitor.has(fresh));
     assert!(monitor.store.search_names("Ténin", 10).unwrap().is_empty());

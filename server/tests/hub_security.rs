@@ -706,12 +706,17 @@ fn forged_records_are_refused_one_by_one() {
         3,
     );
     let noted = create_record(&mut rng, &mut scribe.store, RecordKind::Visit, area(C01));
-    let real = plain_of(
+    // The hand-built requests are those of a device of the previous version: no identity.
+    let mut real = vigie_core::sync::wire::decode_request(
         &scribe
             .store
             .hub_sync_request(&SyncOptions::default())
             .unwrap(),
-    );
+        1 << 26,
+    )
+    .unwrap();
+    real.identity = None;
+    let real = plain_of(&vigie_core::sync::wire::encode_request(&real));
     let scribe_actor = scribe.store.actor().to_bytes().to_vec();
     let noted_doc =
         automerge::Automerge::load(&scribe.store.export_document(noted).unwrap()).unwrap();

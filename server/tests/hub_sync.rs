@@ -402,7 +402,7 @@ struct HubState {
 fn hub_state(hub: &mut Hub) -> HubState {
     hub.stop();
     let store = hub.open_store();
-    let (_, high_water) = store.export_bundle(0, &[]).unwrap();
+    let high_water = store.last_change().unwrap();
     let records = all_records(&store)
         .into_iter()
         .map(|(_, id)| (id, heads(&store, id)))
@@ -426,7 +426,7 @@ struct DeviceState {
 
 fn device_state(store: &Store) -> DeviceState {
     DeviceState {
-        high_water: store.export_bundle(0, &[]).unwrap().1,
+        high_water: store.last_change().unwrap(),
         records: all_records(store)
             .into_iter()
             .map(|(_, id)| (id, heads(store, id)))

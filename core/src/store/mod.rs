@@ -21,6 +21,7 @@ mod documents;
 pub(crate) mod erasure;
 pub(crate) mod files;
 mod hub;
+pub(crate) mod identity;
 mod index;
 pub(crate) mod queries;
 pub(crate) mod receive;
@@ -235,6 +236,11 @@ impl Store {
                 nonce
             }
         };
+        if config.role == StoreRole::Device {
+            // Made once, when the device's store is created (at enrolment) or first opened by
+            // this version; the hub certifies them at the next sync.
+            identity::ensure_device_keys(&tx)?;
+        }
         tx.commit()?;
         Ok(Store {
             conn,
@@ -309,6 +315,12 @@ impl Store {
 
     /// The signed-in user's role and area codes, as the hub told this device at its last sync
     /// (none before the first sync). The device's workflow calls act with this role.
+    /// The last position of this store's change log: `export_bundle`'s mark for everything
+    /// held now.
+    pub fn last_change(&self) -> Result<i64> {
+        queries::last_change(&self.conn)
+    }
+
     pub fn user_profile(&self) -> Result<Option<UserProfile>> {
         sync_state::user_profile(&self.conn)
     }

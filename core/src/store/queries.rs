@@ -14,7 +14,7 @@ use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, Row, params_from_iter};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// A page of results: `limit` rows after skipping `offset` (at most `MAX_LIMIT` a page).
@@ -797,10 +797,16 @@ pub(crate) fn documents_changed_after(
             documents.push((id, codec::decode(id, stored)?));
         }
     }
+    let mark = last_change(conn)?;
+    Ok((documents, mark))
+}
+
+/// The last position of the change log (0 when empty).
+pub(crate) fn last_change(conn: &Connection) -> Result<i64> {
     let mark: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
         r.get(0)
     })?;
-    Ok((documents, mark))
+    Ok(mark)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1082,4 +1088,21 @@ pub(crate) fn places(
         .unwrap_or(0)
         .saturating_sub(out.visits.len());
     Ok(out)
+}
+
+/// The records (reference data aside) a holder of `scope` would receive from the hub, by the
+/// hub's own rule (`scope_rule`): what a device offers a certified peer.
+pub(crate) fn ids_received_by(conn: &Connection, scope: &Scope) -> Result<HashSet<Uuid>> {
+    let mut f = Filter::default();
+    f.add("s.kind <> ?", RecordKind::Reference as i64);
+    f.within_kinds("s", Some(scope));
+    let sql = format!(
+        "SELECT r.id FROM records r JOIN scope_index s ON s.record = r.rowid {}",
+        f.sql()
+    );
+    let ids = rows(conn, &sql, f.params, |r| r.get::<_, Vec<u8>>(0))?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| Uuid::from_slice(id).ok())
+        .collect())
 }

@@ -1,20 +1,34 @@
-//! Sync bundles: documents in a file, for a USB stick, an SD card or a messaging app.
+//! Sync bundles: documents in a file, for a USB stick, an SD card or a messaging app, sealed so
+//! that only their recipients read them and every reader knows who wrote them.
 //!
-//! A bundle is a tag, the SHA-256 of the body, and the body (a compressed message). It is applied
-//! in one transaction: if the checksum, the framing or any single record fails, nothing from it
-//! is stored, and the error says which record failed and why.
+//! A bundle is sealed (`identity::seal`: a random file key wrapped for each recipient's X25519
+//! key, the body encrypted in 64 KiB chunks) over a signed body:
+//!
+//! ```text
+//! certificate length: u32 LE | the exporter's certificate | payload length: u64 LE | payload
+//!   | Ed25519 signature by the exporter over "vigie sealed bundle v1\0" | header hash
+//!     | SHA-256(everything before the signature)
+//! ```
+//! The payload is the documents as a compressed message (`BODY_TAG`). Import checks, before
+//! anything is stored: that this device is a recipient, every chunk, the exporter's certificate
+//! (the pinned hub's signature, expiry, revocation), the signature, and that every record lies
+//! in the exporter's scope and this device's (the hub's rule); then applies it in one
+//! transaction. Any failure refuses the whole bundle.
 
+use super::peer::check_within;
 use super::wire;
 use crate::domain::area::AreaFilter;
+use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
+use crate::identity::{self, Certificate, IdentityError, verify_device};
 use crate::store::{self, Store};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-const BUNDLE_TAG: [u8; 4] = *b"VGb1";
 const BODY_TAG: [u8; 4] = *b"VGB1";
+const SIGNED_LABEL: &[u8] = b"vigie sealed bundle v1\0";
 /// A bundle expands to at most this much; larger exports are split by the exporter.
 const MAX_BUNDLE_EXPANDED: usize = 512 * 1024 * 1024;
 
@@ -23,6 +37,18 @@ struct Bundle {
     from_device: Uuid,
     created_ms: i64,
     documents: Vec<(Uuid, Vec<u8>)>,
+}
+
+/// Who may open a bundle, chosen when it is exported.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum Recipient {
+    /// One device (a supervisor's tablet), by its id, from the directory the hub delivered.
+    Device(Uuid),
+    /// The hub.
+    Hub,
+    /// Every device of the directory whose certificate names this area code.
+    Area(String),
 }
 
 /// What importing a bundle did.
@@ -41,49 +67,191 @@ fn refuse(record: Option<Uuid>, reason: impl Into<String>) -> Error {
     }
 }
 
-/// A bundle of whole documents (Automerge bytes) from `from_device`, as `export_bundle` writes
-/// one (for tools, tests and fuzzing).
+/// The payload of a bundle: whole documents (Automerge bytes) from `from_device`, as a
+/// compressed message, before it is signed and sealed (for tools, tests and fuzzing: a payload
+/// alone is not a bundle, and import refuses it).
 pub fn encode_bundle(from_device: Uuid, documents: Vec<(Uuid, Vec<u8>)>) -> Vec<u8> {
-    let body = wire::encode(
+    wire::encode(
         BODY_TAG,
         &Bundle {
             from_device,
             created_ms: Utc::now().timestamp_millis(),
             documents,
         },
-    );
-    let mut out = BUNDLE_TAG.to_vec();
-    out.extend_from_slice(&Sha256::digest(&body));
-    out.extend_from_slice(&body);
-    out
+    )
+}
+
+/// The signed message: label, header hash, hash of the body before the signature.
+fn signed_message(header: &identity::SealedHeader, body: &[u8]) -> Vec<u8> {
+    let mut message = SIGNED_LABEL.to_vec();
+    message.extend_from_slice(&header.hash);
+    message.extend_from_slice(&Sha256::digest(body));
+    message
+}
+
+/// An opened body's parts.
+struct Body<'a> {
+    certificate: &'a [u8],
+    payload: &'a [u8],
+    signature: [u8; 64],
+    /// Everything the signature covers (with the header).
+    signed: &'a [u8],
+}
+
+/// Splits an opened body into the certificate, the payload and the signature.
+fn split_body(body: &[u8]) -> Option<Body<'_>> {
+    let length = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let certificate = body.get(4..4usize.checked_add(length)?)?;
+    let at = 4 + length;
+    let payload_length = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    let payload_length = usize::try_from(payload_length).ok()?;
+    let start = at + 8;
+    let end = start.checked_add(payload_length)?;
+    let payload = body.get(start..end)?;
+    let signature: [u8; 64] = body.get(end..)?.try_into().ok()?;
+    Some(Body {
+        certificate,
+        payload,
+        signature,
+        signed: &body[..end],
+    })
 }
 
 impl Store {
     /// Exports every record (in `areas`, if given) that changed after change-log position
-    /// `since` (0 for everything). Returns the bundle and the position to pass next time, so a
-    /// device can send a peer only what changed since its last bundle to it.
-    pub fn export_bundle(&self, since: i64, areas: &[AreaFilter]) -> Result<(Vec<u8>, i64)> {
-        let (documents, mark) = store::queries::documents_changed_after(&self.conn, since, areas)?;
-        Ok((encode_bundle(self.device_id(), documents), mark))
+    /// `since` (0 for everything), sealed to `recipients`. Only records of this device's own
+    /// scope go (what its certificate covers; reference data comes from the hub). Returns the
+    /// bundle and the position to pass next time, so a device can send a peer only what
+    /// changed since its last bundle to it.
+    pub fn export_bundle(
+        &self,
+        since: i64,
+        areas: &[AreaFilter],
+        recipients: &[Recipient],
+    ) -> Result<(Vec<u8>, i64)> {
+        let certificate = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
+        let own = certificate.principal().scope(&self.reference());
+        let allowed = self.ids_for(&own)?;
+        let (mut documents, mark) =
+            store::queries::documents_changed_after(&self.conn, since, areas)?;
+        documents.retain(|(id, _)| allowed.contains(id));
+        Ok((self.seal_bundle(documents, recipients)?, mark))
     }
 
-    /// Imports a bundle whole, or nothing of it.
+    /// Signs `documents` as this device and seals them to `recipients` (`export_bundle` is the
+    /// app's way; this one, for tools and tests, takes any documents, and import judges them).
+    pub fn seal_bundle(
+        &self,
+        documents: Vec<(Uuid, Vec<u8>)>,
+        recipients: &[Recipient],
+    ) -> Result<Vec<u8>> {
+        let keys = self.device_keys()?;
+        let certificate = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
+        self.trust()?.check_certificate(&certificate)?;
+        let sealed_to = self.recipient_keys(recipients)?;
+        let payload = encode_bundle(self.device_id(), documents);
+        let certificate = certificate.to_bytes();
+        Ok(identity::seal(&sealed_to, |header| {
+            let mut body = Vec::with_capacity(certificate.len() + payload.len() + 80);
+            body.extend_from_slice(&(certificate.len() as u32).to_le_bytes());
+            body.extend_from_slice(&certificate);
+            body.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+            body.extend_from_slice(&payload);
+            let signature = keys.sign(&signed_message(header, &body));
+            body.extend_from_slice(&signature);
+            body
+        })?)
+    }
+
+    /// The X25519 keys of `recipients`: the hub's as pinned, devices' from the directory,
+    /// each certificate checked now.
+    fn recipient_keys(&self, recipients: &[Recipient]) -> Result<Vec<[u8; 32]>> {
+        let trust = self.trust()?;
+        let directory: Vec<Certificate> = self
+            .directory()?
+            .into_iter()
+            .filter(|c| trust.check_certificate(c).is_ok())
+            .collect();
+        let mut keys = Vec::new();
+        for recipient in recipients {
+            match recipient {
+                Recipient::Hub => {
+                    let hub = self.hub_keys()?.ok_or(IdentityError::NoCertificate)?;
+                    keys.push(hub.agreement);
+                }
+                Recipient::Device(device) => {
+                    let certificate = directory.iter().find(|c| c.device == *device).ok_or(
+                        IdentityError::NoRecipient {
+                            reason: "no valid certificate for that device in the directory",
+                        },
+                    )?;
+                    keys.push(certificate.keys.agreement);
+                }
+                Recipient::Area(code) => {
+                    let before = keys.len();
+                    keys.extend(
+                        directory
+                            .iter()
+                            .filter(|c| c.areas.iter().any(|a| a == code))
+                            .map(|c| c.keys.agreement),
+                    );
+                    if keys.len() == before {
+                        return Err(IdentityError::NoRecipient {
+                            reason: "no device of the directory holds that area",
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Err(IdentityError::NoRecipient {
+                reason: "a sealed bundle needs at least one recipient",
+            }
+            .into());
+        }
+        Ok(keys)
+    }
+
+    /// Imports a sealed bundle whole, or nothing of it.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<BundleReport> {
-        let rest = bytes
-            .strip_prefix(&BUNDLE_TAG)
-            .ok_or_else(|| refuse(None, "not a Vigie bundle"))?;
-        if rest.len() < 32 {
-            return Err(refuse(None, "truncated bundle"));
-        }
-        let (checksum, body) = rest.split_at(32);
-        if Sha256::digest(body).as_slice() != checksum {
-            return Err(refuse(
-                None,
-                "checksum mismatch: the bundle was damaged or altered",
-            ));
-        }
-        let bundle: Bundle = wire::decode(BODY_TAG, "bundle", body, MAX_BUNDLE_EXPANDED)
+        let keys = self.device_keys()?;
+        let (header, body) = identity::open_sealed(bytes, keys.agreement(), MAX_BUNDLE_EXPANDED)?;
+        let Body {
+            certificate,
+            payload,
+            signature,
+            signed,
+        } = split_body(&body).ok_or(IdentityError::Tampered)?;
+        let trust = self.trust()?;
+        let exporter = trust.check(certificate)?;
+        verify_device(
+            &exporter.keys,
+            &signed_message(&header, signed),
+            &signature,
+            "sealed bundle",
+        )?;
+        let bundle: Bundle = wire::decode(BODY_TAG, "bundle", payload, MAX_BUNDLE_EXPANDED)
             .map_err(|e| refuse(None, e.to_string()))?;
+        if bundle.from_device != exporter.device {
+            return Err(IdentityError::Tampered.into());
+        }
+        let own = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
+        let reference = self.reference();
+        let scopes: [Scope; 2] = [
+            exporter.principal().scope(&reference),
+            own.principal().scope(&reference),
+        ];
+        let scopes: Vec<&Scope> = scopes.iter().collect();
+        for (id, document) in &bundle.documents {
+            match check_within(&scopes, *id, document) {
+                Ok(()) => {}
+                Err(e @ Error::Identity(_)) => return Err(e),
+                Err(e) => return Err(refuse(Some(*id), e.to_string())),
+            }
+        }
         self.receive(|merging| {
             let mut report = BundleReport {
                 from_device: Some(bundle.from_device),

@@ -162,6 +162,7 @@ impl Store {
             refetch,
             max_response_bytes: options.max_message_bytes as u32,
             receipt,
+            identity: super::identity::request_identity(&self.conn)?,
         };
         Ok(wire::encode_request(&request))
     }
@@ -275,6 +276,9 @@ fn apply_response(
     }
     for id in &response.left_scope {
         sync_state::mark_left(tx, *id)?;
+    }
+    if let Some(identity) = &response.identity {
+        super::identity::apply_identity(tx, device, identity)?;
     }
     if let Some(profile) = &response.profile {
         // The user's role and areas as the hub holds them now, with the cursor they go
@@ -487,6 +491,8 @@ impl Store {
             refetch: Vec::new(),
             max_response_bytes: options.max_message_bytes as u32,
             receipt: response.receipt,
+            // The first request of the session presented it.
+            identity: None,
         };
         Ok(Some(wire::encode_request(&request)))
     }

@@ -6,6 +6,7 @@
 //! its own, reported to the sender, and never blocks the rest of the request.
 
 use super::client::changes_after;
+use super::identity::{Certifier, hub_identity};
 use super::wire::{
     self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
     Tombstone,
@@ -66,6 +67,9 @@ pub enum HubError {
     TooLarge(&'static str),
     #[error("the request's actor is not bound to the authenticated device")]
     ActorNotBound,
+    /// The device presented other keys than those the hub certified for it at its first sync.
+    #[error("the device's keys differ from those bound to it at enrolment")]
+    KeysNotBound,
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -91,6 +95,19 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
     request: &[u8],
     limits: &HubLimits,
 ) -> std::result::Result<Vec<u8>, HubError> {
+    handle_certified_sync(storage, who, request, limits, None)
+}
+
+/// `handle_sync` on a hub that certifies devices (`sync::identity`): a request that presents
+/// the device's keys gets its certificate, the hub's keys, the revocation list and the
+/// directory with the response.
+pub fn handle_certified_sync<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    who: &Principal,
+    request: &[u8],
+    limits: &HubLimits,
+    certifier: Option<&Certifier<'_>>,
+) -> std::result::Result<Vec<u8>, HubError> {
     if request.len() > limits.max_request_bytes {
         return Err(HubError::TooLarge("request bytes"));
     }
@@ -105,6 +122,13 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
     if doc::device_of_actor(&requester) != Some(who.device) {
         return Err(HubError::ActorNotBound);
     }
+    // Before anything is stored: a device presenting keys other than its own is refused whole.
+    let identity = match (certifier, &request.identity) {
+        (Some(certifier), Some(presented)) => {
+            hub_identity(certifier, who, presented, Utc::now().timestamp_millis())?
+        }
+        _ => None,
+    };
     // Records are locked in id order, so two hub processes serving overlapping pushes cannot
     // wait on each other in a cycle. The acks are matched by id, not by position. A record
     // named twice is answered once: the first push of it counts.
@@ -213,6 +237,10 @@ pub fn handle_sync<S: HubStorage + ?Sized>(
             acks.clone(),
         )
     })?;
+    let response = SyncResponse {
+        identity,
+        ..response
+    };
     Ok(wire::encode_response(&response))
 }
 
@@ -343,6 +371,7 @@ fn respond(
         tombstones: page.tombstones,
         left_scope: page.left,
         profile: Some(who.profile()),
+        identity: None,
     })
 }
 
@@ -1329,6 +1358,17 @@ impl Store {
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
         handle_sync(self, who, request, limits)
+    }
+
+    /// `hub_handle` on a hub that certifies devices (`handle_certified_sync`).
+    pub fn hub_handle_certified(
+        &mut self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+        certifier: &Certifier<'_>,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        handle_certified_sync(self, who, request, limits, Some(certifier))
     }
 
     /// Publishes `content` as the next version of the reference document of its type and `key`

@@ -9,7 +9,10 @@
 //!   `storage::HubStorage` (the embedded store, `store::hub`; PostgreSQL in the server).
 //! - `peer`: two devices with no cursor between them find what differs by range-based set
 //!   reconciliation (negentropy), then exchange the documents.
-//! - `bundle`: the same documents in a file, refused whole if damaged.
+//! - `bundle`: the same documents in a file, signed and sealed to their recipients, refused
+//!   whole if anything fails to check.
+//! - `identity`: the hub certifies devices' keys; devices keep its key, their certificate, the
+//!   revocation list and a directory of certificates.
 //!
 //! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
 //! boundary that turns a panic into a refused record with nothing stored from it.
@@ -17,6 +20,7 @@
 mod bundle;
 mod client;
 mod hub;
+mod identity;
 mod peer;
 mod quarantine;
 mod token;
@@ -27,18 +31,22 @@ pub use crate::storage::{
     RecordWrite, StoredRecord,
 };
 pub use crate::store::HubReader;
-pub use bundle::{BundleReport, encode_bundle};
+pub use bundle::{BundleReport, Recipient, encode_bundle};
 pub use client::{
     HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,
     sync_with_hub,
 };
 pub use hub::{
-    HubError, HubLimits, Principal, Scope, change_as, create_record, erase_record, handle_sync,
-    publish_reference, read_record, resolve_as, update_record,
+    HubError, HubLimits, Principal, Scope, change_as, create_record, erase_record,
+    handle_certified_sync, handle_sync, publish_reference, read_record, resolve_as, update_record,
 };
-pub use peer::{PeerScope, PeerSession};
+pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity};
+pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
 };
 pub use token::{EnrolmentToken, MalformedToken};
-pub use wire::{Cursor, DecodeError, Refusal, Tombstone, UserProfile};
+pub use wire::{
+    Cursor, DecodeError, Directory, IdentityUpdate, Refusal, RequestIdentity, Tombstone,
+    UserProfile,
+};

@@ -16,6 +16,7 @@ pub use crate::error::DecodeError;
 
 use crate::codec::decompress_bounded;
 use crate::domain::limits::DocumentLimit;
+use crate::identity::{HubPublic, PublicKeys};
 
 pub(crate) const REQUEST_TAG: [u8; 4] = *b"VGq1";
 pub(crate) const RESPONSE_TAG: [u8; 4] = *b"VGr1";
@@ -92,6 +93,12 @@ struct RequestTail {
     receipt: i64,
 }
 
+/// The second tail: the device's identity (devices of this version and later).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestIdentityTail {
+    identity: Option<RequestIdentity>,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -126,17 +133,38 @@ struct ResponseTail {
     profile: Option<UserProfile>,
 }
 
-/// A head, then a tail if any bytes are left (else the tail's defaults).
-fn head_and_tail<H: DeserializeOwned, T: DeserializeOwned + Default>(
+#[derive(Serialize)]
+struct ResponseIdentityTailRef<'a> {
+    identity: &'a Option<IdentityUpdate>,
+}
+
+#[derive(Default, Deserialize)]
+struct ResponseIdentityTail {
+    identity: Option<IdentityUpdate>,
+}
+
+/// The next part of a message, or its defaults if the message ends before it (an older
+/// sender); returns it and the bytes after it.
+fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
+    if rest.is_empty() {
+        return Ok((T::default(), rest));
+    }
+    postcard::take_from_bytes(rest).map_err(|_| DecodeError::Structure)
+}
+
+/// A head, then a tail and a second tail if any bytes are left (else their defaults). Bytes
+/// after the parts this version knows are a newer sender's, and ignored.
+fn head_and_tails<
+    H: DeserializeOwned,
+    T: DeserializeOwned + Default,
+    U: DeserializeOwned + Default,
+>(
     plain: &[u8],
-) -> Result<(H, T), DecodeError> {
+) -> Result<(H, T, U), DecodeError> {
     let (head, rest) = postcard::take_from_bytes::<H>(plain).map_err(|_| DecodeError::Structure)?;
-    let tail = if rest.is_empty() {
-        T::default()
-    } else {
-        postcard::from_bytes(rest).map_err(|_| DecodeError::Structure)?
-    };
-    Ok((head, tail))
+    let (tail, rest) = take_part::<T>(rest)?;
+    let (second, _newer) = take_part::<U>(rest)?;
+    Ok((head, tail, second))
 }
 
 /// Encodes a request as a device sends it.
@@ -152,15 +180,22 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
     let tail = RequestTail {
         receipt: request.receipt,
     };
-    if tail != RequestTail::default() {
+    let second = RequestIdentityTail {
+        identity: request.identity.clone(),
+    };
+    if tail != RequestTail::default() || second != RequestIdentityTail::default() {
         plain.extend(postcard::to_stdvec(&tail).expect("sync messages serialize"));
+    }
+    if second != RequestIdentityTail::default() {
+        plain.extend(postcard::to_stdvec(&second).expect("sync messages serialize"));
     }
     frame(REQUEST_TAG, &plain)
 }
 
 pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncRequest, DecodeError> {
     let plain = unframe(REQUEST_TAG, "sync request", bytes, max_decompressed)?;
-    let (head, tail): (RequestHead, RequestTail) = head_and_tail(&plain)?;
+    let (head, tail, second): (RequestHead, RequestTail, RequestIdentityTail) =
+        head_and_tails(&plain)?;
     Ok(SyncRequest {
         actor: head.actor,
         cursor: head.cursor,
@@ -168,6 +203,7 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         refetch: head.refetch,
         max_response_bytes: head.max_response_bytes,
         receipt: tail.receipt,
+        identity: second.identity,
     })
 }
 
@@ -190,12 +226,21 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         })
         .expect("sync messages serialize"),
     );
+    if response.identity.is_some() {
+        plain.extend(
+            postcard::to_stdvec(&ResponseIdentityTailRef {
+                identity: &response.identity,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
-    let (head, tail): (ResponseHead, ResponseTail) = head_and_tail(&plain)?;
+    let (head, tail, second): (ResponseHead, ResponseTail, ResponseIdentityTail) =
+        head_and_tails(&plain)?;
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -206,6 +251,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         tombstones: tail.tombstones,
         left_scope: tail.left_scope,
         profile: tail.profile,
+        identity: second.identity,
     })
 }
 
@@ -242,6 +288,39 @@ pub struct SyncRequest {
     /// it are in this store. A store restored from an older copy sends an older receipt, and the
     /// hub sends back what it has from this device after it.
     pub receipt: i64,
+    /// The device's public keys, for the hub to certify (none from a device of an earlier
+    /// version, which then gets no certificate).
+    pub identity: Option<RequestIdentity>,
+}
+
+/// What a device presents of its identity with each request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestIdentity {
+    pub keys: PublicKeys,
+    /// The digest of the certificate directory it holds: the hub sends the directory only when
+    /// it differs.
+    pub directory: Option<[u8; 32]>,
+    /// The digest of what it holds from the hub (`sync::identity`): when the hub's answer would
+    /// be the same, it sends none, and a sync that moves nothing stays small.
+    pub held: Option<[u8; 32]>,
+}
+
+/// The hub's answer to `RequestIdentity`: its keys (pinned by the device at its first sync),
+/// the device's current certificate, the signed revocation list, and the directory when it
+/// changed. Certificates and the list are in their binary formats (`identity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityUpdate {
+    pub hub: HubPublic,
+    pub certificate: Vec<u8>,
+    pub revocations: Vec<u8>,
+    pub directory: Option<Directory>,
+}
+
+/// The certificates of the other enrolled, unrevoked devices, and their digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    pub digest: [u8; 32],
+    pub certificates: Vec<Vec<u8>>,
 }
 
 /// Changes of one record that the hub may lack.
@@ -278,6 +357,8 @@ pub struct SyncResponse {
     /// version): the device's workflow checks them, and when they differ from what the device
     /// last heard, the device removes what the new scope does not cover.
     pub profile: Option<UserProfile>,
+    /// The device's certificate and what it needs to check others' (`RequestIdentity`).
+    pub identity: Option<IdentityUpdate>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -388,4 +469,98 @@ pub struct PeerMessage {
     /// Items (hashes of record id and heads) this side needs documents for.
     pub wanted: Vec<[u8; 32]>,
     pub done: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{HubPublic, PublicKeys};
+
+    fn request(receipt: i64, identity: Option<RequestIdentity>) -> SyncRequest {
+        SyncRequest {
+            actor: vec![1; 24],
+            cursor: None,
+            push: Vec::new(),
+            refetch: vec![Uuid::nil()],
+            max_response_bytes: 1 << 16,
+            receipt,
+            identity,
+        }
+    }
+
+    fn identity() -> RequestIdentity {
+        RequestIdentity {
+            keys: PublicKeys {
+                signing: [7; 32],
+                agreement: [9; 32],
+            },
+            directory: Some([3; 32]),
+            held: None,
+        }
+    }
+
+    fn plain(tag: [u8; 4], bytes: &[u8]) -> Vec<u8> {
+        unframe(tag, "test", bytes, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn identity_tails_are_read_by_this_version_and_skipped_by_older_ones() {
+        // This version reads old requests (no tail, the receipt alone) and new ones.
+        for sent in [
+            request(0, None),
+            request(5, None),
+            request(0, Some(identity())),
+        ] {
+            assert_eq!(
+                decode_request(&encode_request(&sent), 1 << 20).unwrap(),
+                sent
+            );
+        }
+        // A request of the previous version is byte for byte what it was: no identity, no tail.
+        let old = plain(REQUEST_TAG, &encode_request(&request(0, None)));
+        let (_, rest) = postcard::take_from_bytes::<RequestHead>(&old).unwrap();
+        assert!(rest.is_empty());
+        // An older hub reads a new request's head and receipt, and stops there.
+        let new = plain(REQUEST_TAG, &encode_request(&request(4, Some(identity()))));
+        let (_, rest) = postcard::take_from_bytes::<RequestHead>(&new).unwrap();
+        let tail: RequestTail = postcard::from_bytes(rest).unwrap();
+        assert_eq!(tail.receipt, 4);
+
+        let response = SyncResponse {
+            acks: Vec::new(),
+            records: Vec::new(),
+            cursor: Cursor::default(),
+            more: false,
+            erased: Vec::new(),
+            receipt: 9,
+            tombstones: Vec::new(),
+            left_scope: vec![Uuid::nil()],
+            profile: None,
+            identity: Some(IdentityUpdate {
+                hub: HubPublic {
+                    signing: [1; 32],
+                    agreement: [2; 32],
+                },
+                certificate: vec![4; 10],
+                revocations: vec![5; 10],
+                directory: None,
+            }),
+        };
+        let bytes = encode_response(&response);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), response);
+        // An older device reads the head and its tail, and ignores the identity after them.
+        let new = plain(RESPONSE_TAG, &bytes);
+        let (_, rest) = postcard::take_from_bytes::<ResponseHead>(&new).unwrap();
+        let tail: ResponseTail = postcard::from_bytes(rest).unwrap();
+        assert_eq!((tail.receipt, tail.left_scope), (9, vec![Uuid::nil()]));
+        // And this version reads an older hub's response: no identity.
+        let old = SyncResponse {
+            identity: None,
+            ..response
+        };
+        assert_eq!(
+            decode_response(&encode_response(&old), 1 << 20).unwrap(),
+            old
+        );
+    }
 }

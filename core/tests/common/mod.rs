@@ -5,10 +5,15 @@ pub mod hostile;
 pub mod matrix;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use uuid::Uuid;
 use vigie_core::sync::wire;
-use vigie_core::sync::{HubLimits, Principal, SyncOptions, sync_with_hub};
+use vigie_core::sync::{
+    Certifier, DeviceRegistry, HubError, HubLimits, Principal, RegisteredDevice, SyncOptions,
+    sync_with_hub,
+};
 use vigie_core::*;
 
 /// A calendar date of the tests.
@@ -23,6 +28,68 @@ pub fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
         .with_ymd_and_hms(y, m, d, h, 0, 0)
         .single()
         .expect("a valid instant")
+}
+
+/// The device registry of the tests' in-process hubs (the server keeps it in its registry
+/// file or PostgreSQL): the certificates issued and the devices revoked. One per test thread.
+#[derive(Default)]
+pub struct TestRegistry {
+    certificates: RefCell<HashMap<Uuid, Vec<u8>>>,
+    revoked: RefCell<HashSet<Uuid>>,
+}
+
+impl DeviceRegistry for TestRegistry {
+    fn devices(&self) -> Result<Vec<RegisteredDevice>> {
+        let revoked = self.revoked.borrow();
+        let certificates = self.certificates.borrow();
+        let mut ids: HashSet<Uuid> = certificates.keys().copied().collect();
+        ids.extend(revoked.iter().copied());
+        Ok(ids
+            .into_iter()
+            .map(|device| RegisteredDevice {
+                device,
+                certificate: certificates.get(&device).cloned(),
+                revoked: revoked.contains(&device),
+            })
+            .collect())
+    }
+
+    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+        self.certificates
+            .borrow_mut()
+            .insert(device, certificate.to_vec());
+        Ok(())
+    }
+}
+
+thread_local! {
+    static REGISTRY: TestRegistry = TestRegistry::default();
+}
+
+/// Revokes a device on this thread's in-process hubs.
+pub fn revoke(device: Uuid) {
+    REGISTRY.with(|r| r.revoked.borrow_mut().insert(device));
+}
+
+/// The hub's handler, certifying devices as the server's does (its key kept in the hub store).
+pub fn handle(
+    hub: &mut Store,
+    principal: &Principal,
+    request: &[u8],
+    limits: &HubLimits,
+) -> std::result::Result<Vec<u8>, HubError> {
+    let key = hub.hub_key()?;
+    REGISTRY.with(|registry| {
+        hub.hub_handle_certified(
+            principal,
+            request,
+            limits,
+            &Certifier {
+                key: &key,
+                registry,
+            },
+        )
+    })
 }
 
 /// An unencrypted device store at `dir/name`, for a user of its own.
@@ -81,6 +148,7 @@ pub fn act_as(store: &mut Store, role: Role, areas: &[&str]) {
         refetch: Vec::new(),
         max_response_bytes: 1 << 20,
         receipt: 0,
+        identity: None,
     };
     let response = hub
         .hub_handle(
@@ -106,10 +174,7 @@ pub fn sync(store: &mut Store, hub: &mut Store, principal: &Principal) -> sync::
     sync_with_hub(
         store,
         &SyncOptions::default(),
-        |request| {
-            hub.hub_handle(principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
+        |request| handle(hub, principal, request, &HubLimits::default()).map_err(|e| e.to_string()),
         |_| {},
     )
     .expect("sync")
@@ -126,11 +191,54 @@ pub fn sync_in_process(
     sync_with_hub(
         store,
         options,
-        |request| {
-            hub.hub_handle(principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
+        |request| handle(hub, principal, request, &HubLimits::default()).map_err(|e| e.to_string()),
         |_| {},
     )
     .expect("sync")
+}
+
+/// Devices enrolled with `hub` (on this thread's registry): each store syncs twice, so that
+/// every one holds its certificate and the directory with the others'.
+pub fn enrol_all(hub: &mut Store, devices: &mut [(&mut Store, &Principal)]) {
+    for _ in 0..2 {
+        for (store, principal) in devices.iter_mut() {
+            sync(store, hub, principal);
+        }
+    }
+}
+
+/// The principal of a store's device and user, with a role and areas.
+pub fn principal_of(store: &Store, role: Role, areas: &[&str]) -> Principal {
+    Principal {
+        device: store.device_id(),
+        user: store.user_id(),
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+/// Runs the peer handshake between two enrolled stores: returns both sessions, authenticated,
+/// and the answerer's reply to the initiator's first frame (for the initiator to step on).
+pub fn handshake(
+    initiator: &mut Store,
+    answerer: &mut Store,
+) -> (sync::PeerSession, sync::PeerSession, Option<Vec<u8>>) {
+    let (mut started, hello) = initiator
+        .peer_start(&sync::PeerScope::default(), 64 * 1024)
+        .expect("the initiator is certified");
+    let mut accepted = answerer
+        .peer_accept(&sync::PeerScope::default(), 64 * 1024)
+        .expect("the answerer is certified");
+    let reply = answerer
+        .peer_step(&mut accepted, &hello)
+        .expect("the hello checks")
+        .expect("a reply");
+    let proof = initiator
+        .peer_step(&mut started, &reply)
+        .expect("the reply checks")
+        .expect("a proof");
+    let next = answerer
+        .peer_step(&mut accepted, &proof)
+        .expect("the proof checks");
+    (started, accepted, next)
 }

@@ -37,6 +37,9 @@ pub(crate) enum Sealed {
     Area,
     /// `quarantine.changes`: changes held for review.
     Quarantined,
+    /// `hub_identity.signing_seed`: the hub's signing key (whoever holds it can certify
+    /// devices), under the nil id.
+    HubIdentity,
 }
 
 impl Sealed {
@@ -45,6 +48,7 @@ impl Sealed {
             Sealed::Document => b"document",
             Sealed::Area => b"area",
             Sealed::Quarantined => b"quarantined",
+            Sealed::HubIdentity => b"hub identity",
         }
     }
 }

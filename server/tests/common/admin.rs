@@ -75,18 +75,37 @@ pub fn enrol(data: &Path, user: Uuid) -> String {
     out
 }
 
-/// `vigie device revoke`: whether it succeeded.
-pub fn revoke(data: &Path, device: Uuid) -> bool {
+/// `vigie device <command> --device <device>` on the hub of `data`.
+fn device_command(data: &Path, command: &str, device: Uuid) -> std::process::Output {
     let database = database_args(data);
     let device = device.to_string();
     let mut args = vec![
         "device",
-        "revoke",
+        command,
         "--data",
         data.to_str().expect("utf-8 path"),
         "--device",
         &device,
     ];
     args.extend(database.iter().map(String::as_str));
-    vigie_output(&args).status.success()
+    vigie_output(&args)
+}
+
+/// `vigie device revoke`: whether it succeeded.
+pub fn revoke(data: &Path, device: Uuid) -> bool {
+    device_command(data, "revoke", device).status.success()
+}
+
+/// `vigie device reissue`: the new token's text.
+pub fn reissue(data: &Path, device: Uuid) -> String {
+    let out = device_command(data, "reissue", device);
+    assert!(
+        out.status.success(),
+        "reissue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }

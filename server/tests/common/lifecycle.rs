@@ -88,6 +88,7 @@ pub fn request(
         refetch,
         max_response_bytes,
         receipt: 0,
+        identity: None,
     })
 }
 

@@ -80,6 +80,7 @@ pub fn push(device: &Device, url: &str, push: Vec<PushEntry>) -> BTreeMap<Uuid, 
         refetch: Vec::new(),
         max_response_bytes: 256 * 1024,
         receipt: 0,
+        identity: None,
     };
     let response = device
         .client(url)

@@ -1,0 +1,621 @@
+//! Who a device is, as its peers and the readers of its bundles can check without the hub.
+//!
+//! Each device makes, at enrolment (its first sync), an Ed25519 signing key and an X25519 key for
+//! receiving sealed bundles; both stay in its encrypted store. The hub certifies the public
+//! halves with the device's id, its user, role and areas and an expiry, signed by the hub's own
+//! Ed25519 key (`HubKey`). Devices pin the hub's key at their first sync and receive through sync
+//! their certificate (renewed when the role or the areas change, or half its life has gone), the
+//! hub's signed revocation list and a directory of the other devices' certificates.
+//!
+//! Formats (ARCHITECTURE.md, "Identity"): every structure is hand-encoded, little-endian, with a
+//! 4-byte tag that carries its version, and signed over a domain-separation label and its bytes.
+
+mod seal;
+
+pub use seal::{SealedHeader, open_sealed, seal};
+
+use crate::domain::codes::Role;
+use crate::domain::rights::Principal;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use rand::rngs::OsRng;
+use sha2::Sha256;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// Why an identity, a certificate, a handshake or a sealed bundle was refused. The text names
+/// the problem, never a key or a record's content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("this device has no certificate yet: sync with the hub first")]
+    NoCertificate,
+    #[error("damaged or malformed {what}")]
+    Malformed { what: &'static str },
+    #[error("unsupported {what} version")]
+    UnsupportedVersion { what: &'static str },
+    #[error("the certificate was issued by another hub")]
+    UnknownHub,
+    #[error("the signature of the {what} does not verify: forged or altered")]
+    BadSignature { what: &'static str },
+    #[error("the certificate of device {device} has expired")]
+    Expired { device: Uuid },
+    #[error("device {device} has been revoked")]
+    Revoked { device: Uuid },
+    #[error("the hub's key differs from the one this device pinned at enrolment")]
+    HubKeyChanged,
+    #[error("the certificate does not name this device's keys")]
+    NotOurKeys,
+    #[error("peer handshake: {step}")]
+    Handshake { step: &'static str },
+    #[error("this device is not a recipient of the bundle")]
+    NotARecipient,
+    #[error("the sealed bundle was damaged or altered")]
+    Tampered,
+    #[error("record {record} lies outside the sender's scope")]
+    OutOfScope { record: Uuid },
+    #[error("no recipient: {reason}")]
+    NoRecipient { reason: &'static str },
+}
+
+type IdResult<T> = std::result::Result<T, IdentityError>;
+
+/// How long a certificate is valid. A device offline for longer is refused by its peers until
+/// it syncs; the hub renews a certificate once half of it has gone.
+pub const CERTIFICATE_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
+
+const CERTIFICATE_TAG: [u8; 4] = *b"VGc1";
+const REVOCATIONS_TAG: [u8; 4] = *b"VGl1";
+const CERTIFICATE_LABEL: &[u8] = b"vigie certificate v1\0";
+const REVOCATIONS_LABEL: &[u8] = b"vigie revocations v1\0";
+const HUB_AGREEMENT_INFO: &[u8] = b"vigie hub agreement key v1";
+
+/// A device's public keys, as it presents them to the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublicKeys {
+    /// Ed25519: signs handshakes and bundles.
+    pub signing: [u8; 32],
+    /// X25519: receives sealed bundles.
+    pub agreement: [u8; 32],
+}
+
+/// A device's secret keys (kept in its encrypted store; zeroed when dropped).
+pub struct DeviceKeys {
+    signing: SigningKey,
+    agreement: StaticSecret,
+}
+
+impl std::fmt::Debug for DeviceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceKeys")
+            .field("public", &self.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceKeys {
+    pub fn generate() -> DeviceKeys {
+        DeviceKeys {
+            signing: SigningKey::generate(&mut OsRng),
+            agreement: StaticSecret::random_from_rng(OsRng),
+        }
+    }
+
+    /// The 64 bytes the store keeps: the Ed25519 seed, then the X25519 secret.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(64));
+        out.extend_from_slice(&self.signing.to_bytes());
+        out.extend_from_slice(self.agreement.as_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> IdResult<DeviceKeys> {
+        let malformed = IdentityError::Malformed {
+            what: "device keys",
+        };
+        if bytes.len() != 64 {
+            return Err(malformed);
+        }
+        let seed: [u8; 32] = bytes[..32].try_into().map_err(|_| malformed.clone())?;
+        let secret: [u8; 32] = bytes[32..].try_into().map_err(|_| malformed)?;
+        Ok(DeviceKeys {
+            signing: SigningKey::from_bytes(&seed),
+            agreement: StaticSecret::from(secret),
+        })
+    }
+
+    pub fn public(&self) -> PublicKeys {
+        PublicKeys {
+            signing: self.signing.verifying_key().to_bytes(),
+            agreement: PublicKey::from(&self.agreement).to_bytes(),
+        }
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message).to_bytes()
+    }
+
+    pub(crate) fn agreement(&self) -> &StaticSecret {
+        &self.agreement
+    }
+}
+
+/// The hub's public keys, as devices pin them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HubPublic {
+    pub signing: [u8; 32],
+    /// X25519, derived from the signing seed (HKDF): bundles sealed to the hub.
+    pub agreement: [u8; 32],
+}
+
+/// The hub's signing key: created on first start, kept in the hub's registry.
+pub struct HubKey {
+    signing: SigningKey,
+}
+
+impl HubKey {
+    pub fn generate() -> HubKey {
+        HubKey {
+            signing: SigningKey::generate(&mut OsRng),
+        }
+    }
+
+    /// The 32-byte seed the hub keeps.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> IdResult<HubKey> {
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::Malformed { what: "hub key" })?;
+        Ok(HubKey {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The hub's X25519 secret: a separate key, derived from the seed so that nothing more
+    /// needs to be kept.
+    pub fn agreement(&self) -> StaticSecret {
+        let hkdf = Hkdf::<Sha256>::new(None, self.signing.as_bytes());
+        let mut secret = Zeroizing::new([0u8; 32]);
+        hkdf.expand(HUB_AGREEMENT_INFO, &mut *secret)
+            .expect("32 bytes is a valid HKDF length");
+        StaticSecret::from(*secret)
+    }
+
+    pub fn public(&self) -> HubPublic {
+        HubPublic {
+            signing: self.signing.verifying_key().to_bytes(),
+            agreement: PublicKey::from(&self.agreement()).to_bytes(),
+        }
+    }
+
+    /// A certificate for `who`'s device and its keys, valid from `now_ms`.
+    pub fn certify(&self, who: &Principal, keys: &PublicKeys, now_ms: i64) -> Certificate {
+        let mut certificate = Certificate {
+            hub: self.signing.verifying_key().to_bytes(),
+            device: who.device,
+            user: who.user,
+            role: who.role,
+            areas: who.areas.iter().cloned().collect(),
+            keys: *keys,
+            issued_ms: now_ms,
+            expires_ms: now_ms.saturating_add(CERTIFICATE_LIFETIME_MS),
+            signature: [0; 64],
+        };
+        certificate.signature = self
+            .signing
+            .sign(&labelled(CERTIFICATE_LABEL, &certificate.body()))
+            .to_bytes();
+        certificate
+    }
+
+    /// The signed list of revoked devices.
+    pub fn revocations(&self, mut devices: Vec<Uuid>, now_ms: i64) -> Revocations {
+        devices.sort();
+        devices.dedup();
+        let mut list = Revocations {
+            issued_ms: now_ms,
+            devices,
+            signature: [0; 64],
+        };
+        list.signature = self
+            .signing
+            .sign(&labelled(REVOCATIONS_LABEL, &list.body()))
+            .to_bytes();
+        list
+    }
+}
+
+fn labelled(label: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(label.len() + body.len());
+    message.extend_from_slice(label);
+    message.extend_from_slice(body);
+    message
+}
+
+fn verify(
+    key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+    what: &'static str,
+) -> IdResult<()> {
+    let key = VerifyingKey::from_bytes(key).map_err(|_| IdentityError::BadSignature { what })?;
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .map_err(|_| IdentityError::BadSignature { what })
+}
+
+/// Verifies a signature made by a device key (handshakes, bundles).
+pub(crate) fn verify_device(
+    keys: &PublicKeys,
+    message: &[u8],
+    signature: &[u8; 64],
+    what: &'static str,
+) -> IdResult<()> {
+    verify(&keys.signing, message, signature, what)
+}
+
+/// Reads fixed-size fields from the front of a byte slice.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> IdResult<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(IdentityError::Malformed { what: self.what });
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> IdResult<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn uuid(&mut self) -> IdResult<Uuid> {
+        Ok(Uuid::from_bytes(self.array()?))
+    }
+
+    fn i64(&mut self) -> IdResult<i64> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn end(&self) -> IdResult<()> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(IdentityError::Malformed { what: self.what })
+        }
+    }
+}
+
+/// The hub's statement that a device's keys belong to a device of a user with a role and
+/// areas, until an expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// The issuing hub's Ed25519 public key.
+    pub hub: [u8; 32],
+    pub device: Uuid,
+    pub user: Uuid,
+    pub role: Role,
+    /// Area codes, matched as the hub matches a user's (`Principal::scope`).
+    pub areas: Vec<String>,
+    pub keys: PublicKeys,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    pub signature: [u8; 64],
+}
+
+/// At most this many area codes, each at most 255 bytes, in a certificate.
+const MAX_CERTIFICATE_AREAS: usize = 1024;
+
+impl Certificate {
+    /// Everything but the signature, as signed.
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(200);
+        out.extend_from_slice(&CERTIFICATE_TAG);
+        out.extend_from_slice(&self.hub);
+        out.extend_from_slice(self.device.as_bytes());
+        out.extend_from_slice(self.user.as_bytes());
+        out.push(role_code(self.role));
+        out.extend_from_slice(&self.keys.signing);
+        out.extend_from_slice(&self.keys.agreement);
+        out.extend_from_slice(&self.issued_ms.to_le_bytes());
+        out.extend_from_slice(&self.expires_ms.to_le_bytes());
+        let areas: Vec<&String> = self
+            .areas
+            .iter()
+            .filter(|a| a.len() <= 255)
+            .take(MAX_CERTIFICATE_AREAS)
+            .collect();
+        out.extend_from_slice(&(areas.len() as u16).to_le_bytes());
+        for area in areas {
+            out.push(area.len() as u8);
+            out.extend_from_slice(area.as_bytes());
+        }
+        out
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.body();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Decodes a certificate without trusting it (`Trust::check` does).
+    pub fn from_bytes(bytes: &[u8]) -> IdResult<Certificate> {
+        let what = "certificate";
+        let mut r = Reader { bytes, what };
+        if r.array::<4>()? != CERTIFICATE_TAG {
+            return Err(if bytes.starts_with(b"VGc") {
+                IdentityError::UnsupportedVersion { what }
+            } else {
+                IdentityError::Malformed { what }
+            });
+        }
+        let hub = r.array()?;
+        let device = r.uuid()?;
+        let user = r.uuid()?;
+        let role = role_of(r.array::<1>()?[0]).ok_or(IdentityError::Malformed { what })?;
+        let keys = PublicKeys {
+            signing: r.array()?,
+            agreement: r.array()?,
+        };
+        let issued_ms = r.i64()?;
+        let expires_ms = r.i64()?;
+        let count = u16::from_le_bytes(r.array()?) as usize;
+        if count > MAX_CERTIFICATE_AREAS {
+            return Err(IdentityError::Malformed { what });
+        }
+        let mut areas = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = r.array::<1>()?[0] as usize;
+            let code =
+                std::str::from_utf8(r.take(len)?).map_err(|_| IdentityError::Malformed { what })?;
+            areas.push(code.to_string());
+        }
+        let signature = r.array()?;
+        r.end()?;
+        Ok(Certificate {
+            hub,
+            device,
+            user,
+            role,
+            areas,
+            keys,
+            issued_ms,
+            expires_ms,
+            signature,
+        })
+    }
+
+    /// The principal the certificate describes: what its holder may receive is what the hub
+    /// would send it (`Principal::scope`).
+    pub fn principal(&self) -> Principal {
+        Principal {
+            device: self.device,
+            user: self.user,
+            role: self.role,
+            areas: self.areas.iter().cloned().collect(),
+        }
+    }
+
+    /// Whether it says what `who` and `keys` say (else the hub issues a new one).
+    pub fn describes(&self, who: &Principal, keys: &PublicKeys) -> bool {
+        self.device == who.device
+            && self.user == who.user
+            && self.role == who.role
+            && self.areas.iter().cloned().collect::<BTreeSet<_>>() == who.areas
+            && self.keys == *keys
+    }
+
+    /// Whether the hub should issue a new one before this one runs out.
+    pub fn is_due_for_renewal(&self, now_ms: i64) -> bool {
+        now_ms >= self.issued_ms + (self.expires_ms - self.issued_ms) / 2
+    }
+}
+
+fn role_code(role: Role) -> u8 {
+    match role {
+        Role::Inspector => 1,
+        Role::CommunityMonitor => 2,
+        Role::Supervisor => 3,
+        Role::Administrator => 4,
+    }
+}
+
+fn role_of(code: u8) -> Option<Role> {
+    Some(match code {
+        1 => Role::Inspector,
+        2 => Role::CommunityMonitor,
+        3 => Role::Supervisor,
+        4 => Role::Administrator,
+        _ => return None,
+    })
+}
+
+/// The hub's signed list of revoked devices, whole (it replaces the previous one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocations {
+    pub issued_ms: i64,
+    pub devices: Vec<Uuid>,
+    pub signature: [u8; 64],
+}
+
+/// At most this many revoked devices in one list.
+const MAX_REVOCATIONS: usize = 1 << 20;
+
+impl Revocations {
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 16 * self.devices.len());
+        out.extend_from_slice(&REVOCATIONS_TAG);
+        out.extend_from_slice(&self.issued_ms.to_le_bytes());
+        out.extend_from_slice(&(self.devices.len() as u32).to_le_bytes());
+        for device in &self.devices {
+            out.extend_from_slice(device.as_bytes());
+        }
+        out
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.body();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Decodes a list and checks it is signed by `hub`.
+    pub fn verified(bytes: &[u8], hub: &[u8; 32]) -> IdResult<Revocations> {
+        let what = "revocation list";
+        let mut r = Reader { bytes, what };
+        if r.array::<4>()? != REVOCATIONS_TAG {
+            return Err(IdentityError::Malformed { what });
+        }
+        let issued_ms = r.i64()?;
+        let count = u32::from_le_bytes(r.array()?) as usize;
+        if count > MAX_REVOCATIONS || r.bytes.len() != count * 16 + 64 {
+            return Err(IdentityError::Malformed { what });
+        }
+        let devices = (0..count).map(|_| r.uuid()).collect::<IdResult<Vec<_>>>()?;
+        let signature = r.array()?;
+        r.end()?;
+        let list = Revocations {
+            issued_ms,
+            devices,
+            signature,
+        };
+        verify(
+            hub,
+            &labelled(REVOCATIONS_LABEL, &list.body()),
+            &signature,
+            what,
+        )?;
+        Ok(list)
+    }
+}
+
+/// What a device trusts: the hub key it pinned, the revocation list it last received, and the
+/// time. Every certificate from a peer or in a bundle passes `check`.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub hub: [u8; 32],
+    pub revoked: BTreeSet<Uuid>,
+    pub now_ms: i64,
+}
+
+impl Trust {
+    /// Decodes a certificate and checks, in this order: the issuing hub is the pinned one, its
+    /// signature, the revocation list, the expiry.
+    pub fn check(&self, bytes: &[u8]) -> IdResult<Certificate> {
+        let certificate = Certificate::from_bytes(bytes)?;
+        self.check_certificate(&certificate)?;
+        Ok(certificate)
+    }
+
+    pub fn check_certificate(&self, certificate: &Certificate) -> IdResult<()> {
+        if certificate.hub != self.hub {
+            return Err(IdentityError::UnknownHub);
+        }
+        verify(
+            &self.hub,
+            &labelled(CERTIFICATE_LABEL, &certificate.body()),
+            &certificate.signature,
+            "certificate",
+        )?;
+        if self.revoked.contains(&certificate.device) {
+            return Err(IdentityError::Revoked {
+                device: certificate.device,
+            });
+        }
+        if self.now_ms >= certificate.expires_ms
+            || self.now_ms < certificate.issued_ms - CLOCK_SLACK_MS
+        {
+            return Err(IdentityError::Expired {
+                device: certificate.device,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A certificate issued a little "in the future" by the hub's clock is still accepted.
+const CLOCK_SLACK_MS: i64 = 24 * 3600 * 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal {
+            device: Uuid::new_v4(),
+            user: Uuid::new_v4(),
+            role: Role::CommunityMonitor,
+            areas: ["CI-BAS".to_string()].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_certificate_round_trips_and_verifies_only_unaltered() {
+        let hub = HubKey::generate();
+        let keys = DeviceKeys::generate();
+        let who = principal();
+        let cert = hub.certify(&who, &keys.public(), 1_000);
+        let bytes = cert.to_bytes();
+        let trust = Trust {
+            hub: hub.public().signing,
+            revoked: BTreeSet::new(),
+            now_ms: 2_000,
+        };
+        assert_eq!(trust.check(&bytes).unwrap(), cert);
+        assert!(cert.describes(&who, &keys.public()));
+        for i in 0..bytes.len() {
+            let mut altered = bytes.clone();
+            altered[i] ^= 1;
+            assert!(trust.check(&altered).is_err(), "byte {i}");
+        }
+        let other = Trust {
+            hub: HubKey::generate().public().signing,
+            ..trust.clone()
+        };
+        assert_eq!(other.check(&bytes), Err(IdentityError::UnknownHub));
+        let late = Trust {
+            now_ms: cert.expires_ms,
+            ..trust.clone()
+        };
+        assert!(matches!(
+            late.check(&bytes),
+            Err(IdentityError::Expired { .. })
+        ));
+        let revoked = Trust {
+            revoked: [who.device].into_iter().collect(),
+            ..trust
+        };
+        assert!(matches!(
+            revoked.check(&bytes),
+            Err(IdentityError::Revoked { .. })
+        ));
+    }
+
+    #[test]
+    fn revocation_lists_and_keys_round_trip() {
+        let hub = HubKey::generate();
+        let list = hub.revocations(vec![Uuid::new_v4(), Uuid::new_v4()], 5);
+        let bytes = list.to_bytes();
+        assert_eq!(
+            Revocations::verified(&bytes, &hub.public().signing).unwrap(),
+            list
+        );
+        let mut altered = bytes.clone();
+        altered[10] ^= 1;
+        assert!(Revocations::verified(&altered, &hub.public().signing).is_err());
+        let keys = DeviceKeys::generate();
+        let again = DeviceKeys::from_bytes(&keys.to_bytes()).unwrap();
+        assert_eq!(again.public(), keys.public());
+        let hub_again = HubKey::from_bytes(&*hub.to_bytes()).unwrap();
+        assert_eq!(hub_again.public(), hub.public());
+    }
+}

@@ -1,0 +1,165 @@
+//! What a device keeps of its identity (`crate::identity`), all in its encrypted file: its
+//! secret keys, the hub keys it pinned at its first sync, its certificate, the hub's revocation
+//! list and the directory of other devices' certificates. `sync::client` decides what to keep.
+
+use super::sync_state::{get_meta, set_meta};
+use super::{Store, queries};
+use crate::domain::rights::Scope;
+use crate::error::{Error, Result};
+use crate::identity::{
+    Certificate, DeviceKeys, HubKey, HubPublic, IdentityError, PublicKeys, Revocations, Trust,
+};
+use rusqlite::{Connection, Transaction, params};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+const KEYS: &str = "device_keys";
+const HUB: &str = "hub_keys";
+const CERTIFICATE: &str = "certificate";
+const REVOCATIONS: &str = "revocations";
+const DIRECTORY_DIGEST: &str = "directory_digest";
+const HELD_DIGEST: &str = "identity_held_digest";
+/// A hub's own signing key (embedded hub): in its store, encrypted with it.
+const HUB_SIGNING: &str = "hub_signing_key";
+
+/// Makes the device's keys if it has none.
+pub(crate) fn ensure_device_keys(tx: &Transaction) -> Result<()> {
+    if get_meta(tx, KEYS)?.is_none() {
+        set_meta(tx, KEYS, &DeviceKeys::generate().to_bytes())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn device_keys(conn: &Connection) -> Result<Option<DeviceKeys>> {
+    get_meta(conn, KEYS)?
+        .map(|bytes| DeviceKeys::from_bytes(&bytes).map_err(Error::from))
+        .transpose()
+}
+
+pub(crate) fn pinned_hub(conn: &Connection) -> Result<Option<HubPublic>> {
+    Ok(get_meta(conn, HUB)?.and_then(|b| postcard::from_bytes(&b).ok()))
+}
+
+pub(crate) fn pin_hub(tx: &Transaction, hub: &HubPublic) -> Result<()> {
+    set_meta(tx, HUB, &postcard::to_stdvec(hub).expect("keys serialize"))
+}
+
+pub(crate) fn set_certificate(tx: &Transaction, certificate: &Certificate) -> Result<()> {
+    set_meta(tx, CERTIFICATE, &certificate.to_bytes())
+}
+
+/// The revocation list as received (still signed), if any.
+pub(crate) fn revocations_bytes(conn: &Connection) -> Result<Option<Vec<u8>>> {
+    get_meta(conn, REVOCATIONS)
+}
+
+pub(crate) fn set_revocations(tx: &Transaction, signed: &[u8]) -> Result<()> {
+    set_meta(tx, REVOCATIONS, signed)
+}
+
+pub(crate) fn directory_digest(conn: &Connection) -> Result<Option<[u8; 32]>> {
+    Ok(get_meta(conn, DIRECTORY_DIGEST)?.and_then(|b| b.try_into().ok()))
+}
+
+/// The digest of what the device holds from the hub (`sync::identity`).
+pub(crate) fn held_digest(conn: &Connection) -> Result<Option<[u8; 32]>> {
+    Ok(get_meta(conn, HELD_DIGEST)?.and_then(|b| b.try_into().ok()))
+}
+
+pub(crate) fn set_held_digest(tx: &Transaction, digest: &[u8; 32]) -> Result<()> {
+    set_meta(tx, HELD_DIGEST, digest)
+}
+
+/// Replaces the directory with `certificates` (checked by the caller).
+pub(crate) fn set_directory(
+    tx: &Transaction,
+    certificates: &[Certificate],
+    digest: &[u8; 32],
+) -> Result<()> {
+    tx.execute("DELETE FROM peer_directory", [])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
+    )?;
+    for certificate in certificates {
+        insert.execute(params![
+            certificate.device.as_bytes(),
+            certificate.to_bytes()
+        ])?;
+    }
+    set_meta(tx, DIRECTORY_DIGEST, digest)
+}
+
+impl Store {
+    /// The hub's signing key, made the first time it is asked for (a hub's first start) and
+    /// kept in this store from then on.
+    pub fn hub_key(&mut self) -> Result<HubKey> {
+        let tx = self.conn.transaction()?;
+        let key = match get_meta(&tx, HUB_SIGNING)? {
+            Some(seed) => HubKey::from_bytes(&seed)?,
+            None => {
+                let key = HubKey::generate();
+                set_meta(&tx, HUB_SIGNING, &*key.to_bytes())?;
+                key
+            }
+        };
+        tx.commit()?;
+        Ok(key)
+    }
+
+    pub(crate) fn device_keys(&self) -> Result<DeviceKeys> {
+        device_keys(&self.conn)?.ok_or(Error::Identity(IdentityError::NoCertificate))
+    }
+
+    /// This device's public keys (none for a hub's store).
+    pub fn device_public_keys(&self) -> Result<Option<PublicKeys>> {
+        Ok(device_keys(&self.conn)?.map(|k| k.public()))
+    }
+
+    /// The hub's keys, as this device pinned them at its first sync.
+    pub fn hub_keys(&self) -> Result<Option<HubPublic>> {
+        pinned_hub(&self.conn)
+    }
+
+    /// This device's certificate, as the hub last issued it.
+    pub fn certificate(&self) -> Result<Option<Certificate>> {
+        get_meta(&self.conn, CERTIFICATE)?
+            .map(|b| Certificate::from_bytes(&b).map_err(Error::from))
+            .transpose()
+    }
+
+    /// What this device trusts now: the pinned hub key and the revocation list it last
+    /// received. `NoCertificate` before its first sync.
+    pub fn trust(&self) -> Result<Trust> {
+        let hub = pinned_hub(&self.conn)?.ok_or(IdentityError::NoCertificate)?;
+        let revoked = match revocations_bytes(&self.conn)? {
+            Some(bytes) => Revocations::verified(&bytes, &hub.signing)?.devices,
+            None => Vec::new(),
+        };
+        Ok(Trust {
+            hub: hub.signing,
+            revoked: revoked.into_iter().collect(),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        })
+    }
+
+    /// The certificates of other devices the hub delivered (checked when they arrived; check
+    /// them again with `trust` before relying on one).
+    pub fn directory(&self) -> Result<Vec<Certificate>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT certificate FROM peer_directory ORDER BY device")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .iter()
+            .filter_map(|bytes| Certificate::from_bytes(bytes).ok())
+            .collect())
+    }
+
+    /// The records a holder of `scope` may receive from this device: what the hub would send
+    /// it (`Scope::receives`, as the hub's SQL), reference data aside (only the hub sends it).
+    pub(crate) fn ids_for(&self, scope: &Scope) -> Result<HashSet<Uuid>> {
+        queries::ids_received_by(&self.conn, scope)
+    }
+}

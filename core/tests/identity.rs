@@ -1,0 +1,477 @@
+//! Device identity on real SQLite stores, with the hub's handler in-process (the HTTP hub's
+//! `server/tests/hub_identity.rs` runs the same flow through the real binary): certificates at
+//! enrolment, revocation by sync, peers that prove who they are and receive only their scope,
+//! sealed bundles.
+
+mod common;
+
+use chrono::NaiveDate;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::identity::{Certificate, HubKey, IdentityError, open_sealed};
+use vigie_core::sync::wire::{self, RequestIdentity, SyncRequest};
+use vigie_core::sync::{HubError, HubLimits, PeerScope, Principal, Recipient, encode_bundle};
+use vigie_core::*;
+
+const C01: &str = "CI-R1-D1-C01";
+const C02: &str = "CI-R1-D1-C02";
+const NAME_C01: &str = "Adjoua Kouassi-Brou";
+const NAME_C02: &str = "Mariam Traoré-Sangaré";
+
+struct Device {
+    store: Store,
+    principal: Principal,
+    path: std::path::PathBuf,
+}
+
+impl Device {
+    fn new(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
+        let store = common::plain_store(dir.path(), &format!("{name}.db"));
+        let principal = common::principal_of(&store, role, areas);
+        Device {
+            store,
+            principal,
+            path: dir.path().join(format!("{name}.db")),
+        }
+    }
+
+    fn sync(&mut self, hub: &mut Store) -> sync::SyncSummary {
+        common::sync(&mut self.store, hub, &self.principal)
+    }
+
+    fn id(&self) -> Uuid {
+        self.store.device_id()
+    }
+
+    /// A child case of this device's user in `community`; its id.
+    fn create_case(&mut self, community: &str, name: &str) -> Uuid {
+        let case = child(community, name, self.principal.user);
+        self.store.create(&case).unwrap().id
+    }
+
+    /// Replaces the certificate the store keeps (what a tampered or stale device presents).
+    fn present(&self, certificate: &Certificate) {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'certificate'",
+            [certificate.to_bytes()],
+        )
+        .unwrap();
+    }
+}
+
+fn area(community: &str) -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", community)
+}
+
+fn child(community: &str, name: &str, by: Uuid) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE",
+        name,
+        Sex::Female,
+        area(community),
+        NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        by,
+    );
+    c.estimated_age = Some(11);
+    c.hours_per_week = 12;
+    c
+}
+
+/// A hub and three devices, enrolled: a supervisor of the region, monitors of C01 and C02.
+fn enrolled(dir: &TempDir) -> (Store, Device, Device, Device) {
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut supervisor = Device::new(dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut other = Device::new(dir, "other", Role::CommunityMonitor, &[C02]);
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut monitor, &mut other] {
+            d.sync(&mut hub);
+        }
+    }
+    (hub, supervisor, monitor, other)
+}
+
+/// A whole peer session; the first error either side meets.
+fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<usize> {
+    sync::sync_peers(
+        &mut initiator.store,
+        &mut answerer.store,
+        &PeerScope::default(),
+        64 * 1024,
+    )
+}
+
+fn refused_with(result: Result<impl std::fmt::Debug>) -> IdentityError {
+    match result {
+        Err(Error::Identity(e)) => e,
+        other => panic!("expected an identity refusal, got {other:?}"),
+    }
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn enrolment_gives_a_certificate_renewed_when_the_scope_changes() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, supervisor, mut monitor, other) = enrolled(&dir);
+    let hub_key = hub.hub_key().unwrap().public();
+    let certificate = monitor.store.certificate().unwrap().expect("a certificate");
+    assert_eq!(certificate.device, monitor.id());
+    assert_eq!(certificate.user, monitor.principal.user);
+    assert_eq!(certificate.role, Role::CommunityMonitor);
+    assert_eq!(certificate.areas, vec![C01.to_string()]);
+    assert_eq!(
+        Some(certificate.keys),
+        monitor.store.device_public_keys().unwrap()
+    );
+    assert_eq!(certificate.hub, hub_key.signing);
+    assert!(certificate.expires_ms > chrono::Utc::now().timestamp_millis());
+    assert_eq!(monitor.store.hub_keys().unwrap(), Some(hub_key));
+    monitor
+        .store
+        .trust()
+        .unwrap()
+        .check_certificate(&certificate)
+        .unwrap();
+    // The directory holds the others' certificates, not its own.
+    let mut directory: Vec<Uuid> = monitor
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(|c| c.device)
+        .collect();
+    directory.sort();
+    let mut expected = vec![supervisor.id(), other.id()];
+    expected.sort();
+    assert_eq!(directory, expected);
+
+    // A sync with the same scope keeps the certificate; new areas renew it.
+    monitor.sync(&mut hub);
+    assert_eq!(
+        monitor.store.certificate().unwrap(),
+        Some(certificate.clone())
+    );
+    monitor.principal.areas.insert(C02.to_string());
+    monitor.sync(&mut hub);
+    let renewed = monitor.store.certificate().unwrap().unwrap();
+    assert_eq!(renewed.areas, vec![C01.to_string(), C02.to_string()]);
+    assert_eq!(renewed.keys, certificate.keys);
+}
+
+#[test]
+fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _, monitor, _) = enrolled(&dir);
+    let mut keys = monitor.store.device_public_keys().unwrap().unwrap();
+    keys.signing[0] ^= 1;
+    let request = SyncRequest {
+        actor: monitor.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: Vec::new(),
+        refetch: Vec::new(),
+        max_response_bytes: 1 << 20,
+        receipt: 0,
+        identity: Some(RequestIdentity {
+            keys,
+            directory: None,
+            held: None,
+        }),
+    };
+    assert!(matches!(
+        common::handle(
+            &mut hub,
+            &monitor.principal,
+            &wire::encode_request(&request),
+            &HubLimits::default()
+        ),
+        Err(HubError::KeysNotBound)
+    ));
+    // A device that pinned one hub refuses an answer signed by another.
+    let mut monitor = monitor;
+    let mut impostor = common::hub_store(&dir.path().join("impostor.db"));
+    let e = sync::sync_with_hub(
+        &mut monitor.store,
+        &sync::SyncOptions::default(),
+        |request| {
+            common::handle(
+                &mut impostor,
+                &monitor.principal,
+                request,
+                &HubLimits::default(),
+            )
+            .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Identity(IdentityError::HubKeyChanged)),
+        "{e}"
+    );
+}
+
+#[test]
+fn peers_authenticate_and_receive_only_their_scope() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
+    // A device of C01 enrolled before the records below exist, and offline since.
+    let mut newcomer = Device::new(&dir, "newcomer", Role::CommunityMonitor, &[C01]);
+    newcomer.sync(&mut hub);
+    let in_c01 = monitor.create_case(C01, NAME_C01);
+    let in_c02 = other.create_case(C02, NAME_C02);
+    monitor.sync(&mut hub);
+    other.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    assert!(supervisor.store.kind_of(in_c01).is_ok() && supervisor.store.kind_of(in_c02).is_ok());
+
+    // The newcomer meets the supervisor: it receives C01's case, never C02's.
+    assert!(newcomer.store.kind_of(in_c01).is_err());
+    peer(&mut newcomer, &mut supervisor).unwrap();
+    assert!(newcomer.store.kind_of(in_c01).is_ok());
+    assert!(
+        newcomer.store.kind_of(in_c02).is_err(),
+        "C02 reached a C01 device"
+    );
+
+    // Two monitors of different communities exchange nothing of each other's.
+    peer(&mut monitor, &mut other).unwrap();
+    assert!(monitor.store.kind_of(in_c02).is_err());
+    assert!(other.store.kind_of(in_c01).is_err());
+
+    // A peer that sends a record outside its own scope is refused whole.
+    let c02_bytes = other.store.export_document(in_c02).unwrap();
+    let (_, mut session, _) = common::handshake(&mut monitor.store, &mut supervisor.store);
+    let message = wire::PeerMessage {
+        reconcile: None,
+        documents: vec![(in_c02, c02_bytes)],
+        wanted: Vec::new(),
+        done: true,
+    };
+    assert_eq!(
+        refused_with(
+            supervisor
+                .store
+                .peer_step(&mut session, &wire::encode_peer_message(&message))
+        ),
+        IdentityError::OutOfScope { record: in_c02 }
+    );
+    // Reconciliation before the handshake is refused.
+    let mut unauthenticated = supervisor
+        .store
+        .peer_accept(&PeerScope::default(), 1 << 16)
+        .unwrap();
+    assert!(matches!(
+        refused_with(
+            supervisor
+                .store
+                .peer_step(&mut unauthenticated, &wire::encode_peer_message(&message))
+        ),
+        IdentityError::Handshake { .. }
+    ));
+}
+
+#[test]
+fn revoked_expired_forged_and_foreign_certificates_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
+    let key = hub.hub_key().unwrap();
+    let genuine = monitor.store.certificate().unwrap().unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+
+    // Expired: issued 40 days ago by the right hub.
+    let days = 24 * 3600 * 1000;
+    let now = chrono::Utc::now().timestamp_millis();
+    monitor.present(&key.certify(&monitor.principal, &genuine.keys, now - 40 * days));
+    assert!(matches!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::Expired { .. }
+    ));
+    // Forged: wider areas under the genuine signature.
+    let mut wider = genuine.clone();
+    wider.areas = vec!["CI".into()];
+    monitor.present(&wider);
+    assert!(matches!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::BadSignature { .. }
+    ));
+    // Foreign: signed by another hub's key.
+    monitor.present(&HubKey::generate().certify(&monitor.principal, &genuine.keys, now));
+    assert_eq!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::UnknownHub
+    );
+    // Someone else's certificate, without its key: the signature over the transcript fails.
+    monitor.present(&other.store.certificate().unwrap().unwrap());
+    assert!(matches!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::BadSignature { .. }
+    ));
+    monitor.present(&genuine);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    let to_supervisor = [Recipient::Device(supervisor.id())];
+    let (bundle, _) = monitor.store.export_bundle(0, &[], &to_supervisor).unwrap();
+
+    // Revoked: the revocation reaches the supervisor at its next sync; from then on the
+    // monitor's sessions and bundles are refused, in either direction.
+    common::revoke(monitor.id());
+    supervisor.sync(&mut hub);
+    assert!(
+        supervisor
+            .store
+            .trust()
+            .unwrap()
+            .revoked
+            .contains(&monitor.id())
+    );
+    assert_eq!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::Revoked {
+            device: monitor.id()
+        }
+    );
+    assert_eq!(
+        refused_with(supervisor.store.import_bundle(&bundle)),
+        IdentityError::Revoked {
+            device: monitor.id()
+        }
+    );
+    other.sync(&mut hub);
+    assert!(
+        other
+            .store
+            .directory()
+            .unwrap()
+            .iter()
+            .all(|c| c.device != monitor.id()),
+        "a revoked device leaves the directory"
+    );
+}
+
+#[test]
+fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    let to_supervisor = [Recipient::Device(supervisor.id())];
+    let (bundle, _) = monitor.store.export_bundle(0, &[], &to_supervisor).unwrap();
+
+    // The file reveals nothing: no name, no id of record or device, and none of the framing
+    // inside (the payload's tag and zstd frame, the exporter's certificate).
+    assert!(!holds(&bundle, NAME_C01) && !holds(&bundle, "Adjoua"));
+    for secret in [
+        id.as_bytes(),
+        monitor.id().as_bytes(),
+        supervisor.id().as_bytes(),
+    ] {
+        assert!(!bundle.windows(16).any(|w| w == secret));
+    }
+    let payload = encode_bundle(monitor.id(), vec![(id, Vec::new())]);
+    for framing in [&payload[..8], b"VGc1".as_slice()] {
+        assert!(!bundle.windows(framing.len()).any(|w| w == framing));
+    }
+
+    // Another device cannot open it, even one whose scope holds the record.
+    let mut peer_of_c01 = Device::new(&dir, "peer", Role::CommunityMonitor, &[C01]);
+    peer_of_c01.sync(&mut hub);
+    assert_eq!(
+        refused_with(peer_of_c01.store.import_bundle(&bundle)),
+        IdentityError::NotARecipient
+    );
+    assert_eq!(
+        refused_with(other.store.import_bundle(&bundle)),
+        IdentityError::NotARecipient
+    );
+
+    // One altered byte anywhere: refused whole, nothing stored.
+    for at in [3, 10, bundle.len() / 2, bundle.len() - 1] {
+        let mut altered = bundle.clone();
+        altered[at] ^= 0x20;
+        assert!(
+            supervisor.store.import_bundle(&altered).is_err(),
+            "byte {at}"
+        );
+        assert!(supervisor.store.kind_of(id).is_err());
+    }
+    assert!(
+        supervisor
+            .store
+            .import_bundle(&bundle[..bundle.len() - 7])
+            .is_err()
+    );
+
+    // The recipient imports it.
+    let report = supervisor.store.import_bundle(&bundle).unwrap();
+    assert_eq!(
+        (report.records, report.from_device),
+        (1, Some(monitor.id()))
+    );
+    assert_eq!(
+        supervisor.store.get::<ChildCase>(id).unwrap().name,
+        NAME_C01
+    );
+
+    // Sealed to an area: every device whose certificate names it opens it (the directory the
+    // exporter received at its last sync); to the hub: the hub's key opens it.
+    monitor.sync(&mut hub);
+    let (to_area, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Area(C01.into()), Recipient::Hub])
+        .unwrap();
+    assert_eq!(
+        peer_of_c01.store.import_bundle(&to_area).unwrap().records,
+        1
+    );
+    let hub_secret = hub.hub_key().unwrap().agreement();
+    open_sealed(&to_area, &hub_secret, 1 << 30).expect("the hub is a recipient");
+    assert_eq!(
+        refused_with(other.store.import_bundle(&to_area)),
+        IdentityError::NotARecipient
+    );
+    // No device of that area, or an unknown device: nothing is written.
+    assert!(matches!(
+        refused_with(
+            monitor
+                .store
+                .export_bundle(0, &[], &[Recipient::Area("CI-R2".into())])
+        ),
+        IdentityError::NoRecipient { .. }
+    ));
+    assert!(matches!(
+        refused_with(
+            monitor
+                .store
+                .export_bundle(0, &[], &[Recipient::Device(Uuid::now_v7())])
+        ),
+        IdentityError::NoRecipient { .. }
+    ));
+}
+
+#[test]
+fn a_bundle_with_records_outside_its_exporters_scope_is_refused_whole() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, _, mut other) = enrolled(&dir);
+    let mut fresh = Device::new(&dir, "fresh", Role::Supervisor, &["CI-R1"]);
+    fresh.sync(&mut hub);
+    other.sync(&mut hub);
+    let mine = other.create_case(C02, NAME_C02);
+    let foreign = supervisor.create_case(C01, NAME_C01);
+    // The C02 monitor signs its own C02 case and a C01 case it should never have held.
+    let documents = vec![
+        (mine, other.store.export_document(mine).unwrap()),
+        (foreign, supervisor.store.export_document(foreign).unwrap()),
+    ];
+    let bundle = other
+        .store
+        .seal_bundle(documents, &[Recipient::Device(fresh.id())])
+        .unwrap();
+    assert_eq!(
+        refused_with(fresh.store.import_bundle(&bundle)),
+        IdentityError::OutOfScope { record: foreign }
+    );
+    assert!(fresh.store.kind_of(mine).is_err(), "nothing half-imported");
+    assert!(fresh.store.kind_of(foreign).is_err());
+}

@@ -1,0 +1,181 @@
+//! Device identity through the real hub on 127.0.0.1 (issue 13): a device's first sync gets
+//! its certificate and pins the hub's key; revocation reaches the others by sync and from then
+//! on the revoked device's peer sessions and bundles are refused; a new area renews the
+//! certificate; the hub's key survives a restart (on PostgreSQL it is the database's, shared
+//! by every hub process).
+
+mod common;
+
+use common::lifecycle::set_areas;
+use common::*;
+use tempfile::TempDir;
+use vigie_core::sync::{PeerScope, Recipient};
+use vigie_core::*;
+
+const NAME: &str = "Aya Bamba-Koffi";
+
+/// A whole peer session; the first error either side meets.
+fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<usize> {
+    sync::sync_peers(
+        &mut initiator.store,
+        &mut answerer.store,
+        &PeerScope::default(),
+        64 * 1024,
+    )
+}
+
+fn identity_error<T: std::fmt::Debug>(result: Result<T>) -> IdentityError {
+    match result {
+        Err(Error::Identity(e)) => e,
+        other => panic!("expected an identity refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 1);
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 2);
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C02],
+        3,
+    );
+    let mut hub = Hub::start(&data);
+    assert!(monitor.store.certificate().unwrap().is_none());
+    assert!(matches!(
+        identity_error(peer(&mut monitor, &mut supervisor)),
+        IdentityError::NoCertificate
+    ));
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut monitor, &mut other] {
+            d.sync(&hub.url).unwrap();
+        }
+    }
+
+    // Enrolment: the certificate names the device, its user, role and areas, and its keys.
+    let certificate = monitor.store.certificate().unwrap().expect("certified");
+    assert_eq!(
+        (certificate.device, certificate.user, certificate.role),
+        (monitor.token.device, monitor.user(), Role::CommunityMonitor)
+    );
+    assert_eq!(certificate.areas, vec![C01.to_string()]);
+    assert_eq!(
+        Some(certificate.keys),
+        monitor.store.device_public_keys().unwrap()
+    );
+    let hub_keys = supervisor.store.hub_keys().unwrap().expect("pinned");
+    assert_eq!(monitor.store.hub_keys().unwrap(), Some(hub_keys));
+    assert_eq!(certificate.hub, hub_keys.signing);
+    assert_eq!(supervisor.store.directory().unwrap().len(), 2);
+
+    // Peers: the supervisor receives the monitor's case; the other community's monitor
+    // receives nothing of it from the supervisor.
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    peer(&mut monitor, &mut supervisor).unwrap();
+    assert!(supervisor.has(case));
+    peer(&mut other, &mut supervisor).unwrap();
+    assert!(!other.has(case));
+
+    // A sealed bundle: the supervisor opens it, the other monitor cannot, and its bytes hold
+    // no name.
+    let to_supervisor = [Recipient::Device(supervisor.token.device)];
+    let (bundle, _) = monitor.store.export_bundle(0, &[], &to_supervisor).unwrap();
+    assert!(!bundle.windows(NAME.len()).any(|w| w == NAME.as_bytes()));
+    assert_eq!(
+        identity_error(other.store.import_bundle(&bundle)),
+        IdentityError::NotARecipient
+    );
+    assert_eq!(supervisor.store.import_bundle(&bundle).unwrap().records, 1);
+
+    // A new area renews the certificate at the next sync.
+    set_areas(&data, other.user(), &[C02, C07]);
+    other.sync(&hub.url).unwrap();
+    assert_eq!(
+        other.store.certificate().unwrap().unwrap().areas,
+        vec![C02.to_string(), C07.to_string()]
+    );
+
+    // A wiped profile: the device starts a new store with a reissued token; the keys it
+    // presents are certified (before the reissue they are refused: they are not its keys).
+    let mut again = Device::open(
+        dir.path(),
+        "other-again",
+        &other.token_text,
+        Role::CommunityMonitor,
+        &[C02, C07],
+        4,
+    );
+    assert!(
+        again.sync(&hub.url).is_err(),
+        "other keys under the same token"
+    );
+    let token = reissue(&data, other.token.device);
+    let mut again = Device::open(
+        dir.path(),
+        "other-new",
+        &token,
+        Role::CommunityMonitor,
+        &[C02, C07],
+        5,
+    );
+    again.sync(&hub.url).unwrap();
+    let renewed = again.store.certificate().unwrap().unwrap();
+    assert_eq!(renewed.device, other.token.device);
+    assert_eq!(
+        Some(renewed.keys),
+        again.store.device_public_keys().unwrap()
+    );
+    let mut other = again;
+
+    // Revocation reaches the supervisor by sync; the revoked device is refused as a peer and
+    // as a bundle's author.
+    assert!(revoke(&data, monitor.token.device));
+    supervisor.sync(&hub.url).unwrap();
+    assert!(
+        supervisor
+            .store
+            .trust()
+            .unwrap()
+            .revoked
+            .contains(&monitor.token.device)
+    );
+    assert_eq!(
+        identity_error(peer(&mut monitor, &mut supervisor)),
+        IdentityError::Revoked {
+            device: monitor.token.device
+        }
+    );
+    assert_eq!(
+        identity_error(supervisor.store.import_bundle(&bundle)),
+        IdentityError::Revoked {
+            device: monitor.token.device
+        }
+    );
+    other.sync(&hub.url).unwrap();
+    assert!(
+        other
+            .store
+            .directory()
+            .unwrap()
+            .iter()
+            .all(|c| c.device != monitor.token.device)
+    );
+
+    // The hub's key is the same after a restart: devices that pinned it keep syncing.
+    hub.stop();
+    hub.restart();
+    other.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert_eq!(other.store.hub_keys().unwrap(), Some(hub_keys));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
