@@ -69,6 +69,7 @@ fn apply(dir: &Path) {
             tombstones: Vec::new(),
             left_scope: Vec::new(),
             profile: None,
+            attachment_limits: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

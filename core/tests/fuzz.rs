@@ -234,6 +234,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     tombstones: Vec::new(),
                     left_scope: Vec::new(),
                     profile: None,
+                    attachment_limits: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -353,6 +354,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         tombstones: Vec::new(),
                         left_scope: Vec::new(),
                         profile: None,
+                        attachment_limits: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

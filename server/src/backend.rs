@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::sync::{
     HubError, HubLimits, HubReader, HubStorage, HubTransaction, Principal, QuarantineView,
-    Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_sync, read_record,
-    update_record,
+    Reviewer, accept_quarantined, describe_quarantined, erase_record, handle_attachment,
+    handle_sync, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -55,6 +55,13 @@ pub trait Backend: Send + Sync {
     fn concurrency(&self) -> usize;
     /// Handles one sync request from an authenticated device.
     fn sync(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError>;
+    /// Handles one attachment request (a chunk up or down) from an authenticated device.
+    fn attachment(
         &self,
         who: &Principal,
         request: &[u8],
@@ -329,6 +336,15 @@ impl Backend for Embedded {
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError> {
         handle_sync(&mut EmbeddedStorage { hub: self }, who, request, limits)
+    }
+
+    fn attachment(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError> {
+        handle_attachment(&mut EmbeddedStorage { hub: self }, who, request, limits)
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {

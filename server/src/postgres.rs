@@ -920,6 +920,15 @@ impl Backend for Postgres {
         vigie_core::sync::handle_sync(&mut self.storage(), who, request, limits)
     }
 
+    fn attachment(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        vigie_core::sync::handle_attachment(&mut self.storage(), who, request, limits)
+    }
+
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {
         // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
         // own storage encryption protects them meanwhile.

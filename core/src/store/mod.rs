@@ -14,8 +14,11 @@
 //! - `sync_state`: what a device keeps of its sync with the hub (outbox, the hub's heads,
 //!   cursor, its user's profile);
 //! - `hub`: the store as the hub's storage (`storage::HubStorage`), with its readers;
+//! - `attachments`: attachment bytes in sealed files beside the database, rows following
+//!   the records' manifests;
 //! - `files`: re-encrypting and destroying the files; `schema`: opening and migrating them.
 
+pub(crate) mod attachments;
 mod documents;
 pub(crate) mod erasure;
 pub(crate) mod files;
@@ -26,6 +29,7 @@ pub(crate) mod receive;
 pub(crate) mod schema;
 pub(crate) mod sync_state;
 
+pub use attachments::{AttachmentInfo, NewAttachment};
 pub use hub::HubReader;
 pub use queries::{
     Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, SearchHit, VisitQuery, VisitSummary,
@@ -222,6 +226,8 @@ impl Store {
             }
         };
         tx.commit()?;
+        // Files a crash left between writing one and committing its row.
+        attachments::collect_files(&conn, &config.path)?;
         Ok(Store {
             conn,
             ctx: Context {
@@ -248,7 +254,8 @@ impl Store {
     /// Drops the content of forgotten records from every file of the store (after an erasure):
     /// see `erasure::purge_freed_content`.
     pub fn purge_freed_content(&self) -> Result<()> {
-        erasure::purge_freed_content(&self.conn)
+        erasure::purge_freed_content(&self.conn)?;
+        attachments::collect_files(&self.conn, &self.ctx.path)
     }
 
     pub fn path(&self) -> &Path {

@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_reference_documents.sql"),
     include_str!("migrations/008_erasure_and_quarantine.sql"),
     include_str!("migrations/009_record_lifecycle.sql"),
+    // 010 belongs to another branch (the console); the lead renumbers at merge.
+    include_str!("migrations/011_attachments.sql"),
 ];
 
 /// The schema version this software writes.

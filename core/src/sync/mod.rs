@@ -9,11 +9,13 @@
 //!   `storage::HubStorage` (the embedded store, `store::hub`; PostgreSQL in the server).
 //! - `peer`: two devices with no cursor between them find what differs by range-based set
 //!   reconciliation (negentropy), then exchange the documents.
+//! - `attachments`: attachment bytes, apart from records, in resumable chunks.
 //! - `bundle`: the same documents in a file, refused whole if damaged.
 //!
 //! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
 //! boundary that turns a panic into a refused record with nothing stored from it.
 
+mod attachments;
 mod bundle;
 mod client;
 mod hub;
@@ -23,10 +25,16 @@ mod token;
 pub mod wire;
 
 pub use crate::storage::{
-    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
-    RecordWrite, StoredRecord,
+    Appended, ChangedRecord, Departure, ErasedHistory, HeldAttachment, HubStorage, HubTransaction,
+    LogEntry, Quarantined, RecordWrite, StoredRecord,
 };
 pub use crate::store::HubReader;
+pub use attachments::{
+    AttachmentRequest, AttachmentResponse, AttachmentSummary, AttachmentSyncOptions,
+    MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal, decode_request as decode_attachment_request,
+    decode_response as decode_attachment_response, encode_request as encode_attachment_request,
+    encode_response as encode_attachment_response, handle_attachment, sync_attachments,
+};
 pub use bundle::{BundleReport, encode_bundle};
 pub use client::{
     HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,

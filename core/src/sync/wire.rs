@@ -15,6 +15,7 @@ pub use crate::domain::rights::UserProfile;
 pub use crate::error::DecodeError;
 
 use crate::codec::decompress_bounded;
+use crate::domain::attachment::AttachmentLimits;
 use crate::domain::limits::DocumentLimit;
 
 pub(crate) const REQUEST_TAG: [u8; 4] = *b"VGq1";
@@ -126,6 +127,12 @@ struct ResponseTail {
     profile: Option<UserProfile>,
 }
 
+/// The response's second tail (attachments), after the first.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail2 {
+    attachment_limits: Option<AttachmentLimits>,
+}
+
 /// A head, then a tail if any bytes are left (else the tail's defaults).
 fn head_and_tail<H: DeserializeOwned, T: DeserializeOwned + Default>(
     plain: &[u8],
@@ -190,12 +197,24 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         })
         .expect("sync messages serialize"),
     );
+    plain.extend(
+        postcard::to_stdvec(&ResponseTail2 {
+            attachment_limits: response.attachment_limits,
+        })
+        .expect("sync messages serialize"),
+    );
     frame(RESPONSE_TAG, &plain)
 }
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
-    let (head, tail): (ResponseHead, ResponseTail) = head_and_tail(&plain)?;
+    let (head, rest) =
+        postcard::take_from_bytes::<ResponseHead>(&plain).map_err(|_| DecodeError::Structure)?;
+    let (tail, tail2): (ResponseTail, ResponseTail2) = if rest.is_empty() {
+        Default::default()
+    } else {
+        head_and_tail(rest)?
+    };
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -206,6 +225,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         tombstones: tail.tombstones,
         left_scope: tail.left_scope,
         profile: tail.profile,
+        attachment_limits: tail2.attachment_limits,
     })
 }
 
@@ -278,6 +298,9 @@ pub struct SyncResponse {
     /// version): the device's workflow checks them, and when they differ from what the device
     /// last heard, the device removes what the new scope does not cover.
     pub profile: Option<UserProfile>,
+    /// The limits on attachments the hub applies (none from a hub of the previous version):
+    /// the device checks captures against them.
+    pub attachment_limits: Option<AttachmentLimits>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
