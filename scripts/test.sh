@@ -22,7 +22,7 @@ echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a privat
 VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
   --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
-  --test hub_surface --test hub_surface_admin --test hub_surface_logs 2>&1 | tee "$logs/postgres.log"
+  --test hub_surface --test hub_surface_admin --test hub_surface_logs --test hub_attachments 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
 
 echo "== Logs: no personal data in what the suites and the hubs logged" >&2

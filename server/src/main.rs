@@ -10,8 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{
-    AreaLevel, Encryption, ExportFormat, ExportOptions, ReferenceFile, ReferenceType, Role, Store,
-    StoreConfig, User,
+    AreaLevel, AttachmentLimits, Encryption, ExportFormat, ExportOptions, ReferenceFile,
+    ReferenceType, Role, Store, StoreConfig, User,
 };
 use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
@@ -65,6 +65,8 @@ enum Command {
         listen: String,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        attachments: AttachmentArgs,
     },
     /// Manage users (their role and areas decide what their devices receive).
     User {
@@ -152,6 +154,35 @@ impl HttpArgs {
             header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
             ..HttpLimits::default()
+        }
+    }
+}
+
+/// The limits on attachments the hub applies and publishes to devices in every sync response.
+#[derive(Args)]
+struct AttachmentArgs {
+    /// Bytes of one attachment (as stored: a photo after its re-encoding); larger is refused
+    /// with 413.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_file_bytes)]
+    max_attachment_bytes: u64,
+    /// Bytes of all the attachments of one record.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_record_bytes)]
+    max_record_attachment_bytes: u64,
+    /// Attachments of one record.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_per_record)]
+    max_attachments_per_record: u32,
+    /// A photo's longest side, in pixels, after capture on the phone.
+    #[arg(long, default_value_t = AttachmentLimits::default().photo_max_side)]
+    photo_max_side: u32,
+}
+
+impl AttachmentArgs {
+    fn limits(&self) -> AttachmentLimits {
+        AttachmentLimits {
+            max_file_bytes: self.max_attachment_bytes,
+            max_record_bytes: self.max_record_attachment_bytes,
+            max_per_record: self.max_attachments_per_record,
+            photo_max_side: self.photo_max_side.max(1),
         }
     }
 }
@@ -341,7 +372,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { hub, listen, http } => serve(&hub.database()?, &listen, http.limits()),
+        Command::Serve {
+            hub,
+            listen,
+            http,
+            attachments,
+        } => serve(
+            &hub.database()?,
+            &listen,
+            http.limits(),
+            HubLimits {
+                attachments: attachments.limits(),
+                ..HubLimits::default()
+            },
+        ),
         Command::User {
             command:
                 UserCommand::Add {
@@ -664,9 +708,14 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(database: &Database, listen: &str, http: HttpLimits) -> Result<(), String> {
+fn serve(
+    database: &Database,
+    listen: &str,
+    http: HttpLimits,
+    limits: HubLimits,
+) -> Result<(), String> {
     let hub = Arc::new(
-        vigie_server::open_hub(database, HubLimits::default())
+        vigie_server::open_hub(database, limits)
             .map_err(|e| e.to_string())?
             .with_http(http),
     );

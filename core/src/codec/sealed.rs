@@ -60,6 +60,48 @@ pub fn plaintext_len(file_len: u64) -> Option<u64> {
     body.checked_sub(segments * TAG as u64)
 }
 
+/// Seals one segment on its own (a backend that keeps segments as rows, not in a file):
+/// `prefix` is the attachment's, `index` the segment's place, `last` whether it ends the
+/// attachment.
+pub fn seal_segment(
+    key: &FileKey,
+    prefix: &[u8; 16],
+    id: Uuid,
+    index: u64,
+    last: bool,
+    plaintext: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut buffer = Vec::with_capacity(plaintext.len() + TAG);
+    buffer.extend_from_slice(plaintext);
+    XChaCha20Poly1305::new(key.as_ref().into())
+        .encrypt_in_place(&nonce(prefix, index, last)?, id.as_bytes(), &mut buffer)
+        .map_err(|_| damaged())?;
+    Ok(buffer)
+}
+
+/// Opens one segment sealed by `seal_segment`.
+pub fn open_segment(
+    key: &FileKey,
+    prefix: &[u8; 16],
+    id: Uuid,
+    index: u64,
+    last: bool,
+    sealed: &[u8],
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut buffer = Zeroizing::new(sealed.to_vec());
+    XChaCha20Poly1305::new(key.as_ref().into())
+        .decrypt_in_place(&nonce(prefix, index, last)?, id.as_bytes(), &mut *buffer)
+        .map_err(|_| damaged())?;
+    Ok(buffer)
+}
+
+/// A random nonce prefix for a new attachment.
+pub fn new_prefix() -> [u8; 16] {
+    let mut prefix = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut prefix);
+    prefix
+}
+
 /// The whole segments a partial file of `file_len` bytes holds.
 pub fn whole_segments(file_len: u64) -> u64 {
     file_len.saturating_sub(HEADER as u64) / SEALED_SEGMENT
