@@ -45,6 +45,18 @@ impl HubClient {
         )
     }
 
+    /// Sends one attachment request; returns the answer's body (a refusal on a limit, 413,
+    /// included), or why the exchange failed.
+    pub fn exchange_attachment(&self, request: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        post(
+            &self.agent,
+            &self.attachments_url,
+            &self.authorization,
+            self.max_response_bytes,
+            request,
+        )
+    }
+
     /// Runs an attachment session for `store` (after `sync`): uploads, then downloads as the
     /// options' policy says, chunk by chunk.
     pub fn sync_attachments(
@@ -56,15 +68,7 @@ impl HubClient {
         sync_attachments(
             store,
             options,
-            |request| {
-                post(
-                    &self.agent,
-                    &self.attachments_url,
-                    &self.authorization,
-                    self.max_response_bytes,
-                    request,
-                )
-            },
+            |request| self.exchange_attachment(request),
             progress,
         )
     }

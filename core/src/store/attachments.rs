@@ -203,6 +203,22 @@ pub(crate) fn set_state(
     Ok(())
 }
 
+/// Whether an upload was under way when a session stopped (its last chunk's answer may have
+/// been lost).
+pub(crate) fn in_flight(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT in_flight FROM attachments WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+pub(crate) fn set_in_flight(conn: &Connection, id: Uuid, on: bool) -> Result<()> {
+    conn.prepare_cached("UPDATE attachments SET in_flight = ?2 WHERE id = ?1")?
+        .execute(params![id.as_bytes(), on])?;
+    Ok(())
+}
+
 pub(crate) fn set_confirmed(tx: &Transaction, id: Uuid, confirmed: u64) -> Result<()> {
     tx.prepare_cached("UPDATE attachments SET confirmed = ?2 WHERE id = ?1")?
         .execute(params![id.as_bytes(), confirmed as i64])?;

@@ -8,8 +8,11 @@
 //!
 //! - **Upload** `(record, id, offset, bytes)`: the hub appends the chunk if `offset` is what it
 //!   holds, ignores it if it holds it already (a retried request), and answers what it holds.
-//!   A cut at any byte therefore re-sends at most the chunk in flight. The last chunk makes
-//!   the hub verify the whole against the manifest's SHA-256: a mismatch discards it all.
+//!   A cut at any byte therefore re-sends at most the chunk in flight; and an upload that
+//!   was under way when a session stopped starts the next one with an empty chunk, which the
+//!   hub answers with what it holds (a chunk whose answer was lost is not sent again). The
+//!   last chunk makes the hub verify the whole against the manifest's SHA-256: a mismatch
+//!   discards it all.
 //! - **Download** `(record, id, offset, max)`: the hub answers the bytes from `offset`; the
 //!   device appends them to its partial file and resumes after the whole segments it holds.
 //!
@@ -254,7 +257,7 @@ fn upload(
         });
     }
     let have = held.as_ref().map_or(0, |h| h.held);
-    if offset != have {
+    if offset != have || bytes.is_empty() {
         // A chunk the hub holds already (a retry), or one past a gap: the device goes on
         // from what the hub holds.
         return Ok(AttachmentResponse::Held {
@@ -265,8 +268,7 @@ fn upload(
     }
     let chunk_ok = offset % sealed::SEGMENT as u64 == 0
         && bytes.len() <= MAX_CHUNK_BYTES
-        && offset + bytes.len() as u64 <= entry.size
-        && (!bytes.is_empty() || entry.size == 0);
+        && offset + bytes.len() as u64 <= entry.size;
     if !chunk_ok {
         return refused(TransferRefusal::BadChunk);
     }
@@ -454,8 +456,9 @@ impl Store {
         Ok(due)
     }
 
-    /// The next request of `transfer`.
-    fn transfer_request(&self, transfer: &Transfer, chunk: usize) -> Result<Vec<u8>> {
+    /// The next request of `transfer`; `probe`: an empty upload chunk, asking what the hub
+    /// holds.
+    fn transfer_request(&self, transfer: &Transfer, chunk: usize, probe: bool) -> Result<Vec<u8>> {
         let row = attachments::row(&self.conn, transfer.id)?.ok_or(Error::NotFound {
             kind: None,
             id: transfer.id,
@@ -468,7 +471,12 @@ impl Store {
                 transfer.id,
                 offset,
             )?;
-            let mut bytes = vec![0u8; chunk.min((row.size - offset.min(row.size)) as usize)];
+            let len = if probe {
+                0
+            } else {
+                chunk.min((row.size - offset.min(row.size)) as usize)
+            };
+            let mut bytes = vec![0u8; len];
             std::io::Read::read_exact(&mut reader, &mut bytes)?;
             AttachmentRequest::Upload {
                 record: transfer.record,
@@ -520,6 +528,7 @@ impl Store {
                 attachments::set_confirmed(&tx, id, held)?;
                 if complete {
                     attachments::set_state(&tx, id, AttachmentState::Uploaded, None)?;
+                    attachments::set_in_flight(&tx, id, false)?;
                 }
                 tx.commit()?;
                 if complete {
@@ -603,8 +612,15 @@ pub fn sync_attachments(
         // keeps answering without progress.
         let bound = 4 + 2 * attachments::row(&store.conn, transfer.id)?
             .map_or(0, |r| r.size.div_ceil(chunk as u64));
+        // An upload a session left under way first asks what the hub holds: the answer to its
+        // last chunk may have been lost after the hub stored it.
+        let mut probe = transfer.upload && attachments::in_flight(&store.conn, transfer.id)?;
+        if transfer.upload && !probe {
+            attachments::set_in_flight(&store.conn, transfer.id, true)?;
+        }
         for _ in 0..bound {
-            let request = store.transfer_request(&transfer, chunk)?;
+            let request = store.transfer_request(&transfer, chunk, probe)?;
+            probe = false;
             summary.bytes_sent += request.len();
             let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
             summary.bytes_received += response.len();

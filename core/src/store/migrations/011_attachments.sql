@@ -18,7 +18,9 @@ CREATE TABLE attachments (
     -- The record's alert severity when queued: urgent alerts' attachments travel first.
     priority  INTEGER NOT NULL DEFAULT 0,
     -- The app asked for it (download policy "on demand").
-    requested INTEGER NOT NULL DEFAULT 0
+    requested INTEGER NOT NULL DEFAULT 0,
+    -- A device: an upload was under way when its session stopped.
+    in_flight INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX attachments_by_record ON attachments (record_id);
 CREATE INDEX attachments_by_state ON attachments (state, priority);
