@@ -322,7 +322,7 @@ pub fn open_at(
     id: Uuid,
     offset: u64,
 ) -> io::Result<SealedReader<io::BufReader<File>>> {
-    if offset % SEGMENT as u64 != 0 {
+    if !offset.is_multiple_of(SEGMENT as u64) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "a read starts at a segment boundary",

@@ -94,7 +94,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    (text.len() % 2 == 0)
+    text.len()
+        .is_multiple_of(2)
         .then(|| {
             (0..text.len())
                 .step_by(2)
@@ -166,16 +167,27 @@ pub(crate) fn row(conn: &Connection, id: Uuid) -> Result<Option<Row>> {
         }))
 }
 
-pub(crate) fn insert_row(
-    tx: &Transaction,
-    id: Uuid,
-    record_id: Uuid,
-    key: &sealed::FileKey,
-    sha256: &[u8],
-    size: u64,
-    state: AttachmentState,
-    priority: i64,
-) -> Result<()> {
+/// A row to insert.
+pub(crate) struct NewRow<'a> {
+    pub id: Uuid,
+    pub record_id: Uuid,
+    pub key: &'a sealed::FileKey,
+    pub sha256: &'a [u8],
+    pub size: u64,
+    pub state: AttachmentState,
+    pub priority: i64,
+}
+
+pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
+    let NewRow {
+        id,
+        record_id,
+        key,
+        sha256,
+        size,
+        state,
+        priority,
+    } = row;
     tx.prepare_cached(
         "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -259,13 +271,15 @@ pub(crate) fn follow_manifest(
         };
         insert_row(
             tx,
-            entry.id,
-            record_id,
-            &sealed::new_key(),
-            &sha,
-            entry.size,
-            AttachmentState::NotDownloaded,
-            priority,
+            NewRow {
+                id: entry.id,
+                record_id,
+                key: &sealed::new_key(),
+                sha256: &sha,
+                size: entry.size,
+                state: AttachmentState::NotDownloaded,
+                priority,
+            },
         )?;
     }
     tx.prepare_cached("UPDATE attachments SET priority = ?2 WHERE record_id = ?1")?
@@ -526,13 +540,15 @@ impl Store {
             };
             insert_row(
                 &tx,
-                id,
-                record_id,
-                &key,
-                &sealed.sha256,
-                sealed.size,
-                state,
-                0,
+                NewRow {
+                    id,
+                    record_id,
+                    key: &key,
+                    sha256: &sealed.sha256,
+                    size: sealed.size,
+                    state,
+                    priority: 0,
+                },
             )?;
             edit_manifest(&tx, &write, record_id, &limits, |document, author| {
                 doc::put_attachment(document, &entry, author)

@@ -139,13 +139,15 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
                 // record stored before this schema): one now.
                 attachments::insert_row(
                     self.tx,
-                    id,
-                    record,
-                    &crate::codec::sealed::new_key(),
-                    sha256,
-                    size,
-                    AttachmentState::NotDownloaded,
-                    0,
+                    attachments::NewRow {
+                        id,
+                        record_id: record,
+                        key: &crate::codec::sealed::new_key(),
+                        sha256,
+                        size,
+                        state: AttachmentState::NotDownloaded,
+                        priority: 0,
+                    },
                 )?;
                 attachments::row(self.tx, id)?.ok_or(Error::NotFound { kind: None, id })?
             }

@@ -266,7 +266,7 @@ fn upload(
             complete: false,
         });
     }
-    let chunk_ok = offset % sealed::SEGMENT as u64 == 0
+    let chunk_ok = offset.is_multiple_of(sealed::SEGMENT as u64)
         && bytes.len() <= MAX_CHUNK_BYTES
         && offset + bytes.len() as u64 <= entry.size;
     if !chunk_ok {
@@ -314,7 +314,7 @@ fn download(
         Some(held) if held.complete && held.record == record => {}
         _ => return refused(TransferRefusal::NotYetAvailable),
     }
-    if offset > entry.size || offset % sealed::SEGMENT as u64 != 0 {
+    if offset > entry.size || !offset.is_multiple_of(sealed::SEGMENT as u64) {
         return refused(TransferRefusal::BadChunk);
     }
     let max = (max_bytes as usize)
