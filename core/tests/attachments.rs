@@ -40,6 +40,25 @@ fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
     Device { store, principal }
 }
 
+/// A hub with the sample area tree, and devices of these roles and areas that synced once
+/// (they know their role and the tree).
+fn world(devices: &[(&str, Role, &[&str])]) -> (TempDir, Store, Vec<Device>) {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let devices = devices
+        .iter()
+        .map(|(name, role, areas)| {
+            let mut d = device(&dir, name, *role, areas);
+            sync(&mut d, &mut hub);
+            d
+        })
+        .collect();
+    (dir, hub, devices)
+}
+
+const MONITOR: (&str, Role, &[&str]) = ("a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+const SUPERVISOR: (&str, Role, &[&str]) = ("s", Role::Supervisor, &["CI-R1"]);
+
 fn c1() -> Area {
     Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
 }
@@ -205,10 +224,8 @@ fn attachment_files(store: &Store) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_photo_loses_its_exif_and_gps_and_is_downscaled() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut d = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    sync(&mut d, &mut hub);
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
     let visit = new_visit(&mut d);
     let original = jpeg_with_gps(2400, 1200);
     assert!(contains(&original, GPS_MARKER));
@@ -265,10 +282,8 @@ fn a_photo_loses_its_exif_and_gps_and_is_downscaled() {
 
 #[test]
 fn bad_input_gets_typed_errors_and_leaves_nothing() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut d = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    sync(&mut d, &mut hub);
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
     let visit = new_visit(&mut d);
     let limits = AttachmentLimits {
         max_file_bytes: 1000,
@@ -361,12 +376,8 @@ fn a_file_left_by_a_crash_before_the_commit_is_collected() {
 
 #[test]
 fn two_devices_attach_offline_and_both_survive_the_merge() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut b = device(&dir, "b", Role::Inspector, &["CI-R1-D1"]);
-    sync(&mut a, &mut hub);
-    sync(&mut b, &mut hub);
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, ("b", Role::Inspector, &["CI-R1-D1"])]);
+    let (mut a, mut b) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
     sync(&mut a, &mut hub);
     sync(&mut b, &mut hub);
@@ -412,12 +423,8 @@ fn two_devices_attach_offline_and_both_survive_the_merge() {
 /// request, or after (the answer lost). Counts the chunk bytes the hub received.
 #[test]
 fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut b = device(&dir, "b", Role::Supervisor, &["CI-R1"]);
-    sync(&mut a, &mut hub);
-    sync(&mut b, &mut hub);
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, ("b", Role::Supervisor, &["CI-R1"])]);
+    let (mut a, mut b) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
     let size = 3 * 1024 * 1024 + 12_345;
@@ -491,12 +498,11 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
 
 #[test]
 fn the_hub_refuses_a_flipped_byte_and_strangers() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut other = device(&dir, "other", Role::CommunityMonitor, &["CI-R1-D2-C01"]);
-    sync(&mut a, &mut hub);
-    sync(&mut other, &mut hub);
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("other", Role::CommunityMonitor, &["CI-R1-D2-C01"]),
+    ]);
+    let (mut a, other) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
     let data = vec![9u8; 100_000];
     let entry = a
@@ -575,10 +581,8 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
 
 #[test]
 fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    sync(&mut a, &mut hub);
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
     let visit = new_visit(&mut a);
     let entry = a
         .store
@@ -613,12 +617,8 @@ fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
 
 #[test]
 fn erasure_removes_every_byte_of_an_attachment_everywhere() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut s = device(&dir, "s", Role::Supervisor, &["CI-R1"]);
-    sync(&mut a, &mut hub);
-    sync(&mut s, &mut hub);
+    let (dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
     let case = {
         let mut c = ChildCase::new(
             "CASE",
@@ -665,12 +665,8 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
 
 #[test]
 fn downloads_follow_the_policy() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut a = device(&dir, "a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut s = device(&dir, "s", Role::Supervisor, &["CI-R1"]);
-    sync(&mut a, &mut hub);
-    sync(&mut s, &mut hub);
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
     let one = a
         .store
