@@ -11,10 +11,15 @@
 #   --android          Kotlin for Android (uses Android's SystemCleaner; needs androidx.annotation)
 #   --languages LIST   comma-separated subset of kotlin,python,swift (default: all three)
 #
-# Writes OUT_DIR/lib/libvigie.so (the host library, when built here), OUT_DIR/kotlin/org/vigie/vigie.kt, OUT_DIR/swift/{Vigie.swift,VigieFFI.h,
-# VigieFFI.modulemap} and the Python package OUT_DIR/python/vigie/ (our layer from
-# bindings/python/vigie plus the generated module and the host library in vigie/_ffi/), and
-# checks the C header with the C compiler. Prints OUT_DIR's path on success.
+# The library holds two uniffi crates: vigie-core (the records, enums, queries and summaries) and
+# vigie-bindings (the objects and calls). Each has its generated file:
+#   OUT_DIR/lib/libvigie.so          the host library, when built here
+#   OUT_DIR/kotlin/org/vigie/vigie.kt and OUT_DIR/kotlin/org/vigie/core/vigie_core.kt
+#   OUT_DIR/swift/{Vigie.swift,VigieCore.swift}  one Swift module, and its C module VigieFFI:
+#                  {VigieFFI.h,VigieCoreFFI.h,VigieFFI.modulemap}
+#   OUT_DIR/python/vigie/            the Python package: our layer from bindings/python/vigie,
+#                  the generated modules and the host library in vigie/_ffi/
+# and checks the C headers with the C compiler. Prints OUT_DIR's path on success.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -60,13 +65,22 @@ generate() { # language out-dir [extra args]
   "$bindgen" generate --library "$library" --language "$language" --out-dir "$dir" --no-format "$@" >/dev/null
 }
 
+# Swift names a crate's file after its Swift module, the same for both crates (core/uniffi.toml):
+# each crate is generated on its own, the core's file renamed.
+swift_module_map='module VigieFFI {
+    header "VigieFFI.h"
+    header "VigieCoreFFI.h"
+    export *
+}'
+
 IFS=, read -r -a wanted <<<"$languages"
 for language in "${wanted[@]}"; do
   case "$language" in
     kotlin)
       if [ "$android" = 1 ]; then
         generate kotlin "$out/kotlin" --config bindings/uniffi-android.toml
-        # uniffi ignores a --config file it does not understand (with a mere warning).
+        # uniffi ignores a --config file it does not understand (with a mere warning). Only
+        # objects need a cleaner: the core's file (records and enums) names no Android API.
         grep -q '^import android.os.Build' "$out/kotlin/org/vigie/vigie.kt" ||
           { echo "bindings: the Android settings (bindings/uniffi-android.toml) were not applied" >&2; exit 1; }
       else
@@ -74,13 +88,18 @@ for language in "${wanted[@]}"; do
       fi
       ;;
     swift)
-      generate swift "$out/swift"
-      # The header must be valid C for the XCFramework's module: compile a file that includes
-      # it. clang knows the nullability qualifiers; gcc (on Linux) is told to ignore them.
+      generate swift "$out/swift-core" --crate vigie_core
+      generate swift "$out/swift" --crate vigie
+      mv "$out/swift-core/Vigie.swift" "$out/swift/VigieCore.swift"
+      mv "$out/swift-core/VigieCoreFFI.h" "$out/swift/"
+      rm -rf "$out/swift-core"
+      printf '%s\n' "$swift_module_map" >"$out/swift/VigieFFI.modulemap"
+      # The headers must be valid C for the XCFramework's module: compile a file that includes
+      # both. clang knows the nullability qualifiers; gcc (on Linux) is told to ignore them.
       cc="${CC:-cc}"
       nullability=() # (expanded so that bash 3.2, macOS's, accepts it empty under set -u)
       "$cc" --version 2>/dev/null | grep -qi clang || nullability=(-D_Nullable= -D_Nonnull=)
-      printf '#include "VigieFFI.h"\n' |
+      printf '#include "VigieFFI.h"\n#include "VigieCoreFFI.h"\n' |
         "$cc" -fsyntax-only -std=c11 -Wall -Werror ${nullability[@]+"${nullability[@]}"} -I "$out/swift" -x c -
       ;;
     python)
@@ -88,8 +107,9 @@ for language in "${wanted[@]}"; do
       package="$out/python/vigie"
       rm -rf "$out/python"; mkdir -p "$package/_ffi"
       cp bindings/python/vigie/*.py "$package/"
-      cp "$out/python-generated/vigie.py" "$package/_ffi/vigie.py"
-      printf 'from .vigie import *  # noqa: F401,F403\n' >"$package/_ffi/__init__.py"
+      cp "$out/python-generated/vigie.py" "$out/python-generated/vigie_core.py" "$package/_ffi/"
+      printf 'from .vigie_core import *  # noqa: F401,F403\nfrom .vigie import *  # noqa: F401,F403\n' \
+        >"$package/_ffi/__init__.py"
       # The generated module loads the library from its own directory.
       ln -f "$library" "$package/_ffi/" 2>/dev/null || cp -f "$library" "$package/_ffi/"
       rm -rf "$out/python-generated"

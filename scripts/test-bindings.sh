@@ -146,7 +146,8 @@ readme_snippet() { # marker: the fenced block after <!-- marker --> in README.md
 readme_snippet "test: kotlin quickstart" >"$work/ReadmeQuickStart.body"
 [ -s "$work/ReadmeQuickStart.body" ] || { echo "bindings: README's Kotlin quick start not found" >&2; exit 1; }
 { echo "package org.vigie.readme"; echo; cat "$work/ReadmeQuickStart.body"; } >"$work/ReadmeQuickStart.kt"
-kotlin_sources=("$work/generated/kotlin/org/vigie/vigie.kt" "$work/ReadmeQuickStart.kt")
+kotlin_sources=("$work/generated/kotlin/org/vigie/vigie.kt" "$work/generated/kotlin/org/vigie/core/vigie_core.kt"
+  "$work/ReadmeQuickStart.kt")
 while IFS= read -r f; do kotlin_sources+=("$f"); done \
   < <(find android/src/main/kotlin android/src/test/kotlin -name '*.kt' | sort)
 stamp="$(cat "${kotlin_sources[@]}" <(echo "$KOTLIN_VERSION $JARS") | sha256sum | cut -c1-16)"
@@ -194,7 +195,8 @@ cat >"$android_dir/stubs/RequiresApiStub.kt" <<'KT'
 package androidx.annotation
 annotation class RequiresApi(val value: Int)
 KT
-android_sources=("$android_dir/kotlin/org/vigie/vigie.kt" "$android_dir"/stubs/*.kt)
+android_sources=("$android_dir/kotlin/org/vigie/vigie.kt" "$android_dir/kotlin/org/vigie/core/vigie_core.kt"
+  "$android_dir"/stubs/*.kt)
 while IFS= read -r f; do android_sources+=("$f"); done < <(find android/src/main/kotlin -name '*.kt' | sort)
 android_stamp="$(cat "${android_sources[@]}" <(echo "$KOTLIN_VERSION $JARS") | sha256sum | cut -c1-16)"
 if [ ! -f "$work/android-$android_stamp.ok" ]; then

@@ -1,15 +1,19 @@
 //! The errors the bindings raise, and the one place where the core's errors become them.
 //!
 //! Kotlin sees `VigieException.Validation`, `VigieException.NotFound`, ...; Swift
-//! `VigieError.validation(field:rule:)`, ...; Python `VigieError.Validation`, .... Messages
-//! name fields, rules, kinds and record ids (random UUIDs), never record content: the core's
-//! own texts make the same promise, and the bindings add nothing typed by a person.
+//! `VigieError.Validation(field:rule:)`, ...; Python `VigieError.Validation`, .... Each reads as
+//! a sentence ("invalid identified_on: must be a date written YYYY-MM-DD"): Kotlin's
+//! `toString()`, Swift's `description` and Python's `str()` are the Rust text. Texts name fields,
+//! rules, kinds and record ids (random UUIDs), never record content: the core's own texts make
+//! the same promise, and the bindings add nothing typed by a person.
 
 use uniffi::UnexpectedUniFFICallbackError;
 use vigie_core::Error as CoreError;
+use vigie_core::{NotAllowed, ValidationError};
 
 /// Every failure of a call into Vigie.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum VigieError {
     /// A value broke a rule. `field` is a dotted path such as `location.point.latitude`,
     /// `referrals.<id>.date` or `started_at`; `rule` says what the value must be.
@@ -79,16 +83,36 @@ impl VigieError {
     }
 }
 
+#[uniffi::export]
+impl VigieError {
+    /// The error as a sentence (what `str()` shows in Python).
+    pub fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<ValidationError> for VigieError {
+    fn from(e: ValidationError) -> VigieError {
+        VigieError::Validation {
+            field: e.field,
+            rule: e.rule,
+        }
+    }
+}
+
+impl From<NotAllowed> for VigieError {
+    fn from(e: NotAllowed) -> VigieError {
+        VigieError::NotAllowed { reason: e.rule }
+    }
+}
+
 /// The one mapping from the core's errors to the bindings' (the core's texts carry no record
 /// content, so they may be kept as reasons).
 impl From<CoreError> for VigieError {
     fn from(e: CoreError) -> VigieError {
         let reason = e.to_string();
         match e {
-            CoreError::Validation(v) => VigieError::Validation {
-                field: v.field,
-                rule: v.rule,
-            },
+            CoreError::Validation(v) => v.into(),
             CoreError::NotFound { kind, id } => VigieError::NotFound {
                 kind: kind.map_or("record".to_string(), |k| k.to_string()),
                 id: id.to_string(),
@@ -118,6 +142,12 @@ impl From<CoreError> for VigieError {
                 reason,
             },
             CoreError::CaseNotOpen { .. } => VigieError::NotAllowed { reason },
+            CoreError::Attachment(_) | CoreError::AttachmentNotHere { .. } => {
+                VigieError::Conflict {
+                    id: String::new(),
+                    reason,
+                }
+            }
             CoreError::SchemaTooNew { .. }
             | CoreError::Storage(_)
             | CoreError::HubStorage { .. }

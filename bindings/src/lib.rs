@@ -1,75 +1,78 @@
 //! Vigie for Kotlin, Swift and Python: a thin uniffi layer over `vigie-core`.
 //!
-//! - `VigieStore` (from `open_store`, or a `Vault`): records, queries, history and conflicts,
-//!   the case workflow (role-aware: the acting user's `Role` is passed to every step) and the
-//!   review of visits, alerts, duplicate children, indicators, exports, reference data in a
-//!   language (`reference`), sync with the hub (bytes out / bytes in, or one call through the
-//!   app's `SyncTransport`), bundles and peer sessions, change listeners, hand-over of cases.
+//! The records, enums, queries and summaries are the core's own (its `uniffi` feature; apps see
+//! them in the module `vigie_core`, Kotlin package `org.vigie.core`). This crate adds the objects
+//! that hold state and the calls on them:
+//!
+//! - `VigieStore` (from `open_store`, `open_unencrypted_store` or a `Vault`): records, queries
+//!   (a page at a time, or every page with `*_pages`), history and conflicts, the case workflow
+//!   (acting with the role the hub gave the store's user), the review of visits, alerts,
+//!   duplicate children, indicators, exports, reference data in a language (`reference`), sync
+//!   with the hub (bytes out / bytes in, or one call through the app's `SyncTransport`), bundles
+//!   and peer sessions, change listeners, hand-over of cases.
 //! - `Vault` (from `open_vault`): several users on one phone, each with a store under its own
 //!   key, unlocked by PIN or keystore; wrong PINs counted to a wipe; key rotation; wiping.
 //! - `ReferenceCatalog` (from `VigieStore.reference` or `builtin_reference`): reference data
 //!   labelled in one language.
-//! - Records mirror the core's (see `types` for the conventions: ids and dates are strings,
-//!   `version` is opaque). `new_*` functions build new records with their defaults.
+//! - `new_*` functions build new records with the core's own constructors.
 //! - Errors are one `VigieError` (Kotlin `VigieException`), converted from the core's in one
-//!   place (`error`). Nothing panics across the boundary: uniffi catches a panic and raises it as
-//!   an internal error (Kotlin `InternalException`, Python `InternalError`, Swift a thrown
-//!   `rustPanic` from every throwing function — all store calls throw); a panicking app callback
-//!   is contained too. The `test-hooks` feature adds `debug_panic` to prove it.
+//!   place (`error`), each with a sentence as its text. A malformed id, date or instant in a
+//!   record is refused by `input` with a `Validation` error naming its field. Nothing panics
+//!   across the boundary: uniffi catches a panic and raises it as an internal error (Kotlin
+//!   `InternalException`, Python `InternalError`, Swift a thrown `rustPanic` from every throwing
+//!   function — all store calls throw); a panicking app callback is contained too. The
+//!   `test-hooks` feature adds `debug_panic` to prove it.
 //!
-//! **Blocking**: every `VigieStore` and `Vault` method, `open_store` and `open_vault` block on
-//! SQLite or files (and `sync_with` on the transport for a whole session; PIN checks on
-//! Argon2id): call them off the UI thread. The `new_*`, `reference_*`, `builtin_reference`,
-//! `parse_enrolment_token`, `check_case_transition`, `shared_count` and `*_can_become`
-//! functions, and `ReferenceCatalog` and `HandOver` methods, do not block.
+//! **Blocking**: every `VigieStore`, `Vault` and `QueryPages` method, `open_store`,
+//! `open_unencrypted_store` and `open_vault` block on SQLite or files (and `sync_with` on the
+//! transport for a whole session; PIN checks on Argon2id): call them off the UI thread. The
+//! `new_*`, `reference_*`, `builtin_reference`, `parse_enrolment_token`,
+//! `check_case_transition`, `shared_count` and `*_can_become` functions, and `ReferenceCatalog`
+//! and `HandOver` methods, do not block.
 
 uniffi::setup_scaffolding!();
 
 mod error;
+mod input;
 mod listeners;
 mod monitoring;
+mod pages;
 mod reference;
 mod store;
-mod types;
+mod sync;
 mod vault;
 
 pub use error::{TransportError, VigieError};
-pub use listeners::{ChangeListener, ChangeSource, RecordChange, SyncProgressListener};
-pub use monitoring::{
-    Alert, AlertSeverity, ChildCounts, DuplicateCandidate, IndicatorFilter, Indicators,
-    MergedCases, VisitReview, check_case_transition, shared_count,
-};
+pub use listeners::{ChangeListener, ChangeSource, RecordChange, Removal};
+pub use monitoring::{MergedCases, check_case_transition, shared_count};
+pub use pages::{AlertPages, ChildCasePages, DuePages, VisitPages, WorkplacePages};
 pub use reference::{
     AreaInfo, CountryProfile, ForcedLabourItem, LabelledChecklist, LabelledItem, Provider,
-    ReferenceCatalog, ReferenceVersions, ReferralService, builtin_reference,
+    ReferenceCatalog, ReferralService, builtin_reference,
 };
-pub use store::{PeerSession, PeerStart, SyncTransport, VigieStore, open_store};
-pub use types::*;
+pub use store::{VigieStore, open_store, open_unencrypted_store};
+pub use sync::{
+    BundleExport, BundleReport, FailedRecord, PeerSession, PeerStart, RefusedRecord,
+    SyncProgressListener, SyncReport, SyncSummary, SyncTransport,
+};
 pub use vault::{HandOver, Vault, VaultConfig, open_vault};
 
 use uuid::Uuid;
+use vigie_core::ffi::{CalendarDate, Timestamp};
 use vigie_core::{
-    AgeBasis, Area, CaseStatus, FollowUpSituation, Formality, Location, ReferenceData, Role,
-    SchoolStatus, ServiceKind, Sex, VisitKind, VisitStatus,
+    Area, CaseStatus, ChildCase, FollowUp, FollowUpSituation, Formality, Referral, Role,
+    ServiceKind, Sex, User, Visit, VisitKind, VisitStatus, Workplace,
 };
+
+// The core's text-borne types, as arguments of this crate's functions.
+uniffi::use_remote_type!(vigie_core::Uuid);
+uniffi::use_remote_type!(vigie_core::CalendarDate);
+uniffi::use_remote_type!(vigie_core::Timestamp);
 
 /// A new workplace, with a fresh id, to pass to `create_workplace`.
 #[uniffi::export]
 pub fn new_workplace(name: String, sector: String, formality: Formality, area: Area) -> Workplace {
-    Workplace {
-        id: Uuid::now_v7().to_string(),
-        version: String::new(),
-        name,
-        sector,
-        formality,
-        location: Location { point: None, area },
-        owner_name: String::new(),
-        owner_contact: String::new(),
-        buyers: Vec::new(),
-        suppliers: Vec::new(),
-        notes: String::new(),
-        captured_with: ReferenceVersions::default(),
-    }
+    Workplace::new(&name, &sector, formality, area)
 }
 
 /// A new draft visit to a workplace (its id and area), with a fresh id, to pass to
@@ -77,33 +80,12 @@ pub fn new_workplace(name: String, sector: String, formality: Formality, area: A
 #[uniffi::export]
 pub fn new_visit(
     kind: VisitKind,
-    workplace_id: String,
+    workplace_id: Uuid,
     area: Area,
-    visitor_id: String,
-    started_at: String,
+    visitor_id: Uuid,
+    started_at: Timestamp,
 ) -> Visit {
-    Visit {
-        id: Uuid::now_v7().to_string(),
-        version: String::new(),
-        kind,
-        workplace_id,
-        visitor_id,
-        area,
-        started_at,
-        ended_at: None,
-        gps: None,
-        workforce: Workforce::default(),
-        checklist: ChecklistAnswers::default(),
-        forced_labour: Default::default(),
-        findings: String::new(),
-        actions: Vec::new(),
-        follow_up_due: None,
-        status: VisitStatus::Draft,
-        review_comment: String::new(),
-        reviewed_by: None,
-        children_identified: Vec::new(),
-        captured_with: ReferenceVersions::default(),
-    }
+    Visit::to_workplace(kind, workplace_id, area, visitor_id, started_at)
 }
 
 /// A new child case (status identified), with a fresh id, to pass to `create_child_case`. Set
@@ -114,84 +96,33 @@ pub fn new_child_case(
     name: String,
     sex: Sex,
     area: Area,
-    identified_on: String,
-    identified_by: String,
+    identified_on: CalendarDate,
+    identified_by: Uuid,
 ) -> ChildCase {
-    ChildCase {
-        id: Uuid::now_v7().to_string(),
-        version: String::new(),
-        case_code,
-        name,
-        sex,
-        date_of_birth: None,
-        estimated_age: None,
-        age_basis: AgeBasis::DeclaredByGuardian,
-        guardian: String::new(),
-        household: String::new(),
-        area,
-        workplace_id: None,
-        identified_on_visit: None,
-        identified_on,
-        identified_by,
-        school: SchoolStatus::Unknown,
-        activity: String::new(),
-        tasks: Vec::new(),
-        hours_per_week: 0,
-        night_work: false,
-        hazards: Vec::new(),
-        worst_forms: Vec::new(),
-        classification: None,
-        status: CaseStatus::Identified,
-        referrals: Vec::new(),
-        followups: Vec::new(),
-        notes: String::new(),
-        remediated_on: None,
-        follow_up_due: None,
-        merged_into: None,
-        merged_from: Vec::new(),
-        captured_with: ReferenceVersions::default(),
-    }
+    ChildCase::new(&case_code, &name, sex, area, identified_on, identified_by)
 }
 
 /// A new active user, with a fresh id, to pass to `create_user`.
 #[uniffi::export]
 pub fn new_user(name: String, role: Role, areas: Vec<String>) -> User {
-    User {
-        id: Uuid::now_v7().to_string(),
-        version: String::new(),
-        name,
-        role,
-        areas,
-        active: true,
-    }
+    let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
+    User::new(&name, role, &areas)
 }
 
-/// A new referral (date YYYY-MM-DD) for `add_referral`.
+/// A new referral (date YYYY-MM-DD) for `refer_case`.
 #[uniffi::export]
-pub fn new_referral(service: ServiceKind, provider: String, date: String) -> Referral {
-    Referral {
-        id: Uuid::now_v7().to_string(),
-        service,
-        provider,
-        date,
-        outcome: String::new(),
-    }
+pub fn new_referral(service: ServiceKind, provider: String, date: CalendarDate) -> Referral {
+    Referral::new(service, &provider, date)
 }
 
-/// A new follow-up (dates YYYY-MM-DD) for `add_follow_up`.
-#[uniffi::export]
+/// A new follow-up (dates YYYY-MM-DD) for `add_follow_up`; `next_due` is optional.
+#[uniffi::export(default(next_due = None))]
 pub fn new_follow_up(
-    date: String,
+    date: CalendarDate,
     situation: FollowUpSituation,
-    next_due: Option<String>,
+    next_due: Option<CalendarDate>,
 ) -> FollowUp {
-    FollowUp {
-        id: Uuid::now_v7().to_string(),
-        date,
-        situation,
-        notes: String::new(),
-        next_due,
-    }
+    FollowUp::new(date, situation, next_due)
 }
 
 /// Whether a case may move from one status to another.
@@ -229,35 +160,26 @@ pub fn parse_enrolment_token(token: String) -> Result<EnrolmentToken, VigieError
     })
 }
 
-/// The sector codes a workplace may have.
+/// The sector codes a workplace may have (the built-in list), labelled in French.
 #[uniffi::export]
-pub fn reference_sectors() -> Vec<ReferenceItem> {
-    ReferenceData::builtin()
-        .sectors()
-        .iter()
-        .map(Into::into)
-        .collect()
+pub fn reference_sectors() -> Vec<LabelledItem> {
+    builtin_reference("fr".into()).sectors(None)
 }
 
-/// The hazard codes a child case may list (the rule set's hazardous work list).
+/// The hazard codes a child case may list (the built-in profile's hazardous work list),
+/// labelled in French.
 #[uniffi::export]
-pub fn reference_hazards() -> Vec<ReferenceItem> {
-    ReferenceData::builtin()
-        .rule_set()
-        .hazardous_work
-        .iter()
-        .map(Into::into)
-        .collect()
+pub fn reference_hazards() -> Vec<LabelledItem> {
+    builtin_reference("fr".into())
+        .country_profile(None)
+        .map(|p| p.hazardous_work)
+        .unwrap_or_default()
 }
 
-/// The checklists a visit may answer.
+/// The checklists a visit may answer (every version), labelled in French.
 #[uniffi::export]
-pub fn reference_checklists() -> Vec<Checklist> {
-    ReferenceData::builtin()
-        .checklists()
-        .iter()
-        .map(Into::into)
-        .collect()
+pub fn reference_checklists() -> Vec<LabelledChecklist> {
+    builtin_reference("fr".into()).checklists()
 }
 
 /// Test hook (feature `test-hooks` only, never in a release): panics with `message`, to prove

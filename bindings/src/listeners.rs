@@ -1,11 +1,12 @@
-//! Callbacks the app implements: change listeners and sync progress.
+//! What the app hears of changes: the change listeners it implements, told after each write
+//! commits (sync progress is `sync::SyncProgressListener`).
 //!
 //! A callback that throws must not undo or break the write it reports (the write has committed
 //! by then): every call into foreign code is contained, and its failure ignored.
 
-use crate::types::SyncSummary;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
 use vigie_core::RecordKind;
 
 /// Where a change came from.
@@ -60,14 +61,32 @@ pub struct RecordChange {
 }
 
 impl RecordChange {
-    /// A record a sync removed from the store.
-    pub(crate) fn removed(record: &vigie_core::sync::RemovedRecord) -> RecordChange {
+    /// A record written or merged.
+    pub(crate) fn of(id: Uuid, kind: RecordKind, source: ChangeSource) -> RecordChange {
         RecordChange {
-            id: record.id.to_string(),
-            kind: record.kind,
-            source: ChangeSource::Hub,
-            removed: Some(record.why.into()),
+            id: id.to_string(),
+            kind,
+            source,
+            removed: None,
         }
+    }
+
+    /// A record that left the store.
+    pub(crate) fn removed(
+        id: Uuid,
+        kind: RecordKind,
+        source: ChangeSource,
+        why: Removal,
+    ) -> RecordChange {
+        RecordChange {
+            removed: Some(why),
+            ..RecordChange::of(id, kind, source)
+        }
+    }
+
+    /// A record a sync removed from the store.
+    pub(crate) fn removed_by_sync(record: &vigie_core::sync::RemovedRecord) -> RecordChange {
+        RecordChange::removed(record.id, record.kind, ChangeSource::Hub, record.why.into())
     }
 }
 
@@ -81,13 +100,6 @@ pub trait ChangeListener: Send + Sync {
     /// Records arrived in bulk (a bundle or a peer session) without the core reporting which:
     /// reload what is on screen.
     fn on_bulk_change(&self, source: ChangeSource, records: i64);
-}
-
-/// Told after every exchange of a sync session, inside the session (the store is busy): do not
-/// call the store from here; post the figures to the UI instead.
-#[uniffi::export(with_foreign)]
-pub trait SyncProgressListener: Send + Sync {
-    fn on_progress(&self, summary: SyncSummary);
 }
 
 /// Runs a call into foreign code, containing any failure.

@@ -9,52 +9,17 @@
 use crate::error::{Result, VigieError};
 use crate::store::VigieStore;
 use std::sync::Arc;
-use vigie_core::reference::{AreaLevel, AreaNode, Item, ReferralDirectory};
+use vigie_core::reference::{AreaNode, Item, ReferralDirectory};
 use vigie_core::{
-    Area, ForcedLabourIndicator, Pin, ReferenceContent, ReferenceData, ReferencePins,
+    Area, AreaLevel, ForcedLabourIndicator, Pin, ReferenceContent, ReferenceData, ReferencePins,
     ReferenceType, ServiceKind,
 };
-
-#[uniffi::remote(Enum)]
-pub enum AreaLevel {
-    Country,
-    Region,
-    District,
-    Community,
-}
 
 /// A code and its label in the catalog's language.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct LabelledItem {
     pub code: String,
     pub label: String,
-}
-
-/// The reference versions (`key@version`, e.g. `CI@2`, `ilo-default@1`) a record was captured
-/// with, or that new records of a country are captured with now. `null`/`None`: the built-in
-/// data (a record from before versions were kept), or nothing of that type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
-pub struct ReferenceVersions {
-    #[uniffi(default = None)]
-    pub country_profile: Option<String>,
-    #[uniffi(default = None)]
-    pub sectors: Option<String>,
-    #[uniffi(default = None)]
-    pub referral_services: Option<String>,
-    #[uniffi(default = None)]
-    pub administrative_areas: Option<String>,
-}
-
-impl From<ReferencePins> for ReferenceVersions {
-    fn from(p: ReferencePins) -> Self {
-        let text = |pin: Option<Pin>| pin.map(|p| p.to_string());
-        ReferenceVersions {
-            country_profile: text(p.country_profile),
-            sectors: text(p.sectors),
-            referral_services: text(p.referral_services),
-            administrative_areas: text(p.administrative_areas),
-        }
-    }
 }
 
 /// What a country sets within the ILO conventions (C138, C182), at one version.
@@ -267,7 +232,7 @@ impl ReferenceCatalog {
 
     /// The versions new records of `country` are captured with now (`null`/`None`: what applies
     /// where a country has none of its own).
-    pub fn active_versions(&self, country: Option<String>) -> ReferenceVersions {
+    pub fn active_versions(&self, country: Option<String>) -> ReferencePins {
         let pin = |ty| self.data.active_pin(ty, country.as_deref());
         ReferencePins {
             country_profile: pin(ReferenceType::CountryProfile),
@@ -280,7 +245,6 @@ impl ReferenceCatalog {
                 Some(Pin::new(c, version))
             }),
         }
-        .into()
     }
 
     /// The country profile new cases of `country` are classified with (its own, else the
@@ -300,16 +264,22 @@ impl ReferenceCatalog {
             name: p.name.get(&self.language).unwrap_or(&pin.key).to_string(),
             key: pin.key,
             version: signed(pin.version),
-            minimum_age: signed(p.minimum_age),
-            light_work_min_age: signed(p.light_work_min_age),
-            light_work_max_hours: signed(p.light_work_max_hours),
-            hazardous_work_age: signed(p.hazardous_work_age),
-            long_hours: signed(p.long_hours),
-            night_work_is_hazardous: p.night_work_is_hazardous,
-            hazardous_work: self.items(&p.hazardous_work),
+            minimum_age: signed(p.thresholds.minimum_age),
+            light_work_min_age: signed(p.thresholds.light_work_min_age),
+            light_work_max_hours: signed(p.thresholds.light_work_max_hours),
+            hazardous_work_age: signed(p.thresholds.hazardous_work_age),
+            long_hours: signed(p.thresholds.long_hours),
+            night_work_is_hazardous: p.thresholds.night_work_is_hazardous,
+            hazardous_work: self.items(&p.thresholds.hazardous_work),
             worst_forms: self.items(&p.worst_forms),
-            follow_up_months: p.follow_up_months.iter().copied().map(signed).collect(),
-            follow_up_yearly_until_age: signed(p.follow_up_yearly_until_age),
+            follow_up_months: p
+                .thresholds
+                .follow_up_months
+                .iter()
+                .copied()
+                .map(signed)
+                .collect(),
+            follow_up_yearly_until_age: signed(p.thresholds.follow_up_yearly_until_age),
         })
     }
 

@@ -6,9 +6,9 @@
 //! cost): call it off the UI thread. PINs and keys are never kept, logged or put in an error.
 
 use crate::error::{Result, VigieError};
+use crate::input;
 use crate::listeners::ChangeSource;
 use crate::store::VigieStore;
-use crate::types::parse_id;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use uuid::Uuid;
 use vigie_core::{Credential, KdfParams, RecordKind};
@@ -144,7 +144,7 @@ impl Vault {
     }
 
     fn rotate(&self, store: &VigieStore, credential: Credential<'_>) -> Result<()> {
-        let user = parse_id("user_id", &store.user_id())?;
+        let user = input::id("user_id", &store.user_id())?;
         let rotated = store.with_store(|s| Ok(self.inner.rotate_key(s, credential)?));
         self.after_pin(user, rotated)
     }
@@ -172,7 +172,7 @@ impl Vault {
     }
 
     pub fn has_user(&self, user_id: String) -> Result<bool> {
-        Ok(self.inner.has_user(parse_id("user_id", &user_id)?))
+        Ok(self.inner.has_user(input::id("user_id", &user_id)?))
     }
 
     /// The directory holding every profile: exclude it from backups.
@@ -190,10 +190,10 @@ impl Vault {
         device_id: Option<String>,
         pin: String,
     ) -> Result<Arc<VigieStore>> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         let device = device_id
             .as_deref()
-            .map(|d| parse_id("device_id", d))
+            .map(|d| input::id("device_id", d))
             .transpose()?;
         Ok(self.opened(self.inner.create_user(user, device, &pin)?))
     }
@@ -201,7 +201,7 @@ impl Vault {
     /// Opens the user's store with their PIN. A wrong PIN is `WrongPin` with the attempts left;
     /// the one that reaches the limit wipes the profile (`ProfileWiped`).
     pub fn unlock_with_pin(&self, user_id: String, pin: String) -> Result<Arc<VigieStore>> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         let store = self
             .inner
             .unlock_with_pin(user, &pin)
@@ -217,7 +217,7 @@ impl Vault {
         user_id: String,
         keystore_key: Vec<u8>,
     ) -> Result<Arc<VigieStore>> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         let key = keystore_key_checked(keystore_key)?;
         Ok(self.opened(self.inner.unlock_with_keystore(user, &key)?))
     }
@@ -230,7 +230,7 @@ impl Vault {
         pin: String,
         keystore_key: Vec<u8>,
     ) -> Result<()> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         let key = keystore_key_checked(keystore_key)?;
         let added = self.inner.add_keystore_unlock(user, &pin, &key);
         self.after_pin(user, added.map_err(VigieError::from))
@@ -240,18 +240,18 @@ impl Vault {
     pub fn remove_keystore_unlock(&self, user_id: String) -> Result<()> {
         Ok(self
             .inner
-            .remove_keystore_unlock(parse_id("user_id", &user_id)?)?)
+            .remove_keystore_unlock(input::id("user_id", &user_id)?)?)
     }
 
     pub fn has_keystore_unlock(&self, user_id: String) -> Result<bool> {
         Ok(self
             .inner
-            .has_keystore_unlock(parse_id("user_id", &user_id)?)?)
+            .has_keystore_unlock(input::id("user_id", &user_id)?)?)
     }
 
     /// Replaces the user's PIN; the old one is checked (and counted) as at unlock.
     pub fn change_pin(&self, user_id: String, old_pin: String, new_pin: String) -> Result<()> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         let changed = self.inner.change_pin(user, &old_pin, &new_pin);
         self.after_pin(user, changed.map_err(VigieError::from))
     }
@@ -260,7 +260,7 @@ impl Vault {
     pub fn pin_attempts_left(&self, user_id: String) -> Result<i32> {
         let left = self
             .inner
-            .pin_attempts_left(parse_id("user_id", &user_id)?)?;
+            .pin_attempts_left(input::id("user_id", &user_id)?)?;
         Ok(i32::try_from(left).unwrap_or(i32::MAX))
     }
 
@@ -285,7 +285,7 @@ impl Vault {
     /// user this vault opened are closed first; calling them afterwards raises `ProfileWiped`.
     /// Wiping a profile that is not there is not an error.
     pub fn wipe_user(&self, user_id: String) -> Result<()> {
-        let user = parse_id("user_id", &user_id)?;
+        let user = input::id("user_id", &user_id)?;
         self.close_open_stores(Some(user))?;
         Ok(self.inner.wipe_user(user)?)
     }
@@ -342,11 +342,11 @@ impl VigieStore {
     pub fn hand_over(&self, case_ids: Vec<String>, to_user_id: String) -> Result<Arc<HandOver>> {
         let ids = case_ids
             .iter()
-            .map(|id| parse_id("case_ids", id))
+            .map(|id| input::id("case_ids", id))
             .collect::<Result<Vec<Uuid>>>()?;
-        let to = parse_id("to_user_id", &to_user_id)?;
+        let to = input::id("to_user_id", &to_user_id)?;
         let inner = self.with_store(|s| Ok(s.hand_over(&ids, to)?))?;
-        self.changed_locally(&ids, RecordKind::ChildCase);
+        self.changed(&ids, RecordKind::ChildCase, ChangeSource::Local);
         Ok(Arc::new(HandOver { inner }))
     }
 

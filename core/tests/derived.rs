@@ -10,16 +10,12 @@
 
 mod common;
 
-use chrono::NaiveDate;
+use common::date;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::*;
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
 
 fn area() -> Area {
     Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")

@@ -7,7 +7,10 @@
 //! that later schemas added. A second open must not migrate again, and a file from newer
 //! software must be refused.
 
+mod common;
+
 use chrono::{FixedOffset, NaiveDate, TimeZone};
+use common::date;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
@@ -27,10 +30,6 @@ const V1_NONCE: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 fn config(path: &Path) -> StoreConfig {
     StoreConfig::new(path, Encryption::Unencrypted, USER)
-}
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).expect("date")
 }
 
 /// Records as a version-1 device would have held them.

@@ -4,7 +4,8 @@
 
 mod common;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use chrono::NaiveDate;
+use common::{at, date};
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -24,17 +25,6 @@ const SUPERVISOR: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a
 
 const C01: &str = "CI-R1-D1-C01";
 const C02: &str = "CI-R1-D1-C02";
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
-    FixedOffset::east_opt(0)
-        .unwrap()
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .unwrap()
-}
 
 fn area(community: &str) -> Area {
     Area::new("CI", "CI-R1", "CI-R1-D1", community)

@@ -1,23 +1,15 @@
 //! Records on real SQLite files: writing, reading, validation, queries, merging, conflicts and
 //! history.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+mod common;
+
+use chrono::{FixedOffset, TimeZone};
+use common::{at, date};
 use serde_json::json;
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::*;
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
-    FixedOffset::east_opt(0)
-        .unwrap()
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .unwrap()
-}
 
 fn area(community: &str) -> Area {
     Area::new("CI", "CI-R1", "CI-R1-D1", community)

@@ -5,7 +5,8 @@
 
 mod common;
 
-use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{FixedOffset, TimeZone, Utc};
+use common::date;
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::reference::{
@@ -19,10 +20,6 @@ use vigie_core::*;
 struct Device {
     store: Store,
     principal: Principal,
-}
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
 fn ci(district: &str, community: &str) -> Area {

@@ -6,7 +6,8 @@
 
 mod common;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, FixedOffset, TimeZone};
+use common::date;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -54,10 +55,6 @@ fn vault(dir: &Path) -> Vault {
 
 fn area() -> Area {
     Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
-}
-
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
 fn at(day: u32) -> DateTime<FixedOffset> {

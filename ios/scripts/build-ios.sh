@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds ios/VigieFFI.xcframework (libvigie.a for iOS devices, the iOS simulators and macOS, with
-# the C header and module map) and writes ios/Sources/Vigie/Vigie.swift (the generated bindings).
+# the C headers and module map) and writes ios/Sources/Vigie/{Vigie,VigieCore}.swift (the
+# generated bindings: the calls, and the core's records, enums, queries and summaries).
 # Runs on a Mac with Xcode and the Rust targets:
 #   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios \
 #                     aarch64-apple-darwin x86_64-apple-darwin
@@ -45,10 +46,10 @@ lipo -create "$(lib aarch64-apple-darwin)" "$(lib x86_64-apple-darwin)" -output 
 # The bindings come from the library's uniffi metadata: the macOS dylib built alongside.
 scripts/bindings.sh --library "$CARGO_TARGET_DIR/aarch64-apple-darwin/$profile/libvigie.dylib" \
   --languages swift "$out/bindings" >/dev/null
-cp "$out/bindings/swift/VigieFFI.h" "$out/headers/"
+cp "$out/bindings/swift/VigieFFI.h" "$out/bindings/swift/VigieCoreFFI.h" "$out/headers/"
 # Inside an XCFramework the module map must be called module.modulemap.
 cp "$out/bindings/swift/VigieFFI.modulemap" "$out/headers/module.modulemap"
-cp "$out/bindings/swift/Vigie.swift" ios/Sources/Vigie/Vigie.swift
+cp "$out/bindings/swift/Vigie.swift" "$out/bindings/swift/VigieCore.swift" ios/Sources/Vigie/
 
 rm -rf ios/VigieFFI.xcframework
 xcodebuild -create-xcframework \
@@ -56,4 +57,4 @@ xcodebuild -create-xcframework \
   -library "$out/ios-simulator/libvigie.a" -headers "$out/headers" \
   -library "$out/macos/libvigie.a" -headers "$out/headers" \
   -output ios/VigieFFI.xcframework
-echo "build-ios: ios/VigieFFI.xcframework and ios/Sources/Vigie/Vigie.swift ($profile, features $features)" >&2
+echo "build-ios: ios/VigieFFI.xcframework and ios/Sources/Vigie/{Vigie,VigieCore}.swift ($profile, features $features)" >&2

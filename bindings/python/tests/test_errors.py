@@ -25,6 +25,17 @@ def test_validation_names_the_field_and_never_the_value(env):
         with pytest.raises(vigie.VigieError.Validation) as e:
             store.create_child_case(child)
         assert e.value.field == "identified_on"
+        # The text is a sentence, as in Kotlin and Swift.
+        assert str(e.value) == f"invalid identified_on: {e.value.rule}"
+        # A malformed id, in a record or as an argument, is refused naming its field.
+        child.identified_on = "2026-03-02"
+        child.identified_by = "not-a-uuid"
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.create_child_case(child)
+        assert e.value.field == "identified_by"
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.get_child_case("not-a-uuid")
+        assert e.value.field == "id"
 
 
 def test_not_found_and_conflict(env):
@@ -36,6 +47,24 @@ def test_not_found_and_conflict(env):
         w = store.create_workplace(vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA))
         with pytest.raises(vigie.VigieError.Conflict):
             store.create_workplace(w)
+
+
+def test_a_store_opens_unencrypted_only_when_asked_and_a_wrong_key_prints_nothing(env, capfd):
+    user = new_id()
+    plain = env.store_path("plain.db")
+    with vigie.open_unencrypted_store(plain, user) as store:
+        assert store.user_id() == user
+    with pytest.raises(vigie.VigieError.Authentication):
+        vigie.open_store(plain, key(8), user)
+    keyed = env.store_path("keyed.db")
+    vigie.open_store(keyed, key(8), user).close_store()
+    with pytest.raises(vigie.VigieError.Authentication):
+        vigie.open_unencrypted_store(keyed, user)
+    with pytest.raises(vigie.VigieError.Authentication) as e:
+        vigie.open_store(keyed, key(9), user)
+    assert str(e.value).startswith("authentication failed: ")
+    # SQLCipher's own log of the failed page check stays off the app's stderr.
+    assert "hmac" not in capfd.readouterr().err
 
 
 def test_not_allowed_and_authentication(env):

@@ -76,13 +76,13 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         child = phone.add_follow_up(child.id, vigie.new_follow_up(
             "2026-03-20", vigie.FollowUpSituation.IN_SCHOOL, "2026-04-20"))
         child = phone.transition_case(child.id, vigie.CaseStatus.RECEIVING_SERVICES)
-        assert [r.provider for r in child.referrals] == ["École primaire de Kouamé"]
-        assert [f.next_due for f in child.followups] == ["2026-04-20"]
+        assert [r.provider for r in child.referrals.values()] == ["École primaire de Kouamé"]
+        assert [f.next_due for f in child.followups.values()] == ["2026-04-20"]
 
         listed = phone.child_cases(
-            vigie.ChildCaseQuery(area=vigie.AreaFilter.COMMUNITY(code="CI-R1-D1-C01")), vigie.Page())
+            vigie.ChildCaseQuery(area=vigie.AreaFilter.COMMUNITY("CI-R1-D1-C01")), vigie.Page())
         assert child.id in [c.id for c in listed]  # with what the hub sent her community before
-        due = phone.follow_ups_due(None, monitor.user_id, "2026-05-01", vigie.Page())
+        due = phone.follow_ups_due("2026-05-01", assignee_id=monitor.user_id)
         assert any(d.id == child.id and d.due == "2026-04-20" for d in due)
         assert child.id in [h.id for h in phone.search_names("kouassi", 10)]
         history = phone.history(child.id)
@@ -146,7 +146,7 @@ def test_bundles_and_conflicts_between_two_devices(env):
         v = vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
         v.status = vigie.VisitStatus.SUBMITTED
         v = phone.create_visit(v)
-        first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT(code="CI-R1-D1")])
+        first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT("CI-R1-D1")])
         report = tablet.import_bundle(first.bytes)
         assert report.records == 2 and report.from_device == phone.device_id()
         assert recorder.bulk == [(vigie.ChangeSource.BUNDLE, 2)]
@@ -160,8 +160,9 @@ def test_bundles_and_conflicts_between_two_devices(env):
         tablet.import_bundle(phone.export_bundle(first.mark, []).bytes)
         [conflict] = tablet.conflicts(v.id)
         assert conflict.field == "status"
-        assert {c.value_json for c in conflict.values} == {'"draft"', '"returned"'}
-        tablet.resolve_conflict(v.id, conflict.path, '"returned"')
+        assert sorted((c.value for c in conflict.values), key=lambda v: v.value) == [
+            vigie.FieldValue.TEXT("draft"), vigie.FieldValue.TEXT("returned")]
+        tablet.resolve_conflict(v.id, conflict.path, vigie.FieldValue.TEXT("returned"))
         assert tablet.conflicts(v.id) == []
         phone.import_bundle(tablet.export_bundle(0, []).bytes)
         assert phone.get_visit(v.id).status == vigie.VisitStatus.RETURNED

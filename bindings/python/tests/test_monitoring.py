@@ -49,7 +49,7 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
 
         case = as_role(store, MONITOR).refer_case(case.id, referral())
         assert case.status == vigie.CaseStatus.REFERRED
-        assert [r.provider for r in case.referrals] == ["École primaire de Kouamé"]
+        assert [r.provider for r in case.referrals.values()] == ["École primaire de Kouamé"]
         case = as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.RECEIVING_SERVICES)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.WITHDRAWN)
@@ -64,7 +64,7 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
         assert case.remediated_on is not None and case.follow_up_due is not None
         case = as_role(store, MONITOR).add_follow_up(case.id, vigie.new_follow_up("2026-06-01", vigie.FollowUpSituation.IN_SCHOOL,
                                                                 None))
-        assert case.followups[0].next_due is not None  # from the rule set's schedule
+        assert list(case.followups.values())[0].next_due is not None  # from the rule set's schedule
         with pytest.raises(vigie.VigieError.NotAllowed):
             as_role(store, INSPECTOR).add_follow_up(case.id, vigie.new_follow_up("2026-06-02", vigie.FollowUpSituation.IN_SCHOOL,
                                                              None))
@@ -121,13 +121,26 @@ def test_alerts_list_the_most_urgent_first(env):
         assert [a.kind for a in alerts] == [vigie.RecordKind.CHILD_CASE, vigie.RecordKind.CHILD_CASE,
                                             vigie.RecordKind.VISIT]
         assert alerts[1].at == "2026-03-01T00:00:00.000Z" and alerts[2].community == "CI-R1-D1-C01"
-        assert store.alerts(vigie.AreaFilter.COMMUNITY(code="CI-R1-D1-C02"), vigie.Page()) == []
+        assert store.alerts(vigie.AreaFilter.COMMUNITY("CI-R1-D1-C02"), vigie.Page()) == []
 
         # A child verified withdrawn is no longer urgent.
         as_role(store, MONITOR).refer_case(hazardous.id, referral())
         as_role(store, MONITOR).transition_case(hazardous.id, vigie.CaseStatus.RECEIVING_SERVICES)
         as_role(store, SUPERVISOR).transition_case(hazardous.id, vigie.CaseStatus.WITHDRAWN)
         assert [a.id for a in store.alerts(None, vigie.Page())] == [worst.id, visit.id]
+
+
+def test_every_page_of_a_query_is_walked_once_with_defaults(env):
+    with fresh(env, seed=38) as store:
+        ids = {child(store, f"CI-P-{n:04}", f"Enfant {n}").id for n in range(5)}
+        one_page = store.child_cases()  # every argument has a default
+        assert {c.id for c in one_page} == ids
+        walked = [c.id for c in store.child_case_pages(page_size=2)]
+        assert sorted(walked) == sorted(ids) and len(walked) == 5
+        assert [a.id for a in store.alert_pages(page_size=1)] == [a.id for a in store.alerts()]
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.child_case_pages(page_size=-1)
+        assert e.value.field == "page_size"
 
 
 def test_duplicate_children_are_found_and_merged_by_a_supervisor(env):
@@ -149,7 +162,7 @@ def test_duplicate_children_are_found_and_merged_by_a_supervisor(env):
         merged = as_role(store, SUPERVISOR).merge_cases(first.id, second.id)
         assert merged.kept.merged_from == [second.id]
         assert merged.duplicate.merged_into == first.id
-        assert [f.next_due for f in merged.kept.followups] == ["2026-04-10"]
+        assert [f.next_due for f in merged.kept.followups.values()] == ["2026-04-10"]
         assert store.get_child_case(second.id).name == "KOUASSI Aya"  # both kept
         assert store.duplicate_candidates(first.id) == []
         with pytest.raises(vigie.VigieError.NotAllowed):
@@ -187,7 +200,7 @@ def test_indicators_suppress_small_cells_in_shared_reports(env):
         assert shared["children"]["referred"] == "<5"
         assert shared["forced_labour_indicators"]["debt_bondage"] == "<5"
         full = json.loads(store.indicators_json(
-            vigie.IndicatorFilter(area=vigie.AreaFilter.DISTRICT(code="CI-R1-D1")), False))
+            vigie.IndicatorFilter(area=vigie.AreaFilter.DISTRICT("CI-R1-D1")), False))
         assert full["by_sex"]["male"]["identified"] == 2
         with pytest.raises(vigie.VigieError.Validation) as e:
             store.indicators(vigie.IndicatorFilter(until_date="1 avril"))

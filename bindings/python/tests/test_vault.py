@@ -204,6 +204,6 @@ def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
         assert received.name == "Aya Kouassi" and received.identified_by == receiver
         # The receiver works on it offline at once, and it is in their outbox.
         as_role(b, monitor).add_follow_up(aya.id, vigie.new_follow_up("2026-03-20", vigie.FollowUpSituation.AT_RISK, "2026-04-01"))
-        due = b.follow_ups_due(None, receiver, "2026-05-01", vigie.Page())
+        due = b.follow_ups_due("2026-05-01", assignee_id=receiver)
         assert aya.id in [d.id for d in due]
         assert b.hub_outbox_len() == 2

@@ -21,11 +21,13 @@ use crate::store::Store;
 use chrono::{NaiveDate, Utc};
 use uuid::Uuid;
 
-/// A supervisor's decision on a submitted visit.
+/// A supervisor's decision on a submitted visit (apps: `VisitReview`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum), uniffi(name = "VisitReview"))]
 pub enum Review {
     Validate,
     /// Back to the visitor for correction, with what to correct (required).
+    #[cfg_attr(feature = "uniffi", uniffi(name = "ReturnToVisitor"))]
     Return {
         comment: String,
     },

@@ -92,16 +92,7 @@ pub(crate) fn insert_new<R: Record>(
     let mut document = Automerge::new().with_actor(write.actor.clone());
     doc::write_record(&mut document, &record, &write.author)?;
     let stored = doc::read_record::<R>(&document, id)?;
-    save_document(
-        tx,
-        &write.ctx,
-        write.cache,
-        id,
-        R::KIND,
-        None,
-        &mut document,
-        &[],
-    )?;
+    write.save(tx, id, R::KIND, None, &mut document, &[])?;
     Ok(stored)
 }
 
@@ -146,16 +137,7 @@ pub(crate) fn update_in<R: Record>(
         return doc::read_record(&document, id);
     }
     let stored = doc::read_record::<R>(&document, id)?;
-    save_document(
-        tx,
-        &write.ctx,
-        write.cache,
-        id,
-        R::KIND,
-        Some(rowid),
-        &mut document,
-        &before,
-    )?;
+    write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
 }
 
@@ -186,16 +168,7 @@ pub(crate) fn resolve_in<R: Record>(
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
     doc::write_record(&mut document, &resolved, &write.author)?;
-    save_document(
-        tx,
-        &write.ctx,
-        write.cache,
-        id,
-        R::KIND,
-        Some(rowid),
-        &mut document,
-        &before,
-    )?;
+    write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(())
 }
 
@@ -210,6 +183,21 @@ fn refuse_reference<R: Record>() -> Result<()> {
         return Err(not_by_record_writes());
     }
     Ok(())
+}
+
+impl LocalWrite<'_> {
+    /// Saves a document this write changed, with the write's context (`save_document`).
+    fn save(
+        &self,
+        tx: &Transaction,
+        id: Uuid,
+        kind: RecordKind,
+        rowid: Option<i64>,
+        document: &mut Automerge,
+        before: &[ChangeHash],
+    ) -> Result<i64> {
+        save_document(tx, &self.ctx, self.cache, id, kind, rowid, document, before)
+    }
 }
 
 /// Writes a document, its change-log entry and its index rows, in the caller's transaction.

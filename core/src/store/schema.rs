@@ -65,6 +65,9 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
         let Encryption::Key(key) = encryption else {
             break conn;
         };
+        // SQLCipher logs a failed page check ("hmac check failed") on stderr: a wrong key is
+        // this function's error to report, not a line in the app's or the hub's output.
+        conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
         match conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex(key))) {
             Ok(()) => break conn,
             Err(_) if attempt < 5 => {

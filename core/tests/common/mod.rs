@@ -4,11 +4,26 @@
 pub mod hostile;
 pub mod matrix;
 
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use std::path::Path;
 use uuid::Uuid;
 use vigie_core::sync::wire;
 use vigie_core::sync::{HubLimits, Principal, SyncOptions, sync_with_hub};
 use vigie_core::*;
+
+/// A calendar date of the tests.
+pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
+}
+
+/// An instant of the tests: on the hour, in UTC.
+pub fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<FixedOffset> {
+    FixedOffset::east_opt(0)
+        .expect("UTC")
+        .with_ymd_and_hms(y, m, d, h, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
 
 /// An unencrypted device store at `dir/name`, for a user of its own.
 pub fn plain_store(dir: &Path, name: &str) -> Store {

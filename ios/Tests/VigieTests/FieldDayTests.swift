@@ -138,11 +138,11 @@ final class FieldDayTests: XCTestCase {
         child = try phone.addFollowUp(caseId: child.id, followUp: newFollowUp(
             date: "2026-03-20", situation: .inSchool, nextDue: "2026-04-20"))
         child = try phone.transitionCase(caseId: child.id, status: .receivingServices)
-        XCTAssertEqual(child.referrals.map(\.provider), ["École primaire de Kouamé"])
+        XCTAssertEqual(child.referrals.values.map(\.provider), ["École primaire de Kouamé"])
 
-        let listed = try phone.childCases(query: ChildCaseQuery(area: .community(code: "CI-R1-D1-C01")), page: Page())
+        let listed = try phone.childCases(query: ChildCaseQuery(area: .community("CI-R1-D1-C01")), page: Page())
         XCTAssertTrue(listed.map(\.id).contains(child.id)) // with what the hub sent her community before
-        let due = try phone.followUpsDue(area: nil, assigneeId: monitor.userId, before: "2026-05-01", page: Page())
+        let due = try phone.followUpsDue(before: "2026-05-01", assigneeId: monitor.userId)
         XCTAssertTrue(due.contains { $0.id == child.id && $0.due == "2026-04-20" })
         XCTAssertTrue(try phone.history(id: child.id).count >= 4)
 

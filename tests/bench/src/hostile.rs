@@ -32,7 +32,7 @@ use uuid::Uuid;
 use vigie_core::doc::ChangeAuthor;
 use vigie_core::sync::SyncOptions;
 use vigie_core::sync::wire::{PushEntry, SyncRequest, encode_request};
-use vigie_core::{Area, ChildCase, Sex, Store};
+use vigie_core::{Area, ChildCase, FollowUp, FollowUpSituation, Sex, Store};
 use vigie_server::auth::Token;
 use vigie_server::client::HubClient;
 
@@ -227,20 +227,35 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
     let url = hub.url.clone();
     let addr = hub.addr().to_string();
 
-    // The records the attacks aim at: a 1 MiB case of the monitor's community, and a case of
-    // the hostile device's own, synced.
+    // The records the attacks aim at: a case of the monitor's community about as large as the
+    // bounds on a record allow (1 MiB of notes, in texts of at most 32,768 characters), and a
+    // case of the hostile device's own, synced.
     let mut supervisor = device_store(&dir, "supervisor", &supervisor_token)?;
     let mut big = case(1, supervisor_token.user);
-    big.notes = (0..)
-        .map(|i: u64| format!("{:x} ", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
-        .take_while({
-            let mut len = 0;
-            move |w: &String| {
-                len += w.len();
-                len < 1 << 20
+    let mut words = (0..).map(|i: u64| format!("{:x} ", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    let mut text = || {
+        let mut t = String::new();
+        for w in words.by_ref() {
+            if t.len() + w.len() > 32_000 {
+                break;
             }
-        })
-        .collect();
+            t.push_str(&w);
+        }
+        t
+    };
+    big.notes = text();
+    let day = NaiveDate::from_ymd_opt(2026, 5, 2).expect("a date");
+    for _ in 0..31 {
+        big.followups.insert(
+            Uuid::now_v7(),
+            FollowUp {
+                date: day,
+                situation: FollowUpSituation::AtRisk,
+                notes: text(),
+                next_due: None,
+            },
+        );
+    }
     let big = supervisor.create(&big)?;
     HubClient::new(&url, &supervisor_token).sync(
         &mut supervisor,

@@ -73,11 +73,18 @@ impl HubData {
                 Some(BenchDatabase::create(&server)?)
             }
         };
-        Ok(HubData {
+        let hub = HubData {
             bin: bin.to_path_buf(),
             dir: tempfile::tempdir()?,
             database,
-        })
+        };
+        // A hub serves a country's records only once its area tree is published.
+        hub.admin(&[
+            "reference",
+            "publish",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../reference/areas-CI.json"),
+        ])?;
+        Ok(hub)
     }
 
     fn data(&self) -> PathBuf {

@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.io.IOException
 import java.net.HttpURLConnection
 import java.net.URL

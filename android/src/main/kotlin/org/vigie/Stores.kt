@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.awaitClose
@@ -76,4 +77,26 @@ suspend fun VigieStore.sync(
 fun openEnrolledStore(path: String, key: ByteArray, token: String): VigieStore {
     val enrolment = parseEnrolmentToken(token)
     return openStore(path, key, enrolment.userId, enrolment.deviceId)
+}
+
+/**
+ * Every row of a walk over a query's pages (`store.childCasePages(query)`, ...), read one page at
+ * a time as the sequence is consumed. Each page read blocks on SQLite.
+ */
+fun VisitPages.rows(): Sequence<VisitSummary> = pageRows(::next)
+
+fun ChildCasePages.rows(): Sequence<ChildCaseSummary> = pageRows(::next)
+
+fun WorkplacePages.rows(): Sequence<WorkplaceSummary> = pageRows(::next)
+
+fun AlertPages.rows(): Sequence<Alert> = pageRows(::next)
+
+fun DuePages.rows(): Sequence<DueItem> = pageRows(::next)
+
+private fun <T> pageRows(next: () -> List<T>): Sequence<T> = sequence {
+    while (true) {
+        val page = next()
+        if (page.isEmpty()) break
+        yieldAll(page)
+    }
 }

@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertFalse
@@ -8,7 +9,7 @@ import org.junit.Test
 
 /** Every exception type the bindings raise, each from a real cause. */
 class ErrorsTest {
-    private fun freshStore(key: ByteArray? = key(3), user: String = newUserId()) =
+    private fun freshStore(key: ByteArray = key(3), user: String = newUserId()) =
         openStore(Env.storePath("errors.db"), key, user, null)
 
     @Test
@@ -60,7 +61,7 @@ class ErrorsTest {
             val w = store.createWorkplace(newWorkplace("Atelier", "textile", Formality.FORMAL, community))
             assertEquals(w.id, assertFailsWith<VigieException.Conflict> { store.createWorkplace(w) }.id)
             assertFailsWith<VigieException.Conflict> {
-                store.resolveConflict(w.id, listOf("name"), "\"Atelier Yao\"")
+                store.resolveConflict(w.id, listOf("name"), FieldValue.Text("Atelier Yao"))
             }
         }
     }
@@ -104,7 +105,7 @@ class ErrorsTest {
         val user = newUserId()
         openStore(path, key(5), user, null).close()
         assertFailsWith<VigieException.Authentication> { openStore(path, key(6), user, null) }
-        assertFailsWith<VigieException.Authentication> { openStore(path, null, user, null) }
+        assertFailsWith<VigieException.Authentication> { openUnencryptedStore(path, user) } // an encrypted file, no key
         assertFailsWith<VigieException.Authentication> { parseEnrolmentToken("vgd1.not-a-token") }
 
         // Well-formed, but the hub does not know this secret: HTTP 401.

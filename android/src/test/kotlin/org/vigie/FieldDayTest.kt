@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertEquals
 import kotlin.test.assertNotNull
@@ -90,15 +91,15 @@ class FieldDayTest {
                 case = phone.addFollowUp(case.id,
                     newFollowUp("2026-03-20", FollowUpSituation.IN_SCHOOL, "2026-04-20"))
                 case = phone.transitionCase(case.id, CaseStatus.RECEIVING_SERVICES)
-                assertEquals("École primaire de Kouamé", case.referrals.single().provider)
-                assertEquals("2026-04-20", case.followups.single().nextDue)
+                assertEquals("École primaire de Kouamé", case.referrals.values.single().provider)
+                assertEquals("2026-04-20", case.followups.values.single().nextDue)
 
                 // What the monitor's lists show (with what the hub sent her community before).
                 val listed = phone.childCases(
                     ChildCaseQuery(area = AreaFilter.Community("CI-R1-D1-C01"),
                         classification = ClassificationOutcome.HAZARDOUS_CHILD_LABOUR), Page())
                 assertEquals(CaseStatus.RECEIVING_SERVICES, listed.single { it.id == case.id }.status)
-                val due = phone.followUpsDue(null, monitor.userId, "2026-05-01", Page())
+                val due = phone.followUpsDue("2026-05-01", assigneeId = monitor.userId)
                 assertTrue(due.any { it.id == case.id && it.due == "2026-04-20" }, "$due")
                 assertTrue(case.id in phone.searchNames("aya kouassi", 10).map { it.id })
                 assertTrue(visit.id in phone.visits(VisitQuery(visitorId = monitor.userId), Page()).map { it.id })

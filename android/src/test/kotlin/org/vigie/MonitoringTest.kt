@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.io.File
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
@@ -120,6 +121,20 @@ class MonitoringTest {
             store.asRole(monitor).transitionCase(hazardous.id, CaseStatus.RECEIVING_SERVICES)
             store.asRole(supervisor).transitionCase(hazardous.id, CaseStatus.WITHDRAWN)
             assertEquals(listOf(worst.id, visit.id), store.alerts(null, Page()).map { it.id })
+        }
+    }
+
+    @Test
+    fun everyPageOfAQueryIsWalkedOnceWithDefaults() {
+        freshStore().use { store ->
+            val ids = (0 until 5).map { store.child("CI-P-000$it", "Enfant $it").id }.toSet()
+            assertEquals(ids, store.childCases().map { it.id }.toSet()) // every argument has a default
+            val walked = store.childCasePages(pageSize = 2).rows().map { it.id }.toList()
+            assertEquals(5, walked.size)
+            assertEquals(ids, walked.toSet())
+            assertEquals(store.alerts().map { it.id }, store.alertPages(pageSize = 1).rows().map { it.id }.toList())
+            assertEquals("page_size",
+                assertFailsWith<VigieException.Validation> { store.childCasePages(pageSize = -1) }.field)
         }
     }
 

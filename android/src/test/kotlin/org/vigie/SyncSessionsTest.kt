@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertEquals
 import kotlin.test.assertTrue
@@ -71,10 +72,10 @@ class SyncSessionsTest {
                 tablet.importBundle(phone.exportBundle(first.mark, emptyList()).bytes)
                 val conflict = tablet.conflicts(v.id).single()
                 assertEquals("status", conflict.field)
-                assertEquals(setOf("\"draft\"", "\"returned\""), conflict.values.map { it.valueJson }.toSet())
+                assertEquals(setOf(FieldValue.Text("draft"), FieldValue.Text("returned")), conflict.values.map { it.value }.toSet())
                 assertEquals(setOf(monitor, supervisor), conflict.values.mapNotNull { it.author?.userId }.toSet())
 
-                tablet.resolveConflict(v.id, conflict.path, "\"returned\"")
+                tablet.resolveConflict(v.id, conflict.path, FieldValue.Text("returned"))
                 assertTrue(tablet.conflicts(v.id).isEmpty())
                 phone.importBundle(tablet.exportBundle(0, emptyList()).bytes)
                 val merged = phone.getVisit(v.id)

@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.io.File
 import java.util.UUID
 

@@ -1,5 +1,6 @@
 package org.vigie
 
+import org.vigie.core.*
 import java.io.File
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertContentEquals
@@ -185,7 +186,7 @@ class VaultTest {
             assertEquals(receiver, received.identifiedBy)
             // The receiver works on it offline at once; it is in their outbox.
             b.asRole(me).addFollowUp(aya.id, newFollowUp("2026-03-20", FollowUpSituation.AT_RISK, "2026-04-01"))
-            assertTrue(b.followUpsDue(null, receiver, "2026-05-01", Page()).any { it.id == aya.id })
+            assertTrue(b.followUpsDue("2026-05-01", assigneeId = receiver).any { it.id == aya.id })
             assertEquals(2L, b.hubOutboxLen())
         }
         handOver.close()

@@ -1,0 +1,407 @@
+//! Sync through the store: with the hub (bytes out / bytes in, or one call for a whole session
+//! through the app's `SyncTransport`), with files (bundles) and with another device (peer
+//! sessions). What a sync did is told in counts (`SyncReport`, `SyncSummary`); the records it
+//! removed, one by one, to the change listeners.
+
+use crate::error::{Result, TransportError, VigieError};
+use crate::listeners::{ChangeSource, RecordChange, guarded};
+use crate::store::VigieStore;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
+use vigie_core::sync::wire::{self, PushOutcome};
+use vigie_core::sync::{PeerScope, Refusal, RemovedRecord, SyncOptions, sync_with_hub};
+use vigie_core::{AreaFilter, Store};
+
+/// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
+/// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
+/// request as the body; the response body is what to return).
+#[uniffi::export(with_foreign)]
+pub trait SyncTransport: Send + Sync {
+    /// Carries one request and returns the hub's response. Called on the thread that called
+    /// `sync_with`, inside the session: blocking here is expected, calling the store is not.
+    fn exchange(&self, request: Vec<u8>) -> std::result::Result<Vec<u8>, TransportError>;
+}
+
+/// Told after every exchange of a sync session, inside the session (the store is busy): do not
+/// call the store from here; post the figures to the UI instead.
+#[uniffi::export(with_foreign)]
+pub trait SyncProgressListener: Send + Sync {
+    fn on_progress(&self, summary: SyncSummary);
+}
+
+/// A record the hub refused, and why. The device keeps its copy and offers it again.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RefusedRecord {
+    pub id: String,
+    pub reason: Refusal,
+}
+
+/// A received record that could not be applied; it is fetched whole next time.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FailedRecord {
+    pub id: String,
+    pub reason: String,
+}
+
+/// What applying one hub response did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncReport {
+    /// Records the hub stored from this device.
+    pub accepted: i64,
+    pub refused: Vec<RefusedRecord>,
+    /// Records received and merged.
+    pub received: i64,
+    pub failed: Vec<FailedRecord>,
+    /// The hub has more to send: make another request.
+    pub more: bool,
+    /// The hub saw this device's clock far from its own.
+    pub clock_skewed: bool,
+    /// Records erased on the hub (their copies left the device for good).
+    pub erased: i64,
+    /// Records whose changes the hub kept for review (the user lost their area); they left the
+    /// device.
+    pub quarantined: i64,
+    /// Records no longer in the user's scope that left the device.
+    pub left_scope: i64,
+}
+
+/// What a whole sync session did, so far (progress) or in the end.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    pub round_trips: i64,
+    pub bytes_sent: i64,
+    pub bytes_received: i64,
+    pub accepted: i64,
+    pub received: i64,
+    pub refused: Vec<RefusedRecord>,
+    pub failed: Vec<FailedRecord>,
+    pub clock_skewed: bool,
+    /// Records still waiting to be sent (refused ones included).
+    pub pending: i64,
+    /// Records erased on the hub (their copies left the device for good).
+    pub erased: i64,
+    /// Records whose changes the hub kept for review (the user lost their area); they left the
+    /// device.
+    pub quarantined: i64,
+    /// Records no longer in the user's scope that left the device.
+    pub left_scope: i64,
+}
+
+fn long(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn refused(list: Vec<(Uuid, Refusal)>) -> Vec<RefusedRecord> {
+    let refused = |(id, reason): (Uuid, Refusal)| RefusedRecord {
+        id: id.to_string(),
+        reason,
+    };
+    list.into_iter().map(refused).collect()
+}
+
+fn failed(list: Vec<(Uuid, String)>) -> Vec<FailedRecord> {
+    let failed = |(id, reason): (Uuid, String)| FailedRecord {
+        id: id.to_string(),
+        reason,
+    };
+    list.into_iter().map(failed).collect()
+}
+
+impl From<vigie_core::sync::SyncReport> for SyncReport {
+    fn from(r: vigie_core::sync::SyncReport) -> Self {
+        SyncReport {
+            accepted: long(r.accepted),
+            refused: refused(r.refused),
+            received: long(r.received),
+            failed: failed(r.failed),
+            more: r.more,
+            clock_skewed: r.clock_skewed,
+            erased: long(r.erased.len()),
+            quarantined: long(r.quarantined.len()),
+            left_scope: long(r.left_scope.len()),
+        }
+    }
+}
+
+impl From<vigie_core::sync::SyncSummary> for SyncSummary {
+    fn from(s: vigie_core::sync::SyncSummary) -> Self {
+        SyncSummary {
+            round_trips: long(s.round_trips),
+            bytes_sent: long(s.bytes_sent),
+            bytes_received: long(s.bytes_received),
+            accepted: long(s.accepted),
+            received: long(s.received),
+            refused: refused(s.refused),
+            failed: failed(s.failed),
+            clock_skewed: s.clock_skewed,
+            pending: long(s.pending),
+            erased: long(s.erased.len()),
+            quarantined: long(s.quarantined.len()),
+            left_scope: long(s.left_scope.len()),
+        }
+    }
+}
+
+/// A bundle file's bytes, and the mark to pass as `since` next time to export only what
+/// changed after this one.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BundleExport {
+    pub bytes: Vec<u8>,
+    pub mark: i64,
+}
+
+/// What importing a bundle did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BundleReport {
+    pub records: i64,
+    /// Records that brought something new.
+    pub changed: i64,
+    /// The device that exported the bundle.
+    pub from_device: Option<String>,
+}
+
+/// The records a hub response brings (empty if it does not decode: applying it fails then).
+fn ids_in_response(response: &[u8], options: &SyncOptions) -> Vec<Uuid> {
+    let Ok(decoded) = wire::decode_response(response, options.max_decompressed_bytes) else {
+        return Vec::new();
+    };
+    let caught_up = |a: &&wire::PushAck| matches!(&a.outcome, PushOutcome::Accepted { catch_up, .. } if !catch_up.is_empty());
+    let mut ids: Vec<Uuid> = decoded
+        .acks
+        .iter()
+        .filter(caught_up)
+        .map(|a| a.id)
+        .collect();
+    ids.extend(decoded.records.iter().map(|r| r.id));
+    ids
+}
+
+/// What the listeners hear of a response (or session) applied: each record received (unless it
+/// failed) and each record removed.
+fn heard(
+    store: &Store,
+    received: Vec<Uuid>,
+    failed: &[(Uuid, String)],
+    removed: &[RemovedRecord],
+) -> Vec<RecordChange> {
+    let mut seen = HashSet::new();
+    let mut changes: Vec<RecordChange> = received
+        .into_iter()
+        .filter(|id| !failed.iter().any(|(f, _)| f == id) && seen.insert(*id))
+        .filter_map(|id| {
+            let kind = store.kind_of(id).ok()?;
+            Some(RecordChange::of(id, kind, ChangeSource::Hub))
+        })
+        .collect();
+    changes.extend(removed.iter().map(RecordChange::removed_by_sync));
+    changes
+}
+
+fn peer_scope(areas: Vec<AreaFilter>) -> PeerScope {
+    PeerScope { areas }
+}
+
+#[uniffi::export]
+impl VigieStore {
+    /// Records waiting to be sent to the hub.
+    pub fn hub_outbox_len(&self) -> Result<i64> {
+        self.with_store(|s| Ok(long(s.hub_outbox_len()?)))
+    }
+
+    /// Bytes out: the next request for the hub. Send it with your own client, then pass the
+    /// response to `hub_sync_apply`; repeat while the report says `more` (or the outbox is not
+    /// empty and the last exchange made progress).
+    pub fn hub_sync_request(&self) -> Result<Vec<u8>> {
+        self.with_store(|s| Ok(s.hub_sync_request(&SyncOptions::default())?))
+    }
+
+    /// Bytes in: applies the hub's response in one transaction. A damaged response is
+    /// `DamagedInput`, with nothing stored from it.
+    pub fn hub_sync_apply(&self, response: Vec<u8>) -> Result<SyncReport> {
+        let options = SyncOptions::default();
+        let ids = if self.listeners.is_empty() {
+            Vec::new()
+        } else {
+            ids_in_response(&response, &options)
+        };
+        let (report, changes) = self.with_store(|s| {
+            let report = s.hub_sync_apply(&response, &options)?;
+            let changes = heard(s, ids, &report.failed, &report.removed);
+            Ok((report, changes))
+        })?;
+        self.listeners.changed(&changes);
+        Ok(report.into())
+    }
+
+    /// One call for a whole session through the app's transport: exchanges until the hub has
+    /// nothing more and the outbox nothing it would accept. Blocks for the whole session.
+    /// `progress` is told after each exchange (inside the session: it must not call the store).
+    /// A transport failure stops the session (`Transport`, or `Authentication` for HTTP 401,
+    /// `DeviceRevoked` when the hub revoked the device, `NotAllowed` for another 403); what was
+    /// applied stays, and the next session resumes. Records the session removes (erased, out of
+    /// the user's scope, quarantined) are told to the change listeners, one call each.
+    #[uniffi::method(default(progress = None))]
+    pub fn sync_with(
+        &self,
+        transport: Arc<dyn SyncTransport>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+    ) -> Result<SyncSummary> {
+        let options = SyncOptions::default();
+        let track = !self.listeners.is_empty();
+        let failure: RefCell<Option<TransportError>> = RefCell::new(None);
+        let in_flight: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
+        let applied: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
+        // Records removed by the exchanges applied so far (the summary's list grows).
+        let removed: RefCell<Vec<RemovedRecord>> = RefCell::new(Vec::new());
+        let (result, changes) = self.with_store(|s| {
+            let result = sync_with_hub(
+                s,
+                &options,
+                |request| match transport.exchange(request.to_vec()) {
+                    Ok(response) => {
+                        if track {
+                            *in_flight.borrow_mut() = ids_in_response(&response, &options);
+                        }
+                        Ok(response)
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        *failure.borrow_mut() = Some(e);
+                        Err(text)
+                    }
+                },
+                |summary| {
+                    // Called once the exchange is applied.
+                    applied.borrow_mut().append(&mut in_flight.borrow_mut());
+                    *removed.borrow_mut() = summary.removed.clone();
+                    if let Some(p) = &progress {
+                        let summary = SyncSummary::from(summary.clone());
+                        guarded(|| p.on_progress(summary));
+                    }
+                },
+            );
+            let failed = match &result {
+                Ok(summary) => summary.failed.clone(),
+                Err(_) => Vec::new(),
+            };
+            let changes = heard(s, applied.take(), &failed, &removed.take());
+            Ok((result, changes))
+        })?;
+        self.listeners.changed(&changes);
+        match result {
+            Ok(summary) => Ok(summary.into()),
+            Err(vigie_core::Error::Transport { reason }) => Err(match failure.take() {
+                Some(e) => e.into(),
+                None => VigieError::Transport { reason },
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Bundles (files) and peers (Bluetooth, Wi-Fi Direct, ...)
+
+    /// Exports every record (in `areas`, if any) changed after `since` (0: everything). Keep
+    /// the returned `mark` and pass it as `since` next time.
+    #[uniffi::method(default(since = 0, areas = []))]
+    pub fn export_bundle(&self, since: i64, areas: Vec<AreaFilter>) -> Result<BundleExport> {
+        let (bytes, mark) = self.with_store(|s| Ok(s.export_bundle(since, &areas)?))?;
+        Ok(BundleExport { bytes, mark })
+    }
+
+    /// Imports a bundle whole, or nothing of it (`DamagedInput` says which record failed).
+    pub fn import_bundle(&self, bytes: Vec<u8>) -> Result<BundleReport> {
+        let report = self.with_store(|s| Ok(s.import_bundle(&bytes)?))?;
+        self.listeners
+            .bulk(ChangeSource::Bundle, long(report.changed));
+        Ok(BundleReport {
+            records: long(report.records),
+            changed: long(report.changed),
+            from_device: report.from_device.map(|u| u.to_string()),
+        })
+    }
+
+    /// Starts a peer session as the side that initiates; send `message` to the other device,
+    /// then feed each reply to `peer_step` until it returns nothing.
+    #[uniffi::method(default(areas = []))]
+    pub fn peer_start(&self, areas: Vec<AreaFilter>) -> Result<PeerStart> {
+        let scope = peer_scope(areas);
+        let max = SyncOptions::default().max_message_bytes;
+        let (session, message) = self.with_store(|s| Ok(s.peer_start(&scope, max)?))?;
+        Ok(PeerStart {
+            session: PeerSession::new(session),
+            message,
+        })
+    }
+
+    /// Starts a peer session as the side that answers: feed it the initiator's messages with
+    /// `peer_step` and send back each reply.
+    #[uniffi::method(default(areas = []))]
+    pub fn peer_accept(&self, areas: Vec<AreaFilter>) -> Result<Arc<PeerSession>> {
+        let scope = peer_scope(areas);
+        let max = SyncOptions::default().max_message_bytes;
+        let session = self.with_store(|s| Ok(s.peer_accept(&scope, max)?))?;
+        Ok(PeerSession::new(session))
+    }
+
+    /// Handles a message from the other device; returns the reply to send, or nothing when the
+    /// session is complete. A damaged message is `DamagedInput` or `Transport`.
+    pub fn peer_step(
+        &self,
+        session: Arc<PeerSession>,
+        message: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut session = session.lock();
+        let before = session.received;
+        let reply = self.with_store(|s| Ok(s.peer_step(&mut session, &message)?))?;
+        let received = session.received - before;
+        drop(session);
+        self.listeners.bulk(ChangeSource::Peer, long(received));
+        Ok(reply)
+    }
+}
+
+/// One side of a peer-to-peer session (see `VigieStore.peer_start` / `peer_accept`).
+#[derive(uniffi::Object)]
+pub struct PeerSession {
+    inner: Mutex<vigie_core::sync::PeerSession>,
+}
+
+impl PeerSession {
+    fn new(session: vigie_core::sync::PeerSession) -> Arc<PeerSession> {
+        Arc::new(PeerSession {
+            inner: Mutex::new(session),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, vigie_core::sync::PeerSession> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[uniffi::export]
+impl PeerSession {
+    /// Nothing more to send or receive.
+    pub fn is_finished(&self) -> bool {
+        self.lock().is_finished()
+    }
+
+    /// Records received and merged so far.
+    pub fn received(&self) -> i64 {
+        long(self.lock().received)
+    }
+
+    /// Records sent so far.
+    pub fn sent(&self) -> i64 {
+        long(self.lock().sent)
+    }
+}
+
+/// A started peer session and the first message to send.
+#[derive(uniffi::Record)]
+pub struct PeerStart {
+    pub session: Arc<PeerSession>,
+    pub message: Vec<u8>,
+}

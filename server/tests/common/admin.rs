@@ -1,0 +1,91 @@
+//! Administration through the hub's command line: users, devices, reference data.
+
+use super::*;
+
+/// Runs `vigie <args>`, which must succeed; returns its trimmed stdout.
+pub fn vigie(args: &[&str]) -> String {
+    let out = vigie_output(args);
+    assert!(
+        out.status.success(),
+        "vigie {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8 output")
+        .trim()
+        .to_string()
+}
+
+pub fn vigie_output(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("VIGIE_HUB_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigie")
+}
+
+pub fn role_arg(role: Role) -> &'static str {
+    match role {
+        Role::Inspector => "inspector",
+        Role::CommunityMonitor => "community-monitor",
+        Role::Supervisor => "supervisor",
+    }
+}
+
+/// `vigie user add`: returns the new user's id.
+pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
+    let database = database_args(data);
+    let data = data.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "user",
+        "add",
+        "--data",
+        data,
+        "--name",
+        name,
+        "--role",
+        role_arg(role),
+    ];
+    args.extend(database.iter().map(String::as_str));
+    for area in areas {
+        args.extend(["--area", area]);
+    }
+    let out = vigie(&args);
+    Uuid::try_parse(&out).unwrap_or_else(|_| panic!("user add printed {out:?}"))
+}
+
+/// `vigie device enrol`: returns the token it printed, as text.
+pub fn enrol(data: &Path, user: Uuid) -> String {
+    let database = database_args(data);
+    let user = user.to_string();
+    let mut args = vec![
+        "device",
+        "enrol",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--user",
+        &user,
+    ];
+    args.extend(database.iter().map(String::as_str));
+    let out = vigie(&args);
+    assert!(out.starts_with("vgd1."), "enrol printed {out:?}");
+    out
+}
+
+/// `vigie device revoke`: whether it succeeded.
+pub fn revoke(data: &Path, device: Uuid) -> bool {
+    let database = database_args(data);
+    let device = device.to_string();
+    let mut args = vec![
+        "device",
+        "revoke",
+        "--data",
+        data.to_str().expect("utf-8 path"),
+        "--device",
+        &device,
+    ];
+    args.extend(database.iter().map(String::as_str));
+    vigie_output(&args).status.success()
+}
