@@ -641,6 +641,13 @@ impl Store {
         Ok(sealed::open(&file_path(&self.ctx.path, id), &row.key, id)?)
     }
 
+    /// The size of an attachment's bytes (as stored), whether or not they are on this store.
+    pub fn attachment_size(&self, id: Uuid) -> Result<u64> {
+        Ok(row(&self.conn, id)?
+            .ok_or(Error::NotFound { kind: None, id })?
+            .size)
+    }
+
     /// An attachment's bytes, whole in memory (for small ones; `open_attachment` streams).
     pub fn read_attachment(&self, id: Uuid) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();

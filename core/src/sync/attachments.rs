@@ -83,6 +83,7 @@ pub enum AttachmentResponse {
 
 /// Why the hub refused a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum TransferRefusal {
     /// No such attachment on a record this device may read (or change, for an upload).
     #[error("no such attachment for this device")]
