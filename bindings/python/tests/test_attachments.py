@@ -5,6 +5,7 @@ import hashlib
 import os
 import random
 import struct
+import subprocess
 import zlib
 
 import pytest
@@ -276,3 +277,65 @@ def test_an_upload_cut_mid_way_resumes_at_the_next_session(env, tmp_path):
         assert resumed.bytes_sent < 1_000_000 - info.transferred + 200_000
         assert phone.attachments(case.id)[0].state == vigie.AttachmentState.UPLOADED
         assert form.id == phone.attachments(case.id)[0].attachment.id
+
+
+class OwnHub:
+    """A hub of this test's own (the real binary), to restart with other limits."""
+
+    def __init__(self, env, data):
+        self.bin, self.data, self.process = os.environ["VIGIE_BIN"], str(data), None
+        self._admin("reference", "publish", "reference/areas-CI.json")
+        user = self._admin("user", "add", "--name", "Awa Koné", "--role", "community-monitor",
+                           "--area", "CI-R1-D1-C01")
+        self.token = self._admin("device", "enrol", "--user", user)
+
+    def _admin(self, *args):
+        out = subprocess.run([self.bin, *args, "--data", self.data], capture_output=True,
+                             text=True, check=True)
+        return out.stdout.strip()
+
+    def start(self, *limits):
+        self.stop()
+        self.process = subprocess.Popen(
+            [self.bin, "serve", "--data", self.data, "--listen", "127.0.0.1:0", *limits],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.process.stdout.readline().strip()
+        assert line.startswith("vigie hub listening on "), line
+        self.url = line.removeprefix("vigie hub listening on ")
+
+    def stop(self):
+        if self.process:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def test_an_attachment_over_a_lowered_hub_limit_fails_with_its_figures(env, tmp_path):
+    hub = OwnHub(env, tmp_path / "hub")
+    try:
+        hub.start()
+        me = vigie.parse_enrolment_token(hub.token)
+        with open_enrolled(env.store_path("phone.db"), 45, hub.token) as phone:
+            phone.sync_with(vigie.HubTransport(hub.url, hub.token))
+            case = child_case(phone, me.user_id)
+            form = phone.add_attachment(case.id, vigie.NewAttachment(
+                kind=vigie.AttachmentKind.DOCUMENT, media_type="application/pdf", caption=""),
+                str(write(tmp_path / "scan.pdf", pdf_bytes(300_000))))
+            # The record and its manifest reach the hub; the bytes do not (the link drops).
+            with pytest.raises(vigie.VigieError.Transport):
+                phone.sync_with(CutAttachments(hub.url, hub.token, 0))
+            assert not phone.record_sync_state(case.id).pending_changes
+
+            # The hub comes back with a lower limit: the chunk is answered 413, which the
+            # transport hands over as the refusal with its figures.
+            hub.start("--max-attachment-bytes", "100000")
+            summary = phone.sync_with(vigie.HubTransport(hub.url, hub.token))
+            assert [f.id for f in summary.attachments_failed] == [form.id]
+            reason = summary.attachments_failed[0].reason
+            assert reason.is_file_too_large() and (reason.size, reason.limit) == (300_000, 100_000)
+            info = phone.attachments(case.id)[0]
+            assert info.state == vigie.AttachmentState.FAILED and info.failure
+            assert phone.record_sync_state(case.id).attachments_failed == 1
+            assert phone.attachment_limits().max_file_bytes == 100_000
+    finally:
+        hub.stop()
