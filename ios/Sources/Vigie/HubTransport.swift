@@ -49,11 +49,11 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         if let error = error {
             throw TransportError.Unreachable(reason: error.localizedDescription)
         }
-        guard let http = response as? HTTPURLResponse else {
+        guard let answer = response as? HTTPURLResponse else {
             throw TransportError.Unreachable(reason: "no HTTP response")
         }
-        let status = http.statusCode
-        if status == 413 && http.mimeType == "application/octet-stream" {
+        let status = answer.statusCode
+        if status == 413 && answer.mimeType == "application/octet-stream" {
             // An attachment over the hub's limits: the body is the refusal, with its figures,
             // for the session to record.
             return data ?? Data()

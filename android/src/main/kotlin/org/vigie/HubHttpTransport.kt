@@ -47,7 +47,7 @@ class HubHttpTransport(
             if (status in 200..299) {
                 return connection.inputStream.use { it.readBytes() }
             }
-            if (status == 413 && connection.contentType == "application/octet-stream") {
+            if (status == 413 && connection.contentType?.startsWith("application/octet-stream") == true) {
                 // An attachment over the hub's limits: the body is the refusal, with its
                 // figures, for the session to record.
                 return connection.errorStream?.use { it.readBytes() } ?: ByteArray(0)
