@@ -111,7 +111,9 @@ start_hub() { # data-dir: exports VIGIE_HUB_URL and the tokens for the tests
   VIGIE_REVOKED_TOKEN="$("$VIGIE" device enrol --data "$data" --user "$monitor" 2>>"$data/admin.log")"
   revoked="$(cut -d. -f2 <<<"$VIGIE_REVOKED_TOKEN")"
   "$VIGIE" device revoke --data "$data" --device "$revoked" 2>>"$data/admin.log"
-  "$VIGIE" serve --data "$data" --listen 127.0.0.1:0 >"$data/stdout" 2>"$data/hub.log" &
+  # Attachment limits of its own, published to the devices (the tests check they arrive).
+  "$VIGIE" serve --data "$data" --listen 127.0.0.1:0 --max-attachment-bytes 3000000 \
+    --photo-max-side 800 >"$data/stdout" 2>"$data/hub.log" &
   hub_pids+=("$!")
   for i in $(seq 1 300); do
     line="$(head -n1 "$data/stdout" 2>/dev/null || true)"

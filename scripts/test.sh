@@ -24,7 +24,7 @@ VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
   --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
   --test hub_surface --test hub_surface_admin --test hub_surface_logs --test hub_encryption \
-  --test hub_identity --test console 2>&1 | tee "$logs/postgres.log"
+  --test hub_identity --test hub_attachments --test console 2>&1 | tee "$logs/postgres.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
 VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"
 

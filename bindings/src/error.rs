@@ -9,7 +9,7 @@
 
 use uniffi::UnexpectedUniFFICallbackError;
 use vigie_core::Error as CoreError;
-use vigie_core::{NotAllowed, ValidationError};
+use vigie_core::{AttachmentRefusal, AttachmentState, NotAllowed, ValidationError};
 
 /// Every failure of a call into Vigie.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -65,6 +65,22 @@ pub enum VigieError {
     /// message, bundle or document. Nothing from them was stored.
     #[error("damaged input: {reason}")]
     DamagedInput { reason: String },
+
+    /// An attachment over one of the limits the hub publishes (`VigieStore.attachment_limits`):
+    /// `limit_of` is `file_bytes` (one attachment, as stored), `record_bytes` (all of one
+    /// record's) or `attachments_per_record` (their number); `size` is what the attachment
+    /// would have made it. Nothing was stored.
+    #[error("over the limit on {limit_of}: {size} > {limit}")]
+    OverLimit {
+        limit_of: String,
+        size: u64,
+        limit: u64,
+    },
+
+    /// The attachment's bytes are not on this device (`state` says why: not downloaded yet,
+    /// downloading, failed). Ask for it (`request_attachment`) and sync.
+    #[error("attachment {id} is not on this device ({state:?})")]
+    AttachmentNotHere { id: String, state: AttachmentState },
 
     /// The app's transport failed (link down, hub error): nothing is lost, the next session
     /// resumes where this one stopped.
@@ -142,6 +158,11 @@ impl From<CoreError> for VigieError {
                 reason,
             },
             CoreError::CaseNotOpen { .. } => VigieError::NotAllowed { reason },
+            CoreError::Attachment(refusal) => refusal.into(),
+            CoreError::AttachmentNotHere { id, state } => VigieError::AttachmentNotHere {
+                id: id.to_string(),
+                state,
+            },
             CoreError::SchemaTooNew { .. }
             | CoreError::Storage(_)
             | CoreError::HubStorage { .. }
@@ -155,6 +176,34 @@ impl From<CoreError> for VigieError {
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },
             CoreError::Identity(_) => VigieError::Authentication { reason },
+        }
+    }
+}
+
+/// An attachment refused at capture: a limit with its figures, else the problem with the
+/// input named as a field (`source`: the file's bytes; `media_type`; the manifest's fields).
+impl From<AttachmentRefusal> for VigieError {
+    fn from(refusal: AttachmentRefusal) -> VigieError {
+        let rule = refusal.to_string();
+        let over = |limit_of: &str, size: u64, limit: u64| VigieError::OverLimit {
+            limit_of: limit_of.into(),
+            size,
+            limit,
+        };
+        match refusal {
+            AttachmentRefusal::FileTooLarge { size, limit } => over("file_bytes", size, limit),
+            AttachmentRefusal::RecordTooLarge { size, limit } => over("record_bytes", size, limit),
+            AttachmentRefusal::TooManyForRecord { count, limit } => {
+                over("attachments_per_record", count, limit.into())
+            }
+            AttachmentRefusal::UnsupportedMediaType { .. } => {
+                VigieError::validation("media_type", rule)
+            }
+            AttachmentRefusal::Empty
+            | AttachmentRefusal::NotAnImage
+            | AttachmentRefusal::ImageTooLarge
+            | AttachmentRefusal::HashMismatch => VigieError::validation("source", rule),
+            AttachmentRefusal::Invalid(v) => v.into(),
         }
     }
 }

@@ -9,7 +9,9 @@
 //!   (acting with the role the hub gave the store's user), the review of visits, alerts,
 //!   duplicate children, indicators, exports, reference data in a language (`reference`), sync
 //!   with the hub (bytes out / bytes in, or one call through the app's `SyncTransport`), bundles
-//!   and peer sessions, change listeners, hand-over of cases.
+//!   and peer sessions, change listeners, hand-over of cases, attachments (photos, documents,
+//!   voice notes captured from a file, listed with their state, exported to a file; their bytes
+//!   transferred by `sync_with` under a download policy).
 //! - `Vault` (from `open_vault`): several users on one phone, each with a store under its own
 //!   key, unlocked by PIN or keystore; wrong PINs counted to a wipe; key rotation; wiping.
 //! - `ReferenceCatalog` (from `VigieStore.reference` or `builtin_reference`): reference data
@@ -32,6 +34,7 @@
 
 uniffi::setup_scaffolding!();
 
+mod attachments;
 mod error;
 mod input;
 mod listeners;
@@ -52,8 +55,8 @@ pub use reference::{
 };
 pub use store::{VigieStore, open_store, open_unencrypted_store};
 pub use sync::{
-    BundleExport, BundleReport, FailedRecord, PeerSession, PeerStart, RefusedRecord,
-    SyncProgressListener, SyncReport, SyncSummary, SyncTransport,
+    AttachmentSync, BundleExport, BundleReport, FailedAttachment, FailedRecord, PeerSession,
+    PeerStart, RefusedRecord, SyncProgressListener, SyncReport, SyncSummary, SyncTransport,
 };
 pub use vault::{HandOver, Vault, VaultConfig, open_vault};
 

@@ -1,6 +1,6 @@
 //! Sync through the store: with the hub (bytes out / bytes in, or one call for a whole session
-//! through the app's `SyncTransport`), with files (bundles) and with another device (peer
-//! sessions). What a sync did is told in counts (`SyncReport`, `SyncSummary`); the records it
+//! through the app's `SyncTransport`, attachments' bytes included), with files (bundles) and
+//! with another device (peer sessions). What a sync did is told in counts (`SyncReport`, `SyncSummary`); the records it
 //! removed, one by one, to the change listeners.
 
 use crate::error::{Result, TransportError, VigieError};
@@ -11,8 +11,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
-use vigie_core::sync::{PeerScope, Recipient, Refusal, RemovedRecord, SyncOptions, sync_with_hub};
-use vigie_core::{AreaFilter, Store};
+use vigie_core::sync::{
+    AttachmentSummary, AttachmentSyncOptions, PeerScope, Recipient, Refusal, RemovedRecord,
+    SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
+};
+use vigie_core::{AreaFilter, DownloadPolicy, Store};
 
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
 /// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
@@ -22,6 +25,31 @@ pub trait SyncTransport: Send + Sync {
     /// Carries one request and returns the hub's response. Called on the thread that called
     /// `sync_with`, inside the session: blocking here is expected, calling the store is not.
     fn exchange(&self, request: Vec<u8>) -> std::result::Result<Vec<u8>, TransportError>;
+
+    /// Carries one chunk of an attachment's transfer: `POST <hub>/v1/attachments`, as
+    /// `exchange` does. The hub answers a chunk over one of its limits with HTTP 413 and the
+    /// refusal (with its figures) in an `application/octet-stream` body: return that body as
+    /// for a 200 (the session marks the attachment failed and goes on); raise for any other
+    /// error status.
+    fn exchange_attachment(&self, request: Vec<u8>)
+    -> std::result::Result<Vec<u8>, TransportError>;
+}
+
+/// How a sync session treats attachments' bytes, after the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct AttachmentSync {
+    /// Which attachments learnt from other devices to download (those the user asked for with
+    /// `request_attachment` always are). Captured ones are always uploaded.
+    pub policy: DownloadPolicy,
+    /// Whether the link is unmetered (Wi-Fi): `WifiOnly` downloads only then.
+    pub unmetered: bool,
+}
+
+/// An attachment whose transfer failed for good, and why (it keeps the state `Failed`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FailedAttachment {
+    pub id: String,
+    pub reason: TransferRefusal,
 }
 
 /// Told after every exchange of a sync session, inside the session (the store is busy): do not
@@ -87,6 +115,11 @@ pub struct SyncSummary {
     pub quarantined: i64,
     /// Records no longer in the user's scope that left the device.
     pub left_scope: i64,
+    /// Attachments the hub now holds whole from this device.
+    pub attachments_uploaded: i64,
+    /// Attachments now whole on this device.
+    pub attachments_downloaded: i64,
+    pub attachments_failed: Vec<FailedAttachment>,
 }
 
 fn long(n: usize) -> i64 {
@@ -140,7 +173,43 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             erased: long(s.erased.len()),
             quarantined: long(s.quarantined.len()),
             left_scope: long(s.left_scope.len()),
+            attachments_uploaded: 0,
+            attachments_downloaded: 0,
+            attachments_failed: Vec::new(),
         }
+    }
+}
+
+impl SyncSummary {
+    /// The records' session followed by an attachments' session.
+    fn with_attachments(mut self, a: &AttachmentSummary) -> SyncSummary {
+        self.round_trips += long(a.round_trips);
+        self.bytes_sent += long(a.bytes_sent);
+        self.bytes_received += long(a.bytes_received);
+        self.attachments_uploaded = long(a.uploaded.len());
+        self.attachments_downloaded = long(a.downloaded.len());
+        self.attachments_failed = a
+            .failed
+            .iter()
+            .map(|(id, reason)| FailedAttachment {
+                id: id.to_string(),
+                reason: *reason,
+            })
+            .collect();
+        self
+    }
+}
+
+/// The core's options for the app's choice (None: the core's defaults).
+fn attachment_options(choice: Option<AttachmentSync>) -> AttachmentSyncOptions {
+    let defaults = AttachmentSyncOptions::default();
+    match choice {
+        None => defaults,
+        Some(c) => AttachmentSyncOptions {
+            policy: c.policy,
+            unmetered: c.unmetered,
+            ..defaults
+        },
     }
 }
 
@@ -236,62 +305,89 @@ impl VigieStore {
     }
 
     /// One call for a whole session through the app's transport: exchanges until the hub has
-    /// nothing more and the outbox nothing it would accept. Blocks for the whole session.
+    /// nothing more and the outbox nothing it would accept, then transfers attachments' bytes
+    /// (`exchange_attachment`): uploads of those captured here first, then the downloads
+    /// `attachments` allows (None: every one, on any link); the most urgent records' first, in
+    /// chunks, resuming where a cut session stopped. Blocks for the whole session.
     /// `progress` is told after each exchange (inside the session: it must not call the store).
     /// A transport failure stops the session (`Transport`, or `Authentication` for HTTP 401,
     /// `DeviceRevoked` when the hub revoked the device, `NotAllowed` for another 403); what was
     /// applied stays, and the next session resumes. Records the session removes (erased, out of
-    /// the user's scope, quarantined) are told to the change listeners, one call each.
-    #[uniffi::method(default(progress = None))]
+    /// the user's scope, quarantined) are told to the change listeners, one call each. An
+    /// attachment refused for good (over the hub's limits, damaged) is in the summary's
+    /// `attachments_failed` and keeps the state `Failed`.
+    #[uniffi::method(default(progress = None, attachments = None))]
     pub fn sync_with(
         &self,
         transport: Arc<dyn SyncTransport>,
         progress: Option<Arc<dyn SyncProgressListener>>,
+        attachments: Option<AttachmentSync>,
     ) -> Result<SyncSummary> {
         let options = SyncOptions::default();
+        let attachment_options = attachment_options(attachments);
         let track = !self.listeners.is_empty();
         let failure: RefCell<Option<TransportError>> = RefCell::new(None);
         let in_flight: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
         let applied: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
         // Records removed by the exchanges applied so far (the summary's list grows).
         let removed: RefCell<Vec<RemovedRecord>> = RefCell::new(Vec::new());
+        // The core's engine sees a transport failure as text; the typed one is kept to raise.
+        let carried = |answer: std::result::Result<Vec<u8>, TransportError>| {
+            answer.map_err(|e| {
+                let text = e.to_string();
+                *failure.borrow_mut() = Some(e);
+                text
+            })
+        };
+        let told = |summary: SyncSummary| {
+            if let Some(p) = &progress {
+                guarded(|| p.on_progress(summary));
+            }
+        };
         let (result, changes) = self.with_store(|s| {
-            let result = sync_with_hub(
+            let records = sync_with_hub(
                 s,
                 &options,
-                |request| match transport.exchange(request.to_vec()) {
-                    Ok(response) => {
-                        if track {
-                            *in_flight.borrow_mut() = ids_in_response(&response, &options);
-                        }
-                        Ok(response)
+                |request| {
+                    let response = carried(transport.exchange(request.to_vec()))?;
+                    if track {
+                        *in_flight.borrow_mut() = ids_in_response(&response, &options);
                     }
-                    Err(e) => {
-                        let text = e.to_string();
-                        *failure.borrow_mut() = Some(e);
-                        Err(text)
-                    }
+                    Ok(response)
                 },
                 |summary| {
                     // Called once the exchange is applied.
                     applied.borrow_mut().append(&mut in_flight.borrow_mut());
                     *removed.borrow_mut() = summary.removed.clone();
-                    if let Some(p) = &progress {
-                        let summary = SyncSummary::from(summary.clone());
-                        guarded(|| p.on_progress(summary));
+                    if progress.is_some() {
+                        told(SyncSummary::from(summary.clone()));
                     }
                 },
             );
-            let failed = match &result {
+            let failed = match &records {
                 Ok(summary) => summary.failed.clone(),
                 Err(_) => Vec::new(),
             };
             let changes = heard(s, applied.take(), &failed, &removed.take());
+            let result = records.and_then(|records| {
+                let records = SyncSummary::from(records);
+                let attachments = sync_attachments(
+                    s,
+                    &attachment_options,
+                    |request| carried(transport.exchange_attachment(request.to_vec())),
+                    |a| {
+                        if progress.is_some() {
+                            told(records.clone().with_attachments(a));
+                        }
+                    },
+                )?;
+                Ok(records.with_attachments(&attachments))
+            });
             Ok((result, changes))
         })?;
         self.listeners.changed(&changes);
         match result {
-            Ok(summary) => Ok(summary.into()),
+            Ok(summary) => Ok(summary),
             Err(vigie_core::Error::Transport { reason }) => Err(match failure.take() {
                 Some(e) => e.into(),
                 None => VigieError::Transport { reason },

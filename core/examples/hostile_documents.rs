@@ -71,6 +71,7 @@ fn apply(dir: &Path) {
             left_scope: Vec::new(),
             profile: None,
             identity: None,
+            attachment_limits: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

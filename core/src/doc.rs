@@ -9,6 +9,7 @@
 pub use crate::codec::load;
 
 use crate::codec::bounds::{self, DocumentLimits};
+use crate::domain::attachment::{Attachment, AttachmentKind};
 use crate::domain::codes::RecordKind;
 use crate::domain::records::{Record, ReferenceDocument, Version};
 use crate::domain::reference::{ReferenceData, ReferencePins};
@@ -448,6 +449,7 @@ fn read_record_at_heads<R: Record>(
     let mut json = to_json(doc, heads);
     if let Json::Object(map) = &mut json {
         map.remove(KIND_KEY);
+        map.retain(|key, _| !key.starts_with(ATTACHMENT_PREFIX));
     }
     let mut record: R = serde_json::from_value(json).map_err(|e| Error::DamagedDocument {
         id,
@@ -461,6 +463,133 @@ fn read_record_at_heads<R: Record>(
         heads.map_or_else(|| doc.get_heads(), <[_]>::to_vec),
     ));
     Ok(record)
+}
+
+/// The prefix of the root keys holding a record's attachment manifest: one key per attachment,
+/// `$attachment:<id>`, holding its entry (a map of scalars). The manifest is a map keyed by
+/// attachment id at the document's root rather than under one shared key: a container two
+/// devices create concurrently (the first attachment of a record, on each) would be two
+/// objects under one key, and Automerge shows only one of them; root keys merge one by one.
+/// `$` keeps them apart from the record's own fields: record writes reconcile the fields and
+/// never touch them, so an app that updates a record without knowing its attachments keeps
+/// them.
+const ATTACHMENT_PREFIX: &str = "$attachment:";
+
+fn attachment_key(id: Uuid) -> String {
+    format!("{ATTACHMENT_PREFIX}{id}")
+}
+
+/// The attachment manifest of a record: every entry that reads (the winning value of each
+/// field), in id order. An entry missing a field or holding a wrong value is left out: the hub
+/// refuses such entries, so only a damaged document holds one.
+pub fn attachments(doc: &Automerge) -> Vec<Attachment> {
+    let mut entries: Vec<Attachment> = doc
+        .keys(automerge::ROOT)
+        .filter_map(|key| {
+            let id = Uuid::parse_str(key.strip_prefix(ATTACHMENT_PREFIX)?).ok()?;
+            match doc.get(automerge::ROOT, key.as_str()).ok()?? {
+                (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id),
+                _ => None,
+            }
+        })
+        .collect();
+    entries.sort_by_key(|a| a.id);
+    entries
+}
+
+/// How many manifest keys the document holds, whether or not their entry reads (what the hub
+/// checks).
+pub fn attachment_keys(doc: &Automerge) -> usize {
+    doc.keys(automerge::ROOT)
+        .filter(|k| k.starts_with(ATTACHMENT_PREFIX))
+        .count()
+}
+
+fn read_attachment(doc: &Automerge, entry: &ObjId, id: Uuid) -> Option<Attachment> {
+    let string = |key: &str| match doc.get(entry, key).ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(v) => Some(v.to_string()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let size = match doc.get(entry, "size").ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Int(v) => u64::try_from(*v).ok()?,
+            ScalarValue::Uint(v) => *v,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Attachment {
+        id,
+        sha256: string("sha256")?,
+        size,
+        media_type: string("media_type")?,
+        kind: AttachmentKind::from_str_opt(&string("kind")?)?,
+        caption: string("caption")?,
+        captured_by: Uuid::parse_str(&string("captured_by")?).ok()?,
+        captured_at: DateTime::parse_from_rfc3339(&string("captured_at")?)
+            .ok()?
+            .with_timezone(&Utc),
+    })
+}
+
+/// Adds an attachment's entry to the manifest (or sets its caption, the one field that changes
+/// after capture). Returns the new change, `None` if nothing differed.
+pub fn put_attachment(
+    doc: &mut Automerge,
+    entry: &Attachment,
+    author: &ChangeAuthor,
+) -> Result<Option<ChangeHash>> {
+    let mut tx = doc.transaction();
+    let key = attachment_key(entry.id);
+    let obj = match tx.get(automerge::ROOT, key.as_str())? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => tx.put_object(automerge::ROOT, key.as_str(), ObjType::Map)?,
+    };
+    let fields: [(&str, ScalarValue); 7] = [
+        ("sha256", entry.sha256.as_str().into()),
+        (
+            "size",
+            ScalarValue::Int(i64::try_from(entry.size).unwrap_or(i64::MAX)),
+        ),
+        ("media_type", entry.media_type.as_str().into()),
+        ("kind", entry.kind.as_str().into()),
+        ("caption", entry.caption.as_str().into()),
+        ("captured_by", entry.captured_by.to_string().into()),
+        (
+            "captured_at",
+            entry
+                .captured_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
+        ),
+    ];
+    for (key, value) in fields {
+        put_scalar_if_changed(&mut tx, &obj, key, value, false)?;
+    }
+    if tx.pending_ops() == 0 {
+        tx.rollback();
+        return Ok(None);
+    }
+    Ok(tx.commit_with(commit_options(author)).0)
+}
+
+/// Removes an attachment's entry from the manifest. Returns the new change, `None` if the
+/// manifest did not hold it.
+pub fn remove_attachment(
+    doc: &mut Automerge,
+    id: Uuid,
+    author: &ChangeAuthor,
+) -> Result<Option<ChangeHash>> {
+    let key = attachment_key(id);
+    if doc.get(automerge::ROOT, key.as_str())?.is_none() {
+        return Ok(None);
+    }
+    let mut tx = doc.transaction();
+    tx.delete(automerge::ROOT, key.as_str())?;
+    Ok(tx.commit_with(commit_options(author)).0)
 }
 
 /// The reference versions a stored record was captured with (none for a record written before

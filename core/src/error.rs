@@ -7,6 +7,7 @@
 pub use crate::domain::validation::{NotAllowed, ValidationError};
 pub use crate::identity::IdentityError;
 
+use crate::domain::attachment::{AttachmentRefusal, AttachmentState};
 use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::limits::DocumentLimit;
 use uuid::Uuid;
@@ -96,6 +97,15 @@ pub enum Error {
     /// The app's transport failed; the session can be resumed later.
     #[error("transport failed: {reason}")]
     Transport { reason: String },
+
+    /// An attachment refused: bad input at capture, a limit (with the size and the limit),
+    /// bytes that do not match their hash.
+    #[error("attachment refused: {0}")]
+    Attachment(#[from] AttachmentRefusal),
+
+    /// The bytes of an attachment are not on this store (not downloaded yet, or failed).
+    #[error("the bytes of attachment {id} are not on this device ({state:?})")]
+    AttachmentNotHere { id: Uuid, state: AttachmentState },
 
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),

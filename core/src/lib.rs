@@ -53,6 +53,10 @@ pub mod model {
     pub use crate::domain::records::*;
 }
 
+pub use domain::attachment::{
+    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState,
+    DownloadPolicy,
+};
 pub use domain::codes::*;
 pub use domain::derived::{
     NAME_SIMILARITY_THRESHOLD, case_severity, fold_name, name_similarity, visit_severity,
@@ -76,7 +80,8 @@ pub use features::handover::{HandOver, HandedCase};
 pub use features::indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
 pub use features::workflow::Review;
 pub use store::{
-    Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, Page, SearchHit, Store,
-    StoreConfig, StoreRole, VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+    Alert, AttachmentInfo, ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, NewAttachment,
+    Page, SearchHit, Store, StoreConfig, StoreRole, VisitQuery, VisitSummary, WorkplaceQuery,
+    WorkplaceSummary,
 };
 pub use vault::{Credential, KdfParams, Vault, VaultConfig};

@@ -92,6 +92,34 @@ pub struct RecordWrite<'a> {
 }
 
 /// One transaction of the hub's storage.
+/// What the hub holds of an attachment's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldAttachment {
+    pub record: Uuid,
+    pub size: u64,
+    /// Plaintext bytes held (all of them once complete).
+    pub held: u64,
+    pub complete: bool,
+}
+
+/// What appending a chunk of an upload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The upload holds this many bytes now; more are due.
+    Held(u64),
+    /// Every byte arrived and matched the hash: the attachment is stored.
+    Complete,
+    /// Every byte arrived and did not match the hash: all of it was discarded.
+    Mismatch,
+}
+
+fn no_attachments<T>() -> Result<T> {
+    Err(crate::error::Error::HubStorage {
+        reason: "this storage keeps no attachments".into(),
+        retryable: false,
+    })
+}
+
 pub trait HubTransaction {
     /// The stored record. With `for_update`, no other transaction may change it until this one
     /// ends (a backend shared by several hub processes must lock it).
@@ -163,6 +191,31 @@ pub trait HubTransaction {
 
     /// Removes one quarantined entry (reviewed) and returns it.
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>>;
+
+    /// What the hub holds of an attachment's bytes (`None`: nothing yet).
+    fn attachment_held(&mut self, _id: Uuid) -> Result<Option<HeldAttachment>> {
+        no_attachments()
+    }
+
+    /// Appends a chunk at `offset` (what `attachment_held` says is held) to an upload of `size`
+    /// bytes for `record`, encrypted at rest; the last chunk verifies the whole against
+    /// `sha256` and stores it, or discards it all.
+    fn attachment_append(
+        &mut self,
+        _id: Uuid,
+        _record: Uuid,
+        _size: u64,
+        _sha256: &[u8; 32],
+        _offset: u64,
+        _bytes: &[u8],
+    ) -> Result<Appended> {
+        no_attachments()
+    }
+
+    /// At most `max` bytes of a stored attachment from `offset` (a segment boundary).
+    fn attachment_read(&mut self, _id: Uuid, _offset: u64, _max: usize) -> Result<Vec<u8>> {
+        no_attachments()
+    }
 }
 
 /// Changes held for a supervisor's review.

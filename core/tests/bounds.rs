@@ -97,6 +97,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 left_scope: Vec::new(),
                 profile: None,
                 identity: None,
+                attachment_limits: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

@@ -243,6 +243,7 @@ fn hostile_bytes_never_crash_nor_store_damage() {
                     left_scope: Vec::new(),
                     profile: None,
                     identity: None,
+                    attachment_limits: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -374,6 +375,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         left_scope: Vec::new(),
                         profile: None,
                         identity: None,
+                        attachment_limits: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

@@ -15,6 +15,7 @@ const UNITS: &[(&str, u32)] = &[
     ("domain::codes", 0),
     ("domain::limits", 0),
     ("domain::area", 1),
+    ("domain::attachment", 1),
     ("domain::reference::labels", 2),
     ("domain::classify", 3),
     ("domain::reference::content", 4),

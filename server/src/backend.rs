@@ -11,7 +11,8 @@ use vigie_core::identity::HubKey;
 use vigie_core::sync::{
     Certifier, DeviceRegistry, HubError, HubLimits, HubReader, HubStorage, HubTransaction,
     Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
-    describe_quarantined, erase_record, handle_certified_sync, read_record, update_record,
+    describe_quarantined, erase_record, handle_attachment, handle_certified_sync, read_record,
+    update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -74,6 +75,13 @@ pub trait Backend: Send + Sync {
     fn actor(&self) -> automerge::ActorId;
     /// Handles one sync request from an authenticated device.
     fn sync(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError>;
+    /// Handles one attachment request (a chunk up or down) from an authenticated device.
+    fn attachment(
         &self,
         who: &Principal,
         request: &[u8],
@@ -427,6 +435,15 @@ impl Backend for Embedded {
             limits,
             Some(&certifier),
         )
+    }
+
+    fn attachment(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError> {
+        handle_attachment(&mut EmbeddedStorage { hub: self }, who, request, limits)
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {

@@ -4,12 +4,16 @@ use crate::auth::Token;
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use vigie_core::sync::{HubTransport, SyncOptions, SyncSummary, sync_through};
+use vigie_core::sync::{
+    AttachmentSummary, AttachmentSyncOptions, HubTransport, SyncOptions, SyncSummary,
+    sync_attachments, sync_through,
+};
 use vigie_core::{Error, Result, Store};
 
 pub struct HubClient {
     agent: ureq::Agent,
     url: String,
+    attachments_url: String,
     authorization: String,
     max_response_bytes: u64,
 }
@@ -24,6 +28,7 @@ impl HubClient {
         HubClient {
             agent,
             url: format!("{}/v1/sync", hub_url.trim_end_matches('/')),
+            attachments_url: format!("{}/v1/attachments", hub_url.trim_end_matches('/')),
             authorization: format!("Bearer {}", token.to_text()),
             max_response_bytes: 64 * 1024 * 1024,
         }
@@ -37,6 +42,34 @@ impl HubClient {
             &self.authorization,
             self.max_response_bytes,
             request,
+        )
+    }
+
+    /// Sends one attachment request; returns the answer's body (a refusal on a limit, 413,
+    /// included), or why the exchange failed.
+    pub fn exchange_attachment(&self, request: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        post(
+            &self.agent,
+            &self.attachments_url,
+            &self.authorization,
+            self.max_response_bytes,
+            request,
+        )
+    }
+
+    /// Runs an attachment session for `store` (after `sync`): uploads, then downloads as the
+    /// options' policy says, chunk by chunk.
+    pub fn sync_attachments(
+        &self,
+        store: &mut Store,
+        options: &AttachmentSyncOptions,
+        progress: impl FnMut(&AttachmentSummary),
+    ) -> Result<AttachmentSummary> {
+        sync_attachments(
+            store,
+            options,
+            |request| self.exchange_attachment(request),
+            progress,
         )
     }
 
@@ -83,7 +116,13 @@ fn post(
         .limit(max_response_bytes)
         .read_to_vec()
         .map_err(|e| format!("response cut: {e}"))?;
-    if status.is_success() {
+    let binary = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes() == b"application/octet-stream");
+    // An attachment refused on a limit (413) carries the refusal, with its figures, for the
+    // core to apply.
+    if status.is_success() || (status.as_u16() == 413 && binary) {
         Ok(body)
     } else {
         let json = serde_json::from_slice::<serde_json::Value>(&body).ok();

@@ -1,7 +1,8 @@
 //! The hub's HTTP face: one sync endpoint over the core's engine.
 //!
 //! `POST /v1/sync` with `Authorization: Bearer <enrolment token>` and a sync request as the body;
-//! the response body is the sync response. Errors are JSON `{"error": "..."}` with a 4xx for
+//! the response body is the sync response. `POST /v1/attachments` carries one chunk of an
+//! attachment's upload or download the same way. Errors are JSON `{"error": "..."}` with a 4xx for
 //! anything the device sent wrong and a 5xx for the hub's own failures. Storage work runs on
 //! worker threads of its own: it never stalls the async runtime.
 //!
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
-use vigie_core::sync::{HubError, HubLimits, Principal};
+use vigie_core::sync::{
+    AttachmentResponse, HubError, HubLimits, Principal, decode_attachment_response,
+};
 
 pub use crate::listener::serve;
 
@@ -213,6 +216,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/health", get(|| async { "ok" }))
         .route("/v1/sync", post(sync))
         .merge(crate::console::router())
+        .route("/v1/attachments", post(attachment))
         .with_state(hub)
 }
 
@@ -386,7 +390,47 @@ async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     }
 }
 
+/// `POST /v1/attachments`: one chunk of an attachment's upload or download
+/// (`vigie_core::sync::handle_attachment`), authenticated and bounded as a sync. A refusal on a
+/// limit is answered 413, with the refusal (its figures) in the body as for any answer and its
+/// code in `X-Vigie-Refusal`.
+async fn attachment(State(hub): State<Arc<Hub>>, request: Request) -> Response {
+    match serve_device(hub, request, Endpoint::Attachment).await {
+        Ok(bytes) => {
+            let refusal = match decode_attachment_response(&bytes, usize::MAX) {
+                Ok(AttachmentResponse::Refused { reason, .. }) if reason.is_limit() => Some(reason),
+                _ => None,
+            };
+            let mut response =
+                ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+            if let Some(reason) = refusal {
+                *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                response
+                    .headers_mut()
+                    .insert("x-vigie-refusal", HeaderValue::from_static(reason.code()));
+            }
+            response
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+/// What a device's request asks of the hub.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Sync,
+    Attachment,
+}
+
 async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure> {
+    serve_device(hub, request, Endpoint::Sync).await
+}
+
+async fn serve_device(
+    hub: Arc<Hub>,
+    request: Request,
+    endpoint: Endpoint,
+) -> Result<Vec<u8>, Failure> {
     let (parts, body) = request.into_parts();
     let token = bearer(&parts.headers)?;
     let who = {
@@ -421,16 +465,20 @@ async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure>
         .run(move || -> Result<Vec<u8>, Failure> {
             let hub = job;
             let started = std::time::Instant::now();
-            let response = hub
-                .backend
-                .sync(&who, &body, &hub.limits)
-                .map_err(Failure::Hub)?;
+            let (response, what) = match endpoint {
+                Endpoint::Sync => (hub.backend.sync(&who, &body, &hub.limits), "sync"),
+                Endpoint::Attachment => (
+                    hub.backend.attachment(&who, &body, &hub.limits),
+                    "attachment",
+                ),
+            };
+            let response = response.map_err(Failure::Hub)?;
             tracing::info!(
                 device = %who.device,
                 request_bytes = body.len(),
                 response_bytes = response.len(),
                 ms = started.elapsed().as_millis() as u64,
-                "sync"
+                "{what}"
             );
             Ok(response)
         })

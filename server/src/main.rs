@@ -10,8 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{
-    AreaLevel, Encryption, ExportFormat, ExportOptions, ReferenceFile, ReferenceType, Role, Store,
-    StoreConfig, User,
+    AreaLevel, AttachmentLimits, Encryption, ExportFormat, ExportOptions, ReferenceFile,
+    ReferenceType, Role, Store, StoreConfig, User,
 };
 use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
@@ -73,6 +73,8 @@ enum Command {
         listen: String,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        attachments: AttachmentArgs,
         /// The address people open the console at, when it differs from `--listen` (a TLS
         /// proxy: `https://vigie.example.org`); with https, the console's cookies are Secure.
         #[arg(long, env = "VIGIE_PUBLIC_URL")]
@@ -174,6 +176,35 @@ impl HttpArgs {
             header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
             ..HttpLimits::default()
+        }
+    }
+}
+
+/// The limits on attachments the hub applies and publishes to devices in every sync response.
+#[derive(Args)]
+struct AttachmentArgs {
+    /// Bytes of one attachment (as stored: a photo after its re-encoding); larger is refused
+    /// with 413.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_file_bytes)]
+    max_attachment_bytes: u64,
+    /// Bytes of all the attachments of one record.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_record_bytes)]
+    max_record_attachment_bytes: u64,
+    /// Attachments of one record.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_per_record)]
+    max_attachments_per_record: u32,
+    /// A photo's longest side, in pixels, after capture on the phone.
+    #[arg(long, default_value_t = AttachmentLimits::default().photo_max_side)]
+    photo_max_side: u32,
+}
+
+impl AttachmentArgs {
+    fn limits(&self) -> AttachmentLimits {
+        AttachmentLimits {
+            max_file_bytes: self.max_attachment_bytes,
+            max_record_bytes: self.max_record_attachment_bytes,
+            max_per_record: self.max_attachments_per_record,
+            photo_max_side: self.photo_max_side.max(1),
         }
     }
 }
@@ -393,10 +424,15 @@ fn run(cli: Cli) -> Result<(), String> {
             http,
             public_url,
             tile_url,
+            attachments,
         } => serve(
             &hub.database()?,
             &listen,
             http.limits(),
+            HubLimits {
+                attachments: attachments.limits(),
+                ..HubLimits::default()
+            },
             vigie_server::console::Settings {
                 public_url,
                 tile_url,
@@ -769,10 +805,11 @@ fn serve(
     database: &Database,
     listen: &str,
     http: HttpLimits,
+    limits: HubLimits,
     console: vigie_server::console::Settings,
 ) -> Result<(), String> {
     let hub = Arc::new(
-        vigie_server::open_hub(database, HubLimits::default())
+        vigie_server::open_hub(database, limits)
             .map_err(|e| e.to_string())?
             .with_http(http)
             .with_console(console),

@@ -25,10 +25,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use vigie_core::codec;
+use vigie_core::codec::{self, sealed};
 use vigie_core::doc::{self, ChangeAuthor};
 use vigie_core::identity::HubKey;
-use vigie_core::storage::ReferenceCache;
+use vigie_core::storage::{Appended, HeldAttachment, ReferenceCache};
 use vigie_core::sync::{
     Certifier, ChangedRecord, Departure, DeviceRegistry, ErasedHistory, HubError, HubLimits,
     HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
@@ -54,7 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/005_reference_index.sql"),
     include_str!("postgres/migrations/006_console.sql"),
     include_str!("postgres/migrations/007_encryption_at_rest.sql"),
-    // 008 is the attachments' (merged next).
+    include_str!("postgres/migrations/008_attachments.sql"),
     include_str!("postgres/migrations/009_identity.sql"),
 ];
 /// Where a migration stops for the hub to seal the rows it left plain.
@@ -580,7 +580,252 @@ fn area_of(sealer: &Sealer, row: &Row, column: usize, id: Uuid) -> Result<Option
         .transpose()
 }
 
+/// An attachment's row, locked when `for_update`.
+struct AttachmentRow {
+    record: Uuid,
+    key: sealed::FileKey,
+    prefix: [u8; 16],
+    sha256: Vec<u8>,
+    size: u64,
+    complete: bool,
+}
+
+impl PgTransaction<'_> {
+    fn attachment_row(&mut self, id: Uuid, for_update: bool) -> Result<Option<AttachmentRow>> {
+        let sql = if for_update {
+            "SELECT record_id, file_key, prefix, sha256, size, complete FROM attachments
+             WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT record_id, file_key, prefix, sha256, size, complete FROM attachments
+             WHERE id = $1"
+        };
+        let Some(row) = self.tx.query_opt(sql, &[&id]).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let damaged = || Error::HubStorage {
+            reason: "damaged attachment row".into(),
+            retryable: false,
+        };
+        let key: Vec<u8> = row.get(1);
+        let mut file_key = sealed::FileKey::default();
+        file_key.copy_from_slice(key.get(..32).ok_or_else(damaged)?);
+        Ok(Some(AttachmentRow {
+            record: row.get(0),
+            key: file_key,
+            prefix: row.get::<_, Vec<u8>>(2).try_into().map_err(|_| damaged())?,
+            sha256: row.get(3),
+            size: u64::try_from(row.get::<_, i64>(4)).map_err(|_| damaged())?,
+            complete: row.get(5),
+        }))
+    }
+
+    fn segments_held(&mut self, id: Uuid) -> Result<u64> {
+        let n: i64 = self
+            .tx
+            .query_one(
+                "SELECT count(*) FROM attachment_segments WHERE attachment_id = $1",
+                &[&id],
+            )
+            .map_err(storage_error)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    /// Hashes an attachment's plaintext, reading its segments a few at a time.
+    fn attachment_hash(&mut self, id: Uuid, row: &AttachmentRow) -> Result<Option<[u8; 32]>> {
+        use sha2::Digest;
+        let last = segments_of(row.size) - 1;
+        let mut hash = sha2::Sha256::new();
+        let mut index = 0u64;
+        while index <= last {
+            let rows = self
+                .tx
+                .query(
+                    "SELECT idx, sealed FROM attachment_segments
+                     WHERE attachment_id = $1 AND idx >= $2 ORDER BY idx LIMIT 16",
+                    &[&id, &(index as i32)],
+                )
+                .map_err(storage_error)?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            for r in rows {
+                if r.get::<_, i32>(0) as u64 != index {
+                    return Ok(None);
+                }
+                let Ok(plain) = sealed::open_segment(
+                    &row.key,
+                    &row.prefix,
+                    id,
+                    index,
+                    index == last,
+                    r.get::<_, &[u8]>(1),
+                ) else {
+                    return Ok(None);
+                };
+                hash.update(&plain[..]);
+                index += 1;
+            }
+        }
+        Ok(Some(hash.finalize().into()))
+    }
+}
+
+/// The segments an attachment of `size` bytes is sealed in (one, empty, for no bytes).
+fn segments_of(size: u64) -> u64 {
+    size.div_ceil(sealed::SEGMENT as u64).max(1)
+}
+
 impl HubTransaction for PgTransaction<'_> {
+    fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
+        let Some(row) = self.attachment_row(id, false)? else {
+            return Ok(None);
+        };
+        let held = if row.complete {
+            row.size
+        } else {
+            (self.segments_held(id)? * sealed::SEGMENT as u64).min(row.size)
+        };
+        Ok(Some(HeldAttachment {
+            record: row.record,
+            size: row.size,
+            held,
+            complete: row.complete,
+        }))
+    }
+
+    fn attachment_append(
+        &mut self,
+        id: Uuid,
+        record: Uuid,
+        size: u64,
+        sha256: &[u8; 32],
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Appended> {
+        let too_large = || Error::HubStorage {
+            reason: "attachment size out of range".into(),
+            retryable: false,
+        };
+        self.tx
+            .execute(
+                "INSERT INTO attachments (id, record_id, file_key, prefix, sha256, size)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &id,
+                    &record,
+                    &sealed::new_key().to_vec(),
+                    &sealed::new_prefix().to_vec(),
+                    &sha256.to_vec(),
+                    &i64::try_from(size).map_err(|_| too_large())?,
+                ],
+            )
+            .map_err(storage_error)?;
+        // Locked: two hub processes receiving the same upload append one after the other.
+        let row = self
+            .attachment_row(id, true)?
+            .ok_or(Error::NotFound { kind: None, id })?;
+        if row.record != record || row.size != size || row.sha256 != sha256 {
+            return Err(Error::DamagedDocument {
+                id: record,
+                reason: "an attachment's row disagrees with its manifest entry".into(),
+            });
+        }
+        if row.complete {
+            return Ok(Appended::Complete);
+        }
+        let held = self.segments_held(id)?;
+        let segment = sealed::SEGMENT as u64;
+        if offset != held * segment || offset + bytes.len() as u64 > size {
+            return Ok(Appended::Held((held * segment).min(size)));
+        }
+        let last = segments_of(size) - 1;
+        let mut index = held;
+        for piece in bytes.chunks(sealed::SEGMENT) {
+            let full = piece.len() == sealed::SEGMENT;
+            let end = index * segment + piece.len() as u64;
+            if !full && end != size {
+                // A short piece that does not end the attachment: the chunk is misaligned.
+                break;
+            }
+            let sealed =
+                sealed::seal_segment(&row.key, &row.prefix, id, index, index == last, piece)?;
+            self.tx
+                .execute(
+                    "INSERT INTO attachment_segments (attachment_id, idx, sealed) VALUES ($1, $2, $3)",
+                    &[&id, &(index as i32), &sealed],
+                )
+                .map_err(storage_error)?;
+            index += 1;
+        }
+        if size == 0 && index == 0 {
+            let sealed = sealed::seal_segment(&row.key, &row.prefix, id, 0, true, &[])?;
+            self.tx
+                .execute(
+                    "INSERT INTO attachment_segments (attachment_id, idx, sealed) VALUES ($1, 0, $2)",
+                    &[&id, &sealed],
+                )
+                .map_err(storage_error)?;
+            index = 1;
+        }
+        if index <= last {
+            return Ok(Appended::Held((index * segment).min(size)));
+        }
+        if self.attachment_hash(id, &row)?.as_ref().map(|h| &h[..]) == Some(sha256) {
+            self.tx
+                .execute(
+                    "UPDATE attachments SET complete = TRUE WHERE id = $1",
+                    &[&id],
+                )
+                .map_err(storage_error)?;
+            Ok(Appended::Complete)
+        } else {
+            self.tx
+                .execute(
+                    "DELETE FROM attachment_segments WHERE attachment_id = $1",
+                    &[&id],
+                )
+                .map_err(storage_error)?;
+            Ok(Appended::Mismatch)
+        }
+    }
+
+    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let row = self
+            .attachment_row(id, false)?
+            .ok_or(Error::NotFound { kind: None, id })?;
+        let segment = sealed::SEGMENT as u64;
+        let first = offset / segment;
+        let count = (max as u64).div_ceil(segment).max(1);
+        let last = segments_of(row.size) - 1;
+        let rows = self
+            .tx
+            .query(
+                "SELECT idx, sealed FROM attachment_segments
+                 WHERE attachment_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                &[&id, &(first as i32), &((first + count) as i32)],
+            )
+            .map_err(storage_error)?;
+        let mut out = Vec::with_capacity(max.min(row.size as usize));
+        for (n, r) in rows.iter().enumerate() {
+            let index = r.get::<_, i32>(0) as u64;
+            if index != first + n as u64 {
+                break;
+            }
+            let plain = sealed::open_segment(
+                &row.key,
+                &row.prefix,
+                id,
+                index,
+                index == last,
+                r.get::<_, &[u8]>(1),
+            )?;
+            out.extend_from_slice(&plain);
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
     fn record(&mut self, id: Uuid, for_update: bool) -> Result<Option<StoredRecord>> {
         if let Some(stored) = self.written.get(&id) {
             return Ok(Some(stored.clone()));
@@ -757,7 +1002,8 @@ impl HubTransaction for PgTransaction<'_> {
             .execute("DELETE FROM records WHERE id = $1", &[&id])
             .map_err(storage_error)?
             > 0;
-        for table in ["change_log", "quarantine"] {
+        // The attachments' keys go with their rows, and their segments with them.
+        for table in ["change_log", "quarantine", "attachments"] {
             self.tx
                 .execute(&format!("DELETE FROM {table} WHERE record_id = $1"), &[&id])
                 .map_err(storage_error)?;
@@ -1292,6 +1538,15 @@ impl Backend for Postgres {
             limits,
             Some(&certifier),
         )
+    }
+
+    fn attachment(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        vigie_core::sync::handle_attachment(&mut self.storage(), who, request, limits)
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {

@@ -105,6 +105,9 @@ def test_storage_damaged_input_and_transport(env):
         def exchange(self, request):
             raise RuntimeError("radio off")
 
+        def exchange_attachment(self, request):
+            raise RuntimeError("radio off")
+
     with pytest.raises(vigie.VigieError.Transport) as e:
         store.sync_with(Broken(), None)
     assert "radio off" in e.value.reason

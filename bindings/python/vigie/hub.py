@@ -1,4 +1,5 @@
-"""A ``SyncTransport`` over HTTP with the standard library: ``POST <hub>/v1/sync``."""
+"""A ``SyncTransport`` over HTTP with the standard library: ``POST <hub>/v1/sync`` for records,
+``POST <hub>/v1/attachments`` for attachments' chunks."""
 
 import json
 import urllib.error
@@ -10,17 +11,25 @@ from ._ffi.vigie import SyncTransport, TransportError
 class HubTransport(SyncTransport):
     """Carries sync messages to a Vigie hub, authenticated by the device's enrolment token.
 
-    >>> store.sync_with(HubTransport("https://hub.example.org", token), None)
+    >>> store.sync_with(HubTransport("https://hub.example.org", token))
     """
 
     def __init__(self, hub_url: str, token: str, timeout: float = 120.0):
-        self._url = hub_url.rstrip("/") + "/v1/sync"
+        base = hub_url.rstrip("/")
+        self._sync_url = base + "/v1/sync"
+        self._attachments_url = base + "/v1/attachments"
         self._authorization = "Bearer " + token.strip()
         self._timeout = timeout
 
     def exchange(self, request: bytes) -> bytes:
+        return self._post(self._sync_url, request)
+
+    def exchange_attachment(self, request: bytes) -> bytes:
+        return self._post(self._attachments_url, request)
+
+    def _post(self, url: str, request: bytes) -> bytes:
         http_request = urllib.request.Request(
-            self._url,
+            url,
             data=bytes(request),
             method="POST",
             headers={
@@ -32,6 +41,10 @@ class HubTransport(SyncTransport):
             with urllib.request.urlopen(http_request, timeout=self._timeout) as response:
                 return response.read()
         except urllib.error.HTTPError as e:
+            if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
+                # An attachment over the hub's limits: the body is the refusal, with its
+                # figures, for the session to record.
+                return e.read()
             body = _json_body(e)
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:

@@ -16,6 +16,8 @@
 //! nothing below it.
 
 pub mod bounds;
+pub mod photo;
+pub mod sealed;
 
 pub use crate::error::DecodeError;
 

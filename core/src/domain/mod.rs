@@ -3,10 +3,11 @@
 //! storage, no documents, no bytes. Nothing here imports a module above it (`tests/layers.rs`).
 //!
 //! Inside, each module imports only those listed before it:
-//! `validation`, `codes`, `limits` → `area` → `reference::labels` → `classify` →
+//! `validation`, `codes`, `limits` → `area`, `attachment` → `reference::labels` → `classify` →
 //! `reference::{content, builtin}` → `reference` → `records` → `rights` → `derived`.
 
 pub mod area;
+pub mod attachment;
 pub mod classify;
 pub mod codes;
 pub mod derived;
@@ -17,6 +18,10 @@ pub mod rights;
 pub mod validation;
 
 pub use area::{Area, AreaFilter, GeoPoint};
+pub use attachment::{
+    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState,
+    DownloadPolicy,
+};
 pub use classify::{Classification, RuleSet, Situation, Thresholds};
 pub use codes::*;
 pub use limits::{DocumentLimit, DocumentLimits};

@@ -2,6 +2,7 @@
 //! transaction, and read back as the typed record of its kind. Every path that writes a record
 //! ends in `save_document`: the derived values and index rows always follow the document.
 
+use super::attachments;
 use super::{LocalWrite, WriteContext, erasure, index, sync_state};
 use crate::codec;
 use crate::doc;
@@ -260,6 +261,7 @@ pub(crate) fn save_document(
         index::delete_rows(tx, rowid)?;
     }
     index::insert_rows(tx, rowid, record.indexed())?;
+    attachments::follow_manifest(tx, id, kind, document, record.urgency())?;
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }

@@ -31,6 +31,8 @@ pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordK
         "sync_refetch",
         "sync_left",
         "quarantine",
+        // The attachments' keys: their files are collected after the commit.
+        "attachments",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
             .execute([id.as_bytes()])?;

@@ -65,8 +65,12 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 }
 
 /// Removes the store's files (the database, its WAL, shared-memory index and journal, and any
-/// re-key leftovers), then syncs the directory.
+/// re-key leftovers, the attachments' directory), then syncs the directory.
 pub(crate) fn remove_store_files(db: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(super::attachments::dir_of(db)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     for path in [
         db.to_path_buf(),
         sidecar(db, "-wal"),

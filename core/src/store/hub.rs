@@ -1,20 +1,23 @@
 //! The store as the hub's storage (`storage::HubStorage`): the embedded hub's transactions on
 //! its writer connection, and readers beside it.
 
+use super::attachments::{self, Received};
 use super::queries::{Filter, scope_rule};
 use super::{Origin, Store, WriteContext, erasure, find_row, queries, save_document, schema};
 use crate::codec;
 use crate::domain::area::Area;
+use crate::domain::attachment::AttachmentState;
 use crate::domain::codes::RecordKind;
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
 use crate::storage::{
-    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
-    RecordWrite, ReferenceCache, StoredRecord,
+    Appended, ChangedRecord, Departure, ErasedHistory, HeldAttachment, HubStorage, HubTransaction,
+    LogEntry, Quarantined, RecordWrite, ReferenceCache, StoredRecord,
 };
 use automerge::ChangeHash;
 use rusqlite::{OptionalExtension, Transaction, params_from_iter};
+use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -23,6 +26,8 @@ use uuid::Uuid;
 /// writer nor make it wait. Its transactions are snapshots; a write in one is an error.
 pub struct HubReader {
     conn: rusqlite::Connection,
+    /// The store's file: its attachments lie beside it.
+    path: std::path::PathBuf,
     /// The store's configured reference data, under the published documents this reader loads
     /// (as the store does: reloaded when they change).
     reference: ReferenceCache,
@@ -36,6 +41,7 @@ impl Store {
         conn.execute_batch("PRAGMA query_only = ON;")?;
         Ok(HubReader {
             conn,
+            path: self.path().to_path_buf(),
             reference: ReferenceCache::new(self.ctx.reference.base().clone()),
         })
     }
@@ -47,7 +53,7 @@ impl HubStorage for HubReader {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         // Deferred: the snapshot is taken at the first read and held to the end.
-        embedded_transaction(&mut self.conn, &self.reference, work)
+        embedded_transaction(&mut self.conn, &self.path, &self.reference, work)
     }
 }
 
@@ -56,23 +62,32 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        embedded_transaction(&mut self.conn, &self.ctx.reference, work)
+        embedded_transaction(&mut self.conn, &self.ctx.path, &self.ctx.reference, work)
     }
 }
 
 /// Runs `work` in one transaction of an embedded store's connection.
 fn embedded_transaction<T>(
     conn: &mut rusqlite::Connection,
+    path: &Path,
     cache: &ReferenceCache,
     work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
 ) -> Result<T> {
     let tx = conn.transaction()?;
-    let value = work(&mut EmbeddedTransaction {
+    let mut embedded = EmbeddedTransaction {
         tx: &tx,
         cache,
+        path,
         pushing: None,
-    })?;
+        erased: false,
+    };
+    let value = work(&mut embedded)?;
+    let erased = embedded.erased;
     tx.commit()?;
+    if erased {
+        // The erased records' attachment keys went with the transaction: their files go now.
+        attachments::collect_files(conn, path)?;
+    }
     Ok(value)
 }
 
@@ -81,13 +96,85 @@ fn embedded_transaction<T>(
 struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
     cache: &'a ReferenceCache,
+    path: &'a Path,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
+    /// Whether it erased a record (whose attachment files are collected after the commit).
+    erased: bool,
 }
 
 use queries::uuid_of;
 
 impl HubTransaction for EmbeddedTransaction<'_, '_> {
+    fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
+        let Some(row) = attachments::row(self.tx, id)? else {
+            return Ok(None);
+        };
+        let complete = row.state.has_bytes();
+        Ok(Some(HeldAttachment {
+            record: row.record_id,
+            size: row.size,
+            held: if complete {
+                row.size
+            } else {
+                attachments::held_partial(self.path, id)
+            },
+            complete,
+        }))
+    }
+
+    fn attachment_append(
+        &mut self,
+        id: Uuid,
+        record: Uuid,
+        size: u64,
+        sha256: &[u8; 32],
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<Appended> {
+        let row = match attachments::row(self.tx, id)? {
+            Some(row) => row,
+            None => {
+                // The manifest names it (the caller checked) but no row follows it yet (a
+                // record stored before this schema): one now.
+                attachments::insert_row(
+                    self.tx,
+                    attachments::NewRow {
+                        id,
+                        record_id: record,
+                        key: &crate::codec::sealed::new_key(),
+                        sha256,
+                        size,
+                        state: AttachmentState::NotDownloaded,
+                        priority: 0,
+                    },
+                )?;
+                attachments::row(self.tx, id)?.ok_or(Error::NotFound { kind: None, id })?
+            }
+        };
+        if row.size != size || &row.sha256 != sha256 {
+            return Err(Error::DamagedDocument {
+                id: record,
+                reason: "an attachment's row disagrees with its manifest entry".into(),
+            });
+        }
+        Ok(
+            match attachments::receive_chunk(self.path, id, &row, offset, bytes)? {
+                Received::More(held) => Appended::Held(held),
+                Received::Whole => {
+                    attachments::set_state(self.tx, id, AttachmentState::Available, None)?;
+                    Appended::Complete
+                }
+                Received::Mismatch => Appended::Mismatch,
+            },
+        )
+    }
+
+    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let row = attachments::row(self.tx, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        attachments::read_chunk(self.path, id, &row, offset, max)
+    }
+
     fn record(&mut self, id: Uuid, _for_update: bool) -> Result<Option<StoredRecord>> {
         let Some((rowid, kind, document)) = find_row(self.tx, id)? else {
             return Ok(None);
@@ -228,6 +315,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             return Ok(false);
         }
         let found = erasure::forget_record(self.tx, id)?.is_some();
+        self.erased = true;
         // The tombstone takes the next place in the change order, like a change would.
         self.tx.execute(
             "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)

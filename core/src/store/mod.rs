@@ -15,8 +15,11 @@
 //!   cursor, its user's profile);
 //! - `hub`: the store as the hub's storage (`storage::HubStorage`), with its readers;
 //! - `scoped`: the queries as one principal sees them (`Store::scoped`: the hub's console);
+//! - `attachments`: attachment bytes in sealed files beside the database, rows following
+//!   the records' manifests;
 //! - `files`: re-encrypting and destroying the files; `schema`: opening and migrating them.
 
+pub(crate) mod attachments;
 mod documents;
 pub(crate) mod erasure;
 pub(crate) mod files;
@@ -29,6 +32,7 @@ pub(crate) mod schema;
 mod scoped;
 pub(crate) mod sync_state;
 
+pub use attachments::{AttachmentInfo, NewAttachment};
 pub use hub::HubReader;
 pub use queries::{
     Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Place, Places, ReviewItem, SearchHit,
@@ -242,6 +246,8 @@ impl Store {
             identity::ensure_device_keys(&tx)?;
         }
         tx.commit()?;
+        // Files a crash left between writing one and committing its row.
+        attachments::collect_files(&conn, &config.path)?;
         Ok(Store {
             conn,
             ctx: Context {
@@ -268,7 +274,8 @@ impl Store {
     /// Drops the content of forgotten records from every file of the store (after an erasure):
     /// see `erasure::purge_freed_content`.
     pub fn purge_freed_content(&self) -> Result<()> {
-        erasure::purge_freed_content(&self.conn)
+        erasure::purge_freed_content(&self.conn)?;
+        attachments::collect_files(&self.conn, &self.ctx.path)
     }
 
     pub fn path(&self) -> &Path {

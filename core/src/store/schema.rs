@@ -17,7 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_erasure_and_quarantine.sql"),
     include_str!("migrations/009_record_lifecycle.sql"),
     include_str!("migrations/010_places.sql"),
-    // 011 belongs to the attachments (merged next).
+    include_str!("migrations/011_attachments.sql"),
     include_str!("migrations/012_identity.sql"),
 ];
 

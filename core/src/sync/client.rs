@@ -280,6 +280,9 @@ fn apply_response(
     if let Some(identity) = &response.identity {
         super::identity::apply_identity(tx, device, identity)?;
     }
+    if let Some(limits) = &response.attachment_limits {
+        crate::store::attachments::set_limits(tx, limits)?;
+    }
     if let Some(profile) = &response.profile {
         // The user's role and areas as the hub holds them now, with the cursor they go
         // with; the reference data in force now (trees received in this answer included).

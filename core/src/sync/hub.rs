@@ -29,6 +29,7 @@ use chrono::Utc;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
+use crate::domain::attachment::{AttachmentLimits, takes_attachments, validate_manifest};
 pub use crate::domain::rights::{Principal, Scope};
 
 /// Bounds on what one request may ask of the hub.
@@ -43,6 +44,8 @@ pub struct HubLimits {
     pub max_response_bytes: usize,
     /// A change dated further in the future than this, by the device's clock, flags the clock.
     pub clock_skew_ms: i64,
+    /// The limits on attachments, which every sync response publishes to devices.
+    pub attachments: AttachmentLimits,
 }
 
 impl Default for HubLimits {
@@ -54,6 +57,7 @@ impl Default for HubLimits {
             max_refetch_records: 1_000,
             max_response_bytes: 4 * 1024 * 1024,
             clock_skew_ms: 10 * 60 * 1000,
+            attachments: AttachmentLimits::default(),
         }
     }
 }
@@ -239,6 +243,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     })?;
     let response = SyncResponse {
         identity,
+        attachment_limits: Some(limits.attachments),
         ..response
     };
     Ok(wire::encode_response(&response))
@@ -372,6 +377,7 @@ fn respond(
         left_scope: page.left,
         profile: Some(who.profile()),
         identity: None,
+        attachment_limits: None,
     })
 }
 
@@ -1044,6 +1050,7 @@ pub(crate) fn admit(
         Err(_) => return Err(Refusal::Invalid),
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
+    check_manifest(kind, document, &rules.limits.attachments)?;
     bounds::check_size(document.save_nocompress().len(), &DocumentLimits::STANDARD)
         .map_err(|limit| Refusal::OverLimit { limit })?;
     Ok(Admitted {
@@ -1116,6 +1123,27 @@ pub(crate) fn check_content(
         to.subject(),
     )
     .map_err(|_| Refusal::StepNotAllowed)
+}
+
+/// A record's attachment manifest: only kinds that take attachments hold one, every entry
+/// reads, and the whole is within the hub's limits.
+fn check_manifest(
+    kind: RecordKind,
+    document: &Automerge,
+    limits: &AttachmentLimits,
+) -> std::result::Result<(), Refusal> {
+    let keys = doc::attachment_keys(document);
+    if keys == 0 {
+        return Ok(());
+    }
+    if !takes_attachments(kind) {
+        return Err(Refusal::Invalid);
+    }
+    let entries = doc::attachments(document);
+    if entries.len() != keys {
+        return Err(Refusal::BreaksValidation);
+    }
+    validate_manifest(&entries, limits).map_err(|_| Refusal::BreaksValidation)
 }
 
 /// A record sent whole (asked for again by the device), if it is the device's to see.

@@ -9,6 +9,7 @@
 //!   `storage::HubStorage` (the embedded store, `store::hub`; PostgreSQL in the server).
 //! - `peer`: two devices with no cursor between them find what differs by range-based set
 //!   reconciliation (negentropy), then exchange the documents.
+//! - `attachments`: attachment bytes, apart from records, in resumable chunks.
 //! - `bundle`: the same documents in a file, signed and sealed to their recipients, refused
 //!   whole if anything fails to check.
 //! - `identity`: the hub certifies devices' keys; devices keep its key, their certificate, the
@@ -17,6 +18,7 @@
 //! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
 //! boundary that turns a panic into a refused record with nothing stored from it.
 
+mod attachments;
 mod bundle;
 mod client;
 mod hub;
@@ -27,10 +29,16 @@ mod token;
 pub mod wire;
 
 pub use crate::storage::{
-    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
-    RecordWrite, StoredRecord,
+    Appended, ChangedRecord, Departure, ErasedHistory, HeldAttachment, HubStorage, HubTransaction,
+    LogEntry, Quarantined, RecordWrite, StoredRecord,
 };
 pub use crate::store::HubReader;
+pub use attachments::{
+    AttachmentRequest, AttachmentResponse, AttachmentSummary, AttachmentSyncOptions,
+    MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal, decode_request as decode_attachment_request,
+    decode_response as decode_attachment_response, encode_request as encode_attachment_request,
+    encode_response as encode_attachment_response, handle_attachment, sync_attachments,
+};
 pub use bundle::{BundleReport, Recipient, encode_bundle};
 pub use client::{
     HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,

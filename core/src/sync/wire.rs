@@ -15,6 +15,7 @@ pub use crate::domain::rights::UserProfile;
 pub use crate::error::DecodeError;
 
 use crate::codec::decompress_bounded;
+use crate::domain::attachment::AttachmentLimits;
 use crate::domain::limits::DocumentLimit;
 use crate::identity::{HubPublic, PublicKeys};
 
@@ -133,14 +134,17 @@ struct ResponseTail {
     profile: Option<UserProfile>,
 }
 
+/// The response's second tail: what a newer hub adds (device identity, attachment limits).
 #[derive(Serialize)]
-struct ResponseIdentityTailRef<'a> {
+struct ResponseTail2Ref<'a> {
     identity: &'a Option<IdentityUpdate>,
+    attachment_limits: Option<AttachmentLimits>,
 }
 
 #[derive(Default, Deserialize)]
-struct ResponseIdentityTail {
+struct ResponseTail2 {
     identity: Option<IdentityUpdate>,
+    attachment_limits: Option<AttachmentLimits>,
 }
 
 /// The next part of a message, or its defaults if the message ends before it (an older
@@ -226,10 +230,11 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         })
         .expect("sync messages serialize"),
     );
-    if response.identity.is_some() {
+    if response.identity.is_some() || response.attachment_limits.is_some() {
         plain.extend(
-            postcard::to_stdvec(&ResponseIdentityTailRef {
+            postcard::to_stdvec(&ResponseTail2Ref {
                 identity: &response.identity,
+                attachment_limits: response.attachment_limits,
             })
             .expect("sync messages serialize"),
         );
@@ -239,8 +244,7 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
-    let (head, tail, second): (ResponseHead, ResponseTail, ResponseIdentityTail) =
-        head_and_tails(&plain)?;
+    let (head, tail, second): (ResponseHead, ResponseTail, ResponseTail2) = head_and_tails(&plain)?;
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -252,6 +256,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         left_scope: tail.left_scope,
         profile: tail.profile,
         identity: second.identity,
+        attachment_limits: second.attachment_limits,
     })
 }
 
@@ -359,6 +364,9 @@ pub struct SyncResponse {
     pub profile: Option<UserProfile>,
     /// The device's certificate and what it needs to check others' (`RequestIdentity`).
     pub identity: Option<IdentityUpdate>,
+    /// The limits on attachments the hub applies (none from a hub of the previous version):
+    /// the device checks captures against them.
+    pub attachment_limits: Option<AttachmentLimits>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -545,6 +553,7 @@ mod tests {
                 revocations: vec![5; 10],
                 directory: None,
             }),
+            attachment_limits: Some(AttachmentLimits::default()),
         };
         let bytes = encode_response(&response);
         assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), response);
@@ -553,9 +562,10 @@ mod tests {
         let (_, rest) = postcard::take_from_bytes::<ResponseHead>(&new).unwrap();
         let tail: ResponseTail = postcard::from_bytes(rest).unwrap();
         assert_eq!((tail.receipt, tail.left_scope), (9, vec![Uuid::nil()]));
-        // And this version reads an older hub's response: no identity.
+        // And this version reads an older hub's response: no identity, no attachment limits.
         let old = SyncResponse {
             identity: None,
+            attachment_limits: None,
             ..response
         };
         assert_eq!(

@@ -1,24 +1,35 @@
 import Foundation
 
-/// A `SyncTransport` over HTTP with URLSession: `POST <hub>/v1/sync` with the device's enrolment
-/// token. Pass it to `VigieStore.syncWith(transport:progress:)`, or bring your own transport.
+/// A `SyncTransport` over HTTP with URLSession: `POST <hub>/v1/sync` (records) and
+/// `POST <hub>/v1/attachments` (attachments' chunks) with the device's enrolment token. Pass it
+/// to `VigieStore.syncWith(transport:progress:attachments:)`, or bring your own transport.
 ///
-/// `exchange` blocks the calling thread until the hub answers: it is called on the thread that
+/// `exchange` and `exchangeAttachment` block the calling thread until the hub answers: it is called on the thread that
 /// runs the sync session, which must not be the main thread.
 public final class HubTransport: SyncTransport, @unchecked Sendable {
-    private let url: URL
+    private let syncURL: URL
+    private let attachmentsURL: URL
     private let authorization: String
     private let session: URLSession
     private let timeout: TimeInterval
 
     public init(hubURL: URL, token: String, session: URLSession = .shared, timeout: TimeInterval = 120) {
-        self.url = hubURL.appendingPathComponent("v1").appendingPathComponent("sync")
+        self.syncURL = hubURL.appendingPathComponent("v1").appendingPathComponent("sync")
+        self.attachmentsURL = hubURL.appendingPathComponent("v1").appendingPathComponent("attachments")
         self.authorization = "Bearer " + token.trimmingCharacters(in: .whitespacesAndNewlines)
         self.session = session
         self.timeout = timeout
     }
 
     public func exchange(request: Data) throws -> Data {
+        try post(request, to: syncURL)
+    }
+
+    public func exchangeAttachment(request: Data) throws -> Data {
+        try post(request, to: attachmentsURL)
+    }
+
+    private func post(_ request: Data, to url: URL) throws -> Data {
         var http = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         http.httpMethod = "POST"
         http.setValue(authorization, forHTTPHeaderField: "Authorization")
@@ -38,8 +49,14 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         if let error = error {
             throw TransportError.Unreachable(reason: error.localizedDescription)
         }
-        guard let status = (response as? HTTPURLResponse)?.statusCode else {
+        guard let answer = response as? HTTPURLResponse else {
             throw TransportError.Unreachable(reason: "no HTTP response")
+        }
+        let status = answer.statusCode
+        if status == 413 && answer.mimeType == "application/octet-stream" {
+            // An attachment over the hub's limits: the body is the refusal, with its figures,
+            // for the session to record.
+            return data ?? Data()
         }
         guard (200..<300).contains(status) else {
             if status == 403 && HubTransport.wipeRequested(data) {

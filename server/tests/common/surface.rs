@@ -50,6 +50,13 @@ impl Hub {
         hub
     }
 
+    /// Stops the hub and starts it again on the same data with other `vigie serve` arguments.
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.stop();
+        self.extra_args = args.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the hub is running").id()
     }

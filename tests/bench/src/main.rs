@@ -3,11 +3,13 @@
 //! `vigie-bench core [--scale S] [--seed N] [--dir PATH] [--sample N]` writes the workload into an
 //! encrypted store one record at a time, then times opening the store and the field's main
 //! queries. `sync` measures sync with one phone (`sync_bench.rs`), `hub-load` many devices
-//! syncing at once against hubs on PostgreSQL and SQLite (`hub_load.rs`). Standard output
+//! syncing at once against hubs on PostgreSQL and SQLite (`hub_load.rs`), `attachments` photos
+//! captured and synced over a dropping link (`attachments.rs`). Standard output
 //! carries only JSON lines, one figure each:
 //! `{"bench": "core", "metric": "...", "value": 1.23, "unit": "ms", "scale": 10.0}`;
 //! progress goes to standard error.
 
+mod attachments;
 mod busy_hub;
 mod console_bench;
 mod demo;
@@ -41,7 +43,9 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
        vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
        vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
        vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]
-       vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]";
+       vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]
+       vigie-bench attachments [--photos N] [--drop-every BYTES] [--large-mb N] [--chunk-kib N]
+                               [--backend sqlite|postgres] [--hub-bin PATH] [--postgres URL]";
 
 /// A fixed key, user and device, so that every run builds the same store.
 const KEY: [u8; 32] = [0x5a; 32];
@@ -280,6 +284,42 @@ fn run_hostile(args: impl Iterator<Item = String>) -> BoxResult<()> {
     hostile::bench_hostile(&args)
 }
 
+fn run_attachments(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = flags(args)?;
+    let mut number = |name: &str, default: usize| -> Result<usize, String> {
+        match flags.remove(name) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
+            None => Ok(default),
+        }
+    };
+    let photos = number("--photos", 200)?;
+    let drop_every = number("--drop-every", 1024 * 1024)?.max(1);
+    let large_mb = number("--large-mb", 64)?;
+    let chunk_kib = number("--chunk-kib", 256)?.max(64);
+    let seed = number("--seed", workload::DEFAULT_SEED as usize)? as u64;
+    let backend = match flags.remove("--backend").as_deref() {
+        None | Some("sqlite") => real_hub::Backend::Sqlite,
+        Some("postgres") => real_hub::Backend::Postgres,
+        Some(other) => return Err(format!("invalid value for --backend: {other}\n{USAGE}").into()),
+    };
+    let args = attachments::AttachmentArgs {
+        backend,
+        photos,
+        drop_every,
+        large_mb,
+        chunk_kib,
+        hub_bin: flags.remove("--hub-bin"),
+        postgres: flags.remove("--postgres"),
+        seed,
+    };
+    if let Some(flag) = flags.keys().next() {
+        return Err(format!("unknown option {flag}\n{USAGE}").into());
+    }
+    attachments::bench_attachments(&args)
+}
+
 /// The hidden commands the sync benchmarks run as separate processes.
 fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
     let mut flags = flags(args)?;
@@ -309,7 +349,19 @@ fn main() -> ExitCode {
         "demo" => run_demo(args),
         "console" => run_console(args),
         "phone" => run_phone(args),
+        "attachments" => run_attachments(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
+        "attachment-phone" => (|| {
+            let mut flags = flags(args)?;
+            let mut take = |name: &str| {
+                flags
+                    .remove(name)
+                    .ok_or_else(|| format!("attachment-phone needs {name}"))
+            };
+            let (hub, token, store) = (take("--hub")?, take("--token")?, take("--store")?);
+            let chunk: usize = take("--chunk")?.parse()?;
+            attachments::phone_main(&hub, &token, Path::new(&store), chunk)
+        })(),
         _ => match parse_args(std::iter::once(command).chain(args)) {
             Ok(options) => bench_core(&options),
             Err(message) => {

@@ -141,11 +141,17 @@ impl HubData {
 
     /// Starts `vigie serve` on this data; its log goes to `<dir>/hub.log`.
     pub fn serve(&self) -> BoxResult<RealHub> {
+        self.serve_with(&[])
+    }
+
+    /// `serve`, with more arguments of `vigie serve`.
+    pub fn serve_with(&self, extra: &[&str]) -> BoxResult<RealHub> {
         let log = std::fs::File::create(self.dir.path().join("hub.log"))?;
         let mut child = Command::new(&self.bin)
             .arg("serve")
             .args(self.args())
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

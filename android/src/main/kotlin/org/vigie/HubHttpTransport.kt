@@ -6,11 +6,13 @@ import java.net.HttpURLConnection
 import java.net.URL
 
 /**
- * A [SyncTransport] over HTTP with the platform's [HttpURLConnection]: `POST <hub>/v1/sync` with
- * the device's enrolment token. Use it with [VigieStore.syncWith] or [syncWithHub], or bring
- * your own (OkHttp, Ktor, Bluetooth) by implementing [SyncTransport].
+ * A [SyncTransport] over HTTP with the platform's [HttpURLConnection]: `POST <hub>/v1/sync`
+ * (records) and `POST <hub>/v1/attachments` (attachments' chunks) with the device's enrolment
+ * token. Use it with [VigieStore.syncWith] or [syncWithHub], or bring your own (OkHttp, Ktor,
+ * Bluetooth) by implementing [SyncTransport].
  *
- * [exchange] blocks: it is called on the thread running the sync session.
+ * [exchange] and [exchangeAttachment] block: they are called on the thread running the sync
+ * session.
  */
 class HubHttpTransport(
     hubUrl: String,
@@ -18,10 +20,15 @@ class HubHttpTransport(
     private val connectTimeoutMillis: Int = 15_000,
     private val readTimeoutMillis: Int = 120_000,
 ) : SyncTransport {
-    private val url = URL(hubUrl.trimEnd('/') + "/v1/sync")
+    private val syncUrl = URL(hubUrl.trimEnd('/') + "/v1/sync")
+    private val attachmentsUrl = URL(hubUrl.trimEnd('/') + "/v1/attachments")
     private val authorization = "Bearer " + token.trim()
 
-    override fun exchange(request: ByteArray): ByteArray {
+    override fun exchange(request: ByteArray): ByteArray = post(syncUrl, request)
+
+    override fun exchangeAttachment(request: ByteArray): ByteArray = post(attachmentsUrl, request)
+
+    private fun post(url: URL, request: ByteArray): ByteArray {
         val connection = try {
             url.openConnection() as HttpURLConnection
         } catch (e: IOException) {
@@ -39,6 +46,11 @@ class HubHttpTransport(
             val status = connection.responseCode
             if (status in 200..299) {
                 return connection.inputStream.use { it.readBytes() }
+            }
+            if (status == 413 && connection.contentType?.startsWith("application/octet-stream") == true) {
+                // An attachment over the hub's limits: the body is the refusal, with its
+                // figures, for the session to record.
+                return connection.errorStream?.use { it.readBytes() } ?: ByteArray(0)
             }
             val body = connection.errorStream?.use { it.readBytes() }?.toString(Charsets.UTF_8).orEmpty()
             if (status == 403 && wipeRequested(body)) {

@@ -46,20 +46,24 @@ fun VigieStore.changes(): Flow<StoreChange> = callbackFlow {
 
 /**
  * Runs a whole sync session with the hub on [dispatcher] (default [Dispatchers.IO]) through
- * [HubHttpTransport]. [onProgress] is told after each exchange, on that dispatcher's thread,
- * while the session holds the store: it must not call the store.
+ * [HubHttpTransport]: records, then attachments' bytes as [attachments] says (null: every one,
+ * on any link; pass `AttachmentSync(DownloadPolicy.WIFI_ONLY, unmetered)` to spare a metered
+ * link). [onProgress] is told after each exchange, on that dispatcher's thread, while the
+ * session holds the store: it must not call the store.
  */
 suspend fun VigieStore.syncWithHub(
     hubUrl: String,
     token: String,
     dispatcher: CoroutineDispatcher = Dispatchers.IO,
+    attachments: AttachmentSync? = null,
     onProgress: ((SyncSummary) -> Unit)? = null,
-): SyncSummary = sync(HubHttpTransport(hubUrl, token), dispatcher, onProgress)
+): SyncSummary = sync(HubHttpTransport(hubUrl, token), dispatcher, attachments, onProgress)
 
 /** Like [syncWithHub], through any [SyncTransport] (the blocking form is [VigieStore.syncWith]). */
 suspend fun VigieStore.sync(
     transport: SyncTransport,
     dispatcher: CoroutineDispatcher = Dispatchers.IO,
+    attachments: AttachmentSync? = null,
     onProgress: ((SyncSummary) -> Unit)? = null,
 ): SyncSummary = withContext(dispatcher) {
     val progress = onProgress?.let { callback ->
@@ -67,7 +71,7 @@ suspend fun VigieStore.sync(
             override fun onProgress(summary: SyncSummary) = callback(summary)
         }
     }
-    syncWith(transport, progress)
+    syncWith(transport, progress, attachments)
 }
 
 /**

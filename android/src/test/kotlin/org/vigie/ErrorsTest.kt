@@ -164,6 +164,7 @@ class ErrorsTest {
             val e = assertFailsWith<VigieException.Transport> {
                 store.syncWith(object : SyncTransport {
                     override fun exchange(request: ByteArray): ByteArray = throw IllegalStateException("radio off")
+                    override fun exchangeAttachment(request: ByteArray): ByteArray = throw IllegalStateException("radio off")
                 }, null)
             }
             assertTrue(e.reason.contains("radio off"), e.reason)

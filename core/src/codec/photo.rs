@@ -1,0 +1,60 @@
+//! A photo re-encoded at capture: decoded (JPEG or PNG), turned upright by its EXIF orientation,
+//! downscaled to a longest side, and encoded again as JPEG. Re-encoding writes pixels only, so
+//! no metadata of the original (EXIF, GPS position, camera, PNG text chunks) survives it.
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use std::io::Cursor;
+
+/// JPEG quality of a re-encoded photo: small, and legible for evidence.
+const QUALITY: u8 = 85;
+/// Pixels per side a decoder accepts (a 100-megapixel photo is 10,000 × 10,000).
+const MAX_INPUT_SIDE: u32 = 12_000;
+/// Bytes a decoder may allocate: bounds what a crafted file can make it take.
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Why a photo could not be re-encoded. Never carries the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoError {
+    /// Not a JPEG or a PNG, or a damaged one.
+    NotAnImage,
+    /// Wider or taller than a decoder accepts.
+    TooLarge,
+}
+
+/// The re-encoded photo, JPEG.
+pub fn reencode(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, PhotoError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| PhotoError::NotAnImage)?;
+    if !matches!(reader.format(), Some(ImageFormat::Jpeg | ImageFormat::Png)) {
+        return Err(PhotoError::NotAnImage);
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_INPUT_SIDE);
+    limits.max_image_height = Some(MAX_INPUT_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(classify)?;
+    let orientation = decoder.orientation().map_err(classify)?;
+    let mut photo = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    photo.apply_orientation(orientation);
+    let max_side = max_side.max(1);
+    if photo.width().max(photo.height()) > max_side {
+        photo = photo.resize(max_side, max_side, image::imageops::FilterType::Triangle);
+    }
+    // JPEG has no alpha channel: a PNG's transparency is flattened.
+    let photo = DynamicImage::ImageRgb8(photo.into_rgb8());
+    let mut out = Vec::new();
+    photo
+        .write_with_encoder(JpegEncoder::new_with_quality(&mut out, QUALITY))
+        .map_err(|_| PhotoError::NotAnImage)?;
+    Ok(out)
+}
+
+fn classify(e: image::ImageError) -> PhotoError {
+    match e {
+        image::ImageError::Limits(_) => PhotoError::TooLarge,
+        _ => PhotoError::NotAnImage,
+    }
+}

@@ -1,0 +1,292 @@
+//! Attachments: photos, scanned documents and voice notes filed with a workplace, a visit or a
+//! child case. A record's document holds only a small manifest entry per attachment (`Attachment`),
+//! in a map keyed by the attachment's id so that two devices adding attachments offline both keep
+//! theirs; the bytes travel and rest apart from the document, encrypted.
+
+use crate::domain::codes::RecordKind;
+use crate::domain::validation::ValidationError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+/// What an attachment is; it decides the media types accepted and how capture treats the bytes
+/// (a photo is re-encoded: metadata stripped, downscaled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum AttachmentKind {
+    Photo,
+    /// A scanned document: a consent form, an identity paper, a school certificate.
+    Document,
+    VoiceNote,
+}
+
+impl AttachmentKind {
+    /// The one stored code of each kind (manifest entries, tables).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::Photo => "photo",
+            AttachmentKind::Document => "document",
+            AttachmentKind::VoiceNote => "voice_note",
+        }
+    }
+
+    pub fn from_str_opt(code: &str) -> Option<AttachmentKind> {
+        [
+            AttachmentKind::Photo,
+            AttachmentKind::Document,
+            AttachmentKind::VoiceNote,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == code)
+    }
+
+    /// The media types a capture of this kind accepts. A photo is always stored as JPEG
+    /// (re-encoded), whatever it arrived as.
+    pub fn accepts(self, media_type: &str) -> bool {
+        let accepted: &[&str] = match self {
+            AttachmentKind::Photo => &["image/jpeg", "image/png"],
+            AttachmentKind::Document => &["application/pdf", "image/jpeg", "image/png"],
+            AttachmentKind::VoiceNote => &[
+                "audio/aac",
+                "audio/mp4",
+                "audio/mpeg",
+                "audio/ogg",
+                "audio/opus",
+                "audio/wav",
+                "audio/webm",
+                "audio/3gpp",
+                "audio/amr",
+            ],
+        };
+        accepted.contains(&media_type)
+    }
+}
+
+impl fmt::Display for AttachmentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of record attachments may be filed with.
+pub fn takes_attachments(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::Workplace | RecordKind::Visit | RecordKind::ChildCase
+    )
+}
+
+/// One attachment's manifest entry, as the record's document holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Attachment {
+    pub id: Uuid,
+    /// SHA-256 of the stored bytes (after a photo's re-encoding), lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    pub media_type: String,
+    pub kind: AttachmentKind,
+    pub caption: String,
+    pub captured_by: Uuid,
+    pub captured_at: DateTime<Utc>,
+}
+
+/// Characters of a caption.
+pub const MAX_CAPTION_CHARS: usize = 500;
+
+impl Attachment {
+    /// Checks an entry as a phone writes it and as the hub receives it, against `limits`.
+    pub fn validate(&self, limits: &AttachmentLimits) -> Result<(), ValidationError> {
+        if self.id.is_nil() {
+            return Err(ValidationError::new("attachments.id", "must be set"));
+        }
+        if self.sha256.len() != 64
+            || !self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ValidationError::new(
+                "attachments.sha256",
+                "must be 64 lowercase hexadecimal digits",
+            ));
+        }
+        if self.size == 0 {
+            return Err(ValidationError::new(
+                "attachments.size",
+                "must not be empty",
+            ));
+        }
+        if self.size > limits.max_file_bytes {
+            return Err(ValidationError::new(
+                "attachments.size",
+                format!("must not exceed {} bytes", limits.max_file_bytes),
+            ));
+        }
+        if !self.kind.accepts(&self.media_type) {
+            return Err(ValidationError::new(
+                "attachments.media_type",
+                format!("not a media type accepted for a {}", self.kind),
+            ));
+        }
+        if self.caption.chars().count() > MAX_CAPTION_CHARS {
+            return Err(ValidationError::new(
+                "attachments.caption",
+                format!("must not be longer than {MAX_CAPTION_CHARS} characters"),
+            ));
+        }
+        if self.captured_by.is_nil() {
+            return Err(ValidationError::new(
+                "attachments.captured_by",
+                "must be set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a record's whole manifest: every entry, their number and their total size.
+pub fn validate_manifest(
+    entries: &[Attachment],
+    limits: &AttachmentLimits,
+) -> Result<(), AttachmentRefusal> {
+    if entries.len() as u64 > u64::from(limits.max_per_record) {
+        return Err(AttachmentRefusal::TooManyForRecord {
+            count: entries.len() as u64,
+            limit: limits.max_per_record,
+        });
+    }
+    let total: u64 = entries.iter().map(|a| a.size).sum();
+    if total > limits.max_record_bytes {
+        return Err(AttachmentRefusal::RecordTooLarge {
+            size: total,
+            limit: limits.max_record_bytes,
+        });
+    }
+    for entry in entries {
+        if entry.size > limits.max_file_bytes {
+            return Err(AttachmentRefusal::FileTooLarge {
+                size: entry.size,
+                limit: limits.max_file_bytes,
+            });
+        }
+        entry.validate(limits).map_err(AttachmentRefusal::Invalid)?;
+    }
+    Ok(())
+}
+
+/// Why an attachment (or a record's manifest) is refused, with the figures at stake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachmentRefusal {
+    #[error("attachment of {size} bytes exceeds the limit of {limit} bytes per file")]
+    FileTooLarge { size: u64, limit: u64 },
+    #[error("attachments of {size} bytes in all exceed the limit of {limit} bytes per record")]
+    RecordTooLarge { size: u64, limit: u64 },
+    #[error("{count} attachments exceed the limit of {limit} per record")]
+    TooManyForRecord { count: u64, limit: u32 },
+    #[error("an attachment must not be empty")]
+    Empty,
+    #[error("not a media type accepted for a {kind}")]
+    UnsupportedMediaType { kind: AttachmentKind },
+    #[error("not a JPEG or PNG image, or a damaged one")]
+    NotAnImage,
+    #[error("the image is wider or taller than a photo may be")]
+    ImageTooLarge,
+    #[error("the bytes do not match the attachment's SHA-256")]
+    HashMismatch,
+    #[error(transparent)]
+    Invalid(ValidationError),
+}
+
+/// Limits on attachments: data the hub publishes in every sync response; a phone checks them
+/// at capture and keeps the last it heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct AttachmentLimits {
+    /// Bytes of one attachment as stored (after a photo's re-encoding).
+    pub max_file_bytes: u64,
+    /// Bytes of all the attachments of one record.
+    pub max_record_bytes: u64,
+    pub max_per_record: u32,
+    /// A photo's longest side in pixels after capture.
+    pub photo_max_side: u32,
+}
+
+impl Default for AttachmentLimits {
+    fn default() -> AttachmentLimits {
+        AttachmentLimits {
+            max_file_bytes: 10 * 1024 * 1024,
+            max_record_bytes: 100 * 1024 * 1024,
+            max_per_record: 50,
+            photo_max_side: 1600,
+        }
+    }
+}
+
+/// Where an attachment's bytes stand on this store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum AttachmentState {
+    /// Captured here; the hub does not hold the bytes yet.
+    PendingUpload,
+    /// Captured here and held by the hub.
+    Uploaded,
+    /// Known from the manifest; the bytes are not on this device.
+    NotDownloaded,
+    /// Part of the bytes are here; the download resumes where it stopped.
+    Downloading,
+    /// Received whole and verified.
+    Available,
+    /// A transfer failed for a reason that retrying will not cure (`AttachmentInfo::failure`).
+    Failed,
+}
+
+impl AttachmentState {
+    /// The one stored code of each state.
+    pub fn code(self) -> i64 {
+        match self {
+            AttachmentState::PendingUpload => 0,
+            AttachmentState::Uploaded => 1,
+            AttachmentState::NotDownloaded => 2,
+            AttachmentState::Downloading => 3,
+            AttachmentState::Available => 4,
+            AttachmentState::Failed => 5,
+        }
+    }
+
+    pub fn from_code(code: i64) -> Option<AttachmentState> {
+        [
+            AttachmentState::PendingUpload,
+            AttachmentState::Uploaded,
+            AttachmentState::NotDownloaded,
+            AttachmentState::Downloading,
+            AttachmentState::Available,
+            AttachmentState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+
+    /// Whether the bytes are whole on this store.
+    pub fn has_bytes(self) -> bool {
+        matches!(
+            self,
+            AttachmentState::PendingUpload | AttachmentState::Uploaded | AttachmentState::Available
+        )
+    }
+}
+
+/// When a device fetches the bytes of attachments it learns of (the app passes it to sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum DownloadPolicy {
+    /// Every attachment, as soon as records are synced.
+    #[default]
+    Eager,
+    /// Only those the app asked for (`Store::request_attachment`).
+    OnDemand,
+    /// Every attachment, but only on an unmetered link (the app says whether it is on one).
+    WifiOnly,
+}

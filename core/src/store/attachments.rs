@@ -1,0 +1,824 @@
+//! Attachment bytes on a store: sealed files beside the database (`<db>.attachments/`), each
+//! under a key of its own kept in the `attachments` table, and the manifest entries in the
+//! records' documents.
+//!
+//! - **Capture** (`Store::add_attachment`): a photo is re-encoded (`codec::photo`); other kinds
+//!   are streamed through the hash and the cipher into a temporary file, so memory stays at
+//!   one segment. The file is synced and renamed to its name, then one transaction stores the
+//!   key and adds the manifest entry to the record's document. A crash before the commit
+//!   leaves a file no row names: it is collected when the store opens.
+//! - **Rows follow manifests**: every save of a record's document (local write, merge from the
+//!   hub, a peer or a bundle) brings the rows in line with its manifest (`follow_manifest`):
+//!   an entry learnt from elsewhere gets a "not downloaded" row, an entry removed loses its
+//!   row, and so its key. Files no row names are deleted by `collect_files`.
+//! - **Erasure and scope**: forgetting a record deletes its rows (`erasure::forget_record`),
+//!   which destroys the keys; the files go with the next collection, which the purge after an
+//!   erasure or a departure runs.
+
+use super::{LocalWrite, Store, documents, files, sync_state};
+use crate::codec::{photo, sealed};
+use crate::doc;
+use crate::domain::attachment::{
+    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState,
+    takes_attachments, validate_manifest,
+};
+use crate::domain::codes::RecordKind;
+use crate::domain::rights;
+use crate::error::{Error, Result};
+use automerge::Automerge;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// What the app gives when it captures an attachment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct NewAttachment {
+    pub kind: AttachmentKind,
+    /// The media type of the bytes given (a photo is stored as `image/jpeg` whatever it was).
+    pub media_type: String,
+    pub caption: String,
+}
+
+/// An attachment as this store holds it: its manifest entry and where its bytes stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct AttachmentInfo {
+    pub record_id: Uuid,
+    pub attachment: Attachment,
+    pub state: AttachmentState,
+    /// Why the last transfer failed, when `state` is `Failed` (a fixed phrase).
+    pub failure: Option<String>,
+    /// Bytes held of a download under way, or confirmed by the hub of an upload under way.
+    pub transferred: u64,
+}
+
+/// The meta key of the limits the hub last published (JSON of `AttachmentLimits`).
+const LIMITS_KEY: &str = "attachment_limits";
+/// A photo as the camera gives it may be larger than the limit on what is stored (it shrinks
+/// when re-encoded), but not without bound.
+const MAX_PHOTO_INPUT: u64 = 64 * 1024 * 1024;
+
+pub(crate) fn dir_of(db: &Path) -> PathBuf {
+    files::sidecar(db, ".attachments")
+}
+
+fn file_name(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+pub(crate) fn file_path(db: &Path, id: Uuid) -> PathBuf {
+    dir_of(db).join(file_name(id))
+}
+
+pub(crate) fn partial_path(db: &Path, id: Uuid) -> PathBuf {
+    dir_of(db).join(format!("{}.part", file_name(id)))
+}
+
+fn ensure_dir(db: &Path) -> io::Result<PathBuf> {
+    let dir = dir_of(db);
+    if !dir.exists() {
+        fs::create_dir_all(&dir)?;
+        files::sync_dir(files::parent_dir(db))?;
+    }
+    Ok(dir)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    text.len()
+        .is_multiple_of(2)
+        .then(|| {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten()
+}
+
+/// The limits this store applies: the last the hub published, else the defaults.
+pub(crate) fn limits(conn: &Connection) -> Result<AttachmentLimits> {
+    Ok(sync_state::get_meta(conn, LIMITS_KEY)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
+}
+
+pub(crate) fn set_limits(tx: &Transaction, limits: &AttachmentLimits) -> Result<()> {
+    sync_state::set_meta(
+        tx,
+        LIMITS_KEY,
+        &serde_json::to_vec(limits).expect("limits serialize"),
+    )
+}
+
+/// One row of the `attachments` table.
+pub(crate) struct Row {
+    pub record_id: Uuid,
+    pub key: sealed::FileKey,
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub state: AttachmentState,
+    pub failure: Option<String>,
+    pub confirmed: u64,
+}
+
+pub(crate) fn row(conn: &Connection, id: Uuid) -> Result<Option<Row>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT record_id, file_key, sha256, size, state, failure, confirmed
+             FROM attachments WHERE id = ?1",
+        )?
+        .query_row([id.as_bytes()], |r| {
+            let record: Vec<u8> = r.get(0)?;
+            let key: Vec<u8> = r.get(1)?;
+            let sha: Vec<u8> = r.get(2)?;
+            Ok((
+                record,
+                key,
+                sha,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .optional()?
+        .and_then(|(record, key, sha, size, state, failure, confirmed)| {
+            let mut file_key = Zeroizing::new([0u8; 32]);
+            file_key.copy_from_slice(key.get(..32)?);
+            Some(Row {
+                record_id: Uuid::from_slice(&record).ok()?,
+                key: file_key,
+                sha256: sha.try_into().ok()?,
+                size: u64::try_from(size).ok()?,
+                state: AttachmentState::from_code(state)?,
+                failure,
+                confirmed: u64::try_from(confirmed).unwrap_or(0),
+            })
+        }))
+}
+
+/// A row to insert.
+pub(crate) struct NewRow<'a> {
+    pub id: Uuid,
+    pub record_id: Uuid,
+    pub key: &'a sealed::FileKey,
+    pub sha256: &'a [u8],
+    pub size: u64,
+    pub state: AttachmentState,
+    pub priority: i64,
+}
+
+pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
+    let NewRow {
+        id,
+        record_id,
+        key,
+        sha256,
+        size,
+        state,
+        priority,
+    } = row;
+    tx.prepare_cached(
+        "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        record_id.as_bytes(),
+        key.as_slice(),
+        sha256,
+        size as i64,
+        state.code(),
+        priority
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn set_state(
+    tx: &Transaction,
+    id: Uuid,
+    state: AttachmentState,
+    failure: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached("UPDATE attachments SET state = ?2, failure = ?3 WHERE id = ?1")?
+        .execute(params![id.as_bytes(), state.code(), failure])?;
+    Ok(())
+}
+
+/// Whether an upload was under way when a session stopped (its last chunk's answer may have
+/// been lost).
+pub(crate) fn in_flight(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT in_flight FROM attachments WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+pub(crate) fn set_in_flight(conn: &Connection, id: Uuid, on: bool) -> Result<()> {
+    conn.prepare_cached("UPDATE attachments SET in_flight = ?2 WHERE id = ?1")?
+        .execute(params![id.as_bytes(), on])?;
+    Ok(())
+}
+
+pub(crate) fn set_confirmed(tx: &Transaction, id: Uuid, confirmed: u64) -> Result<()> {
+    tx.prepare_cached("UPDATE attachments SET confirmed = ?2 WHERE id = ?1")?
+        .execute(params![id.as_bytes(), confirmed as i64])?;
+    Ok(())
+}
+
+/// Brings the rows of a record in line with its manifest, in the transaction that saves its
+/// document: entries learnt from elsewhere get a row whose bytes are not here yet, entries
+/// removed lose theirs (the key with it; the file is collected later). `priority` is the
+/// record's alert severity: urgent records' attachments travel first.
+pub(crate) fn follow_manifest(
+    tx: &Transaction,
+    record_id: Uuid,
+    kind: RecordKind,
+    document: &Automerge,
+    priority: i64,
+) -> Result<()> {
+    if !takes_attachments(kind) {
+        return Ok(());
+    }
+    let entries = doc::attachments(document);
+    let held: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM attachments WHERE record_id = ?1")?
+        .query_map([record_id.as_bytes()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &held {
+        if !entries.iter().any(|e| e.id.as_bytes() == id.as_slice()) {
+            tx.prepare_cached("DELETE FROM attachments WHERE id = ?1")?
+                .execute([id])?;
+        }
+    }
+    for entry in &entries {
+        if held.iter().any(|id| id.as_slice() == entry.id.as_bytes()) {
+            continue;
+        }
+        let Some(sha) = unhex(&entry.sha256).filter(|s| s.len() == 32) else {
+            continue;
+        };
+        insert_row(
+            tx,
+            NewRow {
+                id: entry.id,
+                record_id,
+                key: &sealed::new_key(),
+                sha256: &sha,
+                size: entry.size,
+                state: AttachmentState::NotDownloaded,
+                priority,
+            },
+        )?;
+    }
+    tx.prepare_cached("UPDATE attachments SET priority = ?2 WHERE record_id = ?1")?
+        .execute(params![record_id.as_bytes(), priority])?;
+    Ok(())
+}
+
+/// Deletes every file of the attachments directory that no row names whole (a complete file
+/// for a row whose bytes are here, a partial one for a row being received), and temporary
+/// files a crash left. Run when the store opens and after records were forgotten.
+pub(crate) fn collect_files(conn: &Connection, db: &Path) -> Result<()> {
+    let dir = dir_of(db);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = false;
+    let mut stmt = conn.prepare_cached("SELECT state FROM attachments WHERE id = ?1")?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let (stem, partial) = match name.strip_suffix(".part") {
+            Some(stem) => (stem, true),
+            None => (name.as_str(), false),
+        };
+        let state = match Uuid::try_parse(stem) {
+            Ok(id) => stmt
+                .query_row([id.as_bytes()], |r| r.get::<_, i64>(0))
+                .optional()?
+                .and_then(AttachmentState::from_code),
+            Err(_) => None,
+        };
+        let keep = match state {
+            Some(s) if partial => !s.has_bytes(),
+            Some(s) => s.has_bytes() || s == AttachmentState::Failed,
+            None => false,
+        };
+        if !keep {
+            files::remove_if_exists(&entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        files::sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// A temporary file in the attachments directory, removed unless kept.
+struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TempFile {
+    fn create(db: &Path) -> Result<(TempFile, File)> {
+        let dir = ensure_dir(db)?;
+        let path = dir.join(format!("tmp-{}", Uuid::new_v4().simple()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((TempFile { path, kept: false }, file))
+    }
+
+    /// Makes the file durable under `to`: synced, renamed, directory synced.
+    fn commit(mut self, file: File, to: &Path) -> Result<()> {
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.path, to)?;
+        files::sync_dir(files::parent_dir(to))?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Hashes what passes through.
+struct Hashing<W: Write> {
+    out: sealed::SealedWriter<W>,
+    hash: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+        self.out.write_all(bytes)
+    }
+}
+
+/// The bytes of a capture sealed into a temporary file: hash and size, streamed.
+struct Sealed {
+    temp: TempFile,
+    file: File,
+    sha256: [u8; 32],
+    size: u64,
+}
+
+fn refused(r: AttachmentRefusal) -> Error {
+    Error::Attachment(r)
+}
+
+/// Seals `source` into a temporary file, refusing more than `limit` bytes (the size reported
+/// is the whole source's, read to its end without keeping it).
+fn seal_stream(
+    db: &Path,
+    id: Uuid,
+    key: &sealed::FileKey,
+    mut source: impl Read,
+    limit: u64,
+) -> Result<Sealed> {
+    let (temp, file) = TempFile::create(db)?;
+    let mut hashing = Hashing {
+        out: sealed::SealedWriter::create(io::BufWriter::new(file), key, id, None)?,
+        hash: Sha256::new(),
+        size: 0,
+    };
+    let mut buffer = Zeroizing::new(vec![0u8; sealed::SEGMENT]);
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if hashing.size + n as u64 > limit {
+            let size = hashing.size + n as u64 + io::copy(&mut source, &mut io::sink())?;
+            return Err(refused(AttachmentRefusal::FileTooLarge { size, limit }));
+        }
+        hashing.write(&buffer[..n])?;
+    }
+    let size = hashing.size;
+    let sha256: [u8; 32] = hashing.hash.finalize().into();
+    let file = hashing
+        .out
+        .finish()?
+        .into_inner()
+        .map_err(|e| Error::Io(e.into_error()))?;
+    Ok(Sealed {
+        temp,
+        file,
+        sha256,
+        size,
+    })
+}
+
+impl Store {
+    /// The limits on attachments this store applies: those the hub published at the last
+    /// sync, else the defaults.
+    pub fn attachment_limits(&self) -> Result<AttachmentLimits> {
+        limits(&self.conn)
+    }
+
+    /// Sets the limits (the hub publishes its own; a device takes them from sync responses).
+    pub fn set_attachment_limits(&mut self, limits: &AttachmentLimits) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        set_limits(&tx, limits)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Attaches the bytes `source` gives to a workplace, visit or child case. A photo is
+    /// re-encoded (metadata such as EXIF and GPS stripped, downscaled to the limits' longest
+    /// side) and stored as JPEG; other kinds are stored as given, streamed. Bad input is a
+    /// typed refusal (`Error::Attachment`): empty, an unknown media type, over a limit (with
+    /// the size and the limit), not an image. Nothing is stored unless all of it is.
+    pub fn add_attachment(
+        &mut self,
+        record_id: Uuid,
+        new: &NewAttachment,
+        source: impl Read,
+    ) -> Result<Attachment> {
+        let limits = self.attachment_limits()?;
+        let kind = self.kind_of(record_id)?;
+        if !takes_attachments(kind) {
+            return Err(refused(AttachmentRefusal::Invalid(
+                crate::error::ValidationError::new(
+                    "record_id",
+                    format!("{kind} records take no attachments"),
+                ),
+            )));
+        }
+        if !new.kind.accepts(&new.media_type) {
+            return Err(refused(AttachmentRefusal::UnsupportedMediaType {
+                kind: new.kind,
+            }));
+        }
+        let id = Uuid::now_v7();
+        let key = sealed::new_key();
+        let (sealed, media_type) = match new.kind {
+            AttachmentKind::Photo => {
+                let mut original = Zeroizing::new(Vec::new());
+                let read = source
+                    .take(MAX_PHOTO_INPUT + 1)
+                    .read_to_end(&mut original)?;
+                if read as u64 > MAX_PHOTO_INPUT {
+                    return Err(refused(AttachmentRefusal::FileTooLarge {
+                        size: read as u64,
+                        limit: MAX_PHOTO_INPUT,
+                    }));
+                }
+                if original.is_empty() {
+                    return Err(refused(AttachmentRefusal::Empty));
+                }
+                let jpeg = Zeroizing::new(
+                    photo::reencode(&original, limits.photo_max_side).map_err(|e| {
+                        refused(match e {
+                            photo::PhotoError::NotAnImage => AttachmentRefusal::NotAnImage,
+                            photo::PhotoError::TooLarge => AttachmentRefusal::ImageTooLarge,
+                        })
+                    })?,
+                );
+                drop(original);
+                let sealed =
+                    seal_stream(&self.ctx.path, id, &key, &jpeg[..], limits.max_file_bytes)?;
+                (sealed, "image/jpeg".to_string())
+            }
+            _ => {
+                let sealed = seal_stream(&self.ctx.path, id, &key, source, limits.max_file_bytes)?;
+                (sealed, new.media_type.clone())
+            }
+        };
+        if sealed.size == 0 {
+            return Err(refused(AttachmentRefusal::Empty));
+        }
+        let entry = Attachment {
+            id,
+            sha256: hex(&sealed.sha256),
+            size: sealed.size,
+            media_type,
+            kind: new.kind,
+            caption: new.caption.clone(),
+            captured_by: self.ctx.author.user,
+            captured_at: Utc::now(),
+        };
+        entry
+            .validate(&limits)
+            .map_err(|e| refused(AttachmentRefusal::Invalid(e)))?;
+        let target = file_path(&self.ctx.path, id);
+        sealed.temp.commit(sealed.file, &target)?;
+        let stored = (|| {
+            let write = self.ctx.local_write(&self.conn)?;
+            let tx = self.conn.transaction()?;
+            let state = if self.ctx.role == super::StoreRole::Hub {
+                AttachmentState::Available
+            } else {
+                AttachmentState::PendingUpload
+            };
+            insert_row(
+                &tx,
+                NewRow {
+                    id,
+                    record_id,
+                    key: &key,
+                    sha256: &sealed.sha256,
+                    size: sealed.size,
+                    state,
+                    priority: 0,
+                },
+            )?;
+            edit_manifest(&tx, &write, record_id, &limits, |document, author| {
+                doc::put_attachment(document, &entry, author)
+            })?;
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = stored {
+            let _ = files::remove_if_exists(&target);
+            return Err(e);
+        }
+        Ok(entry)
+    }
+
+    /// Attaches the file at `path` (see `add_attachment`).
+    pub fn add_attachment_file(
+        &mut self,
+        record_id: Uuid,
+        new: &NewAttachment,
+        path: &Path,
+    ) -> Result<Attachment> {
+        self.add_attachment(record_id, new, io::BufReader::new(File::open(path)?))
+    }
+
+    /// Removes an attachment from its record: the manifest entry goes (and, as the change
+    /// reaches them, from the hub and every device); the key and the bytes go here now.
+    pub fn remove_attachment(&mut self, record_id: Uuid, id: Uuid) -> Result<()> {
+        let limits = self.attachment_limits()?;
+        let write = self.ctx.local_write(&self.conn)?;
+        let tx = self.conn.transaction()?;
+        let removed = edit_manifest(&tx, &write, record_id, &limits, |document, author| {
+            doc::remove_attachment(document, id, author)
+        })?;
+        if !removed {
+            return Err(Error::NotFound { kind: None, id });
+        }
+        tx.commit()?;
+        collect_files(&self.conn, &self.ctx.path)
+    }
+
+    /// A record's attachments, with where their bytes stand, in id (capture time) order.
+    pub fn attachments(&self, record_id: Uuid) -> Result<Vec<AttachmentInfo>> {
+        let (_, kind, bytes) =
+            documents::find_row(&self.conn, record_id)?.ok_or(Error::NotFound {
+                kind: None,
+                id: record_id,
+            })?;
+        if !takes_attachments(kind) {
+            return Ok(Vec::new());
+        }
+        let document = doc::load(record_id, &bytes)?;
+        doc::attachments(&document)
+            .into_iter()
+            .map(|attachment| {
+                let row = row(&self.conn, attachment.id)?;
+                let (state, failure, transferred) = match row {
+                    Some(r) => {
+                        let transferred = match r.state {
+                            AttachmentState::Downloading => {
+                                held_partial(&self.ctx.path, attachment.id)
+                            }
+                            AttachmentState::PendingUpload => r.confirmed,
+                            _ => 0,
+                        };
+                        (r.state, r.failure, transferred)
+                    }
+                    None => (AttachmentState::NotDownloaded, None, 0),
+                };
+                Ok(AttachmentInfo {
+                    record_id,
+                    attachment,
+                    state,
+                    failure,
+                    transferred,
+                })
+            })
+            .collect()
+    }
+
+    /// Reads an attachment's bytes, streamed (one segment in memory at a time). The bytes
+    /// must be on this store (`AttachmentState::has_bytes`); else `Error::AttachmentNotHere`.
+    pub fn open_attachment(&self, id: Uuid) -> Result<impl Read + use<>> {
+        let row = row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        if !row.state.has_bytes() {
+            return Err(Error::AttachmentNotHere {
+                id,
+                state: row.state,
+            });
+        }
+        Ok(sealed::open(&file_path(&self.ctx.path, id), &row.key, id)?)
+    }
+
+    /// The size of an attachment's bytes (as stored), whether or not they are on this store.
+    pub fn attachment_size(&self, id: Uuid) -> Result<u64> {
+        Ok(row(&self.conn, id)?
+            .ok_or(Error::NotFound { kind: None, id })?
+            .size)
+    }
+
+    /// An attachment's bytes, whole in memory (for small ones; `open_attachment` streams).
+    pub fn read_attachment(&self, id: Uuid) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_attachment(id)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Decrypts an attachment into the file the app names (for a viewer or a share sheet),
+    /// written whole or not at all.
+    pub fn export_attachment(&self, id: Uuid, to: &Path) -> Result<()> {
+        let mut reader = self.open_attachment(id)?;
+        let temp = files::sidecar(to, ".partial");
+        let result = (|| -> Result<()> {
+            let mut out = File::create(&temp)?;
+            io::copy(&mut reader, &mut out)?;
+            out.sync_all()?;
+            fs::rename(&temp, to)?;
+            files::sync_dir(files::parent_dir(to))?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = files::remove_if_exists(&temp);
+        }
+        result
+    }
+}
+
+/// The plaintext bytes a partial download holds (whole segments).
+pub(crate) fn held_partial(db: &Path, id: Uuid) -> u64 {
+    fs::metadata(partial_path(db, id))
+        .map(|m| sealed::whole_segments(m.len()) * sealed::SEGMENT as u64)
+        .unwrap_or(0)
+}
+
+/// Edits a record's manifest with `edit` and saves the document (index rows, change log,
+/// outbox), checking the writer may change the record and the manifest stays within
+/// `limits`. Returns whether anything changed.
+fn edit_manifest(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    record_id: Uuid,
+    limits: &AttachmentLimits,
+    edit: impl FnOnce(
+        &mut Automerge,
+        &crate::doc::ChangeAuthor,
+    ) -> Result<Option<automerge::ChangeHash>>,
+) -> Result<bool> {
+    let (rowid, kind, bytes) = documents::find_row(tx, record_id)?.ok_or(Error::NotFound {
+        kind: None,
+        id: record_id,
+    })?;
+    let mut document = doc::load(record_id, &bytes)?;
+    document.set_actor(write.actor.clone());
+    if let Some(acting) = &write.acting {
+        let record = documents::TypedRecord::read(kind, record_id, &document)?;
+        rights::check(
+            acting.role,
+            acting.user,
+            Some(record.subject()),
+            record.subject(),
+        )?;
+    }
+    let before = document.get_heads();
+    if edit(&mut document, &write.author)?.is_none() {
+        return Ok(false);
+    }
+    validate_manifest(&doc::attachments(&document), limits).map_err(refused)?;
+    documents::save_document(
+        tx,
+        &write.ctx,
+        write.cache,
+        record_id,
+        kind,
+        Some(rowid),
+        &mut document,
+        &before,
+    )?;
+    Ok(true)
+}
+
+pub(crate) fn unhex_sha(text: &str) -> Option<[u8; 32]> {
+    unhex(text)?.try_into().ok()
+}
+
+/// What a chunk received did.
+pub(crate) enum Received {
+    /// Appended (or, at another offset than held, ignored); more is due.
+    More(u64),
+    /// The last chunk: the whole matched its hash and took its place.
+    Whole,
+    /// The last chunk: the whole did not match its hash and was discarded.
+    Mismatch,
+}
+
+/// Appends a chunk of a transfer (a download on a device, an upload on the hub) to the
+/// attachment's partial file, sealed under its key, synced before this returns. A chunk at
+/// another offset than the whole segments held is ignored (a retried one, or one past a gap);
+/// the caller resumes from what is held. The last chunk verifies the whole, streamed, against
+/// the hash, and renames the file to its place; a mismatch deletes it.
+pub(crate) fn receive_chunk(
+    db: &Path,
+    id: Uuid,
+    row: &Row,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<Received> {
+    ensure_dir(db)?;
+    let part = partial_path(db, id);
+    let (mut writer, held) = match OpenOptions::new().read(true).write(true).open(&part) {
+        Ok(file) => match sealed::SealedWriter::resume(file, &row.key, id, row.size) {
+            Ok(resumed) => resumed,
+            // A partial file that does not read (a crash while it was created): start again.
+            Err(_) => {
+                files::remove_if_exists(&part)?;
+                return Ok(Received::More(0));
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&part)?;
+            let writer = sealed::SealedWriter::create(file, &row.key, id, Some(row.size))?;
+            files::sync_dir(&dir_of(db))?;
+            (writer, 0)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if offset != held || held + bytes.len() as u64 > row.size {
+        return Ok(Received::More(held));
+    }
+    writer.write_all(bytes)?;
+    if writer.position() < row.size {
+        writer.get_mut().sync_all()?;
+        return Ok(Received::More(writer.position()));
+    }
+    let file = writer.finish()?;
+    file.sync_all()?;
+    drop(file);
+    let mut hash = Sha256::new();
+    let verified = (|| -> io::Result<()> {
+        let mut reader = sealed::open(&part, &row.key, id)?;
+        let mut buffer = Zeroizing::new(vec![0u8; sealed::SEGMENT]);
+        loop {
+            match reader.read(&mut buffer)? {
+                0 => return Ok(()),
+                n => hash.update(&buffer[..n]),
+            }
+        }
+    })();
+    if verified.is_err() || <[u8; 32]>::from(hash.finalize()) != row.sha256 {
+        files::remove_if_exists(&part)?;
+        return Ok(Received::Mismatch);
+    }
+    fs::rename(&part, file_path(db, id))?;
+    files::sync_dir(&dir_of(db))?;
+    Ok(Received::Whole)
+}
+
+/// Reads at most `max` bytes of a stored attachment from `offset` (a segment boundary).
+pub(crate) fn read_chunk(
+    db: &Path,
+    id: Uuid,
+    row: &Row,
+    offset: u64,
+    max: usize,
+) -> Result<Vec<u8>> {
+    let mut reader = sealed::open_at(&file_path(db, id), &row.key, id, offset)?;
+    let len = (row.size.saturating_sub(offset)).min(max as u64) as usize;
+    let mut bytes = vec![0u8; len];
+    reader.read_exact(&mut bytes)?;
+    Ok(bytes)
+}

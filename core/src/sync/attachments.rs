@@ -1,0 +1,684 @@
+//! Attachments between a device and its hub, apart from records: in chunks, resumable,
+//! idempotent, verified against the manifest's hash.
+//!
+//! Records sync first (`client`): a record's manifest reaches the hub through the ordinary
+//! push, where `hub::admit` checks it (the sender may change the record, within the limits).
+//! Then each attachment's bytes travel in chunks of `chunk_bytes` (a multiple of the sealed
+//! files' segment, 256 KiB by default), one request each:
+//!
+//! - **Upload** `(record, id, offset, bytes)`: the hub appends the chunk if `offset` is what it
+//!   holds, ignores it if it holds it already (a retried request), and answers what it holds.
+//!   A cut at any byte therefore re-sends at most the chunk in flight; and an upload that
+//!   was under way when a session stopped starts the next one with an empty chunk, which the
+//!   hub answers with what it holds (a chunk whose answer was lost is not sent again). The
+//!   last chunk makes the hub verify the whole against the manifest's SHA-256: a mismatch
+//!   discards it all.
+//! - **Download** `(record, id, offset, max)`: the hub answers the bytes from `offset`; the
+//!   device appends them to its partial file and resumes after the whole segments it holds.
+//!
+//! The hub answers an attachment of a record the device may not receive (unknown, erased,
+//! outside its scope) as it answers an unknown id: existence never leaks. A device uploads
+//! only to records it may change (the role matrix's edit step and the scope rule, as a push).
+//! Limits per file and per record are refused with the figures (`TransferRefusal`), which the
+//! HTTP layer answers with 413.
+//!
+//! Order: uploads first (evidence leaves the phone), then downloads; within each, the
+//! attachments of the most urgent records (alerts' severity) first.
+
+use super::hub::{HubError, HubLimits};
+use super::wire;
+use crate::codec::{self, sealed};
+use crate::doc;
+use crate::domain::attachment::{AttachmentState, DownloadPolicy, takes_attachments};
+use crate::domain::codes::RecordKind;
+use crate::domain::rights::{self, Principal, Step};
+use crate::error::{Error, Result};
+use crate::storage::{Appended, HubStorage, HubTransaction};
+use crate::store::{Store, attachments, sync_state};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub(crate) const REQUEST_TAG: [u8; 4] = *b"VGa1";
+pub(crate) const RESPONSE_TAG: [u8; 4] = *b"VGb1";
+
+/// One request of an attachment transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachmentRequest {
+    Upload {
+        record: Uuid,
+        id: Uuid,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Download {
+        record: Uuid,
+        id: Uuid,
+        offset: u64,
+        max_bytes: u32,
+    },
+}
+
+/// The hub's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachmentResponse {
+    /// The hub holds the first `held` bytes of the upload; `complete` once every byte arrived
+    /// and matched the hash.
+    Held {
+        id: Uuid,
+        held: u64,
+        complete: bool,
+    },
+    /// Bytes of a download, from `offset`, of an attachment of `size` bytes.
+    Chunk {
+        id: Uuid,
+        size: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    Refused {
+        id: Uuid,
+        reason: TransferRefusal,
+    },
+}
+
+/// Why the hub refused a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum TransferRefusal {
+    /// No such attachment on a record this device may read (or change, for an upload).
+    #[error("no such attachment for this device")]
+    NotFound,
+    /// The hub does not hold the bytes yet (the device that captured it has not uploaded it).
+    #[error("the hub does not hold the attachment's bytes yet")]
+    NotYetAvailable,
+    #[error("attachment of {size} bytes exceeds the limit of {limit} bytes per file")]
+    FileTooLarge { size: u64, limit: u64 },
+    #[error("attachments of {size} bytes in all exceed the limit of {limit} bytes per record")]
+    RecordTooLarge { size: u64, limit: u64 },
+    #[error("the bytes do not match the attachment's SHA-256: the upload starts again")]
+    HashMismatch,
+    /// A chunk not at a segment boundary, larger than a chunk may be, or past the size.
+    #[error("the chunk does not fit the attachment")]
+    BadChunk,
+}
+
+impl TransferRefusal {
+    /// Whether the refusal is a limit (HTTP 413).
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            TransferRefusal::FileTooLarge { .. } | TransferRefusal::RecordTooLarge { .. }
+        )
+    }
+
+    /// The refusal's code, for the HTTP layer's typed reason.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransferRefusal::NotFound => "not_found",
+            TransferRefusal::NotYetAvailable => "not_yet_available",
+            TransferRefusal::FileTooLarge { .. } => "file_too_large",
+            TransferRefusal::RecordTooLarge { .. } => "record_too_large",
+            TransferRefusal::HashMismatch => "hash_mismatch",
+            TransferRefusal::BadChunk => "bad_chunk",
+        }
+    }
+}
+
+pub fn encode_request(request: &AttachmentRequest) -> Vec<u8> {
+    wire::encode(REQUEST_TAG, request)
+}
+
+pub fn decode_request(
+    bytes: &[u8],
+    max: usize,
+) -> std::result::Result<AttachmentRequest, wire::DecodeError> {
+    wire::decode(REQUEST_TAG, "attachment request", bytes, max)
+}
+
+pub fn encode_response(response: &AttachmentResponse) -> Vec<u8> {
+    wire::encode(RESPONSE_TAG, response)
+}
+
+pub fn decode_response(
+    bytes: &[u8],
+    max: usize,
+) -> std::result::Result<AttachmentResponse, wire::DecodeError> {
+    wire::decode(RESPONSE_TAG, "attachment response", bytes, max)
+}
+
+/// The manifest entry of `id` in the hub's copy of `record`, if the principal may see the
+/// record (the scope rule of every pull) and, for an upload, change it (the role matrix's edit
+/// step). Anything else is `NotFound`, whatever the reason.
+fn entry_for(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    record: Uuid,
+    id: Uuid,
+    changing: bool,
+) -> Result<
+    std::result::Result<
+        (crate::domain::Attachment, Vec<crate::domain::Attachment>),
+        TransferRefusal,
+    >,
+> {
+    let stored = match tx.record(record, changing) {
+        Ok(Some(stored)) => stored,
+        Ok(None) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => {
+            return Ok(Err(TransferRefusal::NotFound));
+        }
+        Err(e) => return Err(e),
+    };
+    let reference = tx.reference()?;
+    let scope = who.scope(&reference);
+    if !takes_attachments(stored.kind) || !scope.receives(stored.kind, stored.area.as_ref()) {
+        return Ok(Err(TransferRefusal::NotFound));
+    }
+    if changing && rights::check_step(who.role, who.user, &Step::Edit(stored.kind)).is_err() {
+        return Ok(Err(TransferRefusal::NotFound));
+    }
+    let Ok(document) = codec::load(record, &stored.document) else {
+        return Ok(Err(TransferRefusal::NotFound));
+    };
+    let entries = doc::attachments(&document);
+    match entries.iter().find(|a| a.id == id) {
+        Some(entry) => Ok(Ok((entry.clone(), entries))),
+        None => Ok(Err(TransferRefusal::NotFound)),
+    }
+}
+
+/// The hub's side: one attachment request from an authenticated device, over any storage.
+pub fn handle_attachment<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    who: &Principal,
+    request: &[u8],
+    limits: &HubLimits,
+) -> std::result::Result<Vec<u8>, HubError> {
+    if request.len() > limits.max_request_bytes {
+        return Err(HubError::TooLarge("request bytes"));
+    }
+    let request = decode_request(request, limits.max_decompressed_bytes)?;
+    let response = match request {
+        AttachmentRequest::Upload {
+            record,
+            id,
+            offset,
+            bytes,
+        } => {
+            storage.in_transaction(&mut |tx| upload(tx, who, limits, record, id, offset, &bytes))?
+        }
+        AttachmentRequest::Download {
+            record,
+            id,
+            offset,
+            max_bytes,
+        } => storage.in_read_transaction(&mut |tx| {
+            download(tx, who, limits, record, id, offset, max_bytes)
+        })?,
+    };
+    Ok(encode_response(&response))
+}
+
+fn upload(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    limits: &HubLimits,
+    record: Uuid,
+    id: Uuid,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<AttachmentResponse> {
+    let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
+    let (entry, entries) = match entry_for(tx, who, record, id, true)? {
+        Ok(found) => found,
+        Err(reason) => return refused(reason),
+    };
+    let file_limit = limits.attachments.max_file_bytes;
+    if entry.size > file_limit {
+        return refused(TransferRefusal::FileTooLarge {
+            size: entry.size,
+            limit: file_limit,
+        });
+    }
+    let total: u64 = entries.iter().map(|a| a.size).sum();
+    if total > limits.attachments.max_record_bytes {
+        return refused(TransferRefusal::RecordTooLarge {
+            size: total,
+            limit: limits.attachments.max_record_bytes,
+        });
+    }
+    let held = tx.attachment_held(id)?;
+    if let Some(held) = &held
+        && (held.complete || held.record != record)
+    {
+        // Stored already (a retried last chunk, another device's upload): nothing to add.
+        return Ok(AttachmentResponse::Held {
+            id,
+            held: held.held,
+            complete: held.complete,
+        });
+    }
+    let have = held.as_ref().map_or(0, |h| h.held);
+    if offset != have || bytes.is_empty() {
+        // A chunk the hub holds already (a retry), or one past a gap: the device goes on
+        // from what the hub holds.
+        return Ok(AttachmentResponse::Held {
+            id,
+            held: have,
+            complete: false,
+        });
+    }
+    let chunk_ok = offset.is_multiple_of(sealed::SEGMENT as u64)
+        && bytes.len() <= MAX_CHUNK_BYTES
+        && offset + bytes.len() as u64 <= entry.size;
+    if !chunk_ok {
+        return refused(TransferRefusal::BadChunk);
+    }
+    let sha: [u8; 32] = match attachments::unhex_sha(&entry.sha256) {
+        Some(sha) => sha,
+        None => return refused(TransferRefusal::NotFound),
+    };
+    Ok(
+        match tx.attachment_append(id, record, entry.size, &sha, offset, bytes)? {
+            Appended::Held(held) => AttachmentResponse::Held {
+                id,
+                held,
+                complete: false,
+            },
+            Appended::Complete => AttachmentResponse::Held {
+                id,
+                held: entry.size,
+                complete: true,
+            },
+            Appended::Mismatch => AttachmentResponse::Refused {
+                id,
+                reason: TransferRefusal::HashMismatch,
+            },
+        },
+    )
+}
+
+fn download(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    limits: &HubLimits,
+    record: Uuid,
+    id: Uuid,
+    offset: u64,
+    max_bytes: u32,
+) -> Result<AttachmentResponse> {
+    let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
+    let entry = match entry_for(tx, who, record, id, false)? {
+        Ok((entry, _)) => entry,
+        Err(reason) => return refused(reason),
+    };
+    match tx.attachment_held(id)? {
+        Some(held) if held.complete && held.record == record => {}
+        _ => return refused(TransferRefusal::NotYetAvailable),
+    }
+    if offset > entry.size || !offset.is_multiple_of(sealed::SEGMENT as u64) {
+        return refused(TransferRefusal::BadChunk);
+    }
+    let max = (max_bytes as usize)
+        .min(MAX_CHUNK_BYTES)
+        .min(limits.max_response_bytes)
+        .max(sealed::SEGMENT);
+    let bytes = tx.attachment_read(id, offset, max)?;
+    Ok(AttachmentResponse::Chunk {
+        id,
+        size: entry.size,
+        offset,
+        bytes,
+    })
+}
+
+/// The largest chunk either way.
+pub const MAX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+impl Store {
+    /// The hub's side of an attachment request on an embedded hub store (tests, tools).
+    pub fn hub_attachment(
+        &mut self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<Vec<u8>, HubError> {
+        handle_attachment(self, who, request, limits)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The device
+
+/// How a device transfers attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentSyncOptions {
+    pub policy: DownloadPolicy,
+    /// Whether the link is unmetered (Wi-Fi): the app knows, the core does not.
+    pub unmetered: bool,
+    /// Bytes per chunk, rounded down to a multiple of the segment (64 KiB); 256 KiB by default.
+    pub chunk_bytes: usize,
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for AttachmentSyncOptions {
+    fn default() -> Self {
+        AttachmentSyncOptions {
+            policy: DownloadPolicy::Eager,
+            unmetered: true,
+            chunk_bytes: 256 * 1024,
+            max_decompressed_bytes: 2 * MAX_CHUNK_BYTES,
+        }
+    }
+}
+
+impl AttachmentSyncOptions {
+    fn chunk(&self) -> usize {
+        let segment = sealed::SEGMENT;
+        (self.chunk_bytes.min(MAX_CHUNK_BYTES) / segment).max(1) * segment
+    }
+}
+
+/// What an attachment session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachmentSummary {
+    pub round_trips: usize,
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+    /// Attachments the hub now holds whole.
+    pub uploaded: Vec<Uuid>,
+    /// Attachments now whole on this device.
+    pub downloaded: Vec<Uuid>,
+    /// Attachments that failed, with why (they keep their state `Failed`).
+    pub failed: Vec<(Uuid, TransferRefusal)>,
+}
+
+/// A transfer the device has to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Transfer {
+    id: Uuid,
+    record: Uuid,
+    upload: bool,
+}
+
+impl Store {
+    /// Marks an attachment for download (the "on demand" policy, or a Wi-Fi-only device on a
+    /// metered link: the user asked for this one).
+    pub fn request_attachment(&mut self, id: Uuid) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE attachments SET requested = 1 WHERE id = ?1",
+            [id.as_bytes()],
+        )?;
+        tx.commit()?;
+        if n == 0 {
+            return Err(Error::NotFound { kind: None, id });
+        }
+        Ok(())
+    }
+
+    /// The transfers due, in order: uploads, then downloads the policy allows; the most
+    /// urgent records' first. Records still waiting in the outbox wait for their push.
+    fn transfers_due(&self, options: &AttachmentSyncOptions) -> Result<Vec<Transfer>> {
+        let all = options.policy == DownloadPolicy::Eager
+            || (options.policy == DownloadPolicy::WifiOnly && options.unmetered);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, record_id, state FROM attachments
+             WHERE state IN (?1, ?2, ?3) AND (state = ?1 OR ?4 OR requested = 1)
+             ORDER BY state = ?1 DESC, priority DESC, id",
+        )?;
+        let rows = stmt
+            .query_map(
+                rusqlite::params![
+                    AttachmentState::PendingUpload.code(),
+                    AttachmentState::NotDownloaded.code(),
+                    AttachmentState::Downloading.code(),
+                    all
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut due = Vec::new();
+        for (id, record, state) in rows {
+            let (Ok(id), Ok(record)) = (Uuid::from_slice(&id), Uuid::from_slice(&record)) else {
+                continue;
+            };
+            let upload = state == AttachmentState::PendingUpload.code();
+            if upload && sync_state::is_pending(&self.conn, record)? {
+                continue;
+            }
+            due.push(Transfer { id, record, upload });
+        }
+        Ok(due)
+    }
+
+    /// The next request of `transfer`; `probe`: an empty upload chunk, asking what the hub
+    /// holds.
+    fn transfer_request(&self, transfer: &Transfer, chunk: usize, probe: bool) -> Result<Vec<u8>> {
+        let row = attachments::row(&self.conn, transfer.id)?.ok_or(Error::NotFound {
+            kind: None,
+            id: transfer.id,
+        })?;
+        let request = if transfer.upload {
+            let offset = row.confirmed - row.confirmed % sealed::SEGMENT as u64;
+            let mut reader = sealed::open_at(
+                &attachments::file_path(self.path(), transfer.id),
+                &row.key,
+                transfer.id,
+                offset,
+            )?;
+            let len = if probe {
+                0
+            } else {
+                chunk.min((row.size - offset.min(row.size)) as usize)
+            };
+            let mut bytes = vec![0u8; len];
+            std::io::Read::read_exact(&mut reader, &mut bytes)?;
+            AttachmentRequest::Upload {
+                record: transfer.record,
+                id: transfer.id,
+                offset,
+                bytes,
+            }
+        } else {
+            AttachmentRequest::Download {
+                record: transfer.record,
+                id: transfer.id,
+                offset: attachments::held_partial(self.path(), transfer.id),
+                max_bytes: chunk as u32,
+            }
+        };
+        Ok(encode_request(&request))
+    }
+
+    /// Applies the hub's answer to a transfer request. Returns whether the transfer goes on
+    /// (`Some(false)`: done or failed for good; `None`: set aside for this session).
+    fn transfer_apply(
+        &mut self,
+        transfer: &Transfer,
+        response: &[u8],
+        options: &AttachmentSyncOptions,
+        summary: &mut AttachmentSummary,
+    ) -> Result<Option<bool>> {
+        let response = decode_response(response, options.max_decompressed_bytes)?;
+        let id = transfer.id;
+        let fail = |store: &mut Store, reason: TransferRefusal, summary: &mut AttachmentSummary| {
+            summary.failed.push((id, reason));
+            let tx = store.conn.transaction()?;
+            attachments::set_state(&tx, id, AttachmentState::Failed, Some(failure_text(reason)))?;
+            tx.commit()?;
+            Ok::<_, Error>(Some(false))
+        };
+        match response {
+            AttachmentResponse::Held { id: r, .. }
+            | AttachmentResponse::Chunk { id: r, .. }
+            | AttachmentResponse::Refused { id: r, .. }
+                if r != id =>
+            {
+                Err(Error::Transport {
+                    reason: "the hub answered about another attachment".into(),
+                })
+            }
+            AttachmentResponse::Held { held, complete, .. } => {
+                let tx = self.conn.transaction()?;
+                attachments::set_confirmed(&tx, id, held)?;
+                if complete {
+                    attachments::set_state(&tx, id, AttachmentState::Uploaded, None)?;
+                    attachments::set_in_flight(&tx, id, false)?;
+                }
+                tx.commit()?;
+                if complete {
+                    summary.uploaded.push(id);
+                }
+                Ok(Some(!complete))
+            }
+            AttachmentResponse::Chunk {
+                size,
+                offset,
+                bytes,
+                ..
+            } => {
+                let row =
+                    attachments::row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+                if size != row.size {
+                    return fail(self, TransferRefusal::HashMismatch, summary);
+                }
+                match attachments::receive_chunk(self.path(), id, &row, offset, &bytes)? {
+                    attachments::Received::More(_) => {
+                        let tx = self.conn.transaction()?;
+                        attachments::set_state(&tx, id, AttachmentState::Downloading, None)?;
+                        tx.commit()?;
+                        Ok(Some(true))
+                    }
+                    attachments::Received::Whole => {
+                        let tx = self.conn.transaction()?;
+                        attachments::set_state(&tx, id, AttachmentState::Available, None)?;
+                        tx.commit()?;
+                        summary.downloaded.push(id);
+                        Ok(Some(false))
+                    }
+                    attachments::Received::Mismatch => {
+                        fail(self, TransferRefusal::HashMismatch, summary)
+                    }
+                }
+            }
+            AttachmentResponse::Refused { reason, .. } => match reason {
+                // The record has not reached the hub, or the uploader has not sent it yet:
+                // next session.
+                TransferRefusal::NotFound | TransferRefusal::NotYetAvailable => Ok(None),
+                TransferRefusal::HashMismatch if transfer.upload => {
+                    // The hub discarded what it held: the upload starts again, once per
+                    // session (a file that keeps failing is damaged).
+                    let tx = self.conn.transaction()?;
+                    attachments::set_confirmed(&tx, id, 0)?;
+                    tx.commit()?;
+                    summary.failed.push((id, reason));
+                    Ok(None)
+                }
+                _ => fail(self, reason, summary),
+            },
+        }
+    }
+}
+
+/// A fixed phrase for a failed transfer (kept with the attachment's state).
+fn failure_text(reason: TransferRefusal) -> &'static str {
+    match reason {
+        TransferRefusal::NotFound => "the hub has no such attachment for this device",
+        TransferRefusal::NotYetAvailable => "the hub does not hold the bytes yet",
+        TransferRefusal::FileTooLarge { .. } => "larger than the hub accepts per file",
+        TransferRefusal::RecordTooLarge { .. } => "over the hub's limit per record",
+        TransferRefusal::HashMismatch => "the bytes received do not match the attachment's hash",
+        TransferRefusal::BadChunk => "the hub refused a chunk",
+    }
+}
+
+/// Runs an attachment session after the records' sync: every transfer due, chunk by chunk,
+/// until done or the transport fails (the next session resumes where this one stopped).
+pub fn sync_attachments(
+    store: &mut Store,
+    options: &AttachmentSyncOptions,
+    mut transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
+    mut progress: impl FnMut(&AttachmentSummary),
+) -> Result<AttachmentSummary> {
+    let mut summary = AttachmentSummary::default();
+    let chunk = options.chunk();
+    for transfer in store.transfers_due(options)? {
+        // Each chunk moves the transfer forward; the bound only guards against a hub that
+        // keeps answering without progress.
+        let bound = 4 + 2 * attachments::row(&store.conn, transfer.id)?
+            .map_or(0, |r| r.size.div_ceil(chunk as u64));
+        // An upload a session left under way first asks what the hub holds: the answer to its
+        // last chunk may have been lost after the hub stored it.
+        let mut probe = transfer.upload && attachments::in_flight(&store.conn, transfer.id)?;
+        if transfer.upload && !probe {
+            attachments::set_in_flight(&store.conn, transfer.id, true)?;
+        }
+        for _ in 0..bound {
+            let request = store.transfer_request(&transfer, chunk, probe)?;
+            probe = false;
+            summary.bytes_sent += request.len();
+            let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
+            summary.bytes_received += response.len();
+            summary.round_trips += 1;
+            let more = store.transfer_apply(&transfer, &response, options, &mut summary)?;
+            progress(&summary);
+            if more != Some(true) {
+                break;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// Where a record stands with the hub, its attachments counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct RecordSyncState {
+    /// The record has changes the hub has not acknowledged.
+    pub pending_changes: bool,
+    pub attachments: u32,
+    pub attachments_pending_upload: u32,
+    pub attachments_not_downloaded: u32,
+    pub attachments_failed: u32,
+}
+
+impl RecordSyncState {
+    /// Synced: nothing of the record or its attachments waits to go to the hub or fails.
+    pub fn synced(&self) -> bool {
+        !self.pending_changes
+            && self.attachments_pending_upload == 0
+            && self.attachments_failed == 0
+    }
+}
+
+impl Store {
+    /// Where a record stands with the hub: its changes, and its attachments by state.
+    pub fn record_sync_state(&self, record: Uuid) -> Result<RecordSyncState> {
+        let kind = self.kind_of(record)?;
+        let mut state = RecordSyncState {
+            pending_changes: sync_state::is_pending(&self.conn, record)?,
+            ..RecordSyncState::default()
+        };
+        if kind == RecordKind::Reference || !takes_attachments(kind) {
+            return Ok(state);
+        }
+        for info in self.attachments(record)? {
+            state.attachments += 1;
+            match info.state {
+                AttachmentState::PendingUpload => state.attachments_pending_upload += 1,
+                AttachmentState::NotDownloaded | AttachmentState::Downloading => {
+                    state.attachments_not_downloaded += 1
+                }
+                AttachmentState::Failed => state.attachments_failed += 1,
+                AttachmentState::Uploaded | AttachmentState::Available => {}
+            }
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,712 @@
+//! Attachments on real stores: capture (photos re-encoded without their metadata, limits),
+//! offline merges of manifests, chunked transfers cut at random and resumed, the hub's checks
+//! (hash, scope), erasure, and bytes at rest.
+
+mod common;
+
+use chrono::{FixedOffset, TimeZone};
+use image::{ImageDecoder, ImageReader};
+use rand::{Rng, SeedableRng};
+use std::io::{Cursor, Read};
+use std::path::Path;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::{
+    AttachmentRequest, AttachmentResponse, AttachmentSyncOptions, HubLimits, HubStorage, Principal,
+    TransferRefusal, decode_attachment_response, encode_attachment_request, erase_record,
+    sync_attachments,
+};
+use vigie_core::*;
+
+struct Device {
+    store: Store,
+    principal: Principal,
+}
+
+fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
+    let user = Uuid::now_v7();
+    let config = StoreConfig::new(
+        dir.path().join(format!("{name}.db")),
+        Encryption::Key([5; 32]),
+        user,
+    );
+    let store = Store::open(config).unwrap();
+    let principal = Principal {
+        device: store.device_id(),
+        user,
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    };
+    Device { store, principal }
+}
+
+/// A hub with the sample area tree, and devices of these roles and areas that synced once
+/// (they know their role and the tree).
+fn world(devices: &[(&str, Role, &[&str])]) -> (TempDir, Store, Vec<Device>) {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let devices = devices
+        .iter()
+        .map(|(name, role, areas)| {
+            let mut d = device(&dir, name, *role, areas);
+            sync(&mut d, &mut hub);
+            d
+        })
+        .collect();
+    (dir, hub, devices)
+}
+
+const MONITOR: (&str, Role, &[&str]) = ("a", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+const SUPERVISOR: (&str, Role, &[&str]) = ("s", Role::Supervisor, &["CI-R1"]);
+
+fn c1() -> Area {
+    Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01")
+}
+
+fn sync(d: &mut Device, hub: &mut Store) {
+    common::sync(&mut d.store, hub, &d.principal);
+}
+
+/// Transfers `d`'s attachments with the hub in-process, as `options` say.
+fn transfer(
+    d: &mut Device,
+    hub: &mut Store,
+    options: &AttachmentSyncOptions,
+) -> vigie_core::sync::AttachmentSummary {
+    let who = d.principal.clone();
+    sync_attachments(
+        &mut d.store,
+        options,
+        |request| {
+            hub.hub_attachment(&who, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .expect("attachment session")
+}
+
+/// A visit to a new workplace in C01, created on `d`.
+fn new_visit(d: &mut Device) -> Visit {
+    let w = d
+        .store
+        .create(&Workplace::new(
+            "Plantation Aké",
+            "cocoa",
+            Formality::Informal,
+            c1(),
+        ))
+        .unwrap();
+    let start = FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 2, 9, 0, 0)
+        .unwrap();
+    d.store
+        .create(&Visit::new(
+            VisitKind::CommunityMonitoring,
+            &w,
+            d.principal.user,
+            start,
+        ))
+        .unwrap()
+}
+
+const GPS_MARKER: &[u8] = b"VIGIE-SECRET-GPS-5.3167N";
+
+/// A JPEG of `w` × `h` pixels carrying an EXIF block with a GPS position and a marker text.
+fn jpeg_with_gps(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut plain = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut plain), image::ImageFormat::Jpeg)
+        .unwrap();
+    // TIFF (little-endian): IFD0 with ImageDescription (the marker) and a pointer to the GPS
+    // IFD, which holds GPSLatitudeRef and GPSLatitude.
+    let mut tiff: Vec<u8> = b"II*\0".to_vec();
+    tiff.extend(8u32.to_le_bytes());
+    let ifd0_entries = 2u16;
+    let ifd0_len = 2 + 12 * ifd0_entries as u32 + 4;
+    let marker_at = 8 + ifd0_len;
+    let gps_at = marker_at + GPS_MARKER.len() as u32 + 1;
+    tiff.extend(ifd0_entries.to_le_bytes());
+    // ImageDescription, ASCII.
+    tiff.extend(0x010Eu16.to_le_bytes());
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend((GPS_MARKER.len() as u32 + 1).to_le_bytes());
+    tiff.extend(marker_at.to_le_bytes());
+    // GPSInfo, LONG.
+    tiff.extend(0x8825u16.to_le_bytes());
+    tiff.extend(4u16.to_le_bytes());
+    tiff.extend(1u32.to_le_bytes());
+    tiff.extend(gps_at.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    tiff.extend(GPS_MARKER);
+    tiff.push(0);
+    let gps_entries = 2u16;
+    let rationals_at = gps_at + 2 + 12 * gps_entries as u32 + 4;
+    tiff.extend(gps_entries.to_le_bytes());
+    tiff.extend(1u16.to_le_bytes());
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(2u32.to_le_bytes());
+    tiff.extend(*b"N\0\0\0");
+    tiff.extend(2u16.to_le_bytes());
+    tiff.extend(5u16.to_le_bytes());
+    tiff.extend(3u32.to_le_bytes());
+    tiff.extend(rationals_at.to_le_bytes());
+    tiff.extend(0u32.to_le_bytes());
+    for (n, d) in [(5u32, 1u32), (19, 1), (0, 1)] {
+        tiff.extend(n.to_le_bytes());
+        tiff.extend(d.to_le_bytes());
+    }
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(&tiff);
+    let mut out = plain[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(&app1);
+    out.extend(&plain[2..]);
+    out
+}
+
+fn exif_of(jpeg: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = ImageReader::new(Cursor::new(jpeg))
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    decoder.exif_metadata().unwrap()
+}
+
+fn photo(caption: &str) -> NewAttachment {
+    NewAttachment {
+        kind: AttachmentKind::Photo,
+        media_type: "image/jpeg".into(),
+        caption: caption.into(),
+    }
+}
+
+fn document() -> NewAttachment {
+    NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: "application/pdf".into(),
+        caption: "Formulaire de consentement".into(),
+    }
+}
+
+/// Every byte of every file under `dir`.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn attachment_files(store: &Store) -> Vec<std::path::PathBuf> {
+    let mut name = store.path().as_os_str().to_owned();
+    name.push(".attachments");
+    match std::fs::read_dir(std::path::PathBuf::from(name)) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_photo_loses_its_exif_and_gps_and_is_downscaled() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let visit = new_visit(&mut d);
+    let original = jpeg_with_gps(2400, 1200);
+    assert!(contains(&original, GPS_MARKER));
+    assert!(exif_of(&original).is_some(), "the test photo carries EXIF");
+
+    let entry = d
+        .store
+        .add_attachment(visit.id, &photo("Enfants au séchage"), &original[..])
+        .unwrap();
+    assert_eq!(entry.media_type, "image/jpeg");
+    let stored = d.store.read_attachment(entry.id).unwrap();
+    assert_eq!(stored.len() as u64, entry.size);
+    assert!(!contains(&stored, GPS_MARKER));
+    assert!(!contains(&stored, b"Exif"));
+    assert!(exif_of(&stored).is_none());
+    let img = image::load_from_memory(&stored).unwrap();
+    assert_eq!((img.width(), img.height()), (1600, 800));
+    // The hash names the stored bytes.
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&stored)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(entry.sha256, sha);
+
+    // The configured side is data: a smaller one applies to the next capture.
+    let mut limits = d.store.attachment_limits().unwrap();
+    limits.photo_max_side = 300;
+    d.store.set_attachment_limits(&limits).unwrap();
+    let small = d
+        .store
+        .add_attachment(visit.id, &photo(""), &original[..])
+        .unwrap();
+    let img = image::load_from_memory(&d.store.read_attachment(small.id).unwrap()).unwrap();
+    assert_eq!(img.width().max(img.height()), 300);
+
+    let listed = d.store.attachments(visit.id).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .all(|a| a.state == AttachmentState::PendingUpload)
+    );
+    // The record reads as before: the manifest is apart from its fields.
+    let mut read = d.store.get::<Visit>(visit.id).unwrap();
+    read.findings = "Séchage du cacao".into();
+    d.store.update(&read).unwrap();
+    assert_eq!(d.store.attachments(visit.id).unwrap().len(), 2);
+    let state = d.store.record_sync_state(visit.id).unwrap();
+    assert_eq!(state.attachments, 2);
+    assert_eq!(state.attachments_pending_upload, 2);
+    assert!(!state.synced());
+}
+
+#[test]
+fn bad_input_gets_typed_errors_and_leaves_nothing() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let visit = new_visit(&mut d);
+    let limits = AttachmentLimits {
+        max_file_bytes: 1000,
+        ..AttachmentLimits::default()
+    };
+    d.store.set_attachment_limits(&limits).unwrap();
+    let heads = d.store.get::<Visit>(visit.id).unwrap().version;
+
+    match d
+        .store
+        .add_attachment(visit.id, &document(), &[7u8; 5000][..])
+    {
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
+            assert_eq!((size, limit), (5000, 1000));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        d.store.add_attachment(visit.id, &document(), &[][..]),
+        Err(Error::Attachment(AttachmentRefusal::Empty))
+    ));
+    let unknown = NewAttachment {
+        media_type: "application/x-msdownload".into(),
+        ..document()
+    };
+    assert!(matches!(
+        d.store.add_attachment(visit.id, &unknown, &[1u8; 10][..]),
+        Err(Error::Attachment(
+            AttachmentRefusal::UnsupportedMediaType { .. }
+        ))
+    ));
+    assert!(matches!(
+        d.store
+            .add_attachment(visit.id, &photo(""), &b"not a picture at all"[..]),
+        Err(Error::Attachment(AttachmentRefusal::NotAnImage))
+    ));
+    // A source that fails halfway (the app's file vanished, a crash of the reader).
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("gone"));
+            }
+            let n = buf.len().min(self.0).min(100);
+            buf[..n].fill(1);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    assert!(
+        d.store
+            .add_attachment(visit.id, &document(), Failing(500))
+            .is_err()
+    );
+    assert!(d.store.attachments(visit.id).unwrap().is_empty());
+    assert!(
+        attachment_files(&d.store).is_empty(),
+        "nothing half-written"
+    );
+    assert_eq!(d.store.get::<Visit>(visit.id).unwrap().version, heads);
+    // A user and reference documents take no attachments.
+    assert!(matches!(
+        d.store
+            .add_attachment(Uuid::now_v7(), &document(), &[1u8; 10][..]),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_file_left_by_a_crash_before_the_commit_is_collected() {
+    let dir = TempDir::new().unwrap();
+    let mut d = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let visit = new_visit(&mut d);
+    d.store
+        .add_attachment(visit.id, &document(), &[3u8; 2000][..])
+        .unwrap();
+    let files = attachment_files(&d.store);
+    assert_eq!(files.len(), 1);
+    // What a crash between the rename and the commit leaves: a sealed file no row names,
+    // and a temporary file.
+    let dir_of = files[0].parent().unwrap().to_path_buf();
+    std::fs::write(dir_of.join(Uuid::now_v7().simple().to_string()), b"orphan").unwrap();
+    std::fs::write(dir_of.join("tmp-123"), b"half").unwrap();
+    let path = d.store.path().to_path_buf();
+    let user = d.store.user_id();
+    d.store.close().unwrap();
+    let store = Store::open(StoreConfig::new(path, Encryption::Key([5; 32]), user)).unwrap();
+    assert_eq!(attachment_files(&store), files);
+}
+
+#[test]
+fn two_devices_attach_offline_and_both_survive_the_merge() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, ("b", Role::Inspector, &["CI-R1-D1"])]);
+    let (mut a, mut b) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    sync(&mut a, &mut hub);
+    sync(&mut b, &mut hub);
+    // Offline, each adds a photo to the same visit.
+    let pa = a
+        .store
+        .add_attachment(visit.id, &photo("A"), &jpeg_with_gps(64, 48)[..])
+        .unwrap();
+    let pb = b
+        .store
+        .add_attachment(visit.id, &photo("B"), &jpeg_with_gps(48, 64)[..])
+        .unwrap();
+    for _ in 0..2 {
+        sync(&mut a, &mut hub);
+        sync(&mut b, &mut hub);
+    }
+    let options = AttachmentSyncOptions::default();
+    // A uploads its photo (B's is not on the hub yet), B uploads its own and fetches A's, then
+    // A fetches B's.
+    let first = transfer(&mut a, &mut hub, &options);
+    assert_eq!((first.uploaded, first.downloaded), (vec![pa.id], vec![]));
+    let second = transfer(&mut b, &mut hub, &options);
+    assert_eq!(
+        (second.uploaded, second.downloaded),
+        (vec![pb.id], vec![pa.id])
+    );
+    assert_eq!(transfer(&mut a, &mut hub, &options).downloaded, vec![pb.id]);
+    for d in [&a, &b] {
+        let listed = d.store.attachments(visit.id).unwrap();
+        let ids: Vec<Uuid> = listed.iter().map(|i| i.attachment.id).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&pa.id) && ids.contains(&pb.id));
+        assert!(listed.iter().all(|i| i.state.has_bytes()), "{listed:?}");
+        assert!(d.store.record_sync_state(visit.id).unwrap().synced());
+    }
+    assert_eq!(
+        a.store.read_attachment(pb.id).unwrap(),
+        b.store.read_attachment(pb.id).unwrap()
+    );
+}
+
+/// A transport that loses requests or responses at random: a cut before the hub handled the
+/// request, or after (the answer lost). Counts the chunk bytes the hub received.
+#[test]
+fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, ("b", Role::Supervisor, &["CI-R1"])]);
+    let (mut a, mut b) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+    let size = 3 * 1024 * 1024 + 12_345;
+    let bytes: Vec<u8> = (0..size).map(|_| rng.r#gen::<u8>()).collect();
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &bytes[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    sync(&mut b, &mut hub);
+    let options = AttachmentSyncOptions::default();
+    let chunk = options.chunk_bytes;
+
+    let run = |d: &mut Device, hub: &mut Store, rng: &mut rand_chacha::ChaCha8Rng| {
+        let (mut cuts, mut payload, mut sessions) = (0usize, 0usize, 0usize);
+        loop {
+            sessions += 1;
+            assert!(sessions < 200, "the transfer makes no progress");
+            let who = d.principal.clone();
+            let result = sync_attachments(
+                &mut d.store,
+                &options,
+                |request| {
+                    let cut: f64 = rng.r#gen();
+                    if cut < 0.15 {
+                        return Err("link cut before the hub".into());
+                    }
+                    let response = hub
+                        .hub_attachment(&who, request, &HubLimits::default())
+                        .map_err(|e| e.to_string())?;
+                    match decode_attachment_response(&response, usize::MAX).unwrap() {
+                        AttachmentResponse::Held { .. } => payload += request.len(),
+                        AttachmentResponse::Chunk { ref bytes, .. } => payload += bytes.len(),
+                        AttachmentResponse::Refused { .. } => {}
+                    }
+                    if cut < 0.3 {
+                        return Err("link cut after the hub".into());
+                    }
+                    Ok(response)
+                },
+                |_| {},
+            );
+            match result {
+                Ok(_) => return (cuts, payload),
+                Err(Error::Transport { .. }) => cuts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let (cuts, payload) = run(&mut a, &mut hub, &mut rng);
+    assert!(cuts > 0, "the test cut the link");
+    assert!(
+        payload <= size + (cuts + 1) * (chunk + 1024),
+        "upload: {payload} bytes for {size} with {cuts} cuts"
+    );
+    assert_eq!(
+        a.store.attachments(visit.id).unwrap()[0].state,
+        AttachmentState::Uploaded
+    );
+    let (cuts, payload) = run(&mut b, &mut hub, &mut rng);
+    assert!(
+        payload <= size + (cuts + 1) * chunk,
+        "download: {payload} bytes for {size} with {cuts} cuts"
+    );
+    assert_eq!(b.store.read_attachment(entry.id).unwrap(), bytes);
+    assert_eq!(
+        b.store.attachments(visit.id).unwrap()[0].state,
+        AttachmentState::Available
+    );
+}
+
+#[test]
+fn the_hub_refuses_a_flipped_byte_and_strangers() {
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("other", Role::CommunityMonitor, &["CI-R1-D2-C01"]),
+    ]);
+    let (mut a, other) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let data = vec![9u8; 100_000];
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &data[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let limits = HubLimits::default();
+    let ask = |hub: &mut Store, who: &Principal, request: AttachmentRequest| {
+        decode_attachment_response(
+            &hub.hub_attachment(who, &encode_attachment_request(&request), &limits)
+                .unwrap(),
+            usize::MAX,
+        )
+        .unwrap()
+    };
+    // A flipped byte: the whole arrives and does not match.
+    let mut flipped = data.clone();
+    flipped[500] ^= 1;
+    let upload = |bytes: Vec<u8>| AttachmentRequest::Upload {
+        record: visit.id,
+        id: entry.id,
+        offset: 0,
+        bytes,
+    };
+    assert_eq!(
+        ask(&mut hub, &a.principal, upload(flipped)),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::HashMismatch
+        }
+    );
+    // A monitor of another area can neither send nor fetch it, and learns nothing.
+    assert_eq!(
+        ask(&mut hub, &other.principal, upload(data.clone())),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::NotFound
+        }
+    );
+    let upload_ok = ask(&mut hub, &a.principal, upload(data.clone()));
+    assert_eq!(
+        upload_ok,
+        AttachmentResponse::Held {
+            id: entry.id,
+            held: data.len() as u64,
+            complete: true
+        }
+    );
+    // Idempotent: the same chunk again changes nothing.
+    assert_eq!(ask(&mut hub, &a.principal, upload(data.clone())), upload_ok);
+    let download = |id| AttachmentRequest::Download {
+        record: visit.id,
+        id,
+        offset: 0,
+        max_bytes: 1 << 20,
+    };
+    let refused = |id| AttachmentResponse::Refused {
+        id,
+        reason: TransferRefusal::NotFound,
+    };
+    assert_eq!(
+        ask(&mut hub, &other.principal, download(entry.id)),
+        refused(entry.id)
+    );
+    let unknown = Uuid::now_v7();
+    assert_eq!(
+        ask(&mut hub, &other.principal, download(unknown)),
+        refused(unknown)
+    );
+    assert!(matches!(
+        ask(&mut hub, &a.principal, download(entry.id)),
+        AttachmentResponse::Chunk { ref bytes, .. } if *bytes == data
+    ));
+}
+
+#[test]
+fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let visit = new_visit(&mut a);
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &[4u8; 300_000][..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 100_000;
+    let response = hub
+        .hub_attachment(
+            &a.principal,
+            &encode_attachment_request(&AttachmentRequest::Upload {
+                record: visit.id,
+                id: entry.id,
+                offset: 0,
+                bytes: vec![4u8; 65_536],
+            }),
+            &tight,
+        )
+        .unwrap();
+    assert_eq!(
+        decode_attachment_response(&response, usize::MAX).unwrap(),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::FileTooLarge {
+                size: 300_000,
+                limit: 100_000
+            }
+        }
+    );
+}
+
+#[test]
+fn erasure_removes_every_byte_of_an_attachment_everywhere() {
+    let (dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let case = {
+        let mut c = ChildCase::new(
+            "CASE",
+            "Kouassi Yao",
+            Sex::Male,
+            c1(),
+            chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+            a.principal.user,
+        );
+        c.estimated_age = Some(12);
+        a.store.create(&c).unwrap()
+    };
+    let marker = b"PLAINTEXT-MARKER-OF-A-CHILD-CERTIFICATE";
+    let bytes: Vec<u8> = marker.iter().copied().cycle().take(400_000).collect();
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &bytes[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    sync(&mut s, &mut hub);
+    transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(s.store.read_attachment(entry.id).unwrap(), bytes);
+    // At rest, no store holds the plaintext.
+    for (path, content) in files_under(dir.path()) {
+        assert!(!contains(&content, marker), "plaintext in {path:?}");
+    }
+    let files_before = attachment_files(&hub).len();
+    assert_eq!(files_before, 1);
+
+    hub.in_transaction(&mut |tx| erase_record(tx, &s.principal, case.id))
+        .unwrap();
+    hub.purge_freed_content().unwrap();
+    assert!(attachment_files(&hub).is_empty());
+    sync(&mut a, &mut hub);
+    sync(&mut s, &mut hub);
+    assert!(attachment_files(&a.store).is_empty());
+    assert!(attachment_files(&s.store).is_empty());
+    assert!(matches!(
+        s.store.read_attachment(entry.id),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn downloads_follow_the_policy() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let one = a
+        .store
+        .add_attachment(visit.id, &document(), &[1u8; 1000][..])
+        .unwrap();
+    let two = a
+        .store
+        .add_attachment(visit.id, &document(), &[2u8; 1000][..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    sync(&mut s, &mut hub);
+    let metered = AttachmentSyncOptions {
+        policy: DownloadPolicy::WifiOnly,
+        unmetered: false,
+        ..AttachmentSyncOptions::default()
+    };
+    assert!(transfer(&mut s, &mut hub, &metered).downloaded.is_empty());
+    let on_demand = AttachmentSyncOptions {
+        policy: DownloadPolicy::OnDemand,
+        ..AttachmentSyncOptions::default()
+    };
+    assert!(transfer(&mut s, &mut hub, &on_demand).downloaded.is_empty());
+    assert!(matches!(
+        s.store.read_attachment(one.id),
+        Err(Error::AttachmentNotHere {
+            state: AttachmentState::NotDownloaded,
+            ..
+        })
+    ));
+    s.store.request_attachment(two.id).unwrap();
+    assert_eq!(
+        transfer(&mut s, &mut hub, &on_demand).downloaded,
+        vec![two.id]
+    );
+    let state = s.store.record_sync_state(visit.id).unwrap();
+    assert_eq!(state.attachments_not_downloaded, 1);
+    let wifi = AttachmentSyncOptions {
+        unmetered: true,
+        ..metered
+    };
+    assert_eq!(transfer(&mut s, &mut hub, &wifi).downloaded, vec![one.id]);
+}

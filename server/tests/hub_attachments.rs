@@ -1,0 +1,348 @@
+//! Attachments through the real hub binary over HTTP on 127.0.0.1 (the embedded store, or
+//! PostgreSQL when `VIGIE_TEST_BACKEND=postgres`): records first, then chunks up and down;
+//! what another area's device may fetch; limits answered 413; erasure; bytes at rest.
+
+mod common;
+
+use common::lifecycle::erase;
+use common::surface::HubOptions;
+use common::*;
+use rand::RngCore;
+use tempfile::TempDir;
+use uuid::Uuid;
+use vigie_core::sync::{
+    AttachmentRequest, AttachmentResponse, AttachmentSyncOptions, TransferRefusal,
+    decode_attachment_response, encode_attachment_request,
+};
+use vigie_core::*;
+
+const MARKER: &[u8] = b"PLAINTEXT-MARKER-OF-A-CONSENT-FORM";
+
+fn document(caption: &str) -> NewAttachment {
+    NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: "application/pdf".into(),
+        caption: caption.into(),
+    }
+}
+
+/// POSTs an attachment request as `d`; returns the status, the `X-Vigie-Refusal` header and
+/// the decoded answer.
+fn ask(
+    url: &str,
+    d: &Device,
+    request: &AttachmentRequest,
+) -> (u16, Option<String>, AttachmentResponse) {
+    let mut response = agent()
+        .post(format!("{url}/v1/attachments"))
+        .header("Authorization", &format!("Bearer {}", d.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&encode_attachment_request(request)[..])
+        .expect("the hub answers");
+    let status = response.status().as_u16();
+    let refusal = response
+        .headers()
+        .get("x-vigie-refusal")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.body_mut().read_to_vec().unwrap();
+    (
+        status,
+        refusal,
+        decode_attachment_response(&body, usize::MAX).expect("an attachment answer"),
+    )
+}
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+fn attachment_files(store: &Store) -> usize {
+    let mut name = store.path().as_os_str().to_owned();
+    name.push(".attachments");
+    std::fs::read_dir(std::path::PathBuf::from(name)).map_or(0, |d| d.count())
+}
+
+#[test]
+fn attachments_travel_through_the_hub_and_stay_in_scope() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        2,
+    );
+    let stranger = Device::enrol(
+        dir.path(),
+        &data,
+        "stranger",
+        Role::CommunityMonitor,
+        &[C02],
+        3,
+    );
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Konan", monitor.user()))
+        .unwrap();
+    let mut bytes: Vec<u8> = MARKER.iter().copied().cycle().take(900_000).collect();
+    let mut noise = vec![0u8; 700_000];
+    rand::thread_rng().fill_bytes(&mut noise);
+    bytes.extend(noise);
+    let entry = monitor
+        .store
+        .add_attachment(case.id, &document("Consentement"), &bytes[..])
+        .unwrap();
+    // Records first: the attachment waits for its record's push.
+    let options = AttachmentSyncOptions::default();
+    let client = monitor.client(&hub.url);
+    assert!(
+        client
+            .sync_attachments(&mut monitor.store, &options, |_| {})
+            .unwrap()
+            .uploaded
+            .is_empty()
+    );
+    monitor.sync(&hub.url).unwrap();
+    let up = client
+        .sync_attachments(&mut monitor.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(up.uploaded, vec![entry.id]);
+    assert!(up.round_trips >= 7, "in chunks: {up:?}");
+    assert!(monitor.store.record_sync_state(case.id).unwrap().synced());
+
+    supervisor.sync(&hub.url).unwrap();
+    let state = supervisor.store.record_sync_state(case.id).unwrap();
+    assert_eq!(state.attachments_not_downloaded, 1);
+    let down = supervisor
+        .client(&hub.url)
+        .sync_attachments(&mut supervisor.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(down.downloaded, vec![entry.id]);
+    assert_eq!(supervisor.store.read_attachment(entry.id).unwrap(), bytes);
+
+    // Another community's monitor: the same answer as for an id that does not exist.
+    let download = |id| AttachmentRequest::Download {
+        record: case.id,
+        id,
+        offset: 0,
+        max_bytes: 1 << 18,
+    };
+    let (status, _, answer) = ask(&hub.url, &stranger, &download(entry.id));
+    assert_eq!(status, 200);
+    let unknown = Uuid::now_v7();
+    let (_, _, other) = ask(&hub.url, &stranger, &download(unknown));
+    assert_eq!(
+        (answer, other),
+        (
+            AttachmentResponse::Refused {
+                id: entry.id,
+                reason: TransferRefusal::NotFound
+            },
+            AttachmentResponse::Refused {
+                id: unknown,
+                reason: TransferRefusal::NotFound
+            }
+        )
+    );
+
+    // At rest, nowhere in plaintext: devices' stores and the hub's data.
+    assert!(files_containing(dir.path(), MARKER).is_empty());
+
+    // Erased on the hub: gone from the hub and, at their next sync, from the devices.
+    erase(&data, case.id, supervisor.user());
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert_eq!(attachment_files(&monitor.store), 0);
+    assert_eq!(attachment_files(&supervisor.store), 0);
+    let (_, _, answer) = ask(&hub.url, &supervisor, &download(entry.id));
+    assert_eq!(
+        answer,
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::NotFound
+        }
+    );
+    if let Some(url) = hub_database(&data) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        for table in ["attachments", "attachment_segments"] {
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(n, 0, "{table} keeps rows of an erased record");
+        }
+    } else {
+        let hub_files = std::fs::read_dir(&data)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".attachments"))
+            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+            .sum::<usize>();
+        assert_eq!(hub_files, 0, "the hub's attachment files are gone");
+    }
+}
+
+#[test]
+fn limits_are_published_and_refused_with_413() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&[
+            "--max-attachment-bytes",
+            "200000",
+            "--photo-max-side",
+            "640",
+        ]),
+    );
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    monitor.sync(&hub.url).unwrap();
+    // Published: the device checks captures against the hub's limits.
+    let limits = monitor.store.attachment_limits().unwrap();
+    assert_eq!(
+        (limits.max_file_bytes, limits.photo_max_side),
+        (200_000, 640)
+    );
+    let w = monitor
+        .store
+        .create(&workplace(area(C01), "Carrière"))
+        .unwrap();
+    match monitor
+        .store
+        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+    {
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
+            assert_eq!((size, limit), (300_000, 200_000))
+        }
+        other => panic!("{other:?}"),
+    }
+    // A device that ignores them (an old app, a hostile one): its record's manifest is
+    // refused at the push, and a chunk of it answered 413 with the figures.
+    monitor
+        .store
+        .set_attachment_limits(&AttachmentLimits::default())
+        .unwrap();
+    let entry = monitor
+        .store
+        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
+    let (status, refusal, answer) = ask(
+        &hub.url,
+        &monitor,
+        &AttachmentRequest::Upload {
+            record: w.id,
+            id: entry.id,
+            offset: 0,
+            bytes: vec![1u8; 65_536],
+        },
+    );
+    // The hub does not hold the record with that manifest: nothing to add to.
+    assert_eq!(status, 200);
+    assert_eq!(refusal, None);
+    assert_eq!(
+        answer,
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::NotFound
+        }
+    );
+}
+
+#[test]
+fn a_chunk_over_the_limit_of_a_stored_manifest_gets_413() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    // A hub that took a 300 KB attachment's manifest, restarted with a lower limit.
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    monitor.sync(&hub.url).unwrap();
+    let w = monitor
+        .store
+        .create(&workplace(area(C01), "Carrière"))
+        .unwrap();
+    let entry = monitor
+        .store
+        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    hub.restart_with_args(&["--max-attachment-bytes", "100000"]);
+    let (status, refusal, answer) = ask(
+        &hub.url,
+        &monitor,
+        &AttachmentRequest::Upload {
+            record: w.id,
+            id: entry.id,
+            offset: 0,
+            bytes: vec![1u8; 65_536],
+        },
+    );
+    assert_eq!(status, 413);
+    assert_eq!(refusal.as_deref(), Some("file_too_large"));
+    assert_eq!(
+        answer,
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::FileTooLarge {
+                size: 300_000,
+                limit: 100_000
+            }
+        }
+    );
+    // Through the client: the attachment fails with the reason, and does not block others.
+    let summary = monitor
+        .client(&hub.url)
+        .sync_attachments(
+            &mut monitor.store,
+            &AttachmentSyncOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(summary.failed.len(), 1);
+    let info = &monitor.store.attachments(w.id).unwrap()[0];
+    assert_eq!(info.state, AttachmentState::Failed);
+    assert!(info.failure.is_some());
+}
