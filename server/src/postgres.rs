@@ -144,8 +144,7 @@ fn hub_key(
 
 impl DeviceRegistry for Postgres {
     fn devices(&self) -> Result<Vec<RegisteredDevice>> {
-        Ok(self
-            .client()?
+        self.client()?
             .query(
                 "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
                  WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
@@ -153,19 +152,27 @@ impl DeviceRegistry for Postgres {
             )
             .map_err(storage_error)?
             .iter()
-            .map(|r| RegisteredDevice {
-                device: r.get(0),
-                certificate: r.get(1),
-                revoked: r.get(2),
+            .map(|r| {
+                let device: Uuid = r.get(0);
+                let sealed: Option<Vec<u8>> = r.get(1);
+                Ok(RegisteredDevice {
+                    device,
+                    certificate: sealed
+                        .map(|s| self.sealer.open(Sealed::Certificate, device, &s))
+                        .transpose()?,
+                    revoked: r.get(2),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+        // Sealed: a certificate names its user and areas.
+        let sealed = self.sealer.seal(Sealed::Certificate, device, certificate);
         self.client()?
             .execute(
                 "UPDATE devices SET certificate = $2 WHERE device = $1",
-                &[&device, &certificate],
+                &[&device, &sealed],
             )
             .map_err(storage_error)?;
         Ok(())

@@ -40,6 +40,9 @@ pub(crate) enum Sealed {
     /// `hub_identity.signing_seed`: the hub's signing key (whoever holds it can certify
     /// devices), under the nil id.
     HubIdentity,
+    /// `devices.certificate`: the certificate last issued to a device (it names the user's
+    /// areas), under the device's id.
+    Certificate,
 }
 
 impl Sealed {
@@ -49,6 +52,7 @@ impl Sealed {
             Sealed::Area => b"area",
             Sealed::Quarantined => b"quarantined",
             Sealed::HubIdentity => b"hub identity",
+            Sealed::Certificate => b"certificate",
         }
     }
 }
