@@ -81,7 +81,9 @@ log "building libvigie (features: test-hooks) and generating Kotlin, Python and 
 scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
 LIB_DIR="$work/generated/lib"
 log "building the hub (vigie-server)"
-cargo build -p vigie-server --locked -q
+# The whole workspace's selection, as scripts/test.sh's test build: the same features, so the
+# binary that build made is reused instead of a second build of the hub and its dependencies.
+cargo build --workspace --bins --locked -q
 VIGIE="$CARGO_TARGET_DIR/debug/vigie"
 
 # ---------------------------------------------------------------------------------------------

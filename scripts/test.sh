@@ -20,7 +20,9 @@ scripts/postgres.sh clean
 echo "== Rust: every workspace crate's unit and integration tests (hub on its embedded store)" >&2
 cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
 echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
-VIGIE_TEST_BACKEND=postgres cargo test -p vigie-server --locked \
+# `--workspace` as above (the same features): the test binaries built for the first pass run
+# again, instead of a build of the hub with the features of `-p vigie-server` alone.
+VIGIE_TEST_BACKEND=postgres cargo test --workspace --locked \
   --test hub_sync --test hub_security --test hub_crash --test hub_protection \
   --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
   --test hub_surface --test hub_surface_admin --test hub_surface_logs --test hub_encryption \
