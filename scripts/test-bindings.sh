@@ -127,10 +127,12 @@ start_hub() { # data-dir: exports VIGIE_HUB_URL and the tokens for the tests
     "vigie hub listening on http://127.0.0.1:"*) VIGIE_HUB_URL="${line#vigie hub listening on }" ;;
     *) echo "bindings: the hub did not start: '$line'" >&2; cat "$data/hub.log" >&2; exit 1 ;;
   esac
-  # The hub's binary and data, for tests that administer it (add a user, change areas, erase).
-  VIGIE_BIN="$VIGIE" VIGIE_HUB_DATA="$data"
+  # The hub's binary and data, for tests that administer it (add a user, change areas, erase),
+  # and the users, for tests that enrol devices of their own: the hub binds a device's keys at
+  # its first sync, so each store that syncs needs a device (a token) of its own.
+  VIGIE_BIN="$VIGIE" VIGIE_HUB_DATA="$data" VIGIE_MONITOR_USER="$monitor" VIGIE_SUPERVISOR_USER="$supervisor"
   export VIGIE_HUB_URL VIGIE_MONITOR_TOKEN VIGIE_QUICKSTART_TOKEN VIGIE_SUPERVISOR_TOKEN VIGIE_REVOKED_TOKEN
-  export VIGIE_BIN VIGIE_HUB_DATA
+  export VIGIE_BIN VIGIE_HUB_DATA VIGIE_MONITOR_USER VIGIE_SUPERVISOR_USER
   log "hub on $VIGIE_HUB_URL (data in $data)"
 }
 

@@ -9,7 +9,7 @@
 
 use uniffi::UnexpectedUniFFICallbackError;
 use vigie_core::Error as CoreError;
-use vigie_core::{AttachmentRefusal, AttachmentState, NotAllowed, ValidationError};
+use vigie_core::{AttachmentRefusal, AttachmentState, IdentityError, NotAllowed, ValidationError};
 
 /// Every failure of a call into Vigie.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -35,8 +35,10 @@ pub enum VigieError {
     #[error("not allowed: {reason}")]
     NotAllowed { reason: String },
 
-    /// Wrong store key (or not a Vigie store), malformed enrolment token, or credentials the
-    /// hub refused (HTTP 401).
+    /// Wrong store key (or not a Vigie store), malformed enrolment token, credentials the hub
+    /// refused (HTTP 401), or a device identity refused: this device has no certificate yet
+    /// (sync with the hub once first), is not a recipient of the bundle, or the other device's
+    /// certificate is revoked, expired or from another hub.
     #[error("authentication failed: {reason}")]
     Authentication { reason: String },
 
@@ -62,7 +64,8 @@ pub enum VigieError {
     Storage { reason: String },
 
     /// Bytes from another device, the hub or a file were refused: a damaged or altered sync
-    /// message, bundle or document. Nothing from them was stored.
+    /// message, bundle (a broken seal or signature too) or document. Nothing from them was
+    /// stored.
     #[error("damaged input: {reason}")]
     DamagedInput { reason: String },
 
@@ -175,6 +178,14 @@ impl From<CoreError> for VigieError {
             | CoreError::Protocol(_)
             | CoreError::DamagedBundle { .. } => VigieError::DamagedInput { reason },
             CoreError::Transport { reason } => VigieError::Transport { reason },
+            // Bytes damaged or altered on their way are refused as any damaged input; the
+            // rest is about who the devices are (no certificate yet, not a recipient, revoked).
+            CoreError::Identity(
+                IdentityError::Malformed { .. }
+                | IdentityError::UnsupportedVersion { .. }
+                | IdentityError::BadSignature { .. }
+                | IdentityError::Tampered,
+            ) => VigieError::DamagedInput { reason },
             CoreError::Identity(_) => VigieError::Authentication { reason },
         }
     }

@@ -401,12 +401,14 @@ impl VigieStore {
 
     /// Exports every record (in `areas`, if any) changed after `since` (0: everything). Keep
     /// the returned `mark` and pass it as `since` next time.
-    #[uniffi::method(default(since = 0, areas = []))]
     ///
     /// The bundle is sealed: signed by this device and readable only by its `recipients` (a
-    /// device of the directory the hub delivered, the hub, or every device of an area). None
-    /// given: the hub and the devices of the areas exported (all: of this user's areas). Both
-    /// devices must have synced with the hub once (their certificates).
+    /// device of the directory the hub delivered, the hub, or every device whose certificate
+    /// names an area code). None given: the hub and the devices of the areas exported (all:
+    /// of this user's areas). Both devices must have synced with the hub once (their
+    /// certificates): before, export and import raise `Authentication`, as does importing a
+    /// bundle sealed to others.
+    #[uniffi::method(default(since = 0, areas = [], recipients = []))]
     pub fn export_bundle(
         &self,
         since: i64,

@@ -11,14 +11,9 @@ import zlib
 import pytest
 
 import vigie
-from conftest import key
+from conftest import key, open_enrolled
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
-
-
-def open_enrolled(path, seed, token):
-    me = vigie.parse_enrolment_token(token)
-    return vigie.open_store(path, key(seed), me.user_id, me.device_id)
 
 
 def png(width, height):

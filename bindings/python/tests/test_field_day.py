@@ -2,8 +2,10 @@
 
 import threading
 
+import pytest
+
 import vigie
-from conftest import Recorder, key, new_id
+from conftest import Recorder, key, open_enrolled, synced
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 
@@ -14,11 +16,6 @@ class Progress(vigie.SyncProgressListener):
 
     def on_progress(self, summary):
         self.summaries.append(summary)
-
-
-def open_enrolled(path, seed, token):
-    me = vigie.parse_enrolment_token(token)
-    return vigie.open_store(path, key(seed), me.user_id, me.device_id)
 
 
 def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
@@ -137,33 +134,62 @@ def test_bytes_out_bytes_in_over_the_apps_own_link(env):
 
 
 def test_bundles_and_conflicts_between_two_devices(env):
-    monitor, supervisor = new_id(), new_id()
-    with vigie.open_store(env.store_path("phone.db"), key(4), monitor, None) as phone, \
-            vigie.open_store(env.store_path("tablet.db"), key(5), supervisor, None) as tablet:
+    # Both devices synced once: the hub certified them, and each holds the other's certificate
+    # (the tablet syncs again once the phone is enrolled).
+    with open_enrolled(env.store_path("phone.db"), 4, env.monitor_token) as phone, \
+            open_enrolled(env.store_path("tablet.db"), 5, env.supervisor_token) as tablet:
+        synced(tablet, env, env.supervisor_token)
+        synced(phone, env, env.monitor_token)
+        synced(tablet, env, env.supervisor_token)
+        monitor = phone.user_id()
         recorder = Recorder()
         tablet.add_change_listener(recorder)
         w = phone.create_workplace(vigie.new_workplace("Carrière", "mining", vigie.Formality.INFORMAL, AREA))
         v = vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
-        v.status = vigie.VisitStatus.SUBMITTED
         v = phone.create_visit(v)
-        first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT("CI-R1-D1")])
+        to_tablet = [vigie.Recipient.DEVICE(tablet.device_id())]
+        first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT("CI-R1-D1")], to_tablet)
         report = tablet.import_bundle(first.bytes)
-        assert report.records == 2 and report.from_device == phone.device_id()
+        # The bundle holds the phone's records of the district (what the hub gave it too): two
+        # are new to the tablet.
+        assert report.changed == 2 and report.from_device == phone.device_id()
         assert recorder.bulk == [(vigie.ChangeSource.BUNDLE, 2)]
 
+        # Offline, both change the status, each as their role allows: the monitor submits the
+        # draft while the supervisor, who read it in the bundle, returns it.
         on_phone = phone.get_visit(v.id)
-        on_phone.status = vigie.VisitStatus.DRAFT
+        on_phone.status = vigie.VisitStatus.SUBMITTED
         phone.update_visit(on_phone)
         on_tablet = tablet.get_visit(v.id)
         on_tablet.status = vigie.VisitStatus.RETURNED
         tablet.update_visit(on_tablet)
-        tablet.import_bundle(phone.export_bundle(first.mark, []).bytes)
+        tablet.import_bundle(phone.export_bundle(first.mark, [], to_tablet).bytes)
         [conflict] = tablet.conflicts(v.id)
         assert conflict.field == "status"
         assert sorted((c.value for c in conflict.values), key=lambda v: v.value) == [
-            vigie.FieldValue.TEXT("draft"), vigie.FieldValue.TEXT("returned")]
+            vigie.FieldValue.TEXT("returned"), vigie.FieldValue.TEXT("submitted")]
         tablet.resolve_conflict(v.id, conflict.path, vigie.FieldValue.TEXT("returned"))
         assert tablet.conflicts(v.id) == []
-        phone.import_bundle(tablet.export_bundle(0, []).bytes)
+        # The supervisor sends back only what the phone's community holds, to the phone.
+        back = tablet.export_bundle(0, [vigie.AreaFilter.COMMUNITY(AREA.community)],
+                                    [vigie.Recipient.DEVICE(phone.device_id())])
+        phone.import_bundle(back.bytes)
         assert phone.get_visit(v.id).status == vigie.VisitStatus.RETURNED
         assert phone.conflicts(v.id) == []
+
+        # What identity promises: a device that never synced has no certificate to export or
+        # import with, and a synced device the bundle was not sealed to cannot open it.
+        with vigie.open_store(env.store_path("new.db"), key(6), monitor, None) as unenrolled:
+            with pytest.raises(vigie.VigieError.Authentication):
+                unenrolled.export_bundle(0, [], [vigie.Recipient.HUB()])
+            with pytest.raises(vigie.VigieError.Authentication):
+                unenrolled.import_bundle(back.bytes)
+        with pytest.raises(vigie.VigieError.Authentication) as refused:
+            tablet.import_bundle(back.bytes)
+        assert "not a recipient" in str(refused.value)
+
+        # Altered on its way (the seal's last byte): damaged input, nothing stored.
+        altered = bytearray(first.bytes)
+        altered[-1] ^= 1
+        with pytest.raises(vigie.VigieError.DamagedInput):
+            tablet.import_bundle(bytes(altered))

@@ -15,6 +15,8 @@ import org.junit.Test
  * syncs; the supervisor's tablet, on demand, sees it not downloaded until it asks for it.
  */
 class AttachmentsTest {
+    private val devices = Devices()
+
     private fun scan(size: Int): ByteArray = Random(size).nextBytes(size)
 
     private fun fileWith(dir: String, name: String, bytes: ByteArray): File =
@@ -22,11 +24,11 @@ class AttachmentsTest {
 
     @Test
     fun aScannedFormTravelsToTheSupervisorOnDemand() {
-        val monitor = parseEnrolmentToken(Env.monitorToken)
+        val monitor = parseEnrolmentToken(devices.monitorToken)
         val phonePath = Env.storePath("phone.db")
-        openEnrolledStore(phonePath, key(60), Env.monitorToken).use { phone ->
-            openEnrolledStore(Env.storePath("tablet.db"), key(61), Env.supervisorToken).use { tablet ->
-                runBlocking { phone.syncWithHub(Env.hubUrl, Env.monitorToken) }
+        openEnrolledStore(phonePath, key(60), devices.monitorToken).use { phone ->
+            openEnrolledStore(Env.storePath("tablet.db"), key(61), devices.supervisorToken).use { tablet ->
+                runBlocking { phone.syncWithHub(Env.hubUrl, devices.monitorToken) }
                 // The hub's own limits (scripts/test-bindings.sh starts it with them).
                 assertEquals(3_000_000UL, phone.attachmentLimits().maxFileBytes)
 
@@ -48,13 +50,13 @@ class AttachmentsTest {
                 assertEquals(sha, form.sha256)
                 assertEquals(AttachmentState.PENDING_UPLOAD, phone.attachments(case.id).single().state)
 
-                val sent = phone.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), null)
+                val sent = phone.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken), null)
                 assertEquals(1L, sent.attachmentsUploaded)
                 assertEquals(AttachmentState.UPLOADED, phone.attachments(case.id).single().state)
                 assertEquals(0u, phone.recordSyncState(case.id).attachmentsPendingUpload)
 
                 val onDemand = AttachmentSync(DownloadPolicy.ON_DEMAND, unmetered = true)
-                runBlocking { tablet.syncWithHub(Env.hubUrl, Env.supervisorToken, attachments = onDemand) }
+                runBlocking { tablet.syncWithHub(Env.hubUrl, devices.supervisorToken, attachments = onDemand) }
                 assertEquals(AttachmentState.NOT_DOWNLOADED, tablet.attachments(case.id).single().state)
                 val out = File(File(phonePath).parentFile, "viewer.pdf")
                 val notHere = assertFailsWith<VigieException.AttachmentNotHere> {
@@ -63,7 +65,7 @@ class AttachmentsTest {
                 assertEquals(AttachmentState.NOT_DOWNLOADED, notHere.state)
 
                 tablet.requestAttachment(form.id)
-                val pulled = tablet.syncWith(HubHttpTransport(Env.hubUrl, Env.supervisorToken), null, onDemand)
+                val pulled = tablet.syncWith(HubHttpTransport(Env.hubUrl, devices.supervisorToken), null, onDemand)
                 assertEquals(1L, pulled.attachmentsDownloaded)
                 tablet.exportAttachment(form.id, out.path)
                 assertContentEquals(bytes, out.readBytes())

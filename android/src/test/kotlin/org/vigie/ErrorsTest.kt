@@ -9,6 +9,8 @@ import org.junit.Test
 
 /** Every exception type the bindings raise, each from a real cause. */
 class ErrorsTest {
+    private val devices = Devices()
+
     private fun freshStore(key: ByteArray = key(3), user: String = newUserId()) =
         openStore(Env.storePath("errors.db"), key, user, null)
 
@@ -85,11 +87,11 @@ class ErrorsTest {
         assertFailsWith<VigieException.NotAllowed> { openStore(path, key(4), user, newUserId()) }
 
         // A progress listener calling back into its store is refused, not deadlocked.
-        openEnrolledStore(Env.storePath("reentrant.db"), key(4), Env.monitorToken).use { store ->
+        openEnrolledStore(Env.storePath("reentrant.db"), key(4), devices.monitorToken).use { store ->
             store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
                 "2026-03-05T08:00:00+00:00"))
             var refused: Throwable? = null
-            store.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), object : SyncProgressListener {
+            store.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken), object : SyncProgressListener {
                 override fun onProgress(summary: SyncSummary) {
                     refused = runCatching { store.count(RecordKind.VISIT) }.exceptionOrNull()
                 }
@@ -109,7 +111,7 @@ class ErrorsTest {
         assertFailsWith<VigieException.Authentication> { parseEnrolmentToken("vgd1.not-a-token") }
 
         // Well-formed, but the hub does not know this secret: HTTP 401.
-        val real = Env.monitorToken
+        val real = devices.monitorToken
         val forged = real.substringBeforeLast('.') + "." + "0".repeat(64)
         openEnrolledStore(Env.storePath("forged.db"), key(7), forged).use { store ->
             store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
@@ -124,9 +126,9 @@ class ErrorsTest {
     /** A revoked device is told so in its own type (the app wipes the profile), not NotAllowed. */
     @Test
     fun deviceRevokedForARevokedDevice() {
-        openEnrolledStore(Env.storePath("revoked.db"), key(8), Env.revokedToken).use { store ->
+        openEnrolledStore(Env.storePath("revoked.db"), key(8), devices.revokedToken).use { store ->
             val e = assertFailsWith<VigieException.DeviceRevoked> {
-                store.syncWith(HubHttpTransport(Env.hubUrl, Env.revokedToken), null)
+                store.syncWith(HubHttpTransport(Env.hubUrl, devices.revokedToken), null)
             }
             assertTrue(e.reason.contains("revoked"), e.reason)
         }
@@ -145,20 +147,27 @@ class ErrorsTest {
         freshStore().use { store ->
             assertFailsWith<VigieException.DamagedInput> { store.importBundle("not a bundle".toByteArray()) }
             assertFailsWith<VigieException.DamagedInput> { store.hubSyncApply(ByteArray(64) { 7 }) }
-            val bundle = store.exportBundle(0, emptyList()).bytes
-            bundle[bundle.size - 1] = (bundle[bundle.size - 1] + 1).toByte()
-            assertFailsWith<VigieException.DamagedInput> { store.importBundle(bundle) }
+        }
+        // A sealed bundle altered on its way: two enrolled devices, the second a recipient.
+        val otherToken = Env.enrol(Env.monitorUser)
+        openEnrolledStore(Env.storePath("from.db"), key(3), devices.monitorToken).synced(devices.monitorToken).use { from ->
+            openEnrolledStore(Env.storePath("to.db"), key(4), otherToken).synced(otherToken).use { to ->
+                from.synced(devices.monitorToken) // now it holds the other device's certificate
+                val bundle = from.exportBundle(0, emptyList(), listOf(Recipient.Device(to.deviceId()))).bytes
+                bundle[bundle.size - 1] = (bundle[bundle.size - 1] + 1).toByte()
+                assertFailsWith<VigieException.DamagedInput> { to.importBundle(bundle) }
+            }
         }
     }
 
     @Test
     fun transportFailuresStopTheSessionAndKeepTheOutbox() {
-        openEnrolledStore(Env.storePath("offline.db"), key(9), Env.monitorToken).use { store ->
+        openEnrolledStore(Env.storePath("offline.db"), key(9), devices.monitorToken).use { store ->
             store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
                 "2026-03-04T08:00:00+00:00"))
             // Nothing listens on port 1.
             assertFailsWith<VigieException.Transport> {
-                store.syncWith(HubHttpTransport("http://127.0.0.1:1", Env.monitorToken), null)
+                store.syncWith(HubHttpTransport("http://127.0.0.1:1", devices.monitorToken), null)
             }
             // Any exception from the app's transport counts as unreachable.
             val e = assertFailsWith<VigieException.Transport> {

@@ -14,11 +14,13 @@ import org.junit.Test
  * supervisor receives it all and validates the visit; the monitor receives the validation.
  */
 class FieldDayTest {
+    private val devices = Devices()
+
     @Test
     fun aFieldDayFromTheVisitToTheHubAndBack() {
-        val monitor = parseEnrolmentToken(Env.monitorToken)
-        openEnrolledStore(Env.storePath("tablet.db"), key(2), Env.supervisorToken).use { tablet ->
-            openEnrolledStore(Env.storePath("phone.db"), key(1), Env.monitorToken).use { phone ->
+        val monitor = parseEnrolmentToken(devices.monitorToken)
+        openEnrolledStore(Env.storePath("tablet.db"), key(2), devices.supervisorToken).use { tablet ->
+            openEnrolledStore(Env.storePath("phone.db"), key(1), devices.monitorToken).use { phone ->
                 assertEquals(monitor.deviceId, phone.deviceId())
                 assertEquals(monitor.userId, phone.userId())
                 val events = CopyOnWriteArrayList<RecordChange>()
@@ -36,14 +38,14 @@ class FieldDayTest {
                         location.point = GeoPoint(6.82, -5.28, 8.0)
                         ownerName = "Kouamé Yao"
                     })
-                val registered = tablet.syncWith(HubHttpTransport(Env.hubUrl, Env.supervisorToken), null)
+                val registered = tablet.syncWith(HubHttpTransport(Env.hubUrl, devices.supervisorToken), null)
                 assertEquals(1L, registered.accepted)
                 assertTrue(registered.refused.isEmpty(), "${registered.refused}")
 
                 // The monitor's phone syncs: the hub tells it its user's role (the workflow acts
                 // with it), and a community monitor receives the workplaces of her communities.
                 assertNull(phone.userProfile())
-                phone.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), null)
+                phone.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken), null)
                 assertEquals(UserProfile(Role.COMMUNITY_MONITOR, listOf("CI-R1-D1-C01")), phone.userProfile())
                 assertEquals("Plantation Kouamé", phone.getWorkplace(workplace.id).name)
 
@@ -110,7 +112,7 @@ class FieldDayTest {
 
                 // Sync with the hub through the app's HTTP.
                 val progress = CopyOnWriteArrayList<SyncSummary>()
-                val sent = phone.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken),
+                val sent = phone.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken),
                     object : SyncProgressListener {
                         override fun onProgress(summary: SyncSummary) {
                             progress.add(summary)
@@ -124,18 +126,18 @@ class FieldDayTest {
                 assertEquals(sent.roundTrips, progress.last().roundTrips)
 
                 // The supervisor receives the case and validates the visit.
-                val pulled = tablet.syncWith(HubHttpTransport(Env.hubUrl, Env.supervisorToken), null)
+                val pulled = tablet.syncWith(HubHttpTransport(Env.hubUrl, devices.supervisorToken), null)
                 assertTrue(pulled.received >= 2, "$pulled")
                 val onTablet = tablet.getChildCase(case.id)
                 assertEquals("Aya Kouassi", onTablet.name)
                 assertEquals(CaseStatus.RECEIVING_SERVICES, onTablet.status)
                 assertEquals(1, onTablet.followups.size)
                 tablet.reviewVisit(visit.id, VisitReview.Validate)
-                val validated = tablet.syncWith(HubHttpTransport(Env.hubUrl, Env.supervisorToken), null)
+                val validated = tablet.syncWith(HubHttpTransport(Env.hubUrl, devices.supervisorToken), null)
                 assertTrue(validated.accepted >= 1 && validated.refused.isEmpty(), "$validated")
 
                 // The monitor's phone receives the validation, and its listener hears of it.
-                val back = phone.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), null)
+                val back = phone.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken), null)
                 assertTrue(back.received >= 1, "$back")
                 assertEquals(VisitStatus.VALIDATED, phone.getVisit(visit.id).status)
                 assertTrue(events.any { it.id == visit.id && it.source == ChangeSource.HUB }, "$events")

@@ -14,22 +14,12 @@ import org.junit.Test
  * [VigieException.DeviceRevoked] from [HubHttpTransport].
  */
 class LifecycleTest {
-    /** Runs `vigie <args> --data <the hub's data>` while the hub runs; returns its output. */
-    private fun admin(vararg args: String): String {
-        val bin = System.getenv("VIGIE_BIN") ?: error("VIGIE_BIN is not set: run scripts/test-bindings.sh")
-        val data = System.getenv("VIGIE_HUB_DATA") ?: error("VIGIE_HUB_DATA is not set")
-        val process = ProcessBuilder(listOf(bin) + args + listOf("--data", data))
-            .redirectError(ProcessBuilder.Redirect.INHERIT)
-            .start()
-        val out = process.inputStream.bufferedReader().readText().trim()
-        assertEquals(0, process.waitFor(), "vigie ${args.joinToString(" ")}")
-        return out
-    }
+    private val devices = Devices()
 
     /** A new user of the hub, a device enrolled for them, and its store. */
     private fun enrolled(name: String, role: String, area: String): Triple<VigieStore, String, String> {
-        val user = admin("user", "add", "--name", name, "--role", role, "--area", area)
-        val token = admin("device", "enrol", "--user", user)
+        val user = Env.admin("user", "add", "--name", name, "--role", role, "--area", area)
+        val token = Env.admin("device", "enrol", "--user", user)
         return Triple(openEnrolledStore(Env.storePath("$name.db"), key(23), token), token, user)
     }
 
@@ -57,7 +47,7 @@ class LifecycleTest {
                 supervisor.syncWith(HubHttpTransport(Env.hubUrl, supervisorToken), null)
                 val heard = Heard()
                 monitor.addChangeListener(heard)
-                admin("erase", "--record", erased.id, "--by", supervisorUser)
+                Env.admin("erase", "--record", erased.id, "--by", supervisorUser)
 
                 val summary = monitor.syncWith(HubHttpTransport(Env.hubUrl, monitorToken), null)
                 assertEquals(Triple(1L, 0L, 0L), Triple(summary.erased, summary.leftScope, summary.quarantined))
@@ -79,7 +69,7 @@ class LifecycleTest {
             monitor.updateChildCase(edited)
             val heard = Heard()
             monitor.addChangeListener(heard)
-            admin("user", "areas", "--user", user, "--area", "CI-R1-D1-C02")
+            Env.admin("user", "areas", "--user", user, "--area", "CI-R1-D1-C02")
 
             // Every case, visit and workplace of the community leaves (other tests' too): one
             // event each.
@@ -99,7 +89,7 @@ class LifecycleTest {
 
     @Test
     fun aRevokedDeviceRaisesDeviceRevokedAndTheWipeIsHeardOf() {
-        val me = parseEnrolmentToken(Env.revokedToken)
+        val me = parseEnrolmentToken(devices.revokedToken)
         val vault = openVault(
             File(Env.storePath("vault")).path,
             VaultConfig(kdfMemoryKib = 64, kdfIterations = 1, maxFailedPins = 3))
@@ -108,7 +98,7 @@ class LifecycleTest {
         val heard = Heard()
         store.addChangeListener(heard)
         val e = assertFailsWith<VigieException.DeviceRevoked> {
-            store.syncWith(HubHttpTransport(Env.hubUrl, Env.revokedToken), null)
+            store.syncWith(HubHttpTransport(Env.hubUrl, devices.revokedToken), null)
         }
         assertTrue(e.reason.contains("revoked"), e.reason)
         // What the app does when told: the profile goes, and the listeners hear of each record.

@@ -3,6 +3,7 @@ package org.vigie
 import org.vigie.core.*
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -16,14 +17,16 @@ import org.junit.Test
 
 /** The other ways records travel: bytes over the app's own link, files, peers; and listeners. */
 class SyncSessionsTest {
+    private val devices = Devices()
+
     @Test
     fun bytesOutBytesInOverTheAppsOwnLink() {
-        openEnrolledStore(Env.storePath("bytes.db"), key(10), Env.monitorToken).use { store ->
+        openEnrolledStore(Env.storePath("bytes.db"), key(10), devices.monitorToken).use { store ->
             val child = store.createChildCase(
                 newChildCase("CI-D1-0100", "Yao Serge", Sex.MALE, community, "2026-03-06", store.userId())
                     .apply { estimatedAge = 14; hoursPerWeek = 10 })
             // Any carrier will do: only bytes cross it.
-            val link = HubHttpTransport(Env.hubUrl, Env.monitorToken)
+            val link = HubHttpTransport(Env.hubUrl, devices.monitorToken)
             var accepted = 0L
             var rounds = 0
             do {
@@ -40,10 +43,17 @@ class SyncSessionsTest {
 
     @Test
     fun bundlesCarryRecordsAndConcurrentEditsBecomeConflicts() {
-        val monitor = newUserId()
-        val supervisor = newUserId()
-        openStore(Env.storePath("phone.db"), key(11), monitor, null).use { phone ->
-            openStore(Env.storePath("tablet.db"), key(12), supervisor, null).use { tablet ->
+        val monitorToken = devices.monitorToken
+        val supervisorToken = devices.supervisorToken
+        openEnrolledStore(Env.storePath("phone.db"), key(11), monitorToken).use { phone ->
+            openEnrolledStore(Env.storePath("tablet.db"), key(12), supervisorToken).use { tablet ->
+                // Both synced once: certified by the hub, each holding the other's certificate
+                // (the tablet syncs again once the phone is enrolled).
+                tablet.synced(supervisorToken)
+                phone.synced(monitorToken)
+                tablet.synced(supervisorToken)
+                val monitor = phone.userId()
+                val supervisor = tablet.userId()
                 val bulk = CopyOnWriteArrayList<Pair<ChangeSource, Long>>()
                 tablet.addChangeListener(object : ChangeListener {
                     override fun onChange(change: RecordChange) {}
@@ -54,43 +64,66 @@ class SyncSessionsTest {
                 val w = phone.createWorkplace(newWorkplace("Carrière de Dabou", "mining", Formality.INFORMAL, community))
                 val v = phone.createVisit(newVisit(VisitKind.LABOUR_INSPECTION, w.id, community, monitor,
                     "2026-03-02T09:00:00+00:00").apply {
-                    status = VisitStatus.SUBMITTED
                     findings = "Deux enfants cassaient des pierres."
                 })
-                val first = phone.exportBundle(0, listOf(AreaFilter.District("CI-R1-D1")))
+                val toTablet = listOf(Recipient.Device(tablet.deviceId()))
+                val first = phone.exportBundle(0, listOf(AreaFilter.District("CI-R1-D1")), toTablet)
                 val imported = tablet.importBundle(first.bytes)
-                assertEquals(2L, imported.records)
+                // The phone's records of the district (what the hub gave it too): two are new.
+                assertEquals(2L, imported.changed)
                 assertEquals(phone.deviceId(), imported.fromDevice)
                 assertEquals(listOf(ChangeSource.BUNDLE to 2L), bulk.toList())
 
-                // Offline, both change the status; the supervisor also writes a comment.
-                phone.updateVisit(phone.getVisit(v.id).apply { status = VisitStatus.DRAFT })
+                // Offline, both change the status, each as their role allows: the monitor submits
+                // the draft while the supervisor, who read it in the bundle, returns it with a
+                // comment.
+                phone.updateVisit(phone.getVisit(v.id).apply { status = VisitStatus.SUBMITTED })
                 tablet.updateVisit(tablet.getVisit(v.id).apply {
                     status = VisitStatus.RETURNED
                     reviewComment = "Préciser l'âge des enfants."
                 })
-                tablet.importBundle(phone.exportBundle(first.mark, emptyList()).bytes)
+                tablet.importBundle(phone.exportBundle(first.mark, emptyList(), toTablet).bytes)
                 val conflict = tablet.conflicts(v.id).single()
                 assertEquals("status", conflict.field)
-                assertEquals(setOf(FieldValue.Text("draft"), FieldValue.Text("returned")), conflict.values.map { it.value }.toSet())
+                assertEquals(setOf(FieldValue.Text("submitted"), FieldValue.Text("returned")), conflict.values.map { it.value }.toSet())
                 assertEquals(setOf(monitor, supervisor), conflict.values.mapNotNull { it.author?.userId }.toSet())
 
                 tablet.resolveConflict(v.id, conflict.path, FieldValue.Text("returned"))
                 assertTrue(tablet.conflicts(v.id).isEmpty())
-                phone.importBundle(tablet.exportBundle(0, emptyList()).bytes)
+                // The supervisor sends back only the phone's community, to the phone.
+                val back = tablet.exportBundle(0, listOf(AreaFilter.Community(community.community)),
+                    listOf(Recipient.Device(phone.deviceId())))
+                phone.importBundle(back.bytes)
                 val merged = phone.getVisit(v.id)
                 assertEquals(VisitStatus.RETURNED, merged.status)
                 assertEquals("Préciser l'âge des enfants.", merged.reviewComment)
                 assertTrue(phone.conflicts(v.id).isEmpty())
                 assertTrue(phone.history(v.id).any { it.author?.userId == supervisor })
+
+                // What identity promises: a device that never synced has no certificate to export
+                // or import with, and a synced device the bundle was not sealed to cannot open it.
+                openStore(Env.storePath("new.db"), key(17), monitor, null).use { unenrolled ->
+                    assertFailsWith<VigieException.Authentication> { unenrolled.exportBundle(0, emptyList(), listOf(Recipient.Hub)) }
+                    assertFailsWith<VigieException.Authentication> { unenrolled.importBundle(back.bytes) }
+                }
+                val refused = assertFailsWith<VigieException.Authentication> { tablet.importBundle(back.bytes) }
+                assertTrue(refused.reason.contains("not a recipient"), refused.reason)
             }
         }
     }
 
     @Test
     fun twoDevicesReconcileByPeerMessages() {
-        openStore(Env.storePath("a.db"), key(13), newUserId(), null).use { a ->
-            openStore(Env.storePath("b.db"), key(14), newUserId(), null).use { b ->
+        val aToken = devices.monitorToken
+        val bToken = devices.quickstartToken // another device of the same monitor
+        openEnrolledStore(Env.storePath("a.db"), key(13), aToken).use { a ->
+            openEnrolledStore(Env.storePath("b.db"), key(14), bToken).use { b ->
+                // Both synced once (the handshake checks their certificates): they hold the same
+                // records from the hub, then each writes one offline.
+                a.synced(aToken)
+                b.synced(bToken)
+                val cases = a.count(RecordKind.CHILD_CASE)
+                val workplaces = b.count(RecordKind.WORKPLACE)
                 a.createWorkplace(newWorkplace("Briqueterie", "brick_kiln", Formality.INFORMAL, community))
                 b.createChildCase(newChildCase("CI-0200", "Adjoua", Sex.FEMALE, community, "2026-03-02",
                     b.userId()).apply { estimatedAge = 10 })
@@ -105,11 +138,21 @@ class SyncSessionsTest {
                     rounds++
                 }
                 assertTrue(start.session.isFinished())
-                assertEquals(1L, a.count(RecordKind.CHILD_CASE))
-                assertEquals(1L, b.count(RecordKind.WORKPLACE))
+                assertEquals(cases + 1, a.count(RecordKind.CHILD_CASE))
+                assertEquals(workplaces + 1, b.count(RecordKind.WORKPLACE))
                 assertEquals(1L, start.session.received())
                 assertEquals(1L, start.session.sent())
             }
+        }
+    }
+
+    @Test
+    fun aDeviceThatNeverSyncedHasNoPeerSessions() {
+        openStore(Env.storePath("stranger.db"), key(19), newUserId(), null).use { stranger ->
+            // No certificate to show in the handshake: sync with the hub first.
+            val e = assertFailsWith<VigieException.Authentication> { stranger.peerStart(emptyList()) }
+            assertTrue(e.reason.contains("sync with the hub first"), e.reason)
+            assertFailsWith<VigieException.Authentication> { stranger.peerAccept(emptyList()) }
         }
     }
 
@@ -140,13 +183,13 @@ class SyncSessionsTest {
 
     @Test
     fun suspendingSyncRunsOffTheCallersThread() {
-        openEnrolledStore(Env.storePath("suspend.db"), key(16), Env.monitorToken).use { store ->
+        openEnrolledStore(Env.storePath("suspend.db"), key(16), devices.monitorToken).use { store ->
             store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
                 "2026-03-07T08:00:00+00:00"))
             val caller = Thread.currentThread()
             val threads = CopyOnWriteArrayList<Thread>()
             val summary = runBlocking {
-                store.syncWithHub(Env.hubUrl, Env.monitorToken) { threads.add(Thread.currentThread()) }
+                store.syncWithHub(Env.hubUrl, devices.monitorToken) { threads.add(Thread.currentThread()) }
             }
             assertEquals(1L, summary.accepted)
             assertTrue(threads.isNotEmpty() && threads.none { it == caller })

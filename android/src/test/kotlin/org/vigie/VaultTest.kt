@@ -17,6 +17,8 @@ import org.junit.Test
  * handed from one user to another.
  */
 class VaultTest {
+    private val devices = Devices()
+
     private val pinA = "482913"
     private val pinB = "730615"
 
@@ -35,7 +37,7 @@ class VaultTest {
     @Test
     fun twoUsersOnOnePhoneKeepTheirUnsyncedWorkApart() {
         val vault = freshVault()
-        val monitor = parseEnrolmentToken(Env.monitorToken)
+        val monitor = parseEnrolmentToken(devices.monitorToken)
         val other = newUserId()
 
         val aya = vault.createUser(monitor.userId, monitor.deviceId, pinA).use { a ->
@@ -54,7 +56,7 @@ class VaultTest {
         vault.unlockWithPin(monitor.userId, pinA).use { a ->
             assertEquals("Aya Kouassi", a.getChildCase(aya.id).name)
             assertEquals(0L, a.count(RecordKind.WORKPLACE))
-            val sent = a.syncWith(HubHttpTransport(Env.hubUrl, Env.monitorToken), null)
+            val sent = a.syncWith(HubHttpTransport(Env.hubUrl, devices.monitorToken), null)
             assertEquals(1L, sent.accepted, "$sent")
             assertEquals(0L, sent.pending)
         }
