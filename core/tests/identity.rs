@@ -425,6 +425,8 @@ fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
         peer_of_c01.store.import_bundle(&to_area).unwrap().records,
         1
     );
+    // The region's supervisor too: the area tree puts the community in the region.
+    assert_eq!(supervisor.store.import_bundle(&to_area).unwrap().records, 1);
     let hub_secret = hub.hub_key().unwrap().agreement();
     open_sealed(&to_area, &hub_secret, 1 << 30).expect("the hub is a recipient");
     assert_eq!(

@@ -47,7 +47,8 @@ pub enum Recipient {
     Device(Uuid),
     /// The hub.
     Hub,
-    /// Every device of the directory whose certificate names this area code.
+    /// Every device of the directory whose certificate names this area code or an area that
+    /// contains it (by the published area tree).
     Area(String),
 }
 
@@ -188,16 +189,19 @@ impl Store {
                     keys.push(certificate.keys.agreement);
                 }
                 Recipient::Area(code) => {
+                    // The devices of that area and of the areas containing it (a district's
+                    // bundle reaches its region's supervisor too).
+                    let covering = self.reference().codes_containing(code);
                     let before = keys.len();
                     keys.extend(
                         directory
                             .iter()
-                            .filter(|c| c.areas.iter().any(|a| a == code))
+                            .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
                             .map(|c| c.keys.agreement),
                     );
                     if keys.len() == before {
                         return Err(IdentityError::NoRecipient {
-                            reason: "no device of the directory holds that area",
+                            reason: "no device of the directory holds that area or one containing it",
                         }
                         .into());
                     }

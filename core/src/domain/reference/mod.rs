@@ -368,6 +368,23 @@ impl ReferenceData {
     /// Where an area code stands in the area tree in force (the latest version) of every
     /// country that has one: what a user assigned that code may see. A code in no tree grants
     /// nothing.
+    /// The codes of the areas that contain the area `code` in the published trees, the area
+    /// itself included (a district: its country, region and itself). Just `code` when no
+    /// tree holds it.
+    pub fn codes_containing(&self, code: &str) -> Vec<String> {
+        let mut codes: Vec<String> = self
+            .keys(ReferenceType::AdministrativeAreas)
+            .into_iter()
+            .filter_map(|key| self.area_tree(key)?.path(code))
+            .flatten()
+            .map(|node| node.code.clone())
+            .collect();
+        codes.push(code.to_string());
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     pub fn grants_of(&self, code: &str) -> Vec<AreaGrant> {
         self.keys(ReferenceType::AdministrativeAreas)
             .into_iter()
