@@ -420,23 +420,15 @@ impl Certificate {
     }
 }
 
+/// A role in a certificate: its position in `Role::ALL` (the order its codes are declared in,
+/// which never changes) plus one.
 fn role_code(role: Role) -> u8 {
-    match role {
-        Role::Inspector => 1,
-        Role::CommunityMonitor => 2,
-        Role::Supervisor => 3,
-        Role::Administrator => 4,
-    }
+    let position = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+    u8::try_from(position + 1).unwrap_or(0)
 }
 
 fn role_of(code: u8) -> Option<Role> {
-    Some(match code {
-        1 => Role::Inspector,
-        2 => Role::CommunityMonitor,
-        3 => Role::Supervisor,
-        4 => Role::Administrator,
-        _ => return None,
-    })
+    Role::ALL.get(usize::from(code).checked_sub(1)?).copied()
 }
 
 /// The hub's signed list of revoked devices, whole (it replaces the previous one).
@@ -556,6 +548,22 @@ mod tests {
             role: Role::CommunityMonitor,
             areas: ["CI-BAS".to_string()].into_iter().collect(),
         }
+    }
+
+    #[test]
+    fn certificates_keep_the_role_bytes_of_their_format() {
+        // ARCHITECTURE.md: 1 inspector, 2 community monitor, 3 supervisor, 4 administrator.
+        let bytes = [
+            (Role::Inspector, 1),
+            (Role::CommunityMonitor, 2),
+            (Role::Supervisor, 3),
+            (Role::Administrator, 4),
+        ];
+        for (role, byte) in bytes {
+            assert_eq!(role_code(role), byte);
+            assert_eq!(role_of(byte), Some(role));
+        }
+        assert_eq!((role_of(0), role_of(5)), (None, None));
     }
 
     #[test]
