@@ -363,6 +363,10 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
 
 /// Checks the document's state (at `heads`, or now): nesting depth and the length of every text
 /// and string, every concurrent value included, with an explicit stack.
+///
+/// Each object is read in one pass over its visible values; only a key or an index that holds
+/// concurrent values is read again for all of them (a lookup per key costs a seek each, which
+/// made this check a third of an initial sync).
 pub(crate) fn check_state(
     doc: &Automerge,
     heads: Option<&[ChangeHash]>,
@@ -370,77 +374,136 @@ pub(crate) fn check_state(
 ) -> Result<(), DocumentLimit> {
     let mut stack: Vec<(ObjId, ObjType, usize)> = vec![(automerge::ROOT, ObjType::Map, 0)];
     while let Some((obj, ty, depth)) = stack.pop() {
-        let mut visit = |values: Vec<(Value<'_>, ObjId)>| -> Result<(), DocumentLimit> {
-            for (value, id) in values {
-                match value {
-                    Value::Object(ObjType::Text) => {
-                        let len = match heads {
-                            Some(h) => doc.length_at(&id, h),
-                            None => doc.length(&id),
-                        };
-                        if len > limits.max_text_chars {
-                            return Err(DocumentLimit::TextLength);
-                        }
-                        if depth + 1 > limits.max_depth {
-                            return Err(DocumentLimit::Depth);
-                        }
-                    }
-                    Value::Object(child) => {
-                        if depth + 1 > limits.max_depth {
-                            return Err(DocumentLimit::Depth);
-                        }
-                        stack.push((id, child, depth + 1));
-                    }
-                    Value::Scalar(s) => match s.as_ref() {
-                        // Bytes over the bound may still be few enough characters.
-                        ScalarValue::Str(text)
-                            if text.len() > limits.max_text_chars
-                                && text.chars().count() > limits.max_text_chars =>
-                        {
-                            return Err(DocumentLimit::TextLength);
-                        }
-                        ScalarValue::Bytes(b) if b.len() > limits.max_text_chars * 4 => {
-                            return Err(DocumentLimit::TextLength);
-                        }
-                        _ => {}
-                    },
-                }
-            }
-            Ok(())
+        let mut state = StateCheck {
+            doc,
+            heads,
+            limits,
+            depth,
+            children: &mut stack,
         };
         match ty {
             ObjType::Map | ObjType::Table => {
-                let keys: Vec<String> = match heads {
-                    Some(h) => doc.keys_at(&obj, h).collect(),
-                    None => doc.keys(&obj).collect(),
+                let items = match heads {
+                    Some(h) => doc.map_range_at(&obj, .., h),
+                    None => doc.map_range(&obj, ..),
                 };
-                for key in keys {
-                    let values = match heads {
-                        Some(h) => doc.get_all_at(&obj, key.as_str(), h),
-                        None => doc.get_all(&obj, key.as_str()),
+                for item in items {
+                    let visible = item.id();
+                    state.value_ref(&item.value, visible.clone())?;
+                    if item.conflict {
+                        let all = match heads {
+                            Some(h) => doc.get_all_at(&obj, item.key.as_ref(), h),
+                            None => doc.get_all(&obj, item.key.as_ref()),
+                        };
+                        state.concurrent(all.unwrap_or_default(), &visible)?;
                     }
-                    .unwrap_or_default();
-                    visit(values)?;
                 }
             }
             ObjType::List => {
-                let len = match heads {
-                    Some(h) => doc.length_at(&obj, h),
-                    None => doc.length(&obj),
+                let items = match heads {
+                    Some(h) => doc.list_range_at(&obj, .., h),
+                    None => doc.list_range(&obj, ..),
                 };
-                for i in 0..len {
-                    let values = match heads {
-                        Some(h) => doc.get_all_at(&obj, i, h),
-                        None => doc.get_all(&obj, i),
+                for item in items {
+                    let visible = item.id();
+                    state.value_ref(&item.value, visible.clone())?;
+                    if item.conflict {
+                        let all = match heads {
+                            Some(h) => doc.get_all_at(&obj, item.index, h),
+                            None => doc.get_all(&obj, item.index),
+                        };
+                        state.concurrent(all.unwrap_or_default(), &visible)?;
                     }
-                    .unwrap_or_default();
-                    visit(values)?;
                 }
             }
             ObjType::Text => {}
         }
     }
     Ok(())
+}
+
+/// What `check_state` checks of each value of one object.
+struct StateCheck<'a> {
+    doc: &'a Automerge,
+    heads: Option<&'a [ChangeHash]>,
+    limits: &'a DocumentLimits,
+    /// The object's depth.
+    depth: usize,
+    /// Objects still to check.
+    children: &'a mut Vec<(ObjId, ObjType, usize)>,
+}
+
+impl StateCheck<'_> {
+    fn value_ref(
+        &mut self,
+        value: &automerge::ValueRef<'_>,
+        id: ObjId,
+    ) -> Result<(), DocumentLimit> {
+        use automerge::ScalarValueRef;
+        match value {
+            automerge::ValueRef::Object(ty) => self.object(*ty, id),
+            automerge::ValueRef::Scalar(ScalarValueRef::Str(text)) => self.text(text),
+            automerge::ValueRef::Scalar(ScalarValueRef::Bytes(bytes)) => self.bytes(bytes.len()),
+            automerge::ValueRef::Scalar(_) => Ok(()),
+        }
+    }
+
+    /// The other values of a key or index with concurrent values (`visible` was checked).
+    fn concurrent(
+        &mut self,
+        values: Vec<(Value<'_>, ObjId)>,
+        visible: &ObjId,
+    ) -> Result<(), DocumentLimit> {
+        for (value, id) in values {
+            if id == *visible {
+                continue;
+            }
+            match value {
+                Value::Object(ty) => self.object(ty, id)?,
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Str(text) => self.text(text)?,
+                    ScalarValue::Bytes(bytes) => self.bytes(bytes.len())?,
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, ty: ObjType, id: ObjId) -> Result<(), DocumentLimit> {
+        if self.depth + 1 > self.limits.max_depth {
+            return Err(DocumentLimit::Depth);
+        }
+        if ty == ObjType::Text {
+            let len = match self.heads {
+                Some(h) => self.doc.length_at(&id, h),
+                None => self.doc.length(&id),
+            };
+            if len > self.limits.max_text_chars {
+                return Err(DocumentLimit::TextLength);
+            }
+        } else {
+            self.children.push((id, ty, self.depth + 1));
+        }
+        Ok(())
+    }
+
+    fn text(&self, text: &str) -> Result<(), DocumentLimit> {
+        // Bytes over the bound may still be few enough characters.
+        if text.len() > self.limits.max_text_chars
+            && text.chars().count() > self.limits.max_text_chars
+        {
+            return Err(DocumentLimit::TextLength);
+        }
+        Ok(())
+    }
+
+    fn bytes(&self, len: usize) -> Result<(), DocumentLimit> {
+        if len > self.limits.max_text_chars * 4 {
+            return Err(DocumentLimit::TextLength);
+        }
+        Ok(())
+    }
 }
 
 /// Checks the depth of every object the document's history ever created (deleted ones
