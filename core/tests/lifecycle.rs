@@ -132,6 +132,7 @@ fn a_lost_area_takes_its_records_off_the_device_after_its_pending_edits_are_push
         &mut hub,
         &SyncOptions {
             max_message_bytes: 2 * 1024,
+            max_page_bytes: 2 * 1024,
             ..SyncOptions::default()
         },
     );
@@ -490,6 +491,8 @@ fn requests_are_answered_within_one_budget_and_names_count_once() {
         &mut hub,
         &SyncOptions {
             max_message_bytes: 16 * 1024,
+            // Pages that stay small, however fast the link.
+            max_page_bytes: 16 * 1024,
             ..SyncOptions::default()
         },
     );

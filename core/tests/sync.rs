@@ -321,6 +321,7 @@ fn small_messages_and_cut_links_still_converge() {
     }
     let small = SyncOptions {
         max_message_bytes: 4 * 1024,
+        max_page_bytes: 4 * 1024,
         ..SyncOptions::default()
     };
     let summary = sync_opts(&mut supervisor, &mut hub, &small);

@@ -75,6 +75,11 @@ fn work(
             max_message_bytes: [1024, 4 * 1024, 64 * 1024][rng.gen_range(0..3)],
             ..SyncOptions::default()
         };
+        // Pages stay that small, however fast the link: many places to cut.
+        let options = SyncOptions {
+            max_page_bytes: options.max_message_bytes,
+            ..options
+        };
         // The client's own session, with a flag up while a request is in flight, so that the
         // test can aim its kills at exchanges.
         let client = d.client(&current);

@@ -235,6 +235,11 @@ fn devices_converge_through_links_cut_mid_message() {
                 max_message_bytes: [2 * 1024, 16 * 1024, 256 * 1024][rng.gen_range(0..3)],
                 ..SyncOptions::default()
             };
+            // Pages stay that small, however fast the link.
+            let options = SyncOptions {
+                max_page_bytes: options.max_message_bytes,
+                ..options
+            };
             let d = &mut devices[i];
             match d.sync_with(url, &options) {
                 Ok(summary) => {

@@ -212,16 +212,62 @@ pub(crate) fn save_document(
     document: &mut Automerge,
     before: &[ChangeHash],
 ) -> Result<i64> {
-    let (origin, author) = (ctx.origin, ctx.author);
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
-    let mut record = TypedRecord::read(kind, id, document)?;
+    let parts = DocumentParts::of(kind, id, document, before)?;
+    write_document(tx, ctx, cache, id, kind, rowid, document, parts)
+}
+
+/// What `write_document` stores of a document, worked out without the store (so that received
+/// documents can be worked out on other threads while earlier ones are written).
+pub(crate) struct DocumentParts {
+    record: TypedRecord,
+    stored: Vec<u8>,
+    heads: Vec<ChangeHash>,
+    /// The hashes of the changes made after the heads the store held before.
+    new_changes: Vec<u8>,
+}
+
+impl DocumentParts {
+    fn of(
+        kind: RecordKind,
+        id: Uuid,
+        document: &Automerge,
+        before: &[ChangeHash],
+    ) -> Result<DocumentParts> {
+        let record = TypedRecord::read(kind, id, document)?;
+        Ok(DocumentParts {
+            record,
+            stored: codec::encode(id, document)?.stored,
+            heads: document.get_heads(),
+            new_changes: codec::new_change_hashes(document, before),
+        })
+    }
+}
+
+/// Writes what `DocumentParts::of` worked out of `document`.
+#[allow(clippy::too_many_arguments)]
+fn write_document(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    cache: &ReferenceCache,
+    id: Uuid,
+    kind: RecordKind,
+    rowid: Option<i64>,
+    document: &Automerge,
+    parts: DocumentParts,
+) -> Result<i64> {
+    let (origin, author) = (ctx.origin, ctx.author);
+    let DocumentParts {
+        mut record,
+        stored: bytes,
+        heads,
+        new_changes,
+    } = parts;
     // Index rows, alerts and the outbox's urgency follow the record's values, whatever
-    // derivation the document holds (a merge or a resolution does not write one).
+    // derivation the document holds (a merge or a resolution does not write one), with the
+    // reference data in force in this transaction.
     record.derive(&reference_in(cache, tx));
-    let bytes = codec::encode(id, document)?.stored;
-    let heads = document.get_heads();
-    let new_changes = codec::new_change_hashes(document, before);
     tx.prepare_cached(
         "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -459,19 +505,16 @@ pub(crate) struct Merged {
     pub heads: Vec<ChangeHash>,
 }
 
-/// Loads a record's stored document for merging, or starts an empty one.
-pub(crate) fn load_or_new(
-    tx: &Transaction,
-    actor: &ActorId,
-    id: Uuid,
-) -> Result<(Option<(i64, RecordKind)>, Automerge)> {
-    Ok(match find_row(tx, id)? {
-        Some((rowid, kind, bytes)) => (
-            Some((rowid, kind)),
-            doc::load(id, &bytes)?.with_actor(actor.clone()),
-        ),
-        None => (None, Automerge::new().with_actor(actor.clone())),
-    })
+impl Merged {
+    /// Nothing was written: the bytes brought nothing new, or belong to an erased record.
+    fn unchanged(complete: bool, heads: Vec<ChangeHash>) -> Merged {
+        Merged {
+            changed: false,
+            complete,
+            created: false,
+            heads,
+        }
+    }
 }
 
 /// Merges received bytes into a record's document, in the caller's transaction. Anything that
@@ -487,38 +530,110 @@ pub(crate) fn merge_document(
 ) -> Result<Merged> {
     if erasure::is_erased(tx, id)? {
         // An old copy of an erased record: it does not come back.
-        return Ok(Merged {
-            changed: false,
-            complete: true,
-            created: false,
-            heads: Vec::new(),
-        });
+        return Ok(Merged::unchanged(true, Vec::new()));
     }
-    let (existing, mut document) = load_or_new(tx, actor, id)?;
+    let row = find_row(tx, id)?;
+    let prepared = prepare_merge(
+        id,
+        row.as_ref().map(|(_, _, stored)| &stored[..]),
+        bytes,
+        actor,
+    );
+    commit_merge(
+        tx,
+        ctx,
+        cache,
+        id,
+        row.map(|(rowid, kind, _)| (rowid, kind)),
+        prepared,
+    )
+}
+
+/// The part of a merge that needs no store: the record's document (`existing`, Automerge
+/// bytes) with the received bytes merged in, checked, read as its record and encoded.
+pub(crate) struct PreparedMerge {
+    document: Automerge,
+    /// Where the received history starts (an erased record's content does not come back).
+    roots: Vec<ChangeHash>,
+    complete: bool,
+    heads: Vec<ChangeHash>,
+    /// Kinds the merged document names (when its heads moved).
+    kinds: Vec<RecordKind>,
+    /// What is written, when the heads moved.
+    written: Option<Result<(RecordKind, DocumentParts)>>,
+}
+
+/// Works out a merge without the store (`merge_document` writes it with `commit_merge`).
+pub(crate) fn prepare_merge(
+    id: Uuid,
+    existing: Option<&[u8]>,
+    bytes: &[u8],
+    actor: &ActorId,
+) -> Result<PreparedMerge> {
+    let mut document = match existing {
+        Some(stored) => doc::load(id, stored)?,
+        None => Automerge::new(),
+    }
+    .with_actor(actor.clone());
     let before = document.get_heads();
     codec::merge_into(&mut document, id, bytes)?;
-    if erasure::knows_erasures(tx)?
-        && erasure::any_erased_change(tx, &codec::history_roots(&document, &before))?
-    {
-        // An erased record's content, under this id or another: it does not come back.
-        return Ok(Merged {
-            changed: false,
-            complete: true,
-            created: false,
-            heads: Vec::new(),
-        });
-    }
+    let roots = codec::history_roots(&document, &before);
     let complete = document.get_missing_deps(&[]).is_empty();
     let heads = document.get_heads();
-    if heads == before {
-        return Ok(Merged {
-            changed: false,
-            complete,
-            created: false,
-            heads,
-        });
+    let (kinds, written) = if heads == before {
+        (Vec::new(), None)
+    } else {
+        let written = (|| {
+            let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
+                id,
+                reason: "the received document names no record kind, or is another record's".into(),
+            })?;
+            // Indexing reads the document as a record of its kind: if it does not read, the
+            // error abandons the transaction. The document is encoded anew rather than stored
+            // as received: Automerge accepts incrementally some bytes that it refuses to load
+            // whole.
+            let parts = DocumentParts::of(kind, id, &document, &before)?;
+            Ok((kind, parts))
+        })();
+        (doc::kinds(&document), Some(written))
+    };
+    Ok(PreparedMerge {
+        document,
+        roots,
+        complete,
+        heads,
+        kinds,
+        written,
+    })
+}
+
+/// Writes a merge `prepare_merge` worked out, in the caller's transaction; `existing` is the
+/// row the merge started from (its rowid and kind). The checks that need the store (erasures)
+/// come first, then the merge's own errors.
+pub(crate) fn commit_merge(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    cache: &ReferenceCache,
+    id: Uuid,
+    existing: Option<(i64, RecordKind)>,
+    prepared: Result<PreparedMerge>,
+) -> Result<Merged> {
+    let prepared = prepared?;
+    if erasure::knows_erasures(tx)? && erasure::any_erased_change(tx, &prepared.roots)? {
+        // An erased record's content, under this id or another: it does not come back.
+        return Ok(Merged::unchanged(true, Vec::new()));
     }
-    let kinds = doc::kinds(&document);
+    let PreparedMerge {
+        document,
+        complete,
+        heads,
+        kinds,
+        written,
+        ..
+    } = prepared;
+    let Some(written) = written else {
+        return Ok(Merged::unchanged(complete, heads));
+    };
     if let Some((_, stored)) = existing
         && let Some(other) = kinds.iter().find(|k| **k != stored)
     {
@@ -528,22 +643,16 @@ pub(crate) fn merge_document(
             actual: *other,
         });
     }
-    let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
-        id,
-        reason: "the received document names no record kind, or is another record's".into(),
-    })?;
-    // Indexing reads the document as a record of its kind: if it does not read, the error
-    // abandons the transaction. The document is encoded anew rather than stored as received:
-    // Automerge accepts incrementally some bytes that it refuses to load whole.
-    save_document(
+    let (kind, parts) = written?;
+    write_document(
         tx,
         ctx,
         cache,
         id,
         kind,
         existing.map(|(rowid, _)| rowid),
-        &mut document,
-        &before,
+        &document,
+        parts,
     )?;
     Ok(Merged {
         changed: true,

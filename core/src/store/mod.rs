@@ -53,7 +53,8 @@ pub fn open_keyed_connection(
 }
 
 pub(crate) use documents::{
-    Merged, TypedRecord, find_row, merge_document, reference_in, save_document,
+    Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_merge,
+    reference_in, save_document,
 };
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};

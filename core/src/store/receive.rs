@@ -11,7 +11,10 @@
 //! as one change of the new actor, and the received changes then merge. Nothing the user typed
 //! is lost; the record's history shows the edits as one.
 
-use super::{Context, Merged, WriteContext, find_row, merge_document, save_document, sync_state};
+use super::{
+    Context, Merged, PreparedMerge, WriteContext, commit_merge, erasure, find_row, merge_document,
+    prepare_merge, save_document, sync_state,
+};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::codes::RecordKind;
@@ -20,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::storage::ReferenceCache;
 use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::Transaction;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 /// What merging in one transaction needs; the store takes the actor back after the commit
@@ -58,6 +62,120 @@ impl Merging<'_, '_> {
         merge_received(self.tx, self.receiver, self.cache, id, bytes)
     }
 
+    /// Merges received records in their order, calling `then` with each one's outcome before
+    /// the next is written. A record's Automerge work (decoding, checks, reading it as its
+    /// record, encoding) needs no store: it is done on worker threads, ahead of this thread,
+    /// which writes each record in turn. That work is most of a merge, and a phone has several
+    /// cores. The outcome of each merge is the one `merge` gives.
+    pub(crate) fn merge_each(
+        &mut self,
+        entries: &[(Uuid, &[u8])],
+        mut then: impl FnMut(&mut Self, usize, Result<Merged>) -> Result<()>,
+    ) -> Result<()> {
+        let workers = merge_workers(entries.len());
+        if workers == 0 {
+            for (i, (id, bytes)) in entries.iter().enumerate() {
+                let merged = self.merge(*id, bytes);
+                then(self, i, merged)?;
+            }
+            return Ok(());
+        }
+        // Every row is read before anything is written: the rows of distinct ids that are not
+        // erased. A second copy of an id, or a row that does not read, is merged on this
+        // thread, in its turn, as `merge` does.
+        let mut seen = HashSet::new();
+        let mut rows = Vec::with_capacity(entries.len());
+        for (id, _) in entries {
+            let row = if !seen.insert(*id) || erasure::is_erased(self.tx, *id)? {
+                None
+            } else {
+                find_row(self.tx, *id).ok()
+            };
+            rows.push(row);
+        }
+        let next = AtomicUsize::new(0);
+        let actor = self.receiver.actor.clone();
+        let (rows, actor, next) = (&rows, &actor, &next);
+        std::thread::scope(|scope| {
+            // Bounded, so that workers never run far ahead of the writes (memory stays that of a
+            // few documents per worker).
+            let (send, receive) = std::sync::mpsc::sync_channel(workers * 2);
+            for _ in 0..workers {
+                let send = send.clone();
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((id, bytes)) = entries.get(i) else {
+                            break;
+                        };
+                        let prepared = rows[i].as_ref().map(|row| {
+                            let existing = row.as_ref().map(|(_, _, stored)| &stored[..]);
+                            prepare_merge(*id, existing, bytes, actor)
+                        });
+                        // The writer stopped (an error): nothing more is wanted.
+                        if send.send((i, prepared)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(send);
+            let mut ready: BTreeMap<usize, Option<Result<PreparedMerge>>> = BTreeMap::new();
+            for (i, (id, bytes)) in entries.iter().enumerate() {
+                let prepared = loop {
+                    if let Some(prepared) = ready.remove(&i) {
+                        break prepared;
+                    }
+                    match receive.recv() {
+                        Ok((j, prepared)) => {
+                            ready.insert(j, prepared);
+                        }
+                        // Every worker ended without sending `i`: one panicked (the scope
+                        // passes its panic on), and nothing of this transaction is kept.
+                        Err(_) => {
+                            return Err(Error::DamagedDocument {
+                                id: *id,
+                                reason: "the record's merge did not finish".into(),
+                            });
+                        }
+                    }
+                };
+                let merged = match (prepared, &rows[i]) {
+                    (Some(prepared), Some(row)) => self.commit(*id, bytes, row, prepared),
+                    _ => self.merge(*id, bytes),
+                };
+                then(self, i, merged)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes a merge worked out by `merge_each`'s workers.
+    fn commit(
+        &mut self,
+        id: Uuid,
+        bytes: &[u8],
+        row: &Option<(i64, RecordKind, Vec<u8>)>,
+        prepared: Result<PreparedMerge>,
+    ) -> Result<Merged> {
+        match prepared {
+            // The store's own edits move to a new actor first: `merge` does it.
+            Err(Error::ActorReused { .. }) => self.merge(id, bytes),
+            prepared => {
+                let existing = row.as_ref().map(|(rowid, kind, _)| (*rowid, *kind));
+                commit_merge(
+                    self.tx,
+                    &self.receiver.ctx,
+                    self.cache,
+                    id,
+                    existing,
+                    prepared,
+                )
+                .map_err(reused)
+            }
+        }
+    }
+
     /// What arrives is queued for the hub only where the caller says so (a hub's response is
     /// what the hub holds already).
     pub(crate) fn queue_for_hub(&mut self, queue: bool) {
@@ -88,6 +206,17 @@ fn merge_received(
         }
         other => other.map_err(reused),
     }
+}
+
+/// How many threads work out received documents for `merge_each`: none for a few records
+/// (starting threads costs more than it saves), else one per core, at most four.
+fn merge_workers(records: usize) -> usize {
+    if records < 16 {
+        return 0;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
 }
 
 /// Another device's changes colliding with the record's own: the bytes are not this record's

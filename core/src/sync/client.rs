@@ -15,7 +15,7 @@ use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Principal;
 use crate::error::{Error, Result};
 use crate::store::receive::Merging;
-use crate::store::{Store, erasure, queries, sync_state};
+use crate::store::{Merged, Store, erasure, queries, sync_state};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use rusqlite::Transaction;
 use uuid::Uuid;
@@ -25,6 +25,12 @@ use uuid::Uuid;
 pub struct SyncOptions {
     /// The largest message either way, before compression (so also after).
     pub max_message_bytes: usize,
+    /// How far a session (`sync_through`) raises `max_message_bytes` while the link is fast:
+    /// it doubles after each exchange that took under two seconds, and halves again (never
+    /// below where it started) after one that took over eight. Larger pages mean fewer round
+    /// trips, and compress better (many documents share one compression window); smaller ones
+    /// lose less when a weak link is cut.
+    pub max_page_bytes: usize,
     /// The largest response accepted once decompressed.
     pub max_decompressed_bytes: usize,
 }
@@ -33,7 +39,25 @@ impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             max_message_bytes: 256 * 1024,
+            max_page_bytes: 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl SyncOptions {
+    /// The options for the next exchange of a session, after one that took `took`.
+    fn after_exchange(self, started: &SyncOptions, took: std::time::Duration) -> SyncOptions {
+        let page = if took < std::time::Duration::from_secs(2) {
+            (self.max_message_bytes * 2).min(started.max_page_bytes)
+        } else if took > std::time::Duration::from_secs(8) {
+            self.max_message_bytes / 2
+        } else {
+            self.max_message_bytes
+        };
+        SyncOptions {
+            max_message_bytes: page.max(started.max_message_bytes),
+            ..self
         }
     }
 }
@@ -171,8 +195,14 @@ impl Store {
     /// dies before the commit, the next session asks again from the old cursor, and whatever was
     /// already applied is applied again without effect.
     pub fn hub_sync_apply(&mut self, response: &[u8], options: &SyncOptions) -> Result<SyncReport> {
-        let response: SyncResponse =
-            wire::decode_response(response, options.max_decompressed_bytes)?;
+        self.apply_decoded(wire::decode_response(
+            response,
+            options.max_decompressed_bytes,
+        )?)
+    }
+
+    /// `hub_sync_apply` for a response already decoded.
+    fn apply_decoded(&mut self, response: SyncResponse) -> Result<SyncReport> {
         let (device, user) = (self.device_id(), self.user_id());
         let report = self.receive(|merging| {
             // What arrives from the hub is queued for it only if it differs from what the hub
@@ -251,14 +281,15 @@ fn apply_response(
             }
         }
     }
-    for PullEntry {
-        id,
-        changes,
-        hub_heads,
-    } in &response.records
-    {
-        apply_pulled(merging, *id, changes, hub_heads, refetching, &mut report)?;
-    }
+    let pulled: Vec<(Uuid, &[u8])> = response
+        .records
+        .iter()
+        .map(|entry| (entry.id, &entry.changes[..]))
+        .collect();
+    merging.merge_each(&pulled, |merging, i, merged| {
+        let PullEntry { id, hub_heads, .. } = &response.records[i];
+        after_pulled(merging, *id, merged, hub_heads, refetching, &mut report)
+    })?;
     for Tombstone { id, roots } in &response.tombstones {
         if !report.erased.contains(id) {
             report.erased.push(*id);
@@ -394,8 +425,21 @@ fn apply_pulled(
     refetching: bool,
     report: &mut SyncReport,
 ) -> Result<()> {
+    let merged = merging.merge(id, changes);
+    after_pulled(merging, id, merged, hub_heads, refetching, report)
+}
+
+/// What follows the merge of a record received from the hub (`apply_pulled`).
+fn after_pulled(
+    merging: &mut Merging<'_, '_>,
+    id: Uuid,
+    merged: Result<Merged>,
+    hub_heads: &[[u8; 32]],
+    refetching: bool,
+    report: &mut SyncReport,
+) -> Result<()> {
     let tx = merging.tx;
-    match merging.merge(id, changes) {
+    match merged {
         Ok(merged) => {
             report.received += 1;
             if !merged.complete {
@@ -484,8 +528,13 @@ impl Store {
     ) -> Result<Option<Vec<u8>>> {
         let response: SyncResponse =
             wire::decode_response(response, options.max_decompressed_bytes)?;
+        Ok(self.next_page_request(&response, options))
+    }
+
+    /// `hub_pull_request_after` for a response already decoded.
+    fn next_page_request(&self, response: &SyncResponse, options: &SyncOptions) -> Option<Vec<u8>> {
         if !response.more {
-            return Ok(None);
+            return None;
         }
         let request = SyncRequest {
             actor: self.actor().to_bytes().to_vec(),
@@ -497,7 +546,7 @@ impl Store {
             // The first request of the session presented it.
             identity: None,
         };
-        Ok(Some(wire::encode_request(&request)))
+        Some(wire::encode_request(&request))
     }
 }
 
@@ -512,26 +561,34 @@ pub fn sync_through(
     let failed = |reason| Error::Transport { reason };
     let mut summary = SyncSummary::default();
     let mut in_flight = false;
+    // The options of the exchange under way: its pages grow while the link is fast.
+    let started = *options;
+    let mut options = *options;
+    let mut sent_at = std::time::Instant::now();
     // A session makes progress every exchange or stops; this bound only guards against a hub
     // that keeps answering "more" without sending anything.
     for _ in 0..100_000 {
         if !in_flight {
-            let request = store.hub_sync_request(options)?;
+            let request = store.hub_sync_request(&options)?;
             summary.bytes_sent += request.len();
+            sent_at = std::time::Instant::now();
             transport.send(request).map_err(failed)?;
         }
         let response = transport.receive().map_err(failed)?;
         summary.bytes_received += response.len();
         summary.round_trips += 1;
-        in_flight = match store.hub_pull_request_after(&response, options)? {
+        options = options.after_exchange(&started, sent_at.elapsed());
+        let response = wire::decode_response(&response, options.max_decompressed_bytes)?;
+        in_flight = match store.next_page_request(&response, &options) {
             Some(next) => {
                 summary.bytes_sent += next.len();
+                sent_at = std::time::Instant::now();
                 transport.send(next).map_err(failed)?;
                 true
             }
             None => false,
         };
-        let report = store.hub_sync_apply(&response, options)?;
+        let report = store.apply_decoded(response)?;
         summary.accepted += report.accepted;
         summary.received += report.received;
         summary.clock_skewed |= report.clock_skewed;
