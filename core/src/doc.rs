@@ -438,19 +438,9 @@ fn object_json(
     }
 }
 
-/// A scalar as `to_json` gives it (as `scalar_json` gives the same value read another way).
+/// A scalar as `to_json` gives it.
 fn scalar_ref_json(s: &automerge::ScalarValueRef<'_>) -> Json {
-    use automerge::ScalarValueRef as S;
-    match s {
-        S::Str(s) => Json::String(s.to_string()),
-        S::Int(i) => Json::from(*i),
-        S::Uint(u) => Json::from(*u),
-        S::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        S::Boolean(b) => Json::Bool(*b),
-        S::Timestamp(t) => Json::from(*t),
-        S::Counter(c) => Json::from(*c),
-        S::Null | S::Bytes(_) | S::Unknown { .. } => Json::Null,
-    }
+    scalar_json(&ScalarValue::from(s))
 }
 
 /// Reads the record a document holds, at its current heads.

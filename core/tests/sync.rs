@@ -558,3 +558,98 @@ fn peers_sync_directly_and_bundles_travel_whole() {
     assert!(fourth.store.import_bundle(&bundle[..n - 10]).is_err());
     assert_eq!(fourth.store.count(RecordKind::ChildCase).unwrap(), 0);
 }
+
+/// A page of records is merged on worker threads (`Merging::merge_each`): what a device holds
+/// after it, documents, derived values and index rows, is what merging the same records one
+/// by one gives, a second copy of a record and a record that does not decode included.
+#[test]
+fn a_page_merged_on_worker_threads_is_the_page_merged_one_by_one() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let mut case = child(c1.clone(), &format!("Enfant {i}"), monitor.principal.user);
+        case.night_work = i % 3 == 0;
+        case.hours_per_week = if i % 2 == 0 { 40 } else { 10 };
+        ids.push(monitor.store.create(&case).unwrap().id);
+    }
+    let w = monitor
+        .store
+        .create(&workplace(c1.clone(), "Plantation Aké"))
+        .unwrap();
+    ids.push(w.id);
+    sync(&mut monitor, &mut hub);
+
+    // The hub's answer to a new device of another monitor of the community, with a second copy of one record
+    // (carrying a later edit) and bytes that are no document.
+    let mut edited = monitor.store.get::<ChildCase>(ids[0]).unwrap();
+    edited.name = "Enfant zéro".into();
+    monitor.store.update(&edited).unwrap();
+    let newer = monitor.store.export_document(ids[0]).unwrap();
+    let fresh = device(&dir, "fresh", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let answer = hub
+        .hub_handle(
+            &fresh.principal,
+            &common::first_pull(&fresh.store),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let mut response = vigie_core::sync::wire::decode_response(&answer, 1 << 26).unwrap();
+    // The stores below hold another hub's copy of the area tree (`common::act_as`): the records
+    // alone.
+    response.records.retain(|entry| ids.contains(&entry.id));
+    assert!(
+        response.records.len() > 16,
+        "{} records",
+        response.records.len()
+    );
+    let garbage = Uuid::now_v7();
+    response.records.push(vigie_core::sync::wire::PullEntry {
+        id: ids[0],
+        changes: newer,
+        hub_heads: Vec::new(),
+    });
+    response.records.push(vigie_core::sync::wire::PullEntry {
+        id: garbage,
+        changes: b"no document".to_vec(),
+        hub_heads: Vec::new(),
+    });
+    let bytes = vigie_core::sync::wire::encode_response(&response);
+
+    let dir2 = TempDir::new().unwrap();
+    let mut threaded = common::plain_store(dir2.path(), "threaded.db");
+    let mut one_by_one = common::plain_store(dir2.path(), "one-by-one.db");
+    common::act_as(&mut threaded, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::act_as(&mut one_by_one, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let report = threaded
+        .hub_sync_apply(&bytes, &SyncOptions::default())
+        .unwrap();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, garbage);
+    for entry in &response.records {
+        let merged = one_by_one.merge_document(entry.id, &entry.changes);
+        assert_eq!(merged.is_err(), entry.id == garbage);
+    }
+    for id in &ids {
+        assert_eq!(
+            threaded.export_document(*id).unwrap(),
+            one_by_one.export_document(*id).unwrap()
+        );
+    }
+    assert_eq!(
+        threaded.get::<ChildCase>(ids[0]).unwrap().name,
+        "Enfant zéro"
+    );
+    let query = ChildCaseQuery::default();
+    let all = Page::first(1000);
+    let cases = threaded.child_cases(&query, all).unwrap();
+    assert_eq!(cases.len(), 30);
+    assert_eq!(cases, one_by_one.child_cases(&query, all).unwrap());
+    assert_eq!(
+        threaded.alerts(None, all).unwrap(),
+        one_by_one.alerts(None, all).unwrap()
+    );
+}

@@ -141,21 +141,8 @@ pub fn act_as(store: &mut Store, role: Role, areas: &[&str]) {
         role,
         areas: areas.iter().map(|a| a.to_string()).collect(),
     };
-    let request = wire::SyncRequest {
-        actor: store.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: Vec::new(),
-        refetch: Vec::new(),
-        max_response_bytes: 1 << 20,
-        receipt: 0,
-        identity: None,
-    };
     let response = hub
-        .hub_handle(
-            &principal,
-            &wire::encode_request(&request),
-            &HubLimits::default(),
-        )
+        .hub_handle(&principal, &first_pull(store), &HubLimits::default())
         .expect("the hub answers");
     let mut response = wire::decode_response(&response, 1 << 26).expect("a response");
     response.cursor = Default::default();
@@ -167,6 +154,19 @@ pub fn act_as(store: &mut Store, role: Role, areas: &[&str]) {
         Some(role),
         "the store acts as {role:?}"
     );
+}
+
+/// The first request of a store that holds nothing yet: no push, no cursor, pages up to 1 MiB.
+pub fn first_pull(store: &Store) -> Vec<u8> {
+    wire::encode_request(&wire::SyncRequest {
+        actor: store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: Vec::new(),
+        refetch: Vec::new(),
+        max_response_bytes: 1 << 20,
+        receipt: 0,
+        identity: None,
+    })
 }
 
 /// Syncs `store` with `hub` as `principal` until nothing more moves.
