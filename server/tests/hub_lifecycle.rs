@@ -125,6 +125,8 @@ fn naming_records_again_never_amplifies_the_answer() {
             &hub.url,
             &SyncOptions {
                 max_message_bytes: 32 * 1024,
+                // Pages that stay small, however fast the link.
+                max_page_bytes: 32 * 1024,
                 ..SyncOptions::default()
             },
         )

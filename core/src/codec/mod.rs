@@ -6,6 +6,12 @@
 //!   compresses far better when many documents travel together in one sync message. Files
 //!   written before this hold Automerge's own encoding, told apart by their leading magic bytes
 //!   (`decode` passes them through).
+//! - Each document is compressed with a dictionary (`documents.zdict`, trained by
+//!   `vigie-bench dictionary` on documents of a workload): a record's document is a few
+//!   kilobytes that share their layout, field names and codes with every other record's, and
+//!   compressed alone it kept most of its size. The dictionary is part of the format: a frame
+//!   names it by its id, and a new dictionary would get a new id while this one stays readable.
+//!   Frames without one (stored before) decode as before.
 //! - Decompression is bounded (`decompress_bounded`), and every path that turns bytes into a
 //!   document (`load`, `merge_into`) goes through the bounds on a document (`bounds`) and
 //!   contains Automerge's panics.
@@ -51,11 +57,31 @@ pub fn encode(id: Uuid, document: &Automerge) -> Result<Encoded> {
     })
 }
 
+/// The dictionary documents are compressed with (see the module's documentation).
+const DICTIONARY: &[u8] = include_bytes!("documents.zdict");
+const DOCUMENT_LEVEL: i32 = 3;
+
+/// The dictionary prepared once for the process: every thread's compressor refers to it.
+fn encoder_dictionary() -> &'static zstd::dict::EncoderDictionary<'static> {
+    static PREPARED: std::sync::OnceLock<zstd::dict::EncoderDictionary<'static>> =
+        std::sync::OnceLock::new();
+    PREPARED.get_or_init(|| zstd::dict::EncoderDictionary::copy(DICTIONARY, DOCUMENT_LEVEL))
+}
+
+fn decoder_dictionary() -> &'static zstd::dict::DecoderDictionary<'static> {
+    static PREPARED: std::sync::OnceLock<zstd::dict::DecoderDictionary<'static>> =
+        std::sync::OnceLock::new();
+    PREPARED.get_or_init(|| zstd::dict::DecoderDictionary::copy(DICTIONARY))
+}
+
 fn compress(plain: &[u8]) -> Vec<u8> {
     thread_local! {
         // A compression context costs more to create than a small document to compress.
         static COMPRESSOR: std::cell::RefCell<zstd::bulk::Compressor<'static>> =
-            std::cell::RefCell::new(zstd::bulk::Compressor::new(3).expect("zstd context"));
+            std::cell::RefCell::new(
+                zstd::bulk::Compressor::with_prepared_dictionary(encoder_dictionary())
+                    .expect("zstd context"),
+            );
     }
     COMPRESSOR.with(|c| {
         c.borrow_mut()
@@ -69,10 +95,26 @@ pub fn decode(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
     if !stored.starts_with(&ZSTD_MAGIC) {
         return Ok(stored);
     }
-    decompress_bounded(&stored, MAX_DOCUMENT_BYTES).map_err(|_| Error::DamagedDocument {
+    let damaged = |_| Error::DamagedDocument {
         id,
         reason: "the stored document does not decompress".into(),
-    })
+    };
+    match zstd::zstd_safe::get_dict_id_from_frame(&stored) {
+        None => decompress_bounded(&stored, MAX_DOCUMENT_BYTES).map_err(damaged),
+        Some(dictionary)
+            if Some(dictionary) == zstd::zstd_safe::get_dict_id_from_dict(DICTIONARY) =>
+        {
+            let decoder =
+                zstd::stream::Decoder::with_prepared_dictionary(&stored[..], decoder_dictionary())
+                    .map_err(|_| DecodeError::Compression)
+                    .map_err(damaged)?;
+            read_bounded(decoder, MAX_DOCUMENT_BYTES).map_err(damaged)
+        }
+        Some(_) => Err(Error::DamagedDocument {
+            id,
+            reason: "the stored document names a compression dictionary this version lacks".into(),
+        }),
+    }
 }
 
 /// A stored document, decoded and loaded (`decode`, then `load`).
@@ -82,8 +124,15 @@ pub fn load_stored(id: Uuid, stored: Vec<u8>) -> Result<Automerge> {
 
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub fn decompress_bounded(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>, DecodeError> {
-    use std::io::Read;
-    let mut decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+    let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+    read_bounded(decoder, limit)
+}
+
+/// Reads what `decoder` decompresses, at most `limit` bytes.
+fn read_bounded(
+    mut decoder: impl std::io::Read,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, DecodeError> {
     // Grown by hand, never past `limit`: `read_to_end` doubles its buffer, so a frame that
     // stops just under the limit would hold twice the limit in memory.
     let mut plain: Vec<u8> = Vec::new();
@@ -193,4 +242,62 @@ pub fn history_roots(document: &Automerge, after: &[ChangeHash]) -> Vec<ChangeHa
         .filter(|c| c.deps.is_empty())
         .map(|c| c.hash)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    fn document() -> Automerge {
+        let mut document = Automerge::new();
+        let mut tx = document.transaction();
+        tx.put(automerge::ROOT, "kind", "child_case").unwrap();
+        tx.put(automerge::ROOT, "name", "Kouassi Yao").unwrap();
+        tx.commit();
+        document
+    }
+
+    #[test]
+    fn documents_are_stored_with_the_dictionary_and_read_back() {
+        let id = Uuid::now_v7();
+        let encoded = encode(id, &document()).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(&encoded.stored),
+            zstd::zstd_safe::get_dict_id_from_dict(DICTIONARY),
+            "the frame names the dictionary"
+        );
+        assert!(encoded.stored.len() < zstd::bulk::compress(&encoded.plain, 3).unwrap().len());
+        assert_eq!(decode(id, encoded.stored).unwrap(), encoded.plain);
+    }
+
+    #[test]
+    fn documents_stored_before_the_dictionary_still_read() {
+        let id = Uuid::now_v7();
+        let plain = document().save_nocompress();
+        let without = zstd::bulk::compress(&plain, 3).unwrap();
+        assert_eq!(decode(id, without).unwrap(), plain);
+        // Automerge's own encoding, from before zstd.
+        let own = document().save();
+        assert_eq!(decode(id, own.clone()).unwrap(), own);
+    }
+
+    #[test]
+    fn a_frame_naming_another_dictionary_is_a_damaged_document() {
+        let id = Uuid::now_v7();
+        let plain = document().save_nocompress();
+        // The same dictionary under another id (bytes 4 to 8 of a zstd dictionary).
+        let mut other = DICTIONARY.to_vec();
+        other[4..8].copy_from_slice(&0x5eed_u32.to_le_bytes());
+        let mut compressor = zstd::bulk::Compressor::with_dictionary(3, &other).unwrap();
+        let stored = compressor.compress(&plain).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_dict_id_from_frame(&stored).map(|i| i.get()),
+            Some(0x5eed)
+        );
+        let Err(Error::DamagedDocument { reason, .. }) = decode(id, stored) else {
+            panic!("a frame of another dictionary decoded");
+        };
+        assert!(reason.contains("dictionary"), "{reason}");
+    }
 }

@@ -13,6 +13,7 @@ mod attachments;
 mod busy_hub;
 mod console_bench;
 mod demo;
+mod dictionary;
 mod hostile;
 mod hub_load;
 mod real_hub;
@@ -44,6 +45,7 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
        vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
        vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]
        vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]
+       vigie-bench dictionary [--out PATH] [--seed N] [--scale S]
        vigie-bench attachments [--photos N] [--drop-every BYTES] [--large-mb N] [--chunk-kib N]
                                [--backend sqlite|postgres] [--hub-bin PATH] [--postgres URL]";
 
@@ -350,6 +352,24 @@ fn main() -> ExitCode {
         "console" => run_console(args),
         "phone" => run_phone(args),
         "attachments" => run_attachments(args),
+        "dictionary" => (|| {
+            let mut flags = flags(args)?;
+            let out = flags
+                .remove("--out")
+                .unwrap_or_else(|| "core/src/codec/documents.zdict".into());
+            let seed = match flags.remove("--seed") {
+                Some(s) => s.parse()?,
+                None => dictionary::TRAINING_SEED,
+            };
+            let scale = match flags.remove("--scale") {
+                Some(s) => s.parse()?,
+                None => 0.5,
+            };
+            if let Some(unknown) = flags.keys().next() {
+                return Err(format!("unknown flag for dictionary: {unknown}").into());
+            }
+            dictionary::train(Path::new(&out), seed, scale)
+        })(),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         "attachment-phone" => (|| {
             let mut flags = flags(args)?;
@@ -557,6 +577,16 @@ fn store_bytes(path: &Path) -> io::Result<u64> {
 }
 
 /// The process's peak resident set, in MB (VmHWM, Linux only).
+/// The CPU time this process has used, user and system, in milliseconds (Linux's
+/// `/proc/self/stat` counts in USER_HZ, 100 per second).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, in parentheses, may hold spaces: fields are counted after it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -82,6 +82,10 @@ struct PhoneRun {
     round_trips: f64,
     received: f64,
     rss_mb: f64,
+    /// The phone process's CPU time, all its threads.
+    cpu_ms: f64,
+    /// The phone's database file after the sync.
+    db_bytes: f64,
     /// Records that left the phone's scope and were removed.
     left_scope: f64,
 }
@@ -388,6 +392,12 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
     report.emit("initial_bytes_up", initial.bytes_sent, "B");
     report.emit("initial_round_trips", initial.round_trips, "round trips");
     report.emit("initial_phone_peak_rss", initial.rss_mb, "MB");
+    report.emit("initial_phone_cpu", initial.cpu_ms, "ms");
+    report.emit(
+        "phone_db_bytes_per_record",
+        initial.db_bytes / initial.received,
+        "B",
+    );
     report.emit(
         "initial_bytes_vs_json_zstd",
         initial.bytes_received / floor_zstd as f64,
@@ -468,6 +478,14 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
         big.emit("records", records as f64, "records");
         big.emit("initial_wall", first.wall_ms, "ms");
         big.emit("initial_phone_peak_rss", first.rss_mb, "MB");
+        big.emit("initial_phone_cpu", first.cpu_ms, "ms");
+        big.emit(
+            "phone_db_bytes_per_record",
+            first.db_bytes / first.received,
+            "B",
+        );
+        big.emit("initial_round_trips", first.round_trips, "round trips");
+        big.emit("initial_bytes_down", first.bytes_received, "B");
         let noop = phone_sync(&hub, &token, &phone)?;
         big.emit("noop_bytes", noop.bytes_sent + noop.bytes_received, "B");
         big.emit("noop_round_trips", noop.round_trips, "round trips");
@@ -477,16 +495,18 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
 }
 
 /// The phone side, run in its own process: opens (or creates) its store and syncs.
-pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
+pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
     let token = Token::parse(token)?;
     let config =
-        StoreConfig::new(store, Encryption::Key(PHONE_KEY), token.user).device(token.device);
+        StoreConfig::new(store_path, Encryption::Key(PHONE_KEY), token.user).device(token.device);
     let mut store = Store::open(config)?;
     let client = HubClient::new(hub, &token);
     let start = Instant::now();
     let summary = client.sync(&mut store, &SyncOptions::default(), |_| {})?;
     let wall = start.elapsed();
+    let cpu_ms = crate::cpu_ms().unwrap_or(0.0);
     store.close()?;
+    let db_bytes = std::fs::metadata(store_path)?.len();
     println!(
         "{}",
         serde_json::json!({
@@ -496,6 +516,8 @@ pub fn phone_main(hub: &str, token: &str, store: &Path) -> BoxResult<()> {
             "round_trips": summary.round_trips,
             "received": summary.received,
             "rss_mb": peak_rss_mb().unwrap_or(0.0),
+            "cpu_ms": cpu_ms,
+            "db_bytes": db_bytes,
             "left_scope": summary.left_scope.len(),
         })
     );
