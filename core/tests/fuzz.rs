@@ -91,16 +91,30 @@ fn child(area: &Area, i: usize, by: Uuid) -> ChildCase {
     c
 }
 
+// The iterations run in two shards, one test each, so that the test harness runs them on two
+// cores: the same number of mutated inputs, in half the time.
 #[test]
-fn hostile_bytes_never_crash_nor_store_damage() {
+fn hostile_bytes_never_crash_nor_store_damage_first_half() {
+    hostile_bytes_shard(0);
+}
+
+#[test]
+fn hostile_bytes_never_crash_nor_store_damage_second_half() {
+    hostile_bytes_shard(1);
+}
+
+/// Half of `VIGIE_FUZZ_ITERATIONS` (default 100,000 in all), from `VIGIE_FUZZ_SEED` plus `shard`.
+fn hostile_bytes_shard(shard: u64) {
     let total: usize = std::env::var("VIGIE_FUZZ_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(100_000)
+        / 2;
     let seed: u64 = std::env::var("VIGIE_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed);
+        .unwrap_or(0x5eed)
+        + shard;
     eprintln!("fuzz: {total} iterations, seed {seed}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
 
@@ -134,6 +148,8 @@ fn hostile_bytes_never_crash_nor_store_damage() {
         &mut [(&mut victim, &victim_is), (&mut phone, &principal)],
     );
     let mut ids = Vec::new();
+    // Enough for a response's records to be merged on worker threads (`Merging::merge_each`
+    // takes 8 or more).
     for i in 0..12 {
         ids.push(phone.create(&child(&area, i, user)).unwrap().id);
     }

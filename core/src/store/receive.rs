@@ -211,7 +211,7 @@ fn merge_received(
 /// How many threads work out received documents for `merge_each`: none for a few records
 /// (starting threads costs more than it saves), else one per core, at most four.
 fn merge_workers(records: usize) -> usize {
-    if records < 16 {
+    if records < 8 {
         return 0;
     }
     std::thread::available_parallelism()
