@@ -88,13 +88,17 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
             _ => Error::Storage(e),
         });
     }
+    // An 8 MiB page cache (SQLite's default is 2 MiB): every page SQLCipher reads again is
+    // decrypted again, and a region's initial sync (150,000 records) took 17% longer with the
+    // default. It costs about 10 MB of a phone's memory while the store is open.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA secure_delete = ON;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -8192;",
     )?;
     Ok(conn)
 }
