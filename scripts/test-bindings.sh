@@ -81,9 +81,10 @@ log "building libvigie (features: test-hooks) and generating Kotlin, Python and 
 scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
 LIB_DIR="$work/generated/lib"
 log "building the hub (vigie-server)"
-# The whole workspace's selection, as scripts/test.sh's test build: the same features, so the
-# binary that build made is reused instead of a second build of the hub and its dependencies.
-cargo build --workspace --bins --locked -q
+# The test build of scripts/test.sh (`cargo test --workspace`) builds the hub binary with the
+# features that dev-dependencies add; `cargo build` would resolve them without those and
+# compile the hub and the core a second time. After that test build, this takes a second.
+cargo test --workspace --no-run --locked -q
 VIGIE="$CARGO_TARGET_DIR/debug/vigie"
 
 # ---------------------------------------------------------------------------------------------
