@@ -100,9 +100,10 @@ impl Merging<'_, '_> {
             // Bounded, so that workers never run far ahead of the writes (memory stays that of a
             // few documents per worker).
             let (send, receive) = std::sync::mpsc::sync_channel(workers * 2);
+            let mut started = 0;
             for _ in 0..workers {
                 let send = send.clone();
-                scope.spawn(move || {
+                let work = move || {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((id, bytes)) = entries.get(i) else {
@@ -117,9 +118,25 @@ impl Merging<'_, '_> {
                             break;
                         }
                     }
-                });
+                };
+                // A thread the system refuses (a phone at its limit) is one worker fewer.
+                if std::thread::Builder::new()
+                    .name("vigie-merge".into())
+                    .spawn_scoped(scope, work)
+                    .is_ok()
+                {
+                    started += 1;
+                }
             }
             drop(send);
+            if started == 0 {
+                // Not one: this thread does the work, as for a few records.
+                for (i, (id, bytes)) in entries.iter().enumerate() {
+                    let merged = self.merge(*id, bytes);
+                    then(self, i, merged)?;
+                }
+                return Ok(());
+            }
             let mut ready: BTreeMap<usize, Option<Result<PreparedMerge>>> = BTreeMap::new();
             for (i, (id, bytes)) in entries.iter().enumerate() {
                 let prepared = loop {
