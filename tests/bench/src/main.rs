@@ -103,66 +103,78 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-/// Flags of the form `--name value`, after the command.
-fn flags(args: impl Iterator<Item = String>) -> Result<BTreeMap<String, String>, String> {
-    let mut args = args.peekable();
-    let mut out = BTreeMap::new();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        out.insert(flag, value);
-    }
-    Ok(out)
-}
+/// Flags of the form `--name value`, after the command: each taken once by name, and any left
+/// over refused (`finish`).
+struct Flags(BTreeMap<String, String>);
 
-fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
-    let mut number = |name: &str, default: f64| -> Result<f64, String> {
-        match flags.remove(name) {
+impl Flags {
+    fn parse(args: impl Iterator<Item = String>) -> Result<Flags, String> {
+        let mut args = args.peekable();
+        let mut out = BTreeMap::new();
+        while let Some(flag) = args.next() {
+            let value = args
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+            out.insert(flag, value);
+        }
+        Ok(Flags(out))
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    fn required(&mut self, name: &str) -> Result<String, String> {
+        self.take(name)
+            .ok_or_else(|| format!("{name} is required\n{USAGE}"))
+    }
+
+    /// The flag's value parsed, or `default` when it is absent.
+    fn number<T: std::str::FromStr>(&mut self, name: &str, default: T) -> Result<T, String> {
+        match self.take(name) {
             Some(v) => v
                 .parse()
                 .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
             None => Ok(default),
         }
-    };
-    let options = sync_bench::SyncOptionsArgs {
-        scale: number("--scale", 1.0)?,
-        noop_scale: number("--noop-scale", 10.0)?,
-        seed: number("--seed", workload::DEFAULT_SEED as f64)? as u64,
-    };
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
     }
+
+    /// Refuses a flag no one took.
+    fn finish(self) -> Result<(), String> {
+        match self.0.keys().next() {
+            Some(flag) => Err(format!("unknown option {flag}\n{USAGE}")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn run_sync(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = Flags::parse(args)?;
+    let options = sync_bench::SyncOptionsArgs {
+        scale: flags.number("--scale", 1.0)?,
+        noop_scale: flags.number("--noop-scale", 10.0)?,
+        seed: flags.number("--seed", workload::DEFAULT_SEED)?,
+    };
+    flags.finish()?;
     sync_bench::bench_sync(&options)
 }
 
 fn run_hub_load(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
-    let mut number = |name: &str, default: u64| -> Result<u64, String> {
-        match flags.remove(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
-            None => Ok(default),
-        }
-    };
-    let devices = number("--devices", 500)? as usize;
-    let seed = number("--seed", workload::DEFAULT_SEED)?;
-    let clients = number("--clients", 32)? as usize;
+    let mut flags = Flags::parse(args)?;
+    let devices = flags.number("--devices", 500)?;
+    let seed = flags.number("--seed", workload::DEFAULT_SEED)?;
+    let clients = flags.number("--clients", 32)?;
     if devices == 0 || clients == 0 {
         return Err(format!("--devices and --clients must be at least 1\n{USAGE}").into());
     }
-    let setups = match flags.remove("--backend").as_deref() {
+    let setups = match flags.take("--backend").as_deref() {
         None | Some("both") => vec![hub_load::Setup::Postgres, hub_load::Setup::Sqlite],
         Some("postgres") => vec![hub_load::Setup::Postgres],
         Some("sqlite") => vec![hub_load::Setup::Sqlite],
         Some(other) => return Err(format!("invalid value for --backend: {other}\n{USAGE}").into()),
     };
-    let postgres = flags.remove("--postgres");
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
-    }
+    let postgres = flags.take("--postgres");
+    flags.finish()?;
     hub_load::bench_hub_load(&hub_load::HubLoadArgs {
         devices,
         setups,
@@ -173,135 +185,91 @@ fn run_hub_load(args: impl Iterator<Item = String>) -> BoxResult<()> {
 }
 
 fn run_busy_hub(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
-    let mut number = |name: &str, default: usize| -> Result<usize, String> {
-        match flags.remove(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
-            None => Ok(default),
-        }
-    };
-    let records = number("--records", 5_000)?;
-    let rounds = number("--rounds", 2)?;
+    let mut flags = Flags::parse(args)?;
+    let records = flags.number("--records", 5_000)?;
+    let rounds = flags.number("--rounds", 2)?;
     if records == 0 || rounds == 0 {
         return Err(format!("--records and --rounds must be at least 1\n{USAGE}").into());
     }
     let args = busy_hub::BusyHubArgs {
-        backends: real_hub::Backend::parse(flags.remove("--backend").as_deref())?,
+        backends: real_hub::Backend::parse(flags.take("--backend").as_deref())?,
         records,
         rounds,
-        hub_bin: flags.remove("--hub-bin"),
-        postgres: flags.remove("--postgres"),
+        hub_bin: flags.take("--hub-bin"),
+        postgres: flags.take("--postgres"),
     };
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
-    }
+    flags.finish()?;
     busy_hub::bench_busy_hub(&args)
 }
 
 /// `vigie-bench console`: see `console_bench.rs`.
 fn run_console(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
+    let mut flags = Flags::parse(args)?;
     let console = console_bench::ConsoleArgs {
-        scale: flags
-            .remove("--scale")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(10.0),
-        seed: flags
-            .remove("--seed")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(workload::DEFAULT_SEED),
-        samples: flags
-            .remove("--samples")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(20),
-        hub_bin: flags.remove("--hub-bin"),
-        dir: flags.remove("--dir"),
+        scale: flags.number("--scale", 10.0)?,
+        seed: flags.number("--seed", workload::DEFAULT_SEED)?,
+        samples: flags.number("--samples", 20)?,
+        hub_bin: flags.take("--hub-bin"),
+        dir: flags.take("--dir"),
     };
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
-    }
+    flags.finish()?;
     console_bench::bench_console(&console)
 }
 
 /// `vigie-bench phone`: see `demo::phone`.
 fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let mut args = args;
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        flags.insert(flag, value);
-    }
-    let hub = flags.remove("--hub").ok_or("--hub is required")?;
-    let store = flags.remove("--store").ok_or("--store is required")?;
-    let token = flags.remove("--token").ok_or("--token is required")?;
-    let record = flags.remove("--record").map(|r| r.parse()).transpose()?;
+    let mut flags = Flags::parse(args)?;
+    let hub = flags.required("--hub")?;
+    let store = flags.required("--store")?;
+    let token = flags.required("--token")?;
+    let record = flags.take("--record").map(|r| r.parse()).transpose()?;
     demo::phone(&hub, std::path::Path::new(&store), &token, record)
 }
 
 /// `vigie-bench demo`: see `demo.rs`.
 fn run_demo(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    let mut args = args;
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        flags.insert(flag, value);
-    }
-    let mut take = |name: &str| flags.remove(name);
+    let mut flags = Flags::parse(args)?;
     let demo = demo::DemoArgs {
-        hub: take("--hub").unwrap_or_else(|| "http://127.0.0.1:8470".into()),
-        data: take("--data").unwrap_or_else(|| "vigie-data".into()).into(),
-        database: take("--database").or_else(|| std::env::var("VIGIE_DATABASE").ok()),
-        scale: take("--scale")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(0.1),
-        seed: take("--seed")
-            .map(|s| s.parse())
-            .transpose()?
-            .unwrap_or(workload::DEFAULT_SEED),
-        phones: take("--phones").map(Into::into),
-        key_hex: take("--key-hex").or_else(|| std::env::var("VIGIE_HUB_KEY").ok()),
+        hub: flags
+            .take("--hub")
+            .unwrap_or_else(|| "http://127.0.0.1:8470".into()),
+        data: flags
+            .take("--data")
+            .unwrap_or_else(|| "vigie-data".into())
+            .into(),
+        database: flags
+            .take("--database")
+            .or_else(|| std::env::var("VIGIE_DATABASE").ok()),
+        scale: flags.number("--scale", 0.1)?,
+        seed: flags.number("--seed", workload::DEFAULT_SEED)?,
+        phones: flags.take("--phones").map(Into::into),
+        key_hex: flags
+            .take("--key-hex")
+            .or_else(|| std::env::var("VIGIE_HUB_KEY").ok()),
     };
-    if let Some(unknown) = flags.keys().next() {
-        return Err(format!("unknown flag for demo: {unknown}").into());
-    }
+    flags.finish()?;
     demo::run(demo)
 }
 
 fn run_hostile(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
+    let mut flags = Flags::parse(args)?;
     let args = hostile::HostileArgs {
-        backends: real_hub::Backend::parse(flags.remove("--backend").as_deref())?,
-        hub_bin: flags.remove("--hub-bin"),
-        postgres: flags.remove("--postgres"),
+        backends: real_hub::Backend::parse(flags.take("--backend").as_deref())?,
+        hub_bin: flags.take("--hub-bin"),
+        postgres: flags.take("--postgres"),
     };
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
-    }
+    flags.finish()?;
     hostile::bench_hostile(&args)
 }
 
 fn run_attachments(args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
-    let mut number = |name: &str, default: usize| -> Result<usize, String> {
-        match flags.remove(name) {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("invalid value for {name}\n{USAGE}")),
-            None => Ok(default),
-        }
-    };
-    let photos = number("--photos", 200)?;
-    let drop_every = number("--drop-every", 1024 * 1024)?.max(1);
-    let large_mb = number("--large-mb", 64)?;
-    let chunk_kib = number("--chunk-kib", 256)?.max(64);
-    let seed = number("--seed", workload::DEFAULT_SEED as usize)? as u64;
-    let backend = match flags.remove("--backend").as_deref() {
+    let mut flags = Flags::parse(args)?;
+    let photos = flags.number("--photos", 200)?;
+    let drop_every = flags.number("--drop-every", 1024 * 1024)?.max(1);
+    let large_mb = flags.number("--large-mb", 64)?;
+    let chunk_kib = flags.number("--chunk-kib", 256)?.max(64);
+    let seed = flags.number("--seed", workload::DEFAULT_SEED)?;
+    let backend = match flags.take("--backend").as_deref() {
         None | Some("sqlite") => real_hub::Backend::Sqlite,
         Some("postgres") => real_hub::Backend::Postgres,
         Some(other) => return Err(format!("invalid value for --backend: {other}\n{USAGE}").into()),
@@ -312,29 +280,35 @@ fn run_attachments(args: impl Iterator<Item = String>) -> BoxResult<()> {
         drop_every,
         large_mb,
         chunk_kib,
-        hub_bin: flags.remove("--hub-bin"),
-        postgres: flags.remove("--postgres"),
+        hub_bin: flags.take("--hub-bin"),
+        postgres: flags.take("--postgres"),
         seed,
     };
-    if let Some(flag) = flags.keys().next() {
-        return Err(format!("unknown option {flag}\n{USAGE}").into());
-    }
+    flags.finish()?;
     attachments::bench_attachments(&args)
+}
+
+/// `vigie-bench dictionary`: see `dictionary.rs`.
+fn run_dictionary(args: impl Iterator<Item = String>) -> BoxResult<()> {
+    let mut flags = Flags::parse(args)?;
+    let out = flags
+        .take("--out")
+        .unwrap_or_else(|| "core/src/codec/documents.zdict".into());
+    let seed = flags.number("--seed", dictionary::TRAINING_SEED)?;
+    let scale = flags.number("--scale", 0.5)?;
+    flags.finish()?;
+    dictionary::train(Path::new(&out), seed, scale)
 }
 
 /// The hidden commands the sync benchmarks run as separate processes.
 fn run_helper(command: &str, args: impl Iterator<Item = String>) -> BoxResult<()> {
-    let mut flags = flags(args)?;
-    let database = flags.remove("--database");
-    let mut take = |name: &str| {
-        flags
-            .remove(name)
-            .ok_or_else(|| format!("{command} needs {name}"))
-    };
+    let mut flags = Flags::parse(args)?;
+    let database = flags.take("--database");
     match command {
-        "hub-serve" => sync_bench::hub_main(PathBuf::from(take("--data")?), database),
+        "hub-serve" => sync_bench::hub_main(PathBuf::from(flags.required("--data")?), database),
         _ => {
-            let (hub, token, store) = (take("--hub")?, take("--token")?, take("--store")?);
+            let (hub, token) = (flags.required("--hub")?, flags.required("--token")?);
+            let store = flags.required("--store")?;
             sync_bench::phone_main(&hub, &token, Path::new(&store))
         }
     }
@@ -352,34 +326,13 @@ fn main() -> ExitCode {
         "console" => run_console(args),
         "phone" => run_phone(args),
         "attachments" => run_attachments(args),
-        "dictionary" => (|| {
-            let mut flags = flags(args)?;
-            let out = flags
-                .remove("--out")
-                .unwrap_or_else(|| "core/src/codec/documents.zdict".into());
-            let seed = match flags.remove("--seed") {
-                Some(s) => s.parse()?,
-                None => dictionary::TRAINING_SEED,
-            };
-            let scale = match flags.remove("--scale") {
-                Some(s) => s.parse()?,
-                None => 0.5,
-            };
-            if let Some(unknown) = flags.keys().next() {
-                return Err(format!("unknown flag for dictionary: {unknown}").into());
-            }
-            dictionary::train(Path::new(&out), seed, scale)
-        })(),
+        "dictionary" => run_dictionary(args),
         "hub-serve" | "phone-sync" => run_helper(&command, args),
         "attachment-phone" => (|| {
-            let mut flags = flags(args)?;
-            let mut take = |name: &str| {
-                flags
-                    .remove(name)
-                    .ok_or_else(|| format!("attachment-phone needs {name}"))
-            };
-            let (hub, token, store) = (take("--hub")?, take("--token")?, take("--store")?);
-            let chunk: usize = take("--chunk")?.parse()?;
+            let mut flags = Flags::parse(args)?;
+            let (hub, token) = (flags.required("--hub")?, flags.required("--token")?);
+            let store = flags.required("--store")?;
+            let chunk: usize = flags.required("--chunk")?.parse()?;
             attachments::phone_main(&hub, &token, Path::new(&store), chunk)
         })(),
         _ => match parse_args(std::iter::once(command).chain(args)) {
