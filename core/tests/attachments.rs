@@ -5,6 +5,7 @@
 mod common;
 
 use chrono::{FixedOffset, TimeZone};
+use common::Device;
 use image::{ImageDecoder, ImageReader};
 use rand::{Rng, SeedableRng};
 use std::io::{Cursor, Read};
@@ -18,26 +19,8 @@ use vigie_core::sync::{
 };
 use vigie_core::*;
 
-struct Device {
-    store: Store,
-    principal: Principal,
-}
-
 fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
-    let user = Uuid::now_v7();
-    let config = StoreConfig::new(
-        dir.path().join(format!("{name}.db")),
-        Encryption::Key([5; 32]),
-        user,
-    );
-    let store = Store::open(config).unwrap();
-    let principal = Principal {
-        device: store.device_id(),
-        user,
-        role,
-        areas: areas.iter().map(|a| a.to_string()).collect(),
-    };
-    Device { store, principal }
+    common::device(dir.path(), name, role, areas)
 }
 
 /// A hub with the sample area tree, and devices of these roles and areas that synced once
@@ -370,7 +353,12 @@ fn a_file_left_by_a_crash_before_the_commit_is_collected() {
     let path = d.store.path().to_path_buf();
     let user = d.store.user_id();
     d.store.close().unwrap();
-    let store = Store::open(StoreConfig::new(path, Encryption::Key([5; 32]), user)).unwrap();
+    let store = Store::open(StoreConfig::new(
+        path,
+        Encryption::Key(common::DEVICE_KEY),
+        user,
+    ))
+    .unwrap();
     assert_eq!(attachment_files(&store), files);
 }
 

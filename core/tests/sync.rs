@@ -4,16 +4,12 @@
 mod common;
 
 use chrono::{FixedOffset, NaiveDate, TimeZone};
+use common::Device;
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 use uuid::Uuid;
-use vigie_core::sync::{HubLimits, PeerScope, Principal, Refusal, SyncOptions, sync_with_hub};
+use vigie_core::sync::{HubLimits, PeerScope, Refusal, SyncOptions, sync_with_hub};
 use vigie_core::*;
-
-struct Device {
-    store: Store,
-    principal: Principal,
-}
 
 fn area(district: &str, community: &str) -> Area {
     Area::new("CI", "CI-R1", district, community)
@@ -25,20 +21,7 @@ fn hub(dir: &TempDir) -> Store {
 }
 
 fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
-    let user = Uuid::now_v7();
-    let config = StoreConfig::new(
-        dir.path().join(format!("{name}.db")),
-        Encryption::Key([3; 32]),
-        user,
-    );
-    let store = Store::open(config).unwrap();
-    let principal = Principal {
-        device: store.device_id(),
-        user,
-        role,
-        areas: areas.iter().map(|a| a.to_string()).collect(),
-    };
-    Device { store, principal }
+    common::device(dir.path(), name, role, areas)
 }
 
 fn sync(d: &mut Device, hub: &mut Store) -> vigie_core::sync::SyncSummary {

@@ -92,6 +92,34 @@ pub fn handle(
     })
 }
 
+/// The key of the stores `device` opens.
+pub const DEVICE_KEY: [u8; 32] = [3; 32];
+
+/// A device of the tests: its encrypted store and who it syncs as.
+pub struct Device {
+    pub store: Store,
+    pub principal: Principal,
+}
+
+/// A device store at `dir/name.db` (encrypted), for a user of its own acting as `role` in
+/// `areas`.
+pub fn device(dir: &Path, name: &str, role: Role, areas: &[&str]) -> Device {
+    let user = Uuid::now_v7();
+    let config = StoreConfig::new(
+        dir.join(format!("{name}.db")),
+        Encryption::Key(DEVICE_KEY),
+        user,
+    );
+    let store = Store::open(config).expect("open a device store");
+    let principal = Principal {
+        device: store.device_id(),
+        user,
+        role,
+        areas: areas.iter().map(|a| a.to_string()).collect(),
+    };
+    Device { store, principal }
+}
+
 /// An unencrypted device store at `dir/name`, for a user of its own.
 pub fn plain_store(dir: &Path, name: &str) -> Store {
     Store::open(StoreConfig::new(
