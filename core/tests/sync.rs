@@ -152,6 +152,54 @@ fn devices_and_hub_converge_and_keep_conflicts() {
     );
 }
 
+/// A record the hub holds exactly as the device does keeps no copy of the hub's heads on the
+/// device; an edit made on it afterwards still pushes only the new change, not the record.
+#[test]
+fn an_edit_of_a_pulled_record_pushes_only_the_new_change() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let place = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut writer = device(&dir, "writer", Role::Supervisor, &["CI-R1"]);
+    let mut editor = device(&dir, "editor", Role::Supervisor, &["CI-R1"]);
+    let w = writer
+        .store
+        .create(&workplace(place.clone(), "Atelier"))
+        .unwrap();
+    let mut v = visit(&w, writer.principal.user, 2);
+    // Incompressible, so that a record sent whole shows in the bytes.
+    v.findings = (0..300).map(|_| Uuid::new_v4().to_string()).collect();
+    let v = writer.store.create(&v).unwrap();
+    assert_eq!(sync(&mut writer, &mut hub).accepted, 2);
+    let whole = sync(&mut editor, &mut hub);
+    assert!(whole.bytes_received > 8_000, "{whole:?}");
+    for round in 0..2 {
+        let mut edited = editor.store.get::<Visit>(v.id).unwrap();
+        edited.review_comment = format!("Vu {round}");
+        editor.store.update(&edited).unwrap();
+        let pushed = sync(&mut editor, &mut hub);
+        assert_eq!(pushed.accepted, 1, "{pushed:?}");
+        assert!(
+            pushed.bytes_sent < 2_000,
+            "an edit pushed the whole record: {pushed:?}"
+        );
+        assert_eq!(editor.store.hub_outbox_len().unwrap(), 0);
+    }
+    // The writer, in sync before, takes the edits and makes one of its own on top.
+    sync(&mut writer, &mut hub);
+    let mut again = writer.store.get::<Visit>(v.id).unwrap();
+    assert_eq!(again.review_comment, "Vu 1");
+    again.review_comment = "Vu 2".into();
+    writer.store.update(&again).unwrap();
+    let pushed = sync(&mut writer, &mut hub);
+    assert_eq!(pushed.accepted, 1, "{pushed:?}");
+    assert!(pushed.bytes_sent < 2_000, "{pushed:?}");
+    sync(&mut editor, &mut hub);
+    assert_eq!(
+        editor.store.get::<Visit>(v.id).unwrap(),
+        writer.store.get::<Visit>(v.id).unwrap()
+    );
+}
+
 #[test]
 fn partial_replication_and_refusals_per_record() {
     let dir = TempDir::new().unwrap();

@@ -281,8 +281,19 @@ fn write_document(
         Utc::now().timestamp_millis()
     ])?;
     let seq = tx.last_insert_rowid();
+    if ctx.on_device {
+        // A hub answers pulls and erasures from its change log; a device reads nothing of its
+        // own but the order of its writes (`last_change`, a record's `last_seq`). The row goes
+        // at once: AUTOINCREMENT never hands out a position again, and a device keeps some
+        // 100 bytes less per record.
+        tx.prepare_cached("DELETE FROM change_log WHERE seq = ?1")?
+            .execute([seq])?;
+    }
     let (rowid, fresh) = match rowid {
         Some(rowid) => {
+            if ctx.on_device {
+                sync_state::keep_hub_heads_before_edit(tx, rowid)?;
+            }
             tx.prepare_cached(
                 "UPDATE records SET doc = ?2, heads = ?3, last_seq = ?4 WHERE rowid = ?1",
             )?

@@ -13,7 +13,7 @@ use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -801,12 +801,18 @@ pub(crate) fn documents_changed_after(
     Ok((documents, mark))
 }
 
-/// The last position of the change log (0 when empty).
+/// The last position of the change log (0 when nothing was ever written). It is read from
+/// AUTOINCREMENT's own counter, not from the rows: a device keeps none (`write_document`), and
+/// an erasure on a hub may remove the last ones.
 pub(crate) fn last_change(conn: &Connection) -> Result<i64> {
-    let mark: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM change_log", [], |r| {
-        r.get(0)
-    })?;
-    Ok(mark)
+    let mark: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'change_log'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(mark.unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -136,6 +136,11 @@ pub(crate) fn is_pending(conn: &Connection, id: Uuid) -> Result<bool> {
 
 // ---------------------------------------------------------------------------------------------
 // What the hub holds
+//
+// A record out of the outbox is one the hub holds exactly as the device does: it has no row in
+// `sync_hub_heads` (a region's 150,000 records would otherwise each keep a copy of their own
+// heads). A row is kept only while the record waits in the outbox, and says from where the
+// next push starts; a queued record without one is sent whole.
 
 /// Records the heads the hub holds for a record; the record stays in (or joins) the outbox
 /// unless the device holds exactly the same. `local` are the device's heads for the record,
@@ -146,7 +151,6 @@ pub(crate) fn record_hub_heads(
     hub: &[ChangeHash],
     local: Option<&[ChangeHash]>,
 ) -> Result<()> {
-    set_hub_heads(tx, id, hub)?;
     let mut local = match local {
         Some(heads) => heads.to_vec(),
         None => {
@@ -154,7 +158,9 @@ pub(crate) fn record_hub_heads(
                 .prepare_cached("SELECT heads FROM records WHERE id = ?1")?
                 .query_row([id.as_bytes()], |r| r.get(0))
                 .optional()?;
-            let Some(stored) = stored else { return Ok(()) };
+            let Some(stored) = stored else {
+                return set_hub_heads(tx, id, hub);
+            };
             codec::heads_of(&stored)
         }
     };
@@ -164,14 +170,28 @@ pub(crate) fn record_hub_heads(
     if local == hub {
         tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
             .execute([id.as_bytes()])?;
+        forget_hub_heads(tx, id)
     } else {
-        queue_merged(tx, id)?;
+        set_hub_heads(tx, id, &hub)?;
+        queue_merged(tx, id)
     }
+}
+
+/// Before a record out of the outbox is rewritten, keeps the heads it has as those the hub
+/// holds (see above): should the write queue it, the next push starts from there.
+pub(crate) fn keep_hub_heads_before_edit(tx: &Transaction, rowid: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_hub_heads (record_id, heads)
+         SELECT r.id, r.heads FROM records r WHERE r.rowid = ?1
+            AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.record_id = r.id)
+         ON CONFLICT (record_id) DO NOTHING",
+    )?
+    .execute([rowid])?;
     Ok(())
 }
 
 /// The heads the hub holds for a record, as it told them.
-pub(crate) fn set_hub_heads(tx: &Transaction, id: Uuid, heads: &[ChangeHash]) -> Result<()> {
+fn set_hub_heads(tx: &Transaction, id: Uuid, heads: &[ChangeHash]) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO sync_hub_heads (record_id, heads) VALUES (?1, ?2)
          ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",

@@ -459,8 +459,9 @@ fn after_pulled(
                 Ok(())
             } else if merged.created {
                 // A whole document the device did not have: the hub holds what it sent, and
-                // the device nothing else, so nothing waits in the outbox.
-                sync_state::set_hub_heads(tx, id, &merged.heads)
+                // the device nothing else, so nothing waits in the outbox (and no row says
+                // what the hub holds: it is the record's heads).
+                Ok(())
             } else {
                 // What the hub holds is not known: the record may have changes it lacks.
                 sync_state::queue_merged(tx, id)

@@ -17,6 +17,7 @@ mod dictionary;
 mod hostile;
 mod hub_load;
 mod real_hub;
+mod storage;
 mod sync_bench;
 mod workload;
 
@@ -638,6 +639,8 @@ fn bench_core(options: &Options) -> BoxResult<()> {
     let bytes = store_bytes(&path)?;
     report.emit("db_bytes", bytes as f64, "B");
     report.emit("db_bytes_per_record", bytes as f64 / total as f64, "B");
+    let tables = storage::table_bytes(&path, &KEY)?;
+    storage::emit_per_record(&report, "db_bytes_per_record", &tables, total as f64);
     let (json, json_zstd) = floor.finish()?;
     report.emit("jsonl_bytes_per_record", json as f64 / total as f64, "B");
     report.emit(

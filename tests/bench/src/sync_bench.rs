@@ -12,6 +12,7 @@ use crate::workload::{AnyRecord, Workload};
 use crate::{BoxResult, JsonFloor, Report, peak_rss_mb};
 use automerge::Automerge;
 use automerge::sync::{State, SyncDoc};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,6 +87,8 @@ struct PhoneRun {
     cpu_ms: f64,
     /// The phone's database file after the sync.
     db_bytes: f64,
+    /// The same, table by table (`storage::table_bytes`).
+    db_tables: BTreeMap<String, u64>,
     /// Records that left the phone's scope and were removed.
     left_scope: f64,
 }
@@ -398,6 +401,12 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
         initial.db_bytes / initial.received,
         "B",
     );
+    crate::storage::emit_per_record(
+        &report,
+        "phone_db_bytes_per_record",
+        &initial.db_tables,
+        initial.received,
+    );
     report.emit(
         "initial_bytes_vs_json_zstd",
         initial.bytes_received / floor_zstd as f64,
@@ -484,6 +493,12 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
             first.db_bytes / first.received,
             "B",
         );
+        crate::storage::emit_per_record(
+            &big,
+            "phone_db_bytes_per_record",
+            &first.db_tables,
+            first.received,
+        );
         big.emit("initial_round_trips", first.round_trips, "round trips");
         big.emit("initial_bytes_down", first.bytes_received, "B");
         let noop = phone_sync(&hub, &token, &phone)?;
@@ -507,6 +522,7 @@ pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
     let cpu_ms = crate::cpu_ms().unwrap_or(0.0);
     store.close()?;
     let db_bytes = std::fs::metadata(store_path)?.len();
+    let db_tables = crate::storage::table_bytes(store_path, &PHONE_KEY)?;
     println!(
         "{}",
         serde_json::json!({
@@ -518,6 +534,7 @@ pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
             "rss_mb": peak_rss_mb().unwrap_or(0.0),
             "cpu_ms": cpu_ms,
             "db_bytes": db_bytes,
+            "db_tables": db_tables,
             "left_scope": summary.left_scope.len(),
         })
     );
