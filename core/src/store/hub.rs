@@ -354,7 +354,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT h.seq, h.record_id, h.kind, h.country, h.region, h.district, h.community,
-                    r.kind, s.country, s.region, s.district, s.community
+                    r.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
              FROM area_history h
              LEFT JOIN records r ON r.id = h.record_id
              LEFT JOIN scope_index s ON s.record = r.rowid

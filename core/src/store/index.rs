@@ -2,8 +2,8 @@
 //!
 //! Index rows are written in the same transaction as the document they come from, and can be
 //! rebuilt from the documents at any time (a migration that adds an index does just that).
-//! Every value they hold is derived by the domain (`domain::derived`) or is a stored code
-//! (`domain::codes`).
+//! Every value they hold is derived by the domain (`domain::derived`), is a stored code
+//! (`domain::codes`), or is the number of an area code in `area_codes` (`area_numbers`).
 
 use crate::domain::area::Area;
 use crate::domain::codes::{AlertSeverity, RecordKind};
@@ -14,7 +14,7 @@ use crate::domain::derived::{
 use crate::domain::records::{ChildCase, User, Visit, Workplace};
 use crate::error::Result;
 use chrono::NaiveDate;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
 pub(crate) enum Indexed<'a> {
@@ -46,8 +46,26 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
     Ok(())
 }
 
-fn area_params(a: &Area) -> [&str; 4] {
-    a.codes()
+/// The numbers of an area's four codes in `area_codes` (country to community), each added the
+/// first time a record is filed under it. Codes are never removed: there are a few hundred, and
+/// a number must stay what it was for the rows that hold it.
+fn area_numbers(tx: &Transaction, area: &Area) -> Result<[i64; 4]> {
+    let mut numbers = [0; 4];
+    for (number, code) in numbers.iter_mut().zip(area.codes()) {
+        let known: Option<i64> = tx
+            .prepare_cached("SELECT id FROM area_codes WHERE code = ?1")?
+            .query_row([code], |r| r.get(0))
+            .optional()?;
+        *number = match known {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT INTO area_codes (code) VALUES (?1)")?
+                    .execute([code])?;
+                tx.last_insert_rowid()
+            }
+        };
+    }
+    Ok(numbers)
 }
 
 /// Writes the index rows of one record (which has none yet).
@@ -62,14 +80,21 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
         Indexed::Reference => Some((RecordKind::Reference, &nowhere)),
         Indexed::User(_) => None,
     };
-    if let Some((kind, area)) = scoped {
-        let [c, r, d, m] = area_params(area);
-        tx.prepare_cached(
-            "INSERT INTO scope_index (record, kind, country, region, district, community)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![rowid, kind as i64, c, r, d, m])?;
-    }
+    let Some((kind, area)) = scoped else {
+        if let Indexed::User(u) = record {
+            tx.prepare_cached("INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)")?
+                .execute(params![rowid, u.name, u.role.as_str()])?;
+        }
+        return Ok(());
+    };
+    // Every row of a record is filed under the record's area.
+    let numbers = area_numbers(tx, area)?;
+    let [c, r, d, m] = numbers;
+    tx.prepare_cached(
+        "INSERT INTO scope_index (record, kind, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![rowid, kind as i64, c, r, d, m])?;
     let place = match &record {
         Indexed::Workplace(w) => w.location.point.map(|p| (RecordKind::Workplace, p)),
         Indexed::Visit(v) => v.gps.map(|p| (RecordKind::Visit, p)),
@@ -83,7 +108,6 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
     }
     match record {
         Indexed::Workplace(w) => {
-            let [c, r, d, m] = area_params(&w.location.area);
             tx.prepare_cached(
                 "INSERT INTO workplace_index (record, name, sector, country, region, district, community)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -93,7 +117,6 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                 .execute(params![rowid, w.name])?;
         }
         Indexed::Visit(v) => {
-            let [c, r, d, m] = area_params(&v.area);
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
                                           country, region, district, community, fl_mask, violation)
@@ -120,15 +143,14 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     RecordKind::Visit,
                     severity,
                     v.started_at.timestamp_millis(),
-                    &v.area,
+                    numbers,
                 )?;
             }
             if let Some(due) = v.follow_up_due {
-                insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, &v.area)?;
+                insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, numbers)?;
             }
         }
         Indexed::ChildCase(k) => {
-            let [c, r, d, m] = area_params(&k.area);
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community,
@@ -160,7 +182,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     RecordKind::ChildCase,
                     severity,
                     midnight_ms(k.identified_on),
-                    &k.area,
+                    numbers,
                 )?;
             }
             if let Some(due) = k.next_follow_up_due() {
@@ -170,17 +192,13 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     RecordKind::ChildCase,
                     due,
                     k.identified_by,
-                    &k.area,
+                    numbers,
                 )?;
             }
             tx.prepare_cached("INSERT INTO name_search (rowid, name) VALUES (?1, ?2)")?
                 .execute(params![rowid, k.name])?;
         }
-        Indexed::User(u) => {
-            tx.prepare_cached("INSERT INTO user_index (record, name, role) VALUES (?1, ?2, ?3)")?
-                .execute(params![rowid, u.name, u.role.as_str()])?;
-        }
-        Indexed::Reference => {}
+        Indexed::User(_) | Indexed::Reference => {}
     }
     Ok(())
 }
@@ -191,9 +209,8 @@ fn insert_alert(
     kind: RecordKind,
     severity: AlertSeverity,
     at_ms: i64,
-    area: &Area,
+    [c, r, d, m]: [i64; 4],
 ) -> Result<()> {
-    let [c, r, d, m] = area_params(area);
     tx.prepare_cached(
         "INSERT INTO alert_index (record, kind, severity, at_ms, country, region, district, community)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -208,9 +225,8 @@ fn insert_due(
     kind: RecordKind,
     due: NaiveDate,
     assignee: Uuid,
-    area: &Area,
+    [c, r, d, m]: [i64; 4],
 ) -> Result<()> {
-    let [c, r, d, m] = area_params(area);
     tx.prepare_cached(
         "INSERT INTO due_index (record, kind, due_date, assignee, country, region, district, community)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

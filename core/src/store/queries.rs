@@ -270,7 +270,10 @@ impl Filter {
     fn area(&mut self, alias: &str, area: &Option<AreaFilter>) {
         if let Some(a) = area {
             let (level, code) = a.level_and_code();
-            self.add(&format!("{alias}.{level} = ?"), code.to_string());
+            self.add(
+                &format!("{alias}.{level} = {AREA_NUMBER}"),
+                code.to_string(),
+            );
         }
     }
 
@@ -283,7 +286,10 @@ impl Filter {
         for a in areas {
             let (level, code) = a.level_and_code();
             self.params.push(Sql::Text(code.to_string()));
-            any.push(format!("{alias}.{level} = ?{}", self.params.len()));
+            any.push(format!(
+                "{alias}.{level} = (SELECT id FROM area_codes WHERE code = ?{})",
+                self.params.len()
+            ));
         }
         self.clauses.push(format!("({})", any.join(" OR ")));
     }
@@ -313,6 +319,10 @@ impl Filter {
         ))
     }
 }
+
+/// An area code as the number index tables hold for it (`area_codes`; NULL, which matches
+/// nothing, for a code no record is filed under).
+const AREA_NUMBER: &str = "(SELECT id FROM area_codes WHERE code = ?)";
 
 /// The scope as SQL on a table `alias` with a `kind` column and area columns: a kind the role
 /// works with, in the scope's areas (`area_rule`); `?` placeholders and their values in order.
@@ -345,7 +355,10 @@ pub(crate) fn area_rule(scope: &Scope, alias: &str) -> (String, Vec<Sql>) {
         .map(|g| {
             params.push(Sql::Text(g.country.clone()));
             params.push(Sql::Text(g.code.clone()));
-            format!("({alias}.country = ? AND {alias}.{} = ?)", g.level.as_str())
+            format!(
+                "({alias}.country = {AREA_NUMBER} AND {alias}.{} = {AREA_NUMBER})",
+                g.level.as_str()
+            )
         })
         .collect();
     let sql = if areas.is_empty() {
@@ -448,7 +461,7 @@ pub(crate) fn visits(
     );
     let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page)?;
     let sql = format!(
-        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district, v.community
+        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community)
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
     rows(conn, &sql, params, visit_summary)
@@ -496,7 +509,7 @@ pub(crate) fn child_cases(
     );
     let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;
     let sql = format!(
-        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, c.district, c.community
+        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, (SELECT code FROM area_codes WHERE id = c.district), (SELECT code FROM area_codes WHERE id = c.community)
          FROM child_index c JOIN records r ON r.rowid = c.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -528,7 +541,7 @@ pub(crate) fn workplaces(
     f.add_opt("w.sector = ?", q.sector.clone());
     let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page)?;
     let sql = format!(
-        "SELECT r.id, w.name, w.sector, w.district, w.community
+        "SELECT r.id, w.name, w.sector, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community)
          FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -558,7 +571,7 @@ pub(crate) fn due_before(
     f.add("d.due_date < ?", before.to_string());
     let (tail, params) = f.finish("d.due_date, d.record", page)?;
     let sql = format!(
-        "SELECT r.id, d.kind, d.due_date, d.assignee, d.district, d.community
+        "SELECT r.id, d.kind, d.due_date, d.assignee, (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community)
          FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -584,7 +597,7 @@ pub(crate) fn alerts(
     f.within_kinds("a", scope);
     let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page)?;
     let sql = format!(
-        "SELECT r.id, a.kind, a.severity, a.at_ms, a.district, a.community
+        "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community)
          FROM alert_index a JOIN records r ON r.rowid = a.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -707,7 +720,7 @@ fn ids(conn: &Connection, sql: &str, kind: RecordKind) -> Result<Vec<Uuid>> {
 pub(crate) fn records_with_area(conn: &Connection) -> Result<Vec<AreaRows>> {
     let rows = rows(
         conn,
-        "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
+        "SELECT r.id, r.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
          FROM records r JOIN scope_index s ON s.record = r.rowid",
         Vec::new(),
         |row| {
@@ -742,7 +755,7 @@ pub(crate) struct AreaRows {
 pub(crate) fn filed_under(conn: &Connection, rowid: i64) -> Result<Option<(RecordKind, Area)>> {
     let rows = rows(
         conn,
-        "SELECT kind, country, region, district, community FROM scope_index WHERE record = ?1",
+        "SELECT kind, (SELECT code FROM area_codes WHERE id = country), (SELECT code FROM area_codes WHERE id = region), (SELECT code FROM area_codes WHERE id = district), (SELECT code FROM area_codes WHERE id = community) FROM scope_index WHERE record = ?1",
         vec![Sql::Integer(rowid)],
         |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
     )?;
@@ -835,7 +848,10 @@ pub(crate) fn duplicate_rows(
     scope: Option<&Scope>,
 ) -> Result<Vec<CaseRow>> {
     let mut f = Filter::default();
-    f.add("c.community = ?", community.to_string());
+    f.add(
+        &format!("c.community = {AREA_NUMBER}"),
+        community.to_string(),
+    );
     f.add("r.id != ?", except.as_bytes().to_vec());
     f.add("c.merged = ?", 0);
     if let Some(year) = birth_year {
@@ -882,8 +898,8 @@ pub(crate) fn child_rows(
     f.add_opt("c.identified_ms >= ?", from.map(midnight_ms));
     f.add_opt("c.identified_ms < ?", until.map(midnight_ms));
     let sql = format!(
-        "SELECT c.sex, c.age, c.status, c.classification, c.identified_ms, c.district,
-                c.community, w.sector
+        "SELECT c.sex, c.age, c.status, c.classification, c.identified_ms, (SELECT code FROM area_codes WHERE id = c.district),
+                (SELECT code FROM area_codes WHERE id = c.community), w.sector
          FROM child_index c
          LEFT JOIN records wr ON wr.id = c.workplace_id
          LEFT JOIN workplace_index w ON w.record = wr.rowid
@@ -948,7 +964,7 @@ pub(crate) fn visit_rows(
 pub(crate) fn filed_as(conn: &Connection, id: Uuid) -> Result<Option<(RecordKind, Area)>> {
     let rows = rows(
         conn,
-        "SELECT s.kind, s.country, s.region, s.district, s.community
+        "SELECT s.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
          FROM records r JOIN scope_index s ON s.record = r.rowid WHERE r.id = ?1",
         vec![Sql::Blob(id.as_bytes().to_vec())],
         |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
@@ -972,8 +988,8 @@ pub(crate) fn review_queue(
         page,
     )?;
     let sql = format!(
-        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, v.district,
-                v.community, v.fl_mask, v.violation
+        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district),
+                (SELECT code FROM area_codes WHERE id = v.community), v.fl_mask, v.violation
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -1034,7 +1050,7 @@ pub(crate) fn places(
     let mut f = Filter::default();
     f.within("w", RecordKind::Workplace, Some(scope));
     let sql = format!(
-        "SELECT r.id, p.latitude, p.longitude, w.district, w.community
+        "SELECT r.id, p.latitude, p.longitude, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community)
          FROM place_index p JOIN workplace_index w ON w.record = p.record
          JOIN records r ON r.rowid = p.record {}",
         f.sql()
@@ -1070,7 +1086,7 @@ pub(crate) fn places(
     )?;
     let limit = i64::try_from(max_visits).unwrap_or(i64::MAX);
     let sql = format!(
-        "SELECT r.id, p.latitude, p.longitude, a.severity, v.district, v.community
+        "SELECT r.id, p.latitude, p.longitude, a.severity, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community)
          FROM visit_index v JOIN place_index p ON p.record = v.record
          JOIN records r ON r.rowid = v.record
          LEFT JOIN alert_index a ON a.record = v.record {where_sql}

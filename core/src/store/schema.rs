@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/010_places.sql"),
     include_str!("migrations/011_attachments.sql"),
     include_str!("migrations/012_identity.sql"),
+    include_str!("migrations/013_area_codes.sql"),
 ];
 
 /// The schema version this software writes.

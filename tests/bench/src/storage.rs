@@ -7,10 +7,8 @@ use std::path::Path;
 
 /// The bytes of each table of the encrypted store at `path`, its indexes counted with it.
 pub fn table_bytes(path: &Path, key: &[u8; 32]) -> BoxResult<BTreeMap<String, u64>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     conn.execute_batch(&format!("PRAGMA key = \"x'{hex}'\";"))?;
     let mut stmt = conn.prepare(
