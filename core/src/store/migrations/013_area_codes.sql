@@ -105,3 +105,8 @@ CREATE TABLE alert_index (
 CREATE INDEX alert_by_severity ON alert_index(severity, at_ms);
 CREATE INDEX alert_by_district ON alert_index(district, severity, at_ms);
 CREATE INDEX alert_by_community ON alert_index(community, severity, at_ms);
+
+-- A device now keeps the heads the hub holds of a record only while the record waits in the
+-- outbox (`store/sync_state.rs`): a record out of it is held by the hub exactly as by the
+-- device, which is what every copy kept for such a record says. A hub keeps none.
+DELETE FROM sync_hub_heads WHERE record_id NOT IN (SELECT record_id FROM sync_outbox);
