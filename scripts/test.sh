@@ -17,16 +17,14 @@ export VIGIE_TEST_LOG_DIR="$logs/hubs"
 # The hub tests on PostgreSQL make a database each: earlier runs' are dropped first.
 scripts/postgres.sh clean
 
-echo "== Rust: every workspace crate's unit and integration tests (hub on its embedded store)" >&2
-cargo test --workspace --locked 2>&1 | tee "$logs/rust.log"
-echo "== The hub suite again, on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
-# `--workspace` as above (the same features): the test binaries built for the first pass run
-# again, instead of a build of the hub with the features of `-p vigie-server` alone.
-VIGIE_TEST_BACKEND=postgres cargo test --workspace --locked \
-  --test hub_sync --test hub_security --test hub_crash --test hub_protection \
-  --test hub_lifecycle --test hub_rules --test hub_rules_matrix \
-  --test hub_surface --test hub_surface_admin --test hub_surface_logs --test hub_encryption \
-  --test hub_identity --test hub_attachments --test console 2>&1 | tee "$logs/postgres.log"
+echo "== Rust: every workspace crate's tests (hub on its embedded store), and the hub suites" \
+  "again on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
+# Test binaries run several at a time (scripts/run-rust-tests.py); the PostgreSQL pass runs the
+# same binaries, built once with the workspace's features, with VIGIE_TEST_BACKEND=postgres.
+scripts/run-rust-tests.py --postgres \
+hub_sync,hub_security,hub_crash,hub_protection,hub_lifecycle,hub_rules,hub_rules_matrix,\
+hub_surface,hub_surface_admin,hub_surface_logs,hub_encryption,hub_identity,hub_attachments,console \
+  2>&1 | tee "$logs/rust.log"
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
 VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"
 
@@ -50,7 +48,7 @@ echo "log scan: $(grep -cv '^#' tests/personal-names.txt) names, none found in t
 # One closing line for every suite together (each runner printed its own above).
 passed=$(
   {
-    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log" "$logs/postgres.log"
+    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log"
     sed -nE 's/^OK \(([0-9]+) tests?\)$/\1/p' "$logs/bindings.log"
     sed -nE 's/^=+ ([0-9]+) passed.*/\1/p' "$logs/bindings.log"
     sed -nE 's/^ℹ pass ([0-9]+)$/\1/p' "$logs/browser.log"

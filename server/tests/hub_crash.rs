@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use rand::Rng;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -34,6 +34,7 @@ fn work(
     url: &Mutex<String>,
     stop: &AtomicBool,
     exchanging: &AtomicBool,
+    completed: &AtomicUsize,
     seed: u64,
     deadline: Instant,
 ) -> Work {
@@ -97,6 +98,7 @@ fn work(
         match session {
             Ok(summary) => {
                 w.syncs_ok += 1;
+                completed.fetch_add(1, Ordering::SeqCst);
                 assert!(
                     summary.refused.is_empty() && summary.failed.is_empty(),
                     "{}: {summary:?}",
@@ -179,22 +181,42 @@ fn hub_killed_mid_sync_keeps_what_it_acknowledged() {
     let url = Arc::new(Mutex::new(hub.url.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let exchanging = Arc::new(AtomicBool::new(false));
+    let completed = Arc::new(AtomicUsize::new(0));
     let worker = {
-        let (url, stop, exchanging) = (url.clone(), stop.clone(), exchanging.clone());
+        let (url, stop, exchanging, completed) = (
+            url.clone(),
+            stop.clone(),
+            exchanging.clone(),
+            completed.clone(),
+        );
         let seed = rng.r#gen();
         let deadline = Instant::now() + Duration::from_secs(40);
         std::thread::spawn(move || {
-            let work = work(&mut devices, &url, &stop, &exchanging, seed, deadline);
+            let work = work(
+                &mut devices,
+                &url,
+                &stop,
+                &exchanging,
+                &completed,
+                seed,
+                deadline,
+            );
             (devices, work)
         })
     };
 
     let mut counts = Vec::new();
     for _ in 0..RESTARTS {
+        let synced = completed.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(rng.gen_range(100..=400)));
         if worker.is_finished() {
             break; // it panicked (or ran out of time): join below reports it
         }
+        // A session completes between two kills, however loaded the machine (the tests run
+        // beside others): what the devices sync in between is what the kills must not lose.
+        wait_until(Duration::from_secs(5), || {
+            completed.load(Ordering::SeqCst) > synced || worker.is_finished()
+        });
         // Most kills land while a request is in flight, at a random point of its handling.
         if rng.gen_bool(0.8) {
             wait_until(Duration::from_secs(2), || exchanging.load(Ordering::SeqCst));
@@ -278,6 +300,9 @@ fn hub_killed_mid_sync_keeps_what_it_acknowledged() {
         work.refused_connections,
         started.elapsed().as_secs_f64()
     );
-    assert!(work.syncs_ok > RESTARTS, "the devices synced between kills");
+    assert!(
+        work.syncs_ok >= RESTARTS,
+        "the devices synced between kills"
+    );
     assert!(work.cut > 0, "some kills landed during an exchange");
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Runs the workspace's Rust test binaries, several at a time, and the hub suites again on
+PostgreSQL; then the doc tests.
+
+`cargo test` runs one test binary after another. Most of them wait on fsync, child processes
+and loopback sockets, so the machine's cores sat idle a third of the time; here up to `--jobs`
+binaries run together, the longest first (the times of the previous run are kept in the target
+directory). Each binary runs as `cargo test` runs it: from its package's directory, with
+`CARGO_MANIFEST_DIR` set. Its output is printed whole when it ends, so that outputs never mix,
+and the `test result:` lines scripts/test.sh counts are those of libtest itself.
+
+usage: run-rust-tests.py [--jobs N] [--postgres TEST[,TEST...]]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+
+def test_binaries():
+    """(target, kind, executable, package dir) of every test binary, built first."""
+    build = subprocess.run(
+        ["cargo", "test", "--workspace", "--locked", "--no-run",
+         "--message-format=json-render-diagnostics"],
+        stdout=subprocess.PIPE, check=False, text=True)
+    if build.returncode != 0:
+        sys.exit("the test build failed")
+    found = []
+    for line in build.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") != "compiler-artifact" or not message.get("executable"):
+            continue
+        if not message["profile"]["test"]:
+            continue
+        target = message["target"]
+        package_dir = os.path.dirname(message["manifest_path"])
+        found.append((target["name"], target["kind"][0], message["executable"], package_dir))
+    return found
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    # One more than the cores: binaries waiting on fsync or sockets leave a core free (on 2
+    # cores, 3 at a time took 126 s where 2 took 143 s and one at a time 204 s).
+    parser.add_argument("--jobs", type=int, default=(os.cpu_count() or 2) + 1)
+    parser.add_argument("--postgres", default="",
+                        help="integration tests to run again with VIGIE_TEST_BACKEND=postgres")
+    args = parser.parse_args()
+    again = set(filter(None, args.postgres.split(",")))
+
+    jobs = []
+    for name, kind, executable, package_dir in test_binaries():
+        label = f"{name} ({kind})" if kind != "test" else name
+        jobs.append((label, executable, package_dir, {}))
+        if kind == "test" and name in again:
+            jobs.append((f"{name} on PostgreSQL", executable, package_dir,
+                         {"VIGIE_TEST_BACKEND": "postgres"}))
+            again.discard(name)
+    if again:
+        sys.exit(f"no test binary named {', '.join(sorted(again))}")
+
+    times_path = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "test-times.json")
+    try:
+        with open(times_path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        previous = {}
+    # Longest first; a binary never timed goes first too, in case it is long.
+    jobs.sort(key=lambda job: -previous.get(job[0], 1e9))
+
+    lock = threading.Lock()
+    pending = list(jobs)
+    failed = []
+    times = {}
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                label, executable, package_dir, extra = pending.pop(0)
+            env = dict(os.environ, CARGO_MANIFEST_DIR=package_dir, **extra)
+            started = time.monotonic()
+            run = subprocess.run([executable], cwd=package_dir, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            took = time.monotonic() - started
+            with lock:
+                times[label] = took
+                print(f"== {label}: {executable} ({took:.1f} s)", flush=True)
+                sys.stdout.buffer.write(run.stdout)
+                sys.stdout.flush()
+                if run.returncode != 0:
+                    failed.append(label)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"== {len(jobs)} test binaries in {time.monotonic() - started:.0f} s, "
+          f"{args.jobs} at a time", flush=True)
+    try:
+        with open(times_path, "w") as f:
+            json.dump(times, f, indent=1, sort_keys=True)
+    except OSError:
+        pass
+    if failed:
+        sys.exit("failed: " + ", ".join(failed))
+
+    # Doc tests are rustdoc's to build and run.
+    doc = subprocess.run(["cargo", "test", "--workspace", "--locked", "--doc"], check=False)
+    if doc.returncode != 0:
+        sys.exit("doc tests failed")
+
+
+if __name__ == "__main__":
+    main()
