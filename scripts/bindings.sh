@@ -55,9 +55,16 @@ fi
 [ -f "$library" ] || { echo "bindings: no library at $library" >&2; exit 1; }
 
 # A separate cargo command: building it together with vigie-bindings would unify uniffi's
-# features and rebuild the library (see ../shared/README.md).
-cargo build -p uniffi-bindgen --locked -q
-bindgen="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
+# features and rebuild the library (see ../shared/README.md). VIGIE_UNIFFI_BINDGEN names one
+# built already: scripts/test-bindings.sh takes the workspace build's, whose dependencies the
+# test build compiled (a build of this package alone compiles many of them again, minutes on a
+# cold cache).
+bindgen="${VIGIE_UNIFFI_BINDGEN:-}"
+if [ -z "$bindgen" ]; then
+  cargo build -p uniffi-bindgen --locked -q
+  bindgen="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
+fi
+[ -x "$bindgen" ] || { echo "bindings: no uniffi-bindgen at $bindgen" >&2; exit 1; }
 
 generate() { # language out-dir [extra args]
   local language="$1" dir="$2"; shift 2

@@ -23,9 +23,11 @@ import time
 
 def test_binaries():
     """(target, kind, executable, package dir) of every test binary, built first."""
+    # `cargo test --no-run` builds the same test targets, but not the binaries themselves
+    # (uniffi-bindgen, which scripts/test-bindings.sh then takes from this build).
     build = subprocess.run(
-        ["cargo", "test", "--workspace", "--locked", "--no-run",
-         "--message-format=json-render-diagnostics"],
+        ["cargo", "build", "--workspace", "--lib", "--bins", "--tests", "--examples",
+         "--locked", "--message-format=json-render-diagnostics"],
         stdout=subprocess.PIPE, check=False, text=True)
     if build.returncode != 0:
         sys.exit("the test build failed")

@@ -77,15 +77,17 @@ JARS="$JARS:$(jar kotlin-test):$(jar kotlin-test-junit):$(jar kotlinx-coroutines
 
 work="$CARGO_TARGET_DIR/bindings-test"
 mkdir -p "$work"
-log "building libvigie (features: test-hooks) and generating Kotlin, Python and Swift"
-scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
-LIB_DIR="$work/generated/lib"
-log "building the hub (vigie-server)"
-# The test build of scripts/test.sh (`cargo test --workspace`) builds the hub binary with the
-# features that dev-dependencies add; `cargo build` would resolve them without those and
-# compile the hub and the core a second time. After that test build, this takes a second.
-cargo test --workspace --no-run --locked -q
+log "building the hub (vigie-server) and uniffi-bindgen"
+# The workspace build of scripts/run-rust-tests.py, which builds the hub and uniffi-bindgen
+# with the features the test targets' dependencies add; `cargo build -p` of either would
+# resolve them without those and compile the core, or many of uniffi's dependencies, a second
+# time. After that build, this takes a second.
+cargo build --workspace --lib --bins --tests --examples --locked -q
 VIGIE="$CARGO_TARGET_DIR/debug/vigie"
+log "building libvigie (features: test-hooks) and generating Kotlin, Python and Swift"
+VIGIE_UNIFFI_BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen" \
+  scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
+LIB_DIR="$work/generated/lib"
 
 # ---------------------------------------------------------------------------------------------
 # A real hub on 127.0.0.1, one per suite so that suites do not see each other's records
