@@ -4,9 +4,10 @@ PostgreSQL; then the doc tests.
 
 `cargo test` runs one test binary after another. Most of them wait on fsync, child processes
 and loopback sockets, so the machine's cores sat idle a third of the time; here up to `--jobs`
-binaries run together, the longest first (the times of the previous run are kept in the target
-directory). Each binary runs as `cargo test` runs it: from its package's directory, with
-`CARGO_MANIFEST_DIR` set. Its output is printed whole when it ends, so that outputs never mix,
+binaries run together, the longest first: by the times of the previous run, kept in the target
+directory, or on a cold cache by those of a reference run (`scripts/test-times.json`). Each
+binary runs as `cargo test` runs it: from its package's directory, with `CARGO_MANIFEST_DIR`
+set. Its output is printed whole when it ends, so that outputs never mix,
 and the `test result:` lines scripts/test.sh counts are those of libtest itself.
 
 usage: run-rust-tests.py [--jobs N] [--postgres TEST[,TEST...]]
@@ -66,11 +67,16 @@ def main():
         sys.exit(f"no test binary named {', '.join(sorted(again))}")
 
     times_path = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "test-times.json")
-    try:
-        with open(times_path) as f:
-            previous = json.load(f)
-    except (OSError, ValueError):
-        previous = {}
+    # On a cold cache, the times of a reference run kept beside this script.
+    seed_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test-times.json")
+    previous = {}
+    for path in (times_path, seed_path):
+        try:
+            with open(path) as f:
+                previous = json.load(f)
+            break
+        except (OSError, ValueError):
+            continue
     # Longest first; a binary never timed goes first too, in case it is long.
     jobs.sort(key=lambda job: -previous.get(job[0], 1e9))
 
