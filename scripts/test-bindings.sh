@@ -84,9 +84,10 @@ log "building the hub (vigie-server) and uniffi-bindgen"
 # time. After that build, this takes a second.
 cargo build --workspace --lib --bins --tests --examples --locked -q
 VIGIE="$CARGO_TARGET_DIR/debug/vigie"
+# Every scripts/bindings.sh call below generates with this one.
+export VIGIE_UNIFFI_BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
 log "building libvigie (features: test-hooks) and generating Kotlin, Python and Swift"
-VIGIE_UNIFFI_BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen" \
-  scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
+scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
 LIB_DIR="$work/generated/lib"
 
 # ---------------------------------------------------------------------------------------------
