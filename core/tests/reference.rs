@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{FixedOffset, TimeZone, Utc};
-use common::date;
+use common::{Device, date};
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::reference::{
@@ -14,13 +14,8 @@ use vigie_core::reference::{
     ReferenceContent, ReferenceDocument, ReferenceType, ReferralDirectory,
 };
 use vigie_core::sync::wire::{self, SyncRequest};
-use vigie_core::sync::{HubLimits, Principal, Refusal, SyncOptions, SyncSummary, sync_with_hub};
+use vigie_core::sync::{HubLimits, Refusal, SyncOptions, SyncSummary, sync_with_hub};
 use vigie_core::*;
-
-struct Device {
-    store: Store,
-    principal: Principal,
-}
 
 fn ci(district: &str, community: &str) -> Area {
     Area::new("CI", "CI-R1", district, community)
@@ -39,22 +34,14 @@ fn hub(dir: &TempDir) -> Store {
 fn open_device(dir: &TempDir, name: &str, user: Uuid) -> Store {
     Store::open(StoreConfig::new(
         dir.path().join(format!("{name}.db")),
-        Encryption::Key([7; 32]),
+        Encryption::Key(common::DEVICE_KEY),
         user,
     ))
     .unwrap()
 }
 
 fn device(dir: &TempDir, name: &str, role: Role, areas: &[&str]) -> Device {
-    let user = Uuid::now_v7();
-    let store = open_device(dir, name, user);
-    let principal = Principal {
-        device: store.device_id(),
-        user,
-        role,
-        areas: areas.iter().map(|a| a.to_string()).collect(),
-    };
-    Device { store, principal }
+    common::device(dir.path(), name, role, areas)
 }
 
 fn sync(d: &mut Device, hub: &mut Store) -> SyncSummary {

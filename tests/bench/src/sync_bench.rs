@@ -94,6 +94,26 @@ struct PhoneRun {
 }
 
 impl PhoneRun {
+    /// The figures of a first sync to an empty phone, under `initial_` and `phone_db_`.
+    fn emit_initial(&self, report: &Report) {
+        report.emit("initial_wall", self.wall_ms, "ms");
+        report.emit("initial_bytes_down", self.bytes_received, "B");
+        report.emit("initial_round_trips", self.round_trips, "round trips");
+        report.emit("initial_phone_peak_rss", self.rss_mb, "MB");
+        report.emit("initial_phone_cpu", self.cpu_ms, "ms");
+        report.emit(
+            "phone_db_bytes_per_record",
+            self.db_bytes / self.received,
+            "B",
+        );
+        crate::storage::emit_per_record(
+            report,
+            "phone_db_bytes_per_record",
+            &self.db_tables,
+            self.received,
+        );
+    }
+
     /// The figures of a sync that removed records from the phone, under `metric_`.
     fn emit_leaving(&self, report: &Report, metric: &str) {
         let bytes = self.bytes_sent + self.bytes_received;
@@ -390,23 +410,8 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
         )
         .into());
     }
-    report.emit("initial_wall", initial.wall_ms, "ms");
-    report.emit("initial_bytes_down", initial.bytes_received, "B");
+    initial.emit_initial(&report);
     report.emit("initial_bytes_up", initial.bytes_sent, "B");
-    report.emit("initial_round_trips", initial.round_trips, "round trips");
-    report.emit("initial_phone_peak_rss", initial.rss_mb, "MB");
-    report.emit("initial_phone_cpu", initial.cpu_ms, "ms");
-    report.emit(
-        "phone_db_bytes_per_record",
-        initial.db_bytes / initial.received,
-        "B",
-    );
-    crate::storage::emit_per_record(
-        &report,
-        "phone_db_bytes_per_record",
-        &initial.db_tables,
-        initial.received,
-    );
     report.emit(
         "initial_bytes_vs_json_zstd",
         initial.bytes_received / floor_zstd as f64,
@@ -485,22 +490,7 @@ pub fn bench_sync(args: &SyncOptionsArgs) -> BoxResult<()> {
         let phone = dir.path().join("phone-big.db");
         let first = phone_sync(&hub, &token, &phone)?;
         big.emit("records", records as f64, "records");
-        big.emit("initial_wall", first.wall_ms, "ms");
-        big.emit("initial_phone_peak_rss", first.rss_mb, "MB");
-        big.emit("initial_phone_cpu", first.cpu_ms, "ms");
-        big.emit(
-            "phone_db_bytes_per_record",
-            first.db_bytes / first.received,
-            "B",
-        );
-        crate::storage::emit_per_record(
-            &big,
-            "phone_db_bytes_per_record",
-            &first.db_tables,
-            first.received,
-        );
-        big.emit("initial_round_trips", first.round_trips, "round trips");
-        big.emit("initial_bytes_down", first.bytes_received, "B");
+        first.emit_initial(&big);
         let noop = phone_sync(&hub, &token, &phone)?;
         big.emit("noop_bytes", noop.bytes_sent + noop.bytes_received, "B");
         big.emit("noop_round_trips", noop.round_trips, "round trips");
