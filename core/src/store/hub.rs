@@ -354,10 +354,10 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT h.seq, h.record_id, h.kind, h.country, h.region, h.district, h.community,
-                    r.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
+                    r.kind, s.country, s.region, s.district, s.community
              FROM area_history h
              LEFT JOIN records r ON r.id = h.record_id
-             LEFT JOIN scope_index s ON s.record = r.rowid
+             LEFT JOIN scope_areas s ON s.record = r.rowid
              WHERE h.seq > ?1 AND h.seq <= ?2 ORDER BY h.seq LIMIT ?3",
         )?;
         let mut rows = stmt.query(rusqlite::params![after, upto, limit as i64])?;

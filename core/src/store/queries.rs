@@ -720,8 +720,8 @@ fn ids(conn: &Connection, sql: &str, kind: RecordKind) -> Result<Vec<Uuid>> {
 pub(crate) fn records_with_area(conn: &Connection) -> Result<Vec<AreaRows>> {
     let rows = rows(
         conn,
-        "SELECT r.id, r.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
-         FROM records r JOIN scope_index s ON s.record = r.rowid",
+        "SELECT r.id, r.kind, s.country, s.region, s.district, s.community
+         FROM records r JOIN scope_areas s ON s.record = r.rowid",
         Vec::new(),
         |row| {
             Ok((
@@ -755,7 +755,7 @@ pub(crate) struct AreaRows {
 pub(crate) fn filed_under(conn: &Connection, rowid: i64) -> Result<Option<(RecordKind, Area)>> {
     let rows = rows(
         conn,
-        "SELECT kind, (SELECT code FROM area_codes WHERE id = country), (SELECT code FROM area_codes WHERE id = region), (SELECT code FROM area_codes WHERE id = district), (SELECT code FROM area_codes WHERE id = community) FROM scope_index WHERE record = ?1",
+        "SELECT kind, country, region, district, community FROM scope_areas WHERE record = ?1",
         vec![Sql::Integer(rowid)],
         |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
     )?;
@@ -964,8 +964,8 @@ pub(crate) fn visit_rows(
 pub(crate) fn filed_as(conn: &Connection, id: Uuid) -> Result<Option<(RecordKind, Area)>> {
     let rows = rows(
         conn,
-        "SELECT s.kind, (SELECT code FROM area_codes WHERE id = s.country), (SELECT code FROM area_codes WHERE id = s.region), (SELECT code FROM area_codes WHERE id = s.district), (SELECT code FROM area_codes WHERE id = s.community)
-         FROM records r JOIN scope_index s ON s.record = r.rowid WHERE r.id = ?1",
+        "SELECT s.kind, s.country, s.region, s.district, s.community
+         FROM records r JOIN scope_areas s ON s.record = r.rowid WHERE r.id = ?1",
         vec![Sql::Blob(id.as_bytes().to_vec())],
         |row| Ok((kind_col(row, 0)?, area_col(row, 1)?)),
     )?;

@@ -16,6 +16,14 @@ CREATE TABLE scope_index (
     district  INTEGER NOT NULL,
     community INTEGER NOT NULL
 );
+-- A record's area as codes, for the reads that give an area back whole.
+CREATE VIEW scope_areas AS
+SELECT s.record, s.kind,
+       (SELECT code FROM area_codes WHERE id = s.country)   AS country,
+       (SELECT code FROM area_codes WHERE id = s.region)    AS region,
+       (SELECT code FROM area_codes WHERE id = s.district)  AS district,
+       (SELECT code FROM area_codes WHERE id = s.community) AS community
+FROM scope_index s;
 
 DROP TABLE workplace_index;
 CREATE TABLE workplace_index (
