@@ -179,6 +179,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
             keys,
             directory: None,
             held: None,
+            directory_issued_through: None,
         }),
     };
     assert!(matches!(
@@ -476,4 +477,116 @@ fn a_bundle_with_records_outside_its_exporters_scope_is_refused_whole() {
     );
     assert!(fresh.store.kind_of(mine).is_err(), "nothing half-imported");
     assert!(fresh.store.kind_of(foreign).is_err());
+}
+
+/// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:
+/// the hub answers as the version before did, reading nothing of when the device's copy was
+/// issued up to (it sends the whole directory).
+fn sync_seeing_directories(
+    device: &mut Device,
+    hub: &mut Store,
+    older_hub: bool,
+) -> Vec<wire::Directory> {
+    let principal = device.principal.clone();
+    let mut seen = Vec::new();
+    sync::sync_with_hub(
+        &mut device.store,
+        &sync::SyncOptions::default(),
+        |request| {
+            let mut request = wire::decode_request(request, 1 << 26).unwrap();
+            if older_hub && let Some(identity) = &mut request.identity {
+                identity.directory_issued_through = None;
+            }
+            let request = wire::encode_request(&request);
+            let response = common::handle(hub, &principal, &request, &HubLimits::default())
+                .map_err(|e| e.to_string())?;
+            let decoded = wire::decode_response(&response, 1 << 26).unwrap();
+            seen.extend(decoded.identity.and_then(|i| i.directory));
+            Ok(response)
+        },
+        |_| {},
+    )
+    .unwrap();
+    seen
+}
+
+fn directory_of(device: &Device) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = device
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(|c| c.device)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+#[test]
+fn the_directory_travels_as_what_changed_since_the_devices_copy() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, supervisor, mut monitor, other) = enrolled(&dir);
+    // Nothing changed: nothing is sent.
+    assert!(sync_seeing_directories(&mut monitor, &mut hub, false).is_empty());
+
+    // A device enrols: the monitor receives its certificate alone.
+    let mut late = Device::new(&dir, "late", Role::CommunityMonitor, &[C01]);
+    late.sync(&mut hub);
+    let seen = sync_seeing_directories(&mut monitor, &mut hub, false);
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].certificates.len(), 1, "only the new certificate");
+    assert_eq!(
+        directory_of(&monitor),
+        sorted(vec![supervisor.id(), other.id(), late.id()])
+    );
+    assert!(sync_seeing_directories(&mut monitor, &mut hub, false).is_empty());
+
+    // One device is revoked and another enrols: the revoked one leaves the monitor's copy,
+    // worked out from the revocation list, and the new one's certificate alone travels.
+    common::revoke(other.id());
+    let mut later = Device::new(&dir, "later", Role::Inspector, &["CI-R1-D1"]);
+    later.sync(&mut hub);
+    let seen = sync_seeing_directories(&mut monitor, &mut hub, false);
+    assert_eq!(seen[0].certificates.len(), 1);
+    let expected = sorted(vec![supervisor.id(), late.id(), later.id()]);
+    assert_eq!(directory_of(&monitor), expected);
+    assert!(
+        sync_seeing_directories(&mut monitor, &mut hub, false).is_empty(),
+        "the copy worked out matches the hub's digest"
+    );
+
+    // A hub of the version before sends the whole directory: it is kept as it is.
+    let mut newest = Device::new(&dir, "newest", Role::CommunityMonitor, &[C02]);
+    newest.sync(&mut hub);
+    let seen = sync_seeing_directories(&mut monitor, &mut hub, true);
+    assert_eq!(seen[0].certificates.len(), 4);
+    let expected = sorted(vec![supervisor.id(), late.id(), later.id(), newest.id()]);
+    assert_eq!(directory_of(&monitor), expected);
+    assert!(sync_seeing_directories(&mut monitor, &mut hub, false).is_empty());
+
+    // A copy that does not add up to the hub's digest (here a certificate lost from the
+    // device's file) is mended: the next answer brings the whole directory.
+    let conn = rusqlite::Connection::open(&monitor.path).unwrap();
+    conn.execute(
+        "DELETE FROM peer_directory WHERE device = ?1",
+        [supervisor.id().as_bytes()],
+    )
+    .unwrap();
+    drop(conn);
+    let mut last = Device::new(&dir, "last", Role::CommunityMonitor, &[C01]);
+    last.sync(&mut hub);
+    let seen = sync_seeing_directories(&mut monitor, &mut hub, false);
+    assert_eq!(seen[0].certificates.len(), 1);
+    let seen = sync_seeing_directories(&mut monitor, &mut hub, false);
+    assert_eq!(seen.len(), 1, "the whole directory, once");
+    assert_eq!(seen[0].certificates.len(), 5);
+    let mut expected = expected;
+    expected.push(last.id());
+    assert_eq!(directory_of(&monitor), sorted(expected));
+    assert!(sync_seeing_directories(&mut monitor, &mut hub, false).is_empty());
 }

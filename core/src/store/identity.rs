@@ -18,6 +18,7 @@ const HUB: &str = "hub_keys";
 const CERTIFICATE: &str = "certificate";
 const REVOCATIONS: &str = "revocations";
 const DIRECTORY_DIGEST: &str = "directory_digest";
+const DIRECTORY_ISSUED_THROUGH: &str = "directory_issued_through";
 const HELD_DIGEST: &str = "identity_held_digest";
 /// A hub's own signing key (embedded hub): in its store, encrypted with it.
 const HUB_SIGNING: &str = "hub_signing_key";
@@ -70,23 +71,50 @@ pub(crate) fn set_held_digest(tx: &Transaction, digest: &[u8; 32]) -> Result<()>
     set_meta(tx, HELD_DIGEST, digest)
 }
 
-/// Replaces the directory with `certificates` (checked by the caller).
+/// When the certificates of the kept directory were issued up to; none while the directory
+/// does not match the hub's digest (the hub then sends all of it).
+pub(crate) fn directory_issued_through(conn: &Connection) -> Result<Option<i64>> {
+    Ok(get_meta(conn, DIRECTORY_ISSUED_THROUGH)?
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_le_bytes))
+}
+
+/// The kept directory's certificates, as the hub sent them.
+pub(crate) fn directory_certificates(conn: &Connection) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached("SELECT certificate FROM peer_directory")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Replaces the directory with `certificates` (their signatures checked by the caller, kept
+/// as the hub sent them). `listed`: the hub's digest and when they were issued up to, when
+/// they are exactly what the hub lists; without it, the next request asks for all of it.
 pub(crate) fn set_directory(
     tx: &Transaction,
-    certificates: &[Certificate],
-    digest: &[u8; 32],
+    certificates: &[(Certificate, &[u8])],
+    listed: Option<([u8; 32], i64)>,
 ) -> Result<()> {
     tx.execute("DELETE FROM peer_directory", [])?;
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
     )?;
-    for certificate in certificates {
-        insert.execute(params![
-            certificate.device.as_bytes(),
-            certificate.to_bytes()
-        ])?;
+    for (certificate, bytes) in certificates {
+        insert.execute(params![certificate.device.as_bytes(), bytes])?;
     }
-    set_meta(tx, DIRECTORY_DIGEST, digest)
+    match listed {
+        Some((digest, issued_through)) => {
+            set_meta(tx, DIRECTORY_DIGEST, &digest)?;
+            set_meta(tx, DIRECTORY_ISSUED_THROUGH, &issued_through.to_le_bytes())
+        }
+        None => {
+            // Nor does the device hold what the hub would send: the next answer brings it.
+            tx.execute(
+                "DELETE FROM meta WHERE key IN (?1, ?2, ?3)",
+                params![DIRECTORY_DIGEST, DIRECTORY_ISSUED_THROUGH, HELD_DIGEST],
+            )?;
+            Ok(())
+        }
+    }
 }
 
 impl Store {
@@ -142,8 +170,8 @@ impl Store {
         })
     }
 
-    /// The certificates of other devices the hub delivered (checked when they arrived; check
-    /// them again with `trust` before relying on one).
+    /// The certificates of other devices the hub delivered (their signatures checked when they
+    /// arrived; check them again with `trust` before relying on one: expiry, revocation).
     pub fn directory(&self) -> Result<Vec<Certificate>> {
         let mut stmt = self
             .conn

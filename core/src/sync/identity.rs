@@ -10,6 +10,7 @@ use crate::identity::{Certificate, HubKey, HubPublic, IdentityError, Revocations
 use crate::store::identity as kept;
 use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
 /// The hub's registry of devices as identity needs it (the embedded registry and PostgreSQL
@@ -77,14 +78,18 @@ pub fn hub_identity(
         .map(|d| d.device)
         .collect();
     let revocations = certifier.key.revocations(revoked, now_ms);
-    let mut others: Vec<Vec<u8>> = devices
+    // The directory: (certificate, when it was issued), in the order of the bytes.
+    let mut others: Vec<(Vec<u8>, i64)> = devices
         .into_iter()
         .filter(|d| !d.revoked && d.device != who.device)
         .filter_map(|d| d.certificate)
-        .filter(|bytes| Certificate::from_bytes(bytes).is_ok_and(|c| c.expires_ms > now_ms))
+        .filter_map(|bytes| {
+            let certificate = Certificate::from_bytes(&bytes).ok()?;
+            (certificate.expires_ms > now_ms).then_some((bytes, certificate.issued_ms))
+        })
         .collect();
     others.sort();
-    let digest = directory_digest(&others);
+    let digest = directory_digest(others.iter().map(|(bytes, _)| bytes.as_slice()));
     let certificate = certificate.to_bytes();
     if request.held
         == Some(held_digest(
@@ -96,9 +101,16 @@ pub fn hub_identity(
     {
         return Ok(None);
     }
-    let directory = (request.directory != Some(digest)).then_some(Directory {
+    // A device holding an earlier directory gets the certificates issued since it; it works
+    // out which left (revoked, expired) and checks the result against the digest.
+    let since = request.directory.and(request.directory_issued_through);
+    let directory = (request.directory != Some(digest)).then(|| Directory {
         digest,
-        certificates: others,
+        certificates: others
+            .into_iter()
+            .filter(|(_, issued_ms)| since.is_none_or(|since| *issued_ms > since))
+            .map(|(bytes, _)| bytes)
+            .collect(),
     });
     Ok(Some(IdentityUpdate {
         hub,
@@ -130,13 +142,74 @@ fn held_digest(
     hash.finalize().into()
 }
 
-fn directory_digest(certificates: &[Vec<u8>]) -> [u8; 32] {
+/// The digest of a directory, its certificates in the order of their bytes.
+fn directory_digest<'a>(certificates: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     let mut hash = Sha256::new();
     for certificate in certificates {
         hash.update((certificate.len() as u32).to_le_bytes());
         hash.update(certificate);
     }
     hash.finalize().into()
+}
+
+/// Keeps the directory the hub sent: all of it, or (to a device that said when its copy was
+/// issued up to) the certificates issued since. The kept copy is brought up to date: revoked
+/// devices and certificates expired by the hub's clock (the time of its revocation list)
+/// leave it, and a device's newer certificate replaces its older one. If the result is not
+/// what the hub's digest says (a device removed from the hub, a clock set back), it is kept
+/// for what it is worth, and the next request asks for the whole directory.
+///
+/// Certificates are kept as the hub sent them, those whose signature does not check left out;
+/// only the ones the device did not already hold are verified.
+fn keep_directory(
+    tx: &Transaction,
+    trust: &Trust,
+    hub_now_ms: i64,
+    directory: &Directory,
+) -> Result<()> {
+    let held = kept::directory_certificates(tx)?;
+    let held_bytes: HashSet<&[u8]> = held.iter().map(Vec::as_slice).collect();
+    let mut by_device: BTreeMap<Uuid, (Certificate, &[u8])> = BTreeMap::new();
+    for bytes in &held {
+        if let Ok(certificate) = Certificate::from_bytes(bytes)
+            && !trust.revoked.contains(&certificate.device)
+            && certificate.expires_ms > hub_now_ms
+        {
+            by_device.insert(certificate.device, (certificate, bytes));
+        }
+    }
+    let mut whole: Vec<(Certificate, &[u8])> = Vec::new();
+    for bytes in &directory.certificates {
+        let Ok(certificate) = Certificate::from_bytes(bytes) else {
+            continue;
+        };
+        if !held_bytes.contains(bytes.as_slice()) && trust.check_issuer(&certificate).is_err() {
+            continue;
+        }
+        whole.push((certificate.clone(), bytes));
+        by_device.insert(certificate.device, (certificate, bytes));
+    }
+    let mut updated: Vec<(Certificate, &[u8])> = by_device.into_values().collect();
+    updated.sort_by_key(|(_, bytes)| *bytes);
+    whole.sort_by_key(|(_, bytes)| *bytes);
+    // A hub of the version before sends the whole directory even when asked for what is
+    // newer: then the list itself matches the digest.
+    let listed = |certificates: &[(Certificate, &[u8])]| {
+        directory_digest(certificates.iter().map(|(_, bytes)| *bytes)) == directory.digest
+    };
+    let (kept, matches) = if listed(&updated) {
+        (updated, true)
+    } else if listed(&whole) {
+        (whole, true)
+    } else {
+        (updated, false)
+    };
+    let issued_through = kept.iter().map(|(c, _)| c.issued_ms).max().unwrap_or(0);
+    kept::set_directory(
+        tx,
+        &kept,
+        matches.then_some((directory.digest, issued_through)),
+    )
 }
 
 /// What a device presents with a request (none for a store without keys: a hub's).
@@ -148,6 +221,7 @@ pub(crate) fn request_identity(conn: &rusqlite::Connection) -> Result<Option<Req
         keys: keys.public(),
         directory: kept::directory_digest(conn)?,
         held: kept::held_digest(conn)?,
+        directory_issued_through: kept::directory_issued_through(conn)?,
     }))
 }
 
@@ -180,12 +254,7 @@ pub(crate) fn apply_identity(
     }
     // Its own certificate is checked for the hub's signature only: a device whose clock is off
     // still keeps what the hub issued (its peers judge the expiry by theirs).
-    let signed_only = Trust {
-        now_ms: certificate.issued_ms,
-        revoked: Default::default(),
-        ..trust.clone()
-    };
-    signed_only.check_certificate(&certificate)?;
+    trust.check_issuer(&certificate)?;
     let newer = match kept::revocations_bytes(tx)? {
         Some(bytes) => Revocations::verified(&bytes, &update.hub.signing)
             .map_or(true, |old| old.issued_ms <= revocations.issued_ms),
@@ -196,19 +265,7 @@ pub(crate) fn apply_identity(
     }
     kept::set_certificate(tx, &certificate)?;
     if let Some(directory) = &update.directory {
-        if directory_digest(&directory.certificates) != directory.digest {
-            return Err(IdentityError::Malformed {
-                what: "certificate directory",
-            }
-            .into());
-        }
-        // Certificates that do not check (expired by this clock, revoked) are left out.
-        let checked: Vec<Certificate> = directory
-            .certificates
-            .iter()
-            .filter_map(|bytes| trust.check(bytes).ok())
-            .collect();
-        kept::set_directory(tx, &checked, &directory.digest)?;
+        keep_directory(tx, &trust, revocations.issued_ms, directory)?;
     }
     // What the hub would send again: the next request says it is held.
     let kept_revocations = match kept::revocations_bytes(tx)? {

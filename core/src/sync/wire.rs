@@ -100,6 +100,13 @@ struct RequestIdentityTail {
     identity: Option<RequestIdentity>,
 }
 
+/// The third tail: when the device's copy of the certificate directory was issued up to, so
+/// that the hub may send only what is newer (`RequestIdentity::directory_issued_through`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestDirectoryTail {
+    directory_issued_through: Option<i64>,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -156,19 +163,19 @@ fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), D
     postcard::take_from_bytes(rest).map_err(|_| DecodeError::Structure)
 }
 
-/// A head, then a tail and a second tail if any bytes are left (else their defaults). Bytes
-/// after the parts this version knows are a newer sender's, and ignored.
+/// A head, then a tail and a second tail if any bytes are left (else their defaults); returns
+/// the bytes after them.
 fn head_and_tails<
     H: DeserializeOwned,
     T: DeserializeOwned + Default,
     U: DeserializeOwned + Default,
 >(
     plain: &[u8],
-) -> Result<(H, T, U), DecodeError> {
+) -> Result<(H, T, U, &[u8]), DecodeError> {
     let (head, rest) = postcard::take_from_bytes::<H>(plain).map_err(|_| DecodeError::Structure)?;
     let (tail, rest) = take_part::<T>(rest)?;
-    let (second, _newer) = take_part::<U>(rest)?;
-    Ok((head, tail, second))
+    let (second, rest) = take_part::<U>(rest)?;
+    Ok((head, tail, second, rest))
 }
 
 /// Encodes a request as a device sends it.
@@ -187,19 +194,42 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
     let second = RequestIdentityTail {
         identity: request.identity.clone(),
     };
-    if tail != RequestTail::default() || second != RequestIdentityTail::default() {
-        plain.extend(postcard::to_stdvec(&tail).expect("sync messages serialize"));
-    }
-    if second != RequestIdentityTail::default() {
-        plain.extend(postcard::to_stdvec(&second).expect("sync messages serialize"));
+    let third = RequestDirectoryTail {
+        directory_issued_through: request
+            .identity
+            .as_ref()
+            .and_then(|i| i.directory_issued_through),
+    };
+    // The tails up to the last one that holds more than its defaults.
+    let needed = [
+        tail != RequestTail::default(),
+        second != RequestIdentityTail::default(),
+        third != RequestDirectoryTail::default(),
+    ]
+    .iter()
+    .rposition(|held| *held)
+    .map_or(0, |last| last + 1);
+    let tails = [
+        postcard::to_stdvec(&tail),
+        postcard::to_stdvec(&second),
+        postcard::to_stdvec(&third),
+    ];
+    for part in &tails[..needed] {
+        plain.extend(part.as_deref().expect("sync messages serialize"));
     }
     frame(REQUEST_TAG, &plain)
 }
 
 pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncRequest, DecodeError> {
     let plain = unframe(REQUEST_TAG, "sync request", bytes, max_decompressed)?;
-    let (head, tail, second): (RequestHead, RequestTail, RequestIdentityTail) =
+    let (head, tail, second, rest): (RequestHead, RequestTail, RequestIdentityTail, _) =
         head_and_tails(&plain)?;
+    // Bytes after the parts this version knows are a newer device's, and ignored.
+    let (third, _newer) = take_part::<RequestDirectoryTail>(rest)?;
+    let identity = second.identity.map(|identity| RequestIdentity {
+        directory_issued_through: third.directory_issued_through,
+        ..identity
+    });
     Ok(SyncRequest {
         actor: head.actor,
         cursor: head.cursor,
@@ -207,7 +237,7 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         refetch: head.refetch,
         max_response_bytes: head.max_response_bytes,
         receipt: tail.receipt,
-        identity: second.identity,
+        identity,
     })
 }
 
@@ -244,7 +274,9 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
-    let (head, tail, second): (ResponseHead, ResponseTail, ResponseTail2) = head_and_tails(&plain)?;
+    // Bytes after the parts this version knows are a newer hub's, and ignored.
+    let (head, tail, second, _newer): (ResponseHead, ResponseTail, ResponseTail2, _) =
+        head_and_tails(&plain)?;
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -308,6 +340,12 @@ pub struct RequestIdentity {
     /// The digest of what it holds from the hub (`sync::identity`): when the hub's answer would
     /// be the same, it sends none, and a sync that moves nothing stays small.
     pub held: Option<[u8; 32]>,
+    /// When the certificates of the directory it holds were issued up to (the latest): the hub
+    /// then sends only the certificates issued after it, and the device works out the rest
+    /// (`sync::identity`). Sent in a tail of its own, after the identity, so that hubs and
+    /// devices of the version before read each other's messages as before.
+    #[serde(skip)]
+    pub directory_issued_through: Option<i64>,
 }
 
 /// The hub's answer to `RequestIdentity`: its keys (pinned by the device at its first sync),
@@ -504,6 +542,7 @@ mod tests {
             },
             directory: Some([3; 32]),
             held: None,
+            directory_issued_through: Some(1_700_000_000_000),
         }
     }
 
@@ -512,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn identity_tails_are_read_by_this_version_and_skipped_by_older_ones() {
+    fn tails_are_read_by_this_version_and_skipped_by_older_ones() {
         // This version reads old requests (no tail, the receipt alone) and new ones.
         for sent in [
             request(0, None),
@@ -533,6 +572,15 @@ mod tests {
         let (_, rest) = postcard::take_from_bytes::<RequestHead>(&new).unwrap();
         let tail: RequestTail = postcard::from_bytes(rest).unwrap();
         assert_eq!(tail.receipt, 4);
+        // And its identity, without the third tail (when the directory was issued up to).
+        let (head, tail, second, newer): (RequestHead, RequestTail, RequestIdentityTail, _) =
+            head_and_tails(&new).unwrap();
+        assert_eq!((head.refetch.len(), tail.receipt), (1, 4));
+        assert_eq!(
+            second.identity.map(|i| i.directory),
+            Some(identity().directory)
+        );
+        assert!(!newer.is_empty());
 
         let response = SyncResponse {
             acks: Vec::new(),
