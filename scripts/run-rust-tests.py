@@ -21,14 +21,17 @@ import sys
 import threading
 import time
 
+# The test scripts' one shared build (its flags are there).
+WORKSPACE_BUILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build-workspace.sh")
+
 
 def test_binaries():
     """(target, kind, executable, package dir) of every test binary, built first."""
     # `cargo test --no-run` builds the same test targets, but not the binaries themselves
-    # (uniffi-bindgen, which scripts/test-bindings.sh then takes from this build).
+    # (the hub, uniffi-bindgen and libvigie, which the bindings' and browser scripts then take
+    # from this build).
     build = subprocess.run(
-        ["cargo", "build", "--workspace", "--lib", "--bins", "--tests", "--examples",
-         "--locked", "--message-format=json-render-diagnostics"],
+        [WORKSPACE_BUILD, "--message-format=json-render-diagnostics"],
         stdout=subprocess.PIPE, check=False, text=True)
     if build.returncode != 0:
         sys.exit("the test build failed")
@@ -121,7 +124,7 @@ def main():
         sys.exit("failed: " + ", ".join(failed))
 
     # Doc tests are rustdoc's to build and run.
-    doc = subprocess.run(["cargo", "test", "--workspace", "--locked", "--doc"], check=False)
+    doc = subprocess.run([WORKSPACE_BUILD, "--doc-tests"], check=False)
     if doc.returncode != 0:
         sys.exit("doc tests failed")
 

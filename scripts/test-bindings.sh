@@ -77,17 +77,19 @@ JARS="$JARS:$(jar kotlin-test):$(jar kotlin-test-junit):$(jar kotlinx-coroutines
 
 work="$CARGO_TARGET_DIR/bindings-test"
 mkdir -p "$work"
-log "building the hub (vigie-server) and uniffi-bindgen"
-# The workspace build of scripts/run-rust-tests.py, which builds the hub and uniffi-bindgen
-# with the features the test targets' dependencies add; `cargo build -p` of either would
-# resolve them without those and compile the core, or many of uniffi's dependencies, a second
-# time. After that build, this takes a second.
-cargo build --workspace --lib --bins --tests --examples --locked -q
+log "building the hub, uniffi-bindgen and libvigie (with its test hooks)"
+# The build scripts/run-rust-tests.py made (scripts/build-workspace.sh): after it, this takes
+# a second. A build of the library or of uniffi-bindgen alone would compile the core, or many
+# of uniffi's dependencies, a second time.
+scripts/build-workspace.sh -q
 VIGIE="$CARGO_TARGET_DIR/debug/vigie"
 # Every scripts/bindings.sh call below generates with this one.
 export VIGIE_UNIFFI_BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
-log "building libvigie (features: test-hooks) and generating Kotlin, Python and Swift"
-scripts/bindings.sh --features test-hooks "$work/generated" >/dev/null
+log "generating Kotlin, Python and Swift"
+# A copy: a later build in the same target directory (other features) may replace the file.
+mkdir -p "$work/generated/lib"
+cp -f "$CARGO_TARGET_DIR/debug/libvigie.so" "$work/generated/lib/libvigie.so"
+scripts/bindings.sh --library "$work/generated/lib/libvigie.so" "$work/generated" >/dev/null
 LIB_DIR="$work/generated/lib"
 
 # ---------------------------------------------------------------------------------------------

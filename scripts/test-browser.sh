@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The console's tests in a real browser: installs Debian's Chromium and Node.js when missing and
 # the npm packages of tests/browser (playwright-core, jsqr; pinned by package-lock.json), builds
-# the hub and its demo driver, and runs tests/browser/console.test.mjs (node's test runner).
+# the hub and its demo driver (with the workspace's tests), and runs tests/browser/console.test.mjs (node's test runner).
 # Screenshots are kept in $VIGIE_BROWSER_OUT (default target/browser-artifacts under the build
 # directory); the hub's log goes to $VIGIE_TEST_LOG_DIR when set (scripts/test.sh scans it).
 set -euo pipefail
@@ -24,7 +24,9 @@ fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-cargo build --locked -p vigie-server -p vigie-bench
+# The hub and the demo driver, from the test scripts' shared build (one that builds them alone
+# would compile the core and the hub again; see scripts/build-workspace.sh).
+scripts/build-workspace.sh -q
 export VIGIE_BIN="$CARGO_TARGET_DIR/debug/vigie"
 export VIGIE_BENCH_BIN="$CARGO_TARGET_DIR/debug/vigie-bench"
 export VIGIE_BROWSER_OUT="${VIGIE_BROWSER_OUT:-$CARGO_TARGET_DIR/browser-artifacts}"
