@@ -113,6 +113,24 @@ fn holds(bytes: &[u8], needle: &str) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+/// The devices whose certificates `device` keeps in its directory, in order.
+fn directory_of(device: &Device) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = device
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(|c| c.device)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
 #[test]
 fn enrolment_gives_a_certificate_renewed_when_the_scope_changes() {
     let dir = TempDir::new().unwrap();
@@ -137,17 +155,10 @@ fn enrolment_gives_a_certificate_renewed_when_the_scope_changes() {
         .check_certificate(&certificate)
         .unwrap();
     // The directory holds the others' certificates, not its own.
-    let mut directory: Vec<Uuid> = monitor
-        .store
-        .directory()
-        .unwrap()
-        .iter()
-        .map(|c| c.device)
-        .collect();
-    directory.sort();
-    let mut expected = vec![supervisor.id(), other.id()];
-    expected.sort();
-    assert_eq!(directory, expected);
+    assert_eq!(
+        directory_of(&monitor),
+        sorted(vec![supervisor.id(), other.id()])
+    );
 
     // A sync with the same scope keeps the certificate; new areas renew it.
     monitor.sync(&mut hub);
@@ -508,23 +519,6 @@ fn sync_seeing_directories(
     )
     .unwrap();
     seen
-}
-
-fn directory_of(device: &Device) -> Vec<Uuid> {
-    let mut ids: Vec<Uuid> = device
-        .store
-        .directory()
-        .unwrap()
-        .iter()
-        .map(|c| c.device)
-        .collect();
-    ids.sort();
-    ids
-}
-
-fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
-    ids.sort();
-    ids
 }
 
 #[test]
