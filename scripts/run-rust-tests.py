@@ -59,7 +59,10 @@ def main():
     again = set(filter(None, args.postgres.split(",")))
 
     jobs = []
-    for name, kind, executable, package_dir in test_binaries():
+    building = time.monotonic()
+    binaries = test_binaries()
+    print(f"== the test build took {time.monotonic() - building:.0f} s", flush=True)
+    for name, kind, executable, package_dir in binaries:
         label = f"{name} ({kind})" if kind != "test" else name
         jobs.append((label, executable, package_dir, {}))
         if kind == "test" and name in again:
@@ -124,9 +127,11 @@ def main():
         sys.exit("failed: " + ", ".join(failed))
 
     # Doc tests are rustdoc's to build and run.
+    started = time.monotonic()
     doc = subprocess.run([WORKSPACE_BUILD, "--doc-tests"], check=False)
     if doc.returncode != 0:
         sys.exit("doc tests failed")
+    print(f"== doc tests in {time.monotonic() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

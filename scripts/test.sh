@@ -21,12 +21,18 @@ echo "== Rust: every workspace crate's tests (hub on its embedded store), and th
   "again on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
 # Test binaries run several at a time (scripts/run-rust-tests.py); the PostgreSQL pass runs the
 # same binaries, built once with the workspace's features, with VIGIE_TEST_BACKEND=postgres.
+started=$SECONDS
 scripts/run-rust-tests.py --postgres \
 hub_sync,hub_security,hub_crash,hub_protection,hub_lifecycle,hub_rules,hub_rules_matrix,\
 hub_surface,hub_surface_admin,hub_surface_logs,hub_encryption,hub_identity,hub_attachments,console \
   2>&1 | tee "$logs/rust.log"
+echo "== Rust suites in $((SECONDS - started)) s" >&2
+started=$SECONDS
 scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
+echo "== bindings suites in $((SECONDS - started)) s" >&2
+started=$SECONDS
 VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"
+echo "== browser suite in $((SECONDS - started)) s" >&2
 
 echo "== Logs: no personal data in what the suites and the hubs logged" >&2
 hub_logs=$(find "$logs/hubs" -name '*.hub.log' 2>/dev/null | wc -l)
