@@ -87,10 +87,10 @@ VIGIE="$CARGO_TARGET_DIR/debug/vigie"
 export VIGIE_UNIFFI_BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
 log "generating Kotlin, Python and Swift"
 # A copy: a later build in the same target directory (other features) may replace the file.
-mkdir -p "$work/generated/lib"
-cp -f "$CARGO_TARGET_DIR/debug/libvigie.so" "$work/generated/lib/libvigie.so"
-scripts/bindings.sh --library "$work/generated/lib/libvigie.so" "$work/generated" >/dev/null
 LIB_DIR="$work/generated/lib"
+mkdir -p "$LIB_DIR"
+cp -f "$CARGO_TARGET_DIR/debug/libvigie.so" "$LIB_DIR/libvigie.so"
+scripts/bindings.sh --library "$LIB_DIR/libvigie.so" "$work/generated" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
 # A real hub on 127.0.0.1, one per suite so that suites do not see each other's records

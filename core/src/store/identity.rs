@@ -79,9 +79,9 @@ pub(crate) fn directory_issued_through(conn: &Connection) -> Result<Option<i64>>
         .map(i64::from_le_bytes))
 }
 
-/// The kept directory's certificates, as the hub sent them.
+/// The kept directory's certificates, as the hub sent them, in the order of their devices.
 pub(crate) fn directory_certificates(conn: &Connection) -> Result<Vec<Vec<u8>>> {
-    let mut stmt = conn.prepare_cached("SELECT certificate FROM peer_directory")?;
+    let mut stmt = conn.prepare_cached("SELECT certificate FROM peer_directory ORDER BY device")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -173,13 +173,7 @@ impl Store {
     /// The certificates of other devices the hub delivered (their signatures checked when they
     /// arrived; check them again with `trust` before relying on one: expiry, revocation).
     pub fn directory(&self) -> Result<Vec<Certificate>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT certificate FROM peer_directory ORDER BY device")?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
+        Ok(directory_certificates(&self.conn)?
             .iter()
             .filter_map(|bytes| Certificate::from_bytes(bytes).ok())
             .collect())
