@@ -48,6 +48,7 @@ pub enum AttachmentRequest {
         record: Uuid,
         id: Uuid,
         offset: u64,
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     Download {
@@ -73,6 +74,7 @@ pub enum AttachmentResponse {
         id: Uuid,
         size: u64,
         offset: u64,
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     Refused {

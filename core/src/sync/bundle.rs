@@ -36,6 +36,7 @@ const MAX_BUNDLE_EXPANDED: usize = 512 * 1024 * 1024;
 struct Bundle {
     from_device: Uuid,
     created_ms: i64,
+    #[serde(with = "super::wire::documents")]
     documents: Vec<(Uuid, Vec<u8>)>,
 }
 

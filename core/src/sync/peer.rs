@@ -42,18 +42,26 @@ enum Handshake {
     /// Initiator → answerer.
     Hello {
         version: u8,
+        #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
         nonce: [u8; 32],
     },
     /// Answerer → initiator: signed over the transcript, labelled "answerer".
     Reply {
+        #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
         nonce: [u8; 32],
+        #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
     /// Initiator → answerer: signed over the transcript, labelled "initiator", with the first
     /// reconciliation message.
-    Proof { signature: Vec<u8>, first: Vec<u8> },
+    Proof {
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        first: Vec<u8>,
+    },
 }
 
 /// Where a session stands.

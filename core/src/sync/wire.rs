@@ -43,6 +43,49 @@ fn frame(tag: [u8; 4], plain: &[u8]) -> Vec<u8> {
     out
 }
 
+// Byte strings are written with `serde_bytes` (`#[serde(with = ...)]`): postcard then copies
+// them whole, where a plain `Vec<u8>` went through serde one byte at a time. The bytes on the
+// wire are the same (a length, then the bytes), so messages of earlier versions read as before.
+
+/// `Vec<(Uuid, Vec<u8>)>`, documents by record, with each document written whole.
+pub(crate) mod documents {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+    use uuid::Uuid;
+
+    pub(crate) fn serialize<S: Serializer>(
+        documents: &[(Uuid, Vec<u8>)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(documents.iter().map(|(id, d)| (id, Bytes::new(d))))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(Uuid, Vec<u8>)>, D::Error> {
+        let documents = Vec::<(Uuid, ByteBuf)>::deserialize(d)?;
+        Ok(documents
+            .into_iter()
+            .map(|(id, bytes)| (id, bytes.into_vec()))
+            .collect())
+    }
+}
+
+/// `Vec<Vec<u8>>`, with each byte string written whole.
+mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub(super) fn serialize<S: Serializer>(strings: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(strings.iter().map(|b| Bytes::new(b)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let strings = Vec::<ByteBuf>::deserialize(d)?;
+        Ok(strings.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(
     tag: [u8; 4],
     what: &'static str,
@@ -73,6 +116,7 @@ fn unframe(
 
 #[derive(Serialize)]
 struct RequestHeadRef<'a> {
+    #[serde(with = "serde_bytes")]
     actor: &'a Vec<u8>,
     cursor: &'a Option<Cursor>,
     push: &'a Vec<PushEntry>,
@@ -82,6 +126,7 @@ struct RequestHeadRef<'a> {
 
 #[derive(Deserialize)]
 struct RequestHead {
+    #[serde(with = "serde_bytes")]
     actor: Vec<u8>,
     cursor: Option<Cursor>,
     push: Vec<PushEntry>,
@@ -354,7 +399,9 @@ pub struct RequestIdentity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityUpdate {
     pub hub: HubPublic,
+    #[serde(with = "serde_bytes")]
     pub certificate: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub revocations: Vec<u8>,
     pub directory: Option<Directory>,
 }
@@ -363,6 +410,7 @@ pub struct IdentityUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
     pub digest: [u8; 32],
+    #[serde(with = "byte_strings")]
     pub certificates: Vec<Vec<u8>>,
 }
 
@@ -373,6 +421,7 @@ pub struct PushEntry {
     /// The record's heads on the device once these changes are applied.
     pub heads: Vec<[u8; 32]>,
     /// A whole document, or Automerge changes after the heads the hub was known to hold.
+    #[serde(with = "serde_bytes")]
     pub changes: Vec<u8>,
 }
 
@@ -428,6 +477,7 @@ pub enum PushOutcome {
     /// device lacks to reach them (empty when it lacks none).
     Accepted {
         hub_heads: Vec<[u8; 32]>,
+        #[serde(with = "serde_bytes")]
         catch_up: Vec<u8>,
         /// The device's clock, as seen in these changes, is far from the hub's.
         clock_skewed: bool,
@@ -498,6 +548,7 @@ pub enum Refusal {
 pub struct PullEntry {
     pub id: Uuid,
     /// A whole document, or the changes the device lacks.
+    #[serde(with = "serde_bytes")]
     pub changes: Vec<u8>,
     /// The record's heads on the hub; empty for a whole document the device never had (the
     /// hub holds exactly what it sent).
@@ -509,8 +560,10 @@ pub struct PullEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerMessage {
     /// The next negentropy frame, if reconciliation is still going on.
+    #[serde(with = "serde_bytes")]
     pub reconcile: Option<Vec<u8>>,
     /// Documents the other side lacks (whole; merging a whole document is idempotent).
+    #[serde(with = "documents")]
     pub documents: Vec<(Uuid, Vec<u8>)>,
     /// Items (hashes of record id and heads) this side needs documents for.
     pub wanted: Vec<[u8; 32]>,
@@ -548,6 +601,84 @@ mod tests {
 
     fn plain(tag: [u8; 4], bytes: &[u8]) -> Vec<u8> {
         unframe(tag, "test", bytes, 1 << 20).unwrap()
+    }
+
+    /// Each message with byte strings, as the versions before `serde_bytes` wrote it: plain
+    /// `Vec<u8>` fields.
+    #[test]
+    fn byte_strings_are_written_as_the_versions_before_wrote_them() {
+        #[derive(Serialize, Deserialize)]
+        struct PlainPull {
+            id: Uuid,
+            changes: Vec<u8>,
+            hub_heads: Vec<[u8; 32]>,
+        }
+        #[derive(Serialize, Deserialize)]
+        struct PlainPeer {
+            reconcile: Option<Vec<u8>>,
+            documents: Vec<(Uuid, Vec<u8>)>,
+            wanted: Vec<[u8; 32]>,
+            done: bool,
+        }
+        #[derive(Serialize, Deserialize)]
+        struct PlainDirectory {
+            digest: [u8; 32],
+            certificates: Vec<Vec<u8>>,
+        }
+        fn same<A: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug, P: Serialize>(
+            now: &A,
+            before: &P,
+        ) {
+            let written = postcard::to_stdvec(before).unwrap();
+            assert_eq!(postcard::to_stdvec(now).unwrap(), written);
+            assert_eq!(&postcard::from_bytes::<A>(&written).unwrap(), now);
+        }
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        // Lengths on one byte and on two (postcard's varint), and none.
+        for bytes in [
+            vec![],
+            vec![0x85, 0x6f, 0x4a],
+            (0..=255u8).cycle().take(300).collect(),
+        ] {
+            same(
+                &PullEntry {
+                    id,
+                    changes: bytes.clone(),
+                    hub_heads: vec![[5; 32]],
+                },
+                &PlainPull {
+                    id,
+                    changes: bytes.clone(),
+                    hub_heads: vec![[5; 32]],
+                },
+            );
+            for reconcile in [None, Some(bytes.clone())] {
+                same(
+                    &PeerMessage {
+                        reconcile: reconcile.clone(),
+                        documents: vec![(id, bytes.clone()), (Uuid::nil(), vec![1])],
+                        wanted: vec![[2; 32]],
+                        done: true,
+                    },
+                    &PlainPeer {
+                        reconcile,
+                        documents: vec![(id, bytes.clone()), (Uuid::nil(), vec![1])],
+                        wanted: vec![[2; 32]],
+                        done: true,
+                    },
+                );
+            }
+            same(
+                &Directory {
+                    digest: [4; 32],
+                    certificates: vec![bytes.clone(), vec![9; 3]],
+                },
+                &PlainDirectory {
+                    digest: [4; 32],
+                    certificates: vec![bytes.clone(), vec![9; 3]],
+                },
+            );
+        }
     }
 
     #[test]
