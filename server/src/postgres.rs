@@ -219,8 +219,12 @@ impl Postgres {
             return Err(KeyError::PostgresUnencrypted.into());
         }
         let config: postgres::Config = url.parse().map_err(|_| ConnectError::BadUrl)?;
+        // Connections open as requests need them, up to `connections`, and idle ones close
+        // after a while: a hub that opened them all at start made PostgreSQL start a backend
+        // process for each, and waited for them, before serving anything.
         let pool = Pool::builder()
             .max_size(connections.max(1))
+            .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(PostgresConnectionManager::new(config, NoTls))
             // The pool's message names the server, not a secret: the password is not in it.
