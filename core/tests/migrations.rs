@@ -20,7 +20,7 @@ use vigie_core::store::SCHEMA_VERSION;
 use vigie_core::{
     Area, AreaFilter, CaseStatus, ChildCase, ChildCaseQuery, Encryption, Error, FollowUp,
     FollowUpSituation, Formality, Page, Record, RecordKind, Role, Sex, Store, StoreConfig, User,
-    Visit, VisitKind, Workplace,
+    Visit, VisitKind, VisitQuery, Workplace,
 };
 
 const SCHEMA_V1: &str = include_str!("fixtures/schema_v1.sql");
@@ -448,6 +448,37 @@ fn v1_store_migrates_to_the_current_schema() {
         due.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![f.child_due.id]
     );
+    // Visits by workplace and by visitor (schema 14 keeps the ids once, by number): the
+    // visit's summary names them, an id no row names finds nothing.
+    for (query, found) in [
+        (
+            VisitQuery {
+                workplace_id: Some(f.workplace.id),
+                ..Default::default()
+            },
+            vec![f.visit.id],
+        ),
+        (
+            VisitQuery {
+                visitor_id: Some(f.user.id),
+                ..Default::default()
+            },
+            vec![f.visit.id],
+        ),
+        (
+            VisitQuery {
+                visitor_id: Some(f.workplace.id),
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ] {
+        let visits = store.visits(&query, Page::first(10)).expect("visits");
+        assert_eq!(visits.iter().map(|v| v.id).collect::<Vec<_>>(), found);
+        for v in &visits {
+            assert_eq!((v.workplace_id, v.visitor_id), (f.workplace.id, f.user.id));
+        }
+    }
     assert!(store.integrity_check().expect("integrity_check"));
     store.close().expect("close");
 

@@ -43,6 +43,12 @@ macro_rules! coded {
                     _ => None,
                 }
             }
+
+            /// The value stored as this number in SQLite (its discriminant: see the enums
+            /// whose discriminants are written out).
+            pub fn from_i64(number: i64) -> Option<$name> {
+                $name::ALL.into_iter().find(|v| *v as i64 == number)
+            }
         }
 
         impl fmt::Display for $name {
@@ -150,11 +156,6 @@ coded! {
 }
 
 impl RecordKind {
-    /// The kind stored as this number in SQLite.
-    pub fn from_i64(v: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| *k as i64 == v)
-    }
-
     /// The kind a code names (`from_code` under its older name).
     pub fn from_str_opt(code: &str) -> Option<Self> {
         Self::from_code(code)
@@ -169,20 +170,22 @@ coded! {
 }
 
 coded! {
+    /// The discriminant is stored in SQLite: never renumber.
     pub enum VisitKind {
-        LabourInspection => "labour_inspection",
-        CommunityMonitoring => "community_monitoring",
-        FollowUp => "follow_up",
+        LabourInspection = 1 => "labour_inspection",
+        CommunityMonitoring = 2 => "community_monitoring",
+        FollowUp = 3 => "follow_up",
     }
 }
 
 coded! {
-    /// draft → submitted → validated | returned (`VisitStatus::can_become`).
+    /// draft → submitted → validated | returned (`VisitStatus::can_become`). The discriminant
+    /// is stored in SQLite (schema 14's review queue names `Submitted`'s): never renumber.
     pub enum VisitStatus {
-        Draft => "draft",
-        Submitted => "submitted",
-        Validated => "validated",
-        Returned => "returned",
+        Draft = 1 => "draft",
+        Submitted = 2 => "submitted",
+        Validated = 3 => "validated",
+        Returned = 4 => "returned",
     }
 }
 
@@ -331,13 +334,6 @@ coded! {
         HazardousChildLabour = 2 => "hazardous_child_labour",
         /// An open case where a worst form of child labour (C182 art. 3 a-c) is suspected.
         WorstFormSuspected = 3 => "worst_form_suspected",
-    }
-}
-
-impl AlertSeverity {
-    /// The severity stored as this number in SQLite.
-    pub fn from_i64(v: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| *s as i64 == v)
     }
 }
 

@@ -217,7 +217,7 @@ impl Store {
         let mut violating: BTreeSet<Vec<u8>> = BTreeSet::new();
         for row in queries::visit_rows(&self.conn, area, from, until, scope)? {
             out.visits += 1;
-            if VisitKind::from_code(&row.kind) == Some(VisitKind::LabourInspection) {
+            if row.kind == VisitKind::LabourInspection {
                 out.inspections += 1;
             }
             if row.violation {

@@ -2,8 +2,9 @@
 //!
 //! Index rows are written in the same transaction as the document they come from, and can be
 //! rebuilt from the documents at any time (a migration that adds an index does just that).
-//! Every value they hold is derived by the domain (`domain::derived`), is a stored code
-//! (`domain::codes`), or is the number of an area code in `area_codes` (`area_numbers`).
+//! Every value they hold is derived by the domain (`domain::derived`), is a stored code or
+//! number (`domain::codes`), or is the number of an area code in `area_codes` (`area_numbers`) or of
+//! a record or user id in `referenced_ids` (`id_number`).
 
 use crate::domain::area::Area;
 use crate::domain::codes::{AlertSeverity, RecordKind};
@@ -68,6 +69,25 @@ fn area_numbers(tx: &Transaction, area: &Area) -> Result<[i64; 4]> {
     Ok(numbers)
 }
 
+/// The number of an id that index rows refer to (a workplace, a visitor, an assignee) in
+/// `referenced_ids`, added the first time a row names it. Like area codes, numbers are never
+/// removed (a number must stay what it was for the rows that hold it): an id is one random
+/// number, and a phone names a few hundred workplaces and users.
+fn id_number(tx: &Transaction, id: Uuid) -> Result<i64> {
+    let known: Option<i64> = tx
+        .prepare_cached("SELECT id FROM referenced_ids WHERE uuid = ?1")?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    Ok(match known {
+        Some(number) => number,
+        None => {
+            tx.prepare_cached("INSERT INTO referenced_ids (uuid) VALUES (?1)")?
+                .execute([id.as_bytes()])?;
+            tx.last_insert_rowid()
+        }
+    })
+}
+
 /// Writes the index rows of one record (which has none yet).
 pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
     // Reference data belongs to no area: its scope row, with empty codes, is what lets the hub
@@ -117,25 +137,27 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                 .execute(params![rowid, w.name])?;
         }
         Indexed::Visit(v) => {
+            let (workplace, visitor) =
+                (id_number(tx, v.workplace_id)?, id_number(tx, v.visitor_id)?);
             tx.prepare_cached(
-                "INSERT INTO visit_index (record, kind, workplace_id, visitor_id, started_ms, status,
+                "INSERT INTO visit_index (record, kind, workplace, visitor, started_ms, status,
                                           country, region, district, community, fl_mask, violation)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
-                    rowid,
-                    v.kind.as_str(),
-                    v.workplace_id.as_bytes(),
-                    v.visitor_id.as_bytes(),
-                    v.started_at.timestamp_millis(),
-                    v.status.as_str(),
-                    c,
-                    r,
-                    d,
-                    m,
-                    forced_labour_mask(v),
-                    has_violation(v)
-                ])?;
+                rowid,
+                v.kind as i64,
+                workplace,
+                visitor,
+                v.started_at.timestamp_millis(),
+                v.status as i64,
+                c,
+                r,
+                d,
+                m,
+                forced_labour_mask(v),
+                has_violation(v)
+            ])?;
             if let Some(severity) = visit_severity(v) {
                 insert_alert(
                     tx,
@@ -151,10 +173,11 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
             }
         }
         Indexed::ChildCase(k) => {
+            let workplace = k.workplace_id.map(|w| id_number(tx, w)).transpose()?;
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community,
-                                          birth_year, name_key, workplace_id, merged)
+                                          birth_year, name_key, workplace, merged)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
@@ -172,7 +195,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     m,
                     birth_year(k),
                     fold_name(&k.name),
-                    k.workplace_id.map(|w| w.as_bytes().to_vec()),
+                    workplace,
                     k.merged_into.is_some()
                 ])?;
             if let Some(severity) = case_severity(k) {
@@ -227,10 +250,11 @@ fn insert_due(
     assignee: Uuid,
     [c, r, d, m]: [i64; 4],
 ) -> Result<()> {
+    let assignee = id_number(tx, assignee)?;
     tx.prepare_cached(
-        "INSERT INTO due_index (record, kind, due_date, assignee, country, region, district, community)
+        "INSERT INTO due_index (record, kind, due_ms, assignee, country, region, district, community)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![rowid, kind as i64, due.to_string(), assignee.as_bytes(), c, r, d, m])?;
+    .execute(params![rowid, kind as i64, midnight_ms(due), assignee, c, r, d, m])?;
     Ok(())
 }

@@ -404,9 +404,18 @@ fn code_col<T>(
     })
 }
 
-fn kind_col(row: &Row, idx: usize) -> rusqlite::Result<RecordKind> {
+/// A value stored as its number (`from_i64` of its enum).
+fn number_col<T>(
+    row: &Row,
+    idx: usize,
+    from_number: impl Fn(i64) -> Option<T>,
+) -> rusqlite::Result<T> {
     let n: i64 = row.get(idx)?;
-    RecordKind::from_i64(n).ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, n))
+    from_number(n).ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, n))
+}
+
+fn kind_col(row: &Row, idx: usize) -> rusqlite::Result<RecordKind> {
+    number_col(row, idx, RecordKind::from_i64)
 }
 
 fn instant_col(row: &Row, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
@@ -442,13 +451,13 @@ pub(crate) fn visits(
     let mut f = Filter::default();
     f.area("v", &q.area);
     f.within("v", RecordKind::Visit, scope);
-    f.add_opt("v.status = ?", q.status.map(|s| s.as_str().to_string()));
+    f.add_opt("v.status = ?", q.status.map(|s| s as i64));
     f.add_opt(
-        "v.workplace_id = ?",
+        "v.workplace = (SELECT id FROM referenced_ids WHERE uuid = ?)",
         q.workplace_id.map(|w| w.as_bytes().to_vec()),
     );
     f.add_opt(
-        "v.visitor_id = ?",
+        "v.visitor = (SELECT id FROM referenced_ids WHERE uuid = ?)",
         q.visitor_id.map(|u| u.as_bytes().to_vec()),
     );
     f.add_opt(
@@ -461,22 +470,22 @@ pub(crate) fn visits(
     );
     let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page)?;
     let sql = format!(
-        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community)
+        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community)
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
     rows(conn, &sql, params, visit_summary)
 }
 
-/// A visit's summary from a row whose first columns are `r.id, v.kind, v.workplace_id,
-/// v.visitor_id, v.started_ms, v.status, v.district, v.community`.
+/// A visit's summary from a row whose first columns are `r.id, v.kind`, the workplace's and
+/// the visitor's ids, `v.started_ms, v.status`, the district's and the community's codes.
 fn visit_summary(row: &Row<'_>) -> rusqlite::Result<VisitSummary> {
     Ok(VisitSummary {
         id: uuid_col(row, 0)?,
-        kind: code_col(row, 1, VisitKind::from_code)?,
+        kind: number_col(row, 1, VisitKind::from_i64)?,
         workplace_id: uuid_col(row, 2)?,
         visitor_id: uuid_col(row, 3)?,
         started_at: instant_col(row, 4)?,
-        status: code_col(row, 5, VisitStatus::from_code)?,
+        status: number_col(row, 5, VisitStatus::from_i64)?,
         district: row.get(6)?,
         community: row.get(7)?,
     })
@@ -567,18 +576,21 @@ pub(crate) fn due_before(
     f.area("d", area);
     // Due items are visits' and cases': the rule keeps those the role works with.
     f.within_kinds("d", scope);
-    f.add_opt("d.assignee = ?", assignee.map(|a| a.as_bytes().to_vec()));
-    f.add("d.due_date < ?", before.to_string());
-    let (tail, params) = f.finish("d.due_date, d.record", page)?;
+    f.add_opt(
+        "d.assignee = (SELECT id FROM referenced_ids WHERE uuid = ?)",
+        assignee.map(|a| a.as_bytes().to_vec()),
+    );
+    f.add("d.due_ms < ?", midnight_ms(before));
+    let (tail, params) = f.finish("d.due_ms, d.record", page)?;
     let sql = format!(
-        "SELECT r.id, d.kind, d.due_date, d.assignee, (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community)
+        "SELECT r.id, d.kind, d.due_ms, (SELECT uuid FROM referenced_ids WHERE id = d.assignee), (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community)
          FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
     );
     rows(conn, &sql, params, |row| {
         Ok(DueItem {
             id: uuid_col(row, 0)?,
             kind: kind_col(row, 1)?,
-            due: row.get::<_, String>(2)?.parse().unwrap_or(NaiveDate::MIN),
+            due: instant_col(row, 2)?.date_naive(),
             assignee: uuid_col(row, 3)?,
             district: row.get(4)?,
             community: row.get(5)?,
@@ -901,7 +913,8 @@ pub(crate) fn child_rows(
         "SELECT c.sex, c.age, c.status, c.classification, c.identified_ms, (SELECT code FROM area_codes WHERE id = c.district),
                 (SELECT code FROM area_codes WHERE id = c.community), w.sector
          FROM child_index c
-         LEFT JOIN records wr ON wr.id = c.workplace_id
+         LEFT JOIN referenced_ids wi ON wi.id = c.workplace
+         LEFT JOIN records wr ON wr.id = wi.uuid
          LEFT JOIN workplace_index w ON w.record = wr.rowid
          {}",
         f.sql()
@@ -922,7 +935,7 @@ pub(crate) fn child_rows(
 
 /// A visit as the indicators count it.
 pub(crate) struct VisitRow {
-    pub kind: String,
+    pub kind: VisitKind,
     pub workplace_id: Vec<u8>,
     /// `derived::forced_labour_mask`.
     pub forced_labour: i64,
@@ -943,12 +956,14 @@ pub(crate) fn visit_rows(
     f.add_opt("v.started_ms >= ?", from.map(midnight_ms));
     f.add_opt("v.started_ms < ?", until.map(midnight_ms));
     let sql = format!(
-        "SELECT v.kind, v.workplace_id, v.fl_mask, v.violation FROM visit_index v {}",
+        "SELECT v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), v.fl_mask,
+                v.violation
+         FROM visit_index v {}",
         f.sql()
     );
     rows(conn, &sql, f.params, |row| {
         Ok(VisitRow {
-            kind: row.get(0)?,
+            kind: number_col(row, 0, VisitKind::from_i64)?,
             workplace_id: row.get(1)?,
             forced_labour: row.get(2)?,
             violation: row.get(3)?,
@@ -980,15 +995,16 @@ pub(crate) fn review_queue(
     page: Page,
 ) -> Result<Vec<ReviewItem>> {
     let mut f = Filter::default();
-    // A literal, so that the planner may use the queue's partial index (migration 010).
-    f.add_all("v.status = 'submitted'", Vec::new());
+    // A literal, so that the planner may use the queue's partial index (migration 014).
+    let submitted = format!("v.status = {}", VisitStatus::Submitted as i64);
+    f.add_all(&submitted, Vec::new());
     f.within("v", RecordKind::Visit, Some(scope));
     let (tail, params) = f.finish(
         "(v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record",
         page,
     )?;
     let sql = format!(
-        "SELECT r.id, v.kind, v.workplace_id, v.visitor_id, v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district),
+        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district),
                 (SELECT code FROM area_codes WHERE id = v.community), v.fl_mask, v.violation
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
@@ -1020,9 +1036,10 @@ pub(crate) fn places(
     f.add("v.started_ms < ?", until);
     f.within("v", RecordKind::Visit, Some(scope));
     let sql = format!(
-        "SELECT v.workplace_id, count(*), max(coalesce(a.severity, 0))
+        "SELECT (SELECT uuid FROM referenced_ids WHERE id = v.workplace), count(*),
+                max(coalesce(a.severity, 0))
          FROM visit_index v LEFT JOIN alert_index a ON a.record = v.record {}
-         GROUP BY v.workplace_id",
+         GROUP BY v.workplace",
         f.sql()
     );
     for (workplace, visits, severity) in rows(conn, &sql, f.params, |row| {
@@ -1033,12 +1050,12 @@ pub(crate) fn places(
     let mut f = Filter::default();
     f.add("c.identified_ms >= ?", from);
     f.add("c.identified_ms < ?", until);
-    f.add_all("c.workplace_id IS NOT NULL", Vec::new());
+    f.add_all("c.workplace IS NOT NULL", Vec::new());
     f.within("c", RecordKind::ChildCase, Some(scope));
     let sql = format!(
-        "SELECT c.workplace_id, max(a.severity)
+        "SELECT (SELECT uuid FROM referenced_ids WHERE id = c.workplace), max(a.severity)
          FROM child_index c JOIN alert_index a ON a.record = c.record {}
-         GROUP BY c.workplace_id",
+         GROUP BY c.workplace",
         f.sql()
     );
     for (workplace, severity) in rows(conn, &sql, f.params, |row| {
@@ -1127,4 +1144,42 @@ pub(crate) fn ids_received_by(conn: &Connection, scope: &Scope) -> Result<HashSe
         .iter()
         .filter_map(|id| Uuid::from_slice(id).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The review queue's partial index (schema 14) names `Submitted` by its number, and
+    /// `review_queue` writes the same number as a literal: were they to differ, the queue would
+    /// read every visit.
+    #[test]
+    fn the_review_queue_and_its_partial_index_name_the_same_status() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, |_| Ok(())).unwrap();
+        let index: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'visit_review_queue'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let submitted = VisitStatus::Submitted as i64;
+        assert!(
+            index.ends_with(&format!("WHERE status = {submitted}")),
+            "{index}"
+        );
+        let plan: String = conn
+            .query_row(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT v.record FROM visit_index v
+                     WHERE v.status = {submitted}
+                     ORDER BY (v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record"
+                ),
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("visit_review_queue"), "{plan}");
+    }
 }
