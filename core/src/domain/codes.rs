@@ -225,9 +225,10 @@ coded! {
 }
 
 coded! {
+    /// The discriminant is stored in SQLite: never renumber.
     pub enum Sex {
-        Female => "female",
-        Male => "male",
+        Female = 1 => "female",
+        Male = 2 => "male",
     }
 }
 
@@ -267,14 +268,14 @@ coded! {
 
 coded! {
     /// identified → referred → receiving services → withdrawn | prevented → closed
-    /// (`CaseStatus::can_become`).
+    /// (`CaseStatus::can_become`). The discriminant is stored in SQLite: never renumber.
     pub enum CaseStatus {
-        Identified => "identified",
-        Referred => "referred",
-        ReceivingServices => "receiving_services",
-        Withdrawn => "withdrawn",
-        Prevented => "prevented",
-        Closed => "closed",
+        Identified = 1 => "identified",
+        Referred = 2 => "referred",
+        ReceivingServices = 3 => "receiving_services",
+        Withdrawn = 4 => "withdrawn",
+        Prevented = 5 => "prevented",
+        Closed = 6 => "closed",
     }
 }
 
@@ -317,11 +318,12 @@ impl Role {
 }
 
 coded! {
+    /// The discriminant is stored in SQLite: never renumber.
     pub enum ClassificationOutcome {
-        NotChildLabour => "not_child_labour",
-        ChildLabour => "child_labour",
-        HazardousChildLabour => "hazardous_child_labour",
-        WorstFormSuspected => "worst_form_suspected",
+        NotChildLabour = 1 => "not_child_labour",
+        ChildLabour = 2 => "child_labour",
+        HazardousChildLabour = 3 => "hazardous_child_labour",
+        WorstFormSuspected = 4 => "worst_form_suspected",
     }
 }
 

@@ -194,14 +194,11 @@ impl Store {
             let month = DateTime::from_timestamp_millis(row.identified_ms)
                 .map(|t| t.format("%Y-%m").to_string())
                 .unwrap_or_default();
-            let outcome = row
-                .classification
-                .as_deref()
-                .and_then(ClassificationOutcome::from_code);
-            let status = CaseStatus::from_code(&row.status);
+            let outcome = row.classification;
+            let status = Some(row.status);
             out.children.add(outcome, status);
             for (map, key) in [
-                (&mut out.by_sex, row.sex),
+                (&mut out.by_sex, row.sex.as_str().to_string()),
                 (&mut out.by_age_band, age_band(row.age).to_string()),
                 (
                     &mut out.by_sector,

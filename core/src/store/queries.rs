@@ -388,22 +388,6 @@ pub(crate) fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
     })
 }
 
-/// A value stored as its code (`codes`), read back.
-fn code_col<T>(
-    row: &Row,
-    idx: usize,
-    from_code: impl Fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    let code: String = row.get(idx)?;
-    from_code(&code).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            "an unknown code in the index".into(),
-        )
-    })
-}
-
 /// A value stored as its number (`from_i64` of its enum).
 fn number_col<T>(
     row: &Row,
@@ -511,11 +495,8 @@ pub(crate) fn child_cases(
             query,
         );
     }
-    f.add_opt("c.status = ?", q.status.map(|s| s.as_str().to_string()));
-    f.add_opt(
-        "c.classification = ?",
-        q.classification.map(|c| c.as_str().to_string()),
-    );
+    f.add_opt("c.status = ?", q.status.map(|s| s as i64));
+    f.add_opt("c.classification = ?", q.classification.map(|c| c as i64));
     let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;
     let sql = format!(
         "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, (SELECT code FROM area_codes WHERE id = c.district), (SELECT code FROM area_codes WHERE id = c.community)
@@ -526,12 +507,12 @@ pub(crate) fn child_cases(
             id: uuid_col(row, 0)?,
             case_code: row.get(1)?,
             name: row.get(2)?,
-            sex: code_col(row, 3, Sex::from_code)?,
+            sex: number_col(row, 3, Sex::from_i64)?,
             age: row.get(4)?,
-            status: code_col(row, 5, CaseStatus::from_code)?,
+            status: number_col(row, 5, CaseStatus::from_i64)?,
             classification: row
-                .get::<_, Option<String>>(6)?
-                .and_then(|s| ClassificationOutcome::from_code(&s)),
+                .get::<_, Option<i64>>(6)?
+                .and_then(ClassificationOutcome::from_i64),
             district: row.get(7)?,
             community: row.get(8)?,
         })
@@ -884,10 +865,10 @@ pub(crate) fn duplicate_rows(
 
 /// A child case as the indicators count it.
 pub(crate) struct ChildRow {
-    pub sex: String,
+    pub sex: Sex,
     pub age: Option<u32>,
-    pub status: String,
-    pub classification: Option<String>,
+    pub status: CaseStatus,
+    pub classification: Option<ClassificationOutcome>,
     pub identified_ms: i64,
     pub district: String,
     pub community: String,
@@ -921,10 +902,12 @@ pub(crate) fn child_rows(
     );
     rows(conn, &sql, f.params, |row| {
         Ok(ChildRow {
-            sex: row.get(0)?,
+            sex: number_col(row, 0, Sex::from_i64)?,
             age: row.get(1)?,
-            status: row.get(2)?,
-            classification: row.get(3)?,
+            status: number_col(row, 2, CaseStatus::from_i64)?,
+            classification: row
+                .get::<_, Option<i64>>(3)?
+                .and_then(ClassificationOutcome::from_i64),
             identified_ms: row.get(4)?,
             district: row.get(5)?,
             community: row.get(6)?,

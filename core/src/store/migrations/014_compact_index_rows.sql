@@ -3,8 +3,9 @@
 --   case's workplace) are kept once, in `referenced_ids`; the index tables hold their numbers,
 --   as they hold area codes' (schema 13). An id took 16 bytes in a row and again in each index
 --   over it, for a few thousand workplaces and users named by tens of thousands of rows.
--- - A visit's kind and status are their stored numbers (`VisitKind`, `VisitStatus`), not their
---   codes: a status took 9 bytes in a row and in each of two area indexes.
+-- - A visit's kind and status, and a case's sex, status and classification, are their stored
+--   numbers (`domain::codes`), not their codes: a status took 9 bytes or more in a row and in
+--   each of two area indexes.
 -- - A follow-up's due day is its midnight in milliseconds, as every other day of an index row
 --   (`derived::midnight_ms`), not its text.
 -- Together, about a tenth of a phone's database. The tables are made again empty: the
@@ -42,10 +43,10 @@ CREATE TABLE child_index (
     record         INTEGER PRIMARY KEY REFERENCES records(rowid) ON DELETE CASCADE,
     case_code      TEXT    NOT NULL,
     name           TEXT    NOT NULL,
-    sex            TEXT    NOT NULL,
+    sex            INTEGER NOT NULL,
     age            INTEGER,
-    status         TEXT    NOT NULL,
-    classification TEXT,
+    status         INTEGER NOT NULL,
+    classification INTEGER,
     identified_ms  INTEGER NOT NULL,
     country        INTEGER NOT NULL,
     region         INTEGER NOT NULL,
