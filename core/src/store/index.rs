@@ -15,7 +15,7 @@ use crate::domain::derived::{
 use crate::domain::records::{ChildCase, User, Visit, Workplace};
 use crate::error::Result;
 use chrono::NaiveDate;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, ToSql, Transaction, params};
 use uuid::Uuid;
 
 pub(crate) enum Indexed<'a> {
@@ -47,45 +47,54 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
     Ok(())
 }
 
-/// The numbers of an area's four codes in `area_codes` (country to community), each added the
-/// first time a record is filed under it. Codes are never removed: there are a few hundred, and
-/// a number must stay what it was for the rows that hold it.
+/// A table that numbers values index rows hold once (`id INTEGER PRIMARY KEY` and the value,
+/// unique): the statement that finds a value's number, and the one that adds the value.
+struct Numbering {
+    find: &'static str,
+    add: &'static str,
+}
+
+const AREA_CODES: Numbering = Numbering {
+    find: "SELECT id FROM area_codes WHERE code = ?1",
+    add: "INSERT INTO area_codes (code) VALUES (?1)",
+};
+
+const REFERENCED_IDS: Numbering = Numbering {
+    find: "SELECT id FROM referenced_ids WHERE uuid = ?1",
+    add: "INSERT INTO referenced_ids (uuid) VALUES (?1)",
+};
+
+/// The number of `value` in `table`, added the first time a row names it. Numbers are never
+/// removed: a number must stay what it was for the rows that hold it.
+fn number_in(tx: &Transaction, table: &Numbering, value: impl ToSql) -> Result<i64> {
+    let known: Option<i64> = tx
+        .prepare_cached(table.find)?
+        .query_row([&value], |r| r.get(0))
+        .optional()?;
+    Ok(match known {
+        Some(number) => number,
+        None => {
+            tx.prepare_cached(table.add)?.execute([&value])?;
+            tx.last_insert_rowid()
+        }
+    })
+}
+
+/// The numbers of an area's four codes in `area_codes` (country to community). There are a
+/// few hundred codes.
 fn area_numbers(tx: &Transaction, area: &Area) -> Result<[i64; 4]> {
     let mut numbers = [0; 4];
     for (number, code) in numbers.iter_mut().zip(area.codes()) {
-        let known: Option<i64> = tx
-            .prepare_cached("SELECT id FROM area_codes WHERE code = ?1")?
-            .query_row([code], |r| r.get(0))
-            .optional()?;
-        *number = match known {
-            Some(id) => id,
-            None => {
-                tx.prepare_cached("INSERT INTO area_codes (code) VALUES (?1)")?
-                    .execute([code])?;
-                tx.last_insert_rowid()
-            }
-        };
+        *number = number_in(tx, &AREA_CODES, code)?;
     }
     Ok(numbers)
 }
 
 /// The number of an id that index rows refer to (a workplace, a visitor, an assignee) in
-/// `referenced_ids`, added the first time a row names it. Like area codes, numbers are never
-/// removed (a number must stay what it was for the rows that hold it): an id is one random
-/// number, and a phone names a few hundred workplaces and users.
+/// `referenced_ids`. An id is one random number, and a phone names a few thousand workplaces
+/// and users.
 fn id_number(tx: &Transaction, id: Uuid) -> Result<i64> {
-    let known: Option<i64> = tx
-        .prepare_cached("SELECT id FROM referenced_ids WHERE uuid = ?1")?
-        .query_row([id.as_bytes()], |r| r.get(0))
-        .optional()?;
-    Ok(match known {
-        Some(number) => number,
-        None => {
-            tx.prepare_cached("INSERT INTO referenced_ids (uuid) VALUES (?1)")?
-                .execute([id.as_bytes()])?;
-            tx.last_insert_rowid()
-        }
-    })
+    number_in(tx, &REFERENCED_IDS, id.as_bytes())
 }
 
 /// Writes the index rows of one record (which has none yet).
