@@ -222,6 +222,7 @@ fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     record_and_sync(&mut monitor, &hub.url, 6);
     let (rss_before, _) = hub.memory_mib();
     let files_before = hub.open_files();
+    let connections_before = hub.client_connections();
     let started = Instant::now();
 
     // 100 unauthenticated uploads declaring 8 MiB, each with 1 MiB sent (when the hub reads
@@ -268,6 +269,7 @@ fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
         }
     }
     let (_, peak) = hub.memory_mib();
+    let held_in_flood = hub.client_connections();
     assert!(
         peak - rss_before < 48.0,
         "the hub grew from {rss_before:.1} MiB to a peak of {peak:.1} MiB"
@@ -275,22 +277,29 @@ fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     // The hub holds at most its cap of connections (those it closed for newcomers end within
     // moments), and the stalled ones end.
     assert!(
-        wait_until(Duration::from_secs(3), || hub.open_files()
-            < files_before + 300 + 32),
-        "{} files open",
-        hub.open_files()
+        wait_until(Duration::from_secs(3), || hub.client_connections()
+            <= connections_before + 300 + 8),
+        "{} connections held",
+        hub.client_connections()
     );
     assert!(
-        // (PostgreSQL's pool may have grown meanwhile.)
-        wait_until(Duration::from_secs(15), || hub.open_files()
-            <= files_before + 32),
-        "{} files open after the flood, {files_before} before",
-        hub.open_files()
+        wait_until(Duration::from_secs(15), || hub.client_connections()
+            <= connections_before + 8),
+        "{} connections held after the flood, {connections_before} before",
+        hub.client_connections()
+    );
+    // Nothing else was left open by them (PostgreSQL's pool may have grown meanwhile).
+    let files_after = hub.open_files();
+    assert!(
+        files_after <= files_before + 32 + hub.database_pool_files(),
+        "{files_after} files open after the flood, {files_before} before"
     );
     drop(flood);
     drop(uploads);
     println!(
-        "flood: hub RSS {rss_before:.1} MiB before, peak {peak:.1} MiB, {:?}",
+        "flood: hub RSS {rss_before:.1} MiB before, peak {peak:.1} MiB, {:?}; \
+         {held_in_flood} connections held in the flood; files {files_before} before, \
+         {files_after} after",
         started.elapsed()
     );
     assert!(health(&hub.url).is_ok());

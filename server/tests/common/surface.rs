@@ -78,9 +78,64 @@ impl Hub {
 
     /// How many sockets and files the hub holds open.
     pub fn open_files(&self) -> usize {
+        self.open_file_targets().len()
+    }
+
+    /// How many files a hub on PostgreSQL may open beyond a hub on SQLite: its pool opens
+    /// connections as requests need them, up to 16, and each holds a socket and the event
+    /// file and poll of the runtime the `postgres` client runs on.
+    pub fn database_pool_files(&self) -> usize {
+        if self.database_args().is_empty() {
+            0
+        } else {
+            16 * 3
+        }
+    }
+
+    /// How many connections from clients the hub holds: its sockets that are connections on
+    /// its own port, whatever its database opened.
+    pub fn client_connections(&self) -> usize {
+        let port: u16 = self
+            .addr()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the hub's port");
+        let port = format!(":{port:04X}");
+        let mut on_port = std::collections::HashSet::new();
+        for table in ["tcp", "tcp6"] {
+            let path = format!("/proc/{}/net/{table}", self.pid());
+            for line in std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+            {
+                // sl, local address, remote address, state, …, inode (the tenth field).
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let listening = fields.get(3) == Some(&"0A");
+                if !listening
+                    && fields.get(1).is_some_and(|local| local.ends_with(&port))
+                    && let Some(inode) = fields.get(9)
+                {
+                    on_port.insert(format!("socket:[{inode}]"));
+                }
+            }
+        }
+        self.open_file_targets()
+            .iter()
+            .filter(|target| on_port.contains(*target))
+            .count()
+    }
+
+    fn open_file_targets(&self) -> Vec<String> {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                    .map(|target| target.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The whole log the hub wrote (its stderr).
