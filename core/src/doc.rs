@@ -138,7 +138,7 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
 }
 
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
-const KIND_KEY: &str = "$kind";
+pub(crate) const KIND_KEY: &str = "$kind";
 
 /// The kind a document says it holds. `None` if it names none, or if it holds more than one
 /// `$kind` (a record's kind is set once, when it is created: two values mean the history of
@@ -164,16 +164,17 @@ fn kinds_at(doc: &Automerge, heads: &[ChangeHash]) -> Vec<RecordKind> {
 }
 
 fn kinds_in(values: Vec<(Value<'_>, ObjId)>) -> Vec<RecordKind> {
-    values
-        .into_iter()
+    let names: Vec<&str> = values
+        .iter()
         .filter_map(|(value, _)| match value {
             Value::Scalar(s) => match s.as_ref() {
-                ScalarValue::Str(k) => RecordKind::from_str_opt(k),
+                ScalarValue::Str(k) => Some(k.as_str()),
                 _ => None,
             },
             _ => None,
         })
-        .collect()
+        .collect();
+    kinds_named(names)
 }
 
 fn now_millis() -> i64 {
@@ -503,7 +504,20 @@ fn read_record_at_heads<R: Record>(
             actual,
         });
     }
-    let mut json = to_json(doc, heads);
+    record_from_json(
+        to_json(doc, heads),
+        id,
+        heads.map_or_else(|| doc.get_heads(), <[_]>::to_vec),
+    )
+}
+
+/// The record a document's JSON (`to_json`) holds, the document being at `heads`. Its kind is
+/// the caller's to check (`kinds`).
+pub(crate) fn record_from_json<R: Record>(
+    mut json: Json,
+    id: Uuid,
+    heads: Vec<ChangeHash>,
+) -> Result<R> {
     if let Json::Object(map) = &mut json {
         map.remove(KIND_KEY);
         map.retain(|key, _| !key.starts_with(ATTACHMENT_PREFIX));
@@ -516,10 +530,16 @@ fn read_record_at_heads<R: Record>(
         ),
     })?;
     record.set_id(id);
-    record.set_version(Version(
-        heads.map_or_else(|| doc.get_heads(), <[_]>::to_vec),
-    ));
+    record.set_version(Version(heads));
     Ok(record)
+}
+
+/// The kinds a document's `$kind` values name (see `kinds`).
+pub(crate) fn kinds_named<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<RecordKind> {
+    values
+        .into_iter()
+        .filter_map(RecordKind::from_str_opt)
+        .collect()
 }
 
 /// The prefix of the root keys holding a record's attachment manifest: one key per attachment,
@@ -543,15 +563,34 @@ pub fn attachments(doc: &Automerge) -> Vec<Attachment> {
     let mut entries: Vec<Attachment> = doc
         .keys(automerge::ROOT)
         .filter_map(|key| {
-            let id = Uuid::parse_str(key.strip_prefix(ATTACHMENT_PREFIX)?).ok()?;
+            let id = attachment_id(&key)?;
             match doc.get(automerge::ROOT, key.as_str()).ok()?? {
-                (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id),
+                (Value::Object(ObjType::Map), entry) => {
+                    read_attachment(&object_json(doc, &entry, ObjType::Map, None, 1), id)
+                }
                 _ => None,
             }
         })
         .collect();
     entries.sort_by_key(|a| a.id);
     entries
+}
+
+/// The attachment manifest in a document's JSON (`to_json`), as `attachments` reads it.
+pub(crate) fn attachments_in(json: &Json) -> Vec<Attachment> {
+    let Json::Object(root) = json else {
+        return Vec::new();
+    };
+    let mut entries: Vec<Attachment> = root
+        .iter()
+        .filter_map(|(key, entry)| read_attachment(entry, attachment_id(key)?))
+        .collect();
+    entries.sort_by_key(|a| a.id);
+    entries
+}
+
+fn attachment_id(key: &str) -> Option<Uuid> {
+    Uuid::parse_str(key.strip_prefix(ATTACHMENT_PREFIX)?).ok()
 }
 
 /// How many manifest keys the document holds, whether or not their entry reads (what the hub
@@ -562,26 +601,16 @@ pub fn attachment_keys(doc: &Automerge) -> usize {
         .count()
 }
 
-fn read_attachment(doc: &Automerge, entry: &ObjId, id: Uuid) -> Option<Attachment> {
-    let string = |key: &str| match doc.get(entry, key).ok()?? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Str(v) => Some(v.to_string()),
-            _ => None,
-        },
-        _ => None,
+/// An entry of the manifest, as JSON (a map of scalars).
+fn read_attachment(entry: &Json, id: Uuid) -> Option<Attachment> {
+    let Json::Object(entry) = entry else {
+        return None;
     };
-    let size = match doc.get(entry, "size").ok()?? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Int(v) => u64::try_from(*v).ok()?,
-            ScalarValue::Uint(v) => *v,
-            _ => return None,
-        },
-        _ => return None,
-    };
+    let string = |key: &str| entry.get(key)?.as_str().map(str::to_string);
     Some(Attachment {
         id,
         sha256: string("sha256")?,
-        size,
+        size: entry.get("size")?.as_u64()?,
         media_type: string("media_type")?,
         kind: AttachmentKind::from_str_opt(&string("kind")?)?,
         caption: string("caption")?,
@@ -841,4 +870,149 @@ pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
             }
         })
         .collect())
+}
+
+/// `codec::columns` reads what loading a document and `to_json` read.
+#[cfg(test)]
+mod read_from_columns {
+    use super::*;
+    use crate::codec::columns::{DocumentState, read};
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType as AmType, ROOT};
+
+    const KIND: &str = KIND_KEY;
+
+    fn limits() -> DocumentLimits {
+        DocumentLimits::STANDARD
+    }
+
+    /// What Automerge gives of a document: its JSON, heads and kinds.
+    fn expected(doc: &Automerge) -> DocumentState {
+        let loaded = Automerge::load(&doc.save_nocompress()).unwrap();
+        DocumentState {
+            heads: loaded.get_heads(),
+            json: to_json(&loaded, None),
+            kinds: loaded
+                .get_all(ROOT, KIND)
+                .unwrap()
+                .into_iter()
+                .filter_map(|(v, _)| v.into_scalar().ok().and_then(|s| s.into_string().ok()))
+                .collect(),
+        }
+    }
+
+    fn assert_reads_as_automerge(doc: &Automerge) {
+        let read = read(&doc.save_nocompress(), KIND, &limits()).expect("read");
+        assert_eq!(read, expected(doc));
+    }
+
+    fn actor(n: u8) -> ActorId {
+        ActorId::from(vec![n; 16])
+    }
+
+    #[test]
+    fn scalars_maps_lists_and_text_read_as_automerge_reads_them() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, KIND, "visit").unwrap();
+        tx.put(ROOT, "name", "Kouassi Yao — élève").unwrap();
+        tx.put(ROOT, "age", 12i64).unwrap();
+        tx.put(ROOT, "count", 7u64).unwrap();
+        tx.put(ROOT, "ratio", 0.25f64).unwrap();
+        tx.put(ROOT, "flag", true).unwrap();
+        tx.put(ROOT, "off", false).unwrap();
+        tx.put(ROOT, "nothing", ScalarValue::Null).unwrap();
+        tx.put(ROOT, "at", ScalarValue::Timestamp(1_700_000_000_000))
+            .unwrap();
+        tx.put(ROOT, "blob", ScalarValue::Bytes(vec![1, 2, 3]))
+            .unwrap();
+        tx.put(ROOT, "negative", -40i64).unwrap();
+        let place = tx.put_object(ROOT, "place", AmType::Map).unwrap();
+        tx.put(&place, "region", "CI-LAG").unwrap();
+        let inner = tx.put_object(&place, "gps", AmType::Map).unwrap();
+        tx.put(&inner, "lat", 5.3f64).unwrap();
+        let list = tx.put_object(ROOT, "hazards", AmType::List).unwrap();
+        for (i, h) in ["machete", "pesticide", "loads", "night"]
+            .iter()
+            .enumerate()
+        {
+            tx.insert(&list, i, *h).unwrap();
+        }
+        let nested = tx.insert_object(&list, 4, AmType::Map).unwrap();
+        tx.put(&nested, "x", 1i64).unwrap();
+        let notes = tx.put_object(ROOT, "notes", AmType::Text).unwrap();
+        tx.splice_text(&notes, 0, 0, "Enfant au travail 🌱 près du four")
+            .unwrap();
+        tx.commit();
+        assert_reads_as_automerge(&doc);
+
+        // Overwrites, deletions and edits of every kind.
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "age", 13i64).unwrap();
+        tx.delete(ROOT, "flag").unwrap();
+        tx.delete(&list, 1).unwrap();
+        tx.put(&list, 0, "hoe").unwrap();
+        tx.insert(&list, 0, "first").unwrap();
+        tx.splice_text(&notes, 3, 5, "").unwrap();
+        tx.splice_text(&notes, 0, 0, "« ").unwrap();
+        tx.put(ROOT, "place", "replaced by a string").unwrap();
+        tx.commit();
+        assert_reads_as_automerge(&doc);
+    }
+
+    #[test]
+    fn concurrent_values_read_with_automerge_s_winner_and_every_kind() {
+        let mut base = Automerge::new().with_actor(actor(9));
+        let mut tx = base.transaction();
+        tx.put(ROOT, KIND, "child_case").unwrap();
+        let list = tx.put_object(ROOT, "items", AmType::List).unwrap();
+        tx.insert(&list, 0, "a").unwrap();
+        tx.commit();
+        for (first, second) in [(1u8, 2u8), (2, 1)] {
+            let mut a = base.fork().with_actor(actor(first));
+            let mut b = base.fork().with_actor(actor(second));
+            for (doc, n) in [(&mut a, 1i64), (&mut b, 2)] {
+                let mut tx = doc.transaction();
+                tx.put(ROOT, "status", n).unwrap();
+                tx.put(ROOT, KIND, if n == 1 { "visit" } else { "workplace" })
+                    .unwrap();
+                tx.put(&list, 0, n).unwrap();
+                tx.insert(&list, 1, n * 10).unwrap();
+                let obj = tx.put_object(ROOT, "both", AmType::Map).unwrap();
+                tx.put(&obj, "n", n).unwrap();
+                tx.commit();
+            }
+            // One more change on one side makes its counters higher.
+            let mut tx = b.transaction();
+            tx.put(ROOT, "later", true).unwrap();
+            tx.commit();
+            a.merge(&mut b).unwrap();
+            let read = read(&a.save_nocompress(), KIND, &limits()).unwrap();
+            assert_eq!(read, expected(&a));
+            assert_eq!(read.kinds.len(), 2, "{read:?}");
+        }
+    }
+
+    /// Every saved document in `VIGIE_COLUMNS_DIR` reads as Automerge reads it.
+    #[test]
+    #[ignore]
+    fn documents_of_a_directory_read_as_automerge_reads_them() {
+        let dir = std::env::var("VIGIE_COLUMNS_DIR").unwrap();
+        let mut n = 0;
+        let (mut ours, mut theirs) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let t = std::time::Instant::now();
+            let read = read(&bytes, KIND, &limits()).expect("read");
+            ours += t.elapsed();
+            let t = std::time::Instant::now();
+            let loaded = Automerge::load(&bytes).unwrap();
+            let json = to_json(&loaded, None);
+            theirs += t.elapsed();
+            assert_eq!(read.json, json);
+            assert_eq!(read.heads, loaded.get_heads());
+            n += 1;
+        }
+        println!("{n} documents: {ours:?} read, {theirs:?} loaded and read by Automerge");
+    }
 }

@@ -22,6 +22,7 @@
 //! nothing below it.
 
 pub mod bounds;
+pub(crate) mod columns;
 pub mod photo;
 pub mod sealed;
 
@@ -55,6 +56,28 @@ pub fn encode(id: Uuid, document: &Automerge) -> Result<Encoded> {
         stored: compress(&plain),
         plain,
     })
+}
+
+/// Loads a whole document (one document chunk) as Automerge checks it: every change rebuilt
+/// and hashed against the heads the document names. Only the bounds before Automerge are
+/// checked (`bounds::admit`): the caller checks what the state holds.
+pub(crate) fn load_plain_checked(id: Uuid, plain: &[u8]) -> Result<Automerge> {
+    bounds::admit(plain, &DocumentLimits::STANDARD).map_err(|r| refused(id, r))?;
+    match catch_unwind(AssertUnwindSafe(|| Automerge::load(plain))) {
+        Ok(Ok(document)) => Ok(document),
+        _ => Err(Error::DamagedDocument {
+            id,
+            reason: "the document's bytes do not decode".into(),
+        }),
+    }
+}
+
+/// Encodes for storage a document's uncompressed encoding as received (`columns` read it), as
+/// `encode` would have encoded it once loaded.
+pub(crate) fn encode_plain(id: Uuid, plain: &[u8]) -> Result<Vec<u8>> {
+    bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(compress(plain))
 }
 
 /// The dictionary documents are compressed with (see the module's documentation).
