@@ -37,84 +37,11 @@ pub enum Refused {
 // ---------------------------------------------------------------------------------------------
 // Before Automerge: the chunks
 
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-const CHUNK_DOCUMENT: u8 = 0;
+use super::columns::{CHUNK_DOCUMENT, COLUMN_DEFLATE, MAGIC, Reader};
+
 const CHUNK_CHANGE: u8 = 1;
 const CHUNK_COMPRESSED: u8 = 2;
 const CHUNK_BUNDLE: u8 = 3;
-const COLUMN_DEFLATE: u32 = 0b1000;
-
-/// A cursor over bytes; every read fails (`None`) rather than passing the end.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, at: 0 }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.at >= self.bytes.len()
-    }
-
-    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
-        let n = usize::try_from(n).ok()?;
-        let end = self.at.checked_add(n)?;
-        let slice = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(slice)
-    }
-
-    fn byte(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-
-    fn uleb(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..70).step_by(7) {
-            let b = self.byte()?;
-            if shift < 64 {
-                value |= u64::from(b & 0x7f) << shift;
-            }
-            if b & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn sleb(&mut self) -> Option<i64> {
-        let mut value = 0i64;
-        let mut shift = 0u32;
-        loop {
-            let b = self.byte()?;
-            if shift < 64 {
-                value |= i64::from(b & 0x7f) << shift;
-            }
-            shift += 7;
-            if b & 0x80 == 0 {
-                if shift < 64 && b & 0x40 != 0 {
-                    value |= -1i64 << shift;
-                }
-                return Some(value);
-            }
-            if shift >= 70 {
-                return None;
-            }
-        }
-    }
-
-    /// Skips `count` length-prefixed byte strings (actor ids).
-    fn skip_prefixed(&mut self, count: u64) -> Option<()> {
-        for _ in 0..count {
-            let len = self.uleb()?;
-            self.take(len)?;
-        }
-        Some(())
-    }
-}
 
 /// What a run of chunks describes once expanded.
 #[derive(Debug, Default)]
@@ -210,7 +137,7 @@ fn rows_of(
     let mut most = 0u64;
     for (spec, data) in columns {
         let inflated;
-        let data: &[u8] = if spec & COLUMN_DEFLATE != 0 {
+        let data: &[u8] = if u64::from(*spec) & COLUMN_DEFLATE != 0 {
             inflated = inflate(data, tally, limits)?;
             &inflated
         } else {

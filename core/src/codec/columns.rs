@@ -20,9 +20,9 @@ use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-const CHUNK_DOCUMENT: u8 = 0;
-const COLUMN_DEFLATE: u64 = 0b1000;
+pub(super) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub(super) const CHUNK_DOCUMENT: u8 = 0;
+pub(super) const COLUMN_DEFLATE: u64 = 0b1000;
 
 // Column specifications of a document's operation columns: (column id << 4) | type.
 const OBJ_ACTOR: u64 = 1;
@@ -528,21 +528,21 @@ impl State<'_, '_> {
 }
 
 /// A cursor over bytes; every read fails (`None`) rather than passing the end.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, at: 0 }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.at >= self.bytes.len()
     }
 
-    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
+    pub(super) fn take(&mut self, n: u64) -> Option<&'a [u8]> {
         let n = usize::try_from(n).ok()?;
         let end = self.at.checked_add(n)?;
         let slice = self.bytes.get(self.at..end)?;
@@ -550,11 +550,11 @@ impl<'a> Reader<'a> {
         Some(slice)
     }
 
-    fn byte(&mut self) -> Option<u8> {
+    pub(super) fn byte(&mut self) -> Option<u8> {
         self.take(1).map(|b| b[0])
     }
 
-    fn uleb(&mut self) -> Option<u64> {
+    pub(super) fn uleb(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -566,7 +566,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn sleb(&mut self) -> Option<i64> {
+    pub(super) fn sleb(&mut self) -> Option<i64> {
         let mut value = 0i64;
         let mut shift = 0u32;
         loop {
@@ -583,6 +583,15 @@ impl<'a> Reader<'a> {
                 return Some(value);
             }
         }
+    }
+
+    /// Skips `count` length-prefixed byte strings (actor ids).
+    pub(super) fn skip_prefixed(&mut self, count: u64) -> Option<()> {
+        for _ in 0..count {
+            let len = self.uleb()?;
+            self.take(len)?;
+        }
+        Some(())
     }
 }
 
