@@ -15,7 +15,6 @@
 //! allocation follows a count the bytes claim, and nesting is limited before anything recurses.
 
 use super::bounds::DocumentLimits;
-use automerge::ChangeHash;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -46,21 +45,11 @@ const SET: u64 = 1;
 const MAKE_LIST: u64 = 2;
 const MAKE_TEXT: u64 = 4;
 
-/// What a saved document holds now.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DocumentState {
-    /// The heads the document names.
-    pub heads: Vec<ChangeHash>,
-    /// The document as JSON, each key's winning value (as `doc::to_json` gives it).
-    pub json: Json,
-    /// Every string value of the root key `kind_key`, winners and concurrent ones.
-    pub kinds: Vec<String>,
-}
-
-/// Reads one saved document (`Automerge::save_nocompress`'s bytes): `None` if the bytes are
-/// anything else, or hold anything this reader leaves to Automerge (see the module's
-/// documentation), or a value over `limits`.
-pub(crate) fn read(bytes: &[u8], kind_key: &str, limits: &DocumentLimits) -> Option<DocumentState> {
+/// Reads one saved document (`Automerge::save_nocompress`'s bytes) as JSON, each key's winning
+/// value, as `doc::to_json` reads the loaded document: `None` if the bytes are anything else,
+/// or hold anything this reader leaves to Automerge (see the module's documentation), or a
+/// value over `limits`.
+pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
     if bytes.len() > limits.max_bytes {
         return None;
     }
@@ -90,11 +79,9 @@ pub(crate) fn read(bytes: &[u8], kind_key: &str, limits: &DocumentLimits) -> Opt
         let len = d.uleb()?;
         actors.push(d.take(len)?);
     }
+    // The heads: Automerge checks them when it loads the document.
     let head_count = d.uleb()?;
-    let mut heads = Vec::new();
-    for _ in 0..head_count {
-        heads.push(ChangeHash(d.take(32)?.try_into().ok()?));
-    }
+    d.take(head_count.checked_mul(32)?)?;
     let change_columns = column_layout(&mut d)?;
     let op_columns = column_layout(&mut d)?;
     let change_bytes: u64 = change_columns.iter().map(|(_, len)| *len).sum();
@@ -125,7 +112,7 @@ pub(crate) fn read(bytes: &[u8], kind_key: &str, limits: &DocumentLimits) -> Opt
         limits,
         objects: objects(&ops)?,
     }
-    .finish(heads, kind_key)
+    .object_json(None, 0)
 }
 
 /// A column layout: its count, then each column's specification and length.
@@ -351,25 +338,6 @@ struct Slot {
 }
 
 impl State<'_, '_> {
-    fn finish(&self, heads: Vec<ChangeHash>, kind_key: &str) -> Option<DocumentState> {
-        let json = self.object_json(None, 0)?;
-        let root = self.map_slots(None)?;
-        let kinds = root
-            .iter()
-            .find(|(key, _)| *key == kind_key)
-            .map(|(_, slot)| {
-                slot.all
-                    .iter()
-                    .filter_map(|&i| match self.ops[i].value {
-                        Scalar::Str(kind) if self.ops[i].action == SET => Some(kind.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Some(DocumentState { heads, json, kinds })
-    }
-
     /// Whether `a` is a later operation than `b` (Automerge's order: counter, then actor).
     fn later(&self, a: usize, b: usize) -> bool {
         let (a, b) = (self.ops[a].id, self.ops[b].id);
@@ -782,8 +750,6 @@ mod tests {
     use automerge::transaction::Transactable;
     use automerge::{Automerge, ObjType as AmType, ROOT, ScalarValue};
 
-    const KIND: &str = "$kind";
-
     fn limits() -> DocumentLimits {
         DocumentLimits::STANDARD
     }
@@ -794,27 +760,27 @@ mod tests {
         let mut tx = doc.transaction();
         tx.put(ROOT, "n", ScalarValue::counter(1)).unwrap();
         tx.commit();
-        assert_eq!(read(&doc.save_nocompress(), KIND, &limits()), None);
+        assert_eq!(read(&doc.save_nocompress(), &limits()), None);
         // Automerge's own compressed columns, a change rather than a document, damage.
         let mut doc = Automerge::new();
         let mut tx = doc.transaction();
         tx.put(ROOT, "long", "x".repeat(10_000)).unwrap();
         tx.commit();
-        assert_eq!(read(&doc.save(), KIND, &limits()), None);
+        assert_eq!(read(&doc.save(), &limits()), None);
         let plain = doc.save_nocompress();
-        assert!(read(&plain, KIND, &limits()).is_some());
+        assert!(read(&plain, &limits()).is_some());
         let change = doc.get_changes(&[]).pop().unwrap().raw_bytes().to_vec();
-        assert_eq!(read(&change, KIND, &limits()), None);
+        assert_eq!(read(&change, &limits()), None);
         for cut in [0, 5, 12, plain.len() / 2, plain.len() - 1] {
-            assert_eq!(read(&plain[..cut], KIND, &limits()), None);
+            assert_eq!(read(&plain[..cut], &limits()), None);
         }
         let mut flipped = plain.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert_eq!(read(&flipped, KIND, &limits()), None);
+        assert_eq!(read(&flipped, &limits()), None);
         let mut longer = plain.clone();
         longer.extend_from_slice(&plain);
-        assert_eq!(read(&longer, KIND, &limits()), None);
+        assert_eq!(read(&longer, &limits()), None);
     }
 
     #[test]
@@ -826,12 +792,12 @@ mod tests {
             obj = tx.put_object(&obj, "deeper", AmType::Map).unwrap();
         }
         tx.commit();
-        assert_eq!(read(&doc.save_nocompress(), KIND, &limits()), None);
+        assert_eq!(read(&doc.save_nocompress(), &limits()), None);
         let mut doc = Automerge::new();
         let mut tx = doc.transaction();
         tx.put(ROOT, "long", "é".repeat(limits().max_text_chars + 1))
             .unwrap();
         tx.commit();
-        assert_eq!(read(&doc.save_nocompress(), KIND, &limits()), None);
+        assert_eq!(read(&doc.save_nocompress(), &limits()), None);
     }
 }

@@ -50,30 +50,14 @@ pub struct Encoded {
 /// `Error::OverLimit`: nothing of it is stored.
 pub fn encode(id: Uuid, document: &Automerge) -> Result<Encoded> {
     let plain = document.save_nocompress();
-    bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
-        .map_err(|limit| Error::OverLimit { id, limit })?;
     Ok(Encoded {
-        stored: compress(&plain),
+        stored: encode_plain(id, &plain)?,
         plain,
     })
 }
 
-/// Loads a whole document (one document chunk) as Automerge checks it: every change rebuilt
-/// and hashed against the heads the document names. Only the bounds before Automerge are
-/// checked (`bounds::admit`): the caller checks what the state holds.
-pub(crate) fn load_plain_checked(id: Uuid, plain: &[u8]) -> Result<Automerge> {
-    bounds::admit(plain, &DocumentLimits::STANDARD).map_err(|r| refused(id, r))?;
-    match catch_unwind(AssertUnwindSafe(|| Automerge::load(plain))) {
-        Ok(Ok(document)) => Ok(document),
-        _ => Err(Error::DamagedDocument {
-            id,
-            reason: "the document's bytes do not decode".into(),
-        }),
-    }
-}
-
-/// Encodes for storage a document's uncompressed encoding as received (`columns` read it), as
-/// `encode` would have encoded it once loaded.
+/// Encodes for storage a document's uncompressed encoding (`Automerge::save_nocompress`, or
+/// the same bytes as received).
 pub(crate) fn encode_plain(id: Uuid, plain: &[u8]) -> Result<Vec<u8>> {
     bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
         .map_err(|limit| Error::OverLimit { id, limit })?;
@@ -237,14 +221,19 @@ fn refused(id: Uuid, refused: bounds::Refused) -> Error {
 /// (`bounds`). automerge can panic on malformed input; the panic is contained here and
 /// reported as a damaged document.
 pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
-    let limits = DocumentLimits::STANDARD;
-    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    let doc = load_whole(id, bytes)?;
+    bounds::check_state(&doc, None, &DocumentLimits::STANDARD)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(doc)
+}
+
+/// `load` without the walk of the state for its bounds (`bounds::check_state`), which the
+/// caller checks otherwise (`columns::read` bounds what it reads). Automerge rebuilds every
+/// change and checks its hash against the heads the document names.
+pub(crate) fn load_whole(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
+    bounds::admit(bytes, &DocumentLimits::STANDARD).map_err(|r| refused(id, r))?;
     match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
-        Ok(Ok(doc)) => {
-            bounds::check_state(&doc, None, &limits)
-                .map_err(|limit| Error::OverLimit { id, limit })?;
-            Ok(doc)
-        }
+        Ok(Ok(doc)) => Ok(doc),
         Ok(Err(_)) => Err(Error::DamagedDocument {
             id,
             reason: "the document's bytes do not decode".into(),

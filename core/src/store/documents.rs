@@ -7,7 +7,6 @@ use super::{LocalWrite, WriteContext, erasure, index, sync_state};
 use crate::codec;
 use crate::doc;
 use crate::domain::area::Area;
-use crate::domain::attachment::Attachment;
 use crate::domain::codes::RecordKind;
 use crate::domain::derived;
 use crate::domain::records::{
@@ -216,15 +215,13 @@ pub(crate) fn save_document(
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
     let parts = DocumentParts::of(kind, id, document, before)?;
-    write_document(tx, ctx, cache, id, kind, rowid, parts)
+    write_document(tx, ctx, cache, id, kind, rowid, document, parts)
 }
 
 /// What `write_document` stores of a document, worked out without the store (so that received
 /// documents can be worked out on other threads while earlier ones are written).
 pub(crate) struct DocumentParts {
     record: TypedRecord,
-    /// Its attachment manifest (`doc::attachments`).
-    attachments: Vec<Attachment>,
     stored: Vec<u8>,
     heads: Vec<ChangeHash>,
     /// The hashes of the changes made after the heads the store held before.
@@ -241,7 +238,6 @@ impl DocumentParts {
         let record = TypedRecord::read(kind, id, document)?;
         Ok(DocumentParts {
             record,
-            attachments: doc::attachments(document),
             stored: codec::encode(id, document)?.stored,
             heads: document.get_heads(),
             new_changes: codec::new_change_hashes(document, before),
@@ -258,12 +254,12 @@ fn write_document(
     id: Uuid,
     kind: RecordKind,
     rowid: Option<i64>,
+    document: &Automerge,
     parts: DocumentParts,
 ) -> Result<i64> {
     let (origin, author) = (ctx.origin, ctx.author);
     let DocumentParts {
         mut record,
-        attachments: manifest,
         stored: bytes,
         heads,
         new_changes,
@@ -322,7 +318,7 @@ fn write_document(
         index::delete_rows(tx, rowid)?;
     }
     index::insert_rows(tx, rowid, record.indexed())?;
-    attachments::follow_manifest(tx, id, kind, &manifest, record.urgency())?;
+    attachments::follow_manifest(tx, id, kind, document, record.urgency())?;
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }
@@ -590,6 +586,7 @@ pub(crate) fn merge_document(
 /// The part of a merge that needs no store: the received bytes merged into the record's
 /// document (`existing`, Automerge bytes), checked, read as its record and encoded.
 pub(crate) struct PreparedMerge {
+    document: Automerge,
     /// Where the received history starts (an erased record's content does not come back).
     roots: Vec<ChangeHash>,
     complete: bool,
@@ -640,6 +637,7 @@ pub(crate) fn prepare_merge(
         (doc::kinds(&document), Some(written))
     };
     Ok(PreparedMerge {
+        document,
         roots,
         complete,
         heads,
@@ -649,29 +647,19 @@ pub(crate) fn prepare_merge(
 }
 
 /// `prepare_merge` for a record the store lacks, when the bytes are one whole document that
-/// Automerge loads whole (so they are stored as received) and that `codec::columns` reads
-/// (its values, read from the columns, are what reading the loaded document gave, in a
-/// fraction of the time: that reading, and the checks and the encoding this skips, were half
-/// of a first sync's work). `None` otherwise: `prepare_merge` then merges the bytes as any
-/// others, and gives its answer or its error.
+/// Automerge loads whole (so they are stored as received) and that `codec::columns` reads:
+/// its values, read from the columns, are what reading the loaded document gave, in a
+/// fraction of the time, and they are bounded as they are read. That reading, the walk of the
+/// state for the bounds and the encoding this skips were half of a first sync's work. `None`
+/// otherwise: `prepare_merge` then merges the bytes as any others, and gives its answer or
+/// its error.
 fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
-    let state = codec::columns::read(
-        bytes,
-        doc::KIND_KEY,
-        &codec::bounds::DocumentLimits::STANDARD,
-    )?;
-    let document = codec::load_plain_checked(id, bytes).ok()?;
+    let json = codec::columns::read(bytes, &codec::bounds::DocumentLimits::STANDARD)?;
+    let document = codec::load_whole(id, bytes).ok()?;
+    let kind = doc::kind_of(&document)?;
     let heads = document.get_heads();
-    if heads != state.heads {
-        return None;
-    }
-    let kinds = doc::kinds_named(state.kinds.iter().map(String::as_str));
-    let [kind] = kinds[..] else { return None };
-    let attachments = doc::attachments_in(&state.json);
-    let record = TypedRecord::from_json(kind, id, state.json, heads.clone()).ok()?;
     let parts = DocumentParts {
-        record,
-        attachments,
+        record: TypedRecord::from_json(kind, id, json, heads.clone()).ok()?,
         stored: codec::encode_plain(id, bytes).ok()?,
         heads: heads.clone(),
         new_changes: codec::new_change_hashes(&document, &[]),
@@ -680,8 +668,9 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
         roots: codec::history_roots(&document, &[]),
         complete: document.get_missing_deps(&[]).is_empty(),
         heads,
-        kinds,
+        kinds: vec![kind],
         written: Some(Ok((kind, parts))),
+        document,
     })
 }
 
@@ -702,6 +691,7 @@ pub(crate) fn commit_merge(
         return Ok(Merged::unchanged(true, Vec::new()));
     }
     let PreparedMerge {
+        document,
         complete,
         heads,
         kinds,
@@ -728,6 +718,7 @@ pub(crate) fn commit_merge(
         id,
         kind,
         existing.map(|(rowid, _)| rowid),
+        &document,
         parts,
     )?;
     Ok(Merged {
