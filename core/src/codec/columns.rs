@@ -17,7 +17,7 @@
 use super::bounds::DocumentLimits;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub(super) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 pub(super) const CHUNK_DOCUMENT: u8 = 0;
@@ -188,6 +188,7 @@ fn operations<'a>(
         (index < actors).then_some(index)
     };
     let mut ops = Vec::new();
+    let mut all_successors = 0u64;
     while !action.is_done() {
         if ops.len() as u64 >= limits.max_operations {
             return None;
@@ -221,6 +222,12 @@ fn operations<'a>(
         let raw = value_raw.take(meta >> 4)?;
         let value = scalar(meta & 0b1111, raw)?;
         let successors = succ_count.next_uleb()?.unwrap_or(0);
+        // Each successor is an operation of the document: a run claiming more than the bound
+        // allows is not walked.
+        all_successors = all_successors.checked_add(successors)?;
+        if all_successors > limits.max_operations {
+            return None;
+        }
         for _ in 0..successors {
             actor(succ_actor.next_uleb()?)?;
             succ_counter.next()??;
@@ -360,7 +367,7 @@ impl State<'_, '_> {
     /// A map's keys with their visible values, in key order.
     fn map_slots(&self, obj: Option<OpId>) -> Option<Vec<(&str, Slot)>> {
         let object = self.objects.get(&obj)?;
-        let mut keys: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut keys: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for &i in &object.ops {
             let op = &self.ops[i];
             let Key::Map(name) = op.key else { return None };
@@ -370,12 +377,8 @@ impl State<'_, '_> {
             if !op.visible {
                 continue;
             }
-            match keys.iter_mut().find(|(key, _)| *key == name) {
-                Some((_, values)) => values.push(i),
-                None => keys.push((name, vec![i])),
-            }
+            keys.entry(name).or_default().push(i);
         }
-        keys.sort_by(|a, b| a.0.cmp(b.0));
         keys.into_iter()
             .map(|(key, values)| Some((key, self.slot(values)?)))
             .collect()
@@ -752,6 +755,87 @@ mod tests {
 
     fn limits() -> DocumentLimits {
         DocumentLimits::STANDARD
+    }
+
+    fn uleb(mut n: u64, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// A run of `count` copies of one value, as a run-length encoded column writes it (the
+    /// count is signed LEB128; counts below 2^62 encode as their unsigned form with a zero
+    /// sign bit, which `uleb` gives when the last byte's bit 6 is clear).
+    fn repeated(count: u64, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        uleb(count, &mut out);
+        if out.last().is_some_and(|b| b & 0x40 != 0) {
+            *out.last_mut().unwrap() |= 0x80;
+            out.push(0);
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// A document chunk of one actor, no heads, no changes and these operation columns.
+    fn document_chunk(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let mut data = vec![1, 16];
+        data.extend_from_slice(&[7; 16]);
+        data.extend_from_slice(&[0, 0]);
+        uleb(columns.len() as u64, &mut data);
+        for (spec, column) in columns {
+            uleb(*spec, &mut data);
+            uleb(column.len() as u64, &mut data);
+        }
+        for (_, column) in columns {
+            data.extend_from_slice(column);
+        }
+        let mut hashed = vec![CHUNK_DOCUMENT];
+        uleb(data.len() as u64, &mut hashed);
+        hashed.extend_from_slice(&data);
+        let mut chunk = MAGIC.to_vec();
+        chunk.extend_from_slice(&Sha256::digest(&hashed)[..4]);
+        chunk.extend_from_slice(&hashed);
+        chunk
+    }
+
+    /// One operation setting root key `a` to null, with `successors` successors.
+    fn one_set(successors: u64) -> Vec<u8> {
+        let mut columns = vec![
+            (KEY_STRING, repeated(1, &[1, b'a'])),
+            (ID_ACTOR, repeated(1, &[0])),
+            (ID_COUNTER, repeated(1, &[1])),
+            (ACTION, repeated(1, &[SET as u8])),
+            (VALUE_META, repeated(1, &[0])),
+        ];
+        if successors > 0 {
+            let mut count = Vec::new();
+            uleb(successors, &mut count);
+            columns.push((SUCC_COUNT, repeated(1, &count)));
+            columns.push((SUCC_ACTOR, repeated(successors, &[0])));
+            columns.push((SUCC_COUNTER, repeated(successors, &[1])));
+        }
+        document_chunk(&columns)
+    }
+
+    #[test]
+    fn run_lengths_a_document_claims_are_bounded_not_walked() {
+        // The chunk is built right: read as the operations it describes.
+        assert_eq!(
+            read(&one_set(0), &limits()),
+            Some(serde_json::json!({"a": null}))
+        );
+        assert_eq!(read(&one_set(1), &limits()), Some(serde_json::json!({})));
+        // A few bytes claiming 2^40 successors of one operation (or of the operations' bound
+        // and one) are refused at once, never walked one by one.
+        assert_eq!(read(&one_set(1 << 40), &limits()), None);
+        assert_eq!(read(&one_set(limits().max_operations + 1), &limits()), None);
     }
 
     #[test]
