@@ -74,6 +74,11 @@ pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
     }
     let mut d = Reader::new(data);
     let actor_count = d.uleb()?;
+    // Every actor made a change of the document: more actors than the bound on changes is
+    // not a document to read (and would hold a slice per byte of it).
+    if actor_count > limits.max_changes {
+        return None;
+    }
     let mut actors = Vec::new();
     for _ in 0..actor_count {
         let len = d.uleb()?;
