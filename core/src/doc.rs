@@ -138,7 +138,7 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
 }
 
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
-const KIND_KEY: &str = "$kind";
+pub(crate) const KIND_KEY: &str = "$kind";
 
 /// The kind a document says it holds. `None` if it names none, or if it holds more than one
 /// `$kind` (a record's kind is set once, when it is created: two values mean the history of
@@ -565,6 +565,12 @@ pub fn attachments(doc: &Automerge) -> Vec<Attachment> {
     entries
 }
 
+/// Whether a document read as JSON holds attachment manifest keys.
+pub(crate) fn names_attachments(json: &Json) -> bool {
+    json.as_object()
+        .is_some_and(|root| root.keys().any(|k| k.starts_with(ATTACHMENT_PREFIX)))
+}
+
 /// How many manifest keys the document holds, whether or not their entry reads (what the hub
 /// checks).
 pub fn attachment_keys(doc: &Automerge) -> usize {
@@ -858,7 +864,7 @@ pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
 #[cfg(test)]
 mod read_from_columns {
     use super::*;
-    use crate::codec::columns::read;
+    use crate::codec::columns::{read, read_checked};
     use automerge::transaction::Transactable;
     use automerge::{ObjType as AmType, ROOT};
 
@@ -876,6 +882,28 @@ mod read_from_columns {
     fn assert_reads_as_automerge(doc: &Automerge) {
         let read = read(&doc.save_nocompress(), &limits()).expect("read");
         assert_eq!(read, expected(doc));
+        assert_checked_as_automerge(&doc.save_nocompress());
+    }
+
+    /// The document checked without Automerge gives what Automerge's load gives: the values,
+    /// the heads, every change's hash in Automerge's order, the roots of the history.
+    fn assert_checked_as_automerge(bytes: &[u8]) {
+        let checked = read_checked(bytes, &limits(), KIND).expect("checked");
+        let loaded = Automerge::load(bytes).unwrap();
+        let kind = checked.label.as_deref().and_then(RecordKind::from_str_opt);
+        assert_eq!(kind, kind_of(&loaded));
+        assert_eq!(checked.json, to_json(&loaded, None));
+        assert_eq!(checked.history.heads, loaded.get_heads());
+        let changes: Vec<ChangeHash> = loaded
+            .get_changes_meta(&[])
+            .iter()
+            .map(|c| c.hash)
+            .collect();
+        assert_eq!(checked.history.changes, changes);
+        assert_eq!(
+            checked.history.roots,
+            crate::codec::history_roots(&loaded, &[])
+        );
     }
 
     fn actor(n: u8) -> ActorId {
@@ -962,6 +990,7 @@ mod read_from_columns {
             let read = read(&a.save_nocompress(), &limits()).unwrap();
             assert_eq!(read, expected(&a));
             assert_eq!(kinds(&a).len(), 2);
+            assert_checked_as_automerge(&a.save_nocompress());
         }
     }
 
@@ -972,18 +1001,27 @@ mod read_from_columns {
         let dir = std::env::var("VIGIE_COLUMNS_DIR").unwrap();
         let mut n = 0;
         let (mut ours, mut theirs) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let mut checking = std::time::Duration::ZERO;
         for entry in std::fs::read_dir(dir).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             let t = std::time::Instant::now();
             let read = read(&bytes, &limits()).expect("read");
             ours += t.elapsed();
             let t = std::time::Instant::now();
+            let checked = read_checked(&bytes, &limits(), KIND).expect("checked");
+            checking += t.elapsed();
+            assert_eq!(checked.json, read);
+            let t = std::time::Instant::now();
             let loaded = Automerge::load(&bytes).unwrap();
             let json = to_json(&loaded, None);
             theirs += t.elapsed();
             assert_eq!(read, json);
+            assert_eq!(checked.history.heads, loaded.get_heads());
             n += 1;
         }
-        println!("{n} documents: {ours:?} read, {theirs:?} loaded and read by Automerge");
+        println!(
+            "{n} documents: {ours:?} read, {checking:?} read and checked, \
+             {theirs:?} loaded and read by Automerge"
+        );
     }
 }

@@ -15,6 +15,7 @@
 //! allocation follows a count the bytes claim, and nesting is limited before anything recurses.
 
 use super::bounds::DocumentLimits;
+use super::history::{self, History};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -50,6 +51,59 @@ const MAKE_TEXT: u64 = 4;
 /// or hold anything this reader leaves to Automerge (see the module's documentation), or a
 /// value over `limits`.
 pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
+    parse(bytes, limits)?.json(limits)
+}
+
+/// A document read and checked without Automerge: its values as `read` gives them, and its
+/// history, each change rebuilt and hashed (`history`).
+pub(crate) struct CheckedDocument {
+    pub(crate) json: Json,
+    pub(crate) history: History,
+    /// The one string the root's `label` key holds: `None` if it holds none, several values
+    /// (concurrent writes), or a value of another type.
+    pub(crate) label: Option<String>,
+}
+
+/// `read`, and the document checked as Automerge's load checks it: its history matches the
+/// heads it names, its columns are written and its operations ordered as Automerge writes them.
+/// `None` if anything does not match: the caller then loads it with Automerge.
+pub(crate) fn read_checked(
+    bytes: &[u8],
+    limits: &DocumentLimits,
+    label: &str,
+) -> Option<CheckedDocument> {
+    let parsed = parse(bytes, limits)?;
+    let objects = objects(&parsed.ops)?;
+    if !parsed.in_automerge_order(&objects) || !parsed.columns_canonical() {
+        return None;
+    }
+    let history = history::check(&parsed, limits.max_changes)?;
+    let state = parsed.state(limits, objects);
+    let json = state.object_json(None, 0)?;
+    let label = state.root_string(label);
+    Some(CheckedDocument {
+        json,
+        history,
+        label,
+    })
+}
+
+/// A document chunk's parts, its operations decoded.
+pub(super) struct Parsed<'a> {
+    pub(super) actors: Vec<&'a [u8]>,
+    /// The heads the document names, 32 bytes each.
+    pub(super) heads: &'a [u8],
+    /// What follows the columns: each head's index among the changes (empty in documents of
+    /// older writers).
+    pub(super) head_indices: &'a [u8],
+    pub(super) change_columns: Vec<(u64, &'a [u8])>,
+    op_columns: HashMap<u64, &'a [u8]>,
+    pub(super) ops: Vec<Op<'a>>,
+    /// Every operation's successors, in order (`Op::succ` is its range).
+    pub(super) successors: Vec<OpId>,
+}
+
+fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits) -> Option<Parsed<'a>> {
     if bytes.len() > limits.max_bytes {
         return None;
     }
@@ -84,15 +138,19 @@ pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
         let len = d.uleb()?;
         actors.push(d.take(len)?);
     }
-    // The heads: Automerge checks them when it loads the document.
     let head_count = d.uleb()?;
-    d.take(head_count.checked_mul(32)?)?;
-    let change_columns = column_layout(&mut d)?;
-    let op_columns = column_layout(&mut d)?;
-    let change_bytes: u64 = change_columns.iter().map(|(_, len)| *len).sum();
-    d.take(change_bytes)?;
-    let mut columns = HashMap::new();
-    for (spec, len) in op_columns {
+    let heads = d.take(head_count.checked_mul(32)?)?;
+    let change_layout = column_layout(&mut d)?;
+    let op_layout = column_layout(&mut d)?;
+    let mut change_columns = Vec::new();
+    for (spec, len) in change_layout {
+        if spec & COLUMN_DEFLATE != 0 {
+            return None;
+        }
+        change_columns.push((spec, d.take(len)?));
+    }
+    let mut op_columns = HashMap::new();
+    for (spec, len) in op_layout {
         if spec & COLUMN_DEFLATE != 0 {
             return None;
         }
@@ -104,20 +162,157 @@ pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
             OBJ_ACTOR | OBJ_COUNTER | KEY_ACTOR | KEY_COUNTER | KEY_STRING | ID_ACTOR
             | ID_COUNTER | INSERT | ACTION | VALUE_META | VALUE_RAW | SUCC_COUNT | SUCC_ACTOR
             | SUCC_COUNTER => {
-                columns.insert(spec, data);
+                if op_columns.insert(spec, data).is_some() {
+                    return None;
+                }
             }
             // Marks, expansion and columns of later formats: Automerge's to read.
             _ => return None,
         }
     }
-    let ops = operations(&columns, actors.len(), limits)?;
-    State {
-        ops: &ops,
-        actors: &actors,
-        limits,
-        objects: objects(&ops)?,
+    let (ops, successors) = operations(&op_columns, actors.len(), limits)?;
+    Some(Parsed {
+        actors,
+        heads,
+        head_indices: d.rest(),
+        change_columns,
+        op_columns,
+        ops,
+        successors,
+    })
+}
+
+impl<'a> Parsed<'a> {
+    fn json(&self, limits: &DocumentLimits) -> Option<Json> {
+        self.state(limits, objects(&self.ops)?).object_json(None, 0)
     }
-    .object_json(None, 0)
+
+    fn state<'o>(
+        &'o self,
+        limits: &'o DocumentLimits,
+        objects: HashMap<Option<OpId>, Object>,
+    ) -> State<'a, 'o> {
+        State {
+            ops: &self.ops,
+            actors: &self.actors,
+            limits,
+            objects,
+        }
+    }
+
+    /// Whether the actors and the operations are in the order Automerge keeps them: actors
+    /// sorted; operations by object, then in a map by key and id, in a list by element (each
+    /// element after the one it was inserted after, later insertions first) and id.
+    fn in_automerge_order(&self, objects: &HashMap<Option<OpId>, Object>) -> bool {
+        if self.actors.windows(2).any(|w| w[0] >= w[1]) {
+            return false;
+        }
+        // Ids compare by counter, then actor: the actors are sorted, so by index.
+        let order = |id: OpId| (id.counter, id.actor);
+        let obj_order = |obj: Option<OpId>| obj.map(order);
+        if self
+            .ops
+            .windows(2)
+            .any(|w| obj_order(w[0].obj) > obj_order(w[1].obj))
+        {
+            return false;
+        }
+        objects.iter().all(|(_, object)| match object.ty {
+            ObjType::Map => object.ops.windows(2).all(|w| {
+                let (a, b) = (&self.ops[w[0]], &self.ops[w[1]]);
+                match (&a.key, &b.key) {
+                    (Key::Map(x), Key::Map(y)) => x < y || (x == y && order(a.id) < order(b.id)),
+                    _ => false,
+                }
+            }),
+            ObjType::List | ObjType::Text => self.in_list_order(&object.ops),
+        })
+    }
+
+    /// A list's operations: a walk of the tree of insertions, each element's children (the
+    /// elements inserted after it) latest first, each element followed by its updates.
+    fn in_list_order(&self, ops: &[usize]) -> bool {
+        // The path from the head to the current element, with the last child seen of each.
+        let mut path: Vec<(Option<OpId>, Option<OpId>)> = vec![(None, None)];
+        let mut last_id: Option<OpId> = None;
+        for &i in ops {
+            let op = &self.ops[i];
+            let Key::Element(parent) = op.key else {
+                return false;
+            };
+            if !op.insert {
+                // An update of the current element, after the operations before it.
+                let current = path.last().and_then(|(element, _)| *element);
+                if parent.is_none()
+                    || parent != current
+                    || last_id.is_some_and(|l| (l.counter, l.actor) >= (op.id.counter, op.id.actor))
+                {
+                    return false;
+                }
+                last_id = Some(op.id);
+                continue;
+            }
+            while path.last().is_some_and(|(element, _)| *element != parent) {
+                path.pop();
+            }
+            let Some((_, last_child)) = path.last_mut() else {
+                return false;
+            };
+            if last_child.is_some_and(|c| (c.counter, c.actor) <= (op.id.counter, op.id.actor)) {
+                return false;
+            }
+            *last_child = Some(op.id);
+            path.push((Some(op.id), None));
+            last_id = Some(op.id);
+        }
+        true
+    }
+
+    /// Whether each operation column is written as Automerge writes it (one encoding of its
+    /// values): bytes that decode to the same values written otherwise are left to Automerge.
+    fn columns_canonical(&self) -> bool {
+        self.op_columns
+            .iter()
+            .all(|(spec, data)| self.encode_op_column(*spec).as_slice() == *data)
+    }
+
+    /// An operation column of the operations, as Automerge writes it.
+    fn encode_op_column(&self, spec: u64) -> Vec<u8> {
+        let ops = &self.ops;
+        let key_counter = |op: &Op| match op.key {
+            Key::Map(_) => None,
+            Key::Element(None) => Some(0),
+            Key::Element(Some(id)) => Some(id.counter as i64),
+        };
+        let key_actor = |op: &Op| match op.key {
+            Key::Element(Some(id)) => Some(id.actor as u64),
+            _ => None,
+        };
+        let key_string = |op: &Op<'a>| match op.key {
+            Key::Map(name) => Some(name),
+            Key::Element(_) => None,
+        };
+        let successors = &self.successors;
+        match spec {
+            OBJ_ACTOR => history::encode_uleb(ops.iter().map(|o| o.obj.map(|i| i.actor as u64))),
+            OBJ_COUNTER => history::encode_uleb(ops.iter().map(|o| o.obj.map(|i| i.counter))),
+            KEY_ACTOR => history::encode_uleb(ops.iter().map(key_actor)),
+            KEY_COUNTER => history::encode_delta(ops.iter().map(key_counter)),
+            KEY_STRING => history::encode_str(ops.iter().map(key_string)),
+            ID_ACTOR => history::encode_uleb(ops.iter().map(|o| Some(o.id.actor as u64))),
+            ID_COUNTER => history::encode_delta(ops.iter().map(|o| Some(o.id.counter as i64))),
+            INSERT => history::encode_bool(ops.iter().map(|o| o.insert)),
+            ACTION => history::encode_uleb(ops.iter().map(|o| Some(o.action))),
+            VALUE_META => history::encode_uleb(ops.iter().map(|o| Some(o.meta))),
+            VALUE_RAW => ops.iter().flat_map(|o| o.raw).copied().collect(),
+            SUCC_COUNT => history::encode_uleb(ops.iter().map(|o| Some(o.succ.len() as u64))),
+            SUCC_ACTOR => history::encode_uleb(successors.iter().map(|s| Some(s.actor as u64))),
+            SUCC_COUNTER => {
+                history::encode_delta(successors.iter().map(|s| Some(s.counter as i64)))
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A column layout: its count, then each column's specification and length.
@@ -127,14 +322,18 @@ fn column_layout(r: &mut Reader) -> Option<Vec<(u64, u64)>> {
     for _ in 0..count.min(64) {
         layout.push((r.uleb()?, r.uleb()?));
     }
-    (count <= 64).then_some(layout)
+    // In the order Automerge requires (by specification, the compression bit aside).
+    let normal = |spec: u64| spec & !COLUMN_DEFLATE;
+    let ordered = layout.windows(2).all(|w| normal(w[0].0) <= normal(w[1].0));
+    let in_range = layout.iter().all(|(spec, _)| *spec <= u64::from(u32::MAX));
+    (count <= 64 && ordered && in_range).then_some(layout)
 }
 
 /// An operation id (or object id): its counter and actor index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct OpId {
-    counter: u64,
-    actor: usize,
+pub(super) struct OpId {
+    pub(super) counter: u64,
+    pub(super) actor: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,21 +349,26 @@ enum Scalar<'a> {
 }
 
 #[derive(Debug)]
-enum Key<'a> {
+pub(super) enum Key<'a> {
     Map(&'a str),
     /// A list element's id; `None` is the list's head.
     Element(Option<OpId>),
 }
 
 #[derive(Debug)]
-struct Op<'a> {
+pub(super) struct Op<'a> {
     /// `None` is the root map.
-    obj: Option<OpId>,
-    key: Key<'a>,
-    id: OpId,
-    insert: bool,
-    action: u64,
+    pub(super) obj: Option<OpId>,
+    pub(super) key: Key<'a>,
+    pub(super) id: OpId,
+    pub(super) insert: bool,
+    pub(super) action: u64,
     value: Scalar<'a>,
+    /// The value's metadata and raw bytes, as the columns hold them.
+    pub(super) meta: u64,
+    pub(super) raw: &'a [u8],
+    /// Where its successors are in `Parsed::successors`.
+    pub(super) succ: std::ops::Range<usize>,
     visible: bool,
 }
 
@@ -172,7 +376,7 @@ fn operations<'a>(
     columns: &HashMap<u64, &'a [u8]>,
     actors: usize,
     limits: &DocumentLimits,
-) -> Option<Vec<Op<'a>>> {
+) -> Option<(Vec<Op<'a>>, Vec<OpId>)> {
     let column = |spec| columns.get(&spec).copied().unwrap_or_default();
     let mut obj_actor = Rle::new(column(OBJ_ACTOR));
     let mut obj_counter = Rle::new(column(OBJ_COUNTER));
@@ -193,6 +397,7 @@ fn operations<'a>(
         (index < actors).then_some(index)
     };
     let mut ops = Vec::new();
+    let mut successor_ids = Vec::new();
     let mut all_successors = 0u64;
     while !action.is_done() {
         if ops.len() as u64 >= limits.max_operations {
@@ -233,9 +438,11 @@ fn operations<'a>(
         if all_successors > limits.max_operations {
             return None;
         }
+        let first_successor = successor_ids.len();
         for _ in 0..successors {
-            actor(succ_actor.next_uleb()?)?;
-            succ_counter.next()??;
+            let actor = actor(succ_actor.next_uleb()?)?;
+            let counter = u64::try_from(succ_counter.next()??).ok()?;
+            successor_ids.push(OpId { counter, actor });
         }
         if !matches!(action, MAKE_MAP | SET | MAKE_LIST | MAKE_TEXT) {
             // Deletions, counters' increments, tables and marks: Automerge's to read.
@@ -248,6 +455,9 @@ fn operations<'a>(
             insert,
             action,
             value,
+            meta,
+            raw,
+            succ: first_successor..successor_ids.len(),
             visible: successors == 0,
         });
     }
@@ -264,7 +474,7 @@ fn operations<'a>(
         && succ_count.is_done()
         && succ_actor.is_done()
         && succ_counter.is_done();
-    exhausted.then_some(ops)
+    exhausted.then_some((ops, successor_ids))
 }
 
 /// A value from its type (the low four bits of its metadata) and raw bytes.
@@ -354,6 +564,23 @@ impl State<'_, '_> {
     fn later(&self, a: usize, b: usize) -> bool {
         let (a, b) = (self.ops[a].id, self.ops[b].id);
         (a.counter, self.actors[a.actor]) > (b.counter, self.actors[b.actor])
+    }
+
+    /// The root key's one value, if it is a string.
+    fn root_string(&self, key: &str) -> Option<String> {
+        let slots = self.map_slots(None)?;
+        let (_, slot) = slots.into_iter().find(|(name, _)| *name == key)?;
+        match (slot.all.as_slice(), &self.ops[slot.winner]) {
+            (
+                [_],
+                Op {
+                    action: SET,
+                    value: Scalar::Str(s),
+                    ..
+                },
+            ) => Some(s.to_string()),
+            _ => None,
+        }
     }
 
     fn slot(&self, visible: Vec<usize>) -> Option<Slot> {
@@ -506,7 +733,7 @@ impl State<'_, '_> {
 /// A cursor over bytes; every read fails (`None`) rather than passing the end.
 pub(super) struct Reader<'a> {
     bytes: &'a [u8],
-    at: usize,
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -561,6 +788,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The bytes not read yet.
+    pub(super) fn rest(&mut self) -> &'a [u8] {
+        let rest = self.bytes.get(self.at..).unwrap_or_default();
+        self.at = self.bytes.len();
+        rest
+    }
+
     /// Skips `count` length-prefixed byte strings (actor ids).
     pub(super) fn skip_prefixed(&mut self, count: u64) -> Option<()> {
         for _ in 0..count {
@@ -574,7 +808,7 @@ impl<'a> Reader<'a> {
 /// A run-length encoded column: runs of one value repeated (a positive count), of literal
 /// values (a negative count), or of nulls (a zero, then the count). An exhausted column reads
 /// as nulls; `None` is damage.
-struct Rle<'a> {
+pub(super) struct Rle<'a> {
     r: Reader<'a>,
     run: Run,
 }
@@ -596,14 +830,14 @@ enum Run {
 }
 
 impl<'a> Rle<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Rle {
             r: Reader::new(bytes),
             run: Run::None,
         }
     }
 
-    fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.r.is_empty()
             && match self.run {
                 Run::None => true,
@@ -664,7 +898,7 @@ impl<'a> Rle<'a> {
         }
     }
 
-    fn next_uleb(&mut self) -> Option<Option<u64>> {
+    pub(super) fn next_uleb(&mut self) -> Option<Option<u64>> {
         match self.step(|r| r.uleb().map(|_| ()))? {
             None => Some(None),
             Some(at) => Some(Some(self.at(at).uleb()?)),
@@ -678,7 +912,7 @@ impl<'a> Rle<'a> {
         }
     }
 
-    fn next_str(&mut self) -> Option<Option<&'a str>> {
+    pub(super) fn next_str(&mut self) -> Option<Option<&'a str>> {
         let skip = |r: &mut Reader<'a>| {
             let len = r.uleb()?;
             r.take(len).map(|_| ())
@@ -695,24 +929,24 @@ impl<'a> Rle<'a> {
 }
 
 /// A delta-encoded column: run-length encoded differences from the previous value.
-struct Delta<'a> {
+pub(super) struct Delta<'a> {
     rle: Rle<'a>,
     last: i64,
 }
 
 impl<'a> Delta<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Delta {
             rle: Rle::new(bytes),
             last: 0,
         }
     }
 
-    fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.rle.is_done()
     }
 
-    fn next(&mut self) -> Option<Option<i64>> {
+    pub(super) fn next(&mut self) -> Option<Option<i64>> {
         match self.rle.next_sleb()? {
             None => Some(None),
             Some(delta) => {
@@ -827,6 +1061,136 @@ mod tests {
             columns.push((SUCC_COUNTER, repeated(successors, &[1])));
         }
         document_chunk(&columns)
+    }
+
+    /// A document chunk written again from its parts, with these operation columns.
+    fn rewrite(parsed: &Parsed, op_columns: &[(u64, Vec<u8>)], head_indices: &[u8]) -> Vec<u8> {
+        let mut data = Vec::new();
+        uleb(parsed.actors.len() as u64, &mut data);
+        for actor in &parsed.actors {
+            uleb(actor.len() as u64, &mut data);
+            data.extend_from_slice(actor);
+        }
+        uleb(parsed.heads.len() as u64 / 32, &mut data);
+        data.extend_from_slice(parsed.heads);
+        for layout in [
+            parsed
+                .change_columns
+                .iter()
+                .map(|(spec, d)| (*spec, d.len()))
+                .collect::<Vec<_>>(),
+            op_columns
+                .iter()
+                .map(|(spec, d)| (*spec, d.len()))
+                .collect(),
+        ] {
+            uleb(layout.len() as u64, &mut data);
+            for (spec, len) in layout {
+                uleb(spec, &mut data);
+                uleb(len as u64, &mut data);
+            }
+        }
+        for (_, column) in &parsed.change_columns {
+            data.extend_from_slice(column);
+        }
+        for (_, column) in op_columns {
+            data.extend_from_slice(column);
+        }
+        data.extend_from_slice(head_indices);
+        let mut hashed = vec![CHUNK_DOCUMENT];
+        uleb(data.len() as u64, &mut hashed);
+        hashed.extend_from_slice(&data);
+        let mut chunk = MAGIC.to_vec();
+        chunk.extend_from_slice(&Sha256::digest(&hashed)[..4]);
+        chunk.extend_from_slice(&hashed);
+        chunk
+    }
+
+    /// The operation columns of `parsed`'s operations, as Automerge writes them.
+    fn columns_of(parsed: &Parsed) -> Vec<(u64, Vec<u8>)> {
+        let mut specs: Vec<u64> = parsed.op_columns.keys().copied().collect();
+        specs.sort();
+        specs
+            .into_iter()
+            .map(|spec| (spec, parsed.encode_op_column(spec)))
+            .collect()
+    }
+
+    fn two_keys() -> Vec<u8> {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "a", "abc").unwrap();
+        tx.put(ROOT, "b", "xyz").unwrap();
+        tx.commit();
+        doc.save_nocompress()
+    }
+
+    fn checked(bytes: &[u8]) -> bool {
+        read_checked(bytes, &limits(), "$kind").is_some()
+    }
+
+    #[test]
+    fn a_document_written_again_from_its_parts_is_checked() {
+        let bytes = two_keys();
+        let parsed = parse(&bytes, &limits()).unwrap();
+        let again = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
+        assert_eq!(again, bytes);
+        assert!(checked(&again));
+    }
+
+    #[test]
+    fn a_value_its_history_does_not_hold_is_not_checked() {
+        // A byte changed and the checksum repaired: the reader reads it, its hash does not
+        // match the heads.
+        let bytes = two_keys();
+        let mut parsed = parse(&bytes, &limits()).unwrap();
+        parsed.ops[0].raw = b"abd";
+        let changed = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
+        assert_eq!(
+            read(&changed, &limits()),
+            Some(serde_json::json!({"a": "abd", "b": "xyz"}))
+        );
+        assert!(!checked(&changed));
+    }
+
+    #[test]
+    fn operations_out_of_automerge_s_order_are_not_checked() {
+        // The same changes, so the same hashes: only the order tells it apart.
+        let bytes = two_keys();
+        let mut parsed = parse(&bytes, &limits()).unwrap();
+        parsed.ops.swap(0, 1);
+        let swapped = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
+        assert!(read(&swapped, &limits()).is_some());
+        assert!(!checked(&swapped));
+    }
+
+    #[test]
+    fn columns_written_otherwise_are_not_checked() {
+        // Both actions (sets) as a literal run rather than a repeat: the same values.
+        let bytes = two_keys();
+        let parsed = parse(&bytes, &limits()).unwrap();
+        let mut columns = columns_of(&parsed);
+        let action = columns
+            .iter_mut()
+            .find(|(spec, _)| *spec == ACTION)
+            .unwrap();
+        assert_eq!(action.1, vec![2, SET as u8]);
+        action.1 = vec![0x7e, SET as u8, SET as u8];
+        let literal = rewrite(&parsed, &columns, parsed.head_indices);
+        assert_eq!(read(&literal, &limits()), read(&bytes, &limits()));
+        assert!(!checked(&literal));
+    }
+
+    #[test]
+    fn head_indices_must_name_the_heads() {
+        let bytes = two_keys();
+        let parsed = parse(&bytes, &limits()).unwrap();
+        assert_eq!(parsed.head_indices, [0]);
+        let columns = columns_of(&parsed);
+        assert!(checked(&rewrite(&parsed, &columns, &[])));
+        assert!(!checked(&rewrite(&parsed, &columns, &[1])));
+        assert!(!checked(&rewrite(&parsed, &columns, &[0, 0])));
+        assert!(!checked(&rewrite(&parsed, &columns, &[0x80])));
     }
 
     #[test]

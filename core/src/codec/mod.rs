@@ -23,6 +23,7 @@
 
 pub mod bounds;
 pub(crate) mod columns;
+mod history;
 pub mod photo;
 pub mod sealed;
 

@@ -245,13 +245,12 @@ pub(crate) fn follow_manifest(
     tx: &Transaction,
     record_id: Uuid,
     kind: RecordKind,
-    document: &Automerge,
+    entries: &[Attachment],
     priority: i64,
 ) -> Result<()> {
     if !takes_attachments(kind) {
         return Ok(());
     }
-    let entries = doc::attachments(document);
     let held: Vec<Vec<u8>> = tx
         .prepare_cached("SELECT id FROM attachments WHERE record_id = ?1")?
         .query_map([record_id.as_bytes()], |r| r.get(0))?
@@ -262,7 +261,7 @@ pub(crate) fn follow_manifest(
                 .execute([id])?;
         }
     }
-    for entry in &entries {
+    for entry in entries {
         if held.iter().any(|id| id.as_slice() == entry.id.as_bytes()) {
             continue;
         }

@@ -215,7 +215,7 @@ pub(crate) fn save_document(
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
     let parts = DocumentParts::of(kind, id, document, before)?;
-    write_document(tx, ctx, cache, id, kind, rowid, document, parts)
+    write_document(tx, ctx, cache, id, kind, rowid, Some(document), parts)
 }
 
 /// What `write_document` stores of a document, worked out without the store (so that received
@@ -254,7 +254,7 @@ fn write_document(
     id: Uuid,
     kind: RecordKind,
     rowid: Option<i64>,
-    document: &Automerge,
+    document: Option<&Automerge>,
     parts: DocumentParts,
 ) -> Result<i64> {
     let (origin, author) = (ctx.origin, ctx.author);
@@ -318,7 +318,8 @@ fn write_document(
         index::delete_rows(tx, rowid)?;
     }
     index::insert_rows(tx, rowid, record.indexed())?;
-    attachments::follow_manifest(tx, id, kind, document, record.urgency())?;
+    let manifest = document.map(doc::attachments).unwrap_or_default();
+    attachments::follow_manifest(tx, id, kind, &manifest, record.urgency())?;
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }
@@ -586,7 +587,9 @@ pub(crate) fn merge_document(
 /// The part of a merge that needs no store: the received bytes merged into the record's
 /// document (`existing`, Automerge bytes), checked, read as its record and encoded.
 pub(crate) struct PreparedMerge {
-    document: Automerge,
+    /// The merged document; `None` when it was checked without loading it (it holds no
+    /// attachment, the one thing written from the loaded document).
+    document: Option<Automerge>,
     /// Where the received history starts (an erased record's content does not come back).
     roots: Vec<ChangeHash>,
     complete: bool,
@@ -637,7 +640,7 @@ pub(crate) fn prepare_merge(
         (doc::kinds(&document), Some(written))
     };
     Ok(PreparedMerge {
-        document,
+        document: Some(document),
         roots,
         complete,
         heads,
@@ -646,15 +649,39 @@ pub(crate) fn prepare_merge(
     })
 }
 
-/// `prepare_merge` for a record the store lacks, when the bytes are one whole document that
-/// Automerge loads whole (so they are stored as received) and that `codec::columns` reads:
-/// its values, read from the columns, are what reading the loaded document gave, in a
-/// fraction of the time, and they are bounded as they are read. That reading, the walk of the
-/// state for the bounds and the encoding this skips were half of a first sync's work. `None`
-/// otherwise: `prepare_merge` then merges the bytes as any others, and gives its answer or
-/// its error.
+/// `prepare_merge` for a record the store lacks, when the bytes are one whole document:
+/// - read and checked without Automerge (`codec::columns::read_checked`), when it holds only
+///   what the reader takes and no attachment (whose manifest is read from the loaded document,
+///   with its values' types): its history is rebuilt and hashed, as loading it would;
+/// - otherwise read by `codec::columns` and loaded by Automerge, when the reader takes it.
+///
+/// Either way the bytes are stored as received, and the values are bounded as they are read.
+/// `None` otherwise: `prepare_merge` then merges the bytes as any others, and gives its answer
+/// or its error.
 fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
-    let json = codec::columns::read(bytes, &codec::bounds::DocumentLimits::STANDARD)?;
+    let limits = codec::bounds::DocumentLimits::STANDARD;
+    codec::bounds::admit(bytes, &limits).ok()?;
+    if let Some(checked) = codec::columns::read_checked(bytes, &limits, doc::KIND_KEY)
+        && !doc::names_attachments(&checked.json)
+    {
+        let kind = RecordKind::from_str_opt(checked.label.as_deref()?)?;
+        let history = checked.history;
+        let parts = DocumentParts {
+            record: TypedRecord::from_json(kind, id, checked.json, history.heads.clone()).ok()?,
+            stored: codec::encode_plain(id, bytes).ok()?,
+            heads: history.heads.clone(),
+            new_changes: history.changes.iter().flat_map(|c| c.0).collect(),
+        };
+        return Some(PreparedMerge {
+            roots: history.roots,
+            complete: true,
+            heads: history.heads,
+            kinds: vec![kind],
+            written: Some(Ok((kind, parts))),
+            document: None,
+        });
+    }
+    let json = codec::columns::read(bytes, &limits)?;
     let document = codec::load_whole(id, bytes).ok()?;
     let kind = doc::kind_of(&document)?;
     let heads = document.get_heads();
@@ -670,7 +697,7 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
         heads,
         kinds: vec![kind],
         written: Some(Ok((kind, parts))),
-        document,
+        document: Some(document),
     })
 }
 
@@ -718,7 +745,7 @@ pub(crate) fn commit_merge(
         id,
         kind,
         existing.map(|(rowid, _)| rowid),
-        &document,
+        document.as_ref(),
         parts,
     )?;
     Ok(Merged {

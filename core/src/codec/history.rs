@@ -1,0 +1,605 @@
+//! A saved document's history checked without loading it: each change rebuilt from the
+//! document's columns as Automerge rebuilds it, hashed, and the hashes compared with the heads
+//! the document names.
+//!
+//! Automerge's load does this too, and it was most of a phone's work on a first sync: it builds
+//! its whole state to get there. Here only the bytes of each change are written, with the same
+//! encodings, from the operations `columns` already read. The change bytes depend on nothing but
+//! the operations, so a hash that matches proves the document holds exactly the changes its
+//! heads name; with the columns written as Automerge writes them (`columns` checks that) and
+//! the operations in Automerge's order, the bytes are a document Automerge loads.
+//!
+//! Anything that does not match is `None`: the caller loads the document with Automerge, which
+//! gives the answer or the error it always gave.
+
+use super::columns::{Delta, Parsed};
+use super::columns::{Key, OpId, Reader, Rle};
+use automerge::ChangeHash;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+
+const CHUNK_CHANGE: u8 = 1;
+const DELETE: u64 = 3;
+
+// Column specifications of a document's change columns.
+const CHANGE_ACTOR: u64 = 1;
+const CHANGE_SEQ: u64 = 3;
+const CHANGE_MAX_OP: u64 = 1 << 4 | 3;
+const CHANGE_TIME: u64 = 2 << 4 | 3;
+const CHANGE_MESSAGE: u64 = 3 << 4 | 5;
+const CHANGE_DEPS_COUNT: u64 = 4 << 4;
+const CHANGE_DEPS: u64 = 4 << 4 | 3;
+const CHANGE_EXTRA_META: u64 = 5 << 4 | 6;
+const CHANGE_EXTRA_RAW: u64 = 5 << 4 | 7;
+
+// Column specifications of a change chunk's operation columns.
+const OP_OBJ_ACTOR: u64 = 1;
+const OP_OBJ_COUNTER: u64 = 2;
+const OP_KEY_ACTOR: u64 = 1 << 4 | 1;
+const OP_KEY_COUNTER: u64 = 1 << 4 | 3;
+const OP_KEY_STRING: u64 = 1 << 4 | 5;
+const OP_INSERT: u64 = 3 << 4 | 4;
+const OP_ACTION: u64 = 4 << 4 | 2;
+const OP_VALUE_META: u64 = 5 << 4 | 6;
+const OP_VALUE_RAW: u64 = 5 << 4 | 7;
+const OP_PRED_COUNT: u64 = 7 << 4;
+const OP_PRED_ACTOR: u64 = 7 << 4 | 1;
+const OP_PRED_COUNTER: u64 = 7 << 4 | 3;
+
+/// What a checked history gives: the heads (as the document names them), every change's hash
+/// in the document's order, and the changes with no dependencies.
+pub(crate) struct History {
+    pub(crate) heads: Vec<ChangeHash>,
+    pub(crate) changes: Vec<ChangeHash>,
+    pub(crate) roots: Vec<ChangeHash>,
+}
+
+/// One change as the document's change columns describe it.
+struct ChangeMeta<'a> {
+    actor: usize,
+    seq: u64,
+    max_op: u64,
+    start_op: u64,
+    time: i64,
+    message: Option<&'a str>,
+    deps: Vec<usize>,
+    /// The extra bytes' metadata as the column holds it (`None`: no column).
+    extra_meta: Option<u64>,
+    extra: &'a [u8],
+}
+
+/// The key of an operation in a change: a map key, or a list element (`None`: the head).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ChangeKey<'a> {
+    Map(&'a str),
+    Element(Option<OpId>),
+}
+
+/// One operation of a change: a document's operation with its predecessors, or a deletion
+/// (which a document keeps only as the successor of what it deleted).
+#[derive(Clone)]
+struct ChangeOp<'a> {
+    obj: Option<OpId>,
+    key: ChangeKey<'a>,
+    insert: bool,
+    action: u64,
+    meta: u64,
+    raw: &'a [u8],
+    preds: Vec<OpId>,
+}
+
+/// Rebuilds and hashes every change of `parsed`, and checks the hashes against its heads.
+pub(super) fn check(parsed: &Parsed, max_changes: u64) -> Option<History> {
+    let metas = change_metas(parsed, max_changes)?;
+    let changes = changes_of(parsed, &metas)?;
+    let mut hashes: Vec<ChangeHash> = Vec::with_capacity(metas.len());
+    let mut depended = vec![false; metas.len()];
+    for (meta, ops) in metas.iter().zip(&changes) {
+        for &dep in &meta.deps {
+            depended[dep] = true;
+        }
+        let deps: Vec<ChangeHash> = meta.deps.iter().map(|&d| hashes[d]).collect();
+        hashes.push(change_hash(meta, &deps, ops, &parsed.actors));
+    }
+    let mut heads: Vec<ChangeHash> = hashes
+        .iter()
+        .zip(&depended)
+        .filter(|(_, depended)| !**depended)
+        .map(|(hash, _)| *hash)
+        .collect();
+    heads.sort();
+    let named: Vec<&[u8]> = parsed.heads.chunks_exact(32).collect();
+    if named.len() != heads.len() || named.iter().zip(&heads).any(|(n, h)| *n != h.0) {
+        return None;
+    }
+    // Each head's index, if the writer gave them, names that head's change.
+    if !parsed.head_indices.is_empty() {
+        let mut r = Reader::new(parsed.head_indices);
+        for head in &heads {
+            let index = usize::try_from(r.uleb()?).ok()?;
+            if hashes.get(index) != Some(head) {
+                return None;
+            }
+        }
+        if !r.is_empty() {
+            return None;
+        }
+    }
+    let roots = hashes
+        .iter()
+        .zip(&metas)
+        .filter(|(_, meta)| meta.deps.is_empty())
+        .map(|(hash, _)| *hash)
+        .collect();
+    Some(History {
+        heads,
+        changes: hashes,
+        roots,
+    })
+}
+
+/// The change columns read, each checked to be written as Automerge writes it.
+fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeMeta<'a>>> {
+    let mut columns: HashMap<u64, &[u8]> = HashMap::new();
+    for &(spec, data) in &parsed.change_columns {
+        if data.is_empty() {
+            continue;
+        }
+        match spec {
+            CHANGE_ACTOR | CHANGE_SEQ | CHANGE_MAX_OP | CHANGE_TIME | CHANGE_MESSAGE
+            | CHANGE_DEPS_COUNT | CHANGE_DEPS | CHANGE_EXTRA_META | CHANGE_EXTRA_RAW => {
+                columns.insert(spec, data).is_none().then_some(())?;
+            }
+            _ => return None,
+        }
+    }
+    let column = |spec| columns.get(&spec).copied().unwrap_or_default();
+    let present = |spec| columns.contains_key(&spec);
+    let mut actor = Rle::new(column(CHANGE_ACTOR));
+    let mut seq = Delta::new(column(CHANGE_SEQ));
+    let mut max_op = Delta::new(column(CHANGE_MAX_OP));
+    let mut time = Delta::new(column(CHANGE_TIME));
+    let mut message = Rle::new(column(CHANGE_MESSAGE));
+    let mut deps_count = Rle::new(column(CHANGE_DEPS_COUNT));
+    let mut deps = Delta::new(column(CHANGE_DEPS));
+    let mut extra_meta = Rle::new(column(CHANGE_EXTRA_META));
+    let mut extra_raw = Reader::new(column(CHANGE_EXTRA_RAW));
+    let u32_value = |v: Option<i64>| u32::try_from(v?).ok().map(u64::from);
+    let mut metas: Vec<ChangeMeta> = Vec::new();
+    let mut all_deps = 0u64;
+    while !actor.is_done() {
+        if metas.len() as u64 >= max_changes {
+            return None;
+        }
+        let index = metas.len();
+        let actor = usize::try_from(actor.next_uleb()??).ok()?;
+        if actor >= parsed.actors.len() {
+            return None;
+        }
+        let seq = u32_value(seq.next()?)?;
+        let max_op = u32_value(max_op.next()?)?;
+        let time = match time.next()? {
+            Some(t) => t,
+            None if !present(CHANGE_TIME) => 0,
+            None => return None,
+        };
+        let message = message.next_str()?;
+        let count = deps_count.next_uleb()??;
+        // A change depends on changes before it, each once; histories that merge more than
+        // this are Automerge's to check.
+        all_deps = all_deps.checked_add(count)?;
+        if count > index as u64 || all_deps > max_changes.saturating_mul(4) {
+            return None;
+        }
+        let mut change_deps = Vec::new();
+        for _ in 0..count {
+            let dep = usize::try_from(deps.next()??).ok()?;
+            // A change follows the changes it depends on.
+            if dep >= index || change_deps.contains(&dep) {
+                return None;
+            }
+            change_deps.push(dep);
+        }
+        let extra_meta = match extra_meta.next_uleb()? {
+            Some(meta) => Some(meta),
+            None if !present(CHANGE_EXTRA_META) => None,
+            None => return None,
+        };
+        let extra = extra_raw.take(extra_meta.unwrap_or(0) >> 4)?;
+        let last_max_op = change_deps
+            .iter()
+            .map(|&d: &usize| metas[d].max_op)
+            .max()
+            .unwrap_or(0);
+        if last_max_op > max_op {
+            return None;
+        }
+        metas.push(ChangeMeta {
+            actor,
+            seq,
+            max_op,
+            start_op: last_max_op + 1,
+            time,
+            message,
+            deps: change_deps,
+            extra_meta,
+            extra,
+        });
+    }
+    let exhausted = seq.is_done()
+        && max_op.is_done()
+        && time.is_done()
+        && message.is_done()
+        && deps_count.is_done()
+        && deps.is_done()
+        && extra_meta.is_done()
+        && extra_raw.is_empty();
+    if !exhausted {
+        return None;
+    }
+    // Written as Automerge writes them: the same values, one encoding.
+    let canonical = |spec, encoded: Vec<u8>| !present(spec) || column(spec) == encoded.as_slice();
+    let all_canonical = canonical(
+        CHANGE_ACTOR,
+        encode_uleb(metas.iter().map(|m| Some(m.actor as u64))),
+    ) && canonical(
+        CHANGE_SEQ,
+        encode_delta(metas.iter().map(|m| Some(m.seq as i64))),
+    ) && canonical(
+        CHANGE_MAX_OP,
+        encode_delta(metas.iter().map(|m| Some(m.max_op as i64))),
+    ) && canonical(
+        CHANGE_TIME,
+        encode_delta(metas.iter().map(|m| Some(m.time))),
+    ) && canonical(CHANGE_MESSAGE, encode_str(metas.iter().map(|m| m.message)))
+        && canonical(
+            CHANGE_DEPS_COUNT,
+            encode_uleb(metas.iter().map(|m| Some(m.deps.len() as u64))),
+        )
+        && canonical(
+            CHANGE_DEPS,
+            encode_delta(metas.iter().flat_map(|m| &m.deps).map(|&d| Some(d as i64))),
+        )
+        && canonical(
+            CHANGE_EXTRA_META,
+            encode_uleb(metas.iter().map(|m| m.extra_meta)),
+        );
+    all_canonical.then_some(metas)
+}
+
+/// The operations of each change, in counter order, with their predecessors, and the
+/// deletions the successors name, as Automerge's collector rebuilds them.
+fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<ChangeOp<'a>>>> {
+    // Each actor's changes by the counters they span.
+    let mut spans: HashMap<usize, Vec<(u64, u64, usize)>> = HashMap::new();
+    let mut slots: Vec<Vec<Option<ChangeOp>>> = Vec::with_capacity(metas.len());
+    let mut total = 0u64;
+    for (i, meta) in metas.iter().enumerate() {
+        let count = meta.max_op + 1 - meta.start_op;
+        total = total.checked_add(count)?;
+        // Every operation is in the document (a deletion as a successor): no change claims
+        // more than it holds.
+        if total > parsed.ops.len() as u64 + parsed.successors.len() as u64 {
+            return None;
+        }
+        if count > 0 {
+            spans
+                .entry(meta.actor)
+                .or_default()
+                .push((meta.start_op, meta.max_op, i));
+        }
+        slots.push(vec![None; count as usize]);
+    }
+    for spans in spans.values_mut() {
+        spans.sort_unstable();
+        if spans.windows(2).any(|w| w[0].1 >= w[1].0) {
+            return None;
+        }
+    }
+    let mut place = |id: OpId, op: ChangeOp<'a>| -> Option<()> {
+        let spans = spans.get(&id.actor)?;
+        let at = spans.partition_point(|s| s.1 < id.counter);
+        let &(start, max, change) = spans.get(at)?;
+        if id.counter < start || id.counter > max {
+            return None;
+        }
+        let slot = &mut slots[change][(id.counter - start) as usize];
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(op);
+        Some(())
+    };
+    // Predecessors come from the successors of the operations of the same key, which precede
+    // them; successors no operation of the key claims are deletions of it.
+    let mut pending: HashMap<OpId, Vec<OpId>> = HashMap::new();
+    let mut group: Option<(Option<OpId>, ChangeKey)> = None;
+    let flush = |group: Option<(Option<OpId>, ChangeKey<'a>)>,
+                 pending: &mut HashMap<OpId, Vec<OpId>>,
+                 place: &mut dyn FnMut(OpId, ChangeOp<'a>) -> Option<()>|
+     -> Option<()> {
+        if let Some((obj, key)) = group {
+            for (id, preds) in pending.drain() {
+                let deletion = ChangeOp {
+                    obj,
+                    key,
+                    insert: false,
+                    action: DELETE,
+                    meta: 0,
+                    raw: &[],
+                    preds,
+                };
+                place(id, deletion)?;
+            }
+        }
+        pending.is_empty().then_some(())
+    };
+    for op in &parsed.ops {
+        let key = match op.key {
+            Key::Map(name) => ChangeKey::Map(name),
+            Key::Element(_) if op.insert => ChangeKey::Element(Some(op.id)),
+            Key::Element(Some(target)) => ChangeKey::Element(Some(target)),
+            Key::Element(None) => return None,
+        };
+        let next = Some((op.obj, key));
+        if next != group {
+            flush(group, &mut pending, &mut place)?;
+            group = next;
+        }
+        let preds = pending.remove(&op.id).unwrap_or_default();
+        let change_op = ChangeOp {
+            obj: op.obj,
+            key: match op.key {
+                Key::Map(name) => ChangeKey::Map(name),
+                Key::Element(target) => ChangeKey::Element(target),
+            },
+            insert: op.insert,
+            action: op.action,
+            meta: op.meta,
+            raw: op.raw,
+            preds,
+        };
+        place(op.id, change_op)?;
+        for &succ in &parsed.successors[op.succ.clone()] {
+            pending.entry(succ).or_default().push(op.id);
+        }
+    }
+    flush(group, &mut pending, &mut place)?;
+    // Every change has all its operations.
+    slots
+        .into_iter()
+        .map(|ops| ops.into_iter().collect::<Option<Vec<_>>>())
+        .collect()
+}
+
+/// The hash of a change chunk, its bytes written as Automerge writes them.
+fn change_hash(
+    meta: &ChangeMeta,
+    deps: &[ChangeHash],
+    ops: &[ChangeOp],
+    actors: &[&[u8]],
+) -> ChangeHash {
+    // The change's actor first, then the others its operations name, in the document's
+    // (sorted) order.
+    let mut others = BTreeSet::new();
+    for op in ops {
+        others.extend(op.obj.map(|o| o.actor));
+        if let ChangeKey::Element(Some(e)) = op.key {
+            others.insert(e.actor);
+        }
+        others.extend(op.preds.iter().map(|p| p.actor));
+    }
+    others.remove(&meta.actor);
+    let mut index = HashMap::with_capacity(others.len() + 1);
+    index.insert(meta.actor, 0u64);
+    for (i, &actor) in others.iter().enumerate() {
+        index.insert(actor, i as u64 + 1);
+    }
+    let local = |actor: usize| index[&actor];
+
+    let all_none = |column: &[Option<u64>]| column.iter().all(Option::is_none);
+    let obj_actor: Vec<_> = ops.iter().map(|o| o.obj.map(|o| local(o.actor))).collect();
+    let obj_counter: Vec<_> = ops.iter().map(|o| o.obj.map(|o| o.counter)).collect();
+    let key_actor: Vec<_> = ops
+        .iter()
+        .map(|o| match o.key {
+            ChangeKey::Element(Some(e)) => Some(local(e.actor)),
+            _ => None,
+        })
+        .collect();
+    let key_counter: Vec<Option<i64>> = ops
+        .iter()
+        .map(|o| match o.key {
+            ChangeKey::Map(_) => None,
+            ChangeKey::Element(None) => Some(0),
+            ChangeKey::Element(Some(e)) => Some(e.counter as i64),
+        })
+        .collect();
+    let key_string: Vec<Option<&str>> = ops
+        .iter()
+        .map(|o| match o.key {
+            ChangeKey::Map(name) => Some(name),
+            ChangeKey::Element(_) => None,
+        })
+        .collect();
+    let preds = || ops.iter().flat_map(|o| &o.preds);
+
+    let mut columns: Vec<(u64, Vec<u8>)> = Vec::with_capacity(12);
+    if !all_none(&obj_actor) {
+        columns.push((OP_OBJ_ACTOR, encode_uleb(obj_actor.iter().copied())));
+    }
+    if !all_none(&obj_counter) {
+        columns.push((OP_OBJ_COUNTER, encode_uleb(obj_counter.iter().copied())));
+    }
+    if !all_none(&key_actor) {
+        columns.push((OP_KEY_ACTOR, encode_uleb(key_actor.iter().copied())));
+    }
+    if key_counter.iter().any(Option::is_some) {
+        columns.push((OP_KEY_COUNTER, encode_delta(key_counter.iter().copied())));
+    }
+    if key_string.iter().any(Option::is_some) {
+        columns.push((OP_KEY_STRING, encode_str(key_string.iter().copied())));
+    }
+    columns.push((OP_INSERT, encode_bool(ops.iter().map(|o| o.insert))));
+    columns.push((OP_ACTION, encode_uleb(ops.iter().map(|o| Some(o.action)))));
+    columns.push((OP_VALUE_META, encode_uleb(ops.iter().map(|o| Some(o.meta)))));
+    columns.push((
+        OP_VALUE_RAW,
+        ops.iter().flat_map(|o| o.raw).copied().collect(),
+    ));
+    columns.push((
+        OP_PRED_COUNT,
+        encode_uleb(ops.iter().map(|o| Some(o.preds.len() as u64))),
+    ));
+    columns.push((
+        OP_PRED_ACTOR,
+        encode_uleb(preds().map(|p| Some(local(p.actor)))),
+    ));
+    columns.push((
+        OP_PRED_COUNTER,
+        encode_delta(preds().map(|p| Some(p.counter as i64))),
+    ));
+    columns.retain(|(_, data)| !data.is_empty());
+
+    let mut body = Vec::new();
+    write_uleb(deps.len() as u64, &mut body);
+    for dep in deps {
+        body.extend_from_slice(&dep.0);
+    }
+    write_prefixed(actors[meta.actor], &mut body);
+    write_uleb(meta.seq, &mut body);
+    write_uleb(meta.start_op, &mut body);
+    write_sleb(meta.time, &mut body);
+    write_prefixed(meta.message.unwrap_or_default().as_bytes(), &mut body);
+    write_uleb(others.len() as u64, &mut body);
+    for &actor in &others {
+        write_prefixed(actors[actor], &mut body);
+    }
+    write_uleb(columns.len() as u64, &mut body);
+    for (spec, data) in &columns {
+        write_uleb(*spec, &mut body);
+        write_uleb(data.len() as u64, &mut body);
+    }
+    for (_, data) in &columns {
+        body.extend_from_slice(data);
+    }
+    body.extend_from_slice(meta.extra);
+
+    let mut header = vec![CHUNK_CHANGE];
+    write_uleb(body.len() as u64, &mut header);
+    let mut hasher = Sha256::new();
+    hasher.update(&header);
+    hasher.update(&body);
+    ChangeHash(hasher.finalize().into())
+}
+
+// Automerge's column encodings, in the one form it writes: runs of two or more equal values
+// as a repeat, other values gathered in literal runs, nulls as null runs.
+
+fn write_uleb(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn write_sleb(mut n: i64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if (n == 0 && byte & 0x40 == 0) || (n == -1 && byte & 0x40 != 0) {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn write_prefixed(bytes: &[u8], out: &mut Vec<u8>) {
+    write_uleb(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn encode_rle<T: PartialEq + Copy>(
+    values: impl IntoIterator<Item = Option<T>>,
+    pack: impl Fn(T, &mut Vec<u8>),
+) -> Vec<u8> {
+    let values: Vec<Option<T>> = values.into_iter().collect();
+    let mut out = Vec::new();
+    let mut literal: Vec<T> = Vec::new();
+    let flush_literal = |literal: &mut Vec<T>, out: &mut Vec<u8>| {
+        if !literal.is_empty() {
+            write_sleb(-(literal.len() as i64), out);
+            for &v in literal.iter() {
+                pack(v, out);
+            }
+            literal.clear();
+        }
+    };
+    let mut i = 0;
+    while i < values.len() {
+        let value = values[i];
+        let run = values[i..].iter().take_while(|v| **v == value).count();
+        match value {
+            None => {
+                flush_literal(&mut literal, &mut out);
+                write_sleb(0, &mut out);
+                write_uleb(run as u64, &mut out);
+            }
+            Some(v) if run >= 2 => {
+                flush_literal(&mut literal, &mut out);
+                write_sleb(run as i64, &mut out);
+                pack(v, &mut out);
+            }
+            Some(v) => literal.push(v),
+        }
+        i += run;
+    }
+    flush_literal(&mut literal, &mut out);
+    out
+}
+
+pub(super) fn encode_uleb(values: impl IntoIterator<Item = Option<u64>>) -> Vec<u8> {
+    encode_rle(values, write_uleb)
+}
+
+pub(super) fn encode_str<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<u8> {
+    encode_rle(values, |s: &str, out| write_prefixed(s.as_bytes(), out))
+}
+
+/// Differences from the previous value (nulls leave it), run-length encoded.
+pub(super) fn encode_delta(values: impl IntoIterator<Item = Option<i64>>) -> Vec<u8> {
+    let mut last = 0i64;
+    let deltas = values.into_iter().map(|v| {
+        v.map(|v| {
+            let delta = v.wrapping_sub(last);
+            last = v;
+            delta
+        })
+    });
+    encode_rle(deltas.collect::<Vec<_>>(), write_sleb)
+}
+
+/// Counts of alternating runs, starting with `false`.
+pub(super) fn encode_bool(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut current, mut count) = (false, 0u64);
+    for v in values {
+        if v == current {
+            count += 1;
+        } else {
+            write_uleb(count, &mut out);
+            current = v;
+            count = 1;
+        }
+    }
+    if count > 0 {
+        write_uleb(count, &mut out);
+    }
+    out
+}
