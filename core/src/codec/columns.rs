@@ -540,8 +540,13 @@ fn objects(ops: &[Op]) -> Option<HashMap<Option<OpId>, Object>> {
             return None;
         }
     }
-    for (i, op) in ops.iter().enumerate() {
-        objects.get_mut(&op.obj)?.ops.push(i);
+    // Operations come grouped by object: one lookup per group.
+    let mut i = 0;
+    while i < ops.len() {
+        let obj = ops[i].obj;
+        let run = ops[i..].iter().take_while(|op| op.obj == obj).count();
+        objects.get_mut(&obj)?.ops.extend(i..i + run);
+        i += run;
     }
     Some(objects)
 }
@@ -556,7 +561,27 @@ struct State<'a, 'o> {
 /// A value of a key or an element: its winner and every value it holds.
 struct Slot {
     winner: usize,
-    all: Vec<usize>,
+    all: Values,
+}
+
+/// The visible values of a key or an element: nearly always one, held without allocating.
+#[derive(Default)]
+struct Values {
+    first: Option<usize>,
+    more: Vec<usize>,
+}
+
+impl Values {
+    fn push(&mut self, i: usize) {
+        match self.first {
+            None => self.first = Some(i),
+            Some(_) => self.more.push(i),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.first.into_iter().chain(self.more.iter().copied())
+    }
 }
 
 impl State<'_, '_> {
@@ -570,9 +595,9 @@ impl State<'_, '_> {
     fn root_string(&self, key: &str) -> Option<String> {
         let slots = self.map_slots(None)?;
         let (_, slot) = slots.into_iter().find(|(name, _)| *name == key)?;
-        match (slot.all.as_slice(), &self.ops[slot.winner]) {
+        match (slot.all.more.is_empty(), &self.ops[slot.winner]) {
             (
-                [_],
+                true,
                 Op {
                     action: SET,
                     value: Scalar::Str(s),
@@ -583,9 +608,9 @@ impl State<'_, '_> {
         }
     }
 
-    fn slot(&self, visible: Vec<usize>) -> Option<Slot> {
-        let mut winner = *visible.first()?;
-        for &i in &visible[1..] {
+    fn slot(&self, visible: Values) -> Option<Slot> {
+        let mut winner = visible.first?;
+        for &i in &visible.more {
             if self.later(i, winner) {
                 winner = i;
             }
@@ -599,7 +624,9 @@ impl State<'_, '_> {
     /// A map's keys with their visible values, in key order.
     fn map_slots(&self, obj: Option<OpId>) -> Option<Vec<(&str, Slot)>> {
         let object = self.objects.get(&obj)?;
-        let mut keys: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        // Keys come sorted in Automerge's order: grouped as they come, sorted only if not.
+        let mut keys: Vec<(&str, Values)> = Vec::new();
+        let mut sorted = true;
         for &i in &object.ops {
             let op = &self.ops[i];
             let Key::Map(name) = op.key else { return None };
@@ -609,7 +636,23 @@ impl State<'_, '_> {
             if !op.visible {
                 continue;
             }
-            keys.entry(name).or_default().push(i);
+            match keys.last_mut() {
+                Some((last, values)) if *last == name => values.push(i),
+                last => {
+                    sorted &= last.is_none_or(|(last, _)| *last < name);
+                    let mut values = Values::default();
+                    values.push(i);
+                    keys.push((name, values));
+                }
+            }
+        }
+        if !sorted {
+            let mut grouped: BTreeMap<&str, Values> = BTreeMap::new();
+            for (name, values) in keys {
+                let all = grouped.entry(name).or_default();
+                values.iter().for_each(|i| all.push(i));
+            }
+            keys = grouped.into_iter().collect();
         }
         keys.into_iter()
             .map(|(key, values)| Some((key, self.slot(values)?)))
@@ -619,20 +662,31 @@ impl State<'_, '_> {
     /// A list's or a text's visible elements, in order.
     fn list_slots(&self, obj: Option<OpId>) -> Option<Vec<Slot>> {
         let object = self.objects.get(&obj)?;
-        let mut elements: Vec<Vec<usize>> = Vec::new();
-        let mut index: HashMap<OpId, usize> = HashMap::new();
+        let mut elements: Vec<Values> = Vec::new();
+        let mut ids: Vec<OpId> = Vec::new();
+        // Built only if an update does not follow its element, as it does in Automerge's order.
+        let mut index: Option<(HashMap<OpId, usize>, usize)> = None;
         for &i in &object.ops {
             let op = &self.ops[i];
             let Key::Element(_) = op.key else { return None };
             let element = if op.insert {
-                index.insert(op.id, elements.len());
-                elements.push(Vec::new());
+                ids.push(op.id);
+                elements.push(Values::default());
                 elements.len() - 1
             } else {
                 let Key::Element(Some(target)) = op.key else {
                     return None;
                 };
-                *index.get(&target)?
+                if ids.last() == Some(&target) {
+                    elements.len() - 1
+                } else {
+                    let (index, indexed) = index.get_or_insert_with(|| (HashMap::new(), 0));
+                    for (n, id) in ids.iter().enumerate().skip(*indexed) {
+                        index.entry(*id).or_insert(n);
+                    }
+                    *indexed = ids.len();
+                    *index.get(&target)?
+                }
             };
             if op.visible {
                 elements[element].push(i);
@@ -648,7 +702,7 @@ impl State<'_, '_> {
 
     /// Checks every value of a slot against the bounds (as `bounds::check_state` does).
     fn check(&self, slot: &Slot, depth: usize) -> Option<()> {
-        for &i in &slot.all {
+        for i in slot.all.iter() {
             let op = &self.ops[i];
             match (op.action, &op.value) {
                 (SET, Scalar::Str(text)) => {

@@ -16,9 +16,11 @@ use super::columns::{Delta, Parsed};
 use super::columns::{Key, OpId, Reader, Rle};
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 const CHUNK_CHANGE: u8 = 1;
+/// Successors of one key's operations not yet met, past which a history is left to Automerge.
+const MAX_PENDING: usize = 64;
 const DELETE: u64 = 3;
 
 // Column specifications of a document's change columns.
@@ -271,7 +273,7 @@ fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeM
 /// deletions the successors name, as Automerge's collector rebuilds them.
 fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<ChangeOp<'a>>>> {
     // Each actor's changes by the counters they span.
-    let mut spans: HashMap<usize, Vec<(u64, u64, usize)>> = HashMap::new();
+    let mut spans: Vec<Vec<(u64, u64, usize)>> = vec![Vec::new(); parsed.actors.len()];
     let mut slots: Vec<Vec<Option<ChangeOp>>> = Vec::with_capacity(metas.len());
     let mut total = 0u64;
     for (i, meta) in metas.iter().enumerate() {
@@ -283,21 +285,18 @@ fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<C
             return None;
         }
         if count > 0 {
-            spans
-                .entry(meta.actor)
-                .or_default()
-                .push((meta.start_op, meta.max_op, i));
+            spans[meta.actor].push((meta.start_op, meta.max_op, i));
         }
         slots.push(vec![None; count as usize]);
     }
-    for spans in spans.values_mut() {
+    for spans in &mut spans {
         spans.sort_unstable();
         if spans.windows(2).any(|w| w[0].1 >= w[1].0) {
             return None;
         }
     }
     let mut place = |id: OpId, op: ChangeOp<'a>| -> Option<()> {
-        let spans = spans.get(&id.actor)?;
+        let spans = spans.get(id.actor)?;
         let at = spans.partition_point(|s| s.1 < id.counter);
         let &(start, max, change) = spans.get(at)?;
         if id.counter < start || id.counter > max {
@@ -312,14 +311,15 @@ fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<C
     };
     // Predecessors come from the successors of the operations of the same key, which precede
     // them; successors no operation of the key claims are deletions of it.
-    let mut pending: HashMap<OpId, Vec<OpId>> = HashMap::new();
+    // A key's successors not yet met: a few at a time in any document Vigie writes.
+    let mut pending: Vec<(OpId, Vec<OpId>)> = Vec::new();
     let mut group: Option<(Option<OpId>, ChangeKey)> = None;
     let flush = |group: Option<(Option<OpId>, ChangeKey<'a>)>,
-                 pending: &mut HashMap<OpId, Vec<OpId>>,
+                 pending: &mut Vec<(OpId, Vec<OpId>)>,
                  place: &mut dyn FnMut(OpId, ChangeOp<'a>) -> Option<()>|
      -> Option<()> {
         if let Some((obj, key)) = group {
-            for (id, preds) in pending.drain() {
+            for (id, preds) in pending.drain(..) {
                 let deletion = ChangeOp {
                     obj,
                     key,
@@ -346,7 +346,10 @@ fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<C
             flush(group, &mut pending, &mut place)?;
             group = next;
         }
-        let preds = pending.remove(&op.id).unwrap_or_default();
+        let preds = match pending.iter().position(|(succ, _)| *succ == op.id) {
+            Some(at) => pending.swap_remove(at).1,
+            None => Vec::new(),
+        };
         let change_op = ChangeOp {
             obj: op.obj,
             key: match op.key {
@@ -361,7 +364,11 @@ fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<C
         };
         place(op.id, change_op)?;
         for &succ in &parsed.successors[op.succ.clone()] {
-            pending.entry(succ).or_default().push(op.id);
+            match pending.iter().position(|(id, _)| *id == succ) {
+                Some(at) => pending[at].1.push(op.id),
+                None if pending.len() < MAX_PENDING => pending.push((succ, vec![op.id])),
+                None => return None,
+            }
         }
     }
     flush(group, &mut pending, &mut place)?;
@@ -381,87 +388,97 @@ fn change_hash(
 ) -> ChangeHash {
     // The change's actor first, then the others its operations name, in the document's
     // (sorted) order.
-    let mut others = BTreeSet::new();
+    let mut others = Vec::new();
     for op in ops {
         others.extend(op.obj.map(|o| o.actor));
         if let ChangeKey::Element(Some(e)) = op.key {
-            others.insert(e.actor);
+            others.push(e.actor);
         }
         others.extend(op.preds.iter().map(|p| p.actor));
     }
-    others.remove(&meta.actor);
-    let mut index = HashMap::with_capacity(others.len() + 1);
-    index.insert(meta.actor, 0u64);
-    for (i, &actor) in others.iter().enumerate() {
-        index.insert(actor, i as u64 + 1);
-    }
-    let local = |actor: usize| index[&actor];
+    others.sort_unstable();
+    others.dedup();
+    others.retain(|a| *a != meta.actor);
+    let local = |actor: usize| -> u64 {
+        if actor == meta.actor {
+            0
+        } else {
+            others.binary_search(&actor).map_or(0, |i| i as u64 + 1)
+        }
+    };
 
-    let all_none = |column: &[Option<u64>]| column.iter().all(Option::is_none);
-    let obj_actor: Vec<_> = ops.iter().map(|o| o.obj.map(|o| local(o.actor))).collect();
-    let obj_counter: Vec<_> = ops.iter().map(|o| o.obj.map(|o| o.counter)).collect();
-    let key_actor: Vec<_> = ops
-        .iter()
-        .map(|o| match o.key {
+    let obj_actor = || ops.iter().map(|o| o.obj.map(|o| local(o.actor)));
+    let obj_counter = || ops.iter().map(|o| o.obj.map(|o| o.counter));
+    let key_actor = || {
+        ops.iter().map(|o| match o.key {
             ChangeKey::Element(Some(e)) => Some(local(e.actor)),
             _ => None,
         })
-        .collect();
-    let key_counter: Vec<Option<i64>> = ops
-        .iter()
-        .map(|o| match o.key {
+    };
+    let key_counter = || {
+        ops.iter().map(|o| match o.key {
             ChangeKey::Map(_) => None,
             ChangeKey::Element(None) => Some(0),
             ChangeKey::Element(Some(e)) => Some(e.counter as i64),
         })
-        .collect();
-    let key_string: Vec<Option<&str>> = ops
-        .iter()
-        .map(|o| match o.key {
+    };
+    let key_string = || {
+        ops.iter().map(|o| match o.key {
             ChangeKey::Map(name) => Some(name),
             ChangeKey::Element(_) => None,
         })
-        .collect();
+    };
     let preds = || ops.iter().flat_map(|o| &o.preds);
 
-    let mut columns: Vec<(u64, Vec<u8>)> = Vec::with_capacity(12);
-    if !all_none(&obj_actor) {
-        columns.push((OP_OBJ_ACTOR, encode_uleb(obj_actor.iter().copied())));
+    // Every column's data in one buffer, and each column's specification and length; a column
+    // of nulls only (or of nothing) is not written.
+    let mut data = Vec::with_capacity(ops.len() * 8);
+    let mut layout: Vec<(u64, usize)> = Vec::with_capacity(12);
+    let mut column = |spec: u64, data: &mut Vec<u8>, write: &mut dyn FnMut(&mut Vec<u8>)| {
+        let start = data.len();
+        write(data);
+        if data.len() > start {
+            layout.push((spec, data.len() - start));
+        }
+    };
+    if obj_actor().any(|v| v.is_some()) {
+        column(OP_OBJ_ACTOR, &mut data, &mut |d| uleb_into(d, obj_actor()));
     }
-    if !all_none(&obj_counter) {
-        columns.push((OP_OBJ_COUNTER, encode_uleb(obj_counter.iter().copied())));
+    if obj_counter().any(|v| v.is_some()) {
+        column(OP_OBJ_COUNTER, &mut data, &mut |d| uleb_into(d, obj_counter()));
     }
-    if !all_none(&key_actor) {
-        columns.push((OP_KEY_ACTOR, encode_uleb(key_actor.iter().copied())));
+    if key_actor().any(|v| v.is_some()) {
+        column(OP_KEY_ACTOR, &mut data, &mut |d| uleb_into(d, key_actor()));
     }
-    if key_counter.iter().any(Option::is_some) {
-        columns.push((OP_KEY_COUNTER, encode_delta(key_counter.iter().copied())));
+    if key_counter().any(|v| v.is_some()) {
+        column(OP_KEY_COUNTER, &mut data, &mut |d| delta_into(d, key_counter()));
     }
-    if key_string.iter().any(Option::is_some) {
-        columns.push((OP_KEY_STRING, encode_str(key_string.iter().copied())));
+    if key_string().any(|v| v.is_some()) {
+        column(OP_KEY_STRING, &mut data, &mut |d| str_into(d, key_string()));
     }
-    columns.push((OP_INSERT, encode_bool(ops.iter().map(|o| o.insert))));
-    columns.push((OP_ACTION, encode_uleb(ops.iter().map(|o| Some(o.action)))));
-    columns.push((OP_VALUE_META, encode_uleb(ops.iter().map(|o| Some(o.meta)))));
-    columns.push((
-        OP_VALUE_RAW,
-        ops.iter().flat_map(|o| o.raw).copied().collect(),
-    ));
-    columns.push((
-        OP_PRED_COUNT,
-        encode_uleb(ops.iter().map(|o| Some(o.preds.len() as u64))),
-    ));
-    columns.push((
-        OP_PRED_ACTOR,
-        encode_uleb(preds().map(|p| Some(local(p.actor)))),
-    ));
-    columns.push((
-        OP_PRED_COUNTER,
-        encode_delta(preds().map(|p| Some(p.counter as i64))),
-    ));
-    columns.retain(|(_, data)| !data.is_empty());
+    column(OP_INSERT, &mut data, &mut |d| {
+        bool_into(d, ops.iter().map(|o| o.insert))
+    });
+    column(OP_ACTION, &mut data, &mut |d| {
+        uleb_into(d, ops.iter().map(|o| Some(o.action)))
+    });
+    column(OP_VALUE_META, &mut data, &mut |d| {
+        uleb_into(d, ops.iter().map(|o| Some(o.meta)))
+    });
+    column(OP_VALUE_RAW, &mut data, &mut |d| {
+        ops.iter().for_each(|o| d.extend_from_slice(o.raw))
+    });
+    column(OP_PRED_COUNT, &mut data, &mut |d| {
+        uleb_into(d, ops.iter().map(|o| Some(o.preds.len() as u64)))
+    });
+    column(OP_PRED_ACTOR, &mut data, &mut |d| {
+        uleb_into(d, preds().map(|p| Some(local(p.actor))))
+    });
+    column(OP_PRED_COUNTER, &mut data, &mut |d| {
+        delta_into(d, preds().map(|p| Some(p.counter as i64)))
+    });
 
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(data.len() + 256);
     write_uleb(deps.len() as u64, &mut body);
     for dep in deps {
         body.extend_from_slice(&dep.0);
@@ -475,14 +492,12 @@ fn change_hash(
     for &actor in &others {
         write_prefixed(actors[actor], &mut body);
     }
-    write_uleb(columns.len() as u64, &mut body);
-    for (spec, data) in &columns {
+    write_uleb(layout.len() as u64, &mut body);
+    for (spec, len) in &layout {
         write_uleb(*spec, &mut body);
-        write_uleb(data.len() as u64, &mut body);
+        write_uleb(*len as u64, &mut body);
     }
-    for (_, data) in &columns {
-        body.extend_from_slice(data);
-    }
+    body.extend_from_slice(&data);
     body.extend_from_slice(meta.extra);
 
     let mut header = vec![CHUNK_CHANGE];
@@ -525,55 +540,65 @@ fn write_prefixed(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
-fn encode_rle<T: PartialEq + Copy>(
+/// Appends the column of `values` to `out`.
+fn rle_into<T: PartialEq + Copy>(
+    out: &mut Vec<u8>,
     values: impl IntoIterator<Item = Option<T>>,
     pack: impl Fn(T, &mut Vec<u8>),
-) -> Vec<u8> {
-    let values: Vec<Option<T>> = values.into_iter().collect();
-    let mut out = Vec::new();
-    let mut literal: Vec<T> = Vec::new();
-    let flush_literal = |literal: &mut Vec<T>, out: &mut Vec<u8>| {
-        if !literal.is_empty() {
-            write_sleb(-(literal.len() as i64), out);
-            for &v in literal.iter() {
-                pack(v, out);
-            }
-            literal.clear();
+) {
+    // The literal run being gathered is written as it comes; its count goes in front of it
+    // once it is known.
+    let mut literal: Option<(usize, i64)> = None;
+    let flush_literal = |literal: &mut Option<(usize, i64)>, out: &mut Vec<u8>| {
+        if let Some((start, count)) = literal.take() {
+            let mut header = Vec::with_capacity(3);
+            write_sleb(-count, &mut header);
+            out.splice(start..start, header);
         }
     };
-    let mut i = 0;
-    while i < values.len() {
-        let value = values[i];
-        let run = values[i..].iter().take_while(|v| **v == value).count();
-        match value {
-            None => {
-                flush_literal(&mut literal, &mut out);
-                write_sleb(0, &mut out);
-                write_uleb(run as u64, &mut out);
-            }
-            Some(v) if run >= 2 => {
-                flush_literal(&mut literal, &mut out);
-                write_sleb(run as i64, &mut out);
-                pack(v, &mut out);
-            }
-            Some(v) => literal.push(v),
+    let mut close = |run: Option<(Option<T>, u64)>, literal: &mut Option<(usize, i64)>| match run
+    {
+        None => flush_literal(literal, out),
+        Some((None, n)) => {
+            flush_literal(literal, out);
+            write_sleb(0, out);
+            write_uleb(n, out);
         }
-        i += run;
+        Some((Some(v), 1)) => {
+            let (_, count) = literal.get_or_insert((out.len(), 0));
+            *count += 1;
+            pack(v, out);
+        }
+        Some((Some(v), n)) => {
+            flush_literal(literal, out);
+            write_sleb(n as i64, out);
+            pack(v, out);
+        }
+    };
+    let mut run: Option<(Option<T>, u64)> = None;
+    for value in values {
+        match &mut run {
+            Some((current, n)) if *current == value => *n += 1,
+            _ => {
+                close(run, &mut literal);
+                run = Some((value, 1));
+            }
+        }
     }
-    flush_literal(&mut literal, &mut out);
-    out
+    close(run, &mut literal);
+    close(None, &mut literal);
 }
 
-pub(super) fn encode_uleb(values: impl IntoIterator<Item = Option<u64>>) -> Vec<u8> {
-    encode_rle(values, write_uleb)
+fn uleb_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = Option<u64>>) {
+    rle_into(out, values, write_uleb)
 }
 
-pub(super) fn encode_str<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<u8> {
-    encode_rle(values, |s: &str, out| write_prefixed(s.as_bytes(), out))
+fn str_into<'a>(out: &mut Vec<u8>, values: impl IntoIterator<Item = Option<&'a str>>) {
+    rle_into(out, values, |s: &str, out| write_prefixed(s.as_bytes(), out))
 }
 
 /// Differences from the previous value (nulls leave it), run-length encoded.
-pub(super) fn encode_delta(values: impl IntoIterator<Item = Option<i64>>) -> Vec<u8> {
+fn delta_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = Option<i64>>) {
     let mut last = 0i64;
     let deltas = values.into_iter().map(|v| {
         v.map(|v| {
@@ -582,24 +607,46 @@ pub(super) fn encode_delta(values: impl IntoIterator<Item = Option<i64>>) -> Vec
             delta
         })
     });
-    encode_rle(deltas.collect::<Vec<_>>(), write_sleb)
+    rle_into(out, deltas, write_sleb)
 }
 
 /// Counts of alternating runs, starting with `false`.
-pub(super) fn encode_bool(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
-    let mut out = Vec::new();
+fn bool_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = bool>) {
     let (mut current, mut count) = (false, 0u64);
     for v in values {
         if v == current {
             count += 1;
         } else {
-            write_uleb(count, &mut out);
+            write_uleb(count, out);
             current = v;
             count = 1;
         }
     }
     if count > 0 {
-        write_uleb(count, &mut out);
+        write_uleb(count, out);
     }
+}
+
+pub(super) fn encode_uleb(values: impl IntoIterator<Item = Option<u64>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    uleb_into(&mut out, values);
+    out
+}
+
+pub(super) fn encode_str<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    str_into(&mut out, values);
+    out
+}
+
+pub(super) fn encode_delta(values: impl IntoIterator<Item = Option<i64>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    delta_into(&mut out, values);
+    out
+}
+
+pub(super) fn encode_bool(values: impl IntoIterator<Item = bool>) -> Vec<u8> {
+    let mut out = Vec::new();
+    bool_into(&mut out, values);
     out
 }

@@ -319,7 +319,10 @@ fn write_document(
     }
     index::insert_rows(tx, rowid, record.indexed())?;
     let manifest = document.map(doc::attachments).unwrap_or_default();
-    attachments::follow_manifest(tx, id, kind, &manifest, record.urgency())?;
+    // A new record holds no attachment row yet: with no manifest, there is nothing to follow.
+    if !(fresh && manifest.is_empty()) {
+        attachments::follow_manifest(tx, id, kind, &manifest, record.urgency())?;
+    }
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }

@@ -98,8 +98,10 @@ impl Merging<'_, '_> {
         let (rows, actor, next) = (&rows, &actor, &next);
         std::thread::scope(|scope| {
             // Bounded, so that workers never run far ahead of the writes (memory stays that of a
-            // few chunks of documents per worker).
-            let (send, receive) = std::sync::mpsc::sync_channel(workers);
+            // few chunks of documents per worker), with room for a few chunks each: the writer
+            // takes records in order, and a worker whose chunk is not next keeps working while
+            // the one that is finishes.
+            let (send, receive) = std::sync::mpsc::sync_channel(workers * 4);
             let mut started = 0;
             for _ in 0..workers {
                 let send = send.clone();
