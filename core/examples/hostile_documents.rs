@@ -72,6 +72,7 @@ fn apply(dir: &Path) {
             profile: None,
             identity: None,
             attachment_limits: None,
+            headless_documents: false,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

@@ -98,6 +98,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 profile: None,
                 identity: None,
                 attachment_limits: None,
+                headless_documents: false,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
@@ -191,6 +192,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
         max_response_bytes: 256 * 1024,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     };
     let response = on_small_stack(move || {
         let response = hub

@@ -260,6 +260,7 @@ fn hostile_bytes_shard(shard: u64) {
                     profile: None,
                     identity: None,
                     attachment_limits: None,
+                    headless_documents: false,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -372,6 +373,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         max_response_bytes: 256 * 1024,
                         receipt: 0,
                         identity: None,
+                        headless_documents: false,
                     };
                     let _ = hub.hub_handle(&principal, &wire::encode_request(&request), &limits);
                 }
@@ -392,6 +394,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         profile: None,
                         identity: None,
                         attachment_limits: None,
+                        headless_documents: false,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

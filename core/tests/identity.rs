@@ -192,6 +192,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
             held: None,
             directory_issued_through: None,
         }),
+        headless_documents: false,
     };
     assert!(matches!(
         common::handle(

@@ -336,6 +336,7 @@ fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         max_response_bytes: 256 * 1024,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     })
 }
 
@@ -479,6 +480,7 @@ fn requests_are_answered_within_one_budget_and_names_count_once() {
         max_response_bytes: tight as u32,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     });
     let response = hub
         .hub_handle(&supervisor.principal, &request, &HubLimits::default())

@@ -606,6 +606,7 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
             max_response_bytes: 1 << 20,
             receipt: 0,
             identity: None,
+            headless_documents: false,
         })
     };
     let exchange = |hub: &mut Store, request: Vec<u8>| {

@@ -8,7 +8,7 @@ use common::Device;
 use std::collections::BTreeSet;
 use tempfile::TempDir;
 use uuid::Uuid;
-use vigie_core::sync::{HubLimits, PeerScope, Refusal, SyncOptions, sync_with_hub};
+use vigie_core::sync::{HubLimits, PeerScope, Refusal, SyncOptions, sync_with_hub, wire};
 use vigie_core::*;
 
 fn area(district: &str, community: &str) -> Area {
@@ -683,4 +683,111 @@ fn a_page_merged_on_worker_threads_is_the_page_merged_one_by_one() {
         threaded.alerts(None, all).unwrap(),
         one_by_one.alerts(None, all).unwrap()
     );
+}
+
+/// A device that works out heads gets whole documents without them, and stores each one as the
+/// hub holds it; a device of an earlier version (its request says nothing) gets them whole.
+#[test]
+fn whole_documents_travel_without_heads_to_devices_that_work_them_out() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let place = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut writer = device(&dir, "writer", Role::Supervisor, &["CI-R1"]);
+    let w = writer
+        .store
+        .create(&workplace(place.clone(), "Atelier"))
+        .unwrap();
+    let mut ids = vec![w.id];
+    for day in 1..12 {
+        ids.push(
+            writer
+                .store
+                .create(&visit(&w, writer.principal.user, day))
+                .unwrap()
+                .id,
+        );
+    }
+    let mut c = writer
+        .store
+        .create(&child(place.clone(), "Kouassi Yao", writer.principal.user))
+        .unwrap();
+    c.notes = "Travaille au four.".into();
+    writer.store.update(&c).unwrap();
+    ids.push(c.id);
+    sync(&mut writer, &mut hub);
+    // Records with two branches of history on the hub: concurrent edits merged there.
+    let mut editor = device(&dir, "editor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut editor, &mut hub);
+    let mut theirs = editor.store.get::<ChildCase>(c.id).unwrap();
+    theirs.notes = "Vu par l'éditeur.".into();
+    editor.store.update(&theirs).unwrap();
+    let mut ours = writer.store.get::<ChildCase>(c.id).unwrap();
+    ours.hours_per_week = 30;
+    writer.store.update(&ours).unwrap();
+    sync(&mut writer, &mut hub);
+    sync(&mut editor, &mut hub);
+
+    let options = SyncOptions::default();
+    let mut reader = device(&dir, "reader", Role::Supervisor, &["CI-R1"]);
+    common::sync_in_process(&mut reader.store, &reader.principal, &mut hub, &options);
+    let request = reader.store.hub_sync_request(&options).unwrap();
+    let asked = wire::decode_request(&request, 1 << 24).unwrap();
+    assert!(asked.headless_documents);
+    // A fresh start: every record comes whole.
+    let fresh = wire::encode_request(&wire::SyncRequest {
+        cursor: None,
+        ..asked.clone()
+    });
+    let answer =
+        common::handle(&mut hub, &reader.principal, &fresh, &HubLimits::default()).unwrap();
+    let decoded = wire::decode_response(&answer, 1 << 24).unwrap();
+    assert!(decoded.headless_documents);
+    assert_eq!(
+        decoded.records.len(),
+        ids.len() + 1,
+        "the reference data too"
+    );
+    for entry in &decoded.records {
+        // No checksum, no heads: nothing takes these bytes for a document as they are.
+        assert_eq!(entry.changes[4..8], [0; 4]);
+        assert!(automerge::Automerge::load(&entry.changes).is_err());
+    }
+    let older = wire::encode_request(&wire::SyncRequest {
+        cursor: None,
+        headless_documents: false,
+        ..asked
+    });
+    let whole = common::handle(&mut hub, &reader.principal, &older, &HubLimits::default()).unwrap();
+    let whole = wire::decode_response(&whole, 1 << 24).unwrap();
+    assert!(!whole.headless_documents);
+    for (entry, headless) in whole.records.iter().zip(&decoded.records) {
+        assert!(automerge::Automerge::load(&entry.changes).is_ok());
+        assert!(entry.changes.len() >= headless.changes.len() + 33);
+    }
+
+    // Applied, each document is the hub's, byte for byte, and reads as the same record.
+    let mut fresh_device = device(&dir, "fresh", Role::Supervisor, &["CI-R1"]);
+    common::sync_in_process(
+        &mut fresh_device.store,
+        &fresh_device.principal,
+        &mut hub,
+        &options,
+    );
+    for id in &ids {
+        assert_eq!(
+            fresh_device.store.export_document(*id).unwrap(),
+            hub.export_document(*id).unwrap()
+        );
+    }
+    assert_eq!(
+        fresh_device.store.get::<ChildCase>(c.id).unwrap(),
+        hub.get::<ChildCase>(c.id).unwrap()
+    );
+    // And it syncs on from there as any other device.
+    let mut later = fresh_device.store.get::<ChildCase>(c.id).unwrap();
+    later.hours_per_week = 12;
+    fresh_device.store.update(&later).unwrap();
+    let pushed = sync(&mut fresh_device, &mut hub);
+    assert_eq!((pushed.accepted, pushed.pending), (1, 0), "{pushed:?}");
+    assert_eq!(hub.get::<ChildCase>(c.id).unwrap().hours_per_week, 12);
 }

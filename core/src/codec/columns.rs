@@ -51,7 +51,7 @@ const MAKE_TEXT: u64 = 4;
 /// or hold anything this reader leaves to Automerge (see the module's documentation), or a
 /// value over `limits`.
 pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
-    parse(bytes, limits)?.json(limits)
+    parse(bytes, limits, Heads::Named)?.json(limits)
 }
 
 /// A document read and checked without Automerge: its values as `read` gives them, and its
@@ -72,12 +72,21 @@ pub(crate) fn read_checked(
     limits: &DocumentLimits,
     label: &str,
 ) -> Option<CheckedDocument> {
-    let parsed = parse(bytes, limits)?;
+    let parsed = parse(bytes, limits, Heads::Named)?;
+    check_parsed(&parsed, limits, label, Heads::Named)
+}
+
+fn check_parsed(
+    parsed: &Parsed,
+    limits: &DocumentLimits,
+    label: &str,
+    heads: Heads,
+) -> Option<CheckedDocument> {
     let objects = objects(&parsed.ops)?;
     if !parsed.in_automerge_order(&objects) || !parsed.columns_canonical() {
         return None;
     }
-    let history = history::check(&parsed, limits.max_changes)?;
+    let history = history::check(parsed, limits.max_changes, heads == Heads::Derived)?;
     let state = parsed.state(limits, objects);
     let json = state.object_json(None, 0)?;
     let label = state.root_string(label);
@@ -88,11 +97,121 @@ pub(crate) fn read_checked(
     })
 }
 
+/// The checksum of a document sent without its heads: none (the device writes the document's
+/// own when it restores it), so that nothing takes the bytes for a whole document.
+const HEADLESS_CHECKSUM: [u8; 4] = [0; 4];
+
+/// A saved document without its heads, for a device that works them out (`restore_heads`): 32
+/// bytes a head that compression cannot shorten, and most of what a first sync carried beyond
+/// the records themselves. `None` if the bytes are not one document chunk with heads.
+pub(crate) fn strip_heads(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut r = Reader::new(bytes);
+    if r.take(4)? != MAGIC {
+        return None;
+    }
+    r.take(4)?;
+    if r.byte()? != CHUNK_DOCUMENT {
+        return None;
+    }
+    let len = r.uleb()?;
+    let data = r.take(len)?;
+    if !r.is_empty() {
+        return None;
+    }
+    let mut d = Reader::new(data);
+    let actor_count = d.uleb()?;
+    d.skip_prefixed(actor_count)?;
+    let heads_start = d.at;
+    let head_count = d.uleb()?;
+    d.take(head_count.checked_mul(32)?)?;
+    if head_count == 0 {
+        return None;
+    }
+    let columns_start = d.at;
+    let change_layout = column_layout(&mut d)?;
+    let op_layout = column_layout(&mut d)?;
+    let mut columns_len = 0u64;
+    for (_, len) in change_layout.iter().chain(&op_layout) {
+        columns_len = columns_len.checked_add(*len)?;
+    }
+    d.take(columns_len)?;
+    let mut stripped = Vec::with_capacity(data.len());
+    stripped.extend_from_slice(&data[..heads_start]);
+    stripped.push(0);
+    stripped.extend_from_slice(&data[columns_start..d.at]);
+    Some(document_chunk(&stripped, Some(HEADLESS_CHECKSUM)))
+}
+
+/// Whether the bytes are a document a hub sent without its heads.
+pub(crate) fn is_headless(bytes: &[u8]) -> bool {
+    bytes.len() > 9
+        && bytes[..4] == MAGIC
+        && bytes[4..8] == HEADLESS_CHECKSUM
+        && bytes[8] == CHUNK_DOCUMENT
+}
+
+/// A document a hub sent without its heads, whole again: its history rebuilt and hashed, its
+/// heads and their indices written back, its checksum its own; and what `read_checked` gives of
+/// it. `None` if the reader leaves the document to Automerge (`with_own_checksum` then gives
+/// Automerge the bytes to work the heads out).
+pub(crate) fn restore_heads(
+    bytes: &[u8],
+    limits: &DocumentLimits,
+    label: &str,
+) -> Option<(Vec<u8>, CheckedDocument)> {
+    let parsed = parse(bytes, limits, Heads::Derived)?;
+    let checked = check_parsed(&parsed, limits, label, Heads::Derived)?;
+    let history = &checked.history;
+    let mut data = Vec::with_capacity(parsed.data.len() + history.heads.len() * 33);
+    data.extend_from_slice(&parsed.data[..parsed.heads_span.start]);
+    history::write_uleb(history.heads.len() as u64, &mut data);
+    for head in &history.heads {
+        data.extend_from_slice(&head.0);
+    }
+    data.extend_from_slice(&parsed.data[parsed.heads_span.end..parsed.suffix_at]);
+    for index in &history.head_indices {
+        history::write_uleb(*index as u64, &mut data);
+    }
+    Some((document_chunk(&data, None), checked))
+}
+
+/// A headless document's bytes with the checksum of their own content, for Automerge to load
+/// without checking heads it does not have.
+pub(crate) fn with_own_checksum(bytes: &[u8]) -> Vec<u8> {
+    let mut fixed = bytes.to_vec();
+    if fixed.len() > 8 {
+        let checksum = Sha256::digest(&fixed[8..]);
+        fixed[4..8].copy_from_slice(&checksum[..4]);
+    }
+    fixed
+}
+
+/// A document chunk of `data`, with its checksum (or `checksum`).
+fn document_chunk(data: &[u8], checksum: Option<[u8; 4]>) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(data.len() + 16);
+    chunk.extend_from_slice(&MAGIC);
+    chunk.extend_from_slice(&[0; 4]);
+    chunk.push(CHUNK_DOCUMENT);
+    history::write_uleb(data.len() as u64, &mut chunk);
+    chunk.extend_from_slice(data);
+    let checksum = checksum.unwrap_or_else(|| {
+        let hash = Sha256::digest(&chunk[8..]);
+        [hash[0], hash[1], hash[2], hash[3]]
+    });
+    chunk[4..8].copy_from_slice(&checksum);
+    chunk
+}
+
 /// A document chunk's parts, its operations decoded.
 pub(super) struct Parsed<'a> {
     pub(super) actors: Vec<&'a [u8]>,
     /// The heads the document names, 32 bytes each.
     pub(super) heads: &'a [u8],
+    /// The chunk's data, where its heads (their count and hashes) are, and where what follows
+    /// the columns starts.
+    data: &'a [u8],
+    heads_span: std::ops::Range<usize>,
+    suffix_at: usize,
     /// What follows the columns: each head's index among the changes (empty in documents of
     /// older writers).
     pub(super) head_indices: &'a [u8],
@@ -103,7 +222,15 @@ pub(super) struct Parsed<'a> {
     pub(super) successors: Vec<OpId>,
 }
 
-fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits) -> Option<Parsed<'a>> {
+/// How a document names its heads: in the chunk (as Automerge writes it), or not at all (as a
+/// hub sends it to a device that works them out, `strip_heads`).
+#[derive(Clone, Copy, PartialEq)]
+enum Heads {
+    Named,
+    Derived,
+}
+
+fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits, heads: Heads) -> Option<Parsed<'a>> {
     if bytes.len() > limits.max_bytes {
         return None;
     }
@@ -122,8 +249,12 @@ fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits) -> Option<Parsed<'a>> {
     if !r.is_empty() {
         return None;
     }
-    let hash = Sha256::digest(&bytes[header_start..]);
-    if hash[..4] != *checksum {
+    let valid = match heads {
+        Heads::Named => Sha256::digest(&bytes[header_start..])[..4] == *checksum,
+        // The device writes the checksum of the document it restores.
+        Heads::Derived => checksum == HEADLESS_CHECKSUM,
+    };
+    if !valid {
         return None;
     }
     let mut d = Reader::new(data);
@@ -138,8 +269,13 @@ fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits) -> Option<Parsed<'a>> {
         let len = d.uleb()?;
         actors.push(d.take(len)?);
     }
+    let heads_start = d.at;
     let head_count = d.uleb()?;
-    let heads = d.take(head_count.checked_mul(32)?)?;
+    let heads_bytes = d.take(head_count.checked_mul(32)?)?;
+    let heads_end = d.at;
+    if heads == Heads::Derived && head_count != 0 {
+        return None;
+    }
     let change_layout = column_layout(&mut d)?;
     let op_layout = column_layout(&mut d)?;
     let mut change_columns = Vec::new();
@@ -171,9 +307,13 @@ fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits) -> Option<Parsed<'a>> {
         }
     }
     let (ops, successors) = operations(&op_columns, actors.len(), limits)?;
+    let suffix_at = d.at;
     Some(Parsed {
         actors,
-        heads,
+        heads: heads_bytes,
+        data,
+        heads_span: heads_start..heads_end,
+        suffix_at,
         head_indices: d.rest(),
         change_columns,
         op_columns,
@@ -1186,7 +1326,7 @@ mod tests {
     #[test]
     fn a_document_written_again_from_its_parts_is_checked() {
         let bytes = two_keys();
-        let parsed = parse(&bytes, &limits()).unwrap();
+        let parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
         let again = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
         assert_eq!(again, bytes);
         assert!(checked(&again));
@@ -1197,7 +1337,7 @@ mod tests {
         // A byte changed and the checksum repaired: the reader reads it, its hash does not
         // match the heads.
         let bytes = two_keys();
-        let mut parsed = parse(&bytes, &limits()).unwrap();
+        let mut parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
         parsed.ops[0].raw = b"abd";
         let changed = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
         assert_eq!(
@@ -1211,7 +1351,7 @@ mod tests {
     fn operations_out_of_automerge_s_order_are_not_checked() {
         // The same changes, so the same hashes: only the order tells it apart.
         let bytes = two_keys();
-        let mut parsed = parse(&bytes, &limits()).unwrap();
+        let mut parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
         parsed.ops.swap(0, 1);
         let swapped = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
         assert!(read(&swapped, &limits()).is_some());
@@ -1222,7 +1362,7 @@ mod tests {
     fn columns_written_otherwise_are_not_checked() {
         // Both actions (sets) as a literal run rather than a repeat: the same values.
         let bytes = two_keys();
-        let parsed = parse(&bytes, &limits()).unwrap();
+        let parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
         let mut columns = columns_of(&parsed);
         let action = columns
             .iter_mut()
@@ -1238,13 +1378,77 @@ mod tests {
     #[test]
     fn head_indices_must_name_the_heads() {
         let bytes = two_keys();
-        let parsed = parse(&bytes, &limits()).unwrap();
+        let parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
         assert_eq!(parsed.head_indices, [0]);
         let columns = columns_of(&parsed);
         assert!(checked(&rewrite(&parsed, &columns, &[])));
         assert!(!checked(&rewrite(&parsed, &columns, &[1])));
         assert!(!checked(&rewrite(&parsed, &columns, &[0, 0])));
         assert!(!checked(&rewrite(&parsed, &columns, &[0x80])));
+    }
+
+    #[test]
+    fn a_document_without_its_heads_is_restored_byte_for_byte() {
+        // Concurrent changes (two heads), deletions, list and text edits.
+        let mut a = Automerge::new().with_actor(automerge::ActorId::from(vec![1; 16]));
+        let mut tx = a.transaction();
+        tx.put(ROOT, "$kind", "visit").unwrap();
+        let list = tx.put_object(ROOT, "items", AmType::List).unwrap();
+        tx.insert(&list, 0, "a").unwrap();
+        let text = tx.put_object(ROOT, "notes", AmType::Text).unwrap();
+        tx.splice_text(&text, 0, 0, "Enfant près du four").unwrap();
+        tx.commit();
+        let mut b = a.fork().with_actor(automerge::ActorId::from(vec![2; 16]));
+        let mut tx = b.transaction();
+        tx.insert(&list, 1, "b").unwrap();
+        tx.delete(ROOT, "$kind").unwrap();
+        tx.commit();
+        let mut tx = a.transaction();
+        tx.splice_text(&text, 0, 6, "").unwrap();
+        tx.put(&list, 0, "c").unwrap();
+        tx.commit();
+        a.merge(&mut b).unwrap();
+        let whole = a.save_nocompress();
+        assert_eq!(a.get_heads().len(), 2);
+
+        let stripped = strip_heads(&whole).unwrap();
+        assert!(is_headless(&stripped) && !is_headless(&whole));
+        assert_eq!(stripped.len() + 2 * 33, whole.len());
+        // Not a document anything takes as it is: no checksum, no heads.
+        assert!(Automerge::load(&stripped).is_err());
+        assert!(read_checked(&stripped, &limits(), "$kind").is_none());
+        // Restored: the same bytes, and what reading the whole document gives.
+        let (restored, checked) = restore_heads(&stripped, &limits(), "$kind").unwrap();
+        assert_eq!(restored, whole);
+        assert_eq!(checked.history.heads, a.get_heads());
+        assert_eq!(Some(checked.json), read(&whole, &limits()));
+        // Only a stripped document is restored, and stripping is only of a whole document.
+        assert!(restore_heads(&whole, &limits(), "$kind").is_none());
+        assert!(strip_heads(&stripped).is_none());
+        assert!(strip_heads(&whole[..whole.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn a_document_without_its_heads_the_reader_leaves_is_made_whole_by_automerge() {
+        // A counter: the reader leaves it, Automerge works the heads out.
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "n", ScalarValue::counter(1)).unwrap();
+        tx.commit();
+        let whole = doc.save_nocompress();
+        let stripped = strip_heads(&whole).unwrap();
+        assert!(restore_heads(&stripped, &limits(), "$kind").is_none());
+        let id = uuid::Uuid::nil();
+        let restored = crate::codec::load_headless(id, &stripped).unwrap();
+        assert_eq!(
+            Automerge::load(&restored).unwrap().get_heads(),
+            doc.get_heads()
+        );
+        // Damage is refused with a typed error, not stored.
+        let mut damaged = stripped.clone();
+        let at = damaged.len() - 3;
+        damaged[at] ^= 0xff;
+        assert!(crate::codec::load_headless(id, &damaged[..damaged.len() - 8]).is_err());
     }
 
     #[test]

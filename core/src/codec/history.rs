@@ -52,6 +52,8 @@ const OP_PRED_COUNTER: u64 = 7 << 4 | 3;
 /// in the document's order, and the changes with no dependencies.
 pub(crate) struct History {
     pub(crate) heads: Vec<ChangeHash>,
+    /// Each head's index among the changes.
+    pub(crate) head_indices: Vec<usize>,
     pub(crate) changes: Vec<ChangeHash>,
     pub(crate) roots: Vec<ChangeHash>,
 }
@@ -91,7 +93,7 @@ struct ChangeOp<'a> {
 }
 
 /// Rebuilds and hashes every change of `parsed`, and checks the hashes against its heads.
-pub(super) fn check(parsed: &Parsed, max_changes: u64) -> Option<History> {
+pub(super) fn check(parsed: &Parsed, max_changes: u64, derive_heads: bool) -> Option<History> {
     let metas = change_metas(parsed, max_changes)?;
     let changes = changes_of(parsed, &metas)?;
     let mut hashes: Vec<ChangeHash> = Vec::with_capacity(metas.len());
@@ -103,15 +105,24 @@ pub(super) fn check(parsed: &Parsed, max_changes: u64) -> Option<History> {
         let deps: Vec<ChangeHash> = meta.deps.iter().map(|&d| hashes[d]).collect();
         hashes.push(change_hash(meta, &deps, ops, &parsed.actors));
     }
-    let mut heads: Vec<ChangeHash> = hashes
+    // The changes no other depends on, in hash order, with their index.
+    let mut heads: Vec<(ChangeHash, usize)> = hashes
         .iter()
-        .zip(&depended)
-        .filter(|(_, depended)| !**depended)
-        .map(|(hash, _)| *hash)
+        .enumerate()
+        .filter(|(i, _)| !depended[*i])
+        .map(|(i, hash)| (*hash, i))
         .collect();
     heads.sort();
+    let head_indices: Vec<usize> = heads.iter().map(|(_, i)| *i).collect();
+    let heads: Vec<ChangeHash> = heads.into_iter().map(|(hash, _)| hash).collect();
     let named: Vec<&[u8]> = parsed.heads.chunks_exact(32).collect();
-    if named.len() != heads.len() || named.iter().zip(&heads).any(|(n, h)| *n != h.0) {
+    // A document sent without its heads names none: they are the ones its history gives.
+    let matches = if derive_heads {
+        named.is_empty() && parsed.head_indices.is_empty()
+    } else {
+        named.len() == heads.len() && named.iter().zip(&heads).all(|(n, h)| *n == h.0)
+    };
+    if !matches {
         return None;
     }
     // Each head's index, if the writer gave them, names that head's change.
@@ -135,6 +146,7 @@ pub(super) fn check(parsed: &Parsed, max_changes: u64) -> Option<History> {
         .collect();
     Some(History {
         heads,
+        head_indices,
         changes: hashes,
         roots,
     })
@@ -445,13 +457,17 @@ fn change_hash(
         column(OP_OBJ_ACTOR, &mut data, &mut |d| uleb_into(d, obj_actor()));
     }
     if obj_counter().any(|v| v.is_some()) {
-        column(OP_OBJ_COUNTER, &mut data, &mut |d| uleb_into(d, obj_counter()));
+        column(OP_OBJ_COUNTER, &mut data, &mut |d| {
+            uleb_into(d, obj_counter())
+        });
     }
     if key_actor().any(|v| v.is_some()) {
         column(OP_KEY_ACTOR, &mut data, &mut |d| uleb_into(d, key_actor()));
     }
     if key_counter().any(|v| v.is_some()) {
-        column(OP_KEY_COUNTER, &mut data, &mut |d| delta_into(d, key_counter()));
+        column(OP_KEY_COUNTER, &mut data, &mut |d| {
+            delta_into(d, key_counter())
+        });
     }
     if key_string().any(|v| v.is_some()) {
         column(OP_KEY_STRING, &mut data, &mut |d| str_into(d, key_string()));
@@ -511,7 +527,7 @@ fn change_hash(
 // Automerge's column encodings, in the one form it writes: runs of two or more equal values
 // as a repeat, other values gathered in literal runs, nulls as null runs.
 
-fn write_uleb(mut n: u64, out: &mut Vec<u8>) {
+pub(super) fn write_uleb(mut n: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
@@ -556,8 +572,7 @@ fn rle_into<T: PartialEq + Copy>(
             out.splice(start..start, header);
         }
     };
-    let mut close = |run: Option<(Option<T>, u64)>, literal: &mut Option<(usize, i64)>| match run
-    {
+    let mut close = |run: Option<(Option<T>, u64)>, literal: &mut Option<(usize, i64)>| match run {
         None => flush_literal(literal, out),
         Some((None, n)) => {
             flush_literal(literal, out);
@@ -594,7 +609,9 @@ fn uleb_into(out: &mut Vec<u8>, values: impl IntoIterator<Item = Option<u64>>) {
 }
 
 fn str_into<'a>(out: &mut Vec<u8>, values: impl IntoIterator<Item = Option<&'a str>>) {
-    rle_into(out, values, |s: &str, out| write_prefixed(s.as_bytes(), out))
+    rle_into(out, values, |s: &str, out| {
+        write_prefixed(s.as_bytes(), out)
+    })
 }
 
 /// Differences from the previous value (nulls leave it), run-length encoded.

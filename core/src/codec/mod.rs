@@ -246,6 +246,36 @@ pub(crate) fn load_whole(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
     }
 }
 
+/// A document a hub sent without its heads (`columns::strip_heads`), whole again, when the
+/// column reader leaves it to Automerge: Automerge loads it without checking heads it does not
+/// have (it works them out), with the bounds of `load`, and saves it whole.
+pub(crate) fn load_headless(id: Uuid, bytes: &[u8]) -> Result<Vec<u8>> {
+    let bytes = columns::with_own_checksum(bytes);
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(&bytes, &limits).map_err(|r| refused(id, r))?;
+    let options =
+        automerge::LoadOptions::new().verification_mode(automerge::VerificationMode::DontCheck);
+    // Loaded without the check, the document keeps the heads it names (none): its changes,
+    // applied to a new document, give the real ones.
+    let document = match catch_unwind(AssertUnwindSafe(|| {
+        let loaded = Automerge::load_with_options(&bytes, options)?;
+        let mut whole = Automerge::new();
+        whole.apply_changes(loaded.get_changes(&[]))?;
+        Ok::<_, automerge::AutomergeError>(whole)
+    })) {
+        Ok(Ok(document)) => document,
+        _ => {
+            return Err(Error::DamagedDocument {
+                id,
+                reason: "the document sent without its heads does not decode".into(),
+            });
+        }
+    };
+    bounds::check_state(&document, None, &limits)
+        .map_err(|limit| Error::OverLimit { id, limit })?;
+    Ok(document.save_nocompress())
+}
+
 /// Feeds untrusted bytes (a whole document, or changes) into a document, with the checks of
 /// `load`. The caller discards the document on error.
 pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()> {

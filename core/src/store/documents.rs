@@ -18,6 +18,7 @@ use crate::storage::{ReferenceCache, ReferenceMarker};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::borrow::Cow;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -663,27 +664,12 @@ pub(crate) fn prepare_merge(
 /// or its error.
 fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
     let limits = codec::bounds::DocumentLimits::STANDARD;
-    codec::bounds::admit(bytes, &limits).ok()?;
     if let Some(checked) = codec::columns::read_checked(bytes, &limits, doc::KIND_KEY)
-        && !doc::names_attachments(&checked.json)
+        && let Some(prepared) = prepare_checked(id, bytes, checked)
     {
-        let kind = RecordKind::from_str_opt(checked.label.as_deref()?)?;
-        let history = checked.history;
-        let parts = DocumentParts {
-            record: TypedRecord::from_json(kind, id, checked.json, history.heads.clone()).ok()?,
-            stored: codec::encode_plain(id, bytes).ok()?,
-            heads: history.heads.clone(),
-            new_changes: history.changes.iter().flat_map(|c| c.0).collect(),
-        };
-        return Some(PreparedMerge {
-            roots: history.roots,
-            complete: true,
-            heads: history.heads,
-            kinds: vec![kind],
-            written: Some(Ok((kind, parts))),
-            document: None,
-        });
+        return Some(prepared);
     }
+    codec::bounds::admit(bytes, &limits).ok()?;
     let json = codec::columns::read(bytes, &limits)?;
     let document = codec::load_whole(id, bytes).ok()?;
     let kind = doc::kind_of(&document)?;
@@ -702,6 +688,75 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
         written: Some(Ok((kind, parts))),
         document: Some(document),
     })
+}
+
+/// `prepare_whole_document` for a document read and checked without Automerge: `None` if it
+/// holds attachments (their manifest is read from the loaded document, with its values' types)
+/// or does not read as a record.
+fn prepare_checked(
+    id: Uuid,
+    bytes: &[u8],
+    checked: codec::columns::CheckedDocument,
+) -> Option<PreparedMerge> {
+    let limits = codec::bounds::DocumentLimits::STANDARD;
+    codec::bounds::admit(bytes, &limits).ok()?;
+    if doc::names_attachments(&checked.json) {
+        return None;
+    }
+    let kind = RecordKind::from_str_opt(checked.label.as_deref()?)?;
+    let history = checked.history;
+    let parts = DocumentParts {
+        record: TypedRecord::from_json(kind, id, checked.json, history.heads.clone()).ok()?,
+        stored: codec::encode_plain(id, bytes).ok()?,
+        heads: history.heads.clone(),
+        new_changes: history.changes.iter().flat_map(|c| c.0).collect(),
+    };
+    Some(PreparedMerge {
+        roots: history.roots,
+        complete: true,
+        heads: history.heads,
+        kinds: vec![kind],
+        written: Some(Ok((kind, parts))),
+        document: None,
+    })
+}
+
+/// `prepare_merge` for a document a hub sent without its heads (`codec::columns::strip_heads`):
+/// made whole again first, read and checked in the same pass when the column reader takes it.
+pub(crate) fn prepare_headless(
+    id: Uuid,
+    existing: Option<&[u8]>,
+    bytes: &[u8],
+    actor: &ActorId,
+) -> Result<PreparedMerge> {
+    let limits = codec::bounds::DocumentLimits::STANDARD;
+    let whole = match codec::columns::restore_heads(bytes, &limits, doc::KIND_KEY) {
+        Some((whole, checked)) => {
+            if existing.is_none()
+                && let Some(prepared) = prepare_checked(id, &whole, checked)
+            {
+                return Ok(prepared);
+            }
+            whole
+        }
+        None => codec::load_headless(id, bytes)?,
+    };
+    prepare_merge(id, existing, &whole, actor)
+}
+
+/// A received document as `merge_document` takes it: whole again if a hub sent it without its
+/// heads and `headless` says this exchange allows it.
+pub(crate) fn whole_document(id: Uuid, bytes: &[u8], headless: bool) -> Result<Cow<'_, [u8]>> {
+    if !(headless && codec::columns::is_headless(bytes)) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let limits = codec::bounds::DocumentLimits::STANDARD;
+    Ok(Cow::Owned(
+        match codec::columns::restore_heads(bytes, &limits, doc::KIND_KEY) {
+            Some((whole, _)) => whole,
+            None => codec::load_headless(id, bytes)?,
+        },
+    ))
 }
 
 /// Writes a merge `prepare_merge` worked out, in the caller's transaction; `existing` is the

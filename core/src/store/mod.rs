@@ -53,8 +53,8 @@ pub fn open_keyed_connection(
 }
 
 pub(crate) use documents::{
-    Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_merge,
-    reference_in, save_document,
+    Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_headless,
+    prepare_merge, reference_in, save_document, whole_document,
 };
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};
@@ -472,6 +472,7 @@ impl Store {
             tx: &tx,
             receiver: &mut receiver,
             cache: &self.ctx.reference,
+            headless: false,
         })?;
         tx.commit()?;
         // A merge may have started a new actor (a restored store).

@@ -13,7 +13,7 @@
 
 use super::{
     Context, Merged, PreparedMerge, WriteContext, commit_merge, erasure, find_row, merge_document,
-    prepare_merge, save_document, sync_state,
+    prepare_headless, prepare_merge, save_document, sync_state, whole_document,
 };
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
@@ -54,12 +54,15 @@ pub(crate) struct Merging<'t, 'c> {
     pub tx: &'t Transaction<'c>,
     pub receiver: &'t mut Receiver,
     pub cache: &'t ReferenceCache,
+    /// Whether documents may come without their heads (`Merging::headless_documents`).
+    pub headless: bool,
 }
 
 impl Merging<'_, '_> {
     /// Merges received bytes into a record (see `merge_received`).
     pub(crate) fn merge(&mut self, id: Uuid, bytes: &[u8]) -> Result<Merged> {
-        merge_received(self.tx, self.receiver, self.cache, id, bytes)
+        let bytes = whole_document(id, bytes, self.headless)?;
+        merge_received(self.tx, self.receiver, self.cache, id, &bytes)
     }
 
     /// Merges received records in their order, calling `then` with each one's outcome before
@@ -95,6 +98,7 @@ impl Merging<'_, '_> {
         }
         let next = AtomicUsize::new(0);
         let actor = self.receiver.actor.clone();
+        let headless = self.headless;
         let (rows, actor, next) = (&rows, &actor, &next);
         std::thread::scope(|scope| {
             // Bounded, so that workers never run far ahead of the writes (memory stays that of a
@@ -118,7 +122,11 @@ impl Merging<'_, '_> {
                                 let (id, bytes) = entries[i];
                                 let prepared = rows[i].as_ref().map(|row| {
                                     let existing = row.as_ref().map(|(_, _, stored)| &stored[..]);
-                                    prepare_merge(id, existing, bytes, actor)
+                                    if headless && codec::columns::is_headless(bytes) {
+                                        prepare_headless(id, existing, bytes, actor)
+                                    } else {
+                                        prepare_merge(id, existing, bytes, actor)
+                                    }
                                 });
                                 (i, prepared)
                             })
@@ -205,6 +213,13 @@ impl Merging<'_, '_> {
     /// what the hub holds already).
     pub(crate) fn queue_for_hub(&mut self, queue: bool) {
         self.receiver.ctx.queue_for_hub = queue;
+    }
+
+    /// Whether documents of this exchange may come without their heads: a hub's answer to a
+    /// request that said the device works them out (`codec::columns::strip_heads`). Peers and
+    /// bundles always send documents whole.
+    pub(crate) fn headless_documents(&mut self, headless: bool) {
+        self.headless = headless;
     }
 }
 

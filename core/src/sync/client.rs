@@ -187,6 +187,8 @@ impl Store {
             max_response_bytes: options.max_message_bytes as u32,
             receipt,
             identity: super::identity::request_identity(&self.conn)?,
+            // This device works out the heads of the documents it receives (`prepare_headless`).
+            headless_documents: true,
         };
         Ok(wire::encode_request(&request))
     }
@@ -208,6 +210,7 @@ impl Store {
             // What arrives from the hub is queued for it only if it differs from what the hub
             // holds (decided per record below).
             merging.queue_for_hub(false);
+            merging.headless_documents(response.headless_documents);
             apply_response(merging, &response, device, user)
         })?;
         if !report.removed.is_empty() {
@@ -546,6 +549,7 @@ impl Store {
             receipt: response.receipt,
             // The first request of the session presented it.
             identity: None,
+            headless_documents: true,
         };
         Some(wire::encode_request(&request))
     }

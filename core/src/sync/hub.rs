@@ -299,6 +299,8 @@ struct Held {
     device: Uuid,
     through: i64,
     now: Option<i64>,
+    /// The device works out whole documents' heads: they are sent without.
+    headless: bool,
 }
 
 impl Held {
@@ -355,6 +357,7 @@ fn respond(
         device: who.device,
         through: receipt_in,
         now: pushed_as,
+        headless: request.headless_documents,
     };
     let page = pull(tx, scope, cursor, &skip, &held, answer)?;
     records.extend(page.records);
@@ -378,6 +381,7 @@ fn respond(
         profile: Some(who.profile()),
         identity: None,
         attachment_limits: None,
+        headless_documents: request.headless_documents,
     })
 }
 
@@ -1346,10 +1350,15 @@ fn lacking(
     let bytes = codec::decode(id, record.stored)?;
     if record.first_seq > since && !created_by_requester {
         // No heads: they are the document's own, which the device reads once it has it
-        // (32 incompressible bytes a record saved on an initial sync).
+        // (32 incompressible bytes a record saved on an initial sync). A device that works them
+        // out gets the document without them too.
+        let changes = match held.headless {
+            true => codec::columns::strip_heads(&bytes).unwrap_or(bytes),
+            false => bytes,
+        };
         return Ok(Some(PullEntry {
             id,
-            changes: bytes,
+            changes,
             hub_heads: Vec::new(),
         }));
     }

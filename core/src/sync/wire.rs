@@ -152,6 +152,12 @@ struct RequestDirectoryTail {
     directory_issued_through: Option<i64>,
 }
 
+/// The fourth tail: whether the device works out documents' heads itself.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestFormatTail {
+    headless_documents: bool,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -197,6 +203,12 @@ struct ResponseTail2Ref<'a> {
 struct ResponseTail2 {
     identity: Option<IdentityUpdate>,
     attachment_limits: Option<AttachmentLimits>,
+}
+
+/// The response's third tail: whether its whole documents may come without their heads.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail3 {
+    headless_documents: bool,
 }
 
 /// The next part of a message, or its defaults if the message ends before it (an older
@@ -245,11 +257,15 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
             .as_ref()
             .and_then(|i| i.directory_issued_through),
     };
+    let fourth = RequestFormatTail {
+        headless_documents: request.headless_documents,
+    };
     // The tails up to the last one that holds more than its defaults.
     let needed = [
         tail != RequestTail::default(),
         second != RequestIdentityTail::default(),
         third != RequestDirectoryTail::default(),
+        fourth != RequestFormatTail::default(),
     ]
     .iter()
     .rposition(|held| *held)
@@ -258,6 +274,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         postcard::to_stdvec(&tail),
         postcard::to_stdvec(&second),
         postcard::to_stdvec(&third),
+        postcard::to_stdvec(&fourth),
     ];
     for part in &tails[..needed] {
         plain.extend(part.as_deref().expect("sync messages serialize"));
@@ -269,8 +286,9 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
     let plain = unframe(REQUEST_TAG, "sync request", bytes, max_decompressed)?;
     let (head, tail, second, rest): (RequestHead, RequestTail, RequestIdentityTail, _) =
         head_and_tails(&plain)?;
+    let (third, rest) = take_part::<RequestDirectoryTail>(rest)?;
     // Bytes after the parts this version knows are a newer device's, and ignored.
-    let (third, _newer) = take_part::<RequestDirectoryTail>(rest)?;
+    let (fourth, _newer) = take_part::<RequestFormatTail>(rest)?;
     let identity = second.identity.map(|identity| RequestIdentity {
         directory_issued_through: third.directory_issued_through,
         ..identity
@@ -283,6 +301,7 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         max_response_bytes: head.max_response_bytes,
         receipt: tail.receipt,
         identity,
+        headless_documents: fourth.headless_documents,
     })
 }
 
@@ -305,11 +324,21 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         })
         .expect("sync messages serialize"),
     );
-    if response.identity.is_some() || response.attachment_limits.is_some() {
+    // Each tail is written when it, or one after it, holds more than its defaults.
+    let third = response.headless_documents;
+    if response.identity.is_some() || response.attachment_limits.is_some() || third {
         plain.extend(
             postcard::to_stdvec(&ResponseTail2Ref {
                 identity: &response.identity,
                 attachment_limits: response.attachment_limits,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
+    if third {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail3 {
+                headless_documents: true,
             })
             .expect("sync messages serialize"),
         );
@@ -319,9 +348,10 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
 
 pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResponse, DecodeError> {
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
-    // Bytes after the parts this version knows are a newer hub's, and ignored.
-    let (head, tail, second, _newer): (ResponseHead, ResponseTail, ResponseTail2, _) =
+    let (head, tail, second, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
         head_and_tails(&plain)?;
+    // Bytes after the parts this version knows are a newer hub's, and ignored.
+    let (third, _newer) = take_part::<ResponseTail3>(rest)?;
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -334,6 +364,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         profile: tail.profile,
         identity: second.identity,
         attachment_limits: second.attachment_limits,
+        headless_documents: third.headless_documents,
     })
 }
 
@@ -373,6 +404,9 @@ pub struct SyncRequest {
     /// The device's public keys, for the hub to certify (none from a device of an earlier
     /// version, which then gets no certificate).
     pub identity: Option<RequestIdentity>,
+    /// Whether the device works out the heads of whole documents itself: the hub then sends
+    /// them without (`codec::columns::strip_heads`). False from a device of an earlier version.
+    pub headless_documents: bool,
 }
 
 /// What a device presents of its identity with each request.
@@ -454,6 +488,9 @@ pub struct SyncResponse {
     /// The limits on attachments the hub applies (none from a hub of the previous version):
     /// the device checks captures against them.
     pub attachment_limits: Option<AttachmentLimits>,
+    /// Whether whole documents in this response may come without their heads (the request
+    /// allowed it, and the hub is of this version or later).
+    pub headless_documents: bool,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -584,6 +621,7 @@ mod tests {
             max_response_bytes: 1 << 16,
             receipt,
             identity,
+            headless_documents: false,
         }
     }
 
@@ -733,6 +771,7 @@ mod tests {
                 directory: None,
             }),
             attachment_limits: Some(AttachmentLimits::default()),
+            headless_documents: false,
         };
         let bytes = encode_response(&response);
         assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), response);
@@ -750,6 +789,63 @@ mod tests {
         assert_eq!(
             decode_response(&encode_response(&old), 1 << 20).unwrap(),
             old
+        );
+    }
+
+    #[test]
+    fn headless_documents_are_asked_for_and_answered_in_tails_older_versions_skip() {
+        // A device that works out heads says so in its fourth tail; the tails before it are
+        // written with their defaults, and an older hub stops before it.
+        let asking = SyncRequest {
+            headless_documents: true,
+            ..request(0, None)
+        };
+        let bytes = encode_request(&asking);
+        assert_eq!(decode_request(&bytes, 1 << 20).unwrap(), asking);
+        let unframed = plain(REQUEST_TAG, &bytes);
+        let (_, tail, second, rest): (RequestHead, RequestTail, RequestIdentityTail, _) =
+            head_and_tails(&unframed).unwrap();
+        assert_eq!((tail.receipt, second.identity), (0, None));
+        let (third, newer) = take_part::<RequestDirectoryTail>(rest).unwrap();
+        assert_eq!(third, RequestDirectoryTail::default());
+        assert!(!newer.is_empty());
+        // A request of an older device (no fourth tail) asks for whole documents.
+        let older = plain(REQUEST_TAG, &encode_request(&request(3, Some(identity()))));
+        let older = frame(REQUEST_TAG, &older);
+        assert!(!decode_request(&older, 1 << 20).unwrap().headless_documents);
+
+        // The hub's answer says it in its third tail, after a second one of defaults.
+        let answer = SyncResponse {
+            acks: Vec::new(),
+            records: Vec::new(),
+            cursor: Cursor::default(),
+            more: false,
+            erased: Vec::new(),
+            receipt: 2,
+            tombstones: Vec::new(),
+            left_scope: Vec::new(),
+            profile: None,
+            identity: None,
+            attachment_limits: None,
+            headless_documents: true,
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (_, tail, second, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        assert_eq!(tail.receipt, 2);
+        assert!(second.identity.is_none() && second.attachment_limits.is_none());
+        assert!(!rest.is_empty());
+        // An older hub's answer (no third tail) sends documents whole.
+        let whole = SyncResponse {
+            headless_documents: false,
+            ..answer
+        };
+        assert!(
+            !decode_response(&encode_response(&whole), 1 << 20)
+                .unwrap()
+                .headless_documents
         );
     }
 }

@@ -194,6 +194,7 @@ pub fn first_pull(store: &Store) -> Vec<u8> {
         max_response_bytes: 1 << 20,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     })
 }
 

@@ -89,6 +89,7 @@ pub fn request(
         max_response_bytes,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     })
 }
 

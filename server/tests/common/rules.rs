@@ -81,6 +81,7 @@ pub fn push(device: &Device, url: &str, push: Vec<PushEntry>) -> BTreeMap<Uuid, 
         max_response_bytes: 256 * 1024,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     };
     let response = device
         .client(url)

@@ -128,6 +128,7 @@ fn request(store: &Store, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         max_response_bytes: 4 * 1024 * 1024,
         receipt: 0,
         identity: None,
+        headless_documents: false,
     })
 }
 
