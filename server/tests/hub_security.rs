@@ -706,7 +706,8 @@ fn forged_records_are_refused_one_by_one() {
         3,
     );
     let noted = create_record(&mut rng, &mut scribe.store, RecordKind::Visit, area(C01));
-    // The hand-built requests are those of a device of the previous version: no identity.
+    // The hand-built requests are those of a device of the previous version: no identity, and
+    // documents sent whole.
     let mut real = vigie_core::sync::wire::decode_request(
         &scribe
             .store
@@ -716,6 +717,7 @@ fn forged_records_are_refused_one_by_one() {
     )
     .unwrap();
     real.identity = None;
+    real.headless_documents = false;
     let real = plain_of(&vigie_core::sync::wire::encode_request(&real));
     let scribe_actor = scribe.store.actor().to_bytes().to_vec();
     let noted_doc =

@@ -25,17 +25,17 @@ pub(super) const CHUNK_DOCUMENT: u8 = 0;
 pub(super) const COLUMN_DEFLATE: u64 = 0b1000;
 
 // Column specifications of a document's operation columns: (column id << 4) | type.
-const OBJ_ACTOR: u64 = 1;
-const OBJ_COUNTER: u64 = 2;
-const KEY_ACTOR: u64 = 1 << 4 | 1;
-const KEY_COUNTER: u64 = 1 << 4 | 3;
-const KEY_STRING: u64 = 1 << 4 | 5;
+pub(super) const OBJ_ACTOR: u64 = 1;
+pub(super) const OBJ_COUNTER: u64 = 2;
+pub(super) const KEY_ACTOR: u64 = 1 << 4 | 1;
+pub(super) const KEY_COUNTER: u64 = 1 << 4 | 3;
+pub(super) const KEY_STRING: u64 = 1 << 4 | 5;
 const ID_ACTOR: u64 = 2 << 4 | 1;
 const ID_COUNTER: u64 = 2 << 4 | 3;
-const INSERT: u64 = 3 << 4 | 4;
-const ACTION: u64 = 4 << 4 | 2;
-const VALUE_META: u64 = 5 << 4 | 6;
-const VALUE_RAW: u64 = 5 << 4 | 7;
+pub(super) const INSERT: u64 = 3 << 4 | 4;
+pub(super) const ACTION: u64 = 4 << 4 | 2;
+pub(super) const VALUE_META: u64 = 5 << 4 | 6;
+pub(super) const VALUE_RAW: u64 = 5 << 4 | 7;
 const SUCC_COUNT: u64 = 8 << 4;
 const SUCC_ACTOR: u64 = 8 << 4 | 1;
 const SUCC_COUNTER: u64 = 8 << 4 | 3;
@@ -518,19 +518,19 @@ fn operations<'a>(
     limits: &DocumentLimits,
 ) -> Option<(Vec<Op<'a>>, Vec<OpId>)> {
     let column = |spec| columns.get(&spec).copied().unwrap_or_default();
-    let mut obj_actor = Rle::new(column(OBJ_ACTOR));
-    let mut obj_counter = Rle::new(column(OBJ_COUNTER));
-    let mut key_actor = Rle::new(column(KEY_ACTOR));
+    let mut obj_actor = Rle::uleb(column(OBJ_ACTOR));
+    let mut obj_counter = Rle::uleb(column(OBJ_COUNTER));
+    let mut key_actor = Rle::uleb(column(KEY_ACTOR));
     let mut key_counter = Delta::new(column(KEY_COUNTER));
-    let mut key_string = Rle::new(column(KEY_STRING));
-    let mut id_actor = Rle::new(column(ID_ACTOR));
+    let mut key_string = Rle::strings(column(KEY_STRING));
+    let mut id_actor = Rle::uleb(column(ID_ACTOR));
     let mut id_counter = Delta::new(column(ID_COUNTER));
     let mut insert = Booleans::new(column(INSERT));
-    let mut action = Rle::new(column(ACTION));
-    let mut value_meta = Rle::new(column(VALUE_META));
+    let mut action = Rle::uleb(column(ACTION));
+    let mut value_meta = Rle::uleb(column(VALUE_META));
     let mut value_raw = Reader::new(column(VALUE_RAW));
-    let mut succ_count = Rle::new(column(SUCC_COUNT));
-    let mut succ_actor = Rle::new(column(SUCC_ACTOR));
+    let mut succ_count = Rle::uleb(column(SUCC_COUNT));
+    let mut succ_actor = Rle::uleb(column(SUCC_ACTOR));
     let mut succ_counter = Delta::new(column(SUCC_COUNTER));
     let actor = |index: Option<u64>| -> Option<usize> {
         let index = usize::try_from(index?).ok()?;
@@ -543,7 +543,7 @@ fn operations<'a>(
         if ops.len() as u64 >= limits.max_operations {
             return None;
         }
-        let obj = match (obj_counter.next_uleb()?, obj_actor.next_uleb()?) {
+        let obj = match (obj_counter.next()?, obj_actor.next()?) {
             (None, None) => None,
             (Some(counter), actor_index) => Some(OpId {
                 counter,
@@ -552,8 +552,8 @@ fn operations<'a>(
             (None, Some(_)) => return None,
         };
         let key_counter = key_counter.next()?;
-        let key_actor = key_actor.next_uleb()?;
-        let key = match (key_string.next_str()?, key_counter, key_actor) {
+        let key_actor = key_actor.next()?;
+        let key = match (key_string.next()?, key_counter, key_actor) {
             (Some(name), None, None) => Key::Map(name),
             (None, Some(0), None) => Key::Element(None),
             (None, Some(counter), actor_index) => Key::Element(Some(OpId {
@@ -564,14 +564,14 @@ fn operations<'a>(
         };
         let id = OpId {
             counter: u64::try_from(id_counter.next()??).ok()?,
-            actor: actor(id_actor.next_uleb()?)?,
+            actor: actor(id_actor.next()?)?,
         };
         let insert = insert.next()?;
-        let action = action.next_uleb()??;
-        let meta = value_meta.next_uleb()?.unwrap_or(0);
+        let action = action.next()??;
+        let meta = value_meta.next()?.unwrap_or(0);
         let raw = value_raw.take(meta >> 4)?;
         let value = scalar(meta & 0b1111, raw)?;
-        let successors = succ_count.next_uleb()?.unwrap_or(0);
+        let successors = succ_count.next()?.unwrap_or(0);
         // Each successor is an operation of the document: a run claiming more than the bound
         // allows is not walked.
         all_successors = all_successors.checked_add(successors)?;
@@ -580,7 +580,7 @@ fn operations<'a>(
         }
         let first_successor = successor_ids.len();
         for _ in 0..successors {
-            let actor = actor(succ_actor.next_uleb()?)?;
+            let actor = actor(succ_actor.next()?)?;
             let counter = u64::try_from(succ_counter.next()??).ok()?;
             successor_ids.push(OpId { counter, actor });
         }
@@ -1001,33 +1001,27 @@ impl<'a> Reader<'a> {
 
 /// A run-length encoded column: runs of one value repeated (a positive count), of literal
 /// values (a negative count), or of nulls (a zero, then the count). An exhausted column reads
-/// as nulls; `None` is damage.
-pub(super) struct Rle<'a> {
+/// as nulls; `None` is damage. Each value is decoded once, a repeated one once for its run.
+pub(super) struct Rle<'a, T> {
     r: Reader<'a>,
-    run: Run,
+    run: Run<T>,
+    read: fn(&mut Reader<'a>) -> Option<T>,
 }
 
 #[derive(Clone, Copy)]
-enum Run {
+enum Run<T> {
     None,
-    /// `count` more of the value at `at` (a byte offset).
-    Repeat {
-        count: u64,
-        at: usize,
-    },
-    Literal {
-        count: u64,
-    },
-    Nulls {
-        count: u64,
-    },
+    Repeat { count: u64, value: T },
+    Literal { count: u64 },
+    Nulls { count: u64 },
 }
 
-impl<'a> Rle<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
+impl<'a, T: Copy> Rle<'a, T> {
+    fn with(bytes: &'a [u8], read: fn(&mut Reader<'a>) -> Option<T>) -> Self {
         Rle {
             r: Reader::new(bytes),
             run: Run::None,
+            read,
         }
     }
 
@@ -1041,20 +1035,17 @@ impl<'a> Rle<'a> {
             }
     }
 
-    /// Moves to the next value: `Some(None)` for a null, `Some(Some(offset))` for a value to
-    /// read at `offset` with `read`.
-    fn step(&mut self, read: fn(&mut Reader<'a>) -> Option<()>) -> Option<Option<usize>> {
+    /// The next value: `Some(None)` for a null.
+    pub(super) fn next(&mut self) -> Option<Option<T>> {
         loop {
             match &mut self.run {
-                Run::Repeat { count, at } if *count > 0 => {
+                Run::Repeat { count, value } if *count > 0 => {
                     *count -= 1;
-                    return Some(Some(*at));
+                    return Some(Some(*value));
                 }
                 Run::Literal { count } if *count > 0 => {
                     *count -= 1;
-                    let at = self.r.at;
-                    read(&mut self.r)?;
-                    return Some(Some(at));
+                    return Some(Some((self.read)(&mut self.r)?));
                 }
                 Run::Nulls { count } if *count > 0 => {
                     *count -= 1;
@@ -1067,11 +1058,9 @@ impl<'a> Rle<'a> {
             }
             let count = self.r.sleb()?;
             self.run = if count > 0 {
-                let at = self.r.at;
-                read(&mut self.r)?;
                 Run::Repeat {
                     count: count as u64,
-                    at,
+                    value: (self.read)(&mut self.r)?,
                 }
             } else if count < 0 {
                 Run::Literal {
@@ -1084,54 +1073,39 @@ impl<'a> Rle<'a> {
             };
         }
     }
+}
 
-    fn at(&self, at: usize) -> Reader<'a> {
-        Reader {
-            bytes: self.r.bytes,
-            at,
-        }
+impl<'a> Rle<'a, u64> {
+    pub(super) fn uleb(bytes: &'a [u8]) -> Self {
+        Rle::with(bytes, Reader::uleb)
     }
+}
 
-    pub(super) fn next_uleb(&mut self) -> Option<Option<u64>> {
-        match self.step(|r| r.uleb().map(|_| ()))? {
-            None => Some(None),
-            Some(at) => Some(Some(self.at(at).uleb()?)),
-        }
+impl<'a> Rle<'a, i64> {
+    fn sleb(bytes: &'a [u8]) -> Self {
+        Rle::with(bytes, Reader::sleb)
     }
+}
 
-    fn next_sleb(&mut self) -> Option<Option<i64>> {
-        match self.step(|r| r.sleb().map(|_| ()))? {
-            None => Some(None),
-            Some(at) => Some(Some(self.at(at).sleb()?)),
-        }
-    }
-
-    pub(super) fn next_str(&mut self) -> Option<Option<&'a str>> {
-        let skip = |r: &mut Reader<'a>| {
+impl<'a> Rle<'a, &'a str> {
+    pub(super) fn strings(bytes: &'a [u8]) -> Self {
+        Rle::with(bytes, |r| {
             let len = r.uleb()?;
-            r.take(len).map(|_| ())
-        };
-        match self.step(skip)? {
-            None => Some(None),
-            Some(at) => {
-                let mut r = self.at(at);
-                let len = r.uleb()?;
-                Some(Some(std::str::from_utf8(r.take(len)?).ok()?))
-            }
-        }
+            std::str::from_utf8(r.take(len)?).ok()
+        })
     }
 }
 
 /// A delta-encoded column: run-length encoded differences from the previous value.
 pub(super) struct Delta<'a> {
-    rle: Rle<'a>,
+    rle: Rle<'a, i64>,
     last: i64,
 }
 
 impl<'a> Delta<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
         Delta {
-            rle: Rle::new(bytes),
+            rle: Rle::sleb(bytes),
             last: 0,
         }
     }
@@ -1141,7 +1115,7 @@ impl<'a> Delta<'a> {
     }
 
     pub(super) fn next(&mut self) -> Option<Option<i64>> {
-        match self.rle.next_sleb()? {
+        match self.rle.next()? {
             None => Some(None),
             Some(delta) => {
                 self.last = self.last.checked_add(delta)?;
@@ -1217,7 +1191,7 @@ mod tests {
     }
 
     /// A document chunk of one actor, no heads, no changes and these operation columns.
-    fn document_chunk(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    fn chunk_of_columns(columns: &[(u64, Vec<u8>)]) -> Vec<u8> {
         let mut data = vec![1, 16];
         data.extend_from_slice(&[7; 16]);
         data.extend_from_slice(&[0, 0]);
@@ -1229,13 +1203,7 @@ mod tests {
         for (_, column) in columns {
             data.extend_from_slice(column);
         }
-        let mut hashed = vec![CHUNK_DOCUMENT];
-        uleb(data.len() as u64, &mut hashed);
-        hashed.extend_from_slice(&data);
-        let mut chunk = MAGIC.to_vec();
-        chunk.extend_from_slice(&Sha256::digest(&hashed)[..4]);
-        chunk.extend_from_slice(&hashed);
-        chunk
+        super::document_chunk(&data, None)
     }
 
     /// One operation setting root key `a` to null, with `successors` successors.
@@ -1254,7 +1222,7 @@ mod tests {
             columns.push((SUCC_ACTOR, repeated(successors, &[0])));
             columns.push((SUCC_COUNTER, repeated(successors, &[1])));
         }
-        document_chunk(&columns)
+        chunk_of_columns(&columns)
     }
 
     /// A document chunk written again from its parts, with these operation columns.
@@ -1291,13 +1259,7 @@ mod tests {
             data.extend_from_slice(column);
         }
         data.extend_from_slice(head_indices);
-        let mut hashed = vec![CHUNK_DOCUMENT];
-        uleb(data.len() as u64, &mut hashed);
-        hashed.extend_from_slice(&data);
-        let mut chunk = MAGIC.to_vec();
-        chunk.extend_from_slice(&Sha256::digest(&hashed)[..4]);
-        chunk.extend_from_slice(&hashed);
-        chunk
+        super::document_chunk(&data, None)
     }
 
     /// The operation columns of `parsed`'s operations, as Automerge writes them.

@@ -12,7 +12,10 @@
 //! Anything that does not match is `None`: the caller loads the document with Automerge, which
 //! gives the answer or the error it always gave.
 
-use super::columns::{Delta, Parsed};
+use super::columns::{
+    ACTION, Delta, INSERT, KEY_ACTOR, KEY_COUNTER, KEY_STRING, OBJ_ACTOR, OBJ_COUNTER, Parsed,
+    VALUE_META, VALUE_RAW,
+};
 use super::columns::{Key, OpId, Reader, Rle};
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
@@ -34,16 +37,8 @@ const CHANGE_DEPS: u64 = 4 << 4 | 3;
 const CHANGE_EXTRA_META: u64 = 5 << 4 | 6;
 const CHANGE_EXTRA_RAW: u64 = 5 << 4 | 7;
 
-// Column specifications of a change chunk's operation columns.
-const OP_OBJ_ACTOR: u64 = 1;
-const OP_OBJ_COUNTER: u64 = 2;
-const OP_KEY_ACTOR: u64 = 1 << 4 | 1;
-const OP_KEY_COUNTER: u64 = 1 << 4 | 3;
-const OP_KEY_STRING: u64 = 1 << 4 | 5;
-const OP_INSERT: u64 = 3 << 4 | 4;
-const OP_ACTION: u64 = 4 << 4 | 2;
-const OP_VALUE_META: u64 = 5 << 4 | 6;
-const OP_VALUE_RAW: u64 = 5 << 4 | 7;
+// Column specifications of a change chunk's operation columns: a document's, with
+// predecessors in place of ids and successors.
 const OP_PRED_COUNT: u64 = 7 << 4;
 const OP_PRED_ACTOR: u64 = 7 << 4 | 1;
 const OP_PRED_COUNTER: u64 = 7 << 4 | 3;
@@ -169,14 +164,14 @@ fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeM
     }
     let column = |spec| columns.get(&spec).copied().unwrap_or_default();
     let present = |spec| columns.contains_key(&spec);
-    let mut actor = Rle::new(column(CHANGE_ACTOR));
+    let mut actor = Rle::uleb(column(CHANGE_ACTOR));
     let mut seq = Delta::new(column(CHANGE_SEQ));
     let mut max_op = Delta::new(column(CHANGE_MAX_OP));
     let mut time = Delta::new(column(CHANGE_TIME));
-    let mut message = Rle::new(column(CHANGE_MESSAGE));
-    let mut deps_count = Rle::new(column(CHANGE_DEPS_COUNT));
+    let mut message = Rle::strings(column(CHANGE_MESSAGE));
+    let mut deps_count = Rle::uleb(column(CHANGE_DEPS_COUNT));
     let mut deps = Delta::new(column(CHANGE_DEPS));
-    let mut extra_meta = Rle::new(column(CHANGE_EXTRA_META));
+    let mut extra_meta = Rle::uleb(column(CHANGE_EXTRA_META));
     let mut extra_raw = Reader::new(column(CHANGE_EXTRA_RAW));
     let u32_value = |v: Option<i64>| u32::try_from(v?).ok().map(u64::from);
     let mut metas: Vec<ChangeMeta> = Vec::new();
@@ -186,7 +181,7 @@ fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeM
             return None;
         }
         let index = metas.len();
-        let actor = usize::try_from(actor.next_uleb()??).ok()?;
+        let actor = usize::try_from(actor.next()??).ok()?;
         if actor >= parsed.actors.len() {
             return None;
         }
@@ -197,8 +192,8 @@ fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeM
             None if !present(CHANGE_TIME) => 0,
             None => return None,
         };
-        let message = message.next_str()?;
-        let count = deps_count.next_uleb()??;
+        let message = message.next()?;
+        let count = deps_count.next()??;
         // A change depends on changes before it, each once; histories that merge more than
         // this are Automerge's to check.
         all_deps = all_deps.checked_add(count)?;
@@ -214,7 +209,7 @@ fn change_metas<'a>(parsed: &Parsed<'a>, max_changes: u64) -> Option<Vec<ChangeM
             }
             change_deps.push(dep);
         }
-        let extra_meta = match extra_meta.next_uleb()? {
+        let extra_meta = match extra_meta.next()? {
             Some(meta) => Some(meta),
             None if !present(CHANGE_EXTRA_META) => None,
             None => return None,
@@ -454,34 +449,32 @@ fn change_hash(
         }
     };
     if obj_actor().any(|v| v.is_some()) {
-        column(OP_OBJ_ACTOR, &mut data, &mut |d| uleb_into(d, obj_actor()));
+        column(OBJ_ACTOR, &mut data, &mut |d| uleb_into(d, obj_actor()));
     }
     if obj_counter().any(|v| v.is_some()) {
-        column(OP_OBJ_COUNTER, &mut data, &mut |d| {
-            uleb_into(d, obj_counter())
-        });
+        column(OBJ_COUNTER, &mut data, &mut |d| uleb_into(d, obj_counter()));
     }
     if key_actor().any(|v| v.is_some()) {
-        column(OP_KEY_ACTOR, &mut data, &mut |d| uleb_into(d, key_actor()));
+        column(KEY_ACTOR, &mut data, &mut |d| uleb_into(d, key_actor()));
     }
     if key_counter().any(|v| v.is_some()) {
-        column(OP_KEY_COUNTER, &mut data, &mut |d| {
+        column(KEY_COUNTER, &mut data, &mut |d| {
             delta_into(d, key_counter())
         });
     }
     if key_string().any(|v| v.is_some()) {
-        column(OP_KEY_STRING, &mut data, &mut |d| str_into(d, key_string()));
+        column(KEY_STRING, &mut data, &mut |d| str_into(d, key_string()));
     }
-    column(OP_INSERT, &mut data, &mut |d| {
+    column(INSERT, &mut data, &mut |d| {
         bool_into(d, ops.iter().map(|o| o.insert))
     });
-    column(OP_ACTION, &mut data, &mut |d| {
+    column(ACTION, &mut data, &mut |d| {
         uleb_into(d, ops.iter().map(|o| Some(o.action)))
     });
-    column(OP_VALUE_META, &mut data, &mut |d| {
+    column(VALUE_META, &mut data, &mut |d| {
         uleb_into(d, ops.iter().map(|o| Some(o.meta)))
     });
-    column(OP_VALUE_RAW, &mut data, &mut |d| {
+    column(VALUE_RAW, &mut data, &mut |d| {
         ops.iter().for_each(|o| d.extend_from_slice(o.raw))
     });
     column(OP_PRED_COUNT, &mut data, &mut |d| {
