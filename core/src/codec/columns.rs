@@ -105,19 +105,7 @@ const HEADLESS_CHECKSUM: [u8; 4] = [0; 4];
 /// bytes a head that compression cannot shorten, and most of what a first sync carried beyond
 /// the records themselves. `None` if the bytes are not one document chunk with heads.
 pub(crate) fn strip_heads(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut r = Reader::new(bytes);
-    if r.take(4)? != MAGIC {
-        return None;
-    }
-    r.take(4)?;
-    if r.byte()? != CHUNK_DOCUMENT {
-        return None;
-    }
-    let len = r.uleb()?;
-    let data = r.take(len)?;
-    if !r.is_empty() {
-        return None;
-    }
+    let (_, data) = document_data(bytes)?;
     let mut d = Reader::new(data);
     let actor_count = d.uleb()?;
     d.skip_prefixed(actor_count)?;
@@ -186,6 +174,22 @@ pub(crate) fn with_own_checksum(bytes: &[u8]) -> Vec<u8> {
     fixed
 }
 
+/// A document chunk's checksum and data: `None` unless the bytes are one document chunk and
+/// nothing after it.
+fn document_data(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut r = Reader::new(bytes);
+    if r.take(4)? != MAGIC {
+        return None;
+    }
+    let checksum = r.take(4)?;
+    if r.byte()? != CHUNK_DOCUMENT {
+        return None;
+    }
+    let len = r.uleb()?;
+    let data = r.take(len)?;
+    r.is_empty().then_some((checksum, data))
+}
+
 /// A document chunk of `data`, with its checksum (or `checksum`).
 fn document_chunk(data: &[u8], checksum: Option<[u8; 4]>) -> Vec<u8> {
     let mut chunk = Vec::with_capacity(data.len() + 16);
@@ -234,23 +238,9 @@ fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits, heads: Heads) -> Option<P
     if bytes.len() > limits.max_bytes {
         return None;
     }
-    let mut r = Reader::new(bytes);
-    if r.take(4)? != MAGIC {
-        return None;
-    }
-    let checksum = r.take(4)?;
-    let header_start = r.at;
-    if r.byte()? != CHUNK_DOCUMENT {
-        return None;
-    }
-    let len = r.uleb()?;
-    let data = r.take(len)?;
-    // One whole document and nothing after it.
-    if !r.is_empty() {
-        return None;
-    }
+    let (checksum, data) = document_data(bytes)?;
     let valid = match heads {
-        Heads::Named => Sha256::digest(&bytes[header_start..])[..4] == *checksum,
+        Heads::Named => Sha256::digest(&bytes[8..])[..4] == *checksum,
         // The device writes the checksum of the document it restores.
         Heads::Derived => checksum == HEADLESS_CHECKSUM,
     };
@@ -1164,17 +1154,7 @@ mod tests {
         DocumentLimits::STANDARD
     }
 
-    fn uleb(mut n: u64, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
+    use crate::codec::history::write_uleb as uleb;
 
     /// A run of `count` copies of one value, as a run-length encoded column writes it (the
     /// count is signed LEB128; counts below 2^62 encode as their unsigned form with a zero
