@@ -729,18 +729,13 @@ pub(crate) fn prepare_headless(
     bytes: &[u8],
     actor: &ActorId,
 ) -> Result<PreparedMerge> {
-    let limits = codec::bounds::DocumentLimits::STANDARD;
-    let whole = match codec::columns::restore_heads(bytes, &limits, doc::KIND_KEY) {
-        Some((whole, checked)) => {
-            if existing.is_none()
-                && let Some(prepared) = prepare_checked(id, &whole, checked)
-            {
-                return Ok(prepared);
-            }
-            whole
-        }
-        None => codec::load_headless(id, bytes)?,
-    };
+    let (whole, checked) = made_whole(id, bytes)?;
+    if existing.is_none()
+        && let Some(checked) = checked
+        && let Some(prepared) = prepare_checked(id, &whole, checked)
+    {
+        return Ok(prepared);
+    }
     prepare_merge(id, existing, &whole, actor)
 }
 
@@ -750,13 +745,22 @@ pub(crate) fn whole_document(id: Uuid, bytes: &[u8], headless: bool) -> Result<C
     if !(headless && codec::columns::is_headless(bytes)) {
         return Ok(Cow::Borrowed(bytes));
     }
+    Ok(Cow::Owned(made_whole(id, bytes)?.0))
+}
+
+/// A document sent without its heads, whole again: by the column reader, which checks it in
+/// the same pass, or by Automerge for a document the reader leaves.
+fn made_whole(
+    id: Uuid,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, Option<codec::columns::CheckedDocument>)> {
     let limits = codec::bounds::DocumentLimits::STANDARD;
-    Ok(Cow::Owned(
+    Ok(
         match codec::columns::restore_heads(bytes, &limits, doc::KIND_KEY) {
-            Some((whole, _)) => whole,
-            None => codec::load_headless(id, bytes)?,
+            Some((whole, checked)) => (whole, Some(checked)),
+            None => (codec::load_headless(id, bytes)?, None),
         },
-    ))
+    )
 }
 
 /// Writes a merge `prepare_merge` worked out, in the caller's transaction; `existing` is the
