@@ -168,10 +168,17 @@ pub(crate) fn restore_heads(
 pub(crate) fn with_own_checksum(bytes: &[u8]) -> Vec<u8> {
     let mut fixed = bytes.to_vec();
     if fixed.len() > 8 {
-        let checksum = Sha256::digest(&fixed[8..]);
-        fixed[4..8].copy_from_slice(&checksum[..4]);
+        let checksum = checksum_of(&fixed);
+        fixed[4..8].copy_from_slice(&checksum);
     }
     fixed
+}
+
+/// A chunk's own checksum: the first four bytes of the SHA-256 of what follows the magic
+/// bytes and the checksum (`chunk` is longer than those eight).
+fn checksum_of(chunk: &[u8]) -> [u8; 4] {
+    let hash = Sha256::digest(&chunk[8..]);
+    [hash[0], hash[1], hash[2], hash[3]]
 }
 
 /// A document chunk's checksum and data: `None` unless the bytes are one document chunk and
@@ -198,10 +205,7 @@ fn document_chunk(data: &[u8], checksum: Option<[u8; 4]>) -> Vec<u8> {
     chunk.push(CHUNK_DOCUMENT);
     history::write_uleb(data.len() as u64, &mut chunk);
     chunk.extend_from_slice(data);
-    let checksum = checksum.unwrap_or_else(|| {
-        let hash = Sha256::digest(&chunk[8..]);
-        [hash[0], hash[1], hash[2], hash[3]]
-    });
+    let checksum = checksum.unwrap_or_else(|| checksum_of(&chunk));
     chunk[4..8].copy_from_slice(&checksum);
     chunk
 }
@@ -240,7 +244,7 @@ fn parse<'a>(bytes: &'a [u8], limits: &DocumentLimits, heads: Heads) -> Option<P
     }
     let (checksum, data) = document_data(bytes)?;
     let valid = match heads {
-        Heads::Named => Sha256::digest(&bytes[8..])[..4] == *checksum,
+        Heads::Named => checksum_of(bytes) == *checksum,
         // The device writes the checksum of the document it restores.
         Heads::Derived => checksum == HEADLESS_CHECKSUM,
     };

@@ -605,7 +605,7 @@ pub(crate) struct PreparedMerge {
 }
 
 /// Works out a merge without the store (`merge_document` writes it with `commit_merge`).
-pub(crate) fn prepare_merge(
+fn prepare_merge(
     id: Uuid,
     existing: Option<&[u8]>,
     bytes: &[u8],
@@ -669,7 +669,6 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
     {
         return Some(prepared);
     }
-    codec::bounds::admit(bytes, &limits).ok()?;
     let json = codec::columns::read(bytes, &limits)?;
     let document = codec::load_whole(id, bytes).ok()?;
     let kind = doc::kind_of(&document)?;
@@ -721,14 +720,19 @@ fn prepare_checked(
     })
 }
 
-/// `prepare_merge` for a document a hub sent without its heads (`codec::columns::strip_heads`):
-/// made whole again first, read and checked in the same pass when the column reader takes it.
-pub(crate) fn prepare_headless(
+/// `prepare_merge` for received bytes; a document a hub sent without its heads
+/// (`codec::columns::strip_heads`), when `headless` says this exchange allows it, is made whole
+/// again first, read and checked in the same pass when the column reader takes it.
+pub(crate) fn prepare_received(
     id: Uuid,
     existing: Option<&[u8]>,
     bytes: &[u8],
     actor: &ActorId,
+    headless: bool,
 ) -> Result<PreparedMerge> {
+    if !sent_headless(bytes, headless) {
+        return prepare_merge(id, existing, bytes, actor);
+    }
     let (whole, checked) = made_whole(id, bytes)?;
     if existing.is_none()
         && let Some(checked) = checked
@@ -742,10 +746,16 @@ pub(crate) fn prepare_headless(
 /// A received document as `merge_document` takes it: whole again if a hub sent it without its
 /// heads and `headless` says this exchange allows it.
 pub(crate) fn whole_document(id: Uuid, bytes: &[u8], headless: bool) -> Result<Cow<'_, [u8]>> {
-    if !(headless && codec::columns::is_headless(bytes)) {
+    if !sent_headless(bytes, headless) {
         return Ok(Cow::Borrowed(bytes));
     }
     Ok(Cow::Owned(made_whole(id, bytes)?.0))
+}
+
+/// Whether received bytes are a document sent without its heads, in an exchange that allows it
+/// (a hub's answer to a device that works them out; never a peer's or a bundle's).
+fn sent_headless(bytes: &[u8], headless: bool) -> bool {
+    headless && codec::columns::is_headless(bytes)
 }
 
 /// A document sent without its heads, whole again: by the column reader, which checks it in

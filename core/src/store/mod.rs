@@ -53,8 +53,8 @@ pub fn open_keyed_connection(
 }
 
 pub(crate) use documents::{
-    Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_headless,
-    prepare_merge, reference_in, save_document, whole_document,
+    Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_received,
+    reference_in, save_document, whole_document,
 };
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};

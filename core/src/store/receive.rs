@@ -13,7 +13,7 @@
 
 use super::{
     Context, Merged, PreparedMerge, WriteContext, commit_merge, erasure, find_row, merge_document,
-    prepare_headless, prepare_merge, save_document, sync_state, whole_document,
+    prepare_received, save_document, sync_state, whole_document,
 };
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
@@ -122,11 +122,7 @@ impl Merging<'_, '_> {
                                 let (id, bytes) = entries[i];
                                 let prepared = rows[i].as_ref().map(|row| {
                                     let existing = row.as_ref().map(|(_, _, stored)| &stored[..]);
-                                    if headless && codec::columns::is_headless(bytes) {
-                                        prepare_headless(id, existing, bytes, actor)
-                                    } else {
-                                        prepare_merge(id, existing, bytes, actor)
-                                    }
+                                    prepare_received(id, existing, bytes, actor, headless)
                                 });
                                 (i, prepared)
                             })

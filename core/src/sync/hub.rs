@@ -1352,9 +1352,10 @@ fn lacking(
         // No heads: they are the document's own, which the device reads once it has it
         // (32 incompressible bytes a record saved on an initial sync). A device that works them
         // out gets the document without them too.
-        let changes = match held.headless {
-            true => codec::columns::strip_heads(&bytes).unwrap_or(bytes),
-            false => bytes,
+        let changes = if held.headless {
+            codec::columns::strip_heads(&bytes).unwrap_or(bytes)
+        } else {
+            bytes
         };
         return Ok(Some(PullEntry {
             id,
