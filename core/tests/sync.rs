@@ -765,6 +765,21 @@ fn whole_documents_travel_without_heads_to_devices_that_work_them_out() {
         assert!(entry.changes.len() >= headless.changes.len() + 33);
     }
 
+    // Outside a hub's answer that allows it (a peer, a bundle, a merge by hand), such bytes are
+    // not a document: refused, nothing stored.
+    let before = reader.store.count(RecordKind::Visit).unwrap();
+    let headless = &decoded
+        .records
+        .iter()
+        .find(|e| e.id == ids[1])
+        .unwrap()
+        .changes;
+    assert!(matches!(
+        reader.store.merge_document(Uuid::now_v7(), headless),
+        Err(Error::DamagedDocument { .. })
+    ));
+    assert_eq!(reader.store.count(RecordKind::Visit).unwrap(), before);
+
     // Applied, each document is the hub's, byte for byte, and reads as the same record.
     let mut fresh_device = device(&dir, "fresh", Role::Supervisor, &["CI-R1"]);
     common::sync_in_process(
