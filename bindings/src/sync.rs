@@ -287,7 +287,9 @@ impl VigieStore {
     }
 
     /// Bytes in: applies the hub's response in one transaction. A damaged response is
-    /// `DamagedInput`, with nothing stored from it.
+    /// `DamagedInput`, with nothing stored from it. While the device receives its whole scope
+    /// (its first sync, or a changed scope), lists are answered without their indexes, more
+    /// slowly, until the page that says no `more` or the store's next opening.
     pub fn hub_sync_apply(&self, response: Vec<u8>) -> Result<SyncReport> {
         let options = SyncOptions::default();
         let ids = if self.listeners.is_empty() {

@@ -806,3 +806,159 @@ fn whole_documents_travel_without_heads_to_devices_that_work_them_out() {
     assert_eq!((pushed.accepted, pushed.pending), (1, 0), "{pushed:?}");
     assert_eq!(hub.get::<ChildCase>(c.id).unwrap().hours_per_week, 12);
 }
+
+/// The names and statements of a store file's indexes, read beside its open connection.
+fn indexes_of(store: &Store) -> BTreeSet<(String, String)> {
+    let conn = vigie_core::store::open_keyed_connection(
+        store.path(),
+        &Encryption::Key(common::DEVICE_KEY),
+    )
+    .unwrap();
+    let mut statement = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|row| row.unwrap())
+        .collect()
+}
+
+/// What a device's lists show, by the query indexes or without them.
+fn lists_of(store: &Store) -> (Vec<VisitSummary>, Vec<ChildCaseSummary>, Vec<Alert>) {
+    let page = Page::first(Page::MAX_LIMIT);
+    let district = Some(AreaFilter::District("CI-R1-D1".into()));
+    (
+        store
+            .visits(
+                &VisitQuery {
+                    area: district.clone(),
+                    status: Some(VisitStatus::Submitted),
+                    ..VisitQuery::default()
+                },
+                page,
+            )
+            .unwrap(),
+        store
+            .child_cases(
+                &ChildCaseQuery {
+                    area: district.clone(),
+                    ..ChildCaseQuery::default()
+                },
+                page,
+            )
+            .unwrap(),
+        store.alerts(district, page).unwrap(),
+    )
+}
+
+#[test]
+fn a_whole_scope_arrives_with_the_query_indexes_aside_and_they_are_made_at_its_end() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let w = workplace(a.clone(), "Champ");
+    for day in 1..=28 {
+        supervisor
+            .store
+            .create(&visit(&w, supervisor.principal.user, day))
+            .unwrap();
+    }
+    for i in 0..80 {
+        supervisor
+            .store
+            .create(&child(
+                a.clone(),
+                &format!("Enfant {i}"),
+                supervisor.principal.user,
+            ))
+            .unwrap();
+    }
+    let small = SyncOptions {
+        max_message_bytes: 4 * 1024,
+        max_page_bytes: 4 * 1024,
+        ..SyncOptions::default()
+    };
+    sync_opts(&mut supervisor, &mut hub, &small);
+    let indexes = indexes_of(&supervisor.store);
+    let lists = lists_of(&supervisor.store);
+    assert_eq!((lists.0.len(), lists.1.len()), (28, 80));
+
+    // A new device, page by page: from the first page of its walk to the last, the query
+    // indexes are aside, and the lists show what has arrived.
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let principal = monitor.principal.clone();
+    let exchange = |store: &Store, hub: &mut Store| {
+        let request = store.hub_sync_request(&small).unwrap();
+        hub.hub_handle(&principal, &request, &HubLimits::default())
+            .unwrap()
+    };
+    let response = exchange(&monitor.store, &mut hub);
+    let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
+    assert!(report.more && report.received > 0, "{report:?}");
+    assert!(monitor.store.query_indexes_aside().unwrap());
+    let fewer = indexes_of(&monitor.store);
+    assert!(fewer.len() + 10 < indexes.len(), "{fewer:?}");
+    assert!(monitor.store.integrity_check().unwrap());
+
+    // The app stops there: the next opening makes the indexes again.
+    let path = monitor.store.path().to_path_buf();
+    let user = monitor.store.user_id();
+    drop(monitor.store);
+    monitor.store = Store::open(StoreConfig::new(
+        &path,
+        Encryption::Key(common::DEVICE_KEY),
+        user,
+    ))
+    .unwrap();
+    assert!(!monitor.store.query_indexes_aside().unwrap());
+    assert_eq!(indexes_of(&monitor.store), indexes);
+
+    // The walk goes on aside, and a link cut in the middle of it leaves the indexes made.
+    let response = exchange(&monitor.store, &mut hub);
+    let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
+    assert!(report.more, "{report:?}");
+    assert!(monitor.store.query_indexes_aside().unwrap());
+    let mut exchanges = 0;
+    let cut = sync_with_hub(
+        &mut monitor.store,
+        &small,
+        |request| {
+            exchanges += 1;
+            if exchanges > 2 {
+                return Err("link dropped".to_string());
+            }
+            hub.hub_handle(&principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    );
+    assert!(matches!(cut, Err(Error::Transport { .. })), "{cut:?}");
+    assert!(!monitor.store.query_indexes_aside().unwrap());
+    assert_eq!(indexes_of(&monitor.store), indexes);
+
+    // The rest of the walk: the indexes are made with its last page, and every list is the
+    // supervisor's.
+    let summary = sync_opts(&mut monitor, &mut hub, &small);
+    assert!(
+        summary.received > 0 && summary.failed.is_empty(),
+        "{summary:?}"
+    );
+    assert!(!monitor.store.query_indexes_aside().unwrap());
+    assert_eq!(indexes_of(&monitor.store), indexes);
+    assert_eq!(lists_of(&monitor.store), lists);
+    assert!(monitor.store.integrity_check().unwrap());
+
+    // A device that already holds its scope syncs with its indexes in place.
+    sync(&mut monitor, &mut hub);
+    supervisor
+        .store
+        .create(&visit(&w, supervisor.principal.user, 29))
+        .unwrap();
+    sync_opts(&mut supervisor, &mut hub, &small);
+    let response = exchange(&monitor.store, &mut hub);
+    let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
+    assert_eq!((report.received, report.more), (1, false));
+    assert_eq!(indexes_of(&monitor.store), indexes);
+}

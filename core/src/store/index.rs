@@ -27,18 +27,21 @@ pub(crate) enum Indexed<'a> {
     Reference,
 }
 
+/// The tables of index rows, one row per record at most (`record` is the record's rowid).
+pub(crate) const QUERY_TABLES: [&str; 8] = [
+    "workplace_index",
+    "visit_index",
+    "child_index",
+    "user_index",
+    "due_index",
+    "scope_index",
+    "alert_index",
+    "place_index",
+];
+
 /// Removes the index rows of one record.
 pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
-    for table in [
-        "workplace_index",
-        "visit_index",
-        "child_index",
-        "user_index",
-        "due_index",
-        "scope_index",
-        "alert_index",
-        "place_index",
-    ] {
+    for table in QUERY_TABLES {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
             .execute([rowid])?;
     }

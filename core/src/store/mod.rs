@@ -17,9 +17,11 @@
 //! - `scoped`: the queries as one principal sees them (`Store::scoped`: the hub's console);
 //! - `attachments`: attachment bytes in sealed files beside the database, rows following
 //!   the records' manifests;
-//! - `files`: re-encrypting and destroying the files; `schema`: opening and migrating them.
+//! - `files`: re-encrypting and destroying the files; `schema`: opening and migrating them;
+//!   `deferred_indexes`: the query indexes put aside while a whole scope arrives.
 
 pub(crate) mod attachments;
+pub(crate) mod deferred_indexes;
 mod documents;
 pub(crate) mod erasure;
 pub(crate) mod files;
@@ -221,6 +223,12 @@ impl Store {
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
+        // Indexes a cut walk left aside, made again as the schema they belong to had them.
+        if schema::user_version(&conn)? > 0 {
+            let tx = conn.transaction()?;
+            deferred_indexes::restore(&tx)?;
+            tx.commit()?;
+        }
         schema::migrate(&mut conn, |tx| {
             documents::reindex_all(tx, &config.reference)
         })?;
@@ -370,6 +378,22 @@ impl Store {
             .conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(result == "ok")
+    }
+
+    /// Whether the secondary indexes of the query tables are put aside, as they are while a
+    /// device receives a whole scope from its hub (`deferred_indexes`). Queries answer all the
+    /// same, by scanning.
+    pub fn query_indexes_aside(&self) -> Result<bool> {
+        deferred_indexes::are_deferred(&self.conn)
+    }
+
+    /// Creates again the query indexes put aside, if they are.
+    pub(crate) fn restore_query_indexes(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if deferred_indexes::restore(&tx)? {
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------

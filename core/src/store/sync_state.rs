@@ -30,6 +30,11 @@ pub(crate) fn set_meta(tx: &Transaction, key: &str, value: &[u8]) -> Result<()> 
     Ok(())
 }
 
+pub(crate) fn delete_meta(tx: &Transaction, key: &str) -> Result<()> {
+    tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+    Ok(())
+}
+
 /// The meta key of the user's role and areas (JSON of `UserProfile`).
 const PROFILE_KEY: &str = "user_profile";
 

@@ -15,7 +15,7 @@ use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Principal;
 use crate::error::{Error, Result};
 use crate::store::receive::Merging;
-use crate::store::{Merged, Store, erasure, queries, sync_state};
+use crate::store::{Merged, Store, deferred_indexes, erasure, queries, sync_state};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use rusqlite::Transaction;
 use uuid::Uuid;
@@ -133,6 +133,8 @@ pub struct SyncSummary {
 const CURSOR_KEY: &str = "hub_cursor";
 /// The last `SyncResponse::receipt` applied.
 const RECEIPT_KEY: &str = "hub_receipt";
+/// Present while a walk of the whole scope is under way (`walks_whole_scope`).
+const WALK_KEY: &str = "hub_walk";
 
 fn hash_array(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
     heads.iter().map(|h| h.0).collect()
@@ -195,7 +197,9 @@ impl Store {
 
     /// Applies the hub's response in one transaction, the new cursor included: if the device
     /// dies before the commit, the next session asks again from the old cursor, and whatever was
-    /// already applied is applied again without effect.
+    /// already applied is applied again without effect. While the device receives its whole
+    /// scope, the query indexes are aside (`walks_whole_scope`) until the page that says no
+    /// `more`, or until the store is next opened.
     pub fn hub_sync_apply(&mut self, response: &[u8], options: &SyncOptions) -> Result<SyncReport> {
         self.apply_decoded(wire::decode_response(
             response,
@@ -211,7 +215,18 @@ impl Store {
             // holds (decided per record below).
             merging.queue_for_hub(false);
             merging.headless_documents(response.headless_documents);
-            apply_response(merging, &response, device, user)
+            if walks_whole_scope(merging.tx, &response)? {
+                deferred_indexes::defer(merging.tx)?;
+                sync_state::set_meta(merging.tx, WALK_KEY, &[])?;
+            }
+            let report = apply_response(merging, &response, device, user)?;
+            if !response.more {
+                // The walk is complete: the indexes are made over everything it brought, in
+                // the transaction of its last page.
+                deferred_indexes::restore(merging.tx)?;
+                sync_state::delete_meta(merging.tx, WALK_KEY)?;
+            }
+            Ok(report)
         })?;
         if !report.removed.is_empty() {
             self.purge_freed_content()?;
@@ -228,6 +243,21 @@ impl Store {
     pub fn hub_pending(&self, id: Uuid) -> Result<bool> {
         sync_state::is_pending(&self.conn, id)
     }
+}
+
+/// Whether `response` is a page of a walk of the device's whole scope from its start (a new
+/// device, a scope that changed), with more pages to come: the query indexes are put aside for
+/// the walk (`deferred_indexes`). A walk cut and resumed in a later session goes on aside.
+fn walks_whole_scope(tx: &Transaction, response: &SyncResponse) -> Result<bool> {
+    if !response.more {
+        return Ok(false);
+    }
+    if sync_state::get_meta(tx, WALK_KEY)?.is_some() {
+        return Ok(true);
+    }
+    let walked: Option<Cursor> =
+        sync_state::get_meta(tx, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok());
+    Ok(walked.is_none_or(|cursor| cursor.scope != response.cursor.scope))
 }
 
 /// `Store::hub_sync_apply`'s work, in the transaction that also keeps the new cursor.
@@ -558,6 +588,22 @@ impl Store {
 /// `sync_with_hub` over a transport that may have one more request in flight: while this device
 /// applies a page of records, the hub prepares the next one.
 pub fn sync_through(
+    store: &mut Store,
+    options: &SyncOptions,
+    transport: &mut impl HubTransport,
+    progress: impl FnMut(&SyncSummary),
+) -> Result<SyncSummary> {
+    let session = exchange_until_done(store, options, transport, progress);
+    // A session cut in the middle of a walk leaves no query without its indexes until the walk
+    // goes on: they are made over what arrived, and put aside again by the next page.
+    let restored = store.restore_query_indexes();
+    let summary = session?;
+    restored?;
+    Ok(summary)
+}
+
+/// `sync_through`'s exchanges.
+fn exchange_until_done(
     store: &mut Store,
     options: &SyncOptions,
     transport: &mut impl HubTransport,
