@@ -326,13 +326,20 @@ fn changes_of_another_device_are_refused_until_that_device_sends_them() {
     assert!(hub.get::<ChildCase>(c.id).unwrap().night_work);
 }
 
-#[test]
-fn small_messages_and_cut_links_still_converge() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = hub(&dir);
+/// Pages of 4 KiB, so that a few dozen records take several exchanges.
+fn small_pages() -> SyncOptions {
+    SyncOptions {
+        max_message_bytes: 4 * 1024,
+        max_page_bytes: 4 * 1024,
+        ..SyncOptions::default()
+    }
+}
+
+/// A supervisor of the region who recorded 28 visits of one workplace of community C01 and
+/// `children` children there, all pushed to `hub` in small pages.
+fn supervisor_with_records(dir: &TempDir, hub: &mut Store, children: usize) -> (Device, Workplace) {
     let a = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
-    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(dir, "supervisor", Role::Supervisor, &["CI-R1"]);
     let w = workplace(a.clone(), "Champ");
     for day in 1..=28 {
         supervisor
@@ -340,7 +347,7 @@ fn small_messages_and_cut_links_still_converge() {
             .create(&visit(&w, supervisor.principal.user, day))
             .unwrap();
     }
-    for i in 0..20 {
+    for i in 0..children {
         supervisor
             .store
             .create(&child(
@@ -350,14 +357,19 @@ fn small_messages_and_cut_links_still_converge() {
             ))
             .unwrap();
     }
-    let small = SyncOptions {
-        max_message_bytes: 4 * 1024,
-        max_page_bytes: 4 * 1024,
-        ..SyncOptions::default()
-    };
-    let summary = sync_opts(&mut supervisor, &mut hub, &small);
-    assert_eq!(summary.accepted, 48);
+    let summary = sync_opts(&mut supervisor, hub, &small_pages());
+    assert_eq!(summary.accepted, 28 + children);
     assert!(summary.round_trips > 3, "{summary:?}");
+    (supervisor, w)
+}
+
+#[test]
+fn small_messages_and_cut_links_still_converge() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let (_, w) = supervisor_with_records(&dir, &mut hub, 20);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let small = small_pages();
 
     // A link that drops every other exchange, either the request or the response.
     let principal = monitor.principal.clone();
@@ -856,31 +868,8 @@ fn lists_of(store: &Store) -> (Vec<VisitSummary>, Vec<ChildCaseSummary>, Vec<Ale
 fn a_whole_scope_arrives_with_the_query_indexes_aside_and_they_are_made_at_its_end() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(&dir);
-    let a = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
-    let w = workplace(a.clone(), "Champ");
-    for day in 1..=28 {
-        supervisor
-            .store
-            .create(&visit(&w, supervisor.principal.user, day))
-            .unwrap();
-    }
-    for i in 0..80 {
-        supervisor
-            .store
-            .create(&child(
-                a.clone(),
-                &format!("Enfant {i}"),
-                supervisor.principal.user,
-            ))
-            .unwrap();
-    }
-    let small = SyncOptions {
-        max_message_bytes: 4 * 1024,
-        max_page_bytes: 4 * 1024,
-        ..SyncOptions::default()
-    };
-    sync_opts(&mut supervisor, &mut hub, &small);
+    let (mut supervisor, w) = supervisor_with_records(&dir, &mut hub, 80);
+    let small = small_pages();
     let indexes = indexes_of(&supervisor.store);
     let lists = lists_of(&supervisor.store);
     assert_eq!((lists.0.len(), lists.1.len()), (28, 80));
