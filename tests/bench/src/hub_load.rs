@@ -877,6 +877,14 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     order.shuffle(&mut rng);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Synced)>> = Mutex::new(Vec::with_capacity(devices.len()));
+    // Where the CPU goes while the devices sync: the hubs' processes, and this one (the
+    // devices' stores: applying answers, merging, writing).
+    let hub_cpu = || -> f64 {
+        hubs.iter()
+            .filter_map(|h| crate::cpu_ms_of(&h.child.id().to_string()))
+            .sum()
+    };
+    let cpu_before = (hub_cpu(), crate::cpu_ms().unwrap_or(0.0));
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..args.clients.min(devices.len()) {
@@ -896,6 +904,10 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
         }
     });
     let wall = started.elapsed();
+    let cpu_used = (
+        hub_cpu() - cpu_before.0,
+        crate::cpu_ms().unwrap_or(0.0) - cpu_before.1,
+    );
     let results = results.into_inner().expect("no thread panicked");
     let rss: Vec<f64> = hubs
         .iter()
@@ -1003,6 +1015,9 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
         "ms",
     );
     report.emit(&metric("wall_s"), wall.as_secs_f64(), "s");
+    let syncs = results.len().max(1) as f64;
+    report.emit(&metric("hub_cpu_per_sync"), cpu_used.0 / syncs, "ms");
+    report.emit(&metric("devices_cpu_per_sync"), cpu_used.1 / syncs, "ms");
     report.emit(
         &metric("round_trips_per_sync"),
         round_trips as f64 / results.len().max(1) as f64,

@@ -534,11 +534,24 @@ fn store_bytes(path: &Path) -> io::Result<u64> {
 /// The CPU time this process has used, user and system, in milliseconds (Linux's
 /// `/proc/self/stat` counts in USER_HZ, 100 per second).
 fn cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_ms_of("self")
+}
+
+/// The CPU time of a process (`"self"` or a pid), all its threads, in ms (Linux only).
+fn cpu_ms_of(process: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
     // The command name, in parentheses, may hold spaces: fields are counted after it.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
     Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
+/// The bytes this process caused to be written to storage so far (Linux's `write_bytes`: the
+/// database, its WAL and its checkpoints, whatever the page cache does with them later).
+fn bytes_written() -> Option<f64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn peak_rss_mb() -> Option<f64> {

@@ -85,6 +85,8 @@ struct PhoneRun {
     rss_mb: f64,
     /// The phone process's CPU time, all its threads.
     cpu_ms: f64,
+    /// What the phone process wrote to storage, in bytes (`bytes_written`).
+    bytes_written: f64,
     /// The phone's database file after the sync.
     db_bytes: f64,
     /// The same, table by table (`storage::table_bytes`).
@@ -101,6 +103,9 @@ impl PhoneRun {
         report.emit("initial_round_trips", self.round_trips, "round trips");
         report.emit("initial_phone_peak_rss", self.rss_mb, "MB");
         report.emit("initial_phone_cpu", self.cpu_ms, "ms");
+        // Unlike time, independent of what else the machine runs: how often the phone wrote
+        // its file over (the file itself is `phone_db_bytes_per_record`).
+        report.emit("initial_phone_written", self.bytes_written / 1e6, "MB");
         report.emit(
             "phone_db_bytes_per_record",
             self.db_bytes / self.received,
@@ -511,6 +516,8 @@ pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
     let wall = start.elapsed();
     let cpu_ms = crate::cpu_ms().unwrap_or(0.0);
     store.close()?;
+    // After the checkpoint that closing makes: the WAL's pages copied into the file count.
+    let bytes_written = crate::bytes_written().unwrap_or(0.0);
     let db_bytes = std::fs::metadata(store_path)?.len();
     let db_tables = crate::storage::table_bytes(store_path, &PHONE_KEY)?;
     println!(
@@ -523,6 +530,7 @@ pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
             "received": summary.received,
             "rss_mb": peak_rss_mb().unwrap_or(0.0),
             "cpu_ms": cpu_ms,
+            "bytes_written": bytes_written,
             "db_bytes": db_bytes,
             "db_tables": db_tables,
             "left_scope": summary.left_scope.len(),
