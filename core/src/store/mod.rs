@@ -223,8 +223,9 @@ impl Store {
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
-        // Indexes a cut walk left aside, made again as the schema they belong to had them.
-        if schema::user_version(&conn)? > 0 {
+        // Indexes a cut walk left aside, made again as the schema they belong to had them (and
+        // never in a file of a newer schema, which `migrate` refuses untouched).
+        if (1..=SCHEMA_VERSION).contains(&schema::user_version(&conn)?) {
             let tx = conn.transaction()?;
             deferred_indexes::restore(&tx)?;
             tx.commit()?;
