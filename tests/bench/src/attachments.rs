@@ -112,7 +112,7 @@ pub fn phone_main(hub: &str, token: &str, store: &std::path::Path, chunk: usize)
     let started = Instant::now();
     HubClient::new(hub, &token).sync_attachments(&mut phone, &options, |_| {})?;
     let seconds = started.elapsed().as_secs_f64();
-    let peak = crate::hub_load::peak_rss_mb_of(std::process::id()).unwrap_or(0.0);
+    let peak = crate::peak_rss_mb().unwrap_or(0.0);
     println!("{seconds} {peak}");
     Ok(())
 }

@@ -524,14 +524,6 @@ fn inspector_day(
     Ok(work)
 }
 
-/// The peak resident set of a process, in MB (VmHWM, Linux only).
-pub(crate) fn peak_rss_mb_of(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 fn sorted_heads(document: &[u8]) -> BoxResult<Vec<ChangeHash>> {
     let mut heads = Automerge::load(document)?.get_heads();
     heads.sort();
@@ -881,7 +873,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     // devices' stores: applying answers, merging, writing).
     let hub_cpu = || -> f64 {
         hubs.iter()
-            .filter_map(|h| crate::cpu_ms_of(&h.child.id().to_string()))
+            .filter_map(|h| crate::cpu_ms_of(h.child.id()))
             .sum()
     };
     let cpu_before = (hub_cpu(), crate::cpu_ms().unwrap_or(0.0));
@@ -911,7 +903,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     let results = results.into_inner().expect("no thread panicked");
     let rss: Vec<f64> = hubs
         .iter()
-        .map(|h| peak_rss_mb_of(h.child.id()).unwrap_or(0.0))
+        .map(|h| crate::peak_rss_mb_of(h.child.id()).unwrap_or(0.0))
         .collect();
     drop(hubs);
 

@@ -530,16 +530,15 @@ fn store_bytes(path: &Path) -> io::Result<u64> {
     Ok(std::fs::metadata(path)?.len() + wal_bytes)
 }
 
-/// The process's peak resident set, in MB (VmHWM, Linux only).
-/// The CPU time this process has used, user and system, in milliseconds (Linux's
-/// `/proc/self/stat` counts in USER_HZ, 100 per second).
+/// The CPU time this process has used, user and system, in milliseconds.
 fn cpu_ms() -> Option<f64> {
-    cpu_ms_of("self")
+    cpu_ms_of(std::process::id())
 }
 
-/// The CPU time of a process (`"self"` or a pid), all its threads, in ms (Linux only).
-fn cpu_ms_of(process: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
+/// The CPU time of process `pid`, all its threads, in milliseconds (Linux's `/proc/<pid>/stat`
+/// counts in USER_HZ, 100 per second).
+fn cpu_ms_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name, in parentheses, may hold spaces: fields are counted after it.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
@@ -554,8 +553,14 @@ fn bytes_written() -> Option<f64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// This process's peak resident set, in MB.
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mb_of(std::process::id())
+}
+
+/// The peak resident set of process `pid`, in MB (VmHWM, Linux only).
+fn peak_rss_mb_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)

@@ -3,7 +3,8 @@
 //! binary an operator runs (`--hub-bin` measures another build of it, an older one included).
 
 use crate::BoxResult;
-use crate::hub_load::{BenchDatabase, peak_rss_mb_of, postgres_server};
+use crate::hub_load::{BenchDatabase, postgres_server};
+use crate::peak_rss_mb_of;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
