@@ -78,10 +78,93 @@ pub(crate) fn restore(tx: &Transaction) -> Result<bool> {
     Ok(true)
 }
 
+/// `restore` in a transaction of its own, committed if it made anything.
+pub(crate) fn restore_now(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction()?;
+    if restore(&tx)? {
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 /// What only a damaged file holds: SQLite's own error for it.
 fn corrupt(what: &str) -> Error {
     Error::Storage(rusqlite::Error::SqliteFailure(
         ffi::Error::new(ffi::SQLITE_CORRUPT),
         Some(what.to_string()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn, |_| Ok(())).unwrap();
+        conn
+    }
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+        conn.prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|row| row.unwrap())
+            .collect()
+    }
+
+    fn keep(conn: &mut Connection, kept: &[u8]) {
+        let tx = conn.transaction().unwrap();
+        set_meta(&tx, KEY, kept).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn indexes_put_aside_come_back_as_they_were_and_only_query_indexes_go() {
+        let mut conn = migrated();
+        let before = schema_of(&conn);
+        let tx = conn.transaction().unwrap();
+        defer(&tx).unwrap();
+        // Twice is once: the statements kept are not replaced by an empty list.
+        defer(&tx).unwrap();
+        tx.commit().unwrap();
+        assert!(are_deferred(&conn).unwrap());
+        let aside = schema_of(&conn);
+        let gone: Vec<&(String, String)> = before.iter().filter(|e| !aside.contains(e)).collect();
+        assert!(gone.len() >= 10, "{gone:?}");
+        for (name, sql) in gone {
+            assert!(
+                sql.starts_with("CREATE INDEX ")
+                    && QUERY_TABLES
+                        .iter()
+                        .any(|t| sql.contains(&format!(" ON {t}"))),
+                "{name} is not a query index: {sql}"
+            );
+        }
+        // The indexes a sync reads through stay.
+        assert!(aside.iter().any(|(n, _)| n == "records_by_last_seq"));
+        assert!(aside.iter().any(|(n, _)| n == "records_reference"));
+
+        restore_now(&mut conn).unwrap();
+        assert!(!are_deferred(&conn).unwrap());
+        assert_eq!(schema_of(&conn), before);
+    }
+
+    #[test]
+    fn statements_put_aside_that_are_not_one_index_are_refused_and_nothing_runs() {
+        let mut conn = migrated();
+        let before = schema_of(&conn);
+        for kept in [
+            &br#"["DROP TABLE records"]"#[..],
+            br#"["CREATE INDEX x ON visit_index(status); DROP TABLE records"]"#,
+            b"not json",
+        ] {
+            keep(&mut conn, kept);
+            let refused = restore_now(&mut conn).unwrap_err();
+            assert!(matches!(refused, Error::Storage(_)), "{refused:?}");
+            assert_eq!(schema_of(&conn), before);
+            assert!(are_deferred(&conn).unwrap());
+        }
+    }
 }

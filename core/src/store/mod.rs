@@ -226,9 +226,7 @@ impl Store {
         // Indexes a cut walk left aside, made again as the schema they belong to had them (and
         // never in a file of a newer schema, which `migrate` refuses untouched).
         if (1..=SCHEMA_VERSION).contains(&schema::user_version(&conn)?) {
-            let tx = conn.transaction()?;
-            deferred_indexes::restore(&tx)?;
-            tx.commit()?;
+            deferred_indexes::restore_now(&mut conn)?;
         }
         schema::migrate(&mut conn, |tx| {
             documents::reindex_all(tx, &config.reference)
@@ -390,11 +388,7 @@ impl Store {
 
     /// Creates again the query indexes put aside, if they are.
     pub(crate) fn restore_query_indexes(&mut self) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        if deferred_indexes::restore(&tx)? {
-            tx.commit()?;
-        }
-        Ok(())
+        deferred_indexes::restore_now(&mut self.conn)
     }
 
     // -----------------------------------------------------------------------------------------

@@ -153,8 +153,7 @@ impl Store {
     /// Builds the next request for the hub: this device's changes the hub lacks, as many as fit
     /// in one message, and the cursor of what it has received.
     pub fn hub_sync_request(&self, options: &SyncOptions) -> Result<Vec<u8>> {
-        let cursor: Option<Cursor> = sync_state::get_meta(&self.conn, CURSOR_KEY)?
-            .and_then(|bytes| postcard::from_bytes(&bytes).ok());
+        let cursor = stored_cursor(&self.conn)?;
         let mut push = Vec::new();
         let mut size = 0usize;
         sync_state::for_each_queued(&self.conn, |queued| {
@@ -255,9 +254,13 @@ fn walks_whole_scope(tx: &Transaction, response: &SyncResponse) -> Result<bool> 
     if sync_state::get_meta(tx, WALK_KEY)?.is_some() {
         return Ok(true);
     }
-    let walked: Option<Cursor> =
-        sync_state::get_meta(tx, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok());
-    Ok(walked.is_none_or(|cursor| cursor.scope != response.cursor.scope))
+    Ok(stored_cursor(tx)?.is_none_or(|cursor| cursor.scope != response.cursor.scope))
+}
+
+/// The hub's cursor as the last applied response left it; `None` before any (or unreadable:
+/// the walk then starts over, which applying makes harmless).
+fn stored_cursor(conn: &rusqlite::Connection) -> Result<Option<Cursor>> {
+    Ok(sync_state::get_meta(conn, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok()))
 }
 
 /// `Store::hub_sync_apply`'s work, in the transaction that also keeps the new cursor.
