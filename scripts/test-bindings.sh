@@ -61,6 +61,11 @@ if [ ! -x "$VENV/bin/pytest" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pytest==$PYTEST_VERSION" </dev/null
 fi
+# `--tools-only`: scripts/test.sh installs every suite's tools first, one installer at a time
+# (apt takes a lock), and then runs the suites beside one another.
+if [ "${1:-}" = "--tools-only" ]; then
+  exit 0
+fi
 
 jar() { # name: the first of /usr/share/java/<name>.jar or $KOTLIN_HOME/lib/<name>.jar
   local f
@@ -78,7 +83,7 @@ JARS="$JARS:$(jar kotlin-test):$(jar kotlin-test-junit):$(jar kotlinx-coroutines
 work="$CARGO_TARGET_DIR/bindings-test"
 mkdir -p "$work"
 log "building the hub, uniffi-bindgen and libvigie (with its test hooks)"
-# The build scripts/run-rust-tests.py made (scripts/build-workspace.sh): after it, this takes
+# The build scripts/run-tests.py made (scripts/build-workspace.sh): after it, this takes
 # a second. A build of the library or of uniffi-bindgen alone would compile the core, or many
 # of uniffi's dependencies, a second time.
 scripts/build-workspace.sh -q

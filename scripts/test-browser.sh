@@ -22,7 +22,14 @@ fi
 
 # The packages as the lockfile pins them; never a browser download of Playwright's own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# Again only when the lockfile changed since (npm writes node_modules/.package-lock.json).
+if ! [ tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# `--tools-only`: as scripts/test-bindings.sh.
+if [ "${1:-}" = "--tools-only" ]; then
+  exit 0
+fi
 
 # The hub and the demo driver, from the test scripts' shared build (one that builds them alone
 # would compile the core and the hub again; see scripts/build-workspace.sh).

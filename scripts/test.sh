@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite of the project: the Rust workspace (core, hub, bench), then the Kotlin
-# (JVM) and Python bindings against a real hub, with the Swift bindings generated and checked,
-# then the console in a real browser (scripts/test-browser.sh: headless Chromium).
+# Runs every test suite of the project, several at a time: the Rust workspace (core, hub, bench),
+# the Kotlin (JVM) and Python bindings against a real hub, with the Swift bindings generated and
+# checked, and the console in a real browser (scripts/test-browser.sh: headless Chromium).
 # Set-up (system packages, kotlinc, JNA, a pytest venv) is done first when missing.
 # VIGIE_CRASH_CYCLES raises the number of kill -9 cycles of the crash test (default 100);
 # VIGIE_FUZZ_ITERATIONS the number of hostile inputs of the fuzz test (default 100,000).
@@ -14,25 +14,27 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 export VIGIE_TEST_LOG_DIR="$logs/hubs"
+export VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts"
 # The hub tests on PostgreSQL make a database each: earlier runs' are dropped first.
 scripts/postgres.sh clean
+# Every suite's tools, one installer after another (apt takes a lock): the suites then run
+# beside one another.
+scripts/test-bindings.sh --tools-only
+scripts/test-browser.sh --tools-only
 
-echo "== Rust: every workspace crate's tests (hub on its embedded store), and the hub suites" \
-  "again on PostgreSQL (scripts/postgres.sh starts a private server)" >&2
-# Test binaries run several at a time (scripts/run-rust-tests.py); the PostgreSQL pass runs the
-# same binaries, built once with the workspace's features, with VIGIE_TEST_BACKEND=postgres.
+echo "== Every suite: the workspace crates' tests (the hub on its embedded store), the hub" \
+  "suites again on PostgreSQL (scripts/postgres.sh starts a private server), the bindings'" \
+  "suites and the browser's" >&2
+# Test binaries and suites run several at a time (scripts/run-tests.py); the PostgreSQL pass
+# runs the same binaries, built once with the workspace's features, with
+# VIGIE_TEST_BACKEND=postgres. Each suite's output is printed whole when it ends.
 started=$SECONDS
-scripts/run-rust-tests.py --postgres \
+scripts/run-tests.py --postgres \
 hub_sync,hub_security,hub_crash,hub_protection,hub_lifecycle,hub_rules,hub_rules_matrix,\
 hub_surface,hub_surface_admin,hub_surface_logs,hub_encryption,hub_identity,hub_attachments,console \
-  2>&1 | tee "$logs/rust.log"
-echo "== Rust suites in $((SECONDS - started)) s" >&2
-started=$SECONDS
-scripts/test-bindings.sh 2>&1 | tee "$logs/bindings.log"
-echo "== bindings suites in $((SECONDS - started)) s" >&2
-started=$SECONDS
-VIGIE_BROWSER_OUT="$CARGO_TARGET_DIR/browser-artifacts" scripts/test-browser.sh 2>&1 | tee "$logs/browser.log"
-echo "== browser suite in $((SECONDS - started)) s" >&2
+  --suite "bindings=scripts/test-bindings.sh" --suite "browser=scripts/test-browser.sh" \
+  2>&1 | tee "$logs/suites.log"
+echo "== every suite in $((SECONDS - started)) s" >&2
 
 echo "== Logs: no personal data in what the suites and the hubs logged" >&2
 hub_logs=$(find "$logs/hubs" -name '*.hub.log' 2>/dev/null | wc -l)
@@ -54,10 +56,10 @@ echo "log scan: $(grep -cv '^#' tests/personal-names.txt) names, none found in t
 # One closing line for every suite together (each runner printed its own above).
 passed=$(
   {
-    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/rust.log"
-    sed -nE 's/^OK \(([0-9]+) tests?\)$/\1/p' "$logs/bindings.log"
-    sed -nE 's/^=+ ([0-9]+) passed.*/\1/p' "$logs/bindings.log"
-    sed -nE 's/^ℹ pass ([0-9]+)$/\1/p' "$logs/browser.log"
+    sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed.*/\1/p' "$logs/suites.log"
+    sed -nE 's/^OK \(([0-9]+) tests?\)$/\1/p' "$logs/suites.log"
+    sed -nE 's/^=+ ([0-9]+) passed.*/\1/p' "$logs/suites.log"
+    sed -nE 's/^ℹ pass ([0-9]+)$/\1/p' "$logs/suites.log"
   } | awk '{ n += $1 } END { print n + 0 }'
 )
 echo "all suites: $passed passed, 0 failed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Runs the workspace's Rust test binaries, several at a time, and the hub suites again on
-PostgreSQL; then the doc tests.
+"""Runs the workspace's Rust test binaries, the hub suites again on PostgreSQL and the other
+suites it is given, several at a time; then the doc tests.
 
 `cargo test` runs one test binary after another. Most of them wait on fsync, child processes
 and loopback sockets, so the machine's cores sat idle a third of the time; here up to `--jobs`
@@ -10,7 +10,11 @@ binary runs as `cargo test` runs it: from its package's directory, with `CARGO_M
 set. Its output is printed whole when it ends, so that outputs never mix,
 and the `test result:` lines scripts/test.sh counts are those of libtest itself.
 
-usage: run-rust-tests.py [--jobs N] [--postgres TEST[,TEST...]]
+Other suites can join the same pool (`--suite LABEL=COMMAND`, run from the project's root):
+the bindings' and the browser's suites wait on a JVM, Chromium and a hub as much as on a core,
+and side by side with the test binaries they fill the cores those leave idle.
+
+usage: run-tests.py [--jobs N] [--postgres TEST[,TEST...]] [--suite LABEL=COMMAND ...]
 """
 
 import argparse
@@ -55,6 +59,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=(os.cpu_count() or 2) + 1)
     parser.add_argument("--postgres", default="",
                         help="integration tests to run again with VIGIE_TEST_BACKEND=postgres")
+    parser.add_argument("--suite", action="append", default=[], metavar="LABEL=COMMAND",
+                        help="another suite for the pool: a command run from the project's root")
     args = parser.parse_args()
     again = set(filter(None, args.postgres.split(",")))
 
@@ -64,13 +70,19 @@ def main():
     print(f"== the test build took {time.monotonic() - building:.0f} s", flush=True)
     for name, kind, executable, package_dir in binaries:
         label = f"{name} ({kind})" if kind != "test" else name
-        jobs.append((label, executable, package_dir, {}))
+        jobs.append((label, [executable], package_dir, {"CARGO_MANIFEST_DIR": package_dir}))
         if kind == "test" and name in again:
-            jobs.append((f"{name} on PostgreSQL", executable, package_dir,
-                         {"VIGIE_TEST_BACKEND": "postgres"}))
+            jobs.append((f"{name} on PostgreSQL", [executable], package_dir,
+                         {"CARGO_MANIFEST_DIR": package_dir, "VIGIE_TEST_BACKEND": "postgres"}))
             again.discard(name)
     if again:
         sys.exit(f"no test binary named {', '.join(sorted(again))}")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for suite in args.suite:
+        label, _, command = suite.partition("=")
+        if not label or not command:
+            sys.exit(f"--suite wants LABEL=COMMAND, not {suite!r}")
+        jobs.append((label, ["bash", "-c", command], root, {}))
 
     times_path = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "test-times.json")
     # On a cold cache, the times of a reference run kept beside this script.
@@ -96,15 +108,15 @@ def main():
             with lock:
                 if not pending:
                     return
-                label, executable, package_dir, extra = pending.pop(0)
-            env = dict(os.environ, CARGO_MANIFEST_DIR=package_dir, **extra)
+                label, argv, cwd, extra = pending.pop(0)
+            env = dict(os.environ, **extra)
             started = time.monotonic()
-            run = subprocess.run([executable], cwd=package_dir, env=env,
+            run = subprocess.run(argv, cwd=cwd, env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             took = time.monotonic() - started
             with lock:
                 times[label] = took
-                print(f"== {label}: {executable} ({took:.1f} s)", flush=True)
+                print(f"== {label}: {' '.join(argv)} ({took:.1f} s)", flush=True)
                 sys.stdout.buffer.write(run.stdout)
                 sys.stdout.flush()
                 if run.returncode != 0:
@@ -116,7 +128,7 @@ def main():
         t.start()
     for t in threads:
         t.join()
-    print(f"== {len(jobs)} test binaries in {time.monotonic() - started:.0f} s, "
+    print(f"== {len(jobs)} test binaries and suites in {time.monotonic() - started:.0f} s, "
           f"{args.jobs} at a time", flush=True)
     try:
         with open(times_path, "w") as f:
