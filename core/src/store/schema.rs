@@ -102,8 +102,17 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -8192;",
     )?;
+    // Statements are prepared once per connection (`prepare_cached`), and a record that leaves
+    // a device runs some twenty: more than rusqlite keeps by default (16), so each one leaving
+    // prepared them all again, a fifth of a narrowed scope's time on the phone. The store runs
+    // about 80 statements in all; a prepared one costs a few KiB.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(conn)
 }
+
+/// Prepared statements a connection keeps: every statement the store runs with
+/// `prepare_cached`, with room to spare.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
