@@ -106,7 +106,6 @@ fn compress(plain: &[u8]) -> Vec<u8> {
             .compress_to_buffer(plain, buffer)
             .expect("in-memory compression");
         let stored = buffer.to_vec();
-        buffer.clear();
         buffer.shrink_to(KEPT_BUFFER);
         stored
     })
