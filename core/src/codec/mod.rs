@@ -186,6 +186,15 @@ pub fn load_stored(id: Uuid, stored: Vec<u8>) -> Result<Automerge> {
 
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub fn decompress_bounded(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+    // A frame that says its size (every sync message this version writes) is decompressed in
+    // one call with this thread's context, into a buffer of that size: making a context for
+    // each message cost more than decompressing a small one.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body) {
+        if size > limit as u64 {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        return decompress_sized(body, size as usize, false).map_err(|_| DecodeError::Compression);
+    }
     let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
     read_bounded(decoder, limit)
 }
