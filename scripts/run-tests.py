@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -111,15 +112,24 @@ def main():
                 label, argv, cwd, extra = pending.pop(0)
             env = dict(os.environ, **extra)
             started = time.monotonic()
-            run = subprocess.run(argv, cwd=cwd, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            with tempfile.TemporaryFile() as output:
+                child = subprocess.Popen(argv, cwd=cwd, env=env,
+                                         stdout=output, stderr=subprocess.STDOUT)
+                # wait4 gives the CPU time of this job alone (its children included), which
+                # says which jobs fill the cores rather than wait on them.
+                _, status, usage = os.wait4(child.pid, 0)
+                child.returncode = os.waitstatus_to_exitcode(status)
+                output.seek(0)
+                printed = output.read()
             took = time.monotonic() - started
+            cpu = usage.ru_utime + usage.ru_stime
             with lock:
                 times[label] = took
-                print(f"== {label}: {' '.join(argv)} ({took:.1f} s)", flush=True)
-                sys.stdout.buffer.write(run.stdout)
+                print(f"== {label}: {' '.join(argv)} ({took:.1f} s, {cpu:.1f} s CPU)",
+                      flush=True)
+                sys.stdout.buffer.write(printed)
                 sys.stdout.flush()
-                if run.returncode != 0:
+                if child.returncode != 0:
                     failed.append(label)
 
     started = time.monotonic()
