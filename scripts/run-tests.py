@@ -7,14 +7,15 @@ and loopback sockets, so the machine's cores sat idle a third of the time; here 
 binaries run together, the longest first: by the times of the previous run, kept in the target
 directory, or on a cold cache by those of a reference run (`scripts/test-times.json`). Each
 binary runs as `cargo test` runs it: from its package's directory, with `CARGO_MANIFEST_DIR`
-set. Its output is printed whole when it ends, so that outputs never mix,
-and the `test result:` lines scripts/test.sh counts are those of libtest itself.
+set; a package's integration test binary runs one job per module (`suites_of`). Each job's
+output is printed whole when it ends, so that outputs never mix, and the `test result:` lines
+scripts/test.sh counts are those of libtest itself.
 
 Other suites can join the same pool (`--suite LABEL=COMMAND`, run from the project's root):
 the bindings' and the browser's suites wait on a JVM, Chromium and a hub as much as on a core,
 and side by side with the test binaries they fill the cores those leave idle.
 
-usage: run-tests.py [--jobs N] [--postgres TEST[,TEST...]] [--suite LABEL=COMMAND ...]
+usage: run-tests.py [--jobs N] [--postgres SUITE[,SUITE...]] [--suite LABEL=COMMAND ...]
 """
 
 import argparse
@@ -53,13 +54,35 @@ def test_binaries():
     return found
 
 
+def suites_of(executable, name, package_dir):
+    """(label, libtest arguments) of each suite of an integration test binary.
+
+    A package's integration tests are one binary whose files are modules (`tests/integration.rs`):
+    one compile of the shared helpers and one link, instead of one per file. Each module still
+    runs as a job of its own, in a process of its own, under its own name: the pool spreads them
+    as it spread the binaries, and no suite shares a process (a panic hook, an environment)
+    with another. Tests outside any module run under the binary's name."""
+    listed = subprocess.run([executable, "--list", "--format", "terse"], cwd=package_dir,
+                            stdout=subprocess.PIPE, text=True, check=True)
+    modules = {}
+    for line in listed.stdout.splitlines():
+        test, _, kind = line.rpartition(": ")
+        if kind != "test":
+            continue
+        module, inside, _ = test.partition("::")
+        modules.setdefault(module if inside else name, []).append(test)
+    if not modules or list(modules) == [name]:
+        return [(name, [])]
+    return [(label, ["--exact", *tests]) for label, tests in sorted(modules.items())]
+
+
 def main():
     parser = argparse.ArgumentParser()
     # One more than the cores: binaries waiting on fsync or sockets leave a core free (on 2
     # cores, 3 at a time took 126 s where 2 took 143 s and one at a time 204 s).
     parser.add_argument("--jobs", type=int, default=(os.cpu_count() or 2) + 1)
     parser.add_argument("--postgres", default="",
-                        help="integration tests to run again with VIGIE_TEST_BACKEND=postgres")
+                        help="integration suites to run again with VIGIE_TEST_BACKEND=postgres")
     parser.add_argument("--suite", action="append", default=[], metavar="LABEL=COMMAND",
                         help="another suite for the pool: a command run from the project's root")
     args = parser.parse_args()
@@ -70,14 +93,21 @@ def main():
     binaries = test_binaries()
     print(f"== the test build took {time.monotonic() - building:.0f} s", flush=True)
     for name, kind, executable, package_dir in binaries:
-        label = f"{name} ({kind})" if kind != "test" else name
-        jobs.append((label, [executable], package_dir, {"CARGO_MANIFEST_DIR": package_dir}))
-        if kind == "test" and name in again:
-            jobs.append((f"{name} on PostgreSQL", [executable], package_dir,
-                         {"CARGO_MANIFEST_DIR": package_dir, "VIGIE_TEST_BACKEND": "postgres"}))
-            again.discard(name)
+        env = {"CARGO_MANIFEST_DIR": package_dir}
+        if kind == "test":
+            runs = suites_of(executable, name, package_dir)
+        else:
+            runs = [(f"{name} ({kind})", [])]
+        for label, filters in runs:
+            if any(job[0] == label for job in jobs):
+                sys.exit(f"two suites named {label}")
+            jobs.append((label, [executable, *filters], package_dir, env))
+            if label in again:
+                jobs.append((f"{label} on PostgreSQL", [executable, *filters], package_dir,
+                             dict(env, VIGIE_TEST_BACKEND="postgres")))
+                again.discard(label)
     if again:
-        sys.exit(f"no test binary named {', '.join(sorted(again))}")
+        sys.exit(f"no suite named {', '.join(sorted(again))}")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for suite in args.suite:
         label, _, command = suite.partition("=")

@@ -2,7 +2,7 @@
 //! offline merges of manifests, chunked transfers cut at random and resumed, the hub's checks
 //! (hash, scope), erasure, and bytes at rest.
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, TimeZone};
 use common::Device;

@@ -3,7 +3,7 @@
 //! hostile document is refused with the bound it breaks and nothing stored, on a thread with a
 //! 1 MiB stack; honest documents near the bounds pass.
 
-mod common;
+use crate::common;
 
 use chrono::NaiveDate;
 use common::hostile::{self, on_small_stack};

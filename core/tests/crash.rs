@@ -2,9 +2,9 @@
 //! SIGKILL at a random moment; every write it acknowledged must survive, and the file must be
 //! sound.
 //!
-//! The child is this same test binary, re-invoked to run the ignored test `crash_child_process`
-//! with the store's path in `VIGIE_CRASH_DB`. It prints one line per write, only after the write
-//! returned `Ok`:
+//! The child is this same test binary, re-invoked to run the ignored test
+//! `crash::crash_child_process` with the store's path in `VIGIE_CRASH_DB`. It prints one line per
+//! write, only after the write returned `Ok`:
 //!
 //! ```text
 //! VIGIE-CRASH ACK <kind> <uuid> <revision>
@@ -300,7 +300,7 @@ fn spawn_child(path: &Path, seed: u64) -> Child {
     Command::new(std::env::current_exe().expect("the test binary"))
         .args([
             "--exact",
-            "crash_child_process",
+            "crash::crash_child_process",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -8,7 +8,7 @@
 //! and due-list entry equal those computed from the record's values.
 //! `VIGIE_PROPTEST_CASES` sets the number of cases (default 128).
 
-mod common;
+use crate::common;
 
 use common::date;
 use proptest::prelude::*;

@@ -9,7 +9,7 @@
 //!
 //! `VIGIE_FUZZ_ITERATIONS` sets the total (default 100,000).
 
-mod common;
+use crate::common;
 
 use chrono::NaiveDate;
 use rand::{Rng, SeedableRng};

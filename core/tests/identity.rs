@@ -3,7 +3,7 @@
 //! enrolment, revocation by sync, peers that prove who they are and receive only their scope,
 //! sealed bundles.
 
-mod common;
+use crate::common;
 
 use chrono::NaiveDate;
 use tempfile::TempDir;

@@ -3,7 +3,7 @@
 //! store restored from an older copy, and what the hub's answers may carry. Real SQLite files;
 //! the hub's handler is called in-process (the HTTP hub's own tests cover the network).
 
-mod common;
+use crate::common;
 
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! that later schemas added. A second open must not migrate again, and a file from newer
 //! software must be refused.
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, NaiveDate, TimeZone};
 use common::date;

@@ -2,7 +2,7 @@
 //! schedules and due lists, visit review, urgent alerts and urgent-first sync, duplicate
 //! children, indicators with small-cell suppression, and pseudonymised exports.
 
-mod common;
+use crate::common;
 
 use chrono::NaiveDate;
 use common::{at, date};

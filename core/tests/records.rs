@@ -1,7 +1,7 @@
 //! Records on real SQLite files: writing, reading, validation, queries, merging, conflicts and
 //! history.
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, TimeZone};
 use common::{at, date};

@@ -3,7 +3,7 @@
 //! versions a record was captured with, labels by language, area trees, referral directories,
 //! and classification at every boundary of two country profiles.
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use common::{Device, date};

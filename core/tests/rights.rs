@@ -2,7 +2,7 @@
 //! store's own writes, on a store that knows its user's role from the hub. And what a store
 //! that does not know it yet may do.
 
-mod common;
+use crate::common;
 
 use common::matrix::{self, Subject};
 use tempfile::TempDir;

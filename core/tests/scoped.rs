@@ -2,7 +2,7 @@
 //! query keeps only the records the principal receives at sync — its role's kinds, in its
 //! areas matched at their level — and a record outside is `NotFound`, as if it did not exist.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
 use std::collections::BTreeSet;

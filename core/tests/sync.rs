@@ -1,7 +1,7 @@
 //! Sync between device stores and a hub store, all on real SQLite files, with the hub's handler
 //! called in-process as the transport (the HTTP hub's own tests cover the network).
 
-mod common;
+use crate::common;
 
 use chrono::{FixedOffset, NaiveDate, TimeZone};
 use common::Device;

@@ -4,7 +4,7 @@
 //! rotation is cut short; cases are handed from one user to another; and the key file holds
 //! neither the PIN nor the data key.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, FixedOffset, TimeZone};
 use common::date;
@@ -914,7 +914,7 @@ fn the_key_file_holds_neither_the_pin_nor_any_key_that_opens_the_store() {
 }
 
 /// The unlock time with the default Argon2id parameters (19 MiB, 2 passes, 1 lane). Run with
-/// `cargo test --release -p vigie-core --test vault -- --ignored --nocapture`.
+/// `cargo test --release -p vigie-core --test integration -- vault:: --ignored --nocapture`.
 #[test]
 #[ignore]
 fn measure_unlock_time_with_default_kdf() {

@@ -3,7 +3,7 @@
 //! sessions and their cookies, CSRF, throttling, scoping of every page, and a review that
 //! reaches the phone.
 
-mod common;
+use crate::common;
 
 use common::console::{Browser, account, invite};
 use common::*;

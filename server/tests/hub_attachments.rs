@@ -2,7 +2,7 @@
 //! PostgreSQL when `VIGIE_TEST_BACKEND=postgres`): records first, then chunks up and down;
 //! what another area's device may fetch; limits answered 413; erasure; bytes at rest.
 
-mod common;
+use crate::common;
 
 use common::lifecycle::erase;
 use common::surface::HubOptions;

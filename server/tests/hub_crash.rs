@@ -1,7 +1,7 @@
 //! The hub killed with SIGKILL while devices sync, and restarted on the same data: its store
 //! stays sound, and nothing it acknowledged is lost.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rand::Rng;

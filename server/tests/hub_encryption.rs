@@ -4,7 +4,7 @@
 //! asked; the key file is the owner's alone; a database from before encryption is sealed in
 //! place and keeps its records.
 
-mod common;
+use crate::common;
 
 use common::lifecycle::{quarantine_list, set_areas, store_files_holding};
 use common::*;

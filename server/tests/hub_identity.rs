@@ -4,7 +4,7 @@
 //! certificate; the hub's key survives a restart (on PostgreSQL it is the database's, shared
 //! by every hub process).
 
-mod common;
+use crate::common;
 
 use common::lifecycle::set_areas;
 use common::*;

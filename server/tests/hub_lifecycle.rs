@@ -2,7 +2,7 @@
 //! device would (issue 11's attacks 3, 7, 8 and 9) and as a user who loses an area would (issue
 //! 12). `VIGIE_TEST_BACKEND=postgres` runs the same on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use automerge::transaction::Transactable;
 use common::lifecycle::*;

@@ -3,7 +3,7 @@
 //! device, and an erased child case leaves every store, including a device that was offline
 //! during the erasure and came back with an old copy.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::{Path, PathBuf};

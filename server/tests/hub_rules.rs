@@ -5,7 +5,7 @@
 //! with `vigie reference`. Runs on the embedded store, and on PostgreSQL with
 //! `VIGIE_TEST_BACKEND=postgres`.
 
-mod common;
+use crate::common;
 
 use common::rules::{self, author, edited, hostile, new_record, push, raw, refusal};
 use common::*;

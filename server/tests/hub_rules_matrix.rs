@@ -4,7 +4,7 @@
 //! role may take. Runs on the embedded store, and on PostgreSQL with
 //! `VIGIE_TEST_BACKEND=postgres`.
 
-mod common;
+use crate::common;
 
 use common::rules::matrix::{self, Subject};
 use common::rules::{author, edited, new_record, push, refusal};

@@ -3,7 +3,7 @@
 //! different hubs converge and lose no update, and the same new record pushed to both hubs at
 //! once ends as one record.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rand::Rng;

@@ -1,7 +1,7 @@
 //! What the hub lets through over HTTP: partial replication by area and kind, credentials,
 //! revocation, and hostile request bodies.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rand::Rng;

@@ -4,7 +4,7 @@
 //! and a flood of connections — while honest devices keep syncing and the hub's memory stays
 //! bounded. Against the real `vigie` binary, on the backend `VIGIE_TEST_BACKEND` names.
 
-mod common;
+use crate::common;
 
 use common::surface::{HubOptions, Stalled};
 use common::*;

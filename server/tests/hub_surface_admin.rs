@@ -4,7 +4,7 @@
 //! re-issued, each with clear errors. Against the real `vigie` binary, on the backend
 //! `VIGIE_TEST_BACKEND` names.
 
-mod common;
+use crate::common;
 
 use common::surface::{admin, admin_error, admin_lines, line_of};
 use common::*;

@@ -5,7 +5,7 @@
 //! `VIGIE_TEST_BACKEND` names (scripts/test.sh runs it on PostgreSQL too, where the driver
 //! logs statement parameters at debug).
 
-mod common;
+use crate::common;
 
 use common::surface::HubOptions;
 use common::*;

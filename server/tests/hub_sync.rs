@@ -1,7 +1,7 @@
 //! Sync through the real hub binary over HTTP on 127.0.0.1: convergence of several devices
 //! through links that drop mid-message, and replayed requests and responses.
 
-mod common;
+use crate::common;
 
 use common::*;
 use rand::Rng;

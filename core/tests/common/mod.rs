@@ -1,4 +1,4 @@
-//! Helpers shared by the core's integration tests. Each test binary uses a part of them.
+//! Helpers shared by the core's integration tests. Each suite uses a part of them.
 #![allow(dead_code)]
 
 pub mod hostile;

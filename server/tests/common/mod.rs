@@ -7,7 +7,7 @@
 //! `field_work` (random edits), and the suites' own: `console`, `lifecycle`, `reference`, `rules`,
 //! `surface`. Everything is re-exported here: tests name `common::Hub`, `common::Device`, ...
 //!
-//! Every test binary uses a different part of this module.
+//! Every suite uses a different part of this module.
 #![allow(dead_code)]
 
 mod admin;
