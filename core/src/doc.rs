@@ -9,6 +9,7 @@
 pub use crate::codec::load;
 
 use crate::codec::bounds::{self, DocumentLimits};
+use crate::codec::columns::Root;
 use crate::domain::attachment::{Attachment, AttachmentKind};
 use crate::domain::codes::RecordKind;
 use crate::domain::records::{Record, ReferenceDocument, Version};
@@ -518,8 +519,7 @@ pub(crate) fn record_from_json<R: Record>(
     heads: Vec<ChangeHash>,
 ) -> Result<R> {
     if let Json::Object(map) = &mut json {
-        map.remove(KIND_KEY);
-        map.retain(|key, _| !key.starts_with(ATTACHMENT_PREFIX));
+        map.retain(|key, _| !reserved_key(key));
     }
     let mut record: R = serde_json::from_value(json).map_err(|e| Error::DamagedDocument {
         id,
@@ -531,6 +531,31 @@ pub(crate) fn record_from_json<R: Record>(
     record.set_id(id);
     record.set_version(Version(heads));
     Ok(record)
+}
+
+/// The record a document's values hold, read straight from them, as `record_from_json` reads
+/// it from their JSON; `None` where that reader leaves them to JSON (`codec::columns::Root`).
+/// Its kind is the caller's to check (`kind_of_values`).
+pub(crate) fn record_from_values<R: Record>(
+    root: &Root,
+    id: Uuid,
+    heads: Vec<ChangeHash>,
+) -> Option<R> {
+    let mut record: R = root.read(&reserved_key)?;
+    record.set_id(id);
+    record.set_version(Version(heads));
+    Some(record)
+}
+
+/// The kind a document's values name, if they name one.
+pub(crate) fn kind_of_values(root: &Root) -> Option<RecordKind> {
+    RecordKind::from_str_opt(root.string(KIND_KEY)?)
+}
+
+/// Whether a root key is the document's own rather than a field of its record: its kind, and
+/// its attachment manifest.
+fn reserved_key(key: &str) -> bool {
+    key == KIND_KEY || key.starts_with(ATTACHMENT_PREFIX)
 }
 
 /// The prefix of the root keys holding a record's attachment manifest: one key per attachment,
@@ -565,10 +590,9 @@ pub fn attachments(doc: &Automerge) -> Vec<Attachment> {
     entries
 }
 
-/// Whether a document read as JSON holds attachment manifest keys.
-pub(crate) fn names_attachments(json: &Json) -> bool {
-    json.as_object()
-        .is_some_and(|root| root.keys().any(|k| k.starts_with(ATTACHMENT_PREFIX)))
+/// Whether a document's values hold attachment manifest keys.
+pub(crate) fn values_name_attachments(root: &Root) -> bool {
+    root.has_key_starting(ATTACHMENT_PREFIX)
 }
 
 /// How many manifest keys the document holds, whether or not their entry reads (what the hub
@@ -864,7 +888,7 @@ pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
 #[cfg(test)]
 mod read_from_columns {
     use super::*;
-    use crate::codec::columns::{read, read_checked};
+    use crate::codec::columns::{History, read, read_checked};
     use automerge::transaction::Transactable;
     use automerge::{ObjType as AmType, ROOT};
 
@@ -872,6 +896,12 @@ mod read_from_columns {
 
     fn limits() -> DocumentLimits {
         DocumentLimits::STANDARD
+    }
+
+    /// What the column reader gives of a document's values: the kind they name, and every one
+    /// of them read by serde straight from the columns (`Root::read`).
+    fn values(root: &Root, _: &History) -> Option<(Option<RecordKind>, Json)> {
+        Some((kind_of_values(root), root.read(&|_| false)?))
     }
 
     /// What Automerge gives of a document: its JSON.
@@ -888,11 +918,11 @@ mod read_from_columns {
     /// The document checked without Automerge gives what Automerge's load gives: the values,
     /// the heads, every change's hash in Automerge's order, the roots of the history.
     fn assert_checked_as_automerge(bytes: &[u8]) {
-        let checked = read_checked(bytes, &limits(), KIND).expect("checked");
+        let checked = read_checked(bytes, &limits(), values).expect("checked");
         let loaded = Automerge::load(bytes).unwrap();
-        let kind = checked.label.as_deref().and_then(RecordKind::from_str_opt);
+        let (kind, json) = checked.value.expect("read");
         assert_eq!(kind, kind_of(&loaded));
-        assert_eq!(checked.json, to_json(&loaded, None));
+        assert_eq!(json, to_json(&loaded, None));
         assert_eq!(checked.history.heads, loaded.get_heads());
         let changes: Vec<ChangeHash> = loaded
             .get_changes_meta(&[])
@@ -1008,9 +1038,9 @@ mod read_from_columns {
             let read = read(&bytes, &limits()).expect("read");
             ours += t.elapsed();
             let t = std::time::Instant::now();
-            let checked = read_checked(&bytes, &limits(), KIND).expect("checked");
+            let checked = read_checked(&bytes, &limits(), values).expect("checked");
             checking += t.elapsed();
-            assert_eq!(checked.json, read);
+            assert_eq!(checked.value.expect("read").1, read);
             let t = std::time::Instant::now();
             let loaded = Automerge::load(&bytes).unwrap();
             let json = to_json(&loaded, None);

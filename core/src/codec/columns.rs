@@ -15,7 +15,8 @@
 //! allocation follows a count the bytes claim, and nesting is limited before anything recurses.
 
 use super::bounds::DocumentLimits;
-use super::history::{self, History};
+use super::history;
+pub(crate) use super::history::History;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -54,47 +55,50 @@ pub(crate) fn read(bytes: &[u8], limits: &DocumentLimits) -> Option<Json> {
     parse(bytes, limits, Heads::Named)?.json(limits)
 }
 
-/// A document read and checked without Automerge: its values as `read` gives them, and its
-/// history, each change rebuilt and hashed (`history`).
-pub(crate) struct CheckedDocument {
-    pub(crate) json: Json,
+mod values;
+
+pub(crate) use values::Root;
+
+/// A document checked without Automerge: its history, each change rebuilt and hashed
+/// (`history`), and what the caller's reader made of its values, if it read them.
+pub(crate) struct CheckedDocument<T> {
+    pub(crate) value: Option<T>,
     pub(crate) history: History,
-    /// The one string the root's `label` key holds: `None` if it holds none, several values
-    /// (concurrent writes), or a value of another type.
-    pub(crate) label: Option<String>,
 }
 
-/// `read`, and the document checked as Automerge's load checks it: its history matches the
-/// heads it names, its columns are written and its operations ordered as Automerge writes them.
-/// `None` if anything does not match: the caller then loads it with Automerge.
-pub(crate) fn read_checked(
+/// `parse`, and the document checked as Automerge's load checks it: its history matches the
+/// heads it names, its columns are written and its operations ordered as Automerge writes them,
+/// its values within `limits`; and `read` given its values. `None` if anything does not match:
+/// the caller then loads it with Automerge.
+pub(crate) fn read_checked<T>(
     bytes: &[u8],
     limits: &DocumentLimits,
-    label: &str,
-) -> Option<CheckedDocument> {
+    read: impl FnOnce(&Root, &History) -> Option<T>,
+) -> Option<CheckedDocument<T>> {
     let parsed = parse(bytes, limits, Heads::Named)?;
-    check_parsed(&parsed, limits, label, Heads::Named)
+    check_parsed(&parsed, limits, Heads::Named, read)
 }
 
-fn check_parsed(
+fn check_parsed<T>(
     parsed: &Parsed,
     limits: &DocumentLimits,
-    label: &str,
     heads: Heads,
-) -> Option<CheckedDocument> {
+    read: impl FnOnce(&Root, &History) -> Option<T>,
+) -> Option<CheckedDocument<T>> {
     let objects = objects(&parsed.ops)?;
     if !parsed.in_automerge_order(&objects) || !parsed.columns_canonical() {
         return None;
     }
     let history = history::check(parsed, limits.max_changes, heads == Heads::Derived)?;
     let state = parsed.state(limits, objects);
-    let json = state.object_json(None, 0)?;
-    let label = state.root_string(label);
-    Some(CheckedDocument {
-        json,
-        history,
-        label,
-    })
+    let root = Root::new(&state)?;
+    let value = read(&root, &history);
+    // A read that went through every value checked them all against the bounds; otherwise
+    // they are checked here.
+    if !root.walked.get() {
+        state.object_json(None, 0)?;
+    }
+    Some(CheckedDocument { value, history })
 }
 
 /// The checksum of a document sent without its heads: none (the device writes the document's
@@ -142,13 +146,13 @@ pub(crate) fn is_headless(bytes: &[u8]) -> bool {
 /// heads and their indices written back, its checksum its own; and what `read_checked` gives of
 /// it. `None` if the reader leaves the document to Automerge (`with_own_checksum` then gives
 /// Automerge the bytes to work the heads out).
-pub(crate) fn restore_heads(
+pub(crate) fn restore_heads<T>(
     bytes: &[u8],
     limits: &DocumentLimits,
-    label: &str,
-) -> Option<(Vec<u8>, CheckedDocument)> {
+    read: impl FnOnce(&Root, &History) -> Option<T>,
+) -> Option<(Vec<u8>, CheckedDocument<T>)> {
     let parsed = parse(bytes, limits, Heads::Derived)?;
-    let checked = check_parsed(&parsed, limits, label, Heads::Derived)?;
+    let checked = check_parsed(&parsed, limits, Heads::Derived, read)?;
     let history = &checked.history;
     let mut data = Vec::with_capacity(parsed.data.len() + history.heads.len() * 33);
     data.extend_from_slice(&parsed.data[..parsed.heads_span.start]);
@@ -725,23 +729,6 @@ impl State<'_, '_> {
         (a.counter, self.actors[a.actor]) > (b.counter, self.actors[b.actor])
     }
 
-    /// The root key's one value, if it is a string.
-    fn root_string(&self, key: &str) -> Option<String> {
-        let slots = self.map_slots(None)?;
-        let (_, slot) = slots.into_iter().find(|(name, _)| *name == key)?;
-        match (slot.all.more.is_empty(), &self.ops[slot.winner]) {
-            (
-                true,
-                Op {
-                    action: SET,
-                    value: Scalar::Str(s),
-                    ..
-                },
-            ) => Some(s.to_string()),
-            _ => None,
-        }
-    }
-
     fn slot(&self, visible: Values) -> Option<Slot> {
         let mut winner = visible.first?;
         for &i in &visible.more {
@@ -901,23 +888,26 @@ impl State<'_, '_> {
                 .map(|slot| self.value_json(slot, depth))
                 .collect::<Option<Vec<_>>>()
                 .map(Json::Array),
-            ObjType::Text => {
-                let slots = self.list_slots(obj)?;
-                let mut text = String::with_capacity(slots.len());
-                let mut chars = 0;
-                for slot in slots {
-                    match (self.ops[slot.winner].action, &self.ops[slot.winner].value) {
-                        (SET, Scalar::Str(s)) => {
-                            text.push_str(s);
-                            chars += s.chars().count();
-                        }
-                        // Objects in text: Automerge's to read.
-                        _ => return None,
-                    }
+            ObjType::Text => self.text(obj).map(Json::String),
+        }
+    }
+
+    /// A text object's characters, if it holds only characters and no more than the bounds.
+    fn text(&self, obj: Option<OpId>) -> Option<String> {
+        let slots = self.list_slots(obj)?;
+        let mut text = String::with_capacity(slots.len());
+        let mut chars = 0;
+        for slot in slots {
+            match (self.ops[slot.winner].action, &self.ops[slot.winner].value) {
+                (SET, Scalar::Str(s)) => {
+                    text.push_str(s);
+                    chars += s.chars().count();
                 }
-                (chars <= self.limits.max_text_chars).then_some(Json::String(text))
+                // Objects in text: Automerge's to read.
+                _ => return None,
             }
         }
+        (chars <= self.limits.max_text_chars).then_some(text)
     }
 }
 
@@ -1157,6 +1147,11 @@ mod tests {
     use automerge::transaction::Transactable;
     use automerge::{Automerge, ObjType as AmType, ROOT, ScalarValue};
 
+    /// Every value of a document, read by serde from the columns (`Root::read`).
+    fn as_json(root: &Root, _: &History) -> Option<Json> {
+        root.read(&|_| false)
+    }
+
     fn limits() -> DocumentLimits {
         DocumentLimits::STANDARD
     }
@@ -1269,7 +1264,7 @@ mod tests {
     }
 
     fn checked(bytes: &[u8]) -> bool {
-        read_checked(bytes, &limits(), "$kind").is_some()
+        read_checked(bytes, &limits(), as_json).is_some()
     }
 
     #[test]
@@ -1365,14 +1360,14 @@ mod tests {
         assert_eq!(stripped.len() + 2 * 33, whole.len());
         // Not a document anything takes as it is: no checksum, no heads.
         assert!(Automerge::load(&stripped).is_err());
-        assert!(read_checked(&stripped, &limits(), "$kind").is_none());
+        assert!(read_checked(&stripped, &limits(), as_json).is_none());
         // Restored: the same bytes, and what reading the whole document gives.
-        let (restored, checked) = restore_heads(&stripped, &limits(), "$kind").unwrap();
+        let (restored, checked) = restore_heads(&stripped, &limits(), as_json).unwrap();
         assert_eq!(restored, whole);
         assert_eq!(checked.history.heads, a.get_heads());
-        assert_eq!(Some(checked.json), read(&whole, &limits()));
+        assert_eq!(checked.value, read(&whole, &limits()));
         // Only a stripped document is restored, and stripping is only of a whole document.
-        assert!(restore_heads(&whole, &limits(), "$kind").is_none());
+        assert!(restore_heads(&whole, &limits(), as_json).is_none());
         assert!(strip_heads(&stripped).is_none());
         assert!(strip_heads(&whole[..whole.len() - 1]).is_none());
     }
@@ -1386,7 +1381,7 @@ mod tests {
         tx.commit();
         let whole = doc.save_nocompress();
         let stripped = strip_heads(&whole).unwrap();
-        assert!(restore_heads(&stripped, &limits(), "$kind").is_none());
+        assert!(restore_heads(&stripped, &limits(), as_json).is_none());
         let id = uuid::Uuid::nil();
         let restored = crate::codec::load_headless(id, &stripped).unwrap();
         assert_eq!(

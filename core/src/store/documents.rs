@@ -368,6 +368,7 @@ fn index_document(
 }
 
 /// A document read as the record of its kind.
+#[derive(Debug, PartialEq)]
 pub(crate) enum TypedRecord {
     Workplace(Workplace),
     Visit(Visit),
@@ -396,6 +397,29 @@ impl TypedRecord {
             RecordKind::User => TypedRecord::User(doc::record_from_json(json, id, heads)?),
             RecordKind::Reference => {
                 doc::record_from_json::<ReferenceDocument>(json, id, heads)?;
+                TypedRecord::Reference
+            }
+        })
+    }
+
+    /// `from_json`, read straight from a checked document's values (`doc::record_from_values`).
+    fn from_values(
+        kind: RecordKind,
+        id: Uuid,
+        root: &codec::columns::Root,
+        heads: Vec<ChangeHash>,
+    ) -> Option<TypedRecord> {
+        Some(match kind {
+            RecordKind::Workplace => {
+                TypedRecord::Workplace(doc::record_from_values(root, id, heads)?)
+            }
+            RecordKind::Visit => TypedRecord::Visit(doc::record_from_values(root, id, heads)?),
+            RecordKind::ChildCase => {
+                TypedRecord::ChildCase(doc::record_from_values(root, id, heads)?)
+            }
+            RecordKind::User => TypedRecord::User(doc::record_from_values(root, id, heads)?),
+            RecordKind::Reference => {
+                doc::record_from_values::<ReferenceDocument>(root, id, heads)?;
                 TypedRecord::Reference
             }
         })
@@ -664,8 +688,9 @@ fn prepare_merge(
 /// or its error.
 fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
     let limits = codec::bounds::DocumentLimits::STANDARD;
-    if let Some(checked) = codec::columns::read_checked(bytes, &limits, doc::KIND_KEY)
-        && let Some(prepared) = prepare_checked(id, bytes, checked)
+    if let Some(checked) = codec::columns::read_checked(bytes, &limits, |root, history| {
+        read_values(id, root, history)
+    }) && let Some(prepared) = prepare_checked(id, bytes, checked)
     {
         return Some(prepared);
     }
@@ -689,23 +714,34 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
     })
 }
 
-/// `prepare_whole_document` for a document read and checked without Automerge: `None` if it
-/// holds attachments (their manifest is read from the loaded document, with its values' types)
-/// or does not read as a record.
-fn prepare_checked(
+/// The record a document checked without Automerge holds, with its kind, read straight from
+/// its values: `None` if it holds attachments (their manifest is read from the loaded
+/// document, with its values' types) or does not read as a record this way.
+fn read_values(
     id: Uuid,
-    bytes: &[u8],
-    checked: codec::columns::CheckedDocument,
-) -> Option<PreparedMerge> {
-    let limits = codec::bounds::DocumentLimits::STANDARD;
-    codec::bounds::admit(bytes, &limits).ok()?;
-    if doc::names_attachments(&checked.json) {
+    root: &codec::columns::Root,
+    history: &codec::columns::History,
+) -> Option<(RecordKind, TypedRecord)> {
+    if doc::values_name_attachments(root) {
         return None;
     }
-    let kind = RecordKind::from_str_opt(checked.label.as_deref()?)?;
+    let kind = doc::kind_of_values(root)?;
+    let record = TypedRecord::from_values(kind, id, root, history.heads.clone())?;
+    Some((kind, record))
+}
+
+/// A document checked without Automerge, and its record with its kind if it was read.
+type CheckedRecord = codec::columns::CheckedDocument<(RecordKind, TypedRecord)>;
+
+/// `prepare_whole_document` for a document read and checked without Automerge: `None` if its
+/// record was not read (`read_values`).
+fn prepare_checked(id: Uuid, bytes: &[u8], checked: CheckedRecord) -> Option<PreparedMerge> {
+    let limits = codec::bounds::DocumentLimits::STANDARD;
+    let (kind, record) = checked.value?;
+    codec::bounds::admit(bytes, &limits).ok()?;
     let history = checked.history;
     let parts = DocumentParts {
-        record: TypedRecord::from_json(kind, id, checked.json, history.heads.clone()).ok()?,
+        record,
         stored: codec::encode_plain(id, bytes).ok()?,
         heads: history.heads.clone(),
         new_changes: history.changes.iter().flat_map(|c| c.0).collect(),
@@ -733,7 +769,7 @@ pub(crate) fn prepare_received(
     if !sent_headless(bytes, headless) {
         return prepare_merge(id, existing, bytes, actor);
     }
-    let (whole, checked) = made_whole(id, bytes)?;
+    let (whole, checked) = made_whole(id, bytes, existing.is_none())?;
     if existing.is_none()
         && let Some(checked) = checked
         && let Some(prepared) = prepare_checked(id, &whole, checked)
@@ -749,7 +785,7 @@ pub(crate) fn whole_document(id: Uuid, bytes: &[u8], headless: bool) -> Result<C
     if !sent_headless(bytes, headless) {
         return Ok(Cow::Borrowed(bytes));
     }
-    Ok(Cow::Owned(made_whole(id, bytes)?.0))
+    Ok(Cow::Owned(made_whole(id, bytes, false)?.0))
 }
 
 /// Whether received bytes are a document sent without its heads, in an exchange that allows it
@@ -759,18 +795,23 @@ fn sent_headless(bytes: &[u8], headless: bool) -> bool {
 }
 
 /// A document sent without its heads, whole again: by the column reader, which checks it in
-/// the same pass, or by Automerge for a document the reader leaves.
+/// the same pass (and reads its record, if `read_record`), or by Automerge for a document the
+/// reader leaves.
 fn made_whole(
     id: Uuid,
     bytes: &[u8],
-) -> Result<(Vec<u8>, Option<codec::columns::CheckedDocument>)> {
+    read_record: bool,
+) -> Result<(Vec<u8>, Option<CheckedRecord>)> {
     let limits = codec::bounds::DocumentLimits::STANDARD;
-    Ok(
-        match codec::columns::restore_heads(bytes, &limits, doc::KIND_KEY) {
-            Some((whole, checked)) => (whole, Some(checked)),
-            None => (codec::load_headless(id, bytes)?, None),
-        },
-    )
+    let read = |root: &codec::columns::Root, history: &codec::columns::History| {
+        read_record
+            .then(|| read_values(id, root, history))
+            .flatten()
+    };
+    Ok(match codec::columns::restore_heads(bytes, &limits, read) {
+        Some((whole, checked)) => (whole, Some(checked)),
+        None => (codec::load_headless(id, bytes)?, None),
+    })
 }
 
 /// Writes a merge `prepare_merge` worked out, in the caller's transaction; `existing` is the
@@ -862,4 +903,132 @@ fn reference_documents(conn: &Connection) -> Result<Vec<(Uuid, Vec<u8>)>> {
         }
     }
     Ok(documents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::ChangeAuthor;
+    use crate::domain::area::GeoPoint;
+    use crate::domain::classify::Classification;
+    use crate::domain::codes::{
+        ClassificationOutcome, FollowUpSituation, Formality, ReferenceType, Role, ServiceKind, Sex,
+        VisitAction, VisitKind, WorstForm,
+    };
+    use crate::domain::records::{FollowUp, Referral, User};
+    use chrono::{FixedOffset, NaiveDate, TimeZone};
+
+    fn date(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, day).unwrap()
+    }
+
+    /// A record's document: written on one replica, then edited on two at once (each field in
+    /// `edits` gets a value on each, kept as a conflict), merged, saved as a hub saves it.
+    fn document<R: Record + Clone>(record: &R, edit: impl Fn(&mut R, usize)) -> Vec<u8> {
+        let author = ChangeAuthor {
+            user: Uuid::now_v7(),
+            device: Uuid::now_v7(),
+        };
+        let mut doc = Automerge::new().with_actor(ActorId::random());
+        doc::write_record(&mut doc, record, &author).unwrap();
+        let mut other = doc.fork().with_actor(ActorId::random());
+        for (replica, doc) in [&mut doc, &mut other].into_iter().enumerate() {
+            let mut edited: R = doc::read_record(doc, record.id()).unwrap();
+            edit(&mut edited, replica);
+            doc::write_record(doc, &edited, &author).unwrap();
+        }
+        doc.merge(&mut other).unwrap();
+        doc.save_nocompress()
+    }
+
+    /// What a device stores of a whole document it lacks: read from its values when the column
+    /// reader takes it, through Automerge and JSON otherwise; the same record either way.
+    fn assert_read_as_automerge_reads_it(kind: RecordKind, id: Uuid, bytes: &[u8], direct: bool) {
+        let loaded = Automerge::load(bytes).unwrap();
+        let expected = TypedRecord::read(kind, id, &loaded).unwrap();
+        let prepared = prepare_whole_document(id, bytes).expect("prepared");
+        assert_eq!(
+            prepared.document.is_none(),
+            direct,
+            "{kind:?} read from its values"
+        );
+        let (written_kind, parts) = prepared.written.unwrap().unwrap();
+        assert_eq!((written_kind, parts.record), (kind, expected));
+        assert_eq!(parts.heads, loaded.get_heads());
+    }
+
+    #[test]
+    fn a_record_read_from_its_values_is_the_record_automerge_and_json_read() {
+        let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+        let person = Uuid::now_v7();
+
+        let mut workplace =
+            Workplace::new("Plantation Yao", "cocoa", Formality::Informal, area.clone());
+        workplace.location.point = Some(GeoPoint {
+            latitude: 6.8276,
+            longitude: -5.2893,
+            accuracy_m: None,
+        });
+        workplace.buyers.insert("Coopérative A".into());
+        let bytes = document(&workplace, |w, replica| {
+            w.notes = format!("Visite {replica}: séchage au soleil, 12 ans à peu près.");
+            w.location.point.as_mut().unwrap().accuracy_m = Some(12.5 * replica as f64 - 1.0);
+        });
+        assert_read_as_automerge_reads_it(RecordKind::Workplace, workplace.id, &bytes, true);
+
+        let started = FixedOffset::east_opt(0)
+            .unwrap()
+            .with_ymd_and_hms(2026, 5, 4, 8, 30, 0)
+            .unwrap();
+        let mut visit = Visit::new(VisitKind::LabourInspection, &workplace, person, started);
+        visit.actions.insert(VisitAction::Warning);
+        visit.follow_up_due = Some(date(20));
+        let bytes = document(&visit, |v, replica| {
+            v.findings = ["Deux enfants au séchage.", "Aucun enfant vu."][replica].into();
+            v.actions
+                .insert([VisitAction::Advice, VisitAction::Referral][replica]);
+        });
+        assert_read_as_automerge_reads_it(RecordKind::Visit, visit.id, &bytes, true);
+
+        let mut child = ChildCase::new("C-1", "Aya K.", Sex::Female, area, date(2), person);
+        child.estimated_age = Some(11);
+        child.hours_per_week = 30;
+        child.night_work = true;
+        child.tasks.insert("harvest".into());
+        child.worst_forms.insert(WorstForm::DebtBondage);
+        child.classification = Some(Classification {
+            outcome: ClassificationOutcome::WorstFormSuspected,
+            rule_set: "CI@1".into(),
+            age: Some(-1),
+            reason: "article 3 (a)".into(),
+        });
+        child.referrals.insert(
+            Uuid::now_v7(),
+            Referral::new(ServiceKind::Education, "P-01", date(3)),
+        );
+        let bytes = document(&child, |c, replica| {
+            c.date_of_birth = Some(date(10 + replica as u32));
+            c.followups.insert(
+                Uuid::now_v7(),
+                FollowUp::new(date(5), FollowUpSituation::AtRisk, None),
+            );
+        });
+        assert_read_as_automerge_reads_it(RecordKind::ChildCase, child.id, &bytes, true);
+
+        let user = User::new("Awa Koné", Role::CommunityMonitor, &["CI-R1"]);
+        let bytes = document(&user, |u, replica| u.active = replica == 0);
+        assert_read_as_automerge_reads_it(RecordKind::User, user.id, &bytes, true);
+
+        // Versions by number: map keys a string does not give without JSON's reading of them.
+        let reference = ReferenceDocument::new(ReferenceType::CountryProfile, "CI");
+        let bytes = document(&reference, |r, replica| {
+            let published = serde_json::json!({
+                "published_at": "2026-01-01T00:00:00Z",
+                "content": format!("{{\"school_calendar\":{{\"term\":{replica}}}}}"),
+            });
+            r.versions
+                .insert(1, serde_json::from_value(published).unwrap());
+        });
+        assert_read_as_automerge_reads_it(RecordKind::Reference, reference.id, &bytes, false);
+    }
 }
