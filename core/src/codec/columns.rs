@@ -894,11 +894,22 @@ impl State<'_, '_> {
 
     /// A text object's characters, if it holds only characters and no more than the bounds.
     fn text(&self, obj: Option<OpId>) -> Option<String> {
-        let slots = self.list_slots(obj)?;
-        let mut text = String::with_capacity(slots.len());
+        let ops = &self.objects.get(&obj)?.ops;
+        // A text never edited in place (every operation an insertion, as typing and most
+        // edits make it) holds one operation per character, in order: its text is its visible
+        // characters, read without working out each element's values (`list_slots`).
+        let winners: Box<dyn Iterator<Item = usize>> = if ops
+            .iter()
+            .all(|&i| self.ops[i].insert && matches!(self.ops[i].key, Key::Element(_)))
+        {
+            Box::new(ops.iter().copied().filter(|&i| self.ops[i].visible))
+        } else {
+            Box::new(self.list_slots(obj)?.into_iter().map(|slot| slot.winner))
+        };
+        let mut text = String::with_capacity(ops.len());
         let mut chars = 0;
-        for slot in slots {
-            match (self.ops[slot.winner].action, &self.ops[slot.winner].value) {
+        for i in winners {
+            match (self.ops[i].action, &self.ops[i].value) {
                 (SET, Scalar::Str(s)) => {
                     text.push_str(s);
                     chars += s.chars().count();
