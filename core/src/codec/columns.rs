@@ -1466,4 +1466,36 @@ mod tests {
         tx.commit();
         assert_eq!(read(&doc.save_nocompress(), &limits()), None);
     }
+
+    #[test]
+    fn values_over_the_bounds_are_refused_even_where_the_record_does_not_read_them() {
+        #[derive(serde::Deserialize)]
+        struct OnlyA {
+            #[allow(dead_code)]
+            a: String,
+        }
+        let only_a = |root: &Root, _: &History| root.read::<OnlyA>(&|_| false);
+        let skipping_b = |root: &Root, _: &History| root.read::<OnlyA>(&|key| key == "b");
+        let within = |deeper: usize, chars: usize| {
+            let mut doc = Automerge::new();
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "a", "x").unwrap();
+            let mut obj = ROOT;
+            for _ in 0..deeper {
+                obj = tx.put_object(&obj, "b", AmType::Map).unwrap();
+            }
+            tx.put(&obj, "c", "é".repeat(chars)).unwrap();
+            tx.commit();
+            let bytes = doc.save_nocompress();
+            let read = read_checked(&bytes, &limits(), only_a).map(|c| c.value.is_some());
+            let skipped = read_checked(&bytes, &limits(), skipping_b).map(|c| c.value.is_some());
+            assert_eq!(read, skipped);
+            read
+        };
+        // Read, the keys the record lacks walked over.
+        assert_eq!(within(2, 10), Some(true));
+        // Not checked, whether the record ignores the value or skips its key.
+        assert_eq!(within(limits().max_depth + 1, 10), None);
+        assert_eq!(within(1, limits().max_text_chars + 1), None);
+    }
 }

@@ -12,7 +12,7 @@
 //! gave.
 
 use super::{ObjType, OpId, SET, Scalar, Slot, State};
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
+use serde::de::{self, Deserialize, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use std::cell::Cell;
 
 /// The root map of a document whose operations and history passed `check_parsed`.
@@ -53,14 +53,17 @@ impl<'s, 'a, 'o> Root<'s, 'a, 'o> {
     /// The root map read as a `T`, without the keys `skip` names (their values are checked all
     /// the same). `None` if it does not read as one, or holds a value over the bounds.
     pub(crate) fn read<T: DeserializeOwned>(&self, skip: &dyn Fn(&str) -> bool) -> Option<T> {
-        let read = T::deserialize(RootMap {
-            entries: Entries {
-                state: self.state,
-                iter: self.slots.iter(),
-                depth: 0,
-                pending: None,
-                skip: Some(skip),
-            },
+        let root = Entries {
+            state: self.state,
+            iter: self.slots.iter(),
+            depth: 0,
+            pending: None,
+            skip: Some(skip),
+        };
+        let read = T::deserialize(Node {
+            state: self.state,
+            at: At::Root(root),
+            depth: 0,
         })
         .ok()?;
         self.walked.set(true);
@@ -86,58 +89,31 @@ impl de::Error for Unread {
     }
 }
 
-/// The root map: skips the keys its entries are told to.
-struct RootMap<'v, 's, 'a, 'o> {
-    entries: Entries<'v, 's, 'a, 'o>,
+/// What a deserializer reads: the root map, a key's or an element's value, or an object.
+enum At<'v, 's, 'a, 'o> {
+    /// The root map's entries (some of its keys skipped).
+    Root(Entries<'v, 's, 'a, 'o>),
+    Value(&'v Slot),
+    Object(Option<OpId>),
 }
 
-impl<'de> de::Deserializer<'de> for RootMap<'_, '_, '_, '_> {
-    type Error = Unread;
-
-    fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Unread> {
-        self.entries.visit(visitor)
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        visitor.visit_some(self)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Unread> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
-    }
-}
-
-/// A key's or an element's value.
-struct Value<'v, 's, 'a, 'o> {
+struct Node<'v, 's, 'a, 'o> {
     state: &'s State<'a, 'o>,
-    slot: &'v Slot,
-    /// The depth of the object holding it.
+    at: At<'v, 's, 'a, 'o>,
+    /// The depth of the object it is, or of the object holding it.
     depth: usize,
 }
 
-impl Value<'_, '_, '_, '_> {
-    /// Its winning value if that is a scalar, after every value it holds is checked.
+impl Node<'_, '_, '_, '_> {
+    /// A value's winner if that is a scalar, after every value it holds is checked; `None` for
+    /// an object.
     fn scalar(&self) -> Result<Option<&Scalar<'_>>, Unread> {
-        self.state.check(self.slot, self.depth).ok_or(Unread)?;
-        let op = &self.state.ops[self.slot.winner];
+        let At::Value(slot) = self.at else {
+            return Ok(None);
+        };
+        self.state.check(slot, self.depth).ok_or(Unread)?;
+        let op = &self.state.ops[slot.winner];
         Ok((op.action == SET).then_some(&op.value))
-    }
-
-    fn object(&self) -> Object<'_, '_, '_> {
-        Object {
-            state: self.state,
-            obj: Some(self.state.ops[self.slot.winner].id),
-            depth: self.depth + 1,
-        }
     }
 }
 
@@ -149,25 +125,68 @@ fn is_null(scalar: &Scalar) -> bool {
     }
 }
 
-impl<'de> de::Deserializer<'de> for Value<'_, '_, '_, '_> {
+impl<'de> de::Deserializer<'de> for Node<'_, '_, '_, '_> {
     type Error = Unread;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        let Some(scalar) = self.scalar()? else {
-            return self.object().deserialize_any(visitor);
+        let state = self.state;
+        let obj = match self.at {
+            At::Root(mut entries) => return entries.visit(visitor),
+            At::Object(obj) => obj,
+            At::Value(slot) => {
+                let Some(scalar) = self.scalar()? else {
+                    let made = Node {
+                        state,
+                        at: At::Object(Some(state.ops[slot.winner].id)),
+                        depth: self.depth + 1,
+                    };
+                    return made.deserialize_any(visitor);
+                };
+                return match *scalar {
+                    Scalar::Null | Scalar::Bytes(_) => visitor.visit_unit(),
+                    Scalar::Bool(b) => visitor.visit_bool(b),
+                    Scalar::Uint(u) => visitor.visit_u64(u),
+                    // As `serde_json::Value::from(i64)`: a number ≥ 0 is a positive integer.
+                    Scalar::Int(i) | Scalar::Timestamp(i) => match u64::try_from(i) {
+                        Ok(u) => visitor.visit_u64(u),
+                        Err(_) => visitor.visit_i64(i),
+                    },
+                    Scalar::F64(f) if f.is_finite() => visitor.visit_f64(f),
+                    Scalar::F64(_) => visitor.visit_unit(),
+                    Scalar::Str(s) => visitor.visit_str(s),
+                };
+            }
         };
-        match *scalar {
-            Scalar::Null | Scalar::Bytes(_) => visitor.visit_unit(),
-            Scalar::Bool(b) => visitor.visit_bool(b),
-            Scalar::Uint(u) => visitor.visit_u64(u),
-            // As `serde_json::Value::from(i64)`: a number ≥ 0 is a positive integer.
-            Scalar::Int(i) | Scalar::Timestamp(i) => match u64::try_from(i) {
-                Ok(u) => visitor.visit_u64(u),
-                Err(_) => visitor.visit_i64(i),
-            },
-            Scalar::F64(f) if f.is_finite() => visitor.visit_f64(f),
-            Scalar::F64(_) => visitor.visit_unit(),
-            Scalar::Str(s) => visitor.visit_str(s),
+        if self.depth > state.limits.max_depth {
+            return Err(Unread);
+        }
+        match state.objects.get(&obj).ok_or(Unread)?.ty {
+            ObjType::Map => {
+                let slots = state.map_slots(obj).ok_or(Unread)?;
+                Entries {
+                    state,
+                    iter: slots.iter(),
+                    depth: self.depth,
+                    pending: None,
+                    skip: None,
+                }
+                .visit(visitor)
+            }
+            ObjType::List => {
+                let slots = state.list_slots(obj).ok_or(Unread)?;
+                let mut elements = Elements {
+                    state,
+                    iter: slots.iter(),
+                    depth: self.depth,
+                };
+                let read = visitor.visit_seq(&mut elements)?;
+                // As JSON's: a list is read whole.
+                match elements.iter.len() {
+                    0 => Ok(read),
+                    _ => Err(Unread),
+                }
+            }
+            ObjType::Text => visitor.visit_string(state.text(obj).ok_or(Unread)?),
         }
     }
 
@@ -199,95 +218,10 @@ impl<'de> de::Deserializer<'de> for Value<'_, '_, '_, '_> {
         visitor.visit_newtype_struct(self)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        // Not read, but checked as the JSON path checks it.
-        self.state.value_json(self.slot, self.depth).ok_or(Unread)?;
-        visitor.visit_unit()
-    }
-
+    // A value the record ignores is still walked, and so checked against the bounds.
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct identifier
-    }
-}
-
-/// A map, a list or a text made by an operation.
-struct Object<'s, 'a, 'o> {
-    state: &'s State<'a, 'o>,
-    obj: Option<OpId>,
-    depth: usize,
-}
-
-impl<'de> de::Deserializer<'de> for Object<'_, '_, '_> {
-    type Error = Unread;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        let state = self.state;
-        if self.depth > state.limits.max_depth {
-            return Err(Unread);
-        }
-        match state.objects.get(&self.obj).ok_or(Unread)?.ty {
-            ObjType::Map => {
-                let slots = state.map_slots(self.obj).ok_or(Unread)?;
-                Entries {
-                    state,
-                    iter: slots.iter(),
-                    depth: self.depth,
-                    pending: None,
-                    skip: None,
-                }
-                .visit(visitor)
-            }
-            ObjType::List => {
-                let slots = state.list_slots(self.obj).ok_or(Unread)?;
-                let mut elements = Elements {
-                    state,
-                    iter: slots.iter(),
-                    depth: self.depth,
-                };
-                let read = visitor.visit_seq(&mut elements)?;
-                // As JSON's: a list is read whole.
-                match elements.iter.len() {
-                    0 => Ok(read),
-                    _ => Err(Unread),
-                }
-            }
-            ObjType::Text => {
-                let text = state.text(self.obj).ok_or(Unread)?;
-                visitor.visit_string(text)
-            }
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        visitor.visit_some(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Unread> {
-        Err(Unread)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, Unread> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unread> {
-        self.state.object_json(self.obj, self.depth).ok_or(Unread)?;
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct seq tuple tuple_struct map struct identifier
+        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -301,7 +235,15 @@ struct Entries<'v, 's, 'a, 'o> {
     skip: Option<&'v dyn Fn(&str) -> bool>,
 }
 
-impl Entries<'_, '_, '_, '_> {
+impl<'v, 's, 'a, 'o> Entries<'v, 's, 'a, 'o> {
+    fn value(&self, slot: &'v Slot) -> Node<'v, 's, 'a, 'o> {
+        Node {
+            state: self.state,
+            at: At::Value(slot),
+            depth: self.depth,
+        }
+    }
+
     fn visit<'de, V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Unread> {
         let read = visitor.visit_map(&mut *self)?;
         // As JSON's: a map is read whole (the keys skipped at its end are checked here).
@@ -319,9 +261,9 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_, '_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Unread> {
-        for (key, slot) in self.iter.by_ref() {
+        while let Some((key, slot)) = self.iter.next() {
             if self.skip.is_some_and(|skip| skip(key)) {
-                self.state.value_json(slot, self.depth).ok_or(Unread)?;
+                de::IgnoredAny::deserialize(self.value(slot))?;
                 continue;
             }
             self.pending = Some(slot);
@@ -333,11 +275,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_, '_, '_> {
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Unread> {
         let slot = self.pending.take().ok_or(Unread)?;
-        seed.deserialize(Value {
-            state: self.state,
-            slot,
-            depth: self.depth,
-        })
+        seed.deserialize(self.value(slot))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -362,9 +300,9 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, '_, '_, '_> {
         let Some(slot) = self.iter.next() else {
             return Ok(None);
         };
-        seed.deserialize(Value {
+        seed.deserialize(Node {
             state: self.state,
-            slot,
+            at: At::Value(slot),
             depth: self.depth,
         })
         .map(Some)
