@@ -131,24 +131,7 @@ pub fn decode(id: Uuid, stored: Vec<u8>) -> Result<Vec<u8>> {
             });
         }
     };
-    // Frames this codec wrote say their size: decompressed in one call, with a context kept
-    // per thread (creating one cost more than decompressing a record's document).
-    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(&stored)
-        && size <= MAX_DOCUMENT_BYTES as u64
-    {
-        return decompress_sized(&stored, size as usize, with_dictionary)
-            .map_err(|_| DecodeError::Compression)
-            .map_err(damaged);
-    }
-    if with_dictionary {
-        let decoder =
-            zstd::stream::Decoder::with_prepared_dictionary(&stored[..], decoder_dictionary())
-                .map_err(|_| DecodeError::Compression)
-                .map_err(damaged)?;
-        read_bounded(decoder, MAX_DOCUMENT_BYTES).map_err(damaged)
-    } else {
-        decompress_bounded(&stored, MAX_DOCUMENT_BYTES).map_err(damaged)
-    }
+    decompress_limited(&stored, MAX_DOCUMENT_BYTES, with_dictionary).map_err(damaged)
 }
 
 /// Decompresses a frame of `size` bytes with this thread's context, with the dictionary or
@@ -186,17 +169,34 @@ pub fn load_stored(id: Uuid, stored: Vec<u8>) -> Result<Automerge> {
 
 /// Decompresses at most `limit` bytes; a frame that would produce more is refused.
 pub fn decompress_bounded(body: &[u8], limit: usize) -> std::result::Result<Vec<u8>, DecodeError> {
-    // A frame that says its size (every sync message this version writes) is decompressed in
-    // one call with this thread's context, into a buffer of that size: making a context for
-    // each message cost more than decompressing a small one.
+    decompress_limited(body, limit, false)
+}
+
+/// `decompress_bounded`, with the documents' dictionary or without. A frame that says its size
+/// (every frame this version writes: stored documents and sync messages) is decompressed in one
+/// call with this thread's context, into a buffer of that size once the size is within
+/// `limit`: making a context for each cost more than decompressing a small one. A frame that
+/// does not (an older peer's) is read as a stream.
+fn decompress_limited(
+    body: &[u8],
+    limit: usize,
+    with_dictionary: bool,
+) -> std::result::Result<Vec<u8>, DecodeError> {
     if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(body) {
         if size > limit as u64 {
             return Err(DecodeError::TooLarge { limit });
         }
-        return decompress_sized(body, size as usize, false).map_err(|_| DecodeError::Compression);
+        return decompress_sized(body, size as usize, with_dictionary)
+            .map_err(|_| DecodeError::Compression);
     }
-    let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
-    read_bounded(decoder, limit)
+    if with_dictionary {
+        let decoder = zstd::stream::Decoder::with_prepared_dictionary(body, decoder_dictionary())
+            .map_err(|_| DecodeError::Compression)?;
+        read_bounded(decoder, limit)
+    } else {
+        let decoder = zstd::stream::Decoder::new(body).map_err(|_| DecodeError::Compression)?;
+        read_bounded(decoder, limit)
+    }
 }
 
 /// Reads what `decoder` decompresses, at most `limit` bytes.
@@ -375,6 +375,39 @@ mod tests {
         );
         assert!(encoded.stored.len() < zstd::bulk::compress(&encoded.plain, 3).unwrap().len());
         assert_eq!(decode(id, encoded.stored).unwrap(), encoded.plain);
+    }
+
+    #[test]
+    fn frames_are_bounded_whether_or_not_they_say_their_size() {
+        let plain = vec![7u8; 100 * 1024];
+        let sized = zstd::bulk::compress(&plain, 3).unwrap();
+        let streamed = zstd::stream::encode_all(&plain[..], 3).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&sized).ok(),
+            Some(Some(plain.len() as u64))
+        );
+        for frame in [&sized, &streamed] {
+            assert_eq!(decompress_bounded(frame, plain.len()).unwrap(), plain);
+            assert_eq!(
+                decompress_bounded(frame, plain.len() - 1),
+                Err(DecodeError::TooLarge {
+                    limit: plain.len() - 1
+                })
+            );
+            // Cut short.
+            assert_eq!(
+                decompress_bounded(&frame[..frame.len() - 5], plain.len()),
+                Err(DecodeError::Compression)
+            );
+        }
+        // A frame followed by another says less than the two produce: refused, not read past
+        // the size it gave.
+        let mut more = sized.clone();
+        more.extend_from_slice(&zstd::bulk::compress(b"and more", 3).unwrap());
+        assert_eq!(
+            decompress_bounded(&more, 2 * plain.len()),
+            Err(DecodeError::Compression)
+        );
     }
 
     #[test]
