@@ -53,13 +53,7 @@ impl<'s, 'a, 'o> Root<'s, 'a, 'o> {
     /// The root map read as a `T`, without the keys `skip` names (their values are checked all
     /// the same). `None` if it does not read as one, or holds a value over the bounds.
     pub(crate) fn read<T: DeserializeOwned>(&self, skip: &dyn Fn(&str) -> bool) -> Option<T> {
-        let root = Entries {
-            state: self.state,
-            iter: self.slots.iter(),
-            depth: 0,
-            pending: None,
-            skip: Some(skip),
-        };
+        let root = Entries::new(self.state, &self.slots, 0, Some(skip));
         let read = T::deserialize(Node {
             state: self.state,
             at: At::Root(root),
@@ -104,7 +98,16 @@ struct Node<'v, 's, 'a, 'o> {
     depth: usize,
 }
 
-impl Node<'_, '_, '_, '_> {
+impl<'v, 's, 'a, 'o> Node<'v, 's, 'a, 'o> {
+    /// A key's or an element's value, in an object at `depth`.
+    fn value(state: &'s State<'a, 'o>, slot: &'v Slot, depth: usize) -> Self {
+        Node {
+            state,
+            at: At::Value(slot),
+            depth,
+        }
+    }
+
     /// A value's winner if that is a scalar, after every value it holds is checked; `None` for
     /// an object.
     fn scalar(&self) -> Result<Option<&Scalar<'_>>, Unread> {
@@ -163,14 +166,7 @@ impl<'de> de::Deserializer<'de> for Node<'_, '_, '_, '_> {
         match state.objects.get(&obj).ok_or(Unread)?.ty {
             ObjType::Map => {
                 let slots = state.map_slots(obj).ok_or(Unread)?;
-                Entries {
-                    state,
-                    iter: slots.iter(),
-                    depth: self.depth,
-                    pending: None,
-                    skip: None,
-                }
-                .visit(visitor)
+                Entries::new(state, &slots, self.depth, None).visit(visitor)
             }
             ObjType::List => {
                 let slots = state.list_slots(obj).ok_or(Unread)?;
@@ -236,11 +232,18 @@ struct Entries<'v, 's, 'a, 'o> {
 }
 
 impl<'v, 's, 'a, 'o> Entries<'v, 's, 'a, 'o> {
-    fn value(&self, slot: &'v Slot) -> Node<'v, 's, 'a, 'o> {
-        Node {
-            state: self.state,
-            at: At::Value(slot),
-            depth: self.depth,
+    fn new(
+        state: &'s State<'a, 'o>,
+        slots: &'v [(&'v str, Slot)],
+        depth: usize,
+        skip: Option<&'v dyn Fn(&str) -> bool>,
+    ) -> Self {
+        Entries {
+            state,
+            iter: slots.iter(),
+            depth,
+            pending: None,
+            skip,
         }
     }
 
@@ -261,9 +264,9 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_, '_, '_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Unread> {
-        while let Some((key, slot)) = self.iter.next() {
+        for (key, slot) in self.iter.by_ref() {
             if self.skip.is_some_and(|skip| skip(key)) {
-                de::IgnoredAny::deserialize(self.value(slot))?;
+                de::IgnoredAny::deserialize(Node::value(self.state, slot, self.depth))?;
                 continue;
             }
             self.pending = Some(slot);
@@ -275,7 +278,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, '_, '_, '_> {
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Unread> {
         let slot = self.pending.take().ok_or(Unread)?;
-        seed.deserialize(self.value(slot))
+        seed.deserialize(Node::value(self.state, slot, self.depth))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -300,12 +303,8 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, '_, '_, '_> {
         let Some(slot) = self.iter.next() else {
             return Ok(None);
         };
-        seed.deserialize(Node {
-            state: self.state,
-            at: At::Value(slot),
-            depth: self.depth,
-        })
-        .map(Some)
+        seed.deserialize(Node::value(self.state, slot, self.depth))
+            .map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
