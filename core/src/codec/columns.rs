@@ -17,9 +17,10 @@
 use super::bounds::DocumentLimits;
 use super::history;
 pub(crate) use super::history::History;
+use automerge::ChangeHash;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub(super) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 pub(super) const CHUNK_DOCUMENT: u8 = 0;
@@ -99,6 +100,18 @@ fn check_parsed<T>(
         state.object_json(None, 0)?;
     }
     Some(CheckedDocument { value, history })
+}
+
+/// The changes of a saved document that `wanted` names, each as a change chunk, by hash
+/// (`history::change_chunks`): what a hub sends a device that holds the rest of the document,
+/// without loading it. `None` if the reader leaves the document to Automerge.
+pub(crate) fn change_chunks(
+    bytes: &[u8],
+    limits: &DocumentLimits,
+    wanted: &HashSet<ChangeHash>,
+) -> Option<HashMap<ChangeHash, Vec<u8>>> {
+    let parsed = parse(bytes, limits, Heads::Named)?;
+    history::change_chunks(&parsed, limits.max_changes, wanted)
 }
 
 /// The checksum of a document sent without its heads: none (the device writes the document's
@@ -1156,7 +1169,7 @@ impl<'a> Booleans<'a> {
 mod tests {
     use super::*;
     use automerge::transaction::Transactable;
-    use automerge::{Automerge, ObjType as AmType, ROOT, ScalarValue};
+    use automerge::{Automerge, ObjType as AmType, ROOT, ReadDoc, ScalarValue};
 
     /// Every value of a document, read by serde from the columns (`Root::read`).
     fn as_json(root: &Root, _: &History) -> Option<Json> {
@@ -1342,9 +1355,8 @@ mod tests {
         assert!(!checked(&rewrite(&parsed, &columns, &[0x80])));
     }
 
-    #[test]
-    fn a_document_without_its_heads_is_restored_byte_for_byte() {
-        // Concurrent changes (two heads), deletions, list and text edits.
+    /// Concurrent changes (two heads), deletions, list and text edits.
+    fn edited_concurrently() -> Automerge {
         let mut a = Automerge::new().with_actor(automerge::ActorId::from(vec![1; 16]));
         let mut tx = a.transaction();
         tx.put(ROOT, "$kind", "visit").unwrap();
@@ -1363,6 +1375,12 @@ mod tests {
         tx.put(&list, 0, "c").unwrap();
         tx.commit();
         a.merge(&mut b).unwrap();
+        a
+    }
+
+    #[test]
+    fn a_document_without_its_heads_is_restored_byte_for_byte() {
+        let a = edited_concurrently();
         let whole = a.save_nocompress();
         assert_eq!(a.get_heads().len(), 2);
 
@@ -1381,6 +1399,45 @@ mod tests {
         assert!(restore_heads(&whole, &limits(), as_json).is_none());
         assert!(strip_heads(&stripped).is_none());
         assert!(strip_heads(&whole[..whole.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn changes_rebuilt_from_the_columns_are_automerge_s_own() {
+        let doc = edited_concurrently();
+        let bytes = doc.save_nocompress();
+        let all: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+        assert_eq!(all.len(), 3);
+        // A device holding the first change lacks the others.
+        let wanted: HashSet<ChangeHash> = all[1..].iter().copied().collect();
+        let chunks = change_chunks(&bytes, &limits(), &wanted).unwrap();
+        assert_eq!(chunks.len(), 2);
+        let mut lacking = Vec::new();
+        for hash in &all[1..] {
+            let change = doc.get_change_by_hash(hash).unwrap();
+            assert_eq!(chunks[hash], change.raw_bytes());
+            lacking.extend_from_slice(&chunks[hash]);
+        }
+        let mut device = Automerge::new();
+        device
+            .apply_changes([doc.get_change_by_hash(&all[0]).unwrap()])
+            .unwrap();
+        device.load_incremental(&lacking).unwrap();
+        assert_eq!(device.get_heads(), doc.get_heads());
+        assert_eq!(device.save_nocompress(), bytes);
+        // A hash the document does not hold gives nothing; nothing wanted, nothing given.
+        let other: HashSet<ChangeHash> = [ChangeHash([9; 32])].into_iter().collect();
+        assert!(change_chunks(&bytes, &limits(), &other).unwrap().is_empty());
+        assert!(
+            change_chunks(&bytes, &limits(), &HashSet::new())
+                .unwrap()
+                .is_empty()
+        );
+        // A history that does not match its heads is left to Automerge.
+        let mut parsed = parse(&bytes, &limits(), Heads::Named).unwrap();
+        let at = parsed.ops.iter().position(|op| !op.raw.is_empty()).unwrap();
+        parsed.ops[at].raw = b"?";
+        let changed = rewrite(&parsed, &columns_of(&parsed), parsed.head_indices);
+        assert!(change_chunks(&changed, &limits(), &wanted).is_none());
     }
 
     #[test]

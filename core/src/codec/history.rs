@@ -13,13 +13,13 @@
 //! gives the answer or the error it always gave.
 
 use super::columns::{
-    ACTION, Delta, INSERT, KEY_ACTOR, KEY_COUNTER, KEY_STRING, OBJ_ACTOR, OBJ_COUNTER, Parsed,
-    VALUE_META, VALUE_RAW,
+    ACTION, Delta, INSERT, KEY_ACTOR, KEY_COUNTER, KEY_STRING, MAGIC, OBJ_ACTOR, OBJ_COUNTER,
+    Parsed, VALUE_META, VALUE_RAW,
 };
 use super::columns::{Key, OpId, Reader, Rle};
 use automerge::ChangeHash;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 const CHUNK_CHANGE: u8 = 1;
 /// Successors of one key's operations not yet met, past which a history is left to Automerge.
@@ -89,6 +89,40 @@ struct ChangeOp<'a> {
 
 /// Rebuilds and hashes every change of `parsed`, and checks the hashes against its heads.
 pub(super) fn check(parsed: &Parsed, max_changes: u64, derive_heads: bool) -> Option<History> {
+    rebuild(parsed, max_changes, derive_heads, &mut |_, _| {})
+}
+
+/// The changes of `parsed` that `wanted` names, each as a change chunk (the bytes Automerge's
+/// `Change::raw_bytes` gives), by hash: `check`, keeping what it rebuilt. The hashes matching
+/// the heads prove the bytes are the changes themselves.
+pub(super) fn change_chunks(
+    parsed: &Parsed,
+    max_changes: u64,
+    wanted: &HashSet<ChangeHash>,
+) -> Option<HashMap<ChangeHash, Vec<u8>>> {
+    let mut chunks = HashMap::with_capacity(wanted.len());
+    rebuild(parsed, max_changes, false, &mut |hash, body| {
+        if wanted.contains(hash) {
+            let mut chunk = Vec::with_capacity(body.len() + 18);
+            chunk.extend_from_slice(&MAGIC);
+            chunk.extend_from_slice(&hash.0[..4]);
+            chunk.push(CHUNK_CHANGE);
+            write_uleb(body.len() as u64, &mut chunk);
+            chunk.extend_from_slice(body);
+            chunks.insert(*hash, chunk);
+        }
+    })?;
+    Some(chunks)
+}
+
+/// `check`, handing each change's hash and body to `each` as it is rebuilt (before the heads
+/// are compared: only a `Some` makes them true).
+fn rebuild(
+    parsed: &Parsed,
+    max_changes: u64,
+    derive_heads: bool,
+    each: &mut dyn FnMut(&ChangeHash, &[u8]),
+) -> Option<History> {
     let metas = change_metas(parsed, max_changes)?;
     let changes = changes_of(parsed, &metas)?;
     let mut hashes: Vec<ChangeHash> = Vec::with_capacity(metas.len());
@@ -98,7 +132,9 @@ pub(super) fn check(parsed: &Parsed, max_changes: u64, derive_heads: bool) -> Op
             depended[dep] = true;
         }
         let deps: Vec<ChangeHash> = meta.deps.iter().map(|&d| hashes[d]).collect();
-        hashes.push(change_hash(meta, &deps, ops, &parsed.actors));
+        let (hash, body) = change_hash(meta, &deps, ops, &parsed.actors);
+        each(&hash, &body);
+        hashes.push(hash);
     }
     // The changes no other depends on, in hash order, with their index.
     let mut heads: Vec<(ChangeHash, usize)> = hashes
@@ -386,13 +422,13 @@ fn changes_of<'a>(parsed: &Parsed<'a>, metas: &[ChangeMeta]) -> Option<Vec<Vec<C
         .collect()
 }
 
-/// The hash of a change chunk, its bytes written as Automerge writes them.
+/// The hash of a change chunk, and its body, its bytes written as Automerge writes them.
 fn change_hash(
     meta: &ChangeMeta,
     deps: &[ChangeHash],
     ops: &[ChangeOp],
     actors: &[&[u8]],
-) -> ChangeHash {
+) -> (ChangeHash, Vec<u8>) {
     // The change's actor first, then the others its operations name, in the document's
     // (sorted) order.
     let mut others = Vec::new();
@@ -514,7 +550,7 @@ fn change_hash(
     let mut hasher = Sha256::new();
     hasher.update(&header);
     hasher.update(&body);
-    ChangeHash(hasher.finalize().into())
+    (ChangeHash(hasher.finalize().into()), body)
 }
 
 // Automerge's column encodings, in the one form it writes: runs of two or more equal values

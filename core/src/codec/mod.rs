@@ -30,7 +30,7 @@ pub mod sealed;
 pub use crate::error::DecodeError;
 
 use crate::error::{Error, Result};
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, ReadDoc};
 use bounds::DocumentLimits;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
@@ -318,6 +318,31 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
     }
 }
 
+/// The changes of a document (`load`'s bytes) that `wanted` names, each as Automerge's
+/// `Change::raw_bytes`, concatenated in `wanted`'s order; those it does not hold are left out.
+/// What a hub sends a device that holds the rest: rebuilt from the columns
+/// (`columns::change_chunks`), or, when the reader leaves the document to Automerge, from the
+/// loaded document.
+pub fn changes_by_hash(id: Uuid, bytes: &[u8], wanted: &[ChangeHash]) -> Result<Vec<u8>> {
+    let set: std::collections::HashSet<ChangeHash> = wanted.iter().copied().collect();
+    if let Some(chunks) = columns::change_chunks(bytes, &DocumentLimits::STANDARD, &set) {
+        return Ok(wanted
+            .iter()
+            .filter_map(|hash| chunks.get(hash))
+            .flatten()
+            .copied()
+            .collect());
+    }
+    let document = load(id, bytes)?;
+    let mut changes = Vec::new();
+    for hash in wanted {
+        if let Some(change) = document.get_change_by_hash(hash) {
+            changes.extend_from_slice(change.raw_bytes());
+        }
+    }
+    Ok(changes)
+}
+
 /// Heads (or change hashes) as backends keep them: 32-byte hashes, concatenated.
 pub fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
@@ -375,6 +400,43 @@ mod tests {
         );
         assert!(encoded.stored.len() < zstd::bulk::compress(&encoded.plain, 3).unwrap().len());
         assert_eq!(decode(id, encoded.stored).unwrap(), encoded.plain);
+    }
+
+    #[test]
+    fn changes_by_hash_come_in_the_order_asked_whether_or_not_automerge_reads_them() {
+        let id = Uuid::now_v7();
+        // A text the column reader reads, and a counter it leaves to Automerge.
+        for counter in [false, true] {
+            let mut doc = document();
+            for n in 0..3 {
+                let mut tx = doc.transaction();
+                if counter {
+                    tx.put(automerge::ROOT, "n", automerge::ScalarValue::counter(n))
+                        .unwrap();
+                } else {
+                    tx.put(automerge::ROOT, "n", n).unwrap();
+                }
+                tx.commit();
+            }
+            let bytes = doc.save_nocompress();
+            assert_eq!(
+                columns::change_chunks(&bytes, &DocumentLimits::STANDARD, &Default::default())
+                    .is_some(),
+                !counter
+            );
+            let all: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+            let asked = [all[3], ChangeHash([1; 32]), all[1]];
+            let expected: Vec<u8> = [all[3], all[1]]
+                .iter()
+                .flat_map(|h| doc.get_change_by_hash(h).unwrap().raw_bytes().to_vec())
+                .collect();
+            assert_eq!(changes_by_hash(id, &bytes, &asked).unwrap(), expected);
+        }
+        // Damaged bytes: a typed error.
+        assert!(matches!(
+            changes_by_hash(id, b"not a document", &[ChangeHash([1; 32])]),
+            Err(Error::DamagedDocument { .. } | Error::OverLimit { .. })
+        ));
     }
 
     #[test]

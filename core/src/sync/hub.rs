@@ -1364,19 +1364,13 @@ fn lacking(
         }));
     }
     let hub_heads: Vec<[u8; 32]> = codec::heads_of(&record.heads).iter().map(|h| h.0).collect();
-    let document = codec::load(id, &bytes)?;
-    let mut changes = Vec::new();
-    for entry in tx
+    let wanted: Vec<ChangeHash> = tx
         .change_log(id)?
         .iter()
         .filter(|e| e.seq > since && !held.holds(e))
-    {
-        for hash in codec::heads_of(&entry.changes) {
-            if let Some(change) = document.get_change_by_hash(&hash) {
-                changes.extend_from_slice(change.raw_bytes());
-            }
-        }
-    }
+        .flat_map(|e| codec::heads_of(&e.changes))
+        .collect();
+    let changes = codec::changes_by_hash(id, &bytes, &wanted)?;
     Ok((!changes.is_empty()).then_some(PullEntry {
         id,
         changes,
