@@ -522,6 +522,149 @@ fn sync_seeing_directories(
     seen
 }
 
+/// One sync of `device` with `hub`, each directory the hub's answers carry changed by
+/// `rewrite` on its way (what a device behind a hostile network or a hub of the version before
+/// receives).
+fn sync_rewriting_directories(
+    device: &mut Device,
+    hub: &mut Store,
+    rewrite: &mut dyn FnMut(&mut wire::Directory),
+) {
+    let principal = device.principal.clone();
+    sync::sync_with_hub(
+        &mut device.store,
+        &sync::SyncOptions::default(),
+        |request| {
+            let response = common::handle(hub, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())?;
+            let mut decoded = wire::decode_response(&response, 1 << 26).unwrap();
+            if let Some(directory) = decoded.identity.as_mut().and_then(|i| i.directory.as_mut()) {
+                rewrite(directory);
+            }
+            Ok(wire::encode_response(&decoded))
+        },
+        |_| {},
+    )
+    .unwrap();
+}
+
+/// A certificate naming `hub` as its issuer, for a device of its own, signed by another key.
+fn forged_certificate(hub: &[u8; 32]) -> Certificate {
+    let forger = HubKey::generate();
+    let keys = vigie_core::identity::DeviceKeys::generate().public();
+    let who = Principal {
+        device: Uuid::now_v7(),
+        user: Uuid::now_v7(),
+        role: Role::Supervisor,
+        areas: ["CI".to_string()].into_iter().collect(),
+    };
+    let mut certificate = forger.certify(&who, &keys, chrono::Utc::now().timestamp_millis());
+    certificate.hub = *hub;
+    certificate
+}
+
+/// The digest a device works out of the certificates it would hold (`sync::identity`).
+fn digest_of(mut certificates: Vec<Vec<u8>>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    certificates.sort();
+    let mut hash = Sha256::new();
+    for certificate in &certificates {
+        hash.update((certificate.len() as u32).to_le_bytes());
+        hash.update(certificate);
+    }
+    hash.finalize().into()
+}
+
+#[test]
+fn a_directory_is_vouched_for_by_the_hub_s_signature_or_checked_certificate_by_certificate() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, supervisor, mut monitor, other) = enrolled(&dir);
+    let hub_key = hub.hub_key().unwrap();
+    let hub_public = hub_key.public().signing;
+    let mut expected = vec![supervisor.id(), other.id()];
+    assert_eq!(directory_of(&monitor), sorted(expected.clone()));
+
+    // The hub signs what it sends.
+    let mut late = Device::new(&dir, "late", Role::CommunityMonitor, &[C01]);
+    late.sync(&mut hub);
+    let mut signed = 0;
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
+        assert!(directory.signature.is_some());
+        signed += 1;
+    });
+    assert_eq!(signed, 1);
+    expected.push(late.id());
+    assert_eq!(directory_of(&monitor), sorted(expected.clone()));
+
+    // A forgery slipped into a signed directory: the list no longer matches the digest the hub
+    // signed, each new certificate is checked, and the forgery is left out.
+    let forged = forged_certificate(&hub_public);
+    let mut later = Device::new(&dir, "later", Role::CommunityMonitor, &[C02]);
+    later.sync(&mut hub);
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
+        directory.certificates.push(forged.to_bytes());
+    });
+    expected.push(later.id());
+    assert_eq!(directory_of(&monitor), sorted(expected.clone()));
+
+    // The digest worked out again by the forger and signed by another key: the signature does
+    // not check, and neither does the forgery.
+    let mut third = Device::new(&dir, "third", Role::CommunityMonitor, &[C01]);
+    third.sync(&mut hub);
+    let held: Vec<Vec<u8>> = monitor
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(Certificate::to_bytes)
+        .collect();
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
+        directory.certificates.push(forged.to_bytes());
+        let mut all = held.clone();
+        all.extend(directory.certificates.iter().cloned());
+        directory.digest = digest_of(all);
+        directory.signature = Some(HubKey::generate().sign_directory(&directory.digest));
+    });
+    expected.push(third.id());
+    assert_eq!(directory_of(&monitor), sorted(expected.clone()));
+
+    // Without a signature (a hub of the version before), each certificate is checked.
+    let mut fourth = Device::new(&dir, "fourth", Role::CommunityMonitor, &[C02]);
+    fourth.sync(&mut hub);
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
+        directory.signature = None;
+        directory.certificates.push(forged.to_bytes());
+    });
+    expected.push(fourth.id());
+    assert_eq!(directory_of(&monitor), sorted(expected.clone()));
+    assert!(monitor.store.trust().is_ok());
+
+    // What the hub's own key signs is kept as it is, without a check of each certificate: the
+    // directory is only a cache, and whoever relies on a certificate checks it again.
+    let mut fifth = Device::new(&dir, "fifth", Role::CommunityMonitor, &[C01]);
+    fifth.sync(&mut hub);
+    let held: Vec<Vec<u8>> = monitor
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(Certificate::to_bytes)
+        .collect();
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
+        directory.certificates.push(forged.to_bytes());
+        let mut all = held.clone();
+        all.extend(directory.certificates.iter().cloned());
+        directory.digest = digest_of(all);
+        directory.signature = Some(hub_key.sign_directory(&directory.digest));
+    });
+    expected.extend([fifth.id(), forged.device]);
+    assert_eq!(directory_of(&monitor), sorted(expected));
+    assert!(matches!(
+        monitor.store.trust().unwrap().check(&forged.to_bytes()),
+        Err(IdentityError::BadSignature { .. })
+    ));
+}
+
 #[test]
 fn the_directory_travels_as_what_changed_since_the_devices_copy() {
     let dir = TempDir::new().unwrap();

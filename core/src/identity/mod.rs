@@ -69,6 +69,7 @@ const CERTIFICATE_TAG: [u8; 4] = *b"VGc1";
 const REVOCATIONS_TAG: [u8; 4] = *b"VGl1";
 const CERTIFICATE_LABEL: &[u8] = b"vigie certificate v1\0";
 const REVOCATIONS_LABEL: &[u8] = b"vigie revocations v1\0";
+const DIRECTORY_LABEL: &[u8] = b"vigie directory v1\0";
 const HUB_AGREEMENT_INFO: &[u8] = b"vigie hub agreement key v1";
 
 /// A device's public keys, as it presents them to the hub.
@@ -210,6 +211,15 @@ impl HubKey {
             .sign(&labelled(CERTIFICATE_LABEL, &certificate.body()))
             .to_bytes();
         certificate
+    }
+
+    /// The hub's signature over a certificate directory's digest: it vouches for every
+    /// certificate of a list with that digest, so that a device receiving the directory checks
+    /// one signature rather than one per certificate (`Trust::check_directory`).
+    pub fn sign_directory(&self, digest: &[u8; 32]) -> [u8; 64] {
+        self.signing
+            .sign(&labelled(DIRECTORY_LABEL, digest))
+            .to_bytes()
     }
 
     /// The signed list of revoked devices.
@@ -523,6 +533,16 @@ impl Trust {
             });
         }
         Ok(())
+    }
+
+    /// Checks that the pinned hub signed a directory's digest (`HubKey::sign_directory`).
+    pub fn check_directory(&self, digest: &[u8; 32], signature: &[u8; 64]) -> IdResult<()> {
+        verify(
+            &self.hub,
+            &labelled(DIRECTORY_LABEL, digest),
+            signature,
+            "certificate directory",
+        )
     }
 
     /// Checks that the pinned hub issued and signed `certificate`, and nothing about the time

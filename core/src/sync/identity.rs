@@ -111,6 +111,7 @@ pub fn hub_identity(
             .filter(|(_, issued_ms)| since.is_none_or(|since| *issued_ms > since))
             .map(|(bytes, _)| bytes)
             .collect(),
+        signature: Some(certifier.key.sign_directory(&digest)),
     });
     Ok(Some(IdentityUpdate {
         hub,
@@ -159,8 +160,12 @@ fn directory_digest<'a>(certificates: impl IntoIterator<Item = &'a [u8]>) -> [u8
 /// what the hub's digest says (a device removed from the hub, a clock set back), it is kept
 /// for what it is worth, and the next request asks for the whole directory.
 ///
-/// Certificates are kept as the hub sent them, those whose signature does not check left out;
-/// only the ones the device did not already hold are verified.
+/// Certificates are kept as the hub sent them. When the hub signed the digest and the result
+/// matches it, that one signature vouches for them all; otherwise each certificate the device
+/// did not already hold is verified, and those whose signature does not check are left out.
+/// (A directory of a region's devices is hundreds of certificates, and a signature each was
+/// most of a device's work in a sync that brought them.) Whoever relies on a kept certificate
+/// checks it again (`Store::directory`).
 fn keep_directory(
     tx: &Transaction,
     trust: &Trust,
@@ -169,40 +174,62 @@ fn keep_directory(
 ) -> Result<()> {
     let held = kept::directory_certificates(tx)?;
     let held_bytes: HashSet<&[u8]> = held.iter().map(Vec::as_slice).collect();
-    let mut by_device: BTreeMap<Uuid, (Certificate, &[u8])> = BTreeMap::new();
+    let mut still_held: BTreeMap<Uuid, (Certificate, &[u8])> = BTreeMap::new();
     for bytes in &held {
         if let Ok(certificate) = Certificate::from_bytes(bytes)
             && !trust.revoked.contains(&certificate.device)
             && certificate.expires_ms > hub_now_ms
         {
-            by_device.insert(certificate.device, (certificate, bytes));
+            still_held.insert(certificate.device, (certificate, bytes));
         }
     }
-    let mut whole: Vec<(Certificate, &[u8])> = Vec::new();
-    for bytes in &directory.certificates {
-        let Ok(certificate) = Certificate::from_bytes(bytes) else {
-            continue;
-        };
-        if !held_bytes.contains(bytes.as_slice()) && trust.check_issuer(&certificate).is_err() {
-            continue;
-        }
-        whole.push((certificate.clone(), bytes));
-        by_device.insert(certificate.device, (certificate, bytes));
-    }
-    let mut updated: Vec<(Certificate, &[u8])> = by_device.into_values().collect();
-    updated.sort_by_key(|(_, bytes)| *bytes);
-    whole.sort_by_key(|(_, bytes)| *bytes);
-    // A hub of the version before sends the whole directory even when asked for what is
-    // newer: then the list itself matches the digest.
+    let sent: Vec<(Certificate, &[u8])> = directory
+        .certificates
+        .iter()
+        .filter_map(|bytes| Some((Certificate::from_bytes(bytes).ok()?, bytes.as_slice())))
+        .filter(|(certificate, _)| certificate.hub == trust.hub)
+        .collect();
+    let vouched = directory
+        .signature
+        .is_some_and(|signature| trust.check_directory(&directory.digest, &signature).is_ok());
     let listed = |certificates: &[(Certificate, &[u8])]| {
         directory_digest(certificates.iter().map(|(_, bytes)| *bytes)) == directory.digest
     };
-    let (kept, matches) = if listed(&updated) {
-        (updated, true)
-    } else if listed(&whole) {
-        (whole, true)
-    } else {
-        (updated, false)
+    // What the device holds with the accepted certificates: brought up to date, and the list
+    // as sent (a hub of the version before sends the whole directory even when asked for what
+    // is newer: then the list itself matches the digest).
+    let assemble = |accepted: &mut dyn FnMut(&Certificate, &[u8]) -> bool| {
+        let mut by_device = still_held.clone();
+        let mut whole: Vec<(Certificate, &[u8])> = Vec::new();
+        for (certificate, bytes) in &sent {
+            if accepted(certificate, bytes) {
+                whole.push((certificate.clone(), bytes));
+                by_device.insert(certificate.device, (certificate.clone(), bytes));
+            }
+        }
+        let mut updated: Vec<(Certificate, &[u8])> = by_device.into_values().collect();
+        updated.sort_by_key(|(_, bytes)| *bytes);
+        whole.sort_by_key(|(_, bytes)| *bytes);
+        (updated, whole)
+    };
+    let matching = |(updated, whole): (Vec<_>, Vec<_>)| {
+        if listed(&updated) {
+            Ok(updated)
+        } else if listed(&whole) {
+            Ok(whole)
+        } else {
+            Err(updated)
+        }
+    };
+    let outcome = match vouched.then(|| matching(assemble(&mut |_, _| true))) {
+        Some(Ok(kept)) => Ok(kept),
+        _ => matching(assemble(&mut |certificate, bytes| {
+            held_bytes.contains(bytes) || trust.check_issuer(certificate).is_ok()
+        })),
+    };
+    let (kept, matches) = match outcome {
+        Ok(kept) => (kept, true),
+        Err(updated) => (updated, false),
     };
     let issued_through = kept.iter().map(|(c, _)| c.issued_ms).max().unwrap_or(0);
     kept::set_directory(

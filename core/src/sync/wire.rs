@@ -242,6 +242,14 @@ struct ResponseTail3 {
     headless_documents: bool,
 }
 
+/// The response's fourth tail: the hub's signature over the directory it sends
+/// (`Directory::signature`).
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail4 {
+    #[serde(with = "serde_bytes")]
+    directory_signature: Option<[u8; 64]>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -356,7 +364,13 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         .expect("sync messages serialize"),
     );
     // Each tail is written when it, or one after it, holds more than its defaults.
-    let third = response.headless_documents;
+    let directory_signature = response
+        .identity
+        .as_ref()
+        .and_then(|identity| identity.directory.as_ref())
+        .and_then(|directory| directory.signature);
+    let fourth = directory_signature.is_some();
+    let third = response.headless_documents || fourth;
     if response.identity.is_some() || response.attachment_limits.is_some() || third {
         plain.extend(
             postcard::to_stdvec(&ResponseTail2Ref {
@@ -369,7 +383,15 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
     if third {
         plain.extend(
             postcard::to_stdvec(&ResponseTail3 {
-                headless_documents: true,
+                headless_documents: response.headless_documents,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
+    if fourth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail4 {
+                directory_signature,
             })
             .expect("sync messages serialize"),
         );
@@ -381,8 +403,13 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     let plain = unframe(RESPONSE_TAG, "sync response", bytes, max_decompressed)?;
     let (head, tail, second, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
         head_and_tails(&plain)?;
+    let (third, rest) = take_part::<ResponseTail3>(rest)?;
     // Bytes after the parts this version knows are a newer hub's, and ignored.
-    let (third, _newer) = take_part::<ResponseTail3>(rest)?;
+    let (fourth, _newer) = take_part::<ResponseTail4>(rest)?;
+    let mut identity = second.identity;
+    if let Some(directory) = identity.as_mut().and_then(|i| i.directory.as_mut()) {
+        directory.signature = fourth.directory_signature;
+    }
     Ok(SyncResponse {
         acks: head.acks,
         records: head.records,
@@ -393,7 +420,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         tombstones: tail.tombstones,
         left_scope: tail.left_scope,
         profile: tail.profile,
-        identity: second.identity,
+        identity,
         attachment_limits: second.attachment_limits,
         headless_documents: third.headless_documents,
     })
@@ -477,6 +504,11 @@ pub struct Directory {
     pub digest: [u8; 32],
     #[serde(with = "byte_strings")]
     pub certificates: Vec<Vec<u8>>,
+    /// The hub's signature over `digest` (`HubKey::sign_directory`; none from a hub of an
+    /// earlier version). Sent in a tail of its own, so that devices of earlier versions read
+    /// the directory as before.
+    #[serde(skip)]
+    pub signature: Option<[u8; 64]>,
 }
 
 /// Changes of one record that the hub may lack.
@@ -741,6 +773,7 @@ mod tests {
                 &Directory {
                     digest: [4; 32],
                     certificates: vec![bytes.clone(), vec![9; 3]],
+                    signature: None,
                 },
                 &PlainDirectory {
                     digest: [4; 32],
@@ -878,5 +911,59 @@ mod tests {
                 .unwrap()
                 .headless_documents
         );
+    }
+
+    #[test]
+    fn a_directory_s_signature_travels_in_a_tail_older_devices_skip() {
+        let directory = |signature| Directory {
+            digest: [4; 32],
+            certificates: vec![vec![9; 3], vec![8; 200]],
+            signature,
+        };
+        let answer = |signature, headless_documents| SyncResponse {
+            acks: Vec::new(),
+            records: Vec::new(),
+            cursor: Cursor::default(),
+            more: false,
+            erased: Vec::new(),
+            receipt: 2,
+            tombstones: Vec::new(),
+            left_scope: Vec::new(),
+            profile: None,
+            identity: Some(IdentityUpdate {
+                hub: HubPublic {
+                    signing: [1; 32],
+                    agreement: [2; 32],
+                },
+                certificate: vec![4; 10],
+                revocations: vec![5; 10],
+                directory: Some(directory(signature)),
+            }),
+            attachment_limits: None,
+            headless_documents,
+        };
+        let signature: [u8; 64] = std::array::from_fn(|i| i as u8);
+        for headless in [false, true] {
+            let signed = answer(Some(signature), headless);
+            let bytes = encode_response(&signed);
+            assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), signed);
+            // A device of the version before reads the directory, and the third tail as the
+            // hub meant it, and stops before the signature.
+            let unframed = plain(RESPONSE_TAG, &bytes);
+            let (_, _, second, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+                head_and_tails(&unframed).unwrap();
+            assert_eq!(
+                second.identity.and_then(|i| i.directory),
+                Some(directory(None))
+            );
+            let (third, newer) = take_part::<ResponseTail3>(rest).unwrap();
+            assert_eq!(third.headless_documents, headless);
+            assert!(!newer.is_empty());
+            // Unsigned (an older hub), the answer is what it was, without the fourth tail.
+            let unsigned = answer(None, headless);
+            let bytes = encode_response(&unsigned);
+            assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), unsigned);
+            assert!(bytes.len() < encode_response(&signed).len());
+        }
     }
 }
