@@ -10,7 +10,7 @@ use crate::identity::{
     Certificate, DeviceKeys, HubKey, HubPublic, IdentityError, PublicKeys, Revocations, Trust,
 };
 use rusqlite::{Connection, Transaction, params};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 const KEYS: &str = "device_keys";
@@ -89,17 +89,33 @@ pub(crate) fn directory_certificates(conn: &Connection) -> Result<Vec<Vec<u8>>> 
 /// Replaces the directory with `certificates` (their signatures checked by the caller, kept
 /// as the hub sent them). `listed`: the hub's digest and when they were issued up to, when
 /// they are exactly what the hub lists; without it, the next request asks for all of it.
+///
+/// Only the rows that change are written: a region's directory is hundreds of certificates,
+/// and a sync brings a few new ones.
 pub(crate) fn set_directory(
     tx: &Transaction,
     certificates: &[(Certificate, &[u8])],
     listed: Option<([u8; 32], i64)>,
 ) -> Result<()> {
-    tx.execute("DELETE FROM peer_directory", [])?;
+    let held: HashMap<Vec<u8>, Vec<u8>> = tx
+        .prepare_cached("SELECT device, certificate FROM peer_directory")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let wanted: HashMap<&[u8], &[u8]> = certificates
+        .iter()
+        .map(|(certificate, bytes)| (&certificate.device.as_bytes()[..], *bytes))
+        .collect();
+    let mut delete = tx.prepare_cached("DELETE FROM peer_directory WHERE device = ?1")?;
+    for device in held.keys().filter(|d| !wanted.contains_key(d.as_slice())) {
+        delete.execute([device])?;
+    }
     let mut insert = tx.prepare_cached(
         "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
     )?;
-    for (certificate, bytes) in certificates {
-        insert.execute(params![certificate.device.as_bytes(), bytes])?;
+    for (device, bytes) in &wanted {
+        if held.get(*device).map(Vec::as_slice) != Some(*bytes) {
+            insert.execute(params![device, bytes])?;
+        }
     }
     match listed {
         Some((digest, issued_through)) => {
