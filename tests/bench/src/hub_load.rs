@@ -8,10 +8,12 @@
 //!   inspector, spread over the 40 communities and 4 districts of the reference region;
 //! - the hub process(es) (`vigie-bench hub-serve`, the real HTTP hub), and "yesterday's" records
 //!   of every community (workplaces, visits, child cases) pushed by a supervisor's device;
-//! - each device's own encrypted store, synced once (it holds its scope as of this morning),
-//!   then a day of work recorded offline, one durable write at a time: visits drafted, completed
-//!   and submitted, children identified and referred, and edits to yesterday's records that the
-//!   other devices of the same community or district edit too (follow-ups, notes, findings).
+//! - each device's own encrypted store, synced a first time (days before: the hub certifies
+//!   its keys), then synced this morning (it holds its scope, and the directory of the other
+//!   devices' certificates, as of this morning), then a day of work recorded offline, one
+//!   durable write at a time: visits drafted, completed and submitted, children identified and
+//!   referred, and edits to yesterday's records that the other devices of the same community
+//!   or district edit too (follow-ups, notes, findings).
 //!
 //! Timed: every device syncs once, in a shuffled order, from a pool of client threads (devices
 //! dealt in turn to the hubs), with the real HTTP client; a sync is a whole session, until
@@ -820,31 +822,29 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
         base
     };
 
+    // Each device's first sync, days before: it presents its keys and the hub certifies it,
+    // so that this morning every device is in the directory the others hold.
+    eprintln!("{name}: enrolling the devices' stores ({PREP_THREADS} threads)");
+    for outcome in on_prep_threads(devices.len(), |index| {
+        first_sync(&devices[index], &urls[index % urls.len()])
+            .map_err(|e| format!("device {index}: {e}"))
+    }) {
+        outcome?;
+    }
     // Each device: its store, synced this morning, then the day's work offline.
     eprintln!("{name}: preparing the devices' stores ({PREP_THREADS} threads)");
-    let next = AtomicUsize::new(0);
-    let prepared: Mutex<Vec<(usize, Result<DayWork, String>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..PREP_THREADS.min(args.devices) {
-            s.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(device) = devices.get(index) else {
-                        return;
-                    };
-                    let url = &urls[index % urls.len()];
-                    let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ ((index as u64 + 1) << 32));
-                    let outcome = prepare(device, url, &mut rng, &codes, &base)
-                        .map_err(|e| format!("device {index}: {e}"));
-                    prepared
-                        .lock()
-                        .expect("no thread panicked")
-                        .push((index, outcome));
-                }
-            });
-        }
+    let prepared = on_prep_threads(devices.len(), |index| {
+        let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ ((index as u64 + 1) << 32));
+        prepare(
+            &devices[index],
+            &urls[index % urls.len()],
+            &mut rng,
+            &codes,
+            &base,
+        )
+        .map_err(|e| format!("device {index}: {e}"))
     });
-    for (index, outcome) in prepared.into_inner().expect("no thread panicked") {
+    for (index, outcome) in prepared.into_iter().enumerate() {
         let work = outcome?;
         devices[index].created = work.created;
         devices[index].edited = work.edited;
@@ -1056,6 +1056,50 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     Ok((errors, lost.len()))
 }
 
+/// `work` for each of `count` devices, on `PREP_THREADS` threads; the outcomes in the
+/// devices' order.
+fn on_prep_threads<T: Send>(
+    count: usize,
+    work: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Vec<Result<T, String>> {
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<(usize, Result<T, String>)>> = Mutex::new(Vec::with_capacity(count));
+    std::thread::scope(|s| {
+        for _ in 0..PREP_THREADS.min(count) {
+            s.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= count {
+                        return;
+                    }
+                    let outcome = work(index);
+                    done.lock()
+                        .expect("no thread panicked")
+                        .push((index, outcome));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("no thread panicked");
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// A device's first sync: its scope as of then, and its certificate.
+fn first_sync(device: &SimDevice, url: &str) -> BoxResult<()> {
+    let mut store = device.open()?;
+    let summary =
+        HubClient::new(url, &device.token).sync(&mut store, &SyncOptions::default(), |_| {})?;
+    if !summary.refused.is_empty() || !summary.failed.is_empty() || summary.received == 0 {
+        return Err(format!("the first sync went wrong: {summary:?}").into());
+    }
+    if store.certificate()?.is_none() {
+        return Err("the first sync brought no certificate".into());
+    }
+    store.close()?;
+    Ok(())
+}
+
 /// One device's morning sync and day of work; returns the records it created and edited.
 fn prepare(
     device: &SimDevice,
@@ -1067,7 +1111,7 @@ fn prepare(
     let mut store = device.open()?;
     let summary =
         HubClient::new(url, &device.token).sync(&mut store, &SyncOptions::default(), |_| {})?;
-    if !summary.refused.is_empty() || !summary.failed.is_empty() || summary.received == 0 {
+    if !summary.refused.is_empty() || !summary.failed.is_empty() || summary.pending != 0 {
         return Err(format!("the morning sync went wrong: {summary:?}").into());
     }
     let work = match device.job {
