@@ -563,16 +563,35 @@ fn forged_certificate(hub: &[u8; 32]) -> Certificate {
     certificate
 }
 
-/// The digest a device works out of the certificates it would hold (`sync::identity`).
-fn digest_of(mut certificates: Vec<Vec<u8>>) -> [u8; 32] {
+/// A directory rewritten as a forger would: `forged` added, and the digest of what `device`
+/// would then hold (as `sync::identity` works it out) signed by `key`.
+fn forgery_signed_by(
+    device: &Device,
+    forged: &Certificate,
+    key: HubKey,
+) -> impl FnMut(&mut wire::Directory) + use<> {
     use sha2::{Digest, Sha256};
-    certificates.sort();
-    let mut hash = Sha256::new();
-    for certificate in &certificates {
-        hash.update((certificate.len() as u32).to_le_bytes());
-        hash.update(certificate);
+    let held: Vec<Vec<u8>> = device
+        .store
+        .directory()
+        .unwrap()
+        .iter()
+        .map(Certificate::to_bytes)
+        .collect();
+    let forged = forged.to_bytes();
+    move |directory| {
+        directory.certificates.push(forged.clone());
+        let mut all = held.clone();
+        all.extend(directory.certificates.iter().cloned());
+        all.sort();
+        let mut hash = Sha256::new();
+        for certificate in &all {
+            hash.update((certificate.len() as u32).to_le_bytes());
+            hash.update(certificate);
+        }
+        directory.digest = hash.finalize().into();
+        directory.signature = Some(key.sign_directory(&directory.digest));
     }
-    hash.finalize().into()
 }
 
 #[test]
@@ -611,20 +630,8 @@ fn a_directory_is_vouched_for_by_the_hub_s_signature_or_checked_certificate_by_c
     // not check, and neither does the forgery.
     let mut third = Device::new(&dir, "third", Role::CommunityMonitor, &[C01]);
     third.sync(&mut hub);
-    let held: Vec<Vec<u8>> = monitor
-        .store
-        .directory()
-        .unwrap()
-        .iter()
-        .map(Certificate::to_bytes)
-        .collect();
-    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
-        directory.certificates.push(forged.to_bytes());
-        let mut all = held.clone();
-        all.extend(directory.certificates.iter().cloned());
-        directory.digest = digest_of(all);
-        directory.signature = Some(HubKey::generate().sign_directory(&directory.digest));
-    });
+    let mut rewrite = forgery_signed_by(&monitor, &forged, HubKey::generate());
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut rewrite);
     expected.push(third.id());
     assert_eq!(directory_of(&monitor), sorted(expected.clone()));
 
@@ -643,20 +650,8 @@ fn a_directory_is_vouched_for_by_the_hub_s_signature_or_checked_certificate_by_c
     // directory is only a cache, and whoever relies on a certificate checks it again.
     let mut fifth = Device::new(&dir, "fifth", Role::CommunityMonitor, &[C01]);
     fifth.sync(&mut hub);
-    let held: Vec<Vec<u8>> = monitor
-        .store
-        .directory()
-        .unwrap()
-        .iter()
-        .map(Certificate::to_bytes)
-        .collect();
-    sync_rewriting_directories(&mut monitor, &mut hub, &mut |directory| {
-        directory.certificates.push(forged.to_bytes());
-        let mut all = held.clone();
-        all.extend(directory.certificates.iter().cloned());
-        directory.digest = digest_of(all);
-        directory.signature = Some(hub_key.sign_directory(&directory.digest));
-    });
+    let mut rewrite = forgery_signed_by(&monitor, &forged, hub_key);
+    sync_rewriting_directories(&mut monitor, &mut hub, &mut rewrite);
     expected.extend([fifth.id(), forged.device]);
     assert_eq!(directory_of(&monitor), sorted(expected));
     assert!(matches!(

@@ -523,7 +523,7 @@ pub struct PushEntry {
 }
 
 /// The hub's response (`encode_response`, `decode_response`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncResponse {
     pub acks: Vec<PushAck>,
     pub records: Vec<PullEntry>,
@@ -700,6 +700,27 @@ mod tests {
         }
     }
 
+    /// A response that carries nothing but its receipt.
+    fn empty_response(receipt: i64) -> SyncResponse {
+        SyncResponse {
+            receipt,
+            ..SyncResponse::default()
+        }
+    }
+
+    /// A hub's identity answer with placeholder bytes.
+    fn identity_update(directory: Option<Directory>) -> IdentityUpdate {
+        IdentityUpdate {
+            hub: HubPublic {
+                signing: [1; 32],
+                agreement: [2; 32],
+            },
+            certificate: vec![4; 10],
+            revocations: vec![5; 10],
+            directory,
+        }
+    }
+
     fn plain(tag: [u8; 4], bytes: &[u8]) -> Vec<u8> {
         unframe(tag, "test", bytes, 1 << 20).unwrap()
     }
@@ -816,26 +837,10 @@ mod tests {
         assert!(!newer.is_empty());
 
         let response = SyncResponse {
-            acks: Vec::new(),
-            records: Vec::new(),
-            cursor: Cursor::default(),
-            more: false,
-            erased: Vec::new(),
-            receipt: 9,
-            tombstones: Vec::new(),
             left_scope: vec![Uuid::nil()],
-            profile: None,
-            identity: Some(IdentityUpdate {
-                hub: HubPublic {
-                    signing: [1; 32],
-                    agreement: [2; 32],
-                },
-                certificate: vec![4; 10],
-                revocations: vec![5; 10],
-                directory: None,
-            }),
+            identity: Some(identity_update(None)),
             attachment_limits: Some(AttachmentLimits::default()),
-            headless_documents: false,
+            ..empty_response(9)
         };
         let bytes = encode_response(&response);
         assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), response);
@@ -880,18 +885,8 @@ mod tests {
 
         // The hub's answer says it in its third tail, after a second one of defaults.
         let answer = SyncResponse {
-            acks: Vec::new(),
-            records: Vec::new(),
-            cursor: Cursor::default(),
-            more: false,
-            erased: Vec::new(),
-            receipt: 2,
-            tombstones: Vec::new(),
-            left_scope: Vec::new(),
-            profile: None,
-            identity: None,
-            attachment_limits: None,
             headless_documents: true,
+            ..empty_response(2)
         };
         let bytes = encode_response(&answer);
         assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
@@ -921,26 +916,9 @@ mod tests {
             signature,
         };
         let answer = |signature, headless_documents| SyncResponse {
-            acks: Vec::new(),
-            records: Vec::new(),
-            cursor: Cursor::default(),
-            more: false,
-            erased: Vec::new(),
-            receipt: 2,
-            tombstones: Vec::new(),
-            left_scope: Vec::new(),
-            profile: None,
-            identity: Some(IdentityUpdate {
-                hub: HubPublic {
-                    signing: [1; 32],
-                    agreement: [2; 32],
-                },
-                certificate: vec![4; 10],
-                revocations: vec![5; 10],
-                directory: Some(directory(signature)),
-            }),
-            attachment_limits: None,
             headless_documents,
+            identity: Some(identity_update(Some(directory(signature)))),
+            ..empty_response(2)
         };
         let signature: [u8; 64] = std::array::from_fn(|i| i as u8);
         for headless in [false, true] {
