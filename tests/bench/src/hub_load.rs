@@ -825,7 +825,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     // Each device's first sync, days before: it presents its keys and the hub certifies it,
     // so that this morning every device is in the directory the others hold.
     eprintln!("{name}: enrolling the devices' stores ({PREP_THREADS} threads)");
-    for outcome in on_prep_threads(devices.len(), |index| {
+    for outcome in on_threads(PREP_THREADS, devices.len(), |index| {
         first_sync(&devices[index], &urls[index % urls.len()])
             .map_err(|e| format!("device {index}: {e}"))
     }) {
@@ -833,7 +833,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     }
     // Each device: its store, synced this morning, then the day's work offline.
     eprintln!("{name}: preparing the devices' stores ({PREP_THREADS} threads)");
-    let prepared = on_prep_threads(devices.len(), |index| {
+    let prepared = on_threads(PREP_THREADS, devices.len(), |index| {
         let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ ((index as u64 + 1) << 32));
         prepare(
             &devices[index],
@@ -867,8 +867,6 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     // Timed: every device syncs once.
     let mut order: Vec<usize> = (0..devices.len()).collect();
     order.shuffle(&mut rng);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Synced)>> = Mutex::new(Vec::with_capacity(devices.len()));
     // Where the CPU goes while the devices sync: the hubs' processes, and this one (the
     // devices' stores: applying answers, merging, writing).
     let hub_cpu = || -> f64 {
@@ -878,29 +876,15 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     };
     let cpu_before = (hub_cpu(), crate::cpu_ms().unwrap_or(0.0));
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..args.clients.min(devices.len()) {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&index) = order.get(k) else {
-                        return;
-                    };
-                    let synced = sync_device(&devices[index], &urls[k % urls.len()]);
-                    results
-                        .lock()
-                        .expect("no thread panicked")
-                        .push((index, synced));
-                }
-            });
-        }
+    let results = on_threads(args.clients, devices.len(), |k| {
+        let index = order[k];
+        (index, sync_device(&devices[index], &urls[k % urls.len()]))
     });
     let wall = started.elapsed();
     let cpu_used = (
         hub_cpu() - cpu_before.0,
         crate::cpu_ms().unwrap_or(0.0) - cpu_before.1,
     );
-    let results = results.into_inner().expect("no thread panicked");
     let rss: Vec<f64> = hubs
         .iter()
         .map(|h| crate::peak_rss_mb_of(h.child.id()).unwrap_or(0.0))
@@ -1056,16 +1040,13 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     Ok((errors, lost.len()))
 }
 
-/// `work` for each of `count` devices, on `PREP_THREADS` threads; the outcomes in the
+/// `work` for each of `count` devices, taken in turn by `threads` threads; the outcomes in the
 /// devices' order.
-fn on_prep_threads<T: Send>(
-    count: usize,
-    work: impl Fn(usize) -> Result<T, String> + Sync,
-) -> Vec<Result<T, String>> {
+fn on_threads<T: Send>(threads: usize, count: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, Result<T, String>)>> = Mutex::new(Vec::with_capacity(count));
+    let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(count));
     std::thread::scope(|s| {
-        for _ in 0..PREP_THREADS.min(count) {
+        for _ in 0..threads.min(count) {
             s.spawn(|| {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
