@@ -10,7 +10,7 @@ use crate::identity::{
     Certificate, DeviceKeys, HubKey, HubPublic, IdentityError, PublicKeys, Revocations, Trust,
 };
 use rusqlite::{Connection, Transaction, params};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 const KEYS: &str = "device_keys";
@@ -79,28 +79,26 @@ pub(crate) fn directory_issued_through(conn: &Connection) -> Result<Option<i64>>
         .map(i64::from_le_bytes))
 }
 
-/// The kept directory's certificates, as the hub sent them, in the order of their devices.
-pub(crate) fn directory_certificates(conn: &Connection) -> Result<Vec<Vec<u8>>> {
-    let mut stmt = conn.prepare_cached("SELECT certificate FROM peer_directory ORDER BY device")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+/// The kept directory's rows: each device's certificate, as the hub sent it, by device.
+pub(crate) fn directory_rows(conn: &Connection) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut stmt = conn.prepare_cached("SELECT device, certificate FROM peer_directory")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Replaces the directory with `certificates` (their signatures checked by the caller, kept
-/// as the hub sent them). `listed`: the hub's digest and when they were issued up to, when
-/// they are exactly what the hub lists; without it, the next request asks for all of it.
+/// Replaces the directory, whose rows are `held` (`directory_rows`), with `certificates`
+/// (checked by the caller, kept as the hub sent them). `listed`: the hub's digest and when
+/// they were issued up to, when they are exactly what the hub lists; without it, the next
+/// request asks for all of it.
 ///
 /// Only the rows that change are written: a region's directory is hundreds of certificates,
 /// and a sync brings a few new ones.
 pub(crate) fn set_directory(
     tx: &Transaction,
+    held: &BTreeMap<Vec<u8>, Vec<u8>>,
     certificates: &[(Certificate, &[u8])],
     listed: Option<([u8; 32], i64)>,
 ) -> Result<()> {
-    let held: HashMap<Vec<u8>, Vec<u8>> = tx
-        .prepare_cached("SELECT device, certificate FROM peer_directory")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
     let wanted: HashMap<&[u8], &[u8]> = certificates
         .iter()
         .map(|(certificate, bytes)| (&certificate.device.as_bytes()[..], *bytes))
@@ -186,11 +184,13 @@ impl Store {
         })
     }
 
-    /// The certificates of other devices the hub delivered (their signatures checked when they
-    /// arrived; check them again with `trust` before relying on one: expiry, revocation).
+    /// The certificates of other devices the hub delivered, in the order of their devices
+    /// (checked when they arrived, each by its signature or all by the hub's over the
+    /// directory; check one again with `trust` before relying on it: signature, expiry,
+    /// revocation).
     pub fn directory(&self) -> Result<Vec<Certificate>> {
-        Ok(directory_certificates(&self.conn)?
-            .iter()
+        Ok(directory_rows(&self.conn)?
+            .values()
             .filter_map(|bytes| Certificate::from_bytes(bytes).ok())
             .collect())
     }

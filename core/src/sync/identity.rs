@@ -172,10 +172,10 @@ fn keep_directory(
     hub_now_ms: i64,
     directory: &Directory,
 ) -> Result<()> {
-    let held = kept::directory_certificates(tx)?;
-    let held_bytes: HashSet<&[u8]> = held.iter().map(Vec::as_slice).collect();
+    let held = kept::directory_rows(tx)?;
+    let held_bytes: HashSet<&[u8]> = held.values().map(Vec::as_slice).collect();
     let mut still_held: BTreeMap<Uuid, (Certificate, &[u8])> = BTreeMap::new();
-    for bytes in &held {
+    for bytes in held.values() {
         if let Ok(certificate) = Certificate::from_bytes(bytes)
             && !trust.revoked.contains(&certificate.device)
             && certificate.expires_ms > hub_now_ms
@@ -234,6 +234,7 @@ fn keep_directory(
     let issued_through = kept.iter().map(|(c, _)| c.issued_ms).max().unwrap_or(0);
     kept::set_directory(
         tx,
+        &held,
         &kept,
         matches.then_some((directory.digest, issued_through)),
     )
