@@ -325,22 +325,23 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
 /// loaded document.
 pub fn changes_by_hash(id: Uuid, bytes: &[u8], wanted: &[ChangeHash]) -> Result<Vec<u8>> {
     let set: std::collections::HashSet<ChangeHash> = wanted.iter().copied().collect();
-    if let Some(chunks) = columns::change_chunks(bytes, &DocumentLimits::STANDARD, &set) {
-        return Ok(wanted
-            .iter()
-            .filter_map(|hash| chunks.get(hash))
-            .flatten()
-            .copied()
-            .collect());
-    }
-    let document = load(id, bytes)?;
-    let mut changes = Vec::new();
-    for hash in wanted {
-        if let Some(change) = document.get_change_by_hash(hash) {
-            changes.extend_from_slice(change.raw_bytes());
-        }
-    }
-    Ok(changes)
+    let chunks = match columns::change_chunks(bytes, &DocumentLimits::STANDARD, &set) {
+        Some(chunks) => chunks,
+        // Automerge rebuilds every change of the document to give one by its hash: asked once
+        // for all of them.
+        None => load(id, bytes)?
+            .get_changes(&[])
+            .into_iter()
+            .filter(|change| set.contains(&change.hash()))
+            .map(|change| (change.hash(), change.raw_bytes().to_vec()))
+            .collect(),
+    };
+    Ok(wanted
+        .iter()
+        .filter_map(|hash| chunks.get(hash))
+        .flatten()
+        .copied()
+        .collect())
 }
 
 /// Heads (or change hashes) as backends keep them: 32-byte hashes, concatenated.
