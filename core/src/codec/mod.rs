@@ -30,7 +30,7 @@ pub mod sealed;
 pub use crate::error::DecodeError;
 
 use crate::error::{Error, Result};
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{Automerge, ChangeHash};
 use bounds::DocumentLimits;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
@@ -379,6 +379,7 @@ pub fn history_roots(document: &Automerge, after: &[ChangeHash]) -> Vec<ChangeHa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use automerge::ReadDoc;
     use automerge::transaction::Transactable;
 
     fn document() -> Automerge {
