@@ -19,7 +19,6 @@ const CEILINGS: &[(&str, LevelFilter)] = &[
     ("tokio_postgres", LevelFilter::INFO),
     ("postgres", LevelFilter::INFO),
     ("r2d2", LevelFilter::INFO),
-    ("r2d2_postgres", LevelFilter::INFO),
     // Hostile documents at ERROR, unbounded in number.
     ("automerge", LevelFilter::OFF),
     // Buffers, headers (the device's token) and bodies at debug or trace.

@@ -17,9 +17,9 @@ use crate::backend::Backend;
 use crate::hub_key::{KeyError, KeyOptions};
 use automerge::{ActorId, ChangeHash};
 use postgres::error::SqlState;
-use postgres::{NoTls, Row};
+use postgres::types::ToSql;
+use postgres::{GenericClient, NoTls, Row, Statement};
 use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 use seal::{Sealed, Sealer};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +36,191 @@ use vigie_core::sync::{
 };
 use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// Opens the pool's connections, each with the statements it will have prepared.
+pub(crate) struct Manager(postgres::Config);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConnection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<PgConnection, postgres::Error> {
+        Ok(PgConnection {
+            client: self.0.connect(NoTls)?,
+            statements: Statements::default(),
+        })
+    }
+
+    fn is_valid(&self, connection: &mut PgConnection) -> std::result::Result<(), postgres::Error> {
+        connection.client.simple_query("").map(drop)
+    }
+
+    fn has_broken(&self, connection: &mut PgConnection) -> bool {
+        connection.client.is_closed()
+    }
+}
+
+/// A connection of the pool and the statements prepared on it.
+pub(crate) struct PgConnection {
+    client: postgres::Client,
+    statements: Statements,
+}
+
+impl PgConnection {
+    /// A transaction whose statements are prepared once on this connection.
+    fn begin(&mut self) -> std::result::Result<CachedTransaction<'_>, postgres::Error> {
+        Ok(CachedTransaction {
+            tx: self.client.transaction()?,
+            statements: &mut self.statements,
+        })
+    }
+
+    /// A read-only transaction that sees one state of the database throughout.
+    fn begin_snapshot(&mut self) -> Result<CachedTransaction<'_>> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(storage_error)?;
+        Ok(CachedTransaction {
+            tx,
+            statements: &mut self.statements,
+        })
+    }
+}
+
+impl std::ops::Deref for PgConnection {
+    type Target = postgres::Client;
+
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConnection {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// The statements a connection has prepared, by their text. A statement sent as text is
+/// parsed, analysed and planned by PostgreSQL at each execution, and costs the hub a round trip
+/// to prepare it first: most of the database's work in a sync before statements were kept.
+/// PostgreSQL keeps a prepared statement for its session, whatever becomes of the transaction
+/// it was prepared in.
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<String, Statement>);
+
+impl Statements {
+    /// More than the hub's statements (about eighty), so that the few built from a table's
+    /// name cannot grow it without bound.
+    const CAPACITY: usize = 256;
+
+    fn prepare(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &str,
+    ) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// Runs statements as the connection under it prepared them: a pool's connection and a
+/// transaction on one run every statement so, as one rule for the whole hub.
+pub(crate) trait CachedClient {
+    type Client: GenericClient;
+
+    fn parts(&mut self) -> (&mut Self::Client, &mut Statements);
+
+    /// `run` on `sql` as prepared. A statement PostgreSQL refused is prepared again next time:
+    /// one that another hub process's migration made stale must not fail for good.
+    fn with_prepared<T>(
+        &mut self,
+        sql: &str,
+        run: impl FnOnce(&mut Self::Client, &Statement) -> std::result::Result<T, postgres::Error>,
+    ) -> std::result::Result<T, postgres::Error> {
+        let (client, statements) = self.parts();
+        let statement = statements.prepare(client, sql)?;
+        let outcome = run(client, &statement);
+        if let Err(e) = &outcome
+            && e.code().is_some()
+        {
+            statements.0.remove(sql);
+        }
+        outcome
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> std::result::Result<Vec<Row>, postgres::Error> {
+        self.with_prepared(sql, |client, statement| client.query(statement, params))
+    }
+
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> std::result::Result<Row, postgres::Error> {
+        self.with_prepared(sql, |client, statement| client.query_one(statement, params))
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> std::result::Result<Option<Row>, postgres::Error> {
+        self.with_prepared(sql, |client, statement| client.query_opt(statement, params))
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> std::result::Result<u64, postgres::Error> {
+        self.with_prepared(sql, |client, statement| client.execute(statement, params))
+    }
+}
+
+impl CachedClient for PgConnection {
+    type Client = postgres::Client;
+
+    fn parts(&mut self) -> (&mut postgres::Client, &mut Statements) {
+        (&mut self.client, &mut self.statements)
+    }
+}
+
+impl<'c> CachedClient for CachedTransaction<'c> {
+    type Client = postgres::Transaction<'c>;
+
+    fn parts(&mut self) -> (&mut postgres::Transaction<'c>, &mut Statements) {
+        (&mut self.tx, self.statements)
+    }
+}
+
+/// A transaction on a pool's connection.
+struct CachedTransaction<'c> {
+    tx: postgres::Transaction<'c>,
+    statements: &'c mut Statements,
+}
+
+impl CachedTransaction<'_> {
+    fn commit(self) -> std::result::Result<(), postgres::Error> {
+        self.tx.commit()
+    }
+}
 
 /// The lock that orders change numbers (any constant shared by every hub process).
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
@@ -184,7 +368,7 @@ impl DeviceRegistry for Postgres {
 fn reference_in(
     cache: &ReferenceCache,
     sealer: &Sealer,
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut CachedTransaction<'_>,
 ) -> Result<Arc<ReferenceData>> {
     let row = tx
         .query_one(
@@ -226,13 +410,13 @@ impl Postgres {
             .max_size(connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(Manager(config))
             // The pool's message names the server, not a secret: the password is not in it.
             .map_err(|e| ConnectError::Connect(e.to_string()))?;
         let mut client = pool
             .get()
             .map_err(|e| ConnectError::Connect(e.to_string()))?;
-        let keyed = stored_key_check(&mut *client)?.is_some();
+        let keyed = stored_key_check(&mut client.client)?.is_some();
         let key = key
             .resolve(data, keyed)?
             .ok_or(KeyError::PostgresUnencrypted)?;
@@ -265,7 +449,7 @@ impl Postgres {
     /// Copies every record into an embedded store, which exports and checks then read.
     pub fn copy_into(&self, store: &mut Store) -> Result<usize> {
         let mut client = self.client()?;
-        let mut tx = read_snapshot(&mut client)?;
+        let mut tx = client.begin_snapshot()?;
         let mut copied = 0;
         let mut after = Uuid::nil();
         loop {
@@ -290,22 +474,12 @@ impl Postgres {
     }
 }
 
-/// A read-only transaction that sees one state of the database throughout.
-fn read_snapshot(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>> {
-    client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(storage_error)
-}
-
 impl Postgres {
     /// Brings a copy of the records (the console's view) from change number `cursor` up to the
     /// last committed one: records changed since are merged into it, erased ones forgotten.
     fn catch_up(&self, copy: &mut Store, cursor: &mut i64) -> Result<()> {
         let mut client = self.client()?;
-        let mut tx = read_snapshot(&mut client)?;
+        let mut tx = client.begin_snapshot()?;
         // Every change at or below it is committed (change numbers are stamped at commit under
         // one lock): the next catch-up starts there without missing a slower transaction.
         let high: i64 = tx
@@ -574,7 +748,7 @@ struct Pending {
 }
 
 struct PgTransaction<'a> {
-    tx: postgres::Transaction<'a>,
+    tx: CachedTransaction<'a>,
     reference: &'a ReferenceCache,
     sealer: &'a Sealer,
     pending: Vec<Pending>,
@@ -1191,7 +1365,7 @@ impl HubTransaction for PgTransaction<'_> {
 }
 
 fn insert_area_history(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut CachedTransaction<'_>,
     seq: i64,
     id: Uuid,
     kind: RecordKind,
@@ -1324,9 +1498,9 @@ impl PgStorage<'_> {
             let outcome = (|| {
                 let mut client = self.pool.get().map_err(pool_error)?;
                 let tx = if snapshot {
-                    read_snapshot(&mut client)?
+                    client.begin_snapshot()?
                 } else {
-                    client.transaction().map_err(storage_error)?
+                    client.begin().map_err(storage_error)?
                 };
                 let mut pg = PgTransaction {
                     tx,
@@ -1613,5 +1787,93 @@ impl Backend for Postgres {
         self.storage().in_transaction(&mut |tx| {
             vigie_core::sync::publish_reference(tx, &self.actor, author, &file.key, &file.content)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of its own on the test scripts' PostgreSQL server (started if needed), and
+    /// that server's URL, to drop it.
+    fn fresh_database() -> (String, String, String) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+        let out = std::process::Command::new(script)
+            .arg("url")
+            .output()
+            .expect("run scripts/postgres.sh");
+        assert!(out.status.success(), "scripts/postgres.sh url failed");
+        let server = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string();
+        let name = format!("vigie_statements_{}", Uuid::new_v4().simple());
+        let mut client = postgres::Client::connect(&server, NoTls).expect("connect");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create the database");
+        let url = format!("{}/{name}", server.trim_end_matches("/postgres"));
+        (server, name, url)
+    }
+
+    fn prepared_on_server(connection: &mut PgConnection, sql: &str) -> i64 {
+        connection
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                &[&sql],
+            )
+            .expect("pg_prepared_statements")
+            .get(0)
+    }
+
+    #[test]
+    fn a_connection_prepares_each_statement_once_and_again_after_postgresql_refused_it() {
+        let (server, name, url) = fresh_database();
+        let manager = Manager(url.parse().expect("a URL"));
+        let mut connection = r2d2::ManageConnection::connect(&manager).expect("connect");
+        let mut other = postgres::Client::connect(&url, NoTls).expect("connect");
+        other
+            .batch_execute("CREATE TABLE t (a VARCHAR(10)); INSERT INTO t VALUES ('x')")
+            .expect("a table");
+        let select = "SELECT a FROM t";
+
+        // Run three times, on the connection and in transactions (one rolled back):
+        // prepared once, and kept by the session whatever became of the transaction.
+        assert_eq!(connection.query(select, &[]).expect("query").len(), 1);
+        let mut tx = connection.begin().expect("begin");
+        assert_eq!(tx.query(select, &[]).expect("query").len(), 1);
+        drop(tx);
+        let mut tx = connection.begin_snapshot().expect("begin");
+        assert_eq!(tx.query(select, &[]).expect("query").len(), 1);
+        tx.commit().expect("commit");
+        assert_eq!(prepared_on_server(&mut connection, select), 1);
+        assert_eq!(connection.statements.0.len(), 1);
+
+        // Another process changes the type of what the statement returns: PostgreSQL refuses
+        // the plan it keeps, once; the statement is then prepared again and runs.
+        other
+            .batch_execute("ALTER TABLE t ALTER COLUMN a TYPE TEXT")
+            .expect("alter");
+        let refused = connection.query(select, &[]).expect_err("a stale plan");
+        assert_eq!(refused.code(), Some(&SqlState::FEATURE_NOT_SUPPORTED));
+        assert!(connection.statements.0.is_empty());
+        let rows = connection.query(select, &[]).expect("prepared again");
+        assert_eq!(rows[0].get::<_, String>(0), "x");
+        assert_eq!(connection.statements.0.len(), 1);
+
+        // A connection keeps at most `CAPACITY` statements.
+        for n in 0..Statements::CAPACITY + 10 {
+            connection
+                .query_one(&format!("SELECT {n}::INT"), &[])
+                .expect("query");
+        }
+        assert!(connection.statements.0.len() <= Statements::CAPACITY);
+
+        drop((connection, other));
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
     }
 }

@@ -368,7 +368,7 @@ impl ConsoleStorage for Mutex<Registry> {
 
 mod postgres_storage {
     use super::*;
-    use crate::postgres::{Postgres, storage_error};
+    use crate::postgres::{CachedClient, Postgres, storage_error};
 
     fn account(row: &postgres::Row) -> Account {
         Account {
