@@ -597,6 +597,18 @@ impl BenchDatabase {
         Ok((row.get(0), row.get(1)))
     }
 
+    /// The process id of the server's postmaster, when the server runs on this machine.
+    fn local_postmaster(&self) -> Option<u32> {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls).ok()?;
+        let backend: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .ok()?
+            .get(0);
+        let postmaster = crate::parent_of(u32::try_from(backend).ok()?)?;
+        let name = std::fs::read_to_string(format!("/proc/{postmaster}/comm")).ok()?;
+        (name.trim() == "postgres").then_some(postmaster)
+    }
+
     pub(crate) fn drop_it(self) -> BoxResult<()> {
         let mut client = postgres::Client::connect(&self.server, postgres::NoTls)?;
         client.batch_execute(&format!(
@@ -874,6 +886,10 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
             .filter_map(|h| crate::cpu_ms_of(h.child.id()))
             .sum()
     };
+    // And PostgreSQL's server, when it runs here: every query the hubs send costs it too.
+    let postmaster = database.as_ref().and_then(BenchDatabase::local_postmaster);
+    let server_cpu = || postmaster.and_then(crate::cpu_ms_of_tree);
+    let server_before = server_cpu();
     let cpu_before = (hub_cpu(), crate::cpu_ms().unwrap_or(0.0));
     let started = Instant::now();
     let results = on_threads(args.clients, devices.len(), |k| {
@@ -885,6 +901,9 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
         hub_cpu() - cpu_before.0,
         crate::cpu_ms().unwrap_or(0.0) - cpu_before.1,
     );
+    let server_used = server_before
+        .zip(server_cpu())
+        .map(|(before, after)| after - before);
     let rss: Vec<f64> = hubs
         .iter()
         .map(|h| crate::peak_rss_mb_of(h.child.id()).unwrap_or(0.0))
@@ -994,6 +1013,9 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     let syncs = results.len().max(1) as f64;
     report.emit(&metric("hub_cpu_per_sync"), cpu_used.0 / syncs, "ms");
     report.emit(&metric("devices_cpu_per_sync"), cpu_used.1 / syncs, "ms");
+    if let Some(used) = server_used {
+        report.emit(&metric("database_cpu_per_sync"), used / syncs, "ms");
+    }
     report.emit(
         &metric("round_trips_per_sync"),
         round_trips as f64 / results.len().max(1) as f64,
