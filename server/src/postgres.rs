@@ -22,7 +22,7 @@ use postgres::{GenericClient, NoTls, Row, Statement};
 use r2d2::{Pool, PooledConnection};
 use seal::{Sealed, Sealer};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::codec::{self, sealed};
@@ -302,6 +302,14 @@ pub struct Postgres {
     sealer: Sealer,
     /// The hub's signing key, shared by every process on this database.
     key: HubKey,
+    /// Each device's certificate as last opened, with the sealed bytes it came from: every sync
+    /// session reads the whole directory, and opening each certificate again was most of that.
+    opened_certificates: Mutex<HashMap<Uuid, OpenedCertificate>>,
+}
+
+struct OpenedCertificate {
+    sealed: Vec<u8>,
+    opened: Vec<u8>,
 }
 
 /// The key every hub process on this database signs with: the first to start creates it.
@@ -328,26 +336,47 @@ fn hub_key(
 
 impl DeviceRegistry for Postgres {
     fn devices(&self) -> Result<Vec<RegisteredDevice>> {
-        self.client()?
+        let rows = self
+            .client()?
             .query(
                 "SELECT device, certificate, revoked_ms IS NOT NULL FROM devices
                  WHERE certificate IS NOT NULL OR revoked_ms IS NOT NULL",
                 &[],
             )
-            .map_err(storage_error)?
-            .iter()
-            .map(|r| {
-                let device: Uuid = r.get(0);
-                let sealed: Option<Vec<u8>> = r.get(1);
-                Ok(RegisteredDevice {
-                    device,
-                    certificate: sealed
-                        .map(|s| self.sealer.open(Sealed::Certificate, device, &s))
-                        .transpose()?,
-                    revoked: r.get(2),
-                })
-            })
-            .collect()
+            .map_err(storage_error)?;
+        let mut opened = self
+            .opened_certificates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Kept for the devices listed now, so that it holds no more than the directory.
+        let mut kept = HashMap::with_capacity(rows.len());
+        let mut devices = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let device: Uuid = row.get(0);
+            let certificate = match row.get::<_, Option<Vec<u8>>>(1) {
+                None => None,
+                Some(sealed) => {
+                    let known = opened.remove(&device).filter(|c| c.sealed == sealed);
+                    let certificate = match known {
+                        Some(known) => known,
+                        None => OpenedCertificate {
+                            opened: self.sealer.open(Sealed::Certificate, device, &sealed)?,
+                            sealed,
+                        },
+                    };
+                    let bytes = certificate.opened.clone();
+                    kept.insert(device, certificate);
+                    Some(bytes)
+                }
+            };
+            devices.push(RegisteredDevice {
+                device,
+                certificate,
+                revoked: row.get(2),
+            });
+        }
+        *opened = kept;
+        Ok(devices)
     }
 
     fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
@@ -431,6 +460,7 @@ impl Postgres {
             reference: ReferenceCache::new(ReferenceData::builtin()),
             sealer,
             key: signing,
+            opened_certificates: Mutex::new(HashMap::new()),
         })
     }
 

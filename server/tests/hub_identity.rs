@@ -103,6 +103,17 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
         other.store.certificate().unwrap().unwrap().areas,
         vec![C02.to_string(), C07.to_string()]
     );
+    // The others' directories hold the renewed certificate, not the one the hub read before.
+    supervisor.sync(&hub.url).unwrap();
+    let held: Vec<_> = supervisor
+        .store
+        .directory()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.device == other.token.device)
+        .map(|c| c.areas)
+        .collect();
+    assert_eq!(held, vec![vec![C02.to_string(), C07.to_string()]]);
 
     // A wiped profile: the device starts a new store with a reissued token; the keys it
     // presents are certified (before the reissue they are refused: they are not its keys).
