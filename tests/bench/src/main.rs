@@ -538,13 +538,12 @@ fn cpu_ms() -> Option<f64> {
 /// The CPU time of process `pid`, all its threads, in milliseconds (Linux's `/proc/<pid>/stat`
 /// counts in USER_HZ, 100 per second).
 fn cpu_ms_of(pid: u32) -> Option<f64> {
-    let fields = stat_fields(pid)?;
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) * 10.0)
+    Some(ticks(&stat_fields(pid)?, 11..13)? * 10.0)
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name (which, in parentheses, may hold
-/// spaces): the state is field 0, the parent 1, the CPU times in USER_HZ (100 per second) 11 to 14.
+/// spaces): the state is field 0, the parent 1, the CPU times in USER_HZ (100 per second) 11 to
+/// 14 (its own user and system time, then its reaped children's).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(
@@ -556,16 +555,22 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// The sum of the `stat_fields` in `range`.
+fn ticks(fields: &[String], range: std::ops::Range<usize>) -> Option<f64> {
+    range.map(|i| fields.get(i)?.parse::<f64>().ok()).sum()
+}
+
+fn parent_in(fields: &[String]) -> Option<u32> {
+    fields.get(1)?.parse().ok()
+}
+
 fn parent_of(pid: u32) -> Option<u32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
+    parent_in(&stat_fields(pid)?)
 }
 
 /// The CPU time of process `pid` and of all its children, alive or ended, in milliseconds: a
 /// server that starts a process per connection (PostgreSQL), whichever came and went.
 fn cpu_ms_of_tree(pid: u32) -> Option<f64> {
-    let ticks = |fields: &[String], range: std::ops::Range<usize>| -> Option<f64> {
-        range.map(|i| fields.get(i)?.parse::<f64>().ok()).sum()
-    };
     // Its own time and that of the children it has reaped.
     let mut total = ticks(&stat_fields(pid)?, 11..15)?;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -577,7 +582,7 @@ fn cpu_ms_of_tree(pid: u32) -> Option<f64> {
             continue;
         };
         if let Some(fields) = stat_fields(child)
-            && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+            && parent_in(&fields) == Some(pid)
         {
             total += ticks(&fields, 11..15).unwrap_or(0.0);
         }
