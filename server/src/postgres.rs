@@ -67,9 +67,9 @@ pub(crate) struct PgConnection {
 
 impl PgConnection {
     /// A transaction whose statements are prepared once on this connection.
-    fn begin(&mut self) -> std::result::Result<CachedTransaction<'_>, postgres::Error> {
+    fn begin(&mut self) -> Result<CachedTransaction<'_>> {
         Ok(CachedTransaction {
-            tx: self.client.transaction()?,
+            tx: self.client.transaction().map_err(storage_error)?,
             statements: &mut self.statements,
         })
     }
@@ -1530,7 +1530,7 @@ impl PgStorage<'_> {
                 let tx = if snapshot {
                     client.begin_snapshot()?
                 } else {
-                    client.begin().map_err(storage_error)?
+                    client.begin()?
                 };
                 let mut pg = PgTransaction {
                     tx,
