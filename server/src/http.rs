@@ -213,11 +213,42 @@ impl Workers {
 
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
-        .route("/v1/health", get(|| async { "ok" }))
-        .route("/v1/sync", post(sync))
+        .route(
+            "/v1/health",
+            get(|| async { "ok" }).fallback(|| wrong_method("GET")),
+        )
+        .route("/v1/sync", post(sync).fallback(|| wrong_method("POST")))
         .merge(crate::console::router())
-        .route("/v1/attachments", post(attachment))
+        .route(
+            "/v1/attachments",
+            post(attachment).fallback(|| wrong_method("POST")),
+        )
+        .fallback(not_found)
         .with_state(hub)
+}
+
+/// A device's app calling the API with another method gets the API's kind of error, and the
+/// method to use.
+async fn wrong_method(allowed: &'static str) -> Response {
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("this endpoint takes {allowed} only"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+/// A path the hub does not serve: under `/v1/`, the API's kind of error (an app of a newer
+/// version calling an endpoint this hub lacks); elsewhere, the console's empty 404, with the
+/// console's headers.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path() == "/v1" || uri.path().starts_with("/v1/") {
+        error(StatusCode::NOT_FOUND, "no such endpoint on this hub")
+    } else {
+        crate::console::security_headers(StatusCode::NOT_FOUND.into_response()).await
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -110,6 +110,65 @@ fn credentials_and_length_are_checked_before_the_body_is_read() {
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }
 
+/// An app calling the API with the wrong method, or an endpoint this hub lacks (a newer app,
+/// a typo), gets the API's JSON error and, for a method, the one to use; the console's paths
+/// keep their own answers.
+#[test]
+fn a_wrong_method_or_path_gets_the_apis_json_error() {
+    let dir = TempDir::new().unwrap();
+    let hub = Hub::start_without_areas(&dir.path().join("hub"));
+    let client = agent();
+    for (method, path, status, allow) in [
+        ("GET", "/v1/sync", 405, Some("POST")),
+        ("PUT", "/v1/sync", 405, Some("POST")),
+        ("GET", "/v1/attachments", 405, Some("POST")),
+        ("POST", "/v1/health", 405, Some("GET")),
+        ("GET", "/v1/records", 404, None),
+        ("POST", "/v1/sync/", 404, None),
+        ("GET", "/v1", 404, None),
+    ] {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", hub.url))
+            .body(())
+            .unwrap();
+        let mut response = client.run(request).unwrap();
+        let what = format!("{method} {path}");
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(header("allow").as_deref(), allow, "{what}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some("application/json"),
+            "{what}"
+        );
+        let body = response.body_mut().read_to_string().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(json["error"].is_string(), "{what}: {body}");
+    }
+    // The endpoints themselves still answer, and the console's unknown pages are not the API's.
+    assert_eq!(health(&hub.url).unwrap(), "ok");
+    let response = client
+        .get(format!("{}/console/nowhere", hub.url))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_ne!(
+        response.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/json"[..])
+    );
+    assert!(
+        response.headers().contains_key("content-security-policy"),
+        "the console's headers on its 404"
+    );
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
+
 #[test]
 fn headers_and_bodies_that_never_finish_are_cut() {
     let dir = TempDir::new().unwrap();

@@ -89,7 +89,7 @@ pub fn router() -> Router<Arc<Hub>> {
 const MAX_FORM_BYTES: usize = 64 * 1024;
 pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
-async fn security_headers(response: Response) -> Response {
+pub(crate) async fn security_headers(response: Response) -> Response {
     let mut response = response;
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
