@@ -34,6 +34,13 @@ pub enum HubOpenError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Postgres(#[from] postgres::ConnectError),
+    /// A command that works on an existing hub, given a directory that holds none (a mistyped
+    /// `--data`): answering from a new empty hub would say that every user and record is gone.
+    #[error(
+        "no hub in {0}: check --data (a new hub is made by `vigie serve`, `vigie reference \
+         publish` or `vigie user add`)"
+    )]
+    NoHub(std::path::PathBuf),
 }
 
 /// The hub's own device and user ids: the hub writes records (users) under them.
@@ -46,11 +53,7 @@ const HUB_FILES: [&str; 2] = ["hub.db", "devices.db"];
 /// `key` says. A key given for a plain hub, or no key for an encrypted one, is named as such
 /// before anything is opened.
 pub fn hub_encryption(data: &Path, key: &KeyOptions) -> Result<Encryption, HubOpenError> {
-    let written: Vec<std::path::PathBuf> = HUB_FILES
-        .iter()
-        .map(|name| data.join(name))
-        .filter(|file| file.metadata().is_ok_and(|m| m.len() > 0))
-        .collect();
+    let written = written_hub_files(data);
     // What the files are decides before any key is looked for: an unencrypted hub is told so,
     // not that its key is missing.
     for file in &written {
@@ -64,6 +67,23 @@ pub fn hub_encryption(data: &Path, key: &KeyOptions) -> Result<Encryption, HubOp
         Some(key) => Encryption::Key(key.0),
         None => Encryption::Unencrypted,
     })
+}
+
+/// Whether `data` holds an embedded hub; `HubOpenError::NoHub` if it does not.
+pub fn existing_hub(data: &Path) -> Result<(), HubOpenError> {
+    if written_hub_files(data).is_empty() {
+        return Err(HubOpenError::NoHub(data.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The embedded hub's files in `data` that hold something.
+fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
+    HUB_FILES
+        .iter()
+        .map(|name| data.join(name))
+        .filter(|file| file.metadata().is_ok_and(|m| m.len() > 0))
+        .collect()
 }
 
 /// Opens (creating if needed) the hub's record store in `data`.
@@ -127,6 +147,17 @@ impl Database {
         }
     }
 
+    /// Opens the hub, which must exist already: on the embedded store, a data directory
+    /// without the hub's files is refused (`HubOpenError::NoHub`) and nothing is made there.
+    /// A PostgreSQL database is the one its URL names; its tables are made if missing.
+    pub fn open_existing(&self) -> Result<Box<dyn Backend>, HubOpenError> {
+        if let Database::Embedded { data, .. } = self {
+            existing_hub(data)?;
+        }
+        self.open()
+    }
+
+    /// Opens the hub, making it (and its key) if there is none yet.
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
         Ok(match self {
             Database::Embedded { data, key } => {

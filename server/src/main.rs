@@ -57,8 +57,13 @@ impl HubData {
         Database::choose(self.database.as_deref(), &self.data, key).map_err(|e| e.to_string())
     }
 
-    /// The hub's storage, for an administration command.
+    /// The hub's storage, for an administration command on an existing hub.
     fn open(&self) -> Result<Box<dyn Backend>, String> {
+        self.database()?.open_existing().map_err(|e| e.to_string())
+    }
+
+    /// The hub's storage, made if there is none yet: for the commands that set a hub up.
+    fn open_or_create(&self) -> Result<Box<dyn Backend>, String> {
         self.database()?.open().map_err(|e| e.to_string())
     }
 }
@@ -480,7 +485,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err("a field user or supervisor needs at least one --area".into());
             }
             let area_codes: Vec<&str> = areas.iter().map(String::as_str).collect();
-            let backend = hub.open()?;
+            let backend = hub.open_or_create()?;
             let user = backend
                 .add_user(&User::new(&name, role, &area_codes))
                 .map_err(|e| e.to_string())?;
@@ -625,6 +630,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     (store, Some(scratch))
                 }
                 Database::Embedded { data, key } => {
+                    vigie_server::existing_hub(&data).map_err(|e| e.to_string())?;
                     let encryption =
                         vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
                     (
@@ -690,7 +696,7 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                     ReferenceFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
                 parsed.push(file);
             }
-            let backend = hub.open()?;
+            let backend = hub.open_or_create()?;
             for file in &parsed {
                 let version = backend.publish_reference(file).map_err(|e| e.to_string())?;
                 println!(

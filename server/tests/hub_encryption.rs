@@ -292,6 +292,32 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
     // Put back: the hub is whole.
     std::fs::rename(&kept, &key_file).unwrap();
     assert!(vigie(&["user", "list", "--data", data_arg]).contains(STAFF));
+
+    // A mistyped --data: a command that works on an existing hub says there is none there,
+    // and makes neither a hub nor a key (an empty new hub would answer that nobody exists).
+    let typo = dir.path().join("hb");
+    let typo_arg = typo.to_str().unwrap();
+    let user_arg = user.to_string();
+    let out_arg = dir.path().join("export");
+    for args in [
+        vec!["user", "list", "--data", typo_arg],
+        vec!["device", "list", "--data", typo_arg],
+        vec!["device", "enrol", "--data", typo_arg, "--user", &user_arg],
+        vec!["reference", "list", "--data", typo_arg],
+        vec!["quarantine", "list", "--data", typo_arg],
+        vec!["console", "invite", "--data", typo_arg, "--user", &user_arg],
+        vec![
+            "export",
+            "--data",
+            typo_arg,
+            "--out",
+            out_arg.to_str().unwrap(),
+        ],
+    ] {
+        fails_with(&args, &[], "no hub in");
+        assert!(!typo.exists(), "{args:?} made the directory");
+        assert!(!dir.path().join("hb-key").exists(), "{args:?} made a key");
+    }
 }
 
 #[test]
