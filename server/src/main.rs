@@ -648,7 +648,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let paths = store
                 .export_to_dir(&out, format, options)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("{}: {e}", out.display()))?;
             for path in paths {
                 println!("{}", path.display());
             }

@@ -318,6 +318,16 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
         assert!(!typo.exists(), "{args:?} made the directory");
         assert!(!dir.path().join("hb-key").exists(), "{args:?} made a key");
     }
+    // An export that cannot be written names where it was going.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let unwritable = blocker.join("export");
+    let unwritable_arg = unwritable.to_str().unwrap();
+    fails_with(
+        &["export", "--data", data_arg, "--out", unwritable_arg],
+        &[],
+        unwritable_arg,
+    );
 }
 
 #[test]
