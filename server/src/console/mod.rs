@@ -462,7 +462,13 @@ pub fn urlencode(text: &str) -> String {
 /// Where to go after signing in: a console path, never another site.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/console/") && !n.starts_with("//") && !n.contains('\\') => {
+        // A control character cannot go into the Location header: it was a 500 after a correct
+        // password.
+        Some(n)
+            if n.starts_with("/console/")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control()) =>
+        {
             n.to_string()
         }
         _ => "/console/".to_string(),
@@ -478,4 +484,24 @@ pub fn invite_link(base: &str, token: &str) -> String {
 /// The user with `id`, its name for a list ("?" for none).
 pub fn user_names(users: &[User]) -> std::collections::HashMap<Uuid, String> {
     users.iter().map(|u| (u.id, u.name.clone())).collect()
+}
+
+#[cfg(test)]
+mod next_tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_a_console_path_without_control_characters_is_followed() {
+        assert_eq!(safe_next(Some("/console/cases?q=a")), "/console/cases?q=a");
+        for hostile in [
+            "https://evil.example/",
+            "//evil.example",
+            "/console/\\evil",
+            "/console/\r\nX: y",
+            "/console/\u{7f}",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None), "/console/");
+    }
 }
