@@ -245,6 +245,7 @@ enum UserCommand {
         #[arg(long = "area", required = true)]
         areas: Vec<String>,
     },
+    /// Add a user with a role and areas; prints the new user's id (a new hub is set up here).
     Add {
         #[command(flatten)]
         hub: HubData,
