@@ -74,6 +74,19 @@ async function signIn(page, login, password) {
   await page.click('form button[type=submit]');
 }
 
+// A user of its own for a test, with a console sign-in chosen through an invitation: a test
+// that locks or narrows an account keeps it away from the others' sign-ins.
+async function newAccount(page, { name, role, area, login, password }) {
+  const user = vigie('user', 'add', '--name', name, '--role', role, '--area', area);
+  const link = vigie('console', 'invite', '--user', user, '--public-url', url);
+  await page.goto(link);
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', password);
+  await page.fill('input[name=again]', password);
+  await page.click('form button[type=submit]');
+  return user;
+}
+
 before(async () => {
   assert.ok(VIGIE && BENCH, 'VIGIE_BIN and VIGIE_BENCH_BIN name the binaries (scripts/test-browser.sh)');
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'vigie-console-'));
@@ -123,10 +136,15 @@ test('sign-in opens the console; the language switch and Accept-Language give En
 });
 
 test('a wrong password is throttled', async () => {
+  // An account of its own: the wait it ends with would refuse a later test's sign-in.
   const other = await browser();
   const page = await other.newPage();
-  const attempt = async (password) => {
-    await signIn(page, 'demo.admin', password);
+  const password = 'le bon mot de passe';
+  await newAccount(page, {
+    name: 'Superviseur verrouillé', role: 'supervisor', area: 'CI-R2', login: 'sup.locked', password,
+  });
+  const attempt = async (typed) => {
+    await signIn(page, 'sup.locked', typed);
     return page.locator('#signin-error').textContent();
   };
   for (let i = 0; i < 5; i++) {
@@ -148,7 +166,7 @@ test('a wrong password is throttled', async () => {
   }
   assert.ok(wait >= 8, `the wait grew to ${wait} s`);
   // The right password is refused while the wait runs.
-  assert.match(await attempt(admin), /Trop de tentatives/);
+  assert.match(await attempt(password), /Trop de tentatives/);
   assert.match(page.url(), /\/console\/signin$/);
   await other.close();
 });
@@ -306,15 +324,11 @@ test('the charts and the map render', async () => {
 
 test('a supervisor of one region finds no record of another on any page, search, map or export', async () => {
   // A supervisor of region CI-R2, which has no record: every page of theirs is empty of CI-R1's.
-  const user = vigie('user', 'add', '--name', 'Superviseure R2', '--role', 'supervisor', '--area', 'CI-R2');
-  const link = vigie('console', 'invite', '--user', user, '--public-url', url);
   const other = await browser();
   const page = await other.newPage();
-  await page.goto(link);
-  await page.fill('input[name=login]', 'sup.r2');
-  await page.fill('input[name=password]', 'un mot de passe long');
-  await page.fill('input[name=again]', 'un mot de passe long');
-  await page.click('form button[type=submit]');
+  await newAccount(page, {
+    name: 'Superviseure R2', role: 'supervisor', area: 'CI-R2', login: 'sup.r2', password: 'un mot de passe long',
+  });
   await signIn(page, 'sup.r2', 'un mot de passe long');
   // What region 1's supervisor sees, to look for.
   const mine = await context.newPage();
