@@ -86,6 +86,8 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     crate::console::storage::EMBEDDED_SCHEMA,
     // Identity: the certificate last issued to each device.
     "ALTER TABLE devices ADD COLUMN certificate BLOB;",
+    // The console's known browsers (sign-in throttling spares them).
+    crate::console::storage::EMBEDDED_KNOWN_BROWSERS,
 ];
 
 /// The hub's table of enrolled devices.

@@ -240,6 +240,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/007_encryption_at_rest.sql"),
     include_str!("postgres/migrations/008_attachments.sql"),
     include_str!("postgres/migrations/009_identity.sql"),
+    include_str!("postgres/migrations/010_known_browsers.sql"),
 ];
 /// Where a migration stops for the hub to seal the rows it left plain.
 const RESEAL: &str = "-- vigie: reseal";

@@ -184,6 +184,80 @@ fn failed_sign_ins_are_throttled_whatever_the_password_then() {
     assert_eq!(other.sign_in("sup.throttle", PASSWORD).status, 303);
 }
 
+#[test]
+fn a_browser_that_signed_in_before_is_not_locked_out_by_others_failures() {
+    let s = setup();
+    let mut usual = signed_in(&s, "sup.usual");
+    let known = usual
+        .cookies
+        .get("vigie_known")
+        .cloned()
+        .expect("a known-browser cookie");
+    assert_eq!(known.len(), 43);
+    usual.cookies.remove("vigie_session");
+    // Someone at the same address guesses made-up accounts until the address must wait four
+    // seconds (the free failures, then two more, each doubling the wait), then this account.
+    let mut guesser = Browser::new(&s.hub.url);
+    for i in 0..20 {
+        let page = guesser.sign_in(&format!("nobody.{i}"), "wrong password");
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    for (i, pause_ms) in [1_100, 2_100].into_iter().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        assert_eq!(guesser.sign_in(&format!("late.{i}"), "wrong").status, 401);
+    }
+    assert_eq!(guesser.sign_in("nobody.more", "wrong password").status, 429);
+    for _ in 0..3 {
+        assert_eq!(guesser.sign_in("sup.usual", "wrong password").status, 429);
+    }
+    // A new browser at that address waits, whatever the password...
+    let page = Browser::new(&s.hub.url).sign_in("sup.usual", PASSWORD);
+    assert_eq!(page.status, 429, "{}", page.body);
+    // ...the browser the supervisor uses every day does not, and keeps its cookie.
+    let page = usual.sign_in("sup.usual", PASSWORD);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(usual.cookies.get("vigie_known"), Some(&known));
+    assert_eq!(usual.get("/console/").status, 200);
+    // Its own failures are counted on their own: five, then a wait.
+    usual.cookies.remove("vigie_session");
+    for _ in 0..5 {
+        assert_eq!(usual.sign_in("sup.usual", "wrong password").status, 401);
+    }
+    assert_eq!(usual.sign_in("sup.usual", PASSWORD).status, 429);
+}
+
+#[test]
+fn wrong_passwords_sent_at_once_are_each_counted_before_one_is_checked() {
+    let s = setup();
+    let _ = signed_in(&s, "sup.parallel");
+    let url = &s.hub.url;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(move || {
+                    Browser::new(url)
+                        .sign_in("sup.parallel", "wrong password")
+                        .status
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|h| h.join().expect("a sign-in"))
+            .collect()
+    });
+    // Five failures are free; every other attempt waits, however many arrived together.
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&c| c == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
 struct Field {
     _dir: tempfile::TempDir,

@@ -63,6 +63,8 @@ const SESSION_COOKIE: &str = "vigie_session";
 /// Before sign-in: the token the sign-in form carries (double submit).
 const PRESESSION_COOKIE: &str = "vigie_presession";
 const LANG_COOKIE: &str = "vigie_lang";
+/// A browser that signed in before (`session::sign_in` spares it others' failures).
+const KNOWN_COOKIE: &str = "vigie_known";
 
 pub fn router() -> Router<Arc<Hub>> {
     Router::new()
@@ -158,6 +160,7 @@ pub struct Ctx {
     pub lang: Lang,
     pub session_id: Option<String>,
     pub presession: Option<String>,
+    pub known: Option<String>,
     pub address: String,
     /// Whether the browser reached the hub over TLS (a proxy says so, or the public address is
     /// https): cookies are then Secure.
@@ -209,6 +212,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             lang,
             session_id: cookie(headers, SESSION_COOKIE).map(str::to_string),
             presession: cookie(headers, PRESESSION_COOKIE).map(str::to_string),
+            known: cookie(headers, KNOWN_COOKIE).map(str::to_string),
             address,
             secure: forwarded_https || public_https,
             path: parts

@@ -21,12 +21,19 @@ const TOUCH_MS: i64 = 60 * 1000;
 /// An invitation link works once, for this long.
 pub const INVITE_MS: i64 = 72 * 60 * 60 * 1000;
 
-/// Failed sign-ins allowed before the wait starts: per account, then per client address.
+/// A browser stays known this long after its last sign-in (the cookie's lifetime too).
+pub const KNOWN_BROWSER_MS: i64 = 180 * 24 * 60 * 60 * 1000;
+
+/// Failed sign-ins allowed before the wait starts: per account (from unknown browsers), per
+/// client address, and per account on one known browser.
 const FREE_PER_ACCOUNT: i64 = 5;
 const FREE_PER_ADDRESS: i64 = 20;
-/// The longest wait, and how long without failure clears the count.
+/// The longest wait for an account, and how long without failure clears a count.
 const MAX_WAIT_MS: i64 = 15 * 60 * 1000;
 const FAILURES_RESET_MS: i64 = 60 * 60 * 1000;
+/// The longest wait for a client address: many people share one behind a proxy or an
+/// office's router, so an address slows guessing down without shutting anyone out.
+const MAX_ADDRESS_WAIT_MS: i64 = 60 * 1000;
 
 pub const MIN_PASSWORD: usize = 10;
 
@@ -173,72 +180,143 @@ pub fn accept_invite(
 /// The outcome of a sign-in attempt.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignIn {
-    /// A new session: the cookie's secret and the session.
-    Opened(String, Session),
+    /// A new session: the cookie's secret, the session, and the known-browser cookie's secret
+    /// to set (the one the browser brought, or a new one).
+    Opened {
+        id: String,
+        session: Session,
+        known: String,
+    },
     Wrong,
     /// Too many failures: wait this many seconds.
     Throttled(i64),
 }
 
-fn wait_ms(failures: Option<(i64, i64)>, free: i64, now: i64) -> i64 {
-    let Some((count, last)) = failures else {
-        return 0;
-    };
-    if count < free || now - last > FAILURES_RESET_MS {
-        return 0;
+/// A sign-in form as sent, with where it comes from.
+pub struct Attempt<'a> {
+    pub login: &'a str,
+    pub password: &'a str,
+    /// The client's address.
+    pub address: &'a str,
+    /// The known-browser cookie's secret, if the browser brought one.
+    pub known: Option<&'a str>,
+}
+
+/// A count of failures a sign-in is checked against: after `free` failures each new attempt
+/// waits twice as long as the last, up to `max_wait_ms`.
+struct Throttle {
+    key: String,
+    free: i64,
+    max_wait_ms: i64,
+}
+
+impl Throttle {
+    fn wait_ms(&self, failures: Option<(i64, i64)>, now: i64) -> i64 {
+        let Some((count, last)) = failures else {
+            return 0;
+        };
+        if count < self.free || now - last > FAILURES_RESET_MS {
+            return 0;
+        }
+        let wait = (1000i64 << (count - self.free).min(20)).min(self.max_wait_ms);
+        (last + wait - now).max(0)
     }
-    let wait = (1000i64 << (count - free).min(20)).min(MAX_WAIT_MS);
-    (last + wait - now).max(0)
 }
 
-pub fn account_key(login: &str) -> String {
-    format!("account:{login}")
+/// The counts an attempt is checked against. A browser that signed in as this account before
+/// has a count of its own: failures from elsewhere (one address guessing many accounts, or
+/// anyone guessing this one) do not lock out the person at their usual desk.
+fn throttles(login: &str, address: &str, known: Option<(&str, Uuid)>) -> Vec<Throttle> {
+    match known {
+        Some((token, user)) => vec![Throttle {
+            key: format!("browser:{user}:{}", base64url(&hash_secret(token)[..16])),
+            free: FREE_PER_ACCOUNT,
+            max_wait_ms: MAX_WAIT_MS,
+        }],
+        None => vec![
+            Throttle {
+                key: format!("account:{login}"),
+                free: FREE_PER_ACCOUNT,
+                max_wait_ms: MAX_WAIT_MS,
+            },
+            Throttle {
+                key: format!("address:{address}"),
+                free: FREE_PER_ADDRESS,
+                max_wait_ms: MAX_ADDRESS_WAIT_MS,
+            },
+        ],
+    }
 }
 
-pub fn address_key(address: &str) -> String {
-    format!("address:{address}")
-}
-
-/// Checks a sign-in name and password, throttled per account and per client address: past a
-/// few failures each new attempt waits twice as long as the last (up to 15 minutes), and an
-/// attempt during the wait is refused without looking at the password.
-/// `active` says whether the account's user may still sign in.
+/// Checks a sign-in name and password, throttled (`Throttle`): an attempt during a wait is
+/// refused without looking at the password. Each attempt is counted as a failure before its
+/// password is checked and taken back if it was right, so that attempts sent at once cannot
+/// all pass the check. `active` says whether the account's user may still sign in.
 pub fn sign_in(
     storage: &dyn ConsoleStorage,
-    login: &str,
-    password: &str,
-    address: &str,
+    attempt: &Attempt,
     active: &dyn Fn(Uuid) -> Result<bool, Error>,
 ) -> Result<SignIn, Error> {
     let now = now_ms();
-    let login = login.trim().to_ascii_lowercase();
-    let (account_key, address_key) = (account_key(&login), address_key(address));
-    let wait = wait_ms(storage.failures(&account_key)?, FREE_PER_ACCOUNT, now).max(wait_ms(
-        storage.failures(&address_key)?,
-        FREE_PER_ADDRESS,
-        now,
-    ));
-    if wait > 0 {
-        return Ok(SignIn::Throttled((wait + 999) / 1000));
-    }
+    let login = attempt.login.trim().to_ascii_lowercase();
     let account = storage.account_by_login(&login)?;
+    let known = match (attempt.known, &account) {
+        (Some(token), Some(a)) if storage.known_browser(&hash_secret(token), a.user, now)? => {
+            Some((token, a.user))
+        }
+        _ => None,
+    };
+    let throttles = throttles(&login, attempt.address, known);
+    let mut claimed = Vec::with_capacity(throttles.len());
+    for throttle in &throttles {
+        let allowed = |failures| throttle.wait_ms(failures, now) == 0;
+        if storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
+            claimed.push(throttle);
+            continue;
+        }
+        for done in claimed {
+            storage.forgive_attempt(&done.key)?;
+        }
+        let mut wait = 0;
+        for t in &throttles {
+            wait = wait.max(t.wait_ms(storage.failures(&t.key)?, now));
+        }
+        return Ok(SignIn::Throttled(((wait + 999) / 1000).max(1)));
+    }
     let matches = match &account {
-        Some(a) => verify_password(password, &a.password_hash),
+        Some(a) => verify_password(attempt.password, &a.password_hash),
         None => {
-            verify_password(password, decoy_hash());
+            verify_password(attempt.password, decoy_hash());
             false
         }
     };
     let account = match account {
         Some(a) if matches && active(a.user)? => a,
-        _ => {
-            storage.note_failure(&account_key, now, FAILURES_RESET_MS)?;
-            storage.note_failure(&address_key, now, FAILURES_RESET_MS)?;
-            return Ok(SignIn::Wrong);
-        }
+        _ => return Ok(SignIn::Wrong),
     };
-    storage.clear_failures(&account_key)?;
+    // The account's own counts start again; an address's is only spared this attempt (one
+    // good password must not wipe out another's guesses from the same address).
+    for throttle in &throttles {
+        if throttle.key.starts_with("address:") {
+            storage.forgive_attempt(&throttle.key)?;
+        } else {
+            storage.clear_failures(&throttle.key)?;
+        }
+    }
     storage.purge(now - IDLE_MS, now - ABSOLUTE_MS, now)?;
+    // A browser keeps its secret when another user signs in on it (an office's computer).
+    let known = match attempt.known {
+        Some(token)
+            if token.len() == 43
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            token.to_string()
+        }
+        _ => secret(),
+    };
+    storage.add_known_browser(&hash_secret(&known), account.user, now + KNOWN_BROWSER_MS)?;
     let id = secret();
     let session = Session {
         user: account.user,
@@ -247,7 +325,7 @@ pub fn sign_in(
         last_ms: now,
     };
     storage.add_session(&hash_secret(&id), &session)?;
-    Ok(SignIn::Opened(id, session))
+    Ok(SignIn::Opened { id, session, known })
 }
 
 /// The session a cookie's secret opens, if it has not expired (idle or absolute); its "last
@@ -299,12 +377,18 @@ mod tests {
     #[test]
     fn the_wait_doubles_after_the_free_failures_and_is_capped() {
         let now = 10_000_000;
-        assert_eq!(wait_ms(None, 5, now), 0);
-        assert_eq!(wait_ms(Some((4, now)), 5, now), 0);
-        assert_eq!(wait_ms(Some((5, now)), 5, now), 1000);
-        assert_eq!(wait_ms(Some((7, now)), 5, now), 4000);
-        assert_eq!(wait_ms(Some((7, now - 3000)), 5, now), 1000);
-        assert_eq!(wait_ms(Some((40, now)), 5, now), MAX_WAIT_MS);
-        assert_eq!(wait_ms(Some((40, now - FAILURES_RESET_MS - 1)), 5, now), 0);
+        let account = &throttles("a.b", "10.0.0.1", None)[0];
+        assert_eq!(account.wait_ms(None, now), 0);
+        assert_eq!(account.wait_ms(Some((4, now)), now), 0);
+        assert_eq!(account.wait_ms(Some((5, now)), now), 1000);
+        assert_eq!(account.wait_ms(Some((7, now)), now), 4000);
+        assert_eq!(account.wait_ms(Some((7, now - 3000)), now), 1000);
+        assert_eq!(account.wait_ms(Some((40, now)), now), MAX_WAIT_MS);
+        let stale = Some((40, now - FAILURES_RESET_MS - 1));
+        assert_eq!(account.wait_ms(stale, now), 0);
+        // An address's wait stays short: many people may share it.
+        let address = &throttles("a.b", "10.0.0.1", None)[1];
+        assert_eq!(address.wait_ms(Some((19, now)), now), 0);
+        assert_eq!(address.wait_ms(Some((60, now)), now), MAX_ADDRESS_WAIT_MS);
     }
 }

@@ -69,11 +69,33 @@ pub trait ConsoleStorage: Send + Sync {
     /// Sessions idle since before `idle_before` or created before `created_before`, and
     /// invitations expired at `now_ms`, are deleted.
     fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error>;
-    /// Failed sign-ins counted under a key (an account or a client address) and the last one.
+    /// Failed sign-ins counted under a key (an account, a client address or a known browser)
+    /// and the time of the last one.
     fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error>;
-    /// Counts one more failure (the count starts again when the last is older than `reset_ms`).
-    fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error>;
+    /// In one step, asks `allowed` whether the failures counted under `key` leave room for one
+    /// more attempt and, if so, counts the attempt as a failure before its password is checked
+    /// (the count starts again when the last is older than `reset_ms`). Returns whether it was
+    /// counted: two attempts sent at once cannot both pass a check meant for one.
+    fn claim_attempt(
+        &self,
+        key: &str,
+        now_ms: i64,
+        reset_ms: i64,
+        allowed: &dyn Fn(Option<(i64, i64)>) -> bool,
+    ) -> Result<bool, Error>;
+    /// Takes back one attempt counted by `claim_attempt` (its password was right).
+    fn forgive_attempt(&self, key: &str) -> Result<(), Error>;
     fn clear_failures(&self, key: &str) -> Result<(), Error>;
+    /// Remembers that a browser signed in as `user` (under the SHA-256 of its cookie's secret;
+    /// a shared office computer is known for each of its users).
+    fn add_known_browser(
+        &self,
+        token_hash: &[u8],
+        user: Uuid,
+        expires_ms: i64,
+    ) -> Result<(), Error>;
+    /// Whether a browser's cookie signed in as `user` before and has not expired.
+    fn known_browser(&self, token_hash: &[u8], user: Uuid, now_ms: i64) -> Result<bool, Error>;
     fn audit(&self, entry: &AuditEntry) -> Result<(), Error>;
     /// The most recent entries first, before entry number `before` if given.
     fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<(i64, AuditEntry)>, Error>;
@@ -112,6 +134,16 @@ pub(crate) const EMBEDDED_SCHEMA: &str = "
         record  BLOB,
         detail  TEXT NOT NULL
     );
+";
+
+/// Browsers that signed in before (`auth::REGISTRY_MIGRATIONS`, after `EMBEDDED_SCHEMA`).
+pub(crate) const EMBEDDED_KNOWN_BROWSERS: &str = "
+    CREATE TABLE console_known_browsers (
+        token_hash BLOB NOT NULL,
+        user_id    BLOB NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (token_hash, user_id)
+    ) WITHOUT ROWID;
 ";
 
 fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
@@ -290,6 +322,10 @@ impl ConsoleStorage for Mutex<Registry> {
             "DELETE FROM console_invites WHERE expires_ms <= ?1",
             [now_ms],
         )?;
+        registry.conn().execute(
+            "DELETE FROM console_known_browsers WHERE expires_ms <= ?1",
+            [now_ms],
+        )?;
         Ok(())
     }
 
@@ -306,8 +342,28 @@ impl ConsoleStorage for Mutex<Registry> {
         Ok(row)
     }
 
-    fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error> {
-        lock(self).conn().execute(
+    fn claim_attempt(
+        &self,
+        key: &str,
+        now_ms: i64,
+        reset_ms: i64,
+        allowed: &dyn Fn(Option<(i64, i64)>) -> bool,
+    ) -> Result<bool, Error> {
+        // The registry's lock makes the check and the count one step for this process, the
+        // only one that opens the embedded hub's files.
+        let registry = lock(self);
+        let row = registry
+            .conn()
+            .query_row(
+                "SELECT failures, last_ms FROM console_failures WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if !allowed(row) {
+            return Ok(false);
+        }
+        registry.conn().execute(
             "INSERT INTO console_failures (key, failures, last_ms) VALUES (?1, 1, ?2)
              ON CONFLICT (key) DO UPDATE SET
                  failures = CASE WHEN console_failures.last_ms < ?2 - ?3 THEN 1
@@ -315,7 +371,43 @@ impl ConsoleStorage for Mutex<Registry> {
                  last_ms = ?2",
             params![key, now_ms, reset_ms],
         )?;
+        Ok(true)
+    }
+
+    fn forgive_attempt(&self, key: &str) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "UPDATE console_failures SET failures = max(failures - 1, 0) WHERE key = ?1",
+            [key],
+        )?;
         Ok(())
+    }
+
+    fn add_known_browser(
+        &self,
+        token_hash: &[u8],
+        user: Uuid,
+        expires_ms: i64,
+    ) -> Result<(), Error> {
+        lock(self).conn().execute(
+            "INSERT INTO console_known_browsers (token_hash, user_id, expires_ms)
+             VALUES (?1, ?2, ?3)
+             ON CONFLICT (token_hash, user_id) DO UPDATE SET expires_ms = excluded.expires_ms",
+            params![token_hash, user.as_bytes(), expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn known_browser(&self, token_hash: &[u8], user: Uuid, now_ms: i64) -> Result<bool, Error> {
+        let known = lock(self)
+            .conn()
+            .query_row(
+                "SELECT 1 FROM console_known_browsers
+                 WHERE token_hash = ?1 AND user_id = ?2 AND expires_ms > ?3",
+                params![token_hash, user.as_bytes(), now_ms],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(known.is_some())
     }
 
     fn clear_failures(&self, key: &str) -> Result<(), Error> {
@@ -531,6 +623,12 @@ mod postgres_storage {
                     &[&now_ms],
                 )
                 .map_err(storage_error)?;
+            client
+                .execute(
+                    "DELETE FROM console_known_browsers WHERE expires_ms <= $1",
+                    &[&now_ms],
+                )
+                .map_err(storage_error)?;
             Ok(())
         }
 
@@ -545,18 +643,85 @@ mod postgres_storage {
             Ok(row.map(|r| (r.get(0), r.get(1))))
         }
 
-        fn note_failure(&self, key: &str, now_ms: i64, reset_ms: i64) -> Result<(), Error> {
+        fn claim_attempt(
+            &self,
+            key: &str,
+            now_ms: i64,
+            reset_ms: i64,
+            allowed: &dyn Fn(Option<(i64, i64)>) -> bool,
+        ) -> Result<bool, Error> {
+            // The row is locked from the check to the count, whichever hub process asks.
+            let mut client = self.client()?;
+            let mut tx = client.transaction().map_err(storage_error)?;
+            tx.execute(
+                "INSERT INTO console_failures (key, failures, last_ms) VALUES ($1, 0, 0)
+                 ON CONFLICT (key) DO NOTHING",
+                &[&key],
+            )
+            .map_err(storage_error)?;
+            let row = tx
+                .query_one(
+                    "SELECT failures, last_ms FROM console_failures WHERE key = $1 FOR UPDATE",
+                    &[&key],
+                )
+                .map_err(storage_error)?;
+            let (failures, last_ms): (i64, i64) = (row.get(0), row.get(1));
+            let seen = (failures > 0).then_some((failures, last_ms));
+            if !allowed(seen) {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE console_failures SET
+                     failures = CASE WHEN last_ms < $2::BIGINT - $3::BIGINT THEN 1
+                                     ELSE failures + 1 END,
+                     last_ms = $2
+                 WHERE key = $1",
+                &[&key, &now_ms, &reset_ms],
+            )
+            .map_err(storage_error)?;
+            tx.commit().map_err(storage_error)?;
+            Ok(true)
+        }
+
+        fn forgive_attempt(&self, key: &str) -> Result<(), Error> {
             self.client()?
                 .execute(
-                    "INSERT INTO console_failures (key, failures, last_ms) VALUES ($1, 1, $2)
-                     ON CONFLICT (key) DO UPDATE SET
-                         failures = CASE WHEN console_failures.last_ms < $2 - $3 THEN 1
-                                         ELSE console_failures.failures + 1 END,
-                         last_ms = $2",
-                    &[&key, &now_ms, &reset_ms],
+                    "UPDATE console_failures SET failures = GREATEST(failures - 1, 0)
+                     WHERE key = $1",
+                    &[&key],
                 )
                 .map_err(storage_error)?;
             Ok(())
+        }
+
+        fn add_known_browser(
+            &self,
+            token_hash: &[u8],
+            user: Uuid,
+            expires_ms: i64,
+        ) -> Result<(), Error> {
+            self.client()?
+                .execute(
+                    "INSERT INTO console_known_browsers (token_hash, user_id, expires_ms)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (token_hash, user_id)
+                     DO UPDATE SET expires_ms = excluded.expires_ms",
+                    &[&token_hash, &user, &expires_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(())
+        }
+
+        fn known_browser(&self, token_hash: &[u8], user: Uuid, now_ms: i64) -> Result<bool, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT 1 FROM console_known_browsers
+                     WHERE token_hash = $1 AND user_id = $2 AND expires_ms > $3",
+                    &[&token_hash, &user, &now_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(row.is_some())
         }
 
         fn clear_failures(&self, key: &str) -> Result<(), Error> {

@@ -4,8 +4,8 @@ use super::Nav;
 use crate::console::i18n::{Lang, Tr};
 use crate::console::session::{self, Refused, SignIn};
 use crate::console::{
-    Ctx, LANG_COOKIE, PRESESSION_COOKIE, Problem, SESSION_COOKIE, access_of, audit, html, run,
-    safe_next, viewer,
+    Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Problem, SESSION_COOKIE, access_of, audit,
+    html, run, safe_next, viewer,
 };
 use crate::http::Hub;
 use askama::Template;
@@ -93,14 +93,22 @@ pub async fn sign_in(
                 .user(user)?
                 .is_some_and(|u| u.active && access_of(u.role).is_some()))
         };
-        let outcome =
-            session::sign_in(storage, &form.login, &form.password, &ctx.address, &active)?;
-        let (status, error) = match outcome {
-            SignIn::Opened(id, opened) => {
-                audit(hub, Some(opened.user), "sign_in", None, "");
+        let attempt = session::Attempt {
+            login: &form.login,
+            password: &form.password,
+            address: &ctx.address,
+            known: ctx.known.as_deref(),
+        };
+        let (status, error) = match session::sign_in(storage, &attempt, &active)? {
+            SignIn::Opened { id, session, known } => {
+                audit(hub, Some(session.user), "sign_in", None, "");
                 let mut response = Redirect::to(&safe_next(Some(&form.next))).into_response();
                 let headers = response.headers_mut();
                 headers.append(header::SET_COOKIE, ctx.cookie(SESSION_COOKIE, &id, None));
+                headers.append(
+                    header::SET_COOKIE,
+                    ctx.cookie(KNOWN_COOKIE, &known, Some(session::KNOWN_BROWSER_MS / 1000)),
+                );
                 headers.append(
                     header::SET_COOKIE,
                     ctx.cookie(PRESESSION_COOKIE, "", Some(0)),
