@@ -258,6 +258,54 @@ fn wrong_passwords_sent_at_once_are_each_counted_before_one_is_checked() {
     );
 }
 
+#[test]
+fn an_administrator_lands_on_users_and_keeps_the_menu_on_a_refused_page() {
+    let s = setup();
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut browser = Browser::new(&s.hub.url);
+    account(&mut browser, &s.data, admin, "admin.home", PASSWORD);
+    assert_eq!(browser.sign_in("admin.home", PASSWORD).status, 303);
+    let home = browser.get("/console/");
+    assert_eq!(home.status, 303);
+    assert_eq!(home.header("location"), Some("/console/users"));
+    assert_eq!(browser.get("/console/users").status, 200);
+    // A supervisor's page is refused, with the menu and the way out still there.
+    let refused = browser.get("/console/cases");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("/console/signout"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("/console/users"), "{}", refused.body);
+}
+
+#[test]
+fn a_form_sent_after_the_session_ended_comes_back_to_its_page_after_sign_in() {
+    let s = setup();
+    let mut browser = signed_in(&s, "sup.expired");
+    let csrf = browser.get("/console/cases").csrf();
+    browser.cookies.remove("vigie_session");
+    let url = format!("{}/console/cases", s.hub.url);
+    browser.extra.push(("Referer".into(), url));
+    let sent = browser.post("/console/signout", &[("csrf", &csrf)]);
+    assert_eq!(sent.status, 303);
+    assert_eq!(
+        sent.header("location"),
+        Some("/console/signin?next=/console/cases")
+    );
+    // A Referer elsewhere is not followed.
+    browser.extra.pop();
+    browser
+        .extra
+        .push(("Referer".into(), "https://elsewhere.example/x".into()));
+    let sent = browser.post("/console/signout", &[("csrf", &csrf)]);
+    let next = sent.header("location").unwrap_or("").to_string();
+    let page = browser.get(&next);
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("elsewhere"), "{}", page.body);
+}
+
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
 struct Field {
     _dir: tempfile::TempDir,

@@ -166,6 +166,9 @@ pub struct Ctx {
     /// https): cookies are then Secure.
     pub secure: bool,
     pub path: String,
+    /// Where to come back after signing in: the page itself for a GET; for a form sent after
+    /// the session ended, the page the form was on (its action answers only POST).
+    pub return_to: String,
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -208,6 +211,20 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default();
+        let return_to = if parts.method == axum::http::Method::GET {
+            path.clone()
+        } else {
+            headers
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .map(referer_path)
+                .unwrap_or_default()
+        };
         Ok(Ctx {
             lang,
             session_id: cookie(headers, SESSION_COOKIE).map(str::to_string),
@@ -215,13 +232,18 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             known: cookie(headers, KNOWN_COOKIE).map(str::to_string),
             address,
             secure: forwarded_https || public_https,
-            path: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
+            path,
+            return_to,
         })
     }
+}
+
+/// The path and query of a Referer (`https://hub.example/console/x?y` gives `/console/x?y`);
+/// `safe_next` decides later whether it may be followed.
+fn referer_path(referer: &str) -> String {
+    let rest = referer.split_once("://").map_or(referer, |(_, rest)| rest);
+    rest.find('/')
+        .map_or_else(String::new, |i| rest[i..].to_string())
 }
 
 impl Ctx {
@@ -289,7 +311,8 @@ pub enum Problem {
     SignedOut,
     /// A POST whose CSRF token is missing or wrong.
     Csrf,
-    Forbidden,
+    /// A page of the other kind of account (the error page keeps the viewer's menu).
+    Forbidden(Box<Viewer>),
     NotFound,
     Storage(Error),
 }
@@ -342,7 +365,7 @@ pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
 pub fn viewer_with(hub: &Hub, ctx: &Ctx, access: Access) -> Result<Viewer, Problem> {
     let viewer = viewer(hub, ctx)?;
     if viewer.access != access {
-        return Err(Problem::Forbidden);
+        return Err(Problem::Forbidden(Box::new(viewer)));
     }
     Ok(viewer)
 }
@@ -415,13 +438,17 @@ pub async fn run(
 
 fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
     let t = ctx.tr();
+    let mut nav = None;
     let (status, message) = match problem {
         Problem::SignedOut => {
-            let next = urlencode(&ctx.path);
+            let next = urlencode(&ctx.return_to);
             return Redirect::to(&format!("/console/signin?next={next}")).into_response();
         }
         Problem::Csrf => (StatusCode::FORBIDDEN, t.get("error.csrf")),
-        Problem::Forbidden => (StatusCode::FORBIDDEN, t.get("error.forbidden")),
+        Problem::Forbidden(viewer) => {
+            nav = pages::Nav::of(&viewer, "");
+            (StatusCode::FORBIDDEN, t.get("error.forbidden"))
+        }
         Problem::NotFound => (StatusCode::NOT_FOUND, t.get("error.not_found")),
         Problem::Storage(e) => {
             // Core errors carry no personal data.
@@ -431,7 +458,7 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
     };
     let page = pages::ErrorPage {
         t,
-        nav: None,
+        nav,
         title: t.get("error.title"),
         message,
     };

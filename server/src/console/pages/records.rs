@@ -125,6 +125,11 @@ pub async fn overview(
     Query(q): Query<OverviewQuery>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
+        // The console's home is the overview for a supervisor, the users for an administrator
+        // (where signing in lands them).
+        if crate::console::viewer(hub, ctx)?.access == Access::Administrator {
+            return Ok(Redirect::to("/console/users").into_response());
+        }
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
         let from = parse_date(q.from.as_deref());
