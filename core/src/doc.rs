@@ -24,6 +24,7 @@ use automerge::{
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// Who made a change: carried in every change's message, so it travels with the change.
@@ -442,6 +443,36 @@ fn object_json(
 /// A scalar as `to_json` gives it.
 fn scalar_ref_json(s: &automerge::ScalarValueRef<'_>) -> Json {
     scalar_json(&ScalarValue::from(s))
+}
+
+/// The heads of the document's history without the changes of `actor` numbered `seq` or more,
+/// and without any change that depends on one of those.
+pub(crate) fn heads_without(document: &Automerge, actor: &ActorId, seq: u64) -> Vec<ChangeHash> {
+    let changes = document.get_changes_meta(&[]);
+    let mut dropped: HashSet<ChangeHash> = HashSet::new();
+    // Changes come in causal order; a second pass catches any that did not.
+    loop {
+        let before = dropped.len();
+        for change in &changes {
+            if (change.actor.as_ref() == actor && change.seq >= seq)
+                || change.deps.iter().any(|d| dropped.contains(d))
+            {
+                dropped.insert(change.hash);
+            }
+        }
+        if dropped.len() == before {
+            break;
+        }
+    }
+    let kept: Vec<_> = changes
+        .iter()
+        .filter(|c| !dropped.contains(&c.hash))
+        .collect();
+    let depended: HashSet<ChangeHash> = kept.iter().flat_map(|c| c.deps.iter().copied()).collect();
+    kept.iter()
+        .map(|c| c.hash)
+        .filter(|h| !depended.contains(h))
+        .collect()
 }
 
 /// Reads the record a document holds, at its current heads.

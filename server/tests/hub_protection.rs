@@ -143,6 +143,98 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
 }
 
 #[test]
+fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_again() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    let args = database_args(&data);
+    let user = monitor.user().to_string();
+    let set_area = |community: &str| {
+        let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
+        cli.extend(args.iter().map(String::as_str));
+        cli.extend(["--user", &user, "--area", community]);
+        vigie(&cli);
+    };
+    let list = || {
+        let mut cli = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+        cli.extend(args.iter().map(String::as_str));
+        vigie(&cli)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    // An edit made offline while the area is taken away is quarantined; the case leaves.
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.notes = "Vue au marché le samedi.".into();
+    monitor.store.update(&edited).unwrap();
+    set_area(C02);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    assert!(!monitor.has(case.id));
+
+    // The area comes back; the case comes back to the phone, which edits another field. The
+    // phone numbers that edit as it numbered the quarantined one: it never kept it.
+    set_area(C01);
+    monitor.sync(&hub.url).unwrap();
+    let mut again: ChildCase = monitor.store.get(case.id).unwrap();
+    assert_eq!(
+        again.notes, "",
+        "the quarantined note is not on the hub yet"
+    );
+    again.guardian = "Awa Koné (tante)".into();
+    monitor.store.update(&again).unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(
+        summary.quarantined.is_empty() && summary.pending == 0,
+        "{summary:?}"
+    );
+
+    // The entry still applies, says what it changes, and is accepted.
+    let entries = list();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["state"], "applies", "{entries:?}");
+    assert_eq!(
+        entries[0]["fields"],
+        serde_json::json!(["notes"]),
+        "{entries:?}"
+    );
+    let first = entries[0]["entry"].as_i64().unwrap();
+    let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+    accept.extend(args.iter().map(String::as_str));
+    let number = first.to_string();
+    accept.extend(["--entry", &number]);
+    vigie(&accept);
+    assert!(list().is_empty());
+
+    // Both edits reach everyone: the reviewed note and the later guardian.
+    for device in [&mut supervisor, &mut monitor] {
+        device.sync(&hub.url).unwrap();
+        let merged: ChildCase = device.store.get(case.id).unwrap();
+        assert_eq!(merged.notes, "Vue au marché le samedi.", "{}", device.name);
+        assert_eq!(merged.guardian, "Awa Koné (tante)", "{}", device.name);
+    }
+
+    // A later entry gets a number of its own, never the settled one's.
+    let mut later: ChildCase = monitor.store.get(case.id).unwrap();
+    later.notes = "Revue à l'école.".into();
+    monitor.store.update(&later).unwrap();
+    set_area(C02);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    let entries = list();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["entry"].as_i64().unwrap() > first, "{entries:?}");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+#[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";
     let dir = TempDir::new().unwrap();

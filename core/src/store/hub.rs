@@ -3,7 +3,9 @@
 
 use super::attachments::{self, Received};
 use super::queries::{Filter, scope_rule};
-use super::{Origin, Store, WriteContext, erasure, find_row, queries, save_document, schema};
+use super::{
+    Origin, Store, WriteContext, erasure, find_row, queries, save_document, schema, sync_state,
+};
 use crate::codec;
 use crate::domain::area::Area;
 use crate::domain::attachment::AttachmentState;
@@ -104,6 +106,9 @@ struct EmbeddedTransaction<'a, 'c> {
 }
 
 use queries::uuid_of;
+
+/// The meta key of the last quarantine entry number given (`quarantine`).
+const QUARANTINE_LAST_KEY: &str = "quarantine_last_entry";
 
 impl HubTransaction for EmbeddedTransaction<'_, '_> {
     fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
@@ -426,18 +431,32 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()> {
+        // An entry's number is never given again once settled (a reviewer's note or the
+        // journal may name it): the last one given is kept beside the table, whose own
+        // numbering would reuse the highest after it is deleted.
+        let given = sync_state::get_meta(self.tx, QUARANTINE_LAST_KEY)?
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map_or(0, i64::from_be_bytes);
+        let highest: i64 =
+            self.tx
+                .query_row("SELECT coalesce(max(id), 0) FROM quarantine", [], |r| {
+                    r.get(0)
+                })?;
+        let number = given.max(highest) + 1;
         self.tx
             .prepare_cached(
-                "INSERT INTO quarantine (record_id, device_id, user_id, changes, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO quarantine (id, record_id, device_id, user_id, changes, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(rusqlite::params![
+                number,
                 entry.record.as_bytes(),
                 entry.device.as_bytes(),
                 entry.user.as_bytes(),
                 entry.changes,
                 entry.received_ms
             ])?;
+        sync_state::set_meta(self.tx, QUARANTINE_LAST_KEY, &number.to_be_bytes())?;
         Ok(())
     }
 

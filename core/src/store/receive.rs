@@ -21,7 +21,7 @@ use crate::domain::codes::RecordKind;
 use crate::domain::records::{ChildCase, Record, Visit, Workplace};
 use crate::error::{Error, Result};
 use crate::storage::ReferenceCache;
-use automerge::{ActorId, Automerge, ChangeHash};
+use automerge::{ActorId, Automerge};
 use rusqlite::Transaction;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -296,7 +296,7 @@ fn move_own_edits(
         return Ok(());
     };
     let document = codec::load(id, &bytes)?;
-    let kept = heads_without(&document, reused, seq);
+    let kept = doc::heads_without(&document, reused, seq);
     let mut base = document
         .fork_at(&kept)
         .map_err(|_| Error::DamagedDocument {
@@ -324,36 +324,6 @@ fn move_own_edits(
     // What the hub was known to hold may include the dropped changes: the next push sends what
     // it needs from the heads the hub sends back.
     sync_state::forget_hub_heads(tx, id)
-}
-
-/// The heads of the document's history without the changes of `actor` numbered `seq` or more,
-/// and without any change that depends on one of those.
-fn heads_without(document: &Automerge, actor: &ActorId, seq: u64) -> Vec<ChangeHash> {
-    let changes = document.get_changes_meta(&[]);
-    let mut dropped: HashSet<ChangeHash> = HashSet::new();
-    // Changes come in causal order; a second pass catches any that did not.
-    loop {
-        let before = dropped.len();
-        for change in &changes {
-            if (change.actor.as_ref() == actor && change.seq >= seq)
-                || change.deps.iter().any(|d| dropped.contains(d))
-            {
-                dropped.insert(change.hash);
-            }
-        }
-        if dropped.len() == before {
-            break;
-        }
-    }
-    let kept: Vec<_> = changes
-        .iter()
-        .filter(|c| !dropped.contains(&c.hash))
-        .collect();
-    let depended: HashSet<ChangeHash> = kept.iter().flat_map(|c| c.deps.iter().copied()).collect();
-    kept.iter()
-        .map(|c| c.hash)
-        .filter(|h| !depended.contains(h))
-        .collect()
 }
 
 /// Writes the record `document` holds now onto `base`, as one change.
@@ -387,8 +357,8 @@ mod tests {
         let second = put(&mut doc, 2);
         doc.set_actor(b.clone());
         let by_b = put(&mut doc, 3);
-        assert_eq!(heads_without(&doc, &a, 3), vec![by_b]);
-        assert_eq!(heads_without(&doc, &a, 2), vec![first]);
+        assert_eq!(doc::heads_without(&doc, &a, 3), vec![by_b]);
+        assert_eq!(doc::heads_without(&doc, &a, 2), vec![first]);
         let _ = second;
     }
 }

@@ -8,11 +8,12 @@ use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, Role};
+use crate::domain::records::{ChildCase, Record, Version, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
 use crate::storage::{HubTransaction, Quarantined, StoredRecord};
 use crate::store::TypedRecord;
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -71,7 +72,17 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
     };
     let mut document = codec::load(entry.record, &stored.document)?;
     let before = document.get_heads();
-    codec::merge_into(&mut document, entry.record, &entry.changes)?;
+    match codec::merge_into(&mut document, entry.record, &entry.changes) {
+        Ok(()) => {}
+        Err(Error::ActorReused { actor, seq, .. }) => {
+            // The device numbered later edits of the record like these (it had dropped the
+            // record with them when its user lost the area, and received it again since):
+            // the changes are made again, as they were, under a new actor of the device.
+            document = codec::load(entry.record, &stored.document)?;
+            reauthor(&mut document, stored.kind, entry, &actor, seq)?;
+        }
+        Err(e) => return Err(e),
+    }
     if !document.get_missing_deps(&[]).is_empty() {
         return Err(Error::DamagedDocument {
             id: entry.record,
@@ -83,6 +94,82 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
         document,
         before,
     }))
+}
+
+/// Writes onto `document` what an entry's changes did to the record, as one change of a new
+/// actor of the entry's device made where the entry's changes were made (their dependencies):
+/// the fields they set take their values, concurrent with every later edit (a field edited on
+/// both sides is a conflict, kept and shown), and nothing else of the record moves.
+fn reauthor(
+    document: &mut Automerge,
+    kind: RecordKind,
+    entry: &Quarantined,
+    actor: &ActorId,
+    seq: u64,
+) -> Result<()> {
+    let id = entry.record;
+    let cannot = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    // The record without the device's later edits numbered like these, then with these.
+    let kept = doc::heads_without(document, actor, seq);
+    let mut made = document
+        .fork_at(&kept)
+        .map_err(|_| cannot("the record's history could not be forked"))?;
+    codec::merge_into(&mut made, id, &entry.changes)?;
+    if !made.get_missing_deps(&[]).is_empty() {
+        return Err(cannot(
+            "the quarantined changes depend on changes the hub lacks",
+        ));
+    }
+    let changes = made.get_changes_meta(&kept);
+    let hashes: BTreeSet<ChangeHash> = changes.iter().map(|c| c.hash).collect();
+    let mut base = BTreeSet::new();
+    let mut tips = hashes.clone();
+    for change in &changes {
+        for dep in change.deps.iter() {
+            tips.remove(dep);
+            if !hashes.contains(dep) {
+                base.insert(*dep);
+            }
+        }
+    }
+    let (base, tips): (Vec<_>, Vec<_>) = (base.into_iter().collect(), tips.into_iter().collect());
+    let author = ChangeAuthor {
+        user: entry.user,
+        device: entry.device,
+    };
+    document.set_actor(doc::actor_for(
+        entry.device,
+        crate::store::receive::new_nonce(),
+    ));
+    match kind {
+        RecordKind::Workplace => {
+            rewrite_at::<Workplace>(&made, document, id, &tips, &base, &author)
+        }
+        RecordKind::Visit => rewrite_at::<Visit>(&made, document, id, &tips, &base, &author),
+        RecordKind::ChildCase => {
+            rewrite_at::<ChildCase>(&made, document, id, &tips, &base, &author)
+        }
+        // Devices never write users or reference data.
+        RecordKind::User | RecordKind::Reference => Err(cannot("the record is not a device's")),
+    }
+}
+
+/// Writes onto `document` the record `made` holds at `tips`, as an edit made at `base`.
+fn rewrite_at<R: Record>(
+    made: &Automerge,
+    document: &mut Automerge,
+    id: Uuid,
+    tips: &[ChangeHash],
+    base: &[ChangeHash],
+    author: &ChangeAuthor,
+) -> Result<()> {
+    let mut record = doc::read_record_at::<R>(made, id, tips)?;
+    record.set_version(Version(base.to_vec()));
+    doc::write_record(document, &record, author)?;
+    Ok(())
 }
 
 /// Describes an entry for its reviewer.
