@@ -306,6 +306,37 @@ fn a_form_sent_after_the_session_ended_comes_back_to_its_page_after_sign_in() {
     assert!(!page.body.contains("elsewhere"), "{}", page.body);
 }
 
+#[test]
+fn an_invitation_of_a_user_deactivated_since_opens_nothing() {
+    let s = setup();
+    let path = invite(&s.data, s.supervisor);
+    let out = common::surface::admin(
+        &s.data,
+        &["user", "deactivate", "--user", &s.supervisor.to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut browser = Browser::new(&s.hub.url);
+    let welcome = browser.get(&path);
+    assert_eq!(welcome.status, 404, "{}", welcome.body);
+    // The form sent all the same (as a page opened before the deactivation would).
+    let csrf = browser.cookies["vigie_presession"].clone();
+    let sent = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.gone"),
+            ("password", PASSWORD),
+            ("again", PASSWORD),
+        ],
+    );
+    assert_eq!(sent.status, 422, "{}", sent.body);
+    assert_eq!(browser.sign_in("sup.gone", PASSWORD).status, 401);
+}
+
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
 struct Field {
     _dir: tempfile::TempDir,
@@ -558,18 +589,47 @@ fn erasure_needs_a_reason_and_the_case_code() {
     );
     assert_eq!(wrong.status, 422);
     assert_eq!(browser.get(&path).status, 200, "still there");
-    let erased = browser.post(
-        &format!("{path}/erase"),
-        &[
-            ("csrf", &csrf),
-            ("reason", "entered_in_error"),
-            ("confirm", "CASE"),
-        ],
+    // The confirmed form sent four times at once (a double tap, a retry): one erasure, one
+    // entry in the journal.
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..4)
+            .map(|_| {
+                let mut copy = Browser::new(&s.hub.url);
+                copy.cookies = browser.cookies.clone();
+                let (path, csrf) = (&path, &csrf);
+                scope.spawn(move || {
+                    copy.post(
+                        &format!("{path}/erase"),
+                        &[
+                            ("csrf", csrf),
+                            ("reason", "entered_in_error"),
+                            ("confirm", "CASE"),
+                        ],
+                    )
+                    .status
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|h| h.join().expect("a request"))
+            .collect()
+    });
+    assert!(statuses.contains(&303), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|c| [303, 404].contains(c)),
+        "{statuses:?}"
     );
-    assert_eq!(erased.status, 303, "{}", erased.body);
     assert_eq!(browser.get(&path).status, 404);
     f.mine.sync(&s.hub.url).expect("sync");
     assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.journal", PASSWORD);
+    assert_eq!(desk.sign_in("admin.journal", PASSWORD).status, 303);
+    let journal = desk.get("/console/audit");
+    assert_eq!(journal.status, 200);
+    let case = f.my_case.to_string();
+    assert_eq!(journal.body.matches(&case).count(), 1, "{}", journal.body);
 }
 
 #[test]

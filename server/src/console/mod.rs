@@ -240,7 +240,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
 
 /// The path and query of a Referer (`https://hub.example/console/x?y` gives `/console/x?y`);
 /// `safe_next` decides later whether it may be followed.
-fn referer_path(referer: &str) -> String {
+pub fn referer_path(referer: &str) -> String {
     let rest = referer.split_once("://").map_or(referer, |(_, rest)| rest);
     rest.find('/')
         .map_or_else(String::new, |i| rest[i..].to_string())

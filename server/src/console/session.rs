@@ -131,20 +131,35 @@ pub enum Refused {
     InviteUnknown,
 }
 
+/// What a person typed on an invitation's page.
+pub struct Typed<'a> {
+    pub login: &'a str,
+    pub password: &'a str,
+    pub again: &'a str,
+}
+
 /// Uses an invitation: sets the user's sign-in name and password. The invitation is gone once
 /// used, even if what was typed is refused... except for inline errors, which are checked first
-/// so that a typo does not waste the link.
+/// so that a typo does not waste the link. `active` says whether its user may sign in still.
 pub fn accept_invite(
     storage: &dyn ConsoleStorage,
     token: &str,
-    login: &str,
-    password: &str,
-    again: &str,
+    typed: &Typed,
+    active: &dyn Fn(Uuid) -> Result<bool, Error>,
 ) -> Result<Result<Uuid, Refused>, Error> {
+    let Typed {
+        login,
+        password,
+        again,
+    } = *typed;
     let hash = hash_secret(token);
+    // An invitation of a user deactivated since (or moved to a field role) opens nothing.
     let Some(user) = storage.invite(&hash, now_ms())? else {
         return Ok(Err(Refused::InviteUnknown));
     };
+    if !active(user)? {
+        return Ok(Err(Refused::InviteUnknown));
+    }
     if !valid_login(login) {
         return Ok(Err(Refused::LoginFormat));
     }

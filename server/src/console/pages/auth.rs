@@ -5,7 +5,7 @@ use crate::console::i18n::{Lang, Tr};
 use crate::console::session::{self, Refused, SignIn};
 use crate::console::{
     Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Problem, SESSION_COOKIE, access_of, audit,
-    html, run, safe_next, viewer,
+    html, referer_path, run, safe_next, viewer,
 };
 use crate::http::Hub;
 use askama::Template;
@@ -87,12 +87,7 @@ pub async fn sign_in(
             return Err(Problem::Csrf);
         }
         let storage = hub.backend.console();
-        let active = |user| -> Result<bool, vigie_core::Error> {
-            Ok(hub
-                .backend
-                .user(user)?
-                .is_some_and(|u| u.active && access_of(u.role).is_some()))
-        };
+        let active = |user| may_sign_in(hub, user);
         let attempt = session::Attempt {
             login: &form.login,
             password: &form.password,
@@ -180,6 +175,15 @@ struct WelcomePage {
     error: Option<&'static str>,
 }
 
+/// Whether a user may sign in to the console: active, with a console role.
+fn can_sign_in(user: &vigie_core::User) -> bool {
+    user.active && access_of(user.role).is_some()
+}
+
+fn may_sign_in(hub: &Hub, user: uuid::Uuid) -> Result<bool, vigie_core::Error> {
+    Ok(hub.backend.user(user)?.is_some_and(|u| can_sign_in(&u)))
+}
+
 /// The page an invitation link opens: choose a sign-in name and a password.
 pub async fn welcome_form(
     State(hub): State<Arc<Hub>>,
@@ -192,7 +196,7 @@ pub async fn welcome_form(
             .console()
             .invite(&session::hash_secret(&token), session::now_ms())?;
         let user = match user {
-            Some(id) => hub.backend.user(id)?,
+            Some(id) => hub.backend.user(id)?.filter(can_sign_in),
             None => None,
         };
         let csrf = session::secret();
@@ -249,7 +253,13 @@ pub async fn welcome(
         let t = ctx.tr();
         let storage = hub.backend.console();
         let login = form.login.trim().to_ascii_lowercase();
-        match session::accept_invite(storage, &token, &login, &form.password, &form.again)? {
+        let active = |user| may_sign_in(hub, user);
+        let typed = session::Typed {
+            login: &login,
+            password: &form.password,
+            again: &form.again,
+        };
+        match session::accept_invite(storage, &token, &typed, &active)? {
             Ok(user) => {
                 audit(hub, Some(user), "password_set", None, "");
                 Ok(Redirect::to("/console/signin?done=welcome").into_response())
@@ -259,7 +269,8 @@ pub async fn welcome(
                     .invite(&session::hash_secret(&token), session::now_ms())?
                     .map(|id| hub.backend.user(id))
                     .transpose()?
-                    .flatten();
+                    .flatten()
+                    .filter(can_sign_in);
                 let error = match refused {
                     Refused::LoginFormat => "welcome.login_format",
                     Refused::LoginTaken => "welcome.login_taken",
@@ -290,7 +301,7 @@ pub async fn set_lang(ctx: Ctx, Path(code): Path<String>, headers: HeaderMap) ->
     let back = headers
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|u| u.find("/console/").map(|i| u[i..].to_string()));
+        .map(referer_path);
     let mut response = Redirect::to(&safe_next(back.as_deref())).into_response();
     response.headers_mut().append(
         header::SET_COOKIE,

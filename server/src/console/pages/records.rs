@@ -1644,7 +1644,10 @@ pub async fn case_erase(
             );
         }
         match hub.backend.erase(viewer.user.id, id) {
-            Ok(_) => {
+            // Erased by another request meanwhile (the same form sent twice): done, and
+            // journaled once, by the request that erased it.
+            Ok(false) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
+            Ok(true) => {
                 audit(
                     hub,
                     Some(viewer.user.id),
