@@ -522,6 +522,13 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
         &[("csrf", &csrf), ("action", "validate")],
     );
     assert_eq!(done.status, 303, "{}", done.body);
+    // Sent again (a second tab, a double tap): refused, and the page says why.
+    let again = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[("csrf", &csrf), ("action", "validate")],
+    );
+    assert_eq!(again.status, 422, "{}", again.body);
+    assert!(again.body.contains("plus à valider"), "{}", again.body);
     f.mine.sync(&s.hub.url).expect("sync");
     let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
     assert_eq!(visit.status, VisitStatus::Validated);

@@ -95,6 +95,15 @@ impl Tr {
 
     /// A stored code's label (`status.referred`, `role.supervisor`...), the code itself if the
     /// catalogue has none.
+    /// A sector's label from the reference data in force (sectors are data, not code), else
+    /// the code as `code` shows it.
+    pub fn sector(&self, reference: &vigie_core::ReferenceData, code: &str) -> String {
+        match reference.sectors().iter().find(|s| s.code == code) {
+            Some(sector) => sector.label(self.0.code()).to_string(),
+            None => self.code("sector", code),
+        }
+    }
+
     pub fn code(&self, prefix: &str, code: &str) -> String {
         let key = format!("{prefix}.{code}");
         match catalogue(self.0).get(key.as_str()) {
@@ -118,6 +127,60 @@ mod tests {
             missing.is_empty(),
             "keys in one catalogue only: {missing:?}"
         );
+    }
+
+    #[test]
+    fn every_code_the_pages_show_has_a_label_in_both_languages() {
+        use vigie_core::domain::codes::*;
+        let codes: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "fl",
+                ForcedLabourIndicator::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect(),
+            ),
+            (
+                "school",
+                SchoolStatus::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+            ("sex", Sex::ALL.iter().map(|c| c.as_str()).collect()),
+            (
+                "visit_kind",
+                VisitKind::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+            (
+                "visit_status",
+                VisitStatus::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+            (
+                "status",
+                CaseStatus::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+            (
+                "class",
+                ClassificationOutcome::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect(),
+            ),
+            (
+                "service",
+                ServiceKind::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+            (
+                "situation",
+                FollowUpSituation::ALL.iter().map(|c| c.as_str()).collect(),
+            ),
+        ];
+        for catalogue in [parse(FR), parse(EN)] {
+            for (prefix, all) in &codes {
+                for code in all {
+                    let key = format!("{prefix}.{code}");
+                    assert!(catalogue.contains_key(key.as_str()), "no label for {key}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub async fn overview(
             }
         };
         let found = view.scoped(&who).indicators(&filter)?;
+        let reference = hub.backend.reference()?;
         let shared = q.shared.as_deref() == Some("1");
         let show = |n: i64| {
             if shared {
@@ -257,7 +258,7 @@ pub async fn overview(
                 t.code("age", k)
             }),
             breakdown(t.get("ind.by_sector"), &found.by_sector, &|k| {
-                t.code("sector", k)
+                t.sector(&reference, k)
             }),
             breakdown(t.get("ind.by_district"), &found.by_district, &plain),
             breakdown(t.get("ind.by_community"), &found.by_community, &plain),
@@ -628,7 +629,9 @@ pub async fn review_visit(
             "returned"
         };
         let mut review = Some(review);
+        let mut found = None;
         match change::<Visit>(hub, &who, id, &mut |visit| {
+            found = Some(visit.status);
             workflow::apply_review(visit, review.take().unwrap_or(Review::Validate), who.user)
         })? {
             Ok(_) => {
@@ -647,10 +650,16 @@ pub async fn review_visit(
                 Ok(Redirect::to(&back).into_response())
             }
             Err(message) => {
-                let message = if message.contains("review_comment") {
-                    t.get("review.comment_needed").to_string()
-                } else {
-                    message
+                let message = match found {
+                    // Reviewed meanwhile (another supervisor, the same form sent twice).
+                    Some(status) if status != vigie_core::VisitStatus::Submitted => t.fmt(
+                        "review.not_submitted",
+                        t.code("visit_status", status.as_str()),
+                    ),
+                    _ if message.contains("review_comment") => {
+                        t.get("review.comment_needed").to_string()
+                    }
+                    _ => message,
                 };
                 visit_page_of(hub, ctx, id, Some(message), form.comment.clone(), None)
             }
@@ -1697,10 +1706,11 @@ pub async fn workplace_page(
         let scoped = view.scoped(&who);
         let w: Workplace = scoped.get(id)?;
         let names = user_names(&hub.backend.users()?);
+        let reference = hub.backend.reference()?;
         let fields = vec![
             Field {
                 label: t.get("workplace.sector"),
-                value: t.code("sector", &w.sector),
+                value: t.sector(&reference, &w.sector),
             },
             Field {
                 label: t.get("field.area"),
