@@ -555,6 +555,28 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
         ],
     );
     assert_eq!(bad.status, 422);
+    // A referral or a follow-up dated after today is refused with the form's message.
+    let future = browser.post(
+        &format!("{case_path}/referral"),
+        &[
+            ("csrf", &csrf),
+            ("service", "education"),
+            ("provider", "École de Kouamé"),
+            ("date", "2099-05-02"),
+        ],
+    );
+    assert_eq!(future.status, 422, "{}", future.body);
+    assert!(future.body.contains("pas à venir"), "{}", future.body);
+    let future = browser.post(
+        &format!("{case_path}/follow-up"),
+        &[
+            ("csrf", &csrf),
+            ("situation", "in_school"),
+            ("date", "2099-05-02"),
+            ("next_due", ""),
+        ],
+    );
+    assert_eq!(future.status, 422, "{}", future.body);
     let referred = browser.post(
         &format!("{case_path}/referral"),
         &[

@@ -339,6 +339,10 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
     let mut born_validated = visit(area(C01), workplace, monitor.user(), 4);
     born_validated.id = Uuid::now_v7();
     born_validated.status = VisitStatus::Validated;
+    // A case identified in 2099, with a follow-up "done" then (the phone's clock or its user).
+    let mut from_the_future = child(area(C01), "Awa", monitor.user());
+    from_the_future.id = Uuid::now_v7();
+    from_the_future.identified_on = chrono::NaiveDate::from_ymd_opt(2099, 1, 1).unwrap();
     let outcomes = push(
         &monitor,
         &hub.url,
@@ -348,7 +352,12 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
             new_record(&monitor, &nonsense, me),
             new_record(&monitor, &born_closed, me),
             new_record(&monitor, &born_validated, me),
+            new_record(&monitor, &from_the_future, me),
         ],
+    );
+    assert_eq!(
+        refusal(&outcomes[&from_the_future.id]),
+        Some(Refusal::BreaksValidation)
     );
     assert_eq!(refusal(&outcomes[&case.id]), Some(Refusal::StepNotAllowed));
     assert_eq!(refusal(&outcomes[&v.id]), Some(Refusal::StepNotAllowed));

@@ -523,6 +523,16 @@ impl TypedRecord {
         }
     }
 
+    /// `Record::event_dates` of the record.
+    pub(crate) fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
+        match self {
+            TypedRecord::Workplace(r) => r.event_dates(),
+            TypedRecord::Visit(r) => r.event_dates(),
+            TypedRecord::ChildCase(r) => r.event_dates(),
+            TypedRecord::User(_) | TypedRecord::Reference => Vec::new(),
+        }
+    }
+
     /// The area the record belongs to (users and reference data have none).
     pub(crate) fn area(&self) -> Option<&Area> {
         match self {

@@ -1091,6 +1091,12 @@ fn sender_versions(
     Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
 }
 
+/// The latest day an event a record tells of (`Record::event_dates`) may fall on, by the hub's
+/// clock: its today, with two days' room for time zones and a phone's clock a little ahead.
+pub fn latest_event_day() -> chrono::NaiveDate {
+    Utc::now().date_naive() + chrono::Days::new(2)
+}
+
 /// The hub's checks of a pushed record's content, beyond kind, scope and authorship: `merged`
 /// (as the hub would store it) passes the phone's own validation against the reference
 /// versions it was captured with, and its area is a path of its country's area tree in force
@@ -1112,6 +1118,21 @@ pub(crate) fn check_content(
         } else {
             Refusal::BreaksValidation
         });
+    }
+    // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099.
+    // Days set before stay (they were checked when they came).
+    let latest = latest_event_day();
+    let known: HashSet<(String, chrono::NaiveDate)> = from
+        .map(TypedRecord::event_dates)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if to
+        .event_dates()
+        .into_iter()
+        .any(|dated| dated.1 > latest && !known.contains(&dated))
+    {
+        return Err(Refusal::BreaksValidation);
     }
     if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
         let pin = pins.get(ReferenceType::AdministrativeAreas);

@@ -46,7 +46,8 @@ pub use client::{
 };
 pub use hub::{
     HubError, HubLimits, Principal, Scope, change_as, create_record, erase_record,
-    handle_certified_sync, handle_sync, publish_reference, read_record, resolve_as, update_record,
+    handle_certified_sync, handle_sync, latest_event_day, publish_reference, read_record,
+    resolve_as, update_record,
 };
 pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity};
 pub use peer::{PeerScope, PeerSession, sync_peers};

@@ -223,7 +223,7 @@ pub fn bench_console(args: &ConsoleArgs) -> BoxResult<()> {
             ("overview", "/console/"),
             ("case_search", "/console/cases?q=kouame"),
             ("review_queue", "/console/review"),
-            ("map", "/console/map?from=2026-01-01&until=2027-01-01"),
+            ("map", "/console/map?from=2025-01-01&until=2026-01-01"),
         ];
         for (name, path) in pages {
             let started = Instant::now();

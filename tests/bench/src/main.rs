@@ -58,7 +58,7 @@ const BENCH_DEVICE: Uuid = Uuid::from_u128(0x0196_0000_0000_7000_8000_0000_0000_
 /// Rows on the first page of a list, as the app shows it.
 const PAGE_SIZE: i32 = 50;
 /// "Today" for the overdue list: late in the season, when many follow-ups are due.
-const OVERDUE_ON: (i32, u32, u32) = (2026, 10, 1);
+const OVERDUE_ON: (i32, u32, u32) = (2025, 10, 1);
 const SEARCH_TEXT: &str = "kouame";
 const SEARCH_LIMIT: u32 = 20;
 

@@ -2,7 +2,8 @@
 //! deterministically from a seed.
 //!
 //! At scale 1: one region of 4 districts of 10 communities, 50 field users, 2,000 workplaces,
-//! 10,000 visits over 2026 and 3,000 child cases, each identified on one of the visits. The scale
+//! 10,000 visits over 2025 and 3,000 child cases, each identified on one of the visits (a past
+//! year: the hub refuses a visit or a follow-up dated after its today). The scale
 //! multiplies workplaces, visits and child cases; the areas and the users stay as they are, since
 //! they describe the organisation rather than its activity.
 //!
@@ -41,7 +42,7 @@ pub(crate) const COMMUNITIES_PER_DISTRICT: usize = 10;
 const MONITORS: usize = 30;
 const INSPECTORS: usize = 15;
 const SUPERVISORS: usize = 5;
-const YEAR: i32 = 2026;
+const YEAR: i32 = 2025;
 
 pub(crate) const CHECKLIST: &str = "labour-inspection";
 pub(crate) const CHECKLIST_VERSION: u32 = 1;

@@ -336,6 +336,22 @@ impl Record for ChildCase {
         super::Subject::ChildCase(self)
     }
 
+    fn event_dates(&self) -> Vec<(String, NaiveDate)> {
+        let mut dates = vec![("identified_on".to_string(), self.identified_on)];
+        dates.extend(self.remediated_on.map(|d| ("remediated_on".to_string(), d)));
+        dates.extend(
+            self.referrals
+                .iter()
+                .map(|(id, r)| (format!("referrals.{id}.date"), r.date)),
+        );
+        dates.extend(
+            self.followups
+                .iter()
+                .map(|(id, f)| (format!("followups.{id}.date"), f.date)),
+        );
+        dates
+    }
+
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("case_code", &self.case_code)?;
         require_text("name", &self.name)?;

@@ -125,6 +125,13 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn subject(&self) -> Subject<'_> {
         Subject::Administered(Self::KIND)
     }
+    /// The days on which things the record tells of happened (a visit, a follow-up, a
+    /// referral), each with its field's path: none of them can be later than today. Not part
+    /// of `validate`, which needs no clock: a phone's may be wrong, so the hub checks them
+    /// against its own when they change (`sync::hub::check_content`).
+    fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
+        Vec::new()
+    }
 }
 
 /// The `Record` methods of kinds that keep the reference versions they were captured with.

@@ -188,6 +188,15 @@ impl Record for Visit {
         super::Subject::Visit(self)
     }
 
+    fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
+        let mut dates = vec![("started_at".to_string(), self.started_at.date_naive())];
+        dates.extend(
+            self.ended_at
+                .map(|t| ("ended_at".to_string(), t.date_naive())),
+        );
+        dates
+    }
+
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         if self.workplace_id.is_nil() {
             return Err(ValidationError::new("workplace_id", "must be set"));

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::indicators::ChildCounts;
-use vigie_core::sync::{Principal, change_as};
+use vigie_core::sync::{Principal, change_as, latest_event_day};
 use vigie_core::workflow::{self, Review};
 use vigie_core::{
     AlertSeverity, CaseStatus, Cell, ChildCase, ChildCaseQuery, ClassificationOutcome, Error,
@@ -1313,7 +1313,8 @@ pub async fn case_referral(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
-        let date = parse_date(Some(&form.date));
+        // A day that has not come yet is refused here, as the hub's rules would refuse it.
+        let date = parse_date(Some(&form.date)).filter(|d| *d <= latest_event_day());
         let (Some(service), Some(date)) = (service, date) else {
             return case_outcome(
                 hub,
@@ -1399,7 +1400,8 @@ pub async fn case_follow_up(
             .iter()
             .copied()
             .find(|s| code(s) == form.situation);
-        let date = parse_date(Some(&form.date));
+        // A day that has not come yet is refused here, as the hub's rules would refuse it.
+        let date = parse_date(Some(&form.date)).filter(|d| *d <= latest_event_day());
         let next_due = parse_date(Some(&form.next_due));
         let bad_next = !form.next_due.is_empty() && next_due.is_none();
         let (Some(situation), Some(date), false) = (situation, date, bad_next) else {
