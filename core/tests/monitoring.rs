@@ -1050,6 +1050,13 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
     let col = |h: &str| header.iter().position(|x| x == h).unwrap();
     assert_eq!(rows[0][col("name")], "Kouamé Adjoa");
     assert_eq!(rows[0][col("date_of_birth")], "2014-05-10");
+    // Only their owner may read the files, even in a shared directory.
+    #[cfg(unix)]
+    for entry in std::fs::read_dir(&out).unwrap() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     // An empty store still writes every table with its header.
     let mut empty = open(&dir, "empty.db", SUPERVISOR);

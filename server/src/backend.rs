@@ -42,7 +42,8 @@ pub trait Backend: Send + Sync {
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error>;
     /// Every user, in id order.
     fn users(&self) -> Result<Vec<User>, Error>;
-    /// Deactivates a user: every device of theirs is refused (403) from its next request.
+    /// Deactivates a user: each device of theirs syncs from then on with nothing in scope (its
+    /// pending changes are pushed and kept for review, and what it holds leaves it).
     /// Returns whether they were active; `NotFound` if there is no such user.
     fn deactivate_user(&self, user: Uuid) -> Result<bool, Error>;
     /// Every enrolled device, revoked ones included, with when it was last seen.

@@ -137,7 +137,14 @@ fn post(
         }
         let message = json
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or_default();
+            // Not a Vigie hub's answer (a proxy's page, a wrong address): its reason phrase.
+            .unwrap_or_else(|| match status.as_u16() {
+                404 => "no Vigie hub at this address (check the URL)".to_string(),
+                _ => status
+                    .canonical_reason()
+                    .unwrap_or("no explanation given")
+                    .to_ascii_lowercase(),
+            });
         Err(format!("hub answered {}: {message}", status.as_u16()))
     }
 }

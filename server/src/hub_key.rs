@@ -125,6 +125,12 @@ impl KeyOptions {
                 rand::rngs::OsRng.fill_bytes(&mut key);
                 let key = HubKey(key);
                 write_key_file(&file, &key)?;
+                // Said once, where the person who set the hub up reads it: without this file
+                // the hub can never be read again.
+                eprintln!(
+                    "vigie: a new hub: its key is in {} (back it up, apart from the data)",
+                    file.display()
+                );
                 Ok(Some(key))
             }
         }

@@ -53,7 +53,12 @@ pub fn init(default: &str) {
     let _ = tracing_subscriber::registry()
         .with(requested(default))
         .with(ceilings())
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colours for a person at a terminal, not escape codes in a log file.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .try_init();
 }
 

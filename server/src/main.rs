@@ -68,6 +68,16 @@ impl HubData {
     }
 }
 
+/// A count or a duration that 0 would make meaningless: refused with clap's own message
+/// rather than quietly raised to 1.
+fn at_least_one<T>() -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::<T>::new().range(1..)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve sync over HTTP, on the embedded SQLite store or on PostgreSQL.
@@ -160,26 +170,30 @@ enum Command {
 #[derive(Args)]
 struct HttpArgs {
     /// Connections open at once; past it, the one idle the longest is closed.
-    #[arg(long, default_value_t = HttpLimits::default().max_connections)]
+    #[arg(long, default_value_t = HttpLimits::default().max_connections,
+          value_parser = at_least_one::<usize>())]
     max_connections: usize,
     /// Requests of one device served at once; more get 429.
-    #[arg(long, default_value_t = HttpLimits::default().max_requests_per_device)]
+    #[arg(long, default_value_t = HttpLimits::default().max_requests_per_device,
+          value_parser = at_least_one::<usize>())]
     max_requests_per_device: usize,
     /// Milliseconds a request's headers may take to arrive (and an idle connection is kept).
-    #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64)]
+    #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64,
+          value_parser = at_least_one::<u64>())]
     header_timeout_ms: u64,
     /// Milliseconds a body may take to start arriving; then one more second per 1 KiB.
-    #[arg(long, default_value_t = HttpLimits::default().body_timeout.as_millis() as u64)]
+    #[arg(long, default_value_t = HttpLimits::default().body_timeout.as_millis() as u64,
+          value_parser = at_least_one::<u64>())]
     body_timeout_ms: u64,
 }
 
 impl HttpArgs {
     fn limits(&self) -> HttpLimits {
         HttpLimits {
-            max_connections: self.max_connections.max(1),
-            max_requests_per_device: self.max_requests_per_device.max(1),
-            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
-            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            max_connections: self.max_connections,
+            max_requests_per_device: self.max_requests_per_device,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
             ..HttpLimits::default()
         }
     }
@@ -199,7 +213,8 @@ struct AttachmentArgs {
     #[arg(long, default_value_t = AttachmentLimits::default().max_per_record)]
     max_attachments_per_record: u32,
     /// A photo's longest side, in pixels, after capture on the phone.
-    #[arg(long, default_value_t = AttachmentLimits::default().photo_max_side)]
+    #[arg(long, default_value_t = AttachmentLimits::default().photo_max_side,
+          value_parser = at_least_one::<u32>())]
     photo_max_side: u32,
 }
 
@@ -209,7 +224,7 @@ impl AttachmentArgs {
             max_file_bytes: self.max_attachment_bytes,
             max_record_bytes: self.max_record_attachment_bytes,
             max_per_record: self.max_attachments_per_record,
-            photo_max_side: self.photo_max_side.max(1),
+            photo_max_side: self.photo_max_side,
         }
     }
 }
@@ -457,7 +472,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Some(found) if !found.active => return Err(format!("user {user} is inactive")),
                 Some(found) if vigie_server::console::access_of(found.role).is_none() => {
                     return Err(format!(
-                        "user {user} is a {}: the console is for supervisors and administrators",
+                        "user {user} has the role {}: the console is for supervisors and administrators",
                         role_name(found.role)
                     ));
                 }
@@ -498,9 +513,12 @@ fn run(cli: Cli) -> Result<(), String> {
             command: UserCommand::Areas { hub, user, areas },
         } => {
             let backend = hub.open()?;
-            backend
-                .set_user_areas(user, &areas)
-                .map_err(|e| e.to_string())?;
+            match backend.set_user_areas(user, &areas) {
+                Err(vigie_core::Error::NotFound { .. }) => {
+                    return Err(format!("no such user: {user}"));
+                }
+                other => other.map_err(|e| e.to_string())?,
+            };
             warn_unplaced_areas(&*backend, &areas)
         }
         Command::User {
@@ -585,7 +603,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Erase { hub, record, by } => {
             if !hub.open()?.erase(by, record).map_err(|e| e.to_string())? {
-                eprintln!("vigie: no such record (a tombstone stands for it all the same)");
+                // Not a success a script may take for one: the id may be mistyped, and the
+                // case meant still on the hub.
+                return Err(
+                    "no record with this id on the hub: nothing was erased, and a \
+                            tombstone now stops it from coming (back) from any device; check \
+                            the id if a case was meant"
+                        .into(),
+                );
             }
             Ok(())
         }

@@ -242,3 +242,23 @@ fn administration_of_an_encrypted_hub_needs_its_key() {
     let out = vigie_output(&["user", "list", "--data", data_arg, "--key-hex", "12"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
 }
+
+#[test]
+fn erasing_an_id_the_hub_does_not_hold_is_not_reported_as_done() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]);
+    let mistyped = Uuid::now_v7().to_string();
+    let error = admin_error(
+        &data,
+        &[
+            "erase",
+            "--record",
+            &mistyped,
+            "--by",
+            &supervisor.to_string(),
+        ],
+    );
+    assert!(error.contains("nothing was erased"), "{error}");
+    assert!(!error.contains(&mistyped), "{error}");
+}

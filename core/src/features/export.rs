@@ -273,11 +273,35 @@ impl Store {
                         .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
                 ),
             };
-            std::fs::write(&path, bytes)?;
+            write_private(&path, &bytes)?;
             paths.push(path);
         }
         Ok(paths)
     }
+}
+
+/// Writes a file only its owner may read (an export names children even pseudonymised, and the
+/// directory may be shared): created so, or narrowed if it was there.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 impl Scoped<'_> {
