@@ -85,13 +85,25 @@ fn a_revoked_device_is_refused_and_told_to_wipe() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
-#[test]
-fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
+/// A hub started in a new directory.
+fn new_hub() -> (TempDir, PathBuf, Hub) {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    let mut hub = Hub::start(&data);
-    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
-    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let hub = Hub::start(&data);
+    (dir, data, hub)
+}
+
+/// A monitor of C01 and a supervisor of its district.
+fn monitor_and_supervisor(dir: &TempDir, data: &Path) -> (Device, Device) {
+    let monitor = plain_device(dir.path(), data, "monitor", Role::CommunityMonitor, &[C01]);
+    let supervisor = plain_device(dir.path(), data, "sup", Role::Supervisor, &[DISTRICT]);
+    (monitor, supervisor)
+}
+
+#[test]
+fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
     let case = monitor
         .store
         .create(&child(area(C01), "Fatou Koné", monitor.user()))
@@ -144,11 +156,8 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
 
 #[test]
 fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_again() {
-    let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut hub = Hub::start(&data);
-    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
-    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
     let case = monitor
         .store
         .create(&child(area(C01), "Fatou Koné", monitor.user()))

@@ -150,6 +150,17 @@ fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
     registry.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The failures counted under `key` and the time of the last one (`ConsoleStorage::failures`).
+fn failures_of(conn: &rusqlite::Connection, key: &str) -> Result<Option<(i64, i64)>, Error> {
+    Ok(conn
+        .query_row(
+            "SELECT failures, last_ms FROM console_failures WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 fn uuid_of(bytes: Vec<u8>) -> rusqlite::Result<Uuid> {
     Uuid::from_slice(&bytes).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
@@ -330,16 +341,7 @@ impl ConsoleStorage for Mutex<Registry> {
     }
 
     fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error> {
-        let registry = lock(self);
-        let row = registry
-            .conn()
-            .query_row(
-                "SELECT failures, last_ms FROM console_failures WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row)
+        failures_of(lock(self).conn(), key)
     }
 
     fn claim_attempt(
@@ -352,15 +354,7 @@ impl ConsoleStorage for Mutex<Registry> {
         // The registry's lock makes the check and the count one step for this process, the
         // only one that opens the embedded hub's files.
         let registry = lock(self);
-        let row = registry
-            .conn()
-            .query_row(
-                "SELECT failures, last_ms FROM console_failures WHERE key = ?1",
-                [key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if !allowed(row) {
+        if !allowed(failures_of(registry.conn(), key)?) {
             return Ok(false);
         }
         registry.conn().execute(
