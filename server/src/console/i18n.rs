@@ -104,6 +104,44 @@ impl Tr {
         }
     }
 
+    /// What a person is told when the core refuses their action (a validation rule, a
+    /// workflow step), in the page's language: each rule's text is looked up under
+    /// `rule.<its words joined by _>`, the field under `field.<its path without ids>`; a rule
+    /// the catalogues do not hold yet shows as the core words it. Other errors are not the
+    /// person's to fix and are not given here.
+    pub fn refusal(&self, error: &vigie_core::Error) -> String {
+        match error {
+            vigie_core::Error::Validation(v) => {
+                let field = field_key(&v.field);
+                let label = match catalogue(self.0).get(format!("field.{field}").as_str()) {
+                    Some(label) => label.to_string(),
+                    None => field.replace(['_', '.'], " "),
+                };
+                self.fmt("refused.field", label)
+                    .replacen("{}", &self.rule(&v.rule), 1)
+            }
+            vigie_core::Error::NotAllowed { rule } => self.fmt("refused.rule", self.rule(rule)),
+            other => other.to_string(),
+        }
+    }
+
+    fn rule(&self, rule: &str) -> String {
+        let key: String = rule
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        match catalogue(self.0).get(format!("rule.{key}").as_str()) {
+            Some(text) => text.to_string(),
+            None => rule.to_string(),
+        }
+    }
+
     pub fn code(&self, prefix: &str, code: &str) -> String {
         let key = format!("{prefix}.{code}");
         match catalogue(self.0).get(key.as_str()) {
@@ -111,6 +149,15 @@ impl Tr {
             None => code.replace('_', " "),
         }
     }
+}
+
+/// A field's path without the ids of the entries it goes through (`followups.<id>.date` is
+/// `followups.date`).
+fn field_key(path: &str) -> String {
+    path.split('.')
+        .filter(|part| uuid::Uuid::parse_str(part).is_err())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 #[cfg(test)]
@@ -127,6 +174,74 @@ mod tests {
             missing.is_empty(),
             "keys in one catalogue only: {missing:?}"
         );
+    }
+
+    #[test]
+    fn a_refusal_names_the_field_and_the_rule_in_the_page_language() {
+        let error = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            format!("followups.{}.date", uuid::Uuid::now_v7()),
+            "must not be before the child was identified",
+        ));
+        assert_eq!(
+            Tr(Lang::Fr).refusal(&error),
+            "Date du suivi : ne peut pas précéder l'identification de l'enfant"
+        );
+        assert_eq!(
+            Tr(Lang::En).refusal(&error),
+            "Follow-up date: cannot be before the child was identified"
+        );
+        // A rule not in the catalogues yet shows as the core words it, under its field.
+        let new_rule = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            "household",
+            "some rule of a later version",
+        ));
+        assert_eq!(
+            Tr(Lang::Fr).refusal(&new_rule),
+            "household : some rule of a later version"
+        );
+        let step = vigie_core::Error::NotAllowed {
+            rule: "only a supervisor may erase a record".into(),
+        };
+        assert_eq!(
+            Tr(Lang::Fr).refusal(&step),
+            "Refusé : seul un superviseur peut effacer un dossier"
+        );
+    }
+
+    #[test]
+    fn every_rule_the_catalogues_translate_is_one_the_core_words() {
+        // The core's string literals, as `Tr::rule` turns them into keys.
+        let mut literals = std::collections::HashSet::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for literal in text.split('"').skip(1).step_by(2) {
+                        let key: String = literal
+                            .chars()
+                            .map(|c| {
+                                if c.is_ascii_alphanumeric() {
+                                    c.to_ascii_lowercase()
+                                } else {
+                                    '_'
+                                }
+                            })
+                            .collect();
+                        literals.insert(key);
+                    }
+                }
+            }
+        }
+        for key in parse(FR).keys().filter_map(|k| k.strip_prefix("rule.")) {
+            assert!(
+                literals.contains(key),
+                "rule.{key} is no text of the core's"
+            );
+        }
     }
 
     #[test]

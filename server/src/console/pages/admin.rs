@@ -220,7 +220,9 @@ pub async fn add_user(
                 );
                 Ok(Redirect::to("/console/users").into_response())
             }
-            Err(e @ Error::Validation(_)) => users_page(hub, ctx, &viewer, again(&e.to_string())),
+            Err(e @ Error::Validation(_)) => {
+                users_page(hub, ctx, &viewer, again(&ctx.tr().refusal(&e)))
+            }
             Err(e) => Err(e.into()),
         }
     })
@@ -262,7 +264,7 @@ pub async fn user_areas(
                 ctx,
                 &viewer,
                 UsersState {
-                    error: Some(e.to_string()),
+                    error: Some(ctx.tr().refusal(&e)),
                     error_user: Some(id),
                     ..Default::default()
                 },
@@ -648,7 +650,15 @@ pub async fn publish(
         };
         let parsed = match vigie_core::ReferenceFile::parse(&text) {
             Ok(parsed) => parsed,
-            Err(e) => return reference_page(hub, ctx, &viewer, Some(e.to_string()), None),
+            Err(e) => {
+                return reference_page(
+                    hub,
+                    ctx,
+                    &viewer,
+                    Some(t.refusal(&Error::Validation(e))),
+                    None,
+                );
+            }
         };
         match hub.backend.publish_reference(&parsed) {
             Ok(version) => {
@@ -662,7 +672,7 @@ pub async fn publish(
                 reference_page(hub, ctx, &viewer, None, done)
             }
             Err(e @ Error::Validation(_)) => {
-                reference_page(hub, ctx, &viewer, Some(e.to_string()), None)
+                reference_page(hub, ctx, &viewer, Some(t.refusal(&e)), None)
             }
             Err(e) => Err(e.into()),
         }
@@ -904,7 +914,7 @@ pub async fn review_quarantine(
             }
             Ok(false) => Err(Problem::NotFound),
             Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => {
-                quarantine_page(hub, ctx, &viewer, Some(e.to_string()), None)
+                quarantine_page(hub, ctx, &viewer, Some(ctx.tr().refusal(&e)), None)
             }
             Err(e) => Err(e.into()),
         }

@@ -577,13 +577,13 @@ pub struct ReviewForm {
 }
 
 /// Writes a change to one record as the signed-in supervisor; errors a person can fix come
-/// back as their text (for an inline message), others as problems.
+/// back as theirs (for an inline message, `Tr::refusal`), others as problems.
 fn change<R: Record>(
     hub: &Hub,
     who: &Principal,
     id: Uuid,
     edit: &mut dyn FnMut(&mut R) -> Result<(), Error>,
-) -> Result<Result<R, String>, Problem> {
+) -> Result<Result<R, Error>, Problem> {
     let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
     let mut written = None;
     let outcome = hub.backend.write(&mut |tx| {
@@ -592,7 +592,7 @@ fn change<R: Record>(
     });
     match outcome {
         Ok(()) => Ok(Ok(written.expect("written"))),
-        Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => Ok(Err(e.to_string())),
+        Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => Ok(Err(e)),
         Err(e) => Err(e.into()),
     }
 }
@@ -649,17 +649,17 @@ pub async fn review_visit(
                 };
                 Ok(Redirect::to(&back).into_response())
             }
-            Err(message) => {
-                let message = match found {
+            Err(refused) => {
+                let message = match (found, &refused) {
                     // Reviewed meanwhile (another supervisor, the same form sent twice).
-                    Some(status) if status != vigie_core::VisitStatus::Submitted => t.fmt(
+                    (Some(status), _) if status != vigie_core::VisitStatus::Submitted => t.fmt(
                         "review.not_submitted",
                         t.code("visit_status", status.as_str()),
                     ),
-                    _ if message.contains("review_comment") => {
+                    (_, Error::Validation(v)) if v.field == "review_comment" => {
                         t.get("review.comment_needed").to_string()
                     }
-                    _ => message,
+                    _ => t.refusal(&refused),
                 };
                 visit_page_of(hub, ctx, id, Some(message), form.comment.clone(), None)
             }
@@ -1273,7 +1273,8 @@ pub async fn case_status(
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             workflow::transition(case, to, who.role, today())
         })?
-        .map(|_| ());
+        .map(|_| ())
+        .map_err(|e| t.refusal(&e));
         case_outcome(
             hub,
             ctx,
@@ -1355,7 +1356,8 @@ pub async fn case_referral(
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             workflow::refer(case, referral.clone()).map(|_| ())
         })?
-        .map(|_| ());
+        .map(|_| ())
+        .map_err(|e| t.refusal(&e));
         case_outcome(
             hub,
             ctx,
@@ -1430,7 +1432,8 @@ pub async fn case_follow_up(
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             workflow::follow(case, follow_up.clone(), &reference).map(|_| ())
         })?
-        .map(|_| ());
+        .map(|_| ())
+        .map_err(|e| t.refusal(&e));
         case_outcome(
             hub,
             ctx,
@@ -1485,7 +1488,7 @@ pub async fn case_resolve(
                         e @ (Error::Validation(_)
                         | Error::NotAllowed { .. }
                         | Error::NoSuchConflict { .. }),
-                    ) => Err(e.to_string()),
+                    ) => Err(t.refusal(&e)),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -1563,7 +1566,7 @@ pub async fn case_merge(
         });
         let outcome = match outcome {
             Ok(()) => Ok(()),
-            Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => Err(e.to_string()),
+            Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => Err(t.refusal(&e)),
             Err(Error::NotFound { .. }) => Err(t.get("case.choose_duplicate").into()),
             Err(e) => return Err(e.into()),
         };
@@ -1673,7 +1676,7 @@ pub async fn case_erase(
                 ctx,
                 &viewer,
                 id,
-                Err(e.to_string()),
+                Err(t.refusal(&e)),
                 "erase",
                 Done {
                     action: "",
