@@ -337,6 +337,20 @@ fn an_invitation_of_a_user_deactivated_since_opens_nothing() {
     assert_eq!(browser.sign_in("sup.gone", PASSWORD).status, 401);
 }
 
+#[test]
+fn a_post_that_is_no_form_gets_the_console_error_page() {
+    let s = setup();
+    let answer = agent()
+        .post(format!("{}/console/signout", s.hub.url))
+        .header("Accept-Language", "fr")
+        .send_empty()
+        .expect("the hub answers");
+    assert_eq!(answer.status().as_u16(), 400);
+    let body = answer.into_body().read_to_string().expect("a page");
+    assert!(body.contains("<html"), "{body}");
+    assert!(body.contains("arrivé en entier"), "{body}");
+}
+
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
 struct Field {
     _dir: tempfile::TempDir,

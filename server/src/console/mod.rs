@@ -20,7 +20,7 @@ pub mod view;
 
 use crate::http::Hub;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -262,6 +262,42 @@ impl Ctx {
             text.push_str("; Secure");
         }
         HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// A console form's fields. A request that is not a form (no body, another content type, a
+/// field that does not parse) gets the console's error page in the person's language, where
+/// axum would answer a bare 415 or 422 in English.
+pub struct Posted<T>(pub T);
+
+impl<T, S> FromRequest<S> for Posted<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let lang = Lang::choose(
+            cookie(request.headers(), LANG_COOKIE),
+            request
+                .headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        );
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(fields)) => Ok(Posted(fields)),
+            Err(_) => {
+                let t = Tr(lang);
+                let page = pages::ErrorPage {
+                    t,
+                    nav: None,
+                    title: t.get("error.title"),
+                    message: t.get("error.bad_form"),
+                };
+                Err((StatusCode::BAD_REQUEST, html(&page)).into_response())
+            }
+        }
     }
 }
 

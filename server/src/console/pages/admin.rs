@@ -7,13 +7,13 @@ use crate::auth::AuthError;
 use crate::console::i18n::Tr;
 use crate::console::session;
 use crate::console::{
-    Access, Ctx, PageResult, Problem, Viewer, access_of, audit, html, invite_link, posted, run,
-    user_names, viewer_with,
+    Access, Ctx, PageResult, Posted, Problem, Viewer, access_of, audit, html, invite_link, posted,
+    run, user_names, viewer_with,
 };
 use crate::http::Hub;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -186,7 +186,7 @@ pub struct UserForm {
 pub async fn add_user(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
-    Form(form): Form<UserForm>,
+    Posted(form): Posted<UserForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -241,7 +241,7 @@ pub async fn user_areas(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<AreasForm>,
+    Posted(form): Posted<AreasForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -285,7 +285,7 @@ pub async fn user_deactivate(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<CsrfForm>,
+    Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -309,7 +309,7 @@ pub async fn user_invite(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<CsrfForm>,
+    Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -445,7 +445,11 @@ pub struct EnrolForm {
     user: String,
 }
 
-pub async fn enrol(State(hub): State<Arc<Hub>>, ctx: Ctx, Form(form): Form<EnrolForm>) -> Response {
+pub async fn enrol(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Posted(form): Posted<EnrolForm>,
+) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
@@ -481,7 +485,7 @@ pub async fn revoke(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<CsrfForm>,
+    Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -504,7 +508,7 @@ pub async fn reissue(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<CsrfForm>,
+    Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
@@ -867,7 +871,7 @@ pub async fn review_quarantine(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(entry): Path<i64>,
-    Form(form): Form<QuarantineForm>,
+    Posted(form): Posted<QuarantineForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;

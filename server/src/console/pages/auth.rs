@@ -4,12 +4,12 @@ use super::Nav;
 use crate::console::i18n::{Lang, Tr};
 use crate::console::session::{self, Refused, SignIn};
 use crate::console::{
-    Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Problem, SESSION_COOKIE, access_of, audit,
-    html, referer_path, run, safe_next, viewer,
+    Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Posted, Problem, SESSION_COOKIE, access_of,
+    audit, html, referer_path, run, safe_next, viewer,
 };
 use crate::http::Hub;
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -74,7 +74,7 @@ pub struct SignInForm {
 pub async fn sign_in(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
-    Form(form): Form<SignInForm>,
+    Posted(form): Posted<SignInForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let t = ctx.tr();
@@ -145,7 +145,7 @@ pub struct CsrfForm {
 pub async fn sign_out(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
-    Form(form): Form<CsrfForm>,
+    Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = viewer(hub, ctx)?;
@@ -240,7 +240,7 @@ pub async fn welcome(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(token): Path<String>,
-    Form(form): Form<WelcomeForm>,
+    Posted(form): Posted<WelcomeForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         if !ctx

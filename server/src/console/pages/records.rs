@@ -6,12 +6,13 @@ use super::Nav;
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
 use crate::console::{
-    Access, Ctx, PageResult, Problem, Viewer, audit, html, posted, run, user_names, viewer_with,
+    Access, Ctx, PageResult, Posted, Problem, Viewer, audit, html, posted, run, user_names,
+    viewer_with,
 };
 use crate::http::Hub;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -601,7 +602,7 @@ pub async fn review_visit(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<ReviewForm>,
+    Posted(form): Posted<ReviewForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1249,7 +1250,7 @@ pub async fn case_status(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<StatusForm>,
+    Posted(form): Posted<StatusForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1308,7 +1309,7 @@ pub async fn case_referral(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<ReferralForm>,
+    Posted(form): Posted<ReferralForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1393,7 +1394,7 @@ pub async fn case_follow_up(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<FollowUpForm>,
+    Posted(form): Posted<FollowUpForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1466,7 +1467,7 @@ pub async fn case_resolve(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<ResolveForm>,
+    Posted(form): Posted<ResolveForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1522,7 +1523,7 @@ pub async fn case_merge(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<MergeForm>,
+    Posted(form): Posted<MergeForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
@@ -1603,7 +1604,7 @@ pub async fn case_erase(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Form(form): Form<EraseForm>,
+    Posted(form): Posted<EraseForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
