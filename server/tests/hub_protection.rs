@@ -183,6 +183,7 @@ fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_aga
     // An edit made offline while the area is taken away is quarantined; the case leaves.
     let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
     edited.notes = "Vue au marché le samedi.".into();
+    edited.guardian = "Awa Koné (mère)".into();
     monitor.store.update(&edited).unwrap();
     set_area(C02);
     assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
@@ -198,6 +199,7 @@ fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_aga
         "the quarantined note is not on the hub yet"
     );
     again.guardian = "Awa Koné (tante)".into();
+    again.household = "Cour de la famille Koné".into();
     monitor.store.update(&again).unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert!(
@@ -211,7 +213,7 @@ fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_aga
     assert_eq!(entries[0]["state"], "applies", "{entries:?}");
     assert_eq!(
         entries[0]["fields"],
-        serde_json::json!(["notes"]),
+        serde_json::json!(["guardian", "notes"]),
         "{entries:?}"
     );
     let first = entries[0]["entry"].as_i64().unwrap();
@@ -222,12 +224,33 @@ fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_aga
     vigie(&accept);
     assert!(list().is_empty());
 
-    // Both edits reach everyone: the reviewed note and the later guardian.
+    // Both edits reach everyone: the reviewed note, the later household, and the two
+    // guardians, set without knowing of each other, as a conflict for a person to settle.
     for device in [&mut supervisor, &mut monitor] {
         device.sync(&hub.url).unwrap();
         let merged: ChildCase = device.store.get(case.id).unwrap();
         assert_eq!(merged.notes, "Vue au marché le samedi.", "{}", device.name);
-        assert_eq!(merged.guardian, "Awa Koné (tante)", "{}", device.name);
+        assert_eq!(
+            merged.household, "Cour de la famille Koné",
+            "{}",
+            device.name
+        );
+        let conflicts = device.store.conflicts(case.id).unwrap();
+        let guardian = conflicts
+            .iter()
+            .find(|c| c.field == "guardian")
+            .unwrap_or_else(|| panic!("{}: {conflicts:?}", device.name));
+        let mut values: Vec<_> = guardian.values.iter().map(|v| v.value.clone()).collect();
+        values.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            values,
+            vec![
+                serde_json::json!("Awa Koné (mère)"),
+                serde_json::json!("Awa Koné (tante)"),
+            ],
+            "{}",
+            device.name
+        );
     }
 
     // A later entry gets a number of its own, never the settled one's.
