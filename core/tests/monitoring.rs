@@ -1050,12 +1050,32 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
     let col = |h: &str| header.iter().position(|x| x == h).unwrap();
     assert_eq!(rows[0][col("name")], "Kouamé Adjoa");
     assert_eq!(rows[0][col("date_of_birth")], "2014-05-10");
-    // Only their owner may read the files, even in a shared directory.
+    // Only their owner may read the files and the directory made for them; a link left in
+    // the directory is replaced, not written through.
     #[cfg(unix)]
-    for entry in std::fs::read_dir(&out).unwrap() {
+    {
         use std::os::unix::fs::PermissionsExt;
-        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out), 0o700);
+        for entry in std::fs::read_dir(&out).unwrap() {
+            assert_eq!(mode(&entry.unwrap().path()), 0o600);
+        }
+        let elsewhere = dir.path().join("elsewhere.txt");
+        std::fs::write(&elsewhere, "not an export").unwrap();
+        std::fs::remove_file(out.join("visits.csv")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, out.join("visits.csv")).unwrap();
+        as_role(&mut store, Role::Supervisor)
+            .export_to_dir(&out, ExportFormat::Csv, personal)
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&elsewhere).unwrap(),
+            "not an export"
+        );
+        assert!(
+            !std::fs::symlink_metadata(out.join("visits.csv"))
+                .unwrap()
+                .is_symlink()
+        );
     }
 
     // An empty store still writes every table with its header.

@@ -241,13 +241,14 @@ async fn wrong_method(allowed: &'static str) -> Response {
 }
 
 /// A path the hub does not serve: under `/v1/`, the API's kind of error (an app of a newer
-/// version calling an endpoint this hub lacks); elsewhere, the console's empty 404, with the
+/// version calling an endpoint this hub lacks); elsewhere, the console's 404 page, with the
 /// console's headers.
-async fn not_found(uri: axum::http::Uri) -> Response {
+async fn not_found(uri: axum::http::Uri, headers: HeaderMap) -> Response {
     if uri.path() == "/v1" || uri.path().starts_with("/v1/") {
         error(StatusCode::NOT_FOUND, "no such endpoint on this hub")
     } else {
-        crate::console::security_headers(StatusCode::NOT_FOUND.into_response()).await
+        let page = crate::console::error_page(&headers, StatusCode::NOT_FOUND, "error.not_found");
+        crate::console::security_headers(page).await
     }
 }
 

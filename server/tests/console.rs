@@ -351,6 +351,66 @@ fn a_post_that_is_no_form_gets_the_console_error_page() {
     assert!(body.contains("arrivé en entier"), "{body}");
 }
 
+#[test]
+fn addresses_the_console_does_not_serve_get_its_pages_and_refusals_are_in_french() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.addresses");
+    let case = format!("/console/cases/{}", f.my_case);
+    let bad = browser.get("/console/cases/not-a-record");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("<html") && bad.body.contains("pas valide"),
+        "{}",
+        bad.body
+    );
+    let bad = browser.get("/console/cases?page=abc");
+    assert!(bad.body.contains("<html"), "{}", bad.body);
+    let nowhere = browser.get("/console/nowhere");
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.body.contains("Introuvable"), "{}", nowhere.body);
+    // An address that only takes a form, opened: the page above it.
+    let action = browser.get(&format!("{case}/follow-up"));
+    assert_eq!(action.status, 303);
+    assert_eq!(action.header("location"), Some(case.as_str()));
+    assert_eq!(
+        browser.get("/console/signout").header("location"),
+        Some("/console/")
+    );
+    // A step the page no longer offers (a stale page) is refused in French.
+    let csrf = browser.get(&case).csrf();
+    let stale = browser.post(
+        &format!("{case}/status"),
+        &[("csrf", &csrf), ("to", "closed")],
+    );
+    assert_eq!(stale.status, 422, "{}", stale.body);
+    assert!(
+        stale.body.contains("ne peut pas passer de"),
+        "{}",
+        stale.body
+    );
+}
+
+#[test]
+fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
+    let s = setup();
+    let mut browser = Browser::new(&s.hub.url);
+    account(&mut browser, &s.data, s.supervisor, "sup.forged", PASSWORD);
+    let chosen = "Fixed_By_Attacker_xxxxxxxxxxxxxxxxxxxxxxxxx".to_string();
+    browser.cookies.insert("vigie_known".into(), chosen.clone());
+    assert_eq!(browser.sign_in("sup.forged", PASSWORD).status, 303);
+    let given = browser
+        .cookies
+        .get("vigie_known")
+        .cloned()
+        .expect("a cookie");
+    assert_ne!(given, chosen);
+    // The one it gave is kept when the next person signs in on this browser.
+    browser.cookies.remove("vigie_session");
+    assert_eq!(browser.sign_in("sup.forged", PASSWORD).status, 303);
+    assert_eq!(browser.cookies.get("vigie_known"), Some(&given));
+}
+
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
 struct Field {
     _dir: tempfile::TempDir,

@@ -262,7 +262,13 @@ impl Store {
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
         let tables = self.export_tables(options)?;
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir)?;
+        }
         let mut paths = Vec::with_capacity(tables.len());
         for table in tables {
             let (path, bytes) = match format {
@@ -281,26 +287,21 @@ impl Store {
 }
 
 /// Writes a file only its owner may read (an export names children even pseudonymised, and the
-/// directory may be shared): created so, or narrowed if it was there.
+/// directory may be shared). What was at the path goes first and the file is made anew, so a
+/// file left there, or a link to another file, is never written through.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
     Ok(())
 }
 

@@ -125,21 +125,16 @@ impl Tr {
         }
     }
 
+    /// A rule's text in the page's language; its numbers (a limit, a range) go into the
+    /// translation's `{}` in order.
     fn rule(&self, rule: &str) -> String {
-        let key: String = rule
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        match catalogue(self.0).get(format!("rule.{key}").as_str()) {
-            Some(text) => text.to_string(),
-            None => rule.to_string(),
-        }
+        let Some(text) = catalogue(self.0).get(format!("rule.{}", rule_key(rule)).as_str()) else {
+            return rule.to_string();
+        };
+        let numbers = rule
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty());
+        numbers.fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
     }
 
     pub fn code(&self, prefix: &str, code: &str) -> String {
@@ -149,6 +144,23 @@ impl Tr {
             None => code.replace('_', " "),
         }
     }
+}
+
+/// The key of a rule's text (`rule.<key>`): its words joined by `_`, each number `n`.
+fn rule_key(rule: &str) -> String {
+    let mut key = String::with_capacity(rule.len());
+    for c in rule.chars() {
+        if c.is_ascii_digit() {
+            if !key.ends_with('#') {
+                key.push('#');
+            }
+        } else if c.is_ascii_alphanumeric() {
+            key.push(c.to_ascii_lowercase());
+        } else {
+            key.push('_');
+        }
+    }
+    key.replace('#', "n")
 }
 
 /// A field's path without the ids of the entries it goes through (`followups.<id>.date` is
@@ -221,17 +233,18 @@ mod tests {
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for literal in text.split('"').skip(1).step_by(2) {
-                        let key: String = literal
-                            .chars()
-                            .map(|c| {
-                                if c.is_ascii_alphanumeric() {
-                                    c.to_ascii_lowercase()
-                                } else {
-                                    '_'
-                                }
-                            })
-                            .collect();
-                        literals.insert(key);
+                        // A format string's placeholders stand for numbers.
+                        let mut plain = String::new();
+                        let mut rest = literal;
+                        while let Some(open) = rest.find('{') {
+                            plain.push_str(&rest[..open]);
+                            plain.push('0');
+                            rest = rest[open..]
+                                .find('}')
+                                .map_or("", |close| &rest[open + close + 1..]);
+                        }
+                        plain.push_str(rest);
+                        literals.insert(rule_key(&plain));
                     }
                 }
             }

@@ -83,6 +83,7 @@ pub fn router() -> Router<Arc<Hub>> {
         )
         .merge(pages::records::routes())
         .merge(pages::admin::routes())
+        .layer(axum::middleware::from_fn(html_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
@@ -265,6 +266,64 @@ impl Ctx {
     }
 }
 
+/// The language a request asks for (the switch's cookie, else the browser's).
+fn lang_of(headers: &HeaderMap) -> Lang {
+    Lang::choose(
+        cookie(headers, LANG_COOKIE),
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The console's error page, without a menu (no session was looked up).
+pub fn error_page(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    let t = Tr(lang_of(headers));
+    let page = pages::ErrorPage {
+        t,
+        nav: None,
+        title: t.get("error.title"),
+        message: t.get(message),
+    };
+    (status, html(&page)).into_response()
+}
+
+/// What axum answers by itself on a console path (an address that does not parse, a method
+/// the page does not take) becomes the console's page, in the person's language. A GET on
+/// an address that only takes a form (the page a refused form was shown at, a link kept)
+/// goes to the page above it.
+async fn html_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let get = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let path = request.uri().path().to_string();
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !status.is_client_error() || is_page {
+        return response;
+    }
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED if get => {
+            let above = path
+                .trim_end_matches('/')
+                .rsplit_once('/')
+                .map_or("", |(above, _)| above);
+            // safe_next keeps it in the console (`/console` itself is its home).
+            Redirect::to(&safe_next(Some(above))).into_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => error_page(&headers, status, "error.method"),
+        StatusCode::NOT_FOUND => error_page(&headers, status, "error.not_found"),
+        _ => error_page(&headers, status, "error.bad_address"),
+    }
+}
+
 /// A console form's fields. A request that is not a form (no body, another content type, a
 /// field that does not parse) gets the console's error page in the person's language, where
 /// axum would answer a bare 415 or 422 in English.
@@ -278,25 +337,14 @@ where
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let lang = Lang::choose(
-            cookie(request.headers(), LANG_COOKIE),
-            request
-                .headers()
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let headers = request.headers().clone();
         match Form::<T>::from_request(request, state).await {
             Ok(Form(fields)) => Ok(Posted(fields)),
-            Err(_) => {
-                let t = Tr(lang);
-                let page = pages::ErrorPage {
-                    t,
-                    nav: None,
-                    title: t.get("error.title"),
-                    message: t.get("error.bad_form"),
-                };
-                Err((StatusCode::BAD_REQUEST, html(&page)).into_response())
-            }
+            Err(_) => Err(error_page(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "error.bad_form",
+            )),
         }
     }
 }

@@ -248,18 +248,23 @@ fn throttles(login: &str, address: &str, known: Option<(&str, Uuid)>) -> Vec<Thr
             free: FREE_PER_ACCOUNT,
             max_wait_ms: MAX_WAIT_MS,
         }],
-        None => vec![
-            Throttle {
-                key: format!("account:{login}"),
-                free: FREE_PER_ACCOUNT,
-                max_wait_ms: MAX_WAIT_MS,
-            },
-            Throttle {
+        // The address first: an attempt it refuses writes nothing under the login it names.
+        // A login no account can have (`valid_login`) has no count of its own.
+        None => {
+            let mut counts = vec![Throttle {
                 key: format!("address:{address}"),
                 free: FREE_PER_ADDRESS,
                 max_wait_ms: MAX_ADDRESS_WAIT_MS,
-            },
-        ],
+            }];
+            if valid_login(login) {
+                counts.push(Throttle {
+                    key: format!("account:{login}"),
+                    free: FREE_PER_ACCOUNT,
+                    max_wait_ms: MAX_WAIT_MS,
+                });
+            }
+            counts
+        }
     }
 }
 
@@ -273,8 +278,20 @@ pub fn sign_in(
     active: &dyn Fn(Uuid) -> Result<bool, Error>,
 ) -> Result<SignIn, Error> {
     let now = now_ms();
+    // Counts whose last failure is old count for nothing: they go, so that made-up logins
+    // do not pile up.
+    storage.purge(
+        now - IDLE_MS,
+        now - ABSOLUTE_MS,
+        now,
+        now - FAILURES_RESET_MS,
+    )?;
     let login = attempt.login.trim().to_ascii_lowercase();
-    let account = storage.account_by_login(&login)?;
+    let account = if valid_login(&login) {
+        storage.account_by_login(&login)?
+    } else {
+        None
+    };
     let known = match (attempt.known, &account) {
         (Some(token), Some(a)) if storage.known_browser(&hash_secret(token), a.user, now)? => {
             Some((token, a.user))
@@ -318,17 +335,10 @@ pub fn sign_in(
             storage.clear_failures(&throttle.key)?;
         }
     }
-    storage.purge(now - IDLE_MS, now - ABSOLUTE_MS, now)?;
-    // A browser keeps its secret when another user signs in on it (an office's computer).
+    // A browser keeps its secret when another user signs in on it (an office's computer), if
+    // it is one the hub gave: a value the browser chose is never adopted.
     let known = match attempt.known {
-        Some(token)
-            if token.len() == 43
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            token.to_string()
-        }
+        Some(token) if storage.known_browser_token(&hash_secret(token), now)? => token.to_string(),
         _ => secret(),
     };
     storage.add_known_browser(&hash_secret(&known), account.user, now + KNOWN_BROWSER_MS)?;
@@ -392,7 +402,7 @@ mod tests {
     #[test]
     fn the_wait_doubles_after_the_free_failures_and_is_capped() {
         let now = 10_000_000;
-        let account = &throttles("a.b", "10.0.0.1", None)[0];
+        let account = &throttles("a.b", "10.0.0.1", None)[1];
         assert_eq!(account.wait_ms(None, now), 0);
         assert_eq!(account.wait_ms(Some((4, now)), now), 0);
         assert_eq!(account.wait_ms(Some((5, now)), now), 1000);
@@ -402,7 +412,10 @@ mod tests {
         let stale = Some((40, now - FAILURES_RESET_MS - 1));
         assert_eq!(account.wait_ms(stale, now), 0);
         // An address's wait stays short: many people may share it.
-        let address = &throttles("a.b", "10.0.0.1", None)[1];
+        let address = &throttles("a.b", "10.0.0.1", None)[0];
+        // A login no account can have has no count of its own: the address's only.
+        let long = "x".repeat(60_000);
+        assert_eq!(throttles(&long, "10.0.0.1", None).len(), 1);
         assert_eq!(address.wait_ms(Some((19, now)), now), 0);
         assert_eq!(address.wait_ms(Some((60, now)), now), MAX_ADDRESS_WAIT_MS);
     }

@@ -66,9 +66,18 @@ pub trait ConsoleStorage: Send + Sync {
     fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), Error>;
     fn end_session(&self, id_hash: &[u8]) -> Result<(), Error>;
     fn end_sessions_of(&self, user: Uuid) -> Result<(), Error>;
-    /// Sessions idle since before `idle_before` or created before `created_before`, and
-    /// invitations expired at `now_ms`, are deleted.
-    fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error>;
+    /// Deletes what has run out: sessions idle since before `idle_before` or created before
+    /// `created_before`, invitations and known browsers expired at `now_ms`, and counts of
+    /// failures whose last one is older than `failures_before` (they count for nothing).
+    fn purge(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+        now_ms: i64,
+        failures_before: i64,
+    ) -> Result<(), Error>;
+    /// Whether a known browser's cookie is one the hub gave (to any user) and has not expired.
+    fn known_browser_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool, Error>;
     /// Failed sign-ins counted under a key (an account, a client address or a known browser)
     /// and the time of the last one.
     fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error>;
@@ -323,8 +332,18 @@ impl ConsoleStorage for Mutex<Registry> {
         Ok(())
     }
 
-    fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error> {
+    fn purge(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+        now_ms: i64,
+        failures_before: i64,
+    ) -> Result<(), Error> {
         let registry = lock(self);
+        registry.conn().execute(
+            "DELETE FROM console_failures WHERE last_ms < ?1",
+            [failures_before],
+        )?;
         registry.conn().execute(
             "DELETE FROM console_sessions WHERE last_ms < ?1 OR created_ms < ?2",
             params![idle_before, created_before],
@@ -389,6 +408,19 @@ impl ConsoleStorage for Mutex<Registry> {
             params![token_hash, user.as_bytes(), expires_ms],
         )?;
         Ok(())
+    }
+
+    fn known_browser_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool, Error> {
+        let known = lock(self)
+            .conn()
+            .query_row(
+                "SELECT 1 FROM console_known_browsers WHERE token_hash = ?1 AND expires_ms > ?2
+                 LIMIT 1",
+                params![token_hash, now_ms],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(known.is_some())
     }
 
     fn known_browser(&self, token_hash: &[u8], user: Uuid, now_ms: i64) -> Result<bool, Error> {
@@ -603,8 +635,20 @@ mod postgres_storage {
             Ok(())
         }
 
-        fn purge(&self, idle_before: i64, created_before: i64, now_ms: i64) -> Result<(), Error> {
+        fn purge(
+            &self,
+            idle_before: i64,
+            created_before: i64,
+            now_ms: i64,
+            failures_before: i64,
+        ) -> Result<(), Error> {
             let mut client = self.client()?;
+            client
+                .execute(
+                    "DELETE FROM console_failures WHERE last_ms < $1",
+                    &[&failures_before],
+                )
+                .map_err(storage_error)?;
             client
                 .execute(
                     "DELETE FROM console_sessions WHERE last_ms < $1 OR created_ms < $2",
@@ -704,6 +748,18 @@ mod postgres_storage {
                 )
                 .map_err(storage_error)?;
             Ok(())
+        }
+
+        fn known_browser_token(&self, token_hash: &[u8], now_ms: i64) -> Result<bool, Error> {
+            let row = self
+                .client()?
+                .query_opt(
+                    "SELECT 1 FROM console_known_browsers
+                     WHERE token_hash = $1 AND expires_ms > $2 LIMIT 1",
+                    &[&token_hash, &now_ms],
+                )
+                .map_err(storage_error)?;
+            Ok(row.is_some())
         }
 
         fn known_browser(&self, token_hash: &[u8], user: Uuid, now_ms: i64) -> Result<bool, Error> {

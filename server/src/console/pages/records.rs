@@ -657,7 +657,9 @@ pub async fn review_visit(
                         "review.not_submitted",
                         t.code("visit_status", status.as_str()),
                     ),
-                    (_, Error::Validation(v)) if v.field == "review_comment" => {
+                    (_, Error::Validation(v))
+                        if v.field == "review_comment" && form.comment.trim().is_empty() =>
+                    {
                         t.get("review.comment_needed").to_string()
                     }
                     _ => t.refusal(&refused),
@@ -1271,11 +1273,19 @@ pub async fn case_status(
             );
         };
         let who = viewer.principal();
+        let mut from = None;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+            from = Some(case.status);
             workflow::transition(case, to, who.role, today())
         })?
         .map(|_| ())
-        .map_err(|e| t.refusal(&e));
+        .map_err(|e| match (&e, from) {
+            // A step the page offered no more (a stale page, another supervisor meanwhile).
+            (Error::NotAllowed { .. }, Some(from)) => t
+                .fmt("case.status_refused", t.code("status", from.as_str()))
+                .replacen("{}", &t.code("status", to.as_str()), 1),
+            _ => t.refusal(&e),
+        });
         case_outcome(
             hub,
             ctx,
@@ -1354,11 +1364,18 @@ pub async fn case_referral(
             date,
             outcome: String::new(),
         };
+        let mut status = None;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+            status = Some(case.status);
             workflow::refer(case, referral.clone()).map(|_| ())
         })?
         .map(|_| ())
-        .map_err(|e| t.refusal(&e));
+        .map_err(|e| match (&e, status) {
+            (Error::NotAllowed { .. }, Some(status)) => {
+                t.fmt("case.referral_refused", t.code("status", status.as_str()))
+            }
+            _ => t.refusal(&e),
+        });
         case_outcome(
             hub,
             ctx,
