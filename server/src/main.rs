@@ -283,7 +283,8 @@ enum ConsoleCommand {
         hub: HubData,
         #[arg(long)]
         user: Uuid,
-        /// The console's address as people open it.
+        /// The console's address as people open it: what `serve --public-url` says, else
+        /// http:// and serve's --listen address (the link is only as right as this).
         #[arg(
             long,
             env = "VIGIE_PUBLIC_URL",

@@ -377,6 +377,17 @@ fn addresses_the_console_does_not_serve_get_its_pages_and_refusals_are_in_french
         browser.get("/console/signout").header("location"),
         Some("/console/")
     );
+    // An export format the page does not offer is not quietly another.
+    let xml = browser.get("/console/exports/download?table=visits&format=xml");
+    assert_eq!(xml.status, 404);
+    // Settling a conflict that is not there (settled meanwhile) says so.
+    let csrf = browser.get(&case).csrf();
+    let gone = browser.post(
+        &format!("{case}/resolve"),
+        &[("csrf", &csrf), ("field", "notes"), ("value", "\"x\"")],
+    );
+    assert_eq!(gone.status, 422, "{}", gone.body);
+    assert!(gone.body.contains("déjà été réglé"), "{}", gone.body);
     // A step the page no longer offers (a stale page) is refused in French.
     let csrf = browser.get(&case).csrf();
     let stale = browser.post(
@@ -409,6 +420,35 @@ fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
     browser.cookies.remove("vigie_session");
     assert_eq!(browser.sign_in("sup.forged", PASSWORD).status, 303);
     assert_eq!(browser.cookies.get("vigie_known"), Some(&given));
+}
+
+#[test]
+fn administration_forms_refuse_areas_that_would_give_nothing() {
+    let s = setup();
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.areas", PASSWORD);
+    assert_eq!(desk.sign_in("admin.areas", PASSWORD).status, 303);
+    let csrf = desk.get("/console/users").csrf();
+    let add = |desk: &mut Browser, role: &str, areas: &str| {
+        desk.post(
+            "/console/users",
+            &[
+                ("csrf", &csrf),
+                ("name", "Agent Koffi"),
+                ("role", role),
+                ("areas", areas),
+            ],
+        )
+    };
+    let page = add(&mut desk, "administrator", "CI-R1");
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("pas de zone"), "{}", page.body);
+    let page = add(&mut desk, "community_monitor", "ZZ-NOPE");
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("ZZ-NOPE") && page.body.contains("aucun découpage"));
+    assert_eq!(add(&mut desk, "community_monitor", C01).status, 303);
+    assert_eq!(add(&mut desk, "administrator", "").status, 303);
 }
 
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.
@@ -733,6 +773,12 @@ fn erasure_needs_a_reason_and_the_case_code() {
     assert_eq!(journal.status, 200);
     let case = f.my_case.to_string();
     assert_eq!(journal.body.matches(&case).count(), 1, "{}", journal.body);
+    // Its reason as the form said it, not its code.
+    assert!(
+        journal.body.contains("Saisi par erreur"),
+        "{}",
+        journal.body
+    );
 }
 
 #[test]

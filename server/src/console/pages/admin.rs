@@ -68,6 +68,14 @@ fn role_code(role: Role) -> String {
 }
 
 /// Area codes as typed: separated by commas or spaces; each of letters, digits and dashes.
+/// The first area no published area tree names: it would give no access (a typo, most often).
+fn unplaced<'a>(reference: &vigie_core::ReferenceData, areas: &'a [String]) -> Option<&'a str> {
+    areas
+        .iter()
+        .find(|code| reference.grants_of(code).is_empty())
+        .map(String::as_str)
+}
+
 fn parse_areas(text: &str) -> Option<Vec<String>> {
     let areas: Vec<String> = text
         .split([',', ' ', '\n'])
@@ -205,8 +213,21 @@ pub async fn add_user(
         let Some(role) = ROLES.iter().copied().find(|r| role_code(*r) == form.role) else {
             return users_page(hub, ctx, &viewer, again(t.get("users.role_needed")));
         };
-        let Some(areas) = parse_areas(&form.areas) else {
-            return users_page(hub, ctx, &viewer, again(t.get("users.areas_invalid")));
+        // An administrator works on users, devices and reference data: no area gives them
+        // anything, and one listed would say otherwise.
+        let areas = if role == Role::Administrator {
+            if !form.areas.trim().is_empty() {
+                return users_page(hub, ctx, &viewer, again(t.get("users.admin_no_areas")));
+            }
+            Vec::new()
+        } else {
+            let Some(areas) = parse_areas(&form.areas) else {
+                return users_page(hub, ctx, &viewer, again(t.get("users.areas_invalid")));
+            };
+            if let Some(code) = unplaced(&*hub.backend.reference()?, &areas) {
+                return users_page(hub, ctx, &viewer, again(&t.fmt("users.area_unknown", code)));
+            }
+            areas
         };
         let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
         match hub.backend.add_user(&User::new(name, role, &areas)) {
@@ -246,14 +267,27 @@ pub async fn user_areas(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
-        let Some(areas) = parse_areas(&form.areas) else {
-            let state = UsersState {
-                error: Some(t.get("users.areas_invalid").into()),
-                error_user: Some(id),
-                ..Default::default()
-            };
-            return users_page(hub, ctx, &viewer, state);
+        let refused = |error: String| UsersState {
+            error: Some(error),
+            error_user: Some(id),
+            ..Default::default()
         };
+        let Some(areas) = parse_areas(&form.areas) else {
+            return users_page(
+                hub,
+                ctx,
+                &viewer,
+                refused(t.get("users.areas_invalid").into()),
+            );
+        };
+        if let Some(code) = unplaced(&*hub.backend.reference()?, &areas) {
+            return users_page(
+                hub,
+                ctx,
+                &viewer,
+                refused(t.fmt("users.area_unknown", code)),
+            );
+        }
         match hub.backend.set_user_areas(id, &areas) {
             Ok(_) => {
                 audit(hub, Some(viewer.user.id), "user_areas", Some(id), "");
@@ -732,7 +766,14 @@ pub async fn audit_log(
                     .unwrap_or_default(),
                 action: t.code("action", &e.action),
                 record: e.record.map(|r| r.to_string()).unwrap_or_default(),
-                detail: e.detail,
+                // The codes some actions keep (an erasure's reason) read as the forms said them.
+                detail: match e.action.as_str() {
+                    "case_erase" => t.code("erase.reason", &e.detail),
+                    "case_status" => t.code("status", &e.detail),
+                    "case_referral" => t.code("service", &e.detail),
+                    "case_follow_up" => t.code("situation", &e.detail),
+                    _ => e.detail,
+                },
             })
             .collect();
         Ok(html(&AuditPage {

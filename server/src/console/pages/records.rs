@@ -1502,11 +1502,13 @@ pub async fn case_resolve(
                     .map(|_| ())
                 }) {
                     Ok(()) => Ok(()),
-                    Err(
-                        e @ (Error::Validation(_)
-                        | Error::NotAllowed { .. }
-                        | Error::NoSuchConflict { .. }),
-                    ) => Err(t.refusal(&e)),
+                    // Settled meanwhile (another supervisor, a phone), or never there.
+                    Err(Error::NoSuchConflict { .. }) => {
+                        Err(t.get("case.conflict_gone").to_string())
+                    }
+                    Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => {
+                        Err(t.refusal(&e))
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -1992,7 +1994,9 @@ pub async fn export_download(
         };
         let format = match q.format.as_deref() {
             Some("json") => ExportFormat::Json,
-            _ => ExportFormat::Csv,
+            None | Some("csv") => ExportFormat::Csv,
+            // A format the page does not offer is not quietly another one.
+            Some(_) => return Err(Problem::NotFound),
         };
         let personal = q.personal.as_deref() == Some("1");
         let tables = view.scoped(&who).export_tables(
