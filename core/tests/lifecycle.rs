@@ -221,22 +221,38 @@ fn a_record_moved_out_of_the_scope_leaves_and_comes_back_when_moved_back() {
 }
 
 #[test]
-fn a_deactivated_user_keeps_nothing_but_what_it_could_not_push() {
+fn a_deactivated_user_keeps_nothing_and_what_it_made_offline_is_kept_for_review() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(dir.path());
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
     let synced = create(&mut monitor, C01, "Kouassi Yao");
     monitor.sync(&mut hub);
-    // Recorded offline, never pushed: the hub cannot take it from a deactivated user, and
-    // nothing a user typed is dropped silently.
+    // Recorded offline, never pushed: the hub cannot file it for a deactivated user, and
+    // nothing a user typed is dropped silently: it is kept for a supervisor's review.
     let unsent = create(&mut monitor, C01, "Yao Kouamé");
     // What the hub serves a deactivated user: no areas.
     monitor.principal.areas.clear();
     let summary = monitor.sync(&mut hub);
     assert_eq!(summary.left_scope, vec![synced], "{summary:?}");
-    assert_eq!(summary.refused, vec![(unsent, Refusal::OutOfScope)]);
-    assert!(!monitor.has(synced) && monitor.has(unsent));
-    assert_eq!(summary.pending, 1);
+    assert_eq!(summary.quarantined, vec![unsent], "{summary:?}");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert!(!monitor.has(synced) && !monitor.has(unsent));
+    assert_eq!(summary.pending, 0);
+}
+
+#[test]
+fn a_user_with_areas_gets_a_new_record_outside_them_refused_not_kept() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    // The quarantine is for what a user made while the area was theirs; an active user's
+    // record filed elsewhere is refused, and stays on the phone to be fixed.
+    let elsewhere = create(&mut monitor, C02, "Awa Bamba");
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.refused, vec![(elsewhere, Refusal::OutOfScope)]);
+    assert!(summary.quarantined.is_empty());
+    assert!(monitor.has(elsewhere));
 }
 
 #[test]

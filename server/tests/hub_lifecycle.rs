@@ -590,6 +590,12 @@ fn a_deactivated_users_device_keeps_nothing() {
     let mut c: ChildCase = monitor.store.get(edited).unwrap();
     c.night_work = !c.night_work;
     monitor.store.update(&c).unwrap();
+    // A child identified offline, never synced: the hub has nothing of it yet.
+    let made_offline = monitor
+        .store
+        .create(&child(area(C01), "Adjoa Kra", monitor.user()))
+        .unwrap()
+        .id;
 
     let out = common::surface::admin(
         &data,
@@ -601,12 +607,39 @@ fn a_deactivated_users_device_keeps_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let summary = monitor.sync(&hub.url).unwrap();
-    assert_eq!(summary.quarantined, vec![edited], "{summary:?}");
+    // The edit and the new case are kept for review; nothing stays on the phone.
+    let mut summary = monitor.sync(&hub.url).unwrap();
+    summary.quarantined.sort();
+    let mut kept = vec![edited, made_offline];
+    kept.sort();
+    assert_eq!(summary.quarantined, kept, "{summary:?}");
     assert_eq!(summary.left_scope, vec![synced], "{summary:?}");
+    assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0);
     assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 0);
     hub.stop();
     assert!(store_files_holding(&monitor.store, "Yao Kouamé").is_empty());
+    assert!(store_files_holding(&monitor.store, "Adjoa Kra").is_empty());
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+
+    // A supervisor of the area accepts the new case: it is on the hub, filed where it was.
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let entries = common::surface::admin_lines(&data, &["quarantine", "list"]);
+    let entry = entries
+        .iter()
+        .find(|e| e["record"] == made_offline.to_string())
+        .expect("the new case is listed");
+    assert_eq!(entry["state"], "applies", "{entry:?}");
+    assert_eq!(entry["kind"], "child_case", "{entry:?}");
+    let number = entry["entry"].as_i64().unwrap().to_string();
+    let by = supervisor.to_string();
+    common::surface::admin_lines(
+        &data,
+        &["quarantine", "accept", "--entry", &number, "--by", &by],
+    );
+    let hub = Hub::start(&data);
+    let mut reviewer = plain_device(dir.path(), &data, "reviewer", Role::Supervisor, &[DISTRICT]);
+    reviewer.sync(&hub.url).unwrap();
+    let accepted: ChildCase = reviewer.store.get(made_offline).unwrap();
+    assert_eq!(accepted.name, "Adjoa Kra");
 }

@@ -773,6 +773,14 @@ fn accept_push(
         None => {
             let erased = tx.is_erased(entry.id)?;
             match evaluate_new(tx, &rules, entry)? {
+                // A user who holds no area any more (deactivated, or every area taken away)
+                // made this record while they held one: it is kept for a supervisor's review,
+                // and it leaves their device, rather than staying there refused for ever.
+                New::Refused(PushOutcome::Refused {
+                    reason: Refusal::OutOfScope,
+                }) if !erased && who.areas.is_empty() && quarantine_new(tx, &rules, entry)? => {
+                    Ok(PushOutcome::Quarantined)
+                }
                 New::Refused(outcome) => Ok(outcome),
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
@@ -940,6 +948,44 @@ fn quarantine_if_held(
                 && doc::author_of(c) == Some(rules.author)
         });
     if !built_on_history {
+        return Ok(false);
+    }
+    tx.quarantine(&Quarantined {
+        entry: 0,
+        record: entry.id,
+        device: rules.who.device,
+        user: rules.who.user,
+        changes: entry.changes.clone(),
+        received_ms: Utc::now().timestamp_millis(),
+    })?;
+    Ok(true)
+}
+
+/// Keeps for review a new record from a device whose user holds no area, if it is a record of
+/// a kind their role works with, every change of it made on that device and naming its user
+/// (`quarantine_if_held`'s proof of authorship: a new record has no history to prove more).
+/// Returns whether it was kept.
+fn quarantine_new(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    entry: &PushEntry,
+) -> Result<bool> {
+    let mut document = Automerge::new();
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
+        || !document.get_missing_deps(&[]).is_empty()
+    {
+        return Ok(false);
+    }
+    let changes = document.get_changes(&[]);
+    let own = !changes.is_empty()
+        && changes.iter().all(|c| {
+            doc::device_of_actor(c.actor_id()) == Some(rules.who.device)
+                && doc::author_of(c) == Some(rules.author)
+        });
+    let readable = doc::kind_of(&document)
+        .filter(|kind| rules.scope.kinds().contains(kind))
+        .is_some_and(|kind| TypedRecord::read(kind, entry.id, &document).is_ok());
+    if !own || !readable {
         return Ok(false);
     }
     tx.quarantine(&Quarantined {

@@ -3,7 +3,7 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{HubLimits, Principal, Rules, save_admitted};
+use super::hub::{HubLimits, Principal, Rules, admit, save_admitted};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
@@ -11,7 +11,7 @@ use crate::domain::codes::{RecordKind, Role};
 use crate::domain::records::{ChildCase, Record, Version, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
-use crate::storage::{HubTransaction, Quarantined, StoredRecord};
+use crate::storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
 use crate::store::TypedRecord;
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
@@ -61,14 +61,33 @@ pub enum Reviewer {
 
 /// The record with the entry's changes merged, if they apply.
 struct Merge {
-    stored: StoredRecord,
+    /// The record as the hub holds it; none for a new record (kept from a user who holds no
+    /// area any more, `hub::quarantine_new`).
+    stored: Option<StoredRecord>,
     document: Automerge,
     before: Vec<ChangeHash>,
 }
 
 fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merge>> {
     let Some(stored) = tx.record(entry.record, true)? else {
-        return Ok(None);
+        if tx.is_erased(entry.record)? {
+            return Ok(None);
+        }
+        // A new record: the entry is all of it (an entry of changes to a record the hub no
+        // longer holds lacks their history, and does not apply).
+        let mut document = Automerge::new();
+        codec::merge_into(&mut document, entry.record, &entry.changes)?;
+        if !document.get_missing_deps(&[]).is_empty() {
+            return Err(Error::DamagedDocument {
+                id: entry.record,
+                reason: "the quarantined changes depend on changes the hub lacks".into(),
+            });
+        }
+        return Ok(Some(Merge {
+            stored: None,
+            document,
+            before: Vec::new(),
+        }));
     };
     let mut document = codec::load(entry.record, &stored.document)?;
     let before = document.get_heads();
@@ -90,7 +109,7 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
         });
     }
     Ok(Some(Merge {
-        stored,
+        stored: Some(stored),
         document,
         before,
     }))
@@ -211,9 +230,17 @@ pub fn describe_quarantined(
         document,
         before,
     } = merged;
-    view.kind = Some(stored.kind);
-    view.area_before = stored.area.clone();
-    view.area_after = TypedRecord::read(stored.kind, entry.record, &document)
+    let Some(kind) = stored
+        .as_ref()
+        .map(|s| s.kind)
+        .or_else(|| doc::kind_of(&document))
+    else {
+        view.state = ReviewState::DoesNotApply;
+        return Ok(view);
+    };
+    view.kind = Some(kind);
+    view.area_before = stored.and_then(|s| s.area);
+    view.area_after = TypedRecord::read(kind, entry.record, &document)
         .ok()
         .and_then(|r| r.area().cloned());
     let (old, new) = (
@@ -261,6 +288,18 @@ pub fn accept_quarantined(
     else {
         return Ok(false);
     };
+    // Where the record is filed now: as stored, or, for a new record, where it says.
+    let (kind, filed) = match &stored {
+        Some(stored) => (stored.kind, stored.area.clone()),
+        None => {
+            let kind = doc::kind_of(&document).ok_or_else(|| Error::DamagedDocument {
+                id: entry.record,
+                reason: "the quarantined record names no kind".into(),
+            })?;
+            let record = TypedRecord::read(kind, entry.record, &document)?;
+            (kind, record.area().cloned())
+        }
+    };
     let who = match reviewer {
         Reviewer::Supervisor(who) => {
             if who.role != Role::Supervisor {
@@ -274,11 +313,11 @@ pub fn accept_quarantined(
             device: entry.device,
             user: entry.user,
             role: Role::Supervisor,
-            areas: stored.area.iter().map(|a| a.community.clone()).collect(),
+            areas: filed.iter().map(|a| a.community.clone()).collect(),
         },
     };
     let scope = who.scope(reference);
-    if !scope.receives(stored.kind, stored.area.as_ref()) {
+    if !scope.receives(kind, filed.as_ref()) {
         return Err(Error::NotAllowed {
             rule: "the record is outside the reviewer's areas".into(),
         });
@@ -297,14 +336,33 @@ pub fn accept_quarantined(
         author,
         limits: &HubLimits::default(),
     };
-    save_admitted(
-        tx,
-        &rules,
-        &stored,
-        entry.record,
-        &mut document,
-        &before,
-        "the reviewed changes break a rule",
-    )?;
+    const REFUSED: &str = "the reviewed changes break a rule";
+    match &stored {
+        Some(stored) => save_admitted(
+            tx,
+            &rules,
+            stored,
+            entry.record,
+            &mut document,
+            &before,
+            REFUSED,
+        )?,
+        None => {
+            let admitted = admit(&rules, entry.record, None, &document, &[]).map_err(|r| {
+                Error::NotAllowed {
+                    rule: format!("{REFUSED}: {r}"),
+                }
+            })?;
+            tx.save(RecordWrite {
+                id: entry.record,
+                kind: admitted.kind,
+                key: None,
+                area: admitted.area.as_ref(),
+                document: &mut document,
+                before: &[],
+                author,
+            })?;
+        }
+    }
     Ok(true)
 }
