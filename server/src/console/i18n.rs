@@ -129,7 +129,15 @@ impl Tr {
     /// translation's `{}` in order.
     fn rule(&self, rule: &str) -> String {
         let Some(text) = catalogue(self.0).get(format!("rule.{}", rule_key(rule)).as_str()) else {
-            return rule.to_string();
+            // A rule the core words as "what: why" (a reviewed entry refused for a push's
+            // reason) is told part by part.
+            return match rule.split_once(": ") {
+                Some((what, why)) => {
+                    self.fmt("refused.because", self.rule(what))
+                        .replacen("{}", &self.rule(why), 1)
+                }
+                None => rule.to_string(),
+            };
         };
         let numbers = rule
             .split(|c: char| !c.is_ascii_digit())
@@ -217,6 +225,17 @@ mod tests {
         assert_eq!(
             Tr(Lang::Fr).refusal(&step),
             "Refusé : seul un superviseur peut effacer un dossier"
+        );
+        // A rule worded "what: why" is told part by part.
+        let reviewed = vigie_core::Error::NotAllowed {
+            rule: "the reviewed changes break a rule: the record is outside the areas of this \
+                   user"
+                .into(),
+        };
+        assert_eq!(
+            Tr(Lang::Fr).refusal(&reviewed),
+            "Refusé : ces changements enfreignent une règle : le dossier est hors des zones de \
+             cet utilisateur"
         );
     }
 

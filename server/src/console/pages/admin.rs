@@ -843,7 +843,10 @@ fn quarantine_page(
         .map(|q| QuarantineLine {
             entry: q.entry,
             record: q.record.to_string(),
-            kind: q.kind.map(|k| k.to_string()).unwrap_or_default(),
+            kind: q
+                .kind
+                .map(|k| t.code("record_kind", k.as_str()))
+                .unwrap_or_default(),
             sender: names
                 .get(&q.user)
                 .cloned()
