@@ -186,6 +186,9 @@ pub trait HubTransaction {
     /// Keeps changes a device sent to a record that is no longer its user's to change.
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
 
+    /// How many entries from `device` wait for review.
+    fn quarantined_from(&mut self, device: Uuid) -> Result<usize>;
+
     /// Every quarantined entry, oldest first.
     fn quarantined(&mut self) -> Result<Vec<Quarantined>>;
 

@@ -241,6 +241,23 @@ fn a_deactivated_user_keeps_nothing_and_what_it_made_offline_is_kept_for_review(
 }
 
 #[test]
+fn a_device_has_a_bounded_number_of_entries_waiting_for_review() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    monitor.principal.areas.clear();
+    let limit = vigie_core::sync::MAX_QUARANTINED_PER_DEVICE;
+    for i in 0..=limit {
+        create(&mut monitor, C01, &format!("Enfant {i}"));
+    }
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.quarantined.len(), limit);
+    assert_eq!(summary.refused.len(), 1, "{:?}", summary.refused);
+    assert_eq!(summary.refused[0].1, Refusal::OutOfScope);
+}
+
+#[test]
 fn a_user_with_areas_gets_a_new_record_outside_them_refused_not_kept() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(dir.path());

@@ -1366,6 +1366,17 @@ impl HubTransaction for PgTransaction<'_> {
         Ok(())
     }
 
+    fn quarantined_from(&mut self, device: Uuid) -> Result<usize> {
+        let row = self
+            .tx
+            .query_one(
+                "SELECT count(*) FROM quarantine WHERE device_id = $1",
+                &[&device],
+            )
+            .map_err(storage_error)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX))
+    }
+
     fn quarantined(&mut self) -> Result<Vec<Quarantined>> {
         let rows = self
             .tx

@@ -141,17 +141,19 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.left_scope.len(), 2, "{summary:?}");
     assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 0);
-    // And nothing it sends is stored any more.
+    // And nothing it sends is stored any more: a record it makes is kept for a supervisor's
+    // review, and leaves the phone.
     monitor
         .store
         .create(&child(area(C01), "Enfant 3", user))
         .unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(
-        (summary.accepted, summary.refused.len()),
+        (summary.accepted, summary.quarantined.len()),
         (0, 1),
         "{summary:?}"
     );
+    assert_eq!(monitor.store.count(RecordKind::ChildCase).unwrap(), 0);
     let users = admin_lines(&data, &["user", "list"]);
     assert_eq!(line_of(&users, "id", user)["active"], false);
     assert_eq!(line_of(&users, "id", supervisor.user())["active"], true);

@@ -460,6 +460,14 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         Ok(())
     }
 
+    fn quarantined_from(&mut self, device: Uuid) -> Result<usize> {
+        let count: i64 = self
+            .tx
+            .prepare_cached("SELECT count(*) FROM quarantine WHERE device_id = ?1")?
+            .query_row([device.as_bytes()], |r| r.get(0))?;
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
     fn quarantined(&mut self) -> Result<Vec<Quarantined>> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT id, record_id, device_id, user_id, changes, received_ms FROM quarantine

@@ -947,7 +947,7 @@ fn quarantine_if_held(
                 && doc::device_of_actor(c.actor_id()) == Some(rules.who.device)
                 && doc::author_of(c) == Some(rules.author)
         });
-    if !built_on_history {
+    if !built_on_history || !room_in_quarantine(tx, rules.who.device)? {
         return Ok(false);
     }
     tx.quarantine(&Quarantined {
@@ -959,6 +959,15 @@ fn quarantine_if_held(
         received_ms: Utc::now().timestamp_millis(),
     })?;
     Ok(true)
+}
+
+/// Entries one device may have waiting for review: past it, what it sends out of its scope is
+/// refused like anything else outside it. A supervisor reviews a few at a time; a device (a
+/// deactivated user's, which still authenticates until revoked) must not fill the hub's disk.
+pub const MAX_QUARANTINED_PER_DEVICE: usize = 500;
+
+fn room_in_quarantine(tx: &mut dyn HubTransaction, device: Uuid) -> Result<bool> {
+    Ok(tx.quarantined_from(device)? < MAX_QUARANTINED_PER_DEVICE)
 }
 
 /// Keeps for review a new record from a device whose user holds no area, if it is a record of
@@ -985,7 +994,7 @@ fn quarantine_new(
     let readable = doc::kind_of(&document)
         .filter(|kind| rules.scope.kinds().contains(kind))
         .is_some_and(|kind| TypedRecord::read(kind, entry.id, &document).is_ok());
-    if !own || !readable {
+    if !own || !readable || !room_in_quarantine(tx, rules.who.device)? {
         return Ok(false);
     }
     tx.quarantine(&Quarantined {
