@@ -942,12 +942,30 @@ fn quarantine_if_held(
     // Each change made on the sender's device, naming the sender as its author (what the
     // record's history will show once a supervisor accepts them).
     let built_on_history = !new_changes.is_empty()
-        && new_changes.iter().all(|c| {
-            !c.deps().is_empty()
-                && doc::device_of_actor(c.actor_id()) == Some(rules.who.device)
-                && doc::author_of(c) == Some(rules.author)
-        });
-    if !built_on_history || !room_in_quarantine(tx, rules.who.device)? {
+        && new_changes
+            .iter()
+            .all(|c| !c.deps().is_empty() && made_by_sender(c, rules));
+    if !built_on_history {
+        return Ok(false);
+    }
+    keep_for_review(tx, rules, entry)
+}
+
+/// Whether a change was made on the sending device and names the sender as its author (what
+/// the record's history will show once a supervisor accepts it).
+fn made_by_sender(change: &automerge::Change, rules: &Rules<'_>) -> bool {
+    doc::device_of_actor(change.actor_id()) == Some(rules.who.device)
+        && doc::author_of(change) == Some(rules.author)
+}
+
+/// Keeps a pushed entry for review, if its device has room left (`MAX_QUARANTINED_PER_DEVICE`).
+/// Returns whether it was kept.
+fn keep_for_review(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    entry: &PushEntry,
+) -> Result<bool> {
+    if tx.quarantined_from(rules.who.device)? >= MAX_QUARANTINED_PER_DEVICE {
         return Ok(false);
     }
     tx.quarantine(&Quarantined {
@@ -966,10 +984,6 @@ fn quarantine_if_held(
 /// deactivated user's, which still authenticates until revoked) must not fill the hub's disk.
 pub const MAX_QUARANTINED_PER_DEVICE: usize = 500;
 
-fn room_in_quarantine(tx: &mut dyn HubTransaction, device: Uuid) -> Result<bool> {
-    Ok(tx.quarantined_from(device)? < MAX_QUARANTINED_PER_DEVICE)
-}
-
 /// Keeps for review a new record from a device whose user holds no area, if it is a record of
 /// a kind their role works with, every change of it made on that device and naming its user
 /// (`quarantine_if_held`'s proof of authorship: a new record has no history to prove more).
@@ -986,26 +1000,14 @@ fn quarantine_new(
         return Ok(false);
     }
     let changes = document.get_changes(&[]);
-    let own = !changes.is_empty()
-        && changes.iter().all(|c| {
-            doc::device_of_actor(c.actor_id()) == Some(rules.who.device)
-                && doc::author_of(c) == Some(rules.author)
-        });
+    let own = !changes.is_empty() && changes.iter().all(|c| made_by_sender(c, rules));
     let readable = doc::kind_of(&document)
         .filter(|kind| rules.scope.kinds().contains(kind))
         .is_some_and(|kind| TypedRecord::read(kind, entry.id, &document).is_ok());
-    if !own || !readable || !room_in_quarantine(tx, rules.who.device)? {
+    if !own || !readable {
         return Ok(false);
     }
-    tx.quarantine(&Quarantined {
-        entry: 0,
-        record: entry.id,
-        device: rules.who.device,
-        user: rules.who.user,
-        changes: entry.changes.clone(),
-        received_ms: Utc::now().timestamp_millis(),
-    })?;
-    Ok(true)
+    keep_for_review(tx, rules, entry)
 }
 
 /// What pushed bytes would make as a new record, judged on the bytes alone.
