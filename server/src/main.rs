@@ -811,6 +811,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                             ReviewState::Applies => "applies",
                             ReviewState::RecordGone => "record_gone",
                             ReviewState::DoesNotApply => "does_not_apply",
+                            ReviewState::BreaksARule => "breaks_a_rule",
                         },
                         "fields": q.fields,
                         "area_before": area_json(&q.area_before),

@@ -267,6 +267,41 @@ fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_aga
 }
 
 #[test]
+fn a_quarantined_change_that_breaks_a_rule_is_listed_so_and_cannot_be_accepted() {
+    use common::surface::{admin_error, admin_lines};
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    // Offline, on a phone whose clock (or user) is decades ahead: a follow-up "done" in 2099.
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.followups.insert(
+        uuid::Uuid::now_v7(),
+        FollowUp::new(
+            chrono::NaiveDate::from_ymd_opt(2099, 1, 1).unwrap(),
+            FollowUpSituation::InSchool,
+            None,
+        ),
+    );
+    monitor.store.update(&edited).unwrap();
+    let user = monitor.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    let entries = admin_lines(&data, &["quarantine", "list"]);
+    assert_eq!(entries[0]["state"], "breaks_a_rule", "{entries:?}");
+    let number = entries[0]["entry"].as_i64().unwrap().to_string();
+    let error = admin_error(&data, &["quarantine", "accept", "--entry", &number]);
+    assert!(error.contains("validation rule"), "{error}");
+    admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
+    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+#[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";
     let dir = TempDir::new().unwrap();

@@ -47,6 +47,9 @@ pub enum ReviewState {
     RecordGone,
     /// The changes do not apply to the record as the hub holds it.
     DoesNotApply,
+    /// The changes apply, but the record they make breaks a rule a push must pass (a day to
+    /// come, a value out of bounds): accepting it is refused; the entry can be rejected.
+    BreaksARule,
 }
 
 /// Who accepts quarantined changes, and so whose rules they must pass.
@@ -239,6 +242,7 @@ pub fn describe_quarantined(
         return Ok(view);
     };
     view.kind = Some(kind);
+    let stored_kind = stored.is_some();
     view.area_before = stored.and_then(|s| s.area);
     view.area_after = TypedRecord::read(kind, entry.record, &document)
         .ok()
@@ -256,6 +260,34 @@ pub fn describe_quarantined(
         .filter(|name| !name.starts_with('$') && old.get(*name) != new.get(*name))
         .map(|name| name.to_string())
         .collect();
+    // Judged as accepting it without naming a supervisor would judge it (`Reviewer::Hub`).
+    let reference = tx.reference()?;
+    let who = Principal {
+        device: entry.device,
+        user: entry.user,
+        role: Role::Supervisor,
+        areas: view
+            .area_before
+            .iter()
+            .chain(&view.area_after)
+            .map(|a| a.community.clone())
+            .collect(),
+    };
+    let scope = who.scope(&reference);
+    let rules = Rules {
+        reference: &reference,
+        scope: &scope,
+        who: &who,
+        author: ChangeAuthor {
+            user: entry.user,
+            device: entry.device,
+        },
+        limits: &HubLimits::default(),
+    };
+    let stored_kind = stored_kind.then_some(kind);
+    if admit(&rules, entry.record, stored_kind, &document, &before).is_err() {
+        view.state = ReviewState::BreaksARule;
+    }
     for change in document.get_changes_meta(&before) {
         let author = change
             .message

@@ -861,6 +861,7 @@ fn quarantine_page(
                     ReviewState::Applies => "applies",
                     ReviewState::RecordGone => "record_gone",
                     ReviewState::DoesNotApply => "does_not_apply",
+                    ReviewState::BreaksARule => "breaks_a_rule",
                 },
             ),
             applies: q.state == ReviewState::Applies,
