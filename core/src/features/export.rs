@@ -1,13 +1,14 @@
 //! Exports for analysis: one table per record kind (workplaces, visits, child cases, and the
-//! cases' referrals and follow-ups), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF) or
-//! JSON (an array of objects per table).
+//! cases' referrals and follow-ups), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF; text
+//! that a spreadsheet would run as a formula is prefixed with `'`) or JSON (an array of
+//! objects per table).
 //!
 //! Pseudonymised by default: no names (children, guardians, households, owners, workplaces),
 //! no exact date of birth (the year only), no GPS coordinates (the administrative area down to
-//! the community is kept), no contacts, and no free text (notes, findings, comments, outcomes),
-//! which may quote any of these. Records are identified by their random ids and the case's
-//! pseudonymous code. Personal data is exported only by a supervisor who asks for it
-//! (`ExportOptions::include_personal_data`); anyone else asking gets `Error::NotAllowed`.
+//! the community is kept), no contacts, and no free text (notes, findings, comments, outcomes,
+//! providers), which may quote any of these. Records are identified by their random ids and
+//! the case's pseudonymous code. Personal data is exported only by a supervisor who asks for
+//! it (`ExportOptions::include_personal_data`); anyone else asking gets `Error::NotAllowed`.
 //! Users (the staff directory) are not exported.
 
 use crate::domain::area::Area;
@@ -22,6 +23,7 @@ use crate::store::{Scoped, Store};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -52,8 +54,20 @@ pub struct ExportTable {
 fn cell_text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => defused(s),
         other => other.to_string(),
+    }
+}
+
+/// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice and Google
+/// Sheets (a `HYPERLINK` sending the sheet's cells away, a `cmd|` call), so it gets a leading
+/// apostrophe, which they show as text. Numbers are not text: a negative one stays a number.
+fn defused(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
     }
 }
 
@@ -184,14 +198,24 @@ impl Store {
         for w in self.all_within::<Workplace>(scope)? {
             workplace_row(&mut workplaces, &w);
         }
+        let all_cases = self.all_within::<ChildCase>(scope)?;
+        // A case opened on a visit names the visit (`identified_on_visit`); the visit's own
+        // list is filled only by an app that chooses to.
+        let mut opened_on: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
+        for c in &all_cases {
+            if let Some(visit) = c.identified_on_visit {
+                opened_on.entry(visit).or_default().insert(c.id);
+            }
+        }
         let mut visits = TableBuilder::new("visits", personal);
         for v in self.all_within::<Visit>(scope)? {
-            visit_row(&mut visits, &v);
+            let opened = opened_on.remove(&v.id).unwrap_or_default();
+            visit_row(&mut visits, &v, opened.union(&v.children_identified).count());
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
         let mut follow_ups = TableBuilder::new("follow_ups", personal);
-        for c in self.all_within::<ChildCase>(scope)? {
+        for c in all_cases {
             case_row(&mut cases, &c);
             for (key, referral) in &c.referrals {
                 referral_row(&mut referrals, c.id, *key, referral);
@@ -217,7 +241,7 @@ impl Store {
         if visits.first_row {
             let at = DateTime::<FixedOffset>::default();
             let sample = Visit::new(VisitKind::FollowUp, &sample_workplace, Uuid::nil(), at);
-            visit_row(&mut visits, &sample);
+            visit_row(&mut visits, &sample, 0);
             visits.table.rows.clear();
         }
         if cases.first_row {
@@ -329,7 +353,7 @@ fn workplace_row(t: &mut TableBuilder, w: &Workplace) {
     t.end_row();
 }
 
-fn visit_row(t: &mut TableBuilder, v: &Visit) {
+fn visit_row(t: &mut TableBuilder, v: &Visit, children_identified: usize) {
     t.col("id", v.id);
     t.col("kind", v.kind);
     t.col("workplace_id", v.workplace_id);
@@ -353,7 +377,7 @@ fn visit_row(t: &mut TableBuilder, v: &Visit) {
     t.col("forced_labour_indicators", joined(v.forced_labour.keys()));
     t.col("actions", joined(&v.actions));
     t.col("follow_up_due", v.follow_up_due);
-    t.col("children_identified", v.children_identified.len());
+    t.col("children_identified", children_identified);
     t.col("reviewed_by", v.reviewed_by);
     t.personal("latitude", v.gps.map(|p| p.latitude));
     t.personal("longitude", v.gps.map(|p| p.longitude));
@@ -407,8 +431,9 @@ fn referral_row(t: &mut TableBuilder, case: Uuid, key: Uuid, referral: &Referral
     t.col("case_id", case);
     t.col("referral_id", key);
     t.col("service", referral.service);
-    t.col("provider", &referral.provider);
     t.col("date", referral.date);
+    // Free text: a provider may be a person, or named after one.
+    t.personal("provider", &referral.provider);
     t.personal("outcome", &referral.outcome);
     t.end_row();
 }
