@@ -98,10 +98,10 @@ fn create(d: &mut Device, community: &str, name: &str) -> Uuid {
 }
 
 fn erase(hub: &mut Store, by: &Principal, id: Uuid) {
-    assert!(
-        hub.in_transaction(&mut |tx| erase_record(tx, by, id))
-            .unwrap()
-    );
+    let erased = hub
+        .in_transaction(&mut |tx| erase_record(tx, by, id))
+        .unwrap();
+    assert_eq!(erased.first(), Some(&id));
     hub.purge_freed_content().unwrap();
 }
 
@@ -357,6 +357,63 @@ fn erased_content_never_comes_back_under_any_id() {
     assert!(hub.kind_of(fresh).is_err());
     supervisor.sync(&mut hub);
     assert!(!supervisor.has(erased) && !supervisor.has(fresh));
+}
+
+#[test]
+fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
+    const NAME: &str = "Nafissatou Gbagbéhi";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let kept = create(&mut monitor, C01, NAME);
+    let duplicate = create(&mut monitor, C01, NAME);
+    let other_kept = create(&mut monitor, C01, "Aya Koffi");
+    let other_duplicate = create(&mut monitor, C01, "Aya Koffi");
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    supervisor
+        .store
+        .merge_cases(other_kept, other_duplicate)
+        .unwrap();
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+
+    // The kept case: the same child's second registration goes with it, on the hub and on
+    // every device that held it.
+    let erased = hub
+        .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, kept))
+        .unwrap();
+    assert_eq!(erased, vec![kept, duplicate]);
+    hub.purge_freed_content().unwrap();
+    for id in [kept, duplicate] {
+        assert!(hub.kind_of(id).is_err());
+    }
+    let summary = monitor.sync(&mut hub);
+    let mut gone = summary.erased.clone();
+    gone.sort();
+    let mut both = vec![kept, duplicate];
+    both.sort();
+    assert_eq!(gone, both);
+    assert!(!monitor.has(kept) && !monitor.has(duplicate));
+    assert!(!monitor.files_hold(NAME));
+
+    // A duplicate erased on its own (registered in error) leaves the kept case.
+    erase(&mut hub, &supervisor.principal, other_duplicate);
+    assert!(hub.kind_of(other_kept).is_ok());
+    monitor.sync(&mut hub);
+    assert!(monitor.has(other_kept) && !monitor.has(other_duplicate));
+
+    // A supervisor of another district erases nothing.
+    let mut district = Device::new(dir.path(), "district", Role::Supervisor, &["CI-R1-D2"]);
+    district.sync(&mut hub);
+    let refused = hub.in_transaction(&mut |tx| erase_record(tx, &district.principal, other_kept));
+    assert!(
+        matches!(refused, Err(Error::NotAllowed { .. })),
+        "{refused:?}"
+    );
+    assert!(hub.kind_of(other_kept).is_ok());
 }
 
 /// A request pushing `entries` and asking for `refetch`, as `device` would send it.

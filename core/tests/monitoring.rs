@@ -1144,9 +1144,15 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     assert_eq!(cell("workplaces.csv", "owner_contact"), "'+225 07 00 00 00");
     // A number is no formula: a negative longitude stays a number.
     assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
-    assert_eq!(cell("visits.csv", "findings"), "'@SUM(1+1)*cmd|' /C calc'!A0");
+    assert_eq!(
+        cell("visits.csv", "findings"),
+        "'@SUM(1+1)*cmd|' /C calc'!A0"
+    );
     assert_eq!(cell("child_cases.csv", "name"), "'-2+3+cmd|' /C calc'!A0");
-    assert_eq!(cell("referrals.csv", "provider"), "'\tÉcole de Kouamé Adjoa");
+    assert_eq!(
+        cell("referrals.csv", "provider"),
+        "'\tÉcole de Kouamé Adjoa"
+    );
     assert_eq!(cell("visits.csv", "children_identified"), "1");
     // JSON is data, not a sheet: the text as written.
     let tables = as_role(&mut store, Role::Supervisor)
@@ -1162,9 +1168,15 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         .export_to_dir(&out, ExportFormat::Csv, ExportOptions::default())
         .unwrap();
     let text = std::fs::read_to_string(out.join("referrals.csv")).unwrap();
-    assert!(!text.contains("Adjoa") && !text.contains("provider"), "{text}");
+    assert!(
+        !text.contains("Adjoa") && !text.contains("provider"),
+        "{text}"
+    );
     let (header, rows) = read_csv(&out.join("visits.csv"));
-    let at = header.iter().position(|h| h == "children_identified").unwrap();
+    let at = header
+        .iter()
+        .position(|h| h == "children_identified")
+        .unwrap();
     assert_eq!(rows[0][at], "1");
 }
 

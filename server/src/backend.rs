@@ -28,7 +28,7 @@ pub trait Backend: Send + Sync {
     fn user(&self, id: Uuid) -> Result<Option<User>, Error>;
     fn add_user(&self, user: &User) -> Result<User, Error>;
     /// Erases a child case everywhere, as the supervisor `by` asks. Returns whether it was there.
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error>;
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error>;
     /// Changes held for review (sent by users who lost the record's area), oldest first, each
     /// with what it would change (never a value).
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error>;
@@ -115,7 +115,7 @@ pub(crate) fn erase_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     by: Uuid,
     record: Uuid,
-) -> Result<bool, Error> {
+) -> Result<Vec<Uuid>, Error> {
     storage.in_transaction(&mut |tx| {
         let who = acting_user(tx, by, "erasing")?;
         erase_record(tx, &who, record)
@@ -453,7 +453,7 @@ impl Backend for Embedded {
         handle_attachment(&mut EmbeddedStorage { hub: self }, who, request, limits)
     }
 
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<bool, Error> {
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error> {
         let mut store = self.store.lock();
         let erased = erase_in(&mut *store, by, record)?;
         store.purge_freed_content()?;

@@ -17,6 +17,7 @@ use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
 use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
+use vigie_server::console::{ERASE_REASONS, erase_journaled, journal};
 use vigie_server::http::HttpLimits;
 
 #[derive(Parser)]
@@ -131,7 +132,9 @@ enum Command {
         max_message_bytes: usize,
     },
     /// Erase a child case everywhere: on the hub now, on every device at its next sync, and a
-    /// tombstone stops any old copy from coming back. `--by` is the supervisor who decided it.
+    /// tombstone stops any old copy from coming back. The duplicates merged into it (the same
+    /// child registered again) are erased with it. `--by` is the supervisor who decided it;
+    /// the erasure is journaled with `--reason` (as the console's journal shows them).
     Erase {
         #[command(flatten)]
         hub: HubData,
@@ -139,6 +142,8 @@ enum Command {
         record: Uuid,
         #[arg(long)]
         by: Uuid,
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ERASE_REASONS))]
+        reason: String,
     },
     /// Publish reference data (area trees, country profiles, checklists, sectors, referral
     /// directories); devices receive it at their next sync.
@@ -602,8 +607,15 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Erase { hub, record, by } => {
-            if !hub.open()?.erase(by, record).map_err(|e| e.to_string())? {
+        Command::Erase {
+            hub,
+            record,
+            by,
+            reason,
+        } => {
+            let erased =
+                erase_journaled(&*hub.open()?, by, record, &reason).map_err(|e| e.to_string())?;
+            let Some((case, duplicates)) = erased.split_first() else {
                 // Not a success a script may take for one: the id may be mistyped, and the
                 // case meant still on the hub.
                 return Err(
@@ -612,6 +624,10 @@ fn run(cli: Cli) -> Result<(), String> {
                             the id if a case was meant"
                         .into(),
                 );
+            };
+            println!("erased case {case}");
+            for duplicate in duplicates {
+                println!("erased case {duplicate} (a duplicate merged into it)");
             }
             Ok(())
         }
@@ -676,6 +692,21 @@ fn run(cli: Cli) -> Result<(), String> {
             let paths = store
                 .export_to_dir(&out, format, options)
                 .map_err(|e| format!("{}: {e}", out.display()))?;
+            // An export leaves the hub's protection: the journal shows it, as the console's.
+            let ext = match format {
+                ExportFormat::Csv => "csv",
+                ExportFormat::Json => "json",
+            };
+            journal(
+                &*hub.open()?,
+                None,
+                "export",
+                None,
+                &format!(
+                    "all {ext}{} (command line)",
+                    if personal { " personal" } else { "" }
+                ),
+            );
             for path in paths {
                 println!("{}", path.display());
             }

@@ -1776,7 +1776,7 @@ impl Backend for Postgres {
         vigie_core::sync::handle_attachment(&mut self.storage(), who, request, limits)
     }
 
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<bool> {
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>> {
         // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
         // own storage encryption protects them meanwhile.
         crate::backend::erase_in(&mut self.storage(), by, record)

@@ -782,6 +782,32 @@ fn erasure_needs_a_reason_and_the_case_code() {
 }
 
 #[test]
+fn erasures_and_exports_from_the_command_line_are_journaled() {
+    let s = setup();
+    let f = field(&s);
+    let by = add_user(&s.data, "Superviseure", Role::Supervisor, &["CI-R1"]);
+    common::lifecycle::erase(&s.data, f.my_case, by);
+    let out = tempfile::tempdir().expect("temporary directory");
+    let exported = common::lifecycle::admin(
+        &s.data,
+        &["export"],
+        &["--out", out.path().to_str().unwrap(), "--personal"],
+    );
+    assert!(exported.status.success());
+
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
+    assert_eq!(desk.sign_in("admin.cli", PASSWORD).status, 303);
+    let journal = desk.get("/console/audit");
+    assert_eq!(journal.status, 200);
+    let body = &journal.body;
+    assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
+    assert!(body.contains("Consentement retiré"), "{body}");
+    assert!(body.contains("all csv personal (command line)"), "{body}");
+}
+
+#[test]
 fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -339,7 +339,14 @@ fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     let mut erase = vec!["erase", "--data", data.to_str().unwrap()];
     let args = database_args(&data);
     erase.extend(args.iter().map(String::as_str));
-    erase.extend(["--record", &record, "--by", &by]);
+    erase.extend([
+        "--record",
+        &record,
+        "--by",
+        &by,
+        "--reason",
+        "legal_request",
+    ]);
     vigie(&erase);
 
     let summary = monitor.sync(&hub.url).unwrap();

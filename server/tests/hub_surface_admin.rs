@@ -259,6 +259,8 @@ fn erasing_an_id_the_hub_does_not_hold_is_not_reported_as_done() {
             &mistyped,
             "--by",
             &supervisor.to_string(),
+            "--reason",
+            "entered_in_error",
         ],
     );
     assert!(error.contains("nothing was erased"), "{error}");

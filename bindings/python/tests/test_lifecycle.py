@@ -37,7 +37,9 @@ def test_an_erased_case_is_heard_of_and_counted(env):
         supervisor.sync_with(vigie.HubTransport(env.hub_url, supervisor_token), None)
         heard = Changes()
         monitor.add_change_listener(heard)
-        env.admin("erase", "--record", erased.id, "--by", supervisor_user)
+        env.admin(
+            "erase", "--record", erased.id, "--by", supervisor_user, "--reason", "legal_request"
+        )
 
         summary = monitor.sync_with(vigie.HubTransport(env.hub_url, monitor_token), None)
         assert (summary.erased, summary.left_scope, summary.quarantined) == (1, 0, 0)

@@ -210,7 +210,11 @@ impl Store {
         let mut visits = TableBuilder::new("visits", personal);
         for v in self.all_within::<Visit>(scope)? {
             let opened = opened_on.remove(&v.id).unwrap_or_default();
-            visit_row(&mut visits, &v, opened.union(&v.children_identified).count());
+            visit_row(
+                &mut visits,
+                &v,
+                opened.union(&v.children_identified).count(),
+            );
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);

@@ -15,7 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{Record, ReferenceDocument};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument};
 use crate::domain::reference::{Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::error::{Error, Result};
@@ -388,49 +388,109 @@ fn respond(
 /// Erases a record everywhere the hub can reach: its document and history go, and a tombstone
 /// tells every device whose scope held it to drop its copy and stops any old copy (under this
 /// id or another) from coming back. `by` must be a supervisor whose areas cover the record.
-/// Returns whether the record was there.
-pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Result<bool> {
+///
+/// The duplicates merged into the case (its `merged_from`, and theirs) are the same child's
+/// registrations: they are erased with it, in the same transaction, and must be in `by`'s
+/// areas too. A duplicate erased on its own leaves the case it was merged into alone.
+///
+/// Returns the ids erased, the record's first: empty when the hub held nothing under it (a
+/// tombstone is written all the same).
+pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Result<Vec<Uuid>> {
     if by.role != Role::Supervisor {
         return Err(Error::NotAllowed {
             rule: "only a supervisor may erase a record".into(),
         });
     }
+    // Every check first, then every erasure: a refused duplicate erases nothing.
+    let reference = tx.reference()?;
+    let mut histories: Vec<(Uuid, ErasedHistory)> = Vec::new();
+    let mut to_visit = vec![id];
+    let mut seen = HashSet::new();
+    while let Some(next) = to_visit.pop() {
+        if !seen.insert(next) {
+            continue;
+        }
+        if seen.len() > MAX_ERASED_TOGETHER {
+            return Err(Error::NotAllowed {
+                rule: format!(
+                    "more than {MAX_ERASED_TOGETHER} duplicates are merged into the case: \
+                     erase them one by one"
+                ),
+            });
+        }
+        let Some((history, duplicates)) = erasure_of(tx, by, &reference, next)? else {
+            if next == id {
+                histories.push((id, ErasedHistory::default()));
+            }
+            continue;
+        };
+        histories.push((next, history));
+        to_visit.extend(duplicates);
+    }
+    let mut erased = Vec::new();
+    for (record, history) in histories {
+        if tx.erase(record, &history)? {
+            erased.push(record);
+        }
+    }
+    Ok(erased)
+}
+
+/// How many records one erasure takes at most (a case and its duplicates): a bound on one
+/// transaction, far above what registering a child a few times offline gives.
+const MAX_ERASED_TOGETHER: usize = 100;
+
+/// What erasing the stored record `id` must remember, and the duplicates merged into it;
+/// `None` when the hub holds nothing under `id`.
+fn erasure_of(
+    tx: &mut dyn HubTransaction,
+    by: &Principal,
+    reference: &ReferenceData,
+    id: Uuid,
+) -> Result<Option<(ErasedHistory, Vec<Uuid>)>> {
+    let Some(stored) = tx.record(id, true)? else {
+        return Ok(None);
+    };
+    if stored.kind != RecordKind::ChildCase {
+        return Err(Error::NotAllowed {
+            rule: "only child cases are erased; other records are closed".into(),
+        });
+    }
+    if !stored
+        .area
+        .as_ref()
+        .is_some_and(|a| by.covers(a, reference))
+    {
+        return Err(Error::NotAllowed {
+            rule: "the record is outside the supervisor's areas".into(),
+        });
+    }
     let mut history = ErasedHistory::default();
-    if let Some(stored) = tx.record(id, true)? {
-        if stored.kind != RecordKind::ChildCase {
-            return Err(Error::NotAllowed {
-                rule: "only child cases are erased; other records are closed".into(),
-            });
-        }
-        let reference = tx.reference()?;
-        if !stored
-            .area
-            .as_ref()
-            .is_some_and(|a| by.covers(a, &reference))
-        {
-            return Err(Error::NotAllowed {
-                rule: "the record is outside the supervisor's areas".into(),
-            });
-        }
-        for entry in tx.change_log(id)? {
-            history.hashes.extend(codec::heads_of(&entry.changes));
-        }
-        match codec::load(id, &stored.document) {
-            Ok(document) => {
-                history.roots = codec::history_roots(&document, &[]);
-                for change in document.get_changes_meta(&[]) {
-                    if !history.hashes.contains(&change.hash) {
-                        history.hashes.push(change.hash);
-                    }
+    for entry in tx.change_log(id)? {
+        history.hashes.extend(codec::heads_of(&entry.changes));
+    }
+    let mut duplicates = Vec::new();
+    match codec::load(id, &stored.document) {
+        Ok(document) => {
+            history.roots = codec::history_roots(&document, &[]);
+            for change in document.get_changes_meta(&[]) {
+                if !history.hashes.contains(&change.hash) {
+                    history.hashes.push(change.hash);
                 }
             }
-            Err(_) => {
-                tracing::warn!(record = %id, "erased record unreadable: its roots are unknown");
+            match doc::read_record::<ChildCase>(&document, id) {
+                Ok(case) => duplicates.extend(case.merged_from),
+                Err(_) => {
+                    tracing::warn!(record = %id, "erased case unreadable: its duplicates are unknown");
+                }
             }
         }
-        history.filed = stored.area.map(|area| (stored.kind, area));
+        Err(_) => {
+            tracing::warn!(record = %id, "erased record unreadable: its roots are unknown");
+        }
     }
-    tx.erase(id, &history)
+    history.filed = stored.area.map(|area| (stored.kind, area));
+    Ok(Some((history, duplicates)))
 }
 
 /// Publishes `content` as the next version of the reference document of its type and `key`

@@ -18,6 +18,7 @@ pub mod session;
 pub mod storage;
 pub mod view;
 
+use crate::backend::Backend;
 use crate::http::Hub;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRequest, FromRequestParts, Path, Request};
@@ -473,6 +474,18 @@ pub fn check_csrf(viewer: &Viewer, token: &str) -> Result<(), Problem> {
 
 /// Writes one console action in the audit log.
 pub fn audit(hub: &Hub, who: Option<Uuid>, action: &str, record: Option<Uuid>, detail: &str) {
+    journal(&*hub.backend, who, action, record, detail);
+}
+
+/// Writes one action in the hub's audit log, the console's or the command line's (`who` is
+/// `None` for an operator at the machine, or an attempt with no account).
+pub fn journal(
+    backend: &dyn Backend,
+    who: Option<Uuid>,
+    action: &str,
+    record: Option<Uuid>,
+    detail: &str,
+) {
     let entry = AuditEntry {
         at_ms: session::now_ms(),
         user: who,
@@ -480,10 +493,36 @@ pub fn audit(hub: &Hub, who: Option<Uuid>, action: &str, record: Option<Uuid>, d
         record,
         detail: detail.to_string(),
     };
-    if let Err(e) = hub.backend.console().audit(&entry) {
+    if let Err(e) = backend.console().audit(&entry) {
         // The action is done; its trace is lost, which the hub's log says (ids only).
         tracing::error!(error = %e, action, "console audit entry not written");
     }
+}
+
+/// Why a case may be erased: the console's choices and `vigie erase --reason`, journaled with
+/// the erasure.
+pub const ERASE_REASONS: [&str; 4] = [
+    "entered_in_error",
+    "duplicate_of_another_case",
+    "consent_withdrawn",
+    "legal_request",
+];
+
+/// Erases a case and the duplicates merged into it, as the supervisor `by` asks for `reason`
+/// (one of `ERASE_REASONS`), and journals each record erased. Returns the ids erased, the
+/// case's first (empty: the hub held nothing under that id).
+pub fn erase_journaled(
+    backend: &dyn Backend,
+    by: Uuid,
+    record: Uuid,
+    reason: &str,
+) -> Result<Vec<Uuid>, Error> {
+    debug_assert!(ERASE_REASONS.contains(&reason));
+    let erased = backend.erase(by, record)?;
+    for id in &erased {
+        journal(backend, Some(by), "case_erase", Some(*id), reason);
+    }
+    Ok(erased)
 }
 
 /// Runs a page's work on a storage worker, and turns problems into responses.

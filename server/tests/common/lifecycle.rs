@@ -39,7 +39,18 @@ pub fn set_areas(data: &Path, user: Uuid, areas: &[&str]) {
 /// `vigie erase`, as the supervisor `by`.
 pub fn erase(data: &Path, record: Uuid, by: Uuid) {
     let (record, by) = (record.to_string(), by.to_string());
-    let out = admin(data, &["erase"], &["--record", &record, "--by", &by]);
+    let out = admin(
+        data,
+        &["erase"],
+        &[
+            "--record",
+            &record,
+            "--by",
+            &by,
+            "--reason",
+            "consent_withdrawn",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

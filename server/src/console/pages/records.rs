@@ -6,8 +6,8 @@ use super::Nav;
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
 use crate::console::{
-    Access, Ctx, PageResult, Posted, Problem, Viewer, audit, html, posted, run, user_names,
-    viewer_with,
+    Access, Ctx, ERASE_REASONS, PageResult, Posted, Problem, Viewer, audit, erase_journaled, html,
+    posted, run, user_names, viewer_with,
 };
 use crate::http::Hub;
 use askama::Template;
@@ -971,13 +971,6 @@ const SITUATIONS: [FollowUpSituation; 5] = [
 ];
 
 /// Why a case is erased: codes only, so that the audit log holds no free text.
-const ERASE_REASONS: [&str; 4] = [
-    "entered_in_error",
-    "duplicate_of_another_case",
-    "consent_withdrawn",
-    "legal_request",
-];
-
 #[derive(Default)]
 struct CaseForm {
     error: Option<String>,
@@ -1677,20 +1670,10 @@ pub async fn case_erase(
                 },
             );
         }
-        match hub.backend.erase(viewer.user.id, id) {
-            // Erased by another request meanwhile (the same form sent twice): done, and
-            // journaled once, by the request that erased it.
-            Ok(false) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
-            Ok(true) => {
-                audit(
-                    hub,
-                    Some(viewer.user.id),
-                    "case_erase",
-                    Some(id),
-                    &form.reason,
-                );
-                Ok(Redirect::to("/console/cases?done=erased").into_response())
-            }
+        // Erased by another request meanwhile (the same form sent twice, nothing erased now):
+        // done, and journaled once, by the request that erased it.
+        match erase_journaled(&*hub.backend, viewer.user.id, id, &form.reason) {
+            Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
             Err(e @ Error::NotAllowed { .. }) => case_outcome(
                 hub,
                 ctx,
