@@ -22,7 +22,7 @@ use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 use vigie_core::sync::{
     AttachmentResponse, HubError, HubLimits, Principal, decode_attachment_response,
@@ -85,7 +85,8 @@ pub struct HttpLimits {
     pub body_timeout: Duration,
     pub min_body_rate: usize,
     /// Bytes of request bodies held at once (being received or served), whatever the number of
-    /// devices; a request waits for its share at most `body_wait`, then gets 503.
+    /// devices, counted as they arrive; a request waits for the share of bytes it has
+    /// received at most `body_wait`, then gets 503.
     pub max_body_bytes_held: usize,
     pub body_wait: Duration,
 }
@@ -218,7 +219,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(|| async { "ok" }).fallback(|| wrong_method("GET")),
         )
         .route("/v1/sync", post(sync).fallback(|| wrong_method("POST")))
-        .merge(crate::console::router())
+        .merge(crate::console::router(hub.clone()))
         .route(
             "/v1/attachments",
             post(attachment).fallback(|| wrong_method("POST")),
@@ -387,25 +388,79 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`).
-async fn read_body(mut body: Body, limit: usize, http: &HttpLimits) -> Result<Vec<u8>, Failure> {
+/// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`). With a
+/// `budget`, the bytes are counted in it as they arrive (held until the returned permit is
+/// dropped): a body that arrives slowly holds only what it sent, and a small request never
+/// queues behind a large one's declared length.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    http: &HttpLimits,
+    budget: Option<&Arc<Semaphore>>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Failure> {
     let started = tokio::time::Instant::now();
     let mut bytes = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut held_kib = 0usize;
     loop {
         let earned = Duration::from_secs_f64(bytes.len() as f64 / http.min_body_rate.max(1) as f64);
         let deadline = started + http.body_timeout + earned;
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(Failure::BodyTooSlow),
-            Ok(None) => return Ok(bytes),
+            Ok(None) => return Ok((bytes, held)),
             Ok(Some(Err(_))) => return Err(Failure::BodyCut),
             Ok(Some(Ok(frame))) => frame,
         };
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > limit {
-                return Err(Failure::BodyTooLarge);
-            }
-            bytes.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(Failure::BodyTooLarge);
         }
+        bytes.extend_from_slice(&data);
+        let needed = bytes.len().div_ceil(1024);
+        if let Some(budget) = budget
+            && needed > held_kib
+        {
+            let more = tokio::time::timeout(
+                http.body_wait,
+                budget
+                    .clone()
+                    .acquire_many_owned((needed - held_kib) as u32),
+            )
+            .await
+            .map_err(|_| Failure::Busy)?
+            .map_err(|_| Failure::Internal)?;
+            match &mut held {
+                Some(permit) => permit.merge(more),
+                None => held = Some(more),
+            }
+            held_kib = needed;
+        }
+    }
+}
+
+/// A console request's body, read under the rule every body follows (`HttpLimits`) before a
+/// page sees it: a form that stops arriving is cut as a sync's body is, so that slow forms,
+/// which need no token, cannot hold the hub's connections.
+pub(crate) async fn body_in_time(
+    State(hub): State<Arc<Hub>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = crate::console::MAX_UPLOAD_BYTES;
+    if declared_length(&parts.headers).is_some_and(|n| n > limit) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    match read_body(body, limit, &hub.http, None).await {
+        Ok((bytes, _)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(Failure::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        Err(Failure::BodyTooSlow) => StatusCode::REQUEST_TIMEOUT.into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
     }
 }
 
@@ -466,7 +521,7 @@ async fn serve_device(
     let (parts, body) = request.into_parts();
     let token = bearer(&parts.headers)?;
     let who = {
-        let hub = hub.clone();
+        let (hub, token) = (hub.clone(), token.clone());
         hub.clone()
             .workers
             .run(move || principal(&hub, &token))
@@ -482,20 +537,19 @@ async fn serve_device(
     if declared.is_some_and(|n| n > limit) {
         return Err(Failure::BodyTooLarge);
     }
-    // The body's share of what bodies may hold at once: as declared, else the most it may be.
-    let kib = (declared.unwrap_or(limit) / 1024 + 1) as u32;
-    let _held = tokio::time::timeout(
-        hub.http.body_wait,
-        hub.guards.body_kib.clone().acquire_many_owned(kib),
-    )
-    .await
-    .map_err(|_| Failure::Busy)?
-    .map_err(|_| Failure::Internal)?;
-    let body = read_body(body, limit, &hub.http).await?;
+    let reading = tokio::time::Instant::now();
+    let (body, _held) = read_body(body, limit, &hub.http, Some(&hub.guards.body_kib)).await?;
+    // A body that took long to arrive: the device may have been revoked, or its user's areas
+    // changed, meanwhile; it is answered as the registry says now.
+    let recheck = reading.elapsed() > Duration::from_secs(1);
     let job = hub.clone();
     hub.workers
         .run(move || -> Result<Vec<u8>, Failure> {
             let hub = job;
+            let who = match recheck {
+                true => principal(&hub, &token)?,
+                false => who,
+            };
             let started = std::time::Instant::now();
             let (response, what) = match endpoint {
                 Endpoint::Sync => (hub.backend.sync(&who, &body, &hub.limits), "sync"),

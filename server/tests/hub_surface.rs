@@ -207,6 +207,17 @@ fn headers_and_bodies_that_never_finish_are_cut() {
     let (status, body) = stalled.answer(Duration::from_secs(10)).unwrap();
     assert_eq!(status, 408, "{body}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // A console form, which needs no token, is cut the same way: slow forms cannot hold the
+    // connections that devices need.
+    let form = format!(
+        "POST /console/signin HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nlogin=a"
+    );
+    let started = Instant::now();
+    let mut stalled = Stalled::open(&addr, form.as_bytes()).unwrap();
+    let (status, body) = stalled.answer(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 408, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
     // A body that keeps arriving goes through, past the first timeout: each KiB received
     // earns it a second more (here 8 KiB at 4 KiB/s: 2 s in all, past the 0.7 s timeout).
     // Its bytes are no sync request: the hub read it all and says so (400, not 408).
@@ -265,6 +276,75 @@ fn one_device_gets_429_past_its_requests_at_once_and_others_are_served() {
         .sync(&hub.url)
         .is_ok()));
     record_and_sync(&mut monitor, &hub.url, 4);
+}
+
+#[test]
+fn a_device_revoked_while_its_body_arrives_is_answered_as_revoked() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (_, monitor) = two_devices(&dir, &data);
+    let hub = Hub::start(&data);
+    let addr = hub.addr();
+    let body = vec![0x42u8; 4 * 1024];
+    let mut slow = Stalled::open(
+        &addr,
+        &Stalled::head(
+            &addr,
+            Some(&format!("Bearer {}", monitor.token_text)),
+            body.len(),
+        ),
+    )
+    .unwrap();
+    use std::io::Write;
+    slow.stream.write_all(&body[..1024]).unwrap();
+    // Authenticated from its headers; revoked before the rest arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(common::revoke(&data, monitor.token.device));
+    std::thread::sleep(Duration::from_millis(1200));
+    slow.stream.write_all(&body[1024..]).unwrap();
+    let (status, answer) = slow.answer(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("\"wipe\":true"), "{answer}");
+}
+
+#[test]
+fn bodies_declared_large_and_sent_slowly_do_not_hold_the_others_back() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, _) = two_devices(&dir, &data);
+    let hub = Hub::start(&data);
+    let addr = hub.addr();
+    // Four devices, each with its two requests declaring 8 MiB (together the 64 MiB that
+    // bodies may hold at once) and trickling: a hub that counted declared lengths made every
+    // other device wait 30 s, then answered 503.
+    let _held: Vec<Stalled> = (0..4u8)
+        .flat_map(|i| {
+            let slow = Device::enrol(
+                dir.path(),
+                &data,
+                &format!("slow-{i}"),
+                Role::CommunityMonitor,
+                &[C01],
+                10 + i,
+            );
+            let bearer = format!("Bearer {}", slow.token_text);
+            (0..2)
+                .map(|_| {
+                    let mut head = Stalled::head(&addr, Some(&bearer), 8 * 1024 * 1024);
+                    head.extend_from_slice(&[1; 1000]);
+                    Stalled::open(&addr, &head).unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    record_and_sync(&mut supervisor, &hub.url, 7);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

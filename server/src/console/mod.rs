@@ -67,7 +67,7 @@ const LANG_COOKIE: &str = "vigie_lang";
 /// A browser that signed in before (`session::sign_in` spares it others' failures).
 const KNOWN_COOKIE: &str = "vigie_known";
 
-pub fn router() -> Router<Arc<Hub>> {
+pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
@@ -84,6 +84,10 @@ pub fn router() -> Router<Arc<Hub>> {
         )
         .merge(pages::records::routes())
         .merge(pages::admin::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            hub,
+            crate::http::body_in_time,
+        ))
         .layer(axum::middleware::from_fn(html_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -321,6 +325,8 @@ async fn html_errors(request: Request, next: axum::middleware::Next) -> Response
         }
         StatusCode::METHOD_NOT_ALLOWED => error_page(&headers, status, "error.method"),
         StatusCode::NOT_FOUND => error_page(&headers, status, "error.not_found"),
+        StatusCode::REQUEST_TIMEOUT => error_page(&headers, status, "error.too_slow"),
+        StatusCode::PAYLOAD_TOO_LARGE => error_page(&headers, status, "error.too_large"),
         _ => error_page(&headers, status, "error.bad_address"),
     }
 }
