@@ -607,18 +607,43 @@ fn attachment_key(id: Uuid) -> String {
 /// field), in id order. An entry missing a field or holding a wrong value is left out: the hub
 /// refuses such entries, so only a damaged document holds one.
 pub fn attachments(doc: &Automerge) -> Vec<Attachment> {
-    let mut entries: Vec<Attachment> = doc
-        .keys(automerge::ROOT)
+    manifest(doc, None)
+}
+
+/// `attachments` as the document was at `heads`.
+pub fn attachments_at(doc: &Automerge, heads: &[ChangeHash]) -> Vec<Attachment> {
+    manifest(doc, Some(heads))
+}
+
+fn manifest(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Vec<Attachment> {
+    let keys: Vec<String> = match heads {
+        Some(heads) => doc.keys_at(automerge::ROOT, heads).collect(),
+        None => doc.keys(automerge::ROOT).collect(),
+    };
+    let mut entries: Vec<Attachment> = keys
+        .iter()
         .filter_map(|key| {
             let id = Uuid::parse_str(key.strip_prefix(ATTACHMENT_PREFIX)?).ok()?;
-            match doc.get(automerge::ROOT, key.as_str()).ok()?? {
-                (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id),
+            match get_maybe_at(doc, &automerge::ROOT, key, heads)? {
+                (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id, heads),
                 _ => None,
             }
         })
         .collect();
     entries.sort_by_key(|a| a.id);
     entries
+}
+
+fn get_maybe_at<'a>(
+    doc: &'a Automerge,
+    obj: &ObjId,
+    key: &str,
+    heads: Option<&[ChangeHash]>,
+) -> Option<(Value<'a>, ObjId)> {
+    match heads {
+        Some(heads) => doc.get_at(obj, key, heads).ok()?,
+        None => doc.get(obj, key).ok()?,
+    }
 }
 
 /// Whether a document's values hold attachment manifest keys.
@@ -634,15 +659,20 @@ pub fn attachment_keys(doc: &Automerge) -> usize {
         .count()
 }
 
-fn read_attachment(doc: &Automerge, entry: &ObjId, id: Uuid) -> Option<Attachment> {
-    let string = |key: &str| match doc.get(entry, key).ok()?? {
+fn read_attachment(
+    doc: &Automerge,
+    entry: &ObjId,
+    id: Uuid,
+    heads: Option<&[ChangeHash]>,
+) -> Option<Attachment> {
+    let string = |key: &str| match get_maybe_at(doc, entry, key, heads)? {
         (Value::Scalar(s), _) => match s.as_ref() {
             ScalarValue::Str(v) => Some(v.to_string()),
             _ => None,
         },
         _ => None,
     };
-    let size = match doc.get(entry, "size").ok()?? {
+    let size = match get_maybe_at(doc, entry, "size", heads)? {
         (Value::Scalar(s), _) => match s.as_ref() {
             ScalarValue::Int(v) => u64::try_from(*v).ok()?,
             ScalarValue::Uint(v) => *v,

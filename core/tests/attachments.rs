@@ -568,6 +568,116 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
 }
 
 #[test]
+fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_capturer() {
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("neighbour", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
+    ]);
+    let (mut a, mut neighbour) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let data = vec![7u8; 600_000];
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &data[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    sync(&mut neighbour, &mut hub);
+    let limits = HubLimits::default();
+    let ask = |hub: &mut Store, who: &Principal, request: AttachmentRequest| {
+        decode_attachment_response(
+            &hub.hub_attachment(who, &encode_attachment_request(&request), &limits)
+                .unwrap(),
+            usize::MAX,
+        )
+        .unwrap()
+    };
+    // A device of the same community, which may edit the visit, appends garbage where the
+    // upload stands: refused, and the capturer's upload is untouched.
+    for _ in 0..3 {
+        let squat = AttachmentRequest::Upload {
+            record: visit.id,
+            id: entry.id,
+            offset: 0,
+            bytes: vec![0u8; 256 * 1024],
+        };
+        assert_eq!(
+            ask(&mut hub, &neighbour.principal, squat),
+            AttachmentResponse::Refused {
+                id: entry.id,
+                reason: TransferRefusal::NotFound
+            }
+        );
+    }
+    let summary = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(summary.uploaded, vec![entry.id], "{summary:?}");
+
+    // Nor can it make the manifest name it as the capturer (of this entry, or of a new one
+    // naming someone else).
+    let push = |hub: &mut Store, d: &Device, forged: &Attachment| {
+        let bytes = d.store.export_document(visit.id).unwrap();
+        let mut doc = automerge::Automerge::load(&bytes)
+            .unwrap()
+            .with_actor(d.store.actor().clone());
+        let before = doc.get_heads();
+        let author = ChangeAuthor {
+            user: d.principal.user,
+            device: d.store.device_id(),
+        };
+        vigie_core::doc::put_attachment(&mut doc, forged, &author).unwrap();
+        let request =
+            vigie_core::sync::wire::encode_request(&vigie_core::sync::wire::SyncRequest {
+                actor: d.store.actor().to_bytes().to_vec(),
+                cursor: None,
+                push: vec![vigie_core::sync::wire::PushEntry {
+                    id: visit.id,
+                    heads: before.iter().map(|h| h.0).collect(),
+                    changes: doc.save_after(&before),
+                }],
+                refetch: Vec::new(),
+                max_response_bytes: 256 * 1024,
+                receipt: 0,
+                identity: None,
+                headless_documents: false,
+            });
+        let response = hub.hub_handle(&d.principal, &request, &limits).unwrap();
+        let response = vigie_core::sync::wire::decode_response(&response, 1 << 26).unwrap();
+        response.acks[0].outcome.clone()
+    };
+    use vigie_core::sync::Refusal;
+    use vigie_core::sync::wire::PushOutcome;
+    let taken = Attachment {
+        captured_by: neighbour.principal.user,
+        ..entry.clone()
+    };
+    assert_eq!(
+        push(&mut hub, &neighbour, &taken),
+        PushOutcome::Refused {
+            reason: Refusal::BreaksValidation
+        }
+    );
+    let planted = Attachment {
+        id: Uuid::now_v7(),
+        captured_by: a.principal.user,
+        ..entry.clone()
+    };
+    assert_eq!(
+        push(&mut hub, &neighbour, &planted),
+        PushOutcome::Refused {
+            reason: Refusal::WrongAuthor
+        }
+    );
+    // A caption is the one field that changes, by anyone who may edit the record.
+    let captioned = Attachment {
+        caption: "Vue de l'atelier".into(),
+        ..entry.clone()
+    };
+    assert!(matches!(
+        push(&mut hub, &neighbour, &captioned),
+        PushOutcome::Accepted { .. }
+    ));
+}
+
+#[test]
 fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
     let (_dir, mut hub, mut devices) = world(&[MONITOR]);
     let mut a = devices.remove(0);

@@ -18,7 +18,9 @@
 //!
 //! The hub answers an attachment of a record the device may not receive (unknown, erased,
 //! outside its scope) as it answers an unknown id: existence never leaks. A device uploads
-//! only to records it may change (the role matrix's edit step and the scope rule, as a push).
+//! only to records it may change (the role matrix's edit step and the scope rule, as a push),
+//! and only the attachments its user captured (`captured_by`, which the hub's push rules keep
+//! true).
 //! Limits per file and per record are refused with the figures (`TransferRefusal`), which the
 //! HTTP layer answers with 413.
 //!
@@ -234,6 +236,12 @@ fn upload(
         Ok(found) => found,
         Err(reason) => return refused(reason),
     };
+    // The bytes come from where they were captured: another user's device, even one that may
+    // change the record, could only append bytes that fail the hash, and would keep the
+    // capturer's upload from ever completing.
+    if entry.captured_by != who.user {
+        return refused(TransferRefusal::NotFound);
+    }
     let file_limit = limits.attachments.max_file_bytes;
     if entry.size > file_limit {
         return refused(TransferRefusal::FileTooLarge {

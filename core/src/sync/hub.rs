@@ -1172,6 +1172,7 @@ pub(crate) fn admit(
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
     check_manifest(kind, document, &rules.limits.attachments)?;
+    check_manifest_authorship(document, &new_changes, rules.author.user)?;
     bounds::check_size(document.save_nocompress().len(), &DocumentLimits::STANDARD)
         .map_err(|limit| Refusal::OverLimit { limit })?;
     Ok(Admitted {
@@ -1188,6 +1189,17 @@ fn sender_versions(
     kind: RecordKind,
     id: Uuid,
 ) -> Result<(Option<TypedRecord>, TypedRecord)> {
+    let (base, theirs) = sender_heads(new_changes);
+    let before = if base.is_empty() {
+        None
+    } else {
+        Some(TypedRecord::read_at(kind, id, document, &base)?)
+    };
+    Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
+}
+
+/// The heads the sender's new changes build on (empty: a new record) and the heads they make.
+fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
     let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
     let depended: HashSet<ChangeHash> = new_changes
         .iter()
@@ -1200,12 +1212,41 @@ fn sender_versions(
         .collect();
     let mut base: Vec<ChangeHash> = depended.difference(&new).copied().collect();
     base.sort();
-    let before = if base.is_empty() {
-        None
-    } else {
-        Some(TypedRecord::read_at(kind, id, document, &base)?)
+    (base, theirs)
+}
+
+/// Who may upload an attachment's bytes is who captured it (`attachments::upload`), so the
+/// manifest says it truly: an entry the sender adds names the sender as its capturer, and an
+/// entry that was there before the sender's changes keeps everything but its caption.
+fn check_manifest_authorship(
+    document: &Automerge,
+    new_changes: &[automerge::Change],
+    sender: Uuid,
+) -> std::result::Result<(), Refusal> {
+    if doc::attachment_keys(document) == 0 {
+        return Ok(());
+    }
+    let (base, theirs) = sender_heads(new_changes);
+    let before = match base.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, &base),
     };
-    Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
+    for entry in doc::attachments_at(document, &theirs) {
+        match before.iter().find(|b| b.id == entry.id) {
+            None if entry.captured_by != sender => return Err(Refusal::WrongAuthor),
+            None => {}
+            Some(was) => {
+                let fixed = |a: &crate::domain::Attachment| crate::domain::Attachment {
+                    caption: String::new(),
+                    ..a.clone()
+                };
+                if fixed(was) != fixed(&entry) {
+                    return Err(Refusal::BreaksValidation);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The latest day an event a record tells of (`Record::event_dates`) may fall on, by the hub's
