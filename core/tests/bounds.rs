@@ -278,6 +278,47 @@ fn local_writes_over_the_text_bound_name_the_field() {
     }
 }
 
+#[test]
+fn a_local_write_that_would_not_load_again_is_refused_and_the_record_stays_readable() {
+    let dir = TempDir::new().unwrap();
+    let mut s = store(&dir, "device.db");
+    let max = DocumentLimits::STANDARD.max_text_chars;
+    // A key is text the document holds: a buyer's name over the bound names its field, and
+    // not the name.
+    let mut w = Workplace::new("Atelier", "other", Formality::Informal, area());
+    w.buyers.insert("B".repeat(max + 1));
+    match s.create(&w) {
+        Err(Error::Validation(v)) => assert_eq!(v.field, "buyers"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    // More operations than a load lets through: refused, nothing stored.
+    let mut w = Workplace::new("Atelier", "other", Formality::Informal, area());
+    let ops = DocumentLimits::STANDARD.max_operations as usize;
+    w.buyers = (0..ops).map(|i| format!("{i}")).collect();
+    match s.create(&w) {
+        Err(Error::Validation(v)) => {
+            assert_eq!(v.field, "record");
+            assert!(v.rule.contains("number of operations"), "{}", v.rule);
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert!(s.all_of::<Workplace>().unwrap().is_empty());
+    // The same through an edit: the record keeps its last state, and reads.
+    let stored = s
+        .create(&Workplace::new(
+            "Atelier",
+            "other",
+            Formality::Informal,
+            area(),
+        ))
+        .unwrap();
+    let mut edited = stored.clone();
+    edited.buyers = w.buyers.clone();
+    assert!(matches!(s.update(&edited), Err(Error::Validation(_))));
+    let read: Workplace = s.get(stored.id).unwrap();
+    assert!(read.buyers.is_empty());
+}
+
 fn referral(outcome: String) -> Referral {
     Referral {
         service: ServiceKind::Education,

@@ -12,8 +12,8 @@
 //! - **Recursion.** Automerge's hydration, and serde on the JSON it produces, recurse once per
 //!   level of nesting: a 1,000-deep map overflows a 1 MiB stack, and a stack overflow cannot be
 //!   caught. `check_state` walks the document with an explicit stack, never recursion, and
-//!   refuses more than `max_depth` levels and any text longer than `max_text_chars`, before
-//!   anything recursive reads it.
+//!   refuses more than `max_depth` levels and any text or key longer than `max_text_chars`,
+//!   before anything recursive reads it.
 //! - **History.** A nesting created and then deleted is gone from the document's state but not
 //!   from its history, which `doc::history` diffs: `check_history` finds the depth of every
 //!   object ever created, also without recursion.
@@ -315,6 +315,7 @@ pub(crate) fn check_state(
                     None => doc.map_range(&obj, ..),
                 };
                 for item in items {
+                    state.text(item.key.as_ref())?;
                     let visible = item.id();
                     state.value_ref(&item.value, visible.clone())?;
                     if item.conflict {
@@ -495,6 +496,12 @@ pub(crate) fn long_text(json: &serde_json::Value, limits: &DocumentLimits) -> Op
             }
             Json::Object(map) => {
                 for (key, child) in map {
+                    // A key is a string the document holds too (a buyer, a task).
+                    if key.len() > limits.max_text_chars
+                        && key.chars().count() > limits.max_text_chars
+                    {
+                        return Some(path);
+                    }
                     let child_path = if path.is_empty() {
                         key.clone()
                     } else {

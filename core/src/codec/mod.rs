@@ -59,10 +59,21 @@ pub fn encode(id: Uuid, document: &Automerge) -> Result<Encoded> {
 
 /// Encodes for storage a document's uncompressed encoding (`Automerge::save_nocompress`, or
 /// the same bytes as received).
+///
+/// What is stored must load again: the bounds every load applies (`bounds::admit`: the
+/// operations and changes of its history) are checked here too, so that a write that would
+/// make a record unreadable is refused (`Error::OverLimit`) instead of stored.
 pub(crate) fn encode_plain(id: Uuid, plain: &[u8]) -> Result<Vec<u8>> {
-    bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
-        .map_err(|limit| Error::OverLimit { id, limit })?;
-    Ok(compress(plain))
+    let limits = DocumentLimits::STANDARD;
+    bounds::check_size(plain.len(), &limits).map_err(|limit| Error::OverLimit { id, limit })?;
+    match bounds::admit(plain, &limits) {
+        Ok(()) => Ok(compress(plain)),
+        Err(bounds::Refused::Over(limit)) => Err(Error::OverLimit { id, limit }),
+        Err(bounds::Refused::Unsupported) => Err(Error::DamagedDocument {
+            id,
+            reason: "a chunk format Vigie does not store".into(),
+        }),
+    }
 }
 
 /// The dictionary documents are compressed with (see the module's documentation).

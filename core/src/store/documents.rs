@@ -67,6 +67,20 @@ pub(crate) fn load_for<R: Record>(
     Ok((rowid, document))
 }
 
+/// A local write that would leave its record over a bound every load applies (its history's
+/// operations or changes, its size) is the user's input refused: the record stays as it was,
+/// readable, and the app is told which bound.
+pub(crate) fn refused_as_input(error: Error) -> Error {
+    match error {
+        Error::OverLimit { limit, .. } => ValidationError::new(
+            "record",
+            format!("would exceed the {limit} one record may hold: make a smaller change"),
+        )
+        .into(),
+        other => other,
+    }
+}
+
 /// Validates a new record and writes it as a new document, in the caller's transaction.
 pub(crate) fn insert_new<R: Record>(
     tx: &Transaction,

@@ -415,7 +415,8 @@ impl Store {
         let stored = records
             .iter()
             .map(|record| documents::insert_new(&tx, &write, record))
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+            .map_err(documents::refused_as_input)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -436,7 +437,8 @@ impl Store {
         let stored = records
             .iter()
             .map(|record| documents::update_in(&tx, &write, record))
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+            .map_err(documents::refused_as_input)?;
         tx.commit()?;
         Ok(stored)
     }
@@ -466,7 +468,8 @@ impl Store {
     ) -> Result<()> {
         let write = self.ctx.local_write(&self.conn)?;
         let tx = self.conn.transaction()?;
-        documents::resolve_in::<R>(&tx, &write, id, path, value)?;
+        documents::resolve_in::<R>(&tx, &write, id, path, value)
+            .map_err(documents::refused_as_input)?;
         tx.commit()?;
         Ok(())
     }
