@@ -236,9 +236,23 @@ pub enum TransportError {
     DeviceRevoked { reason: String },
 }
 
+/// What an app's transport threw instead of a `TransportError`: only the exception's type is
+/// kept (`java.net.SocketTimeoutException`, `ValueError`), never its message, which may quote
+/// anything the app had at hand.
 impl From<UnexpectedUniFFICallbackError> for TransportError {
     fn from(e: UnexpectedUniFFICallbackError) -> TransportError {
-        TransportError::Unreachable { reason: e.reason }
+        let kind: String = e
+            .reason
+            .split(['(', ':', ' '])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$'))
+            .take(120)
+            .collect();
+        TransportError::Unreachable {
+            reason: format!("the app's transport threw {kind}"),
+        }
     }
 }
 

@@ -96,14 +96,28 @@ impl RecordChange {
 pub trait ChangeListener: Send + Sync {
     /// A record was written or merged (may be called for a record whose merge brought
     /// nothing), or removed from the store (`change.removed`): one call per record.
-    fn on_change(&self, change: RecordChange);
+    fn on_change(&self, change: RecordChange) -> Result<(), ListenerError>;
     /// Records arrived in bulk (a bundle or a peer session) without the core reporting which:
     /// reload what is on screen.
-    fn on_bulk_change(&self, source: ChangeSource, records: i64);
+    fn on_bulk_change(&self, source: ChangeSource, records: i64) -> Result<(), ListenerError>;
+}
+
+/// A listener that failed. The core ignores it: the change it was told of is committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ListenerError {
+    #[error("the listener failed")]
+    Failed,
+}
+
+/// Whatever the app's listener threw: its text is dropped, never printed nor kept.
+impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
+    fn from(_: uniffi::UnexpectedUniFFICallbackError) -> ListenerError {
+        ListenerError::Failed
+    }
 }
 
 /// Runs a call into foreign code, containing any failure.
-pub(crate) fn guarded(call: impl FnOnce()) {
+pub(crate) fn guarded(call: impl FnOnce() -> Result<(), ListenerError>) {
     let _ = catch_unwind(AssertUnwindSafe(call));
 }
 

@@ -69,14 +69,7 @@ fn open(
     if let Some(device) = device {
         config = config.device(device);
     }
-    let store = Store::open(config)?;
-    if device.is_some_and(|d| d != store.device_id()) {
-        let _ = store.close();
-        return Err(VigieError::NotAllowed {
-            reason: "this store file belongs to another device".into(),
-        });
-    }
-    Ok(VigieStore::from_core(store))
+    Ok(VigieStore::from_core(Store::open(config)?))
 }
 
 /// An open store. Every method blocks on SQLite: call it off the main thread. Methods may be

@@ -56,7 +56,7 @@ pub struct FailedAttachment {
 /// call the store from here; post the figures to the UI instead.
 #[uniffi::export(with_foreign)]
 pub trait SyncProgressListener: Send + Sync {
-    fn on_progress(&self, summary: SyncSummary);
+    fn on_progress(&self, summary: SyncSummary) -> Result<(), crate::listeners::ListenerError>;
 }
 
 /// A record the hub refused, and why. The device keeps its copy and offers it again.

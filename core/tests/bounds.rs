@@ -35,14 +35,15 @@ fn store(dir: &TempDir, name: &str) -> Store {
     common::plain_store(dir.path(), name)
 }
 
-/// An honest case on a device: its id, its document and the device's actor.
-fn honest(dir: &TempDir) -> (Uuid, Vec<u8>, automerge::ActorId) {
+/// An honest case on a device: its id, its document, the device's actor and its user.
+fn honest(dir: &TempDir) -> (Uuid, Vec<u8>, automerge::ActorId, Uuid) {
     let mut device = store(dir, "sender.db");
     let case = device.create(&child(device.user_id())).unwrap();
     (
         case.id,
         device.export_document(case.id).unwrap(),
         device.actor().clone(),
+        device.user_id(),
     )
 }
 
@@ -56,7 +57,7 @@ fn over(error: &Error) -> Option<DocumentLimit> {
 #[test]
 fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
     let dir = TempDir::new().unwrap();
-    let (id, honest, actor) = honest(&dir);
+    let (id, honest, actor, sender_user) = honest(&dir);
     let path = dir.path().to_path_buf();
     on_small_stack(move || {
         let mut victim = Store::open(StoreConfig::new(
@@ -68,9 +69,16 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
         // A certified device sends them: a peer and a bundle are checked before any document
         // is read, so a hostile document reaches the bounds only from a device the hub knows.
         let mut hub = common::hub_store(&path.join("hub.db"));
-        let mut sender = common::plain_store(&path, "sender.db");
+        let mut sender = Store::open(StoreConfig::new(
+            path.join("sender.db"),
+            Encryption::Unencrypted,
+            sender_user,
+        ))
+        .unwrap();
         let victim_is = common::principal_of(&victim, Role::Supervisor, &["CI-R1"]);
-        let sender_is = common::principal_of(&sender, Role::Supervisor, &["CI-R1"]);
+        // The sender's own copy of the honest case stays its own: filed outside the sender's
+        // areas, the hub refuses it, so that the victim never holds it.
+        let sender_is = common::principal_of(&sender, Role::Supervisor, &["CI-R2"]);
         common::enrol_all(
             &mut hub,
             &mut [(&mut victim, &victim_is), (&mut sender, &sender_is)],
@@ -224,7 +232,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
 #[test]
 fn a_nesting_deleted_from_the_state_still_bounds_the_history() {
     let dir = TempDir::new().unwrap();
-    let (id, honest, actor) = honest(&dir);
+    let (id, honest, actor, _) = honest(&dir);
     let bytes = hostile::deep_then_deleted(&honest, &actor, 2_000, None);
     let path = dir.path().to_path_buf();
     on_small_stack(move || {

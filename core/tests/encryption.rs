@@ -391,3 +391,36 @@ fn unencrypted_file_opened_with_a_key_is_refused_and_left_untouched() {
         "after opening a plain file with a key",
     );
 }
+
+#[test]
+fn a_store_is_a_file_of_one_device_and_one_user() {
+    let dir = tempfile::TempDir::new().unwrap();
+    // Names SQLite would keep in memory (or in a temporary file) keep nothing once closed.
+    for path in ["", " ", ":memory:", "file:x.db?mode=memory"] {
+        match Store::open(config(Path::new(path), Encryption::Key(KEY))) {
+            Err(Error::Validation(v)) => assert_eq!(v.field, "path", "{path:?}"),
+            other => panic!("{path:?}: expected a validation error, got {other:?}"),
+        }
+    }
+    let db = dir.path().join("device.db");
+    match Store::open(StoreConfig::new(&db, Encryption::Key(KEY), Uuid::nil())) {
+        Err(Error::Validation(v)) => assert_eq!(v.field, "user_id"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let device = Uuid::now_v7();
+    let store = Store::open(config(&db, Encryption::Key(KEY)).device(device)).unwrap();
+    store.close().unwrap();
+    // Another user, or another device, is refused: the file holds what its user may see.
+    let other_user = StoreConfig::new(&db, Encryption::Key(KEY), Uuid::now_v7());
+    assert!(matches!(
+        Store::open(other_user),
+        Err(Error::NotAllowed { rule }) if rule.contains("another user")
+    ));
+    let other_device = config(&db, Encryption::Key(KEY)).device(Uuid::now_v7());
+    assert!(matches!(
+        Store::open(other_device),
+        Err(Error::NotAllowed { rule }) if rule.contains("another device")
+    ));
+    let again = Store::open(config(&db, Encryption::Key(KEY)).device(device)).unwrap();
+    assert_eq!(again.device_id(), device);
+}

@@ -65,7 +65,7 @@ use crate::domain::codes::{RecordKind, ReferenceType, Role};
 use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights::{Acting, Scope, UserProfile};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::storage::ReferenceCache;
 use automerge::{ActorId, Automerge};
 use chrono::NaiveDate;
@@ -222,6 +222,10 @@ impl Store {
     /// Opens the store at `config.path`, creating it if needed and migrating it to the current
     /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
     pub fn open(config: StoreConfig) -> Result<Store> {
+        check_path(&config.path)?;
+        if config.role == StoreRole::Device && config.user.is_nil() {
+            return Err(ValidationError::new("user_id", "must be the signed-in user's id").into());
+        }
         let mut conn = schema::open_connection(&config.path, &config.encryption)?;
         // Indexes a cut walk left aside, made again as the schema they belong to had them (and
         // never in a file of a newer schema, which `migrate` refuses untouched).
@@ -240,6 +244,25 @@ impl Store {
                 device
             }
         };
+        if config.device.is_some_and(|d| d != device) {
+            return Err(Error::NotAllowed {
+                rule: "this store file belongs to another device".into(),
+            });
+        }
+        if config.role == StoreRole::Device {
+            // A device's file holds what its user may see, with the role the hub gave them:
+            // opened for another user, it would lend them that role. (Stores made before this
+            // check learn their user at their next opening.)
+            match sync_state::get_meta(&tx, "user_id")? {
+                Some(bytes) if bytes != config.user.as_bytes() => {
+                    return Err(Error::NotAllowed {
+                        rule: "this store file belongs to another user".into(),
+                    });
+                }
+                Some(_) => {}
+                None => sync_state::set_meta(&tx, "user_id", config.user.as_bytes())?,
+            }
+        }
         let nonce: [u8; 8] = match sync_state::get_meta(&tx, "actor_nonce")? {
             Some(bytes) => bytes.try_into().map_err(|_| Error::WrongKeyOrNotAStore)?,
             None => {
@@ -615,4 +638,19 @@ impl Store {
             .map(|id| self.get::<R>(id))
             .collect()
     }
+}
+
+/// A store is a file: SQLite's names for a database kept in memory (or an empty path, its
+/// name for a temporary one) would keep nothing once closed, and a `file:` URI may say the
+/// same.
+fn check_path(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.trim().is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Err(ValidationError::new(
+            "path",
+            "must be the path of a file (not empty, not :memory:, not a file: URI)",
+        )
+        .into());
+    }
+    Ok(())
 }

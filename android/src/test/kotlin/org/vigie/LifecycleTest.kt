@@ -47,7 +47,7 @@ class LifecycleTest {
                 supervisor.syncWith(HubHttpTransport(Env.hubUrl, supervisorToken), null)
                 val heard = Heard()
                 monitor.addChangeListener(heard)
-                Env.admin("erase", "--record", erased.id, "--by", supervisorUser)
+                Env.admin("erase", "--record", erased.id, "--by", supervisorUser, "--reason", "legal_request")
 
                 val summary = monitor.syncWith(HubHttpTransport(Env.hubUrl, monitorToken), null)
                 assertEquals(Triple(1L, 0L, 0L), Triple(summary.erased, summary.leftScope, summary.quarantined))
