@@ -41,6 +41,17 @@ pub enum HubOpenError {
          publish` or `vigie user add`)"
     )]
     NoHub(std::path::PathBuf),
+    /// One of the embedded hub's files is missing (a partial restore, a deleted file): a hub
+    /// opened on the other alone would answer that every user, device or record is gone, and
+    /// would forget its tombstones.
+    #[error(
+        "the hub in {data} has no {missing}: restore it from the same backup as the hub's other \
+         files (a new hub that never started may instead be removed whole)"
+    )]
+    Incomplete {
+        data: std::path::PathBuf,
+        missing: &'static str,
+    },
 }
 
 /// The hub's own device and user ids: the hub writes records (users) under them.
@@ -74,7 +85,26 @@ pub fn existing_hub(data: &Path) -> Result<(), HubOpenError> {
     if written_hub_files(data).is_empty() {
         return Err(HubOpenError::NoHub(data.to_path_buf()));
     }
-    Ok(())
+    whole_hub(data)
+}
+
+/// Whether the embedded hub in `data` is whole: either none of its files holds anything (a new
+/// hub), or each does.
+fn whole_hub(data: &Path) -> Result<(), HubOpenError> {
+    let written = written_hub_files(data);
+    if written.is_empty() {
+        return Ok(());
+    }
+    match HUB_FILES
+        .iter()
+        .find(|name| !written.contains(&data.join(name)))
+    {
+        Some(missing) => Err(HubOpenError::Incomplete {
+            data: data.to_path_buf(),
+            missing,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The embedded hub's files in `data` that hold something.
@@ -161,6 +191,7 @@ impl Database {
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
         Ok(match self {
             Database::Embedded { data, key } => {
+                whole_hub(data)?;
                 let encryption = hub_encryption(data, key)?;
                 Box::new(Embedded::new(
                     open_store(data, encryption.clone())?,

@@ -318,6 +318,36 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
         assert!(!typo.exists(), "{args:?} made the directory");
         assert!(!dir.path().join("hb-key").exists(), "{args:?} made a key");
     }
+    // Half a hub (a partial restore, a deleted file): every command refuses it, `serve`
+    // included, and nothing is made in place of the missing file.
+    for missing in ["hub.db", "devices.db"] {
+        let aside = dir.path().join("aside");
+        std::fs::rename(data.join(missing), &aside).unwrap();
+        for args in [
+            vec!["user", "list", "--data", data_arg],
+            vec!["reference", "list", "--data", data_arg],
+            vec!["quarantine", "list", "--data", data_arg],
+            vec![
+                "user",
+                "add",
+                "--data",
+                data_arg,
+                "--name",
+                "X",
+                "--role",
+                "supervisor",
+                "--area",
+                "CI-R1",
+            ],
+            vec!["serve", "--data", data_arg, "--listen", "127.0.0.1:0"],
+        ] {
+            fails_with(&args, &[], &format!("has no {missing}"));
+            assert!(!data.join(missing).exists(), "{args:?} made {missing}");
+        }
+        std::fs::rename(&aside, data.join(missing)).unwrap();
+    }
+    assert!(vigie(&["user", "list", "--data", data_arg]).contains(STAFF));
+
     // An export that cannot be written names where it was going.
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"").unwrap();
