@@ -4,7 +4,7 @@
 //! removed, one by one, to the change listeners.
 
 use crate::error::{Result, TransportError, VigieError};
-use crate::listeners::{ChangeSource, RecordChange, guarded};
+use crate::listeners::{ChangeSource, RecordChange, Removal, guarded};
 use crate::store::VigieStore;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -388,14 +388,36 @@ impl VigieStore {
             Ok((result, changes))
         })?;
         self.listeners.changed(&changes);
-        match result {
-            Ok(summary) => Ok(summary),
-            Err(vigie_core::Error::Transport { reason }) => Err(match failure.take() {
+        let error = match result {
+            Ok(summary) => return Ok(summary),
+            Err(vigie_core::Error::Transport { reason }) => match failure.take() {
                 Some(e) => e.into(),
                 None => VigieError::Transport { reason },
-            }),
-            Err(e) => Err(e.into()),
+            },
+            Err(e) => e.into(),
+        };
+        if matches!(error, VigieError::DeviceRevoked { .. }) {
+            self.device_revoked()?;
         }
+        Err(error)
+    }
+
+    /// The hub revoked this device (HTTP 403 with `"wipe": true`; `sync_with` calls it itself
+    /// before raising `DeviceRevoked`): every record leaves the store now, pending changes
+    /// included, the listeners hear each as `Removal.Wiped`, and this object is closed (later
+    /// calls raise `ProfileWiped`). The file remembers it: opening it again raises
+    /// `DeviceRevoked`, until the app wipes the profile (`Vault.wipe_user`).
+    pub fn device_revoked(&self) -> Result<()> {
+        let held = self.with_store(|s| Ok(s.forget_all_for_revocation()?))?;
+        let changes: Vec<RecordChange> = held
+            .into_iter()
+            .map(|(id, kind)| RecordChange::removed(id, kind, ChangeSource::Hub, Removal::Wiped))
+            .collect();
+        self.listeners.changed(&changes);
+        if let Some(store) = self.take_for_wipe()? {
+            let _ = store.close();
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------------------------------------

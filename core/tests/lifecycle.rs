@@ -416,6 +416,36 @@ fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     assert!(hub.kind_of(other_kept).is_ok());
 }
 
+#[test]
+fn a_revoked_device_forgets_everything_at_once_and_stays_revoked() {
+    const NAME: &str = "Massandjé Yéo";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let synced = create(&mut monitor, C01, NAME);
+    monitor.sync(&mut hub);
+    // One more, never sent: it goes too (the phone is lost or seized).
+    let pending = create(&mut monitor, C01, NAME);
+    let mut left = monitor.store.forget_all_for_revocation().unwrap();
+    left.sort();
+    let mut both = vec![
+        (synced, RecordKind::ChildCase),
+        (pending, RecordKind::ChildCase),
+    ];
+    both.sort();
+    assert_eq!(left, both);
+    assert!(!monitor.has(synced) && !monitor.has(pending));
+    assert!(!monitor.files_hold(NAME));
+    let Device { store, path, .. } = monitor;
+    store.close().unwrap();
+    let again = Store::open(StoreConfig::new(
+        &path,
+        Encryption::Unencrypted,
+        Uuid::now_v7(),
+    ));
+    assert!(matches!(again, Err(Error::WipeRequested)), "{again:?}");
+}
+
 /// A request pushing `entries` and asking for `refetch`, as `device` would send it.
 fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
     wire::encode_request(&SyncRequest {

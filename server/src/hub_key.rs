@@ -58,6 +58,11 @@ pub enum KeyError {
     PostgresUnencrypted,
     #[error("cannot read or write the key file {file}: {reason}")]
     Io { file: PathBuf, reason: String },
+    #[error(
+        "the store {store} exists but its key file {file} was not found: give its key with \
+         --key-hex (VIGIE_STORE_KEY), or --unencrypted if it was made unencrypted"
+    )]
+    StoreKeyMissing { store: PathBuf, file: PathBuf },
 }
 
 /// How the operator gives the key (the command line's `--key-file`, `--unencrypted` and
@@ -135,6 +140,37 @@ impl KeyOptions {
             }
         }
     }
+}
+
+/// Where `vigie sync` keeps the key of a device's store at `store`: `<store>.key`.
+pub fn store_key_file(store: &Path) -> PathBuf {
+    let mut file = store.as_os_str().to_owned();
+    file.push(".key");
+    PathBuf::from(file)
+}
+
+/// The key of the device store `vigie sync` keeps at `store`, from its key file (the hub's
+/// format, owner-only); a store that does not exist yet gets a new random key, written there.
+pub fn device_store_key(store: &Path) -> Result<HubKey, KeyError> {
+    let file = store_key_file(store);
+    if let Some(key) = read_key_file(&file)? {
+        return Ok(key);
+    }
+    if store.metadata().is_ok_and(|m| m.len() > 0) {
+        return Err(KeyError::StoreKeyMissing {
+            store: store.to_path_buf(),
+            file,
+        });
+    }
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let key = HubKey(key);
+    write_key_file(&file, &key)?;
+    eprintln!(
+        "vigie: a new store: its key is in {} (without it the store cannot be read)",
+        file.display()
+    );
+    Ok(key)
 }
 
 fn hex(bytes: &[u8]) -> String {

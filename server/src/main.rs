@@ -125,9 +125,18 @@ enum Command {
         /// The enrolment token given by `vigie device enrol`.
         #[arg(long, env = "VIGIE_TOKEN", hide_env_values = true)]
         token: String,
-        /// 64 hex digits: the store's key; without it the store is unencrypted (tools and tests).
-        #[arg(long, env = "VIGIE_STORE_KEY", hide_env_values = true)]
+        /// 64 hex digits: the store's key. Without it, the key is in `<store>.key` (made,
+        /// owner-only, with a new store): a store holds children's records.
+        #[arg(
+            long,
+            env = "VIGIE_STORE_KEY",
+            hide_env_values = true,
+            conflicts_with = "unencrypted"
+        )]
         key_hex: Option<String>,
+        /// An unencrypted store (tools and tests only: its file holds names in clear).
+        #[arg(long)]
+        unencrypted: bool,
         #[arg(long, default_value_t = 256 * 1024)]
         max_message_bytes: usize,
     },
@@ -638,14 +647,20 @@ fn run(cli: Cli) -> Result<(), String> {
             store,
             token,
             key_hex,
+            unencrypted,
             max_message_bytes,
-        } => sync(
-            &hub,
-            store,
-            &token,
-            encryption(key_hex.as_deref())?,
-            max_message_bytes,
-        ),
+        } => {
+            let encryption = match (key_hex, unencrypted) {
+                (Some(hex), _) => encryption(Some(&hex))?,
+                (None, true) => Encryption::Unencrypted,
+                (None, false) => Encryption::Key(
+                    vigie_server::hub_key::device_store_key(&store)
+                        .map_err(|e| e.to_string())?
+                        .0,
+                ),
+            };
+            sync(&hub, store, &token, encryption, max_message_bytes)
+        }
         Command::Export {
             hub,
             out,
@@ -921,6 +936,28 @@ fn serve(
     served
 }
 
+/// A device the hub revoked (a lost or seized phone): its records leave the store, then the
+/// store's files and its key file go. Returns what to tell.
+fn wipe_revoked(mut store: Store) -> String {
+    let path = store.path().to_path_buf();
+    let forgotten = store.forget_all_for_revocation();
+    let destroyed = store.destroy();
+    let key_file = vigie_server::hub_key::store_key_file(&path);
+    let key_gone = match std::fs::remove_file(&key_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    match (forgotten, destroyed, key_gone) {
+        (Ok(_), Ok(()), Ok(())) => "this device was revoked by the hub: its store was wiped".into(),
+        _ => format!(
+            "this device was revoked by the hub, and its store could not be wiped whole: delete \
+             {} and {}",
+            path.display(),
+            key_file.display()
+        ),
+    }
+}
+
 fn sync(
     hub: &str,
     path: PathBuf,
@@ -931,9 +968,6 @@ fn sync(
     let token = Token::parse(token).map_err(|e| e.to_string())?;
     let config = StoreConfig::new(path, encryption, token.user).device(token.device);
     let mut store = Store::open(config).map_err(|e| e.to_string())?;
-    if store.device_id() != token.device {
-        return Err("this store belongs to another device".into());
-    }
     let client = HubClient::new(hub, &token);
     let options = SyncOptions {
         max_message_bytes,
@@ -941,20 +975,23 @@ fn sync(
     };
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
-    let summary = client
-        .sync(&mut store, &options, |s| {
-            bar.set_message(format!(
-                "{} round trips, {} sent, {} received, {} KiB up, {} KiB down",
-                s.round_trips,
-                s.accepted,
-                s.received,
-                s.bytes_sent / 1024,
-                s.bytes_received / 1024
-            ));
-            bar.tick();
-        })
-        .map_err(|e| e.to_string())?;
+    let summary = client.sync(&mut store, &options, |s| {
+        bar.set_message(format!(
+            "{} round trips, {} sent, {} received, {} KiB up, {} KiB down",
+            s.round_trips,
+            s.accepted,
+            s.received,
+            s.bytes_sent / 1024,
+            s.bytes_received / 1024
+        ));
+        bar.tick();
+    });
     bar.finish_and_clear();
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(vigie_core::Error::WipeRequested) => return Err(wipe_revoked(store)),
+        Err(e) => return Err(e.to_string()),
+    };
     let refused: Vec<serde_json::Value> = summary
         .refused
         .iter()

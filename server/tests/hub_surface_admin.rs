@@ -266,3 +266,59 @@ fn erasing_an_id_the_hub_does_not_hold_is_not_reported_as_done() {
     assert!(error.contains("nothing was erased"), "{error}");
     assert!(!error.contains(&mistyped), "{error}");
 }
+
+#[test]
+fn the_sync_client_keeps_an_encrypted_store_and_wipes_it_when_revoked() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]);
+    let token = enrol(&data, user);
+    let hub = Hub::start(&data);
+    let store = dir.path().join("phone.db");
+    let key_file = dir.path().join("phone.db.key");
+    let sync = |extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "--hub",
+            hub.url.as_str(),
+            "--store",
+            store.to_str().unwrap(),
+            "--token",
+            token.as_str(),
+        ];
+        args.extend(extra);
+        vigie_output(&args)
+    };
+    let first = sync(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // Encrypted, its key in an owner-only file beside it; the next sync finds it.
+    let head = std::fs::read(&store).unwrap();
+    assert_ne!(&head[..16], b"SQLite format 3\0");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(sync(&[]).status.success());
+    // Without its key file, the store is not opened as a new one.
+    let aside = dir.path().join("aside.key");
+    std::fs::rename(&key_file, &aside).unwrap();
+    let lost = sync(&[]);
+    assert!(!lost.status.success());
+    assert!(String::from_utf8_lossy(&lost.stderr).contains("key file"));
+    std::fs::rename(&aside, &key_file).unwrap();
+
+    // Revoked: the store and its key go, and the command says so.
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    assert!(revoke(&data, device));
+    let revoked = sync(&[]);
+    assert!(!revoked.status.success());
+    let said = String::from_utf8_lossy(&revoked.stderr);
+    assert!(said.contains("revoked") && said.contains("wiped"), "{said}");
+    assert!(!store.exists() && !key_file.exists());
+}

@@ -89,11 +89,19 @@ def test_a_revoked_device_raises_device_revoked_and_the_wipe_is_heard_of(env, tm
         raise AssertionError("a revoked device synced")
     except vigie.VigieError.DeviceRevoked as e:
         assert "revoked" in str(e)
-    # What the app does when told: the profile goes, and the listeners hear of each record.
-    vault.wipe_user(me.user_id)
+    # The records left at once, whatever the app does next, and the listeners heard of each.
     assert heard.removed() == {(kept.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.WIPED)}
     try:
         store.count(vigie.RecordKind.CHILD_CASE)
         raise AssertionError("a wiped store answered")
     except vigie.VigieError.ProfileWiped:
         pass
+    # The file remembers: unlocked again, it says the device was revoked.
+    try:
+        vault.unlock_with_pin(me.user_id, "482913")
+        raise AssertionError("a revoked profile opened")
+    except vigie.VigieError.DeviceRevoked:
+        pass
+    # What the app does when told: the profile goes.
+    vault.wipe_user(me.user_id)
+    assert not vault.has_user(me.user_id)

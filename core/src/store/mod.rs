@@ -236,6 +236,10 @@ impl Store {
             documents::reindex_all(tx, &config.reference)
         })?;
         let tx = conn.transaction()?;
+        if sync_state::get_meta(&tx, REVOKED)?.is_some() {
+            // What it held was forgotten when the hub said so; its profile is to be wiped.
+            return Err(Error::WipeRequested);
+        }
         let device = match sync_state::get_meta(&tx, "device_id")? {
             Some(bytes) => Uuid::from_slice(&bytes).map_err(|_| Error::WrongKeyOrNotAStore)?,
             None => {
@@ -293,6 +297,26 @@ impl Store {
                 encryption: config.encryption,
             },
         })
+    }
+
+    /// The hub revoked this device (a lost or seized phone): every record (but the published
+    /// reference data) leaves the store at once, its content purged from every file, pending
+    /// changes included, and the store
+    /// remembers it: it no longer opens (`Error::WipeRequested`) until its profile is wiped.
+    /// Whatever the app does next, nothing of a child stays readable here. Returns the records
+    /// that left.
+    pub fn forget_all_for_revocation(&mut self) -> Result<Vec<(Uuid, RecordKind)>> {
+        let mut held = queries::records_held(&self.conn)?;
+        // The reference data the hub publishes to every device is nobody's personal data.
+        held.retain(|(_, kind)| *kind != RecordKind::Reference);
+        let tx = self.conn.transaction()?;
+        for (id, _) in &held {
+            erasure::forget_record(&tx, *id)?;
+        }
+        sync_state::set_meta(&tx, REVOKED, &[1])?;
+        tx.commit()?;
+        self.purge_freed_content()?;
+        Ok(held)
     }
 
     /// Closes the store, checkpointing the WAL into the main file.
@@ -639,6 +663,9 @@ impl Store {
             .collect()
     }
 }
+
+/// The meta key a store revoked by its hub keeps (`Store::forget_all_for_revocation`).
+const REVOKED: &str = "revoked_by_hub";
 
 /// A store is a file: SQLite's names for a database kept in memory (or an empty path, its
 /// name for a temporary one) would keep nothing once closed, and a `file:` URI may say the

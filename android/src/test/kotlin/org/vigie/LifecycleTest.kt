@@ -4,6 +4,7 @@ import org.vigie.core.*
 import java.io.File
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.test.assertEquals
+import kotlin.test.assertFalse
 import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
 import org.junit.Test
@@ -101,9 +102,13 @@ class LifecycleTest {
             store.syncWith(HubHttpTransport(Env.hubUrl, devices.revokedToken), null)
         }
         assertTrue(e.reason.contains("revoked"), e.reason)
-        // What the app does when told: the profile goes, and the listeners hear of each record.
-        vault.wipeUser(me.userId)
+        // The records left at once, whatever the app does next, and the listeners heard of each.
         assertEquals(setOf(Triple(kept.id, RecordKind.CHILD_CASE, Removal.WIPED)), heard.removed())
         assertFailsWith<VigieException.ProfileWiped> { store.count(RecordKind.CHILD_CASE) }
+        // The file remembers: unlocked again, it says the device was revoked.
+        assertFailsWith<VigieException.DeviceRevoked> { vault.unlockWithPin(me.userId, "482913") }
+        // What the app does when told: the profile goes.
+        vault.wipeUser(me.userId)
+        assertFalse(vault.hasUser(me.userId))
     }
 }
