@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 /// The alert a case raises: while it is open (identified, referred or receiving services) and
 /// not a merged duplicate. A withdrawn, prevented or closed child is no longer urgent.
 pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
-    if case.merged_into.is_some()
+    if case.is_merged_duplicate()
         || !matches!(
             case.status,
             CaseStatus::Identified | CaseStatus::Referred | CaseStatus::ReceivingServices

@@ -9,7 +9,9 @@
 //! of alerts, due lists, indicators and duplicate candidates, and refuse workflow steps. The
 //! kept case gets the duplicate's id in `merged_from` and copies of its referrals and
 //! follow-ups (under the same keys, so a second merge, or the same merge made on two devices,
-//! adds nothing twice). Both writes are one transaction.
+//! adds nothing twice). Both writes are one transaction. The same pair merged offline in
+//! opposite directions leaves both cases in view (`ChildCase::is_merged_duplicate`) until a
+//! supervisor merges them again.
 
 use crate::domain::codes::RecordKind;
 use crate::domain::derived::{NAME_SIMILARITY_THRESHOLD, birth_year, fold_name, folded_similarity};
@@ -105,6 +107,14 @@ fn not_allowed(rule: &str) -> Error {
 pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase) -> Result<bool> {
     if kept.id == dup.id {
         return Err(not_allowed("a case cannot be merged with itself"));
+    }
+    // The pair merged offline in opposite directions (each names the other as the case it was
+    // merged into): this merge settles which is kept.
+    if kept.merged_into == Some(dup.id) && dup.merged_into == Some(kept.id) {
+        kept.merged_into = None;
+        dup.merged_from.remove(&kept.id);
+        kept.merged_from.insert(dup.id);
+        return Ok(true);
     }
     if kept.merged_into.is_some() {
         return Err(not_allowed(

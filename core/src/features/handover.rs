@@ -82,7 +82,7 @@ impl Store {
                     status: case.status,
                 });
             }
-            if case.merged_into.is_some() {
+            if case.is_merged_duplicate() {
                 return Err(Error::NotAllowed {
                     rule: "the case was merged into another case: hand over that case".into(),
                 });

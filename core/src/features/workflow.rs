@@ -39,7 +39,7 @@ fn not_allowed(rule: impl Into<String>) -> Error {
 }
 
 fn not_merged(case: &ChildCase) -> Result<()> {
-    if case.merged_into.is_some() {
+    if case.is_merged_duplicate() {
         return Err(not_allowed(
             "the case was merged into another case: work on that case",
         ));

@@ -208,7 +208,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     birth_year(k),
                     fold_name(&k.name),
                     workplace,
-                    k.merged_into.is_some()
+                    k.is_merged_duplicate()
                 ])?;
             if let Some(severity) = case_severity(k) {
                 insert_alert(

@@ -495,6 +495,8 @@ pub(crate) fn child_cases(
             query,
         );
     }
+    // A merged duplicate is found through the case it was merged into.
+    f.add("c.merged = ?", 0);
     f.add_opt("c.status = ?", q.status.map(|s| s as i64));
     f.add_opt("c.classification = ?", q.classification.map(|c| c as i64));
     let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;

@@ -148,16 +148,15 @@ pub struct ChildCase {
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub follow_up_due: Option<NaiveDate>,
     /// Set on a duplicate registration: the case it was merged into. The duplicate keeps its
-    /// status and history; lists, alerts, due lists and indicators leave it out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// status and history; lists, alerts, due lists and indicators leave it out (but see
+    /// `is_merged_duplicate`). Cleared only by a supervisor's merge that settles a pair merged
+    /// both ways, so it is written even when unset.
+    #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub merged_into: Option<Uuid>,
-    /// The duplicates merged into this case.
-    #[serde(
-        with = "set_as_map",
-        default,
-        skip_serializing_if = "BTreeSet::is_empty"
-    )]
+    /// The duplicates merged into this case (written even when empty, like `merged_into`: a
+    /// settling merge takes an entry out).
+    #[serde(with = "set_as_map", default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = []))]
     pub merged_from: BTreeSet<Uuid>,
     /// The reference versions the case was captured with: its country profile classifies it
@@ -238,12 +237,22 @@ impl ChildCase {
         from.checked_add_months(Months::new(years.checked_mul(12)?))
     }
 
+    /// Whether this case is a duplicate merged into another, and left out of lists, alerts,
+    /// due lists and indicators. Two supervisors who merged the same pair offline in opposite
+    /// directions leave each case naming the other both as the case it was merged into and as a
+    /// duplicate merged into it: neither is then a duplicate (both stay in view, nothing is
+    /// lost) until a supervisor merges them again, which settles it (`merge`).
+    pub fn is_merged_duplicate(&self) -> bool {
+        self.merged_into
+            .is_some_and(|into| !self.merged_from.contains(&into))
+    }
+
     /// The next follow-up due: the one the schedule plans after remediation (it goes on, yearly,
     /// after the case is closed, until the child's 18th birthday); for a case without a
     /// remediation date, the one planned at the latest follow-up, or none once closed. A
     /// duplicate merged into another case has none.
     pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
-        if self.merged_into.is_some() {
+        if self.is_merged_duplicate() {
             return None;
         }
         if self.follow_up_due.is_some() {

@@ -1116,7 +1116,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .collect();
     let history = history_lines(&view, &who, id, &names)?;
     let mut candidates = Vec::new();
-    if case.merged_into.is_none() {
+    if !case.is_merged_duplicate() {
         for found in scoped.duplicate_candidates(id)? {
             let c: ChildCase = scoped.get(found.case_id)?;
             candidates.push(Candidate {
@@ -1570,9 +1570,10 @@ pub async fn case_merge(
                 kept_after = Some(kept.id);
                 Ok(())
             })?;
-            let merged_into = dup.merged_into;
+            let (merged_into, merged_from) = (dup.merged_into, dup.merged_from.clone());
             change_as::<ChildCase>(tx, &who, &actor, &reference, duplicate, &mut |d| {
                 d.merged_into = merged_into;
+                d.merged_from = merged_from.clone();
                 Ok(())
             })?;
             Ok(())
