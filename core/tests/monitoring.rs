@@ -264,6 +264,13 @@ fn follow_up_schedule_is_3_and_6_months_then_yearly_until_18() {
     c.date_of_birth = None;
     c.estimated_age = Some(11);
     assert_eq!(c.reaches_age_on(18), Some(date(2032, 9, 1)));
+    // Born on 29 February: 17 on 28 February 2026, 18 on 1 March, by both counts.
+    c.date_of_birth = Some(date(2008, 2, 29));
+    assert_eq!(c.age_on(date(2026, 2, 28)), Some(17));
+    assert_eq!(c.reaches_age_on(18), Some(date(2026, 3, 1)));
+    assert_eq!(c.age_on(date(2026, 3, 1)), Some(18));
+    c.date_of_birth = Some(date(2008, 3, 1));
+    assert_eq!(c.reaches_age_on(18), Some(date(2026, 3, 1)));
 }
 
 #[test]

@@ -141,6 +141,27 @@ fn invalid_records_name_the_field_and_store_nothing() {
         "ended_at"
     );
 
+    // A year typed as 0025, or an empty date picker's 0000-01-01: no event is that old.
+    let mut bad = visit(&w, user);
+    bad.started_at = at(25, 3, 2, 8);
+    bad.ended_at = None;
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "started_at"
+    );
+    let mut bad = child("Aya", user);
+    bad.identified_on = date(0, 1, 1);
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "identified_on"
+    );
+    let mut bad = child("Aya", user);
+    bad.date_of_birth = Some(date(1899, 12, 31));
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "date_of_birth"
+    );
+
     let mut bad = visit(&w, user);
     bad.checklist.answers.insert("LI99".into(), Answer::Yes);
     assert_eq!(

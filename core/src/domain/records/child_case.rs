@@ -10,7 +10,7 @@ use crate::domain::codes::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{ValidationError, require_text};
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -234,7 +234,14 @@ impl ChildCase {
             ),
             (None, None) => return None,
         };
-        from.checked_add_months(Months::new(years.checked_mul(12)?))
+        let reached = from.checked_add_months(Months::new(years.checked_mul(12)?))?;
+        // A 29 February birthday is reached on 1 March in other years, as `age_on` counts it
+        // (adding months would stop on 28 February, a day early).
+        if reached.day() != from.day() {
+            reached.succ_opt()
+        } else {
+            Some(reached)
+        }
     }
 
     /// Whether this case is a duplicate merged into another, and left out of lists, alerts,
@@ -364,6 +371,9 @@ impl Record for ChildCase {
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_text("case_code", &self.case_code)?;
         require_text("name", &self.name)?;
+        let mut dates = self.event_dates();
+        dates.extend(self.date_of_birth.map(|d| ("date_of_birth".to_string(), d)));
+        super::not_before_earliest(&dates)?;
         self.area.validate("area")?;
         reference.check_area(
             self.captured_with.administrative_areas.as_ref(),

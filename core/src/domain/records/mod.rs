@@ -134,6 +134,27 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     }
 }
 
+/// The earliest day a record may tell of (an event, a birth). A date before it is a slip of the
+/// keyboard (year 0025 for 2025, 0000-01-01 from an empty picker) that would put a child in
+/// indicators of another century.
+pub const EARLIEST_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(day) => day,
+    None => panic!("a valid date"),
+};
+
+/// Checks that none of `dates` (each with its field's path) is before `EARLIEST_DAY`.
+pub(crate) fn not_before_earliest(
+    dates: &[(String, chrono::NaiveDate)],
+) -> Result<(), ValidationError> {
+    match dates.iter().find(|(_, day)| *day < EARLIEST_DAY) {
+        Some((field, _)) => Err(ValidationError::new(
+            field.clone(),
+            format!("must not be before {EARLIEST_DAY}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The `Record` methods of kinds that keep the reference versions they were captured with.
 macro_rules! record_pins {
     ($($area:ident).+) => {
