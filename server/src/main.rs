@@ -40,7 +40,7 @@ struct HubData {
     key_hex: Option<String>,
     /// The hub's key file [default: `<data>-key/hub.key`, beside the data directory]. A new hub
     /// writes its new key there (owner-only); back it up: without it the hub cannot be read.
-    #[arg(long, env = "VIGIE_HUB_KEY_FILE")]
+    #[arg(long, env = "VIGIE_HUB_KEY_FILE", hide_env_values = true)]
     key_file: Option<PathBuf>,
     /// Keep the embedded hub unencrypted (no key): only for a disk protected otherwise, or a
     /// hub made unencrypted before.
@@ -93,12 +93,12 @@ enum Command {
         attachments: AttachmentArgs,
         /// The address people open the console at, when it differs from `--listen` (a TLS
         /// proxy: `https://vigie.example.org`); with https, the console's cookies are Secure.
-        #[arg(long, env = "VIGIE_PUBLIC_URL")]
+        #[arg(long, env = "VIGIE_PUBLIC_URL", hide_env_values = true)]
         public_url: Option<String>,
         /// The map's base layer: a tile URL template (`https://tiles.example/{z}/{x}/{y}.png`).
         /// None by default: the map draws points over the area outlines, and no request
         /// leaves the hub's network.
-        #[arg(long, env = "VIGIE_TILE_URL")]
+        #[arg(long, env = "VIGIE_TILE_URL", hide_env_values = true)]
         tile_url: Option<String>,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
@@ -332,7 +332,7 @@ enum ReferenceCommand {
 #[derive(Subcommand)]
 enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
-    /// bytes, state (applies, record_gone, does_not_apply), fields (the record's fields the
+    /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the record's fields the
     /// changes would change), area_before, area_after, authors (user and device each change
     /// names). Never a value of the record.
     List {
@@ -443,7 +443,18 @@ fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
 fn main() -> ExitCode {
     // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
     vigie_server::logging::init("info");
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A listing piped into `head` ends when the reader stops, as other tools' do, instead
+        // of a panic on the closed pipe. Not for `serve`, whose sockets report a closed peer
+        // as an error to handle (a signal would end the hub).
+        #[cfg(unix)]
+        // SAFETY: at the start of main, before any thread: restores the default action.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("vigie: {message}");

@@ -322,3 +322,23 @@ fn the_sync_client_keeps_an_encrypted_store_and_wipes_it_when_revoked() {
     assert!(said.contains("revoked") && said.contains("wiped"), "{said}");
     assert!(!store.exists() && !key_file.exists());
 }
+
+#[test]
+fn a_listing_piped_into_a_reader_that_stops_ends_quietly() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    add_user(&data, "Superviseure", Role::Supervisor, &[REGION]);
+    let mut child = std::process::Command::new(BIN)
+        .args(["user", "list", "--data", data.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before a line is written (`vigie user list | head -0`).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101));
+}

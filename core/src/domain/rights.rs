@@ -201,7 +201,8 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             }
             if *from == CaseStatus::Identified && !has_referral {
                 return Err(not_allowed(
-                    "a case is referred with refer_case, which records the referral",
+                    "a case leaves identified by being referred, with refer_case, which records \
+                     the referral",
                 ));
             }
             Ok(())

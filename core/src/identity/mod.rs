@@ -53,7 +53,7 @@ pub enum IdentityError {
     NotARecipient,
     #[error("the sealed bundle was damaged or altered")]
     Tampered,
-    #[error("record {record} lies outside the sender's scope")]
+    #[error("record {record} lies outside the scope of the sender or of this device")]
     OutOfScope { record: Uuid },
     #[error("no recipient: {reason}")]
     NoRecipient { reason: &'static str },

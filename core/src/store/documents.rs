@@ -101,8 +101,10 @@ pub(crate) fn insert_new<R: Record>(
         acting.check_write(None, &record)?;
     }
     let id = record.id();
-    if find_row(tx, id)?.is_some() {
-        return Err(Error::AlreadyExists { kind: R::KIND, id });
+    if let Some((_, kind, _)) = find_row(tx, id)? {
+        // The kind the store holds under the id: "workplace X exists" for a child case's id
+        // would send the app looking for a workplace.
+        return Err(Error::AlreadyExists { kind, id });
     }
     let mut document = Automerge::new().with_actor(write.actor.clone());
     doc::write_record(&mut document, &record, &write.author)?;
