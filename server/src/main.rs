@@ -332,9 +332,9 @@ enum ReferenceCommand {
 #[derive(Subcommand)]
 enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
-    /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the record's fields the
-    /// changes would change), area_before, area_after, authors (user and device each change
-    /// names). Never a value of the record.
+    /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the
+    /// record's fields the changes would change), area_before, area_after, authors (user and
+    /// device each change names). Never a value of the record.
     List {
         #[command(flatten)]
         hub: HubData,
