@@ -934,17 +934,43 @@ fn serve(
             // Tests and scripts read this line to find the port.
             println!("vigie hub listening on http://{address}");
             let _ = std::io::stdout().flush();
-            vigie_server::http::serve(listener, hub, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| e.to_string())
+            vigie_server::http::serve(listener, hub, stop_asked())
+                .await
+                .map_err(|e| e.to_string())
         }
     });
     // The storage is closed outside the runtime: PostgreSQL's client may not block inside it.
     drop(runtime);
+    // The console's view goes now (on PostgreSQL, its temporary copy is removed), whoever else
+    // holds the hub: the thread that prepares the view may still be at it.
+    hub.console.views.close();
     drop(hub);
     served
+}
+
+/// Ctrl-C, or the SIGTERM a service manager (systemd, Docker, `kill`) sends: the hub stops
+/// serving and closes its storage, which removes what it kept in temporary files (the
+/// PostgreSQL hub's console view).
+async fn stop_asked() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// A device the hub revoked (a lost or seized phone): its records leave the store, then the

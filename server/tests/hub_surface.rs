@@ -348,6 +348,33 @@ fn bodies_declared_large_and_sent_slowly_do_not_hold_the_others_back() {
 }
 
 #[test]
+fn a_service_managers_sigterm_stops_the_hub_and_leaves_no_temporary_file() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, _) = two_devices(&dir, &data);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut hub = Hub::start_with_options(
+        &data,
+        HubOptions {
+            env: vec![("TMPDIR".into(), tmp.to_str().unwrap().into())],
+            ..HubOptions::default()
+        },
+    );
+    record_and_sync(&mut supervisor, &hub.url, 8);
+    // The console's view of the records (a temporary copy on PostgreSQL) is made.
+    let page = common::console::Browser::new(&hub.url).get("/console/signin");
+    assert_eq!(page.status, 200);
+    // systemd, Docker and `kill` stop a service with SIGTERM: a graceful stop, as Ctrl-C.
+    assert!(
+        hub.stop_with(libc::SIGTERM),
+        "the hub did not stop by itself"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");

@@ -45,6 +45,15 @@ impl Views {
     }
 }
 
+impl Views {
+    /// Closes the view (waiting for a request or a catch-up using it): its temporary copy, if
+    /// any, is removed. A later page opens it again.
+    pub fn close(&self) {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(view);
+    }
+}
+
 pub struct ViewGuard<'a> {
     guard: MutexGuard<'a, Option<View>>,
 }

@@ -205,21 +205,27 @@ impl Hub {
 
     /// Stops the hub as Ctrl-C would (graceful shutdown); SIGKILL if it takes over 10 s.
     pub fn stop(&mut self) {
+        self.stop_with(libc::SIGINT);
+    }
+
+    /// Stops the hub with `signal` (SIGINT, or a service manager's SIGTERM); SIGKILL if it
+    /// takes over 10 s. Returns whether it stopped by itself, with success.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> bool {
         let Some(mut child) = self.child.take() else {
-            return;
+            return false;
         };
         // SAFETY: sends a signal to our own child, whose pid we hold and have not reaped.
         unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+            libc::kill(child.id() as libc::pid_t, signal);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match child.try_wait().expect("wait for the hub") {
-                Some(_) => return,
+                Some(status) => return status.success(),
                 None if Instant::now() > deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return;
+                    return false;
                 }
                 None => std::thread::sleep(Duration::from_millis(10)),
             }
