@@ -6,8 +6,8 @@ import Vigie
 import XCTest
 
 final class LifecycleTests: XCTestCase {
-    /// A revoked device is told so in its own type (the app wipes the profile), and the wipe
-    /// tells the listeners of each record removed.
+    /// A revoked device is told so in its own type; its records leave at once (the listeners
+    /// hear of each), the file stays revoked, and the app wipes the profile.
     func testARevokedDeviceRaisesDeviceRevokedAndTheWipeIsHeardOf() throws {
         let hubURL = try env("VIGIE_HUB_URL")
         let token = try env("VIGIE_REVOKED_TOKEN")
@@ -22,7 +22,6 @@ final class LifecycleTests: XCTestCase {
             guard case .DeviceRevoked(let reason)? = error as? VigieError else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.contains("revoked"), reason)
         }
-        try vault.wipeUser(userId: me.userId)
         let removed = recorder.changes.filter { $0.removed != nil }
         XCTAssertEqual(removed.map { $0.id }, [kept.id])
         XCTAssertEqual(removed.first?.removed, .wiped)
@@ -30,5 +29,10 @@ final class LifecycleTests: XCTestCase {
         XCTAssertThrowsError(try store.count(kind: .childCase)) { error in
             guard case .ProfileWiped? = error as? VigieError else { return XCTFail("\(error)") }
         }
+        XCTAssertThrowsError(try vault.unlockWithPin(userId: me.userId, pin: "482913")) { error in
+            guard case .DeviceRevoked? = error as? VigieError else { return XCTFail("\(error)") }
+        }
+        try vault.wipeUser(userId: me.userId)
+        XCTAssertFalse(try vault.hasUser(userId: me.userId))
     }
 }
