@@ -232,10 +232,14 @@ impl VigieStore {
     }
 
     /// Checkpoints and closes the file now. Any later call raises `Storage`. Releasing the
-    /// object does the same.
+    /// object does the same. A store whose profile was wiped (by the app, or on the hub's
+    /// revocation) is closed already: closing it is not an error.
     pub fn close_store(&self) -> Result<()> {
         let store = {
-            self.with_store(|_| Ok(()))?;
+            match self.with_store(|_| Ok(())) {
+                Err(VigieError::ProfileWiped { .. }) => return Ok(()),
+                other => other?,
+            }
             self.store
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
