@@ -50,6 +50,15 @@ fn sync(d: &mut Device, hub: &mut Store) {
     common::sync(&mut d.store, hub, &d.principal);
 }
 
+/// The hub's answer to one attachment request of `who`, in-process.
+fn ask(hub: &mut Store, who: &Principal, request: AttachmentRequest) -> AttachmentResponse {
+    let request = encode_attachment_request(&request);
+    let answer = hub
+        .hub_attachment(who, &request, &HubLimits::default())
+        .unwrap();
+    decode_attachment_response(&answer, usize::MAX).unwrap()
+}
+
 /// Transfers `d`'s attachments with the hub in-process, as `options` say.
 fn transfer(
     d: &mut Device,
@@ -498,15 +507,6 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
         .add_attachment(visit.id, &document(), &data[..])
         .unwrap();
     sync(&mut a, &mut hub);
-    let limits = HubLimits::default();
-    let ask = |hub: &mut Store, who: &Principal, request: AttachmentRequest| {
-        decode_attachment_response(
-            &hub.hub_attachment(who, &encode_attachment_request(&request), &limits)
-                .unwrap(),
-            usize::MAX,
-        )
-        .unwrap()
-    };
     // A flipped byte: the whole arrives and does not match.
     let mut flipped = data.clone();
     flipped[500] ^= 1;
@@ -583,14 +583,6 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     sync(&mut a, &mut hub);
     sync(&mut neighbour, &mut hub);
     let limits = HubLimits::default();
-    let ask = |hub: &mut Store, who: &Principal, request: AttachmentRequest| {
-        decode_attachment_response(
-            &hub.hub_attachment(who, &encode_attachment_request(&request), &limits)
-                .unwrap(),
-            usize::MAX,
-        )
-        .unwrap()
-    };
     // A device of the same community, which may edit the visit, appends garbage where the
     // upload stands: refused, and the capturer's upload is untouched.
     for _ in 0..3 {

@@ -125,19 +125,9 @@ impl KeyOptions {
                 data: data.to_path_buf(),
                 file,
             }),
-            None => {
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                let key = HubKey(key);
-                write_key_file(&file, &key)?;
-                // Said once, where the person who set the hub up reads it: without this file
-                // the hub can never be read again.
-                eprintln!(
-                    "vigie: a new hub: its key is in {} (back it up, apart from the data)",
-                    file.display()
-                );
-                Ok(Some(key))
-            }
+            // Said once, where the person who set the hub up reads it: without this file the
+            // hub can never be read again.
+            None => new_key_in(&file, "a new hub", "back it up, apart from the data").map(Some),
         }
     }
 }
@@ -162,14 +152,16 @@ pub fn device_store_key(store: &Path) -> Result<HubKey, KeyError> {
             file,
         });
     }
+    new_key_in(&file, "a new store", "without it the store cannot be read")
+}
+
+/// A new random key, written to `file` (`write_key_file`), and where it is said on stderr.
+fn new_key_in(file: &Path, what: &str, advice: &str) -> Result<HubKey, KeyError> {
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let key = HubKey(key);
-    write_key_file(&file, &key)?;
-    eprintln!(
-        "vigie: a new store: its key is in {} (without it the store cannot be read)",
-        file.display()
-    );
+    write_key_file(file, &key)?;
+    eprintln!("vigie: {what}: its key is in {} ({advice})", file.display());
     Ok(key)
 }
 
