@@ -646,6 +646,26 @@ fn get_maybe_at<'a>(
     }
 }
 
+/// Whether a manifest entry holds concurrent values anywhere but in its caption (the one field
+/// edited after capture): an entry written twice under one id, which no honest device does.
+pub fn attachment_written_twice(doc: &Automerge) -> bool {
+    doc.keys(automerge::ROOT)
+        .filter(|key| key.starts_with(ATTACHMENT_PREFIX))
+        .any(|key| match doc.get_all(automerge::ROOT, key.as_str()) {
+            Ok(values) if values.len() == 1 => match &values[0] {
+                (Value::Object(ObjType::Map), entry) => doc
+                    .keys(entry)
+                    .filter(|field| field != "caption")
+                    .any(|field| {
+                        doc.get_all(entry, field.as_str())
+                            .map_or(true, |v| v.len() > 1)
+                    }),
+                _ => false,
+            },
+            _ => true,
+        })
+}
+
 /// Whether a document's values hold attachment manifest keys.
 pub(crate) fn values_name_attachments(root: &Root) -> bool {
     root.has_key_starting(ATTACHMENT_PREFIX)

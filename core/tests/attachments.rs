@@ -605,36 +605,42 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
 
     // Nor can it make the manifest name it as the capturer (of this entry, or of a new one
     // naming someone else).
-    let push = |hub: &mut Store, d: &Device, forged: &Attachment| {
-        let bytes = d.store.export_document(visit.id).unwrap();
-        let mut doc = automerge::Automerge::load(&bytes)
-            .unwrap()
+    // `at`: the version the forged change builds on (None: the device's latest).
+    let push_at =
+        |hub: &mut Store, d: &Device, forged: &Attachment, at: Option<&[automerge::ChangeHash]>| {
+            let bytes = d.store.export_document(visit.id).unwrap();
+            let whole = automerge::Automerge::load(&bytes).unwrap();
+            let mut doc = match at {
+                Some(heads) => whole.fork_at(heads).unwrap(),
+                None => whole,
+            }
             .with_actor(d.store.actor().clone());
-        let before = doc.get_heads();
-        let author = ChangeAuthor {
-            user: d.principal.user,
-            device: d.store.device_id(),
+            let before = doc.get_heads();
+            let author = ChangeAuthor {
+                user: d.principal.user,
+                device: d.store.device_id(),
+            };
+            vigie_core::doc::put_attachment(&mut doc, forged, &author).unwrap();
+            let request =
+                vigie_core::sync::wire::encode_request(&vigie_core::sync::wire::SyncRequest {
+                    actor: d.store.actor().to_bytes().to_vec(),
+                    cursor: None,
+                    push: vec![vigie_core::sync::wire::PushEntry {
+                        id: visit.id,
+                        heads: before.iter().map(|h| h.0).collect(),
+                        changes: doc.save_after(&before),
+                    }],
+                    refetch: Vec::new(),
+                    max_response_bytes: 256 * 1024,
+                    receipt: 0,
+                    identity: None,
+                    headless_documents: false,
+                });
+            let response = hub.hub_handle(&d.principal, &request, &limits).unwrap();
+            let response = vigie_core::sync::wire::decode_response(&response, 1 << 26).unwrap();
+            response.acks[0].outcome.clone()
         };
-        vigie_core::doc::put_attachment(&mut doc, forged, &author).unwrap();
-        let request =
-            vigie_core::sync::wire::encode_request(&vigie_core::sync::wire::SyncRequest {
-                actor: d.store.actor().to_bytes().to_vec(),
-                cursor: None,
-                push: vec![vigie_core::sync::wire::PushEntry {
-                    id: visit.id,
-                    heads: before.iter().map(|h| h.0).collect(),
-                    changes: doc.save_after(&before),
-                }],
-                refetch: Vec::new(),
-                max_response_bytes: 256 * 1024,
-                receipt: 0,
-                identity: None,
-                headless_documents: false,
-            });
-        let response = hub.hub_handle(&d.principal, &request, &limits).unwrap();
-        let response = vigie_core::sync::wire::decode_response(&response, 1 << 26).unwrap();
-        response.acks[0].outcome.clone()
-    };
+    let push = |hub: &mut Store, d: &Device, forged: &Attachment| push_at(hub, d, forged, None);
     use vigie_core::sync::Refusal;
     use vigie_core::sync::wire::PushOutcome;
     let taken = Attachment {
@@ -656,6 +662,25 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
         push(&mut hub, &neighbour, &planted),
         PushOutcome::Refused {
             reason: Refusal::WrongAuthor
+        }
+    );
+    // Nor by an entry under the same id written beside the capturer's (built on the visit as
+    // it was before the attachment), which would win the merge.
+    let concurrent = Attachment {
+        captured_by: neighbour.principal.user,
+        sha256: "ab".repeat(32),
+        size: 1000,
+        ..entry.clone()
+    };
+    assert_eq!(
+        push_at(
+            &mut hub,
+            &neighbour,
+            &concurrent,
+            Some(&visit.version.heads())
+        ),
+        PushOutcome::Refused {
+            reason: Refusal::BreaksValidation
         }
     );
     // A caption is the one field that changes, by anyone who may edit the record.

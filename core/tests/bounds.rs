@@ -327,6 +327,50 @@ fn a_local_write_that_would_not_load_again_is_refused_and_the_record_stays_reada
     assert!(read.buyers.is_empty());
 }
 
+#[test]
+fn two_histories_too_large_together_are_refused_for_that_record_alone() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut a = store(&dir, "a.db");
+    let mut b = store(&dir, "b.db");
+    let a_is = common::principal_of(&a, Role::Supervisor, &["CI-R1"]);
+    let b_is = common::principal_of(&b, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut a, &a_is), (&mut b, &b_is)]);
+    let w = a
+        .create(&Workplace::new(
+            "Atelier",
+            "other",
+            Formality::Informal,
+            area(),
+        ))
+        .unwrap();
+    common::sync(&mut a, &mut hub, &a_is);
+    common::sync(&mut b, &mut hub, &b_is);
+    // Each device's edit is within the bounds; both together pass the bound on operations.
+    let half = DocumentLimits::STANDARD.max_operations as usize * 6 / 10;
+    for (device, prefix) in [(&mut a, "a"), (&mut b, "b")] {
+        let mut edited: Workplace = device.get(w.id).unwrap();
+        edited.buyers = (0..half).map(|i| format!("{prefix}{i}")).collect();
+        device.update(&edited).unwrap();
+    }
+    let other = b.create(&child(b.user_id())).unwrap();
+    assert!(common::sync(&mut a, &mut hub, &a_is).refused.is_empty());
+    // The second to arrive is refused for that record, with the bound (its edit is one message
+    // alone); the device's other records go in the same session.
+    let summary = common::sync(&mut b, &mut hub, &b_is);
+    assert_eq!(
+        summary.refused,
+        vec![(
+            w.id,
+            Refusal::OverLimit {
+                limit: DocumentLimit::Operations
+            }
+        )]
+    );
+    assert!(hub.get::<ChildCase>(other.id).is_ok(), "{summary:?}");
+    assert_eq!(hub.get::<Workplace>(w.id).unwrap().buyers.len(), half);
+}
+
 fn referral(outcome: String) -> Referral {
     Referral {
         service: ServiceKind::Education,

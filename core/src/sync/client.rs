@@ -647,7 +647,16 @@ fn exchange_until_done(
         summary.received += report.received;
         summary.clock_skewed |= report.clock_skewed;
         summary.pending = store.hub_outbox_len()?;
-        let progressed = report.accepted > 0 || report.received > 0;
+        // A record refused for the first time in this session went behind the others (and a
+        // refused record may fill a whole message): the others are offered before the session
+        // ends.
+        let newly_refused = report
+            .refused
+            .iter()
+            .any(|(id, _)| !summary.refused.iter().any(|(known, _)| known == id));
+        let progressed = report.accepted > 0
+            || report.received > 0
+            || (newly_refused && summary.pending > report.refused.len());
         for (id, reason) in report.refused {
             match summary.refused.iter_mut().find(|(known, _)| *known == id) {
                 Some(entry) => entry.1 = reason,

@@ -1172,9 +1172,17 @@ pub(crate) fn admit(
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
     check_manifest(kind, document, &rules.limits.attachments)?;
-    check_manifest_authorship(document, &new_changes, rules.author.user)?;
-    bounds::check_size(document.save_nocompress().len(), &DocumentLimits::STANDARD)
+    check_manifest_authorship(document, before, &new_changes, rules.author.user)?;
+    // The merged document must load again wherever it goes: two devices' histories, each
+    // within the bounds, may not be together. Refused for this record alone.
+    let plain = document.save_nocompress();
+    bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
         .map_err(|limit| Refusal::OverLimit { limit })?;
+    match bounds::admit(&plain, &DocumentLimits::STANDARD) {
+        Ok(()) => {}
+        Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }),
+        Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid),
+    }
     Ok(Admitted {
         kind,
         area: Some(area),
@@ -1217,33 +1225,47 @@ fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<Chan
 
 /// Who may upload an attachment's bytes is who captured it (`attachments::upload`), so the
 /// manifest says it truly: an entry the sender adds names the sender as its capturer, and an
-/// entry that was there before the sender's changes keeps everything but its caption.
+/// entry that was there before keeps everything but its caption, both in the sender's own
+/// version (from what its changes build on) and in the merged document (from what the hub
+/// held: a concurrent entry under the same id, written to win the merge, is refused too).
 fn check_manifest_authorship(
     document: &Automerge,
+    before: &[ChangeHash],
     new_changes: &[automerge::Change],
     sender: Uuid,
 ) -> std::result::Result<(), Refusal> {
     if doc::attachment_keys(document) == 0 {
         return Ok(());
     }
-    let (base, theirs) = sender_heads(new_changes);
-    let before = match base.is_empty() {
+    let at = |heads: &[ChangeHash]| match heads.is_empty() {
         true => Vec::new(),
-        false => doc::attachments_at(document, &base),
+        false => doc::attachments_at(document, heads),
     };
-    for entry in doc::attachments_at(document, &theirs) {
+    let (base, theirs) = sender_heads(new_changes);
+    unchanged_or_own(&at(&base), &at(&theirs), sender)?;
+    if doc::attachment_written_twice(document) {
+        return Err(Refusal::BreaksValidation);
+    }
+    unchanged_or_own(&at(before), &doc::attachments(document), sender)
+}
+
+/// Every entry of `after` is either in `before` with the same fields (its caption aside), or
+/// new and captured by `sender`.
+fn unchanged_or_own(
+    before: &[crate::domain::Attachment],
+    after: &[crate::domain::Attachment],
+    sender: Uuid,
+) -> std::result::Result<(), Refusal> {
+    let fixed = |a: &crate::domain::Attachment| crate::domain::Attachment {
+        caption: String::new(),
+        ..a.clone()
+    };
+    for entry in after {
         match before.iter().find(|b| b.id == entry.id) {
             None if entry.captured_by != sender => return Err(Refusal::WrongAuthor),
             None => {}
-            Some(was) => {
-                let fixed = |a: &crate::domain::Attachment| crate::domain::Attachment {
-                    caption: String::new(),
-                    ..a.clone()
-                };
-                if fixed(was) != fixed(&entry) {
-                    return Err(Refusal::BreaksValidation);
-                }
-            }
+            Some(was) if fixed(was) != fixed(entry) => return Err(Refusal::BreaksValidation),
+            Some(_) => {}
         }
     }
     Ok(())
