@@ -241,15 +241,18 @@ pub enum TransportError {
 /// anything the app had at hand.
 impl From<UnexpectedUniFFICallbackError> for TransportError {
     fn from(e: UnexpectedUniFFICallbackError) -> TransportError {
-        let kind: String = e
-            .reason
-            .split(['(', ':', ' '])
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$'))
-            .take(120)
-            .collect();
+        // The text starts with the type as the language prints it (`ValueError(...)`,
+        // `java.io.IOException: ...`), unless the app's exception prints itself otherwise: a
+        // first word that is no exception type's name is not kept.
+        let first = e.reason.split(['(', ':', ' ']).next().unwrap_or_default();
+        let is_type = first.len() <= 120
+            && first
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$'))
+            && ["Error", "Exception", "Exit", "Interrupt", "Timeout"]
+                .iter()
+                .any(|suffix| first.ends_with(suffix));
+        let kind = if is_type { first } else { "an exception" };
         TransportError::Unreachable {
             reason: format!("the app's transport threw {kind}"),
         }

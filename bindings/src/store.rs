@@ -140,16 +140,20 @@ impl VigieStore {
             Err(VigieError::Storage { .. } | VigieError::ProfileWiped { .. }) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        self.wiped.store(true, Ordering::SeqCst);
-        let store = slot.take();
-        drop(slot);
+        let store = self.take_wiped();
         let changes: Vec<RecordChange> = held
             .into_iter()
             .map(|(id, kind)| RecordChange::removed(id, kind, ChangeSource::Local, Removal::Wiped))
             .collect();
         self.listeners.changed(&changes);
         Ok(store)
+    }
+
+    /// Takes the core store out, its profile wiped: later calls raise `ProfileWiped`.
+    pub(crate) fn take_wiped(&self) -> Option<Store> {
+        let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wiped.store(true, Ordering::SeqCst);
+        slot.take()
     }
 
     /// Tells the listeners that these records changed, from `source`.

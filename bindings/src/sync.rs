@@ -414,7 +414,8 @@ impl VigieStore {
             .map(|(id, kind)| RecordChange::removed(id, kind, ChangeSource::Hub, Removal::Wiped))
             .collect();
         self.listeners.changed(&changes);
-        if let Some(store) = self.take_for_wipe()? {
+        // The listeners heard of every record that left; the reference data stays in the file.
+        if let Some(store) = self.take_wiped() {
             let _ = store.close();
         }
         Ok(())

@@ -444,6 +444,24 @@ fn a_revoked_device_forgets_everything_at_once_and_stays_revoked() {
         Uuid::now_v7(),
     ));
     assert!(matches!(again, Err(Error::WipeRequested)), "{again:?}");
+    // Its identity went too: with its mark removed, the file holds no key to sign or open
+    // bundles with, and is no enrolled device any more.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let keys: Vec<String> = conn
+        .prepare("SELECT key FROM meta ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        keys,
+        ["actor_nonce", "device_id", "revoked_by_hub", "user_id"]
+    );
+    let peers: i64 = conn
+        .query_row("SELECT count(*) FROM peer_directory", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(peers, 0);
 }
 
 /// A request pushing `entries` and asking for `refetch`, as `device` would send it.

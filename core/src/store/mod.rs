@@ -313,6 +313,15 @@ impl Store {
         for (id, _) in &held {
             erasure::forget_record(&tx, *id)?;
         }
+        // The device's identity goes too (its secret keys, certificate, the hub's keys, the
+        // directory of other devices, the user's profile, the sync cursors): with them, a file
+        // whose mark was removed could still open bundles sealed to the device, or sign as it.
+        // What names the file (its device, user and actor) stays, to refuse it by.
+        tx.execute(
+            "DELETE FROM meta WHERE key NOT IN ('device_id', 'user_id', 'actor_nonce')",
+            [],
+        )?;
+        tx.execute("DELETE FROM peer_directory", [])?;
         sync_state::set_meta(&tx, REVOKED, &[1])?;
         tx.commit()?;
         self.purge_freed_content()?;
