@@ -81,7 +81,8 @@ pub struct HttpLimits {
     /// kept between requests).
     pub header_timeout: Duration,
     /// A body must keep arriving: this long for the first bytes, then one more second for
-    /// every `min_body_rate` bytes received (as Apache's `mod_reqtimeout`); else 408.
+    /// every `min_body_rate` bytes received (as Apache's `mod_reqtimeout`), and never this long
+    /// without a byte; else 408.
     pub body_timeout: Duration,
     pub min_body_rate: usize,
     /// Bytes of request bodies held at once (being received or served), whatever the number of
@@ -109,17 +110,46 @@ impl Default for HttpLimits {
 struct Guards {
     /// Requests in progress, by device.
     per_device: std::sync::Mutex<HashMap<Uuid, usize>>,
-    /// Body bytes held, in KiB.
+    /// Body bytes held, in KiB: each body's first `SMALL_BODY_KIB` from `small_body_kib`, the
+    /// rest from `body_kib`. A sync message is 256 KiB unless the link is fast, so devices that
+    /// fill the large share with big bodies never hold an ordinary sync back.
     body_kib: Arc<Semaphore>,
+    small_body_kib: Arc<Semaphore>,
+    /// The console's form bodies (which need no token), apart from the devices'.
+    console_kib: Arc<Semaphore>,
 }
+
+/// The part of each body counted in the small share (`Guards`).
+const SMALL_BODY_KIB: usize = 256;
 
 impl Guards {
     fn new(http: &HttpLimits) -> Guards {
+        let kib = (http.max_body_bytes_held / 1024).max(1);
         Guards {
             per_device: Default::default(),
-            body_kib: Arc::new(Semaphore::new((http.max_body_bytes_held / 1024).max(1))),
+            body_kib: Arc::new(Semaphore::new(kib)),
+            small_body_kib: Arc::new(Semaphore::new((kib / 2).max(SMALL_BODY_KIB))),
+            console_kib: Arc::new(Semaphore::new((kib / 4).max(1))),
         }
     }
+}
+
+/// Where a body's bytes are counted as they arrive (`read_body`).
+struct Budget<'a> {
+    /// The first `small_kib` KiB.
+    small: &'a Arc<Semaphore>,
+    small_kib: usize,
+    /// The rest.
+    large: &'a Arc<Semaphore>,
+}
+
+/// What a body holds of its budget until dropped.
+#[derive(Default)]
+struct Held {
+    small: Option<OwnedSemaphorePermit>,
+    small_kib: usize,
+    large: Option<OwnedSemaphorePermit>,
+    large_kib: usize,
 }
 
 /// A request of a device in progress: released when dropped.
@@ -388,29 +418,32 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`). With a
-/// `budget`, the bytes are counted in it as they arrive (held until the returned permit is
-/// dropped): a body that arrives slowly holds only what it sent, and a small request never
+/// Reads a body of at most `limit` bytes, as long as it keeps arriving (`HttpLimits`): within
+/// `body_timeout` of its start, then one more second for every `min_body_rate` bytes received,
+/// and never more than `body_timeout` without a byte (bytes sent early earn no silence later).
+/// Its bytes are counted in `budget` as they arrive, held until the returned `Held` is
+/// dropped: a body that arrives slowly holds only what it sent, and a small request never
 /// queues behind a large one's declared length.
 async fn read_body(
     mut body: Body,
     limit: usize,
     http: &HttpLimits,
-    budget: Option<&Arc<Semaphore>>,
-) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Failure> {
+    budget: &Budget<'_>,
+) -> Result<(Vec<u8>, Held), Failure> {
     let started = tokio::time::Instant::now();
     let mut bytes = Vec::new();
-    let mut held: Option<OwnedSemaphorePermit> = None;
-    let mut held_kib = 0usize;
+    let mut held = Held::default();
+    let mut last = started;
     loop {
         let earned = Duration::from_secs_f64(bytes.len() as f64 / http.min_body_rate.max(1) as f64);
-        let deadline = started + http.body_timeout + earned;
+        let deadline = (started + http.body_timeout + earned).min(last + http.body_timeout);
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(Failure::BodyTooSlow),
             Ok(None) => return Ok((bytes, held)),
             Ok(Some(Err(_))) => return Err(Failure::BodyCut),
             Ok(Some(Ok(frame))) => frame,
         };
+        last = tokio::time::Instant::now();
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -419,25 +452,35 @@ async fn read_body(
         }
         bytes.extend_from_slice(&data);
         let needed = bytes.len().div_ceil(1024);
-        if let Some(budget) = budget
-            && needed > held_kib
-        {
-            let more = tokio::time::timeout(
-                http.body_wait,
-                budget
-                    .clone()
-                    .acquire_many_owned((needed - held_kib) as u32),
-            )
-            .await
-            .map_err(|_| Failure::Busy)?
-            .map_err(|_| Failure::Internal)?;
-            match &mut held {
-                Some(permit) => permit.merge(more),
-                None => held = Some(more),
-            }
-            held_kib = needed;
+        let small = needed.min(budget.small_kib);
+        if small > held.small_kib {
+            take(budget.small, small - held.small_kib, &mut held.small, http).await?;
+            held.small_kib = small;
+        }
+        let large = needed - small;
+        if large > held.large_kib {
+            take(budget.large, large - held.large_kib, &mut held.large, http).await?;
+            held.large_kib = large;
         }
     }
+}
+
+/// Takes `kib` more of `pool` into `held`, waiting at most `body_wait`.
+async fn take(
+    pool: &Arc<Semaphore>,
+    kib: usize,
+    held: &mut Option<OwnedSemaphorePermit>,
+    http: &HttpLimits,
+) -> Result<(), Failure> {
+    let more = tokio::time::timeout(http.body_wait, pool.clone().acquire_many_owned(kib as u32))
+        .await
+        .map_err(|_| Failure::Busy)?
+        .map_err(|_| Failure::Internal)?;
+    match held {
+        Some(permit) => permit.merge(more),
+        None => *held = Some(more),
+    }
+    Ok(())
 }
 
 /// A console request's body, read under the rule every body follows (`HttpLimits`) before a
@@ -449,12 +492,23 @@ pub(crate) async fn body_in_time(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let limit = crate::console::MAX_UPLOAD_BYTES;
+    // Forms are small; only the reference data upload is a file.
+    let limit = if parts.uri.path() == "/console/reference" {
+        crate::console::MAX_UPLOAD_BYTES
+    } else {
+        crate::console::MAX_FORM_BYTES
+    };
     if declared_length(&parts.headers).is_some_and(|n| n > limit) {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
-    match read_body(body, limit, &hub.http, None).await {
-        Ok((bytes, _)) => {
+    let budget = Budget {
+        small: &hub.guards.console_kib,
+        small_kib: usize::MAX,
+        large: &hub.guards.console_kib,
+    };
+    match read_body(body, limit, &hub.http, &budget).await {
+        // The form's bytes stay counted until its page is answered.
+        Ok((bytes, _held)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
@@ -538,7 +592,12 @@ async fn serve_device(
         return Err(Failure::BodyTooLarge);
     }
     let reading = tokio::time::Instant::now();
-    let (body, _held) = read_body(body, limit, &hub.http, Some(&hub.guards.body_kib)).await?;
+    let budget = Budget {
+        small: &hub.guards.small_body_kib,
+        small_kib: SMALL_BODY_KIB,
+        large: &hub.guards.body_kib,
+    };
+    let (body, _held) = read_body(body, limit, &hub.http, &budget).await?;
     // A body that took long to arrive: the device may have been revoked, or its user's areas
     // changed, meanwhile; it is answered as the registry says now.
     let recheck = reading.elapsed() > Duration::from_secs(1);

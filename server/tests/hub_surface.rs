@@ -207,8 +207,28 @@ fn headers_and_bodies_that_never_finish_are_cut() {
     let (status, body) = stalled.answer(Duration::from_secs(10)).unwrap();
     assert_eq!(status, 408, "{body}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Bytes sent at once earn no silence afterwards: a body that sent 60 KiB and stopped is
+    // cut as soon as one that sent nothing (a minute of earned time kept its share held).
+    let mut head = Stalled::head(
+        &addr,
+        Some(&format!("Bearer {}", supervisor.token_text)),
+        1_000_000,
+    );
+    head.extend_from_slice(&[0x5a; 60 * 1024]);
+    let started = Instant::now();
+    let mut stalled = Stalled::open(&addr, &head).unwrap();
+    let (status, body) = stalled.answer(Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 408, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
     // A console form, which needs no token, is cut the same way: slow forms cannot hold the
-    // connections that devices need.
+    // connections that devices need. And a form is small: more is refused before it is read.
+    let form = format!(
+        "POST /console/signin HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\nlogin=a"
+    );
+    let mut large = Stalled::open(&addr, form.as_bytes()).unwrap();
+    let (status, body) = large.answer(PROMPTLY).unwrap();
+    assert_eq!(status, 413, "{body}");
     let form = format!(
         "POST /console/signin HTTP/1.1\r\nHost: {addr}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nlogin=a"

@@ -94,7 +94,7 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
 }
 
 /// The largest form; a reference data file may be larger (`pages::admin`).
-const MAX_FORM_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
 pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 pub(crate) async fn security_headers(response: Response) -> Response {
