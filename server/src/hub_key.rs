@@ -45,7 +45,7 @@ pub enum KeyError {
     HubEncrypted,
     #[error("a hub key is 64 hex digits")]
     BadHex,
-    #[error("the key file {0} is not a Vigie hub key file ({KEY_FILE_TAG} and 64 hex digits)")]
+    #[error("the key file {0} is not a Vigie key file ({KEY_FILE_TAG} and 64 hex digits)")]
     BadFile(PathBuf),
     #[error(
         "the key file {file} may be read by other users (mode {mode:o}): make it owner-only \

@@ -64,7 +64,12 @@ fn cell_text(value: &Value) -> String {
 /// Sheets (a `HYPERLINK` sending the sheet's cells away, a `cmd|` call), so it gets a leading
 /// apostrophe, which they show as text. Numbers are not text: a negative one stays a number.
 fn defused(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // Spreadsheets skip leading blanks (and some read full-width signs) before deciding.
+    let start = text
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'));
+    if text.starts_with(['\t', '\r'])
+        || start.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
+    {
         format!("'{text}")
     } else {
         text.to_owned()

@@ -59,12 +59,19 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     let mut attempt = 0;
     let conn = loop {
         attempt += 1;
+        // SQLite's message names the path, which may name a person (a profile's directory):
+        // the error says what failed without it.
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        )
+        .map_err(|_| {
+            Error::Io(std::io::Error::other(
+                "the store's file cannot be opened or created (a missing directory, no permission)",
+            ))
+        })?;
         let Encryption::Key(key) = encryption else {
             break conn;
         };

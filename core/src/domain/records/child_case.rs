@@ -373,7 +373,7 @@ impl Record for ChildCase {
         require_text("name", &self.name)?;
         let mut dates = self.event_dates();
         dates.extend(self.date_of_birth.map(|d| ("date_of_birth".to_string(), d)));
-        super::not_before_earliest(&dates)?;
+        super::within_calendar(&dates)?;
         self.area.validate("area")?;
         reference.check_area(
             self.captured_with.administrative_areas.as_ref(),

@@ -142,14 +142,25 @@ pub const EARLIEST_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_op
     None => panic!("a valid date"),
 };
 
-/// Checks that none of `dates` (each with its field's path) is before `EARLIEST_DAY`.
-pub(crate) fn not_before_earliest(
+/// The latest day a record may name at all (a follow-up planned, a date typed with five
+/// digits): the hub, which knows the day, refuses events after its today.
+pub const LATEST_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(2199, 12, 31) {
+    Some(day) => day,
+    None => panic!("a valid date"),
+};
+
+/// Checks that each of `dates` (each with its field's path) is within `EARLIEST_DAY` and
+/// `LATEST_DAY`.
+pub(crate) fn within_calendar(
     dates: &[(String, chrono::NaiveDate)],
 ) -> Result<(), ValidationError> {
-    match dates.iter().find(|(_, day)| *day < EARLIEST_DAY) {
+    match dates
+        .iter()
+        .find(|(_, day)| *day < EARLIEST_DAY || *day > LATEST_DAY)
+    {
         Some((field, _)) => Err(ValidationError::new(
             field.clone(),
-            format!("must not be before {EARLIEST_DAY}"),
+            format!("must be between {EARLIEST_DAY} and {LATEST_DAY}"),
         )),
         None => Ok(()),
     }

@@ -198,7 +198,7 @@ impl Record for Visit {
     }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
-        super::not_before_earliest(&self.event_dates())?;
+        super::within_calendar(&self.event_dates())?;
         if self.workplace_id.is_nil() {
             return Err(ValidationError::new("workplace_id", "must be set"));
         }
