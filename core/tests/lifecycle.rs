@@ -464,6 +464,35 @@ fn a_revoked_device_forgets_everything_at_once_and_stays_revoked() {
     assert_eq!(peers, 0);
 }
 
+#[test]
+fn a_merge_into_a_case_the_hub_does_not_hold_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let kept = create(&mut monitor, C01, "Awa Bamba");
+    let duplicate = create(&mut monitor, C01, "Awa Bamba");
+    let other = create(&mut monitor, C01, "Fanta Coulibaly");
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    // Offline, the supervisor merges; meanwhile the kept case is erased on the hub.
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    // And sets a case's `merged_into` by hand to the id of nothing.
+    let mut by_hand: ChildCase = supervisor.store.get(other).unwrap();
+    by_hand.merged_into = Some(Uuid::now_v7());
+    supervisor.store.update(&by_hand).unwrap();
+    erase(&mut hub, &supervisor.principal, kept);
+    let summary = supervisor.sync(&mut hub);
+    for id in [duplicate, other] {
+        assert!(
+            summary.refused.contains(&(id, Refusal::StepNotAllowed)),
+            "{summary:?}"
+        );
+        // Neither is hidden anywhere else.
+        assert_eq!(hub.get::<ChildCase>(id).unwrap().merged_into, None);
+    }
+}
+
 /// A request pushing `entries` and asking for `refetch`, as `device` would send it.
 fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
     wire::encode_request(&SyncRequest {

@@ -925,6 +925,9 @@ fn update_in_scope(
             Ok(admitted) => admitted,
             Err(reason) => return Ok(refused(reason)),
         };
+        if !merge_target_held(tx, rules, &document, &before)? {
+            return Ok(refused(Refusal::StepNotAllowed));
+        }
         stamp.stamp(tx)?;
         tx.save(RecordWrite {
             id: entry.id,
@@ -1104,6 +1107,9 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         return Ok(New::Refused(refused(Refusal::ForeignChanges)));
     };
     drop(new_changes);
+    if !merge_target_held(tx, rules, &document, &[])? {
+        return Ok(New::Refused(refused(Refusal::StepNotAllowed)));
+    }
     match admit(rules, entry.id, None, &document, &[]) {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
@@ -1112,6 +1118,47 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         }),
         Err(reason) => Ok(New::Refused(refused(reason))),
     }
+}
+
+/// Whether the case a pushed child case is now merged into (if the push changed it) is a case
+/// the hub holds in the sender's scope. A merge that reaches the hub after the kept case was
+/// erased, or a `merged_into` set by hand to the id of nothing, would hide the case from
+/// every list, alert and count, everywhere.
+fn merge_target_held(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<bool> {
+    let merged_into = |heads: Option<&[ChangeHash]>| -> Option<Uuid> {
+        let value = match heads {
+            Some(heads) => document.get_at(automerge::ROOT, "merged_into", heads),
+            None => document.get(automerge::ROOT, "merged_into"),
+        };
+        match value.ok()?? {
+            (automerge::Value::Scalar(s), _) => match s.as_ref() {
+                automerge::ScalarValue::Str(text) => Uuid::parse_str(text).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    if doc::kind_of(document) != Some(RecordKind::ChildCase) {
+        return Ok(true);
+    }
+    let Some(target) = merged_into(None) else {
+        return Ok(true);
+    };
+    if !before.is_empty() && merged_into(Some(before)) == Some(target) {
+        return Ok(true);
+    }
+    Ok(match tx.record(target, false)? {
+        Some(kept) => {
+            kept.kind == RecordKind::ChildCase
+                && kept.area.as_ref().is_some_and(|a| rules.scope.covers(a))
+        }
+        None => false,
+    })
 }
 
 /// A record's new state that the rules let in, and where it is filed.
