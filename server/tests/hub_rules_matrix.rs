@@ -103,6 +103,9 @@ fn every_cell_of_the_matrix_holds_on_the_hub() {
     // The records each step starts from, one set per role.
     let cells = matrix::cells();
     let user = author_of_records.user();
+    matrix::kept_case(user)
+        .create(&mut author_of_records.store)
+        .unwrap();
     let mut befores: Vec<Vec<Option<(Subject, Uuid)>>> = Vec::new();
     for _ in &devices {
         befores.push(
