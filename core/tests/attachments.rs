@@ -677,7 +677,7 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
             &mut hub,
             &neighbour,
             &concurrent,
-            Some(&visit.version.heads())
+            Some(visit.version.heads())
         ),
         PushOutcome::Refused {
             reason: Refusal::BreaksValidation
