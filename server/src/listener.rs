@@ -4,8 +4,11 @@
 //! Past `HttpLimits::max_connections`, the connection idle the longest (still sending its
 //! headers, or kept alive between requests) is closed for the new one: a flood of connections
 //! that never send a request only replaces itself, while a device that connects and sends its
-//! request at once gets through. A connection in the middle of a request is never closed for
-//! another; when all are, the newcomer is answered 503 and closed.
+//! request at once gets through. A connection in the middle of a device's request is never
+//! closed for another. One in the middle of a console request (which needs no token: slow
+//! forms are the cheapest way to hold connections) is, the longest-running first, when none is
+//! idle: a flood of forms cannot keep a device out. When every connection is in a device's
+//! request, the newcomer is answered 503 and closed.
 
 use crate::http::{Hub, router};
 use hyper::body::Incoming;
@@ -36,6 +39,9 @@ struct Connection {
     busy: AtomicUsize,
     /// When it last became idle (accepted, or a request ended), in ns since `Connections::epoch`.
     idle_since: AtomicU64,
+    /// When its console request began, in ns since `Connections::epoch` plus one; 0 when it is
+    /// in no console request.
+    console_since: AtomicU64,
     /// Told when the registry closes it for a newcomer.
     evicted: Notify,
 }
@@ -57,11 +63,20 @@ impl Connections {
         let mut guard = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (next, open) = &mut *guard;
         if open.len() >= self.max {
-            let (&oldest, _) = open
+            let idle = open
                 .iter()
                 .filter(|(_, c)| c.busy.load(Ordering::Acquire) == 0)
-                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))?;
-            if let Some(evicted) = open.remove(&oldest) {
+                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+                .map(|(id, _)| *id);
+            let in_console = || {
+                open.iter()
+                    .map(|(id, c)| (*id, c.console_since.load(Ordering::Relaxed)))
+                    .filter(|(_, since)| *since != 0)
+                    .min_by_key(|(_, since)| *since)
+                    .map(|(id, _)| id)
+            };
+            let closed = idle.or_else(in_console)?;
+            if let Some(evicted) = open.remove(&closed) {
                 evicted.evicted.notify_one();
             }
         }
@@ -70,6 +85,7 @@ impl Connections {
         let connection = Arc::new(Connection {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.now()),
+            console_since: AtomicU64::new(0),
             evicted: Notify::new(),
         });
         open.insert(id, connection.clone());
@@ -102,8 +118,13 @@ struct Busy {
 }
 
 impl Busy {
-    fn new(slot: &Slot) -> Busy {
+    /// A request begins on the connection (`console`: one of the console's, not a device's).
+    fn new(slot: &Slot, console: bool) -> Busy {
         slot.connection.busy.fetch_add(1, Ordering::AcqRel);
+        if console {
+            let now = slot.registry.now() + 1;
+            slot.connection.console_since.store(now, Ordering::Relaxed);
+        }
         Busy {
             connection: slot.connection.clone(),
             registry: slot.registry.clone(),
@@ -113,6 +134,7 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        self.connection.console_since.store(0, Ordering::Relaxed);
         self.connection
             .idle_since
             .store(self.registry.now(), Ordering::Relaxed);
@@ -205,7 +227,9 @@ pub async fn serve(
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                let busy = Busy::new(&slot);
+                // Devices speak only to `/v1/`; everything else is the console's.
+                let console = !request.uri().path().starts_with("/v1/");
+                let busy = Busy::new(&slot, console);
                 let app = app.clone();
                 async move {
                     let response = app.oneshot(request).await;

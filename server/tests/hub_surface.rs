@@ -395,6 +395,28 @@ fn a_service_managers_sigterm_stops_the_hub_and_leaves_no_temporary_file() {
 }
 
 #[test]
+fn console_forms_holding_every_connection_give_way_to_a_device() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, _) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(&data, HubOptions::args(&["--max-connections", "20"]));
+    let addr = hub.addr();
+    // Every connection in a console form that trickles (no token needed): a hub that never
+    // closed a connection in a request answered devices 503 until the forms ended.
+    let form = format!(
+        "POST /console/signin HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nlogin=a"
+    );
+    let _held: Vec<Stalled> = (0..20)
+        .map(|_| Stalled::open(&addr, form.as_bytes()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    record_and_sync(&mut supervisor, &hub.url, 9);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
