@@ -274,7 +274,7 @@ mod tests {
         let registry = registry(2);
         let first = registry.admit().unwrap();
         let second = registry.admit().unwrap();
-        let _busy = Busy::new(&second);
+        let _busy = Busy::new(&second, false);
         let third = registry
             .admit()
             .expect("the idle first connection makes room");
@@ -290,7 +290,7 @@ mod tests {
                 .is_ready()
         );
         // Now one is busy and the other idle: the idle one goes again.
-        let _busy_third = Busy::new(&third);
+        let _busy_third = Busy::new(&third, false);
         assert!(
             registry.admit().is_none(),
             "every connection is in a request"
@@ -303,11 +303,30 @@ mod tests {
     fn a_closed_connection_gives_its_place_back() {
         let registry = registry(1);
         let only = registry.admit().unwrap();
-        let _busy = Busy::new(&only);
+        let _busy = Busy::new(&only, false);
         assert!(registry.admit().is_none());
         drop(_busy);
         drop(only);
         assert!(registry.admit().is_some());
+    }
+
+    #[test]
+    fn a_console_request_gives_way_the_longest_running_first_and_a_devices_never() {
+        let registry = registry(3);
+        let device = registry.admit().unwrap();
+        let older_form = registry.admit().unwrap();
+        let newer_form = registry.admit().unwrap();
+        let _device = Busy::new(&device, false);
+        let _older = Busy::new(&older_form, true);
+        let _newer = Busy::new(&newer_form, true);
+        let newcomer = registry.admit().expect("a console request gives way");
+        let open = |id| registry.open.lock().unwrap().1.contains_key(&id);
+        assert!(!open(older_form.id) && open(newer_form.id) && open(device.id));
+        let _newcomer = Busy::new(&newcomer, false);
+        registry
+            .admit()
+            .expect("the other console request gives way");
+        assert!(!open(newer_form.id) && open(device.id));
     }
 
     fn futures_waker() -> std::task::Waker {
