@@ -405,15 +405,29 @@ fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     monitor.sync(&mut hub);
     assert!(monitor.has(other_kept) && !monitor.has(other_duplicate));
 
+    // A case listed by hand among another's duplicates (its own merged_into says nothing) is
+    // no duplicate: erasing that other case leaves it.
+    let unrelated = create(&mut monitor, C01, "Mariam Sanogo");
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut listing: ChildCase = supervisor.store.get(other_kept).unwrap();
+    listing.merged_from.insert(unrelated);
+    supervisor.store.update(&listing).unwrap();
+    supervisor.sync(&mut hub);
+    let erased = hub
+        .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, other_kept))
+        .unwrap();
+    assert_eq!(erased, vec![other_kept]);
+    assert!(hub.kind_of(unrelated).is_ok());
     // A supervisor of another district erases nothing.
     let mut district = Device::new(dir.path(), "district", Role::Supervisor, &["CI-R1-D2"]);
     district.sync(&mut hub);
-    let refused = hub.in_transaction(&mut |tx| erase_record(tx, &district.principal, other_kept));
+    let refused = hub.in_transaction(&mut |tx| erase_record(tx, &district.principal, unrelated));
     assert!(
         matches!(refused, Err(Error::NotAllowed { .. })),
         "{refused:?}"
     );
-    assert!(hub.kind_of(other_kept).is_ok());
+    assert!(hub.kind_of(unrelated).is_ok());
 }
 
 #[test]

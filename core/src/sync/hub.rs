@@ -404,9 +404,10 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
     // Every check first, then every erasure: a refused duplicate erases nothing.
     let reference = tx.reference()?;
     let mut histories: Vec<(Uuid, ErasedHistory)> = Vec::new();
-    let mut to_visit = vec![id];
+    // Each with the case it is a duplicate of (none for the case asked for).
+    let mut to_visit: Vec<(Uuid, Option<Uuid>)> = vec![(id, None)];
     let mut seen = HashSet::new();
-    while let Some(next) = to_visit.pop() {
+    while let Some((next, duplicate_of)) = to_visit.pop() {
         if !seen.insert(next) {
             continue;
         }
@@ -418,14 +419,15 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 ),
             });
         }
-        let Some((history, duplicates)) = erasure_of(tx, by, &reference, next)? else {
+        let Some((history, duplicates)) = erasure_of(tx, by, &reference, next, duplicate_of)?
+        else {
             if next == id {
                 histories.push((id, ErasedHistory::default()));
             }
             continue;
         };
         histories.push((next, history));
-        to_visit.extend(duplicates);
+        to_visit.extend(duplicates.into_iter().map(|d| (d, Some(next))));
     }
     let mut erased = Vec::new();
     for (record, history) in histories {
@@ -441,16 +443,30 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
 const MAX_ERASED_TOGETHER: usize = 100;
 
 /// What erasing the stored record `id` must remember, and the duplicates merged into it;
-/// `None` when the hub holds nothing under `id`.
+/// `None` when the hub holds nothing under `id`, or, for an id the case `duplicate_of` lists
+/// as a duplicate, when it is no duplicate of that case (its own `merged_into` says another,
+/// or nothing): `merged_from` is one side of a merge, and an edit could put any case there.
 fn erasure_of(
     tx: &mut dyn HubTransaction,
     by: &Principal,
     reference: &ReferenceData,
     id: Uuid,
+    duplicate_of: Option<Uuid>,
 ) -> Result<Option<(ErasedHistory, Vec<Uuid>)>> {
     let Some(stored) = tx.record(id, true)? else {
         return Ok(None);
     };
+    if let Some(kept) = duplicate_of {
+        let merged_into = match codec::load(id, &stored.document) {
+            Ok(document) => doc::read_record::<ChildCase>(&document, id)
+                .ok()
+                .and_then(|case| case.merged_into),
+            Err(_) => None,
+        };
+        if merged_into != Some(kept) {
+            return Ok(None);
+        }
+    }
     if stored.kind != RecordKind::ChildCase {
         return Err(Error::NotAllowed {
             rule: "only child cases are erased; other records are closed".into(),
