@@ -646,6 +646,21 @@ fn get_maybe_at<'a>(
     }
 }
 
+/// The case a child case's document says it was merged into (`merged_into`), at `heads` or now.
+pub(crate) fn merged_into_of(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Option<Uuid> {
+    let value = match heads {
+        Some(heads) => doc.get_at(automerge::ROOT, "merged_into", heads),
+        None => doc.get(automerge::ROOT, "merged_into"),
+    };
+    match value.ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(text) => Uuid::parse_str(text).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Whether a manifest entry holds concurrent values anywhere but in its caption (the one field
 /// edited after capture): an entry written twice under one id, which no honest device does.
 pub fn attachment_written_twice(doc: &Automerge) -> bool {

@@ -22,6 +22,7 @@ fn every_cell_of_the_matrix_holds_on_the_device() {
         let dir = TempDir::new().unwrap();
         let mut store = open(&dir, "device.db");
         let user = store.user_id();
+        matrix::kept_case(user).create(&mut store).unwrap();
         // The records as they stand before each step (as a hub would have sent them).
         let befores: Vec<Option<(Subject, Uuid)>> = cells
             .iter()

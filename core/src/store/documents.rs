@@ -108,9 +108,31 @@ pub(crate) fn insert_new<R: Record>(
     }
     let mut document = Automerge::new().with_actor(write.actor.clone());
     doc::write_record(&mut document, &record, &write.author)?;
+    check_merge_target(tx, &document, None)?;
     let stored = doc::read_record::<R>(&document, id)?;
     write.save(tx, id, R::KIND, None, &mut document, &[])?;
     Ok(stored)
+}
+
+/// A case merged into another names a case this store holds, as the hub requires
+/// (`hub::merge_target_held`): checked when a write sets it, on the document written.
+fn check_merge_target(
+    tx: &Transaction,
+    document: &Automerge,
+    before: Option<&[ChangeHash]>,
+) -> Result<()> {
+    let Some(target) = doc::merged_into_of(document, None) else {
+        return Ok(());
+    };
+    if before.is_some_and(|heads| doc::merged_into_of(document, Some(heads)) == Some(target)) {
+        return Ok(());
+    }
+    match find_row(tx, target)? {
+        Some((_, RecordKind::ChildCase, _)) => Ok(()),
+        _ => Err(Error::NotAllowed {
+            rule: "a case is merged only into a case held on this device".into(),
+        }),
+    }
 }
 
 /// `Store::update`'s work, in the caller's transaction.
@@ -153,6 +175,7 @@ pub(crate) fn update_in<R: Record>(
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return doc::read_record(&document, id);
     }
+    check_merge_target(tx, &document, Some(&before))?;
     let stored = doc::read_record::<R>(&document, id)?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)

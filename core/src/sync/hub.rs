@@ -1146,19 +1146,7 @@ fn merge_target_held(
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<bool> {
-    let merged_into = |heads: Option<&[ChangeHash]>| -> Option<Uuid> {
-        let value = match heads {
-            Some(heads) => document.get_at(automerge::ROOT, "merged_into", heads),
-            None => document.get(automerge::ROOT, "merged_into"),
-        };
-        match value.ok()?? {
-            (automerge::Value::Scalar(s), _) => match s.as_ref() {
-                automerge::ScalarValue::Str(text) => Uuid::parse_str(text).ok(),
-                _ => None,
-            },
-            _ => None,
-        }
-    };
+    let merged_into = |heads| doc::merged_into_of(document, heads);
     if doc::kind_of(document) != Some(RecordKind::ChildCase) {
         return Ok(true);
     }
