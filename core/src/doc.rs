@@ -648,11 +648,7 @@ fn get_maybe_at<'a>(
 
 /// The case a child case's document says it was merged into (`merged_into`), at `heads` or now.
 pub(crate) fn merged_into_of(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Option<Uuid> {
-    let value = match heads {
-        Some(heads) => doc.get_at(automerge::ROOT, "merged_into", heads),
-        None => doc.get(automerge::ROOT, "merged_into"),
-    };
-    match value.ok()?? {
+    match get_maybe_at(doc, &automerge::ROOT, "merged_into", heads)? {
         (Value::Scalar(s), _) => match s.as_ref() {
             ScalarValue::Str(text) => Uuid::parse_str(text).ok(),
             _ => None,

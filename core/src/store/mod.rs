@@ -301,10 +301,9 @@ impl Store {
 
     /// The hub revoked this device (a lost or seized phone): every record (but the published
     /// reference data) leaves the store at once, its content purged from every file, pending
-    /// changes included, and the store
-    /// remembers it: it no longer opens (`Error::WipeRequested`) until its profile is wiped.
-    /// Whatever the app does next, nothing of a child stays readable here. Returns the records
-    /// that left.
+    /// changes included, and the store remembers it: it no longer opens
+    /// (`Error::WipeRequested`) until its profile is wiped. Whatever the app does next, nothing
+    /// of a child stays readable here. Returns the records that left.
     pub fn forget_all_for_revocation(&mut self) -> Result<Vec<(Uuid, RecordKind)>> {
         let mut held = queries::records_held(&self.conn)?;
         // The reference data the hub publishes to every device is nobody's personal data.

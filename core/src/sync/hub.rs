@@ -456,13 +456,12 @@ fn erasure_of(
     let Some(stored) = tx.record(id, true)? else {
         return Ok(None);
     };
+    let document = codec::load(id, &stored.document);
     if let Some(kept) = duplicate_of {
-        let merged_into = match codec::load(id, &stored.document) {
-            Ok(document) => doc::read_record::<ChildCase>(&document, id)
-                .ok()
-                .and_then(|case| case.merged_into),
-            Err(_) => None,
-        };
+        let merged_into = document
+            .as_ref()
+            .ok()
+            .and_then(|d| doc::merged_into_of(d, None));
         if merged_into != Some(kept) {
             return Ok(None);
         }
@@ -486,7 +485,7 @@ fn erasure_of(
         history.hashes.extend(codec::heads_of(&entry.changes));
     }
     let mut duplicates = Vec::new();
-    match codec::load(id, &stored.document) {
+    match document {
         Ok(document) => {
             history.roots = codec::history_roots(&document, &[]);
             for change in document.get_changes_meta(&[]) {
@@ -705,7 +704,7 @@ fn write_as<R: Record>(
     save_admitted(
         tx,
         &rules,
-        &stored,
+        Some(&stored),
         id,
         &mut document,
         &before,
@@ -720,20 +719,22 @@ fn write_as<R: Record>(
 pub(crate) fn save_admitted(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
-    stored: &StoredRecord,
+    stored: Option<&StoredRecord>,
     id: Uuid,
     document: &mut Automerge,
     before: &[ChangeHash],
     refused: &str,
 ) -> Result<()> {
     let admitted =
-        admit(rules, id, Some(stored.kind), document, before).map_err(|r| Error::NotAllowed {
-            rule: format!("{refused}: {r}"),
+        admit(tx, rules, id, stored.map(|s| s.kind), document, before)?.map_err(|r| {
+            Error::NotAllowed {
+                rule: format!("{refused}: {r}"),
+            }
         })?;
     tx.save(RecordWrite {
         id,
         kind: admitted.kind,
-        key: Some(stored.key),
+        key: stored.map(|s| s.key),
         area: admitted.area.as_ref(),
         document,
         before,
@@ -937,13 +938,10 @@ fn update_in_scope(
             // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
         }
-        let admitted = match admit(rules, entry.id, Some(stored.kind), &document, &before) {
+        let admitted = match admit(tx, rules, entry.id, Some(stored.kind), &document, &before)? {
             Ok(admitted) => admitted,
             Err(reason) => return Ok(refused(reason)),
         };
-        if !merge_target_held(tx, rules, &document, &before)? {
-            return Ok(refused(Refusal::StepNotAllowed));
-        }
         stamp.stamp(tx)?;
         tx.save(RecordWrite {
             id: entry.id,
@@ -1123,10 +1121,7 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         return Ok(New::Refused(refused(Refusal::ForeignChanges)));
     };
     drop(new_changes);
-    if !merge_target_held(tx, rules, &document, &[])? {
-        return Ok(New::Refused(refused(Refusal::StepNotAllowed)));
-    }
-    match admit(rules, entry.id, None, &document, &[]) {
+    match admit(tx, rules, entry.id, None, &document, &[])? {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
             admitted,
@@ -1173,14 +1168,36 @@ pub(crate) struct Admitted {
 }
 
 /// The rules a record's new state must pass to be stored on the hub, whoever sends it: one
-/// home for pushes and for quarantined changes a supervisor accepts. `stored_kind` is the kind
-/// the hub holds for the id, if any; `before` the heads of the stored document, before the
-/// changes being judged (those after it). Every new change must name `rules.author`; the record
+/// home for pushes, the console's edits and quarantined changes a supervisor accepts.
+/// `admit_content` judges the document alone; then a case it merges into another must name a
+/// case the hub holds in the sender's scope (`merge_target_held`). `Err` is a storage failure;
+/// `Ok(Err)` the refusal.
+pub(crate) fn admit(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    stored_kind: Option<RecordKind>,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<std::result::Result<Admitted, Refusal>> {
+    let admitted = match admit_content(rules, id, stored_kind, document, before) {
+        Ok(admitted) => admitted,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    if !merge_target_held(tx, rules, document, before)? {
+        return Ok(Err(Refusal::StepNotAllowed));
+    }
+    Ok(Ok(admitted))
+}
+
+/// `admit`'s judgement of the document alone. `stored_kind` is the kind the hub holds for the
+/// id, if any; `before` the heads of the stored document, before the changes being judged
+/// (those after it). Every new change must name `rules.author`; the record
 /// after the merge must be of a kind the role works with, filed in the scope, valid against the
 /// reference versions it was captured with and filed in its country's area tree; the sender's
 /// own steps must be the role's to take (`check_content`); the document must stay within the
 /// bounds on a record.
-pub(crate) fn admit(
+fn admit_content(
     rules: &Rules<'_>,
     id: Uuid,
     stored_kind: Option<RecordKind>,
@@ -1216,14 +1233,15 @@ pub(crate) fn admit(
     // The sender's own steps: from the version its changes were made on to the version they
     // make. (The merge with what the hub holds may differ: concurrent edits keep both values,
     // each checked when it arrived, and a conflict shows them.)
-    let (base, theirs) = match sender_versions(document, &new_changes, kind, id) {
+    let heads = sender_heads(&new_changes);
+    let (base, theirs) = match sender_versions(document, &heads, kind, id) {
         Ok(versions) => versions,
         Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }),
         Err(_) => return Err(Refusal::Invalid),
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
     check_manifest(kind, document, &rules.limits.attachments)?;
-    check_manifest_authorship(document, before, &new_changes, rules.author.user)?;
+    check_manifest_authorship(document, before, &heads, rules.author.user)?;
     // The merged document must load again wherever it goes: two devices' histories, each
     // within the bounds, may not be together. Refused for this record alone.
     let plain = document.save_nocompress();
@@ -1241,20 +1259,20 @@ pub(crate) fn admit(
 }
 
 /// The record as the sender's new changes found it (none if they build on no history: a new
-/// record) and as they leave it: the versions at their dependencies and at their own heads.
+/// record) and as they leave it: the versions at their dependencies and at their own heads
+/// (`sender_heads`).
 fn sender_versions(
     document: &Automerge,
-    new_changes: &[automerge::Change],
+    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
     kind: RecordKind,
     id: Uuid,
 ) -> Result<(Option<TypedRecord>, TypedRecord)> {
-    let (base, theirs) = sender_heads(new_changes);
     let before = if base.is_empty() {
         None
     } else {
-        Some(TypedRecord::read_at(kind, id, document, &base)?)
+        Some(TypedRecord::read_at(kind, id, document, base)?)
     };
-    Ok((before, TypedRecord::read_at(kind, id, document, &theirs)?))
+    Ok((before, TypedRecord::read_at(kind, id, document, theirs)?))
 }
 
 /// The heads the sender's new changes build on (empty: a new record) and the heads they make.
@@ -1282,7 +1300,7 @@ fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<Chan
 fn check_manifest_authorship(
     document: &Automerge,
     before: &[ChangeHash],
-    new_changes: &[automerge::Change],
+    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
     sender: Uuid,
 ) -> std::result::Result<(), Refusal> {
     if doc::attachment_keys(document) == 0 {
@@ -1292,8 +1310,7 @@ fn check_manifest_authorship(
         true => Vec::new(),
         false => doc::attachments_at(document, heads),
     };
-    let (base, theirs) = sender_heads(new_changes);
-    unchanged_or_own(&at(&base), &at(&theirs), sender)?;
+    unchanged_or_own(&at(base), &at(theirs), sender)?;
     if doc::attachment_written_twice(document) {
         return Err(Refusal::BreaksValidation);
     }

@@ -11,7 +11,7 @@ use crate::domain::codes::{RecordKind, Role};
 use crate::domain::records::{ChildCase, Record, Version, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
-use crate::storage::{HubTransaction, Quarantined, RecordWrite, StoredRecord};
+use crate::storage::{HubTransaction, Quarantined, StoredRecord};
 use crate::store::TypedRecord;
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
@@ -285,7 +285,7 @@ pub fn describe_quarantined(
         limits: &HubLimits::default(),
     };
     let stored_kind = stored_kind.then_some(kind);
-    if admit(&rules, entry.record, stored_kind, &document, &before).is_err() {
+    if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err() {
         view.state = ReviewState::BreaksARule;
     }
     for change in document.get_changes_meta(&before) {
@@ -369,32 +369,15 @@ pub fn accept_quarantined(
         limits: &HubLimits::default(),
     };
     const REFUSED: &str = "the reviewed changes break a rule";
-    match &stored {
-        Some(stored) => save_admitted(
-            tx,
-            &rules,
-            stored,
-            entry.record,
-            &mut document,
-            &before,
-            REFUSED,
-        )?,
-        None => {
-            let admitted = admit(&rules, entry.record, None, &document, &[]).map_err(|r| {
-                Error::NotAllowed {
-                    rule: format!("{REFUSED}: {r}"),
-                }
-            })?;
-            tx.save(RecordWrite {
-                id: entry.record,
-                kind: admitted.kind,
-                key: None,
-                area: admitted.area.as_ref(),
-                document: &mut document,
-                before: &[],
-                author,
-            })?;
-        }
-    }
+    // A new record has no history before the entry's changes (`before` is empty).
+    save_admitted(
+        tx,
+        &rules,
+        stored.as_ref(),
+        entry.record,
+        &mut document,
+        &before,
+        REFUSED,
+    )?;
     Ok(true)
 }
