@@ -326,6 +326,91 @@ fn changes_of_another_device_are_refused_until_that_device_sends_them() {
     assert!(hub.get::<ChildCase>(c.id).unwrap().night_work);
 }
 
+#[test]
+fn two_devices_that_synced_with_each_other_first_both_reach_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut one = device(&dir, "one", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut two = device(&dir, "two", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let held = one
+        .store
+        .create(&child(a.clone(), "Koffi", one.principal.user))
+        .unwrap();
+    sync(&mut one, &mut hub);
+    sync(&mut two, &mut hub);
+
+    // Offline, each edits the case the hub holds (one field each, and one field both), and
+    // one registers a child that two edits; then they sync with each other.
+    let mut on_one = one.store.get::<ChildCase>(held.id).unwrap();
+    on_one.night_work = true;
+    on_one.school = SchoolStatus::DroppedOut;
+    one.store.update(&on_one).unwrap();
+    let mut on_two = two.store.get::<ChildCase>(held.id).unwrap();
+    on_two.hours_per_week = 30;
+    on_two.school = SchoolStatus::Attending;
+    two.store.update(&on_two).unwrap();
+    let new = one
+        .store
+        .create(&child(a, "Aya", one.principal.user))
+        .unwrap();
+    for id in [held.id, new.id] {
+        two.store
+            .merge_document(id, &one.store.export_document(id).unwrap())
+            .unwrap();
+    }
+    one.store
+        .merge_document(held.id, &two.store.export_document(held.id).unwrap())
+        .unwrap();
+    let mut edit = two.store.get::<ChildCase>(new.id).unwrap();
+    edit.hours_per_week = 12;
+    two.store.update(&edit).unwrap();
+
+    // Two first: its own edit of the held case is taken, one's waits for one (the case stays
+    // in two's outbox, told why); its edit of the new child waits for the child to come from
+    // the device that registered it.
+    let summary = sync(&mut two, &mut hub);
+    let mut refused = summary.refused.clone();
+    refused.sort();
+    let mut waiting = vec![
+        (held.id, Refusal::ForeignChanges),
+        (new.id, Refusal::ForeignChanges),
+    ];
+    waiting.sort();
+    assert_eq!(refused, waiting);
+    assert_eq!(hub.get::<ChildCase>(held.id).unwrap().hours_per_week, 30);
+    assert!(!hub.get::<ChildCase>(held.id).unwrap().night_work);
+    assert!(hub.kind_of(new.id).is_err());
+    // One's own changes are taken though its store holds two's.
+    let summary = sync(&mut one, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    // Then two's last edit, built on the new child, goes too.
+    let summary = sync(&mut two, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    sync(&mut one, &mut hub);
+
+    let on_hub = hub.get::<ChildCase>(held.id).unwrap();
+    assert!(on_hub.night_work);
+    assert_eq!(on_hub.hours_per_week, 30);
+    assert_eq!(on_hub, one.store.get::<ChildCase>(held.id).unwrap());
+    assert_eq!(on_hub, two.store.get::<ChildCase>(held.id).unwrap());
+    let conflicts = hub.conflicts(held.id).unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0].field(), "school");
+    assert_eq!(one.store.conflicts(held.id).unwrap(), conflicts);
+    assert_eq!(hub.get::<ChildCase>(new.id).unwrap().hours_per_week, 12);
+    for id in [held.id, new.id] {
+        let heads = |bytes: Vec<u8>| automerge::Automerge::load(&bytes).unwrap().get_heads();
+        let on_hub = heads(hub.export_document(id).unwrap());
+        assert_eq!(heads(one.store.export_document(id).unwrap()), on_hub);
+        assert_eq!(heads(two.store.export_document(id).unwrap()), on_hub);
+    }
+    assert_eq!(one.store.hub_outbox_len().unwrap(), 0);
+    assert_eq!(two.store.hub_outbox_len().unwrap(), 0);
+}
+
 /// Pages of 4 KiB, so that a few dozen records take several exchanges.
 fn small_pages() -> SyncOptions {
     SyncOptions {

@@ -862,6 +862,7 @@ fn accept_push(
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
                     mut document,
+                    merged,
                     admitted,
                     clock_skewed,
                 } => {
@@ -875,7 +876,10 @@ fn accept_push(
                         before: &[],
                         author,
                     })?;
-                    Ok(accepted(&document, entry, clock_skewed))
+                    Ok(match merged {
+                        Some(merged) => accepted_beside(&document, &merged, entry, clock_skewed),
+                        None => accepted(&document, entry, clock_skewed),
+                    })
                 }
             }
         }
@@ -928,6 +932,19 @@ fn update_in_scope(
         return Ok(refused(Refusal::MissingHistory));
     }
     let new_changes = document.get_changes_meta(&before);
+    let waiting = waiting_for_their_devices(rules.who, &new_changes);
+    drop(new_changes);
+    // What the device holds, other devices' changes included: what it lacks is worked out
+    // from it.
+    let mut merged = None;
+    if !waiting.is_empty() {
+        let Some(own) = senders_own(entry.id, &stored.document, &document, &before, &waiting)?
+        else {
+            return Ok(refused(Refusal::ForeignChanges));
+        };
+        merged = Some(std::mem::replace(&mut document, own));
+    }
+    let new_changes = document.get_changes_meta(&before);
     let Some(clock_skewed) = own_changes(rules.who, &new_changes, rules.limits) else {
         return Ok(refused(Refusal::ForeignChanges));
     };
@@ -953,7 +970,100 @@ fn update_in_scope(
             author: rules.author,
         })?;
     }
-    Ok(accepted(&document, entry, clock_skewed))
+    Ok(match merged {
+        Some(merged) => accepted_beside(&document, &merged, entry, clock_skewed),
+        None => accepted(&document, entry, clock_skewed),
+    })
+}
+
+/// The new changes the hub cannot take from this sender now: those made on another device
+/// (relayed by a peer or a bundle: a change reaches the hub only from the device that made
+/// it, the one whose credentials vouch for it), and the sender's own built on one of them,
+/// which wait until that device has sent it. The sender's other changes are taken: two devices
+/// that synced with each other before the hub never wait on each other for ever.
+fn waiting_for_their_devices(
+    who: &Principal,
+    changes: &[automerge::ChangeMetadata<'_>],
+) -> HashSet<ChangeHash> {
+    let mut waiting = HashSet::new();
+    // Until nothing more waits: the order Automerge lists changes in is not relied on.
+    loop {
+        let found = waiting.len();
+        for change in changes {
+            if !waiting.contains(&change.hash)
+                && (doc::device_of_actor(&change.actor) != Some(who.device)
+                    || change.deps.iter().any(|d| waiting.contains(d)))
+            {
+                waiting.insert(change.hash);
+            }
+        }
+        if waiting.len() == found {
+            return waiting;
+        }
+    }
+}
+
+/// The document as stored (`stored`, empty for a new record) with only the changes of `merged`
+/// after `before` that do not wait (`waiting_for_their_devices`); `None` if every one waits.
+fn senders_own(
+    id: Uuid,
+    stored: &[u8],
+    merged: &Automerge,
+    before: &[ChangeHash],
+    waiting: &HashSet<ChangeHash>,
+) -> Result<Option<Automerge>> {
+    let own: Vec<automerge::Change> = merged
+        .get_changes(before)
+        .into_iter()
+        .filter(|c| !waiting.contains(&c.hash()))
+        .collect();
+    if own.is_empty() {
+        return Ok(None);
+    }
+    let mut document = if stored.is_empty() {
+        Automerge::new()
+    } else {
+        codec::load(id, stored)?
+    };
+    // Changes Automerge has already decoded and applied once, to a document that holds their
+    // dependencies.
+    document
+        .apply_changes(own)
+        .map_err(|_| Error::DamagedDocument {
+            id,
+            reason: "the sender's own changes do not apply".into(),
+        })?;
+    Ok(Some(document))
+}
+
+/// `accepted` when the hub took only part of what the device holds (`merged`: the stored
+/// document with everything pushed): the catch-up is what the hub holds that the device's
+/// heads do not reach, worked out in `merged`, which knows the other devices' changes.
+fn accepted_beside(
+    document: &Automerge,
+    merged: &Automerge,
+    entry: &PushEntry,
+    clock_skewed: bool,
+) -> PushOutcome {
+    let device_heads: Vec<ChangeHash> = entry.heads.iter().map(|h| ChangeHash(*h)).collect();
+    let catch_up = if device_heads
+        .iter()
+        .all(|h| merged.get_change_by_hash(h).is_some())
+    {
+        merged
+            .get_changes(&device_heads)
+            .iter()
+            .filter(|c| document.get_change_by_hash(&c.hash()).is_some())
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect()
+    } else {
+        document.save_nocompress()
+    };
+    PushOutcome::Accepted {
+        hub_heads: document.get_heads().iter().map(|h| h.0).collect(),
+        catch_up,
+        clock_skewed,
+    }
 }
 
 /// Stored: the hub's heads, and what the device lacks to reach them.
@@ -1092,6 +1202,9 @@ enum New {
     Refused(PushOutcome),
     Acceptable {
         document: Box<Automerge>,
+        /// The document as the device holds it, when the hub takes only part of it
+        /// (`waiting_for_their_devices`).
+        merged: Option<Box<Automerge>>,
         admitted: Admitted,
         clock_skewed: bool,
     },
@@ -1117,13 +1230,23 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         // Nothing to store under an id the hub does not hold for the sender.
         return Ok(New::Refused(refused(Refusal::Invalid)));
     }
-    let Some(clock_skewed) = own_changes(rules.who, &new_changes, rules.limits) else {
+    let waiting = waiting_for_their_devices(rules.who, &new_changes);
+    drop(new_changes);
+    let mut merged = None;
+    if !waiting.is_empty() {
+        let Some(own) = senders_own(entry.id, &[], &document, &[], &waiting)? else {
+            return Ok(New::Refused(refused(Refusal::ForeignChanges)));
+        };
+        merged = Some(Box::new(std::mem::replace(&mut document, own)));
+    }
+    let Some(clock_skewed) = own_changes(rules.who, &document.get_changes_meta(&[]), rules.limits)
+    else {
         return Ok(New::Refused(refused(Refusal::ForeignChanges)));
     };
-    drop(new_changes);
     match admit(tx, rules, entry.id, None, &document, &[])? {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
+            merged,
             admitted,
             clock_skewed,
         }),
