@@ -169,17 +169,34 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
     Ok(after)
 }
 
-/// Deactivates a user; returns whether they were active.
+/// Deactivates a user; returns the user before and after.
 pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     actor: &automerge::ActorId,
     reference: &ReferenceData,
     user: Uuid,
-) -> Result<bool, Error> {
-    let (before, _) = change_user_in(storage, actor, reference, user, &|record| {
+) -> Result<(User, User), Error> {
+    change_user_in(storage, actor, reference, user, &|record| {
         record.active = false;
-    })?;
-    Ok(before.active)
+    })
+}
+
+/// The areas a user's devices sync with: none once the user is deactivated (what the devices
+/// hold leaves them, after their pending changes are pushed and kept for review).
+pub(crate) fn areas_in_force(user: &User) -> std::collections::BTreeSet<String> {
+    if user.active {
+        user.areas.clone()
+    } else {
+        Default::default()
+    }
+}
+
+/// After a user's role, areas or state changed: their devices' certificates say so at once
+/// (`recertify_user`), for the peers they meet before they sync again.
+pub(crate) fn recertify(certifier: &Certifier<'_>, user: &User) -> Result<(), Error> {
+    let now = chrono::Utc::now().timestamp_millis();
+    vigie_core::sync::recertify_user(certifier, user.id, user.role, &areas_in_force(user), now)
+        .map(|_| ())
 }
 
 /// Changes a user's record as the hub's administrator; returns it before and after.
@@ -256,6 +273,15 @@ impl DeviceRegistry for LockedRegistry<'_> {
 }
 
 impl Embedded {
+    fn recertify(&self, user: &User) -> Result<(), Error> {
+        let registry = LockedRegistry(&self.registry);
+        let certifier = Certifier {
+            key: &self.key,
+            registry: &registry,
+        };
+        recertify(&certifier, user)
+    }
+
     pub fn new(
         mut store: Store,
         registry: Registry,
@@ -486,16 +512,24 @@ impl Backend for Embedded {
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {
-        let mut store = self.store.lock();
-        let actor = store.actor().clone();
-        let reference = store.reference().clone();
-        set_areas_in(&mut *store, &actor, &reference, user, areas)
+        let after = {
+            let mut store = self.store.lock();
+            let actor = store.actor().clone();
+            let reference = store.reference().clone();
+            set_areas_in(&mut *store, &actor, &reference, user, areas)?
+        };
+        self.recertify(&after)?;
+        Ok(after)
     }
 
     fn deactivate_user(&self, user: Uuid) -> Result<bool, Error> {
-        let mut store = self.store.lock();
-        let actor = store.actor().clone();
-        let reference = store.reference().clone();
-        deactivate_in(&mut *store, &actor, &reference, user)
+        let (before, after) = {
+            let mut store = self.store.lock();
+            let actor = store.actor().clone();
+            let reference = store.reference().clone();
+            deactivate_in(&mut *store, &actor, &reference, user)?
+        };
+        self.recertify(&after)?;
+        Ok(before.active)
     }
 }

@@ -400,13 +400,7 @@ fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
         device: token.device,
         user: user_id,
         role: user.role,
-        // A deactivated user's devices sync with an empty scope: what they hold leaves them,
-        // after their pending changes are pushed (and kept for review).
-        areas: if user.active {
-            user.areas
-        } else {
-            Default::default()
-        },
+        areas: crate::backend::areas_in_force(&user),
     })
 }
 

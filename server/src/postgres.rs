@@ -335,6 +335,16 @@ fn hub_key(
     Ok(HubKey::from_bytes(&seed).map_err(Error::from)?)
 }
 
+impl Postgres {
+    /// The hub's key and this registry, as device identity uses them.
+    fn certifier(&self) -> Certifier<'_> {
+        Certifier {
+            key: &self.key,
+            registry: self,
+        }
+    }
+}
+
 impl DeviceRegistry for Postgres {
     fn devices(&self) -> Result<Vec<RegisteredDevice>> {
         let rows = self
@@ -1754,10 +1764,7 @@ impl Backend for Postgres {
         request: &[u8],
         limits: &HubLimits,
     ) -> std::result::Result<Vec<u8>, HubError> {
-        let certifier = Certifier {
-            key: &self.key,
-            registry: self,
-        };
+        let certifier = self.certifier();
         vigie_core::sync::handle_certified_sync(
             &mut self.storage(),
             who,
@@ -1809,12 +1816,23 @@ impl Backend for Postgres {
 
     fn deactivate_user(&self, user: Uuid) -> Result<bool> {
         let reference = self.reference()?;
-        crate::backend::deactivate_in(&mut self.storage(), &self.actor, &reference, user)
+        let (before, after) =
+            crate::backend::deactivate_in(&mut self.storage(), &self.actor, &reference, user)?;
+        crate::backend::recertify(&self.certifier(), &after)?;
+        Ok(before.active)
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User> {
         let reference = self.reference()?;
-        crate::backend::set_areas_in(&mut self.storage(), &self.actor, &reference, user, areas)
+        let after = crate::backend::set_areas_in(
+            &mut self.storage(),
+            &self.actor,
+            &reference,
+            user,
+            areas,
+        )?;
+        crate::backend::recertify(&self.certifier(), &after)?;
+        Ok(after)
     }
 
     fn reference(&self) -> Result<Arc<ReferenceData>> {

@@ -190,3 +190,104 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A phone kept away from the hub after its user was moved or deactivated: its peers, once
+/// they have synced, refuse the certificate it still holds, and share nothing more with it.
+#[test]
+fn a_moved_or_deactivated_users_phone_is_refused_by_peers_that_synced_since() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 1);
+    let mut moved = Device::enrol(
+        dir.path(),
+        &data,
+        "moved",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let mut gone = Device::enrol(dir.path(), &data, "gone", Role::CommunityMonitor, &[C01], 3);
+    let mut mate = Device::enrol(dir.path(), &data, "mate", Role::CommunityMonitor, &[C01], 4);
+    let mut hub = Hub::start(&data);
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut moved, &mut gone, &mut mate] {
+            d.sync(&hub.url).unwrap();
+        }
+    }
+    peer(&mut moved, &mut mate).unwrap();
+    peer(&mut gone, &mut supervisor).unwrap();
+    let (old_bundle, _) = moved
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(mate.token.device)])
+        .unwrap();
+
+    // The user of one phone moves to another community, the other's is deactivated; neither
+    // phone syncs again. The colleagues do.
+    set_areas(&data, moved.user(), &[C02]);
+    let out = common::surface::admin(
+        &data,
+        &["user", "deactivate", "--user", &gone.user().to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    supervisor.sync(&hub.url).unwrap();
+    mate.sync(&hub.url).unwrap();
+    let case = mate
+        .store
+        .create(&child(area(C01), NAME, mate.user()))
+        .unwrap()
+        .id;
+
+    for (stale, colleague) in [(&mut moved, &mut mate), (&mut gone, &mut supervisor)] {
+        let device = stale.token.device;
+        assert_eq!(
+            identity_error(peer(stale, colleague)),
+            IdentityError::Superseded { device }
+        );
+        assert_eq!(
+            identity_error(peer(colleague, stale)),
+            IdentityError::Superseded { device }
+        );
+        assert!(!stale.has(case));
+    }
+    assert_eq!(
+        identity_error(mate.store.import_bundle(&old_bundle)),
+        IdentityError::Superseded {
+            device: moved.token.device
+        }
+    );
+    // The directory the colleagues hold says what the users hold now.
+    let areas_of = |d: &Device, device: uuid::Uuid| {
+        d.store
+            .directory()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.device == device)
+            .map(|c| c.areas)
+    };
+    assert_eq!(
+        areas_of(&mate, moved.token.device),
+        Some(vec![C02.to_string()])
+    );
+    assert_eq!(areas_of(&supervisor, gone.token.device), Some(vec![]));
+    // A bundle for the community is sealed for the colleague who holds it, not the moved one.
+    let (bundle, _) = mate
+        .store
+        .export_bundle(0, &[], &[Recipient::Area(C01.to_string())])
+        .unwrap();
+    assert_eq!(
+        identity_error(moved.store.import_bundle(&bundle)),
+        IdentityError::NotARecipient
+    );
+
+    // Once the moved phone syncs, it is a peer again, for its new community.
+    moved.sync(&hub.url).unwrap();
+    mate.sync(&hub.url).unwrap();
+    peer(&mut moved, &mut mate).unwrap();
+    assert!(!moved.has(case));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

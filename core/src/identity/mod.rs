@@ -20,7 +20,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use rand::rngs::OsRng;
 use sha2::Sha256;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -43,6 +43,10 @@ pub enum IdentityError {
     Expired { device: Uuid },
     #[error("device {device} has been revoked")]
     Revoked { device: Uuid },
+    #[error(
+        "the certificate of device {device} was replaced by a newer one (its user's role or areas changed): that device must sync with the hub"
+    )]
+    Superseded { device: Uuid },
     #[error("the hub's key differs from the one this device pinned at enrolment")]
     HubKeyChanged,
     #[error("the certificate does not name this device's keys")]
@@ -506,6 +510,11 @@ impl Revocations {
 pub struct Trust {
     pub hub: [u8; 32],
     pub revoked: BTreeSet<Uuid>,
+    /// When the newest certificate the directory holds for a device was issued: one issued
+    /// before it is superseded (the hub certifies a user's devices again when their role or
+    /// areas change, or the user is deactivated, and a phone that stays away from the hub must
+    /// not keep what it had with its peers).
+    pub newest: BTreeMap<Uuid, i64>,
     pub now_ms: i64,
 }
 
@@ -522,6 +531,15 @@ impl Trust {
         self.check_issuer(certificate)?;
         if self.revoked.contains(&certificate.device) {
             return Err(IdentityError::Revoked {
+                device: certificate.device,
+            });
+        }
+        if self
+            .newest
+            .get(&certificate.device)
+            .is_some_and(|newest| certificate.issued_ms < *newest)
+        {
+            return Err(IdentityError::Superseded {
                 device: certificate.device,
             });
         }
@@ -602,6 +620,7 @@ mod tests {
         let trust = Trust {
             hub: hub.public().signing,
             revoked: BTreeSet::new(),
+            newest: BTreeMap::new(),
             now_ms: 2_000,
         };
         assert_eq!(trust.check(&bytes).unwrap(), cert);
@@ -626,12 +645,25 @@ mod tests {
         ));
         let revoked = Trust {
             revoked: [who.device].into_iter().collect(),
-            ..trust
+            ..trust.clone()
         };
         assert!(matches!(
             revoked.check(&bytes),
             Err(IdentityError::Revoked { .. })
         ));
+        let superseded = Trust {
+            newest: [(who.device, cert.issued_ms + 1)].into_iter().collect(),
+            ..trust.clone()
+        };
+        assert!(matches!(
+            superseded.check(&bytes),
+            Err(IdentityError::Superseded { .. })
+        ));
+        let current = Trust {
+            newest: [(who.device, cert.issued_ms)].into_iter().collect(),
+            ..trust
+        };
+        assert_eq!(current.check(&bytes).unwrap(), cert);
     }
 
     #[test]

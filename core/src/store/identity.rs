@@ -169,17 +169,23 @@ impl Store {
             .transpose()
     }
 
-    /// What this device trusts now: the pinned hub key and the revocation list it last
-    /// received. `NoCertificate` before its first sync.
+    /// What this device trusts now: the pinned hub key, the revocation list it last
+    /// received, and the newest certificate of each device its directory holds. `NoCertificate` before its first sync.
     pub fn trust(&self) -> Result<Trust> {
         let hub = pinned_hub(&self.conn)?.ok_or(IdentityError::NoCertificate)?;
         let revoked = match revocations_bytes(&self.conn)? {
             Some(bytes) => Revocations::verified(&bytes, &hub.signing)?.devices,
             None => Vec::new(),
         };
+        let newest = directory_rows(&self.conn)?
+            .values()
+            .filter_map(|bytes| Certificate::from_bytes(bytes).ok())
+            .map(|c| (c.device, c.issued_ms))
+            .collect();
         Ok(Trust {
             hub: hub.signing,
             revoked: revoked.into_iter().collect(),
+            newest,
             now_ms: chrono::Utc::now().timestamp_millis(),
         })
     }

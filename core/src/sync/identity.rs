@@ -4,13 +4,14 @@
 
 use super::hub::HubError;
 use super::wire::{Directory, IdentityUpdate, RequestIdentity};
+use crate::domain::codes::Role;
 use crate::domain::rights::Principal;
 use crate::error::Result;
 use crate::identity::{Certificate, HubKey, HubPublic, IdentityError, Revocations, Trust};
 use crate::store::identity as kept;
 use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// The hub's registry of devices as identity needs it (the embedded registry and PostgreSQL
@@ -119,6 +120,50 @@ pub fn hub_identity(
         revocations: revocations.to_bytes(),
         directory,
     }))
+}
+
+/// Certifies again, at once, the devices of a user whose role or areas changed or who was
+/// deactivated (`role` and `areas` as the user's devices now sync: no areas once deactivated).
+/// The directory the other devices receive at their next sync then supersedes what these
+/// devices hold (`Trust::newest`): a phone kept away from the hub loses with its peers what
+/// its user lost with the hub. Returns how many were certified.
+pub fn recertify_user(
+    certifier: &Certifier<'_>,
+    user: Uuid,
+    role: Role,
+    areas: &BTreeSet<String>,
+    now_ms: i64,
+) -> Result<usize> {
+    let hub = certifier.key.public().signing;
+    let mut certified = 0;
+    for registered in certifier.registry.devices()? {
+        let held = registered
+            .certificate
+            .as_deref()
+            .and_then(|bytes| Certificate::from_bytes(bytes).ok());
+        let Some(held) = held.filter(|c| !registered.revoked && c.user == user && c.hub == hub)
+        else {
+            continue;
+        };
+        let who = Principal {
+            device: registered.device,
+            user,
+            role,
+            areas: areas.clone(),
+        };
+        if held.describes(&who, &held.keys) {
+            continue;
+        }
+        // Strictly after the one it replaces, whatever the clock says.
+        let issued = certifier
+            .key
+            .certify(&who, &held.keys, now_ms.max(held.issued_ms + 1));
+        certifier
+            .registry
+            .keep_certificate(registered.device, &issued.to_bytes())?;
+        certified += 1;
+    }
+    Ok(certified)
 }
 
 /// What a device holds from the hub, as one digest: the hub's keys, its certificate, the
@@ -274,6 +319,8 @@ pub(crate) fn apply_identity(
     let trust = Trust {
         hub: update.hub.signing,
         revoked: revocations.devices.iter().copied().collect(),
+        // The directory received is the newest; what it replaces is not judged by the old.
+        newest: Default::default(),
         now_ms: chrono::Utc::now().timestamp_millis(),
     };
     let certificate = Certificate::from_bytes(&update.certificate)?;

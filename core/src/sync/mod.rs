@@ -49,7 +49,7 @@ pub use hub::{
     erase_record, handle_certified_sync, handle_sync, latest_event_day, publish_reference,
     read_record, resolve_as, update_record,
 };
-pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity};
+pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
 pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
