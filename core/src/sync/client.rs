@@ -622,6 +622,9 @@ fn exchange_until_done(
     // A session makes progress every exchange or stops; this bound only guards against a hub
     // that keeps answering "more" without sending anything.
     for _ in 0..100_000 {
+        // Whether this exchange's request is the next page of a walk (it pushes nothing): an
+        // empty page is no sign that the outbox cannot move.
+        let answering_page = in_flight;
         if !in_flight {
             let request = store.hub_sync_request(&options)?;
             summary.bytes_sent += request.len();
@@ -685,7 +688,7 @@ fn exchange_until_done(
         if !in_flight
             && report.incomplete == 0
             && !refetch_left
-            && (summary.pending == 0 || !progressed)
+            && (summary.pending == 0 || (!progressed && !answering_page))
         {
             break;
         }
