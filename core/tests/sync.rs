@@ -411,6 +411,37 @@ fn two_devices_that_synced_with_each_other_first_both_reach_the_hub() {
     assert_eq!(two.store.hub_outbox_len().unwrap(), 0);
 }
 
+#[test]
+fn one_session_pushes_a_whole_outbox_larger_than_a_walk_batch() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut supervisor, &mut hub);
+    // More records than the hub's walk reads at once: its pages over the device's own pushes
+    // come back empty while the outbox still holds records.
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let ids: Vec<Uuid> = (0..2_400)
+        .map(|i| {
+            supervisor
+                .store
+                .create(&workplace(a.clone(), &format!("Champ {i}")))
+                .unwrap()
+                .id
+        })
+        .collect();
+    // Messages that carry more than a walk's batch but not the whole outbox, as a fast link's
+    // grown pages do.
+    let large = SyncOptions {
+        max_message_bytes: 1024 * 1024,
+        max_page_bytes: 1024 * 1024,
+        ..SyncOptions::default()
+    };
+    let summary = sync_opts(&mut supervisor, &mut hub, &large);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert_eq!(summary.accepted, ids.len());
+    assert!(ids.iter().all(|id| hub.kind_of(*id).is_ok()));
+}
+
 /// Pages of 4 KiB, so that a few dozen records take several exchanges.
 fn small_pages() -> SyncOptions {
     SyncOptions {

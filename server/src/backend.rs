@@ -10,10 +10,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::identity::HubKey;
 use vigie_core::sync::{
-    Certifier, DeviceRegistry, HubError, HubLimits, HubReader, HubStorage, HubTransaction,
-    Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
-    describe_quarantined, erase_record, handle_attachment, handle_certified_sync, read_record,
-    update_record,
+    Certifier, DeviceRegistry, HubBundleReport, HubError, HubLimits, HubReader, HubStorage,
+    HubTransaction, Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
+    describe_quarantined, erase_record, handle_attachment, handle_certified_sync,
+    import_hub_bundle, read_record, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
 
@@ -89,6 +89,37 @@ pub trait Backend: Send + Sync {
         request: &[u8],
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError>;
+    /// Imports a bundle a device sealed to the hub, each record judged as that device's push
+    /// (`import_hub_bundle`).
+    fn import_bundle(&self, bytes: &[u8], limits: &HubLimits) -> Result<HubBundleReport, HubError>;
+}
+
+/// Who the device that signed a bundle syncs as now (`import_hub_bundle`): enrolled, not
+/// revoked, with the keys its certificate names bound to it, for the user it names; `None`
+/// otherwise.
+pub(crate) fn bundle_exporter(
+    registry: &dyn DeviceRegistry,
+    user_of: &dyn Fn(Uuid) -> Result<Option<User>, Error>,
+    certificate: &vigie_core::identity::Certificate,
+) -> Result<Option<Principal>, Error> {
+    let registered = registry
+        .devices()?
+        .into_iter()
+        .find(|d| d.device == certificate.device);
+    let bound = registered
+        .filter(|d| !d.revoked)
+        .and_then(|d| d.certificate)
+        .and_then(|bytes| vigie_core::identity::Certificate::from_bytes(&bytes).ok())
+        .is_some_and(|held| held.keys == certificate.keys && held.user == certificate.user);
+    if !bound {
+        return Ok(None);
+    }
+    Ok(user_of(certificate.user)?.map(|user| Principal {
+        device: certificate.device,
+        user: user.id,
+        role: user.role,
+        areas: areas_in_force(&user),
+    }))
 }
 
 /// The work of the administration calls, the same on every storage.
@@ -467,6 +498,17 @@ impl Backend for Embedded {
             request,
             limits,
             Some(&certifier),
+        )
+    }
+
+    fn import_bundle(&self, bytes: &[u8], limits: &HubLimits) -> Result<HubBundleReport, HubError> {
+        let registry = LockedRegistry(&self.registry);
+        import_hub_bundle(
+            &mut EmbeddedStorage { hub: self },
+            &self.key,
+            &|certificate| bundle_exporter(&registry, &|id| self.user(id), certificate),
+            bytes,
+            limits,
         )
     }
 

@@ -165,6 +165,13 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// Import a bundle a device sealed to the hub (its records carried in a file, from a
+    /// phone that could not reach the hub): each record is judged as that device's own push
+    /// (scope, authorship, workflow, erasure), and stored or refused on its own.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Export the hub's records for analysis, one file per record kind, pseudonymised unless
     /// `--personal` (names, dates of birth, coordinates, contacts and free text).
     Export {
@@ -326,6 +333,19 @@ enum ReferenceCommand {
     List {
         #[command(flatten)]
         hub: HubData,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Import one bundle file (`Recipient::Hub`). Exits with an error when the bundle does not
+    /// open (not sealed to this hub, altered, from a revoked or unknown device) or when a
+    /// record of it was refused (each is listed, with why).
+    Import {
+        #[command(flatten)]
+        hub: HubData,
+        /// The bundle file.
+        file: PathBuf,
     },
 }
 
@@ -650,6 +670,40 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("erased case {duplicate} (a duplicate merged into it)");
             }
             Ok(())
+        }
+        Command::Bundle {
+            command: BundleCommand::Import { hub, file },
+        } => {
+            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read the bundle: {e}"))?;
+            // A bundle may carry a whole scope: as many records as it holds, in batches.
+            let limits = HubLimits {
+                max_push_records: usize::MAX,
+                ..HubLimits::default()
+            };
+            let report = hub
+                .open()?
+                .import_bundle(&bytes, &limits)
+                .map_err(|e| format!("bundle refused: {e}"))?;
+            println!(
+                "bundle from device {}: {} records, {} taken, {} kept for review, {} erased on the hub, {} refused",
+                report.from_device,
+                report.records,
+                report.accepted,
+                report.quarantined,
+                report.erased,
+                report.refused.len()
+            );
+            for (record, reason) in &report.refused {
+                println!("refused {record}: {reason}");
+            }
+            if report.refused.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} records of the bundle were refused",
+                    report.refused.len()
+                ))
+            }
         }
         Command::Quarantine { command } => quarantine(command),
         Command::Reference { command } => reference(command),

@@ -1783,6 +1783,20 @@ impl Backend for Postgres {
         vigie_core::sync::handle_attachment(&mut self.storage(), who, request, limits)
     }
 
+    fn import_bundle(
+        &self,
+        bytes: &[u8],
+        limits: &HubLimits,
+    ) -> std::result::Result<vigie_core::sync::HubBundleReport, HubError> {
+        vigie_core::sync::import_hub_bundle(
+            &mut self.storage(),
+            &self.key,
+            &|certificate| crate::backend::bundle_exporter(self, &|id| self.user(id), certificate),
+            bytes,
+            limits,
+        )
+    }
+
     fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>> {
         // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
         // own storage encryption protects them meanwhile.

@@ -291,3 +291,123 @@ fn a_moved_or_deactivated_users_phone_is_refused_by_peers_that_synced_since() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A phone that cannot reach the hub sends its records in a bundle sealed to the hub; the
+/// administrator imports it, and each record is judged as that phone's own push.
+#[test]
+fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 1);
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 2);
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C02],
+        3,
+    );
+    let mut hub = Hub::start(&data);
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut monitor, &mut other] {
+            d.sync(&hub.url).unwrap();
+        }
+    }
+    let held = monitor
+        .store
+        .create(&child(area(C01), "Koffi Yao", monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+    // Offline for good: a new case, and an edit of a case the hub holds.
+    let new = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    let mut edit = monitor.store.get::<ChildCase>(held).unwrap();
+    edit.night_work = true;
+    monitor.store.update(&edit).unwrap();
+    let (bundle, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    assert!(!bundle.windows(NAME.len()).any(|w| w == NAME.as_bytes()));
+    let file = dir.path().join("from-monitor.vigie");
+    std::fs::write(&file, &bundle).unwrap();
+    let import = |path: &std::path::Path| {
+        common::surface::admin(&data, &["bundle", "import", path.to_str().unwrap()])
+    };
+
+    let out = import(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("2 records, 2 taken"), "{said}");
+    assert!(!said.contains(NAME), "{said}");
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(new));
+    assert!(supervisor.store.get::<ChildCase>(held).unwrap().night_work);
+    // The same file again changes nothing; the phone's own sync later neither.
+    assert!(import(&file).status.success());
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+
+    // Another device's bundle holding records outside its user's areas: those are refused,
+    // one by one, and said so.
+    let forged = other
+        .store
+        .seal_bundle(
+            vec![(new, monitor.store.export_document(new).unwrap())],
+            &[Recipient::Hub],
+        )
+        .unwrap();
+    let forged_file = dir.path().join("forged.vigie");
+    std::fs::write(&forged_file, &forged).unwrap();
+    let out = import(&forged_file);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains(&format!("refused {new}")), "{said}");
+
+    // A bundle altered on its way, or sealed to a device only, does not open.
+    let mut altered = bundle.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 1;
+    std::fs::write(&file, &altered).unwrap();
+    assert!(!import(&file).status.success());
+    let (to_device, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(supervisor.token.device)])
+        .unwrap();
+    std::fs::write(&file, &to_device).unwrap();
+    assert!(!import(&file).status.success());
+
+    // A revoked (lost) phone's bundle is refused whole.
+    let late = monitor
+        .store
+        .create(&child(area(C01), "Adjoa Kra", monitor.user()))
+        .unwrap()
+        .id;
+    let (lost, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    assert!(common::revoke(&data, monitor.token.device));
+    std::fs::write(&file, &lost).unwrap();
+    let out = import(&file);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    supervisor.sync(&hub.url).unwrap();
+    assert!(!supervisor.has(late));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

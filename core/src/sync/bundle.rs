@@ -33,11 +33,11 @@ const SIGNED_LABEL: &[u8] = b"vigie sealed bundle v1\0";
 const MAX_BUNDLE_EXPANDED: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Bundle {
-    from_device: Uuid,
+pub(super) struct Bundle {
+    pub(super) from_device: Uuid,
     created_ms: i64,
     #[serde(with = "super::wire::documents")]
-    documents: Vec<(Uuid, Vec<u8>)>,
+    pub(super) documents: Vec<(Uuid, Vec<u8>)>,
 }
 
 /// Who may open a bundle, chosen when it is exported.
@@ -117,6 +117,37 @@ fn split_body(body: &[u8]) -> Option<Body<'_>> {
         signature,
         signed: &body[..end],
     })
+}
+
+/// Opens a sealed bundle with `secret`, judges the exporter's certificate it carries with
+/// `trusted` (a device's trust, or the hub's registry), checks the exporter's signature, and
+/// decodes the documents. The signature is checked only once the certificate is trusted.
+pub(super) fn open_signed(
+    bytes: &[u8],
+    secret: &x25519_dalek::StaticSecret,
+    trusted: impl FnOnce(&Certificate) -> Result<()>,
+) -> Result<(Certificate, Bundle)> {
+    let (header, body) = identity::open_sealed(bytes, secret, MAX_BUNDLE_EXPANDED)?;
+    let Body {
+        certificate,
+        payload,
+        signature,
+        signed,
+    } = split_body(&body).ok_or(IdentityError::Tampered)?;
+    let exporter = Certificate::from_bytes(certificate)?;
+    trusted(&exporter)?;
+    verify_device(
+        &exporter.keys,
+        &signed_message(&header, signed),
+        &signature,
+        "sealed bundle",
+    )?;
+    let bundle: Bundle = wire::decode(BODY_TAG, "bundle", payload, MAX_BUNDLE_EXPANDED)
+        .map_err(|e| refuse(None, e.to_string()))?;
+    if bundle.from_device != exporter.device {
+        return Err(IdentityError::Tampered.into());
+    }
+    Ok((exporter, bundle))
 }
 
 impl Store {
@@ -223,26 +254,9 @@ impl Store {
     /// Imports a sealed bundle whole, or nothing of it.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<BundleReport> {
         let keys = self.device_keys()?;
-        let (header, body) = identity::open_sealed(bytes, keys.agreement(), MAX_BUNDLE_EXPANDED)?;
-        let Body {
-            certificate,
-            payload,
-            signature,
-            signed,
-        } = split_body(&body).ok_or(IdentityError::Tampered)?;
         let trust = self.trust()?;
-        let exporter = trust.check(certificate)?;
-        verify_device(
-            &exporter.keys,
-            &signed_message(&header, signed),
-            &signature,
-            "sealed bundle",
-        )?;
-        let bundle: Bundle = wire::decode(BODY_TAG, "bundle", payload, MAX_BUNDLE_EXPANDED)
-            .map_err(|e| refuse(None, e.to_string()))?;
-        if bundle.from_device != exporter.device {
-            return Err(IdentityError::Tampered.into());
-        }
+        let (exporter, bundle) =
+            open_signed(bytes, keys.agreement(), |c| Ok(trust.check_certificate(c)?))?;
         let own = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
         let reference = self.reference();
         let scopes: [Scope; 2] = [

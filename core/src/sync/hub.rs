@@ -140,28 +140,156 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     request.push.dedup_by_key(|e| e.id);
     request.refetch.sort();
     request.refetch.dedup();
+    let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
+    let mut answer = Budget::new(budget);
+    let Pushed {
+        acks,
+        stamp,
+        pushes_before,
+        answered,
+    } = store_pushes(storage, who, &request.push, limits, &mut answer)?;
+    // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
+    let response = storage.in_read_transaction(&mut |tx| {
+        let mut answer = Budget {
+            limit: answer.limit,
+            spent: answer.spent,
+        };
+        let pushes_before = match pushes_before {
+            Some(n) => n,
+            None => tx.pushes(who.device)?,
+        };
+        let reference = tx.reference()?;
+        respond(
+            tx,
+            who,
+            &who.scope(&reference),
+            &request,
+            &mut answer,
+            &answered,
+            pushes_before,
+            stamp.number,
+            acks.clone(),
+        )
+    })?;
+    let response = SyncResponse {
+        identity,
+        attachment_limits: Some(limits.attachments),
+        ..response
+    };
+    Ok(wire::encode_response(&response))
+}
+
+/// What importing a bundle on the hub did, record by record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubBundleReport {
+    /// The device that exported it.
+    pub from_device: Uuid,
+    pub records: usize,
+    pub accepted: usize,
+    /// Kept for a supervisor's review (the exporter's user lost the record's area).
+    pub quarantined: usize,
+    /// Records erased on the hub: nothing of them was taken.
+    pub erased: usize,
+    pub refused: Vec<(Uuid, Refusal)>,
+}
+
+/// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
+/// file because it could not reach the hub, or before it was lost. The bundle opens with the
+/// hub's key; `exporter` says who the device that signed it syncs as now (`None`: not enrolled
+/// with the keys its certificate names, or revoked: the whole bundle is refused), and each
+/// record is then judged exactly as that device's push (`accept_push`: its own changes only,
+/// its scope, the workflow, erasure, the bounds), and stored or refused on its own.
+pub fn import_hub_bundle<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    key: &crate::identity::HubKey,
+    exporter: &dyn Fn(&crate::identity::Certificate) -> Result<Option<Principal>>,
+    bytes: &[u8],
+    limits: &HubLimits,
+) -> std::result::Result<HubBundleReport, HubError> {
+    let hub = key.public().signing;
+    let mut who = None;
+    let (_, bundle) = super::bundle::open_signed(bytes, &key.agreement(), |certificate| {
+        if certificate.hub != hub {
+            return Err(crate::identity::IdentityError::UnknownHub.into());
+        }
+        who = Some(
+            exporter(certificate)?.ok_or(crate::identity::IdentityError::Revoked {
+                device: certificate.device,
+            })?,
+        );
+        Ok(())
+    })?;
+    let who = who.expect("set when the certificate was trusted");
+    if bundle.documents.len() > limits.max_push_records {
+        return Err(HubError::TooLarge("records pushed"));
+    }
+    let mut push: Vec<PushEntry> = bundle
+        .documents
+        .into_iter()
+        .map(|(id, changes)| PushEntry {
+            id,
+            heads: Vec::new(),
+            changes,
+        })
+        .collect();
+    push.sort_by_key(|e| e.id);
+    push.dedup_by_key(|e| e.id);
+    let pushed = store_pushes(storage, &who, &push, limits, &mut Budget::new(0))?;
+    let mut report = HubBundleReport {
+        from_device: who.device,
+        records: push.len(),
+        ..HubBundleReport::default()
+    };
+    for PushAck { id, outcome } in pushed.acks {
+        match outcome {
+            PushOutcome::Accepted { .. } => report.accepted += 1,
+            PushOutcome::Quarantined => report.quarantined += 1,
+            PushOutcome::Erased => report.erased += 1,
+            PushOutcome::Refused { reason } => report.refused.push((id, reason)),
+        }
+    }
+    Ok(report)
+}
+
+/// What storing a request's pushes did (`store_pushes`).
+struct Pushed {
+    acks: Vec<PushAck>,
+    stamp: PushStamp,
+    /// The device's pushes numbered before this request's.
+    pushes_before: Option<i64>,
+    /// Records whose ack carries everything the device lacks of them, with the hub's heads
+    /// it announced.
+    answered: HashMap<Uuid, Vec<[u8; 32]>>,
+}
+
+/// Stores pushed records, each judged by the hub's rules (`accept_push`), in batches.
+fn store_pushes<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    who: &Principal,
+    push: &[PushEntry],
+    limits: &HubLimits,
+    answer: &mut Budget,
+) -> std::result::Result<Pushed, HubError> {
     let author = ChangeAuthor {
         user: who.user,
         device: who.device,
     };
-    let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
     // Pushes are stored in batches, each its own write transaction: a large push never holds
     // the writer for long, and a request cut half-way loses nothing (a push sent again changes
     // nothing). Acks stay per record. Each batch starts again from the state the previous one
     // committed, so that a transaction run again (a serialization failure) counts nothing twice.
-    let mut answer = Budget::new(budget);
     let mut stamp = PushStamp {
         device: who.device,
         number: None,
         applied: false,
     };
     let mut pushes_before = None;
-    let mut acks: Vec<PushAck> = Vec::with_capacity(request.push.len());
+    let mut acks: Vec<PushAck> = Vec::with_capacity(push.len());
     // Records whose ack carries everything the device lacks of them, with the hub's heads it
     // announced: the walk skips them while the hub still holds exactly that (another device
     // may change them between the pushes' commit and the walk).
     let mut answered: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
-    let mut rest = &request.push[..];
+    let mut rest = push;
     while !rest.is_empty() {
         let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
@@ -218,35 +346,12 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         pushes_before = Some(before);
         answered.extend(done);
     }
-    // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
-    let response = storage.in_read_transaction(&mut |tx| {
-        let mut answer = Budget {
-            limit: answer.limit,
-            spent: answer.spent,
-        };
-        let pushes_before = match pushes_before {
-            Some(n) => n,
-            None => tx.pushes(who.device)?,
-        };
-        let reference = tx.reference()?;
-        respond(
-            tx,
-            who,
-            &who.scope(&reference),
-            &request,
-            &mut answer,
-            &answered,
-            pushes_before,
-            stamp.number,
-            acks.clone(),
-        )
-    })?;
-    let response = SyncResponse {
-        identity,
-        attachment_limits: Some(limits.attachments),
-        ..response
-    };
-    Ok(wire::encode_response(&response))
+    Ok(Pushed {
+        acks,
+        stamp,
+        pushes_before,
+        answered,
+    })
 }
 
 /// The bytes one response may still carry. Whatever comes first goes, however large (a record

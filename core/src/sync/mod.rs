@@ -45,9 +45,9 @@ pub use client::{
     sync_with_hub,
 };
 pub use hub::{
-    HubError, HubLimits, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as, create_record,
-    erase_record, handle_certified_sync, handle_sync, latest_event_day, publish_reference,
-    read_record, resolve_as, update_record,
+    HubBundleReport, HubError, HubLimits, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as,
+    create_record, erase_record, handle_certified_sync, handle_sync, import_hub_bundle,
+    latest_event_day, publish_reference, read_record, resolve_as, update_record,
 };
 pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
 pub use peer::{PeerScope, PeerSession, sync_peers};
