@@ -374,7 +374,7 @@ pub fn cells() -> Vec<Cell> {
         },
         Cell {
             name: "case: close with no follow-up after the verification",
-            before: Some(|by| withdrawn_unfollowed(by)),
+            before: Some(withdrawn_unfollowed),
             step: |s, _| as_case(s).status = CaseStatus::Closed,
             allowed: NOBODY,
         },
