@@ -332,10 +332,12 @@ impl VigieStore {
         self.with_store(|s| Ok(s.user_profile()?))
     }
 
-    /// Moves a case along referred → receiving services → withdrawn | prevented → closed.
-    /// Referral is `refer_case`; verification (withdrawn, prevented) and closing are a
-    /// supervisor's; an inspector opens and refers cases only. Becoming withdrawn or prevented
-    /// records today as `remediated_on` and schedules the first follow-up.
+    /// Moves a case along referred → receiving services → withdrawn | prevented → closed, or
+    /// reopens it (withdrawn, prevented or closed → identified: a child found working again).
+    /// Referral is `refer_case`; verification (withdrawn, prevented), closing and reopening are
+    /// a supervisor's; an inspector opens and refers cases only. Becoming withdrawn or prevented
+    /// records today as `remediated_on` and schedules the first follow-up; closing needs a
+    /// follow-up after that day that found the child not working.
     pub fn transition_case(&self, case_id: String, status: CaseStatus) -> Result<ChildCase> {
         let id = input::id("case_id", &case_id)?;
         self.local(id, RecordKind::ChildCase, |s| s.transition_case(id, status))

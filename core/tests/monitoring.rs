@@ -146,19 +146,25 @@ fn case_moves_through_the_monitoring_cycle_by_the_roles_allowed() {
     assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));
     assert_eq!(c.follow_up_due, Some(date(2026, 1, 15)), "3 months after");
 
-    // A referral after verification is refused; closing is a supervisor's.
+    // A referral after verification is refused; closing is a supervisor's, once a follow-up
+    // after the verification found the child not working.
     not_allowed(as_role(&mut store, Role::Supervisor).refer_case(c.id, referral()));
     not_allowed(
         as_role(&mut store, Role::CommunityMonitor).transition_case(c.id, CaseStatus::Closed),
     );
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
     let c = as_role(&mut store, Role::Supervisor)
         .transition_case(c.id, CaseStatus::Closed)
         .unwrap();
     assert_eq!(c.status, CaseStatus::Closed);
     not_allowed(as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Closed));
-    not_allowed(
-        as_role(&mut store, Role::Supervisor).transition_case(c.id, CaseStatus::Identified),
+    // Reopening is a supervisor's too (`a_child_found_working_again_is_reopened_and_referred`).
+    let rule = not_allowed(
+        as_role(&mut store, Role::CommunityMonitor).transition_case(c.id, CaseStatus::Identified),
     );
+    assert!(rule.contains("only a supervisor may reopen"), "{rule}");
 
     // Every step is in the history, authored by the store's user.
     let history = store.history(c.id).unwrap();
@@ -200,6 +206,8 @@ fn the_transition_table_is_exactly_the_documented_one() {
             }
         }
     }
+    // Reopening (withdrawn, prevented or closed → identified) is a supervisor's, as are
+    // verification and closing (rights.rs, ARCHITECTURE.md).
     let expected: BTreeSet<_> = [
         (Referred, ReceivingServices, 1),
         (Referred, ReceivingServices, 2),
@@ -207,6 +215,9 @@ fn the_transition_table_is_exactly_the_documented_one() {
         (ReceivingServices, Prevented, 2),
         (Withdrawn, Closed, 2),
         (Prevented, Closed, 2),
+        (Withdrawn, Identified, 2),
+        (Prevented, Identified, 2),
+        (Closed, Identified, 2),
     ]
     .into_iter()
     .collect();
@@ -231,7 +242,9 @@ fn follow_up_schedule_is_3_and_6_months_then_yearly_until_18() {
             date(2028, 4, 15),
         ]
     );
-    // The 3- and 6-month visits are kept even past 18; yearly ones stop before it.
+    // The rule set's schedule lists the 3- and 6-month visits whatever the age, and yearly ones
+    // stop before 18; a case's due date is never on or after the birthday
+    // (`no_follow_up_is_due_on_or_after_the_18th_birthday`).
     let dates: Vec<NaiveDate> = rules
         .follow_up_schedule(date(2025, 10, 15), Some(date(2026, 2, 1)))
         .collect();
@@ -344,6 +357,272 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     assert_eq!(c.followups[&key].next_due, None, "the schedule ends at 18");
     assert_eq!(c.follow_up_due, None);
     assert!(due(&store, None, None, date(2040, 1, 1)).is_empty());
+}
+
+fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
+    FollowUp {
+        situation,
+        notes: String::new(),
+        ..follow_up(on)
+    }
+}
+
+#[test]
+fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds_the_child_out_of_work()
+ {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+
+    // A supervisor's plain write cannot skip the verification: referred → closed, or receiving
+    // services → withdrawn or prevented, without its date.
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    let mut skip: ChildCase = store.get(c.id).unwrap();
+    skip.status = CaseStatus::Closed;
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&skip));
+    assert!(rule.contains("closed only once verified"), "{rule}");
+    let c = as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    for to in [
+        CaseStatus::Withdrawn,
+        CaseStatus::Prevented,
+        CaseStatus::Closed,
+    ] {
+        let mut skip = c.clone();
+        skip.status = to;
+        let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&skip));
+        assert!(rule.contains("remediated_on"), "{to:?}: {rule}");
+    }
+    let mut verified = c.clone();
+    verified.status = CaseStatus::Prevented;
+    verified.remediated_on = Some(date(2025, 10, 15));
+    let c = as_role(&mut store, Role::Supervisor)
+        .update(&verified)
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2026, 1, 15)));
+
+    // Closing needs a follow-up after the verification day (one made that day is the
+    // verification's own visit), and the latest must have seen the child out of work.
+    let close = |store: &mut Store| {
+        as_role(store, Role::Supervisor).transition_case(c.id, CaseStatus::Closed)
+    };
+    let rule = not_allowed(close(&mut store));
+    assert!(rule.contains("after a follow-up"), "{rule}");
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2025, 10, 15)))
+        .unwrap();
+    not_allowed(close(&mut store));
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
+    for (on, situation) in [
+        (date(2026, 4, 15), FollowUpSituation::StillWorking),
+        (date(2026, 4, 20), FollowUpSituation::NotFound),
+    ] {
+        as_role(&mut store, Role::CommunityMonitor)
+            .add_follow_up(c.id, seen(on, situation))
+            .unwrap();
+        let rule = not_allowed(close(&mut store));
+        assert!(rule.contains("latest follow-up"), "{situation:?}: {rule}");
+        assert!(!rule.contains("Kouam") && !rule.contains("CASE-"), "{rule}");
+    }
+    // Two on the latest day, one finding the child working: not closed.
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, seen(date(2026, 5, 2), FollowUpSituation::InSchool))
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            seen(date(2026, 5, 2), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+    not_allowed(close(&mut store));
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, seen(date(2026, 6, 1), FollowUpSituation::AtRisk))
+        .unwrap();
+    let c = close(&mut store).unwrap();
+    assert_eq!(c.status, CaseStatus::Closed);
+
+    // Nor can a write verify a case against a follow-up after its date that found the child
+    // working.
+    let mut other = remediated_case(&mut store, "Yao Koffi", date(2025, 10, 15));
+    let (_, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            other.id,
+            seen(date(2026, 1, 15), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+    other = store.get(other.id).unwrap();
+    other.status = CaseStatus::Closed;
+    not_allowed(as_role(&mut store, Role::Supervisor).update(&other));
+}
+
+#[test]
+fn a_child_found_working_again_is_reopened_and_referred() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Closed)
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2026, 4, 15)));
+
+    // The monitor finds her working again: the follow-up is recorded, the case reopened by a
+    // supervisor only.
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            seen(date(2026, 4, 15), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+    for role in [Role::CommunityMonitor, Role::Inspector] {
+        let rule =
+            not_allowed(as_role(&mut store, role).transition_case(c.id, CaseStatus::Identified));
+        assert!(rule.contains("only a supervisor may reopen"), "{rule}");
+    }
+    assert!(
+        check_case_transition(CaseStatus::Closed, CaseStatus::Identified, Role::Supervisor).is_ok()
+    );
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Identified)
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::Identified);
+    // The earlier verification stays as history; the schedule waits for the next one.
+    assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));
+    assert_eq!(c.follow_up_due, None);
+    assert_eq!(c.followups.len(), 2);
+
+    // Referred again, and verified again after the day she was found working.
+    let (c, _) = as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    assert_eq!((c.status, c.referrals.len()), (CaseStatus::Referred, 2));
+    let c = as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    // The earlier verification date does not verify her again: a follow-up after it found her
+    // working.
+    let mut stale = c.clone();
+    stale.status = CaseStatus::Withdrawn;
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&stale));
+    assert!(rule.contains("still working"), "{rule}");
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2026, 6, 1))
+        .unwrap();
+    assert_eq!(c.remediated_on, Some(date(2026, 6, 1)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 9, 1)));
+
+    // Offline, a supervisor's one write may reopen and refer again (as a hub receives it); a
+    // monitor's may not.
+    let mut again: ChildCase = store.get(c.id).unwrap();
+    again.status = CaseStatus::Referred;
+    again.referrals.insert(Uuid::now_v7(), referral());
+    not_allowed(as_role(&mut store, Role::CommunityMonitor).update(&again));
+    let c = as_role(&mut store, Role::Supervisor)
+        .update(&again)
+        .unwrap();
+    assert_eq!(c.status, CaseStatus::Referred);
+}
+
+#[test]
+fn changing_a_recorded_follow_up_is_recording_it() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            seen(date(2026, 1, 15), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+
+    // An inspector, who may not record a follow-up, may not rewrite one either.
+    let mut rewrite = c.clone();
+    rewrite.followups.get_mut(&key).unwrap().situation = FollowUpSituation::InSchool;
+    let rule = not_allowed(as_role(&mut store, Role::Inspector).update(&rewrite));
+    assert!(rule.contains("follow-ups are recorded by"), "{rule}");
+    let mut renote = c.clone();
+    renote.followups.get_mut(&key).unwrap().notes = "Réécrit.".into();
+    not_allowed(as_role(&mut store, Role::Inspector).update(&renote));
+    // The inspector changes the case's own facts, and a referral (which any role records).
+    let mut facts = c.clone();
+    facts.notes = "Vue à l'inspection.".into();
+    let referral_key = *facts.referrals.keys().next().unwrap();
+    facts.referrals.get_mut(&referral_key).unwrap().outcome = "Inscrite.".into();
+    let c = as_role(&mut store, Role::Inspector).update(&facts).unwrap();
+    assert_eq!(c.followups[&key].situation, FollowUpSituation::StillWorking);
+
+    // A monitor may correct it.
+    let mut fix = c.clone();
+    fix.followups.get_mut(&key).unwrap().situation = FollowUpSituation::AtRisk;
+    let c = as_role(&mut store, Role::CommunityMonitor)
+        .update(&fix)
+        .unwrap();
+    assert_eq!(c.followups[&key].situation, FollowUpSituation::AtRisk);
+}
+
+#[test]
+fn no_follow_up_is_due_on_or_after_the_18th_birthday() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    // 18 on 2026-01-10, before the 3-month visit (verified 2025-10-15): nothing is planned.
+    let mut c = child(C01, "Kouamé Adjoa", MONITOR);
+    c.date_of_birth = Some(date(2008, 1, 10));
+    let c = store.create(&c).unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 15))
+        .unwrap();
+    assert_eq!(c.follow_up_due, None);
+    assert!(
+        store
+            .follow_ups_due(None, None, date(2030, 1, 1), Page::first(50))
+            .unwrap()
+            .is_empty()
+    );
+
+    // 18 on 2026-03-01 (born 29 February): the 3-month visit (2026-01-15) is due, the 6-month
+    // one (2026-04-15) is not, nor one on the birthday itself.
+    let mut b: ChildCase = store.get(c.id).unwrap();
+    b.date_of_birth = Some(date(2008, 2, 29));
+    let b = store.update(&b).unwrap();
+    assert_eq!(b.follow_up_due, Some(date(2026, 1, 15)));
+    let (b, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(b.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
+    assert_eq!((b.followups[&key].next_due, b.follow_up_due), (None, None));
+    let mut b: ChildCase = store.get(b.id).unwrap();
+    b.date_of_birth = Some(date(2008, 4, 15));
+    let mut b = store.update(&b).unwrap();
+    assert_eq!(
+        b.follow_up_due, None,
+        "due on the 18th birthday: not planned"
+    );
+    b.date_of_birth = Some(date(2008, 4, 16));
+    let b = store.update(&b).unwrap();
+    assert_eq!(b.follow_up_due, Some(date(2026, 4, 15)));
+
+    // Without a birth date or an estimate (a record the store would refuse), the 3- and
+    // 6-month visits are planned, and no yearly one.
+    let mut u = b.clone();
+    u.date_of_birth = None;
+    u.estimated_age = None;
+    let rules = RuleSet::ilo_default();
+    assert_eq!(rules.next_follow_up(&u), Some(date(2026, 4, 15)));
+    u.followups
+        .insert(Uuid::now_v7(), follow_up(date(2026, 4, 15)));
+    assert_eq!(rules.next_follow_up(&u), None);
 }
 
 #[test]

@@ -702,15 +702,24 @@ fn open_cases_are_handed_over_to_another_user_and_closed_ones_refused() {
     as_role(&mut a, Role::Supervisor)
         .refer_case(closed, referral)
         .unwrap();
-    for to in [
-        CaseStatus::ReceivingServices,
-        CaseStatus::Withdrawn,
-        CaseStatus::Closed,
-    ] {
+    // Verified, seen in school at a follow-up after it, closed.
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
         as_role(&mut a, Role::Supervisor)
-            .transition_case(closed, to)
+            .transition_case_on(closed, to, date(2026, 3, 12))
             .unwrap();
     }
+    let seen_in_school = FollowUp {
+        date: date(2026, 6, 12),
+        situation: FollowUpSituation::InSchool,
+        notes: String::new(),
+        next_due: None,
+    };
+    as_role(&mut a, Role::Supervisor)
+        .add_follow_up(closed, seen_in_school)
+        .unwrap();
+    as_role(&mut a, Role::Supervisor)
+        .transition_case(closed, CaseStatus::Closed)
+        .unwrap();
     let due = |store: &Store, who: Uuid| -> Vec<Uuid> {
         store
             .follow_ups_due(None, Some(who), date(2027, 1, 1), Page::first(100))

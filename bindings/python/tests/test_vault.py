@@ -183,7 +183,11 @@ def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
         done = child(a, "CI-H-0003", "Adjoua")
         done = as_role(a, monitor).refer_case(done.id, vigie.new_referral(vigie.ServiceKind.EDUCATION, "École", "2026-03-03"))
         as_role(a, monitor).transition_case(done.id, vigie.CaseStatus.RECEIVING_SERVICES)
-        as_role(a, vigie.Role.SUPERVISOR).transition_case(done.id, vigie.CaseStatus.WITHDRAWN)
+        done = as_role(a, vigie.Role.SUPERVISOR).transition_case(done.id, vigie.CaseStatus.WITHDRAWN)
+        # Verified in March, seen in school in June: closed.
+        done.remediated_on = "2026-03-10"
+        done = as_role(a, vigie.Role.SUPERVISOR).update_child_case(done)
+        as_role(a, monitor).add_follow_up(done.id, vigie.new_follow_up("2026-06-10", vigie.FollowUpSituation.IN_SCHOOL, None))
         as_role(a, vigie.Role.SUPERVISOR).transition_case(done.id, vigie.CaseStatus.CLOSED)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             a.hand_over([done.id], receiver)

@@ -11,23 +11,32 @@
 //! | visit | submitted → validated or returned; set `reviewed_by` (to themselves) | no | no | yes |
 //! | child case | create (identified, or referred with a referral) | yes | yes | yes |
 //! | child case | change its facts (age, hours, hazards, school, notes…) | yes | yes | yes |
-//! | child case | add a referral; identified → referred (with a referral) | yes | yes | yes |
+//! | child case | add a referral or change one; identified → referred (with a referral) | yes | yes | yes |
 //! | child case | referred → receiving services | yes | no | yes |
-//! | child case | record a follow-up | yes | no | yes |
+//! | child case | record a follow-up, or change one recorded | yes | no | yes |
 //! | child case | verify: receiving services → withdrawn or prevented, `remediated_on` | no | no | yes |
 //! | child case | close: withdrawn or prevented → closed | no | no | yes |
+//! | child case | reopen: withdrawn, prevented or closed → identified | no | no | yes |
 //! | child case | remove a referral or a follow-up; merge duplicates (`merged_into`, `merged_from`) | no | no | yes |
 //! | user, reference data | any change | no | no | no (the hub's administrator only) |
 //!
 //! Every role receives workplaces, visits and child cases of its areas: monitors register the
 //! farms and households they visit, and inspectors open the case of a child they find (and must
 //! see the cases already open, not to register the same child twice). What differs between roles
-//! is the steps of the monitoring cycle: verification, closing, review and merging are a
-//! supervisor's. An administrator (the hub's console: users, devices, reference data) receives
-//! and changes no field record: no kind, no step.
+//! is the steps of the monitoring cycle: verification, closing, reopening, review and merging
+//! are a supervisor's. An administrator (the hub's console: users, devices, reference data)
+//! receives and changes no field record: no kind, no step.
+//!
+//! What a case's record must say for its status, whoever takes the step (`check_case_facts`):
+//! a case becomes withdrawn or prevented only with its verification date (`remediated_on`), and
+//! not while the latest follow-up after that date finds the child still working; it becomes closed only
+//! once verified and when its latest follow-up after the verification saw the child not working.
+//! A child found working again is reopened (back to identified, to be referred again): the
+//! monitor records the follow-up that finds it, the supervisor who verified and closes cases
+//! reopens them.
 
 use crate::domain::area::Area;
-use crate::domain::codes::{CaseStatus, RecordKind, Role, VisitStatus};
+use crate::domain::codes::{CaseStatus, FollowUpSituation, RecordKind, Role, VisitStatus};
 use crate::domain::records::{ChildCase, Record, Subject, User, Visit};
 use crate::domain::reference::{AreaGrant, ReferenceData};
 use crate::domain::validation::NotAllowed;
@@ -60,9 +69,16 @@ pub enum Step {
         to: CaseStatus,
         /// Whether the case holds a referral once the write is made.
         has_referral: bool,
+        /// What the case says of its verification and the follow-ups after it once the write is
+        /// made.
+        tracking: Tracking,
     },
+    /// A referral recorded, or one already recorded changed: changing a referral is recording
+    /// it anew, so it is the same step.
     ReferralAdded,
     ReferralRemoved,
+    /// A follow-up recorded, or one already recorded changed (its date, situation, notes or next
+    /// due date): rewriting what a visit observed is recording it anew, so it is the same step.
     FollowUpAdded,
     FollowUpRemoved,
     /// `remediated_on` set or changed: the verification's date.
@@ -85,6 +101,86 @@ fn not_allowed(rule: impl Into<String>) -> NotAllowed {
     NotAllowed::new(rule)
 }
 
+/// What a case's record says of its verification and of the follow-ups after it: the facts
+/// that decide whether it may be withdrawn, prevented or closed (`check_case_facts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    /// No verification date (`remediated_on`).
+    Unverified,
+    /// Verified, and no follow-up dated after the verification day.
+    Verified,
+    /// Verified, and the latest follow-up dated after the verification day observed this (of
+    /// several on that day, `StillWorking` if one says so, else `NotFound` if one says so).
+    FollowedUp(FollowUpSituation),
+}
+
+impl Tracking {
+    /// A case's tracking as its record stands. A follow-up on the day of the verification is
+    /// not one after it: it is the verification's own visit, as the schedule counts it.
+    pub fn of(case: &ChildCase) -> Tracking {
+        let Some(verified) = case.remediated_on else {
+            return Tracking::Unverified;
+        };
+        let after = case.followups.values().filter(|f| f.date > verified);
+        let Some(latest) = after.clone().map(|f| f.date).max() else {
+            return Tracking::Verified;
+        };
+        let seen: Vec<FollowUpSituation> = after
+            .filter(|f| f.date == latest)
+            .map(|f| f.situation)
+            .collect();
+        let worst = [FollowUpSituation::StillWorking, FollowUpSituation::NotFound]
+            .into_iter()
+            .find(|s| seen.contains(s))
+            .unwrap_or(seen[0]);
+        Tracking::FollowedUp(worst)
+    }
+}
+
+/// Whether a case whose record says `tracking` may be `to` (checked when a write moves it
+/// there, by any role and on every path: the device's writes and workflow calls, the hub's
+/// pushes and console). The error names the rule.
+///
+/// DOMAIN.md: "visits at 3 and 6 months after remediation; the case is closed if the child is
+/// not working at those visits, then checked yearly until the child turns 18." Closing is
+/// decided by what a visit after the verification saw, so at least one follow-up dated after
+/// the verification day is required, and the latest must have seen the child not working
+/// (withdrawn, in school, or at risk but not working): a child still working, or not found
+/// (nobody saw whether the child works), keeps the case open. The role matrix does not count
+/// the visits against the country's schedule: the supervisor judges whether the visits made
+/// are enough, the rule only forbids closing on none, or against what the latest one saw.
+pub fn check_case_facts(to: CaseStatus, tracking: Tracking) -> Result<(), NotAllowed> {
+    use FollowUpSituation::{NotFound, StillWorking};
+    match (to, tracking) {
+        (CaseStatus::Withdrawn | CaseStatus::Prevented, Tracking::Unverified) => {
+            Err(not_allowed(format!(
+                "a case becomes {} only with its verification date (remediated_on): verify it with \
+                 transition_case",
+                to.as_str()
+            )))
+        }
+        (CaseStatus::Withdrawn | CaseStatus::Prevented, Tracking::FollowedUp(StillWorking)) => {
+            Err(not_allowed(format!(
+                "a case cannot become {} while a follow-up after its verification date finds the \
+                 child still working",
+                to.as_str()
+            )))
+        }
+        (CaseStatus::Closed, Tracking::Unverified) => Err(not_allowed(
+            "a case is closed only once verified withdrawn or prevented (remediated_on)",
+        )),
+        (CaseStatus::Closed, Tracking::Verified) => Err(not_allowed(
+            "a case is closed only after a follow-up after its verification finds the child not \
+             working",
+        )),
+        (CaseStatus::Closed, Tracking::FollowedUp(StillWorking | NotFound)) => Err(not_allowed(
+            "a case is closed only when its latest follow-up after the verification finds the \
+             child not working",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The case status changes each role may make, one at a time.
 fn case_edges(role: Role) -> &'static [(CaseStatus, CaseStatus)] {
     use CaseStatus::*;
@@ -98,6 +194,9 @@ fn case_edges(role: Role) -> &'static [(CaseStatus, CaseStatus)] {
             (ReceivingServices, Prevented),
             (Withdrawn, Closed),
             (Prevented, Closed),
+            (Withdrawn, Identified),
+            (Prevented, Identified),
+            (Closed, Identified),
         ],
         Role::Administrator => &[],
     }
@@ -137,15 +236,44 @@ fn reachable<T: Copy + PartialEq>(edges: &[(T, T)], from: T, to: T) -> bool {
     false
 }
 
+/// Whether a case status step reopens the case (withdrawn, prevented or closed → identified).
+fn reopens(from: CaseStatus, to: CaseStatus) -> bool {
+    to == CaseStatus::Identified && from != to
+}
+
+/// The stage a write's forward steps start from: `from`, or identified when the write reopens
+/// the case first (a case reopened and referred again offline holds both steps). A write goes
+/// back only from where it starts: a referred case is not reopened through withdrawn.
+fn case_start(role: Role, from: CaseStatus, to: CaseStatus) -> Option<CaseStatus> {
+    let forward: Vec<_> = case_edges(role)
+        .iter()
+        .copied()
+        .filter(|(a, b)| !reopens(*a, *b))
+        .collect();
+    if reachable(&forward, from, to) {
+        return Some(from);
+    }
+    let reopen = (from, CaseStatus::Identified);
+    (case_edges(role).contains(&reopen) && reachable(&forward, CaseStatus::Identified, to))
+        .then_some(CaseStatus::Identified)
+}
+
 /// Whether a case status change is made by a supervisor's step only (the rule names it).
 fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed {
-    if !reachable(case_edges(Role::Supervisor), from, to) {
+    let Some(start) = case_start(Role::Supervisor, from, to) else {
         return not_allowed(format!(
             "a case cannot go from {} to {}",
             from.as_str(),
             to.as_str()
         ));
+    };
+    if start != from && case_start(role, from, CaseStatus::Identified).is_none() {
+        return not_allowed(format!(
+            "only a supervisor may reopen a case (a {} may not)",
+            role.in_words()
+        ));
     }
+    let forward = |r: Role, a: CaseStatus, b: CaseStatus| case_start(r, a, b) == Some(a);
     let first_forbidden = [
         CaseStatus::Referred,
         CaseStatus::ReceivingServices,
@@ -155,9 +283,9 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
     ]
     .into_iter()
     .find(|s| {
-        reachable(case_edges(Role::Supervisor), from, *s)
-            && reachable(case_edges(Role::Supervisor), *s, to)
-            && !reachable(case_edges(role), from, *s)
+        forward(Role::Supervisor, start, *s)
+            && forward(Role::Supervisor, *s, to)
+            && !forward(role, start, *s)
     })
     .unwrap_or(to);
     if role == Role::Inspector && first_forbidden == CaseStatus::ReceivingServices {
@@ -170,6 +298,29 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
         first_forbidden.as_str(),
         role.in_words()
     ))
+}
+
+/// Whether `role` may move a case from `from` to `to` in one write (the state machine and the
+/// matrix, not what the record says: `check_case_facts`).
+fn check_case_status(
+    role: Role,
+    from: CaseStatus,
+    to: CaseStatus,
+    has_referral: bool,
+) -> Result<(), NotAllowed> {
+    if from == to {
+        return Ok(());
+    }
+    let Some(start) = case_start(role, from, to) else {
+        return Err(case_status_rule(role, from, to));
+    };
+    if start == CaseStatus::Identified && to != CaseStatus::Identified && !has_referral {
+        return Err(not_allowed(
+            "a case leaves identified by being referred, with refer_case, which records \
+             the referral",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
@@ -192,20 +343,13 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             from,
             to,
             has_referral,
+            tracking,
         } => {
             if from == to {
                 return Ok(());
             }
-            if !reachable(case_edges(role), *from, *to) {
-                return Err(case_status_rule(role, *from, *to));
-            }
-            if *from == CaseStatus::Identified && !has_referral {
-                return Err(not_allowed(
-                    "a case leaves identified by being referred, with refer_case, which records \
-                     the referral",
-                ));
-            }
-            Ok(())
+            check_case_status(role, *from, *to, *has_referral)?;
+            check_case_facts(*to, *tracking)
         }
         Step::ReferralAdded => Ok(()),
         Step::FollowUpAdded if role == Role::Inspector => Err(not_allowed(
@@ -261,6 +405,18 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
     }
 }
 
+impl Step {
+    /// The status step of a write that leaves `case` as it is, from `from`.
+    pub fn case_status(from: CaseStatus, case: &ChildCase) -> Step {
+        Step::CaseStatus {
+            from,
+            to: case.status,
+            has_referral: !case.referrals.is_empty(),
+            tracking: Tracking::of(case),
+        }
+    }
+}
+
 /// The steps from `before` (none for a new record) to `after`, which must be of one kind.
 pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
     let kind = after.kind();
@@ -284,11 +440,7 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
     // arrives referred, having taken both steps.
     let from = before.map_or(CaseStatus::Identified, |b| b.status);
     if from != after.status {
-        steps.push(Step::CaseStatus {
-            from,
-            to: after.status,
-            has_referral: !after.referrals.is_empty(),
-        });
+        steps.push(Step::case_status(from, after));
     }
     let empty = ChildCase {
         referrals: Default::default(),
@@ -296,10 +448,11 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         ..after.clone()
     };
     let before_or_empty = before.unwrap_or(&empty);
+    // Recording one and changing one already recorded are the same step.
     if after
         .referrals
-        .keys()
-        .any(|k| !before_or_empty.referrals.contains_key(k))
+        .iter()
+        .any(|(k, r)| before_or_empty.referrals.get(k) != Some(r))
     {
         steps.push(Step::ReferralAdded);
     }
@@ -312,8 +465,8 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
     }
     if after
         .followups
-        .keys()
-        .any(|k| !before_or_empty.followups.contains_key(k))
+        .iter()
+        .any(|(k, f)| before_or_empty.followups.get(k) != Some(f))
     {
         steps.push(Step::FollowUpAdded);
     }
@@ -436,7 +589,12 @@ impl User {
 // The state machines
 
 impl CaseStatus {
-    /// identified → referred → receiving services → withdrawn | prevented → closed.
+    /// identified → referred → receiving services → withdrawn | prevented → closed; and a
+    /// child found working again is reopened: withdrawn, prevented or closed → identified, to
+    /// be referred again. Reopening goes back to identification, not to services: the cycle
+    /// starts again from what the monitor found (a new referral, new services, a new
+    /// verification), and the earlier referrals, follow-ups and verification date stay as the
+    /// case's history.
     pub fn can_become(self, next: CaseStatus) -> bool {
         use CaseStatus::*;
         self == next
@@ -448,6 +606,7 @@ impl CaseStatus {
                     | (ReceivingServices, Prevented)
                     | (Withdrawn, Closed)
                     | (Prevented, Closed)
+                    | (Withdrawn | Prevented | Closed, Identified)
             )
     }
 }
@@ -470,7 +629,8 @@ impl VisitStatus {
 
 /// Whether a user of role `by` may move a case from `from` to `to` with a workflow transition
 /// (what an app asks to show the steps a user can take); the error names the rule that forbids
-/// it.
+/// it. What the case's record must say for its new status (`check_case_facts`: a verification
+/// date, a follow-up after it) is checked when the transition is made.
 pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Result<(), NotAllowed> {
     if from == to {
         return Err(not_allowed(format!("the case is already {}", to.as_str())));
@@ -487,15 +647,7 @@ pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Resu
             "a case is referred with refer_case, which records the referral",
         ));
     }
-    check_step(
-        by,
-        Uuid::nil(),
-        &Step::CaseStatus {
-            from,
-            to,
-            has_referral: true,
-        },
-    )
+    check_case_status(by, from, to, true)
 }
 
 // ---------------------------------------------------------------------------------------------

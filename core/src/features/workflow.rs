@@ -3,15 +3,20 @@
 //! review of visits.
 //!
 //! Case statuses move `identified → referred → receiving services → withdrawn | prevented →
-//! closed` (`CaseStatus::can_become`). Who may take each step is the role matrix of `rights`,
+//! closed`, and a child found working again is reopened: withdrawn, prevented or closed →
+//! identified, to be referred again (`CaseStatus::can_become`). Who may take each step is the role matrix of `rights`,
 //! which the hub applies to every pushed record too. The calls here act with the role the hub
 //! gave the store's user at the last sync (`Store::acting_role`): the app does not say who it
 //! is, and a store that never synced takes no workflow step.
 //!
-//! Verification and closing are a supervisor's: they end the services and start the tracking.
+//! Verification, closing and reopening are a supervisor's: they end the services and start the
+//! tracking, end it, or start the cycle again. A case is withdrawn or prevented only with its
+//! verification date, and closed only once a follow-up after it found the child not working
+//! (`rights::check_case_facts`, which the hub applies to pushes and its console too).
 //! A verification sets `remediated_on`, from which the rule set's follow-up schedule (3 and 6
-//! months, then yearly until 18 by default) plans the case's next follow-up: it is derived on
-//! every write, so it appears in `follow_ups_due` at once and moves on with each follow-up.
+//! months, then yearly until 18 by default; never on or after the 18th birthday) plans the
+//! case's next follow-up: it is derived on every write, so it appears in `follow_ups_due` at
+//! once and moves on with each follow-up.
 
 use crate::domain::codes::{CaseStatus, Role, VisitStatus};
 use crate::domain::records::{ChildCase, FollowUp, Referral, Visit};
@@ -79,9 +84,9 @@ impl Store {
         Ok((self.update(&case)?, key))
     }
 
-    /// Records a follow-up of a case. Once the case is remediated, the follow-up's `next_due` is
-    /// the schedule's next date after it (whatever the caller put there); before, the caller's
-    /// `next_due` is kept. Returns the case and the follow-up's key.
+    /// Records a follow-up of a case. Once the case is verified (and until it is reopened), the
+    /// follow-up's `next_due` is the schedule's next date after it (whatever the caller put
+    /// there); before, the caller's `next_due` is kept. Returns the case and the follow-up's key.
     pub fn add_follow_up(&mut self, id: Uuid, follow_up: FollowUp) -> Result<(ChildCase, Uuid)> {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
@@ -126,14 +131,21 @@ impl Store {
 // console (through `sync::change_as`, where the role matrix judges the change as it judges a
 // push) take them the same way.
 
-/// A case moved to `to` on `on` by a user of role `by` (`Store::transition_case_on`).
+/// A case moved to `to` on `on` by a user of role `by` (`Store::transition_case_on`). A
+/// verification records `on` as `remediated_on`; closing needs a follow-up after it that found
+/// the child not working (`rights::check_case_facts`); reopening keeps the earlier verification
+/// date and follow-ups as history, and the next verification records its own date.
 pub fn transition(case: &mut ChildCase, to: CaseStatus, by: Role, on: NaiveDate) -> Result<()> {
     not_merged(case)?;
-    check_case_transition(case.status, to, by)?;
-    case.status = to;
+    let from = case.status;
+    check_case_transition(from, to, by)?;
+    let mut after = case.clone();
+    after.status = to;
     if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented) {
-        case.remediated_on = Some(on);
+        after.remediated_on = Some(on);
     }
+    rights::check_step(by, Uuid::nil(), &Step::case_status(from, &after))?;
+    *case = after;
     Ok(())
 }
 
@@ -155,8 +167,8 @@ pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
     Ok(key)
 }
 
-/// A follow-up recorded on a case (`Store::add_follow_up`): once the case is remediated, its
-/// `next_due` is the schedule's next date, from the profile the case was captured with (in
+/// A follow-up recorded on a case (`Store::add_follow_up`): while the case is tracked after its
+/// verification (`ChildCase::is_tracked`), its `next_due` is the schedule's next date, from the profile the case was captured with (in
 /// `reference`). Returns its key.
 pub fn follow(
     case: &mut ChildCase,
@@ -166,7 +178,7 @@ pub fn follow(
     not_merged(case)?;
     let key = Uuid::now_v7();
     case.followups.insert(key, follow_up.clone());
-    if case.remediated_on.is_some() {
+    if case.is_tracked() {
         follow_up.next_due = reference.rule_set_of(case)?.next_follow_up(case);
         case.followups.insert(key, follow_up);
     }

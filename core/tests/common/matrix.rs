@@ -135,6 +135,13 @@ fn follow_up() -> FollowUp {
     }
 }
 
+/// A withdrawn case with no follow-up after its verification.
+fn withdrawn_unfollowed(by: Uuid) -> Subject {
+    let mut s = case(CaseStatus::Withdrawn, by);
+    as_case(&mut s).followups.clear();
+    s
+}
+
 fn case(status: CaseStatus, by: Uuid) -> Subject {
     let mut c = ChildCase::new("CASE-M", "Awa Koné", Sex::Female, area(), day(1), by);
     c.estimated_age = Some(12);
@@ -328,8 +335,24 @@ pub fn cells() -> Vec<Cell> {
         Cell {
             name: "case: verify (receiving services -> prevented)",
             before: Some(|by| case(CaseStatus::ReceivingServices, by)),
-            step: |s, _| as_case(s).status = CaseStatus::Prevented,
+            step: |s, _| {
+                let c = as_case(s);
+                c.status = CaseStatus::Prevented;
+                c.remediated_on = Some(day(15));
+            },
             allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: withdrawn without a verification date",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Withdrawn,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: prevented without a verification date",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Prevented,
+            allowed: NOBODY,
         },
         Cell {
             name: "case: record a verification date",
@@ -341,6 +364,51 @@ pub fn cells() -> Vec<Cell> {
             name: "case: close (withdrawn -> closed)",
             before: Some(|by| case(CaseStatus::Withdrawn, by)),
             step: |s, _| as_case(s).status = CaseStatus::Closed,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: closed in one write from referred, never verified",
+            before: Some(|by| case(CaseStatus::Referred, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Closed,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: close with no follow-up after the verification",
+            before: Some(withdrawn_unfollowed),
+            step: |s, _| as_case(s).status = CaseStatus::Closed,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: close when the latest follow-up finds the child still working",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| {
+                let c = as_case(s);
+                c.followups.insert(
+                    Uuid::now_v7(),
+                    FollowUp {
+                        date: day(25),
+                        situation: FollowUpSituation::StillWorking,
+                        ..follow_up()
+                    },
+                );
+                c.status = CaseStatus::Closed;
+            },
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: reopen (closed -> identified)",
+            before: Some(|by| case(CaseStatus::Closed, by)),
+            step: |s, _| as_case(s).status = CaseStatus::Identified,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: reopen and refer again (withdrawn -> referred, with a referral)",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| {
+                let c = as_case(s);
+                c.referrals.insert(Uuid::now_v7(), referral());
+                c.status = CaseStatus::Referred;
+            },
             allowed: SUPERVISOR,
         },
         Cell {
@@ -356,6 +424,33 @@ pub fn cells() -> Vec<Cell> {
                 as_case(s).followups.insert(Uuid::now_v7(), follow_up());
             },
             allowed: MONITOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "case: change a follow-up's situation",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| {
+                let f = as_case(s).followups.values_mut().next().unwrap();
+                f.situation = FollowUpSituation::StillWorking;
+            },
+            allowed: MONITOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "case: change a follow-up's notes",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| {
+                let f = as_case(s).followups.values_mut().next().unwrap();
+                f.notes = "Vu au champ.".into();
+            },
+            allowed: MONITOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "case: change a referral's outcome",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| {
+                let r = as_case(s).referrals.values_mut().next().unwrap();
+                r.outcome = "Inscrite en CE1.".into();
+            },
+            allowed: ALL,
         },
         Cell {
             name: "case: remove a referral",

@@ -254,15 +254,15 @@ impl ChildCase {
             .is_some_and(|into| !self.merged_from.contains(&into))
     }
 
-    /// The next follow-up due: the one the schedule plans after remediation (it goes on, yearly,
-    /// after the case is closed, until the child's 18th birthday); for a case without a
-    /// remediation date, the one planned at the latest follow-up, or none once closed. A
-    /// duplicate merged into another case has none.
+    /// The next follow-up due: for a case tracked after its verification, the one the schedule
+    /// plans (it goes on, yearly, after the case is closed, until the child's 18th birthday);
+    /// for a case not verified (or reopened), the one planned at the latest follow-up, or none
+    /// once closed. A duplicate merged into another case has none.
     pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
         if self.is_merged_duplicate() {
             return None;
         }
-        if self.follow_up_due.is_some() {
+        if self.follow_up_due.is_some() || self.is_tracked() {
             return self.follow_up_due;
         }
         if self.status == CaseStatus::Closed {
@@ -272,6 +272,17 @@ impl ChildCase {
             .values()
             .max_by_key(|f| f.date)
             .and_then(|f| f.next_due)
+    }
+
+    /// Whether the case is tracked after a verification: verified (`remediated_on`) and
+    /// withdrawn, prevented or closed. A case reopened after its verification keeps the date as
+    /// history but is not tracked until it is verified again.
+    pub fn is_tracked(&self) -> bool {
+        self.remediated_on.is_some()
+            && matches!(
+                self.status,
+                CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed
+            )
     }
 
     /// The facts the rules decide on, as of the day the child was identified.
@@ -293,10 +304,18 @@ impl RuleSet {
         self.classify_situation(&case.situation())
     }
 
-    /// The follow-up a case is due next: none before remediation; else the first scheduled
-    /// date after the latest follow-up recorded since remediation (a follow-up made late still
-    /// answers the visits due before it; one made early leaves the planned visit due).
+    /// The follow-up a case is due next: none before remediation, nor while a reopened case is
+    /// back before verification (`ChildCase::is_tracked`); else the first scheduled date after
+    /// the latest follow-up recorded since remediation (a follow-up made late still answers the
+    /// visits due before it; one made early leaves the planned visit due). Never on or after the
+    /// day the child reaches `follow_up_yearly_until_age` (DOMAIN.md: "checked yearly until the
+    /// child turns 18"): the 3- and 6-month visits of a child verified shortly before that day
+    /// are not planned past it. Without a birth date or an estimated age, the 3- and 6-month
+    /// visits are planned and no yearly one.
     pub fn next_follow_up(&self, case: &ChildCase) -> Option<NaiveDate> {
+        if !case.is_tracked() {
+            return None;
+        }
         let start = case.remediated_on?;
         let last = case
             .followups
@@ -305,11 +324,9 @@ impl RuleSet {
             .filter(|d| *d >= start)
             .max()
             .unwrap_or(start);
-        self.next_follow_up_after(
-            start,
-            case.reaches_age_on(self.thresholds.follow_up_yearly_until_age),
-            last,
-        )
+        let adult_on = case.reaches_age_on(self.thresholds.follow_up_yearly_until_age);
+        self.next_follow_up_after(start, adult_on, last)
+            .filter(|due| adult_on.is_none_or(|adult| *due < adult))
     }
 }
 
