@@ -197,7 +197,8 @@ enum Edit {
     WorstForm,
     Status(CaseStatus),
     Remediated(u32),
-    FollowUp(u32),
+    FollowUp(u32, FollowUpSituation),
+    School(SchoolStatus),
 }
 
 #[derive(Debug, Clone)]
@@ -229,7 +230,21 @@ fn edit() -> impl Strategy<Value = Edit> {
         ])
         .prop_map(Edit::Status),
         (0u32..400).prop_map(Edit::Remediated),
-        (0u32..800).prop_map(Edit::FollowUp),
+        (
+            0u32..800,
+            prop::sample::select(vec![
+                FollowUpSituation::InSchool,
+                FollowUpSituation::StillWorking,
+            ])
+        )
+            .prop_map(|(days, situation)| Edit::FollowUp(days, situation)),
+        prop::sample::select(vec![
+            SchoolStatus::Attending,
+            SchoolStatus::DroppedOut,
+            SchoolStatus::NeverEnrolled,
+            SchoolStatus::Unknown,
+        ])
+        .prop_map(Edit::School),
     ]
 }
 
@@ -263,12 +278,13 @@ fn apply(store: &mut Store, id: Uuid, edit: &Edit) {
         Edit::Remediated(days) => {
             c.remediated_on = Some(start + chrono::Days::new(u64::from(*days)))
         }
-        Edit::FollowUp(days) => {
+        Edit::School(school) => c.school = *school,
+        Edit::FollowUp(days, situation) => {
             c.followups.insert(
                 Uuid::now_v7(),
                 FollowUp {
                     date: start + chrono::Days::new(u64::from(*days)),
-                    situation: FollowUpSituation::InSchool,
+                    situation: *situation,
                     notes: String::new(),
                     next_due: None,
                 },

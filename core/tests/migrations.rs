@@ -585,3 +585,152 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
         }
     }
 }
+
+/// A store the previous version (schema 14) left, with the index rows its rules derived: the
+/// classification and alert rules changed since, and alert severities were renumbered. Opening
+/// it re-derives every row with today's rules, and the outbox keeps its order in the new numbers.
+#[test]
+fn a_schema_14_store_shows_todays_classifications_and_alerts() {
+    use vigie_core::{AgeBands, AlertSeverity, ClassificationOutcome, ForcedLabourIndicator};
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
+    let (out_of_school, night, still, visit) = {
+        let mut store = Store::open(config(&path)).expect("open");
+        let case = |code: &str, age: i32, hours: i32| {
+            let mut c = ChildCase::new(
+                code,
+                "Koffi",
+                Sex::Male,
+                area.clone(),
+                date(2025, 3, 3),
+                USER,
+            );
+            c.estimated_age = Some(age);
+            c.hours_per_week = hours;
+            c
+        };
+        let mut c = case("CI-0101", 13, 14);
+        c.school = vigie_core::SchoolStatus::DroppedOut;
+        let out_of_school = store.create(&c).expect("case");
+        let mut c = case("CI-0102", 9, 0);
+        c.night_work = true;
+        let night = store.create(&c).expect("case");
+        let mut c = case("CI-0103", 11, 20);
+        c.followups.insert(
+            Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0f02),
+            FollowUp {
+                date: date(2025, 6, 3),
+                situation: FollowUpSituation::StillWorking,
+                notes: String::new(),
+                next_due: None,
+            },
+        );
+        let still = store.create(&c).expect("case");
+        let w = store
+            .create(&Workplace::new(
+                "Campement",
+                "cocoa",
+                Formality::Informal,
+                area.clone(),
+            ))
+            .expect("workplace");
+        let started = FixedOffset::east_opt(0)
+            .and_then(|o| o.with_ymd_and_hms(2025, 3, 3, 8, 0, 0).single())
+            .expect("time");
+        let mut v = Visit::new(VisitKind::LabourInspection, &w, USER, started);
+        v.forced_labour
+            .insert(ForcedLabourIndicator::DebtBondage, String::new());
+        v.workforce.female = AgeBands {
+            under_12: 2,
+            ..AgeBands::default()
+        };
+        let visit = store.create(&v).expect("visit");
+        (out_of_school, night, still, visit)
+    };
+
+    // What schema 14 held: both children "not child labour" (1), no alert for them or for the
+    // child still working, the visit's alert 1 (forced-labour indicators), and a worst form's
+    // urgency (3, now 5) in the outbox for the visit.
+    let conn = Connection::open(&path).expect("open the file");
+    let rowid = |id: Uuid| -> i64 {
+        conn.query_row(
+            "SELECT rowid FROM records WHERE id = ?1",
+            [id.as_bytes()],
+            |r| r.get(0),
+        )
+        .expect("rowid")
+    };
+    for id in [out_of_school.id, night.id] {
+        conn.execute(
+            "UPDATE child_index SET classification = 1 WHERE record = ?1",
+            [rowid(id)],
+        )
+        .expect("old classification");
+    }
+    conn.execute(
+        "DELETE FROM alert_index WHERE kind = ?1",
+        [RecordKind::ChildCase as i64],
+    )
+    .expect("old alerts");
+    conn.execute("UPDATE alert_index SET severity = 1", [])
+        .expect("old severity");
+    conn.execute(
+        "UPDATE sync_outbox SET priority = 3 WHERE record_id = ?1",
+        [visit.id.as_bytes()],
+    )
+    .expect("old priority");
+    conn.pragma_update(None, "user_version", 14)
+        .expect("version 14");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 14 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    let listed = |outcome| {
+        store
+            .child_cases(
+                &ChildCaseQuery {
+                    classification: Some(outcome),
+                    ..ChildCaseQuery::default()
+                },
+                Page::first(10),
+            )
+            .expect("cases")
+            .into_iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(ClassificationOutcome::HazardousChildLabour),
+        vec![night.id]
+    );
+    let mut labour = listed(ClassificationOutcome::ChildLabour);
+    labour.sort();
+    let mut expected = vec![out_of_school.id, still.id];
+    expected.sort();
+    assert_eq!(labour, expected);
+    let alerts: Vec<(Uuid, AlertSeverity)> = store
+        .alerts(None, Page::first(10))
+        .expect("alerts")
+        .into_iter()
+        .map(|a| (a.id, a.severity))
+        .collect();
+    assert_eq!(
+        alerts,
+        vec![
+            (visit.id, AlertSeverity::WorstFormSuspected),
+            (night.id, AlertSeverity::HazardousChildLabour),
+            (still.id, AlertSeverity::StillWorking),
+        ]
+    );
+    drop(store);
+    let priority: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT priority FROM sync_outbox WHERE record_id = ?1",
+            [visit.id.as_bytes()],
+            |r| r.get(0),
+        )
+        .expect("priority");
+    assert_eq!(priority, AlertSeverity::WorstFormSuspected as i64);
+}

@@ -730,6 +730,28 @@ fn hazardous(c: &mut ChildCase) {
     c.hazards.insert("pesticides".into());
 }
 
+/// Refers a case, and verifies it withdrawn: no longer urgent, unless a follow-up says so.
+fn withdraw(store: &mut Store, id: Uuid) {
+    let store = as_role(store, Role::Supervisor);
+    store.refer_case(id, referral()).unwrap();
+    store
+        .transition_case(id, CaseStatus::ReceivingServices)
+        .unwrap();
+    store.transition_case(id, CaseStatus::Withdrawn).unwrap();
+}
+
+fn still_working(on: NaiveDate) -> FollowUp {
+    FollowUp {
+        situation: FollowUpSituation::StillWorking,
+        notes: "Toujours au champ.".into(),
+        ..follow_up(on)
+    }
+}
+
+/// The order (`domain::derived`): worst forms, with visits that found forced-labour indicators
+/// where children work; hazardous child labour; a child still working at the latest follow-up;
+/// forced-labour indicators among adults, several or a strong one before a single weak one;
+/// each level most recent first.
 #[test]
 fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first() {
     let dir = TempDir::new().unwrap();
@@ -765,6 +787,33 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
     let mut quiet = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 6, 9));
     quiet.status = VisitStatus::Submitted;
     store.create(&quiet).unwrap();
+    // One weak indicator among adults comes after a strong one, however recent.
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 7, 9));
+    v.forced_labour
+        .insert(ForcedLabourIndicator::ExcessiveOvertime, String::new());
+    v.workforce.male.adults = 12;
+    let weak_visit = store.create(&v).unwrap();
+    // Several indicators where children work: forced labour of children, a worst form.
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 6, 1, 9));
+    for i in [
+        ForcedLabourIndicator::DebtBondage,
+        ForcedLabourIndicator::RetentionOfIdentityDocuments,
+        ForcedLabourIndicator::RestrictionOfMovement,
+    ] {
+        v.forced_labour.insert(i, String::new());
+    }
+    v.workforce.female.under_12 = 3;
+    v.workforce.female.age_12_14 = 2;
+    v.workforce.male.adults = 1;
+    let children_visit = store.create(&v).unwrap();
+    // A child found still working at the latest follow-up after being withdrawn.
+    let mut again = child(C01, "E", MONITOR);
+    again.identified_on = date(2025, 8, 1);
+    let again = store.create(&again).unwrap();
+    withdraw(&mut store, again.id);
+    as_role(&mut store, Role::Supervisor)
+        .add_follow_up(again.id, still_working(date(2025, 11, 1)))
+        .unwrap();
 
     let alerts = store.alerts(None, Page::first(50)).unwrap();
     assert_eq!(
@@ -774,12 +823,28 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
             .collect::<Vec<_>>(),
         vec![
             (worst.id, AlertSeverity::WorstFormSuspected),
+            (children_visit.id, AlertSeverity::WorstFormSuspected),
             (new_hazard.id, AlertSeverity::HazardousChildLabour),
             (old_hazard.id, AlertSeverity::HazardousChildLabour),
-            (fl_visit.id, AlertSeverity::ForcedLabourIndicators),
+            (again.id, AlertSeverity::StillWorking),
+            (fl_visit.id, AlertSeverity::ForcedLabourLikely),
+            (weak_visit.id, AlertSeverity::ForcedLabourIndicators),
         ]
     );
-    assert_eq!(alerts[3].kind, RecordKind::Visit);
+    assert_eq!(alerts[1].kind, RecordKind::Visit);
+    assert_eq!(alerts[4].kind, RecordKind::ChildCase);
+    assert_eq!(alerts[5].kind, RecordKind::Visit);
+    // A later follow-up finding the child in school ends the alert.
+    as_role(&mut store, Role::Supervisor)
+        .add_follow_up(again.id, follow_up(date(2026, 2, 1)))
+        .unwrap();
+    assert!(
+        !store
+            .alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == again.id)
+    );
     let in_c02 = store
         .alerts(Some(AreaFilter::Community(C02.into())), Page::first(50))
         .unwrap();
@@ -791,7 +856,7 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
         .alerts(
             None,
             Page {
-                offset: 1,
+                offset: 2,
                 limit: 2,
             },
         )
@@ -808,7 +873,7 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
     as_role(&mut store, Role::Supervisor)
         .transition_case(new_hazard.id, CaseStatus::ReceivingServices)
         .unwrap();
-    assert_eq!(store.alerts(None, Page::first(50)).unwrap().len(), 4);
+    assert_eq!(store.alerts(None, Page::first(50)).unwrap().len(), 6);
     as_role(&mut store, Role::Supervisor)
         .transition_case(new_hazard.id, CaseStatus::Withdrawn)
         .unwrap();
@@ -818,6 +883,17 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
             .unwrap()
             .iter()
             .any(|a| a.id == new_hazard.id)
+    );
+    // Until a follow-up finds the child still working: the case's own alert comes back.
+    as_role(&mut store, Role::Supervisor)
+        .add_follow_up(new_hazard.id, still_working(date(2025, 12, 5)))
+        .unwrap();
+    assert!(
+        store
+            .alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == new_hazard.id && a.severity == AlertSeverity::HazardousChildLabour)
     );
 }
 

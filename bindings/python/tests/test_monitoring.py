@@ -116,7 +116,7 @@ def test_alerts_list_the_most_urgent_first(env):
         assert [(a.id, a.severity) for a in alerts] == [
             (worst.id, vigie.AlertSeverity.WORST_FORM_SUSPECTED),
             (hazardous.id, vigie.AlertSeverity.HAZARDOUS_CHILD_LABOUR),
-            (visit.id, vigie.AlertSeverity.FORCED_LABOUR_INDICATORS),
+            (visit.id, vigie.AlertSeverity.FORCED_LABOUR_LIKELY),  # a strong indicator
         ]
         assert [a.kind for a in alerts] == [vigie.RecordKind.CHILD_CASE, vigie.RecordKind.CHILD_CASE,
                                             vigie.RecordKind.VISIT]

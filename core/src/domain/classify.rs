@@ -4,7 +4,7 @@
 //! (`Thresholds`, what a published `CountryProfile` holds), so a rule set is data, and a
 //! classification remembers which rule set and version produced it.
 
-use super::codes::ClassificationOutcome;
+use super::codes::{ClassificationOutcome, SchoolStatus};
 use super::reference::labels::Item;
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,44 @@ pub struct Situation<'a> {
     pub hazards: &'a BTreeSet<String>,
     /// Whether a worst form (C182 art. 3 a-c) is flagged.
     pub worst_form: bool,
+    /// Whether the child goes to school (light work is allowed only outside school hours).
+    pub school: SchoolStatus,
 }
+
+/// The age below which a person is a child (C182 art. 2): hazardous work, long hours and night
+/// work are child labour below it whatever a country's exception allows.
+pub const CHILD_BELOW_AGE: u32 = 18;
+
+/// The hazards the exception from 16 never covers: the ILO default list, which is R190's.
+///
+/// DOMAIN.md: "Hazardous work: minimum **18** (**16** exceptionally, with full protection of
+/// health and safety)", and "R190 hazards to consider for (d): physical, psychological or
+/// sexual abuse; work underground, under water, at dangerous heights or in confined spaces;
+/// dangerous machinery, equipment, tools, or heavy loads; unhealthy environments (substances,
+/// temperatures, noise, vibration); long hours or night work, or being unreasonably confined
+/// to the premises." No protection makes abuse, or these conditions observed in the field,
+/// safe for a child: a 16- or 17-year-old found exposed to one of them is in hazardous child
+/// labour (C182 art. 3 d) even where the profile's hazardous work age is 16, and so are long
+/// hours and night work below 18. What the exception may still cover is a country's own
+/// listed work beyond R190's (a national code such as a trade learnt under supervision).
+/// The codes are the built-in profile's (`reference/builtin.json`); a country that lists these
+/// hazards uses the same codes.
+pub const NEVER_FROM_16: &[&str] = &[
+    "abuse",
+    "underground",
+    "underwater",
+    "heights",
+    "confined_spaces",
+    "dangerous_machinery",
+    "sharp_tools",
+    "heavy_loads",
+    "pesticides",
+    "mercury",
+    "extreme_temperatures",
+    "noise_vibration",
+    "burning",
+    "confinement",
+];
 
 impl RuleSet {
     pub fn label(&self) -> String {
@@ -117,27 +154,57 @@ impl RuleSet {
                 "age unknown: treated as below the minimum age until established",
             );
         };
-        if age >= t.hazardous_work_age {
+        if age >= CHILD_BELOW_AGE.max(t.hazardous_work_age) {
             return (NotChildLabour, "at or above the hazardous work age");
         }
         let hours = i64::from(s.hours_per_week);
-        let working = hours > 0;
-        if s.hazards.iter().any(|h| self.has_hazard(h)) {
+        let listed: Vec<&str> = s
+            .hazards
+            .iter()
+            .map(String::as_str)
+            .filter(|h| self.has_hazard(h))
+            .collect();
+        // Night work and a hazard are work, whatever hours were noted (0 when not asked).
+        let working = hours > 0 || s.night_work || !listed.is_empty();
+        // From the hazardous work age (16 exceptionally) to 18, the exception covers only what
+        // `NEVER_FROM_16` leaves out; long hours and night work never.
+        let excepted = age >= t.hazardous_work_age;
+        if !excepted && !listed.is_empty() {
             return (
                 HazardousChildLabour,
                 "a hazard on the hazardous work list was observed",
             );
         }
-        if working && s.night_work && t.night_work_is_hazardous {
+        if listed.iter().any(|h| NEVER_FROM_16.contains(h)) {
             return (
                 HazardousChildLabour,
-                "night work below the hazardous work age",
+                "a hazard the exception from 16 never covers (R190) was observed, below 18",
+            );
+        }
+        if s.night_work && t.night_work_is_hazardous {
+            return (
+                HazardousChildLabour,
+                if excepted {
+                    "night work below 18: the exception from 16 never covers it"
+                } else {
+                    "night work below the hazardous work age"
+                },
             );
         }
         if hours > i64::from(t.long_hours) {
             return (
                 HazardousChildLabour,
-                "long hours below the hazardous work age",
+                if excepted {
+                    "long hours below 18: the exception from 16 never covers them"
+                } else {
+                    "long hours below the hazardous work age"
+                },
+            );
+        }
+        if excepted && !listed.is_empty() {
+            return (
+                NotChildLabour,
+                "a listed hazard the exception from the hazardous work age (16) may cover",
             );
         }
         if !working {
@@ -151,6 +218,18 @@ impl RuleSet {
                 return (
                     ChildLabour,
                     "more hours than light work allows below the minimum age",
+                );
+            }
+            // C138 art. 7: light work must not prejudice school attendance. A child below the
+            // minimum age (so of compulsory-school age) who is out of school is not in light
+            // work, which is allowed only outside school hours.
+            if matches!(
+                s.school,
+                SchoolStatus::DroppedOut | SchoolStatus::NeverEnrolled
+            ) {
+                return (
+                    ChildLabour,
+                    "working out of school below the minimum age: light work is allowed only outside school hours",
                 );
             }
             return (NotChildLabour, "light work within the allowed hours");

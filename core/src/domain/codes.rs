@@ -328,14 +328,28 @@ coded! {
 }
 
 coded! {
-    /// How urgent an alert is. The discriminant is stored (higher first): never renumber.
+    /// How urgent an alert is, higher first. The discriminant is stored in derived rows only
+    /// (alert rows, the outbox's and attachments' priority): renumbering it takes a migration
+    /// that re-derives them (schema 15 did, when the forced-labour and follow-up levels came).
     pub enum AlertSeverity {
-        /// A visit found one or more of the ILO forced-labour indicators.
+        /// A visit found one of the ILO forced-labour indicators, a weak one on its own, and no
+        /// child in the workforce.
         ForcedLabourIndicators = 1 => "forced_labour_indicators",
-        /// An open case classified hazardous child labour.
-        HazardousChildLabour = 2 => "hazardous_child_labour",
-        /// An open case where a worst form of child labour (C182 art. 3 a-c) is suspected.
-        WorstFormSuspected = 3 => "worst_form_suspected",
+        /// A visit found several forced-labour indicators, or a strong one (debt bondage,
+        /// retention of identity documents, restriction of movement, physical and sexual
+        /// violence, intimidation and threats), and no child in the workforce.
+        ForcedLabourLikely = 2 => "forced_labour_likely",
+        /// A case whose latest follow-up found the child still working, classified neither
+        /// hazardous nor a worst form (those keep their own alert).
+        StillWorking = 3 => "still_working",
+        /// A case classified hazardous child labour, open or still working at its latest
+        /// follow-up.
+        HazardousChildLabour = 4 => "hazardous_child_labour",
+        /// A case where a worst form of child labour (C182 art. 3 a-c) is suspected, open or
+        /// still working at its latest follow-up; or a visit that found forced-labour
+        /// indicators where children work (forced labour of a child is a worst form, C182
+        /// art. 3 a).
+        WorstFormSuspected = 5 => "worst_form_suspected",
     }
 }
 

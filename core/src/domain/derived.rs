@@ -3,35 +3,89 @@
 //! every write, whatever path changed the record, so they always follow the values.
 
 use super::codes::{
-    AlertSeverity, Answer, CaseStatus, ClassificationOutcome, ForcedLabourIndicator,
+    AlertSeverity, Answer, CaseStatus, ClassificationOutcome, FollowUpSituation,
+    ForcedLabourIndicator,
 };
-use super::records::{ChildCase, Visit};
+use super::records::{ChildCase, FollowUp, Visit};
 use chrono::{Datelike, NaiveDate};
 
 // ---------------------------------------------------------------------------------------------
 // Alerts
+//
+// The order, most urgent first (`AlertSeverity`'s numbers): worst forms, with visits that found
+// forced-labour indicators where children work; hazardous child labour; a child still working
+// at the latest follow-up; forced-labour indicators among adults, several or a strong one
+// before a single weak one.
 
-/// The alert a case raises: while it is open (identified, referred or receiving services) and
-/// not a merged duplicate. A withdrawn, prevented or closed child is no longer urgent.
+/// The alert a case raises: while it is open (identified, referred or receiving services), as
+/// its classification says; and whatever its status while its latest follow-up found the child
+/// still working (its classification's alert if it raises one, else `StillWorking`). A merged
+/// duplicate raises none.
 pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
-    if case.is_merged_duplicate()
-        || !matches!(
-            case.status,
-            CaseStatus::Identified | CaseStatus::Referred | CaseStatus::ReceivingServices
-        )
-    {
+    if case.is_merged_duplicate() {
         return None;
     }
-    match case.classification.as_ref()?.outcome {
-        ClassificationOutcome::WorstFormSuspected => Some(AlertSeverity::WorstFormSuspected),
-        ClassificationOutcome::HazardousChildLabour => Some(AlertSeverity::HazardousChildLabour),
-        _ => None,
+    let open = matches!(
+        case.status,
+        CaseStatus::Identified | CaseStatus::Referred | CaseStatus::ReceivingServices
+    );
+    let still_working =
+        latest_follow_up(case).is_some_and(|f| f.situation == FollowUpSituation::StillWorking);
+    if !open && !still_working {
+        return None;
     }
+    let classified = match case.classification.as_ref().map(|c| c.outcome) {
+        Some(ClassificationOutcome::WorstFormSuspected) => Some(AlertSeverity::WorstFormSuspected),
+        Some(ClassificationOutcome::HazardousChildLabour) => {
+            Some(AlertSeverity::HazardousChildLabour)
+        }
+        _ => None,
+    };
+    classified.or(still_working.then_some(AlertSeverity::StillWorking))
 }
 
-/// The alert a visit raises: whenever it recorded a forced-labour indicator.
+/// The latest follow-up recorded: the one of the latest date (of two on one day, the one
+/// whose id sorts last, as `ChildCase::next_follow_up_due` takes it).
+pub fn latest_follow_up(case: &ChildCase) -> Option<&FollowUp> {
+    case.followups.values().max_by_key(|f| f.date)
+}
+
+/// The forced-labour indicators that can point to forced labour on their own (DOMAIN.md: "One
+/// indicator can sometimes point to forced labour on its own; often several together are
+/// needed"): the ILO's strong indicators among the 11.
+pub fn is_strong_indicator(indicator: ForcedLabourIndicator) -> bool {
+    use ForcedLabourIndicator::*;
+    matches!(
+        indicator,
+        DebtBondage
+            | RetentionOfIdentityDocuments
+            | RestrictionOfMovement
+            | PhysicalAndSexualViolence
+            | IntimidationAndThreats
+    )
+}
+
+/// Whether a visit counted anyone under 18 in the workforce.
+pub fn children_in_workforce(visit: &Visit) -> bool {
+    [&visit.workforce.female, &visit.workforce.male]
+        .iter()
+        .any(|b| b.under_12 > 0 || b.age_12_14 > 0 || b.age_15_17 > 0)
+}
+
+/// The alert a visit raises when it recorded forced-labour indicators: with children in the
+/// workforce, as a worst form (C182 art. 3 a: "debt bondage, serfdom, forced labour"); else
+/// several indicators or a strong one rank above a single weak one.
 pub fn visit_severity(visit: &Visit) -> Option<AlertSeverity> {
-    (!visit.forced_labour.is_empty()).then_some(AlertSeverity::ForcedLabourIndicators)
+    let found = &visit.forced_labour;
+    if found.is_empty() {
+        None
+    } else if children_in_workforce(visit) {
+        Some(AlertSeverity::WorstFormSuspected)
+    } else if found.len() > 1 || found.keys().any(|i| is_strong_indicator(*i)) {
+        Some(AlertSeverity::ForcedLabourLikely)
+    } else {
+        Some(AlertSeverity::ForcedLabourIndicators)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/012_identity.sql"),
     include_str!("migrations/013_area_codes.sql"),
     include_str!("migrations/014_compact_index_rows.sql"),
+    include_str!("migrations/015_rederive_alerts.sql"),
 ];
 
 /// The schema version this software writes.

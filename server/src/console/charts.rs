@@ -88,8 +88,8 @@ pub fn bars(
 pub struct Point {
     pub latitude: f64,
     pub longitude: f64,
-    /// CSS class: `sev-3` (worst form), `sev-2` (hazardous), `sev-1` (forced-labour
-    /// indicators), `sev-0` (no alert), `visit`.
+    /// CSS class: `sev-3` (worst form), `sev-2` (hazardous, or still working at the latest
+    /// follow-up), `sev-1` (forced-labour indicators), `sev-0` (no alert), `visit`.
     pub class: &'static str,
     pub radius: f64,
     pub title: String,

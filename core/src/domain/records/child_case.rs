@@ -293,6 +293,7 @@ impl ChildCase {
             night_work: self.night_work,
             hazards: &self.hazards,
             worst_form: !self.worst_forms.is_empty(),
+            school: self.school,
         }
     }
 }

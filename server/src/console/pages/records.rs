@@ -697,6 +697,8 @@ fn severity_label(t: Tr, s: AlertSeverity) -> (&'static str, &'static str) {
     match s {
         AlertSeverity::WorstFormSuspected => (t.get("alert.worst_form"), "worst"),
         AlertSeverity::HazardousChildLabour => (t.get("alert.hazardous"), "hazardous"),
+        AlertSeverity::StillWorking => (t.get("alert.still_working"), "hazardous"),
+        AlertSeverity::ForcedLabourLikely => (t.get("alert.forced_labour_likely"), "fl"),
         AlertSeverity::ForcedLabourIndicators => (t.get("alert.forced_labour"), "fl"),
     }
 }
@@ -1813,8 +1815,10 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         let places = view.scoped(&who).places(from, until, MAP_VISITS)?;
         let class = |s: Option<AlertSeverity>| match s {
             Some(AlertSeverity::WorstFormSuspected) => "sev-3",
-            Some(AlertSeverity::HazardousChildLabour) => "sev-2",
-            Some(AlertSeverity::ForcedLabourIndicators) => "sev-1",
+            Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => "sev-2",
+            Some(AlertSeverity::ForcedLabourLikely | AlertSeverity::ForcedLabourIndicators) => {
+                "sev-1"
+            }
             None => "sev-0",
         };
         let mut points: Vec<Point> = places

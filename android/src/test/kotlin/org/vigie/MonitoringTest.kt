@@ -112,7 +112,7 @@ class MonitoringTest {
             assertEquals(listOf(
                 worst.id to AlertSeverity.WORST_FORM_SUSPECTED,
                 hazardous.id to AlertSeverity.HAZARDOUS_CHILD_LABOUR,
-                visit.id to AlertSeverity.FORCED_LABOUR_INDICATORS,
+                visit.id to AlertSeverity.FORCED_LABOUR_LIKELY, // a strong indicator
             ), alerts.map { it.id to it.severity })
             assertEquals(RecordKind.VISIT, alerts.last().kind)
             assertTrue(store.alerts(AreaFilter.Community("CI-R1-D1-C02"), Page()).isEmpty())
