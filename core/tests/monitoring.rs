@@ -1485,6 +1485,139 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
 }
 
 #[test]
+fn exports_show_the_next_follow_up_due_and_count_a_merged_child_once() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    let w = store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let v = store
+        .create(&Visit::new(
+            VisitKind::FollowUp,
+            &w,
+            MONITOR,
+            at(2025, 9, 1, 9),
+        ))
+        .unwrap();
+    // A case followed up before remediation: the follow-up plans the next one.
+    let mut first = child(C01, "Kouamé Adjoa", MONITOR);
+    first.identified_on_visit = Some(v.id);
+    let first = store.create(&first).unwrap();
+    let planned = FollowUp {
+        next_due: Some(date(2025, 12, 1)),
+        ..follow_up(date(2025, 9, 20))
+    };
+    let (first, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(first.id, planned)
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(first.id, referral())
+        .unwrap();
+    // The same child registered again on the same visit, then merged.
+    let mut again = child(C01, "ADJOA Kouame", MONITOR);
+    again.identified_on_visit = Some(v.id);
+    let again = store.create(&again).unwrap();
+    let (_, dup_follow_up) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(again.id, follow_up(date(2025, 9, 10)))
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .merge_cases(first.id, again.id)
+        .unwrap();
+    let remediated = remediated_case(&mut store, "Yao Koffi", date(2025, 10, 15));
+    let due: Vec<(Uuid, NaiveDate)> = store
+        .follow_ups_due(None, None, date(2040, 1, 1), Page::first(50))
+        .unwrap()
+        .iter()
+        .map(|d| (d.id, d.due))
+        .collect();
+    assert_eq!(
+        due,
+        vec![
+            (first.id, date(2025, 12, 1)),
+            (remediated.id, date(2026, 1, 15))
+        ]
+    );
+    assert_eq!(
+        store
+            .indicators(&IndicatorFilter::default())
+            .unwrap()
+            .children
+            .identified,
+        2
+    );
+
+    for format in [ExportFormat::Csv, ExportFormat::Json] {
+        let out = dir.path().join(format!("{format:?}"));
+        as_role(&mut store, Role::Supervisor)
+            .export_to_dir(&out, format, ExportOptions::default())
+            .unwrap();
+        let table = |name: &str| -> Vec<serde_json::Map<String, serde_json::Value>> {
+            match format {
+                ExportFormat::Json => {
+                    let text = std::fs::read(out.join(format!("{name}.json"))).unwrap();
+                    serde_json::from_slice::<Vec<_>>(&text).unwrap()
+                }
+                ExportFormat::Csv => {
+                    let (header, rows) = read_csv(&out.join(format!("{name}.csv")));
+                    rows.into_iter()
+                        .map(|r| {
+                            header
+                                .iter()
+                                .cloned()
+                                .zip(r.into_iter().map(serde_json::Value::String))
+                                .collect()
+                        })
+                        .collect()
+                }
+            }
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let cases = table("child_cases");
+        let row = |id: Uuid| {
+            cases
+                .iter()
+                .find(|r| text(&r["id"]) == id.to_string())
+                .unwrap()
+                .clone()
+        };
+        // The next follow-up due, as the due lists show it; none for the duplicate.
+        for (id, day) in &due {
+            assert_eq!(
+                text(&row(*id)["follow_up_due"]),
+                day.to_string(),
+                "{format:?}"
+            );
+        }
+        assert_eq!(text(&row(again.id)["follow_up_due"]), "");
+        assert_eq!(text(&row(again.id)["merged_into"]), first.id.to_string());
+        assert_eq!(text(&row(first.id)["merged_into"]), "");
+        // Counted without duplicates, as the indicators count: two children.
+        let children = cases.iter().filter(|r| text(&r["merged_into"]).is_empty());
+        assert_eq!(children.count(), 2);
+        // The visit identified one child, registered twice.
+        let visits = table("visits");
+        assert_eq!(text(&visits[0]["children_identified"]), "1", "{format:?}");
+        // The duplicate's follow-up, copied into the case kept, is listed once, there.
+        let follow_ups = table("follow_ups");
+        let copies: Vec<_> = follow_ups
+            .iter()
+            .filter(|r| text(&r["follow_up_id"]) == dup_follow_up.to_string())
+            .collect();
+        assert_eq!(copies.len(), 1, "{format:?}");
+        assert_eq!(text(&copies[0]["case_id"]), first.id.to_string());
+    }
+}
+
+#[test]
 fn documents_written_before_the_new_fields_still_read() {
     // A case as an earlier version wrote it: none of the new keys.
     let dir = TempDir::new().unwrap();
