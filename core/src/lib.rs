@@ -77,7 +77,9 @@ pub use error::{Error, IdentityError, Result, ValidationError};
 pub use features::duplicates::DuplicateCandidate;
 pub use features::export::{ExportFormat, ExportOptions, ExportTable};
 pub use features::handover::{HandOver, HandedCase};
-pub use features::indicators::{Cell, ChildCounts, IndicatorFilter, Indicators};
+pub use features::indicators::{
+    Cell, ChildCounts, IndicatorFilter, Indicators, SharedChildCounts, SharedIndicators,
+};
 pub use features::workflow::Review;
 pub use store::{
     Alert, AttachmentInfo, ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, NewAttachment,

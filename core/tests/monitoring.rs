@@ -1279,9 +1279,9 @@ fn small_cells_show_as_under_5_at_the_4_5_boundary() {
     assert_eq!(Cell::shared(4), Cell::Suppressed);
     assert_eq!(Cell::shared(5), Cell::Count(5));
     assert_eq!(Cell::shared(0), Cell::Suppressed);
-    assert_eq!(Cell::shared(4).to_string(), "<5");
+    assert_eq!(Cell::shared(4).to_string(), "x");
     assert_eq!(Cell::shared(5).to_string(), "5");
-    assert_eq!(serde_json::to_value(Cell::shared(4)).unwrap(), "<5");
+    assert_eq!(serde_json::to_value(Cell::shared(4)).unwrap(), "x");
     assert_eq!(serde_json::to_value(Cell::shared(5)).unwrap(), 5);
 
     let dir = TempDir::new().unwrap();
@@ -1299,9 +1299,248 @@ fn small_cells_show_as_under_5_at_the_4_5_boundary() {
     let shared = ind.shared();
     assert_eq!(shared["children"]["identified"], 5);
     assert_eq!(shared["children"]["in_child_labour"], 5);
-    assert_eq!(shared["by_sex"]["male"]["identified"], "<5");
-    assert_eq!(shared["by_sex"]["female"]["identified"], "<5");
-    assert_eq!(shared["inspections"], "<5");
+    assert_eq!(shared["by_sex"]["male"]["identified"], "x");
+    assert_eq!(shared["by_sex"]["female"]["identified"], "x");
+    assert_eq!(shared["inspections"], "x");
+    assert_no_cell_can_be_worked_out(&ind);
+}
+
+/// The breakdowns of shared indicators: per measure, each dimension's rows against the
+/// total, and each district's communities against the district.
+fn groups(ind: &Indicators) -> Vec<(ChildCounts, Vec<ChildCounts>, String)> {
+    let mut out = Vec::new();
+    for (name, map) in [
+        ("sex", &ind.by_sex),
+        ("age", &ind.by_age_band),
+        ("sector", &ind.by_sector),
+        ("district", &ind.by_district),
+        ("community", &ind.by_community),
+        ("month", &ind.by_month),
+    ] {
+        out.push((ind.children, map.values().copied().collect(), name.into()));
+    }
+    for (district, counts) in &ind.by_district {
+        let parts = ind
+            .by_community
+            .iter()
+            .filter(|(c, _)| ind.community_districts.get(*c) == Some(district))
+            .map(|(_, v)| *v)
+            .collect();
+        out.push((*counts, parts, format!("communities of {district}")));
+    }
+    out
+}
+
+fn measure_values(c: &ChildCounts) -> [i64; 7] {
+    [
+        c.identified,
+        c.in_child_labour,
+        c.in_hazardous_work,
+        c.worst_form_suspected,
+        c.referred,
+        c.receiving_services,
+        c.withdrawn_or_prevented,
+    ]
+}
+
+/// Whether `cell` shows `value` (withheld, or the value itself).
+fn shown(json: &serde_json::Value, value: i64) -> Option<i64> {
+    if json == "x" {
+        return None;
+    }
+    assert_eq!(json, value, "a shown count is the count");
+    Some(value)
+}
+
+/// The shared view of `ind` withholds every count under 5, and no withheld count is the total
+/// of its breakdown less the counts shown beside it (nor a withheld total the sum of parts all
+/// shown).
+fn assert_no_cell_can_be_worked_out(ind: &Indicators) {
+    let shared = ind.shared();
+    let cells = shared.to_string();
+    assert!(!cells.contains("<5"), "one mark for every withheld count");
+    // The shared JSON by the same path as the exact one, cell by cell.
+    let exact = ind.to_json();
+    fn walk(e: &serde_json::Value, s: &serde_json::Value) {
+        match (e, s) {
+            (serde_json::Value::Number(n), _) => {
+                let n = n.as_i64().unwrap();
+                if n < 5 {
+                    assert_eq!(s, "x", "{n} is withheld");
+                } else {
+                    let _ = shown(s, n);
+                }
+            }
+            (serde_json::Value::Object(m), serde_json::Value::Object(o)) => {
+                for (k, v) in m {
+                    walk(v, &o[k]);
+                }
+            }
+            _ => assert_eq!(e, s),
+        }
+    }
+    walk(&exact, &shared);
+    let typed = ind.shared_cells();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), shared);
+    // Every breakdown, by the JSON path of its cells.
+    let rows = |field: &str| -> Vec<serde_json::Value> {
+        shared[field]
+            .as_object()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect()
+    };
+    let mut breakdowns: Vec<(serde_json::Value, Vec<serde_json::Value>, String)> = Vec::new();
+    for field in [
+        "by_sex",
+        "by_age_band",
+        "by_sector",
+        "by_district",
+        "by_community",
+        "by_month",
+    ] {
+        breakdowns.push((shared["children"].clone(), rows(field), field.into()));
+    }
+    for district in ind.by_district.keys() {
+        let parts = ind
+            .by_community
+            .keys()
+            .filter(|c| ind.community_districts.get(*c) == Some(district))
+            .map(|c| shared["by_community"][c].clone())
+            .collect();
+        breakdowns.push((
+            shared["by_district"][district].clone(),
+            parts,
+            format!("communities of {district}"),
+        ));
+    }
+    let exact_groups = groups(ind);
+    assert_eq!(exact_groups.len(), breakdowns.len());
+    let names = [
+        "identified",
+        "in_child_labour",
+        "in_hazardous_work",
+        "worst_form_suspected",
+        "referred",
+        "receiving_services",
+        "withdrawn_or_prevented",
+    ];
+    for ((total, parts, name), (s_total, s_parts, _)) in exact_groups.iter().zip(&breakdowns) {
+        for (m, measure) in names.iter().enumerate() {
+            let t = measure_values(total)[m];
+            let values: Vec<i64> = parts.iter().map(|p| measure_values(p)[m]).collect();
+            assert_eq!(values.iter().sum::<i64>(), t, "{name} {measure} adds up");
+            let shown_parts: Vec<Option<i64>> = values
+                .iter()
+                .zip(s_parts)
+                .map(|(v, s)| shown(&s[measure], *v))
+                .collect();
+            let withheld: Vec<i64> = values
+                .iter()
+                .zip(&shown_parts)
+                .filter(|(_, s)| s.is_none())
+                .map(|(v, _)| *v)
+                .collect();
+            match shown(&s_total[measure], t) {
+                Some(t) => {
+                    let rest = t - shown_parts.iter().flatten().sum::<i64>();
+                    for v in &withheld {
+                        assert_ne!(
+                            *v, rest,
+                            "{name} {measure}: a withheld count is the total less those shown \
+                             ({values:?} of {t}, shown {shown_parts:?})"
+                        );
+                    }
+                    assert!(
+                        withheld.is_empty() || rest >= 5,
+                        "{name} {measure}: the counts withheld make a small group ({rest})"
+                    );
+                }
+                None => assert!(
+                    values.is_empty() || !withheld.is_empty(),
+                    "{name} {measure}: a withheld total is the sum of the counts shown"
+                ),
+            }
+        }
+    }
+}
+
+fn add_child(c: &mut ChildCounts, outcome: u8, stage: u8) {
+    c.identified += 1;
+    if outcome >= 1 {
+        c.in_child_labour += 1;
+    }
+    if outcome == 2 {
+        c.in_hazardous_work += 1;
+    }
+    if outcome == 3 {
+        c.worst_form_suspected += 1;
+    }
+    c.referred += i64::from(stage >= 1);
+    c.receiving_services += i64::from(stage >= 2);
+    c.withdrawn_or_prevented += i64::from(stage >= 3);
+}
+
+/// Indicators as the store counts them, of children given as (sex, age band, sector,
+/// community (of two districts), month, outcome, stage).
+fn indicators_of(children: &[(u8, u8, u8, u8, u8, u8, u8)]) -> Indicators {
+    let mut ind = Indicators::default();
+    for &(sex, age, sector, community, month, outcome, stage) in children {
+        let district = format!("D{}", community / 3);
+        let community = format!("C{community}");
+        ind.community_districts
+            .insert(community.clone(), district.clone());
+        add_child(&mut ind.children, outcome, stage);
+        for (map, key) in [
+            (
+                &mut ind.by_sex,
+                ["female", "male"][usize::from(sex)].to_string(),
+            ),
+            (&mut ind.by_age_band, format!("band{age}")),
+            (&mut ind.by_sector, format!("sector{sector}")),
+            (&mut ind.by_district, district.clone()),
+            (&mut ind.by_community, community),
+            (&mut ind.by_month, format!("2026-{:02}", month + 1)),
+        ] {
+            add_child(map.entry(key).or_default(), outcome, stage);
+        }
+    }
+    ind
+}
+
+#[test]
+fn no_withheld_count_can_be_worked_out_from_a_shared_report() {
+    use proptest::prelude::*;
+    // The report's own shape: 8 children, 7 identified in November and 1 in October, 6 girls
+    // and 2 boys: the October child and the boys must not be the total less the rest.
+    let mut reported = vec![(0, 1, 0, 0, 10, 2, 0); 6];
+    reported.push((1, 1, 0, 0, 10, 2, 0));
+    reported.push((1, 1, 0, 0, 9, 2, 0));
+    let ind = indicators_of(&reported);
+    let shared = ind.shared();
+    assert_eq!(shared["children"]["identified"], 8);
+    assert_eq!(shared["by_month"]["2026-10"]["identified"], "x");
+    assert_eq!(shared["by_month"]["2026-11"]["identified"], "x");
+    assert_eq!(shared["by_sex"]["male"]["identified"], "x");
+    assert_eq!(shared["by_sex"]["female"]["identified"], "x");
+    assert_no_cell_can_be_worked_out(&ind);
+
+    let cases = std::env::var("VIGIE_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    let child = (0u8..2, 0u8..4, 0u8..3, 0u8..6, 0u8..4, 0u8..4, 0u8..4);
+    let strategy = proptest::collection::vec(child, 0..60);
+    runner
+        .run(&strategy, |children| {
+            let ind = indicators_of(&children);
+            let result = std::panic::catch_unwind(|| assert_no_cell_can_be_worked_out(&ind));
+            prop_assert!(result.is_ok(), "{:?}", ind);
+            Ok(())
+        })
+        .unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1598,6 +1837,139 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         .position(|h| h == "children_identified")
         .unwrap();
     assert_eq!(rows[0][at], "1");
+}
+
+#[test]
+fn exports_show_the_next_follow_up_due_and_count_a_merged_child_once() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    let w = store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let v = store
+        .create(&Visit::new(
+            VisitKind::FollowUp,
+            &w,
+            MONITOR,
+            at(2025, 9, 1, 9),
+        ))
+        .unwrap();
+    // A case followed up before remediation: the follow-up plans the next one.
+    let mut first = child(C01, "Kouamé Adjoa", MONITOR);
+    first.identified_on_visit = Some(v.id);
+    let first = store.create(&first).unwrap();
+    let planned = FollowUp {
+        next_due: Some(date(2025, 12, 1)),
+        ..follow_up(date(2025, 9, 20))
+    };
+    let (first, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(first.id, planned)
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(first.id, referral())
+        .unwrap();
+    // The same child registered again on the same visit, then merged.
+    let mut again = child(C01, "ADJOA Kouame", MONITOR);
+    again.identified_on_visit = Some(v.id);
+    let again = store.create(&again).unwrap();
+    let (_, dup_follow_up) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(again.id, follow_up(date(2025, 9, 10)))
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .merge_cases(first.id, again.id)
+        .unwrap();
+    let remediated = remediated_case(&mut store, "Yao Koffi", date(2025, 10, 15));
+    let due: Vec<(Uuid, NaiveDate)> = store
+        .follow_ups_due(None, None, date(2040, 1, 1), Page::first(50))
+        .unwrap()
+        .iter()
+        .map(|d| (d.id, d.due))
+        .collect();
+    assert_eq!(
+        due,
+        vec![
+            (first.id, date(2025, 12, 1)),
+            (remediated.id, date(2026, 1, 15))
+        ]
+    );
+    assert_eq!(
+        store
+            .indicators(&IndicatorFilter::default())
+            .unwrap()
+            .children
+            .identified,
+        2
+    );
+
+    for format in [ExportFormat::Csv, ExportFormat::Json] {
+        let out = dir.path().join(format!("{format:?}"));
+        as_role(&mut store, Role::Supervisor)
+            .export_to_dir(&out, format, ExportOptions::default())
+            .unwrap();
+        let table = |name: &str| -> Vec<serde_json::Map<String, serde_json::Value>> {
+            match format {
+                ExportFormat::Json => {
+                    let text = std::fs::read(out.join(format!("{name}.json"))).unwrap();
+                    serde_json::from_slice::<Vec<_>>(&text).unwrap()
+                }
+                ExportFormat::Csv => {
+                    let (header, rows) = read_csv(&out.join(format!("{name}.csv")));
+                    rows.into_iter()
+                        .map(|r| {
+                            header
+                                .iter()
+                                .cloned()
+                                .zip(r.into_iter().map(serde_json::Value::String))
+                                .collect()
+                        })
+                        .collect()
+                }
+            }
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let cases = table("child_cases");
+        let row = |id: Uuid| {
+            cases
+                .iter()
+                .find(|r| text(&r["id"]) == id.to_string())
+                .unwrap()
+                .clone()
+        };
+        // The next follow-up due, as the due lists show it; none for the duplicate.
+        for (id, day) in &due {
+            assert_eq!(
+                text(&row(*id)["follow_up_due"]),
+                day.to_string(),
+                "{format:?}"
+            );
+        }
+        assert_eq!(text(&row(again.id)["follow_up_due"]), "");
+        assert_eq!(text(&row(again.id)["merged_into"]), first.id.to_string());
+        assert_eq!(text(&row(first.id)["merged_into"]), "");
+        // Counted without duplicates, as the indicators count: two children.
+        let children = cases.iter().filter(|r| text(&r["merged_into"]).is_empty());
+        assert_eq!(children.count(), 2);
+        // The visit identified one child, registered twice.
+        let visits = table("visits");
+        assert_eq!(text(&visits[0]["children_identified"]), "1", "{format:?}");
+        // The duplicate's follow-up, copied into the case kept, is listed once, there.
+        let follow_ups = table("follow_ups");
+        let copies: Vec<_> = follow_ups
+            .iter()
+            .filter(|r| text(&r["follow_up_id"]) == dup_follow_up.to_string())
+            .collect();
+        assert_eq!(copies.len(), 1, "{format:?}");
+        assert_eq!(text(&copies[0]["case_id"]), first.id.to_string());
+    }
 }
 
 #[test]

@@ -10,6 +10,13 @@
 //! the case's pseudonymous code. Personal data is exported only by a supervisor who asks for
 //! it (`ExportOptions::include_personal_data`); anyone else asking gets `Error::NotAllowed`.
 //! Users (the staff directory) are not exported.
+//!
+//! Derived facts are exported as every view shows them: a case's classification by its rule
+//! set, its next follow-up due as in the due lists (`ChildCase::next_follow_up_due`), and
+//! `merged_into` only for a merged duplicate (`ChildCase::is_merged_duplicate`): counting the
+//! cases without it counts each child once. A visit's `children_identified` counts a duplicate
+//! and the case it was merged into as one child, and a duplicate's referrals and follow-ups
+//! copied into the case kept are listed under that case only.
 
 use crate::domain::area::Area;
 use crate::domain::codes::{
@@ -204,33 +211,54 @@ impl Store {
             workplace_row(&mut workplaces, &w);
         }
         let all_cases = self.all_within::<ChildCase>(scope)?;
+        let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
+        // A merged duplicate is the same child as the case it was merged into: a visit counts
+        // that child once.
+        let child_of = |id: Uuid| -> Uuid {
+            let mut id = id;
+            // A chain of merges is short; the bound only guards against a cycle.
+            for _ in 0..held.len().min(64) {
+                match held.get(&id).filter(|c| c.is_merged_duplicate()) {
+                    Some(c) => id = c.merged_into.unwrap_or(id),
+                    None => break,
+                }
+            }
+            id
+        };
         // A case opened on a visit names the visit (`identified_on_visit`); the visit's own
         // list is filled only by an app that chooses to.
         let mut opened_on: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
         for c in &all_cases {
             if let Some(visit) = c.identified_on_visit {
-                opened_on.entry(visit).or_default().insert(c.id);
+                opened_on.entry(visit).or_default().insert(child_of(c.id));
             }
         }
         let mut visits = TableBuilder::new("visits", personal);
         for v in self.all_within::<Visit>(scope)? {
-            let opened = opened_on.remove(&v.id).unwrap_or_default();
-            visit_row(
-                &mut visits,
-                &v,
-                opened.union(&v.children_identified).count(),
-            );
+            let mut children = opened_on.remove(&v.id).unwrap_or_default();
+            children.extend(v.children_identified.iter().map(|id| child_of(*id)));
+            visit_row(&mut visits, &v, children.len());
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
         let mut follow_ups = TableBuilder::new("follow_ups", personal);
-        for c in all_cases {
-            case_row(&mut cases, &c);
+        for c in &all_cases {
+            case_row(&mut cases, c);
+            // A merge copied the duplicate's referrals and follow-ups into the case kept,
+            // under the same keys: they are listed there, once.
+            let kept = c
+                .is_merged_duplicate()
+                .then(|| c.merged_into.and_then(|k| held.get(&k)))
+                .flatten();
             for (key, referral) in &c.referrals {
-                referral_row(&mut referrals, c.id, *key, referral);
+                if kept.is_none_or(|k| !k.referrals.contains_key(key)) {
+                    referral_row(&mut referrals, c.id, *key, referral);
+                }
             }
             for (key, follow_up) in &c.followups {
-                follow_up_row(&mut follow_ups, c.id, *key, follow_up);
+                if kept.is_none_or(|k| !k.followups.contains_key(key)) {
+                    follow_up_row(&mut follow_ups, c.id, *key, follow_up);
+                }
             }
         }
         // A table without rows still has its header: its columns come from a sample row.
@@ -424,8 +452,14 @@ fn case_row(t: &mut TableBuilder, c: &ChildCase) {
     );
     t.col("status", c.status);
     t.col("remediated_on", c.remediated_on);
-    t.col("follow_up_due", c.follow_up_due);
-    t.col("merged_into", c.merged_into);
+    // The next follow-up due as the due lists show it (none for a merged duplicate).
+    t.col("follow_up_due", c.next_follow_up_due());
+    // Only a duplicate's: a pair merged both ways, each naming the other, is two cases in
+    // view until a supervisor settles it, as in the lists and indicators.
+    t.col(
+        "merged_into",
+        c.merged_into.filter(|_| c.is_merged_duplicate()),
+    );
     t.personal("name", &c.name);
     t.personal("date_of_birth", c.date_of_birth);
     t.personal("guardian", &c.guardian);

@@ -5,8 +5,11 @@
 //! workflow counts are cumulative stages reached by now: a withdrawn child was also referred
 //! and received services. Visits are counted by the day they started.
 //!
-//! For reports shared beyond the team, `Indicators::shared` shows every count under 5 (zero
-//! included) as "<5" (`Cell`), so that a small group of children cannot be singled out.
+//! For reports shared beyond the team, `Indicators::shared` withholds every count under 5 (zero
+//! included), and, so that none can be worked out by subtraction, enough other counts of the
+//! same table (complementary suppression, see `Indicators::shared`). Every withheld count shows
+//! the same mark, "x" (`Cell::Suppressed`): a small count and one withheld to protect it cannot
+//! be told apart.
 
 use crate::domain::area::AreaFilter;
 use crate::domain::codes::{CaseStatus, ClassificationOutcome, VisitKind};
@@ -95,6 +98,9 @@ pub struct Indicators {
     pub by_sector: BTreeMap<String, ChildCounts>,
     pub by_district: BTreeMap<String, ChildCounts>,
     pub by_community: BTreeMap<String, ChildCounts>,
+    /// The district of each community of `by_community` (a community's children are counted in
+    /// its district's too).
+    pub community_districts: BTreeMap<String, String>,
     /// `YYYY-MM` of identification.
     pub by_month: BTreeMap<String, ChildCounts>,
     /// Labour inspection visits.
@@ -110,20 +116,26 @@ pub struct Indicators {
     pub forced_labour_indicators: BTreeMap<String, i64>,
 }
 
-/// A count in a shared report: shown, or suppressed when under `Cell::MIN_SHOWN`.
+/// A count in a shared report: shown, or withheld.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
     Count(i64),
-    /// Rendered "<5".
+    /// Withheld: a count under `Cell::MIN_SHOWN`, or one withheld so that such a count cannot
+    /// be worked out from a total and the counts beside it. Rendered "x" either way, so that a
+    /// reader cannot tell which (nor bound the count).
     Suppressed,
 }
 
 impl Cell {
-    /// The smallest count shown as it is.
+    /// The smallest count that may be shown.
     pub const MIN_SHOWN: u64 = 5;
 
-    /// The cell of a count in a shared report (a negative count, which no indicator has, is
-    /// suppressed too).
+    /// The mark of a withheld count.
+    pub const MARK: &'static str = "x";
+
+    /// A count on its own in a shared report: withheld under `MIN_SHOWN` (a negative count,
+    /// which no indicator has, is withheld too). A count beside its total and other counts is
+    /// shown as `Indicators::shared_cells` says: this alone can be undone by subtraction.
     pub fn shared(count: i64) -> Cell {
         if count < Self::MIN_SHOWN as i64 {
             Cell::Suppressed
@@ -137,7 +149,7 @@ impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cell::Count(n) => write!(f, "{n}"),
-            Cell::Suppressed => write!(f, "<{}", Cell::MIN_SHOWN),
+            Cell::Suppressed => f.write_str(Cell::MARK),
         }
     }
 }
@@ -151,16 +163,281 @@ impl Serialize for Cell {
     }
 }
 
-fn suppress(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        J::Number(n) => match n.as_i64() {
-            Some(n) => serde_json::to_value(Cell::shared(n)).unwrap_or(J::Null),
-            None => J::Number(n),
-        },
-        J::Object(map) => J::Object(map.into_iter().map(|(k, v)| (k, suppress(v))).collect()),
-        J::Array(items) => J::Array(items.into_iter().map(suppress).collect()),
-        other => other,
+/// `ChildCounts` as a shared report shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SharedChildCounts {
+    pub identified: Cell,
+    pub in_child_labour: Cell,
+    pub in_hazardous_work: Cell,
+    pub worst_form_suspected: Cell,
+    pub referred: Cell,
+    pub receiving_services: Cell,
+    pub withdrawn_or_prevented: Cell,
+}
+
+/// `Indicators` as a shared report shows them (`Indicators::shared_cells`): the same fields,
+/// each count a `Cell`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SharedIndicators {
+    pub children: SharedChildCounts,
+    pub by_sex: BTreeMap<String, SharedChildCounts>,
+    pub by_age_band: BTreeMap<String, SharedChildCounts>,
+    pub by_sector: BTreeMap<String, SharedChildCounts>,
+    pub by_district: BTreeMap<String, SharedChildCounts>,
+    pub by_community: BTreeMap<String, SharedChildCounts>,
+    pub community_districts: BTreeMap<String, String>,
+    pub by_month: BTreeMap<String, SharedChildCounts>,
+    pub inspections: Cell,
+    pub visits: Cell,
+    pub workplaces_with_violations: Cell,
+    pub visits_with_forced_labour_indicators: Cell,
+    pub forced_labour_indicators: BTreeMap<String, Cell>,
+}
+
+/// The measures of `ChildCounts` (`MEASURES`), in this order.
+const MEASURES: usize = 7;
+const IDENTIFIED: usize = 0;
+const CHILD_LABOUR: usize = 1;
+const HAZARDOUS: usize = 2;
+const WORST_FORM: usize = 3;
+const REFERRED: usize = 4;
+const SERVICES: usize = 5;
+const WITHDRAWN: usize = 6;
+
+fn measures(c: &ChildCounts) -> [i64; MEASURES] {
+    [
+        c.identified,
+        c.in_child_labour,
+        c.in_hazardous_work,
+        c.worst_form_suspected,
+        c.referred,
+        c.receiving_services,
+        c.withdrawn_or_prevented,
+    ]
+}
+
+/// What a reader of a shared table knows ties its counts together: each total is the sum of
+/// its parts, and within a row some counts are at most others.
+struct Table {
+    values: Vec<i64>,
+    shown: Vec<bool>,
+    /// `(total, parts)`: total = sum of parts.
+    sums: Vec<(usize, Vec<usize>)>,
+    /// `(parts, bound)`: sum of parts <= bound.
+    bounds: Vec<(Vec<usize>, usize)>,
+}
+
+/// Larger than any count, and than any sum of counts.
+const UNBOUNDED: i64 = i64::MAX / 4;
+
+impl Table {
+    /// Adds a row of counts (its cells at `first`, the first returned, to `first + 6`, in
+    /// the order of `MEASURES`) and the bounds that hold within it.
+    fn add_row(&mut self, counts: &ChildCounts) -> usize {
+        let first = self.values.len();
+        for n in measures(counts) {
+            self.values.push(n);
+            self.shown.push(n >= Cell::MIN_SHOWN as i64);
+        }
+        let at = |m: usize| first + m;
+        self.bounds.extend([
+            (vec![at(HAZARDOUS), at(WORST_FORM)], at(CHILD_LABOUR)),
+            (vec![at(CHILD_LABOUR)], at(IDENTIFIED)),
+            (vec![at(REFERRED)], at(IDENTIFIED)),
+            (vec![at(SERVICES)], at(REFERRED)),
+            (vec![at(WITHDRAWN)], at(SERVICES)),
+        ]);
+        first
+    }
+
+    /// `total` row = the sum of the `parts` rows, measure by measure.
+    fn add_sum(&mut self, total: usize, parts: &[usize]) {
+        for m in 0..MEASURES {
+            self.sums
+                .push((total + m, parts.iter().map(|p| p + m).collect()));
+        }
+    }
+
+    /// Withholds the smallest shown cell of `cells` (the first of equals); false if none is
+    /// shown.
+    fn withhold_smallest(&mut self, cells: impl IntoIterator<Item = usize>) -> bool {
+        let smallest = cells
+            .into_iter()
+            .filter(|c| self.shown[*c])
+            .min_by_key(|c| (self.values[*c], *c));
+        if let Some(c) = smallest {
+            self.shown[c] = false;
+        }
+        smallest.is_some()
+    }
+
+    /// One pass of complementary suppression over the sums whose total is shown: the parts
+    /// withheld must hold at least two that are not zero (else one of them is the total less
+    /// the parts shown) and add up to `MIN_SHOWN` or more (else they single out a small
+    /// group); while they do not, the smallest part shown is withheld with them (the total
+    /// when no part is left). True if anything was withheld.
+    fn complete_sums(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.sums.len() {
+            let (total, parts) = self.sums[i].clone();
+            if !self.shown[total] {
+                continue;
+            }
+            loop {
+                let withheld: Vec<usize> =
+                    parts.iter().copied().filter(|p| !self.shown[*p]).collect();
+                let sum: i64 = withheld.iter().map(|p| self.values[*p]).sum();
+                let nonzero = withheld.iter().filter(|p| self.values[**p] != 0).count();
+                if withheld.is_empty() || (nonzero >= 2 && sum >= Cell::MIN_SHOWN as i64) {
+                    break;
+                }
+                changed = true;
+                if !self.withhold_smallest(parts.iter().copied()) {
+                    self.shown[total] = false;
+                    break;
+                }
+            }
+        }
+        changed
+    }
+
+    /// What a reader can bound each cell to from the cells shown, the sums and the bounds
+    /// (propagated until nothing narrows).
+    fn intervals(&self) -> Vec<(i64, i64)> {
+        let mut iv: Vec<(i64, i64)> = self
+            .values
+            .iter()
+            .zip(&self.shown)
+            .map(|(v, shown)| if *shown { (*v, *v) } else { (0, UNBOUNDED) })
+            .collect();
+        let sum_lo = |iv: &[(i64, i64)], cells: &[usize], except: usize| -> i64 {
+            cells
+                .iter()
+                .filter(|c| **c != except)
+                .map(|c| iv[*c].0)
+                .fold(0i64, |a, b| a.saturating_add(b))
+                .min(UNBOUNDED)
+        };
+        let sum_hi = |iv: &[(i64, i64)], cells: &[usize], except: usize| -> i64 {
+            cells
+                .iter()
+                .filter(|c| **c != except)
+                .map(|c| iv[*c].1)
+                .fold(0i64, |a, b| a.saturating_add(b))
+                .min(UNBOUNDED)
+        };
+        // Each round narrows an interval or stops; the rounds are bounded all the same.
+        for _ in 0..64 {
+            let before = iv.clone();
+            for (total, parts) in &self.sums {
+                let lo = sum_lo(&iv, parts, usize::MAX);
+                let hi = sum_hi(&iv, parts, usize::MAX);
+                let t = &mut iv[*total];
+                *t = (t.0.max(lo), t.1.min(hi));
+                for p in parts {
+                    let (t_lo, t_hi) = iv[*total];
+                    let others_lo = sum_lo(&iv, parts, *p);
+                    let others_hi = sum_hi(&iv, parts, *p);
+                    let lo = if t_lo >= UNBOUNDED || others_hi >= UNBOUNDED {
+                        0
+                    } else {
+                        t_lo - others_hi
+                    };
+                    let hi = if t_hi >= UNBOUNDED {
+                        UNBOUNDED
+                    } else {
+                        t_hi - others_lo
+                    };
+                    let c = &mut iv[*p];
+                    *c = (c.0.max(lo), c.1.min(hi));
+                }
+            }
+            for (parts, bound) in &self.bounds {
+                let lo = sum_lo(&iv, parts, usize::MAX);
+                let b = &mut iv[*bound];
+                b.0 = b.0.max(lo);
+                for p in parts {
+                    let b_hi = iv[*bound].1;
+                    if b_hi < UNBOUNDED {
+                        let hi = b_hi - sum_lo(&iv, parts, *p);
+                        let c = &mut iv[*p];
+                        c.1 = c.1.min(hi);
+                    }
+                }
+            }
+            if iv == before {
+                break;
+            }
+        }
+        iv
+    }
+
+    /// Withholds more wherever a withheld count of children can still be worked out exactly
+    /// (through several sums, or the bounds within a row): the smallest shown cell tied to it by a sum
+    /// or a bound goes too (or, when none is, tied to it through other withheld cells). True
+    /// if anything was withheld.
+    fn close_leaks(&mut self) -> bool {
+        let iv = self.intervals();
+        for (cell, (lo, hi)) in iv.into_iter().enumerate() {
+            // A count worked out to be zero singles no child out (hazardous work that is all
+            // the child labour says there is no worst form): only children are protected.
+            if self.shown[cell] || lo != hi || lo == 0 {
+                continue;
+            }
+            // The cells tied to `cell`, then those tied to them through withheld cells, until
+            // some are shown.
+            let mut seen = BTreeSet::from([cell]);
+            let mut frontier = vec![cell];
+            while !frontier.is_empty() {
+                let mut tied: BTreeSet<usize> = BTreeSet::new();
+                for c in &frontier {
+                    tied.extend(self.tied_to(*c));
+                }
+                if self.withhold_smallest(tied.iter().copied()) {
+                    return true;
+                }
+                frontier = tied.into_iter().filter(|c| seen.insert(*c)).collect();
+            }
+        }
+        false
+    }
+
+    /// The cells in a sum or a bound with `cell`.
+    fn tied_to(&self, cell: usize) -> Vec<usize> {
+        let mut tied = Vec::new();
+        for (total, parts) in &self.sums {
+            if *total == cell || parts.contains(&cell) {
+                tied.push(*total);
+                tied.extend(parts);
+            }
+        }
+        for (parts, bound) in &self.bounds {
+            if *bound == cell || parts.contains(&cell) {
+                tied.push(*bound);
+                tied.extend(parts);
+            }
+        }
+        tied
+    }
+
+    fn cell(&self, at: usize) -> Cell {
+        if self.shown[at] {
+            Cell::Count(self.values[at])
+        } else {
+            Cell::Suppressed
+        }
+    }
+
+    fn shared_row(&self, first: usize) -> SharedChildCounts {
+        SharedChildCounts {
+            identified: self.cell(first + IDENTIFIED),
+            in_child_labour: self.cell(first + CHILD_LABOUR),
+            in_hazardous_work: self.cell(first + HAZARDOUS),
+            worst_form_suspected: self.cell(first + WORST_FORM),
+            referred: self.cell(first + REFERRED),
+            receiving_services: self.cell(first + SERVICES),
+            withdrawn_or_prevented: self.cell(first + WITHDRAWN),
+        }
     }
 }
 
@@ -170,9 +447,96 @@ impl Indicators {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Every count as JSON with small-cell suppression: for reports shared beyond the team.
+    /// Every count as JSON with small-cell suppression (`shared_cells`): for reports shared
+    /// beyond the team.
     pub fn shared(&self) -> serde_json::Value {
-        suppress(self.to_json())
+        serde_json::to_value(self.shared_cells()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The counts a report shared beyond the team shows: the one home of the rule.
+    ///
+    /// - Every count under 5 is withheld, zero and totals included.
+    /// - Complementary suppression: in every breakdown whose total is shown (each measure of
+    ///   `by_sex`, `by_age_band`, `by_sector`, `by_district`, `by_community`, `by_month`
+    ///   against `children`, and the communities of a district against the district), the
+    ///   counts withheld hold at least two that are not zero and add up to at least 5: else
+    ///   the smallest count shown goes too, and again, so that none is the total less the
+    ///   counts shown (the total goes when no count is left).
+    /// - Then, until none can be: a withheld count of one child or more that a reader could
+    ///   still work out exactly, from several breakdowns together or from the bounds within a row (hazardous
+    ///   work is part of child labour, which is part of the children identified; services
+    ///   follow referral, withdrawal follows services), takes the smallest count shown beside
+    ///   it.
+    /// - Visits and forced-labour indicators are not children: their counts under 5 are
+    ///   withheld, each on its own.
+    ///
+    /// Every withheld count shows the same mark (`Cell::Suppressed`, "x").
+    pub fn shared_cells(&self) -> SharedIndicators {
+        let mut table = Table {
+            values: Vec::new(),
+            shown: Vec::new(),
+            sums: Vec::new(),
+            bounds: Vec::new(),
+        };
+        let total = table.add_row(&self.children);
+        let dimensions = [
+            &self.by_sex,
+            &self.by_age_band,
+            &self.by_sector,
+            &self.by_district,
+            &self.by_community,
+            &self.by_month,
+        ];
+        let mut rows: Vec<BTreeMap<&str, usize>> = Vec::new();
+        for map in dimensions {
+            let at: BTreeMap<&str, usize> = map
+                .iter()
+                .map(|(k, c)| (k.as_str(), table.add_row(c)))
+                .collect();
+            table.add_sum(total, &at.values().copied().collect::<Vec<_>>());
+            rows.push(at);
+        }
+        let (districts, communities) = (&rows[3], &rows[4]);
+        let mut nested: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (community, row) in communities {
+            let district = self
+                .community_districts
+                .get(*community)
+                .and_then(|d| districts.get(d.as_str()));
+            if let Some(district) = district {
+                nested.entry(*district).or_default().push(*row);
+            }
+        }
+        for (district, parts) in &nested {
+            table.add_sum(*district, parts);
+        }
+        while table.complete_sums() || table.close_leaks() {}
+        let shared = |map: &BTreeMap<&str, usize>| {
+            map.iter()
+                .map(|(k, at)| (k.to_string(), table.shared_row(*at)))
+                .collect()
+        };
+        SharedIndicators {
+            children: table.shared_row(total),
+            by_sex: shared(&rows[0]),
+            by_age_band: shared(&rows[1]),
+            by_sector: shared(&rows[2]),
+            by_district: shared(&rows[3]),
+            by_community: shared(&rows[4]),
+            community_districts: self.community_districts.clone(),
+            by_month: shared(&rows[5]),
+            inspections: Cell::shared(self.inspections),
+            visits: Cell::shared(self.visits),
+            workplaces_with_violations: Cell::shared(self.workplaces_with_violations),
+            visits_with_forced_labour_indicators: Cell::shared(
+                self.visits_with_forced_labour_indicators,
+            ),
+            forced_labour_indicators: self
+                .forced_labour_indicators
+                .iter()
+                .map(|(k, n)| (k.clone(), Cell::shared(*n)))
+                .collect(),
+        }
     }
 }
 
@@ -194,6 +558,8 @@ impl Store {
             let month = DateTime::from_timestamp_millis(row.identified_ms)
                 .map(|t| t.format("%Y-%m").to_string())
                 .unwrap_or_default();
+            out.community_districts
+                .insert(row.community.clone(), row.district.clone());
             let outcome = row.classification;
             let status = Some(row.status);
             out.children.add(outcome, status);
@@ -204,8 +570,8 @@ impl Store {
                     &mut out.by_sector,
                     row.sector.unwrap_or_else(|| "unknown".into()),
                 ),
-                (&mut out.by_district, row.district),
-                (&mut out.by_community, row.community),
+                (&mut out.by_district, row.district.clone()),
+                (&mut out.by_community, row.community.clone()),
                 (&mut out.by_month, month),
             ] {
                 map.entry(key).or_default().add(outcome, status);
