@@ -534,19 +534,19 @@ impl Trust {
                 device: certificate.device,
             });
         }
+        if self.now_ms >= certificate.expires_ms
+            || self.now_ms < certificate.issued_ms - CLOCK_SLACK_MS
+        {
+            return Err(IdentityError::Expired {
+                device: certificate.device,
+            });
+        }
         if self
             .newest
             .get(&certificate.device)
             .is_some_and(|newest| certificate.issued_ms < *newest)
         {
             return Err(IdentityError::Superseded {
-                device: certificate.device,
-            });
-        }
-        if self.now_ms >= certificate.expires_ms
-            || self.now_ms < certificate.issued_ms - CLOCK_SLACK_MS
-        {
-            return Err(IdentityError::Expired {
                 device: certificate.device,
             });
         }
