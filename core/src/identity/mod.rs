@@ -10,6 +10,7 @@
 //! Formats (ARCHITECTURE.md, "Identity"): every structure is hand-encoded, little-endian, with a
 //! 4-byte tag that carries its version, and signed over a domain-separation label and its bytes.
 
+pub(crate) mod channel;
 mod seal;
 
 pub use seal::{SealedHeader, open_sealed, seal};
@@ -57,6 +58,10 @@ pub enum IdentityError {
     OutOfScope { record: Uuid },
     #[error("no recipient: {reason}")]
     NoRecipient { reason: &'static str },
+    /// A peer's message after the handshake that is not sealed in this session (another
+    /// session's, altered, plaintext) or comes out of order.
+    #[error("peer message refused: {reason}")]
+    PeerMessage { reason: &'static str },
 }
 
 type IdResult<T> = std::result::Result<T, IdentityError>;
