@@ -663,6 +663,75 @@ fn a_message_delivered_twice_changes_nothing() {
     assert_eq!((session.sent, answer.sent), (1, 1));
 }
 
+/// `id`'s document as `by` holds it, with one more change made in `victim`'s name (its actor,
+/// its user and device as author): what a hostile app on `by` can write.
+fn forged_in_name_of(by: &Device, victim: &Device, id: Uuid) -> Vec<u8> {
+    let bytes = by.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(victim.store.actor().clone());
+    let mut case: ChildCase = by.store.get(id).unwrap();
+    case.hours_per_week = 40;
+    let author = ChangeAuthor {
+        user: victim.principal.user,
+        device: victim.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &case, &author)
+        .unwrap()
+        .expect("a change");
+    document.save()
+}
+
+#[test]
+fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    // The monitor's case reaches the supervisor, who edits it and sends it back: the monitor
+    // takes back its own changes, which it holds, with the edit.
+    let own = monitor.create_case(C01, NAME_C01);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    let mut edited: ChildCase = supervisor.store.get(own).unwrap();
+    edited.hours_per_week = 20;
+    supervisor.store.update(&edited).unwrap();
+    peer(&mut supervisor, &mut monitor).unwrap();
+    assert_eq!(
+        monitor.store.get::<ChildCase>(own).unwrap().hours_per_week,
+        20
+    );
+
+    // A change to that case written on the supervisor's tablet in the monitor's name, offered
+    // by peer sync: refused, nothing of it stored.
+    let forged = forged_in_name_of(&supervisor, &monitor, own);
+    supervisor.store.merge_document(own, &forged).unwrap();
+    let before = monitor.store.export_document(own).unwrap();
+    assert_eq!(
+        refused_with(peer(&mut supervisor, &mut monitor)),
+        IdentityError::ForgedOwnChange { record: own }
+    );
+    assert_eq!(monitor.store.export_document(own).unwrap(), before);
+
+    // A record of the supervisor's with a change in the monitor's name, in a bundle: refused
+    // whole; the record without it is imported.
+    let theirs = supervisor.create_case(C01, "Awa Bamba");
+    let to_monitor = [Recipient::Device(monitor.id())];
+    let forged = forged_in_name_of(&supervisor, &monitor, theirs);
+    let bundle = supervisor
+        .store
+        .seal_bundle(vec![(theirs, forged)], &to_monitor)
+        .unwrap();
+    assert_eq!(
+        refused_with(monitor.store.import_bundle(&bundle)),
+        IdentityError::ForgedOwnChange { record: theirs }
+    );
+    assert!(monitor.store.kind_of(theirs).is_err());
+    let genuine = supervisor.store.export_document(theirs).unwrap();
+    let bundle = supervisor
+        .store
+        .seal_bundle(vec![(theirs, genuine)], &to_monitor)
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+}
+
 /// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:
 /// the hub answers as the version before did, reading nothing of when the device's copy was
 /// issued up to (it sends the whole directory).

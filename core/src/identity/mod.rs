@@ -62,6 +62,11 @@ pub enum IdentityError {
     /// session's, altered, plaintext) or comes out of order.
     #[error("peer message refused: {reason}")]
     PeerMessage { reason: &'static str },
+    /// A received record holds a change under this device's own actor that this device does
+    /// not hold: a device never gets its own changes back from a peer or a bundle, only ones
+    /// it has, so another device wrote it in this device's name.
+    #[error("record {record} holds a change in this device's name that it never made")]
+    ForgedOwnChange { record: Uuid },
 }
 
 type IdResult<T> = std::result::Result<T, IdentityError>;

@@ -11,7 +11,7 @@
 //! nothing on the link reads a record, and a message of another session, or altered, is
 //! refused. Each side then offers only the records the other's certificate covers, by the hub's
 //! own rule (`Scope::receives`, the hub's SQL), and refuses any received record outside the
-//! sender's scope or its own.
+//! sender's scope or its own, and any record holding a change in its own name that it lacks.
 //!
 //! Each side describes every record it shares as an item: the hash of the record's id and heads.
 //! Range-based set reconciliation (negentropy) finds the items one side has and the other lacks
@@ -28,7 +28,7 @@ use crate::domain::rights::Scope;
 use crate::error::{DecodeError, Error, Result};
 use crate::identity::channel::{Channel, Ephemeral, Opened};
 use crate::identity::{Certificate, IdentityError, verify_device};
-use crate::store::{self, Store, TypedRecord};
+use crate::store::{self, Store, TypedRecord, erasure};
 use automerge::Automerge;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use rand::RngCore;
@@ -744,10 +744,47 @@ impl Store {
     }
 
     /// Whether a document received from a peer or in a bundle may be merged: it lies in every
-    /// one of `scopes` (`check_within`).
+    /// one of `scopes` (`check_within`), and holds no change in this device's name that this
+    /// device lacks (`check_own_changes`).
     pub(super) fn check_received(&self, scopes: &[&Scope], id: Uuid, bytes: &[u8]) -> Result<()> {
         let document = codec::load(id, bytes)?;
-        check_within(scopes, id, &document)
+        check_within(scopes, id, &document)?;
+        self.check_own_changes(id, &document)
+    }
+
+    /// A device never gets its own changes back from a peer or a bundle, except ones it holds:
+    /// a change under one of its actors (the actor's first 16 bytes are the device's id) that
+    /// it lacks was written in its name elsewhere, and would reach the hub as its own. The
+    /// content of an erased record is let through: the merge drops it. (A store restored from
+    /// an older copy gets its later changes back from the hub.)
+    fn check_own_changes(&self, id: Uuid, document: &Automerge) -> Result<()> {
+        let device = self.device_id();
+        let own: Vec<automerge::ChangeHash> = document
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|change| doc::device_of_actor(&change.actor) == Some(device))
+            .map(|change| change.hash)
+            .collect();
+        if own.is_empty() {
+            return Ok(());
+        }
+        let held = match store::find_row(&self.conn, id)? {
+            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
+            None => None,
+        };
+        let lacks = |hash: &automerge::ChangeHash| {
+            held.as_ref()
+                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
+        };
+        if !own.iter().any(lacks) {
+            return Ok(());
+        }
+        if erasure::is_erased(&self.conn, id)?
+            || erasure::any_erased_change(&self.conn, &codec::history_roots(document, &[]))?
+        {
+            return Ok(());
+        }
+        Err(IdentityError::ForgedOwnChange { record: id }.into())
     }
 
     fn peer_merge(
