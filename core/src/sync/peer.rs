@@ -216,7 +216,8 @@ pub struct PeerSession {
     initiator: bool,
     finished: bool,
     max_message_bytes: usize,
-    /// Records received and merged.
+    /// Records received and stored (a record that brought nothing new, or the content of an
+    /// erased record, is not counted).
     pub received: usize,
     /// Records sent.
     pub sent: usize,
@@ -799,13 +800,15 @@ impl Store {
         for (id, bytes) in documents {
             self.check_received(&scopes, *id, bytes)?;
         }
-        self.receive(|merging| {
+        let stored = self.receive(|merging| {
+            let mut stored = 0;
             for (id, bytes) in documents {
-                merging.merge(*id, bytes)?;
-                session.received += 1;
+                // Nothing new, or an erased record's content (dropped): nothing stored.
+                stored += usize::from(merging.merge(*id, bytes)?.changed);
             }
-            Ok(())
+            Ok(stored)
         })?;
+        session.received += stored;
         Ok(())
     }
 }
