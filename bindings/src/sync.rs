@@ -475,7 +475,7 @@ impl VigieStore {
     }
 
     /// Starts a peer session as the side that initiates; send `message` to the other device,
-    /// then feed each reply to `peer_step` until it returns nothing.
+    /// then feed each reply to `peer_step` until the session `is_finished`.
     #[uniffi::method(default(areas = []))]
     pub fn peer_start(&self, areas: Vec<AreaFilter>) -> Result<PeerStart> {
         let scope = peer_scope(areas);
@@ -497,8 +497,12 @@ impl VigieStore {
         Ok(PeerSession::new(session))
     }
 
-    /// Handles a message from the other device; returns the reply to send, or nothing when the
-    /// session is complete. A damaged message is `DamagedInput` or `Transport`.
+    /// Handles a message from the other device; returns the reply to send, or nothing when
+    /// there is nothing to send: the session is complete (`is_finished`), or the message was
+    /// one already handled, delivered twice (wait for the next). Messages after the handshake
+    /// are encrypted for this session: one of another session, or altered, is
+    /// `Authentication` and leaves the session as it was. A damaged message is `DamagedInput`
+    /// or `Transport`.
     pub fn peer_step(
         &self,
         session: Arc<PeerSession>,

@@ -142,9 +142,9 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 wanted: Vec::new(),
                 done: true,
             };
-            let (_, mut session, _) = common::handshake(&mut sender, &mut victim);
+            let (mut from, mut session, _) = common::handshake(&mut sender, &mut victim);
             let e = victim
-                .peer_step(&mut session, &wire::encode_peer_message(&message))
+                .peer_step(&mut session, &from.seal(&message).unwrap())
                 .unwrap_err();
             if h.bytes.len() > 1024 * 1024 {
                 // Over the bound of a peer message before any document is read.

@@ -360,7 +360,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
         let to_victim = [vigie_core::sync::Recipient::Device(victim.device_id())];
         // One authenticated session carries every hostile peer message (a refused message
         // leaves it open).
-        let (_, mut session, _) = common::handshake(&mut phone, &mut victim);
+        let (mut from, mut session, _) = common::handshake(&mut phone, &mut victim);
         let honest = phone.create(&child(&area, 0, user)).unwrap();
         let honest_bytes = phone.export_document(honest.id).unwrap();
         let hostile = common::hostile::all(&honest_bytes, phone.actor());
@@ -430,7 +430,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         wanted: Vec::new(),
                         done: true,
                     };
-                    let _ = victim.peer_step(&mut session, &wire::encode_peer_message(&message));
+                    let _ = victim.peer_step(&mut session, &from.seal(&message).unwrap());
                 }
             }
         }

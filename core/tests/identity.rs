@@ -257,7 +257,7 @@ fn peers_authenticate_and_receive_only_their_scope() {
 
     // A peer that sends a record outside its own scope is refused whole.
     let c02_bytes = other.store.export_document(in_c02).unwrap();
-    let (_, mut session, _) = common::handshake(&mut monitor.store, &mut supervisor.store);
+    let (mut from, mut session, _) = common::handshake(&mut monitor.store, &mut supervisor.store);
     let message = wire::PeerMessage {
         reconcile: None,
         documents: vec![(in_c02, c02_bytes)],
@@ -268,7 +268,7 @@ fn peers_authenticate_and_receive_only_their_scope() {
         refused_with(
             supervisor
                 .store
-                .peer_step(&mut session, &wire::encode_peer_message(&message))
+                .peer_step(&mut session, &from.seal(&message).unwrap())
         ),
         IdentityError::OutOfScope { record: in_c02 }
     );
@@ -489,6 +489,247 @@ fn a_bundle_with_records_outside_its_exporters_scope_is_refused_whole() {
     );
     assert!(fresh.store.kind_of(mine).is_err(), "nothing half-imported");
     assert!(fresh.store.kind_of(foreign).is_err());
+}
+
+/// Continues a peer session from the answerer's `reply`, each side stepping on the other's
+/// messages until one has nothing more to send; the messages on the link, in order.
+fn run_from(
+    initiator: &mut Device,
+    session: &mut sync::PeerSession,
+    answerer: &mut Device,
+    answer: &mut sync::PeerSession,
+    mut reply: Option<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    let mut link = Vec::new();
+    while let Some(message) = reply {
+        link.push(message.clone());
+        let Some(next) = initiator.store.peer_step(session, &message).unwrap() else {
+            break;
+        };
+        link.push(next.clone());
+        reply = answerer.store.peer_step(answer, &next).unwrap();
+        assert!(link.len() < 40, "the session does not end");
+    }
+    link
+}
+
+/// A whole peer session; every message on the link, in order (the initiator's hello first,
+/// then each side's in turn).
+fn recorded(initiator: &mut Device, answerer: &mut Device) -> Vec<Vec<u8>> {
+    let scope = PeerScope::default();
+    let (mut session, hello) = initiator.store.peer_start(&scope, 64 * 1024).unwrap();
+    let mut answer = answerer.store.peer_accept(&scope, 64 * 1024).unwrap();
+    let reply = answerer.store.peer_step(&mut answer, &hello).unwrap();
+    let mut link = vec![hello];
+    link.extend(run_from(
+        initiator,
+        &mut session,
+        answerer,
+        &mut answer,
+        reply,
+    ));
+    assert!(session.is_finished());
+    link
+}
+
+/// What a message says once its compression is undone: a message is its tag and a zstd frame,
+/// a sealed one its tag, its number and ciphertext (which does not decompress).
+fn expanded(message: &[u8]) -> Vec<u8> {
+    [4, 12]
+        .iter()
+        .filter_map(|at| message.get(*at..))
+        .find_map(|frame| vigie_core::codec::decompress_bounded(frame, 1 << 26).ok())
+        .unwrap_or_default()
+}
+
+#[test]
+fn peer_messages_on_the_link_reveal_no_record() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    // The document itself names the child (what a listener would read from it).
+    assert!(holds(&monitor.store.export_document(id).unwrap(), NAME_C01));
+
+    let link = recorded(&mut monitor, &mut supervisor);
+    assert_eq!(
+        supervisor.store.get::<ChildCase>(id).unwrap().name,
+        NAME_C01,
+        "the record travelled"
+    );
+    assert!(link.len() >= 5, "{} messages", link.len());
+    for (i, message) in link.iter().enumerate() {
+        let plain = expanded(message);
+        for bytes in [message, &plain] {
+            assert!(
+                !holds(bytes, NAME_C01) && !holds(bytes, "Adjoua"),
+                "message {i}"
+            );
+            assert!(
+                !bytes.windows(16).any(|w| w == id.as_bytes()),
+                "message {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_message_of_another_session_is_refused_and_nothing_of_it_stored() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mut tablet = Device::new(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    let mut phone = Device::new(&dir, "phone", Role::CommunityMonitor, &[C01]);
+    tablet.sync(&mut hub);
+    phone.sync(&mut hub);
+    let id = monitor.create_case(C01, NAME_C01);
+    // Captured on the link of an authenticated session: monitor → supervisor.
+    let link = recorded(&mut monitor, &mut supervisor);
+    assert!(supervisor.store.kind_of(id).is_ok());
+
+    // Fed into another authenticated session (phone → tablet), in place of the phone's next
+    // message: the monitor's messages after its proof are refused, and nothing is stored.
+    let phones = phone.create_case(C01, NAME_C02);
+    let (mut session, mut answer, reply) = common::handshake(&mut phone.store, &mut tablet.store);
+    let captured: Vec<&Vec<u8>> = link.iter().step_by(2).skip(2).collect();
+    assert!(!captured.is_empty());
+    for message in captured {
+        let e = tablet.store.peer_step(&mut answer, message).unwrap_err();
+        assert!(
+            matches!(e, Error::Identity(IdentityError::PeerMessage { .. })),
+            "{e}"
+        );
+        assert!(
+            tablet.store.kind_of(id).is_err(),
+            "a captured record was stored"
+        );
+    }
+    // A message sealed in this session but altered on the way is refused too.
+    let mut altered = phone
+        .store
+        .peer_step(&mut session, reply.as_ref().unwrap())
+        .unwrap()
+        .expect("the phone's next message");
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    assert!(matches!(
+        tablet.store.peer_step(&mut answer, &altered),
+        Err(Error::Identity(IdentityError::PeerMessage { .. }))
+    ));
+    // The session itself goes on: the genuine message is answered, and it completes.
+    altered[last] ^= 1;
+    let reply = tablet.store.peer_step(&mut answer, &altered).unwrap();
+    run_from(&mut phone, &mut session, &mut tablet, &mut answer, reply);
+    assert!(session.is_finished());
+    assert!(tablet.store.kind_of(phones).is_ok() && tablet.store.kind_of(id).is_err());
+}
+
+#[test]
+fn a_message_delivered_twice_changes_nothing() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mine = monitor.create_case(C01, NAME_C01);
+    let theirs = supervisor.create_case(C01, "Awa Bamba");
+    let scope = PeerScope::default();
+    let (mut session, hello) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
+    let mut answer = supervisor.store.peer_accept(&scope, 64 * 1024).unwrap();
+    // Every message, handshake and reconciliation, reaches its side twice in a row.
+    let mut message = hello;
+    for trip in 0.. {
+        assert!(trip < 20, "the session does not end");
+        let reply = supervisor.store.peer_step(&mut answer, &message).unwrap();
+        assert_eq!(
+            supervisor.store.peer_step(&mut answer, &message).unwrap(),
+            None,
+            "trip {trip}: the supervisor's message again"
+        );
+        let Some(reply) = reply else { break };
+        let next = monitor.store.peer_step(&mut session, &reply).unwrap();
+        assert_eq!(
+            monitor.store.peer_step(&mut session, &reply).unwrap(),
+            None,
+            "trip {trip}: the monitor's message again"
+        );
+        let Some(next) = next else { break };
+        message = next;
+    }
+    assert!(session.is_finished() && answer.is_finished());
+    for id in [mine, theirs] {
+        assert_eq!(
+            monitor.store.get::<ChildCase>(id).unwrap(),
+            supervisor.store.get::<ChildCase>(id).unwrap()
+        );
+    }
+    // Each side received and stored one record, once.
+    assert_eq!((session.received, answer.received), (1, 1));
+    assert_eq!((session.sent, answer.sent), (1, 1));
+}
+
+/// `id`'s document as `by` holds it, with one more change made in `victim`'s name (its actor,
+/// its user and device as author): what a hostile app on `by` can write.
+fn forged_in_name_of(by: &Device, victim: &Device, id: Uuid) -> Vec<u8> {
+    let bytes = by.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(victim.store.actor().clone());
+    let mut case: ChildCase = by.store.get(id).unwrap();
+    case.hours_per_week = 40;
+    let author = ChangeAuthor {
+        user: victim.principal.user,
+        device: victim.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &case, &author)
+        .unwrap()
+        .expect("a change");
+    document.save()
+}
+
+#[test]
+fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    // The monitor's case reaches the supervisor, who edits it and sends it back: the monitor
+    // takes back its own changes, which it holds, with the edit.
+    let own = monitor.create_case(C01, NAME_C01);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    let mut edited: ChildCase = supervisor.store.get(own).unwrap();
+    edited.hours_per_week = 20;
+    supervisor.store.update(&edited).unwrap();
+    peer(&mut supervisor, &mut monitor).unwrap();
+    assert_eq!(
+        monitor.store.get::<ChildCase>(own).unwrap().hours_per_week,
+        20
+    );
+
+    // A change to that case written on the supervisor's tablet in the monitor's name, offered
+    // by peer sync: refused, nothing of it stored.
+    let forged = forged_in_name_of(&supervisor, &monitor, own);
+    supervisor.store.merge_document(own, &forged).unwrap();
+    let before = monitor.store.export_document(own).unwrap();
+    assert_eq!(
+        refused_with(peer(&mut supervisor, &mut monitor)),
+        IdentityError::ForgedOwnChange { record: own }
+    );
+    assert_eq!(monitor.store.export_document(own).unwrap(), before);
+
+    // A record of the supervisor's with a change in the monitor's name, in a bundle: refused
+    // whole; the record without it is imported.
+    let theirs = supervisor.create_case(C01, "Awa Bamba");
+    let to_monitor = [Recipient::Device(monitor.id())];
+    let forged = forged_in_name_of(&supervisor, &monitor, theirs);
+    let bundle = supervisor
+        .store
+        .seal_bundle(vec![(theirs, forged)], &to_monitor)
+        .unwrap();
+    assert_eq!(
+        refused_with(monitor.store.import_bundle(&bundle)),
+        IdentityError::ForgedOwnChange { record: theirs }
+    );
+    assert!(monitor.store.kind_of(theirs).is_err());
+    let genuine = supervisor.store.export_document(theirs).unwrap();
+    let bundle = supervisor
+        .store
+        .seal_bundle(vec![(theirs, genuine)], &to_monitor)
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
 }
 
 /// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:

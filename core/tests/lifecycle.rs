@@ -334,6 +334,7 @@ fn erased_content_never_comes_back_under_any_id() {
         !monitor.has(fresh),
         "a peer brought the erased content back"
     );
+    assert_eq!(answer.received, 0, "dropped, so not counted as received");
     assert!(
         monitor
             .store

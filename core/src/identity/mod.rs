@@ -10,6 +10,7 @@
 //! Formats (ARCHITECTURE.md, "Identity"): every structure is hand-encoded, little-endian, with a
 //! 4-byte tag that carries its version, and signed over a domain-separation label and its bytes.
 
+pub(crate) mod channel;
 mod seal;
 
 pub use seal::{SealedHeader, open_sealed, seal};
@@ -61,6 +62,15 @@ pub enum IdentityError {
     OutOfScope { record: Uuid },
     #[error("no recipient: {reason}")]
     NoRecipient { reason: &'static str },
+    /// A peer's message after the handshake that is not sealed in this session (another
+    /// session's, altered, plaintext) or comes out of order.
+    #[error("peer message refused: {reason}")]
+    PeerMessage { reason: &'static str },
+    /// A received record holds a change under this device's own actor that this device does
+    /// not hold: a device never gets its own changes back from a peer or a bundle, only ones
+    /// it has, so another device wrote it in this device's name.
+    #[error("record {record} holds a change in this device's name that it never made")]
+    ForgedOwnChange { record: Uuid },
 }
 
 type IdResult<T> = std::result::Result<T, IdentityError>;

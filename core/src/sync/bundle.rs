@@ -15,7 +15,6 @@
 //! in the exporter's scope and this device's (the hub's rule); then applies it in one
 //! transaction. Any failure refuses the whole bundle.
 
-use super::peer::check_within;
 use super::wire;
 use crate::domain::area::AreaFilter;
 use crate::domain::rights::Scope;
@@ -265,7 +264,7 @@ impl Store {
         ];
         let scopes: Vec<&Scope> = scopes.iter().collect();
         for (id, document) in &bundle.documents {
-            match check_within(&scopes, *id, document) {
+            match self.check_received(&scopes, *id, document) {
                 Ok(()) => {}
                 Err(e @ Error::Identity(_)) => return Err(e),
                 Err(e) => return Err(refuse(Some(*id), e.to_string())),

@@ -5,14 +5,19 @@
 //! certificate and a fresh nonce; the answerer checks it (the pinned hub's signature, expiry,
 //! revocation) and answers with its own certificate, its nonce and a signature over the
 //! transcript; the initiator checks those and signs the transcript too, with its first
-//! reconciliation frame. Each side then offers only the records the other's certificate covers,
-//! by the hub's own rule (`Scope::receives`, the hub's SQL), and refuses any received record
-//! outside the sender's scope or its own.
+//! reconciliation frame. Each side also brings a fresh X25519 key, covered by the transcript:
+//! from their shared secret and the transcript come the session's keys, and every message after
+//! the handshake (the first frame too) is sealed under them (`identity::channel`), so that
+//! nothing on the link reads a record, and a message of another session, or altered, is
+//! refused. Each side then offers only the records the other's certificate covers, by the hub's
+//! own rule (`Scope::receives`, the hub's SQL), and refuses any received record outside the
+//! sender's scope or its own, and any record holding a change in its own name that it lacks.
 //!
 //! Each side describes every record it shares as an item: the hash of the record's id and heads.
 //! Range-based set reconciliation (negentropy) finds the items one side has and the other lacks
 //! with bytes proportional to the differences, then each side sends the documents the other
-//! lacks. Merging a whole document is idempotent, so a repeated or crossed message is harmless.
+//! lacks. Merging a whole document is idempotent, and a message delivered twice (a handshake
+//! message, or a sealed message whose number was opened) is recognised and changes nothing.
 
 use super::wire::{self, PeerMessage};
 use crate::codec;
@@ -20,42 +25,51 @@ use crate::doc;
 use crate::domain::area::AreaFilter;
 use crate::domain::codes::RecordKind;
 use crate::domain::rights::Scope;
-use crate::error::{Error, Result};
+use crate::error::{DecodeError, Error, Result};
+use crate::identity::channel::{Channel, Ephemeral, Opened};
 use crate::identity::{Certificate, IdentityError, verify_device};
-use crate::store::{self, Store, TypedRecord};
+use crate::store::{self, Store, TypedRecord, erasure};
+use automerge::Automerge;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 const HANDSHAKE_TAG: [u8; 4] = *b"VGh1";
-const HANDSHAKE_VERSION: u8 = 1;
-const TRANSCRIPT_LABEL: &[u8] = b"vigie peer handshake v1\0";
-/// A handshake message is a certificate, a nonce, a signature and one frame: small.
+/// 2: ephemeral keys, and the messages after the handshake sealed. A hello of version 1 is
+/// refused as `UnsupportedVersion`, and a device of version 1 refuses a hello of version 2 so.
+const HANDSHAKE_VERSION: u8 = 2;
+const TRANSCRIPT_LABEL: &[u8] = b"vigie peer handshake v2\0";
+/// A handshake message is a certificate, a nonce, a key, a signature and one frame: small.
 const MAX_HANDSHAKE_BYTES: usize = 1 << 20;
 
 /// The handshake's messages (`HANDSHAKE_TAG`, postcard, compressed like every message).
 #[derive(Debug, Serialize, Deserialize)]
 enum Handshake {
-    /// Initiator → answerer.
+    /// Initiator → answerer. `version` comes first in every version.
     Hello {
         version: u8,
         #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
         nonce: [u8; 32],
+        /// The initiator's ephemeral X25519 key.
+        ephemeral: [u8; 32],
     },
     /// Answerer → initiator: signed over the transcript, labelled "answerer".
     Reply {
         #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
         nonce: [u8; 32],
+        /// The answerer's ephemeral X25519 key.
+        ephemeral: [u8; 32],
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
     /// Initiator → answerer: signed over the transcript, labelled "initiator", with the first
-    /// reconciliation message.
+    /// reconciliation message, sealed.
     Proof {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
@@ -64,12 +78,50 @@ enum Handshake {
     },
 }
 
+/// What every version's hello starts with (postcard ignores the rest).
+#[derive(Deserialize)]
+enum HelloOfAnyVersion {
+    Hello { version: u8 },
+}
+
+fn unsupported_version() -> Error {
+    IdentityError::UnsupportedVersion {
+        what: "peer handshake",
+    }
+    .into()
+}
+
+/// Decodes a handshake message; a hello of another version is `UnsupportedVersion`.
+fn decode_handshake(message: &[u8]) -> Result<Handshake> {
+    fn decode<T: serde::de::DeserializeOwned>(message: &[u8]) -> Result<T, DecodeError> {
+        wire::decode(
+            HANDSHAKE_TAG,
+            "peer handshake",
+            message,
+            MAX_HANDSHAKE_BYTES,
+        )
+    }
+    match decode(message) {
+        Ok(Handshake::Hello { version, .. }) if version != HANDSHAKE_VERSION => {
+            Err(unsupported_version())
+        }
+        Ok(handshake) => Ok(handshake),
+        Err(e) => match decode(message) {
+            Ok(HelloOfAnyVersion::Hello { version }) if version != HANDSHAKE_VERSION => {
+                Err(unsupported_version())
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
 /// Where a session stands.
 enum Stage {
     /// The initiator sent its hello.
     AwaitReply {
         certificate: Vec<u8>,
         nonce: [u8; 32],
+        ephemeral: Ephemeral,
     },
     /// The answerer waits for a hello.
     AwaitHello,
@@ -77,8 +129,9 @@ enum Stage {
     AwaitProof {
         transcript: [u8; 32],
         peer: Box<Certificate>,
+        channel: Box<Channel>,
     },
-    /// Both are authenticated: reconciliation.
+    /// Both are authenticated: reconciliation, sealed.
     Running,
 }
 
@@ -86,19 +139,18 @@ fn handshake_error(step: &'static str) -> Error {
     Error::Identity(IdentityError::Handshake { step })
 }
 
-/// The hash both sides sign: both certificates and both nonces, in order.
-fn transcript(
-    initiator: &[u8],
-    nonce_i: &[u8; 32],
-    answerer: &[u8],
-    nonce_a: &[u8; 32],
-) -> [u8; 32] {
+/// One side's part of the transcript: its certificate, nonce and ephemeral key.
+type Part<'a> = (&'a [u8], &'a [u8; 32], &'a [u8; 32]);
+
+/// The hash both sides sign: both certificates, nonces and ephemeral keys, in order.
+fn transcript(initiator: Part<'_>, answerer: Part<'_>) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(TRANSCRIPT_LABEL);
-    for (certificate, nonce) in [(initiator, nonce_i), (answerer, nonce_a)] {
+    for (certificate, nonce, ephemeral) in [initiator, answerer] {
         hash.update((certificate.len() as u32).to_le_bytes());
         hash.update(certificate);
         hash.update(nonce);
+        hash.update(ephemeral);
     }
     hash.finalize().into()
 }
@@ -122,14 +174,13 @@ fn fresh_nonce() -> [u8; 32] {
 /// Whether a received document lies in every one of `scopes` (the sender's and the
 /// receiver's): its kind and area, read from the document itself. Reference data comes only
 /// from the hub.
-pub(super) fn check_within(scopes: &[&Scope], id: Uuid, bytes: &[u8]) -> Result<()> {
+fn check_within(scopes: &[&Scope], id: Uuid, document: &Automerge) -> Result<()> {
     let outside = || Error::Identity(IdentityError::OutOfScope { record: id });
-    let document = codec::load(id, bytes)?;
-    let kind = doc::kind_of(&document).ok_or_else(outside)?;
+    let kind = doc::kind_of(document).ok_or_else(outside)?;
     if kind == RecordKind::Reference {
         return Err(outside());
     }
-    let record = TypedRecord::read(kind, id, &document)?;
+    let record = TypedRecord::read(kind, id, document)?;
     if scopes
         .iter()
         .all(|scope| scope.receives(kind, record.area()))
@@ -158,10 +209,15 @@ pub struct PeerSession {
     /// in (the sender's, and this device's own).
     peer: Option<Certificate>,
     scopes: Vec<Scope>,
+    /// The session's keys, once both sides are authenticated.
+    channel: Option<Channel>,
+    /// SHA-256 of each handshake message handled: one delivered again changes nothing.
+    handled: Vec<[u8; 32]>,
     initiator: bool,
     finished: bool,
     max_message_bytes: usize,
-    /// Records received and merged.
+    /// Records received and stored (a record that brought nothing new, or the content of an
+    /// erased record, is not counted).
     pub received: usize,
     /// Records sent.
     pub sent: usize,
@@ -199,6 +255,47 @@ fn contain<T>(step: impl FnOnce() -> std::result::Result<T, negentropy::Error>) 
         .map_err(|_| protocol("damaged reconciliation frame"))
 }
 
+/// The most a peer message may expand to, and the most its sealed bytes may take (a
+/// compressed frame of that much, which is never much larger).
+fn message_limits(max_message_bytes: usize) -> (usize, usize) {
+    let expanded = max_message_bytes.saturating_mul(8).max(1 << 20);
+    (
+        expanded,
+        expanded.saturating_add(expanded / 64).saturating_add(4096),
+    )
+}
+
+/// A reconciliation message as it goes on the link: encoded (`PEER_TAG`), then sealed as the
+/// next message of this side. The plaintext is zeroed once sealed.
+fn seal_message(channel: &mut Channel, message: &PeerMessage) -> Vec<u8> {
+    channel.seal(&Zeroizing::new(wire::encode(wire::PEER_TAG, message)))
+}
+
+/// What reconciliation needs, worked out once the other side is authenticated.
+struct Authenticated {
+    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    items: HashMap<[u8; 32], Uuid>,
+    scopes: Vec<Scope>,
+}
+
+/// What a handshake message moves the session to.
+enum Handshaken {
+    /// The answerer replied to a hello.
+    Replied { stage: Stage, reply: Vec<u8> },
+    /// The initiator checked the reply and sends its proof.
+    Proved {
+        reconciling: Box<Authenticated>,
+        peer: Box<Certificate>,
+        channel: Box<Channel>,
+        proof: Vec<u8>,
+    },
+    /// The answerer checked the proof; its first frame is handled next.
+    Accepted {
+        reconciling: Box<Authenticated>,
+        first: Vec<u8>,
+    },
+}
+
 impl PeerSession {
     /// Whether the session has nothing more to send or receive.
     pub fn is_finished(&self) -> bool {
@@ -210,10 +307,30 @@ impl PeerSession {
         self.peer.as_ref()
     }
 
+    /// Seals `message` as this side's next message to the other side (what `peer_step`
+    /// returns is sealed so): for tools and tests that play a peer. Only once authenticated.
+    pub fn seal(&mut self, message: &PeerMessage) -> Result<Vec<u8>> {
+        let channel = self
+            .channel
+            .as_mut()
+            .ok_or_else(|| handshake_error("reconciliation before authentication"))?;
+        Ok(seal_message(channel, message))
+    }
+
     fn negentropy(&mut self) -> Result<&mut Negentropy<'static, NegentropyStorageVector>> {
         self.negentropy
             .as_mut()
             .ok_or_else(|| handshake_error("reconciliation before authentication"))
+    }
+
+    /// Both sides are authenticated: reconciliation starts, sealed under `channel`.
+    fn run(&mut self, reconciling: Authenticated, peer: Certificate, channel: Channel) {
+        self.negentropy = Some(reconciling.negentropy);
+        self.items = reconciling.items;
+        self.scopes = reconciling.scopes;
+        self.peer = Some(peer);
+        self.channel = Some(channel);
+        self.stage = Stage::Running;
     }
 }
 
@@ -257,6 +374,8 @@ impl Store {
             items: HashMap::new(),
             peer: None,
             scopes: Vec::new(),
+            channel: None,
+            handled: Vec::new(),
             initiator,
             finished: false,
             max_message_bytes,
@@ -273,14 +392,13 @@ impl Store {
         Ok((certificate, bytes))
     }
 
-    /// Checks the other side's certificate and sets up reconciliation over the records it may
-    /// receive.
+    /// Sets up reconciliation over the records the authenticated peer may receive.
     fn authenticated(
         &self,
-        session: &mut PeerSession,
-        peer: Certificate,
+        session: &PeerSession,
+        peer: &Certificate,
         own: &Certificate,
-    ) -> Result<()> {
+    ) -> Result<Authenticated> {
         if peer.device == own.device {
             return Err(handshake_error(
                 "the peer presented this device's own certificate",
@@ -292,19 +410,17 @@ impl Store {
         let (storage, items) = self.peer_items(&session.filter, &theirs)?;
         // negentropy takes 0 (no limit) or at least 4096.
         let frame_limit = (session.max_message_bytes as u64 / 2).max(4096);
-        session.negentropy = Some(
-            Negentropy::owned(storage, frame_limit)
+        Ok(Authenticated {
+            negentropy: Negentropy::owned(storage, frame_limit)
                 .map_err(|_| protocol("reconciler refused its settings"))?,
-        );
-        session.items = items;
-        session.scopes = vec![theirs, ours];
-        session.peer = Some(peer);
-        session.stage = Stage::Running;
-        Ok(())
+            items,
+            scopes: vec![theirs, ours],
+        })
     }
 
     /// Starts a session as the initiator: returns it and the first message for the other side
-    /// (its hello: certificate and nonce). `scope` narrows what is offered to some areas.
+    /// (its hello: certificate, nonce and ephemeral key). `scope` narrows what is offered to
+    /// some areas.
     pub fn peer_start(
         &self,
         scope: &PeerScope,
@@ -313,12 +429,18 @@ impl Store {
         let mut session = self.peer_session(scope, true, max_message_bytes);
         let (_, certificate) = self.own_certificate()?;
         let nonce = fresh_nonce();
+        let ephemeral = Ephemeral::generate();
         let hello = Handshake::Hello {
             version: HANDSHAKE_VERSION,
             certificate: certificate.clone(),
             nonce,
+            ephemeral: ephemeral.public(),
         };
-        session.stage = Stage::AwaitReply { certificate, nonce };
+        session.stage = Stage::AwaitReply {
+            certificate,
+            nonce,
+            ephemeral,
+        };
         Ok((session, wire::encode(HANDSHAKE_TAG, &hello)))
     }
 
@@ -328,37 +450,59 @@ impl Store {
         Ok(self.peer_session(scope, false, max_message_bytes))
     }
 
-    /// The handshake's steps; returns the reply to send.
+    /// The handshake's steps; returns the reply to send. A message handled before (delivered
+    /// twice) changes nothing and gets no reply; any other message the stage does not expect
+    /// is refused, and leaves the session as it was.
     fn peer_handshake(
         &mut self,
         session: &mut PeerSession,
         message: &[u8],
     ) -> Result<Option<Vec<u8>>> {
-        let handshake: Handshake = wire::decode(
-            HANDSHAKE_TAG,
-            "peer handshake",
-            message,
-            MAX_HANDSHAKE_BYTES,
-        )?;
-        let keys = self.device_keys()?;
-        match (
-            std::mem::replace(&mut session.stage, Stage::AwaitHello),
-            handshake,
-        ) {
+        let digest: [u8; 32] = Sha256::digest(message).into();
+        if session.handled.contains(&digest) {
+            return Ok(None);
+        }
+        let handshake = decode_handshake(message)?;
+        let handshaken = self.handshake_step(session, handshake)?;
+        session.handled.push(digest);
+        match handshaken {
+            Handshaken::Replied { stage, reply } => {
+                session.stage = stage;
+                Ok(Some(reply))
+            }
+            Handshaken::Proved {
+                reconciling,
+                peer,
+                channel,
+                proof,
+            } => {
+                session.run(*reconciling, *peer, *channel);
+                Ok(Some(proof))
+            }
+            Handshaken::Accepted { reconciling, first } => {
+                let Stage::AwaitProof { peer, channel, .. } =
+                    std::mem::replace(&mut session.stage, Stage::Running)
+                else {
+                    unreachable!("a proof is accepted only while awaited");
+                };
+                session.run(*reconciling, *peer, *channel);
+                self.peer_sealed(session, &first)
+            }
+        }
+    }
+
+    /// Works out what a handshake message moves the session to, changing nothing of it.
+    fn handshake_step(&self, session: &PeerSession, handshake: Handshake) -> Result<Handshaken> {
+        match (&session.stage, handshake) {
             (
                 Stage::AwaitHello,
                 Handshake::Hello {
-                    version,
+                    version: _,
                     certificate: theirs,
                     nonce: their_nonce,
+                    ephemeral: their_ephemeral,
                 },
             ) => {
-                if version != HANDSHAKE_VERSION {
-                    return Err(IdentityError::UnsupportedVersion {
-                        what: "peer handshake",
-                    }
-                    .into());
-                }
                 let peer = self.trust()?.check(&theirs)?;
                 let (own, ours) = self.own_certificate()?;
                 if peer.device == own.device {
@@ -367,75 +511,113 @@ impl Store {
                     ));
                 }
                 let nonce = fresh_nonce();
-                let transcript = transcript(&theirs, &their_nonce, &ours, &nonce);
+                let ephemeral = Ephemeral::generate();
+                let public = ephemeral.public();
+                let transcript = transcript(
+                    (&theirs, &their_nonce, &their_ephemeral),
+                    (&ours, &nonce, &public),
+                );
+                let channel = ephemeral.channel(&their_ephemeral, &transcript, false)?;
+                let signature = self
+                    .device_keys()?
+                    .sign(&signed_part(b"answerer", &transcript));
                 let reply = Handshake::Reply {
                     certificate: ours,
                     nonce,
-                    signature: keys.sign(&signed_part(b"answerer", &transcript)).to_vec(),
+                    ephemeral: public,
+                    signature: signature.to_vec(),
                 };
-                session.stage = Stage::AwaitProof {
-                    transcript,
-                    peer: Box::new(peer),
-                };
-                Ok(Some(wire::encode(HANDSHAKE_TAG, &reply)))
+                Ok(Handshaken::Replied {
+                    stage: Stage::AwaitProof {
+                        transcript,
+                        peer: Box::new(peer),
+                        channel: Box::new(channel),
+                    },
+                    reply: wire::encode(HANDSHAKE_TAG, &reply),
+                })
             }
             (
                 Stage::AwaitReply {
                     certificate: ours,
                     nonce: our_nonce,
+                    ephemeral,
                 },
                 Handshake::Reply {
                     certificate: theirs,
                     nonce: their_nonce,
+                    ephemeral: their_ephemeral,
                     signature,
                 },
             ) => {
                 let peer = self.trust()?.check(&theirs)?;
-                let transcript = transcript(&ours, &our_nonce, &theirs, &their_nonce);
+                let transcript = transcript(
+                    (ours, our_nonce, &ephemeral.public()),
+                    (&theirs, &their_nonce, &their_ephemeral),
+                );
                 verify_device(
                     &peer.keys,
                     &signed_part(b"answerer", &transcript),
                     &signature_of(&signature)?,
                     "peer handshake",
                 )?;
-                let own = Certificate::from_bytes(&ours)?;
-                self.authenticated(session, peer, &own)?;
-                let frame = session
-                    .negentropy()?
+                let mut channel = ephemeral.channel(&their_ephemeral, &transcript, true)?;
+                let own = Certificate::from_bytes(ours)?;
+                let mut reconciling = self.authenticated(session, &peer, &own)?;
+                let frame = reconciling
+                    .negentropy
                     .initiate()
                     .map_err(|_| protocol("could not start reconciliation"))?;
-                let first = wire::encode(
-                    wire::PEER_TAG,
-                    &PeerMessage {
-                        reconcile: Some(frame),
-                        documents: Vec::new(),
-                        wanted: Vec::new(),
-                        done: false,
-                    },
-                );
-                let proof = Handshake::Proof {
-                    signature: keys.sign(&signed_part(b"initiator", &transcript)).to_vec(),
-                    first,
+                let first = PeerMessage {
+                    reconcile: Some(frame),
+                    documents: Vec::new(),
+                    wanted: Vec::new(),
+                    done: false,
                 };
-                Ok(Some(wire::encode(HANDSHAKE_TAG, &proof)))
+                let signature = self
+                    .device_keys()?
+                    .sign(&signed_part(b"initiator", &transcript));
+                let proof = Handshake::Proof {
+                    signature: signature.to_vec(),
+                    first: seal_message(&mut channel, &first),
+                };
+                Ok(Handshaken::Proved {
+                    reconciling: Box::new(reconciling),
+                    peer: Box::new(peer),
+                    channel: Box::new(channel),
+                    proof: wire::encode(HANDSHAKE_TAG, &proof),
+                })
             }
-            (Stage::AwaitProof { transcript, peer }, Handshake::Proof { signature, first }) => {
+            (
+                Stage::AwaitProof {
+                    transcript, peer, ..
+                },
+                Handshake::Proof { signature, first },
+            ) => {
                 verify_device(
                     &peer.keys,
-                    &signed_part(b"initiator", &transcript),
+                    &signed_part(b"initiator", transcript),
                     &signature_of(&signature)?,
                     "peer handshake",
                 )?;
                 let (own, _) = self.own_certificate()?;
-                self.authenticated(session, *peer, &own)?;
-                self.peer_step(session, &first)
+                let reconciling = self.authenticated(session, peer, &own)?;
+                Ok(Handshaken::Accepted {
+                    reconciling: Box::new(reconciling),
+                    first,
+                })
             }
             _ => Err(handshake_error("unexpected message")),
         }
     }
 
-    /// Handles a message from the other side; returns the reply to send, or `None` when the
-    /// session is complete. Received documents are merged in one transaction.
+    /// Handles a message from the other side; returns the reply to send, or `None` when there
+    /// is nothing to send: the session is complete (`PeerSession::is_finished`), or the message
+    /// was one already handled, delivered again (the next is awaited). Received documents are
+    /// merged in one transaction.
+    ///
+    /// After the handshake every message is sealed under the session's keys: one that is not
+    /// (plaintext, another session's, altered) is refused as `IdentityError::PeerMessage`,
+    /// and leaves the session as it was.
     ///
     /// The initiator drives: it sends reconciliation frames and, once it knows, the documents
     /// the answerer lacks and the items it wants. The answerer replies to each message with its
@@ -452,8 +634,42 @@ impl Store {
         if !matches!(session.stage, Stage::Running) {
             return Err(handshake_error("reconciliation before authentication"));
         }
-        let limit = session.max_message_bytes.saturating_mul(8).max(1 << 20);
-        let message: PeerMessage = wire::decode(wire::PEER_TAG, "peer message", message, limit)?;
+        self.peer_sealed(session, message)
+    }
+
+    /// Opens a sealed message and handles it.
+    fn peer_sealed(&mut self, session: &mut PeerSession, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (limit, sealed_limit) = message_limits(session.max_message_bytes);
+        if sealed.len() > sealed_limit {
+            return Err(DecodeError::TooLarge {
+                limit: sealed_limit,
+            }
+            .into());
+        }
+        let channel = session
+            .channel
+            .as_mut()
+            .ok_or_else(|| handshake_error("reconciliation before authentication"))?;
+        let plain = match channel.open(sealed)? {
+            Opened::Next(plain) => plain,
+            // Handled when it first came.
+            Opened::Again => return Ok(None),
+        };
+        let message: PeerMessage = wire::decode(wire::PEER_TAG, "peer message", &plain, limit)?;
+        drop(plain);
+        let reply = self.peer_message(session, message)?;
+        Ok(reply.map(|reply| {
+            let channel = session.channel.as_mut();
+            seal_message(channel.expect("a running session has its keys"), &reply)
+        }))
+    }
+
+    /// Handles an opened message: merges its documents, and works out the reply.
+    fn peer_message(
+        &mut self,
+        session: &mut PeerSession,
+        message: PeerMessage,
+    ) -> Result<Option<PeerMessage>> {
         self.peer_merge(session, &message.documents)?;
         let mut documents = self.peer_documents(session, &message.wanted)?;
         let reply = if session.initiator {
@@ -500,7 +716,7 @@ impl Store {
                 done: message.done,
             }
         };
-        Ok(Some(wire::encode(wire::PEER_TAG, &reply)))
+        Ok(Some(reply))
     }
 
     fn peer_documents(
@@ -528,6 +744,50 @@ impl Store {
         Ok(documents)
     }
 
+    /// Whether a document received from a peer or in a bundle may be merged: it lies in every
+    /// one of `scopes` (`check_within`), and holds no change in this device's name that this
+    /// device lacks (`check_own_changes`).
+    pub(super) fn check_received(&self, scopes: &[&Scope], id: Uuid, bytes: &[u8]) -> Result<()> {
+        let document = codec::load(id, bytes)?;
+        check_within(scopes, id, &document)?;
+        self.check_own_changes(id, &document)
+    }
+
+    /// A device never gets its own changes back from a peer or a bundle, except ones it holds:
+    /// a change under one of its actors (the actor's first 16 bytes are the device's id) that
+    /// it lacks was written in its name elsewhere, and would reach the hub as its own. The
+    /// content of an erased record is let through: the merge drops it. (A store restored from
+    /// an older copy gets its later changes back from the hub.)
+    fn check_own_changes(&self, id: Uuid, document: &Automerge) -> Result<()> {
+        let device = self.device_id();
+        let own: Vec<automerge::ChangeHash> = document
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|change| doc::device_of_actor(&change.actor) == Some(device))
+            .map(|change| change.hash)
+            .collect();
+        if own.is_empty() {
+            return Ok(());
+        }
+        let held = match store::find_row(&self.conn, id)? {
+            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
+            None => None,
+        };
+        let lacks = |hash: &automerge::ChangeHash| {
+            held.as_ref()
+                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
+        };
+        if !own.iter().any(lacks) {
+            return Ok(());
+        }
+        if erasure::is_erased(&self.conn, id)?
+            || erasure::any_erased_change(&self.conn, &codec::history_roots(document, &[]))?
+        {
+            return Ok(());
+        }
+        Err(IdentityError::ForgedOwnChange { record: id }.into())
+    }
+
     fn peer_merge(
         &mut self,
         session: &mut PeerSession,
@@ -538,15 +798,17 @@ impl Store {
         }
         let scopes: Vec<&Scope> = session.scopes.iter().collect();
         for (id, bytes) in documents {
-            check_within(&scopes, *id, bytes)?;
+            self.check_received(&scopes, *id, bytes)?;
         }
-        self.receive(|merging| {
+        let stored = self.receive(|merging| {
+            let mut stored = 0;
             for (id, bytes) in documents {
-                merging.merge(*id, bytes)?;
-                session.received += 1;
+                // Nothing new, or an erased record's content (dropped): nothing stored.
+                stored += usize::from(merging.merge(*id, bytes)?.changed);
             }
-            Ok(())
+            Ok(stored)
         })?;
+        session.received += stored;
         Ok(())
     }
 }
@@ -572,5 +834,68 @@ pub fn sync_peers(
             Some(next) => message = next,
             None => return Ok(trips),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hello as version 1 wrote it: no ephemeral key.
+    #[derive(Serialize, Deserialize)]
+    enum HandshakeV1 {
+        Hello {
+            version: u8,
+            #[serde(with = "serde_bytes")]
+            certificate: Vec<u8>,
+            nonce: [u8; 32],
+        },
+    }
+
+    fn unsupported(result: Result<Handshake>) -> bool {
+        matches!(
+            result,
+            Err(Error::Identity(IdentityError::UnsupportedVersion { .. }))
+        )
+    }
+
+    #[test]
+    fn a_hello_of_another_version_is_refused_as_such_on_both_sides() {
+        // Version 1 to this version.
+        let old = HandshakeV1::Hello {
+            version: 1,
+            certificate: vec![1; 200],
+            nonce: [2; 32],
+        };
+        assert!(unsupported(decode_handshake(&wire::encode(
+            HANDSHAKE_TAG,
+            &old
+        ))));
+        // This version to version 1: it reads the version it refuses.
+        let hello = Handshake::Hello {
+            version: HANDSHAKE_VERSION,
+            certificate: vec![1; 200],
+            nonce: [2; 32],
+            ephemeral: [3; 32],
+        };
+        let bytes = wire::encode(HANDSHAKE_TAG, &hello);
+        let HandshakeV1::Hello { version, .. } =
+            wire::decode(HANDSHAKE_TAG, "peer handshake", &bytes, MAX_HANDSHAKE_BYTES).unwrap();
+        assert_eq!(version, 2);
+        assert!(matches!(
+            decode_handshake(&bytes),
+            Ok(Handshake::Hello { .. })
+        ));
+        // A later version.
+        let later = Handshake::Hello {
+            version: HANDSHAKE_VERSION + 1,
+            certificate: vec![1; 200],
+            nonce: [2; 32],
+            ephemeral: [3; 32],
+        };
+        assert!(unsupported(decode_handshake(&wire::encode(
+            HANDSHAKE_TAG,
+            &later
+        ))));
     }
 }
