@@ -19,9 +19,10 @@ pub fn check_case_transition(from: CaseStatus, to: CaseStatus, by: Role) -> Resu
     Ok(vigie_core::check_case_transition(from, to, by)?)
 }
 
-/// A count as a report shared beyond the team shows it: the number, or `"<5"` under 5 (zero
-/// included), as `indicators_json(shared = true)` does. A negative count is shown `"<5"`. Does
-/// not block.
+/// One lone count as a report shared beyond the team shows it: the number, or `"x"` under 5
+/// (zero included; a negative count too). A table with totals needs more than this
+/// (`indicators_json(shared = true)` also withholds counts that would give a withheld one away
+/// by subtraction). Does not block.
 #[uniffi::export]
 pub fn shared_count(count: i64) -> String {
     Cell::shared(count).to_string()
@@ -70,8 +71,9 @@ impl VigieStore {
         self.with_store(|s| Ok(s.indicators(&filter)?))
     }
 
-    /// The indicators as JSON (the field names of `Indicators`, in snake_case). `shared`: with
-    /// every count under 5 shown as the string `"<5"`, for reports shared beyond the team.
+    /// The indicators as JSON (the field names of `Indicators`, in snake_case). `shared`: for
+    /// reports shared beyond the team, every count under 5, and every count that would give
+    /// one away by subtraction from a total, shown as the string `"x"`.
     #[uniffi::method(default(shared = false))]
     pub fn indicators_json(&self, filter: IndicatorFilter, shared: bool) -> Result<String> {
         let indicators = self.indicators(filter)?;
