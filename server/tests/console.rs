@@ -1037,3 +1037,57 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     assert_eq!(on_a.hours_per_week, 30);
     assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
 }
+
+#[test]
+fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-quarantaine",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .expect("case");
+    monitor.sync(&s.hub.url).expect("sync");
+    // Offline, the monitor edits the case; meanwhile the area is taken away.
+    let mut edited: ChildCase = monitor.store.get(case.id).expect("case");
+    edited.notes = "Vue au marché le samedi.".into();
+    monitor.store.update(&edited).expect("edit");
+    common::lifecycle::set_areas(&s.data, monitor.user(), &[C02]);
+    let summary = monitor.sync(&s.hub.url).expect("sync");
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+
+    // Two tabs show the entry; the first accepts it, then the second.
+    let mut first = signed_in(&s, "sup.quarantine");
+    let page = first.get("/console/quarantine");
+    assert_eq!(page.status, 200);
+    let entry = page
+        .body
+        .split("action=\"/console/quarantine/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an entry's form")
+        .to_string();
+    let csrf = page.csrf();
+    let mut second = Browser::new(&s.hub.url);
+    second.cookies = first.cookies.clone();
+    let form = format!("/console/quarantine/{entry}");
+    let done = first.post(&form, &[("csrf", &csrf), ("action", "accept")]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    for action in ["accept", "reject"] {
+        let stale = second.post(&form, &[("csrf", &csrf), ("action", action)]);
+        assert_eq!(stale.status, 422, "{}", stale.body);
+        assert!(
+            stale.body.contains("id=\"quarantine-error\""),
+            "{}",
+            stale.body
+        );
+        assert!(stale.body.contains("déjà été réglée"), "{}", stale.body);
+    }
+}
