@@ -880,6 +880,10 @@ fn erasure_needs_a_reason_and_the_case_code() {
     );
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("name=\"confirm\""));
+    // The reason chosen stays chosen at the confirmation, and after a wrong code.
+    let chosen = "<option value=\"entered_in_error\" selected>";
+    assert!(confirm.body.contains(chosen), "{}", confirm.body);
+    assert_eq!(confirm.body.matches(" selected>").count(), 1);
     let wrong = browser.post(
         &format!("{path}/erase"),
         &[
@@ -889,6 +893,7 @@ fn erasure_needs_a_reason_and_the_case_code() {
         ],
     );
     assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains(chosen), "{}", wrong.body);
     assert_eq!(browser.get(&path).status, 200, "still there");
     // The confirmed form sent four times at once (a double tap, a retry): one erasure, one
     // entry in the journal.
