@@ -1096,3 +1096,57 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
         assert!(stale.body.contains("déjà été réglée"), "{}", stale.body);
     }
 }
+
+#[test]
+fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut c = child(area(C01), "Koffi Yao", f.mine.user());
+    c.hazards = ["dangerous_machinery", "heavy_loads"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let c = f.mine.store.create(&c).expect("case");
+    let summary = f.mine.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let mut browser = signed_in(&s, "sup.words");
+    let path = format!("/console/cases/{}", c.id);
+    for (lang, machinery, loads, no_workplace) in [
+        (
+            "fr",
+            "Machines ou outils dangereux",
+            "Port de charges lourdes",
+            "Sans lieu de travail connu",
+        ),
+        (
+            "en",
+            "Dangerous machinery, equipment or tools",
+            "Carrying heavy loads",
+            "No known workplace",
+        ),
+    ] {
+        browser.cookies.insert("vigie_lang".into(), lang.into());
+        let page = browser.get(&path);
+        assert_eq!(page.status, 200);
+        // The case's values (its history names the fields changed, codes included).
+        let values = page
+            .body
+            .split("id=\"case-values\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</dl>").next())
+            .expect("the case's values");
+        assert!(values.contains(machinery), "{lang}: {values}");
+        assert!(values.contains(loads), "{lang}: {values}");
+        assert!(!values.contains("dangerous_machinery"), "{lang}: {values}");
+        assert!(!values.contains("heavy_loads"), "{lang}: {values}");
+        // The overview's breakdown by sector: the case without a workplace in words.
+        let overview = browser.get("/console/");
+        assert_eq!(overview.status, 200);
+        assert!(
+            overview.body.contains(no_workplace),
+            "{lang}: {}",
+            overview.body
+        );
+        assert!(!overview.body.contains(">unknown<"), "{lang}");
+    }
+}

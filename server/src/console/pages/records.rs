@@ -988,6 +988,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let t = ctx.tr();
     let scoped = view.scoped(&who);
     let case: ChildCase = scoped.get(id)?;
+    let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     let fields = vec![
@@ -1050,7 +1051,13 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.hazards"),
-            value: case.hazards.iter().cloned().collect::<Vec<_>>().join(", "),
+            // Labels may hold commas ("Dangerous machinery, equipment or tools").
+            value: case
+                .hazards
+                .iter()
+                .map(|h| t.hazard(&reference, &case, h))
+                .collect::<Vec<_>>()
+                .join("; "),
         },
         Field {
             label: t.get("case.school"),
