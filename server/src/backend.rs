@@ -62,6 +62,9 @@ pub trait Backend: Send + Sync {
     fn concurrency(&self) -> usize;
     /// The console's accounts, sessions, throttling and audit log.
     fn console(&self) -> &dyn ConsoleStorage;
+    /// The key of the console's pre-sign-in form tokens (`console::session::form_key`), from
+    /// the hub's signing key: every process of one hub has the same, at every start.
+    fn console_form_key(&self) -> [u8; 32];
     /// Opens the console's view of the records (`console::view`).
     fn open_view(&self) -> Result<View, Error>;
     /// Brings the console's view up to date with what the hub holds now.
@@ -412,6 +415,10 @@ impl Backend for Embedded {
 
     fn console(&self) -> &dyn ConsoleStorage {
         &self.registry
+    }
+
+    fn console_form_key(&self) -> [u8; 32] {
+        crate::console::session::form_key(&self.key.to_bytes()[..])
     }
 
     fn open_view(&self) -> Result<View, Error> {

@@ -1604,6 +1604,10 @@ impl Backend for Postgres {
         self
     }
 
+    fn console_form_key(&self) -> [u8; 32] {
+        crate::console::session::form_key(&self.key.to_bytes()[..])
+    }
+
     fn open_view(&self) -> Result<crate::console::view::View> {
         // A copy of the records in an encrypted store of this process (`console::view`).
         let scratch = tempfile::tempdir()?;

@@ -157,12 +157,170 @@ fn cookies_are_secure_behind_tls() {
     account(&mut browser, &s.data, s.supervisor, "sup.tls", PASSWORD);
     let page = browser.sign_in("sup.tls", PASSWORD);
     assert_eq!(page.status, 303);
-    let cookie = page
-        .set_cookies
+    // `__Host-`: the browser keeps it only as Secure, for Path=/, without Domain, so no page
+    // of plain http or of a subdomain can plant one.
+    for name in ["__Host-vigie_session=", "__Host-vigie_known="] {
+        let cookie = page
+            .set_cookies
+            .iter()
+            .find(|c| c.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {:?}", page.set_cookies));
+        assert!(cookie.contains("; Secure"), "{cookie}");
+        assert!(cookie.contains("; Path=/;"), "{cookie}");
+        assert!(!cookie.contains("Domain"), "{cookie}");
+    }
+    assert!(!browser.cookies.contains_key("vigie_session"));
+    assert_eq!(browser.get("/console/").status, 200, "the session opens");
+    // The form's token comes in a `__Host-` cookie too: one without the prefix is not read.
+    let form = browser.get("/console/signin");
+    assert!(
+        form.set_cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-vigie_presession=") && c.contains("; Secure")),
+        "{:?}",
+        form.set_cookies
+    );
+    let csrf = form.csrf();
+    browser.cookies.remove("__Host-vigie_presession");
+    browser
+        .cookies
+        .insert("vigie_presession".into(), csrf.clone());
+    let planted = browser.post(
+        "/console/signin",
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.tls"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(planted.status, 403, "{}", planted.body);
+}
+
+/// Signs in to `login` from `browser` with this form token.
+fn sign_in_with(browser: &mut Browser, csrf: &str, login: &str) -> common::console::Page {
+    browser.post(
+        "/console/signin",
+        &[
+            ("csrf", csrf),
+            ("next", "/console/"),
+            ("login", login),
+            ("password", PASSWORD),
+        ],
+    )
+}
+
+fn opened_a_session(page: &common::console::Page) -> bool {
+    page.set_cookies
         .iter()
-        .find(|c| c.starts_with("vigie_session="))
-        .expect("a session cookie");
-    assert!(cookie.contains("Secure"), "{cookie}");
+        .any(|c| c.starts_with("vigie_session=") && !c.contains("Max-Age=0"))
+}
+
+#[test]
+fn a_sign_in_form_the_hub_did_not_give_signs_no_one_in() {
+    let s = setup();
+    // Someone with an account of their own.
+    let mut planter = Browser::new(&s.hub.url);
+    account(&mut planter, &s.data, s.supervisor, "sup.planter", PASSWORD);
+
+    // A page on another port of the same host plants the pre-sign-in cookie with a value of
+    // its choosing (cookies are not kept apart by port, and it is the same site), and a
+    // session cookie, then sends the sign-in form with that value and its own account.
+    let mut victim = Browser::new(&s.hub.url);
+    victim
+        .cookies
+        .insert("vigie_presession".into(), "tossed123".into());
+    let fixed = "Fixed_By_Attacker_xxxxxxxxxxxxxxxxxxxxxxxxx".to_string();
+    victim.cookies.insert("vigie_session".into(), fixed.clone());
+    let refused = sign_in_with(&mut victim, "tossed123", "sup.planter");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!opened_a_session(&refused), "{:?}", refused.set_cookies);
+    // A fresh form in its place, which says why, with nothing of what was sent.
+    assert!(
+        refused.body.contains("Ce formulaire avait expiré"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("sup.planter"));
+    assert_eq!(victim.get("/console/").status, 303, "signed in to nothing");
+    // The planted session cookie opens nothing, and is not the one signing in gives.
+    let own = victim.sign_in("sup.planter", PASSWORD);
+    assert_eq!(own.status, 303);
+    assert_ne!(victim.cookies.get("vigie_session"), Some(&fixed));
+
+    // A token the hub did give, to the planter's own browser, planted in another: the browser
+    // says the form was sent from another origin (Sec-Fetch-Site, else Origin).
+    let given = planter.get("/console/signin").csrf();
+    for headers in [
+        vec![
+            ("Sec-Fetch-Site", "same-site"),
+            ("Origin", "http://127.0.0.1:1"),
+        ],
+        vec![("Origin", "http://127.0.0.1:1")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+    ] {
+        let mut victim = Browser::new(&s.hub.url);
+        victim
+            .cookies
+            .insert("vigie_presession".into(), given.clone());
+        victim.extra = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let refused = sign_in_with(&mut victim, &given, "sup.planter");
+        assert_eq!(refused.status, 403, "{headers:?}: {}", refused.body);
+        assert!(!opened_a_session(&refused), "{headers:?}");
+    }
+
+    // The console's own form, as a browser sends it, signs in.
+    let mut person = Browser::new(&s.hub.url);
+    let csrf = person.get("/console/signin").csrf();
+    person.extra = vec![
+        ("Sec-Fetch-Site".into(), "same-origin".into()),
+        ("Origin".into(), s.hub.url.trim_end_matches('/').to_string()),
+    ];
+    let page = sign_in_with(&mut person, &csrf, "sup.planter");
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(opened_a_session(&page));
+    person.extra.clear();
+    // Several cookies of that name (one planted beside the hub's): the one the form repeats
+    // counts.
+    let mut person = Browser::new(&s.hub.url);
+    let csrf = person.get("/console/signin").csrf();
+    let header = format!("vigie_presession=tossed123; vigie_presession={csrf}");
+    person.cookies.clear();
+    person.extra = vec![("Cookie".into(), header)];
+    assert_eq!(sign_in_with(&mut person, &csrf, "sup.planter").status, 303);
+}
+
+#[test]
+fn an_invitation_form_the_hub_did_not_give_sets_no_password() {
+    let s = setup();
+    let path = invite(&s.data, s.supervisor);
+    let mut browser = Browser::new(&s.hub.url);
+    browser
+        .cookies
+        .insert("vigie_presession".into(), "tossed123".into());
+    let fields = |csrf: &str| {
+        [
+            ("csrf", csrf.to_string()),
+            ("login", "sup.invited".to_string()),
+            ("password", PASSWORD.to_string()),
+            ("again", PASSWORD.to_string()),
+        ]
+    };
+    let sent = fields("tossed123");
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = browser.post(&path, &sent);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Ce formulaire avait expiré"));
+    // The page again with a token of the hub's: the invitation still works from it.
+    let csrf = refused.csrf();
+    assert_ne!(csrf, "tossed123");
+    let sent = fields(&csrf);
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = browser.post(&path, &sent);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(browser.sign_in("sup.invited", PASSWORD).status, 303);
 }
 
 #[test]
@@ -722,6 +880,10 @@ fn erasure_needs_a_reason_and_the_case_code() {
     );
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("name=\"confirm\""));
+    // The reason chosen stays chosen at the confirmation, and after a wrong code.
+    let chosen = "<option value=\"entered_in_error\" selected>";
+    assert!(confirm.body.contains(chosen), "{}", confirm.body);
+    assert_eq!(confirm.body.matches(" selected>").count(), 1);
     let wrong = browser.post(
         &format!("{path}/erase"),
         &[
@@ -731,6 +893,7 @@ fn erasure_needs_a_reason_and_the_case_code() {
         ],
     );
     assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains(chosen), "{}", wrong.body);
     assert_eq!(browser.get(&path).status, 200, "still there");
     // The confirmed form sent four times at once (a double tap, a retry): one erasure, one
     // entry in the journal.
@@ -878,4 +1041,112 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let on_a: ChildCase = a.store.get(case.id).expect("case");
     assert_eq!(on_a.hours_per_week, 30);
     assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
+}
+
+#[test]
+fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-quarantaine",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .expect("case");
+    monitor.sync(&s.hub.url).expect("sync");
+    // Offline, the monitor edits the case; meanwhile the area is taken away.
+    let mut edited: ChildCase = monitor.store.get(case.id).expect("case");
+    edited.notes = "Vue au marché le samedi.".into();
+    monitor.store.update(&edited).expect("edit");
+    common::lifecycle::set_areas(&s.data, monitor.user(), &[C02]);
+    let summary = monitor.sync(&s.hub.url).expect("sync");
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+
+    // Two tabs show the entry; the first accepts it, then the second.
+    let mut first = signed_in(&s, "sup.quarantine");
+    let page = first.get("/console/quarantine");
+    assert_eq!(page.status, 200);
+    let entry = page
+        .body
+        .split("action=\"/console/quarantine/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an entry's form")
+        .to_string();
+    let csrf = page.csrf();
+    let mut second = Browser::new(&s.hub.url);
+    second.cookies = first.cookies.clone();
+    let form = format!("/console/quarantine/{entry}");
+    let done = first.post(&form, &[("csrf", &csrf), ("action", "accept")]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    for action in ["accept", "reject"] {
+        let stale = second.post(&form, &[("csrf", &csrf), ("action", action)]);
+        assert_eq!(stale.status, 422, "{}", stale.body);
+        assert!(
+            stale.body.contains("id=\"quarantine-error\""),
+            "{}",
+            stale.body
+        );
+        assert!(stale.body.contains("déjà été réglée"), "{}", stale.body);
+    }
+}
+
+#[test]
+fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut c = child(area(C01), "Koffi Yao", f.mine.user());
+    c.hazards = ["dangerous_machinery", "heavy_loads"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let c = f.mine.store.create(&c).expect("case");
+    let summary = f.mine.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let mut browser = signed_in(&s, "sup.words");
+    let path = format!("/console/cases/{}", c.id);
+    for (lang, machinery, loads, no_workplace) in [
+        (
+            "fr",
+            "Machines ou outils dangereux",
+            "Port de charges lourdes",
+            "Sans lieu de travail connu",
+        ),
+        (
+            "en",
+            "Dangerous machinery, equipment or tools",
+            "Carrying heavy loads",
+            "No known workplace",
+        ),
+    ] {
+        browser.cookies.insert("vigie_lang".into(), lang.into());
+        let page = browser.get(&path);
+        assert_eq!(page.status, 200);
+        // The case's values (its history names the fields changed, codes included).
+        let values = page
+            .body
+            .split("id=\"case-values\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</dl>").next())
+            .expect("the case's values");
+        assert!(values.contains(machinery), "{lang}: {values}");
+        assert!(values.contains(loads), "{lang}: {values}");
+        assert!(!values.contains("dangerous_machinery"), "{lang}: {values}");
+        assert!(!values.contains("heavy_loads"), "{lang}: {values}");
+        // The overview's breakdown by sector: the case without a workplace in words.
+        let overview = browser.get("/console/");
+        assert_eq!(overview.status, 200);
+        assert!(
+            overview.body.contains(no_workplace),
+            "{lang}: {}",
+            overview.body
+        );
+        assert!(!overview.body.contains(">unknown<"), "{lang}");
+    }
 }

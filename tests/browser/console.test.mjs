@@ -359,3 +359,62 @@ test('a supervisor of one region finds no record of another on any page, search,
   }
   await other.close();
 });
+
+/// How much wider than the window a page is, and which of its title, its values list `list`
+/// (`#case-values`, `#visit-values`), that list's card and its terms and values clip what
+/// they hold.
+async function overflowOf(page, list) {
+  return page.evaluate((list) => {
+    const clipped = [];
+    const values = document.querySelector(list);
+    for (const el of [document.querySelector('main h1'), values.closest('section'), values, ...values.children]) {
+      if (el.scrollWidth > el.clientWidth + 1) {
+        clipped.push(`${el.tagName} ${el.scrollWidth}>${el.clientWidth}: ${el.textContent.slice(0, 40)}`);
+      }
+    }
+    return { page: document.documentElement.scrollWidth - window.innerWidth, clipped };
+  }, list);
+}
+
+test('long unbroken field text widens no page, and the values of a case or a visit are never clipped', async () => {
+  const own = await browser();
+  const page = await own.newPage();
+  await signIn(page, 'demo.superviseur', supervisor);
+  await page.goto(`${url}/console/cases`);
+  const ordinary = await page.locator('#cases tbody tr').nth(1).locator('a').getAttribute('href');
+  const hostile = await page.locator('#cases tbody tr').nth(2).locator('a').getAttribute('href');
+  await page.goto(`${url}/console/review`);
+  const visit = await page.locator('#review-queue tbody tr').last().getAttribute('data-visit');
+  // A supervisor's phone writes a name of 3,000 characters without a space, and findings of
+  // long words, as a phone may (nothing bounds a word).
+  const user = vigie('user', 'add', '--name', 'Superviseure (textes longs)', '--role', 'supervisor', '--area', 'CI-R1');
+  const token = vigie('device', 'enrol', '--user', user);
+  const store = path.join(work, 'long-texts.db');
+  const phone = (record, set) => JSON.parse(execFileSync(BENCH,
+    ['phone', '--hub', url, '--store', store, '--token', token, '--record', record, '--set', set],
+    { env: { ...process.env, RUST_LOG: 'warn' } }).toString());
+  const name = 'A'.repeat(3000);
+  assert.equal(phone(hostile.split('/').pop(), `name=${name}`).record.name, name);
+  const findings = `${'Constat'.repeat(400)} ${'https://example.org/'.repeat(100)} fin.`;
+  assert.equal(phone(visit, `findings=${findings}`).record.findings, findings);
+
+  for (const [width, height] of [[1280, 900], [800, 1280]]) {
+    await page.setViewportSize({ width, height });
+    for (const [where, list] of [[ordinary, '#case-values'], [hostile, '#case-values'],
+      [`/console/visits/${visit}`, '#visit-values']]) {
+      await page.goto(`${url}${where}`);
+      const found = await overflowOf(page, list);
+      assert.ok(found.page <= 0, `${where} at ${width} px: the page is ${found.page}px wider than the window`);
+      assert.deepEqual(found.clipped, [], `${where} at ${width} px`);
+      if (where === ordinary) await page.screenshot({ path: path.join(OUT, `case-${width}.png`) });
+    }
+    await page.goto(`${url}${hostile}`);
+    assert.ok((await page.locator('main h1').textContent()).includes(name), 'the whole name is shown');
+    await page.screenshot({ path: path.join(OUT, `case-long-name-${width}.png`), fullPage: false });
+    // The list shows the name too.
+    await page.goto(`${url}/console/cases`);
+    const wider = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wider <= 0, `the case list at ${width} px is ${wider}px wider than the window`);
+  }
+  await own.close();
+});

@@ -104,6 +104,31 @@ impl Tr {
         }
     }
 
+    /// A hazard's label: hazards are data too (the hazardous work list of a country profile),
+    /// from the rule set the case is classified with, else the one in force, else the code as
+    /// `code` shows it.
+    pub fn hazard(
+        &self,
+        reference: &vigie_core::ReferenceData,
+        case: &vigie_core::ChildCase,
+        code: &str,
+    ) -> String {
+        let find = |rules: &vigie_core::classify::RuleSet| {
+            let item = rules
+                .thresholds
+                .hazardous_work
+                .iter()
+                .find(|h| h.code == code)?;
+            Some(item.label(self.0.code()).to_string())
+        };
+        reference
+            .rule_set_of(case)
+            .ok()
+            .and_then(find)
+            .or_else(|| find(reference.rule_set()))
+            .unwrap_or_else(|| self.code("hazard", code))
+    }
+
     /// What a person is told when the core refuses their action (a validation rule, a
     /// workflow step), in the page's language: each rule's text is looked up under
     /// `rule.<its words joined by _>`, the field under `field.<its path without ids>`; a rule

@@ -61,7 +61,8 @@ impl Console {
 }
 
 const SESSION_COOKIE: &str = "vigie_session";
-/// Before sign-in: the token the sign-in form carries (double submit).
+/// Before sign-in: the token the sign-in and invitation forms carry (double submit), one the
+/// hub made (`session::form_token`).
 const PRESESSION_COOKIE: &str = "vigie_presession";
 const LANG_COOKIE: &str = "vigie_lang";
 /// A browser that signed in before (`session::sign_in` spares it others' failures).
@@ -165,27 +166,71 @@ async fn asset(Path(name): Path<String>) -> Response {
 pub struct Ctx {
     pub lang: Lang,
     pub session_id: Option<String>,
-    pub presession: Option<String>,
+    /// Every pre-sign-in cookie sent: a page of the same host may have planted one beside
+    /// the hub's (`pages::auth`).
+    pub presession: Vec<String>,
     pub known: Option<String>,
     pub address: String,
     /// Whether the browser reached the hub over TLS (a proxy says so, or the public address is
-    /// https): cookies are then Secure.
+    /// https): cookies are then Secure, and `__Host-` cookies (`Ctx::cookie`).
     pub secure: bool,
+    /// Whether the browser says the request was sent from a page of another origin
+    /// (`from_elsewhere`).
+    pub from_elsewhere: bool,
     pub path: String,
     /// Where to come back after signing in: the page itself for a GET; for a form sent after
     /// the session ended, the page the form was on (its action answers only POST).
     pub return_to: String,
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The name of one of the console's cookies: behind TLS with the `__Host-` prefix, which a
+/// browser keeps only if it was set Secure, by https, for `Path=/` and without `Domain`: no
+/// page of a subdomain or of plain http on another port of the host can set one.
+fn cookie_name(name: &str, secure: bool) -> std::borrow::Cow<'_, str> {
+    if secure {
+        format!("__Host-{name}").into()
+    } else {
+        name.into()
+    }
+}
+
+/// Whether the browser says this request was sent by a page of another origin: its
+/// `Sec-Fetch-Site` (every current browser sends it; `same-site` is a page of another port or
+/// subdomain of the host, which may set cookies for it), else an `Origin` that is neither the
+/// address the request was sent to nor the console's public address. A request with neither
+/// (not from a browser, or a very old one) is not refused here: the forms' tokens are.
+fn from_elsewhere(headers: &HeaderMap, public_url: Option<&str>) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site.trim(), "same-origin" | "none");
+    }
+    let Some(origin) = text("origin").map(str::trim) else {
+        return false;
+    };
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    let host = text("x-forwarded-host").or_else(|| text("host"));
+    let public = public_url.is_some_and(|u| {
+        let u = u.trim_end_matches('/');
+        u.eq_ignore_ascii_case(origin)
+    });
+    !(public || (authority.is_some() && authority == host))
+}
+
+/// Every value of cookie `name` the request carries (several with one name: their paths
+/// differ, or one was planted).
+fn cookies<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookies(headers, name).next()
 }
 
 impl FromRequestParts<Arc<Hub>> for Ctx {
@@ -196,12 +241,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
         hub: &Arc<Hub>,
     ) -> Result<Self, Self::Rejection> {
         let headers = &parts.headers;
-        let lang = Lang::choose(
-            cookie(headers, LANG_COOKIE),
-            headers
-                .get(header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let lang = lang_of(headers);
         let forwarded_https = headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -231,13 +271,18 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
                 .map(referer_path)
                 .unwrap_or_default()
         };
+        let secure = forwarded_https || public_https;
+        let named = |name| cookie(headers, &cookie_name(name, secure)).map(str::to_string);
         Ok(Ctx {
             lang,
-            session_id: cookie(headers, SESSION_COOKIE).map(str::to_string),
-            presession: cookie(headers, PRESESSION_COOKIE).map(str::to_string),
-            known: cookie(headers, KNOWN_COOKIE).map(str::to_string),
+            session_id: named(SESSION_COOKIE),
+            presession: cookies(headers, &cookie_name(PRESESSION_COOKIE, secure))
+                .map(str::to_string)
+                .collect(),
+            known: named(KNOWN_COOKIE),
             address,
-            secure: forwarded_https || public_https,
+            secure,
+            from_elsewhere: from_elsewhere(headers, hub.console.settings.public_url.as_deref()),
             path,
             return_to,
         })
@@ -257,10 +302,14 @@ impl Ctx {
         Tr(self.lang)
     }
 
-    /// A cookie the console sets: HttpOnly, SameSite=Strict, for the console's paths, Secure
-    /// behind TLS.
+    /// A cookie the console sets: HttpOnly, SameSite=Strict (which does not stop a page of
+    /// the same host on another port, the same site); for the console's paths over plain
+    /// HTTP, and behind TLS Secure with the `__Host-` prefix, which asks for `Path=/` (the
+    /// sync API under `/v1/` ignores them).
     pub fn cookie(&self, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
-        let mut text = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+        let name = cookie_name(name, self.secure);
+        let path = if self.secure { "/" } else { "/console" };
+        let mut text = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict");
         if let Some(age) = max_age {
             text.push_str(&format!("; Max-Age={age}"));
         }
@@ -274,7 +323,8 @@ impl Ctx {
 /// The language a request asks for (the switch's cookie, else the browser's).
 fn lang_of(headers: &HeaderMap) -> Lang {
     Lang::choose(
-        cookie(headers, LANG_COOKIE),
+        // Either name: behind TLS or not, it only chooses the language.
+        cookie(headers, &cookie_name(LANG_COOKIE, true)).or(cookie(headers, LANG_COOKIE)),
         headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),

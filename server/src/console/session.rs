@@ -73,6 +73,60 @@ pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A pre-sign-in form token (the sign-in and invitation forms) lives this long.
+pub const FORM_TOKEN_MS: i64 = 60 * 60 * 1000;
+/// A token dated this far ahead is still taken (another hub process's clock).
+const FORM_TOKEN_SKEW_MS: i64 = 60 * 1000;
+
+type HmacSha256 = hmac::Hmac<hmac_sha2::Sha256>;
+
+fn form_mac(key: &[u8; 32]) -> HmacSha256 {
+    <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length")
+}
+
+/// The key of the pre-sign-in form tokens, derived from the hub's signing key (`seed`): the
+/// same in every hub process of one database and after a restart, so a form opened before
+/// either still signs in; known to no browser, so no one but the hub can make a token.
+pub fn form_key(seed: &[u8]) -> [u8; 32] {
+    let mut mac =
+        <HmacSha256 as hmac::KeyInit>::new_from_slice(seed).expect("HMAC takes any key length");
+    hmac::Mac::update(&mut mac, b"vigie console form token key v1");
+    hmac::Mac::finalize(mac).into_bytes().into()
+}
+
+fn form_tag(key: &[u8; 32], issued_ms: i64, nonce: &str) -> String {
+    let mut mac = form_mac(key);
+    hmac::Mac::update(&mut mac, format!("{issued_ms}.{nonce}").as_bytes());
+    base64url(&hmac::Mac::finalize(mac).into_bytes())
+}
+
+/// A token for a form shown before sign-in, which its cookie repeats (double submit):
+/// `<issued ms>.<32 random bytes>.<HMAC-SHA256 of both under the hub's form key>`. A browser
+/// cannot make one: a cookie planted by a page on another port of the same host (cookies are
+/// not kept apart by port) with a value of the attacker's choosing is refused.
+pub fn form_token(key: &[u8; 32], now_ms: i64) -> String {
+    let nonce = secret();
+    let tag = form_tag(key, now_ms, &nonce);
+    format!("{now_ms}.{nonce}.{tag}")
+}
+
+/// Whether `token` is one `form_token` made with `key` less than `FORM_TOKEN_MS` ago.
+pub fn form_token_valid(key: &[u8; 32], token: &str, now_ms: i64) -> bool {
+    let mut parts = token.split('.');
+    let (Some(issued), Some(nonce), Some(tag), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Ok(issued_ms) = issued.parse::<i64>() else {
+        return false;
+    };
+    let age = now_ms.saturating_sub(issued_ms);
+    (-FORM_TOKEN_SKEW_MS..=FORM_TOKEN_MS).contains(&age)
+        && nonce.len() == 43
+        && same(&form_tag(key, issued_ms, nonce), tag)
+}
+
 fn argon2() -> Argon2<'static> {
     // OWASP's first recommended setting for Argon2id: 19 MiB, 2 passes, 1 lane.
     let params = Params::new(19 * 1024, 2, 1, None).expect("valid Argon2 parameters");
@@ -388,6 +442,39 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert_ne!(a, secret());
+    }
+
+    #[test]
+    fn a_form_token_is_taken_only_as_the_hub_made_it_and_for_an_hour() {
+        let key = form_key(b"a hub's signing seed");
+        let now = 1_800_000_000_000;
+        let token = form_token(&key, now);
+        assert!(form_token_valid(&key, &token, now));
+        assert!(form_token_valid(&key, &token, now + FORM_TOKEN_MS));
+        assert!(
+            !form_token_valid(&key, &token, now + FORM_TOKEN_MS + 1),
+            "expired"
+        );
+        assert!(
+            !form_token_valid(&key, &token, now - 2 * 60 * 1000),
+            "from the future"
+        );
+        let other = form_key(b"another hub");
+        assert!(!form_token_valid(&other, &token, now), "another hub's key");
+        // Any change, and what a browser could make up, is refused.
+        let (head, tag) = token.rsplit_once('.').unwrap();
+        let flipped = if tag.starts_with('A') { "B" } else { "A" };
+        assert!(!form_token_valid(
+            &key,
+            &format!("{head}.{flipped}{}", &tag[1..]),
+            now
+        ));
+        let (issued, rest) = token.split_once('.').unwrap();
+        let later = issued.parse::<i64>().unwrap() + 1000;
+        assert!(!form_token_valid(&key, &format!("{later}.{rest}"), now));
+        for made_up in ["", "tossed123", "1.2.3", &format!("{token}.x"), &secret()] {
+            assert!(!form_token_valid(&key, made_up, now), "{made_up:?}");
+        }
     }
 
     #[test]

@@ -208,15 +208,18 @@ fn console_account(
     Ok(secret)
 }
 
-/// `vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]`: a phone for the
-/// browser tests. Syncs its store (created on first use, encrypted with a key derived from the
-/// token's device) with the hub through `/v1/sync`, then prints one JSON line: the sync's
-/// figures and, with `--record`, that record as the phone holds it (null if it does not).
+/// `vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID [--set FIELD=TEXT]]`: a
+/// phone for the browser tests. Syncs its store (created on first use, encrypted with a key
+/// derived from the token's device) with the hub through `/v1/sync`; with `--set`, then writes
+/// TEXT in that text field of the record (a case's `name`, a visit's `findings`...) as its user
+/// would, and syncs again. Prints one JSON line: the last sync's figures and, with `--record`,
+/// that record as the phone holds it (null if it does not).
 pub fn phone(
     hub: &str,
     store: &std::path::Path,
     token: &str,
     record: Option<Uuid>,
+    set: Option<(String, String)>,
 ) -> BoxResult<()> {
     let token = Token::parse(token)?;
     let mut key = [0u8; 32];
@@ -224,7 +227,26 @@ pub fn phone(
     let mut store = Store::open(
         StoreConfig::new(store, Encryption::Key(key), token.user).device(token.device),
     )?;
-    let summary = HubClient::new(hub, &token).sync(&mut store, &SyncOptions::default(), |_| {})?;
+    let client = HubClient::new(hub, &token);
+    let mut summary = client.sync(&mut store, &SyncOptions::default(), |_| {})?;
+    if let (Some(id), Some((field, text))) = (record, &set) {
+        match store.kind_of(id)? {
+            vigie_core::RecordKind::Visit => {
+                set_text::<vigie_core::Visit>(&mut store, id, field, text)?
+            }
+            vigie_core::RecordKind::ChildCase => {
+                set_text::<vigie_core::ChildCase>(&mut store, id, field, text)?
+            }
+            vigie_core::RecordKind::Workplace => {
+                set_text::<vigie_core::Workplace>(&mut store, id, field, text)?
+            }
+            other => return Err(format!("--set: a {other:?} is not the phone's to change").into()),
+        }
+        summary = client.sync(&mut store, &SyncOptions::default(), |_| {})?;
+        if !summary.refused.is_empty() {
+            return Err(format!("--set: the hub refused it: {}", summary.refused[0].1).into());
+        }
+    }
     let record = match record {
         None => serde_json::Value::Null,
         Some(id) => match store.kind_of(id) {
@@ -251,5 +273,25 @@ pub fn phone(
         })
     );
     store.close()?;
+    Ok(())
+}
+
+/// Writes `text` in the text field `field` of record `id` (through its serde form, which leaves
+/// out the id and version: they are put back).
+fn set_text<R>(store: &mut Store, id: Uuid, field: &str, text: &str) -> BoxResult<()>
+where
+    R: vigie_core::Record + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let record: R = store.get(id)?;
+    let mut value = serde_json::to_value(&record)?;
+    let slot = value
+        .get_mut(field)
+        .filter(|v| v.is_string())
+        .ok_or_else(|| format!("--set: {field} is not a text field of the record"))?;
+    *slot = text.into();
+    let mut changed: R = serde_json::from_value(value)?;
+    changed.set_id(record.id());
+    changed.set_version(record.version().clone());
+    store.update(&changed)?;
     Ok(())
 }

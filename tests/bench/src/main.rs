@@ -44,7 +44,7 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
                             [--hub-bin PATH] [--postgres URL]
        vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
        vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
-       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID]
+       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID [--set FIELD=TEXT]]
        vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]
        vigie-bench dictionary [--out PATH] [--seed N] [--scale S]
        vigie-bench attachments [--photos N] [--drop-every BYTES] [--large-mb N] [--chunk-kib N]
@@ -224,7 +224,19 @@ fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let store = flags.required("--store")?;
     let token = flags.required("--token")?;
     let record = flags.take("--record").map(|r| r.parse()).transpose()?;
-    demo::phone(&hub, std::path::Path::new(&store), &token, record)
+    let set = flags
+        .take("--set")
+        .map(|s| {
+            s.split_once('=')
+                .map(|(field, text)| (field.to_string(), text.to_string()))
+                .ok_or_else(|| format!("--set takes FIELD=TEXT\n{USAGE}"))
+        })
+        .transpose()?;
+    if set.is_some() && record.is_none() {
+        return Err(format!("--set needs --record\n{USAGE}").into());
+    }
+    flags.finish()?;
+    demo::phone(&hub, std::path::Path::new(&store), &token, record, set)
 }
 
 /// `vigie-bench demo`: see `demo.rs`.

@@ -934,15 +934,31 @@ pub async fn review_quarantine(
                 );
             }
         };
-        // Only entries of the supervisor's areas (the page lists no other).
+        // Only entries of the supervisor's areas (the page lists no other). One no longer
+        // there was reviewed meanwhile (another tab, another supervisor, the command line): the
+        // page says so, as for a conflict settled already.
         let reference = hub.backend.reference()?;
         let scope = viewer.principal().scope(&reference);
-        let visible = hub.backend.quarantined()?.into_iter().any(|q| {
-            q.entry == entry
-                && [&q.area_before, &q.area_after]
-                    .iter()
-                    .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
-        });
+        let gone = || {
+            quarantine_page(
+                hub,
+                ctx,
+                &viewer,
+                Some(t.get("quarantine.gone").into()),
+                None,
+            )
+        };
+        let Some(found) = hub
+            .backend
+            .quarantined()?
+            .into_iter()
+            .find(|q| q.entry == entry)
+        else {
+            return gone();
+        };
+        let visible = [&found.area_before, &found.area_after]
+            .iter()
+            .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)));
         if !visible {
             return Err(Problem::NotFound);
         }
@@ -961,7 +977,7 @@ pub async fn review_quarantine(
                 );
                 Ok(Redirect::to(&format!("/console/quarantine?done={action}")).into_response())
             }
-            Ok(false) => Err(Problem::NotFound),
+            Ok(false) => gone(),
             Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => {
                 quarantine_page(hub, ctx, &viewer, Some(ctx.tr().refusal(&e)), None)
             }

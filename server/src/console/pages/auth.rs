@@ -33,30 +33,85 @@ pub struct NextQuery {
     done: Option<String>,
 }
 
-/// The sign-in form, with a fresh token in a cookie that the form repeats (the session's CSRF
-/// token does not exist yet).
-pub async fn sign_in_form(ctx: Ctx, Query(q): Query<NextQuery>) -> Response {
-    let token = session::secret();
-    let t = ctx.tr();
-    let page = SignInPage {
-        t,
-        nav: None,
-        csrf: token.clone(),
-        next: safe_next(q.next.as_deref()),
-        login: String::new(),
-        error: None,
-        notice: match q.done.as_deref() {
-            Some("welcome") => Some(t.get("signin.welcome_done")),
-            Some("out") => Some(t.get("signin.signed_out")),
-            _ => None,
-        },
-    };
-    let mut response = html(&page);
+/// A form shown before sign-in (the session's CSRF token does not exist yet): a fresh token
+/// the hub made (`session::form_token`), in a cookie that the form repeats.
+fn with_form_token(hub: &Hub, ctx: &Ctx, page: impl FnOnce(String) -> Response) -> Response {
+    let token = session::form_token(&hub.backend.console_form_key(), session::now_ms());
+    with_cookie(ctx, token, page)
+}
+
+/// A form shown again after one was refused: with the token of the browser's cookie if the
+/// hub made it and it has ten minutes left (the browser's other tabs keep theirs), else a
+/// fresh one.
+fn again_with_form_token(hub: &Hub, ctx: &Ctx, page: impl FnOnce(String) -> Response) -> Response {
+    let key = hub.backend.console_form_key();
+    let later = session::now_ms() + 10 * 60 * 1000;
+    match ctx
+        .presession
+        .iter()
+        .find(|c| session::form_token_valid(&key, c, later))
+    {
+        Some(token) => page(token.clone()),
+        None => with_form_token(hub, ctx, page),
+    }
+}
+
+fn with_cookie(ctx: &Ctx, token: String, page: impl FnOnce(String) -> Response) -> Response {
+    let mut response = page(token.clone());
     response.headers_mut().append(
         header::SET_COOKIE,
-        ctx.cookie(PRESESSION_COOKIE, &token, Some(3600)),
+        ctx.cookie(
+            PRESESSION_COOKIE,
+            &token,
+            Some(session::FORM_TOKEN_MS / 1000),
+        ),
     );
     response
+}
+
+/// Whether a form shown before sign-in came back as the hub gave it: sent from a page of the
+/// console's own origin, with a token the hub made within the hour, which a cookie of the
+/// browser repeats. A double submit alone is not enough there: a page on another port of the
+/// same host can plant the cookie (cookies are not kept apart by port, and SameSite=Strict
+/// lets it through: same site), and signing a person's browser in to the planter's account
+/// is what it would do. A token it took from the hub for itself still needs the browser's
+/// request to come from the console's origin.
+fn form_from_hub(hub: &Hub, ctx: &Ctx, token: &str) -> bool {
+    let issued =
+        session::form_token_valid(&hub.backend.console_form_key(), token, session::now_ms());
+    if !issued || ctx.from_elsewhere {
+        tracing::info!(
+            issued,
+            from_elsewhere = ctx.from_elsewhere,
+            "console form before sign-in refused"
+        );
+        return false;
+    }
+    ctx.presession.iter().any(|c| session::same(c, token))
+}
+
+/// The sign-in form, with a fresh token in a cookie that the form repeats.
+pub async fn sign_in_form(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let t = ctx.tr();
+    with_form_token(&hub, &ctx, |csrf| {
+        html(&SignInPage {
+            t,
+            nav: None,
+            csrf,
+            next: safe_next(q.next.as_deref()),
+            login: String::new(),
+            error: None,
+            notice: match q.done.as_deref() {
+                Some("welcome") => Some(t.get("signin.welcome_done")),
+                Some("out") => Some(t.get("signin.signed_out")),
+                _ => None,
+            },
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -78,13 +133,20 @@ pub async fn sign_in(
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let t = ctx.tr();
-        // The form must carry the token its cookie holds.
-        if !ctx
-            .presession
-            .as_deref()
-            .is_some_and(|c| !form.csrf.is_empty() && session::same(c, &form.csrf))
-        {
-            return Err(Problem::Csrf);
+        if !form_from_hub(hub, ctx, &form.csrf) {
+            // A fresh form (nothing typed is kept: it may not be the person's), which says why.
+            return Ok(again_with_form_token(hub, ctx, |csrf| {
+                let page = SignInPage {
+                    t,
+                    nav: None,
+                    csrf,
+                    next: safe_next(Some(&form.next)),
+                    login: String::new(),
+                    error: Some(t.get("form.expired").to_string()),
+                    notice: None,
+                };
+                (StatusCode::FORBIDDEN, html(&page)).into_response()
+            }));
         }
         let storage = hub.backend.console();
         let active = |user| may_sign_in(hub, user);
@@ -201,27 +263,23 @@ pub async fn welcome_form(
             Some(id) => hub.backend.user(id)?.filter(can_sign_in),
             None => None,
         };
-        let csrf = session::secret();
-        let page = WelcomePage {
-            t: ctx.tr(),
-            nav: None,
-            valid: user.is_some(),
-            name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
-            csrf: csrf.clone(),
-            login: String::new(),
-            error: None,
-        };
         let status = if user.is_some() {
             StatusCode::OK
         } else {
             StatusCode::NOT_FOUND
         };
-        let mut response = (status, html(&page)).into_response();
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            ctx.cookie(PRESESSION_COOKIE, &csrf, Some(3600)),
-        );
-        Ok(response)
+        Ok(with_form_token(hub, ctx, |csrf| {
+            let page = WelcomePage {
+                t: ctx.tr(),
+                nav: None,
+                valid: user.is_some(),
+                name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+                csrf,
+                login: String::new(),
+                error: None,
+            };
+            (status, html(&page)).into_response()
+        }))
     })
     .await
 }
@@ -245,15 +303,32 @@ pub async fn welcome(
     Posted(form): Posted<WelcomeForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        if !ctx
-            .presession
-            .as_deref()
-            .is_some_and(|c| !form.csrf.is_empty() && session::same(c, &form.csrf))
-        {
-            return Err(Problem::Csrf);
-        }
         let t = ctx.tr();
         let storage = hub.backend.console();
+        let invited = || -> Result<Option<vigie_core::User>, Problem> {
+            Ok(storage
+                .invite(&session::hash_secret(&token), session::now_ms())?
+                .map(|id| hub.backend.user(id))
+                .transpose()?
+                .flatten()
+                .filter(can_sign_in))
+        };
+        if !form_from_hub(hub, ctx, &form.csrf) {
+            // The page again, with a fresh token (nothing typed is kept), which says why.
+            let user = invited()?;
+            return Ok(again_with_form_token(hub, ctx, |csrf| {
+                let page = WelcomePage {
+                    t,
+                    nav: None,
+                    valid: user.is_some(),
+                    name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+                    csrf,
+                    login: String::new(),
+                    error: Some(t.get("form.expired")),
+                };
+                (StatusCode::FORBIDDEN, html(&page)).into_response()
+            }));
+        }
         let login = form.login.trim().to_ascii_lowercase();
         let active = |user| may_sign_in(hub, user);
         let typed = session::Typed {
@@ -267,12 +342,7 @@ pub async fn welcome(
                 Ok(Redirect::to("/console/signin?done=welcome").into_response())
             }
             Err(refused) => {
-                let user = storage
-                    .invite(&session::hash_secret(&token), session::now_ms())?
-                    .map(|id| hub.backend.user(id))
-                    .transpose()?
-                    .flatten()
-                    .filter(can_sign_in);
+                let user = invited()?;
                 let error = match refused {
                     Refused::LoginFormat => "welcome.login_format",
                     Refused::LoginTaken => "welcome.login_taken",

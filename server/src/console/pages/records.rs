@@ -949,6 +949,8 @@ struct CasePage {
     history: Vec<HistoryLine>,
     candidates: Vec<Candidate>,
     reasons: Vec<(&'static str, &'static str)>,
+    /// The erasure's reason chosen at the first step, kept chosen at the confirmation.
+    erase_reason: &'static str,
     error: Option<String>,
     error_form: &'static str,
     confirm_erase: bool,
@@ -978,6 +980,8 @@ struct CaseForm {
     error: Option<String>,
     form: &'static str,
     confirm_erase: bool,
+    /// One of `ERASE_REASONS`, or empty.
+    erase_reason: &'static str,
     done: Option<String>,
 }
 
@@ -986,6 +990,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let t = ctx.tr();
     let scoped = view.scoped(&who);
     let case: ChildCase = scoped.get(id)?;
+    let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     let fields = vec![
@@ -1048,7 +1053,13 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.hazards"),
-            value: case.hazards.iter().cloned().collect::<Vec<_>>().join(", "),
+            // Labels may hold commas ("Dangerous machinery, equipment or tools").
+            value: case
+                .hazards
+                .iter()
+                .map(|h| t.hazard(&reference, &case, h))
+                .collect::<Vec<_>>()
+                .join("; "),
         },
         Field {
             label: t.get("case.school"),
@@ -1162,6 +1173,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             .iter()
             .map(|r| (*r, t.get(&format!("erase.reason.{r}"))))
             .collect(),
+        erase_reason: state.erase_reason,
         error: state.error,
         error_form: state.form,
         confirm_erase: state.confirm_erase,
@@ -1624,7 +1636,7 @@ pub async fn case_erase(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
-        if !ERASE_REASONS.contains(&form.reason.as_str()) {
+        let Some(reason) = ERASE_REASONS.iter().copied().find(|r| *r == form.reason) else {
             return case_outcome(
                 hub,
                 ctx,
@@ -1638,7 +1650,7 @@ pub async fn case_erase(
                     done: "",
                 },
             );
-        }
+        };
         let case_code = {
             let (_, who, view) = records(hub, ctx)?;
             view.scoped(&who).get::<ChildCase>(id)?.case_code
@@ -1650,6 +1662,7 @@ pub async fn case_erase(
                 id,
                 CaseForm {
                     confirm_erase: true,
+                    erase_reason: reason,
                     form: "erase",
                     ..Default::default()
                 },
@@ -1667,6 +1680,7 @@ pub async fn case_erase(
                 id,
                 CaseForm {
                     confirm_erase: true,
+                    erase_reason: reason,
                     form: "erase",
                     error: Some(t.get("erase.confirm_wrong").into()),
                     ..Default::default()
@@ -1675,7 +1689,7 @@ pub async fn case_erase(
         }
         // Erased by another request meanwhile (the same form sent twice, nothing erased now):
         // done, and journaled once, by the request that erased it.
-        match erase_journaled(&*hub.backend, viewer.user.id, id, &form.reason) {
+        match erase_journaled(&*hub.backend, viewer.user.id, id, reason) {
             Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
             Err(e @ Error::NotAllowed { .. }) => case_outcome(
                 hub,
