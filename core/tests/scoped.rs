@@ -138,8 +138,21 @@ fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
         ids(&alerts, |a| a.id),
         BTreeSet::from([mine.case.id, mine.visit.id])
     );
-    let due = scoped.follow_ups_due(None, date(2030, 1, 1), page).unwrap();
+    let due = scoped
+        .follow_ups_due(None, date(2030, 1, 1), None, page)
+        .unwrap();
     assert_eq!(ids(&due, |d| d.id), one(mine.visit.id));
+    // One kind at a time, in the query: a page of cases is never a page of visits filtered.
+    let visits_due = scoped
+        .follow_ups_due(None, date(2030, 1, 1), Some(RecordKind::Visit), page)
+        .unwrap();
+    assert_eq!(ids(&visits_due, |d| d.id), one(mine.visit.id));
+    assert!(
+        scoped
+            .follow_ups_due(None, date(2030, 1, 1), Some(RecordKind::ChildCase), page)
+            .unwrap()
+            .is_empty()
+    );
 
     let queue = scoped.review_queue(page).unwrap();
     assert_eq!(ids(&queue, |r| r.visit.id), one(mine.visit.id));
@@ -277,7 +290,7 @@ fn the_scope_follows_role_and_level() {
     assert!(scoped.alerts(None, page).unwrap().is_empty());
     assert!(
         scoped
-            .follow_ups_due(None, date(2030, 1, 1), page)
+            .follow_ups_due(None, date(2030, 1, 1), None, page)
             .unwrap()
             .is_empty()
     );

@@ -1150,3 +1150,50 @@ fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
         assert!(!overview.body.contains(">unknown<"), "{lang}");
     }
 }
+
+/// The overview shared beyond the team: a count withheld is not given away by the total and
+/// the counts beside it, in the tables nor by a bar's height.
+#[test]
+fn a_shared_overview_gives_no_withheld_count_away() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-r1",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    for i in 0..8 {
+        let mut c = child(area(C01), &format!("Enfant {i}"), monitor.user());
+        if i >= 6 {
+            c.sex = Sex::Male;
+        }
+        monitor.store.create(&c).expect("case");
+    }
+    let summary = monitor.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let mut browser = signed_in(&s, "sup.shared");
+    browser.cookies.insert("vigie_lang".into(), "en".into());
+    let row = |body: &str, label: &str| -> String {
+        body.split(&format!("<th scope=\"row\">{label}</th>"))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_else(|| panic!("a row {label}: {body}"))
+            .to_string()
+    };
+    let exact = browser.get("/console/");
+    assert_eq!(exact.status, 200);
+    assert!(row(&exact.body, "Girl").starts_with("<td class=\"num\">6</td>"));
+    assert!(row(&exact.body, "Boy").starts_with("<td class=\"num\">2</td>"));
+
+    let shared = browser.get("/console/?shared=1");
+    assert_eq!(shared.status, 200);
+    // Eight children: the boys withheld, and the girls with them (8 less 6 is 2).
+    assert!(row(&shared.body, "Boy").starts_with("<td class=\"num\">x</td>"));
+    assert!(row(&shared.body, "Girl").starts_with("<td class=\"num\">x</td>"));
+    assert!(!shared.body.contains(": 6</title>"), "a bar's title");
+    assert!(!shared.body.contains(": 2</title>"), "a bar's title");
+    assert!(!shared.body.contains("<5"));
+}

@@ -441,7 +441,53 @@ impl Table {
     }
 }
 
+impl SharedChildCounts {
+    /// Every count shown.
+    fn exact(counts: &ChildCounts) -> SharedChildCounts {
+        SharedChildCounts {
+            identified: Cell::Count(counts.identified),
+            in_child_labour: Cell::Count(counts.in_child_labour),
+            in_hazardous_work: Cell::Count(counts.in_hazardous_work),
+            worst_form_suspected: Cell::Count(counts.worst_form_suspected),
+            referred: Cell::Count(counts.referred),
+            receiving_services: Cell::Count(counts.receiving_services),
+            withdrawn_or_prevented: Cell::Count(counts.withdrawn_or_prevented),
+        }
+    }
+}
+
 impl Indicators {
+    /// The indicators in the shape of `shared_cells`, every count shown: for the team's own
+    /// use, so that one rendering serves both.
+    pub fn exact_cells(&self) -> SharedIndicators {
+        let exact = |map: &BTreeMap<String, ChildCounts>| {
+            map.iter()
+                .map(|(k, c)| (k.clone(), SharedChildCounts::exact(c)))
+                .collect()
+        };
+        SharedIndicators {
+            children: SharedChildCounts::exact(&self.children),
+            by_sex: exact(&self.by_sex),
+            by_age_band: exact(&self.by_age_band),
+            by_sector: exact(&self.by_sector),
+            by_district: exact(&self.by_district),
+            by_community: exact(&self.by_community),
+            community_districts: self.community_districts.clone(),
+            by_month: exact(&self.by_month),
+            inspections: Cell::Count(self.inspections),
+            visits: Cell::Count(self.visits),
+            workplaces_with_violations: Cell::Count(self.workplaces_with_violations),
+            visits_with_forced_labour_indicators: Cell::Count(
+                self.visits_with_forced_labour_indicators,
+            ),
+            forced_labour_indicators: self
+                .forced_labour_indicators
+                .iter()
+                .map(|(k, n)| (k.clone(), Cell::Count(*n)))
+                .collect(),
+        }
+    }
+
     /// Every count as JSON, exact: for the team's own use.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)

@@ -626,7 +626,7 @@ impl Store {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(&self.conn, &area, assignee, before, page, None)
+        queries::due_before(&self.conn, &area, assignee, before, page, None, None)
     }
 
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child labour,

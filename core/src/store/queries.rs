@@ -554,11 +554,13 @@ pub(crate) fn due_before(
     before: NaiveDate,
     page: Page,
     scope: Option<&Scope>,
+    kind: Option<RecordKind>,
 ) -> Result<Vec<DueItem>> {
     let mut f = Filter::default();
     f.area("d", area);
     // Due items are visits' and cases': the rule keeps those the role works with.
     f.within_kinds("d", scope);
+    f.add_opt("d.kind = ?", kind.map(|k| k as i64));
     f.add_opt(
         "d.assignee = (SELECT id FROM referenced_ids WHERE uuid = ?)",
         assignee.map(|a| a.as_bytes().to_vec()),

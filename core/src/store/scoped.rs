@@ -90,13 +90,23 @@ impl Scoped<'_> {
         queries::workplaces(&self.store.conn, query, page, Some(&self.who))
     }
 
+    /// Follow-ups due before a day, of one kind of record (`None`: visits' and cases').
     pub fn follow_ups_due(
         &self,
         area: Option<AreaFilter>,
         before: NaiveDate,
+        kind: Option<RecordKind>,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(&self.store.conn, &area, None, before, page, Some(&self.who))
+        queries::due_before(
+            &self.store.conn,
+            &area,
+            None,
+            before,
+            page,
+            Some(&self.who),
+            kind,
+        )
     }
 
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {

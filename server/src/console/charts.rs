@@ -2,6 +2,7 @@
 //! screen reader (a title per chart and per bar; the same figures are in a table beside it).
 
 use std::fmt::Write;
+use vigie_core::Cell;
 
 /// Escapes text for SVG/HTML.
 pub fn esc(text: &str) -> String {
@@ -14,23 +15,24 @@ pub fn esc(text: &str) -> String {
 /// One group of bars (a month, a sex, a sector): a label and up to three series.
 pub struct Group {
     pub label: String,
-    pub values: Vec<i64>,
+    pub values: Vec<Cell>,
 }
 
 /// A grouped bar chart: one bar per series in each group, classes `bar-a`, `bar-b`, `bar-c`.
-/// `shown` renders a value in a bar's title ("<5" when suppressed).
-pub fn bars(
-    title: &str,
-    series: &[&str],
-    groups: &[Group],
-    shown: &dyn Fn(i64) -> String,
-) -> String {
+/// A withheld count (a report shared beyond the team) is a bar of no height titled as the
+/// tables show it, and the scale comes from the counts shown only: a bar's height would
+/// otherwise give the count away.
+pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
     let width = 640.0;
     let height = 220.0;
     let (left, bottom, top) = (36.0, 40.0, 10.0);
+    let count = |cell: &Cell| match cell {
+        Cell::Count(n) => *n,
+        Cell::Suppressed => 0,
+    };
     let max = groups
         .iter()
-        .flat_map(|g| g.values.iter().copied())
+        .flat_map(|g| g.values.iter().map(count))
         .max()
         .unwrap_or(0)
         .max(1) as f64;
@@ -58,7 +60,7 @@ pub fn bars(
     for (gi, group) in groups.iter().enumerate() {
         let x0 = left + slot * gi as f64 + slot * 0.1;
         for (si, value) in group.values.iter().enumerate() {
-            let h = plot_h * (*value as f64) / max;
+            let h = plot_h * (count(value) as f64) / max;
             let x = x0 + bar_w * si as f64;
             let _ = write!(
                 svg,
@@ -68,7 +70,7 @@ pub fn bars(
                 (bar_w - 1.0).max(1.0),
                 esc(&group.label),
                 esc(series.get(si).copied().unwrap_or("")),
-                shown(*value)
+                value
             );
         }
         let label: String = group.label.chars().take(14).collect();
@@ -236,13 +238,30 @@ mod tests {
             &["a", "b"],
             &[Group {
                 label: "<x>".into(),
-                values: vec![3, 7],
+                values: vec![Cell::Count(3), Cell::Count(7)],
             }],
-            &|n| n.to_string(),
         );
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("&lt;x&gt;"));
         assert!(!svg.contains("<x>"));
+    }
+
+    #[test]
+    fn a_withheld_count_has_no_height_and_does_not_set_the_scale() {
+        let svg = bars(
+            "Enfants",
+            &["a", "b"],
+            &[Group {
+                label: "g".into(),
+                values: vec![Cell::Suppressed, Cell::Count(8)],
+            }],
+        );
+        assert!(
+            svg.contains(r#"height="0.0"><title>g · a: x</title>"#),
+            "{svg}"
+        );
+        // The scale's top is the largest count shown.
+        assert!(svg.contains(">8</text>"), "{svg}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
-use vigie_core::indicators::ChildCounts;
+use vigie_core::indicators::SharedChildCounts;
 use vigie_core::sync::{Principal, change_as, latest_event_day};
 use vigie_core::workflow::{self, Review};
 use vigie_core::{
@@ -150,61 +150,40 @@ pub async fn overview(
         let found = view.scoped(&who).indicators(&filter)?;
         let reference = hub.backend.reference()?;
         let shared = q.shared.as_deref() == Some("1");
-        let show = |n: i64| {
-            if shared {
-                Cell::shared(n).to_string()
-            } else {
-                n.to_string()
-            }
+        // One rendering for both: a shared report's cells are withheld as a whole table
+        // (`shared_cells`: none can be worked out from a total and the others), never count
+        // by count.
+        let cells = if shared {
+            found.shared_cells()
+        } else {
+            found.exact_cells()
         };
-        let c = &found.children;
+        let show = |cell: &Cell| cell.to_string();
+        let c = &cells.children;
+        let kpi = |label: &'static str, cell: &Cell| Kpi {
+            label: t.get(label),
+            value: show(cell),
+        };
         let children = vec![
-            Kpi {
-                label: t.get("ind.identified"),
-                value: show(c.identified),
-            },
-            Kpi {
-                label: t.get("ind.in_child_labour"),
-                value: show(c.in_child_labour),
-            },
-            Kpi {
-                label: t.get("ind.in_hazardous_work"),
-                value: show(c.in_hazardous_work),
-            },
-            Kpi {
-                label: t.get("ind.worst_form_suspected"),
-                value: show(c.worst_form_suspected),
-            },
-            Kpi {
-                label: t.get("ind.referred"),
-                value: show(c.referred),
-            },
-            Kpi {
-                label: t.get("ind.receiving_services"),
-                value: show(c.receiving_services),
-            },
-            Kpi {
-                label: t.get("ind.withdrawn"),
-                value: show(c.withdrawn_or_prevented),
-            },
+            kpi("ind.identified", &c.identified),
+            kpi("ind.in_child_labour", &c.in_child_labour),
+            kpi("ind.in_hazardous_work", &c.in_hazardous_work),
+            kpi("ind.worst_form_suspected", &c.worst_form_suspected),
+            kpi("ind.referred", &c.referred),
+            kpi("ind.receiving_services", &c.receiving_services),
+            kpi("ind.withdrawn", &c.withdrawn_or_prevented),
         ];
         let visits = vec![
-            Kpi {
-                label: t.get("ind.inspections"),
-                value: show(found.inspections),
-            },
-            Kpi {
-                label: t.get("ind.visits"),
-                value: show(found.visits),
-            },
-            Kpi {
-                label: t.get("ind.workplaces_with_violations"),
-                value: show(found.workplaces_with_violations),
-            },
-            Kpi {
-                label: t.get("ind.visits_with_fl"),
-                value: show(found.visits_with_forced_labour_indicators),
-            },
+            kpi("ind.inspections", &cells.inspections),
+            kpi("ind.visits", &cells.visits),
+            kpi(
+                "ind.workplaces_with_violations",
+                &cells.workplaces_with_violations,
+            ),
+            kpi(
+                "ind.visits_with_fl",
+                &cells.visits_with_forced_labour_indicators,
+            ),
         ];
         let columns = vec![
             t.get("ind.identified"),
@@ -220,7 +199,7 @@ pub async fn overview(
             t.get("ind.in_hazardous_work"),
         ];
         let breakdown = |title: &'static str,
-                         map: &BTreeMap<String, ChildCounts>,
+                         map: &BTreeMap<String, SharedChildCounts>,
                          label: &dyn Fn(&str) -> String| {
             let groups: Vec<Group> = map
                 .iter()
@@ -231,21 +210,21 @@ pub async fn overview(
                 .collect();
             Breakdown {
                 title,
-                chart: charts::bars(title, &series, &groups, &show),
+                chart: charts::bars(title, &series, &groups),
                 rows: map
                     .iter()
                     .map(|(k, v)| Row {
                         label: label(k),
                         cells: [
-                            v.identified,
-                            v.in_child_labour,
-                            v.in_hazardous_work,
-                            v.referred,
-                            v.receiving_services,
-                            v.withdrawn_or_prevented,
+                            &v.identified,
+                            &v.in_child_labour,
+                            &v.in_hazardous_work,
+                            &v.referred,
+                            &v.receiving_services,
+                            &v.withdrawn_or_prevented,
                         ]
-                        .iter()
-                        .map(|n| show(*n))
+                        .into_iter()
+                        .map(show)
                         .collect(),
                     })
                     .collect(),
@@ -253,23 +232,23 @@ pub async fn overview(
         };
         let plain = |k: &str| k.to_string();
         let breakdowns = vec![
-            breakdown(t.get("ind.by_month"), &found.by_month, &plain),
-            breakdown(t.get("ind.by_sex"), &found.by_sex, &|k| t.code("sex", k)),
-            breakdown(t.get("ind.by_age_band"), &found.by_age_band, &|k| {
+            breakdown(t.get("ind.by_month"), &cells.by_month, &plain),
+            breakdown(t.get("ind.by_sex"), &cells.by_sex, &|k| t.code("sex", k)),
+            breakdown(t.get("ind.by_age_band"), &cells.by_age_band, &|k| {
                 t.code("age", k)
             }),
-            breakdown(t.get("ind.by_sector"), &found.by_sector, &|k| {
+            breakdown(t.get("ind.by_sector"), &cells.by_sector, &|k| {
                 t.sector(&reference, k)
             }),
-            breakdown(t.get("ind.by_district"), &found.by_district, &plain),
-            breakdown(t.get("ind.by_community"), &found.by_community, &plain),
+            breakdown(t.get("ind.by_district"), &cells.by_district, &plain),
+            breakdown(t.get("ind.by_community"), &cells.by_community, &plain),
         ];
-        let forced_labour = found
+        let forced_labour = cells
             .forced_labour_indicators
             .iter()
-            .map(|(k, n)| Row {
+            .map(|(k, cell)| Row {
                 label: t.code("fl", k),
-                cells: vec![show(*n)],
+                cells: vec![show(cell)],
             })
             .collect();
         let page = OverviewPage {
@@ -842,10 +821,9 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             } else {
                 today()
             };
-            for item in scoped.follow_ups_due(None, before, page)? {
-                if item.kind != RecordKind::ChildCase {
-                    continue;
-                }
+            // Cases only, in the query itself: a page of rows filtered afterwards would hide
+            // the cases behind the visits due (and the next page's link with them).
+            for item in scoped.follow_ups_due(None, before, Some(RecordKind::ChildCase), page)? {
                 let case: ChildCase = scoped.get(item.id)?;
                 let summary = vigie_core::ChildCaseSummary {
                     id: case.id,
@@ -1074,8 +1052,9 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.follow_up_due"),
+            // What the due lists show: the schedule's next date, or the one a follow-up set.
             value: case
-                .follow_up_due
+                .next_follow_up_due()
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         },
