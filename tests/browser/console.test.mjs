@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -417,4 +418,41 @@ test('long unbroken field text widens no page, and the values of a case or a vis
     assert.ok(wider <= 0, `the case list at ${width} px is ${wider}px wider than the window`);
   }
   await own.close();
+});
+
+test('a page on another port of the host cannot sign the browser in to its own account', async () => {
+  // Someone with an account of their own, and a token the hub made, fetched for themselves.
+  const own = await browser();
+  await newAccount(await own.newPage(), {
+    name: 'Superviseur (autre port)', role: 'supervisor', area: 'CI-R2', login: 'sup.planter', password: 'un autre mot de passe',
+  });
+  await own.close();
+  const given = (await fetch(`${url}/console/signin`)).headers.get('set-cookie').match(/vigie_presession=([^;]+)/)[1];
+  // Their page, on another port of 127.0.0.1, plants the cookie (cookies are not kept apart by
+  // port, and it is the same site) and sends the sign-in form with its value.
+  for (const value of ['tossed123', given]) {
+    const planter = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html', 'set-cookie': `vigie_presession=${value}; Path=/console` });
+      res.end(`<form id=f method=post action="${url}/console/signin"><input type=hidden name=csrf value="${value}">`
+        + '<input type=hidden name=login value=sup.planter><input type=hidden name=password value="un autre mot de passe">'
+        + '<input type=hidden name=next value="/console/cases"></form><script>setTimeout(() => f.submit(), 100)</script>');
+    }).listen(0, '127.0.0.1');
+    await new Promise((resolve) => planter.once('listening', resolve));
+    const victim = await browser();
+    try {
+      const page = await victim.newPage();
+      const posted = page.waitForResponse((r) => r.url() === `${url}/console/signin` && r.request().method() === 'POST');
+      await page.goto(`http://127.0.0.1:${planter.address().port}/`);
+      const answer = await posted;
+      assert.equal(answer.status(), 403, `${value === given ? 'a token the hub made' : 'a made-up token'}`);
+      await page.waitForLoadState();
+      assert.match(await page.locator('#signin-error').textContent(), /expiré/);
+      await page.goto(`${url}/console/cases`);
+      assert.match(page.url(), /\/console\/signin/, 'signed in to no account');
+    } finally {
+      // An open server keeps the test runner alive.
+      await victim.close();
+      planter.close();
+    }
+  }
 });
