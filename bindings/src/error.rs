@@ -166,8 +166,11 @@ impl From<CoreError> for VigieError {
                 id: id.to_string(),
                 state,
             },
+            // SQLite's own message: the variant already says "storage error".
+            CoreError::Storage(e) => VigieError::Storage {
+                reason: e.to_string(),
+            },
             CoreError::SchemaTooNew { .. }
-            | CoreError::Storage(_)
             | CoreError::HubStorage { .. }
             | CoreError::Io(_)
             | CoreError::Document(_)
