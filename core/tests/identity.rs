@@ -455,6 +455,13 @@ fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
         ),
         IdentityError::NoRecipient { .. }
     ));
+    // With the hub beside it (the app's default: the hub and the user's areas), an area no
+    // device holds yet does not stop the bundle from reaching the hub.
+    let (to_hub, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub, Recipient::Area("CI-R2".into())])
+        .unwrap();
+    open_sealed(&to_hub, &hub_secret, 1 << 30).expect("the hub is a recipient");
     assert!(matches!(
         refused_with(
             monitor

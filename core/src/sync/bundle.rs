@@ -205,6 +205,7 @@ impl Store {
             .filter(|c| trust.check_certificate(c).is_ok())
             .collect();
         let mut keys = Vec::new();
+        let mut area_unheld = false;
         for recipient in recipients {
             match recipient {
                 Recipient::Hub => {
@@ -230,12 +231,10 @@ impl Store {
                             .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
                             .map(|c| c.keys.agreement),
                     );
-                    if keys.len() == before {
-                        return Err(IdentityError::NoRecipient {
-                            reason: "no device of the directory holds that area or one containing it",
-                        }
-                        .into());
-                    }
+                    // An area no other device holds yet adds no one: the bundle still goes
+                    // to the other recipients named (the hub, by default), else it is refused
+                    // below.
+                    area_unheld |= keys.len() == before;
                 }
             }
         }
@@ -243,7 +242,11 @@ impl Store {
         keys.dedup();
         if keys.is_empty() {
             return Err(IdentityError::NoRecipient {
-                reason: "a sealed bundle needs at least one recipient",
+                reason: if area_unheld {
+                    "no device of the directory holds that area or one containing it"
+                } else {
+                    "a sealed bundle needs at least one recipient"
+                },
             }
             .into());
         }
