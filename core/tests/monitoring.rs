@@ -984,6 +984,18 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     again.date_of_birth = None;
     again.estimated_age = Some(12); // born about 2013: within a year of 2014
     again.identified_on = date(2025, 9, 3);
+    // The second monitor saw what the first did not.
+    again.worst_forms.insert(WorstForm::DebtBondage);
+    again.hazards.insert("heavy_loads".into());
+    again.hazards.insert("a_code_no_rule_set_lists".into());
+    let again = phone_b.create(&again);
+    assert!(again.is_err(), "an unknown hazard code does not validate");
+    let mut again = child(C01, "ADJOA Kouame", MONITOR_2);
+    again.date_of_birth = None;
+    again.estimated_age = Some(12);
+    again.identified_on = date(2025, 9, 3);
+    again.worst_forms.insert(WorstForm::DebtBondage);
+    again.hazards.insert("heavy_loads".into());
     let again = phone_b.create(&again).unwrap();
     let (_, fu_key) = as_role(&mut phone_b, Role::CommunityMonitor)
         .add_follow_up(again.id, follow_up(date(2025, 9, 20)))
@@ -1020,6 +1032,24 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     assert_eq!(dup.merged_into, Some(first.id));
     assert_eq!(kept.referrals.len(), 1);
     assert!(kept.followups.contains_key(&fu_key), "follow-ups copied");
+    // What either registration found the child exposed to is the child's: the kept case
+    // classifies and alerts as a worst form.
+    assert!(kept.worst_forms.contains(&WorstForm::DebtBondage));
+    assert!(kept.hazards.contains("heavy_loads"));
+    assert_eq!(
+        hub.get::<ChildCase>(first.id)
+            .unwrap()
+            .classification
+            .map(|c| c.outcome),
+        Some(ClassificationOutcome::WorstFormSuspected)
+    );
+    assert!(
+        hub.alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == first.id && a.severity == AlertSeverity::WorstFormSuspected),
+        "the kept case alerts"
+    );
     assert!(
         dup.followups.contains_key(&fu_key),
         "the duplicate keeps its own"

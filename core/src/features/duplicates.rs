@@ -16,6 +16,7 @@
 use crate::domain::codes::RecordKind;
 use crate::domain::derived::{NAME_SIMILARITY_THRESHOLD, birth_year, fold_name, folded_similarity};
 use crate::domain::records::ChildCase;
+use crate::domain::reference::ReferenceData;
 use crate::domain::rights::{self, Scope, Step};
 use crate::error::{Error, Result};
 use crate::store::{Scoped, Store, queries};
@@ -78,7 +79,7 @@ impl Store {
         }
         let mut kept: ChildCase = self.get(keep)?;
         let mut dup: ChildCase = self.get(duplicate)?;
-        if !merge(&mut kept, &mut dup)? {
+        if !merge(&mut kept, &mut dup, &self.reference())? {
             return Ok((kept, dup));
         }
         let mut stored = self.update_together(&[kept, dup])?;
@@ -104,7 +105,7 @@ fn not_allowed(rule: &str) -> Error {
 /// Merges `dup` into `kept` on the records themselves (`Store::merge_cases`; the hub's console
 /// through `sync::change_as`, where the role matrix judges the merge step): false when it was
 /// already merged into `kept` (nothing to write).
-pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase) -> Result<bool> {
+pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase, reference: &ReferenceData) -> Result<bool> {
     if kept.id == dup.id {
         return Err(not_allowed("a case cannot be merged with itself"));
     }
@@ -138,6 +139,21 @@ pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase) -> Result<bool> {
         kept.followups
             .entry(*key)
             .or_insert_with(|| follow_up.clone());
+    }
+    // What the duplicate's record says the child was exposed to stays on the child's case: a
+    // worst form or a hazard flagged on either registration is the child's (the kept case's
+    // classification and alert follow). Hazards go by the kept case's rule set: a code it
+    // does not list would not validate there.
+    kept.worst_forms.extend(dup.worst_forms.iter().copied());
+    kept.night_work |= dup.night_work;
+    if let Ok(rules) = reference.rule_set_of(kept) {
+        let known: Vec<String> = dup
+            .hazards
+            .iter()
+            .filter(|h| rules.has_hazard(h))
+            .cloned()
+            .collect();
+        kept.hazards.extend(known);
     }
     kept.merged_from.insert(dup.id);
     dup.merged_into = Some(kept.id);

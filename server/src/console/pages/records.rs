@@ -1559,7 +1559,7 @@ pub async fn case_merge(
                 })?;
             let mut kept_after = None;
             change_as::<ChildCase>(tx, &who, &actor, &reference, id, &mut |kept| {
-                vigie_core::duplicates::merge(kept, &mut dup)?;
+                vigie_core::duplicates::merge(kept, &mut dup, &reference)?;
                 kept_after = Some(kept.id);
                 Ok(())
             })?;
