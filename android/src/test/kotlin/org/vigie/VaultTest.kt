@@ -162,7 +162,10 @@ class VaultTest {
             var done = a.child("CI-H-0003", "Adjoua")
             done = a.asRole(me).referCase(done.id, newReferral(ServiceKind.EDUCATION, "École", "2026-03-03"))
             a.asRole(me).transitionCase(done.id, CaseStatus.RECEIVING_SERVICES)
-            a.asRole(Role.SUPERVISOR).transitionCase(done.id, CaseStatus.WITHDRAWN)
+            done = a.asRole(Role.SUPERVISOR).transitionCase(done.id, CaseStatus.WITHDRAWN)
+            // Verified in March, seen in school in June: closed.
+            done = a.asRole(Role.SUPERVISOR).updateChildCase(done.copy(remediatedOn = "2026-03-10"))
+            a.asRole(me).addFollowUp(done.id, newFollowUp("2026-06-10", FollowUpSituation.IN_SCHOOL, null))
             a.asRole(Role.SUPERVISOR).transitionCase(done.id, CaseStatus.CLOSED)
             val refused = assertFailsWith<VigieException.NotAllowed> { a.handOver(listOf(done.id), receiver) }
             assertTrue(refused.reason.contains("closed"), refused.reason)
