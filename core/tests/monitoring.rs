@@ -1361,18 +1361,6 @@ fn groups(ind: &Indicators) -> Vec<(ChildCounts, Vec<ChildCounts>, String)> {
     out
 }
 
-fn measure_values(c: &ChildCounts) -> [i64; 7] {
-    [
-        c.identified,
-        c.in_child_labour,
-        c.in_hazardous_work,
-        c.worst_form_suspected,
-        c.referred,
-        c.receiving_services,
-        c.withdrawn_or_prevented,
-    ]
-}
-
 /// Whether `cell` shows `value` (withheld, or the value itself).
 fn shown(json: &serde_json::Value, value: i64) -> Option<i64> {
     if json == "x" {
@@ -1458,8 +1446,8 @@ fn assert_no_cell_can_be_worked_out(ind: &Indicators) {
     ];
     for ((total, parts, name), (s_total, s_parts, _)) in exact_groups.iter().zip(&breakdowns) {
         for (m, measure) in names.iter().enumerate() {
-            let t = measure_values(total)[m];
-            let values: Vec<i64> = parts.iter().map(|p| measure_values(p)[m]).collect();
+            let t = total.measures()[m];
+            let values: Vec<i64> = parts.iter().map(|p| p.measures()[m]).collect();
             assert_eq!(values.iter().sum::<i64>(), t, "{name} {measure} adds up");
             let shown_parts: Vec<Option<i64>> = values
                 .iter()

@@ -24,6 +24,15 @@ fn peer(initiator: &mut Device, answerer: &mut Device) -> Result<usize> {
     )
 }
 
+/// Two syncs of each device: each holds its certificate and the directory with the others'.
+fn certify(hub: &Hub, devices: &mut [&mut Device]) {
+    for _ in 0..2 {
+        for d in devices.iter_mut() {
+            d.sync(&hub.url).unwrap();
+        }
+    }
+}
+
 fn identity_error<T: std::fmt::Debug>(result: Result<T>) -> IdentityError {
     match result {
         Err(Error::Identity(e)) => e,
@@ -51,11 +60,7 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
         identity_error(peer(&mut monitor, &mut supervisor)),
         IdentityError::NoCertificate
     ));
-    for _ in 0..2 {
-        for d in [&mut supervisor, &mut monitor, &mut other] {
-            d.sync(&hub.url).unwrap();
-        }
-    }
+    certify(&hub, &mut [&mut supervisor, &mut monitor, &mut other]);
 
     // Enrolment: the certificate names the device, its user, role and areas, and its keys.
     let certificate = monitor.store.certificate().unwrap().expect("certified");
@@ -209,11 +214,10 @@ fn a_moved_or_deactivated_users_phone_is_refused_by_peers_that_synced_since() {
     let mut gone = Device::enrol(dir.path(), &data, "gone", Role::CommunityMonitor, &[C01], 3);
     let mut mate = Device::enrol(dir.path(), &data, "mate", Role::CommunityMonitor, &[C01], 4);
     let mut hub = Hub::start(&data);
-    for _ in 0..2 {
-        for d in [&mut supervisor, &mut moved, &mut gone, &mut mate] {
-            d.sync(&hub.url).unwrap();
-        }
-    }
+    certify(
+        &hub,
+        &mut [&mut supervisor, &mut moved, &mut gone, &mut mate],
+    );
     peer(&mut moved, &mut mate).unwrap();
     peer(&mut gone, &mut supervisor).unwrap();
     let (old_bundle, _) = moved
@@ -309,11 +313,7 @@ fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
         3,
     );
     let mut hub = Hub::start(&data);
-    for _ in 0..2 {
-        for d in [&mut supervisor, &mut monitor, &mut other] {
-            d.sync(&hub.url).unwrap();
-        }
-    }
+    certify(&hub, &mut [&mut supervisor, &mut monitor, &mut other]);
     let held = monitor
         .store
         .create(&child(area(C01), "Koffi Yao", monitor.user()))

@@ -204,16 +204,20 @@ const REFERRED: usize = 4;
 const SERVICES: usize = 5;
 const WITHDRAWN: usize = 6;
 
-fn measures(c: &ChildCounts) -> [i64; MEASURES] {
-    [
-        c.identified,
-        c.in_child_labour,
-        c.in_hazardous_work,
-        c.worst_form_suspected,
-        c.referred,
-        c.receiving_services,
-        c.withdrawn_or_prevented,
-    ]
+impl ChildCounts {
+    /// The counts in the order of their fields: identified, in child labour, in hazardous
+    /// work, worst form suspected, referred, receiving services, withdrawn or prevented.
+    pub fn measures(&self) -> [i64; MEASURES] {
+        [
+            self.identified,
+            self.in_child_labour,
+            self.in_hazardous_work,
+            self.worst_form_suspected,
+            self.referred,
+            self.receiving_services,
+            self.withdrawn_or_prevented,
+        ]
+    }
 }
 
 /// What a reader of a shared table knows ties its counts together: each total is the sum of
@@ -235,7 +239,7 @@ impl Table {
     /// the order of `MEASURES`) and the bounds that hold within it.
     fn add_row(&mut self, counts: &ChildCounts) -> usize {
         let first = self.values.len();
-        for n in measures(counts) {
+        for n in counts.measures() {
             self.values.push(n);
             self.shown.push(n >= Cell::MIN_SHOWN as i64);
         }
