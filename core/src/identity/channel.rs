@@ -12,9 +12,10 @@
 //! A message sealed in another session, or altered, does not open; a message whose number was
 //! already opened is one delivered twice.
 
+use super::seal::cipher;
 use super::{IdResult, IdentityError};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::Nonce;
+use chacha20poly1305::aead::{Aead, Payload};
 use hkdf::Hkdf;
 use rand::rngs::OsRng;
 use sha2::Sha256;
@@ -116,7 +117,7 @@ impl Channel {
         let mut out = Vec::with_capacity(HEADER + plain.len() + TAG);
         out.extend_from_slice(&SEALED_MESSAGE_TAG);
         out.extend_from_slice(&number.to_le_bytes());
-        let sealed = ChaCha20Poly1305::new(Key::from_slice(&*self.send))
+        let sealed = cipher(&self.send)
             .encrypt(
                 Nonce::from_slice(&nonce(number)),
                 Payload {
@@ -142,7 +143,7 @@ impl Channel {
         if number > self.opened {
             return Err(refused("a message is missing before this one"));
         }
-        let plain = ChaCha20Poly1305::new(Key::from_slice(&*self.receive))
+        let plain = cipher(&self.receive)
             .decrypt(
                 Nonce::from_slice(&nonce(number)),
                 Payload {

@@ -36,7 +36,8 @@ pub struct SealedHeader {
     pub hash: [u8; 32],
 }
 
-fn cipher(key: &[u8; 32]) -> ChaCha20Poly1305 {
+/// ChaCha20-Poly1305 under a 32-byte key (sealed bundles, and peer sessions' messages).
+pub(super) fn cipher(key: &[u8; 32]) -> ChaCha20Poly1305 {
     ChaCha20Poly1305::new(Key::from_slice(key))
 }
 

@@ -1036,9 +1036,11 @@ fn update_in_scope(
     if !document.get_missing_deps(&[]).is_empty() {
         return Ok(refused(Refusal::MissingHistory));
     }
-    let new_changes = document.get_changes_meta(&before);
-    let waiting = waiting_for_their_devices(rules.who, &new_changes);
-    drop(new_changes);
+    let Taken {
+        hashes,
+        waiting,
+        clock_skewed,
+    } = taken_from(rules, &document.get_changes_meta(&before));
     // What the device holds, other devices' changes included: what it lacks is worked out
     // from it.
     let mut merged = None;
@@ -1049,12 +1051,6 @@ fn update_in_scope(
         };
         merged = Some(std::mem::replace(&mut document, own));
     }
-    let new_changes = document.get_changes_meta(&before);
-    let Some(clock_skewed) = own_changes(rules.who, &new_changes, rules.limits) else {
-        return Ok(refused(Refusal::ForeignChanges));
-    };
-    let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
-    drop(new_changes);
     if !hashes.is_empty() {
         if tx.any_erased_change(&hashes)? {
             // Another record's erased history merged into this one.
@@ -1081,35 +1077,53 @@ fn update_in_scope(
     })
 }
 
-/// The new changes the hub cannot take from this sender now: those made on another device
-/// (relayed by a peer or a bundle: a change reaches the hub only from the device that made
-/// it, the one whose credentials vouch for it), and the sender's own built on one of them,
-/// which wait until that device has sent it. The sender's other changes are taken: two devices
-/// that synced with each other before the hub never wait on each other for ever.
-fn waiting_for_their_devices(
-    who: &Principal,
-    changes: &[automerge::ChangeMetadata<'_>],
-) -> HashSet<ChangeHash> {
+/// What the hub takes of the new changes a sender pushed (`taken_from`).
+struct Taken {
+    /// The changes taken.
+    hashes: Vec<ChangeHash>,
+    /// The changes that wait for their own device: those made on another device (relayed by
+    /// a peer or a bundle: a change reaches the hub only from the device that made it, the
+    /// one whose credentials vouch for it), and the sender's own built on one of them. The
+    /// sender's other changes are taken: two devices that synced with each other before the
+    /// hub never wait on each other for ever.
+    waiting: HashSet<ChangeHash>,
+    /// Whether the dates of those taken show a clock far from the hub's.
+    clock_skewed: bool,
+}
+
+fn taken_from(rules: &Rules<'_>, changes: &[automerge::ChangeMetadata<'_>]) -> Taken {
     let mut waiting = HashSet::new();
     // Until nothing more waits: the order Automerge lists changes in is not relied on.
     loop {
         let found = waiting.len();
         for change in changes {
             if !waiting.contains(&change.hash)
-                && (doc::device_of_actor(&change.actor) != Some(who.device)
+                && (doc::device_of_actor(&change.actor) != Some(rules.who.device)
                     || change.deps.iter().any(|d| waiting.contains(d)))
             {
                 waiting.insert(change.hash);
             }
         }
         if waiting.len() == found {
-            return waiting;
+            break;
         }
+    }
+    let now = Utc::now().timestamp_millis();
+    let taken: Vec<_> = changes
+        .iter()
+        .filter(|c| !waiting.contains(&c.hash))
+        .collect();
+    Taken {
+        hashes: taken.iter().map(|c| c.hash).collect(),
+        clock_skewed: taken.iter().any(|c| {
+            c.timestamp > now + rules.limits.clock_skew_ms || c.timestamp < EARLIEST_PLAUSIBLE_MS
+        }),
+        waiting,
     }
 }
 
 /// The document as stored (`stored`, empty for a new record) with only the changes of `merged`
-/// after `before` that do not wait (`waiting_for_their_devices`); `None` if every one waits.
+/// after `before` that do not wait (`Taken::waiting`); `None` if every one waits.
 fn senders_own(
     id: Uuid,
     stored: &[u8],
@@ -1189,25 +1203,6 @@ fn accepted(document: &Automerge, entry: &PushEntry, clock_skewed: bool) -> Push
         catch_up,
         clock_skewed,
     }
-}
-
-/// Whether every new change was made on the sending device (`None` if not), and if so whether
-/// their dates show a clock far from the hub's.
-fn own_changes(
-    who: &Principal,
-    changes: &[automerge::ChangeMetadata<'_>],
-    limits: &HubLimits,
-) -> Option<bool> {
-    let now = Utc::now().timestamp_millis();
-    let mut clock_skewed = false;
-    for change in changes {
-        if doc::device_of_actor(&change.actor) != Some(who.device) {
-            return None;
-        }
-        let t = change.timestamp;
-        clock_skewed |= t > now + limits.clock_skew_ms || t < EARLIEST_PLAUSIBLE_MS;
-    }
-    Some(clock_skewed)
 }
 
 /// Keeps, for a supervisor's review, changes to a record outside the sender's scope that build
@@ -1308,7 +1303,7 @@ enum New {
     Acceptable {
         document: Box<Automerge>,
         /// The document as the device holds it, when the hub takes only part of it
-        /// (`waiting_for_their_devices`).
+        /// (`Taken::waiting`).
         merged: Option<Box<Automerge>>,
         admitted: Admitted,
         clock_skewed: bool,
@@ -1335,7 +1330,11 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         // Nothing to store under an id the hub does not hold for the sender.
         return Ok(New::Refused(refused(Refusal::Invalid)));
     }
-    let waiting = waiting_for_their_devices(rules.who, &new_changes);
+    let Taken {
+        waiting,
+        clock_skewed,
+        ..
+    } = taken_from(rules, &new_changes);
     drop(new_changes);
     let mut merged = None;
     if !waiting.is_empty() {
@@ -1344,10 +1343,6 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         };
         merged = Some(Box::new(std::mem::replace(&mut document, own)));
     }
-    let Some(clock_skewed) = own_changes(rules.who, &document.get_changes_meta(&[]), rules.limits)
-    else {
-        return Ok(New::Refused(refused(Refusal::ForeignChanges)));
-    };
     match admit(tx, rules, entry.id, None, &document, &[])? {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
