@@ -445,6 +445,19 @@ fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds
         .unwrap();
     let c = close(&mut store).unwrap();
     assert_eq!(c.status, CaseStatus::Closed);
+    // Nor can a later write take the verification away from a closed case, and with it what
+    // its closing rested on: the case is reopened first.
+    let mut unverified: ChildCase = store.get(c.id).unwrap();
+    unverified.remediated_on = None;
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&unverified));
+    assert!(
+        rule.contains("closed case keeps its verification date"),
+        "{rule}"
+    );
+    assert_eq!(
+        store.get::<ChildCase>(c.id).unwrap().remediated_on,
+        Some(date(2025, 10, 15))
+    );
 
     // Nor can a write verify a case against a follow-up after its date that found the child
     // working.

@@ -81,8 +81,13 @@ pub enum Step {
     /// due date): rewriting what a visit observed is recording it anew, so it is the same step.
     FollowUpAdded,
     FollowUpRemoved,
-    /// `remediated_on` set or changed: the verification's date.
-    Remediated,
+    /// `remediated_on` set, changed or removed: the verification's date. `unverifies` names the
+    /// status of a case the write leaves verified-only (withdrawn, prevented, closed) without
+    /// its date, which no one may do: the status step checks the facts on the way in, this on
+    /// the way out.
+    Remediated {
+        unverifies: Option<CaseStatus>,
+    },
     /// `merged_into` or `merged_from` changed.
     Merge,
     VisitStatus {
@@ -363,11 +368,17 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             )))
         }
         Step::ReferralRemoved | Step::FollowUpRemoved => Ok(()),
-        Step::Remediated if role != Role::Supervisor => Err(not_allowed(format!(
+        Step::Remediated { .. } if role != Role::Supervisor => Err(not_allowed(format!(
             "only a supervisor may record a verification (a {} may not)",
             role.in_words()
         ))),
-        Step::Remediated => Ok(()),
+        Step::Remediated {
+            unverifies: Some(status),
+        } => Err(not_allowed(format!(
+            "a {} case keeps its verification date (remediated_on): reopen it to identified first",
+            status.as_str()
+        ))),
+        Step::Remediated { unverifies: None } => Ok(()),
         Step::Merge if role != Role::Supervisor => {
             Err(not_allowed("only a supervisor may merge cases"))
         }
@@ -478,7 +489,13 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         steps.push(Step::FollowUpRemoved);
     }
     if after.remediated_on != before.and_then(|b| b.remediated_on) {
-        steps.push(Step::Remediated);
+        let needs_date = matches!(
+            after.status,
+            CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed
+        );
+        steps.push(Step::Remediated {
+            unverifies: (needs_date && after.remediated_on.is_none()).then_some(after.status),
+        });
     }
     if after.merged_into != before.and_then(|b| b.merged_into)
         || before.map_or(!after.merged_from.is_empty(), |b| {

@@ -361,6 +361,18 @@ pub fn cells() -> Vec<Cell> {
             allowed: SUPERVISOR,
         },
         Cell {
+            name: "case: verification date removed from a withdrawn case",
+            before: Some(|by| case(CaseStatus::Withdrawn, by)),
+            step: |s, _| as_case(s).remediated_on = None,
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "case: verification date removed from a closed case",
+            before: Some(|by| case(CaseStatus::Closed, by)),
+            step: |s, _| as_case(s).remediated_on = None,
+            allowed: NOBODY,
+        },
+        Cell {
             name: "case: close (withdrawn -> closed)",
             before: Some(|by| case(CaseStatus::Withdrawn, by)),
             step: |s, _| as_case(s).status = CaseStatus::Closed,

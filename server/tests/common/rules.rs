@@ -60,6 +60,27 @@ pub fn edited<R: Record>(
     let mut record: R = vigie_core::doc::read_record(&doc, id).expect("the record reads");
     edit(&mut record);
     vigie_core::doc::write_record(&mut doc, &record, &author).expect("write the edit");
+    // The store never takes out a field its record leaves unset (an older app must not erase
+    // what it does not know); a hostile device does: a field the edit unset leaves the document.
+    let fields = serde_json::to_value(&record).expect("the record serializes");
+    use automerge::ReadDoc;
+    use automerge::transaction::Transactable;
+    let unset: Vec<String> = doc
+        .keys(automerge::ROOT)
+        .filter(|key| !key.starts_with('$') && fields.get(key).is_none())
+        .collect();
+    if !unset.is_empty() {
+        let mut tx = doc.transaction();
+        for key in unset {
+            tx.delete(automerge::ROOT, key.as_str())
+                .expect("delete the field");
+        }
+        tx.commit_with(
+            automerge::transaction::CommitOptions::default()
+                .with_message(serde_json::to_string(&author).expect("the author serializes"))
+                .with_time(chrono::Utc::now().timestamp_millis()),
+        );
+    }
     (
         PushEntry {
             id,
