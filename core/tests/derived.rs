@@ -80,11 +80,9 @@ fn check_derived(store: &Store, id: Uuid) -> Result<(), String> {
         .into_iter()
         .find(|a| a.id == id)
         .map(|a| a.severity);
-    if alert != case_severity(&expected) {
-        return Err(format!(
-            "alert {alert:?}, values say {:?}",
-            case_severity(&expected)
-        ));
+    let in_force = case_alert_on(&expected, chrono::Utc::now().date_naive());
+    if alert != in_force {
+        return Err(format!("alert {alert:?}, values say {in_force:?}"));
     }
     let due = store
         .follow_ups_due(None, None, date(2100, 1, 1), Page::first(50))

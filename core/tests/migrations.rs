@@ -595,7 +595,7 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");
     let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
-    let (out_of_school, night, still, visit) = {
+    let (out_of_school, night, still, visit, grown_up) = {
         let mut store = Store::open(config(&path)).expect("open");
         let case = |code: &str, age: i32, hours: i32| {
             let mut c = ChildCase::new(
@@ -627,6 +627,10 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
             },
         );
         let still = store.create(&c).expect("case");
+        // 17 when identified: 18 since 2026-03-03, and no longer raising the alert its long
+        // hours raised.
+        let c = case("CI-0104", 17, 50);
+        let grown_up = store.create(&c).expect("case");
         let w = store
             .create(&Workplace::new(
                 "Campement",
@@ -646,7 +650,7 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
             ..AgeBands::default()
         };
         let visit = store.create(&v).expect("visit");
-        (out_of_school, night, still, visit)
+        (out_of_school, night, still, visit, grown_up)
     };
 
     // What schema 14 held: both children "not child labour" (1), no alert for them or for the
@@ -680,6 +684,9 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
         [visit.id.as_bytes()],
     )
     .expect("old priority");
+    // Schema 16's column: the alert rows of schema 14 had no 18th birthday.
+    conn.execute("ALTER TABLE alert_index DROP COLUMN adult_ms", [])
+        .expect("schema 14's alert rows");
     conn.pragma_update(None, "user_version", 14)
         .expect("version 14");
     drop(conn);
@@ -700,15 +707,27 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
             .map(|c| c.id)
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        listed(ClassificationOutcome::HazardousChildLabour),
-        vec![night.id]
-    );
+    // Classified as when identified, a child: the one now 18 stays in the list.
+    let mut hazardous = listed(ClassificationOutcome::HazardousChildLabour);
+    hazardous.sort();
+    let mut expected = vec![night.id, grown_up.id];
+    expected.sort();
+    assert_eq!(hazardous, expected);
     let mut labour = listed(ClassificationOutcome::ChildLabour);
     labour.sort();
     let mut expected = vec![out_of_school.id, still.id];
     expected.sort();
     assert_eq!(labour, expected);
+    let grown_up_row: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row(
+            "SELECT count(*) FROM alert_index a JOIN records r ON r.rowid = a.record
+             WHERE r.id = ?1 AND a.adult_ms IS NOT NULL",
+            [grown_up.id.as_bytes()],
+            |r| r.get(0),
+        )
+        .expect("the alert row of the child now 18");
+    assert_eq!(grown_up_row, 1, "kept, with the day it ended");
     let alerts: Vec<(Uuid, AlertSeverity)> = store
         .alerts(None, Page::first(10))
         .expect("alerts")

@@ -910,6 +910,56 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
     );
 }
 
+/// A child's case raises no alert from the 18th birthday on, a day the calendar reaches with
+/// no write: the list judges each alert row against today.
+#[test]
+fn a_case_raises_no_alert_from_the_childs_18th_birthday() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let today = chrono::Utc::now().date_naive();
+    let born = |days_after_18: i64| {
+        today
+            .checked_sub_months(chrono::Months::new(18 * 12))
+            .unwrap()
+            + chrono::Duration::days(days_after_18)
+    };
+    let mut ids = Vec::new();
+    for (name, birth) in [
+        ("Kouamé Adjoa", born(0)),
+        ("Yao Koffi", born(-200)),
+        ("Awa Koné", born(1)),
+    ] {
+        let mut c = child(C01, name, MONITOR);
+        c.identified_on = today.checked_sub_months(chrono::Months::new(12)).unwrap();
+        c.date_of_birth = Some(birth);
+        hazardous(&mut c);
+        ids.push(store.create(&c).unwrap().id);
+    }
+    // Estimated at 17 two years ago: 18 for a year.
+    let mut estimated = child(C01, "Konan Affoué", MONITOR);
+    estimated.identified_on = today.checked_sub_months(chrono::Months::new(24)).unwrap();
+    estimated.date_of_birth = None;
+    estimated.estimated_age = Some(17);
+    estimated.hours_per_week = 50;
+    store.create(&estimated).unwrap();
+
+    let alerts: Vec<Uuid> = store
+        .alerts(None, Page::first(50))
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(alerts, vec![ids[2]], "only the child not yet 18");
+    for id in ids {
+        let case: ChildCase = store.get(id).unwrap();
+        assert_eq!(
+            case_alert_on(&case, today).is_some(),
+            alerts.contains(&id),
+            "the list follows the domain's rule"
+        );
+    }
+}
+
 #[test]
 fn urgent_records_go_first_in_the_outbox() {
     let dir = TempDir::new().unwrap();

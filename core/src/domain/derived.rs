@@ -20,7 +20,9 @@ use chrono::{Datelike, NaiveDate};
 /// The alert a case raises: while it is open (identified, referred or receiving services), as
 /// its classification says; and whatever its status while its latest follow-up found the child
 /// still working (its classification's alert if it raises one, else `StillWorking`). A merged
-/// duplicate raises none.
+/// duplicate raises none. The alert ends on the child's 18th birthday (`ChildCase::adult_on`),
+/// which the calendar reaches without a write: the alert rows carry that day and the lists
+/// leave out those past it.
 pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
     if case.is_merged_duplicate() {
         return None;
@@ -42,6 +44,11 @@ pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
         _ => None,
     };
     classified.or(still_working.then_some(AlertSeverity::StillWorking))
+}
+
+/// The alert a case raises on `day`: `case_severity`, until the child's 18th birthday.
+pub fn case_alert_on(case: &ChildCase, day: NaiveDate) -> Option<AlertSeverity> {
+    case_severity(case).filter(|_| case.adult_on().is_none_or(|adult| adult > day))
 }
 
 /// The latest follow-up recorded: the one of the latest date (of two on one day, the one

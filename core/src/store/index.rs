@@ -177,6 +177,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     RecordKind::Visit,
                     severity,
                     v.started_at.timestamp_millis(),
+                    None,
                     numbers,
                 )?;
             }
@@ -217,6 +218,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     RecordKind::ChildCase,
                     severity,
                     midnight_ms(k.identified_on),
+                    k.adult_on(),
                     numbers,
                 )?;
             }
@@ -238,19 +240,31 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
     Ok(())
 }
 
+/// An alert row; `adult_on`, the day a case's child turns 18, ends it without a write.
 fn insert_alert(
     tx: &Transaction,
     rowid: i64,
     kind: RecordKind,
     severity: AlertSeverity,
     at_ms: i64,
+    adult_on: Option<NaiveDate>,
     [c, r, d, m]: [i64; 4],
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO alert_index (record, kind, severity, at_ms, country, region, district, community)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO alert_index (record, kind, severity, at_ms, adult_ms, country, region, district, community)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![rowid, kind as i64, severity as i64, at_ms, c, r, d, m])?;
+    .execute(params![
+        rowid,
+        kind as i64,
+        severity as i64,
+        at_ms,
+        adult_on.map(midnight_ms),
+        c,
+        r,
+        d,
+        m
+    ])?;
     Ok(())
 }
 

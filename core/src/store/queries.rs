@@ -583,6 +583,15 @@ pub(crate) fn due_before(
     })
 }
 
+/// An alert row still in force on the day given: not a case whose child has turned 18 since it
+/// was written.
+const ALERT_IN_FORCE: &str = "(a.adult_ms IS NULL OR a.adult_ms > ?)";
+
+/// Today (UTC) at midnight, the day alert rows are judged against.
+fn today_ms() -> i64 {
+    midnight_ms(chrono::Utc::now().date_naive())
+}
+
 pub(crate) fn alerts(
     conn: &Connection,
     area: &Option<AreaFilter>,
@@ -592,6 +601,7 @@ pub(crate) fn alerts(
     let mut f = Filter::default();
     f.area("a", area);
     f.within_kinds("a", scope);
+    f.add(ALERT_IN_FORCE, today_ms());
     let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page)?;
     let sql = format!(
         "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community)
@@ -1038,6 +1048,7 @@ pub(crate) fn places(
     f.add("c.identified_ms >= ?", from);
     f.add("c.identified_ms < ?", until);
     f.add_all("c.workplace IS NOT NULL", Vec::new());
+    f.add(ALERT_IN_FORCE, today_ms());
     f.within("c", RecordKind::ChildCase, Some(scope));
     let sql = format!(
         "SELECT (SELECT uuid FROM referenced_ids WHERE id = c.workplace), max(a.severity)

@@ -244,6 +244,12 @@ impl ChildCase {
         }
     }
 
+    /// The child's 18th birthday, when the age is known: from that day the person is no longer
+    /// a child (C182 art. 2), and the case raises no alert (`derived::case_severity`).
+    pub fn adult_on(&self) -> Option<NaiveDate> {
+        self.reaches_age_on(18)
+    }
+
     /// Whether this case is a duplicate merged into another, and left out of lists, alerts,
     /// due lists and indicators. Two supervisors who merged the same pair offline in opposite
     /// directions leave each case naming the other both as the case it was merged into and as a
