@@ -638,6 +638,33 @@ fn no_follow_up_is_due_on_or_after_the_18th_birthday() {
     assert_eq!(rules.next_follow_up(&u), None);
 }
 
+/// A follow-up's plan was made with the birth date known then: once the record says the
+/// child turns 18 before it, a reopened case (which goes by the latest follow-up's plan) has
+/// nothing due, on the phone's case and in its due list alike.
+#[test]
+fn a_reopened_case_plans_no_follow_up_past_the_18th_birthday_the_record_now_gives() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, Some(date(2026, 4, 15)));
+    let mut older: ChildCase = store.get(c.id).unwrap();
+    older.date_of_birth = Some(date(2008, 3, 1));
+    store.update(&older).unwrap();
+    let reopened = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Identified)
+        .unwrap();
+    assert_eq!(reopened.next_follow_up_due(), None);
+    assert!(
+        store
+            .follow_ups_due(None, None, date(2030, 1, 1), Page::first(50))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[test]
 fn supervisors_validate_or_return_submitted_visits() {
     let dir = TempDir::new().unwrap();

@@ -592,6 +592,23 @@ fn name_search_ignores_accents_and_case() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].kind, RecordKind::ChildCase);
     assert_eq!(store.search_names("guessan", 10).unwrap().len(), 1);
+    // Typed as people type it: the name run together, split, with another apostrophe; the
+    // letters duplicate detection folds (ɔ, œ) folded alike on both sides.
+    let bœuf = store.create(&child("Kɔfi Bœuf", user)).unwrap();
+    for typed in ["Nguessan", "N Guessan", "n’guessan", "yao NGUESS"] {
+        let hits = store.search_names(typed, 10).unwrap();
+        assert_eq!(hits.len(), 1, "{typed}");
+        assert_eq!(hits[0].name, "Yao N'Guessan", "the name as written");
+    }
+    for typed in ["kofi", "boeuf", "Kɔfi Bœuf", "KOFI"] {
+        let hits: Vec<Uuid> = store
+            .search_names(typed, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(hits, vec![bœuf.id], "{typed}");
+    }
     // Query syntax typed by a person is never an error.
     for odd in ["\"", "AND OR", "*", "NEAR(", "a:b", ""] {
         store.search_names(odd, 10).unwrap();

@@ -148,6 +148,25 @@ pub fn fold_name(name: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Marks that join the parts of one name ("N'Guessan", "Jean-Baptiste") rather than separate
+/// names: a person types the name with them, without them, or with a space.
+const NAME_JOINERS: [char; 6] = ['\'', '’', 'ʼ', '‘', '`', '-'];
+
+/// The words a name is found by, folded as duplicates are compared (`fold_name`): each word,
+/// and each joined name also as one word ("adjoua n guessan nguessan"), so "Nguessan",
+/// "N'Guessan", "N Guessan" and "n'guessan" all find "Adjoua N'Guessan", and "kofi boeuf" finds
+/// "Kɔfi Bœuf".
+pub fn search_terms(name: &str) -> String {
+    let mut words: Vec<String> = fold_name(name).split(' ').map(str::to_string).collect();
+    let joined = fold_name(&name.replace(NAME_JOINERS, ""));
+    for word in joined.split(' ') {
+        if !words.iter().any(|w| w == word) {
+            words.push(word.to_string());
+        }
+    }
+    words.join(" ")
+}
+
 fn sorted_words(folded: &str) -> String {
     let mut words: Vec<&str> = folded.split(' ').collect();
     words.sort_unstable();

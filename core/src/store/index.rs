@@ -10,7 +10,7 @@ use crate::domain::area::Area;
 use crate::domain::codes::{AlertSeverity, RecordKind};
 use crate::domain::derived::{
     birth_year, case_severity, fold_name, forced_labour_mask, has_violation, midnight_ms,
-    visit_severity,
+    search_terms, visit_severity,
 };
 use crate::domain::records::{ChildCase, User, Visit, Workplace};
 use crate::error::Result;
@@ -145,8 +145,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![rowid, w.name, w.sector, c, r, d, m])?;
-            tx.prepare_cached("INSERT INTO name_search (rowid, name) VALUES (?1, ?2)")?
-                .execute(params![rowid, w.name])?;
+            insert_search(tx, rowid, &w.name)?;
         }
         Indexed::Visit(v) => {
             let (workplace, visitor) =
@@ -232,11 +231,17 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     numbers,
                 )?;
             }
-            tx.prepare_cached("INSERT INTO name_search (rowid, name) VALUES (?1, ?2)")?
-                .execute(params![rowid, k.name])?;
+            insert_search(tx, rowid, &k.name)?;
         }
         Indexed::User(_) | Indexed::Reference => {}
     }
+    Ok(())
+}
+
+/// A name as it is shown, and the words it is found by (`derived::search_terms`).
+fn insert_search(tx: &Transaction, rowid: i64, name: &str) -> Result<()> {
+    tx.prepare_cached("INSERT INTO name_search (rowid, name, terms) VALUES (?1, ?2, ?3)")?
+        .execute(params![rowid, name, search_terms(name)])?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::domain::area::{Area, AreaFilter};
 use crate::domain::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
 };
-use crate::domain::derived::midnight_ms;
+use crate::domain::derived::{fold_name, midnight_ms};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -621,11 +621,11 @@ pub(crate) fn alerts(
     })
 }
 
-/// Turns what a person typed into an FTS5 query that cannot be a syntax error: every word is
-/// quoted and matched as a prefix.
+/// Turns what a person typed into an FTS5 query that cannot be a syntax error: folded as names
+/// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
+    let words: Vec<String> = fold_name(text)
+        .split(' ')
         .filter(|w| !w.is_empty())
         .map(|w| format!("\"{w}\"*"))
         .collect();

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/014_compact_index_rows.sql"),
     include_str!("migrations/015_rederive_alerts.sql"),
     include_str!("migrations/016_alerts_end_at_18.sql"),
+    include_str!("migrations/017_search_terms.sql"),
 ];
 
 /// The schema version this software writes.

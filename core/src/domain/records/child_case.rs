@@ -263,7 +263,9 @@ impl ChildCase {
     /// The next follow-up due: for a case tracked after its verification, the one the schedule
     /// plans (it goes on, yearly, after the case is closed, until the child's 18th birthday);
     /// for a case not verified (or reopened), the one planned at the latest follow-up, or none
-    /// once closed. A duplicate merged into another case has none.
+    /// once closed. A duplicate merged into another case has none. Never on or after the 18th
+    /// birthday as the record now gives it: a follow-up's plan was made with the birth date
+    /// known then.
     pub fn next_follow_up_due(&self) -> Option<NaiveDate> {
         if self.is_merged_duplicate() {
             return None;
@@ -278,6 +280,7 @@ impl ChildCase {
             .values()
             .max_by_key(|f| f.date)
             .and_then(|f| f.next_due)
+            .filter(|due| self.adult_on().is_none_or(|adult| *due < adult))
     }
 
     /// Whether the case is tracked after a verification: verified (`remediated_on`) and
