@@ -379,3 +379,207 @@ fn referral(outcome: String) -> Referral {
         outcome,
     }
 }
+
+/// The device's own edit of `case` (its hours), made in its document with its actor, with the
+/// first operation numbered `renumber(honest number)`: the change's bytes and the document
+/// it was made on.
+fn renumbered_edit(
+    device: &Store,
+    id: Uuid,
+    renumber: impl Fn(u64) -> u64,
+) -> (Vec<u8>, Vec<[u8; 32]>) {
+    let mut doc = automerge::Automerge::load(&device.export_document(id).unwrap())
+        .unwrap()
+        .with_actor(device.actor().clone());
+    let before = doc.get_heads();
+    let mut case: ChildCase = vigie_core::doc::read_record(&doc, id).unwrap();
+    case.hours_per_week += 1;
+    let author = ChangeAuthor {
+        user: device.user_id(),
+        device: device.device_id(),
+    };
+    vigie_core::doc::write_record(&mut doc, &case, &author).unwrap();
+    let honest = doc.get_changes(&before).pop().unwrap();
+    let mut expanded = honest.decode();
+    expanded.start_op = std::num::NonZeroU64::new(renumber(expanded.start_op.get())).unwrap();
+    let mut change = automerge::Change::from(expanded);
+    let hash = change.hash().0;
+    (change.bytes().to_vec(), vec![hash])
+}
+
+/// Automerge takes a change's operation numbers as given: numbered far ahead, an edit wins
+/// every conflict it meets (the highest number wins), and numbered near 2^32 it makes the next
+/// edit of the record fail inside Automerge on every device that holds it. The hub refuses
+/// such a change, and the case stays editable; the same edit numbered as Automerge numbers it
+/// goes in.
+#[test]
+fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() {
+    let dir = TempDir::new().unwrap();
+    let mut device = store(&dir, "device.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
+    let case = device.create(&child(device.user_id())).unwrap();
+    assert!(
+        common::sync(&mut device, &mut hub, &principal)
+            .refused
+            .is_empty()
+    );
+
+    let push = |hub: &mut Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
+        let request = SyncRequest {
+            actor: device.actor().to_bytes().to_vec(),
+            cursor: None,
+            push: vec![PushEntry {
+                id: case.id,
+                heads,
+                changes,
+            }],
+            refetch: Vec::new(),
+            max_response_bytes: 256 * 1024,
+            receipt: 0,
+            identity: None,
+            headless_documents: false,
+        };
+        let response = hub
+            .hub_handle(
+                &principal,
+                &wire::encode_request(&request),
+                &HubLimits::default(),
+            )
+            .unwrap();
+        let response = wire::decode_response(&response, 1 << 26).unwrap();
+        response.acks[0].outcome.clone()
+    };
+    for (name, renumber) in [
+        (
+            "near 2^32",
+            Box::new(|_| (1u64 << 32) - 3) as Box<dyn Fn(u64) -> u64>,
+        ),
+        ("far ahead", Box::new(|n| n + 1_000_000)),
+        ("a little ahead", Box::new(|n| n + 1)),
+        ("behind", Box::new(|n| n - 1)),
+    ] {
+        let outcome = push(&mut hub, renumbered_edit(&device, case.id, renumber));
+        assert_eq!(
+            outcome,
+            wire::PushOutcome::Refused {
+                reason: Refusal::Damaged
+            },
+            "{name}"
+        );
+    }
+    assert_eq!(
+        hub.get::<ChildCase>(case.id).unwrap().hours_per_week,
+        case.hours_per_week
+    );
+    let outcome = push(&mut hub, renumbered_edit(&device, case.id, |n| n));
+    assert!(
+        matches!(outcome, wire::PushOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    // The hub's own edits of the record still work (the console's, a resolution).
+    let mut edited: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(edited.hours_per_week, case.hours_per_week + 1);
+    edited.notes = "Vu au marché.".into();
+    hub.update(&edited).unwrap();
+}
+
+/// A push whose own changes skip one of their numbers once another device's changes are set
+/// aside (the sender's second change built on a relayed one, its third on its first alone,
+/// numbered below the second): Automerge merged it into a document whose changes could no
+/// longer be listed, and the hub failed the whole request. An actor's changes must number
+/// their operations in their own order; this push is refused, typed, and the hub serves on.
+#[test]
+fn own_changes_after_one_that_waits_wait_too() {
+    let dir = TempDir::new().unwrap();
+    let mut device = store(&dir, "device.db");
+    let other = store(&dir, "other.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
+    let case = device.create(&child(device.user_id())).unwrap();
+    assert!(
+        common::sync(&mut device, &mut hub, &principal)
+            .refused
+            .is_empty()
+    );
+
+    let stored = device.export_document(case.id).unwrap();
+    let edit = |actor: &automerge::ActorId, base: &[u8], with: &[&automerge::Change], n: i32| {
+        let mut doc = automerge::Automerge::load(base)
+            .unwrap()
+            .with_actor(actor.clone());
+        doc.apply_changes(with.iter().map(|c| (*c).clone()))
+            .unwrap();
+        let before = doc.get_heads();
+        let mut c: ChildCase = vigie_core::doc::read_record(&doc, case.id).unwrap();
+        c.hours_per_week = n;
+        // The relayed edit is the longer: the changes made after it are numbered past those
+        // made beside it, as an honest history would number them.
+        if n == 30 {
+            c.notes = "Vu au champ avec son oncle, le matin.".into();
+        }
+        let author = ChangeAuthor {
+            user: device.user_id(),
+            device: device.device_id(),
+        };
+        vigie_core::doc::write_record(&mut doc, &c, &author).unwrap();
+        doc.get_changes(&before).pop().unwrap()
+    };
+    let relayed = edit(other.actor(), &stored, &[], 30);
+    let first = edit(device.actor(), &stored, &[], 31);
+    let renumbered = |change: automerge::Change, seq: u64| {
+        let mut expanded = change.decode();
+        expanded.seq = seq;
+        automerge::Change::from(expanded)
+    };
+    // Made on the relayed change alone, and on the first alone, numbered 2 and 3.
+    let second = renumbered(
+        edit(device.actor(), &stored, &[&relayed], 32),
+        first.seq() + 1,
+    );
+    let third = renumbered(
+        edit(device.actor(), &stored, &[&first], 33),
+        first.seq() + 2,
+    );
+    let mut changes = Vec::new();
+    for change in [&relayed, &first, &second, &third] {
+        changes.extend_from_slice(change.clone().bytes().as_ref());
+    }
+    let request = SyncRequest {
+        actor: device.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![PushEntry {
+            id: case.id,
+            heads: vec![second.hash().0, third.hash().0],
+            changes,
+        }],
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+    };
+    let response = hub
+        .hub_handle(
+            &principal,
+            &wire::encode_request(&request),
+            &HubLimits::default(),
+        )
+        .expect("the push is answered");
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    assert_eq!(
+        response.acks[0].outcome,
+        wire::PushOutcome::Refused {
+            reason: Refusal::Damaged
+        }
+    );
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.hours_per_week, case.hours_per_week);
+    assert!(
+        common::sync(&mut device, &mut hub, &principal)
+            .refused
+            .is_empty()
+    );
+}

@@ -18,6 +18,12 @@
 //!   from its history, which `doc::history` diffs: `check_history` finds the depth of every
 //!   object ever created, also without recursion.
 //!
+//! - **Operation numbers.** A change names the number of its first operation, and Automerge
+//!   takes it as given: a change numbered far ahead wins every conflict it takes part in (the
+//!   highest number wins), and one numbered near 2^32 makes the next edit of the document fail
+//!   inside Automerge, on every device that holds it. `numbered_in_sequence` holds each received
+//!   change to the number Automerge gives a change it makes.
+//!
 //! The same limits hold on a phone and on the hub. They are far above what honest records need
 //! (the largest record of the reference workload is a few KiB; nesting goes 4 levels deep).
 
@@ -436,6 +442,67 @@ impl StateCheck<'_> {
 
 /// Checks the depth of every object the document's history ever created (deleted ones
 /// included), and its number of operations and changes, without recursion.
+/// Whether every change of `doc` after `before` numbers its operations from where its history
+/// ends, as Automerge numbers a change it makes (one past the largest operation number of the
+/// document it was made on, whose heads are its dependencies; 1 with none). A whole document
+/// cannot say otherwise (its format derives the number from the dependencies); received
+/// changes can.
+///
+/// An actor's changes also number their operations in the order of their own numbers (`seq`):
+/// Automerge files an actor's operations by those numbers, and a change numbered below its
+/// actor's previous one leaves the document unreadable (its changes can no longer be listed).
+pub(crate) fn numbered_in_sequence(doc: &Automerge, before: &[ChangeHash]) -> bool {
+    let new = doc.get_changes_meta(before);
+    let max_ops: std::collections::HashMap<ChangeHash, u64> =
+        new.iter().map(|c| (c.hash, c.max_op)).collect();
+    // Each actor's new changes by their number, and where the actor's operations stood before
+    // them (the document's whole history is read only when an actor had changes before).
+    let mut by_actor: std::collections::HashMap<&automerge::ActorId, Vec<(u64, u64, u64)>> =
+        std::collections::HashMap::new();
+    for c in &new {
+        by_actor
+            .entry(c.actor.as_ref())
+            .or_default()
+            .push((c.seq, c.start_op, c.max_op));
+    }
+    let mut history: Option<Vec<automerge::ChangeMetadata<'_>>> = None;
+    for (actor, changes) in &mut by_actor {
+        changes.sort_unstable();
+        let first_seq = changes[0].0;
+        let mut last_op = if first_seq > 1 {
+            let all = history.get_or_insert_with(|| doc.get_changes_meta(&[]));
+            match all
+                .iter()
+                .find(|c| c.actor.as_ref() == *actor && c.seq == first_seq - 1)
+            {
+                Some(previous) => previous.max_op,
+                None => return false,
+            }
+        } else {
+            0
+        };
+        for (_, start_op, max_op) in changes.iter() {
+            if *start_op <= last_op {
+                return false;
+            }
+            last_op = *max_op;
+        }
+    }
+    new.iter().all(|change| {
+        let history_ends = change
+            .deps
+            .iter()
+            .map(|dep| {
+                max_ops
+                    .get(dep)
+                    .copied()
+                    .or_else(|| doc.get_change_meta_by_hash(dep).map(|meta| meta.max_op))
+            })
+            .try_fold(0u64, |max, op| op.map(|op| max.max(op)));
+        history_ends.is_some_and(|ends| change.start_op == ends + 1)
+    })
+}
+
 pub(crate) fn check_history(doc: &Automerge, limits: &DocumentLimits) -> Result<(), DocumentLimit> {
     use automerge::legacy::{ObjectId, OpType};
     use std::collections::HashMap;

@@ -318,7 +318,11 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
     };
     let limits = DocumentLimits::STANDARD;
     bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    let before = document.get_heads();
     match catch_unwind(AssertUnwindSafe(|| document.load_incremental(bytes))) {
+        Ok(Ok(_)) if !bounds::numbered_in_sequence(document, &before) => Err(damaged(
+            "a received change numbers its operations out of sequence",
+        )),
         Ok(Ok(_)) => bounds::check_state(document, None, &limits)
             .map_err(|limit| Error::OverLimit { id, limit }),
         Ok(Err(automerge::AutomergeError::DuplicateSeqNumber(seq, actor))) => {

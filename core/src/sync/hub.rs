@@ -27,6 +27,7 @@ use crate::store::{Store, StoreRole, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
 
 use crate::domain::attachment::{AttachmentLimits, takes_attachments, validate_manifest};
@@ -1093,15 +1094,25 @@ struct Taken {
 
 fn taken_from(rules: &Rules<'_>, changes: &[automerge::ChangeMetadata<'_>]) -> Taken {
     let mut waiting = HashSet::new();
-    // Until nothing more waits: the order Automerge lists changes in is not relied on.
+    // Until nothing more waits: the order Automerge lists changes in is not relied on. An
+    // actor's changes apply in the order of their numbers: one after a change that waits waits
+    // too, even where it does not depend on it.
+    let mut first_waiting: HashMap<&automerge::ActorId, u64> = HashMap::new();
     loop {
         let found = waiting.len();
         for change in changes {
             if !waiting.contains(&change.hash)
                 && (doc::device_of_actor(&change.actor) != Some(rules.who.device)
-                    || change.deps.iter().any(|d| waiting.contains(d)))
+                    || change.deps.iter().any(|d| waiting.contains(d))
+                    || first_waiting
+                        .get(change.actor.as_ref())
+                        .is_some_and(|seq| *seq < change.seq))
             {
                 waiting.insert(change.hash);
+                let seq = first_waiting
+                    .entry(change.actor.as_ref())
+                    .or_insert(change.seq);
+                *seq = (*seq).min(change.seq);
             }
         }
         if waiting.len() == found {
@@ -1145,14 +1156,16 @@ fn senders_own(
         codec::load(id, stored)?
     };
     // Changes Automerge has already decoded and applied once, to a document that holds their
-    // dependencies.
-    document
-        .apply_changes(own)
-        .map_err(|_| Error::DamagedDocument {
+    // dependencies and each actor's earlier changes (`taken_from`). Automerge asserts what it
+    // expects of them rather than returning an error: a panic is contained here too.
+    let applied = catch_unwind(AssertUnwindSafe(|| document.apply_changes(own)));
+    match applied {
+        Ok(Ok(())) => Ok(Some(document)),
+        _ => Err(Error::DamagedDocument {
             id,
             reason: "the sender's own changes do not apply".into(),
-        })?;
-    Ok(Some(document))
+        }),
+    }
 }
 
 /// `accepted` when the hub took only part of what the device holds (`merged`: the stored
