@@ -465,17 +465,29 @@ pub(crate) fn numbered_in_sequence(doc: &Automerge, before: &[ChangeHash]) -> bo
             .or_default()
             .push((c.seq, c.start_op, c.max_op));
     }
+    // The actor's previous change is most often a dependency of its first new one.
+    let previous_among_deps = |actor: &automerge::ActorId, seq: u64| {
+        new.iter()
+            .filter(|c| c.actor.as_ref() == actor && c.seq == seq)
+            .flat_map(|c| c.deps.iter())
+            .filter(|dep| !max_ops.contains_key(*dep))
+            .filter_map(|dep| doc.get_change_meta_by_hash(dep))
+            .find(|dep| dep.actor.as_ref() == actor && dep.seq + 1 == seq)
+            .map(|dep| dep.max_op)
+    };
     let mut history: Option<Vec<automerge::ChangeMetadata<'_>>> = None;
     for (actor, changes) in &mut by_actor {
         changes.sort_unstable();
         let first_seq = changes[0].0;
         let mut last_op = if first_seq > 1 {
-            let all = history.get_or_insert_with(|| doc.get_changes_meta(&[]));
-            match all
-                .iter()
-                .find(|c| c.actor.as_ref() == *actor && c.seq == first_seq - 1)
-            {
-                Some(previous) => previous.max_op,
+            match previous_among_deps(actor, first_seq).or_else(|| {
+                history
+                    .get_or_insert_with(|| doc.get_changes_meta(&[]))
+                    .iter()
+                    .find(|c| c.actor.as_ref() == *actor && c.seq == first_seq - 1)
+                    .map(|c| c.max_op)
+            }) {
+                Some(max_op) => max_op,
                 None => return false,
             }
         } else {
