@@ -380,6 +380,34 @@ fn referral(outcome: String) -> Referral {
     }
 }
 
+/// Pushes one record as `device`'s sync request, straight to the hub store: the hub's outcome.
+fn push_one(
+    hub: &mut Store,
+    principal: &Principal,
+    device: &Store,
+    entry: PushEntry,
+) -> wire::PushOutcome {
+    let request = SyncRequest {
+        actor: device.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![entry],
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+    };
+    let response = hub
+        .hub_handle(
+            principal,
+            &wire::encode_request(&request),
+            &HubLimits::default(),
+        )
+        .expect("the push is answered");
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    response.acks[0].outcome.clone()
+}
+
 /// The device's own edit of `case` (its hours), made in its document with its actor, with the
 /// first operation numbered `renumber(honest number)`: the change's bytes and the document
 /// it was made on.
@@ -427,29 +455,16 @@ fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() 
     );
 
     let push = |hub: &mut Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
-        let request = SyncRequest {
-            actor: device.actor().to_bytes().to_vec(),
-            cursor: None,
-            push: vec![PushEntry {
+        push_one(
+            hub,
+            &principal,
+            &device,
+            PushEntry {
                 id: case.id,
                 heads,
                 changes,
-            }],
-            refetch: Vec::new(),
-            max_response_bytes: 256 * 1024,
-            receipt: 0,
-            identity: None,
-            headless_documents: false,
-        };
-        let response = hub
-            .hub_handle(
-                &principal,
-                &wire::encode_request(&request),
-                &HubLimits::default(),
-            )
-            .unwrap();
-        let response = wire::decode_response(&response, 1 << 26).unwrap();
-        response.acks[0].outcome.clone()
+            },
+        )
     };
     for (name, renumber) in [
         (
@@ -547,30 +562,18 @@ fn own_changes_after_one_that_waits_wait_too() {
     for change in [&relayed, &first, &second, &third] {
         changes.extend_from_slice(change.clone().bytes().as_ref());
     }
-    let request = SyncRequest {
-        actor: device.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: vec![PushEntry {
+    let outcome = push_one(
+        &mut hub,
+        &principal,
+        &device,
+        PushEntry {
             id: case.id,
             heads: vec![second.hash().0, third.hash().0],
             changes,
-        }],
-        refetch: Vec::new(),
-        max_response_bytes: 256 * 1024,
-        receipt: 0,
-        identity: None,
-        headless_documents: false,
-    };
-    let response = hub
-        .hub_handle(
-            &principal,
-            &wire::encode_request(&request),
-            &HubLimits::default(),
-        )
-        .expect("the push is answered");
-    let response = wire::decode_response(&response, 1 << 26).unwrap();
+        },
+    );
     assert_eq!(
-        response.acks[0].outcome,
+        outcome,
         wire::PushOutcome::Refused {
             reason: Refusal::Damaged
         }
