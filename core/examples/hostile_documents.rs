@@ -73,6 +73,7 @@ fn apply(dir: &Path) {
             identity: None,
             attachment_limits: None,
             headless_documents: false,
+            reoffer: false,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

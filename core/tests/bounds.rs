@@ -107,6 +107,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 identity: None,
                 attachment_limits: None,
                 headless_documents: false,
+                reoffer: false,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

@@ -281,6 +281,7 @@ fn hostile_bytes_shard(shard: u64) {
                     identity: None,
                     attachment_limits: None,
                     headless_documents: false,
+                    reoffer: false,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -415,6 +416,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         identity: None,
                         attachment_limits: None,
                         headless_documents: false,
+                        reoffer: false,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

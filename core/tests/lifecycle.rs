@@ -795,3 +795,90 @@ fn a_store_restored_from_an_older_copy_moves_its_edits_to_a_new_actor() {
     restored.store.close().unwrap();
     assert_eq!(reopen(&path).actor(), &actor);
 }
+
+/// The hub's store replaced by a copy taken earlier (a backup restored): the devices that
+/// pushed after the copy are ahead of it, and offer everything they hold again.
+fn restore_hub(hub: Store, path: &Path, copy: &Path) -> Store {
+    hub.close().unwrap();
+    std::fs::copy(copy, path).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    common::hub_store(path)
+}
+
+#[test]
+fn a_hub_restored_from_an_older_copy_gets_back_what_devices_sent_after_it() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("hub.db");
+    let copy = dir.path().join("backup.db");
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let mut other = Device::new(dir.path(), "other", Role::CommunityMonitor, &[C02]);
+    let mut neighbour = Device::new(dir.path(), "neighbour", Role::CommunityMonitor, &[C01]);
+    let before = create(&mut monitor, C01, "Akissi Bamba");
+    monitor.sync(&mut hub);
+    other.sync(&mut hub);
+    neighbour.sync(&mut hub);
+    hub.close().unwrap();
+    std::fs::copy(&path, &copy).unwrap();
+    hub = common::hub_store(&path);
+
+    // After the copy: the monitor edits its case and records another; a monitor of another
+    // community records one of its own. All of it reaches the hub, and the devices apply its
+    // answers.
+    let mut c: ChildCase = monitor.store.get(before).unwrap();
+    c.hours_per_week = 30;
+    monitor.store.update(&c).unwrap();
+    let after = create(&mut monitor, C01, "Aya Ouédraogo");
+    let elsewhere = create(&mut other, C02, "Mariam Traoré");
+    assert_eq!(monitor.sync(&mut hub).pending, 0);
+    assert_eq!(other.sync(&mut hub).pending, 0);
+    neighbour.sync(&mut hub);
+
+    // The hub is restored from the copy: it lost the edit and both new cases. A neighbour of
+    // the monitor records a case on the restored hub before the monitor syncs again.
+    hub = restore_hub(hub, &path, &copy);
+    assert!(
+        hub.get::<ChildCase>(after).is_err(),
+        "lost with the restore"
+    );
+    let new_on_hub = create(&mut neighbour, C01, "Fatou Koné");
+    neighbour.sync(&mut hub);
+
+    let summary = monitor.sync(&mut hub);
+    assert!(
+        summary.refused.is_empty() && summary.failed.is_empty(),
+        "{summary:?}"
+    );
+    assert_eq!(summary.pending, 0, "nothing stays in the outbox");
+    let on_hub: ChildCase = hub.get(before).unwrap();
+    assert_eq!(on_hub.hours_per_week, 30, "the edit after the copy is back");
+    assert_eq!(
+        hub.get::<ChildCase>(after).unwrap().name,
+        "Aya Ouédraogo",
+        "the case recorded after the copy is back"
+    );
+    assert!(
+        monitor.has(new_on_hub),
+        "what the restored hub recorded reaches the device (its old cursor was past it)"
+    );
+    // The other community's case comes back from its own device, and only there: the scope
+    // rules hold through the offer.
+    assert!(hub.get::<ChildCase>(elsewhere).is_err());
+    assert!(!monitor.has(elsewhere));
+    assert_eq!(other.sync(&mut hub).pending, 0);
+    assert_eq!(
+        hub.get::<ChildCase>(elsewhere).unwrap().name,
+        "Mariam Traoré"
+    );
+    assert_eq!(monitor.sync(&mut hub).received, 0);
+    assert!(!monitor.has(elsewhere), "outside the monitor's areas");
+    // The neighbour, who received the monitor's records before the restore, holds them but
+    // cannot vouch for another device's changes: it waits, and takes nothing it may not.
+    let summary = neighbour.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    // Once back in step, a sync offers nothing again.
+    assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
+}

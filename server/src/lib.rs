@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod backup;
 pub mod client;
 pub mod console;
 pub mod http;

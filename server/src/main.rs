@@ -154,6 +154,15 @@ enum Command {
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ERASE_REASONS))]
         reason: String,
     },
+    /// Copy a running embedded hub (both its files, from one moment, still encrypted; not its
+    /// key) into a new directory. A PostgreSQL hub is backed up with pg_dump.
+    Backup {
+        #[command(flatten)]
+        hub: HubData,
+        /// A new (or empty) directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Publish reference data (area trees, country profiles, checklists, sectors, referral
     /// directories); devices receive it at their next sync.
     Reference {
@@ -705,6 +714,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ))
             }
         }
+        Command::Backup { hub, out } => backup(&hub, &out),
         Command::Quarantine { command } => quarantine(command),
         Command::Reference { command } => reference(command),
         Command::Sync {
@@ -1111,4 +1121,42 @@ fn sync(
         })
     );
     store.close().map_err(|e| e.to_string())
+}
+
+/// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.
+fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
+    let (data, key) = match hub.database()? {
+        Database::Postgres { .. } => {
+            return Err(
+                "a PostgreSQL hub is backed up with pg_dump (README, \"Backups and \
+                        restore\"); keep the hub's key apart from the dump"
+                    .into(),
+            );
+        }
+        Database::Embedded { data, key } => (data, key),
+    };
+    vigie_server::existing_hub(&data).map_err(|e| e.to_string())?;
+    let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
+    let report =
+        vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;
+    let at = chrono::DateTime::from_timestamp_millis(report.at_ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    println!("backup of the hub as it was at {at}:");
+    for (file, bytes) in &report.files {
+        println!("  {} ({bytes} bytes)", file.display());
+    }
+    if matches!(encryption, Encryption::Key(_)) {
+        println!(
+            "encrypted with the hub's key, which is not in the backup: keep the key file \
+             apart from it (without the key the backup cannot be read)"
+        );
+    }
+    println!(
+        "restoring it undoes everything done on the hub after {at}: erasures come back and \
+         revoked devices sync again until they are erased and revoked again; devices send \
+         again the records they sent since. See {} and README, \"Backups and restore\".",
+        out.join("RESTORE.txt").display()
+    );
+    Ok(())
 }

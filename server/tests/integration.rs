@@ -10,6 +10,7 @@ mod common;
 
 mod console;
 mod hub_attachments;
+mod hub_backup;
 mod hub_crash;
 mod hub_encryption;
 mod hub_identity;

@@ -90,6 +90,33 @@ pub(crate) fn queue_behind(tx: &Transaction, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Offers every record this device may push (workplaces, visits, child cases) to the hub again,
+/// as if the hub held each one as the device does: the next pushes send only their heads, and
+/// the hub answers each with what it lacks (`SyncResponse::reoffer`: the hub lost what it had
+/// told the device it held). Records already queued keep their place and what the hub was
+/// known to hold.
+pub(crate) fn queue_all_again(tx: &Transaction) -> Result<()> {
+    let kinds = "(1, 2, 3)";
+    tx.execute(
+        &format!(
+            "INSERT INTO sync_hub_heads (record_id, heads)
+             SELECT r.id, r.heads FROM records r WHERE r.kind IN {kinds}
+                AND NOT EXISTS (SELECT 1 FROM sync_outbox o WHERE o.record_id = r.id)
+             ON CONFLICT (record_id) DO NOTHING"
+        ),
+        [],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO sync_outbox (record_id, queued_ms, priority)
+             SELECT r.id, ?1, 0 FROM records r WHERE r.kind IN {kinds}
+             ON CONFLICT (record_id) DO NOTHING"
+        ),
+        [Utc::now().timestamp_millis()],
+    )?;
+    Ok(())
+}
+
 /// A record in the outbox: its stored document and the heads the hub is known to hold.
 pub(crate) struct Queued {
     pub id: Uuid,

@@ -133,6 +133,9 @@ pub struct SyncSummary {
 const CURSOR_KEY: &str = "hub_cursor";
 /// The last `SyncResponse::receipt` applied.
 const RECEIPT_KEY: &str = "hub_receipt";
+/// The most records one request pushes, whatever their size (a record offered again with its
+/// heads alone weighs almost nothing): well under what a hub takes (`HubLimits`).
+const MAX_PUSHED_RECORDS: usize = 1000;
 /// Present while a walk of the whole scope is under way (`walks_whole_scope`).
 const WALK_KEY: &str = "hub_walk";
 
@@ -165,7 +168,10 @@ impl Store {
                 Err(e) => return Err(e),
             };
             let changes = changes_after(&document, &queued.hub_heads);
-            if !push.is_empty() && size + changes.len() > options.max_message_bytes {
+            if !push.is_empty()
+                && (size + changes.len() > options.max_message_bytes
+                    || push.len() >= MAX_PUSHED_RECORDS)
+            {
                 return Ok(false);
             }
             size += changes.len();
@@ -357,6 +363,11 @@ fn apply_response(
         apply_profile(tx, device, user, profile, &reference)?;
     }
     remove_left(tx, &mut report)?;
+    if response.reoffer {
+        // The hub was restored from an older copy: what it told this device it held may be
+        // lost. Every record is offered again; the hub answers each with what it lacks.
+        sync_state::queue_all_again(tx)?;
+    }
     sync_state::set_meta(
         tx,
         CURSOR_KEY,
@@ -657,8 +668,14 @@ fn exchange_until_done(
             .refused
             .iter()
             .any(|(id, _)| !summary.refused.iter().any(|(known, _)| known == id));
+        // A record the hub lacks the history of is sent whole next: that too moves.
+        let sent_whole_next = report.refused.iter().any(|(id, reason)| {
+            *reason == Refusal::MissingHistory
+                && !summary.refused.iter().any(|(known, _)| known == id)
+        });
         let progressed = report.accepted > 0
             || report.received > 0
+            || sent_whole_next
             || (newly_refused && summary.pending > report.refused.len());
         for (id, reason) in report.refused {
             match summary.refused.iter_mut().find(|(known, _)| *known == id) {

@@ -447,8 +447,28 @@ fn respond(
         }
     }
     let fingerprint = scope.fingerprint();
+    // A device told of more of its pushes than the hub has numbered, or of a place in the
+    // change order the hub has not reached: the hub lost what it had told the device it held
+    // (it was restored from an older copy). The device offers every record again, so that its
+    // pushes send what the hub lacks, and walks its scope from the start, so that it receives
+    // what the hub records from now on (its old cursor is past the new changes' places).
+    let high_water = tx.high_water()?;
+    let restored = request.receipt > pushes_before
+        || request
+            .cursor
+            .is_some_and(|c| c.since > high_water || c.after > high_water);
+    if restored {
+        tracing::warn!(
+            device = %who.device,
+            receipt = request.receipt,
+            pushes = pushes_before,
+            "a device is ahead of this hub: the hub was restored from an older copy; the device \
+             sends again what the hub lost. Erasures, revocations and other changes made on the \
+             hub after the copy are undone: make them again"
+        );
+    }
     let cursor = match request.cursor {
-        Some(c) if c.scope == fingerprint => c,
+        Some(c) if c.scope == fingerprint && !restored => c,
         _ => Cursor {
             since: 0,
             after: 0,
@@ -458,7 +478,11 @@ fn respond(
     // A device whose scope changed may have removed records it pushed itself: the new walk
     // from the start sends them like any other, until it completes.
     let scope_changed = request.cursor.is_some_and(|c| c.scope != fingerprint);
-    let receipt_in = if scope_changed { 0 } else { request.receipt };
+    let receipt_in = if scope_changed {
+        0
+    } else {
+        request.receipt.min(pushes_before)
+    };
     let held = Held {
         device: who.device,
         through: receipt_in,
@@ -488,6 +512,7 @@ fn respond(
         identity: None,
         attachment_limits: None,
         headless_documents: request.headless_documents,
+        reoffer: restored,
     })
 }
 
@@ -1340,8 +1365,10 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
         return Ok(New::Refused(refused(Refusal::MissingHistory)));
     }
     if new_changes.is_empty() {
-        // Nothing to store under an id the hub does not hold for the sender.
-        return Ok(New::Refused(refused(Refusal::Invalid)));
+        // Nothing to store under an id the hub does not hold for the sender: the sender
+        // believes the hub holds what it does not (a hub restored from an older copy), and
+        // sends the record whole next time.
+        return Ok(New::Refused(refused(Refusal::MissingHistory)));
     }
     let Taken {
         waiting,

@@ -250,6 +250,12 @@ struct ResponseTail4 {
     directory_signature: Option<[u8; 64]>,
 }
 
+/// The response's fifth tail: the hub holds less than the device was told (`SyncResponse::reoffer`).
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail5 {
+    reoffer: bool,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -369,7 +375,8 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         .as_ref()
         .and_then(|identity| identity.directory.as_ref())
         .and_then(|directory| directory.signature);
-    let fourth = directory_signature.is_some();
+    let fifth = response.reoffer;
+    let fourth = directory_signature.is_some() || fifth;
     let third = response.headless_documents || fourth;
     if response.identity.is_some() || response.attachment_limits.is_some() || third {
         plain.extend(
@@ -396,6 +403,14 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             .expect("sync messages serialize"),
         );
     }
+    if fifth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail5 {
+                reoffer: response.reoffer,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -405,7 +420,8 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         head_and_tails(&plain)?;
     let (third, rest) = take_part::<ResponseTail3>(rest)?;
     // Bytes after the parts this version knows are a newer hub's, and ignored.
-    let (fourth, _newer) = take_part::<ResponseTail4>(rest)?;
+    let (fourth, rest) = take_part::<ResponseTail4>(rest)?;
+    let (fifth, _newer) = take_part::<ResponseTail5>(rest)?;
     let mut identity = second.identity;
     if let Some(directory) = identity.as_mut().and_then(|i| i.directory.as_mut()) {
         directory.signature = fourth.directory_signature;
@@ -423,6 +439,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         identity,
         attachment_limits: second.attachment_limits,
         headless_documents: third.headless_documents,
+        reoffer: fifth.reoffer,
     })
 }
 
@@ -554,6 +571,11 @@ pub struct SyncResponse {
     /// Whether whole documents in this response may come without their heads (the request
     /// allowed it, and the hub is of this version or later).
     pub headless_documents: bool,
+    /// The hub holds less than this device was told it does: its receipt, or its cursor, is
+    /// beyond anything the hub recorded (the hub was restored from an older copy). The device
+    /// offers every record it holds again, with its heads, so that its next pushes send what
+    /// the hub lacks.
+    pub reoffer: bool,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -906,6 +928,30 @@ mod tests {
                 .unwrap()
                 .headless_documents
         );
+    }
+
+    #[test]
+    fn a_restored_hub_asks_for_records_again_in_a_tail_older_devices_skip() {
+        let answer = SyncResponse {
+            reoffer: true,
+            ..empty_response(3)
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        // A device of the version before reads every tail it knows, with their defaults.
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (_, tail, second, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        assert_eq!(tail.receipt, 3);
+        assert!(second.identity.is_none());
+        let (third, rest) = take_part::<ResponseTail3>(rest).unwrap();
+        assert!(!third.headless_documents);
+        let (fourth, newer) = take_part::<ResponseTail4>(rest).unwrap();
+        assert!(fourth.directory_signature.is_none());
+        assert!(!newer.is_empty());
+        // An answer without it is as long as before.
+        let plain_answer = encode_response(&empty_response(3));
+        assert!(!decode_response(&plain_answer, 1 << 20).unwrap().reoffer);
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! `vigie backup`: a consistent copy of a running embedded hub.
+//!
+//! Both files (`hub.db`, the records; `devices.db`, the devices, users' console accounts and the
+//! audit journal) are copied with SQLite's online backup API, each from a read snapshot taken
+//! one right after the other before either is copied: what the hub's WAL holds is in the copy,
+//! writes go on meanwhile, and the two files show the hub as it was at one moment (a write
+//! between the two snapshots is the only gap). The copies stay encrypted with the hub's key,
+//! which is not copied.
+
+use rusqlite::Connection;
+use rusqlite::backup::Backup;
+use std::path::{Path, PathBuf};
+use vigie_core::Encryption;
+
+/// What `backup` wrote.
+#[derive(Debug, Clone)]
+pub struct BackupReport {
+    /// The files written, each with its size in bytes.
+    pub files: Vec<(PathBuf, u64)>,
+    /// When the snapshots were taken (milliseconds since the epoch).
+    pub at_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("the backup's directory must be new or empty: {0} holds files")]
+    NotEmpty(PathBuf),
+    #[error("cannot write the backup: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the hub's store: {0}")]
+    Store(#[from] vigie_core::Error),
+    #[error("copying the hub failed: {0}")]
+    Copy(#[from] rusqlite::Error),
+    #[error("the copy of {0} does not check as whole")]
+    Damaged(&'static str),
+}
+
+/// The embedded hub's files, in the order their snapshots are taken.
+const FILES: [&str; 2] = ["hub.db", "devices.db"];
+
+/// What a backup's directory holds besides the hub's files: what it is and what restoring it
+/// undoes, for whoever finds it.
+pub const RESTORE_NOTE: &str = "\
+A backup of a Vigie hub, made by `vigie backup`: hub.db and devices.db, encrypted with the \
+hub's key, which is NOT in this directory (keep the key file apart, and safe: without it \
+nothing here can be read).
+
+To restore: stop `vigie serve`, move the data directory's hub.db and devices.db aside (and \
+their -wal and -shm files), copy both files of this backup into it, and start the hub with its \
+key. Never mix files of two backups.
+
+A restore takes the hub back to the moment of this backup:
+- devices that sent records after it send them again at their next sync (the hub finds them \
+ahead of it and logs a warning: \"a device is ahead of this hub\");
+- everything else done on the hub after it is undone and must be done again: erasures \
+(`vigie erase`, the console's), device revocations and reissued tokens, users added, changed \
+or deactivated, quarantine decisions, reference data published, console accounts. A case \
+erased after the backup comes back, to the hub and to devices: erase it again. A device \
+revoked after it can sync again: revoke it again.
+";
+
+/// Copies the embedded hub in `data` into the new (or empty) directory `out`.
+pub fn backup(
+    data: &Path,
+    encryption: &Encryption,
+    out: &Path,
+) -> Result<BackupReport, BackupError> {
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        return Err(BackupError::NotEmpty(out.to_path_buf()));
+    }
+    std::fs::create_dir_all(out)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+    }
+    // A read transaction on each file, one right after the other: each copy is of its
+    // snapshot, whatever the hub writes meanwhile.
+    let mut sources = Vec::new();
+    for name in FILES {
+        let conn = vigie_core::store::open_keyed_connection(&data.join(name), encryption)?;
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        sources.push((name, conn));
+    }
+    let at_ms = chrono::Utc::now().timestamp_millis();
+    let mut files = Vec::new();
+    for (name, source) in &sources {
+        let target = out.join(name);
+        let mut copy = vigie_core::store::open_keyed_connection(&target, encryption)?;
+        Backup::new(source, &mut copy)?.step(-1)?;
+        check(&copy, name)?;
+        drop(copy);
+        files.push((target.clone(), std::fs::metadata(&target)?.len()));
+    }
+    for (_, source) in sources {
+        source.execute_batch("COMMIT")?;
+    }
+    std::fs::write(out.join("RESTORE.txt"), RESTORE_NOTE)?;
+    Ok(BackupReport { files, at_ms })
+}
+
+/// Whether a copy reads back whole with the key.
+fn check(copy: &Connection, name: &'static str) -> Result<(), BackupError> {
+    let result: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if result != "ok" {
+        return Err(BackupError::Damaged(name));
+    }
+    Ok(())
+}
