@@ -5,6 +5,7 @@
 //! engine (`sync::client`) decides; these are its reads and writes.
 
 use crate::codec;
+use crate::domain::codes::RecordKind;
 use crate::domain::rights::UserProfile;
 use crate::error::{Error, Result};
 use automerge::ChangeHash;
@@ -96,7 +97,12 @@ pub(crate) fn queue_behind(tx: &Transaction, id: Uuid) -> Result<()> {
 /// told the device it held). Records already queued keep their place and what the hub was
 /// known to hold.
 pub(crate) fn queue_all_again(tx: &Transaction) -> Result<()> {
-    let kinds = "(1, 2, 3)";
+    let kinds = format!(
+        "({}, {}, {})",
+        RecordKind::Workplace as i64,
+        RecordKind::Visit as i64,
+        RecordKind::ChildCase as i64
+    );
     tx.execute(
         &format!(
             "INSERT INTO sync_hub_heads (record_id, heads)
