@@ -69,7 +69,7 @@ pub use domain::reference::{
 pub use domain::{
     AgeBands, Area, AreaFilter, ChecklistAnswers, ChildCase, Classification, DocumentLimit,
     DocumentLimits, FollowUp, GeoPoint, Location, NotAllowed, Record, ReferenceDocument, Referral,
-    RuleSet, Thresholds, User, UserProfile, Version, Visit, Workforce, Workplace,
+    RuleSet, Thresholds, User, UserProblem, UserProfile, Version, Visit, Workforce, Workplace,
     check_case_transition,
 };
 

@@ -46,6 +46,15 @@ pub trait Backend: Send + Sync {
     /// pending changes are pushed and kept for review, and what it holds leaves it).
     /// Returns whether they were active; `NotFound` if there is no such user.
     fn deactivate_user(&self, user: Uuid) -> Result<bool, Error>;
+    /// Changes a user's record as the administrator (a new role, a return to activity):
+    /// `change` edits it, or refuses with an error that rolls everything back. Their devices'
+    /// certificates say the result at once, as after new areas. Returns the record before and
+    /// after; `NotFound` if there is no such user.
+    fn change_user(
+        &self,
+        user: Uuid,
+        change: &dyn Fn(&mut User) -> Result<(), Error>,
+    ) -> Result<(User, User), Error>;
     /// Every enrolled device, revoked ones included, with when it was last seen.
     fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError>;
     /// A new token for an enrolled device, same device and user: the old token stops working
@@ -145,6 +154,10 @@ fn acting_user(
     })
 }
 
+/// The refusal of an erasure of an id erased before (nothing more to erase; `vigie erase`
+/// says so rather than taking the id for mistyped).
+pub const ERASED_ALREADY: &str = "the record is erased already";
+
 pub(crate) fn erase_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     by: Uuid,
@@ -152,6 +165,11 @@ pub(crate) fn erase_in<S: HubStorage + ?Sized>(
 ) -> Result<Vec<Uuid>, Error> {
     storage.in_transaction(&mut |tx| {
         let who = acting_user(tx, by, "erasing")?;
+        if tx.is_erased(record)? {
+            return Err(Error::NotAllowed {
+                rule: ERASED_ALREADY.into(),
+            });
+        }
         erase_record(tx, &who, record)
     })
 }
@@ -199,6 +217,7 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
 ) -> Result<User, Error> {
     let (_, after) = change_user_in(storage, actor, reference, user, &|record| {
         record.areas = areas.iter().cloned().collect();
+        Ok(())
     })?;
     Ok(after)
 }
@@ -212,6 +231,7 @@ pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(
 ) -> Result<(User, User), Error> {
     change_user_in(storage, actor, reference, user, &|record| {
         record.active = false;
+        Ok(())
     })
 }
 
@@ -234,12 +254,12 @@ pub(crate) fn recertify(certifier: &Certifier<'_>, user: &User) -> Result<(), Er
 }
 
 /// Changes a user's record as the hub's administrator; returns it before and after.
-fn change_user_in<S: HubStorage + ?Sized>(
+pub(crate) fn change_user_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     actor: &automerge::ActorId,
     reference: &ReferenceData,
     user: Uuid,
-    change: &dyn Fn(&mut User),
+    change: &dyn Fn(&mut User) -> Result<(), Error>,
 ) -> Result<(User, User), Error> {
     let author = ChangeAuthor {
         user: crate::HUB_ADMIN,
@@ -251,7 +271,7 @@ fn change_user_in<S: HubStorage + ?Sized>(
             id: user,
         })?;
         let mut record = before.clone();
-        change(&mut record);
+        change(&mut record)?;
         let after = update_record(tx, actor, author, reference, &record)?;
         Ok((before, after))
     })
@@ -580,5 +600,20 @@ impl Backend for Embedded {
         };
         self.recertify(&after)?;
         Ok(before.active)
+    }
+
+    fn change_user(
+        &self,
+        user: Uuid,
+        change: &dyn Fn(&mut User) -> Result<(), Error>,
+    ) -> Result<(User, User), Error> {
+        let (before, after) = {
+            let mut store = self.store.lock();
+            let actor = store.actor().clone();
+            let reference = store.reference().clone();
+            change_user_in(&mut *store, &actor, &reference, user, change)?
+        };
+        self.recertify(&after)?;
+        Ok((before, after))
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vigie_core::sync::{HubLimits, SyncOptions};
 use vigie_core::{
     AreaLevel, AttachmentLimits, Encryption, ExportFormat, ExportOptions, ReferenceFile,
-    ReferenceType, Role, Store, StoreConfig, User,
+    ReferenceType, Role, Store, StoreConfig, User, ValidationError,
 };
 use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
@@ -93,7 +93,9 @@ enum Command {
         attachments: AttachmentArgs,
         /// The address people open the console at, when it differs from `--listen` (a TLS
         /// proxy: `https://vigie.example.org`); with https, the console's cookies are Secure.
-        #[arg(long, env = "VIGIE_PUBLIC_URL", hide_env_values = true)]
+        /// An http:// or https:// URL with a host.
+        #[arg(long, env = "VIGIE_PUBLIC_URL", hide_env_values = true,
+              value_parser = public_url_arg)]
         public_url: Option<String>,
         /// The map's base layer: a tile URL template (`https://tiles.example/{z}/{x}/{y}.png`).
         /// None by default: the map draws points over the area outlines, and no request
@@ -118,7 +120,8 @@ enum Command {
     },
     /// Sync a device store with a hub.
     Sync {
-        #[arg(long)]
+        /// The hub's address: an http:// or https:// URL with a host.
+        #[arg(long, value_parser = public_url_arg)]
         hub: String,
         #[arg(long)]
         store: PathBuf,
@@ -234,10 +237,12 @@ impl HttpArgs {
 struct AttachmentArgs {
     /// Bytes of one attachment (as stored: a photo after its re-encoding); larger is refused
     /// with 413.
-    #[arg(long, default_value_t = AttachmentLimits::default().max_file_bytes)]
+    #[arg(long, default_value_t = AttachmentLimits::default().max_file_bytes,
+          value_parser = at_least_one::<u64>())]
     max_attachment_bytes: u64,
-    /// Bytes of all the attachments of one record.
-    #[arg(long, default_value_t = AttachmentLimits::default().max_record_bytes)]
+    /// Bytes of all the attachments of one record: at least `--max-attachment-bytes`.
+    #[arg(long, default_value_t = AttachmentLimits::default().max_record_bytes,
+          value_parser = at_least_one::<u64>())]
     max_record_attachment_bytes: u64,
     /// Attachments of one record.
     #[arg(long, default_value_t = AttachmentLimits::default().max_per_record)]
@@ -249,13 +254,21 @@ struct AttachmentArgs {
 }
 
 impl AttachmentArgs {
-    fn limits(&self) -> AttachmentLimits {
-        AttachmentLimits {
+    fn limits(&self) -> Result<AttachmentLimits, String> {
+        // A record's attachments together may not hold less than one attachment may: every
+        // attachment as large as allowed would be refused for its record.
+        if self.max_record_attachment_bytes < self.max_attachment_bytes {
+            return Err(format!(
+                "--max-record-attachment-bytes ({}) is less than --max-attachment-bytes ({}):                  a record's attachments together may hold at least one attachment",
+                self.max_record_attachment_bytes, self.max_attachment_bytes
+            ));
+        }
+        Ok(AttachmentLimits {
             max_file_bytes: self.max_attachment_bytes,
             max_record_bytes: self.max_record_attachment_bytes,
             max_per_record: self.max_attachments_per_record,
             photo_max_side: self.photo_max_side,
-        }
+        })
     }
 }
 
@@ -281,19 +294,50 @@ enum UserCommand {
         #[arg(long)]
         user: Uuid,
     },
-    /// Replace a user's areas (records of areas they lose leave their devices).
+    /// Replace a user's areas (records of areas they lose leave their devices). Each code
+    /// must be named by a published area tree.
     Areas {
         #[command(flatten)]
         hub: HubData,
         #[arg(long)]
         user: Uuid,
-        #[arg(long = "area", required = true)]
+        /// An area code (repeat for several).
+        #[arg(
+            long = "area",
+            required_unless_present = "none",
+            conflicts_with = "none"
+        )]
         areas: Vec<String>,
+        /// Take every area away: their devices keep no record (what they send is kept for
+        /// review).
+        #[arg(long)]
+        none: bool,
+    },
+    /// Give a user a new role (what they may do, and whether they use the console); their
+    /// devices learn it at their next sync. An administrator has no area: take them away
+    /// first (`user areas --none`).
+    Role {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Make a deactivated user active again, with the role and areas they had: their devices
+    /// (unless revoked) receive their areas' records again at their next sync.
+    Reactivate {
+        #[command(flatten)]
+        hub: HubData,
+        #[arg(long)]
+        user: Uuid,
     },
     /// Add a user with a role and areas; prints the new user's id (a new hub is set up here).
+    /// Each area must be named by a published area tree (`vigie reference publish` first).
     Add {
         #[command(flatten)]
         hub: HubData,
+        /// 1 to 120 characters, on one line.
         #[arg(long)]
         name: String,
         #[arg(long, value_enum)]
@@ -313,14 +357,12 @@ enum ConsoleCommand {
         hub: HubData,
         #[arg(long)]
         user: Uuid,
-        /// The console's address as people open it: what `serve --public-url` says, else
-        /// http:// and serve's --listen address (the link is only as right as this).
-        #[arg(
-            long,
-            env = "VIGIE_PUBLIC_URL",
-            default_value = "http://127.0.0.1:8470"
-        )]
-        public_url: String,
+        /// The console's address as people open it (an http:// or https:// URL with a host):
+        /// what `serve --public-url` says, else http:// and serve's --listen address. The link
+        /// is built from it alone [default: http://127.0.0.1:8470, serve's default --listen],
+        /// and is only as right as it.
+        #[arg(long, env = "VIGIE_PUBLIC_URL", value_parser = public_url_arg)]
+        public_url: Option<String>,
     },
 }
 
@@ -501,19 +543,23 @@ fn run(cli: Cli) -> Result<(), String> {
             public_url,
             tile_url,
             attachments,
-        } => serve(
-            &hub.database()?,
-            &listen,
-            http.limits(),
-            HubLimits {
-                attachments: attachments.limits(),
-                ..HubLimits::default()
-            },
-            vigie_server::console::Settings {
-                public_url,
-                tile_url,
-            },
-        ),
+        } => {
+            // Checked before the hub's data is touched.
+            let attachments = attachments.limits()?;
+            serve(
+                &hub.database()?,
+                &listen,
+                http.limits(),
+                HubLimits {
+                    attachments,
+                    ..HubLimits::default()
+                },
+                vigie_server::console::Settings {
+                    public_url,
+                    tile_url,
+                },
+            )
+        }
         Command::Console {
             command:
                 ConsoleCommand::Invite {
@@ -536,10 +582,17 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let token = vigie_server::console::session::invite(backend.console(), user)
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                vigie_server::console::invite_link(&public_url, &token)
-            );
+            journal(&*backend, None, "user_invite", Some(user), COMMAND_LINE);
+            let base = public_url.unwrap_or_else(|| {
+                // What the link is built from, where a script does not read it as the link.
+                eprintln!(
+                    "vigie: the link starts with {DEFAULT_CONSOLE_URL} (serve's default --listen): \
+                     give --public-url (or VIGIE_PUBLIC_URL) when people open the console \
+                     elsewhere"
+                );
+                DEFAULT_CONSOLE_URL.to_string()
+            });
+            println!("{}", vigie_server::console::invite_link(&base, &token));
             Ok(())
         }
         Command::User {
@@ -552,29 +605,120 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
         } => {
             let role: Role = role.into();
-            if role != Role::Administrator && areas.is_empty() {
-                return Err("a field user or supervisor needs at least one --area".into());
-            }
             let area_codes: Vec<&str> = areas.iter().map(String::as_str).collect();
+            let new = User::new(&name, role, &area_codes);
             let backend = hub.open_or_create()?;
-            let user = backend
-                .add_user(&User::new(&name, role, &area_codes))
-                .map_err(|e| e.to_string())?;
-            warn_unplaced_areas(&*backend, &areas)?;
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            new.check_new(&reference).map_err(user_refused)?;
+            let user = backend.add_user(&new).map_err(|e| e.to_string())?;
+            journal(
+                &*backend,
+                None,
+                "user_add",
+                Some(user.id),
+                &format!("{} ({COMMAND_LINE})", role_code(role)),
+            );
             println!("{}", user.id);
             Ok(())
         }
         Command::User {
-            command: UserCommand::Areas { hub, user, areas },
+            command:
+                UserCommand::Areas {
+                    hub,
+                    user,
+                    areas,
+                    none: _,
+                },
         } => {
+            // `--none` is the only way to no area: clap refuses neither `--area` nor `--none`.
             let backend = hub.open()?;
+            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
+                return Err(format!("no such user: {user}"));
+            };
+            record.areas = areas.iter().cloned().collect();
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            record.check(&reference).map_err(user_refused)?;
             match backend.set_user_areas(user, &areas) {
                 Err(vigie_core::Error::NotFound { .. }) => {
                     return Err(format!("no such user: {user}"));
                 }
                 other => other.map_err(|e| e.to_string())?,
             };
-            warn_unplaced_areas(&*backend, &areas)
+            journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Role { hub, user, role },
+        } => {
+            let role: Role = role.into();
+            let backend = hub.open()?;
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
+                return Err(format!("no such user: {user}"));
+            };
+            record.role = role;
+            record.check(&reference).map_err(user_refused)?;
+            // Checked again in the change's transaction, should the record change meanwhile.
+            let changed = backend.change_user(user, &|record| {
+                record.role = role;
+                Ok(record.check(&reference).map_err(ValidationError::from)?)
+            });
+            match changed {
+                Ok((before, _)) if before.role == role => {
+                    return Err(format!(
+                        "user {user} has the role {} already",
+                        role_name(role)
+                    ));
+                }
+                Ok(_) => {}
+                Err(vigie_core::Error::NotFound { .. }) => {
+                    return Err(format!("no such user: {user}"));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            if vigie_server::console::access_of(role).is_none() {
+                // The console is for supervisors and administrators: a session opened before
+                // ends now.
+                backend
+                    .console()
+                    .end_sessions_of(user)
+                    .map_err(|e| e.to_string())?;
+            }
+            journal(
+                &*backend,
+                None,
+                "user_role",
+                Some(user),
+                &format!("{} ({COMMAND_LINE})", role_code(role)),
+            );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Reactivate { hub, user },
+        } => {
+            let backend = hub.open()?;
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
+                return Err(format!("no such user: {user}"));
+            };
+            if record.active {
+                return Err(format!("user {user} is active already"));
+            }
+            record.active = true;
+            record.check(&reference).map_err(user_refused)?;
+            let changed = backend.change_user(user, &|record| {
+                record.active = true;
+                Ok(record.check(&reference).map_err(ValidationError::from)?)
+            });
+            match changed {
+                Ok((before, _)) if before.active => Err(format!("user {user} is active already")),
+                Ok(_) => {
+                    journal(&*backend, None, "user_reactivate", Some(user), COMMAND_LINE);
+                    Ok(())
+                }
+                Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
+                Err(e) => Err(e.to_string()),
+            }
         }
         Command::User {
             command: UserCommand::List { hub },
@@ -595,12 +739,23 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::User {
             command: UserCommand::Deactivate { hub, user },
-        } => match hub.open()?.deactivate_user(user) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!("user {user} is already inactive")),
-            Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
-            Err(e) => Err(e.to_string()),
-        },
+        } => {
+            let backend = hub.open()?;
+            match backend.deactivate_user(user) {
+                Ok(true) => {
+                    // As the console's deactivation: no console session of theirs goes on.
+                    backend
+                        .console()
+                        .end_sessions_of(user)
+                        .map_err(|e| e.to_string())?;
+                    journal(&*backend, None, "user_deactivate", Some(user), COMMAND_LINE);
+                    Ok(())
+                }
+                Ok(false) => Err(format!("user {user} is already inactive")),
+                Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
         Command::Device {
             command: DeviceCommand::Enrol { hub, user },
         } => {
@@ -611,6 +766,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 None => return Err(format!("no such user: {user}")),
             }
             let token = backend.enrol(user).map_err(|e| e.to_string())?;
+            journal(
+                &*backend,
+                None,
+                "device_enrol",
+                Some(token.device),
+                COMMAND_LINE,
+            );
             println!("{}", token.to_text());
             Ok(())
         }
@@ -637,23 +799,35 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Device {
             command: DeviceCommand::Reissue { hub, device },
-        } => match hub.open()?.reissue(device) {
-            Ok(token) => {
-                println!("{}", token.to_text());
-                Ok(())
+        } => {
+            let backend = hub.open()?;
+            match backend.reissue(device) {
+                Ok(token) => {
+                    journal(
+                        &*backend,
+                        None,
+                        "device_reissue",
+                        Some(device),
+                        COMMAND_LINE,
+                    );
+                    println!("{}", token.to_text());
+                    Ok(())
+                }
+                Err(AuthError::Unknown) => Err(format!("no such enrolled device: {device}")),
+                Err(AuthError::Revoked) => Err(format!(
+                    "device {device} is revoked: enrol a new device instead"
+                )),
+                Err(e) => Err(e.to_string()),
             }
-            Err(AuthError::Unknown) => Err(format!("no such enrolled device: {device}")),
-            Err(AuthError::Revoked) => Err(format!(
-                "device {device} is revoked: enrol a new device instead"
-            )),
-            Err(e) => Err(e.to_string()),
-        },
+        }
         Command::Device {
             command: DeviceCommand::Revoke { hub, device },
         } => {
-            if !hub.open()?.revoke(device).map_err(|e| e.to_string())? {
+            let backend = hub.open()?;
+            if !backend.revoke(device).map_err(|e| e.to_string())? {
                 return Err("no such enrolled device, or already revoked".into());
             }
+            journal(&*backend, None, "device_revoke", Some(device), COMMAND_LINE);
             Ok(())
         }
         Command::Erase {
@@ -662,8 +836,18 @@ fn run(cli: Cli) -> Result<(), String> {
             by,
             reason,
         } => {
-            let erased =
-                erase_journaled(&*hub.open()?, by, record, &reason).map_err(|e| e.to_string())?;
+            let erased = match erase_journaled(&*hub.open()?, by, record, &reason) {
+                Err(vigie_core::Error::NotAllowed { rule })
+                    if rule == vigie_server::backend::ERASED_ALREADY =>
+                {
+                    return Err(
+                        "this record was erased already: nothing more to erase (its tombstone \
+                         stays)"
+                            .into(),
+                    );
+                }
+                other => other.map_err(|e| e.to_string())?,
+            };
             let Some((case, duplicates)) = erased.split_first() else {
                 // Not a success a script may take for one: the id may be mistyped, and the
                 // case meant still on the hub.
@@ -725,6 +909,8 @@ fn run(cli: Cli) -> Result<(), String> {
             unencrypted,
             max_message_bytes,
         } => {
+            // The token first: a mistyped one makes no store, and no key file, to leave behind.
+            let token = Token::parse(&token).map_err(|e| e.to_string())?;
             let encryption = match (key_hex, unencrypted) {
                 (Some(hex), _) => encryption(Some(&hex))?,
                 (None, true) => Encryption::Unencrypted,
@@ -817,19 +1003,50 @@ fn area_json(area: &Option<vigie_core::Area>) -> serde_json::Value {
     }
 }
 
-/// A user's area code matches records at the level the area tree of its country gives it: a
-/// code found in no published tree gives no access (until a tree naming it is published).
-fn warn_unplaced_areas(backend: &dyn Backend, areas: &[String]) -> Result<(), String> {
-    let reference = backend.reference().map_err(|e| e.to_string())?;
-    for code in areas {
-        if reference.grants_of(code).is_empty() {
-            eprintln!(
-                "vigie: warning: area {code} is in no published area tree: it gives no access \
-                 until a tree naming it is published (vigie reference publish)"
-            );
+/// What the journal says of an action taken on the command line (the operator at the machine
+/// has no user of the hub).
+const COMMAND_LINE: &str = "command line";
+
+/// Where `vigie serve` listens by default: the console's address when no other is given.
+const DEFAULT_CONSOLE_URL: &str = "http://127.0.0.1:8470";
+
+/// A role as the journal and the console's forms name it.
+fn role_code(role: Role) -> String {
+    serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A user record the rules of users refuse (`User::check`), said as the command line says it.
+fn user_refused(problem: vigie_core::UserProblem) -> String {
+    match problem {
+        vigie_core::UserProblem::UnknownArea(_) => format!(
+            "{problem}: check the code, or publish the tree naming it first (vigie reference \
+             publish)"
+        ),
+        vigie_core::UserProblem::AdministratorWithAreas => {
+            format!("{problem}: give no --area (or take them away first: user areas --none)")
         }
+        problem => problem.to_string(),
     }
-    Ok(())
+}
+
+/// `--public-url`: the address links start with, an http:// or https:// URL with a host (a
+/// link built from anything else leads nowhere).
+fn public_url_arg(text: &str) -> Result<String, String> {
+    let refused = || {
+        "not an http:// or https:// URL with a host (e.g. https://vigie.example.org)".to_string()
+    };
+    let uri: axum::http::Uri = text.parse().map_err(|_| refused())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    if !scheme_ok || !host_ok || uri.query().is_some() {
+        return Err(refused());
+    }
+    Ok(text.to_string())
 }
 
 fn reference(command: ReferenceCommand) -> Result<(), String> {
@@ -847,6 +1064,17 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
             let backend = hub.open_or_create()?;
             for file in &parsed {
                 let version = backend.publish_reference(file).map_err(|e| e.to_string())?;
+                journal(
+                    &*backend,
+                    None,
+                    "reference_publish",
+                    None,
+                    &format!(
+                        "{} {}@{version} ({COMMAND_LINE})",
+                        file.content.reference_type(),
+                        file.key
+                    ),
+                );
                 println!(
                     "{}",
                     serde_json::json!({
@@ -946,13 +1174,22 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         QuarantineCommand::Accept { hub, entry, by } => (hub, entry, true, by),
         QuarantineCommand::Reject { hub, entry } => (hub, entry, false, None),
     };
-    if !hub
-        .open()?
+    let backend = hub.open()?;
+    if !backend
         .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
     {
         return Err("no such quarantine entry".into());
     }
+    // As the console journals a review: the entry's number, with the supervisor named if any.
+    let action = if accept { "accepted" } else { "rejected" };
+    journal(
+        &*backend,
+        by,
+        &format!("quarantine_{action}"),
+        None,
+        &format!("{entry} ({COMMAND_LINE})"),
+    );
     Ok(())
 }
 
@@ -1062,14 +1299,13 @@ fn wipe_revoked(mut store: Store) -> String {
 fn sync(
     hub: &str,
     path: PathBuf,
-    token: &str,
+    token: &Token,
     encryption: Encryption,
     max_message_bytes: usize,
 ) -> Result<(), String> {
-    let token = Token::parse(token).map_err(|e| e.to_string())?;
     let config = StoreConfig::new(path, encryption, token.user).device(token.device);
     let mut store = Store::open(config).map_err(|e| e.to_string())?;
-    let client = HubClient::new(hub, &token);
+    let client = HubClient::new(hub, token);
     let options = SyncOptions {
         max_message_bytes,
         ..SyncOptions::default()

@@ -1840,6 +1840,23 @@ impl Backend for Postgres {
         Ok(before.active)
     }
 
+    fn change_user(
+        &self,
+        user: Uuid,
+        change: &dyn Fn(&mut User) -> Result<()>,
+    ) -> Result<(User, User)> {
+        let reference = self.reference()?;
+        let (before, after) = crate::backend::change_user_in(
+            &mut self.storage(),
+            &self.actor,
+            &reference,
+            user,
+            change,
+        )?;
+        crate::backend::recertify(&self.certifier(), &after)?;
+        Ok((before, after))
+    }
+
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User> {
         let reference = self.reference()?;
         let after = crate::backend::set_areas_in(

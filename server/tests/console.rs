@@ -1197,3 +1197,57 @@ fn a_shared_overview_gives_no_withheld_count_away() {
     assert!(!shared.body.contains(": 2</title>"), "a bar's title");
     assert!(!shared.body.contains("<5"));
 }
+
+#[test]
+fn administration_on_the_command_line_is_journaled() {
+    let s = setup();
+    let run = |args: &[&str]| {
+        let out = common::surface::admin(&s.data, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let user = add_user(&s.data, "Moniteur Journal", Role::CommunityMonitor, &[C01]);
+    let id = user.to_string();
+    run(&["user", "areas", "--user", &id, "--area", C02]);
+    run(&["user", "role", "--user", &id, "--role", "inspector"]);
+    let token = run(&["device", "enrol", "--user", &id]);
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    run(&["device", "reissue", "--device", &device.to_string()]);
+    run(&["device", "revoke", "--device", &device.to_string()]);
+    run(&["user", "deactivate", "--user", &id]);
+    run(&["user", "reactivate", "--user", &id]);
+    run(&["reference", "publish", common::reference::SAMPLE_AREAS]);
+
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
+    assert_eq!(desk.sign_in("admin.cli", PASSWORD).status, 303);
+    let journal = desk.get("/console/audit");
+    assert_eq!(journal.status, 200);
+    let body = &journal.body;
+    for action in [
+        "Utilisateur créé",
+        "Zones changées",
+        "Rôle changé",
+        "Appareil enrôlé",
+        "Nouveau jeton",
+        "Appareil révoqué",
+        "Utilisateur désactivé",
+        "Utilisateur réactivé",
+        "Référentiel publié",
+        "Lien de connexion créé",
+    ] {
+        assert!(body.contains(action), "{action}: {body}");
+    }
+    // Ids and actions, never a name.
+    assert!(
+        body.contains(&id) && body.contains(&device.to_string()),
+        "{body}"
+    );
+    assert!(!body.contains("Moniteur Journal"), "{body}");
+    assert!(body.contains("command line"), "{body}");
+}

@@ -143,9 +143,7 @@ fn an_unencrypted_hub_only_when_asked_and_told_apart_from_an_encrypted_one() {
             "--name",
             STAFF,
             "--role",
-            "supervisor",
-            "--area",
-            REGION,
+            "administrator",
         ];
         args.extend(extra);
         vigie_output(&args)
@@ -194,9 +192,7 @@ fn an_unencrypted_hub_only_when_asked_and_told_apart_from_an_encrypted_one() {
         "--name",
         STAFF,
         "--role",
-        "supervisor",
-        "--area",
-        REGION,
+        "administrator",
     ]);
     let out = vigie_output(&["user", "list", "--data", encrypted_arg, "--unencrypted"]);
     assert!(!out.status.success());
@@ -376,9 +372,7 @@ fn a_key_file_named_for_a_new_hub_is_made_there_owner_only() {
         "--name",
         STAFF,
         "--role",
-        "supervisor",
-        "--area",
-        REGION,
+        "administrator",
     ]);
     assert_eq!(mode(&key_file), 0o600);
     assert_eq!(mode(key_file.parent().unwrap()), 0o700);

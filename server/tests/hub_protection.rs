@@ -403,6 +403,13 @@ fn administration_commands_open_an_encrypted_hub_with_its_key() {
             .output()
             .expect("run vigie")
     };
+    // Its areas are named by a published tree.
+    let published = run(&["reference", "publish", common::reference::SAMPLE_AREAS]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
     let out = run(&[
         "user",
         "add",

@@ -458,7 +458,8 @@ fn attack_6_every_change_names_its_sender() {
 fn reference_data_is_published_and_listed_with_the_cli() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    // Before any tree: an area code is placed nowhere, and the hub says so.
+    // Before any tree: an area code is placed nowhere, and the user is refused (as in the
+    // console): a code that gives no access is a typo most often.
     let out = vigie_output(
         &{
             let mut args = vec![
@@ -480,11 +481,11 @@ fn reference_data_is_published_and_listed_with_the_cli() {
         .map(String::as_str)
         .collect::<Vec<_>>(),
     );
-    assert!(out.status.success());
-    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let refusal = String::from_utf8_lossy(&out.stderr);
     assert!(
-        warning.contains(C01) && warning.contains("no published area tree"),
-        "{warning}"
+        refusal.contains(C01) && refusal.contains("no published area tree"),
+        "{refusal}"
     );
 
     let printed = common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);

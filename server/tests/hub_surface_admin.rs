@@ -214,9 +214,7 @@ fn administration_of_an_encrypted_hub_needs_its_key() {
         "--name",
         "Chef",
         "--role",
-        "supervisor",
-        "--area",
-        REGION,
+        "administrator",
         "--key-hex",
         &key,
     ]);
@@ -341,4 +339,235 @@ fn a_listing_piped_into_a_reader_that_stops_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_ne!(out.status.code(), Some(101));
+}
+
+/// `vigie user list` as lines, by user id.
+fn user_line(data: &std::path::Path, user: Uuid) -> serde_json::Value {
+    line_of(&admin_lines(data, &["user", "list"]), "id", user).clone()
+}
+
+#[test]
+fn the_command_line_checks_a_user_record_as_the_console_does() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
+    let add = |name: &str, role: &str, areas: &[&str]| {
+        let mut args = vec!["user", "add", "--name", name, "--role", role];
+        for area in areas {
+            args.extend(["--area", area]);
+        }
+        admin(&data, &args)
+    };
+    let refused = |out: std::process::Output, what: &str| {
+        assert!(!out.status.success(), "{what} accepted");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let said = refused(
+        add("Chef", "administrator", &[REGION]),
+        "an administrator's area",
+    );
+    assert!(said.contains("administrator has no area"), "{said}");
+    let long = "A".repeat(32_768);
+    for name in [long.as_str(), "Awa\nKoné", "Awa\u{1b}[2J", "   "] {
+        let said = refused(add(name, "inspector", &[REGION]), "a bad name");
+        assert!(said.contains("a name is 1 to 120 characters"), "{said}");
+        assert!(!said.contains("Awa"), "{said}");
+    }
+    for code in ["ci-r1", "XX-R9"] {
+        let said = refused(add("Awa", "inspector", &[code]), "an unknown area");
+        assert!(
+            said.contains(code) && said.contains("no published area tree"),
+            "{said}"
+        );
+    }
+    let said = refused(add("Awa", "inspector", &[]), "a field user without area");
+    assert!(said.contains("at least one area"), "{said}");
+    assert!(
+        admin_lines(&data, &["user", "list"]).is_empty(),
+        "nothing was added"
+    );
+
+    let user = add_user(&data, "Awa", Role::Inspector, &[REGION]);
+    let id = user.to_string();
+    assert!(
+        admin_error(&data, &["user", "areas", "--user", &id, "--area", "ci-r1"])
+            .contains("no published area tree")
+    );
+    assert_eq!(user_line(&data, user)["areas"], serde_json::json!([REGION]));
+}
+
+#[test]
+fn a_user_loses_every_area_changes_role_and_comes_back_on_the_command_line() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Awa", Role::Supervisor, &[REGION]);
+    let id = user.to_string();
+    // Neither --area nor --none: refused, as both together.
+    assert!(
+        !admin(&data, &["user", "areas", "--user", &id])
+            .status
+            .success()
+    );
+    assert!(
+        !admin(
+            &data,
+            &["user", "areas", "--user", &id, "--none", "--area", REGION]
+        )
+        .status
+        .success()
+    );
+    // An administrator has no area: the role waits until they are taken away.
+    let said = admin_error(
+        &data,
+        &["user", "role", "--user", &id, "--role", "administrator"],
+    );
+    assert!(said.contains("administrator has no area"), "{said}");
+    admin_lines(&data, &["user", "areas", "--user", &id, "--none"]);
+    assert_eq!(user_line(&data, user)["areas"], serde_json::json!([]));
+    admin_lines(
+        &data,
+        &["user", "role", "--user", &id, "--role", "inspector"],
+    );
+    assert_eq!(user_line(&data, user)["role"], "inspector");
+    let said = admin_error(
+        &data,
+        &["user", "role", "--user", &id, "--role", "inspector"],
+    );
+    assert!(said.contains("already"), "{said}");
+
+    admin_lines(&data, &["user", "deactivate", "--user", &id]);
+    assert_eq!(user_line(&data, user)["active"], false);
+    admin_lines(&data, &["user", "reactivate", "--user", &id]);
+    assert_eq!(user_line(&data, user)["active"], true);
+    let said = admin_error(&data, &["user", "reactivate", "--user", &id]);
+    assert!(said.contains("active already"), "{said}");
+    let unknown = Uuid::now_v7().to_string();
+    assert!(
+        admin_error(&data, &["user", "reactivate", "--user", &unknown]).contains("no such user")
+    );
+}
+
+#[test]
+fn an_area_tree_published_under_another_key_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let file = dir.path().join("xx.json");
+    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&tree).unwrap();
+    json["key"] = "XX".into();
+    std::fs::write(&file, json.to_string()).unwrap();
+    let said = admin_error(&data, &["reference", "publish", file.to_str().unwrap()]);
+    assert!(said.contains("key") && said.contains("root"), "{said}");
+}
+
+/// An address no hub can listen on: a `serve` whose options pass stops there, not serving.
+const NOWHERE: &str = "999.0.0.0:1";
+
+#[test]
+fn urls_and_attachment_limits_are_checked_before_use() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Chef", Role::Supervisor, &[REGION]).to_string();
+    for url in [
+        "notaurl",
+        "ftp://hub.example",
+        "http://",
+        "https://user@hub.example",
+    ] {
+        let said = admin_error(
+            &data,
+            &["console", "invite", "--user", &user, "--public-url", url],
+        );
+        assert!(said.contains("--public-url"), "{url}: {said}");
+        let said = admin_error(&data, &["serve", "--listen", NOWHERE, "--public-url", url]);
+        assert!(said.contains("--public-url"), "{url}: {said}");
+    }
+    // Without --public-url, the output says what the link is built from.
+    let out = admin(&data, &["console", "invite", "--user", &user]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("http://127.0.0.1:8470/console/welcome/")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"));
+    let out = admin(
+        &data,
+        &[
+            "console",
+            "invite",
+            "--user",
+            &user,
+            "--public-url",
+            "https://vigie.example.org/",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("https://vigie.example.org/console/welcome/")
+    );
+
+    let said = admin_error(
+        &data,
+        &["serve", "--listen", NOWHERE, "--max-attachment-bytes", "0"],
+    );
+    assert!(said.contains("--max-attachment-bytes"), "{said}");
+    let said = admin_error(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            NOWHERE,
+            "--max-attachment-bytes",
+            "2000",
+            "--max-record-attachment-bytes",
+            "1000",
+        ],
+    );
+    assert!(said.contains("--max-record-attachment-bytes"), "{said}");
+}
+
+#[test]
+fn an_erased_id_is_said_erased_and_a_bad_sync_leaves_nothing() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]).to_string();
+    let record = Uuid::now_v7().to_string();
+    let erase = [
+        "erase",
+        "--record",
+        &record,
+        "--by",
+        &supervisor,
+        "--reason",
+        "legal_request",
+    ];
+    assert!(admin_error(&data, &erase).contains("nothing was erased"));
+    let said = admin_error(&data, &erase);
+    assert!(
+        said.contains("erased already") && !said.contains("check the id"),
+        "{said}"
+    );
+
+    let store = dir.path().join("phone.db");
+    let token = enrol(&data, Uuid::parse_str(&supervisor).unwrap());
+    for (hub, token) in [
+        ("http://127.0.0.1:9", "garbage"),
+        ("notaurl", token.as_str()),
+    ] {
+        let out = vigie_output(&[
+            "sync",
+            "--hub",
+            hub,
+            "--store",
+            store.to_str().unwrap(),
+            "--token",
+            token,
+        ]);
+        assert!(!out.status.success());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with("phone"))
+            .collect();
+        assert!(left.is_empty(), "{hub} {token}: {left:?}");
+    }
 }

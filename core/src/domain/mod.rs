@@ -27,7 +27,7 @@ pub use codes::*;
 pub use limits::{DocumentLimit, DocumentLimits};
 pub use records::{
     AgeBands, ChecklistAnswers, ChildCase, FollowUp, Location, Record, ReferenceDocument, Referral,
-    Subject, User, Version, Visit, Workforce, Workplace,
+    Subject, User, UserProblem, Version, Visit, Workforce, Workplace,
 };
 pub use rights::{Principal, Scope, UserProfile, check_case_transition};
 pub use validation::{NotAllowed, ValidationError};

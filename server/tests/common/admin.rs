@@ -35,8 +35,12 @@ pub fn role_arg(role: Role) -> &'static str {
     }
 }
 
-/// `vigie user add`: returns the new user's id.
+/// `vigie user add`: returns the new user's id. Its areas must be named by a published tree:
+/// the sample tree is published first (again the same version on a hub that has it).
 pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
+    if !areas.is_empty() {
+        super::reference::publish(data, &[super::reference::SAMPLE_AREAS]);
+    }
     let database = database_args(data);
     let data = data.to_str().expect("utf-8 path");
     let mut args = vec![

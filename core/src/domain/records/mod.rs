@@ -13,7 +13,7 @@ mod workplace;
 
 pub use child_case::{ChildCase, FollowUp, Referral};
 pub use reference_document::ReferenceDocument;
-pub use user::User;
+pub use user::{User, UserProblem};
 pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};
 pub use workplace::{Location, Workplace};
 

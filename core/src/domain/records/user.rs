@@ -43,6 +43,88 @@ impl User {
     }
 }
 
+/// Why a user record an administrator writes is refused (a new user, new areas, a new role, a
+/// reactivation): the console and the command line check the same rules, here. Never carries a
+/// name; an area code is reference data, not personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserProblem {
+    /// Empty once trimmed, longer than `User::MAX_NAME_CHARS`, or with a control character (a
+    /// line break, a terminal's escape code).
+    #[error(
+        "a name is 1 to {} characters, on one line, without control characters",
+        User::MAX_NAME_CHARS
+    )]
+    Name,
+    /// An administrator works on users, devices and reference data: no area gives them
+    /// anything, and one listed would say otherwise.
+    #[error("an administrator has no area")]
+    AdministratorWithAreas,
+    /// A field user or supervisor made with no area would see nothing.
+    #[error("a field user or supervisor needs at least one area")]
+    NoArea,
+    /// A code no published area tree names (codes are compared exactly, capitals included):
+    /// it would give no access, a typo most often.
+    #[error("area {0} is in no published area tree (codes are case-sensitive)")]
+    UnknownArea(String),
+}
+
+impl UserProblem {
+    /// The record's field the problem is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            UserProblem::Name => "name",
+            UserProblem::AdministratorWithAreas | UserProblem::NoArea => "areas",
+            UserProblem::UnknownArea(_) => "areas",
+        }
+    }
+}
+
+impl From<UserProblem> for ValidationError {
+    fn from(problem: UserProblem) -> ValidationError {
+        ValidationError::new(problem.field(), problem.to_string())
+    }
+}
+
+impl User {
+    /// The longest name, in characters.
+    pub const MAX_NAME_CHARS: usize = 120;
+
+    /// The rules a user record must pass when an administrator writes it (its role, areas,
+    /// name, or its return to activity); `reference` is the reference data in force, whose
+    /// area trees must name each area. A deactivation is never refused by them: it takes
+    /// access away.
+    pub fn check(&self, reference: &ReferenceData) -> Result<(), UserProblem> {
+        let name = self.name.trim();
+        if name.is_empty()
+            || self.name.chars().count() > User::MAX_NAME_CHARS
+            || self.name.chars().any(char::is_control)
+        {
+            return Err(UserProblem::Name);
+        }
+        if self.role == Role::Administrator && !self.areas.is_empty() {
+            return Err(UserProblem::AdministratorWithAreas);
+        }
+        if let Some(code) = self
+            .areas
+            .iter()
+            .find(|code| reference.grants_of(code).is_empty())
+        {
+            return Err(UserProblem::UnknownArea(code.clone()));
+        }
+        Ok(())
+    }
+
+    /// The rules of a new user: `check`'s, and a field user or supervisor has an area (one
+    /// may lose them all later, which takes their records away from their devices).
+    pub fn check_new(&self, reference: &ReferenceData) -> Result<(), UserProblem> {
+        self.check(reference)?;
+        if self.role != Role::Administrator && self.areas.is_empty() {
+            return Err(UserProblem::NoArea);
+        }
+        Ok(())
+    }
+}
+
 impl Record for User {
     const KIND: RecordKind = RecordKind::User;
     const TEXT_FIELDS: &'static [&'static str] = &[];

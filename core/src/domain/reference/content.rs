@@ -391,6 +391,16 @@ impl ReferenceFile {
             ));
         }
         file.content.validate()?;
+        // An area tree is found by its key, and records and users name its root's code: a
+        // tree published under another key would be looked up where it is not.
+        if let ReferenceContent::AdministrativeAreas(tree) = &file.content
+            && tree.code != file.key
+        {
+            return Err(ValidationError::new(
+                "key",
+                "an area tree's key is the code of its root (the country)",
+            ));
+        }
         Ok(file)
     }
 }

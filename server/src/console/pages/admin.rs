@@ -22,7 +22,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::reference::ReferenceType;
 use vigie_core::sync::ReviewState;
-use vigie_core::{Error, Role, User};
+use vigie_core::{Error, Role, User, UserProblem};
 
 pub fn routes() -> Router<Arc<Hub>> {
     Router::new()
@@ -67,15 +67,18 @@ fn role_code(role: Role) -> String {
         .unwrap_or_default()
 }
 
-/// Area codes as typed: separated by commas or spaces; each of letters, digits and dashes.
-/// The first area no published area tree names: it would give no access (a typo, most often).
-fn unplaced<'a>(reference: &vigie_core::ReferenceData, areas: &'a [String]) -> Option<&'a str> {
-    areas
-        .iter()
-        .find(|code| reference.grants_of(code).is_empty())
-        .map(String::as_str)
+/// A user record the rules of users refuse (`User::check`, the command line's too), said as
+/// the page says it.
+fn user_refusal(t: Tr, problem: &UserProblem) -> String {
+    match problem {
+        UserProblem::Name => t.get("users.name_needed").into(),
+        UserProblem::AdministratorWithAreas => t.get("users.admin_no_areas").into(),
+        UserProblem::NoArea => t.get("users.areas_invalid").into(),
+        UserProblem::UnknownArea(code) => t.fmt("users.area_unknown", code),
+    }
 }
 
+/// Area codes as typed: separated by commas or spaces; each of letters, digits and dashes.
 fn parse_areas(text: &str) -> Option<Vec<String>> {
     let areas: Vec<String> = text
         .split([',', ' ', '\n'])
@@ -207,30 +210,23 @@ pub async fn add_user(
             ..Default::default()
         };
         let name = form.name.trim();
-        if name.is_empty() || name.chars().count() > 120 {
-            return users_page(hub, ctx, &viewer, again(t.get("users.name_needed")));
-        }
         let Some(role) = ROLES.iter().copied().find(|r| role_code(*r) == form.role) else {
             return users_page(hub, ctx, &viewer, again(t.get("users.role_needed")));
         };
-        // An administrator works on users, devices and reference data: no area gives them
-        // anything, and one listed would say otherwise.
-        let areas = if role == Role::Administrator {
-            if !form.areas.trim().is_empty() {
-                return users_page(hub, ctx, &viewer, again(t.get("users.admin_no_areas")));
-            }
+        let areas = if form.areas.trim().is_empty() {
             Vec::new()
         } else {
             let Some(areas) = parse_areas(&form.areas) else {
                 return users_page(hub, ctx, &viewer, again(t.get("users.areas_invalid")));
             };
-            if let Some(code) = unplaced(&*hub.backend.reference()?, &areas) {
-                return users_page(hub, ctx, &viewer, again(&t.fmt("users.area_unknown", code)));
-            }
             areas
         };
         let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
-        match hub.backend.add_user(&User::new(name, role, &areas)) {
+        let new = User::new(name, role, &areas);
+        if let Err(problem) = new.check_new(&*hub.backend.reference()?) {
+            return users_page(hub, ctx, &viewer, again(&user_refusal(t, &problem)));
+        }
+        match hub.backend.add_user(&new) {
             Ok(user) => {
                 audit(
                     hub,
@@ -280,13 +276,10 @@ pub async fn user_areas(
                 refused(t.get("users.areas_invalid").into()),
             );
         };
-        if let Some(code) = unplaced(&*hub.backend.reference()?, &areas) {
-            return users_page(
-                hub,
-                ctx,
-                &viewer,
-                refused(t.fmt("users.area_unknown", code)),
-            );
+        let mut record = hub.backend.user(id)?.ok_or(Problem::NotFound)?;
+        record.areas = areas.iter().cloned().collect();
+        if let Err(problem) = record.check(&*hub.backend.reference()?) {
+            return users_page(hub, ctx, &viewer, refused(user_refusal(t, &problem)));
         }
         match hub.backend.set_user_areas(id, &areas) {
             Ok(_) => {
