@@ -165,7 +165,10 @@ async fn asset(Path(name): Path<String>) -> Response {
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub lang: Lang,
-    pub session_id: Option<String>,
+    /// Every session cookie sent, in the browser's order: a page of the same host on another
+    /// port may have planted one for a longer path, which the browser sends first
+    /// (`session_id`).
+    pub sessions: Vec<String>,
     /// Every pre-sign-in cookie sent: a page of the same host may have planted one beside
     /// the hub's (`pages::auth`).
     pub presession: Vec<String>,
@@ -275,7 +278,9 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
         let named = |name| cookie(headers, &cookie_name(name, secure)).map(str::to_string);
         Ok(Ctx {
             lang,
-            session_id: named(SESSION_COOKIE),
+            sessions: cookies(headers, &cookie_name(SESSION_COOKIE, secure))
+                .map(str::to_string)
+                .collect(),
             presession: cookies(headers, &cookie_name(PRESESSION_COOKIE, secure))
                 .map(str::to_string)
                 .collect(),
@@ -300,6 +305,48 @@ pub fn referer_path(referer: &str) -> String {
 impl Ctx {
     pub fn tr(&self) -> Tr {
         Tr(self.lang)
+    }
+
+    /// The cookie's secret of the request's live session, if one of the session cookies sent
+    /// opens one: never simply the first, which may be one planted beside the hub's.
+    pub fn session_id(&self, hub: &Hub) -> Result<Option<(String, storage::Session)>, Error> {
+        for id in &self.sessions {
+            if let Some(found) = session::session(hub.backend.console(), id)? {
+                return Ok(Some((id.clone(), found)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Set-Cookie values that expire every session cookie this browser may hold at the paths
+    /// a console page sees (the browser does not say which path a cookie was set for): sent
+    /// by the sign-in page when several came and none opens a session, so that one planted
+    /// for a longer path does not hide the session the person is about to open.
+    pub fn clear_sessions(&self) -> Vec<HeaderValue> {
+        if self.sessions.len() < 2 {
+            return Vec::new();
+        }
+        let name = cookie_name(SESSION_COOKIE, self.secure);
+        let mut paths = vec!["/".to_string(), "/console".to_string()];
+        let mut at = 0;
+        let path = self.path.split('?').next().unwrap_or("");
+        while let Some(i) = path[at..].find('/') {
+            at += i + 1;
+            paths.push(path[..at].to_string());
+        }
+        paths.push(path.to_string());
+        paths.sort();
+        paths.dedup();
+        paths
+            .iter()
+            .filter_map(|p| {
+                let secure = if self.secure { "; Secure" } else { "" };
+                HeaderValue::from_str(&format!(
+                    "{name}=; Path={p}; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+                ))
+                .ok()
+            })
+            .collect()
     }
 
     /// A cookie the console sets: HttpOnly, SameSite=Strict (which does not stop a page of
@@ -477,13 +524,10 @@ pub type PageResult = Result<Response, Problem>;
 
 /// The signed-in user, or `SignedOut`.
 pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
-    let Some(id) = &ctx.session_id else {
+    let Some((_, session)) = ctx.session_id(hub)? else {
         return Err(Problem::SignedOut);
     };
     let storage = hub.backend.console();
-    let Some(session) = session::session(storage, id)? else {
-        return Err(Problem::SignedOut);
-    };
     let user = hub.backend.user(session.user)?;
     let account = storage.account_of(session.user)?;
     let (Some(user), Some(account)) = (user, account) else {
