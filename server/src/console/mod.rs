@@ -92,6 +92,70 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .layer(axum::middleware::from_fn(html_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(breach_guard))
+        .layer(compression())
+}
+
+/// Pages and assets compressed (gzip or Brotli, as the browser asks), but for what an answer
+/// of the kind would gain little from (small, images) or is no text (a sync-like binary).
+///
+/// BREACH: a page compressed with text of the requester's choosing beside a secret (the
+/// session's CSRF token, the sign-in form's token, children's names) lets whoever can make
+/// the browser send requests (a page of the same host on another port: the same site, so
+/// SameSite cookies go along) and watch their sizes guess the secret a character at a time.
+/// So an answer that may carry what the request brought is not compressed (`breach_guard`):
+/// every form's answer, and every page asked for with a query other than the few whose values
+/// are never written back into the page. The rest holds no text the requester chose.
+fn compression() -> tower_http::compression::CompressionLayer<impl Predicate + Clone> {
+    use tower_http::compression::predicate::{NotForContentType, SizeAbove};
+    let not_reflecting = |_: StatusCode,
+                          _: axum::http::Version,
+                          _: &HeaderMap,
+                          extensions: &axum::http::Extensions| {
+        extensions.get::<Uncompressed>().is_none()
+    };
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(
+            SizeAbove::new(512)
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::const_new("application/octet-stream"))
+                .and(not_reflecting),
+        )
+}
+
+use tower_http::compression::Predicate;
+
+/// An answer `compression` leaves as it is.
+#[derive(Clone, Copy)]
+struct Uncompressed;
+
+/// The query parameters no page writes back as sent: a page number (parsed), a done message's
+/// code (a fixed text is shown), an export's table, format and choice (chosen among fixed
+/// ones), a shared report's switch.
+const NOT_REFLECTED: [&str; 6] = ["page", "done", "table", "format", "personal", "shared"];
+
+/// Whether an answer may carry text the request brought (`compression`).
+fn reflects_input(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    if !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        return true;
+    }
+    uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .any(|pair| !NOT_REFLECTED.contains(&pair.split('=').next().unwrap_or(pair)))
+    })
+}
+
+async fn breach_guard(request: Request, next: axum::middleware::Next) -> Response {
+    let reflects = reflects_input(request.method(), request.uri());
+    let mut response = next.run(request).await;
+    if reflects {
+        response.extensions_mut().insert(Uncompressed);
+    }
+    response
 }
 
 /// The largest form; a reference data file may be larger (`pages::admin`).
