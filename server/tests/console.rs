@@ -1010,10 +1010,30 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let mut browser = signed_in(&s, "sup.conflict");
     let path = format!("/console/cases/{}", case.id);
     let page = browser.get(&path);
+    // The conflict under the field's label, as the case's values name it; the form keeps the
+    // field's path.
+    let conflicts = page
+        .body
+        .split("id=\"conflicts\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the conflict is shown");
     assert!(
-        page.body.contains("hours_per_week"),
-        "the conflict is shown"
+        conflicts.contains("<strong>Heures par semaine</strong>"),
+        "{conflicts}"
     );
+    assert!(conflicts.contains("value=\"hours_per_week\""));
+    // The history names the fields changed as the page does, each once.
+    let history = page
+        .body
+        .split("id=\"history\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("the history");
+    assert!(history.contains("Heures par semaine"), "{history}");
+    for code in ["hours_per_week", "classification", "identified_by", "_"] {
+        assert!(!history.contains(code), "{code}: {history}");
+    }
     let csrf = page.csrf();
     let bad = browser.post(
         &format!("{path}/resolve"),
@@ -1072,6 +1092,51 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
     let mut first = signed_in(&s, "sup.quarantine");
     let page = first.get("/console/quarantine");
     assert_eq!(page.status, 200);
+    // The record by its case's code (a case of the supervisor's areas), its fields in words.
+    let listed = page
+        .body
+        .split("id=\"quarantine\"")
+        .nth(1)
+        .expect("the entries");
+    assert!(listed.contains(&case.case_code), "{listed}");
+    assert!(
+        listed.contains(&format!("href=\"/console/cases/{}\"", case.id)),
+        "{listed}"
+    );
+    assert!(listed.contains("<td>Notes</td>"), "{listed}");
+    assert!(!listed.contains("<td>notes</td>"), "{listed}");
+
+    // A supervisor of another region gets, for this entry, the answer of an entry that is not
+    // there: nothing tells which numbers are in use elsewhere.
+    let other = add_user(
+        &s.data,
+        "Superviseur Région 2",
+        Role::Supervisor,
+        &["CI-R2"],
+    );
+    let mut elsewhere = Browser::new(&s.hub.url);
+    account(&mut elsewhere, &s.data, other, "sup.elsewhere", PASSWORD);
+    assert_eq!(elsewhere.sign_in("sup.elsewhere", PASSWORD).status, 303);
+    let their_csrf = elsewhere.get("/console/quarantine").csrf();
+    let entry_there = page
+        .body
+        .split("action=\"/console/quarantine/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an entry's form")
+        .to_string();
+    let answers: Vec<(u16, String)> = [entry_there.as_str(), "987654"]
+        .iter()
+        .map(|entry| {
+            let answer = elsewhere.post(
+                &format!("/console/quarantine/{entry}"),
+                &[("csrf", &their_csrf), ("action", "reject")],
+            );
+            (answer.status, answer.body)
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert!(!answers[0].1.contains(&case.case_code));
     let entry = page
         .body
         .split("action=\"/console/quarantine/")

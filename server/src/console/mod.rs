@@ -13,6 +13,7 @@
 
 mod charts;
 pub mod i18n;
+mod labels;
 mod pages;
 pub mod session;
 pub mod storage;

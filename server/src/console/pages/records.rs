@@ -5,6 +5,7 @@
 use super::Nav;
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
+use crate::console::labels;
 use crate::console::{
     Access, Ctx, ERASE_REASONS, PageResult, Posted, Problem, Viewer, audit, erase_journaled, html,
     posted, run, user_names, viewer_with,
@@ -385,7 +386,10 @@ pub struct HistoryLine {
 }
 
 pub struct ConflictLine {
+    /// The field's path, for the form that settles it.
     field: String,
+    /// How the case's page names it.
+    label: String,
     /// Each concurrent value: as shown, and as JSON for the form that keeps it.
     values: Vec<(String, String)>,
 }
@@ -406,10 +410,14 @@ struct VisitPage {
     done: Option<&'static str>,
 }
 
+/// A record's history, newest first, its fields named as its page names them (`labels`);
+/// `case` is the record when it is a case (its follow-ups' and referrals' dates).
 fn history_lines(
+    t: Tr,
     store: &Store,
     who: &Principal,
-    id: Uuid,
+    (kind, id): (RecordKind, Uuid),
+    case: Option<&ChildCase>,
     names: &HashMap<Uuid, String>,
 ) -> Result<Vec<HistoryLine>, Error> {
     Ok(store
@@ -431,7 +439,7 @@ fn history_lines(
                         .unwrap_or_else(|| a.user.to_string())
                 })
                 .unwrap_or_default(),
-            fields: h.fields.join(", "),
+            fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
         })
         .collect())
 }
@@ -510,7 +518,7 @@ fn visit_page_of(
             value: visit.review_comment.clone(),
         });
     }
-    let history = history_lines(&view, &who, id, &names)?;
+    let history = history_lines(t, &view, &who, (RecordKind::Visit, id), None, &names)?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -1084,18 +1092,19 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             d: f.notes.clone(),
         })
         .collect();
-    let conflicts = scoped
+    let kind = Some(RecordKind::ChildCase);
+    let mut conflicts: Vec<ConflictLine> = scoped
         .conflicts(id)?
         .into_iter()
         .map(|c| ConflictLine {
-            field: c.field(),
+            label: labels::field(t, kind, &c.field, Some(&case)),
             values: c
                 .values
                 .iter()
                 .map(|v| {
                     let shown = format!(
                         "{} — {} {}",
-                        v.value,
+                        labels::value(t, kind, &c.field, &v.value),
                         v.author.map(|a| name(a.user)).unwrap_or_default(),
                         v.time
                             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -1104,9 +1113,18 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                     (shown, v.value.to_string())
                 })
                 .collect(),
+            field: c.field,
         })
         .collect();
-    let history = history_lines(&view, &who, id, &names)?;
+    conflicts.sort_by(|a, b| a.label.cmp(&b.label));
+    let history = history_lines(
+        t,
+        &view,
+        &who,
+        (RecordKind::ChildCase, id),
+        Some(&case),
+        &names,
+    )?;
     let mut candidates = Vec::new();
     if !case.is_merged_duplicate() {
         for found in scoped.duplicate_candidates(id)? {
