@@ -861,7 +861,14 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
                     .find(|c| Some(c.as_str()) == q.classification.as_deref()),
             };
             let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-            for c in scoped.child_cases(&query, text, page)? {
+            let found = match text {
+                // A case's code, or its tail ("000004", "C01-000004"): names have no digits.
+                Some(code) if code.chars().any(|c| c.is_ascii_digit()) => {
+                    cases_by_code(&scoped, &query, code, page)?
+                }
+                name => scoped.child_cases(&query, name, page)?,
+            };
+            for c in found {
                 lines.push(line(c, String::new()));
             }
         }
@@ -898,6 +905,74 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
         Ok(html(&page))
     })
     .await
+}
+
+/// Whether a case's code is the one typed, or ends with it at a part's start ("000004" and
+/// "C01-000004" are `CI-R1-D1-C01-000004`'s, and "4" as a number; "C01-00004" and "D1-C01"
+/// are not). Letters' case and spaces do not matter.
+fn code_matches(code: &str, typed: &str) -> bool {
+    let typed: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let code = code.to_ascii_uppercase();
+    if typed.is_empty() {
+        return false;
+    }
+    if code == typed || code.ends_with(&format!("-{typed}")) {
+        return true;
+    }
+    // A number alone: the code's last part as a number ("4" for "000004").
+    match (
+        typed.parse::<u64>(),
+        code.rsplit('-').next().map(str::parse::<u64>),
+    ) {
+        (Ok(n), Some(Ok(last))) => n == last,
+        _ => false,
+    }
+}
+
+/// The page `page` of the cases of the supervisor's areas whose code `typed` names
+/// (`code_matches`), as the name search pages them. The core's queries search names, not
+/// codes: the cases' summaries (the index, not the documents) are read a batch at a time and
+/// their codes compared here.
+fn cases_by_code(
+    scoped: &vigie_core::store::Scoped<'_>,
+    query: &ChildCaseQuery,
+    typed: &str,
+    page: Page,
+) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    const BATCH: i32 = 1000;
+    let mut found = Vec::new();
+    let wanted = usize::try_from(page.offset.saturating_add(page.limit)).unwrap_or(usize::MAX);
+    let mut offset = 0;
+    loop {
+        let batch = scoped.child_cases(
+            query,
+            None,
+            Page {
+                offset,
+                limit: BATCH,
+            },
+        )?;
+        let last = batch.len() < BATCH as usize;
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|c| code_matches(&c.case_code, typed)),
+        );
+        if last || found.len() >= wanted {
+            break;
+        }
+        offset += BATCH;
+    }
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    Ok(found
+        .into_iter()
+        .skip(skip)
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect())
 }
 
 pub struct Line2 {
