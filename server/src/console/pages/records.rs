@@ -201,21 +201,23 @@ pub async fn overview(
         ];
         let breakdown = |title: &'static str,
                          map: &BTreeMap<String, SharedChildCounts>,
+                         order: Order,
                          label: &dyn Fn(&str) -> String| {
-            let groups: Vec<Group> = map
+            let sorted = in_order(map, order, label);
+            let groups: Vec<Group> = sorted
                 .iter()
-                .map(|(k, v)| Group {
-                    label: label(k),
+                .map(|(label, v)| Group {
+                    label: label.clone(),
                     values: vec![v.identified, v.in_child_labour, v.in_hazardous_work],
                 })
                 .collect();
             Breakdown {
                 title,
                 chart: charts::bars(title, &series, &groups),
-                rows: map
-                    .iter()
-                    .map(|(k, v)| Row {
-                        label: label(k),
+                rows: sorted
+                    .into_iter()
+                    .map(|(label, v)| Row {
+                        label,
                         cells: [
                             &v.identified,
                             &v.in_child_labour,
@@ -233,25 +235,44 @@ pub async fn overview(
         };
         let plain = |k: &str| k.to_string();
         let breakdowns = vec![
-            breakdown(t.get("ind.by_month"), &cells.by_month, &plain),
-            breakdown(t.get("ind.by_sex"), &cells.by_sex, &|k| t.code("sex", k)),
-            breakdown(t.get("ind.by_age_band"), &cells.by_age_band, &|k| {
-                t.code("age", k)
+            breakdown(t.get("ind.by_month"), &cells.by_month, Order::Code, &plain),
+            breakdown(t.get("ind.by_sex"), &cells.by_sex, Order::Label, &|k| {
+                t.code("sex", k)
             }),
-            breakdown(t.get("ind.by_sector"), &cells.by_sector, &|k| {
-                t.sector(&reference, k)
-            }),
-            breakdown(t.get("ind.by_district"), &cells.by_district, &plain),
-            breakdown(t.get("ind.by_community"), &cells.by_community, &plain),
+            breakdown(
+                t.get("ind.by_age_band"),
+                &cells.by_age_band,
+                Order::AgeBands,
+                &|k| t.code("age", k),
+            ),
+            breakdown(
+                t.get("ind.by_sector"),
+                &cells.by_sector,
+                Order::Label,
+                &|k| t.sector(&reference, k),
+            ),
+            breakdown(
+                t.get("ind.by_district"),
+                &cells.by_district,
+                Order::Label,
+                &plain,
+            ),
+            breakdown(
+                t.get("ind.by_community"),
+                &cells.by_community,
+                Order::Label,
+                &plain,
+            ),
         ];
-        let forced_labour = cells
-            .forced_labour_indicators
-            .iter()
-            .map(|(k, cell)| Row {
-                label: t.code("fl", k),
-                cells: vec![show(cell)],
-            })
-            .collect();
+        let forced_labour = in_order(&cells.forced_labour_indicators, Order::Label, &|k| {
+            t.code("fl", k)
+        })
+        .into_iter()
+        .map(|(label, cell)| Row {
+            label,
+            cells: vec![show(cell)],
+        })
+        .collect();
         let page = OverviewPage {
             t,
             nav: Nav::of(&viewer, "overview"),
@@ -274,6 +295,51 @@ pub async fn overview(
     })
     .await
 }
+
+/// How an overview table's rows follow one another.
+#[derive(Clone, Copy)]
+enum Order {
+    /// By code: months, in time.
+    Code,
+    /// Youngest first, the unknown age last.
+    AgeBands,
+    /// By label, alphabetically in the page's language (accents and case aside): sectors,
+    /// indicators, sexes, districts, communities. Their codes are English words.
+    Label,
+}
+
+/// A breakdown's entries labelled and in `order`.
+fn in_order<'m, V>(
+    map: &'m BTreeMap<String, V>,
+    order: Order,
+    label: &dyn Fn(&str) -> String,
+) -> Vec<(String, &'m V)> {
+    let mut rows: Vec<(usize, String, String, &V)> = map
+        .iter()
+        .map(|(code, v)| {
+            let rank = match order {
+                Order::AgeBands => AGE_BANDS
+                    .iter()
+                    .position(|b| b == code)
+                    .unwrap_or(AGE_BANDS.len()),
+                _ => 0,
+            };
+            let shown = label(code);
+            let key = match order {
+                Order::Label => vigie_core::fold_name(&shown),
+                Order::Code | Order::AgeBands => code.clone(),
+            };
+            (rank, key, shown, v)
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    rows.into_iter()
+        .map(|(_, _, shown, v)| (shown, v))
+        .collect()
+}
+
+/// The indicators' age bands, youngest first (codes as the core writes them).
+const AGE_BANDS: [&str; 4] = ["under_12", "12_14", "15_17", "unknown"];
 
 // ---------------------------------------------------------------------------------------------
 // Review
