@@ -31,6 +31,7 @@ use i18n::{Lang, Tr};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::AuditEntry;
+use tower_http::compression::Predicate;
 use uuid::Uuid;
 use vigie_core::sync::Principal;
 use vigie_core::{Error, Role, User};
@@ -107,7 +108,7 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
 /// So an answer that may carry what the request brought is not compressed (`breach_guard`):
 /// every form's answer, and every page asked for with a query other than the few whose values
 /// are never written back into the page. The rest holds no text the requester chose.
-fn compression() -> tower_http::compression::CompressionLayer<impl Predicate + Clone> {
+fn compression() -> tower_http::compression::CompressionLayer<impl Predicate> {
     use tower_http::compression::predicate::{NotForContentType, SizeAbove};
     let not_reflecting = |_: StatusCode,
                           _: axum::http::Version,
@@ -125,8 +126,6 @@ fn compression() -> tower_http::compression::CompressionLayer<impl Predicate + C
                 .and(not_reflecting),
         )
 }
-
-use tower_http::compression::Predicate;
 
 /// An answer `compression` leaves as it is.
 #[derive(Clone, Copy)]
