@@ -1010,10 +1010,30 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let mut browser = signed_in(&s, "sup.conflict");
     let path = format!("/console/cases/{}", case.id);
     let page = browser.get(&path);
+    // The conflict under the field's label, as the case's values name it; the form keeps the
+    // field's path.
+    let conflicts = page
+        .body
+        .split("id=\"conflicts\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the conflict is shown");
     assert!(
-        page.body.contains("hours_per_week"),
-        "the conflict is shown"
+        conflicts.contains("<strong>Heures par semaine</strong>"),
+        "{conflicts}"
     );
+    assert!(conflicts.contains("value=\"hours_per_week\""));
+    // The history names the fields changed as the page does, each once.
+    let history = page
+        .body
+        .split("id=\"history\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("the history");
+    assert!(history.contains("Heures par semaine"), "{history}");
+    for code in ["hours_per_week", "classification", "identified_by", "_"] {
+        assert!(!history.contains(code), "{code}: {history}");
+    }
     let csrf = page.csrf();
     let bad = browser.post(
         &format!("{path}/resolve"),
@@ -1072,6 +1092,51 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
     let mut first = signed_in(&s, "sup.quarantine");
     let page = first.get("/console/quarantine");
     assert_eq!(page.status, 200);
+    // The record by its case's code (a case of the supervisor's areas), its fields in words.
+    let listed = page
+        .body
+        .split("id=\"quarantine\"")
+        .nth(1)
+        .expect("the entries");
+    assert!(listed.contains(&case.case_code), "{listed}");
+    assert!(
+        listed.contains(&format!("href=\"/console/cases/{}\"", case.id)),
+        "{listed}"
+    );
+    assert!(listed.contains("<td>Notes</td>"), "{listed}");
+    assert!(!listed.contains("<td>notes</td>"), "{listed}");
+
+    // A supervisor of another region gets, for this entry, the answer of an entry that is not
+    // there: nothing tells which numbers are in use elsewhere.
+    let other = add_user(
+        &s.data,
+        "Superviseur Région 2",
+        Role::Supervisor,
+        &["CI-R2"],
+    );
+    let mut elsewhere = Browser::new(&s.hub.url);
+    account(&mut elsewhere, &s.data, other, "sup.elsewhere", PASSWORD);
+    assert_eq!(elsewhere.sign_in("sup.elsewhere", PASSWORD).status, 303);
+    let their_csrf = elsewhere.get("/console/quarantine").csrf();
+    let entry_there = page
+        .body
+        .split("action=\"/console/quarantine/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an entry's form")
+        .to_string();
+    let answers: Vec<(u16, String)> = [entry_there.as_str(), "987654"]
+        .iter()
+        .map(|entry| {
+            let answer = elsewhere.post(
+                &format!("/console/quarantine/{entry}"),
+                &[("csrf", &their_csrf), ("action", "reject")],
+            );
+            (answer.status, answer.body)
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert!(!answers[0].1.contains(&case.case_code));
     let entry = page
         .body
         .split("action=\"/console/quarantine/")
@@ -1250,4 +1315,235 @@ fn administration_on_the_command_line_is_journaled() {
     );
     assert!(!body.contains("Moniteur Journal"), "{body}");
     assert!(body.contains("command line"), "{body}");
+}
+
+/// A `vigie_session` cookie planted for `/console/` (a page of the same host on another port,
+/// over plain HTTP: cookies are not kept apart by port) is sent before the hub's, set for
+/// `/console`: the supervisor's session is still found, and the sign-in page clears both
+/// when neither opens one.
+#[test]
+fn a_planted_session_cookie_does_not_lock_the_supervisor_out() {
+    let s = setup();
+    let mut browser = signed_in(&s, "sup.planted");
+    let real = browser.cookies["vigie_session"].clone();
+    let planted = "planted0123456789abcdefghijklmnopqrstuv";
+    // The browser sends the cookie of the longer path first.
+    browser.cookies.insert(
+        "vigie_session".into(),
+        format!("{planted}; vigie_session={real}"),
+    );
+    let page = browser.get("/console/cases");
+    assert_eq!(page.status, 200, "{:?}", page.location);
+    let csrf = page.csrf();
+    // Signing out ends the real session, not the planted one.
+    let out = browser.post("/console/signout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    let mut after = Browser::new(&s.hub.url);
+    after.cookies.insert("vigie_session".into(), real.clone());
+    assert_eq!(after.get("/console/cases").status, 303, "signed out");
+
+    // Neither opens a session: the sign-in page expires the name at every path it sees.
+    let mut stuck = Browser::new(&s.hub.url);
+    stuck.cookies.insert(
+        "vigie_session".into(),
+        format!("{planted}; vigie_session={real}"),
+    );
+    let form = stuck.get("/console/signin");
+    assert_eq!(form.status, 200);
+    for path in ["/", "/console", "/console/"] {
+        assert!(
+            form.set_cookies
+                .iter()
+                .any(|c| c.starts_with("vigie_session=;")
+                    && c.contains(&format!("Path={path};"))
+                    && c.contains("Max-Age=0")),
+            "{path}: {:?}",
+            form.set_cookies
+        );
+    }
+    // One cookie alone, or a live session beside it, is left as it is.
+    let mut single = Browser::new(&s.hub.url);
+    single
+        .cookies
+        .insert("vigie_session".into(), planted.to_string());
+    let form = single.get("/console/signin");
+    assert!(
+        !form
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("vigie_session=")),
+        "{:?}",
+        form.set_cookies
+    );
+}
+
+/// Pages and assets are compressed for a browser that asks, but not an answer that writes
+/// back what the request brought beside the page's tokens (BREACH); a page with children's
+/// data is still never stored.
+#[test]
+fn pages_are_compressed_unless_they_reflect_the_request() {
+    let s = setup();
+    let mut browser = signed_in(&s, "sup.compress");
+    browser.extra = vec![("Accept-Encoding".into(), "br, gzip".into())];
+    let encoding =
+        |page: &common::console::Page| page.header("content-encoding").map(str::to_string);
+    for path in [
+        "/console/",
+        "/console/cases",
+        "/console/cases?page=0",
+        "/console/assets/htmx.min.js",
+        "/console/assets/console.css",
+    ] {
+        let page = browser.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            matches!(encoding(&page).as_deref(), Some("br" | "gzip")),
+            "{path}: {:?}",
+            page.headers
+        );
+        assert!(
+            page.header("vary")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")),
+            "{path}"
+        );
+    }
+    let overview = browser.get("/console/");
+    assert_eq!(overview.header("cache-control"), Some("no-store"));
+    // A search, a period, the sign-in page's `next`: written back into the page.
+    for path in [
+        "/console/cases?q=adjoa",
+        "/console/?from=2026-01-01&until=2027-01-01",
+        "/console/signin?next=/console/cases",
+    ] {
+        let page = browser.get(path);
+        assert_eq!(encoding(&page), None, "{path}: {:?}", page.headers);
+    }
+    // Without Accept-Encoding, nothing is compressed.
+    browser.extra = vec![("Accept-Encoding".into(), "identity".into())];
+    let plain = browser.get("/console/");
+    assert_eq!(encoding(&plain), None);
+    assert!(plain.body.contains("<html"));
+}
+
+/// The case search takes a case's code, or its last part, as well as names; it finds no case
+/// of another region by its code.
+#[test]
+fn the_case_search_finds_a_case_by_its_code() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut mine = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-codes",
+        Role::CommunityMonitor,
+        &[C01],
+        11,
+    );
+    let r2 = foreign_area();
+    let mut theirs = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-codes-r2",
+        Role::CommunityMonitor,
+        &[r2.community.as_str()],
+        12,
+    );
+    let mut ids = vec![];
+    for (n, name) in ["Aya Kouamé", "Adjoa Traoré"].iter().enumerate() {
+        let mut c = child(area(C01), name, mine.user());
+        c.case_code = format!("CI-R1-D1-C01-00000{}", n + 4);
+        ids.push(mine.store.create(&c).expect("case").id);
+    }
+    let mut foreign = child(r2, THEIR_CHILD, theirs.user());
+    foreign.case_code = "CI-R2-D1-C01-000009".into();
+    let foreign = theirs.store.create(&foreign).expect("case");
+    for device in [&mut mine, &mut theirs] {
+        let summary = device.sync(&s.hub.url).expect("sync");
+        assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    }
+    let mut browser = signed_in(&s, "sup.codes");
+    let cases = browser.get("/console/cases");
+    assert!(cases.body.contains("Nom ou code"), "the box says it");
+    for typed in [
+        "CI-R1-D1-C01-000004",
+        "ci-r1-d1-c01-000004",
+        "000004",
+        "C01-000004",
+        "4",
+    ] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains(&ids[0].to_string()), "{typed}");
+        assert!(!page.body.contains(&ids[1].to_string()), "{typed}");
+    }
+    // Not a part's middle, nor another region's case.
+    for typed in ["C01-00004", "D1-C01", "CI-R2-D1-C01-000009", "000009"] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
+        assert!(!page.body.contains(&foreign.id.to_string()), "{typed}");
+        assert!(!page.body.contains(THEIR_CHILD), "{typed}");
+    }
+    // Names are found as before.
+    let page = browser.get("/console/cases?q=traore");
+    assert!(page.body.contains(&ids[1].to_string()));
+}
+
+/// The overview's age bands are in age order and its other tables in the page's alphabetical
+/// order, not their codes'; a chart's labels are whole.
+#[test]
+fn the_overview_sorts_rows_as_a_person_reads_them() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-ages",
+        Role::CommunityMonitor,
+        &[C01],
+        13,
+    );
+    for (age, name) in [(10, "Aya Kouamé"), (13, "Adjoa Traoré"), (16, "Fatou Koné")] {
+        let mut c = child(area(C01), name, monitor.user());
+        c.estimated_age = Some(age);
+        monitor.store.create(&c).expect("case");
+    }
+    // Two indicators whose codes and French labels sort the other way round.
+    let w = workplace(area(C01), "Plantation");
+    let mut v = visit(area(C01), w.id, monitor.user(), 3);
+    for indicator in [
+        ForcedLabourIndicator::Deception,
+        ForcedLabourIndicator::RetentionOfIdentityDocuments,
+    ] {
+        v.forced_labour.insert(indicator, String::new());
+    }
+    monitor.store.create(&v).expect("visit");
+    let summary = monitor.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let mut browser = signed_in(&s, "sup.ages");
+    let page = browser.get("/console/");
+    assert_eq!(page.status, 200);
+    let cell = |label: &str| {
+        page.body
+            .find(&format!("<th scope=\"row\">{label}</th>"))
+            .or_else(|| page.body.find(&format!("<td>{label}</td>")))
+            .unwrap_or_else(|| panic!("a row {label}: {}", page.body))
+    };
+    let (under_12, from_12, from_15) = (
+        cell("Moins de 12 ans"),
+        cell("12-14 ans"),
+        cell("15-17 ans"),
+    );
+    assert!(under_12 < from_12 && from_12 < from_15, "{}", page.body);
+    // The chart's axis: "Moins de 12 ans" whole, not "Moins de 12 an".
+    assert!(
+        page.body.contains(">Moins de 12 ans</tspan>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        cell("Confiscation des papiers d&#39;identité") < cell("Tromperie"),
+        "{}",
+        page.body
+    );
+    let _ = &dir;
 }

@@ -25,7 +25,8 @@ pub struct Group {
 pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
     let width = 640.0;
     let height = 220.0;
-    let (left, bottom, top) = (36.0, 40.0, 10.0);
+    // Room under the bars for a label of up to three lines.
+    let (left, bottom, top) = (36.0, 50.0, 10.0);
     let count = |cell: &Cell| match cell {
         Cell::Count(n) => *n,
         Cell::Suppressed => 0,
@@ -73,17 +74,67 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
                 value
             );
         }
-        let label: String = group.label.chars().take(14).collect();
+        // The whole label, on as many lines as the group's width asks (11px text is about 6
+        // units a character): cut short, "Moins de 12 ans" and "Moins de 12 an…" differ.
+        let x = x0 + slot * 0.4;
+        let per_line = ((slot / 6.2) as usize).max(4);
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            x0 + slot * 0.4,
+            r#"<text x="{x:.1}" y="{}" text-anchor="middle">"#,
             height - bottom + 14.0,
-            esc(&label)
         );
+        for (i, line) in wrap(&group.label, per_line, 3).iter().enumerate() {
+            let dy = if i == 0 { 0.0 } else { 12.0 };
+            let _ = write!(svg, r#"<tspan x="{x:.1}" dy="{dy}">{}</tspan>"#, esc(line));
+        }
+        svg.push_str("</text>");
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A label on lines of at most `width` characters, words kept whole where they fit, at most
+/// `lines` lines (the last one ends with "…" when the label is longer).
+fn wrap(label: &str, width: usize, lines: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in label.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = current.chars().count();
+            let room = if used == 0 {
+                width
+            } else {
+                width.saturating_sub(used + 1)
+            };
+            if word.len() <= room {
+                if used > 0 {
+                    current.push(' ');
+                }
+                current.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            // A word longer than a line: cut.
+            let rest = word.split_off(width);
+            out.push(word.into_iter().collect());
+            word = rest;
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    if out.len() > lines {
+        out.truncate(lines);
+        let last = &mut out[lines - 1];
+        let mut cut: Vec<char> = last.chars().collect();
+        cut.truncate(width.saturating_sub(1));
+        *last = cut.into_iter().collect::<String>() + "…";
+    }
+    out
 }
 
 /// A point to draw on the map.
@@ -244,6 +295,26 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("&lt;x&gt;"));
         assert!(!svg.contains("<x>"));
+    }
+
+    #[test]
+    fn a_bar_label_is_whole_on_lines_as_wide_as_its_group() {
+        // Six groups (an overview's sectors): "Moins de 12 ans" was "Moins de 12 an".
+        let groups: Vec<Group> = ["Moins de 12 ans", "Agriculture et pêche familiale"]
+            .iter()
+            .cycle()
+            .take(6)
+            .map(|l| Group {
+                label: l.to_string(),
+                values: vec![Cell::Count(1)],
+            })
+            .collect();
+        let svg = bars("Par tranche d'âge", &["a"], &groups);
+        assert!(svg.contains(">Moins de 12 ans</tspan>"), "{svg}");
+        assert!(svg.contains(">Agriculture et</tspan>"), "{svg}");
+        assert!(svg.contains(">pêche familiale</tspan>"), "{svg}");
+        assert_eq!(wrap("abcdefghij", 4, 2), ["abcd", "efg…"]);
+        assert_eq!(wrap("a bb ccc", 4, 3), ["a bb", "ccc"]);
     }
 
     #[test]

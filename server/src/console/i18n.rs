@@ -237,12 +237,12 @@ mod tests {
         );
         // A rule not in the catalogues yet shows as the core words it, under its field.
         let new_rule = vigie_core::Error::Validation(vigie_core::ValidationError::new(
-            "household",
+            "livestock",
             "some rule of a later version",
         ));
         assert_eq!(
             Tr(Lang::Fr).refusal(&new_rule),
-            "household : some rule of a later version"
+            "livestock : some rule of a later version"
         );
         let step = vigie_core::Error::NotAllowed {
             rule: "only a supervisor may erase a record".into(),

@@ -13,6 +13,7 @@
 
 mod charts;
 pub mod i18n;
+mod labels;
 mod pages;
 pub mod session;
 pub mod storage;
@@ -30,6 +31,7 @@ use i18n::{Lang, Tr};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::AuditEntry;
+use tower_http::compression::Predicate;
 use uuid::Uuid;
 use vigie_core::sync::Principal;
 use vigie_core::{Error, Role, User};
@@ -92,6 +94,68 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .layer(axum::middleware::from_fn(html_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(axum::middleware::from_fn(breach_guard))
+        .layer(compression())
+}
+
+/// Pages and assets compressed (gzip or Brotli, as the browser asks), but for what an answer
+/// of the kind would gain little from (small, images) or is no text (a sync-like binary).
+///
+/// BREACH: a page compressed with text of the requester's choosing beside a secret (the
+/// session's CSRF token, the sign-in form's token, children's names) lets whoever can make
+/// the browser send requests (a page of the same host on another port: the same site, so
+/// SameSite cookies go along) and watch their sizes guess the secret a character at a time.
+/// So an answer that may carry what the request brought is not compressed (`breach_guard`):
+/// every form's answer, and every page asked for with a query other than the few whose values
+/// are never written back into the page. The rest holds no text the requester chose.
+fn compression() -> tower_http::compression::CompressionLayer<impl Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, SizeAbove};
+    let not_reflecting = |_: StatusCode,
+                          _: axum::http::Version,
+                          _: &HeaderMap,
+                          extensions: &axum::http::Extensions| {
+        extensions.get::<Uncompressed>().is_none()
+    };
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .compress_when(
+            SizeAbove::new(512)
+                .and(NotForContentType::IMAGES)
+                .and(NotForContentType::const_new("application/octet-stream"))
+                .and(not_reflecting),
+        )
+}
+
+/// An answer `compression` leaves as it is.
+#[derive(Clone, Copy)]
+struct Uncompressed;
+
+/// The query parameters no page writes back as sent: a page number (parsed), a done message's
+/// code (a fixed text is shown), an export's table, format and choice (chosen among fixed
+/// ones), a shared report's switch.
+const NOT_REFLECTED: [&str; 6] = ["page", "done", "table", "format", "personal", "shared"];
+
+/// Whether an answer may carry text the request brought (`compression`).
+fn reflects_input(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {
+    if !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        return true;
+    }
+    uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .any(|pair| !NOT_REFLECTED.contains(&pair.split('=').next().unwrap_or(pair)))
+    })
+}
+
+async fn breach_guard(request: Request, next: axum::middleware::Next) -> Response {
+    let reflects = reflects_input(request.method(), request.uri());
+    let mut response = next.run(request).await;
+    if reflects {
+        response.extensions_mut().insert(Uncompressed);
+    }
+    response
 }
 
 /// The largest form; a reference data file may be larger (`pages::admin`).
@@ -165,7 +229,10 @@ async fn asset(Path(name): Path<String>) -> Response {
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub lang: Lang,
-    pub session_id: Option<String>,
+    /// Every session cookie sent, in the browser's order: a page of the same host on another
+    /// port may have planted one for a longer path, which the browser sends first
+    /// (`session_id`).
+    pub sessions: Vec<String>,
     /// Every pre-sign-in cookie sent: a page of the same host may have planted one beside
     /// the hub's (`pages::auth`).
     pub presession: Vec<String>,
@@ -275,7 +342,9 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
         let named = |name| cookie(headers, &cookie_name(name, secure)).map(str::to_string);
         Ok(Ctx {
             lang,
-            session_id: named(SESSION_COOKIE),
+            sessions: cookies(headers, &cookie_name(SESSION_COOKIE, secure))
+                .map(str::to_string)
+                .collect(),
             presession: cookies(headers, &cookie_name(PRESESSION_COOKIE, secure))
                 .map(str::to_string)
                 .collect(),
@@ -300,6 +369,48 @@ pub fn referer_path(referer: &str) -> String {
 impl Ctx {
     pub fn tr(&self) -> Tr {
         Tr(self.lang)
+    }
+
+    /// The cookie's secret of the request's live session, if one of the session cookies sent
+    /// opens one: never simply the first, which may be one planted beside the hub's.
+    pub fn session_id(&self, hub: &Hub) -> Result<Option<(String, storage::Session)>, Error> {
+        for id in &self.sessions {
+            if let Some(found) = session::session(hub.backend.console(), id)? {
+                return Ok(Some((id.clone(), found)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Set-Cookie values that expire every session cookie this browser may hold at the paths
+    /// a console page sees (the browser does not say which path a cookie was set for): sent
+    /// by the sign-in page when several came and none opens a session, so that one planted
+    /// for a longer path does not hide the session the person is about to open.
+    pub fn clear_sessions(&self) -> Vec<HeaderValue> {
+        if self.sessions.len() < 2 {
+            return Vec::new();
+        }
+        let name = cookie_name(SESSION_COOKIE, self.secure);
+        let mut paths = vec!["/".to_string(), "/console".to_string()];
+        let mut at = 0;
+        let path = self.path.split('?').next().unwrap_or("");
+        while let Some(i) = path[at..].find('/') {
+            at += i + 1;
+            paths.push(path[..at].to_string());
+        }
+        paths.push(path.to_string());
+        paths.sort();
+        paths.dedup();
+        paths
+            .iter()
+            .filter_map(|p| {
+                let secure = if self.secure { "; Secure" } else { "" };
+                HeaderValue::from_str(&format!(
+                    "{name}=; Path={p}; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+                ))
+                .ok()
+            })
+            .collect()
     }
 
     /// A cookie the console sets: HttpOnly, SameSite=Strict (which does not stop a page of
@@ -477,13 +588,10 @@ pub type PageResult = Result<Response, Problem>;
 
 /// The signed-in user, or `SignedOut`.
 pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
-    let Some(id) = &ctx.session_id else {
+    let Some((_, session)) = ctx.session_id(hub)? else {
         return Err(Problem::SignedOut);
     };
     let storage = hub.backend.console();
-    let Some(session) = session::session(storage, id)? else {
-        return Err(Problem::SignedOut);
-    };
     let user = hub.backend.user(session.user)?;
     let account = storage.account_of(session.user)?;
     let (Some(user), Some(account)) = (user, account) else {

@@ -5,6 +5,7 @@
 use super::Nav;
 use crate::auth::AuthError;
 use crate::console::i18n::Tr;
+use crate::console::labels;
 use crate::console::session;
 use crate::console::{
     Access, Ctx, PageResult, Posted, Problem, Viewer, access_of, audit, html, invite_link, posted,
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::reference::ReferenceType;
 use vigie_core::sync::ReviewState;
-use vigie_core::{Error, Role, User, UserProblem};
+use vigie_core::{ChildCase, Error, RecordKind, Role, User, UserProblem};
 
 pub fn routes() -> Router<Arc<Hub>> {
     Router::new()
@@ -784,7 +785,10 @@ pub async fn audit_log(
 
 pub struct QuarantineLine {
     entry: i64,
+    /// A case's code, else the record's id.
     record: String,
+    /// The case's page, for a case of the supervisor's areas.
+    href: Option<String>,
     kind: String,
     sender: String,
     received: String,
@@ -823,6 +827,9 @@ fn quarantine_page(
     let reference = hub.backend.reference()?;
     let scope = viewer.principal().scope(&reference);
     let names = user_names(&hub.backend.users()?);
+    let who = viewer.principal();
+    let view = hub.console.views.current(hub.backend.as_ref())?;
+    let scoped = view.scoped(&who);
     let lines = hub
         .backend
         .quarantined()?
@@ -833,31 +840,47 @@ fn quarantine_page(
                 .iter()
                 .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
         })
-        .map(|q| QuarantineLine {
-            entry: q.entry,
-            record: q.record.to_string(),
-            kind: q
-                .kind
-                .map(|k| t.code("record_kind", k.as_str()))
-                .unwrap_or_default(),
-            sender: names
-                .get(&q.user)
-                .cloned()
-                .unwrap_or_else(|| q.user.to_string()),
-            received: time(Some(q.received_ms)),
-            fields: q.fields.join(", "),
-            before: area_text(&q.area_before),
-            after: area_text(&q.area_after),
-            state: t.code(
-                "qstate",
-                match q.state {
-                    ReviewState::Applies => "applies",
-                    ReviewState::RecordGone => "record_gone",
-                    ReviewState::DoesNotApply => "does_not_apply",
-                    ReviewState::BreaksARule => "breaks_a_rule",
-                },
-            ),
-            applies: q.state == ReviewState::Applies,
+        .map(|q| {
+            // A case of the supervisor's areas by its code (and its page); any other record by
+            // its id alone: nothing of a record outside them is shown.
+            let case = match q.kind {
+                Some(RecordKind::ChildCase) => scoped.get::<ChildCase>(q.record).ok(),
+                _ => None,
+            };
+            QuarantineLine {
+                entry: q.entry,
+                record: case
+                    .as_ref()
+                    .map_or_else(|| q.record.to_string(), |c| c.case_code.clone()),
+                href: case.as_ref().map(|c| format!("/console/cases/{}", c.id)),
+                kind: q
+                    .kind
+                    .map(|k| t.code("record_kind", k.as_str()))
+                    .unwrap_or_default(),
+                sender: names
+                    .get(&q.user)
+                    .cloned()
+                    .unwrap_or_else(|| q.user.to_string()),
+                received: time(Some(q.received_ms)),
+                fields: labels::fields(
+                    t,
+                    q.kind,
+                    q.fields.iter().map(String::as_str),
+                    case.as_ref(),
+                ),
+                before: area_text(&q.area_before),
+                after: area_text(&q.area_after),
+                state: t.code(
+                    "qstate",
+                    match q.state {
+                        ReviewState::Applies => "applies",
+                        ReviewState::RecordGone => "record_gone",
+                        ReviewState::DoesNotApply => "does_not_apply",
+                        ReviewState::BreaksARule => "breaks_a_rule",
+                    },
+                ),
+                applies: q.state == ReviewState::Applies,
+            }
         })
         .collect();
     let status = if error.is_some() {
@@ -952,8 +975,10 @@ pub async fn review_quarantine(
         let visible = [&found.area_before, &found.area_after]
             .iter()
             .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)));
+        // Another zone's entry gets the answer of an entry that is not there: whether a
+        // number is in use elsewhere is not the supervisor's to learn.
         if !visible {
-            return Err(Problem::NotFound);
+            return gone();
         }
         match hub
             .backend

@@ -96,8 +96,26 @@ pub async fn sign_in_form(
     ctx: Ctx,
     Query(q): Query<NextQuery>,
 ) -> Response {
-    let t = ctx.tr();
-    with_form_token(&hub, &ctx, |csrf| {
+    run(hub, ctx, move |hub, ctx| {
+        let t = ctx.tr();
+        // Several session cookies and none live (one planted for a longer path, which the
+        // browser sends before the hub's): all go, or the session about to be opened would
+        // stay hidden behind it, and every page would send the person back here.
+        let stale = match ctx.session_id(hub)? {
+            Some(_) => Vec::new(),
+            None => ctx.clear_sessions(),
+        };
+        let mut response = sign_in_page(hub, ctx, t, &q);
+        for cookie in stale {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+fn sign_in_page(hub: &Hub, ctx: &Ctx, t: Tr, q: &NextQuery) -> Response {
+    with_form_token(hub, ctx, |csrf| {
         html(&SignInPage {
             t,
             nav: None,
@@ -214,8 +232,8 @@ pub async fn sign_out(
     run(hub, ctx, move |hub, ctx| {
         let viewer = viewer(hub, ctx)?;
         crate::console::check_csrf(&viewer, &form.csrf)?;
-        if let Some(id) = &ctx.session_id {
-            session::sign_out(hub.backend.console(), id)?;
+        if let Some((id, _)) = ctx.session_id(hub)? {
+            session::sign_out(hub.backend.console(), &id)?;
         }
         audit(hub, Some(viewer.user.id), "sign_out", None, "");
         let mut response = Redirect::to("/console/signin?done=out").into_response();

@@ -5,6 +5,7 @@
 use super::Nav;
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
+use crate::console::labels;
 use crate::console::{
     Access, Ctx, ERASE_REASONS, PageResult, Posted, Problem, Viewer, audit, erase_journaled, html,
     posted, run, user_names, viewer_with,
@@ -200,21 +201,23 @@ pub async fn overview(
         ];
         let breakdown = |title: &'static str,
                          map: &BTreeMap<String, SharedChildCounts>,
+                         order: Order,
                          label: &dyn Fn(&str) -> String| {
-            let groups: Vec<Group> = map
+            let sorted = in_order(map, order, label);
+            let groups: Vec<Group> = sorted
                 .iter()
-                .map(|(k, v)| Group {
-                    label: label(k),
+                .map(|(label, v)| Group {
+                    label: label.clone(),
                     values: vec![v.identified, v.in_child_labour, v.in_hazardous_work],
                 })
                 .collect();
             Breakdown {
                 title,
                 chart: charts::bars(title, &series, &groups),
-                rows: map
-                    .iter()
-                    .map(|(k, v)| Row {
-                        label: label(k),
+                rows: sorted
+                    .into_iter()
+                    .map(|(label, v)| Row {
+                        label,
                         cells: [
                             &v.identified,
                             &v.in_child_labour,
@@ -232,25 +235,44 @@ pub async fn overview(
         };
         let plain = |k: &str| k.to_string();
         let breakdowns = vec![
-            breakdown(t.get("ind.by_month"), &cells.by_month, &plain),
-            breakdown(t.get("ind.by_sex"), &cells.by_sex, &|k| t.code("sex", k)),
-            breakdown(t.get("ind.by_age_band"), &cells.by_age_band, &|k| {
-                t.code("age", k)
+            breakdown(t.get("ind.by_month"), &cells.by_month, Order::Code, &plain),
+            breakdown(t.get("ind.by_sex"), &cells.by_sex, Order::Label, &|k| {
+                t.code("sex", k)
             }),
-            breakdown(t.get("ind.by_sector"), &cells.by_sector, &|k| {
-                t.sector(&reference, k)
-            }),
-            breakdown(t.get("ind.by_district"), &cells.by_district, &plain),
-            breakdown(t.get("ind.by_community"), &cells.by_community, &plain),
+            breakdown(
+                t.get("ind.by_age_band"),
+                &cells.by_age_band,
+                Order::AgeBands,
+                &|k| t.code("age", k),
+            ),
+            breakdown(
+                t.get("ind.by_sector"),
+                &cells.by_sector,
+                Order::Label,
+                &|k| t.sector(&reference, k),
+            ),
+            breakdown(
+                t.get("ind.by_district"),
+                &cells.by_district,
+                Order::Label,
+                &plain,
+            ),
+            breakdown(
+                t.get("ind.by_community"),
+                &cells.by_community,
+                Order::Label,
+                &plain,
+            ),
         ];
-        let forced_labour = cells
-            .forced_labour_indicators
-            .iter()
-            .map(|(k, cell)| Row {
-                label: t.code("fl", k),
-                cells: vec![show(cell)],
-            })
-            .collect();
+        let forced_labour = in_order(&cells.forced_labour_indicators, Order::Label, &|k| {
+            t.code("fl", k)
+        })
+        .into_iter()
+        .map(|(label, cell)| Row {
+            label,
+            cells: vec![show(cell)],
+        })
+        .collect();
         let page = OverviewPage {
             t,
             nav: Nav::of(&viewer, "overview"),
@@ -273,6 +295,51 @@ pub async fn overview(
     })
     .await
 }
+
+/// How an overview table's rows follow one another.
+#[derive(Clone, Copy)]
+enum Order {
+    /// By code: months, in time.
+    Code,
+    /// Youngest first, the unknown age last.
+    AgeBands,
+    /// By label, alphabetically in the page's language (accents and case aside): sectors,
+    /// indicators, sexes, districts, communities. Their codes are English words.
+    Label,
+}
+
+/// A breakdown's entries labelled and in `order`.
+fn in_order<'m, V>(
+    map: &'m BTreeMap<String, V>,
+    order: Order,
+    label: &dyn Fn(&str) -> String,
+) -> Vec<(String, &'m V)> {
+    let mut rows: Vec<(usize, String, String, &V)> = map
+        .iter()
+        .map(|(code, v)| {
+            let rank = match order {
+                Order::AgeBands => AGE_BANDS
+                    .iter()
+                    .position(|b| b == code)
+                    .unwrap_or(AGE_BANDS.len()),
+                _ => 0,
+            };
+            let shown = label(code);
+            let key = match order {
+                Order::Label => vigie_core::fold_name(&shown),
+                Order::Code | Order::AgeBands => code.clone(),
+            };
+            (rank, key, shown, v)
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    rows.into_iter()
+        .map(|(_, _, shown, v)| (shown, v))
+        .collect()
+}
+
+/// The indicators' age bands, youngest first (codes as the core writes them).
+const AGE_BANDS: [&str; 4] = ["under_12", "12_14", "15_17", "unknown"];
 
 // ---------------------------------------------------------------------------------------------
 // Review
@@ -385,7 +452,10 @@ pub struct HistoryLine {
 }
 
 pub struct ConflictLine {
+    /// The field's path, for the form that settles it.
     field: String,
+    /// How the case's page names it.
+    label: String,
     /// Each concurrent value: as shown, and as JSON for the form that keeps it.
     values: Vec<(String, String)>,
 }
@@ -406,10 +476,14 @@ struct VisitPage {
     done: Option<&'static str>,
 }
 
+/// A record's history, newest first, its fields named as its page names them (`labels`);
+/// `case` is the record when it is a case (its follow-ups' and referrals' dates).
 fn history_lines(
+    t: Tr,
     store: &Store,
     who: &Principal,
-    id: Uuid,
+    (kind, id): (RecordKind, Uuid),
+    case: Option<&ChildCase>,
     names: &HashMap<Uuid, String>,
 ) -> Result<Vec<HistoryLine>, Error> {
     Ok(store
@@ -431,7 +505,7 @@ fn history_lines(
                         .unwrap_or_else(|| a.user.to_string())
                 })
                 .unwrap_or_default(),
-            fields: h.fields.join(", "),
+            fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
         })
         .collect())
 }
@@ -510,7 +584,7 @@ fn visit_page_of(
             value: visit.review_comment.clone(),
         });
     }
-    let history = history_lines(&view, &who, id, &names)?;
+    let history = history_lines(t, &view, &who, (RecordKind::Visit, id), None, &names)?;
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -853,7 +927,14 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
                     .find(|c| Some(c.as_str()) == q.classification.as_deref()),
             };
             let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-            for c in scoped.child_cases(&query, text, page)? {
+            let found = match text {
+                // A case's code, or its tail ("000004", "C01-000004"): names have no digits.
+                Some(code) if code.chars().any(|c| c.is_ascii_digit()) => {
+                    cases_by_code(&scoped, &query, code, page)?
+                }
+                name => scoped.child_cases(&query, name, page)?,
+            };
+            for c in found {
                 lines.push(line(c, String::new()));
             }
         }
@@ -890,6 +971,74 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
         Ok(html(&page))
     })
     .await
+}
+
+/// Whether a case's code is the one typed, or ends with it at a part's start ("000004" and
+/// "C01-000004" are `CI-R1-D1-C01-000004`'s, and "4" as a number; "C01-00004" and "D1-C01"
+/// are not). Letters' case and spaces do not matter.
+fn code_matches(code: &str, typed: &str) -> bool {
+    let typed: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let code = code.to_ascii_uppercase();
+    if typed.is_empty() {
+        return false;
+    }
+    if code == typed || code.ends_with(&format!("-{typed}")) {
+        return true;
+    }
+    // A number alone: the code's last part as a number ("4" for "000004").
+    match (
+        typed.parse::<u64>(),
+        code.rsplit('-').next().map(str::parse::<u64>),
+    ) {
+        (Ok(n), Some(Ok(last))) => n == last,
+        _ => false,
+    }
+}
+
+/// The page `page` of the cases of the supervisor's areas whose code `typed` names
+/// (`code_matches`), as the name search pages them. The core's queries search names, not
+/// codes: the cases' summaries (the index, not the documents) are read a batch at a time and
+/// their codes compared here.
+fn cases_by_code(
+    scoped: &vigie_core::store::Scoped<'_>,
+    query: &ChildCaseQuery,
+    typed: &str,
+    page: Page,
+) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    const BATCH: i32 = 1000;
+    let mut found = Vec::new();
+    let wanted = usize::try_from(page.offset.saturating_add(page.limit)).unwrap_or(usize::MAX);
+    let mut offset = 0;
+    loop {
+        let batch = scoped.child_cases(
+            query,
+            None,
+            Page {
+                offset,
+                limit: BATCH,
+            },
+        )?;
+        let last = batch.len() < BATCH as usize;
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|c| code_matches(&c.case_code, typed)),
+        );
+        if last || found.len() >= wanted {
+            break;
+        }
+        offset += BATCH;
+    }
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    Ok(found
+        .into_iter()
+        .skip(skip)
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect())
 }
 
 pub struct Line2 {
@@ -1084,18 +1233,19 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             d: f.notes.clone(),
         })
         .collect();
-    let conflicts = scoped
+    let kind = Some(RecordKind::ChildCase);
+    let mut conflicts: Vec<ConflictLine> = scoped
         .conflicts(id)?
         .into_iter()
         .map(|c| ConflictLine {
-            field: c.field(),
+            label: labels::field(t, kind, &c.field, Some(&case)),
             values: c
                 .values
                 .iter()
                 .map(|v| {
                     let shown = format!(
                         "{} — {} {}",
-                        v.value,
+                        labels::value(t, kind, &c.field, &v.value),
                         v.author.map(|a| name(a.user)).unwrap_or_default(),
                         v.time
                             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -1104,9 +1254,18 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                     (shown, v.value.to_string())
                 })
                 .collect(),
+            field: c.field,
         })
         .collect();
-    let history = history_lines(&view, &who, id, &names)?;
+    conflicts.sort_by(|a, b| a.label.cmp(&b.label));
+    let history = history_lines(
+        t,
+        &view,
+        &who,
+        (RecordKind::ChildCase, id),
+        Some(&case),
+        &names,
+    )?;
     let mut candidates = Vec::new();
     if !case.is_merged_duplicate() {
         for found in scoped.duplicate_candidates(id)? {

@@ -1,0 +1,236 @@
+//! Record fields as a supervisor reads them: a field's stored path (`hours_per_week`,
+//! `followups.<id>.next_due`) under the label the record's page gives it ("Valeurs"), and a
+//! stored value in words. The history, the conflicts and the quarantine list name fields this
+//! way, never by their internal codes.
+
+use super::i18n::Tr;
+use serde_json::Value as Json;
+use uuid::Uuid;
+use vigie_core::{ChildCase, RecordKind};
+
+/// The catalogue key of a record's top-level field: the label its page shows.
+fn key(kind: Option<RecordKind>, field: &str) -> Option<&'static str> {
+    use RecordKind::{Visit, Workplace};
+    Some(match (kind, field) {
+        (Some(Visit), "kind") => "visit.kind",
+        (Some(Visit), "status") => "visit.status",
+        (Some(Visit), "started_at" | "ended_at") => "visit.started",
+        (Some(Visit), "visitor_id") => "visit.visitor",
+        (Some(Visit), "checklist") => "field.checklist",
+        (Some(Visit), "forced_labour") => "visit.forced_labour",
+        (Some(Visit), "children_identified") => "visit.children",
+        (Some(Visit), "reviewed_by") => "visit.reviewed_by",
+        (Some(Visit), "review_comment") => "visit.review_comment",
+        (Some(Visit), "findings") => "visit.findings",
+        (Some(Visit), "workforce") => "field.workforce",
+        (Some(Visit), "actions") => "field.actions",
+        (Some(Visit), "gps") => "field.gps",
+        (Some(Workplace), "sector") => "workplace.sector",
+        (Some(Workplace), "owner_name" | "owner_contact") => "workplace.owner",
+        (Some(Workplace), "location") => "field.area",
+        (_, "status") => "case.status",
+        (_, "classification") => "case.classification",
+        (_, "sex") => "case.sex",
+        (_, "date_of_birth") => "case.date_of_birth",
+        (_, "estimated_age" | "age_basis") => "field.estimated_age",
+        (_, "guardian") => "case.guardian",
+        (_, "household") => "field.household",
+        (_, "area") => "field.area",
+        (_, "identified_on") => "case.identified_on",
+        (_, "identified_by") => "case.identified_by",
+        (_, "school") => "case.school",
+        (_, "activity") => "case.activity",
+        (_, "tasks") => "field.tasks",
+        (_, "hours_per_week") => "case.hours",
+        (_, "night_work") => "field.night_work",
+        (_, "hazards") => "case.hazards",
+        (_, "worst_forms") => "field.worst_forms",
+        (_, "referrals") => "case.referrals",
+        (_, "followups") => "case.follow_ups",
+        (_, "notes") => "case.notes",
+        (_, "remediated_on") => "case.remediated_on",
+        (_, "follow_up_due") => "case.follow_up_due",
+        (_, "merged_into" | "merged_from") => "field.merged_into",
+        (_, "case_code") => "field.case_code",
+        (_, "name") => "field.name",
+        (_, "workplace_id") => "field.workplace",
+        (_, "identified_on_visit") => "field.identified_on_visit",
+        (_, "captured_with") => "field.captured_with",
+        _ => return None,
+    })
+}
+
+/// A top-level field's label; a field no page names (a later version's) as its words.
+fn top_label(t: Tr, kind: Option<RecordKind>, field: &str) -> String {
+    match key(kind, field) {
+        Some(key) => t.get(key).to_string(),
+        None => field.replace('_', " "),
+    }
+}
+
+/// The follow-up or referral a path goes through, as a person tells it ("Suivi du
+/// 2026-01-15"), or the list's name when the case does not hold it (any more).
+fn entry_label(t: Tr, head: &str, id: &str, case: Option<&ChildCase>) -> String {
+    let id = Uuid::parse_str(id).ok();
+    let date = match head {
+        "followups" => case
+            .zip(id)
+            .and_then(|(c, id)| c.followups.get(&id))
+            .map(|f| f.date),
+        _ => case
+            .zip(id)
+            .and_then(|(c, id)| c.referrals.get(&id))
+            .map(|r| r.date),
+    };
+    match (head, date) {
+        ("followups", Some(d)) => t.fmt("case.follow_up_of", d),
+        ("referrals", Some(d)) => t.fmt("case.referral_of", d),
+        _ => top_label(t, Some(RecordKind::ChildCase), head),
+    }
+}
+
+/// One field's label, down to the part of a follow-up or referral it is ("Suivi du
+/// 2026-01-15 : Prochain suivi"); `case` is the record when it is a case (its entries' dates).
+pub fn field(t: Tr, kind: Option<RecordKind>, path: &str, case: Option<&ChildCase>) -> String {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        [head @ ("followups" | "referrals"), id, sub, ..] => {
+            let part = t.code(&format!("field.{head}"), sub);
+            part_of(t, &entry_label(t, head, id, case), &part)
+        }
+        [head @ ("followups" | "referrals"), id] => entry_label(t, head, id, case),
+        [head, ..] => top_label(t, kind, head),
+        [] => String::new(),
+    }
+}
+
+/// Fields changed together, as a list a person reads: a follow-up's or referral's parts under
+/// the entry ("Suivi du 2026-01-15"), a classification's under "Classement", each label once.
+pub fn fields<'a>(
+    t: Tr,
+    kind: Option<RecordKind>,
+    paths: impl IntoIterator<Item = &'a str>,
+    case: Option<&ChildCase>,
+) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for path in paths {
+        let parts: Vec<&str> = path.split('.').collect();
+        let label = match parts.as_slice() {
+            [head @ ("followups" | "referrals"), id, ..] => entry_label(t, head, id, case),
+            [head, ..] => top_label(t, kind, head),
+            [] => continue,
+        };
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels.join(", ")
+}
+
+/// The catalogue prefix of the codes a field holds (`sex.female`), if it holds codes.
+fn code_prefix(kind: Option<RecordKind>, path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.split('.').collect();
+    Some(match (kind, parts.as_slice()) {
+        (Some(RecordKind::Visit), ["status"]) => "visit_status",
+        (Some(RecordKind::Visit), ["kind"]) => "visit_kind",
+        (Some(RecordKind::Visit), ["forced_labour", ..]) => "fl",
+        (_, ["status"]) => "status",
+        (_, ["sex"]) => "sex",
+        (_, ["school"]) => "school",
+        (_, ["classification", "outcome"]) => "class",
+        (_, ["followups", _, "situation"]) => "situation",
+        (_, ["referrals", _, "service"]) => "service",
+        _ => return None,
+    })
+}
+
+/// A stored value in words: a code by its label, text without quotes, yes or no.
+pub fn value(t: Tr, kind: Option<RecordKind>, path: &str, value: &Json) -> String {
+    let prefix = code_prefix(kind, path);
+    let word = |text: &str| match prefix {
+        Some(prefix) => t.code(prefix, text),
+        None => text.to_string(),
+    };
+    match value {
+        Json::Null => t.get("labels.empty").to_string(),
+        Json::Bool(true) => t.get("labels.yes").to_string(),
+        Json::Bool(false) => t.get("labels.no").to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::String(s) if s.is_empty() => t.get("labels.empty").to_string(),
+        Json::String(s) => word(s),
+        Json::Array(items) if items.is_empty() => t.get("labels.empty").to_string(),
+        Json::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Json::String(s) => word(s),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Json::Object(map) if map.is_empty() => t.get("labels.empty").to_string(),
+        Json::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Json::String(s) if !s.is_empty() => part_of(t, &word(k), s),
+                _ => word(k),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// "whole : part", as the page's language writes it.
+fn part_of(t: Tr, whole: &str, part: &str) -> String {
+    t.fmt("labels.part", whole).replacen("{}", part, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::i18n::Lang;
+
+    #[test]
+    fn paths_and_values_read_as_words() {
+        let t = Tr(Lang::Fr);
+        let case_kind = Some(RecordKind::ChildCase);
+        assert_eq!(field(t, case_kind, "guardian", None), "Tuteur");
+        assert_eq!(
+            field(t, case_kind, "hours_per_week", None),
+            "Heures par semaine"
+        );
+        let id = Uuid::now_v7();
+        assert_eq!(
+            fields(
+                t,
+                case_kind,
+                [
+                    "classification.outcome",
+                    "classification.reasons",
+                    &format!("followups.{id}.next_due"),
+                    &format!("followups.{id}.date"),
+                    "notes",
+                ],
+                None
+            ),
+            "Classement, Suivis, Notes"
+        );
+        assert_eq!(
+            field(t, case_kind, &format!("followups.{id}.next_due"), None),
+            "Suivis : Prochain suivi"
+        );
+        assert_eq!(
+            value(t, case_kind, "guardian", &Json::String("Awa".into())),
+            "Awa"
+        );
+        assert_eq!(
+            value(
+                t,
+                case_kind,
+                "classification.outcome",
+                &Json::String("hazardous_child_labour".into())
+            ),
+            t.code("class", "hazardous_child_labour")
+        );
+        assert_eq!(value(t, case_kind, "hours_per_week", &Json::from(30)), "30");
+    }
+}
