@@ -31,7 +31,7 @@ echo "== Every suite: the workspace crates' tests (the hub on its embedded store
 started=$SECONDS
 scripts/run-tests.py --postgres \
 hub_sync,hub_security,hub_crash,hub_protection,hub_lifecycle,hub_rules,hub_rules_matrix,\
-hub_surface,hub_surface_admin,hub_surface_logs,hub_encryption,hub_identity,hub_attachments,console \
+hub_surface,hub_surface_admin,hub_surface_logs,hub_encryption,hub_operation,hub_identity,hub_attachments,console \
   --suite "bindings=scripts/test-bindings.sh" --suite "browser=scripts/test-browser.sh" \
   2>&1 | tee "$logs/suites.log"
 echo "== every suite in $((SECONDS - started)) s" >&2

@@ -167,9 +167,16 @@ impl Registry {
         let user = check_token(token, &user, &stored_hash, revoked.is_some())?;
         let now = chrono::Utc::now().timestamp_millis();
         if seen_is_stale(last_seen, now) {
-            self.conn
-                .prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE device = ?1")?
-                .execute(params![token.device.as_bytes(), now])?;
+            // Bookkeeping only: a registry that cannot be written now (a full disk) does not
+            // refuse the device; what it asks is answered as the storage allows (503 when a
+            // write finds the disk full).
+            let seen = self
+                .conn
+                .prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE device = ?1")
+                .and_then(|mut update| update.execute(params![token.device.as_bytes(), now]));
+            if let Err(e) = seen {
+                tracing::warn!(error = %e, "when the device was last seen was not recorded");
+            }
         }
         Ok(user)
     }

@@ -340,6 +340,21 @@ impl IntoResponse for Failure {
                 StatusCode::FORBIDDEN,
                 "the device's keys differ from those certified for it at enrolment",
             ),
+            Failure::Hub(HubError::Store(e)) if disk_full(&e) => {
+                tracing::error!(
+                    error = %e,
+                    "the hub's disk is full: requests that write are refused (503) until space \
+                     is freed"
+                );
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the hub is full: try again later",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
+                response
+            }
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");
@@ -376,6 +391,18 @@ impl IntoResponse for Failure {
             }
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
         }
+    }
+}
+
+/// Whether a storage error is the hub's disk being full: SQLite's `SQLITE_FULL`, PostgreSQL's
+/// `disk_full`, or a file the system could not grow.
+fn disk_full(e: &vigie_core::Error) -> bool {
+    match e {
+        vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(failure, _)) => {
+            failure.code == rusqlite::ErrorCode::DiskFull
+        }
+        vigie_core::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        e => crate::postgres::is_disk_full(e),
     }
 }
 

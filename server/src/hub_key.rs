@@ -28,12 +28,14 @@ impl std::fmt::Debug for HubKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// `hub` names where the hub is: its data directory, or its PostgreSQL database.
     #[error(
-        "the hub in {data} exists but its key was not found: no VIGIE_HUB_KEY, and no key file \
-         at {file} (give the key with VIGIE_HUB_KEY or --key-file; without it the hub cannot be \
-         read)"
+        "the hub in {hub} exists but its key was not found: no VIGIE_HUB_KEY, and no key file \
+         at {} (give the key with VIGIE_HUB_KEY or --key-file; without it the hub cannot be \
+         read)",
+        file.display()
     )]
-    Missing { data: PathBuf, file: PathBuf },
+    Missing { hub: String, file: PathBuf },
     #[error("wrong key for this hub (the key given does not open it)")]
     Wrong,
     #[error(
@@ -43,7 +45,10 @@ pub enum KeyError {
     HubUnencrypted,
     #[error("this hub is encrypted: give its key (VIGIE_HUB_KEY or --key-file), not --unencrypted")]
     HubEncrypted,
-    #[error("a hub key is 64 hex digits")]
+    /// The key given by `VIGIE_HUB_KEY` (or `--key-hex`) is not one.
+    #[error(
+        "the key given by VIGIE_HUB_KEY (or --key-hex) is not a hub key: a hub key is 64 hex digits"
+    )]
     BadHex,
     #[error("the key file {0} is not a Vigie key file ({KEY_FILE_TAG} and 64 hex digits)")]
     BadFile(PathBuf),
@@ -52,6 +57,11 @@ pub enum KeyError {
          (chmod 600)"
     )]
     Exposed { file: PathBuf, mode: u32 },
+    #[error(
+        "the key directory {dir} may be entered by other users (mode {mode:o}): make it \
+         owner-only (chmod 700)"
+    )]
+    ExposedDirectory { dir: PathBuf, mode: u32 },
     #[error("--unencrypted cannot be combined with a key (VIGIE_HUB_KEY or --key-file)")]
     Conflict,
     #[error("a PostgreSQL hub is always encrypted: --unencrypted is for the embedded store only")]
@@ -86,11 +96,30 @@ impl std::fmt::Debug for KeyOptions {
 }
 
 /// Where a hub whose data directory is `data` keeps its key unless told otherwise:
-/// `<data>-key/hub.key`, beside the directory.
+/// `<data>-key/hub.key`, beside the directory, however the directory is spelt: `vigie-data/`
+/// (as shell completion writes it), `./vigie-data/.` and `vigie-data` all name
+/// `vigie-data-key/hub.key`, never a directory inside the data.
 pub fn default_key_file(data: &Path) -> PathBuf {
-    let mut dir = data.as_os_str().to_owned();
+    // The path's components drop trailing slashes and `.`; a path that ends without a name
+    // (`.`, `..`, `huby/..`) names the directory the system resolves it to.
+    let lexical: PathBuf = data.components().collect();
+    let named = match lexical.components().next_back() {
+        Some(std::path::Component::Normal(_)) => lexical,
+        _ => std::fs::canonicalize(data)
+            .or_else(|_| std::path::absolute(data))
+            .unwrap_or(lexical),
+    };
+    let mut dir = match named.file_name() {
+        Some(name) => name.to_owned(),
+        // The root directory itself.
+        None => "vigie-data".into(),
+    };
     dir.push("-key");
-    PathBuf::from(dir).join("hub.key")
+    named
+        .parent()
+        .map(|parent| parent.join(&dir))
+        .unwrap_or_else(|| PathBuf::from(&dir))
+        .join("hub.key")
 }
 
 impl KeyOptions {
@@ -106,6 +135,17 @@ impl KeyOptions {
     /// `exists` is false (a new hub) and no key is given, a new key is made and written to the
     /// key file.
     pub fn resolve(&self, data: &Path, exists: bool) -> Result<Option<HubKey>, KeyError> {
+        self.resolve_for(&data.display().to_string(), data, exists)
+    }
+
+    /// `resolve` for the hub that `hub` names in errors (a PostgreSQL database, whose default
+    /// key file is found beside `data` all the same).
+    pub fn resolve_for(
+        &self,
+        hub: &str,
+        data: &Path,
+        exists: bool,
+    ) -> Result<Option<HubKey>, KeyError> {
         if self.unencrypted {
             if self.key_hex.is_some() || self.key_file.is_some() {
                 return Err(KeyError::Conflict);
@@ -115,19 +155,25 @@ impl KeyOptions {
         if let Some(text) = &self.key_hex {
             return parse_hex(text.trim()).map(Some);
         }
-        let file = self
-            .key_file
-            .clone()
-            .unwrap_or_else(|| default_key_file(data));
-        match read_key_file(&file)? {
+        let (file, holder) = match &self.key_file {
+            Some(file) => (file.clone(), KeyHolder::NamedHubFile),
+            None => (default_key_file(data), KeyHolder::Hub),
+        };
+        match read_key_file(&file, holder)? {
             Some(key) => Ok(Some(key)),
             None if exists => Err(KeyError::Missing {
-                data: data.to_path_buf(),
+                hub: hub.to_string(),
                 file,
             }),
             // Said once, where the person who set the hub up reads it: without this file the
             // hub can never be read again.
-            None => new_key_in(&file, "a new hub", "back it up, apart from the data").map(Some),
+            None => new_key_in(
+                &file,
+                holder,
+                "a new hub",
+                "back it up, apart from the data",
+            )
+            .map(Some),
         }
     }
 }
@@ -143,7 +189,7 @@ pub fn store_key_file(store: &Path) -> PathBuf {
 /// format, owner-only); a store that does not exist yet gets a new random key, written there.
 pub fn device_store_key(store: &Path) -> Result<HubKey, KeyError> {
     let file = store_key_file(store);
-    if let Some(key) = read_key_file(&file)? {
+    if let Some(key) = read_key_file(&file, KeyHolder::DeviceStore)? {
         return Ok(key);
     }
     if store.metadata().is_ok_and(|m| m.len() > 0) {
@@ -152,15 +198,36 @@ pub fn device_store_key(store: &Path) -> Result<HubKey, KeyError> {
             file,
         });
     }
-    new_key_in(&file, "a new store", "without it the store cannot be read")
+    new_key_in(
+        &file,
+        KeyHolder::DeviceStore,
+        "a new store",
+        "without it the store cannot be read",
+    )
+}
+
+/// Whose key a key file holds, and where. The hub's default key file lives in a directory of
+/// its own, `<data>-key`, owner-only as the file is (README, "The hub's key"); a key file the
+/// operator names (`--key-file`) is in a directory they chose, and a device store's key file
+/// lies beside the store: only the file's own mode is checked there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyHolder {
+    Hub,
+    NamedHubFile,
+    DeviceStore,
 }
 
 /// A new random key, written to `file` (`write_key_file`), and where it is said on stderr.
-fn new_key_in(file: &Path, what: &str, advice: &str) -> Result<HubKey, KeyError> {
+fn new_key_in(
+    file: &Path,
+    holder: KeyHolder,
+    what: &str,
+    advice: &str,
+) -> Result<HubKey, KeyError> {
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let key = HubKey(key);
-    write_key_file(file, &key)?;
+    write_key_file(file, holder, &key)?;
     eprintln!("vigie: {what}: its key is in {} ({advice})", file.display());
     Ok(key)
 }
@@ -187,28 +254,63 @@ fn io_error(file: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
     }
 }
 
+/// The directory that holds `file`.
+fn key_directory(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The permission bits of `path` (0 where there are none to read).
+fn mode_of(path: &Path) -> Result<u32, KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(std::fs::metadata(path)
+            .map_err(io_error(path))?
+            .permissions()
+            .mode()
+            & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(0)
+    }
+}
+
+/// A hub key's directory that others may enter or list is refused, as its file is: the key
+/// would no longer be the owner's alone (README: the file 0600, its directory 0700).
+fn check_key_directory(dir: &Path) -> Result<(), KeyError> {
+    let mode = mode_of(dir)?;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::ExposedDirectory {
+            dir: dir.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// The key in `file`, `None` if there is no such file. A file others may read is refused, as
-/// ssh refuses such a private key: the key would no longer be the owner's alone.
-fn read_key_file(file: &Path) -> Result<Option<HubKey>, KeyError> {
+/// ssh refuses such a private key: the key would no longer be the owner's alone; so is the
+/// hub's default key directory if others may enter it.
+fn read_key_file(file: &Path, holder: KeyHolder) -> Result<Option<HubKey>, KeyError> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(file)(e)),
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(file)
-            .map_err(io_error(file))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                file: file.to_path_buf(),
-                mode,
-            });
-        }
+    let mode = mode_of(file)?;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            file: file.to_path_buf(),
+            mode,
+        });
+    }
+    if holder == KeyHolder::Hub {
+        check_key_directory(&key_directory(file))?;
     }
     let bad = || KeyError::BadFile(file.to_path_buf());
     let (tag, digits) = text.trim().split_once(' ').ok_or_else(bad)?;
@@ -220,17 +322,19 @@ fn read_key_file(file: &Path) -> Result<Option<HubKey>, KeyError> {
 
 /// Writes a new key file: its directory made (0700) if missing, the file created owner-only
 /// (0600) under a temporary name, synced, then renamed into place, so that a crash leaves
-/// either no key file or a whole one, and an existing key file is never replaced.
-fn write_key_file(file: &Path, key: &HubKey) -> Result<(), KeyError> {
-    let dir = match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// either no key file or a whole one, and an existing key file is never replaced. The hub's
+/// default key directory is not written into if others may enter it (it would be refused when
+/// read).
+fn write_key_file(file: &Path, holder: KeyHolder, key: &HubKey) -> Result<(), KeyError> {
+    let dir = key_directory(file);
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(&dir).map_err(io_error(&dir))?;
+    if holder == KeyHolder::Hub {
+        check_key_directory(&dir)?;
+    }
     let temporary = file.with_extension("key-new");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -285,6 +389,93 @@ mod tests {
     }
 
     #[test]
+    fn the_key_lands_beside_the_data_directory_however_it_is_spelt() {
+        let beside = PathBuf::from("vigie-data-key/hub.key");
+        for spelt in [
+            "vigie-data",
+            "vigie-data/",
+            "vigie-data//",
+            "./vigie-data/.",
+        ] {
+            let file = default_key_file(Path::new(spelt));
+            // `./x` and `x` are one place.
+            let place: PathBuf = file
+                .components()
+                .filter(|c| *c != std::path::Component::CurDir)
+                .collect();
+            assert_eq!(place, beside, "{spelt}");
+        }
+        assert_eq!(
+            default_key_file(Path::new("/srv/huby/.")),
+            PathBuf::from("/srv/huby-key/hub.key")
+        );
+        // A directory named without its name: the one the system resolves it to.
+        let dir = tempfile::tempdir().unwrap();
+        let huby = dir.path().join("huby");
+        std::fs::create_dir(&huby).unwrap();
+        let canonical = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            default_key_file(&huby.join("..")),
+            canonical.parent().unwrap().join(format!(
+                "{}-key/hub.key",
+                canonical.file_name().unwrap().to_str().unwrap()
+            ))
+        );
+        // Made once through a path with a trailing slash, found again through the plain one.
+        let made = KeyOptions::default()
+            .resolve(&dir.path().join("data/"), false)
+            .unwrap();
+        assert!(dir.path().join("data-key").join("hub.key").exists());
+        assert_eq!(
+            KeyOptions::default()
+                .resolve(&dir.path().join("data"), true)
+                .unwrap(),
+            made
+        );
+    }
+
+    #[test]
+    fn a_hub_key_directory_others_may_enter_is_refused_as_an_exposed_file_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let made = KeyOptions::default().resolve(&data, false).unwrap();
+        let key_dir = dir.path().join("data-key");
+        std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = KeyOptions::default().resolve(&data, true).unwrap_err();
+        assert!(matches!(err, KeyError::ExposedDirectory { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&key_dir.display().to_string()) && text.contains("chmod 700"),
+            "{text}"
+        );
+        // Nor is a new key written into such a directory.
+        let other = dir.path().join("other");
+        std::fs::create_dir(dir.path().join("other-key")).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("other-key"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        assert!(matches!(
+            KeyOptions::default().resolve(&other, false),
+            Err(KeyError::ExposedDirectory { .. })
+        ));
+        assert!(!dir.path().join("other-key").join("hub.key").exists());
+        // Owner-only again: found.
+        std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(KeyOptions::default().resolve(&data, true).unwrap(), made);
+        // A device store's key file lies beside the store, wherever that is.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = shared.join("phone.db");
+        let key = device_store_key(&store).unwrap();
+        std::fs::write(&store, b"x").unwrap();
+        assert_eq!(device_store_key(&store).unwrap(), key);
+    }
+
+    #[test]
     fn an_existing_hub_without_its_key_is_an_error_not_a_new_key() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -300,10 +491,9 @@ mod tests {
             key_hex: Some(hex.into()),
             ..KeyOptions::default()
         };
-        assert!(matches!(
-            given("abc").resolve(dir.path(), true),
-            Err(KeyError::BadHex)
-        ));
+        let err = given("abc").resolve(dir.path(), true).unwrap_err();
+        assert!(matches!(err, KeyError::BadHex));
+        assert!(err.to_string().contains("VIGIE_HUB_KEY"), "{err}");
         assert!(matches!(
             given(&"zz".repeat(32)).resolve(dir.path(), true),
             Err(KeyError::BadHex)

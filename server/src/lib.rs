@@ -31,7 +31,7 @@ pub enum HubOpenError {
     Registry(#[from] AuthError),
     #[error(transparent)]
     Key(#[from] KeyError),
-    #[error("cannot create the data directory: {0}")]
+    #[error("cannot start the hub: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Postgres(#[from] postgres::ConnectError),
@@ -53,6 +53,31 @@ pub enum HubOpenError {
         data: std::path::PathBuf,
         missing: &'static str,
     },
+    /// The data directory, or one of the hub's files in it, cannot be read or written by the
+    /// user running `vigie` (a directory made by another user, a read-only copy or file
+    /// system): SQLite needs to write there even for a command that only reads.
+    #[error(
+        "{} {} cannot be {needed} by this user ({reason}): the hub writes to its data \
+         directory and its files even to read; give the user running vigie read and write \
+         access to them (or run vigie as their owner)",
+        match file { Some(_) => "the hub's file", None => "the data directory" },
+        match file { Some(name) => data.join(name).display().to_string(), None => data.display().to_string() }
+    )]
+    Access {
+        data: std::path::PathBuf,
+        /// The file of the data directory at fault, if not the directory itself.
+        file: Option<String>,
+        needed: &'static str,
+        reason: String,
+    },
+    /// Another `vigie serve` holds the data directory: two processes serving one embedded hub
+    /// would make each other's writes fail ("database is locked").
+    #[error(
+        "another `vigie serve` is running on {0}: one process serves an embedded hub (stop \
+         it first; the other vigie commands work beside it, and several processes serve one \
+         PostgreSQL hub)"
+    )]
+    Served(std::path::PathBuf),
 }
 
 /// The hub's own device and user ids: the hub writes records (users) under them.
@@ -83,6 +108,7 @@ pub fn hub_encryption(data: &Path, key: &KeyOptions) -> Result<Encryption, HubOp
 
 /// Whether `data` holds an embedded hub; `HubOpenError::NoHub` if it does not.
 pub fn existing_hub(data: &Path) -> Result<(), HubOpenError> {
+    readable(data)?;
     if written_hub_files(data).is_empty() {
         return Err(HubOpenError::NoHub(data.to_path_buf()));
     }
@@ -92,6 +118,7 @@ pub fn existing_hub(data: &Path) -> Result<(), HubOpenError> {
 /// Whether the embedded hub in `data` is whole: either none of its files holds anything (a new
 /// hub), or each does.
 fn whole_hub(data: &Path) -> Result<(), HubOpenError> {
+    readable(data)?;
     let written = written_hub_files(data);
     if written.is_empty() {
         return Ok(());
@@ -108,6 +135,129 @@ fn whole_hub(data: &Path) -> Result<(), HubOpenError> {
     }
 }
 
+/// A data directory that exists but that this user may not list or enter is said so, rather
+/// than taken for one that holds no hub.
+fn readable(data: &Path) -> Result<(), HubOpenError> {
+    match std::fs::read_dir(data).and_then(|_| data.join("hub.db").try_exists()) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(HubOpenError::Access {
+            data: data.to_path_buf(),
+            file: None,
+            needed: "read",
+            reason: e.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether this user may read and write `path` (and enter it, a directory) (`access(2)`, which
+/// also tells a read-only file system): the reason if not.
+fn refused_access(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mode = match path.is_dir() {
+            true => libc::R_OK | libc::W_OK | libc::X_OK,
+            false => libc::R_OK | libc::W_OK,
+        };
+        // SAFETY: a valid NUL-terminated path; access reads it and nothing else.
+        let refused = unsafe { libc::access(name.as_ptr(), mode) } != 0;
+        refused.then(|| std::io::Error::last_os_error().to_string())
+    }
+    #[cfg(not(unix))]
+    {
+        let metadata = path.metadata().ok()?;
+        metadata
+            .permissions()
+            .readonly()
+            .then(|| "read-only".to_string())
+    }
+}
+
+/// Why the embedded hub in `data` could not be opened, when it is the data directory's or its
+/// files' permissions (SQLite itself says "unable to open database file" or "attempt to write a
+/// readonly database"): `None` if they allow the hub.
+fn access_problem(data: &Path) -> Option<HubOpenError> {
+    if !data.exists() {
+        return None;
+    }
+    if let Some(reason) = refused_access(data) {
+        return Some(HubOpenError::Access {
+            data: data.to_path_buf(),
+            file: None,
+            needed: "written",
+            reason,
+        });
+    }
+    HUB_FILES
+        .iter()
+        .flat_map(|name| ["", "-wal", "-shm"].map(|end| format!("{name}{end}")))
+        .filter(|name| data.join(name).exists())
+        .find_map(|name| {
+            refused_access(&data.join(&name)).map(|reason| HubOpenError::Access {
+                data: data.to_path_buf(),
+                file: Some(name),
+                needed: "written",
+                reason,
+            })
+        })
+}
+
+/// Makes the data directory if missing: a directory that cannot be made says why, and where.
+fn make_data_dir(data: &Path) -> Result<(), HubOpenError> {
+    std::fs::create_dir_all(data).map_err(|e| match access_problem(data) {
+        Some(problem) => problem,
+        None => HubOpenError::Access {
+            data: data.to_path_buf(),
+            file: None,
+            needed: "made",
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// What `vigie serve` holds for as long as it serves the embedded hub in a data directory
+/// (an exclusive lock on its file `serve.lock`): a second `vigie serve` on the same directory
+/// is refused (`HubOpenError::Served`). The other commands do not take it: they work beside a
+/// running hub. The lock ends with the process, however it ends.
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+/// The lock file's name in the data directory.
+pub const SERVE_LOCK: &str = "serve.lock";
+
+/// Takes the data directory `data` (made if missing) for `vigie serve` (`ServeLock`).
+pub fn lock_for_serving(data: &Path) -> Result<ServeLock, HubOpenError> {
+    make_data_dir(data)?;
+    let path = data.join(SERVE_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| match access_problem(data) {
+            Some(problem) => problem,
+            None => HubOpenError::Access {
+                data: data.to_path_buf(),
+                file: Some(SERVE_LOCK.into()),
+                needed: "opened",
+                reason: e.to_string(),
+            },
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(ServeLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(HubOpenError::Served(data.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(HubOpenError::Access {
+            data: data.to_path_buf(),
+            file: Some(SERVE_LOCK.into()),
+            needed: "locked",
+            reason: e.to_string(),
+        }),
+    }
+}
+
 /// The embedded hub's files in `data` that hold something.
 fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
     HUB_FILES
@@ -119,22 +269,22 @@ fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
 
 /// Opens (creating if needed) the hub's record store in `data`.
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
-    std::fs::create_dir_all(data)?;
+    make_data_dir(data)?;
     let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
     match Store::open(config) {
         Ok(store) => Ok(store),
         Err(vigie_core::Error::WrongKeyOrNotAStore) => Err(KeyError::Wrong.into()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(access_problem(data).unwrap_or(e.into())),
     }
 }
 
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
 pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, HubOpenError> {
-    std::fs::create_dir_all(data)?;
+    make_data_dir(data)?;
     match Registry::open(&data.join("devices.db"), encryption) {
         Ok(registry) => Ok(registry),
         Err(AuthError::WrongKey) => Err(KeyError::Wrong.into()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(access_problem(data).unwrap_or(e.into())),
     }
 }
 
@@ -178,14 +328,27 @@ impl Database {
         }
     }
 
-    /// Opens the hub, which must exist already: on the embedded store, a data directory
-    /// without the hub's files is refused (`HubOpenError::NoHub`) and nothing is made there.
-    /// A PostgreSQL database is the one its URL names; its tables are made if missing.
+    /// Opens the hub, which must exist already: a data directory without the hub's files
+    /// (`HubOpenError::NoHub`), or a PostgreSQL database without its tables
+    /// (`ConnectError::NoHub`), is refused, and nothing is made there.
     pub fn open_existing(&self) -> Result<Box<dyn Backend>, HubOpenError> {
-        if let Database::Embedded { data, .. } = self {
-            existing_hub(data)?;
+        match self {
+            Database::Embedded { data, .. } => {
+                existing_hub(data)?;
+                self.open()
+            }
+            Database::Postgres {
+                url,
+                connections,
+                data,
+                key,
+            } => Ok(Box::new(postgres::Postgres::connect_existing(
+                url,
+                *connections,
+                key,
+                data,
+            )?)),
         }
-        self.open()
     }
 
     /// Opens the hub, making it (and its key) if there is none yet.

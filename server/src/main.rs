@@ -942,7 +942,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
                     let mut store = vigie_server::open_store(scratch.path(), Encryption::Key(key))
                         .map_err(|e| e.to_string())?;
-                    vigie_server::postgres::Postgres::connect(&url, 1, &hub_key, &data)
+                    vigie_server::postgres::Postgres::connect_existing(&url, 1, &hub_key, &data)
                         .map_err(|e| e.to_string())?
                         .copy_into(&mut store)
                         .map_err(|e| e.to_string())?;
@@ -1200,6 +1200,14 @@ fn serve(
     limits: HubLimits,
     console: vigie_server::console::Settings,
 ) -> Result<(), String> {
+    // One process serves an embedded hub: held until `serve` returns (PostgreSQL takes any
+    // number of processes).
+    let _serving = match database {
+        Database::Embedded { data, .. } => {
+            Some(vigie_server::lock_for_serving(data).map_err(|e| e.to_string())?)
+        }
+        Database::Postgres { .. } => None,
+    };
     let hub = Arc::new(
         vigie_server::open_hub(database, limits)
             .map_err(|e| e.to_string())?

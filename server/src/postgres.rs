@@ -275,6 +275,97 @@ fn pool_error(_: r2d2::Error) -> Error {
     }
 }
 
+/// The SQLSTATE of a full disk: the hub answers 503 (`http`), as for its embedded store.
+const DISK_FULL: SqlState = SqlState::DISK_FULL;
+
+/// Whether a storage error is PostgreSQL's disk being full (`storage_error`'s reason for it).
+pub(crate) fn is_disk_full(e: &Error) -> bool {
+    matches!(e, Error::HubStorage { reason, .. }
+        if *reason == format!("PostgreSQL error {}", DISK_FULL.code()))
+}
+
+/// The database a URL names, as errors name it: `PostgreSQL database <name>` (the name only,
+/// never the URL, which may hold a password).
+fn database_name(config: &postgres::Config) -> String {
+    match config.get_dbname().or(config.get_user()) {
+        Some(name) => format!("PostgreSQL database {name}"),
+        None => "the PostgreSQL database of --database".into(),
+    }
+}
+
+/// The servers a URL names, as `host:port`.
+fn servers(config: &postgres::Config) -> String {
+    let ports = config.get_ports();
+    let port = |i: usize| match ports {
+        [] => 5432,
+        [one] => *one,
+        many => many.get(i).copied().unwrap_or(5432),
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| match host {
+            postgres::config::Host::Tcp(name) => format!("{name}:{}", port(i)),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(dir) => format!("{} (port {})", dir.display(), port(i)),
+        })
+        .collect();
+    match hosts.is_empty() {
+        true => "the server".into(),
+        false => hosts.join(", "),
+    }
+}
+
+/// Why a connection to the server of `config` failed, in words an operator acts on: no such
+/// database, authentication failed, the server out of reach (and where). Never the password,
+/// nor the server's own message, which may quote the user.
+fn connect_failure(config: &postgres::Config, e: &postgres::Error) -> String {
+    match e.code() {
+        Some(&SqlState::INVALID_CATALOG_NAME) => {
+            format!(
+                "there is no {} on {}",
+                database_name(config),
+                servers(config)
+            )
+        }
+        Some(&SqlState::INVALID_PASSWORD)
+        | Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+            format!(
+                "authentication failed on {}: check the user and password of --database \
+                 (VIGIE_DATABASE)",
+                servers(config)
+            )
+        }
+        Some(&SqlState::TOO_MANY_CONNECTIONS) => {
+            format!("{} has too many connections", servers(config))
+        }
+        Some(code) => format!(
+            "{} refused the connection (PostgreSQL error {})",
+            servers(config),
+            code.code()
+        ),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("cannot reach {} ({cause})", servers(config)),
+            None => format!("cannot reach {} ({e})", servers(config)),
+        },
+    }
+}
+
+/// The pool's connection failures after the first, logged with their reason once each (r2d2's
+/// own handler logged "db error" at every retry).
+#[derive(Debug)]
+struct PoolErrors(postgres::Config);
+
+impl r2d2::HandleError<postgres::Error> for PoolErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        tracing::warn!(
+            reason = %connect_failure(&self.0, &error),
+            "a PostgreSQL connection failed"
+        );
+    }
+}
+
 fn auth_error(e: Error) -> AuthError {
     AuthError::Storage(e.to_string())
 }
@@ -283,8 +374,16 @@ fn auth_error(e: Error) -> AuthError {
 pub enum ConnectError {
     #[error("not a PostgreSQL URL (postgres://user@host:port/database)")]
     BadUrl,
+    /// Why the first connection failed (`connect_failure`): never the password.
     #[error("cannot connect to PostgreSQL: {0}")]
     Connect(String),
+    /// A command that works on an existing hub, given a database that holds none (a mistyped
+    /// or new database): answering from a new empty hub would say that everyone is gone.
+    #[error(
+        "no hub in {0}: check --database (a new hub is made by `vigie serve`, `vigie reference \
+         publish` or `vigie user add`)"
+    )]
+    NoHub(String),
     #[error(
         "the database's Vigie schema version {found} is newer than this software ({supported})"
     )]
@@ -439,10 +538,58 @@ impl Postgres {
         key: &KeyOptions,
         data: &std::path::Path,
     ) -> std::result::Result<Postgres, ConnectError> {
+        Postgres::open(url, connections, key, data, true)
+    }
+
+    /// `connect` to a hub that must exist already: a database that holds none (no Vigie schema)
+    /// is refused (`ConnectError::NoHub`), and neither tables nor a key are made for it.
+    pub fn connect_existing(
+        url: &str,
+        connections: u32,
+        key: &KeyOptions,
+        data: &std::path::Path,
+    ) -> std::result::Result<Postgres, ConnectError> {
+        Postgres::open(url, connections, key, data, false)
+    }
+
+    fn open(
+        url: &str,
+        connections: u32,
+        key: &KeyOptions,
+        data: &std::path::Path,
+        create: bool,
+    ) -> std::result::Result<Postgres, ConnectError> {
         if key.unencrypted {
             return Err(KeyError::PostgresUnencrypted.into());
         }
-        let config: postgres::Config = url.parse().map_err(|_| ConnectError::BadUrl)?;
+        let mut config: postgres::Config = url.parse().map_err(|_| ConnectError::BadUrl)?;
+        // A server that does not answer (a firewall dropping packets) is an error in seconds,
+        // not after the system's TCP timeout.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager(config.clone());
+        // The first connection is made here, once: a database that does not exist, a refused
+        // password or a server out of reach is the error at once, with its reason (the pool
+        // retried for its whole timeout, logging "db error" at each try).
+        let mut first = r2d2::ManageConnection::connect(&manager)
+            .map_err(|e| ConnectError::Connect(connect_failure(&config, &e)))?;
+        let client = &mut first.client;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
+            .map_err(storage_error)?
+            .get(0);
+        if !exists && !create {
+            return Err(ConnectError::NoHub(database_name(&config)));
+        }
+        let keyed = stored_key_check(client)?.is_some();
+        let key = key
+            .resolve_for(&database_name(&config), data, keyed)?
+            .ok_or(KeyError::PostgresUnencrypted)?;
+        let sealer = Sealer::new(&key);
+        migrate(client, &sealer)?;
+        let signing = hub_key(client, &sealer)?;
+        drop(first);
         // Connections open as requests need them, up to `connections`, and idle ones close
         // after a while: a hub that opened them all at start made PostgreSQL start a backend
         // process for each, and waited for them, before serving anything.
@@ -450,19 +597,8 @@ impl Postgres {
             .max_size(connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
-            .build(Manager(config))
-            // The pool's message names the server, not a secret: the password is not in it.
-            .map_err(|e| ConnectError::Connect(e.to_string()))?;
-        let mut client = pool
-            .get()
-            .map_err(|e| ConnectError::Connect(e.to_string()))?;
-        let keyed = stored_key_check(&mut client.client)?.is_some();
-        let key = key
-            .resolve(data, keyed)?
-            .ok_or(KeyError::PostgresUnencrypted)?;
-        let sealer = Sealer::new(&key);
-        migrate(&mut client, &sealer)?;
-        let signing = hub_key(&mut client, &sealer)?;
+            .error_handler(Box::new(PoolErrors(config)))
+            .build_unchecked(manager);
         // Each process writes (users added by an administrator) under an actor of its own.
         let nonce: [u8; 8] = Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes");
         Ok(Postgres {

@@ -15,6 +15,7 @@ mod hub_crash;
 mod hub_encryption;
 mod hub_identity;
 mod hub_lifecycle;
+mod hub_operation;
 mod hub_protection;
 mod hub_rules;
 mod hub_rules_matrix;

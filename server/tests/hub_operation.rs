@@ -1,0 +1,427 @@
+//! Running a hub as an operator does: paths as the shell writes them, one `vigie serve` per
+//! data directory, a directory the hub's user cannot write, a full disk, a PostgreSQL database
+//! that is empty, missing or out of reach.
+
+use crate::common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use vigie_core::Role;
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `vigie <args>`, which must fail within `within`; returns its stderr.
+fn fails_within(args: &[&str], env: &[(&str, &str)], within: Duration) -> String {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env_remove("VIGIE_HUB_KEY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > within {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "vigie {args:?} still ran after {within:?}: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "vigie {args:?} succeeded");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A directory for an embedded hub (none when the suite runs on PostgreSQL).
+fn embedded() -> Option<TempDir> {
+    postgres_server().is_none().then(|| TempDir::new().unwrap())
+}
+
+#[test]
+fn the_key_lands_beside_the_data_directory_however_the_path_is_written() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("vigie-data");
+    let slashed = format!("{}/", data.display());
+    vigie(&[
+        "user",
+        "add",
+        "--data",
+        &slashed,
+        "--name",
+        "Operator",
+        "--role",
+        "administrator",
+    ]);
+    let key_file = dir.path().join("vigie-data-key").join("hub.key");
+    assert!(key_file.exists(), "the key is beside the directory");
+    assert!(
+        !data.join("-key").exists(),
+        "the key was written inside the data directory"
+    );
+    for spelt in [
+        data.display().to_string(),
+        slashed.clone(),
+        format!("{}/.", data.display()),
+    ] {
+        assert!(
+            vigie(&["user", "list", "--data", &spelt]).contains("Operator"),
+            "{spelt}"
+        );
+    }
+
+    // The key directory is owner-only, as its file: refused otherwise, naming it.
+    let key_dir = key_file.parent().unwrap();
+    std::fs::set_permissions(key_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = fails_within(
+        &["user", "list", "--data", &slashed],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(
+        err.contains(&key_dir.display().to_string()) && err.contains("chmod 700"),
+        "{err}"
+    );
+    std::fs::set_permissions(key_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A bad key names where it came from.
+    let err = fails_within(
+        &["user", "list", "--data", &slashed],
+        &[("VIGIE_HUB_KEY", "abc")],
+        Duration::from_secs(30),
+    );
+    assert!(err.contains("VIGIE_HUB_KEY"), "{err}");
+    let bad_file = dir.path().join("bad.key");
+    std::fs::write(&bad_file, "vigie-hub-key-v1 abc\n").unwrap();
+    std::fs::set_permissions(&bad_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = fails_within(
+        &[
+            "user",
+            "list",
+            "--data",
+            &slashed,
+            "--key-file",
+            bad_file.to_str().unwrap(),
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(err.contains(&bad_file.display().to_string()), "{err}");
+}
+
+#[test]
+fn one_serve_per_data_directory_and_the_commands_beside_it() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    let staff = add_user(&data, "Staff", Role::Supervisor, &[REGION]);
+    let mut hub = Hub::start(&data);
+    for spelt in [data.display().to_string(), format!("{}/", data.display())] {
+        let err = fails_within(
+            &["serve", "--data", &spelt, "--listen", "127.0.0.1:0"],
+            &[],
+            Duration::from_secs(30),
+        );
+        assert!(err.contains("another `vigie serve` is running"), "{err}");
+    }
+    // The first hub still serves, and the commands work beside it.
+    health(&hub.url).unwrap();
+    let data_arg = data.to_str().unwrap();
+    assert!(vigie(&["user", "list", "--data", data_arg]).contains(&staff.to_string()));
+    let device = enrol(&data, staff);
+    assert!(device.starts_with("vgd1."));
+    // Once it has stopped, however it stopped, another may serve.
+    hub.kill();
+    hub.restart();
+    health(&hub.url).unwrap();
+}
+
+/// The `vigie` binary where another user may run it, and how to run it as that user: as root,
+/// the tests run it as `nobody` (root writes anywhere); otherwise as the test's own user.
+fn as_another_user(dir: &Path) -> (PathBuf, Option<u32>) {
+    // SAFETY: reads the process's own ids.
+    if unsafe { libc::geteuid() } != 0 {
+        return (PathBuf::from(BIN), None);
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("vigie");
+    if std::fs::hard_link(BIN, &bin).is_err() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, Some(65534))
+}
+
+#[test]
+fn a_data_directory_this_user_cannot_write_is_named() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    add_user(&data, "Staff", Role::Supervisor, &[REGION]);
+    let key = std::fs::read_to_string(dir.path().join("hub-key").join("hub.key")).unwrap();
+    let key = key.trim().rsplit(' ').next().unwrap().to_string();
+    let (bin, uid) = as_another_user(dir.path());
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&bin);
+        command
+            .args(args)
+            .args(["--data", data.to_str().unwrap(), "--key-hex", &key])
+            .env("RUST_LOG", "warn")
+            .env_remove("VIGIE_HUB_KEY")
+            .stdin(Stdio::null());
+        if let Some(uid) = uid {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        stderr(&out)
+    };
+    let data_dir = data.display().to_string();
+    // Files and directory read-only for this user.
+    for file in ["hub.db", "devices.db"] {
+        std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["device", "list"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let err = run(args);
+        assert!(
+            err.contains(&format!("the data directory {data_dir} cannot be written")),
+            "{args:?}: {err}"
+        );
+    }
+    // The directory writable, a file not.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = run(&["user", "list"]);
+    assert!(
+        err.contains("cannot be written") && err.contains(&data_dir) && err.contains(".db"),
+        "{err}"
+    );
+    // Nor read: not taken for a directory without a hub.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if uid.is_some() {
+        let err = run(&["user", "list"]);
+        assert!(
+            err.contains(&format!("the data directory {data_dir} cannot be read")),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A small file system mounted at `at` (a tmpfs: only as root), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| SmallDisk(at.to_path_buf()))
+    }
+
+    /// Fills what is left of the disk; returns the file that fills it.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xa5u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.flush();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_answered_503_and_said_in_the_log() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    let Some(disk) = SmallDisk::mount(&data, "48m") else {
+        eprintln!("no tmpfs can be mounted here (not root): skipped");
+        return;
+    };
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    monitor.sync(&hub.url).unwrap();
+    // Restarted: the hub's write-ahead log starts small again, and must grow for what follows.
+    hub.stop();
+    hub.restart();
+    // Notes that do not compress: the push must take room on the disk.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..150 {
+        let mut place = workplace(area(C01), &format!("Workplace {i}"));
+        place.notes = (0..2000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        monitor.store.create(&place).unwrap();
+    }
+    let request = monitor
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let filler = disk.fill();
+    let mut response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", monitor.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.body_mut().read_to_string().unwrap();
+    assert_eq!(status, 503, "{body}\n{}", hub.log_tail(20));
+    assert!(retry.is_some(), "no Retry-After");
+    assert!(body.contains("full"), "{body}");
+    assert!(
+        hub.log_tail(50).contains("the hub's disk is full"),
+        "{}",
+        hub.log_tail(20)
+    );
+    // Space freed: the same device syncs.
+    std::fs::remove_file(filler).unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    hub.kill();
+    drop(disk);
+}
+
+#[test]
+fn a_postgres_database_without_a_hub_or_out_of_reach_is_said_at_once() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let data_arg = data.to_str().unwrap();
+    let base = server.trim_end_matches("/postgres").to_string();
+    let quick = Duration::from_secs(5);
+
+    // An empty database: no hub there, and neither tables nor a key are made.
+    let empty = fresh_database("empty");
+    for args in [
+        vec!["user", "list"],
+        vec!["device", "list"],
+        vec!["reference", "list"],
+        vec!["quarantine", "list"],
+    ] {
+        let mut args = args;
+        args.extend(["--data", data_arg, "--database", &empty]);
+        let err = fails_within(&args, &[], quick);
+        assert!(err.contains("no hub in PostgreSQL database"), "{err}");
+        assert!(
+            !err.contains("vigie-data") && !err.contains(data_arg),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("hub-key").exists(), "a key was made");
+    let mut client = postgres::Client::connect(&empty, postgres::NoTls).unwrap();
+    let tables: bool = client
+        .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
+        .unwrap()
+        .get(0);
+    assert!(!tables, "tables were made in an empty database");
+    drop(client);
+    // `user add` makes the hub; then it is found.
+    vigie(&[
+        "user",
+        "add",
+        "--data",
+        data_arg,
+        "--database",
+        &empty,
+        "--name",
+        "Staff",
+        "--role",
+        "administrator",
+    ]);
+    assert!(vigie(&["user", "list", "--data", data_arg, "--database", &empty]).contains("Staff"));
+    // Its key missing: the error names the database, not a data directory.
+    std::fs::remove_file(dir.path().join("hub-key").join("hub.key")).unwrap();
+    let err = fails_within(
+        &["user", "list", "--data", data_arg, "--database", &empty],
+        &[],
+        quick,
+    );
+    assert!(
+        err.contains("the hub in PostgreSQL database") && err.contains("key was not found"),
+        "{err}"
+    );
+    drop_database(&empty);
+
+    // No such database, a refused user, a closed port: the reason, at once, and no password.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let port = base.rsplit(':').next().unwrap().to_string();
+    for (url, reason) in [
+        (
+            format!("{base}/vigie_no_such_database"),
+            "no PostgreSQL database vigie_no_such_database",
+        ),
+        (
+            format!("postgres://nobody_here:pw-s3cret@127.0.0.1:{port}/postgres"),
+            "authentication failed",
+        ),
+        (
+            format!("postgres://vigie:pw-s3cret@127.0.0.1:{closed}/postgres"),
+            &format!("cannot reach 127.0.0.1:{closed}") as &str,
+        ),
+    ] {
+        for command in [&["user", "list"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+            let mut args = command.to_vec();
+            args.extend(["--data", data_arg, "--database", &url]);
+            let err = fails_within(&args, &[], quick);
+            assert!(err.contains(reason), "{args:?}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(!err.contains("r2d2") && !err.contains("timed out"), "{err}");
+        }
+    }
+}
