@@ -587,3 +587,35 @@ fn own_changes_after_one_that_waits_wait_too() {
             .is_empty()
     );
 }
+
+/// An edit saved at the version the user read, after a sync brought newer changes of the
+/// record: Automerge numbers it from the whole document, past its own dependencies, as any
+/// honest device does. The hub takes it, and the concurrent edits merge.
+#[test]
+fn an_edit_made_at_an_older_version_is_numbered_as_automerge_numbers_it_and_goes_in() {
+    let dir = TempDir::new().unwrap();
+    let mut a = store(&dir, "a.db");
+    let mut b = store(&dir, "b.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let a_is = common::principal_of(&a, Role::CommunityMonitor, &["CI-R1"]);
+    let b_is = common::principal_of(&b, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut a, &a_is), (&mut b, &b_is)]);
+    let case = a.create(&child(a.user_id())).unwrap();
+    common::sync(&mut a, &mut hub, &a_is);
+    common::sync(&mut b, &mut hub, &b_is);
+    let mut theirs: ChildCase = b.get(case.id).unwrap();
+    theirs.notes = "Vue au marché avec sa tante, le matin, portant des charges.".into();
+    b.update(&theirs).unwrap();
+    assert!(common::sync(&mut b, &mut hub, &b_is).refused.is_empty());
+
+    // A reads the case, syncs (B's edit arrives), then saves what it read and changed.
+    let mut read: ChildCase = a.get(case.id).unwrap();
+    common::sync(&mut a, &mut hub, &a_is);
+    read.hours_per_week = 30;
+    a.update(&read).unwrap();
+    let summary = common::sync(&mut a, &mut hub, &a_is);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.hours_per_week, 30);
+    assert_eq!(held.notes, theirs.notes);
+}

@@ -440,11 +440,14 @@ impl StateCheck<'_> {
     }
 }
 
-/// Checks the depth of every object the document's history ever created (deleted ones
-/// included), and its number of operations and changes, without recursion.
-/// Whether every change of `doc` after `before` numbers its operations from where its history
-/// ends, as Automerge numbers a change it makes (one past the largest operation number of the
-/// document it was made on, whose heads are its dependencies; 1 with none). A whole document
+/// Whether every change of `doc` after `before` numbers its operations as Automerge numbers a
+/// change it makes: one past the largest operation number of the document it was made on. That
+/// document held the change's dependencies, so the number is past theirs; an edit made at an
+/// older version (`write_record` at the version read) still counts from the whole document, so
+/// the number may be further on, but never past the largest number of the operations received
+/// before it (the hub's document, and the changes pushed with it that are numbered before it).
+/// A change can therefore win a conflict only as an honest device's later edit would, and
+/// numbers grow with the operations really made, far from Automerge's 2^32. A whole document
 /// cannot say otherwise (its format derives the number from the dependencies); received
 /// changes can.
 ///
@@ -500,6 +503,23 @@ pub(crate) fn numbered_in_sequence(doc: &Automerge, before: &[ChangeHash]) -> bo
             last_op = *max_op;
         }
     }
+    // The largest operation number held before: every change's number is past its history's,
+    // so the heads hold it.
+    let held_before = before
+        .iter()
+        .filter_map(|head| doc.get_change_meta_by_hash(head))
+        .map(|meta| meta.max_op)
+        .max()
+        .unwrap_or(0);
+    // The new changes by first number, with the largest number among those before each.
+    let mut by_start: Vec<(u64, u64)> = new.iter().map(|c| (c.start_op, c.max_op)).collect();
+    by_start.sort_unstable();
+    let largest_before: Vec<u64> = std::iter::once(held_before)
+        .chain(by_start.iter().scan(held_before, |largest, (_, max)| {
+            *largest = (*largest).max(*max);
+            Some(*largest)
+        }))
+        .collect();
     new.iter().all(|change| {
         let history_ends = change
             .deps
@@ -511,10 +531,15 @@ pub(crate) fn numbered_in_sequence(doc: &Automerge, before: &[ChangeHash]) -> bo
                     .or_else(|| doc.get_change_meta_by_hash(dep).map(|meta| meta.max_op))
             })
             .try_fold(0u64, |max, op| op.map(|op| max.max(op)));
-        history_ends.is_some_and(|ends| change.start_op == ends + 1)
+        let received_before =
+            largest_before[by_start.partition_point(|(start, _)| *start < change.start_op)];
+        history_ends
+            .is_some_and(|ends| change.start_op > ends && change.start_op <= received_before + 1)
     })
 }
 
+/// Checks the depth of every object the document's history ever created (deleted ones
+/// included), and its number of operations and changes, without recursion.
 pub(crate) fn check_history(doc: &Automerge, limits: &DocumentLimits) -> Result<(), DocumentLimit> {
     use automerge::legacy::{ObjectId, OpType};
     use std::collections::HashMap;

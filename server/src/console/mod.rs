@@ -541,7 +541,10 @@ pub struct Viewer {
     pub user: User,
     pub login: String,
     pub access: Access,
+    /// The session's CSRF token masked for this page (`session::masked`): what forms carry.
     pub csrf: String,
+    /// The session's token itself, which a form's unmasked token must equal.
+    session_csrf: String,
 }
 
 impl Viewer {
@@ -606,7 +609,8 @@ pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
         user,
         login: account.login,
         access,
-        csrf: session.csrf,
+        csrf: session::masked(&session.csrf),
+        session_csrf: session.csrf,
     })
 }
 
@@ -629,7 +633,7 @@ pub fn posted(hub: &Hub, ctx: &Ctx, access: Access, csrf: &str) -> Result<Viewer
 
 /// Checks a form's CSRF token against the session's.
 pub fn check_csrf(viewer: &Viewer, token: &str) -> Result<(), Problem> {
-    if session::same(&viewer.csrf, token) {
+    if session::unmasked(token).is_some_and(|token| session::same(&viewer.session_csrf, &token)) {
         Ok(())
     } else {
         Err(Problem::Csrf)

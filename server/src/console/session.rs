@@ -67,6 +67,33 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// The session's CSRF token as a page carries it: a fresh random mask, then the token's bytes
+/// XORed with it, in hex. Each page carries other bytes for the same token, so a compressed page
+/// that holds it beside text a field user wrote (a record's notes) says nothing of it through
+/// its length (BREACH).
+pub fn masked(token: &str) -> String {
+    let mut mask = vec![0u8; token.len()];
+    rand::rngs::OsRng.fill_bytes(&mut mask);
+    let xored: Vec<u8> = token.bytes().zip(&mask).map(|(t, m)| t ^ m).collect();
+    mask.iter()
+        .chain(&xored)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The token a form carried (`masked`); `None` if it is not one.
+pub fn unmasked(carried: &str) -> Option<String> {
+    if !carried.is_ascii() || carried.len() % 4 != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = (0..carried.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&carried[i..i + 2], 16).ok())
+        .collect::<Option<_>>()?;
+    let (mask, xored) = bytes.split_at(bytes.len() / 2);
+    String::from_utf8(xored.iter().zip(mask).map(|(x, m)| x ^ m).collect()).ok()
+}
+
 /// Compares two texts in time independent of where they differ.
 pub fn same(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -432,6 +459,30 @@ pub fn sign_out(storage: &dyn ConsoleStorage, id: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_token_differs_on_every_page_and_unmasks_to_the_token() {
+        let token = secret();
+        let (a, b) = (masked(&token), masked(&token));
+        assert_ne!(a, b);
+        assert!(!a.contains(&token));
+        assert_eq!(unmasked(&a).as_deref(), Some(token.as_str()));
+        assert_eq!(unmasked(&b).as_deref(), Some(token.as_str()));
+        // The token itself, cut or altered, is not one.
+        assert_ne!(unmasked(&token).as_deref(), Some(token.as_str()));
+        assert_eq!(unmasked(&a[1..]), None);
+        assert_eq!(unmasked("zz"), None);
+        let mut flipped = a.clone().into_bytes();
+        flipped[a.len() - 1] = if flipped[a.len() - 1] == b'0' {
+            b'1'
+        } else {
+            b'0'
+        };
+        assert_ne!(
+            unmasked(std::str::from_utf8(&flipped).unwrap()).as_deref(),
+            Some(token.as_str())
+        );
+    }
 
     #[test]
     fn secrets_are_url_safe_and_distinct() {
