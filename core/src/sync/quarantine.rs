@@ -190,7 +190,23 @@ fn rewrite_at<R: Record>(
 ) -> Result<()> {
     let mut record = doc::read_record_at::<R>(made, id, tips)?;
     record.set_version(Version(base.to_vec()));
-    doc::write_record(document, &record, author)?;
+    // Written on the record as it stood at `base`, then merged: the change numbers its
+    // operations from where its own history ends, as `codec::merge_into` holds every received
+    // change to (a change made at `base` on the whole document would number them after the
+    // later edits, and the devices receiving it would refuse it).
+    let cannot = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    let mut at_base = document
+        .fork_at(base)
+        .map_err(|_| cannot("the record's history could not be forked"))?;
+    at_base.set_actor(document.get_actor().clone());
+    doc::write_record(&mut at_base, &record, author)?;
+    let changes = at_base.get_changes(base);
+    document
+        .apply_changes(changes)
+        .map_err(|_| cannot("the rewritten change does not apply"))?;
     Ok(())
 }
 
