@@ -1248,7 +1248,8 @@ fn quarantine_if_held(
     if !built_on_history {
         return Ok(false);
     }
-    keep_for_review(tx, rules, entry)
+    let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    keep_for_review(tx, rules, entry, Some(stored), &new)
 }
 
 /// Whether a change was made on the sending device and names the sender as its author (what
@@ -1259,12 +1260,21 @@ fn made_by_sender(change: &automerge::Change, rules: &Rules<'_>) -> bool {
 }
 
 /// Keeps a pushed entry for review, if its device has room left (`MAX_QUARANTINED_PER_DEVICE`).
-/// Returns whether it was kept.
+/// `new` are the hashes of its changes the hub lacks (`stored`: the record as the hub holds
+/// it, none for a new record). Returns whether they are kept: an entry waiting for the same
+/// record that holds every one of them keeps them already, and no second entry is made (a
+/// message applied twice changes nothing: a bundle imported again, or a bundle then the
+/// phone's own push of the same edit).
 fn keep_for_review(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     entry: &PushEntry,
+    stored: Option<&StoredRecord>,
+    new: &[ChangeHash],
 ) -> Result<bool> {
+    if already_waiting(tx, entry.id, stored, new)? {
+        return Ok(true);
+    }
     if tx.quarantined_from(rules.who.device)? >= MAX_QUARANTINED_PER_DEVICE {
         return Ok(false);
     }
@@ -1277,6 +1287,38 @@ fn keep_for_review(
         received_ms: Utc::now().timestamp_millis(),
     })?;
     Ok(true)
+}
+
+/// Whether an entry waiting for review of record `id` holds every change `new` names: merged
+/// into the record as the hub holds it (`stored`; none for a new record), it brings them all.
+fn already_waiting(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    stored: Option<&StoredRecord>,
+    new: &[ChangeHash],
+) -> Result<bool> {
+    let waiting = tx.quarantined_for(id)?;
+    if waiting.is_empty() || new.is_empty() {
+        return Ok(false);
+    }
+    let base = match stored {
+        Some(stored) => match codec::load(id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(false),
+        },
+        None => Automerge::new(),
+    };
+    for entry in waiting {
+        let mut document = base.clone();
+        if codec::merge_into(&mut document, id, &entry.changes).is_ok()
+            && new
+                .iter()
+                .all(|hash| document.get_change_by_hash(hash).is_some())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Entries one device may have waiting for review: past it, what it sends out of its scope is
@@ -1307,7 +1349,8 @@ fn quarantine_new(
     if !own || !readable {
         return Ok(false);
     }
-    keep_for_review(tx, rules, entry)
+    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    keep_for_review(tx, rules, entry, None, &new)
 }
 
 /// What pushed bytes would make as a new record, judged on the bytes alone.
