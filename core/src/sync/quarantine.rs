@@ -271,9 +271,23 @@ pub fn describe_quarantined(
     let old = old.as_object().unwrap_or(&empty);
     let new = new.as_object().unwrap_or(&empty);
     let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    // A field the changes set concurrently with a later edit may keep the later value as the
+    // one shown: the values it holds (a conflict now) say it changed.
+    let values = |name: &str, at: Option<&[ChangeHash]>| {
+        let all = match at {
+            Some(heads) => document.get_all_at(automerge::ROOT, name, heads),
+            None => document.get_all(automerge::ROOT, name),
+        };
+        all.map(|values| values.into_iter().map(|(_, id)| id).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     view.fields = names
         .into_iter()
-        .filter(|name| !name.starts_with('$') && old.get(*name) != new.get(*name))
+        .filter(|name| {
+            !name.starts_with('$')
+                && (old.get(*name) != new.get(*name)
+                    || values(name, Some(&before)) != values(name, None))
+        })
         .map(|name| name.to_string())
         .collect();
     // Judged as accepting it without naming a supervisor would judge it (`Reviewer::Hub`).
