@@ -192,6 +192,9 @@ pub trait HubTransaction {
     /// Every quarantined entry, oldest first.
     fn quarantined(&mut self) -> Result<Vec<Quarantined>>;
 
+    /// The entries of one record that wait for review, oldest first.
+    fn quarantined_for(&mut self, record: Uuid) -> Result<Vec<Quarantined>>;
+
     /// Removes one quarantined entry (reviewed) and returns it.
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>>;
 

@@ -107,31 +107,36 @@ pub trait Backend: Send + Sync {
 }
 
 /// Who the device that signed a bundle syncs as now (`import_hub_bundle`): enrolled, not
-/// revoked, with the keys its certificate names bound to it, for the user it names; `None`
-/// otherwise.
+/// revoked, with the keys its certificate names bound to it, for the user it names. Otherwise
+/// why the bundle is refused: the device was revoked, or the hub no longer binds it to those
+/// keys (reissued since: the certificate, signed by this hub, proves it was bound once).
 pub(crate) fn bundle_exporter(
     registry: &dyn DeviceRegistry,
     user_of: &dyn Fn(Uuid) -> Result<Option<User>, Error>,
     certificate: &vigie_core::identity::Certificate,
-) -> Result<Option<Principal>, Error> {
-    let registered = registry
-        .devices()?
-        .into_iter()
-        .find(|d| d.device == certificate.device);
+) -> Result<Principal, Error> {
+    use vigie_core::identity::{Certificate, IdentityError};
+    let device = certificate.device;
+    let registered = registry.devices()?.into_iter().find(|d| d.device == device);
+    if registered.as_ref().is_some_and(|d| d.revoked) {
+        return Err(IdentityError::Revoked { device }.into());
+    }
     let bound = registered
-        .filter(|d| !d.revoked)
         .and_then(|d| d.certificate)
-        .and_then(|bytes| vigie_core::identity::Certificate::from_bytes(&bytes).ok())
+        .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
         .is_some_and(|held| held.keys == certificate.keys && held.user == certificate.user);
     if !bound {
-        return Ok(None);
+        return Err(IdentityError::KeysReplaced { device }.into());
     }
-    Ok(user_of(certificate.user)?.map(|user| Principal {
-        device: certificate.device,
+    let user = user_of(certificate.user)?.ok_or_else(|| Error::NotAllowed {
+        rule: "the bundle's exporter is a user unknown to this hub".into(),
+    })?;
+    Ok(Principal {
+        device,
         user: user.id,
         role: user.role,
         areas: areas_in_force(&user),
-    }))
+    })
 }
 
 /// The work of the administration calls, the same on every storage.

@@ -390,8 +390,9 @@ enum ReferenceCommand {
 #[derive(Subcommand)]
 enum BundleCommand {
     /// Import one bundle file (`Recipient::Hub`). Exits with an error when the bundle does not
-    /// open (not sealed to this hub, altered, from a revoked or unknown device) or when a
-    /// record of it was refused (each is listed, with why).
+    /// open (not sealed to this hub, altered, from a revoked device or one reissued since) or
+    /// when a record of it was refused (each is listed, with why); a record the hub holds
+    /// already counts as held.
     Import {
         #[command(flatten)]
         hub: HubData,
@@ -878,11 +879,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 .import_bundle(&bytes, &limits)
                 .map_err(|e| format!("bundle refused: {e}"))?;
             println!(
-                "bundle from device {}: {} records, {} taken, {} kept for review, {} erased on the hub, {} refused",
+                "bundle from device {}: {} records, {} taken, {} kept for review, {} already held, {} erased on the hub, {} refused",
                 report.from_device,
                 report.records,
                 report.accepted,
                 report.quarantined,
+                report.held,
                 report.erased,
                 report.refused.len()
             );

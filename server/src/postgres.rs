@@ -1537,6 +1537,20 @@ impl HubTransaction for PgTransaction<'_> {
             .collect()
     }
 
+    fn quarantined_for(&mut self, record: Uuid) -> Result<Vec<Quarantined>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT id, record_id, device_id, user_id, changes, received_ms FROM quarantine
+                 WHERE record_id = $1 ORDER BY id",
+                &[&record],
+            )
+            .map_err(storage_error)?;
+        rows.iter()
+            .map(|row| quarantined_of(self.sealer, row))
+            .collect()
+    }
+
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
         let row = self
             .tx

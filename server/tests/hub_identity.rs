@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::lifecycle::set_areas;
+use common::lifecycle::{quarantine_list, set_areas};
 use common::*;
 use tempfile::TempDir;
 use vigie_core::sync::{PeerScope, Recipient};
@@ -352,14 +352,22 @@ fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
     supervisor.sync(&hub.url).unwrap();
     assert!(supervisor.has(new));
     assert!(supervisor.store.get::<ChildCase>(held).unwrap().night_work);
-    // The same file again changes nothing; the phone's own sync later neither.
-    assert!(import(&file).status.success());
+    // The same file again changes nothing (every record held already); the phone's own sync
+    // later neither.
+    let out = import(&file);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("2 records, 0 taken"), "{said}");
+    assert!(said.contains("2 already held"), "{said}");
     let summary = monitor.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0);
 
-    // Another device's bundle holding records outside its user's areas: those are refused,
-    // one by one, and said so.
+    // Another device's bundle holding changes the hub lacks to records outside its user's
+    // areas: those are refused, one by one, and said so.
+    let mut c: ChildCase = monitor.store.get(new).unwrap();
+    c.night_work = !c.night_work;
+    monitor.store.update(&c).unwrap();
     let forged = other
         .store
         .seal_bundle(
@@ -370,7 +378,11 @@ fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
     let forged_file = dir.path().join("forged.vigie");
     std::fs::write(&forged_file, &forged).unwrap();
     let out = import(&forged_file);
-    assert!(!out.status.success());
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(said.contains(&format!("refused {new}")), "{said}");
 
@@ -408,6 +420,176 @@ fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
     );
     supervisor.sync(&hub.url).unwrap();
     assert!(!supervisor.has(late));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// `vigie bundle import <file>`: its output.
+fn import_bundle(
+    data: &std::path::Path,
+    dir: &std::path::Path,
+    bundle: &[u8],
+) -> std::process::Output {
+    let file = dir.join(format!("{}.vigie", uuid::Uuid::new_v4()));
+    std::fs::write(&file, bundle).unwrap();
+    common::surface::admin(data, &["bundle", "import", file.to_str().unwrap()])
+}
+
+/// The review entries waiting for each record.
+fn entries_per_record(data: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+    let mut per_record = std::collections::BTreeMap::new();
+    for entry in quarantine_list(data).1 {
+        *per_record
+            .entry(entry["record"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    per_record
+}
+
+/// One edit reaches review once, however many times it arrives: a bundle imported again, a
+/// bundle then the phone's own push of the same pending edit, or the push then the bundle.
+#[test]
+fn one_edit_waits_for_review_once_however_it_arrives() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut first = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut second = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut first, &mut second]);
+    let mut edited_bundles = Vec::new();
+    for monitor in [&mut first, &mut second] {
+        let case = monitor
+            .store
+            .create(&child(area(C01), NAME, monitor.user()))
+            .unwrap()
+            .id;
+        monitor.sync(&hub.url).unwrap();
+        // Edited offline and carried in a bundle; then the user is moved to another community.
+        let mut c: ChildCase = monitor.store.get(case).unwrap();
+        c.night_work = !c.night_work;
+        monitor.store.update(&c).unwrap();
+        let (bundle, _) = monitor
+            .store
+            .export_bundle(0, &[], &[Recipient::Hub])
+            .unwrap();
+        set_areas(&data, monitor.user(), &[C02]);
+        edited_bundles.push((case, bundle));
+    }
+    let (first_case, first_bundle) = &edited_bundles[0];
+    let (second_case, second_bundle) = &edited_bundles[1];
+
+    // The bundle, the same bundle again, then the phone's own sync.
+    for _ in 0..2 {
+        let out = import_bundle(&data, dir.path(), first_bundle);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("1 kept for review"), "{said}");
+    }
+    let summary = first.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![*first_case], "{summary:?}");
+    // The phone's sync first, then the bundle.
+    let summary = second.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![*second_case], "{summary:?}");
+    let out = import_bundle(&data, dir.path(), second_bundle);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("1 kept for review"), "{said}");
+
+    let per_record = entries_per_record(&data);
+    assert_eq!(
+        per_record.get(&first_case.to_string()),
+        Some(&1),
+        "{per_record:?}"
+    );
+    assert_eq!(
+        per_record.get(&second_case.to_string()),
+        Some(&1),
+        "{per_record:?}"
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// A bundle exported before its device was reissued is refused for what happened: sealed
+/// under keys the hub no longer binds to the device, to be exported again; not as revoked.
+#[test]
+fn a_bundle_from_before_a_reissue_is_refused_as_such() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor]);
+    monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap();
+    let (bundle, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    common::reissue(&data, monitor.token.device);
+    let out = import_bundle(&data, dir.path(), &bundle);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("reissued"), "{said}");
+    assert!(said.contains("export it again"), "{said}");
+    assert!(!said.contains("revoked"), "{said}");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// A deactivated user's bundle carrying a record they received and never changed: the hub
+/// holds all of it, so it is counted as held, not refused, and the import succeeds; their
+/// own new case is kept for review.
+#[test]
+fn a_bundled_record_the_hub_holds_whole_is_not_refused() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "mate", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor, &mut mate]);
+    let received = mate
+        .store
+        .create(&child(area(C01), "Koffi Yao", mate.user()))
+        .unwrap()
+        .id;
+    mate.sync(&hub.url).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    assert!(monitor.has(received));
+    let made = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    let (bundle, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    let out = common::surface::admin(
+        &data,
+        &["user", "deactivate", "--user", &monitor.user().to_string()],
+    );
+    assert!(out.status.success());
+
+    let out = import_bundle(&data, dir.path(), &bundle);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("2 records, 0 taken, 1 kept for review, 1 already held"),
+        "{said}"
+    );
+    assert!(said.contains("0 refused"), "{said}");
+    let per_record = entries_per_record(&data);
+    assert_eq!(
+        per_record.get(&made.to_string()),
+        Some(&1),
+        "{per_record:?}"
+    );
+    assert_eq!(per_record.len(), 1, "{per_record:?}");
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }

@@ -44,6 +44,12 @@ pub enum IdentityError {
     Expired { device: Uuid },
     #[error("device {device} has been revoked")]
     Revoked { device: Uuid },
+    /// A bundle sealed under keys the hub no longer binds to its device (`vigie device
+    /// reissue` unbinds them; a profile made again presents new ones).
+    #[error(
+        "the bundle was sealed under keys device {device} no longer holds (it was reissued since): export it again from the device"
+    )]
+    KeysReplaced { device: Uuid },
     #[error(
         "the certificate of device {device} was replaced by a newer one (its user's role or areas changed): that device must sync with the hub"
     )]

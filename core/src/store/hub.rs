@@ -479,6 +479,17 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         rows.into_iter().map(QuarantineRow::into_entry).collect()
     }
 
+    fn quarantined_for(&mut self, record: Uuid) -> Result<Vec<Quarantined>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, record_id, device_id, user_id, changes, received_ms FROM quarantine
+             WHERE record_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([record.as_bytes()], QuarantineRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(QuarantineRow::into_entry).collect()
+    }
+
     fn take_quarantined(&mut self, entry: i64) -> Result<Option<Quarantined>> {
         self.tx
             .prepare_cached(

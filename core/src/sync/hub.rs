@@ -191,33 +191,38 @@ pub struct HubBundleReport {
     pub quarantined: usize,
     /// Records erased on the hub: nothing of them was taken.
     pub erased: usize,
+    /// Records whose every bundled change the hub holds already (a record the exporter
+    /// received and never changed, or a bundle imported again): nothing to import.
+    pub held: usize,
     pub refused: Vec<(Uuid, Refusal)>,
 }
 
 /// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
 /// file because it could not reach the hub, or before it was lost. The bundle opens with the
-/// hub's key; `exporter` says who the device that signed it syncs as now (`None`: not enrolled
-/// with the keys its certificate names, or revoked: the whole bundle is refused), and each
-/// record is then judged exactly as that device's push (`accept_push`: its own changes only,
-/// its scope, the workflow, erasure, the bounds), and stored or refused on its own.
+/// hub's key and its exporter's certificate must be one this hub signed; `exporter` says who
+/// the device that signed it syncs as now, or why its bundle is refused whole
+/// (`IdentityError::Revoked`, or `KeysReplaced` when the hub no longer binds it to the keys
+/// the bundle was sealed under). A record whose every change the hub holds already is
+/// counted as held; each other record is judged exactly as that device's push
+/// (`accept_push`: its own changes only, its scope, the workflow, erasure, the bounds), and
+/// stored or refused on its own.
 pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     storage: &mut S,
     key: &crate::identity::HubKey,
-    exporter: &dyn Fn(&crate::identity::Certificate) -> Result<Option<Principal>>,
+    exporter: &dyn Fn(&crate::identity::Certificate) -> Result<Principal>,
     bytes: &[u8],
     limits: &HubLimits,
 ) -> std::result::Result<HubBundleReport, HubError> {
-    let hub = key.public().signing;
+    let issuer = crate::identity::Trust {
+        hub: key.public().signing,
+        revoked: Default::default(),
+        newest: Default::default(),
+        now_ms: 0,
+    };
     let mut who = None;
     let (_, bundle) = super::bundle::open_signed(bytes, &key.agreement(), |certificate| {
-        if certificate.hub != hub {
-            return Err(crate::identity::IdentityError::UnknownHub.into());
-        }
-        who = Some(
-            exporter(certificate)?.ok_or(crate::identity::IdentityError::Revoked {
-                device: certificate.device,
-            })?,
-        );
+        issuer.check_issuer(certificate)?;
+        who = Some(exporter(certificate)?);
         Ok(())
     })?;
     let who = who.expect("set when the certificate was trusted");
@@ -235,10 +240,25 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         .collect();
     push.sort_by_key(|e| e.id);
     push.dedup_by_key(|e| e.id);
+    let records = push.len();
+    let mut held = HashSet::new();
+    for batch in push.chunks(HELD_CHECK_BATCH) {
+        held.extend(storage.in_read_transaction(&mut |tx| {
+            let mut held = Vec::new();
+            for entry in batch {
+                if holds_every_change(tx, entry)? {
+                    held.push(entry.id);
+                }
+            }
+            Ok(held)
+        })?);
+    }
+    push.retain(|entry| !held.contains(&entry.id));
     let pushed = store_pushes(storage, &who, &push, limits, &mut Budget::new(0))?;
     let mut report = HubBundleReport {
         from_device: who.device,
-        records: push.len(),
+        records,
+        held: held.len(),
         ..HubBundleReport::default()
     };
     for PushAck { id, outcome } in pushed.acks {
@@ -250,6 +270,30 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         }
     }
     Ok(report)
+}
+
+/// Records of a bundle checked for being held in one read transaction.
+const HELD_CHECK_BATCH: usize = 256;
+
+/// Whether the hub holds every change of a bundled record already: merging them into the
+/// record as the hub holds it adds nothing. Whatever does not read is left to `accept_push`.
+fn holds_every_change(tx: &mut dyn HubTransaction, entry: &PushEntry) -> Result<bool> {
+    let stored = match tx.record(entry.id, false) {
+        Ok(Some(stored)) => stored,
+        Ok(None) | Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => {
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    let Ok(mut document) = codec::load(entry.id, &stored.document) else {
+        return Ok(false);
+    };
+    let before = document.get_heads();
+    Ok(
+        codec::merge_into(&mut document, entry.id, &entry.changes).is_ok()
+            && document.get_missing_deps(&[]).is_empty()
+            && document.get_heads() == before,
+    )
 }
 
 /// What storing a request's pushes did (`store_pushes`).
@@ -1273,7 +1317,8 @@ fn quarantine_if_held(
     if !built_on_history {
         return Ok(false);
     }
-    keep_for_review(tx, rules, entry)
+    let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    keep_for_review(tx, rules, entry, Some(stored), &new)
 }
 
 /// Whether a change was made on the sending device and names the sender as its author (what
@@ -1284,12 +1329,21 @@ fn made_by_sender(change: &automerge::Change, rules: &Rules<'_>) -> bool {
 }
 
 /// Keeps a pushed entry for review, if its device has room left (`MAX_QUARANTINED_PER_DEVICE`).
-/// Returns whether it was kept.
+/// `new` are the hashes of its changes the hub lacks (`stored`: the record as the hub holds
+/// it, none for a new record). Returns whether they are kept: an entry waiting for the same
+/// record that holds every one of them keeps them already, and no second entry is made (a
+/// message applied twice changes nothing: a bundle imported again, or a bundle then the
+/// phone's own push of the same edit).
 fn keep_for_review(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     entry: &PushEntry,
+    stored: Option<&StoredRecord>,
+    new: &[ChangeHash],
 ) -> Result<bool> {
+    if already_waiting(tx, entry.id, stored, new)? {
+        return Ok(true);
+    }
     if tx.quarantined_from(rules.who.device)? >= MAX_QUARANTINED_PER_DEVICE {
         return Ok(false);
     }
@@ -1302,6 +1356,38 @@ fn keep_for_review(
         received_ms: Utc::now().timestamp_millis(),
     })?;
     Ok(true)
+}
+
+/// Whether an entry waiting for review of record `id` holds every change `new` names: merged
+/// into the record as the hub holds it (`stored`; none for a new record), it brings them all.
+fn already_waiting(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    stored: Option<&StoredRecord>,
+    new: &[ChangeHash],
+) -> Result<bool> {
+    let waiting = tx.quarantined_for(id)?;
+    if waiting.is_empty() || new.is_empty() {
+        return Ok(false);
+    }
+    let base = match stored {
+        Some(stored) => match codec::load(id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(false),
+        },
+        None => Automerge::new(),
+    };
+    for entry in waiting {
+        let mut document = base.clone();
+        if codec::merge_into(&mut document, id, &entry.changes).is_ok()
+            && new
+                .iter()
+                .all(|hash| document.get_change_by_hash(hash).is_some())
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Entries one device may have waiting for review: past it, what it sends out of its scope is
@@ -1332,7 +1418,8 @@ fn quarantine_new(
     if !own || !readable {
         return Ok(false);
     }
-    keep_for_review(tx, rules, entry)
+    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    keep_for_review(tx, rules, entry, None, &new)
 }
 
 /// What pushed bytes would make as a new record, judged on the bytes alone.

@@ -190,7 +190,23 @@ fn rewrite_at<R: Record>(
 ) -> Result<()> {
     let mut record = doc::read_record_at::<R>(made, id, tips)?;
     record.set_version(Version(base.to_vec()));
-    doc::write_record(document, &record, author)?;
+    // Written on the record as it stood at `base`, then merged: the change numbers its
+    // operations from where its own history ends, as `codec::merge_into` holds every received
+    // change to (a change made at `base` on the whole document would number them after the
+    // later edits, and the devices receiving it would refuse it).
+    let cannot = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    let mut at_base = document
+        .fork_at(base)
+        .map_err(|_| cannot("the record's history could not be forked"))?;
+    at_base.set_actor(document.get_actor().clone());
+    doc::write_record(&mut at_base, &record, author)?;
+    let changes = at_base.get_changes(base);
+    document
+        .apply_changes(changes)
+        .map_err(|_| cannot("the rewritten change does not apply"))?;
     Ok(())
 }
 
@@ -255,9 +271,23 @@ pub fn describe_quarantined(
     let old = old.as_object().unwrap_or(&empty);
     let new = new.as_object().unwrap_or(&empty);
     let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    // A field the changes set concurrently with a later edit may keep the later value as the
+    // one shown: the values it holds (a conflict now) say it changed.
+    let values = |name: &str, at: Option<&[ChangeHash]>| {
+        let all = match at {
+            Some(heads) => document.get_all_at(automerge::ROOT, name, heads),
+            None => document.get_all(automerge::ROOT, name),
+        };
+        all.map(|values| values.into_iter().map(|(_, id)| id).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     view.fields = names
         .into_iter()
-        .filter(|name| !name.starts_with('$') && old.get(*name) != new.get(*name))
+        .filter(|name| {
+            !name.starts_with('$')
+                && (old.get(*name) != new.get(*name)
+                    || values(name, Some(&before)) != values(name, None))
+        })
         .map(|name| name.to_string())
         .collect();
     // Judged as accepting it without naming a supervisor would judge it (`Reviewer::Hub`).
