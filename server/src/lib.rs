@@ -11,6 +11,7 @@ pub mod client;
 pub mod console;
 pub mod http;
 pub mod hub_key;
+pub mod irreversible;
 mod listener;
 pub mod logging;
 pub mod postgres;
@@ -189,8 +190,9 @@ impl Database {
     }
 
     /// Opens the hub, making it (and its key) if there is none yet.
+    /// What the hub must never undo (`irreversible`) is done again first if a restore undid it.
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
-        Ok(match self {
+        let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
                 whole_hub(data)?;
                 let encryption = hub_encryption(data, key)?;
@@ -206,7 +208,8 @@ impl Database {
                 data,
                 key,
             } => Box::new(postgres::Postgres::connect(url, *connections, key, data)?),
-        })
+        };
+        irreversible::keep(self, backend)
     }
 }
 
