@@ -52,11 +52,13 @@ key. Never mix files of two backups.
 A restore takes the hub back to the moment of this backup:
 - devices that sent records after it send them again at their next sync (the hub finds them \
 ahead of it and logs a warning: \"a device is ahead of this hub\");
-- everything else done on the hub after it is undone and must be done again: erasures \
-(`vigie erase`, the console's), device revocations and reissued tokens, users added, changed \
-or deactivated, quarantine decisions, reference data published, console accounts. A case \
-erased after the backup comes back, to the hub and to devices: erase it again. A device \
-revoked after it can sync again: revoke it again.
+- erasures (`vigie erase`, the console's) and device revocations made after it are done \
+again when the restored hub starts, from the journal beside its key file \
+(irreversible.journal, kept apart from this backup: keep it with the key). A hub whose key is \
+given as VIGIE_HUB_KEY keeps no journal: erase and revoke again by hand;
+- everything else done on the hub after it is undone and must be done again: reissued \
+tokens, users added, changed or deactivated, quarantine decisions, reference data published, \
+console accounts.
 ";
 
 /// Copies the embedded hub in `data` into the new (or empty) directory `out`.

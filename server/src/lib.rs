@@ -11,6 +11,7 @@ pub mod client;
 pub mod console;
 pub mod http;
 pub mod hub_key;
+pub mod irreversible;
 mod listener;
 pub mod logging;
 pub mod postgres;
@@ -352,8 +353,9 @@ impl Database {
     }
 
     /// Opens the hub, making it (and its key) if there is none yet.
+    /// What the hub must never undo (`irreversible`) is done again first if a restore undid it.
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
-        Ok(match self {
+        let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
                 whole_hub(data)?;
                 let encryption = hub_encryption(data, key)?;
@@ -369,7 +371,8 @@ impl Database {
                 data,
                 key,
             } => Box::new(postgres::Postgres::connect(url, *connections, key, data)?),
-        })
+        };
+        irreversible::keep(self, backend)
     }
 }
 

@@ -1399,8 +1399,9 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
         );
     }
     println!(
-        "restoring it undoes everything done on the hub after {at}: erasures come back and \
-         revoked devices sync again until they are erased and revoked again; devices send \
+        "restoring it undoes what was done on the hub after {at} (users, quarantine \
+         decisions, reissued tokens...), except erasures and device revocations: the restored \
+         hub does them again from irreversible.journal, beside its key file; devices send \
          again the records they sent since. See {} and README, \"Backups and restore\".",
         out.join("RESTORE.txt").display()
     );

@@ -14,6 +14,7 @@ mod hub_backup;
 mod hub_crash;
 mod hub_encryption;
 mod hub_identity;
+mod hub_irreversible;
 mod hub_lifecycle;
 mod hub_operation;
 mod hub_protection;

@@ -594,7 +594,7 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 ),
             });
         }
-        let Some((history, duplicates)) = erasure_of(tx, by, &reference, next, duplicate_of)?
+        let Some((history, duplicates)) = erasure_of(tx, Some(by), &reference, next, duplicate_of)?
         else {
             if next == id {
                 histories.push((id, ErasedHistory::default()));
@@ -613,6 +613,23 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
     Ok(erased)
 }
 
+/// Erases a record again, as `erase_record` erased it before: the hub's own decision, kept
+/// outside its storage, that a restore from an older copy undid. No principal is checked (the
+/// supervisor was, when it was decided) and no duplicate is followed (each record erased then
+/// was kept by its own id). A record that is no child case is left alone (`NotAllowed`): only
+/// child cases are ever erased. Returns whether anything was erased; a tombstone stands for the
+/// record afterwards, held or not.
+pub fn erase_again(tx: &mut dyn HubTransaction, id: Uuid) -> Result<bool> {
+    if tx.is_erased(id)? {
+        return Ok(false);
+    }
+    let reference = tx.reference()?;
+    let history = erasure_of(tx, None, &reference, id, None)?
+        .map(|(history, _)| history)
+        .unwrap_or_default();
+    tx.erase(id, &history)
+}
+
 /// How many records one erasure takes at most (a case and its duplicates): a bound on one
 /// transaction, far above what registering a child a few times offline gives.
 const MAX_ERASED_TOGETHER: usize = 100;
@@ -623,7 +640,7 @@ const MAX_ERASED_TOGETHER: usize = 100;
 /// or nothing): `merged_from` is one side of a merge, and an edit could put any case there.
 fn erasure_of(
     tx: &mut dyn HubTransaction,
-    by: &Principal,
+    by: Option<&Principal>,
     reference: &ReferenceData,
     id: Uuid,
     duplicate_of: Option<Uuid>,
@@ -646,10 +663,11 @@ fn erasure_of(
             rule: "only child cases are erased; other records are closed".into(),
         });
     }
-    if !stored
-        .area
-        .as_ref()
-        .is_some_and(|a| by.covers(a, reference))
+    if let Some(by) = by
+        && !stored
+            .area
+            .as_ref()
+            .is_some_and(|a| by.covers(a, reference))
     {
         return Err(Error::NotAllowed {
             rule: "the record is outside the supervisor's areas".into(),

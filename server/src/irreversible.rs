@@ -1,0 +1,487 @@
+//! What the hub must never undo, kept where a restore does not reach: every erasure and every
+//! device revocation is written to a journal beside the hub's key (`<data>-key/`, which is
+//! kept apart from the data's backups), one line per action, synced before the action is
+//! reported done. A hub restored from an older copy (`vigie backup`, `pg_dump`) finds in it
+//! what the copy predates, and does it again when it opens, before it serves anything: the
+//! erased case is erased again, the revoked phone is refused again.
+//!
+//! A line is `erase <record> <unix ms> <tag>` or `revoke <device> <unix ms> <tag>`: ids only,
+//! never personal data (who erased and why stay in the audit log). The tag is an HMAC-SHA256
+//! of the rest under a key derived from the hub's key, so a line that is not the hub's (edited,
+//! damaged) is told apart: it is ignored with a warning, and the hub still starts.
+//!
+//! No journal is kept, and the hub says so when it opens, when the key comes without a
+//! directory (`VIGIE_HUB_KEY`, `--key-hex`), for an unencrypted hub (no key), or when the key's
+//! directory cannot be written.
+
+use crate::auth::{AuthError, DeviceInfo, Token};
+use crate::backend::Backend;
+use crate::console::storage::ConsoleStorage;
+use crate::console::view::View;
+use crate::hub_key::{HubKey, default_key_file};
+use crate::{Database, HubOpenError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uuid::Uuid;
+use vigie_core::sync::{
+    HubBundleReport, HubError, HubLimits, HubTransaction, Principal, QuarantineView,
+};
+use vigie_core::{Error, ReferenceData, ReferenceFile, User};
+
+/// The journal's file, in the directory of the hub's key file.
+pub const JOURNAL_FILE: &str = "irreversible.journal";
+
+/// The journal's first line, for whoever opens it.
+const HEADER: &str = "# Vigie: erasures and device revocations this hub must never undo, \
+                      redone when it opens. Keep with the key, apart from backups of the data; \
+                      never edit.\n";
+
+/// What the audit log says of an action done again (`ERASE_REASONS`' kind of code).
+pub const REAPPLIED: &str = "reapplied_after_restore";
+
+type HmacSha256 = hmac::Hmac<hmac_sha2::Sha256>;
+
+/// An action the hub must never undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A record erased (a child case, or an id a tombstone stands for).
+    Erase(Uuid),
+    /// A device revoked.
+    Revoke(Uuid),
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Erase(_) => "erase",
+            Action::Revoke(_) => "revoke",
+        }
+    }
+
+    fn id(self) -> Uuid {
+        match self {
+            Action::Erase(id) | Action::Revoke(id) => id,
+        }
+    }
+}
+
+/// The journal of one hub: its file and the key its lines are tagged with.
+pub struct Journal {
+    file: PathBuf,
+    key: [u8; 32],
+}
+
+/// What a journal holds: its actions, in order, and the numbers of the lines that were not
+/// the hub's (ignored).
+#[derive(Debug, Default)]
+pub struct Read {
+    pub actions: Vec<Action>,
+    pub refused_lines: Vec<usize>,
+}
+
+impl Journal {
+    /// The journal in `dir` (the directory of the key file), its lines tagged under a key
+    /// derived from `hub_key`.
+    pub fn new(dir: &Path, hub_key: &HubKey) -> Journal {
+        let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&hub_key.0)
+            .expect("HMAC takes any key length");
+        hmac::Mac::update(&mut mac, b"vigie irreversible journal key v1");
+        Journal {
+            file: dir.join(JOURNAL_FILE),
+            key: hmac::Mac::finalize(mac).into_bytes().into(),
+        }
+    }
+
+    /// Where the hub opened as `database` keeps its journal; `Err` says why it keeps none.
+    pub fn of(database: &Database) -> Result<Journal, String> {
+        let (data, key) = match database {
+            Database::Embedded { data, key } | Database::Postgres { data, key, .. } => (data, key),
+        };
+        if key.unencrypted {
+            return Err("the hub is unencrypted (no key, so no key directory)".into());
+        }
+        if key.key_hex.is_some() {
+            return Err("the key is given without a key file (VIGIE_HUB_KEY or --key-hex)".into());
+        }
+        let file = key
+            .key_file
+            .clone()
+            .unwrap_or_else(|| default_key_file(data));
+        let dir = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match key.resolve(data, true) {
+            Ok(Some(hub_key)) => Ok(Journal::new(&dir, &hub_key)),
+            Ok(None) => Err("the hub has no key".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn tag(&self, body: &str) -> String {
+        let mut mac =
+            <HmacSha256 as hmac::KeyInit>::new_from_slice(&self.key).expect("any key length");
+        hmac::Mac::update(&mut mac, body.as_bytes());
+        hmac::Mac::finalize(mac)
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Makes the journal if there is none (owner-only, with its header), so that each later
+    /// action only appends; fails if it cannot be written.
+    pub fn prepare(&self) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut out = options.open(&self.file)?;
+        if out.metadata()?.len() == 0 {
+            out.write_all(HEADER.as_bytes())?;
+            out.sync_all()?;
+            // The new file's name is made durable with it.
+            if let Some(dir) = self.file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one action, done at `at_ms`, and syncs it to the disk before returning. One
+    /// `write` of a whole line on a file opened to append: processes appending at once (a
+    /// command beside `vigie serve`) never mix their lines.
+    pub fn append(&self, action: Action, at_ms: i64) -> std::io::Result<()> {
+        let body = format!("{} {} {at_ms}", action.word(), action.id());
+        let line = format!("{body} {}\n", self.tag(&body));
+        let mut out = std::fs::OpenOptions::new().append(true).open(&self.file)?;
+        out.write_all(line.as_bytes())?;
+        out.sync_data()
+    }
+
+    /// Every action the journal holds, in order (none if there is no journal).
+    pub fn read(&self) -> std::io::Result<Read> {
+        let text = match std::fs::read(&self.file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::default()),
+            Err(e) => return Err(e),
+        };
+        let mut read = Read::default();
+        for (n, line) in text.lines().enumerate() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match self.parse(line) {
+                Some(action) => read.actions.push(action),
+                None => read.refused_lines.push(n + 1),
+            }
+        }
+        Ok(read)
+    }
+
+    /// The action a line records, if the line is whole and tagged by this hub.
+    fn parse(&self, line: &str) -> Option<Action> {
+        let (body, tag) = line.rsplit_once(' ')?;
+        // Both are hex of one length: comparing them in constant time is not needed (the tag
+        // guards against damage and edits, not against someone timing the hub's start).
+        if self.tag(body) != tag {
+            return None;
+        }
+        let mut words = body.split(' ');
+        let (word, id, at) = (words.next()?, words.next()?, words.next()?);
+        if words.next().is_some() || at.parse::<i64>().is_err() {
+            return None;
+        }
+        let id = Uuid::parse_str(id).ok()?;
+        match word {
+            "erase" => Some(Action::Erase(id)),
+            "revoke" => Some(Action::Revoke(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Opens the journal of the hub just opened as `database` (`backend`), does again whatever it
+/// holds that the storage no longer reflects, and returns the hub that journals each new
+/// erasure and revocation. Without a journal the hub works as before, and a warning says that
+/// a restore would undo those actions.
+pub fn keep(
+    database: &Database,
+    backend: Box<dyn Backend>,
+) -> Result<Box<dyn Backend>, HubOpenError> {
+    let journal = match Journal::of(database) {
+        Ok(journal) => journal,
+        Err(why) => {
+            tracing::warn!(
+                "no journal of irreversible actions: {why}. Erasures and device revocations \
+                 will not survive a restore of this hub from a backup"
+            );
+            return Ok(backend);
+        }
+    };
+    let read = journal.read().map_err(|e| {
+        HubOpenError::Io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot read the journal of irreversible actions {}: {e}",
+                journal.file.display()
+            ),
+        ))
+    })?;
+    for line in &read.refused_lines {
+        tracing::warn!(
+            file = %journal.file.display(),
+            line,
+            "a line of the journal of irreversible actions is not this hub's (damaged or \
+             edited): ignored"
+        );
+    }
+    reapply(&*backend, &read.actions)?;
+    if let Err(e) = journal.prepare() {
+        tracing::warn!(
+            file = %journal.file.display(),
+            error = %e,
+            "the journal of irreversible actions cannot be written: erasures and device \
+             revocations will not survive a restore of this hub from a backup"
+        );
+        return Ok(backend);
+    }
+    Ok(Box::new(Journaled {
+        inner: backend,
+        journal,
+    }))
+}
+
+/// Does again each journaled action the storage does not reflect (a restore from an older
+/// copy undid it): records not erased are erased (by the hub, whatever their area now), devices
+/// not revoked are revoked. Each is logged (ids only) and written to the audit log.
+fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError> {
+    let mut erase: Vec<Uuid> = Vec::new();
+    let mut revoke: Vec<Uuid> = Vec::new();
+    for action in actions {
+        match *action {
+            Action::Erase(id) if !erase.contains(&id) => erase.push(id),
+            Action::Revoke(id) if !revoke.contains(&id) => revoke.push(id),
+            _ => {}
+        }
+    }
+    let mut erased = Vec::new();
+    if !erase.is_empty() {
+        backend.write(&mut |tx: &mut dyn HubTransaction| {
+            erased.clear();
+            for &id in &erase {
+                if tx.is_erased(id)? {
+                    continue;
+                }
+                match vigie_core::sync::erase_again(tx, id) {
+                    Ok(_) => erased.push(id),
+                    // Not a child case: nothing the hub ever erased (refused before any write).
+                    Err(Error::NotAllowed { .. }) => {
+                        tracing::warn!(record = %id, "a journaled erasure names no child case: left alone");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+    }
+    for id in erased {
+        tracing::warn!(
+            record = %id,
+            "erased again: the journal of irreversible actions holds its erasure, which this \
+             hub's storage had lost (restored from an older copy?)"
+        );
+        crate::console::journal(backend, None, "case_erase", Some(id), REAPPLIED);
+    }
+    for id in revoke {
+        // False for a device revoked already, and for one unknown here (enrolled after the
+        // copy: its token is refused anyway).
+        if backend.revoke(id)? {
+            tracing::warn!(
+                device = %id,
+                "revoked again: the journal of irreversible actions holds its revocation, \
+                 which this hub's storage had lost (restored from an older copy?)"
+            );
+            crate::console::journal(backend, None, "device_revoke", Some(id), REAPPLIED);
+        }
+    }
+    Ok(())
+}
+
+/// The hub with its journal: each erasure and revocation is journaled once done, and reported
+/// done only once the journal holds it on disk.
+struct Journaled {
+    inner: Box<dyn Backend>,
+    journal: Journal,
+}
+
+impl Journaled {
+    /// Journals `actions`, done now. On failure the action stands but is not journaled: said
+    /// as such (a restore would undo it), never as a success.
+    fn note(&self, actions: impl IntoIterator<Item = Action>) -> Result<(), String> {
+        let now = chrono::Utc::now().timestamp_millis();
+        for action in actions {
+            if let Err(e) = self.journal.append(action, now) {
+                tracing::error!(
+                    file = %self.journal.file.display(),
+                    error = %e,
+                    "an irreversible action was not journaled"
+                );
+                return Err(format!(
+                    "done, but not written to the journal of irreversible actions ({e}): a \
+                     restore of this hub from a backup would undo it"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Journaled {
+    fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
+        let revoked = self.inner.revoke(device)?;
+        if revoked {
+            self.note([Action::Revoke(device)])
+                .map_err(AuthError::Storage)?;
+        }
+        Ok(revoked)
+    }
+
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error> {
+        let erased = self.inner.erase(by, record)?;
+        // The id asked for too when the hub held nothing under it: its tombstone stands.
+        let mut ids = vec![record];
+        ids.extend(erased.iter().copied().filter(|id| *id != record));
+        self.note(ids.into_iter().map(Action::Erase))
+            .map_err(|reason| Error::HubStorage {
+                reason,
+                retryable: false,
+            })?;
+        Ok(erased)
+    }
+
+    // Everything else is the storage's own.
+
+    fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
+        self.inner.authenticate(token)
+    }
+    fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
+        self.inner.enrol(user)
+    }
+    fn user(&self, id: Uuid) -> Result<Option<User>, Error> {
+        self.inner.user(id)
+    }
+    fn add_user(&self, user: &User) -> Result<User, Error> {
+        self.inner.add_user(user)
+    }
+    fn quarantined(&self) -> Result<Vec<QuarantineView>, Error> {
+        self.inner.quarantined()
+    }
+    fn review_quarantined(
+        &self,
+        entry: i64,
+        accept: bool,
+        by: Option<Uuid>,
+    ) -> Result<bool, Error> {
+        self.inner.review_quarantined(entry, accept, by)
+    }
+    fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {
+        self.inner.set_user_areas(user, areas)
+    }
+    fn users(&self) -> Result<Vec<User>, Error> {
+        self.inner.users()
+    }
+    fn deactivate_user(&self, user: Uuid) -> Result<bool, Error> {
+        self.inner.deactivate_user(user)
+    }
+    fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {
+        self.inner.devices()
+    }
+    fn reissue(&self, device: Uuid) -> Result<Token, AuthError> {
+        self.inner.reissue(device)
+    }
+    fn reference(&self) -> Result<Arc<ReferenceData>, Error> {
+        self.inner.reference()
+    }
+    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error> {
+        self.inner.publish_reference(file)
+    }
+    fn concurrency(&self) -> usize {
+        self.inner.concurrency()
+    }
+    fn console(&self) -> &dyn ConsoleStorage {
+        self.inner.console()
+    }
+    fn console_form_key(&self) -> [u8; 32] {
+        self.inner.console_form_key()
+    }
+    fn open_view(&self) -> Result<View, Error> {
+        self.inner.open_view()
+    }
+    fn refresh_view(&self, view: &mut View) -> Result<(), Error> {
+        self.inner.refresh_view(view)
+    }
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.inner.write(work)
+    }
+    fn actor(&self) -> automerge::ActorId {
+        self.inner.actor()
+    }
+    fn sync(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError> {
+        self.inner.sync(who, request, limits)
+    }
+    fn attachment(
+        &self,
+        who: &Principal,
+        request: &[u8],
+        limits: &HubLimits,
+    ) -> Result<Vec<u8>, HubError> {
+        self.inner.attachment(who, request, limits)
+    }
+    fn import_bundle(&self, bytes: &[u8], limits: &HubLimits) -> Result<HubBundleReport, HubError> {
+        self.inner.import_bundle(bytes, limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_back_and_a_line_not_the_hubs_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path(), &HubKey([7; 32]));
+        journal.prepare().unwrap();
+        let (case, phone) = (Uuid::new_v4(), Uuid::new_v4());
+        journal.append(Action::Erase(case), 1).unwrap();
+        journal.append(Action::Revoke(phone), 2).unwrap();
+        let read = journal.read().unwrap();
+        assert_eq!(read.actions, [Action::Erase(case), Action::Revoke(phone)]);
+        assert!(read.refused_lines.is_empty());
+
+        // One changed character: the line is not the hub's.
+        let text = std::fs::read_to_string(journal.file()).unwrap();
+        let other = Uuid::new_v4().to_string();
+        std::fs::write(journal.file(), text.replace(&case.to_string(), &other)).unwrap();
+        let read = journal.read().unwrap();
+        assert_eq!(read.actions, [Action::Revoke(phone)]);
+        assert_eq!(read.refused_lines, [2]);
+
+        // Another hub's key tags other lines.
+        let stranger = Journal::new(dir.path(), &HubKey([8; 32]));
+        assert!(stranger.read().unwrap().actions.is_empty());
+    }
+}

@@ -1,0 +1,235 @@
+//! Erasures and device revocations survive a restore from a backup: the hub journals them
+//! beside its key, apart from the data, and does them again when it opens on an older copy.
+
+use crate::common;
+
+use common::lifecycle::plain_device;
+use common::*;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use vigie_core::*;
+
+const NAME: &str = "Awa Effacée-Kouassi";
+
+fn holds(dir: &Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    })
+}
+
+/// The journal of the hub in `data` (its key is found by default, beside it).
+fn journal_of(data: &Path) -> PathBuf {
+    let mut dir = data.as_os_str().to_owned();
+    dir.push("-key");
+    PathBuf::from(dir).join("irreversible.journal")
+}
+
+/// A hub with a monitor's case on it and a supervisor who received it, backed up; then the
+/// case erased and the monitor's phone revoked, and the hub stopped.
+struct Scene {
+    dir: TempDir,
+    data: PathBuf,
+    hub: Hub,
+    monitor: Device,
+    supervisor: Device,
+    case: uuid::Uuid,
+    backup: PathBuf,
+}
+
+fn erased_and_revoked_after_a_backup() -> Scene {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(case));
+
+    let backup = dir.path().join("backup");
+    let data_arg = data.to_str().unwrap();
+    vigie(&[
+        "backup",
+        "--data",
+        data_arg,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+
+    let (by, record) = (supervisor.user().to_string(), case.to_string());
+    vigie(&[
+        "erase",
+        "--data",
+        data_arg,
+        "--record",
+        &record,
+        "--by",
+        &by,
+        "--reason",
+        "consent_withdrawn",
+    ]);
+    assert!(revoke(&data, monitor.token.device));
+    let mut scene = Scene {
+        dir,
+        data,
+        hub,
+        monitor,
+        supervisor,
+        case,
+        backup,
+    };
+    scene.hub.stop();
+    let journal = std::fs::read_to_string(journal_of(&scene.data)).unwrap();
+    assert!(!journal.contains(NAME), "ids only");
+    scene
+}
+
+impl Scene {
+    /// Puts the backup's files in place of the hub's, as README says to restore.
+    fn restore(&self) {
+        for name in ["hub.db", "devices.db"] {
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(self.data.join(format!("{name}{suffix}")));
+            }
+            std::fs::copy(self.backup.join(name), self.data.join(name)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_restore_from_a_backup_does_not_bring_back_an_erased_case_or_a_revoked_phone() {
+    if postgres_server().is_some() {
+        return; // The embedded hub only: PostgreSQL is backed up with pg_dump.
+    }
+    let Scene {
+        dir,
+        data,
+        mut hub,
+        mut monitor,
+        mut supervisor,
+        case,
+        ..
+    } = {
+        let scene = erased_and_revoked_after_a_backup();
+        scene.restore();
+        scene
+    };
+
+    // The first thing the restored hub does is serve: it erases and revokes again first.
+    hub.restart();
+    let log = hub.log_tail(200);
+    assert!(
+        log.contains("erased again") && log.contains(&case.to_string()),
+        "{log}"
+    );
+    assert!(
+        log.contains("revoked again") && log.contains(&monitor.token.device.to_string()),
+        "{log}"
+    );
+    assert!(!log.contains(NAME));
+
+    // The stolen phone is refused and told to wipe.
+    let err = monitor.sync(&hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+    // The supervisor's copy goes; nobody receives the case again.
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.erased.contains(&case), "{summary:?}");
+    assert!(!supervisor.has(case));
+    let mut newcomer = plain_device(dir.path(), &data, "new", Role::Supervisor, &[DISTRICT]);
+    newcomer.sync(&hub.url).unwrap();
+    assert!(!newcomer.has(case));
+    hub.stop();
+
+    // Not in an export either, and not in the hub's store.
+    let out = dir.path().join("export");
+    vigie(&[
+        "export",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--personal",
+    ]);
+    assert!(!holds(&out, NAME));
+    assert!(!holds(&out, &case.to_string()));
+    assert!(hub.open_store().get::<ChildCase>(case).is_err());
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+#[test]
+fn a_journal_line_that_is_not_the_hubs_is_ignored_with_a_warning() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let scene = erased_and_revoked_after_a_backup();
+    let journal = journal_of(&scene.data);
+    // One character of the erasure's line changed (the revocation's stays whole).
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let line = text.lines().find(|l| l.starts_with("erase ")).unwrap();
+    let flipped = line.replacen("erase ", "erasf ", 1);
+    std::fs::write(&journal, text.replace(line, &flipped)).unwrap();
+    scene.restore();
+
+    let Scene {
+        mut hub,
+        mut monitor,
+        mut supervisor,
+        case,
+        ..
+    } = scene;
+    hub.restart();
+    let log = hub.log_tail(200);
+    assert!(
+        log.contains("is not this hub's") && log.contains("ignored"),
+        "{log}"
+    );
+    assert!(!log.contains("erased again"), "{log}");
+    // The hub serves; the whole line still counts.
+    let err = monitor.sync(&hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(case), "the ignored erasure is not done");
+    hub.stop();
+}
+
+#[test]
+fn a_key_given_without_a_directory_keeps_no_journal_and_says_so() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let data_arg = data.to_str().unwrap();
+    let key = "ab".repeat(32);
+    let out = vigie_output(&[
+        "user",
+        "add",
+        "--data",
+        data_arg,
+        "--key-hex",
+        &key,
+        "--name",
+        "Sup",
+        "--role",
+        "supervisor",
+        "--area",
+        DISTRICT,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no journal of irreversible actions") && said.contains("restore"),
+        "{said}"
+    );
+    assert!(!journal_of(&data).exists());
+}
