@@ -399,6 +399,13 @@ impl Backend for Journaled {
     fn deactivate_user(&self, user: Uuid) -> Result<bool, Error> {
         self.inner.deactivate_user(user)
     }
+    fn change_user(
+        &self,
+        user: Uuid,
+        change: &dyn Fn(&mut User) -> Result<(), Error>,
+    ) -> Result<(User, User), Error> {
+        self.inner.change_user(user, change)
+    }
     fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {
         self.inner.devices()
     }

@@ -762,6 +762,9 @@ pub async fn audit_log(
                 record: e.record.map(|r| r.to_string()).unwrap_or_default(),
                 // The codes some actions keep (an erasure's reason) read as the forms said them.
                 detail: match e.action.as_str() {
+                    _ if e.detail == crate::irreversible::REAPPLIED => {
+                        t.get("audit.reapplied_after_restore").to_string()
+                    }
                     "case_erase" => t.code("erase.reason", &e.detail),
                     "case_status" => t.code("status", &e.detail),
                     "case_referral" => t.code("service", &e.detail),
