@@ -83,7 +83,7 @@ pub fn masked(token: &str) -> String {
 
 /// The token a form carried (`masked`); `None` if it is not one.
 pub fn unmasked(carried: &str) -> Option<String> {
-    if !carried.is_ascii() || carried.len() % 4 != 0 {
+    if !carried.is_ascii() || !carried.len().is_multiple_of(4) {
         return None;
     }
     let bytes: Vec<u8> = (0..carried.len())
