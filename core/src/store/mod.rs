@@ -637,8 +637,10 @@ impl Store {
         queries::alerts(&self.conn, &area, page, None)
     }
 
-    /// Workplaces and children whose name matches, ignoring case and accents ("kouame" finds
-    /// "Kouamé"); each word of `text` matches as a prefix.
+    /// Workplaces and children whose name matches, folded as duplicates are compared
+    /// (`derived::search_terms`: case, accents, ɔ/ɛ/œ, and a name joined by an apostrophe or a
+    /// hyphen typed with or without it: "kouame" finds "Kouamé", "nguessan" "N'Guessan"); each
+    /// word of `text` matches as a prefix.
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
         queries::search_names(&self.conn, text, limit, None)
     }
