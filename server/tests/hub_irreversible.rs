@@ -207,19 +207,15 @@ fn a_key_given_without_a_directory_keeps_no_journal_and_says_so() {
     let data = dir.path().join("hub");
     let data_arg = data.to_str().unwrap();
     let key = "ab".repeat(32);
+    // The first command on a new hub (it publishes the area tree its users' areas need).
     let out = vigie_output(&[
-        "user",
-        "add",
+        "reference",
+        "publish",
         "--data",
         data_arg,
         "--key-hex",
         &key,
-        "--name",
-        "Sup",
-        "--role",
-        "supervisor",
-        "--area",
-        DISTRICT,
+        crate::common::reference::SAMPLE_AREAS,
     ]);
     assert!(
         out.status.success(),
