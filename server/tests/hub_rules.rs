@@ -566,10 +566,21 @@ fn reference_data_is_published_and_listed_with_the_cli() {
     assert!(!lines.iter().any(|l| l["key"] == "BF"), "{listed}");
 }
 
+/// A hub serves a country's records only once its area tree is published, and gives no one an
+/// area its trees do not name: on a hub without a tree, a user with an area is refused, with the
+/// way out; once the tree is published the same user is added and their records go in.
 #[test]
-fn a_hub_without_an_area_tree_serves_no_records() {
+fn a_hub_without_an_area_tree_gives_no_area_until_the_tree_is_published() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
+    let mut hub = Hub::start_without_areas(&data);
+    let out = common::try_add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no published area tree") && said.contains("vigie reference publish"),
+        "{said}"
+    );
     let mut monitor = Device::enrol(
         dir.path(),
         &data,
@@ -578,15 +589,10 @@ fn a_hub_without_an_area_tree_serves_no_records() {
         &[C01],
         1,
     );
-    let mut hub = Hub::start_without_areas(&data);
     let case = monitor
         .store
         .create(&child(area(C01), "Awa", monitor.user()))
         .unwrap();
-    let summary = monitor.sync(&hub.url).unwrap();
-    assert_eq!(summary.refused, vec![(case.id, Refusal::OutOfScope)]);
-    // Once the country's tree is published, the same push is accepted.
-    common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
     let summary = monitor.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0);

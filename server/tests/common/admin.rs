@@ -41,6 +41,18 @@ pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
     if !areas.is_empty() {
         super::reference::publish(data, &[super::reference::SAMPLE_AREAS]);
     }
+    let out = try_add_user(data, name, role, areas);
+    assert!(
+        out.status.success(),
+        "vigie user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = String::from_utf8(out.stdout).expect("utf-8 output");
+    Uuid::try_parse(out.trim()).unwrap_or_else(|_| panic!("user add printed {out:?}"))
+}
+
+/// `vigie user add` as it is, with no tree published first: its output, failed or not.
+pub fn try_add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> std::process::Output {
     let database = database_args(data);
     let data = data.to_str().expect("utf-8 path");
     let mut args = vec![
@@ -57,8 +69,7 @@ pub fn add_user(data: &Path, name: &str, role: Role, areas: &[&str]) -> Uuid {
     for area in areas {
         args.extend(["--area", area]);
     }
-    let out = vigie(&args);
-    Uuid::try_parse(&out).unwrap_or_else(|_| panic!("user add printed {out:?}"))
+    vigie_output(&args)
 }
 
 /// `vigie device enrol`: returns the token it printed, as text.
