@@ -159,7 +159,23 @@ impl Journal {
     pub fn append(&self, action: Action, at_ms: i64) -> std::io::Result<()> {
         let body = format!("{} {} {at_ms}", action.word(), action.id());
         let line = format!("{body} {}\n", self.tag(&body));
-        let mut out = std::fs::OpenOptions::new().append(true).open(&self.file)?;
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&self.file)?;
+        // A line cut by a crash is ended first: the new one must stand on a line of its own,
+        // or it would be read as part of the damaged one and ignored.
+        let torn = {
+            use std::io::{Read, Seek, SeekFrom};
+            let len = out.metadata()?.len();
+            let mut last = [0u8; 1];
+            len > 0 && {
+                out.seek(SeekFrom::Start(len - 1))?;
+                out.read_exact(&mut last)?;
+                last[0] != b'\n'
+            }
+        };
+        let line = if torn { format!("\n{line}") } else { line };
         out.write_all(line.as_bytes())?;
         out.sync_data()
     }
@@ -242,6 +258,15 @@ pub fn keep(
         );
     }
     reapply(&*backend, &read.actions)?;
+    if !journal.file.exists() && has_irreversible_history(&*backend) {
+        tracing::warn!(
+            file = %journal.file.display(),
+            "this hub has erased records or revoked devices but no journal of irreversible \
+             actions (it was lost, or the key was moved without it): a new one starts now, and \
+             a restore from a backup would undo what was done before. Keep the journal with the \
+             key"
+        );
+    }
     if let Err(e) = journal.prepare() {
         tracing::warn!(
             file = %journal.file.display(),
@@ -255,6 +280,30 @@ pub fn keep(
         inner: backend,
         journal,
     }))
+}
+
+/// Whether the hub has revoked a device or erased a record (its registry, its audit log): a
+/// journal missing then was lost, not never needed. Read only when there is no journal.
+fn has_irreversible_history(backend: &dyn Backend) -> bool {
+    if backend
+        .devices()
+        .is_ok_and(|devices| devices.iter().any(|d| d.revoked_ms.is_some()))
+    {
+        return true;
+    }
+    let mut before = None;
+    loop {
+        let Ok(page) = backend.console().audit_log(before, 1000) else {
+            return false;
+        };
+        if page.iter().any(|(_, e)| e.action == "case_erase") {
+            return true;
+        }
+        match page.last() {
+            Some((id, _)) if page.len() == 1000 => before = Some(*id),
+            _ => return false,
+        }
+    }
 }
 
 /// Does again each journaled action the storage does not reflect (a restore from an older
@@ -490,5 +539,25 @@ mod tests {
         // Another hub's key tags other lines.
         let stranger = Journal::new(dir.path(), &HubKey([8; 32]));
         assert!(stranger.read().unwrap().actions.is_empty());
+    }
+
+    /// A line cut by a crash while it was appended: the next action still stands on a line of
+    /// its own, and is read back.
+    #[test]
+    fn an_action_after_a_torn_line_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path(), &HubKey([7; 32]));
+        journal.prepare().unwrap();
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        journal.append(Action::Erase(first), 1).unwrap();
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal.file())
+            .unwrap();
+        out.write_all(b"erase 01a23c93-44").unwrap();
+        journal.append(Action::Erase(second), 2).unwrap();
+        let read = journal.read().unwrap();
+        assert_eq!(read.actions, [Action::Erase(first), Action::Erase(second)]);
+        assert_eq!(read.refused_lines, [3]);
     }
 }

@@ -229,3 +229,26 @@ fn a_key_given_without_a_directory_keeps_no_journal_and_says_so() {
     );
     assert!(!journal_of(&data).exists());
 }
+
+/// A journal lost (deleted, or the key moved without it) on a hub that has erased or revoked:
+/// a new one starts, and the hub says at once that what was done before is not protected.
+#[test]
+fn a_lost_journal_on_a_hub_that_erased_is_said_when_it_opens() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let scene = erased_and_revoked_after_a_backup();
+    let journal = journal_of(&scene.data);
+    std::fs::remove_file(&journal).unwrap();
+    let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("but no journal of irreversible actions") && said.contains("restore"),
+        "{said}"
+    );
+    assert!(journal.exists(), "a new journal starts");
+    // Said once: the new journal is the hub's from now on.
+    let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("but no journal"));
+}

@@ -507,8 +507,9 @@ fn respond(
             receipt = request.receipt,
             pushes = pushes_before,
             "a device is ahead of this hub: the hub was restored from an older copy; the device \
-             sends again what the hub lost. Erasures, revocations and other changes made on the \
-             hub after the copy are undone: make them again"
+             sends again what the hub lost. Changes made on the hub itself after the copy (the \
+             console's, users' areas and roles, reference data) are undone: make them again; \
+             erasures and revocations come back from the journal beside the hub's key"
         );
     }
     let cursor = match request.cursor {
