@@ -381,6 +381,22 @@ fn referral(outcome: String) -> Referral {
     }
 }
 
+/// A monitor's device with a case the hub holds: the device, the hub's store, the device's
+/// principal and the case.
+fn a_synced_case(dir: &TempDir) -> (Store, Store, Principal, ChildCase) {
+    let mut device = store(dir, "device.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
+    let case = device.create(&child(device.user_id())).unwrap();
+    assert!(
+        common::sync(&mut device, &mut hub, &principal)
+            .refused
+            .is_empty()
+    );
+    (device, hub, principal, case)
+}
+
 /// Pushes one record as `device`'s sync request, straight to the hub store: the hub's outcome.
 fn push_one(
     hub: &mut Store,
@@ -444,16 +460,7 @@ fn renumbered_edit(
 #[test]
 fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() {
     let dir = TempDir::new().unwrap();
-    let mut device = store(&dir, "device.db");
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
-    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
-    let case = device.create(&child(device.user_id())).unwrap();
-    assert!(
-        common::sync(&mut device, &mut hub, &principal)
-            .refused
-            .is_empty()
-    );
+    let (device, mut hub, principal, case) = a_synced_case(&dir);
 
     let push = |hub: &mut Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
         push_one(
@@ -509,17 +516,8 @@ fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() 
 #[test]
 fn own_changes_after_one_that_waits_wait_too() {
     let dir = TempDir::new().unwrap();
-    let mut device = store(&dir, "device.db");
+    let (mut device, mut hub, principal, case) = a_synced_case(&dir);
     let other = store(&dir, "other.db");
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
-    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
-    let case = device.create(&child(device.user_id())).unwrap();
-    assert!(
-        common::sync(&mut device, &mut hub, &principal)
-            .refused
-            .is_empty()
-    );
 
     let stored = device.export_document(case.id).unwrap();
     let edit = |actor: &automerge::ActorId, base: &[u8], with: &[&automerge::Change], n: i32| {
