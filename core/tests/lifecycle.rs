@@ -882,3 +882,68 @@ fn a_hub_restored_from_an_older_copy_gets_back_what_devices_sent_after_it() {
     // Once back in step, a sync offers nothing again.
     assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
 }
+
+#[test]
+fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
+    const NAME: &str = "Adjoua Yao";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let kept = create(&mut monitor, C01, NAME);
+    let duplicate = create(&mut monitor, C01, NAME);
+    let follow_up = |day| FollowUp {
+        date: NaiveDate::from_ymd_opt(2026, 4, day).unwrap(),
+        situation: FollowUpSituation::InSchool,
+        notes: String::new(),
+        next_due: None,
+    };
+    monitor.sync(&mut hub);
+    let (_, taken_key) = monitor
+        .store
+        .add_follow_up(duplicate, follow_up(2))
+        .unwrap();
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+
+    // The supervisor merges the two registrations; the monitor, offline, records a follow-up
+    // of the child and night work on the registration it has at hand.
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    let (_, late_key) = monitor
+        .store
+        .add_follow_up(duplicate, follow_up(5))
+        .unwrap();
+    let mut dup: ChildCase = monitor.store.get(duplicate).unwrap();
+    dup.night_work = true;
+    monitor.store.update(&dup).unwrap();
+    supervisor.sync(&mut hub);
+    // The merge took the first follow-up; the supervisor finds it was recorded in error.
+    let mut on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
+    assert!(on_supervisor.followups.remove(&taken_key).is_some());
+    supervisor.store.update(&on_supervisor).unwrap();
+    supervisor.sync(&mut hub);
+
+    // The monitor's next sync brings what it recorded over to the case kept, in one session.
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let on_hub: ChildCase = hub.get(kept).unwrap();
+    assert!(on_hub.followups.contains_key(&late_key));
+    assert!(on_hub.night_work);
+    // What the merge took and the supervisor removed since stays removed.
+    assert!(!on_hub.followups.contains_key(&taken_key));
+    supervisor.sync(&mut hub);
+    let on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
+    assert!(on_supervisor.followups.contains_key(&late_key));
+    assert!(!on_supervisor.followups.contains_key(&taken_key));
+    assert!(on_supervisor.night_work);
+
+    // Once: later syncs bring nothing over again.
+    let mut again: ChildCase = supervisor.store.get(kept).unwrap();
+    again.followups.remove(&late_key);
+    supervisor.store.update(&again).unwrap();
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    let on_hub: ChildCase = hub.get(kept).unwrap();
+    assert!(!on_hub.followups.contains_key(&late_key));
+}

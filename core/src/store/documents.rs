@@ -181,6 +181,79 @@ pub(crate) fn update_in<R: Record>(
     Ok(stored)
 }
 
+/// How many cases a chain of merges is followed through to the case kept last.
+const MERGE_CHAIN: usize = 8;
+
+/// After a receive, in its transaction: each child case it made a merged duplicate
+/// (`merged_away`: its id and its heads here before) may hold what this device recorded on it
+/// while the merge was made elsewhere (a follow-up made offline, a referral). The merge took
+/// the duplicate as its maker saw it; what this device held beyond that is brought over to the
+/// case kept (`duplicates::bring_over`), as this user's edit, checked as any edit of theirs and
+/// queued for the hub. Only the device that held it does so, once: the moment its copy became
+/// a duplicate. An edit the user may not make leaves it on the duplicate, as before.
+pub(crate) fn carry_over(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    merged_away: &[(Uuid, Vec<ChangeHash>)],
+) -> Result<()> {
+    for (id, before) in merged_away {
+        tx.execute_batch("SAVEPOINT carry_over")?;
+        match carry_over_one(tx, write, *id, before) {
+            Ok(()) => tx.execute_batch("RELEASE carry_over")?,
+            Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+            // Not this user's to bring over, or not readable: the duplicate keeps it.
+            Err(_) => tx.execute_batch("ROLLBACK TO carry_over; RELEASE carry_over")?,
+        }
+    }
+    Ok(())
+}
+
+fn carry_over_one(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    id: Uuid,
+    before: &[ChangeHash],
+) -> Result<()> {
+    let (_, document) = load_for::<ChildCase>(tx, id, write.actor)?;
+    let held: ChildCase = doc::read_record_at(&document, id, before)?;
+    // The merge's own change: the first after `before` that names a case, read at its
+    // dependencies (the duplicate as the merge took it).
+    let merge_deps = document
+        .get_changes_meta(before)
+        .into_iter()
+        .find(|change| {
+            doc::merged_into_of(&document, Some(&[change.hash])).is_some()
+                && doc::merged_into_of(&document, Some(&change.deps)).is_none()
+        })
+        .map(|change| change.deps);
+    let Some(merge_deps) = merge_deps else {
+        return Ok(());
+    };
+    let taken: ChildCase = doc::read_record_at(&document, id, &merge_deps)?;
+    let mut target = doc::merged_into_of(&document, None);
+    for _ in 0..MERGE_CHAIN {
+        let Some(kept_id) = target.filter(|k| *k != id) else {
+            return Ok(());
+        };
+        let (_, kept_document) = match load_for::<ChildCase>(tx, kept_id, write.actor) {
+            Ok(found) => found,
+            Err(Error::NotFound { .. } | Error::WrongKind { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut kept: ChildCase = doc::read_record(&kept_document, kept_id)?;
+        if kept.merged_into.is_some() {
+            target = kept.merged_into;
+            continue;
+        }
+        if crate::features::duplicates::bring_over(&mut kept, &held, Some(&taken), &write.reference)
+        {
+            update_in(tx, write, &kept)?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
 /// `Store::resolve_conflict`'s work on a record of kind `R`, in the caller's transaction.
 pub(crate) fn resolve_in<R: Record>(
     tx: &Transaction,
@@ -615,6 +688,9 @@ pub(crate) struct Merged {
     /// The record was not in the store before: it now holds exactly what was received.
     pub created: bool,
     pub heads: Vec<ChangeHash>,
+    /// The heads the record had here before, when what arrived made this child case a merged
+    /// duplicate (`features::duplicates::carry_over`).
+    pub merged_away: Option<Vec<ChangeHash>>,
 }
 
 impl Merged {
@@ -625,6 +701,7 @@ impl Merged {
             complete,
             created: false,
             heads,
+            merged_away: None,
         }
     }
 }
@@ -675,6 +752,8 @@ pub(crate) struct PreparedMerge {
     kinds: Vec<RecordKind>,
     /// What is written, when the heads moved.
     written: Option<Result<(RecordKind, DocumentParts)>>,
+    /// The heads before, when the merge made a held child case a merged duplicate.
+    merged_away: Option<Vec<ChangeHash>>,
 }
 
 /// Works out a merge without the store (`merge_document` writes it with `commit_merge`).
@@ -716,6 +795,13 @@ fn prepare_merge(
         })();
         (doc::kinds(&document), Some(written))
     };
+    // Only a held record can become a duplicate here, and `merged_into` is read at the old
+    // heads (the costlier read) only when the document now names a case.
+    let merged_away = (!before.is_empty()
+        && heads != before
+        && doc::merged_into_of(&document, None).is_some()
+        && doc::merged_into_of(&document, Some(&before)).is_none())
+    .then_some(before);
     Ok(PreparedMerge {
         document: Some(document),
         roots,
@@ -723,6 +809,7 @@ fn prepare_merge(
         heads,
         kinds,
         written,
+        merged_away,
     })
 }
 
@@ -760,6 +847,7 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
         kinds: vec![kind],
         written: Some(Ok((kind, parts))),
         document: Some(document),
+        merged_away: None,
     })
 }
 
@@ -802,6 +890,7 @@ fn prepare_checked(id: Uuid, bytes: &[u8], checked: CheckedRecord) -> Option<Pre
         kinds: vec![kind],
         written: Some(Ok((kind, parts))),
         document: None,
+        merged_away: None,
     })
 }
 
@@ -885,6 +974,7 @@ pub(crate) fn commit_merge(
         heads,
         kinds,
         written,
+        merged_away,
         ..
     } = prepared;
     let Some(written) = written else {
@@ -915,6 +1005,7 @@ pub(crate) fn commit_merge(
         complete,
         created: existing.is_none(),
         heads,
+        merged_away,
     })
 }
 

@@ -551,6 +551,13 @@ impl Store {
             cache: &self.ctx.reference,
             headless: false,
         })?;
+        if !receiver.merged_away.is_empty() {
+            let write = LocalWrite {
+                actor: &receiver.actor,
+                ..self.ctx.local_write(&tx)?
+            };
+            documents::carry_over(&tx, &write, &receiver.merged_away)?;
+        }
         tx.commit()?;
         // A merge may have started a new actor (a restored store).
         self.ctx.actor = receiver.actor;

@@ -21,7 +21,7 @@ use crate::domain::codes::RecordKind;
 use crate::domain::records::{ChildCase, Record, Visit, Workplace};
 use crate::error::{Error, Result};
 use crate::storage::ReferenceCache;
-use automerge::{ActorId, Automerge};
+use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::Transaction;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +36,9 @@ pub(crate) struct Receiver {
     local: WriteContext,
     pub actor: ActorId,
     author: ChangeAuthor,
+    /// Child cases held here that what arrived made merged duplicates, with their heads before
+    /// (`features::duplicates::carry_over`, before the transaction commits).
+    pub merged_away: Vec<(Uuid, Vec<ChangeHash>)>,
 }
 
 impl Receiver {
@@ -45,7 +48,21 @@ impl Receiver {
             local: ctx.local(),
             actor: ctx.actor.clone(),
             author: ctx.author,
+            merged_away: Vec::new(),
         }
+    }
+
+    /// Keeps what a merge says the caller must know after the merges.
+    fn note(&mut self, id: Uuid, merged: Result<Merged>) -> Result<Merged> {
+        if let Ok(Merged {
+            merged_away: Some(before),
+            ..
+        }) = &merged
+            && self.ctx.on_device
+        {
+            self.merged_away.push((id, before.clone()));
+        }
+        merged
     }
 }
 
@@ -62,7 +79,8 @@ impl Merging<'_, '_> {
     /// Merges received bytes into a record (see `merge_received`).
     pub(crate) fn merge(&mut self, id: Uuid, bytes: &[u8]) -> Result<Merged> {
         let bytes = whole_document(id, bytes, self.headless)?;
-        merge_received(self.tx, self.receiver, self.cache, id, &bytes)
+        let merged = merge_received(self.tx, self.receiver, self.cache, id, &bytes);
+        self.receiver.note(id, merged)
     }
 
     /// Merges received records in their order, calling `then` with each one's outcome before
@@ -192,7 +210,7 @@ impl Merging<'_, '_> {
             Err(Error::ActorReused { .. }) => self.merge(id, bytes),
             prepared => {
                 let existing = row.as_ref().map(|(rowid, kind, _)| (*rowid, *kind));
-                commit_merge(
+                let merged = commit_merge(
                     self.tx,
                     &self.receiver.ctx,
                     self.cache,
@@ -200,7 +218,8 @@ impl Merging<'_, '_> {
                     existing,
                     prepared,
                 )
-                .map_err(reused)
+                .map_err(reused);
+                self.receiver.note(id, merged)
             }
         }
     }
