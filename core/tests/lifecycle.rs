@@ -947,3 +947,27 @@ fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
     let on_hub: ChildCase = hub.get(kept).unwrap();
     assert!(!on_hub.followups.contains_key(&late_key));
 }
+
+#[test]
+fn reference_data_sent_again_after_a_scope_change_is_never_pushed_back() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let profile = |minimum_age| {
+        let mut p = CountryProfile::ilo_default();
+        p.thresholds.minimum_age = minimum_age;
+        p.thresholds.light_work_min_age = minimum_age - 2;
+        ReferenceContent::CountryProfile(p)
+    };
+    hub.publish_reference("CI", profile(15)).unwrap();
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    // A new version of the profile, and the user's areas changed before the next sync: the
+    // hub walks the new scope from the start and sends the profile whole.
+    hub.publish_reference("CI", profile(16)).unwrap();
+    monitor.principal.areas = [C01, C02].iter().map(|a| a.to_string()).collect();
+    for _ in 0..2 {
+        let summary = monitor.sync(&mut hub);
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        assert_eq!(summary.pending, 0, "{summary:?}");
+    }
+}

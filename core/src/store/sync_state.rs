@@ -71,15 +71,61 @@ pub(crate) fn queue_for_hub(tx: &Transaction, id: Uuid, priority: i64) -> Result
     Ok(())
 }
 
-/// Queues a record just merged, as urgent as its alert row (written by the merge) says.
+/// The kinds of record a device pushes: reference data and users are the hub's alone, and a
+/// push of one is refused whatever it holds.
+const PUSHED_KINDS: [RecordKind; 3] = [
+    RecordKind::Workplace,
+    RecordKind::Visit,
+    RecordKind::ChildCase,
+];
+
+/// `PUSHED_KINDS` as an SQL list, e.g. `(1, 2, 3)`.
+fn pushed_kinds_sql() -> String {
+    let codes: Vec<String> = PUSHED_KINDS
+        .iter()
+        .map(|k| (*k as i64).to_string())
+        .collect();
+    format!("({})", codes.join(", "))
+}
+
+/// Queues a record just merged, as urgent as its alert row (written by the merge) says; a
+/// record of a kind the device never pushes (reference data sent again whole when the user's
+/// scope changed) is left out, and taken out if it was queued.
 pub(crate) fn queue_merged(tx: &Transaction, id: Uuid) -> Result<()> {
-    let priority: i64 = tx
-        .prepare_cached(
+    let priority: Option<i64> = tx
+        .prepare_cached(&format!(
             "SELECT coalesce(max(a.severity), 0) FROM records r
-             LEFT JOIN alert_index a ON a.record = r.rowid WHERE r.id = ?1",
-        )?
-        .query_row([id.as_bytes()], |r| r.get(0))?;
-    queue_for_hub(tx, id, priority)
+             LEFT JOIN alert_index a ON a.record = r.rowid
+             WHERE r.id = ?1 AND r.kind IN {}
+             GROUP BY r.id",
+            pushed_kinds_sql()
+        ))?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    match priority {
+        Some(priority) => queue_for_hub(tx, id, priority),
+        None => {
+            tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
+                .execute([id.as_bytes()])?;
+            forget_hub_heads(tx, id)
+        }
+    }
+}
+
+/// Takes a record of a kind the device never pushes out of the outbox (queued by an earlier
+/// version, which the hub refused at every sync); true if it was one.
+pub(crate) fn unqueue_unpushed(tx: &Transaction, id: Uuid) -> Result<bool> {
+    let removed = tx
+        .prepare_cached(&format!(
+            "DELETE FROM sync_outbox WHERE record_id = ?1 AND record_id IN
+                (SELECT id FROM records WHERE id = ?1 AND kind NOT IN {})",
+            pushed_kinds_sql()
+        ))?
+        .execute([id.as_bytes()])?;
+    if removed > 0 {
+        forget_hub_heads(tx, id)?;
+    }
+    Ok(removed > 0)
 }
 
 /// A refused record stays in the outbox, behind the others, so that it never blocks the queue.
@@ -97,12 +143,7 @@ pub(crate) fn queue_behind(tx: &Transaction, id: Uuid) -> Result<()> {
 /// told the device it held). Records already queued keep their place and what the hub was
 /// known to hold.
 pub(crate) fn queue_all_again(tx: &Transaction) -> Result<()> {
-    let kinds = format!(
-        "({}, {}, {})",
-        RecordKind::Workplace as i64,
-        RecordKind::Visit as i64,
-        RecordKind::ChildCase as i64
-    );
+    let kinds = pushed_kinds_sql();
     tx.execute(
         &format!(
             "INSERT INTO sync_hub_heads (record_id, heads)

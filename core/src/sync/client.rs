@@ -312,6 +312,9 @@ fn apply_response(
                 erase(tx, *id, &[], &mut report)?;
             }
             PushOutcome::Refused { reason } => {
+                if *reason == Refusal::KindNotAllowed && sync_state::unqueue_unpushed(tx, *id)? {
+                    continue;
+                }
                 report.refused.push((*id, *reason));
                 if *reason == Refusal::MissingHistory {
                     // Forget what the hub was thought to hold: the next push sends it all.
