@@ -133,10 +133,29 @@ pub fn actor_for(device: Uuid, store_nonce: [u8; 8]) -> ActorId {
     ActorId::from(bytes)
 }
 
-/// The device an actor belongs to (the first 16 bytes), if it is a Vigie actor.
+/// The device an actor belongs to (the first 16 bytes), if it is a Vigie actor: a store's own
+/// (`actor_for`), or one Automerge derives from it for an edit made at an older version that
+/// leaves out this actor's later changes (`isolated_base`).
 pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
-    let bytes = actor.to_bytes();
+    let bytes = isolated_base(actor.to_bytes());
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
+}
+
+/// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)
+/// when the store's actor already made changes those heads do not include: these bytes, the
+/// level as LEB128, then the store's actor.
+const ISOLATED_ACTOR_MAGIC: [u8; 4] = [0x13, 0xb2, 0x23, 0x09];
+
+/// The actor an isolated actor was derived from; any other actor as it is.
+fn isolated_base(bytes: &[u8]) -> &[u8] {
+    let Some(rest) = bytes.strip_prefix(&ISOLATED_ACTOR_MAGIC) else {
+        return bytes;
+    };
+    // The level: LEB128, at most 10 bytes for a u64.
+    match rest.iter().take(10).position(|b| b & 0x80 == 0) {
+        Some(last) => &rest[last + 1..],
+        None => bytes,
+    }
 }
 
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
@@ -1144,6 +1163,43 @@ mod read_from_columns {
         println!(
             "{n} documents: {ours:?} read, {checking:?} read and checked, \
              {theirs:?} loaded and read by Automerge"
+        );
+    }
+}
+
+#[cfg(test)]
+mod actors {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    #[test]
+    fn an_actor_automerge_isolates_for_an_older_version_is_the_store_device_s() {
+        let device = Uuid::now_v7();
+        let mut doc = Automerge::new().with_actor(actor_for(device, [7; 8]));
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "a", 1).unwrap();
+        tx.commit();
+        let first = doc.get_heads();
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "a", 2).unwrap();
+        tx.commit();
+        // At the first version, the store's actor cannot go on: Automerge derives another.
+        let mut tx = doc.transaction_at(PatchLog::null(), &first).unwrap();
+        tx.put(automerge::ROOT, "b", 3).unwrap();
+        let (hash, _) = tx.commit();
+        let change = doc.get_change_by_hash(&hash.unwrap()).unwrap();
+        assert_ne!(change.actor_id(), doc.get_actor());
+        assert_eq!(device_of_actor(change.actor_id()), Some(device));
+
+        // The marker alone, or followed by a level that never ends, names no device.
+        let mut bytes = ISOLATED_ACTOR_MAGIC.to_vec();
+        bytes.extend([0x80; 12]);
+        bytes.extend(device.as_bytes());
+        bytes.extend([7; 8]);
+        assert_eq!(device_of_actor(&ActorId::from(bytes)), None);
+        assert_eq!(
+            device_of_actor(&ActorId::from(ISOLATED_ACTOR_MAGIC.to_vec())),
+            None
         );
     }
 }

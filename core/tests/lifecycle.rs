@@ -971,3 +971,27 @@ fn reference_data_sent_again_after_a_scope_change_is_never_pushed_back() {
         assert_eq!(summary.pending, 0, "{summary:?}");
     }
 }
+
+#[test]
+fn two_edits_saved_from_one_copy_of_a_case_are_both_taken() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    let id = create(&mut monitor, C01, "Aminata Ouattara");
+    monitor.sync(&mut hub);
+    // An app keeps the case it read and saves it after each change the user makes: the second
+    // save is made at the version read, before the first (Automerge writes it under an actor
+    // of its own, derived from the store's).
+    let mut shown: ChildCase = monitor.store.get(id).unwrap();
+    shown.guardian = "Tante".into();
+    monitor.store.update(&shown).unwrap();
+    shown.household = "Cour commune".into();
+    monitor.store.update(&shown).unwrap();
+    let summary = monitor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0);
+    let on_hub: ChildCase = hub.get(id).unwrap();
+    assert_eq!(on_hub.guardian, "Tante");
+    assert_eq!(on_hub.household, "Cour commune");
+}
