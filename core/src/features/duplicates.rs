@@ -130,56 +130,8 @@ pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase, reference: &ReferenceDat
             "the duplicate was already merged into another case",
         ));
     }
-    bring_over(kept, dup, None, reference);
+    kept.bring_over(dup, None, reference);
     kept.merged_from.insert(dup.id);
     dup.merged_into = Some(kept.id);
     Ok(true)
-}
-
-/// Adds to `kept` what the duplicate `from` holds about the child and `kept` lacks: referrals and
-/// follow-ups (under their keys), worst forms, night work, and the hazards `kept`'s rule set
-/// lists. With `taken`, the duplicate as a merge already took it, only what `from` holds beyond
-/// it: what the merge took and `kept` no longer holds was removed there since, on purpose.
-/// Whether `kept` changed.
-pub(crate) fn bring_over(
-    kept: &mut ChildCase,
-    from: &ChildCase,
-    taken: Option<&ChildCase>,
-    reference: &ReferenceData,
-) -> bool {
-    let before = kept.clone();
-    for (key, referral) in &from.referrals {
-        if taken.is_none_or(|t| !t.referrals.contains_key(key)) {
-            kept.referrals
-                .entry(*key)
-                .or_insert_with(|| referral.clone());
-        }
-    }
-    for (key, follow_up) in &from.followups {
-        if taken.is_none_or(|t| !t.followups.contains_key(key)) {
-            kept.followups
-                .entry(*key)
-                .or_insert_with(|| follow_up.clone());
-        }
-    }
-    // What the duplicate's record says the child was exposed to stays on the child's case: a
-    // worst form or a hazard flagged on either registration is the child's (the kept case's
-    // classification and alert follow). Hazards go by the kept case's rule set: a code it
-    // does not list would not validate there.
-    kept.worst_forms.extend(
-        from.worst_forms
-            .iter()
-            .filter(|w| taken.is_none_or(|t| !t.worst_forms.contains(w))),
-    );
-    kept.night_work |= from.night_work && taken.is_none_or(|t| !t.night_work);
-    if let Ok(rules) = reference.rule_set_of(kept) {
-        let known: Vec<String> = from
-            .hazards
-            .iter()
-            .filter(|h| rules.has_hazard(h) && taken.is_none_or(|t| !t.hazards.contains(*h)))
-            .cloned()
-            .collect();
-        kept.hazards.extend(known);
-    }
-    *kept != before
 }

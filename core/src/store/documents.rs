@@ -188,7 +188,7 @@ const MERGE_CHAIN: usize = 8;
 /// (`merged_away`: its id and its heads here before) may hold what this device recorded on it
 /// while the merge was made elsewhere (a follow-up made offline, a referral). The merge took
 /// the duplicate as its maker saw it; what this device held beyond that is brought over to the
-/// case kept (`duplicates::bring_over`), as this user's edit, checked as any edit of theirs and
+/// case kept (`ChildCase::bring_over`), as this user's edit, checked as any edit of theirs and
 /// queued for the hub. Only the device that held it does so, once: the moment its copy became
 /// a duplicate. An edit the user may not make leaves it on the duplicate, as before.
 pub(crate) fn carry_over(
@@ -245,8 +245,7 @@ fn carry_over_one(
             target = kept.merged_into;
             continue;
         }
-        if crate::features::duplicates::bring_over(&mut kept, &held, Some(&taken), &write.reference)
-        {
+        if kept.bring_over(&held, Some(&taken), &write.reference) {
             update_in(tx, write, &kept)?;
         }
         return Ok(());

@@ -167,6 +167,56 @@ pub struct ChildCase {
 }
 
 impl ChildCase {
+    /// Adds to this case, the one kept, what its duplicate `from` holds about the child and it
+    /// lacks: referrals and follow-ups (under their keys), worst forms, night work, and the
+    /// hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
+    /// duplicate as a merge already took it, only what `from` holds beyond it: what the merge
+    /// took and this case no longer holds was removed here since, on purpose
+    /// (`store::documents::carry_over`). Whether this case changed.
+    pub(crate) fn bring_over(
+        &mut self,
+        from: &ChildCase,
+        taken: Option<&ChildCase>,
+        reference: &ReferenceData,
+    ) -> bool {
+        let kept = self;
+        let before = kept.clone();
+        for (key, referral) in &from.referrals {
+            if taken.is_none_or(|t| !t.referrals.contains_key(key)) {
+                kept.referrals
+                    .entry(*key)
+                    .or_insert_with(|| referral.clone());
+            }
+        }
+        for (key, follow_up) in &from.followups {
+            if taken.is_none_or(|t| !t.followups.contains_key(key)) {
+                kept.followups
+                    .entry(*key)
+                    .or_insert_with(|| follow_up.clone());
+            }
+        }
+        // What the duplicate's record says the child was exposed to stays on the child's case: a
+        // worst form or a hazard flagged on either registration is the child's (the kept case's
+        // classification and alert follow). Hazards go by the kept case's rule set: a code it
+        // does not list would not validate there.
+        kept.worst_forms.extend(
+            from.worst_forms
+                .iter()
+                .filter(|w| taken.is_none_or(|t| !t.worst_forms.contains(w))),
+        );
+        kept.night_work |= from.night_work && taken.is_none_or(|t| !t.night_work);
+        if let Ok(rules) = reference.rule_set_of(kept) {
+            let known: Vec<String> = from
+                .hazards
+                .iter()
+                .filter(|h| rules.has_hazard(h) && taken.is_none_or(|t| !t.hazards.contains(*h)))
+                .cloned()
+                .collect();
+            kept.hazards.extend(known);
+        }
+        *kept != before
+    }
+
     /// A new case (status identified), as declared by a guardian, schooling unknown. Set
     /// `date_of_birth` or `estimated_age` before creating it.
     pub fn new(
