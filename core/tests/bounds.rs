@@ -617,3 +617,86 @@ fn an_edit_made_at_an_older_version_is_numbered_as_automerge_numbers_it_and_goes
     assert_eq!(held.hours_per_week, 30);
     assert_eq!(held.notes, theirs.notes);
 }
+
+/// The versions a record was captured with decide how it is classified: a device that changes
+/// them afterwards, or files a new record under another country's, is refused by the hub.
+#[test]
+fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
+    let dir = TempDir::new().unwrap();
+    let mut device = store(&dir, "device.db");
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let profile = |name: &str| {
+        let mut p = CountryProfile::ilo_default();
+        p.name = Labels::fr_en(name, name);
+        ReferenceContent::CountryProfile(p)
+    };
+    hub.publish_reference("CI", profile("Côte d'Ivoire"))
+        .unwrap();
+    hub.publish_reference("XX", profile("Ailleurs")).unwrap();
+    let principal = common::principal_of(&device, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut device, &principal)]);
+    let case = device.create(&child(device.user_id())).unwrap();
+    assert_eq!(case.captured_with.country_profile, Some(Pin::new("CI", 1)));
+    assert!(
+        common::sync(&mut device, &mut hub, &principal)
+            .refused
+            .is_empty()
+    );
+    let author = ChangeAuthor {
+        user: device.user_id(),
+        device: device.device_id(),
+    };
+    let other = Some(Pin::new("XX", 1));
+
+    // An edit that moves the case to another profile.
+    let mut doc = automerge::Automerge::load(&device.export_document(case.id).unwrap())
+        .unwrap()
+        .with_actor(device.actor().clone());
+    let before = doc.get_heads();
+    let mut moved: ChildCase = vigie_core::doc::read_record(&doc, case.id).unwrap();
+    moved.captured_with.country_profile = other.clone();
+    vigie_core::doc::write_record(&mut doc, &moved, &author).unwrap();
+    let change = doc.get_changes(&before).pop().unwrap();
+    let outcome = push_one(
+        &mut hub,
+        &principal,
+        &device,
+        PushEntry {
+            id: case.id,
+            heads: vec![change.hash().0],
+            changes: change.raw_bytes().to_vec(),
+        },
+    );
+    assert_eq!(
+        outcome,
+        wire::PushOutcome::Refused {
+            reason: Refusal::UnknownReference
+        }
+    );
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.captured_with.country_profile, Some(Pin::new("CI", 1)));
+
+    // A new case of Côte d'Ivoire filed under another country's profile.
+    let mut new = child(device.user_id());
+    new.case_code = "CASE-2".into();
+    new.captured_with.country_profile = other;
+    let mut doc = automerge::Automerge::new().with_actor(device.actor().clone());
+    vigie_core::doc::write_record(&mut doc, &new, &author).unwrap();
+    let outcome = push_one(
+        &mut hub,
+        &principal,
+        &device,
+        PushEntry {
+            id: new.id,
+            heads: doc.get_heads().iter().map(|h| h.0).collect(),
+            changes: doc.save(),
+        },
+    );
+    assert_eq!(
+        outcome,
+        wire::PushOutcome::Refused {
+            reason: Refusal::UnknownReference
+        }
+    );
+    assert!(hub.get::<ChildCase>(new.id).is_err());
+}

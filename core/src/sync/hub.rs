@@ -1736,6 +1736,12 @@ pub(crate) fn check_content(
             Refusal::BreaksValidation
         });
     }
+    // The versions a record is captured with decide its classification and what it may hold:
+    // set once, when it is created, to its country's own or the default ones (a phone that
+    // has not yet received its country's keeps the default); never changed after.
+    if !pins_kept(reference, from, to) {
+        return Err(Refusal::UnknownReference);
+    }
     // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099.
     // Days set before stay (they were checked when they came).
     let latest = latest_event_day();
@@ -1765,6 +1771,34 @@ pub(crate) fn check_content(
         to.subject(),
     )
     .map_err(|_| Refusal::StepNotAllowed)
+}
+
+/// Whether a record's pins are those it was created with (`from`), or, for a new record, name
+/// its own country's versions or the default ones.
+fn pins_kept(reference: &ReferenceData, from: Option<&TypedRecord>, to: &TypedRecord) -> bool {
+    if let Some(from) = from {
+        return from.pins() == to.pins();
+    }
+    let Some(pins) = to.pins() else {
+        return true;
+    };
+    let country = to.area().map(|a| a.country.as_str());
+    [
+        ReferenceType::CountryProfile,
+        ReferenceType::Sectors,
+        ReferenceType::ReferralServices,
+        ReferenceType::AdministrativeAreas,
+    ]
+    .into_iter()
+    .all(|ty| match pins.get(ty) {
+        None => true,
+        Some(pin) => {
+            Some(pin.key.as_str()) == country
+                || reference
+                    .builtin_pin(ty)
+                    .is_some_and(|default| default.key == pin.key)
+        }
+    })
 }
 
 /// A record's attachment manifest: only kinds that take attachments hold one, every entry
