@@ -14,7 +14,7 @@ use vigie_core::reference::{
     ReferenceContent, ReferenceDocument, ReferenceType, ReferralDirectory,
 };
 use vigie_core::sync::wire::{self, SyncRequest};
-use vigie_core::sync::{HubLimits, Refusal, SyncOptions, SyncSummary, sync_with_hub};
+use vigie_core::sync::{HubLimits, SyncOptions, SyncSummary, sync_with_hub};
 use vigie_core::*;
 
 fn ci(district: &str, community: &str) -> Area {
