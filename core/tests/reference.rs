@@ -1296,3 +1296,50 @@ fn area_outlines_are_optional_and_checked() {
         assert_eq!(e.field, "content.CI-R1.outline", "{bad}: {e}");
     }
 }
+
+/// A user's area is a bare code: a code two countries' trees shared would give a user of one
+/// the other's records. A tree holding another country's code is refused, naming it.
+#[test]
+fn an_area_tree_reusing_another_country_s_code_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
+        .unwrap();
+    let tree = |district: &str| {
+        AreaNode::new(
+            "XB",
+            Labels::fr_en("Ailleurs", "Elsewhere"),
+            vec![AreaNode::new(
+                "XB-R1",
+                Labels::fr_en("Région", "Region"),
+                vec![AreaNode::new(
+                    district,
+                    Labels::fr_en("District", "District"),
+                    vec![AreaNode::new(
+                        "XB-C1",
+                        Labels::fr_en("Village", "Village"),
+                        vec![],
+                    )],
+                )],
+            )],
+        )
+    };
+    match hub.publish_reference(
+        "XB",
+        ReferenceContent::AdministrativeAreas(tree("CI-R1-D2")),
+    ) {
+        Err(Error::Validation(e)) => {
+            assert_eq!(e.field, "content.CI-R1-D2");
+            assert!(e.rule.contains("CI"), "{e:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(hub.reference().area_tree("XB").is_none());
+    hub.publish_reference("XB", ReferenceContent::AdministrativeAreas(tree("XB-D1")))
+        .unwrap();
+    // A new version of a country's own tree keeps its codes.
+    let mut again = ci_areas();
+    again.labels = Labels::fr_en("Côte d'Ivoire", "Côte d'Ivoire");
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(again))
+        .unwrap();
+}

@@ -16,7 +16,7 @@ use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
 use crate::domain::records::{ChildCase, Record, ReferenceDocument};
-use crate::domain::reference::{Published, ReferenceContent, ReferenceData};
+use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::error::{Error, Result};
 use crate::storage::{
@@ -702,6 +702,45 @@ fn erasure_of(
     Ok(Some((history, duplicates)))
 }
 
+/// A user's area is a bare code, granted in every tree in force that holds it: a code two
+/// countries' trees shared would give a user of one the other's records. An area tree is
+/// published only if none of its codes is an area of another country's tree in force.
+fn codes_unique_across_countries(
+    reference: &ReferenceData,
+    key: &str,
+    content: &ReferenceContent,
+) -> Result<()> {
+    let ReferenceContent::AdministrativeAreas(tree) = content else {
+        return Ok(());
+    };
+    fn codes<'a>(node: &'a AreaNode, into: &mut HashSet<&'a str>) {
+        into.insert(&node.code);
+        for child in &node.children {
+            codes(child, into);
+        }
+    }
+    let mut own = HashSet::new();
+    codes(tree, &mut own);
+    for other in reference.keys(ReferenceType::AdministrativeAreas) {
+        let Some(theirs) = reference.area_tree(other).filter(|_| other != key) else {
+            continue;
+        };
+        let mut taken = HashSet::new();
+        codes(theirs, &mut taken);
+        if let Some(code) = own.iter().find(|code| taken.contains(*code)) {
+            return Err(crate::error::ValidationError::new(
+                format!("content.{code}"),
+                format!(
+                    "the code is already an area of the tree of {other}: area codes are unique \
+                     across countries (prefix them with the country's code)"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Publishes `content` as the next version of the reference document of its type and `key`
 /// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id; `default`
 /// for what applies where a country has none of its own), written by the hub's `actor`. The
@@ -717,6 +756,7 @@ pub fn publish_reference(
 ) -> Result<u32> {
     content.validate()?;
     let reference = tx.reference()?;
+    codes_unique_across_countries(&reference, key, content)?;
     let ty = content.reference_type();
     let id = ReferenceDocument::id_for(ty, key);
     let stored = tx.record(id, true)?;
