@@ -1343,3 +1343,47 @@ fn an_area_tree_reusing_another_country_s_code_is_refused() {
     hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(again))
         .unwrap();
 }
+
+/// A community renamed in a new version of the tree: a case captured under the old code is
+/// filed again under the new one, on the device and on the hub, by a user whose areas cover
+/// both.
+#[test]
+fn a_case_is_filed_again_under_a_community_renamed_since_it_was_captured() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
+        .unwrap();
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1-D1"]);
+    sync(&mut supervisor, &mut hub);
+    let by = supervisor.principal.user;
+    let case = supervisor
+        .store
+        .create(&child(ci("CI-R1-D1", "CI-R1-D1-C02"), 12, 10, by))
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+
+    let mut renamed = ci_areas();
+    renamed.children[0].children[0].children[1] = AreaNode::new(
+        "CI-R1-D1-C02N",
+        Labels::fr_en("Bécédi-Nord", "Bécédi-Nord"),
+        vec![],
+    );
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(renamed))
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+    let mut moved: ChildCase = supervisor.store.get(case.id).unwrap();
+    moved.area = ci("CI-R1-D1", "CI-R1-D1-C02N");
+    supervisor.store.update(&moved).unwrap();
+    let summary = sync(&mut supervisor, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(
+        hub.get::<ChildCase>(case.id).unwrap().area.community,
+        "CI-R1-D1-C02N"
+    );
+    // An area in neither tree is still refused.
+    moved.area = ci("CI-R1-D1", "CI-R1-D1-C99");
+    assert_eq!(
+        validation(supervisor.store.update(&moved)).0,
+        "area.community"
+    );
+}

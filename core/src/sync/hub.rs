@@ -1799,9 +1799,13 @@ pub(crate) fn check_content(
     }
     if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
         let pin = pins.get(ReferenceType::AdministrativeAreas);
-        match reference.area_tree_for(pin, &area.country) {
-            Some(tree) if tree.check(area, "area").is_ok() => {}
-            _ => return Err(Refusal::AreaNotInTree),
+        let in_tree = |tree: Option<&AreaNode>| tree.is_some_and(|t| t.check(area, "area").is_ok());
+        // The tree it was captured with, or the one in force (a record filed again after its
+        // community was renamed, moved or split).
+        if !in_tree(reference.area_tree_for(pin, &area.country))
+            && !in_tree(reference.area_tree(&area.country))
+        {
+            return Err(Refusal::AreaNotInTree);
         }
     }
     rights::check(

@@ -400,7 +400,8 @@ impl ReferenceData {
     }
 
     /// Checks an area against the tree a record was captured with (nothing to check when it
-    /// was captured without one).
+    /// was captured without one), or the latest of its country: a record captured before a
+    /// community was renamed, moved or split is filed again under the tree in force.
     pub(crate) fn check_area(
         &self,
         pin: Option<&Pin>,
@@ -408,7 +409,13 @@ impl ReferenceData {
         field: &str,
     ) -> Result<(), ValidationError> {
         match self.pinned(ReferenceType::AdministrativeAreas, pin)? {
-            Some(ReferenceContent::AdministrativeAreas(tree)) => tree.check(area, field),
+            Some(ReferenceContent::AdministrativeAreas(tree)) => {
+                tree.check(area, field)
+                    .or_else(|pinned| match self.area_tree(&area.country) {
+                        Some(latest) if latest.check(area, field).is_ok() => Ok(()),
+                        _ => Err(pinned),
+                    })
+            }
             _ => Ok(()),
         }
     }
