@@ -77,10 +77,14 @@ pages! {
     |s, q, page| s.follow_ups_due(q.area.clone(), q.assignee, q.before, page)
 }
 
-/// The first page of a walk `page_size` rows long (a negative size is refused, naming it).
+/// The first page of a walk `page_size` rows long (a negative size is refused, naming it); a
+/// page holds at most `Page::MAX_LIMIT` rows, so a larger size walks pages of that many (a
+/// page that came back short would otherwise look like the last).
 fn first(page_size: i32) -> Result<Mutex<Option<Page>>> {
     input::count("page_size", page_size)?;
-    Ok(Mutex::new(Some(Page::first(page_size))))
+    Ok(Mutex::new(Some(Page::first(
+        page_size.min(Page::MAX_LIMIT),
+    ))))
 }
 
 #[uniffi::export]

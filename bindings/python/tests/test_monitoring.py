@@ -143,6 +143,14 @@ def test_every_page_of_a_query_is_walked_once_with_defaults(env):
         assert e.value.field == "page_size"
 
 
+def test_pages_larger_than_a_query_returns_still_walk_every_row(env):
+    # A query returns at most 500 rows; a walk asked for pages of 1,000 reads them all.
+    with fresh(env, seed=39) as store:
+        ids = {child(store, f"CI-Q-{n:04}", f"Enfant {n}").id for n in range(503)}
+        walked = [c.id for c in store.child_case_pages(page_size=1000)]
+        assert len(walked) == 503 and set(walked) == ids
+
+
 def test_duplicate_children_are_found_and_merged_by_a_supervisor(env):
     with fresh(env) as store:
         first = child(store, "CI-D-0001", "Aya Kouassi", age=11)

@@ -40,10 +40,13 @@ impl Page {
         Page { offset: 0, limit }
     }
 
-    /// The page after this one.
+    /// The page after this one: past the rows this one held (at most `MAX_LIMIT`, whatever
+    /// `limit` asked for).
     pub fn next(self) -> Page {
         Page {
-            offset: self.offset.saturating_add(self.limit),
+            offset: self
+                .offset
+                .saturating_add(self.limit.clamp(0, Self::MAX_LIMIT)),
             limit: self.limit,
         }
     }
@@ -1151,6 +1154,14 @@ mod tests {
     /// The review queue's partial index (schema 14) names `Submitted` by its number, and
     /// `review_queue` writes the same number as a literal: were they to differ, the queue would
     /// read every visit.
+    #[test]
+    fn the_page_after_a_page_larger_than_a_query_returns_starts_after_its_rows() {
+        let page = Page::first(1000);
+        assert_eq!(page.next().offset, Page::MAX_LIMIT);
+        assert_eq!(Page::first(20).next().offset, 20);
+        assert_eq!(Page::first(-5).next().offset, 0);
+    }
+
     #[test]
     fn the_review_queue_and_its_partial_index_name_the_same_status() {
         let mut conn = Connection::open_in_memory().unwrap();
