@@ -22,6 +22,7 @@ use postgres::{GenericClient, NoTls, Row, Statement};
 use r2d2::{Pool, PooledConnection};
 use seal::{Sealed, Sealer};
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -1745,6 +1746,38 @@ impl HubStorage for PgStorage<'_> {
     }
 }
 
+/// The start of the name of a console view's temporary directory, followed by the owning
+/// process's id.
+const VIEW_PREFIX: &str = "vigie-console-";
+
+/// Removes the console views of processes that no longer run (killed before they could remove
+/// theirs: the copy is sealed under a key that died with them, but takes room). A directory
+/// whose process cannot be told dead is left.
+fn remove_dead_views() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(VIEW_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let proc = std::path::Path::new("/proc");
+        if pid == std::process::id() || !proc.is_dir() || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => tracing::info!(pid, "removed the console copy of a hub process that ended"),
+            Err(e) => tracing::debug!(pid, error = %e, "a dead hub's console copy was not removed"),
+        }
+    }
+}
+
 impl Backend for Postgres {
     fn concurrency(&self) -> usize {
         self.pool.max_size() as usize
@@ -1759,8 +1792,14 @@ impl Backend for Postgres {
     }
 
     fn open_view(&self) -> Result<crate::console::view::View> {
-        // A copy of the records in an encrypted store of this process (`console::view`).
-        let scratch = tempfile::tempdir()?;
+        // A copy of the records in an encrypted store of this process (`console::view`), in a
+        // directory named after the process: a process killed leaves its copy, removed by the
+        // next one that opens a view.
+        remove_dead_views();
+        let scratch = tempfile::Builder::new()
+            .prefix(&format!("{VIEW_PREFIX}{}-", std::process::id()))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()?;
         let mut key = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
         let config = vigie_core::StoreConfig::new(
@@ -2120,5 +2159,28 @@ mod tests {
             .expect("connect")
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .expect("drop the database");
+    }
+}
+
+#[cfg(test)]
+mod views {
+    use super::*;
+
+    #[test]
+    fn a_dead_process_s_console_copy_is_removed_and_a_live_one_s_kept() {
+        let dead = std::env::temp_dir().join(format!("{VIEW_PREFIX}4294967294-test"));
+        let live = std::env::temp_dir().join(format!(
+            "{VIEW_PREFIX}{}-test-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        for dir in [&dead, &live] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("console.db"), b"sealed").unwrap();
+        }
+        remove_dead_views();
+        assert!(!dead.exists());
+        assert!(live.join("console.db").exists());
+        std::fs::remove_dir_all(&live).unwrap();
     }
 }
