@@ -60,8 +60,15 @@ impl Device {
     }
 }
 
+/// A community's area, its region and district read from its code (`CI-R1-D1-C01`).
 fn area(community: &str) -> Area {
-    Area::new("CI", "CI-R1", "CI-R1-D1", community)
+    let parts: Vec<&str> = community.split('-').collect();
+    Area::new(
+        "CI",
+        &parts[..2].join("-"),
+        &parts[..3].join("-"),
+        community,
+    )
 }
 
 fn child(community: &str, name: &str, by: Uuid) -> ChildCase {
@@ -446,10 +453,15 @@ fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
         refused_with(other.store.import_bundle(&to_area)),
         IdentityError::NotARecipient
     );
-    // No device of that area, or an unknown device: nothing is written.
+    // No device of that area (but the exporter's own), or an unknown device: nothing is
+    // written.
+    let mut lonely = Device::new(&dir, "lonely", Role::CommunityMonitor, &["CI-R2-D1-C01"]);
+    lonely.sync(&mut hub);
+    lonely.create_case("CI-R2-D1-C01", NAME_C02);
+    lonely.sync(&mut hub);
     assert!(matches!(
         refused_with(
-            monitor
+            lonely
                 .store
                 .export_bundle(0, &[], &[Recipient::Area("CI-R2".into())])
         ),
@@ -457,11 +469,24 @@ fn sealed_bundles_open_only_for_their_recipients_and_only_unaltered() {
     ));
     // With the hub beside it (the app's default: the hub and the user's areas), an area no
     // device holds yet does not stop the bundle from reaching the hub.
-    let (to_hub, _) = monitor
+    let (to_hub, _) = lonely
         .store
-        .export_bundle(0, &[], &[Recipient::Hub, Recipient::Area("CI-R2".into())])
+        .export_bundle(
+            0,
+            &[],
+            &[Recipient::Hub, Recipient::Area("CI-R2-D1-C01".into())],
+        )
         .unwrap();
     open_sealed(&to_hub, &hub_secret, 1 << 30).expect("the hub is a recipient");
+    // An area that holds none of the exporter's records narrows the bundle to nothing.
+    assert!(matches!(
+        refused_with(monitor.store.export_bundle(
+            0,
+            &[],
+            &[Recipient::Hub, Recipient::Area("CI-R2".into())]
+        )),
+        IdentityError::NothingForRecipient { .. }
+    ));
     assert!(matches!(
         refused_with(
             monitor
@@ -970,4 +995,175 @@ fn the_directory_travels_as_what_changed_since_the_devices_copy() {
     expected.push(last.id());
     assert_eq!(directory_of(&monitor), sorted(expected));
     assert!(sync_seeing_directories(&mut monitor, &mut hub, false).is_empty());
+}
+
+/// A community of another district (`CI-R1-D2`).
+const D2_C01: &str = "CI-R1-D2-C01";
+
+/// The hub's record of a device's user, as its administrator adds them.
+fn hold_user(hub: &mut Store, device: &Device) {
+    let areas: Vec<&str> = device.principal.areas.iter().map(|a| a.as_str()).collect();
+    let mut user = User::new("Utilisateur", device.principal.role, &areas);
+    user.id = device.principal.user;
+    hub.create(&user).unwrap();
+}
+
+#[test]
+fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut giver = Device::new(&dir, "giver", Role::CommunityMonitor, &[C01]);
+    let mut mate = Device::new(&dir, "mate", Role::CommunityMonitor, &[C01]);
+    let mut foreign = Device::new(&dir, "foreign", Role::CommunityMonitor, &[D2_C01]);
+    for d in [&giver, &mate, &foreign] {
+        hold_user(&mut hub, d);
+    }
+    // A user of the other district whose phone never reached the giver's directory.
+    let mut unlisted = Device::new(&dir, "unlisted", Role::CommunityMonitor, &[D2_C01]);
+    hold_user(&mut hub, &unlisted);
+    for _ in 0..2 {
+        for d in [&mut giver, &mut mate, &mut foreign] {
+            d.sync(&mut hub);
+        }
+    }
+    let case = giver.create_case(C01, NAME_C01);
+    giver.sync(&mut hub);
+    unlisted.sync(&mut hub);
+
+    // The giver knows the other district's user from the directory: refused, nothing changed.
+    match giver.store.hand_over(&[case], foreign.principal.user) {
+        Err(Error::NotAllowed { rule }) => assert!(!rule.contains(NAME_C01), "{rule}"),
+        other => panic!("handing over to another district gave {other:?}"),
+    }
+    let kept: ChildCase = giver.store.get(case).unwrap();
+    assert_eq!(kept.identified_by, giver.principal.user);
+
+    // A hand-over the giver could not judge (the receiver is in no directory it holds): the
+    // receiver's store refuses it whole, writes nothing, and names only the record.
+    let handed = giver
+        .store
+        .hand_over(&[case], unlisted.principal.user)
+        .unwrap();
+    let refusal = unlisted.store.receive_hand_over(&handed).unwrap_err();
+    assert!(matches!(
+        refusal,
+        Error::Identity(IdentityError::OutOfScope { record }) if record == case
+    ));
+    assert!(!refusal.to_string().contains(NAME_C01));
+    assert!(unlisted.store.kind_of(case).is_err(), "nothing written");
+    assert_eq!(unlisted.store.hub_outbox_len().unwrap(), 0);
+
+    // The hub refuses the giver's edit that made the other district's user the assignee: the
+    // case keeps its assignee there.
+    let summary = giver.sync(&mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(case, sync::wire::Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    assert_eq!(
+        hub.get::<ChildCase>(case).unwrap().identified_by,
+        giver.principal.user
+    );
+    // Nor may a new case be registered for them.
+    let mut registered = child(C01, NAME_C01, foreign.principal.user);
+    registered.case_code = "CASE-2".into();
+    let registered = giver.store.create(&registered).unwrap().id;
+    let summary = giver.sync(&mut hub);
+    assert!(
+        summary
+            .refused
+            .contains(&(registered, sync::wire::Refusal::StepNotAllowed)),
+        "{summary:?}"
+    );
+    assert!(hub.kind_of(registered).is_err());
+
+    // To a colleague of the same community: handed over, received, and accepted by the hub.
+    let mut back: ChildCase = giver.store.get(case).unwrap();
+    back.identified_by = giver.principal.user;
+    giver.store.update(&back).unwrap();
+    let handed = giver.store.hand_over(&[case], mate.principal.user).unwrap();
+    assert_eq!(mate.store.receive_hand_over(&handed).unwrap(), vec![case]);
+    giver.sync(&mut hub);
+    assert_eq!(
+        hub.get::<ChildCase>(case).unwrap().identified_by,
+        mate.principal.user
+    );
+    let summary = mate.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+}
+
+#[test]
+fn a_bundle_holds_only_records_every_recipient_may_read() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
+    let mut foreign = Device::new(&dir, "foreign", Role::CommunityMonitor, &[D2_C01]);
+    foreign.sync(&mut hub);
+    let of_monitor = monitor.create_case(C01, NAME_C01);
+    let in_c01 = supervisor.create_case(C01, "Awa Coulibaly-Doumbia");
+    let in_c02 = supervisor.create_case(C02, NAME_C02);
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut monitor, &mut other, &mut foreign] {
+            d.sync(&mut hub);
+        }
+    }
+    let nothing_for = |result: Result<(Vec<u8>, i64)>| match result {
+        Err(Error::Identity(IdentityError::NothingForRecipient { recipient, .. })) => recipient,
+        other => panic!("expected nothing to seal, got {:?}", other.map(|b| b.1)),
+    };
+
+    // A monitor of one district seals nothing to a device, or an area, of another.
+    let recipient = nothing_for(monitor.store.export_bundle(
+        0,
+        &[],
+        &[Recipient::Device(foreign.id())],
+    ));
+    assert!(recipient.contains(&foreign.id().to_string()), "{recipient}");
+    let recipient = nothing_for(monitor.store.export_bundle(
+        0,
+        &[],
+        &[Recipient::Hub, Recipient::Area("CI-R1-D2".into())],
+    ));
+    assert!(recipient.contains("CI-R1-D2"), "{recipient}");
+
+    // The district's supervisor sealing for community C02: only the C02 records go, and its
+    // monitor imports them all; the C01 monitor is no recipient.
+    let (for_c02, _) = supervisor
+        .store
+        .export_bundle(0, &[], &[Recipient::Area(C02.into())])
+        .unwrap();
+    assert_eq!(other.store.import_bundle(&for_c02).unwrap().records, 1);
+    assert_eq!(other.store.get::<ChildCase>(in_c02).unwrap().name, NAME_C02);
+    for outside in [of_monitor, in_c01] {
+        assert!(other.store.kind_of(outside).is_err());
+    }
+    assert_eq!(
+        refused_with(monitor.store.import_bundle(&for_c02)),
+        IdentityError::NotARecipient
+    );
+
+    // Sealed to the C02 monitor's device: the supervisor's C01 records are left out.
+    let (to_other, _) = supervisor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(other.id())])
+        .unwrap();
+    // (A C01 record in it would have the whole bundle refused.)
+    assert_eq!(other.store.import_bundle(&to_other).unwrap().records, 1);
+    // Two devices that share no area: no record for both, and nothing is sealed.
+    let recipient = nothing_for(supervisor.store.export_bundle(
+        0,
+        &[],
+        &[
+            Recipient::Device(other.id()),
+            Recipient::Device(monitor.id()),
+        ],
+    ));
+    assert_eq!(recipient, "the recipients together");
+    // Nothing changed since the mark: an empty bundle, as before.
+    let mark = supervisor.store.last_change().unwrap();
+    let (empty, _) = supervisor
+        .store
+        .export_bundle(mark, &[], &[Recipient::Device(foreign.id())])
+        .unwrap();
+    assert_eq!(foreign.store.import_bundle(&empty).unwrap().records, 0);
 }

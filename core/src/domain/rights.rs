@@ -600,6 +600,30 @@ impl User {
     pub fn covers(&self, area: &Area, reference: &ReferenceData) -> bool {
         AreaScope::resolve(&self.areas, reference).covers(area)
     }
+
+    /// What the user receives and may change: their role and areas (a deactivated user,
+    /// nothing).
+    pub fn scope(&self, reference: &ReferenceData) -> Scope {
+        if !self.active {
+            return Scope::nothing();
+        }
+        Scope::of(self.role, &self.areas, reference)
+    }
+}
+
+/// Whom a child case may be assigned to (`identified_by`: the user whose due lists the case's
+/// follow-ups are on, and to whom a hand-over gives it): a user who receives the case, by the
+/// role and areas the hub gives them (`Scope::receives`). The one rule for a phone handing a
+/// case over, a phone receiving a hand-over, and the hub storing a change of assignee. The
+/// refusal names no one and nothing of the case.
+pub fn check_assignee(assignee: &Scope, case: &ChildCase) -> Result<(), NotAllowed> {
+    if assignee.receives(RecordKind::ChildCase, Some(&case.area)) {
+        Ok(())
+    } else {
+        Err(not_allowed(
+            "a case is assigned only to a user whose role and areas cover it",
+        ))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -679,6 +703,13 @@ pub struct UserProfile {
     pub areas: Vec<String>,
 }
 
+impl UserProfile {
+    /// What the user receives and may change, their area codes resolved against `reference`.
+    pub fn scope(&self, reference: &ReferenceData) -> Scope {
+        Scope::of(self.role, &self.areas, reference)
+    }
+}
+
 /// Who is syncing: an enrolled device and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -700,10 +731,7 @@ impl Principal {
     /// What the principal receives and may change, its area codes resolved against the area
     /// trees in `reference`.
     pub fn scope(&self, reference: &ReferenceData) -> Scope {
-        Scope {
-            role: self.role,
-            areas: AreaScope::resolve(&self.areas, reference),
-        }
+        Scope::of(self.role, &self.areas, reference)
     }
 
     /// Whether an area is within the principal's areas (see `Scope::covers`).
@@ -728,6 +756,26 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// A role's scope over area codes, each resolved against the area trees in `reference`.
+    pub fn of<'a>(
+        role: Role,
+        areas: impl IntoIterator<Item = &'a String>,
+        reference: &ReferenceData,
+    ) -> Scope {
+        Scope {
+            role,
+            areas: AreaScope::resolve(areas, reference),
+        }
+    }
+
+    /// A scope that receives no field record.
+    pub fn nothing() -> Scope {
+        Scope {
+            role: Role::Administrator,
+            areas: AreaScope::default(),
+        }
+    }
+
     pub fn kinds(&self) -> &'static [RecordKind] {
         kinds(self.role)
     }

@@ -8,11 +8,21 @@
 //! The assignee is `identified_by`: it is what the due lists are kept per monitor by (the
 //! child case has no separate assignee), and the document's history still tells who
 //! identified the child.
+//!
+//! A case goes only to a user who receives it (`rights::check_assignee`, the rule the hub applies
+//! to a change of assignee too): the giver's store refuses a receiver whose certificate in the
+//! directory does not cover a case, and the receiver's store refuses a case its user's role and
+//! areas (as the hub last told them, else as its certificate says) do not cover, before
+//! anything is written. A store that knows neither cannot judge, and the hub judges at the
+//! push.
 
 use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::records::ChildCase;
+use crate::domain::rights::{Scope, check_assignee};
 use crate::error::{Error, Result, ValidationError};
+use crate::identity::IdentityError;
 use crate::store::{Store, find_row};
+use crate::{codec, doc};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -73,6 +83,7 @@ impl Store {
             .copied()
             .filter(|id| seen.insert(*id))
             .collect();
+        let receiver = self.known_scope_of(to)?;
         let mut changed = Vec::with_capacity(ids.len());
         for &id in &ids {
             let mut case: ChildCase = self.get(id)?;
@@ -86,6 +97,9 @@ impl Store {
                 return Err(Error::NotAllowed {
                     rule: "the case was merged into another case: hand over that case".into(),
                 });
+            }
+            if let Some(receiver) = &receiver {
+                check_assignee(receiver, &case)?;
             }
             if case.identified_by != to {
                 case.identified_by = to;
@@ -117,6 +131,25 @@ impl Store {
                 rule: "the hand-over is for another user".into(),
             });
         }
+        // Every case must be this user's to receive, before anything is written (the error
+        // names the record, nothing of its content).
+        if let Some(own) = self.own_scope()? {
+            for case in &hand_over.cases {
+                let document = codec::load(case.id, &case.document)?;
+                let kind = doc::kind_of(&document);
+                if kind != Some(RecordKind::ChildCase) {
+                    return Err(Error::WrongKind {
+                        id: case.id,
+                        expected: RecordKind::ChildCase,
+                        actual: kind.unwrap_or(RecordKind::ChildCase),
+                    });
+                }
+                let handed: ChildCase = doc::read_record(&document, case.id)?;
+                if check_assignee(&own, &handed).is_err() {
+                    return Err(IdentityError::OutOfScope { record: case.id }.into());
+                }
+            }
+        }
         self.receive(|merging| {
             for case in &hand_over.cases {
                 merging.merge(case.id, &case.document)?;
@@ -135,5 +168,27 @@ impl Store {
             Ok(())
         })?;
         Ok(hand_over.cases.iter().map(|c| c.id).collect())
+    }
+
+    /// This store's user's scope: their role and areas as the hub last told them, else as
+    /// their certificate says; `None` on a store that knows neither.
+    fn own_scope(&self) -> Result<Option<Scope>> {
+        let reference = self.reference();
+        if let Some(profile) = self.user_profile()? {
+            return Ok(Some(profile.scope(&reference)));
+        }
+        Ok(self.certificate()?.map(|c| c.principal().scope(&reference)))
+    }
+
+    /// The scope of user `user` as the directory the hub delivered says (their most recently
+    /// issued certificate); `None` if no certificate of theirs is known.
+    fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
+        let reference = self.reference();
+        Ok(self
+            .directory()?
+            .into_iter()
+            .filter(|c| c.user == user)
+            .max_by_key(|c| c.issued_ms)
+            .map(|c| c.principal().scope(&reference)))
     }
 }

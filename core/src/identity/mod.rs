@@ -68,6 +68,14 @@ pub enum IdentityError {
     OutOfScope { record: Uuid },
     #[error("no recipient: {reason}")]
     NoRecipient { reason: &'static str },
+    /// An export whose records its recipients may not all read (`Store::export_bundle`):
+    /// `recipient` names the recipient (a device's id, area codes), or is empty when it is the
+    /// recipients together.
+    #[error("nothing to seal for {recipient}: {reason}")]
+    NothingForRecipient {
+        recipient: String,
+        reason: &'static str,
+    },
     /// A peer's message after the handshake that is not sealed in this session (another
     /// session's, altered, plaintext) or comes out of order.
     #[error("peer message refused: {reason}")]

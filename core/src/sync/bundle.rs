@@ -24,6 +24,7 @@ use crate::store::{self, Store};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 const BODY_TAG: [u8; 4] = *b"VGB1";
@@ -155,6 +156,16 @@ impl Store {
     /// scope go (what its certificate covers; reference data comes from the hub). Returns the
     /// bundle and the position to pass next time, so a device can send a peer only what
     /// changed since its last bundle to it.
+    ///
+    /// A bundle is one sealed body: every recipient reads all of it. So every record in it
+    /// lies in every recipient's scope: the hub's is what this device may send it; a device's,
+    /// its certificate's; `Recipient::Area` narrows the records to the areas named, and is
+    /// sealed to the devices of the directory whose certificate names the area (or one
+    /// containing it) and covers every record kept. Records a named recipient does not cover
+    /// are left out. When records were selected and a named device covers none of them, none
+    /// lies in the areas named, or none lies in every recipient's scope together, nothing is
+    /// sealed: `IdentityError::NothingForRecipient` names the recipient (export it a bundle of
+    /// its own). Nothing changed since `since` is an empty bundle.
     pub fn export_bundle(
         &self,
         since: i64,
@@ -162,12 +173,72 @@ impl Store {
         recipients: &[Recipient],
     ) -> Result<(Vec<u8>, i64)> {
         let certificate = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
-        let own = certificate.principal().scope(&self.reference());
-        let allowed = self.ids_for(&own)?;
+        let reference = self.reference();
+        let own = certificate.principal().scope(&reference);
+        let mut selected = self.ids_for(&own)?;
         let (mut documents, mark) =
             store::queries::documents_changed_after(&self.conn, since, areas)?;
-        documents.retain(|(id, _)| allowed.contains(id));
-        Ok((self.seal_bundle(documents, recipients)?, mark))
+        documents.retain(|(id, _)| selected.contains(id));
+        selected = documents.iter().map(|(id, _)| *id).collect();
+        let nothing_for =
+            |recipient: String, reason| IdentityError::NothingForRecipient { recipient, reason };
+        let any_selected = !selected.is_empty();
+        // The areas named narrow the records.
+        let codes: Vec<&String> = recipients
+            .iter()
+            .filter_map(|r| match r {
+                Recipient::Area(code) => Some(code),
+                _ => None,
+            })
+            .collect();
+        if !codes.is_empty() {
+            let mut in_areas = HashSet::new();
+            for code in &codes {
+                in_areas.extend(self.ids_for(&Scope::of(own.role, [*code], &reference))?);
+            }
+            selected.retain(|id| in_areas.contains(id));
+            if any_selected && selected.is_empty() {
+                let named: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                return Err(nothing_for(
+                    format!("area {}", named.join(", ")),
+                    "none of the records selected lies in the areas named",
+                )
+                .into());
+            }
+        }
+        // A device named reads only what its certificate covers.
+        let directory = self.trusted_directory()?;
+        let in_reach = selected.clone();
+        for recipient in recipients {
+            let Recipient::Device(device) = recipient else {
+                continue;
+            };
+            let Some(certificate) = directory.iter().find(|c| c.device == *device) else {
+                continue; // `recipient_keys` refuses it.
+            };
+            let covered = self.ids_for(&certificate.principal().scope(&reference))?;
+            if any_selected && in_reach.is_disjoint(&covered) {
+                return Err(nothing_for(
+                    format!("device {device}"),
+                    "its areas cover none of the records selected",
+                )
+                .into());
+            }
+            selected.retain(|id| covered.contains(id));
+        }
+        if any_selected && selected.is_empty() {
+            return Err(nothing_for(
+                "the recipients together".into(),
+                "no record selected lies in the areas of every recipient: export a bundle for each",
+            )
+            .into());
+        }
+        documents.retain(|(id, _)| selected.contains(id));
+        let keys = self.recipient_keys(recipients, &directory, |scope| {
+            let covered = self.ids_for(scope)?;
+            Ok(selected.iter().all(|id| covered.contains(id)))
+        })?;
+        Ok((self.seal_to(documents, keys)?, mark))
     }
 
     /// Signs `documents` as this device and seals them to `recipients` (`export_bundle` is the
@@ -177,10 +248,19 @@ impl Store {
         documents: Vec<(Uuid, Vec<u8>)>,
         recipients: &[Recipient],
     ) -> Result<Vec<u8>> {
+        let directory = self.trusted_directory()?;
+        let keys = self.recipient_keys(recipients, &directory, |_| Ok(true))?;
+        self.seal_to(documents, keys)
+    }
+
+    fn seal_to(
+        &self,
+        documents: Vec<(Uuid, Vec<u8>)>,
+        sealed_to: Vec<[u8; 32]>,
+    ) -> Result<Vec<u8>> {
         let keys = self.device_keys()?;
         let certificate = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
         self.trust()?.check_certificate(&certificate)?;
-        let sealed_to = self.recipient_keys(recipients)?;
         let payload = encode_bundle(self.device_id(), documents);
         let certificate = certificate.to_bytes();
         Ok(identity::seal(&sealed_to, |header| {
@@ -195,15 +275,26 @@ impl Store {
         })?)
     }
 
-    /// The X25519 keys of `recipients`: the hub's as pinned, devices' from the directory,
-    /// each certificate checked now.
-    fn recipient_keys(&self, recipients: &[Recipient]) -> Result<Vec<[u8; 32]>> {
+    /// The certificates of the directory the hub delivered that are valid now.
+    fn trusted_directory(&self) -> Result<Vec<Certificate>> {
         let trust = self.trust()?;
-        let directory: Vec<Certificate> = self
+        Ok(self
             .directory()?
             .into_iter()
             .filter(|c| trust.check_certificate(c).is_ok())
-            .collect();
+            .collect())
+    }
+
+    /// The X25519 keys of `recipients`: the hub's as pinned, devices' from `directory` (valid
+    /// certificates). A device of an area recipient is sealed to only if `reads_all` says its
+    /// scope holds every record sealed.
+    fn recipient_keys(
+        &self,
+        recipients: &[Recipient],
+        directory: &[Certificate],
+        mut reads_all: impl FnMut(&Scope) -> Result<bool>,
+    ) -> Result<Vec<[u8; 32]>> {
+        let reference = self.reference();
         let mut keys = Vec::new();
         let mut area_unheld = false;
         for recipient in recipients {
@@ -222,15 +313,17 @@ impl Store {
                 }
                 Recipient::Area(code) => {
                     // The devices of that area and of the areas containing it (a district's
-                    // bundle reaches its region's supervisor too).
-                    let covering = self.reference().codes_containing(code);
+                    // bundle reaches its region's supervisor too), that may read it all.
+                    let covering = reference.codes_containing(code);
                     let before = keys.len();
-                    keys.extend(
-                        directory
-                            .iter()
-                            .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
-                            .map(|c| c.keys.agreement),
-                    );
+                    for certificate in directory
+                        .iter()
+                        .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
+                    {
+                        if reads_all(&certificate.principal().scope(&reference))? {
+                            keys.push(certificate.keys.agreement);
+                        }
+                    }
                     // An area no other device holds yet adds no one: the bundle still goes
                     // to the other recipients named (the hub, by default), else it is refused
                     // below.

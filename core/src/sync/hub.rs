@@ -1593,10 +1593,51 @@ pub(crate) fn admit(
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
     };
-    if !merge_target_held(tx, rules, document, before)? {
+    if !merge_target_held(tx, rules, document, before)?
+        || !assignee_receives(tx, rules, id, document, before)?
+    {
         return Ok(Err(Refusal::StepNotAllowed));
     }
     Ok(Ok(admitted))
+}
+
+/// Whether a pushed child case's assignee (`identified_by`), if the push sets it to another
+/// user than the sender (a hand-over, or a new case registered for a colleague), is a user the
+/// hub holds who receives the case (`rights::check_assignee`: the rule the phones apply when
+/// they hand a case over). A case assigned to a user of other areas would stay on due lists
+/// no one can act on, and tell that user's phone of a case it may never hold.
+fn assignee_receives(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<bool> {
+    if doc::kind_of(document) != Some(RecordKind::ChildCase) {
+        return Ok(true);
+    }
+    // `admit_content` read the record already: it reads.
+    let Ok(case) = doc::read_record::<ChildCase>(document, id) else {
+        return Ok(false);
+    };
+    let assignee = case.identified_by;
+    if assignee == rules.who.user {
+        return Ok(true);
+    }
+    if !before.is_empty()
+        && doc::read_record_at::<ChildCase>(document, id, before)
+            .is_ok_and(|was| was.identified_by == assignee)
+    {
+        return Ok(true);
+    }
+    Ok(
+        match read_record::<crate::domain::records::User>(tx, assignee) {
+            Ok(Some(user)) => rights::check_assignee(&user.scope(rules.reference), &case).is_ok(),
+            Ok(None) => false,
+            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
+            Err(_) => false,
+        },
+    )
 }
 
 /// `admit`'s judgement of the document alone. `stored_kind` is the kind the hub holds for the
