@@ -995,3 +995,38 @@ fn two_edits_saved_from_one_copy_of_a_case_are_both_taken() {
     assert_eq!(on_hub.guardian, "Tante");
     assert_eq!(on_hub.household, "Cour commune");
 }
+
+#[test]
+fn a_day_after_today_is_refused_on_the_phone_naming_its_field() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    let by = monitor.principal.user;
+    let mut later = case(area(C01), "Awa Traoré", by);
+    later.identified_on = chrono::Utc::now().date_naive() + chrono::Days::new(30);
+    match monitor.store.create(&later) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "identified_on"),
+        other => panic!("{other:?}"),
+    }
+    let id = create(&mut monitor, C01, "Awa Traoré");
+    let mut seen: ChildCase = monitor.store.get(id).unwrap();
+    seen.followups.insert(
+        Uuid::now_v7(),
+        FollowUp {
+            date: chrono::Utc::now().date_naive() + chrono::Days::new(400),
+            situation: FollowUpSituation::InSchool,
+            notes: String::new(),
+            next_due: None,
+        },
+    );
+    match monitor.store.update(&seen) {
+        Err(Error::Validation(e)) => assert!(e.field.starts_with("followups."), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Today is fine, and so is an edit of a record whose days were set before.
+    let mut today: ChildCase = monitor.store.get(id).unwrap();
+    today.identified_on = chrono::Utc::now().date_naive();
+    monitor.store.update(&today).unwrap();
+    assert!(monitor.sync(&mut hub).refused.is_empty());
+}

@@ -97,6 +97,7 @@ pub(crate) fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
+    crate::domain::records::events_not_after_today(&[], &record.event_dates())?;
     if let Some(acting) = acting {
         acting.check_write(None, &record)?;
     }
@@ -153,6 +154,8 @@ pub(crate) fn update_in<R: Record>(
     }
     record.derive(reference);
     record.validate(reference)?;
+    let stored: R = doc::read_record(&document, id)?;
+    crate::domain::records::events_not_after_today(&stored.event_dates(), &record.event_dates())?;
     // The user's own steps, as the hub will judge them: from the version the caller read (the
     // edit is made at it) to the record as the caller writes it. What changed meanwhile through
     // sync is someone else's step, merged (and shown as a conflict if both set a field).

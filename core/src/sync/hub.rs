@@ -1789,11 +1789,7 @@ fn unchanged_or_own(
     Ok(())
 }
 
-/// The latest day an event a record tells of (`Record::event_dates`) may fall on, by the hub's
-/// clock: its today, with two days' room for time zones and a phone's clock a little ahead.
-pub fn latest_event_day() -> chrono::NaiveDate {
-    Utc::now().date_naive() + chrono::Days::new(2)
-}
+pub use crate::domain::records::latest_event_day;
 
 /// The hub's checks of a pushed record's content, beyond kind, scope and authorship: `merged`
 /// (as the hub would store it) passes the phone's own validation against the reference
@@ -1823,19 +1819,10 @@ pub(crate) fn check_content(
     if !pins_kept(reference, from, to) {
         return Err(Refusal::UnknownReference);
     }
-    // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099.
-    // Days set before stay (they were checked when they came).
-    let latest = latest_event_day();
-    let known: HashSet<(String, chrono::NaiveDate)> = from
-        .map(TypedRecord::event_dates)
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    if to
-        .event_dates()
-        .into_iter()
-        .any(|dated| dated.1 > latest && !known.contains(&dated))
-    {
+    // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099,
+    // or a phone whose clock runs days ahead.
+    let known = from.map(TypedRecord::event_dates).unwrap_or_default();
+    if crate::domain::records::events_not_after_today(&known, &to.event_dates()).is_err() {
         return Err(Refusal::BreaksValidation);
     }
     if let (Some(area), Some(pins)) = (after.area(), after.pins()) {

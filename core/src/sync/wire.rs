@@ -648,7 +648,9 @@ pub enum Refusal {
     /// The document is over one of the bounds on what a record may hold.
     #[error("the record exceeds the limit on {limit}")]
     OverLimit { limit: DocumentLimit },
-    /// The record breaks a rule the phone checks too (`Record::validate`).
+    /// The record breaks a rule the phone checks too (`Record::validate`, and no event day
+    /// after today: the phone judges by its clock, the hub by its own, so a phone whose clock
+    /// runs days ahead learns it here).
     #[error("the record breaks a validation rule")]
     BreaksValidation,
     /// The record was captured with reference data (`captured_with`) the hub does not hold.

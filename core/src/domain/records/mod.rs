@@ -166,6 +166,33 @@ pub(crate) fn within_calendar(
     }
 }
 
+/// The latest day an event a record tells of may fall on, by this machine's clock: today and a
+/// day or two of time zones and a clock a little ahead (a follow-up "done" in 2099 is a slip).
+pub fn latest_event_day() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive() + chrono::Days::new(2)
+}
+
+/// Checks that every event day of `after` (`Record::event_dates`, with its field's path) that
+/// `before` did not hold is on or before `latest_event_day`: days set before stay, checked when
+/// they came. The one rule of a device's own writes and of the hub's pushes (where a device
+/// whose clock runs days ahead is caught).
+pub(crate) fn events_not_after_today(
+    before: &[(String, chrono::NaiveDate)],
+    after: &[(String, chrono::NaiveDate)],
+) -> Result<(), ValidationError> {
+    let latest = latest_event_day();
+    match after
+        .iter()
+        .find(|dated| dated.1 > latest && !before.contains(dated))
+    {
+        Some((field, _)) => Err(ValidationError::new(
+            field.clone(),
+            "must not be after today (check the date, and the phone's clock)",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The `Record` methods of kinds that keep the reference versions they were captured with.
 macro_rules! record_pins {
     ($($area:ident).+) => {
