@@ -506,17 +506,72 @@ pub fn read_stored<R: Record>(id: Uuid, stored: Vec<u8>) -> Result<R> {
 
 /// `base` with every version of the stored reference documents given as `(id, stored bytes)`.
 /// A document that does not read is left out rather than failing the caller: the data it
-/// would add is not in force, and records that name its versions say so when validated.
+/// would add is not in force, and records that name its versions say so when validated. A
+/// version cut into parts is in force once every part is here. Only the latest version of an
+/// area tree keeps its outlines (the map draws it; records are checked against codes).
 pub fn with_published(
     base: &ReferenceData,
     stored: impl IntoIterator<Item = (Uuid, Vec<u8>)>,
 ) -> ReferenceData {
+    use crate::domain::codes::ReferenceType;
+    use crate::domain::reference::Published;
+    use std::collections::{BTreeMap, HashMap};
     let mut data = base.clone();
+    // Parts are read once every document has been seen, one version at a time, so that only
+    // one version's text is held at once.
+    let mut held: HashMap<Uuid, Vec<u8>> = HashMap::new();
+    let mut split: BTreeMap<(ReferenceType, String, u32), u32> = BTreeMap::new();
     for (id, bytes) in stored {
-        if let Ok(document) = read_stored::<ReferenceDocument>(id, bytes) {
-            data.add_published(&document);
+        let Ok(document) = crate::codec::load_stored(id, bytes.clone()) else {
+            continue;
+        };
+        let Ok(record) = read_record::<ReferenceDocument>(&document, id) else {
+            continue;
+        };
+        drop(document);
+        let mut parted = false;
+        for (version, published) in &record.versions {
+            if published.is_whole() {
+                if let Some(content) = published.content() {
+                    data.add_published_content(
+                        record.reference_type,
+                        &record.key,
+                        *version,
+                        content,
+                    );
+                }
+            } else {
+                parted = true;
+                split.insert(
+                    (record.reference_type, record.key.clone(), *version),
+                    published.parts,
+                );
+            }
+        }
+        if parted {
+            held.insert(id, bytes);
         }
     }
+    for ((ty, key, version), parts) in split {
+        let mut read = Vec::new();
+        for part in 1..=parts {
+            let id = ReferenceDocument::id_for_version(ty, &key, version, part);
+            let published: Option<Published> = held
+                .remove(&id)
+                .and_then(|bytes| read_stored::<ReferenceDocument>(id, bytes).ok())
+                .filter(|r| r.reference_type == ty && r.key == key)
+                .and_then(|mut r| r.versions.remove(&version));
+            match published {
+                Some(published) => read.push(published),
+                None => break,
+            }
+        }
+        if let Some(content) = Published::assemble(&read) {
+            drop(read);
+            data.add_published_content(ty, &key, version, content);
+        }
+    }
+    data.drop_old_outlines();
     data
 }
 

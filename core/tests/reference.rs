@@ -396,7 +396,8 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
     };
     assert!(late.store.reference().rule_set_at("CI", 2).is_none());
     // It holds the area tree (published before it last synced, say): only the profile is new.
-    let areas_id = ReferenceDocument::id_for(ReferenceType::AdministrativeAreas, "CI");
+    let areas_id =
+        ReferenceDocument::id_for_version(ReferenceType::AdministrativeAreas, "CI", 1, 0);
     late.store
         .merge_document(areas_id, &monitor.store.export_document(areas_id).unwrap())
         .unwrap();
@@ -571,8 +572,10 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
         .unwrap();
     hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
         .unwrap();
-    let profile_id = ReferenceDocument::id_for(ReferenceType::CountryProfile, "CI");
-    let areas_id = ReferenceDocument::id_for(ReferenceType::AdministrativeAreas, "CI");
+    // Each version is a document of its own.
+    let profile_id = ReferenceDocument::id_for_version(ReferenceType::CountryProfile, "CI", 1, 0);
+    let areas_id =
+        ReferenceDocument::id_for_version(ReferenceType::AdministrativeAreas, "CI", 1, 0);
 
     let mut devices = vec![
         device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
@@ -1385,5 +1388,236 @@ fn a_case_is_filed_again_under_a_community_renamed_since_it_was_captured() {
     assert_eq!(
         validation(supervisor.store.update(&moved)).0,
         "area.community"
+    );
+}
+
+/// A country's tree as large as a reference file may be: 3 regions of 10 districts of 100
+/// communities (3,000), each district outlined by `Outline::MAX_POINTS` points (3.5 MB of
+/// JSON). `label` names the country, to make versions differ.
+fn large_tree(label: &str) -> AreaNode {
+    let outline = |r: usize, d: usize| {
+        let n = vigie_core::reference::Outline::MAX_POINTS;
+        let ring = (0..n)
+            .map(|i| {
+                let angle = i as f64 / n as f64 * std::f64::consts::TAU;
+                let micro = |x: f64| (x * 1e6).round() / 1e6;
+                [
+                    micro(-6.0 + r as f64 * 0.5 + d as f64 * 0.04 + 0.017_431 * angle.cos()),
+                    micro(6.0 + 0.017_431 * angle.sin()),
+                ]
+            })
+            .collect();
+        vigie_core::reference::Outline(vec![ring])
+    };
+    let regions = (1..=3)
+        .map(|r| {
+            let districts = (1..=10)
+                .map(|d| {
+                    let communities = (1..=100)
+                        .map(|c| {
+                            let code = format!("CI-R{r}-D{d}-C{c:03}");
+                            AreaNode::new(&code, Labels::fr_en(&code, &code), vec![])
+                        })
+                        .collect();
+                    let mut district = AreaNode::new(
+                        &format!("CI-R{r}-D{d}"),
+                        Labels::fr_en(&format!("District {d}"), &format!("District {d}")),
+                        communities,
+                    );
+                    district.outline = outline(r, d);
+                    district
+                })
+                .collect();
+            AreaNode::new(
+                &format!("CI-R{r}"),
+                Labels::fr_en(&format!("Région {r}"), &format!("Region {r}")),
+                districts,
+            )
+        })
+        .collect();
+    AreaNode::new("CI", Labels::fr_en(label, label), regions)
+}
+
+#[test]
+fn a_country_tree_of_thousands_of_communities_with_outlines_publishes_and_syncs() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let v1 = ReferenceContent::AdministrativeAreas(large_tree("Côte d'Ivoire"));
+    let json = serde_json::to_string(&v1).unwrap();
+    assert!(json.len() > 3_000_000, "{}", json.len());
+    // Its file is what `vigie reference publish` reads (within the 4 MiB a file may be).
+    let file = format!(r#"{{"key": "CI", {}"#, &json[1..]);
+    assert!(file.len() < 4 << 20, "{}", file.len());
+    assert_eq!(ReferenceFile::parse(&file).unwrap().content, v1);
+    assert_eq!(hub.publish_reference("CI", v1.clone()).unwrap(), 1);
+    assert_eq!(hub.publish_reference("CI", v1.clone()).unwrap(), 1);
+
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R3-D10-C100"]);
+    sync(&mut monitor, &mut hub);
+    let reference = monitor.store.reference();
+    let tree = reference.area_tree("CI").expect("the tree arrived whole");
+    assert_eq!(ReferenceContent::AdministrativeAreas(tree.clone()), v1);
+    let far = Area::new("CI", "CI-R3", "CI-R3-D10", "CI-R3-D10-C100");
+    let case = monitor
+        .store
+        .create(&child(far.clone(), 12, 10, monitor.principal.user))
+        .unwrap();
+    assert_eq!(
+        case.captured_with.administrative_areas,
+        Some(Pin::new("CI", 1))
+    );
+    let elsewhere = Area::new("CI", "CI-R3", "CI-R3-D10", "CI-R3-D9-C001");
+    let (field, _) = validation(monitor.store.create(&child(
+        elsewhere,
+        12,
+        10,
+        monitor.principal.user,
+    )));
+    assert_eq!(field, "area.community");
+
+    // A next version: devices use it for new records; the case keeps its own, and only the
+    // tree in force keeps its outlines in memory.
+    let v2 = ReferenceContent::AdministrativeAreas(large_tree("Côte d'Ivoire (2)"));
+    assert_eq!(hub.publish_reference("CI", v2.clone()).unwrap(), 2);
+    sync(&mut monitor, &mut hub);
+    let reference = monitor.store.reference();
+    assert_eq!(
+        reference.versions(ReferenceType::AdministrativeAreas, "CI"),
+        vec![1, 2]
+    );
+    assert_eq!(
+        reference
+            .area_tree("CI")
+            .and_then(|t| t.labels.get("fr").map(str::to_string)),
+        Some("Côte d'Ivoire (2)".to_string())
+    );
+    let old = reference.area_tree_at(&Pin::new("CI", 1)).unwrap();
+    assert!(old.find("CI-R3-D10").unwrap().outline.is_empty());
+    assert!(
+        !reference
+            .area_tree("CI")
+            .unwrap()
+            .find("CI-R3-D10")
+            .unwrap()
+            .outline
+            .is_empty()
+    );
+    let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
+    edit.notes = "Revu.".into();
+    let edited = monitor.store.update(&edit).unwrap();
+    assert_eq!(
+        edited.captured_with.administrative_areas,
+        Some(Pin::new("CI", 1))
+    );
+    sync(&mut monitor, &mut hub);
+    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().notes, "Revu.");
+
+    // Both versions, read back whole as one document.
+    let document = hub
+        .reference_document(ReferenceType::AdministrativeAreas, "CI")
+        .unwrap();
+    assert_eq!(document.content(1), Some(v1));
+    assert_eq!(document.content(2), Some(v2));
+}
+
+#[test]
+fn a_type_and_key_keep_taking_versions_for_years_of_monthly_publications() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    // Sectors lists near the most one text holds: 68 of them once filled the single document
+    // a type and key had, and the next was refused.
+    let sectors = |month: usize| {
+        ReferenceContent::Sectors(
+            (0..290)
+                .map(|i| {
+                    let code = format!("sector_{month}_{i:03}");
+                    Item::new(
+                        &code,
+                        &format!("Secteur {i} {:>40}", month),
+                        &format!("Sector {i}"),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let one = serde_json::to_string(&sectors(1)).unwrap().len();
+    assert!((20_000..=32_768).contains(&one), "{one}");
+    for month in 1..=72 {
+        assert_eq!(
+            hub.publish_reference("CI", sectors(month)).unwrap(),
+            month as u32
+        );
+    }
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let reference = monitor.store.reference();
+    assert_eq!(
+        reference.latest_version(ReferenceType::Sectors, "CI"),
+        Some(72)
+    );
+    assert_eq!(
+        reference.content(ReferenceType::Sectors, "CI", 7),
+        Some(&sectors(7))
+    );
+}
+
+#[test]
+fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_not_know() {
+    let profile = serde_json::to_value(ReferenceContent::CountryProfile(ci_profile_v1())).unwrap();
+    let file = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut file = serde_json::json!({"key": "CI"});
+        file["country_profile"] = profile["country_profile"].clone();
+        edit(&mut file);
+        ReferenceFile::parse(&file.to_string())
+    };
+    assert!(file(&|_| {}).is_ok());
+    for (edit, field) in [
+        (
+            &(|f: &mut serde_json::Value| f["country_profile"]["minimum_age"] = (-1).into())
+                as &dyn Fn(&mut serde_json::Value),
+            "country_profile.minimum_age",
+        ),
+        (
+            &|f: &mut serde_json::Value| f["country_profile"]["minimum_age"] = 15.5.into(),
+            "country_profile.minimum_age",
+        ),
+        (
+            &|f: &mut serde_json::Value| f["country_profile"]["minimum_agee"] = 15.into(),
+            "country_profile.minimum_agee",
+        ),
+        (
+            &|f: &mut serde_json::Value| f["version"] = 0.into(),
+            "version",
+        ),
+        (
+            &|f: &mut serde_json::Value| f["sectors"] = serde_json::json!([]),
+            "sectors",
+        ),
+    ] {
+        let e = file(edit).expect_err(field);
+        assert_eq!(e.field, field, "{e}");
+        assert!(!e.rule.contains("15.5") && !e.rule.contains("-1"), "{e}");
+    }
+    let e = file(&|f| {
+        f["country_profile"]
+            .as_object_mut()
+            .unwrap()
+            .remove("night_work_is_hazardous");
+    })
+    .expect_err("a missing field");
+    assert!(e.rule.contains("night_work_is_hazardous"), "{e}");
+    // Devices read published content leniently: a newer hub's field is ignored.
+    let mut newer = profile.clone();
+    newer["country_profile"]["school_calendar"] = "september".into();
+    let published = Published {
+        content: newer.to_string(),
+        ..Published::new(
+            &ReferenceContent::CountryProfile(ci_profile_v1()),
+            Utc::now(),
+        )
+    };
+    assert_eq!(
+        published.content(),
+        Some(ReferenceContent::CountryProfile(ci_profile_v1()))
     );
 }

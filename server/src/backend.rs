@@ -64,9 +64,10 @@ pub trait Backend: Send + Sync {
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError>;
     /// The reference data in force: built in, and every version published on this hub.
     fn reference(&self) -> Result<Arc<ReferenceData>, Error>;
-    /// Publishes a file's content as the next version of its document (an area tree, a
-    /// country profile...); devices receive it at their next sync. Returns the version.
-    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error>;
+    /// Publishes each file's content as the next version of its type and key (an area tree, a
+    /// country profile...), all in one transaction: every file or, if one is refused, none.
+    /// Devices receive them at their next sync. Returns the versions, in the files' order.
+    fn publish_references(&self, files: &[ReferenceFile]) -> Result<Vec<u32>, Error>;
     /// How many requests it can usefully serve at once.
     fn concurrency(&self) -> usize;
     /// The console's accounts, sessions, throttling and audit log.
@@ -579,10 +580,12 @@ impl Backend for Embedded {
         Ok(self.store.lock().reference())
     }
 
-    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error> {
-        self.store
-            .lock()
-            .publish_reference(&file.key, file.content.clone())
+    fn publish_references(&self, files: &[ReferenceFile]) -> Result<Vec<u32>, Error> {
+        let files: Vec<_> = files
+            .iter()
+            .map(|f| (f.key.clone(), f.content.clone()))
+            .collect();
+        self.store.lock().publish_references(&files)
     }
 
     fn set_user_areas(&self, user: Uuid, areas: &[String]) -> Result<User, Error> {

@@ -464,8 +464,8 @@ impl Backend for Journaled {
     fn reference(&self) -> Result<Arc<ReferenceData>, Error> {
         self.inner.reference()
     }
-    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32, Error> {
-        self.inner.publish_reference(file)
+    fn publish_references(&self, files: &[ReferenceFile]) -> Result<Vec<u32>, Error> {
+        self.inner.publish_references(files)
     }
     fn concurrency(&self) -> usize {
         self.inner.concurrency()

@@ -1064,8 +1064,11 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 parsed.push(file);
             }
             let backend = hub.open_or_create()?;
-            for file in &parsed {
-                let version = backend.publish_reference(file).map_err(|e| e.to_string())?;
+            // In one transaction: a file the hub refuses publishes none of them.
+            let versions = backend
+                .publish_references(&parsed)
+                .map_err(|e| e.to_string())?;
+            for (file, version) in parsed.iter().zip(versions) {
                 journal(
                     &*backend,
                     None,
@@ -1113,7 +1116,9 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                         "key": key,
                         "versions": versions,
                     });
-                    if let Some(tree) = reference.area_tree(key) {
+                    if ty == ReferenceType::AdministrativeAreas
+                        && let Some(tree) = reference.area_tree(key)
+                    {
                         line["areas"] = area_counts(tree);
                     }
                     println!("{line}");

@@ -2063,13 +2063,24 @@ impl Backend for Postgres {
         self.storage().in_transaction(&mut |tx| tx.reference())
     }
 
-    fn publish_reference(&self, file: &ReferenceFile) -> Result<u32> {
+    fn publish_references(&self, files: &[ReferenceFile]) -> Result<Vec<u32>> {
         let author = ChangeAuthor {
             user: crate::HUB_ADMIN,
             device: crate::HUB_ADMIN,
         };
         self.storage().in_transaction(&mut |tx| {
-            vigie_core::sync::publish_reference(tx, &self.actor, author, &file.key, &file.content)
+            files
+                .iter()
+                .map(|file| {
+                    vigie_core::sync::publish_reference(
+                        tx,
+                        &self.actor,
+                        author,
+                        &file.key,
+                        &file.content,
+                    )
+                })
+                .collect()
         })
     }
 }

@@ -460,6 +460,55 @@ fn an_area_tree_published_under_another_key_is_refused() {
     assert!(said.contains("key") && said.contains("root"), "{said}");
 }
 
+#[test]
+fn reference_files_publish_all_or_none_and_the_list_counts_areas_on_trees_only() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let profile = dir.path().join("profile.json");
+    let profile_json = serde_json::json!({"key": "CI", "country_profile": {
+        "name": {"fr": "Côte d'Ivoire"}, "minimum_age": 14, "light_work_min_age": 12,
+        "light_work_max_hours": 14, "hazardous_work_age": 18, "long_hours": 43,
+        "night_work_is_hazardous": true,
+        "hazardous_work": [{"code": "heights", "labels": {"fr": "Travail en hauteur"}}]}});
+    std::fs::write(&profile, profile_json.to_string()).unwrap();
+    let misspelled = dir.path().join("misspelled.json");
+    let mut bad = profile_json.clone();
+    bad["country_profile"]["minimum_agee"] = 15.into();
+    std::fs::write(&misspelled, bad.to_string()).unwrap();
+    let said = admin_error(
+        &data,
+        &[
+            "reference",
+            "publish",
+            common::reference::SAMPLE_AREAS,
+            profile.to_str().unwrap(),
+            misspelled.to_str().unwrap(),
+        ],
+    );
+    assert!(said.contains("country_profile.minimum_agee"), "{said}");
+    assert!(
+        !data.join("hub.db").exists() || {
+            let listed = admin_lines(&data, &["reference", "list"]);
+            listed.iter().all(|l| l["key"] != "CI")
+        }
+    );
+
+    common::reference::publish(
+        &data,
+        &[common::reference::SAMPLE_AREAS, profile.to_str().unwrap()],
+    );
+    let listed = admin_lines(&data, &["reference", "list"]);
+    let line = |ty: &str| {
+        listed
+            .iter()
+            .find(|l| l["type"] == ty && l["key"] == "CI")
+            .unwrap_or_else(|| panic!("{ty}: {listed:?}"))
+            .clone()
+    };
+    assert!(line("administrative_areas")["areas"].is_object());
+    assert!(line("country_profile").get("areas").is_none());
+}
+
 /// An address no hub can listen on: a `serve` whose options pass stops there, not serving.
 const NOWHERE: &str = "999.0.0.0:1";
 

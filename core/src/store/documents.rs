@@ -441,10 +441,18 @@ fn write_document(
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }
-    if kind == RecordKind::Reference && ctx.on_device {
+    // Without a case there is nothing to derive again, and the data is not reloaded for each
+    // of the reference documents a first sync brings (reference data comes first).
+    if kind == RecordKind::Reference && ctx.on_device && holds_cases(tx)? {
         rederive_cases(tx, &reference_in(cache, tx))?;
     }
     Ok(rowid)
+}
+
+fn holds_cases(tx: &Transaction) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE kind = ?1)")?
+        .query_row([RecordKind::ChildCase as i64], |r| r.get(0))?)
 }
 
 /// Rebuilds the index rows of every child case with the reference data now in force: after a

@@ -374,13 +374,68 @@ impl Store {
         reference_in(&self.ctx.reference, &self.conn)
     }
 
-    /// A published reference document, with all its versions.
+    /// Every published version of a type and key this store holds, as one document: those of
+    /// the single document earlier versions of the software wrote, and those of each version's
+    /// own documents (a version cut into parts, assembled when every part is here).
     pub fn reference_document(
         &self,
         reference_type: ReferenceType,
         key: &str,
     ) -> Result<ReferenceDocument> {
-        self.get(ReferenceDocument::id_for(reference_type, key))
+        use crate::domain::reference::Published;
+        let legacy = ReferenceDocument::id_for(reference_type, key);
+        let mut found = match self.get::<ReferenceDocument>(legacy) {
+            Ok(document) => Some(document),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let mut version = 1;
+        loop {
+            let id = |part| ReferenceDocument::id_for_version(reference_type, key, version, part);
+            let published = match self.get::<ReferenceDocument>(id(0)) {
+                Ok(mut one) => one.versions.remove(&version),
+                Err(Error::NotFound { .. }) => {
+                    let mut parts = Vec::new();
+                    let mut part = 1;
+                    while let Ok(mut one) = self.get::<ReferenceDocument>(id(part)) {
+                        let Some(p) = one.versions.remove(&version) else {
+                            break;
+                        };
+                        part += 1;
+                        let last = part > p.parts;
+                        parts.push(p);
+                        if last {
+                            break;
+                        }
+                    }
+                    parts.first().map(|first| Published {
+                        published_at: first.published_at,
+                        content: Published::assemble(&parts)
+                            .and_then(|c| serde_json::to_string(&c).ok())
+                            .unwrap_or_default(),
+                        pieces: Default::default(),
+                        part: 0,
+                        parts: 0,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            match published {
+                Some(published) => {
+                    found
+                        .get_or_insert_with(|| ReferenceDocument::new(reference_type, key))
+                        .versions
+                        .insert(version, published);
+                }
+                None if found.as_ref().is_some_and(|f| f.latest() >= Some(version)) => {}
+                None => break,
+            }
+            version += 1;
+        }
+        found.ok_or(Error::NotFound {
+            kind: Some(RecordKind::Reference),
+            id: legacy,
+        })
     }
 
     /// The signed-in user's role and area codes, as the hub told this device at its last sync

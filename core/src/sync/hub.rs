@@ -741,10 +741,12 @@ fn codes_unique_across_countries(
     Ok(())
 }
 
-/// Publishes `content` as the next version of the reference document of its type and `key`
-/// (`CI` for Côte d'Ivoire's profile, areas or referral directory; a checklist's id; `default`
-/// for what applies where a country has none of its own), written by the hub's `actor`. The
-/// document is written like any record, so it enters the change log and reaches every device.
+/// Publishes `content` as the next version of its type and `key` (`CI` for Côte d'Ivoire's
+/// profile, areas or referral directory; a checklist's id; `default` for what applies where a
+/// country has none of its own), written by the hub's `actor`: a new reference document per
+/// version (per part of a long one, `Published::split`), written like any record, so it enters
+/// the change log and reaches every device. Documents of earlier versions of the software,
+/// which hold every version of a type and key in one, are read and never written again.
 /// Returns the version number: one above the latest known (published or built in), or the
 /// latest itself if its content is the same.
 pub fn publish_reference(
@@ -758,13 +760,11 @@ pub fn publish_reference(
     let reference = tx.reference()?;
     codes_unique_across_countries(&reference, key, content)?;
     let ty = content.reference_type();
+    // The document of earlier versions: its versions count, even those this hub cannot read.
     let id = ReferenceDocument::id_for(ty, key);
-    let stored = tx.record(id, true)?;
-    let (mut document, mut record) = match &stored {
+    let legacy = match tx.record(id, true)? {
         Some(stored) if stored.kind == RecordKind::Reference => {
-            let document = codec::load(id, &stored.document)?.with_actor(actor.clone());
-            let record = doc::read_record::<ReferenceDocument>(&document, id)?;
-            (document, record)
+            Some(doc::read_stored::<ReferenceDocument>(id, stored.document)?)
         }
         Some(stored) => {
             return Err(Error::WrongKind {
@@ -773,14 +773,14 @@ pub fn publish_reference(
                 actual: stored.kind,
             });
         }
-        None => (
-            Automerge::new().with_actor(actor.clone()),
-            ReferenceDocument::new(ty, key),
-        ),
+        None => None,
     };
-    let latest = record.latest().max(reference.latest_version(ty, key));
+    let mut latest = legacy
+        .as_ref()
+        .and_then(ReferenceDocument::latest)
+        .max(reference.latest_version(ty, key));
     if let Some(latest) = latest {
-        let same = match record.versions.get(&latest) {
+        let same = match legacy.as_ref().and_then(|l| l.versions.get(&latest)) {
             Some(published) => published.content().as_ref() == Some(content),
             None => reference.content(ty, key, latest) == Some(content),
         };
@@ -788,22 +788,36 @@ pub fn publish_reference(
             return Ok(latest);
         }
     }
+    // A version stored but not in force here (a part missing, a format this hub does not
+    // read) keeps its number.
+    loop {
+        let next = latest.unwrap_or(0) + 1;
+        let mut taken = false;
+        for part in [0, 1] {
+            let id = ReferenceDocument::id_for_version(ty, key, next, part);
+            taken |= tx.record(id, false)?.is_some();
+        }
+        if !taken {
+            break;
+        }
+        latest = Some(next);
+    }
     let version = latest.unwrap_or(0) + 1;
-    record
-        .versions
-        .insert(version, Published::new(content, Utc::now()));
-    record.validate(&reference)?;
-    let before = document.get_heads();
-    doc::write_record(&mut document, &record, &author)?;
-    tx.save(RecordWrite {
-        id,
-        kind: RecordKind::Reference,
-        key: stored.map(|s| s.key),
-        area: None,
-        document: &mut document,
-        before: &before,
-        author,
-    })?;
+    let parts = Published::split(content, Utc::now());
+    for record in ReferenceDocument::for_version(ty, key, version, parts) {
+        record.validate(&reference)?;
+        let mut document = Automerge::new().with_actor(actor.clone());
+        doc::write_record(&mut document, &record, &author)?;
+        tx.save(RecordWrite {
+            id: record.id,
+            kind: RecordKind::Reference,
+            key: None,
+            area: None,
+            document: &mut document,
+            before: &[],
+            author,
+        })?;
+    }
     Ok(version)
 }
 
@@ -2159,7 +2173,24 @@ impl Store {
                 rule: "only the hub publishes reference data".into(),
             });
         }
+        let published = self.publish_references(&[(key.to_string(), content)])?;
+        Ok(published[0])
+    }
+
+    /// Publishes each `(key, content)` as `publish_reference` does, all in one transaction:
+    /// either every one is published or, on the first refused, none is.
+    pub fn publish_references(&mut self, files: &[(String, ReferenceContent)]) -> Result<Vec<u32>> {
+        if self.role() != StoreRole::Hub {
+            return Err(Error::NotAllowed {
+                rule: "only the hub publishes reference data".into(),
+            });
+        }
         let (actor, author) = (self.actor().clone(), self.author());
-        self.in_transaction(&mut |tx| publish_reference(tx, &actor, author, key, &content))
+        self.in_transaction(&mut |tx| {
+            files
+                .iter()
+                .map(|(key, content)| publish_reference(tx, &actor, author, key, content))
+                .collect()
+        })
     }
 }

@@ -73,7 +73,7 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
             "../../../reference/areas-CI.json"
         ))
         .map_err(|e| e.to_string())?;
-        backend.publish_reference(&file)?;
+        backend.publish_references(std::slice::from_ref(&file))?;
     }
     let phones_dir = match &args.phones {
         Some(dir) => dir.clone(),

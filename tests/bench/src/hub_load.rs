@@ -769,7 +769,7 @@ fn run_setup(setup: Setup, args: &HubLoadArgs, report: &Report) -> BoxResult<(us
     let mut devices = Vec::with_capacity(args.devices);
     let coordinator = {
         let backend = storage.open()?;
-        backend.publish_reference(&crate::workload::sample_areas())?;
+        backend.publish_references(&[crate::workload::sample_areas()])?;
         for index in 0..args.devices {
             let job = Job::of(index);
             let user = backend.add_user(&job.user(index))?;

@@ -1,5 +1,8 @@
-//! Reference data as the hub publishes it: one document per type and key, holding every
-//! version ever published, synced like any record.
+//! Reference data as the hub publishes it, synced like any record: one document per version
+//! (per part of a version too long for one document), each shaped as the single document per
+//! type and key that earlier versions kept every version in (still read: hubs and phones hold
+//! them). A device of an earlier version reads a version's document as one more document of
+//! its type and key, and uses every version that fits one text.
 
 use super::{Record, Version, record_identity};
 use crate::domain::codes::{RecordKind, ReferenceType};
@@ -11,7 +14,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// A reference document as a hub publishes it: every version of one type and key.
+/// A reference document as a hub publishes it: one version of a type and key (or one part of
+/// it), or, as written before, every version of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceDocument {
     #[serde(skip)]
@@ -50,6 +54,44 @@ impl ReferenceDocument {
         uuid::Builder::from_custom_bytes(bytes).into_uuid()
     }
 
+    /// The id of the document holding version `version` of a type and key: its part `part`
+    /// (from 1) when the version is cut into parts, else 0.
+    pub fn id_for_version(
+        reference_type: ReferenceType,
+        key: &str,
+        version: u32,
+        part: u32,
+    ) -> Uuid {
+        let digest = Sha256::new()
+            .chain_update(b"vigie reference version\0")
+            .chain_update(reference_type.as_str())
+            .chain_update(b"/")
+            .chain_update(key)
+            .chain_update(format!("@{version}#{part}"))
+            .finalize();
+        let bytes: [u8; 16] = digest[..16].try_into().expect("16 bytes");
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
+    /// The documents a version is published as: one per part, each holding only that version.
+    pub fn for_version(
+        reference_type: ReferenceType,
+        key: &str,
+        version: u32,
+        parts: Vec<Published>,
+    ) -> Vec<ReferenceDocument> {
+        parts
+            .into_iter()
+            .map(|published| ReferenceDocument {
+                id: Self::id_for_version(reference_type, key, version, published.part),
+                version: Version::default(),
+                reference_type,
+                key: key.into(),
+                versions: BTreeMap::from([(version, published)]),
+            })
+            .collect()
+    }
+
     pub fn latest(&self) -> Option<u32> {
         self.versions.keys().next_back().copied()
     }
@@ -76,7 +118,14 @@ impl Record for ReferenceDocument {
                 "a key is 1 to 64 printable ASCII characters without spaces, '@' or '/'",
             ));
         }
-        if self.id != Self::id_for(self.reference_type, &self.key) {
+        let single = match self.versions.iter().next() {
+            Some((number, published)) if self.versions.len() == 1 => {
+                self.id
+                    == Self::id_for_version(self.reference_type, &self.key, *number, published.part)
+            }
+            _ => false,
+        };
+        if !single && self.id != Self::id_for(self.reference_type, &self.key) {
             return Err(ValidationError::new(
                 "id",
                 "must be the id of the document's type and key",
@@ -86,6 +135,18 @@ impl Record for ReferenceDocument {
             let field = format!("versions.{number}");
             if *number == 0 {
                 return Err(ValidationError::new(field, "versions are numbered from 1"));
+            }
+            if !published.is_whole() {
+                // A part is checked with the others when the version is assembled (and its
+                // content was checked whole when it was published).
+                if published.part == 0
+                    || published.part > published.parts
+                    || published.pieces.is_empty()
+                    || !published.content.is_empty()
+                {
+                    return Err(ValidationError::new(field, "not a part of a version"));
+                }
+                continue;
             }
             let Some(content) = published.content() else {
                 return Err(ValidationError::new(field, "content is not reference data"));
@@ -105,14 +166,31 @@ impl Record for ReferenceDocument {
 }
 
 impl ReferenceData {
-    /// Adds every version of a published document this software can read.
+    /// Adds every whole version of a published document this software can read (the parts of
+    /// a version are assembled by `doc::with_published`).
     pub fn add_published(&mut self, document: &ReferenceDocument) {
         for (version, published) in &document.versions {
-            if let Some(content) = published.content()
-                && content.reference_type() == document.reference_type
-            {
-                self.add_published_version(&document.key, *version, content);
+            if let Some(content) = published.content() {
+                self.add_published_content(
+                    document.reference_type,
+                    &document.key,
+                    *version,
+                    content,
+                );
             }
+        }
+    }
+
+    /// Adds a version of a published document, if its content is of the document's type.
+    pub(crate) fn add_published_content(
+        &mut self,
+        reference_type: ReferenceType,
+        key: &str,
+        version: u32,
+        content: ReferenceContent,
+    ) {
+        if content.reference_type() == reference_type {
+            self.add_published_version(key, version, content);
         }
     }
 }

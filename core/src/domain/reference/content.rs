@@ -9,7 +9,7 @@ use crate::domain::reference::labels::{ChecklistItem, Item, Labels, valid_code, 
 use crate::domain::validation::{ValidationError, describe_json_error};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 // ---------------------------------------------------------------------------------------------
@@ -373,17 +373,74 @@ pub struct ReferenceFile {
 }
 
 impl ReferenceFile {
-    /// Parses a file's JSON; the error says where it does not fit, never quoting it.
+    /// Parses a file's JSON as a hub publishes it, strictly: the error names the field that
+    /// does not fit (`country_profile.minimum_age`), never quoting the file, and a field this
+    /// software does not know, or a second content, is refused rather than dropped. (Devices
+    /// read published versions leniently: a newer hub's content may carry fields they lack.)
     pub fn parse(json: &str) -> Result<ReferenceFile, ValidationError> {
-        let file: ReferenceFile = serde_json::from_str(json).map_err(|e| {
+        let not_a_file = |detail: String| {
             ValidationError::new(
                 "file",
-                format!(
-                    "not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {}",
-                    describe_json_error(&e)
-                ),
+                format!("not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {detail}"),
             )
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| not_a_file(describe_json_error(&e)))?;
+        let Some(object) = value.as_object() else {
+            return Err(not_a_file("not an object".into()));
+        };
+        let mut types = Vec::new();
+        for name in object.keys() {
+            if name == "key" {
+                continue;
+            }
+            match ReferenceType::from_code(name) {
+                Some(ty) if ty != ReferenceType::Unknown => types.push(name.as_str()),
+                _ => return Err(ValidationError::new(name.as_str(), "unknown field")),
+            }
+        }
+        let content_name = match types.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(not_a_file(
+                    "no content (country_profile, checklist, sectors, referral_services or administrative_areas)".into(),
+                ));
+            }
+            [_, second, ..] => {
+                return Err(ValidationError::new(
+                    *second,
+                    "a file holds one content: publish each in a file of its own",
+                ));
+            }
+        };
+        let Some(key) = object.get("key") else {
+            return Err(ValidationError::new("key", "missing"));
+        };
+        let Some(key) = key.as_str() else {
+            return Err(ValidationError::new("key", "must be text"));
+        };
+        let given = serde_json::json!({ content_name: object[content_name] });
+        let content: ReferenceContent = serde_path_to_error::deserialize(&given).map_err(|e| {
+            let mut path = e.path().to_string();
+            // A profile's thresholds are flattened into it, where serde loses the path: read
+            // them alone to find it.
+            if content_name == "country_profile"
+                && path == content_name
+                && let Err(inner) =
+                    serde_path_to_error::deserialize::<_, Thresholds>(&object[content_name])
+            {
+                path = format!("{content_name}.{}", inner.path());
+            }
+            ValidationError::new(path, describe_shape(e.inner()))
         })?;
+        let written = serde_json::to_value(&content).expect("reference content serializes");
+        if let Some(unknown) = unknown_field(&given, &written, String::new()) {
+            return Err(ValidationError::new(unknown, "unknown field"));
+        }
+        let file = ReferenceFile {
+            key: key.to_string(),
+            content,
+        };
         if !valid_key(&file.key) {
             return Err(ValidationError::new(
                 "key",
@@ -402,6 +459,73 @@ impl ReferenceFile {
             ));
         }
         Ok(file)
+    }
+}
+
+/// What a value does not fit, without quoting it.
+fn describe_shape(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    for kind in [
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "unknown variant",
+    ] {
+        if message.starts_with(kind) {
+            return match message.split_once(", expected ") {
+                Some((_, expected)) => format!("{kind}, expected {expected}"),
+                None => kind.to_string(),
+            };
+        }
+    }
+    // "missing field `x`", "duplicate field `x`": field names only.
+    message
+}
+
+/// The path of a field of `given` that reading and writing it back lost (a field this
+/// software does not know), if any. A field written back without it because it holds its
+/// default (empty, zero, false, null) is not lost.
+fn unknown_field(
+    given: &serde_json::Value,
+    written: &serde_json::Value,
+    at: String,
+) -> Option<String> {
+    use serde_json::Value;
+    let join = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match (given, written) {
+        (Value::Object(given), Value::Object(written)) => {
+            given
+                .iter()
+                .find_map(|(name, value)| match written.get(name) {
+                    Some(w) => unknown_field(value, w, join(name)),
+                    None if is_default(value) => None,
+                    None => Some(join(name)),
+                })
+        }
+        (Value::Array(given), Value::Array(written)) if given.len() == written.len() => given
+            .iter()
+            .zip(written)
+            .enumerate()
+            .find_map(|(i, (g, w))| unknown_field(g, w, join(&i.to_string()))),
+        _ => None,
+    }
+}
+
+fn is_default(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
@@ -566,27 +690,129 @@ pub(crate) fn unknown_version(ty: ReferenceType) -> ValidationError {
 
 /// One version as published: its content (JSON of a `ReferenceContent`) and when.
 ///
-/// The content is kept as one string: a published version never changes, so nothing in it
-/// needs merging, and a device that does not know a newer content format still stores and
-/// syncs the document (it only leaves that version unused).
+/// The content is kept as text: a published version never changes, so nothing in it needs
+/// merging, and a device that does not know a newer content format still stores and syncs the
+/// document (it only leaves that version unused). A content that fits one text is `content`
+/// whole; a longer one (a country's tree with outlines) is cut into texts (`pieces`), spread
+/// over as many documents as its size needs (`part` of `parts`, from 1), each within the bounds
+/// on a document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub published_at: DateTime<Utc>,
+    /// The whole content, or empty when it is in `pieces`.
     pub content: String,
+    /// This part's run of a long content, by their order from 0 (a map: records hold maps).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pieces: BTreeMap<u32, String>,
+    /// Which part this is (from 1), when the content is in `parts` documents; 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Published {
+    /// The most bytes (so characters) of one text of a published version: a document's
+    /// `max_text_chars`.
+    pub const PIECE_BYTES: usize = 32 * 1024;
+    /// The most bytes of content one document holds (well within a document's 2 MiB).
+    pub const PART_BYTES: usize = 40 * Self::PIECE_BYTES;
+
+    /// The content as one version (a single document's), when it fits one text.
     pub fn new(content: &ReferenceContent, at: DateTime<Utc>) -> Published {
         Published {
             published_at: at,
             content: serde_json::to_string(content).expect("reference content serializes"),
+            pieces: BTreeMap::new(),
+            part: 0,
+            parts: 0,
         }
     }
 
-    /// The content, if this software knows its format.
+    /// The content as the parts of one version, one per document: a single part holding the
+    /// whole text when it fits one, else runs of pieces of at most `PIECE_BYTES`, at most
+    /// `PART_BYTES` a part.
+    pub fn split(content: &ReferenceContent, at: DateTime<Utc>) -> Vec<Published> {
+        let json = serde_json::to_string(content).expect("reference content serializes");
+        if json.chars().count() <= Self::PIECE_BYTES {
+            return vec![Published::new(content, at)];
+        }
+        let pieces = cut(&json, Self::PIECE_BYTES);
+        let per_part = Self::PART_BYTES / Self::PIECE_BYTES;
+        let parts = pieces.len().div_ceil(per_part) as u32;
+        pieces
+            .chunks(per_part)
+            .enumerate()
+            .map(|(i, run)| Published {
+                published_at: at,
+                content: String::new(),
+                pieces: (0..).zip(run.iter().cloned()).collect(),
+                part: i as u32 + 1,
+                parts,
+            })
+            .collect()
+    }
+
+    /// Whether this holds a whole version (not one part of several).
+    pub fn is_whole(&self) -> bool {
+        self.parts == 0
+    }
+
+    /// The content, if this holds a whole version and this software knows its format.
     pub fn content(&self) -> Option<ReferenceContent> {
+        if !self.is_whole() {
+            return None;
+        }
         serde_json::from_str(&self.content).ok()
     }
+
+    /// The content of a version from all its parts, in any order (none if one is missing, or
+    /// the format is unknown).
+    pub fn assemble<'a>(
+        parts: impl IntoIterator<Item = &'a Published>,
+    ) -> Option<ReferenceContent> {
+        let mut parts: Vec<&Published> = parts.into_iter().collect();
+        parts.sort_by_key(|p| p.part);
+        parts.dedup_by_key(|p| p.part);
+        let count = parts.first()?.parts;
+        if count == 0 {
+            return parts.first()?.content();
+        }
+        if parts.len() != count as usize
+            || parts
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.part != i as u32 + 1 || p.parts != count)
+        {
+            return None;
+        }
+        let mut json = String::new();
+        for piece in parts.iter().flat_map(|p| p.pieces.values()) {
+            json.push_str(piece);
+        }
+        serde_json::from_str(&json).ok()
+    }
+}
+
+/// `text` cut into runs of at most `bytes` bytes (so as many characters at most), each ending
+/// on a character's boundary.
+fn cut(text: &str, bytes: usize) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = bytes.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (run, after) = rest.split_at(end);
+        runs.push(run.to_string());
+        rest = after;
+    }
+    runs
 }
 
 /// Keys name documents and appear in pins (`key@version`) and error fields.

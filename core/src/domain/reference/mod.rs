@@ -127,6 +127,29 @@ impl ReferenceData {
         }
     }
 
+    /// Clears the outlines of every area tree version but the latest of its country: only the
+    /// tree in force is drawn, and records are checked against codes, so years of published
+    /// trees do not hold years of outlines in memory.
+    pub(crate) fn drop_old_outlines(&mut self) {
+        fn clear(node: &mut AreaNode) {
+            node.outline = Outline::default();
+            node.children.iter_mut().for_each(clear);
+        }
+        for ((ty, _), versions) in self.entries.iter_mut() {
+            if *ty != ReferenceType::AdministrativeAreas {
+                continue;
+            }
+            let latest = versions.keys().next_back().copied();
+            for (version, entry) in versions.iter_mut() {
+                if Some(*version) != latest
+                    && let ReferenceContent::AdministrativeAreas(tree) = &mut entry.content
+                {
+                    clear(tree);
+                }
+            }
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // Any type
 

@@ -692,7 +692,11 @@ pub async fn publish(
                 );
             }
         };
-        match hub.backend.publish_reference(&parsed) {
+        match hub
+            .backend
+            .publish_references(std::slice::from_ref(&parsed))
+            .map(|versions| versions[0])
+        {
             Ok(version) => {
                 let what = format!(
                     "{} {}@{version}",
