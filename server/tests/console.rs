@@ -1549,3 +1549,33 @@ fn the_overview_sorts_rows_as_a_person_reads_them() {
     );
     let _ = &dir;
 }
+
+/// A page number past any list's end, up to the largest a number in the address takes, is an
+/// empty page of the list, on every paged list and search.
+#[test]
+fn a_page_number_past_the_end_is_an_empty_page() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.pages");
+    for list in [
+        "/console/cases?",
+        "/console/cases?list=due&",
+        "/console/cases?list=overdue&",
+        "/console/cases?q=adjoa&",
+        "/console/cases?q=4&",
+        "/console/cases?q=Adjoa+1&",
+        "/console/review?",
+        "/console/alerts?",
+    ] {
+        for page in ["2147483647", "2147483648", "4294967295"] {
+            let path = format!("{list}page={page}");
+            let answer = browser.get(&path);
+            assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+            assert!(!answer.body.contains(&f.my_case.to_string()), "{path}");
+            assert!(!answer.body.contains(&f.my_visit.to_string()), "{path}");
+        }
+    }
+    // Beyond a number's range: refused as any unreadable page number.
+    let answer = browser.get("/console/cases?page=4294967296");
+    assert_eq!(answer.status, 400);
+}

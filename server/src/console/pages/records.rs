@@ -352,12 +352,22 @@ pub struct PageQuery {
 
 const PAGE: i32 = 50;
 
-/// The `page_no`th page of a list, with one row more than shown (whether there is a next page).
+/// The last page number a list takes: its rows' offset, the row after them and the next page's
+/// number stay within what a query and a link count (a larger number asked is this page,
+/// empty as any page past a list's end).
+const LAST_PAGE: u32 = (i32::MAX / PAGE - 2) as u32;
+
+/// The page number asked, bounded (`LAST_PAGE`); the first when none.
+fn page_number(asked: Option<u32>) -> u32 {
+    asked.unwrap_or(0).min(LAST_PAGE)
+}
+
+/// The `page_no`th page of a list (`page_number`), with one row more than shown (whether there
+/// is a next page).
 fn list_page(page_no: u32) -> Page {
+    let page_no = i32::try_from(page_no.min(LAST_PAGE)).unwrap_or(i32::MAX);
     Page {
-        offset: i32::try_from(page_no)
-            .unwrap_or(i32::MAX)
-            .saturating_mul(PAGE),
+        offset: page_no.saturating_mul(PAGE),
         limit: PAGE + 1,
     }
 }
@@ -406,7 +416,7 @@ pub async fn review_queue(
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let items = view.scoped(&who).review_queue(list_page(page_no))?;
         let names = user_names(&hub.backend.users()?);
         let more = items.len() > PAGE as usize;
@@ -768,7 +778,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let found = view.scoped(&who).alerts(None, list_page(page_no))?;
         let more = found.len() > PAGE as usize;
         let lines = found
@@ -869,7 +879,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
         let scoped = view.scoped(&who);
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let page = list_page(page_no);
         let list = q.list.clone().unwrap_or_default();
         let mut lines: Vec<CaseLine> = Vec::new();
