@@ -874,12 +874,22 @@ fn erasure_needs_a_reason_and_the_case_code() {
     let csrf = browser.get(&path).csrf();
     let no_reason = browser.post(&format!("{path}/erase"), &[("csrf", &csrf), ("reason", "")]);
     assert_eq!(no_reason.status, 422);
-    let confirm = browser.post(
+    // The confirmation is a page of its own (Back from the erasure finds a page, not a
+    // form's answer), at its form.
+    let asked = browser.post(
         &format!("{path}/erase"),
         &[("csrf", &csrf), ("reason", "entered_in_error")],
     );
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let to = asked.location.expect("the confirmation");
+    assert_eq!(to, format!("{path}?erase=entered_in_error#erase"));
+    let confirm = browser.get(to.split('#').next().unwrap());
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("name=\"confirm\""));
+    // A reason not among the form's: the case's page, nothing to confirm.
+    let unknown = browser.get(&format!("{path}?erase=whatever"));
+    assert_eq!(unknown.status, 200);
+    assert!(!unknown.body.contains("name=\"confirm\""));
     // The reason chosen stays chosen at the confirmation, and after a wrong code.
     let chosen = "<option value=\"entered_in_error\" selected>";
     assert!(confirm.body.contains(chosen), "{}", confirm.body);
@@ -892,7 +902,12 @@ fn erasure_needs_a_reason_and_the_case_code() {
             ("confirm", "NOT-THE-CODE"),
         ],
     );
+    assert_eq!(wrong.status, 303, "{}", wrong.body);
+    let to = wrong.location.expect("the confirmation again");
+    assert_eq!(to, format!("{path}?erase=entered_in_error&wrong=1#erase"));
+    let wrong = browser.get(to.split('#').next().unwrap());
     assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("id=\"erase-error\""), "{}", wrong.body);
     assert!(wrong.body.contains(chosen), "{}", wrong.body);
     assert_eq!(browser.get(&path).status, 200, "still there");
     // The confirmed form sent four times at once (a double tap, a retry): one erasure, one
@@ -926,6 +941,14 @@ fn erasure_needs_a_reason_and_the_case_code() {
         "{statuses:?}"
     );
     assert_eq!(browser.get(&path).status, 404);
+    // Erased: the cases' list the erasure leads to says so.
+    let list = browser.get("/console/cases?done=erased");
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("id=\"done\">Cas effacé."),
+        "{}",
+        list.body
+    );
     f.mine.sync(&s.hub.url).expect("sync");
     assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
     let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
@@ -1578,4 +1601,62 @@ fn a_page_number_past_the_end_is_an_empty_page() {
     // Beyond a number's range: refused as any unreadable page number.
     let answer = browser.get("/console/cases?page=4294967296");
     assert_eq!(answer.status, 400);
+}
+
+/// Every page a form sends back to with a `done=` code says what was done: the review queue,
+/// a visit, a case, the cases' list (an erased case), the quarantine, the sign-in page.
+#[test]
+fn every_page_a_form_sends_back_to_says_what_was_done() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.done");
+    let visit = format!("/console/visits/{}", f.my_visit);
+    let case = format!("/console/cases/{}", f.my_case);
+    let pages = [
+        (
+            "/console/review?done=validated".to_string(),
+            "Visite validée.",
+        ),
+        (
+            "/console/review?done=returned".to_string(),
+            "Visite renvoyée",
+        ),
+        (format!("{visit}?done=validated"), "Visite validée."),
+        (format!("{visit}?done=returned"), "Visite renvoyée"),
+        (format!("{case}?done=status"), "Statut du cas mis à jour."),
+        (format!("{case}?done=referral"), "Orientation enregistrée."),
+        (format!("{case}?done=follow_up"), "Suivi enregistré."),
+        (format!("{case}?done=merged"), "Doublon fusionné"),
+        (format!("{case}?done=resolved"), "Conflit résolu."),
+        ("/console/cases?done=erased".to_string(), "Cas effacé."),
+        (
+            "/console/quarantine?done=accepted".to_string(),
+            "Modifications acceptées.",
+        ),
+        (
+            "/console/quarantine?done=rejected".to_string(),
+            "Modifications rejetées.",
+        ),
+    ];
+    for (path, said) in pages {
+        let page = browser.get(&path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.body.contains(&format!("id=\"done\">{said}")),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // An unknown code says nothing.
+    let page = browser.get("/console/cases?done=%3Cb%3E");
+    assert!(!page.body.contains("id=\"done\""), "{}", page.body);
+    let mut out = Browser::new(&s.hub.url);
+    for (path, said) in [
+        ("/console/signin?done=out", "Vous êtes déconnecté."),
+        ("/console/signin?done=welcome", "Mot de passe enregistré."),
+    ] {
+        let page = out.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains(said), "{path}: {}", page.body);
+    }
 }

@@ -817,6 +817,7 @@ pub struct CasesQuery {
     classification: Option<String>,
     list: Option<String>,
     page: Option<u32>,
+    done: Option<String>,
 }
 
 pub struct CaseLine {
@@ -848,6 +849,7 @@ struct CasesPage {
     more: bool,
     next_href: String,
     prev_href: String,
+    done: Option<&'static str>,
 }
 
 const STATUSES: [CaseStatus; 6] = [
@@ -977,6 +979,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             more,
             next_href: format!("{base}&page={}", page_no + 1),
             prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
+            done: done_message(t, q.done.as_deref()),
         };
         Ok(html(&page))
     })
@@ -1334,8 +1337,14 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
 #[derive(Deserialize, Default)]
 pub struct DoneQuery {
     done: Option<String>,
+    /// A case's erasure to confirm, for this reason (`case_erase`'s first step).
+    erase: Option<String>,
+    /// The confirmation's code was not the case's (`case_erase`).
+    wrong: Option<String>,
 }
 
+/// A case's page; with `erase`, the erasure's confirmation for that reason (a page of its own,
+/// so that Back from what follows finds a page to show again, not a form's answer).
 pub async fn case_page(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
@@ -1343,17 +1352,35 @@ pub async fn case_page(
     Query(q): Query<DoneQuery>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        case_page_of(
-            hub,
-            ctx,
-            id,
-            CaseForm {
+        let reason = q
+            .erase
+            .as_deref()
+            .and_then(|asked| ERASE_REASONS.iter().copied().find(|r| *r == asked));
+        let state = match reason {
+            Some(reason) => CaseForm {
+                confirm_erase: true,
+                erase_reason: reason,
+                form: "erase",
+                error: q
+                    .wrong
+                    .is_some()
+                    .then(|| ctx.tr().get("erase.confirm_wrong").to_string()),
+                ..Default::default()
+            },
+            None => CaseForm {
                 done: q.done.clone(),
                 ..Default::default()
             },
-        )
+        };
+        case_page_of(hub, ctx, id, state)
     })
     .await
+}
+
+/// The erasure's confirmation for `reason` (`case_page`), at its form.
+fn erase_confirmation(id: Uuid, reason: &str, wrong: bool) -> Response {
+    let wrong = if wrong { "&wrong=1" } else { "" };
+    Redirect::to(&format!("/console/cases/{id}?erase={reason}{wrong}#erase")).into_response()
 }
 
 /// What a case form did, once done: the audit log's action and detail, and the message shown.
@@ -1803,37 +1830,9 @@ pub async fn case_erase(
             let (_, who, view) = records(hub, ctx)?;
             view.scoped(&who).get::<ChildCase>(id)?.case_code
         };
-        if form.confirm.is_empty() {
-            return case_page_of(
-                hub,
-                ctx,
-                id,
-                CaseForm {
-                    confirm_erase: true,
-                    erase_reason: reason,
-                    form: "erase",
-                    ..Default::default()
-                },
-            )
-            .map(|r| {
-                let mut r = r;
-                *r.status_mut() = StatusCode::OK;
-                r
-            });
-        }
-        if form.confirm.trim() != case_code {
-            return case_page_of(
-                hub,
-                ctx,
-                id,
-                CaseForm {
-                    confirm_erase: true,
-                    erase_reason: reason,
-                    form: "erase",
-                    error: Some(t.get("erase.confirm_wrong").into()),
-                    ..Default::default()
-                },
-            );
+        // The confirmation, and a wrong code's, are pages of their own (POST, then GET).
+        if form.confirm.is_empty() || form.confirm.trim() != case_code {
+            return Ok(erase_confirmation(id, reason, !form.confirm.is_empty()));
         }
         // Erased by another request meanwhile (the same form sent twice, nothing erased now):
         // done, and journaled once, by the request that erased it.
