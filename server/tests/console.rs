@@ -1660,3 +1660,81 @@ fn every_page_a_form_sends_back_to_says_what_was_done() {
         assert!(page.body.contains(said), "{path}: {}", page.body);
     }
 }
+
+/// A conflict between many devices (here one person's three phones): the hint holds for any
+/// number, and each value says its device and its second, in the order they were entered.
+#[test]
+fn a_conflict_between_many_devices_tells_their_values_apart() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut devices = vec![Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-1",
+        Role::CommunityMonitor,
+        &[C01],
+        21,
+    )];
+    let user = devices[0].user();
+    for n in 2..=3u8 {
+        let token = enrol(&s.data, user);
+        devices.push(Device::open(
+            dir.path(),
+            &format!("moniteur-{n}"),
+            &token,
+            Role::CommunityMonitor,
+            &[C01],
+            20 + n,
+        ));
+    }
+    let case = devices[0]
+        .store
+        .create(&child(area(C01), MY_CHILD, user))
+        .expect("case");
+    for d in devices.iter_mut() {
+        d.sync(&s.hub.url).expect("sync");
+    }
+    for (hours, d) in [20, 30, 40].into_iter().zip(devices.iter_mut()) {
+        let mut on: ChildCase = d.store.get(case.id).expect("case");
+        on.hours_per_week = hours;
+        d.store.update(&on).expect("update");
+    }
+    for d in devices.iter_mut() {
+        d.sync(&s.hub.url).expect("sync");
+    }
+    let mut browser = signed_in(&s, "sup.devices");
+    let page = browser.get(&format!("/console/cases/{}", case.id));
+    let section = page
+        .body
+        .split("<h2>Conflits</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the conflicts");
+    assert!(!section.contains("deux"), "{section}");
+    assert!(section.contains("appareils différents"), "{section}");
+    let values: Vec<&str> = section
+        .split("<li>")
+        .skip(2)
+        .map(|v| v.split('\n').next().unwrap_or(v))
+        .collect();
+    assert_eq!(values.len(), 3, "{section}");
+    let mut labels = Vec::new();
+    let mut times = Vec::new();
+    for value in &values {
+        let device = value
+            .split("appareil ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("a device: {value}"));
+        assert_eq!(device.len(), 8, "{value}");
+        labels.push(device.to_string());
+        // To the second: "2026-12-03 16:27:05".
+        let time = value.rsplit(", ").next().unwrap_or("").trim();
+        assert_eq!(time.len(), 19, "{value}");
+        times.push(time.to_string());
+    }
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), 3, "{values:?}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}

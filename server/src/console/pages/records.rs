@@ -1252,21 +1252,34 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .into_iter()
         .map(|c| ConflictLine {
             label: labels::field(t, kind, &c.field, Some(&case)),
-            values: c
-                .values
-                .iter()
-                .map(|v| {
-                    let shown = format!(
-                        "{} — {} {}",
-                        labels::value(t, kind, &c.field, &v.value),
-                        v.author.map(|a| name(a.user)).unwrap_or_default(),
-                        v.time
-                            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                            .unwrap_or_default()
-                    );
-                    (shown, v.value.to_string())
-                })
-                .collect(),
+            values: {
+                // In the order they were entered (the device's clock), the same device's
+                // together; each says who, on which device (as the devices' page begins its
+                // number) and when to the second, so that values of one person's phones, or
+                // of one minute, are told apart.
+                let mut values: Vec<_> = c.values.iter().collect();
+                values.sort_by_key(|v| (v.time.is_none(), v.time, v.author.map(|a| a.device)));
+                values
+                    .into_iter()
+                    .map(|v| {
+                        let mut by: Vec<String> = Vec::new();
+                        if let Some(a) = v.author {
+                            by.push(name(a.user));
+                            let device = a.device.simple().to_string();
+                            by.push(t.fmt("case.conflict_device", &device[..8]));
+                        }
+                        if let Some(at) = v.time {
+                            by.push(at.format("%Y-%m-%d %H:%M:%S").to_string());
+                        }
+                        let shown = format!(
+                            "{} — {}",
+                            labels::value(t, kind, &c.field, &v.value),
+                            by.join(", ")
+                        );
+                        (shown, v.value.to_string())
+                    })
+                    .collect()
+            },
             field: c.field,
         })
         .collect();
