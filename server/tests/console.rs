@@ -1474,7 +1474,10 @@ fn the_case_search_finds_a_case_by_its_code() {
         12,
     );
     let mut ids = vec![];
-    for (n, name) in ["Aya Kouamé", "Adjoa Traoré"].iter().enumerate() {
+    for (n, name) in ["Aya Kouamé", "Adjoa Traoré", "Ligne 2 Koné"]
+        .iter()
+        .enumerate()
+    {
         let mut c = child(area(C01), name, mine.user());
         c.case_code = format!("CI-R1-D1-C01-00000{}", n + 4);
         ids.push(mine.store.create(&c).expect("case").id);
@@ -1508,9 +1511,19 @@ fn the_case_search_finds_a_case_by_its_code() {
         assert!(!page.body.contains(&foreign.id.to_string()), "{typed}");
         assert!(!page.body.contains(THEIR_CHILD), "{typed}");
     }
-    // Names are found as before.
+    // Names are found as before, with a number among their words too.
     let page = browser.get("/console/cases?q=traore");
     assert!(page.body.contains(&ids[1].to_string()));
+    for typed in ["ligne", "Ligne+2", "ligne+2+kone", "2+Kon%C3%A9"] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert!(page.body.contains(&ids[2].to_string()), "{typed}");
+        assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
+    }
+    // A number finds the case of that code, and names with a word it begins.
+    let page = browser.get("/console/cases?q=6");
+    assert!(page.body.contains(&ids[2].to_string()));
+    let page = browser.get("/console/cases?q=Ligne+3");
+    assert!(!page.body.contains(&ids[2].to_string()));
 }
 
 /// The overview's age bands are in age order and its other tables in the page's alphabetical

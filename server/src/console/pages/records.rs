@@ -940,9 +940,11 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             };
             let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
             let found = match text {
-                // A case's code, or its tail ("000004", "C01-000004"): names have no digits.
-                Some(code) if code.chars().any(|c| c.is_ascii_digit()) => {
-                    cases_by_code(&scoped, &query, code, page)?
+                // With a digit, a case's code or its tail ("000004", "C01-000004") as well as
+                // a name with a number ("Ligne 1"): the cases of the code first, then those of
+                // the name.
+                Some(typed) if typed.chars().any(|c| c.is_ascii_digit()) => {
+                    cases_by_code_or_name(&scoped, &query, typed, page)?
                 }
                 name => scoped.child_cases(&query, name, page)?,
             };
@@ -1044,7 +1046,49 @@ fn cases_by_code(
         if last || found.len() >= wanted {
             break;
         }
-        offset += BATCH;
+        offset = offset.saturating_add(BATCH);
+    }
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    Ok(found
+        .into_iter()
+        .skip(skip)
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect())
+}
+
+/// The page `page` of the cases whose code `typed` names (`cases_by_code`), then of those whose
+/// name it finds and whose code it does not: the first rows of each list make the first rows
+/// of both.
+fn cases_by_code_or_name(
+    scoped: &vigie_core::store::Scoped<'_>,
+    query: &ChildCaseQuery,
+    typed: &str,
+    page: Page,
+) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    let wanted = Page {
+        offset: 0,
+        limit: page.offset.saturating_add(page.limit),
+    };
+    let mut found = cases_by_code(scoped, query, typed, wanted)?;
+    let mut seen: std::collections::HashSet<Uuid> = found.iter().map(|c| c.id).collect();
+    let mut offset = 0;
+    let wanted_rows = usize::try_from(wanted.limit).unwrap_or(usize::MAX);
+    // The name's cases a batch at a time, up to the rows wanted.
+    while found.len() < wanted_rows {
+        let batch = scoped.child_cases(
+            query,
+            Some(typed),
+            Page {
+                offset,
+                limit: Page::MAX_LIMIT,
+            },
+        )?;
+        let last = batch.len() < Page::MAX_LIMIT as usize;
+        found.extend(batch.into_iter().filter(|c| seen.insert(c.id)));
+        if last {
+            break;
+        }
+        offset = offset.saturating_add(Page::MAX_LIMIT);
     }
     let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
     Ok(found
