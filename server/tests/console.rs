@@ -1434,10 +1434,22 @@ fn pages_are_compressed_unless_they_reflect_the_request() {
     }
     let overview = browser.get("/console/");
     assert_eq!(overview.header("cache-control"), Some("no-store"));
-    // A search, a period, the sign-in page's `next`: written back into the page.
+    // A period is written back as the page writes dates, not as sent: compressed.
+    for path in [
+        "/console/?from=2026-01-01&until=2027-01-01",
+        "/console/map?from=2026-01-01&until=2027-01-01",
+        "/console/map?from=2026-13-01",
+    ] {
+        let page = browser.get(path);
+        assert!(
+            matches!(encoding(&page).as_deref(), Some("br" | "gzip")),
+            "{path}: {:?}",
+            page.headers
+        );
+    }
+    // A search, the sign-in page's `next`: written back into the page.
     for path in [
         "/console/cases?q=adjoa",
-        "/console/?from=2026-01-01&until=2027-01-01",
         "/console/signin?next=/console/cases",
     ] {
         let page = browser.get(path);
@@ -1448,6 +1460,13 @@ fn pages_are_compressed_unless_they_reflect_the_request() {
     let plain = browser.get("/console/");
     assert_eq!(encoding(&plain), None);
     assert!(plain.body.contains("<html"));
+    // What a period's fields held is not written back when it is no date.
+    for path in ["/console/?from=x2026zq&until=", "/console/map?from=x2026zq"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, 422, "{path}");
+        assert!(page.body.contains("<html"), "{path}");
+        assert!(!page.body.contains("x2026zq"), "{path}");
+    }
 }
 
 /// The case search takes a case's code, or its last part, as well as names; it finds no case

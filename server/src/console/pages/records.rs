@@ -276,8 +276,10 @@ pub async fn overview(
         let page = OverviewPage {
             t,
             nav: Nav::of(&viewer, "overview"),
-            from: q.from.clone().unwrap_or_default(),
-            until: q.until.clone().unwrap_or_default(),
+            // As parsed, not as sent: nothing the request chose is written back (a date
+            // field shows no unreadable date anyway).
+            from: from.map(|d| d.to_string()).unwrap_or_default(),
+            until: until.map(|d| d.to_string()).unwrap_or_default(),
             shared,
             error: bad.then(|| t.get("overview.bad_period")),
             children,
