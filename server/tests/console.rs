@@ -874,12 +874,22 @@ fn erasure_needs_a_reason_and_the_case_code() {
     let csrf = browser.get(&path).csrf();
     let no_reason = browser.post(&format!("{path}/erase"), &[("csrf", &csrf), ("reason", "")]);
     assert_eq!(no_reason.status, 422);
-    let confirm = browser.post(
+    // The confirmation is a page of its own (Back from the erasure finds a page, not a
+    // form's answer), at its form.
+    let asked = browser.post(
         &format!("{path}/erase"),
         &[("csrf", &csrf), ("reason", "entered_in_error")],
     );
+    assert_eq!(asked.status, 303, "{}", asked.body);
+    let to = asked.location.expect("the confirmation");
+    assert_eq!(to, format!("{path}?erase=entered_in_error#erase"));
+    let confirm = browser.get(to.split('#').next().unwrap());
     assert_eq!(confirm.status, 200);
     assert!(confirm.body.contains("name=\"confirm\""));
+    // A reason not among the form's: the case's page, nothing to confirm.
+    let unknown = browser.get(&format!("{path}?erase=whatever"));
+    assert_eq!(unknown.status, 200);
+    assert!(!unknown.body.contains("name=\"confirm\""));
     // The reason chosen stays chosen at the confirmation, and after a wrong code.
     let chosen = "<option value=\"entered_in_error\" selected>";
     assert!(confirm.body.contains(chosen), "{}", confirm.body);
@@ -892,7 +902,12 @@ fn erasure_needs_a_reason_and_the_case_code() {
             ("confirm", "NOT-THE-CODE"),
         ],
     );
+    assert_eq!(wrong.status, 303, "{}", wrong.body);
+    let to = wrong.location.expect("the confirmation again");
+    assert_eq!(to, format!("{path}?erase=entered_in_error&wrong=1#erase"));
+    let wrong = browser.get(to.split('#').next().unwrap());
     assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("id=\"erase-error\""), "{}", wrong.body);
     assert!(wrong.body.contains(chosen), "{}", wrong.body);
     assert_eq!(browser.get(&path).status, 200, "still there");
     // The confirmed form sent four times at once (a double tap, a retry): one erasure, one
@@ -926,6 +941,14 @@ fn erasure_needs_a_reason_and_the_case_code() {
         "{statuses:?}"
     );
     assert_eq!(browser.get(&path).status, 404);
+    // Erased: the cases' list the erasure leads to says so.
+    let list = browser.get("/console/cases?done=erased");
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("id=\"done\">Cas effacé."),
+        "{}",
+        list.body
+    );
     f.mine.sync(&s.hub.url).expect("sync");
     assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
     let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
@@ -1411,10 +1434,22 @@ fn pages_are_compressed_unless_they_reflect_the_request() {
     }
     let overview = browser.get("/console/");
     assert_eq!(overview.header("cache-control"), Some("no-store"));
-    // A search, a period, the sign-in page's `next`: written back into the page.
+    // A period is written back as the page writes dates, not as sent: compressed.
+    for path in [
+        "/console/?from=2026-01-01&until=2027-01-01",
+        "/console/map?from=2026-01-01&until=2027-01-01",
+        "/console/map?from=2026-13-01",
+    ] {
+        let page = browser.get(path);
+        assert!(
+            matches!(encoding(&page).as_deref(), Some("br" | "gzip")),
+            "{path}: {:?}",
+            page.headers
+        );
+    }
+    // A search, the sign-in page's `next`: written back into the page.
     for path in [
         "/console/cases?q=adjoa",
-        "/console/?from=2026-01-01&until=2027-01-01",
         "/console/signin?next=/console/cases",
     ] {
         let page = browser.get(path);
@@ -1425,6 +1460,13 @@ fn pages_are_compressed_unless_they_reflect_the_request() {
     let plain = browser.get("/console/");
     assert_eq!(encoding(&plain), None);
     assert!(plain.body.contains("<html"));
+    // What a period's fields held is not written back when it is no date.
+    for path in ["/console/?from=x2026zq&until=", "/console/map?from=x2026zq"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, 422, "{path}");
+        assert!(page.body.contains("<html"), "{path}");
+        assert!(!page.body.contains("x2026zq"), "{path}");
+    }
 }
 
 /// The case search takes a case's code, or its last part, as well as names; it finds no case
@@ -1451,7 +1493,10 @@ fn the_case_search_finds_a_case_by_its_code() {
         12,
     );
     let mut ids = vec![];
-    for (n, name) in ["Aya Kouamé", "Adjoa Traoré"].iter().enumerate() {
+    for (n, name) in ["Aya Kouamé", "Adjoa Traoré", "Ligne 2 Koné"]
+        .iter()
+        .enumerate()
+    {
         let mut c = child(area(C01), name, mine.user());
         c.case_code = format!("CI-R1-D1-C01-00000{}", n + 4);
         ids.push(mine.store.create(&c).expect("case").id);
@@ -1485,9 +1530,19 @@ fn the_case_search_finds_a_case_by_its_code() {
         assert!(!page.body.contains(&foreign.id.to_string()), "{typed}");
         assert!(!page.body.contains(THEIR_CHILD), "{typed}");
     }
-    // Names are found as before.
+    // Names are found as before, with a number among their words too.
     let page = browser.get("/console/cases?q=traore");
     assert!(page.body.contains(&ids[1].to_string()));
+    for typed in ["ligne", "Ligne+2", "ligne+2+kone", "2+Kon%C3%A9"] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert!(page.body.contains(&ids[2].to_string()), "{typed}");
+        assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
+    }
+    // A number finds the case of that code, and names with a word it begins.
+    let page = browser.get("/console/cases?q=6");
+    assert!(page.body.contains(&ids[2].to_string()));
+    let page = browser.get("/console/cases?q=Ligne+3");
+    assert!(!page.body.contains(&ids[2].to_string()));
 }
 
 /// The overview's age bands are in age order and its other tables in the page's alphabetical
@@ -1548,4 +1603,170 @@ fn the_overview_sorts_rows_as_a_person_reads_them() {
         page.body
     );
     let _ = &dir;
+}
+
+/// A page number past any list's end, up to the largest a number in the address takes, is an
+/// empty page of the list, on every paged list and search.
+#[test]
+fn a_page_number_past_the_end_is_an_empty_page() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.pages");
+    for list in [
+        "/console/cases?",
+        "/console/cases?list=due&",
+        "/console/cases?list=overdue&",
+        "/console/cases?q=adjoa&",
+        "/console/cases?q=4&",
+        "/console/cases?q=Adjoa+1&",
+        "/console/review?",
+        "/console/alerts?",
+    ] {
+        for page in ["2147483647", "2147483648", "4294967295"] {
+            let path = format!("{list}page={page}");
+            let answer = browser.get(&path);
+            assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+            assert!(!answer.body.contains(&f.my_case.to_string()), "{path}");
+            assert!(!answer.body.contains(&f.my_visit.to_string()), "{path}");
+        }
+    }
+    // Beyond a number's range: refused as any unreadable page number.
+    let answer = browser.get("/console/cases?page=4294967296");
+    assert_eq!(answer.status, 400);
+}
+
+/// Every page a form sends back to with a `done=` code says what was done: the review queue,
+/// a visit, a case, the cases' list (an erased case), the quarantine, the sign-in page.
+#[test]
+fn every_page_a_form_sends_back_to_says_what_was_done() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.done");
+    let visit = format!("/console/visits/{}", f.my_visit);
+    let case = format!("/console/cases/{}", f.my_case);
+    let pages = [
+        (
+            "/console/review?done=validated".to_string(),
+            "Visite validée.",
+        ),
+        (
+            "/console/review?done=returned".to_string(),
+            "Visite renvoyée",
+        ),
+        (format!("{visit}?done=validated"), "Visite validée."),
+        (format!("{visit}?done=returned"), "Visite renvoyée"),
+        (format!("{case}?done=status"), "Statut du cas mis à jour."),
+        (format!("{case}?done=referral"), "Orientation enregistrée."),
+        (format!("{case}?done=follow_up"), "Suivi enregistré."),
+        (format!("{case}?done=merged"), "Doublon fusionné"),
+        (format!("{case}?done=resolved"), "Conflit résolu."),
+        ("/console/cases?done=erased".to_string(), "Cas effacé."),
+        (
+            "/console/quarantine?done=accepted".to_string(),
+            "Modifications acceptées.",
+        ),
+        (
+            "/console/quarantine?done=rejected".to_string(),
+            "Modifications rejetées.",
+        ),
+    ];
+    for (path, said) in pages {
+        let page = browser.get(&path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.body.contains(&format!("id=\"done\">{said}")),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // An unknown code says nothing.
+    let page = browser.get("/console/cases?done=%3Cb%3E");
+    assert!(!page.body.contains("id=\"done\""), "{}", page.body);
+    let mut out = Browser::new(&s.hub.url);
+    for (path, said) in [
+        ("/console/signin?done=out", "Vous êtes déconnecté."),
+        ("/console/signin?done=welcome", "Mot de passe enregistré."),
+    ] {
+        let page = out.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains(said), "{path}: {}", page.body);
+    }
+}
+
+/// A conflict between many devices (here one person's three phones): the hint holds for any
+/// number, and each value says its device and its second, in the order they were entered.
+#[test]
+fn a_conflict_between_many_devices_tells_their_values_apart() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut devices = vec![Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-1",
+        Role::CommunityMonitor,
+        &[C01],
+        21,
+    )];
+    let user = devices[0].user();
+    for n in 2..=3u8 {
+        let token = enrol(&s.data, user);
+        devices.push(Device::open(
+            dir.path(),
+            &format!("moniteur-{n}"),
+            &token,
+            Role::CommunityMonitor,
+            &[C01],
+            20 + n,
+        ));
+    }
+    let case = devices[0]
+        .store
+        .create(&child(area(C01), MY_CHILD, user))
+        .expect("case");
+    for d in devices.iter_mut() {
+        d.sync(&s.hub.url).expect("sync");
+    }
+    for (hours, d) in [20, 30, 40].into_iter().zip(devices.iter_mut()) {
+        let mut on: ChildCase = d.store.get(case.id).expect("case");
+        on.hours_per_week = hours;
+        d.store.update(&on).expect("update");
+    }
+    for d in devices.iter_mut() {
+        d.sync(&s.hub.url).expect("sync");
+    }
+    let mut browser = signed_in(&s, "sup.devices");
+    let page = browser.get(&format!("/console/cases/{}", case.id));
+    let section = page
+        .body
+        .split("<h2>Conflits</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the conflicts");
+    assert!(!section.contains("deux"), "{section}");
+    assert!(section.contains("appareils différents"), "{section}");
+    let values: Vec<&str> = section
+        .split("<li>")
+        .skip(2)
+        .map(|v| v.split('\n').next().unwrap_or(v))
+        .collect();
+    assert_eq!(values.len(), 3, "{section}");
+    let mut labels = Vec::new();
+    let mut times = Vec::new();
+    for value in &values {
+        let device = value
+            .split("appareil ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("a device: {value}"));
+        assert_eq!(device.len(), 8, "{value}");
+        labels.push(device.to_string());
+        // To the second: "2026-12-03 16:27:05".
+        let time = value.rsplit(", ").next().unwrap_or("").trim();
+        assert_eq!(time.len(), 19, "{value}");
+        times.push(time.to_string());
+    }
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), 3, "{values:?}");
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }

@@ -420,6 +420,33 @@ test('long unbroken field text widens no page, and the values of a case or a vis
   await own.close();
 });
 
+test('at 375 px the lists scroll sideways in their frame: dates, links and badges stay whole', async () => {
+  const own = await browser();
+  const page = await own.newPage();
+  await signIn(page, 'demo.superviseur', supervisor);
+  await page.setViewportSize({ width: 375, height: 800 });
+  for (const where of ['/console/alerts', '/console/review', '/console/cases', '/console/cases?list=due']) {
+    await page.goto(`${url}${where}`);
+    const found = await page.evaluate(() => {
+      const broken = [];
+      const cells = document.querySelectorAll('.table-wrap tbody tr:nth-child(-n+10) :is(td.date, td a, .badge)');
+      for (const el of cells) {
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+        const box = el.getBoundingClientRect();
+        if (lines > 1 || box.width < box.height) broken.push(`${el.textContent} ${lines} lines, ${Math.round(box.width)}x${Math.round(box.height)}`);
+      }
+      return { cells: cells.length, broken, page: document.documentElement.scrollWidth - window.innerWidth };
+    });
+    assert.ok(found.cells > 0, `${where}: cells to look at`);
+    assert.deepEqual(found.broken, [], where);
+    assert.ok(found.page <= 0, `${where} at 375 px: the page is ${found.page}px wider than the window`);
+    await page.screenshot({ path: path.join(OUT, `list-375-${where.replace(/\W+/g, '-')}.png`) });
+  }
+  await own.close();
+});
+
 test('a page on another port of the host cannot sign the browser in to its own account', async () => {
   // Someone with an account of their own, and a token the hub made, fetched for themselves.
   const own = await browser();

@@ -133,8 +133,12 @@ struct Uncompressed;
 
 /// The query parameters no page writes back as sent: a page number (parsed), a done message's
 /// code (a fixed text is shown), an export's table, format and choice (chosen among fixed
-/// ones), a shared report's switch.
-const NOT_REFLECTED: [&str; 6] = ["page", "done", "table", "format", "personal", "shared"];
+/// ones), a shared report's switch, a period's dates (the overview's and the map's: parsed,
+/// and written as the page writes any date, or the default period's instead; digits and
+/// dashes beside a CSRF token masked anew on each page guess nothing).
+const NOT_REFLECTED: [&str; 8] = [
+    "page", "done", "table", "format", "personal", "shared", "from", "until",
+];
 
 /// Whether an answer may carry text the request brought (`compression`).
 fn reflects_input(method: &axum::http::Method, uri: &axum::http::Uri) -> bool {

@@ -276,8 +276,10 @@ pub async fn overview(
         let page = OverviewPage {
             t,
             nav: Nav::of(&viewer, "overview"),
-            from: q.from.clone().unwrap_or_default(),
-            until: q.until.clone().unwrap_or_default(),
+            // As parsed, not as sent: nothing the request chose is written back (a date
+            // field shows no unreadable date anyway).
+            from: from.map(|d| d.to_string()).unwrap_or_default(),
+            until: until.map(|d| d.to_string()).unwrap_or_default(),
             shared,
             error: bad.then(|| t.get("overview.bad_period")),
             children,
@@ -352,12 +354,22 @@ pub struct PageQuery {
 
 const PAGE: i32 = 50;
 
-/// The `page_no`th page of a list, with one row more than shown (whether there is a next page).
+/// The last page number a list takes: its rows' offset, the row after them and the next page's
+/// number stay within what a query and a link count (a larger number asked is this page,
+/// empty as any page past a list's end).
+const LAST_PAGE: u32 = (i32::MAX / PAGE - 2) as u32;
+
+/// The page number asked, bounded (`LAST_PAGE`); the first when none.
+fn page_number(asked: Option<u32>) -> u32 {
+    asked.unwrap_or(0).min(LAST_PAGE)
+}
+
+/// The `page_no`th page of a list (`page_number`), with one row more than shown (whether there
+/// is a next page).
 fn list_page(page_no: u32) -> Page {
+    let page_no = i32::try_from(page_no.min(LAST_PAGE)).unwrap_or(i32::MAX);
     Page {
-        offset: i32::try_from(page_no)
-            .unwrap_or(i32::MAX)
-            .saturating_mul(PAGE),
+        offset: page_no.saturating_mul(PAGE),
         limit: PAGE + 1,
     }
 }
@@ -406,7 +418,7 @@ pub async fn review_queue(
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let items = view.scoped(&who).review_queue(list_page(page_no))?;
         let names = user_names(&hub.backend.users()?);
         let more = items.len() > PAGE as usize;
@@ -768,7 +780,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let found = view.scoped(&who).alerts(None, list_page(page_no))?;
         let more = found.len() > PAGE as usize;
         let lines = found
@@ -807,6 +819,7 @@ pub struct CasesQuery {
     classification: Option<String>,
     list: Option<String>,
     page: Option<u32>,
+    done: Option<String>,
 }
 
 pub struct CaseLine {
@@ -838,6 +851,7 @@ struct CasesPage {
     more: bool,
     next_href: String,
     prev_href: String,
+    done: Option<&'static str>,
 }
 
 const STATUSES: [CaseStatus; 6] = [
@@ -869,7 +883,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
         let (viewer, who, view) = records(hub, ctx)?;
         let t = ctx.tr();
         let scoped = view.scoped(&who);
-        let page_no = q.page.unwrap_or(0);
+        let page_no = page_number(q.page);
         let page = list_page(page_no);
         let list = q.list.clone().unwrap_or_default();
         let mut lines: Vec<CaseLine> = Vec::new();
@@ -928,9 +942,11 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             };
             let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
             let found = match text {
-                // A case's code, or its tail ("000004", "C01-000004"): names have no digits.
-                Some(code) if code.chars().any(|c| c.is_ascii_digit()) => {
-                    cases_by_code(&scoped, &query, code, page)?
+                // With a digit, a case's code or its tail ("000004", "C01-000004") as well as
+                // a name with a number ("Ligne 1"): the cases of the code first, then those of
+                // the name.
+                Some(typed) if typed.chars().any(|c| c.is_ascii_digit()) => {
+                    cases_by_code_or_name(&scoped, &query, typed, page)?
                 }
                 name => scoped.child_cases(&query, name, page)?,
             };
@@ -967,6 +983,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             more,
             next_href: format!("{base}&page={}", page_no + 1),
             prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
+            done: done_message(t, q.done.as_deref()),
         };
         Ok(html(&page))
     })
@@ -1031,7 +1048,49 @@ fn cases_by_code(
         if last || found.len() >= wanted {
             break;
         }
-        offset += BATCH;
+        offset = offset.saturating_add(BATCH);
+    }
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    Ok(found
+        .into_iter()
+        .skip(skip)
+        .take(usize::try_from(page.limit).unwrap_or(0))
+        .collect())
+}
+
+/// The page `page` of the cases whose code `typed` names (`cases_by_code`), then of those whose
+/// name it finds and whose code it does not: the first rows of each list make the first rows
+/// of both.
+fn cases_by_code_or_name(
+    scoped: &vigie_core::store::Scoped<'_>,
+    query: &ChildCaseQuery,
+    typed: &str,
+    page: Page,
+) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    let wanted = Page {
+        offset: 0,
+        limit: page.offset.saturating_add(page.limit),
+    };
+    let mut found = cases_by_code(scoped, query, typed, wanted)?;
+    let mut seen: std::collections::HashSet<Uuid> = found.iter().map(|c| c.id).collect();
+    let mut offset = 0;
+    let wanted_rows = usize::try_from(wanted.limit).unwrap_or(usize::MAX);
+    // The name's cases a batch at a time, up to the rows wanted.
+    while found.len() < wanted_rows {
+        let batch = scoped.child_cases(
+            query,
+            Some(typed),
+            Page {
+                offset,
+                limit: Page::MAX_LIMIT,
+            },
+        )?;
+        let last = batch.len() < Page::MAX_LIMIT as usize;
+        found.extend(batch.into_iter().filter(|c| seen.insert(c.id)));
+        if last {
+            break;
+        }
+        offset = offset.saturating_add(Page::MAX_LIMIT);
     }
     let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
     Ok(found
@@ -1239,21 +1298,34 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .into_iter()
         .map(|c| ConflictLine {
             label: labels::field(t, kind, &c.field, Some(&case)),
-            values: c
-                .values
-                .iter()
-                .map(|v| {
-                    let shown = format!(
-                        "{} — {} {}",
-                        labels::value(t, kind, &c.field, &v.value),
-                        v.author.map(|a| name(a.user)).unwrap_or_default(),
-                        v.time
-                            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                            .unwrap_or_default()
-                    );
-                    (shown, v.value.to_string())
-                })
-                .collect(),
+            values: {
+                // In the order they were entered (the device's clock), the same device's
+                // together; each says who, on which device (as the devices' page begins its
+                // number) and when to the second, so that values of one person's phones, or
+                // of one minute, are told apart.
+                let mut values: Vec<_> = c.values.iter().collect();
+                values.sort_by_key(|v| (v.time.is_none(), v.time, v.author.map(|a| a.device)));
+                values
+                    .into_iter()
+                    .map(|v| {
+                        let mut by: Vec<String> = Vec::new();
+                        if let Some(a) = v.author {
+                            by.push(name(a.user));
+                            let device = a.device.simple().to_string();
+                            by.push(t.fmt("case.conflict_device", &device[..8]));
+                        }
+                        if let Some(at) = v.time {
+                            by.push(at.format("%Y-%m-%d %H:%M:%S").to_string());
+                        }
+                        let shown = format!(
+                            "{} — {}",
+                            labels::value(t, kind, &c.field, &v.value),
+                            by.join(", ")
+                        );
+                        (shown, v.value.to_string())
+                    })
+                    .collect()
+            },
             field: c.field,
         })
         .collect();
@@ -1324,8 +1396,14 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
 #[derive(Deserialize, Default)]
 pub struct DoneQuery {
     done: Option<String>,
+    /// A case's erasure to confirm, for this reason (`case_erase`'s first step).
+    erase: Option<String>,
+    /// The confirmation's code was not the case's (`case_erase`).
+    wrong: Option<String>,
 }
 
+/// A case's page; with `erase`, the erasure's confirmation for that reason (a page of its own,
+/// so that Back from what follows finds a page to show again, not a form's answer).
 pub async fn case_page(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
@@ -1333,17 +1411,35 @@ pub async fn case_page(
     Query(q): Query<DoneQuery>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        case_page_of(
-            hub,
-            ctx,
-            id,
-            CaseForm {
+        let reason = q
+            .erase
+            .as_deref()
+            .and_then(|asked| ERASE_REASONS.iter().copied().find(|r| *r == asked));
+        let state = match reason {
+            Some(reason) => CaseForm {
+                confirm_erase: true,
+                erase_reason: reason,
+                form: "erase",
+                error: q
+                    .wrong
+                    .is_some()
+                    .then(|| ctx.tr().get("erase.confirm_wrong").to_string()),
+                ..Default::default()
+            },
+            None => CaseForm {
                 done: q.done.clone(),
                 ..Default::default()
             },
-        )
+        };
+        case_page_of(hub, ctx, id, state)
     })
     .await
+}
+
+/// The erasure's confirmation for `reason` (`case_page`), at its form.
+fn erase_confirmation(id: Uuid, reason: &str, wrong: bool) -> Response {
+    let wrong = if wrong { "&wrong=1" } else { "" };
+    Redirect::to(&format!("/console/cases/{id}?erase={reason}{wrong}#erase")).into_response()
 }
 
 /// What a case form did, once done: the audit log's action and detail, and the message shown.
@@ -1793,37 +1889,9 @@ pub async fn case_erase(
             let (_, who, view) = records(hub, ctx)?;
             view.scoped(&who).get::<ChildCase>(id)?.case_code
         };
-        if form.confirm.is_empty() {
-            return case_page_of(
-                hub,
-                ctx,
-                id,
-                CaseForm {
-                    confirm_erase: true,
-                    erase_reason: reason,
-                    form: "erase",
-                    ..Default::default()
-                },
-            )
-            .map(|r| {
-                let mut r = r;
-                *r.status_mut() = StatusCode::OK;
-                r
-            });
-        }
-        if form.confirm.trim() != case_code {
-            return case_page_of(
-                hub,
-                ctx,
-                id,
-                CaseForm {
-                    confirm_erase: true,
-                    erase_reason: reason,
-                    form: "erase",
-                    error: Some(t.get("erase.confirm_wrong").into()),
-                    ..Default::default()
-                },
-            );
+        // The confirmation, and a wrong code's, are pages of their own (POST, then GET).
+        if form.confirm.is_empty() || form.confirm.trim() != case_code {
+            return Ok(erase_confirmation(id, reason, !form.confirm.is_empty()));
         }
         // Erased by another request meanwhile (the same form sent twice, nothing erased now):
         // done, and journaled once, by the request that erased it.
