@@ -1051,6 +1051,31 @@ fn public_url_arg(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// After an area tree is published: each active user holding an area code that no tree in
+/// force holds any more (a community renamed, merged or removed) is told of, by id and code,
+/// on stderr. Such a code covers nothing: the user sees nothing there until given the area's
+/// new code (`vigie user areas`).
+fn warn_of_areas_gone(backend: &dyn Backend) -> Result<(), String> {
+    let reference = backend.reference().map_err(|e| e.to_string())?;
+    for user in backend.users().map_err(|e| e.to_string())? {
+        if !user.active {
+            continue;
+        }
+        for code in user
+            .areas
+            .iter()
+            .filter(|c| reference.grants_of(c).is_empty())
+        {
+            eprintln!(
+                "vigie: warning: user {} has area {code}, which no area tree in force holds: \
+                 it covers nothing now (give the area's new code with vigie user areas)",
+                user.id
+            );
+        }
+    }
+    Ok(())
+}
+
 fn reference(command: ReferenceCommand) -> Result<(), String> {
     match command {
         ReferenceCommand::Publish { hub, files } => {
@@ -1088,6 +1113,12 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                         "version": version,
                     })
                 );
+            }
+            if parsed
+                .iter()
+                .any(|f| f.content.reference_type() == ReferenceType::AdministrativeAreas)
+            {
+                warn_of_areas_gone(&*backend)?;
             }
             Ok(())
         }

@@ -620,3 +620,50 @@ fn an_erased_id_is_said_erased_and_a_bad_sync_leaves_nothing() {
         assert!(left.is_empty(), "{hub} {token}: {left:?}");
     }
 }
+
+#[test]
+fn publishing_a_tree_without_a_user_s_area_says_so() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
+    let out = admin(
+        &data,
+        &[
+            "user",
+            "add",
+            "--name",
+            "Awa Koné",
+            "--role",
+            "community-monitor",
+            "--area",
+            "CI-R1-D1-C01",
+        ],
+    );
+    assert!(out.status.success());
+    let user = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // The community is renamed in the next version of the tree.
+    let renamed = dir.path().join("areas-v2.json");
+    let text = std::fs::read_to_string(common::reference::SAMPLE_AREAS)
+        .unwrap()
+        .replace("\"CI-R1-D1-C01\"", "\"CI-R1-D1-C01N\"");
+    std::fs::write(&renamed, text).unwrap();
+    let out = admin(&data, &["reference", "publish", renamed.to_str().unwrap()]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&user) && said.contains("area CI-R1-D1-C01,") && said.contains("user areas"),
+        "{said}"
+    );
+    // Given the new code, nothing more is said.
+    let out = admin(
+        &data,
+        &["user", "areas", "--user", &user, "--area", "CI-R1-D1-C01N"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = admin(&data, &["reference", "publish", renamed.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&user));
+}
