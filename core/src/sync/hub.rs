@@ -1635,7 +1635,9 @@ fn assignee_receives(
         return Ok(false);
     };
     let assignee = case.identified_by;
-    if assignee == rules.who.user {
+    // The sender, or the author of the changes (a supervisor accepting what a user sent for
+    // review: the case names the user who recorded it, whatever became of them since).
+    if assignee == rules.who.user || assignee == rules.author.user {
         return Ok(true);
     }
     if !before.is_empty()
