@@ -16,13 +16,14 @@
 //! anything is written. A store that knows neither cannot judge, and the hub judges at the
 //! push.
 
+use crate::codec;
+use crate::doc;
 use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::records::ChildCase;
 use crate::domain::rights::{Scope, check_assignee};
 use crate::error::{Error, Result, ValidationError};
 use crate::identity::IdentityError;
 use crate::store::{Store, find_row};
-use crate::{codec, doc};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
