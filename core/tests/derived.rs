@@ -25,17 +25,18 @@ fn open(dir: &TempDir, name: &str) -> Store {
     common::plain_store(dir.path(), name)
 }
 
-/// A child of 14 (born 2011-03-01, identified 2025-09-01).
+/// A child of 14 (born 2010-03-01, identified 2024-03-01: early enough that every day the
+/// edits set, up to 800 days after, is before today).
 fn fourteen(hours: i32, by: Uuid) -> ChildCase {
     let mut c = ChildCase::new(
         "CASE-14",
         "Adjoa Kouassi",
         Sex::Female,
         area(),
-        date(2025, 9, 1),
+        date(2024, 3, 1),
         by,
     );
-    c.date_of_birth = Some(date(2011, 3, 1));
+    c.date_of_birth = Some(date(2010, 3, 1));
     c.hours_per_week = hours;
     c
 }
@@ -257,7 +258,8 @@ fn ops(replicas: usize) -> impl Strategy<Value = Vec<Op>> {
 
 fn apply(store: &mut Store, id: Uuid, edit: &Edit) {
     let mut c: ChildCase = store.get(id).unwrap();
-    let start = date(2025, 9, 1);
+    // The day the child was identified (`fourteen`).
+    let start = date(2024, 3, 1);
     match edit {
         Edit::Hours(h) => c.hours_per_week = *h,
         Edit::BornIn(y) => c.date_of_birth = Some(date(*y, 3, 1)),

@@ -277,6 +277,8 @@ fn a_quarantined_change_that_breaks_a_rule_is_listed_so_and_cannot_be_accepted()
         .unwrap();
     monitor.sync(&hub.url).unwrap();
     // Offline, on a phone whose clock (or user) is decades ahead: a follow-up "done" in 2099.
+    // A follow-up "done" in 2099, written as a phone of an earlier version could (a phone now
+    // refuses the day itself): straight into the document, with the monitor's actor.
     let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
     edited.followups.insert(
         uuid::Uuid::now_v7(),
@@ -286,7 +288,18 @@ fn a_quarantined_change_that_breaks_a_rule_is_listed_so_and_cannot_be_accepted()
             None,
         ),
     );
-    monitor.store.update(&edited).unwrap();
+    let mut document = automerge::Automerge::load(&monitor.store.export_document(case.id).unwrap())
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    let author = vigie_core::doc::ChangeAuthor {
+        user: monitor.store.user_id(),
+        device: monitor.store.device_id(),
+    };
+    vigie_core::doc::write_record(&mut document, &edited, &author).unwrap();
+    monitor
+        .store
+        .merge_document(case.id, &document.save())
+        .unwrap();
     let user = monitor.user().to_string();
     admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
     assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
