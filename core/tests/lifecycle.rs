@@ -1030,3 +1030,58 @@ fn a_day_after_today_is_refused_on_the_phone_naming_its_field() {
     monitor.store.update(&today).unwrap();
     assert!(monitor.sync(&mut hub).refused.is_empty());
 }
+
+#[test]
+fn what_a_merge_missed_is_brought_over_by_its_maker_only() {
+    const NAME: &str = "Koffi Brou";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut maker = Device::new(dir.path(), "maker", Role::CommunityMonitor, &[C01]);
+    let mut colleague = Device::new(dir.path(), "colleague", Role::CommunityMonitor, &[C01]);
+    maker.sync(&mut hub);
+    let kept = create(&mut maker, C01, NAME);
+    let duplicate = create(&mut maker, C01, NAME);
+    maker.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    // The supervisor merges offline; the maker records a follow-up on the duplicate and sends
+    // it; the colleague receives it before the merge is known.
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    let (_, key) = maker
+        .store
+        .add_follow_up(
+            duplicate,
+            FollowUp {
+                date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
+                situation: FollowUpSituation::InSchool,
+                notes: String::new(),
+                next_due: None,
+            },
+        )
+        .unwrap();
+    maker.sync(&mut hub);
+    colleague.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    maker.sync(&mut hub);
+    assert!(
+        hub.get::<ChildCase>(kept)
+            .unwrap()
+            .followups
+            .contains_key(&key)
+    );
+    // The supervisor takes it off the kept case; the colleague, which held it too, learns of
+    // the merge and brings nothing back.
+    supervisor.sync(&mut hub);
+    let mut on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
+    on_supervisor.followups.remove(&key);
+    supervisor.store.update(&on_supervisor).unwrap();
+    supervisor.sync(&mut hub);
+    let summary = colleague.sync(&mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(
+        !hub.get::<ChildCase>(kept)
+            .unwrap()
+            .followups
+            .contains_key(&key)
+    );
+}

@@ -19,6 +19,7 @@ use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -192,8 +193,9 @@ const MERGE_CHAIN: usize = 8;
 /// while the merge was made elsewhere (a follow-up made offline, a referral). The merge took
 /// the duplicate as its maker saw it; what this device held beyond that is brought over to the
 /// case kept (`ChildCase::bring_over`), as this user's edit, checked as any edit of theirs and
-/// queued for the hub. Only the device that held it does so, once: the moment its copy became
-/// a duplicate. An edit the user may not make leaves it on the duplicate, as before.
+/// queued for the hub. Only a device that made some of what the merge missed does so, once: the
+/// moment its copy became a duplicate. An edit the user may not make, or a kept case this
+/// device does not hold, leaves it on the duplicate, as before.
 pub(crate) fn carry_over(
     tx: &Transaction,
     write: &LocalWrite<'_>,
@@ -232,6 +234,22 @@ fn carry_over_one(
     let Some(merge_deps) = merge_deps else {
         return Ok(());
     };
+    // Only a device that made some of what the merge missed brings it over: another that held
+    // it (relayed by a peer) would bring back, after the supervisor removed it from the kept
+    // case, what its maker already brought.
+    let after_held: HashSet<ChangeHash> = document
+        .get_changes_meta(before)
+        .into_iter()
+        .map(|c| c.hash)
+        .collect();
+    let own_missed = document
+        .get_changes_meta(&merge_deps)
+        .into_iter()
+        .filter(|change| !after_held.contains(&change.hash))
+        .any(|change| doc::device_of_actor(&change.actor) == Some(write.author.device));
+    if !own_missed {
+        return Ok(());
+    }
     let taken: ChildCase = doc::read_record_at(&document, id, &merge_deps)?;
     let mut target = doc::merged_into_of(&document, None);
     for _ in 0..MERGE_CHAIN {
