@@ -31,7 +31,8 @@ pub enum VigieError {
     Conflict { id: String, reason: String },
 
     /// The workflow or the hub does not allow this: a forbidden case transition, a store that
-    /// belongs to another device, a request the hub forbids (HTTP 403).
+    /// belongs to another device, a request the hub forbids (HTTP 403), a bundle exported for
+    /// recipients who may not read its records.
     #[error("not allowed: {reason}")]
     NotAllowed { reason: String },
 
@@ -189,6 +190,11 @@ impl From<CoreError> for VigieError {
                 | IdentityError::BadSignature { .. }
                 | IdentityError::Tampered,
             ) => VigieError::DamagedInput { reason },
+            // An export whose recipients may not read its records: nothing wrong with who
+            // anyone is, the role matrix does not let the records go to them.
+            CoreError::Identity(IdentityError::NothingForRecipient { .. }) => {
+                VigieError::NotAllowed { reason }
+            }
             CoreError::Identity(_) => VigieError::Authentication { reason },
         }
     }
@@ -271,5 +277,22 @@ impl From<TransportError> for VigieError {
             TransportError::Http { status: 403, .. } => VigieError::NotAllowed { reason },
             _ => VigieError::Transport { reason },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_with_nothing_for_its_recipients_is_not_allowed_not_an_identity_failure() {
+        let e: VigieError = CoreError::Identity(IdentityError::NothingForRecipient {
+            recipient: "CI-R2".into(),
+            reason: "none of the records lies in the areas named",
+        })
+        .into();
+        assert!(matches!(e, VigieError::NotAllowed { .. }), "{e:?}");
+        let e: VigieError = CoreError::Identity(IdentityError::NotARecipient).into();
+        assert!(matches!(e, VigieError::Authentication { .. }), "{e:?}");
     }
 }

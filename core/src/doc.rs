@@ -14,7 +14,7 @@ use crate::domain::attachment::{Attachment, AttachmentKind};
 use crate::domain::codes::RecordKind;
 use crate::domain::records::{Record, ReferenceDocument, Version};
 use crate::domain::reference::{ReferenceData, ReferencePins};
-use crate::domain::validation::describe_json_error;
+use crate::domain::validation::{describe_json_error, valid_code};
 use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -956,11 +956,11 @@ pub fn resolve<R: Record>(
     value: &Json,
     author: &ChangeAuthor,
 ) -> Result<ChangeHash> {
-    let no_conflict = || Error::NoSuchConflict {
-        id,
-        path: path.join("."),
+    // The path is named once the transaction is over (`field_path_of`).
+    let no_conflict = || Error::NoSuchConflict { id, path: None };
+    let Some((last, parents)) = path.split_last() else {
+        return Err(no_conflict());
     };
-    let (last, parents) = path.split_last().ok_or_else(no_conflict)?;
     let schema = Schema::of::<R>();
     let mut tx = doc.transaction();
     let result = (|| -> Result<()> {
@@ -996,9 +996,30 @@ pub fn resolve<R: Record>(
         }
         Err(e) => {
             tx.rollback();
-            Err(e)
+            Err(match e {
+                Error::NoSuchConflict { id, .. } => Error::NoSuchConflict {
+                    id,
+                    path: field_path_of::<R>(doc, id, path),
+                },
+                e => e,
+            })
         }
     }
+}
+
+/// `path` joined, if it is the path of a field the record in `doc` has (a collection's entry
+/// included, when its key is a code or an id): the caller's text, else, which may be anything
+/// typed (a value given as a path), is not repeated in an error.
+fn field_path_of<R: Record>(doc: &Automerge, id: Uuid, path: &[String]) -> Option<String> {
+    if path.is_empty() || !path.iter().all(|s| valid_code(s)) {
+        return None;
+    }
+    let record = serde_json::to_value(read_record::<R>(doc, id).ok()?).ok()?;
+    let mut at = &record;
+    for segment in path {
+        at = at.as_object()?.get(segment)?;
+    }
+    Some(path.join("."))
 }
 
 fn prop_string(p: &Prop) -> String {

@@ -52,8 +52,10 @@ pub enum Error {
     #[error("the store's schema version {found} is newer than this software ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 
-    #[error("no conflict at {path} in {id}")]
-    NoSuchConflict { id: Uuid, path: String },
+    /// `path` is the field's path when it is one the record has, else none: the caller's text
+    /// is not repeated (it may be anything typed).
+    #[error("no conflict at {} in {id}", path.as_deref().unwrap_or("the given field"))]
+    NoSuchConflict { id: Uuid, path: Option<String> },
 
     /// A workflow step the state machine or the acting role does not allow. `rule` names the
     /// rule (statuses, roles), never record content.

@@ -825,3 +825,51 @@ fn downloads_follow_the_policy() {
     };
     assert_eq!(transfer(&mut s, &mut hub, &wifi).downloaded, vec![one.id]);
 }
+
+#[test]
+fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
+    let (dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let visit = new_visit(&mut d);
+    let form = d
+        .store
+        .add_attachment(visit.id, &document(), &[7u8; 500][..])
+        .unwrap();
+    let refusal = |to: &Path| match d.store.export_attachment(form.id, to) {
+        Err(Error::Validation(v)) => {
+            let text = Error::Validation(v.clone()).to_string();
+            assert!(!text.contains("Aya"), "the path is not repeated: {text}");
+            (v.field, v.rule)
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let missing = dir.path().join("no-such-directory").join("consent-Aya.pdf");
+    assert_eq!(
+        refusal(&missing),
+        ("path".into(), "the directory does not exist".into())
+    );
+    // A file where the path needs a directory.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert_eq!(
+        refusal(&file.join("consent-Aya.pdf")),
+        ("path".into(), "the directory does not exist".into())
+    );
+    let directory = dir.path().join("Aya");
+    std::fs::create_dir(&directory).unwrap();
+    assert_eq!(
+        refusal(&directory),
+        ("path".into(), "names a directory, not a file".into())
+    );
+    assert!(
+        !dir.path().join("Aya.partial").exists(),
+        "nothing left behind"
+    );
+    assert_eq!(
+        refusal(Path::new("/")),
+        ("path".into(), "must name a file".into())
+    );
+    let out = dir.path().join("consent.pdf");
+    d.store.export_attachment(form.id, &out).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 500]);
+}

@@ -1890,7 +1890,9 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         .refer_case(
             c.id,
             Referral {
-                provider: "\tÉcole de Kouamé Adjoa".into(),
+                provider: "+École de Kouamé Adjoa".into(),
+                // A provider is one line; a text may start with a tab.
+                outcome: "\tInscrite le 3 mars".into(),
                 ..referral()
             },
         )
@@ -1922,10 +1924,8 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         "'@SUM(1+1)*cmd|' /C calc'!A0"
     );
     assert_eq!(cell("child_cases.csv", "name"), "'-2+3+cmd|' /C calc'!A0");
-    assert_eq!(
-        cell("referrals.csv", "provider"),
-        "'\tÉcole de Kouamé Adjoa"
-    );
+    assert_eq!(cell("referrals.csv", "provider"), "'+École de Kouamé Adjoa");
+    assert_eq!(cell("referrals.csv", "outcome"), "'\tInscrite le 3 mars");
     assert_eq!(cell("visits.csv", "children_identified"), "1");
     // JSON is data, not a sheet: the text as written.
     let tables = as_role(&mut store, Role::Supervisor)

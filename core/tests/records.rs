@@ -237,6 +237,112 @@ fn invalid_records_name_the_field_and_store_nothing() {
 }
 
 #[test]
+fn names_and_one_line_fields_are_short_plain_lines() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let refusal = |store: &mut Store, bad: &ChildCase| {
+        let e = store.create(bad).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.contains("Aya"), "no personal data: {text}");
+        validation_field(e)
+    };
+    // At the bound, in any script, a case is taken.
+    let long = "Aya ".repeat(30);
+    assert_eq!(long.chars().count(), 120);
+    store.create(&child(&long, user)).unwrap();
+    let mut fine = child("Aya Kouamé", user);
+    fine.case_code = "CI-R1-D1-C01-000042".into();
+    fine.guardian = "Kouassi N'Guessan".into();
+    fine.household = "CI-R1-D1-C01-M0042".into();
+    fine.activity = "récolte et écabossage du cacao".into();
+    fine.tasks = ["transport d'eau".to_string(), "désherbage".to_string()].into();
+    store.create(&fine).unwrap();
+
+    // Too long for any list, on two lines, with a NUL, or displayed reversed.
+    for name in [
+        "Aya ".repeat(2500),
+        format!("{long}x"),
+        "Aya\nKouamé".into(),
+        "Aya\0".into(),
+        "\u{202e}ayA\u{202c} Kouamé".into(),
+        "Aya \u{2067}Kouamé".into(),
+    ] {
+        assert_eq!(refusal(&mut store, &child(&name, user)), "name");
+    }
+    for (field, value) in [
+        ("guardian", "Aya\r\nKouamé".to_string()),
+        ("household", "Aya ".repeat(31)),
+        ("activity", "Aya\u{202d}".into()),
+    ] {
+        let mut bad = child("Aya", user);
+        match field {
+            "guardian" => bad.guardian = value,
+            "household" => bad.household = value,
+            _ => bad.activity = value,
+        }
+        assert_eq!(refusal(&mut store, &bad), field);
+    }
+    // A case code is a code: printable ASCII, no space, no line break.
+    for code in [
+        "",
+        "CI-0001\nAya",
+        "CI 0001",
+        "CI-0001\u{202e}",
+        &"C".repeat(65),
+    ] {
+        let mut bad = child("Aya", user);
+        bad.case_code = code.into();
+        assert_eq!(refusal(&mut store, &bad), "case_code", "{code:?}");
+    }
+    // No reference data lists tasks: each is a short line, and the field is named without it.
+    for task in ["", " ", "Aya\nKouamé", "Aya\u{2066}", &"Aya ".repeat(17)] {
+        let mut bad = child("Aya", user);
+        bad.tasks = [task.to_string()].into();
+        assert_eq!(refusal(&mut store, &bad), "tasks", "{task:?}");
+    }
+    let mut bad = child("Aya", user);
+    let referral = Uuid::now_v7();
+    bad.referrals.insert(
+        referral,
+        Referral::new(ServiceKind::Education, "Aya\nKouamé", date(2026, 3, 3)),
+    );
+    assert_eq!(
+        refusal(&mut store, &bad),
+        format!("referrals.{referral}.provider")
+    );
+    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 2);
+
+    // A workplace's name, owner and trading partners alike.
+    assert_eq!(
+        validation_field(store.create(&workplace(&"Aya ".repeat(40))).unwrap_err()),
+        "name"
+    );
+    let mut bad = workplace("Plantation");
+    bad.owner_name = "\u{202e}ayA".into();
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "owner_name"
+    );
+    let mut bad = workplace("Plantation");
+    bad.owner_contact = "07 00 00 00\n00".into();
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "owner_contact"
+    );
+    let mut bad = workplace("Plantation");
+    bad.buyers = ["Coopérative\u{0}".to_string()].into();
+    assert_eq!(validation_field(store.create(&bad).unwrap_err()), "buyers");
+    let mut bad = workplace("Plantation");
+    bad.suppliers = ["".to_string()].into();
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "suppliers"
+    );
+    assert_eq!(store.count(RecordKind::Workplace).unwrap(), 0);
+}
+
+#[test]
 fn error_text_carries_no_personal_data() {
     let dir = TempDir::new().unwrap();
     let user = Uuid::now_v7();
@@ -352,10 +458,31 @@ fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
         tablet.resolve_conflict(v.id, &["status".into()], &json!("bogus")),
         Err(Error::Validation(v)) if v.field == "status"
     ));
-    assert!(matches!(
-        tablet.resolve_conflict(v.id, &["findings".into()], &json!("x")),
-        Err(Error::NoSuchConflict { .. })
-    ));
+    // The path is named when it is a field of the record, else not repeated: it may be
+    // anything typed.
+    match tablet.resolve_conflict(v.id, &["findings".into()], &json!("x")) {
+        Err(e @ Error::NoSuchConflict { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                format!("no conflict at findings in {}", v.id)
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    for path in [
+        vec!["Aya Traoré".to_string()],
+        vec!["Aya".to_string()],
+        vec!["status".to_string(), "Aya".to_string()],
+        vec![],
+    ] {
+        match tablet.resolve_conflict(v.id, &path, &json!("x")) {
+            Err(e @ Error::NoSuchConflict { .. }) => assert_eq!(
+                e.to_string(),
+                format!("no conflict at the given field in {}", v.id)
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
     tablet
         .resolve_conflict(v.id, &["status".into()], &json!("returned"))
         .unwrap();

@@ -343,18 +343,34 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
     let mut from_the_future = child(area(C01), "Awa", monitor.user());
     from_the_future.id = Uuid::now_v7();
     from_the_future.identified_on = chrono::NaiveDate::from_ymd_opt(2099, 1, 1).unwrap();
-    let outcomes = push(
-        &monitor,
-        &hub.url,
-        vec![
-            closing,
-            validating,
-            new_record(&monitor, &nonsense, me),
-            new_record(&monitor, &born_closed, me),
-            new_record(&monitor, &born_validated, me),
-            new_record(&monitor, &from_the_future, me),
-        ],
-    );
+    // What no phone's form lets through: a name of 10,000 characters (one case filled a page of
+    // the console's list), a name shown reversed, a case code on two lines, a task with a NUL.
+    let hostile_lines: Vec<ChildCase> = (0..4)
+        .map(|n| {
+            let mut c = child(area(C01), "Awa", monitor.user());
+            c.id = Uuid::now_v7();
+            match n {
+                0 => c.name = "Awa ".repeat(2500),
+                1 => c.name = "\u{202e}awA\u{202c} Koné".into(),
+                2 => c.case_code = "CI-0001\nCI-0002".into(),
+                _ => c.tasks = ["portage\0".to_string()].into(),
+            }
+            c
+        })
+        .collect();
+    let mut records = vec![
+        closing,
+        validating,
+        new_record(&monitor, &nonsense, me),
+        new_record(&monitor, &born_closed, me),
+        new_record(&monitor, &born_validated, me),
+        new_record(&monitor, &from_the_future, me),
+    ];
+    records.extend(hostile_lines.iter().map(|c| new_record(&monitor, c, me)));
+    let outcomes = push(&monitor, &hub.url, records);
+    for c in &hostile_lines {
+        assert_eq!(refusal(&outcomes[&c.id]), Some(Refusal::BreaksValidation));
+    }
     assert_eq!(
         refusal(&outcomes[&from_the_future.id]),
         Some(Refusal::BreaksValidation)

@@ -386,15 +386,17 @@ test('long unbroken field text widens no page, and the values of a case or a vis
   const hostile = await page.locator('#cases tbody tr').nth(2).locator('a').getAttribute('href');
   await page.goto(`${url}/console/review`);
   const visit = await page.locator('#review-queue tbody tr').last().getAttribute('data-visit');
-  // A supervisor's phone writes a name of 3,000 characters without a space, and findings of
-  // long words, as a phone may (nothing bounds a word).
+  // A supervisor's phone writes a name of 120 characters without a space (the longest a name
+  // may be: a longer one is refused), and findings of long words, as a phone may (nothing
+  // bounds a word).
   const user = vigie('user', 'add', '--name', 'Superviseure (textes longs)', '--role', 'supervisor', '--area', 'CI-R1');
   const token = vigie('device', 'enrol', '--user', user);
   const store = path.join(work, 'long-texts.db');
   const phone = (record, set) => JSON.parse(execFileSync(BENCH,
     ['phone', '--hub', url, '--store', store, '--token', token, '--record', record, '--set', set],
     { env: { ...process.env, RUST_LOG: 'warn' } }).toString());
-  const name = 'A'.repeat(3000);
+  assert.throws(() => phone(hostile.split('/').pop(), `name=${'A'.repeat(121)}`));
+  const name = 'A'.repeat(120);
   assert.equal(phone(hostile.split('/').pop(), `name=${name}`).record.name, name);
   const findings = `${'Constat'.repeat(400)} ${'https://example.org/'.repeat(100)} fin.`;
   assert.equal(phone(visit, `findings=${findings}`).record.findings, findings);

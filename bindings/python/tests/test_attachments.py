@@ -100,6 +100,11 @@ def test_captured_listed_exported_and_removed_on_the_device(env, tmp_path):
         out = tmp_path / "viewer.pdf"
         phone.export_attachment(form.id, str(out))
         assert read(out) == pdf_bytes(200_000)
+        # A place the app cannot write: the field and why, never the path.
+        with pytest.raises(vigie.VigieError.Validation) as refused:
+            phone.export_attachment(form.id, str(tmp_path / "gone" / "Aya Kouassi.pdf"))
+        assert (refused.value.field, refused.value.rule) == ("path", "the directory does not exist")
+        assert "Aya" not in str(refused.value)
         assert phone.read_attachment(voice.id) == read(note)
         # The sealed copy beside the store does not hold the bytes in the clear.
         sealed = path + ".attachments"

@@ -187,6 +187,15 @@ def test_bundles_and_conflicts_between_two_devices(env):
         with pytest.raises(vigie.VigieError.Authentication) as refused:
             tablet.import_bundle(back.bytes)
         assert "not a recipient" in str(refused.value)
+        # Recipients who may read none of the records (an area the phone holds nothing of):
+        # nobody's identity is wrong, the records may not go there.
+        with pytest.raises(vigie.VigieError.NotAllowed) as refused:
+            phone.export_bundle(0, [], [vigie.Recipient.HUB(), vigie.Recipient.AREA("CI-R2")])
+        assert "nothing to seal" in str(refused.value)
+        # A conflict settled at a path the record does not have: the path is not repeated.
+        with pytest.raises(vigie.VigieError.Conflict) as gone:
+            tablet.resolve_conflict(v.id, ["Aya Kouassi"], vigie.FieldValue.TEXT("x"))
+        assert "Aya" not in str(gone.value) and "the given field" in str(gone.value)
 
         # Altered on its way (the seal's last byte): damaged input, nothing stored.
         altered = bytearray(first.bytes)

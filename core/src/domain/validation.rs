@@ -45,6 +45,69 @@ pub(crate) fn require_text(field: &str, value: &str) -> Result<(), ValidationErr
     }
 }
 
+/// The longest name or other one-line field (a guardian, a household, an owner, a provider), in
+/// characters: a line of a list on a phone, not a page.
+pub const MAX_LINE_CHARS: usize = 120;
+
+/// The characters that reorder how the text around them displays: the bidirectional
+/// embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069). A name stored with
+/// one shows reversed in every list, and searching for what is shown finds nothing.
+pub fn is_direction_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `value` fits on one line of a list: at most `max_chars` characters, without a
+/// control character (a line break, NUL, a terminal's escape) or a direction control
+/// (`is_direction_control`). Empty passes: whether a field may be empty is its own rule.
+pub fn is_one_line(value: &str, max_chars: usize) -> bool {
+    value.chars().count() <= max_chars
+        && !value
+            .chars()
+            .any(|c| c.is_control() || is_direction_control(c))
+}
+
+/// The rule of a one-line field, for `ValidationError`s.
+fn one_line_rule(required: bool, max_chars: usize) -> String {
+    let from = if required { 1 } else { 0 };
+    format!(
+        "must be {from} to {max_chars} characters on one line, without control or text-direction characters"
+    )
+}
+
+/// A required one-line field (a name): not empty once trimmed, and `is_one_line` within
+/// `MAX_LINE_CHARS`.
+pub(crate) fn require_line(field: &str, value: &str) -> Result<(), ValidationError> {
+    require_text(field, value)?;
+    if !is_one_line(value, MAX_LINE_CHARS) {
+        return Err(ValidationError::new(
+            field,
+            one_line_rule(true, MAX_LINE_CHARS),
+        ));
+    }
+    Ok(())
+}
+
+/// An optional one-line field: empty, or `is_one_line` within `max_chars`.
+pub(crate) fn optional_line(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+) -> Result<(), ValidationError> {
+    if !is_one_line(value, max_chars) {
+        return Err(ValidationError::new(field, one_line_rule(false, max_chars)));
+    }
+    Ok(())
+}
+
+/// A code (of reference data, of a case): 1 to `MAX_CODE_CHARS` printable ASCII characters, no
+/// space. Codes are named in error fields and used as keys.
+pub fn valid_code(code: &str) -> bool {
+    !code.is_empty() && code.len() <= MAX_CODE_CHARS && code.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// The longest code, in characters.
+pub const MAX_CODE_CHARS: usize = 64;
+
 /// A count, an age or a number of hours: never negative.
 pub(crate) fn require_count(field: &str, value: i32) -> Result<(), ValidationError> {
     if value < 0 {

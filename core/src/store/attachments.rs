@@ -24,7 +24,7 @@ use crate::domain::attachment::{
 };
 use crate::domain::codes::RecordKind;
 use crate::domain::rights;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use automerge::Automerge;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -655,15 +655,21 @@ impl Store {
     }
 
     /// Decrypts an attachment into the file the app names (for a viewer or a share sheet),
-    /// written whole or not at all.
+    /// written whole or not at all. A destination that cannot be written is refused as a
+    /// `Validation` error on the field `path` that says why (its directory does not exist,
+    /// cannot be written, or it names a directory), never with the path itself: a file name
+    /// may be a child's.
     pub fn export_attachment(&self, id: Uuid, to: &Path) -> Result<()> {
         let mut reader = self.open_attachment(id)?;
+        if to.file_name().is_none() {
+            return Err(ValidationError::new("path", "must name a file").into());
+        }
         let temp = files::sidecar(to, ".partial");
         let result = (|| -> Result<()> {
-            let mut out = File::create(&temp)?;
+            let mut out = File::create(&temp).map_err(destination_problem)?;
             io::copy(&mut reader, &mut out)?;
             out.sync_all()?;
-            fs::rename(&temp, to)?;
+            fs::rename(&temp, to).map_err(destination_problem)?;
             files::sync_dir(files::parent_dir(to))?;
             Ok(())
         })();
@@ -672,6 +678,22 @@ impl Store {
         }
         result
     }
+}
+
+/// What is wrong with the file an attachment is exported to, as the app can act on it; any
+/// other failure stays an i/o error.
+fn destination_problem(e: io::Error) -> Error {
+    let rule = match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => "the directory does not exist",
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            "the directory cannot be written"
+        }
+        io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => {
+            "names a directory, not a file"
+        }
+        _ => return e.into(),
+    };
+    ValidationError::new("path", rule).into()
 }
 
 /// The plaintext bytes a partial download holds (whole segments).

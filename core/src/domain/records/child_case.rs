@@ -9,7 +9,10 @@ use crate::domain::codes::{
     Sex, WorstForm,
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
-use crate::domain::validation::{ValidationError, require_text};
+use crate::domain::validation::{
+    MAX_CODE_CHARS, MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, require_line,
+    valid_code,
+};
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -446,8 +449,32 @@ impl Record for ChildCase {
     }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
-        require_text("case_code", &self.case_code)?;
-        require_text("name", &self.name)?;
+        // A case code is a code, as the reference data's: it is searched by its tail, shown in
+        // every list and report, and written in file names of exports.
+        if !valid_code(&self.case_code) {
+            return Err(ValidationError::new(
+                "case_code",
+                format!("must be 1 to {MAX_CODE_CHARS} printable ASCII characters without spaces"),
+            ));
+        }
+        require_line("name", &self.name)?;
+        optional_line("guardian", &self.guardian, MAX_LINE_CHARS)?;
+        optional_line("household", &self.household, MAX_LINE_CHARS)?;
+        optional_line("activity", &self.activity, MAX_LINE_CHARS)?;
+        // No reference data lists tasks: each is a short label, as long as a code at most. The
+        // field is named without the task (typed by a person).
+        if self
+            .tasks
+            .iter()
+            .any(|t| t.trim().is_empty() || !is_one_line(t, MAX_CODE_CHARS))
+        {
+            return Err(ValidationError::new(
+                "tasks",
+                format!(
+                    "each task must be 1 to {MAX_CODE_CHARS} characters on one line, without control or text-direction characters"
+                ),
+            ));
+        }
         let mut dates = self.event_dates();
         dates.extend(self.date_of_birth.map(|d| ("date_of_birth".to_string(), d)));
         super::within_calendar(&dates)?;
@@ -511,7 +538,7 @@ impl Record for ChildCase {
             .pinned_referrals(self.captured_with.referral_services.as_ref())?
             .filter(|d| !d.providers.is_empty());
         for (id, r) in &self.referrals {
-            require_text(&format!("referrals.{id}.provider"), &r.provider)?;
+            require_line(&format!("referrals.{id}.provider"), &r.provider)?;
             if let Some(directory) = directory {
                 match directory.provider(&r.provider) {
                     None => {

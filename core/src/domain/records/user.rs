@@ -4,7 +4,7 @@
 use super::{Record, Version, record_identity, set_as_map};
 use crate::domain::codes::{RecordKind, Role};
 use crate::domain::reference::ReferenceData;
-use crate::domain::validation::{ValidationError, require_text};
+use crate::domain::validation::{MAX_LINE_CHARS, ValidationError, is_one_line, require_text};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -49,9 +49,10 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserProblem {
     /// Empty once trimmed, longer than `User::MAX_NAME_CHARS`, or with a control character (a
-    /// line break, a terminal's escape code).
+    /// line break, a terminal's escape code) or a text-direction control (the one-line rule
+    /// of every name, `validation::is_one_line`).
     #[error(
-        "a name is 1 to {} characters, on one line, without control characters",
+        "a name is 1 to {} characters, on one line, without control or text-direction characters",
         User::MAX_NAME_CHARS
     )]
     Name,
@@ -86,19 +87,15 @@ impl From<UserProblem> for ValidationError {
 }
 
 impl User {
-    /// The longest name, in characters.
-    pub const MAX_NAME_CHARS: usize = 120;
+    /// The longest name, in characters (that of every one-line field).
+    pub const MAX_NAME_CHARS: usize = MAX_LINE_CHARS;
 
     /// The rules a user record must pass when an administrator writes it (its role, areas,
     /// name, or its return to activity); `reference` is the reference data in force, whose
     /// area trees must name each area. A deactivation is never refused by them: it takes
     /// access away.
     pub fn check(&self, reference: &ReferenceData) -> Result<(), UserProblem> {
-        let name = self.name.trim();
-        if name.is_empty()
-            || self.name.chars().count() > User::MAX_NAME_CHARS
-            || self.name.chars().any(char::is_control)
-        {
+        if self.name.trim().is_empty() || !is_one_line(&self.name, User::MAX_NAME_CHARS) {
             return Err(UserProblem::Name);
         }
         if self.role == Role::Administrator && !self.areas.is_empty() {

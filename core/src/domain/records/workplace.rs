@@ -4,7 +4,9 @@ use super::{Record, Version, record_identity, record_pins, set_as_map};
 use crate::domain::area::{Area, GeoPoint};
 use crate::domain::codes::{Formality, RecordKind, ReferenceType};
 use crate::domain::reference::{ReferenceData, ReferencePins};
-use crate::domain::validation::{ValidationError, require_text};
+use crate::domain::validation::{
+    MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, require_line,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -87,7 +89,23 @@ impl Record for Workplace {
     }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
-        require_text("name", &self.name)?;
+        require_line("name", &self.name)?;
+        optional_line("owner_name", &self.owner_name, MAX_LINE_CHARS)?;
+        optional_line("owner_contact", &self.owner_contact, MAX_LINE_CHARS)?;
+        // Names or workplace ids, one line each; the field is named without the entry.
+        for (field, entries) in [("buyers", &self.buyers), ("suppliers", &self.suppliers)] {
+            if entries
+                .iter()
+                .any(|e| e.trim().is_empty() || !is_one_line(e, MAX_LINE_CHARS))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    format!(
+                        "each entry must be 1 to {MAX_LINE_CHARS} characters on one line, without control or text-direction characters"
+                    ),
+                ));
+            }
+        }
         let sectors = reference.pinned_sectors(self.captured_with.sectors.as_ref())?;
         if !sectors.iter().any(|s| s.code == self.sector) {
             return Err(ValidationError::new("sector", "unknown sector code"));

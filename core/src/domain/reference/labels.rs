@@ -89,10 +89,7 @@ impl Item {
 pub type Sector = Item;
 pub type ChecklistItem = Item;
 
-/// Codes are named in error fields and used as keys: short, printable ASCII, no spaces.
-pub(crate) fn valid_code(code: &str) -> bool {
-    !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_graphic())
-}
+pub(crate) use crate::domain::validation::valid_code;
 
 pub(crate) fn validate_items(
     field: &str,
