@@ -399,8 +399,11 @@ fn write_document(
     } = parts;
     // Index rows, alerts and the outbox's urgency follow the record's values, whatever
     // derivation the document holds (a merge or a resolution does not write one), with the
-    // reference data in force in this transaction.
-    record.derive(&reference_in(cache, tx));
+    // reference data in force in this transaction. A reference document derives nothing: the
+    // data is not reloaded for each one a first sync brings (each changes what is in force).
+    if kind != RecordKind::Reference {
+        record.derive(&reference_in(cache, tx));
+    }
     tx.prepare_cached(
         "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

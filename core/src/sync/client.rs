@@ -361,9 +361,11 @@ fn apply_response(
     }
     if let Some(profile) = &response.profile {
         // The user's role and areas as the hub holds them now, with the cursor they go
-        // with; the reference data in force now (trees received in this answer included).
-        let reference = crate::store::reference_in(merging.cache, tx);
-        apply_profile(tx, device, user, profile, &reference)?;
+        // with; the reference data in force now (trees received in this answer included),
+        // loaded only when the profile changed.
+        apply_profile(tx, device, user, profile, || {
+            crate::store::reference_in(merging.cache, tx)
+        })?;
     }
     remove_left(tx, &mut report)?;
     if response.reoffer {
@@ -413,20 +415,21 @@ fn apply_profile(
     device: Uuid,
     user: Uuid,
     profile: &UserProfile,
-    reference: &ReferenceData,
+    reference: impl FnOnce() -> std::sync::Arc<ReferenceData>,
 ) -> Result<()> {
     let known = sync_state::user_profile(tx)?;
     if known.as_ref() == Some(profile) {
         return Ok(());
     }
     if known.is_some() {
+        let reference = reference();
         let scope = Principal {
             device,
             user,
             role: profile.role,
             areas: profile.areas.iter().cloned().collect(),
         }
-        .scope(reference);
+        .scope(&reference);
         for row in queries::records_with_area(tx)? {
             if !scope.receives(row.kind, Some(&row.area)) {
                 sync_state::mark_left(tx, row.id)?;
