@@ -136,8 +136,8 @@ struct Uncompressed;
 /// ones), a shared report's switch, a period's dates (the overview's and the map's: parsed,
 /// and written as the page writes any date, or the default period's instead; digits and
 /// dashes beside a CSRF token masked anew on each page guess nothing).
-const NOT_REFLECTED: [&str; 8] = [
-    "page", "done", "table", "format", "personal", "shared", "from", "until",
+const NOT_REFLECTED: [&str; 9] = [
+    "page", "done", "table", "format", "personal", "shared", "from", "until", "list",
 ];
 
 /// Whether an answer may carry text the request brought (`compression`).

@@ -885,7 +885,12 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
         let scoped = view.scoped(&who);
         let page_no = page_number(q.page);
         let page = list_page(page_no);
-        let list = q.list.clone().unwrap_or_default();
+        // Only the lists there are: the page writes back no text the request brought
+        // (`NOT_REFLECTED`), so it may be compressed.
+        let list = match q.list.as_deref() {
+            Some(known @ ("due" | "overdue")) => known.to_string(),
+            _ => String::new(),
+        };
         let mut lines: Vec<CaseLine> = Vec::new();
         let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
             id: c.id,
