@@ -1768,7 +1768,10 @@ fn remove_dead_views() {
             continue;
         };
         let proc = std::path::Path::new("/proc");
-        if pid == std::process::id() || !proc.is_dir() || proc.join(pid.to_string()).exists() {
+        // A process that ended but was not reaped yet (a zombie) runs no more.
+        let runs = std::fs::read_to_string(proc.join(pid.to_string()).join("status"))
+            .is_ok_and(|status| !status.contains("\nState:\tZ"));
+        if pid == std::process::id() || !proc.is_dir() || runs {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {
