@@ -670,7 +670,7 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     assert_eq!(
         outcome,
         wire::PushOutcome::Refused {
-            reason: Refusal::UnknownReference
+            reason: Refusal::BreaksValidation
         }
     );
     let held: ChildCase = hub.get(case.id).unwrap();
@@ -695,7 +695,7 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     assert_eq!(
         outcome,
         wire::PushOutcome::Refused {
-            reason: Refusal::UnknownReference
+            reason: Refusal::BreaksValidation
         }
     );
     assert!(hub.get::<ChildCase>(new.id).is_err());

@@ -1833,7 +1833,7 @@ pub(crate) fn check_content(
     // set once, when it is created, to its country's own or the default ones (a phone that
     // has not yet received its country's keeps the default); never changed after.
     if !pins_kept(reference, from, to) {
-        return Err(Refusal::UnknownReference);
+        return Err(Refusal::BreaksValidation);
     }
     // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099,
     // or a phone whose clock runs days ahead.
