@@ -1055,12 +1055,17 @@ fn cases_by_code(
         }
         offset = offset.saturating_add(BATCH);
     }
+    Ok(rows_of(found, page))
+}
+
+/// The rows of `page` among every row found from the first.
+fn rows_of<T>(found: Vec<T>, page: Page) -> Vec<T> {
     let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    Ok(found
+    found
         .into_iter()
         .skip(skip)
         .take(usize::try_from(page.limit).unwrap_or(0))
-        .collect())
+        .collect()
 }
 
 /// The page `page` of the cases whose code `typed` names (`cases_by_code`), then of those whose
@@ -1097,12 +1102,7 @@ fn cases_by_code_or_name(
         }
         offset = offset.saturating_add(Page::MAX_LIMIT);
     }
-    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-    Ok(found
-        .into_iter()
-        .skip(skip)
-        .take(usize::try_from(page.limit).unwrap_or(0))
-        .collect())
+    Ok(rows_of(found, page))
 }
 
 pub struct Line2 {
