@@ -208,7 +208,8 @@ fn concurrent_edits_of_the_same_records_through_two_hubs_converge() {
                             },
                         );
                         done.followups.push((id, key));
-                        let value = format!("{} tour {round}", d.name);
+                        // One word: one device's field is the case code.
+                        let value = format!("{}-tour-{round}", d.name).replace(' ', "-");
                         *own_case_field(&mut c, i) = value.clone();
                         done.case_field.insert(id, value);
                         let marker = format!("[{}.{round}]", d.name);
