@@ -1159,6 +1159,14 @@ fn a_bundle_holds_only_records_every_recipient_may_read() {
         ],
     ));
     assert_eq!(recipient, "the recipients together");
+    // Two communities at once: no monitor of either may read the other's records, so the
+    // bundle would reach supervisors only; it is refused, naming the first area.
+    let recipient = nothing_for(supervisor.store.export_bundle(
+        0,
+        &[],
+        &[Recipient::Area(C01.into()), Recipient::Area(C02.into())],
+    ));
+    assert_eq!(recipient, C01);
     // Nothing changed since the mark: an empty bundle, as before.
     let mark = supervisor.store.last_change().unwrap();
     let (empty, _) = supervisor

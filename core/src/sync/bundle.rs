@@ -316,13 +316,28 @@ impl Store {
                     // bundle reaches its region's supervisor too), that may read it all.
                     let covering = reference.codes_containing(code);
                     let before = keys.len();
+                    // The devices of the area itself, and how many of them may read it all.
+                    let (mut own, mut own_reading) = (0, 0);
                     for certificate in directory
                         .iter()
                         .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
                     {
+                        let of_area = certificate.areas.iter().any(|a| a == code);
+                        own += usize::from(of_area);
                         if reads_all(&certificate.principal().scope(&reference))? {
+                            own_reading += usize::from(of_area);
                             keys.push(certificate.keys.agreement);
                         }
+                    }
+                    // The area's own devices would open none of it (records of other areas
+                    // beside its own): sealed to those above them only, it misses whom it names.
+                    if own > 0 && own_reading == 0 {
+                        return Err(IdentityError::NothingForRecipient {
+                            recipient: code.clone(),
+                            reason: "its devices may not read every record of the bundle: \
+                                     export a bundle for each area",
+                        }
+                        .into());
                     }
                     // An area no other device holds yet adds no one: the bundle still goes
                     // to the other recipients named (the hub, by default), else it is refused
