@@ -155,8 +155,15 @@ pub(crate) fn update_in<R: Record>(
     }
     record.derive(reference);
     record.validate(reference)?;
-    let stored: R = doc::read_record(&document, id)?;
-    crate::domain::records::events_not_after_today(&stored.event_dates(), &record.event_dates())?;
+    // Days after today only if some were set before: the stored record is read only then.
+    let dates = record.event_dates();
+    if dates
+        .iter()
+        .any(|(_, day)| *day > crate::domain::records::latest_event_day())
+    {
+        let stored: R = doc::read_record(&document, id)?;
+        crate::domain::records::events_not_after_today(&stored.event_dates(), &dates)?;
+    }
     // The user's own steps, as the hub will judge them: from the version the caller read (the
     // edit is made at it) to the record as the caller writes it. What changed meanwhile through
     // sync is someone else's step, merged (and shown as a conflict if both set a field).
@@ -221,27 +228,23 @@ fn carry_over_one(
 ) -> Result<()> {
     let (_, document) = load_for::<ChildCase>(tx, id, write.actor)?;
     let held: ChildCase = doc::read_record_at(&document, id, before)?;
+    let arrived = document.get_changes_meta(before);
     // The merge's own change: the first after `before` that names a case, read at its
     // dependencies (the duplicate as the merge took it).
-    let merge_deps = document
-        .get_changes_meta(before)
-        .into_iter()
+    let merge_deps = arrived
+        .iter()
         .find(|change| {
             doc::merged_into_of(&document, Some(&[change.hash])).is_some()
                 && doc::merged_into_of(&document, Some(&change.deps)).is_none()
         })
-        .map(|change| change.deps);
+        .map(|change| change.deps.clone());
     let Some(merge_deps) = merge_deps else {
         return Ok(());
     };
     // Only a device that made some of what the merge missed brings it over: another that held
     // it (relayed by a peer) would bring back, after the supervisor removed it from the kept
     // case, what its maker already brought.
-    let after_held: HashSet<ChangeHash> = document
-        .get_changes_meta(before)
-        .into_iter()
-        .map(|c| c.hash)
-        .collect();
+    let after_held: HashSet<ChangeHash> = arrived.iter().map(|c| c.hash).collect();
     let own_missed = document
         .get_changes_meta(&merge_deps)
         .into_iter()
