@@ -1871,14 +1871,7 @@ fn pins_kept(reference: &ReferenceData, from: Option<&TypedRecord>, to: &TypedRe
         return true;
     };
     let country = to.area().map(|a| a.country.as_str());
-    [
-        ReferenceType::CountryProfile,
-        ReferenceType::Sectors,
-        ReferenceType::ReferralServices,
-        ReferenceType::AdministrativeAreas,
-    ]
-    .into_iter()
-    .all(|ty| match pins.get(ty) {
+    ReferenceType::ALL.into_iter().all(|ty| match pins.get(ty) {
         None => true,
         Some(pin) => {
             Some(pin.key.as_str()) == country
