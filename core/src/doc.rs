@@ -504,33 +504,41 @@ pub fn read_stored<R: Record>(id: Uuid, stored: Vec<u8>) -> Result<R> {
     read_record(&crate::codec::load_stored(id, stored)?, id)
 }
 
-/// `base` with every version of the stored reference documents given as `(id, stored bytes)`.
-/// A document that does not read is left out rather than failing the caller: the data it
-/// would add is not in force, and records that name its versions say so when validated. A
-/// version cut into parts is in force once every part is here. Only the latest version of an
-/// area tree keeps its outlines (the map draws it; records are checked against codes).
-pub fn with_published(
-    base: &ReferenceData,
-    stored: impl IntoIterator<Item = (Uuid, Vec<u8>)>,
-) -> ReferenceData {
+/// Adds to `data` every version of the reference documents `ids`, read through `stored` (a
+/// document's stored bytes by id, `None` if it is not there). A document that does not read is
+/// left out rather than failing the caller: the data it would add is not in force, and records
+/// that name its versions say so when validated. A version cut into parts is in force once
+/// every part is here (the others are read by id: a new part completes a version whose first
+/// parts were read before). Only the latest version of an area tree keeps its outlines (the
+/// map draws it; records are checked against codes). A version `data` knows is not read again:
+/// versions never change.
+pub fn add_published(
+    data: &mut ReferenceData,
+    ids: &[Uuid],
+    stored: &mut dyn FnMut(Uuid) -> Result<Option<Vec<u8>>>,
+) -> Result<()> {
     use crate::domain::codes::ReferenceType;
     use crate::domain::reference::Published;
-    use std::collections::{BTreeMap, HashMap};
-    let mut data = base.clone();
+    use std::collections::BTreeMap;
     // Parts are read once every document has been seen, one version at a time, so that only
     // one version's text is held at once.
-    let mut held: HashMap<Uuid, Vec<u8>> = HashMap::new();
     let mut split: BTreeMap<(ReferenceType, String, u32), u32> = BTreeMap::new();
-    for (id, bytes) in stored {
-        let Ok(document) = crate::codec::load_stored(id, bytes.clone()) else {
+    for &id in ids {
+        let Some(bytes) = stored(id)? else {
+            continue;
+        };
+        let Ok(document) = crate::codec::load_stored(id, bytes) else {
             continue;
         };
         let Ok(record) = read_record::<ReferenceDocument>(&document, id) else {
             continue;
         };
         drop(document);
-        let mut parted = false;
+        let known = data.versions(record.reference_type, &record.key);
         for (version, published) in &record.versions {
+            if known.contains(version) {
+                continue;
+            }
             if published.is_whole() {
                 if let Some(content) = published.content() {
                     data.add_published_content(
@@ -541,23 +549,18 @@ pub fn with_published(
                     );
                 }
             } else {
-                parted = true;
                 split.insert(
                     (record.reference_type, record.key.clone(), *version),
                     published.parts,
                 );
             }
         }
-        if parted {
-            held.insert(id, bytes);
-        }
     }
     for ((ty, key, version), parts) in split {
         let mut read = Vec::new();
         for part in 1..=parts {
             let id = ReferenceDocument::id_for_version(ty, &key, version, part);
-            let published: Option<Published> = held
-                .remove(&id)
+            let published: Option<Published> = stored(id)?
                 .and_then(|bytes| read_stored::<ReferenceDocument>(id, bytes).ok())
                 .filter(|r| r.reference_type == ty && r.key == key)
                 .and_then(|mut r| r.versions.remove(&version));
@@ -572,7 +575,7 @@ pub fn with_published(
         }
     }
     data.drop_old_outlines();
-    data
+    Ok(())
 }
 
 /// Reads the record a document held at `heads` (an earlier version). The state at those heads

@@ -13,6 +13,7 @@ use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Scope;
 use crate::error::Result;
 use automerge::{Automerge, ChangeHash};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 
@@ -136,6 +137,14 @@ pub trait HubTransaction {
     /// holds (area trees decide what a principal's codes cover; records are validated against
     /// the versions they were captured with).
     fn reference(&mut self) -> Result<Arc<ReferenceData>>;
+
+    /// Waits until no other transaction is publishing reference data, and keeps others from
+    /// publishing until this one ends: a version number is the latest plus one, so two hub
+    /// processes sharing a backend must not both read the same latest. One writer at a time
+    /// (the embedded store) needs nothing more.
+    fn hold_publications(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Records `scope` receives (`Scope::receives`) whose last change is in `(after, upto]`, in
     /// change order, at most `limit`.
@@ -262,17 +271,36 @@ pub trait HubStorage {
 /// every publication and every reference document received, whatever path wrote it.
 pub type ReferenceMarker = (i64, i64);
 
+/// Where a backend keeps its reference documents, as `ReferenceCache` reads them.
+pub trait ReferenceSource {
+    /// Every stored reference document, with the position of its latest change.
+    fn listing(&mut self) -> Result<Vec<(Uuid, i64)>>;
+    /// A reference document's stored bytes (`None` if there is none by that id).
+    fn document(&mut self, id: Uuid) -> Result<Option<Vec<u8>>>;
+}
+
 /// The reference data in force for a backend: its configured data under every version of the
 /// published reference documents it holds, reloaded only when those change (`ReferenceMarker`).
 pub struct ReferenceCache {
     base: ReferenceData,
-    loaded: Mutex<(Option<ReferenceMarker>, Arc<ReferenceData>)>,
+    loaded: Mutex<Loaded>,
+}
+
+struct Loaded {
+    marker: Option<ReferenceMarker>,
+    data: Arc<ReferenceData>,
+    /// The documents `data` holds, each at the position of the change it was read at.
+    read: HashMap<Uuid, i64>,
 }
 
 impl ReferenceCache {
     pub fn new(base: ReferenceData) -> ReferenceCache {
         ReferenceCache {
-            loaded: Mutex::new((None, Arc::new(base.clone()))),
+            loaded: Mutex::new(Loaded {
+                marker: None,
+                data: Arc::new(base.clone()),
+                read: HashMap::new(),
+            }),
             base,
         }
     }
@@ -282,19 +310,42 @@ impl ReferenceCache {
         &self.base
     }
 
-    /// The data in force at `marker`: loaded from the stored reference documents `documents`
-    /// returns (`(id, stored bytes)`), unless they were loaded at that marker already.
+    /// The data in force at `marker`, unless it was loaded at that marker already. Published
+    /// versions never change, so only the documents new or changed since the last load are
+    /// read, on top of what it loaded: a publication or a version received costs its own
+    /// documents, not every version a hub has kept for years. A document gone since (a hub
+    /// restored from a backup) loads everything again.
     pub fn get(
         &self,
         marker: ReferenceMarker,
-        documents: impl FnOnce() -> Result<Vec<(Uuid, Vec<u8>)>>,
+        source: &mut dyn ReferenceSource,
     ) -> Result<Arc<ReferenceData>> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if loaded.0 != Some(marker) {
-            let data = crate::doc::with_published(&self.base, documents()?);
-            *loaded = (Some(marker), Arc::new(data));
+        if loaded.marker == Some(marker) {
+            return Ok(loaded.data.clone());
         }
-        Ok(loaded.1.clone())
+        let listing: HashMap<Uuid, i64> = source.listing()?.into_iter().collect();
+        let from_scratch =
+            loaded.marker.is_none() || loaded.read.keys().any(|id| !listing.contains_key(id));
+        let (mut data, mut wanted): (ReferenceData, Vec<Uuid>) = if from_scratch {
+            (self.base.clone(), listing.keys().copied().collect())
+        } else {
+            let changed = listing
+                .iter()
+                .filter(|(id, seq)| loaded.read.get(*id) != Some(*seq))
+                .map(|(id, _)| *id)
+                .collect();
+            (loaded.data.as_ref().clone(), changed)
+        };
+        // In a stable order: a version's parts are then read in one go, whatever the listing.
+        wanted.sort_unstable();
+        crate::doc::add_published(&mut data, &wanted, &mut |id| source.document(id))?;
+        *loaded = Loaded {
+            marker: Some(marker),
+            data: Arc::new(data),
+            read: listing,
+        };
+        Ok(loaded.data.clone())
     }
 
     /// The data loaded last (the configured data before any load).
@@ -302,7 +353,7 @@ impl ReferenceCache {
         self.loaded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .1
+            .data
             .clone()
     }
 }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use vigie_core::codec::{self, sealed};
 use vigie_core::doc::{self, ChangeAuthor};
 use vigie_core::identity::HubKey;
-use vigie_core::storage::{Appended, HeldAttachment, ReferenceCache};
+use vigie_core::storage::{Appended, HeldAttachment, ReferenceCache, ReferenceSource};
 use vigie_core::sync::{
     Certifier, ChangedRecord, Departure, DeviceRegistry, ErasedHistory, HubError, HubLimits,
     HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
@@ -516,16 +516,36 @@ fn reference_in(
             &[],
         )
         .map_err(storage_error)?;
-    cache.get((row.get(0), row.get(1)), || {
-        tx.query("SELECT id, doc FROM records WHERE kind = 5", &[])
+    cache.get(
+        (row.get(0), row.get(1)),
+        &mut PublishedDocuments { sealer, tx },
+    )
+}
+
+/// The reference documents of a PostgreSQL hub, opened with its key.
+struct PublishedDocuments<'s, 't> {
+    sealer: &'s Sealer,
+    tx: &'s mut CachedTransaction<'t>,
+}
+
+impl ReferenceSource for PublishedDocuments<'_, '_> {
+    fn listing(&mut self) -> Result<Vec<(Uuid, i64)>> {
+        Ok(self
+            .tx
+            .query("SELECT id, last_seq FROM records WHERE kind = 5", &[])
             .map_err(storage_error)?
             .iter()
-            .map(|row| {
-                let id: Uuid = row.get(0);
-                Ok((id, sealer.open(Sealed::Document, id, row.get(1))?))
-            })
-            .collect()
-    })
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
+    fn document(&mut self, id: Uuid) -> Result<Option<Vec<u8>>> {
+        self.tx
+            .query_opt("SELECT doc FROM records WHERE id = $1 AND kind = 5", &[&id])
+            .map_err(storage_error)?
+            .map(|row| self.sealer.open(Sealed::Document, id, row.get(0)))
+            .transpose()
+    }
 }
 
 impl Postgres {

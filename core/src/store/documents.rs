@@ -14,7 +14,7 @@ use crate::domain::records::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::error::{Error, Result, ValidationError};
-use crate::storage::{ReferenceCache, ReferenceMarker};
+use crate::storage::{ReferenceCache, ReferenceMarker, ReferenceSource};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -693,7 +693,10 @@ impl TypedRecord {
 /// Rebuilds every index row from the documents (used by migrations that add an index), with
 /// the derived fields computed from the values and `base` under the published reference data.
 pub(crate) fn reindex_all(tx: &Transaction, base: &ReferenceData) -> Result<()> {
-    let reference = doc::with_published(base, reference_documents(tx)?);
+    let mut reference = base.clone();
+    let mut source = StoredReference(tx);
+    let ids: Vec<Uuid> = source.listing()?.into_iter().map(|(id, _)| id).collect();
+    doc::add_published(&mut reference, &ids, &mut |id| source.document(id))?;
     let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
         .prepare("SELECT rowid, id, kind, doc FROM records")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -1049,7 +1052,7 @@ pub(crate) fn commit_merge(
 pub(crate) fn reference_in(cache: &ReferenceCache, conn: &Connection) -> Arc<ReferenceData> {
     match reference_marker(conn) {
         Ok(marker) => cache
-            .get(marker, || reference_documents(conn))
+            .get(marker, &mut StoredReference(conn))
             .unwrap_or_else(|_| cache.last()),
         Err(_) => cache.last(),
     }
@@ -1063,20 +1066,32 @@ fn reference_marker(conn: &Connection) -> Result<ReferenceMarker> {
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
-/// The stored reference documents, as `(id, stored bytes)`.
-fn reference_documents(conn: &Connection) -> Result<Vec<(Uuid, Vec<u8>)>> {
-    let mut stmt = conn.prepare_cached("SELECT id, doc FROM records WHERE kind = 5")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
-    let mut documents = Vec::new();
-    for row in rows {
-        let (id, stored) = row?;
-        if let Ok(id) = Uuid::from_slice(&id) {
-            documents.push((id, stored));
+/// The reference documents of an embedded store.
+pub(crate) struct StoredReference<'c>(pub &'c Connection);
+
+impl ReferenceSource for StoredReference<'_> {
+    fn listing(&mut self) -> Result<Vec<(Uuid, i64)>> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT id, last_seq FROM records WHERE kind = 5")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut listing = Vec::new();
+        for row in rows {
+            let (id, seq) = row?;
+            if let Ok(id) = Uuid::from_slice(&id) {
+                listing.push((id, seq));
+            }
         }
+        Ok(listing)
     }
-    Ok(documents)
+
+    fn document(&mut self, id: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT doc FROM records WHERE id = ?1 AND kind = 5")?
+            .query_row([id.as_bytes()], |r| r.get(0))
+            .optional()?)
+    }
 }
 
 #[cfg(test)]
@@ -1094,6 +1109,177 @@ mod tests {
 
     fn date(day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 5, day).unwrap()
+    }
+
+    /// Reads the stored reference documents, noting each one read.
+    struct Counted<'c> {
+        stored: StoredReference<'c>,
+        read: Vec<Uuid>,
+    }
+
+    impl ReferenceSource for Counted<'_> {
+        fn listing(&mut self) -> Result<Vec<(Uuid, i64)>> {
+            self.stored.listing()
+        }
+
+        fn document(&mut self, id: Uuid) -> Result<Option<Vec<u8>>> {
+            self.read.push(id);
+            self.stored.document(id)
+        }
+    }
+
+    /// A country's tree long enough to be published in parts (its districts' outlines).
+    fn long_tree(label: &str) -> crate::domain::reference::ReferenceContent {
+        use crate::domain::reference::{AreaNode, Labels, Outline};
+        let districts = (1..=20)
+            .map(|d| {
+                let code = format!("CI-R1-D{d}");
+                let community = AreaNode::new(
+                    &format!("{code}-C01"),
+                    Labels::fr_en("Village", "Village"),
+                    vec![],
+                );
+                let mut district =
+                    AreaNode::new(&code, Labels::fr_en(&code, &code), vec![community]);
+                let ring = (0..Outline::MAX_POINTS)
+                    .map(|i| {
+                        let angle = i as f64 / Outline::MAX_POINTS as f64 * std::f64::consts::TAU;
+                        let micro = |x: f64| (x * 1e6).round() / 1e6;
+                        [
+                            micro(-6.0 + d as f64 * 0.04 + 0.017_431 * angle.cos()),
+                            micro(6.0 + 0.017_431 * angle.sin()),
+                        ]
+                    })
+                    .collect();
+                district.outline = Outline(vec![ring]);
+                district
+            })
+            .collect();
+        let region = AreaNode::new("CI-R1", Labels::fr_en("Région", "Region"), districts);
+        crate::domain::reference::ReferenceContent::AdministrativeAreas(AreaNode::new(
+            "CI",
+            Labels::fr_en(label, label),
+            vec![region],
+        ))
+    }
+
+    #[test]
+    fn reference_data_is_loaded_again_from_the_documents_new_since_the_last_load_only() {
+        use crate::domain::records::ReferenceDocument;
+        use crate::store::{Encryption, Store, StoreConfig, StoreRole};
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut hub = Store::open(
+            StoreConfig::new(
+                dir.path().join("hub.db"),
+                Encryption::Unencrypted,
+                Uuid::now_v7(),
+            )
+            .role(StoreRole::Hub),
+        )
+        .unwrap();
+        let base = ReferenceData::builtin();
+        let cache = ReferenceCache::new(base.clone());
+        let load = |hub: &Store, cache: &ReferenceCache| {
+            let mut counted = Counted {
+                stored: StoredReference(&hub.conn),
+                read: Vec::new(),
+            };
+            let marker = reference_marker(&hub.conn).unwrap();
+            let data = cache.get(marker, &mut counted).unwrap();
+            (data, counted.read)
+        };
+        let from_scratch = |hub: &Store| load(hub, &ReferenceCache::new(base.clone())).0;
+        let parts_of = |version: u32| -> Vec<Uuid> {
+            (0..=3)
+                .map(|part| {
+                    ReferenceDocument::id_for_version(
+                        ReferenceType::AdministrativeAreas,
+                        "CI",
+                        version,
+                        part,
+                    )
+                })
+                .collect()
+        };
+
+        assert_eq!(hub.publish_reference("CI", long_tree("v1")).unwrap(), 1);
+        let (first, read) = load(&hub, &cache);
+        assert_eq!(first, from_scratch(&hub));
+        // Each of its parts, then each again to put them together.
+        assert_eq!(read.len(), 4, "{read:?}");
+        assert_eq!(
+            first.latest_version(ReferenceType::AdministrativeAreas, "CI"),
+            Some(1)
+        );
+
+        // A new version: only its own documents are read, and the data is what a load from
+        // scratch gives (the old version's outlines dropped).
+        assert_eq!(hub.publish_reference("CI", long_tree("v2")).unwrap(), 2);
+        let (second, read) = load(&hub, &cache);
+        assert!(!read.is_empty());
+        assert!(read.iter().all(|id| parts_of(2).contains(id)), "{read:?}");
+        assert_eq!(second, from_scratch(&hub));
+        let old = second
+            .area_tree_at(&crate::domain::reference::Pin::new("CI", 1))
+            .unwrap();
+        assert!(old.find("CI-R1-D3").unwrap().outline.is_empty());
+        assert!(
+            !second
+                .area_tree("CI")
+                .unwrap()
+                .find("CI-R1-D3")
+                .unwrap()
+                .outline
+                .is_empty()
+        );
+        let (again, read) = load(&hub, &cache);
+        assert!(Arc::ptr_eq(&again, &second) && read.is_empty());
+
+        // A version whose last part arrives after the others (a page of a sync ends between
+        // them) comes into force when it does, reading that version's parts only.
+        assert_eq!(hub.publish_reference("CI", long_tree("v3")).unwrap(), 3);
+        let last_part = parts_of(3)[2];
+        let held: (i64, Vec<u8>, Vec<u8>, i64) = hub
+            .conn
+            .query_row(
+                "SELECT kind, doc, heads, last_seq FROM records WHERE id = ?1",
+                [last_part.as_bytes()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        hub.conn
+            .execute("DELETE FROM records WHERE id = ?1", [last_part.as_bytes()])
+            .unwrap();
+        let (partial, _) = load(&hub, &cache);
+        assert_eq!(
+            partial.latest_version(ReferenceType::AdministrativeAreas, "CI"),
+            Some(2)
+        );
+        hub.conn
+            .execute(
+                "INSERT INTO records (id, kind, doc, heads, last_seq) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![last_part.as_bytes(), held.0, held.1, held.2, held.3 + 1000],
+            )
+            .unwrap();
+        let (third, read) = load(&hub, &cache);
+        assert_eq!(
+            third.latest_version(ReferenceType::AdministrativeAreas, "CI"),
+            Some(3)
+        );
+        assert!(read.iter().all(|id| parts_of(3).contains(id)), "{read:?}");
+        assert_eq!(third, from_scratch(&hub));
+
+        // A document gone since the last load (a hub restored from a backup): all again.
+        hub.conn
+            .execute("DELETE FROM records WHERE id = ?1", [last_part.as_bytes()])
+            .unwrap();
+        let (fourth, read) = load(&hub, &cache);
+        assert!(read.iter().any(|id| parts_of(1).contains(id)));
+        assert_eq!(fourth, from_scratch(&hub));
+        assert_eq!(
+            fourth.latest_version(ReferenceType::AdministrativeAreas, "CI"),
+            Some(2)
+        );
     }
 
     /// A record's document: written on one replica, then edited on two at once (each field in
