@@ -462,17 +462,17 @@ fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() 
     let mut low = bf_profile();
     low.thresholds.minimum_age = 13;
     let (field, _) = validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(low)));
-    assert_eq!(field, "content.minimum_age");
+    assert_eq!(field, "country_profile.minimum_age");
     let mut light = bf_profile();
     light.thresholds.light_work_min_age = 11;
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(light)));
-    assert_eq!(field, "content.light_work_min_age");
+    assert_eq!(field, "country_profile.light_work_min_age");
     let mut hazardous = bf_profile();
     hazardous.thresholds.hazardous_work_age = 15;
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(hazardous)));
-    assert_eq!(field, "content.hazardous_work_age");
+    assert_eq!(field, "country_profile.hazardous_work_age");
     let mut twice = bf_profile();
     twice
         .thresholds
@@ -480,7 +480,7 @@ fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() 
         .push(twice.thresholds.hazardous_work[0].clone());
     let (field, _) =
         validation(hub.publish_reference("BF", ReferenceContent::CountryProfile(twice)));
-    assert_eq!(field, "content.hazardous_work.gold_panning");
+    assert_eq!(field, "country_profile.hazardous_work.gold_panning");
     let (field, _) =
         validation(hub.publish_reference("C@1", ReferenceContent::CountryProfile(bf_profile())));
     assert_eq!(field, "key");
@@ -782,7 +782,7 @@ fn labels_fall_back_by_language_and_a_language_is_added_as_data() {
         labels: Labels::default().with("fr", "X").with("Français!", "X"),
     }];
     let (field, _) = validation(hub.publish_reference("default", ReferenceContent::Sectors(bad)));
-    assert_eq!(field, "content.x.labels");
+    assert_eq!(field, "sectors.x.labels");
 }
 
 #[test]
@@ -894,7 +894,7 @@ fn area_trees_answer_lookups_and_check_the_areas_of_new_records() {
         .push(AreaNode::new("X", Labels::fr_en("X", "X"), vec![]));
     let (field, _) =
         validation(hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(deep)));
-    assert_eq!(field, "content");
+    assert_eq!(field, "administrative_areas");
     let mut twice = ci_areas();
     twice.children[0].children[1].children.push(AreaNode::new(
         "CI-R1-D1-C01",
@@ -903,7 +903,7 @@ fn area_trees_answer_lookups_and_check_the_areas_of_new_records() {
     ));
     let (field, _) =
         validation(hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(twice)));
-    assert_eq!(field, "content.CI-R1-D1-C01");
+    assert_eq!(field, "administrative_areas.CI-R1-D1-C01");
 }
 
 #[test]
@@ -1296,7 +1296,7 @@ fn area_outlines_are_optional_and_checked() {
         too_many.as_str(),
     ] {
         let e = ReferenceFile::parse(&tree(bad)).expect_err("a bad outline");
-        assert_eq!(e.field, "content.CI-R1.outline", "{bad}: {e}");
+        assert_eq!(e.field, "administrative_areas.CI-R1.outline", "{bad}: {e}");
     }
 }
 
@@ -1332,7 +1332,7 @@ fn an_area_tree_reusing_another_country_s_code_is_refused() {
         ReferenceContent::AdministrativeAreas(tree("CI-R1-D2")),
     ) {
         Err(Error::Validation(e)) => {
-            assert_eq!(e.field, "content.CI-R1-D2");
+            assert_eq!(e.field, "administrative_areas.CI-R1-D2");
             assert!(e.rule.contains("CI"), "{e:?}");
         }
         other => panic!("{other:?}"),
@@ -1593,19 +1593,31 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
             &|f: &mut serde_json::Value| f["sectors"] = serde_json::json!([]),
             "sectors",
         ),
+        // A rule of the conventions names the field where it stands in the file too.
+        (
+            &|f: &mut serde_json::Value| f["country_profile"]["hazardous_work_age"] = 12.into(),
+            "country_profile.hazardous_work_age",
+        ),
+        (
+            &|f: &mut serde_json::Value| {
+                f["country_profile"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("night_work_is_hazardous");
+            },
+            "country_profile.night_work_is_hazardous",
+        ),
+        (
+            &|f: &mut serde_json::Value| {
+                f["country_profile"].as_object_mut().unwrap().remove("name");
+            },
+            "country_profile.name",
+        ),
     ] {
         let e = file(edit).expect_err(field);
         assert_eq!(e.field, field, "{e}");
         assert!(!e.rule.contains("15.5") && !e.rule.contains("-1"), "{e}");
     }
-    let e = file(&|f| {
-        f["country_profile"]
-            .as_object_mut()
-            .unwrap()
-            .remove("night_work_is_hazardous");
-    })
-    .expect_err("a missing field");
-    assert!(e.rule.contains("night_work_is_hazardous"), "{e}");
     // Devices read published content leniently: a newer hub's field is ignored.
     let mut newer = profile.clone();
     newer["country_profile"]["school_calendar"] = "september".into();

@@ -35,7 +35,9 @@ use vigie_core::sync::{
     HubStorage, HubTransaction, LogEntry, Principal, QuarantineView, Quarantined, RecordWrite,
     RegisteredDevice, Scope, StoredRecord,
 };
-use vigie_core::{Area, Error, RecordKind, ReferenceData, ReferenceFile, Result, Store, User};
+use vigie_core::{
+    Area, Error, RecordKind, ReferenceContent, ReferenceData, ReferenceFile, Result, Store, User,
+};
 
 /// Opens the pool's connections, each with the statements it will have prepared.
 pub(crate) struct Manager(postgres::Config);
@@ -225,6 +227,8 @@ impl CachedTransaction<'_> {
 
 /// The lock that orders change numbers (any constant shared by every hub process).
 const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
+/// The lock that lets one process at a time publish reference data (`hold_publications`).
+const PUBLISH_LOCK: i64 = 0x7669_6769_6570_7562; // "vigiepub"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. A shipped
@@ -1271,6 +1275,13 @@ impl HubTransaction for PgTransaction<'_> {
         Ok(())
     }
 
+    fn hold_publications(&mut self) -> Result<()> {
+        self.tx
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&PUBLISH_LOCK])
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     fn high_water(&mut self) -> Result<i64> {
         Ok(self
             .tx
@@ -1284,7 +1295,31 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn reference(&mut self) -> Result<Arc<ReferenceData>> {
-        reference_in(self.reference, self.sealer, &mut self.tx)
+        let committed = reference_in(self.reference, self.sealer, &mut self.tx)?;
+        // Reference documents this transaction wrote are in force in it (a publication's
+        // second file is checked against its first), though they reach the table and the
+        // marker only at the commit.
+        let mut ids: Vec<Uuid> = self
+            .written
+            .iter()
+            .filter(|(_, record)| record.kind == RecordKind::Reference)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(committed);
+        }
+        ids.sort_unstable();
+        let mut data = committed.as_ref().clone();
+        let written = &self.written;
+        let mut stored = PublishedDocuments {
+            sealer: self.sealer,
+            tx: &mut self.tx,
+        };
+        doc::add_published(&mut data, &ids, &mut |id| match written.get(&id) {
+            Some(record) => Ok(Some(record.document.clone())),
+            None => stored.document(id),
+        })?;
+        Ok(Arc::new(data))
     }
 
     fn changed(
@@ -2091,19 +2126,12 @@ impl Backend for Postgres {
             user: crate::HUB_ADMIN,
             device: crate::HUB_ADMIN,
         };
+        let files: Vec<(&str, &ReferenceContent)> = files
+            .iter()
+            .map(|file| (file.key.as_str(), &file.content))
+            .collect();
         self.storage().in_transaction(&mut |tx| {
-            files
-                .iter()
-                .map(|file| {
-                    vigie_core::sync::publish_reference(
-                        tx,
-                        &self.actor,
-                        author,
-                        &file.key,
-                        &file.content,
-                    )
-                })
-                .collect()
+            vigie_core::sync::publish_references(tx, &self.actor, author, &files)
         })
     }
 }

@@ -582,6 +582,83 @@ fn reference_data_is_published_and_listed_with_the_cli() {
     assert!(!lines.iter().any(|l| l["key"] == "BF"), "{listed}");
 }
 
+/// Publications at the same moment (two administrators, or two hub processes sharing one
+/// PostgreSQL database) each get a version of their own: none fails on the number another
+/// took. The files of one publication that clash with each other are named by the error.
+#[test]
+fn publications_at_the_same_moment_each_get_their_own_version() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    common::reference::publish(&data, &[common::reference::SAMPLE_AREAS]);
+    let publish_args = |files: &[&std::path::Path]| {
+        let mut args = vec![
+            "reference".to_string(),
+            "publish".into(),
+            "--data".into(),
+            data.to_str().unwrap().into(),
+        ];
+        args.extend(database_args(&data));
+        args.extend(files.iter().map(|f| f.to_str().unwrap().to_string()));
+        args
+    };
+    let files: Vec<std::path::PathBuf> = (0..4)
+        .map(|i| {
+            let path = dir.path().join(format!("sectors-{i}.json"));
+            let file = serde_json::json!({"key": "CI", "sectors": [
+                {"code": format!("cocoa_{i}"), "labels": {"fr": "Cacao", "en": "Cocoa"}},
+            ]});
+            std::fs::write(&path, file.to_string()).unwrap();
+            path
+        })
+        .collect();
+    let versions: Vec<u64> = std::thread::scope(|scope| {
+        let running: Vec<_> = files
+            .iter()
+            .map(|file| {
+                let args = publish_args(&[file]);
+                scope.spawn(move || {
+                    let out = vigie_output(&args.iter().map(String::as_str).collect::<Vec<_>>());
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                    line["version"].as_u64().unwrap()
+                })
+            })
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut sorted = versions.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 4, "{versions:?}");
+    assert_eq!(sorted[3] - sorted[0], 3, "{versions:?}");
+
+    // Two new countries' trees sharing a code, in one publication: refused, naming the file.
+    let tree = |country: &str, shared: &str| {
+        let path = dir.path().join(format!("areas-{country}.json"));
+        let file = serde_json::json!({"key": country, "administrative_areas": {
+            "code": country, "labels": {"fr": country},
+            "children": [{"code": shared, "labels": {"fr": "Région"}}],
+        }});
+        std::fs::write(&path, file.to_string()).unwrap();
+        path
+    };
+    let (bf, gh) = (tree("BF", "XX-R1"), tree("GH", "XX-R1"));
+    let args = publish_args(&[&bf, &gh]);
+    let out = vigie_output(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("administrative_areas.XX-R1")
+            && error.contains("tree of BF")
+            && error.contains("administrative_areas GH"),
+        "{error}"
+    );
+}
+
 /// A hub serves a country's records only once its area tree is published, and gives no one an
 /// area its trees do not name: on a hub without a tree, a user with an area is refused, with the
 /// way out; once the tree is published the same user is added and their records go in.

@@ -38,9 +38,11 @@ pub struct HubReader {
 impl Store {
     /// Opens a reader of this store's file (see `HubReader`).
     pub fn hub_reader(&self) -> Result<HubReader> {
-        let conn = schema::open_connection(self.path(), &self.ctx.encryption)?;
-        // The writer migrated the file when it opened it; a reader never writes.
+        let mut conn = schema::open_connection(self.path(), &self.ctx.encryption)?;
+        // The writer migrated the file when it opened it; a reader never writes, and never
+        // takes the write lock.
         conn.execute_batch("PRAGMA query_only = ON;")?;
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Deferred);
         Ok(HubReader {
             conn,
             path: self.path().to_path_buf(),

@@ -60,7 +60,7 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     // close stores together, never when no store closes meanwhile. Applying a key writes
     // nothing, so a refused one is applied again on a fresh connection.
     let mut attempt = 0;
-    let conn = loop {
+    let mut conn = loop {
         attempt += 1;
         // SQLite's message names the path, which may name a person (a profile's directory):
         // the error says what failed without it.
@@ -117,6 +117,12 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     // prepared them all again, a fifth of a narrowed scope's time on the phone. The store runs
     // about 80 statements in all; a prepared one costs a few KiB.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    // A transaction that writes takes the write lock when it begins: begun deferred, it reads
+    // first, and when another process (the hub's command line beside `vigie serve`, two
+    // administrators) has written meanwhile it cannot write on top of what it read and fails
+    // at once with "database is locked", whatever `busy_timeout` says. Taken at the start, it
+    // waits its turn. A connection that only reads begins deferred (`HubReader`).
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
 }
 

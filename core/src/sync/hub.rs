@@ -757,6 +757,7 @@ pub fn publish_reference(
     content: &ReferenceContent,
 ) -> Result<u32> {
     content.validate()?;
+    tx.hold_publications()?;
     let reference = tx.reference()?;
     codes_unique_across_countries(&reference, key, content)?;
     let ty = content.reference_type();
@@ -819,6 +820,34 @@ pub fn publish_reference(
         })?;
     }
     Ok(version)
+}
+
+/// Publishes each `(key, content)` as `publish_reference` does, in `tx`: the caller's
+/// transaction makes it all or none. A file refused is named in the error, by its type and
+/// key (the files of one publication may clash with each other), and the field by its place
+/// in the file (`administrative_areas.CI-R1`, as `ReferenceFile::parse` names them).
+pub fn publish_references(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    files: &[(&str, &ReferenceContent)],
+) -> Result<Vec<u32>> {
+    files
+        .iter()
+        .map(|(key, content)| {
+            publish_reference(tx, actor, author, key, content).map_err(|e| match e {
+                Error::Validation(v) => {
+                    let ty = content.reference_type();
+                    crate::error::ValidationError::new(
+                        crate::domain::reference::content::in_file(ty.as_str(), &v.field),
+                        format!("{} (the file of {ty} {key})", v.rule),
+                    )
+                    .into()
+                }
+                other => other,
+            })
+        })
+        .collect()
 }
 
 /// Writes a new state of a record on the hub (an administrator changing a user's areas).
@@ -2181,11 +2210,10 @@ impl Store {
             });
         }
         let (actor, author) = (self.actor().clone(), self.author());
-        self.in_transaction(&mut |tx| {
-            files
-                .iter()
-                .map(|(key, content)| publish_reference(tx, &actor, author, key, content))
-                .collect()
-        })
+        let files: Vec<(&str, &ReferenceContent)> = files
+            .iter()
+            .map(|(key, content)| (key.as_str(), content))
+            .collect();
+        self.in_transaction(&mut |tx| publish_references(tx, &actor, author, &files))
     }
 }

@@ -422,6 +422,7 @@ impl ReferenceFile {
         let given = serde_json::json!({ content_name: object[content_name] });
         let content: ReferenceContent = serde_path_to_error::deserialize(&given).map_err(|e| {
             let mut path = e.path().to_string();
+            let mut inner_error = e.into_inner();
             // A profile's thresholds are flattened into it, where serde loses the path: read
             // them alone to find it.
             if content_name == "country_profile"
@@ -429,9 +430,15 @@ impl ReferenceFile {
                 && let Err(inner) =
                     serde_path_to_error::deserialize::<_, Thresholds>(&object[content_name])
             {
-                path = format!("{content_name}.{}", inner.path());
+                path = join_path(content_name, &inner.path().to_string());
+                inner_error = inner.into_inner();
             }
-            ValidationError::new(path, describe_shape(e.inner()))
+            // A missing field is named by its own path, not its parent's.
+            let message = inner_error.to_string();
+            match missing_field(&message) {
+                Some(field) => ValidationError::new(join_path(&path, field), "missing"),
+                None => ValidationError::new(path, describe_shape(&inner_error)),
+            }
         })?;
         let written = serde_json::to_value(&content).expect("reference content serializes");
         if let Some(unknown) = unknown_field(&given, &written, String::new()) {
@@ -447,7 +454,11 @@ impl ReferenceFile {
                 "a key is 1 to 64 printable ASCII characters without spaces, '@' or '/'",
             ));
         }
-        file.content.validate()?;
+        // The content's rules name their fields as published (`content.minimum_age`); in a
+        // file the content sits under its type's name.
+        file.content
+            .validate()
+            .map_err(|e| ValidationError::new(in_file(content_name, &e.field), e.rule))?;
         // An area tree is found by its key, and records and users name its root's code: a
         // tree published under another key would be looked up where it is not.
         if let ReferenceContent::AdministrativeAreas(tree) = &file.content
@@ -459,6 +470,31 @@ impl ReferenceFile {
             ));
         }
         Ok(file)
+    }
+}
+
+/// `field` under `path`, a serde path where `.` is the root.
+fn join_path(path: &str, field: &str) -> String {
+    match (path, field) {
+        ("" | ".", field) => field.to_string(),
+        (path, "" | ".") => path.to_string(),
+        (path, field) => format!("{path}.{field}"),
+    }
+}
+
+/// The field a "missing field `x`" error names.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(field, _)| field)
+}
+
+/// A content rule's field (`content.x`) as it stands in a reference file (`<type>.x`).
+pub(crate) fn in_file(content_name: &str, field: &str) -> String {
+    match field.strip_prefix("content") {
+        Some(rest) if rest.is_empty() || rest.starts_with('.') => format!("{content_name}{rest}"),
+        _ => field.to_string(),
     }
 }
 
