@@ -512,10 +512,30 @@ fn a_child_found_working_again_is_reopened_and_referred() {
         .transition_case(c.id, CaseStatus::Identified)
         .unwrap();
     assert_eq!(c.status, CaseStatus::Identified);
-    // The earlier verification stays as history; the schedule waits for the next one.
+    // The earlier verification stays as history; the schedule waits for the next one, and
+    // the case is due when its latest follow-up planned (as the due lists say).
     assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));
-    assert_eq!(c.follow_up_due, None);
+    assert_eq!(c.follow_up_due, Some(date(2027, 4, 15)));
     assert_eq!(c.followups.len(), 2);
+    // Seen again on the reopened case, with a visit planned: the record's date is the one the
+    // due lists give (the schedule waits for the next verification).
+    let (c, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            FollowUp {
+                next_due: Some(date(2026, 5, 15)),
+                ..seen(date(2026, 4, 20), FollowUpSituation::StillWorking)
+            },
+        )
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2026, 5, 15)));
+    let due = store
+        .follow_ups_due(None, None, date(2026, 6, 1), Page::first(50))
+        .unwrap();
+    assert!(
+        due.iter().any(|d| d.id == c.id && d.due == date(2026, 5, 15)),
+        "{due:?}"
+    );
 
     // Referred again, and verified again after the day she was found working.
     let (c, _) = as_role(&mut store, Role::CommunityMonitor)

@@ -145,8 +145,10 @@ pub struct ChildCase {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub remediated_on: Option<NaiveDate>,
-    /// The next follow-up the rule set's schedule plans after `remediated_on` (derived on every
-    /// write from `remediated_on`, the follow-ups recorded and the child's age; read-only).
+    /// The next follow-up due, as `next_follow_up_due` tells it (derived on every write from
+    /// `remediated_on`, the status, the follow-ups recorded and the child's age; read-only):
+    /// the schedule's for a verified case, the latest follow-up's plan for a case not verified
+    /// or reopened, none once closed or merged into another case.
     #[serde(default)]
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub follow_up_due: Option<NaiveDate>,
@@ -601,7 +603,10 @@ impl Record for ChildCase {
     fn derive(&mut self, reference: &ReferenceData) {
         if let Ok(rules) = reference.rule_set_of(self) {
             self.classification = Some(rules.classify(self));
+            // The schedule's date, then what the due lists, the alerts and the console read
+            // (`next_follow_up_due`): an app showing the field shows the same date.
             self.follow_up_due = rules.next_follow_up(self);
+            self.follow_up_due = self.next_follow_up_due();
         }
     }
 }
