@@ -533,7 +533,8 @@ fn a_child_found_working_again_is_reopened_and_referred() {
         .follow_ups_due(None, None, date(2026, 6, 1), Page::first(50))
         .unwrap();
     assert!(
-        due.iter().any(|d| d.id == c.id && d.due == date(2026, 5, 15)),
+        due.iter()
+            .any(|d| d.id == c.id && d.due == date(2026, 5, 15)),
         "{due:?}"
     );
 

@@ -343,12 +343,11 @@ impl Database {
                 connections,
                 data,
                 key,
-            } => Ok(Box::new(postgres::Postgres::connect_existing(
-                url,
-                *connections,
-                key,
-                data,
-            )?)),
+            } => {
+                let backend = postgres::Postgres::connect_existing(url, *connections, key, data)?;
+                // Erasures and revocations made through it are journaled as `open`'s are.
+                irreversible::keep(self, Box::new(backend))
+            }
         }
     }
 

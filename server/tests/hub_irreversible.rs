@@ -252,3 +252,45 @@ fn a_lost_journal_on_a_hub_that_erased_is_said_when_it_opens() {
     let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("but no journal"));
 }
+
+/// On every backend, what the command line erases and revokes is in the journal when the
+/// command returns: a PostgreSQL hub restored with `pg_restore` redoes it from there as the
+/// embedded hub does (its commands on an existing hub once kept no journal).
+#[test]
+fn the_command_line_journals_erasures_and_revocations_on_every_backend() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+
+    let (by, record) = (supervisor.user().to_string(), case.to_string());
+    let mut args = vec![
+        "erase".to_string(),
+        "--data".into(),
+        data.to_str().unwrap().into(),
+        "--record".into(),
+        record,
+        "--by".into(),
+        by,
+        "--reason".into(),
+        "consent_withdrawn".into(),
+    ];
+    args.extend(database_args(&data));
+    vigie(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(revoke(&data, monitor.token.device));
+    let journal = std::fs::read_to_string(journal_of(&data)).unwrap();
+    assert!(journal.contains(&format!("erase {case} ")), "{journal}");
+    assert!(
+        journal.contains(&format!("revoke {} ", monitor.token.device)),
+        "{journal}"
+    );
+    assert!(!journal.contains(NAME), "ids only");
+    drop(hub);
+}
