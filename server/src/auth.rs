@@ -25,12 +25,17 @@ pub enum AuthError {
     /// The registry's storage failed; the text names the failure, never a credential.
     #[error("registry storage error: {0}")]
     Storage(String),
+    /// The disk the registry is on is full: a device's first sync, which certifies its keys,
+    /// waits for space as a push does (503), rather than failing as a fault of the hub.
+    #[error("registry storage error: the disk is full")]
+    DiskFull,
 }
 
 impl From<vigie_core::Error> for AuthError {
     fn from(e: vigie_core::Error) -> Self {
         match e {
             vigie_core::Error::WrongKeyOrNotAStore => AuthError::WrongKey,
+            vigie_core::Error::Storage(e) => e.into(),
             e => AuthError::Storage(e.to_string()),
         }
     }
@@ -38,7 +43,10 @@ impl From<vigie_core::Error> for AuthError {
 
 impl From<rusqlite::Error> for AuthError {
     fn from(e: rusqlite::Error) -> Self {
-        AuthError::Storage(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => AuthError::DiskFull,
+            _ => AuthError::Storage(e.to_string()),
+        }
     }
 }
 
@@ -109,10 +117,14 @@ impl Registry {
                 REGISTRY_MIGRATIONS.len()
             )));
         }
-        for step in &REGISTRY_MIGRATIONS[version..] {
-            tx.execute_batch(step)?;
+        if version < REGISTRY_MIGRATIONS.len() {
+            for step in &REGISTRY_MIGRATIONS[version..] {
+                tx.execute_batch(step)?;
+            }
+            tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
         }
-        tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
+        // Nothing written when the schema is current: a registry opens on a full disk, and
+        // the commands that only read it (`vigie device list`) still work there.
         tx.commit()?;
         Ok(Registry { conn })
     }

@@ -314,9 +314,13 @@ pub struct Embedded {
 struct LockedRegistry<'a>(&'a Mutex<Registry>);
 
 fn registry_error(e: AuthError) -> Error {
-    Error::HubStorage {
-        reason: e.to_string(),
-        retryable: false,
+    match e {
+        // As the store's own full disk is told (`http`: 503 and a time to come back).
+        AuthError::DiskFull => Error::Io(std::io::ErrorKind::StorageFull.into()),
+        e => Error::HubStorage {
+            reason: e.to_string(),
+            retryable: false,
+        },
     }
 }
 

@@ -319,6 +319,13 @@ impl IntoResponse for Failure {
                 )
                     .into_response()
             }
+            Failure::Auth(AuthError::DiskFull) => {
+                tracing::error!(
+                    "the hub's disk is full: requests that write are refused (503) until space \
+                     is freed"
+                );
+                hub_full()
+            }
             Failure::Auth(AuthError::Storage(e)) => {
                 tracing::error!(error = %e, "device registry failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
@@ -346,14 +353,7 @@ impl IntoResponse for Failure {
                     "the hub's disk is full: requests that write are refused (503) until space \
                      is freed"
                 );
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the hub is full: try again later",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
-                response
+                hub_full()
             }
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
@@ -392,6 +392,18 @@ impl IntoResponse for Failure {
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
         }
     }
+}
+
+/// The answer while the hub's disk is full: come back later.
+fn hub_full() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the hub is full: try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
+    response
 }
 
 /// Whether a storage error is the hub's disk being full: SQLite's `SQLITE_FULL`, PostgreSQL's

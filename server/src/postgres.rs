@@ -372,6 +372,9 @@ impl r2d2::HandleError<postgres::Error> for PoolErrors {
 }
 
 fn auth_error(e: Error) -> AuthError {
+    if is_disk_full(&e) {
+        return AuthError::DiskFull;
+    }
     AuthError::Storage(e.to_string())
 }
 

@@ -303,6 +303,19 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
         .store
         .hub_sync_request(&vigie_core::sync::SyncOptions::default())
         .unwrap();
+    // A phone enrolled, never synced: its first sync has the hub certify its keys.
+    let mut newcomer = Device::enrol(
+        dir.path(),
+        &data,
+        "newcomer",
+        Role::CommunityMonitor,
+        &[C01],
+        8,
+    );
+    let first = newcomer
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
     let filler = disk.fill();
     let mut response = agent()
         .post(format!("{}/v1/sync", hub.url))
@@ -324,10 +337,24 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
         "{}",
         hub.log_tail(20)
     );
-    // Space freed: the same device syncs.
+    let response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", newcomer.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&first[..])
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503, "{}", hub.log_tail(20));
+    // What only reads still works: the operator finds a lost phone's id to revoke it.
+    let listed = vigie(&["device", "list", "--data", data.to_str().unwrap()]);
+    assert!(
+        listed.contains(&newcomer.token.device.to_string()),
+        "{listed}"
+    );
+    // Space freed: the same devices sync.
     std::fs::remove_file(filler).unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.pending, 0, "{summary:?}");
+    newcomer.sync(&hub.url).unwrap();
     hub.kill();
     drop(disk);
 }
