@@ -117,14 +117,11 @@ impl Registry {
                 REGISTRY_MIGRATIONS.len()
             )));
         }
-        if version < REGISTRY_MIGRATIONS.len() {
-            for step in &REGISTRY_MIGRATIONS[version..] {
-                tx.execute_batch(step)?;
-            }
-            tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
+        for step in &REGISTRY_MIGRATIONS[version..] {
+            tx.execute_batch(step)?;
         }
-        // Nothing written when the schema is current: a registry opens on a full disk, and
-        // the commands that only read it (`vigie device list`) still work there.
+        // Written at every open: a registry the hub cannot write is found when it opens.
+        tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
         tx.commit()?;
         Ok(Registry { conn })
     }

@@ -114,10 +114,15 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
         .unwrap();
     monitor.sync(&hub.url).unwrap();
 
-    // Offline, the monitor keeps working on the case; meanwhile the area is taken away.
+    // Offline, the monitor keeps working on the case and registers another child; meanwhile
+    // the area is taken away (she is moved to another community).
     let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
     edited.notes = "Vue au marché le samedi.".into();
     monitor.store.update(&edited).unwrap();
+    let registered = monitor
+        .store
+        .create(&child(area(C01), "Awa Traoré", monitor.user()))
+        .unwrap();
     let user = monitor.user().to_string();
     let args = database_args(&data);
     let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
@@ -126,29 +131,50 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
     vigie(&cli);
 
     let summary = monitor.sync(&hub.url).unwrap();
-    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+    let mut quarantined = summary.quarantined.clone();
+    quarantined.sort();
+    let mut expected = vec![case.id, registered.id];
+    expected.sort();
+    assert_eq!(quarantined, expected, "{summary:?}");
     assert_eq!(summary.pending, 0, "nothing stays stuck in the outbox");
     assert!(
-        !monitor.has(case.id),
-        "the quarantined record left the phone"
+        !monitor.has(case.id) && !monitor.has(registered.id),
+        "the quarantined records left the phone"
     );
 
     // The supervisor reviews: the entry is there, accepted, and the note reaches the record.
     let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
     list.extend(args.iter().map(String::as_str));
     let listed = vigie(&list);
-    let entry: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
-    assert_eq!(entry["record"], case.id.to_string());
-    let number = entry["entry"].as_i64().unwrap().to_string();
-    let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
-    accept.extend(args.iter().map(String::as_str));
-    accept.extend(["--entry", &number]);
-    vigie(&accept);
-    assert!(vigie(&list).is_empty(), "the reviewed entry is gone");
+    let entries: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut records: Vec<String> = entries
+        .iter()
+        .map(|e| e["record"].as_str().unwrap().to_string())
+        .collect();
+    records.sort();
+    assert_eq!(
+        records,
+        expected.iter().map(|id| id.to_string()).collect::<Vec<_>>()
+    );
+    for entry in &entries {
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+        accept.extend(args.iter().map(String::as_str));
+        accept.extend(["--entry", &number]);
+        vigie(&accept);
+    }
+    assert!(vigie(&list).is_empty(), "the reviewed entries are gone");
 
     supervisor.sync(&hub.url).unwrap();
     let reviewed: ChildCase = supervisor.store.get(case.id).unwrap();
     assert_eq!(reviewed.notes, "Vue au marché le samedi.");
+    assert!(
+        supervisor.has(registered.id),
+        "the child registered offline"
+    );
     assert!(supervisor.has(untouched.id));
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());

@@ -15,7 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{ChildCase, Record, ReferenceDocument};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::error::{Error, Result};
@@ -1127,14 +1127,12 @@ fn accept_push(
         None => {
             let erased = tx.is_erased(entry.id)?;
             match evaluate_new(tx, &rules, entry)? {
-                // A user who holds no area any more (deactivated, or every area taken away)
-                // made this record while they held one: it is kept for a supervisor's review,
+                // A user whose areas changed (deactivated, moved to another district) made
+                // this record while they held the area: it is kept for a supervisor's review,
                 // and it leaves their device, rather than staying there refused for ever.
                 New::Refused(PushOutcome::Refused {
                     reason: Refusal::OutOfScope,
-                }) if !erased && who.areas.is_empty() && quarantine_new(tx, &rules, entry)? => {
-                    Ok(PushOutcome::Quarantined)
-                }
+                }) if !erased && quarantine_new(tx, &rules, entry)? => Ok(PushOutcome::Quarantined),
                 New::Refused(outcome) => Ok(outcome),
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
@@ -1497,10 +1495,11 @@ fn already_waiting(
 /// deactivated user's, which still authenticates until revoked) must not fill the hub's disk.
 pub const MAX_QUARANTINED_PER_DEVICE: usize = 500;
 
-/// Keeps for review a new record from a device whose user holds no area, if it is a record of
-/// a kind their role works with, every change of it made on that device and naming its user
-/// (`quarantine_if_held`'s proof of authorship: a new record has no history to prove more).
-/// Returns whether it was kept.
+/// Keeps for review a new record filed outside the sender's scope, if their user held its
+/// area once (or holds no area now: deactivated), it is of a kind their role works with, and
+/// every change of it was made on that device and names its user (`quarantine_if_held`'s proof
+/// of authorship: a new record has no history to prove more). Returns whether it was kept.
+/// A record filed where its user never worked is refused as any other outside the scope.
 fn quarantine_new(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
@@ -1514,14 +1513,46 @@ fn quarantine_new(
     }
     let changes = document.get_changes(&[]);
     let own = !changes.is_empty() && changes.iter().all(|c| made_by_sender(c, rules));
-    let readable = doc::kind_of(&document)
+    let record = doc::kind_of(&document)
         .filter(|kind| rules.scope.kinds().contains(kind))
-        .is_some_and(|kind| TypedRecord::read(kind, entry.id, &document).is_ok());
-    if !own || !readable {
+        .and_then(|kind| Some((kind, TypedRecord::read(kind, entry.id, &document).ok()?)));
+    let (true, Some((kind, record))) = (own, record) else {
+        return Ok(false);
+    };
+    if !rules.who.areas.is_empty() && !held_once(tx, rules, kind, record.area())? {
         return Ok(false);
     }
     let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
     keep_for_review(tx, rules, entry, None, &new)
+}
+
+/// Whether the sender's user, in some earlier state of their user record (their role and
+/// areas before an administrator changed them), received records of `kind` filed in `area`.
+fn held_once(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    kind: RecordKind,
+    area: Option<&Area>,
+) -> Result<bool> {
+    let user = rules.who.user;
+    let Some(stored) = tx
+        .record(user, false)?
+        .filter(|s| s.kind == RecordKind::User)
+    else {
+        return Ok(false);
+    };
+    let Ok(document) = codec::load(user, &stored.document) else {
+        return Ok(false);
+    };
+    for change in document.get_changes(&[]) {
+        let Ok(then) = doc::read_record_at::<User>(&document, user, &[change.hash()]) else {
+            continue;
+        };
+        if rights::Scope::of(then.role, &then.areas, rules.reference).receives(kind, area) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What pushed bytes would make as a new record, judged on the bytes alone.
