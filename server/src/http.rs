@@ -319,13 +319,7 @@ impl IntoResponse for Failure {
                 )
                     .into_response()
             }
-            Failure::Auth(AuthError::DiskFull) => {
-                tracing::error!(
-                    "the hub's disk is full: requests that write are refused (503) until space \
-                     is freed"
-                );
-                hub_full()
-            }
+            Failure::Auth(AuthError::DiskFull) => hub_full(&AuthError::DiskFull),
             Failure::Auth(AuthError::Storage(e)) => {
                 tracing::error!(error = %e, "device registry failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
@@ -347,14 +341,7 @@ impl IntoResponse for Failure {
                 StatusCode::FORBIDDEN,
                 "the device's keys differ from those certified for it at enrolment",
             ),
-            Failure::Hub(HubError::Store(e)) if disk_full(&e) => {
-                tracing::error!(
-                    error = %e,
-                    "the hub's disk is full: requests that write are refused (503) until space \
-                     is freed"
-                );
-                hub_full()
-            }
+            Failure::Hub(HubError::Store(e)) if disk_full(&e) => hub_full(&e),
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");
@@ -394,8 +381,13 @@ impl IntoResponse for Failure {
     }
 }
 
-/// The answer while the hub's disk is full: come back later.
-fn hub_full() -> Response {
+/// The answer while the hub's disk is full (the store's or the registry's, said in the log):
+/// come back later.
+fn hub_full(cause: &dyn std::fmt::Display) -> Response {
+    tracing::error!(
+        error = %cause,
+        "the hub's disk is full: requests that write are refused (503) until space is freed"
+    );
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the hub is full: try again later",
