@@ -25,12 +25,20 @@ pub struct BackupReport {
 pub enum BackupError {
     #[error("the backup's directory must be new or empty: {0} holds files")]
     NotEmpty(PathBuf),
-    #[error("cannot write the backup: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("cannot write the backup in {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the hub's store: {0}")]
     Store(#[from] vigie_core::Error),
-    #[error("copying the hub failed: {0}")]
-    Copy(#[from] rusqlite::Error),
+    #[error("copying the hub into {path} failed: {source}")]
+    Copy {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("reading the hub's files failed: {0}")]
+    Read(rusqlite::Error),
     #[error("the copy of {0} does not check as whole")]
     Damaged(&'static str),
 }
@@ -67,24 +75,36 @@ pub fn backup(
     encryption: &Encryption,
     out: &Path,
 ) -> Result<BackupReport, BackupError> {
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Io { path, source }
+    };
+    let copying = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Copy { path, source }
+    };
+    if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(BackupError::NotEmpty(out.to_path_buf()));
     }
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700)).map_err(io(out))?;
     }
     // A read transaction on each file, one right after the other: each copy is of its
     // snapshot, whatever the hub writes meanwhile.
     let mut sources = Vec::new();
     for name in FILES {
-        let conn = vigie_core::store::open_keyed_connection(&data.join(name), encryption)?;
-        conn.execute_batch("BEGIN")?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
+        let source = data.join(name);
+        let conn = vigie_core::store::open_keyed_connection(&source, encryption)?;
+        conn.execute_batch("BEGIN")
+            .and_then(|()| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .map_err(BackupError::Read)?;
         sources.push((name, conn));
     }
     let at_ms = chrono::Utc::now().timestamp_millis();
@@ -92,21 +112,30 @@ pub fn backup(
     for (name, source) in &sources {
         let target = out.join(name);
         let mut copy = vigie_core::store::open_keyed_connection(&target, encryption)?;
-        Backup::new(source, &mut copy)?.step(-1)?;
-        check(&copy, name)?;
+        Backup::new(source, &mut copy)
+            .and_then(|backup| backup.step(-1))
+            .map_err(copying(&target))?;
+        check(&copy, name, &target)?;
         drop(copy);
-        files.push((target.clone(), std::fs::metadata(&target)?.len()));
+        let bytes = std::fs::metadata(&target).map_err(io(&target))?.len();
+        files.push((target, bytes));
     }
     for (_, source) in sources {
-        source.execute_batch("COMMIT")?;
+        source.execute_batch("COMMIT").map_err(BackupError::Read)?;
     }
-    std::fs::write(out.join("RESTORE.txt"), RESTORE_NOTE)?;
+    let note = out.join("RESTORE.txt");
+    std::fs::write(&note, RESTORE_NOTE).map_err(io(&note))?;
     Ok(BackupReport { files, at_ms })
 }
 
 /// Whether a copy reads back whole with the key.
-fn check(copy: &Connection, name: &'static str) -> Result<(), BackupError> {
-    let result: String = copy.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+fn check(copy: &Connection, name: &'static str, target: &Path) -> Result<(), BackupError> {
+    let result: String = copy
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|source| BackupError::Copy {
+            path: target.to_path_buf(),
+            source,
+        })?;
     if result != "ok" {
         return Err(BackupError::Damaged(name));
     }

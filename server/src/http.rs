@@ -306,6 +306,33 @@ enum Failure {
     Internal,
 }
 
+impl Failure {
+    /// A refusal the device caused, for the log: what it was, and whether it may be an attack
+    /// or a phone that must be looked at (warning) rather than a link's or a busy hub's
+    /// ordinary trouble (information). `None`: a fault of the hub, which logs itself.
+    fn refusal(&self) -> Option<(std::borrow::Cow<'static, str>, bool)> {
+        let (reason, suspect) = match self {
+            Failure::Auth(AuthError::Malformed) => ("missing or malformed credentials", true),
+            Failure::Auth(AuthError::Unknown) => ("unknown device or wrong secret", true),
+            Failure::Auth(AuthError::Revoked) => ("the device is revoked", true),
+            Failure::UnknownUser => ("the device's user is unknown", true),
+            Failure::Hub(HubError::Malformed(_)) => ("malformed request", true),
+            Failure::Hub(HubError::TooLarge(what)) => {
+                return Some((format!("request exceeds a limit: {what}").into(), true));
+            }
+            Failure::Hub(HubError::ActorNotBound) => ("actor not bound to the device", true),
+            Failure::Hub(HubError::KeysNotBound) => ("keys not those certified", true),
+            Failure::BodyTooLarge => ("request bytes over the limit", true),
+            Failure::TooManyRequests => ("too many requests at once", false),
+            Failure::BodyTooSlow => ("the body arrived too slowly", false),
+            Failure::BodyCut => ("the body was cut", false),
+            Failure::Auth(_) | Failure::Hub(HubError::Store(_)) | Failure::Busy => return None,
+            Failure::Internal => return None,
+        };
+        Some((reason.into(), suspect))
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         match self {
@@ -588,17 +615,53 @@ enum Endpoint {
     Attachment,
 }
 
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Sync => "sync",
+            Endpoint::Attachment => "attachment",
+        }
+    }
+}
+
 async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure> {
     serve_device(hub, request, Endpoint::Sync).await
 }
 
+/// A device's request, answered; a refusal the device caused is said in the log with the
+/// device it claimed (a revoked phone still trying, a token guessed, a hostile body), so an
+/// operator sees it without the hub's faults, which log themselves.
 async fn serve_device(
     hub: Arc<Hub>,
     request: Request,
     endpoint: Endpoint,
 ) -> Result<Vec<u8>, Failure> {
     let (parts, body) = request.into_parts();
-    let token = bearer(&parts.headers)?;
+    let token = bearer(&parts.headers);
+    let device = token.as_ref().ok().map(|token| token.device.to_string());
+    let result = match token {
+        Ok(token) => serve_authenticated(hub, parts, body, token, endpoint).await,
+        Err(failure) => Err(failure),
+    };
+    if let Err(failure) = &result {
+        let device = device.as_deref().unwrap_or("none");
+        let what = endpoint.name();
+        match failure.refusal() {
+            Some((reason, true)) => tracing::warn!(device, "{what} refused: {reason}"),
+            Some((reason, false)) => tracing::info!(device, "{what} refused: {reason}"),
+            None => {}
+        }
+    }
+    result
+}
+
+async fn serve_authenticated(
+    hub: Arc<Hub>,
+    parts: axum::http::request::Parts,
+    body: Body,
+    token: Token,
+    endpoint: Endpoint,
+) -> Result<Vec<u8>, Failure> {
     let who = {
         let (hub, token) = (hub.clone(), token.clone());
         hub.clone()
@@ -635,12 +698,9 @@ async fn serve_device(
                 false => who,
             };
             let started = std::time::Instant::now();
-            let (response, what) = match endpoint {
-                Endpoint::Sync => (hub.backend.sync(&who, &body, &hub.limits), "sync"),
-                Endpoint::Attachment => (
-                    hub.backend.attachment(&who, &body, &hub.limits),
-                    "attachment",
-                ),
+            let response = match endpoint {
+                Endpoint::Sync => hub.backend.sync(&who, &body, &hub.limits),
+                Endpoint::Attachment => hub.backend.attachment(&who, &body, &hub.limits),
             };
             let response = response.map_err(Failure::Hub)?;
             tracing::info!(
@@ -648,7 +708,8 @@ async fn serve_device(
                 request_bytes = body.len(),
                 response_bytes = response.len(),
                 ms = started.elapsed().as_millis() as u64,
-                "{what}"
+                "{}",
+                endpoint.name()
             );
             Ok(response)
         })

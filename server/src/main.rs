@@ -868,7 +868,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bundle {
             command: BundleCommand::Import { hub, file },
         } => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read the bundle: {e}"))?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| format!("cannot read the bundle {}: {e}", file.display()))?;
             // A bundle may carry a whole scope: as many records as it holds, in batches.
             let limits = HubLimits {
                 max_push_records: usize::MAX,

@@ -59,6 +59,20 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     // A backup never writes over another.
     let again = vigie_output(&["backup", "--data", data_arg, "--out", out_arg]);
     assert!(!again.status.success());
+    // A place that cannot be written is named, whatever stops it.
+    let blocked = dir.path().join("not-a-directory");
+    std::fs::write(&blocked, b"a file").unwrap();
+    let inside = blocked.join("backup");
+    let refused = vigie_output(&[
+        "backup",
+        "--data",
+        data_arg,
+        "--out",
+        inside.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains(inside.to_str().unwrap()), "{said}");
 
     // After the backup: another case reaches the hub.
     let after = monitor

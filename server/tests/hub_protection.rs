@@ -74,6 +74,15 @@ fn a_revoked_device_is_refused_and_told_to_wipe() {
         Err(Error::WipeRequested) => {}
         other => panic!("expected WipeRequested, got {other:?}"),
     }
+    // The operator sees the revoked phone still trying, by its device id.
+    let tried = "sync refused: the device is revoked";
+    assert!(
+        hub.log_text().lines().any(|l| l.contains("WARN")
+            && l.contains(&tried)
+            && l.contains(&token.device.to_string())),
+        "{}",
+        hub.log_text()
+    );
     // What the app does when told: the profile's key and files go.
     store.close().unwrap();
     vault.wipe_user(user).unwrap();
