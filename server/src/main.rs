@@ -762,7 +762,15 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let backend = hub.open()?;
             match backend.user(user).map_err(|e| e.to_string())? {
-                Some(found) if found.active => {}
+                Some(found)
+                    if found.active && vigie_core::rights::works_on_a_device(found.role) => {}
+                Some(found) if found.active => {
+                    return Err(format!(
+                        "user {user} is an administrator, who works in the console: devices are \
+                         enrolled for users who work on records (monitors, inspectors, \
+                         supervisors)"
+                    ));
+                }
                 Some(_) => return Err(format!("user {user} is inactive")),
                 None => return Err(format!("no such user: {user}")),
             }
@@ -1143,9 +1151,12 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                             })
                         })
                         .collect();
+                    // New records are captured with the latest version; records captured
+                    // before keep theirs.
                     let mut line = serde_json::json!({
                         "type": ty.as_str(),
                         "key": key,
+                        "in_force": reference.latest_version(ty, key),
                         "versions": versions,
                     });
                     if ty == ReferenceType::AdministrativeAreas

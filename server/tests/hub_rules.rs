@@ -569,6 +569,7 @@ fn reference_data_is_published_and_listed_with_the_cli() {
         areas["versions"],
         serde_json::json!([{"version": 1, "published": true}])
     );
+    assert_eq!(areas["in_force"], 1, "{listed}");
     assert_eq!(
         areas["areas"],
         serde_json::json!({"country": 1, "region": 2, "district": 5, "community": 41})

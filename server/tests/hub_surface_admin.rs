@@ -67,6 +67,17 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
         assert!(line["revoked"].is_null(), "{line}");
     }
 
+    // An administrator works in the console: no device is enrolled for them.
+    let administrator = add_user(&data, "Administratrice", Role::Administrator, &[]);
+    let refused = admin(
+        &data,
+        &["device", "enrol", "--user", &administrator.to_string()],
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("administrator"), "{said}");
+    assert_eq!(admin_lines(&data, &["device", "list"]).len(), 3);
+
     // A sync is seen; a revocation shows.
     let user = monitor.user();
     monitor

@@ -227,6 +227,10 @@ test('bad input in every form gets an inline error and changes nothing', async (
   assert.equal(await a.locator('#users tbody tr').count(), users);
   await a.goto(`${url}/console/devices`);
   const devices = await a.locator('#devices tbody tr').count();
+  // An administrator works in the console: no device is offered for one.
+  const offered = await a.locator('#enrol-form select[name=user] option').allTextContents();
+  assert.ok(offered.length > 1, 'field users are offered');
+  assert.ok(!offered.some((name) => name.includes('Administrateur')), offered.join(', '));
   await a.click('#enrol-form button[type=submit]');
   assert.ok(await a.locator('#device-error').isVisible());
   assert.equal(await a.locator('#devices tbody tr').count(), devices);

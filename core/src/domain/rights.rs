@@ -45,6 +45,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
+/// Whether a user of this role works on a phone: one whose role gives no records (an
+/// administrator, who works in the console) is enrolled no device, which would receive nothing.
+pub fn works_on_a_device(role: Role) -> bool {
+    !kinds(role).is_empty()
+}
+
 /// The kinds a role receives, creates and changes (in its areas). Never users or reference data:
 /// those are the hub's.
 pub fn kinds(role: Role) -> &'static [RecordKind] {

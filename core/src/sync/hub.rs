@@ -1519,10 +1519,16 @@ fn quarantine_new(
     let (true, Some((kind, record))) = (own, record) else {
         return Ok(false);
     };
+    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    // The bound first: past it, a device's pushes cost no walk through its user's history.
+    if !already_waiting(tx, entry.id, None, &new)?
+        && tx.quarantined_from(rules.who.device)? >= MAX_QUARANTINED_PER_DEVICE
+    {
+        return Ok(false);
+    }
     if !rules.who.areas.is_empty() && !held_once(tx, rules, kind, record.area())? {
         return Ok(false);
     }
-    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
     keep_for_review(tx, rules, entry, None, &new)
 }
 

@@ -430,13 +430,18 @@ fn devices_page(
         lines,
         users: users
             .into_iter()
-            .filter(|u| u.active)
+            .filter(takes_a_device)
             .map(|u| (u.id, u.name))
             .collect(),
         error,
         token,
     };
     Ok((status, html(&page)).into_response())
+}
+
+/// Whom a device may be enrolled for: an active user who works on records.
+fn takes_a_device(user: &vigie_core::User) -> bool {
+    user.active && vigie_core::rights::works_on_a_device(user.role)
 }
 
 /// A token as a QR code the app scans (SVG, drawn on the hub).
@@ -482,7 +487,7 @@ pub async fn enrol(
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
         let user = match form.user.parse::<Uuid>() {
-            Ok(id) => hub.backend.user(id)?.filter(|u| u.active),
+            Ok(id) => hub.backend.user(id)?.filter(takes_a_device),
             Err(_) => None,
         };
         let Some(user) = user else {
