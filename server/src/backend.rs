@@ -119,11 +119,14 @@ pub(crate) fn bundle_exporter(
     use vigie_core::identity::{Certificate, IdentityError};
     let device = certificate.device;
     let registered = registry.devices()?.into_iter().find(|d| d.device == device);
-    if registered.as_ref().is_some_and(|d| d.revoked) {
+    let Some(registered) = registered else {
+        return Err(IdentityError::NotEnrolled { device }.into());
+    };
+    if registered.revoked {
         return Err(IdentityError::Revoked { device }.into());
     }
     let bound = registered
-        .and_then(|d| d.certificate)
+        .certificate
         .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
         .is_some_and(|held| held.keys == certificate.keys && held.user == certificate.user);
     if !bound {

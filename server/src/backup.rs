@@ -64,6 +64,8 @@ ahead of it and logs a warning: \"a device is ahead of this hub\");
 again when the restored hub starts, from the journal beside its key file \
 (irreversible.journal, kept apart from this backup: keep it with the key). A hub whose key is \
 given as VIGIE_HUB_KEY keeps no journal: erase and revoke again by hand;
+- devices enrolled after it are unknown to the restored hub: their syncs and bundles are \
+refused, and what they recorded cannot be taken from them;
 - everything else done on the hub after it is undone and must be done again: reissued \
 tokens, users added, changed or deactivated, quarantine decisions, reference data published, \
 console accounts.

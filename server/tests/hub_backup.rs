@@ -7,6 +7,7 @@ use crate::common;
 use common::*;
 use std::path::Path;
 use tempfile::TempDir;
+use vigie_core::sync::Recipient;
 use vigie_core::*;
 
 const BEFORE: &str = "Awa Sauvegardée-Kouassi";
@@ -81,6 +82,24 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .unwrap()
         .id;
     assert_eq!(monitor.sync(&hub.url).unwrap().accepted, 1);
+    // A phone enrolled after the backup, with a case it seals to the hub in a bundle.
+    let mut newcomer = Device::enrol(
+        dir.path(),
+        &hub.data,
+        "newcomer",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    newcomer.sync(&hub.url).unwrap();
+    let by = newcomer.user();
+    newcomer.store.create(&child(area(C01), AFTER, by)).unwrap();
+    let (bundle, _) = newcomer
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    let bundle_file = dir.path().join("newcomer.vigie");
+    std::fs::write(&bundle_file, bundle).unwrap();
     hub.stop();
 
     // Restored: the backup's two files replace the hub's.
@@ -99,6 +118,17 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         hub.log_tail(200).contains("a device is ahead of this hub"),
         "the restored hub says what it found"
     );
+    // The restored hub never enrolled the newcomer: its bundle is refused as such.
+    let refused = vigie_output(&[
+        "bundle",
+        "import",
+        "--data",
+        data_arg,
+        bundle_file.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("is not enrolled on this hub"), "{said}");
     let store = hub.open_store();
     assert_eq!(store.get::<ChildCase>(before).unwrap().name, BEFORE);
     assert_eq!(

@@ -44,6 +44,13 @@ pub enum IdentityError {
     Expired { device: Uuid },
     #[error("device {device} has been revoked")]
     Revoked { device: Uuid },
+    /// A bundle whose certificate this hub signed for a device its registry does not hold:
+    /// the hub was restored from a backup made before the device was enrolled (README,
+    /// "Backups and restore").
+    #[error(
+        "device {device} is not enrolled on this hub: enrolled after the backup this hub was restored from, or by another hub"
+    )]
+    NotEnrolled { device: Uuid },
     /// A bundle sealed under keys the hub no longer binds to its device (`vigie device
     /// reissue` unbinds them; a profile made again presents new ones).
     #[error(
