@@ -365,6 +365,60 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     );
 }
 
+#[test]
+fn a_follow_up_may_plan_the_next_one_sooner_than_the_schedule_never_later() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let due = |store: &Store| {
+        store
+            .follow_ups_due(None, Some(MONITOR), date(2030, 1, 1), Page::first(50))
+            .unwrap()
+            .iter()
+            .map(|d| d.due)
+            .collect::<Vec<_>>()
+    };
+
+    // Still at risk at the January visit: seen again in a month, not in April.
+    let soon = FollowUp {
+        situation: FollowUpSituation::AtRisk,
+        next_due: Some(date(2026, 2, 15)),
+        ..follow_up(date(2026, 1, 15))
+    };
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, soon)
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, Some(date(2026, 2, 15)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 2, 15)));
+    assert_eq!(
+        store.get::<ChildCase>(c.id).unwrap().follow_up_due,
+        c.follow_up_due
+    );
+    assert_eq!(due(&store), vec![date(2026, 2, 15)]);
+
+    // The visit of February plans nothing sooner: the schedule's April date is due again.
+    let (c, _) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 2, 16)))
+        .unwrap();
+    assert_eq!(c.follow_up_due, Some(date(2026, 4, 15)));
+    assert_eq!(due(&store), vec![date(2026, 4, 15)]);
+
+    // Later than the schedule is refused, naming the field and the date, and writes nothing.
+    let late = FollowUp {
+        next_due: Some(date(2026, 9, 1)),
+        ..follow_up(date(2026, 3, 1))
+    };
+    let before = store.get::<ChildCase>(c.id).unwrap();
+    match as_role(&mut store, Role::CommunityMonitor).add_follow_up(c.id, late) {
+        Err(Error::Validation(e)) => {
+            assert!(e.field.ends_with(".next_due"), "{}", e.field);
+            assert!(e.to_string().contains("2026-04-15"), "{e}");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(store.get::<ChildCase>(c.id).unwrap(), before);
+}
+
 fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
     FollowUp {
         situation,

@@ -24,7 +24,7 @@ use crate::domain::reference::ReferenceData;
 use crate::domain::rights::{self, Step, check_case_transition};
 use crate::error::{Error, Result, ValidationError};
 use crate::store::Store;
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use uuid::Uuid;
 
 /// A supervisor's decision on a submitted visit (apps: `VisitReview`).
@@ -85,8 +85,10 @@ impl Store {
     }
 
     /// Records a follow-up of a case. Once the case is verified (and until it is reopened), the
-    /// follow-up's `next_due` is the schedule's next date after it (whatever the caller put
-    /// there); before, the caller's `next_due` is kept. Returns the case and the follow-up's key.
+    /// follow-up's `next_due` is the schedule's next date after it, or the caller's if sooner (a
+    /// later one is refused naming `followups.<key>.next_due`: the schedule is the longest a
+    /// child waits); before, the caller's `next_due` is kept. Returns the case and the
+    /// follow-up's key.
     pub fn add_follow_up(&mut self, id: Uuid, follow_up: FollowUp) -> Result<(ChildCase, Uuid)> {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
@@ -168,8 +170,9 @@ pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
 }
 
 /// A follow-up recorded on a case (`Store::add_follow_up`): while the case is tracked after its
-/// verification (`ChildCase::is_tracked`), its `next_due` is the schedule's next date, from the profile the case was captured with (in
-/// `reference`). Returns its key.
+/// verification (`ChildCase::is_tracked`), its `next_due` is the date the next one is due
+/// (`RuleSet::next_follow_up`, by the profile the case was captured with, in `reference`): the
+/// schedule's, or the caller's if sooner; one after the schedule's is refused. Returns its key.
 pub fn follow(
     case: &mut ChildCase,
     mut follow_up: FollowUp,
@@ -177,9 +180,27 @@ pub fn follow(
 ) -> Result<Uuid> {
     not_merged(case)?;
     let key = Uuid::now_v7();
+    let asked = follow_up.next_due;
     case.followups.insert(key, follow_up.clone());
     if case.is_tracked() {
-        follow_up.next_due = reference.rule_set_of(case)?.next_follow_up(case);
+        let rules = reference.rule_set_of(case)?;
+        let due = rules.next_follow_up(case);
+        if let (Some(asked), Some(due)) = (asked, due)
+            && asked > due
+        {
+            case.followups.remove(&key);
+            return Err(ValidationError::new(
+                format!("followups.{key}.next_due"),
+                format!(
+                    "must not be after the schedule's next follow-up on {}-{:02}-{:02}",
+                    due.year(),
+                    due.month(),
+                    due.day()
+                ),
+            )
+            .into());
+        }
+        follow_up.next_due = due;
         case.followups.insert(key, follow_up);
     }
     Ok(key)

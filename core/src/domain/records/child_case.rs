@@ -376,22 +376,29 @@ impl RuleSet {
     /// day the child reaches `follow_up_yearly_until_age` (DOMAIN.md: "checked yearly until the
     /// child turns 18"): the 3- and 6-month visits of a child verified shortly before that day
     /// are not planned past it. Without a birth date or an estimated age, the 3- and 6-month
-    /// visits are planned and no yearly one.
+    /// visits are planned and no yearly one. The schedule is the longest a child waits: the
+    /// latest follow-up may plan the next one sooner (its `next_due`: a child still at risk is
+    /// seen again in a month), never later; where the schedule plans nothing more (no age
+    /// known after the 6-month visit), its plan stands.
     pub fn next_follow_up(&self, case: &ChildCase) -> Option<NaiveDate> {
         if !case.is_tracked() {
             return None;
         }
         let start = case.remediated_on?;
-        let last = case
+        let latest = case
             .followups
             .values()
-            .map(|f| f.date)
-            .filter(|d| *d >= start)
-            .max()
-            .unwrap_or(start);
+            .filter(|f| f.date >= start)
+            .max_by_key(|f| f.date);
+        let last = latest.map_or(start, |f| f.date);
         let adult_on = case.reaches_age_on(self.thresholds.follow_up_yearly_until_age);
-        self.next_follow_up_after(start, adult_on, last)
-            .filter(|due| adult_on.is_none_or(|adult| *due < adult))
+        let scheduled = self.next_follow_up_after(start, adult_on, last);
+        let planned = latest.and_then(|f| f.next_due);
+        let due = match (scheduled, planned) {
+            (Some(scheduled), Some(planned)) => Some(scheduled.min(planned)),
+            (scheduled, planned) => scheduled.or(planned),
+        };
+        due.filter(|due| adult_on.is_none_or(|adult| *due < adult))
     }
 }
 
