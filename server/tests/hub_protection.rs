@@ -78,7 +78,7 @@ fn a_revoked_device_is_refused_and_told_to_wipe() {
     let tried = "sync refused: the device is revoked";
     assert!(
         hub.log_text().lines().any(|l| l.contains("WARN")
-            && l.contains(&tried)
+            && l.contains(tried)
             && l.contains(&token.device.to_string())),
         "{}",
         hub.log_text()
