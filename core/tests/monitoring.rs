@@ -1387,7 +1387,7 @@ fn indicators_count_children_and_inspections_by_dimension_and_period() {
     let mut v = Visit::new(
         VisitKind::LabourInspection,
         &mine,
-        MONITOR,
+        SUPERVISOR,
         at(2025, 9, 1, 8),
     );
     v.checklist = ChecklistAnswers {
@@ -1399,7 +1399,7 @@ fn indicators_count_children_and_inspections_by_dimension_and_period() {
     let mut v = Visit::new(
         VisitKind::LabourInspection,
         &mine,
-        MONITOR,
+        SUPERVISOR,
         at(2025, 10, 1, 8),
     );
     v.forced_labour
@@ -1410,7 +1410,7 @@ fn indicators_count_children_and_inspections_by_dimension_and_period() {
     let mut v = Visit::new(
         VisitKind::CommunityMonitoring,
         &farm,
-        MONITOR,
+        SUPERVISOR,
         at(2025, 10, 2, 8),
     );
     v.checklist = ChecklistAnswers {

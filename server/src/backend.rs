@@ -112,29 +112,43 @@ pub trait Backend: Send + Sync {
 /// why the bundle is refused: the device was revoked, or the hub no longer binds it to those
 /// keys (reissued since: the certificate, signed by this hub, proves it was bound once).
 pub(crate) fn bundle_exporter(
+    hub: &dyn Backend,
     registry: &dyn DeviceRegistry,
-    user_of: &dyn Fn(Uuid) -> Result<Option<User>, Error>,
     certificate: &vigie_core::identity::Certificate,
 ) -> Result<Principal, Error> {
     use vigie_core::identity::{Certificate, IdentityError};
     let device = certificate.device;
     let registered = registry.devices()?.into_iter().find(|d| d.device == device);
-    let Some(registered) = registered else {
-        return Err(IdentityError::NotEnrolled { device }.into());
-    };
-    if registered.revoked {
+    if registered.is_none() {
+        // Not certified now: reissued since (its certificate unbound), or never enrolled here
+        // (a hub restored from a backup made before the device's enrolment).
+        let enrolled = hub
+            .devices()
+            .map_err(|e| Error::HubStorage {
+                reason: e.to_string(),
+                retryable: false,
+            })?
+            .iter()
+            .any(|d| d.device == device);
+        if !enrolled {
+            return Err(IdentityError::NotEnrolled { device }.into());
+        }
+    }
+    if registered.as_ref().is_some_and(|d| d.revoked) {
         return Err(IdentityError::Revoked { device }.into());
     }
     let bound = registered
-        .certificate
+        .and_then(|d| d.certificate)
         .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
         .is_some_and(|held| held.keys == certificate.keys && held.user == certificate.user);
     if !bound {
         return Err(IdentityError::KeysReplaced { device }.into());
     }
-    let user = user_of(certificate.user)?.ok_or_else(|| Error::NotAllowed {
-        rule: "the bundle's exporter is a user unknown to this hub".into(),
-    })?;
+    let user = hub
+        .user(certificate.user)?
+        .ok_or_else(|| Error::NotAllowed {
+            rule: "the bundle's exporter is a user unknown to this hub".into(),
+        })?;
     Ok(Principal {
         device,
         user: user.id,
@@ -546,7 +560,7 @@ impl Backend for Embedded {
         import_hub_bundle(
             &mut EmbeddedStorage { hub: self },
             &self.key,
-            &|certificate| bundle_exporter(&registry, &|id| self.user(id), certificate),
+            &|certificate| bundle_exporter(self, &registry, certificate),
             bytes,
             limits,
         )

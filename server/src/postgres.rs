@@ -2045,7 +2045,7 @@ impl Backend for Postgres {
         vigie_core::sync::import_hub_bundle(
             &mut self.storage(),
             &self.key,
-            &|certificate| crate::backend::bundle_exporter(self, &|id| self.user(id), certificate),
+            &|certificate| crate::backend::bundle_exporter(self, self, certificate),
             bytes,
             limits,
         )

@@ -456,6 +456,44 @@ fn attack_6_every_change_names_its_sender() {
     );
     assert_eq!(refusal(&outcomes[&signed.id]), Some(Refusal::WrongAuthor));
 
+    // A visit is made by the user who records it: none is filed in another user's name (an
+    // inspection "by" the supervisor, or by no one the hub knows), on the phone or at the hub,
+    // and its visitor never changes after.
+    let mut forged = visit(area(C01), Uuid::now_v7(), supervisor.user(), 3);
+    forged.status = VisitStatus::Draft;
+    let refused = monitor.store.create(&forged).unwrap_err().to_string();
+    assert!(
+        refused.contains("visitor is the user who records it"),
+        "{refused}"
+    );
+    let mut nobody = forged.clone();
+    nobody.id = Uuid::now_v7();
+    nobody.visitor_id = Uuid::now_v7();
+    let own = monitor
+        .store
+        .create(&visit(area(C01), Uuid::now_v7(), monitor.user(), 4))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    let (moved, _) = edited::<Visit>(&monitor, own.id, author(&monitor), |v| {
+        v.visitor_id = supervisor.user();
+    });
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![
+            new_record(&monitor, &forged, author(&monitor)),
+            new_record(&monitor, &nobody, author(&monitor)),
+            moved,
+        ],
+    );
+    for id in [forged.id, nobody.id, own.id] {
+        assert_eq!(
+            refusal(&outcomes[&id]),
+            Some(Refusal::StepNotAllowed),
+            "{outcomes:?}"
+        );
+    }
+
     // The monitor's own edit goes through: the history shows only who made each change.
     let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
     edit.notes = "Vu par la monitrice.".into();

@@ -591,12 +591,34 @@ impl Acting {
         before: Option<&R>,
         after: &R,
     ) -> Result<(), NotAllowed> {
-        check(
-            self.role,
-            self.user,
-            before.map(|b| b.subject()),
-            after.subject(),
-        )
+        let before = before.map(|b| b.subject());
+        if let Subject::Visit(visit) = after.subject() {
+            let was = match before {
+                Some(Subject::Visit(was)) => Some(was),
+                _ => None,
+            };
+            check_visitor(was, visit, &[self.user])?;
+        }
+        check(self.role, self.user, before, after.subject())
+    }
+}
+
+/// Whom a visit names as its visitor (`visitor_id`: who made the visit and answers for what it
+/// records, and whose due list its follow-up is on): the user who records it, set when the
+/// visit is created and never changed after. A visit, a labour inspection above all, filed in
+/// another user's name would be a forgery. `users` are who may be named: the user writing, and
+/// on the hub the user who made changes a supervisor accepts after review. The one rule for a
+/// phone's local writes and the hub's pushes.
+pub fn check_visitor(
+    before: Option<&Visit>,
+    after: &Visit,
+    users: &[Uuid],
+) -> Result<(), NotAllowed> {
+    match before {
+        Some(before) if before.visitor_id == after.visitor_id => Ok(()),
+        Some(_) => Err(not_allowed("a visit's visitor is never changed")),
+        None if users.contains(&after.visitor_id) => Ok(()),
+        None => Err(not_allowed("a visit's visitor is the user who records it")),
     }
 }
 

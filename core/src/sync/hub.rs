@@ -15,7 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::error::{Error, Result};
@@ -1675,10 +1675,30 @@ pub(crate) fn admit(
     };
     if !merge_target_held(tx, rules, document, before)?
         || !assignee_receives(tx, rules, id, document, before)?
+        || !visitor_kept(rules, id, document, before)
     {
         return Ok(Err(Refusal::StepNotAllowed));
     }
     Ok(Ok(admitted))
+}
+
+/// Whether a pushed visit names as its visitor the user who records it, and keeps it after
+/// (`rights::check_visitor`, the rule the phones apply to their own writes).
+fn visitor_kept(rules: &Rules<'_>, id: Uuid, document: &Automerge, before: &[ChangeHash]) -> bool {
+    if doc::kind_of(document) != Some(RecordKind::Visit) {
+        return true;
+    }
+    let Ok(visit) = doc::read_record::<Visit>(document, id) else {
+        return false;
+    };
+    let was = match before.is_empty() {
+        true => None,
+        false => match doc::read_record_at::<Visit>(document, id, before) {
+            Ok(was) => Some(was),
+            Err(_) => return false,
+        },
+    };
+    rights::check_visitor(was.as_ref(), &visit, &[rules.who.user, rules.author.user]).is_ok()
 }
 
 /// Whether a pushed child case's assignee (`identified_by`), if the push sets it to another

@@ -8,10 +8,10 @@
 //! and an administrator get console sign-ins, printed at the end (and kept in
 //! `<data>/demo-sign-in.txt` for the next start).
 //!
-//! Who writes what, so that every push passes the hub's rules: visits in draft or submitted
-//! come from their visitor's phone, cases a monitor identified (not yet verified) from that
-//! monitor's phone; workplaces, reviewed visits and cases further in the cycle from a
-//! supervisor's phone.
+//! Who writes what, so that every push passes the hub's rules: visits come from their
+//! visitor's phone (those reviewed are reviewed from the supervisor's once they reached it),
+//! cases a monitor identified (not yet verified) from that monitor's phone; workplaces and
+//! cases further in the cycle from a supervisor's phone.
 //!
 //! `vigie-bench demo --hub http://127.0.0.1:8470 --data vigie-data [--database URL]
 //! [--scale 0.1] [--seed N] [--phones DIR]`
@@ -99,6 +99,7 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
             Ok(Phone { token, store })
         };
     let mut count = 0usize;
+    let mut reviews = Vec::new();
     for record in Workload::new(args.seed, args.scale) {
         match record {
             AnyRecord::User(mut user) => {
@@ -122,18 +123,20 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
                 count += 1;
             }
             AnyRecord::Visit(v) => {
-                let by_visitor = matches!(v.status, VisitStatus::Draft | VisitStatus::Submitted)
-                    && phones.contains_key(&v.visitor_id);
-                let author = if by_visitor {
-                    v.visitor_id
-                } else {
-                    supervisor.ok_or("no supervisor")?
-                };
+                // A visit is recorded by its visitor; one reviewed already is submitted from
+                // the visitor's phone, and reviewed by the supervisor once it reached them.
+                let mut submitted = v.clone();
+                if !matches!(v.status, VisitStatus::Draft | VisitStatus::Submitted) {
+                    submitted.status = VisitStatus::Submitted;
+                    submitted.reviewed_by = None;
+                    submitted.review_comment = String::new();
+                    reviews.push(v);
+                }
                 phones
-                    .get_mut(&author)
-                    .ok_or("no phone")?
+                    .get_mut(&submitted.visitor_id)
+                    .ok_or("a visit of a visitor without a phone")?
                     .store
-                    .create(&v)?;
+                    .create(&submitted)?;
                 count += 1;
             }
             AnyRecord::ChildCase(c) => {
@@ -171,8 +174,31 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
         }
         sent += summary.accepted;
     }
-    eprintln!("demo: {sent} records accepted by the hub through /v1/sync");
     let supervisor = supervisor.ok_or("the workload has no supervisor")?;
+    // The reviews, from the supervisor's phone once the visits reached it.
+    let phone = phones.get_mut(&supervisor).ok_or("no phone")?;
+    let client = HubClient::new(&args.hub, &phone.token);
+    client.sync(&mut phone.store, &SyncOptions::default(), |_| {})?;
+    for reviewed in &reviews {
+        let mut visit: vigie_core::Visit = phone.store.get(reviewed.id)?;
+        visit.status = reviewed.status;
+        visit.review_comment = reviewed.review_comment.clone();
+        visit.reviewed_by = Some(supervisor);
+        phone.store.update(&visit)?;
+    }
+    let summary = client.sync(&mut phone.store, &SyncOptions::default(), |_| {})?;
+    if !summary.refused.is_empty() {
+        eprintln!(
+            "demo: the hub refused {} reviews (first: {})",
+            summary.refused.len(),
+            summary.refused[0].1
+        );
+    }
+    sent += summary.accepted;
+    eprintln!(
+        "demo: {sent} records accepted by the hub through /v1/sync, {} visits reviewed",
+        reviews.len()
+    );
     let sign_in = console_account(backend.as_ref(), supervisor, SUPERVISOR_LOGIN)?;
     let admin = backend.add_user(&User::new(
         "Administrateur (démo)",
