@@ -753,3 +753,45 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
         .expect("priority");
     assert_eq!(priority, AlertSeverity::WorstFormSuspected as i64);
 }
+
+#[test]
+fn a_schema_17_store_finds_names_typed_with_separate_accents() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
+    let marked = {
+        let mut store = Store::open(config(&path)).expect("open");
+        let mut c = ChildCase::new(
+            "CI-0201",
+            "Ame\u{301}lie N'Guessan",
+            Sex::Female,
+            area,
+            date(2025, 3, 3),
+            USER,
+        );
+        c.estimated_age = Some(11);
+        store.create(&c).expect("case").id
+    };
+    // What schema 17 indexed: the separate accent broke the word in two.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute(
+        "UPDATE name_search SET terms = 'ame lie n guessan nguessan'",
+        [],
+    )
+    .expect("schema 17's terms");
+    conn.pragma_update(None, "user_version", 17)
+        .expect("version 17");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 17 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    for typed in ["amelie", "Amélie", "amelie nguessan"] {
+        let hits: Vec<Uuid> = store
+            .search_names(typed, 10)
+            .expect("search")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(hits, vec![marked], "{typed}");
+    }
+}

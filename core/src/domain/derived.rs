@@ -132,10 +132,16 @@ fn fold_char(c: char) -> &'static str {
 }
 
 /// A name folded for comparison: lower case, accents removed, anything but letters and digits
-/// a separator, words separated by one space ("N'Guessan  Éric" → "n guessan eric").
+/// a separator, words separated by one space ("N'Guessan  Éric" → "n guessan eric"). However
+/// the name was typed: an accent as its own mark after the letter (as some keyboards and pasted
+/// text give it: "e" + U+0301) folds as the letter with it does, and compatibility forms
+/// (a ligature "ǅ", a full-width letter) as the letters they stand for.
 pub fn fold_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
     let mut out = String::with_capacity(name.len());
-    for c in name.chars().flat_map(char::to_lowercase) {
+    let letters = name.nfkd().filter(|c| !is_combining_mark(*c));
+    for c in letters.flat_map(char::to_lowercase) {
         let folded = fold_char(c);
         if !folded.is_empty() {
             out.push_str(folded);

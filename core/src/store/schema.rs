@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/015_rederive_alerts.sql"),
     include_str!("migrations/016_alerts_end_at_18.sql"),
     include_str!("migrations/017_search_terms.sql"),
+    include_str!("migrations/018_names_typed_with_marks.sql"),
 ];
 
 /// The schema version this software writes.
