@@ -267,6 +267,10 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         "Aya\0".into(),
         "\u{202e}ayA\u{202c} Kouamé".into(),
         "Aya \u{2067}Kouamé".into(),
+        // A line separator, and characters no one sees (a byte order mark, a tag).
+        "Aya\u{2028}Kouamé".into(),
+        "\u{feff}Aya Kouamé".into(),
+        "Aya Kouamé\u{e0041}".into(),
     ] {
         assert_eq!(refusal(&mut store, &child(&name, user)), "name");
     }

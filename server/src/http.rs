@@ -366,7 +366,8 @@ impl IntoResponse for Failure {
             ),
             Failure::Hub(HubError::KeysNotBound) => error(
                 StatusCode::FORBIDDEN,
-                "the device's keys differ from those certified for it at enrolment",
+                "the device's keys differ from those certified for it at enrolment (a store \
+                 made again with the same token): the administrator reissues the device's token",
             ),
             Failure::Hub(HubError::Store(e)) if disk_full(&e) => hub_full(&e),
             Failure::Hub(HubError::Store(e)) => {

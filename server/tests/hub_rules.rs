@@ -358,7 +358,37 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
             c
         })
         .collect();
+    // Records naming others of the wrong kind (a visit "at" a case; a case found at a "visit"
+    // that is a case, at a "workplace" that is a visit), or a reference left as the nil id.
+    let mut at_a_case = visit(area(C01), case.id, monitor.user(), 5);
+    at_a_case.id = Uuid::now_v7();
+    at_a_case.status = VisitStatus::Draft;
+    let mut named_wrong = child(area(C01), "Ama", monitor.user());
+    named_wrong.id = Uuid::now_v7();
+    named_wrong.identified_on_visit = Some(at_a_case.workplace_id);
+    named_wrong.workplace_id = Some(v.id);
+    let mut nowhere = child(area(C01), "Ama", monitor.user());
+    nowhere.id = Uuid::now_v7();
+    nowhere.workplace_id = Some(Uuid::nil());
+    let wrong_kinds = [at_a_case.id, named_wrong.id, nowhere.id];
+    // The phone refuses each, naming the field.
+    for (record, field) in [
+        (monitor.store.create(&at_a_case).map(|_| ()), "workplace_id"),
+        (
+            monitor.store.create(&named_wrong).map(|_| ()),
+            "workplace_id",
+        ),
+        (monitor.store.create(&nowhere).map(|_| ()), "workplace_id"),
+    ] {
+        match record {
+            Err(Error::Validation(e)) => assert_eq!(e.field, field),
+            other => panic!("expected a validation error naming {field}, got {other:?}"),
+        }
+    }
     let mut records = vec![
+        new_record(&monitor, &at_a_case, me),
+        new_record(&monitor, &named_wrong, me),
+        new_record(&monitor, &nowhere, me),
         closing,
         validating,
         new_record(&monitor, &nonsense, me),
@@ -370,6 +400,13 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
     let outcomes = push(&monitor, &hub.url, records);
     for c in &hostile_lines {
         assert_eq!(refusal(&outcomes[&c.id]), Some(Refusal::BreaksValidation));
+    }
+    for id in wrong_kinds {
+        assert_eq!(
+            refusal(&outcomes[&id]),
+            Some(Refusal::BreaksValidation),
+            "{outcomes:?}"
+        );
     }
     assert_eq!(
         refusal(&outcomes[&from_the_future.id]),

@@ -56,14 +56,26 @@ pub fn is_direction_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Characters that are no control character to Unicode but act as one in a line: the line
+/// and paragraph separators (U+2028, U+2029: a line break to browsers, spreadsheets and
+/// JavaScript), the byte order mark (U+FEFF: an invisible character that makes two equal names
+/// differ) and the tag characters (U+E0000–U+E007F: invisible).
+fn is_hidden_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
 /// Whether `value` fits on one line of a list: at most `max_chars` characters, without a
-/// control character (a line break, NUL, a terminal's escape) or a direction control
-/// (`is_direction_control`). Empty passes: whether a field may be empty is its own rule.
+/// control character (a line break, NUL, a terminal's escape, `is_hidden_control`) or a
+/// direction control (`is_direction_control`). Empty passes: whether a field may be empty is
+/// its own rule.
 pub fn is_one_line(value: &str, max_chars: usize) -> bool {
     value.chars().count() <= max_chars
         && !value
             .chars()
-            .any(|c| c.is_control() || is_direction_control(c))
+            .any(|c| c.is_control() || is_hidden_control(c) || is_direction_control(c))
 }
 
 /// The rule of a one-line field, for `ValidationError`s.

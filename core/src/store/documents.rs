@@ -99,6 +99,7 @@ pub(crate) fn insert_new<R: Record>(
     record.derive(reference);
     record.validate(reference)?;
     crate::domain::records::events_not_after_today(&[], &record.event_dates())?;
+    check_references(tx, &record)?;
     if let Some(acting) = acting {
         acting.check_write(None, &record)?;
     }
@@ -114,6 +115,17 @@ pub(crate) fn insert_new<R: Record>(
     let stored = doc::read_record::<R>(&document, id)?;
     write.save(tx, id, R::KIND, None, &mut document, &[])?;
     Ok(stored)
+}
+
+/// The records a written record names are of the kinds its fields say, where this store holds
+/// them (`records::check_references`; one not held may be on its way).
+fn check_references<R: Record>(tx: &Transaction, record: &R) -> Result<()> {
+    let kind_of = |id| find_row(tx, id).map(|row| row.map(|(_, kind, _)| kind));
+    Ok(crate::domain::records::check_references(
+        &[],
+        &record.references(),
+        kind_of,
+    )??)
 }
 
 /// A case merged into another names a case this store holds, as the hub requires
@@ -155,6 +167,7 @@ pub(crate) fn update_in<R: Record>(
     }
     record.derive(reference);
     record.validate(reference)?;
+    check_references(tx, &record)?;
     // Days after today only if some were set before: the stored record is read only then.
     let dates = record.event_dates();
     if dates
@@ -666,6 +679,16 @@ impl TypedRecord {
             TypedRecord::ChildCase(r) => Subject::ChildCase(r),
             TypedRecord::User(_) => Subject::Administered(RecordKind::User),
             TypedRecord::Reference => Subject::Administered(RecordKind::Reference),
+        }
+    }
+
+    /// `Record::references` of the record.
+    pub(crate) fn references(&self) -> Vec<crate::domain::records::Reference> {
+        match self {
+            TypedRecord::Workplace(r) => r.references(),
+            TypedRecord::Visit(r) => r.references(),
+            TypedRecord::ChildCase(r) => r.references(),
+            TypedRecord::User(_) | TypedRecord::Reference => Vec::new(),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::error::{Error, Result};
@@ -1675,30 +1675,67 @@ pub(crate) fn admit(
     };
     if !merge_target_held(tx, rules, document, before)?
         || !assignee_receives(tx, rules, id, document, before)?
-        || !visitor_kept(rules, id, document, before)
     {
         return Ok(Err(Refusal::StepNotAllowed));
+    }
+    if let Err(refusal) = names_kept(tx, rules, id, admitted.kind, document, before)? {
+        return Ok(Err(refusal));
     }
     Ok(Ok(admitted))
 }
 
-/// Whether a pushed visit names as its visitor the user who records it, and keeps it after
-/// (`rights::check_visitor`, the rule the phones apply to their own writes).
-fn visitor_kept(rules: &Rules<'_>, id: Uuid, document: &Automerge, before: &[ChangeHash]) -> bool {
-    if doc::kind_of(document) != Some(RecordKind::Visit) {
-        return true;
+/// What a pushed visit or case names, as the phones check their own writes: a visit names
+/// as its visitor the user who records it, and keeps it (`rights::check_visitor`); the records
+/// it names newly are of the kinds their fields say where the hub holds them
+/// (`records::check_references`).
+fn names_kept(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    kind: RecordKind,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<std::result::Result<(), Refusal>> {
+    if !matches!(kind, RecordKind::Visit | RecordKind::ChildCase) {
+        return Ok(Ok(()));
     }
-    let Ok(visit) = doc::read_record::<Visit>(document, id) else {
-        return false;
+    // `admit_content` read both versions already: they read.
+    let read = |heads: Option<&[ChangeHash]>| match heads {
+        None => TypedRecord::read(kind, id, document),
+        Some(heads) => TypedRecord::read_at(kind, id, document, heads),
     };
-    let was = match before.is_empty() {
-        true => None,
-        false => match doc::read_record_at::<Visit>(document, id, before) {
-            Ok(was) => Some(was),
-            Err(_) => return false,
+    let (Ok(after), Ok(was)) = (
+        read(None),
+        match before.is_empty() {
+            true => Ok(None),
+            false => read(Some(before)).map(Some),
         },
+    ) else {
+        return Ok(Err(Refusal::Invalid));
     };
-    rights::check_visitor(was.as_ref(), &visit, &[rules.who.user, rules.author.user]).is_ok()
+    if let TypedRecord::Visit(visit) = &after {
+        let was = match &was {
+            Some(TypedRecord::Visit(was)) => Some(was),
+            _ => None,
+        };
+        let users = [rules.who.user, rules.author.user];
+        if rights::check_visitor(was, visit, &users).is_err() {
+            return Ok(Err(Refusal::StepNotAllowed));
+        }
+    }
+    let known = was.map(|was| was.references()).unwrap_or_default();
+    let kind_of = |id| -> Result<Option<RecordKind>> {
+        match tx.record(id, false) {
+            Ok(stored) => Ok(stored.map(|stored| stored.kind)),
+            // A stored record that does not read: its kind cannot be told.
+            Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    Ok(
+        crate::domain::records::check_references(&known, &after.references(), kind_of)?
+            .map_err(|_| Refusal::BreaksValidation),
+    )
 }
 
 /// Whether a pushed child case's assignee (`identified_by`), if the push sets it to another

@@ -457,7 +457,20 @@ impl Record for ChildCase {
         dates
     }
 
+    fn references(&self) -> Vec<super::Reference> {
+        let mut named = Vec::new();
+        if let Some(id) = self.workplace_id {
+            named.push(("workplace_id", id, RecordKind::Workplace));
+        }
+        if let Some(id) = self.identified_on_visit {
+            named.push(("identified_on_visit", id, RecordKind::Visit));
+        }
+        named
+    }
+
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
+        super::optional_reference("workplace_id", self.workplace_id)?;
+        super::optional_reference("identified_on_visit", self.identified_on_visit)?;
         // A case code is a code, as the reference data's: it is searched by its tail, shown in
         // every list and report, and written in file names of exports.
         if !valid_code(&self.case_code) {

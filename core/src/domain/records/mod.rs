@@ -132,6 +132,52 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         Vec::new()
     }
+    /// The other records this one names, each with its field and the kind it must be of (a
+    /// visit's workplace). One that a store or the hub holds under another kind is refused
+    /// (`check_references`); one not held may be on its way, or outside the scope.
+    fn references(&self) -> Vec<Reference> {
+        Vec::new()
+    }
+}
+
+/// A record another names: the field naming it, its id, and the kind it must be of.
+pub type Reference = (&'static str, Uuid, RecordKind);
+
+/// Checks the records a record names (`after`) that it did not name before (`before`; a new
+/// record: none) against the kinds held under their ids (`kind_of`: none when not held): a
+/// reference to a record of another kind (a visit "at" a child case) is refused naming its
+/// field.
+pub fn check_references<E>(
+    before: &[Reference],
+    after: &[Reference],
+    mut kind_of: impl FnMut(Uuid) -> Result<Option<RecordKind>, E>,
+) -> Result<Result<(), ValidationError>, E> {
+    for (field, id, kind) in after {
+        if before.iter().any(|(f, i, _)| f == field && i == id) {
+            continue;
+        }
+        if let Some(held) = kind_of(*id)?
+            && held != *kind
+        {
+            return Ok(Err(ValidationError::new(
+                *field,
+                format!("must name a {}", kind.as_str().replace('_', " ")),
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// An optional reference typed as no id at all (the nil id, an empty text from an app): refused,
+/// naming the field, rather than kept as a reference to nothing.
+pub(crate) fn optional_reference(field: &str, id: Option<Uuid>) -> Result<(), ValidationError> {
+    match id {
+        Some(id) if id.is_nil() => Err(ValidationError::new(
+            field,
+            "must name a record, or be left empty",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The earliest day a record may tell of (an event, a birth). A date before it is a slip of the

@@ -197,6 +197,10 @@ impl Record for Visit {
         dates
     }
 
+    fn references(&self) -> Vec<super::Reference> {
+        vec![("workplace_id", self.workplace_id, RecordKind::Workplace)]
+    }
+
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         super::within_calendar(&self.event_dates())?;
         if self.workplace_id.is_nil() {
