@@ -830,3 +830,18 @@ fn damaged_or_foreign_documents_are_refused_whole() {
     ));
     assert_eq!(b.get::<Workplace>(w.id).unwrap(), w);
 }
+
+#[test]
+fn the_integrity_check_is_sound_after_another_connection_wrote() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut first = open(&dir, "a.db", user);
+    first.create(&workplace("Plantation Kouamé")).unwrap();
+    assert!(first.integrity_check().unwrap());
+    // The same file opened again (another process of the app) and written.
+    let mut second = open(&dir, "a.db", user);
+    second.create(&workplace("Carrière de Kouamé")).unwrap();
+    second.close().unwrap();
+    assert!(first.integrity_check().unwrap());
+    assert_eq!(first.search_names("carriere", 10).unwrap().len(), 1);
+}
