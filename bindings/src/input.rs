@@ -82,8 +82,8 @@ pub(crate) fn id_arg_opt(field: &str, text: Option<&str>) -> Result<Option<Uuid>
 
 /// A date passed as an argument.
 pub(crate) fn date(field: &str, text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| VigieError::validation(field, "must be a date written YYYY-MM-DD"))
+    ffi::parse_date(text)
+        .ok_or_else(|| VigieError::validation(field, "must be a date written YYYY-MM-DD"))
 }
 
 /// A count passed as an argument: never negative.
@@ -139,5 +139,25 @@ mod tests {
         let mut c = case();
         c.captured_with.country_profile = vigie_core::Pin::parse("CI@9");
         assert!(record(c).unwrap().captured_with.country_profile.is_none());
+    }
+
+    #[test]
+    fn dates_and_instants_are_read_only_as_written_back() {
+        assert_eq!(
+            ffi::parse_date(" 2026-03-02 "),
+            NaiveDate::from_ymd_opt(2026, 3, 2)
+        );
+        for odd in [
+            "2026-2-3",
+            "+2026-03-02",
+            "2026-03-02T00:00",
+            "2026/03/02",
+            "2026-02-30",
+        ] {
+            assert_eq!(ffi::parse_date(odd), None, "{odd}");
+            assert_eq!(field_of(date("on", odd)), "on");
+        }
+        assert!(ffi::parse_timestamp("2026-03-02T09:00:00+00:00").is_some());
+        assert!(ffi::parse_timestamp("2026-12-31T23:59:60Z").is_none());
     }
 }

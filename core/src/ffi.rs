@@ -51,23 +51,51 @@ uniffi::custom_type!(Uuid, String, {
     }),
 });
 
+/// A calendar date as apps write it: exactly `YYYY-MM-DD` (surrounding spaces aside). chrono's
+/// own parsing also takes "2026-2-3" and "+2026-03-02": a date an app wrote some other way
+/// than it reads them back is refused, not quietly read.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    let digits_at = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .is_some_and(|part| part.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let shaped = text.len() == 10
+        && digits_at(0..4)
+        && digits_at(5..7)
+        && digits_at(8..10)
+        && text.as_bytes()[4] == b'-'
+        && text.as_bytes()[7] == b'-';
+    shaped
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// An RFC 3339 instant as apps write it, without a leap second (which chrono reads as
+/// second 59 and then some: a "23:59:60" no clock of a phone shows).
+pub fn parse_timestamp(text: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
+}
+
 uniffi::custom_type!(CalendarDate, String, {
     remote,
     lower: |date| date.format("%Y-%m-%d").to_string(),
-    try_lift: |text| Ok(NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").unwrap_or(NOT_A_DATE)),
+    try_lift: |text| Ok(parse_date(&text).unwrap_or(NOT_A_DATE)),
 });
 
 uniffi::custom_type!(Timestamp, String, {
     remote,
     lower: |t| t.to_rfc3339_opts(SecondsFormat::AutoSi, false),
-    try_lift: |text| Ok(DateTime::parse_from_rfc3339(text.trim()).unwrap_or_else(|_| not_a_timestamp())),
+    try_lift: |text| Ok(parse_timestamp(&text).unwrap_or_else(not_a_timestamp)),
 });
 
 uniffi::custom_type!(UtcTimestamp, String, {
     remote,
     lower: |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
-    try_lift: |text| Ok(DateTime::parse_from_rfc3339(text.trim())
-        .unwrap_or_else(|_| not_a_timestamp())
+    try_lift: |text| Ok(parse_timestamp(&text)
+        .unwrap_or_else(not_a_timestamp)
         .with_timezone(&Utc)),
 });
 
