@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{
-    AttachmentSummary, AttachmentSyncOptions, PeerScope, Recipient, Refusal, RemovedRecord,
-    SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
+    AttachmentSummary, AttachmentSyncOptions, PeerScope, Recipient, Refusal, RefusalDetail,
+    RemovedRecord, SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
 };
 use vigie_core::{AreaFilter, DownloadPolicy, Store};
 
@@ -59,11 +59,16 @@ pub trait SyncProgressListener: Send + Sync {
     fn on_progress(&self, summary: SyncSummary) -> Result<(), crate::listeners::ListenerError>;
 }
 
-/// A record the hub refused, and why. The device keeps its copy and offers it again.
+/// A record the hub refused, and why. The device keeps its copy and offers it again. When its
+/// content breaks a rule (`Refusal::BreaksValidation`), `field` and `rule` say which field to
+/// correct and the rule's words, as a `Validation` error does for a local write (empty from a
+/// hub of an earlier version).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RefusedRecord {
     pub id: String,
     pub reason: Refusal,
+    pub field: Option<String>,
+    pub rule: Option<String>,
 }
 
 /// A received record that could not be applied; it is fetched whole next time.
@@ -126,10 +131,15 @@ fn long(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn refused(list: Vec<(Uuid, Refusal)>) -> Vec<RefusedRecord> {
-    let refused = |(id, reason): (Uuid, Refusal)| RefusedRecord {
-        id: id.to_string(),
-        reason,
+fn refused(list: Vec<(Uuid, Refusal)>, details: &[(Uuid, RefusalDetail)]) -> Vec<RefusedRecord> {
+    let refused = |(id, reason): (Uuid, Refusal)| {
+        let detail = details.iter().find(|(told, _)| *told == id).map(|(_, d)| d);
+        RefusedRecord {
+            id: id.to_string(),
+            reason,
+            field: detail.map(|d| d.field.clone()),
+            rule: detail.map(|d| d.rule.clone()),
+        }
     };
     list.into_iter().map(refused).collect()
 }
@@ -146,7 +156,7 @@ impl From<vigie_core::sync::SyncReport> for SyncReport {
     fn from(r: vigie_core::sync::SyncReport) -> Self {
         SyncReport {
             accepted: long(r.accepted),
-            refused: refused(r.refused),
+            refused: refused(r.refused, &r.refusal_details),
             received: long(r.received),
             failed: failed(r.failed),
             more: r.more,
@@ -166,7 +176,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             bytes_received: long(s.bytes_received),
             accepted: long(s.accepted),
             received: long(s.received),
-            refused: refused(s.refused),
+            refused: refused(s.refused, &s.refusal_details),
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,
             pending: long(s.pending),

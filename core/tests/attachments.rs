@@ -650,7 +650,8 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     assert_eq!(
         push(&mut hub, &neighbour, &taken),
         PushOutcome::Refused {
-            reason: Refusal::BreaksValidation
+            reason: Refusal::BreaksValidation,
+            detail: None,
         }
     );
     let planted = Attachment {
@@ -661,7 +662,8 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     assert_eq!(
         push(&mut hub, &neighbour, &planted),
         PushOutcome::Refused {
-            reason: Refusal::WrongAuthor
+            reason: Refusal::WrongAuthor,
+            detail: None,
         }
     );
     // Nor by an entry under the same id written beside the capturer's (built on the visit as
@@ -680,7 +682,8 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
             Some(visit.version.heads())
         ),
         PushOutcome::Refused {
-            reason: Refusal::BreaksValidation
+            reason: Refusal::BreaksValidation,
+            detail: None,
         }
     );
     // A caption is the one field that changes, by anyone who may edit the record.

@@ -610,7 +610,10 @@ fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
 }
 
 fn refused(reason: Refusal) -> PushOutcome {
-    PushOutcome::Refused { reason }
+    PushOutcome::Refused {
+        reason,
+        detail: None,
+    }
 }
 
 #[test]

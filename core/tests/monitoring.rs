@@ -1948,7 +1948,11 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         area(C01),
     );
     w.owner_contact = "+225 07 00 00 00".into();
+    // An invisible byte order mark before a formula is refused at the write; a space before
+    // one is taken, and made inert in the export.
     w.owner_name = " \u{feff}=1+1".into();
+    assert!(store.create(&w).is_err());
+    w.owner_name = " =1+1".into();
     w.location.point = Some(GeoPoint {
         latitude: 6.8,
         longitude: -5.25,
@@ -1991,7 +1995,7 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     );
     assert_eq!(cell("workplaces.csv", "owner_contact"), "'+225 07 00 00 00");
     // Blanks before the sign do not hide it.
-    assert_eq!(cell("workplaces.csv", "owner_name"), "' \u{feff}=1+1");
+    assert_eq!(cell("workplaces.csv", "owner_name"), "' =1+1");
     // A number is no formula: a negative longitude stays a number.
     assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
     assert_eq!(

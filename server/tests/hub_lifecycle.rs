@@ -196,7 +196,8 @@ fn quarantine_is_no_back_door() {
     assert_eq!(
         outcome,
         PushOutcome::Refused {
-            reason: Refusal::OutOfScope
+            reason: Refusal::OutOfScope,
+            detail: None,
         }
     );
     // A change claiming to build on a history the intruder does not hold.
@@ -464,6 +465,7 @@ fn nothing_leaks_outside_the_scope() {
         let baseline = match push_outcome(&probe, &hub.url, absent, &bytes) {
             PushOutcome::Accepted { .. } => PushOutcome::Refused {
                 reason: Refusal::OutOfScope,
+                detail: None,
             },
             other => other,
         };

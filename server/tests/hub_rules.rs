@@ -412,6 +412,21 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
         refusal(&outcomes[&from_the_future.id]),
         Some(Refusal::BreaksValidation)
     );
+    // The phone is told which field breaks which rule (its clock may run ahead of the hub's):
+    // the rule's words, never the value.
+    let told = |id: Uuid| match &outcomes[&id] {
+        PushOutcome::Refused {
+            detail: Some(detail),
+            ..
+        } => (detail.field.clone(), detail.rule.clone()),
+        other => panic!("no detail: {other:?}"),
+    };
+    let (field, rule) = told(from_the_future.id);
+    assert_eq!(field, "identified_on");
+    assert!(rule.contains("after today"), "{rule}");
+    assert_eq!(told(nonsense.id).0, "name");
+    assert_eq!(told(at_a_case.id).0, "workplace_id");
+    assert!(!told(hostile_lines[1].id).1.contains("awA"));
     assert_eq!(refusal(&outcomes[&case.id]), Some(Refusal::StepNotAllowed));
     assert_eq!(refusal(&outcomes[&v.id]), Some(Refusal::StepNotAllowed));
     assert_eq!(

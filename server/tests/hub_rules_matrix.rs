@@ -149,6 +149,7 @@ fn every_cell_of_the_matrix_holds_on_the_hub() {
                 PushOutcome::Accepted { .. } => allowed,
                 PushOutcome::Refused {
                     reason: Refusal::StepNotAllowed,
+                    ..
                 } => !allowed,
                 _ => false,
             };

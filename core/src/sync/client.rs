@@ -6,8 +6,8 @@
 //! cursor moves only in the transaction that commits what the response brought.
 
 use super::wire::{
-    self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
-    Tombstone, UserProfile,
+    self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, RefusalDetail, SyncRequest,
+    SyncResponse, Tombstone, UserProfile,
 };
 use crate::codec;
 use crate::domain::codes::RecordKind;
@@ -69,6 +69,9 @@ pub struct SyncReport {
     pub accepted: usize,
     /// Records the hub refused, each with the rule that refused it. The device keeps its copy.
     pub refused: Vec<(Uuid, Refusal)>,
+    /// Of `refused`, those whose content breaks a rule, with the field and the rule's words as
+    /// the hub told them (a hub of an earlier version tells none).
+    pub refusal_details: Vec<(Uuid, RefusalDetail)>,
     /// Records received and merged.
     pub received: usize,
     /// Records whose changes arrived without earlier ones the device lacks (a record that just
@@ -119,6 +122,9 @@ pub struct SyncSummary {
     pub accepted: usize,
     pub received: usize,
     pub refused: Vec<(Uuid, Refusal)>,
+    /// Of `refused`, the field and rule of those whose content breaks a rule
+    /// (`SyncReport::refusal_details`).
+    pub refusal_details: Vec<(Uuid, RefusalDetail)>,
     pub failed: Vec<(Uuid, String)>,
     pub clock_skewed: bool,
     /// Records still waiting in the outbox (refused ones, until they are accepted).
@@ -311,11 +317,14 @@ fn apply_response(
                 report.erased.push(*id);
                 erase(tx, *id, &[], &mut report)?;
             }
-            PushOutcome::Refused { reason } => {
+            PushOutcome::Refused { reason, detail } => {
                 if *reason == Refusal::KindNotAllowed && sync_state::unqueue_unpushed(tx, *id)? {
                     continue;
                 }
                 report.refused.push((*id, *reason));
+                if let Some(detail) = detail {
+                    report.refusal_details.push((*id, detail.clone()));
+                }
                 if *reason == Refusal::MissingHistory {
                     // Forget what the hub was thought to hold: the next push sends it all.
                     sync_state::forget_hub_heads(tx, *id)?;
@@ -688,7 +697,10 @@ fn exchange_until_done(
                 Some(entry) => entry.1 = reason,
                 None => summary.refused.push((id, reason)),
             }
+            // The latest word on each record, told or not.
+            summary.refusal_details.retain(|(known, _)| *known != id);
         }
+        summary.refusal_details.extend(report.refusal_details);
         // A record refused earlier in the session and settled since (accepted once the store
         // moved its edits to a new actor, quarantined, erased) is no longer refused.
         let mut still_refused = Vec::with_capacity(summary.refused.len());
@@ -698,6 +710,9 @@ fn exchange_until_done(
             }
         }
         summary.refused = still_refused;
+        summary
+            .refusal_details
+            .retain(|(id, _)| summary.refused.iter().any(|(known, _)| known == id));
         summary.failed.extend(report.failed);
         summary.quarantined.extend(report.quarantined);
         summary.erased.extend(report.erased);

@@ -8,8 +8,8 @@
 use super::client::changes_after;
 use super::identity::{Certifier, hub_identity};
 use super::wire::{
-    self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, SyncRequest, SyncResponse,
-    Tombstone,
+    self, Cursor, PullEntry, PushAck, PushEntry, PushOutcome, Refusal, RefusalDetail, SyncRequest,
+    SyncResponse, Tombstone,
 };
 use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
@@ -18,7 +18,7 @@ use crate::domain::codes::{RecordKind, ReferenceType, Role};
 use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationError};
 use crate::storage::{
     ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
     RecordWrite, StoredRecord,
@@ -266,7 +266,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             PushOutcome::Accepted { .. } => report.accepted += 1,
             PushOutcome::Quarantined => report.quarantined += 1,
             PushOutcome::Erased => report.erased += 1,
-            PushOutcome::Refused { reason } => report.refused.push((id, reason)),
+            PushOutcome::Refused { reason, .. } => report.refused.push((id, reason)),
         }
     }
     Ok(report)
@@ -1005,7 +1005,7 @@ pub(crate) fn save_admitted(
     let admitted =
         admit(tx, rules, id, stored.map(|s| s.kind), document, before)?.map_err(|r| {
             Error::NotAllowed {
-                rule: format!("{refused}: {r}"),
+                rule: format!("{refused}: {}", r.reason),
             }
         })?;
     tx.save(RecordWrite {
@@ -1065,8 +1065,36 @@ pub fn create_record<R: Record>(
     Ok(stored)
 }
 
-fn refused(reason: Refusal) -> PushOutcome {
-    PushOutcome::Refused { reason }
+fn refused(reason: impl Into<Refused>) -> PushOutcome {
+    let Refused { reason, detail } = reason.into();
+    PushOutcome::Refused { reason, detail }
+}
+
+/// Why a pushed record is refused: the rule, and the field and its rule's words when the
+/// record's content breaks a rule a phone checks too (`RefusalDetail`), so that the phone can
+/// say which field to correct.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Refused {
+    pub(crate) reason: Refusal,
+    pub(crate) detail: Option<RefusalDetail>,
+}
+
+impl From<Refusal> for Refused {
+    fn from(reason: Refusal) -> Self {
+        Refused {
+            reason,
+            detail: None,
+        }
+    }
+}
+
+impl Refused {
+    fn breaking(e: ValidationError) -> Self {
+        Refused {
+            reason: Refusal::BreaksValidation,
+            detail: Some(e.into()),
+        }
+    }
 }
 
 /// Stores one pushed record, or says why not. Every check comes before the first write, so a
@@ -1132,6 +1160,7 @@ fn accept_push(
                 // and it leaves their device, rather than staying there refused for ever.
                 New::Refused(PushOutcome::Refused {
                     reason: Refusal::OutOfScope,
+                    ..
                 }) if !erased && quarantine_new(tx, &rules, entry)? => Ok(PushOutcome::Quarantined),
                 New::Refused(outcome) => Ok(outcome),
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
@@ -1668,7 +1697,7 @@ pub(crate) fn admit(
     stored_kind: Option<RecordKind>,
     document: &Automerge,
     before: &[ChangeHash],
-) -> Result<std::result::Result<Admitted, Refusal>> {
+) -> Result<std::result::Result<Admitted, Refused>> {
     let admitted = match admit_content(rules, id, stored_kind, document, before) {
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
@@ -1676,7 +1705,7 @@ pub(crate) fn admit(
     if !merge_target_held(tx, rules, document, before)?
         || !assignee_receives(tx, rules, id, document, before)?
     {
-        return Ok(Err(Refusal::StepNotAllowed));
+        return Ok(Err(Refusal::StepNotAllowed.into()));
     }
     if let Err(refusal) = names_kept(tx, rules, id, admitted.kind, document, before)? {
         return Ok(Err(refusal));
@@ -1695,7 +1724,7 @@ fn names_kept(
     kind: RecordKind,
     document: &Automerge,
     before: &[ChangeHash],
-) -> Result<std::result::Result<(), Refusal>> {
+) -> Result<std::result::Result<(), Refused>> {
     if !matches!(kind, RecordKind::Visit | RecordKind::ChildCase) {
         return Ok(Ok(()));
     }
@@ -1711,7 +1740,7 @@ fn names_kept(
             false => read(Some(before)).map(Some),
         },
     ) else {
-        return Ok(Err(Refusal::Invalid));
+        return Ok(Err(Refusal::Invalid.into()));
     };
     if let TypedRecord::Visit(visit) = &after {
         let was = match &was {
@@ -1720,7 +1749,7 @@ fn names_kept(
         };
         let users = [rules.who.user, rules.author.user];
         if rights::check_visitor(was, visit, &users).is_err() {
-            return Ok(Err(Refusal::StepNotAllowed));
+            return Ok(Err(Refusal::StepNotAllowed.into()));
         }
     }
     let known = was.map(|was| was.references()).unwrap_or_default();
@@ -1734,7 +1763,7 @@ fn names_kept(
     };
     Ok(
         crate::domain::records::check_references(&known, &after.references(), kind_of)?
-            .map_err(|_| Refusal::BreaksValidation),
+            .map_err(Refused::breaking),
     )
 }
 
@@ -1792,18 +1821,18 @@ fn admit_content(
     stored_kind: Option<RecordKind>,
     document: &Automerge,
     before: &[ChangeHash],
-) -> std::result::Result<Admitted, Refusal> {
+) -> std::result::Result<Admitted, Refused> {
     let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
     if stored_kind.is_some_and(|k| k != kind) {
-        return Err(Refusal::WrongKind);
+        return Err(Refusal::WrongKind.into());
     }
     if !rules.scope.kinds().contains(&kind) {
-        return Err(Refusal::KindNotAllowed);
+        return Err(Refusal::KindNotAllowed.into());
     }
     let record = match TypedRecord::read(kind, id, document) {
         Ok(record) => record,
-        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }),
-        Err(_) => return Err(Refusal::Invalid),
+        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
+        Err(_) => return Err(Refusal::Invalid.into()),
     };
     let new_changes = document.get_changes(before);
     // The author a change names is who the record's history shows: it must be the sender.
@@ -1811,7 +1840,7 @@ fn admit_content(
         .iter()
         .any(|change| doc::author_of(change) != Some(rules.author))
     {
-        return Err(Refusal::WrongAuthor);
+        return Err(Refusal::WrongAuthor.into());
     }
     // A record may not be moved out of the sender's areas either.
     let area = record
@@ -1825,8 +1854,8 @@ fn admit_content(
     let heads = sender_heads(&new_changes);
     let (base, theirs) = match sender_versions(document, &heads, kind, id) {
         Ok(versions) => versions,
-        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }),
-        Err(_) => return Err(Refusal::Invalid),
+        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
+        Err(_) => return Err(Refusal::Invalid.into()),
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
     check_manifest(kind, document, &rules.limits.attachments)?;
@@ -1838,8 +1867,8 @@ fn admit_content(
         .map_err(|limit| Refusal::OverLimit { limit })?;
     match bounds::admit(&plain, &DocumentLimits::STANDARD) {
         Ok(()) => {}
-        Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }),
-        Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid),
+        Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }.into()),
+        Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid.into()),
     }
     Ok(Admitted {
         kind,
@@ -1942,28 +1971,30 @@ pub(crate) fn check_content(
     from: Option<&TypedRecord>,
     to: &TypedRecord,
     merged: &TypedRecord,
-) -> std::result::Result<(), Refusal> {
+) -> std::result::Result<(), Refused> {
     let after = merged;
     if let Err(e) = after.validate(reference) {
         let pins = crate::domain::reference::content::PINS_FIELD;
         return Err(if e.field.starts_with(pins) {
-            Refusal::UnknownReference
+            Refusal::UnknownReference.into()
         } else {
-            Refusal::BreaksValidation
+            Refused::breaking(e)
         });
     }
     // The versions a record is captured with decide its classification and what it may hold:
     // set once, when it is created, to its country's own or the default ones (a phone that
     // has not yet received its country's keeps the default); never changed after.
     if !pins_kept(reference, from, to) {
-        return Err(Refusal::BreaksValidation);
+        return Err(Refused::breaking(ValidationError::new(
+            crate::domain::reference::content::PINS_FIELD,
+            "must be the versions the record was created with, of its own country or the default",
+        )));
     }
     // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099,
     // or a phone whose clock runs days ahead.
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
-    if crate::domain::records::events_not_after_today(&known, &to.event_dates()).is_err() {
-        return Err(Refusal::BreaksValidation);
-    }
+    crate::domain::records::events_not_after_today(&known, &to.event_dates())
+        .map_err(Refused::breaking)?;
     if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
         let pin = pins.get(ReferenceType::AdministrativeAreas);
         let in_tree = |tree: Option<&AreaNode>| tree.is_some_and(|t| t.check(area, "area").is_ok());
@@ -1972,7 +2003,7 @@ pub(crate) fn check_content(
         if !in_tree(reference.area_tree_for(pin, &area.country))
             && !in_tree(reference.area_tree(&area.country))
         {
-            return Err(Refusal::AreaNotInTree);
+            return Err(Refusal::AreaNotInTree.into());
         }
     }
     rights::check(
@@ -1981,7 +2012,7 @@ pub(crate) fn check_content(
         from.map(TypedRecord::subject),
         to.subject(),
     )
-    .map_err(|_| Refusal::StepNotAllowed)
+    .map_err(|_| Refusal::StepNotAllowed.into())
 }
 
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name

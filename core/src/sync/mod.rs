@@ -57,6 +57,6 @@ pub use quarantine::{
 };
 pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{
-    Cursor, DecodeError, Directory, IdentityUpdate, Refusal, RequestIdentity, Tombstone,
-    UserProfile,
+    Cursor, DecodeError, Directory, IdentityUpdate, Refusal, RefusalDetail, RequestIdentity,
+    Tombstone, UserProfile,
 };

@@ -256,6 +256,13 @@ struct ResponseTail5 {
     reoffer: bool,
 }
 
+/// The response's sixth tail: the field and rule of each refusal the hub can tell them of
+/// (`PushOutcome::Refused::detail`), by the index of its acknowledgement.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail6 {
+    refusal_details: Vec<(u32, RefusalDetail)>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -375,7 +382,20 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
         .as_ref()
         .and_then(|identity| identity.directory.as_ref())
         .and_then(|directory| directory.signature);
-    let fifth = response.reoffer;
+    let refusal_details: Vec<(u32, RefusalDetail)> = response
+        .acks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, ack)| match &ack.outcome {
+            PushOutcome::Refused {
+                detail: Some(detail),
+                ..
+            } => Some((u32::try_from(i).ok()?, detail.clone())),
+            _ => None,
+        })
+        .collect();
+    let sixth = !refusal_details.is_empty();
+    let fifth = response.reoffer || sixth;
     let fourth = directory_signature.is_some() || fifth;
     let third = response.headless_documents || fourth;
     if response.identity.is_some() || response.attachment_limits.is_some() || third {
@@ -411,6 +431,12 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             .expect("sync messages serialize"),
         );
     }
+    if sixth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail6 { refusal_details })
+                .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -421,13 +447,24 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     let (third, rest) = take_part::<ResponseTail3>(rest)?;
     // Bytes after the parts this version knows are a newer hub's, and ignored.
     let (fourth, rest) = take_part::<ResponseTail4>(rest)?;
-    let (fifth, _newer) = take_part::<ResponseTail5>(rest)?;
+    let (fifth, rest) = take_part::<ResponseTail5>(rest)?;
+    let (sixth, _newer) = take_part::<ResponseTail6>(rest)?;
+    let mut acks = head.acks;
+    for (i, told) in sixth.refusal_details {
+        if let Some(PushAck {
+            outcome: PushOutcome::Refused { detail, .. },
+            ..
+        }) = usize::try_from(i).ok().and_then(|i| acks.get_mut(i))
+        {
+            *detail = Some(told);
+        }
+    }
     let mut identity = second.identity;
     if let Some(directory) = identity.as_mut().and_then(|i| i.directory.as_mut()) {
         directory.signature = fourth.directory_signature;
     }
     Ok(SyncResponse {
-        acks: head.acks,
+        acks,
         records: head.records,
         cursor: head.cursor,
         more: head.more,
@@ -604,13 +641,37 @@ pub enum PushOutcome {
         /// The device's clock, as seen in these changes, is far from the hub's.
         clock_skewed: bool,
     },
-    /// Not stored. The device keeps its copy and is told why.
-    Refused { reason: Refusal },
+    /// Not stored. The device keeps its copy and is told why: the rule, and for a record whose
+    /// content breaks one (`Refusal::BreaksValidation`) the field and the rule's words when the
+    /// hub can tell them. `detail` travels in the response's sixth tail (`encode_response`), so
+    /// that a refusal reads the same to devices of earlier versions.
+    Refused {
+        reason: Refusal,
+        #[serde(skip)]
+        detail: Option<RefusalDetail>,
+    },
     /// The record is no longer the user's to change (they lost its area): the changes are
     /// kept on the hub for a supervisor's review, and the record leaves the device.
     Quarantined,
     /// The record was erased: the device's copy must go.
     Erased,
+}
+
+/// The field of a refused record that breaks a rule, and the rule in words (a
+/// `ValidationError`'s): never a value.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefusalDetail {
+    pub field: String,
+    pub rule: String,
+}
+
+impl From<crate::domain::validation::ValidationError> for RefusalDetail {
+    fn from(e: crate::domain::validation::ValidationError) -> Self {
+        RefusalDetail {
+            field: e.field,
+            rule: e.rule,
+        }
+    }
 }
 
 /// Why the hub refused a record. Reasons name rules, never content.
@@ -954,6 +1015,48 @@ mod tests {
         // An answer without it is as long as before.
         let plain_answer = encode_response(&empty_response(3));
         assert!(!decode_response(&plain_answer, 1 << 20).unwrap().reoffer);
+    }
+
+    #[test]
+    fn a_refusal_s_field_and_rule_travel_in_a_tail_older_devices_skip() {
+        let refused = |detail| PushAck {
+            id: Uuid::from_u128(7),
+            outcome: PushOutcome::Refused {
+                reason: Refusal::BreaksValidation,
+                detail,
+            },
+        };
+        let told = RefusalDetail {
+            field: "identified_on".into(),
+            rule: "must not be after today".into(),
+        };
+        let answer = SyncResponse {
+            acks: vec![refused(None), refused(Some(told.clone()))],
+            ..empty_response(3)
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        // A device of the version before reads the same refusals, without the detail.
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (head, _, _, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        assert_eq!(head.acks, vec![refused(None), refused(None)]);
+        let (_, rest) = take_part::<ResponseTail3>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail4>(rest).unwrap();
+        let (fifth, newer) = take_part::<ResponseTail5>(rest).unwrap();
+        assert!(!fifth.reoffer);
+        assert!(!newer.is_empty());
+        // An answer without details is as long as before.
+        let plain_answer = SyncResponse {
+            acks: vec![refused(None)],
+            ..empty_response(3)
+        };
+        let without = encode_response(&plain_answer);
+        let unframed = plain(RESPONSE_TAG, &without);
+        let (_, _, _, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        assert!(rest.is_empty(), "no tail after the first");
+        assert_eq!(decode_response(&without, 1 << 20).unwrap(), plain_answer);
     }
 
     #[test]

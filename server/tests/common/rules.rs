@@ -119,7 +119,7 @@ pub fn push(device: &Device, url: &str, push: Vec<PushEntry>) -> BTreeMap<Uuid, 
 /// The refusal of an outcome, if it is one.
 pub fn refusal(outcome: &PushOutcome) -> Option<vigie_core::sync::Refusal> {
     match outcome {
-        PushOutcome::Refused { reason } => Some(*reason),
+        PushOutcome::Refused { reason, .. } => Some(*reason),
         _ => None,
     }
 }
