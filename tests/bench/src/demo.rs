@@ -165,13 +165,7 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
     for phone in phones.values_mut() {
         let client = HubClient::new(&args.hub, &phone.token);
         let summary = client.sync(&mut phone.store, &SyncOptions::default(), |_| {})?;
-        if !summary.refused.is_empty() {
-            eprintln!(
-                "demo: the hub refused {} records of one phone (first: {})",
-                summary.refused.len(),
-                summary.refused[0].1
-            );
-        }
+        say_refused("records of one phone", &summary);
         sent += summary.accepted;
     }
     let supervisor = supervisor.ok_or("the workload has no supervisor")?;
@@ -187,13 +181,7 @@ pub fn run(args: DemoArgs) -> BoxResult<()> {
         phone.store.update(&visit)?;
     }
     let summary = client.sync(&mut phone.store, &SyncOptions::default(), |_| {})?;
-    if !summary.refused.is_empty() {
-        eprintln!(
-            "demo: the hub refused {} reviews (first: {})",
-            summary.refused.len(),
-            summary.refused[0].1
-        );
-    }
+    say_refused("reviews", &summary);
     sent += summary.accepted;
     eprintln!(
         "demo: {sent} records accepted by the hub through /v1/sync, {} visits reviewed",
@@ -320,4 +308,14 @@ where
     changed.set_version(record.version().clone());
     store.update(&changed)?;
     Ok(())
+}
+
+/// What the hub refused of a demo phone's sync, said on stderr (the demo goes on).
+fn say_refused(what: &str, summary: &vigie_core::sync::SyncSummary) {
+    if let Some((_, first)) = summary.refused.first() {
+        eprintln!(
+            "demo: the hub refused {} {what} (first: {first})",
+            summary.refused.len()
+        );
+    }
 }
