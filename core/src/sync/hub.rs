@@ -1698,7 +1698,7 @@ pub(crate) fn admit(
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<std::result::Result<Admitted, Refused>> {
-    let admitted = match admit_content(rules, id, stored_kind, document, before) {
+    let (admitted, record) = match admit_content(rules, id, stored_kind, document, before) {
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -1707,7 +1707,7 @@ pub(crate) fn admit(
     {
         return Ok(Err(Refusal::StepNotAllowed.into()));
     }
-    if let Err(refusal) = names_kept(tx, rules, id, admitted.kind, document, before)? {
+    if let Err(refusal) = names_kept(tx, rules, id, &record, document, before)? {
         return Ok(Err(refusal));
     }
     Ok(Ok(admitted))
@@ -1721,28 +1721,25 @@ fn names_kept(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     id: Uuid,
-    kind: RecordKind,
+    after: &TypedRecord,
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<std::result::Result<(), Refused>> {
-    if !matches!(kind, RecordKind::Visit | RecordKind::ChildCase) {
+    let named = after.references();
+    let is_visit = matches!(after, TypedRecord::Visit(_));
+    if named.is_empty() && !is_visit {
         return Ok(Ok(()));
     }
-    // `admit_content` read both versions already: they read.
-    let read = |heads: Option<&[ChangeHash]>| match heads {
-        None => TypedRecord::read(kind, id, document),
-        Some(heads) => TypedRecord::read_at(kind, id, document, heads),
-    };
-    let (Ok(after), Ok(was)) = (
-        read(None),
-        match before.is_empty() {
-            true => Ok(None),
-            false => read(Some(before)).map(Some),
+    // The version the hub held, read only when there is one (`admit_content` read it
+    // already: it reads).
+    let was = match before.is_empty() {
+        true => None,
+        false => match TypedRecord::read_at(after.subject().kind(), id, document, before) {
+            Ok(was) => Some(was),
+            Err(_) => return Ok(Err(Refusal::Invalid.into())),
         },
-    ) else {
-        return Ok(Err(Refusal::Invalid.into()));
     };
-    if let TypedRecord::Visit(visit) = &after {
+    if let TypedRecord::Visit(visit) = after {
         let was = match &was {
             Some(TypedRecord::Visit(was)) => Some(was),
             _ => None,
@@ -1762,7 +1759,7 @@ fn names_kept(
         }
     };
     Ok(
-        crate::domain::records::check_references(&known, &after.references(), kind_of)?
+        crate::domain::records::check_references(&known, &named, kind_of)?
             .map_err(Refused::breaking),
     )
 }
@@ -1821,7 +1818,7 @@ fn admit_content(
     stored_kind: Option<RecordKind>,
     document: &Automerge,
     before: &[ChangeHash],
-) -> std::result::Result<Admitted, Refused> {
+) -> std::result::Result<(Admitted, TypedRecord), Refused> {
     let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
     if stored_kind.is_some_and(|k| k != kind) {
         return Err(Refusal::WrongKind.into());
@@ -1870,10 +1867,13 @@ fn admit_content(
         Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }.into()),
         Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid.into()),
     }
-    Ok(Admitted {
-        kind,
-        area: Some(area),
-    })
+    Ok((
+        Admitted {
+            kind,
+            area: Some(area),
+        },
+        record,
+    ))
 }
 
 /// The record as the sender's new changes found it (none if they build on no history: a new
