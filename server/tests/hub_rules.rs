@@ -371,6 +371,18 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
     nowhere.id = Uuid::now_v7();
     nowhere.workplace_id = Some(Uuid::nil());
     let wrong_kinds = [at_a_case.id, named_wrong.id, nowhere.id];
+    // A case of another community the monitor cannot see, named as a visit's workplace: the
+    // answer is that of an id the hub does not hold (taken, to be resolved later), so that it
+    // tells nothing of the hidden case.
+    let hidden = supervisor
+        .store
+        .create(&child(area(C02), "Adjoa", supervisor.user()))
+        .unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let mut at_a_hidden_case = visit(area(C01), hidden.id, monitor.user(), 6);
+    at_a_hidden_case.status = VisitStatus::Draft;
+    let mut at_no_record = visit(area(C01), Uuid::now_v7(), monitor.user(), 7);
+    at_no_record.status = VisitStatus::Draft;
     // The phone refuses each, naming the field.
     for (record, field) in [
         (monitor.store.create(&at_a_case).map(|_| ()), "workplace_id"),
@@ -386,6 +398,8 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
         }
     }
     let mut records = vec![
+        new_record(&monitor, &at_a_hidden_case, me),
+        new_record(&monitor, &at_no_record, me),
         new_record(&monitor, &at_a_case, me),
         new_record(&monitor, &named_wrong, me),
         new_record(&monitor, &nowhere, me),
@@ -400,6 +414,12 @@ fn attack_5_the_phones_rules_hold_on_the_hub() {
     let outcomes = push(&monitor, &hub.url, records);
     for c in &hostile_lines {
         assert_eq!(refusal(&outcomes[&c.id]), Some(Refusal::BreaksValidation));
+    }
+    for id in [at_a_hidden_case.id, at_no_record.id] {
+        assert!(
+            matches!(outcomes[&id], PushOutcome::Accepted { .. }),
+            "{outcomes:?}"
+        );
     }
     for id in wrong_kinds {
         assert_eq!(

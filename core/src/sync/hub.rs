@@ -1750,9 +1750,13 @@ fn names_kept(
         }
     }
     let known = was.map(|was| was.references()).unwrap_or_default();
+    // Only a record the sender may see is judged: of any other, the answer must not tell
+    // whether it exists or its kind.
     let kind_of = |id| -> Result<Option<RecordKind>> {
         match tx.record(id, false) {
-            Ok(stored) => Ok(stored.map(|stored| stored.kind)),
+            Ok(stored) => Ok(stored
+                .filter(|stored| rules.scope.receives(stored.kind, stored.area.as_ref()))
+                .map(|stored| stored.kind)),
             // A stored record that does not read: its kind cannot be told.
             Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => Ok(None),
             Err(e) => Err(e),
