@@ -593,3 +593,37 @@ fn a_bundled_record_the_hub_holds_whole_is_not_refused() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A case registered for a colleague (`identified_by`) goes to one whose areas cover it: the
+/// phone judges it from its directory of certificates before the hub would refuse it.
+#[test]
+fn a_case_registered_for_a_colleague_goes_only_to_one_who_receives_it() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C02],
+        2,
+    );
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 3);
+    let hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor, &mut other, &mut supervisor]);
+
+    let for_other = child(area(C01), NAME, other.user());
+    match monitor.store.create(&for_other) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("cover"), "{rule}"),
+        result => panic!("expected NotAllowed, got {result:?}"),
+    }
+    let for_supervisor = monitor
+        .store
+        .create(&child(area(C01), NAME, supervisor.user()))
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(for_supervisor.id));
+}

@@ -183,7 +183,7 @@ impl Store {
 
     /// The scope of user `user` as the directory the hub delivered says (their most recently
     /// issued certificate); `None` if no certificate of theirs is known.
-    fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
+    pub(crate) fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
         let reference = self.reference();
         Ok(self
             .directory()?

@@ -526,6 +526,18 @@ impl Store {
     }
 
     fn create_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
+        // A case registered for a colleague goes to one who receives it, where this phone
+        // knows them from its directory (`rights::check_assignee`: the rule of hand-overs and
+        // of the hub, which refuses it otherwise).
+        for record in records {
+            if let crate::domain::records::Subject::ChildCase(case) = record.subject()
+                && case.identified_by != self.user_id()
+                && !case.identified_by.is_nil()
+                && let Some(scope) = self.known_scope_of(case.identified_by)?
+            {
+                crate::domain::rights::check_assignee(&scope, case)?;
+            }
+        }
         let write = self.ctx.local_write(&self.conn)?;
         let tx = self.conn.transaction()?;
         let stored = records
