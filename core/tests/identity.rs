@@ -1065,9 +1065,15 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
         hub.get::<ChildCase>(case).unwrap().identified_by,
         giver.principal.user
     );
-    // Nor may a new case be registered for them.
+    // Nor may a new case be registered for them: the phone refuses it, knowing them from its
+    // directory; for a user it does not know (one without a device), the hub does.
     let mut registered = child(C01, NAME_C01, foreign.principal.user);
     registered.case_code = "CASE-2".into();
+    match giver.store.create(&registered) {
+        Err(Error::NotAllowed { rule }) => assert!(!rule.contains(NAME_C01), "{rule}"),
+        other => panic!("registering for another district gave {other:?}"),
+    }
+    registered.identified_by = Uuid::now_v7();
     let registered = giver.store.create(&registered).unwrap().id;
     let summary = giver.sync(&mut hub);
     assert!(
