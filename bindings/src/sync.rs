@@ -509,7 +509,8 @@ impl VigieStore {
 
     /// Handles a message from the other device; returns the reply to send, or nothing when
     /// there is nothing to send: the session is complete (`is_finished`), or the message was
-    /// one already handled, delivered twice (wait for the next). Messages after the handshake
+    /// one already handled, delivered twice (wait for the next). A reply returned when this
+    /// side is finished is the session's last message: send it, the other side ends on it. Messages after the handshake
     /// are encrypted for this session: one of another session, or altered, is
     /// `Authentication` and leaves the session as it was. A damaged message is `DamagedInput`
     /// or `Transport`.

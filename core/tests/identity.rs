@@ -695,6 +695,37 @@ fn a_message_delivered_twice_changes_nothing() {
     assert_eq!((session.sent, answer.sent), (1, 1));
 }
 
+/// Two phones that hold the same records: the session ends on both sides (the initiator's
+/// last message tells the answerer nothing differs), with nothing sent.
+#[test]
+fn a_session_with_nothing_to_exchange_ends_on_both_sides() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    monitor.create_case(C01, NAME_C01);
+    let scope = PeerScope::default();
+    for round in 0..2 {
+        let (mut session, hello) = monitor.store.peer_start(&scope, 64 * 1024).unwrap();
+        let mut answer = supervisor.store.peer_accept(&scope, 64 * 1024).unwrap();
+        let mut message = Some(hello);
+        let mut initiator_turn = false;
+        let mut trips = 0;
+        while let Some(sent) = message.take() {
+            trips += 1;
+            assert!(trips < 20, "round {round}: the session does not end");
+            message = match initiator_turn {
+                false => supervisor.store.peer_step(&mut answer, &sent).unwrap(),
+                true => monitor.store.peer_step(&mut session, &sent).unwrap(),
+            };
+            initiator_turn = !initiator_turn;
+        }
+        assert!(session.is_finished(), "round {round}: the initiator");
+        assert!(answer.is_finished(), "round {round}: the answerer");
+        if round == 1 {
+            assert_eq!((session.sent, answer.sent), (0, 0), "nothing differs");
+        }
+    }
+}
+
 /// `id`'s document as `by` holds it, with one more change made in `victim`'s name (its actor,
 /// its user and device as author): what a hostile app on `by` can write.
 fn forged_in_name_of(by: &Device, victim: &Device, id: Uuid) -> Vec<u8> {

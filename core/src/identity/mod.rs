@@ -67,7 +67,9 @@ pub enum IdentityError {
     NotOurKeys,
     #[error("peer handshake: {step}")]
     Handshake { step: &'static str },
-    #[error("this device is not a recipient of the bundle")]
+    #[error(
+        "this device is not a recipient of the bundle (it is sealed to the devices the exporter's phone knew at its last sync with the hub: sync both phones, then export it again)"
+    )]
     NotARecipient,
     #[error("the sealed bundle was damaged or altered")]
     Tampered,

@@ -612,8 +612,9 @@ impl Store {
 
     /// Handles a message from the other side; returns the reply to send, or `None` when there
     /// is nothing to send: the session is complete (`PeerSession::is_finished`), or the message
-    /// was one already handled, delivered again (the next is awaited). Received documents are
-    /// merged in one transaction.
+    /// was one already handled, delivered again (the next is awaited). A reply returned as the
+    /// session finishes is its last message: send it, the other side finishes on it. Received
+    /// documents are merged in one transaction.
     ///
     /// After the handshake every message is sealed under the session's keys: one that is not
     /// (plaintext, another session's, altered) is refused as `IdentityError::PeerMessage`,
@@ -690,9 +691,16 @@ impl Store {
             documents.extend(self.peer_documents(session, &have)?);
             let wanted: Vec<[u8; 32]> = need.iter().map(|id| *id.as_bytes()).collect();
             if next.is_none() && documents.is_empty() && wanted.is_empty() {
-                // Nothing differs: no need for a last exchange.
+                // Nothing differs: one last, empty message tells the answerer so, and it ends
+                // there without a reply (it would otherwise wait for a message that never
+                // comes).
                 session.finished = true;
-                return Ok(None);
+                return Ok(Some(PeerMessage {
+                    reconcile: None,
+                    documents,
+                    wanted,
+                    done: true,
+                }));
             }
             PeerMessage {
                 done: next.is_none(),
@@ -701,6 +709,15 @@ impl Store {
                 wanted,
             }
         } else {
+            if message.done
+                && message.reconcile.is_none()
+                && message.wanted.is_empty()
+                && message.documents.is_empty()
+            {
+                // The initiator found nothing differs: the session ends here.
+                session.finished = true;
+                return Ok(None);
+            }
             let reconcile = match message.reconcile {
                 Some(frame) => {
                     let negentropy = session.negentropy()?;
