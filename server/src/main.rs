@@ -898,7 +898,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 report.refused.len()
             );
             for (record, reason) in &report.refused {
-                println!("refused {record}: {reason}");
+                match told(&report.refusal_details, *record) {
+                    Some(detail) => println!(
+                        "refused {record}: {reason} ({}: {})",
+                        detail.field, detail.rule
+                    ),
+                    None => println!("refused {record}: {reason}"),
+                }
             }
             if report.refused.is_empty() {
                 Ok(())
@@ -1390,7 +1396,14 @@ fn sync(
     let refused: Vec<serde_json::Value> = summary
         .refused
         .iter()
-        .map(|(id, why)| serde_json::json!({ "record": id, "reason": why.to_string() }))
+        .map(|(id, why)| {
+            let mut line = serde_json::json!({ "record": id, "reason": why.to_string() });
+            if let Some(detail) = told(&summary.refusal_details, *id) {
+                line["field"] = detail.field.clone().into();
+                line["rule"] = detail.rule.clone().into();
+            }
+            line
+        })
         .collect();
     let failed: Vec<serde_json::Value> = summary
         .failed
@@ -1415,6 +1428,17 @@ fn sync(
         })
     );
     store.close().map_err(|e| e.to_string())
+}
+
+/// The field and rule the hub gave for a refused record, if it gave them.
+fn told(
+    details: &[(Uuid, vigie_core::sync::RefusalDetail)],
+    record: Uuid,
+) -> Option<&vigie_core::sync::RefusalDetail> {
+    details
+        .iter()
+        .find(|(id, _)| *id == record)
+        .map(|(_, detail)| detail)
 }
 
 /// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.

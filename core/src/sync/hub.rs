@@ -195,6 +195,8 @@ pub struct HubBundleReport {
     /// received and never changed, or a bundle imported again): nothing to import.
     pub held: usize,
     pub refused: Vec<(Uuid, Refusal)>,
+    /// Of `refused`, the field and rule of those whose content breaks a rule.
+    pub refusal_details: Vec<(Uuid, RefusalDetail)>,
 }
 
 /// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
@@ -266,7 +268,12 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             PushOutcome::Accepted { .. } => report.accepted += 1,
             PushOutcome::Quarantined => report.quarantined += 1,
             PushOutcome::Erased => report.erased += 1,
-            PushOutcome::Refused { reason, .. } => report.refused.push((id, reason)),
+            PushOutcome::Refused { reason, detail } => {
+                report.refused.push((id, reason));
+                if let Some(detail) = detail {
+                    report.refusal_details.push((id, detail));
+                }
+            }
         }
     }
     Ok(report)
