@@ -133,7 +133,7 @@ fn long(n: usize) -> i64 {
 
 fn refused(list: Vec<(Uuid, Refusal)>, details: &[(Uuid, RefusalDetail)]) -> Vec<RefusedRecord> {
     let refused = |(id, reason): (Uuid, Refusal)| {
-        let detail = details.iter().find(|(told, _)| *told == id).map(|(_, d)| d);
+        let detail = RefusalDetail::of(details, id);
         RefusedRecord {
             id: id.to_string(),
             reason,
@@ -510,10 +510,10 @@ impl VigieStore {
     /// Handles a message from the other device; returns the reply to send, or nothing when
     /// there is nothing to send: the session is complete (`is_finished`), or the message was
     /// one already handled, delivered twice (wait for the next). A reply returned when this
-    /// side is finished is the session's last message: send it, the other side ends on it. Messages after the handshake
-    /// are encrypted for this session: one of another session, or altered, is
-    /// `Authentication` and leaves the session as it was. A damaged message is `DamagedInput`
-    /// or `Transport`.
+    /// side is finished is the session's last message: send it, the other side ends on it.
+    /// Messages after the handshake are encrypted for this session: one of another session, or
+    /// altered, is `Authentication` and leaves the session as it was. A damaged message is
+    /// `DamagedInput` or `Transport`.
     pub fn peer_step(
         &self,
         session: Arc<PeerSession>,

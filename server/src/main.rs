@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use vigie_core::sync::{HubLimits, SyncOptions};
+use vigie_core::sync::{HubLimits, RefusalDetail, SyncOptions};
 use vigie_core::{
     AreaLevel, AttachmentLimits, Encryption, ExportFormat, ExportOptions, ReferenceFile,
     ReferenceType, Role, Store, StoreConfig, User, ValidationError,
@@ -898,7 +898,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 report.refused.len()
             );
             for (record, reason) in &report.refused {
-                match told(&report.refusal_details, *record) {
+                match RefusalDetail::of(&report.refusal_details, *record) {
                     Some(detail) => println!(
                         "refused {record}: {reason} ({}: {})",
                         detail.field, detail.rule
@@ -1398,7 +1398,7 @@ fn sync(
         .iter()
         .map(|(id, why)| {
             let mut line = serde_json::json!({ "record": id, "reason": why.to_string() });
-            if let Some(detail) = told(&summary.refusal_details, *id) {
+            if let Some(detail) = RefusalDetail::of(&summary.refusal_details, *id) {
                 line["field"] = detail.field.clone().into();
                 line["rule"] = detail.rule.clone().into();
             }
@@ -1428,17 +1428,6 @@ fn sync(
         })
     );
     store.close().map_err(|e| e.to_string())
-}
-
-/// The field and rule the hub gave for a refused record, if it gave them.
-fn told(
-    details: &[(Uuid, vigie_core::sync::RefusalDetail)],
-    record: Uuid,
-) -> Option<&vigie_core::sync::RefusalDetail> {
-    details
-        .iter()
-        .find(|(id, _)| *id == record)
-        .map(|(_, detail)| detail)
 }
 
 /// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.

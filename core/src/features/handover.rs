@@ -22,7 +22,7 @@ use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::records::ChildCase;
 use crate::domain::rights::{Scope, check_assignee};
 use crate::error::{Error, Result, ValidationError};
-use crate::identity::IdentityError;
+use crate::identity::{Certificate, IdentityError};
 use crate::store::{Store, find_row};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -183,13 +183,16 @@ impl Store {
 
     /// The scope of user `user` as the directory the hub delivered says (their most recently
     /// issued certificate); `None` if no certificate of theirs is known.
-    pub(crate) fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
-        let reference = self.reference();
-        Ok(self
-            .directory()?
-            .into_iter()
+    fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
+        Ok(self.scope_in(&self.directory()?, user))
+    }
+
+    /// `known_scope_of` in a directory read already (`Store::directory`).
+    pub(crate) fn scope_in(&self, directory: &[Certificate], user: Uuid) -> Option<Scope> {
+        directory
+            .iter()
             .filter(|c| c.user == user)
             .max_by_key(|c| c.issued_ms)
-            .map(|c| c.principal().scope(&reference)))
+            .map(|c| c.principal().scope(&self.reference()))
     }
 }

@@ -529,13 +529,20 @@ impl Store {
         // A case registered for a colleague goes to one who receives it, where this phone
         // knows them from its directory (`rights::check_assignee`: the rule of hand-overs and
         // of the hub, which refuses it otherwise).
+        // The directory is read once, if one case needs it.
+        let mut directory = None;
         for record in records {
             if let crate::domain::records::Subject::ChildCase(case) = record.subject()
                 && case.identified_by != self.user_id()
                 && !case.identified_by.is_nil()
-                && let Some(scope) = self.known_scope_of(case.identified_by)?
             {
-                crate::domain::rights::check_assignee(&scope, case)?;
+                let directory = match &mut directory {
+                    Some(directory) => directory,
+                    None => directory.insert(self.directory()?),
+                };
+                if let Some(scope) = self.scope_in(directory, case.identified_by) {
+                    crate::domain::rights::check_assignee(&scope, case)?;
+                }
             }
         }
         let write = self.ctx.local_write(&self.conn)?;

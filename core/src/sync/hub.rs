@@ -1709,15 +1709,50 @@ pub(crate) fn admit(
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
     };
+    let held = HeldVersion {
+        document,
+        id,
+        kind: admitted.kind,
+        before,
+        read: std::cell::OnceCell::new(),
+    };
     if !merge_target_held(tx, rules, document, before)?
-        || !assignee_receives(tx, rules, id, document, before)?
+        || !assignee_receives(tx, rules, &record, &held)?
     {
         return Ok(Err(Refusal::StepNotAllowed.into()));
     }
-    if let Err(refusal) = names_kept(tx, rules, id, &record, document, before)? {
+    if let Err(refusal) = names_kept(tx, rules, &record, &held)? {
         return Ok(Err(refusal));
     }
     Ok(Ok(admitted))
+}
+
+/// The record as the hub held it before the changes judged (at `before`), read once, when a
+/// check after `admit_content` needs it: `Ok(None)` for a new record, `Err` if it does not
+/// read at those heads.
+struct HeldVersion<'a> {
+    document: &'a Automerge,
+    id: Uuid,
+    kind: RecordKind,
+    before: &'a [ChangeHash],
+    read: std::cell::OnceCell<std::result::Result<Option<TypedRecord>, ()>>,
+}
+
+impl HeldVersion<'_> {
+    fn get(&self) -> std::result::Result<Option<&TypedRecord>, ()> {
+        let read = self.read.get_or_init(|| {
+            if self.before.is_empty() {
+                return Ok(None);
+            }
+            TypedRecord::read_at(self.kind, self.id, self.document, self.before)
+                .map(Some)
+                .map_err(|_| ())
+        });
+        match read {
+            Ok(held) => Ok(held.as_ref()),
+            Err(()) => Err(()),
+        }
+    }
 }
 
 /// What a pushed visit or case names, as the phones check their own writes: a visit names
@@ -1727,27 +1762,19 @@ pub(crate) fn admit(
 fn names_kept(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
-    id: Uuid,
     after: &TypedRecord,
-    document: &Automerge,
-    before: &[ChangeHash],
+    held: &HeldVersion<'_>,
 ) -> Result<std::result::Result<(), Refused>> {
     let named = after.references();
     let is_visit = matches!(after, TypedRecord::Visit(_));
     if named.is_empty() && !is_visit {
         return Ok(Ok(()));
     }
-    // The version the hub held, read only when there is one (`admit_content` read it
-    // already: it reads).
-    let was = match before.is_empty() {
-        true => None,
-        false => match TypedRecord::read_at(after.subject().kind(), id, document, before) {
-            Ok(was) => Some(was),
-            Err(_) => return Ok(Err(Refusal::Invalid.into())),
-        },
+    let Ok(was) = held.get() else {
+        return Ok(Err(Refusal::Invalid.into()));
     };
     if let TypedRecord::Visit(visit) = after {
-        let was = match &was {
+        let was = match was {
             Some(TypedRecord::Visit(was)) => Some(was),
             _ => None,
         };
@@ -1783,16 +1810,11 @@ fn names_kept(
 fn assignee_receives(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
-    id: Uuid,
-    document: &Automerge,
-    before: &[ChangeHash],
+    after: &TypedRecord,
+    held: &HeldVersion<'_>,
 ) -> Result<bool> {
-    if doc::kind_of(document) != Some(RecordKind::ChildCase) {
+    let TypedRecord::ChildCase(case) = after else {
         return Ok(true);
-    }
-    // `admit_content` read the record already: it reads.
-    let Ok(case) = doc::read_record::<ChildCase>(document, id) else {
-        return Ok(false);
     };
     let assignee = case.identified_by;
     // The sender, or the author of the changes (a supervisor accepting what a user sent for
@@ -1800,15 +1822,14 @@ fn assignee_receives(
     if assignee == rules.who.user || assignee == rules.author.user {
         return Ok(true);
     }
-    if !before.is_empty()
-        && doc::read_record_at::<ChildCase>(document, id, before)
-            .is_ok_and(|was| was.identified_by == assignee)
+    if let Ok(Some(TypedRecord::ChildCase(was))) = held.get()
+        && was.identified_by == assignee
     {
         return Ok(true);
     }
     Ok(
         match read_record::<crate::domain::records::User>(tx, assignee) {
-            Ok(Some(user)) => rights::check_assignee(&user.scope(rules.reference), &case).is_ok(),
+            Ok(Some(user)) => rights::check_assignee(&user.scope(rules.reference), case).is_ok(),
             Ok(None) => false,
             Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
             Err(_) => false,

@@ -665,6 +665,16 @@ pub struct RefusalDetail {
     pub rule: String,
 }
 
+impl RefusalDetail {
+    /// The detail told of `record` among those of a report (`SyncReport::refusal_details`).
+    pub fn of(details: &[(Uuid, RefusalDetail)], record: Uuid) -> Option<&RefusalDetail> {
+        details
+            .iter()
+            .find(|(id, _)| *id == record)
+            .map(|(_, detail)| detail)
+    }
+}
+
 impl From<crate::domain::validation::ValidationError> for RefusalDetail {
     fn from(e: crate::domain::validation::ValidationError) -> Self {
         RefusalDetail {
