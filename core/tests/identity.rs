@@ -1068,6 +1068,19 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     }
     let kept: ChildCase = giver.store.get(case).unwrap();
     assert_eq!(kept.identified_by, giver.principal.user);
+    // Nor by a plain edit of the assignee: the same rule, and nothing written.
+    let mut edited = kept.clone();
+    edited.identified_by = foreign.principal.user;
+    match giver.store.update(&edited) {
+        Err(Error::NotAllowed { rule }) => assert!(!rule.contains(NAME_C01), "{rule}"),
+        other => panic!("assigning to another district by an edit gave {other:?}"),
+    }
+    let kept: ChildCase = giver.store.get(case).unwrap();
+    assert_eq!(kept.identified_by, giver.principal.user);
+    // An edit of another field keeps the assignee, and is not judged again.
+    edited = kept.clone();
+    edited.notes = "seen again at the market".into();
+    giver.store.update(&edited).unwrap();
 
     // A hand-over the giver could not judge (the receiver is in no directory it holds): the
     // receiver's store refuses it whole, writes nothing, and names only the record.

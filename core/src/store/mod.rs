@@ -526,25 +526,7 @@ impl Store {
     }
 
     fn create_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
-        // A case registered for a colleague goes to one who receives it, where this phone
-        // knows them from its directory (`rights::check_assignee`: the rule of hand-overs and
-        // of the hub, which refuses it otherwise).
-        // The directory is read once, if one case needs it.
-        let mut directory = None;
-        for record in records {
-            if let crate::domain::records::Subject::ChildCase(case) = record.subject()
-                && case.identified_by != self.user_id()
-                && !case.identified_by.is_nil()
-            {
-                let directory = match &mut directory {
-                    Some(directory) => directory,
-                    None => directory.insert(self.directory()?),
-                };
-                if let Some(scope) = self.scope_in(directory, case.identified_by) {
-                    crate::domain::rights::check_assignee(&scope, case)?;
-                }
-            }
-        }
+        self.check_new_assignees(records, false)?;
         let write = self.ctx.local_write(&self.conn)?;
         let tx = self.conn.transaction()?;
         let stored = records
@@ -554,6 +536,38 @@ impl Store {
             .map_err(documents::refused_as_input)?;
         tx.commit()?;
         Ok(stored)
+    }
+
+    /// A case registered for a colleague, or given to one by an edit, goes to one who receives
+    /// it, where this phone knows them from its directory (`rights::check_assignee`: the rule of
+    /// hand-overs and of the hub, which refuses it otherwise). Only a new assignee is checked
+    /// (`held`: the store holds the records, and an unchanged assignee stays whatever became of
+    /// their areas since), as the hub does. The directory is read once, if one case needs it.
+    fn check_new_assignees<R: Record>(&self, records: &[R], held: bool) -> Result<()> {
+        let mut directory = None;
+        for record in records {
+            let crate::domain::records::Subject::ChildCase(case) = record.subject() else {
+                continue;
+            };
+            if case.identified_by == self.user_id() || case.identified_by.is_nil() {
+                continue;
+            }
+            if held
+                && self
+                    .get::<crate::domain::records::ChildCase>(case.id)
+                    .is_ok_and(|was| was.identified_by == case.identified_by)
+            {
+                continue;
+            }
+            let directory = match &mut directory {
+                Some(directory) => directory,
+                None => directory.insert(self.directory()?),
+            };
+            if let Some(scope) = self.scope_in(directory, case.identified_by) {
+                crate::domain::rights::check_assignee(&scope, case)?;
+            }
+        }
+        Ok(())
     }
 
     /// Applies the changes the caller made to a record it read: only the fields that differ from
@@ -567,6 +581,7 @@ impl Store {
 
     /// Applies several updates (as `update` does each) in one transaction: all or none.
     pub fn update_together<R: Record>(&mut self, records: &[R]) -> Result<Vec<R>> {
+        self.check_new_assignees(records, true)?;
         let write = self.ctx.local_write(&self.conn)?;
         let tx = self.conn.transaction()?;
         let stored = records
