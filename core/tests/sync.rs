@@ -589,6 +589,58 @@ fn hostile_bytes_are_refused_and_nothing_is_stored() {
 }
 
 #[test]
+fn a_push_past_the_hubs_time_for_one_request_is_answered_in_part_and_sent_again() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    for name in ["Aya", "Awa", "Yao", "Issa", "Adjoa"] {
+        let user = monitor.principal.user;
+        monitor
+            .store
+            .create(&child(area("CI-R1-D1", "CI-R1-D1-C01"), name, user))
+            .unwrap();
+    }
+    // A hub with no time for pushes still takes one record per request: the device sends the
+    // others again, and each request moves it on.
+    let hurried = HubLimits {
+        max_push_time: std::time::Duration::ZERO,
+        ..HubLimits::default()
+    };
+    let mut requests = 0;
+    while monitor.store.hub_outbox_len().unwrap() > 0 {
+        assert!(requests < 5, "a request took no record");
+        let request = monitor
+            .store
+            .hub_sync_request(&SyncOptions::default())
+            .unwrap();
+        let response = hub
+            .hub_handle(&monitor.principal, &request, &hurried)
+            .unwrap();
+        let report = monitor
+            .store
+            .hub_sync_apply(&response, &SyncOptions::default())
+            .unwrap();
+        assert_eq!(report.accepted, 1, "{report:?}");
+        assert!(report.refused.is_empty(), "{report:?}");
+        requests += 1;
+    }
+    assert_eq!(requests, 5);
+    assert_eq!(hub.count(RecordKind::ChildCase).unwrap(), 5);
+    // And a whole session gets there by itself.
+    for name in ["Koffi", "Ama"] {
+        let user = monitor.principal.user;
+        monitor
+            .store
+            .create(&child(area("CI-R1-D1", "CI-R1-D1-C01"), name, user))
+            .unwrap();
+    }
+    let summary = sync(&mut monitor, &mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert_eq!(hub.count(RecordKind::ChildCase).unwrap(), 7);
+}
+
+#[test]
 fn peers_sync_directly_and_bundles_travel_whole() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(&dir);

@@ -77,6 +77,10 @@ pub struct HttpLimits {
     /// Requests of one device served at once (a phone sends one at a time; its retries after a
     /// timeout may overlap): more get 429.
     pub max_requests_per_device: usize,
+    /// Requests of one user's devices served at once, together (a phone and a tablet): more
+    /// get 429. Below the storage workers, so that one user's devices, whatever they send,
+    /// always leave workers to everyone else.
+    pub max_requests_per_user: usize,
     /// A request's headers must arrive within this time (also how long an idle connection is
     /// kept between requests).
     pub header_timeout: Duration,
@@ -97,6 +101,7 @@ impl Default for HttpLimits {
         HttpLimits {
             max_connections: 1024,
             max_requests_per_device: 2,
+            max_requests_per_user: 3,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
             min_body_rate: 1024,
@@ -108,8 +113,8 @@ impl Default for HttpLimits {
 
 /// What requests hold of the hub at this moment.
 struct Guards {
-    /// Requests in progress, by device.
-    per_device: std::sync::Mutex<HashMap<Uuid, usize>>,
+    /// Requests in progress, by device and by user.
+    in_progress: std::sync::Mutex<InProgress>,
     /// Body bytes held, in KiB: each body's first `SMALL_BODY_KIB` from `small_body_kib`, the
     /// rest from `body_kib`. A sync message is 256 KiB unless the link is fast, so devices that
     /// fill the large share with big bodies never hold an ordinary sync back.
@@ -119,6 +124,12 @@ struct Guards {
     console_kib: Arc<Semaphore>,
 }
 
+#[derive(Default)]
+struct InProgress {
+    per_device: HashMap<Uuid, usize>,
+    per_user: HashMap<Uuid, usize>,
+}
+
 /// The part of each body counted in the small share (`Guards`).
 const SMALL_BODY_KIB: usize = 256;
 
@@ -126,7 +137,7 @@ impl Guards {
     fn new(http: &HttpLimits) -> Guards {
         let kib = (http.max_body_bytes_held / 1024).max(1);
         Guards {
-            per_device: Default::default(),
+            in_progress: Default::default(),
             body_kib: Arc::new(Semaphore::new(kib)),
             small_body_kib: Arc::new(Semaphore::new((kib / 2).max(SMALL_BODY_KIB))),
             console_kib: Arc::new(Semaphore::new((kib / 4).max(1))),
@@ -156,38 +167,50 @@ struct Held {
 struct DeviceSlot<'a> {
     guards: &'a Guards,
     device: Uuid,
+    user: Uuid,
 }
 
-impl Hub {
-    fn device_slot(&self, device: Uuid) -> Option<DeviceSlot<'_>> {
-        let mut counts = self
-            .guards
-            .per_device
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(device).or_default();
-        if *count >= self.http.max_requests_per_device {
+impl Guards {
+    /// A slot for a request of `device`, a device of `user`; none while the device, or the
+    /// user's devices together, have as many requests in progress as `http` allows.
+    fn device_slot(&self, http: &HttpLimits, device: Uuid, user: Uuid) -> Option<DeviceSlot<'_>> {
+        let mut in_progress = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+        let InProgress {
+            per_device,
+            per_user,
+        } = &mut *in_progress;
+        if per_device.get(&device).copied().unwrap_or(0) >= http.max_requests_per_device
+            || per_user.get(&user).copied().unwrap_or(0) >= http.max_requests_per_user
+        {
             return None;
         }
-        *count += 1;
+        *per_device.entry(device).or_default() += 1;
+        *per_user.entry(user).or_default() += 1;
         Some(DeviceSlot {
-            guards: &self.guards,
+            guards: self,
             device,
+            user,
         })
     }
 }
 
 impl Drop for DeviceSlot<'_> {
     fn drop(&mut self) {
-        let mut counts = self
+        let mut in_progress = self
             .guards
-            .per_device
+            .in_progress
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.device) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.device);
+        let InProgress {
+            per_device,
+            per_user,
+        } = &mut *in_progress;
+        for (counts, key) in [(per_device, self.device), (per_user, self.user)] {
+            if let Some(count) = counts.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&key);
+                }
             }
         }
     }
@@ -378,7 +401,7 @@ impl IntoResponse for Failure {
             Failure::TooManyRequests => {
                 let mut response = error(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "too many requests from this device at once: wait for the first to finish",
+                    "too many requests from this device, or its user's devices, at once: wait for the first to finish",
                 );
                 response
                     .headers_mut()
@@ -672,7 +695,8 @@ async fn serve_authenticated(
             .ok_or(Failure::Internal)??
     };
     let _slot = hub
-        .device_slot(who.device)
+        .guards
+        .device_slot(&hub.http, who.device, who.user)
         .ok_or(Failure::TooManyRequests)?;
     let limit = hub.limits.max_request_bytes;
     let declared = declared_length(&parts.headers);
@@ -716,4 +740,32 @@ async fn serve_authenticated(
         })
         .await
         .ok_or(Failure::Internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_devices_together_hold_no_more_requests_than_the_user_may() {
+        let http = HttpLimits::default();
+        let guards = Guards::new(&http);
+        let (user, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let devices: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        // A device: two at once.
+        let first = guards.device_slot(&http, devices[0], user).unwrap();
+        let second = guards.device_slot(&http, devices[0], user).unwrap();
+        assert!(guards.device_slot(&http, devices[0], user).is_none());
+        // The user's devices: three at once, whichever sends.
+        let third = guards.device_slot(&http, devices[1], user).unwrap();
+        assert!(guards.device_slot(&http, devices[2], user).is_none());
+        // Another user is served all the same.
+        let _others = guards.device_slot(&http, Uuid::now_v7(), other).unwrap();
+        // A request that ends frees its slot, for any of the user's devices.
+        drop(first);
+        let _again = guards.device_slot(&http, devices[2], user).unwrap();
+        assert!(guards.device_slot(&http, devices[1], user).is_none());
+        drop((second, third));
+        assert!(guards.device_slot(&http, devices[1], user).is_some());
+    }
 }

@@ -210,6 +210,10 @@ struct HttpArgs {
     #[arg(long, default_value_t = HttpLimits::default().max_requests_per_device,
           value_parser = at_least_one::<usize>())]
     max_requests_per_device: usize,
+    /// Requests of one user's devices served at once, together; more get 429.
+    #[arg(long, default_value_t = HttpLimits::default().max_requests_per_user,
+          value_parser = at_least_one::<usize>())]
+    max_requests_per_user: usize,
     /// Milliseconds a request's headers may take to arrive (and an idle connection is kept).
     #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64,
           value_parser = at_least_one::<u64>())]
@@ -225,6 +229,7 @@ impl HttpArgs {
         HttpLimits {
             max_connections: self.max_connections,
             max_requests_per_device: self.max_requests_per_device,
+            max_requests_per_user: self.max_requests_per_user,
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             ..HttpLimits::default()

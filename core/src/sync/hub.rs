@@ -47,6 +47,11 @@ pub struct HubLimits {
     pub clock_skew_ms: i64,
     /// The limits on attachments, which every sync response publishes to devices.
     pub attachments: AttachmentLimits,
+    /// How long one request's pushes may be worked on: the records not reached by then get no
+    /// answer, and the device sends them again in its next request. Whatever a device sends
+    /// (a push of many large documents, each within the bounds), it never holds the hub's
+    /// workers for long, and a client that gave up stops costing the hub soon.
+    pub max_push_time: std::time::Duration,
 }
 
 impl Default for HubLimits {
@@ -59,6 +64,7 @@ impl Default for HubLimits {
             max_response_bytes: 4 * 1024 * 1024,
             clock_skew_ms: 10 * 60 * 1000,
             attachments: AttachmentLimits::default(),
+            max_push_time: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -148,7 +154,14 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         stamp,
         pushes_before,
         answered,
-    } = store_pushes(storage, who, &request.push, limits, &mut answer)?;
+    } = store_pushes(
+        storage,
+        who,
+        &request.push,
+        limits,
+        &mut answer,
+        Some(std::time::Instant::now() + limits.max_push_time),
+    )?;
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
     let response = storage.in_read_transaction(&mut |tx| {
         let mut answer = Budget {
@@ -256,7 +269,8 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         })?);
     }
     push.retain(|entry| !held.contains(&entry.id));
-    let pushed = store_pushes(storage, &who, &push, limits, &mut Budget::new(0))?;
+    // A bundle is imported whole: no one would send the rest again.
+    let pushed = store_pushes(storage, &who, &push, limits, &mut Budget::new(0), None)?;
     let mut report = HubBundleReport {
         from_device: who.device,
         records,
@@ -321,6 +335,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
     push: &[PushEntry],
     limits: &HubLimits,
     answer: &mut Budget,
+    deadline: Option<std::time::Instant>,
 ) -> std::result::Result<Pushed, HubError> {
     let author = ChangeAuthor {
         user: who.user,
@@ -342,7 +357,9 @@ fn store_pushes<S: HubStorage + ?Sized>(
     // may change them between the pushes' commit and the walk).
     let mut answered: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
     let mut rest = push;
-    while !rest.is_empty() {
+    let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+    // At least one record per request, however long it takes: a device always moves on.
+    while !rest.is_empty() && (acks.is_empty() || !past_deadline()) {
         let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
             let mut answer = Budget {
@@ -385,7 +402,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
                     id: entry.id,
                     outcome,
                 });
-                if started.elapsed() >= PUSH_BATCH_TIME {
+                if started.elapsed() >= PUSH_BATCH_TIME || past_deadline() {
                     break;
                 }
             }
