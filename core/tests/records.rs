@@ -258,6 +258,8 @@ fn names_and_one_line_fields_are_short_plain_lines() {
     fine.activity = "récolte et écabossage du cacao".into();
     fine.tasks = ["transport d'eau".to_string(), "désherbage".to_string()].into();
     store.create(&fine).unwrap();
+    // A joiner inside a name shapes its script.
+    store.create(&child("क्\u{200d}ष", user)).unwrap();
 
     // Too long for any list, on two lines, with a NUL, or displayed reversed.
     for name in [
@@ -271,6 +273,11 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         "Aya\u{2028}Kouamé".into(),
         "\u{feff}Aya Kouamé".into(),
         "Aya Kouamé\u{e0041}".into(),
+        // Nothing a list would show, nor a search find.
+        "\u{200d}".into(),
+        "\u{200b}\u{200b}".into(),
+        " \u{2060}\u{00ad} ".into(),
+        "\u{3164}".into(),
     ] {
         assert_eq!(refusal(&mut store, &child(&name, user)), "name");
     }
@@ -315,7 +322,7 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         refusal(&mut store, &bad),
         format!("referrals.{referral}.provider")
     );
-    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 2);
+    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 3);
 
     // A workplace's name, owner and trading partners alike.
     assert_eq!(

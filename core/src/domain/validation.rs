@@ -36,9 +36,38 @@ impl NotAllowed {
     }
 }
 
-/// A required text: not empty once trimmed.
+/// Characters that show nothing of their own: the format characters (Unicode's Cf: zero-width
+/// spaces and joiners, the soft hyphen, invisible operators, direction marks) and the blank
+/// letters some fonts draw as nothing (the Hangul fillers, the blank Braille pattern). Allowed
+/// inside a name (a joiner shapes Indic scripts), never all a name holds.
+fn shows_nothing(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// A required text: at least one character that shows (not only spaces, nor only invisible
+/// characters: a name no one can read in a list, nor find by searching).
 pub(crate) fn require_text(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.trim().is_empty() {
+    if value.chars().all(|c| c.is_whitespace() || shows_nothing(c)) {
         Err(ValidationError::new(field, "must not be empty"))
     } else {
         Ok(())
