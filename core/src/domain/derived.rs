@@ -51,10 +51,9 @@ pub fn case_alert_on(case: &ChildCase, day: NaiveDate) -> Option<AlertSeverity> 
     case_severity(case).filter(|_| case.adult_on().is_none_or(|adult| adult > day))
 }
 
-/// The latest follow-up recorded: the one of the latest date (of two on one day, the one
-/// whose id sorts last, as `ChildCase::next_follow_up_due` takes it).
+/// The latest follow-up recorded (`records::latest_follow_up`).
 pub fn latest_follow_up(case: &ChildCase) -> Option<&FollowUp> {
-    case.followups.values().max_by_key(|f| f.date)
+    crate::domain::records::latest_follow_up(case.followups.values())
 }
 
 /// The forced-labour indicators that can point to forced labour on their own (DOMAIN.md: "One

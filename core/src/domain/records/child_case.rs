@@ -56,6 +56,35 @@ pub struct FollowUp {
     pub next_due: Option<NaiveDate>,
 }
 
+/// The latest of a case's follow-ups: the one of the latest date; of several on one day (two
+/// monitors, the same day), the most worrying observation (`FollowUpSituation::concern`), then
+/// the one planning the next visit soonest, so that a child found still working is never
+/// hidden by a reassuring follow-up of the same day; of equal ones, the last in the case's
+/// (id) order, the same on every device. The one rule for alerts, due dates and closing.
+pub fn latest_follow_up<'a>(followups: impl Iterator<Item = &'a FollowUp>) -> Option<&'a FollowUp> {
+    followups.max_by_key(|f| {
+        (
+            f.date,
+            f.situation.concern(),
+            std::cmp::Reverse(f.next_due.unwrap_or(NaiveDate::MAX)),
+        )
+    })
+}
+
+impl FollowUpSituation {
+    /// How worrying an observation is: still working, then not found (gone where no one sees
+    /// them), at risk, withdrawn, in school.
+    pub fn concern(self) -> u8 {
+        match self {
+            FollowUpSituation::StillWorking => 4,
+            FollowUpSituation::NotFound => 3,
+            FollowUpSituation::AtRisk => 2,
+            FollowUpSituation::Withdrawn => 1,
+            FollowUpSituation::InSchool => 0,
+        }
+    }
+}
+
 impl FollowUp {
     pub fn new(
         date: NaiveDate,
@@ -331,9 +360,7 @@ impl ChildCase {
         if self.status == CaseStatus::Closed {
             return None;
         }
-        self.followups
-            .values()
-            .max_by_key(|f| f.date)
+        latest_follow_up(self.followups.values())
             .and_then(|f| f.next_due)
             .filter(|due| self.adult_on().is_none_or(|adult| *due < adult))
     }
@@ -385,11 +412,7 @@ impl RuleSet {
             return None;
         }
         let start = case.remediated_on?;
-        let latest = case
-            .followups
-            .values()
-            .filter(|f| f.date >= start)
-            .max_by_key(|f| f.date);
+        let latest = latest_follow_up(case.followups.values().filter(|f| f.date >= start));
         let last = latest.map_or(start, |f| f.date);
         let adult_on = case.reaches_age_on(self.thresholds.follow_up_yearly_until_age);
         let scheduled = self.next_follow_up_after(start, adult_on, last);

@@ -11,7 +11,7 @@ mod user;
 mod visit;
 mod workplace;
 
-pub use child_case::{ChildCase, FollowUp, Referral};
+pub use child_case::{ChildCase, FollowUp, Referral, latest_follow_up};
 pub use reference_document::ReferenceDocument;
 pub use user::{User, UserProblem};
 pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};
