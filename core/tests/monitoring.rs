@@ -411,12 +411,80 @@ fn a_follow_up_may_plan_the_next_one_sooner_than_the_schedule_never_later() {
     let before = store.get::<ChildCase>(c.id).unwrap();
     match as_role(&mut store, Role::CommunityMonitor).add_follow_up(c.id, late) {
         Err(Error::Validation(e)) => {
-            assert!(e.field.ends_with(".next_due"), "{}", e.field);
+            assert_eq!(e.field, "follow_up.next_due");
             assert!(e.to_string().contains("2026-04-15"), "{e}");
         }
         other => panic!("expected a validation error, got {other:?}"),
     }
     assert_eq!(store.get::<ChildCase>(c.id).unwrap(), before);
+    // Every rule on the follow-up or referral given names its field as the call's input, the
+    // same at every call.
+    let bad_notes = FollowUp {
+        notes: "x".repeat(40_000),
+        ..follow_up(date(2026, 3, 1))
+    };
+    match as_role(&mut store, Role::CommunityMonitor).add_follow_up(c.id, bad_notes) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "follow_up.notes"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let mut bad_referral = referral();
+    bad_referral.provider = "Centre\nde santé".into();
+    let open = store.create(&child(C01, "Yao Affoué", MONITOR)).unwrap();
+    match as_role(&mut store, Role::CommunityMonitor).refer_case(open.id, bad_referral) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "referral.provider"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert_eq!(store.get::<ChildCase>(c.id).unwrap(), before);
+    assert_eq!(
+        store.get::<ChildCase>(open.id).unwrap().version,
+        open.version
+    );
+}
+
+#[test]
+fn of_two_follow_ups_on_one_day_the_more_worrying_one_counts() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    // Two monitors saw the child the same day: one found them still working, and plans a
+    // visit in five days; the other found them in school. Whichever was recorded first (the
+    // follow-ups' ids sort in that order), the case says "still working", due in five days.
+    for (name, worrying_first) in [("Kouamé Adjoa", true), ("Yao Affoué", false)] {
+        let mut c = remediated_case(&mut store, name, date(2025, 10, 15));
+        let working = FollowUp {
+            situation: FollowUpSituation::StillWorking,
+            next_due: Some(date(2026, 1, 20)),
+            ..follow_up(date(2026, 1, 15))
+        };
+        let in_school = seen(date(2026, 1, 15), FollowUpSituation::InSchool);
+        let order = if worrying_first {
+            [working, in_school]
+        } else {
+            [in_school, working]
+        };
+        for f in order {
+            c = as_role(&mut store, Role::CommunityMonitor)
+                .add_follow_up(c.id, f)
+                .unwrap()
+                .0;
+        }
+        assert_eq!(c.follow_up_due, Some(date(2026, 1, 20)), "{name}");
+        let alerts = store.alerts(None, Page::first(50)).unwrap();
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.id == c.id && a.severity == AlertSeverity::StillWorking),
+            "{name}: {alerts:?}"
+        );
+        // Nor may it be closed on the reassuring one.
+        assert!(matches!(
+            as_role(&mut store, Role::Supervisor).transition_case_on(
+                c.id,
+                CaseStatus::Closed,
+                date(2026, 1, 16)
+            ),
+            Err(Error::NotAllowed { .. })
+        ));
+    }
 }
 
 fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
@@ -832,6 +900,18 @@ fn workflow_errors_name_rules_never_personal_data() {
             })
             .unwrap_err(),
     ];
+    // A case created further along than the role may take it: the rule names the status
+    // asked for, then the step on the way that is not the role's.
+    let mut closed = child(C01, "Kouamé Adjoa", MONITOR);
+    closed.status = CaseStatus::Closed;
+    match as_role(&mut store, Role::CommunityMonitor).create(&closed) {
+        Err(Error::NotAllowed { rule }) => assert_eq!(
+            rule,
+            "only a supervisor may make a case closed: the way there goes through withdrawn, \
+             a supervisor's step (a community monitor may not)"
+        ),
+        other => panic!("expected NotAllowed, got {other:?}"),
+    }
     for e in errors {
         let text = format!("{e} {e:?}");
         assert!(!text.contains("Kouam"), "{text}");

@@ -106,22 +106,59 @@ fn every_cell_of_the_matrix_holds_on_the_hub() {
     matrix::kept_case(user)
         .create(&mut author_of_records.store)
         .unwrap();
+    // A visit's content is its visitor's: the visits a cell starts from are the role's own
+    // (made on its device, submitted, and reviewed by the records' author where the cell starts
+    // from a reviewed one), unless the cell's visit is another user's; the other records are
+    // the author's.
     let mut befores: Vec<Vec<Option<(Subject, Uuid)>>> = Vec::new();
-    for _ in &devices {
-        befores.push(
-            cells
-                .iter()
-                .map(|cell| {
-                    cell.before.map(|before| {
-                        let mut subject = before(user);
-                        subject.set_id(Uuid::now_v7());
-                        subject.create(&mut author_of_records.store).unwrap();
-                        let id = subject.id();
-                        (subject, id)
-                    })
-                })
-                .collect(),
-        );
+    let mut reviews = Vec::new();
+    for device in devices.iter_mut() {
+        let mut set = Vec::new();
+        for cell in &cells {
+            let Some(before) = cell.before else {
+                set.push(None);
+                continue;
+            };
+            let mut subject = match before(device.user()) {
+                visit @ Subject::Visit(_) => visit,
+                _ => before(user),
+            };
+            subject.set_id(Uuid::now_v7());
+            match &mut subject {
+                Subject::Visit(v) if v.visitor_id == device.user() => {
+                    let status = v.status;
+                    if status != VisitStatus::Draft {
+                        v.status = VisitStatus::Submitted;
+                    }
+                    subject.create(&mut device.store).unwrap();
+                    match status {
+                        VisitStatus::Validated => reviews.push((subject.id(), Review::Validate)),
+                        VisitStatus::Returned => reviews.push((
+                            subject.id(),
+                            Review::Return {
+                                comment: "Compter les enfants.".into(),
+                            },
+                        )),
+                        _ => {}
+                    }
+                }
+                Subject::Visit(v) => {
+                    v.visitor_id = user;
+                    subject.create(&mut author_of_records.store).unwrap();
+                }
+                _ => subject.create(&mut author_of_records.store).unwrap(),
+            }
+            let id = subject.id();
+            set.push(Some((subject, id)));
+        }
+        befores.push(set);
+        let summary = device.sync(&hub.url).unwrap();
+        assert!(summary.refused.is_empty(), "{summary:?}");
+    }
+    let summary = author_of_records.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    for (id, review) in reviews {
+        author_of_records.store.review_visit(id, review).unwrap();
     }
     let summary = author_of_records.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");

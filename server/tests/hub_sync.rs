@@ -192,6 +192,8 @@ fn devices_converge_through_links_cut_mid_message() {
             let candidates: Vec<(Uuid, RecordKind, Vec<usize>)> = created
                 .iter()
                 .filter(|(id, _)| forced.iter().all(|f| f.id != *id))
+                // A visit's content is its visitor's alone: two users never write it at once.
+                .filter(|(_, kind)| *kind != RecordKind::Visit)
                 .map(|(id, kind)| {
                     let holders = (0..n)
                         .filter(|&i| {

@@ -77,7 +77,7 @@ def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
                                                    "2026-03-02T09:00:00+00:00"))
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
-        assert e.value.reason == "only a submitted visit can be reviewed (this one is draft)"
+        assert e.value.reason == "only a submitted visit can be validated, and a submitted or validated one returned (this one is draft)"
         visit = store.submit_visit(visit.id)
         assert visit.status == vigie.VisitStatus.SUBMITTED
         with pytest.raises(vigie.VigieError.NotAllowed):

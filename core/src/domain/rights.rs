@@ -100,9 +100,15 @@ pub enum Step {
         from: VisitStatus,
         to: VisitStatus,
     },
-    /// `reviewed_by` set or changed, to this user.
+    /// `reviewed_by` or the review's comment set or changed, by this user.
     Review {
         reviewer: Option<Uuid>,
+    },
+    /// What a visit records (everything but its status and review) changed, on a visit that
+    /// was `from` before the write, whose visitor is `visitor`.
+    VisitContent {
+        from: VisitStatus,
+        visitor: Uuid,
     },
     /// Users and reference data, which only the hub's administrator changes.
     Administration(RecordKind),
@@ -120,8 +126,8 @@ pub enum Tracking {
     Unverified,
     /// Verified, and no follow-up dated after the verification day.
     Verified,
-    /// Verified, and the latest follow-up dated after the verification day observed this (of
-    /// several on that day, `StillWorking` if one says so, else `NotFound` if one says so).
+    /// Verified, and the latest follow-up dated after the verification day observed this
+    /// (`records::latest_follow_up`: of several on that day, the most worrying).
     FollowedUp(FollowUpSituation),
 }
 
@@ -133,18 +139,10 @@ impl Tracking {
             return Tracking::Unverified;
         };
         let after = case.followups.values().filter(|f| f.date > verified);
-        let Some(latest) = after.clone().map(|f| f.date).max() else {
-            return Tracking::Verified;
-        };
-        let seen: Vec<FollowUpSituation> = after
-            .filter(|f| f.date == latest)
-            .map(|f| f.situation)
-            .collect();
-        let worst = [FollowUpSituation::StillWorking, FollowUpSituation::NotFound]
-            .into_iter()
-            .find(|s| seen.contains(s))
-            .unwrap_or(seen[0]);
-        Tracking::FollowedUp(worst)
+        match crate::domain::records::latest_follow_up(after) {
+            Some(latest) => Tracking::FollowedUp(latest.situation),
+            None => Tracking::Verified,
+        }
     }
 }
 
@@ -221,6 +219,8 @@ fn visit_edges(role: Role) -> &'static [(VisitStatus, VisitStatus)] {
             (Returned, Submitted),
             (Submitted, Validated),
             (Submitted, Returned),
+            // A validated visit found wrong goes back to its visitor for a correction.
+            (Validated, Returned),
         ],
         Role::CommunityMonitor | Role::Inspector => &[(Draft, Submitted), (Returned, Submitted)],
         Role::Administrator => &[],
@@ -304,9 +304,17 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
             "an inspector opens and refers child cases; their services are followed by monitors and supervisors",
         );
     }
+    if first_forbidden != to {
+        return not_allowed(format!(
+            "only a supervisor may make a case {}: the way there goes through {}, a supervisor's step (a {} may not)",
+            to.as_str(),
+            first_forbidden.as_str(),
+            role.in_words()
+        ));
+    }
     not_allowed(format!(
         "only a supervisor may make a case {} (a {} may not)",
-        first_forbidden.as_str(),
+        to.as_str(),
         role.in_words()
     ))
 }
@@ -389,6 +397,13 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             Err(not_allowed("only a supervisor may merge cases"))
         }
         Step::Merge => Ok(()),
+        Step::VisitStatus {
+            from: VisitStatus::Validated,
+            to: to @ (VisitStatus::Draft | VisitStatus::Submitted),
+        } => Err(not_allowed(format!(
+            "a validated visit goes back only to its visitor, returned (not {})",
+            to.as_str()
+        ))),
         Step::VisitStatus { from, to } => {
             if from == to || reachable(visit_edges(role), *from, *to) {
                 return Ok(());
@@ -405,6 +420,20 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
                 to.as_str()
             )))
         }
+        // What a visit records is its visitor's account, which a supervisor validates or
+        // returns: no one else rewrites it, and once submitted it stays what was reviewed (a
+        // validated visit's findings vouched for, then emptied, would still read as validated).
+        Step::VisitContent { visitor, .. } if *visitor != user => Err(not_allowed(
+            "a visit's content is changed by its visitor only: a supervisor returns it to them with a comment",
+        )),
+        Step::VisitContent {
+            from: from @ (VisitStatus::Submitted | VisitStatus::Validated),
+            ..
+        } => Err(not_allowed(format!(
+            "a {} visit's content is not changed: a supervisor returns it to its visitor for a correction",
+            from.as_str()
+        ))),
+        Step::VisitContent { .. } => Ok(()),
         Step::Review { reviewer } => {
             if role != Role::Supervisor {
                 return Err(not_allowed(format!(
@@ -514,16 +543,38 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
 
 fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
     let from = before.map_or(VisitStatus::Draft, |b| b.status);
+    if let Some(before) = before
+        && visit_content(before) != visit_content(after)
+    {
+        steps.push(Step::VisitContent {
+            from,
+            visitor: before.visitor_id,
+        });
+    }
     if from != after.status {
         steps.push(Step::VisitStatus {
             from,
             to: after.status,
         });
     }
-    if after.reviewed_by != before.and_then(|b| b.reviewed_by) {
+    if after.reviewed_by != before.and_then(|b| b.reviewed_by)
+        || after.review_comment != before.map_or("", |b| b.review_comment.as_str())
+    {
         steps.push(Step::Review {
             reviewer: after.reviewed_by,
         });
+    }
+}
+
+/// What a visit records: the visit without its status, its review and what the store keeps.
+fn visit_content(visit: &Visit) -> Visit {
+    Visit {
+        id: Uuid::nil(),
+        version: Default::default(),
+        status: VisitStatus::Draft,
+        review_comment: String::new(),
+        reviewed_by: None,
+        ..visit.clone()
     }
 }
 
@@ -682,7 +733,7 @@ impl CaseStatus {
 
 impl VisitStatus {
     /// draft → submitted → validated | returned; a returned visit is corrected and submitted
-    /// again.
+    /// again, and a validated one found wrong may be returned for that.
     pub fn can_become(self, next: VisitStatus) -> bool {
         use VisitStatus::*;
         self == next
@@ -691,6 +742,7 @@ impl VisitStatus {
                 (Draft, Submitted)
                     | (Submitted, Validated)
                     | (Submitted, Returned)
+                    | (Validated, Returned)
                     | (Returned, Submitted)
             )
     }

@@ -81,12 +81,15 @@ impl Store {
         rights::check_step(role, self.user_id(), &Step::ReferralAdded)?;
         let mut case: ChildCase = self.get(id)?;
         let key = refer(&mut case, referral)?;
-        Ok((self.update(&case)?, key))
+        let stored = self
+            .update(&case)
+            .map_err(|e| as_input(e, &format!("referrals.{key}."), "referral."))?;
+        Ok((stored, key))
     }
 
     /// Records a follow-up of a case. Once the case is verified (and until it is reopened), the
     /// follow-up's `next_due` is the schedule's next date after it, or the caller's if sooner (a
-    /// later one is refused naming `followups.<key>.next_due`: the schedule is the longest a
+    /// later one is refused naming `follow_up.next_due`: the schedule is the longest a
     /// child waits); before, the caller's `next_due` is kept. Returns the case and the
     /// follow-up's key.
     pub fn add_follow_up(&mut self, id: Uuid, follow_up: FollowUp) -> Result<(ChildCase, Uuid)> {
@@ -94,7 +97,10 @@ impl Store {
         rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
         let mut case: ChildCase = self.get(id)?;
         let key = follow(&mut case, follow_up, &self.reference())?;
-        Ok((self.update(&case)?, key))
+        let stored = self
+            .update(&case)
+            .map_err(|e| as_input(e, &format!("followups.{key}."), "follow_up."))?;
+        Ok((stored, key))
     }
 
     /// The visitor submits a draft (or a returned) visit for review.
@@ -169,6 +175,19 @@ pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
     Ok(key)
 }
 
+/// A workflow call's refusal naming the field of its input as the app's form names it
+/// (`referral.date`, `follow_up.next_due`), not by the key the case would have stored it
+/// under: a new key at every call, which the app never saw.
+fn as_input(e: Error, stored_as: &str, input: &str) -> Error {
+    match e {
+        Error::Validation(mut v) if v.field.starts_with(stored_as) => {
+            v.field = format!("{input}{}", &v.field[stored_as.len()..]);
+            Error::Validation(v)
+        }
+        e => e,
+    }
+}
+
 /// A follow-up recorded on a case (`Store::add_follow_up`): while the case is tracked after its
 /// verification (`ChildCase::is_tracked`), its `next_due` is the date the next one is due
 /// (`RuleSet::next_follow_up`, by the profile the case was captured with, in `reference`): the
@@ -190,7 +209,7 @@ pub fn follow(
         {
             case.followups.remove(&key);
             return Err(ValidationError::new(
-                format!("followups.{key}.next_due"),
+                "follow_up.next_due",
                 format!(
                     "must not be after the schedule's next follow-up on {}-{:02}-{:02}",
                     due.year(),
@@ -206,12 +225,17 @@ pub fn follow(
     Ok(key)
 }
 
-/// A review of a submitted visit by `reviewer` (`Store::review_visit`); the role is the
-/// caller's to check.
+/// A review of a submitted visit by `reviewer` (`Store::review_visit`): validated or returned;
+/// a validated visit found wrong may be returned too, for its visitor to correct. The role is
+/// the caller's to check.
 pub fn apply_review(visit: &mut Visit, review: Review, reviewer: Uuid) -> Result<()> {
-    if visit.status != VisitStatus::Submitted {
+    let to = match review {
+        Review::Validate => VisitStatus::Validated,
+        Review::Return { .. } => VisitStatus::Returned,
+    };
+    if visit.status == to || !visit.status.can_become(to) {
         return Err(not_allowed(format!(
-            "only a submitted visit can be reviewed (this one is {})",
+            "only a submitted visit can be validated, and a submitted or validated one returned (this one is {})",
             visit.status.as_str()
         )));
     }

@@ -260,6 +260,41 @@ pub fn cells() -> Vec<Cell> {
             allowed: NOBODY,
         },
         Cell {
+            name: "visit: validated -> returned with a comment",
+            before: Some(|by| visit(VisitStatus::Validated, by)),
+            step: |s, user| {
+                let v = as_visit(s);
+                v.status = VisitStatus::Returned;
+                v.review_comment = "Les âges ne concordent pas.".into();
+                v.reviewed_by = Some(user);
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "visit: change the findings of a submitted visit",
+            before: Some(|by| visit(VisitStatus::Submitted, by)),
+            step: |s, _| as_visit(s).findings.push_str(" Revu."),
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "visit: change the findings of a validated visit",
+            before: Some(|by| visit(VisitStatus::Validated, by)),
+            step: |s, _| as_visit(s).findings.clear(),
+            allowed: NOBODY,
+        },
+        Cell {
+            name: "visit: change the findings of a returned visit",
+            before: Some(|by| visit(VisitStatus::Returned, by)),
+            step: |s, _| as_visit(s).findings.push_str(" Corrigé."),
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: change the findings of another user's draft",
+            before: Some(|_| visit(VisitStatus::Draft, Uuid::from_u128(9))),
+            step: |s, _| as_visit(s).findings.push_str(" Revu."),
+            allowed: NOBODY,
+        },
+        Cell {
             name: "visit: validated -> submitted",
             before: Some(|by| visit(VisitStatus::Validated, by)),
             step: |s, _| as_visit(s).status = VisitStatus::Submitted,

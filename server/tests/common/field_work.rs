@@ -26,6 +26,10 @@ pub fn create_record(
         RecordKind::Visit => {
             let mut v = visit(area, uuid(rng), user, rng.gen_range(1..=28));
             v.id = id;
+            // Drafts, which their visitor still writes, and visits submitted for review.
+            if rng.gen_bool(0.5) {
+                v.status = VisitStatus::Draft;
+            }
             store.create(&v).expect("create visit");
         }
         RecordKind::ChildCase => {
@@ -85,6 +89,11 @@ pub fn random_edit(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
         if heads(store, id) != before {
             return;
         }
+    }
+    // A visit is its visitor's to write, and a submitted one only moves on: a user who is not
+    // its visitor, or not a supervisor of a submitted one, has nothing to change in it.
+    if store.kind_of(id).ok() == Some(RecordKind::Visit) {
+        return;
     }
     panic!("100 random edits of {id} changed nothing");
 }
@@ -158,8 +167,16 @@ pub fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
         }
         RecordKind::Visit => {
             let mut v: Visit = store.get(id).expect("read visit");
-            match rng.gen_range(0..8) {
-                0 | 1 => edit_text(rng, &mut v.findings),
+            // What a visit records is its visitor's to write, while a draft or returned
+            // (`rights::Step::VisitContent`); anyone else may only move its status.
+            let writes_content = v.visitor_id == store.user_id()
+                && matches!(v.status, VisitStatus::Draft | VisitStatus::Returned);
+            match if writes_content {
+                rng.gen_range(0..8)
+            } else {
+                2
+            } {
+                0 | 1 | 5 => edit_text(rng, &mut v.findings),
                 2 => {
                     // A status the store's user may set (the hub tells the device its role):
                     // an honest device's edits are never refused.
@@ -206,7 +223,6 @@ pub fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
                         ],
                     ),
                 ),
-                5 => edit_text(rng, &mut v.review_comment),
                 6 => {
                     let indicator = *pick(rng, &ForcedLabourIndicator::ALL);
                     if v.forced_labour.remove(&indicator).is_none() {
