@@ -152,7 +152,9 @@ impl From<CoreError> for VigieError {
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
             CoreError::WrongPin { attempts_left } => VigieError::WrongPin { attempts_left },
             CoreError::ProfileWiped => VigieError::ProfileWiped { reason },
-            CoreError::WipeRequested => VigieError::DeviceRevoked { reason },
+            CoreError::WipeRequested => VigieError::DeviceRevoked {
+                reason: REVOKED.into(),
+            },
             CoreError::NoProfile { user } => VigieError::NotFound {
                 kind: "profile".into(),
                 id: user.to_string(),
@@ -268,11 +270,17 @@ impl From<UnexpectedUniFFICallbackError> for TransportError {
     }
 }
 
+/// `VigieError::DeviceRevoked`'s words, whichever way the hub's order came: its text reads
+/// "device revoked: the hub asks this device to wipe its data", once.
+const REVOKED: &str = "the hub asks this device to wipe its data";
+
 impl From<TransportError> for VigieError {
     fn from(e: TransportError) -> VigieError {
         let reason = e.to_string();
         match e {
-            TransportError::DeviceRevoked { .. } => VigieError::DeviceRevoked { reason },
+            TransportError::DeviceRevoked { .. } => VigieError::DeviceRevoked {
+                reason: REVOKED.into(),
+            },
             TransportError::Http { status: 401, .. } => VigieError::Authentication { reason },
             TransportError::Http { status: 403, .. } => VigieError::NotAllowed { reason },
             _ => VigieError::Transport { reason },

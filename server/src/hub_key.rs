@@ -171,7 +171,8 @@ impl KeyOptions {
                 &file,
                 holder,
                 "a new hub",
-                "back it up, apart from the data",
+                "back up the directory that holds it, apart from the data: the key, and the \
+                 journal of the hub's erasures and revocations beside it",
             )
             .map(Some),
         }

@@ -264,7 +264,7 @@ impl AttachmentArgs {
         // attachment as large as allowed would be refused for its record.
         if self.max_record_attachment_bytes < self.max_attachment_bytes {
             return Err(format!(
-                "--max-record-attachment-bytes ({}) is less than --max-attachment-bytes ({}):                  a record's attachments together may hold at least one attachment",
+                "--max-record-attachment-bytes ({}) is less than --max-attachment-bytes ({}): a record's attachments together may hold at least one attachment",
                 self.max_record_attachment_bytes, self.max_attachment_bytes
             ));
         }
@@ -850,7 +850,7 @@ fn run(cli: Cli) -> Result<(), String> {
             by,
             reason,
         } => {
-            let erased = match erase_journaled(&*hub.open()?, by, record, &reason) {
+            let erased = match erase_journaled(&*hub.open()?, by, record, &reason, true) {
                 Err(vigie_core::Error::NotAllowed { rule })
                     if rule == vigie_server::backend::ERASED_ALREADY =>
                 {

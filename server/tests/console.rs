@@ -1311,6 +1311,23 @@ fn administration_on_the_command_line_is_journaled() {
     run(&["user", "deactivate", "--user", &id]);
     run(&["user", "reactivate", "--user", &id]);
     run(&["reference", "publish", common::reference::SAMPLE_AREAS]);
+    // An erasure of an id the hub holds nothing under: refused as nothing erased, and the
+    // tombstone it places is journaled all the same.
+    let eraser = add_user(&s.data, "Superviseure", Role::Supervisor, &[REGION]);
+    let tombstone = Uuid::now_v7().to_string();
+    let out = common::surface::admin(
+        &s.data,
+        &[
+            "erase",
+            "--record",
+            &tombstone,
+            "--by",
+            &eraser.to_string(),
+            "--reason",
+            "legal_request",
+        ],
+    );
+    assert!(!out.status.success());
 
     let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
     let mut desk = Browser::new(&s.hub.url);
@@ -1330,9 +1347,12 @@ fn administration_on_the_command_line_is_journaled() {
         "Utilisateur réactivé",
         "Référentiel publié",
         "Lien de connexion créé",
+        "Cas effacé",
+        "Demande légale (command line)",
     ] {
         assert!(body.contains(action), "{action}: {body}");
     }
+    assert!(body.contains(&tombstone), "{body}");
     // Ids and actions, never a name.
     assert!(
         body.contains(&id) && body.contains(&device.to_string()),

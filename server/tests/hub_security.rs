@@ -491,6 +491,11 @@ fn hostile_requests_get_a_4xx_and_leave_the_hub_working() {
     let bomb = framed(b"VGq1", &vec![0u8; 40 * 1024 * 1024]);
     assert!(bomb.len() < 64 * 1024);
     send(&bomb, &bearer(&supervisor), "decompression bomb");
+    // Over a limit, said as such: 413, not "malformed".
+    let (status, body) = post_sync(&agent(), &hub.url, Some(&bearer(&supervisor)), &bomb).unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("decompressed bytes"), "{body}");
     let mut plain = plains[0].clone();
     assert_eq!(
         (plain[0], plain[25]),

@@ -147,3 +147,16 @@ def test_a_throwing_listener_is_contained_and_its_text_printed_nowhere(env, capf
     out, err = capfd.readouterr()
     assert "Aya" not in out + err
     assert "panicked" not in err
+
+
+def test_printed_records_show_their_fields():
+    # A printed sync summary says which records were refused and why.
+    refused = vigie.RefusedRecord(
+        id="0195a1b2-0000-7000-8000-000000000001",
+        reason=vigie.Refusal.OUT_OF_SCOPE(),
+        field=None,
+        rule=None,
+    )
+    text = repr([refused])
+    assert "0195a1b2-0000-7000-8000-000000000001" in text, text
+    assert "OUT_OF_SCOPE" in text, text

@@ -24,6 +24,8 @@ from ._ffi.vigie import *  # noqa: F401,F403
 from ._ffi.vigie import __all__ as _calls
 from ._ffi.vigie import VigieStore as _VigieStore
 from ._ffi.vigie import AlertPages, ChildCasePages, DuePages, VisitPages, WorkplacePages
+from ._ffi import vigie as _ffi_calls
+from ._ffi import vigie_core as _ffi_core
 from .hub import HubTransport
 
 
@@ -53,5 +55,19 @@ for _pages in (AlertPages, ChildCasePages, DuePages, VisitPages, WorkplacePages)
 for _variant in vars(VigieError).values():  # noqa: F405 (from the generated module)
     if isinstance(_variant, type) and issubclass(_variant, Exception):
         _variant.__str__ = _error_text
+
+# The generated records are dataclasses whose fields are set in ``__init__`` only, so the
+# dataclass ``repr`` shows none of them (``RefusedRecord()``): a printed ``SyncSummary`` hid which
+# records were refused and why. Their ``repr`` is their ``str``, which names every field.
+for _module in (_ffi_core, _ffi_calls):
+    for _name in _module.__all__:
+        _class = getattr(_module, _name)
+        if (
+            isinstance(_class, type)
+            and hasattr(_class, "__dataclass_fields__")
+            and not _class.__dataclass_fields__
+            and "__str__" in vars(_class)
+        ):
+            _class.__repr__ = _class.__str__
 
 __all__ = [*_core, *_calls, "HubTransport"]

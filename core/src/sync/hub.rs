@@ -122,7 +122,14 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     if request.len() > limits.max_request_bytes {
         return Err(HubError::TooLarge("request bytes"));
     }
-    let mut request = wire::decode_request(request, limits.max_decompressed_bytes)?;
+    let mut request = match wire::decode_request(request, limits.max_decompressed_bytes) {
+        Ok(request) => request,
+        // Over a limit, as a body too large is: 413, not "malformed".
+        Err(wire::DecodeError::TooLarge { .. }) => {
+            return Err(HubError::TooLarge("decompressed bytes"));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if request.push.len() > limits.max_push_records {
         return Err(HubError::TooLarge("records pushed"));
     }
@@ -530,10 +537,13 @@ fn respond(
             device = %who.device,
             receipt = request.receipt,
             pushes = pushes_before,
-            "a device is ahead of this hub: the hub was restored from an older copy; the device \
-             sends again what the hub lost. Changes made on the hub itself after the copy (the \
-             console's, users' areas and roles, reference data) are undone: make them again; \
-             erasures and revocations come back from the journal beside the hub's key"
+            "a device is ahead of this hub: it says the hub numbered more of its pushes, or \
+             reached further in its change order, than the hub has. If this hub was restored \
+             from an older copy, the device sends again what the hub lost, and changes made on \
+             the hub itself after the copy (the console's, users' areas and roles, reference \
+             data) are undone: make them again (erasures and revocations come back from the \
+             journal beside the hub's key). If it was not, this device last synced with another \
+             hub, or its app is faulty: it receives its scope again from the start"
         );
     }
     let cursor = match request.cursor {

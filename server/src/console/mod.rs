@@ -681,21 +681,35 @@ pub const ERASE_REASONS: [&str; 4] = [
 ];
 
 /// Erases a case and the duplicates merged into it, as the supervisor `by` asks for `reason`
-/// (one of `ERASE_REASONS`), and journals each record erased. Returns the ids erased, the
-/// case's first (empty: the hub held nothing under that id).
+/// (one of `ERASE_REASONS`), and journals each record erased, or the tombstone placed for an id
+/// the hub held nothing under; `command_line` marks the entries as the other commands' are.
+/// Returns the ids erased, the case's first (empty: the hub held nothing under that id).
 pub fn erase_journaled(
     backend: &dyn Backend,
     by: Uuid,
     record: Uuid,
     reason: &str,
+    command_line: bool,
 ) -> Result<Vec<Uuid>, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
     let erased = backend.erase(by, record)?;
-    for id in &erased {
-        journal(backend, Some(by), "case_erase", Some(*id), reason);
+    let detail = match command_line {
+        true => format!("{reason}{ERASED_FROM_COMMAND_LINE}"),
+        false => reason.to_string(),
+    };
+    let journaled = if erased.is_empty() {
+        std::slice::from_ref(&record)
+    } else {
+        erased.as_slice()
+    };
+    for id in journaled {
+        journal(backend, Some(by), "case_erase", Some(*id), &detail);
     }
     Ok(erased)
 }
+
+/// What an erasure's journal entry adds to its reason when `vigie erase` made it.
+pub const ERASED_FROM_COMMAND_LINE: &str = " (command line)";
 
 /// Runs a page's work on a storage worker, and turns problems into responses.
 pub async fn run(

@@ -771,10 +771,25 @@ pub async fn audit_log(
                 record: e.record.map(|r| r.to_string()).unwrap_or_default(),
                 // The codes some actions keep (an erasure's reason) read as the forms said them.
                 detail: match e.action.as_str() {
+                    "device_revoke" if e.detail == crate::irreversible::REAPPLIED => {
+                        t.get("audit.revoked_again_after_restore").to_string()
+                    }
                     _ if e.detail == crate::irreversible::REAPPLIED => {
                         t.get("audit.reapplied_after_restore").to_string()
                     }
-                    "case_erase" => t.code("erase.reason", &e.detail),
+                    "case_erase" => {
+                        match e
+                            .detail
+                            .strip_suffix(crate::console::ERASED_FROM_COMMAND_LINE)
+                        {
+                            Some(reason) => format!(
+                                "{}{}",
+                                t.code("erase.reason", reason),
+                                crate::console::ERASED_FROM_COMMAND_LINE
+                            ),
+                            None => t.code("erase.reason", &e.detail),
+                        }
+                    }
                     "case_status" => t.code("status", &e.detail),
                     "case_referral" => t.code("service", &e.detail),
                     "case_follow_up" => t.code("situation", &e.detail),

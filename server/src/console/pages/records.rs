@@ -1900,7 +1900,7 @@ pub async fn case_erase(
         }
         // Erased by another request meanwhile (the same form sent twice, nothing erased now):
         // done, and journaled once, by the request that erased it.
-        match erase_journaled(&*hub.backend, viewer.user.id, id, reason) {
+        match erase_journaled(&*hub.backend, viewer.user.id, id, reason, false) {
             Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
             Err(e @ Error::NotAllowed { .. }) => case_outcome(
                 hub,
