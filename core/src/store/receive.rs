@@ -345,7 +345,9 @@ fn move_own_edits(
     sync_state::forget_hub_heads(tx, id)
 }
 
-/// Writes the record `document` holds now onto `base`, as one change.
+/// Writes the record `document` holds now onto `base`, as one change, and its attachment
+/// manifest as it stands now (an attachment added or removed since the fork is one of the
+/// edits moved: a photo taken after a restore must reach the hub as the field edits do).
 fn rewrite<R: Record>(
     document: &Automerge,
     base: &mut Automerge,
@@ -355,6 +357,16 @@ fn rewrite<R: Record>(
     let mut record = doc::read_record::<R>(document, id)?;
     record.set_version(Default::default());
     doc::write_record(base, &record, author)?;
+    let now = doc::attachments(document);
+    for gone in doc::attachments(base)
+        .iter()
+        .filter(|held| now.iter().all(|entry| entry.id != held.id))
+    {
+        doc::remove_attachment(base, gone.id, author)?;
+    }
+    for entry in &now {
+        doc::put_attachment(base, entry, author)?;
+    }
     Ok(())
 }
 

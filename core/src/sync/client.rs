@@ -85,7 +85,7 @@ pub struct SyncReport {
     /// Records whose changes the hub kept for review because this user lost their area; they
     /// left the device.
     pub quarantined: Vec<Uuid>,
-    /// Records erased on the hub; they left the device for good.
+    /// Records erased on the hub that this device held; they left it for good.
     pub erased: Vec<Uuid>,
     /// Records that left this device's scope (moved out of its areas, or a scope that no longer
     /// covers them) and were removed; they come back if the scope does.
@@ -130,6 +130,7 @@ pub struct SyncSummary {
     /// Records still waiting in the outbox (refused ones, until they are accepted).
     pub pending: usize,
     pub quarantined: Vec<Uuid>,
+    /// Records erased on the hub that this device held (`SyncReport::erased`).
     pub erased: Vec<Uuid>,
     pub left_scope: Vec<Uuid>,
     /// Every record the session removed from the store, with its kind and why.
@@ -313,10 +314,7 @@ fn apply_response(
                 report.quarantined.push(*id);
                 remove(tx, *id, Removal::Quarantined, &mut report)?;
             }
-            PushOutcome::Erased => {
-                report.erased.push(*id);
-                erase(tx, *id, &[], &mut report)?;
-            }
+            PushOutcome::Erased => erase(tx, *id, &[], &mut report)?,
             PushOutcome::Refused { reason, detail } => {
                 if *reason == Refusal::KindNotAllowed && sync_state::unqueue_unpushed(tx, *id)? {
                     continue;
@@ -345,17 +343,11 @@ fn apply_response(
         after_pulled(merging, *id, merged, hub_heads, refetching, &mut report)
     })?;
     for Tombstone { id, roots } in &response.tombstones {
-        if !report.erased.contains(id) {
-            report.erased.push(*id);
-        }
         erase(tx, *id, &change_hashes(roots), &mut report)?;
     }
     // From a hub of the previous version: ids only.
     for id in &response.erased {
         if !response.tombstones.iter().any(|t| t.id == *id) {
-            if !report.erased.contains(id) {
-                report.erased.push(*id);
-            }
             erase(tx, *id, &[], &mut report)?;
         }
     }
@@ -391,16 +383,19 @@ fn apply_response(
     Ok(report)
 }
 
-/// Removes a record from the store, if it holds it, and reports it.
-fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<()> {
-    if let Some(kind) = erasure::forget_record(tx, id)? {
-        report.removed.push(RemovedRecord { id, kind, why });
-    }
-    Ok(())
+/// Removes a record from the store, if it holds it, and reports it; true if it did.
+fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<bool> {
+    let Some(kind) = erasure::forget_record(tx, id)? else {
+        return Ok(false);
+    };
+    report.removed.push(RemovedRecord { id, kind, why });
+    Ok(true)
 }
 
-/// An erased record: its copy goes, and a tombstone with the roots of its history (the hub's,
-/// and those of the copy held here) stops any copy, under this id or another, from coming back.
+/// An erased record: its copy goes (reported as erased, if this device held one), and a
+/// tombstone with the roots of its history (the hub's, and those of the copy held here) stops
+/// any copy, under this id or another, from coming back. The hub sends the tombstones of its
+/// erasures to every device in scope, which held the record or not.
 fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncReport) -> Result<()> {
     let mut roots = roots.to_vec();
     if let Some((_, _, bytes)) = crate::store::find_row(tx, id)?
@@ -411,7 +406,9 @@ fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncRepo
     for root in &roots {
         erasure::keep_erased_change(tx, id, root, true)?;
     }
-    remove(tx, id, Removal::Erased, report)?;
+    if remove(tx, id, Removal::Erased, report)? && !report.erased.contains(&id) {
+        report.erased.push(id);
+    }
     erasure::place_tombstone(tx, id, None)
 }
 
