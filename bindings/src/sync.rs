@@ -60,9 +60,10 @@ pub trait SyncProgressListener: Send + Sync {
 }
 
 /// A record the hub refused, and why. The device keeps its copy and offers it again. When its
-/// content breaks a rule (`Refusal::BreaksValidation`), `field` and `rule` say which field to
-/// correct and the rule's words, as a `Validation` error does for a local write (empty from a
-/// hub of an earlier version).
+/// content breaks a rule (`Refusal::BreaksValidation`) or takes a step the user may not
+/// (`Refusal::StepNotAllowed`), `field` and `rule` say which field (for a step on the record as
+/// a whole, its kind) and the rule's words, as a `Validation` or `NotAllowed` error does for a
+/// local write (empty from a hub of an earlier version).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RefusedRecord {
     pub id: String,

@@ -660,6 +660,31 @@ pub(crate) fn kind_of_values(root: &Root) -> Option<RecordKind> {
     RecordKind::from_str_opt(root.string(KIND_KEY)?)
 }
 
+/// Whether a document (at `heads`) holds a field, at any depth, that its record does not:
+/// `record` is the document read as its kind and written back as JSON, so a key the kind does
+/// not define is in the document and not in `record`. Such a field is read by no rule and
+/// shown by no screen, yet it would travel to every device in scope (a hostile app's payload,
+/// any size within the bounds): the hub takes no document that holds one.
+pub fn holds_unknown_fields(doc: &Automerge, heads: Option<&[ChangeHash]>, record: &Json) -> bool {
+    fn beyond(doc: &Json, record: &Json, root: bool) -> bool {
+        match (doc, record) {
+            (Json::Object(held), Json::Object(known)) => held.iter().any(|(key, value)| {
+                !(root && reserved_key(key))
+                    && match known.get(key) {
+                        Some(known) => beyond(value, known, false),
+                        // A key that holds nothing (left by a writer that cleared a value).
+                        None => !value.is_null(),
+                    }
+            }),
+            (Json::Array(held), Json::Array(known)) => {
+                held.len() > known.len() || held.iter().zip(known).any(|(h, k)| beyond(h, k, false))
+            }
+            _ => false,
+        }
+    }
+    beyond(&to_json(doc, heads), record, true)
+}
+
 /// Whether a root key is the document's own rather than a field of its record: its kind, and
 /// its attachment manifest.
 fn reserved_key(key: &str) -> bool {

@@ -1105,6 +1105,13 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
         vec![(case, sync::wire::Refusal::StepNotAllowed)],
         "{summary:?}"
     );
+    // The refusal names the field and the rule, as a local write's would.
+    let detail = sync::wire::RefusalDetail::of(&summary.refusal_details, case).unwrap();
+    assert_eq!(detail.field, "identified_by");
+    assert!(
+        detail.rule.contains("role and areas cover it"),
+        "{detail:?}"
+    );
     assert_eq!(
         hub.get::<ChildCase>(case).unwrap().identified_by,
         giver.principal.user

@@ -114,6 +114,56 @@ fn attack_1_deep_nesting_is_refused_and_the_hub_keeps_serving() {
 }
 
 #[test]
+fn fields_a_records_kind_does_not_define_are_refused_not_stored() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);
+    let actor = monitor.store.actor().clone();
+    // A case with a referral: a map of the record's own inside it.
+    let mut case = child(area(C01), "Awa Koné", monitor.user());
+    let key = Uuid::now_v7();
+    case.referrals.insert(
+        key,
+        Referral::new(ServiceKind::Education, "EPP Aké", identified_on()),
+    );
+    case.status = CaseStatus::Referred;
+    let honest = new_record(&monitor, &case, author(&monitor)).changes;
+    let (at_root, nested, fine) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let me = serde_json::to_string(&author(&monitor)).unwrap();
+    let key = key.to_string();
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![
+            raw(at_root, hostile::unknown_field(&honest, &actor, &[], &me)),
+            raw(
+                nested,
+                hostile::unknown_field(&honest, &actor, &["referrals", &key], &me),
+            ),
+            raw(fine, honest.clone()),
+        ],
+    );
+    assert_eq!(refusal(&outcomes[&at_root]), Some(Refusal::Invalid));
+    assert_eq!(refusal(&outcomes[&nested]), Some(Refusal::Invalid));
+    assert!(accepted(&outcomes[&fine]), "{outcomes:?}");
+    // Nor may a later change add one to a record the hub holds.
+    let outcomes = push(
+        &monitor,
+        &hub.url,
+        vec![raw(fine, hostile::unknown_field(&honest, &actor, &[], &me))],
+    );
+    assert_eq!(refusal(&outcomes[&fine]), Some(Refusal::Invalid));
+
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    let held = supervisor.store.export_document(fine).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&held).contains("payload"),
+        "the smuggled field reached another device"
+    );
+    assert_not_stored(&mut hub, &[at_root, nested]);
+}
+
+#[test]
 fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
     let dir = TempDir::new().unwrap();
     let (monitor, mut supervisor, mut hub) = monitor_supervisor_and_hub(&dir);

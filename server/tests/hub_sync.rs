@@ -256,8 +256,12 @@ fn devices_converge_through_links_cut_mid_message() {
                         assert_eq!(
                             refusals[i].get(id),
                             Some(why),
-                            "{}: the hub refused {id} ({why}), which it should accept",
-                            d.name
+                            "{}: the hub refused {id} ({why}: {:?}), which it should accept",
+                            d.name,
+                            vigie_core::sync::wire::RefusalDetail::of(
+                                &summary.refusal_details,
+                                *id
+                            )
                         );
                     }
                 }

@@ -397,13 +397,6 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             Err(not_allowed("only a supervisor may merge cases"))
         }
         Step::Merge => Ok(()),
-        Step::VisitStatus {
-            from: VisitStatus::Validated,
-            to: to @ (VisitStatus::Draft | VisitStatus::Submitted),
-        } => Err(not_allowed(format!(
-            "a validated visit goes back only to its visitor, returned (not {})",
-            to.as_str()
-        ))),
         Step::VisitStatus { from, to } => {
             if from == to || reachable(visit_edges(role), *from, *to) {
                 return Ok(());
@@ -452,6 +445,21 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
 }
 
 impl Step {
+    /// The field a refusal of this step names: the one the step changes, or the record's kind
+    /// for a step on the record as a whole.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Step::Create(kind) | Step::Edit(kind) | Step::Administration(kind) => kind.as_str(),
+            Step::CaseStatus { .. } | Step::VisitStatus { .. } => "status",
+            Step::ReferralAdded | Step::ReferralRemoved => "referrals",
+            Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
+            Step::Remediated { .. } => "remediated_on",
+            Step::Merge => "merged_into",
+            Step::Review { .. } => "reviewed_by",
+            Step::VisitContent { .. } => RecordKind::Visit.as_str(),
+        }
+    }
+
     /// The status step of a write that leaves `case` as it is, from `from`.
     pub fn case_status(from: CaseStatus, case: &ChildCase) -> Step {
         Step::CaseStatus {

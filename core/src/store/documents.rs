@@ -597,6 +597,18 @@ impl TypedRecord {
         })
     }
 
+    /// The record as JSON, as a document holds its fields (none for reference data, which
+    /// only the hub writes).
+    pub(crate) fn to_json(&self) -> Option<serde_json::Value> {
+        match self {
+            TypedRecord::Workplace(r) => serde_json::to_value(r).ok(),
+            TypedRecord::Visit(r) => serde_json::to_value(r).ok(),
+            TypedRecord::ChildCase(r) => serde_json::to_value(r).ok(),
+            TypedRecord::User(r) => serde_json::to_value(r).ok(),
+            TypedRecord::Reference => None,
+        }
+    }
+
     fn indexed(&self) -> index::Indexed<'_> {
         match self {
             TypedRecord::Workplace(r) => index::Indexed::Workplace(r),

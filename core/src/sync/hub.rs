@@ -18,6 +18,7 @@ use crate::domain::codes::{RecordKind, ReferenceType, Role};
 use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
+use crate::domain::validation::NotAllowed;
 use crate::error::{Error, Result, ValidationError};
 use crate::storage::{
     ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
@@ -1123,6 +1124,18 @@ impl From<Refusal> for Refused {
 }
 
 impl Refused {
+    /// A workflow step the sender may not take, with the field it changes and the rule's words
+    /// (`rights`: they name statuses and roles, never content).
+    fn step(field: &str, e: NotAllowed) -> Self {
+        Refused {
+            reason: Refusal::StepNotAllowed,
+            detail: Some(RefusalDetail {
+                field: field.to_string(),
+                rule: e.rule,
+            }),
+        }
+    }
+
     fn breaking(e: ValidationError) -> Self {
         Refused {
             reason: Refusal::BreaksValidation,
@@ -1743,10 +1756,21 @@ pub(crate) fn admit(
         before,
         read: std::cell::OnceCell::new(),
     };
-    if !merge_target_held(tx, rules, document, before)?
-        || !assignee_receives(tx, rules, &record, &held)?
-    {
-        return Ok(Err(Refusal::StepNotAllowed.into()));
+    if !merge_target_held(tx, rules, document, before)? {
+        return Ok(Err(Refused::step(
+            "merged_into",
+            NotAllowed::new(
+                "a case is merged only into a case the hub holds in the sender's areas",
+            ),
+        )));
+    }
+    if !assignee_receives(tx, rules, &record, &held)? {
+        return Ok(Err(Refused::step(
+            "identified_by",
+            NotAllowed::new(
+                "a case is assigned only to a user the hub knows, whose role and areas cover it",
+            ),
+        )));
     }
     if let Err(refusal) = names_kept(tx, rules, &record, &held)? {
         return Ok(Err(refusal));
@@ -1806,8 +1830,8 @@ fn names_kept(
             _ => None,
         };
         let users = [rules.who.user, rules.author.user];
-        if rights::check_visitor(was, visit, &users).is_err() {
-            return Ok(Err(Refusal::StepNotAllowed.into()));
+        if let Err(e) = rights::check_visitor(was, visit, &users) {
+            return Ok(Err(Refused::step("visitor_id", e)));
         }
     }
     let known = was.map(|was| was.references()).unwrap_or_default();
@@ -1925,6 +1949,20 @@ fn admit_content(
         Ok(()) => {}
         Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }.into()),
         Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid.into()),
+    }
+    // Fields its kind does not define: refused, unless the version the hub held had them
+    // already (a document an earlier version of Vigie wrote), so that it can still be edited.
+    if let Some(json) = record.to_json()
+        && doc::holds_unknown_fields(document, None, &json)
+    {
+        let held_before = !before.is_empty()
+            && TypedRecord::read_at(kind, id, document, before)
+                .ok()
+                .and_then(|was| was.to_json())
+                .is_some_and(|was| doc::holds_unknown_fields(document, Some(before), &was));
+        if !held_before {
+            return Err(Refusal::Invalid.into());
+        }
     }
     Ok((
         Admitted {
@@ -2065,13 +2103,11 @@ pub(crate) fn check_content(
             return Err(Refusal::AreaNotInTree.into());
         }
     }
-    rights::check(
-        who.role,
-        who.user,
-        from.map(TypedRecord::subject),
-        to.subject(),
-    )
-    .map_err(|_| Refusal::StepNotAllowed.into())
+    for step in rights::steps(from.map(TypedRecord::subject), to.subject()) {
+        rights::check_step(who.role, who.user, &step)
+            .map_err(|e| Refused::step(step.field(), e))?;
+    }
+    Ok(())
 }
 
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name

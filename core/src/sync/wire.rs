@@ -642,8 +642,8 @@ pub enum PushOutcome {
         clock_skewed: bool,
     },
     /// Not stored. The device keeps its copy and is told why: the rule, and for a record whose
-    /// content breaks one (`Refusal::BreaksValidation`) the field and the rule's words when the
-    /// hub can tell them. `detail` travels in the response's sixth tail (`encode_response`), so
+    /// content breaks one (`Refusal::BreaksValidation`) or that takes a step its user may not
+    /// (`Refusal::StepNotAllowed`) the field and the rule's words when the hub can tell them. `detail` travels in the response's sixth tail (`encode_response`), so
     /// that a refusal reads the same to devices of earlier versions.
     Refused {
         reason: Refusal,
@@ -658,7 +658,7 @@ pub enum PushOutcome {
 }
 
 /// The field of a refused record that breaks a rule, and the rule in words (a
-/// `ValidationError`'s): never a value.
+/// `ValidationError`'s, or a `NotAllowed`'s with the field the step changes): never a value.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RefusalDetail {
     pub field: String,

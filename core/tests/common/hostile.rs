@@ -2,7 +2,7 @@
 //! the record's own kind, so that only the bound it breaks can refuse it.
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ROOT, ScalarValue};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
 use vigie_core::DocumentLimit;
 
 /// One hostile document: its name, the bound it breaks, and its bytes (a whole document, or a
@@ -95,6 +95,29 @@ pub fn long_text(honest: &[u8], actor: &automerge::ActorId, chars: usize) -> Vec
     let mut doc = open(honest, actor);
     let text = doc.put_object(ROOT, "notes", ObjType::Text).unwrap();
     doc.splice_text(&text, 0, 0, &"n".repeat(chars)).unwrap();
+    doc.save_nocompress()
+}
+
+/// A field the record's kind does not define, in the map at `path` (the root when empty: one
+/// of the record's own maps else, a referral say).
+/// Its change carries `message` (a Vigie author, as JSON).
+pub fn unknown_field(
+    honest: &[u8],
+    actor: &automerge::ActorId,
+    path: &[&str],
+    message: &str,
+) -> Vec<u8> {
+    let mut doc = open(honest, actor);
+    let mut obj = ROOT;
+    for key in path {
+        obj = match doc.get(&obj, *key).unwrap() {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            other => panic!("no map at {key}: {other:?}"),
+        };
+    }
+    doc.put(&obj, "smuggled", ScalarValue::Str("payload".into()))
+        .unwrap();
+    doc.commit_with(automerge::transaction::CommitOptions::default().with_message(message));
     doc.save_nocompress()
 }
 

@@ -295,9 +295,17 @@ pub fn cells() -> Vec<Cell> {
             allowed: NOBODY,
         },
         Cell {
+            // Returned, then submitted again, in one write made offline: a supervisor's two
+            // steps (a returned visit of their own they submit).
             name: "visit: validated -> submitted",
             before: Some(|by| visit(VisitStatus::Validated, by)),
             step: |s, _| as_visit(s).status = VisitStatus::Submitted,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "visit: validated -> draft",
+            before: Some(|by| visit(VisitStatus::Validated, by)),
+            step: |s, _| as_visit(s).status = VisitStatus::Draft,
             allowed: NOBODY,
         },
         Cell {
