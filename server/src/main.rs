@@ -850,7 +850,8 @@ fn run(cli: Cli) -> Result<(), String> {
             by,
             reason,
         } => {
-            let erased = match erase_journaled(&*hub.open()?, by, record, &reason, true) {
+            let backend = hub.open()?;
+            let erased = match erase_journaled(&*backend, by, record, &reason, true) {
                 Err(vigie_core::Error::NotAllowed { rule })
                     if rule == vigie_server::backend::ERASED_ALREADY =>
                 {
@@ -863,6 +864,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 other => other.map_err(|e| e.to_string())?,
             };
             let Some((case, duplicates)) = erased.split_first() else {
+                // The tombstone placed is journaled all the same: an id no device may bring in.
+                journal(
+                    &*backend,
+                    Some(by),
+                    "case_erase",
+                    Some(record),
+                    &format!(
+                        "{reason}{}",
+                        vigie_server::console::ERASED_FROM_COMMAND_LINE
+                    ),
+                );
                 // Not a success a script may take for one: the id may be mistyped, and the
                 // case meant still on the hub.
                 return Err(
@@ -933,6 +945,9 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             // The token first: a mistyped one makes no store, and no key file, to leave behind.
             let token = Token::parse(&token).map_err(|e| e.to_string())?;
+            let new_store = std::fs::metadata(&store).is_err();
+            let key_file = vigie_server::hub_key::store_key_file(&store);
+            let new_key = !key_file.exists();
             let encryption = match (key_hex, unencrypted) {
                 (Some(hex), _) => encryption(Some(&hex))?,
                 (None, true) => Encryption::Unencrypted,
@@ -942,7 +957,28 @@ fn run(cli: Cli) -> Result<(), String> {
                         .0,
                 ),
             };
-            sync(&hub, store, &token, encryption, max_message_bytes)
+            let result = sync(&hub, store.clone(), &token, encryption, max_message_bytes);
+            // A first sync the hub refused or never answered (a token of another hub, one
+            // revoked or reissued, a hub down) leaves no store behind, nor the key made for it:
+            // the next try, with the right token, starts afresh rather than meet a store of
+            // another device.
+            match result {
+                Err(e) if new_store && std::fs::metadata(&store).is_ok() => {
+                    for suffix in ["", "-wal", "-shm", "-journal"] {
+                        let mut file = store.clone().into_os_string();
+                        file.push(suffix);
+                        let _ = std::fs::remove_file(file);
+                    }
+                    let mut attachments = store.clone().into_os_string();
+                    attachments.push(".attachments");
+                    let _ = std::fs::remove_dir_all(attachments);
+                    if new_key {
+                        let _ = std::fs::remove_file(&key_file);
+                    }
+                    Err(format!("{e} (the new store and its key were removed)"))
+                }
+                other => other,
+            }
         }
         Command::Export {
             hub,

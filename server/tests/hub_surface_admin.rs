@@ -609,9 +609,12 @@ fn an_erased_id_is_said_erased_and_a_bad_sync_leaves_nothing() {
 
     let store = dir.path().join("phone.db");
     let token = enrol(&data, Uuid::parse_str(&supervisor).unwrap());
+    // A token or URL that does not parse makes nothing; a first sync that reaches no hub
+    // (or that the hub refuses) removes the store and key it made.
     for (hub, token) in [
         ("http://127.0.0.1:9", "garbage"),
         ("notaurl", token.as_str()),
+        ("http://127.0.0.1:9", token.as_str()),
     ] {
         let out = vigie_output(&[
             "sync",

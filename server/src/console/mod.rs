@@ -681,9 +681,9 @@ pub const ERASE_REASONS: [&str; 4] = [
 ];
 
 /// Erases a case and the duplicates merged into it, as the supervisor `by` asks for `reason`
-/// (one of `ERASE_REASONS`), and journals each record erased, or the tombstone placed for an id
-/// the hub held nothing under; `command_line` marks the entries as the other commands' are.
-/// Returns the ids erased, the case's first (empty: the hub held nothing under that id).
+/// (one of `ERASE_REASONS`), and journals each record erased; `command_line` marks the entries
+/// as the other commands' are. Returns the ids erased, the case's first (empty: the hub held
+/// nothing under that id, or another request erased it meanwhile).
 pub fn erase_journaled(
     backend: &dyn Backend,
     by: Uuid,
@@ -697,12 +697,7 @@ pub fn erase_journaled(
         true => format!("{reason}{ERASED_FROM_COMMAND_LINE}"),
         false => reason.to_string(),
     };
-    let journaled = if erased.is_empty() {
-        std::slice::from_ref(&record)
-    } else {
-        erased.as_slice()
-    };
-    for id in journaled {
+    for id in &erased {
         journal(backend, Some(by), "case_erase", Some(*id), &detail);
     }
     Ok(erased)

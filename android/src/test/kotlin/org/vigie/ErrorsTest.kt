@@ -130,7 +130,7 @@ class ErrorsTest {
             val e = assertFailsWith<VigieException.DeviceRevoked> {
                 store.syncWith(HubHttpTransport(Env.hubUrl, devices.revokedToken), null)
             }
-            assertTrue(e.reason.contains("revoked"), e.reason)
+            assertTrue(e.reason.contains("wipe"), e.reason)
         }
     }
 

@@ -101,7 +101,7 @@ class LifecycleTest {
         val e = assertFailsWith<VigieException.DeviceRevoked> {
             store.syncWith(HubHttpTransport(Env.hubUrl, devices.revokedToken), null)
         }
-        assertTrue(e.reason.contains("revoked"), e.reason)
+        assertTrue(e.reason.contains("wipe"), e.reason)
         // The records left at once, whatever the app does next, and the listeners heard of each.
         assertEquals(setOf(Triple(kept.id, RecordKind.CHILD_CASE, Removal.WIPED)), heard.removed())
         assertFailsWith<VigieException.ProfileWiped> { store.count(RecordKind.CHILD_CASE) }
