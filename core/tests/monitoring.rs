@@ -1835,6 +1835,8 @@ fn export_fixture(store: &mut Store) -> (ChildCase, Workplace) {
     v.gps = w.location.point;
     v.forced_labour
         .insert(ForcedLabourIndicator::DebtBondage, "dette".into());
+    v.workforce.female.age_12_14 = 3;
+    v.workforce.male.adults = 7;
     store.create(&v).unwrap();
     let mut c = child(C01, "Kouamé Adjoa", MONITOR);
     c.guardian = "Kouamé Yao".into();
@@ -1930,6 +1932,12 @@ fn csv_export_is_pseudonymised_by_default() {
         .position(|h| h == "forced_labour_indicators")
         .unwrap();
     assert_eq!(rows[0][fl], "debt_bondage");
+    // The workforce as counted, by sex and age band; the indicators' notes are free text.
+    let col = |h: &str| header.iter().position(|x| x == h).unwrap();
+    assert_eq!(rows[0][col("workforce_female_12_14")], "3");
+    assert_eq!(rows[0][col("workforce_male_adults")], "7");
+    assert_eq!(rows[0][col("workforce_male_under_12")], "0");
+    assert!(!header.iter().any(|h| h == "forced_labour_notes"));
     let (_, rows) = read_csv(&out.join("referrals.csv"));
     assert_eq!(rows.len(), 1);
     let (_, rows) = read_csv(&out.join("follow_ups.csv"));
@@ -1975,6 +1983,12 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
     let col = |h: &str| header.iter().position(|x| x == h).unwrap();
     assert_eq!(rows[0][col("name")], "Kouamé Adjoa");
     assert_eq!(rows[0][col("date_of_birth")], "2014-05-10");
+    let (header, rows) = read_csv(&out.join("visits.csv"));
+    let col = |h: &str| header.iter().position(|x| x == h).unwrap();
+    assert_eq!(
+        rows[0][col("forced_labour_notes")],
+        r#"{"debt_bondage":"dette"}"#
+    );
     // Only their owner may read the files and the directory made for them; a link left in
     // the directory is replaced, not written through.
     #[cfg(unix)]

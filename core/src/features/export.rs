@@ -30,7 +30,7 @@ use crate::store::{Scoped, Store};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -412,6 +412,17 @@ fn visit_row(t: &mut TableBuilder, v: &Visit, children_identified: usize) {
         ),
     );
     t.col("forced_labour_indicators", joined(v.forced_labour.keys()));
+    // The workforce counted, by sex and age band: what the indicators of children at work
+    // are made of.
+    let (female, male) = (&v.workforce.female, &v.workforce.male);
+    t.col("workforce_female_under_12", female.under_12);
+    t.col("workforce_female_12_14", female.age_12_14);
+    t.col("workforce_female_15_17", female.age_15_17);
+    t.col("workforce_female_adults", female.adults);
+    t.col("workforce_male_under_12", male.under_12);
+    t.col("workforce_male_12_14", male.age_12_14);
+    t.col("workforce_male_15_17", male.age_15_17);
+    t.col("workforce_male_adults", male.adults);
     t.col("actions", joined(&v.actions));
     t.col("follow_up_due", v.follow_up_due);
     t.col("children_identified", children_identified);
@@ -419,6 +430,14 @@ fn visit_row(t: &mut TableBuilder, v: &Visit, children_identified: usize) {
     t.personal("latitude", v.gps.map(|p| p.latitude));
     t.personal("longitude", v.gps.map(|p| p.longitude));
     t.personal("findings", &v.findings);
+    // What the visitor wrote of each indicator observed (free text): indicator -> note.
+    t.personal(
+        "forced_labour_notes",
+        v.forced_labour
+            .iter()
+            .filter(|(_, note)| !note.trim().is_empty())
+            .collect::<BTreeMap<_, _>>(),
+    );
     t.personal("review_comment", &v.review_comment);
     t.end_row();
 }
