@@ -389,21 +389,27 @@ test('long unbroken field text widens no page, and the values of a case or a vis
   const ordinary = await page.locator('#cases tbody tr').nth(1).locator('a').getAttribute('href');
   const hostile = await page.locator('#cases tbody tr').nth(2).locator('a').getAttribute('href');
   await page.goto(`${url}/console/review`);
-  const visit = await page.locator('#review-queue tbody tr').last().getAttribute('data-visit');
+  const queued = await page.locator('#review-queue tbody tr').last().getAttribute('data-visit');
   // A supervisor's phone writes a name of 120 characters without a space (the longest a name
   // may be: a longer one is refused), and findings of long words, as a phone may (nothing
   // bounds a word).
   const user = vigie('user', 'add', '--name', 'Superviseure (textes longs)', '--role', 'supervisor', '--area', 'CI-R1');
   const token = vigie('device', 'enrol', '--user', user);
   const store = path.join(work, 'long-texts.db');
-  const phone = (record, set) => JSON.parse(execFileSync(BENCH,
-    ['phone', '--hub', url, '--store', store, '--token', token, '--record', record, '--set', set],
+  const phone = (...args) => JSON.parse(execFileSync(BENCH,
+    ['phone', '--hub', url, '--store', store, '--token', token, ...args],
     { env: { ...process.env, RUST_LOG: 'warn' } }).toString());
-  assert.throws(() => phone(hostile.split('/').pop(), `name=${'A'.repeat(121)}`));
+  const set = (record, text) => phone('--record', record, '--set', text);
+  assert.throws(() => set(hostile.split('/').pop(), `name=${'A'.repeat(121)}`));
   const name = 'A'.repeat(120);
-  assert.equal(phone(hostile.split('/').pop(), `name=${name}`).record.name, name);
+  assert.equal(set(hostile.split('/').pop(), `name=${name}`).record.name, name);
+  // A visit's content is its visitor's: the supervisor's phone records a visit of its own, at
+  // the workplace of one in the review queue, with findings of long words, and submits it.
   const findings = `${'Constat'.repeat(400)} ${'https://example.org/'.repeat(100)} fin.`;
-  assert.equal(phone(visit, `findings=${findings}`).record.findings, findings);
+  const workplace = phone('--record', queued).record.workplace_id;
+  const ownVisit = phone('--new-visit', workplace, '--set', `findings=${findings}`);
+  assert.equal(ownVisit.record.findings, findings);
+  const visit = ownVisit.id;
 
   for (const [width, height] of [[1280, 900], [800, 1280]]) {
     await page.setViewportSize({ width, height });

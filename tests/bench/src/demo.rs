@@ -233,6 +233,7 @@ pub fn phone(
     store: &std::path::Path,
     token: &str,
     record: Option<Uuid>,
+    new_visit: Option<Uuid>,
     set: Option<(String, String)>,
 ) -> BoxResult<()> {
     let token = Token::parse(token)?;
@@ -243,24 +244,48 @@ pub fn phone(
     )?;
     let client = HubClient::new(hub, &token);
     let mut summary = client.sync(&mut store, &SyncOptions::default(), |_| {})?;
-    if let (Some(id), Some((field, text))) = (record, &set) {
-        match store.kind_of(id)? {
-            vigie_core::RecordKind::Visit => {
-                set_text::<vigie_core::Visit>(&mut store, id, field, text)?
+    // A visit of this phone's own, at a workplace it holds: a visit's content is its visitor's
+    // to write, while a draft (it is submitted once written).
+    let record = match new_visit {
+        None => record,
+        Some(workplace) => {
+            let workplace: vigie_core::Workplace = store.get(workplace)?;
+            let started = chrono::Utc::now().fixed_offset() - chrono::Duration::hours(1);
+            let visit = vigie_core::Visit::new(
+                vigie_core::VisitKind::CommunityMonitoring,
+                &workplace,
+                token.user,
+                started,
+            );
+            Some(store.create(&visit)?.id)
+        }
+    };
+    if let Some(id) = record.filter(|_| set.is_some() || new_visit.is_some()) {
+        if let Some((field, text)) = &set {
+            match store.kind_of(id)? {
+                vigie_core::RecordKind::Visit => {
+                    set_text::<vigie_core::Visit>(&mut store, id, field, text)?
+                }
+                vigie_core::RecordKind::ChildCase => {
+                    set_text::<vigie_core::ChildCase>(&mut store, id, field, text)?
+                }
+                vigie_core::RecordKind::Workplace => {
+                    set_text::<vigie_core::Workplace>(&mut store, id, field, text)?
+                }
+                other => {
+                    return Err(format!("--set: a {other:?} is not the phone's to change").into());
+                }
             }
-            vigie_core::RecordKind::ChildCase => {
-                set_text::<vigie_core::ChildCase>(&mut store, id, field, text)?
-            }
-            vigie_core::RecordKind::Workplace => {
-                set_text::<vigie_core::Workplace>(&mut store, id, field, text)?
-            }
-            other => return Err(format!("--set: a {other:?} is not the phone's to change").into()),
+        }
+        if new_visit.is_some() {
+            store.submit_visit(id)?;
         }
         summary = client.sync(&mut store, &SyncOptions::default(), |_| {})?;
         if !summary.refused.is_empty() {
             return Err(format!("--set: the hub refused it: {}", summary.refused[0].1).into());
         }
     }
+    let record_id = record;
     let record = match record {
         None => serde_json::Value::Null,
         Some(id) => match store.kind_of(id) {
@@ -283,6 +308,7 @@ pub fn phone(
             "received": summary.received,
             "refused": summary.refused.len(),
             "records": store.records_held()?.len(),
+            "id": record_id,
             "record": record,
         })
     );

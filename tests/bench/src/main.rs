@@ -44,7 +44,8 @@ const USAGE: &str = "usage: vigie-bench core [--scale S] [--seed N] [--dir PATH]
                             [--hub-bin PATH] [--postgres URL]
        vigie-bench hostile [--backend both|sqlite|postgres] [--hub-bin PATH] [--postgres URL]
        vigie-bench demo [--hub URL] [--data DIR] [--database URL] [--scale S] [--seed N]
-       vigie-bench phone --hub URL --store PATH --token TOKEN [--record ID [--set FIELD=TEXT]]
+       vigie-bench phone --hub URL --store PATH --token TOKEN
+                         [--record ID | --new-visit WORKPLACE_ID] [--set FIELD=TEXT]
        vigie-bench console [--scale S] [--seed N] [--samples N] [--hub-bin PATH] [--dir PATH]
        vigie-bench dictionary [--out PATH] [--seed N] [--scale S]
        vigie-bench attachments [--photos N] [--drop-every BYTES] [--large-mb N] [--chunk-kib N]
@@ -224,6 +225,10 @@ fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
     let store = flags.required("--store")?;
     let token = flags.required("--token")?;
     let record = flags.take("--record").map(|r| r.parse()).transpose()?;
+    let new_visit: Option<Uuid> = flags.take("--new-visit").map(|w| w.parse()).transpose()?;
+    if record.is_some() && new_visit.is_some() {
+        return Err(format!("--record or --new-visit, not both\n{USAGE}").into());
+    }
     let set = flags
         .take("--set")
         .map(|s| {
@@ -232,11 +237,18 @@ fn run_phone(args: impl Iterator<Item = String>) -> BoxResult<()> {
                 .ok_or_else(|| format!("--set takes FIELD=TEXT\n{USAGE}"))
         })
         .transpose()?;
-    if set.is_some() && record.is_none() {
-        return Err(format!("--set needs --record\n{USAGE}").into());
+    if set.is_some() && record.is_none() && new_visit.is_none() {
+        return Err(format!("--set needs --record or --new-visit\n{USAGE}").into());
     }
     flags.finish()?;
-    demo::phone(&hub, std::path::Path::new(&store), &token, record, set)
+    demo::phone(
+        &hub,
+        std::path::Path::new(&store),
+        &token,
+        record,
+        new_visit,
+        set,
+    )
 }
 
 /// `vigie-bench demo`: see `demo.rs`.
