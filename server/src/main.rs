@@ -651,6 +651,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 other => other.map_err(|e| e.to_string())?,
             };
             journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
+            done(&format!(
+                "user {user}: areas {}; their devices hold their new scope at their next sync",
+                if areas.is_empty() {
+                    "none".to_string()
+                } else {
+                    areas.join(", ")
+                }
+            ));
             Ok(())
         }
         Command::User {
@@ -697,6 +705,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Some(user),
                 &format!("{} ({COMMAND_LINE})", role_code(role)),
             );
+            done(&format!("user {user}: role {}", role_name(role)));
             Ok(())
         }
         Command::User {
@@ -720,6 +729,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 Ok((before, _)) if before.active => Err(format!("user {user} is active already")),
                 Ok(_) => {
                     journal(&*backend, None, "user_reactivate", Some(user), COMMAND_LINE);
+                    done(&format!(
+                        "user {user}: active again, with their role and areas"
+                    ));
                     Ok(())
                 }
                 Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
@@ -755,6 +767,9 @@ fn run(cli: Cli) -> Result<(), String> {
                         .end_sessions_of(user)
                         .map_err(|e| e.to_string())?;
                     journal(&*backend, None, "user_deactivate", Some(user), COMMAND_LINE);
+                    done(&format!(
+                        "user {user}: deactivated; their devices keep nothing from their next sync"
+                    ));
                     Ok(())
                 }
                 Ok(false) => Err(format!("user {user} is already inactive")),
@@ -842,6 +857,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 return Err("no such enrolled device, or already revoked".into());
             }
             journal(&*backend, None, "device_revoke", Some(device), COMMAND_LINE);
+            done(&format!(
+                "device {device}: revoked; its next contact is refused and told to wipe its data"
+            ));
             Ok(())
         }
         Command::Erase {
@@ -1287,6 +1305,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         None,
         &format!("{entry} ({COMMAND_LINE})"),
     );
+    done(&format!("quarantine entry {entry}: {action}"));
     Ok(())
 }
 
@@ -1469,6 +1488,11 @@ fn sync(
         })
     );
     store.close().map_err(|e| e.to_string())
+}
+
+/// Says on stderr what an administration command did (stdout stays for what scripts read).
+fn done(what: &str) {
+    eprintln!("vigie: {what}");
 }
 
 /// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.
