@@ -1151,6 +1151,37 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
 }
 
 #[test]
+fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    // A case assigned to someone the phone does not know: the hub, which knows no such user,
+    // refuses it.
+    let mut case = child(C01, NAME_C01, Uuid::now_v7());
+    case.case_code = "CASE-9".into();
+    let case = monitor.store.create(&case).unwrap();
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(case.id, sync::wire::Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    // A colleague's phone would hold it pending for good (not its user's changes): not offered.
+    peer(&mut monitor, &mut supervisor).unwrap();
+    assert!(supervisor.store.kind_of(case.id).is_err(), "a peer got it");
+    // Corrected and taken by the hub, it travels to peers again.
+    let mut fixed: ChildCase = monitor.store.get(case.id).unwrap();
+    fixed.identified_by = monitor.principal.user;
+    monitor.store.update(&fixed).unwrap();
+    let summary = monitor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    peer(&mut monitor, &mut supervisor).unwrap();
+    assert!(
+        supervisor.store.kind_of(case.id).is_ok(),
+        "the peer lacks it"
+    );
+}
+
+#[test]
 fn a_bundle_holds_only_records_every_recipient_may_read() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);

@@ -795,3 +795,26 @@ fn a_schema_17_store_finds_names_typed_with_separate_accents() {
         assert_eq!(hits, vec![marked], "{typed}");
     }
 }
+
+#[test]
+fn a_schema_18_store_gets_the_table_of_refused_records() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    drop(Store::open(config(&path)).expect("open"));
+    // What schema 18 held: no table of the records the hub refused.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute("DROP TABLE sync_refused", [])
+        .expect("schema 18 had none");
+    conn.pragma_update(None, "user_version", 18)
+        .expect("version 18");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 18 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let held: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row("SELECT count(*) FROM sync_refused", [], |r| r.get(0))
+        .expect("the table is there");
+    assert_eq!(held, 0);
+}

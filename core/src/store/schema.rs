@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/016_alerts_end_at_18.sql"),
     include_str!("migrations/017_search_terms.sql"),
     include_str!("migrations/018_names_typed_with_marks.sql"),
+    include_str!("migrations/019_refused_records.sql"),
 ];
 
 /// The schema version this software writes.

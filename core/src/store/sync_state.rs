@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use automerge::ChangeHash;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -126,6 +127,29 @@ pub(crate) fn unqueue_unpushed(tx: &Transaction, id: Uuid) -> Result<bool> {
         forget_hub_heads(tx, id)?;
     }
     Ok(removed > 0)
+}
+
+/// Marks a record whose changes the hub refused (`sync_refused`), or clears the mark once the
+/// hub takes them.
+pub(crate) fn mark_refused(tx: &Transaction, id: Uuid, refused: bool) -> Result<()> {
+    if refused {
+        tx.prepare_cached("INSERT OR IGNORE INTO sync_refused (record_id) VALUES (?1)")?
+            .execute([id.as_bytes()])?;
+    } else {
+        tx.prepare_cached("DELETE FROM sync_refused WHERE record_id = ?1")?
+            .execute([id.as_bytes()])?;
+    }
+    Ok(())
+}
+
+/// The records whose changes the hub refused and has not taken since: no peer is offered them.
+pub(crate) fn refused_ids(conn: &Connection) -> Result<HashSet<Uuid>> {
+    let mut stmt = conn.prepare_cached("SELECT record_id FROM sync_refused")?;
+    let ids = stmt
+        .query_map([], |row| row.get::<_, Vec<u8>>(0))?
+        .filter_map(|bytes| bytes.ok().and_then(|b| Uuid::from_slice(&b).ok()))
+        .collect();
+    Ok(ids)
 }
 
 /// A refused record stays in the outbox, behind the others, so that it never blocks the queue.

@@ -297,6 +297,7 @@ fn apply_response(
                 clock_skewed,
             } => {
                 report.accepted += 1;
+                sync_state::mark_refused(tx, *id, false)?;
                 report.clock_skewed |= clock_skewed;
                 // The hub took it: it is in this user's scope after all.
                 sync_state::clear_left(tx, *id)?;
@@ -328,8 +329,9 @@ fn apply_response(
                     sync_state::forget_hub_heads(tx, *id)?;
                 }
                 // Kept in the outbox, behind the others, so one refused record never blocks
-                // the queue.
+                // the queue; and offered to no peer until the hub takes it.
                 sync_state::queue_behind(tx, *id)?;
+                sync_state::mark_refused(tx, *id, true)?;
             }
         }
     }

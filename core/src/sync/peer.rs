@@ -343,8 +343,10 @@ impl Store {
         let mut storage = NegentropyStorageVector::new();
         let mut items = HashMap::new();
         let allowed = self.ids_for(receiver)?;
+        // A record the hub refused is this phone's to correct: a peer could never send it on.
+        let refused = store::sync_state::refused_ids(&self.conn)?;
         for (id, heads) in store::queries::heads_in(&self.conn, &filter.areas)? {
-            if !allowed.contains(&id) {
+            if !allowed.contains(&id) || refused.contains(&id) {
                 continue;
             }
             let item = item_id(id, &heads);
