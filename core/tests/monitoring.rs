@@ -485,6 +485,26 @@ fn of_two_follow_ups_on_one_day_the_more_worrying_one_counts() {
             Err(Error::NotAllowed { .. })
         ));
     }
+    // The sooner visit one of them plans is kept, whichever observation counts.
+    let mut c = remediated_case(&mut store, "Koffi Ama", date(2025, 10, 15));
+    for f in [
+        FollowUp {
+            situation: FollowUpSituation::StillWorking,
+            next_due: Some(date(2026, 2, 20)),
+            ..follow_up(date(2026, 1, 15))
+        },
+        FollowUp {
+            situation: FollowUpSituation::AtRisk,
+            next_due: Some(date(2026, 1, 18)),
+            ..follow_up(date(2026, 1, 15))
+        },
+    ] {
+        c = as_role(&mut store, Role::CommunityMonitor)
+            .add_follow_up(c.id, f)
+            .unwrap()
+            .0;
+    }
+    assert_eq!(c.follow_up_due, Some(date(2026, 1, 18)));
 }
 
 fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
@@ -826,7 +846,7 @@ fn supervisors_validate_or_return_submitted_visits() {
             area(C01),
         ))
         .unwrap();
-    let v = store
+    let draft = store
         .create(&Visit::new(
             VisitKind::LabourInspection,
             &w,
@@ -834,16 +854,20 @@ fn supervisors_validate_or_return_submitted_visits() {
             at(2026, 3, 2, 9),
         ))
         .unwrap();
+    // The monitor's visit as their phone submitted it (a visit is submitted by its visitor).
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 3, 3, 9));
+    v.status = VisitStatus::Submitted;
+    let v = store.create(&v).unwrap();
     let rule =
-        not_allowed(as_role(&mut store, Role::Supervisor).review_visit(v.id, Review::Validate));
+        not_allowed(as_role(&mut store, Role::Supervisor).review_visit(draft.id, Review::Validate));
     assert!(
         rule.contains("submitted"),
         "a draft is not reviewed: {rule}"
     );
+    // Nor submitted by anyone but its visitor.
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).submit_visit(draft.id));
+    assert!(rule.contains("its visitor"), "{rule}");
 
-    let mut v = v;
-    v.status = VisitStatus::Submitted;
-    let v = store.update(&v).unwrap();
     for role in [Role::Inspector, Role::CommunityMonitor] {
         not_allowed(as_role(&mut store, role).review_visit(v.id, Review::Validate));
     }
@@ -868,14 +892,12 @@ fn supervisors_validate_or_return_submitted_visits() {
     assert_eq!(v.review_comment, "Compléter la main-d'œuvre par âge.");
     assert_eq!(v.reviewed_by, Some(SUPERVISOR));
 
-    // Corrected and submitted again, then validated.
-    let mut v = v;
-    v.status = VisitStatus::Submitted;
-    let v = store.update(&v).unwrap();
-    let v = as_role(&mut store, Role::Supervisor)
-        .review_visit(v.id, Review::Validate)
-        .unwrap();
-    assert_eq!(v.status, VisitStatus::Validated);
+    // Corrected and submitted again by its visitor, not by the supervisor; a returned visit
+    // is not validated.
+    let mut resubmitted = v.clone();
+    resubmitted.status = VisitStatus::Submitted;
+    let rule = not_allowed(store.update(&resubmitted));
+    assert!(rule.contains("its visitor"), "{rule}");
     not_allowed(as_role(&mut store, Role::Supervisor).review_visit(v.id, Review::Validate));
 }
 

@@ -641,6 +641,84 @@ fn a_push_past_the_hubs_time_for_one_request_is_answered_in_part_and_sent_again(
 }
 
 #[test]
+fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut phone = device(&dir, "phone", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    // The same monitor's tablet.
+    let tablet_store = Store::open(StoreConfig::new(
+        dir.path().join("tablet.db"),
+        Encryption::Key(common::DEVICE_KEY),
+        phone.principal.user,
+    ))
+    .unwrap();
+    let mut tablet = Device {
+        principal: vigie_core::sync::Principal {
+            device: tablet_store.device_id(),
+            ..phone.principal.clone()
+        },
+        store: tablet_store,
+    };
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    for d in [&mut phone, &mut tablet, &mut supervisor] {
+        sync(d, &mut hub);
+    }
+    let w = phone.store.create(&workplace(c01, "Champ Koffi")).unwrap();
+    let mut draft = visit(&w, phone.principal.user, 2);
+    draft.status = VisitStatus::Draft;
+    let draft = phone.store.create(&draft).unwrap();
+    sync(&mut phone, &mut hub);
+    sync(&mut tablet, &mut hub);
+
+    // Offline, the tablet rewrites the draft; the phone submits it, and it is validated.
+    let mut stale: Visit = tablet.store.get(draft.id).unwrap();
+    stale.findings = "RAS".into();
+    tablet.store.update(&stale).unwrap();
+    phone.store.submit_visit(draft.id).unwrap();
+    sync(&mut phone, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    supervisor
+        .store
+        .review_visit(draft.id, Review::Validate)
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+
+    // The tablet's edit is refused, named, and the validated visit keeps what was reviewed.
+    let summary = sync(&mut tablet, &mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(draft.id, Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    let detail = wire::RefusalDetail::of(&summary.refusal_details, draft.id).unwrap();
+    assert!(detail.rule.contains("validated meanwhile"), "{detail:?}");
+    let held: Visit = hub.get(draft.id).unwrap();
+    assert_eq!(held.status, VisitStatus::Validated);
+    assert_eq!(held.findings, draft.findings);
+
+    // Returned by the supervisor, the same change is taken, to be submitted again.
+    sync(&mut supervisor, &mut hub);
+    supervisor
+        .store
+        .review_visit(
+            draft.id,
+            Review::Return {
+                comment: "Deux versions : laquelle ?".into(),
+            },
+        )
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+    let summary = sync(&mut tablet, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let held: Visit = hub.get(draft.id).unwrap();
+    assert_eq!(
+        (held.status, held.findings.as_str()),
+        (VisitStatus::Returned, "RAS")
+    );
+}
+
+#[test]
 fn peers_sync_directly_and_bundles_travel_whole() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(&dir);

@@ -146,6 +146,7 @@ def test_bundles_and_conflicts_between_two_devices(env):
         tablet.add_change_listener(recorder)
         w = phone.create_workplace(vigie.new_workplace("Carrière", "mining", vigie.Formality.INFORMAL, AREA))
         v = vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
+        v.status = vigie.VisitStatus.SUBMITTED
         v = phone.create_visit(v)
         to_tablet = [vigie.Recipient.DEVICE(tablet.device_id())]
         first = phone.export_bundle(0, [vigie.AreaFilter.DISTRICT("CI-R1-D1")], to_tablet)
@@ -155,27 +156,29 @@ def test_bundles_and_conflicts_between_two_devices(env):
         assert report.changed == 2 and report.from_device == phone.device_id()
         assert recorder.bulk == [(vigie.ChangeSource.BUNDLE, 2)]
 
-        # Offline, both change the status, each as their role allows: the monitor submits the
-        # draft while the supervisor, who read it in the bundle, returns it.
-        on_phone = phone.get_visit(v.id)
-        on_phone.status = vigie.VisitStatus.SUBMITTED
-        phone.update_visit(on_phone)
-        on_tablet = tablet.get_visit(v.id)
-        on_tablet.status = vigie.VisitStatus.RETURNED
-        tablet.update_visit(on_tablet)
+        # Offline, both write the workplace's owner as each heard it; the supervisor, who read the
+        # submitted visit in the bundle, also returns it with a comment.
+        on_phone = phone.get_workplace(w.id)
+        on_phone.owner_name = "Kouamé Yao"
+        phone.update_workplace(on_phone)
+        on_tablet = tablet.get_workplace(w.id)
+        on_tablet.owner_name = "Koffi Brou"
+        tablet.update_workplace(on_tablet)
+        tablet.review_visit(v.id, vigie.VisitReview.RETURN_TO_VISITOR("Préciser l'âge des enfants."))
         tablet.import_bundle(phone.export_bundle(first.mark, [], to_tablet).bytes)
-        [conflict] = tablet.conflicts(v.id)
-        assert conflict.field == "status"
+        [conflict] = tablet.conflicts(w.id)
+        assert conflict.field == "owner_name"
         assert sorted((c.value for c in conflict.values), key=lambda v: v.value) == [
-            vigie.FieldValue.TEXT("returned"), vigie.FieldValue.TEXT("submitted")]
-        tablet.resolve_conflict(v.id, conflict.path, vigie.FieldValue.TEXT("returned"))
-        assert tablet.conflicts(v.id) == []
+            vigie.FieldValue.TEXT("Koffi Brou"), vigie.FieldValue.TEXT("Kouamé Yao")]
+        tablet.resolve_conflict(w.id, conflict.path, vigie.FieldValue.TEXT("Koffi Brou"))
+        assert tablet.conflicts(w.id) == []
         # The supervisor sends back only what the phone's community holds, to the phone.
         back = tablet.export_bundle(0, [vigie.AreaFilter.COMMUNITY(AREA.community)],
                                     [vigie.Recipient.DEVICE(phone.device_id())])
         phone.import_bundle(back.bytes)
         assert phone.get_visit(v.id).status == vigie.VisitStatus.RETURNED
-        assert phone.conflicts(v.id) == []
+        assert phone.get_workplace(w.id).owner_name == "Koffi Brou"
+        assert phone.conflicts(w.id) == []
 
         # What identity promises: a device that never synced has no certificate to export or
         # import with, and a synced device the bundle was not sealed to cannot open it.

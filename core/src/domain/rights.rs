@@ -108,6 +108,12 @@ pub enum Step {
     /// was `from` before the write, whose visitor is `visitor`.
     VisitContent {
         from: VisitStatus,
+        to: VisitStatus,
+        visitor: Uuid,
+    },
+    /// A draft or returned visit submitted (on its way, maybe, to a review in the same write):
+    /// its visitor's word that this is their account, which no one gives for them.
+    VisitSubmitted {
         visitor: Uuid,
     },
     /// Users and reference data, which only the hub's administrator changes.
@@ -417,16 +423,23 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         // returns: no one else rewrites it, and once submitted it stays what was reviewed (a
         // validated visit's findings vouched for, then emptied, would still read as validated).
         Step::VisitContent { visitor, .. } if *visitor != user => Err(not_allowed(
-            "a visit's content is changed by its visitor only: a supervisor returns it to them with a comment",
+            "a visit's content is changed by its visitor only",
         )),
+        // Open before the write or after it: a write made offline may hold a return and the
+        // correction after it (a supervisor's own visit), or the correction and its submission.
         Step::VisitContent {
             from: from @ (VisitStatus::Submitted | VisitStatus::Validated),
+            to: VisitStatus::Submitted | VisitStatus::Validated,
             ..
         } => Err(not_allowed(format!(
             "a {} visit's content is not changed: a supervisor returns it to its visitor for a correction",
             from.as_str()
         ))),
         Step::VisitContent { .. } => Ok(()),
+        Step::VisitSubmitted { visitor } if *visitor != user => Err(not_allowed(
+            "a visit is submitted by its visitor: it is their account of what they saw",
+        )),
+        Step::VisitSubmitted { .. } => Ok(()),
         Step::Review { reviewer } => {
             if role != Role::Supervisor {
                 return Err(not_allowed(format!(
@@ -450,7 +463,9 @@ impl Step {
     pub fn field(&self) -> &'static str {
         match self {
             Step::Create(kind) | Step::Edit(kind) | Step::Administration(kind) => kind.as_str(),
-            Step::CaseStatus { .. } | Step::VisitStatus { .. } => "status",
+            Step::CaseStatus { .. } | Step::VisitStatus { .. } | Step::VisitSubmitted { .. } => {
+                "status"
+            }
             Step::ReferralAdded | Step::ReferralRemoved => "referrals",
             Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
             Step::Remediated { .. } => "remediated_on",
@@ -556,6 +571,7 @@ fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
     {
         steps.push(Step::VisitContent {
             from,
+            to: after.status,
             visitor: before.visitor_id,
         });
     }
@@ -564,6 +580,14 @@ fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
             from,
             to: after.status,
         });
+        if let Some(before) = before
+            && matches!(from, VisitStatus::Draft | VisitStatus::Returned)
+            && after.status != VisitStatus::Draft
+        {
+            steps.push(Step::VisitSubmitted {
+                visitor: before.visitor_id,
+            });
+        }
     }
     if after.reviewed_by != before.and_then(|b| b.reviewed_by)
         || after.review_comment != before.map_or("", |b| b.review_comment.as_str())
@@ -572,6 +596,29 @@ fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
             reviewer: after.reviewed_by,
         });
     }
+}
+
+/// A visit's content changed by a write whose sender's changes were made on a visit still
+/// open to them, which reached the hub once the visit was submitted or reviewed (`held`, as the
+/// hub holds it before the write: another device of the visitor submitted it meanwhile, and a
+/// supervisor may have validated it). Merged, a validated visit would vouch for content no one
+/// reviewed: refused, until a supervisor returns the visit (then the same changes are taken).
+pub fn check_visit_still_open(
+    held: &Visit,
+    base: &Visit,
+    theirs: &Visit,
+) -> Result<(), NotAllowed> {
+    if matches!(held.status, VisitStatus::Submitted | VisitStatus::Validated)
+        && matches!(base.status, VisitStatus::Draft | VisitStatus::Returned)
+        && visit_content(base) != visit_content(theirs)
+    {
+        return Err(not_allowed(format!(
+            "the visit was {} meanwhile: its content is what the supervisor reviews, and changes \
+             to it wait until a supervisor returns it",
+            held.status.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// What a visit records: the visit without its status, its review and what the store keeps.

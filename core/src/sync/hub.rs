@@ -1938,6 +1938,15 @@ fn admit_content(
         Err(_) => return Err(Refusal::Invalid.into()),
     };
     check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
+    // Changes made on a visit still open to its visitor that arrive once it was submitted or
+    // reviewed (the hub's version, before them): not merged under a review that never saw them.
+    if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)
+        && !before.is_empty()
+        && let Ok(TypedRecord::Visit(held)) = TypedRecord::read_at(kind, id, document, before)
+    {
+        rights::check_visit_still_open(&held, base, theirs)
+            .map_err(|e| Refused::step("visit", e))?;
+    }
     check_manifest(kind, document, &rules.limits.attachments)?;
     check_manifest_authorship(document, before, &heads, rules.author.user)?;
     // The merged document must load again wherever it goes: two devices' histories, each

@@ -283,10 +283,29 @@ pub fn cells() -> Vec<Cell> {
             allowed: NOBODY,
         },
         Cell {
+            // A supervisor's own visit, returned and corrected in one write made offline.
+            name: "visit: submitted -> returned, and its findings corrected",
+            before: Some(|by| visit(VisitStatus::Submitted, by)),
+            step: |s, user| {
+                let v = as_visit(s);
+                v.status = VisitStatus::Returned;
+                v.review_comment = "Compter les enfants.".into();
+                v.reviewed_by = Some(user);
+                v.findings.push_str(" Corrigé.");
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
             name: "visit: change the findings of a returned visit",
             before: Some(|by| visit(VisitStatus::Returned, by)),
             step: |s, _| as_visit(s).findings.push_str(" Corrigé."),
             allowed: ALL,
+        },
+        Cell {
+            name: "visit: submit another user's draft",
+            before: Some(|_| visit(VisitStatus::Draft, Uuid::from_u128(9))),
+            step: |s, _| as_visit(s).status = VisitStatus::Submitted,
+            allowed: NOBODY,
         },
         Cell {
             name: "visit: change the findings of another user's draft",

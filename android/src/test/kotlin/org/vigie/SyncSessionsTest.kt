@@ -65,6 +65,7 @@ class SyncSessionsTest {
                 val v = phone.createVisit(newVisit(VisitKind.LABOUR_INSPECTION, w.id, community, monitor,
                     "2026-03-02T09:00:00+00:00").apply {
                     findings = "Deux enfants cassaient des pierres."
+                    status = VisitStatus.SUBMITTED
                 })
                 val toTablet = listOf(Recipient.Device(tablet.deviceId()))
                 val first = phone.exportBundle(0, listOf(AreaFilter.District("CI-R1-D1")), toTablet)
@@ -74,22 +75,19 @@ class SyncSessionsTest {
                 assertEquals(phone.deviceId(), imported.fromDevice)
                 assertEquals(listOf(ChangeSource.BUNDLE to 2L), bulk.toList())
 
-                // Offline, both change the status, each as their role allows: the monitor submits
-                // the draft while the supervisor, who read it in the bundle, returns it with a
-                // comment.
-                phone.updateVisit(phone.getVisit(v.id).apply { status = VisitStatus.SUBMITTED })
-                tablet.updateVisit(tablet.getVisit(v.id).apply {
-                    status = VisitStatus.RETURNED
-                    reviewComment = "Préciser l'âge des enfants."
-                })
+                // Offline, both write the workplace's owner as each heard it; the supervisor, who
+                // read the submitted visit in the bundle, also returns it with a comment.
+                phone.updateWorkplace(phone.getWorkplace(w.id).apply { ownerName = "Kouamé Yao" })
+                tablet.updateWorkplace(tablet.getWorkplace(w.id).apply { ownerName = "Koffi Brou" })
+                tablet.reviewVisit(v.id, VisitReview.ReturnToVisitor("Préciser l'âge des enfants."))
                 tablet.importBundle(phone.exportBundle(first.mark, emptyList(), toTablet).bytes)
-                val conflict = tablet.conflicts(v.id).single()
-                assertEquals("status", conflict.field)
-                assertEquals(setOf(FieldValue.Text("submitted"), FieldValue.Text("returned")), conflict.values.map { it.value }.toSet())
+                val conflict = tablet.conflicts(w.id).single()
+                assertEquals("owner_name", conflict.field)
+                assertEquals(setOf(FieldValue.Text("Kouamé Yao"), FieldValue.Text("Koffi Brou")), conflict.values.map { it.value }.toSet())
                 assertEquals(setOf(monitor, supervisor), conflict.values.mapNotNull { it.author?.userId }.toSet())
 
-                tablet.resolveConflict(v.id, conflict.path, FieldValue.Text("returned"))
-                assertTrue(tablet.conflicts(v.id).isEmpty())
+                tablet.resolveConflict(w.id, conflict.path, FieldValue.Text("Koffi Brou"))
+                assertTrue(tablet.conflicts(w.id).isEmpty())
                 // The supervisor sends back only the phone's community, to the phone.
                 val back = tablet.exportBundle(0, listOf(AreaFilter.Community(community.community)),
                     listOf(Recipient.Device(phone.deviceId())))
@@ -97,7 +95,8 @@ class SyncSessionsTest {
                 val merged = phone.getVisit(v.id)
                 assertEquals(VisitStatus.RETURNED, merged.status)
                 assertEquals("Préciser l'âge des enfants.", merged.reviewComment)
-                assertTrue(phone.conflicts(v.id).isEmpty())
+                assertEquals("Koffi Brou", phone.getWorkplace(w.id).ownerName)
+                assertTrue(phone.conflicts(w.id).isEmpty())
                 assertTrue(phone.history(v.id).any { it.author?.userId == supervisor })
 
                 // What identity promises: a device that never synced has no certificate to export
