@@ -672,8 +672,14 @@ pub fn holds_unknown_fields(doc: &Automerge, heads: Option<&[ChangeHash]>, recor
                 !(root && reserved_key(key))
                     && match known.get(key) {
                         Some(known) => beyond(value, known, false),
-                        // A key that holds nothing (left by a writer that cleared a value).
-                        None => !value.is_null(),
+                        // A key that holds nothing (left by a writer that cleared a value, or
+                        // an empty map a record leaves out when it writes, as its pins).
+                        None => match value {
+                            Json::Null => false,
+                            Json::Object(map) => !map.is_empty(),
+                            Json::Array(list) => !list.is_empty(),
+                            _ => true,
+                        },
                     }
             }),
             (Json::Array(held), Json::Array(known)) => {

@@ -278,11 +278,14 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         "\u{200b}\u{200b}".into(),
         " \u{2060}\u{00ad} ".into(),
         "\u{3164}".into(),
+        // An accent with no letter under it.
+        "\u{0301}".into(),
     ] {
         assert_eq!(refusal(&mut store, &child(&name, user)), "name");
     }
     for (field, value) in [
         ("guardian", "Aya\r\nKouamé".to_string()),
+        ("guardian", "\u{200b}\u{200b}".to_string()),
         ("household", "Aya ".repeat(31)),
         ("activity", "Aya\u{202d}".into()),
     ] {

@@ -990,10 +990,15 @@ fn run(cli: Cli) -> Result<(), String> {
                     let mut attachments = store.clone().into_os_string();
                     attachments.push(".attachments");
                     let _ = std::fs::remove_dir_all(attachments);
-                    if new_key {
-                        let _ = std::fs::remove_file(&key_file);
-                    }
-                    Err(format!("{e} (the new store and its key were removed)"))
+                    let key_removed = new_key && std::fs::remove_file(&key_file).is_ok();
+                    Err(format!(
+                        "{e} (the new store{} removed)",
+                        if key_removed {
+                            " and its key were"
+                        } else {
+                            " was"
+                        }
+                    ))
                 }
                 other => other,
             }

@@ -37,14 +37,19 @@ impl NotAllowed {
 }
 
 /// Characters that show nothing of their own: the format characters (Unicode's Cf: zero-width
-/// spaces and joiners, the soft hyphen, invisible operators, direction marks) and the blank
-/// letters some fonts draw as nothing (the Hangul fillers, the blank Braille pattern). Allowed
+/// spaces and joiners, the soft hyphen, invisible operators, direction marks), the combining
+/// marks (an accent with no letter under it) and the blank letters some fonts draw as nothing
+/// (the Hangul fillers, the blank Braille pattern). Allowed
 /// inside a name (a joiner shapes Indic scripts), never all a name holds.
 fn shows_nothing(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
-            | '\u{034F}'
+            | '\u{0300}'..='\u{036F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
             | '\u{061C}'
             | '\u{115F}'
             | '\u{1160}'
@@ -136,6 +141,16 @@ pub(crate) fn optional_line(
 ) -> Result<(), ValidationError> {
     if !is_one_line(value, max_chars) {
         return Err(ValidationError::new(field, one_line_rule(false, max_chars)));
+    }
+    // Invisible characters alone: a value that looks empty and is not (an owner no one can
+    // read, nor find).
+    if value.chars().any(shows_nothing)
+        && value.chars().all(|c| c.is_whitespace() || shows_nothing(c))
+    {
+        return Err(ValidationError::new(
+            field,
+            "must be empty or hold a character that shows",
+        ));
     }
     Ok(())
 }

@@ -194,13 +194,16 @@ pub fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
                     .into_iter()
                     .filter(|to| {
                         role.is_some_and(|role| {
-                            vigie_core::rights::check_step(
+                            use vigie_core::domain::records::Subject;
+                            let after = Visit {
+                                status: *to,
+                                ..v.clone()
+                            };
+                            vigie_core::rights::check(
                                 role,
                                 user,
-                                &vigie_core::rights::Step::VisitStatus {
-                                    from: v.status,
-                                    to: *to,
-                                },
+                                Some(Subject::Visit(&v)),
+                                Subject::Visit(&after),
                             )
                             .is_ok()
                         })

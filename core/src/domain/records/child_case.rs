@@ -71,6 +71,19 @@ pub fn latest_follow_up<'a>(followups: impl Iterator<Item = &'a FollowUp>) -> Op
     })
 }
 
+/// The next visit the latest day's follow-ups plan: the soonest any of them asks for (two
+/// monitors the same day, one asking to come back sooner: that visit is kept), whichever
+/// observation counts for the alert (`latest_follow_up`).
+pub fn planned_next<'a>(
+    followups: impl Iterator<Item = &'a FollowUp> + Clone,
+) -> Option<NaiveDate> {
+    let latest = latest_follow_up(followups.clone())?;
+    followups
+        .filter(|f| f.date == latest.date)
+        .filter_map(|f| f.next_due)
+        .min()
+}
+
 impl FollowUpSituation {
     /// How worrying an observation is: still working, then not found (gone where no one sees
     /// them), at risk, withdrawn, in school.
@@ -360,8 +373,7 @@ impl ChildCase {
         if self.status == CaseStatus::Closed {
             return None;
         }
-        latest_follow_up(self.followups.values())
-            .and_then(|f| f.next_due)
+        planned_next(self.followups.values())
             .filter(|due| self.adult_on().is_none_or(|adult| *due < adult))
     }
 
@@ -412,11 +424,11 @@ impl RuleSet {
             return None;
         }
         let start = case.remediated_on?;
-        let latest = latest_follow_up(case.followups.values().filter(|f| f.date >= start));
-        let last = latest.map_or(start, |f| f.date);
+        let since = case.followups.values().filter(|f| f.date >= start);
+        let last = latest_follow_up(since.clone()).map_or(start, |f| f.date);
         let adult_on = case.reaches_age_on(self.thresholds.follow_up_yearly_until_age);
         let scheduled = self.next_follow_up_after(start, adult_on, last);
-        let planned = latest.and_then(|f| f.next_due);
+        let planned = planned_next(since);
         let due = match (scheduled, planned) {
             (Some(scheduled), Some(planned)) => Some(scheduled.min(planned)),
             (scheduled, planned) => scheduled.or(planned),
