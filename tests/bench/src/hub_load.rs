@@ -388,7 +388,6 @@ fn monitor_day(
         visit.findings.push(' ');
         visit.findings.push_str(pick(rng, &FINDINGS));
         let mut visit = store.update(&visit)?;
-        visit.status = VisitStatus::Submitted;
         visit.ended_at = Some(started + TimeDelta::minutes(rng.gen_range(30..=120)));
         visits.push(store.update(&visit)?);
         work.created.push(visit.id);
@@ -414,6 +413,12 @@ fn monitor_day(
         );
         store.update(&case)?;
         visit.children_identified.insert(case.id);
+        *visit = store.update(visit)?;
+    }
+    // Submitted once the children found are named on them: a visit's content is its visitor's
+    // to write while a draft.
+    for visit in &mut visits {
+        visit.status = VisitStatus::Submitted;
         *visit = store.update(visit)?;
     }
     let shared = rng.gen_range(1..=2);
@@ -510,18 +515,19 @@ fn inspector_day(
         store.update(&visit)?;
         work.created.push(visit.id);
     }
+    // A workplace others of the district write too (a visit is its visitor's alone).
     let community = rng.gen_range(communities);
-    let id = *base.visits[community]
+    let id = base.workplaces[community]
         .choose(rng)
-        .expect("visits in every community");
-    let mut visit: Visit = store.get(id)?;
-    visit.findings.push_str(&format!(
+        .expect("workplaces in every community")
+        .id;
+    let mut workplace: Workplace = store.get(id)?;
+    workplace.notes.push_str(&format!(
         " Contre-visite du {} : {}",
         day(),
         pick(rng, &FINDINGS)
     ));
-    visit.actions.insert(VisitAction::Warning);
-    store.update(&visit)?;
+    store.update(&workplace)?;
     work.edited.push(id);
     Ok(work)
 }
