@@ -1745,16 +1745,9 @@ pub(crate) fn admit(
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<std::result::Result<Admitted, Refused>> {
-    let (admitted, record) = match admit_content(rules, id, stored_kind, document, before) {
+    let (admitted, record, held) = match admit_content(rules, id, stored_kind, document, before) {
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
-    };
-    let held = HeldVersion {
-        document,
-        id,
-        kind: admitted.kind,
-        before,
-        read: std::cell::OnceCell::new(),
     };
     if !merge_target_held(tx, rules, document, before)? {
         return Ok(Err(Refused::step(
@@ -1779,7 +1772,7 @@ pub(crate) fn admit(
 }
 
 /// The record as the hub held it before the changes judged (at `before`), read once, when a
-/// check after `admit_content` needs it: `Ok(None)` for a new record, `Err` if it does not
+/// check needs it: `Ok(None)` for a new record, `Err` if it does not
 /// read at those heads.
 struct HeldVersion<'a> {
     document: &'a Automerge,
@@ -1894,18 +1887,26 @@ fn assignee_receives(
 /// after the merge must be of a kind the role works with, filed in the scope, valid against the
 /// reference versions it was captured with and filed in its country's area tree; the sender's
 /// own steps must be the role's to take (`check_content`); the document must stay within the
-/// bounds on a record.
-fn admit_content(
+/// bounds on a record. With the record admitted, the version the hub held, for the checks
+/// after it (read once, by whichever check needs it first).
+fn admit_content<'a>(
     rules: &Rules<'_>,
     id: Uuid,
     stored_kind: Option<RecordKind>,
-    document: &Automerge,
-    before: &[ChangeHash],
-) -> std::result::Result<(Admitted, TypedRecord), Refused> {
+    document: &'a Automerge,
+    before: &'a [ChangeHash],
+) -> std::result::Result<(Admitted, TypedRecord, HeldVersion<'a>), Refused> {
     let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
     if stored_kind.is_some_and(|k| k != kind) {
         return Err(Refusal::WrongKind.into());
     }
+    let held = HeldVersion {
+        document,
+        id,
+        kind,
+        before,
+        read: std::cell::OnceCell::new(),
+    };
     if !rules.scope.kinds().contains(&kind) {
         return Err(Refusal::KindNotAllowed.into());
     }
@@ -1941,10 +1942,9 @@ fn admit_content(
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
     if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)
-        && !before.is_empty()
-        && let Ok(TypedRecord::Visit(held)) = TypedRecord::read_at(kind, id, document, before)
+        && let Ok(Some(TypedRecord::Visit(held))) = held.get()
     {
-        rights::check_visit_still_open(&held, base, theirs)
+        rights::check_visit_still_open(held, base, theirs)
             .map_err(|e| Refused::step("visit", e))?;
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
@@ -1964,11 +1964,8 @@ fn admit_content(
     if let Some(json) = record.to_json()
         && doc::holds_unknown_fields(document, None, &json)
     {
-        let held_before = !before.is_empty()
-            && TypedRecord::read_at(kind, id, document, before)
-                .ok()
-                .and_then(|was| was.to_json())
-                .is_some_and(|was| doc::holds_unknown_fields(document, Some(before), &was));
+        let held_before = matches!(held.get(), Ok(Some(was))
+            if was.to_json().is_some_and(|was| doc::holds_unknown_fields(document, Some(before), &was)));
         if !held_before {
             return Err(Refusal::Invalid.into());
         }
@@ -1979,6 +1976,7 @@ fn admit_content(
             area: Some(area),
         },
         record,
+        held,
     ))
 }
 
