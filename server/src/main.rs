@@ -888,10 +888,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     Some(by),
                     "case_erase",
                     Some(record),
-                    &format!(
-                        "{reason}{}",
-                        vigie_server::console::ERASED_FROM_COMMAND_LINE
-                    ),
+                    &vigie_server::console::erasure_detail(&reason, true),
                 );
                 // Not a success a script may take for one: the id may be mistyped, and the
                 // case meant still on the hub.

@@ -30,6 +30,7 @@ pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordK
         "sync_hub_heads",
         "sync_refetch",
         "sync_left",
+        "sync_refused",
         "quarantine",
         // The attachments' keys: their files are collected after the commit.
         "attachments",

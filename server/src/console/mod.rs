@@ -693,10 +693,7 @@ pub fn erase_journaled(
 ) -> Result<Vec<Uuid>, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
     let erased = backend.erase(by, record)?;
-    let detail = match command_line {
-        true => format!("{reason}{ERASED_FROM_COMMAND_LINE}"),
-        false => reason.to_string(),
-    };
+    let detail = erasure_detail(reason, command_line);
     for id in &erased {
         journal(backend, Some(by), "case_erase", Some(*id), &detail);
     }
@@ -705,6 +702,14 @@ pub fn erase_journaled(
 
 /// What an erasure's journal entry adds to its reason when `vigie erase` made it.
 pub const ERASED_FROM_COMMAND_LINE: &str = " (command line)";
+
+/// An erasure's journal detail: its reason, marked when `vigie erase` made it.
+pub fn erasure_detail(reason: &str, command_line: bool) -> String {
+    match command_line {
+        true => format!("{reason}{ERASED_FROM_COMMAND_LINE}"),
+        false => reason.to_string(),
+    }
+}
 
 /// Runs a page's work on a storage worker, and turns problems into responses.
 pub async fn run(
