@@ -78,9 +78,10 @@ pub struct HttpLimits {
     /// timeout may overlap): more get 429.
     pub max_requests_per_device: usize,
     /// Requests of one user's devices served at once, together (a phone and a tablet): more
-    /// get 429. Below the storage workers, so that one user's devices, whatever they send,
-    /// always leave workers to everyone else.
+    /// wait their turn, at most `user_wait`, then get 429. Below the storage workers, so that
+    /// one user's devices, whatever they send, always leave workers to everyone else.
     pub max_requests_per_user: usize,
+    pub user_wait: Duration,
     /// A request's headers must arrive within this time (also how long an idle connection is
     /// kept between requests).
     pub header_timeout: Duration,
@@ -102,6 +103,7 @@ impl Default for HttpLimits {
             max_connections: 1024,
             max_requests_per_device: 2,
             max_requests_per_user: 3,
+            user_wait: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
             min_body_rate: 1024,
@@ -113,8 +115,11 @@ impl Default for HttpLimits {
 
 /// What requests hold of the hub at this moment.
 struct Guards {
-    /// Requests in progress, by device and by user.
+    /// Requests in progress, by device (those waiting for their user's turn included) and by
+    /// user.
     in_progress: std::sync::Mutex<InProgress>,
+    /// Told when a user's request ends, to the requests waiting for their user's turn.
+    user_turn_freed: tokio::sync::Notify,
     /// Body bytes held, in KiB: each body's first `SMALL_BODY_KIB` from `small_body_kib`, the
     /// rest from `body_kib`. A sync message is 256 KiB unless the link is fast, so devices that
     /// fill the large share with big bodies never hold an ordinary sync back.
@@ -138,6 +143,7 @@ impl Guards {
         let kib = (http.max_body_bytes_held / 1024).max(1);
         Guards {
             in_progress: Default::default(),
+            user_turn_freed: tokio::sync::Notify::new(),
             body_kib: Arc::new(Semaphore::new(kib)),
             small_body_kib: Arc::new(Semaphore::new((kib / 2).max(SMALL_BODY_KIB))),
             console_kib: Arc::new(Semaphore::new((kib / 4).max(1))),
@@ -167,30 +173,60 @@ struct Held {
 struct DeviceSlot<'a> {
     guards: &'a Guards,
     device: Uuid,
-    user: Uuid,
+    /// The device's user, once the request has its turn among the user's devices.
+    user: Option<Uuid>,
 }
 
 impl Guards {
-    /// A slot for a request of `device`, a device of `user`; none while the device, or the
-    /// user's devices together, have as many requests in progress as `http` allows.
-    fn device_slot(&self, http: &HttpLimits, device: Uuid, user: Uuid) -> Option<DeviceSlot<'_>> {
+    /// A slot for a request of `device`; none while the device has as many requests in
+    /// progress as `http` allows (a phone sends one at a time: more are retries, or abuse).
+    fn device_slot(&self, http: &HttpLimits, device: Uuid) -> Option<DeviceSlot<'_>> {
         let mut in_progress = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
-        let InProgress {
-            per_device,
-            per_user,
-        } = &mut *in_progress;
-        if per_device.get(&device).copied().unwrap_or(0) >= http.max_requests_per_device
-            || per_user.get(&user).copied().unwrap_or(0) >= http.max_requests_per_user
-        {
+        let count = in_progress.per_device.entry(device).or_default();
+        if *count >= http.max_requests_per_device {
             return None;
         }
-        *per_device.entry(device).or_default() += 1;
-        *per_user.entry(user).or_default() += 1;
+        *count += 1;
         Some(DeviceSlot {
             guards: self,
             device,
-            user,
+            user: None,
         })
+    }
+
+    /// Gives `slot` its turn among the requests of `user`'s devices, if they hold fewer than
+    /// `http` allows together.
+    fn try_user_turn(&self, slot: &mut DeviceSlot<'_>, http: &HttpLimits, user: Uuid) -> bool {
+        if slot.user.is_some() {
+            return true;
+        }
+        let mut in_progress = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
+        let count = in_progress.per_user.entry(user).or_default();
+        if *count >= http.max_requests_per_user {
+            return false;
+        }
+        *count += 1;
+        slot.user = Some(user);
+        true
+    }
+
+    /// Gives `slot` its turn among the requests of `user`'s devices, waiting for one of them
+    /// to end at most `http.user_wait`: a user's phone and tablet syncing together are served
+    /// one after the other, not refused.
+    async fn user_turn(&self, slot: &mut DeviceSlot<'_>, http: &HttpLimits, user: Uuid) -> bool {
+        let deadline = tokio::time::Instant::now() + http.user_wait;
+        loop {
+            // Listening before looking, so that a turn freed in between is not missed.
+            let freed = self.user_turn_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_user_turn(slot, http, user) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return false;
+            }
+        }
     }
 }
 
@@ -205,13 +241,18 @@ impl Drop for DeviceSlot<'_> {
             per_device,
             per_user,
         } = &mut *in_progress;
-        for (counts, key) in [(per_device, self.device), (per_user, self.user)] {
+        for (counts, key) in [(per_device, Some(self.device)), (per_user, self.user)] {
+            let Some(key) = key else { continue };
             if let Some(count) = counts.get_mut(&key) {
                 *count -= 1;
                 if *count == 0 {
                     counts.remove(&key);
                 }
             }
+        }
+        drop(in_progress);
+        if self.user.is_some() {
+            self.guards.user_turn_freed.notify_waiters();
         }
     }
 }
@@ -694,10 +735,13 @@ async fn serve_authenticated(
             .await
             .ok_or(Failure::Internal)??
     };
-    let _slot = hub
+    let mut slot = hub
         .guards
-        .device_slot(&hub.http, who.device, who.user)
+        .device_slot(&hub.http, who.device)
         .ok_or(Failure::TooManyRequests)?;
+    if !hub.guards.user_turn(&mut slot, &hub.http, who.user).await {
+        return Err(Failure::TooManyRequests);
+    }
     let limit = hub.limits.max_request_bytes;
     let declared = declared_length(&parts.headers);
     tracing::debug!(device = %who.device, declared_bytes = ?declared, "device authenticated");
@@ -746,6 +790,17 @@ async fn serve_authenticated(
 mod tests {
     use super::*;
 
+    /// A request of `device`, a device of `user`, that has its turn at once, or none.
+    fn served_now<'a>(
+        guards: &'a Guards,
+        http: &HttpLimits,
+        device: Uuid,
+        user: Uuid,
+    ) -> Option<DeviceSlot<'a>> {
+        let mut slot = guards.device_slot(http, device)?;
+        guards.try_user_turn(&mut slot, http, user).then_some(slot)
+    }
+
     #[test]
     fn a_users_devices_together_hold_no_more_requests_than_the_user_may() {
         let http = HttpLimits::default();
@@ -753,19 +808,55 @@ mod tests {
         let (user, other) = (Uuid::now_v7(), Uuid::now_v7());
         let devices: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         // A device: two at once.
-        let first = guards.device_slot(&http, devices[0], user).unwrap();
-        let second = guards.device_slot(&http, devices[0], user).unwrap();
-        assert!(guards.device_slot(&http, devices[0], user).is_none());
+        let first = served_now(&guards, &http, devices[0], user).unwrap();
+        let second = served_now(&guards, &http, devices[0], user).unwrap();
+        assert!(guards.device_slot(&http, devices[0]).is_none());
         // The user's devices: three at once, whichever sends.
-        let third = guards.device_slot(&http, devices[1], user).unwrap();
-        assert!(guards.device_slot(&http, devices[2], user).is_none());
+        let third = served_now(&guards, &http, devices[1], user).unwrap();
+        assert!(served_now(&guards, &http, devices[2], user).is_none());
         // Another user is served all the same.
-        let _others = guards.device_slot(&http, Uuid::now_v7(), other).unwrap();
-        // A request that ends frees its slot, for any of the user's devices.
+        let _others = served_now(&guards, &http, Uuid::now_v7(), other).unwrap();
+        // A request that ends frees its turn, for any of the user's devices.
         drop(first);
-        let _again = guards.device_slot(&http, devices[2], user).unwrap();
-        assert!(guards.device_slot(&http, devices[1], user).is_none());
+        let _again = served_now(&guards, &http, devices[2], user).unwrap();
+        assert!(served_now(&guards, &http, devices[1], user).is_none());
         drop((second, third));
-        assert!(guards.device_slot(&http, devices[1], user).is_some());
+        assert!(served_now(&guards, &http, devices[1], user).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_request_past_its_users_share_waits_for_a_turn_then_is_refused() {
+        let http = HttpLimits {
+            max_requests_per_user: 1,
+            user_wait: Duration::from_millis(400),
+            ..HttpLimits::default()
+        };
+        let guards = Arc::new(Guards::new(&http));
+        let (user, phone, tablet) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let on_phone = served_now(&guards, &http, phone, user).unwrap();
+        // The tablet's request waits while the phone's is served, and is served when it ends.
+        let waiting = {
+            let guards = guards.clone();
+            tokio::spawn(async move {
+                let mut slot = guards.device_slot(&http, tablet).unwrap();
+                guards.user_turn(&mut slot, &http, user).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "the tablet waits its turn");
+        // Waiting, it counts as one of the tablet's requests in progress.
+        let _retry = guards.device_slot(&http, tablet).unwrap();
+        assert!(guards.device_slot(&http, tablet).is_none());
+        drop(on_phone);
+        assert!(
+            waiting.await.unwrap(),
+            "served once the phone's request ended"
+        );
+        // Past `user_wait`, a request is refused.
+        let _on_tablet = served_now(&guards, &http, tablet, user).unwrap();
+        let mut slot = guards.device_slot(&http, phone).unwrap();
+        let started = std::time::Instant::now();
+        assert!(!guards.user_turn(&mut slot, &http, user).await);
+        assert!(started.elapsed() >= http.user_wait);
     }
 }

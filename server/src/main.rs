@@ -210,7 +210,8 @@ struct HttpArgs {
     #[arg(long, default_value_t = HttpLimits::default().max_requests_per_device,
           value_parser = at_least_one::<usize>())]
     max_requests_per_device: usize,
-    /// Requests of one user's devices served at once, together; more get 429.
+    /// Requests of one user's devices served at once, together; more wait their turn up to
+    /// 10 s, then get 429.
     #[arg(long, default_value_t = HttpLimits::default().max_requests_per_user,
           value_parser = at_least_one::<usize>())]
     max_requests_per_user: usize,
