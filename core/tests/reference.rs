@@ -411,6 +411,118 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
     assert!(rule.contains("sync"), "{rule}");
 }
 
+/// Two devices' edits of a case, merged on a tablet that lacks the profile version the case was
+/// captured with (through peers, before its next sync): each device's classification was right
+/// for its own edit, and the two mixed field by field are right for neither. The tablet works
+/// the derived fields out from the merged values with the newest version it holds, and names
+/// it; once the version comes, with it. A record last written by one device keeps the
+/// classification that device gave it.
+#[test]
+fn a_merge_on_a_device_lacking_the_cases_profile_version_derives_from_the_merged_values() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = ci("CI-R1-D1", "CI-R1-D1-C01");
+    hub.publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v1()))
+        .unwrap();
+    publish_sample_areas(&mut hub);
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    sync(&mut tablet, &mut hub);
+    hub.publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v2()))
+        .unwrap();
+    let mut phone = device(&dir, "phone", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut other = device(&dir, "other", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut phone, &mut hub);
+    sync(&mut other, &mut hub);
+
+    let case = phone
+        .store
+        .create(&child(c01, 16, 10, phone.principal.user))
+        .unwrap();
+    assert_eq!(case.captured_with.country_profile, Some(Pin::new("CI", 2)));
+    sync(&mut phone, &mut hub);
+    sync(&mut other, &mut hub);
+    // Offline, one phone sees the child work long hours, the other learns the child is 13.
+    let mut long_hours: ChildCase = phone.store.get(case.id).unwrap();
+    long_hours.hours_per_week = 50;
+    phone.store.update(&long_hours).unwrap();
+    let mut younger: ChildCase = other.store.get(case.id).unwrap();
+    younger.date_of_birth = Some(date(2013, 3, 2));
+    other.store.update(&younger).unwrap();
+
+    // The tablet lacks CI@2. One device's write: its classification stands.
+    assert!(tablet.store.reference().rule_set_at("CI", 2).is_none());
+    tablet
+        .store
+        .merge_document(case.id, &phone.store.export_document(case.id).unwrap())
+        .unwrap();
+    let read: ChildCase = tablet.store.get(case.id).unwrap();
+    assert_eq!(
+        read.classification,
+        phone
+            .store
+            .get::<ChildCase>(case.id)
+            .unwrap()
+            .classification
+    );
+    // Both writes: worked out anew, with CI@1.
+    tablet
+        .store
+        .merge_document(case.id, &other.store.export_document(case.id).unwrap())
+        .unwrap();
+    let merged: ChildCase = tablet.store.get(case.id).unwrap();
+    assert_eq!(
+        (merged.hours_per_week, merged.date_of_birth),
+        (50, Some(date(2013, 3, 2)))
+    );
+    let expected = tablet
+        .store
+        .reference()
+        .rule_set_at("CI", 1)
+        .unwrap()
+        .classify(&merged);
+    assert_eq!(expected.rule_set, "CI@1");
+    assert_eq!(expected.age, Some(13));
+    assert_eq!(merged.classification.as_ref(), Some(&expected));
+    // The lists and alerts read the same.
+    let listed = tablet
+        .store
+        .child_cases(&ChildCaseQuery::default(), Page::first(10))
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].age, listed[0].classification),
+        (Some(13), Some(expected.outcome))
+    );
+    let alerted = tablet
+        .store
+        .alerts(None, Page::first(10))
+        .unwrap()
+        .iter()
+        .any(|a| a.id == case.id);
+    assert_eq!(
+        alerted,
+        matches!(
+            expected.outcome,
+            ClassificationOutcome::HazardousChildLabour | ClassificationOutcome::WorstFormSuspected
+        )
+    );
+    // Writes still wait for the version.
+    let mut edit = merged.clone();
+    edit.notes = "Revu.".into();
+    let (field, _) = validation(tablet.store.update(&edit));
+    assert_eq!(field, "captured_with.country_profile");
+
+    // With the version, the pinned rules classify the merged values, as on the hub.
+    sync(&mut phone, &mut hub);
+    sync(&mut other, &mut hub);
+    sync(&mut tablet, &mut hub);
+    let synced: ChildCase = tablet.store.get(case.id).unwrap();
+    let on_hub: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(synced.classification.as_ref().unwrap().rule_set, "CI@2");
+    assert_eq!(synced.classification, on_hub.classification);
+    assert_eq!(synced.classification.unwrap().age, Some(13));
+}
+
 #[test]
 fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() {
     let dir = TempDir::new().unwrap();

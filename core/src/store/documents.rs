@@ -418,7 +418,7 @@ fn write_document(
     // reference data in force in this transaction. A reference document derives nothing: the
     // data is not reloaded for each one a first sync brings (each changes what is in force).
     if kind != RecordKind::Reference {
-        record.derive(&reference_in(cache, tx));
+        record.derive_stored(&reference_in(cache, tx), &heads);
     }
     tx.prepare_cached(
         "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
@@ -512,6 +512,20 @@ fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
 }
 
 /// Rebuilds the index rows of one record from its document.
+/// Derives a stored record's fields as it is read or indexed: as any write does, unless the
+/// document has several heads (`Record::derive_merged`).
+pub(crate) fn derive_stored<R: Record>(
+    record: &mut R,
+    reference: &ReferenceData,
+    heads: &[ChangeHash],
+) {
+    if heads.len() > 1 {
+        record.derive_merged(reference);
+    } else {
+        record.derive(reference);
+    }
+}
+
 fn index_document(
     tx: &Transaction,
     rowid: i64,
@@ -521,7 +535,7 @@ fn index_document(
     reference: &ReferenceData,
 ) -> Result<()> {
     let mut record = TypedRecord::read(kind, id, document)?;
-    record.derive(reference);
+    record.derive_stored(reference, &document.get_heads());
     index::delete_rows(tx, rowid)?;
     index::insert_rows(tx, rowid, record.indexed())
 }
@@ -651,13 +665,14 @@ impl TypedRecord {
         })
     }
 
-    /// Computes the derived fields from the record's values (`Record::derive`).
-    pub(crate) fn derive(&mut self, reference: &ReferenceData) {
+    /// Computes the derived fields of the record of a document with `heads` from its values
+    /// (`derive_stored`).
+    pub(crate) fn derive_stored(&mut self, reference: &ReferenceData, heads: &[ChangeHash]) {
         match self {
-            TypedRecord::Workplace(r) => r.derive(reference),
-            TypedRecord::Visit(r) => r.derive(reference),
-            TypedRecord::ChildCase(r) => r.derive(reference),
-            TypedRecord::User(r) => r.derive(reference),
+            TypedRecord::Workplace(r) => derive_stored(r, reference, heads),
+            TypedRecord::Visit(r) => derive_stored(r, reference, heads),
+            TypedRecord::ChildCase(r) => derive_stored(r, reference, heads),
+            TypedRecord::User(r) => derive_stored(r, reference, heads),
             TypedRecord::Reference => {}
         }
     }

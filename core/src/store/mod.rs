@@ -673,7 +673,7 @@ impl Store {
     pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
         let (_, document) = documents::load_for::<R>(&self.conn, id, &self.ctx.actor)?;
         let mut record: R = doc::read_record(&document, id)?;
-        record.derive(&self.reference());
+        documents::derive_stored(&mut record, &self.reference(), &document.get_heads());
         Ok(record)
     }
 

@@ -437,7 +437,30 @@ impl RuleSet {
     }
 }
 
+impl ChildCase {
+    fn derive_with(&mut self, rules: &RuleSet) {
+        self.classification = Some(rules.classify(self));
+        // The schedule's date, then what the due lists, the alerts and the console read
+        // (`next_follow_up_due`): an app showing the field shows the same date.
+        self.follow_up_due = rules.next_follow_up(self);
+        self.follow_up_due = self.next_follow_up_due();
+    }
+}
+
 impl ReferenceData {
+    /// The rule set nearest to the one a case was captured with, on a device that lacks that
+    /// one: the newest version of the same profile it holds, else its country's profile.
+    fn provisional_rule_set(&self, case: &ChildCase) -> &RuleSet {
+        case.captured_with
+            .country_profile
+            .as_ref()
+            .and_then(|pin| {
+                let latest = self.latest_version(ReferenceType::CountryProfile, &pin.key)?;
+                self.rule_set_at(&pin.key, latest)
+            })
+            .unwrap_or_else(|| self.rule_set_for_country(&case.area.country))
+    }
+
     /// The rule set a case is classified with: the profile it was captured with; for a case
     /// captured before profiles were pinned, the one its classification names, else the
     /// built-in one.
@@ -654,14 +677,25 @@ impl Record for ChildCase {
     }
 
     /// With the profile the case was captured with. If this device does not know that version
-    /// yet, the derived fields are left as they are and validation says why.
+    /// yet, the derived fields are left as they are (the last writer's, who knew it) and
+    /// validation says why.
     fn derive(&mut self, reference: &ReferenceData) {
         if let Ok(rules) = reference.rule_set_of(self) {
-            self.classification = Some(rules.classify(self));
-            // The schedule's date, then what the due lists, the alerts and the console read
-            // (`next_follow_up_due`): an app showing the field shows the same date.
-            self.follow_up_due = rules.next_follow_up(self);
-            self.follow_up_due = self.next_follow_up_due();
+            self.derive_with(rules);
         }
+    }
+
+    /// Two devices' writes merged (through a peer, say) on a device that lacks the version
+    /// the case was captured with: their derived fields, each right for its own write, mixed
+    /// field by field, are right for neither (a classification at 15 for a reason that holds
+    /// from 16, an alert missing). They are worked out provisionally with the newest version
+    /// of that profile the device holds, which the classification names, until the version
+    /// comes with the next sync; writes stay refused until then.
+    fn derive_merged(&mut self, reference: &ReferenceData) {
+        let rules = match reference.rule_set_of(self) {
+            Ok(rules) => rules,
+            Err(_) => reference.provisional_rule_set(self),
+        };
+        self.derive_with(rules);
     }
 }

@@ -106,6 +106,13 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError>;
     /// Fills derived fields (such as a child case's classification) before a write.
     fn derive(&mut self, _reference: &ReferenceData) {}
+    /// `derive`, for a record whose document has several heads: writes made side by side were
+    /// merged and none came since, so the derived fields it holds may be a mix of theirs. A
+    /// kind whose derivation this device may be unable to make (a case captured with a profile
+    /// version it lacks) works them out from what it holds rather than show the mix.
+    fn derive_merged(&mut self, reference: &ReferenceData) {
+        self.derive(reference)
+    }
     /// The reference versions the record was captured with, for kinds that keep them.
     fn pins(&self) -> Option<&ReferencePins> {
         None
