@@ -189,7 +189,7 @@ def test_bundles_and_conflicts_between_two_devices(env):
                 unenrolled.import_bundle(back.bytes)
         with pytest.raises(vigie.VigieError.Authentication) as refused:
             tablet.import_bundle(back.bytes)
-        assert "not a recipient" in str(refused.value)
+        assert "not sealed to this device" in str(refused.value)
         # Recipients who may read none of the records (an area the phone holds nothing of):
         # nobody's identity is wrong, the records may not go there.
         with pytest.raises(vigie.VigieError.NotAllowed) as refused:

@@ -84,7 +84,7 @@ def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
             store.submit_visit(visit.id)
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, INSPECTOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
-        assert e.value.reason == "only a supervisor may review a visit (a inspector may not)"
+        assert e.value.reason == "only a supervisor may review a visit (an inspector may not)"
         with pytest.raises(vigie.VigieError.Validation) as e:
             as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.RETURN_TO_VISITOR(comment="  "))
         assert e.value.field == "review_comment"

@@ -311,9 +311,16 @@ coded! {
 }
 
 impl Role {
-    /// The role as a sentence names it ("community monitor"): its code, in words.
+    /// The role as a sentence names one of its users ("a community monitor", "an
+    /// inspector"): its code, in words.
     pub fn in_words(self) -> String {
-        self.as_str().replace('_', " ")
+        let words = self.as_str().replace('_', " ");
+        let article = if words.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {words}")
     }
 }
 
@@ -388,7 +395,8 @@ mod tests {
             assert_eq!(json, serde_json::Value::String(role.as_str().into()));
             assert_eq!(serde_json::from_value::<Role>(json).unwrap(), role);
         }
-        assert_eq!(Role::CommunityMonitor.in_words(), "community monitor");
+        assert_eq!(Role::CommunityMonitor.in_words(), "a community monitor");
+        assert_eq!(Role::Inspector.in_words(), "an inspector");
         assert!(serde_json::from_str::<Sex>("\"other\"").is_err());
         assert_eq!(
             serde_json::from_str::<ReferenceType>("\"school_calendar\"").unwrap(),

@@ -286,7 +286,7 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
     };
     if start != from && case_start(role, from, CaseStatus::Identified).is_none() {
         return not_allowed(format!(
-            "only a supervisor may reopen a case (a {} may not)",
+            "only a supervisor may reopen a case ({} may not)",
             role.in_words()
         ));
     }
@@ -312,14 +312,14 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
     }
     if first_forbidden != to {
         return not_allowed(format!(
-            "only a supervisor may make a case {}: the way there goes through {}, a supervisor's step (a {} may not)",
+            "only a supervisor may make a case {}: the way there goes through {}, a supervisor's step ({} may not)",
             to.as_str(),
             first_forbidden.as_str(),
             role.in_words()
         ));
     }
     not_allowed(format!(
-        "only a supervisor may make a case {} (a {} may not)",
+        "only a supervisor may make a case {} ({} may not)",
         to.as_str(),
         role.in_words()
     ))
@@ -356,7 +356,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
                 Ok(())
             } else {
                 Err(not_allowed(format!(
-                    "a {} does not work with {kind} records",
+                    "{} does not work with {kind} records",
                     role.in_words()
                 )))
             }
@@ -383,13 +383,13 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         Step::FollowUpAdded => Ok(()),
         Step::ReferralRemoved | Step::FollowUpRemoved if role != Role::Supervisor => {
             Err(not_allowed(format!(
-                "only a supervisor may remove a referral or a follow-up (a {} may not)",
+                "only a supervisor may remove a referral or a follow-up ({} may not)",
                 role.in_words()
             )))
         }
         Step::ReferralRemoved | Step::FollowUpRemoved => Ok(()),
         Step::Remediated { .. } if role != Role::Supervisor => Err(not_allowed(format!(
-            "only a supervisor may record a verification (a {} may not)",
+            "only a supervisor may record a verification ({} may not)",
             role.in_words()
         ))),
         Step::Remediated {
@@ -409,7 +409,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             }
             if reachable(visit_edges(Role::Supervisor), *from, *to) {
                 return Err(not_allowed(format!(
-                    "only a supervisor may review a visit (a {} may not)",
+                    "only a supervisor may review a visit ({} may not)",
                     role.in_words()
                 )));
             }
@@ -443,7 +443,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         Step::Review { reviewer } => {
             if role != Role::Supervisor {
                 return Err(not_allowed(format!(
-                    "only a supervisor may review a visit (a {} may not)",
+                    "only a supervisor may review a visit ({} may not)",
                     role.in_words()
                 )));
             }

@@ -68,7 +68,7 @@ pub enum IdentityError {
     #[error("peer handshake: {step}")]
     Handshake { step: &'static str },
     #[error(
-        "this device is not a recipient of the bundle (it is sealed to the devices the exporter's phone knew at its last sync with the hub: sync both phones, then export it again)"
+        "the bundle is not sealed to this device: it was made for other devices or another area; or, if it was meant for this one, the exporter's phone did not know this device at its last sync with the hub (then sync both phones and export it again)"
     )]
     NotARecipient,
     #[error("the sealed bundle was damaged or altered")]
