@@ -295,6 +295,80 @@ fn quarantine_is_no_back_door() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Changes held for review take the workflow steps of the role of the user who made them,
+/// whoever accepts them: a monitor's visit marked validated on a phone that never synced stays
+/// refused, and a supervisor's own review, held after their region changed, is taken whichever
+/// supervisor of the record's district accepts it.
+#[test]
+fn accepted_changes_take_only_their_authors_steps() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let colleague = Device::enrol(dir.path(), &data, "sup-2", Role::Supervisor, &[DISTRICT], 2);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 3);
+    let mut visitor = Device::enrol(dir.path(), &data, "v", Role::CommunityMonitor, &[C01], 4);
+    let mut hub = Hub::start(&data);
+
+    // A phone that never synced knows no role: the hub judges its writes.
+    let mut forged = visit(area(C01), Uuid::now_v7(), monitor.user(), 2);
+    forged.status = VisitStatus::Validated;
+    forged.reviewed_by = Some(monitor.user());
+    let forged = monitor.store.create(&forged).unwrap();
+    set_areas(&data, monitor.user(), &[C02]);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![forged.id]);
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(entries[0]["state"], "breaks_a_rule", "{text}");
+    let number = entries[0]["entry"].as_i64().unwrap();
+    for by in [Some(supervisor.user()), None] {
+        let out = quarantine_accept(&data, number, by);
+        assert!(!out.status.success(), "accepted by {by:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("review a visit"), "{said}");
+    }
+    supervisor.sync(&hub.url).unwrap();
+    assert!(!supervisor.has(forged.id));
+
+    // A supervisor validates a visit offline, then their areas change.
+    let submitted = visitor
+        .store
+        .create(&visit(area(C01), Uuid::now_v7(), visitor.user(), 3))
+        .unwrap();
+    visitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    supervisor
+        .store
+        .review_visit(submitted.id, Review::Validate)
+        .unwrap();
+    set_areas(&data, supervisor.user(), &[DISTRICT_2]);
+    assert_eq!(
+        supervisor.sync(&hub.url).unwrap().quarantined,
+        vec![submitted.id]
+    );
+    let (text, entries) = quarantine_list(&data);
+    let entry = entries
+        .iter()
+        .find(|e| e["record"] == submitted.id.to_string())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(entry["state"], "applies", "{text}");
+    let out = quarantine_accept(
+        &data,
+        entry["entry"].as_i64().unwrap(),
+        Some(colleague.user()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    visitor.sync(&hub.url).unwrap();
+    let validated: Visit = visitor.store.get(submitted.id).unwrap();
+    assert_eq!(validated.status, VisitStatus::Validated);
+    assert_eq!(validated.reviewed_by, Some(supervisor.user()));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// Attack 8: an erased case comes back neither through the hub (an old copy pushed under a
 /// fresh id) nor on a phone (a bundle carrying the old document under a fresh id).
 #[test]

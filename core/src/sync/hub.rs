@@ -1011,6 +1011,7 @@ fn write_as<R: Record>(
         scope: &scope,
         who,
         author,
+        author_role: who.role,
         limits: &HubLimits::default(),
     };
     save_admitted(
@@ -1039,9 +1040,13 @@ pub(crate) fn save_admitted(
 ) -> Result<()> {
     let admitted =
         admit(tx, rules, id, stored.map(|s| s.kind), document, before)?.map_err(|r| {
-            Error::NotAllowed {
-                rule: format!("{refused}: {}", r.reason),
-            }
+            let rule = match r.detail {
+                Some(detail) => {
+                    format!("{refused}: {}: {}: {}", r.reason, detail.field, detail.rule)
+                }
+                None => format!("{refused}: {}", r.reason),
+            };
+            Error::NotAllowed { rule }
         })?;
     tx.save(RecordWrite {
         id,
@@ -1171,6 +1176,7 @@ fn accept_push(
         scope,
         who,
         author,
+        author_role: who.role,
         limits,
     };
     let hidden = |tx: &mut dyn HubTransaction| -> Result<PushOutcome> {
@@ -1244,6 +1250,10 @@ pub(crate) struct Rules<'a> {
     pub(crate) scope: &'a Scope,
     pub(crate) who: &'a Principal,
     pub(crate) author: ChangeAuthor,
+    /// The role whose workflow steps the changes take, as `author.user`: the sender's; for
+    /// changes held for review that a supervisor accepts, their author's (a monitor's visit
+    /// marked validated by the monitor stays a step no monitor takes, whoever accepts it).
+    pub(crate) author_role: Role,
     pub(crate) limits: &'a HubLimits,
 }
 
@@ -1938,7 +1948,13 @@ fn admit_content<'a>(
         Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
         Err(_) => return Err(Refusal::Invalid.into()),
     };
-    check_content(rules.reference, rules.who, base.as_ref(), &theirs, &record)?;
+    check_content(
+        rules.reference,
+        (rules.author_role, rules.author.user),
+        base.as_ref(),
+        &theirs,
+        &record,
+    )?;
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
     if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)
@@ -2071,7 +2087,7 @@ pub use crate::domain::records::latest_event_day;
 /// that lets a device's changes into the hub's records goes through it.
 pub(crate) fn check_content(
     reference: &ReferenceData,
-    who: &Principal,
+    (role, user): (Role, Uuid),
     from: Option<&TypedRecord>,
     to: &TypedRecord,
     merged: &TypedRecord,
@@ -2111,8 +2127,7 @@ pub(crate) fn check_content(
         }
     }
     for step in rights::steps(from.map(TypedRecord::subject), to.subject()) {
-        rights::check_step(who.role, who.user, &step)
-            .map_err(|e| Refused::step(step.field(), e))?;
+        rights::check_step(role, user, &step).map_err(|e| Refused::step(step.field(), e))?;
     }
     Ok(())
 }

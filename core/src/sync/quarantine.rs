@@ -3,12 +3,12 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{HubLimits, Principal, Rules, admit, save_admitted};
+use super::hub::{HubLimits, Principal, Rules, admit, read_record, save_admitted};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, Role};
-use crate::domain::records::{ChildCase, Record, Version, Visit, Workplace};
+use crate::domain::records::{ChildCase, Record, User, Version, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
 use crate::storage::{HubTransaction, Quarantined, StoredRecord};
@@ -210,6 +210,13 @@ fn rewrite_at<R: Record>(
     Ok(())
 }
 
+/// The role of the user who made an entry's changes, as the hub holds them now (a user moved
+/// or deactivated keeps their role; one demoted since takes the steps of their new role): the
+/// workflow steps the changes take are that user's, whoever accepts them.
+fn author_role(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Role>> {
+    Ok(read_record::<User>(tx, entry.user)?.map(|user| user.role))
+}
+
 /// Describes an entry for its reviewer.
 pub fn describe_quarantined(
     tx: &mut dyn HubTransaction,
@@ -304,6 +311,10 @@ pub fn describe_quarantined(
             .collect(),
     };
     let scope = who.scope(&reference);
+    let Some(author_role) = author_role(tx, entry)? else {
+        view.state = ReviewState::BreaksARule;
+        return Ok(view);
+    };
     let rules = Rules {
         reference: &reference,
         scope: &scope,
@@ -312,6 +323,7 @@ pub fn describe_quarantined(
             user: entry.user,
             device: entry.device,
         },
+        author_role,
         limits: &HubLimits::default(),
     };
     let stored_kind = stored_kind.then_some(kind);
@@ -391,11 +403,15 @@ pub fn accept_quarantined(
         user: entry.user,
         device: entry.device,
     };
+    let author_role = author_role(tx, entry)?.ok_or_else(|| Error::NotAllowed {
+        rule: "the user who made the changes is not known to this hub".into(),
+    })?;
     let rules = Rules {
         reference,
         scope: &scope,
         who: &who,
         author,
+        author_role,
         limits: &HubLimits::default(),
     };
     const REFUSED: &str = "the reviewed changes break a rule";
