@@ -672,6 +672,12 @@ fn a_deactivated_users_device_keeps_nothing() {
         .create(&child(area(C01), "Adjoa Kra", monitor.user()))
         .unwrap()
         .id;
+    // And one filed in a community the monitor never worked in.
+    let elsewhere = monitor
+        .store
+        .create(&child(area(C02), "Kouassi Ehui", monitor.user()))
+        .unwrap()
+        .id;
 
     let out = common::surface::admin(
         &data,
@@ -686,7 +692,7 @@ fn a_deactivated_users_device_keeps_nothing() {
     // The edit and the new case are kept for review; nothing stays on the phone.
     let mut summary = monitor.sync(&hub.url).unwrap();
     summary.quarantined.sort();
-    let mut kept = vec![edited, made_offline];
+    let mut kept = vec![edited, made_offline, elsewhere];
     kept.sort();
     assert_eq!(summary.quarantined, kept, "{summary:?}");
     assert_eq!(summary.left_scope, vec![synced], "{summary:?}");
@@ -709,6 +715,18 @@ fn a_deactivated_users_device_keeps_nothing() {
     assert_eq!(entry["kind"], "child_case", "{entry:?}");
     let number = entry["entry"].as_i64().unwrap().to_string();
     let by = supervisor.to_string();
+    // The case filed where the monitor never worked breaks a rule: no supervisor takes it.
+    let stray = entries
+        .iter()
+        .find(|e| e["record"] == elsewhere.to_string())
+        .expect("the stray case is listed");
+    assert_eq!(stray["state"], "breaks_a_rule", "{stray:?}");
+    let stray = stray["entry"].as_i64().unwrap().to_string();
+    let error = common::surface::admin_error(
+        &data,
+        &["quarantine", "accept", "--entry", &stray, "--by", &by],
+    );
+    assert!(error.contains("never worked"), "{error}");
     common::surface::admin_lines(
         &data,
         &["quarantine", "accept", "--entry", &number, "--by", &by],

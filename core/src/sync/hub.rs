@@ -1612,21 +1612,27 @@ fn quarantine_new(
     {
         return Ok(false);
     }
-    if !rules.who.areas.is_empty() && !held_once(tx, rules, kind, record.area())? {
+    // A user who holds no area any more (deactivated, or every area taken away) keeps nothing
+    // on the phone: whatever they made is held for review, and what was filed where they
+    // never worked is listed as breaking a rule, for a supervisor to reject
+    // (`quarantine::accept_quarantined`).
+    if !rules.who.areas.is_empty()
+        && !held_once(tx, rules.reference, rules.who.user, kind, record.area())?
+    {
         return Ok(false);
     }
     keep_for_review(tx, rules, entry, None, &new)
 }
 
-/// Whether the sender's user, in some earlier state of their user record (their role and
-/// areas before an administrator changed them), received records of `kind` filed in `area`.
-fn held_once(
+/// Whether `user`, in some state of their user record (their role and areas before an
+/// administrator changed them), received records of `kind` filed in `area`.
+pub(crate) fn held_once(
     tx: &mut dyn HubTransaction,
-    rules: &Rules<'_>,
+    reference: &ReferenceData,
+    user: Uuid,
     kind: RecordKind,
     area: Option<&Area>,
 ) -> Result<bool> {
-    let user = rules.who.user;
     let Some(stored) = tx
         .record(user, false)?
         .filter(|s| s.kind == RecordKind::User)
@@ -1640,7 +1646,7 @@ fn held_once(
         let Ok(then) = doc::read_record_at::<User>(&document, user, &[change.hash()]) else {
             continue;
         };
-        if rights::Scope::of(then.role, &then.areas, rules.reference).receives(kind, area) {
+        if rights::Scope::of(then.role, &then.areas, reference).receives(kind, area) {
             return Ok(true);
         }
     }

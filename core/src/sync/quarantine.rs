@@ -3,7 +3,7 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{HubLimits, Principal, Rules, admit, read_record, save_admitted};
+use super::hub::{HubLimits, Principal, Rules, admit, held_once, read_record, save_admitted};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
@@ -327,7 +327,9 @@ pub fn describe_quarantined(
         limits: &HubLimits::default(),
     };
     let stored_kind = stored_kind.then_some(kind);
-    if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err() {
+    if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err()
+        || !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?
+    {
         view.state = ReviewState::BreaksARule;
     }
     for change in document.get_changes_meta(&before) {
@@ -398,6 +400,20 @@ pub fn accept_quarantined(
     }
     if document.get_heads() == before {
         return Ok(false);
+    }
+    let after = TypedRecord::read(kind, entry.record, &document)
+        .ok()
+        .and_then(|record| record.area().cloned());
+    if !held_once(
+        tx,
+        reference,
+        entry.user,
+        kind,
+        after.as_ref().or(filed.as_ref()),
+    )? {
+        return Err(Error::NotAllowed {
+            rule: "the changes file the record where the user who made them never worked".into(),
+        });
     }
     let author = ChangeAuthor {
         user: entry.user,
