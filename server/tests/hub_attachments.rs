@@ -346,3 +346,83 @@ fn a_chunk_over_the_limit_of_a_stored_manifest_gets_413() {
     assert_eq!(info.state, AttachmentState::Failed);
     assert!(info.failure.is_some());
 }
+
+/// A photo captured offline on a record whose changes the hub keeps for review (its user moved
+/// to another community before the phone synced): the record leaves the phone, its photo goes
+/// to the hub with the entry and then leaves too, and once a supervisor accepts the entry every
+/// device of the area downloads it. Nothing of either stays on the phone.
+#[test]
+fn a_photo_of_a_record_kept_for_review_reaches_the_hub_before_it_leaves_the_phone() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 1);
+    let mut supervisor = Device::enrol(dir.path(), &data, "s", Role::Supervisor, &[REGION], 2);
+    monitor.sync(&hub.url).unwrap();
+    let known = monitor
+        .store
+        .create(&child(area(C01), "Affoué Kouassi", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+
+    // Offline: a photo of a case the hub holds, and a new case with its own.
+    let photo: Vec<u8> = MARKER.iter().copied().cycle().take(600_000).collect();
+    let on_known = monitor
+        .store
+        .add_attachment(known.id, &document("Champ"), &photo[..])
+        .unwrap();
+    let new = monitor
+        .store
+        .create(&child(area(C01), "Yao Brou", monitor.user()))
+        .unwrap();
+    let on_new = monitor
+        .store
+        .add_attachment(new.id, &document("Atelier"), &photo[..300_000])
+        .unwrap();
+    common::lifecycle::set_areas(&data, monitor.user(), &[C02]);
+    let mut summary = monitor.sync(&hub.url).unwrap();
+    summary.quarantined.sort();
+    let mut kept = vec![known.id, new.id];
+    kept.sort();
+    assert_eq!(summary.quarantined, kept, "{summary:?}");
+    let options = AttachmentSyncOptions::default();
+    let mut up = monitor
+        .client(&hub.url)
+        .sync_attachments(&mut monitor.store, &options, |_| {})
+        .unwrap();
+    up.uploaded.sort();
+    let mut photos = vec![on_known.id, on_new.id];
+    photos.sort();
+    assert_eq!(up.uploaded, photos, "{up:?}");
+    assert!(up.failed.is_empty(), "{up:?}");
+    assert_eq!(attachment_files(&monitor.store), 0);
+    assert!(monitor.store.read_attachment(on_new.id).is_err());
+
+    // Accepted, the records arrive with their photos.
+    let (_, entries) = common::lifecycle::quarantine_list(&data);
+    for entry in &entries {
+        let number = entry["entry"].as_i64().unwrap();
+        let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor.user()));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    supervisor.sync(&hub.url).unwrap();
+    let mut down = supervisor
+        .client(&hub.url)
+        .sync_attachments(&mut supervisor.store, &options, |_| {})
+        .unwrap();
+    down.downloaded.sort();
+    assert_eq!(down.downloaded, photos, "{down:?}");
+    assert_eq!(
+        supervisor.store.read_attachment(on_known.id).unwrap(),
+        photo
+    );
+    assert_eq!(
+        supervisor.store.read_attachment(on_new.id).unwrap(),
+        &photo[..300_000]
+    );
+    assert!(files_containing(dir.path(), MARKER).is_empty());
+}

@@ -3,6 +3,7 @@
 //! from coming back under any id, and the purge that leaves no copy of it in any file.
 
 use super::index;
+use crate::domain::AttachmentState;
 use crate::domain::codes::RecordKind;
 use crate::error::Result;
 use automerge::ChangeHash;
@@ -15,6 +16,18 @@ use uuid::Uuid;
 /// the caller compacts the search index and truncates the WAL once the transaction is committed
 /// (`purge_freed_content`).
 pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordKind>> {
+    forget(tx, id, false)
+}
+
+/// `forget_record` for a record whose changes the hub keeps for a supervisor's review: the
+/// attachments captured here and not yet uploaded stay, out of every list (their record is
+/// gone), until their bytes reach the hub with the entry (`sync::attachments`); without them a
+/// photo the entry's manifest names would exist nowhere once it is accepted.
+pub(crate) fn forget_record_for_review(tx: &Transaction, id: Uuid) -> Result<Option<RecordKind>> {
+    forget(tx, id, true)
+}
+
+fn forget(tx: &Transaction, id: Uuid, keep_uploads: bool) -> Result<Option<RecordKind>> {
     let row: Option<(i64, i64)> = tx
         .prepare_cached("SELECT rowid, kind FROM records WHERE id = ?1")?
         .query_row([id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -32,12 +45,14 @@ pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordK
         "sync_left",
         "sync_refused",
         "quarantine",
-        // The attachments' keys: their files are collected after the commit.
-        "attachments",
     ] {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record_id = ?1"))?
             .execute([id.as_bytes()])?;
     }
+    // The attachments' keys: their files are collected after the commit.
+    let pending_upload = AttachmentState::PendingUpload.code();
+    tx.prepare_cached("DELETE FROM attachments WHERE record_id = ?1 AND (NOT ?2 OR state != ?3)")?
+        .execute(params![id.as_bytes(), keep_uploads, pending_upload])?;
     Ok(row.and_then(|(_, kind)| RecordKind::from_i64(kind)))
 }
 

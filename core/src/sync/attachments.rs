@@ -234,6 +234,13 @@ fn upload(
     let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
     let (entry, entries) = match entry_for(tx, who, record, id, true)? {
         Ok(found) => found,
+        // Changes of the device's kept for review name it: its bytes wait with them.
+        Err(TransferRefusal::NotFound) => {
+            match super::quarantine::attachment_under_review(tx, who, record, id)? {
+                Some(found) => found,
+                None => return refused(TransferRefusal::NotFound),
+            }
+        }
         Err(reason) => return refused(reason),
     };
     // The bytes come from where they were captured: another user's device, even one that may
@@ -544,6 +551,7 @@ impl Store {
                 tx.commit()?;
                 if complete {
                     summary.uploaded.push(id);
+                    self.drop_if_left_for_review(transfer)?;
                 }
                 Ok(Some(!complete))
             }
@@ -578,6 +586,13 @@ impl Store {
                 }
             }
             AttachmentResponse::Refused { reason, .. } => match reason {
+                // Of a record that left this store for review: the hub no longer keeps its
+                // entry (a supervisor settled it), and the bytes can go nowhere. Said, and
+                // dropped with the record.
+                _ if transfer.upload && self.drop_if_left_for_review(transfer)? => {
+                    summary.failed.push((id, reason));
+                    Ok(Some(false))
+                }
                 // The record has not reached the hub, or the uploader has not sent it yet:
                 // next session.
                 TransferRefusal::NotFound | TransferRefusal::NotYetAvailable => Ok(None),
@@ -593,6 +608,23 @@ impl Store {
                 _ => fail(self, reason, summary),
             },
         }
+    }
+}
+
+impl Store {
+    /// Deletes an upload's attachment if its record left this store for a supervisor's review
+    /// (`erasure::forget_record_for_review`): once its bytes reached the hub, or when the hub
+    /// refuses them, nothing of it stays. Whether it did.
+    fn drop_if_left_for_review(&mut self, transfer: &Transfer) -> Result<bool> {
+        if crate::store::find_row(&self.conn, transfer.record)?.is_some() {
+            return Ok(false);
+        }
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("DELETE FROM attachments WHERE id = ?1")?
+            .execute([transfer.id.as_bytes()])?;
+        tx.commit()?;
+        attachments::collect_files(&self.conn, self.path())?;
+        Ok(true)
     }
 }
 

@@ -387,7 +387,11 @@ fn apply_response(
 
 /// Removes a record from the store, if it holds it, and reports it; true if it did.
 fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<bool> {
-    let Some(kind) = erasure::forget_record(tx, id)? else {
+    let forgotten = match why {
+        Removal::Quarantined => erasure::forget_record_for_review(tx, id)?,
+        _ => erasure::forget_record(tx, id)?,
+    };
+    let Some(kind) = forgotten else {
         return Ok(false);
     };
     report.removed.push(RemovedRecord { id, kind, why });

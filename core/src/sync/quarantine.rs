@@ -6,6 +6,7 @@
 use super::hub::{HubLimits, Principal, Rules, admit, held_once, read_record, save_admitted};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
+use crate::domain::Attachment;
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, Role};
 use crate::domain::records::{ChildCase, Record, User, Version, Visit, Workplace};
@@ -215,6 +216,33 @@ fn rewrite_at<R: Record>(
 /// workflow steps the changes take are that user's, whoever accepts them.
 fn author_role(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Role>> {
     Ok(read_record::<User>(tx, entry.user)?.map(|user| user.role))
+}
+
+/// The manifest entry of attachment `id` in the changes of `record` that `who`'s device sent and
+/// that wait for review, with the whole manifest they give the record: what the device uploads
+/// of a record that left it for review, so that the photo is there if a supervisor accepts it.
+pub(crate) fn attachment_under_review(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    record: Uuid,
+    id: Uuid,
+) -> Result<Option<(Attachment, Vec<Attachment>)>> {
+    for entry in tx.quarantined_for(record)? {
+        if entry.device != who.device || entry.user != who.user {
+            continue;
+        }
+        let document = match merge(tx, &entry) {
+            Ok(Some(merged)) => merged.document,
+            Ok(None) => continue,
+            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
+            Err(_) => continue,
+        };
+        let entries = doc::attachments(&document);
+        if let Some(found) = entries.iter().find(|a| a.id == id) {
+            return Ok(Some((found.clone(), entries)));
+        }
+    }
+    Ok(None)
 }
 
 /// Describes an entry for its reviewer.
