@@ -1293,6 +1293,14 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         QuarantineCommand::Reject { hub, entry } => (hub, entry, false, None),
     };
     let backend = hub.open()?;
+    // The record the entry holds changes of, for the journal: entry numbers are given again
+    // after a restore, record ids never.
+    let record = backend
+        .quarantined()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|q| q.entry == entry)
+        .map(|q| q.record);
     if !backend
         .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
@@ -1305,7 +1313,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         &*backend,
         by,
         &format!("quarantine_{action}"),
-        None,
+        record,
         &format!("{entry} ({COMMAND_LINE})"),
     );
     done(&format!("quarantine entry {entry}: {action}"));

@@ -993,6 +993,39 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     assert!(body.contains("all csv personal (command line)"), "{body}");
 }
 
+/// A quarantine decision is journaled with the record it settles (entry numbers are given
+/// again after a restore; record ids never are).
+#[test]
+fn a_quarantine_decision_from_the_command_line_names_its_record() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut case: ChildCase = f.mine.store.get(f.my_case).expect("the case");
+    case.notes = "Revu hors ligne.".into();
+    f.mine.store.update(&case).expect("edit");
+    common::lifecycle::set_areas(&s.data, f.mine.user(), &[C02]);
+    let summary = f.mine.sync(&s.hub.url).expect("sync");
+    assert_eq!(summary.quarantined, vec![f.my_case]);
+    let (_, entries) = common::lifecycle::quarantine_list(&s.data);
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let by = add_user(&s.data, "Superviseure", Role::Supervisor, &["CI-R1"]);
+    let out = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.quarantine", PASSWORD);
+    assert_eq!(desk.sign_in("admin.quarantine", PASSWORD).status, 303);
+    let journal = desk.get("/console/audit");
+    assert_eq!(journal.status, 200);
+    let body = &journal.body;
+    assert!(body.contains("Quarantaine acceptée"), "{body}");
+    assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
+}
+
 #[test]
 fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let s = setup();

@@ -1017,7 +1017,7 @@ pub async fn review_quarantine(
                     hub,
                     Some(viewer.user.id),
                     &format!("quarantine_{action}"),
-                    None,
+                    Some(found.record),
                     &entry.to_string(),
                 );
                 Ok(Redirect::to(&format!("/console/quarantine?done={action}")).into_response())
