@@ -114,6 +114,9 @@ pub struct SyncSummary {
     pub clock_skewed: bool,
     /// Records still waiting to be sent (refused ones included).
     pub pending: i64,
+    /// Records holding changes another device made (brought by a peer or a bundle) that wait
+    /// for that device to sync: nothing to correct (ids).
+    pub awaiting_author: Vec<String>,
     /// Records erased on the hub (their copies left the device for good).
     pub erased: i64,
     /// Records whose changes the hub kept for review (the user lost their area); they left the
@@ -181,6 +184,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,
             pending: long(s.pending),
+            awaiting_author: s.awaiting_author.iter().map(Uuid::to_string).collect(),
             erased: long(s.erased.len()),
             quarantined: long(s.quarantined.len()),
             left_scope: long(s.left_scope.len()),

@@ -1181,6 +1181,38 @@ fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
     );
 }
 
+/// A record a peer brought, which the hub has not yet received from the device that made it,
+/// waits for that device: nothing to correct, told apart from a refusal, and still relayed.
+#[test]
+fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        colleague.sync(&mut hub);
+        supervisor.sync(&mut hub);
+    }
+    let case = monitor
+        .store
+        .create(&child(C01, NAME_C01, monitor.principal.user))
+        .unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+    let summary = supervisor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.awaiting_author, vec![case.id]);
+    assert_eq!(summary.pending, 1);
+    // The supervisor's phone passes it on to a colleague who meets the monitor later.
+    peer(&mut supervisor, &mut colleague).unwrap();
+    assert!(colleague.store.kind_of(case.id).is_ok(), "not relayed");
+    // Once the monitor's phone synced, the others settle.
+    monitor.sync(&mut hub);
+    for d in [&mut supervisor, &mut colleague] {
+        let summary = d.sync(&mut hub);
+        assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+        assert_eq!(summary.pending, 0, "{summary:?}");
+    }
+}
+
 #[test]
 fn a_bundle_holds_only_records_every_recipient_may_read() {
     let dir = TempDir::new().unwrap();

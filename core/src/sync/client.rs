@@ -87,6 +87,11 @@ pub struct SyncReport {
     pub quarantined: Vec<Uuid>,
     /// Records erased on the hub that this device held; they left it for good.
     pub erased: Vec<Uuid>,
+    /// Records holding changes another device made (a peer or a bundle brought them) that the
+    /// hub has not received from that device yet: nothing to correct, they wait in the outbox
+    /// for their author's device to sync (the hub took this device's own changes of them, if
+    /// any), and are still offered to peers.
+    pub awaiting_author: Vec<Uuid>,
     /// Records that left this device's scope (moved out of its areas, or a scope that no longer
     /// covers them) and were removed; they come back if the scope does.
     pub left_scope: Vec<Uuid>,
@@ -132,6 +137,9 @@ pub struct SyncSummary {
     pub quarantined: Vec<Uuid>,
     /// Records erased on the hub that this device held (`SyncReport::erased`).
     pub erased: Vec<Uuid>,
+    /// Records waiting for the device that made some of their changes to sync
+    /// (`SyncReport::awaiting_author`), at the end of the session.
+    pub awaiting_author: Vec<Uuid>,
     pub left_scope: Vec<Uuid>,
     /// Every record the session removed from the store, with its kind and why.
     pub removed: Vec<RemovedRecord>,
@@ -316,6 +324,16 @@ fn apply_response(
                 remove(tx, *id, Removal::Quarantined, &mut report)?;
             }
             PushOutcome::Erased => erase(tx, *id, &[], &mut report)?,
+            PushOutcome::Refused {
+                reason: Refusal::ForeignChanges,
+                ..
+            } => {
+                report.awaiting_author.push(*id);
+                // Behind the others in the outbox; still relayed to peers, which may reach the
+                // hub or the author's device sooner.
+                sync_state::queue_behind(tx, *id)?;
+                sync_state::mark_refused(tx, *id, false)?;
+            }
             PushOutcome::Refused { reason, detail } => {
                 if *reason == Refusal::KindNotAllowed && sync_state::unqueue_unpushed(tx, *id)? {
                     continue;
@@ -685,7 +703,12 @@ fn exchange_until_done(
         let newly_refused = report
             .refused
             .iter()
-            .any(|(id, _)| !summary.refused.iter().any(|(known, _)| known == id));
+            .any(|(id, _)| !summary.refused.iter().any(|(known, _)| known == id))
+            || report
+                .awaiting_author
+                .iter()
+                .any(|id| !summary.awaiting_author.contains(id));
+        let set_behind = report.refused.len() + report.awaiting_author.len();
         // A record the hub lacks the history of is sent whole next: that too moves.
         let sent_whole_next = report.refused.iter().any(|(id, reason)| {
             *reason == Refusal::MissingHistory
@@ -694,7 +717,7 @@ fn exchange_until_done(
         let progressed = report.accepted > 0
             || report.received > 0
             || sent_whole_next
-            || (newly_refused && summary.pending > report.refused.len());
+            || (newly_refused && summary.pending > set_behind);
         for (id, reason) in report.refused {
             match summary.refused.iter_mut().find(|(known, _)| *known == id) {
                 Some(entry) => entry.1 = reason,
@@ -702,6 +725,7 @@ fn exchange_until_done(
             }
             // The latest word on each record, told or not.
             summary.refusal_details.retain(|(known, _)| *known != id);
+            summary.awaiting_author.retain(|known| *known != id);
         }
         summary.refusal_details.extend(report.refusal_details);
         // A record refused earlier in the session and settled since (accepted once the store
@@ -713,6 +737,19 @@ fn exchange_until_done(
             }
         }
         summary.refused = still_refused;
+        for id in report.awaiting_author {
+            summary.refused.retain(|(known, _)| *known != id);
+            if !summary.awaiting_author.contains(&id) {
+                summary.awaiting_author.push(id);
+            }
+        }
+        let mut still_waiting = Vec::with_capacity(summary.awaiting_author.len());
+        for id in std::mem::take(&mut summary.awaiting_author) {
+            if store.hub_pending(id)? {
+                still_waiting.push(id);
+            }
+        }
+        summary.awaiting_author = still_waiting;
         summary
             .refusal_details
             .retain(|(id, _)| summary.refused.iter().any(|(known, _)| known == id));
