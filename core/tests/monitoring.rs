@@ -1353,8 +1353,17 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
         Some(first.id)
     );
 
-    // The duplicate leaves candidates, due lists and workflow; merging again changes nothing.
+    // The duplicate leaves candidates, due lists, search and workflow; merging again changes
+    // nothing.
     assert!(hub.duplicate_candidates(first.id).unwrap().is_empty());
+    let found: Vec<Uuid> = hub
+        .search_names("Adjoa", 20)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert!(found.contains(&first.id), "{found:?}");
+    assert!(!found.contains(&again.id), "{found:?}");
     not_allowed(as_role(&mut hub, Role::Supervisor).refer_case(again.id, referral()));
     let (kept2, _) = as_role(&mut hub, Role::Supervisor)
         .merge_cases(first.id, again.id)

@@ -646,6 +646,12 @@ pub(crate) fn search_names(
     };
     let mut f = Filter::default();
     f.add("name_search MATCH ?", query);
+    // A duplicate merged into another case leaves the search as it leaves the lists and the
+    // console's search.
+    f.add_all(
+        "NOT EXISTS (SELECT 1 FROM child_index m WHERE m.record = s.rowid AND m.merged)",
+        Vec::new(),
+    );
     if let Some(who) = scope {
         let (rule, values) = scope_rule(who, "sc");
         f.add_all(
