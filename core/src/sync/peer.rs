@@ -635,7 +635,9 @@ impl Store {
             return self.peer_handshake(session, message);
         }
         if !matches!(session.stage, Stage::Running) {
-            return Err(handshake_error("reconciliation before authentication"));
+            return Err(handshake_error(
+                "not the handshake's next message (damaged, from another session, or sent before the handshake ended)",
+            ));
         }
         self.peer_sealed(session, message)
     }
