@@ -1213,6 +1213,48 @@ fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
     }
 }
 
+/// A record a revoked (lost) phone made and passed to a colleague before the revocation: the
+/// hub tells the colleague it will never take it, the colleague relays it no further, and a
+/// device that knows of the revocation takes it from no peer or bundle.
+#[test]
+fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        colleague.sync(&mut hub);
+    }
+    let case = monitor
+        .store
+        .create(&child(C01, NAME_C01, monitor.principal.user))
+        .unwrap();
+    // Passed to the colleague, then the monitor's phone is lost and revoked.
+    peer(&mut monitor, &mut colleague).unwrap();
+    common::revoke(monitor.id());
+    // A supervisor who heard of the revocation takes it from no peer that has not.
+    supervisor.sync(&mut hub);
+    let refused = peer(&mut colleague, &mut supervisor).unwrap_err();
+    assert!(refused.to_string().contains("revoked device"), "{refused}");
+    assert!(supervisor.store.kind_of(case.id).is_err(), "relayed");
+    let (bundle, _) = colleague
+        .store
+        .export_bundle(0, &[], &[sync::Recipient::Device(supervisor.id())])
+        .unwrap();
+    assert!(supervisor.store.import_bundle(&bundle).is_err());
+    assert!(supervisor.store.kind_of(case.id).is_err(), "imported");
+    // The hub tells the colleague it will never take it; the colleague offers it no more.
+    let summary = colleague.sync(&mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(case.id, sync::wire::Refusal::AuthorRevoked)],
+        "{summary:?}"
+    );
+    assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+    assert!(hub.kind_of(case.id).is_err());
+    peer(&mut colleague, &mut supervisor).unwrap();
+    assert!(supervisor.store.kind_of(case.id).is_err(), "relayed");
+}
+
 #[test]
 fn a_bundle_holds_only_records_every_recipient_may_read() {
     let dir = TempDir::new().unwrap();

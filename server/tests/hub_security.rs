@@ -771,7 +771,8 @@ fn forged_records_are_refused_one_by_one() {
     borrowed.id = uuid(&mut rng);
     let doc = document(&borrowed, supervisor.store.actor(), me);
     push.push(Push::of(borrowed.id, &doc));
-    expected.insert(borrowed.id, Refusal::ForeignChanges);
+    // Refused as changes made on another device (`ForeignChanges`), which the device is told
+    // wait for that device.
     // A case whose hours are text.
     let mut mistyped = child(area(C01), "Texte", monitor.user());
     mistyped.id = uuid(&mut rng);
@@ -826,6 +827,7 @@ fn forged_records_are_refused_one_by_one() {
         .unwrap();
     let refused: BTreeMap<Uuid, Refusal> = report.refused.iter().copied().collect();
     assert_eq!(refused, expected, "{report:?}");
+    assert_eq!(report.awaiting_author, vec![borrowed.id], "{report:?}");
     assert_eq!(report.accepted, 1, "the legitimate record, alongside");
     assert!(
         scratch.kind_of(hidden).is_err(),

@@ -375,8 +375,9 @@ impl Store {
             own.principal().scope(&reference),
         ];
         let scopes: Vec<&Scope> = scopes.iter().collect();
+        let revoked = self.trust()?.revoked;
         for (id, document) in &bundle.documents {
-            match self.check_received(&scopes, *id, document) {
+            match self.check_received(&scopes, &revoked, *id, document) {
                 Ok(()) => {}
                 Err(e @ Error::Identity(_)) => return Err(e),
                 Err(e) => return Err(refuse(Some(*id), e.to_string())),

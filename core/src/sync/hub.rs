@@ -158,7 +158,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     let budget = (request.max_response_bytes as usize).clamp(16 * 1024, limits.max_response_bytes);
     let mut answer = Budget::new(budget);
     let Pushed {
-        acks,
+        mut acks,
         stamp,
         pushes_before,
         answered,
@@ -170,6 +170,9 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
+    if let Some(certifier) = certifier {
+        tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
+    }
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
     let response = storage.in_read_transaction(&mut |tx| {
         let mut answer = Budget {
@@ -199,6 +202,78 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         ..response
     };
     Ok(wire::encode_response(&response))
+}
+
+/// Of the pushes waiting for changes another device made (`ForeignChanges`), those whose
+/// waiting changes come from a device the hub revoked: they will never come from it, so the
+/// record can never be taken from this sender, and it is told so (`AuthorRevoked`) rather than
+/// left to wait and to be relayed for ever. The registry is read only when a push waits.
+fn tell_revoked_authors<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    certifier: &Certifier<'_>,
+    who: &Principal,
+    push: &[PushEntry],
+    acks: &mut [PushAck],
+) -> std::result::Result<(), HubError> {
+    let waits = |ack: &PushAck| {
+        matches!(
+            ack.outcome,
+            PushOutcome::Refused {
+                reason: Refusal::ForeignChanges,
+                ..
+            }
+        )
+    };
+    if !acks.iter().any(waits) {
+        return Ok(());
+    }
+    let revoked: HashSet<Uuid> = certifier
+        .registry
+        .devices()?
+        .into_iter()
+        .filter(|d| d.revoked)
+        .map(|d| d.device)
+        .collect();
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    for ack in acks.iter_mut().filter(|ack| waits(ack)) {
+        let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
+            continue;
+        };
+        let authors = storage.in_read_transaction(&mut |tx| foreign_authors(tx, who, entry))?;
+        if authors.iter().any(|device| revoked.contains(device)) {
+            ack.outcome = refused(Refusal::AuthorRevoked);
+        }
+    }
+    Ok(())
+}
+
+/// The devices other than the sender's that made the changes of a push the hub does not hold.
+fn foreign_authors(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    entry: &PushEntry,
+) -> Result<HashSet<Uuid>> {
+    let mut document = match tx.record(entry.id, false) {
+        Ok(Some(stored)) => match codec::load(entry.id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(HashSet::new()),
+        },
+        Ok(None) => Automerge::new(),
+        Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
+        Err(_) => return Ok(HashSet::new()),
+    };
+    let before = document.get_heads();
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
+        return Ok(HashSet::new());
+    }
+    Ok(document
+        .get_changes_meta(&before)
+        .iter()
+        .filter_map(|change| doc::device_of_actor(&change.actor))
+        .filter(|device| *device != who.device)
+        .collect())
 }
 
 /// What importing a bundle on the hub did, record by record.

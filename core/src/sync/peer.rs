@@ -34,6 +34,7 @@ use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -768,10 +769,57 @@ impl Store {
     /// Whether a document received from a peer or in a bundle may be merged: it lies in every
     /// one of `scopes` (`check_within`), and holds no change in this device's name that this
     /// device lacks (`check_own_changes`).
-    pub(super) fn check_received(&self, scopes: &[&Scope], id: Uuid, bytes: &[u8]) -> Result<()> {
+    pub(super) fn check_received(
+        &self,
+        scopes: &[&Scope],
+        revoked: &BTreeSet<Uuid>,
+        id: Uuid,
+        bytes: &[u8],
+    ) -> Result<()> {
         let document = codec::load(id, bytes)?;
         check_within(scopes, id, &document)?;
-        self.check_own_changes(id, &document)
+        self.check_own_changes(id, &document)?;
+        self.check_no_revoked_changes(revoked, id, &document)
+    }
+
+    /// Changes made on a device the hub revoked (`revoked`, as this device last heard) that
+    /// this store lacks: they could be a lost phone's thief's, and the hub will never take
+    /// them from anyone but that device. Refused; those this store holds already (taken by the
+    /// hub before the revocation, most often) go on.
+    fn check_no_revoked_changes(
+        &self,
+        revoked: &BTreeSet<Uuid>,
+        id: Uuid,
+        document: &Automerge,
+    ) -> Result<()> {
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        let theirs: Vec<automerge::ChangeHash> = document
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|c| doc::device_of_actor(&c.actor).is_some_and(|d| revoked.contains(&d)))
+            .map(|c| c.hash)
+            .collect();
+        if theirs.is_empty() {
+            return Ok(());
+        }
+        let held = match store::find_row(&self.conn, id)? {
+            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
+            None => None,
+        };
+        let lacks = |hash: &automerge::ChangeHash| {
+            held.as_ref()
+                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
+        };
+        if theirs.iter().any(lacks) {
+            return Err(Error::NotAllowed {
+                rule: format!(
+                    "record {id} holds changes made on a revoked device that the hub never received: it is not taken from a peer or a bundle"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A device never gets its own changes back from a peer or a bundle, except ones it holds:
@@ -818,8 +866,9 @@ impl Store {
             return Ok(());
         }
         let scopes: Vec<&Scope> = session.scopes.iter().collect();
+        let revoked = self.trust()?.revoked;
         for (id, bytes) in documents {
-            self.check_received(&scopes, *id, bytes)?;
+            self.check_received(&scopes, &revoked, *id, bytes)?;
         }
         let stored = self.receive(|merging| {
             let mut stored = 0;

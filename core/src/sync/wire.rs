@@ -737,6 +737,13 @@ pub enum Refusal {
     /// A change names another user or device as its author.
     #[error("a change names another user or device as its author")]
     WrongAuthor,
+    /// Changes made on a device the hub revoked, which it never received from that device (a
+    /// peer or a bundle brought them): they will never come from it, and the record cannot be
+    /// taken from another device. It stays on this one, offered to no peer.
+    #[error(
+        "the changes include changes made on a revoked device that the hub never received from it"
+    )]
+    AuthorRevoked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
