@@ -106,7 +106,7 @@ class SyncSessionsTest {
                     assertFailsWith<VigieException.Authentication> { unenrolled.importBundle(back.bytes) }
                 }
                 val refused = assertFailsWith<VigieException.Authentication> { tablet.importBundle(back.bytes) }
-                assertTrue(refused.reason.contains("not a recipient"), refused.reason)
+                assertTrue(refused.reason.contains("not sealed to this device"), refused.reason)
             }
         }
     }
