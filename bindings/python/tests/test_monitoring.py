@@ -70,6 +70,21 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
                                                              None))
 
 
+def test_a_verification_takes_the_day_the_phone_gives(env):
+    with fresh(env, seed=31) as store:
+        case = child(store, "CI-W-0003", "Akissi Yao")
+        case = as_role(store, MONITOR).refer_case(case.id, referral())
+        case = as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.RECEIVING_SERVICES)
+        supervisor = as_role(store, SUPERVISOR)
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            supervisor.transition_case_on(case.id, vigie.CaseStatus.WITHDRAWN, "2026-02-30")
+        assert e.value.field == "on"
+        case = supervisor.transition_case_on(case.id, vigie.CaseStatus.WITHDRAWN, "2026-03-10")
+        assert case.status == vigie.CaseStatus.WITHDRAWN
+        assert case.remediated_on == "2026-03-10"
+        assert case.follow_up_due == "2026-06-10"
+
+
 def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
     with fresh(env) as store:
         w = store.create_workplace(vigie.new_workplace("Plantation", "cocoa", vigie.Formality.INFORMAL, AREA))
