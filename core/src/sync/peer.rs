@@ -795,24 +795,8 @@ impl Store {
         if revoked.is_empty() {
             return Ok(());
         }
-        let theirs: Vec<automerge::ChangeHash> = document
-            .get_changes_meta(&[])
-            .into_iter()
-            .filter(|c| doc::device_of_actor(&c.actor).is_some_and(|d| revoked.contains(&d)))
-            .map(|c| c.hash)
-            .collect();
-        if theirs.is_empty() {
-            return Ok(());
-        }
-        let held = match store::find_row(&self.conn, id)? {
-            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
-            None => None,
-        };
-        let lacks = |hash: &automerge::ChangeHash| {
-            held.as_ref()
-                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
-        };
-        if theirs.iter().any(lacks) {
+        let made_on_revoked = |device: Uuid| revoked.contains(&device);
+        if self.lacks_changes_of(id, document, made_on_revoked)? {
             return Err(Error::NotAllowed {
                 rule: format!(
                     "record {id} holds changes made on a revoked device that the hub never received: it is not taken from a peer or a bundle"
@@ -829,24 +813,7 @@ impl Store {
     /// an older copy gets its later changes back from the hub.)
     fn check_own_changes(&self, id: Uuid, document: &Automerge) -> Result<()> {
         let device = self.device_id();
-        let own: Vec<automerge::ChangeHash> = document
-            .get_changes_meta(&[])
-            .into_iter()
-            .filter(|change| doc::device_of_actor(&change.actor) == Some(device))
-            .map(|change| change.hash)
-            .collect();
-        if own.is_empty() {
-            return Ok(());
-        }
-        let held = match store::find_row(&self.conn, id)? {
-            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
-            None => None,
-        };
-        let lacks = |hash: &automerge::ChangeHash| {
-            held.as_ref()
-                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
-        };
-        if !own.iter().any(lacks) {
+        if !self.lacks_changes_of(id, document, |made_on| made_on == device)? {
             return Ok(());
         }
         if erasure::is_erased(&self.conn, id)?
@@ -855,6 +822,33 @@ impl Store {
             return Ok(());
         }
         Err(IdentityError::ForgedOwnChange { record: id }.into())
+    }
+
+    /// Whether `document` holds a change made on a device `made_on` picks that this store's copy
+    /// of the record lacks.
+    fn lacks_changes_of(
+        &self,
+        id: Uuid,
+        document: &Automerge,
+        made_on: impl Fn(Uuid) -> bool,
+    ) -> Result<bool> {
+        let picked: Vec<automerge::ChangeHash> = document
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|change| doc::device_of_actor(&change.actor).is_some_and(&made_on))
+            .map(|change| change.hash)
+            .collect();
+        if picked.is_empty() {
+            return Ok(false);
+        }
+        let held = match store::find_row(&self.conn, id)? {
+            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
+            None => None,
+        };
+        Ok(picked.iter().any(|hash| {
+            held.as_ref()
+                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
+        }))
     }
 
     fn peer_merge(
