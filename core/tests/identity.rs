@@ -1240,7 +1240,13 @@ fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
         .store
         .export_bundle(0, &[], &[sync::Recipient::Device(supervisor.id())])
         .unwrap();
-    assert!(supervisor.store.import_bundle(&bundle).is_err());
+    assert!(
+        matches!(
+            supervisor.store.import_bundle(&bundle),
+            Err(Error::NotAllowed { .. })
+        ),
+        "refused as not allowed"
+    );
     assert!(supervisor.store.kind_of(case.id).is_err(), "imported");
     // The hub tells the colleague it will never take it; the colleague offers it no more.
     let summary = colleague.sync(&mut hub);
@@ -1253,6 +1259,21 @@ fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
     assert!(hub.kind_of(case.id).is_err());
     peer(&mut colleague, &mut supervisor).unwrap();
     assert!(supervisor.store.kind_of(case.id).is_err(), "relayed");
+    // Nor in a bundle: the colleague's own records go, that one stays.
+    let own = colleague
+        .store
+        .create(&child(C01, "Koffi Yao", colleague.principal.user))
+        .unwrap();
+    let (bundle, _) = colleague
+        .store
+        .export_bundle(0, &[], &[sync::Recipient::Device(supervisor.id())])
+        .unwrap();
+    supervisor.store.import_bundle(&bundle).unwrap();
+    assert!(
+        supervisor.store.kind_of(own.id).is_ok(),
+        "the honest record"
+    );
+    assert!(supervisor.store.kind_of(case.id).is_err(), "imported");
 }
 
 #[test]

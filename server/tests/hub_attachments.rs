@@ -398,6 +398,13 @@ fn a_photo_of_a_record_kept_for_review_reaches_the_hub_before_it_leaves_the_phon
     assert_eq!(attachment_files(&monitor.store), 0);
     assert!(monitor.store.read_attachment(on_new.id).is_err());
 
+    // While the entries wait, a supervisor edits the case the hub holds: its photo waits too.
+    supervisor.sync(&hub.url).unwrap();
+    let mut edited: ChildCase = supervisor.store.get(known.id).unwrap();
+    edited.guardian = "Tante".into();
+    supervisor.store.update(&edited).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
     // Accepted, the records arrive with their photos.
     let (_, entries) = common::lifecycle::quarantine_list(&data);
     for entry in &entries {

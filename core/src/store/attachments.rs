@@ -255,8 +255,14 @@ pub(crate) fn follow_manifest(
         .prepare_cached("SELECT id FROM attachments WHERE record_id = ?1")?
         .query_map([record_id.as_bytes()], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    // On a hub, changes of the record waiting for a supervisor's review may name attachments
+    // the record does not hold yet, whose bytes came with them (`quarantine`): kept while the
+    // entry waits. (A device's quarantine table is empty.)
+    let under_review: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM quarantine WHERE record_id = ?1)")?
+        .query_row([record_id.as_bytes()], |r| r.get(0))?;
     for id in &held {
-        if !entries.iter().any(|e| e.id.as_bytes() == id.as_slice()) {
+        if !under_review && !entries.iter().any(|e| e.id.as_bytes() == id.as_slice()) {
             tx.prepare_cached("DELETE FROM attachments WHERE id = ?1")?
                 .execute([id])?;
         }

@@ -179,6 +179,12 @@ impl Store {
         let (mut documents, mark) =
             store::queries::documents_changed_after(&self.conn, since, areas)?;
         documents.retain(|(id, _)| selected.contains(id));
+        // A record the hub refused is this phone's to correct: no other device could ever send
+        // it on (as in a peer session). A bundle to the hub may carry it, corrected.
+        if recipients.iter().any(|r| !matches!(r, Recipient::Hub)) {
+            let refused = store::sync_state::refused_ids(&self.conn)?;
+            documents.retain(|(id, _)| !refused.contains(id));
+        }
         selected = documents.iter().map(|(id, _)| *id).collect();
         let nothing_for =
             |recipient: String, reason| IdentityError::NothingForRecipient { recipient, reason };
@@ -379,7 +385,7 @@ impl Store {
         for (id, document) in &bundle.documents {
             match self.check_received(&scopes, &revoked, *id, document) {
                 Ok(()) => {}
-                Err(e @ Error::Identity(_)) => return Err(e),
+                Err(e @ (Error::Identity(_) | Error::NotAllowed { .. })) => return Err(e),
                 Err(e) => return Err(refuse(Some(*id), e.to_string())),
             }
         }

@@ -204,6 +204,18 @@ fn rewrite_at<R: Record>(
         .map_err(|_| cannot("the record's history could not be forked"))?;
     at_base.set_actor(document.get_actor().clone());
     doc::write_record(&mut at_base, &record, author)?;
+    // And the attachments the entry added or removed (a photo taken with the edit), which
+    // the record's fields do not hold: their bytes came with the entry.
+    let (before, after) = (
+        doc::attachments_at(made, base),
+        doc::attachments_at(made, tips),
+    );
+    for gone in before.iter().filter(|b| after.iter().all(|a| a.id != b.id)) {
+        doc::remove_attachment(&mut at_base, gone.id, author)?;
+    }
+    for added in after.iter().filter(|a| !before.contains(a)) {
+        doc::put_attachment(&mut at_base, added, author)?;
+    }
     let changes = at_base.get_changes(base);
     document
         .apply_changes(changes)
