@@ -737,3 +737,55 @@ fn a_deactivated_users_device_keeps_nothing() {
     let accepted: ChildCase = reviewer.store.get(made_offline).unwrap();
     assert_eq!(accepted.name, "Adjoa Kra");
 }
+
+/// A user's second phone, holding a case their first phone made and passed to it, lets go of
+/// it once the user lost the case's area: nothing of its own waits for the hub, and the first
+/// phone carries the case (here into review). It does not keep the child's name for ever,
+/// "waiting" for a phone that already synced.
+#[test]
+fn a_second_phone_lets_go_of_a_relayed_case_its_user_may_no_longer_hold() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut first = Device::enrol(
+        dir.path(),
+        &data,
+        "first",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let token = enrol(&data, first.user());
+    let mut second = Device::open(
+        dir.path(),
+        "second",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let hub = Hub::start(&data);
+    // Each phone knows the other's certificate once both synced.
+    first.sync(&hub.url).unwrap();
+    second.sync(&hub.url).unwrap();
+    first.sync(&hub.url).unwrap();
+    let case = first
+        .store
+        .create(&child(area(C01), "Mariam Koné", first.user()))
+        .unwrap();
+    vigie_core::sync::sync_peers(
+        &mut first.store,
+        &mut second.store,
+        &vigie_core::sync::PeerScope::default(),
+        64 * 1024,
+    )
+    .unwrap();
+    assert!(second.has(case.id));
+    set_areas(&data, first.user(), &[C02]);
+    second.sync(&hub.url).unwrap();
+    assert_eq!(first.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    let summary = second.sync(&hub.url).unwrap();
+    assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(!second.has(case.id), "the second phone keeps the case");
+    assert!(store_files_holding(&second.store, "Mariam Koné").is_empty());
+}

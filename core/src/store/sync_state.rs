@@ -346,6 +346,29 @@ pub(crate) fn mark_left(tx: &Transaction, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Whether a record left this device's scope (`mark_left`) and waits to go.
+pub(crate) fn has_left(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sync_left WHERE record_id = ?1)")?
+        .query_row([id.as_bytes()], |r| r.get(0))?)
+}
+
+/// The heads the hub was last told to hold of a record in the outbox, if known.
+pub(crate) fn hub_heads(conn: &Connection, id: Uuid) -> Result<Option<Vec<ChangeHash>>> {
+    let heads: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT heads FROM sync_hub_heads WHERE record_id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    Ok(heads.map(|h| codec::heads_of(&h)))
+}
+
+/// Takes a record out of the outbox, as if the hub held it.
+pub(crate) fn unqueue(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sync_outbox WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
+    forget_hub_heads(tx, id)
+}
+
 /// The record is the device's to hold after all (the hub took it, or sent it again).
 pub(crate) fn clear_left(tx: &Transaction, id: Uuid) -> Result<()> {
     tx.prepare_cached("DELETE FROM sync_left WHERE record_id = ?1")?

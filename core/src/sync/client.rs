@@ -10,6 +10,7 @@ use super::wire::{
     SyncResponse, Tombstone, UserProfile,
 };
 use crate::codec;
+use crate::doc;
 use crate::domain::codes::RecordKind;
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Principal;
@@ -327,6 +328,15 @@ fn apply_response(
             PushOutcome::Refused {
                 reason: Refusal::ForeignChanges,
                 ..
+            } if sync_state::has_left(tx, *id)? && !holds_own_unsent(tx, device, *id)? => {
+                // Out of this user's scope now (moved, deactivated), holding nothing of this
+                // device's that the hub lacks: the device that made the rest carries it (or
+                // its entry for review), and the record leaves this one.
+                sync_state::unqueue(tx, *id)?;
+            }
+            PushOutcome::Refused {
+                reason: Refusal::ForeignChanges,
+                ..
             } => {
                 report.awaiting_author.push(*id);
                 // Behind the others in the outbox; still relayed to peers, which may reach the
@@ -467,6 +477,24 @@ fn apply_profile(
         }
     }
     sync_state::set_user_profile(tx, profile)
+}
+
+/// Whether the record holds a change made on this device that the hub is not known to hold
+/// (after the heads it last told; every change when none were told).
+fn holds_own_unsent(tx: &Transaction, device: Uuid, id: Uuid) -> Result<bool> {
+    let Some((_, _, bytes)) = crate::store::find_row(tx, id)? else {
+        return Ok(false);
+    };
+    let document = codec::load(id, &bytes)?;
+    let known = sync_state::hub_heads(tx, id)?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| document.get_change_by_hash(h).is_some())
+        .collect::<Vec<_>>();
+    Ok(document
+        .get_changes_meta(&known)
+        .iter()
+        .any(|change| doc::device_of_actor(&change.actor) == Some(device)))
 }
 
 /// Removes the records that left the scope and have nothing waiting for the hub. One with
