@@ -231,6 +231,12 @@ pub trait HubTransaction {
     fn attachment_read(&mut self, _id: Uuid, _offset: u64, _max: usize) -> Result<Vec<u8>> {
         no_attachments()
     }
+
+    /// Deletes the attachments held for `record` that `keep` does not name: the bytes uploaded
+    /// with changes a supervisor rejected, which nothing will ever name.
+    fn drop_attachments_except(&mut self, _record: Uuid, _keep: &[Uuid]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Changes held for a supervisor's review.

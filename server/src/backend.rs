@@ -15,7 +15,7 @@ use vigie_core::sync::{
     describe_quarantined, erase_record, handle_attachment, handle_certified_sync,
     import_hub_bundle, read_record, update_record,
 };
-use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User};
+use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
 pub trait Backend: Send + Sync {
     /// Checks a presented token; returns the device's user.
@@ -226,9 +226,27 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         if accept {
             // A refusal rolls the transaction back: the entry stays for another review.
             accept_quarantined(tx, &quarantined, &reviewer, reference)?;
+        } else {
+            drop_rejected_attachments(tx, quarantined.record)?;
         }
         Ok(true)
     })
+}
+
+/// Once the last entry waiting for a record is rejected, the bytes uploaded with entries
+/// (`sync::quarantine`) that the record's manifest does not name go: nothing will name them.
+fn drop_rejected_attachments(tx: &mut dyn HubTransaction, record: Uuid) -> Result<(), Error> {
+    if !tx.quarantined_for(record)?.is_empty() {
+        return Ok(());
+    }
+    let keep: Vec<Uuid> = match tx.record(record, false)? {
+        Some(stored) => doc::attachments(&codec::load(record, &stored.document)?)
+            .iter()
+            .map(|a| a.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    tx.drop_attachments_except(record, &keep)
 }
 
 pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(

@@ -1216,6 +1216,17 @@ impl HubTransaction for PgTransaction<'_> {
         Ok(out)
     }
 
+    fn drop_attachments_except(&mut self, record: Uuid, keep: &[Uuid]) -> Result<()> {
+        // Their segments go with them (ON DELETE CASCADE).
+        self.tx
+            .execute(
+                "DELETE FROM attachments WHERE record_id = $1 AND NOT (id = ANY($2))",
+                &[&record, &keep],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     fn record(&mut self, id: Uuid, for_update: bool) -> Result<Option<StoredRecord>> {
         if let Some(stored) = self.written.get(&id) {
             return Ok(Some(stored.clone()));

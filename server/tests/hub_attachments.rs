@@ -433,3 +433,63 @@ fn a_photo_of_a_record_kept_for_review_reaches_the_hub_before_it_leaves_the_phon
     );
     assert!(files_containing(dir.path(), MARKER).is_empty());
 }
+
+/// The photo uploaded with changes a supervisor rejects goes from the hub with them: nothing
+/// will ever name it.
+#[test]
+fn a_rejected_entrys_photo_leaves_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 1);
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Yao Brou", monitor.user()))
+        .unwrap();
+    let photo: Vec<u8> = MARKER.iter().copied().cycle().take(300_000).collect();
+    monitor
+        .store
+        .add_attachment(case.id, &document("Atelier"), &photo[..])
+        .unwrap();
+    common::lifecycle::set_areas(&data, monitor.user(), &[C02]);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    let up = monitor
+        .client(&hub.url)
+        .sync_attachments(
+            &mut monitor.store,
+            &AttachmentSyncOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(up.uploaded.len(), 1, "{up:?}");
+    assert_eq!(hub_attachments_held(&data), 1);
+
+    let (_, entries) = common::lifecycle::quarantine_list(&data);
+    let number = entries[0]["entry"].as_i64().unwrap().to_string();
+    let out = common::lifecycle::admin(&data, &["quarantine", "reject"], &["--entry", &number]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hub_attachments_held(&data), 0, "the rejected photo stays");
+}
+
+/// The attachments the hub holds: rows on PostgreSQL, files beside the embedded store.
+fn hub_attachments_held(data: &std::path::Path) -> usize {
+    if let Some(url) = hub_database(data) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM attachments", &[])
+            .unwrap()
+            .get(0);
+        return n as usize;
+    }
+    std::fs::read_dir(data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".attachments"))
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum()
+}

@@ -182,6 +182,24 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         attachments::read_chunk(self.path, id, &row, offset, max)
     }
 
+    fn drop_attachments_except(&mut self, record: Uuid, keep: &[Uuid]) -> Result<()> {
+        let held: Vec<Vec<u8>> = self
+            .tx
+            .prepare_cached("SELECT id FROM attachments WHERE record_id = ?1")?
+            .query_map([record.as_bytes()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in held {
+            if !keep.iter().any(|k| k.as_bytes() == id.as_slice()) {
+                self.tx
+                    .prepare_cached("DELETE FROM attachments WHERE id = ?1")?
+                    .execute([&id])?;
+                // Its file goes once the transaction is committed, as an erasure's.
+                self.erased = true;
+            }
+        }
+        Ok(())
+    }
+
     fn record(&mut self, id: Uuid, _for_update: bool) -> Result<Option<StoredRecord>> {
         let Some((rowid, kind, document)) = find_row(self.tx, id)? else {
             return Ok(None);
