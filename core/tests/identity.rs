@@ -1276,6 +1276,72 @@ fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
     assert!(supervisor.store.kind_of(case.id).is_err(), "imported");
 }
 
+/// A case the hub holds, which a phone lost later edited and passed to a colleague before it
+/// was revoked: the colleague's own edits made since are not held back for ever. Told that the
+/// case carries a revoked device's changes, the colleague's phone rebuilds it on the hub's
+/// version with its own edits (a field, a follow-up) and drops the lost phone's.
+#[test]
+fn a_colleagues_own_edits_reach_the_hub_past_a_revoked_phones_relayed_edit() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _, mut monitor, _) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        colleague.sync(&mut hub);
+    }
+    let case = monitor
+        .store
+        .create(&child(C01, NAME_C01, monitor.principal.user))
+        .unwrap();
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    assert!(colleague.store.kind_of(case.id).is_ok());
+    // The monitor's phone, offline, edits the case and passes it on; then it is lost.
+    let mut theirs: ChildCase = monitor.store.get(case.id).unwrap();
+    theirs.hours_per_week = 60;
+    theirs.notes = "Écrit par le voleur.".into();
+    let stolen_key = Uuid::now_v7();
+    theirs.followups.insert(
+        stolen_key,
+        FollowUp {
+            date: NaiveDate::from_ymd_opt(2026, 4, 3).unwrap(),
+            situation: FollowUpSituation::InSchool,
+            notes: String::new(),
+            next_due: None,
+        },
+    );
+    monitor.store.update(&theirs).unwrap();
+    peer(&mut monitor, &mut colleague).unwrap();
+    common::revoke(monitor.id());
+    // The colleague edits it on top.
+    let mut mine: ChildCase = colleague.store.get(case.id).unwrap();
+    mine.guardian = "Mère: Adjoua".into();
+    let my_key = Uuid::now_v7();
+    mine.followups.insert(
+        my_key,
+        FollowUp {
+            date: NaiveDate::from_ymd_opt(2026, 4, 5).unwrap(),
+            situation: FollowUpSituation::StillWorking,
+            notes: "Vu au champ.".into(),
+            next_due: None,
+        },
+    );
+    colleague.store.update(&mine).unwrap();
+
+    let summary = colleague.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let on_hub: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(on_hub.guardian, "Mère: Adjoua");
+    assert!(on_hub.followups.contains_key(&my_key));
+    assert!(!on_hub.followups.contains_key(&stolen_key));
+    assert_eq!(on_hub.hours_per_week, 12);
+    assert!(!on_hub.notes.contains("voleur"));
+    assert_eq!(colleague.store.get::<ChildCase>(case.id).unwrap(), on_hub);
+    // And it stays settled.
+    let again = colleague.sync(&mut hub);
+    assert_eq!(again.pending, 0, "{again:?}");
+}
+
 #[test]
 fn a_bundle_holds_only_records_every_recipient_may_read() {
     let dir = TempDir::new().unwrap();

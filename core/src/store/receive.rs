@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::storage::ReferenceCache;
 use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::Transaction;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
@@ -343,6 +343,180 @@ fn move_own_edits(
     // What the hub was known to hold may include the dropped changes: the next push sends what
     // it needs from the heads the hub sends back.
     sync_state::forget_hub_heads(tx, id)
+}
+
+/// A record the hub refuses because it carries changes of a device the hub revoked, which it
+/// never received from that device (`Refusal::AuthorRevoked`: a lost phone passed them on
+/// before it was lost): they will never be taken, and they would hold this device's own edits
+/// back for ever. The record is rebuilt on the version the hub holds, this device's own edits
+/// made since written again on it as one change of a new actor: each field (or each entry of
+/// a map: a follow-up, a referral, a hazard) an edit of its own set takes the value it has now;
+/// what only the revoked device's changes set is dropped. `false` when the hub holds nothing
+/// of the record this device knows of (a record the revoked device made: it stays, refused).
+pub(crate) fn drop_revoked_changes(
+    tx: &Transaction,
+    receiver: &mut Receiver,
+    cache: &ReferenceCache,
+    id: Uuid,
+) -> Result<bool> {
+    let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
+        return Ok(false);
+    };
+    let Some(hub) = sync_state::hub_heads(tx, id)? else {
+        return Ok(false);
+    };
+    let document = codec::load(id, &bytes)?;
+    if hub.is_empty()
+        || hub
+            .iter()
+            .any(|h| document.get_change_meta_by_hash(h).is_none())
+    {
+        return Ok(false);
+    }
+    let device = receiver.author.device;
+    // What this device's own changes past the hub's version set, field by field.
+    let mut set = BTreeSet::new();
+    for change in document.get_changes_meta(&hub) {
+        if doc::device_of_actor(&change.actor) == Some(device) {
+            changed_paths(
+                &doc::to_json(&document, Some(&change.deps)),
+                &doc::to_json(&document, Some(&[change.hash])),
+                &mut set,
+            );
+        }
+    }
+    let mut base = document.fork_at(&hub).map_err(|_| Error::DamagedDocument {
+        id,
+        reason: "the record's history could not be forked".into(),
+    })?;
+    if !set.is_empty() {
+        // The numbers of the dropped changes of this device's actor are never used again.
+        receiver.actor = new_actor(tx, device)?;
+        base.set_actor(receiver.actor.clone());
+        let mut json = doc::to_json(&base, None);
+        overlay(&mut json, &doc::to_json(&document, None), &set);
+        match kind {
+            RecordKind::Workplace => write_json::<Workplace>(&mut base, json, id, &hub, receiver)?,
+            RecordKind::Visit => write_json::<Visit>(&mut base, json, id, &hub, receiver)?,
+            RecordKind::ChildCase => write_json::<ChildCase>(&mut base, json, id, &hub, receiver)?,
+            RecordKind::User | RecordKind::Reference => return Ok(false),
+        }
+        let now = doc::attachments(&document);
+        for (key, _) in set
+            .iter()
+            .filter(|(key, _)| key.starts_with(doc::ATTACHMENT_PREFIX))
+        {
+            let entry_id = key.trim_start_matches(doc::ATTACHMENT_PREFIX);
+            match now.iter().find(|a| a.id.to_string() == entry_id) {
+                Some(entry) => doc::put_attachment(&mut base, entry, &receiver.author)?,
+                None => match Uuid::parse_str(entry_id) {
+                    Ok(gone) => doc::remove_attachment(&mut base, gone, &receiver.author)?,
+                    Err(_) => None,
+                },
+            };
+        }
+    }
+    save_document(
+        tx,
+        &receiver.local,
+        cache,
+        id,
+        kind,
+        Some(rowid),
+        &mut base,
+        &hub,
+    )?;
+    // What is left to push starts from the hub's version, which it holds.
+    sync_state::record_hub_heads(tx, id, &hub, None)?;
+    sync_state::mark_refused(tx, id, false)?;
+    Ok(true)
+}
+
+/// Where `after` differs from `before`: a root key, or an entry of a root map (a record's maps
+/// and sets: follow-ups, referrals, hazards...), so that one edit of an entry leaves the
+/// others as they are.
+fn changed_paths(
+    before: &serde_json::Value,
+    after: &serde_json::Value,
+    into: &mut BTreeSet<(String, Option<String>)>,
+) {
+    let empty = serde_json::Map::new();
+    let (b, a) = (
+        before.as_object().unwrap_or(&empty),
+        after.as_object().unwrap_or(&empty),
+    );
+    for key in b.keys().chain(a.keys()) {
+        let (old, new) = (b.get(key), a.get(key));
+        if old == new {
+            continue;
+        }
+        match (old, new) {
+            (Some(serde_json::Value::Object(o)), Some(serde_json::Value::Object(n)))
+                if !key.starts_with(doc::ATTACHMENT_PREFIX) =>
+            {
+                for entry in o.keys().chain(n.keys()) {
+                    if o.get(entry) != n.get(entry) {
+                        into.insert((key.clone(), Some(entry.clone())));
+                    }
+                }
+            }
+            _ => {
+                into.insert((key.clone(), None));
+            }
+        }
+    }
+}
+
+/// `json` with the values `now` holds at `paths` (`changed_paths`).
+fn overlay(
+    json: &mut serde_json::Value,
+    now: &serde_json::Value,
+    paths: &BTreeSet<(String, Option<String>)>,
+) {
+    let Some(map) = json.as_object_mut() else {
+        return;
+    };
+    for (key, entry) in paths {
+        let current = now.get(key);
+        match entry {
+            None => match current {
+                Some(value) => {
+                    map.insert(key.clone(), value.clone());
+                }
+                None => {
+                    map.remove(key);
+                }
+            },
+            Some(entry) => {
+                let slot = map
+                    .entry(key.clone())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let Some(inner) = slot.as_object_mut() {
+                    match current.and_then(|c| c.get(entry)) {
+                        Some(value) => {
+                            inner.insert(entry.clone(), value.clone());
+                        }
+                        None => {
+                            inner.remove(entry);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the record `json` holds onto `base` (at `heads`), as one change of the receiver.
+fn write_json<R: Record>(
+    base: &mut Automerge,
+    json: serde_json::Value,
+    id: Uuid,
+    heads: &[ChangeHash],
+    receiver: &Receiver,
+) -> Result<()> {
+    let record: R = doc::record_from_json(json, id, heads.to_vec())?;
+    doc::write_record(base, &record, &receiver.author)?;
+    Ok(())
 }
 
 /// Writes the record `document` holds now onto `base`, as one change, and its attachment

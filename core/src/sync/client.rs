@@ -88,6 +88,10 @@ pub struct SyncReport {
     pub quarantined: Vec<Uuid>,
     /// Records erased on the hub that this device held; they left it for good.
     pub erased: Vec<Uuid>,
+    /// Records the hub refused as carrying changes of a device it revoked, which it never
+    /// received from that device, rebuilt on the version the hub holds with this device's own
+    /// edits written again (`Refusal::AuthorRevoked`); they go in the next exchange.
+    pub rebuilt: Vec<Uuid>,
     /// Records holding changes another device made (a peer or a bundle brought them) that the
     /// hub has not received from that device yet: nothing to correct, they wait in the outbox
     /// for their author's device to sync (the hub took this device's own changes of them, if
@@ -344,6 +348,20 @@ fn apply_response(
                 sync_state::queue_behind(tx, *id)?;
                 sync_state::mark_refused(tx, *id, false)?;
             }
+            PushOutcome::Refused {
+                reason: Refusal::AuthorRevoked,
+                ..
+            } if crate::store::receive::drop_revoked_changes(
+                tx,
+                merging.receiver,
+                merging.cache,
+                *id,
+            )? =>
+            {
+                // Rebuilt on the hub's version without the revoked device's changes: this
+                // device's own edits go again in the next exchange.
+                report.rebuilt.push(*id);
+            }
             PushOutcome::Refused { reason, detail } => {
                 if *reason == Refusal::KindNotAllowed && sync_state::unqueue_unpushed(tx, *id)? {
                     continue;
@@ -489,7 +507,7 @@ fn holds_own_unsent(tx: &Transaction, device: Uuid, id: Uuid) -> Result<bool> {
     let known = sync_state::hub_heads(tx, id)?
         .unwrap_or_default()
         .into_iter()
-        .filter(|h| document.get_change_by_hash(h).is_some())
+        .filter(|h| document.get_change_meta_by_hash(h).is_some())
         .collect::<Vec<_>>();
     Ok(document
         .get_changes_meta(&known)
@@ -744,6 +762,7 @@ fn exchange_until_done(
         });
         let progressed = report.accepted > 0
             || report.received > 0
+            || !report.rebuilt.is_empty()
             || sent_whole_next
             || (newly_refused && summary.pending > set_behind);
         for (id, reason) in report.refused {
