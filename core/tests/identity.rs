@@ -1181,17 +1181,23 @@ fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
     );
 }
 
+/// `enrolled`, with a second monitor of C01 that every device's directory knows.
+fn enrolled_with_colleague(dir: &TempDir) -> (Store, Device, Device, Device) {
+    let (mut hub, mut supervisor, monitor, _) = enrolled(dir);
+    let mut colleague = Device::new(dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        colleague.sync(&mut hub);
+        supervisor.sync(&mut hub);
+    }
+    (hub, supervisor, monitor, colleague)
+}
+
 /// A record a peer brought, which the hub has not yet received from the device that made it,
 /// waits for that device: nothing to correct, told apart from a refusal, and still relayed.
 #[test]
 fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
     let dir = TempDir::new().unwrap();
-    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
-    for _ in 0..2 {
-        colleague.sync(&mut hub);
-        supervisor.sync(&mut hub);
-    }
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
     let case = monitor
         .store
         .create(&child(C01, NAME_C01, monitor.principal.user))
@@ -1219,11 +1225,7 @@ fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
 #[test]
 fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
     let dir = TempDir::new().unwrap();
-    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
-    for _ in 0..2 {
-        colleague.sync(&mut hub);
-    }
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
     let case = monitor
         .store
         .create(&child(C01, NAME_C01, monitor.principal.user))
@@ -1283,11 +1285,7 @@ fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
 #[test]
 fn a_colleagues_own_edits_reach_the_hub_past_a_revoked_phones_relayed_edit() {
     let dir = TempDir::new().unwrap();
-    let (mut hub, _, mut monitor, _) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
-    for _ in 0..2 {
-        colleague.sync(&mut hub);
-    }
+    let (mut hub, _, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
     let case = monitor
         .store
         .create(&child(C01, NAME_C01, monitor.principal.user))
