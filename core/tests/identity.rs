@@ -1340,6 +1340,41 @@ fn a_colleagues_own_edits_reach_the_hub_past_a_revoked_phones_relayed_edit() {
     assert_eq!(again.pending, 0, "{again:?}");
 }
 
+/// A phone whose user lost an area, still holding a record of it that waits for the hub, offers
+/// it to no peer: the peer would refuse it as outside the sender's scope and end the session,
+/// and nothing else would pass between them.
+#[test]
+fn a_record_outside_the_senders_scope_now_is_not_offered_and_the_session_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    let relayed = colleague
+        .store
+        .create(&child(C01, NAME_C01, colleague.principal.user))
+        .unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    // The monitor edits it on top (its own change waits for the colleague's), then moves.
+    let mut edited: ChildCase = monitor.store.get(relayed.id).unwrap();
+    edited.notes = "Revu.".into();
+    monitor.store.update(&edited).unwrap();
+    monitor.principal.areas = [C02.to_string()].into();
+    for _ in 0..2 {
+        monitor.sync(&mut hub);
+    }
+    supervisor.sync(&mut hub);
+    assert!(monitor.store.kind_of(relayed.id).is_ok(), "still waiting");
+    let own = monitor
+        .store
+        .create(&child(C02, "Aya Koné", monitor.principal.user))
+        .unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+    peer(&mut supervisor, &mut monitor).unwrap();
+    assert!(
+        supervisor.store.kind_of(own.id).is_ok(),
+        "the session went on"
+    );
+    assert!(supervisor.store.kind_of(relayed.id).is_err(), "offered");
+}
+
 #[test]
 fn a_bundle_holds_only_records_every_recipient_may_read() {
     let dir = TempDir::new().unwrap();

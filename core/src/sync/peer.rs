@@ -340,10 +340,16 @@ impl Store {
         &self,
         filter: &PeerScope,
         receiver: &Scope,
+        own: &Scope,
     ) -> Result<(NegentropyStorageVector, HashMap<[u8; 32], Uuid>)> {
         let mut storage = NegentropyStorageVector::new();
         let mut items = HashMap::new();
-        let allowed = self.ids_for(receiver)?;
+        // What both certificates cover: the receiver refuses a record outside the sender's
+        // (a record this device still holds after its user lost the area, waiting to go), and
+        // would end the session on it.
+        let mut allowed = self.ids_for(receiver)?;
+        let own = self.ids_for(own)?;
+        allowed.retain(|id| own.contains(id));
         // A record the hub refused is this phone's to correct: a peer could never send it on.
         let refused = store::sync_state::refused_ids(&self.conn)?;
         for (id, heads) in store::queries::heads_in(&self.conn, &filter.areas)? {
@@ -410,7 +416,7 @@ impl Store {
         let reference = self.reference();
         let theirs = peer.principal().scope(&reference);
         let ours = own.principal().scope(&reference);
-        let (storage, items) = self.peer_items(&session.filter, &theirs)?;
+        let (storage, items) = self.peer_items(&session.filter, &theirs, &ours)?;
         // negentropy takes 0 (no limit) or at least 4096.
         let frame_limit = (session.max_message_bytes as u64 / 2).max(4096);
         Ok(Authenticated {
