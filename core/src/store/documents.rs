@@ -511,7 +511,6 @@ fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds the index rows of one record from its document.
 /// Derives a stored record's fields as it is read or indexed: as any write does, unless the
 /// document has several heads (`Record::derive_merged`).
 pub(crate) fn derive_stored<R: Record>(
@@ -526,6 +525,7 @@ pub(crate) fn derive_stored<R: Record>(
     }
 }
 
+/// Rebuilds the index rows of one record from its document.
 fn index_document(
     tx: &Transaction,
     rowid: i64,

@@ -774,7 +774,8 @@ impl Store {
 
     /// Whether a document received from a peer or in a bundle may be merged: it lies in every
     /// one of `scopes` (`check_within`), and holds no change in this device's name that this
-    /// device lacks (`check_own_changes`).
+    /// device lacks (`check_own_changes`), nor one made on a device in `revoked` that it lacks
+    /// (`check_no_revoked_changes`).
     pub(super) fn check_received(
         &self,
         scopes: &[&Scope],
