@@ -117,6 +117,10 @@ pub struct SyncSummary {
     /// Records holding changes another device made (brought by a peer or a bundle) that wait
     /// for that device to sync: nothing to correct (ids).
     pub awaiting_author: Vec<String>,
+    /// Records that held changes of a device the hub revoked (a lost or stolen phone), brought
+    /// by a peer or a bundle: rebuilt on the hub's version with this device's own edits, the
+    /// revoked device's changes dropped (ids).
+    pub rebuilt: Vec<String>,
     /// Records erased on the hub (their copies left the device for good).
     pub erased: i64,
     /// Records whose changes the hub kept for review (the user lost their area); they left the
@@ -185,6 +189,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             clock_skewed: s.clock_skewed,
             pending: long(s.pending),
             awaiting_author: s.awaiting_author.iter().map(Uuid::to_string).collect(),
+            rebuilt: s.rebuilt.iter().map(Uuid::to_string).collect(),
             erased: long(s.erased.len()),
             quarantined: long(s.quarantined.len()),
             left_scope: long(s.left_scope.len()),

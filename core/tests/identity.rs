@@ -1328,6 +1328,8 @@ fn a_colleagues_own_edits_reach_the_hub_past_a_revoked_phones_relayed_edit() {
     let summary = colleague.sync(&mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0, "{summary:?}");
+    // The user is told which record lost the revoked phone's changes.
+    assert_eq!(summary.rebuilt, vec![case.id], "{summary:?}");
     let on_hub: ChildCase = hub.get(case.id).unwrap();
     assert_eq!(on_hub.guardian, "Mère: Adjoua");
     assert!(on_hub.followups.contains_key(&my_key));
@@ -1338,6 +1340,7 @@ fn a_colleagues_own_edits_reach_the_hub_past_a_revoked_phones_relayed_edit() {
     // And it stays settled.
     let again = colleague.sync(&mut hub);
     assert_eq!(again.pending, 0, "{again:?}");
+    assert!(again.rebuilt.is_empty(), "{again:?}");
 }
 
 /// A phone whose user lost an area, still holding a record of it that waits for the hub, offers

@@ -145,6 +145,10 @@ pub struct SyncSummary {
     /// Records waiting for the device that made some of their changes to sync
     /// (`SyncReport::awaiting_author`), at the end of the session.
     pub awaiting_author: Vec<Uuid>,
+    /// Records the hub refused as carrying changes of a device it revoked, rebuilt on the hub's
+    /// version with this device's own edits (`SyncReport::rebuilt`): what the revoked device
+    /// had changed in them is gone from this device.
+    pub rebuilt: Vec<Uuid>,
     pub left_scope: Vec<Uuid>,
     /// Every record the session removed from the store, with its kind and why.
     pub removed: Vec<RemovedRecord>,
@@ -803,6 +807,12 @@ fn exchange_until_done(
         summary.failed.extend(report.failed);
         summary.quarantined.extend(report.quarantined);
         summary.erased.extend(report.erased);
+        for id in &report.rebuilt {
+            summary.refused.retain(|(known, _)| known != id);
+            if !summary.rebuilt.contains(id) {
+                summary.rebuilt.push(*id);
+            }
+        }
         summary.left_scope.extend(report.left_scope);
         summary.removed.extend(report.removed);
         progress(&summary);
