@@ -37,6 +37,9 @@ pub enum Removal {
     Quarantined,
     /// The profile was wiped from this device (`Vault.wipe_user`, `wipe_all`).
     Wiped,
+    /// Its user gave up the changes the hub refused, and the hub holds nothing of it
+    /// (`VigieStore.discard_refused_changes`).
+    Discarded,
 }
 
 impl From<vigie_core::sync::Removal> for Removal {

@@ -4,6 +4,7 @@
 //! removed, one by one, to the change listeners.
 
 use crate::error::{Result, TransportError, VigieError};
+use crate::input;
 use crate::listeners::{ChangeSource, RecordChange, Removal, guarded};
 use crate::store::VigieStore;
 use std::cell::RefCell;
@@ -12,8 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{
-    AttachmentSummary, AttachmentSyncOptions, PeerScope, Recipient, Refusal, RefusalDetail,
-    RemovedRecord, SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
+    AttachmentSummary, AttachmentSyncOptions, Discarded, PeerScope, Recipient, Refusal,
+    RefusalDetail, RemovedRecord, SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
 };
 use vigie_core::{AreaFilter, DownloadPolicy, Store};
 
@@ -297,6 +298,35 @@ impl VigieStore {
     /// Records waiting to be sent to the hub.
     pub fn hub_outbox_len(&self) -> Result<i64> {
         self.with_store(|s| Ok(long(s.hub_outbox_len()?)))
+    }
+
+    /// Records whose changes the hub refused and has not taken since (ids): each sync summary
+    /// says why (`refused`); the user corrects them, or gives them up
+    /// (`discard_refused_changes`).
+    pub fn refused_records(&self) -> Result<Vec<String>> {
+        self.with_store(|s| Ok(s.refused_records()?.iter().map(Uuid::to_string).collect()))
+    }
+
+    /// Gives up the changes the hub refused in a record, when its user cannot correct them (a
+    /// step their role no longer allows; a record made on a phone since revoked): the record
+    /// goes back to the version the hub holds (`HUB_VERSION`), or leaves the device when the
+    /// hub holds nothing of it (`REMOVED`, told to the change listeners as `DISCARDED`), and
+    /// nothing of it waits for the hub. `NotAllowed` for a record the hub refused nothing of,
+    /// `NotFound` for one the store lacks; nothing changes then.
+    pub fn discard_refused_changes(&self, id: String) -> Result<Discarded> {
+        let id = input::id("id", &id)?;
+        let (kind, discarded) = self.with_store(|s| {
+            let kind = s.kind_of(id)?;
+            Ok((kind, s.discard_refused_changes(id)?))
+        })?;
+        let change = match discarded {
+            Discarded::HubVersion => RecordChange::of(id, kind, ChangeSource::Local),
+            Discarded::Removed => {
+                RecordChange::removed(id, kind, ChangeSource::Local, Removal::Discarded)
+            }
+        };
+        self.listeners.changed(&[change]);
+        Ok(discarded)
     }
 
     /// Bytes out: the next request for the hub. Send it with your own client, then pass the

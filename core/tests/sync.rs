@@ -641,12 +641,12 @@ fn a_push_past_the_hubs_time_for_one_request_is_answered_in_part_and_sent_again(
     assert_eq!(hub.count(RecordKind::ChildCase).unwrap(), 7);
 }
 
-#[test]
-fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = hub(&dir);
+/// A monitor's tablet rewrites, offline, a draft visit that the monitor's phone submitted and
+/// a supervisor validated meanwhile: the hub refuses the tablet's edit (checked here).
+fn stale_draft_refused(dir: &TempDir) -> (Store, Device, Device, Visit) {
+    let mut hub = hub(dir);
     let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut phone = device(&dir, "phone", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut phone = device(dir, "phone", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     // The same monitor's tablet.
     let tablet_store = Store::open(StoreConfig::new(
         dir.path().join("tablet.db"),
@@ -661,7 +661,7 @@ fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
         },
         store: tablet_store,
     };
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut supervisor = device(dir, "supervisor", Role::Supervisor, &["CI-R1"]);
     for d in [&mut phone, &mut tablet, &mut supervisor] {
         sync(d, &mut hub);
     }
@@ -697,7 +697,13 @@ fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
     let held: Visit = hub.get(draft.id).unwrap();
     assert_eq!(held.status, VisitStatus::Validated);
     assert_eq!(held.findings, draft.findings);
+    (hub, tablet, supervisor, draft)
+}
 
+#[test]
+fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut tablet, mut supervisor, draft) = stale_draft_refused(&dir);
     // Returned by the supervisor, the same change is taken, to be submitted again.
     sync(&mut supervisor, &mut hub);
     supervisor
@@ -717,6 +723,94 @@ fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
         (held.status, held.findings.as_str()),
         (VisitStatus::Returned, "RAS")
     );
+}
+
+/// A change its user cannot correct (the visit was validated meanwhile; a case assigned to
+/// someone the hub knows of no such user) is given up on the phone: the record goes back to
+/// the hub's version, or leaves the phone when the hub holds nothing of it, and nothing waits.
+#[test]
+fn a_refused_change_its_user_gives_up_leaves_the_hubs_version() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut tablet, mut supervisor, draft) = stale_draft_refused(&dir);
+    assert_eq!(tablet.store.refused_records().unwrap(), vec![draft.id]);
+    // Only a refused record's changes are given up this way.
+    match tablet.store.discard_refused_changes(draft.workplace_id) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("refused none"), "{rule}"),
+        other => panic!("discarding what the hub took gave {other:?}"),
+    }
+    assert!(matches!(
+        tablet.store.discard_refused_changes(Uuid::now_v7()),
+        Err(Error::NotFound { .. })
+    ));
+
+    assert_eq!(
+        tablet.store.discard_refused_changes(draft.id).unwrap(),
+        sync::Discarded::HubVersion
+    );
+    let held: Visit = hub.get(draft.id).unwrap();
+    assert_eq!(tablet.store.get::<Visit>(draft.id).unwrap(), held);
+    assert_eq!(held.status, VisitStatus::Validated);
+    let listed = tablet
+        .store
+        .visits(&VisitQuery::default(), Page::first(10))
+        .unwrap();
+    assert_eq!(
+        listed.iter().find(|v| v.id == draft.id).map(|v| v.status),
+        Some(VisitStatus::Validated),
+        "the list follows the record"
+    );
+    assert!(tablet.store.refused_records().unwrap().is_empty());
+    assert_eq!(tablet.store.hub_outbox_len().unwrap(), 0);
+    let summary = sync(&mut tablet, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+
+    // The record goes on with the hub: returned, edited on the tablet, taken.
+    supervisor
+        .store
+        .review_visit(
+            draft.id,
+            Review::Return {
+                comment: "Précisez le nombre d'enfants.".into(),
+            },
+        )
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+    sync(&mut tablet, &mut hub);
+    let mut returned: Visit = tablet.store.get(draft.id).unwrap();
+    assert_eq!(returned.status, VisitStatus::Returned);
+    returned.findings = "Trois enfants au séchage.".into();
+    tablet.store.update(&returned).unwrap();
+    let summary = sync(&mut tablet, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert_eq!(
+        hub.get::<Visit>(draft.id).unwrap().findings,
+        "Trois enfants au séchage."
+    );
+
+    // A new case the hub refused and holds nothing of leaves the phone.
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let stray = tablet
+        .store
+        .create(&child(c01, "Aya", Uuid::now_v7()))
+        .unwrap();
+    let summary = sync(&mut tablet, &mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(stray.id, Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    assert_eq!(
+        tablet.store.discard_refused_changes(stray.id).unwrap(),
+        sync::Discarded::Removed
+    );
+    assert!(tablet.store.kind_of(stray.id).is_err());
+    assert_eq!(tablet.store.count(RecordKind::ChildCase).unwrap(), 0);
+    let summary = sync(&mut tablet, &mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert!(hub.kind_of(stray.id).is_err());
 }
 
 #[test]

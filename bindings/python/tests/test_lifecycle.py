@@ -105,3 +105,37 @@ def test_a_revoked_device_raises_device_revoked_and_the_wipe_is_heard_of(env, tm
     # What the app does when told: the profile goes.
     vault.wipe_user(me.user_id)
     assert not vault.has_user(me.user_id)
+
+
+def test_a_refused_case_its_user_gives_up_leaves_the_phone_and_is_heard_of(env):
+    import uuid
+
+    monitor, token, _ = enrolled(env, "Giving Up Monitor", "community-monitor", C01.community)
+    with monitor:
+        # Assigned to someone the hub knows of no such user: refused, and no correction the
+        # monitor can make is the one they meant.
+        c = vigie.new_child_case("CI-L-0009", "Awa Traoré", vigie.Sex.FEMALE, C01, "2026-03-02", str(uuid.uuid4()))
+        c.estimated_age = 12
+        stray = monitor.create_child_case(c)
+        summary = monitor.sync_with(vigie.HubTransport(env.hub_url, token), None)
+        assert [(r.id, r.reason) for r in summary.refused] == [(stray.id, vigie.Refusal.STEP_NOT_ALLOWED())]
+        assert monitor.refused_records() == [stray.id]
+        try:
+            monitor.discard_refused_changes("not-a-uuid")
+            raise AssertionError("an id that is no UUID was taken")
+        except vigie.VigieError.Validation as e:
+            assert e.field == "id"
+        heard = Changes()
+        monitor.add_change_listener(heard)
+
+        assert monitor.discard_refused_changes(stray.id) == vigie.Discarded.REMOVED
+        assert heard.removed() == {(stray.id, vigie.RecordKind.CHILD_CASE, vigie.Removal.DISCARDED)}
+        assert monitor.refused_records() == []
+        assert monitor.hub_outbox_len() == 0
+        try:
+            monitor.discard_refused_changes(stray.id)
+            raise AssertionError("a record the store lacks was discarded")
+        except vigie.VigieError.NotFound:
+            pass
+        summary = monitor.sync_with(vigie.HubTransport(env.hub_url, token), None)
+        assert (summary.refused, summary.pending) == ([], 0)

@@ -359,6 +359,35 @@ pub(crate) fn drop_revoked_changes(
     cache: &ReferenceCache,
     id: Uuid,
 ) -> Result<bool> {
+    rebuild_on_hub_version(tx, receiver, cache, id, OwnEdits::WrittenAgain)
+}
+
+/// A record whose changes the hub refused, its user giving them up
+/// (`Store::discard_refused_changes`): back at the version the hub holds, every change the hub
+/// lacks dropped. `false` when the hub holds nothing of the record this device knows of.
+pub(crate) fn back_to_hub_version(
+    tx: &Transaction,
+    receiver: &mut Receiver,
+    cache: &ReferenceCache,
+    id: Uuid,
+) -> Result<bool> {
+    rebuild_on_hub_version(tx, receiver, cache, id, OwnEdits::Dropped)
+}
+
+/// What a record rebuilt on the hub's version keeps of this device's own changes past it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OwnEdits {
+    WrittenAgain,
+    Dropped,
+}
+
+fn rebuild_on_hub_version(
+    tx: &Transaction,
+    receiver: &mut Receiver,
+    cache: &ReferenceCache,
+    id: Uuid,
+    own: OwnEdits,
+) -> Result<bool> {
     let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
         return Ok(false);
     };
@@ -376,23 +405,29 @@ pub(crate) fn drop_revoked_changes(
     let device = receiver.author.device;
     // What this device's own changes past the hub's version set, field by field.
     let mut set = BTreeSet::new();
+    let mut own_past_hub = false;
     for change in document.get_changes_meta(&hub) {
         if doc::device_of_actor(&change.actor) == Some(device) {
-            changed_paths(
-                &doc::to_json(&document, Some(&change.deps)),
-                &doc::to_json(&document, Some(&[change.hash])),
-                &mut set,
-            );
+            own_past_hub = true;
+            if own == OwnEdits::WrittenAgain {
+                changed_paths(
+                    &doc::to_json(&document, Some(&change.deps)),
+                    &doc::to_json(&document, Some(&[change.hash])),
+                    &mut set,
+                );
+            }
         }
     }
     let mut base = document.fork_at(&hub).map_err(|_| Error::DamagedDocument {
         id,
         reason: "the record's history could not be forked".into(),
     })?;
-    if !set.is_empty() {
+    if own_past_hub {
         // The numbers of the dropped changes of this device's actor are never used again.
         receiver.actor = new_actor(tx, device)?;
         base.set_actor(receiver.actor.clone());
+    }
+    if !set.is_empty() {
         let mut json = doc::to_json(&base, None);
         overlay(&mut json, &doc::to_json(&document, None), &set);
         match kind {
@@ -426,7 +461,8 @@ pub(crate) fn drop_revoked_changes(
         &mut base,
         &hub,
     )?;
-    // What is left to push starts from the hub's version, which it holds.
+    // What is left to push starts from the hub's version, which it holds (nothing is left
+    // when the record is that version again).
     sync_state::record_hub_heads(tx, id, &hub, None)?;
     sync_state::mark_refused(tx, id, false)?;
     Ok(true)

@@ -272,6 +272,64 @@ impl Store {
     pub fn hub_pending(&self, id: Uuid) -> Result<bool> {
         sync_state::is_pending(&self.conn, id)
     }
+
+    /// The records held here whose changes the hub refused and has not taken since (each sync
+    /// summary says why: `SyncSummary::refused`), oldest id first.
+    pub fn refused_records(&self) -> Result<Vec<Uuid>> {
+        let mut ids: Vec<Uuid> = sync_state::refused_ids(&self.conn)?.into_iter().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Gives up the changes the hub refused in a record, when its user cannot correct them (a
+    /// step their role no longer allows, a record a lost phone made): the record goes back to
+    /// the version the hub holds, every change the hub lacks dropped, and nothing of it waits
+    /// for the hub any more; a record the hub holds nothing of leaves this device (what another
+    /// device made of it is asked for again, should the hub take it from that device). Only a
+    /// refused record: `NotAllowed` otherwise, nothing changed.
+    pub fn discard_refused_changes(&mut self, id: Uuid) -> Result<Discarded> {
+        self.kind_of(id)?;
+        let device = self.device_id();
+        self.receive(|merging| {
+            let tx = merging.tx;
+            if !sync_state::refused_ids(tx)?.contains(&id) {
+                return Err(Error::NotAllowed {
+                    rule: format!(
+                        "only changes the hub refused can be discarded, and it refused none of \
+                         record {id}"
+                    ),
+                });
+            }
+            if crate::store::receive::back_to_hub_version(tx, merging.receiver, merging.cache, id)?
+            {
+                return Ok(Discarded::HubVersion);
+            }
+            let from_elsewhere = match crate::store::find_row(tx, id)? {
+                Some((_, _, bytes)) => codec::load(id, &bytes).is_ok_and(|document| {
+                    document
+                        .get_changes_meta(&[])
+                        .iter()
+                        .any(|change| doc::device_of_actor(&change.actor) != Some(device))
+                }),
+                None => false,
+            };
+            erasure::forget_record(tx, id)?;
+            if from_elsewhere {
+                sync_state::mark_refetch(tx, id)?;
+            }
+            Ok(Discarded::Removed)
+        })
+    }
+}
+
+/// What `Store::discard_refused_changes` did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+pub enum Discarded {
+    /// Back at the version the hub holds.
+    HubVersion,
+    /// The hub holds nothing of it that this device knows of: it left the device.
+    Removed,
 }
 
 /// Whether `response` is a page of a walk of the device's whole scope from its start (a new

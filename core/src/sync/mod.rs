@@ -41,8 +41,8 @@ pub use attachments::{
 };
 pub use bundle::{BundleReport, Recipient, encode_bundle};
 pub use client::{
-    HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary, sync_through,
-    sync_with_hub,
+    Discarded, HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary,
+    sync_through, sync_with_hub,
 };
 pub use hub::{
     HubBundleReport, HubError, HubLimits, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as,

@@ -60,6 +60,32 @@ class LifecycleTest {
     }
 
     @Test
+    fun aRefusedCaseItsUserGivesUpLeavesThePhoneAndIsHeardOf() {
+        val (monitor, token, _) = enrolled("kt-giving-up-monitor", "community-monitor", community.community)
+        monitor.use {
+            // Assigned to someone the hub knows of no such user: refused.
+            val stray = monitor.createChildCase(
+                newChildCase("CI-L-0009", "Awa Traoré", Sex.FEMALE, community, "2026-03-02", java.util.UUID.randomUUID().toString())
+                    .apply { estimatedAge = 12 },
+            )
+            val summary = monitor.syncWith(HubHttpTransport(Env.hubUrl, token), null)
+            assertEquals(listOf(stray.id to Refusal.StepNotAllowed), summary.refused.map { it.id to it.reason })
+            assertEquals(listOf(stray.id), monitor.refusedRecords())
+            val heard = Heard()
+            monitor.addChangeListener(heard)
+
+            assertEquals(Discarded.REMOVED, monitor.discardRefusedChanges(stray.id))
+            assertEquals(setOf(Triple(stray.id, RecordKind.CHILD_CASE, Removal.DISCARDED)), heard.removed())
+            assertTrue(monitor.refusedRecords().isEmpty())
+            assertEquals(0L, monitor.hubOutboxLen())
+            assertFailsWith<VigieException.NotFound> { monitor.discardRefusedChanges(stray.id) }
+            val after = monitor.syncWith(HubHttpTransport(Env.hubUrl, token), null)
+            assertTrue(after.refused.isEmpty(), "$after")
+            assertEquals(0L, after.pending)
+        }
+    }
+
+    @Test
     fun aLostAreaIsHeardOfRecordByRecord() {
         val (monitor, token, user) = enrolled("kt-moving-monitor", "community-monitor", community.community)
         monitor.use {
