@@ -272,6 +272,42 @@ fn a_user_with_areas_gets_a_new_record_outside_them_refused_not_kept() {
     assert!(monitor.has(elsewhere));
 }
 
+/// A case erased on request before the hub ever held it (`vigie erase` of the id a phone
+/// reported, while that phone was offline): the phone that made it is told so when it pushes
+/// it, and lets it go; a device outside its area pushing that id learns nothing.
+#[test]
+fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
+    const NAME: &str = "Mariam Diallo";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let mut elsewhere = Device::new(dir.path(), "elsewhere", Role::CommunityMonitor, &[C02]);
+    monitor.sync(&mut hub);
+    elsewhere.sync(&mut hub);
+    let id = create(&mut monitor, C01, NAME);
+    let old = monitor.store.export_document(id).unwrap();
+    let erased = hub
+        .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, id))
+        .unwrap();
+    assert!(erased.is_empty(), "the hub held nothing of it");
+
+    // Under its id, from a device that may not make it there: the same answer as any id.
+    assert!(elsewhere.store.merge_document(id, &old).unwrap());
+    let summary = elsewhere.sync(&mut hub);
+    assert!(summary.erased.is_empty(), "{summary:?}");
+    assert!(elsewhere.has(id));
+
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.erased, vec![id], "{summary:?}");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(!monitor.has(id) && !monitor.files_hold(NAME));
+    assert!(hub.kind_of(id).is_err());
+    // And it does not come back to that phone from a copy.
+    assert!(!monitor.store.merge_document(id, &old).unwrap());
+}
+
 #[test]
 fn erased_content_never_comes_back_under_any_id() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

@@ -894,9 +894,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 // Not a success a script may take for one: the id may be mistyped, and the
                 // case meant still on the hub.
                 return Err(
-                    "no record with this id on the hub: nothing was erased, and a \
-                            tombstone now stops it from coming (back) from any device; check \
-                            the id if a case was meant"
+                    "no record with this id on the hub: nothing was erased here, and a \
+                            tombstone now stops it from coming (back) from any device (a phone \
+                            holding it lets it go when it next syncs); check the id if a case \
+                            the hub holds was meant"
                         .into(),
                 );
             };

@@ -1233,8 +1233,9 @@ impl Refused {
 /// id were new, with one exception: bytes that would create a record get `OutOfScope`, the
 /// same refusal as a record filed outside the scope. So the sender learns neither whether the
 /// id exists nor of which kind, unless it proves it held the record: changes built on the
-/// stored history are kept for review (`Quarantined`), and changes carrying erased history are
-/// answered `Erased`.
+/// stored history are kept for review (`Quarantined`), and changes carrying erased history, or
+/// a record the sender may make under an id erased before the hub ever held it, are answered
+/// `Erased`.
 #[allow(clippy::too_many_arguments)]
 fn accept_push(
     tx: &mut dyn HubTransaction,
@@ -1291,6 +1292,13 @@ fn accept_push(
                     ..
                 }) if !erased && quarantine_new(tx, &rules, entry)? => Ok(PushOutcome::Quarantined),
                 New::Refused(outcome) => Ok(outcome),
+                // Erased before the hub ever held it (a case a phone reported, erased on
+                // request while that phone was offline; its tombstone names no history): the
+                // device holding it, a record it may make, lets it go. The id of a record the
+                // hub held and erased gets the answer of any id the sender cannot see.
+                New::Acceptable { .. } if erased && tx.erased_roots(entry.id)?.is_empty() => {
+                    Ok(PushOutcome::Erased)
+                }
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
                     mut document,
