@@ -813,6 +813,72 @@ fn a_refused_change_its_user_gives_up_leaves_the_hubs_version() {
     assert!(hub.kind_of(stray.id).is_err());
 }
 
+/// A supervisor's tablet, offline, verifies a child withdrawn, then finds the child working
+/// again and reopens the case: each step was allowed on the tablet, and the hub, which sees
+/// them as one write, takes it (the verification date stays). Going back without the
+/// verification is refused on the tablet as at the hub.
+#[test]
+fn a_case_verified_then_reopened_offline_is_taken_by_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    for d in [&mut monitor, &mut supervisor] {
+        sync(d, &mut hub);
+    }
+    let user = monitor.principal.user;
+    let mut ids = Vec::new();
+    for name in ["Adjoa", "Koffi"] {
+        let case = monitor
+            .store
+            .create(&child(c01.clone(), name, user))
+            .unwrap();
+        let referral = Referral {
+            service: ServiceKind::Education,
+            provider: "École primaire publique".into(),
+            date: NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+            outcome: String::new(),
+        };
+        monitor.store.refer_case(case.id, referral).unwrap();
+        monitor
+            .store
+            .transition_case(case.id, CaseStatus::ReceivingServices)
+            .unwrap();
+        ids.push(case.id);
+    }
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+
+    let verified = NaiveDate::from_ymd_opt(2026, 5, 15).unwrap();
+    supervisor
+        .store
+        .transition_case_on(ids[0], CaseStatus::Withdrawn, verified)
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(ids[0], CaseStatus::Identified)
+        .unwrap();
+    // Straight back, with no verification: refused here, as the hub would.
+    let mut back: ChildCase = supervisor.store.get(ids[1]).unwrap();
+    back.status = CaseStatus::Identified;
+    match supervisor.store.update(&back) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("verification"), "{rule}"),
+        other => panic!("going back without a verification gave {other:?}"),
+    }
+
+    let summary = sync(&mut supervisor, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let held: ChildCase = hub.get(ids[0]).unwrap();
+    assert_eq!(held.status, CaseStatus::Identified);
+    assert_eq!(held.remediated_on, Some(verified));
+    assert_eq!(
+        hub.get::<ChildCase>(ids[1]).unwrap().status,
+        CaseStatus::ReceivingServices
+    );
+}
+
 #[test]
 fn peers_sync_directly_and_bundles_travel_whole() {
     let dir = TempDir::new().unwrap();

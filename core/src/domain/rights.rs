@@ -259,20 +259,36 @@ fn reopens(from: CaseStatus, to: CaseStatus) -> bool {
 }
 
 /// The stage a write's forward steps start from: `from`, or identified when the write reopens
-/// the case first (a case reopened and referred again offline holds both steps). A write goes
-/// back only from where it starts: a referred case is not reopened through withdrawn.
+/// the case (a case reopened and referred again offline holds both steps). The reopening may
+/// follow forward steps of the same write: a supervisor offline verifies a child withdrawn,
+/// then finds the child working again; each step was allowed on the tablet, and the hub sees
+/// them as one write. Reopening stays a step only a role allowed to reopen takes.
 fn case_start(role: Role, from: CaseStatus, to: CaseStatus) -> Option<CaseStatus> {
-    let forward: Vec<_> = case_edges(role)
-        .iter()
-        .copied()
-        .filter(|(a, b)| !reopens(*a, *b))
-        .collect();
+    let forward = forward_case_edges(role);
     if reachable(&forward, from, to) {
         return Some(from);
     }
-    let reopen = (from, CaseStatus::Identified);
-    (case_edges(role).contains(&reopen) && reachable(&forward, CaseStatus::Identified, to))
-        .then_some(CaseStatus::Identified)
+    let reopened = case_edges(role)
+        .iter()
+        .any(|(a, b)| reopens(*a, *b) && reachable(&forward, from, *a));
+    (reopened && reachable(&forward, CaseStatus::Identified, to)).then_some(CaseStatus::Identified)
+}
+
+/// Whether a write takes a case from `from` forward to withdrawn, prevented or closed, then
+/// reopens it (`case_start`): the verification on the way leaves its date on the record.
+fn verifies_then_reopens(role: Role, from: CaseStatus, to: CaseStatus) -> bool {
+    case_start(role, from, to) == Some(CaseStatus::Identified)
+        && !reachable(&forward_case_edges(role), from, to)
+        && !case_edges(role).contains(&(from, CaseStatus::Identified))
+}
+
+/// The case status changes `role` may make that do not reopen the case.
+fn forward_case_edges(role: Role) -> Vec<(CaseStatus, CaseStatus)> {
+    case_edges(role)
+        .iter()
+        .copied()
+        .filter(|(a, b)| !reopens(*a, *b))
+        .collect()
 }
 
 /// Whether a case status change is made by a supervisor's step only (the rule names it).
@@ -374,6 +390,13 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
                 return Ok(());
             }
             check_case_status(role, *from, *to, *has_referral)?;
+            if *tracking == Tracking::Unverified && verifies_then_reopens(role, *from, *to) {
+                return Err(not_allowed(format!(
+                    "a case goes back from {} to identified only through its verification, \
+                     which records its verification date (remediated_on)",
+                    from.as_str()
+                )));
+            }
             check_case_facts(*to, *tracking)
         }
         Step::ReferralAdded => Ok(()),
