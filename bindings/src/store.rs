@@ -297,14 +297,6 @@ impl VigieStore {
         self.get(&id)
     }
 
-    pub fn create_user(&self, user: User) -> Result<User> {
-        self.create(user)
-    }
-
-    pub fn update_user(&self, user: User) -> Result<User> {
-        self.update(user)
-    }
-
     pub fn get_user(&self, id: String) -> Result<User> {
         self.get(&id)
     }

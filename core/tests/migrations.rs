@@ -49,7 +49,9 @@ struct Fixture {
 /// Writes the records in a current store and takes their documents out of it.
 fn make_documents(dir: &Path) -> Fixture {
     let path = dir.join("source.db");
-    let mut store = Store::open(config(&path)).expect("open the source store");
+    // A hub's store: the user record came from the hub, which alone writes users.
+    let mut store = Store::open(config(&path).role(vigie_core::store::StoreRole::Hub))
+        .expect("open the source store");
     let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
 
     let user = store

@@ -146,3 +146,21 @@ fn workflow_calls_act_with_the_role_the_hub_gave() {
         other => panic!("expected NotAllowed, got {other:?}"),
     }
 }
+
+/// A phone never writes user records, even before it knows its role: the hub would refuse
+/// them, and a user written there would stay on the phone, read as real.
+#[test]
+fn a_phone_that_never_synced_writes_no_user_record() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "never-synced.db");
+    assert!(store.user_profile().unwrap().is_none());
+    match store.create(&User::new("Admin", Role::Supervisor, &["CI-R1"])) {
+        Err(Error::NotAllowed { rule }) => {
+            assert!(rule.contains("administrator"), "{rule}");
+            assert!(!rule.contains("Admin "), "{rule}");
+        }
+        other => panic!("a user written on a phone gave {other:?}"),
+    }
+    assert_eq!(store.count(RecordKind::User).unwrap(), 0);
+    assert_eq!(store.hub_outbox_len().unwrap(), 0);
+}

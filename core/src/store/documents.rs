@@ -89,6 +89,7 @@ pub(crate) fn insert_new<R: Record>(
     record: &R,
 ) -> Result<R> {
     refuse_reference::<R>()?;
+    refuse_user_on_device::<R>(write)?;
     let (reference, acting) = (&*write.reference, write.acting.as_ref());
     let mut record = record.clone();
     if record.id().is_nil() {
@@ -156,6 +157,7 @@ pub(crate) fn update_in<R: Record>(
     record: &R,
 ) -> Result<R> {
     refuse_reference::<R>()?;
+    refuse_user_on_device::<R>(write)?;
     let (reference, acting) = (&write.reference, write.acting.as_ref());
     let mut record = record.clone();
     let id = record.id();
@@ -331,6 +333,19 @@ fn refuse_reference<R: Record>() -> Result<()> {
     if R::KIND == RecordKind::Reference {
         return Err(not_by_record_writes());
     }
+    Ok(())
+}
+
+/// A device never writes user records, whether it knows its role or not: the hub takes them
+/// from its administrator only, and a user written on a phone that never synced would stay
+/// there, read as real, while the hub refused it.
+fn refuse_user_on_device<R: Record>(write: &LocalWrite<'_>) -> Result<()> {
+    if R::KIND != RecordKind::User || !write.ctx.on_device {
+        return Ok(());
+    }
+    // The rule's words are the matrix's, whichever role the device would have.
+    let step = crate::domain::rights::Step::Administration(RecordKind::User);
+    crate::domain::rights::check_step(crate::domain::codes::Role::Supervisor, Uuid::nil(), &step)?;
     Ok(())
 }
 
