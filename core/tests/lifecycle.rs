@@ -308,6 +308,43 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     assert!(!monitor.store.merge_document(id, &old).unwrap());
 }
 
+/// A community taken out of the area tree (merged, split, renamed): the user whose areas name
+/// it covers nothing there any more, as the hub judges; its records leave her phone at the
+/// next sync, after what she has pending is pushed (kept for review), as after a change of
+/// her areas.
+#[test]
+fn a_community_taken_out_of_the_area_tree_leaves_the_phone() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let untouched = create(&mut monitor, C01, "Fatou Koné");
+    let edited = create(&mut monitor, C01, "Awa Traoré");
+    monitor.sync(&mut hub);
+    let mut c: ChildCase = monitor.store.get(edited).unwrap();
+    c.notes = "Vue au marché.".into();
+    monitor.store.update(&c).unwrap();
+
+    let mut tree: serde_json::Value =
+        serde_json::from_str(include_str!("../../reference/areas-CI.json")).unwrap();
+    let district = tree["administrative_areas"]["children"][0]["children"][0]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(district["code"], "CI-R1-D1");
+    district["children"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|community| community["code"] != C01);
+    let file = ReferenceFile::parse(&tree.to_string()).unwrap();
+    hub.publish_reference(&file.key, file.content).unwrap();
+
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.quarantined, vec![edited], "{summary:?}");
+    assert_eq!(left(&summary), vec![untouched], "{summary:?}");
+    assert!(!monitor.has(untouched) && !monitor.has(edited));
+    assert!(!monitor.files_hold("Fatou Koné"));
+    assert_eq!(summary.pending, 0, "{summary:?}");
+}
+
 #[test]
 fn erased_content_never_comes_back_under_any_id() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

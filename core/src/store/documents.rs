@@ -1125,7 +1125,7 @@ pub(crate) fn reference_in(cache: &ReferenceCache, conn: &Connection) -> Arc<Ref
 
 /// See `ReferenceMarker`. `kind = 5` is spelled out so that SQLite uses the partial index
 /// `records_reference` (schema 7).
-fn reference_marker(conn: &Connection) -> Result<ReferenceMarker> {
+pub(crate) fn reference_marker(conn: &Connection) -> Result<ReferenceMarker> {
     Ok(conn
         .prepare_cached("SELECT count(*), coalesce(max(last_seq), 0) FROM records WHERE kind = 5")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)

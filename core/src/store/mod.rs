@@ -56,7 +56,7 @@ pub fn open_keyed_connection(
 
 pub(crate) use documents::{
     Merged, PreparedMerge, TypedRecord, commit_merge, find_row, merge_document, prepare_received,
-    reference_in, save_document, whole_document,
+    reference_in, reference_marker, save_document, whole_document,
 };
 
 use crate::doc::{self, ChangeAuthor, Conflict, HistoryEntry};

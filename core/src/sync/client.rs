@@ -448,6 +448,8 @@ fn apply_response(
         .iter()
         .map(|entry| (entry.id, &entry.changes[..]))
         .collect();
+    let profile_before = sync_state::user_profile(tx)?;
+    let reference_before = crate::store::reference_marker(tx)?;
     merging.merge_each(&pulled, |merging, i, merged| {
         let PullEntry { id, hub_heads, .. } = &response.records[i];
         after_pulled(merging, *id, merged, hub_heads, refetching, &mut report)
@@ -477,6 +479,16 @@ fn apply_response(
         apply_profile(tx, device, user, profile, || {
             crate::store::reference_in(merging.cache, tx)
         })?;
+    }
+    // A new area tree may cover less of the same areas (a community taken out, merged,
+    // renamed): a code no tree holds covers nothing, and the hub treats it so.
+    // (A profile that changed in this answer was judged under the new tree already.)
+    if let Some(known) =
+        profile_before.filter(|known| response.profile.as_ref().is_none_or(|p| p == known))
+        && crate::store::reference_marker(tx)? != reference_before
+    {
+        let reference = crate::store::reference_in(merging.cache, tx);
+        mark_outside_scope(tx, device, user, &known, &reference)?;
     }
     remove_left(tx, &mut report)?;
     if response.reoffer {
@@ -542,21 +554,32 @@ fn apply_profile(
         return Ok(());
     }
     if known.is_some() {
-        let reference = reference();
-        let scope = Principal {
-            device,
-            user,
-            role: profile.role,
-            areas: profile.areas.iter().cloned().collect(),
-        }
-        .scope(&reference);
-        for row in queries::records_with_area(tx)? {
-            if !scope.receives(row.kind, Some(&row.area)) {
-                sync_state::mark_left(tx, row.id)?;
-            }
-        }
+        mark_outside_scope(tx, device, user, profile, &reference())?;
     }
     sync_state::set_user_profile(tx, profile)
+}
+
+/// Marks every record the scope of `profile` does not cover under `reference` as leaving.
+fn mark_outside_scope(
+    tx: &Transaction,
+    device: Uuid,
+    user: Uuid,
+    profile: &UserProfile,
+    reference: &ReferenceData,
+) -> Result<()> {
+    let scope = Principal {
+        device,
+        user,
+        role: profile.role,
+        areas: profile.areas.iter().cloned().collect(),
+    }
+    .scope(reference);
+    for row in queries::records_with_area(tx)? {
+        if !scope.receives(row.kind, Some(&row.area)) {
+            sync_state::mark_left(tx, row.id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether the record holds a change made on this device that the hub is not known to hold
