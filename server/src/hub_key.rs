@@ -38,6 +38,17 @@ pub enum KeyError {
     Missing { hub: String, file: PathBuf },
     #[error("wrong key for this hub (the key given does not open it)")]
     Wrong,
+    /// The key does not open the file as it reads with its write-ahead log: the key is wrong,
+    /// or the log is another moment's (a backup restored beside a crashed hub's log).
+    #[error(
+        "wrong key for this hub, or {} belongs to another copy of {} (a backup restored \
+         beside the log of the hub that stopped?): if the key is right, move every -wal and \
+         -shm file out of the data directory, copy the backup's files in again (opening them \
+         beside another copy's log may have changed them), and try again",
+        wal.display(),
+        file.display()
+    )]
+    WrongOrForeignLog { file: PathBuf, wal: PathBuf },
     #[error(
         "this hub is not encrypted: open it with --unencrypted (and no key), or keep the key \
          away from it"

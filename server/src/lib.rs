@@ -272,9 +272,10 @@ fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
     make_data_dir(data)?;
     let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
+    let log = log_beside(data, "hub.db");
     match Store::open(config) {
         Ok(store) => Ok(store),
-        Err(vigie_core::Error::WrongKeyOrNotAStore) => Err(KeyError::Wrong.into()),
+        Err(vigie_core::Error::WrongKeyOrNotAStore) => Err(wrong_key(data, "hub.db", log).into()),
         Err(e) => Err(access_problem(data).unwrap_or(e.into())),
     }
 }
@@ -282,10 +283,30 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
 pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, HubOpenError> {
     make_data_dir(data)?;
+    let log = log_beside(data, "devices.db");
     match Registry::open(&data.join("devices.db"), encryption) {
         Ok(registry) => Ok(registry),
-        Err(AuthError::WrongKey) => Err(KeyError::Wrong.into()),
+        Err(AuthError::WrongKey) => Err(wrong_key(data, "devices.db", log).into()),
         Err(e) => Err(access_problem(data).unwrap_or(e.into())),
+    }
+}
+
+/// The write-ahead log beside `name` in `data`, if one holds something. Looked at before the
+/// file is opened: SQLite may remove the log when the failed connection closes.
+fn log_beside(data: &Path, name: &str) -> Option<std::path::PathBuf> {
+    let wal = data.join(format!("{name}-wal"));
+    wal.metadata().is_ok_and(|m| m.len() > 0).then_some(wal)
+}
+
+/// A key that does not open `name` in `data`: said to be wrong, unless a write-ahead log lay
+/// beside the file, which may be another moment's.
+fn wrong_key(data: &Path, name: &str, log: Option<std::path::PathBuf>) -> KeyError {
+    match log {
+        Some(wal) => KeyError::WrongOrForeignLog {
+            file: data.join(name),
+            wal,
+        },
+        None => KeyError::Wrong,
     }
 }
 

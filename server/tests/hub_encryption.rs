@@ -199,6 +199,60 @@ fn an_unencrypted_hub_only_when_asked_and_told_apart_from_an_encrypted_one() {
     assert!(stderr(&out).contains("is encrypted"), "{}", stderr(&out));
 }
 
+/// A backup restored beside the write-ahead log of a hub that was killed: the right key does
+/// not open the pair, and the error says the log may be another copy's, not only that the key
+/// is wrong (an operator told so would take every backup for lost); with the log moved aside,
+/// the backup opens.
+#[test]
+fn a_backup_restored_beside_a_killed_hubs_log_is_not_only_a_wrong_key() {
+    let Some((dir, data)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
+    let data_arg = data.to_str().unwrap();
+    let mut hub = Hub::start(&data);
+    let backup = dir.path().join("backup");
+    vigie(&[
+        "backup",
+        "--data",
+        data_arg,
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    let _device = sync_names(dir.path(), &hub);
+    hub.kill();
+    let wal = data.join("hub.db-wal");
+    assert!(wal.metadata().is_ok_and(|m| m.len() > 0), "no log left");
+    for file in ["hub.db", "devices.db"] {
+        std::fs::copy(backup.join(file), data.join(file)).unwrap();
+    }
+
+    let out = std::process::Command::new(BIN)
+        .args(["user", "list", "--data", data_arg])
+        .env("RUST_LOG", "warn")
+        .env_remove("VIGIE_HUB_KEY")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "the backup opened with another copy's log"
+    );
+    assert!(err.contains(".db-wal belongs to another copy"), "{err}");
+    assert!(err.contains("copy the backup's files in again"), "{err}");
+    for log in [
+        "hub.db-wal",
+        "hub.db-shm",
+        "devices.db-wal",
+        "devices.db-shm",
+    ] {
+        let _ = std::fs::rename(data.join(log), dir.path().join(log));
+    }
+    for file in ["hub.db", "devices.db"] {
+        std::fs::copy(backup.join(file), data.join(file)).unwrap();
+    }
+    vigie(&["user", "list", "--data", data_arg]);
+}
+
 #[test]
 fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
     let Some((dir, data)) = embedded_hub() else {
