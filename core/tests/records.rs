@@ -141,6 +141,20 @@ fn invalid_records_name_the_field_and_store_nothing() {
         "ended_at"
     );
 
+    // The children a visit identified are child cases: not a workplace, not an empty id.
+    let mut bad = visit(&w, user);
+    bad.children_identified.insert(w.id);
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "children_identified"
+    );
+    let mut bad = visit(&w, user);
+    bad.children_identified.insert(Uuid::nil());
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "children_identified"
+    );
+
     // A year typed as 0025, or an empty date picker's 0000-01-01: no event is that old.
     let mut bad = visit(&w, user);
     bad.started_at = at(25, 3, 2, 8);

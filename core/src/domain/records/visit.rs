@@ -198,7 +198,13 @@ impl Record for Visit {
     }
 
     fn references(&self) -> Vec<super::Reference> {
-        vec![("workplace_id", self.workplace_id, RecordKind::Workplace)]
+        let mut references = vec![("workplace_id", self.workplace_id, RecordKind::Workplace)];
+        references.extend(
+            self.children_identified
+                .iter()
+                .map(|id| ("children_identified", *id, RecordKind::ChildCase)),
+        );
+        references
     }
 
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
@@ -208,6 +214,12 @@ impl Record for Visit {
         }
         if self.visitor_id.is_nil() {
             return Err(ValidationError::new("visitor_id", "must be set"));
+        }
+        if self.children_identified.contains(&Uuid::nil()) {
+            return Err(ValidationError::new(
+                "children_identified",
+                "must name child cases (no empty id)",
+            ));
         }
         self.area.validate("area")?;
         reference.check_area(
