@@ -236,12 +236,21 @@ impl VigieStore {
     }
 
     /// Checkpoints and closes the file now. Any later call raises `Storage`. Releasing the
-    /// object does the same. A store whose profile was wiped (by the app, or on the hub's
-    /// revocation) is closed already: closing it is not an error.
+    /// object does the same. Closing a closed store does nothing, as for a file: a store closed
+    /// already, or whose profile was wiped (by the app, or on the hub's revocation).
     pub fn close_store(&self) -> Result<()> {
         let store = {
             match self.with_store(|_| Ok(())) {
                 Err(VigieError::ProfileWiped { .. }) => return Ok(()),
+                Err(VigieError::Storage { .. })
+                    if self
+                        .store
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_none() =>
+                {
+                    return Ok(());
+                }
                 other => other?,
             }
             self.store

@@ -160,3 +160,17 @@ def test_printed_records_show_their_fields():
     text = repr([refused])
     assert "0195a1b2-0000-7000-8000-000000000001" in text, text
     assert "OUT_OF_SCOPE" in text, text
+    # And the values an enum's variant carries (a conflict's values, an area filter).
+    text = repr([vigie.FieldValue.TEXT("Champ Kouassi"), vigie.AreaFilter.COMMUNITY("CI-R1-D1-C01")])
+    assert "Champ Kouassi" in text and "CI-R1-D1-C01" in text, text
+
+
+def test_closing_a_closed_store_does_nothing(tmp_path):
+    with vigie.open_unencrypted_store(str(tmp_path / "closed.db"), "0195a1b2-0000-7000-8000-0000000000aa", None) as store:
+        store.close_store()
+        store.close_store()
+    try:
+        store.count(vigie.RecordKind.CHILD_CASE)
+        raise AssertionError("a closed store answered")
+    except vigie.VigieError.Storage:
+        pass

@@ -70,4 +70,20 @@ for _module in (_ffi_core, _ffi_calls):
         ):
             _class.__repr__ = _class.__str__
 
+# Variants of enums that carry values (``FieldValue.TEXT``, ``AreaFilter.COMMUNITY``) print as
+# ``FieldValue.TEXT()`` too: the values of a conflict did not show. The same fix.
+for _module in (_ffi_core, _ffi_calls):
+    for _name in _module.__all__:
+        _enum = getattr(_module, _name)
+        if not isinstance(_enum, type) or issubclass(_enum, BaseException):
+            continue
+        for _variant in list(vars(_enum).values()):
+            if (
+                isinstance(_variant, type)
+                and _variant is not _enum
+                and issubclass(_variant, _enum)
+                and _variant.__str__ is not object.__str__
+            ):
+                _variant.__repr__ = _variant.__str__
+
 __all__ = [*_core, *_calls, "HubTransport"]
