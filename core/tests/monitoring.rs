@@ -1974,7 +1974,16 @@ fn csv_export_is_pseudonymised_by_default() {
     let (_, rows) = read_csv(&out.join("follow_ups.csv"));
     assert_eq!(rows.len(), 1);
 
-    // JSON: the same tables, no personal data either.
+    // JSON: the same tables, no personal data either; not beside the CSV export, whose files
+    // would go wherever the directory is shared.
+    let rule = not_allowed(as_role(&mut store, Role::Inspector).export_to_dir(
+        &out,
+        ExportFormat::Json,
+        ExportOptions::default(),
+    ));
+    assert!(rule.contains("child_cases.csv"), "{rule}");
+    assert!(!out.join("child_cases.json").exists());
+    let out = out.with_extension("json");
     let paths = as_role(&mut store, Role::Inspector)
         .export_to_dir(&out, ExportFormat::Json, ExportOptions::default())
         .unwrap();

@@ -323,6 +323,26 @@ impl Store {
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
         let tables = self.export_tables(options)?;
+        // A table exported before in the other format would stay beside this export, and go
+        // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
+        let other = match format {
+            ExportFormat::Csv => "json",
+            ExportFormat::Json => "csv",
+        };
+        let left: Vec<String> = tables
+            .iter()
+            .map(|table| format!("{}.{other}", table.name))
+            .filter(|name| dir.join(name).symlink_metadata().is_ok())
+            .collect();
+        if !left.is_empty() {
+            return Err(Error::NotAllowed {
+                rule: format!(
+                    "the directory holds files of another export ({}): move them out, or \
+                     export into a new directory",
+                    left.join(", ")
+                ),
+            });
+        }
         if !dir.exists() {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
