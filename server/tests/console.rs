@@ -1558,6 +1558,15 @@ fn the_case_search_finds_a_case_by_its_code() {
         c.case_code = format!("CI-R1-D1-C01-00000{}", n + 4);
         ids.push(mine.store.create(&c).expect("case").id);
     }
+    // More cases, listed before those (the search went through the first 500 only).
+    let later: Vec<_> = (0..vigie_core::Page::MAX_LIMIT)
+        .map(|n| {
+            let mut c = child(area(C01), "Enfant Suivant", mine.user());
+            c.case_code = format!("CI-R1-D1-C01-{:06}", 100_000 + n);
+            c
+        })
+        .collect();
+    mine.store.create_all(&later).expect("cases");
     let mut foreign = child(r2, THEIR_CHILD, theirs.user());
     foreign.case_code = "CI-R2-D1-C01-000009".into();
     let foreign = theirs.store.create(&foreign).expect("case");

@@ -1031,7 +1031,8 @@ fn cases_by_code(
     typed: &str,
     page: Page,
 ) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
-    const BATCH: i32 = 1000;
+    // As many as a page holds: a batch shorter than asked for is the last.
+    const BATCH: i32 = Page::MAX_LIMIT;
     let mut found = Vec::new();
     let wanted = usize::try_from(page.offset.saturating_add(page.limit)).unwrap_or(usize::MAX);
     let mut offset = 0;
