@@ -342,6 +342,30 @@ fn failed_sign_ins_are_throttled_whatever_the_password_then() {
     assert_eq!(other.sign_in("sup.throttle", PASSWORD).status, 303);
 }
 
+/// After an address's guesses, a right password from it starts no new wait: the colleague who
+/// signs in next from the same address (an office, a proxy) is not made to wait for it.
+#[test]
+fn a_right_password_after_an_addresss_guesses_starts_no_wait_for_the_next_person() {
+    let s = setup();
+    let colleague = add_user(&s.data, "Superviseur Deux", Role::Supervisor, &[REGION]);
+    let mut first = Browser::new(&s.hub.url);
+    account(&mut first, &s.data, s.supervisor, "sup.first", PASSWORD);
+    let mut second = Browser::new(&s.hub.url);
+    account(&mut second, &s.data, colleague, "sup.second", PASSWORD);
+    let mut guesser = Browser::new(&s.hub.url);
+    for i in 0..20 {
+        let page = guesser.sign_in(&format!("nobody.{i}"), "wrong password");
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    // The address's wait after its free failures (a second) passes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (login, browser) in [("sup.first", &mut first), ("sup.second", &mut second)] {
+        browser.cookies.clear();
+        let page = browser.sign_in(login, PASSWORD);
+        assert_eq!(page.status, 303, "{login}: {}", page.body);
+    }
+}
+
 #[test]
 fn a_browser_that_signed_in_before_is_not_locked_out_by_others_failures() {
     let s = setup();

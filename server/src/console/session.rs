@@ -380,15 +380,17 @@ pub fn sign_in(
         _ => None,
     };
     let throttles = throttles(&login, attempt.address, known);
+    // Each count claimed, with its last failure before the claim.
     let mut claimed = Vec::with_capacity(throttles.len());
     for throttle in &throttles {
         let allowed = |failures| throttle.wait_ms(failures, now) == 0;
+        let previous = storage.failures(&throttle.key)?.map(|(_, last)| last);
         if storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
-            claimed.push(throttle);
+            claimed.push((throttle, previous));
             continue;
         }
-        for done in claimed {
-            storage.forgive_attempt(&done.key)?;
+        for (done, previous) in claimed {
+            storage.forgive_attempt(&done.key, now, previous)?;
         }
         let mut wait = 0;
         for t in &throttles {
@@ -409,9 +411,9 @@ pub fn sign_in(
     };
     // The account's own counts start again; an address's is only spared this attempt (one
     // good password must not wipe out another's guesses from the same address).
-    for throttle in &throttles {
+    for (throttle, previous) in &claimed {
         if throttle.key.starts_with("address:") {
-            storage.forgive_attempt(&throttle.key)?;
+            storage.forgive_attempt(&throttle.key, now, *previous)?;
         } else {
             storage.clear_failures(&throttle.key)?;
         }

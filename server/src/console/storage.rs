@@ -92,8 +92,16 @@ pub trait ConsoleStorage: Send + Sync {
         reset_ms: i64,
         allowed: &dyn Fn(Option<(i64, i64)>) -> bool,
     ) -> Result<bool, Error>;
-    /// Takes back one attempt counted by `claim_attempt` (its password was right).
-    fn forgive_attempt(&self, key: &str) -> Result<(), Error>;
+    /// Takes back one attempt counted by `claim_attempt` at `claimed_ms` (its password was
+    /// right, or another count refused it): the count goes down by one, and its last failure
+    /// goes back to `previous_ms` unless another attempt was counted since, so that a right
+    /// password starts no wait for whoever comes next.
+    fn forgive_attempt(
+        &self,
+        key: &str,
+        claimed_ms: i64,
+        previous_ms: Option<i64>,
+    ) -> Result<(), Error>;
     fn clear_failures(&self, key: &str) -> Result<(), Error>;
     /// Remembers that a browser signed in as `user` (under the SHA-256 of its cookie's secret;
     /// a shared office computer is known for each of its users).
@@ -387,10 +395,17 @@ impl ConsoleStorage for Mutex<Registry> {
         Ok(true)
     }
 
-    fn forgive_attempt(&self, key: &str) -> Result<(), Error> {
+    fn forgive_attempt(
+        &self,
+        key: &str,
+        claimed_ms: i64,
+        previous_ms: Option<i64>,
+    ) -> Result<(), Error> {
         lock(self).conn().execute(
-            "UPDATE console_failures SET failures = max(failures - 1, 0) WHERE key = ?1",
-            [key],
+            "UPDATE console_failures SET failures = max(failures - 1, 0),
+                 last_ms = CASE WHEN last_ms = ?2 THEN coalesce(?3, last_ms) ELSE last_ms END
+             WHERE key = ?1",
+            params![key, claimed_ms, previous_ms],
         )?;
         Ok(())
     }
@@ -721,12 +736,19 @@ mod postgres_storage {
             Ok(true)
         }
 
-        fn forgive_attempt(&self, key: &str) -> Result<(), Error> {
+        fn forgive_attempt(
+            &self,
+            key: &str,
+            claimed_ms: i64,
+            previous_ms: Option<i64>,
+        ) -> Result<(), Error> {
             self.client()?
                 .execute(
-                    "UPDATE console_failures SET failures = GREATEST(failures - 1, 0)
+                    "UPDATE console_failures SET failures = GREATEST(failures - 1, 0),
+                         last_ms = CASE WHEN last_ms = $2 THEN coalesce($3, last_ms)
+                                        ELSE last_ms END
                      WHERE key = $1",
-                    &[&key],
+                    &[&key, &claimed_ms, &previous_ms],
                 )
                 .map_err(storage_error)?;
             Ok(())
