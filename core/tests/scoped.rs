@@ -197,7 +197,22 @@ fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
             _ => 0,
         };
         assert_eq!(table.rows.len(), expected, "{}", table.name);
+        // One table alone is the same table.
+        let alone = scoped
+            .export_table(
+                table.name,
+                ExportOptions {
+                    include_personal_data: true,
+                },
+                Role::Supervisor,
+            )
+            .unwrap();
+        assert_eq!(alone.as_ref(), Some(table), "{}", table.name);
     }
+    let none = scoped
+        .export_table("users", ExportOptions::default(), Role::Supervisor)
+        .unwrap();
+    assert!(none.is_none());
 
     // A record of the other district is as if it did not exist.
     assert_eq!(

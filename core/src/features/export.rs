@@ -184,17 +184,20 @@ fn area_cols(t: &mut TableBuilder, area: &Area) {
 impl Store {
     /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
     pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
-        self.export_tables_within(options, None, None)
+        self.export_tables_within(options, None, None, None)
     }
 
     /// `export_tables`, of what `scope` receives only, by a user of role `by` (the store's
-    /// acting role when `None`).
+    /// acting role when `None`); the table named `only` alone, when given (the records of the
+    /// other kinds are then not read: a download of one table costs what that table costs).
     fn export_tables_within(
         &self,
         options: ExportOptions,
         by: Option<Role>,
         scope: Option<&Scope>,
+        only: Option<&str>,
     ) -> Result<Vec<ExportTable>> {
+        let wanted = |name: &str| only.is_none_or(|o| o == name);
         let personal = options.include_personal_data;
         let role = match by {
             Some(role) => role,
@@ -207,10 +210,17 @@ impl Store {
             });
         }
         let mut workplaces = TableBuilder::new("workplaces", personal);
-        for w in self.all_within::<Workplace>(scope)? {
-            workplace_row(&mut workplaces, &w);
+        if wanted("workplaces") {
+            for w in self.all_within::<Workplace>(scope)? {
+                workplace_row(&mut workplaces, &w);
+            }
         }
-        let all_cases = self.all_within::<ChildCase>(scope)?;
+        // Every other table reads the cases: the visits count the children opened on them.
+        let all_cases = if only == Some("workplaces") {
+            Vec::new()
+        } else {
+            self.all_within::<ChildCase>(scope)?
+        };
         let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
         // A merged duplicate is the same child as the case it was merged into: a visit counts
         // that child once.
@@ -234,10 +244,12 @@ impl Store {
             }
         }
         let mut visits = TableBuilder::new("visits", personal);
-        for v in self.all_within::<Visit>(scope)? {
-            let mut children = opened_on.remove(&v.id).unwrap_or_default();
-            children.extend(v.children_identified.iter().map(|id| child_of(*id)));
-            visit_row(&mut visits, &v, children.len());
+        if wanted("visits") {
+            for v in self.all_within::<Visit>(scope)? {
+                let mut children = opened_on.remove(&v.id).unwrap_or_default();
+                children.extend(v.children_identified.iter().map(|id| child_of(*id)));
+                visit_row(&mut visits, &v, children.len());
+            }
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
@@ -305,13 +317,16 @@ impl Store {
             follow_up_row(&mut follow_ups, Uuid::nil(), Uuid::nil(), &sample);
             follow_ups.table.rows.clear();
         }
-        Ok(vec![
+        Ok([
             workplaces.finish(),
             visits.finish(),
             cases.finish(),
             referrals.finish(),
             follow_ups.finish(),
-        ])
+        ]
+        .into_iter()
+        .filter(|table| wanted(&table.name))
+        .collect())
     }
 
     /// Writes the export's tables into `dir` (created if needed), one file per table
@@ -390,7 +405,22 @@ impl Scoped<'_> {
     /// `Store::export_tables` of what the principal receives, by a user of role `by`.
     pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
         self.store
-            .export_tables_within(options, Some(by), Some(&self.who))
+            .export_tables_within(options, Some(by), Some(&self.who), None)
+    }
+
+    /// The table `name` of `export_tables` alone (`None` if no table has that name), reading
+    /// only the records it needs.
+    pub fn export_table(
+        &self,
+        name: &str,
+        options: ExportOptions,
+        by: Role,
+    ) -> Result<Option<ExportTable>> {
+        Ok(self
+            .store
+            .export_tables_within(options, Some(by), Some(&self.who), Some(name))?
+            .into_iter()
+            .next())
     }
 }
 

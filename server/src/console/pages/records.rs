@@ -2213,13 +2213,14 @@ pub async fn export_download(
             Some(_) => return Err(Problem::NotFound),
         };
         let personal = q.personal.as_deref() == Some("1");
-        let tables = view.scoped(&who).export_tables(
+        let Some(found) = view.scoped(&who).export_table(
+            table,
             ExportOptions {
                 include_personal_data: personal,
             },
             viewer.user.role,
-        )?;
-        let Some(found) = tables.into_iter().find(|t| t.name == *table) else {
+        )?
+        else {
             return Err(Problem::NotFound);
         };
         let (bytes, kind, ext) = match format {
