@@ -584,6 +584,87 @@ fn addresses_the_console_does_not_serve_get_its_pages_and_refusals_are_in_french
     );
 }
 
+/// A case verified in the console today is closed once a follow-up dated after the
+/// verification finds the child out of work: until then closing is not offered, and a stale
+/// form asking for it is told what is missing.
+#[test]
+fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-cloture",
+        Role::CommunityMonitor,
+        &[C01],
+        14,
+    );
+    // Its role known from the hub, the phone takes the workflow's steps.
+    monitor.sync(&s.hub.url).expect("first sync");
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa Koné", monitor.user()))
+        .expect("case");
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École primaire".into(),
+        date: case.identified_on,
+        outcome: String::new(),
+    };
+    monitor
+        .store
+        .refer_case(case.id, referral)
+        .expect("referred");
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .expect("receiving services");
+    monitor.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.cloture");
+    let page = format!("/console/cases/{}", case.id);
+    let csrf = browser.get(&page).csrf();
+    let done = browser.post(
+        &format!("{page}/status"),
+        &[("csrf", &csrf), ("to", "withdrawn")],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let offered = |browser: &mut Browser| browser.get(&page).body.contains("value=\"closed\"");
+    assert!(
+        !offered(&mut browser),
+        "closing offered before any follow-up"
+    );
+    // A follow-up on the verification's own day is that visit's: closing waits still.
+    let csrf = browser.get(&page).csrf();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let done = browser.post(
+        &format!("{page}/follow-up"),
+        &[
+            ("csrf", &csrf),
+            ("situation", "in_school"),
+            ("date", &today),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(
+        !offered(&mut browser),
+        "closing offered on the verification's day"
+    );
+    let csrf = browser.get(&page).csrf();
+    let refused = browser.post(
+        &format!("{page}/status"),
+        &[("csrf", &csrf), ("to", "closed")],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("suivi daté d&#39;après sa vérification"),
+        "{}",
+        refused.body
+    );
+}
+
 #[test]
 fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
     let s = setup();

@@ -1273,9 +1273,18 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                 .unwrap_or_default(),
         },
     ];
+    // The steps the case can take now: none for a merged duplicate (its kept case takes
+    // them); closing only once what closing needs is on the record (a follow-up after the
+    // verification finding the child out of work), as the core judges it.
+    let tracking = vigie_core::rights::Tracking::of(&case);
     let steps = STATUSES
         .iter()
+        .filter(|_| !case.is_merged_duplicate())
         .filter(|s| vigie_core::check_case_transition(case.status, **s, Role::Supervisor).is_ok())
+        .filter(|s| {
+            **s != CaseStatus::Closed
+                || vigie_core::rights::check_case_facts(CaseStatus::Closed, tracking).is_ok()
+        })
         .map(|s| (s.as_str(), t.code("status", s.as_str())))
         .collect();
     let referrals = case
@@ -1521,14 +1530,28 @@ pub async fn case_status(
         };
         let who = viewer.principal();
         let mut from = None;
+        let mut verified_on = None;
+        let mut closable = true;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             from = Some(case.status);
+            verified_on = case.remediated_on;
+            closable = vigie_core::rights::check_case_facts(
+                CaseStatus::Closed,
+                vigie_core::rights::Tracking::of(case),
+            )
+            .is_ok();
             workflow::transition(case, to, who.role, today())
         })?
         .map(|_| ())
-        .map_err(|e| match (&e, from) {
+        .map_err(|e| match (&e, from, verified_on) {
+            // Closing asks for what the record lacks: say what.
+            (Error::NotAllowed { .. }, Some(_), Some(day))
+                if to == CaseStatus::Closed && !closable =>
+            {
+                t.fmt("case.close_needs_follow_up", day)
+            }
             // A step the page offered no more (a stale page, another supervisor meanwhile).
-            (Error::NotAllowed { .. }, Some(from)) => t
+            (Error::NotAllowed { .. }, Some(from), _) => t
                 .fmt("case.status_refused", t.code("status", from.as_str()))
                 .replacen("{}", &t.code("status", to.as_str()), 1),
             _ => t.refusal(&e),
