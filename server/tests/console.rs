@@ -896,9 +896,17 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
 
     let done = browser.post(
         &format!("/console/visits/{}", f.my_visit),
-        &[("csrf", &csrf), ("action", "validate")],
+        &[
+            ("csrf", &csrf),
+            ("action", "validate"),
+            ("comment", "Rapport complet, merci."),
+        ],
     );
     assert_eq!(done.status, 303, "{}", done.body);
+    // The comment typed with it is the validator's, named as a review's.
+    let validated = browser.get(&format!("/console/visits/{}", f.my_visit));
+    assert!(validated.body.contains("Rapport complet, merci."));
+    assert!(validated.body.contains("Examinée par"));
     // Sent again (a second tab, a double tap): refused, and the page says why.
     let again = browser.post(
         &format!("/console/visits/{}", f.my_visit),
@@ -910,6 +918,7 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
     assert_eq!(visit.status, VisitStatus::Validated);
     assert_eq!(visit.reviewed_by, Some(s.supervisor));
+    assert_eq!(visit.review_comment, "Rapport complet, merci.");
     // Who did it is in the record's history, and the console's audit log has the action.
     let history = f.mine.store.history(f.my_visit).expect("history");
     assert!(

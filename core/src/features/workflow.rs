@@ -240,7 +240,12 @@ pub fn apply_review(visit: &mut Visit, review: Review, reviewer: Uuid) -> Result
         )));
     }
     match review {
-        Review::Validate => visit.status = VisitStatus::Validated,
+        // A comment of an earlier return was answered by the visit validated now: it would
+        // read as what the validator wrote.
+        Review::Validate => {
+            visit.status = VisitStatus::Validated;
+            visit.review_comment.clear();
+        }
         Review::Return { comment } => {
             if comment.trim().is_empty() {
                 return Err(ValidationError::new(

@@ -696,9 +696,17 @@ pub async fn review_visit(
         };
         let mut review = Some(review);
         let mut found = None;
+        // A comment typed with "Valider" is the validator's, kept on the visit.
+        let validation_comment = form.comment.trim().to_string();
         match change::<Visit>(hub, &who, id, &mut |visit| {
             found = Some(visit.status);
-            workflow::apply_review(visit, review.take().unwrap_or(Review::Validate), who.user)
+            let review = review.take().unwrap_or(Review::Validate);
+            let validated = matches!(review, Review::Validate);
+            workflow::apply_review(visit, review, who.user)?;
+            if validated {
+                visit.review_comment = validation_comment.clone();
+            }
+            Ok(())
         })? {
             Ok(_) => {
                 audit(
