@@ -876,3 +876,95 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     d.store.export_attachment(form.id, &out).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 500]);
 }
+
+/// A child case in C01, created on `d`.
+fn new_case(d: &mut Device) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE",
+        "Kouassi Yao",
+        Sex::Male,
+        c1(),
+        chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        d.principal.user,
+    );
+    c.estimated_age = Some(12);
+    d.store.create(&c).unwrap()
+}
+
+#[test]
+fn an_upload_cut_before_the_record_leaves_the_scope_still_reaches_the_hub() {
+    for mode in ["moved", "deactivated", "moved_by_other"] {
+        let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+        let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+        let case = new_case(&mut a);
+        let bytes = vec![9u8; 200_000];
+        let entry = a
+            .store
+            .add_attachment(case.id, &document(), &bytes[..])
+            .unwrap();
+        // The record reaches the hub; its bytes do not (the link drops).
+        sync(&mut a, &mut hub);
+        sync(&mut s, &mut hub);
+        match mode {
+            "moved" => a.principal.areas = ["CI-R1-D1-C02".to_string()].into(),
+            "deactivated" => a.principal.areas.clear(),
+            _ => {
+                let mut c: ChildCase = s.store.get(case.id).unwrap();
+                c.area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C02");
+                s.store.update(&c).unwrap();
+                sync(&mut s, &mut hub);
+            }
+        }
+        let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+        assert!(summary.left_scope.contains(&case.id), "{mode}: {summary:?}");
+        assert!(
+            matches!(a.store.attachments(case.id), Err(Error::NotFound { .. })),
+            "{mode}"
+        );
+        // Kept, out of every list, until its bytes are uploaded.
+        assert_eq!(attachment_files(&a.store).len(), 1, "{mode}");
+        let sent = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+        assert_eq!(sent.uploaded, vec![entry.id], "{mode}: {sent:?}");
+        assert!(sent.failed.is_empty(), "{mode}: {sent:?}");
+        assert!(attachment_files(&a.store).is_empty(), "{mode}");
+        sync(&mut s, &mut hub);
+        transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+        assert_eq!(s.store.read_attachment(entry.id).unwrap(), bytes, "{mode}");
+    }
+}
+
+#[test]
+fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
+    let (dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    // Another device of the same user.
+    let mut a2 = device(&dir, "a2", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    a2.principal.user = a.principal.user;
+    let case = new_case(&mut a);
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &[3u8; 70_000][..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let mut moved = a2.principal.clone();
+    moved.areas = ["CI-R1-D1-C02".to_string()].into();
+    let upload = AttachmentRequest::Upload {
+        record: case.id,
+        id: entry.id,
+        offset: 0,
+        bytes: vec![3u8; 65_536],
+    };
+    assert_eq!(
+        ask(&mut hub, &moved, upload.clone()),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::NotFound
+        }
+    );
+    let mut capturer = a.principal.clone();
+    capturer.areas.clear();
+    assert!(matches!(
+        ask(&mut hub, &capturer, upload),
+        AttachmentResponse::Held { held: 65_536, .. }
+    ));
+}

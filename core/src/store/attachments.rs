@@ -189,8 +189,8 @@ pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
         priority,
     } = row;
     tx.prepare_cached(
-        "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority, upload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         id.as_bytes(),
@@ -199,7 +199,8 @@ pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
         sha256,
         size as i64,
         state.code(),
-        priority
+        priority,
+        state == AttachmentState::PendingUpload
     ])?;
     Ok(())
 }

@@ -190,6 +190,41 @@ fn entry_for(
     }
 }
 
+/// The manifest entry of `id` in the hub's copy of `record` when the device `who` captured it:
+/// the entry names its user as `captured_by` and was created by that very device. Such an
+/// upload is taken whatever the record's scope is now, even from a deactivated user's device
+/// (it still authenticates until revoked; a revoked one never gets here): the bytes are
+/// evidence the hub's record already names, and they exist only on that device.
+fn captured_by_device(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    record: Uuid,
+    id: Uuid,
+) -> Result<Option<(crate::domain::Attachment, Vec<crate::domain::Attachment>)>> {
+    let stored = match tx.record(record, true) {
+        Ok(Some(stored)) => stored,
+        Ok(None) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if !takes_attachments(stored.kind) {
+        return Ok(None);
+    }
+    let Ok(document) = codec::load(record, &stored.document) else {
+        return Ok(None);
+    };
+    if doc::attachment_creator_device(&document, id) != Some(who.device) {
+        return Ok(None);
+    }
+    let entries = doc::attachments(&document);
+    Ok(entries
+        .iter()
+        .find(|a| a.id == id && a.captured_by == who.user)
+        .cloned()
+        .map(|entry| (entry, entries)))
+}
+
 /// The hub's side: one attachment request from an authenticated device, over any storage.
 pub fn handle_attachment<S: HubStorage + ?Sized>(
     storage: &mut S,
@@ -234,11 +269,17 @@ fn upload(
     let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
     let (entry, entries) = match entry_for(tx, who, record, id, true)? {
         Ok(found) => found,
-        // Changes of the device's kept for review name it: its bytes wait with them.
+        // Changes of the device's kept for review name it: its bytes wait with them. Or the
+        // record left the device's scope (its user moved or deactivated, the record moved by
+        // someone else) after its manifest reached the hub: the device that captured it still
+        // sends its bytes, the only copy.
         Err(TransferRefusal::NotFound) => {
             match super::quarantine::attachment_under_review(tx, who, record, id)? {
                 Some(found) => found,
-                None => return refused(TransferRefusal::NotFound),
+                None => match captured_by_device(tx, who, record, id)? {
+                    Some(found) => found,
+                    None => return refused(TransferRefusal::NotFound),
+                },
             }
         }
         Err(reason) => return refused(reason),
@@ -551,7 +592,7 @@ impl Store {
                 tx.commit()?;
                 if complete {
                     summary.uploaded.push(id);
-                    self.drop_if_left_for_review(transfer)?;
+                    self.drop_if_left(transfer)?;
                 }
                 Ok(Some(!complete))
             }
@@ -586,10 +627,10 @@ impl Store {
                 }
             }
             AttachmentResponse::Refused { reason, .. } => match reason {
-                // Of a record that left this store for review: the hub no longer keeps its
-                // entry (a supervisor settled it), and the bytes can go nowhere. Said, and
-                // dropped with the record.
-                _ if transfer.upload && self.drop_if_left_for_review(transfer)? => {
+                // Of a record that left this store: the hub no longer takes it (erased, its
+                // entry for review settled), and the bytes can go nowhere. Said, and dropped
+                // with the record. (A limit keeps it, failed, until the limits allow it.)
+                TransferRefusal::NotFound if transfer.upload && self.drop_if_left(transfer)? => {
                     summary.failed.push((id, reason));
                     Ok(Some(false))
                 }
@@ -612,10 +653,10 @@ impl Store {
 }
 
 impl Store {
-    /// Deletes an upload's attachment if its record left this store for a supervisor's review
-    /// (`erasure::forget_record_for_review`): once its bytes reached the hub, or when the hub
-    /// refuses them, nothing of it stays. Whether it did.
-    fn drop_if_left_for_review(&mut self, transfer: &Transfer) -> Result<bool> {
+    /// Deletes an upload's attachment if its record left this store (out of scope, or for a
+    /// supervisor's review: `erasure::forget_record_keeping_uploads`): once its bytes reached
+    /// the hub, or when the hub no longer takes them, nothing of it stays. Whether it did.
+    fn drop_if_left(&mut self, transfer: &Transfer) -> Result<bool> {
         if crate::store::find_row(&self.conn, transfer.record)?.is_some() {
             return Ok(false);
         }
