@@ -102,7 +102,8 @@ impl VigieStore {
     }
 
     /// Asks for an attachment's bytes at the next `sync_with`, whatever the download policy
-    /// (the user opened it).
+    /// (the user opened it). A failed one is queued again: a download from the start, an
+    /// upload when the hub's published limits allow it (else `Attachment` with the limit).
     pub fn request_attachment(&self, id: String) -> Result<()> {
         let id = input::id("id", &id)?;
         self.with_store(|s| Ok(s.request_attachment(id)?))

@@ -968,3 +968,149 @@ fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
         AttachmentResponse::Held { held: 65_536, .. }
     ));
 }
+
+/// Syncs `d`'s records with a hub that applies (and publishes) `limits`.
+fn sync_limited(d: &mut Device, hub: &mut Store, limits: &HubLimits) {
+    let who = d.principal.clone();
+    vigie_core::sync::sync_with_hub(
+        &mut d.store,
+        &vigie_core::sync::SyncOptions::default(),
+        |request| common::handle(hub, &who, request, limits).map_err(|e| e.to_string()),
+        |_| {},
+    )
+    .expect("sync");
+}
+
+/// Transfers `d`'s attachments with a hub that applies `limits`, every answer passed through
+/// `tamper`.
+fn transfer_through(
+    d: &mut Device,
+    hub: &mut Store,
+    limits: &HubLimits,
+    mut tamper: impl FnMut(AttachmentResponse) -> AttachmentResponse,
+) -> vigie_core::sync::AttachmentSummary {
+    let who = d.principal.clone();
+    sync_attachments(
+        &mut d.store,
+        &AttachmentSyncOptions::default(),
+        |request| {
+            let answer = hub
+                .hub_attachment(&who, request, limits)
+                .map_err(|e| e.to_string())?;
+            let answer = decode_attachment_response(&answer, usize::MAX).unwrap();
+            Ok(vigie_core::sync::encode_attachment_response(&tamper(
+                answer,
+            )))
+        },
+        |_| {},
+    )
+    .expect("attachment session")
+}
+
+fn state_of(d: &Device, record: Uuid) -> AttachmentState {
+    d.store.attachments(record).unwrap()[0].state
+}
+
+#[test]
+fn an_upload_refused_on_a_limit_goes_again_once_the_limits_allow_it() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let case = new_case(&mut a);
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &[4u8; 300_000][..])
+        .unwrap();
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 100_000;
+    // The record reaches the hub; then the hub's limit is lowered.
+    sync(&mut a, &mut hub);
+    sync_limited(&mut a, &mut hub, &tight);
+    let sent = transfer_through(&mut a, &mut hub, &tight, |r| r);
+    let too_large = TransferRefusal::FileTooLarge {
+        size: 300_000,
+        limit: 100_000,
+    };
+    assert_eq!(sent.failed, vec![(entry.id, too_large)]);
+    assert_eq!(state_of(&a, case.id), AttachmentState::Failed);
+    // Asked again while the limits still refuse it: said why.
+    assert!(matches!(
+        a.store.request_attachment(entry.id),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 300_000,
+            limit: 100_000
+        }))
+    ));
+    let sent = transfer_through(&mut a, &mut hub, &tight, |r| r);
+    assert_eq!(sent.round_trips, 0, "{sent:?}");
+    // The operator undoes the mistake: the next sync publishes the limits, and it goes.
+    sync(&mut a, &mut hub);
+    let sent = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(sent.uploaded, vec![entry.id], "{sent:?}");
+    assert_eq!(state_of(&a, case.id), AttachmentState::Uploaded);
+}
+
+#[test]
+fn a_download_that_failed_its_hash_goes_again_at_the_next_session_or_when_asked() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let case = new_case(&mut a);
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let asked = a
+        .store
+        .add_attachment(case.id, &document(), &bytes[..])
+        .unwrap();
+    let waited = a
+        .store
+        .add_attachment(case.id, &document(), &bytes[..1000])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    sync(&mut s, &mut hub);
+    let flip = |r: AttachmentResponse| match r {
+        AttachmentResponse::Chunk {
+            id,
+            size,
+            offset,
+            mut bytes,
+        } => {
+            bytes[0] ^= 1;
+            AttachmentResponse::Chunk {
+                id,
+                size,
+                offset,
+                bytes,
+            }
+        }
+        other => other,
+    };
+    let got = transfer_through(&mut s, &mut hub, &HubLimits::default(), flip);
+    assert_eq!(
+        got.failed,
+        vec![
+            (asked.id, TransferRefusal::HashMismatch),
+            (waited.id, TransferRefusal::HashMismatch)
+        ]
+    );
+    // Once per session: a bad copy does not loop (two chunks, then one).
+    assert_eq!(got.round_trips, 3, "{got:?}");
+    let states = |s: &Device| -> Vec<AttachmentState> {
+        s.store
+            .attachments(case.id)
+            .unwrap()
+            .iter()
+            .map(|a| a.state)
+            .collect()
+    };
+    assert_eq!(states(&s), vec![AttachmentState::Failed; 2]);
+    // Asked for: queued again at once.
+    s.store.request_attachment(asked.id).unwrap();
+    assert_eq!(
+        states(&s),
+        vec![AttachmentState::NotDownloaded, AttachmentState::Failed]
+    );
+    // The next session takes both again.
+    let got = transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(got.downloaded, vec![asked.id, waited.id], "{got:?}");
+    assert_eq!(s.store.read_attachment(asked.id).unwrap(), bytes);
+    assert_eq!(s.store.read_attachment(waited.id).unwrap(), &bytes[..1000]);
+}

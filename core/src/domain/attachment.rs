@@ -239,7 +239,9 @@ pub enum AttachmentState {
     Downloading,
     /// Received whole and verified.
     Available,
-    /// A transfer failed for a reason that retrying will not cure (`AttachmentInfo::failure`).
+    /// A transfer failed (`AttachmentInfo::failure`): a download whose bytes did not match
+    /// (tried again at the next session, or at once on `request_attachment`), or an upload
+    /// refused on a limit (tried again once the hub's published limits allow it).
     Failed,
 }
 

@@ -216,6 +216,23 @@ pub(crate) fn set_state(
     Ok(())
 }
 
+/// Whether the attachment's bytes were captured here and go to the hub.
+pub(crate) fn is_upload(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT upload FROM attachments WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// The bytes of a record's attachments in all, as this store knows them.
+pub(crate) fn record_bytes(conn: &Connection, record_id: Uuid) -> Result<u64> {
+    let total: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(size), 0) FROM attachments WHERE record_id = ?1")?
+        .query_row([record_id.as_bytes()], |r| r.get(0))?;
+    Ok(u64::try_from(total).unwrap_or(0))
+}
+
 /// Whether an upload was under way when a session stopped (its last chunk's answer may have
 /// been lost).
 pub(crate) fn in_flight(conn: &Connection, id: Uuid) -> Result<bool> {

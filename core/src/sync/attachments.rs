@@ -31,7 +31,9 @@ use super::hub::{HubError, HubLimits};
 use super::wire;
 use crate::codec::{self, sealed};
 use crate::doc;
-use crate::domain::attachment::{AttachmentState, DownloadPolicy, takes_attachments};
+use crate::domain::attachment::{
+    AttachmentRefusal, AttachmentState, DownloadPolicy, takes_attachments,
+};
 use crate::domain::codes::RecordKind;
 use crate::domain::rights::{self, Principal, Step};
 use crate::error::{Error, Result};
@@ -460,17 +462,36 @@ struct Transfer {
 
 impl Store {
     /// Marks an attachment for download (the "on demand" policy, or a Wi-Fi-only device on a
-    /// metered link: the user asked for this one).
+    /// metered link: the user asked for this one). A failed one is queued again: a download
+    /// from the start, an upload if the limits the hub published last allow it, else
+    /// `Error::Attachment` with the limit it is over (`FileTooLarge`, `RecordTooLarge`).
     pub fn request_attachment(&mut self, id: Uuid) -> Result<()> {
+        let row = attachments::row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        if row.state == AttachmentState::Failed && attachments::is_upload(&self.conn, id)? {
+            let limits = attachments::limits(&self.conn)?;
+            if row.size > limits.max_file_bytes {
+                return Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+                    size: row.size,
+                    limit: limits.max_file_bytes,
+                }));
+            }
+            let total = attachments::record_bytes(&self.conn, row.record_id)?;
+            if total > limits.max_record_bytes {
+                return Err(Error::Attachment(AttachmentRefusal::RecordTooLarge {
+                    size: total,
+                    limit: limits.max_record_bytes,
+                }));
+            }
+        }
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        tx.execute(
             "UPDATE attachments SET requested = 1 WHERE id = ?1",
             [id.as_bytes()],
         )?;
-        tx.commit()?;
-        if n == 0 {
-            return Err(Error::NotFound { kind: None, id });
+        if row.state == AttachmentState::Failed {
+            requeue_failed(&tx, Some(id))?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -669,6 +690,38 @@ impl Store {
     }
 }
 
+/// Queues failed transfers again (`only`: that one): a download from the start (its bytes
+/// did not match: a damaged link, or a hub copy since repaired); an upload refused on a limit
+/// when the limits the hub published last allow it now (its size, and the bytes of its
+/// record's attachments in all).
+fn requeue_failed(tx: &rusqlite::Transaction, only: Option<Uuid>) -> Result<()> {
+    let limits = attachments::limits(tx)?;
+    let only = only.map(|id| id.as_bytes().to_vec());
+    tx.prepare_cached(
+        "UPDATE attachments SET state = ?1, failure = NULL
+         WHERE state = ?2 AND upload = 0 AND (?3 IS NULL OR id = ?3)",
+    )?
+    .execute(rusqlite::params![
+        AttachmentState::NotDownloaded.code(),
+        AttachmentState::Failed.code(),
+        only
+    ])?;
+    tx.prepare_cached(
+        "UPDATE attachments SET state = ?1, failure = NULL, confirmed = 0, in_flight = 0
+         WHERE state = ?2 AND upload = 1 AND (?3 IS NULL OR id = ?3) AND size <= ?4
+           AND (SELECT sum(b.size) FROM attachments b WHERE b.record_id = attachments.record_id)
+               <= ?5",
+    )?
+    .execute(rusqlite::params![
+        AttachmentState::PendingUpload.code(),
+        AttachmentState::Failed.code(),
+        only,
+        limits.max_file_bytes as i64,
+        limits.max_record_bytes as i64
+    ])?;
+    Ok(())
+}
+
 /// A fixed phrase for a failed transfer (kept with the attachment's state).
 fn failure_text(reason: TransferRefusal) -> &'static str {
     match reason {
@@ -691,6 +744,13 @@ pub fn sync_attachments(
 ) -> Result<AttachmentSummary> {
     let mut summary = AttachmentSummary::default();
     let chunk = options.chunk();
+    {
+        // What failed in an earlier session and may succeed now goes again, once per session
+        // (a hub copy that keeps failing its hash does not loop within one).
+        let tx = store.conn.transaction()?;
+        requeue_failed(&tx, None)?;
+        tx.commit()?;
+    }
     for transfer in store.transfers_due(options)? {
         // Each chunk moves the transfer forward; the bound only guards against a hub that
         // keeps answering without progress.
