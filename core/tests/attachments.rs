@@ -289,7 +289,8 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
         .add_attachment(visit.id, &document(), &[7u8; 5000][..])
     {
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
-            assert_eq!((size, limit), (5000, 1000));
+            // Read no further than one byte past the limit.
+            assert_eq!((size, limit), (1001, 1000));
         }
         other => panic!("{other:?}"),
     }
@@ -1113,4 +1114,62 @@ fn a_download_that_failed_its_hash_goes_again_at_the_next_session_or_when_asked(
     assert_eq!(got.downloaded, vec![asked.id, waited.id], "{got:?}");
     assert_eq!(s.store.read_attachment(asked.id).unwrap(), bytes);
     assert_eq!(s.store.read_attachment(waited.id).unwrap(), &bytes[..1000]);
+}
+
+/// A source that counts the bytes read from it, endless.
+struct Endless<'a>(&'a std::cell::Cell<u64>);
+
+impl Read for Endless<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.set(self.0.get() + buf.len() as u64);
+        buf.fill(0);
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn a_capture_reads_no_more_than_the_limit_and_nothing_past_the_count() {
+    let (dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 200_000;
+    tight.attachments.max_per_record = 1;
+    sync_limited(&mut a, &mut hub, &tight);
+    let case = new_case(&mut a);
+    // An endless stream (a pipe, /dev/zero) is refused once past the limit.
+    let read = std::cell::Cell::new(0);
+    assert!(matches!(
+        a.store.add_attachment(case.id, &document(), Endless(&read)),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 200_001..,
+            limit: 200_000
+        }))
+    ));
+    assert!(read.get() <= 200_001 + 65_536, "{}", read.get());
+    // A file over the limit is refused by its size, unread.
+    let big = dir.path().join("big.pdf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    assert!(matches!(
+        a.store.add_attachment_file(case.id, &document(), &big),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 3221225472,
+            limit: 200_000
+        }))
+    ));
+    a.store
+        .add_attachment(case.id, &document(), &[1u8; 1000][..])
+        .unwrap();
+    // The record holds as many as it may: nothing is read.
+    let read = std::cell::Cell::new(0);
+    assert!(matches!(
+        a.store.add_attachment(case.id, &document(), Endless(&read)),
+        Err(Error::Attachment(AttachmentRefusal::TooManyForRecord {
+            count: 2,
+            limit: 1
+        }))
+    ));
+    assert_eq!(read.get(), 0);
 }

@@ -415,15 +415,17 @@ fn refused(r: AttachmentRefusal) -> Error {
     Error::Attachment(r)
 }
 
-/// Seals `source` into a temporary file, refusing more than `limit` bytes (the size reported
-/// is the whole source's, read to its end without keeping it).
+/// Seals `source` into a temporary file, refusing more than `limit` bytes: it reads at most
+/// `limit + 1` (an endless stream, a pipe, `/dev/zero` is refused as soon as it is over), and
+/// the size reported is `limit + 1` ("more than the limit").
 fn seal_stream(
     db: &Path,
     id: Uuid,
     key: &sealed::FileKey,
-    mut source: impl Read,
+    source: impl Read,
     limit: u64,
 ) -> Result<Sealed> {
+    let mut source = source.take(limit.saturating_add(1));
     let (temp, file) = TempFile::create(db)?;
     let mut hashing = Hashing {
         out: sealed::SealedWriter::create(io::BufWriter::new(file), key, id, None)?,
@@ -439,8 +441,10 @@ fn seal_stream(
             Err(e) => return Err(e.into()),
         };
         if hashing.size + n as u64 > limit {
-            let size = hashing.size + n as u64 + io::copy(&mut source, &mut io::sink())?;
-            return Err(refused(AttachmentRefusal::FileTooLarge { size, limit }));
+            return Err(refused(AttachmentRefusal::FileTooLarge {
+                size: hashing.size + n as u64,
+                limit,
+            }));
         }
         hashing.write(&buffer[..n])?;
     }
@@ -498,6 +502,14 @@ impl Store {
         if !new.kind.accepts(&new.media_type) {
             return Err(refused(AttachmentRefusal::UnsupportedMediaType {
                 kind: new.kind,
+            }));
+        }
+        // The count is known before a byte is read.
+        let held = self.attachment_count(record_id)?;
+        if held >= u64::from(limits.max_per_record) {
+            return Err(refused(AttachmentRefusal::TooManyForRecord {
+                count: held + 1,
+                limit: limits.max_per_record,
             }));
         }
         let id = Uuid::now_v7();
@@ -586,14 +598,41 @@ impl Store {
         Ok(entry)
     }
 
-    /// Attaches the file at `path` (see `add_attachment`).
+    /// Attaches the file at `path` (see `add_attachment`). A regular file over the limit is
+    /// refused by its size, without reading it.
     pub fn add_attachment_file(
         &mut self,
         record_id: Uuid,
         new: &NewAttachment,
         path: &Path,
     ) -> Result<Attachment> {
-        self.add_attachment(record_id, new, io::BufReader::new(File::open(path)?))
+        let file = File::open(path)?;
+        if let Ok(meta) = file.metadata()
+            && meta.is_file()
+        {
+            let limit = match new.kind {
+                AttachmentKind::Photo => MAX_PHOTO_INPUT,
+                _ => self.attachment_limits()?.max_file_bytes,
+            };
+            if meta.len() > limit {
+                // The record and the media type are checked first, as for any capture.
+                self.kind_of(record_id)?;
+                return Err(refused(AttachmentRefusal::FileTooLarge {
+                    size: meta.len(),
+                    limit,
+                }));
+            }
+        }
+        self.add_attachment(record_id, new, io::BufReader::new(file))
+    }
+
+    /// How many manifest entries a record holds.
+    fn attachment_count(&self, record_id: Uuid) -> Result<u64> {
+        let (_, _, bytes) = documents::find_row(&self.conn, record_id)?.ok_or(Error::NotFound {
+            kind: None,
+            id: record_id,
+        })?;
+        Ok(doc::attachment_keys(&doc::load(record_id, &bytes)?) as u64)
     }
 
     /// Removes an attachment from its record: the manifest entry goes (and, as the change
