@@ -1173,3 +1173,37 @@ fn a_capture_reads_no_more_than_the_limit_and_nothing_past_the_count() {
     ));
     assert_eq!(read.get(), 0);
 }
+
+#[test]
+fn an_image_captured_as_a_document_loses_its_metadata_but_not_its_size() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    let original = jpeg_with_gps(2400, 1200);
+    let as_document = |media_type: &str| NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: media_type.into(),
+        caption: "Consentement".into(),
+    };
+    for (media_type, format) in [
+        ("image/jpeg", image::ImageFormat::Jpeg),
+        ("image/png", image::ImageFormat::Png),
+    ] {
+        let entry = d
+            .store
+            .add_attachment(case.id, &as_document(media_type), &original[..])
+            .unwrap();
+        assert_eq!(entry.media_type, media_type);
+        let stored = d.store.read_attachment(entry.id).unwrap();
+        assert!(!contains(&stored, GPS_MARKER), "{media_type}");
+        assert!(!contains(&stored, b"Exif"), "{media_type}");
+        assert_eq!(image::guess_format(&stored).unwrap(), format);
+        let img = image::load_from_memory(&stored).unwrap();
+        assert_eq!((img.width(), img.height()), (2400, 1200), "{media_type}");
+    }
+    assert!(matches!(
+        d.store
+            .add_attachment(case.id, &as_document("image/png"), &b"hello"[..]),
+        Err(Error::Attachment(AttachmentRefusal::NotAnImage))
+    ));
+}

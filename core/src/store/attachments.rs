@@ -415,6 +415,29 @@ fn refused(r: AttachmentRefusal) -> Error {
     Error::Attachment(r)
 }
 
+/// An image's bytes, whole in memory for its re-encoding: at most `limit`, not empty.
+fn read_image(source: impl Read, limit: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let mut original = Zeroizing::new(Vec::new());
+    let read = source.take(limit + 1).read_to_end(&mut original)?;
+    if read as u64 > limit {
+        return Err(refused(AttachmentRefusal::FileTooLarge {
+            size: read as u64,
+            limit,
+        }));
+    }
+    if original.is_empty() {
+        return Err(refused(AttachmentRefusal::Empty));
+    }
+    Ok(original)
+}
+
+fn image_refusal(e: photo::PhotoError) -> Error {
+    refused(match e {
+        photo::PhotoError::NotAnImage => AttachmentRefusal::NotAnImage,
+        photo::PhotoError::TooLarge => AttachmentRefusal::ImageTooLarge,
+    })
+}
+
 /// Seals `source` into a temporary file, refusing more than `limit` bytes: it reads at most
 /// `limit + 1` (an endless stream, a pipe, `/dev/zero` is refused as soon as it is over), and
 /// the size reported is `limit + 1` ("more than the limit").
@@ -514,33 +537,39 @@ impl Store {
         }
         let id = Uuid::now_v7();
         let key = sealed::new_key();
+        let image_document = new.kind == AttachmentKind::Document
+            && matches!(new.media_type.as_str(), "image/jpeg" | "image/png");
         let (sealed, media_type) = match new.kind {
             AttachmentKind::Photo => {
-                let mut original = Zeroizing::new(Vec::new());
-                let read = source
-                    .take(MAX_PHOTO_INPUT + 1)
-                    .read_to_end(&mut original)?;
-                if read as u64 > MAX_PHOTO_INPUT {
-                    return Err(refused(AttachmentRefusal::FileTooLarge {
-                        size: read as u64,
-                        limit: MAX_PHOTO_INPUT,
-                    }));
-                }
-                if original.is_empty() {
-                    return Err(refused(AttachmentRefusal::Empty));
-                }
+                let original = read_image(source, MAX_PHOTO_INPUT)?;
                 let jpeg = Zeroizing::new(
-                    photo::reencode(&original, limits.photo_max_side).map_err(|e| {
-                        refused(match e {
-                            photo::PhotoError::NotAnImage => AttachmentRefusal::NotAnImage,
-                            photo::PhotoError::TooLarge => AttachmentRefusal::ImageTooLarge,
-                        })
-                    })?,
+                    photo::reencode(&original, limits.photo_max_side).map_err(image_refusal)?,
                 );
                 drop(original);
                 let sealed =
                     seal_stream(&self.ctx.path, id, &key, &jpeg[..], limits.max_file_bytes)?;
                 (sealed, "image/jpeg".to_string())
+            }
+            // An image captured as a document (a form photographed) loses its metadata too:
+            // re-encoded at full size, in the format it is declared as.
+            _ if image_document => {
+                let original = read_image(source, limits.max_file_bytes)?;
+                let format = if new.media_type == "image/png" {
+                    image::ImageFormat::Png
+                } else {
+                    image::ImageFormat::Jpeg
+                };
+                let stripped =
+                    Zeroizing::new(photo::strip(&original, format).map_err(image_refusal)?);
+                drop(original);
+                let sealed = seal_stream(
+                    &self.ctx.path,
+                    id,
+                    &key,
+                    &stripped[..],
+                    limits.max_file_bytes,
+                )?;
+                (sealed, new.media_type.clone())
             }
             _ => {
                 let sealed = seal_stream(&self.ctx.path, id, &key, source, limits.max_file_bytes)?;
