@@ -1207,3 +1207,24 @@ fn an_image_captured_as_a_document_loses_its_metadata_but_not_its_size() {
         Err(Error::Attachment(AttachmentRefusal::NotAnImage))
     ));
 }
+
+#[test]
+fn a_caption_is_one_line_on_the_phone() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    for caption in ["deux\nlignes", "nul\0", "\u{202E}fdp.exe"] {
+        let new = NewAttachment {
+            caption: caption.into(),
+            ..document()
+        };
+        match d.store.add_attachment(case.id, &new, &[1u8; 10][..]) {
+            Err(Error::Attachment(AttachmentRefusal::Invalid(e))) => {
+                assert_eq!(e.field, "attachments.caption");
+                assert!(!e.rule.contains(caption));
+            }
+            other => panic!("{caption:?}: {other:?}"),
+        }
+    }
+    assert!(attachment_files(&d.store).is_empty());
+}

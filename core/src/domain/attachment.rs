@@ -4,7 +4,7 @@
 //! theirs; the bytes travel and rest apart from the document, encrypted.
 
 use crate::domain::codes::RecordKind;
-use crate::domain::validation::ValidationError;
+use crate::domain::validation::{ValidationError, optional_line};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -131,12 +131,9 @@ impl Attachment {
                 format!("not a media type accepted for a {}", self.kind),
             ));
         }
-        if self.caption.chars().count() > MAX_CAPTION_CHARS {
-            return Err(ValidationError::new(
-                "attachments.caption",
-                format!("must not be longer than {MAX_CAPTION_CHARS} characters"),
-            ));
-        }
+        // One line, as the other one-line fields: no control character (NUL, a line break, a
+        // terminal's escape) nor text-direction override, within `MAX_CAPTION_CHARS`.
+        optional_line("attachments.caption", &self.caption, MAX_CAPTION_CHARS)?;
         if self.captured_by.is_nil() {
             return Err(ValidationError::new(
                 "attachments.captured_by",
@@ -291,4 +288,49 @@ pub enum DownloadPolicy {
     OnDemand,
     /// Every attachment, but only on an unmetered link (the app says whether it is on one).
     WifiOnly,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(caption: &str) -> Attachment {
+        Attachment {
+            id: Uuid::now_v7(),
+            sha256: "0".repeat(64),
+            size: 1,
+            media_type: "application/pdf".into(),
+            kind: AttachmentKind::Document,
+            caption: caption.into(),
+            captured_by: Uuid::now_v7(),
+            captured_at: Utc::now(),
+        }
+    }
+
+    /// The rule the phone applies at capture and the hub to every manifest pushed.
+    #[test]
+    fn a_caption_is_one_line_without_controls() {
+        let limits = AttachmentLimits::default();
+        for good in ["", "Consentement signé", &"é".repeat(MAX_CAPTION_CHARS)] {
+            assert!(
+                validate_manifest(&[entry(good)], &limits).is_ok(),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "deux\nlignes",
+            "nul\0",
+            "retour\r",
+            "\u{1b}[31mrouge",
+            "\u{202E}fdp.exe",
+            "\u{2028}",
+            " \u{200B}",
+            &"é".repeat(MAX_CAPTION_CHARS + 1),
+        ] {
+            match validate_manifest(&[entry(bad)], &limits) {
+                Err(AttachmentRefusal::Invalid(e)) => assert_eq!(e.field, "attachments.caption"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }
