@@ -1228,3 +1228,43 @@ fn a_caption_is_one_line_on_the_phone() {
     }
     assert!(attachment_files(&d.store).is_empty());
 }
+
+#[test]
+fn two_devices_over_the_count_together_are_told_the_field_and_the_limit() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut a2) = (devices.remove(0), devices.remove(0));
+    let mut two = HubLimits::default();
+    two.attachments.max_per_record = 2;
+    let case = new_case(&mut a);
+    sync_limited(&mut a, &mut hub, &two);
+    sync_limited(&mut a2, &mut hub, &two);
+    // Offline, each within the limit on its own.
+    for n in 0..2u8 {
+        a.store
+            .add_attachment(case.id, &document(), &[n + 1; 100][..])
+            .unwrap();
+    }
+    a2.store
+        .add_attachment(case.id, &document(), &[9u8; 100][..])
+        .unwrap();
+    sync_limited(&mut a, &mut hub, &two);
+    let who = a2.principal.clone();
+    let summary = vigie_core::sync::sync_with_hub(
+        &mut a2.store,
+        &vigie_core::sync::SyncOptions::default(),
+        |request| common::handle(&mut hub, &who, request, &two).map_err(|e| e.to_string()),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        summary.refused,
+        vec![(case.id, vigie_core::sync::Refusal::BreaksValidation)]
+    );
+    let (id, detail) = &summary.refusal_details[0];
+    assert_eq!(*id, case.id);
+    assert_eq!(detail.field, "attachments");
+    assert!(
+        detail.rule.contains("at most 2 attachments per record"),
+        "{detail:?}"
+    );
+}
