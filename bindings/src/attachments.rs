@@ -9,7 +9,6 @@ use crate::input;
 use crate::listeners::ChangeSource;
 use crate::store::VigieStore;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use vigie_core::sync::RecordSyncState;
 use vigie_core::{Attachment, AttachmentInfo, AttachmentLimits, NewAttachment};
@@ -42,10 +41,7 @@ impl VigieStore {
             .map_err(|_| VigieError::validation("path", "must name a file this app can read"))?;
         let (kind, added) = self.with_store(|s| {
             let kind = s.kind_of(record)?;
-            Ok((
-                kind,
-                s.add_attachment(record, &attachment, BufReader::new(file))?,
-            ))
+            Ok((kind, s.add_attachment_from(record, &attachment, file)?))
         })?;
         self.changed(&[record], kind, ChangeSource::Local);
         Ok(added)

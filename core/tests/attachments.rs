@@ -1268,3 +1268,19 @@ fn two_devices_over_the_count_together_are_told_the_field_and_the_limit() {
         "{detail:?}"
     );
 }
+
+#[test]
+fn a_capture_from_a_directory_is_refused_on_the_path() {
+    let (dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    for path in [dir.path().to_path_buf(), dir.path().join("missing.pdf")] {
+        match d.store.add_attachment_file(case.id, &document(), &path) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, "path");
+                assert!(!e.rule.contains(&*dir.path().to_string_lossy()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

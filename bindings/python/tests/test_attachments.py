@@ -147,6 +147,15 @@ def test_bad_captures_get_typed_errors_and_store_nothing(env, tmp_path):
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, document, str(tmp_path / "missing.pdf"))
         assert e.value.field == "path"
+        # A directory is no file either (not a storage failure).
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            phone.add_attachment(case.id, document, str(tmp_path))
+        assert e.value.field == "path"
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            phone.add_attachment(case.id, vigie.NewAttachment(
+                kind=vigie.AttachmentKind.DOCUMENT, media_type="application/pdf",
+                caption="deux\nlignes"), str(write(tmp_path / "ok.pdf", pdf_bytes(1000))))
+        assert e.value.field == "attachments.caption"
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, vigie.NewAttachment(
                 kind=vigie.AttachmentKind.DOCUMENT, media_type="application/pdf",

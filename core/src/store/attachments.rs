@@ -627,24 +627,38 @@ impl Store {
         Ok(entry)
     }
 
-    /// Attaches the file at `path` (see `add_attachment`). A regular file over the limit is
-    /// refused by its size, without reading it.
+    /// Attaches the file at `path` (see `add_attachment_from`). A path that names no file this
+    /// process can read (missing, a directory, not permitted) is a `Validation` error on the
+    /// field `path` that never names the path.
     pub fn add_attachment_file(
         &mut self,
         record_id: Uuid,
         new: &NewAttachment,
         path: &Path,
     ) -> Result<Attachment> {
-        let file = File::open(path)?;
-        if let Ok(meta) = file.metadata()
-            && meta.is_file()
-        {
+        let file = File::open(path).map_err(|_| unreadable_path())?;
+        self.add_attachment_from(record_id, new, file)
+    }
+
+    /// Attaches an open file (see `add_attachment`): a directory is a `Validation` error on the
+    /// field `path`, and a regular file over the limit is refused by its size, unread.
+    pub fn add_attachment_from(
+        &mut self,
+        record_id: Uuid,
+        new: &NewAttachment,
+        file: File,
+    ) -> Result<Attachment> {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(unreadable_path());
+        }
+        if meta.is_file() {
             let limit = match new.kind {
                 AttachmentKind::Photo => MAX_PHOTO_INPUT,
                 _ => self.attachment_limits()?.max_file_bytes,
             };
             if meta.len() > limit {
-                // The record and the media type are checked first, as for any capture.
+                // The record is checked first, as for any capture.
                 self.kind_of(record_id)?;
                 return Err(refused(AttachmentRefusal::FileTooLarge {
                     size: meta.len(),
@@ -770,6 +784,11 @@ impl Store {
         }
         result
     }
+}
+
+/// A capture's path that names no file this process can read (never naming it).
+fn unreadable_path() -> Error {
+    ValidationError::new("path", "must name a file this app can read").into()
 }
 
 /// What is wrong with the file an attachment is exported to, as the app can act on it; any
