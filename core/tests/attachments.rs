@@ -1284,3 +1284,41 @@ fn a_capture_from_a_directory_is_refused_on_the_path() {
         }
     }
 }
+
+#[test]
+fn a_quarantined_entry_names_the_attachments_it_adds_never_their_caption() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let case = new_case(&mut a);
+    sync(&mut a, &mut hub);
+    // Offline: a document added, then the monitor moves.
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &[5u8; 4000][..])
+        .unwrap();
+    a.principal.areas = ["CI-R1-D1-C02".to_string()].into();
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+    let views = hub
+        .in_transaction(&mut |tx| {
+            tx.quarantined()?
+                .iter()
+                .map(|q| vigie_core::sync::describe_quarantined(tx, q))
+                .collect::<Result<Vec<_>>>()
+        })
+        .unwrap();
+    assert_eq!(views.len(), 1);
+    let view = &views[0];
+    assert!(view.fields.is_empty(), "{view:?}");
+    assert_eq!(
+        view.attachments_added,
+        vec![vigie_core::sync::QuarantinedAttachment {
+            id: entry.id,
+            kind: AttachmentKind::Document,
+            media_type: "application/pdf".into(),
+            size: 4000,
+        }]
+    );
+    assert!(view.attachments_removed.is_empty());
+    assert!(!format!("{view:?}").contains("Formulaire"));
+}
