@@ -179,6 +179,15 @@ fn photo(caption: &str) -> NewAttachment {
     }
 }
 
+/// `bytes` as a PDF's: the same size, beginning with the magic number a PDF has.
+fn pdf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let magic = b"%PDF-";
+    let n = magic.len().min(out.len());
+    out[..n].copy_from_slice(&magic[..n]);
+    out
+}
+
 fn document() -> NewAttachment {
     NewAttachment {
         kind: AttachmentKind::Document,
@@ -286,7 +295,7 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
 
     match d
         .store
-        .add_attachment(visit.id, &document(), &[7u8; 5000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[7u8; 5000])[..])
     {
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
             // Read no further than one byte past the limit.
@@ -340,7 +349,7 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
     // A user and reference documents take no attachments.
     assert!(matches!(
         d.store
-            .add_attachment(Uuid::now_v7(), &document(), &[1u8; 10][..]),
+            .add_attachment(Uuid::now_v7(), &document(), &pdf(&[1u8; 10])[..]),
         Err(Error::NotFound { .. })
     ));
 }
@@ -351,7 +360,7 @@ fn a_file_left_by_a_crash_before_the_commit_is_collected() {
     let mut d = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let visit = new_visit(&mut d);
     d.store
-        .add_attachment(visit.id, &document(), &[3u8; 2000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[3u8; 2000])[..])
         .unwrap();
     let files = attachment_files(&d.store);
     assert_eq!(files.len(), 1);
@@ -426,7 +435,7 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
     let visit = new_visit(&mut a);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
     let size = 3 * 1024 * 1024 + 12_345;
-    let bytes: Vec<u8> = (0..size).map(|_| rng.r#gen::<u8>()).collect();
+    let bytes: Vec<u8> = pdf(&(0..size).map(|_| rng.r#gen::<u8>()).collect::<Vec<_>>());
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &bytes[..])
@@ -502,7 +511,7 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
     ]);
     let (mut a, other) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
-    let data = vec![9u8; 100_000];
+    let data = pdf(&[9u8; 100_000]);
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &data[..])
@@ -576,7 +585,7 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     ]);
     let (mut a, mut neighbour) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
-    let data = vec![7u8; 600_000];
+    let data = pdf(&[7u8; 600_000]);
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &data[..])
@@ -705,7 +714,7 @@ fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
     let visit = new_visit(&mut a);
     let entry = a
         .store
-        .add_attachment(visit.id, &document(), &[4u8; 300_000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[4u8; 300_000])[..])
         .unwrap();
     sync(&mut a, &mut hub);
     let mut tight = HubLimits::default();
@@ -751,7 +760,12 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
         a.store.create(&c).unwrap()
     };
     let marker = b"PLAINTEXT-MARKER-OF-A-CHILD-CERTIFICATE";
-    let bytes: Vec<u8> = marker.iter().copied().cycle().take(400_000).collect();
+    let bytes: Vec<u8> = pdf(&marker
+        .iter()
+        .copied()
+        .cycle()
+        .take(400_000)
+        .collect::<Vec<_>>());
     let entry = a
         .store
         .add_attachment(case.id, &document(), &bytes[..])
@@ -789,11 +803,11 @@ fn downloads_follow_the_policy() {
     let visit = new_visit(&mut a);
     let one = a
         .store
-        .add_attachment(visit.id, &document(), &[1u8; 1000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[1u8; 1000])[..])
         .unwrap();
     let two = a
         .store
-        .add_attachment(visit.id, &document(), &[2u8; 1000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[2u8; 1000])[..])
         .unwrap();
     sync(&mut a, &mut hub);
     transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
@@ -837,7 +851,7 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     let visit = new_visit(&mut d);
     let form = d
         .store
-        .add_attachment(visit.id, &document(), &[7u8; 500][..])
+        .add_attachment(visit.id, &document(), &pdf(&[7u8; 500])[..])
         .unwrap();
     let refusal = |to: &Path| match d.store.export_attachment(form.id, to) {
         Err(Error::Validation(v)) => {
@@ -875,7 +889,7 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     );
     let out = dir.path().join("consent.pdf");
     d.store.export_attachment(form.id, &out).unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 500]);
+    assert_eq!(std::fs::read(&out).unwrap(), pdf(&[7u8; 500]));
 }
 
 /// A child case in C01, created on `d`.
@@ -898,7 +912,7 @@ fn an_upload_cut_before_the_record_leaves_the_scope_still_reaches_the_hub() {
         let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
         let (mut a, mut s) = (devices.remove(0), devices.remove(0));
         let case = new_case(&mut a);
-        let bytes = vec![9u8; 200_000];
+        let bytes = pdf(&[9u8; 200_000]);
         let entry = a
             .store
             .add_attachment(case.id, &document(), &bytes[..])
@@ -944,7 +958,7 @@ fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
     let case = new_case(&mut a);
     let entry = a
         .store
-        .add_attachment(case.id, &document(), &[3u8; 70_000][..])
+        .add_attachment(case.id, &document(), &pdf(&[3u8; 70_000])[..])
         .unwrap();
     sync(&mut a, &mut hub);
     let mut moved = a2.principal.clone();
@@ -1019,7 +1033,7 @@ fn an_upload_refused_on_a_limit_goes_again_once_the_limits_allow_it() {
     let case = new_case(&mut a);
     let entry = a
         .store
-        .add_attachment(case.id, &document(), &[4u8; 300_000][..])
+        .add_attachment(case.id, &document(), &pdf(&[4u8; 300_000])[..])
         .unwrap();
     let mut tight = HubLimits::default();
     tight.attachments.max_file_bytes = 100_000;
@@ -1055,7 +1069,7 @@ fn a_download_that_failed_its_hash_goes_again_at_the_next_session_or_when_asked(
     let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
     let (mut a, mut s) = (devices.remove(0), devices.remove(0));
     let case = new_case(&mut a);
-    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let bytes: Vec<u8> = pdf(&(0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     let asked = a
         .store
         .add_attachment(case.id, &document(), &bytes[..])
@@ -1139,7 +1153,8 @@ fn a_capture_reads_no_more_than_the_limit_and_nothing_past_the_count() {
     // An endless stream (a pipe, /dev/zero) is refused once past the limit.
     let read = std::cell::Cell::new(0);
     assert!(matches!(
-        a.store.add_attachment(case.id, &document(), Endless(&read)),
+        a.store
+            .add_attachment(case.id, &document(), (&b"%PDF-"[..]).chain(Endless(&read))),
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
             size: 200_001..,
             limit: 200_000
@@ -1160,12 +1175,13 @@ fn a_capture_reads_no_more_than_the_limit_and_nothing_past_the_count() {
         }))
     ));
     a.store
-        .add_attachment(case.id, &document(), &[1u8; 1000][..])
+        .add_attachment(case.id, &document(), &pdf(&[1u8; 1000])[..])
         .unwrap();
     // The record holds as many as it may: nothing is read.
     let read = std::cell::Cell::new(0);
     assert!(matches!(
-        a.store.add_attachment(case.id, &document(), Endless(&read)),
+        a.store
+            .add_attachment(case.id, &document(), (&b"%PDF-"[..]).chain(Endless(&read))),
         Err(Error::Attachment(AttachmentRefusal::TooManyForRecord {
             count: 2,
             limit: 1
@@ -1218,7 +1234,7 @@ fn a_caption_is_one_line_on_the_phone() {
             caption: caption.into(),
             ..document()
         };
-        match d.store.add_attachment(case.id, &new, &[1u8; 10][..]) {
+        match d.store.add_attachment(case.id, &new, &pdf(&[1u8; 10])[..]) {
             Err(Error::Attachment(AttachmentRefusal::Invalid(e))) => {
                 assert_eq!(e.field, "attachments.caption");
                 assert!(!e.rule.contains(caption));
@@ -1241,11 +1257,11 @@ fn two_devices_over_the_count_together_are_told_the_field_and_the_limit() {
     // Offline, each within the limit on its own.
     for n in 0..2u8 {
         a.store
-            .add_attachment(case.id, &document(), &[n + 1; 100][..])
+            .add_attachment(case.id, &document(), &pdf(&[n + 1; 100])[..])
             .unwrap();
     }
     a2.store
-        .add_attachment(case.id, &document(), &[9u8; 100][..])
+        .add_attachment(case.id, &document(), &pdf(&[9u8; 100])[..])
         .unwrap();
     sync_limited(&mut a, &mut hub, &two);
     let who = a2.principal.clone();
@@ -1294,7 +1310,7 @@ fn a_quarantined_entry_names_the_attachments_it_adds_never_their_caption() {
     // Offline: a document added, then the monitor moves.
     let entry = a
         .store
-        .add_attachment(case.id, &document(), &[5u8; 4000][..])
+        .add_attachment(case.id, &document(), &pdf(&[5u8; 4000])[..])
         .unwrap();
     a.principal.areas = ["CI-R1-D1-C02".to_string()].into();
     let summary = common::sync(&mut a.store, &mut hub, &a.principal);
@@ -1321,4 +1337,51 @@ fn a_quarantined_entry_names_the_attachments_it_adds_never_their_caption() {
     );
     assert!(view.attachments_removed.is_empty());
     assert!(!format!("{view:?}").contains("Formulaire"));
+}
+
+#[test]
+fn a_document_or_voice_note_must_be_of_its_declared_media_type() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    let of = |kind, media_type: &str| NewAttachment {
+        kind,
+        media_type: media_type.into(),
+        caption: String::new(),
+    };
+    use AttachmentKind::{Document, VoiceNote};
+    for (kind, media_type, bytes) in [
+        (
+            Document,
+            "application/pdf",
+            &b"<html><script>alert(1)</script></html>"[..],
+        ),
+        (Document, "image/png", &b"hello"[..]),
+        (VoiceNote, "audio/ogg", &b"RIFF\0\0\0\0WAVEfmt "[..]),
+        (VoiceNote, "audio/wav", &b"OggS\0\0\0\0\0\0\0\0"[..]),
+    ] {
+        assert!(
+            matches!(
+                d.store
+                    .add_attachment(case.id, &of(kind, media_type), bytes),
+                Err(Error::Attachment(
+                    AttachmentRefusal::NotTheMediaType | AttachmentRefusal::NotAnImage
+                ))
+            ),
+            "{media_type}"
+        );
+    }
+    for (kind, media_type, bytes) in [
+        (Document, "application/pdf", &b"%PDF-1.7 rest"[..]),
+        (VoiceNote, "audio/ogg", &b"OggS and the rest"[..]),
+        (VoiceNote, "audio/wav", &b"RIFF\0\0\0\0WAVEfmt "[..]),
+        (VoiceNote, "audio/mp4", &b"\0\0\0\x18ftypM4A \0"[..]),
+        (VoiceNote, "audio/mpeg", &b"ID3\x04 rest"[..]),
+        (VoiceNote, "audio/amr", &b"#!AMR\n..."[..]),
+    ] {
+        d.store
+            .add_attachment(case.id, &of(kind, media_type), bytes)
+            .unwrap_or_else(|e| panic!("{media_type}: {e:?}"));
+    }
+    assert_eq!(attachment_files(&d.store).len(), 6);
 }

@@ -16,7 +16,7 @@ use vigie_core::sync::{
 };
 use vigie_core::*;
 
-const MARKER: &[u8] = b"PLAINTEXT-MARKER-OF-A-CONSENT-FORM";
+const MARKER: &[u8] = b"%PDF-PLAINTEXT-MARKER-OF-A-CONSENT-FORM";
 
 fn document(caption: &str) -> NewAttachment {
     NewAttachment {
@@ -242,12 +242,14 @@ fn limits_are_published_and_refused_with_413() {
         .store
         .create(&workplace(area(C01), "Carrière"))
         .unwrap();
-    match monitor
-        .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
-    {
+    match monitor.store.add_attachment(
+        w.id,
+        &document(""),
+        &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+    ) {
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
-            assert_eq!((size, limit), (300_000, 200_000))
+            // A stream is read no further than one byte past the limit.
+            assert_eq!((size, limit), (200_001, 200_000))
         }
         other => panic!("{other:?}"),
     }
@@ -259,7 +261,11 @@ fn limits_are_published_and_refused_with_413() {
         .unwrap();
     let entry = monitor
         .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .add_attachment(
+            w.id,
+            &document(""),
+            &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+        )
         .unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.refused.len(), 1, "{summary:?}");
@@ -306,7 +312,11 @@ fn a_chunk_over_the_limit_of_a_stored_manifest_gets_413() {
         .unwrap();
     let entry = monitor
         .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .add_attachment(
+            w.id,
+            &document(""),
+            &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+        )
         .unwrap();
     monitor.sync(&hub.url).unwrap();
     hub.restart_with_args(&["--max-attachment-bytes", "100000"]);

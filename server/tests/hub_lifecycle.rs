@@ -237,7 +237,7 @@ fn quarantine_is_no_back_door() {
                 media_type: "application/pdf".into(),
                 caption: "Consentement de la famille".into(),
             },
-            &[7u8; 3000][..],
+            &b"%PDF-".repeat(600)[..],
         )
         .unwrap();
     set_areas(&data, holder.user(), &[C02]);

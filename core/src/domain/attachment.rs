@@ -64,6 +64,37 @@ impl AttachmentKind {
     }
 }
 
+/// How many leading bytes `starts_as` looks at.
+pub const MAGIC_BYTES: usize = 12;
+
+/// Whether `head` (the first bytes of a file, up to `MAGIC_BYTES`) begins as files of
+/// `media_type` do: their magic number. A viewer on another device is handed the file under its
+/// declared type, so a document or a voice note must be what it says.
+pub fn starts_as(media_type: &str, head: &[u8]) -> bool {
+    let ftyp = head.get(4..8) == Some(b"ftyp");
+    match media_type {
+        "application/pdf" => head.starts_with(b"%PDF-"),
+        "image/jpeg" => head.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "image/png" => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+        // ID3 tag, or an MPEG audio frame's sync bits.
+        "audio/mpeg" => {
+            head.starts_with(b"ID3")
+                || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
+        }
+        // ADTS frame sync, or an ADIF header.
+        "audio/aac" => {
+            head.starts_with(b"ADIF")
+                || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xF0 == 0xF0)
+        }
+        "audio/mp4" | "audio/3gpp" => ftyp,
+        "audio/ogg" | "audio/opus" => head.starts_with(b"OggS"),
+        "audio/wav" => head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE"),
+        "audio/webm" => head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+        "audio/amr" => head.starts_with(b"#!AMR"),
+        _ => false,
+    }
+}
+
 impl fmt::Display for AttachmentKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -193,6 +224,9 @@ pub enum AttachmentRefusal {
     ImageTooLarge,
     #[error("the bytes do not match the attachment's SHA-256")]
     HashMismatch,
+    /// The bytes do not begin as their declared media type's do (a "PDF" that is HTML).
+    #[error("the bytes are not of the media type declared")]
+    NotTheMediaType,
     #[error(transparent)]
     Invalid(ValidationError),
 }

@@ -19,8 +19,8 @@ use super::{LocalWrite, Store, documents, files, sync_state};
 use crate::codec::{photo, sealed};
 use crate::doc;
 use crate::domain::attachment::{
-    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState,
-    takes_attachments, validate_manifest,
+    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState, MAGIC_BYTES,
+    starts_as, takes_attachments, validate_manifest,
 };
 use crate::domain::codes::RecordKind;
 use crate::domain::rights;
@@ -572,6 +572,17 @@ impl Store {
                 (sealed, new.media_type.clone())
             }
             _ => {
+                // The first bytes must be the declared type's magic number; read, checked,
+                // then sealed ahead of the rest.
+                let mut source = source;
+                let mut head = Vec::with_capacity(MAGIC_BYTES);
+                (&mut source)
+                    .take(MAGIC_BYTES as u64)
+                    .read_to_end(&mut head)?;
+                if !head.is_empty() && !starts_as(&new.media_type, &head) {
+                    return Err(refused(AttachmentRefusal::NotTheMediaType));
+                }
+                let source = io::Cursor::new(head).chain(source);
                 let sealed = seal_stream(&self.ctx.path, id, &key, source, limits.max_file_bytes)?;
                 (sealed, new.media_type.clone())
             }
