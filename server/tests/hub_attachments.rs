@@ -503,3 +503,83 @@ fn hub_attachments_held(data: &std::path::Path) -> usize {
         .map(|e| std::fs::read_dir(e.path()).unwrap().count())
         .sum()
 }
+
+/// A photo whose record reached the hub but whose upload was cut, then its user moved or
+/// deactivated: the phone keeps it and uploads it after the record left; a supervisor gets
+/// it. A revoked phone uploads nothing.
+#[test]
+fn a_cut_upload_reaches_the_hub_after_the_record_left_the_scope() {
+    for mode in ["moved", "deactivated", "revoked"] {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("hub");
+        let hub = Hub::start(&data);
+        let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 1);
+        let mut supervisor = Device::enrol(dir.path(), &data, "s", Role::Supervisor, &[REGION], 2);
+        monitor.sync(&hub.url).unwrap();
+        let case = monitor
+            .store
+            .create(&child(area(C01), "Yao Brou", monitor.user()))
+            .unwrap();
+        let form: Vec<u8> = MARKER.iter().copied().cycle().take(300_000).collect();
+        let entry = monitor
+            .store
+            .add_attachment(case.id, &document("Atelier"), &form[..])
+            .unwrap();
+        // The record goes; its bytes do not (the link dropped).
+        monitor.sync(&hub.url).unwrap();
+        let out = match mode {
+            "moved" => {
+                common::lifecycle::set_areas(&data, monitor.user(), &[C02]);
+                None
+            }
+            "deactivated" => Some(common::surface::admin(
+                &data,
+                &["user", "deactivate", "--user", &monitor.user().to_string()],
+            )),
+            _ => Some(common::surface::admin(
+                &data,
+                &[
+                    "device",
+                    "revoke",
+                    "--device",
+                    &monitor.token.device.to_string(),
+                ],
+            )),
+        };
+        if let Some(out) = out {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let upload = |monitor: &mut Device| {
+            monitor.client(&hub.url).sync_attachments(
+                &mut monitor.store,
+                &AttachmentSyncOptions::default(),
+                |_| {},
+            )
+        };
+        if mode == "revoked" {
+            assert!(upload(&mut monitor).is_err(), "{mode}");
+            assert_eq!(hub_attachments_held(&data), 0, "{mode}");
+            continue;
+        }
+        let summary = monitor.sync(&hub.url).unwrap();
+        assert!(summary.left_scope.contains(&case.id), "{mode}: {summary:?}");
+        let up = upload(&mut monitor).unwrap();
+        assert_eq!(up.uploaded, vec![entry.id], "{mode}: {up:?}");
+        assert_eq!(hub_attachments_held(&data), 1, "{mode}");
+        supervisor.sync(&hub.url).unwrap();
+        let down = supervisor
+            .client(&hub.url)
+            .sync_attachments(
+                &mut supervisor.store,
+                &AttachmentSyncOptions::default(),
+                |_| {},
+            )
+            .unwrap();
+        assert_eq!(down.downloaded, vec![entry.id], "{mode}");
+        assert_eq!(supervisor.store.read_attachment(entry.id).unwrap(), form);
+    }
+}
