@@ -13,7 +13,8 @@
 //!   row, and so its key. Files no row names are deleted by `collect_files`.
 //! - **Erasure and scope**: forgetting a record deletes its rows (`erasure::forget_record`),
 //!   which destroys the keys; the files go with the next collection, which the purge after an
-//!   erasure or a departure runs.
+//!   erasure or a departure runs. A record that leaves this device but not the hub keeps the
+//!   rows of the uploads captured here and not yet done (`forget_record_keeping_uploads`).
 
 use super::{LocalWrite, Store, documents, files, sync_state};
 use crate::codec::{photo, sealed};
