@@ -9,7 +9,6 @@ use crate::input;
 use crate::listeners::ChangeSource;
 use crate::store::VigieStore;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use vigie_core::sync::RecordSyncState;
 use vigie_core::{Attachment, AttachmentInfo, AttachmentLimits, NewAttachment};
@@ -42,10 +41,7 @@ impl VigieStore {
             .map_err(|_| VigieError::validation("path", "must name a file this app can read"))?;
         let (kind, added) = self.with_store(|s| {
             let kind = s.kind_of(record)?;
-            Ok((
-                kind,
-                s.add_attachment(record, &attachment, BufReader::new(file))?,
-            ))
+            Ok((kind, s.add_attachment_from(record, &attachment, file)?))
         })?;
         self.changed(&[record], kind, ChangeSource::Local);
         Ok(added)
@@ -102,7 +98,8 @@ impl VigieStore {
     }
 
     /// Asks for an attachment's bytes at the next `sync_with`, whatever the download policy
-    /// (the user opened it).
+    /// (the user opened it). A failed one is queued again: a download from the start, an
+    /// upload when the hub's published limits allow it (else `Attachment` with the limit).
     pub fn request_attachment(&self, id: String) -> Result<()> {
         let id = input::id("id", &id)?;
         self.with_store(|s| Ok(s.request_attachment(id)?))

@@ -224,7 +224,8 @@ impl From<AttachmentRefusal> for VigieError {
             AttachmentRefusal::Empty
             | AttachmentRefusal::NotAnImage
             | AttachmentRefusal::ImageTooLarge
-            | AttachmentRefusal::HashMismatch => VigieError::validation("source", rule),
+            | AttachmentRefusal::HashMismatch
+            | AttachmentRefusal::NotTheMediaType => VigieError::validation("source", rule),
             AttachmentRefusal::Invalid(v) => v.into(),
         }
     }

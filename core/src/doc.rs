@@ -790,6 +790,18 @@ pub(crate) fn values_name_attachments(root: &Root) -> bool {
     root.has_key_starting(ATTACHMENT_PREFIX)
 }
 
+/// The device that created an attachment's manifest entry (the actor of the entry's map): the
+/// device that captured it. `None` if the entry is not a map or its actor is not a Vigie one.
+pub fn attachment_creator_device(doc: &Automerge, id: Uuid) -> Option<Uuid> {
+    match doc
+        .get(automerge::ROOT, attachment_key(id).as_str())
+        .ok()??
+    {
+        (Value::Object(ObjType::Map), ObjId::Id(_, actor, _)) => device_of_actor(&actor),
+        _ => None,
+    }
+}
+
 /// How many manifest keys the document holds, whether or not their entry reads (what the hub
 /// checks).
 pub fn attachment_keys(doc: &Automerge) -> usize {

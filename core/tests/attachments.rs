@@ -179,6 +179,15 @@ fn photo(caption: &str) -> NewAttachment {
     }
 }
 
+/// `bytes` as a PDF's: the same size, beginning with the magic number a PDF has.
+fn pdf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let magic = b"%PDF-";
+    let n = magic.len().min(out.len());
+    out[..n].copy_from_slice(&magic[..n]);
+    out
+}
+
 fn document() -> NewAttachment {
     NewAttachment {
         kind: AttachmentKind::Document,
@@ -286,10 +295,11 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
 
     match d
         .store
-        .add_attachment(visit.id, &document(), &[7u8; 5000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[7u8; 5000])[..])
     {
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
-            assert_eq!((size, limit), (5000, 1000));
+            // Read no further than one byte past the limit.
+            assert_eq!((size, limit), (1001, 1000));
         }
         other => panic!("{other:?}"),
     }
@@ -339,7 +349,7 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
     // A user and reference documents take no attachments.
     assert!(matches!(
         d.store
-            .add_attachment(Uuid::now_v7(), &document(), &[1u8; 10][..]),
+            .add_attachment(Uuid::now_v7(), &document(), &pdf(&[1u8; 10])[..]),
         Err(Error::NotFound { .. })
     ));
 }
@@ -350,7 +360,7 @@ fn a_file_left_by_a_crash_before_the_commit_is_collected() {
     let mut d = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let visit = new_visit(&mut d);
     d.store
-        .add_attachment(visit.id, &document(), &[3u8; 2000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[3u8; 2000])[..])
         .unwrap();
     let files = attachment_files(&d.store);
     assert_eq!(files.len(), 1);
@@ -425,7 +435,7 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
     let visit = new_visit(&mut a);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
     let size = 3 * 1024 * 1024 + 12_345;
-    let bytes: Vec<u8> = (0..size).map(|_| rng.r#gen::<u8>()).collect();
+    let bytes: Vec<u8> = pdf(&(0..size).map(|_| rng.r#gen::<u8>()).collect::<Vec<_>>());
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &bytes[..])
@@ -501,7 +511,7 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
     ]);
     let (mut a, other) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
-    let data = vec![9u8; 100_000];
+    let data = pdf(&[9u8; 100_000]);
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &data[..])
@@ -575,7 +585,7 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     ]);
     let (mut a, mut neighbour) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
-    let data = vec![7u8; 600_000];
+    let data = pdf(&[7u8; 600_000]);
     let entry = a
         .store
         .add_attachment(visit.id, &document(), &data[..])
@@ -704,7 +714,7 @@ fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
     let visit = new_visit(&mut a);
     let entry = a
         .store
-        .add_attachment(visit.id, &document(), &[4u8; 300_000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[4u8; 300_000])[..])
         .unwrap();
     sync(&mut a, &mut hub);
     let mut tight = HubLimits::default();
@@ -750,7 +760,12 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
         a.store.create(&c).unwrap()
     };
     let marker = b"PLAINTEXT-MARKER-OF-A-CHILD-CERTIFICATE";
-    let bytes: Vec<u8> = marker.iter().copied().cycle().take(400_000).collect();
+    let bytes: Vec<u8> = pdf(&marker
+        .iter()
+        .copied()
+        .cycle()
+        .take(400_000)
+        .collect::<Vec<_>>());
     let entry = a
         .store
         .add_attachment(case.id, &document(), &bytes[..])
@@ -788,11 +803,11 @@ fn downloads_follow_the_policy() {
     let visit = new_visit(&mut a);
     let one = a
         .store
-        .add_attachment(visit.id, &document(), &[1u8; 1000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[1u8; 1000])[..])
         .unwrap();
     let two = a
         .store
-        .add_attachment(visit.id, &document(), &[2u8; 1000][..])
+        .add_attachment(visit.id, &document(), &pdf(&[2u8; 1000])[..])
         .unwrap();
     sync(&mut a, &mut hub);
     transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
@@ -836,7 +851,7 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     let visit = new_visit(&mut d);
     let form = d
         .store
-        .add_attachment(visit.id, &document(), &[7u8; 500][..])
+        .add_attachment(visit.id, &document(), &pdf(&[7u8; 500])[..])
         .unwrap();
     let refusal = |to: &Path| match d.store.export_attachment(form.id, to) {
         Err(Error::Validation(v)) => {
@@ -874,5 +889,499 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     );
     let out = dir.path().join("consent.pdf");
     d.store.export_attachment(form.id, &out).unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), vec![7u8; 500]);
+    assert_eq!(std::fs::read(&out).unwrap(), pdf(&[7u8; 500]));
+}
+
+/// A child case in C01, created on `d`.
+fn new_case(d: &mut Device) -> ChildCase {
+    let mut c = ChildCase::new(
+        "CASE",
+        "Kouassi Yao",
+        Sex::Male,
+        c1(),
+        chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+        d.principal.user,
+    );
+    c.estimated_age = Some(12);
+    d.store.create(&c).unwrap()
+}
+
+#[test]
+fn an_upload_cut_before_the_record_leaves_the_scope_still_reaches_the_hub() {
+    for mode in ["moved", "deactivated", "moved_by_other"] {
+        let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+        let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+        let case = new_case(&mut a);
+        let bytes = pdf(&[9u8; 200_000]);
+        let entry = a
+            .store
+            .add_attachment(case.id, &document(), &bytes[..])
+            .unwrap();
+        // The record reaches the hub; its bytes do not (the link drops).
+        sync(&mut a, &mut hub);
+        sync(&mut s, &mut hub);
+        match mode {
+            "moved" => a.principal.areas = ["CI-R1-D1-C02".to_string()].into(),
+            "deactivated" => a.principal.areas.clear(),
+            _ => {
+                let mut c: ChildCase = s.store.get(case.id).unwrap();
+                c.area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C02");
+                s.store.update(&c).unwrap();
+                sync(&mut s, &mut hub);
+            }
+        }
+        let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+        assert!(summary.left_scope.contains(&case.id), "{mode}: {summary:?}");
+        assert!(
+            matches!(a.store.attachments(case.id), Err(Error::NotFound { .. })),
+            "{mode}"
+        );
+        // Kept, out of every list, until its bytes are uploaded.
+        assert_eq!(attachment_files(&a.store).len(), 1, "{mode}");
+        let sent = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+        assert_eq!(sent.uploaded, vec![entry.id], "{mode}: {sent:?}");
+        assert!(sent.failed.is_empty(), "{mode}: {sent:?}");
+        assert!(attachment_files(&a.store).is_empty(), "{mode}");
+        sync(&mut s, &mut hub);
+        transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+        assert_eq!(s.store.read_attachment(entry.id).unwrap(), bytes, "{mode}");
+    }
+}
+
+#[test]
+fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
+    let (dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    // Another device of the same user.
+    let mut a2 = device(&dir, "a2", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    a2.principal.user = a.principal.user;
+    let case = new_case(&mut a);
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &pdf(&[3u8; 70_000])[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let mut moved = a2.principal.clone();
+    moved.areas = ["CI-R1-D1-C02".to_string()].into();
+    let upload = AttachmentRequest::Upload {
+        record: case.id,
+        id: entry.id,
+        offset: 0,
+        bytes: vec![3u8; 65_536],
+    };
+    assert_eq!(
+        ask(&mut hub, &moved, upload.clone()),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::NotFound
+        }
+    );
+    let mut capturer = a.principal.clone();
+    capturer.areas.clear();
+    assert!(matches!(
+        ask(&mut hub, &capturer, upload),
+        AttachmentResponse::Held { held: 65_536, .. }
+    ));
+}
+
+/// Syncs `d`'s records with a hub that applies (and publishes) `limits`.
+fn sync_limited(d: &mut Device, hub: &mut Store, limits: &HubLimits) {
+    let who = d.principal.clone();
+    vigie_core::sync::sync_with_hub(
+        &mut d.store,
+        &vigie_core::sync::SyncOptions::default(),
+        |request| common::handle(hub, &who, request, limits).map_err(|e| e.to_string()),
+        |_| {},
+    )
+    .expect("sync");
+}
+
+/// Transfers `d`'s attachments with a hub that applies `limits`, every answer passed through
+/// `tamper`.
+fn transfer_through(
+    d: &mut Device,
+    hub: &mut Store,
+    limits: &HubLimits,
+    mut tamper: impl FnMut(AttachmentResponse) -> AttachmentResponse,
+) -> vigie_core::sync::AttachmentSummary {
+    let who = d.principal.clone();
+    sync_attachments(
+        &mut d.store,
+        &AttachmentSyncOptions::default(),
+        |request| {
+            let answer = hub
+                .hub_attachment(&who, request, limits)
+                .map_err(|e| e.to_string())?;
+            let answer = decode_attachment_response(&answer, usize::MAX).unwrap();
+            Ok(vigie_core::sync::encode_attachment_response(&tamper(
+                answer,
+            )))
+        },
+        |_| {},
+    )
+    .expect("attachment session")
+}
+
+fn state_of(d: &Device, record: Uuid) -> AttachmentState {
+    d.store.attachments(record).unwrap()[0].state
+}
+
+#[test]
+fn an_upload_refused_on_a_limit_goes_again_once_the_limits_allow_it() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let case = new_case(&mut a);
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &pdf(&[4u8; 300_000])[..])
+        .unwrap();
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 100_000;
+    // The record reaches the hub; then the hub's limit is lowered.
+    sync(&mut a, &mut hub);
+    sync_limited(&mut a, &mut hub, &tight);
+    let sent = transfer_through(&mut a, &mut hub, &tight, |r| r);
+    let too_large = TransferRefusal::FileTooLarge {
+        size: 300_000,
+        limit: 100_000,
+    };
+    assert_eq!(sent.failed, vec![(entry.id, too_large)]);
+    assert_eq!(state_of(&a, case.id), AttachmentState::Failed);
+    // Asked again while the limits still refuse it: said why.
+    assert!(matches!(
+        a.store.request_attachment(entry.id),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 300_000,
+            limit: 100_000
+        }))
+    ));
+    let sent = transfer_through(&mut a, &mut hub, &tight, |r| r);
+    assert_eq!(sent.round_trips, 0, "{sent:?}");
+    // The operator undoes the mistake: the next sync publishes the limits, and it goes.
+    sync(&mut a, &mut hub);
+    let sent = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(sent.uploaded, vec![entry.id], "{sent:?}");
+    assert_eq!(state_of(&a, case.id), AttachmentState::Uploaded);
+}
+
+#[test]
+fn a_download_that_failed_its_hash_goes_again_at_the_next_session_or_when_asked() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let case = new_case(&mut a);
+    let bytes: Vec<u8> = pdf(&(0..300_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    let asked = a
+        .store
+        .add_attachment(case.id, &document(), &bytes[..])
+        .unwrap();
+    let waited = a
+        .store
+        .add_attachment(case.id, &document(), &bytes[..1000])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    sync(&mut s, &mut hub);
+    let flip = |r: AttachmentResponse| match r {
+        AttachmentResponse::Chunk {
+            id,
+            size,
+            offset,
+            mut bytes,
+        } => {
+            bytes[0] ^= 1;
+            AttachmentResponse::Chunk {
+                id,
+                size,
+                offset,
+                bytes,
+            }
+        }
+        other => other,
+    };
+    let got = transfer_through(&mut s, &mut hub, &HubLimits::default(), flip);
+    assert_eq!(
+        got.failed,
+        vec![
+            (asked.id, TransferRefusal::HashMismatch),
+            (waited.id, TransferRefusal::HashMismatch)
+        ]
+    );
+    // Once per session: a bad copy does not loop (two chunks, then one).
+    assert_eq!(got.round_trips, 3, "{got:?}");
+    let states = |s: &Device| -> Vec<AttachmentState> {
+        s.store
+            .attachments(case.id)
+            .unwrap()
+            .iter()
+            .map(|a| a.state)
+            .collect()
+    };
+    assert_eq!(states(&s), vec![AttachmentState::Failed; 2]);
+    // Asked for: queued again at once.
+    s.store.request_attachment(asked.id).unwrap();
+    assert_eq!(
+        states(&s),
+        vec![AttachmentState::NotDownloaded, AttachmentState::Failed]
+    );
+    // The next session takes both again.
+    let got = transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(got.downloaded, vec![asked.id, waited.id], "{got:?}");
+    assert_eq!(s.store.read_attachment(asked.id).unwrap(), bytes);
+    assert_eq!(s.store.read_attachment(waited.id).unwrap(), &bytes[..1000]);
+}
+
+/// A source that counts the bytes read from it, endless.
+struct Endless<'a>(&'a std::cell::Cell<u64>);
+
+impl Read for Endless<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.set(self.0.get() + buf.len() as u64);
+        buf.fill(0);
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn a_capture_reads_no_more_than_the_limit_and_nothing_past_the_count() {
+    let (dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 200_000;
+    tight.attachments.max_per_record = 1;
+    sync_limited(&mut a, &mut hub, &tight);
+    let case = new_case(&mut a);
+    // An endless stream (a pipe, /dev/zero) is refused once past the limit.
+    let read = std::cell::Cell::new(0);
+    assert!(matches!(
+        a.store
+            .add_attachment(case.id, &document(), (&b"%PDF-"[..]).chain(Endless(&read))),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 200_001..,
+            limit: 200_000
+        }))
+    ));
+    assert!(read.get() <= 200_001 + 65_536, "{}", read.get());
+    // A file over the limit is refused by its size, unread.
+    let big = dir.path().join("big.pdf");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    assert!(matches!(
+        a.store.add_attachment_file(case.id, &document(), &big),
+        Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+            size: 3221225472,
+            limit: 200_000
+        }))
+    ));
+    a.store
+        .add_attachment(case.id, &document(), &pdf(&[1u8; 1000])[..])
+        .unwrap();
+    // The record holds as many as it may: nothing is read.
+    let read = std::cell::Cell::new(0);
+    assert!(matches!(
+        a.store
+            .add_attachment(case.id, &document(), (&b"%PDF-"[..]).chain(Endless(&read))),
+        Err(Error::Attachment(AttachmentRefusal::TooManyForRecord {
+            count: 2,
+            limit: 1
+        }))
+    ));
+    assert_eq!(read.get(), 0);
+}
+
+#[test]
+fn an_image_captured_as_a_document_loses_its_metadata_but_not_its_size() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    let original = jpeg_with_gps(2400, 1200);
+    let as_document = |media_type: &str| NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: media_type.into(),
+        caption: "Consentement".into(),
+    };
+    for (media_type, format) in [
+        ("image/jpeg", image::ImageFormat::Jpeg),
+        ("image/png", image::ImageFormat::Png),
+    ] {
+        let entry = d
+            .store
+            .add_attachment(case.id, &as_document(media_type), &original[..])
+            .unwrap();
+        assert_eq!(entry.media_type, media_type);
+        let stored = d.store.read_attachment(entry.id).unwrap();
+        assert!(!contains(&stored, GPS_MARKER), "{media_type}");
+        assert!(!contains(&stored, b"Exif"), "{media_type}");
+        assert_eq!(image::guess_format(&stored).unwrap(), format);
+        let img = image::load_from_memory(&stored).unwrap();
+        assert_eq!((img.width(), img.height()), (2400, 1200), "{media_type}");
+    }
+    assert!(matches!(
+        d.store
+            .add_attachment(case.id, &as_document("image/png"), &b"hello"[..]),
+        Err(Error::Attachment(AttachmentRefusal::NotAnImage))
+    ));
+}
+
+#[test]
+fn a_caption_is_one_line_on_the_phone() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    for caption in ["deux\nlignes", "nul\0", "\u{202E}fdp.exe"] {
+        let new = NewAttachment {
+            caption: caption.into(),
+            ..document()
+        };
+        match d.store.add_attachment(case.id, &new, &pdf(&[1u8; 10])[..]) {
+            Err(Error::Attachment(AttachmentRefusal::Invalid(e))) => {
+                assert_eq!(e.field, "attachments.caption");
+                assert!(!e.rule.contains(caption));
+            }
+            other => panic!("{caption:?}: {other:?}"),
+        }
+    }
+    assert!(attachment_files(&d.store).is_empty());
+}
+
+#[test]
+fn two_devices_over_the_count_together_are_told_the_field_and_the_limit() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut a2) = (devices.remove(0), devices.remove(0));
+    let mut two = HubLimits::default();
+    two.attachments.max_per_record = 2;
+    let case = new_case(&mut a);
+    sync_limited(&mut a, &mut hub, &two);
+    sync_limited(&mut a2, &mut hub, &two);
+    // Offline, each within the limit on its own.
+    for n in 0..2u8 {
+        a.store
+            .add_attachment(case.id, &document(), &pdf(&[n + 1; 100])[..])
+            .unwrap();
+    }
+    a2.store
+        .add_attachment(case.id, &document(), &pdf(&[9u8; 100])[..])
+        .unwrap();
+    sync_limited(&mut a, &mut hub, &two);
+    let who = a2.principal.clone();
+    let summary = vigie_core::sync::sync_with_hub(
+        &mut a2.store,
+        &vigie_core::sync::SyncOptions::default(),
+        |request| common::handle(&mut hub, &who, request, &two).map_err(|e| e.to_string()),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        summary.refused,
+        vec![(case.id, vigie_core::sync::Refusal::BreaksValidation)]
+    );
+    let (id, detail) = &summary.refusal_details[0];
+    assert_eq!(*id, case.id);
+    assert_eq!(detail.field, "attachments");
+    assert!(
+        detail.rule.contains("at most 2 attachments per record"),
+        "{detail:?}"
+    );
+}
+
+#[test]
+fn a_capture_from_a_directory_is_refused_on_the_path() {
+    let (dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    for path in [dir.path().to_path_buf(), dir.path().join("missing.pdf")] {
+        match d.store.add_attachment_file(case.id, &document(), &path) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, "path");
+                assert!(!e.rule.contains(&*dir.path().to_string_lossy()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_quarantined_entry_names_the_attachments_it_adds_never_their_caption() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let case = new_case(&mut a);
+    sync(&mut a, &mut hub);
+    // Offline: a document added, then the monitor moves.
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &pdf(&[5u8; 4000])[..])
+        .unwrap();
+    a.principal.areas = ["CI-R1-D1-C02".to_string()].into();
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+    let views = hub
+        .in_transaction(&mut |tx| {
+            tx.quarantined()?
+                .iter()
+                .map(|q| vigie_core::sync::describe_quarantined(tx, q))
+                .collect::<Result<Vec<_>>>()
+        })
+        .unwrap();
+    assert_eq!(views.len(), 1);
+    let view = &views[0];
+    assert!(view.fields.is_empty(), "{view:?}");
+    assert_eq!(
+        view.attachments_added,
+        vec![vigie_core::sync::QuarantinedAttachment {
+            id: entry.id,
+            kind: AttachmentKind::Document,
+            media_type: "application/pdf".into(),
+            size: 4000,
+        }]
+    );
+    assert!(view.attachments_removed.is_empty());
+    assert!(!format!("{view:?}").contains("Formulaire"));
+}
+
+#[test]
+fn a_document_or_voice_note_must_be_of_its_declared_media_type() {
+    let (_dir, _hub, mut devices) = world(&[MONITOR]);
+    let mut d = devices.remove(0);
+    let case = new_case(&mut d);
+    let of = |kind, media_type: &str| NewAttachment {
+        kind,
+        media_type: media_type.into(),
+        caption: String::new(),
+    };
+    use AttachmentKind::{Document, VoiceNote};
+    for (kind, media_type, bytes) in [
+        (
+            Document,
+            "application/pdf",
+            &b"<html><script>alert(1)</script></html>"[..],
+        ),
+        (Document, "image/png", &b"hello"[..]),
+        (VoiceNote, "audio/ogg", &b"RIFF\0\0\0\0WAVEfmt "[..]),
+        (VoiceNote, "audio/wav", &b"OggS\0\0\0\0\0\0\0\0"[..]),
+    ] {
+        assert!(
+            matches!(
+                d.store
+                    .add_attachment(case.id, &of(kind, media_type), bytes),
+                Err(Error::Attachment(
+                    AttachmentRefusal::NotTheMediaType | AttachmentRefusal::NotAnImage
+                ))
+            ),
+            "{media_type}"
+        );
+    }
+    for (kind, media_type, bytes) in [
+        (Document, "application/pdf", &b"%PDF-1.7 rest"[..]),
+        (VoiceNote, "audio/ogg", &b"OggS and the rest"[..]),
+        (VoiceNote, "audio/wav", &b"RIFF\0\0\0\0WAVEfmt "[..]),
+        (VoiceNote, "audio/mp4", &b"\0\0\0\x18ftypM4A \0"[..]),
+        (VoiceNote, "audio/mpeg", &b"ID3\x04 rest"[..]),
+        (VoiceNote, "audio/amr", &b"#!AMR\n..."[..]),
+    ] {
+        d.store
+            .add_attachment(case.id, &of(kind, media_type), bytes)
+            .unwrap_or_else(|e| panic!("{media_type}: {e:?}"));
+    }
+    assert_eq!(attachment_files(&d.store).len(), 6);
 }

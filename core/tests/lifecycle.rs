@@ -853,7 +853,7 @@ fn a_store_restored_from_an_older_copy_moves_its_edits_to_a_new_actor() {
     };
     let attached = restored
         .store
-        .add_attachment(edited, &consent, &[7u8; 3000][..])
+        .add_attachment(edited, &consent, &b"%PDF-".repeat(600)[..])
         .unwrap()
         .id;
     let summary = restored.sync(&mut hub);

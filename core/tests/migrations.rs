@@ -689,6 +689,9 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     // Schema 16's column: the alert rows of schema 14 had no 18th birthday.
     conn.execute("ALTER TABLE alert_index DROP COLUMN adult_ms", [])
         .expect("schema 14's alert rows");
+    // Schema 20's column.
+    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
+        .expect("schema 19's attachments");
     conn.pragma_update(None, "user_version", 14)
         .expect("version 14");
     drop(conn);
@@ -781,6 +784,9 @@ fn a_schema_17_store_finds_names_typed_with_separate_accents() {
         [],
     )
     .expect("schema 17's terms");
+    // Schema 20's column.
+    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
+        .expect("schema 19's attachments");
     conn.pragma_update(None, "user_version", 17)
         .expect("version 17");
     drop(conn);
@@ -807,6 +813,9 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
     let conn = Connection::open(&path).expect("open the file");
     conn.execute("DROP TABLE sync_refused", [])
         .expect("schema 18 had none");
+    // Schema 20's column.
+    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
+        .expect("schema 19's attachments");
     conn.pragma_update(None, "user_version", 18)
         .expect("version 18");
     drop(conn);
@@ -819,4 +828,47 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
         .query_row("SELECT count(*) FROM sync_refused", [], |r| r.get(0))
         .expect("the table is there");
     assert_eq!(held, 0);
+}
+
+#[test]
+fn a_schema_19_store_knows_its_uploads_among_its_attachments() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    drop(Store::open(config(&path)).expect("open"));
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
+        .expect("schema 19's attachments");
+    // Pending, uploaded, failed on a limit (an upload), failed on a hash (a download), not
+    // downloaded.
+    for (n, state, failure) in [
+        (1u8, 0, None),
+        (2, 1, None),
+        (3, 5, Some("larger than the hub accepts per file")),
+        (
+            4,
+            5,
+            Some("the bytes received do not match the attachment's hash"),
+        ),
+        (5, 2, None),
+    ] {
+        conn.execute(
+            "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, failure)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+            rusqlite::params![[n; 16], [0u8; 16], [0u8; 32], [0u8; 32], state, failure],
+        )
+        .expect("row");
+    }
+    conn.pragma_update(None, "user_version", 19)
+        .expect("version 19");
+    drop(conn);
+    drop(Store::open(config(&path)).expect("open the schema 19 file"));
+    let uploads: Vec<u8> = Connection::open(&path)
+        .expect("open")
+        .prepare("SELECT id FROM attachments WHERE upload = 1 ORDER BY id")
+        .expect("query")
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("rows")
+        .map(|id| id.expect("id")[0])
+        .collect();
+    assert_eq!(uploads, vec![1, 2, 3]);
 }

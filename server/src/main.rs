@@ -412,7 +412,8 @@ enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
     /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the
     /// record's fields the changes would change), area_before, area_after, authors (user and
-    /// device each change names). Never a value of the record.
+    /// device each change names), attachments_added and attachments_removed (id, kind,
+    /// media_type and size of each: never a caption). Never a value of the record.
     List {
         #[command(flatten)]
         hub: HubData,
@@ -1083,6 +1084,21 @@ fn area_json(area: &Option<vigie_core::Area>) -> serde_json::Value {
     }
 }
 
+/// The attachments a quarantine entry adds or removes, for its reviewer: never a caption.
+fn attachments_json(attachments: &[vigie_core::sync::QuarantinedAttachment]) -> serde_json::Value {
+    attachments
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": a.id,
+                "kind": a.kind.to_string(),
+                "media_type": a.media_type,
+                "size": a.size,
+            })
+        })
+        .collect()
+}
+
 /// What the journal says of an action taken on the command line (the operator at the machine
 /// has no user of the hub).
 const COMMAND_LINE: &str = "command line";
@@ -1285,6 +1301,8 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "area_before": area_json(&q.area_before),
                         "area_after": area_json(&q.area_after),
                         "authors": authors,
+                        "attachments_added": attachments_json(&q.attachments_added),
+                        "attachments_removed": attachments_json(&q.attachments_removed),
                     })
                 );
             }

@@ -16,7 +16,7 @@ use vigie_core::sync::{
 };
 use vigie_core::*;
 
-const MARKER: &[u8] = b"PLAINTEXT-MARKER-OF-A-CONSENT-FORM";
+const MARKER: &[u8] = b"%PDF-PLAINTEXT-MARKER-OF-A-CONSENT-FORM";
 
 fn document(caption: &str) -> NewAttachment {
     NewAttachment {
@@ -242,12 +242,14 @@ fn limits_are_published_and_refused_with_413() {
         .store
         .create(&workplace(area(C01), "Carrière"))
         .unwrap();
-    match monitor
-        .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
-    {
+    match monitor.store.add_attachment(
+        w.id,
+        &document(""),
+        &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+    ) {
         Err(Error::Attachment(AttachmentRefusal::FileTooLarge { size, limit })) => {
-            assert_eq!((size, limit), (300_000, 200_000))
+            // A stream is read no further than one byte past the limit.
+            assert_eq!((size, limit), (200_001, 200_000))
         }
         other => panic!("{other:?}"),
     }
@@ -259,7 +261,11 @@ fn limits_are_published_and_refused_with_413() {
         .unwrap();
     let entry = monitor
         .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .add_attachment(
+            w.id,
+            &document(""),
+            &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+        )
         .unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.refused.len(), 1, "{summary:?}");
@@ -306,7 +312,11 @@ fn a_chunk_over_the_limit_of_a_stored_manifest_gets_413() {
         .unwrap();
     let entry = monitor
         .store
-        .add_attachment(w.id, &document(""), &[1u8; 300_000][..])
+        .add_attachment(
+            w.id,
+            &document(""),
+            &[b"%PDF-".as_slice(), &[1u8; 299_995]].concat()[..],
+        )
         .unwrap();
     monitor.sync(&hub.url).unwrap();
     hub.restart_with_args(&["--max-attachment-bytes", "100000"]);
@@ -492,4 +502,84 @@ fn hub_attachments_held(data: &std::path::Path) -> usize {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".attachments"))
         .map(|e| std::fs::read_dir(e.path()).unwrap().count())
         .sum()
+}
+
+/// A photo whose record reached the hub but whose upload was cut, then its user moved or
+/// deactivated: the phone keeps it and uploads it after the record left; a supervisor gets
+/// it. A revoked phone uploads nothing.
+#[test]
+fn a_cut_upload_reaches_the_hub_after_the_record_left_the_scope() {
+    for mode in ["moved", "deactivated", "revoked"] {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join("hub");
+        let hub = Hub::start(&data);
+        let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 1);
+        let mut supervisor = Device::enrol(dir.path(), &data, "s", Role::Supervisor, &[REGION], 2);
+        monitor.sync(&hub.url).unwrap();
+        let case = monitor
+            .store
+            .create(&child(area(C01), "Yao Brou", monitor.user()))
+            .unwrap();
+        let form: Vec<u8> = MARKER.iter().copied().cycle().take(300_000).collect();
+        let entry = monitor
+            .store
+            .add_attachment(case.id, &document("Atelier"), &form[..])
+            .unwrap();
+        // The record goes; its bytes do not (the link dropped).
+        monitor.sync(&hub.url).unwrap();
+        let out = match mode {
+            "moved" => {
+                common::lifecycle::set_areas(&data, monitor.user(), &[C02]);
+                None
+            }
+            "deactivated" => Some(common::surface::admin(
+                &data,
+                &["user", "deactivate", "--user", &monitor.user().to_string()],
+            )),
+            _ => Some(common::surface::admin(
+                &data,
+                &[
+                    "device",
+                    "revoke",
+                    "--device",
+                    &monitor.token.device.to_string(),
+                ],
+            )),
+        };
+        if let Some(out) = out {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let upload = |monitor: &mut Device| {
+            monitor.client(&hub.url).sync_attachments(
+                &mut monitor.store,
+                &AttachmentSyncOptions::default(),
+                |_| {},
+            )
+        };
+        if mode == "revoked" {
+            assert!(upload(&mut monitor).is_err(), "{mode}");
+            assert_eq!(hub_attachments_held(&data), 0, "{mode}");
+            continue;
+        }
+        let summary = monitor.sync(&hub.url).unwrap();
+        assert!(summary.left_scope.contains(&case.id), "{mode}: {summary:?}");
+        let up = upload(&mut monitor).unwrap();
+        assert_eq!(up.uploaded, vec![entry.id], "{mode}: {up:?}");
+        assert_eq!(hub_attachments_held(&data), 1, "{mode}");
+        supervisor.sync(&hub.url).unwrap();
+        let down = supervisor
+            .client(&hub.url)
+            .sync_attachments(
+                &mut supervisor.store,
+                &AttachmentSyncOptions::default(),
+                |_| {},
+            )
+            .unwrap();
+        assert_eq!(down.downloaded, vec![entry.id], "{mode}");
+        assert_eq!(supervisor.store.read_attachment(entry.id).unwrap(), form);
+    }
 }

@@ -227,6 +227,19 @@ fn quarantine_is_no_back_door() {
     let mut edited: ChildCase = holder.store.get(case.id).unwrap();
     edited.notes = NOTE.into();
     holder.store.update(&edited).unwrap();
+    // And a photographed form: the reviewer is told of it, never of its caption.
+    let form = holder
+        .store
+        .add_attachment(
+            case.id,
+            &vigie_core::NewAttachment {
+                kind: vigie_core::AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Consentement de la famille".into(),
+            },
+            &b"%PDF-".repeat(600)[..],
+        )
+        .unwrap();
     set_areas(&data, holder.user(), &[C02]);
     let summary = holder.sync(&hub.url).unwrap();
     assert_eq!(summary.quarantined, vec![case.id]);
@@ -237,6 +250,15 @@ fn quarantine_is_no_back_door() {
     assert_eq!(entry["kind"], "child_case");
     assert_eq!(entry["state"], "applies");
     assert_eq!(entry["fields"], serde_json::json!(["notes"]));
+    assert_eq!(
+        entry["attachments_added"],
+        serde_json::json!([{
+            "id": form.id.to_string(), "kind": "document", "media_type": "application/pdf",
+            "size": 3000
+        }])
+    );
+    assert_eq!(entry["attachments_removed"], serde_json::json!([]));
+    assert!(!text.contains("Consentement"), "{text}");
     assert_eq!(entry["area_before"]["community"], C01);
     assert_eq!(entry["area_after"]["community"], C01);
     assert_eq!(entry["user"], holder.user().to_string());

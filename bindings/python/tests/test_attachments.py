@@ -147,6 +147,15 @@ def test_bad_captures_get_typed_errors_and_store_nothing(env, tmp_path):
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, document, str(tmp_path / "missing.pdf"))
         assert e.value.field == "path"
+        # A directory is no file either (not a storage failure).
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            phone.add_attachment(case.id, document, str(tmp_path))
+        assert e.value.field == "path"
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            phone.add_attachment(case.id, vigie.NewAttachment(
+                kind=vigie.AttachmentKind.DOCUMENT, media_type="application/pdf",
+                caption="deux\nlignes"), str(write(tmp_path / "ok.pdf", pdf_bytes(1000))))
+        assert e.value.field == "attachments.caption"
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, vigie.NewAttachment(
                 kind=vigie.AttachmentKind.DOCUMENT, media_type="application/pdf",
@@ -337,5 +346,15 @@ def test_an_attachment_over_a_lowered_hub_limit_fails_with_its_figures(env, tmp_
             assert info.state == vigie.AttachmentState.FAILED and info.failure
             assert phone.record_sync_state(case.id).attachments_failed == 1
             assert phone.attachment_limits().max_file_bytes == 100_000
+            # Asked for again while the limit still refuses it: said why.
+            with pytest.raises(vigie.VigieError.OverLimit) as e:
+                phone.request_attachment(form.id)
+            assert (e.value.size, e.value.limit) == (300_000, 100_000)
+
+            # The operator undoes the mistake: the next sync hears the limits and uploads it.
+            hub.start()
+            summary = phone.sync_with(vigie.HubTransport(hub.url, hub.token))
+            assert summary.attachments_uploaded == 1, summary
+            assert phone.attachments(case.id)[0].state == vigie.AttachmentState.UPLOADED
     finally:
         hub.stop()

@@ -1,6 +1,8 @@
 //! A photo re-encoded at capture: decoded (JPEG or PNG), turned upright by its EXIF orientation,
 //! downscaled to a longest side, and encoded again as JPEG. Re-encoding writes pixels only, so
-//! no metadata of the original (EXIF, GPS position, camera, PNG text chunks) survives it.
+//! no metadata of the original (EXIF, GPS position, camera, PNG text chunks) survives it. An
+//! image captured as a document (a consent form photographed) is re-encoded the same way but
+//! at its full size and in the format it is declared as (`strip`).
 
 use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -24,6 +26,35 @@ pub enum PhotoError {
 
 /// The re-encoded photo, JPEG.
 pub fn reencode(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, PhotoError> {
+    let mut photo = decode(bytes)?;
+    let max_side = max_side.max(1);
+    if photo.width().max(photo.height()) > max_side {
+        photo = photo.resize(max_side, max_side, image::imageops::FilterType::Triangle);
+    }
+    encode_jpeg(photo, QUALITY)
+}
+
+/// An image document without its metadata: upright, full size, encoded again as `format`
+/// (JPEG, at a quality that keeps small print legible, or PNG, lossless).
+pub fn strip(bytes: &[u8], format: ImageFormat) -> Result<Vec<u8>, PhotoError> {
+    let image = decode(bytes)?;
+    match format {
+        ImageFormat::Png => {
+            let mut out = Vec::new();
+            image
+                .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+                .map_err(|_| PhotoError::NotAnImage)?;
+            Ok(out)
+        }
+        _ => encode_jpeg(image, DOCUMENT_QUALITY),
+    }
+}
+
+/// JPEG quality of an image document: its text must stay legible.
+const DOCUMENT_QUALITY: u8 = 92;
+
+/// Decodes a JPEG or PNG, bounded, turned upright by its EXIF orientation.
+fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| PhotoError::NotAnImage)?;
@@ -37,17 +68,17 @@ pub fn reencode(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, PhotoError> {
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let orientation = decoder.orientation().map_err(classify)?;
-    let mut photo = DynamicImage::from_decoder(decoder).map_err(classify)?;
-    photo.apply_orientation(orientation);
-    let max_side = max_side.max(1);
-    if photo.width().max(photo.height()) > max_side {
-        photo = photo.resize(max_side, max_side, image::imageops::FilterType::Triangle);
-    }
+    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+fn encode_jpeg(image: DynamicImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
     // JPEG has no alpha channel: a PNG's transparency is flattened.
-    let photo = DynamicImage::ImageRgb8(photo.into_rgb8());
+    let image = DynamicImage::ImageRgb8(image.into_rgb8());
     let mut out = Vec::new();
-    photo
-        .write_with_encoder(JpegEncoder::new_with_quality(&mut out, QUALITY))
+    image
+        .write_with_encoder(JpegEncoder::new_with_quality(&mut out, quality))
         .map_err(|_| PhotoError::NotAnImage)?;
     Ok(out)
 }

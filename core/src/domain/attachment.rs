@@ -4,7 +4,7 @@
 //! theirs; the bytes travel and rest apart from the document, encrypted.
 
 use crate::domain::codes::RecordKind;
-use crate::domain::validation::ValidationError;
+use crate::domain::validation::{ValidationError, optional_line};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,6 +61,37 @@ impl AttachmentKind {
             ],
         };
         accepted.contains(&media_type)
+    }
+}
+
+/// How many leading bytes `starts_as` looks at.
+pub const MAGIC_BYTES: usize = 12;
+
+/// Whether `head` (the first bytes of a file, up to `MAGIC_BYTES`) begins as files of
+/// `media_type` do: their magic number. A viewer on another device is handed the file under its
+/// declared type, so a document or a voice note must be what it says.
+pub fn starts_as(media_type: &str, head: &[u8]) -> bool {
+    let ftyp = head.get(4..8) == Some(b"ftyp");
+    match media_type {
+        "application/pdf" => head.starts_with(b"%PDF-"),
+        "image/jpeg" => head.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "image/png" => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+        // ID3 tag, or an MPEG audio frame's sync bits.
+        "audio/mpeg" => {
+            head.starts_with(b"ID3")
+                || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
+        }
+        // ADTS frame sync, or an ADIF header.
+        "audio/aac" => {
+            head.starts_with(b"ADIF")
+                || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xF0 == 0xF0)
+        }
+        "audio/mp4" | "audio/3gpp" => ftyp,
+        "audio/ogg" | "audio/opus" => head.starts_with(b"OggS"),
+        "audio/wav" => head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE"),
+        "audio/webm" => head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]),
+        "audio/amr" => head.starts_with(b"#!AMR"),
+        _ => false,
     }
 }
 
@@ -131,12 +162,9 @@ impl Attachment {
                 format!("not a media type accepted for a {}", self.kind),
             ));
         }
-        if self.caption.chars().count() > MAX_CAPTION_CHARS {
-            return Err(ValidationError::new(
-                "attachments.caption",
-                format!("must not be longer than {MAX_CAPTION_CHARS} characters"),
-            ));
-        }
+        // One line, as the other one-line fields: no control character (NUL, a line break, a
+        // terminal's escape) nor text-direction override, within `MAX_CAPTION_CHARS`.
+        optional_line("attachments.caption", &self.caption, MAX_CAPTION_CHARS)?;
         if self.captured_by.is_nil() {
             return Err(ValidationError::new(
                 "attachments.captured_by",
@@ -196,6 +224,9 @@ pub enum AttachmentRefusal {
     ImageTooLarge,
     #[error("the bytes do not match the attachment's SHA-256")]
     HashMismatch,
+    /// The bytes do not begin as their declared media type's do (a "PDF" that is HTML).
+    #[error("the bytes are not of the media type declared")]
+    NotTheMediaType,
     #[error(transparent)]
     Invalid(ValidationError),
 }
@@ -239,7 +270,9 @@ pub enum AttachmentState {
     Downloading,
     /// Received whole and verified.
     Available,
-    /// A transfer failed for a reason that retrying will not cure (`AttachmentInfo::failure`).
+    /// A transfer failed (`AttachmentInfo::failure`): a download whose bytes did not match
+    /// (tried again at the next session, or at once on `request_attachment`), or an upload
+    /// refused on a limit (tried again once the hub's published limits allow it).
     Failed,
 }
 
@@ -289,4 +322,49 @@ pub enum DownloadPolicy {
     OnDemand,
     /// Every attachment, but only on an unmetered link (the app says whether it is on one).
     WifiOnly,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(caption: &str) -> Attachment {
+        Attachment {
+            id: Uuid::now_v7(),
+            sha256: "0".repeat(64),
+            size: 1,
+            media_type: "application/pdf".into(),
+            kind: AttachmentKind::Document,
+            caption: caption.into(),
+            captured_by: Uuid::now_v7(),
+            captured_at: Utc::now(),
+        }
+    }
+
+    /// The rule the phone applies at capture and the hub to every manifest pushed.
+    #[test]
+    fn a_caption_is_one_line_without_controls() {
+        let limits = AttachmentLimits::default();
+        for good in ["", "Consentement signé", &"é".repeat(MAX_CAPTION_CHARS)] {
+            assert!(
+                validate_manifest(&[entry(good)], &limits).is_ok(),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "deux\nlignes",
+            "nul\0",
+            "retour\r",
+            "\u{1b}[31mrouge",
+            "\u{202E}fdp.exe",
+            "\u{2028}",
+            " \u{200B}",
+            &"é".repeat(MAX_CAPTION_CHARS + 1),
+        ] {
+            match validate_manifest(&[entry(bad)], &limits) {
+                Err(AttachmentRefusal::Invalid(e)) => assert_eq!(e.field, "attachments.caption"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -13,14 +13,15 @@
 //!   row, and so its key. Files no row names are deleted by `collect_files`.
 //! - **Erasure and scope**: forgetting a record deletes its rows (`erasure::forget_record`),
 //!   which destroys the keys; the files go with the next collection, which the purge after an
-//!   erasure or a departure runs.
+//!   erasure or a departure runs. A record that leaves this device but not the hub keeps the
+//!   rows of the uploads captured here and not yet done (`forget_record_keeping_uploads`).
 
 use super::{LocalWrite, Store, documents, files, sync_state};
 use crate::codec::{photo, sealed};
 use crate::doc;
 use crate::domain::attachment::{
-    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState,
-    takes_attachments, validate_manifest,
+    Attachment, AttachmentKind, AttachmentLimits, AttachmentRefusal, AttachmentState, MAGIC_BYTES,
+    starts_as, takes_attachments, validate_manifest,
 };
 use crate::domain::codes::RecordKind;
 use crate::domain::rights;
@@ -189,8 +190,8 @@ pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
         priority,
     } = row;
     tx.prepare_cached(
-        "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO attachments (id, record_id, file_key, sha256, size, state, priority, upload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         id.as_bytes(),
@@ -199,7 +200,8 @@ pub(crate) fn insert_row(tx: &Transaction, row: NewRow<'_>) -> Result<()> {
         sha256,
         size as i64,
         state.code(),
-        priority
+        priority,
+        state == AttachmentState::PendingUpload
     ])?;
     Ok(())
 }
@@ -213,6 +215,23 @@ pub(crate) fn set_state(
     tx.prepare_cached("UPDATE attachments SET state = ?2, failure = ?3 WHERE id = ?1")?
         .execute(params![id.as_bytes(), state.code(), failure])?;
     Ok(())
+}
+
+/// Whether the attachment's bytes were captured here and go to the hub.
+pub(crate) fn is_upload(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT upload FROM attachments WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// The bytes of a record's attachments in all, as this store knows them.
+pub(crate) fn record_bytes(conn: &Connection, record_id: Uuid) -> Result<u64> {
+    let total: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(size), 0) FROM attachments WHERE record_id = ?1")?
+        .query_row([record_id.as_bytes()], |r| r.get(0))?;
+    Ok(u64::try_from(total).unwrap_or(0))
 }
 
 /// Whether an upload was under way when a session stopped (its last chunk's answer may have
@@ -397,15 +416,40 @@ fn refused(r: AttachmentRefusal) -> Error {
     Error::Attachment(r)
 }
 
-/// Seals `source` into a temporary file, refusing more than `limit` bytes (the size reported
-/// is the whole source's, read to its end without keeping it).
+/// An image's bytes, whole in memory for its re-encoding: at most `limit`, not empty.
+fn read_image(source: impl Read, limit: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let mut original = Zeroizing::new(Vec::new());
+    let read = source.take(limit + 1).read_to_end(&mut original)?;
+    if read as u64 > limit {
+        return Err(refused(AttachmentRefusal::FileTooLarge {
+            size: read as u64,
+            limit,
+        }));
+    }
+    if original.is_empty() {
+        return Err(refused(AttachmentRefusal::Empty));
+    }
+    Ok(original)
+}
+
+fn image_refusal(e: photo::PhotoError) -> Error {
+    refused(match e {
+        photo::PhotoError::NotAnImage => AttachmentRefusal::NotAnImage,
+        photo::PhotoError::TooLarge => AttachmentRefusal::ImageTooLarge,
+    })
+}
+
+/// Seals `source` into a temporary file, refusing more than `limit` bytes: it reads at most
+/// `limit + 1` (an endless stream, a pipe, `/dev/zero` is refused as soon as it is over), and
+/// the size reported is `limit + 1` ("more than the limit").
 fn seal_stream(
     db: &Path,
     id: Uuid,
     key: &sealed::FileKey,
-    mut source: impl Read,
+    source: impl Read,
     limit: u64,
 ) -> Result<Sealed> {
+    let mut source = source.take(limit.saturating_add(1));
     let (temp, file) = TempFile::create(db)?;
     let mut hashing = Hashing {
         out: sealed::SealedWriter::create(io::BufWriter::new(file), key, id, None)?,
@@ -421,8 +465,10 @@ fn seal_stream(
             Err(e) => return Err(e.into()),
         };
         if hashing.size + n as u64 > limit {
-            let size = hashing.size + n as u64 + io::copy(&mut source, &mut io::sink())?;
-            return Err(refused(AttachmentRefusal::FileTooLarge { size, limit }));
+            return Err(refused(AttachmentRefusal::FileTooLarge {
+                size: hashing.size + n as u64,
+                limit,
+            }));
         }
         hashing.write(&buffer[..n])?;
     }
@@ -482,37 +528,62 @@ impl Store {
                 kind: new.kind,
             }));
         }
+        // The count is known before a byte is read.
+        let held = self.attachment_count(record_id)?;
+        if held >= u64::from(limits.max_per_record) {
+            return Err(refused(AttachmentRefusal::TooManyForRecord {
+                count: held + 1,
+                limit: limits.max_per_record,
+            }));
+        }
         let id = Uuid::now_v7();
         let key = sealed::new_key();
+        let image_document = new.kind == AttachmentKind::Document
+            && matches!(new.media_type.as_str(), "image/jpeg" | "image/png");
         let (sealed, media_type) = match new.kind {
             AttachmentKind::Photo => {
-                let mut original = Zeroizing::new(Vec::new());
-                let read = source
-                    .take(MAX_PHOTO_INPUT + 1)
-                    .read_to_end(&mut original)?;
-                if read as u64 > MAX_PHOTO_INPUT {
-                    return Err(refused(AttachmentRefusal::FileTooLarge {
-                        size: read as u64,
-                        limit: MAX_PHOTO_INPUT,
-                    }));
-                }
-                if original.is_empty() {
-                    return Err(refused(AttachmentRefusal::Empty));
-                }
+                let original = read_image(source, MAX_PHOTO_INPUT)?;
                 let jpeg = Zeroizing::new(
-                    photo::reencode(&original, limits.photo_max_side).map_err(|e| {
-                        refused(match e {
-                            photo::PhotoError::NotAnImage => AttachmentRefusal::NotAnImage,
-                            photo::PhotoError::TooLarge => AttachmentRefusal::ImageTooLarge,
-                        })
-                    })?,
+                    photo::reencode(&original, limits.photo_max_side).map_err(image_refusal)?,
                 );
                 drop(original);
                 let sealed =
                     seal_stream(&self.ctx.path, id, &key, &jpeg[..], limits.max_file_bytes)?;
                 (sealed, "image/jpeg".to_string())
             }
+            // An image captured as a document (a form photographed) loses its metadata too:
+            // re-encoded at full size, in the format it is declared as.
+            _ if image_document => {
+                let original = read_image(source, limits.max_file_bytes)?;
+                let format = if new.media_type == "image/png" {
+                    image::ImageFormat::Png
+                } else {
+                    image::ImageFormat::Jpeg
+                };
+                let stripped =
+                    Zeroizing::new(photo::strip(&original, format).map_err(image_refusal)?);
+                drop(original);
+                let sealed = seal_stream(
+                    &self.ctx.path,
+                    id,
+                    &key,
+                    &stripped[..],
+                    limits.max_file_bytes,
+                )?;
+                (sealed, new.media_type.clone())
+            }
             _ => {
+                // The first bytes must be the declared type's magic number; read, checked,
+                // then sealed ahead of the rest.
+                let mut source = source;
+                let mut head = Vec::with_capacity(MAGIC_BYTES);
+                (&mut source)
+                    .take(MAGIC_BYTES as u64)
+                    .read_to_end(&mut head)?;
+                if !head.is_empty() && !starts_as(&new.media_type, &head) {
+                    return Err(refused(AttachmentRefusal::NotTheMediaType));
+                }
+                let source = io::Cursor::new(head).chain(source);
                 let sealed = seal_stream(&self.ctx.path, id, &key, source, limits.max_file_bytes)?;
                 (sealed, new.media_type.clone())
             }
@@ -568,14 +639,55 @@ impl Store {
         Ok(entry)
     }
 
-    /// Attaches the file at `path` (see `add_attachment`).
+    /// Attaches the file at `path` (see `add_attachment_from`). A path that names no file this
+    /// process can read (missing, a directory, not permitted) is a `Validation` error on the
+    /// field `path` that never names the path.
     pub fn add_attachment_file(
         &mut self,
         record_id: Uuid,
         new: &NewAttachment,
         path: &Path,
     ) -> Result<Attachment> {
-        self.add_attachment(record_id, new, io::BufReader::new(File::open(path)?))
+        let file = File::open(path).map_err(|_| unreadable_path())?;
+        self.add_attachment_from(record_id, new, file)
+    }
+
+    /// Attaches an open file (see `add_attachment`): a directory is a `Validation` error on the
+    /// field `path`, and a regular file over the limit is refused by its size, unread.
+    pub fn add_attachment_from(
+        &mut self,
+        record_id: Uuid,
+        new: &NewAttachment,
+        file: File,
+    ) -> Result<Attachment> {
+        let meta = file.metadata()?;
+        if meta.is_dir() {
+            return Err(unreadable_path());
+        }
+        if meta.is_file() {
+            let limit = match new.kind {
+                AttachmentKind::Photo => MAX_PHOTO_INPUT,
+                _ => self.attachment_limits()?.max_file_bytes,
+            };
+            if meta.len() > limit {
+                // The record is checked first, as for any capture.
+                self.kind_of(record_id)?;
+                return Err(refused(AttachmentRefusal::FileTooLarge {
+                    size: meta.len(),
+                    limit,
+                }));
+            }
+        }
+        self.add_attachment(record_id, new, io::BufReader::new(file))
+    }
+
+    /// How many manifest entries a record holds.
+    fn attachment_count(&self, record_id: Uuid) -> Result<u64> {
+        let (_, _, bytes) = documents::find_row(&self.conn, record_id)?.ok_or(Error::NotFound {
+            kind: None,
+            id: record_id,
+        })?;
+        Ok(doc::attachment_keys(&doc::load(record_id, &bytes)?) as u64)
     }
 
     /// Removes an attachment from its record: the manifest entry goes (and, as the change
@@ -684,6 +796,11 @@ impl Store {
         }
         result
     }
+}
+
+/// A capture's path that names no file this process can read (never naming it).
+fn unreadable_path() -> Error {
+    ValidationError::new("path", "must name a file this app can read").into()
 }
 
 /// What is wrong with the file an attachment is exported to, as the app can act on it; any

@@ -19,11 +19,15 @@ pub(crate) fn forget_record(tx: &Transaction, id: Uuid) -> Result<Option<RecordK
     forget(tx, id, false)
 }
 
-/// `forget_record` for a record whose changes the hub keeps for a supervisor's review: the
-/// attachments captured here and not yet uploaded stay, out of every list (their record is
-/// gone), until their bytes reach the hub with the entry (`sync::attachments`); without them a
-/// photo the entry's manifest names would exist nowhere once it is accepted.
-pub(crate) fn forget_record_for_review(tx: &Transaction, id: Uuid) -> Result<Option<RecordKind>> {
+/// `forget_record` for a record that leaves this device but not the hub (out of its user's
+/// scope, or its changes kept for a supervisor's review): the attachments captured here whose
+/// bytes the hub does not hold yet (pending, or failed on a limit) stay, out of every list
+/// (their record is gone), until their bytes reach the hub (`sync::attachments`); without them
+/// a photo the hub's manifest names would exist nowhere.
+pub(crate) fn forget_record_keeping_uploads(
+    tx: &Transaction,
+    id: Uuid,
+) -> Result<Option<RecordKind>> {
     forget(tx, id, true)
 }
 
@@ -50,9 +54,16 @@ fn forget(tx: &Transaction, id: Uuid, keep_uploads: bool) -> Result<Option<Recor
             .execute([id.as_bytes()])?;
     }
     // The attachments' keys: their files are collected after the commit.
-    let pending_upload = AttachmentState::PendingUpload.code();
-    tx.prepare_cached("DELETE FROM attachments WHERE record_id = ?1 AND (NOT ?2 OR state != ?3)")?
-        .execute(params![id.as_bytes(), keep_uploads, pending_upload])?;
+    tx.prepare_cached(
+        "DELETE FROM attachments WHERE record_id = ?1
+         AND NOT (?2 AND upload = 1 AND state IN (?3, ?4))",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        keep_uploads,
+        AttachmentState::PendingUpload.code(),
+        AttachmentState::Failed.code()
+    ])?;
     Ok(row.and_then(|(_, kind)| RecordKind::from_i64(kind)))
 }
 

@@ -31,7 +31,9 @@ use super::hub::{HubError, HubLimits};
 use super::wire;
 use crate::codec::{self, sealed};
 use crate::doc;
-use crate::domain::attachment::{AttachmentState, DownloadPolicy, takes_attachments};
+use crate::domain::attachment::{
+    AttachmentRefusal, AttachmentState, DownloadPolicy, takes_attachments,
+};
 use crate::domain::codes::RecordKind;
 use crate::domain::rights::{self, Principal, Step};
 use crate::error::{Error, Result};
@@ -190,6 +192,41 @@ fn entry_for(
     }
 }
 
+/// The manifest entry of `id` in the hub's copy of `record` when the device `who` captured it:
+/// the entry names its user as `captured_by` and was created by that very device. Such an
+/// upload is taken whatever the record's scope is now, even from a deactivated user's device
+/// (it still authenticates until revoked; a revoked one never gets here): the bytes are
+/// evidence the hub's record already names, and they exist only on that device.
+fn captured_by_device(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    record: Uuid,
+    id: Uuid,
+) -> Result<Option<(crate::domain::Attachment, Vec<crate::domain::Attachment>)>> {
+    let stored = match tx.record(record, true) {
+        Ok(Some(stored)) => stored,
+        Ok(None) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if !takes_attachments(stored.kind) {
+        return Ok(None);
+    }
+    let Ok(document) = codec::load(record, &stored.document) else {
+        return Ok(None);
+    };
+    if doc::attachment_creator_device(&document, id) != Some(who.device) {
+        return Ok(None);
+    }
+    let entries = doc::attachments(&document);
+    Ok(entries
+        .iter()
+        .find(|a| a.id == id && a.captured_by == who.user)
+        .cloned()
+        .map(|entry| (entry, entries)))
+}
+
 /// The hub's side: one attachment request from an authenticated device, over any storage.
 pub fn handle_attachment<S: HubStorage + ?Sized>(
     storage: &mut S,
@@ -234,11 +271,17 @@ fn upload(
     let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
     let (entry, entries) = match entry_for(tx, who, record, id, true)? {
         Ok(found) => found,
-        // Changes of the device's kept for review name it: its bytes wait with them.
+        // Changes of the device's kept for review name it: its bytes wait with them. Or the
+        // record left the device's scope (its user moved or deactivated, the record moved by
+        // someone else) after its manifest reached the hub: the device that captured it still
+        // sends its bytes, the only copy.
         Err(TransferRefusal::NotFound) => {
             match super::quarantine::attachment_under_review(tx, who, record, id)? {
                 Some(found) => found,
-                None => return refused(TransferRefusal::NotFound),
+                None => match captured_by_device(tx, who, record, id)? {
+                    Some(found) => found,
+                    None => return refused(TransferRefusal::NotFound),
+                },
             }
         }
         Err(reason) => return refused(reason),
@@ -419,17 +462,36 @@ struct Transfer {
 
 impl Store {
     /// Marks an attachment for download (the "on demand" policy, or a Wi-Fi-only device on a
-    /// metered link: the user asked for this one).
+    /// metered link: the user asked for this one). A failed one is queued again: a download
+    /// from the start, an upload if the limits the hub published last allow it, else
+    /// `Error::Attachment` with the limit it is over (`FileTooLarge`, `RecordTooLarge`).
     pub fn request_attachment(&mut self, id: Uuid) -> Result<()> {
+        let row = attachments::row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        if row.state == AttachmentState::Failed && attachments::is_upload(&self.conn, id)? {
+            let limits = attachments::limits(&self.conn)?;
+            if row.size > limits.max_file_bytes {
+                return Err(Error::Attachment(AttachmentRefusal::FileTooLarge {
+                    size: row.size,
+                    limit: limits.max_file_bytes,
+                }));
+            }
+            let total = attachments::record_bytes(&self.conn, row.record_id)?;
+            if total > limits.max_record_bytes {
+                return Err(Error::Attachment(AttachmentRefusal::RecordTooLarge {
+                    size: total,
+                    limit: limits.max_record_bytes,
+                }));
+            }
+        }
         let tx = self.conn.transaction()?;
-        let n = tx.execute(
+        tx.execute(
             "UPDATE attachments SET requested = 1 WHERE id = ?1",
             [id.as_bytes()],
         )?;
-        tx.commit()?;
-        if n == 0 {
-            return Err(Error::NotFound { kind: None, id });
+        if row.state == AttachmentState::Failed {
+            requeue_failed(&tx, Some(id))?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -551,7 +613,7 @@ impl Store {
                 tx.commit()?;
                 if complete {
                     summary.uploaded.push(id);
-                    self.drop_if_left_for_review(transfer)?;
+                    self.drop_if_left(transfer)?;
                 }
                 Ok(Some(!complete))
             }
@@ -586,10 +648,10 @@ impl Store {
                 }
             }
             AttachmentResponse::Refused { reason, .. } => match reason {
-                // Of a record that left this store for review: the hub no longer keeps its
-                // entry (a supervisor settled it), and the bytes can go nowhere. Said, and
-                // dropped with the record.
-                _ if transfer.upload && self.drop_if_left_for_review(transfer)? => {
+                // Of a record that left this store: the hub no longer takes it (erased, its
+                // entry for review settled), and the bytes can go nowhere. Said, and dropped
+                // with the record. (A limit keeps it, failed, until the limits allow it.)
+                TransferRefusal::NotFound if transfer.upload && self.drop_if_left(transfer)? => {
                     summary.failed.push((id, reason));
                     Ok(Some(false))
                 }
@@ -612,10 +674,10 @@ impl Store {
 }
 
 impl Store {
-    /// Deletes an upload's attachment if its record left this store for a supervisor's review
-    /// (`erasure::forget_record_for_review`): once its bytes reached the hub, or when the hub
-    /// refuses them, nothing of it stays. Whether it did.
-    fn drop_if_left_for_review(&mut self, transfer: &Transfer) -> Result<bool> {
+    /// Deletes an upload's attachment if its record left this store (out of scope, or for a
+    /// supervisor's review: `erasure::forget_record_keeping_uploads`): once its bytes reached
+    /// the hub, or when the hub no longer takes them, nothing of it stays. Whether it did.
+    fn drop_if_left(&mut self, transfer: &Transfer) -> Result<bool> {
         if crate::store::find_row(&self.conn, transfer.record)?.is_some() {
             return Ok(false);
         }
@@ -626,6 +688,38 @@ impl Store {
         attachments::collect_files(&self.conn, self.path())?;
         Ok(true)
     }
+}
+
+/// Queues failed transfers again (`only`: that one): a download from the start (its bytes
+/// did not match: a damaged link, or a hub copy since repaired); an upload refused on a limit
+/// when the limits the hub published last allow it now (its size, and the bytes of its
+/// record's attachments in all).
+fn requeue_failed(tx: &rusqlite::Transaction, only: Option<Uuid>) -> Result<()> {
+    let limits = attachments::limits(tx)?;
+    let only = only.map(|id| id.as_bytes().to_vec());
+    tx.prepare_cached(
+        "UPDATE attachments SET state = ?1, failure = NULL
+         WHERE state = ?2 AND upload = 0 AND (?3 IS NULL OR id = ?3)",
+    )?
+    .execute(rusqlite::params![
+        AttachmentState::NotDownloaded.code(),
+        AttachmentState::Failed.code(),
+        only
+    ])?;
+    tx.prepare_cached(
+        "UPDATE attachments SET state = ?1, failure = NULL, confirmed = 0, in_flight = 0
+         WHERE state = ?2 AND upload = 1 AND (?3 IS NULL OR id = ?3) AND size <= ?4
+           AND (SELECT sum(b.size) FROM attachments b WHERE b.record_id = attachments.record_id)
+               <= ?5",
+    )?
+    .execute(rusqlite::params![
+        AttachmentState::PendingUpload.code(),
+        AttachmentState::Failed.code(),
+        only,
+        limits.max_file_bytes as i64,
+        limits.max_record_bytes as i64
+    ])?;
+    Ok(())
 }
 
 /// A fixed phrase for a failed transfer (kept with the attachment's state).
@@ -650,6 +744,13 @@ pub fn sync_attachments(
 ) -> Result<AttachmentSummary> {
     let mut summary = AttachmentSummary::default();
     let chunk = options.chunk();
+    {
+        // What failed in an earlier session and may succeed now goes again, once per session
+        // (a hub copy that keeps failing its hash does not loop within one).
+        let tx = store.conn.transaction()?;
+        requeue_failed(&tx, None)?;
+        tx.commit()?;
+    }
     for transfer in store.transfers_due(options)? {
         // Each chunk moves the transfer forward; the bound only guards against a hub that
         // keeps answering without progress.

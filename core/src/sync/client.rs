@@ -508,8 +508,12 @@ fn apply_response(
 /// Removes a record from the store, if it holds it, and reports it; true if it did.
 fn remove(tx: &Transaction, id: Uuid, why: Removal, report: &mut SyncReport) -> Result<bool> {
     let forgotten = match why {
-        Removal::Quarantined => erasure::forget_record_for_review(tx, id)?,
-        _ => erasure::forget_record(tx, id)?,
+        // Gone from the hub too: nothing of it stays.
+        Removal::Erased => erasure::forget_record(tx, id)?,
+        // Kept by the hub: what was captured here and not yet uploaded stays until it is.
+        Removal::LeftScope | Removal::Quarantined => {
+            erasure::forget_record_keeping_uploads(tx, id)?
+        }
     };
     let Some(kind) = forgotten else {
         return Ok(false);

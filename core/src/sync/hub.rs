@@ -31,7 +31,9 @@ use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
 
-use crate::domain::attachment::{AttachmentLimits, takes_attachments, validate_manifest};
+use crate::domain::attachment::{
+    AttachmentLimits, AttachmentRefusal, takes_attachments, validate_manifest,
+};
 pub use crate::domain::rights::{Principal, Scope};
 
 /// Bounds on what one request may ask of the hub.
@@ -2248,19 +2250,40 @@ fn check_manifest(
     kind: RecordKind,
     document: &Automerge,
     limits: &AttachmentLimits,
-) -> std::result::Result<(), Refusal> {
+) -> std::result::Result<(), Refused> {
     let keys = doc::attachment_keys(document);
     if keys == 0 {
         return Ok(());
     }
     if !takes_attachments(kind) {
-        return Err(Refusal::Invalid);
+        return Err(Refusal::Invalid.into());
     }
     let entries = doc::attachments(document);
     if entries.len() != keys {
-        return Err(Refusal::BreaksValidation);
+        return Err(Refusal::BreaksValidation.into());
     }
-    validate_manifest(&entries, limits).map_err(|_| Refusal::BreaksValidation)
+    // The field and the limit it breaks, so the app can say what to do ("too many photos on
+    // this record: remove one"): two devices adding attachments offline may go over together.
+    validate_manifest(&entries, limits).map_err(|refusal| {
+        Refused::breaking(match refusal {
+            AttachmentRefusal::TooManyForRecord { limit, .. } => ValidationError::new(
+                "attachments",
+                format!("at most {limit} attachments per record (max_attachments_per_record)"),
+            ),
+            AttachmentRefusal::RecordTooLarge { limit, .. } => ValidationError::new(
+                "attachments",
+                format!(
+                    "at most {limit} bytes of attachments per record (max_record_attachment_bytes)"
+                ),
+            ),
+            AttachmentRefusal::FileTooLarge { limit, .. } => ValidationError::new(
+                "attachments.size",
+                format!("must not exceed {limit} bytes (max_attachment_bytes)"),
+            ),
+            AttachmentRefusal::Invalid(e) => e,
+            _ => ValidationError::new("attachments", "must be a well-formed manifest"),
+        })
+    })
 }
 
 /// A record sent whole (asked for again by the device), if it is the device's to see.

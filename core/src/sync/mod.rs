@@ -53,7 +53,8 @@ pub use hub::{
 pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
 pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
-    QuarantineView, ReviewState, Reviewer, accept_quarantined, describe_quarantined,
+    QuarantineView, QuarantinedAttachment, ReviewState, Reviewer, accept_quarantined,
+    describe_quarantined,
 };
 pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{

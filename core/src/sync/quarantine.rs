@@ -38,6 +38,30 @@ pub struct QuarantineView {
     pub area_after: Option<Area>,
     /// Who the changes say made them (each change names its user and device).
     pub authors: Vec<ChangeAuthor>,
+    /// The attachments the changes add to the record's manifest, and those they remove (id,
+    /// kind, media type and size: never a caption). Their bytes wait on the hub with the entry.
+    pub attachments_added: Vec<QuarantinedAttachment>,
+    pub attachments_removed: Vec<QuarantinedAttachment>,
+}
+
+/// An attachment an entry adds or removes, as a reviewer sees it (never its caption).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedAttachment {
+    pub id: Uuid,
+    pub kind: crate::domain::AttachmentKind,
+    pub media_type: String,
+    pub size: u64,
+}
+
+impl QuarantinedAttachment {
+    fn of(a: &crate::domain::Attachment) -> Self {
+        QuarantinedAttachment {
+            id: a.id,
+            kind: a.kind,
+            media_type: a.media_type.clone(),
+            size: a.size,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +299,8 @@ pub fn describe_quarantined(
         area_before: None,
         area_after: None,
         authors: Vec::new(),
+        attachments_added: Vec::new(),
+        attachments_removed: Vec::new(),
     };
     let merged = match merge(tx, entry) {
         Ok(Some(merged)) => merged,
@@ -336,6 +362,20 @@ pub fn describe_quarantined(
                     || values(name, Some(&before)) != values(name, None))
         })
         .map(|name| name.to_string())
+        .collect();
+    let (was, now) = (
+        doc::attachments_at(&document, &before),
+        doc::attachments(&document),
+    );
+    view.attachments_added = now
+        .iter()
+        .filter(|a| !was.iter().any(|w| w.id == a.id))
+        .map(QuarantinedAttachment::of)
+        .collect();
+    view.attachments_removed = was
+        .iter()
+        .filter(|w| !now.iter().any(|a| a.id == w.id))
+        .map(QuarantinedAttachment::of)
         .collect();
     // Judged as accepting it without naming a supervisor would judge it (`Reviewer::Hub`).
     let reference = tx.reference()?;

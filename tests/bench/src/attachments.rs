@@ -314,10 +314,14 @@ pub fn bench_attachments(args: &AttachmentArgs) -> BoxResult<()> {
             media_type: "audio/ogg".into(),
             caption: String::new(),
         },
-        Noise {
-            left: large,
-            rng: rand_chacha::ChaCha8Rng::seed_from_u64(args.seed + 2),
-        },
+        // An Ogg file's magic number, then noise.
+        std::io::Read::chain(
+            &b"OggS"[..],
+            Noise {
+                left: large - 4,
+                rng: rand_chacha::ChaCha8Rng::seed_from_u64(args.seed + 2),
+            },
+        ),
     )?;
     client.sync(&mut phone, &SyncOptions::default(), |_| {})?;
     let phone_path = phone.path().to_path_buf();

@@ -17,7 +17,9 @@ import org.junit.Test
 class AttachmentsTest {
     private val devices = Devices()
 
-    private fun scan(size: Int): ByteArray = Random(size).nextBytes(size)
+    /** A scanned form's bytes: a PDF's magic number, then noise, `size` bytes in all. */
+    private fun scan(size: Int): ByteArray =
+        ("%PDF-1.4\n".toByteArray() + Random(size).nextBytes(size)).copyOf(size)
 
     private fun fileWith(dir: String, name: String, bytes: ByteArray): File =
         File(File(dir).parentFile, name).apply { writeBytes(bytes) }
