@@ -325,7 +325,7 @@ impl Store {
             follow_ups.finish(),
         ]
         .into_iter()
-        .filter(|table| wanted(&table.name))
+        .filter(|table| wanted(table.name))
         .collect())
     }
 
