@@ -112,7 +112,9 @@ def test_a_supervisor_returns_a_visit_with_a_comment_then_validates_it(env):
         visit = store.submit_visit(visit.id)
         visit = as_role(store, SUPERVISOR).review_visit(visit.id, vigie.VisitReview.VALIDATE())
         assert visit.status == vigie.VisitStatus.VALIDATED
-        assert store.get_visit(visit.id).review_comment == comment
+        # The return's comment was answered: it is in the history, not the validation's.
+        assert store.get_visit(visit.id).review_comment == ""
+        assert any("review_comment" in h.fields for h in store.history(visit.id))
 
 
 def test_alerts_list_the_most_urgent_first(env):

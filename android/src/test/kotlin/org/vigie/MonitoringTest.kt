@@ -92,6 +92,9 @@ class MonitoringTest {
             assertEquals(store.userId(), visit.reviewedBy)
             visit = store.asRole(supervisor).reviewVisit(store.submitVisit(visit.id).id, VisitReview.Validate)
             assertEquals(VisitStatus.VALIDATED, visit.status)
+            // The return's comment was answered: it is in the history, not the validation's.
+            assertEquals("", visit.reviewComment)
+            assertTrue(store.history(visit.id).any { "review_comment" in it.fields })
         }
     }
 
