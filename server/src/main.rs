@@ -1346,6 +1346,10 @@ fn serve(
     limits: HubLimits,
     console: vigie_server::console::Settings,
 ) -> Result<(), String> {
+    // The address first: one the hub cannot listen on makes no new hub, nor its key.
+    let listener = std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // One process serves an embedded hub: held until `serve` returns (PostgreSQL takes any
     // number of processes).
     let _serving = match database {
@@ -1382,8 +1386,7 @@ fn serve(
     let served = runtime.block_on({
         let hub = hub.clone();
         async move {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
+            let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;
             // Tests and scripts read this line to find the port.
@@ -1400,6 +1403,10 @@ fn serve(
     // holds the hub: the thread that prepares the view may still be at it.
     hub.console.views.close();
     drop(hub);
+    // A clean stop is told apart from a crash in the log.
+    if served.is_ok() {
+        tracing::info!("hub stopped: requests under way answered, storage closed");
+    }
     served
 }
 
@@ -1426,6 +1433,7 @@ async fn stop_asked() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+    tracing::info!("stop asked: answering the requests under way, then closing the storage");
 }
 
 /// A device the hub revoked (a lost or seized phone): its records leave the store, then the

@@ -123,6 +123,32 @@ fn the_key_lands_beside_the_data_directory_however_the_path_is_written() {
     assert!(err.contains(&bad_file.display().to_string()), "{err}");
 }
 
+/// `vigie serve` on an address it cannot listen on (a typo, a port in use) says so and leaves
+/// nothing behind: no new hub, no key for it.
+#[test]
+fn serve_on_an_address_it_cannot_listen_on_makes_no_hub() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let data = dir.path().join("new-hub");
+    let data_arg = data.to_str().unwrap();
+    for address in ["999.0.0.1:80", port.as_str()] {
+        let err = fails_within(
+            &["serve", "--data", data_arg, "--listen", address],
+            &[],
+            Duration::from_secs(20),
+        );
+        assert!(err.contains("cannot listen on"), "{err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn one_serve_per_data_directory_and_the_commands_beside_it() {
     let Some(dir) = embedded() else {

@@ -81,6 +81,13 @@ fn sync_named_records_with_log(level: &str) {
     // The level asked for was in force for the hub's own crates.
     assert!(log.contains("DEBUG"), "the hub logged nothing at debug");
     assert!(log.contains(" sync"), "no sync lines");
+    // What the hub made of the pushes, and a stop told apart from a crash.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("sync pushes judged") && l.contains("accepted=7")),
+        "no line of the pushes' outcome"
+    );
+    assert!(log.contains("hub stopped"), "the stop is not in the log");
     let leaked: Vec<usize> = names
         .iter()
         .enumerate()

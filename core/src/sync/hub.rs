@@ -203,7 +203,42 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         attachment_limits: Some(limits.attachments),
         ..response
     };
+    log_outcomes(who, &acks, response.records.len());
     Ok(wire::encode_response(&response))
+}
+
+/// What the hub made of a request's pushes, for its operator: counts and refusal reasons (no
+/// record's content, no id), one line per request that pushed anything.
+fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
+    if acks.is_empty() {
+        return;
+    }
+    let (mut accepted, mut quarantined, mut erased) = (0usize, 0usize, 0usize);
+    let mut refused: std::collections::BTreeMap<String, usize> = Default::default();
+    for ack in acks {
+        match &ack.outcome {
+            PushOutcome::Accepted { .. } => accepted += 1,
+            PushOutcome::Quarantined => quarantined += 1,
+            PushOutcome::Erased => erased += 1,
+            PushOutcome::Refused { reason, .. } => {
+                *refused.entry(format!("{reason:?}")).or_default() += 1;
+            }
+        }
+    }
+    let refused: Vec<String> = refused
+        .into_iter()
+        .map(|(reason, n)| format!("{reason}={n}"))
+        .collect();
+    tracing::info!(
+        device = %who.device,
+        pushed = acks.len(),
+        accepted,
+        quarantined,
+        erased,
+        refused = %refused.join(" "),
+        sent,
+        "sync pushes judged"
+    );
 }
 
 /// Of the pushes waiting for changes another device made (`ForeignChanges`), those whose

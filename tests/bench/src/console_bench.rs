@@ -224,6 +224,16 @@ pub fn bench_console(args: &ConsoleArgs) -> BoxResult<()> {
             ("case_search", "/console/cases?q=kouame"),
             ("review_queue", "/console/review"),
             ("map", "/console/map?from=2025-01-01&until=2026-01-01"),
+            // A number no code ends with: the search goes through every case of the region.
+            ("case_code_search", "/console/cases?q=999999"),
+            (
+                "export_referrals",
+                "/console/exports/download?table=referrals",
+            ),
+            (
+                "export_workplaces",
+                "/console/exports/download?table=workplaces",
+            ),
         ];
         for (name, path) in pages {
             let started = Instant::now();
