@@ -747,18 +747,7 @@ fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
 fn erasure_removes_every_byte_of_an_attachment_everywhere() {
     let (dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
     let (mut a, mut s) = (devices.remove(0), devices.remove(0));
-    let case = {
-        let mut c = ChildCase::new(
-            "CASE",
-            "Kouassi Yao",
-            Sex::Male,
-            c1(),
-            chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
-            a.principal.user,
-        );
-        c.estimated_age = Some(12);
-        a.store.create(&c).unwrap()
-    };
+    let case = new_case(&mut a);
     let marker = b"PLAINTEXT-MARKER-OF-A-CHILD-CERTIFICATE";
     let bytes: Vec<u8> = pdf(&marker
         .iter()
