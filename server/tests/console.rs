@@ -71,6 +71,18 @@ fn an_invitation_sets_the_password_once_and_signing_in_opens_a_session() {
     );
     assert_eq!(short.status, 422);
     assert!(short.body.contains("10 caractères"));
+    // Blanks count for nothing.
+    let blank = "          x";
+    let blanks = browser.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.r1"),
+            ("password", blank),
+            ("again", blank),
+        ],
+    );
+    assert_eq!(blanks.status, 422, "{}", blanks.body);
     let differ = browser.post(
         &path,
         &[

@@ -244,7 +244,8 @@ pub fn accept_invite(
     if !valid_login(login) {
         return Ok(Err(Refused::LoginFormat));
     }
-    if password.chars().count() < MIN_PASSWORD {
+    // Blanks count for nothing: ten spaces are no password.
+    if password.chars().filter(|c| !c.is_whitespace()).count() < MIN_PASSWORD {
         return Ok(Err(Refused::PasswordShort));
     }
     if password != again {
