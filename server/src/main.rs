@@ -409,7 +409,8 @@ enum BundleCommand {
 
 #[derive(Subcommand)]
 enum QuarantineCommand {
-    /// One JSON line per entry: entry, record, kind, device, user (who sent it), received_ms,
+    /// One JSON line per entry: entry, record, kind, device, user (who sent it), received
+    /// (RFC 3339, as the other listings) and received_ms,
     /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the
     /// record's fields the changes would change), area_before, area_after, authors (user and
     /// device each change names), attachments_added and attachments_removed (id, kind,
@@ -1289,6 +1290,8 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "kind": q.kind.map(|k| k.to_string()),
                         "device": q.device,
                         "user": q.user,
+                        "received": chrono::DateTime::from_timestamp_millis(q.received_ms)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                         "received_ms": q.received_ms,
                         "bytes": q.bytes,
                         "state": match q.state {

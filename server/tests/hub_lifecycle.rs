@@ -268,6 +268,12 @@ fn quarantine_is_no_back_door() {
         serde_json::json!([{ "user": holder.user(), "device": holder.token.device }])
     );
     assert!(entry["received_ms"].as_i64().unwrap() > 0);
+    // And as the other listings write time.
+    let received = entry["received"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(received).is_ok(),
+        "{received}"
+    );
     for value in [NAME, "Akissi", NOTE, "séchoir"] {
         assert!(!text.contains(value), "the list shows a value: {text}");
     }
