@@ -196,6 +196,10 @@ enum Command {
         /// Include personal data (run by the hub's administrator, acting as a supervisor).
         #[arg(long)]
         personal: bool,
+        /// The supervisor the export is made for (named in the audit journal; with
+        /// --personal, an active supervisor).
+        #[arg(long)]
+        by: Option<Uuid>,
     },
 }
 
@@ -1009,7 +1013,23 @@ fn run(cli: Cli) -> Result<(), String> {
             out,
             format,
             personal,
+            by,
         } => {
+            // Checked before anything is read: the journal names someone who may have it.
+            if let Some(by) = by {
+                let user = hub.open()?.user(by).map_err(|e| e.to_string())?;
+                match user {
+                    Some(u) if u.active && (!personal || u.role == Role::Supervisor) => {}
+                    Some(_) if personal => {
+                        return Err(
+                            "--by names no active supervisor: personal data is exported for a \
+                             supervisor"
+                                .into(),
+                        );
+                    }
+                    _ => return Err("--by names no active user of this hub".into()),
+                }
+            }
             // Exports read the embedded store's indexes: PostgreSQL's records are copied into
             // a temporary one first (encrypted with a key that lives only in this process).
             let (store, _scratch) = match hub.database()? {
@@ -1057,7 +1077,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             journal(
                 &*hub.open()?,
-                None,
+                by,
                 "export",
                 None,
                 &format!(

@@ -1100,14 +1100,35 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     let by = add_user(&s.data, "Superviseure", Role::Supervisor, &["CI-R1"]);
     common::lifecycle::erase(&s.data, f.my_case, by);
     let out = tempfile::tempdir().expect("temporary directory");
+    let asked = add_user(&s.data, "Demandeuse Export", Role::Supervisor, &["CI-R1"]);
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    // Personal data is exported for an active supervisor, named in the journal.
+    let refused = common::lifecycle::admin(
+        &s.data,
+        &["export"],
+        &[
+            "--out",
+            out.path().to_str().unwrap(),
+            "--personal",
+            "--by",
+            &admin.to_string(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no active supervisor"));
     let exported = common::lifecycle::admin(
         &s.data,
         &["export"],
-        &["--out", out.path().to_str().unwrap(), "--personal"],
+        &[
+            "--out",
+            out.path().to_str().unwrap(),
+            "--personal",
+            "--by",
+            &asked.to_string(),
+        ],
     );
     assert!(exported.status.success());
 
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
     let mut desk = Browser::new(&s.hub.url);
     account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
     assert_eq!(desk.sign_in("admin.cli", PASSWORD).status, 303);
@@ -1117,6 +1138,7 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
     assert!(body.contains("Consentement retiré"), "{body}");
     assert!(body.contains("all csv personal (command line)"), "{body}");
+    assert!(body.contains("Demandeuse Export"), "{body}");
 }
 
 /// A quarantine decision is journaled with the record it settles (entry numbers are given
