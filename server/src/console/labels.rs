@@ -14,7 +14,8 @@ fn key(kind: Option<RecordKind>, field: &str) -> Option<&'static str> {
     Some(match (kind, field) {
         (Some(Visit), "kind") => "visit.kind",
         (Some(Visit), "status") => "visit.status",
-        (Some(Visit), "started_at" | "ended_at") => "visit.started",
+        (Some(Visit), "started_at") => "visit.started",
+        (Some(Visit), "ended_at") => "visit.ended",
         (Some(Visit), "visitor_id") => "visit.visitor",
         (Some(Visit), "checklist") => "field.checklist",
         (Some(Visit), "forced_labour") => "visit.forced_labour",

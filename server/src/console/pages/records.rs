@@ -549,6 +549,13 @@ fn visit_page_of(
             value: visit.started_at.format("%Y-%m-%d %H:%M").to_string(),
         },
         Field {
+            label: t.get("visit.ended"),
+            value: visit
+                .ended_at
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+        },
+        Field {
             label: t.get("visit.visitor"),
             value: name(visit.visitor_id),
         },
