@@ -1103,31 +1103,19 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     let asked = add_user(&s.data, "Demandeuse Export", Role::Supervisor, &["CI-R1"]);
     let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
     // Personal data is exported for an active supervisor, named in the journal.
-    let refused = common::lifecycle::admin(
-        &s.data,
-        &["export"],
-        &[
-            "--out",
-            out.path().to_str().unwrap(),
-            "--personal",
-            "--by",
-            &admin.to_string(),
-        ],
-    );
+    let export_for = |by: Uuid| {
+        let by = by.to_string();
+        let out = out.path().to_str().unwrap();
+        common::lifecycle::admin(
+            &s.data,
+            &["export"],
+            &["--out", out, "--personal", "--by", &by],
+        )
+    };
+    let refused = export_for(admin);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no active supervisor"));
-    let exported = common::lifecycle::admin(
-        &s.data,
-        &["export"],
-        &[
-            "--out",
-            out.path().to_str().unwrap(),
-            "--personal",
-            "--by",
-            &asked.to_string(),
-        ],
-    );
-    assert!(exported.status.success());
+    assert!(export_for(asked).status.success());
 
     let mut desk = Browser::new(&s.hub.url);
     account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
