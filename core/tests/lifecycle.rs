@@ -274,7 +274,8 @@ fn a_user_with_areas_gets_a_new_record_outside_them_refused_not_kept() {
 
 /// A case erased on request before the hub ever held it (`vigie erase` of the id a phone
 /// reported, while that phone was offline): the phone that made it is told so when it pushes
-/// it, and lets it go; a device outside its area pushing that id learns nothing.
+/// it, and lets it go; so does a phone a peer passed it to. Bytes that are no record, under
+/// that id, get the answer of any id.
 #[test]
 fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     const NAME: &str = "Mariam Diallo";
@@ -292,11 +293,32 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
         .unwrap();
     assert!(erased.is_empty(), "the hub held nothing of it");
 
-    // Under its id, from a device that may not make it there: the same answer as any id.
+    // Passed to another phone before the erasure (a peer, a bundle): it lets it go too.
     assert!(elsewhere.store.merge_document(id, &old).unwrap());
     let summary = elsewhere.sync(&mut hub);
-    assert!(summary.erased.is_empty(), "{summary:?}");
-    assert!(elsewhere.has(id));
+    assert_eq!(summary.erased, vec![id], "{summary:?}");
+    assert!(!elsewhere.has(id) && !elsewhere.files_hold(NAME));
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    // Garbage under the id: the answer of any id the sender cannot see.
+    let garbage = outcomes(
+        &mut hub,
+        &elsewhere,
+        vec![PushEntry {
+            id,
+            heads: Vec::new(),
+            changes: b"garbage".to_vec(),
+        }],
+    );
+    let absent = outcomes(
+        &mut hub,
+        &elsewhere,
+        vec![PushEntry {
+            id: Uuid::now_v7(),
+            heads: Vec::new(),
+            changes: b"garbage".to_vec(),
+        }],
+    );
+    assert_eq!(garbage, absent);
 
     let summary = monitor.sync(&mut hub);
     assert_eq!(summary.erased, vec![id], "{summary:?}");

@@ -162,9 +162,12 @@ impl Attachment {
                 format!("not a media type accepted for a {}", self.kind),
             ));
         }
-        // One line, as the other one-line fields: no control character (NUL, a line break, a
-        // terminal's escape) nor text-direction override, within `MAX_CAPTION_CHARS`.
-        optional_line("attachments.caption", &self.caption, MAX_CAPTION_CHARS)?;
+        if self.caption.chars().count() > MAX_CAPTION_CHARS {
+            return Err(ValidationError::new(
+                "attachments.caption",
+                format!("must not be longer than {MAX_CAPTION_CHARS} characters"),
+            ));
+        }
         if self.captured_by.is_nil() {
             return Err(ValidationError::new(
                 "attachments.captured_by",
@@ -173,6 +176,25 @@ impl Attachment {
         }
         Ok(())
     }
+}
+
+/// Captions set in `after` (new entries, or captions that changed since `before`) are one line,
+/// as the other one-line fields: no control character (NUL, a line break, a terminal's escape)
+/// nor text-direction override. Captions stored before the rule keep their words: a record
+/// holding one stays editable by everyone (its caption is no one's to change).
+pub fn validate_new_captions(
+    before: &[Attachment],
+    after: &[Attachment],
+) -> Result<(), ValidationError> {
+    for entry in after {
+        let kept = before
+            .iter()
+            .any(|b| b.id == entry.id && b.caption == entry.caption);
+        if !kept {
+            optional_line("attachments.caption", &entry.caption, MAX_CAPTION_CHARS)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a record's whole manifest: every entry, their number and their total size.
@@ -341,13 +363,12 @@ mod tests {
         }
     }
 
-    /// The rule the phone applies at capture and the hub to every manifest pushed.
+    /// The rule the phone applies at capture and the hub to every caption a push sets.
     #[test]
-    fn a_caption_is_one_line_without_controls() {
-        let limits = AttachmentLimits::default();
+    fn a_caption_set_is_one_line_without_controls() {
         for good in ["", "Consentement signé", &"é".repeat(MAX_CAPTION_CHARS)] {
             assert!(
-                validate_manifest(&[entry(good)], &limits).is_ok(),
+                validate_new_captions(&[], &[entry(good)]).is_ok(),
                 "{good:?}"
             );
         }
@@ -361,10 +382,16 @@ mod tests {
             " \u{200B}",
             &"é".repeat(MAX_CAPTION_CHARS + 1),
         ] {
-            match validate_manifest(&[entry(bad)], &limits) {
-                Err(AttachmentRefusal::Invalid(e)) => assert_eq!(e.field, "attachments.caption"),
+            match validate_new_captions(&[], &[entry(bad)]) {
+                Err(e) => assert_eq!(e.field, "attachments.caption"),
                 other => panic!("{bad:?}: {other:?}"),
             }
+            // Stored before the rule, it is kept as it is.
+            let stored = entry(bad);
+            assert!(
+                validate_new_captions(std::slice::from_ref(&stored), std::slice::from_ref(&stored))
+                    .is_ok()
+            );
         }
     }
 }

@@ -855,10 +855,14 @@ fn edit_manifest(
         )?;
     }
     let before = document.get_heads();
+    let was = doc::attachments(&document);
     if edit(&mut document, &write.author)?.is_none() {
         return Ok(false);
     }
-    validate_manifest(&doc::attachments(&document), limits).map_err(refused)?;
+    let now = doc::attachments(&document);
+    validate_manifest(&now, limits).map_err(refused)?;
+    crate::domain::attachment::validate_new_captions(&was, &now)
+        .map_err(|e| refused(AttachmentRefusal::Invalid(e)))?;
     documents::save_document(
         tx,
         &write.ctx,

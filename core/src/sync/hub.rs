@@ -1271,8 +1271,7 @@ impl Refused {
 /// same refusal as a record filed outside the scope. So the sender learns neither whether the
 /// id exists nor of which kind, unless it proves it held the record: changes built on the
 /// stored history are kept for review (`Quarantined`), and changes carrying erased history, or
-/// a record the sender may make under an id erased before the hub ever held it, are answered
-/// `Erased`.
+/// a record under an id erased before the hub ever held it, are answered `Erased`.
 #[allow(clippy::too_many_arguments)]
 fn accept_push(
     tx: &mut dyn HubTransaction,
@@ -1320,7 +1319,17 @@ fn accept_push(
         }
         None => {
             let erased = tx.is_erased(entry.id)?;
+            // Erased before the hub ever held it (a case a phone reported, erased on request
+            // while the phones holding it were offline; its tombstone names no history): any
+            // device that holds it, whoever made it or brought it (a peer, a bundle), lets it
+            // go. Bytes that do not read as a record are answered as for any id.
+            let erased_unheld = erased && tx.erased_roots(entry.id)?.is_empty();
             match evaluate_new(tx, &rules, entry)? {
+                New::Refused(PushOutcome::Refused { reason, .. })
+                    if erased_unheld && !matches!(reason, Refusal::Damaged) =>
+                {
+                    Ok(PushOutcome::Erased)
+                }
                 // A user whose areas changed (deactivated, moved to another district) made
                 // this record while they held the area: it is kept for a supervisor's review,
                 // and it leaves their device, rather than staying there refused for ever.
@@ -1329,13 +1338,9 @@ fn accept_push(
                     ..
                 }) if !erased && quarantine_new(tx, &rules, entry)? => Ok(PushOutcome::Quarantined),
                 New::Refused(outcome) => Ok(outcome),
-                // Erased before the hub ever held it (a case a phone reported, erased on
-                // request while that phone was offline; its tombstone names no history): the
-                // device holding it, a record it may make, lets it go. The id of a record the
-                // hub held and erased gets the answer of any id the sender cannot see.
-                New::Acceptable { .. } if erased && tx.erased_roots(entry.id)?.is_empty() => {
-                    Ok(PushOutcome::Erased)
-                }
+                // The id of a record the hub held and erased gets the answer of any id the
+                // sender cannot see (changes of its history are answered `Erased` above).
+                New::Acceptable { .. } if erased_unheld => Ok(PushOutcome::Erased),
                 New::Acceptable { .. } if erased => Ok(refused(Refusal::OutOfScope)),
                 New::Acceptable {
                     mut document,
@@ -2091,6 +2096,14 @@ fn admit_content<'a>(
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
     check_manifest_authorship(document, before, &heads, rules.author.user)?;
+    if doc::attachment_keys(document) > 0 {
+        let stored = match before.is_empty() {
+            true => Vec::new(),
+            false => doc::attachments_at(document, before),
+        };
+        crate::domain::attachment::validate_new_captions(&stored, &doc::attachments(document))
+            .map_err(Refused::breaking)?;
+    }
     // The merged document must load again wherever it goes: two devices' histories, each
     // within the bounds, may not be together. Refused for this record alone.
     let plain = document.save_nocompress();
