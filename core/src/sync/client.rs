@@ -472,23 +472,24 @@ fn apply_response(
     if let Some(limits) = &response.attachment_limits {
         crate::store::attachments::set_limits(tx, limits)?;
     }
-    if let Some(profile) = &response.profile {
-        // The user's role and areas as the hub holds them now, with the cursor they go
-        // with; the reference data in force now (trees received in this answer included),
-        // loaded only when the profile changed.
-        apply_profile(tx, device, user, profile, || {
-            crate::store::reference_in(merging.cache, tx)
-        })?;
-    }
-    // A new area tree may cover less of the same areas (a community taken out, merged,
-    // renamed): a code no tree holds covers nothing, and the hub treats it so.
-    // (A profile that changed in this answer was judged under the new tree already.)
-    if let Some(known) =
-        profile_before.filter(|known| response.profile.as_ref().is_none_or(|p| p == known))
-        && crate::store::reference_marker(tx)? != reference_before
+    // The user's role and areas as the hub holds them now (with the cursor they go with), and
+    // the area trees in force (those received in this answer included). When either changed,
+    // every record the scope no longer covers leaves the device (after its pending changes are
+    // pushed), by the hub's own rule: a tree may cover less of the same areas (a community
+    // taken out, merged, renamed; a code no tree holds covers nothing). The first profile a
+    // store hears of removes nothing: what it holds came from its own user.
+    let new_profile = response
+        .profile
+        .as_ref()
+        .filter(|p| profile_before.as_ref() != Some(*p));
+    if let Some(before) = &profile_before
+        && (new_profile.is_some() || crate::store::reference_marker(tx)? != reference_before)
     {
         let reference = crate::store::reference_in(merging.cache, tx);
-        mark_outside_scope(tx, device, user, &known, &reference)?;
+        mark_outside_scope(tx, device, user, new_profile.unwrap_or(before), &reference)?;
+    }
+    if let Some(profile) = new_profile {
+        sync_state::set_user_profile(tx, profile)?;
     }
     remove_left(tx, &mut report)?;
     if response.reoffer {
@@ -540,27 +541,6 @@ fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncRepo
         report.erased.push(id);
     }
     erasure::place_tombstone(tx, id, None)
-}
-
-/// Keeps the role and areas the hub applies to this device's user (`Store::user_profile`; the
-/// workflow checks them). When they changed, every record the new scope does not cover leaves
-/// the device (after its pending changes are pushed), by the hub's own rule (`Scope`). The first
-/// profile a store hears of removes nothing: what it holds came from its own user.
-fn apply_profile(
-    tx: &Transaction,
-    device: Uuid,
-    user: Uuid,
-    profile: &UserProfile,
-    reference: impl FnOnce() -> std::sync::Arc<ReferenceData>,
-) -> Result<()> {
-    let known = sync_state::user_profile(tx)?;
-    if known.as_ref() == Some(profile) {
-        return Ok(());
-    }
-    if known.is_some() {
-        mark_outside_scope(tx, device, user, profile, &reference())?;
-    }
-    sync_state::set_user_profile(tx, profile)
 }
 
 /// Marks every record the scope of `profile` does not cover under `reference` as leaving.

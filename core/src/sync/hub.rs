@@ -2096,14 +2096,6 @@ fn admit_content<'a>(
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
     check_manifest_authorship(document, before, &heads, rules.author.user)?;
-    if doc::attachment_keys(document) > 0 {
-        let stored = match before.is_empty() {
-            true => Vec::new(),
-            false => doc::attachments_at(document, before),
-        };
-        crate::domain::attachment::validate_new_captions(&stored, &doc::attachments(document))
-            .map_err(Refused::breaking)?;
-    }
     // The merged document must load again wherever it goes: two devices' histories, each
     // within the bounds, may not be together. Refused for this record alone.
     let plain = document.save_nocompress();
@@ -2173,13 +2165,15 @@ fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<Chan
 /// manifest says it truly: an entry the sender adds names the sender as its capturer, and an
 /// entry that was there before keeps everything but its caption, both in the sender's own
 /// version (from what its changes build on) and in the merged document (from what the hub
-/// held: a concurrent entry under the same id, written to win the merge, is refused too).
+/// held: a concurrent entry under the same id, written to win the merge, is refused too). A
+/// caption the merged document sets anew follows the one-line rule
+/// (`attachment::validate_new_captions`).
 fn check_manifest_authorship(
     document: &Automerge,
     before: &[ChangeHash],
     (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
     sender: Uuid,
-) -> std::result::Result<(), Refusal> {
+) -> std::result::Result<(), Refused> {
     if doc::attachment_keys(document) == 0 {
         return Ok(());
     }
@@ -2189,9 +2183,11 @@ fn check_manifest_authorship(
     };
     unchanged_or_own(&at(base), &at(theirs), sender)?;
     if doc::attachment_written_twice(document) {
-        return Err(Refusal::BreaksValidation);
+        return Err(Refusal::BreaksValidation.into());
     }
-    unchanged_or_own(&at(before), &doc::attachments(document), sender)
+    let (stored, merged) = (at(before), doc::attachments(document));
+    unchanged_or_own(&stored, &merged, sender)?;
+    crate::domain::attachment::validate_new_captions(&stored, &merged).map_err(Refused::breaking)
 }
 
 /// Every entry of `after` is either in `before` with the same fields (its caption aside), or
