@@ -226,12 +226,7 @@ fn a_backup_restored_beside_a_killed_hubs_log_is_not_only_a_wrong_key() {
         std::fs::copy(backup.join(file), data.join(file)).unwrap();
     }
 
-    let out = std::process::Command::new(BIN)
-        .args(["user", "list", "--data", data_arg])
-        .env("RUST_LOG", "warn")
-        .env_remove("VIGIE_HUB_KEY")
-        .output()
-        .unwrap();
+    let out = vigie_output(&["user", "list", "--data", data_arg]);
     let err = stderr(&out);
     assert!(
         !out.status.success(),
