@@ -492,9 +492,10 @@ impl Backend for Embedded {
         let config = vigie_core::StoreConfig::new(path, encryption.clone(), crate::HUB_ADMIN)
             .role(vigie_core::StoreRole::Hub);
         Ok(View {
-            store: Store::open(config)?,
+            store: Store::open(config.clone())?,
             cursor: 0,
             scratch: None,
+            reopen: config,
         })
     }
 

@@ -34,6 +34,9 @@ pub struct Hub {
     pub backend: Box<dyn Backend>,
     pub limits: HubLimits,
     pub workers: Workers,
+    /// The console's own threads: however long its pages and exports take, they never hold a
+    /// thread devices' syncs need.
+    pub console_workers: Workers,
     pub http: HttpLimits,
     guards: Guards,
     /// The supervisors' console served beside sync (`console`).
@@ -41,11 +44,17 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(backend: Box<dyn Backend>, limits: HubLimits, workers: Workers) -> Hub {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        limits: HubLimits,
+        workers: Workers,
+        console_workers: Workers,
+    ) -> Hub {
         Hub {
             backend,
             limits,
             workers,
+            console_workers,
             guards: Guards::new(&HttpLimits::default()),
             http: HttpLimits::default(),
             console: Default::default(),

@@ -399,5 +399,6 @@ impl Database {
 pub fn open_hub(database: &Database, limits: HubLimits) -> Result<http::Hub, HubOpenError> {
     let backend = database.open()?;
     let workers = http::Workers::start(backend.concurrency())?;
-    Ok(http::Hub::new(backend, limits, workers))
+    let console_workers = http::Workers::start(console::WORKERS)?;
+    Ok(http::Hub::new(backend, limits, workers, console_workers))
 }

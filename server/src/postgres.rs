@@ -1881,9 +1881,10 @@ impl Backend for Postgres {
         )
         .role(vigie_core::StoreRole::Hub);
         Ok(crate::console::view::View {
-            store: Store::open(config)?,
+            store: Store::open(config.clone())?,
             cursor: 0,
             scratch: Some(scratch),
+            reopen: config,
         })
     }
 

@@ -1972,3 +1972,114 @@ fn a_conflict_between_many_devices_tells_their_values_apart() {
     assert_eq!(labels.len(), 3, "{values:?}");
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
+
+/// The hub of `setup` run in this process (the same data and storage), so that the test can
+/// hold the console's view as a long page would.
+struct InProcessHub {
+    hub: std::sync::Arc<vigie_server::http::Hub>,
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessHub {
+    fn start(s: &mut Setup) -> InProcessHub {
+        let key = s.hub.key_options();
+        s.hub.stop();
+        let database = hub_database(&s.data);
+        let database = vigie_server::Database::choose(database.as_deref(), &s.data, key).unwrap();
+        let hub = std::sync::Arc::new(
+            vigie_server::open_hub(&database, vigie_core::sync::HubLimits::default()).unwrap(),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (address_tx, address) = std::sync::mpsc::channel();
+        let serving = std::thread::spawn({
+            let hub = hub.clone();
+            move || {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    address_tx.send(listener.local_addr().unwrap()).unwrap();
+                    let stopped = async {
+                        let _ = stopped.await;
+                    };
+                    vigie_server::http::serve(listener, hub, stopped)
+                        .await
+                        .unwrap();
+                });
+            }
+        });
+        let url = format!("http://{}", address.recv().unwrap());
+        InProcessHub {
+            hub,
+            url,
+            stop: Some(stop),
+            serving: Some(serving),
+        }
+    }
+}
+
+impl Drop for InProcessHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.join();
+        }
+        self.hub.console.views.close();
+    }
+}
+
+#[test]
+fn a_long_console_read_holds_back_neither_other_pages_nor_devices_syncs() {
+    let mut s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = Device::enrol(
+        dir.path(),
+        &s.data,
+        "Moniteur C01",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    let cookies = signed_in(&s, "sup").cookies;
+    let hub = InProcessHub::start(&mut s);
+    let browser = |cookies: &std::collections::BTreeMap<String, String>| {
+        let mut browser = Browser::new(&hub.url);
+        browser.cookies = cookies.clone();
+        browser
+    };
+    // A page that reads for long (an export of a region's visits), held by the test.
+    let long_read = hub
+        .hub
+        .console
+        .views
+        .current(hub.hub.backend.as_ref())
+        .unwrap();
+    // Another supervisor's page is served meanwhile.
+    let page = browser(&cookies).get("/console/");
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Many downloads at once, more than the hub has threads: devices still sync.
+    let downloads: Vec<_> = (0..12)
+        .map(|i| {
+            let mut browser = browser(&cookies);
+            std::thread::spawn(move || {
+                let table = ["visits", "child_cases", "workplaces"][i % 3];
+                browser
+                    .get(&format!("/console/exports/download?table={table}"))
+                    .status
+            })
+        })
+        .collect();
+    phone
+        .store
+        .create(&workplace(area(C01), "Plantation"))
+        .unwrap();
+    let summary = phone.sync(&hub.url).expect("the phone syncs");
+    assert_eq!(summary.accepted, 1);
+    drop(long_read);
+    for download in downloads {
+        assert_eq!(download.join().unwrap(), 200);
+    }
+}

@@ -4,8 +4,9 @@
 //! - Every asset ships in the binary (`assets/`), and the Content-Security-Policy lets the page
 //!   load nothing from anywhere else (`default-src 'self'`; map tiles only from the host the
 //!   operator configured).
-//! - Accounts are hub users (`session.rs`); a page is built on a storage worker thread
-//!   (`Hub::workers`), as sync is, since storage calls block.
+//! - Accounts are hub users (`session.rs`); a page is built on a thread of the console's own
+//!   (`Hub::console_workers`), since storage calls block: pages and exports, however many and
+//!   long, never hold a thread devices' syncs need.
 //! - Records are read from the console's view (`view.rs`) with the core's queries, restricted
 //!   to the signed-in user's scope by the core's own rule (`Store::scoped`); every change is an
 //!   ordinary write on the hub's storage (`Backend::write`), so devices receive it at their next
@@ -47,10 +48,22 @@ pub struct Settings {
     pub tile_url: Option<String>,
 }
 
-#[derive(Default)]
+/// The console's threads (`Hub::console_workers`).
+pub const WORKERS: usize = 4;
+/// Export downloads built at once; the others wait their turn without holding a thread, so
+/// that pages always find one.
+const EXPORTS_AT_ONCE: usize = WORKERS / 2;
+
 pub struct Console {
     pub settings: Settings,
     pub views: view::Views,
+    exports: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Console {
+    fn default() -> Console {
+        Console::new(Settings::default())
+    }
 }
 
 impl Console {
@@ -58,6 +71,7 @@ impl Console {
         Console {
             settings,
             views: Default::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
         }
     }
 }
@@ -720,7 +734,7 @@ pub async fn run(
     let job_hub = hub.clone();
     let job_ctx = ctx.clone();
     let outcome = hub
-        .workers
+        .console_workers
         .run(move || {
             let started = std::time::Instant::now();
             let mut outcome = work(&job_hub, &job_ctx);

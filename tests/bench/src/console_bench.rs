@@ -1,7 +1,8 @@
 //! `vigie-bench console`: the supervisors' console at the reference workload ×10 (150,000
 //! records) on the real `vigie` binary: the server time of the overview (indicators and charts),
-//! a case search, the first page of the review queue and the map, and the hub's memory while it
-//! serves them.
+//! a case search, the first page of the review queue and the map, export downloads, the
+//! overview's round trip while six downloads of the visits table run, and the hub's memory while
+//! it serves them.
 //!
 //! The hub's store is written directly (as `sync` does: the workload in transactions of 5,000
 //! records, the sample area tree published), then `vigie serve` runs on it and a supervisor of
@@ -88,7 +89,11 @@ fn build(data: &Path, scale: f64, seed: u64) -> BoxResult<usize> {
     Ok(count)
 }
 
+/// Exports of the visits table downloaded at once beside the overview.
+const EXPORTS_BESIDE: usize = 6;
+
 /// A signed-in browser over plain HTTP: its cookies.
+#[derive(Clone)]
 struct Client {
     base: String,
     agent: ureq::Agent,
@@ -263,6 +268,39 @@ pub fn bench_console(args: &ConsoleArgs) -> BoxResult<()> {
             report.emit_latencies(&format!("{name}_server"), &mut server_times, P50_P99);
             report.emit_latencies(&format!("{name}_round_trip"), &mut round_trips, P50_P99);
         }
+        // Supervisors downloading the region's visits (the longest export) while another
+        // opens the overview: the overview's wait beside them.
+        let downloads: Vec<_> = (0..EXPORTS_BESIDE)
+            .map(|_| {
+                let mut client = client.clone();
+                std::thread::spawn(move || {
+                    client
+                        .request("/console/exports/download?table=visits", None)
+                        .map(|(status, _, _)| status)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut beside = Vec::new();
+        for _ in 0..args.samples {
+            let started = Instant::now();
+            client.request("/console/", None)?;
+            beside.push(started.elapsed());
+        }
+        report.emit_latencies("overview_beside_exports_round_trip", &mut beside, P50_P99);
+        let started = Instant::now();
+        for download in downloads {
+            let status = download.join().map_err(|_| "export thread panicked")??;
+            if status != 200 {
+                return Err(format!("visits export answered {status}").into());
+            }
+        }
+        report.emit(
+            "exports_beside_remaining",
+            started.elapsed().as_secs_f64() * 1000.0,
+            "ms",
+        );
         report.emit("hub_rss", rss_mb(pid, "VmRSS:"), "MB");
         report.emit("hub_peak_rss", rss_mb(pid, "VmHWM:"), "MB");
         Ok(())

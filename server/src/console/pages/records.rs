@@ -2239,6 +2239,19 @@ pub async fn export_download(
     ctx: Ctx,
     Query(q): Query<ExportQuery>,
 ) -> Response {
+    // Only a supervisor's download waits for a turn (anyone else's is answered at once), and
+    // waits holding no thread. The semaphore is never closed.
+    let signed_in = run(hub.clone(), ctx.clone(), |hub, ctx| {
+        viewer_with(hub, ctx, Access::Supervisor)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await;
+    if signed_in.status() != StatusCode::NO_CONTENT {
+        return signed_in;
+    }
+    let Ok(_turn) = hub.console.exports.clone().acquire_owned().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let Some(table) = TABLES.iter().find(|t| Some(**t) == q.table.as_deref()) else {
