@@ -4,8 +4,11 @@
 //! audit journal) are copied with SQLite's online backup API, each from a read snapshot taken
 //! one right after the other before either is copied: what the hub's WAL holds is in the copy,
 //! writes go on meanwhile, and the two files show the hub as it was at one moment (a write
-//! between the two snapshots is the only gap). The copies stay encrypted with the hub's key,
-//! which is not copied.
+//! between the two snapshots is the only gap). The attachment files the `hub.db` snapshot holds
+//! whole (`hub.db.attachments/`, photos and documents, each sealed under a key kept in
+//! `hub.db`) are copied after it: a complete file never changes, so the copy matches the
+//! snapshot; one erased meanwhile is gone, and the restored hub erases its record again. The
+//! copies stay encrypted with the hub's key, which is not copied.
 
 use rusqlite::Connection;
 use rusqlite::backup::Backup;
@@ -15,8 +18,10 @@ use vigie_core::Encryption;
 /// What `backup` wrote.
 #[derive(Debug, Clone)]
 pub struct BackupReport {
-    /// The files written, each with its size in bytes.
+    /// The database files written, each with its size in bytes.
     pub files: Vec<(PathBuf, u64)>,
+    /// The attachment files copied, and their bytes in all.
+    pub attachments: (usize, u64),
     /// When the snapshots were taken (milliseconds since the epoch).
     pub at_ms: i64,
 }
@@ -49,13 +54,14 @@ const FILES: [&str; 2] = ["hub.db", "devices.db"];
 /// What a backup's directory holds besides the hub's files: what it is and what restoring it
 /// undoes, for whoever finds it.
 pub const RESTORE_NOTE: &str = "\
-A backup of a Vigie hub, made by `vigie backup`: hub.db and devices.db, encrypted with the \
-hub's key, which is NOT in this directory (keep the key file apart, and safe: without it \
-nothing here can be read).
+A backup of a Vigie hub, made by `vigie backup`: hub.db, devices.db and hub.db.attachments/ \
+(the photos and documents), encrypted with the hub's key, which is NOT in this directory \
+(keep the key file apart, and safe: without it nothing here can be read).
 
-To restore: stop `vigie serve`, move the data directory's hub.db and devices.db aside (and \
-their -wal and -shm files), copy both files of this backup into it, and start the hub with its \
-key. Never mix files of two backups.
+To restore: stop `vigie serve`, move the data directory's hub.db, devices.db and \
+hub.db.attachments aside (and the -wal and -shm files), copy both files and the \
+hub.db.attachments directory of this backup into it, and start the hub with its key. Never mix \
+files of two backups.
 
 A restore takes the hub back to the moment of this backup:
 - devices that sent records after it send them again at their next sync (the hub finds them \
@@ -122,12 +128,55 @@ pub fn backup(
         let bytes = std::fs::metadata(&target).map_err(io(&target))?.len();
         files.push((target, bytes));
     }
+    // The attachments the snapshot of hub.db holds whole, listed before it ends.
+    let hub_db = data.join(FILES[0]);
+    let held = vigie_core::store::held_attachment_files(&sources[0].1, &hub_db)?;
     for (_, source) in sources {
         source.execute_batch("COMMIT").map_err(BackupError::Read)?;
     }
+    let attachments = copy_attachments(
+        &held,
+        &vigie_core::store::attachments_dir(&out.join(FILES[0])),
+    )?;
     let note = out.join("RESTORE.txt");
     std::fs::write(&note, RESTORE_NOTE).map_err(io(&note))?;
-    Ok(BackupReport { files, at_ms })
+    Ok(BackupReport {
+        files,
+        attachments,
+        at_ms,
+    })
+}
+
+/// Copies the attachment files `held` into `dir`, each synced to disk, then the directory: the
+/// number copied and their bytes. A file gone since the snapshot was erased meanwhile.
+fn copy_attachments(held: &[PathBuf], dir: &Path) -> Result<(usize, u64), BackupError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (mut count, mut bytes) = (0, 0);
+    for source in held {
+        let Some(name) = source.file_name() else {
+            continue;
+        };
+        let target = dir.join(name);
+        match std::fs::copy(source, &target) {
+            Ok(copied) => {
+                std::fs::File::open(&target)
+                    .and_then(|file| file.sync_all())
+                    .map_err(io(&target))?;
+                count += 1;
+                bytes += copied;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(source)(e)),
+        }
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok((count, bytes))
 }
 
 /// Whether a copy reads back whole with the key.

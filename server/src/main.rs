@@ -1579,6 +1579,11 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
     for (file, bytes) in &report.files {
         println!("  {} ({bytes} bytes)", file.display());
     }
+    let (count, bytes) = report.attachments;
+    println!(
+        "  {} ({count} attachment files, {bytes} bytes)",
+        vigie_core::store::attachments_dir(&out.join("hub.db")).display()
+    );
     if matches!(encryption, Encryption::Key(_)) {
         println!(
             "encrypted with the hub's key, which is not in the backup: keep the key file \

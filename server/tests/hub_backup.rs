@@ -7,15 +7,40 @@ use crate::common;
 use common::*;
 use std::path::Path;
 use tempfile::TempDir;
-use vigie_core::sync::Recipient;
+use uuid::Uuid;
+use vigie_core::sync::{AttachmentSyncOptions, Recipient};
 use vigie_core::*;
 
 const BEFORE: &str = "Awa Sauvegardée-Kouassi";
 const AFTER: &str = "Aya Après-Sauvegarde";
+/// The plaintext of the consent forms attached, never in a file of the hub or the backup.
+const FORM: &[u8] = b"%PDF-1.4 consent form of a child, before and after the backup";
 
+fn consent_form() -> NewAttachment {
+    NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: "application/pdf".into(),
+        caption: "Consentement".into(),
+    }
+}
+
+/// Uploads what `device` captured and the hub lacks; the ids uploaded.
+fn upload(device: &mut Device, url: &str) -> Vec<Uuid> {
+    let client = device.client(url);
+    client
+        .sync_attachments(&mut device.store, &AttachmentSyncOptions::default(), |_| {})
+        .unwrap()
+        .uploaded
+}
+
+/// Whether a file under `dir` holds `needle`.
 fn holds(dir: &Path, needle: &str) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            return holds(&path, needle);
+        }
+        let bytes = std::fs::read(path).unwrap();
         bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
 }
@@ -42,7 +67,23 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .create(&child(area(C01), BEFORE, by))
         .unwrap()
         .id;
+    let before_form = monitor
+        .store
+        .add_attachment(before, &consent_form(), FORM)
+        .unwrap()
+        .id;
     assert_eq!(monitor.sync(&hub.url).unwrap().accepted, 1);
+    assert_eq!(upload(&mut monitor, &hub.url), [before_form]);
+    // A supervisor's tablet, enrolled before the backup, to read the forms after the restore.
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &hub.data,
+        "supervisor",
+        Role::Supervisor,
+        &[REGION],
+        3,
+    );
+    supervisor.sync(&hub.url).unwrap();
 
     // While the hub runs: its last writes are in its WAL, not yet in hub.db.
     let out = dir.path().join("backup");
@@ -55,8 +96,16 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["RESTORE.txt", "devices.db", "hub.db"], "no key");
+    assert_eq!(
+        names,
+        ["RESTORE.txt", "devices.db", "hub.db", "hub.db.attachments"],
+        "no key"
+    );
+    assert!(printed.contains("1 attachment files"), "{printed}");
+    let forms = out.join("hub.db.attachments");
+    assert_eq!(std::fs::read_dir(&forms).unwrap().count(), 1);
     assert!(!holds(&out, BEFORE), "encrypted");
+    assert!(!holds(&forms, std::str::from_utf8(FORM).unwrap()), "sealed");
     // A backup never writes over another.
     let again = vigie_output(&["backup", "--data", data_arg, "--out", out_arg]);
     assert!(!again.status.success());
@@ -81,7 +130,13 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .create(&child(area(C01), AFTER, by))
         .unwrap()
         .id;
+    let after_form = monitor
+        .store
+        .add_attachment(after, &consent_form(), FORM)
+        .unwrap()
+        .id;
     assert_eq!(monitor.sync(&hub.url).unwrap().accepted, 1);
+    assert_eq!(upload(&mut monitor, &hub.url), [after_form]);
     // A phone enrolled after the backup, with a case it seals to the hub in a bundle.
     let mut newcomer = Device::enrol(
         dir.path(),
@@ -102,7 +157,18 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     std::fs::write(&bundle_file, bundle).unwrap();
     hub.stop();
 
-    // Restored: the backup's two files replace the hub's.
+    // Restored, as RESTORE.txt says, on another machine: the backup's two files and its
+    // attachments replace the hub's.
+    std::fs::remove_dir_all(data.join("hub.db.attachments")).unwrap();
+    std::fs::create_dir(data.join("hub.db.attachments")).unwrap();
+    for file in std::fs::read_dir(&forms).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(
+            file.path(),
+            data.join("hub.db.attachments").join(file.file_name()),
+        )
+        .unwrap();
+    }
     for name in ["hub.db", "devices.db"] {
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(data.join(format!("{name}{suffix}")));
@@ -113,6 +179,29 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     let summary = monitor.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0);
+    // The form sent after the backup is sent again with its case: the hub asked for
+    // everything the phone holds (the one in the backup it says it holds already).
+    let mut again = upload(&mut monitor, &hub.url);
+    again.sort();
+    let mut both = vec![before_form, after_form];
+    both.sort();
+    assert_eq!(again, both);
+    supervisor.sync(&hub.url).unwrap();
+    let fetched = supervisor
+        .client(&hub.url)
+        .sync_attachments(
+            &mut supervisor.store,
+            &AttachmentSyncOptions {
+                policy: DownloadPolicy::Eager,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+    assert!(fetched.failed.is_empty(), "{fetched:?}");
+    for form in [before_form, after_form] {
+        assert_eq!(supervisor.store.read_attachment(form).unwrap(), FORM);
+    }
     hub.stop();
     assert!(
         hub.log_tail(200).contains("a device is ahead of this hub"),

@@ -311,17 +311,17 @@ impl AttachmentState {
         }
     }
 
+    pub const ALL: [AttachmentState; 6] = [
+        AttachmentState::PendingUpload,
+        AttachmentState::Uploaded,
+        AttachmentState::NotDownloaded,
+        AttachmentState::Downloading,
+        AttachmentState::Available,
+        AttachmentState::Failed,
+    ];
+
     pub fn from_code(code: i64) -> Option<AttachmentState> {
-        [
-            AttachmentState::PendingUpload,
-            AttachmentState::Uploaded,
-            AttachmentState::NotDownloaded,
-            AttachmentState::Downloading,
-            AttachmentState::Available,
-            AttachmentState::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.code() == code)
+        AttachmentState::ALL.into_iter().find(|s| s.code() == code)
     }
 
     /// Whether the bytes are whole on this store.

@@ -73,6 +73,34 @@ fn file_name(id: Uuid) -> String {
     id.simple().to_string()
 }
 
+/// The directory of a store's attachment files (`<db>.attachments/`).
+pub fn attachments_dir(db: &Path) -> PathBuf {
+    dir_of(db)
+}
+
+/// The sealed files of the attachments whose bytes the store at `db` holds whole, as `conn`
+/// (a connection to it, in a read transaction for a consistent list) sees its rows: what a
+/// copy of the store needs beside its database file.
+pub fn held_attachment_files(conn: &Connection, db: &Path) -> Result<Vec<PathBuf>> {
+    let held: Vec<String> = AttachmentState::ALL
+        .into_iter()
+        .filter(|s| s.has_bytes())
+        .map(|s| s.code().to_string())
+        .collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id FROM attachments WHERE state IN ({})",
+        held.join(", ")
+    ))?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| Uuid::from_slice(id).ok())
+        .map(|id| file_path(db, id))
+        .collect())
+}
+
 pub(crate) fn file_path(db: &Path, id: Uuid) -> PathBuf {
     dir_of(db).join(file_name(id))
 }
@@ -218,6 +246,21 @@ pub(crate) fn set_state(
 }
 
 /// Whether the attachment's bytes were captured here and go to the hub.
+/// Offers again the uploads the hub said it held (the hub was restored from an older copy and
+/// may have lost them). Each starts with an empty chunk asking what the hub holds, so one it
+/// still holds costs one small round trip.
+pub(crate) fn offer_uploads_again(tx: &Transaction) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE attachments SET state = ?1, failure = NULL, confirmed = 0, in_flight = 1
+         WHERE state = ?2",
+    )?
+    .execute([
+        AttachmentState::PendingUpload.code(),
+        AttachmentState::Uploaded.code(),
+    ])?;
+    Ok(())
+}
+
 pub(crate) fn is_upload(conn: &Connection, id: Uuid) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT upload FROM attachments WHERE id = ?1")?

@@ -117,7 +117,10 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         let Some(row) = attachments::row(self.tx, id)? else {
             return Ok(None);
         };
-        let complete = row.state.has_bytes();
+        // A row whose file is gone (a hub restored without its attachments' directory) holds
+        // nothing: downloads are told to wait, and the device that captured it may send it
+        // again, rather than every session failing on the missing file.
+        let complete = row.state.has_bytes() && attachments::file_path(self.path, id).is_file();
         Ok(Some(HeldAttachment {
             record: row.record_id,
             size: row.size,

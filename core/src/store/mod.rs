@@ -34,7 +34,7 @@ pub(crate) mod schema;
 mod scoped;
 pub(crate) mod sync_state;
 
-pub use attachments::{AttachmentInfo, NewAttachment};
+pub use attachments::{AttachmentInfo, NewAttachment, attachments_dir, held_attachment_files};
 pub use hub::HubReader;
 pub use queries::{
     Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Place, Places, ReviewItem, SearchHit,

@@ -494,8 +494,10 @@ fn apply_response(
     remove_left(tx, &mut report)?;
     if response.reoffer {
         // The hub was restored from an older copy: what it told this device it held may be
-        // lost. Every record is offered again; the hub answers each with what it lacks.
+        // lost. Every record is offered again; the hub answers each with what it lacks. So are
+        // the attachments captured here.
         sync_state::queue_all_again(tx)?;
+        crate::store::attachments::offer_uploads_again(tx)?;
     }
     sync_state::set_meta(
         tx,
