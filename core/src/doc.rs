@@ -279,6 +279,14 @@ pub fn write_record<R: Record>(
 
 /// Puts a scalar unless the field already holds it. A derived field is also put when it holds
 /// concurrent values: it is recomputed by every write, so the newest computation settles it.
+/// Whether `obj[key]` is Automerge text reading as `value`.
+fn holds_text<T: Transactable>(tx: &T, obj: &ObjId, key: &str, value: &str) -> Result<bool> {
+    Ok(match tx.get(obj, key)? {
+        Some((Value::Object(ObjType::Text), id)) => tx.text(&id)? == value,
+        _ => false,
+    })
+}
+
 fn put_scalar_if_changed<T: Transactable>(
     tx: &mut T,
     obj: &ObjId,
@@ -355,6 +363,9 @@ fn reconcile_map<T: Transactable>(
                     tx.splice_text(&id, 0, 0, s)?;
                 }
             },
+            // Held as text by an earlier version (a field since made a plain value): kept as it
+            // is while unchanged, so that no write replaces it without a change of value.
+            Json::String(s) if holds_text(tx, obj, key, s)? => {}
             Json::Array(_) => {
                 // Records model collections as maps; a list here is a programming error.
                 return Err(Error::DamagedDocument {

@@ -1353,3 +1353,65 @@ fn a_whole_scope_arrives_with_the_query_indexes_aside_and_they_are_made_at_its_e
     assert_eq!((report.received, report.more), (1, false));
     assert_eq!(indexes_of(&monitor.store), indexes);
 }
+
+/// A referral's outcome set on two devices at once is a conflict of the two outcomes, kept and
+/// shown, not one outcome run into the other letter by letter.
+#[test]
+fn two_outcomes_of_one_referral_are_a_conflict_not_a_blend() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    let mut case = monitor
+        .store
+        .create(&child(c1, "Kouassi Yao", monitor.principal.user))
+        .unwrap();
+    let referral = Uuid::now_v7();
+    case.status = CaseStatus::Referred;
+    let mut sent = Referral::new(
+        ServiceKind::Education,
+        "École de Soubré",
+        NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+    );
+    sent.outcome = "en attente".into();
+    case.referrals.insert(referral, sent);
+    monitor.store.update(&case).unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+
+    let outcome_on = |store: &mut Store, outcome: &str| {
+        let mut case = store.get::<ChildCase>(case.id).unwrap();
+        case.referrals.get_mut(&referral).unwrap().outcome = outcome.into();
+        store.update(&case).unwrap();
+    };
+    outcome_on(&mut monitor.store, "soignée");
+    outcome_on(&mut supervisor.store, "refus du tuteur");
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    sync(&mut monitor, &mut hub);
+
+    let merged = monitor.store.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(merged, supervisor.store.get::<ChildCase>(case.id).unwrap());
+    let kept = &merged.referrals[&referral].outcome;
+    assert!(
+        ["soignée", "refus du tuteur"].contains(&kept.as_str()),
+        "one of the two: {kept}"
+    );
+    let conflicts = monitor.store.conflicts(case.id).unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(
+        conflicts[0].field(),
+        format!("referrals.{referral}.outcome")
+    );
+    let mut values: Vec<String> = conflicts[0]
+        .values
+        .iter()
+        .map(|v| v.value.as_str().unwrap().to_string())
+        .collect();
+    values.sort();
+    assert_eq!(values, ["refus du tuteur", "soignée"]);
+    assert_eq!(hub.conflicts(case.id).unwrap(), conflicts);
+}

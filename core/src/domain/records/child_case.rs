@@ -474,8 +474,9 @@ impl ReferenceData {
 
 impl Record for ChildCase {
     const KIND: RecordKind = RecordKind::ChildCase;
-    const TEXT_FIELDS: &'static [&'static str] =
-        &["notes", "referrals.*.outcome", "followups.*.notes"];
+    /// A referral's outcome is a short statement ("treated", "refused by the guardian"): two
+    /// people's concurrent outcomes are a conflict kept and shown, never a blend of both.
+    const TEXT_FIELDS: &'static [&'static str] = &["notes", "followups.*.notes"];
     const COLLECTIONS: &'static [&'static str] = &[
         "tasks",
         "hazards",

@@ -172,7 +172,9 @@ impl Visit {
 
 impl Record for Visit {
     const KIND: RecordKind = RecordKind::Visit;
-    const TEXT_FIELDS: &'static [&'static str] = &["findings", "review_comment"];
+    /// A review comment is one reviewer's: two reviews made at once are a conflict kept and
+    /// shown, never one comment run into the other.
+    const TEXT_FIELDS: &'static [&'static str] = &["findings"];
     const COLLECTIONS: &'static [&'static str] = &[
         "checklist.answers",
         "forced_labour",
