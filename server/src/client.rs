@@ -95,6 +95,44 @@ impl HubClient {
 
 /// What `post` reports when the hub revoked the device and asks it to wipe.
 const WIPE_REQUESTED: &str = "hub answered 403: device revoked, wipe requested";
+/// How `post` begins a failure whose request never reached the hub (no connection made).
+const NOT_REACHED: &str = "hub unreachable";
+/// How `post` begins the hub's refusal of a request.
+const REFUSED: &str = "hub answered";
+
+/// Whether a failed sync left nothing on the hub for this device: the hub was never reached,
+/// or it refused the request. Otherwise (an answer lost or cut) the hub may have applied it, a
+/// first sync's keys included, and the store must stay to go on from there.
+pub fn hub_holds_nothing_of(error: &vigie_core::Error) -> bool {
+    match error {
+        vigie_core::Error::Transport { reason } => {
+            (reason.starts_with(NOT_REACHED) || reason.starts_with(REFUSED))
+                && reason != WIPE_REQUESTED
+        }
+        _ => false,
+    }
+}
+
+/// Whether a request failed before any of it could reach the hub.
+fn never_sent(e: &ureq::Error) -> bool {
+    use ureq::Timeout;
+    match e {
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::BadUri(_)
+        | ureq::Error::RequireHttpsOnly(_)
+        | ureq::Error::ConnectProxyFailed(_) => true,
+        ureq::Error::Timeout(which) => matches!(which, Timeout::Resolve | Timeout::Connect),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::AddrNotAvailable
+                | std::io::ErrorKind::NetworkUnreachable
+                | std::io::ErrorKind::HostUnreachable
+        ),
+        _ => false,
+    }
+}
 
 fn post(
     agent: &ureq::Agent,
@@ -108,7 +146,10 @@ fn post(
         .header("Authorization", authorization)
         .header("Content-Type", "application/octet-stream")
         .send(request)
-        .map_err(|e| format!("hub unreachable: {e}"))?;
+        .map_err(|e| match never_sent(&e) {
+            true => format!("{NOT_REACHED}: {e}"),
+            false => format!("no answer from the hub (it may have received the request): {e}"),
+        })?;
     let status = response.status();
     let body = response
         .body_mut()
@@ -145,7 +186,7 @@ fn post(
                     .unwrap_or("no explanation given")
                     .to_ascii_lowercase(),
             });
-        Err(format!("hub answered {}: {message}", status.as_u16()))
+        Err(format!("{REFUSED} {}: {message}", status.as_u16()))
     }
 }
 

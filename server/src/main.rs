@@ -986,7 +986,10 @@ fn run(cli: Cli) -> Result<(), String> {
             // the next try, with the right token, starts afresh rather than meet a store of
             // another device.
             match result {
-                Err(e) if new_store && std::fs::metadata(&store).is_ok() => {
+                Err(SyncFailed {
+                    message: e,
+                    hub_holds_nothing: true,
+                }) if new_store && std::fs::metadata(&store).is_ok() => {
                     for suffix in ["", "-wal", "-shm", "-journal"] {
                         let mut file = store.clone().into_os_string();
                         file.push(suffix);
@@ -1005,7 +1008,11 @@ fn run(cli: Cli) -> Result<(), String> {
                         }
                     ))
                 }
-                other => other,
+                Err(SyncFailed { message, .. }) if new_store => Err(format!(
+                    "{message} (the new store and its key are kept: run the same command again \
+                     to go on)"
+                )),
+                other => other.map_err(|f| f.message),
             }
         }
         Command::Export {
@@ -1481,15 +1488,35 @@ fn wipe_revoked(mut store: Store) -> String {
     }
 }
 
+/// Why `vigie sync` failed, and whether the hub holds nothing of what it sent.
+struct SyncFailed {
+    message: String,
+    /// The hub was never reached, or refused: a new store may go (the next try, with the
+    /// right token, starts afresh). Otherwise the hub may have certified its keys.
+    hub_holds_nothing: bool,
+}
+
+impl From<String> for SyncFailed {
+    fn from(message: String) -> SyncFailed {
+        SyncFailed {
+            message,
+            hub_holds_nothing: false,
+        }
+    }
+}
+
 fn sync(
     hub: &str,
     path: PathBuf,
     token: &Token,
     encryption: Encryption,
     max_message_bytes: usize,
-) -> Result<(), String> {
+) -> Result<(), SyncFailed> {
     let config = StoreConfig::new(path, encryption, token.user).device(token.device);
-    let mut store = Store::open(config).map_err(|e| e.to_string())?;
+    let mut store = Store::open(config).map_err(|e| SyncFailed {
+        message: e.to_string(),
+        hub_holds_nothing: true,
+    })?;
     let client = HubClient::new(hub, token);
     let options = SyncOptions {
         max_message_bytes,
@@ -1511,8 +1538,13 @@ fn sync(
     bar.finish_and_clear();
     let summary = match summary {
         Ok(summary) => summary,
-        Err(vigie_core::Error::WipeRequested) => return Err(wipe_revoked(store)),
-        Err(e) => return Err(e.to_string()),
+        Err(vigie_core::Error::WipeRequested) => return Err(wipe_revoked(store).into()),
+        Err(e) => {
+            return Err(SyncFailed {
+                message: e.to_string(),
+                hub_holds_nothing: vigie_server::client::hub_holds_nothing_of(&e),
+            });
+        }
     };
     let refused: Vec<serde_json::Value> = summary
         .refused
@@ -1548,7 +1580,7 @@ fn sync(
             "left_scope": summary.left_scope.len(),
         })
     );
-    store.close().map_err(|e| e.to_string())
+    store.close().map_err(|e| SyncFailed::from(e.to_string()))
 }
 
 /// Says on stderr what an administration command did (stdout stays for what scripts read).

@@ -681,3 +681,50 @@ fn publishing_a_tree_without_a_user_s_area_says_so() {
     let out = admin(&data, &["reference", "publish", renamed.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&user));
 }
+
+#[test]
+fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    let token = enrol(&data, user);
+    let hub = Hub::start(&data);
+    let store = dir.path().join("phone.db");
+    let sync = |url: &str| {
+        vigie_output(&[
+            "sync",
+            "--hub",
+            url,
+            "--store",
+            store.to_str().unwrap(),
+            "--token",
+            token.as_str(),
+        ])
+    };
+    // The hub answers (and certifies the store's keys), the answer is lost on the way.
+    let proxy = CutProxy::cutting(&hub.addr(), Cut::Down(1));
+    let cut = sync(&proxy.url);
+    assert!(!cut.status.success());
+    let said = String::from_utf8_lossy(&cut.stderr);
+    assert!(said.contains("kept"), "{said}");
+    assert!(store.exists());
+    let again = sync(&hub.url);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // A hub that cannot be reached leaves nothing behind.
+    let elsewhere = dir.path().join("elsewhere.db");
+    let down = vigie_output(&[
+        "sync",
+        "--hub",
+        "http://127.0.0.1:9",
+        "--store",
+        elsewhere.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    assert!(!down.status.success());
+    assert!(!elsewhere.exists());
+}

@@ -31,6 +31,29 @@ pub struct CutProxy {
 impl CutProxy {
     /// `target` is the hub's `host:port`; `never` is the chance a connection is left whole.
     pub fn start(target: &str, seed: u64, never: f64) -> CutProxy {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        CutProxy::with_plans(target, move || {
+            if rng.gen_bool(never) {
+                Cut::Never
+            } else {
+                // Log-uniform: cuts in the headers as well as deep in the bodies.
+                let scale = 1usize << rng.gen_range(0..17);
+                let bytes = rng.gen_range(0..scale.max(1));
+                if rng.gen_bool(0.5) {
+                    Cut::Up(bytes)
+                } else {
+                    Cut::Down(bytes)
+                }
+            }
+        })
+    }
+
+    /// A proxy that cuts every connection as `cut` says.
+    pub fn cutting(target: &str, cut: Cut) -> CutProxy {
+        CutProxy::with_plans(target, move || cut)
+    }
+
+    fn with_plans(target: &str, mut next_plan: impl FnMut() -> Cut + Send + 'static) -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let url = format!("http://{}", listener.local_addr().expect("proxy address"));
         listener.set_nonblocking(true).expect("nonblocking accept");
@@ -40,7 +63,6 @@ impl CutProxy {
         let accept = {
             let (stats, stop) = (stats.clone(), stop.clone());
             std::thread::spawn(move || {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 while !stop.load(Ordering::Relaxed) {
                     let client = match listener.accept() {
                         Ok((client, _)) => client,
@@ -51,18 +73,7 @@ impl CutProxy {
                         Err(_) => continue,
                     };
                     stats.connections.fetch_add(1, Ordering::Relaxed);
-                    let plan = if rng.gen_bool(never) {
-                        Cut::Never
-                    } else {
-                        // Log-uniform: cuts in the headers as well as deep in the bodies.
-                        let scale = 1usize << rng.gen_range(0..17);
-                        let bytes = rng.gen_range(0..scale.max(1));
-                        if rng.gen_bool(0.5) {
-                            Cut::Up(bytes)
-                        } else {
-                            Cut::Down(bytes)
-                        }
-                    };
+                    let plan = next_plan();
                     let _ = client.set_nonblocking(false);
                     let Ok(upstream) = TcpStream::connect(&target) else {
                         let _ = client.shutdown(Shutdown::Both);
