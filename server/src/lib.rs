@@ -43,6 +43,18 @@ pub enum HubOpenError {
          publish` or `vigie user add`)"
     )]
     NoHub(std::path::PathBuf),
+    /// No hub in the data directory, but the key found for it already served one that erased
+    /// records or revoked devices: an unmounted volume or a mistyped `--data` would otherwise
+    /// start an empty hub under the old key, where the real files are to come back.
+    #[error(
+        "no hub in {data}, but its key belongs to a hub that erased records or revoked devices \
+         (its journal {journal} says so): restore that hub's files into {data}, or give a new \
+         hub a key of its own (--key-file, or move the key's directory aside)"
+    )]
+    KeyOfAnotherHub {
+        data: std::path::PathBuf,
+        journal: std::path::PathBuf,
+    },
     /// One of the embedded hub's files is missing (a partial restore, a deleted file): a hub
     /// opened on the other alone would answer that every user, device or record is gone, and
     /// would forget its tombstones.
@@ -133,6 +145,32 @@ fn whole_hub(data: &Path) -> Result<(), HubOpenError> {
             missing,
         }),
         None => Ok(()),
+    }
+}
+
+/// Refuses to make a new hub in `data` under a key whose journal holds actions of another.
+fn key_of_no_other_hub(data: &Path, key: &KeyOptions) -> Result<(), HubOpenError> {
+    if key.unencrypted || key.key_hex.is_some() {
+        return Ok(());
+    }
+    let file = key
+        .key_file
+        .clone()
+        .unwrap_or_else(|| hub_key::default_key_file(data));
+    let Some(dir) = file.parent() else {
+        return Ok(());
+    };
+    let journal = dir.join(irreversible::JOURNAL_FILE);
+    let acted = std::fs::read_to_string(&journal).is_ok_and(|text| {
+        text.lines()
+            .any(|line| !line.trim().is_empty() && !line.starts_with('#'))
+    });
+    match acted {
+        true => Err(HubOpenError::KeyOfAnotherHub {
+            data: data.to_path_buf(),
+            journal,
+        }),
+        false => Ok(()),
     }
 }
 
@@ -378,6 +416,9 @@ impl Database {
         let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
                 whole_hub(data)?;
+                if written_hub_files(data).is_empty() {
+                    key_of_no_other_hub(data, key)?;
+                }
                 let encryption = hub_encryption(data, key)?;
                 Box::new(Embedded::new(
                     open_store(data, encryption.clone())?,

@@ -294,3 +294,41 @@ fn the_command_line_journals_erasures_and_revocations_on_every_backend() {
     assert!(!journal.contains(NAME), "ids only");
     drop(hub);
 }
+
+#[test]
+fn no_new_hub_is_made_under_the_key_of_one_that_erased_or_revoked() {
+    if postgres_server().is_some() {
+        return; // The embedded store's data directory only.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    let token = enrol(&data, user);
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    assert!(revoke(&data, device));
+    assert!(journal_of(&data).exists());
+    // The data directory is gone (an unmounted volume, files deleted by mistake).
+    std::fs::rename(&data, dir.path().join("aside")).unwrap();
+    let mut serve = std::process::Command::new(BIN)
+        .args(["serve", "--data", data.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = wait_until(std::time::Duration::from_secs(30), || {
+        serve.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = serve.kill();
+    }
+    let output = serve.wait_with_output().unwrap();
+    assert!(ended, "vigie serve made a new hub under the old key");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("belongs to a hub that erased"), "{said}");
+    assert!(!data.join("hub.db").exists());
+    // Other commands say there is no hub, as before.
+    let listed = vigie_output(&["user", "list", "--data", data.to_str().unwrap()]);
+    assert!(!listed.status.success());
+}
