@@ -1583,6 +1583,17 @@ fn sync(
     store.close().map_err(|e| SyncFailed::from(e.to_string()))
 }
 
+/// `path` with symbolic links and `..` resolved as far as it exists, absolute.
+fn resolved(path: &std::path::Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
 /// Says on stderr what an administration command did (stdout stays for what scripts read).
 fn done(what: &str) {
     eprintln!("vigie: {what}");
@@ -1601,6 +1612,30 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
         Database::Embedded { data, key } => (data, key),
     };
     vigie_server::existing_hub(&data).map_err(|e| e.to_string())?;
+    // A backup beside the key is readable by whoever takes both; one inside the data goes
+    // with the disk it should survive.
+    let key_dir = (!key.unencrypted && key.key_hex.is_none()).then(|| {
+        key.key_file
+            .clone()
+            .unwrap_or_else(|| vigie_server::hub_key::default_key_file(&data))
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    });
+    let within = |outer: &std::path::Path| resolved(out).starts_with(resolved(outer));
+    if key_dir.as_deref().is_some_and(within) {
+        return Err(format!(
+            "{} is in the directory of the hub's key: keep backups apart from the key (whoever \
+             holds both can read every record)",
+            out.display()
+        ));
+    }
+    if within(&data) {
+        return Err(format!(
+            "{} is inside the hub's data directory: put backups on another disk or machine",
+            out.display()
+        ));
+    }
     let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
     let report =
         vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;

@@ -109,6 +109,25 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     // A backup never writes over another.
     let again = vigie_output(&["backup", "--data", data_arg, "--out", out_arg]);
     assert!(!again.status.success());
+    // Never beside the key, nor inside the data.
+    let mut key_dir = data.as_os_str().to_owned();
+    key_dir.push("-key");
+    for (inside, why) in [
+        (std::path::PathBuf::from(key_dir).join("backup"), "key"),
+        (data.join("backup"), "data directory"),
+    ] {
+        let refused = vigie_output(&[
+            "backup",
+            "--data",
+            data_arg,
+            "--out",
+            inside.to_str().unwrap(),
+        ]);
+        assert!(!refused.status.success());
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains(why), "{said}");
+        assert!(!inside.exists());
+    }
     // A place that cannot be written is named, whatever stops it.
     let blocked = dir.path().join("not-a-directory");
     std::fs::write(&blocked, b"a file").unwrap();
