@@ -879,6 +879,12 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
     let out = dir.path().join("consent.pdf");
     d.store.export_attachment(form.id, &out).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), pdf(&[7u8; 500]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the owner's only");
+    }
 }
 
 /// A child case in C01, created on `d`.

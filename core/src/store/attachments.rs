@@ -827,7 +827,19 @@ impl Store {
         }
         let temp = files::sidecar(to, ".partial");
         let result = (|| -> Result<()> {
-            let mut out = File::create(&temp).map_err(destination_problem)?;
+            // A child's document, readable by its owner only (the app shares it on purpose);
+            // made anew, so a file or link left at the temporary name is never written through.
+            match fs::remove_file(&temp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(destination_problem(e));
+                }
+                _ => {}
+            }
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut out = options.open(&temp).map_err(destination_problem)?;
             io::copy(&mut reader, &mut out)?;
             out.sync_all()?;
             fs::rename(&temp, to).map_err(destination_problem)?;
