@@ -198,6 +198,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
             directory: None,
             held: None,
             directory_issued_through: None,
+            user: None,
         }),
         headless_documents: false,
     };
@@ -1459,4 +1460,32 @@ fn a_bundle_holds_only_records_every_recipient_may_read() {
         .export_bundle(mark, &[], &[Recipient::Device(foreign.id())])
         .unwrap();
     assert_eq!(foreign.store.import_bundle(&empty).unwrap().records, 0);
+}
+
+/// A store opened for another user than the token's: the hub certifies nothing at its first
+/// sync, and says why; opened for the right user, it syncs.
+#[test]
+fn a_store_opened_for_another_user_than_its_device_is_refused_before_anything_is_bound() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut monitor = Device::new(&dir, "monitor", Role::CommunityMonitor, &[C01]);
+    // The device's token names another user than the one the store was opened for.
+    let mut enrolled_as = monitor.principal.clone();
+    enrolled_as.user = Uuid::now_v7();
+    let refused = sync::sync_with_hub(
+        &mut monitor.store,
+        &sync::SyncOptions::default(),
+        |request| {
+            common::handle(&mut hub, &enrolled_as, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    );
+    assert!(
+        matches!(refused, Err(ref e) if e.to_string().contains("another user")),
+        "{refused:?}"
+    );
+    assert!(monitor.store.certificate().unwrap().is_none());
+    monitor.sync(&mut hub);
+    assert!(monitor.store.certificate().unwrap().is_some());
 }

@@ -395,6 +395,7 @@ impl Failure {
             }
             Failure::Hub(HubError::ActorNotBound) => ("actor not bound to the device", true),
             Failure::Hub(HubError::KeysNotBound) => ("keys not those certified", true),
+            Failure::Hub(HubError::UserNotBound) => ("store of another user", true),
             Failure::BodyTooLarge => ("request bytes over the limit", true),
             Failure::TooManyRequests => ("too many requests at once", false),
             Failure::BodyTooSlow => ("the body arrived too slowly", false),
@@ -441,6 +442,11 @@ impl IntoResponse for Failure {
                 StatusCode::FORBIDDEN,
                 "the device's keys differ from those certified for it at enrolment (a store \
                  made again with the same token): the administrator reissues the device's token",
+            ),
+            Failure::Hub(HubError::UserNotBound) => error(
+                StatusCode::FORBIDDEN,
+                "the store was opened for another user than the one this device's token names: \
+                 open the device's store with the user id of its enrolment token",
             ),
             Failure::Hub(HubError::Store(e)) if disk_full(&e) => hub_full(&e),
             Failure::Hub(HubError::Store(e)) => {

@@ -45,6 +45,11 @@ pub(crate) fn pin_hub(tx: &Transaction, hub: &HubPublic) -> Result<()> {
     set_meta(tx, HUB, &postcard::to_stdvec(hub).expect("keys serialize"))
 }
 
+/// Whether the hub certified this device (at its first sync that reached it).
+pub(crate) fn certified(conn: &Connection) -> Result<bool> {
+    Ok(get_meta(conn, CERTIFICATE)?.is_some())
+}
+
 pub(crate) fn set_certificate(tx: &Transaction, certificate: &Certificate) -> Result<()> {
     set_meta(tx, CERTIFICATE, &certificate.to_bytes())
 }

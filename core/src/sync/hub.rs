@@ -84,6 +84,9 @@ pub enum HubError {
     /// The device presented other keys than those the hub certified for it at its first sync.
     #[error("the device's keys differ from those bound to it at enrolment")]
     KeysNotBound,
+    /// The store was opened for another user than the one the device was enrolled for.
+    #[error("the store was opened for another user than the device's")]
+    UserNotBound,
     #[error(transparent)]
     Store(#[from] Error),
 }

@@ -64,6 +64,9 @@ pub fn hub_identity(
     {
         return Err(HubError::KeysNotBound);
     }
+    if request.user.is_some_and(|user| user != who.user) {
+        return Err(HubError::UserNotBound);
+    }
     let certificate = match stored {
         Some(c) if c.describes(who, &request.keys) && !c.is_due_for_renewal(now_ms) => c,
         _ => {
@@ -290,11 +293,18 @@ pub(crate) fn request_identity(conn: &rusqlite::Connection) -> Result<Option<Req
     let Some(keys) = kept::device_keys(conn)? else {
         return Ok(None);
     };
+    // Until the hub certified this device: the user the store was opened for.
+    let user = match kept::certified(conn)? {
+        true => None,
+        false => crate::store::sync_state::get_meta(conn, "user_id")?
+            .and_then(|b| uuid::Uuid::from_slice(&b).ok()),
+    };
     Ok(Some(RequestIdentity {
         keys: keys.public(),
         directory: kept::directory_digest(conn)?,
         held: kept::held_digest(conn)?,
         directory_issued_through: kept::directory_issued_through(conn)?,
+        user,
     }))
 }
 

@@ -189,6 +189,13 @@ struct RequestFormatTail {
     headless_documents: bool,
 }
 
+/// The fifth tail: the user the store was opened for, until the hub certified the device
+/// (`RequestIdentity::user`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestUserTail {
+    user: Option<Uuid>,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -312,12 +319,16 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
     let fourth = RequestFormatTail {
         headless_documents: request.headless_documents,
     };
+    let fifth = RequestUserTail {
+        user: request.identity.as_ref().and_then(|i| i.user),
+    };
     // The tails up to the last one that holds more than its defaults.
     let needed = [
         tail != RequestTail::default(),
         second != RequestIdentityTail::default(),
         third != RequestDirectoryTail::default(),
         fourth != RequestFormatTail::default(),
+        fifth != RequestUserTail::default(),
     ]
     .iter()
     .rposition(|held| *held)
@@ -327,6 +338,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         postcard::to_stdvec(&second),
         postcard::to_stdvec(&third),
         postcard::to_stdvec(&fourth),
+        postcard::to_stdvec(&fifth),
     ];
     for part in &tails[..needed] {
         plain.extend(part.as_deref().expect("sync messages serialize"));
@@ -339,10 +351,12 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
     let (head, tail, second, rest): (RequestHead, RequestTail, RequestIdentityTail, _) =
         head_and_tails(&plain)?;
     let (third, rest) = take_part::<RequestDirectoryTail>(rest)?;
+    let (fourth, rest) = take_part::<RequestFormatTail>(rest)?;
     // Bytes after the parts this version knows are a newer device's, and ignored.
-    let (fourth, _newer) = take_part::<RequestFormatTail>(rest)?;
+    let (fifth, _newer) = take_part::<RequestUserTail>(rest)?;
     let identity = second.identity.map(|identity| RequestIdentity {
         directory_issued_through: third.directory_issued_through,
+        user: fifth.user,
         ..identity
     });
     Ok(SyncRequest {
@@ -537,6 +551,11 @@ pub struct RequestIdentity {
     /// devices of the version before read each other's messages as before.
     #[serde(skip)]
     pub directory_issued_through: Option<i64>,
+    /// The user the store was opened for, sent until the hub certified the device: the hub
+    /// binds nothing to a store opened for another user than its token's. In a tail of its own
+    /// (`RequestUserTail`).
+    #[serde(skip)]
+    pub user: Option<Uuid>,
 }
 
 /// The hub's answer to `RequestIdentity`: its keys (pinned by the device at its first sync),
@@ -799,6 +818,7 @@ mod tests {
             directory: Some([3; 32]),
             held: None,
             directory_issued_through: Some(1_700_000_000_000),
+            user: Some(Uuid::from_u128(5)),
         }
     }
 
