@@ -2083,3 +2083,146 @@ fn a_long_console_read_holds_back_neither_other_pages_nor_devices_syncs() {
         assert_eq!(download.join().unwrap(), 200);
     }
 }
+
+/// Two values of one field set at once on two phones: shown on the page of the visit and of the
+/// workplace as on a case's, by the name of who set each, and settled there when the
+/// supervisor may; a visit's content is its visitor's to settle.
+#[test]
+fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut a = Device::enrol(
+        dir.path(),
+        &s.data,
+        "Moniteur Aka",
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    let token = enrol(&s.data, a.user());
+    let mut b = Device::open(
+        dir.path(),
+        "moniteur-b",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        4,
+    );
+    let mut reviewers: Vec<Device> = ["tablette-1", "tablette-2"]
+        .iter()
+        .zip([5, 6])
+        .map(|(name, key)| {
+            let token = enrol(&s.data, s.supervisor);
+            Device::open(dir.path(), name, &token, Role::Supervisor, &[REGION], key)
+        })
+        .collect();
+    let w = a
+        .store
+        .create(&workplace(area(C01), "Plantation Aké"))
+        .expect("workplace");
+    let submitted = a
+        .store
+        .create(&visit(area(C01), w.id, a.user(), 3))
+        .expect("visit");
+    let mut draft = visit(area(C01), w.id, a.user(), 4);
+    draft.status = VisitStatus::Draft;
+    let draft = a.store.create(&draft).expect("visit");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+    for tablet in &mut reviewers {
+        tablet.sync(&s.hub.url).expect("sync");
+    }
+    // Offline, each phone records another owner and another end of the draft visit.
+    let ends = ["2026-04-04T11:00:00+00:00", "2026-04-04T12:30:00+00:00"];
+    for ((device, owner), end) in [(&mut a, "Kouamé Yao"), (&mut b, "Konan Aya")]
+        .into_iter()
+        .zip(ends)
+    {
+        let mut on: Workplace = device.store.get(w.id).expect("workplace");
+        on.owner_name = owner.into();
+        device.store.update(&on).expect("update");
+        let mut on: Visit = device.store.get(draft.id).expect("visit");
+        on.ended_at = Some(chrono::DateTime::parse_from_rfc3339(end).unwrap());
+        device.store.update(&on).expect("update");
+    }
+    // Offline, one tablet validates the submitted visit, the other returns it.
+    for (tablet, status) in reviewers
+        .iter_mut()
+        .zip([VisitStatus::Validated, VisitStatus::Returned])
+    {
+        let mut on: Visit = tablet.store.get(submitted.id).expect("visit");
+        on.status = status;
+        on.reviewed_by = Some(s.supervisor);
+        if status == VisitStatus::Returned {
+            on.review_comment = "Photos manquantes".into();
+        }
+        tablet.store.update(&on).expect("review");
+    }
+    for device in [&mut a, &mut b].into_iter().chain(reviewers.iter_mut()) {
+        device.sync(&s.hub.url).expect("sync");
+    }
+
+    let mut browser = signed_in(&s, "sup.conflicts");
+    let conflicts_of = |body: &str| {
+        body.split("id=\"conflicts\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .map(str::to_string)
+    };
+    for (path, field, keep) in [
+        (
+            format!("/console/workplaces/{}", w.id),
+            "owner_name",
+            "\"Konan Aya\"".to_string(),
+        ),
+        (
+            format!("/console/visits/{}", submitted.id),
+            "status",
+            "\"returned\"".to_string(),
+        ),
+    ] {
+        let page = browser.get(&path);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let conflicts =
+            conflicts_of(&page.body).unwrap_or_else(|| panic!("the conflict is shown on {path}"));
+        assert!(
+            conflicts.contains(&format!("value=\"{field}\"")),
+            "{conflicts}"
+        );
+        assert!(
+            conflicts.contains("saisie par "),
+            "who set it, by name: {conflicts}"
+        );
+        let csrf = page.csrf();
+        let done = browser.post(
+            &format!("{path}/resolve"),
+            &[("csrf", &csrf), ("field", field), ("value", &keep)],
+        );
+        assert_eq!(done.status, 303, "{}", done.body);
+        let after = browser.get(done.location.as_deref().expect("back to the page"));
+        assert!(
+            !after.body.contains(&format!("value=\"{field}\"")),
+            "no conflict left on {path}"
+        );
+        assert!(after.body.contains("id=\"done\""), "{path} says it is done");
+    }
+    // The draft's conflict is shown, by its visitor's name; its content is the visitor's: the
+    // supervisor may keep only the value in force, never put the other in its place.
+    let page = browser.get(&format!("/console/visits/{}", draft.id));
+    let conflicts = conflicts_of(&page.body).expect("the draft's conflict is shown");
+    assert!(conflicts.contains("saisie par Moniteur Aka"), "{conflicts}");
+    assert_eq!(conflicts.matches("<form").count(), 1, "{conflicts}");
+
+    a.sync(&s.hub.url).expect("sync");
+    let on_a: Workplace = a.store.get(w.id).expect("workplace");
+    assert_eq!(on_a.owner_name, "Konan Aya");
+    assert!(a.store.conflicts(w.id).expect("conflicts").is_empty());
+    let on_a: Visit = a.store.get(submitted.id).expect("visit");
+    assert_eq!(on_a.status, VisitStatus::Returned);
+    assert!(
+        a.store
+            .conflicts(submitted.id)
+            .expect("conflicts")
+            .is_empty()
+    );
+}

@@ -146,6 +146,15 @@ fn code_prefix(kind: Option<RecordKind>, path: &str) -> Option<&'static str> {
 }
 
 /// A stored value in words: a code by its label, text without quotes, yes or no.
+/// Whether a record's field holds a user's id (shown by the user's name).
+pub fn is_user_field(kind: Option<RecordKind>, path: &str) -> bool {
+    matches!(
+        (kind, path),
+        (Some(RecordKind::ChildCase), "identified_by")
+            | (Some(RecordKind::Visit), "visitor_id" | "reviewed_by")
+    )
+}
+
 pub fn value(t: Tr, kind: Option<RecordKind>, path: &str, value: &Json) -> String {
     let prefix = code_prefix(kind, path);
     let word = |text: &str| match prefix {

@@ -46,6 +46,8 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/cases/{id}/resolve", post(case_resolve))
         .route("/console/cases/{id}/erase", post(case_erase))
         .route("/console/workplaces/{id}", get(workplace_page))
+        .route("/console/workplaces/{id}/resolve", post(workplace_resolve))
+        .route("/console/visits/{id}/resolve", post(visit_resolve))
         .route("/console/map", get(map))
         .route("/console/exports", get(exports))
         .route("/console/exports/download", get(export_download))
@@ -466,10 +468,95 @@ pub struct HistoryLine {
 pub struct ConflictLine {
     /// The field's path, for the form that settles it.
     field: String,
-    /// How the case's page names it.
+    /// How the record's page names it.
     label: String,
-    /// Each concurrent value: as shown, and as JSON for the form that keeps it.
-    values: Vec<(String, String)>,
+    /// Each concurrent value: as shown, as JSON for the form that keeps it, and whether the
+    /// signed-in user may keep it (else no form is offered: another settles it).
+    values: Vec<(String, String, bool)>,
+}
+
+/// Whether `who` may keep `value` for `field` of the record `current`: the rights the hub
+/// applies to a write, on the record as keeping it would make it. The hub judges the write
+/// all the same; this only spares the page a button that could only be refused.
+fn may_keep<R: Record>(
+    who: &Principal,
+    current: &R,
+    field: &str,
+    value: &serde_json::Value,
+) -> bool {
+    let Ok(mut json) = serde_json::to_value(current) else {
+        return true;
+    };
+    match json.pointer_mut(&format!("/{}", field.replace('.', "/"))) {
+        Some(slot) => *slot = value.clone(),
+        // Not a field of the typed record (one an older app wrote): the hub decides.
+        None => return true,
+    }
+    match serde_json::from_value::<R>(json) {
+        Ok(candidate) => vigie_core::rights::check(
+            who.role,
+            who.user,
+            Some(current.subject()),
+            candidate.subject(),
+        )
+        .is_ok(),
+        Err(_) => true,
+    }
+}
+
+/// A record's conflicts as its page shows them, by field label. Each value says who set it,
+/// on which device (as the devices' page begins its number) and when to the second, in the
+/// order they were entered (the device's clock), the same device's together, so that values
+/// of one person's phones, or of one minute, are told apart. A value that is a user's id
+/// (an assignee) is shown by the user's name.
+fn conflict_lines(
+    t: Tr,
+    kind: RecordKind,
+    conflicts: Vec<vigie_core::Conflict>,
+    case: Option<&ChildCase>,
+    name: &dyn Fn(Uuid) -> String,
+    may_keep: &dyn Fn(&str, &serde_json::Value) -> bool,
+) -> Vec<ConflictLine> {
+    let kind = Some(kind);
+    let mut lines: Vec<ConflictLine> = conflicts
+        .into_iter()
+        .map(|c| ConflictLine {
+            label: labels::field(t, kind, &c.field, case),
+            values: {
+                let mut values: Vec<_> = c.values.iter().collect();
+                values.sort_by_key(|v| (v.time.is_none(), v.time, v.author.map(|a| a.device)));
+                values
+                    .into_iter()
+                    .map(|v| {
+                        let mut by: Vec<String> = Vec::new();
+                        if let Some(a) = v.author {
+                            by.push(t.fmt("case.conflict_set_by", name(a.user)));
+                            let device = a.device.simple().to_string();
+                            by.push(t.fmt("case.conflict_device", &device[..8]));
+                        }
+                        if let Some(at) = v.time {
+                            by.push(at.format("%Y-%m-%d %H:%M:%S").to_string());
+                        }
+                        let value = match labels::is_user_field(kind, &c.field) {
+                            true => match v.value.as_str().map(Uuid::parse_str) {
+                                Some(Ok(user)) => name(user),
+                                _ => labels::value(t, kind, &c.field, &v.value),
+                            },
+                            false => labels::value(t, kind, &c.field, &v.value),
+                        };
+                        (
+                            format!("{value} — {}", by.join(", ")),
+                            v.value.to_string(),
+                            may_keep(&c.field, &v.value),
+                        )
+                    })
+                    .collect()
+            },
+            field: c.field,
+        })
+        .collect();
+    lines.sort_by(|a, b| a.label.cmp(&b.label));
+    lines
 }
 
 #[derive(Template)]
@@ -484,6 +571,9 @@ struct VisitPage {
     submitted: bool,
     comment: String,
     error: Option<String>,
+    conflicts: Vec<ConflictLine>,
+    resolve_url: String,
+    conflict_error: Option<String>,
     history: Vec<HistoryLine>,
     done: Option<&'static str>,
 }
@@ -522,12 +612,24 @@ fn history_lines(
         .collect())
 }
 
+/// What a visit's page shows besides the visit: the review form's error and comment, a
+/// conflict's refusal, what was just done.
+#[derive(Default)]
+struct VisitForm {
+    error: Option<String>,
+    comment: String,
+    conflict_error: Option<String>,
+}
+
 fn visit_page_of(
     hub: &Hub,
     ctx: &Ctx,
     id: Uuid,
-    error: Option<String>,
-    comment: String,
+    VisitForm {
+        error,
+        comment,
+        conflict_error,
+    }: VisitForm,
     done: Option<&str>,
 ) -> PageResult {
     let (viewer, who, view) = records(hub, ctx)?;
@@ -603,8 +705,16 @@ fn visit_page_of(
             value: visit.review_comment.clone(),
         });
     }
+    let conflicts = conflict_lines(
+        t,
+        RecordKind::Visit,
+        view.scoped(&who).conflicts(id)?,
+        None,
+        &name,
+        &|field, value| may_keep(&who, &visit, field, value),
+    );
     let history = history_lines(t, &view, &who, (RecordKind::Visit, id), None, &names)?;
-    let status = if error.is_some() {
+    let status = if error.is_some() || conflict_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -619,6 +729,9 @@ fn visit_page_of(
         submitted: visit.status == vigie_core::VisitStatus::Submitted,
         comment,
         error,
+        conflicts,
+        resolve_url: format!("/console/visits/{id}/resolve"),
+        conflict_error,
         history,
         done: done_message(t, done),
     };
@@ -632,7 +745,7 @@ pub async fn visit_page(
     Query(q): Query<DoneQuery>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        visit_page_of(hub, ctx, id, None, String::new(), q.done.as_deref())
+        visit_page_of(hub, ctx, id, VisitForm::default(), q.done.as_deref())
     })
     .await
 }
@@ -689,8 +802,11 @@ pub async fn review_visit(
                     hub,
                     ctx,
                     id,
-                    Some(t.get("review.choose").into()),
-                    form.comment.clone(),
+                    VisitForm {
+                        error: Some(t.get("review.choose").into()),
+                        comment: form.comment.clone(),
+                        ..Default::default()
+                    },
                     None,
                 );
             }
@@ -744,7 +860,17 @@ pub async fn review_visit(
                     }
                     _ => t.refusal(&refused),
                 };
-                visit_page_of(hub, ctx, id, Some(message), form.comment.clone(), None)
+                visit_page_of(
+                    hub,
+                    ctx,
+                    id,
+                    VisitForm {
+                        error: Some(message),
+                        comment: form.comment.clone(),
+                        ..Default::default()
+                    },
+                    None,
+                )
             }
         }
     })
@@ -1153,6 +1279,8 @@ struct CasePage {
     services: Vec<(String, String)>,
     situations: Vec<(String, String)>,
     conflicts: Vec<ConflictLine>,
+    resolve_url: String,
+    conflict_error: Option<String>,
     history: Vec<HistoryLine>,
     candidates: Vec<Candidate>,
     reasons: Vec<(&'static str, &'static str)>,
@@ -1322,44 +1450,14 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             d: f.notes.clone(),
         })
         .collect();
-    let kind = Some(RecordKind::ChildCase);
-    let mut conflicts: Vec<ConflictLine> = scoped
-        .conflicts(id)?
-        .into_iter()
-        .map(|c| ConflictLine {
-            label: labels::field(t, kind, &c.field, Some(&case)),
-            values: {
-                // In the order they were entered (the device's clock), the same device's
-                // together; each says who, on which device (as the devices' page begins its
-                // number) and when to the second, so that values of one person's phones, or
-                // of one minute, are told apart.
-                let mut values: Vec<_> = c.values.iter().collect();
-                values.sort_by_key(|v| (v.time.is_none(), v.time, v.author.map(|a| a.device)));
-                values
-                    .into_iter()
-                    .map(|v| {
-                        let mut by: Vec<String> = Vec::new();
-                        if let Some(a) = v.author {
-                            by.push(name(a.user));
-                            let device = a.device.simple().to_string();
-                            by.push(t.fmt("case.conflict_device", &device[..8]));
-                        }
-                        if let Some(at) = v.time {
-                            by.push(at.format("%Y-%m-%d %H:%M:%S").to_string());
-                        }
-                        let shown = format!(
-                            "{} — {}",
-                            labels::value(t, kind, &c.field, &v.value),
-                            by.join(", ")
-                        );
-                        (shown, v.value.to_string())
-                    })
-                    .collect()
-            },
-            field: c.field,
-        })
-        .collect();
-    conflicts.sort_by(|a, b| a.label.cmp(&b.label));
+    let conflicts = conflict_lines(
+        t,
+        RecordKind::ChildCase,
+        scoped.conflicts(id)?,
+        Some(&case),
+        &name,
+        &|field, value| may_keep(&who, &case, field, value),
+    );
     let history = history_lines(
         t,
         &view,
@@ -1407,6 +1505,8 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             .map(|s| (code(s), t.code("situation", &code(s))))
             .collect(),
         conflicts,
+        resolve_url: format!("/console/cases/{id}/resolve"),
+        conflict_error: state.error.clone().filter(|_| state.form == "conflicts"),
         history,
         candidates,
         reasons: ERASE_REASONS
@@ -1773,31 +1873,7 @@ pub async fn case_resolve(
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
-        let t = ctx.tr();
-        let path: Vec<String> = form.field.split('.').map(str::to_string).collect();
-        let outcome = match serde_json::from_str::<serde_json::Value>(&form.value) {
-            Err(_) => Err(t.get("case.conflict_invalid").to_string()),
-            Ok(value) => {
-                let who = viewer.principal();
-                let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
-                match hub.backend.write(&mut |tx| {
-                    vigie_core::sync::resolve_as::<ChildCase>(
-                        tx, &who, &actor, &reference, id, &path, &value,
-                    )
-                    .map(|_| ())
-                }) {
-                    Ok(()) => Ok(()),
-                    // Settled meanwhile (another supervisor, a phone), or never there.
-                    Err(Error::NoSuchConflict { .. }) => {
-                        Err(t.get("case.conflict_gone").to_string())
-                    }
-                    Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => {
-                        Err(t.refusal(&e))
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
+        let outcome = resolve::<ChildCase>(hub, ctx, &viewer, id, &form)?;
         case_outcome(
             hub,
             ctx,
@@ -1811,6 +1887,98 @@ pub async fn case_resolve(
                 done: "resolved",
             },
         )
+    })
+    .await
+}
+
+/// Keeps the value `form` chose for a field of record `id` in conflict, as the signed-in
+/// supervisor; a refusal a person can act on comes back as its message.
+fn resolve<R: Record>(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    id: Uuid,
+    form: &ResolveForm,
+) -> Result<Result<(), String>, Problem> {
+    let t = ctx.tr();
+    let path: Vec<String> = form.field.split('.').map(str::to_string).collect();
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&form.value) else {
+        return Ok(Err(t.get("case.conflict_invalid").to_string()));
+    };
+    let who = viewer.principal();
+    let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
+    match hub.backend.write(&mut |tx| {
+        vigie_core::sync::resolve_as::<R>(tx, &who, &actor, &reference, id, &path, &value)
+            .map(|_| ())
+    }) {
+        Ok(()) => Ok(Ok(())),
+        // Settled meanwhile (another supervisor, a phone), or never there.
+        Err(Error::NoSuchConflict { .. }) => Ok(Err(t.get("case.conflict_gone").to_string())),
+        Err(e @ (Error::Validation(_) | Error::NotAllowed { .. })) => Ok(Err(t.refusal(&e))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Settles a conflict of a visit (two reviews at once, say).
+pub async fn visit_resolve(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Posted(form): Posted<ResolveForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        match resolve::<Visit>(hub, ctx, &viewer, id, &form)? {
+            Ok(()) => {
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    "visit_resolve",
+                    Some(id),
+                    &form.field,
+                );
+                Ok(Redirect::to(&format!("/console/visits/{id}?done=resolved")).into_response())
+            }
+            Err(message) => visit_page_of(
+                hub,
+                ctx,
+                id,
+                VisitForm {
+                    conflict_error: Some(message),
+                    ..Default::default()
+                },
+                None,
+            ),
+        }
+    })
+    .await
+}
+
+/// Settles a conflict of a workplace.
+pub async fn workplace_resolve(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Posted(form): Posted<ResolveForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
+        match resolve::<Workplace>(hub, ctx, &viewer, id, &form)? {
+            Ok(()) => {
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    "workplace_resolve",
+                    Some(id),
+                    &form.field,
+                );
+                Ok(
+                    Redirect::to(&format!("/console/workplaces/{id}?done=resolved"))
+                        .into_response(),
+                )
+            }
+            Err(message) => workplace_page_of(hub, ctx, id, Some(message), None),
+        }
     })
     .await
 }
@@ -1965,68 +2133,103 @@ pub async fn case_erase(
 struct WorkplacePage {
     t: Tr,
     nav: Option<Nav>,
+    csrf: String,
     name: String,
     fields: Vec<Field>,
     visits: Vec<VisitLine>,
+    conflicts: Vec<ConflictLine>,
+    resolve_url: String,
+    conflict_error: Option<String>,
+    done: Option<&'static str>,
 }
 
 pub async fn workplace_page(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
+    Query(q): Query<DoneQuery>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let (viewer, who, view) = records(hub, ctx)?;
-        let t = ctx.tr();
-        let scoped = view.scoped(&who);
-        let w: Workplace = scoped.get(id)?;
-        let names = user_names(&hub.backend.users()?);
-        let reference = hub.backend.reference()?;
-        let fields = vec![
-            Field {
-                label: t.get("workplace.sector"),
-                value: t.sector(&reference, &w.sector),
-            },
-            Field {
-                label: t.get("field.area"),
-                value: format!(
-                    "{} › {} › {}",
-                    w.location.area.region, w.location.area.district, w.location.area.community
-                ),
-            },
-            Field {
-                label: t.get("workplace.owner"),
-                value: w.owner_name.clone(),
-            },
-        ];
-        let visits = scoped
-            .visits(
-                &vigie_core::VisitQuery {
-                    workplace_id: Some(id),
-                    ..Default::default()
-                },
-                Page::first(50),
-            )?
-            .into_iter()
-            .map(|v| VisitLine {
-                id: v.id,
-                started: v.started_at.format("%Y-%m-%d").to_string(),
-                kind: t.code("visit_kind", &code(v.kind)),
-                visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
-                community: t.code("visit_status", v.status.as_str()),
-                urgent: false,
-                violation: false,
-            })
-            .collect();
-        Ok(html(&WorkplacePage {
-            t,
-            nav: Nav::of(&viewer, "map"),
-            name: w.name.clone(),
-            fields,
-            visits,
-        }))
+        workplace_page_of(hub, ctx, id, None, q.done.as_deref())
     })
     .await
+}
+
+fn workplace_page_of(
+    hub: &Hub,
+    ctx: &Ctx,
+    id: Uuid,
+    conflict_error: Option<String>,
+    done: Option<&str>,
+) -> PageResult {
+    let (viewer, who, view) = records(hub, ctx)?;
+    let t = ctx.tr();
+    let scoped = view.scoped(&who);
+    let w: Workplace = scoped.get(id)?;
+    let names = user_names(&hub.backend.users()?);
+    let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let reference = hub.backend.reference()?;
+    let fields = vec![
+        Field {
+            label: t.get("workplace.sector"),
+            value: t.sector(&reference, &w.sector),
+        },
+        Field {
+            label: t.get("field.area"),
+            value: format!(
+                "{} › {} › {}",
+                w.location.area.region, w.location.area.district, w.location.area.community
+            ),
+        },
+        Field {
+            label: t.get("workplace.owner"),
+            value: w.owner_name.clone(),
+        },
+    ];
+    let visits = scoped
+        .visits(
+            &vigie_core::VisitQuery {
+                workplace_id: Some(id),
+                ..Default::default()
+            },
+            Page::first(50),
+        )?
+        .into_iter()
+        .map(|v| VisitLine {
+            id: v.id,
+            started: v.started_at.format("%Y-%m-%d").to_string(),
+            kind: t.code("visit_kind", &code(v.kind)),
+            visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
+            community: t.code("visit_status", v.status.as_str()),
+            urgent: false,
+            violation: false,
+        })
+        .collect();
+    let conflicts = conflict_lines(
+        t,
+        RecordKind::Workplace,
+        scoped.conflicts(id)?,
+        None,
+        &name,
+        &|field, value| may_keep(&who, &w, field, value),
+    );
+    let status = match conflict_error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    let page = WorkplacePage {
+        t,
+        nav: Nav::of(&viewer, "map"),
+        csrf: viewer.csrf.clone(),
+        name: w.name.clone(),
+        fields,
+        visits,
+        conflicts,
+        resolve_url: format!("/console/workplaces/{id}/resolve"),
+        conflict_error,
+        done: done_message(t, done),
+    };
+    Ok((status, html(&page)).into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
