@@ -96,6 +96,17 @@ pub enum HubOpenError {
 /// The hub's own device and user ids: the hub writes records (users) under them.
 pub(crate) const HUB_ADMIN: Uuid = Uuid::from_u128(0x7669_6769_655f_6875_625f_6164_6d69_6e00);
 
+/// The user as the core's rules see them when they act through the hub itself (the console,
+/// an export made for them): the scope their devices sync with, on the hub's own device.
+pub fn acting_as(user: &vigie_core::User) -> vigie_core::sync::Principal {
+    vigie_core::sync::Principal {
+        device: HUB_ADMIN,
+        user: user.id,
+        role: user.role,
+        areas: user.areas.clone(),
+    }
+}
+
 /// The embedded hub's files in its data directory: its records and its device registry.
 const HUB_FILES: [&str; 2] = ["hub.db", "devices.db"];
 

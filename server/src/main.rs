@@ -196,8 +196,9 @@ enum Command {
         /// Include personal data (run by the hub's administrator, acting as a supervisor).
         #[arg(long)]
         personal: bool,
-        /// The supervisor the export is made for (named in the audit journal; with
-        /// --personal, an active supervisor).
+        /// The user the export is made for: it holds what their role and areas receive, as
+        /// the console's downloads do (named in the audit journal; with --personal, an active
+        /// supervisor). Without it, the whole hub.
         #[arg(long)]
         by: Option<Uuid>,
     },
@@ -1022,11 +1023,15 @@ fn run(cli: Cli) -> Result<(), String> {
             personal,
             by,
         } => {
-            // Checked before anything is read: the journal names someone who may have it.
+            // Checked before anything is read: the journal names someone who may have it, and
+            // the export holds what they receive, as the console's downloads do.
+            let mut made_for = None;
             if let Some(by) = by {
                 let user = hub.open()?.user(by).map_err(|e| e.to_string())?;
                 match user {
-                    Some(u) if u.active && (!personal || u.role == Role::Supervisor) => {}
+                    Some(u) if u.active && (!personal || u.role == Role::Supervisor) => {
+                        made_for = Some(u);
+                    }
                     Some(_) if personal => {
                         return Err(
                             "--by names no active supervisor: personal data is exported for a \
@@ -1074,9 +1079,13 @@ fn run(cli: Cli) -> Result<(), String> {
             let options = ExportOptions {
                 include_personal_data: personal,
             };
-            let paths = store
-                .export_to_dir(&out, format, options)
-                .map_err(|e| format!("{}: {e}", out.display()))?;
+            let paths = match &made_for {
+                Some(user) => store
+                    .scoped(&vigie_server::acting_as(user))
+                    .export_to_dir(&out, format, options, user.role),
+                None => store.export_to_dir(&out, format, options),
+            }
+            .map_err(|e| format!("{}: {e}", out.display()))?;
             // An export leaves the hub's protection: the journal shows it, as the console's.
             let ext = match format {
                 ExportFormat::Csv => "csv",
@@ -1088,7 +1097,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 "export",
                 None,
                 &format!(
-                    "all {ext}{} (command line)",
+                    "{} {ext}{} (command line)",
+                    match made_for {
+                        Some(_) => "scope of --by",
+                        None => "all",
+                    },
                     if personal { " personal" } else { "" }
                 ),
             );

@@ -1116,6 +1116,22 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no active supervisor"));
     assert!(export_for(asked).status.success());
+    // Made for a supervisor of one region: what they receive, not the other region's records.
+    let cases = std::fs::read_to_string(out.path().join("child_cases.csv")).expect("cases");
+    assert!(!cases.contains(THEIR_CHILD), "{cases}");
+    let visits = std::fs::read_to_string(out.path().join("visits.csv")).expect("visits");
+    assert!(visits.contains(&f.my_visit.to_string()), "{visits}");
+    assert!(!visits.contains(&f.their_visit.to_string()), "{visits}");
+    // Without --by, the whole hub.
+    let whole = tempfile::tempdir().expect("temporary directory");
+    let all = common::lifecycle::admin(
+        &s.data,
+        &["export"],
+        &["--out", whole.path().to_str().unwrap(), "--personal"],
+    );
+    assert!(all.status.success());
+    let cases = std::fs::read_to_string(whole.path().join("child_cases.csv")).expect("cases");
+    assert!(cases.contains(THEIR_CHILD), "{cases}");
 
     let mut desk = Browser::new(&s.hub.url);
     account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
@@ -1125,6 +1141,10 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     let body = &journal.body;
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
     assert!(body.contains("Consentement retiré"), "{body}");
+    assert!(
+        body.contains("scope of --by csv personal (command line)"),
+        "{body}"
+    );
     assert!(body.contains("all csv personal (command line)"), "{body}");
     assert!(body.contains("Demandeuse Export"), "{body}");
 }

@@ -337,49 +337,57 @@ impl Store {
         format: ExportFormat,
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
-        let tables = self.export_tables(options)?;
-        // A table exported before in the other format would stay beside this export, and go
-        // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
-        let other = match format {
-            ExportFormat::Csv => "json",
-            ExportFormat::Json => "csv",
-        };
-        let left: Vec<String> = tables
-            .iter()
-            .map(|table| format!("{}.{other}", table.name))
-            .filter(|name| dir.join(name).symlink_metadata().is_ok())
-            .collect();
-        if !left.is_empty() {
-            return Err(Error::NotAllowed {
-                rule: format!(
-                    "the directory holds files of another export ({}): move them out, or \
-                     export into a new directory",
-                    left.join(", ")
-                ),
-            });
-        }
-        if !dir.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir)?;
-        }
-        let mut paths = Vec::with_capacity(tables.len());
-        for table in tables {
-            let (path, bytes) = match format {
-                ExportFormat::Csv => (dir.join(format!("{}.csv", table.name)), table.to_csv()?),
-                ExportFormat::Json => (
-                    dir.join(format!("{}.json", table.name)),
-                    serde_json::to_vec_pretty(&table.to_json())
-                        .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
-                ),
-            };
-            write_private(&path, &bytes)?;
-            paths.push(path);
-        }
-        Ok(paths)
+        write_tables(dir, format, self.export_tables(options)?)
     }
+}
+
+/// Writes `tables` into `dir` (created if needed), one file per table, and returns their paths.
+fn write_tables(
+    dir: &Path,
+    format: ExportFormat,
+    tables: Vec<ExportTable>,
+) -> Result<Vec<PathBuf>> {
+    // A table exported before in the other format would stay beside this export, and go
+    // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
+    let other = match format {
+        ExportFormat::Csv => "json",
+        ExportFormat::Json => "csv",
+    };
+    let left: Vec<String> = tables
+        .iter()
+        .map(|table| format!("{}.{other}", table.name))
+        .filter(|name| dir.join(name).symlink_metadata().is_ok())
+        .collect();
+    if !left.is_empty() {
+        return Err(Error::NotAllowed {
+            rule: format!(
+                "the directory holds files of another export ({}): move them out, or export \
+                 into a new directory",
+                left.join(", ")
+            ),
+        });
+    }
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+    }
+    let mut paths = Vec::with_capacity(tables.len());
+    for table in tables {
+        let (path, bytes) = match format {
+            ExportFormat::Csv => (dir.join(format!("{}.csv", table.name)), table.to_csv()?),
+            ExportFormat::Json => (
+                dir.join(format!("{}.json", table.name)),
+                serde_json::to_vec_pretty(&table.to_json())
+                    .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
+            ),
+        };
+        write_private(&path, &bytes)?;
+        paths.push(path);
+    }
+    Ok(paths)
 }
 
 /// Writes a file only its owner may read (an export names children even pseudonymised, and the
@@ -406,6 +414,17 @@ impl Scoped<'_> {
     pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
         self.store
             .export_tables_within(options, Some(by), Some(&self.who), None)
+    }
+
+    /// `Store::export_to_dir` of what the principal receives, by a user of role `by`.
+    pub fn export_to_dir(
+        &self,
+        dir: &Path,
+        format: ExportFormat,
+        options: ExportOptions,
+        by: Role,
+    ) -> Result<Vec<PathBuf>> {
+        write_tables(dir, format, self.export_tables(options, by)?)
     }
 
     /// The table `name` of `export_tables` alone (`None` if no table has that name), reading

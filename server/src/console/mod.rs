@@ -569,12 +569,7 @@ impl Viewer {
     /// The user as the core's rules see them: the scope their devices sync with. The console
     /// acts through the hub's own device.
     pub fn principal(&self) -> Principal {
-        Principal {
-            device: crate::HUB_ADMIN,
-            user: self.user.id,
-            role: self.user.role,
-            areas: self.user.areas.clone(),
-        }
+        crate::acting_as(&self.user)
     }
 }
 
