@@ -1204,3 +1204,52 @@ fn what_a_merge_missed_is_brought_over_by_its_maker_only() {
             .contains_key(&key)
     );
 }
+
+/// A case erased (entered in error) is no child identified by the visit that listed it, in the
+/// hub's exports as anywhere.
+#[test]
+fn an_erased_case_is_not_counted_among_a_visits_children() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    let w = Workplace::new("Plantation", "cocoa", Formality::Informal, area(C01));
+    let w = monitor.store.create(&w).unwrap();
+    let kept = create(&mut monitor, C01, "Awa Traoré");
+    let wrong = create(&mut monitor, C01, "Fatou Koné");
+    use chrono::TimeZone;
+    let started = chrono::FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 2, 9, 0, 0)
+        .unwrap();
+    let mut v = Visit::new(
+        VisitKind::CommunityMonitoring,
+        &w,
+        monitor.principal.user,
+        started,
+    );
+    v.children_identified = [kept, wrong].into();
+    let v = monitor.store.create(&v).unwrap();
+    monitor.sync(&mut hub);
+    let counted = |hub: &Store| {
+        let visits = hub
+            .export_tables(ExportOptions::default())
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == "visits")
+            .unwrap()
+            .to_json();
+        let row = visits
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == v.id.to_string())
+            .unwrap()
+            .clone();
+        row["children_identified"].clone()
+    };
+    assert_eq!(counted(&hub), serde_json::json!(2));
+    erase(&mut hub, &supervisor.principal, wrong);
+    assert_eq!(counted(&hub), serde_json::json!(1));
+}

@@ -15,8 +15,8 @@
 //! set, its next follow-up due as in the due lists (`ChildCase::next_follow_up_due`), and
 //! `merged_into` only for a merged duplicate (`ChildCase::is_merged_duplicate`): counting the
 //! cases without it counts each child once. A visit's `children_identified` counts a duplicate
-//! and the case it was merged into as one child, and a duplicate's referrals and follow-ups
-//! copied into the case kept are listed under that case only.
+//! and the case it was merged into as one child, and counts no erased case; a duplicate's
+//! referrals and follow-ups copied into the case kept are listed under that case only.
 
 use crate::domain::area::Area;
 use crate::domain::codes::{
@@ -247,7 +247,12 @@ impl Store {
         if wanted("visits") {
             for v in self.all_within::<Visit>(scope)? {
                 let mut children = opened_on.remove(&v.id).unwrap_or_default();
-                children.extend(v.children_identified.iter().map(|id| child_of(*id)));
+                // A case erased since (entered in error, say) is no child identified.
+                for id in &v.children_identified {
+                    if !crate::store::erasure::is_erased(&self.conn, *id)? {
+                        children.insert(child_of(*id));
+                    }
+                }
                 visit_row(&mut visits, &v, children.len());
             }
         }
