@@ -58,10 +58,20 @@ pub struct ExportTable {
     pub rows: Vec<Vec<Value>>,
 }
 
+/// A value as a CSV cell: a list's items joined with `;` (JSON keeps it a list), text made
+/// inert for spreadsheets.
 fn cell_text(value: &Value) -> String {
     match value {
-        Value::Null => String::new(),
+        Value::Array(items) => defused(&items.iter().map(raw_text).collect::<Vec<_>>().join(";")),
         Value::String(s) => defused(s),
+        other => raw_text(other),
+    }
+}
+
+fn raw_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }
@@ -166,12 +176,14 @@ impl TableBuilder {
     }
 }
 
-fn joined<T: Serialize>(items: impl IntoIterator<Item = T>) -> String {
-    items
-        .into_iter()
-        .map(|i| cell_text(&serde_json::to_value(i).unwrap_or(Value::Null)))
-        .collect::<Vec<_>>()
-        .join(";")
+/// A list as exported: an array in JSON, its items joined with `;` in a CSV cell.
+fn joined<T: Serialize>(items: impl IntoIterator<Item = T>) -> Value {
+    Value::Array(
+        items
+            .into_iter()
+            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null))
+            .collect(),
+    )
 }
 
 fn area_cols(t: &mut TableBuilder, area: &Area) {
