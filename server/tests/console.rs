@@ -1824,6 +1824,10 @@ fn the_overview_sorts_rows_as_a_person_reads_them() {
         "{}",
         page.body
     );
+    // Areas by the names of the area tree, not their codes.
+    cell("District de Soubré (exemple)");
+    cell("Communauté 01 (Soubré)");
+    assert!(!page.body.contains(&format!(">{C01}<")), "{}", page.body);
     let _ = &dir;
 }
 

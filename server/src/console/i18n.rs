@@ -104,6 +104,18 @@ impl Tr {
         }
     }
 
+    /// An area's name in the page's language, from the latest area tree that holds its code;
+    /// the code itself when none does (a code of a tree since changed).
+    pub fn area(&self, reference: &vigie_core::ReferenceData, code: &str) -> String {
+        reference
+            .keys(vigie_core::ReferenceType::AdministrativeAreas)
+            .into_iter()
+            .filter_map(|country| reference.area_tree(country)?.find(code))
+            .map(|node| node.labels.get(self.0.code()).unwrap_or(code).to_string())
+            .next()
+            .unwrap_or_else(|| code.to_string())
+    }
+
     /// A hazard's label: hazards are data too (the hazardous work list of a country profile),
     /// from the rule set the case is classified with, else the one in force, else the code as
     /// `code` shows it.

@@ -257,13 +257,13 @@ pub async fn overview(
                 t.get("ind.by_district"),
                 &cells.by_district,
                 Order::Label,
-                &plain,
+                &|k| t.area(&reference, k),
             ),
             breakdown(
                 t.get("ind.by_community"),
                 &cells.by_community,
                 Order::Label,
-                &plain,
+                &|k| t.area(&reference, k),
             ),
         ];
         let forced_labour = in_order(&cells.forced_labour_indicators, Order::Label, &|k| {
