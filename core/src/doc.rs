@@ -950,6 +950,26 @@ fn change_info(
 
 /// Every field holding more than one distinct value, with each value and who set it. Derived
 /// fields are left out: the next write recomputes them.
+/// The text values a top-level field holds at once while it is in conflict (none otherwise).
+pub(crate) fn concurrent_texts(doc: &Automerge, key: &str) -> Vec<String> {
+    let Ok(all) = doc.get_all(&automerge::ROOT, key) else {
+        return Vec::new();
+    };
+    if all.len() < 2 {
+        return Vec::new();
+    }
+    all.iter()
+        .filter_map(|(value, id)| match value {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Str(text) => Some(text.to_string()),
+                _ => None,
+            },
+            Value::Object(ObjType::Text) => doc.text(id).ok(),
+            Value::Object(_) => None,
+        })
+        .collect()
+}
+
 pub fn conflicts<R: Record>(doc: &Automerge) -> Result<Vec<Conflict>> {
     let mut found = Vec::new();
     collect_conflicts(doc, &automerge::ROOT, &mut Vec::new(), &mut found)?;

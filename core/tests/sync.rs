@@ -1415,3 +1415,58 @@ fn two_outcomes_of_one_referral_are_a_conflict_not_a_blend() {
     assert_eq!(values, ["refus du tuteur", "soignée"]);
     assert_eq!(hub.conflicts(case.id).unwrap(), conflicts);
 }
+
+/// While a child's name is in conflict, each of its names finds the case, on every device and
+/// at the hub, and on a device that receives it whole for the first time; once settled, only
+/// the name kept does.
+#[test]
+fn a_name_in_conflict_is_found_under_each_of_its_values() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    let case = monitor
+        .store
+        .create(&child(c1, "Mariam", monitor.principal.user))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    for (store, name) in [
+        (&mut monitor.store, "Mariam Ouattara"),
+        (&mut supervisor.store, "Mariam Yameogo"),
+    ] {
+        let mut on = store.get::<ChildCase>(case.id).unwrap();
+        on.name = name.into();
+        store.update(&on).unwrap();
+    }
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    sync(&mut monitor, &mut hub);
+    // A new tablet of the region receives the case whole.
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    sync(&mut tablet, &mut hub);
+    let found = |store: &Store, text: &str| {
+        store
+            .search_names(text, 10)
+            .unwrap()
+            .iter()
+            .any(|hit| hit.id == case.id)
+    };
+    for store in [&monitor.store, &supervisor.store, &tablet.store, &hub] {
+        assert!(found(store, "Ouattara") && found(store, "Yameogo"));
+    }
+    let kept = supervisor.store.conflicts(case.id).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    supervisor
+        .store
+        .resolve_conflict(case.id, &kept[0].path, &serde_json::json!("Mariam Yameogo"))
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+    sync(&mut monitor, &mut hub);
+    for store in [&monitor.store, &supervisor.store, &hub] {
+        assert!(found(store, "Yameogo") && !found(store, "Ouattara"));
+    }
+}

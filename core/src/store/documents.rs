@@ -484,7 +484,10 @@ fn write_document(
     if !fresh {
         index::delete_rows(tx, rowid)?;
     }
-    index::insert_rows(tx, rowid, record.indexed())?;
+    let also_named = document
+        .map(|d| doc::concurrent_texts(d, "name"))
+        .unwrap_or_default();
+    index::insert_rows(tx, rowid, record.indexed(), &also_named)?;
     let manifest = document.map(doc::attachments).unwrap_or_default();
     // A new record holds no attachment row yet: with no manifest, there is nothing to follow.
     if !(fresh && manifest.is_empty()) {
@@ -552,7 +555,8 @@ fn index_document(
     let mut record = TypedRecord::read(kind, id, document)?;
     record.derive_stored(reference, &document.get_heads());
     index::delete_rows(tx, rowid)?;
-    index::insert_rows(tx, rowid, record.indexed())
+    let also_named = doc::concurrent_texts(document, "name");
+    index::insert_rows(tx, rowid, record.indexed(), &also_named)
 }
 
 /// A document read as the record of its kind.
@@ -961,7 +965,9 @@ fn read_values(
     root: &codec::columns::Root,
     history: &codec::columns::History,
 ) -> Option<(RecordKind, TypedRecord)> {
-    if doc::values_name_attachments(root) {
+    // Attachments follow their manifest, and a name in conflict is searched under each of its
+    // values: both read from the document itself.
+    if doc::values_name_attachments(root) || root.in_conflict("name") {
         return None;
     }
     let kind = doc::kind_of_values(root)?;

@@ -100,8 +100,15 @@ fn id_number(tx: &Transaction, id: Uuid) -> Result<i64> {
     number_in(tx, &REFERENCED_IDS, id.as_bytes())
 }
 
-/// Writes the index rows of one record (which has none yet).
-pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> Result<()> {
+/// Writes the index rows of one record (which has none yet). `also_named`: the record's other
+/// names while its name is in conflict (`doc::concurrent_texts`), which searches find it by
+/// too: the person who wrote one looks for the child under it.
+pub(crate) fn insert_rows(
+    tx: &Transaction,
+    rowid: i64,
+    record: Indexed<'_>,
+    also_named: &[String],
+) -> Result<()> {
     // Reference data belongs to no area: its scope row, with empty codes, is what lets the hub
     // send it to everyone.
     let nowhere = Area::default();
@@ -145,7 +152,7 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![rowid, w.name, w.sector, c, r, d, m])?;
-            insert_search(tx, rowid, &w.name)?;
+            insert_search(tx, rowid, &w.name, also_named)?;
         }
         Indexed::Visit(v) => {
             let (workplace, visitor) =
@@ -231,17 +238,23 @@ pub(crate) fn insert_rows(tx: &Transaction, rowid: i64, record: Indexed<'_>) -> 
                     numbers,
                 )?;
             }
-            insert_search(tx, rowid, &k.name)?;
+            insert_search(tx, rowid, &k.name, also_named)?;
         }
         Indexed::User(_) | Indexed::Reference => {}
     }
     Ok(())
 }
 
-/// A name as it is shown, and the words it is found by (`derived::search_terms`).
-fn insert_search(tx: &Transaction, rowid: i64, name: &str) -> Result<()> {
+/// A name as it is shown, and the words it is found by (`derived::search_terms`), its other
+/// names' too.
+fn insert_search(tx: &Transaction, rowid: i64, name: &str, also_named: &[String]) -> Result<()> {
+    let mut terms = search_terms(name);
+    for other in also_named.iter().filter(|other| other.as_str() != name) {
+        terms.push(' ');
+        terms.push_str(&search_terms(other));
+    }
     tx.prepare_cached("INSERT INTO name_search (rowid, name, terms) VALUES (?1, ?2, ?3)")?
-        .execute(params![rowid, name, search_terms(name)])?;
+        .execute(params![rowid, name, terms])?;
     Ok(())
 }
 

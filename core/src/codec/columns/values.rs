@@ -45,6 +45,13 @@ impl<'s, 'a, 'o> Root<'s, 'a, 'o> {
         }
     }
 
+    /// Whether a root key holds several values at once (concurrent writes, not settled).
+    pub(crate) fn in_conflict(&self, key: &str) -> bool {
+        self.slots
+            .iter()
+            .any(|(name, slot)| *name == key && !slot.all.more.is_empty())
+    }
+
     /// Whether a root key starts with `prefix`.
     pub(crate) fn has_key_starting(&self, prefix: &str) -> bool {
         self.slots.iter().any(|(name, _)| name.starts_with(prefix))
