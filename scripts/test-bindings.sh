@@ -111,7 +111,8 @@ trap cleanup EXIT
 
 start_hub() { # data-dir: exports VIGIE_HUB_URL and the tokens for the tests
   local data="$1" monitor supervisor revoked line i
-  rm -rf "$data"; mkdir -p "$data"
+  # A new hub, with a key of its own: the last run's key directory holds its journal.
+  rm -rf "$data" "$data-key"; mkdir -p "$data"
   # The sample area tree: a hub serves a country's records once its tree is published.
   "$VIGIE" reference publish --data "$data" reference/areas-CI.json >>"$data/admin.log"
   monitor="$("$VIGIE" user add --data "$data" --name "Awa Koné" --role community-monitor \
