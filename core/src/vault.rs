@@ -26,8 +26,9 @@
 //!
 //! The app should exclude the vault's directory from backups: the key file is only as safe as
 //! the PIN's derivation once it leaves the phone. The count of wrong PINs lives in a file, so
-//! someone able to write the app's files could restore an older copy; the keystore's own
-//! protection (hardware-backed, with its own attempt limits) is what resists that.
+//! someone able to write the app's files could restore an older copy, and whoever copies the
+//! key file can try PINs against it at the derivation's cost, with no count at all; the PIN's
+//! wrap stays beside a keystore unlock. Only a longer PIN resists that (README says so).
 
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result, ValidationError};
