@@ -1470,3 +1470,41 @@ fn a_name_in_conflict_is_found_under_each_of_its_values() {
         assert!(found(store, "Yameogo") && !found(store, "Ouattara"));
     }
 }
+
+/// Two edits valid each on its own phone, invalid together (a date of birth on one, a later
+/// date of identification on the other): the second is refused on a field its user never
+/// touched, and the refusal says the other half was made on another device.
+#[test]
+fn a_refusal_of_two_valid_edits_together_says_the_other_came_from_elsewhere() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    let case = monitor
+        .store
+        .create(&child(c1, "Awa Koné", monitor.principal.user))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    let mut born = monitor.store.get::<ChildCase>(case.id).unwrap();
+    born.date_of_birth = NaiveDate::from_ymd_opt(2008, 6, 1);
+    monitor.store.update(&born).unwrap();
+    let mut later = supervisor.store.get::<ChildCase>(case.id).unwrap();
+    later.identified_on = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+    supervisor.store.update(&later).unwrap();
+    sync(&mut monitor, &mut hub);
+    let summary = sync(&mut supervisor, &mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(case.id, Refusal::BreaksValidation)],
+        "{summary:?}"
+    );
+    let detail = wire::RefusalDetail::of(&summary.refusal_details, case.id).unwrap();
+    assert!(
+        detail.rule.ends_with(sync::COMBINED_WITH_OTHERS),
+        "{detail:?}"
+    );
+}

@@ -2217,6 +2217,11 @@ fn unchanged_or_own(
 
 pub use crate::domain::records::latest_event_day;
 
+/// What a validation refusal adds when the sender's own version was valid and the record with
+/// others' changes is not.
+pub const COMBINED_WITH_OTHERS: &str =
+    "(with changes made meanwhile on another device: see the record as it is now)";
+
 /// The hub's checks of a pushed record's content, beyond kind, scope and authorship: `merged`
 /// (as the hub would store it) passes the phone's own validation against the reference
 /// versions it was captured with, and its area is a path of its country's area tree in force
@@ -2231,13 +2236,18 @@ pub(crate) fn check_content(
     merged: &TypedRecord,
 ) -> std::result::Result<(), Refused> {
     let after = merged;
-    if let Err(e) = after.validate(reference) {
+    if let Err(mut e) = after.validate(reference) {
         let pins = crate::domain::reference::content::PINS_FIELD;
-        return Err(if e.field.starts_with(pins) {
-            Refusal::UnknownReference.into()
-        } else {
-            Refused::breaking(e)
-        });
+        if e.field.starts_with(pins) {
+            return Err(Refusal::UnknownReference.into());
+        }
+        // Valid as the sender wrote it, invalid with what others wrote meanwhile (a date of
+        // birth on one phone, a date of identification on another): the field may be one the
+        // sender never touched, so the refusal says where the other half comes from.
+        if to.validate(reference).is_ok() {
+            e.rule = format!("{} {COMBINED_WITH_OTHERS}", e.rule);
+        }
+        return Err(Refused::breaking(e));
     }
     // The versions a record is captured with decide its classification and what it may hold:
     // set once, when it is created, to its country's own or the default ones (a phone that
