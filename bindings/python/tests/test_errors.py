@@ -119,6 +119,52 @@ def test_storage_damaged_input_and_transport(env):
         store.count(vigie.RecordKind.VISIT)
 
 
+def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(env):
+    # A "hub" on 127.0.0.1 that reads the request, then sends part of an answer and closes.
+    import socket
+    import threading
+
+    def cutting_hub(answer: bytes):
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+
+        def serve():
+            for _ in range(4):
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                conn.settimeout(5)
+                try:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    conn.sendall(answer)
+                finally:
+                    conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return server, f"http://127.0.0.1:{server.getsockname()[1]}"
+
+    store = fresh(env)
+    for answer in [
+        b"",  # closed before the status line
+        b"HTTP/1.1 200 OK\r\nContent-",  # in the headers
+        b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nVGS1",  # in the body
+    ]:
+        server, url = cutting_hub(answer)
+        try:
+            with pytest.raises(vigie.VigieError.Transport) as e:
+                store.sync_with(vigie.HubTransport(url, env.monitor_token), None)
+            said = e.value.reason
+            assert any(w in said for w in ["cut", "reset", "closed"]), (answer, said)
+            assert "the app's transport" not in said
+        finally:
+            server.close()
+    store.close_store()
+
+
 def test_a_rust_panic_becomes_an_exception_and_the_store_stays_usable(env):
     with pytest.raises(vigie.InternalError, match="boom from python"):
         vigie.debug_panic("boom from python")

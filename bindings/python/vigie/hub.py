@@ -1,6 +1,7 @@
 """A ``SyncTransport`` over HTTP with the standard library: ``POST <hub>/v1/sync`` for records,
 ``POST <hub>/v1/attachments`` for attachments' chunks."""
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -39,7 +40,13 @@ class HubTransport(SyncTransport):
         )
         try:
             with urllib.request.urlopen(http_request, timeout=self._timeout) as response:
-                return response.read()
+                body = response.read()
+                # A hub's answer is never empty: an empty one is a link that dropped in the
+                # answer's headers (a body cut short raises IncompleteRead below), not a
+                # damaged message from the hub.
+                if not body:
+                    raise TransportError.Unreachable(reason="the hub's answer was cut on the way")
+                return body
         except urllib.error.HTTPError as e:
             if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
                 # An attachment over the hub's limits: the body is the refusal, with its
@@ -54,6 +61,11 @@ class HubTransport(SyncTransport):
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise TransportError.Unreachable(reason=str(reason)) from None
+        except http.client.HTTPException as e:
+            # The connection closed before a whole answer came (no status line, a body cut).
+            raise TransportError.Unreachable(
+                reason=f"the connection was cut before the hub's answer came whole ({type(e).__name__})"
+            ) from None
 
 
 def _json_body(error: urllib.error.HTTPError):
