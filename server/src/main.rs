@@ -1009,10 +1009,15 @@ fn run(cli: Cli) -> Result<(), String> {
                         }
                     ))
                 }
-                Err(SyncFailed { message, .. }) if new_store => Err(format!(
-                    "{message} (the new store and its key are kept: run the same command again \
-                     to go on)"
-                )),
+                // Still there (a revoked device's store was wiped): kept for the next run.
+                Err(SyncFailed { message, .. })
+                    if new_store && std::fs::metadata(&store).is_ok() =>
+                {
+                    Err(format!(
+                        "{message} (the new store and its key are kept: run the same command \
+                         again to go on)"
+                    ))
+                }
                 other => other.map_err(|f| f.message),
             }
         }

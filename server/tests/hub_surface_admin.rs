@@ -727,4 +727,21 @@ fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try
     ]);
     assert!(!down.status.success());
     assert!(!elsewhere.exists());
+    // A revoked device's new store is wiped, and the command says so, not that it was kept.
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    assert!(revoke(&data, device));
+    let wiped = dir.path().join("wiped.db");
+    let revoked = vigie_output(&[
+        "sync",
+        "--hub",
+        &hub.url,
+        "--store",
+        wiped.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    assert!(!revoked.status.success());
+    let said = String::from_utf8_lossy(&revoked.stderr);
+    assert!(said.contains("wiped") && !said.contains("kept"), "{said}");
+    assert!(!wiped.exists());
 }
