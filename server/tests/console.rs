@@ -2250,3 +2250,42 @@ fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
             .is_empty()
     );
 }
+
+/// A visit's page counts its children as exports do: a case erased since is no child.
+#[test]
+fn a_visits_page_counts_no_erased_child() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-enfants",
+        Role::CommunityMonitor,
+        &[C01],
+        14,
+    );
+    let w = monitor
+        .store
+        .create(&workplace(area(C01), "Plantation"))
+        .expect("workplace");
+    let kept = monitor
+        .store
+        .create(&child(area(C01), "Aya Kouamé", monitor.user()))
+        .expect("case");
+    let wrong = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .expect("case");
+    let mut v = visit(area(C01), w.id, monitor.user(), 3);
+    v.children_identified = [kept.id, wrong.id].into();
+    let v = monitor.store.create(&v).expect("visit");
+    monitor.sync(&s.hub.url).expect("sync");
+    common::lifecycle::erase(&s.data, wrong.id, s.supervisor);
+    let mut browser = signed_in(&s, "sup.enfants");
+    let page = browser.get(&format!("/console/visits/{}", v.id));
+    assert!(
+        page.body.contains("<dt>Enfants identifiés</dt><dd>1</dd>"),
+        "{}",
+        page.body
+    );
+}

@@ -621,6 +621,30 @@ struct VisitForm {
     conflict_error: Option<String>,
 }
 
+/// The children a visit identified, as exports count them: a merged duplicate and the case
+/// kept are one child, and an erased case is none.
+fn children_identified(view: &Store, visit: &Visit) -> usize {
+    let mut children = std::collections::BTreeSet::new();
+    for id in &visit.children_identified {
+        let mut id = *id;
+        // A chain of merges is short; the bound only guards against a cycle.
+        for _ in 0..8 {
+            match view.get::<ChildCase>(id) {
+                Ok(case) if case.is_merged_duplicate() => {
+                    id = case.merged_into.unwrap_or(id);
+                }
+                Ok(_) => {
+                    children.insert(id);
+                    break;
+                }
+                // Erased (or never received): no child.
+                Err(_) => break,
+            }
+        }
+    }
+    children.len()
+}
+
 fn visit_page_of(
     hub: &Hub,
     ctx: &Ctx,
@@ -690,7 +714,7 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.children"),
-            value: visit.children_identified.len().to_string(),
+            value: children_identified(&view, &visit).to_string(),
         },
     ];
     if let Some(r) = visit.reviewed_by {
