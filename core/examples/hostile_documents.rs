@@ -74,6 +74,7 @@ fn apply(dir: &Path) {
             attachment_limits: None,
             headless_documents: false,
             reoffer: false,
+            incarnation: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

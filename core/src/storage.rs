@@ -133,6 +133,13 @@ pub trait HubTransaction {
     /// Every change at or below it is visible: no later commit may fill a gap below it.
     fn high_water(&mut self) -> Result<i64>;
 
+    /// The hub's incarnation (`SyncResponse::incarnation`): a hub restored from a backup takes
+    /// a new one. `None` where the storage keeps none: its restores are found only by devices
+    /// ahead of it.
+    fn incarnation(&mut self) -> Result<Option<[u8; 16]>> {
+        Ok(None)
+    }
+
     /// The reference data in force: the built-in data and every published version the hub
     /// holds (area trees decide what a principal's codes cover; records are validated against
     /// the versions they were captured with).

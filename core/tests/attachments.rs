@@ -645,6 +645,7 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
                     receipt: 0,
                     identity: None,
                     headless_documents: false,
+                    incarnation: None,
                 });
             let response = hub.hub_handle(&d.principal, &request, &limits).unwrap();
             let response = vigie_core::sync::wire::decode_response(&response, 1 << 26).unwrap();

@@ -108,6 +108,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 attachment_limits: None,
                 headless_documents: false,
                 reoffer: false,
+                incarnation: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
@@ -202,6 +203,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     };
     let response = on_small_stack(move || {
         let response = hub
@@ -414,6 +416,7 @@ fn push_one(
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     };
     let response = hub
         .hub_handle(

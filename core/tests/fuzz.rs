@@ -282,6 +282,7 @@ fn hostile_bytes_shard(shard: u64) {
                     attachment_limits: None,
                     headless_documents: false,
                     reoffer: false,
+                    incarnation: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -395,6 +396,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         receipt: 0,
                         identity: None,
                         headless_documents: false,
+                        incarnation: None,
                     };
                     let _ = hub.hub_handle(&principal, &wire::encode_request(&request), &limits);
                 }
@@ -417,6 +419,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         attachment_limits: None,
                         headless_documents: false,
                         reoffer: false,
+                        incarnation: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

@@ -201,6 +201,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
             user: None,
         }),
         headless_documents: false,
+        incarnation: None,
     };
     assert!(matches!(
         common::handle(

@@ -625,6 +625,7 @@ fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     })
 }
 
@@ -772,6 +773,7 @@ fn requests_are_answered_within_one_budget_and_names_count_once() {
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     });
     let response = hub
         .hub_handle(&supervisor.principal, &request, &HubLimits::default())

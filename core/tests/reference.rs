@@ -722,6 +722,7 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
             receipt: 0,
             identity: None,
             headless_documents: false,
+            incarnation: None,
         })
     };
     let exchange = |hub: &mut Store, request: Vec<u8>| {

@@ -64,8 +64,9 @@ hub.db.attachments directory of this backup into it, and start the hub with its 
 files of two backups.
 
 A restore takes the hub back to the moment of this backup:
-- devices that sent records after it send them again at their next sync (the hub finds them \
-ahead of it and logs a warning: \"a device is ahead of this hub\");
+- the restored hub logs \"this hub was restored from a backup\", and every device that \
+synced with it sends again, at its next sync, the records, photos and documents it sent after \
+the backup;
 - erasures (`vigie erase`, the console's) and device revocations made after it are done \
 again when the restored hub starts, from the journal beside its key file \
 (irreversible.journal, kept apart from this backup: keep it with the key). A hub whose key is \
@@ -124,6 +125,11 @@ pub fn backup(
             .and_then(|backup| backup.step(-1))
             .map_err(copying(&target))?;
         check(&copy, name, &target)?;
+        if *name == FILES[0] {
+            // The hub that opens this copy after a restore takes a new incarnation, and tells
+            // every device (`Store::prepare_incarnation`).
+            vigie_core::store::mark_backup_copy(&copy, at_ms)?;
+        }
         drop(copy);
         let bytes = std::fs::metadata(&target).map_err(io(&target))?.len();
         files.push((target, bytes));

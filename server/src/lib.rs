@@ -322,11 +322,25 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
     make_data_dir(data)?;
     let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
     let log = log_beside(data, "hub.db");
-    match Store::open(config) {
-        Ok(store) => Ok(store),
-        Err(vigie_core::Error::WrongKeyOrNotAStore) => Err(wrong_key(data, "hub.db", log).into()),
-        Err(e) => Err(access_problem(data).unwrap_or(e.into())),
+    let mut store = match Store::open(config) {
+        Ok(store) => store,
+        Err(vigie_core::Error::WrongKeyOrNotAStore) => {
+            return Err(wrong_key(data, "hub.db", log).into());
+        }
+        Err(e) => return Err(access_problem(data).unwrap_or(e.into())),
+    };
+    if let Some(at_ms) = store.prepare_incarnation()? {
+        let at = chrono::DateTime::from_timestamp_millis(at_ms)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        tracing::warn!(
+            backup_taken = %at,
+            "this hub was restored from a backup: every device that synced with it before is \
+             told at its next sync, and offers again what it holds (records, photos and \
+             documents)"
+        );
     }
+    Ok(store)
 }
 
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.

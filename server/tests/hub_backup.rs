@@ -84,6 +84,24 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         3,
     );
     supervisor.sync(&hub.url).unwrap();
+    // A phone whose case reaches the hub before the backup, and its photo only after it.
+    let mut late = Device::enrol(
+        dir.path(),
+        &hub.data,
+        "late",
+        Role::CommunityMonitor,
+        &[C01],
+        4,
+    );
+    late.sync(&hub.url).unwrap();
+    let by = late.user();
+    let late_case = late.store.create(&child(area(C01), BEFORE, by)).unwrap().id;
+    let late_form = late
+        .store
+        .add_attachment(late_case, &consent_form(), FORM)
+        .unwrap()
+        .id;
+    assert_eq!(late.sync(&hub.url).unwrap().accepted, 1);
 
     // While the hub runs: its last writes are in its WAL, not yet in hub.db.
     let out = dir.path().join("backup");
@@ -156,6 +174,7 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .id;
     assert_eq!(monitor.sync(&hub.url).unwrap().accepted, 1);
     assert_eq!(upload(&mut monitor, &hub.url), [after_form]);
+    assert_eq!(upload(&mut late, &hub.url), [late_form]);
     // A phone enrolled after the backup, with a case it seals to the hub in a bundle.
     let mut newcomer = Device::enrol(
         dir.path(),
@@ -205,6 +224,12 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     let mut both = vec![before_form, after_form];
     both.sort();
     assert_eq!(again, both);
+    // The late phone sent nothing since the backup but the photo: the restored hub tells it it
+    // was restored, and it offers the photo again.
+    late.sync(&hub.url).unwrap();
+    let mut again = upload(&mut late, &hub.url);
+    again.sort();
+    assert_eq!(again, [late_form]);
     supervisor.sync(&hub.url).unwrap();
     let fetched = supervisor
         .client(&hub.url)
@@ -218,13 +243,15 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         )
         .unwrap();
     assert!(fetched.failed.is_empty(), "{fetched:?}");
-    for form in [before_form, after_form] {
+    for form in [before_form, after_form, late_form] {
         assert_eq!(supervisor.store.read_attachment(form).unwrap(), FORM);
     }
     hub.stop();
+    let log = hub.log_tail(200);
     assert!(
-        hub.log_tail(200).contains("a device is ahead of this hub"),
-        "the restored hub says what it found"
+        log.contains("a device is ahead of this hub")
+            && log.contains("this hub was restored from a backup"),
+        "the restored hub says what it found: {log}"
     );
     // The restored hub never enrolled the newcomer: its bundle is refused as such.
     let refused = vigie_output(&[

@@ -18,7 +18,7 @@ use crate::storage::{
     LogEntry, Quarantined, RecordWrite, ReferenceCache, StoredRecord,
 };
 use automerge::ChangeHash;
-use rusqlite::{OptionalExtension, Transaction, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Transaction, params_from_iter};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -108,6 +108,43 @@ struct EmbeddedTransaction<'a, 'c> {
 }
 
 use queries::uuid_of;
+
+/// The meta key of the hub's incarnation (`HubTransaction::incarnation`).
+const INCARNATION_KEY: &str = "hub_incarnation";
+/// The meta key `mark_backup_copy` sets in a backup's copy of the hub's store: when it was taken.
+const BACKUP_COPY_KEY: &str = "backup_copy_at_ms";
+
+/// Marks `conn`, a backup's copy of a hub's store, as one: the hub that opens it after a
+/// restore takes a new incarnation (`Store::prepare_incarnation`).
+pub fn mark_backup_copy(conn: &Connection, at_ms: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![BACKUP_COPY_KEY, at_ms.to_le_bytes().to_vec()],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Run by the hub on its own store when it opens: gives it an incarnation if it has none,
+    /// and a new one if the store is a backup's copy (restored): every device that synced with
+    /// it before is then told, and offers again what it holds, records and photos, whatever it
+    /// sent since the backup. Returns when the backup was taken, for a store just restored.
+    pub fn prepare_incarnation(&mut self) -> Result<Option<i64>> {
+        let tx = self.conn.transaction()?;
+        let restored = sync_state::get_meta(&tx, BACKUP_COPY_KEY)?
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes);
+        if restored.is_some() || sync_state::get_meta(&tx, INCARNATION_KEY)?.is_none() {
+            let mut incarnation = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut incarnation);
+            sync_state::set_meta(&tx, INCARNATION_KEY, &incarnation)?;
+            sync_state::delete_meta(&tx, BACKUP_COPY_KEY)?;
+        }
+        tx.commit()?;
+        Ok(restored)
+    }
+}
 
 /// The meta key of the last quarantine entry number given (`quarantine`).
 const QUARANTINE_LAST_KEY: &str = "quarantine_last_entry";
@@ -257,6 +294,10 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
                 .execute([seq, push])?;
         }
         Ok(())
+    }
+
+    fn incarnation(&mut self) -> Result<Option<[u8; 16]>> {
+        Ok(sync_state::get_meta(self.tx, INCARNATION_KEY)?.and_then(|b| b.try_into().ok()))
     }
 
     fn high_water(&mut self) -> Result<i64> {

@@ -157,6 +157,8 @@ pub struct SyncSummary {
 const CURSOR_KEY: &str = "hub_cursor";
 /// The last `SyncResponse::receipt` applied.
 const RECEIPT_KEY: &str = "hub_receipt";
+/// The meta key of the hub's incarnation this device last heard of (`SyncResponse::incarnation`).
+const INCARNATION_KEY: &str = "hub_incarnation";
 /// The most records one request pushes, whatever their size (a record offered again with its
 /// heads alone weighs almost nothing): well under what a hub takes (`HubLimits`).
 const MAX_PUSHED_RECORDS: usize = 1000;
@@ -220,6 +222,8 @@ impl Store {
             identity: super::identity::request_identity(&self.conn)?,
             // This device works out the heads of the documents it receives (`prepare_headless`).
             headless_documents: true,
+            incarnation: sync_state::get_meta(&self.conn, INCARNATION_KEY)?
+                .and_then(|b| b.try_into().ok()),
         };
         Ok(wire::encode_request(&request))
     }
@@ -499,6 +503,9 @@ fn apply_response(
         sync_state::queue_all_again(tx)?;
         crate::store::attachments::offer_uploads_again(tx)?;
     }
+    if let Some(incarnation) = response.incarnation {
+        sync_state::set_meta(tx, INCARNATION_KEY, &incarnation)?;
+    }
     sync_state::set_meta(
         tx,
         CURSOR_KEY,
@@ -747,6 +754,7 @@ impl Store {
             // The first request of the session presented it.
             identity: None,
             headless_documents: true,
+            incarnation: None,
         };
         Some(wire::encode_request(&request))
     }

@@ -644,7 +644,14 @@ fn respond(
     // pushes send what the hub lacks, and walks its scope from the start, so that it receives
     // what the hub records from now on (its old cursor is past the new changes' places).
     let high_water = tx.high_water()?;
-    let restored = request.receipt > pushes_before
+    // A hub restored from a backup took a new incarnation: a device that last heard of the old
+    // one may have sent it what the backup lacks (a photo uploaded after it, say), whatever its
+    // receipt and cursor say.
+    let incarnation = tx.incarnation()?;
+    let before_restore =
+        matches!((request.incarnation, incarnation), (Some(told), Some(now)) if told != now);
+    let restored = before_restore
+        || request.receipt > pushes_before
         || request
             .cursor
             .is_some_and(|c| c.since > high_water || c.after > high_water);
@@ -708,6 +715,10 @@ fn respond(
         attachment_limits: None,
         headless_documents: request.headless_documents,
         reoffer: restored,
+        // Told in the first answer of a session (the request that presents the device's
+        // identity) when the device named another or none.
+        incarnation: incarnation
+            .filter(|now| request.identity.is_some() && request.incarnation != Some(*now)),
     })
 }
 

@@ -196,6 +196,12 @@ struct RequestUserTail {
     user: Option<Uuid>,
 }
 
+/// The sixth tail: the hub's incarnation the device last heard of (`SyncRequest::incarnation`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestIncarnationTail {
+    incarnation: Option<[u8; 16]>,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -270,6 +276,13 @@ struct ResponseTail6 {
     refusal_details: Vec<(u32, RefusalDetail)>,
 }
 
+/// The response's seventh tail: the hub's incarnation, when the device's request named
+/// another or none (`SyncResponse::incarnation`).
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail7 {
+    incarnation: Option<[u8; 16]>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -322,6 +335,9 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
     let fifth = RequestUserTail {
         user: request.identity.as_ref().and_then(|i| i.user),
     };
+    let sixth = RequestIncarnationTail {
+        incarnation: request.incarnation,
+    };
     // The tails up to the last one that holds more than its defaults.
     let needed = [
         tail != RequestTail::default(),
@@ -329,6 +345,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         third != RequestDirectoryTail::default(),
         fourth != RequestFormatTail::default(),
         fifth != RequestUserTail::default(),
+        sixth != RequestIncarnationTail::default(),
     ]
     .iter()
     .rposition(|held| *held)
@@ -339,6 +356,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         postcard::to_stdvec(&third),
         postcard::to_stdvec(&fourth),
         postcard::to_stdvec(&fifth),
+        postcard::to_stdvec(&sixth),
     ];
     for part in &tails[..needed] {
         plain.extend(part.as_deref().expect("sync messages serialize"));
@@ -352,8 +370,9 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         head_and_tails(&plain)?;
     let (third, rest) = take_part::<RequestDirectoryTail>(rest)?;
     let (fourth, rest) = take_part::<RequestFormatTail>(rest)?;
+    let (fifth, rest) = take_part::<RequestUserTail>(rest)?;
     // Bytes after the parts this version knows are a newer device's, and ignored.
-    let (fifth, _newer) = take_part::<RequestUserTail>(rest)?;
+    let (sixth, _newer) = take_part::<RequestIncarnationTail>(rest)?;
     let identity = second.identity.map(|identity| RequestIdentity {
         directory_issued_through: third.directory_issued_through,
         user: fifth.user,
@@ -368,6 +387,7 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         receipt: tail.receipt,
         identity,
         headless_documents: fourth.headless_documents,
+        incarnation: sixth.incarnation,
     })
 }
 
@@ -408,7 +428,8 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             _ => None,
         })
         .collect();
-    let sixth = !refusal_details.is_empty();
+    let seventh = response.incarnation.is_some();
+    let sixth = !refusal_details.is_empty() || seventh;
     let fifth = response.reoffer || sixth;
     let fourth = directory_signature.is_some() || fifth;
     let third = response.headless_documents || fourth;
@@ -451,6 +472,14 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
                 .expect("sync messages serialize"),
         );
     }
+    if seventh {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail7 {
+                incarnation: response.incarnation,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -462,7 +491,8 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     // Bytes after the parts this version knows are a newer hub's, and ignored.
     let (fourth, rest) = take_part::<ResponseTail4>(rest)?;
     let (fifth, rest) = take_part::<ResponseTail5>(rest)?;
-    let (sixth, _newer) = take_part::<ResponseTail6>(rest)?;
+    let (sixth, rest) = take_part::<ResponseTail6>(rest)?;
+    let (seventh, _newer) = take_part::<ResponseTail7>(rest)?;
     let mut acks = head.acks;
     for (i, told) in sixth.refusal_details {
         if let Some(PushAck {
@@ -491,6 +521,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         attachment_limits: second.attachment_limits,
         headless_documents: third.headless_documents,
         reoffer: fifth.reoffer,
+        incarnation: seventh.incarnation,
     })
 }
 
@@ -533,6 +564,10 @@ pub struct SyncRequest {
     /// Whether the device works out the heads of whole documents itself: the hub then sends
     /// them without (`codec::columns::strip_heads`). False from a device of an earlier version.
     pub headless_documents: bool,
+    /// The hub's incarnation the device last heard of (`SyncResponse::incarnation`), in the
+    /// first request of a session: another than the hub's now tells it was restored from a
+    /// backup since. `None` from a device of an earlier version, or one never told.
+    pub incarnation: Option<[u8; 16]>,
 }
 
 /// What a device presents of its identity with each request.
@@ -632,6 +667,10 @@ pub struct SyncResponse {
     /// offers every record it holds again, with its heads, so that its next pushes send what
     /// the hub lacks.
     pub reoffer: bool,
+    /// The hub's incarnation, when the request named another or none: a hub restored from a
+    /// backup takes a new one, so that every device learns it was (and offers again what it
+    /// holds), whatever it sent since the backup. The device keeps it and names it next time.
+    pub incarnation: Option<[u8; 16]>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -806,6 +845,7 @@ mod tests {
             receipt,
             identity,
             headless_documents: false,
+            incarnation: None,
         }
     }
 
@@ -1052,6 +1092,43 @@ mod tests {
         // An answer without it is as long as before.
         let plain_answer = encode_response(&empty_response(3));
         assert!(!decode_response(&plain_answer, 1 << 20).unwrap().reoffer);
+    }
+
+    #[test]
+    fn the_hub_s_incarnation_travels_both_ways_in_tails_older_peers_skip() {
+        let answer = SyncResponse {
+            incarnation: Some([7; 16]),
+            ..empty_response(3)
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        // A device of the version before reads the tails it knows, their defaults included.
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (_, tail, _, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        assert_eq!(tail.receipt, 3);
+        let (_, rest) = take_part::<ResponseTail3>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail4>(rest).unwrap();
+        let (fifth, rest) = take_part::<ResponseTail5>(rest).unwrap();
+        assert!(!fifth.reoffer);
+        let (sixth, newer) = take_part::<ResponseTail6>(rest).unwrap();
+        assert!(sixth.refusal_details.is_empty());
+        assert!(!newer.is_empty());
+        // A request names the incarnation it last heard of; one that names none is as before.
+        let asking = SyncRequest {
+            incarnation: Some([7; 16]),
+            ..request(2, Some(identity()))
+        };
+        let decoded = decode_request(&encode_request(&asking), 1 << 20).unwrap();
+        assert_eq!(decoded.incarnation, Some([7; 16]));
+        assert_eq!(decoded.identity, asking.identity);
+        let plain_request = request(2, None);
+        assert_eq!(
+            decode_request(&encode_request(&plain_request), 1 << 20)
+                .unwrap()
+                .incarnation,
+            None
+        );
     }
 
     #[test]

@@ -195,6 +195,7 @@ pub fn first_pull(store: &Store) -> Vec<u8> {
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     })
 }
 

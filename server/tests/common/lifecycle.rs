@@ -101,6 +101,7 @@ pub fn request(
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     })
 }
 

@@ -103,6 +103,7 @@ pub fn push(device: &Device, url: &str, push: Vec<PushEntry>) -> BTreeMap<Uuid, 
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     };
     let response = device
         .client(url)

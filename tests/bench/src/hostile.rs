@@ -129,6 +129,7 @@ fn request(store: &Store, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         receipt: 0,
         identity: None,
         headless_documents: false,
+        incarnation: None,
     })
 }
 
