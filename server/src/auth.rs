@@ -19,6 +19,14 @@ pub enum AuthError {
     Unknown,
     #[error("this device has been revoked")]
     Revoked,
+    /// An enrolment token no device used within `ENROLMENT_TOKEN_VALID_DAYS` of its issue (a QR
+    /// code shown and never scanned, a token sent and lost): whoever found it later would get
+    /// its user's whole scope.
+    #[error(
+        "this enrolment token was not used within {ENROLMENT_TOKEN_VALID_DAYS} days of being \
+         issued: the administrator reissues it (vigie device reissue, or the console's devices page)"
+    )]
+    Expired,
     /// The registry's file does not open with the hub's key (or is not a registry).
     #[error("the device registry could not be opened: wrong key, or not a registry")]
     WrongKey,
@@ -71,6 +79,9 @@ pub struct DeviceInfo {
     pub revoked_ms: Option<i64>,
 }
 
+/// How long an enrolment token (or a reissued one) stays good for a device's first sync.
+pub const ENROLMENT_TOKEN_VALID_DAYS: i64 = 14;
+
 /// "Last seen" is written at most this often per device, so that authenticating stays a read.
 pub const SEEN_RESOLUTION_MS: i64 = 60_000;
 
@@ -96,6 +107,8 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     "ALTER TABLE devices ADD COLUMN certificate BLOB;",
     // The console's known browsers (sign-in throttling spares them).
     crate::console::storage::EMBEDDED_KNOWN_BROWSERS,
+    // Until when a token no device used yet is good (tokens issued before: no end).
+    "ALTER TABLE devices ADD COLUMN unused_until_ms INTEGER;",
 ];
 
 /// The hub's table of enrolled devices.
@@ -134,13 +147,16 @@ impl Registry {
     /// Enrols a new device for a user and returns its token (shown once, never stored).
     pub fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
         let token = new_token(user);
+        let now = chrono::Utc::now().timestamp_millis();
         self.conn.execute(
-            "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, unused_until_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 token.device.as_bytes(),
                 user.as_bytes(),
                 token.secret_hash(),
-                chrono::Utc::now().timestamp_millis()
+                now,
+                unused_until(now)
             ],
         )?;
         Ok(token)
@@ -158,23 +174,24 @@ impl Registry {
     /// Checks a presented token; returns the device's user. Notes when the device was last
     /// seen (a write at most once a minute per device).
     pub fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
-        /// User, secret hash, revoked, last seen.
-        type Row = (Vec<u8>, Vec<u8>, Option<i64>, Option<i64>);
+        /// User, secret hash, revoked, last seen, good until if unused.
+        type Row = (Vec<u8>, Vec<u8>, Option<i64>, Option<i64>, Option<i64>);
         let row: Option<Row> = self
             .conn
             .prepare_cached(
-                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms FROM devices
-                 WHERE device = ?1",
+                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms, unused_until_ms
+                 FROM devices WHERE device = ?1",
             )?
             .query_row([token.device.as_bytes()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
-        let Some((user, stored_hash, revoked, last_seen)) = row else {
+        let Some((user, stored_hash, revoked, last_seen, until)) = row else {
             return Err(AuthError::Unknown);
         };
-        let user = check_token(token, &user, &stored_hash, revoked.is_some())?;
         let now = chrono::Utc::now().timestamp_millis();
+        let until = until.filter(|_| last_seen.is_none());
+        let user = check_token(token, &user, &stored_hash, revoked.is_some(), until, now)?;
         if seen_is_stale(last_seen, now) {
             // Bookkeeping only: a registry that cannot be written now (a full disk) does not
             // refuse the device; what it asks is answered as the storage allows (503 when a
@@ -247,9 +264,14 @@ impl Registry {
         self.conn.execute(
             // The device's keys are unbound: a store re-created with the new token (a wiped
             // profile) presents new ones, which its next sync certifies.
-            "UPDATE devices SET secret_hash = ?2, certificate = NULL
+            // A device never seen gets its token's days again from now.
+            "UPDATE devices SET secret_hash = ?2, certificate = NULL, unused_until_ms = ?3
              WHERE device = ?1 AND revoked_ms IS NULL",
-            params![device.as_bytes(), token.secret_hash()],
+            params![
+                device.as_bytes(),
+                token.secret_hash(),
+                unused_until(chrono::Utc::now().timestamp_millis())
+            ],
         )?;
         Ok(token)
     }
@@ -293,11 +315,16 @@ impl Registry {
 }
 
 /// Checks a token against what a registry holds for its device (whatever the backend).
+/// Checks a presented token against its device's row: `unused_until`, until when the token is
+/// good if no device used it yet (`last_seen_ms` unset; none for tokens issued before tokens
+/// had an end).
 pub(crate) fn check_token(
     token: &Token,
     stored_user: &[u8],
     stored_hash: &[u8],
     revoked: bool,
+    unused_until: Option<i64>,
+    now_ms: i64,
 ) -> Result<Uuid, AuthError> {
     // Compare every byte whatever the first difference, so timing tells nothing.
     let presented = token.secret_hash();
@@ -313,7 +340,15 @@ pub(crate) fn check_token(
     if revoked {
         return Err(AuthError::Revoked);
     }
+    if unused_until.is_some_and(|until| now_ms > until) {
+        return Err(AuthError::Expired);
+    }
     Ok(token.user)
+}
+
+/// Until when a token issued at `now_ms` is good for a device's first sync.
+pub(crate) fn unused_until(now_ms: i64) -> i64 {
+    now_ms + ENROLMENT_TOKEN_VALID_DAYS * 24 * 3600 * 1000
 }
 
 /// A fresh token for a new device of `user`.

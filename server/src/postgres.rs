@@ -246,6 +246,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/008_attachments.sql"),
     include_str!("postgres/migrations/009_identity.sql"),
     include_str!("postgres/migrations/010_known_browsers.sql"),
+    include_str!("postgres/migrations/011_token_expiry.sql"),
 ];
 /// Where a migration stops for the hub to seal the rows it left plain.
 const RESEAL: &str = "-- vigie: reseal";
@@ -1904,8 +1905,8 @@ impl Backend for Postgres {
         let mut client = self.client().map_err(auth_error)?;
         let row = client
             .query_opt(
-                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms FROM devices
-                 WHERE device = $1",
+                "SELECT user_id, secret_hash, revoked_ms, last_seen_ms, unused_until_ms
+                 FROM devices WHERE device = $1",
                 &[&token.device],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
@@ -1915,8 +1916,11 @@ impl Backend for Postgres {
         let user: Uuid = row.get(0);
         let hash: Vec<u8> = row.get(1);
         let revoked: Option<i64> = row.get(2);
-        let user = auth::check_token(token, user.as_bytes(), &hash, revoked.is_some())?;
         let now = chrono::Utc::now().timestamp_millis();
+        let until = row
+            .get::<_, Option<i64>>(4)
+            .filter(|_| row.get::<_, Option<i64>>(3).is_none());
+        let user = auth::check_token(token, user.as_bytes(), &hash, revoked.is_some(), until, now)?;
         if auth::seen_is_stale(row.get(3), now) {
             client
                 .execute(
@@ -1967,9 +1971,13 @@ impl Backend for Postgres {
         let updated = client
             .execute(
                 // Unbinds the device's keys, as the embedded registry does.
-                "UPDATE devices SET secret_hash = $2, certificate = NULL
+                "UPDATE devices SET secret_hash = $2, certificate = NULL, unused_until_ms = $3
                  WHERE device = $1 AND revoked_ms IS NULL",
-                &[&device, &token.secret_hash().to_vec()],
+                &[
+                    &device,
+                    &token.secret_hash().to_vec(),
+                    &auth::unused_until(chrono::Utc::now().timestamp_millis()),
+                ],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
         if updated == 0 {
@@ -1981,16 +1989,18 @@ impl Backend for Postgres {
 
     fn enrol(&self, user: Uuid) -> std::result::Result<Token, AuthError> {
         let token = auth::new_token(user);
+        let now = chrono::Utc::now().timestamp_millis();
         let mut client = self.client().map_err(auth_error)?;
         client
             .execute(
-                "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms)
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, unused_until_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
                 &[
                     &token.device,
                     &user,
                     &token.secret_hash().to_vec(),
-                    &chrono::Utc::now().timestamp_millis(),
+                    &now,
+                    &auth::unused_until(now),
                 ],
             )
             .map_err(|e| auth_error(storage_error(e)))?;

@@ -627,3 +627,70 @@ fn a_case_registered_for_a_colleague_goes_only_to_one_who_receives_it() {
     supervisor.sync(&hub.url).unwrap();
     assert!(supervisor.has(for_supervisor.id));
 }
+
+/// Moves the end of the device's unused token `days` back, in the hub's registry, as if it had
+/// been issued `days` earlier.
+fn issued_days_ago(hub: &Hub, device: uuid::Uuid, days: i64) {
+    let back = days * 24 * 3600 * 1000;
+    match hub.database.clone().or_else(|| hub_database(&hub.data)) {
+        Some(url) => {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .execute(
+                    "UPDATE devices SET unused_until_ms = unused_until_ms - $2 WHERE device = $1",
+                    &[&device, &back],
+                )
+                .unwrap();
+        }
+        None => {
+            let encryption = vigie_server::hub_encryption(&hub.data, &hub.key_options()).unwrap();
+            let conn =
+                vigie_core::store::open_keyed_connection(&hub.data.join("devices.db"), &encryption)
+                    .unwrap();
+            conn.execute(
+                "UPDATE devices SET unused_until_ms = unused_until_ms - ?2 WHERE device = ?1",
+                rusqlite::params![device.as_bytes(), back],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// A token no device used within 14 days of its issue is refused (a QR code shown and never
+/// scanned gives no one the user's scope weeks later); reissued, it works; a device that
+/// synced keeps syncing, however long ago it was enrolled.
+#[test]
+fn an_enrolment_token_unused_for_14_days_is_refused_until_reissued() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let user = add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    let token = enrol(&data, user);
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    issued_days_ago(&hub, device, 15);
+    let mut phone = Device::open(
+        dir.path(),
+        "phone",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let refused = phone.sync(&hub.url).unwrap_err().to_string();
+    assert!(refused.contains("14 days"), "{refused}");
+    let token = reissue(&data, device);
+    let mut phone = Device::open(
+        dir.path(),
+        "phone-2",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    phone.sync(&hub.url).expect("a reissued token works");
+    // Used once: the device's token does not expire.
+    issued_days_ago(&hub, device, 400);
+    phone
+        .sync(&hub.url)
+        .expect("a device that synced keeps syncing");
+}
