@@ -1354,21 +1354,30 @@ fn a_whole_scope_arrives_with_the_query_indexes_aside_and_they_are_made_at_its_e
     assert_eq!(indexes_of(&monitor.store), indexes);
 }
 
+/// A hub, a monitor of C01 and a supervisor of the region, each synced, and a case of the
+/// monitor's named `name` that both hold.
+fn a_case_both_hold(dir: &TempDir, name: &str) -> (Store, Device, Device, ChildCase) {
+    let mut hub = hub(dir);
+    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut supervisor = device(dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    let case = monitor
+        .store
+        .create(&child(c1, name, monitor.principal.user))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    (hub, monitor, supervisor, case)
+}
+
 /// A referral's outcome set on two devices at once is a conflict of the two outcomes, kept and
 /// shown, not one outcome run into the other letter by letter.
 #[test]
 fn two_outcomes_of_one_referral_are_a_conflict_not_a_blend() {
     let dir = TempDir::new().unwrap();
-    let mut hub = hub(&dir);
-    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
-    sync(&mut monitor, &mut hub);
-    sync(&mut supervisor, &mut hub);
-    let mut case = monitor
-        .store
-        .create(&child(c1, "Kouassi Yao", monitor.principal.user))
-        .unwrap();
+    let (mut hub, mut monitor, mut supervisor, mut case) = a_case_both_hold(&dir, "Kouassi Yao");
     let referral = Uuid::now_v7();
     case.status = CaseStatus::Referred;
     let mut sent = Referral::new(
@@ -1422,18 +1431,7 @@ fn two_outcomes_of_one_referral_are_a_conflict_not_a_blend() {
 #[test]
 fn a_name_in_conflict_is_found_under_each_of_its_values() {
     let dir = TempDir::new().unwrap();
-    let mut hub = hub(&dir);
-    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
-    sync(&mut monitor, &mut hub);
-    sync(&mut supervisor, &mut hub);
-    let case = monitor
-        .store
-        .create(&child(c1, "Mariam", monitor.principal.user))
-        .unwrap();
-    sync(&mut monitor, &mut hub);
-    sync(&mut supervisor, &mut hub);
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Mariam");
     for (store, name) in [
         (&mut monitor.store, "Mariam Ouattara"),
         (&mut supervisor.store, "Mariam Yameogo"),
@@ -1477,18 +1475,7 @@ fn a_name_in_conflict_is_found_under_each_of_its_values() {
 #[test]
 fn a_refusal_of_two_valid_edits_together_says_the_other_came_from_elsewhere() {
     let dir = TempDir::new().unwrap();
-    let mut hub = hub(&dir);
-    let c1 = area("CI-R1-D1", "CI-R1-D1-C01");
-    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
-    sync(&mut monitor, &mut hub);
-    sync(&mut supervisor, &mut hub);
-    let case = monitor
-        .store
-        .create(&child(c1, "Awa Koné", monitor.principal.user))
-        .unwrap();
-    sync(&mut monitor, &mut hub);
-    sync(&mut supervisor, &mut hub);
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Awa Koné");
     let mut born = monitor.store.get::<ChildCase>(case.id).unwrap();
     born.date_of_birth = NaiveDate::from_ymd_opt(2008, 6, 1);
     monitor.store.update(&born).unwrap();
