@@ -2236,6 +2236,27 @@ fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
     let conflicts = conflicts_of(&page.body).expect("the draft's conflict is shown");
     assert!(conflicts.contains("saisie par Moniteur Aka"), "{conflicts}");
     assert_eq!(conflicts.matches("<form").count(), 1, "{conflicts}");
+    // Sent all the same, the other value is refused, in the page's language.
+    let refused = browser.post(
+        &format!("/console/visits/{}/resolve", draft.id),
+        &[
+            ("csrf", &page.csrf()),
+            ("field", "ended_at"),
+            ("value", &format!("\"{}\"", ends[0])),
+        ],
+    );
+    assert_eq!(refused.status, 422);
+    let said = refused
+        .body
+        .split("id=\"conflict-error\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("the refusal is said");
+    assert!(
+        said.contains("seul l&#39;agent qui a fait la visite peut en modifier le contenu"),
+        "{said}"
+    );
+    assert!(!said.contains("visit&#39;s content"), "{said}");
 
     a.sync(&s.hub.url).expect("sync");
     let on_a: Workplace = a.store.get(w.id).expect("workplace");

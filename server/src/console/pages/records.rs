@@ -1943,6 +1943,20 @@ fn resolve<R: Record>(
     }
 }
 
+/// After a conflict of the record `id` was settled: the journal's line, and back to its page
+/// (`/console/<pages>/<id>`) saying so.
+fn settled(
+    hub: &Hub,
+    viewer: &Viewer,
+    action: &str,
+    id: Uuid,
+    form: &ResolveForm,
+    pages: &str,
+) -> PageResult {
+    audit(hub, Some(viewer.user.id), action, Some(id), &form.field);
+    Ok(Redirect::to(&format!("/console/{pages}/{id}?done=resolved")).into_response())
+}
+
 /// Settles a conflict of a visit (two reviews at once, say).
 pub async fn visit_resolve(
     State(hub): State<Arc<Hub>>,
@@ -1953,16 +1967,7 @@ pub async fn visit_resolve(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         match resolve::<Visit>(hub, ctx, &viewer, id, &form)? {
-            Ok(()) => {
-                audit(
-                    hub,
-                    Some(viewer.user.id),
-                    "visit_resolve",
-                    Some(id),
-                    &form.field,
-                );
-                Ok(Redirect::to(&format!("/console/visits/{id}?done=resolved")).into_response())
-            }
+            Ok(()) => settled(hub, &viewer, "visit_resolve", id, &form, "visits"),
             Err(message) => visit_page_of(
                 hub,
                 ctx,
@@ -1988,19 +1993,7 @@ pub async fn workplace_resolve(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         match resolve::<Workplace>(hub, ctx, &viewer, id, &form)? {
-            Ok(()) => {
-                audit(
-                    hub,
-                    Some(viewer.user.id),
-                    "workplace_resolve",
-                    Some(id),
-                    &form.field,
-                );
-                Ok(
-                    Redirect::to(&format!("/console/workplaces/{id}?done=resolved"))
-                        .into_response(),
-                )
-            }
+            Ok(()) => settled(hub, &viewer, "workplace_resolve", id, &form, "workplaces"),
             Err(message) => workplace_page_of(hub, ctx, id, Some(message), None),
         }
     })
