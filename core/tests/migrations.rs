@@ -689,9 +689,11 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     // Schema 16's column: the alert rows of schema 14 had no 18th birthday.
     conn.execute("ALTER TABLE alert_index DROP COLUMN adult_ms", [])
         .expect("schema 14's alert rows");
-    // Schema 20's column.
+    // Schema 20's and 21's columns.
     conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
         .expect("schema 19's attachments");
+    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
+        .expect("schema 20's visit rows");
     conn.pragma_update(None, "user_version", 14)
         .expect("version 14");
     drop(conn);
@@ -784,9 +786,11 @@ fn a_schema_17_store_finds_names_typed_with_separate_accents() {
         [],
     )
     .expect("schema 17's terms");
-    // Schema 20's column.
+    // Schema 20's and 21's columns.
     conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
         .expect("schema 19's attachments");
+    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
+        .expect("schema 20's visit rows");
     conn.pragma_update(None, "user_version", 17)
         .expect("version 17");
     drop(conn);
@@ -813,9 +817,11 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
     let conn = Connection::open(&path).expect("open the file");
     conn.execute("DROP TABLE sync_refused", [])
         .expect("schema 18 had none");
-    // Schema 20's column.
+    // Schema 20's and 21's columns.
     conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
         .expect("schema 19's attachments");
+    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
+        .expect("schema 20's visit rows");
     conn.pragma_update(None, "user_version", 18)
         .expect("version 18");
     drop(conn);
@@ -838,6 +844,8 @@ fn a_schema_19_store_knows_its_uploads_among_its_attachments() {
     let conn = Connection::open(&path).expect("open the file");
     conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
         .expect("schema 19's attachments");
+    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
+        .expect("schema 20's visit rows");
     // Pending, uploaded, failed on a limit (an upload), failed on a hash (a download), not
     // downloaded.
     for (n, state, failure) in [
@@ -871,4 +879,53 @@ fn a_schema_19_store_knows_its_uploads_among_its_attachments() {
         .map(|id| id.expect("id")[0])
         .collect();
     assert_eq!(uploads, vec![1, 2, 3]);
+}
+
+/// A schema 20 store counted a visit in periods by its UTC day: a visit at 23:30 on 28 February
+/// at UTC-3 fell in March. Migrated, it counts in February, the day its phone gave it, as a new
+/// store does.
+#[test]
+fn a_schema_20_store_counts_visits_by_their_own_day() {
+    use vigie_core::IndicatorFilter;
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
+    let february = IndicatorFilter {
+        area: None,
+        from: Some(date(2026, 2, 1)),
+        until: Some(date(2026, 3, 1)),
+    };
+    {
+        let mut store = Store::open(config(&path)).expect("open");
+        let w = store
+            .create(&Workplace::new(
+                "Campement",
+                "cocoa",
+                Formality::Informal,
+                area,
+            ))
+            .expect("workplace");
+        let late = FixedOffset::west_opt(3 * 3600)
+            .and_then(|o| o.with_ymd_and_hms(2026, 2, 28, 23, 30, 0).single())
+            .expect("time");
+        store
+            .create(&Visit::new(VisitKind::LabourInspection, &w, USER, late))
+            .expect("visit");
+        assert_eq!(store.indicators(&february).expect("counts").visits, 1);
+    }
+    // Schema 20: no offset beside the instant.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
+        .expect("schema 20's visit rows");
+    conn.pragma_update(None, "user_version", 20)
+        .expect("version 20");
+    drop(conn);
+    let store = Store::open(config(&path)).expect("open the schema 20 file");
+    assert_eq!(store.indicators(&february).expect("counts").visits, 1);
+    let march = IndicatorFilter {
+        area: None,
+        from: Some(date(2026, 3, 1)),
+        until: Some(date(2026, 4, 1)),
+    };
+    assert_eq!(store.indicators(&march).expect("counts").visits, 0);
 }

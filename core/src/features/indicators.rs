@@ -3,7 +3,8 @@
 //!
 //! Children are counted by the day they were identified (merged duplicates left out); their
 //! workflow counts are cumulative stages reached by now: a withdrawn child was also referred
-//! and received services. Visits are counted by the day they started.
+//! and received services. Visits are counted by the day they started on their phone's clock
+//! (the day `started_at` names with its offset, as exports show it).
 //!
 //! For reports shared beyond the team, `Indicators::shared` withholds every count under 5 (zero
 //! included), and, so that none can be worked out by subtraction, enough other counts of the
@@ -24,7 +25,7 @@ use std::fmt;
 
 /// Which records to count: an area, and a period `[from, until)` (either end open; apps name
 /// them `from_date` and `until_date`). Children count by the day they were identified, visits
-/// by the day they started.
+/// by the day they started on their phone's clock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct IndicatorFilter {

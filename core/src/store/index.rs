@@ -159,8 +159,9 @@ pub(crate) fn insert_rows(
                 (id_number(tx, v.workplace_id)?, id_number(tx, v.visitor_id)?);
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace, visitor, started_ms, status,
-                                          country, region, district, community, fl_mask, violation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                          country, region, district, community, fl_mask, violation,
+                                          offset_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 rowid,
@@ -174,7 +175,8 @@ pub(crate) fn insert_rows(
                 d,
                 m,
                 forced_labour_mask(v),
-                has_violation(v)
+                has_violation(v),
+                i64::from(v.started_at.offset().local_minus_utc()) * 1000
             ])?;
             if let Some(severity) = visit_severity(v) {
                 insert_alert(

@@ -948,7 +948,12 @@ pub(crate) struct VisitRow {
     pub violation: bool,
 }
 
-/// The visits of an area started in `[from, until)`.
+/// A visit's start on its own clock (the instant plus the phone's offset), against a day's
+/// midnight: periods count a visit on the day its phone gave it.
+const LOCAL_START_FROM: &str = "v.started_ms + v.offset_ms >= ?";
+const LOCAL_START_BEFORE: &str = "v.started_ms + v.offset_ms < ?";
+
+/// The visits of an area started in `[from, until)`, days of their own clocks.
 pub(crate) fn visit_rows(
     conn: &Connection,
     area: &Option<AreaFilter>,
@@ -959,8 +964,9 @@ pub(crate) fn visit_rows(
     let mut f = Filter::default();
     f.area("v", area);
     f.within("v", RecordKind::Visit, scope);
-    f.add_opt("v.started_ms >= ?", from.map(midnight_ms));
-    f.add_opt("v.started_ms < ?", until.map(midnight_ms));
+    // By the visit's own day (its phone's clock), as exports show it.
+    f.add_opt(LOCAL_START_FROM, from.map(midnight_ms));
+    f.add_opt(LOCAL_START_BEFORE, until.map(midnight_ms));
     let sql = format!(
         "SELECT v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), v.fl_mask,
                 v.violation
@@ -1038,8 +1044,8 @@ pub(crate) fn places(
     // Per workplace: its visits in the period and their worst alert.
     let mut by_workplace: HashMap<Vec<u8>, (u32, i64)> = HashMap::new();
     let mut f = Filter::default();
-    f.add("v.started_ms >= ?", from);
-    f.add("v.started_ms < ?", until);
+    f.add(LOCAL_START_FROM, from);
+    f.add(LOCAL_START_BEFORE, until);
     f.within("v", RecordKind::Visit, Some(scope));
     let sql = format!(
         "SELECT (SELECT uuid FROM referenced_ids WHERE id = v.workplace), count(*),
@@ -1097,8 +1103,8 @@ pub(crate) fn places(
         })
     })?;
     let mut f = Filter::default();
-    f.add("v.started_ms >= ?", from);
-    f.add("v.started_ms < ?", until);
+    f.add(LOCAL_START_FROM, from);
+    f.add(LOCAL_START_BEFORE, until);
     f.within("v", RecordKind::Visit, Some(scope));
     let where_sql = f.sql();
     let total: i64 = conn.query_row(

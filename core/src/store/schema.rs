@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/018_names_typed_with_marks.sql"),
     include_str!("migrations/019_refused_records.sql"),
     include_str!("migrations/020_attachment_uploads.sql"),
+    include_str!("migrations/021_visit_local_day.sql"),
 ];
 
 /// The schema version this software writes.
