@@ -72,7 +72,8 @@ again when the restored hub starts, from the journal beside its key file \
 (irreversible.journal, kept apart from this backup: keep it with the key). A hub whose key is \
 given as VIGIE_HUB_KEY keeps no journal: erase and revoke again by hand;
 - devices enrolled after it are unknown to the restored hub: their syncs and bundles are \
-refused, and what they recorded cannot be taken from them;
+refused, and what they recorded cannot be taken from them; a token no device had used at the \
+backup is no longer refused for its age once restored (revoke or reissue it if it was lost);
 - everything else done on the hub after it is undone and must be done again: reissued \
 tokens, users added, changed or deactivated, quarantine decisions, reference data published, \
 console accounts.
@@ -129,6 +130,18 @@ pub fn backup(
             // The hub that opens this copy after a restore takes a new incarnation, and tells
             // every device (`Store::prepare_incarnation`).
             vigie_core::store::mark_backup_copy(&copy, at_ms)?;
+        } else {
+            // A token no device had used by now may have been used since: restored, it is not
+            // refused for its age (the device would be locked out of sending again what the
+            // restore lost), only revoked or reissued.
+            copy.execute(
+                "UPDATE devices SET unused_until_ms = NULL WHERE last_seen_ms IS NULL",
+                [],
+            )
+            .map_err(|source| BackupError::Copy {
+                path: target.clone(),
+                source,
+            })?;
         }
         drop(copy);
         let bytes = std::fs::metadata(&target).map_err(io(&target))?.len();

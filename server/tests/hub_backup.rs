@@ -103,6 +103,10 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         .id;
     assert_eq!(late.sync(&hub.url).unwrap().accepted, 1);
 
+    // A phone enrolled before the backup that syncs only after it.
+    let unused = add_user(&data, "Moniteur tardif", Role::CommunityMonitor, &[C01]);
+    let unused_token = enrol(&data, unused);
+
     // While the hub runs: its last writes are in its WAL, not yet in hub.db.
     let out = dir.path().join("backup");
     let (data_arg, out_arg) = (data.to_str().unwrap(), out.to_str().unwrap());
@@ -123,6 +127,24 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     let forms = out.join("hub.db.attachments");
     assert_eq!(std::fs::read_dir(&forms).unwrap().count(), 1);
     assert!(!holds(&out, BEFORE), "encrypted");
+    // Restored, a token unused at the backup is not refused for its age: it may have been
+    // used since, and its device must be able to send again what the restore lost.
+    {
+        let encryption = vigie_server::hub_encryption(&data, &hub.key_options()).unwrap();
+        let copy =
+            vigie_core::store::open_keyed_connection(&out.join("devices.db"), &encryption).unwrap();
+        let device = vigie_server::auth::Token::parse(&unused_token)
+            .unwrap()
+            .device;
+        let until: Option<i64> = copy
+            .query_row(
+                "SELECT unused_until_ms FROM devices WHERE device = ?1",
+                [device.as_bytes()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(until, None);
+    }
     assert!(!holds(&forms, std::str::from_utf8(FORM).unwrap()), "sealed");
     // A backup never writes over another.
     let again = vigie_output(&["backup", "--data", data_arg, "--out", out_arg]);
