@@ -152,6 +152,9 @@ def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(e
         b"",  # closed before the status line
         b"HTTP/1.1 200 OK\r\nContent-",  # in the headers
         b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nVGS1",  # in the body
+        # An attachment's refusal over a limit, cut in its body.
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Length: 500\r\n\r\nVGA1",
     ]:
         server, url = cutting_hub(answer)
         try:

@@ -50,8 +50,16 @@ class HubTransport(SyncTransport):
         except urllib.error.HTTPError as e:
             if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
                 # An attachment over the hub's limits: the body is the refusal, with its
-                # figures, for the session to record.
-                return e.read()
+                # figures, for the session to record (unless the link cut it).
+                try:
+                    refusal = e.read()
+                except (http.client.HTTPException, OSError) as cut:
+                    raise TransportError.Unreachable(
+                        reason=f"the connection was cut before the hub's answer came whole ({type(cut).__name__})"
+                    ) from None
+                if not refusal:
+                    raise TransportError.Unreachable(reason="the hub's answer was cut on the way")
+                return refusal
             body = _json_body(e)
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:
