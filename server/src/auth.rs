@@ -77,6 +77,9 @@ pub struct DeviceInfo {
     /// Its last authenticated request, to `SEEN_RESOLUTION_MS`; `None` before the first.
     pub last_seen_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// Until when its token is good for a first sync, while no device used it (`None` once
+    /// used, or for a token issued before tokens had an end).
+    pub unused_until_ms: Option<i64>,
 }
 
 /// How long an enrolment token (or a reissued one) stays good for a device's first sync.
@@ -210,8 +213,9 @@ impl Registry {
     /// Every enrolled device, revoked ones included, oldest first.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {
         let mut stmt = self.conn.prepare(
-            "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms FROM devices
-             ORDER BY enrolled_ms, device",
+            "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms,
+                    CASE WHEN last_seen_ms IS NULL THEN unused_until_ms END
+             FROM devices ORDER BY enrolled_ms, device",
         )?;
         let rows = stmt
             .query_map([], |r| {
@@ -221,23 +225,27 @@ impl Registry {
                     r.get(2)?,
                     r.get(3)?,
                     r.get(4)?,
+                    r.get(5)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(device, user, enrolled_ms, last_seen_ms, revoked_ms)| {
-                let id = |b: &[u8]| {
-                    Uuid::from_slice(b)
-                        .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))
-                };
-                Ok(DeviceInfo {
-                    device: id(&device)?,
-                    user: id(&user)?,
-                    enrolled_ms,
-                    last_seen_ms,
-                    revoked_ms,
-                })
-            })
+            .map(
+                |(device, user, enrolled_ms, last_seen_ms, revoked_ms, unused_until_ms)| {
+                    let id = |b: &[u8]| {
+                        Uuid::from_slice(b)
+                            .map_err(|_| AuthError::Storage("a device row holds a bad id".into()))
+                    };
+                    Ok(DeviceInfo {
+                        device: id(&device)?,
+                        user: id(&user)?,
+                        enrolled_ms,
+                        last_seen_ms,
+                        revoked_ms,
+                        unused_until_ms,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -402,6 +410,7 @@ mod tests {
                 enrolled_ms: 5,
                 last_seen_ms: None,
                 revoked_ms: None,
+                unused_until_ms: None,
             }]
         );
         assert_eq!(registry.authenticate(&token).unwrap(), token.user);

@@ -829,6 +829,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         "enrolled": time(Some(d.enrolled_ms)),
                         "last_seen": time(d.last_seen_ms),
                         "revoked": time(d.revoked_ms),
+                        "token_unused_until": time(d.unused_until_ms),
                     })
                 );
             }

@@ -1936,8 +1936,9 @@ impl Backend for Postgres {
         let mut client = self.client().map_err(auth_error)?;
         let rows = client
             .query(
-                "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms FROM devices
-                 ORDER BY enrolled_ms, device",
+                "SELECT device, user_id, enrolled_ms, last_seen_ms, revoked_ms,
+                        CASE WHEN last_seen_ms IS NULL THEN unused_until_ms END
+                 FROM devices ORDER BY enrolled_ms, device",
                 &[],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
@@ -1949,6 +1950,7 @@ impl Backend for Postgres {
                 enrolled_ms: row.get(2),
                 last_seen_ms: row.get(3),
                 revoked_ms: row.get(4),
+                unused_until_ms: row.get(5),
             })
             .collect())
     }

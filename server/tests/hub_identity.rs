@@ -667,6 +667,18 @@ fn an_enrolment_token_unused_for_14_days_is_refused_until_reissued() {
     let user = add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
     let token = enrol(&data, user);
     let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    // The device list says until when the unused token is good, and nothing once it is used.
+    let until = |data: &std::path::Path| {
+        let listed = common::lifecycle::admin(data, &["device", "list"], &[]);
+        let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let line = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["device"] == device.to_string())
+            .expect("the device is listed");
+        line["token_unused_until"].clone()
+    };
+    assert!(until(&data).is_string(), "{}", until(&data));
     issued_days_ago(&hub, device, 15);
     let mut phone = Device::open(
         dir.path(),
@@ -688,6 +700,7 @@ fn an_enrolment_token_unused_for_14_days_is_refused_until_reissued() {
         2,
     );
     phone.sync(&hub.url).expect("a reissued token works");
+    assert!(until(&data).is_null());
     // Used once: the device's token does not expire.
     issued_days_ago(&hub, device, 400);
     phone
