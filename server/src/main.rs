@@ -1401,18 +1401,29 @@ fn serve(
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // One process serves an embedded hub: held until `serve` returns (PostgreSQL takes any
     // number of processes).
-    let _serving = match database {
+    let made_data = match database {
+        Database::Embedded { data, .. } => !data.exists(),
+        Database::Postgres { .. } => false,
+    };
+    let serving = match database {
         Database::Embedded { data, .. } => {
             Some(vigie_server::lock_for_serving(data).map_err(|e| e.to_string())?)
         }
         Database::Postgres { .. } => None,
     };
-    let hub = Arc::new(
-        vigie_server::open_hub(database, limits)
-            .map_err(|e| e.to_string())?
-            .with_http(http)
-            .with_console(console),
-    );
+    let hub = match vigie_server::open_hub(database, limits) {
+        Ok(hub) => Arc::new(hub.with_http(http).with_console(console)),
+        Err(e) => {
+            // A hub refused before anything was made leaves no directory of its own behind.
+            if let (true, Database::Embedded { data, .. }) = (made_data, database) {
+                drop(serving);
+                let _ = std::fs::remove_file(data.join(vigie_server::SERVE_LOCK));
+                let _ = std::fs::remove_dir(data);
+            }
+            return Err(e.to_string());
+        }
+    };
+    let _serving = serving;
     // The console's view is opened (on PostgreSQL: the process's copy caught up) before its
     // first visitor needs it; sync does not wait for it.
     std::thread::Builder::new()
