@@ -1182,27 +1182,19 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
 }
 
+/// A community monitor of C01 named `name` and their two phones, each a device of its own.
+fn two_phones_of_one_monitor(s: &Setup, dir: &std::path::Path, name: &str) -> (Device, Device) {
+    let a = Device::enrol(dir, &s.data, name, Role::CommunityMonitor, &[C01], 3);
+    let token = enrol(&s.data, a.user());
+    let b = Device::open(dir, "moniteur-b", &token, Role::CommunityMonitor, &[C01], 4);
+    (a, b)
+}
+
 #[test]
 fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut a = Device::enrol(
-        dir.path(),
-        &s.data,
-        "moniteur-a",
-        Role::CommunityMonitor,
-        &[C01],
-        3,
-    );
-    let token = enrol(&s.data, a.user());
-    let mut b = Device::open(
-        dir.path(),
-        "moniteur-b",
-        &token,
-        Role::CommunityMonitor,
-        &[C01],
-        4,
-    );
+    let (mut a, mut b) = two_phones_of_one_monitor(&s, dir.path(), "moniteur-a");
     let case = a
         .store
         .create(&child(area(C01), MY_CHILD, a.user()))
@@ -2115,23 +2107,7 @@ fn a_long_console_read_holds_back_neither_other_pages_nor_devices_syncs() {
 fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut a = Device::enrol(
-        dir.path(),
-        &s.data,
-        "Moniteur Aka",
-        Role::CommunityMonitor,
-        &[C01],
-        3,
-    );
-    let token = enrol(&s.data, a.user());
-    let mut b = Device::open(
-        dir.path(),
-        "moniteur-b",
-        &token,
-        Role::CommunityMonitor,
-        &[C01],
-        4,
-    );
+    let (mut a, mut b) = two_phones_of_one_monitor(&s, dir.path(), "Moniteur Aka");
     let mut reviewers: Vec<Device> = ["tablette-1", "tablette-2"]
         .iter()
         .zip([5, 6])
