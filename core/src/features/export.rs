@@ -235,17 +235,10 @@ impl Store {
         };
         let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
         // A merged duplicate is the same child as the case it was merged into: a visit counts
-        // that child once.
+        // that child once. A case not held here (another area's) counts as itself.
         let child_of = |id: Uuid| -> Uuid {
-            let mut id = id;
-            // A chain of merges is short; the bound only guards against a cycle.
-            for _ in 0..held.len().min(64) {
-                match held.get(&id).filter(|c| c.is_merged_duplicate()) {
-                    Some(c) => id = c.merged_into.unwrap_or(id),
-                    None => break,
-                }
-            }
-            id
+            ChildCase::child_of(id, |id| Some(held.get(&id).and_then(|c| c.kept_as())))
+                .unwrap_or(id)
         };
         // A case opened on a visit names the visit (`identified_on_visit`); the visit's own
         // list is filled only by an app that chooses to.
@@ -561,10 +554,7 @@ fn case_row(t: &mut TableBuilder, c: &ChildCase) {
     t.col("follow_up_due", c.next_follow_up_due());
     // Only a duplicate's: a pair merged both ways, each naming the other, is two cases in
     // view until a supervisor settles it, as in the lists and indicators.
-    t.col(
-        "merged_into",
-        c.merged_into.filter(|_| c.is_merged_duplicate()),
-    );
+    t.col("merged_into", c.kept_as());
     t.personal("name", &c.name);
     t.personal("date_of_birth", c.date_of_birth);
     t.personal("guardian", &c.guardian);

@@ -357,6 +357,27 @@ impl ChildCase {
             .is_some_and(|into| !self.merged_from.contains(&into))
     }
 
+    /// The case this one was merged into, for a merged duplicate (`is_merged_duplicate`).
+    pub fn kept_as(&self) -> Option<Uuid> {
+        self.merged_into.filter(|_| self.is_merged_duplicate())
+    }
+
+    /// The child the case `id` stands for: the case kept at the end of its merges (a merged
+    /// duplicate and the case it was merged into are one child). `kept_as(id)` tells what
+    /// is known of a case: `None` that it is none (erased), `Some(None)` that it is kept,
+    /// `Some(Some(into))` that it was merged into `into`. `None` if `id` names no case.
+    pub fn child_of(id: Uuid, kept_as: impl Fn(Uuid) -> Option<Option<Uuid>>) -> Option<Uuid> {
+        let mut id = id;
+        // A chain of merges is short; the bound only guards against a cycle.
+        for _ in 0..64 {
+            match kept_as(id)? {
+                Some(into) => id = into,
+                None => return Some(id),
+            }
+        }
+        Some(id)
+    }
+
     /// The next follow-up due: for a case tracked after its verification, the one the schedule
     /// plans (it goes on, yearly, after the case is closed, until the child's 18th birthday);
     /// for a case not verified (or reopened), the one planned at the latest follow-up, or none

@@ -621,27 +621,15 @@ struct VisitForm {
     conflict_error: Option<String>,
 }
 
-/// The children a visit identified, as exports count them: a merged duplicate and the case
-/// kept are one child, and an erased case is none.
+/// The children a visit lists, counted as exports count them: a merged duplicate and the case
+/// kept are one child (`ChildCase::child_of`), and a case erased (or never received) is none.
 fn children_identified(view: &Store, visit: &Visit) -> usize {
-    let mut children = std::collections::BTreeSet::new();
-    for id in &visit.children_identified {
-        let mut id = *id;
-        // A chain of merges is short; the bound only guards against a cycle.
-        for _ in 0..8 {
-            match view.get::<ChildCase>(id) {
-                Ok(case) if case.is_merged_duplicate() => {
-                    id = case.merged_into.unwrap_or(id);
-                }
-                Ok(_) => {
-                    children.insert(id);
-                    break;
-                }
-                // Erased (or never received): no child.
-                Err(_) => break,
-            }
-        }
-    }
+    let kept_as = |id| view.get::<ChildCase>(id).ok().map(|case| case.kept_as());
+    let children: std::collections::BTreeSet<Uuid> = visit
+        .children_identified
+        .iter()
+        .filter_map(|id| ChildCase::child_of(*id, kept_as))
+        .collect();
     children.len()
 }
 
