@@ -354,6 +354,17 @@ pub(crate) fn check_token(
     Ok(token.user)
 }
 
+/// In a backup's copy of the registry: a token no device had used by then may have been used
+/// since, so a restored hub does not refuse it for its age (its device would be locked out of
+/// sending again what the restore lost); it is only revoked or reissued.
+pub(crate) fn unused_tokens_without_end(copy: &Connection) -> rusqlite::Result<()> {
+    copy.execute(
+        "UPDATE devices SET unused_until_ms = NULL WHERE last_seen_ms IS NULL",
+        [],
+    )?;
+    Ok(())
+}
+
 /// Until when a token issued at `now_ms` is good for a device's first sync.
 pub(crate) fn unused_until(now_ms: i64) -> i64 {
     now_ms + ENROLMENT_TOKEN_VALID_DAYS * 24 * 3600 * 1000

@@ -131,17 +131,7 @@ pub fn backup(
             // every device (`Store::prepare_incarnation`).
             vigie_core::store::mark_backup_copy(&copy, at_ms)?;
         } else {
-            // A token no device had used by now may have been used since: restored, it is not
-            // refused for its age (the device would be locked out of sending again what the
-            // restore lost), only revoked or reissued.
-            copy.execute(
-                "UPDATE devices SET unused_until_ms = NULL WHERE last_seen_ms IS NULL",
-                [],
-            )
-            .map_err(|source| BackupError::Copy {
-                path: target.clone(),
-                source,
-            })?;
+            crate::auth::unused_tokens_without_end(&copy).map_err(copying(&target))?;
         }
         drop(copy);
         let bytes = std::fs::metadata(&target).map_err(io(&target))?.len();

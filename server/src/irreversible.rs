@@ -18,7 +18,7 @@ use crate::auth::{AuthError, DeviceInfo, Token};
 use crate::backend::Backend;
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
-use crate::hub_key::{HubKey, default_key_file};
+use crate::hub_key::{HubKey, KeyOptions, default_key_file};
 use crate::{Database, HubOpenError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,39 @@ use vigie_core::{Error, ReferenceData, ReferenceFile, User};
 
 /// The journal's file, in the directory of the hub's key file.
 pub const JOURNAL_FILE: &str = "irreversible.journal";
+
+/// The directory of the journal of the hub in `data` with these key options (the key file's);
+/// `Err` says why it keeps none.
+fn journal_dir(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
+    if key.unencrypted {
+        return Err("the hub is unencrypted (no key, so no key directory)".into());
+    }
+    if key.key_hex.is_some() {
+        return Err("the key is given without a key file (VIGIE_HUB_KEY or --key-hex)".into());
+    }
+    let file = key
+        .key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(data));
+    Ok(match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    })
+}
+
+/// The journal the key found for a hub in `data` keeps, if it records any action: the key
+/// served a hub that erased records or revoked devices. Read without the key: any line that is
+/// no comment counts.
+pub(crate) fn journal_with_actions(data: &Path, key: &KeyOptions) -> Option<PathBuf> {
+    let journal = journal_dir(data, key).ok()?.join(JOURNAL_FILE);
+    let text = std::fs::read_to_string(&journal).ok()?;
+    text.lines().any(is_action_line).then_some(journal)
+}
+
+/// Whether a journal's line holds an action (empty lines and `#` comments do not).
+fn is_action_line(line: &str) -> bool {
+    !line.is_empty() && !line.starts_with('#')
+}
 
 /// The journal's first line, for whoever opens it.
 const HEADER: &str = "# Vigie: erasures and device revocations this hub must never undo, \
@@ -98,20 +131,7 @@ impl Journal {
         let (data, key) = match database {
             Database::Embedded { data, key } | Database::Postgres { data, key, .. } => (data, key),
         };
-        if key.unencrypted {
-            return Err("the hub is unencrypted (no key, so no key directory)".into());
-        }
-        if key.key_hex.is_some() {
-            return Err("the key is given without a key file (VIGIE_HUB_KEY or --key-hex)".into());
-        }
-        let file = key
-            .key_file
-            .clone()
-            .unwrap_or_else(|| default_key_file(data));
-        let dir = match file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = journal_dir(data, key)?;
         match key.resolve(data, true) {
             Ok(Some(hub_key)) => Ok(Journal::new(&dir, &hub_key)),
             Ok(None) => Err("the hub has no key".into()),
@@ -189,7 +209,7 @@ impl Journal {
         };
         let mut read = Read::default();
         for (n, line) in text.lines().enumerate() {
-            if line.is_empty() || line.starts_with('#') {
+            if !is_action_line(line) {
                 continue;
             }
             match self.parse(line) {

@@ -161,27 +161,12 @@ fn whole_hub(data: &Path) -> Result<(), HubOpenError> {
 
 /// Refuses to make a new hub in `data` under a key whose journal holds actions of another.
 fn key_of_no_other_hub(data: &Path, key: &KeyOptions) -> Result<(), HubOpenError> {
-    if key.unencrypted || key.key_hex.is_some() {
-        return Ok(());
-    }
-    let file = key
-        .key_file
-        .clone()
-        .unwrap_or_else(|| hub_key::default_key_file(data));
-    let Some(dir) = file.parent() else {
-        return Ok(());
-    };
-    let journal = dir.join(irreversible::JOURNAL_FILE);
-    let acted = std::fs::read_to_string(&journal).is_ok_and(|text| {
-        text.lines()
-            .any(|line| !line.trim().is_empty() && !line.starts_with('#'))
-    });
-    match acted {
-        true => Err(HubOpenError::KeyOfAnotherHub {
+    match irreversible::journal_with_actions(data, key) {
+        Some(journal) => Err(HubOpenError::KeyOfAnotherHub {
             data: data.to_path_buf(),
             journal,
         }),
-        false => Ok(()),
+        None => Ok(()),
     }
 }
 
