@@ -109,8 +109,8 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
 
     // While the hub runs: its last writes are in its WAL, not yet in hub.db.
     let out = dir.path().join("backup");
-    let (data_arg, out_arg) = (data.to_str().unwrap(), out.to_str().unwrap());
-    let printed = vigie(&["backup", "--data", data_arg, "--out", out_arg]);
+    let data_arg = data.to_str().unwrap();
+    let printed = backup(&data, &out);
     assert!(printed.contains("undoes"), "{printed}");
     assert!(printed.contains("not in the backup"), "{printed}");
     let mut names: Vec<String> = std::fs::read_dir(&out)
@@ -147,22 +147,15 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     }
     assert!(!holds(&forms, std::str::from_utf8(FORM).unwrap()), "sealed");
     // A backup never writes over another.
-    let again = vigie_output(&["backup", "--data", data_arg, "--out", out_arg]);
+    let again = backup_output(&data, &out);
     assert!(!again.status.success());
     // Never beside the key, nor inside the data.
-    let mut key_dir = data.as_os_str().to_owned();
-    key_dir.push("-key");
+    let key_dir = vigie_server::hub_key::default_key_file(&data);
     for (inside, why) in [
-        (std::path::PathBuf::from(key_dir).join("backup"), "key"),
+        (key_dir.with_file_name("backup"), "key"),
         (data.join("backup"), "data directory"),
     ] {
-        let refused = vigie_output(&[
-            "backup",
-            "--data",
-            data_arg,
-            "--out",
-            inside.to_str().unwrap(),
-        ]);
+        let refused = backup_output(&data, &inside);
         assert!(!refused.status.success());
         let said = String::from_utf8_lossy(&refused.stderr);
         assert!(said.contains(why), "{said}");
@@ -172,13 +165,7 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     let blocked = dir.path().join("not-a-directory");
     std::fs::write(&blocked, b"a file").unwrap();
     let inside = blocked.join("backup");
-    let refused = vigie_output(&[
-        "backup",
-        "--data",
-        data_arg,
-        "--out",
-        inside.to_str().unwrap(),
-    ]);
+    let refused = backup_output(&data, &inside);
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains(inside.to_str().unwrap()), "{said}");

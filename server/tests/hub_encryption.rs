@@ -210,20 +210,14 @@ fn a_backup_restored_beside_a_killed_hubs_log_is_not_only_a_wrong_key() {
     };
     let data_arg = data.to_str().unwrap();
     let mut hub = Hub::start(&data);
-    let backup = dir.path().join("backup");
-    vigie(&[
-        "backup",
-        "--data",
-        data_arg,
-        "--out",
-        backup.to_str().unwrap(),
-    ]);
+    let backup_dir = dir.path().join("backup");
+    backup(&data, &backup_dir);
     let _device = sync_names(dir.path(), &hub);
     hub.kill();
     let wal = data.join("hub.db-wal");
     assert!(wal.metadata().is_ok_and(|m| m.len() > 0), "no log left");
     for file in ["hub.db", "devices.db"] {
-        std::fs::copy(backup.join(file), data.join(file)).unwrap();
+        std::fs::copy(backup_dir.join(file), data.join(file)).unwrap();
     }
 
     let out = vigie_output(&["user", "list", "--data", data_arg]);
@@ -243,7 +237,7 @@ fn a_backup_restored_beside_a_killed_hubs_log_is_not_only_a_wrong_key() {
         let _ = std::fs::rename(data.join(log), dir.path().join(log));
     }
     for file in ["hub.db", "devices.db"] {
-        std::fs::copy(backup.join(file), data.join(file)).unwrap();
+        std::fs::copy(backup_dir.join(file), data.join(file)).unwrap();
     }
     vigie(&["user", "list", "--data", data_arg]);
 }

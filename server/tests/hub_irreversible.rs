@@ -20,9 +20,8 @@ fn holds(dir: &Path, needle: &str) -> bool {
 
 /// The journal of the hub in `data` (its key is found by default, beside it).
 fn journal_of(data: &Path) -> PathBuf {
-    let mut dir = data.as_os_str().to_owned();
-    dir.push("-key");
-    PathBuf::from(dir).join("irreversible.journal")
+    vigie_server::hub_key::default_key_file(data)
+        .with_file_name(vigie_server::irreversible::JOURNAL_FILE)
 }
 
 /// A hub with a monitor's case on it and a supervisor who received it, backed up; then the
@@ -52,15 +51,9 @@ fn erased_and_revoked_after_a_backup() -> Scene {
     supervisor.sync(&hub.url).unwrap();
     assert!(supervisor.has(case));
 
-    let backup = dir.path().join("backup");
+    let backup_dir = dir.path().join("backup");
+    backup(&data, &backup_dir);
     let data_arg = data.to_str().unwrap();
-    vigie(&[
-        "backup",
-        "--data",
-        data_arg,
-        "--out",
-        backup.to_str().unwrap(),
-    ]);
 
     let (by, record) = (supervisor.user().to_string(), case.to_string());
     vigie(&[
@@ -82,7 +75,7 @@ fn erased_and_revoked_after_a_backup() -> Scene {
         monitor,
         supervisor,
         case,
-        backup,
+        backup: backup_dir,
     };
     scene.hub.stop();
     let journal = std::fs::read_to_string(journal_of(&scene.data)).unwrap();

@@ -26,6 +26,21 @@ pub fn vigie_output(args: &[&str]) -> std::process::Output {
         .expect("run vigie")
 }
 
+/// `vigie backup --data <data> --out <out>`, which must succeed; returns what it printed.
+pub fn backup(data: &Path, out: &Path) -> String {
+    vigie(&backup_args(data, out))
+}
+
+/// `vigie backup --data <data> --out <out>`, which may be refused.
+pub fn backup_output(data: &Path, out: &Path) -> std::process::Output {
+    vigie_output(&backup_args(data, out))
+}
+
+fn backup_args<'a>(data: &'a Path, out: &'a Path) -> [&'a str; 5] {
+    let path = |p: &'a Path| p.to_str().expect("utf-8 path");
+    ["backup", "--data", path(data), "--out", path(out)]
+}
+
 pub fn role_arg(role: Role) -> &'static str {
     match role {
         Role::Inspector => "inspector",
