@@ -45,7 +45,7 @@ class HubTransport(SyncTransport):
                 # answer's headers (a body cut short raises IncompleteRead below), not a
                 # damaged message from the hub.
                 if not body:
-                    raise TransportError.Unreachable(reason="the hub's answer was cut on the way")
+                    raise _cut()
                 return body
         except urllib.error.HTTPError as e:
             if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
@@ -53,12 +53,10 @@ class HubTransport(SyncTransport):
                 # figures, for the session to record (unless the link cut it).
                 try:
                     refusal = e.read()
-                except (http.client.HTTPException, OSError) as cut:
-                    raise TransportError.Unreachable(
-                        reason=f"the connection was cut before the hub's answer came whole ({type(cut).__name__})"
-                    ) from None
+                except (http.client.HTTPException, OSError) as e:
+                    raise _cut(e) from None
                 if not refusal:
-                    raise TransportError.Unreachable(reason="the hub's answer was cut on the way")
+                    raise _cut()
                 return refusal
             body = _json_body(e)
             message = str(body.get("error", "")) if body else (e.reason or "")
@@ -71,9 +69,17 @@ class HubTransport(SyncTransport):
             raise TransportError.Unreachable(reason=str(reason)) from None
         except http.client.HTTPException as e:
             # The connection closed before a whole answer came (no status line, a body cut).
-            raise TransportError.Unreachable(
-                reason=f"the connection was cut before the hub's answer came whole ({type(e).__name__})"
-            ) from None
+            raise _cut(e) from None
+
+
+def _cut(e: Exception = None) -> TransportError:
+    """A hub's answer the link cut on the way (in its status line, headers or body): the
+    exception's type, when one was raised, names where."""
+    if e is None:
+        return TransportError.Unreachable(reason="the hub's answer was cut on the way")
+    return TransportError.Unreachable(
+        reason=f"the connection was cut before the hub's answer came whole ({type(e).__name__})"
+    )
 
 
 def _json_body(error: urllib.error.HTTPError):
