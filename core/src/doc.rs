@@ -1062,7 +1062,14 @@ pub fn resolve<R: Record>(
                 tx.splice_text(&text, 0, 0, s)?;
             }
             Json::Array(_) => return Err(no_conflict()),
-            scalar => tx.put(&obj, last.as_str(), json_scalar(scalar))?,
+            scalar => {
+                // Automerge turns a put of the value that wins the conflict into a delete of
+                // the others: the resolution would hold no value of its own, and a resolution
+                // made elsewhere at the same time would replace it with no conflict shown.
+                // Cleared first, the field takes this value as a put of the resolver's.
+                tx.delete(&obj, last.as_str())?;
+                tx.put(&obj, last.as_str(), json_scalar(scalar))?
+            }
         }
         Ok(())
     })();

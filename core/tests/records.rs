@@ -529,6 +529,72 @@ fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
     );
 }
 
+/// Two people settle one conflict apart, one keeping the value shown, the other the value
+/// that lost: their choices are a conflict again, whichever was shown. Automerge wrote the
+/// value shown as a mere delete of the other, and the other choice then won unseen.
+#[test]
+fn two_resolutions_of_one_conflict_made_apart_are_a_conflict_again() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, supervisor) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut phone = open(&dir, "phone.db", monitor);
+    let mut tablet = open(&dir, "tablet.db", supervisor);
+    let c = phone.create(&child("Koffi", monitor)).unwrap();
+    tablet
+        .merge_document(c.id, &phone.export_document(c.id).unwrap())
+        .unwrap();
+    let mut on_phone = phone.get::<ChildCase>(c.id).unwrap();
+    on_phone.hours_per_week = 11;
+    phone.update(&on_phone).unwrap();
+    let mut on_tablet = tablet.get::<ChildCase>(c.id).unwrap();
+    on_tablet.hours_per_week = 16;
+    tablet.update(&on_tablet).unwrap();
+    let exchange = |a: &mut Store, b: &mut Store| {
+        let (from_a, from_b) = (
+            a.export_document(c.id).unwrap(),
+            b.export_document(c.id).unwrap(),
+        );
+        a.merge_document(c.id, &from_b).unwrap();
+        b.merge_document(c.id, &from_a).unwrap();
+    };
+    exchange(&mut phone, &mut tablet);
+    assert_eq!(phone.conflicts(c.id).unwrap().len(), 1);
+
+    let shown = phone.get::<ChildCase>(c.id).unwrap().hours_per_week;
+    let lost = if shown == 11 { 16 } else { 11 };
+    tablet
+        .resolve_conflict(c.id, &["hours_per_week".into()], &json!(shown))
+        .unwrap();
+    phone
+        .resolve_conflict(c.id, &["hours_per_week".into()], &json!(lost))
+        .unwrap();
+    assert!(tablet.conflicts(c.id).unwrap().is_empty());
+    exchange(&mut phone, &mut tablet);
+
+    for store in [&phone, &tablet] {
+        let conflicts = store.conflicts(c.id).unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        let chosen: BTreeSet<(String, Uuid)> = conflicts[0]
+            .values
+            .iter()
+            .map(|v| (v.value.to_string(), v.author.unwrap().user))
+            .collect();
+        assert_eq!(
+            chosen,
+            BTreeSet::from([(shown.to_string(), supervisor), (lost.to_string(), monitor)])
+        );
+    }
+    // The same value chosen apart is no conflict.
+    tablet
+        .resolve_conflict(c.id, &["hours_per_week".into()], &json!(lost))
+        .unwrap();
+    phone
+        .resolve_conflict(c.id, &["hours_per_week".into()], &json!(lost))
+        .unwrap();
+    exchange(&mut phone, &mut tablet);
+    assert!(phone.conflicts(c.id).unwrap().is_empty());
+    assert_eq!(phone.get::<ChildCase>(c.id).unwrap().hours_per_week, lost);
+}
+
 #[test]
 fn an_update_from_a_stale_version_does_not_undo_what_arrived_meanwhile() {
     let dir = TempDir::new().unwrap();
