@@ -234,8 +234,11 @@ pub trait HubTransaction {
         no_attachments()
     }
 
-    /// At most `max` bytes of a stored attachment from `offset` (a segment boundary).
-    fn attachment_read(&mut self, _id: Uuid, _offset: u64, _max: usize) -> Result<Vec<u8>> {
+    /// At most `max` bytes of a stored attachment from `offset` (a segment boundary); `None`
+    /// when its stored bytes are damaged (cut short, altered, sealed under another key): the
+    /// backend sets them aside where it can, so that the attachment is held as not uploaded
+    /// and its author may send it again.
+    fn attachment_read(&mut self, _id: Uuid, _offset: u64, _max: usize) -> Result<Option<Vec<u8>>> {
         no_attachments()
     }
 

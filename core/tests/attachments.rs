@@ -786,6 +786,74 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
     ));
 }
 
+/// A file on the hub cut short (a restored copy that ran out of space) or altered refuses its
+/// own download, never the session: every download failed on it, the others queued behind it
+/// with it. The hub holds it as not uploaded, so its author's upload is taken again.
+#[test]
+fn a_damaged_file_on_the_hub_refuses_its_own_download_only() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let contents: Vec<Vec<u8>> = (1..=3u8).map(|n| pdf(&[n; 200_000])).collect();
+    let ids: Vec<Uuid> = contents
+        .iter()
+        .map(|data| {
+            a.store
+                .add_attachment(visit.id, &document(), &data[..])
+                .unwrap()
+                .id
+        })
+        .collect();
+    sync(&mut a, &mut hub);
+    assert_eq!(
+        transfer(&mut a, &mut hub, &AttachmentSyncOptions::default())
+            .uploaded
+            .len(),
+        3
+    );
+    let file_of = |id: Uuid| {
+        attachment_files(&hub)
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy() == id.simple().to_string())
+            .expect("the hub's file")
+    };
+    let (cut, altered) = (file_of(ids[0]), file_of(ids[1]));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(16 * 1024)
+        .unwrap();
+    let mut bytes = std::fs::read(&altered).unwrap();
+    bytes[100_000] ^= 1;
+    std::fs::write(&altered, bytes).unwrap();
+
+    sync(&mut s, &mut hub);
+    let summary = transfer(&mut s, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(summary.downloaded, vec![ids[2]], "{summary:?}");
+    assert_eq!(s.store.read_attachment(ids[2]).unwrap(), contents[2]);
+    assert!(!altered.exists(), "the altered file is removed");
+    // Taken again from its author, then downloaded.
+    for (id, data) in ids.iter().zip(&contents).take(2) {
+        let upload = AttachmentRequest::Upload {
+            record: visit.id,
+            id: *id,
+            offset: 0,
+            bytes: data.clone(),
+        };
+        assert!(matches!(
+            ask(&mut hub, &a.principal, upload),
+            AttachmentResponse::Held { complete: true, .. }
+        ));
+    }
+    let mut again = transfer(&mut s, &mut hub, &AttachmentSyncOptions::default()).downloaded;
+    again.sort();
+    let mut damaged = ids[..2].to_vec();
+    damaged.sort();
+    assert_eq!(again, damaged);
+    assert_eq!(s.store.read_attachment(ids[0]).unwrap(), contents[0]);
+}
+
 #[test]
 fn downloads_follow_the_policy() {
     let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);

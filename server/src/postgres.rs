@@ -1181,7 +1181,7 @@ impl HubTransaction for PgTransaction<'_> {
         }
     }
 
-    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Vec<u8>> {
+    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Option<Vec<u8>>> {
         let row = self
             .attachment_row(id, false)?
             .ok_or(Error::NotFound { kind: None, id })?;
@@ -1203,18 +1203,24 @@ impl HubTransaction for PgTransaction<'_> {
             if index != first + n as u64 {
                 break;
             }
-            let plain = sealed::open_segment(
+            // A damaged segment refuses this download only (read-only here: nothing is
+            // removed; the log names the attachment).
+            let Ok(plain) = sealed::open_segment(
                 &row.key,
                 &row.prefix,
                 id,
                 index,
                 index == last,
                 r.get::<_, &[u8]>(1),
-            )?;
+            ) else {
+                return Ok(None);
+            };
             out.extend_from_slice(&plain);
         }
         out.truncate(max);
-        Ok(out)
+        // A segment missing is damage too, not a shorter chunk.
+        let expected = row.size.saturating_sub(offset).min(max as u64);
+        Ok((out.len() as u64 == expected).then_some(out))
     }
 
     fn drop_attachments_except(&mut self, record: Uuid, keep: &[Uuid]) -> Result<()> {

@@ -105,6 +105,20 @@ pub(crate) fn file_path(db: &Path, id: Uuid) -> PathBuf {
     dir_of(db).join(file_name(id))
 }
 
+/// Whether the sealed file of attachment `id` is there whole: as long as `size` plaintext
+/// bytes make it (a copy cut short by a full disk is not).
+pub(crate) fn holds_whole_file(db: &Path, id: Uuid, size: u64) -> bool {
+    fs::metadata(file_path(db, id))
+        .is_ok_and(|m| m.is_file() && sealed::plaintext_len(m.len()) == Some(size))
+}
+
+/// Removes the sealed file of attachment `id` found damaged: it reads as not held, and its
+/// author's next upload replaces it (nothing could be read from it anyway).
+pub(crate) fn drop_damaged_file(db: &Path, id: Uuid) -> Result<()> {
+    files::remove_if_exists(&file_path(db, id))?;
+    Ok(())
+}
+
 pub(crate) fn partial_path(db: &Path, id: Uuid) -> PathBuf {
     dir_of(db).join(format!("{}.part", file_name(id)))
 }

@@ -154,10 +154,12 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         let Some(row) = attachments::row(self.tx, id)? else {
             return Ok(None);
         };
-        // A row whose file is gone (a hub restored without its attachments' directory) holds
-        // nothing: downloads are told to wait, and the device that captured it may send it
-        // again, rather than every session failing on the missing file.
-        let complete = row.state.has_bytes() && attachments::file_path(self.path, id).is_file();
+        // A row whose file is gone (a hub restored without its attachments' directory) or cut
+        // short (a copy that ran out of space) holds nothing: downloads are told to wait, and
+        // the device that captured it may send it again, rather than every session failing on
+        // the file.
+        let complete =
+            row.state.has_bytes() && attachments::holds_whole_file(self.path, id, row.size);
         Ok(Some(HeldAttachment {
             record: row.record_id,
             size: row.size,
@@ -217,9 +219,21 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         )
     }
 
-    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Vec<u8>> {
+    fn attachment_read(&mut self, id: Uuid, offset: u64, max: usize) -> Result<Option<Vec<u8>>> {
         let row = attachments::row(self.tx, id)?.ok_or(Error::NotFound { kind: None, id })?;
-        attachments::read_chunk(self.path, id, &row, offset, max)
+        match attachments::read_chunk(self.path, id, &row, offset, max) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                attachments::drop_damaged_file(self.path, id)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn drop_attachments_except(&mut self, record: Uuid, keep: &[Uuid]) -> Result<()> {

@@ -382,7 +382,12 @@ fn download(
         .min(MAX_CHUNK_BYTES)
         .min(limits.max_response_bytes)
         .max(sealed::SEGMENT);
-    let bytes = tx.attachment_read(id, offset, max)?;
+    // One damaged file refuses its own download, never the whole request: every session
+    // asking for it failed, and the attachments queued behind it with it.
+    let Some(bytes) = tx.attachment_read(id, offset, max)? else {
+        tracing::warn!(attachment = %id, record = %record, "attachment's stored bytes are damaged: removed until its author sends it again");
+        return refused(TransferRefusal::NotYetAvailable);
+    };
     Ok(AttachmentResponse::Chunk {
         id,
         size: entry.size,
