@@ -2055,6 +2055,40 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
                 .unwrap()
                 .is_symlink()
         );
+
+        // An export that fails midway (a full disk; here a directory where a table is
+        // written aside) leaves the earlier export whole, and nothing of its own.
+        let listing = |dir: &std::path::Path| {
+            let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    (name, std::fs::read(&p).unwrap())
+                })
+                .collect();
+            files.sort();
+            files
+        };
+        let earlier = listing(&out);
+        let blocker = out.join(".visits.csv.part");
+        std::fs::create_dir(&blocker).unwrap();
+        std::fs::write(blocker.join("x"), "x").unwrap();
+        store
+            .create(&Workplace::new(
+                "Carrière Nouvelle",
+                "mining",
+                Formality::Informal,
+                area("CI-R1-D1-C01"),
+            ))
+            .unwrap();
+        assert!(
+            as_role(&mut store, Role::Supervisor)
+                .export_to_dir(&out, ExportFormat::Csv, personal)
+                .is_err()
+        );
+        assert_eq!(listing(&out), earlier);
     }
 
     // An empty store still writes every table with its header.

@@ -44,6 +44,11 @@ pub enum BackupError {
     },
     #[error("reading the hub's files failed: {0}")]
     Read(rusqlite::Error),
+    #[error("cannot read the hub's file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the copy of {0} does not check as whole")]
     Damaged(&'static str),
 }
@@ -79,8 +84,43 @@ tokens, users added, changed or deactivated, quarantine decisions, reference dat
 console accounts.
 ";
 
-/// Copies the embedded hub in `data` into the new (or empty) directory `out`.
+/// Copies the embedded hub in `data` into the new (or empty) directory `out`. A backup that
+/// fails leaves nothing in `out` (nor `out`, if it made it): a half-made copy, restored,
+/// lacked photos or held some cut short.
 pub fn backup(
+    data: &Path,
+    encryption: &Encryption,
+    out: &Path,
+) -> Result<BackupReport, BackupError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Io { path, source }
+    };
+    let existed = out.exists();
+    if existed && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
+        return Err(BackupError::NotEmpty(out.to_path_buf()));
+    }
+    let made = copy_into(data, encryption, out);
+    if made.is_err() {
+        let _ = if existed {
+            std::fs::read_dir(out).and_then(|entries| {
+                entries.flatten().try_for_each(|entry| {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(path)
+                    } else {
+                        std::fs::remove_file(path)
+                    }
+                })
+            })
+        } else {
+            std::fs::remove_dir_all(out)
+        };
+    }
+    made
+}
+
+fn copy_into(
     data: &Path,
     encryption: &Encryption,
     out: &Path,
@@ -93,17 +133,8 @@ pub fn backup(
         let path = path.to_path_buf();
         move |source| BackupError::Copy { path, source }
     };
-    if out.exists() && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
-        return Err(BackupError::NotEmpty(out.to_path_buf()));
-    }
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700)).map_err(io(out))?;
-    }
     // A read transaction on each file, one right after the other: each copy is of its
-    // snapshot, whatever the hub writes meanwhile.
+    // snapshot, whatever the hub writes meanwhile. Opened first: a wrong key makes nothing.
     let mut sources = Vec::new();
     for name in FILES {
         let source = data.join(name);
@@ -116,6 +147,12 @@ pub fn backup(
             })
             .map_err(BackupError::Read)?;
         sources.push((name, conn));
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700)).map_err(io(out))?;
     }
     let at_ms = chrono::Utc::now().timestamp_millis();
     let mut files = Vec::new();
@@ -170,17 +207,36 @@ fn copy_attachments(held: &[PathBuf], dir: &Path) -> Result<(usize, u64), Backup
             continue;
         };
         let target = dir.join(name);
-        match std::fs::copy(source, &target) {
-            Ok(copied) => {
-                std::fs::File::open(&target)
-                    .and_then(|file| file.sync_all())
-                    .map_err(io(&target))?;
-                count += 1;
-                bytes += copied;
+        let mut from = match std::fs::File::open(source) {
+            Ok(from) => from,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source_error) => {
+                return Err(BackupError::ReadFile {
+                    path: source.clone(),
+                    source: source_error,
+                });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(source)(e)),
+        };
+        // Each side's failure names its own file: a full disk is the backup's, not the hub's.
+        let mut to = std::fs::File::create(&target).map_err(io(&target))?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = match std::io::Read::read(&mut from, &mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(BackupError::ReadFile {
+                        path: source.clone(),
+                        source: e,
+                    });
+                }
+            };
+            std::io::Write::write_all(&mut to, &buffer[..n]).map_err(io(&target))?;
+            bytes += n as u64;
         }
+        to.sync_all().map_err(io(&target))?;
+        count += 1;
     }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

@@ -703,7 +703,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 // ends now.
                 backend
                     .console()
-                    .end_sessions_of(user)
+                    .end_console_access_of(user)
                     .map_err(|e| e.to_string())?;
             }
             journal(
@@ -772,7 +772,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     // As the console's deactivation: no console session of theirs goes on.
                     backend
                         .console()
-                        .end_sessions_of(user)
+                        .end_console_access_of(user)
                         .map_err(|e| e.to_string())?;
                     journal(&*backend, None, "user_deactivate", Some(user), COMMAND_LINE);
                     done(&format!(
@@ -1617,6 +1617,13 @@ fn sync(
 fn resolved(path: &std::path::Path) -> PathBuf {
     if let Ok(real) = std::fs::canonicalize(path) {
         return real;
+    }
+    // `missing/..`: the directory that holds `missing` (whatever `missing` would have been).
+    if path.components().next_back() == Some(std::path::Component::ParentDir)
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        let above = resolved(parent);
+        return above.parent().map(PathBuf::from).unwrap_or(above);
     }
     match (path.parent(), path.file_name()) {
         (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),

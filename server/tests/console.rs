@@ -529,6 +529,55 @@ fn an_invitation_of_a_user_deactivated_since_opens_nothing() {
     );
     assert_eq!(sent.status, 422, "{}", sent.body);
     assert_eq!(browser.sign_in("sup.gone", PASSWORD).status, 401);
+    // Nor once the user is active again: the deactivation cancelled it.
+    let out = common::surface::admin(
+        &s.data,
+        &["user", "reactivate", "--user", &s.supervisor.to_string()],
+    );
+    assert!(out.status.success());
+    assert_eq!(browser.get(&path).status, 404);
+}
+
+/// A link made again replaces the one before, and a link used cancels any other: an earlier
+/// link, lost or seen by someone else, set the password anew, ended the owner's sessions and
+/// opened the region's files to whoever held it.
+#[test]
+fn an_earlier_invitation_opens_nothing_once_another_is_made_or_used() {
+    let s = setup();
+    let earlier = invite(&s.data, s.supervisor);
+    let mut owner = Browser::new(&s.hub.url);
+    account(&mut owner, &s.data, s.supervisor, "sup.owner", PASSWORD);
+    assert_eq!(owner.sign_in("sup.owner", PASSWORD).status, 303);
+    let mut intruder = Browser::new(&s.hub.url);
+    assert_eq!(intruder.get(&earlier).status, 404);
+    let csrf = intruder.cookies["vigie_presession"].clone();
+    let taken = intruder.post(
+        &earlier,
+        &[
+            ("csrf", &csrf),
+            ("login", "sup.owner"),
+            ("password", "another long password"),
+            ("again", "another long password"),
+        ],
+    );
+    assert_eq!(taken.status, 422, "{}", taken.body);
+    assert_eq!(
+        owner.get("/console/").status,
+        200,
+        "the owner's session goes on"
+    );
+    assert_eq!(
+        intruder
+            .sign_in("sup.owner", "another long password")
+            .status,
+        401
+    );
+
+    // Two links made, none used: only the last opens.
+    let first = invite(&s.data, s.supervisor);
+    let last = invite(&s.data, s.supervisor);
+    assert_eq!(intruder.get(&first).status, 404);
+    assert_eq!(intruder.get(&last).status, 200);
 }
 
 #[test]
@@ -880,6 +929,54 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
         "no name without personal data"
     );
     let _ = &f.theirs;
+}
+
+/// The merge form answers for a case of another region as for one that is not there: it read
+/// the duplicate before any look at the supervisor's areas, and told that one was already
+/// merged elsewhere.
+#[test]
+fn a_merge_with_a_case_of_another_region_says_what_a_missing_case_says() {
+    let s = setup();
+    let mut f = field(&s);
+    // Their region's supervisor merges a second registration of their child.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let r2 = foreign_area();
+    let mut their_supervisor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "superviseur-r2",
+        Role::Supervisor,
+        &[r2.region.as_str()],
+        3,
+    );
+    let again = f
+        .theirs
+        .store
+        .create(&child(r2.clone(), THEIR_CHILD, f.theirs.user()))
+        .expect("case");
+    f.theirs.sync(&s.hub.url).expect("sync");
+    their_supervisor.sync(&s.hub.url).expect("sync");
+    their_supervisor
+        .store
+        .merge_cases(f.their_case, again.id)
+        .expect("merged");
+    let summary = their_supervisor.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+
+    let mut browser = signed_in(&s, "sup.merge");
+    let merge = format!("/console/cases/{}/merge", f.my_case);
+    let answer = |browser: &mut Browser, duplicate: &str| {
+        let csrf = browser.get(&format!("/console/cases/{}", f.my_case)).csrf();
+        let page = browser.post(&merge, &[("csrf", &csrf), ("duplicate", duplicate)]);
+        (page.status, page.body.contains("Ce doublon n"))
+    };
+    let missing = answer(&mut browser, &Uuid::now_v7().to_string());
+    assert!(missing.1, "a missing case is said so");
+    for theirs in [again.id, f.their_case] {
+        assert_eq!(answer(&mut browser, &theirs.to_string()), missing);
+    }
+    let history = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert!(!history.body.contains("Doublon fusionné"));
 }
 
 #[test]

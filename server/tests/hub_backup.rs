@@ -154,6 +154,15 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     for (inside, why) in [
         (key_dir.with_file_name("backup"), "key"),
         (data.join("backup"), "data directory"),
+        // Through a directory that does not exist: `missing/..` is where `missing` would be.
+        (
+            dir.path()
+                .join("missing")
+                .join("..")
+                .join(data.file_name().unwrap())
+                .join("inside"),
+            "data directory",
+        ),
     ] {
         let refused = backup_output(&data, &inside);
         assert!(!refused.status.success());
@@ -280,4 +289,24 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         AFTER,
         "sent again by the device"
     );
+    drop(store);
+
+    // A backup that fails midway leaves nothing to restore, and names the file that failed:
+    // here a photo of the hub's that cannot be read (a directory where its file was).
+    let photo = std::fs::read_dir(data.join("hub.db.attachments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("a photo file");
+    std::fs::remove_file(&photo).unwrap();
+    std::fs::create_dir(&photo).unwrap();
+    let failed_at = dir.path().join("failed-backup");
+    let failed = backup_output(&data, &failed_at);
+    assert!(!failed.status.success());
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        said.contains("cannot read the hub's file") && said.contains(photo.to_str().unwrap()),
+        "{said}"
+    );
+    assert!(!failed_at.exists(), "nothing half-made is left");
 }

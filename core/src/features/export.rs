@@ -377,27 +377,48 @@ fn write_tables(
             ),
         });
     }
-    if !dir.exists() {
+    let made_dir = !dir.exists();
+    if made_dir {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir)?;
     }
-    let mut paths = Vec::with_capacity(tables.len());
-    for table in tables {
-        let (path, bytes) = match format {
-            ExportFormat::Csv => (dir.join(format!("{}.csv", table.name)), table.to_csv()?),
+    // Every table is written aside first, and takes its name only once all are whole: an
+    // export that fails (a full disk) leaves no table cut mid-row, nor a set of some tables
+    // that would pass for the whole, nor new tables mixed with an earlier export's.
+    let mut written: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(tables.len());
+    let outcome = tables.iter().try_for_each(|table| {
+        let (name, bytes) = match format {
+            ExportFormat::Csv => (format!("{}.csv", table.name), table.to_csv()?),
             ExportFormat::Json => (
-                dir.join(format!("{}.json", table.name)),
+                format!("{}.json", table.name),
                 serde_json::to_vec_pretty(&table.to_json())
                     .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
             ),
         };
-        write_private(&path, &bytes)?;
-        paths.push(path);
+        let aside = dir.join(format!(".{name}.part"));
+        written.push((aside.clone(), dir.join(name)));
+        write_private(&aside, &bytes)
+    });
+    let outcome = outcome.and_then(|()| {
+        written
+            .iter()
+            .try_for_each(|(aside, path)| std::fs::rename(aside, path))?;
+        crate::store::files::sync_dir(dir)?;
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        for (aside, _) in &written {
+            let _ = std::fs::remove_file(aside);
+        }
+        if made_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(e);
     }
-    Ok(paths)
+    Ok(written.into_iter().map(|(_, path)| path).collect())
 }
 
 /// Writes a file only its owner may read (an export names children even pseudonymised, and the

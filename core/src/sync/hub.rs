@@ -1115,13 +1115,10 @@ fn write_as<R: Record>(
     edit: &mut dyn FnMut(&mut Automerge, &ChangeAuthor) -> Result<()>,
 ) -> Result<R> {
     let scope = who.scope(reference);
-    let stored = tx
-        .record(id, true)?
-        .filter(|s| s.kind == R::KIND && scope.receives(s.kind, s.area.as_ref()))
-        .ok_or(Error::NotFound {
-            kind: Some(R::KIND),
-            id,
-        })?;
+    let stored = stored_in_scope::<R>(tx, &scope, id, true)?.ok_or(Error::NotFound {
+        kind: Some(R::KIND),
+        id,
+    })?;
     let mut document = doc::load(id, &stored.document)?.with_actor(actor.clone());
     let before = document.get_heads();
     let author = ChangeAuthor {
@@ -1183,6 +1180,35 @@ pub(crate) fn save_admitted(
         before,
         author: rules.author,
     })
+}
+
+/// The stored record `id` if it is of type `R` and in `scope`: one outside it is, to whoever
+/// asks, one that is not there.
+fn stored_in_scope<R: Record>(
+    tx: &mut dyn HubTransaction,
+    scope: &Scope,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<StoredRecord>> {
+    Ok(tx
+        .record(id, for_update)?
+        .filter(|s| s.kind == R::KIND && scope.receives(s.kind, s.area.as_ref())))
+}
+
+/// Reads a record of type `R` as `who` may (`change_as`): none when it is outside their scope.
+pub fn read_as<R: Record>(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    reference: &ReferenceData,
+    id: Uuid,
+) -> Result<Option<R>> {
+    match stored_in_scope::<R>(tx, &who.scope(reference), id, false)? {
+        Some(stored) => {
+            let document = codec::load(id, &stored.document)?;
+            Ok(Some(doc::read_record(&document, id)?))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Reads a record of type `R` from the hub's storage, if there is one of that kind.

@@ -58,6 +58,9 @@ pub struct Console {
     pub settings: Settings,
     pub views: view::Views,
     exports: Arc<tokio::sync::Semaphore>,
+    /// One download of each supervisor built at a time: one person's many downloads wait
+    /// behind one another, not in front of everyone else's.
+    exports_of: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Default for Console {
@@ -72,8 +75,35 @@ impl Console {
             settings,
             views: Default::default(),
             exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
+            exports_of: Default::default(),
         }
     }
+
+    /// Waits, holding no thread, for `user`'s turn to build an export: after their own
+    /// downloads asked before, then for one of the places all share. The semaphores are
+    /// never closed.
+    pub async fn export_turn(&self, user: Uuid) -> ExportTurn {
+        let own = {
+            let mut of = self.exports_of.lock().unwrap_or_else(|e| e.into_inner());
+            // Users with nothing waiting are forgotten: the map holds who downloads now.
+            of.retain(|_, s| Arc::strong_count(s) > 1);
+            of.entry(user)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+                .clone()
+        };
+        let own = own.acquire_owned().await.ok();
+        let shared = self.exports.clone().acquire_owned().await.ok();
+        ExportTurn {
+            _own: own,
+            _shared: shared,
+        }
+    }
+}
+
+/// A turn to build an export (`Console::export_turn`), given back when dropped.
+pub struct ExportTurn {
+    _own: Option<tokio::sync::OwnedSemaphorePermit>,
+    _shared: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 const SESSION_COOKIE: &str = "vigie_session";
@@ -615,7 +645,7 @@ pub fn viewer(hub: &Hub, ctx: &Ctx) -> Result<Viewer, Problem> {
     };
     let Some(access) = access_of(user.role).filter(|_| user.active) else {
         // Deactivated, or moved to a field role, since signing in.
-        storage.end_sessions_of(user.id)?;
+        storage.end_console_access_of(user.id)?;
         return Err(Problem::SignedOut);
     };
     Ok(Viewer {
@@ -852,5 +882,35 @@ mod next_tests {
             assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/console/");
+    }
+}
+
+#[cfg(test)]
+mod export_turn_tests {
+    use super::{Console, Settings};
+    use std::time::Duration;
+    use uuid::Uuid;
+
+    /// One supervisor's downloads wait behind one another; another's starts beside them.
+    #[tokio::test]
+    async fn one_persons_downloads_queue_behind_their_own() {
+        let console = std::sync::Arc::new(Console::new(Settings::default()));
+        let (busy, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let first = console.export_turn(busy).await;
+        let queued: Vec<_> = (0..5)
+            .map(|_| {
+                let console = console.clone();
+                tokio::spawn(async move { console.export_turn(busy).await })
+            })
+            .collect();
+        let theirs = tokio::time::timeout(Duration::from_secs(30), console.export_turn(other))
+            .await
+            .expect("another supervisor's download is not held");
+        tokio::task::yield_now().await;
+        assert!(queued.iter().all(|q| !q.is_finished()));
+        drop((first, theirs));
+        for turn in queued {
+            drop(turn.await.expect("each in turn"));
+        }
     }
 }

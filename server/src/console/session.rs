@@ -270,7 +270,7 @@ pub fn accept_invite(
         Err(AccountError::Storage(e)) => return Err(e),
     }
     // A new password ends the sessions opened with the old one.
-    storage.end_sessions_of(user)?;
+    storage.end_console_access_of(user)?;
     Ok(Ok(user))
 }
 

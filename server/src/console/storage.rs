@@ -56,6 +56,8 @@ pub trait ConsoleStorage: Send + Sync {
     fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error>;
     /// Creates or replaces the user's account.
     fn set_account(&self, account: &Account) -> Result<(), AccountError>;
+    /// Makes the user's invitation: one made before for them opens nothing any more (a link
+    /// shown again, since lost or seen by another, would set their password).
     fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error>;
     /// The user an unexpired invitation is for, without using it.
     fn invite(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<Uuid>, Error>;
@@ -65,7 +67,9 @@ pub trait ConsoleStorage: Send + Sync {
     fn session(&self, id_hash: &[u8]) -> Result<Option<Session>, Error>;
     fn touch_session(&self, id_hash: &[u8], now_ms: i64) -> Result<(), Error>;
     fn end_session(&self, id_hash: &[u8]) -> Result<(), Error>;
-    fn end_sessions_of(&self, user: Uuid) -> Result<(), Error>;
+    /// Ends the user's sessions and cancels their invitations: a new password, a deactivation,
+    /// a field role. A link made before opens nothing, even once they may sign in again.
+    fn end_console_access_of(&self, user: Uuid) -> Result<(), Error>;
     /// Deletes what has run out: sessions idle since before `idle_before` or created before
     /// `created_before`, invitations and known browsers expired at `now_ms`, and counts of
     /// failures whose last one is older than `failures_before` (they count for nothing).
@@ -250,10 +254,17 @@ impl ConsoleStorage for Mutex<Registry> {
     }
 
     fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error> {
-        lock(self).conn().execute(
+        let registry = lock(self);
+        let tx = registry.conn().unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM console_invites WHERE user_id = ?1",
+            [user.as_bytes()],
+        )?;
+        tx.execute(
             "INSERT INTO console_invites (token_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
             params![token_hash, user.as_bytes(), expires_ms],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -332,11 +343,18 @@ impl ConsoleStorage for Mutex<Registry> {
         Ok(())
     }
 
-    fn end_sessions_of(&self, user: Uuid) -> Result<(), Error> {
-        lock(self).conn().execute(
+    fn end_console_access_of(&self, user: Uuid) -> Result<(), Error> {
+        let registry = lock(self);
+        let tx = registry.conn().unchecked_transaction()?;
+        tx.execute(
             "DELETE FROM console_sessions WHERE user_id = ?1",
             [user.as_bytes()],
         )?;
+        tx.execute(
+            "DELETE FROM console_invites WHERE user_id = ?1",
+            [user.as_bytes()],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -556,7 +574,8 @@ mod postgres_storage {
         fn add_invite(&self, token_hash: &[u8], user: Uuid, expires_ms: i64) -> Result<(), Error> {
             self.client()?
                 .execute(
-                    "INSERT INTO console_invites (token_hash, user_id, expires_ms)
+                    "WITH earlier AS (DELETE FROM console_invites WHERE user_id = $2)
+                     INSERT INTO console_invites (token_hash, user_id, expires_ms)
                      VALUES ($1, $2, $3)",
                     &[&token_hash, &user, &expires_ms],
                 )
@@ -643,9 +662,13 @@ mod postgres_storage {
             Ok(())
         }
 
-        fn end_sessions_of(&self, user: Uuid) -> Result<(), Error> {
+        fn end_console_access_of(&self, user: Uuid) -> Result<(), Error> {
             self.client()?
-                .execute("DELETE FROM console_sessions WHERE user_id = $1", &[&user])
+                .execute(
+                    "WITH invites AS (DELETE FROM console_invites WHERE user_id = $1)
+                     DELETE FROM console_sessions WHERE user_id = $1",
+                    &[&user],
+                )
                 .map_err(storage_error)?;
             Ok(())
         }

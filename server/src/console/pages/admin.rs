@@ -326,7 +326,7 @@ pub async fn user_deactivate(
             return users_page(hub, ctx, &viewer, state);
         }
         hub.backend.deactivate_user(id)?;
-        hub.backend.console().end_sessions_of(id)?;
+        hub.backend.console().end_console_access_of(id)?;
         audit(hub, Some(viewer.user.id), "user_deactivate", Some(id), "");
         Ok(Redirect::to("/console/users").into_response())
     })

@@ -2024,8 +2024,10 @@ pub async fn case_merge(
         let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
         // Both cases in one transaction, each checked as the supervisor's own change.
         let outcome = hub.backend.write(&mut |tx| {
-            let mut dup: ChildCase =
-                vigie_core::sync::read_record(tx, duplicate)?.ok_or(Error::NotFound {
+            // A case outside the supervisor's areas is one that is not there: what its
+            // merge would have refused must not tell its state.
+            let mut dup: ChildCase = vigie_core::sync::read_as(tx, &who, &reference, duplicate)?
+                .ok_or(Error::NotFound {
                     kind: Some(RecordKind::ChildCase),
                     id: duplicate,
                 })?;
@@ -2447,19 +2449,21 @@ pub async fn export_download(
     ctx: Ctx,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    // Only a supervisor's download waits for a turn (anyone else's is answered at once), and
-    // waits holding no thread. The semaphore is never closed.
-    let signed_in = run(hub.clone(), ctx.clone(), |hub, ctx| {
-        viewer_with(hub, ctx, Access::Supervisor)?;
+    // Only a supervisor's download waits for a turn (anyone else's is answered at once).
+    let supervisor = Arc::new(std::sync::OnceLock::new());
+    let found = supervisor.clone();
+    let signed_in = run(hub.clone(), ctx.clone(), move |hub, ctx| {
+        let _ = found.set(viewer_with(hub, ctx, Access::Supervisor)?.user.id);
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await;
-    if signed_in.status() != StatusCode::NO_CONTENT {
+    let Some(user) = supervisor
+        .get()
+        .filter(|_| signed_in.status() == StatusCode::NO_CONTENT)
+    else {
         return signed_in;
-    }
-    let Ok(_turn) = hub.console.exports.clone().acquire_owned().await else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
+    let _turn = hub.console.export_turn(*user).await;
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let Some(table) = TABLES.iter().find(|t| Some(**t) == q.table.as_deref()) else {
