@@ -41,6 +41,10 @@ pub use crate::domain::rights::{Principal, Scope};
 pub struct HubLimits {
     /// Compressed request size (the HTTP layer enforces it before reading the body).
     pub max_request_bytes: usize,
+    /// The request once decompressed. Its pushes are copied once more as they are decoded,
+    /// on each of the hub's workers at once: 32 MiB let one device's requests of a kilobyte,
+    /// pushing zeros, hold some 500 MB of the hub. A device's messages stay under their page
+    /// (1 MiB at most by default) or hold a single document within the document bound.
     pub max_decompressed_bytes: usize,
     pub max_push_records: usize,
     pub max_refetch_records: usize,
@@ -61,7 +65,7 @@ impl Default for HubLimits {
     fn default() -> Self {
         HubLimits {
             max_request_bytes: 8 * 1024 * 1024,
-            max_decompressed_bytes: 32 * 1024 * 1024,
+            max_decompressed_bytes: 8 * 1024 * 1024,
             max_push_records: 5_000,
             max_refetch_records: 1_000,
             max_response_bytes: 4 * 1024 * 1024,
