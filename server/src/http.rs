@@ -723,16 +723,56 @@ async fn serve_device(
         Ok(token) => serve_authenticated(hub, parts, body, token, endpoint).await,
         Err(failure) => Err(failure),
     };
-    if let Err(failure) = &result {
+    if let Err(failure) = &result
+        && let Some((reason, worrying)) = failure.refusal()
+        && let Some(unsaid) = REFUSALS_LOGGED.take()
+    {
         let device = device.as_deref().unwrap_or("none");
         let what = endpoint.name();
-        match failure.refusal() {
-            Some((reason, true)) => tracing::warn!(device, "{what} refused: {reason}"),
-            Some((reason, false)) => tracing::info!(device, "{what} refused: {reason}"),
-            None => {}
+        if unsaid > 0 {
+            tracing::warn!(
+                "{unsaid} more refusals were not logged (over {REFUSAL_LINES_PER_SECOND} a second)"
+            );
+        }
+        if worrying {
+            tracing::warn!(device, "{what} refused: {reason}");
+        } else {
+            tracing::info!(device, "{what} refused: {reason}");
         }
     }
     result
+}
+
+/// Refusals logged a second at most: anyone who reaches the hub, without a token, could
+/// otherwise write its log without bound (140,000 lines in ten seconds from one client).
+const REFUSAL_LINES_PER_SECOND: u32 = 20;
+static REFUSALS_LOGGED: LogBudget = LogBudget::new();
+
+/// Lines a second, over one window: the refusals past the budget are counted, and said in
+/// one line when the next window logs.
+struct LogBudget(std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>);
+
+impl LogBudget {
+    const fn new() -> LogBudget {
+        LogBudget(std::sync::Mutex::new((None, 0, 0)))
+    }
+
+    /// `Some(refusals left unsaid since the last line)` if this one may be logged.
+    fn take(&self) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (window, lines, unsaid) = &mut *state;
+        let now = std::time::Instant::now();
+        if window.is_none_or(|w| now.duration_since(w) >= std::time::Duration::from_secs(1)) {
+            *window = Some(now);
+            *lines = 0;
+        }
+        if *lines >= REFUSAL_LINES_PER_SECOND {
+            *unsaid += 1;
+            return None;
+        }
+        *lines += 1;
+        Some(std::mem::take(unsaid))
+    }
 }
 
 async fn serve_authenticated(
@@ -814,6 +854,20 @@ mod tests {
     ) -> Option<DeviceSlot<'a>> {
         let mut slot = guards.device_slot(http, device)?;
         guards.try_user_turn(&mut slot, http, user).then_some(slot)
+    }
+
+    #[test]
+    fn refusals_are_logged_a_few_a_second_and_the_rest_counted() {
+        let budget = LogBudget::new();
+        for _ in 0..REFUSAL_LINES_PER_SECOND {
+            assert_eq!(budget.take(), Some(0));
+        }
+        for _ in 0..1000 {
+            assert_eq!(budget.take(), None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(budget.take(), Some(1000), "the next window says how many");
+        assert_eq!(budget.take(), Some(0));
     }
 
     #[test]
