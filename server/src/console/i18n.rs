@@ -149,11 +149,9 @@ impl Tr {
     pub fn refusal(&self, error: &vigie_core::Error) -> String {
         match error {
             vigie_core::Error::Validation(v) => {
-                let field = field_key(&v.field);
-                let label = match catalogue(self.0).get(format!("field.{field}").as_str()) {
-                    Some(label) => label.to_string(),
-                    None => field.replace(['_', '.'], " "),
-                };
+                let label = self
+                    .field_label(&v.field)
+                    .unwrap_or_else(|| field_key(&v.field).replace(['_', '.'], " "));
                 self.fmt("refused.field", label)
                     .replacen("{}", &self.rule(&v.rule), 1)
             }
@@ -173,13 +171,31 @@ impl Tr {
                     self.fmt("refused.because", self.rule(what))
                         .replacen("{}", &self.rule(why), 1)
                 }
-                None => rule.to_string(),
+                // A part that names a field, or a whole record (a step on a visit's
+                // content), is told by its label.
+                None => self.field_label(rule).unwrap_or_else(|| rule.to_string()),
             };
         };
         let numbers = rule
             .split(|c: char| !c.is_ascii_digit())
             .filter(|n| !n.is_empty());
         numbers.fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+    }
+
+    /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else
+    /// of the nearest field holding it (`hazards.<code>`: the hazards).
+    fn field_label(&self, path: &str) -> Option<String> {
+        let catalogue = catalogue(self.0);
+        let mut key = field_key(path);
+        if let Some(kind) = catalogue.get(format!("record_kind.{key}").as_str()) {
+            return Some(kind.to_string());
+        }
+        loop {
+            if let Some(label) = catalogue.get(format!("field.{key}").as_str()) {
+                return Some(label.to_string());
+            }
+            key = key.rsplit_once('.')?.0.to_string();
+        }
     }
 
     pub fn code(&self, prefix: &str, code: &str) -> String {
@@ -246,6 +262,29 @@ mod tests {
         assert_eq!(
             Tr(Lang::En).refusal(&error),
             "Follow-up date: cannot be before the child was identified"
+        );
+        // Every field has its label, and an entry of a collection its collection's.
+        let guardian = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            "guardian",
+            "some rule of a later version",
+        ));
+        assert_eq!(
+            Tr(Lang::Fr).refusal(&guardian),
+            "Tuteur : some rule of a later version"
+        );
+        let hazard = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            "hazards.HZ99",
+            "some rule of a later version",
+        ));
+        assert!(Tr(Lang::Fr).refusal(&hazard).starts_with("Dangers : "));
+        // A whole record named in a rule is named as the page names it.
+        let visit = vigie_core::Error::NotAllowed {
+            rule: "some rule of a later version: visit".into(),
+        };
+        assert!(
+            Tr(Lang::Fr).refusal(&visit).ends_with(": Visite"),
+            "{}",
+            Tr(Lang::Fr).refusal(&visit)
         );
         // A rule not in the catalogues yet shows as the core words it, under its field.
         let new_rule = vigie_core::Error::Validation(vigie_core::ValidationError::new(
