@@ -17,6 +17,7 @@ use vigie_server::Database;
 use vigie_server::auth::{AuthError, Token};
 use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
+use vigie_server::console::{COMMAND_LINE, from_command_line};
 use vigie_server::console::{ERASE_REASONS, erase_journaled, journal};
 use vigie_server::http::HttpLimits;
 
@@ -630,7 +631,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 None,
                 "user_add",
                 Some(user.id),
-                &format!("{} ({COMMAND_LINE})", role_code(role)),
+                &from_command_line(&role_code(role)),
             );
             println!("{}", user.id);
             Ok(())
@@ -711,7 +712,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 None,
                 "user_role",
                 Some(user),
-                &format!("{} ({COMMAND_LINE})", role_code(role)),
+                &from_command_line(&role_code(role)),
             );
             done(&format!("user {user}: role {}", role_name(role)));
             Ok(())
@@ -1102,14 +1103,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 by,
                 "export",
                 None,
-                &format!(
-                    "{} {ext}{} (command line)",
+                &from_command_line(&format!(
+                    "{} {ext}{}",
                     match made_for {
                         Some(_) => "scope of --by",
                         None => "all",
                     },
                     if personal { " personal" } else { "" }
-                ),
+                )),
             );
             for path in paths {
                 println!("{}", path.display());
@@ -1145,10 +1146,6 @@ fn attachments_json(attachments: &[vigie_core::sync::QuarantinedAttachment]) -> 
         })
         .collect()
 }
-
-/// What the journal says of an action taken on the command line (the operator at the machine
-/// has no user of the hub).
-const COMMAND_LINE: &str = "command line";
 
 /// Where `vigie serve` listens by default: the console's address when no other is given.
 const DEFAULT_CONSOLE_URL: &str = "http://127.0.0.1:8470";
@@ -1240,11 +1237,11 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                     None,
                     "reference_publish",
                     None,
-                    &format!(
-                        "{} {}@{version} ({COMMAND_LINE})",
+                    &from_command_line(&format!(
+                        "{} {}@{version}",
                         file.content.reference_type(),
                         file.key
-                    ),
+                    )),
                 );
                 println!(
                     "{}",
@@ -1382,7 +1379,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         by,
         &format!("quarantine_{action}"),
         record,
-        &format!("{entry} ({COMMAND_LINE})"),
+        &from_command_line(&entry.to_string()),
     );
     done(&format!("quarantine entry {entry}: {action}"));
     Ok(())

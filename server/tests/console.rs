@@ -1238,11 +1238,22 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     let body = &journal.body;
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
     assert!(body.contains("Consentement retiré"), "{body}");
+    // As the forms say it, in the page's language.
     assert!(
-        body.contains("scope of --by csv personal (command line)"),
+        body.contains(
+            "toutes les tables, dans les zones de cet utilisateur, CSV, avec données \
+             personnelles (ligne de commande)"
+        ),
         "{body}"
     );
-    assert!(body.contains("all csv personal (command line)"), "{body}");
+    assert!(
+        body.contains(
+            "toutes les tables, toutes les zones, CSV, avec données personnelles (ligne de \
+             commande)"
+        ),
+        "{body}"
+    );
+    assert!(!body.contains("command line"), "{body}");
     assert!(body.contains("Demandeuse Export"), "{body}");
 }
 
@@ -1626,7 +1637,9 @@ fn administration_on_the_command_line_is_journaled() {
         "Référentiel publié",
         "Lien de connexion créé",
         "Cas effacé",
-        "Demande légale (command line)",
+        "Demande légale (ligne de commande)",
+        "Inspecteur du travail (ligne de commande)",
+        "Découpage administratif CI, version",
     ] {
         assert!(body.contains(action), "{action}: {body}");
     }
@@ -1637,7 +1650,8 @@ fn administration_on_the_command_line_is_journaled() {
         "{body}"
     );
     assert!(!body.contains("Moniteur Journal"), "{body}");
-    assert!(body.contains("command line"), "{body}");
+    assert!(body.contains("ligne de commande"), "{body}");
+    assert!(!body.contains("command line"), "{body}");
 }
 
 /// A `vigie_session` cookie planted for `/console/` (a page of the same host on another port,

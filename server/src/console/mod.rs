@@ -739,13 +739,19 @@ pub fn erase_journaled(
     Ok(erased)
 }
 
-/// What an erasure's journal entry adds to its reason when `vigie erase` made it.
-pub const ERASED_FROM_COMMAND_LINE: &str = " (command line)";
+/// What the journal says of an action taken on the command line (the operator at the machine
+/// has no user of the hub): the whole detail, or after it in brackets (`from_command_line`).
+pub const COMMAND_LINE: &str = "command line";
+
+/// `detail`, marked as the command line's.
+pub fn from_command_line(detail: &str) -> String {
+    format!("{detail} ({COMMAND_LINE})")
+}
 
 /// An erasure's journal detail: its reason, marked when `vigie erase` made it.
 pub fn erasure_detail(reason: &str, command_line: bool) -> String {
     match command_line {
-        true => format!("{reason}{ERASED_FROM_COMMAND_LINE}"),
+        true => from_command_line(reason),
         false => reason.to_string(),
     }
 }

@@ -709,7 +709,7 @@ pub async fn publish(
                     parsed.key
                 );
                 audit(hub, Some(viewer.user.id), "reference_publish", None, &what);
-                let done = Some(t.fmt("reference.published", &what));
+                let done = Some(t.fmt("reference.published", reference_version(t, &what)));
                 reference_page(hub, ctx, &viewer, None, done)
             }
             Err(e @ Error::Validation(_)) => {
@@ -769,32 +769,7 @@ pub async fn audit_log(
                     .unwrap_or_default(),
                 action: t.code("action", &e.action),
                 record: e.record.map(|r| r.to_string()).unwrap_or_default(),
-                // The codes some actions keep (an erasure's reason) read as the forms said them.
-                detail: match e.action.as_str() {
-                    "device_revoke" if e.detail == crate::irreversible::REAPPLIED => {
-                        t.get("audit.revoked_again_after_restore").to_string()
-                    }
-                    _ if e.detail == crate::irreversible::REAPPLIED => {
-                        t.get("audit.reapplied_after_restore").to_string()
-                    }
-                    "case_erase" => {
-                        match e
-                            .detail
-                            .strip_suffix(crate::console::ERASED_FROM_COMMAND_LINE)
-                        {
-                            Some(reason) => format!(
-                                "{}{}",
-                                t.code("erase.reason", reason),
-                                crate::console::ERASED_FROM_COMMAND_LINE
-                            ),
-                            None => t.code("erase.reason", &e.detail),
-                        }
-                    }
-                    "case_status" => t.code("status", &e.detail),
-                    "case_referral" => t.code("service", &e.detail),
-                    "case_follow_up" => t.code("situation", &e.detail),
-                    _ => e.detail,
-                },
+                detail: audit_detail(t, &e.action, &e.detail),
             })
             .collect();
         Ok(html(&AuditPage {
@@ -1030,4 +1005,72 @@ pub async fn review_quarantine(
         }
     })
     .await
+}
+
+/// An audit entry's detail as the console's forms say it: the journal keeps codes (an erasure's
+/// reason, a role, a table, a field's path), and `(command line)` after what `vigie` did.
+fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
+    use crate::console::COMMAND_LINE;
+    if detail == crate::irreversible::REAPPLIED {
+        return t
+            .get(match action {
+                "device_revoke" => "audit.revoked_again_after_restore",
+                _ => "audit.reapplied_after_restore",
+            })
+            .to_string();
+    }
+    if detail == COMMAND_LINE {
+        return t.get("audit.command_line").to_string();
+    }
+    if let Some(done) = detail.strip_suffix(&format!(" ({COMMAND_LINE})")) {
+        return format!(
+            "{} ({})",
+            audit_detail(t, action, done),
+            t.get("audit.command_line")
+        );
+    }
+    match action {
+        "user_add" | "user_role" => t.code("role", detail),
+        "case_erase" => t.code("erase.reason", detail),
+        "case_status" => t.code("status", detail),
+        "case_referral" => t.code("service", detail),
+        "case_follow_up" => t.code("situation", detail),
+        "case_resolve" => labels::field(t, Some(RecordKind::ChildCase), detail, None),
+        "visit_resolve" => labels::field(t, Some(RecordKind::Visit), detail, None),
+        "workplace_resolve" => labels::field(t, Some(RecordKind::Workplace), detail, None),
+        "quarantine_accepted" | "quarantine_rejected" => t.fmt("audit.quarantine_entry", detail),
+        "reference_publish" => reference_version(t, detail),
+        "export" => {
+            let (what, personal) = match detail.strip_suffix(" personal") {
+                Some(what) => (what, true),
+                None => (detail, false),
+            };
+            let (what, format) = what.rsplit_once(' ').unwrap_or((what, ""));
+            let what = match what {
+                "all" => t.get("audit.export_all").to_string(),
+                "scope of --by" => t.get("audit.export_by_scope").to_string(),
+                table => t.code("table", table),
+            };
+            let mut said = format!("{what}, {}", format.to_uppercase());
+            if personal {
+                said = format!("{said}, {}", t.get("audit.export_personal"));
+            }
+            said
+        }
+        _ => detail.to_string(),
+    }
+}
+
+/// A reference version as the journal keeps it (`administrative_areas CI@2`), as people say
+/// it ("Découpage administratif CI, version 2").
+fn reference_version(t: Tr, what: &str) -> String {
+    let Some((kind, rest)) = what.split_once(' ') else {
+        return what.to_string();
+    };
+    let Some((key, version)) = rest.rsplit_once('@') else {
+        return what.to_string();
+    };
+    t.fmt("reference.published_what", t.code("reftype", kind))
+        .replacen("{}", key, 1)
+        .replacen("{}", version, 1)
 }
