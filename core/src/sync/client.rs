@@ -73,7 +73,9 @@ pub struct SyncReport {
     /// Of `refused`, those whose content breaks a rule, with the field and the rule's words as
     /// the hub told them (a hub of an earlier version tells none).
     pub refusal_details: Vec<(Uuid, RefusalDetail)>,
-    /// Records received and merged.
+    /// Records received and merged, whether or not they brought anything new: a first sync's
+    /// walk of the scope sends back, whole, the records this device pushed in it (and again
+    /// those of a page whose answer was lost).
     pub received: usize,
     /// Records whose changes arrived without earlier ones the device lacks (a record that just
     /// came into its areas): they are asked for whole in the next exchange.
