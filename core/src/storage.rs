@@ -181,6 +181,10 @@ pub trait HubTransaction {
     /// The roots of an erased record's history (see `ErasedHistory`).
     fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>>;
 
+    /// The records whose history starts at `root` (the hub keeps each record's root change as
+    /// it first stores it): one, or copies of one document under other ids.
+    fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>>;
+
     /// Records that moved to another area, or were erased, in `(after, upto]` of the change
     /// order, in that order, at most `limit`. A save that changes a record's area adds one at
     /// its own place (the backend compares the area saved with the one stored).

@@ -455,6 +455,67 @@ fn erased_content_never_comes_back_under_any_id() {
     assert!(!supervisor.has(erased) && !supervisor.has(fresh));
 }
 
+/// A case's document pushed again under another id before the case is erased (a copy, by a
+/// phone of its scope) goes with the case when it is erased: it kept the child's name on the
+/// hub and on supervisors' phones. Another record's history put into a record is refused.
+#[test]
+fn an_erasure_takes_the_copies_of_the_case_under_other_ids() {
+    const NAME: &str = "Bintou Assémien";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let original = create(&mut monitor, C01, NAME);
+    let other = create(&mut monitor, C01, "Awa Traoré");
+    monitor.sync(&mut hub);
+    let old = monitor.store.export_document(original).unwrap();
+    let other_before = hub.export_document(other).unwrap();
+
+    // The history put into another of her cases (her phone refuses it; a request does not).
+    let put_together = outcomes(
+        &mut hub,
+        &monitor,
+        vec![PushEntry {
+            id: other,
+            heads: Vec::new(),
+            changes: old.clone(),
+        }],
+    );
+    assert_eq!(put_together, vec![refused(Refusal::Damaged)]);
+    assert_eq!(hub.export_document(other).unwrap(), other_before);
+
+    // Copies under fresh ids.
+    let copies = [Uuid::now_v7(), Uuid::now_v7()];
+    for copy in copies {
+        assert!(monitor.store.merge_document(copy, &old).unwrap());
+    }
+    let summary = monitor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    supervisor.sync(&mut hub);
+    assert_eq!(
+        supervisor.store.search_names("Bintou", 10).unwrap().len(),
+        3
+    );
+
+    erase(&mut hub, &supervisor.principal, original);
+    for id in copies {
+        assert!(hub.kind_of(id).is_err(), "the copy went with the case");
+    }
+    assert!(hub.kind_of(other).is_ok());
+    assert!(hub.search_names("Bintou", 10).unwrap().is_empty());
+    supervisor.sync(&mut hub);
+    assert!(
+        supervisor
+            .store
+            .search_names("Bintou", 10)
+            .unwrap()
+            .is_empty()
+    );
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.erased.len(), 3, "{summary:?}");
+    assert!(!monitor.files_hold(NAME));
+}
+
 #[test]
 fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     const NAME: &str = "Nafissatou Gbagbéhi";

@@ -591,6 +591,25 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
 /// A store the previous version (schema 14) left, with the index rows its rules derived: the
 /// classification and alert rules changed since, and alert severities were renumbered. Opening
 /// it re-derives every row with today's rules, and the outbox keeps its order in the new numbers.
+/// Takes a file of today's schema back to `version` for the schemas from 20 on, which only
+/// added columns: each test of an older schema also undoes what those before 20 changed.
+fn undo_schemas_after(conn: &Connection, version: i64) {
+    const ADDED: &[(i64, &str)] = &[
+        (
+            22,
+            "DROP INDEX records_by_root; ALTER TABLE records DROP COLUMN root;",
+        ),
+        (21, "ALTER TABLE visit_index DROP COLUMN offset_ms;"),
+        (20, "ALTER TABLE attachments DROP COLUMN upload;"),
+    ];
+    for (schema, undo) in ADDED {
+        if *schema > version {
+            conn.execute_batch(undo)
+                .unwrap_or_else(|e| panic!("undo schema {schema}: {e}"));
+        }
+    }
+}
+
 #[test]
 fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     use vigie_core::{AgeBands, AlertSeverity, ClassificationOutcome, ForcedLabourIndicator};
@@ -689,11 +708,7 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     // Schema 16's column: the alert rows of schema 14 had no 18th birthday.
     conn.execute("ALTER TABLE alert_index DROP COLUMN adult_ms", [])
         .expect("schema 14's alert rows");
-    // Schema 20's and 21's columns.
-    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
-        .expect("schema 19's attachments");
-    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
-        .expect("schema 20's visit rows");
+    undo_schemas_after(&conn, 19);
     conn.pragma_update(None, "user_version", 14)
         .expect("version 14");
     drop(conn);
@@ -786,11 +801,7 @@ fn a_schema_17_store_finds_names_typed_with_separate_accents() {
         [],
     )
     .expect("schema 17's terms");
-    // Schema 20's and 21's columns.
-    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
-        .expect("schema 19's attachments");
-    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
-        .expect("schema 20's visit rows");
+    undo_schemas_after(&conn, 19);
     conn.pragma_update(None, "user_version", 17)
         .expect("version 17");
     drop(conn);
@@ -817,11 +828,7 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
     let conn = Connection::open(&path).expect("open the file");
     conn.execute("DROP TABLE sync_refused", [])
         .expect("schema 18 had none");
-    // Schema 20's and 21's columns.
-    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
-        .expect("schema 19's attachments");
-    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
-        .expect("schema 20's visit rows");
+    undo_schemas_after(&conn, 19);
     conn.pragma_update(None, "user_version", 18)
         .expect("version 18");
     drop(conn);
@@ -842,10 +849,7 @@ fn a_schema_19_store_knows_its_uploads_among_its_attachments() {
     let path = dir.path().join("phone.db");
     drop(Store::open(config(&path)).expect("open"));
     let conn = Connection::open(&path).expect("open the file");
-    conn.execute("ALTER TABLE attachments DROP COLUMN upload", [])
-        .expect("schema 19's attachments");
-    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
-        .expect("schema 20's visit rows");
+    undo_schemas_after(&conn, 19);
     // Pending, uploaded, failed on a limit (an upload), failed on a hash (a download), not
     // downloaded.
     for (n, state, failure) in [
@@ -915,8 +919,7 @@ fn a_schema_20_store_counts_visits_by_their_own_day() {
     }
     // Schema 20: no offset beside the instant.
     let conn = Connection::open(&path).expect("open the file");
-    conn.execute("ALTER TABLE visit_index DROP COLUMN offset_ms", [])
-        .expect("schema 20's visit rows");
+    undo_schemas_after(&conn, 20);
     conn.pragma_update(None, "user_version", 20)
         .expect("version 20");
     drop(conn);
@@ -928,4 +931,33 @@ fn a_schema_20_store_counts_visits_by_their_own_day() {
         until: Some(date(2026, 4, 1)),
     };
     assert_eq!(store.indicators(&march).expect("counts").visits, 0);
+}
+
+/// A hub of schema 21 kept no record's root: opened, it finds each one's in its document, and
+/// a copy of a record's document under another id is refused from then on.
+#[test]
+fn a_schema_21_hub_learns_where_each_records_history_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hub.db");
+    drop(common::hub_store(&path));
+    let conn = Connection::open(&path).expect("open the file");
+    undo_schemas_after(&conn, 21);
+    conn.pragma_update(None, "user_version", 21)
+        .expect("version 21");
+    drop(conn);
+    let store = Store::open(
+        StoreConfig::new(&path, Encryption::Unencrypted, Uuid::now_v7())
+            .role(vigie_core::StoreRole::Hub),
+    )
+    .expect("open the schema 21 hub");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let (records, rooted): (i64, i64) = Connection::open(&path)
+        .expect("open")
+        .query_row("SELECT count(*), count(root) FROM records", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("counts");
+    assert!(records > 0);
+    assert_eq!(rooted, records, "every record's root found");
 }

@@ -247,7 +247,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/009_identity.sql"),
     include_str!("postgres/migrations/010_known_browsers.sql"),
     include_str!("postgres/migrations/011_token_expiry.sql"),
+    include_str!("postgres/migrations/012_record_roots.sql"),
 ];
+/// The schema that keeps records' roots (012): the records stored before are filled in.
+const ROOTS_SINCE: i32 = 12;
 /// Where a migration stops for the hub to seal the rows it left plain.
 const RESEAL: &str = "-- vigie: reseal";
 
@@ -810,6 +813,9 @@ fn migrate(
             None => tx.batch_execute(migration).map_err(storage_error)?,
         }
     }
+    if version < ROOTS_SINCE {
+        fill_roots(&mut tx, sealer)?;
+    }
     tx.execute(
         "INSERT INTO vigie_meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
         &[&sealer.key_check()],
@@ -830,6 +836,33 @@ fn migrate(
             .map_err(storage_error)?;
     }
     Ok(())
+}
+
+/// Fills in the root of every record stored before the hub kept them (migration 012).
+fn fill_roots(
+    tx: &mut postgres::Transaction<'_>,
+    sealer: &Sealer,
+) -> std::result::Result<usize, ConnectError> {
+    in_pages(
+        tx,
+        "SELECT id, doc FROM records WHERE id > $1 ORDER BY id LIMIT 500",
+        Uuid::nil(),
+        &mut |tx, row| {
+            let id: Uuid = row.get(0);
+            let Some(root) = sealer
+                .open(Sealed::Document, id, row.get(1))
+                .and_then(|plain| codec::decode(id, plain))
+                .and_then(|stored| codec::load(id, &stored))
+                .ok()
+                .and_then(|document| codec::single_root(&document))
+            else {
+                return Ok(());
+            };
+            let root = root.0.to_vec();
+            tx.execute("UPDATE records SET root = $2 WHERE id = $1", &[&id, &root])
+                .map(drop)
+        },
+    )
 }
 
 /// Seals every row a database from before encryption holds in clear (migration 007): records'
@@ -951,6 +984,8 @@ struct Pending {
     area_hashes: [Option<Vec<u8>>; 4],
     /// The number of the device's push that brought the changes.
     push: Option<i64>,
+    /// Where a new record's history starts (`fresh` only).
+    root: Option<Vec<u8>>,
 }
 
 struct PgTransaction<'a> {
@@ -1292,6 +1327,9 @@ impl HubTransaction for PgTransaction<'_> {
                 .pushing
                 .filter(|(device, _)| *device == write.author.device)
                 .map(|(_, push)| push),
+            root: fresh
+                .then(|| codec::single_root(write.document).map(|h| h.0.to_vec()))
+                .flatten(),
         });
         Ok(())
     }
@@ -1477,6 +1515,27 @@ impl HubTransaction for PgTransaction<'_> {
             insert_area_history(&mut self.tx, seq, id, *kind, &sealed)?;
         }
         Ok(found)
+    }
+
+    fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
+        // Saved in this transaction, not yet in the table, and those in it.
+        let mut ids: Vec<Uuid> = self
+            .pending
+            .iter()
+            .filter(|p| p.root.as_deref() == Some(root.0.as_slice()))
+            .map(|p| p.id)
+            .collect();
+        ids.extend(
+            self.tx
+                .query(
+                    "SELECT id FROM records WHERE root = $1",
+                    &[&root.0.as_slice()],
+                )
+                .map_err(storage_error)?
+                .iter()
+                .map(|row| row.get::<_, Uuid>(0)),
+        );
+        Ok(ids)
     }
 
     fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
@@ -1699,8 +1758,9 @@ impl PgTransaction<'_> {
                     self.tx
                         .execute(
                             "INSERT INTO records (id, kind, doc, heads, last_seq, first_seq,
-                                 creator, area, country_h, region_h, district_h, community_h)
-                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11)",
+                                 creator, area, country_h, region_h, district_h, community_h,
+                                 root)
+                             VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12)",
                             &[
                                 &p.id,
                                 &kind,
@@ -1713,6 +1773,7 @@ impl PgTransaction<'_> {
                                 region,
                                 district,
                                 community,
+                                &p.root,
                             ],
                         )
                         .map_err(storage_error)?;

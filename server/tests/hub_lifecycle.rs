@@ -416,6 +416,12 @@ fn erasure_is_not_undone_under_another_id() {
         d.sync(&hub.url).unwrap();
     }
     let old = keeper.store.export_document(case.id).unwrap();
+    // Before the erasure, its author pushed a copy under another id: it goes with the case.
+    let copied = Uuid::now_v7();
+    assert!(matches!(
+        push_outcome(&monitor, &hub.url, copied, &old),
+        PushOutcome::Accepted { .. }
+    ));
     erase(&data, case.id, supervisor.user());
     monitor.sync(&hub.url).unwrap();
     supervisor.sync(&hub.url).unwrap();
@@ -453,7 +459,7 @@ fn erasure_is_not_undone_under_another_id() {
     assert!(summary.erased.contains(&fresh), "{summary:?}");
     assert!(!keeper.has(fresh));
     supervisor.sync(&hub.url).unwrap();
-    for id in [case.id, fresh, again] {
+    for id in [case.id, fresh, again, copied] {
         assert!(!supervisor.has(id));
     }
     assert!(
@@ -487,7 +493,7 @@ fn erasure_is_not_undone_under_another_id() {
         );
     }
     let hub_store = hub.open_store();
-    for id in [case.id, fresh, again] {
+    for id in [case.id, fresh, again, copied] {
         assert!(hub_store.kind_of(id).is_err());
     }
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());

@@ -805,13 +805,14 @@ fn forged_records_are_refused_one_by_one() {
     .unwrap();
     push.push(Push::of(target, &doc));
     expected.insert(target, Refusal::WrongKind);
-    // Another case with the history of a visit merged in: two kinds at once.
+    // Another case with the history of a visit merged in: two kinds at once, and a history
+    // that is not the case's own (a second root).
     let mut doc = automerge::Automerge::new().with_actor(mine.clone());
     let mut as_visit = visit(area(C01), uuid(&mut rng), monitor.user(), 3);
     as_visit.id = merged;
     vigie_core::doc::write_record(&mut doc, &as_visit, &me).unwrap();
     push.push(Push::of(merged, &doc));
-    expected.insert(merged, Refusal::Invalid);
+    expected.insert(merged, Refusal::Damaged);
     // A case of another area, asked for whole.
     let request = request_bytes(&actor, &push, &[hidden]);
 

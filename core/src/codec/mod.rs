@@ -381,6 +381,15 @@ pub fn new_change_hashes(document: &Automerge, before: &[ChangeHash]) -> Vec<u8>
         .collect()
 }
 
+/// The root of a record's history: its one change with no dependencies. A document of no
+/// change, or of several roots (histories of several records put together), has none.
+pub fn single_root(document: &Automerge) -> Option<ChangeHash> {
+    match history_roots(document, &[])[..] {
+        [root] => Some(root),
+        _ => None,
+    }
+}
+
 /// The changes of a document with no dependencies (after `after`): where its history starts.
 pub fn history_roots(document: &Automerge, after: &[ChangeHash]) -> Vec<ChangeHash> {
     document

@@ -23,6 +23,38 @@ use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Fills in the root of the records stored before the hub kept them (schema 22), 500 at a
+/// time.
+pub(crate) fn fill_roots(tx: &Transaction) -> Result<()> {
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT rowid, id, doc FROM records WHERE rowid > ?1 AND root IS NULL
+                 ORDER BY rowid LIMIT 500",
+            )?
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some((last, _, _)) = rows.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (rowid, id, bytes) in rows {
+            let Ok(id) = Uuid::from_slice(&id) else {
+                continue;
+            };
+            let Some(root) = codec::load_stored(id, bytes)
+                .ok()
+                .and_then(|document| codec::single_root(&document))
+            else {
+                continue;
+            };
+            tx.prepare_cached("UPDATE records SET root = ?2 WHERE rowid = ?1")?
+                .execute(rusqlite::params![rowid, root.0.as_slice()])?;
+        }
+    }
+}
+
 /// A connection to an embedded hub's store that only reads, beside the store's own connection
 /// (the writer): under WAL, readers see the last committed state and neither wait for the
 /// writer nor make it wait. Its transactions are snapshots; a write in one is an error.
@@ -289,6 +321,15 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             write.document,
             write.before,
         )?;
+        if write.key.is_none() {
+            // Where its history starts: no other record's document may begin there.
+            self.tx
+                .prepare_cached("UPDATE records SET root = ?2 WHERE rowid = ?1")?
+                .execute(rusqlite::params![
+                    rowid,
+                    codec::single_root(write.document).map(|h| h.0.to_vec())
+                ])?;
+        }
         let seq: i64 = self
             .tx
             .prepare_cached("SELECT last_seq FROM records WHERE rowid = ?1")?
@@ -432,6 +473,18 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
             .query_map([id.as_bytes()], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(hashes.iter().flat_map(|h| codec::heads_of(h)).collect())
+    }
+
+    fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
+        let ids = self
+            .tx
+            .prepare_cached("SELECT id FROM records WHERE root = ?1")?
+            .query_map([root.0.as_slice()], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| Uuid::from_slice(id).ok())
+            .collect())
     }
 
     fn departures(&mut self, after: i64, upto: i64, limit: usize) -> Result<Vec<Departure>> {

@@ -233,7 +233,11 @@ impl Store {
             deferred_indexes::restore_now(&mut conn)?;
         }
         schema::migrate(&mut conn, |tx| {
-            documents::reindex_all(tx, &config.reference)
+            documents::reindex_all(tx, &config.reference)?;
+            if config.role == StoreRole::Hub {
+                hub::fill_roots(tx)?;
+            }
+            Ok(())
         })?;
         let tx = conn.transaction()?;
         if sync_state::get_meta(&tx, REVOKED)?.is_some() {

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/019_refused_records.sql"),
     include_str!("migrations/020_attachment_uploads.sql"),
     include_str!("migrations/021_visit_local_day.sql"),
+    include_str!("migrations/022_record_roots.sql"),
 ];
 
 /// The schema version this software writes.

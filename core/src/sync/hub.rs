@@ -745,14 +745,21 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
     // Every check first, then every erasure: a refused duplicate erases nothing.
     let reference = tx.reference()?;
     let mut histories: Vec<(Uuid, ErasedHistory)> = Vec::new();
-    // Each with the case it is a duplicate of (none for the case asked for).
-    let mut to_visit: Vec<(Uuid, Option<Uuid>)> = vec![(id, None)];
+    // Each with how it was reached: the case asked for, a duplicate merged into a case, or a
+    // copy of a case's document under another id (its history starts where the case's does).
+    let mut to_visit: Vec<(Uuid, Reached)> = vec![(id, Reached::Asked)];
     let mut seen = HashSet::new();
-    while let Some((next, duplicate_of)) = to_visit.pop() {
+    let mut merged = 0;
+    while let Some((next, reached)) = to_visit.pop() {
         if !seen.insert(next) {
             continue;
         }
-        if seen.len() > MAX_ERASED_TOGETHER {
+        // Copies are not counted: copies pushed by a device would keep the case from being
+        // erased at all.
+        if !matches!(reached, Reached::Copy) {
+            merged += 1;
+        }
+        if merged > MAX_ERASED_TOGETHER {
             return Err(Error::NotAllowed {
                 rule: format!(
                     "more than {MAX_ERASED_TOGETHER} duplicates are merged into the case: \
@@ -760,7 +767,20 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
                 ),
             });
         }
-        let Some((history, duplicates)) = erasure_of(tx, Some(by), &reference, next, duplicate_of)?
+        let found = match reached {
+            Reached::Asked => erasure_of(tx, Some(by), &reference, next, None)?,
+            Reached::DuplicateOf(kept) => erasure_of(tx, Some(by), &reference, next, Some(kept))?,
+            // Wherever a copy was filed, and whoever may see it: it goes with the case.
+            Reached::Copy => match erasure_of(tx, None, &reference, next, None) {
+                Err(Error::NotAllowed { .. }) => None,
+                other => other?,
+            },
+        };
+        let Some(Erasure {
+            history,
+            duplicates,
+            copies,
+        }) = found
         else {
             if next == id {
                 histories.push((id, ErasedHistory::default()));
@@ -768,7 +788,12 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
             continue;
         };
         histories.push((next, history));
-        to_visit.extend(duplicates.into_iter().map(|d| (d, Some(next))));
+        to_visit.extend(
+            duplicates
+                .into_iter()
+                .map(|d| (d, Reached::DuplicateOf(next))),
+        );
+        to_visit.extend(copies.into_iter().map(|c| (c, Reached::Copy)));
     }
     let mut erased = Vec::new();
     for (record, history) in histories {
@@ -791,7 +816,7 @@ pub fn erase_again(tx: &mut dyn HubTransaction, id: Uuid) -> Result<bool> {
     }
     let reference = tx.reference()?;
     let history = erasure_of(tx, None, &reference, id, None)?
-        .map(|(history, _)| history)
+        .map(|erasure| erasure.history)
         .unwrap_or_default();
     tx.erase(id, &history)
 }
@@ -799,6 +824,23 @@ pub fn erase_again(tx: &mut dyn HubTransaction, id: Uuid) -> Result<bool> {
 /// How many records one erasure takes at most (a case and its duplicates): a bound on one
 /// transaction, far above what registering a child a few times offline gives.
 const MAX_ERASED_TOGETHER: usize = 100;
+
+/// How a record came to be erased with the one asked for (`erase_record`).
+#[derive(Clone, Copy)]
+enum Reached {
+    Asked,
+    DuplicateOf(Uuid),
+    Copy,
+}
+
+/// What erasing a stored record must remember, and the records that go with it.
+struct Erasure {
+    history: ErasedHistory,
+    /// The duplicates merged into it.
+    duplicates: Vec<Uuid>,
+    /// Records whose history starts where its does: its document pushed under other ids.
+    copies: Vec<Uuid>,
+}
 
 /// What erasing the stored record `id` must remember, and the duplicates merged into it;
 /// `None` when the hub holds nothing under `id`, or, for an id the case `duplicate_of` lists
@@ -810,7 +852,7 @@ fn erasure_of(
     reference: &ReferenceData,
     id: Uuid,
     duplicate_of: Option<Uuid>,
-) -> Result<Option<(ErasedHistory, Vec<Uuid>)>> {
+) -> Result<Option<Erasure>> {
     let Some(stored) = tx.record(id, true)? else {
         return Ok(None);
     };
@@ -844,9 +886,17 @@ fn erasure_of(
         history.hashes.extend(codec::heads_of(&entry.changes));
     }
     let mut duplicates = Vec::new();
+    let mut copies = Vec::new();
     match document {
         Ok(document) => {
             history.roots = codec::history_roots(&document, &[]);
+            for root in &history.roots {
+                copies.extend(
+                    tx.records_with_root(*root)?
+                        .into_iter()
+                        .filter(|other| *other != id),
+                );
+            }
             for change in document.get_changes_meta(&[]) {
                 if !history.hashes.contains(&change.hash) {
                     history.hashes.push(change.hash);
@@ -864,7 +914,11 @@ fn erasure_of(
         }
     }
     history.filed = stored.area.map(|area| (stored.kind, area));
-    Ok(Some((history, duplicates)))
+    Ok(Some(Erasure {
+        history,
+        duplicates,
+        copies,
+    }))
 }
 
 /// A user's area is a bare code, granted in every tree in force that holds it: a code two
@@ -1930,6 +1984,10 @@ pub(crate) fn admit(
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<std::result::Result<Admitted, Refused>> {
+    if !history_is_its_own(document, before) {
+        tracing::warn!(record = %id, "a push's history is not the record's own: refused");
+        return Ok(Err(Refusal::Damaged.into()));
+    }
     let (admitted, record, held) = match admit_content(rules, id, stored_kind, document, before) {
         Ok(admitted) => admitted,
         Err(reason) => return Ok(Err(reason)),
@@ -1954,6 +2012,17 @@ pub(crate) fn admit(
         return Ok(Err(refusal));
     }
     Ok(Ok(admitted))
+}
+
+/// Whether a record's history is one of its own: a new record's has one root (where its
+/// history starts, which the hub keeps: an erasure takes the copies of a document pushed
+/// under other ids with it), and changes add none (another record's history put into it).
+fn history_is_its_own(document: &Automerge, before: &[ChangeHash]) -> bool {
+    if before.is_empty() {
+        codec::single_root(document).is_some()
+    } else {
+        codec::history_roots(document, before).is_empty()
+    }
 }
 
 /// The record as the hub held it before the changes judged (at `before`), read once, when a
