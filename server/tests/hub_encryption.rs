@@ -753,6 +753,15 @@ fn a_version_5_database_is_sealed_in_place_and_keeps_its_records() {
     args.extend(database);
     let listed = vigie(&args);
     assert!(listed.contains(&case.id.to_string()), "{listed}");
+    // Where each record's history starts, found in its document (migration 012).
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let counts = client
+        .query_one("SELECT count(*), count(root) FROM records", &[])
+        .unwrap();
+    let (records, rooted): (i64, i64) = (counts.get(0), counts.get(1));
+    assert!(records > 2);
+    assert_eq!(rooted, records, "every record's root");
+    drop(client);
     drop(hub);
     drop_database(&url);
 }
