@@ -314,7 +314,8 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
         }
         Err(e) => return Err(access_problem(data).unwrap_or(e.into())),
     };
-    if let Some(at_ms) = store.prepare_incarnation()? {
+    let opened = store.prepare_incarnation()?;
+    if let Some(at_ms) = opened.restored {
         let at = chrono::DateTime::from_timestamp_millis(at_ms)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
@@ -323,6 +324,15 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
             "this hub was restored from a backup: every device that synced with it before is \
              told at its next sync, and offers again what it holds (records, photos and \
              documents)"
+        );
+    }
+    if opened.lost_attachments > 0 {
+        tracing::warn!(
+            files = opened.lost_attachments,
+            "photo or document files of this hub are gone or cut short (in \
+             hub.db.attachments): they are held as never uploaded, and every device that synced \
+             with the hub is told at its next sync, and offers again the photos and documents \
+             it captured"
         );
     }
     Ok(store)

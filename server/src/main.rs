@@ -363,7 +363,8 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum ConsoleCommand {
     /// Prints a one-time link where the user chooses their console sign-in name and password
-    /// (valid 72 hours, once; a new link replaces no other). Supervisors and administrators only.
+    /// (valid 72 hours, once; a new link replaces the one made before). Supervisors and
+    /// administrators only.
     Invite {
         #[command(flatten)]
         hub: HubData,

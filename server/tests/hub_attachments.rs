@@ -583,3 +583,75 @@ fn a_cut_upload_reaches_the_hub_after_the_record_left_the_scope() {
         assert_eq!(supervisor.store.read_attachment(entry.id).unwrap(), form);
     }
 }
+
+/// A document file of the embedded hub gone or cut short (a backup restored but for it, a
+/// disk that failed) is found when the hub starts: it is held as never uploaded, and the
+/// phone that captured it, told at its next sync, sends it again; the supervisor gets it
+/// whole. Before, its downloads waited for ever: the phone had no reason to send it again.
+#[test]
+fn a_document_file_the_hub_lost_is_sent_again_by_its_phone() {
+    if postgres_server().is_some() {
+        return; // PostgreSQL holds attachments in rows: no file to lose.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 1);
+    let mut supervisor = Device::enrol(dir.path(), &data, "s", Role::Supervisor, &[REGION], 2);
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Yao Brou", monitor.user()))
+        .unwrap();
+    let forms: Vec<Vec<u8>> = (0..2)
+        .map(|n| {
+            let mut form: Vec<u8> = MARKER.iter().copied().cycle().take(300_000).collect();
+            form[100] = n;
+            form
+        })
+        .collect();
+    let ids: Vec<Uuid> = forms
+        .iter()
+        .map(|form| {
+            monitor
+                .store
+                .add_attachment(case.id, &document("Consentement"), &form[..])
+                .unwrap()
+                .id
+        })
+        .collect();
+    monitor.sync(&hub.url).unwrap();
+    let transfer = |d: &mut Device, url: &str| {
+        d.client(url)
+            .sync_attachments(&mut d.store, &AttachmentSyncOptions::default(), |_| {})
+            .unwrap()
+    };
+    assert_eq!(transfer(&mut monitor, &hub.url).uploaded.len(), 2);
+
+    hub.stop();
+    let cut = data
+        .join("hub.db.attachments")
+        .join(ids[0].simple().to_string());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(16 * 1024)
+        .unwrap();
+    hub.restart();
+    monitor.sync(&hub.url).unwrap();
+    let again = transfer(&mut monitor, &hub.url);
+    // Both offered again (an empty chunk each), the lost one sent whole.
+    assert!(again.uploaded.contains(&ids[0]), "{again:?}");
+    supervisor.sync(&hub.url).unwrap();
+    let fetched = transfer(&mut supervisor, &hub.url);
+    assert_eq!(fetched.downloaded.len(), 2, "{fetched:?}");
+    for (id, form) in ids.iter().zip(&forms) {
+        assert_eq!(&supervisor.store.read_attachment(*id).unwrap(), form);
+    }
+    hub.stop();
+    assert!(
+        hub.log_tail(200).contains("gone or cut short"),
+        "the hub says what it found"
+    );
+}

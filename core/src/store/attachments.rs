@@ -112,6 +112,28 @@ pub(crate) fn holds_whole_file(db: &Path, id: Uuid, size: u64) -> bool {
         .is_ok_and(|m| m.is_file() && sealed::plaintext_len(m.len()) == Some(size))
 }
 
+/// The attachments the store holds whole by its rows whose files are gone or cut short.
+pub(crate) fn lost_files(conn: &Connection, db: &Path) -> Result<Vec<Uuid>> {
+    let held: Vec<String> = AttachmentState::ALL
+        .into_iter()
+        .filter(|s| s.has_bytes())
+        .map(|s| s.code().to_string())
+        .collect();
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, size FROM attachments WHERE state IN ({})",
+        held.join(", ")
+    ))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, size)| Some((Uuid::from_slice(&id).ok()?, size as u64)))
+        .filter(|(id, size)| !holds_whole_file(db, *id, *size))
+        .map(|(id, _)| id)
+        .collect())
+}
+
 /// Removes the sealed file of attachment `id` found damaged: it reads as not held, and its
 /// author's next upload replaces it (nothing could be read from it anyway).
 pub(crate) fn drop_damaged_file(db: &Path, id: Uuid) -> Result<()> {

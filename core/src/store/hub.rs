@@ -157,24 +157,45 @@ pub fn mark_backup_copy(conn: &Connection, at_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// What the hub found when it opened its store (`Store::prepare_incarnation`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Opened {
+    /// When the backup was taken, for a store just restored from one.
+    pub restored: Option<i64>,
+    /// Photos and documents held whole before whose files are gone or cut short.
+    pub lost_attachments: usize,
+}
+
 impl Store {
     /// Run by the hub on its own store when it opens: gives it an incarnation if it has none,
-    /// and a new one if the store is a backup's copy (restored): every device that synced with
-    /// it before is then told, and offers again what it holds, records and photos, whatever it
-    /// sent since the backup. Returns when the backup was taken, for a store just restored.
-    pub fn prepare_incarnation(&mut self) -> Result<Option<i64>> {
+    /// and a new one if the store is a backup's copy (restored), or if files of photos and
+    /// documents it held are gone or cut short (a backup restored whole but for them, a disk
+    /// that failed): those are held as never uploaded, and every device that synced with it
+    /// before is told, and offers again what it holds, records and photos, whatever it sent
+    /// since the backup. (While the hub runs, a file found damaged refuses its own download.)
+    pub fn prepare_incarnation(&mut self) -> Result<Opened> {
         let tx = self.conn.transaction()?;
         let restored = sync_state::get_meta(&tx, BACKUP_COPY_KEY)?
             .and_then(|b| b.try_into().ok())
             .map(i64::from_le_bytes);
-        if restored.is_some() || sync_state::get_meta(&tx, INCARNATION_KEY)?.is_none() {
+        let lost = attachments::lost_files(&tx, &self.ctx.path)?;
+        for id in &lost {
+            attachments::set_state(&tx, *id, AttachmentState::NotDownloaded, None)?;
+        }
+        if restored.is_some()
+            || !lost.is_empty()
+            || sync_state::get_meta(&tx, INCARNATION_KEY)?.is_none()
+        {
             let mut incarnation = [0u8; 16];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut incarnation);
             sync_state::set_meta(&tx, INCARNATION_KEY, &incarnation)?;
             sync_state::delete_meta(&tx, BACKUP_COPY_KEY)?;
         }
         tx.commit()?;
-        Ok(restored)
+        Ok(Opened {
+            restored,
+            lost_attachments: lost.len(),
+        })
     }
 }
 
@@ -190,8 +211,11 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         // short (a copy that ran out of space) holds nothing: downloads are told to wait, and
         // the device that captured it may send it again, rather than every session failing on
         // the file.
-        let complete =
-            row.state.has_bytes() && attachments::holds_whole_file(self.path, id, row.size);
+        let whole = attachments::holds_whole_file(self.path, id, row.size);
+        if row.state.has_bytes() && !whole {
+            tracing::warn!(attachment = %id, record = %row.record_id, "attachment's file is gone or cut short: held as not uploaded until its author sends it again");
+        }
+        let complete = row.state.has_bytes() && whole;
         Ok(Some(HeldAttachment {
             record: row.record_id,
             size: row.size,

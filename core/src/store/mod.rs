@@ -35,7 +35,7 @@ mod scoped;
 pub(crate) mod sync_state;
 
 pub use attachments::{AttachmentInfo, NewAttachment, attachments_dir, held_attachment_files};
-pub use hub::{HubReader, mark_backup_copy};
+pub use hub::{HubReader, Opened, mark_backup_copy};
 pub use queries::{
     Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Place, Places, ReviewItem, SearchHit,
     VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
