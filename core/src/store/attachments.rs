@@ -80,40 +80,27 @@ pub fn attachments_dir(db: &Path) -> PathBuf {
 
 /// The sealed files of the attachments whose bytes the store at `db` holds whole, as `conn`
 /// (a connection to it, in a read transaction for a consistent list) sees its rows: what a
-/// copy of the store needs beside its database file.
+/// copy of the store needs beside its database file (a file gone or cut short is not copied:
+/// the restored hub asks for it again, `lost_files`).
 pub fn held_attachment_files(conn: &Connection, db: &Path) -> Result<Vec<PathBuf>> {
-    let held: Vec<String> = AttachmentState::ALL
+    Ok(held_by_rows(conn)?
         .into_iter()
-        .filter(|s| s.has_bytes())
-        .map(|s| s.code().to_string())
-        .collect();
-    let mut stmt = conn.prepare(&format!(
-        "SELECT id FROM attachments WHERE state IN ({})",
-        held.join(", ")
-    ))?;
-    let ids = stmt
-        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| Uuid::from_slice(id).ok())
-        .map(|id| file_path(db, id))
+        .filter(|(id, size)| holds_whole_file(db, *id, *size))
+        .map(|(id, _)| file_path(db, id))
         .collect())
-}
-
-pub(crate) fn file_path(db: &Path, id: Uuid) -> PathBuf {
-    dir_of(db).join(file_name(id))
-}
-
-/// Whether the sealed file of attachment `id` is there whole: as long as `size` plaintext
-/// bytes make it (a copy cut short by a full disk is not).
-pub(crate) fn holds_whole_file(db: &Path, id: Uuid, size: u64) -> bool {
-    fs::metadata(file_path(db, id))
-        .is_ok_and(|m| m.is_file() && sealed::plaintext_len(m.len()) == Some(size))
 }
 
 /// The attachments the store holds whole by its rows whose files are gone or cut short.
 pub(crate) fn lost_files(conn: &Connection, db: &Path) -> Result<Vec<Uuid>> {
+    Ok(held_by_rows(conn)?
+        .into_iter()
+        .filter(|(id, size)| !holds_whole_file(db, *id, *size))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// The attachments whose rows say the store holds their bytes whole, with their sizes.
+fn held_by_rows(conn: &Connection) -> Result<Vec<(Uuid, u64)>> {
     let held: Vec<String> = AttachmentState::ALL
         .into_iter()
         .filter(|s| s.has_bytes())
@@ -129,9 +116,18 @@ pub(crate) fn lost_files(conn: &Connection, db: &Path) -> Result<Vec<Uuid>> {
     Ok(rows
         .into_iter()
         .filter_map(|(id, size)| Some((Uuid::from_slice(&id).ok()?, size as u64)))
-        .filter(|(id, size)| !holds_whole_file(db, *id, *size))
-        .map(|(id, _)| id)
         .collect())
+}
+
+pub(crate) fn file_path(db: &Path, id: Uuid) -> PathBuf {
+    dir_of(db).join(file_name(id))
+}
+
+/// Whether the sealed file of attachment `id` is there whole: as long as `size` plaintext
+/// bytes make it (a copy cut short by a full disk is not).
+pub(crate) fn holds_whole_file(db: &Path, id: Uuid, size: u64) -> bool {
+    fs::metadata(file_path(db, id))
+        .is_ok_and(|m| m.is_file() && sealed::plaintext_len(m.len()) == Some(size))
 }
 
 /// Removes the sealed file of attachment `id` found damaged: it reads as not held, and its
