@@ -516,6 +516,71 @@ fn an_erasure_takes_the_copies_of_the_case_under_other_ids() {
     assert!(!monitor.files_hold(NAME));
 }
 
+/// Copies are found both ways, and reach no further than the erasing supervisor's areas:
+/// erasing a copy leaves the case it copies when that case was moved out of them. A copy kept
+/// for review (pushed by a user who had lost the area) goes with the case's erasure, and no
+/// review brings it back.
+#[test]
+fn copies_reach_no_further_than_the_supervisors_areas_nor_back_through_a_review() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut region = Device::new(dir.path(), "region", Role::Supervisor, &["CI-R1"]);
+    let district = Device::new(dir.path(), "district", Role::Supervisor, &["CI-R1-D1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let push = |hub: &mut Store, d: &Device, id: Uuid, changes: &[u8]| {
+        outcomes(
+            hub,
+            d,
+            vec![PushEntry {
+                id,
+                heads: Vec::new(),
+                changes: changes.to_vec(),
+            }],
+        )
+        .remove(0)
+    };
+
+    // A copy in C01; the case moved to another district by the region's supervisor.
+    let moved = create(&mut monitor, C01, "Adjara Koné");
+    monitor.sync(&mut hub);
+    let copy = Uuid::now_v7();
+    let old = monitor.store.export_document(moved).unwrap();
+    assert!(matches!(
+        push(&mut hub, &monitor, copy, &old),
+        PushOutcome::Accepted { .. }
+    ));
+    region.sync(&mut hub);
+    let mut case: ChildCase = region.store.get(moved).unwrap();
+    case.area = area("CI-R1-D2-C01");
+    region.store.update(&case).unwrap();
+    assert!(region.sync(&mut hub).refused.is_empty());
+    erase(&mut hub, &district.principal, copy);
+    assert!(hub.kind_of(moved).is_ok(), "another district's case stays");
+
+    // A copy kept for review: the monitor lost every area (deactivated), then pushed it.
+    let erased = create(&mut monitor, C01, "Kadidia Sanogo");
+    monitor.sync(&mut hub);
+    let old = monitor.store.export_document(erased).unwrap();
+    monitor.principal.areas = Default::default();
+    assert_eq!(
+        push(&mut hub, &monitor, Uuid::now_v7(), &old),
+        PushOutcome::Quarantined
+    );
+    let held = hub
+        .in_transaction(&mut |tx| tx.quarantined())
+        .unwrap()
+        .len();
+    erase(&mut hub, &district.principal, erased);
+    assert_eq!(
+        hub.in_transaction(&mut |tx| tx.quarantined())
+            .unwrap()
+            .len(),
+        held - 1,
+        "the copy under review went with the case"
+    );
+    assert!(hub.search_names("Kadidia", 10).unwrap().is_empty());
+}
+
 #[test]
 fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     const NAME: &str = "Nafissatou Gbagbéhi";

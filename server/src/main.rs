@@ -913,7 +913,7 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             println!("erased case {case}");
             for duplicate in duplicates {
-                println!("erased case {duplicate} (a duplicate merged into it)");
+                println!("erased case {duplicate} (a duplicate merged into it, or a copy of it)");
             }
             Ok(())
         }

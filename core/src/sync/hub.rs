@@ -654,12 +654,19 @@ fn respond(
     let incarnation = tx.incarnation()?;
     let before_restore =
         matches!((request.incarnation, incarnation), (Some(told), Some(now)) if told != now);
-    let restored = before_restore
-        || request.receipt > pushes_before
+    let ahead = request.receipt > pushes_before
         || request
             .cursor
             .is_some_and(|c| c.since > high_water || c.after > high_water);
-    if restored {
+    let restored = before_restore || ahead;
+    if before_restore && !ahead {
+        tracing::info!(
+            device = %who.device,
+            "a device is told this hub's new incarnation (a restore, or photo files the hub \
+             lost): it offers again what it holds"
+        );
+    }
+    if ahead {
         tracing::warn!(
             device = %who.device,
             receipt = request.receipt,
@@ -770,9 +777,14 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
         let found = match reached {
             Reached::Asked => erasure_of(tx, Some(by), &reference, next, None)?,
             Reached::DuplicateOf(kept) => erasure_of(tx, Some(by), &reference, next, Some(kept))?,
-            // Wherever a copy was filed, and whoever may see it: it goes with the case.
-            Reached::Copy => match erasure_of(tx, None, &reference, next, None) {
-                Err(Error::NotAllowed { .. }) => None,
+            // A copy in the supervisor's areas goes with the case; one outside them stays
+            // (copies are found both ways: erasing a copy must not erase another region's
+            // case), for that region's supervisor to erase.
+            Reached::Copy => match erasure_of(tx, Some(by), &reference, next, None) {
+                Err(Error::NotAllowed { .. }) => {
+                    tracing::warn!(record = %next, erased = %id, "a copy of an erased case outside the supervisor's areas stays");
+                    None
+                }
                 other => other?,
             },
         };
@@ -801,7 +813,33 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
             erased.push(record);
         }
     }
+    // Changes kept for review that carry erased content (a copy pushed by a user who lost the
+    // area) go too: accepted, they would bring the case back.
+    for entry in tx.quarantined()? {
+        if carries_erased(tx, entry.record, &entry.changes)? {
+            tx.take_quarantined(entry.entry)?;
+        }
+    }
     Ok(erased)
+}
+
+/// Whether `changes` (of record `id`) hold a change of an erased record, or build on one.
+pub(crate) fn carries_erased(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    changes: &[u8],
+) -> Result<bool> {
+    let mut document = Automerge::new();
+    if codec::merge_into(&mut document, id, changes).is_err() {
+        return Ok(false);
+    }
+    let mut hashes: Vec<ChangeHash> = document
+        .get_changes_meta(&[])
+        .iter()
+        .map(|c| c.hash)
+        .collect();
+    hashes.extend(document.get_missing_deps(&[]));
+    tx.any_erased_change(&hashes)
 }
 
 /// Erases a record again, as `erase_record` erased it before: the hub's own decision, kept

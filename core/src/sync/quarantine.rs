@@ -97,6 +97,10 @@ struct Merge {
 }
 
 fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merge>> {
+    // Erased content does not come back through a review, under any id.
+    if super::hub::carries_erased(tx, entry.record, &entry.changes)? {
+        return Ok(None);
+    }
     let Some(stored) = tx.record(entry.record, true)? else {
         if tx.is_erased(entry.record)? {
             return Ok(None);
