@@ -250,6 +250,9 @@ pub struct BundleReport {
     pub changed: i64,
     /// The device that exported the bundle.
     pub from_device: Option<String>,
+    /// Records not taken: outside the areas, or holding changes this device cannot take from
+    /// a bundle (made in its own name elsewhere, or on a revoked device). The others are.
+    pub refused: i64,
 }
 
 /// The records a hub response brings (empty if it does not decode: applying it fails then).
@@ -512,7 +515,8 @@ impl VigieStore {
         Ok(BundleExport { bytes, mark })
     }
 
-    /// Imports a bundle whole, or nothing of it (`DamagedInput` says which record failed).
+    /// Imports a bundle: every record this device may take (`refused` counts the others),
+    /// or, from a damaged bundle, nothing (`DamagedInput` says which record failed).
     pub fn import_bundle(&self, bytes: Vec<u8>) -> Result<BundleReport> {
         let report = self.with_store(|s| Ok(s.import_bundle(&bytes)?))?;
         self.listeners
@@ -521,6 +525,7 @@ impl VigieStore {
             records: long(report.records),
             changed: long(report.changed),
             from_device: report.from_device.map(|u| u.to_string()),
+            refused: long(report.refused),
         })
     }
 
@@ -597,6 +602,13 @@ impl PeerSession {
     /// Records received and merged so far.
     pub fn received(&self) -> i64 {
         long(self.lock().received)
+    }
+
+    /// Records received and not taken so far: outside the areas, or holding changes this
+    /// device cannot take from a peer (made in its own name elsewhere, or on a revoked device).
+    /// The session goes on with the others.
+    pub fn refused(&self) -> i64 {
+        long(self.lock().refused)
     }
 
     /// Records sent so far.

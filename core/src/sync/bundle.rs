@@ -59,6 +59,9 @@ pub struct BundleReport {
     pub records: usize,
     /// Records that brought something new.
     pub changed: usize,
+    /// Records not taken: outside the scopes, or holding changes this device cannot take
+    /// from a bundle (in its own name, or of a revoked device). The others are.
+    pub refused: usize,
     pub from_device: Option<Uuid>,
 }
 
@@ -367,7 +370,9 @@ impl Store {
         Ok(keys)
     }
 
-    /// Imports a sealed bundle whole, or nothing of it.
+    /// Imports a sealed bundle in one transaction: every record this device may take
+    /// (`refused` counts the others); a damaged bundle, or a record that does not apply,
+    /// nothing.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<BundleReport> {
         let keys = self.device_keys()?;
         // Bytes that do not open are damaged input, whatever this device's certificate.
@@ -382,19 +387,17 @@ impl Store {
         ];
         let scopes: Vec<&Scope> = scopes.iter().collect();
         let revoked = self.trust()?.revoked;
-        for (id, document) in &bundle.documents {
-            match self.check_received(&scopes, &revoked, *id, document) {
-                Ok(()) => {}
-                Err(e @ (Error::Identity(_) | Error::NotAllowed { .. })) => return Err(e),
-                Err(e) => return Err(refuse(Some(*id), e.to_string())),
-            }
-        }
+        let (taken, refused) =
+            self.received_to_take(&scopes, &revoked, &bundle.documents, |id, e| {
+                refuse(Some(id), e.to_string())
+            })?;
         self.receive(|merging| {
             let mut report = BundleReport {
                 from_device: Some(bundle.from_device),
+                refused,
                 ..BundleReport::default()
             };
-            for (id, document) in &bundle.documents {
+            for (id, document) in &taken {
                 match merging.merge(*id, document) {
                     Ok(merged) if !merged.complete => {
                         return Err(refuse(Some(*id), "the record's history is incomplete"));

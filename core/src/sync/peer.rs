@@ -199,6 +199,9 @@ pub struct PeerScope {
     pub areas: Vec<AreaFilter>,
 }
 
+/// A record's id and its whole document, as a peer or a bundle brings it.
+pub(super) type ReceivedDocument = (Uuid, Vec<u8>);
+
 /// One side of a peer-to-peer session.
 pub struct PeerSession {
     stage: Stage,
@@ -220,6 +223,9 @@ pub struct PeerSession {
     /// Records received and stored (a record that brought nothing new, or the content of an
     /// erased record, is not counted).
     pub received: usize,
+    /// Records received and not taken: outside the scopes, or holding changes this device
+    /// cannot take from a peer (in its own name, or of a revoked device). The others are.
+    pub refused: usize,
     /// Records sent.
     pub sent: usize,
 }
@@ -389,6 +395,7 @@ impl Store {
             finished: false,
             max_message_bytes,
             received: 0,
+            refused: 0,
             sent: 0,
         }
     }
@@ -776,6 +783,32 @@ impl Store {
     /// one of `scopes` (`check_within`), and holds no change in this device's name that this
     /// device lacks (`check_own_changes`), nor one made on a device in `revoked` that it lacks
     /// (`check_no_revoked_changes`).
+    /// Of the documents a peer or a bundle brought, those this device takes, and how many it
+    /// refused (`check_received`): one record it may not take never stops the others (a case
+    /// relayed from a phone reset before it synced, or forged in another device's name, cut
+    /// two phones off from each other for good). Bytes that do not decode are damaged input:
+    /// `damaged` says so, for the record.
+    pub(super) fn received_to_take<'d>(
+        &self,
+        scopes: &[&Scope],
+        revoked: &BTreeSet<Uuid>,
+        documents: &'d [ReceivedDocument],
+        damaged: impl Fn(Uuid, Error) -> Error,
+    ) -> Result<(Vec<&'d ReceivedDocument>, usize)> {
+        let mut taken = Vec::with_capacity(documents.len());
+        let mut refused = 0;
+        for received in documents {
+            let (id, bytes) = received;
+            match self.check_received(scopes, revoked, *id, bytes) {
+                Ok(()) => taken.push(received),
+                Err(Error::Identity(_) | Error::NotAllowed { .. }) => refused += 1,
+                Err(e @ Error::Storage(_)) => return Err(e),
+                Err(e) => return Err(damaged(*id, e)),
+            }
+        }
+        Ok((taken, refused))
+    }
+
     pub(super) fn check_received(
         &self,
         scopes: &[&Scope],
@@ -868,12 +901,11 @@ impl Store {
         }
         let scopes: Vec<&Scope> = session.scopes.iter().collect();
         let revoked = self.trust()?.revoked;
-        for (id, bytes) in documents {
-            self.check_received(&scopes, &revoked, *id, bytes)?;
-        }
+        let (taken, refused) = self.received_to_take(&scopes, &revoked, documents, |_, e| e)?;
+        session.refused += refused;
         let stored = self.receive(|merging| {
             let mut stored = 0;
-            for (id, bytes) in documents {
+            for (id, bytes) in &taken {
                 // Nothing new, or an erased record's content (dropped): nothing stored.
                 stored += usize::from(merging.merge(*id, bytes)?.changed);
             }
