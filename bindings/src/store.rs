@@ -149,6 +149,14 @@ impl VigieStore {
         Ok(store)
     }
 
+    /// Whether the store is open (neither closed nor wiped).
+    pub(crate) fn is_open(&self) -> bool {
+        self.store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Takes the core store out, its profile wiped: later calls raise `ProfileWiped`.
     pub(crate) fn take_wiped(&self) -> Option<Store> {
         let mut slot = self.store.lock().unwrap_or_else(PoisonError::into_inner);

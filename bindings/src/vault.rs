@@ -145,6 +145,26 @@ impl Vault {
 
     fn rotate(&self, store: &VigieStore, credential: Credential<'_>) -> Result<()> {
         let user = input::id("user_id", &store.user_id())?;
+        // The new key makes a new file: another store of the profile left open (a background
+        // sync, another screen) would go on writing to the old one, and what it wrote be lost.
+        let others_open = self
+            .opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|s| {
+                !std::ptr::eq(Arc::as_ptr(&s), store)
+                    && s.user_id() == store.user_id()
+                    && s.is_open()
+            });
+        if others_open {
+            return Err(VigieError::NotAllowed {
+                reason: "another store of this profile is open: close it before rotating the \
+                         key (it would go on writing to the file the rotation replaces)"
+                    .into(),
+            });
+        }
         let rotated = store.with_store(|s| Ok(self.inner.rotate_key(s, credential)?));
         self.after_pin(user, rotated)
     }

@@ -322,6 +322,26 @@ fn bad_input_gets_typed_errors_and_leaves_nothing() {
             .add_attachment(visit.id, &photo(""), &b"not a picture at all"[..]),
         Err(Error::Attachment(AttachmentRefusal::NotAnImage))
     ));
+    // A JPEG cut short decodes with its missing part grey: refused, as a photo or a document.
+    let whole = jpeg_with_gps(400, 300);
+    let cut = &whole[..whole.len() / 2];
+    assert!(matches!(
+        d.store.add_attachment(visit.id, &photo(""), cut),
+        Err(Error::Attachment(AttachmentRefusal::NotAnImage))
+    ));
+    let scanned = NewAttachment {
+        media_type: "image/jpeg".into(),
+        ..document()
+    };
+    // (Within this test's byte limit on documents.)
+    let refused = d.store.add_attachment(visit.id, &scanned, &whole[..900]);
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Attachment(AttachmentRefusal::NotAnImage))
+        ),
+        "{refused:?}"
+    );
     // A source that fails halfway (the app's file vanished, a crash of the reader).
     struct Failing(usize);
     impl Read for Failing {

@@ -662,7 +662,20 @@ fn a_revoked_device_forgets_everything_at_once_and_stays_revoked() {
     monitor.sync(&mut hub);
     // One more, never sent: it goes too (the phone is lost or seized).
     let pending = create(&mut monitor, C01, NAME);
+    // A second handle on the file (a background worker's), open before the revocation.
+    let mut worker = Store::open(StoreConfig::new(
+        &monitor.path,
+        Encryption::Unencrypted,
+        monitor.principal.user,
+    ))
+    .unwrap();
     let mut left = monitor.store.forget_all_for_revocation().unwrap();
+    // It takes no write afterwards: a child's record would stay on the phone.
+    assert!(matches!(
+        worker.create(&case(area(C01), NAME, monitor.principal.user)),
+        Err(Error::WipeRequested)
+    ));
+    drop(worker);
     left.sort();
     let mut both = vec![
         (synced, RecordKind::ChildCase),

@@ -58,8 +58,10 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| PhotoError::NotAnImage)?;
-    if !matches!(reader.format(), Some(ImageFormat::Jpeg | ImageFormat::Png)) {
-        return Err(PhotoError::NotAnImage);
+    match reader.format() {
+        Some(ImageFormat::Jpeg) if !jpeg_ends(bytes) => return Err(PhotoError::NotAnImage),
+        Some(ImageFormat::Jpeg | ImageFormat::Png) => {}
+        _ => return Err(PhotoError::NotAnImage),
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_INPUT_SIDE);
@@ -71,6 +73,14 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// Whether a JPEG's last scan ends: an end-of-image marker after its last start of scan (the
+/// scan's own bytes never hold a marker). The decoder takes a file cut short (a copy or a
+/// transfer that stopped) as whole, its missing part grey: a consent form half there.
+fn jpeg_ends(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
 }
 
 fn encode_jpeg(image: DynamicImage, quality: u8) -> Result<Vec<u8>, PhotoError> {

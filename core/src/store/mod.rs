@@ -185,8 +185,13 @@ impl Context {
         }
     }
 
-    /// A local write, with the reference data and the acting user as `conn` holds them.
+    /// A local write, with the reference data and the acting user as `conn` holds them. None
+    /// in a file its hub revoked: another handle's sync forgot what it held (a write here
+    /// would keep a child's record the revocation was to take off the phone).
     fn local_write(&self, conn: &Connection) -> Result<LocalWrite<'_>> {
+        if sync_state::get_meta(conn, REVOKED)?.is_some() {
+            return Err(Error::WipeRequested);
+        }
         Ok(LocalWrite {
             ctx: self.local(),
             cache: &self.reference,
