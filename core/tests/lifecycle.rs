@@ -669,10 +669,16 @@ fn a_revoked_device_forgets_everything_at_once_and_stays_revoked() {
         monitor.principal.user,
     ))
     .unwrap();
+    let handed = monitor.store.export_document(synced).unwrap();
     let mut left = monitor.store.forget_all_for_revocation().unwrap();
-    // It takes no write afterwards: a child's record would stay on the phone.
+    // It takes no write afterwards, nor anything received (a case handed over, a peer's): a
+    // child's record would stay on the phone.
     assert!(matches!(
         worker.create(&case(area(C01), NAME, monitor.principal.user)),
+        Err(Error::WipeRequested)
+    ));
+    assert!(matches!(
+        worker.merge_document(synced, &handed),
         Err(Error::WipeRequested)
     ));
     drop(worker);

@@ -75,12 +75,62 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     Ok(image)
 }
 
-/// Whether a JPEG's last scan ends: an end-of-image marker after its last start of scan (the
-/// scan's own bytes never hold a marker). The decoder takes a file cut short (a copy or a
-/// transfer that stopped) as whole, its missing part grey: a consent form half there.
+/// Whether a JPEG is whole: its markers, walked from the start, reach the end of image. The
+/// decoder takes a file cut short (a copy or a transfer that stopped) as whole, its missing
+/// part grey: a consent form half there. What follows the end (a motion photo's clip, a
+/// maker's trailer) is not read.
 fn jpeg_ends(bytes: &[u8]) -> bool {
-    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
-    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+    const SOI: u8 = 0xD8;
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    if bytes.get(..2) != Some(&[0xFF, SOI]) {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // A marker, after any fill bytes.
+        while bytes.get(at..at + 2) == Some(&[0xFF, 0xFF]) {
+            at += 1;
+        }
+        let (Some(0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        at += 2;
+        match marker {
+            EOI => return true,
+            // Markers with no segment: restarts, and TEM.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(&[high, low]) = bytes.get(at..at + 2) else {
+            return false;
+        };
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        if length < 2 {
+            return false;
+        }
+        at += length;
+        if marker != SOS {
+            continue;
+        }
+        // The scan's coded bytes hold no marker: a 0xFF in them is followed by 0x00 (a 0xFF
+        // byte), by a restart marker, or by more 0xFF; anything else is the next marker.
+        loop {
+            let Some(next) = bytes
+                .get(at..)
+                .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+            else {
+                return false;
+            };
+            at += next;
+            match bytes.get(at + 1) {
+                None => return false,
+                Some(0x00 | 0xD0..=0xD7) => at += 2,
+                Some(0xFF) => at += 1,
+                Some(_) => break,
+            }
+        }
+    }
 }
 
 fn encode_jpeg(image: DynamicImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
@@ -97,5 +147,34 @@ fn classify(e: image::ImageError) -> PhotoError {
     match e {
         image::ImageError::Limits(_) => PhotoError::TooLarge,
         _ => PhotoError::NotAnImage,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg() -> Vec<u8> {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
+        }));
+        encode_jpeg(image, 90).unwrap()
+    }
+
+    #[test]
+    fn a_jpeg_is_whole_when_its_markers_reach_the_end_whatever_follows() {
+        let whole = jpeg();
+        assert!(jpeg_ends(&whole));
+        for cut in [whole.len() / 3, whole.len() / 2, whole.len() - 2] {
+            assert!(!jpeg_ends(&whole[..cut]), "cut at {cut}");
+            let mut padded = whole[..cut].to_vec();
+            padded.extend([0u8; 4096]);
+            assert!(!jpeg_ends(&padded), "cut at {cut}, padded");
+        }
+        // A motion photo's clip after the image, holding marker-like bytes of its own.
+        let mut motion = whole.clone();
+        motion.extend([0xFF, 0xDA, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 0xFF, 0xD8, 0xFF]);
+        assert!(jpeg_ends(&motion));
+        assert!(!jpeg_ends(b"not a jpeg"));
     }
 }

@@ -185,13 +185,10 @@ impl Context {
         }
     }
 
-    /// A local write, with the reference data and the acting user as `conn` holds them. None
-    /// in a file its hub revoked: another handle's sync forgot what it held (a write here
-    /// would keep a child's record the revocation was to take off the phone).
+    /// A local write, with the reference data and the acting user as `conn` holds them; none
+    /// in a file its hub revoked (`refuse_if_revoked`).
     fn local_write(&self, conn: &Connection) -> Result<LocalWrite<'_>> {
-        if sync_state::get_meta(conn, REVOKED)?.is_some() {
-            return Err(Error::WipeRequested);
-        }
+        refuse_if_revoked(conn)?;
         Ok(LocalWrite {
             ctx: self.local(),
             cache: &self.reference,
@@ -649,6 +646,7 @@ impl Store {
     ) -> Result<T> {
         let mut receiver = receive::Receiver::of(&self.ctx);
         let tx = self.conn.transaction()?;
+        refuse_if_revoked(&tx)?;
         let value = work(&mut receive::Merging {
             tx: &tx,
             receiver: &mut receiver,
@@ -787,6 +785,15 @@ impl Store {
 
 /// The meta key a store revoked by its hub keeps (`Store::forget_all_for_revocation`).
 const REVOKED: &str = "revoked_by_hub";
+
+/// Nothing is written in a file its hub revoked: another handle's sync forgot what it held,
+/// and a record written or received here (a child's case handed over) would stay on the phone.
+fn refuse_if_revoked(conn: &Connection) -> Result<()> {
+    if sync_state::get_meta(conn, REVOKED)?.is_some() {
+        return Err(Error::WipeRequested);
+    }
+    Ok(())
+}
 
 /// A store is a file: SQLite's names for a database kept in memory (or an empty path, its
 /// name for a temporary one) would keep nothing once closed, and a `file:` URI may say the

@@ -779,10 +779,6 @@ impl Store {
         Ok(documents)
     }
 
-    /// Whether a document received from a peer or in a bundle may be merged: it lies in every
-    /// one of `scopes` (`check_within`), and holds no change in this device's name that this
-    /// device lacks (`check_own_changes`), nor one made on a device in `revoked` that it lacks
-    /// (`check_no_revoked_changes`).
     /// Of the documents a peer or a bundle brought, those this device takes, and how many it
     /// refused (`check_received`): one record it may not take never stops the others (a case
     /// relayed from a phone reset before it synced, or forged in another device's name, cut
@@ -809,6 +805,10 @@ impl Store {
         Ok((taken, refused))
     }
 
+    /// Whether a document received from a peer or in a bundle may be merged: it lies in every
+    /// one of `scopes` (`check_within`), and holds no change in this device's name that this
+    /// device lacks (`check_own_changes`), nor one made on a device in `revoked` that it lacks
+    /// (`check_no_revoked_changes`).
     pub(super) fn check_received(
         &self,
         scopes: &[&Scope],
