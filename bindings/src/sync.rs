@@ -615,6 +615,13 @@ impl PeerSession {
     pub fn sent(&self) -> i64 {
         long(self.lock().sent)
     }
+
+    /// Records the other device asked for that did not fit in this session (a session carries
+    /// a few times `max_message_bytes` of documents per message): it ends all the same; run
+    /// another one (or sync with the hub) to bring them.
+    pub fn left_over(&self) -> i64 {
+        long(self.lock().left_over)
+    }
 }
 
 /// A started peer session and the first message to send.

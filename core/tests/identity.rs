@@ -726,6 +726,54 @@ fn a_session_with_nothing_to_exchange_ends_on_both_sides() {
     }
 }
 
+/// More records than a session carries (a few times its message size of documents per
+/// message): the side that could not send them all says how many were left over, and another
+/// session brings them. (Both sides said finished, with records missing, and nothing told.)
+#[test]
+fn what_a_session_could_not_carry_is_counted_and_the_next_one_brings_it() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    for n in 0..40 {
+        let mut case = child(C01, &format!("Enfant {n}"), monitor.principal.user);
+        case.notes = format!("{n} ").repeat(400);
+        monitor.store.create(&case).unwrap();
+    }
+    let scope = PeerScope::default();
+    let small = 4 * 1024;
+    let mut left_over = Vec::new();
+    for _ in 0..10 {
+        let (mut session, hello) = monitor.store.peer_start(&scope, small).unwrap();
+        let mut answer = supervisor.store.peer_accept(&scope, small).unwrap();
+        let mut message = Some(hello);
+        let mut initiator_turn = false;
+        while let Some(sent) = message.take() {
+            message = match initiator_turn {
+                false => supervisor.store.peer_step(&mut answer, &sent).unwrap(),
+                true => monitor.store.peer_step(&mut session, &sent).unwrap(),
+            };
+            initiator_turn = !initiator_turn;
+        }
+        assert!(session.is_finished() && answer.is_finished());
+        left_over.push(session.left_over + answer.left_over);
+        if left_over.last() == Some(&0) {
+            break;
+        }
+    }
+    assert!(
+        left_over[0] > 0,
+        "the first session carries only part: {left_over:?}"
+    );
+    assert_eq!(left_over.last(), Some(&0), "{left_over:?}");
+    assert_eq!(
+        supervisor
+            .store
+            .child_cases(&ChildCaseQuery::default(), Page::first(100))
+            .unwrap()
+            .len(),
+        40
+    );
+}
+
 /// `id`'s document as `by` holds it, with one more change made in `victim`'s name (its actor,
 /// its user and device as author): what a hostile app on `by` can write.
 fn forged_in_name_of(by: &Device, victim: &Device, id: Uuid) -> Vec<u8> {

@@ -226,6 +226,9 @@ pub struct PeerSession {
     /// Records received and not taken: outside the scopes, or holding changes this device
     /// cannot take from a peer (in its own name, or of a revoked device). The others are.
     pub refused: usize,
+    /// Records the other side asked for that did not fit in this session's messages: the
+    /// session ends all the same; another one (or a sync with the hub) brings them.
+    pub left_over: usize,
     /// Records sent.
     pub sent: usize,
 }
@@ -396,6 +399,7 @@ impl Store {
             max_message_bytes,
             received: 0,
             refused: 0,
+            left_over: 0,
             sent: 0,
         }
     }
@@ -761,7 +765,13 @@ impl Store {
     ) -> Result<Vec<(Uuid, Vec<u8>)>> {
         let mut documents = Vec::new();
         let mut size = 0;
-        for item in wanted {
+        for (n, item) in wanted.iter().enumerate() {
+            if size > session.max_message_bytes.saturating_mul(4) {
+                // A peer session is for a handful of devices' differences; a larger gap is a
+                // job for the hub, a bundle or another session (`left_over` says so).
+                session.left_over += wanted.len() - n;
+                break;
+            }
             let Some(id) = session.items.get(item) else {
                 continue;
             };
@@ -769,11 +779,6 @@ impl Store {
                 size += bytes.len();
                 documents.push((*id, bytes));
                 session.sent += 1;
-            }
-            if size > session.max_message_bytes.saturating_mul(4) {
-                // A peer session is for a handful of devices' differences; a larger gap is a
-                // job for the hub or a bundle.
-                break;
             }
         }
         Ok(documents)
