@@ -360,12 +360,19 @@ fn shred(path: &Path) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // The vault
 
-/// The profiles on one phone. One `Vault` per directory in a process: it serialises its own
-/// changes to key files, not those of another instance.
+/// The lock file a vault holds in its directory while it is open.
+const VAULT_LOCK: &str = "vault.lock";
+
+/// The profiles on one phone. One `Vault` per directory (a second is refused while the first
+/// is open): it serialises its own changes to key files, and knows its own open stores.
 pub struct Vault {
     dir: PathBuf,
     config: VaultConfig,
     lock: Mutex<()>,
+    /// The directory's lock file, held while the vault is open: a second vault on the same
+    /// directory would not know of the first's open stores (a key rotation through one would
+    /// lose what the other's stores write).
+    _held: std::fs::File,
 }
 
 impl std::fmt::Debug for Vault {
@@ -388,10 +395,30 @@ impl Vault {
         if config.min_pin_chars < 4 {
             return Err(ValidationError::new("min_pin_chars", "must be at least 4").into());
         }
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(VAULT_LOCK))?;
+        match held.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::NotAllowed {
+                    rule: "another vault is open on this directory: open one per directory, \
+                           and share it"
+                        .into(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
         let vault = Vault {
-            dir: dir.into(),
+            dir,
             config,
             lock: Mutex::new(()),
+            _held: held,
         };
         std::fs::create_dir_all(vault.users_dir())?;
         Ok(vault)

@@ -326,6 +326,11 @@ fn wrong_pins_are_counted_across_restarts_and_wipe_the_profile_at_the_limit() {
 
     assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111222")), 4);
     assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "482914")), 3);
+    // One vault per directory: a second one would not know of the first's open stores.
+    assert!(matches!(
+        Vault::open_with(dir.path(), config(5)),
+        Err(Error::NotAllowed { .. })
+    ));
     // Killing the app (here: a new vault on the same directory) does not reset the count.
     drop(vault);
     let vault = Vault::open_with(dir.path(), config(5)).unwrap();
