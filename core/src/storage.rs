@@ -181,6 +181,12 @@ pub trait HubTransaction {
     /// The roots of an erased record's history (see `ErasedHistory`).
     fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>>;
 
+    /// The actor of the store `device` last synced from (`None` before its first sync).
+    fn device_actor(&mut self, device: Uuid) -> Result<Option<Vec<u8>>>;
+
+    /// Keeps the actor of the store `device` syncs from now.
+    fn set_device_actor(&mut self, device: Uuid, actor: &[u8]) -> Result<()>;
+
     /// The records whose history starts at `root` (the hub keeps each record's root change as
     /// it first stores it): one, or copies of one document under other ids.
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>>;

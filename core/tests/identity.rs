@@ -1268,6 +1268,56 @@ fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
 /// A record a revoked (lost) phone made and passed to a colleague before the revocation: the
 /// hub tells the colleague it will never take it, the colleague relays it no further, and a
 /// device that knows of the revocation takes it from no peer or bundle.
+/// Changes a relay holds under an actor of a device other than the store that device syncs
+/// from (a phone reset before it synced, its token reissued; an actor forged in its name) will
+/// never reach the hub: the relay is told so (`AuthorRevoked`) and rebuilds the record without
+/// them, rather than waiting for them and relaying them for ever.
+#[test]
+fn changes_of_another_store_of_a_device_are_not_waited_for() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    monitor.sync(&mut hub);
+    let case = colleague.create_case(C01, NAME_C01);
+    colleague.sync(&mut hub);
+    let bytes = colleague.store.export_document(case).unwrap();
+    let mut other_store = monitor.id().as_bytes().to_vec();
+    other_store.extend([9u8; 8]);
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(automerge::ActorId::from(other_store));
+    let mut edited: ChildCase = colleague.store.get(case).unwrap();
+    edited.hours_per_week = 44;
+    let author = ChangeAuthor {
+        user: monitor.principal.user,
+        device: monitor.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &edited, &author)
+        .unwrap()
+        .expect("a change");
+    colleague
+        .store
+        .merge_document(case, &document.save())
+        .unwrap();
+
+    let summary = colleague.sync(&mut hub);
+    assert_eq!(summary.rebuilt, vec![case], "{summary:?}");
+    assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+    let summary = colleague.sync(&mut hub);
+    assert!(
+        summary.refused.is_empty() && summary.awaiting_author.is_empty(),
+        "{summary:?}"
+    );
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert_ne!(
+        colleague
+            .store
+            .get::<ChildCase>(case)
+            .unwrap()
+            .hours_per_week,
+        44
+    );
+}
+
 #[test]
 fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
     let dir = TempDir::new().unwrap();

@@ -248,6 +248,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/010_known_browsers.sql"),
     include_str!("postgres/migrations/011_token_expiry.sql"),
     include_str!("postgres/migrations/012_record_roots.sql"),
+    include_str!("postgres/migrations/013_device_actors.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
@@ -1515,6 +1516,28 @@ impl HubTransaction for PgTransaction<'_> {
             insert_area_history(&mut self.tx, seq, id, *kind, &sealed)?;
         }
         Ok(found)
+    }
+
+    fn device_actor(&mut self, device: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT actor FROM device_actors WHERE device = $1",
+                &[&device],
+            )
+            .map_err(storage_error)?
+            .map(|row| row.get(0)))
+    }
+
+    fn set_device_actor(&mut self, device: Uuid, actor: &[u8]) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO device_actors (device, actor) VALUES ($1, $2)
+                 ON CONFLICT (device) DO UPDATE SET actor = excluded.actor",
+                &[&device, &actor],
+            )
+            .map_err(storage_error)?;
+        Ok(())
     }
 
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {

@@ -499,6 +499,24 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         Ok(hashes.iter().flat_map(|h| codec::heads_of(h)).collect())
     }
 
+    fn device_actor(&mut self, device: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT actor FROM device_actors WHERE device = ?1")?
+            .query_row([device.as_bytes()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_device_actor(&mut self, device: Uuid, actor: &[u8]) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO device_actors (device, actor) VALUES (?1, ?2)
+                 ON CONFLICT (device) DO UPDATE SET actor = excluded.actor",
+            )?
+            .execute(rusqlite::params![device.as_bytes(), actor])?;
+        Ok(())
+    }
+
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
         let ids = self
             .tx

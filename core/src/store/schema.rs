@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/020_attachment_uploads.sql"),
     include_str!("migrations/021_visit_local_day.sql"),
     include_str!("migrations/022_record_roots.sql"),
+    include_str!("migrations/023_device_actors.sql"),
 ];
 
 /// The schema version this software writes.

@@ -180,6 +180,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
     if let Some(certifier) = certifier {
+        note_actor(storage, who.device, &request.actor)?;
         tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     }
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
@@ -249,9 +250,12 @@ fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
 }
 
 /// Of the pushes waiting for changes another device made (`ForeignChanges`), those whose
-/// waiting changes come from a device the hub revoked: they will never come from it, so the
-/// record can never be taken from this sender, and it is told so (`AuthorRevoked`) rather than
-/// left to wait and to be relayed for ever. The registry is read only when a push waits.
+/// waiting changes come from a device the hub revoked, or from a store of a device other than
+/// the one it syncs from now (a phone reset before it synced, its token reissued; an actor
+/// forged in its name; edits its user gave up, made again under a new actor): they will never
+/// come, so the record can never be taken from this sender, and it is told so
+/// (`AuthorRevoked`) rather than left to wait and to be relayed for ever. The registry is read
+/// only when a push waits.
 fn tell_revoked_authors<S: HubStorage + ?Sized>(
     storage: &mut S,
     certifier: &Certifier<'_>,
@@ -278,27 +282,53 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         .filter(|d| d.revoked)
         .map(|d| d.device)
         .collect();
-    if revoked.is_empty() {
-        return Ok(());
-    }
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
             continue;
         };
-        let authors = storage.in_read_transaction(&mut |tx| foreign_authors(tx, who, entry))?;
-        if authors.iter().any(|device| revoked.contains(device)) {
+        let never = storage.in_read_transaction(&mut |tx| {
+            for actor in foreign_authors(tx, who, entry)? {
+                let Some(device) = doc::device_of_actor(&actor) else {
+                    continue;
+                };
+                if revoked.contains(&device)
+                    || tx
+                        .device_actor(device)?
+                        .is_some_and(|current| current != actor.to_bytes())
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if never {
             ack.outcome = refused(Refusal::AuthorRevoked);
         }
     }
     Ok(())
 }
 
-/// The devices other than the sender's that made the changes of a push the hub does not hold.
+/// Keeps the actor of the store `device` syncs from now (the hub's registry of it does not
+/// say which store): changes of its other actors that the hub lacks will never come.
+fn note_actor<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    device: Uuid,
+    actor: &[u8],
+) -> std::result::Result<(), HubError> {
+    let known = storage.in_read_transaction(&mut |tx| tx.device_actor(device))?;
+    if known.as_deref() != Some(actor) {
+        storage.in_transaction(&mut |tx| tx.set_device_actor(device, actor))?;
+    }
+    Ok(())
+}
+
+/// The actors of devices other than the sender's that made the changes of a push the hub does
+/// not hold.
 fn foreign_authors(
     tx: &mut dyn HubTransaction,
     who: &Principal,
     entry: &PushEntry,
-) -> Result<HashSet<Uuid>> {
+) -> Result<HashSet<ActorId>> {
     let mut document = match tx.record(entry.id, false) {
         Ok(Some(stored)) => match codec::load(entry.id, &stored.document) {
             Ok(document) => document,
@@ -315,8 +345,8 @@ fn foreign_authors(
     Ok(document
         .get_changes_meta(&before)
         .iter()
-        .filter_map(|change| doc::device_of_actor(&change.actor))
-        .filter(|device| *device != who.device)
+        .filter(|change| doc::device_of_actor(&change.actor).is_some_and(|d| d != who.device))
+        .map(|change| change.actor.clone().into_owned())
         .collect())
 }
 
