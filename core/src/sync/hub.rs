@@ -180,11 +180,14 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
     if let Some(certifier) = certifier {
-        note_actor(storage, who.device, &request.actor)?;
         tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     }
+    let mut actor_known = true;
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
     let response = storage.in_read_transaction(&mut |tx| {
+        if certifier.is_some() {
+            actor_known = tx.device_actor(who.device)?.as_deref() == Some(request.actor.as_slice());
+        }
         let mut answer = Budget {
             limit: answer.limit,
             spent: answer.spent,
@@ -206,6 +209,12 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
             acks.clone(),
         )
     })?;
+    // The store the device syncs from now, kept when it changed (a first sync, a store reset):
+    // changes of its other actors that the hub lacks will never come (`tell_revoked_authors`).
+    // Read in the answer's snapshot, written only then: no transaction more per sync.
+    if !actor_known {
+        storage.in_transaction(&mut |tx| tx.set_device_actor(who.device, &request.actor))?;
+    }
     let response = SyncResponse {
         identity,
         attachment_limits: Some(limits.attachments),
@@ -304,20 +313,6 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         if never {
             ack.outcome = refused(Refusal::AuthorRevoked);
         }
-    }
-    Ok(())
-}
-
-/// Keeps the actor of the store `device` syncs from now (the hub's registry of it does not
-/// say which store): changes of its other actors that the hub lacks will never come.
-fn note_actor<S: HubStorage + ?Sized>(
-    storage: &mut S,
-    device: Uuid,
-    actor: &[u8],
-) -> std::result::Result<(), HubError> {
-    let known = storage.in_read_transaction(&mut |tx| tx.device_actor(device))?;
-    if known.as_deref() != Some(actor) {
-        storage.in_transaction(&mut |tx| tx.set_device_actor(device, actor))?;
     }
     Ok(())
 }
