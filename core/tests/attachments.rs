@@ -1469,3 +1469,122 @@ fn a_document_or_voice_note_must_be_of_its_declared_media_type() {
     }
     assert_eq!(attachment_files(&d.store).len(), 6);
 }
+
+/// Pushes to the hub one change of `d` adding `entry` to the manifest of its record `record`,
+/// as a device that writes its own documents would; the hub's answer.
+fn push_manifest_entry(
+    hub: &mut Store,
+    d: &Device,
+    record: Uuid,
+    entry: &Attachment,
+) -> vigie_core::sync::wire::PushOutcome {
+    use vigie_core::sync::wire::{PushEntry, SyncRequest, decode_response, encode_request};
+    let bytes = d.store.export_document(record).unwrap();
+    let mut doc = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(d.store.actor().clone());
+    let before = doc.get_heads();
+    let author = ChangeAuthor {
+        user: d.principal.user,
+        device: d.store.device_id(),
+    };
+    vigie_core::doc::put_attachment(&mut doc, entry, &author).unwrap();
+    let request = encode_request(&SyncRequest {
+        actor: d.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![PushEntry {
+            id: record,
+            heads: before.iter().map(|h| h.0).collect(),
+            changes: doc.save_after(&before),
+        }],
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+        incarnation: None,
+    });
+    let response = hub
+        .hub_handle(&d.principal, &request, &HubLimits::default())
+        .unwrap();
+    decode_response(&response, 1 << 26).unwrap().acks[0]
+        .outcome
+        .clone()
+}
+
+#[test]
+fn an_attachment_id_another_record_holds_is_refused_and_stops_no_ones_sync() {
+    use vigie_core::sync::Refusal;
+    use vigie_core::sync::wire::PushOutcome;
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("neighbour", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
+        ("third", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
+    ]);
+    let (mut a, mut neighbour, mut third) =
+        (devices.remove(0), devices.remove(0), devices.remove(0));
+    // `a` captures a document offline; its neighbour learns the attachment's id (a peer
+    // session) and names it first in a visit of its own.
+    let visit = new_visit(&mut a);
+    let data = pdf(&[7u8; 50_000]);
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &data[..])
+        .unwrap();
+    let squatting = new_visit(&mut neighbour);
+    sync(&mut neighbour, &mut hub);
+    let squat = Attachment {
+        captured_by: neighbour.principal.user,
+        ..entry.clone()
+    };
+    assert!(matches!(
+        push_manifest_entry(&mut hub, &neighbour, squatting.id, &squat),
+        PushOutcome::Accepted { .. }
+    ));
+
+    // The capturer's sync goes on: its visit is refused alone, saying what to do, its other
+    // records are taken, and it receives the neighbour's visit (whose entry names an id its
+    // own attachment holds) without failing.
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert_eq!(summary.refused, vec![(visit.id, Refusal::BreaksValidation)]);
+    let detail = &summary.refusal_details[0].1;
+    assert_eq!(detail.field, "attachments", "{detail:?}");
+    assert!(detail.rule.contains("attach the file again"), "{detail:?}");
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert!(hub.get::<Workplace>(visit.workplace_id).is_ok());
+    assert!(a.store.get::<Visit>(squatting.id).is_ok());
+    assert_eq!(a.store.read_attachment(entry.id).unwrap(), data);
+    // Removing the attachment and attaching the file again (a new id) lets the visit in.
+    a.store.remove_attachment(visit.id, entry.id).unwrap();
+    let again = a
+        .store
+        .add_attachment(visit.id, &document(), &data[..])
+        .unwrap();
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    sync(&mut third, &mut hub);
+    let summary = transfer(&mut third, &mut hub, &AttachmentSyncOptions::default());
+    assert!(summary.downloaded.contains(&again.id), "{summary:?}");
+    assert_eq!(third.store.read_attachment(again.id).unwrap(), data);
+
+    // Once the hub holds an attachment, a record of another that names its id is refused.
+    let other = new_visit(&mut neighbour);
+    sync(&mut neighbour, &mut hub);
+    let squat = Attachment {
+        captured_by: neighbour.principal.user,
+        ..again.clone()
+    };
+    match push_manifest_entry(&mut hub, &neighbour, other.id, &squat) {
+        PushOutcome::Refused {
+            reason: Refusal::BreaksValidation,
+            detail: Some(detail),
+        } => assert_eq!(detail.field, "attachments"),
+        outcome => panic!("{outcome:?}"),
+    }
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert!(
+        summary.refused.is_empty() && summary.failed.is_empty(),
+        "{summary:?}"
+    );
+}

@@ -368,6 +368,16 @@ pub(crate) fn follow_manifest(
         let Some(sha) = unhex(&entry.sha256).filter(|s| s.len() == 32) else {
             continue;
         };
+        // An id another record's attachment holds (a record a peer or a bundle brought, whose
+        // sender named an attachment of another record): that attachment keeps its row, and
+        // this entry has no bytes to receive; the record is taken all the same.
+        let taken: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM attachments WHERE id = ?1)")?
+            .query_row([entry.id.as_bytes()], |r| r.get(0))?;
+        if taken {
+            tracing::warn!(record = %record_id, attachment = %entry.id, "a manifest names an attachment id another record holds: its bytes are not fetched");
+            continue;
+        }
         insert_row(
             tx,
             NewRow {

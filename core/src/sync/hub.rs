@@ -2074,7 +2074,45 @@ pub(crate) fn admit(
     if let Err(refusal) = names_kept(tx, rules, &record, &held)? {
         return Ok(Err(refusal));
     }
+    if !attachment_ids_free(tx, id, document, before)? {
+        return Ok(Err(Refused::breaking(ValidationError::new(
+            "attachments",
+            "an attachment of another record has the same id: remove it and attach the file again",
+        ))));
+    }
     Ok(Ok(admitted))
+}
+
+/// Whether every attachment the changes add to the manifest has an id no other record's
+/// attachment holds. An id is the attachment's everywhere (its file, its key, its uploads): a
+/// device that learnt another's id from a peer and named it in a record of its own made the
+/// capturer's every sync fail on the hub, and took its upload over.
+fn attachment_ids_free(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<bool> {
+    if doc::attachment_keys(document) == 0 {
+        return Ok(true);
+    }
+    let stored = match before.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, before),
+    };
+    for entry in doc::attachments(document) {
+        if stored.iter().any(|s| s.id == entry.id) {
+            continue;
+        }
+        if tx
+            .attachment_held(entry.id)?
+            .is_some_and(|held| held.record != id)
+        {
+            tracing::warn!(record = %id, attachment = %entry.id, "a push names an attachment id another record holds: refused");
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a record's history is one of its own: a new record's has one root (where its
