@@ -189,6 +189,55 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Changes that leave a record where it is are judged by the rules alone, whoever filed it
+/// elsewhere meanwhile: "where the user never worked" is where the changes file a record.
+#[test]
+fn changes_to_a_case_a_supervisor_filed_elsewhere_meanwhile_are_accepted_after_review() {
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    // Offline, the monitor notes what she saw; meanwhile the supervisor files the case in the
+    // next community.
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.notes = "Vue au marché le samedi.".into();
+    monitor.store.update(&edited).unwrap();
+    let mut moved: ChildCase = supervisor.store.get(case.id).unwrap();
+    moved.area = area(C02);
+    supervisor.store.update(&moved).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+    let args = database_args(&data);
+    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+    list.extend(args.iter().map(String::as_str));
+    let listed: serde_json::Value = serde_json::from_str(&vigie(&list)).unwrap();
+    assert_eq!(listed["state"], "applies", "{listed}");
+    let number = listed["entry"].as_i64().unwrap().to_string();
+    let by = supervisor.user().to_string();
+    let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+    accept.extend(args.iter().map(String::as_str));
+    accept.extend(["--entry", &number, "--by", &by]);
+    vigie(&accept);
+
+    supervisor.sync(&hub.url).unwrap();
+    let reviewed: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(reviewed.notes, "Vue au marché le samedi.");
+    assert_eq!(
+        reviewed.area,
+        area(C02),
+        "the case stays where it was filed"
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_again() {
     let (dir, data, mut hub) = new_hub();

@@ -2358,6 +2358,23 @@ fn sender_versions(
     Ok((before, TypedRecord::read_at(kind, id, document, theirs)?))
 }
 
+/// Whether the changes after `before` file the record anywhere: they create it, or the
+/// sender's own version is filed elsewhere than the version its changes build on. A record
+/// moved by someone else (a supervisor filing it in another community) while the changes were
+/// on their way is not moved by them. Changes that do not read are taken as moving it.
+pub(crate) fn changes_file_the_record(
+    document: &Automerge,
+    before: &[ChangeHash],
+    kind: RecordKind,
+    id: Uuid,
+) -> bool {
+    let heads = sender_heads(&document.get_changes(before));
+    match sender_versions(document, &heads, kind, id) {
+        Ok((Some(base), theirs)) => base.area() != theirs.area(),
+        _ => true,
+    }
+}
+
 /// The heads the sender's new changes build on (empty: a new record) and the heads they make.
 fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
     let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();

@@ -3,7 +3,10 @@
 //! seeing any value (field names, the area before and after, who made the changes), then
 //! accepts it, which checks it as a push is checked, or rejects it.
 
-use super::hub::{HubLimits, Principal, Rules, admit, held_once, read_record, save_admitted};
+use super::hub::{
+    HubLimits, Principal, Rules, admit, changes_file_the_record, held_once, read_record,
+    save_admitted,
+};
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::Attachment;
@@ -412,7 +415,8 @@ pub fn describe_quarantined(
     };
     let stored_kind = stored_kind.then_some(kind);
     if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err()
-        || !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?
+        || (changes_file_the_record(&document, &before, kind, entry.record)
+            && !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?)
     {
         view.state = ReviewState::BreaksARule;
     }
@@ -488,13 +492,19 @@ pub fn accept_quarantined(
     let after = TypedRecord::read(kind, entry.record, &document)
         .ok()
         .and_then(|record| record.area().cloned());
-    if !held_once(
-        tx,
-        reference,
-        entry.user,
-        kind,
-        after.as_ref().or(filed.as_ref()),
-    )? {
+    // Where the changes file the record must be where their author worked (a user who lost
+    // an area, or never had it, cannot put a child's case there through a review); changes
+    // that leave the record where it is (filed since by a supervisor, or under an area code
+    // a new tree renamed) are judged by the rules alone.
+    if changes_file_the_record(&document, &before, kind, entry.record)
+        && !held_once(
+            tx,
+            reference,
+            entry.user,
+            kind,
+            after.as_ref().or(filed.as_ref()),
+        )?
+    {
         return Err(Error::NotAllowed {
             rule: "the changes file the record where the user who made them never worked".into(),
         });
