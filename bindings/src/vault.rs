@@ -358,7 +358,9 @@ impl VigieStore {
     /// Hands open cases to another user of this phone: their assignee (`identified_by`, what
     /// the due lists follow) becomes `to_user_id`, as one ordinary edit per case in this store's
     /// outbox (all or none). Pass the result to the other user's store (`receive_hand_over`).
-    /// A closed case, or a duplicate merged into another, is `NotAllowed`.
+    /// A closed case, or a duplicate merged into another, is `NotAllowed`; so is a receiver
+    /// whose areas do not cover a case, or whom this store's directory of users does not list
+    /// once it synced (a user enrolled since: sync first).
     pub fn hand_over(&self, case_ids: Vec<String>, to_user_id: String) -> Result<Arc<HandOver>> {
         let ids = case_ids
             .iter()

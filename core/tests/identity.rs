@@ -1128,12 +1128,24 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     edited.notes = "seen again at the market".into();
     giver.store.update(&edited).unwrap();
 
-    // A hand-over the giver could not judge (the receiver is in no directory it holds): the
-    // receiver's store refuses it whole, writes nothing, and names only the record.
-    let handed = giver
-        .store
-        .hand_over(&[case], unlisted.principal.user)
-        .unwrap();
+    // A receiver the giver's directory does not list (the hub would refuse the change, and the
+    // case, with the giver's later edits, would wait for ever): refused, nothing changed.
+    match giver.store.hand_over(&[case], unlisted.principal.user) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("sync, then"), "{rule}"),
+        other => panic!("handing over to an unlisted user gave {other:?}"),
+    }
+    let kept: ChildCase = giver.store.get(case).unwrap();
+    assert_eq!(kept.identified_by, giver.principal.user);
+    // Cases handed by a phone that could not judge (it never received a directory): the
+    // receiver's store refuses them whole, writes nothing, and names only the record.
+    let handed = HandOver {
+        from: giver.principal.user,
+        to: unlisted.principal.user,
+        cases: vec![HandedCase {
+            id: case,
+            document: giver.store.export_document(case).unwrap(),
+        }],
+    };
     let refusal = unlisted.store.receive_hand_over(&handed).unwrap_err();
     assert!(matches!(
         refusal,
@@ -1143,8 +1155,11 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     assert!(unlisted.store.kind_of(case).is_err(), "nothing written");
     assert_eq!(unlisted.store.hub_outbox_len().unwrap(), 0);
 
-    // The hub refuses the giver's edit that made the other district's user the assignee: the
-    // case keeps its assignee there.
+    // The hub refuses an edit that made the other district's user the assignee (one the
+    // phone could not judge): the case keeps its assignee there.
+    let mut edited: ChildCase = giver.store.get(case).unwrap();
+    edited.identified_by = unlisted.principal.user;
+    giver.store.update(&edited).unwrap();
     let summary = giver.sync(&mut hub);
     assert_eq!(
         summary.refused,

@@ -11,10 +11,12 @@
 //!
 //! A case goes only to a user who receives it (`rights::check_assignee`, the rule the hub applies
 //! to a change of assignee too): the giver's store refuses a receiver whose certificate in the
-//! directory does not cover a case, and the receiver's store refuses a case its user's role and
-//! areas (as the hub last told them, else as its certificate says) do not cover, before
-//! anything is written. A store that knows neither cannot judge, and the hub judges at the
-//! push.
+//! directory does not cover a case, and a receiver its directory does not list (a user enrolled
+//! since its last sync, or of another area: the hub would refuse the change, and the case would
+//! wait, the giver's later edits with it, until the change was discarded); the receiver's store
+//! refuses a case its user's role and areas (as the hub last told them, else as its certificate
+//! says) do not cover, before anything is written. A store that never received a directory
+//! (two users of a phone that never synced) cannot judge, and the hub judges at the push.
 
 use crate::codec;
 use crate::doc;
@@ -84,7 +86,13 @@ impl Store {
             .copied()
             .filter(|id| seen.insert(*id))
             .collect();
-        let receiver = self.known_scope_of(to)?;
+        let directory = self.directory()?;
+        let receiver = self.scope_in(&directory, to);
+        if receiver.is_none() && !directory.is_empty() {
+            return Err(Error::NotAllowed {
+                rule: "the receiver is not in this phone's directory of users: sync, then hand the cases over".into(),
+            });
+        }
         let mut changed = Vec::with_capacity(ids.len());
         for &id in &ids {
             let mut case: ChildCase = self.get(id)?;
@@ -181,13 +189,8 @@ impl Store {
         Ok(self.certificate()?.map(|c| c.principal().scope(&reference)))
     }
 
-    /// The scope of user `user` as the directory the hub delivered says (their most recently
-    /// issued certificate); `None` if no certificate of theirs is known.
-    fn known_scope_of(&self, user: Uuid) -> Result<Option<Scope>> {
-        Ok(self.scope_in(&self.directory()?, user))
-    }
-
-    /// `known_scope_of` in a directory read already (`Store::directory`).
+    /// The scope of user `user` as a directory the hub delivered says (their most recently
+    /// issued certificate); `None` if no certificate of theirs is in it.
     pub(crate) fn scope_in(&self, directory: &[Certificate], user: Uuid) -> Option<Scope> {
         directory
             .iter()
