@@ -1280,9 +1280,6 @@ fn a_relayed_record_waits_for_its_authors_device_and_is_relayed_further() {
     }
 }
 
-/// A record a revoked (lost) phone made and passed to a colleague before the revocation: the
-/// hub tells the colleague it will never take it, the colleague relays it no further, and a
-/// device that knows of the revocation takes it from no peer or bundle.
 /// Changes a relay holds under an actor of a device other than the store that device syncs
 /// from (a phone reset before it synced, its token reissued; an actor forged in its name) will
 /// never reach the hub: the relay is told so (`AuthorRevoked`) and rebuilds the record without
@@ -1333,6 +1330,72 @@ fn changes_of_another_store_of_a_device_are_not_waited_for() {
     );
 }
 
+/// A change forged under a device's own actor and its next sequence number, passed on by a
+/// peer, waits for its author like any relayed change; once that device's real change of that
+/// number reaches the hub, the relay is told it will never be taken (`AuthorRevoked`) and
+/// rebuilds the record on the hub's version, its own edit kept, rather than being refused as
+/// damaged at every sync.
+#[test]
+fn a_change_forged_under_a_devices_next_number_is_dropped_once_the_device_sends_its_own() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    let case = monitor.create_case(C01, NAME_C01);
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    // The forger writes in the monitor's name, under the monitor's actor.
+    let bytes = colleague.store.export_document(case).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    let mut forged: ChildCase = colleague.store.get(case).unwrap();
+    forged.hours_per_week = 44;
+    let author = ChangeAuthor {
+        user: monitor.principal.user,
+        device: monitor.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &forged, &author)
+        .unwrap()
+        .expect("a change");
+    colleague
+        .store
+        .merge_document(case, &document.save())
+        .unwrap();
+    let mut edited: ChildCase = colleague.store.get(case).unwrap();
+    edited.notes = "Vu au marché.".into();
+    colleague.store.update(&edited).unwrap();
+    let summary = colleague.sync(&mut hub);
+    assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
+
+    // The monitor's own edit, under the same number.
+    let mut real: ChildCase = monitor.store.get(case).unwrap();
+    real.hours_per_week = 30;
+    monitor.store.update(&real).unwrap();
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.accepted, 1, "{summary:?}");
+
+    let summary = colleague.sync(&mut hub);
+    assert_eq!(summary.rebuilt, vec![case], "{summary:?}");
+    assert!(
+        summary.failed.is_empty() && summary.refused.is_empty(),
+        "{summary:?}"
+    );
+    let summary = colleague.sync(&mut hub);
+    assert!(
+        summary.failed.is_empty() && summary.refused.is_empty() && summary.pending == 0,
+        "{summary:?}"
+    );
+    for held in [
+        colleague.store.get::<ChildCase>(case).unwrap(),
+        hub.get::<ChildCase>(case).unwrap(),
+    ] {
+        assert_eq!(held.hours_per_week, 30);
+        assert_eq!(held.notes, "Vu au marché.");
+    }
+}
+
+/// A record a revoked (lost) phone made and passed to a colleague before the revocation: the
+/// hub tells the colleague it will never take it, the colleague relays it no further, and a
+/// device that knows of the revocation takes it from no peer or bundle.
 #[test]
 fn a_revoked_phones_relayed_record_is_told_apart_and_spreads_no_further() {
     let dir = TempDir::new().unwrap();

@@ -1572,8 +1572,18 @@ fn update_in_scope(
         }
     };
     let before = document.get_heads();
-    if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
-        return undecodable(e);
+    match codec::merge_into(&mut document, entry.id, &entry.changes) {
+        // A change of another device under a number the hub holds another change of that
+        // device under: made in its name by someone else (a peer passed it on), or on a store
+        // of it since reset. It will never be taken, and the relay rebuilds the record on the
+        // hub's version, as for a revoked device's changes, rather than be refused for ever.
+        Err(Error::ActorReused { actor, .. })
+            if doc::device_of_actor(&actor) != Some(rules.who.device) =>
+        {
+            return Ok(refused(Refusal::AuthorRevoked));
+        }
+        Err(e) => return undecodable(e),
+        Ok(()) => {}
     }
     if !document.get_missing_deps(&[]).is_empty() {
         return Ok(refused(Refusal::MissingHistory));
