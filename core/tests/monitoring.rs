@@ -650,6 +650,23 @@ fn a_child_found_working_again_is_reopened_and_referred() {
     assert!(
         check_case_transition(CaseStatus::Closed, CaseStatus::Identified, Role::Supervisor).is_ok()
     );
+    // A monitor settling a conflict between withdrawn and prevented asks no reopening: the
+    // rule says which step it would take.
+    let step = vigie_core::domain::rights::Step::CaseStatus {
+        from: CaseStatus::Withdrawn,
+        to: CaseStatus::Prevented,
+        has_referral: true,
+        tracking: vigie_core::domain::rights::Tracking::Verified,
+    };
+    let rule = vigie_core::domain::rights::check_step(Role::CommunityMonitor, Uuid::nil(), &step)
+        .unwrap_err()
+        .rule;
+    assert!(
+        rule.contains(
+            "only a supervisor may make a withdrawn case prevented: the way there reopens it"
+        ),
+        "{rule}"
+    );
     let c = as_role(&mut store, Role::Supervisor)
         .transition_case(c.id, CaseStatus::Identified)
         .unwrap();

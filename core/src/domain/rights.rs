@@ -301,8 +301,18 @@ fn case_status_rule(role: Role, from: CaseStatus, to: CaseStatus) -> NotAllowed 
         ));
     };
     if start != from && case_start(role, from, CaseStatus::Identified).is_none() {
+        if to == CaseStatus::Identified {
+            return not_allowed(format!(
+                "only a supervisor may reopen a case ({} may not)",
+                role.in_words()
+            ));
+        }
+        // A status another device's value leads to (a conflict between withdrawn and
+        // prevented settled by a monitor): the way there is no reopening the user asked for.
         return not_allowed(format!(
-            "only a supervisor may reopen a case ({} may not)",
+            "only a supervisor may make a {} case {}: the way there reopens it, a supervisor's step ({} may not)",
+            from.as_str(),
+            to.as_str(),
             role.in_words()
         ));
     }
