@@ -1103,6 +1103,51 @@ fn segments_of(size: u64) -> u64 {
     size.div_ceil(sealed::SEGMENT as u64).max(1)
 }
 
+impl PgTransaction<'_> {
+    /// Gives each attachment a record's changes add to its manifest a row, its bytes to come,
+    /// as the embedded store does: an attachment id is then one record's from the push that
+    /// names it (`sync::hub::admit` refuses another record naming it), not from its upload's
+    /// first chunk.
+    fn name_attachments(&mut self, write: &RecordWrite<'_>) -> Result<()> {
+        if !vigie_core::domain::attachment::takes_attachments(write.kind)
+            || doc::attachment_keys(write.document) == 0
+        {
+            return Ok(());
+        }
+        let held = match write.before.is_empty() {
+            true => Vec::new(),
+            false => doc::attachments_at(write.document, write.before),
+        };
+        for entry in doc::attachments(write.document) {
+            let Some(sha) = entry.sha256_digest() else {
+                continue;
+            };
+            if held.iter().any(|h| h.id == entry.id) {
+                continue;
+            }
+            let size = i64::try_from(entry.size).map_err(|_| Error::HubStorage {
+                reason: "attachment size out of range".into(),
+                retryable: false,
+            })?;
+            self.tx
+                .execute(
+                    "INSERT INTO attachments (id, record_id, file_key, prefix, sha256, size)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                    &[
+                        &entry.id,
+                        &write.id,
+                        &sealed::new_key().to_vec(),
+                        &sealed::new_prefix().to_vec(),
+                        &sha.to_vec(),
+                        &size,
+                    ],
+                )
+                .map_err(storage_error)?;
+        }
+        Ok(())
+    }
+}
+
 impl HubTransaction for PgTransaction<'_> {
     fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
         let Some(row) = self.attachment_row(id, false)? else {
@@ -1297,6 +1342,7 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn save(&mut self, write: RecordWrite<'_>) -> Result<()> {
+        self.name_attachments(&write)?;
         let heads = write.document.get_heads();
         let changes = codec::new_change_hashes(write.document, write.before);
         let fresh = write.key.is_none() && !self.written.contains_key(&write.id);

@@ -486,12 +486,16 @@ fn a_rejected_entrys_photo_leaves_the_hub() {
     assert_eq!(hub_attachments_held(&data), 0, "the rejected photo stays");
 }
 
-/// The attachments the hub holds: rows on PostgreSQL, files beside the embedded store.
+/// The attachments the hub holds bytes of: rows with segments on PostgreSQL (a row is there
+/// from the push that names it), files beside the embedded store.
 fn hub_attachments_held(data: &std::path::Path) -> usize {
     if let Some(url) = hub_database(data) {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let n: i64 = client
-            .query_one("SELECT count(*) FROM attachments", &[])
+            .query_one(
+                "SELECT count(DISTINCT attachment_id) FROM attachment_segments",
+                &[],
+            )
             .unwrap()
             .get(0);
         return n as usize;
@@ -654,4 +658,92 @@ fn a_document_file_the_hub_lost_is_sent_again_by_its_phone() {
         hub.log_tail(200).contains("gone or cut short"),
         "the hub says what it found"
     );
+}
+
+/// An attachment's id is one record's, from the push that names it: a record of another
+/// device naming it (an id learnt from a peer) is refused at the push, on either store and
+/// before any byte is uploaded, and the capturer's sync, upload and others' downloads go on.
+/// (Before, the capturer's every sync failed with a 500.)
+#[test]
+fn a_record_naming_another_records_attachment_id_is_refused_and_stops_no_one() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut neighbour = Device::enrol(
+        dir.path(),
+        &data,
+        "neighbour",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    monitor.sync(&hub.url).unwrap();
+    neighbour.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Konan", monitor.user()))
+        .unwrap();
+    let bytes = MARKER.repeat(2_000);
+    let entry = monitor
+        .store
+        .add_attachment(case.id, &document("Consentement"), &bytes[..])
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+
+    // The neighbour names the id in a case of its own, before the upload began.
+    let own = neighbour
+        .store
+        .create(&child(area(C01), "Awa Koné", neighbour.user()))
+        .unwrap();
+    neighbour.sync(&hub.url).unwrap();
+    let mut doc = automerge::Automerge::load(&neighbour.store.export_document(own.id).unwrap())
+        .unwrap()
+        .with_actor(neighbour.store.actor().clone());
+    let before = doc.get_heads();
+    let squat = Attachment {
+        captured_by: neighbour.user(),
+        ..entry.clone()
+    };
+    vigie_core::doc::put_attachment(&mut doc, &squat, &rules::author(&neighbour)).unwrap();
+    let push = vigie_core::sync::wire::PushEntry {
+        id: own.id,
+        heads: doc.get_heads().iter().map(|h| h.0).collect(),
+        changes: doc.save_after(&before),
+    };
+    match &rules::push(&neighbour, &hub.url, vec![push])[&own.id] {
+        vigie_core::sync::wire::PushOutcome::Refused {
+            reason: vigie_core::sync::Refusal::BreaksValidation,
+            detail: Some(detail),
+        } => assert_eq!(detail.field, "attachments"),
+        outcome => panic!("{outcome:?}"),
+    }
+
+    let options = AttachmentSyncOptions::default();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(
+        summary.refused.is_empty() && summary.failed.is_empty(),
+        "{summary:?}"
+    );
+    let up = monitor
+        .client(&hub.url)
+        .sync_attachments(&mut monitor.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(up.uploaded, vec![entry.id]);
+    neighbour.sync(&hub.url).unwrap();
+    let down = neighbour
+        .client(&hub.url)
+        .sync_attachments(&mut neighbour.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(down.downloaded, vec![entry.id]);
+    assert_eq!(neighbour.store.read_attachment(entry.id).unwrap(), bytes);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }

@@ -128,6 +128,19 @@ pub struct Attachment {
 pub const MAX_CAPTION_CHARS: usize = 500;
 
 impl Attachment {
+    /// The SHA-256 the entry names, as bytes; `None` unless it is 64 hexadecimal digits.
+    pub fn sha256_digest(&self) -> Option<[u8; 32]> {
+        let text = self.sha256.as_bytes();
+        if text.len() != 64 {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(text.chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(digest)
+    }
+
     /// Checks an entry as a phone writes it and as the hub receives it, against `limits`.
     pub fn validate(&self, limits: &AttachmentLimits) -> Result<(), ValidationError> {
         if self.id.is_nil() {
