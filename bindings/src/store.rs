@@ -275,7 +275,8 @@ impl VigieStore {
     // ------------------------------------------------------------------------------------------
     // Records. `create_*` stores a new record (an empty id gets one) and returns it as stored,
     // with its version; `update_*` writes the fields that differ from the version read and
-    // returns the record as stored now (merged with anything that arrived meanwhile).
+    // returns the record as stored now (merged with anything that arrived meanwhile). A record
+    // with no version (built from a form rather than read) is `Validation` on `version`.
 
     pub fn create_workplace(&self, workplace: Workplace) -> Result<Workplace> {
         self.create(workplace)

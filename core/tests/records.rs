@@ -625,6 +625,20 @@ fn an_update_from_a_stale_version_does_not_undo_what_arrived_meanwhile() {
     );
     assert_eq!(stored.hours_per_week, 5);
     assert!(phone.conflicts(c.id).unwrap().is_empty());
+
+    // A record with no version (built from a form, not read) would set every field as if read
+    // now, undoing the school status unseen: refused on the field, nothing written.
+    let mut unread = edit.clone();
+    unread.version = Version::default();
+    unread.school = SchoolStatus::DroppedOut;
+    unread.notes = "from a form".into();
+    assert_eq!(
+        validation_field(phone.update(&unread).unwrap_err()),
+        "version"
+    );
+    let kept = phone.get::<ChildCase>(c.id).unwrap();
+    assert_eq!(kept.school, SchoolStatus::Attending);
+    assert_eq!(kept.notes, stored.notes);
 }
 
 #[test]

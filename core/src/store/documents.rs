@@ -158,6 +158,16 @@ pub(crate) fn update_in<R: Record>(
 ) -> Result<R> {
     refuse_reference::<R>()?;
     refuse_user_on_device::<R>(write)?;
+    // An edit is made at the version the caller read: a record with none (built from a form
+    // rather than read, or its version dropped on the way) would set every field it holds as
+    // if read now, undoing unseen what others changed since, with no conflict shown.
+    if record.version().is_empty() {
+        return Err(ValidationError::new(
+            "version",
+            "must be the version of the record as read from this store (an edit is made at it)",
+        )
+        .into());
+    }
     let (reference, acting) = (&write.reference, write.acting.as_ref());
     let mut record = record.clone();
     let id = record.id();
