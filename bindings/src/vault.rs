@@ -360,7 +360,8 @@ impl VigieStore {
     /// outbox (all or none). Pass the result to the other user's store (`receive_hand_over`).
     /// A closed case, or a duplicate merged into another, is `NotAllowed`; so is a receiver
     /// whose areas do not cover a case, or whom this store's directory of users does not list
-    /// once it synced (a user enrolled since: sync first).
+    /// once it synced (a user enrolled since: sync first), as for a case registered for a
+    /// colleague or an edit of its `identified_by`.
     pub fn hand_over(&self, case_ids: Vec<String>, to_user_id: String) -> Result<Arc<HandOver>> {
         let ids = case_ids
             .iter()

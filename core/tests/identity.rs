@@ -1131,7 +1131,7 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     // A receiver the giver's directory does not list (the hub would refuse the change, and the
     // case, with the giver's later edits, would wait for ever): refused, nothing changed.
     match giver.store.hand_over(&[case], unlisted.principal.user) {
-        Err(Error::NotAllowed { rule }) => assert!(rule.contains("sync, then"), "{rule}"),
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("directory"), "{rule}"),
         other => panic!("handing over to an unlisted user gave {other:?}"),
     }
     let kept: ChildCase = giver.store.get(case).unwrap();
@@ -1155,11 +1155,26 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     assert!(unlisted.store.kind_of(case).is_err(), "nothing written");
     assert_eq!(unlisted.store.hub_outbox_len().unwrap(), 0);
 
-    // The hub refuses an edit that made the other district's user the assignee (one the
-    // phone could not judge): the case keeps its assignee there.
+    // Nor by an edit of the assignee: the same refusal.
     let mut edited: ChildCase = giver.store.get(case).unwrap();
     edited.identified_by = unlisted.principal.user;
-    giver.store.update(&edited).unwrap();
+    match giver.store.update(&edited) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("directory"), "{rule}"),
+        other => panic!("assigning to an unlisted user gave {other:?}"),
+    }
+    // The hub refuses such an edit made past the phone's checks (an older app): the case
+    // keeps its assignee there.
+    let mut document = automerge::Automerge::load(&giver.store.export_document(case).unwrap())
+        .unwrap()
+        .with_actor(giver.store.actor().clone());
+    let author = ChangeAuthor {
+        user: giver.principal.user,
+        device: giver.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &edited, &author)
+        .unwrap()
+        .expect("a change");
+    giver.store.merge_document(case, &document.save()).unwrap();
     let summary = giver.sync(&mut hub);
     assert_eq!(
         summary.refused,
@@ -1177,8 +1192,8 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
         hub.get::<ChildCase>(case).unwrap().identified_by,
         giver.principal.user
     );
-    // Nor may a new case be registered for them: the phone refuses it, knowing them from its
-    // directory; for a user it does not know (one without a device), the hub does.
+    // Nor may a new case be registered for them, nor for a user the phone's directory does
+    // not list (the hub would refuse it, and the case would wait on the phone).
     let mut registered = child(C01, NAME_C01, foreign.principal.user);
     registered.case_code = "CASE-2".into();
     match giver.store.create(&registered) {
@@ -1186,15 +1201,10 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
         other => panic!("registering for another district gave {other:?}"),
     }
     registered.identified_by = Uuid::now_v7();
-    let registered = giver.store.create(&registered).unwrap().id;
-    let summary = giver.sync(&mut hub);
-    assert!(
-        summary
-            .refused
-            .contains(&(registered, sync::wire::Refusal::StepNotAllowed)),
-        "{summary:?}"
-    );
-    assert!(hub.kind_of(registered).is_err());
+    match giver.store.create(&registered) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("directory"), "{rule}"),
+        other => panic!("registering for an unlisted user gave {other:?}"),
+    }
 
     // To a colleague of the same community: handed over, received, and accepted by the hub.
     let mut back: ChildCase = giver.store.get(case).unwrap();
@@ -1215,15 +1225,14 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
 fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
-    // A case assigned to someone the phone does not know: the hub, which knows no such user,
-    // refuses it.
-    let mut case = child(C01, NAME_C01, Uuid::now_v7());
+    // A case filed where its monitor does not work (scope is the hub's to judge): refused.
+    let mut case = child(C02, NAME_C02, monitor.principal.user);
     case.case_code = "CASE-9".into();
     let case = monitor.store.create(&case).unwrap();
     let summary = monitor.sync(&mut hub);
     assert_eq!(
         summary.refused,
-        vec![(case.id, sync::wire::Refusal::StepNotAllowed)],
+        vec![(case.id, sync::wire::Refusal::OutOfScope)],
         "{summary:?}"
     );
     // A colleague's phone would hold it pending for good (not its user's changes): not offered.
@@ -1231,7 +1240,7 @@ fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
     assert!(supervisor.store.kind_of(case.id).is_err(), "a peer got it");
     // Corrected and taken by the hub, it travels to peers again.
     let mut fixed: ChildCase = monitor.store.get(case.id).unwrap();
-    fixed.identified_by = monitor.principal.user;
+    fixed.area = area(C01);
     monitor.store.update(&fixed).unwrap();
     let summary = monitor.sync(&mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");

@@ -86,13 +86,7 @@ impl Store {
             .copied()
             .filter(|id| seen.insert(*id))
             .collect();
-        let directory = self.directory()?;
-        let receiver = self.scope_in(&directory, to);
-        if receiver.is_none() && !directory.is_empty() {
-            return Err(Error::NotAllowed {
-                rule: "the receiver is not in this phone's directory of users: sync, then hand the cases over".into(),
-            });
-        }
+        let receiver = self.assignee_scope(&self.directory()?, to)?;
         let mut changed = Vec::with_capacity(ids.len());
         for &id in &ids {
             let mut case: ChildCase = self.get(id)?;
@@ -187,6 +181,25 @@ impl Store {
             return Ok(Some(profile.scope(&reference)));
         }
         Ok(self.certificate()?.map(|c| c.principal().scope(&reference)))
+    }
+
+    /// The scope of `user`, to whom a case is given (a hand-over, a case registered for them,
+    /// an edit of its assignee), as the directory the hub delivered says. A user it does not
+    /// list is refused: one enrolled since this phone's last sync, or of another area, whom the
+    /// hub would refuse, the case then waiting on the phone with every later edit. `None` on a
+    /// store that never received a directory: it cannot judge, and the hub does.
+    pub(crate) fn assignee_scope(
+        &self,
+        directory: &[Certificate],
+        user: Uuid,
+    ) -> Result<Option<Scope>> {
+        match self.scope_in(directory, user) {
+            Some(scope) => Ok(Some(scope)),
+            None if directory.is_empty() => Ok(None),
+            None => Err(Error::NotAllowed {
+                rule: "a case goes only to a user this phone's directory lists: sync first (a user enrolled since the last sync is not in it yet)".into(),
+            }),
+        }
     }
 
     /// The scope of user `user` as a directory the hub delivered says (their most recently

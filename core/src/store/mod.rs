@@ -545,8 +545,8 @@ impl Store {
     }
 
     /// A case registered for a colleague, or given to one by an edit, goes to one who receives
-    /// it, where this phone knows them from its directory (`rights::check_assignee`: the rule of
-    /// hand-overs and of the hub, which refuses it otherwise). Only a new assignee is checked
+    /// it, as this phone knows them from its directory (`rights::check_assignee`, and
+    /// `assignee_scope`: the rules of hand-overs and of the hub, which refuses it otherwise). Only a new assignee is checked
     /// (`held`: the store holds the records, and an unchanged assignee stays whatever became of
     /// their areas since), as the hub does. The directory is read once, if one case needs it.
     fn check_new_assignees<R: Record>(&self, records: &[R], held: bool) -> Result<()> {
@@ -569,7 +569,7 @@ impl Store {
                 Some(directory) => directory,
                 None => directory.insert(self.directory()?),
             };
-            if let Some(scope) = self.scope_in(directory, case.identified_by) {
+            if let Some(scope) = self.assignee_scope(directory, case.identified_by)? {
                 crate::domain::rights::check_assignee(&scope, case)?;
             }
         }
