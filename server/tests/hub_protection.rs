@@ -234,6 +234,69 @@ fn changes_to_a_case_a_supervisor_filed_elsewhere_meanwhile_are_accepted_after_r
         area(C02),
         "the case stays where it was filed"
     );
+
+    // The supervisor files it back in C01; the monitor, who never worked in C02, writes C02
+    // again on the version she holds from when it was there (a change that would win the
+    // merge), then loses C01: her changes file the case in C02, and no review takes them.
+    let at_c02 = reviewed.version.heads().to_vec();
+    let mut back = reviewed.clone();
+    back.area = area(C01);
+    supervisor.store.update(&back).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    assert!(monitor.has(case.id));
+    let whole =
+        automerge::Automerge::load(&monitor.store.export_document(case.id).unwrap()).unwrap();
+    let mut old = whole
+        .fork_at(&at_c02)
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    {
+        use automerge::ReadDoc;
+        use automerge::transaction::Transactable;
+        let mut tx = old.transaction();
+        let (_, area_obj) = tx.get(automerge::ROOT, "area").unwrap().unwrap();
+        // Put again (cleared first: a put of the value held writes nothing).
+        tx.delete(&area_obj, "community").unwrap();
+        tx.put(&area_obj, "community", C02).unwrap();
+        tx.commit_with(
+            automerge::transaction::CommitOptions::default()
+                .with_message(serde_json::to_string(&rules::author(&monitor)).unwrap())
+                .with_time(chrono::Utc::now().timestamp_millis()),
+        );
+    }
+    let refile = vigie_core::sync::wire::PushEntry {
+        id: case.id,
+        heads: old.get_heads().iter().map(|h| h.0).collect(),
+        changes: old.save_after(&at_c02),
+    };
+    common::lifecycle::set_areas(&data, monitor.user(), &["CI-R1-D2-C01"]);
+    let outcome = rules::push(&monitor, &hub.url, vec![refile]);
+    assert!(
+        matches!(
+            outcome[&case.id],
+            vigie_core::sync::wire::PushOutcome::Quarantined { .. }
+        ),
+        "{outcome:?}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&vigie(&list)).unwrap();
+    assert_eq!(listed["state"], "breaks_a_rule", "{listed}");
+    let number = listed["entry"].as_i64().unwrap().to_string();
+    let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+    accept.extend(args.iter().map(String::as_str));
+    accept.extend(["--entry", &number, "--by", &by]);
+    let out = vigie_output(&accept);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("never worked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    supervisor.sync(&hub.url).unwrap();
+    assert_eq!(
+        supervisor.store.get::<ChildCase>(case.id).unwrap().area,
+        area(C01)
+    );
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }

@@ -2368,19 +2368,25 @@ fn sender_versions(
     Ok((before, TypedRecord::read_at(kind, id, document, theirs)?))
 }
 
-/// Whether the changes after `before` file the record anywhere: they create it, or the
-/// sender's own version is filed elsewhere than the version its changes build on. A record
+/// Whether the changes after `before` file the record anywhere: they create it, or the record
+/// with them is filed elsewhere than the record as the hub held it (at `before`). A record
 /// moved by someone else (a supervisor filing it in another community) while the changes were
-/// on their way is not moved by them. Changes that do not read are taken as moving it.
+/// on their way is not moved by them; changes built on an older version that file it back
+/// where it was then do move it. Changes that do not read are taken as moving it.
 pub(crate) fn changes_file_the_record(
     document: &Automerge,
     before: &[ChangeHash],
     kind: RecordKind,
     id: Uuid,
 ) -> bool {
-    let heads = sender_heads(&document.get_changes(before));
-    match sender_versions(document, &heads, kind, id) {
-        Ok((Some(base), theirs)) => base.area() != theirs.area(),
+    if before.is_empty() {
+        return true;
+    }
+    match (
+        TypedRecord::read_at(kind, id, document, before),
+        TypedRecord::read(kind, id, document),
+    ) {
+        (Ok(held), Ok(merged)) => held.area() != merged.area(),
         _ => true,
     }
 }
