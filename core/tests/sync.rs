@@ -789,16 +789,17 @@ fn a_refused_change_its_user_gives_up_leaves_the_hubs_version() {
         "Trois enfants au séchage."
     );
 
-    // A new case the hub refused and holds nothing of leaves the phone.
-    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    // A new case the hub refused and holds nothing of leaves the phone (filed where its user
+    // does not work: scope is the hub's to judge).
+    let c02 = area("CI-R1-D1", "CI-R1-D1-C02");
     let stray = tablet
         .store
-        .create(&child(c01, "Aya", Uuid::now_v7()))
+        .create(&child(c02, "Aya", tablet.principal.user))
         .unwrap();
     let summary = sync(&mut tablet, &mut hub);
     assert_eq!(
         summary.refused,
-        vec![(stray.id, Refusal::StepNotAllowed)],
+        vec![(stray.id, Refusal::OutOfScope)],
         "{summary:?}"
     );
     assert_eq!(
