@@ -301,6 +301,66 @@ fn changes_to_a_case_a_supervisor_filed_elsewhere_meanwhile_are_accepted_after_r
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A new tree renames the monitor's community while her phone holds work made offline under the
+/// old code: a case registered and an edit of another. Both are kept for review (the new case
+/// was refused as outside any area she ever held: her old code resolves to nothing now), are
+/// listed as applying, and the district's supervisor accepts them.
+#[test]
+fn work_made_under_a_community_a_new_tree_renamed_is_kept_for_review_and_accepted() {
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.hours_per_week = 30;
+    monitor.store.update(&edited).unwrap();
+    let mut registered = child(area(C01), "Awa Traoré", monitor.user());
+    registered.case_code = "CASE-2".into();
+    let registered = monitor.store.create(&registered).unwrap();
+
+    let renamed = dir.path().join("areas-v2.json");
+    let text = std::fs::read_to_string(common::reference::SAMPLE_AREAS)
+        .unwrap()
+        .replace(&format!("\"{C01}\""), &format!("\"{C01}N\""));
+    std::fs::write(&renamed, text).unwrap();
+    common::reference::publish(&data, &[renamed.to_str().unwrap()]);
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    let mut quarantined = summary.quarantined.clone();
+    quarantined.sort();
+    let mut expected = vec![case.id, registered.id];
+    expected.sort();
+    assert_eq!(quarantined, expected, "{summary:?}");
+    let args = database_args(&data);
+    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+    list.extend(args.iter().map(String::as_str));
+    let by = supervisor.user().to_string();
+    for line in vigie(&list).lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(entry["state"], "applies", "{entry}");
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        let mut accept = vec!["quarantine", "accept", "--data", data.to_str().unwrap()];
+        accept.extend(args.iter().map(String::as_str));
+        accept.extend(["--entry", &number, "--by", &by]);
+        vigie(&accept);
+    }
+    supervisor.sync(&hub.url).unwrap();
+    assert_eq!(
+        supervisor
+            .store
+            .get::<ChildCase>(case.id)
+            .unwrap()
+            .hours_per_week,
+        30
+    );
+    assert!(supervisor.has(registered.id));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn quarantined_changes_are_kept_for_review_after_the_device_edits_the_record_again() {
     let (dir, data, mut hub) = new_hub();

@@ -1921,7 +1921,9 @@ fn quarantine_new(
 }
 
 /// Whether `user`, in some state of their user record (their role and areas before an
-/// administrator changed them), received records of `kind` filed in `area`.
+/// administrator changed them), received records of `kind` filed in `area`: their codes as
+/// the trees in force resolve them, and a code no tree in force holds (a community a new tree
+/// renamed) as the last version that held it did.
 pub(crate) fn held_once(
     tx: &mut dyn HubTransaction,
     reference: &ReferenceData,
@@ -1942,7 +1944,15 @@ pub(crate) fn held_once(
         let Ok(then) = doc::read_record_at::<User>(&document, user, &[change.hash()]) else {
             continue;
         };
-        if rights::Scope::of(then.role, &then.areas, reference).receives(kind, area) {
+        let scope = rights::Scope::of(then.role, &then.areas, reference);
+        let formerly = area.is_some_and(|a| {
+            then.areas
+                .iter()
+                .filter(|code| reference.grants_of(code).is_empty())
+                .flat_map(|code| reference.former_grants_of(code))
+                .any(|grant| grant.covers(a))
+        });
+        if scope.receives(kind, area) || (formerly && scope.kinds().contains(&kind)) {
             return Ok(true);
         }
     }
@@ -2507,7 +2517,11 @@ pub(crate) fn check_content(
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
     crate::domain::records::events_not_after_today(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
-    if let (Some(area), Some(pins)) = (after.area(), after.pins()) {
+    // Judged when the sender files the record: an edit that leaves it where it is stays
+    // possible after a new tree renamed its community (a record captured before its phone
+    // held any tree names no version to be judged by).
+    let filed_by_sender = from.map(TypedRecord::area) != Some(to.area());
+    if let (true, Some(area), Some(pins)) = (filed_by_sender, after.area(), after.pins()) {
         let pin = pins.get(ReferenceType::AdministrativeAreas);
         let in_tree = |tree: Option<&AreaNode>| tree.is_some_and(|t| t.check(area, "area").is_ok());
         // The tree it was captured with, or the one in force (a record filed again after its

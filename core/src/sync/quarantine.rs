@@ -394,7 +394,7 @@ pub fn describe_quarantined(
             .area_before
             .iter()
             .chain(&view.area_after)
-            .map(|a| a.community.clone())
+            .map(|a| reviewing_code(a, &reference))
             .collect(),
     };
     let scope = who.scope(&reference);
@@ -432,6 +432,16 @@ pub fn describe_quarantined(
         }
     }
     Ok(view)
+}
+
+/// The code a review judged as the hub's own (`Reviewer::Hub`) is made with, for a record
+/// filed in `area`: its community's, or, for a community a new tree renamed (its code
+/// resolves to nothing now), its district's.
+fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
+    match reference.grants_of(&area.community).is_empty() {
+        false => area.community.clone(),
+        true => area.district.clone(),
+    }
 }
 
 /// Accepts quarantined changes after a review: they are merged into the record as the device
@@ -477,7 +487,10 @@ pub fn accept_quarantined(
             device: entry.device,
             user: entry.user,
             role: Role::Supervisor,
-            areas: filed.iter().map(|a| a.community.clone()).collect(),
+            areas: filed
+                .iter()
+                .map(|a| reviewing_code(a, &reference))
+                .collect(),
         },
     };
     let scope = who.scope(reference);

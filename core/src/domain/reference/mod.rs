@@ -422,6 +422,26 @@ impl ReferenceData {
             .collect()
     }
 
+    /// Where an area code stood in the newest version of each country's area tree that holds
+    /// it: for a code no tree in force holds any more (a community a new tree renamed), what a
+    /// user assigned it received then.
+    pub fn former_grants_of(&self, code: &str) -> Vec<AreaGrant> {
+        self.keys(ReferenceType::AdministrativeAreas)
+            .into_iter()
+            .filter_map(|key| {
+                let latest = self.latest_version(ReferenceType::AdministrativeAreas, key)?;
+                (1..=latest).rev().find_map(|version| {
+                    let tree = self.area_tree_at(&Pin::new(key, version))?;
+                    Some(AreaGrant {
+                        country: tree.code.clone(),
+                        level: tree.level_of(code)?,
+                        code: code.to_string(),
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Checks an area against the tree a record was captured with (nothing to check when it
     /// was captured without one), or the latest of its country: a record captured before a
     /// community was renamed, moved or split is filed again under the tree in force.
