@@ -37,6 +37,10 @@ pub enum AuthError {
     /// waits for space as a push does (503), rather than failing as a fault of the hub.
     #[error("registry storage error: the disk is full")]
     DiskFull,
+    /// The database the registry is kept in cannot be reached (PostgreSQL down or restarting):
+    /// devices are told to come back (503), as for a full disk.
+    #[error("registry storage error: the database cannot be reached")]
+    Unreachable,
 }
 
 impl From<vigie_core::Error> for AuthError {

@@ -421,6 +421,7 @@ impl IntoResponse for Failure {
                     .into_response()
             }
             Failure::Auth(AuthError::DiskFull) => hub_full(&AuthError::DiskFull),
+            Failure::Auth(AuthError::Unreachable) => store_unreachable(&AuthError::Unreachable),
             Failure::Auth(AuthError::Storage(e)) => {
                 tracing::error!(error = %e, "device registry failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
@@ -449,6 +450,9 @@ impl IntoResponse for Failure {
                  open the device's store with the user id of its enrolment token",
             ),
             Failure::Hub(HubError::Store(e)) if disk_full(&e) => hub_full(&e),
+            Failure::Hub(HubError::Store(e)) if crate::postgres::is_unreachable(&e) => {
+                store_unreachable(&e)
+            }
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");
@@ -486,6 +490,21 @@ impl IntoResponse for Failure {
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
         }
     }
+}
+
+/// The answer while the hub's database cannot be reached (PostgreSQL down or restarting):
+/// not a fault of the hub's, and nothing was written; the device comes back later. (The hub
+/// takes the database back by itself once it answers.)
+fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %cause, "the hub's database cannot be reached: requests are answered 503 until it is back");
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the hub's database cannot be reached: try again later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response
 }
 
 /// The answer while the hub's disk is full (the store's or the registry's, said in the log):

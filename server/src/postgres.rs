@@ -272,17 +272,28 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     );
     let reason = match code {
         Some(code) => format!("PostgreSQL error {}", code.code()),
-        None if e.is_closed() => "the PostgreSQL connection is closed".to_string(),
+        None if e.is_closed() => CONNECTION_CLOSED.to_string(),
         None => "PostgreSQL connection or protocol error".to_string(),
     };
     Error::HubStorage { reason, retryable }
 }
 
+/// The reasons of a database that cannot be reached (down, restarting, the link to it cut).
+const NO_CONNECTION: &str = "no PostgreSQL connection available";
+const CONNECTION_CLOSED: &str = "the PostgreSQL connection is closed";
+
 fn pool_error(_: r2d2::Error) -> Error {
     Error::HubStorage {
-        reason: "no PostgreSQL connection available".into(),
+        reason: NO_CONNECTION.into(),
         retryable: false,
     }
+}
+
+/// Whether the database could not be reached: the hub answers 503 with a time to come back
+/// (`http`), not a fault of its own; the log says why (`PoolErrors`).
+pub(crate) fn is_unreachable(e: &Error) -> bool {
+    matches!(e, Error::HubStorage { reason, .. }
+        if reason == NO_CONNECTION || reason == CONNECTION_CLOSED)
 }
 
 /// The SQLSTATE of a full disk: the hub answers 503 (`http`), as for its embedded store.
@@ -379,6 +390,9 @@ impl r2d2::HandleError<postgres::Error> for PoolErrors {
 fn auth_error(e: Error) -> AuthError {
     if is_disk_full(&e) {
         return AuthError::DiskFull;
+    }
+    if is_unreachable(&e) {
+        return AuthError::Unreachable;
     }
     AuthError::Storage(e.to_string())
 }

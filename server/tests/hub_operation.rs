@@ -472,3 +472,68 @@ fn a_postgres_database_without_a_hub_or_out_of_reach_is_said_at_once() {
         }
     }
 }
+
+/// A PostgreSQL database that goes out of reach while the hub serves (down, restarting, its
+/// link cut): devices are answered 503 with a time to come back, as for a full disk, not a
+/// 500 that reads as a fault of the hub; once it answers again, the hub serves without a
+/// restart and nothing was lost.
+#[test]
+fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_back() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    monitor.sync(&hub.url).unwrap();
+    monitor
+        .store
+        .create(&workplace(area(C01), "Plantation Aké"))
+        .unwrap();
+    let url = hub_database(&data).unwrap();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = postgres::Client::connect(server, postgres::NoTls).unwrap();
+    let reach = |admin: &mut postgres::Client, allowed: bool| {
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed};
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+            ))
+            .unwrap();
+    };
+    reach(&mut admin, false);
+    let request = monitor
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let mut response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", monitor.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").is_some();
+    let body = response.body_mut().read_to_string().unwrap();
+    reach(&mut admin, true);
+    assert_eq!(status, 503, "{body}\n{}", hub.log_tail(20));
+    assert!(retry, "no Retry-After");
+    assert!(body.contains("cannot be reached"), "{body}");
+    assert!(
+        hub.log_tail(50).contains("cannot be reached"),
+        "{}",
+        hub.log_tail(20)
+    );
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
+    hub.stop();
+}
