@@ -489,7 +489,7 @@ pub fn accept_quarantined(
             role: Role::Supervisor,
             areas: filed
                 .iter()
-                .map(|a| reviewing_code(a, &reference))
+                .map(|a| reviewing_code(a, reference))
                 .collect(),
         },
     };
