@@ -275,7 +275,7 @@ fn changes_to_a_case_a_supervisor_filed_elsewhere_meanwhile_are_accepted_after_r
     assert!(
         matches!(
             outcome[&case.id],
-            vigie_core::sync::wire::PushOutcome::Quarantined { .. }
+            vigie_core::sync::wire::PushOutcome::Quarantined
         ),
         "{outcome:?}"
     );

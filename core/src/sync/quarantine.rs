@@ -487,10 +487,7 @@ pub fn accept_quarantined(
             device: entry.device,
             user: entry.user,
             role: Role::Supervisor,
-            areas: filed
-                .iter()
-                .map(|a| reviewing_code(a, reference))
-                .collect(),
+            areas: filed.iter().map(|a| reviewing_code(a, reference)).collect(),
         },
     };
     let scope = who.scope(reference);
