@@ -17,7 +17,30 @@ use vigie_core::sync::{
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
+/// A hub's incarnation and how far its change order has gone (`Backend::change_order_mark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeOrderMark {
+    pub incarnation: [u8; 16],
+    /// The last place of the change order given out (never smaller, but by a restore).
+    pub sequence: i64,
+}
+
 pub trait Backend: Send + Sync {
+    /// The hub's incarnation and how far its change order has gone, for a database several
+    /// machines share and the operator restores with its own tools (PostgreSQL: `pg_restore`):
+    /// each machine keeps the last it saw beside its key (`irreversible`), and a database found
+    /// behind it was restored. `None` for the embedded store, whose backups are marked.
+    fn change_order_mark(&self) -> Result<Option<ChangeOrderMark>, Error> {
+        Ok(None)
+    }
+
+    /// Takes a new incarnation in place of `from` (the database was restored from an older
+    /// copy): every device that synced before is told, and offers again what it holds. Returns
+    /// whether this call took it (another machine may have, first).
+    fn take_new_incarnation(&self, _from: [u8; 16]) -> Result<bool, Error> {
+        Ok(false)
+    }
+
     /// Checks a presented token; returns the device's user.
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError>;
     /// Enrols a new device for a user and returns its token (shown once, never stored).

@@ -15,7 +15,7 @@
 //! directory cannot be written.
 
 use crate::auth::{AuthError, DeviceInfo, Token};
-use crate::backend::Backend;
+use crate::backend::{Backend, ChangeOrderMark};
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
 use crate::hub_key::{HubKey, KeyOptions, default_key_file};
@@ -31,6 +31,17 @@ use vigie_core::{Error, ReferenceData, ReferenceFile, User};
 
 /// The journal's file, in the directory of the hub's key file.
 pub const JOURNAL_FILE: &str = "irreversible.journal";
+
+/// Beside the journal, for a database several machines share (PostgreSQL): the hub's
+/// incarnation and how far its change order had gone when this machine last looked. A
+/// database found behind it was restored from an older copy (`pg_restore`), which keeps no
+/// mark of its own as `vigie backup` does.
+pub const CHANGE_ORDER_FILE: &str = "change-order.mark";
+
+/// How often a serving machine keeps the database's mark (`watch_change_order`): a restore to
+/// a copy taken less than this before the machine last kept it goes unseen by it (devices
+/// ahead of the copy still find it).
+const MARK_EVERY_MS: i64 = 30_000;
 
 /// The directory of the journal of the hub in `data` with these key options (the key file's);
 /// `Err` says why it keeps none.
@@ -152,6 +163,60 @@ impl Journal {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The file beside the journal where this machine keeps the last `ChangeOrderMark` it saw
+    /// of a database it shares (`watch_change_order`).
+    fn mark_file(&self) -> PathBuf {
+        self.file.with_file_name(CHANGE_ORDER_FILE)
+    }
+
+    /// The mark this machine last kept, if the file is whole and tagged by this hub.
+    fn kept_mark(&self) -> Option<ChangeOrderMark> {
+        let text = std::fs::read_to_string(self.mark_file()).ok()?;
+        let (body, tag) = text.lines().next()?.rsplit_once(' ')?;
+        if self.tag(body) != tag {
+            return None;
+        }
+        let mut words = body.split(' ');
+        if words.next()? != "mark" {
+            return None;
+        }
+        let hex = words.next()?;
+        let sequence = words.next()?.parse().ok()?;
+        if hex.len() != 32 || words.next().is_some() {
+            return None;
+        }
+        let mut incarnation = [0u8; 16];
+        for (byte, pair) in incarnation.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(ChangeOrderMark {
+            incarnation,
+            sequence,
+        })
+    }
+
+    /// Keeps `mark` in place of the last (written aside, then named: a crash leaves one or the
+    /// other, whole).
+    fn keep_mark(&self, mark: &ChangeOrderMark) -> std::io::Result<()> {
+        let hex: String = mark
+            .incarnation
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let body = format!("mark {hex} {}", mark.sequence);
+        let line = format!("{body} {}\n", self.tag(&body));
+        let file = self.mark_file();
+        let aside = file.with_extension("mark.new");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut out = options.open(&aside)?;
+        out.write_all(line.as_bytes())?;
+        out.sync_all()?;
+        std::fs::rename(&aside, &file)
     }
 
     /// Makes the journal if there is none (owner-only, with its header), so that each later
@@ -296,10 +361,48 @@ pub fn keep(
         );
         return Ok(backend);
     }
+    watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     Ok(Box::new(Journaled {
         inner: backend,
         journal,
+        marked_ms: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     }))
+}
+
+/// Compares how far the shared database's change order has gone with what this machine saw of
+/// it last, and keeps the database's: a database behind it (the same incarnation, a smaller
+/// place) was restored from an older copy, and takes a new incarnation, so that every device
+/// that synced before offers again what it holds (records, and photos whose upload ended after
+/// the copy), and walks its scope again (the places it was told are given out again). Run
+/// whenever the hub opens (the command README asks for on every machine after a `pg_restore`)
+/// and, while it serves, every `MARK_EVERY_MS` (a restore under running hubs).
+fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Error> {
+    let Some(mut now) = backend.change_order_mark()? else {
+        return Ok(());
+    };
+    if let Some(seen) = journal.kept_mark()
+        && seen.incarnation == now.incarnation
+        && now.sequence < seen.sequence
+    {
+        if backend.take_new_incarnation(now.incarnation)? {
+            tracing::warn!(
+                behind = seen.sequence - now.sequence,
+                "this hub's database is behind what this machine saw of it: it was restored \
+                 from an older copy. It takes a new incarnation: every device that synced \
+                 before offers again what it holds, records and photos"
+            );
+        }
+        now = backend.change_order_mark()?.unwrap_or(now);
+    }
+    if let Err(e) = journal.keep_mark(&now) {
+        tracing::warn!(
+            file = %journal.mark_file().display(),
+            error = %e,
+            "the mark of the database's change order cannot be kept: a restore of the database \
+             may go unseen by this machine"
+        );
+    }
+    Ok(())
 }
 
 /// Whether the hub has revoked a device or erased a record (its registry, its audit log): a
@@ -387,6 +490,8 @@ fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError
 struct Journaled {
     inner: Box<dyn Backend>,
     journal: Journal,
+    /// When the database's change order was last compared and kept (`watch_change_order`).
+    marked_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Journaled {
@@ -411,7 +516,26 @@ impl Journaled {
     }
 }
 
+/// A hub that closes (stopped, or a command done) keeps how far the database's change order
+/// went: the operator stops the hubs before a `pg_restore`, and the restored database is then
+/// found behind it, whatever happened since the last mark kept while serving.
+impl Drop for Journaled {
+    fn drop(&mut self) {
+        if let Err(e) = watch_change_order(&self.journal, &*self.inner) {
+            tracing::warn!(error = %e, "the database's change order could not be compared");
+        }
+    }
+}
+
 impl Backend for Journaled {
+    fn change_order_mark(&self) -> Result<Option<ChangeOrderMark>, Error> {
+        self.inner.change_order_mark()
+    }
+
+    fn take_new_incarnation(&self, from: [u8; 16]) -> Result<bool, Error> {
+        self.inner.take_new_incarnation(from)
+    }
+
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         let revoked = self.inner.revoke(device)?;
         if revoked {
@@ -517,6 +641,19 @@ impl Backend for Journaled {
         request: &[u8],
         limits: &HubLimits,
     ) -> Result<Vec<u8>, HubError> {
+        use std::sync::atomic::Ordering;
+        let now = chrono::Utc::now().timestamp_millis();
+        let last = self.marked_ms.load(Ordering::Relaxed);
+        // One sync in a while compares, the one that wins the swap.
+        if now - last >= MARK_EVERY_MS
+            && self
+                .marked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && let Err(e) = watch_change_order(&self.journal, &*self.inner)
+        {
+            tracing::warn!(error = %e, "the database's change order could not be compared");
+        }
         self.inner.sync(who, request, limits)
     }
     fn attachment(

@@ -1163,6 +1163,17 @@ impl PgTransaction<'_> {
 }
 
 impl HubTransaction for PgTransaction<'_> {
+    fn incarnation(&mut self) -> Result<Option<[u8; 16]>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT value FROM vigie_meta WHERE key = $1",
+                &[&INCARNATION_KEY],
+            )
+            .map_err(storage_error)?
+            .and_then(|row| incarnation_of(row.get(0))))
+    }
+
     fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
         let Some(row) = self.attachment_row(id, false)? else {
             return Ok(None);
@@ -2001,7 +2012,72 @@ fn remove_dead_views() {
     }
 }
 
+/// The `vigie_meta` key of the hub's incarnation (`HubTransaction::incarnation`), in hex.
+const INCARNATION_KEY: &str = "incarnation";
+
+fn incarnation_of(hex: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_incarnation() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    hex_of(&bytes)
+}
+
 impl Backend for Postgres {
+    fn change_order_mark(&self) -> Result<Option<crate::backend::ChangeOrderMark>> {
+        let mut client = self.client()?;
+        // The first process to ask gives the hub its incarnation.
+        client
+            .execute(
+                "INSERT INTO vigie_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&INCARNATION_KEY, &new_incarnation()],
+            )
+            .map_err(storage_error)?;
+        let value: String = client
+            .query_one(
+                "SELECT value FROM vigie_meta WHERE key = $1",
+                &[&INCARNATION_KEY],
+            )
+            .map_err(storage_error)?
+            .get(0);
+        let incarnation = incarnation_of(&value).ok_or_else(|| Error::HubStorage {
+            reason: "the hub's incarnation is not 16 bytes of hex".into(),
+            retryable: false,
+        })?;
+        let row = client
+            .query_one("SELECT last_value, is_called FROM change_seq", &[])
+            .map_err(storage_error)?;
+        let (last, called): (i64, bool) = (row.get(0), row.get(1));
+        Ok(Some(crate::backend::ChangeOrderMark {
+            incarnation,
+            sequence: if called { last } else { 0 },
+        }))
+    }
+
+    fn take_new_incarnation(&self, from: [u8; 16]) -> Result<bool> {
+        let taken = self
+            .client()?
+            .execute(
+                "UPDATE vigie_meta SET value = $1 WHERE key = $2 AND value = $3",
+                &[&new_incarnation(), &INCARNATION_KEY, &hex_of(&from)],
+            )
+            .map_err(storage_error)?;
+        Ok(taken == 1)
+    }
+
     fn concurrency(&self) -> usize {
         self.pool.max_size() as usize
     }

@@ -325,3 +325,102 @@ fn no_new_hub_is_made_under_the_key_of_one_that_erased_or_revoked() {
     let listed = vigie_output(&["user", "list", "--data", data.to_str().unwrap()]);
     assert!(!listed.status.success());
 }
+
+/// PostgreSQL's programs (`scripts/postgres.sh bin`).
+fn postgres_bin(program: &str) -> PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+    let out = std::process::Command::new(script)
+        .arg("bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(program)
+}
+
+/// A PostgreSQL hub restored with `pg_restore` keeps no mark of a backup as `vigie backup`
+/// does: each machine keeps beside its key how far the database's change order had gone
+/// (`change-order.mark`), and finds the database behind it when it starts again. It takes a
+/// new incarnation: a phone that only pulled since the copy walks its scope again (the places
+/// it was told are given out anew: it missed new cases), and the phone whose cases the copy
+/// lacks offers them again. Nothing is lost.
+#[test]
+fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
+    let Some(_) = postgres_server() else {
+        return; // The embedded hub's backups are marked (`hub_backup`).
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut other = plain_device(dir.path(), &data, "other", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    for d in [&mut monitor, &mut other, &mut supervisor] {
+        d.sync(&hub.url).unwrap();
+    }
+    let url = hub_database(&data).unwrap();
+    let dump = dir.path().join("hub.dump");
+    let out = std::process::Command::new(postgres_bin("pg_dump"))
+        .args([
+            "-Fc",
+            "--no-owner",
+            "-f",
+            dump.to_str().unwrap(),
+            "--dbname",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // After the copy: the monitor's cases reach the hub and the supervisor.
+    let mut lost = Vec::new();
+    for i in 0..6 {
+        let mut case = child(area(C01), &format!("Enfant {i}"), monitor.user());
+        case.case_code = format!("AFTER-{i}");
+        lost.push(monitor.store.create(&case).unwrap().id);
+    }
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert!(lost.iter().all(|id| supervisor.has(*id)));
+
+    // The database is restored from the copy, and the hub started again.
+    hub.stop();
+    let out = std::process::Command::new(postgres_bin("pg_restore"))
+        .args(["--clean", "--if-exists", "--no-owner", "--dbname", &url])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hub.restart();
+
+    // Another monitor's new cases take the places the supervisor was told before.
+    let mut new = Vec::new();
+    for i in 0..6 {
+        let mut case = child(area(C01), &format!("Nouveau {i}"), other.user());
+        case.case_code = format!("NEW-{i}");
+        new.push(other.store.create(&case).unwrap().id);
+    }
+    other.sync(&hub.url).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    for _ in 0..2 {
+        supervisor.sync(&hub.url).unwrap();
+    }
+    let missing: Vec<_> = lost
+        .iter()
+        .chain(&new)
+        .filter(|id| !supervisor.has(**id))
+        .collect();
+    assert!(missing.is_empty(), "the supervisor lacks {missing:?}");
+    let log = hub.log_tail(400);
+    assert!(log.contains("restored from an older copy"), "{log}");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
