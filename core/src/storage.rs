@@ -257,6 +257,18 @@ pub trait HubTransaction {
     fn drop_attachments_except(&mut self, _record: Uuid, _keep: &[Uuid]) -> Result<()> {
         Ok(())
     }
+
+    /// Gives an attachment that changes kept for review add to `record` a row, its bytes to
+    /// come, as a stored record's entries have: the id is the record's from then on (`admit`
+    /// refuses another record naming it), though the record under review names it nowhere
+    /// the hub stores yet. Nothing when a row holds the id already.
+    fn reserve_attachment(
+        &mut self,
+        _record: Uuid,
+        _entry: &crate::domain::Attachment,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Changes held for a supervisor's review.

@@ -1588,3 +1588,42 @@ fn an_attachment_id_another_record_holds_is_refused_and_stops_no_ones_sync() {
         "{summary:?}"
     );
 }
+
+/// An attachment that changes kept for review add is the record's from the push that kept
+/// them: another record naming its id is refused, though its bytes are not uploaded yet, and
+/// its capturer still uploads it.
+#[test]
+fn an_attachment_under_review_keeps_its_id_from_another_record() {
+    use vigie_core::sync::Refusal;
+    use vigie_core::sync::wire::PushOutcome;
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("neighbour", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
+    ]);
+    let (mut a, mut neighbour) = (devices.remove(0), devices.remove(0));
+    let case = new_case(&mut a);
+    sync(&mut a, &mut hub);
+    let entry = a
+        .store
+        .add_attachment(case.id, &document(), &pdf(&[5u8; 4000])[..])
+        .unwrap();
+    a.principal.areas = ["CI-R1-D1-C02".to_string()].into();
+    let summary = common::sync(&mut a.store, &mut hub, &a.principal);
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+
+    let own = new_visit(&mut neighbour);
+    sync(&mut neighbour, &mut hub);
+    let squat = Attachment {
+        captured_by: neighbour.principal.user,
+        ..entry.clone()
+    };
+    match push_manifest_entry(&mut hub, &neighbour, own.id, &squat) {
+        PushOutcome::Refused {
+            reason: Refusal::BreaksValidation,
+            detail: Some(detail),
+        } => assert_eq!(detail.field, "attachments"),
+        outcome => panic!("{outcome:?}"),
+    }
+    let up = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+    assert_eq!(up.uploaded, vec![entry.id], "{up:?}");
+}

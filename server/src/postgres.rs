@@ -1133,36 +1133,45 @@ impl PgTransaction<'_> {
             false => doc::attachments_at(write.document, write.before),
         };
         for entry in doc::attachments(write.document) {
-            let Some(sha) = entry.sha256_digest() else {
-                continue;
-            };
-            if held.iter().any(|h| h.id == entry.id) {
-                continue;
+            if !held.iter().any(|h| h.id == entry.id) {
+                self.name_attachment(write.id, &entry)?;
             }
-            let size = i64::try_from(entry.size).map_err(|_| Error::HubStorage {
-                reason: "attachment size out of range".into(),
-                retryable: false,
-            })?;
-            self.tx
-                .execute(
-                    "INSERT INTO attachments (id, record_id, file_key, prefix, sha256, size)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
-                    &[
-                        &entry.id,
-                        &write.id,
-                        &sealed::new_key().to_vec(),
-                        &sealed::new_prefix().to_vec(),
-                        &sha.to_vec(),
-                        &size,
-                    ],
-                )
-                .map_err(storage_error)?;
         }
+        Ok(())
+    }
+
+    /// A row for one attachment of `record`, its bytes to come, unless a row holds its id.
+    fn name_attachment(&mut self, record: Uuid, entry: &vigie_core::Attachment) -> Result<()> {
+        let Some(sha) = entry.sha256_digest() else {
+            return Ok(());
+        };
+        let size = i64::try_from(entry.size).map_err(|_| Error::HubStorage {
+            reason: "attachment size out of range".into(),
+            retryable: false,
+        })?;
+        self.tx
+            .execute(
+                "INSERT INTO attachments (id, record_id, file_key, prefix, sha256, size)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &entry.id,
+                    &record,
+                    &sealed::new_key().to_vec(),
+                    &sealed::new_prefix().to_vec(),
+                    &sha.to_vec(),
+                    &size,
+                ],
+            )
+            .map_err(storage_error)?;
         Ok(())
     }
 }
 
 impl HubTransaction for PgTransaction<'_> {
+    fn reserve_attachment(&mut self, record: Uuid, entry: &vigie_core::Attachment) -> Result<()> {
+        self.name_attachment(record, entry)
+    }
+
     fn incarnation(&mut self) -> Result<Option<[u8; 16]>> {
         Ok(self
             .tx

@@ -228,6 +228,31 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         }))
     }
 
+    fn reserve_attachment(
+        &mut self,
+        record: Uuid,
+        entry: &crate::domain::Attachment,
+    ) -> Result<()> {
+        let Some(sha) = entry.sha256_digest() else {
+            return Ok(());
+        };
+        if attachments::row(self.tx, entry.id)?.is_some() {
+            return Ok(());
+        }
+        attachments::insert_row(
+            self.tx,
+            attachments::NewRow {
+                id: entry.id,
+                record_id: record,
+                key: &crate::codec::sealed::new_key(),
+                sha256: &sha,
+                size: entry.size,
+                state: AttachmentState::NotDownloaded,
+                priority: 0,
+            },
+        )
+    }
+
     fn attachment_append(
         &mut self,
         id: Uuid,

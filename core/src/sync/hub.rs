@@ -1800,7 +1800,12 @@ fn quarantine_if_held(
         return Ok(false);
     }
     let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
-    keep_for_review(tx, rules, entry, Some(stored), &new)
+    let held = doc::attachments_at(&document, &before);
+    let added: Vec<_> = doc::attachments(&document)
+        .into_iter()
+        .filter(|a| !held.iter().any(|h| h.id == a.id))
+        .collect();
+    keep_for_review(tx, rules, entry, Some(stored), &new, &added)
 }
 
 /// Whether a change was made on the sending device and names the sender as its author (what
@@ -1822,6 +1827,7 @@ fn keep_for_review(
     entry: &PushEntry,
     stored: Option<&StoredRecord>,
     new: &[ChangeHash],
+    added: &[crate::domain::Attachment],
 ) -> Result<bool> {
     if already_waiting(tx, entry.id, stored, new)? {
         return Ok(true);
@@ -1837,6 +1843,9 @@ fn keep_for_review(
         changes: entry.changes.clone(),
         received_ms: Utc::now().timestamp_millis(),
     })?;
+    for attachment in added {
+        tx.reserve_attachment(entry.id, attachment)?;
+    }
     Ok(true)
 }
 
@@ -1917,7 +1926,7 @@ fn quarantine_new(
     {
         return Ok(false);
     }
-    keep_for_review(tx, rules, entry, None, &new)
+    keep_for_review(tx, rules, entry, None, &new, &doc::attachments(&document))
 }
 
 /// Whether `user`, in some state of their user record (their role and areas before an
