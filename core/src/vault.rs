@@ -396,6 +396,13 @@ impl Vault {
             return Err(ValidationError::new("min_pin_chars", "must be at least 4").into());
         }
         let dir = dir.into();
+        // An empty path is the process's working directory: profiles would land wherever the
+        // app was started from.
+        if dir.as_os_str().to_string_lossy().trim().is_empty() {
+            return Err(
+                ValidationError::new("dir", "must be the path of a directory (not empty)").into(),
+            );
+        }
         std::fs::create_dir_all(&dir)?;
         let held = std::fs::OpenOptions::new()
             .read(true)

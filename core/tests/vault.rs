@@ -409,6 +409,14 @@ fn short_or_trivial_pins_are_refused_naming_the_pin() {
         vault.create_user(USER_A, None, PIN_B),
         Err(Error::ProfileExists { user: USER_A })
     ));
+    // An empty directory is refused on its field, not taken as the working directory.
+    for empty in ["", "  "] {
+        match Vault::open_with(empty, config(5)) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, "dir"),
+            other => panic!("a vault in {empty:?} gave {other:?}"),
+        }
+    }
+    assert!(!std::path::Path::new("vault.lock").exists());
 }
 
 #[test]
