@@ -41,6 +41,12 @@ pub trait Backend: Send + Sync {
         Ok(false)
     }
 
+    /// Whether the storage answers (`GET /v1/health`): a database several machines share may
+    /// be down or restarting while the hub runs.
+    fn reachable(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Checks a presented token; returns the device's user.
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError>;
     /// Enrols a new device for a user and returns its token (shown once, never stored).

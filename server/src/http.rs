@@ -317,10 +317,7 @@ impl Workers {
 
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
-        .route(
-            "/v1/health",
-            get(|| async { "ok" }).fallback(|| wrong_method("GET")),
-        )
+        .route("/v1/health", get(health).fallback(|| wrong_method("GET")))
         .route("/v1/sync", post(sync).fallback(|| wrong_method("POST")))
         .merge(crate::console::router(hub.clone()))
         .route(
@@ -679,6 +676,17 @@ async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
             tracing::debug!(status = response.status().as_u16(), "sync refused");
             response
         }
+    }
+}
+
+/// `GET /v1/health`: `ok` while the hub can serve; 503 while its database cannot be reached
+/// (a load balancer sends devices to another machine meanwhile). No credentials, nothing read.
+async fn health(State(hub): State<Arc<Hub>>) -> Response {
+    let reached = tokio::task::spawn_blocking(move || hub.backend.reachable()).await;
+    match reached {
+        Ok(Ok(())) => "ok".into_response(),
+        Ok(Err(e)) => store_unreachable(&e),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
     }
 }
 

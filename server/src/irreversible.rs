@@ -536,6 +536,10 @@ impl Backend for Journaled {
         self.inner.take_new_incarnation(from)
     }
 
+    fn reachable(&self) -> Result<(), Error> {
+        self.inner.reachable()
+    }
+
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         let revoked = self.inner.revoke(device)?;
         if revoked {

@@ -2076,6 +2076,13 @@ impl Backend for Postgres {
         }))
     }
 
+    fn reachable(&self) -> Result<()> {
+        self.client()?
+            .simple_query("SELECT 1")
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     fn take_new_incarnation(&self, from: [u8; 16]) -> Result<bool> {
         let taken = self
             .client()?

@@ -524,7 +524,11 @@ fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_bac
     let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").is_some();
     let body = response.body_mut().read_to_string().unwrap();
+    // A load balancer's health check says so meanwhile.
+    let unhealthy = health(&hub.url);
     reach(&mut admin, true);
+    assert!(unhealthy.is_err(), "{unhealthy:?}");
+    assert_eq!(health(&hub.url), Ok("ok".to_string()));
     assert_eq!(status, 503, "{body}\n{}", hub.log_tail(20));
     assert!(retry, "no Retry-After");
     assert!(body.contains("cannot be reached"), "{body}");
