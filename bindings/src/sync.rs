@@ -14,7 +14,8 @@ use uuid::Uuid;
 use vigie_core::sync::wire::{self, PushOutcome};
 use vigie_core::sync::{
     AttachmentSummary, AttachmentSyncOptions, Discarded, PeerScope, Recipient, Refusal,
-    RefusalDetail, RemovedRecord, SyncOptions, TransferRefusal, sync_attachments, sync_with_hub,
+    RefusalDetail, RemovedRecord, StoreAccess, SyncOptions, TransferRefusal, sync_attachments,
+    sync_with_hub,
 };
 use vigie_core::{AreaFilter, DownloadPolicy, Store};
 
@@ -24,7 +25,8 @@ use vigie_core::{AreaFilter, DownloadPolicy, Store};
 #[uniffi::export(with_foreign)]
 pub trait SyncTransport: Send + Sync {
     /// Carries one request and returns the hub's response. Called on the thread that called
-    /// `sync_with`, inside the session: blocking here is expected, calling the store is not.
+    /// `sync_with`, between the session's steps: blocking here is expected, and the store
+    /// serves its other calls meanwhile.
     fn exchange(&self, request: Vec<u8>) -> std::result::Result<Vec<u8>, TransportError>;
 
     /// Carries one chunk of an attachment's transfer: `POST <hub>/v1/attachments`, as
@@ -53,8 +55,8 @@ pub struct FailedAttachment {
     pub reason: TransferRefusal,
 }
 
-/// Told after every exchange of a sync session, inside the session (the store is busy): do not
-/// call the store from here; post the figures to the UI instead.
+/// Told after every exchange of a sync session, between its steps (the store is free: it may be
+/// read from here); post the figures to the UI.
 #[uniffi::export(with_foreign)]
 pub trait SyncProgressListener: Send + Sync {
     fn on_progress(&self, summary: SyncSummary) -> Result<(), crate::listeners::ListenerError>;
@@ -273,6 +275,41 @@ fn ids_in_response(response: &[u8], options: &SyncOptions) -> Vec<Uuid> {
 
 /// What the listeners hear of a response (or session) applied: each record received (unless it
 /// failed) and each record removed.
+/// A session's way to the store (`StoreAccess`): the store's lock for each step. A store closed
+/// or wiped between two steps ends the session with what its next call would raise.
+struct Shared<'a> {
+    store: &'a VigieStore,
+    interrupted: Option<VigieError>,
+}
+
+impl StoreAccess for Shared<'_> {
+    fn with<T>(
+        &mut self,
+        step: impl FnOnce(&mut Store) -> vigie_core::Result<T>,
+    ) -> vigie_core::Result<T> {
+        let mut failed = None;
+        let stepped = self.store.with_store(|s| match step(s) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) => {
+                failed = Some(e);
+                Ok(None)
+            }
+        });
+        match (stepped, failed) {
+            (Ok(Some(value)), _) => Ok(value),
+            (_, Some(e)) => Err(e),
+            (Err(e), None) => {
+                let reason = e.to_string();
+                self.interrupted = Some(e);
+                Err(vigie_core::Error::Transport { reason })
+            }
+            (Ok(None), None) => Err(vigie_core::Error::Transport {
+                reason: "a step of the session ended without its outcome".into(),
+            }),
+        }
+    }
+}
+
 fn heard(
     store: &Store,
     received: Vec<Uuid>,
@@ -363,8 +400,11 @@ impl VigieStore {
     /// nothing more and the outbox nothing it would accept, then transfers attachments' bytes
     /// (`exchange_attachment`): uploads of those captured here first, then the downloads
     /// `attachments` allows (None: every one, on any link); the most urgent records' first, in
-    /// chunks, resuming where a cut session stopped. Blocks for the whole session.
-    /// `progress` is told after each exchange (inside the session: it must not call the store).
+    /// chunks, resuming where a cut session stopped. Blocks for the whole session, but holds
+    /// the store only for each of its steps, never while the transport waits: the store's other
+    /// calls, from other threads, wait for one step at most (a wipe or a close ends the session
+    /// at its next step, raising what a call would). `progress` is told after each exchange,
+    /// between the steps (it may read the store; post the figures to the UI).
     /// A transport failure stops the session (`Transport`, or `Authentication` for HTTP 401,
     /// `DeviceRevoked` when the hub revoked the device, `NotAllowed` for another 403); what was
     /// applied stays, and the next session resumes. Records the session removes (erased, out of
@@ -399,9 +439,15 @@ impl VigieStore {
                 guarded(|| p.on_progress(summary));
             }
         };
-        let (result, changes) = self.with_store(|s| {
+        // The store is held for each step of the session, never while the transport waits: a
+        // form saved, a list read or a wipe asked on another thread waits for one step.
+        let mut shared = Shared {
+            store: self,
+            interrupted: None,
+        };
+        let (result, changes) = {
             let records = sync_with_hub(
-                s,
+                &mut shared,
                 &options,
                 |request| {
                     let response = carried(transport.exchange(request.to_vec()))?;
@@ -423,11 +469,15 @@ impl VigieStore {
                 Ok(summary) => summary.failed.clone(),
                 Err(_) => Vec::new(),
             };
-            let changes = heard(s, applied.take(), &failed, &removed.take());
+            let (applied, removed) = (applied.take(), removed.take());
+            // A store closed or wiped during the session tells nothing more: no one listens.
+            let changes = self
+                .with_store(|s| Ok(heard(s, applied, &failed, &removed)))
+                .unwrap_or_default();
             let result = records.and_then(|records| {
                 let records = SyncSummary::from(records);
                 let attachments = sync_attachments(
-                    s,
+                    &mut shared,
                     &attachment_options,
                     |request| carried(transport.exchange_attachment(request.to_vec())),
                     |a| {
@@ -438,9 +488,12 @@ impl VigieStore {
                 )?;
                 Ok(records.with_attachments(&attachments))
             });
-            Ok((result, changes))
-        })?;
+            (result, changes)
+        };
         self.listeners.changed(&changes);
+        if let Some(interrupted) = shared.interrupted {
+            return Err(interrupted);
+        }
         let error = match result {
             Ok(summary) => return Ok(summary),
             Err(vigie_core::Error::Transport { reason }) => match failure.take() {

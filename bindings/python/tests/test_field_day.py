@@ -133,6 +133,47 @@ def test_bytes_out_bytes_in_over_the_apps_own_link(env):
         assert store.hub_outbox_len() == 0
 
 
+class WaitingLink(vigie.SyncTransport):
+    """A link that, at its first exchange, waits (at most 30 s) until the app has written."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.waiting = threading.Event()
+        self.written = threading.Event()
+        self.saw_the_write = None
+
+    def exchange(self, request):
+        if self.saw_the_write is None:
+            self.waiting.set()
+            self.saw_the_write = self.written.wait(timeout=30)
+        return self.inner.exchange(request)
+
+    def exchange_attachment(self, request):
+        return self.inner.exchange_attachment(request)
+
+
+def test_the_app_writes_while_a_sync_waits_on_the_link(env):
+    """A sync holds the store only for its steps: a form saved while the link is slow is saved
+    at once (before, it waited for the whole session), and reaches the hub."""
+    with open_enrolled(env.store_path("busy.db"), 4, env.monitor_token) as store:
+        link = WaitingLink(vigie.HubTransport(env.hub_url, env.monitor_token))
+        outcome = {}
+        session = threading.Thread(target=lambda: outcome.update(summary=store.sync_with(link)))
+        session.start()
+        assert link.waiting.wait(timeout=30)
+        child = vigie.new_child_case("CI-D1-0200", "Aya Koné", vigie.Sex.FEMALE, AREA,
+                                     "2026-03-06", store.user_id())
+        child.estimated_age = 12
+        saved = store.create_child_case(child)
+        link.written.set()
+        session.join(timeout=60)
+        assert link.saw_the_write, "the write waited for the session"
+        assert "summary" in outcome
+        store.sync_with(vigie.HubTransport(env.hub_url, env.monitor_token))
+        assert store.hub_outbox_len() == 0
+        assert store.record_sync_state(saved.id).pending_changes is False
+
+
 def test_bundles_and_conflicts_between_two_devices(env):
     # Both devices synced once: the hub certified them, and each holds the other's certificate
     # (the tablet syncs again once the phone is enrolled).

@@ -14,7 +14,8 @@ records, enums, queries and summaries; ``vigie._ffi.vigie``: the objects and cal
 - ``str(error)`` of a ``VigieError`` is its sentence ("invalid started_at: must be an RFC 3339
   instant with an offset"), as in Kotlin and Swift.
 
-Every ``VigieStore`` method blocks on SQLite (``sync_with`` for the whole session). Ids and dates
+Every ``VigieStore`` method blocks on SQLite (``sync_with`` for the whole session, holding the
+store only for each of its steps: other threads' calls wait for one step at most). Ids and dates
 are strings (UUIDs; ``YYYY-MM-DD``; RFC 3339 instants with an offset).
 """
 

@@ -27,6 +27,7 @@
 //! Order: uploads first (evidence leaves the phone), then downloads; within each, the
 //! attachments of the most urgent records (alerts' severity) first.
 
+use super::client::StoreAccess;
 use super::hub::{HubError, HubLimits};
 use super::wire;
 use crate::codec::{self, sealed};
@@ -742,39 +743,61 @@ fn failure_text(reason: TransferRefusal) -> &'static str {
 /// Runs an attachment session after the records' sync: every transfer due, chunk by chunk,
 /// until done or the transport fails (the next session resumes where this one stopped).
 pub fn sync_attachments(
-    store: &mut Store,
+    store: &mut impl StoreAccess,
     options: &AttachmentSyncOptions,
     mut transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
     mut progress: impl FnMut(&AttachmentSummary),
 ) -> Result<AttachmentSummary> {
     let mut summary = AttachmentSummary::default();
     let chunk = options.chunk();
-    {
+    let due = store.with(|s| {
         // What failed in an earlier session and may succeed now goes again, once per session
         // (a hub copy that keeps failing its hash does not loop within one).
-        let tx = store.conn.transaction()?;
+        let tx = s.conn.transaction()?;
         requeue_failed(&tx, None)?;
         tx.commit()?;
-    }
-    for transfer in store.transfers_due(options)? {
+        s.transfers_due(options)
+    })?;
+    for transfer in due {
         // Each chunk moves the transfer forward; the bound only guards against a hub that
-        // keeps answering without progress.
-        let bound = 4 + 2 * attachments::row(&store.conn, transfer.id)?
-            .map_or(0, |r| r.size.div_ceil(chunk as u64));
-        // An upload a session left under way first asks what the hub holds: the answer to its
-        // last chunk may have been lost after the hub stored it.
-        let mut probe = transfer.upload && attachments::in_flight(&store.conn, transfer.id)?;
-        if transfer.upload && !probe {
-            attachments::set_in_flight(&store.conn, transfer.id, true)?;
-        }
+        // keeps answering without progress. An attachment removed (or its record) since the
+        // session listed it is passed over.
+        let started = store.with(|s| {
+            let Some(row) = attachments::row(&s.conn, transfer.id)? else {
+                return Ok(None);
+            };
+            // An upload a session left under way first asks what the hub holds: the answer to
+            // its last chunk may have been lost after the hub stored it.
+            let probe = transfer.upload && attachments::in_flight(&s.conn, transfer.id)?;
+            if transfer.upload && !probe {
+                attachments::set_in_flight(&s.conn, transfer.id, true)?;
+            }
+            Ok(Some((4 + 2 * row.size.div_ceil(chunk as u64), probe)))
+        })?;
+        let Some((bound, mut probe)) = started else {
+            continue;
+        };
         for _ in 0..bound {
-            let request = store.transfer_request(&transfer, chunk, probe)?;
+            let request = store.with(|s| {
+                if attachments::row(&s.conn, transfer.id)?.is_none() {
+                    return Ok(None);
+                }
+                s.transfer_request(&transfer, chunk, probe).map(Some)
+            })?;
+            let Some(request) = request else {
+                break;
+            };
             probe = false;
             summary.bytes_sent += request.len();
             let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
             summary.bytes_received += response.len();
             summary.round_trips += 1;
-            let more = store.transfer_apply(&transfer, &response, options, &mut summary)?;
+            let more = store.with(|s| {
+                if attachments::row(&s.conn, transfer.id)?.is_none() {
+                    return Ok(Some(false));
+                }
+                s.transfer_apply(&transfer, &response, options, &mut summary)
+            })?;
             progress(&summary);
             if more != Some(true) {
                 break;

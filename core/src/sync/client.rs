@@ -710,11 +710,27 @@ impl<F: FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>> HubTransport for O
     }
 }
 
+/// How a session reaches the device's store: for each of its steps (building a request,
+/// applying a response, a chunk of an attachment), never while the transport waits on the
+/// link. A store shared by the threads of an app (the bindings' `VigieStore`) is then free for
+/// its other calls between the steps: a form saved while a sync crawls over a weak link waits
+/// for one step, not for the whole session. Every step is a transaction of its own, and what
+/// the others write in between is heads-based, as any local write: it stays in the outbox.
+pub trait StoreAccess {
+    fn with<T>(&mut self, step: impl FnOnce(&mut Store) -> Result<T>) -> Result<T>;
+}
+
+impl StoreAccess for Store {
+    fn with<T>(&mut self, step: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        step(self)
+    }
+}
+
 /// Runs a whole session: exchanges until the hub has nothing more to send and the outbox holds
 /// nothing the hub would accept. `transport` carries one request to the hub and returns its
 /// response; when it fails, the session stops and the next one resumes from the stored state.
 pub fn sync_with_hub(
-    store: &mut Store,
+    store: &mut impl StoreAccess,
     options: &SyncOptions,
     transport: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, String>,
     progress: impl FnMut(&SyncSummary),
@@ -765,7 +781,7 @@ impl Store {
 /// `sync_with_hub` over a transport that may have one more request in flight: while this device
 /// applies a page of records, the hub prepares the next one.
 pub fn sync_through(
-    store: &mut Store,
+    store: &mut impl StoreAccess,
     options: &SyncOptions,
     transport: &mut impl HubTransport,
     progress: impl FnMut(&SyncSummary),
@@ -773,7 +789,7 @@ pub fn sync_through(
     let session = exchange_until_done(store, options, transport, progress);
     // A session cut in the middle of a walk leaves no query without its indexes until the walk
     // goes on: they are made over what arrived, and put aside again by the next page.
-    let restored = store.restore_query_indexes();
+    let restored = store.with(|s| s.restore_query_indexes());
     let summary = session?;
     restored?;
     Ok(summary)
@@ -781,7 +797,7 @@ pub fn sync_through(
 
 /// `sync_through`'s exchanges.
 fn exchange_until_done(
-    store: &mut Store,
+    store: &mut impl StoreAccess,
     options: &SyncOptions,
     transport: &mut impl HubTransport,
     mut progress: impl FnMut(&SyncSummary),
@@ -800,7 +816,7 @@ fn exchange_until_done(
         // empty page is no sign that the outbox cannot move.
         let answering_page = in_flight;
         if !in_flight {
-            let request = store.hub_sync_request(&options)?;
+            let request = store.with(|s| s.hub_sync_request(&options))?;
             summary.bytes_sent += request.len();
             sent_at = std::time::Instant::now();
             transport.send(request).map_err(failed)?;
@@ -810,7 +826,7 @@ fn exchange_until_done(
         summary.round_trips += 1;
         options = options.after_exchange(&started, sent_at.elapsed());
         let response = wire::decode_response(&response, options.max_decompressed_bytes)?;
-        in_flight = match store.next_page_request(&response, &options) {
+        in_flight = match store.with(|s| Ok(s.next_page_request(&response, &options)))? {
             Some(next) => {
                 summary.bytes_sent += next.len();
                 sent_at = std::time::Instant::now();
@@ -819,11 +835,12 @@ fn exchange_until_done(
             }
             None => false,
         };
-        let report = store.apply_decoded(response)?;
+        let (report, pending) =
+            store.with(|s| Ok((s.apply_decoded(response)?, s.hub_outbox_len()?)))?;
         summary.accepted += report.accepted;
         summary.received += report.received;
         summary.clock_skewed |= report.clock_skewed;
-        summary.pending = store.hub_outbox_len()?;
+        summary.pending = pending;
         // A record refused for the first time in this session went behind the others (and a
         // refused record may fill a whole message): the others are offered before the session
         // ends.
@@ -858,26 +875,32 @@ fn exchange_until_done(
         summary.refusal_details.extend(report.refusal_details);
         // A record refused earlier in the session and settled since (accepted once the store
         // moved its edits to a new actor, quarantined, erased) is no longer refused.
-        let mut still_refused = Vec::with_capacity(summary.refused.len());
-        for (id, reason) in std::mem::take(&mut summary.refused) {
-            if store.hub_pending(id)? {
-                still_refused.push((id, reason));
+        let refused = std::mem::take(&mut summary.refused);
+        summary.refused = store.with(|s| {
+            let mut still_refused = Vec::with_capacity(refused.len());
+            for (id, reason) in refused {
+                if s.hub_pending(id)? {
+                    still_refused.push((id, reason));
+                }
             }
-        }
-        summary.refused = still_refused;
+            Ok(still_refused)
+        })?;
         for id in report.awaiting_author {
             summary.refused.retain(|(known, _)| *known != id);
             if !summary.awaiting_author.contains(&id) {
                 summary.awaiting_author.push(id);
             }
         }
-        let mut still_waiting = Vec::with_capacity(summary.awaiting_author.len());
-        for id in std::mem::take(&mut summary.awaiting_author) {
-            if store.hub_pending(id)? {
-                still_waiting.push(id);
+        let waiting = std::mem::take(&mut summary.awaiting_author);
+        summary.awaiting_author = store.with(|s| {
+            let mut still_waiting = Vec::with_capacity(waiting.len());
+            for id in waiting {
+                if s.hub_pending(id)? {
+                    still_waiting.push(id);
+                }
             }
-        }
-        summary.awaiting_author = still_waiting;
+            Ok(still_waiting)
+        })?;
         summary
             .refusal_details
             .retain(|(id, _)| summary.refused.iter().any(|(known, _)| known == id));
@@ -896,7 +919,7 @@ fn exchange_until_done(
         // Records that arrived incomplete are fetched whole in the same session, and so are
         // records asked for whole that did not fit in the last answer, as long as answers bring
         // something.
-        let refetch_left = progressed && store.hub_refetch_len()? > 0;
+        let refetch_left = progressed && store.with(|s| s.hub_refetch_len())? > 0;
         if !in_flight
             && report.incomplete == 0
             && !refetch_left

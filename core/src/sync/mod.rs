@@ -41,8 +41,8 @@ pub use attachments::{
 };
 pub use bundle::{BundleReport, Recipient, encode_bundle};
 pub use client::{
-    Discarded, HubTransport, Removal, RemovedRecord, SyncOptions, SyncReport, SyncSummary,
-    sync_through, sync_with_hub,
+    Discarded, HubTransport, Removal, RemovedRecord, StoreAccess, SyncOptions, SyncReport,
+    SyncSummary, sync_through, sync_with_hub,
 };
 pub use hub::{
     COMBINED_WITH_OTHERS, HubBundleReport, HubError, HubLimits, MAX_QUARANTINED_PER_DEVICE,

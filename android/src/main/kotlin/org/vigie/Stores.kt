@@ -48,8 +48,9 @@ fun VigieStore.changes(): Flow<StoreChange> = callbackFlow {
  * Runs a whole sync session with the hub on [dispatcher] (default [Dispatchers.IO]) through
  * [HubHttpTransport]: records, then attachments' bytes as [attachments] says (null: every one,
  * on any link; pass `AttachmentSync(DownloadPolicy.WIFI_ONLY, unmetered)` to spare a metered
- * link). [onProgress] is told after each exchange, on that dispatcher's thread, while the
- * session holds the store: it must not call the store.
+ * link). [onProgress] is told after each exchange, on that dispatcher's thread, between the
+ * session's steps. The session holds the store only for each step, never while the link is
+ * waited on: the app's other calls (a form saved meanwhile) wait for one step at most.
  */
 suspend fun VigieStore.syncWithHub(
     hubUrl: String,
