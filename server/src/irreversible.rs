@@ -38,6 +38,31 @@ pub const JOURNAL_FILE: &str = "irreversible.journal";
 /// mark of its own as `vigie backup` does.
 pub const CHANGE_ORDER_FILE: &str = "change-order.mark";
 
+/// What a machine keeps of the database it shares: the last mark it saw, and the incarnations
+/// it saw replaced (a database back on one of them was restored from a copy taken before).
+struct KeptMark {
+    mark: ChangeOrderMark,
+    retired: Vec<[u8; 16]>,
+}
+
+/// The incarnations a mark remembers as replaced: a restore goes back a few at most.
+const RETIRED_KEPT: usize = 32;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn incarnation_of(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(bytes)
+}
+
 /// How often a serving machine keeps the database's mark (`watch_change_order`): a restore to
 /// a copy taken less than this before the machine last kept it goes unseen by it (devices
 /// ahead of the copy still find it).
@@ -171,41 +196,60 @@ impl Journal {
         self.file.with_file_name(CHANGE_ORDER_FILE)
     }
 
-    /// The mark this machine last kept, if the file is whole and tagged by this hub.
-    fn kept_mark(&self) -> Option<ChangeOrderMark> {
-        let text = std::fs::read_to_string(self.mark_file()).ok()?;
-        let (body, tag) = text.lines().next()?.rsplit_once(' ')?;
-        if self.tag(body) != tag {
-            return None;
-        }
-        let mut words = body.split(' ');
-        if words.next()? != "mark" {
-            return None;
-        }
-        let hex = words.next()?;
-        let sequence = words.next()?.parse().ok()?;
-        if hex.len() != 32 || words.next().is_some() {
-            return None;
-        }
-        let mut incarnation = [0u8; 16];
-        for (byte, pair) in incarnation.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-        }
-        Some(ChangeOrderMark {
-            incarnation,
-            sequence,
-        })
+    /// The mark this machine last kept: `Ok(None)` without a file, `Err` for a file that is
+    /// not whole or not tagged by this hub.
+    fn kept_mark(&self) -> Result<Option<KeptMark>, ()> {
+        let text = match std::fs::read_to_string(self.mark_file()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => return Err(()),
+        };
+        let parse = || -> Option<KeptMark> {
+            let (body, tag) = text.lines().next()?.rsplit_once(' ')?;
+            if self.tag(body) != tag {
+                return None;
+            }
+            let mut words = body.split(' ');
+            if words.next()? != "mark" {
+                return None;
+            }
+            let incarnation = incarnation_of(words.next()?)?;
+            let sequence = words.next()?.parse().ok()?;
+            let retired = match words.next()? {
+                "-" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(incarnation_of)
+                    .collect::<Option<Vec<_>>>()?,
+            };
+            words.next().is_none().then_some(KeptMark {
+                mark: ChangeOrderMark {
+                    incarnation,
+                    sequence,
+                },
+                retired,
+            })
+        };
+        parse().map(Some).ok_or(())
     }
 
-    /// Keeps `mark` in place of the last (written aside, then named: a crash leaves one or the
+    /// Keeps `kept` in place of the last (written aside, then named: a crash leaves one or the
     /// other, whole).
-    fn keep_mark(&self, mark: &ChangeOrderMark) -> std::io::Result<()> {
-        let hex: String = mark
-            .incarnation
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let body = format!("mark {hex} {}", mark.sequence);
+    fn keep_mark(&self, kept: &KeptMark) -> std::io::Result<()> {
+        let retired = match kept.retired.is_empty() {
+            true => "-".to_string(),
+            false => kept
+                .retired
+                .iter()
+                .map(|i| hex(i))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let body = format!(
+            "mark {} {} {retired}",
+            hex(&kept.mark.incarnation),
+            kept.mark.sequence
+        );
         let line = format!("{body} {}\n", self.tag(&body));
         let file = self.mark_file();
         let aside = file.with_extension("mark.new");
@@ -320,7 +364,9 @@ pub fn keep(
         Err(why) => {
             tracing::warn!(
                 "no journal of irreversible actions: {why}. Erasures and device revocations \
-                 will not survive a restore of this hub from a backup"
+                 will not survive a restore of this hub from a backup, and a PostgreSQL \
+                 database restored with pg_restore goes unseen (devices that only received \
+                 since the copy would miss records)"
             );
             return Ok(backend);
         }
@@ -380,21 +426,48 @@ fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Er
     let Some(mut now) = backend.change_order_mark()? else {
         return Ok(());
     };
-    if let Some(seen) = journal.kept_mark()
-        && seen.incarnation == now.incarnation
-        && now.sequence < seen.sequence
-    {
+    let kept = journal.kept_mark().unwrap_or_else(|()| {
+        tracing::warn!(
+            file = %journal.mark_file().display(),
+            "the mark of the database's change order is damaged or not this hub's: a restore \
+             of the database from a copy taken before now goes unseen by this machine"
+        );
+        None
+    });
+    let mut retired = kept.as_ref().map(|k| k.retired.clone()).unwrap_or_default();
+    // Behind the mark under the same incarnation, or back on one this machine saw replaced (a
+    // second restore of a copy from before the first, a copy opened with this key first).
+    // Another incarnation than the mark's is otherwise another machine's new one: taken up.
+    let restored = match &kept {
+        Some(kept) if kept.mark.incarnation == now.incarnation => {
+            (now.sequence < kept.mark.sequence).then(|| kept.mark.sequence - now.sequence)
+        }
+        Some(kept) => {
+            if !retired.contains(&kept.mark.incarnation) {
+                retired.push(kept.mark.incarnation);
+            }
+            retired.contains(&now.incarnation).then_some(0)
+        }
+        None => None,
+    };
+    if let Some(behind) = restored {
         if backend.take_new_incarnation(now.incarnation)? {
             tracing::warn!(
-                behind = seen.sequence - now.sequence,
+                behind,
                 "this hub's database is behind what this machine saw of it: it was restored \
                  from an older copy. It takes a new incarnation: every device that synced \
                  before offers again what it holds, records and photos"
             );
         }
+        if !retired.contains(&now.incarnation) {
+            retired.push(now.incarnation);
+        }
         now = backend.change_order_mark()?.unwrap_or(now);
     }
-    if let Err(e) = journal.keep_mark(&now) {
+    retired.retain(|i| *i != now.incarnation);
+    let excess = retired.len().saturating_sub(RETIRED_KEPT);
+    retired.drain(..excess);
+    if let Err(e) = journal.keep_mark(&KeptMark { mark: now, retired }) {
         tracing::warn!(
             file = %journal.mark_file().display(),
             error = %e,

@@ -290,10 +290,18 @@ fn pool_error(_: r2d2::Error) -> Error {
 }
 
 /// Whether the database could not be reached: the hub answers 503 with a time to come back
-/// (`http`), not a fault of its own; the log says why (`PoolErrors`).
+/// (`http`), not a fault of its own; the log says why (`PoolErrors`). Also a session the server
+/// ended under a request (shut down, restarted, sessions terminated: SQLSTATE 57P01 to 57P03)
+/// or a connection that failed (class 08).
 pub(crate) fn is_unreachable(e: &Error) -> bool {
-    matches!(e, Error::HubStorage { reason, .. }
-        if reason == NO_CONNECTION || reason == CONNECTION_CLOSED)
+    let Error::HubStorage { reason, .. } = e else {
+        return false;
+    };
+    reason == NO_CONNECTION
+        || reason == CONNECTION_CLOSED
+        || reason
+            .strip_prefix("PostgreSQL error ")
+            .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08"))
 }
 
 /// The SQLSTATE of a full disk: the hub answers 503 (`http`), as for its embedded store.
@@ -1283,6 +1291,12 @@ impl HubTransaction for PgTransaction<'_> {
                     "UPDATE attachments SET complete = TRUE WHERE id = $1",
                     &[&id],
                 )
+                .map_err(storage_error)?;
+            // The change order moves with it (a place no change takes): a copy of the database
+            // taken before the upload ended is found behind it once restored
+            // (`irreversible::watch_change_order`), and the phone sends the photo again.
+            self.tx
+                .execute("SELECT nextval('change_seq')", &[])
                 .map_err(storage_error)?;
             Ok(Appended::Complete)
         } else {

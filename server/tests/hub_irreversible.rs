@@ -421,6 +421,44 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     assert!(missing.is_empty(), "the supervisor lacks {missing:?}");
     let log = hub.log_tail(400);
     assert!(log.contains("restored from an older copy"), "{log}");
+
+    // The same copy restored a second time: the database is back on the incarnation the
+    // first restore replaced, which this machine remembers.
+    hub.stop();
+    let out = std::process::Command::new(postgres_bin("pg_restore"))
+        .args(["--clean", "--if-exists", "--no-owner", "--dbname", &url])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hub.restart();
+    let mut again = Vec::new();
+    for i in 0..6 {
+        let mut case = child(area(C01), &format!("Encore {i}"), other.user());
+        case.case_code = format!("AGAIN-{i}");
+        again.push(other.store.create(&case).unwrap().id);
+    }
+    for d in [&mut other, &mut monitor] {
+        d.sync(&hub.url).unwrap();
+        d.sync(&hub.url).unwrap();
+    }
+    for _ in 0..2 {
+        supervisor.sync(&hub.url).unwrap();
+    }
+    let missing: Vec<_> = lost
+        .iter()
+        .chain(&new)
+        .chain(&again)
+        .filter(|id| !supervisor.has(**id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "after a second restore, the supervisor lacks {missing:?}"
+    );
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
