@@ -1131,19 +1131,38 @@ impl PgTransaction<'_> {
     /// names it (`sync::hub::admit` refuses another record naming it), not from its upload's
     /// first chunk.
     fn name_attachments(&mut self, write: &RecordWrite<'_>) -> Result<()> {
-        if !vigie_core::domain::attachment::takes_attachments(write.kind)
-            || doc::attachment_keys(write.document) == 0
-        {
+        if !vigie_core::domain::attachment::takes_attachments(write.kind) {
             return Ok(());
         }
         let held = match write.before.is_empty() {
             true => Vec::new(),
             false => doc::attachments_at(write.document, write.before),
         };
-        for entry in doc::attachments(write.document) {
+        let now = match doc::attachment_keys(write.document) {
+            0 => Vec::new(),
+            _ => doc::attachments(write.document),
+        };
+        for entry in &now {
             if !held.iter().any(|h| h.id == entry.id) {
-                self.name_attachment(write.id, &entry)?;
+                self.name_attachment(write.id, entry)?;
             }
+        }
+        // An entry the changes remove takes its row with it (its key, its sealed bytes), as on
+        // the embedded store: a consent form withdrawn is gone, and its id is free. Not while
+        // changes under review may name it again.
+        let removed: Vec<Uuid> = held
+            .iter()
+            .filter(|h| !now.iter().any(|n| n.id == h.id))
+            .map(|h| h.id)
+            .collect();
+        if !removed.is_empty() {
+            self.tx
+                .execute(
+                    "DELETE FROM attachments WHERE record_id = $1 AND id = ANY($2)
+                       AND NOT EXISTS (SELECT 1 FROM quarantine WHERE record_id = $1)",
+                    &[&write.id, &removed],
+                )
+                .map_err(storage_error)?;
         }
         Ok(())
     }

@@ -747,3 +747,62 @@ fn a_record_naming_another_records_attachment_id_is_refused_and_stops_no_one() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// An attachment its capturer removes from the record (a consent form withdrawn) leaves the hub
+/// with its key and its bytes, on either store: none of it stays at rest.
+#[test]
+fn an_attachment_removed_from_its_record_leaves_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Konan", monitor.user()))
+        .unwrap();
+    let bytes = MARKER.repeat(2_000);
+    let entry = monitor
+        .store
+        .add_attachment(case.id, &document("Consentement"), &bytes[..])
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    let up = monitor
+        .client(&hub.url)
+        .sync_attachments(
+            &mut monitor.store,
+            &AttachmentSyncOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(up.uploaded, vec![entry.id]);
+    assert_eq!(hub_attachments_held(&data), 1);
+
+    monitor.store.remove_attachment(case.id, entry.id).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    if let Some(url) = hub_database(&data) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let rows: i64 = client
+            .query_one(
+                "SELECT count(*) FROM attachments WHERE id = $1",
+                &[&entry.id],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "the row, its key and its segments stay");
+    } else {
+        // The embedded hub collects the file whose row went when it next opens.
+        hub.stop();
+        hub.restart();
+    }
+    assert_eq!(hub_attachments_held(&data), 0);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
