@@ -1665,3 +1665,24 @@ fn a_store_opened_for_another_user_than_its_device_is_refused_before_anything_is
     monitor.sync(&mut hub);
     assert!(monitor.store.certificate().unwrap().is_some());
 }
+
+/// The first phone of a hub receives an empty directory: it judges all the same (before, an
+/// empty directory was taken for a store that never synced, and a case assigned to anyone
+/// was taken, then refused by the hub, and waited on the phone).
+#[test]
+fn the_first_phone_of_a_hub_refuses_a_case_for_a_user_it_cannot_know() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = Device::new(&dir, "first", Role::CommunityMonitor, &[C01]);
+    hold_user(&mut hub, &first);
+    first.sync(&mut hub);
+    assert!(first.store.certificate().unwrap().is_some());
+    let mut case = child(C01, NAME_C01, Uuid::now_v7());
+    case.case_code = "CASE-FIRST".into();
+    match first.store.create(&case) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("directory"), "{rule}"),
+        other => panic!("a case for a user no phone knows gave {other:?}"),
+    }
+    case.identified_by = first.principal.user;
+    first.store.create(&case).unwrap();
+}

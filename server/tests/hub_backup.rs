@@ -182,7 +182,7 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
     // After the backup: another case reaches the hub.
     let after = monitor
         .store
-        .create(&child(area(C01), AFTER, by))
+        .create(&child(area(C01), AFTER, monitor.user()))
         .unwrap()
         .id;
     let after_form = monitor

@@ -15,8 +15,8 @@
 //! since its last sync, or of another area: the hub would refuse the change, and the case would
 //! wait, the giver's later edits with it, until the change was discarded); the receiver's store
 //! refuses a case its user's role and areas (as the hub last told them, else as its certificate
-//! says) do not cover, before anything is written. A store that never received a directory
-//! (two users of a phone that never synced) cannot judge, and the hub judges at the push.
+//! says) do not cover, before anything is written. A store that never synced (two users of a
+//! phone that never did) cannot judge, and the hub judges at the push.
 
 use crate::codec;
 use crate::doc;
@@ -184,10 +184,12 @@ impl Store {
     }
 
     /// The scope of `user`, to whom a case is given (a hand-over, a case registered for them,
-    /// an edit of its assignee), as the directory the hub delivered says. A user it does not
-    /// list is refused: one enrolled since this phone's last sync, or of another area, whom the
-    /// hub would refuse, the case then waiting on the phone with every later edit. `None` on a
-    /// store that never received a directory: it cannot judge, and the hub does.
+    /// an edit of its assignee), as the directory the hub delivered at the last sync says. A
+    /// user it does not list is refused once the store synced (even if the directory came
+    /// empty: the first phone of a hub): one whose phone had not synced then, or of another
+    /// area, whom the hub would refuse, the case then waiting on the phone with every later
+    /// edit. `None` on a store the hub never certified (it never synced): it cannot judge, and
+    /// the hub does.
     pub(crate) fn assignee_scope(
         &self,
         directory: &[Certificate],
@@ -195,9 +197,9 @@ impl Store {
     ) -> Result<Option<Scope>> {
         match self.scope_in(directory, user) {
             Some(scope) => Ok(Some(scope)),
-            None if directory.is_empty() => Ok(None),
+            None if directory.is_empty() && self.certificate()?.is_none() => Ok(None),
             None => Err(Error::NotAllowed {
-                rule: "a case goes only to a user this phone's directory lists: sync first (a user enrolled since the last sync is not in it yet)".into(),
+                rule: "a case goes only to a user this phone's directory lists: a user whose phone had not synced with the hub at this phone's last sync is not in it yet (sync, then try again)".into(),
             }),
         }
     }
