@@ -398,9 +398,19 @@ impl Vault {
         let dir = dir.into();
         // An empty path is the process's working directory: profiles would land wherever the
         // app was started from.
-        if dir.as_os_str().to_string_lossy().trim().is_empty() {
+        let text = dir.as_os_str().to_string_lossy();
+        if text.trim().is_empty() || text.contains('\0') {
+            return Err(ValidationError::new(
+                "dir",
+                "must be the path of a directory (not empty, no NUL character)",
+            )
+            .into());
+        }
+        // A file, or a path through one, is no place for profiles: said on the field rather
+        // than as the system's "File exists".
+        if dir.ancestors().any(|a| a.is_file()) {
             return Err(
-                ValidationError::new("dir", "must be the path of a directory (not empty)").into(),
+                ValidationError::new("dir", "must be a directory: the path names a file").into(),
             );
         }
         std::fs::create_dir_all(&dir)?;

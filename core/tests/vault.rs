@@ -410,10 +410,14 @@ fn short_or_trivial_pins_are_refused_naming_the_pin() {
         Err(Error::ProfileExists { user: USER_A })
     ));
     // An empty directory is refused on its field, not taken as the working directory.
-    for empty in ["", "  "] {
-        match Vault::open_with(empty, config(5)) {
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let through = file.join("sub");
+    let (file, through) = (file.to_str().unwrap(), through.to_str().unwrap());
+    for wrong in ["", "  ", "a\0b", file, through] {
+        match Vault::open_with(wrong, config(5)) {
             Err(Error::Validation(e)) => assert_eq!(e.field, "dir"),
-            other => panic!("a vault in {empty:?} gave {other:?}"),
+            other => panic!("a vault in {wrong:?} gave {other:?}"),
         }
     }
     assert!(!std::path::Path::new("vault.lock").exists());
