@@ -337,6 +337,45 @@ fn postgres_bin(program: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(program)
 }
 
+/// Runs one of PostgreSQL's programs, which must succeed.
+fn postgres_program(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(postgres_bin(program))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `pg_restore` of `dump` into the database at `url`, in place of what it holds.
+fn pg_restore(url: &str, dump: &Path) {
+    postgres_program(
+        "pg_restore",
+        &[
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--dbname",
+            url,
+            dump.to_str().unwrap(),
+        ],
+    );
+}
+
+/// `n` new cases of `device`'s user, coded `<tag>-<i>`; their ids.
+fn new_cases(device: &mut Device, tag: &str, n: usize) -> Vec<uuid::Uuid> {
+    (0..n)
+        .map(|i| {
+            let mut case = child(area(C01), &format!("{tag} {i}"), device.user());
+            case.case_code = format!("{tag}-{i}");
+            device.store.create(&case).unwrap().id
+        })
+        .collect()
+}
+
 /// A PostgreSQL hub restored with `pg_restore` keeps no mark of a backup as `vigie backup`
 /// does: each machine keeps beside its key how far the database's change order had gone
 /// (`change-order.mark`), and finds the database behind it when it starts again. It takes a
@@ -359,55 +398,31 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     }
     let url = hub_database(&data).unwrap();
     let dump = dir.path().join("hub.dump");
-    let out = std::process::Command::new(postgres_bin("pg_dump"))
-        .args([
+    postgres_program(
+        "pg_dump",
+        &[
             "-Fc",
             "--no-owner",
             "-f",
             dump.to_str().unwrap(),
             "--dbname",
             &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 
     // After the copy: the monitor's cases reach the hub and the supervisor.
-    let mut lost = Vec::new();
-    for i in 0..6 {
-        let mut case = child(area(C01), &format!("Enfant {i}"), monitor.user());
-        case.case_code = format!("AFTER-{i}");
-        lost.push(monitor.store.create(&case).unwrap().id);
-    }
+    let lost = new_cases(&mut monitor, "AFTER", 6);
     monitor.sync(&hub.url).unwrap();
     supervisor.sync(&hub.url).unwrap();
     assert!(lost.iter().all(|id| supervisor.has(*id)));
 
     // The database is restored from the copy, and the hub started again.
     hub.stop();
-    let out = std::process::Command::new(postgres_bin("pg_restore"))
-        .args(["--clean", "--if-exists", "--no-owner", "--dbname", &url])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg_restore(&url, &dump);
     hub.restart();
 
     // Another monitor's new cases take the places the supervisor was told before.
-    let mut new = Vec::new();
-    for i in 0..6 {
-        let mut case = child(area(C01), &format!("Nouveau {i}"), other.user());
-        case.case_code = format!("NEW-{i}");
-        new.push(other.store.create(&case).unwrap().id);
-    }
+    let new = new_cases(&mut other, "NEW", 6);
     other.sync(&hub.url).unwrap();
     monitor.sync(&hub.url).unwrap();
     for _ in 0..2 {
@@ -425,23 +440,9 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     // The same copy restored a second time: the database is back on the incarnation the
     // first restore replaced, which this machine remembers.
     hub.stop();
-    let out = std::process::Command::new(postgres_bin("pg_restore"))
-        .args(["--clean", "--if-exists", "--no-owner", "--dbname", &url])
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg_restore(&url, &dump);
     hub.restart();
-    let mut again = Vec::new();
-    for i in 0..6 {
-        let mut case = child(area(C01), &format!("Encore {i}"), other.user());
-        case.case_code = format!("AGAIN-{i}");
-        again.push(other.store.create(&case).unwrap().id);
-    }
+    let again = new_cases(&mut other, "AGAIN", 6);
     for d in [&mut other, &mut monitor] {
         d.sync(&hub.url).unwrap();
         d.sync(&hub.url).unwrap();
