@@ -18,8 +18,11 @@ use vigie_core::sync::{
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
 /// A hub's incarnation and how far its change order has gone (`Backend::change_order_mark`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeOrderMark {
+    /// The database's name: a machine keeps a mark for each database it opened (a copy of
+    /// the hub's restored beside it to look into is not the hub's).
+    pub database: String,
     pub incarnation: [u8; 16],
     /// The last place of the change order given out (never smaller, but by a restore).
     pub sequence: i64,
@@ -255,16 +258,18 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         if accept {
             // A refusal rolls the transaction back: the entry stays for another review.
             accept_quarantined(tx, &quarantined, &reviewer, reference)?;
-        } else {
-            drop_rejected_attachments(tx, quarantined.record)?;
         }
+        // Either way, once no entry waits for the record, the attachments its manifest does
+        // not name go: rejected entries' bytes, and those its saves removed while entries
+        // waited (kept for them then).
+        drop_unnamed_attachments(tx, quarantined.record)?;
         Ok(true)
     })
 }
 
-/// Once the last entry waiting for a record is rejected, the bytes uploaded with entries
-/// (`sync::quarantine`) that the record's manifest does not name go: nothing will name them.
-fn drop_rejected_attachments(tx: &mut dyn HubTransaction, record: Uuid) -> Result<(), Error> {
+/// Once the last entry waiting for a record is reviewed, the attachments the record's manifest
+/// does not name go: nothing will name them.
+fn drop_unnamed_attachments(tx: &mut dyn HubTransaction, record: Uuid) -> Result<(), Error> {
     if !tx.quarantined_for(record)?.is_empty() {
         return Ok(());
     }

@@ -52,16 +52,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn incarnation_of(text: &str) -> Option<[u8; 16]> {
-    if text.len() != 32 {
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(bytes)
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
 }
+
+fn incarnation_of(text: &str) -> Option<[u8; 16]> {
+    unhex(text)?.try_into().ok()
+}
+
+/// The databases a machine keeps a mark of (the hub's, copies opened beside it).
+const MARKS_KEPT: usize = 8;
 
 /// How often a serving machine keeps the database's mark (`watch_change_order`): a restore to
 /// a copy taken less than this before the machine last kept it goes unseen by it (devices
@@ -196,16 +202,16 @@ impl Journal {
         self.file.with_file_name(CHANGE_ORDER_FILE)
     }
 
-    /// The mark this machine last kept: `Ok(None)` without a file, `Err` for a file that is
-    /// not whole or not tagged by this hub.
-    fn kept_mark(&self) -> Result<Option<KeptMark>, ()> {
+    /// The marks this machine last kept, one per database: empty without a file, `Err` for a
+    /// file that is not whole or not tagged by this hub.
+    fn kept_marks(&self) -> Result<Vec<KeptMark>, ()> {
         let text = match std::fs::read_to_string(self.mark_file()) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(_) => return Err(()),
         };
-        let parse = || -> Option<KeptMark> {
-            let (body, tag) = text.lines().next()?.rsplit_once(' ')?;
+        let parse = |line: &str| -> Option<KeptMark> {
+            let (body, tag) = line.rsplit_once(' ')?;
             if self.tag(body) != tag {
                 return None;
             }
@@ -213,6 +219,7 @@ impl Journal {
             if words.next()? != "mark" {
                 return None;
             }
+            let database = String::from_utf8(unhex(words.next()?)?).ok()?;
             let incarnation = incarnation_of(words.next()?)?;
             let sequence = words.next()?.parse().ok()?;
             let retired = match words.next()? {
@@ -224,33 +231,41 @@ impl Journal {
             };
             words.next().is_none().then_some(KeptMark {
                 mark: ChangeOrderMark {
+                    database,
                     incarnation,
                     sequence,
                 },
                 retired,
             })
         };
-        parse().map(Some).ok_or(())
+        text.lines()
+            .map(parse)
+            .collect::<Option<Vec<_>>>()
+            .ok_or(())
     }
 
-    /// Keeps `kept` in place of the last (written aside, then named: a crash leaves one or the
-    /// other, whole).
-    fn keep_mark(&self, kept: &KeptMark) -> std::io::Result<()> {
-        let retired = match kept.retired.is_empty() {
-            true => "-".to_string(),
-            false => kept
-                .retired
-                .iter()
-                .map(|i| hex(i))
-                .collect::<Vec<_>>()
-                .join(","),
-        };
-        let body = format!(
-            "mark {} {} {retired}",
-            hex(&kept.mark.incarnation),
-            kept.mark.sequence
-        );
-        let line = format!("{body} {}\n", self.tag(&body));
+    /// Keeps `marks` in place of the last (written aside, then named: a crash leaves one or
+    /// the other, whole).
+    fn keep_marks(&self, marks: &[KeptMark]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for kept in marks {
+            let retired = match kept.retired.is_empty() {
+                true => "-".to_string(),
+                false => kept
+                    .retired
+                    .iter()
+                    .map(|i| hex(i))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            let body = format!(
+                "mark {} {} {} {retired}",
+                hex(kept.mark.database.as_bytes()),
+                hex(&kept.mark.incarnation),
+                kept.mark.sequence
+            );
+            text.push_str(&format!("{body} {}\n", self.tag(&body)));
+        }
         let file = self.mark_file();
         let aside = file.with_extension("mark.new");
         let mut options = std::fs::OpenOptions::new();
@@ -258,7 +273,7 @@ impl Journal {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut out = options.open(&aside)?;
-        out.write_all(line.as_bytes())?;
+        out.write_all(text.as_bytes())?;
         out.sync_all()?;
         std::fs::rename(&aside, &file)
     }
@@ -426,18 +441,25 @@ fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Er
     let Some(mut now) = backend.change_order_mark()? else {
         return Ok(());
     };
-    let kept = journal.kept_mark().unwrap_or_else(|()| {
+    let mut marks = journal.kept_marks().unwrap_or_else(|()| {
         tracing::warn!(
             file = %journal.mark_file().display(),
             "the mark of the database's change order is damaged or not this hub's: a restore \
              of the database from a copy taken before now goes unseen by this machine"
         );
-        None
+        Vec::new()
     });
+    let kept = marks
+        .iter()
+        .position(|k| k.mark.database == now.database)
+        .map(|at| marks.remove(at));
     let mut retired = kept.as_ref().map(|k| k.retired.clone()).unwrap_or_default();
     // Behind the mark under the same incarnation, or back on one this machine saw replaced (a
-    // second restore of a copy from before the first, a copy opened with this key first).
-    // Another incarnation than the mark's is otherwise another machine's new one: taken up.
+    // second restore of a copy from before the first). Another incarnation than the mark's is
+    // otherwise another machine's new one: taken up. A database this machine never opened
+    // that holds the incarnation of one it did, behind it, is a copy of it (restored under
+    // another name, or to be looked into): it takes an incarnation of its own, and the other
+    // database's mark is left as it was.
     let restored = match &kept {
         Some(kept) if kept.mark.incarnation == now.incarnation => {
             (now.sequence < kept.mark.sequence).then(|| kept.mark.sequence - now.sequence)
@@ -448,7 +470,13 @@ fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Er
             }
             retired.contains(&now.incarnation).then_some(0)
         }
-        None => None,
+        None => marks
+            .iter()
+            .find(|other| {
+                (other.mark.incarnation == now.incarnation && now.sequence < other.mark.sequence)
+                    || other.retired.contains(&now.incarnation)
+            })
+            .map(|other| other.mark.sequence.saturating_sub(now.sequence)),
     };
     if let Some(behind) = restored {
         if backend.take_new_incarnation(now.incarnation)? {
@@ -467,7 +495,9 @@ fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Er
     retired.retain(|i| *i != now.incarnation);
     let excess = retired.len().saturating_sub(RETIRED_KEPT);
     retired.drain(..excess);
-    if let Err(e) = journal.keep_mark(&KeptMark { mark: now, retired }) {
+    marks.insert(0, KeptMark { mark: now, retired });
+    marks.truncate(MARKS_KEPT);
+    if let Err(e) = journal.keep_marks(&marks) {
         tracing::warn!(
             file = %journal.mark_file().display(),
             error = %e,

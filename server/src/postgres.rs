@@ -623,6 +623,17 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // Nor, once connected, a link gone silent (a network cut, a host lost: no reset comes):
+        // a request waits for what it sent to be acknowledged at most this long, and an idle
+        // connection is probed, instead of hanging until the system gives up (some 15 minutes).
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(20));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
         let manager = Manager(config.clone());
         // The first connection is made here, once: a database that does not exist, a refused
         // password or a server out of reach is the error at once, with its reason (the pool
@@ -2100,10 +2111,14 @@ impl Backend for Postgres {
             retryable: false,
         })?;
         let row = client
-            .query_one("SELECT last_value, is_called FROM change_seq", &[])
+            .query_one(
+                "SELECT last_value, is_called, current_database()::text FROM change_seq",
+                &[],
+            )
             .map_err(storage_error)?;
         let (last, called): (i64, bool) = (row.get(0), row.get(1));
         Ok(Some(crate::backend::ChangeOrderMark {
+            database: row.get(2),
             incarnation,
             sequence: if called { last } else { 0 },
         }))

@@ -416,6 +416,45 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     supervisor.sync(&hub.url).unwrap();
     assert!(lost.iter().all(|id| supervisor.has(*id)));
 
+    // The operator looks into the copy first, restored beside the hub's database and opened
+    // with this machine's key: the copy is no restore of the hub's database, which keeps its
+    // incarnation (each database has its own mark).
+    let incarnation = |url: &str| -> String {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client
+            .query_one(
+                "SELECT value FROM vigie_meta WHERE key = 'incarnation'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let live = incarnation(&url);
+    let copy = hub_database(&dir.path().join("copy")).unwrap();
+    pg_restore(&copy, &dump);
+    let list_on = |database: &str| {
+        vigie(&[
+            "user",
+            "list",
+            "--data",
+            data.to_str().unwrap(),
+            "--database",
+            database,
+        ])
+    };
+    // Commands on the hub's own database keep, and compare, what this machine saw of it.
+    list_on(&url);
+    list_on(&copy);
+    list_on(&url);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert_eq!(
+        incarnation(&url),
+        live,
+        "a copy looked into restored nothing"
+    );
+    assert!(!hub.log_tail(400).contains("restored from an older copy"));
+
     // The database is restored from the copy, and the hub started again.
     hub.stop();
     pg_restore(&url, &dump);

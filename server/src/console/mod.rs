@@ -804,6 +804,21 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
             (StatusCode::FORBIDDEN, t.get("error.forbidden"))
         }
         Problem::NotFound => (StatusCode::NOT_FOUND, t.get("error.not_found")),
+        // The database out of reach (PostgreSQL down or restarting): no fault of the page's.
+        Problem::Storage(e) if crate::postgres::is_unreachable(&e) => {
+            tracing::error!(error = %e, "console page: the hub's database cannot be reached");
+            let page = pages::ErrorPage {
+                t,
+                nav,
+                title: t.get("error.title"),
+                message: t.get("error.unavailable"),
+            };
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, html(&page)).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            return response;
+        }
         Problem::Storage(e) => {
             // Core errors carry no personal data.
             tracing::error!(error = %e, "console page failed");
