@@ -785,8 +785,33 @@ fn an_attachment_removed_from_its_record_leaves_the_hub() {
     assert_eq!(up.uploaded, vec![entry.id]);
     assert_eq!(hub_attachments_held(&data), 1);
 
+    // A colleague's edit of the case waits for review (she moved) while the form is removed:
+    // its row stays while the entry waits, and goes once the entry is accepted.
+    let mut colleague = Device::enrol(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    colleague.sync(&hub.url).unwrap();
+    let mut edited: ChildCase = colleague.store.get(case.id).unwrap();
+    edited.notes = "Vue au marché.".into();
+    colleague.store.update(&edited).unwrap();
+    common::lifecycle::set_areas(&data, colleague.user(), &[C02]);
+    assert_eq!(colleague.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+
     monitor.store.remove_attachment(case.id, entry.id).unwrap();
     monitor.sync(&hub.url).unwrap();
+    let (_, entries) = common::lifecycle::quarantine_list(&data);
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let accepted = common::lifecycle::quarantine_accept(&data, number, None);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
     if let Some(url) = hub_database(&data) {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let rows: i64 = client
