@@ -88,6 +88,12 @@ pub struct VigieStore {
     user_id: String,
     /// Closed because its profile was wiped (`Vault.wipe_user`, `wipe_all`).
     wiped: AtomicBool,
+    /// One sync session at a time (`sync_with`): the store is free between a session's steps,
+    /// and two sessions side by side would each send and fetch the same records and bytes.
+    pub(crate) session: Mutex<()>,
+    /// The thread running a session (0: none): a session started from its own transport or
+    /// listener is refused rather than waiting for itself.
+    pub(crate) session_owner: AtomicU64,
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -122,6 +128,8 @@ impl VigieStore {
             owner: AtomicU64::new(0),
             listeners: Listeners::default(),
             wiped: AtomicBool::new(false),
+            session: Mutex::new(()),
+            session_owner: AtomicU64::new(0),
         })
     }
 
@@ -155,6 +163,23 @@ impl VigieStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// Runs `session` as this store's only sync session: one started on another thread waits
+    /// for it; one started from its own transport or listener is refused.
+    pub(crate) fn one_session<T>(&self, session: impl FnOnce() -> Result<T>) -> Result<T> {
+        let me = THREAD.with(|t| *t);
+        if self.session_owner.load(Ordering::SeqCst) == me {
+            return Err(VigieError::NotAllowed {
+                reason: "a sync session of this store is under way on this thread (its \
+                         transport or a listener): start another once it returns"
+                    .into(),
+            });
+        }
+        let _one = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        self.session_owner.store(me, Ordering::SeqCst);
+        let _running = Occupied(&self.session_owner);
+        session()
     }
 
     /// Takes the core store out, its profile wiped: later calls raise `ProfileWiped`.

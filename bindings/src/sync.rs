@@ -403,8 +403,10 @@ impl VigieStore {
     /// chunks, resuming where a cut session stopped. Blocks for the whole session, but holds
     /// the store only for each of its steps, never while the transport waits: the store's other
     /// calls, from other threads, wait for one step at most (a wipe or a close ends the session
-    /// at its next step, raising what a call would). `progress` is told after each exchange,
-    /// between the steps (it may read the store; post the figures to the UI).
+    /// at its next step, raising what a call would). One session at a time: another started
+    /// meanwhile waits for it (one started from its own transport or listener is `NotAllowed`).
+    /// `progress` is told after each exchange, between the steps (it may read the store; post
+    /// the figures to the UI).
     /// A transport failure stops the session (`Transport`, or `Authentication` for HTTP 401,
     /// `DeviceRevoked` when the hub revoked the device, `NotAllowed` for another 403); what was
     /// applied stays, and the next session resumes. Records the session removes (erased, out of
@@ -418,94 +420,7 @@ impl VigieStore {
         progress: Option<Arc<dyn SyncProgressListener>>,
         attachments: Option<AttachmentSync>,
     ) -> Result<SyncSummary> {
-        let options = SyncOptions::default();
-        let attachment_options = attachment_options(attachments);
-        let track = !self.listeners.is_empty();
-        let failure: RefCell<Option<TransportError>> = RefCell::new(None);
-        let in_flight: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
-        let applied: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
-        // Records removed by the exchanges applied so far (the summary's list grows).
-        let removed: RefCell<Vec<RemovedRecord>> = RefCell::new(Vec::new());
-        // The core's engine sees a transport failure as text; the typed one is kept to raise.
-        let carried = |answer: std::result::Result<Vec<u8>, TransportError>| {
-            answer.map_err(|e| {
-                let text = e.to_string();
-                *failure.borrow_mut() = Some(e);
-                text
-            })
-        };
-        let told = |summary: SyncSummary| {
-            if let Some(p) = &progress {
-                guarded(|| p.on_progress(summary));
-            }
-        };
-        // The store is held for each step of the session, never while the transport waits: a
-        // form saved, a list read or a wipe asked on another thread waits for one step.
-        let mut shared = Shared {
-            store: self,
-            interrupted: None,
-        };
-        let (result, changes) = {
-            let records = sync_with_hub(
-                &mut shared,
-                &options,
-                |request| {
-                    let response = carried(transport.exchange(request.to_vec()))?;
-                    if track {
-                        *in_flight.borrow_mut() = ids_in_response(&response, &options);
-                    }
-                    Ok(response)
-                },
-                |summary| {
-                    // Called once the exchange is applied.
-                    applied.borrow_mut().append(&mut in_flight.borrow_mut());
-                    *removed.borrow_mut() = summary.removed.clone();
-                    if progress.is_some() {
-                        told(SyncSummary::from(summary.clone()));
-                    }
-                },
-            );
-            let failed = match &records {
-                Ok(summary) => summary.failed.clone(),
-                Err(_) => Vec::new(),
-            };
-            let (applied, removed) = (applied.take(), removed.take());
-            // A store closed or wiped during the session tells nothing more: no one listens.
-            let changes = self
-                .with_store(|s| Ok(heard(s, applied, &failed, &removed)))
-                .unwrap_or_default();
-            let result = records.and_then(|records| {
-                let records = SyncSummary::from(records);
-                let attachments = sync_attachments(
-                    &mut shared,
-                    &attachment_options,
-                    |request| carried(transport.exchange_attachment(request.to_vec())),
-                    |a| {
-                        if progress.is_some() {
-                            told(records.clone().with_attachments(a));
-                        }
-                    },
-                )?;
-                Ok(records.with_attachments(&attachments))
-            });
-            (result, changes)
-        };
-        self.listeners.changed(&changes);
-        if let Some(interrupted) = shared.interrupted {
-            return Err(interrupted);
-        }
-        let error = match result {
-            Ok(summary) => return Ok(summary),
-            Err(vigie_core::Error::Transport { reason }) => match failure.take() {
-                Some(e) => e.into(),
-                None => VigieError::Transport { reason },
-            },
-            Err(e) => e.into(),
-        };
-        if matches!(error, VigieError::DeviceRevoked { .. }) {
-            self.device_revoked()?;
-        }
-        Err(error)
+        self.one_session(|| self.sync_session(transport, progress, attachments))
     }
 
     /// The hub revoked this device (HTTP 403 with `"wipe": true`; `sync_with` calls it itself
@@ -682,4 +597,103 @@ impl PeerSession {
 pub struct PeerStart {
     pub session: Arc<PeerSession>,
     pub message: Vec<u8>,
+}
+
+impl VigieStore {
+    /// `sync_with`'s session, one at a time (`one_session`).
+    fn sync_session(
+        &self,
+        transport: Arc<dyn SyncTransport>,
+        progress: Option<Arc<dyn SyncProgressListener>>,
+        attachments: Option<AttachmentSync>,
+    ) -> Result<SyncSummary> {
+        let options = SyncOptions::default();
+        let attachment_options = attachment_options(attachments);
+        let track = !self.listeners.is_empty();
+        let failure: RefCell<Option<TransportError>> = RefCell::new(None);
+        let in_flight: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
+        let applied: RefCell<Vec<Uuid>> = RefCell::new(Vec::new());
+        // Records removed by the exchanges applied so far (the summary's list grows).
+        let removed: RefCell<Vec<RemovedRecord>> = RefCell::new(Vec::new());
+        // The core's engine sees a transport failure as text; the typed one is kept to raise.
+        let carried = |answer: std::result::Result<Vec<u8>, TransportError>| {
+            answer.map_err(|e| {
+                let text = e.to_string();
+                *failure.borrow_mut() = Some(e);
+                text
+            })
+        };
+        let told = |summary: SyncSummary| {
+            if let Some(p) = &progress {
+                guarded(|| p.on_progress(summary));
+            }
+        };
+        // The store is held for each step of the session, never while the transport waits: a
+        // form saved, a list read or a wipe asked on another thread waits for one step.
+        let mut shared = Shared {
+            store: self,
+            interrupted: None,
+        };
+        let (result, changes) = {
+            let records = sync_with_hub(
+                &mut shared,
+                &options,
+                |request| {
+                    let response = carried(transport.exchange(request.to_vec()))?;
+                    if track {
+                        *in_flight.borrow_mut() = ids_in_response(&response, &options);
+                    }
+                    Ok(response)
+                },
+                |summary| {
+                    // Called once the exchange is applied.
+                    applied.borrow_mut().append(&mut in_flight.borrow_mut());
+                    *removed.borrow_mut() = summary.removed.clone();
+                    if progress.is_some() {
+                        told(SyncSummary::from(summary.clone()));
+                    }
+                },
+            );
+            let failed = match &records {
+                Ok(summary) => summary.failed.clone(),
+                Err(_) => Vec::new(),
+            };
+            let (applied, removed) = (applied.take(), removed.take());
+            // A store closed or wiped during the session tells nothing more: no one listens.
+            let changes = self
+                .with_store(|s| Ok(heard(s, applied, &failed, &removed)))
+                .unwrap_or_default();
+            let result = records.and_then(|records| {
+                let records = SyncSummary::from(records);
+                let attachments = sync_attachments(
+                    &mut shared,
+                    &attachment_options,
+                    |request| carried(transport.exchange_attachment(request.to_vec())),
+                    |a| {
+                        if progress.is_some() {
+                            told(records.clone().with_attachments(a));
+                        }
+                    },
+                )?;
+                Ok(records.with_attachments(&attachments))
+            });
+            (result, changes)
+        };
+        self.listeners.changed(&changes);
+        if let Some(interrupted) = shared.interrupted {
+            return Err(interrupted);
+        }
+        let error = match result {
+            Ok(summary) => return Ok(summary),
+            Err(vigie_core::Error::Transport { reason }) => match failure.take() {
+                Some(e) => e.into(),
+                None => VigieError::Transport { reason },
+            },
+            Err(e) => e.into(),
+        };
+        if matches!(error, VigieError::DeviceRevoked { .. }) {
+            self.device_revoked()?;
+        }
+        Err(error)
+    }
 }

@@ -413,7 +413,22 @@ impl Vault {
                 ValidationError::new("dir", "must be a directory: the path names a file").into(),
             );
         }
-        std::fs::create_dir_all(&dir)?;
+        let not_a_directory = || {
+            Error::from(ValidationError::new(
+                "dir",
+                "must be a directory: the path names a file",
+            ))
+        };
+        // Anything that is not a directory (a device, a link to nothing, `file/`) is said so.
+        std::fs::create_dir_all(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                not_a_directory()
+            }
+            _ => e.into(),
+        })?;
+        if !dir.is_dir() {
+            return Err(not_a_directory());
+        }
         let held = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

@@ -10,7 +10,9 @@ use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::identity::{Certificate, HubKey, IdentityError, open_sealed};
 use vigie_core::sync::wire::{self, RequestIdentity, SyncRequest};
-use vigie_core::sync::{HubError, HubLimits, PeerScope, Principal, Recipient, encode_bundle};
+use vigie_core::sync::{
+    HubError, HubLimits, HubStorage as _, PeerScope, Principal, Recipient, encode_bundle,
+};
 use vigie_core::*;
 
 const C01: &str = "CI-R1-D1-C01";
@@ -1685,4 +1687,55 @@ fn the_first_phone_of_a_hub_refuses_a_case_for_a_user_it_cannot_know() {
     }
     case.identified_by = first.principal.user;
     first.store.create(&case).unwrap();
+}
+
+/// The store is free between a session's steps: a case written again while its push is on the
+/// link, a push the hub keeps for review (the case was filed elsewhere meanwhile), stays on the
+/// phone until what was written after the push is delivered too; nothing is lost.
+#[test]
+fn a_write_made_while_a_push_kept_for_review_is_on_the_link_is_delivered_too() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let case = monitor.create_case(C01, NAME_C01);
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut moved: ChildCase = supervisor.store.get(case).unwrap();
+    moved.area = area(C02);
+    supervisor.store.update(&moved).unwrap();
+    supervisor.sync(&mut hub);
+
+    let mut edited: ChildCase = monitor.store.get(case).unwrap();
+    edited.notes = "Vue au marché.".into();
+    monitor.store.update(&edited).unwrap();
+    let options = sync::SyncOptions::default();
+    let request = monitor.store.hub_sync_request(&options).unwrap();
+    // Saved while the request is on the link.
+    let mut again: ChildCase = monitor.store.get(case).unwrap();
+    again.guardian = "Kouassi Jean".into();
+    monitor.store.update(&again).unwrap();
+    let response = common::handle(
+        &mut hub,
+        &monitor.principal,
+        &request,
+        &HubLimits::default(),
+    )
+    .unwrap();
+    let report = monitor.store.hub_sync_apply(&response, &options).unwrap();
+    assert_eq!(report.quarantined, vec![case]);
+    assert!(monitor.store.kind_of(case).is_ok(), "the later write stays");
+
+    monitor.sync(&mut hub);
+    assert!(monitor.store.kind_of(case).is_err(), "delivered, it goes");
+    let fields: Vec<String> = hub
+        .in_transaction(&mut |tx| {
+            tx.quarantined()?
+                .iter()
+                .map(|q| sync::describe_quarantined(tx, q))
+                .collect::<Result<Vec<_>>>()
+        })
+        .unwrap()
+        .into_iter()
+        .flat_map(|view| view.fields)
+        .collect();
+    assert!(fields.iter().any(|f| f == "guardian"), "{fields:?}");
 }

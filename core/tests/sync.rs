@@ -1496,3 +1496,57 @@ fn a_refusal_of_two_valid_edits_together_says_the_other_came_from_elsewhere() {
         "{detail:?}"
     );
 }
+
+/// A store written between every step of a session (an app saving a form each second while
+/// the link takes a second an exchange: the store is free between steps) still ends its
+/// session: it pushes what its outbox held and a few more, and leaves the rest to the next.
+#[test]
+fn a_session_ends_though_the_app_writes_between_every_step() {
+    struct Busy<'a> {
+        store: &'a mut Store,
+        case: Uuid,
+        saves: u32,
+    }
+    impl sync::StoreAccess for Busy<'_> {
+        fn with<T>(&mut self, step: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+            self.saves += 1;
+            let mut case: ChildCase = self.store.get(self.case)?;
+            case.hours_per_week = 1 + (self.saves % 60) as i32;
+            self.store.update(&case)?;
+            step(self.store)
+        }
+    }
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let case = monitor
+        .store
+        .create(&child(c01, "Aya", monitor.principal.user))
+        .unwrap()
+        .id;
+    let principal = monitor.principal.clone();
+    let mut busy = Busy {
+        store: &mut monitor.store,
+        case,
+        saves: 0,
+    };
+    let summary = sync::sync_with_hub(
+        &mut busy,
+        &sync::SyncOptions::default(),
+        |request| {
+            common::handle(&mut hub, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert!(summary.round_trips <= 40, "{summary:?}");
+    // The last saves go with the next session.
+    sync(&mut monitor, &mut hub);
+    assert_eq!(
+        hub.get::<ChildCase>(case).unwrap().hours_per_week,
+        monitor.store.get::<ChildCase>(case).unwrap().hours_per_week
+    );
+}

@@ -414,7 +414,19 @@ fn short_or_trivial_pins_are_refused_naming_the_pin() {
     std::fs::write(&file, b"x").unwrap();
     let through = file.join("sub");
     let (file, through) = (file.to_str().unwrap(), through.to_str().unwrap());
-    for wrong in ["", "  ", "a\0b", file, through] {
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let slash = format!("{file}/");
+    for wrong in [
+        "",
+        "  ",
+        "a\0b",
+        file,
+        through,
+        "/dev/null",
+        &slash,
+        dangling.to_str().unwrap(),
+    ] {
         match Vault::open_with(wrong, config(5)) {
             Err(Error::Validation(e)) => assert_eq!(e.field, "dir"),
             other => panic!("a vault in {wrong:?} gave {other:?}"),

@@ -174,6 +174,41 @@ def test_the_app_writes_while_a_sync_waits_on_the_link(env):
         assert store.record_sync_state(saved.id).pending_changes is False
 
 
+class EagerLink(vigie.SyncTransport):
+    """A link that notes whether it was used while another session's link still waited."""
+
+    def __init__(self, inner, other_waiting):
+        self.inner = inner
+        self.other_waiting = other_waiting
+        self.used_meanwhile = False
+
+    def exchange(self, request):
+        self.used_meanwhile |= self.other_waiting()
+        return self.inner.exchange(request)
+
+    def exchange_attachment(self, request):
+        return self.inner.exchange_attachment(request)
+
+
+def test_a_second_sync_of_a_store_waits_for_the_first(env):
+    """One session at a time: two side by side sent and fetched the same records and bytes."""
+    with open_enrolled(env.store_path("twice.db"), 5, env.monitor_token) as store:
+        first = WaitingLink(vigie.HubTransport(env.hub_url, env.monitor_token))
+        second = EagerLink(vigie.HubTransport(env.hub_url, env.monitor_token),
+                           lambda: not first.written.is_set())
+        one = threading.Thread(target=lambda: store.sync_with(first))
+        one.start()
+        assert first.waiting.wait(timeout=30)
+        two = threading.Thread(target=lambda: store.sync_with(second))
+        two.start()
+        two.join(timeout=2)
+        first.written.set()
+        one.join(timeout=60)
+        two.join(timeout=60)
+        assert not second.used_meanwhile
+        assert store.hub_outbox_len() == 0
+
+
 def test_bundles_and_conflicts_between_two_devices(env):
     # Both devices synced once: the hub certified them, and each holds the other's certificate
     # (the tablet syncs again once the phone is enrolled).

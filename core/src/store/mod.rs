@@ -141,6 +141,10 @@ pub(crate) struct Context {
     pub path: PathBuf,
     /// Kept to reopen the file should a re-key fail after closing it.
     pub encryption: Encryption,
+    /// The heads of each record the last request to the hub pushed (`hub_sync_request`): a
+    /// record written again before its answer is applied (the store is free between a
+    /// session's steps) keeps what the push did not carry.
+    pub pushed: std::sync::Mutex<std::collections::HashMap<Uuid, Vec<[u8; 32]>>>,
 }
 
 /// How a write is recorded: where it came from, who made it, whether the hub must receive it.
@@ -301,6 +305,7 @@ impl Store {
                 role: config.role,
                 path: config.path,
                 encryption: config.encryption,
+                pushed: Default::default(),
             },
         })
     }

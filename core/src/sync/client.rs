@@ -210,6 +210,12 @@ impl Store {
             });
             Ok(true)
         })?;
+        *self
+            .ctx
+            .pushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            push.iter().map(|p| (p.id, p.heads.clone())).collect();
         let refetch = sync_state::refetch_ids(&self.conn, 1000)?;
         let receipt = sync_state::get_meta(&self.conn, RECEIPT_KEY)?
             .and_then(|b| b.try_into().ok())
@@ -245,6 +251,13 @@ impl Store {
     /// `hub_sync_apply` for a response already decoded.
     fn apply_decoded(&mut self, response: SyncResponse) -> Result<SyncReport> {
         let (device, user) = (self.device_id(), self.user_id());
+        let pushed = std::mem::take(
+            &mut *self
+                .ctx
+                .pushed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let report = self.receive(|merging| {
             // What arrives from the hub is queued for it only if it differs from what the hub
             // holds (decided per record below).
@@ -254,7 +267,7 @@ impl Store {
                 deferred_indexes::defer(merging.tx)?;
                 sync_state::set_meta(merging.tx, WALK_KEY, &[])?;
             }
-            let report = apply_response(merging, &response, device, user)?;
+            let report = apply_response(merging, &response, device, user, &pushed)?;
             if !response.more {
                 // The walk is complete: the indexes are made over everything it brought, in
                 // the transaction of its last page.
@@ -363,6 +376,7 @@ fn apply_response(
     response: &SyncResponse,
     device: Uuid,
     user: Uuid,
+    pushed: &std::collections::HashMap<Uuid, Vec<[u8; 32]>>,
 ) -> Result<SyncReport> {
     let tx = merging.tx;
     let mut report = SyncReport {
@@ -392,9 +406,15 @@ fn apply_response(
                 }
             }
             PushOutcome::Quarantined => {
-                // Delivered for review; the record is no longer this user's to hold.
+                // Delivered for review; the record is no longer this user's to hold, once what
+                // was written after the push (between the session's steps) is delivered too:
+                // until then it stays, leaving, and its next push is kept for review as well.
                 report.quarantined.push(*id);
-                remove(tx, *id, Removal::Quarantined, &mut report)?;
+                if written_since_pushed(tx, *id, pushed.get(id))? {
+                    sync_state::mark_left(tx, *id)?;
+                } else {
+                    remove(tx, *id, Removal::Quarantined, &mut report)?;
+                }
             }
             PushOutcome::Erased => erase(tx, *id, &[], &mut report)?,
             PushOutcome::Refused {
@@ -593,6 +613,27 @@ fn holds_own_unsent(tx: &Transaction, device: Uuid, id: Uuid) -> Result<bool> {
         .get_changes_meta(&known)
         .iter()
         .any(|change| doc::device_of_actor(&change.actor) == Some(device)))
+}
+
+/// Whether record `id` holds other heads than the push answered carried (`pushed`: none when
+/// the answer is to a request this store did not build, or an earlier one's).
+fn written_since_pushed(
+    tx: &Transaction,
+    id: Uuid,
+    pushed: Option<&Vec<[u8; 32]>>,
+) -> Result<bool> {
+    let Some(pushed) = pushed else {
+        return Ok(false);
+    };
+    let Some((_, _, bytes)) = crate::store::find_row(tx, id)? else {
+        return Ok(false);
+    };
+    let heads = hash_array(&codec::load(id, &bytes)?.get_heads());
+    let mut now = heads;
+    let mut then = pushed.clone();
+    now.sort();
+    then.sort();
+    Ok(now != then)
 }
 
 /// Removes the records that left the scope and have nothing waiting for the hub. One with
@@ -795,6 +836,9 @@ pub fn sync_through(
     Ok(summary)
 }
 
+/// How many records written during a session it still pushes, beyond its outbox at the start.
+const LATE_WRITES: usize = 16;
+
 /// `sync_through`'s exchanges.
 fn exchange_until_done(
     store: &mut impl StoreAccess,
@@ -809,6 +853,11 @@ fn exchange_until_done(
     let started = *options;
     let mut options = *options;
     let mut sent_at = std::time::Instant::now();
+    // What the outbox held when the session started, and a few more: an app saving a form
+    // every second while the link takes a second an exchange would otherwise keep the session
+    // pushing for ever (the store is free between steps), and the attachments behind it would
+    // never go. Writes past it go with the next session.
+    let pushes_allowed = store.with(|s| s.hub_outbox_len())? + LATE_WRITES;
     // A session makes progress every exchange or stops; this bound only guards against a hub
     // that keeps answering "more" without sending anything.
     for _ in 0..100_000 {
@@ -923,7 +972,9 @@ fn exchange_until_done(
         if !in_flight
             && report.incomplete == 0
             && !refetch_left
-            && (summary.pending == 0 || (!progressed && !answering_page))
+            && (summary.pending == 0
+                || (!progressed && !answering_page)
+                || summary.accepted >= pushes_allowed)
         {
             break;
         }
