@@ -1512,6 +1512,17 @@ fn push_manifest_entry(
         .clone()
 }
 
+/// The hub's refusal of a record naming an attachment id another record holds.
+fn refused_on_attachments(outcome: vigie_core::sync::wire::PushOutcome) {
+    match outcome {
+        vigie_core::sync::wire::PushOutcome::Refused {
+            reason: vigie_core::sync::Refusal::BreaksValidation,
+            detail: Some(detail),
+        } => assert_eq!(detail.field, "attachments"),
+        outcome => panic!("{outcome:?}"),
+    }
+}
+
 #[test]
 fn an_attachment_id_another_record_holds_is_refused_and_stops_no_ones_sync() {
     use vigie_core::sync::Refusal;
@@ -1575,13 +1586,7 @@ fn an_attachment_id_another_record_holds_is_refused_and_stops_no_ones_sync() {
         captured_by: neighbour.principal.user,
         ..again.clone()
     };
-    match push_manifest_entry(&mut hub, &neighbour, other.id, &squat) {
-        PushOutcome::Refused {
-            reason: Refusal::BreaksValidation,
-            detail: Some(detail),
-        } => assert_eq!(detail.field, "attachments"),
-        outcome => panic!("{outcome:?}"),
-    }
+    refused_on_attachments(push_manifest_entry(&mut hub, &neighbour, other.id, &squat));
     let summary = common::sync(&mut a.store, &mut hub, &a.principal);
     assert!(
         summary.refused.is_empty() && summary.failed.is_empty(),
@@ -1594,8 +1599,6 @@ fn an_attachment_id_another_record_holds_is_refused_and_stops_no_ones_sync() {
 /// its capturer still uploads it.
 #[test]
 fn an_attachment_under_review_keeps_its_id_from_another_record() {
-    use vigie_core::sync::Refusal;
-    use vigie_core::sync::wire::PushOutcome;
     let (_dir, mut hub, mut devices) = world(&[
         MONITOR,
         ("neighbour", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
@@ -1617,13 +1620,7 @@ fn an_attachment_under_review_keeps_its_id_from_another_record() {
         captured_by: neighbour.principal.user,
         ..entry.clone()
     };
-    match push_manifest_entry(&mut hub, &neighbour, own.id, &squat) {
-        PushOutcome::Refused {
-            reason: Refusal::BreaksValidation,
-            detail: Some(detail),
-        } => assert_eq!(detail.field, "attachments"),
-        outcome => panic!("{outcome:?}"),
-    }
+    refused_on_attachments(push_manifest_entry(&mut hub, &neighbour, own.id, &squat));
     let up = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
     assert_eq!(up.uploaded, vec![entry.id], "{up:?}");
 }
