@@ -2402,3 +2402,41 @@ fn a_visits_page_counts_no_erased_child() {
         page.body
     );
 }
+
+/// A PostgreSQL database out of reach while a supervisor browses: the console's page says so,
+/// in French, answered 503 with a time to come back (it was a 500 saying the hub could not
+/// handle the request), and pages come back once the database does.
+#[test]
+fn a_database_out_of_reach_gets_its_own_page() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let s = setup();
+    let mut browser = signed_in(&s, "superviseure.r1");
+    assert_eq!(browser.get("/console/cases").status, 200);
+    let url = hub_database(&s.data).unwrap();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = postgres::Client::connect(server, postgres::NoTls).unwrap();
+    let reach = |admin: &mut postgres::Client, allowed: bool| {
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed};
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+            ))
+            .unwrap();
+    };
+    reach(&mut admin, false);
+    let page = browser.get("/console/cases");
+    reach(&mut admin, true);
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("base de données"), "{}", page.body);
+    assert!(
+        page.headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("retry-after")),
+        "{:?}",
+        page.headers
+    );
+    assert_eq!(browser.get("/console/cases").status, 200);
+}
