@@ -154,18 +154,6 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    text.len()
-        .is_multiple_of(2)
-        .then(|| {
-            (0..text.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-                .collect()
-        })
-        .flatten()
-}
-
 /// The limits this store applies: the last the hub published, else the defaults.
 pub(crate) fn limits(conn: &Connection) -> Result<AttachmentLimits> {
     Ok(sync_state::get_meta(conn, LIMITS_KEY)?
@@ -365,7 +353,7 @@ pub(crate) fn follow_manifest(
         if held.iter().any(|id| id.as_slice() == entry.id.as_bytes()) {
             continue;
         }
-        let Some(sha) = unhex(&entry.sha256).filter(|s| s.len() == 32) else {
+        let Some(sha) = entry.sha256_digest() else {
             continue;
         };
         // An id another record's attachment holds (a record a peer or a bundle brought, whose
@@ -971,10 +959,6 @@ fn edit_manifest(
         &before,
     )?;
     Ok(true)
-}
-
-pub(crate) fn unhex_sha(text: &str) -> Option<[u8; 32]> {
-    unhex(text)?.try_into().ok()
 }
 
 /// What a chunk received did.

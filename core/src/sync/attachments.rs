@@ -334,9 +334,8 @@ fn upload(
     if !chunk_ok {
         return refused(TransferRefusal::BadChunk);
     }
-    let sha: [u8; 32] = match attachments::unhex_sha(&entry.sha256) {
-        Some(sha) => sha,
-        None => return refused(TransferRefusal::NotFound),
+    let Some(sha) = entry.sha256_digest() else {
+        return refused(TransferRefusal::NotFound);
     };
     Ok(
         match tx.attachment_append(id, record, entry.size, &sha, offset, bytes)? {
