@@ -28,6 +28,22 @@ pub struct ChangeOrderMark {
     pub sequence: i64,
 }
 
+/// Bytes from hex (`hub_key::hex`); `None` for anything else.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect()
+}
+
+/// An incarnation as the database and the marks write it: 32 hex digits.
+pub(crate) fn incarnation_of(text: &str) -> Option<[u8; 16]> {
+    unhex(text)?.try_into().ok()
+}
+
 pub trait Backend: Send + Sync {
     /// The hub's incarnation and how far its change order has gone, for a database several
     /// machines share and the operator restores with its own tools (PostgreSQL: `pg_restore`):

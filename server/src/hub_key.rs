@@ -244,7 +244,8 @@ fn new_key_in(
     Ok(key)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as the key file, the database's incarnation and the machines' marks write.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

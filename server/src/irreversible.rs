@@ -15,10 +15,10 @@
 //! directory cannot be written.
 
 use crate::auth::{AuthError, DeviceInfo, Token};
-use crate::backend::{Backend, ChangeOrderMark};
+use crate::backend::{Backend, ChangeOrderMark, incarnation_of, unhex};
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
-use crate::hub_key::{HubKey, KeyOptions, default_key_file};
+use crate::hub_key::{HubKey, KeyOptions, default_key_file, hex};
 use crate::{Database, HubOpenError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,24 +47,6 @@ struct KeptMark {
 
 /// The incarnations a mark remembers as replaced: a restore goes back a few at most.
 const RETIRED_KEPT: usize = 32;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
-}
-
-fn incarnation_of(text: &str) -> Option<[u8; 16]> {
-    unhex(text)?.try_into().ok()
-}
 
 /// The databases a machine keeps a mark of (the hub's, copies opened beside it).
 const MARKS_KEPT: usize = 8;

@@ -1218,7 +1218,7 @@ impl HubTransaction for PgTransaction<'_> {
                 &[&INCARNATION_KEY],
             )
             .map_err(storage_error)?
-            .and_then(|row| incarnation_of(row.get(0))))
+            .and_then(|row| crate::backend::incarnation_of(row.get(0))))
     }
 
     fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
@@ -2068,25 +2068,10 @@ fn remove_dead_views() {
 /// The `vigie_meta` key of the hub's incarnation (`HubTransaction::incarnation`), in hex.
 const INCARNATION_KEY: &str = "incarnation";
 
-fn incarnation_of(hex: &str) -> Option<[u8; 16]> {
-    let mut bytes = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(bytes)
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn new_incarnation() -> String {
     let mut bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    hex_of(&bytes)
+    crate::hub_key::hex(&bytes)
 }
 
 impl Backend for Postgres {
@@ -2106,10 +2091,11 @@ impl Backend for Postgres {
             )
             .map_err(storage_error)?
             .get(0);
-        let incarnation = incarnation_of(&value).ok_or_else(|| Error::HubStorage {
-            reason: "the hub's incarnation is not 16 bytes of hex".into(),
-            retryable: false,
-        })?;
+        let incarnation =
+            crate::backend::incarnation_of(&value).ok_or_else(|| Error::HubStorage {
+                reason: "the hub's incarnation is not 16 bytes of hex".into(),
+                retryable: false,
+            })?;
         let row = client
             .query_one(
                 "SELECT last_value, is_called, current_database()::text FROM change_seq",
@@ -2136,7 +2122,11 @@ impl Backend for Postgres {
             .client()?
             .execute(
                 "UPDATE vigie_meta SET value = $1 WHERE key = $2 AND value = $3",
-                &[&new_incarnation(), &INCARNATION_KEY, &hex_of(&from)],
+                &[
+                    &new_incarnation(),
+                    &INCARNATION_KEY,
+                    &crate::hub_key::hex(&from),
+                ],
             )
             .map_err(storage_error)?;
         Ok(taken == 1)
