@@ -680,7 +680,8 @@ async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
 }
 
 /// `GET /v1/health`: `ok` while the hub can serve; 503 while its database cannot be reached
-/// (a load balancer sends devices to another machine meanwhile). No credentials, nothing read.
+/// (a load balancer sends devices to another machine meanwhile). No credentials, no record
+/// read.
 async fn health(State(hub): State<Arc<Hub>>) -> Response {
     let reached = tokio::task::spawn_blocking(move || hub.backend.reachable()).await;
     match reached {

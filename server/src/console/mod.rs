@@ -807,17 +807,7 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
         // The database out of reach (PostgreSQL down or restarting): no fault of the page's.
         Problem::Storage(e) if crate::postgres::is_unreachable(&e) => {
             tracing::error!(error = %e, "console page: the hub's database cannot be reached");
-            let page = pages::ErrorPage {
-                t,
-                nav,
-                title: t.get("error.title"),
-                message: t.get("error.unavailable"),
-            };
-            let mut response = (StatusCode::SERVICE_UNAVAILABLE, html(&page)).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-            return response;
+            (StatusCode::SERVICE_UNAVAILABLE, t.get("error.unavailable"))
         }
         Problem::Storage(e) => {
             // Core errors carry no personal data.
@@ -831,7 +821,14 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
         title: t.get("error.title"),
         message,
     };
-    (status, html(&page)).into_response()
+    let mut response = (status, html(&page)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Come back once the database is: as the devices are told (`http::store_unreachable`).
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+    }
+    response
 }
 
 /// A rendered template as an HTML response body.
