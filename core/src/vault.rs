@@ -406,20 +406,14 @@ impl Vault {
             )
             .into());
         }
-        // A file, or a path through one, is no place for profiles: said on the field rather
-        // than as the system's "File exists".
-        if dir.ancestors().any(|a| a.is_file()) {
-            return Err(
-                ValidationError::new("dir", "must be a directory: the path names a file").into(),
-            );
-        }
         let not_a_directory = || {
             Error::from(ValidationError::new(
                 "dir",
                 "must be a directory: the path names a file",
             ))
         };
-        // Anything that is not a directory (a device, a link to nothing, `file/`) is said so.
+        // A file, a path through one, a device or a link to nothing is no place for profiles:
+        // said on the field rather than as the system's "File exists".
         std::fs::create_dir_all(&dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
                 not_a_directory()
