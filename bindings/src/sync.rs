@@ -634,51 +634,48 @@ impl VigieStore {
             store: self,
             interrupted: None,
         };
-        let (result, changes) = {
-            let records = sync_with_hub(
-                &mut shared,
-                &options,
-                |request| {
-                    let response = carried(transport.exchange(request.to_vec()))?;
-                    if track {
-                        *in_flight.borrow_mut() = ids_in_response(&response, &options);
-                    }
-                    Ok(response)
-                },
-                |summary| {
-                    // Called once the exchange is applied.
-                    applied.borrow_mut().append(&mut in_flight.borrow_mut());
-                    *removed.borrow_mut() = summary.removed.clone();
-                    if progress.is_some() {
-                        told(SyncSummary::from(summary.clone()));
-                    }
-                },
-            );
-            let failed = match &records {
-                Ok(summary) => summary.failed.clone(),
-                Err(_) => Vec::new(),
-            };
-            let (applied, removed) = (applied.take(), removed.take());
-            // A store closed or wiped during the session tells nothing more: no one listens.
-            let changes = self
-                .with_store(|s| Ok(heard(s, applied, &failed, &removed)))
-                .unwrap_or_default();
-            let result = records.and_then(|records| {
-                let records = SyncSummary::from(records);
-                let attachments = sync_attachments(
-                    &mut shared,
-                    &attachment_options,
-                    |request| carried(transport.exchange_attachment(request.to_vec())),
-                    |a| {
-                        if progress.is_some() {
-                            told(records.clone().with_attachments(a));
-                        }
-                    },
-                )?;
-                Ok(records.with_attachments(&attachments))
-            });
-            (result, changes)
+        let records = sync_with_hub(
+            &mut shared,
+            &options,
+            |request| {
+                let response = carried(transport.exchange(request.to_vec()))?;
+                if track {
+                    *in_flight.borrow_mut() = ids_in_response(&response, &options);
+                }
+                Ok(response)
+            },
+            |summary| {
+                // Called once the exchange is applied.
+                applied.borrow_mut().append(&mut in_flight.borrow_mut());
+                *removed.borrow_mut() = summary.removed.clone();
+                if progress.is_some() {
+                    told(SyncSummary::from(summary.clone()));
+                }
+            },
+        );
+        let failed = match &records {
+            Ok(summary) => summary.failed.clone(),
+            Err(_) => Vec::new(),
         };
+        let (applied, removed) = (applied.take(), removed.take());
+        // A store closed or wiped during the session tells nothing more: no one listens.
+        let changes = self
+            .with_store(|s| Ok(heard(s, applied, &failed, &removed)))
+            .unwrap_or_default();
+        let result = records.and_then(|records| {
+            let records = SyncSummary::from(records);
+            let attachments = sync_attachments(
+                &mut shared,
+                &attachment_options,
+                |request| carried(transport.exchange_attachment(request.to_vec())),
+                |a| {
+                    if progress.is_some() {
+                        told(records.clone().with_attachments(a));
+                    }
+                },
+            )?;
+            Ok(records.with_attachments(&attachments))
+        });
         self.listeners.changed(&changes);
         if let Some(interrupted) = shared.interrupted {
             return Err(interrupted);
