@@ -59,6 +59,21 @@ pub fn fresh_database(prefix: &str) -> String {
     format!("{}/{name}", server.trim_end_matches("/postgres"))
 }
 
+/// Lets the database at `url` be reached, or not: refused connections and its sessions ended
+/// (a database down or restarting, as the hubs on it see it), on it alone.
+pub fn set_reachable(url: &str, allowed: bool) {
+    let (_, name) = url.rsplit_once('/').expect("a database URL");
+    let mut client = postgres::Client::connect(postgres_server_always(), postgres::NoTls)
+        .expect("connect to PostgreSQL");
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed};
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+        ))
+        .unwrap_or_else(|e| panic!("reach database {name}: {e}"));
+}
+
 /// Drops a database made by `fresh_database` (once nothing is connected to it).
 pub fn drop_database(url: &str) {
     let (_, name) = url.rsplit_once('/').expect("a database URL");
