@@ -1478,6 +1478,16 @@ fn push_manifest_entry(
     record: Uuid,
     entry: &Attachment,
 ) -> vigie_core::sync::wire::PushOutcome {
+    push_manifest_entries(hub, d, record, std::slice::from_ref(entry))
+}
+
+/// `push_manifest_entry` of several entries, in one change each, in one push.
+fn push_manifest_entries(
+    hub: &mut Store,
+    d: &Device,
+    record: Uuid,
+    entries: &[Attachment],
+) -> vigie_core::sync::wire::PushOutcome {
     use vigie_core::sync::wire::{PushEntry, SyncRequest, decode_response, encode_request};
     let bytes = d.store.export_document(record).unwrap();
     let mut doc = automerge::Automerge::load(&bytes)
@@ -1488,7 +1498,9 @@ fn push_manifest_entry(
         user: d.principal.user,
         device: d.store.device_id(),
     };
-    vigie_core::doc::put_attachment(&mut doc, entry, &author).unwrap();
+    for entry in entries {
+        vigie_core::doc::put_attachment(&mut doc, entry, &author).unwrap();
+    }
     let request = encode_request(&SyncRequest {
         actor: d.store.actor().to_bytes().to_vec(),
         cursor: None,
@@ -1623,4 +1635,43 @@ fn an_attachment_under_review_keeps_its_id_from_another_record() {
     refused_on_attachments(push_manifest_entry(&mut hub, &neighbour, own.id, &squat));
     let up = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
     assert_eq!(up.uploaded, vec![entry.id], "{up:?}");
+}
+
+/// Changes kept for review reserve the ids of the attachments they add, no more than a record
+/// may hold: a device out of its areas naming thousands takes no more rows than that.
+#[test]
+fn changes_kept_for_review_reserve_no_more_attachments_than_a_record_holds() {
+    use vigie_core::sync::wire::PushOutcome;
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let case = new_case(&mut a);
+    sync(&mut a, &mut hub);
+    a.principal.areas = ["CI-R1-D1-C02".to_string()].into();
+    let most = AttachmentLimits::default().max_per_record as usize;
+    let entries: Vec<Attachment> = (0..most + 10)
+        .map(|i| Attachment {
+            id: Uuid::now_v7(),
+            sha256: format!("{i:064x}"),
+            size: 1000,
+            media_type: "application/pdf".into(),
+            kind: AttachmentKind::Document,
+            caption: String::new(),
+            captured_by: a.principal.user,
+            captured_at: chrono::Utc::now(),
+        })
+        .collect();
+    assert_eq!(
+        push_manifest_entries(&mut hub, &a, case.id, &entries),
+        PushOutcome::Quarantined
+    );
+    let reserved = hub
+        .in_transaction(&mut |tx| {
+            let mut n = 0;
+            for entry in &entries {
+                n += usize::from(tx.attachment_held(entry.id)?.is_some());
+            }
+            Ok(n)
+        })
+        .unwrap();
+    assert_eq!(reserved, most);
 }

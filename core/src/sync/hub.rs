@@ -1843,7 +1843,10 @@ fn keep_for_review(
         changes: entry.changes.clone(),
         received_ms: Utc::now().timestamp_millis(),
     })?;
-    for attachment in added {
+    // No more than a record may hold: an entry naming thousands (a hostile device, out of its
+    // areas) would break a rule at review anyway, and takes no more rows than that.
+    let most = rules.limits.attachments.max_per_record as usize;
+    for attachment in added.iter().take(most) {
         tx.reserve_attachment(entry.id, attachment)?;
     }
     Ok(true)
