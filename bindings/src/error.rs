@@ -25,8 +25,9 @@ pub enum VigieError {
     #[error("{kind} {id} not found")]
     NotFound { kind: String, id: String },
 
-    /// The call does not fit the record's current state: it already exists, the version given
-    /// is not one this store knows, or the conflict being resolved is no longer there.
+    /// The call does not fit the record's current state: it already exists or was erased, the
+    /// version given is not one this store knows, or the conflict being resolved is no longer
+    /// there.
     #[error("conflict on {id}: {reason}")]
     Conflict { id: String, reason: String },
 
@@ -143,6 +144,7 @@ impl From<CoreError> for VigieError {
                 id: id.to_string(),
             },
             CoreError::AlreadyExists { id, .. }
+            | CoreError::Erased { id }
             | CoreError::UnknownVersion { id }
             | CoreError::NoSuchConflict { id, .. } => VigieError::Conflict {
                 id: id.to_string(),

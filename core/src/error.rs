@@ -39,6 +39,11 @@ pub enum Error {
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: RecordKind, id: Uuid },
 
+    /// A record was erased under this id: nothing is written under it again (a form left open
+    /// on the erased record must not bring its content back).
+    #[error("record {id} was erased: its id is not used again")]
+    Erased { id: Uuid },
+
     #[error("record {id} is a {actual}, not a {expected}")]
     WrongKind {
         id: Uuid,

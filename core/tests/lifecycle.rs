@@ -287,6 +287,7 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     monitor.sync(&mut hub);
     elsewhere.sync(&mut hub);
     let id = create(&mut monitor, C01, NAME);
+    let held: ChildCase = monitor.store.get(id).unwrap();
     let old = monitor.store.export_document(id).unwrap();
     let erased = hub
         .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, id))
@@ -326,8 +327,17 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     assert_eq!(summary.pending, 0, "{summary:?}");
     assert!(!monitor.has(id) && !monitor.files_hold(NAME));
     assert!(hub.kind_of(id).is_err());
-    // And it does not come back to that phone from a copy.
+    // And it does not come back to that phone from a copy, nor from the app's form still
+    // open on it: the id is not written under again.
     assert!(!monitor.store.merge_document(id, &old).unwrap());
+    assert!(matches!(monitor.store.create(&held), Err(Error::Erased { id: e }) if e == id));
+    let follow_up = FollowUp::new(held.identified_on, FollowUpSituation::AtRisk, None);
+    assert!(matches!(
+        monitor.store.add_follow_up(id, follow_up),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(!monitor.has(id) && !monitor.files_hold(NAME));
+    assert_eq!(monitor.sync(&mut hub).pending, 0);
 }
 
 /// A community taken out of the area tree (merged, split, renamed): the user whose areas name

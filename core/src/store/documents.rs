@@ -110,6 +110,9 @@ pub(crate) fn insert_new<R: Record>(
         // would send the app looking for a workplace.
         return Err(Error::AlreadyExists { kind, id });
     }
+    if erasure::is_erased(tx, id)? {
+        return Err(Error::Erased { id });
+    }
     let mut document = Automerge::new().with_actor(write.actor.clone());
     doc::write_record(&mut document, &record, &write.author)?;
     check_merge_target(tx, &document, None)?;
