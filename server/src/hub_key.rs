@@ -30,9 +30,11 @@ impl std::fmt::Debug for HubKey {
 pub enum KeyError {
     /// `hub` names where the hub is: its data directory, or its PostgreSQL database.
     #[error(
-        "the hub in {hub} exists but its key was not found: no VIGIE_HUB_KEY, and no key file \
-         at {} (give the key with VIGIE_HUB_KEY or --key-file; without it the hub cannot be \
-         read)",
+        "the hub in {hub} exists but its key was not found: no key file at {} and no \
+         VIGIE_HUB_KEY (give its key file with --key-file, the journal of its erasures and \
+         revocations beside it: a key given by VIGIE_HUB_KEY keeps none, and a hub restored \
+         from a backup without it brings erased records back; without the key the hub cannot \
+         be read)",
         file.display()
     )]
     Missing { hub: String, file: PathBuf },
@@ -75,6 +77,18 @@ pub enum KeyError {
     ExposedDirectory { dir: PathBuf, mode: u32 },
     #[error("--unencrypted cannot be combined with a key (VIGIE_HUB_KEY or --key-file)")]
     Conflict,
+    #[error(
+        "two keys given: VIGIE_HUB_KEY (--key-hex) and a key file (--key-file, \
+         VIGIE_HUB_KEY_FILE); give one"
+    )]
+    TwoKeys,
+    #[error(
+        "the key file {} is inside the hub's data directory {}: keep the key apart from the \
+         data (a copy of the directory would hold what reads it), in a directory of its own",
+        file.display(),
+        data.display()
+    )]
+    InsideData { file: PathBuf, data: PathBuf },
     #[error("a PostgreSQL hub is always encrypted: --unencrypted is for the embedded store only")]
     PostgresUnencrypted,
     #[error("cannot read or write the key file {file}: {reason}")]
@@ -106,6 +120,9 @@ impl std::fmt::Debug for KeyOptions {
     }
 }
 
+/// The key file's name by default, in `<data>-key/`.
+pub const KEY_FILE_NAME: &str = "hub.key";
+
 /// Where a hub whose data directory is `data` keeps its key unless told otherwise:
 /// `<data>-key/hub.key`, beside the directory, however the directory is spelt: `vigie-data/`
 /// (as shell completion writes it), `./vigie-data/.` and `vigie-data` all name
@@ -130,7 +147,7 @@ pub fn default_key_file(data: &Path) -> PathBuf {
         .parent()
         .map(|parent| parent.join(&dir))
         .unwrap_or_else(|| PathBuf::from(&dir))
-        .join("hub.key")
+        .join(KEY_FILE_NAME)
 }
 
 impl KeyOptions {
@@ -164,12 +181,25 @@ impl KeyOptions {
             return Ok(None);
         }
         if let Some(text) = &self.key_hex {
+            // Two keys given: which one the operator meant is not for the hub to guess (and
+            // the key file's journal would be silently left behind).
+            if self.key_file.is_some() {
+                return Err(KeyError::TwoKeys);
+            }
             return parse_hex(text.trim()).map(Some);
         }
         let (file, holder) = match &self.key_file {
             Some(file) => (file.clone(), KeyHolder::NamedHubFile),
             None => (default_key_file(data), KeyHolder::Hub),
         };
+        // A key inside the data directory goes with every copy of it: a backup would hold
+        // what reads it, and a restore over the directory would take the journal beside it.
+        if resolved(&file).starts_with(resolved(data)) {
+            return Err(KeyError::InsideData {
+                file,
+                data: data.to_path_buf(),
+            });
+        }
         match read_key_file(&file, holder)? {
             Some(key) => Ok(Some(key)),
             None if exists => Err(KeyError::Missing {
@@ -187,6 +217,24 @@ impl KeyOptions {
             )
             .map(Some),
         }
+    }
+}
+
+/// `path` with symbolic links and `..` resolved as far as it exists, absolute.
+pub fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    // `missing/..`: the directory that holds `missing` (whatever `missing` would have been).
+    if path.components().next_back() == Some(std::path::Component::ParentDir)
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        let above = resolved(parent);
+        return above.parent().map(PathBuf::from).unwrap_or(above);
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
     }
 }
 

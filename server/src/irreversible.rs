@@ -18,7 +18,7 @@ use crate::auth::{AuthError, DeviceInfo, Token};
 use crate::backend::{Backend, ChangeOrderMark, incarnation_of, unhex};
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
-use crate::hub_key::{HubKey, KeyOptions, default_key_file, hex};
+use crate::hub_key::{HubKey, KEY_FILE_NAME, KeyOptions, default_key_file, hex};
 use crate::{Database, HubOpenError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,9 @@ use vigie_core::sync::{
 };
 use vigie_core::{Error, ReferenceData, ReferenceFile, User};
 
-/// The journal's file, in the directory of the hub's key file.
+/// The journal's file, in the directory of the hub's key file (`hub.key`, the key's default
+/// name); a key file of another name keeps `<its name>.irreversible.journal`, so that hubs
+/// whose keys share a directory keep one journal each (`beside_key`).
 pub const JOURNAL_FILE: &str = "irreversible.journal";
 
 /// Beside the journal, for a database several machines share (PostgreSQL): the hub's
@@ -56,9 +58,24 @@ const MARKS_KEPT: usize = 8;
 /// ahead of the copy still find it).
 const MARK_EVERY_MS: i64 = 30_000;
 
-/// The directory of the journal of the hub in `data` with these key options (the key file's);
+/// The file named `name` that the hub whose key is `key_file` keeps beside it: `name` itself
+/// for the key's default name, else prefixed with the key file's name (two hubs' keys in one
+/// directory must not share a journal: each would take the other's lines for damage, and a
+/// new hub there for one given another's key).
+pub fn beside_key(key_file: &Path, name: &str) -> PathBuf {
+    let dir = match key_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match key_file.file_name().and_then(|n| n.to_str()) {
+        Some(KEY_FILE_NAME) | None => dir.join(name),
+        Some(key_name) => dir.join(format!("{key_name}.{name}")),
+    }
+}
+
+/// The key file of the hub in `data` with these key options, which its journal is kept beside;
 /// `Err` says why it keeps none.
-fn journal_dir(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
+fn journal_key_file(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
     if key.unencrypted {
         return Err("the hub is unencrypted (no key, so no key directory)".into());
     }
@@ -69,17 +86,14 @@ fn journal_dir(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
         .key_file
         .clone()
         .unwrap_or_else(|| default_key_file(data));
-    Ok(match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    })
+    Ok(file)
 }
 
 /// The journal the key found for a hub in `data` keeps, if it records any action: the key
 /// served a hub that erased records or revoked devices. Read without the key: any line that is
 /// no comment counts.
 pub(crate) fn journal_with_actions(data: &Path, key: &KeyOptions) -> Option<PathBuf> {
-    let journal = journal_dir(data, key).ok()?.join(JOURNAL_FILE);
+    let journal = beside_key(&journal_key_file(data, key).ok()?, JOURNAL_FILE);
     let text = std::fs::read_to_string(&journal).ok()?;
     text.lines().any(is_action_line).then_some(journal)
 }
@@ -126,6 +140,8 @@ impl Action {
 /// The journal of one hub: its file and the key its lines are tagged with.
 pub struct Journal {
     file: PathBuf,
+    /// `CHANGE_ORDER_FILE`, beside it.
+    marks: PathBuf,
     key: [u8; 32],
 }
 
@@ -138,14 +154,15 @@ pub struct Read {
 }
 
 impl Journal {
-    /// The journal in `dir` (the directory of the key file), its lines tagged under a key
-    /// derived from `hub_key`.
-    pub fn new(dir: &Path, hub_key: &HubKey) -> Journal {
+    /// The journal kept beside `key_file`, its lines tagged under a key derived from
+    /// `hub_key`.
+    pub fn new(key_file: &Path, hub_key: &HubKey) -> Journal {
         let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&hub_key.0)
             .expect("HMAC takes any key length");
         hmac::Mac::update(&mut mac, b"vigie irreversible journal key v1");
         Journal {
-            file: dir.join(JOURNAL_FILE),
+            file: beside_key(key_file, JOURNAL_FILE),
+            marks: beside_key(key_file, CHANGE_ORDER_FILE),
             key: hmac::Mac::finalize(mac).into_bytes().into(),
         }
     }
@@ -155,9 +172,9 @@ impl Journal {
         let (data, key) = match database {
             Database::Embedded { data, key } | Database::Postgres { data, key, .. } => (data, key),
         };
-        let dir = journal_dir(data, key)?;
+        let key_file = journal_key_file(data, key)?;
         match key.resolve(data, true) {
-            Ok(Some(hub_key)) => Ok(Journal::new(&dir, &hub_key)),
+            Ok(Some(hub_key)) => Ok(Journal::new(&key_file, &hub_key)),
             Ok(None) => Err("the hub has no key".into()),
             Err(e) => Err(e.to_string()),
         }
@@ -180,8 +197,8 @@ impl Journal {
 
     /// The file beside the journal where this machine keeps the last `ChangeOrderMark` it saw
     /// of a database it shares (`watch_change_order`).
-    fn mark_file(&self) -> PathBuf {
-        self.file.with_file_name(CHANGE_ORDER_FILE)
+    fn mark_file(&self) -> &Path {
+        &self.marks
     }
 
     /// The marks this machine last kept, one per database: empty without a file, `Err` for a
@@ -765,7 +782,7 @@ mod tests {
     #[test]
     fn lines_are_read_back_and_a_line_not_the_hubs_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::new(dir.path(), &HubKey([7; 32]));
+        let journal = Journal::new(&dir.path().join(KEY_FILE_NAME), &HubKey([7; 32]));
         journal.prepare().unwrap();
         let (case, phone) = (Uuid::new_v4(), Uuid::new_v4());
         journal.append(Action::Erase(case), 1).unwrap();
@@ -783,7 +800,7 @@ mod tests {
         assert_eq!(read.refused_lines, [2]);
 
         // Another hub's key tags other lines.
-        let stranger = Journal::new(dir.path(), &HubKey([8; 32]));
+        let stranger = Journal::new(&dir.path().join(KEY_FILE_NAME), &HubKey([8; 32]));
         assert!(stranger.read().unwrap().actions.is_empty());
     }
 
@@ -792,7 +809,7 @@ mod tests {
     #[test]
     fn an_action_after_a_torn_line_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::new(dir.path(), &HubKey([7; 32]));
+        let journal = Journal::new(&dir.path().join(KEY_FILE_NAME), &HubKey([7; 32]));
         journal.prepare().unwrap();
         let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
         journal.append(Action::Erase(first), 1).unwrap();

@@ -305,6 +305,11 @@ fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
 /// Opens (creating if needed) the hub's record store in `data`.
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
     make_data_dir(data)?;
+    // SQLite opens a file it may not write read-only, without a word: the hub would start,
+    // then fail every sync. Said first, naming the file.
+    if let Some(problem) = access_problem(data) {
+        return Err(problem);
+    }
     let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
     let log = log_beside(data, "hub.db");
     let mut store = match Store::open(config) {

@@ -1031,11 +1031,14 @@ fn run(cli: Cli) -> Result<(), String> {
             personal,
             by,
         } => {
+            // Opened as the hub first: a hub restored from a backup does again the erasures
+            // its journal holds before anything of it is read out.
+            let backend = hub.open()?;
             // Checked before anything is read: the journal names someone who may have it, and
             // the export holds what they receive, as the console's downloads do.
             let mut made_for = None;
             if let Some(by) = by {
-                let user = hub.open()?.user(by).map_err(|e| e.to_string())?;
+                let user = backend.user(by).map_err(|e| e.to_string())?;
                 match user {
                     Some(u) if u.active && (!personal || u.role == Role::Supervisor) => {
                         made_for = Some(u);
@@ -1100,7 +1103,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ExportFormat::Json => "json",
             };
             journal(
-                &*hub.open()?,
+                &*backend,
                 by,
                 "export",
                 None,
@@ -1611,24 +1614,6 @@ fn sync(
     store.close().map_err(|e| SyncFailed::from(e.to_string()))
 }
 
-/// `path` with symbolic links and `..` resolved as far as it exists, absolute.
-fn resolved(path: &std::path::Path) -> PathBuf {
-    if let Ok(real) = std::fs::canonicalize(path) {
-        return real;
-    }
-    // `missing/..`: the directory that holds `missing` (whatever `missing` would have been).
-    if path.components().next_back() == Some(std::path::Component::ParentDir)
-        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-    {
-        let above = resolved(parent);
-        return above.parent().map(PathBuf::from).unwrap_or(above);
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolved(parent).join(name),
-        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
-    }
-}
-
 /// Says on stderr what an administration command did (stdout stays for what scripts read).
 fn done(what: &str) {
     eprintln!("vigie: {what}");
@@ -1657,7 +1642,9 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
     });
-    let within = |outer: &std::path::Path| resolved(out).starts_with(resolved(outer));
+    let within = |outer: &std::path::Path| {
+        vigie_server::hub_key::resolved(out).starts_with(vigie_server::hub_key::resolved(outer))
+    };
     if key_dir.as_deref().is_some_and(within) {
         return Err(format!(
             "{} is in the directory of the hub's key: keep backups apart from the key (whoever \

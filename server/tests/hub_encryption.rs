@@ -77,10 +77,6 @@ fn sync_names(dir: &Path, hub: &Hub) -> Device {
     device
 }
 
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The embedded hub
 
@@ -435,6 +431,54 @@ fn a_key_file_named_for_a_new_hub_is_made_there_owner_only() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains(STAFF));
+}
+
+/// A key file inside the data directory (a copy of the directory would hold what reads it),
+/// and two keys given at once, are refused before anything is made.
+#[test]
+fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
+    let Some((dir, data)) = embedded_hub() else {
+        return;
+    };
+    let data_arg = data.to_str().unwrap();
+    let inside = data.join("hub.key");
+    let out = vigie_output(&[
+        "reference",
+        "publish",
+        "--data",
+        data_arg,
+        "--key-file",
+        inside.to_str().unwrap(),
+        common::reference::SAMPLE_AREAS,
+    ]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("inside the hub's data directory"), "{said}");
+    assert!(!inside.exists() && !data.join("hub.db").exists());
+    // Spelt another way (through `..`): the same place.
+    let round = dir.path().join("elsewhere").join("..").join("hub").join("k.key");
+    let out = vigie_output(&[
+        "reference",
+        "publish",
+        "--data",
+        data_arg,
+        "--key-file",
+        round.to_str().unwrap(),
+        common::reference::SAMPLE_AREAS,
+    ]);
+    assert!(stderr(&out).contains("inside the hub's data directory"), "{}", stderr(&out));
+
+    let outside = dir.path().join("keys").join("hub.key");
+    let out = std::process::Command::new(BIN)
+        .args(["reference", "publish", "--data", data_arg, "--key-file"])
+        .arg(&outside)
+        .arg(common::reference::SAMPLE_AREAS)
+        .env("VIGIE_HUB_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("two keys given"), "{}", stderr(&out));
+    assert!(!outside.exists() && !data.join("hub.db").exists());
 }
 
 // ---------------------------------------------------------------------------------------------

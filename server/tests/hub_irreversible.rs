@@ -223,6 +223,74 @@ fn a_key_given_without_a_directory_keeps_no_journal_and_says_so() {
     assert!(!journal_of(&data).exists());
 }
 
+/// A copy of a backup (restored, or copied to be looked into) exported before anything else
+/// opened it: the erasures its journal holds are done again first, and the export holds no
+/// erased child.
+#[test]
+fn an_export_of_a_restored_hub_holds_no_child_its_journal_erased() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let scene = erased_and_revoked_after_a_backup();
+    scene.restore();
+    let out = scene.dir.path().join("export");
+    let args = [
+        "export",
+        "--data",
+        scene.data.to_str().unwrap(),
+        "--personal",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let said = stderr(&vigie_output(&args));
+    assert!(said.contains("erased again"), "{said}");
+    assert!(!holds(&out, NAME), "the export holds the erased child");
+    assert!(!holds(&out, &scene.case.to_string()));
+}
+
+/// Two hubs whose key files an operator keeps in one directory keep a journal each: neither
+/// takes the other's lines for damage, and the second is made with a key of its own.
+#[test]
+fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let keys = dir.path().join("keys");
+    let run = |data: &str, key: &str, args: &[&str]| {
+        let data = dir.path().join(data);
+        let key = keys.join(key);
+        let mut all = args.to_vec();
+        all.extend(["--data", data.to_str().unwrap()]);
+        all.extend(["--key-file", key.to_str().unwrap()]);
+        let out = vigie_output(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    };
+    run("a", "region-a.key", &["reference", "publish", crate::common::reference::SAMPLE_AREAS]);
+    let (user, _) = run(
+        "a",
+        "region-a.key",
+        &["user", "add", "--name", "Moniteur", "--role", "community-monitor", "--area", C01],
+    );
+    let (token, _) = run("a", "region-a.key", &["device", "enrol", "--user", user.trim()]);
+    let device = vigie_server::auth::Token::parse(token.trim()).unwrap().device;
+    run("a", "region-a.key", &["device", "revoke", "--device", &device.to_string()]);
+    let journal_a = keys.join("region-a.key.irreversible.journal");
+    assert!(std::fs::read_to_string(&journal_a).unwrap().contains(&device.to_string()));
+
+    // A new hub, its key beside the first's: made, with its own journal.
+    run("b", "region-b.key", &["reference", "publish", crate::common::reference::SAMPLE_AREAS]);
+    let (_, said) = run("b", "region-b.key", &["user", "list"]);
+    assert!(!said.contains("not this hub's"), "{said}");
+    assert!(keys.join("region-b.key.irreversible.journal").exists());
+    let (_, said) = run("a", "region-a.key", &["user", "list"]);
+    assert!(!said.contains("not this hub's"), "{said}");
+    assert!(!keys.join(vigie_server::irreversible::JOURNAL_FILE).exists());
+}
+
 /// A journal lost (deleted, or the key moved without it) on a hub that has erased or revoked:
 /// a new one starts, and the hub says at once that what was done before is not protected.
 #[test]

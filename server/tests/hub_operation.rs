@@ -5,14 +5,10 @@
 use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use vigie_core::Role;
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Runs `vigie <args>`, which must fail within `within`; returns its stderr.
 fn fails_within(args: &[&str], env: &[(&str, &str)], within: Duration) -> String {
@@ -243,6 +239,21 @@ fn a_data_directory_this_user_cannot_write_is_named() {
         err.contains("cannot be written") && err.contains(&data_dir) && err.contains(".db"),
         "{err}"
     );
+    // The store's file alone (a backup copied back from a read-only archive): SQLite would
+    // open it read-only, and the hub serve, then fail every sync.
+    std::fs::set_permissions(data.join("devices.db"), std::fs::Permissions::from_mode(0o666))
+        .unwrap();
+    for args in [
+        &["user", "list"][..],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["export", "--out", "/nonexistent/export"],
+    ] {
+        let err = run(args);
+        assert!(
+            err.contains(&format!("the hub's file {data_dir}/hub.db cannot be written")),
+            "{args:?}: {err}"
+        );
+    }
     // Nor read: not taken for a directory without a hub.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
     if uid.is_some() {

@@ -26,6 +26,11 @@ pub fn vigie_output(args: &[&str]) -> std::process::Output {
         .expect("run vigie")
 }
 
+/// What a command said on stderr.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// `vigie backup --data <data> --out <out>`, which must succeed; returns what it printed.
 pub fn backup(data: &Path, out: &Path) -> String {
     vigie(&backup_args(data, out))
