@@ -1714,6 +1714,42 @@ fn a_planted_session_cookie_does_not_lock_the_supervisor_out() {
     );
 }
 
+/// A live session of another account planted beside the person's own (an insider's cookie,
+/// set for a longer path by a page of the same host on another port): the browser is never
+/// signed in as the planter; both sessions end, and the person signs in again as themselves.
+#[test]
+fn a_live_session_planted_beside_ones_own_signs_the_browser_out_not_in_as_the_planter() {
+    let s = setup();
+    let planter_user = add_user(&s.data, "Superviseur Initié", Role::Supervisor, &[C02]);
+    let mut planter = Browser::new(&s.hub.url);
+    account(&mut planter, &s.data, planter_user, "sup.planter", PASSWORD);
+    assert_eq!(planter.sign_in("sup.planter", PASSWORD).status, 303);
+    let planted = planter.cookies["vigie_session"].clone();
+    let mut victim = signed_in(&s, "sup.victim");
+    let own = victim.cookies["vigie_session"].clone();
+    victim.cookies.insert(
+        "vigie_session".into(),
+        format!("{planted}; vigie_session={own}"),
+    );
+    let page = victim.get("/console/cases");
+    assert_eq!(page.status, 303, "signed out, not in as the planter");
+    assert!(!page.body.contains("sup.planter"));
+    // Both sessions are over: the planter's own browser is signed out too.
+    assert_eq!(planter.get("/console/cases").status, 303);
+    let mut alone = Browser::new(&s.hub.url);
+    alone.cookies.insert("vigie_session".into(), own);
+    assert_eq!(alone.get("/console/cases").status, 303);
+    // Signing in again opens the person's own session, the dead planted one beside it.
+    victim.cookies.remove("vigie_session");
+    assert_eq!(victim.sign_in("sup.victim", PASSWORD).status, 303);
+    let fresh = victim.cookies["vigie_session"].clone();
+    victim.cookies.insert(
+        "vigie_session".into(),
+        format!("{planted}; vigie_session={fresh}"),
+    );
+    assert_eq!(victim.get("/console/cases").status, 200);
+}
+
 /// Pages and assets are compressed for a browser that asks, but not an answer that writes
 /// back what the request brought beside the page's tokens (BREACH); a page with children's
 /// data is still never stored.

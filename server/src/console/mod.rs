@@ -420,14 +420,32 @@ impl Ctx {
     }
 
     /// The cookie's secret of the request's live session, if one of the session cookies sent
-    /// opens one: never simply the first, which may be one planted beside the hub's.
+    /// opens one: never simply the first, which may be one planted beside the hub's. A
+    /// browser that sends two live sessions carries one planted by someone else's account
+    /// (for a longer path, sent first): which is the person's own cannot be told, so both
+    /// are ended and the browser is signed out, never signed in as the planter.
     pub fn session_id(&self, hub: &Hub) -> Result<Option<(String, storage::Session)>, Error> {
+        let mut live = Vec::new();
         for id in &self.sessions {
+            if live.iter().any(|(seen, _)| seen == id) {
+                continue;
+            }
             if let Some(found) = session::session(hub.backend.console(), id)? {
-                return Ok(Some((id.clone(), found)));
+                live.push((id.clone(), found));
             }
         }
-        Ok(None)
+        if live.len() > 1 {
+            for (id, _) in &live {
+                session::sign_out(hub.backend.console(), id)?;
+            }
+            tracing::warn!(
+                sessions = live.len(),
+                "a browser sent several live console sessions (one planted beside the \
+                 other?): all ended"
+            );
+            return Ok(None);
+        }
+        Ok(live.pop())
     }
 
     /// Set-Cookie values that expire every session cookie this browser may hold at the paths
