@@ -340,6 +340,42 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     assert_eq!(monitor.sync(&mut hub).pending, 0);
 }
 
+/// A copy of a case that reached a phone by a peer or a bundle after the case moved to a
+/// community the phone does not cover: the hub holds every change of it, and tells the phone
+/// the case left its scope; it goes at that sync, rather than wait for ever for its author
+/// and be passed on.
+#[test]
+fn a_late_copy_of_a_case_that_moved_away_leaves_the_phone_at_its_next_sync() {
+    const NAME: &str = "Kouadio Tardif";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut maker = Device::new(dir.path(), "maker", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut colleague = Device::new(dir.path(), "colleague", Role::CommunityMonitor, &[C01]);
+    let id = create(&mut maker, C01, NAME);
+    let copy = maker.store.export_document(id).unwrap();
+    maker.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut moved: ChildCase = supervisor.store.get(id).unwrap();
+    moved.area = area(C02);
+    supervisor.store.update(&moved).unwrap();
+    supervisor.sync(&mut hub);
+    colleague.sync(&mut hub);
+
+    // The late copy (a bundle made before the move) taken on the colleague's phone.
+    assert!(colleague.store.merge_document(id, &copy).unwrap());
+    let summary = colleague.sync(&mut hub);
+    assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.left_scope, vec![id], "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(!colleague.has(id) && !colleague.files_hold(NAME));
+    // The hub's copy is untouched, in its new community.
+    let kept: ChildCase = supervisor.store.get(id).unwrap();
+    assert_eq!(kept.area, area(C02));
+    assert!(supervisor.sync(&mut hub).refused.is_empty());
+}
+
 /// A community taken out of the area tree (merged, split, renamed): the user whose areas name
 /// it covers nothing there any more, as the hub judges; its records leave her phone at the
 /// next sync, after what she has pending is pushed (kept for review), as after a change of

@@ -420,7 +420,9 @@ fn apply_response(
             PushOutcome::Refused {
                 reason: Refusal::ForeignChanges,
                 ..
-            } if sync_state::has_left(tx, *id)? && !holds_own_unsent(tx, device, *id)? => {
+            } if (sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
+                && !holds_own_unsent(tx, device, *id)? =>
+            {
                 // Out of this user's scope now (moved, deactivated), holding nothing of this
                 // device's that the hub lacks: the device that made the rest carries it (or
                 // its entry for review), and the record leaves this one.

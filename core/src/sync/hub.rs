@@ -182,6 +182,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     if let Some(certifier) = certifier {
         tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     }
+    let held_elsewhere = held_outside_scope(storage, who, &request.push, &acks)?;
     let mut actor_known = true;
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
     let response = storage.in_read_transaction(&mut |tx| {
@@ -215,11 +216,16 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     if !actor_known {
         storage.in_transaction(&mut |tx| tx.set_device_actor(who.device, &request.actor))?;
     }
-    let response = SyncResponse {
+    let mut response = SyncResponse {
         identity,
         attachment_limits: Some(limits.attachments),
         ..response
     };
+    for id in held_elsewhere {
+        if !response.left_scope.contains(&id) {
+            response.left_scope.push(id);
+        }
+    }
     log_outcomes(who, &acks, response.records.len());
     Ok(wire::encode_response(&response))
 }
@@ -315,6 +321,58 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Of the pushes waiting for changes another device made (`ForeignChanges`), those of a record
+/// the hub holds outside the sender's scope with every change pushed: a copy that reached the
+/// sender by a peer or a bundle after the record moved to an area it does not cover. Nothing
+/// of it is to come from anyone, and the sender, which proved it holds the record, is told it
+/// left its scope (it would otherwise keep the child's record, waiting, and pass it on).
+fn held_outside_scope<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    who: &Principal,
+    push: &[PushEntry],
+    acks: &[PushAck],
+) -> std::result::Result<Vec<Uuid>, HubError> {
+    let waiting: Vec<&PushEntry> = acks
+        .iter()
+        .filter(|ack| {
+            matches!(
+                ack.outcome,
+                PushOutcome::Refused {
+                    reason: Refusal::ForeignChanges,
+                    ..
+                }
+            )
+        })
+        .filter_map(|ack| push.iter().find(|e| e.id == ack.id))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(storage.in_read_transaction(&mut |tx| {
+        let reference = tx.reference()?;
+        let scope = who.scope(&reference);
+        let mut left = Vec::new();
+        for entry in &waiting {
+            let Ok(Some(stored)) = tx.record(entry.id, false) else {
+                continue;
+            };
+            if scope.receives(stored.kind, stored.area.as_ref()) {
+                continue;
+            }
+            let Ok(mut document) = codec::load(entry.id, &stored.document) else {
+                continue;
+            };
+            let before = document.get_heads();
+            if codec::merge_into(&mut document, entry.id, &entry.changes).is_ok()
+                && document.get_heads() == before
+            {
+                left.push(entry.id);
+            }
+        }
+        Ok(left)
+    })?)
 }
 
 /// The actors of devices other than the sender's that made the changes of a push the hub does
