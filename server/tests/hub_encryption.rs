@@ -456,7 +456,12 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
     assert!(said.contains("inside the hub's data directory"), "{said}");
     assert!(!inside.exists() && !data.join("hub.db").exists());
     // Spelt another way (through `..`): the same place.
-    let round = dir.path().join("elsewhere").join("..").join("hub").join("k.key");
+    let round = dir
+        .path()
+        .join("elsewhere")
+        .join("..")
+        .join("hub")
+        .join("k.key");
     let out = vigie_output(&[
         "reference",
         "publish",
@@ -466,7 +471,11 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
         round.to_str().unwrap(),
         common::reference::SAMPLE_AREAS,
     ]);
-    assert!(stderr(&out).contains("inside the hub's data directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("inside the hub's data directory"),
+        "{}",
+        stderr(&out)
+    );
 
     let outside = dir.path().join("keys").join("hub.key");
     let out = std::process::Command::new(BIN)

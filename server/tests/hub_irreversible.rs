@@ -267,22 +267,64 @@ fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
         all.extend(["--key-file", key.to_str().unwrap()]);
         let out = vigie_output(&all);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr(&out),
+        )
     };
-    run("a", "region-a.key", &["reference", "publish", crate::common::reference::SAMPLE_AREAS]);
+    run(
+        "a",
+        "region-a.key",
+        &[
+            "reference",
+            "publish",
+            crate::common::reference::SAMPLE_AREAS,
+        ],
+    );
     let (user, _) = run(
         "a",
         "region-a.key",
-        &["user", "add", "--name", "Moniteur", "--role", "community-monitor", "--area", C01],
+        &[
+            "user",
+            "add",
+            "--name",
+            "Moniteur",
+            "--role",
+            "community-monitor",
+            "--area",
+            C01,
+        ],
     );
-    let (token, _) = run("a", "region-a.key", &["device", "enrol", "--user", user.trim()]);
-    let device = vigie_server::auth::Token::parse(token.trim()).unwrap().device;
-    run("a", "region-a.key", &["device", "revoke", "--device", &device.to_string()]);
+    let (token, _) = run(
+        "a",
+        "region-a.key",
+        &["device", "enrol", "--user", user.trim()],
+    );
+    let device = vigie_server::auth::Token::parse(token.trim())
+        .unwrap()
+        .device;
+    run(
+        "a",
+        "region-a.key",
+        &["device", "revoke", "--device", &device.to_string()],
+    );
     let journal_a = keys.join("region-a.key.irreversible.journal");
-    assert!(std::fs::read_to_string(&journal_a).unwrap().contains(&device.to_string()));
+    assert!(
+        std::fs::read_to_string(&journal_a)
+            .unwrap()
+            .contains(&device.to_string())
+    );
 
     // A new hub, its key beside the first's: made, with its own journal.
-    run("b", "region-b.key", &["reference", "publish", crate::common::reference::SAMPLE_AREAS]);
+    run(
+        "b",
+        "region-b.key",
+        &[
+            "reference",
+            "publish",
+            crate::common::reference::SAMPLE_AREAS,
+        ],
+    );
     let (_, said) = run("b", "region-b.key", &["user", "list"]);
     assert!(!said.contains("not this hub's"), "{said}");
     assert!(keys.join("region-b.key.irreversible.journal").exists());

@@ -241,8 +241,11 @@ fn a_data_directory_this_user_cannot_write_is_named() {
     );
     // The store's file alone (a backup copied back from a read-only archive): SQLite would
     // open it read-only, and the hub serve, then fail every sync.
-    std::fs::set_permissions(data.join("devices.db"), std::fs::Permissions::from_mode(0o666))
-        .unwrap();
+    std::fs::set_permissions(
+        data.join("devices.db"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
     for args in [
         &["user", "list"][..],
         &["serve", "--listen", "127.0.0.1:0"],
@@ -250,7 +253,9 @@ fn a_data_directory_this_user_cannot_write_is_named() {
     ] {
         let err = run(args);
         assert!(
-            err.contains(&format!("the hub's file {data_dir}/hub.db cannot be written")),
+            err.contains(&format!(
+                "the hub's file {data_dir}/hub.db cannot be written"
+            )),
             "{args:?}: {err}"
         );
     }

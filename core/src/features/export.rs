@@ -59,10 +59,17 @@ pub struct ExportTable {
 }
 
 /// A value as a CSV cell: a list's items joined with `;` (JSON keeps it a list), text made
-/// inert for spreadsheets.
+/// inert for spreadsheets. An item's own `;` (a buyer "Coopé; Café") is written `\;`, and its
+/// `\` as `\\`, so the cell splits back into the items it was made of.
 fn cell_text(value: &Value) -> String {
     match value {
-        Value::Array(items) => defused(&items.iter().map(raw_text).collect::<Vec<_>>().join(";")),
+        Value::Array(items) => defused(
+            &items
+                .iter()
+                .map(|item| raw_text(item).replace('\\', "\\\\").replace(';', "\\;"))
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
         Value::String(s) => defused(s),
         other => raw_text(other),
     }
