@@ -6,7 +6,9 @@
 use crate::error::{Result, VigieError};
 use chrono::{DateTime, NaiveDate, TimeZone};
 use uuid::Uuid;
+use vigie_core::domain::validation::valid_code;
 use vigie_core::ffi;
+use vigie_core::sync::Recipient;
 use vigie_core::{IndicatorFilter, Record, VisitQuery};
 
 /// A record from the app, as the store may take it: no marker anywhere, and the fields only
@@ -54,6 +56,29 @@ pub(crate) fn indicator_filter(filter: IndicatorFilter) -> Result<IndicatorFilte
         }
     }
     Ok(filter)
+}
+
+/// A bundle's recipients as the app named them: a device by a well-formed id (not the nil
+/// one), an area by a code.
+pub(crate) fn recipients(recipients: &[Recipient]) -> Result<()> {
+    for recipient in recipients {
+        match recipient {
+            Recipient::Device(id) if id.is_nil() || ffi::malformed_id(id).is_some() => {
+                return Err(VigieError::validation(
+                    "recipients",
+                    "must name a device by its id",
+                ));
+            }
+            Recipient::Area(code) if !valid_code(code) => {
+                return Err(VigieError::validation(
+                    "recipients",
+                    "must name an area by its code",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn id_opt(field: &str, id: Option<&Uuid>) -> Result<()> {

@@ -461,6 +461,7 @@ impl VigieStore {
         areas: Vec<AreaFilter>,
         recipients: Vec<Recipient>,
     ) -> Result<BundleExport> {
+        input::recipients(&recipients)?;
         let (bytes, mark) = self.with_store(|s| {
             let recipients = if recipients.is_empty() {
                 // The areas exported, else the exporter's own (the hub told them).

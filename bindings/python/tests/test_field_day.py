@@ -271,6 +271,12 @@ def test_bundles_and_conflicts_between_two_devices(env):
         with pytest.raises(vigie.VigieError.NotAllowed) as refused:
             phone.export_bundle(0, [], [vigie.Recipient.HUB(), vigie.Recipient.AREA("CI-R2")])
         assert "nothing to seal" in str(refused.value)
+        # Recipients named wrong: a validation error naming the field, never the text given.
+        for wrong in [vigie.Recipient.DEVICE("not-a-uuid"), vigie.Recipient.DEVICE(""),
+                      vigie.Recipient.AREA(""), vigie.Recipient.AREA("CI\nR1")]:
+            with pytest.raises(vigie.VigieError.Validation) as refused:
+                phone.export_bundle(0, [], [wrong])
+            assert refused.value.field == "recipients" and "\n" not in str(refused.value)
         # A conflict settled at a path the record does not have: the path is not repeated.
         with pytest.raises(vigie.VigieError.Conflict) as gone:
             tablet.resolve_conflict(v.id, ["Aya Kouassi"], vigie.FieldValue.TEXT("x"))
