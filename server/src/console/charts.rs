@@ -163,6 +163,54 @@ fn mercator(latitude: f64, longitude: f64) -> (f64, f64) {
     (x, y)
 }
 
+/// The part of the (projected) world the map shows: the areas' outlines and the points near
+/// them; without outlines, the points, less those far from the others (one phone's GPS fix at
+/// 0,0 would squeeze a district's points into a few pixels). `(min_x, min_y, max_x, max_y)`.
+fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64, f64) {
+    let bounds = |coords: &mut dyn Iterator<Item = (f64, f64)>| {
+        coords.fold(None, |b: Option<(f64, f64, f64, f64)>, (x, y)| {
+            Some(match b {
+                None => (x, y, x, y),
+                Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x), d.max(y)),
+            })
+        })
+    };
+    // The band of one axis where the bulk of the points lie, widened: a point beyond it is
+    // an outlier (with few points, none is).
+    let band = |mut values: Vec<f64>| -> (f64, f64) {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        if n < 5 {
+            return (f64::MIN, f64::MAX);
+        }
+        let (low, high) = (values[n / 10], values[(n * 9) / 10]);
+        let spread = (high - low).max(1e-4);
+        (low - 3.0 * spread, high + 3.0 * spread)
+    };
+    let shown = match bounds(&mut outlines.iter().copied()) {
+        Some((a, b, c, d)) => {
+            // Points just outside the areas' outlines (a farm across the border) are kept.
+            let (w, h) = ((c - a).max(1e-4), (d - b).max(1e-4));
+            let near = |&(x, y): &(f64, f64)| x >= a - w && x <= c + w && y >= b - h && y <= d + h;
+            bounds(
+                &mut outlines
+                    .iter()
+                    .copied()
+                    .chain(points.iter().copied().filter(near)),
+            )
+        }
+        None => {
+            let (xs, ys) = (
+                band(points.iter().map(|p| p.0).collect()),
+                band(points.iter().map(|p| p.1).collect()),
+            );
+            let inside = |&(x, y): &(f64, f64)| xs.0 <= x && x <= xs.1 && ys.0 <= y && y <= ys.1;
+            bounds(&mut points.iter().copied().filter(inside))
+        }
+    };
+    shown.unwrap_or((0.45, 0.45, 0.55, 0.55))
+}
+
 /// The map: points over area outlines, or over tiles from `tile_url` (`{z}`, `{x}`, `{y}`).
 pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option<&str>) -> String {
     let width = 800.0;
@@ -176,16 +224,8 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
             coords.extend(ring.iter().map(|(lon, lat)| mercator(*lat, *lon)));
         }
     }
-    let (mut min_x, mut min_y, mut max_x, mut max_y) = (1.0f64, 1.0f64, 0.0f64, 0.0f64);
-    for (x, y) in &coords {
-        min_x = min_x.min(*x);
-        min_y = min_y.min(*y);
-        max_x = max_x.max(*x);
-        max_y = max_y.max(*y);
-    }
-    if coords.is_empty() {
-        (min_x, min_y, max_x, max_y) = (0.45, 0.45, 0.55, 0.55);
-    }
+    let (min_x, min_y, max_x, max_y) =
+        view_bounds(&coords[..points.len()], &coords[points.len()..]);
     // A margin, and a square-ish view that keeps the projection's proportions.
     let span = ((max_x - min_x).max(max_y - min_y) * 1.1).max(1e-5);
     let (cx, cy) = ((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
@@ -261,8 +301,17 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
     }
     for p in points {
         let (x, y) = project(p.latitude, p.longitude);
+        // A point far outside the view (a GPS fix at 0,0) is drawn hollow at its edge, in
+        // its direction, rather than stretching everyone's map to reach it.
+        let (cx_px, cy_px) = (x.clamp(4.0, width - 4.0), y.clamp(4.0, height - 4.0));
+        let outside = if (cx_px, cy_px) != (x, y) {
+            " outside"
+        } else {
+            ""
+        };
+        let (x, y) = (cx_px, cy_px);
         let circle = format!(
-            r#"<circle class="pt {}" cx="{x:.1}" cy="{y:.1}" r="{}"><title>{}</title></circle>"#,
+            r#"<circle class="pt {}{outside}" cx="{x:.1}" cy="{y:.1}" r="{}"><title>{}</title></circle>"#,
             p.class,
             p.radius,
             esc(&p.title)
@@ -281,6 +330,52 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gps_fix_far_from_the_others_does_not_squeeze_the_map() {
+        let mut points: Vec<Point> = (0..300)
+            .map(|i| Point {
+                latitude: 6.6 + f64::from(i % 20) * 0.02,
+                longitude: -5.5 + f64::from(i / 20) * 0.03,
+                class: "sev-0",
+                radius: 3.0,
+                title: String::new(),
+                href: None,
+            })
+            .collect();
+        let spread = |svg: &str| {
+            let xs: Vec<f64> = svg
+                .split(r#"cx=""#)
+                .skip(1)
+                .map(|s| s.split('"').next().unwrap().parse().unwrap())
+                .collect();
+            xs.iter().copied().fold(f64::MIN, f64::max)
+                - xs.iter().copied().fold(f64::MAX, f64::min)
+        };
+        let before = spread(&map("Carte", &points, &[], None));
+        assert!(before > 300.0, "{before}");
+        for (latitude, longitude) in [(0.0, 0.0), (-60.0, 170.0)] {
+            points.push(Point {
+                latitude,
+                longitude,
+                class: "sev-0",
+                radius: 3.0,
+                title: String::new(),
+                href: None,
+            });
+        }
+        let svg = map("Carte", &points, &[], None);
+        assert_eq!(
+            svg.matches("outside").count(),
+            2,
+            "drawn at the edge, hollow"
+        );
+        let inside: Vec<&str> = svg
+            .split("<circle")
+            .filter(|c| !c.contains("outside"))
+            .collect();
+        assert!(spread(&inside.join("<circle")) > 300.0);
+    }
 
     #[test]
     fn a_chart_has_a_bar_per_value_and_escapes_labels() {
