@@ -187,6 +187,12 @@ pub trait HubTransaction {
     /// Keeps the actor of the store `device` syncs from now.
     fn set_device_actor(&mut self, device: Uuid, actor: &[u8]) -> Result<()>;
 
+    /// Keeps these changes as never to be taken (a supervisor rejected them in review).
+    fn give_up_changes(&mut self, hashes: &[ChangeHash]) -> Result<()>;
+
+    /// Whether any of these changes was given up (`give_up_changes`).
+    fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
+
     /// The records whose history starts at `root` (the hub keeps each record's root change as
     /// it first stores it): one, or copies of one document under other ids.
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>>;

@@ -13,7 +13,7 @@ use vigie_core::sync::{
     Certifier, DeviceRegistry, HubBundleReport, HubError, HubLimits, HubReader, HubStorage,
     HubTransaction, Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
     describe_quarantined, erase_record, handle_attachment, handle_certified_sync,
-    import_hub_bundle, read_record, update_record,
+    import_hub_bundle, read_record, reject_quarantined, update_record,
 };
 use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
@@ -274,6 +274,8 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         if accept {
             // A refusal rolls the transaction back: the entry stays for another review.
             accept_quarantined(tx, &quarantined, &reviewer, reference)?;
+        } else {
+            reject_quarantined(tx, &quarantined)?;
         }
         // Either way, once no entry waits for the record, the attachments its manifest does
         // not name go: rejected entries' bytes, and those its saves removed while entries

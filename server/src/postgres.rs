@@ -249,6 +249,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/011_token_expiry.sql"),
     include_str!("postgres/migrations/012_record_roots.sql"),
     include_str!("postgres/migrations/013_device_actors.sql"),
+    include_str!("postgres/migrations/014_given_up_changes.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
@@ -1662,6 +1663,36 @@ impl HubTransaction for PgTransaction<'_> {
             )
             .map_err(storage_error)?;
         Ok(())
+    }
+
+    fn give_up_changes(&mut self, hashes: &[ChangeHash]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        self.tx
+            .execute(
+                "INSERT INTO given_up_changes (hash) SELECT unnest($1::bytea[])
+                 ON CONFLICT DO NOTHING",
+                &[&hashes],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        if hashes.is_empty() {
+            return Ok(false);
+        }
+        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        Ok(self
+            .tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM given_up_changes WHERE hash = ANY($1))",
+                &[&hashes],
+            )
+            .map_err(storage_error)?
+            .get(0))
     }
 
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {

@@ -521,6 +521,88 @@ fn a_quarantined_change_that_breaks_a_rule_is_listed_so_and_cannot_be_accepted()
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Changes kept for review and rejected, which a colleague's phone had received by a peer or a
+/// bundle: their author's phone let the record go, so they will never come. The colleague is
+/// told so (`AuthorRevoked`), rather than waiting for them for ever and passing the child's
+/// record on: a record the hub holds is rebuilt on the hub's version with the colleague's own
+/// edit, which then reaches the hub; a new one stays refused, offered to no one, until its
+/// user lets it go.
+#[test]
+fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let mut colleague = plain_device(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+    );
+    let held = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+    // Offline, the monitor records a new case and edits the one the hub holds; both reach the
+    // colleague by a bundle, who edits the second on top.
+    let new = monitor
+        .store
+        .create(&child(area(C01), "Awa Rejetée", monitor.user()))
+        .unwrap();
+    let mut edited: ChildCase = monitor.store.get(held.id).unwrap();
+    edited.notes = "Vue au marché, à revoir.".into();
+    monitor.store.update(&edited).unwrap();
+    for id in [new.id, held.id] {
+        let copy = monitor.store.export_document(id).unwrap();
+        assert!(colleague.store.merge_document(id, &copy).unwrap());
+    }
+    let mut theirs: ChildCase = colleague.store.get(held.id).unwrap();
+    theirs.hours_per_week = 35;
+    colleague.store.update(&theirs).unwrap();
+    let waiting = colleague.sync(&hub.url).unwrap();
+    assert_eq!(waiting.awaiting_author.len(), 2, "{waiting:?}");
+
+    // The monitor moves away before syncing: both kept for review, then rejected.
+    let user = monitor.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
+    let mut kept = monitor.sync(&hub.url).unwrap().quarantined;
+    kept.sort();
+    let mut both = vec![new.id, held.id];
+    both.sort();
+    assert_eq!(kept, both);
+    for entry in admin_lines(&data, &["quarantine", "list"]) {
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
+    }
+
+    let told = colleague.sync(&hub.url).unwrap();
+    assert!(told.awaiting_author.is_empty(), "{told:?}");
+    assert_eq!(told.rebuilt, vec![held.id], "{told:?}");
+    assert_eq!(
+        told.refused,
+        vec![(new.id, vigie_core::sync::Refusal::AuthorRevoked)],
+        "{told:?}"
+    );
+    colleague.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let on_hub: ChildCase = supervisor.store.get(held.id).unwrap();
+    assert_eq!(
+        on_hub.hours_per_week, 35,
+        "the colleague's own edit went through"
+    );
+    assert_eq!(on_hub.notes, held.notes, "the rejected edit did not");
+    assert!(!supervisor.has(new.id));
+    // The rejected new case: refused, and gone once let go.
+    colleague.store.discard_refused_changes(new.id).unwrap();
+    assert!(!colleague.has(new.id));
+    let last = colleague.sync(&hub.url).unwrap();
+    assert_eq!(last.pending, 0, "{last:?}");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

@@ -542,6 +542,28 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         Ok(())
     }
 
+    fn give_up_changes(&mut self, hashes: &[ChangeHash]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO given_up_changes (hash) VALUES (?1)")?;
+        for hash in hashes {
+            stmt.execute([hash.0.as_slice()])?;
+        }
+        Ok(())
+    }
+
+    fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM given_up_changes WHERE hash = ?1)")?;
+        for hash in hashes {
+            if stmt.query_row([hash.0.as_slice()], |r| r.get::<_, bool>(0))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
         let ids = self
             .tx

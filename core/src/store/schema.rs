@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/021_visit_local_day.sql"),
     include_str!("migrations/022_record_roots.sql"),
     include_str!("migrations/023_device_actors.sql"),
+    include_str!("migrations/024_given_up_changes.sql"),
 ];
 
 /// The schema version this software writes.

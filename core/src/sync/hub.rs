@@ -179,9 +179,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
-    if let Some(certifier) = certifier {
-        tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
-    }
+    tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     let held_elsewhere = held_outside_scope(storage, who, &request.push, &acks)?;
     let mut actor_known = true;
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
@@ -267,13 +265,13 @@ fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
 /// Of the pushes waiting for changes another device made (`ForeignChanges`), those whose
 /// waiting changes come from a device the hub revoked, or from a store of a device other than
 /// the one it syncs from now (a phone reset before it synced, its token reissued; an actor
-/// forged in its name; edits its user gave up, made again under a new actor): they will never
-/// come, so the record can never be taken from this sender, and it is told so
+/// forged in its name; edits its user gave up, made again under a new actor), or that a
+/// supervisor rejected in review (`reject_quarantined`): they will never come, so the record can never be taken from this sender, and it is told so
 /// (`AuthorRevoked`) rather than left to wait and to be relayed for ever. The registry is read
 /// only when a push waits.
 fn tell_revoked_authors<S: HubStorage + ?Sized>(
     storage: &mut S,
-    certifier: &Certifier<'_>,
+    certifier: Option<&Certifier<'_>>,
     who: &Principal,
     push: &[PushEntry],
     acks: &mut [PushAck],
@@ -290,19 +288,27 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(());
     }
-    let revoked: HashSet<Uuid> = certifier
-        .registry
-        .devices()?
-        .into_iter()
-        .filter(|d| d.revoked)
-        .map(|d| d.device)
-        .collect();
+    let revoked: HashSet<Uuid> = match certifier {
+        Some(certifier) => certifier
+            .registry
+            .devices()?
+            .into_iter()
+            .filter(|d| d.revoked)
+            .map(|d| d.device)
+            .collect(),
+        None => HashSet::new(),
+    };
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
             continue;
         };
         let never = storage.in_read_transaction(&mut |tx| {
-            for actor in foreign_authors(tx, who, entry)? {
+            let (authors, lacking) = foreign_changes(tx, who, entry)?;
+            // Rejected in a review: their author let the record go with them.
+            if tx.any_given_up_change(&lacking)? {
+                return Ok(true);
+            }
+            for actor in authors {
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
@@ -375,32 +381,35 @@ fn held_outside_scope<S: HubStorage + ?Sized>(
     })?)
 }
 
-/// The actors of devices other than the sender's that made the changes of a push the hub does
-/// not hold.
-fn foreign_authors(
+/// The changes of a push the hub does not hold that devices other than the sender's made:
+/// their actors, and their hashes.
+fn foreign_changes(
     tx: &mut dyn HubTransaction,
     who: &Principal,
     entry: &PushEntry,
-) -> Result<HashSet<ActorId>> {
+) -> Result<(HashSet<ActorId>, Vec<ChangeHash>)> {
+    let nothing = || (HashSet::new(), Vec::new());
     let mut document = match tx.record(entry.id, false) {
         Ok(Some(stored)) => match codec::load(entry.id, &stored.document) {
             Ok(document) => document,
-            Err(_) => return Ok(HashSet::new()),
+            Err(_) => return Ok(nothing()),
         },
         Ok(None) => Automerge::new(),
         Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
-        Err(_) => return Ok(HashSet::new()),
+        Err(_) => return Ok(nothing()),
     };
     let before = document.get_heads();
     if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
-        return Ok(HashSet::new());
+        return Ok(nothing());
     }
-    Ok(document
-        .get_changes_meta(&before)
-        .iter()
-        .filter(|change| doc::device_of_actor(&change.actor).is_some_and(|d| d != who.device))
-        .map(|change| change.actor.clone().into_owned())
-        .collect())
+    let (mut actors, mut hashes) = nothing();
+    for change in document.get_changes_meta(&before) {
+        if doc::device_of_actor(&change.actor).is_some_and(|d| d != who.device) {
+            hashes.push(change.hash);
+            actors.insert(change.actor.into_owned());
+        }
+    }
+    Ok((actors, hashes))
 }
 
 /// What importing a bundle on the hub did, record by record.

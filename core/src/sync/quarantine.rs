@@ -150,6 +150,31 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
     }))
 }
 
+/// Rejects an entry a supervisor reviewed (already taken from the quarantine): its changes
+/// the hub does not hold are kept as given up. Their author's device let the record go when
+/// they were kept; a colleague's phone that got them by a peer or a bundle is told they will
+/// never come (`Refusal::AuthorRevoked`), rather than wait for them and pass the record on.
+pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<()> {
+    let mut document = match tx.record(entry.record, true)? {
+        Some(stored) => codec::load(entry.record, &stored.document)?,
+        None => Automerge::new(),
+    };
+    let before = document.get_heads();
+    if codec::merge_into(&mut document, entry.record, &entry.changes).is_err() {
+        // Changes that no longer apply (their actor's numbers reused since): as sent.
+        document = Automerge::new();
+        if codec::merge_into(&mut document, entry.record, &entry.changes).is_err() {
+            return Ok(());
+        }
+    }
+    let rejected: Vec<ChangeHash> = document
+        .get_changes_meta(&before)
+        .iter()
+        .map(|c| c.hash)
+        .collect();
+    tx.give_up_changes(&rejected)
+}
+
 /// Writes onto `document` what an entry's changes did to the record, as one change of a new
 /// actor of the entry's device made where the entry's changes were made (their dependencies):
 /// the fields they set take their values, concurrent with every later edit (a field edited on
