@@ -274,7 +274,7 @@ impl Journal {
         let mut out = options.open(&aside)?;
         out.write_all(text.as_bytes())?;
         out.sync_all()?;
-        std::fs::rename(&aside, &file)
+        std::fs::rename(&aside, file)
     }
 
     /// Makes the journal if there is none (owner-only, with its header), so that each later
