@@ -548,25 +548,24 @@ mod tests {
     #[test]
     fn bad_keys_and_exposed_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
+        // The key file beside the hub's data directory, never inside it.
+        let data = dir.path().join("hub");
         let given = |hex: &str| KeyOptions {
             key_hex: Some(hex.into()),
             ..KeyOptions::default()
         };
-        let err = given("abc").resolve(dir.path(), true).unwrap_err();
+        let err = given("abc").resolve(&data, true).unwrap_err();
         assert!(matches!(err, KeyError::BadHex));
         assert!(err.to_string().contains("VIGIE_HUB_KEY"), "{err}");
         assert!(matches!(
-            given(&"zz".repeat(32)).resolve(dir.path(), true),
+            given(&"zz".repeat(32)).resolve(&data, true),
             Err(KeyError::BadHex)
         ));
         let both = KeyOptions {
             unencrypted: true,
             ..given(&"00".repeat(32))
         };
-        assert!(matches!(
-            both.resolve(dir.path(), true),
-            Err(KeyError::Conflict)
-        ));
+        assert!(matches!(both.resolve(&data, true), Err(KeyError::Conflict)));
         let file = dir.path().join("k");
         std::fs::write(&file, format!("{KEY_FILE_TAG} {}\n", "11".repeat(32))).unwrap();
         #[cfg(unix)]
@@ -578,19 +577,28 @@ mod tests {
                 ..KeyOptions::default()
             };
             assert!(matches!(
-                named.resolve(dir.path(), true),
+                named.resolve(&data, true),
                 Err(KeyError::Exposed { .. })
             ));
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
             assert_eq!(
-                named.resolve(dir.path(), true).unwrap(),
+                named.resolve(&data, true).unwrap(),
                 Some(HubKey([0x11; 32]))
             );
             std::fs::write(&file, "not a key\n").unwrap();
             assert!(matches!(
-                named.resolve(dir.path(), true),
+                named.resolve(&data, true),
                 Err(KeyError::BadFile(_))
             ));
+            let inside = KeyOptions {
+                key_file: Some(data.join("hub.key")),
+                ..KeyOptions::default()
+            };
+            assert!(matches!(
+                inside.resolve(&data, false),
+                Err(KeyError::InsideData { .. })
+            ));
+            assert!(!data.exists());
         }
     }
 }
