@@ -14,7 +14,7 @@
 use crate::BoxResult;
 use crate::workload::{AnyRecord, Workload};
 use std::path::Path;
-use vigie_core::{Encryption, Record, Store, StoreConfig};
+use vigie_core::{Encryption, Record, Store, StoreConfig, StoreRole};
 
 /// The dictionary's size: past 64 KiB, documents of a few kilobytes gained little.
 const DICTIONARY_BYTES: usize = 64 * 1024;
@@ -30,11 +30,16 @@ pub fn train(out: &Path, seed: u64, scale: f64) -> BoxResult<()> {
         .into());
     }
     let dir = tempfile::tempdir()?;
-    let mut store = Store::open(StoreConfig::new(
-        dir.path().join("samples.db"),
-        Encryption::Unencrypted,
-        uuid::Uuid::now_v7(),
-    ))?;
+    // A hub's store: it holds every kind the dictionary compresses, users included (a
+    // device's refuses them).
+    let mut store = Store::open(
+        StoreConfig::new(
+            dir.path().join("samples.db"),
+            Encryption::Unencrypted,
+            uuid::Uuid::now_v7(),
+        )
+        .role(StoreRole::Hub),
+    )?;
     let mut ids = Vec::new();
     for record in Workload::new(seed, scale) {
         ids.push(match record {
