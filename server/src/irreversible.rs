@@ -266,15 +266,20 @@ impl Journal {
             text.push_str(&format!("{body} {}\n", self.tag(&body)));
         }
         let file = self.mark_file();
-        let aside = file.with_extension("mark.new");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut out = options.open(&aside)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&aside, file)
+        // A file aside of this write's own (owner-only, a random name): two processes of one
+        // machine keeping their marks at once (a command beside `vigie serve`) each rename
+        // their own, and the last whole one stays.
+        let dir = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let mut aside = tempfile::Builder::new()
+            .prefix(".change-order.")
+            .suffix(".new")
+            .tempfile_in(dir)?;
+        aside.write_all(text.as_bytes())?;
+        aside.as_file().sync_all()?;
+        aside.persist(file).map(|_| ()).map_err(|e| e.error)
     }
 
     /// Makes the journal if there is none (owner-only, with its header), so that each later
@@ -402,8 +407,15 @@ pub fn keep(
              edited): ignored"
         );
     }
+    let existed = journal.file.exists();
+    let prepared = journal.prepare();
+    // Compared before anything is done again: an erasure redone takes places in the change
+    // order, and would bring a database restored from a copy back level with the mark.
+    if prepared.is_ok() {
+        watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
+    }
     reapply(&*backend, &read.actions)?;
-    if !journal.file.exists() && has_irreversible_history(&*backend) {
+    if !existed && has_irreversible_history(&*backend) {
         tracing::warn!(
             file = %journal.file.display(),
             "this hub has erased records or revoked devices but no journal of irreversible \
@@ -412,7 +424,7 @@ pub fn keep(
              key"
         );
     }
-    if let Err(e) = journal.prepare() {
+    if let Err(e) = prepared {
         tracing::warn!(
             file = %journal.file.display(),
             error = %e,
@@ -421,7 +433,6 @@ pub fn keep(
         );
         return Ok(backend);
     }
-    watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     Ok(Box::new(Journaled {
         inner: backend,
         journal,

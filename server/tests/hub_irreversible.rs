@@ -333,6 +333,43 @@ fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
     assert!(!keys.join(vigie_server::irreversible::JOURNAL_FILE).exists());
 }
 
+/// Commands of one machine started at once (beside `vigie serve`, say) each keep the
+/// database's change-order mark without getting in each other's way.
+#[test]
+fn commands_started_at_once_each_keep_the_mark_without_a_warning() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    for _ in 0..3 {
+        let commands: Vec<_> = (0..6)
+            .map(|_| {
+                let mut args = vec!["user".to_string(), "list".into(), "--data".into()];
+                args.push(data.to_str().unwrap().into());
+                args.extend(database_args(&data));
+                std::process::Command::new(BIN)
+                    .args(&args)
+                    .env("RUST_LOG", "warn")
+                    .env_remove("VIGIE_HUB_KEY")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for command in commands {
+            let out = command.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(!stderr(&out).contains("cannot be kept"), "{}", stderr(&out));
+        }
+    }
+    let marks = std::fs::read_dir(journal_of(&data).parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".new"))
+        .count();
+    assert_eq!(marks, 0, "no file aside left behind");
+}
+
 /// A journal lost (deleted, or the key moved without it) on a hub that has erased or revoked:
 /// a new one starts, and the hub says at once that what was done before is not protected.
 #[test]

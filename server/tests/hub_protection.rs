@@ -554,9 +554,11 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     let mut edited: ChildCase = monitor.store.get(held.id).unwrap();
     edited.notes = "Vue au marché, à revoir.".into();
     monitor.store.update(&edited).unwrap();
+    let mut copies = Vec::new();
     for id in [new.id, held.id] {
         let copy = monitor.store.export_document(id).unwrap();
         assert!(colleague.store.merge_document(id, &copy).unwrap());
+        copies.push((id, copy));
     }
     let mut theirs: ChildCase = colleague.store.get(held.id).unwrap();
     theirs.hours_per_week = 35;
@@ -576,6 +578,15 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
         let number = entry["entry"].as_i64().unwrap().to_string();
         admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
     }
+
+    // The same changes again (a copy of the monitor's phone restored, its bundle imported
+    // again): settled, never kept for another review.
+    for (id, copy) in &copies {
+        monitor.store.merge_document(*id, copy).unwrap();
+    }
+    let again = monitor.sync(&hub.url).unwrap();
+    assert!(again.quarantined.is_empty(), "{again:?}");
+    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
 
     let told = colleague.sync(&hub.url).unwrap();
     assert!(told.awaiting_author.is_empty(), "{told:?}");

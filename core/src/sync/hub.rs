@@ -1887,7 +1887,8 @@ fn made_by_sender(change: &automerge::Change, rules: &Rules<'_>) -> bool {
 /// it, none for a new record). Returns whether they are kept: an entry waiting for the same
 /// record that holds every one of them keeps them already, and no second entry is made (a
 /// message applied twice changes nothing: a bundle imported again, or a bundle then the
-/// phone's own push of the same edit).
+/// phone's own push of the same edit). Changes a review rejected are not kept again (the
+/// answer is then the one without review: refused).
 fn keep_for_review(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
@@ -1896,6 +1897,11 @@ fn keep_for_review(
     new: &[ChangeHash],
     added: &[crate::domain::Attachment],
 ) -> Result<bool> {
+    // Rejected in an earlier review (the author's bundle imported again, a restored copy of
+    // its phone): settled, never kept again for another review to take.
+    if tx.any_given_up_change(new)? {
+        return Ok(false);
+    }
     if already_waiting(tx, entry.id, stored, new)? {
         return Ok(true);
     }
