@@ -78,10 +78,11 @@ pub enum KeyError {
     #[error("--unencrypted cannot be combined with a key (VIGIE_HUB_KEY or --key-file)")]
     Conflict,
     #[error(
-        "two keys given: VIGIE_HUB_KEY (--key-hex) and a key file (--key-file, \
-         VIGIE_HUB_KEY_FILE); give one"
+        "two keys given: VIGIE_HUB_KEY (--key-hex) and the key file {}; give one (the key \
+         file keeps the journal of the hub's erasures and revocations beside it: prefer it)",
+        file.display()
     )]
-    TwoKeys,
+    TwoKeys { file: PathBuf },
     #[error(
         "the key file {} is inside the hub's data directory {}: keep the key apart from the \
          data (a copy of the directory would hold what reads it), in a directory of its own",
@@ -182,9 +183,13 @@ impl KeyOptions {
         }
         if let Some(text) = &self.key_hex {
             // Two keys given: which one the operator meant is not for the hub to guess (and
-            // the key file's journal would be silently left behind).
-            if self.key_file.is_some() {
-                return Err(KeyError::TwoKeys);
+            // the key file's journal would be silently left behind). The hub's default key
+            // file counts, once it is there.
+            let default = default_key_file(data);
+            if self.key_file.is_some() || default.exists() {
+                return Err(KeyError::TwoKeys {
+                    file: self.key_file.clone().unwrap_or(default),
+                });
             }
             return parse_hex(text.trim()).map(Some);
         }

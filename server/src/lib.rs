@@ -43,6 +43,9 @@ pub enum HubOpenError {
          publish` or `vigie user add`)"
     )]
     NoHub(std::path::PathBuf),
+    /// `--data` names something that is not a directory (a file, a device): nothing is made.
+    #[error("{0} is not a directory: --data names the hub's data directory")]
+    NotADirectory(std::path::PathBuf),
     /// No hub in the data directory, but the key found for it already served one that erased
     /// records or revoked devices: an unmounted volume or a mistyped `--data` would otherwise
     /// start an empty hub under the old key, where the real files are to come back.
@@ -173,6 +176,9 @@ fn key_of_no_other_hub(data: &Path, key: &KeyOptions) -> Result<(), HubOpenError
 /// A data directory that exists but that this user may not list or enter is said so, rather
 /// than taken for one that holds no hub.
 fn readable(data: &Path) -> Result<(), HubOpenError> {
+    if data.metadata().is_ok_and(|m| !m.is_dir()) {
+        return Err(HubOpenError::NotADirectory(data.to_path_buf()));
+    }
     match std::fs::read_dir(data).and_then(|_| data.join("hub.db").try_exists()) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(HubOpenError::Access {
             data: data.to_path_buf(),

@@ -488,6 +488,44 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("two keys given"), "{}", stderr(&out));
     assert!(!outside.exists() && !data.join("hub.db").exists());
+
+    // VIGIE_HUB_KEY beside the key file a hub found by default: two keys as well (the file's
+    // journal would be neither read nor written).
+    add_user(&data, STAFF, Role::Administrator, &[]);
+    let key = std::fs::read_to_string(dir.path().join("hub-key").join("hub.key")).unwrap();
+    let key = key.trim().rsplit(' ').next().unwrap().to_string();
+    let out = std::process::Command::new(BIN)
+        .args(["user", "list", "--data", data_arg])
+        .env("VIGIE_HUB_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("two keys given") && stderr(&out).contains("hub.key"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A --data that is a file: said so, and no key made for it.
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let out = vigie_output(&[
+        "user",
+        "add",
+        "--data",
+        file.to_str().unwrap(),
+        "--name",
+        STAFF,
+        "--role",
+        "administrator",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("afile-key").exists());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -198,6 +198,8 @@ fn a_data_directory_this_user_cannot_write_is_named() {
     add_user(&data, "Staff", Role::Supervisor, &[REGION]);
     let key = std::fs::read_to_string(dir.path().join("hub-key").join("hub.key")).unwrap();
     let key = key.trim().rsplit(' ').next().unwrap().to_string();
+    // The key given by --key-hex alone (beside its file, it would be two keys).
+    std::fs::rename(dir.path().join("hub-key"), dir.path().join("key-aside")).unwrap();
     let (bin, uid) = as_another_user(dir.path());
     let run = |args: &[&str]| {
         let mut command = Command::new(&bin);
