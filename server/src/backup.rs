@@ -74,7 +74,8 @@ synced with it sends again, at its next sync, the records, photos and documents 
 the backup;
 - erasures (`vigie erase`, the console's) and device revocations made after it are done \
 again when the restored hub starts, from the journal beside its key file \
-(irreversible.journal, kept apart from this backup: keep it with the key). A hub whose key is \
+(irreversible.journal, or <key file>.irreversible.journal for a key file not named hub.key; \
+kept apart from this backup: keep it with the key). A hub whose key is \
 given as VIGIE_HUB_KEY keeps no journal: erase and revoke again by hand;
 - devices enrolled after it are unknown to the restored hub: their syncs and bundles are \
 refused, and what they recorded cannot be taken from them; a token no device had used at the \

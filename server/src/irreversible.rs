@@ -89,11 +89,17 @@ fn journal_key_file(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
     Ok(file)
 }
 
+/// Where the hub in `data` with these key options keeps its journal; `Err` says why it keeps
+/// none.
+pub fn journal_path(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
+    Ok(beside_key(&journal_key_file(data, key)?, JOURNAL_FILE))
+}
+
 /// The journal the key found for a hub in `data` keeps, if it records any action: the key
 /// served a hub that erased records or revoked devices. Read without the key: any line that is
 /// no comment counts.
 pub(crate) fn journal_with_actions(data: &Path, key: &KeyOptions) -> Option<PathBuf> {
-    let journal = beside_key(&journal_key_file(data, key).ok()?, JOURNAL_FILE);
+    let journal = journal_path(data, key).ok()?;
     let text = std::fs::read_to_string(&journal).ok()?;
     text.lines().any(is_action_line).then_some(journal)
 }
@@ -282,6 +288,56 @@ impl Journal {
         aside.persist(file).map(|_| ()).map_err(|e| e.error)
     }
 
+    /// Before a key file of another name than `hub.key` kept its own journal, every key's was
+    /// `irreversible.journal` (and its mark `change-order.mark`) beside it: the lines this
+    /// hub's key tagged there are taken into its own files when they are not there yet (a hub
+    /// upgraded would otherwise lose what it must never undo). Lines of another hub stay
+    /// where they are. Returns how many lines were taken.
+    fn adopt_former_files(&self) -> std::io::Result<usize> {
+        let mut taken = 0;
+        for (own, name) in [(&self.file, JOURNAL_FILE), (&self.marks, CHANGE_ORDER_FILE)] {
+            let former = own.with_file_name(name);
+            if former == *own || own.exists() {
+                continue;
+            }
+            let text = match std::fs::read(&former) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let ours: Vec<&str> = text
+                .lines()
+                .filter(|line| is_action_line(line))
+                .filter(|line| {
+                    line.rsplit_once(' ')
+                        .is_some_and(|(body, tag)| self.tag(body) == tag)
+                })
+                .collect();
+            if ours.is_empty() {
+                continue;
+            }
+            let mut content = if *own == self.file {
+                HEADER.to_string()
+            } else {
+                String::new()
+            };
+            for line in &ours {
+                content.push_str(line);
+                content.push('\n');
+            }
+            let dir = own.parent().unwrap_or(Path::new("."));
+            let mut aside = tempfile::Builder::new()
+                .prefix(".adopted.")
+                .tempfile_in(dir)?;
+            aside.write_all(content.as_bytes())?;
+            aside.as_file().sync_all()?;
+            aside.persist(own).map_err(|e| e.error)?;
+            std::fs::File::open(dir)?.sync_all()?;
+            taken += ours.len();
+        }
+        Ok(taken)
+    }
+
     /// Makes the journal if there is none (owner-only, with its header), so that each later
     /// action only appends; fails if it cannot be written.
     pub fn prepare(&self) -> std::io::Result<()> {
@@ -390,6 +446,21 @@ pub fn keep(
             return Ok(backend);
         }
     };
+    match journal.adopt_former_files() {
+        Ok(0) => {}
+        Ok(lines) => tracing::warn!(
+            file = %journal.file.display(),
+            lines,
+            "the journal of irreversible actions this hub kept under the name every key's had \
+             (irreversible.journal) is now kept under its key file's name"
+        ),
+        Err(e) => tracing::warn!(
+            file = %journal.file.display(),
+            error = %e,
+            "the journal this hub kept under the name every key's had (irreversible.journal) \
+             could not be taken into its own"
+        ),
+    }
     let read = journal.read().map_err(|e| {
         HubOpenError::Io(std::io::Error::new(
             e.kind(),

@@ -1679,11 +1679,15 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
              apart from it (without the key the backup cannot be read)"
         );
     }
+    let journal = match vigie_server::irreversible::journal_path(&data, &key) {
+        Ok(file) => format!("from its journal {}, beside its key file", file.display()),
+        Err(why) => format!("only if a journal is kept, and none is: {why}"),
+    };
     println!(
         "restoring it undoes what was done on the hub after {at} (users, quarantine \
          decisions, reissued tokens...), except erasures and device revocations: the restored \
-         hub does them again from irreversible.journal, beside its key file; devices send \
-         again the records they sent since. See {} and README, \"Backups and restore\".",
+         hub does them again {journal}; devices send again the records they sent since. See \
+         {} and README, \"Backups and restore\".",
         out.join("RESTORE.txt").display()
     );
     Ok(())

@@ -331,6 +331,29 @@ fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
     let (_, said) = run("a", "region-a.key", &["user", "list"]);
     assert!(!said.contains("not this hub's"), "{said}");
     assert!(!keys.join(vigie_server::irreversible::JOURNAL_FILE).exists());
+
+    // A hub of an earlier version kept every key's journal as irreversible.journal: upgraded,
+    // it takes its own lines from there (another hub's stay).
+    let former = keys.join(vigie_server::irreversible::JOURNAL_FILE);
+    std::fs::rename(&journal_a, &former).unwrap();
+    let (_, said) = run("a", "region-a.key", &["user", "list"]);
+    assert!(
+        said.contains("now kept under its key file's name"),
+        "{said}"
+    );
+    assert!(
+        std::fs::read_to_string(&journal_a)
+            .unwrap()
+            .contains(&device.to_string())
+    );
+    assert!(!said.contains("but no journal"), "{said}");
+    let (_, said) = run("b", "region-b.key", &["user", "list"]);
+    assert!(!said.contains("now kept"), "{said}");
+    assert!(
+        !std::fs::read_to_string(keys.join("region-b.key.irreversible.journal"))
+            .unwrap()
+            .contains(&device.to_string())
+    );
 }
 
 /// Commands of one machine started at once (beside `vigie serve`, say) each keep the
