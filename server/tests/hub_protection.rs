@@ -614,6 +614,51 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// The same for a relay that never learnt which version the hub holds: the case reached it by
+/// a bundle carrying a colleague's edit, before the hub held the case, and the hub's copy
+/// added nothing to it. Told `AuthorRevoked`, it gets the hub's version whole in the same
+/// answer, and rebuilds on it.
+#[test]
+fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let mut maker = plain_device(dir.path(), &data, "maker", Role::CommunityMonitor, &[C01]);
+    let mut editor = plain_device(dir.path(), &data, "editor", Role::CommunityMonitor, &[C01]);
+    let mut relay = plain_device(dir.path(), &data, "relay", Role::CommunityMonitor, &[C01]);
+    for device in [&mut maker, &mut editor, &mut relay] {
+        device.sync(&hub.url).unwrap();
+    }
+    let case = maker
+        .store
+        .create(&child(area(C01), "Kossi Relayé", maker.user()))
+        .unwrap();
+    let copy = maker.store.export_document(case.id).unwrap();
+    assert!(editor.store.merge_document(case.id, &copy).unwrap());
+    let mut edited: ChildCase = editor.store.get(case.id).unwrap();
+    edited.notes = "À rejeter.".into();
+    editor.store.update(&edited).unwrap();
+    let copy = editor.store.export_document(case.id).unwrap();
+    assert!(relay.store.merge_document(case.id, &copy).unwrap());
+    maker.sync(&hub.url).unwrap();
+    let waiting = relay.sync(&hub.url).unwrap();
+    assert_eq!(waiting.awaiting_author, vec![case.id], "{waiting:?}");
+
+    let user = editor.user().to_string();
+    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    assert_eq!(editor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    for entry in admin_lines(&data, &["quarantine", "list"]) {
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
+    }
+    let told = relay.sync(&hub.url).unwrap();
+    assert_eq!(told.rebuilt, vec![case.id], "{told:?}");
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    let rebuilt: ChildCase = relay.store.get(case.id).unwrap();
+    assert_eq!(rebuilt.notes, case.notes, "the rejected edit is gone");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

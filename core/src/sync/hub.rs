@@ -180,6 +180,21 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
     tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
+    // A relay told `AuthorRevoked` rebuilds the record on the hub's version: one that never
+    // learnt which that is (the record reached it by a bundle, and the hub's copy added
+    // nothing) gets it whole, with its heads, in this answer.
+    for ack in &acks {
+        if matches!(
+            ack.outcome,
+            PushOutcome::Refused {
+                reason: Refusal::AuthorRevoked,
+                ..
+            }
+        ) && !request.refetch.contains(&ack.id)
+        {
+            request.refetch.push(ack.id);
+        }
+    }
     let held_elsewhere = held_outside_scope(storage, who, &request.push, &acks)?;
     let mut actor_known = true;
     // Then the reading, on one snapshot, so that the high-water mark and the walk agree.
