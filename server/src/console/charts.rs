@@ -138,6 +138,7 @@ fn wrap(label: &str, width: usize, lines: usize) -> Vec<String> {
 }
 
 /// A point to draw on the map.
+#[derive(Clone)]
 pub struct Point {
     pub latitude: f64,
     pub longitude: f64,
@@ -164,8 +165,11 @@ fn mercator(latitude: f64, longitude: f64) -> (f64, f64) {
 }
 
 /// The part of the (projected) world the map shows: the areas' outlines and the points near
-/// them; without outlines, the points, less those far from the others (one phone's GPS fix at
-/// 0,0 would squeeze a district's points into a few pixels). `(min_x, min_y, max_x, max_y)`.
+/// them; without outlines, the points, less those far from all the others (one phone's GPS
+/// fix at 0,0 would squeeze a district's points into a few pixels). A point is far when its
+/// distance from the points' median is over ten times the median of those distances, and
+/// over a degree and a half: a community a little apart is still a community.
+/// `(min_x, min_y, max_x, max_y)`.
 fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64, f64) {
     let bounds = |coords: &mut dyn Iterator<Item = (f64, f64)>| {
         coords.fold(None, |b: Option<(f64, f64, f64, f64)>, (x, y)| {
@@ -175,17 +179,9 @@ fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64
             })
         })
     };
-    // The band of one axis where the bulk of the points lie, widened: a point beyond it is
-    // an outlier (with few points, none is).
-    let band = |mut values: Vec<f64>| -> (f64, f64) {
+    let median = |mut values: Vec<f64>| -> f64 {
         values.sort_by(f64::total_cmp);
-        let n = values.len();
-        if n < 5 {
-            return (f64::MIN, f64::MAX);
-        }
-        let (low, high) = (values[n / 10], values[(n * 9) / 10]);
-        let spread = (high - low).max(1e-4);
-        (low - 3.0 * spread, high + 3.0 * spread)
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
     let shown = match bounds(&mut outlines.iter().copied()) {
         Some((a, b, c, d)) => {
@@ -199,13 +195,17 @@ fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64
                     .chain(points.iter().copied().filter(near)),
             )
         }
+        None if points.len() < 3 => bounds(&mut points.iter().copied()),
         None => {
-            let (xs, ys) = (
-                band(points.iter().map(|p| p.0).collect()),
-                band(points.iter().map(|p| p.1).collect()),
+            let centre = (
+                median(points.iter().map(|p| p.0).collect()),
+                median(points.iter().map(|p| p.1).collect()),
             );
-            let inside = |&(x, y): &(f64, f64)| xs.0 <= x && x <= xs.1 && ys.0 <= y && y <= ys.1;
-            bounds(&mut points.iter().copied().filter(inside))
+            let distance = |&(x, y): &(f64, f64)| (x - centre.0).hypot(y - centre.1);
+            let spread = median(points.iter().map(distance).collect());
+            // A degree and a half of longitude, in the projection's units.
+            let far = (10.0 * spread).max(1.5 / 360.0);
+            bounds(&mut points.iter().copied().filter(|p| distance(p) <= far))
         }
     };
     shown.unwrap_or((0.45, 0.45, 0.55, 0.55))
@@ -375,6 +375,21 @@ mod tests {
             .filter(|c| !c.contains("outside"))
             .collect();
         assert!(spread(&inside.join("<circle")) > 300.0);
+
+        // A small district: nine farms and one fix at 0,0.
+        let mut few: Vec<Point> = points[..9].to_vec();
+        few.push(points[300].clone());
+        let svg = map("Carte", &few, &[], None);
+        assert_eq!(svg.matches("outside").count(), 1, "{svg}");
+        // A community a little apart (0.6 degrees) is shown, not taken for a glitch.
+        let mut apart: Vec<Point> = points[..30].to_vec();
+        for p in points.iter().take(3) {
+            let mut p = p.clone();
+            p.longitude += 0.6;
+            apart.push(p);
+        }
+        let svg = map("Carte", &apart, &[], None);
+        assert_eq!(svg.matches("outside").count(), 0, "{svg}");
     }
 
     #[test]
