@@ -231,8 +231,8 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
     let addr = hub.addr().to_string();
 
     // The records the attacks aim at: a case of the monitor's community about as large as the
-    // bounds on a record allow (1 MiB of notes, in texts of at most 32,768 characters), and a
-    // case of the hostile device's own, synced.
+    // bounds on a record allow (texts of at most 32,768 characters, each character one of the
+    // operations a record may hold), and a case of the hostile device's own, synced.
     let mut supervisor = device_store(&dir, "supervisor", &supervisor_token)?;
     let mut big = case(1, supervisor_token.user);
     let mut words = (0..).map(|i: u64| format!("{:x} ", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
@@ -248,7 +248,10 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
     };
     big.notes = text();
     let day = NaiveDate::from_ymd_opt(2026, 5, 2).expect("a date");
-    for _ in 0..31 {
+    // The notes, then as many follow-ups' notes as the bound on operations leaves room for
+    // (a few thousand kept for the rest of the record).
+    let texts = (vigie_core::DocumentLimits::STANDARD.max_operations as usize - 4_000) / 32_000;
+    for _ in 1..texts {
         big.followups.insert(
             Uuid::now_v7(),
             FollowUp {
