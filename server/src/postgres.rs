@@ -1206,6 +1206,24 @@ impl PgTransaction<'_> {
     }
 }
 
+impl PgTransaction<'_> {
+    /// Whether `table` (of change hashes, in its `hash` column) holds any of `hashes`.
+    fn any_hash_in(&mut self, table: &'static str, hashes: &[ChangeHash]) -> Result<bool> {
+        if hashes.is_empty() {
+            return Ok(false);
+        }
+        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        Ok(self
+            .tx
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE hash = ANY($1))"),
+                &[&hashes],
+            )
+            .map_err(storage_error)?
+            .get(0))
+    }
+}
+
 impl HubTransaction for PgTransaction<'_> {
     fn reserve_attachment(&mut self, record: Uuid, entry: &vigie_core::Attachment) -> Result<()> {
         self.name_attachment(record, entry)
@@ -1681,18 +1699,7 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
-        if hashes.is_empty() {
-            return Ok(false);
-        }
-        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
-        Ok(self
-            .tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM given_up_changes WHERE hash = ANY($1))",
-                &[&hashes],
-            )
-            .map_err(storage_error)?
-            .get(0))
+        self.any_hash_in("given_up_changes", hashes)
     }
 
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
@@ -1717,18 +1724,7 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn any_erased_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
-        if hashes.is_empty() {
-            return Ok(false);
-        }
-        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
-        Ok(self
-            .tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM erased_changes WHERE hash = ANY($1))",
-                &[&hashes],
-            )
-            .map_err(storage_error)?
-            .get(0))
+        self.any_hash_in("erased_changes", hashes)
     }
 
     fn erased_roots(&mut self, id: Uuid) -> Result<Vec<ChangeHash>> {

@@ -441,16 +441,19 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
         return;
     };
     let data_arg = data.to_str().unwrap();
+    let publish_with = |key_file: &Path| {
+        vigie_output(&[
+            "reference",
+            "publish",
+            "--data",
+            data_arg,
+            "--key-file",
+            key_file.to_str().unwrap(),
+            common::reference::SAMPLE_AREAS,
+        ])
+    };
     let inside = data.join("hub.key");
-    let out = vigie_output(&[
-        "reference",
-        "publish",
-        "--data",
-        data_arg,
-        "--key-file",
-        inside.to_str().unwrap(),
-        common::reference::SAMPLE_AREAS,
-    ]);
+    let out = publish_with(&inside);
     assert!(!out.status.success());
     let said = stderr(&out);
     assert!(said.contains("inside the hub's data directory"), "{said}");
@@ -462,15 +465,7 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
         .join("..")
         .join("hub")
         .join("k.key");
-    let out = vigie_output(&[
-        "reference",
-        "publish",
-        "--data",
-        data_arg,
-        "--key-file",
-        round.to_str().unwrap(),
-        common::reference::SAMPLE_AREAS,
-    ]);
+    let out = publish_with(&round);
     assert!(
         stderr(&out).contains("inside the hub's data directory"),
         "{}",

@@ -521,6 +521,15 @@ fn a_quarantined_change_that_breaks_a_rule_is_listed_so_and_cannot_be_accepted()
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// `vigie quarantine reject` of every entry waiting for review.
+fn reject_every_entry(data: &Path) {
+    use common::surface::admin_lines;
+    for entry in admin_lines(data, &["quarantine", "list"]) {
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        admin_lines(data, &["quarantine", "reject", "--entry", &number]);
+    }
+}
+
 /// Changes kept for review and rejected, which a colleague's phone had received by a peer or a
 /// bundle: their author's phone let the record go, so they will never come. The colleague is
 /// told so (`AuthorRevoked`), rather than waiting for them for ever and passing the child's
@@ -574,10 +583,7 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     let mut both = vec![new.id, held.id];
     both.sort();
     assert_eq!(kept, both);
-    for entry in admin_lines(&data, &["quarantine", "list"]) {
-        let number = entry["entry"].as_i64().unwrap().to_string();
-        admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
-    }
+    reject_every_entry(&data);
 
     // The same changes again (a copy of the monitor's phone restored, its bundle imported
     // again): settled, never kept for another review.
@@ -646,10 +652,7 @@ fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
     let user = editor.user().to_string();
     admin_lines(&data, &["user", "deactivate", "--user", &user]);
     assert_eq!(editor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
-    for entry in admin_lines(&data, &["quarantine", "list"]) {
-        let number = entry["entry"].as_i64().unwrap().to_string();
-        admin_lines(&data, &["quarantine", "reject", "--entry", &number]);
-    }
+    reject_every_entry(&data);
     let told = relay.sync(&hub.url).unwrap();
     assert_eq!(told.rebuilt, vec![case.id], "{told:?}");
     assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");

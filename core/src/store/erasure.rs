@@ -102,8 +102,18 @@ pub(crate) fn knows_erasures(conn: &Connection) -> Result<bool> {
 
 /// Whether any of these changes belongs to an erased record.
 pub(crate) fn any_erased_change(conn: &Connection, hashes: &[ChangeHash]) -> Result<bool> {
-    let mut stmt =
-        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_changes WHERE hash = ?1)")?;
+    any_hash_in(conn, "erased_changes", hashes)
+}
+
+/// Whether `table` (of change hashes, in its `hash` column) holds any of `hashes`.
+pub(crate) fn any_hash_in(
+    conn: &Connection,
+    table: &'static str,
+    hashes: &[ChangeHash],
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE hash = ?1)"
+    ))?;
     for hash in hashes {
         if stmt.query_row([hash.0], |r| r.get::<_, bool>(0))? {
             return Ok(true);

@@ -553,15 +553,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM given_up_changes WHERE hash = ?1)")?;
-        for hash in hashes {
-            if stmt.query_row([hash.0.as_slice()], |r| r.get::<_, bool>(0))? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        erasure::any_hash_in(self.tx, "given_up_changes", hashes)
     }
 
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
