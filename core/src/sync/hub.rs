@@ -281,9 +281,9 @@ fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
 /// waiting changes come from a device the hub revoked, or from a store of a device other than
 /// the one it syncs from now (a phone reset before it synced, its token reissued; an actor
 /// forged in its name; edits its user gave up, made again under a new actor), or that a
-/// supervisor rejected in review (`reject_quarantined`): they will never come, so the record can never be taken from this sender, and it is told so
-/// (`AuthorRevoked`) rather than left to wait and to be relayed for ever. The registry is read
-/// only when a push waits.
+/// supervisor rejected in review (`reject_quarantined`): they will never come, so the record
+/// can never be taken from this sender, and it is told so (`AuthorRevoked`) rather than left
+/// to wait and to be relayed for ever. The registry is read only when a push waits.
 fn tell_revoked_authors<S: HubStorage + ?Sized>(
     storage: &mut S,
     certifier: Option<&Certifier<'_>>,
@@ -386,8 +386,11 @@ fn held_outside_scope<S: HubStorage + ?Sized>(
                 continue;
             };
             let before = document.get_heads();
+            // Every change pushed is one the hub holds: none new, none waiting for others
+            // (which only the record's content could name).
             if codec::merge_into(&mut document, entry.id, &entry.changes).is_ok()
                 && document.get_heads() == before
+                && document.get_missing_deps(&[]).is_empty()
             {
                 left.push(entry.id);
             }
