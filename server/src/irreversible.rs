@@ -20,6 +20,7 @@ use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
 use crate::hub_key::{HubKey, KEY_FILE_NAME, KeyOptions, default_key_file, hex};
 use crate::{Database, HubOpenError};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -271,71 +272,63 @@ impl Journal {
             );
             text.push_str(&format!("{body} {}\n", self.tag(&body)));
         }
-        let file = self.mark_file();
-        // A file aside of this write's own (owner-only, a random name): two processes of one
-        // machine keeping their marks at once (a command beside `vigie serve`) each rename
-        // their own, and the last whole one stays.
-        let dir = match file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut aside = tempfile::Builder::new()
-            .prefix(".change-order.")
-            .suffix(".new")
-            .tempfile_in(dir)?;
-        aside.write_all(text.as_bytes())?;
-        aside.as_file().sync_all()?;
-        aside.persist(file).map(|_| ()).map_err(|e| e.error)
+        // Two processes of one machine keeping their marks at once (a command beside `vigie
+        // serve`) each write a file of their own aside: the last whole one stays.
+        write_aside_then_name(self.mark_file(), ".change-order.", &text)
     }
 
     /// Before a key file of another name than `hub.key` kept its own journal, every key's was
-    /// `irreversible.journal` (and its mark `change-order.mark`) beside it: the lines this
-    /// hub's key tagged there are taken into its own files when they are not there yet (a hub
-    /// upgraded would otherwise lose what it must never undo). Lines of another hub stay
-    /// where they are. Returns how many lines were taken.
-    fn adopt_former_files(&self) -> std::io::Result<usize> {
-        let mut taken = 0;
-        for (own, name) in [(&self.file, JOURNAL_FILE), (&self.marks, CHANGE_ORDER_FILE)] {
-            let former = own.with_file_name(name);
-            if former == *own || own.exists() {
-                continue;
+    /// `irreversible.journal` (and its mark `change-order.mark`) beside it, as an earlier
+    /// version (or one rolled back to) still writes: the lines this hub's key tagged there
+    /// that its own journal lacks are appended to it, and the mark is taken when the hub has
+    /// none of its own (a hub upgraded would otherwise lose what it must never undo). Lines of
+    /// another hub stay where they are. Returns how many journal lines were taken, and whether
+    /// the mark was.
+    fn adopt_former_files(&self) -> std::io::Result<(usize, bool)> {
+        let tagged = |name: &str| -> std::io::Result<Vec<String>> {
+            let former = self.file.with_file_name(name);
+            if former == self.file || former == self.marks {
+                return Ok(Vec::new());
             }
             let text = match std::fs::read(&former) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             };
-            let ours: Vec<&str> = text
+            Ok(text
                 .lines()
                 .filter(|line| is_action_line(line))
                 .filter(|line| {
                     line.rsplit_once(' ')
                         .is_some_and(|(body, tag)| self.tag(body) == tag)
                 })
-                .collect();
-            if ours.is_empty() {
-                continue;
-            }
-            let mut content = if *own == self.file {
-                HEADER.to_string()
-            } else {
-                String::new()
-            };
-            for line in &ours {
-                content.push_str(line);
-                content.push('\n');
-            }
-            let dir = own.parent().unwrap_or(Path::new("."));
-            let mut aside = tempfile::Builder::new()
-                .prefix(".adopted.")
-                .tempfile_in(dir)?;
-            aside.write_all(content.as_bytes())?;
-            aside.as_file().sync_all()?;
-            aside.persist(own).map_err(|e| e.error)?;
-            std::fs::File::open(dir)?.sync_all()?;
-            taken += ours.len();
+                .map(str::to_string)
+                .collect())
+        };
+        let held = match std::fs::read(&self.file) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let held: HashSet<&str> = held.lines().collect();
+        let missing: Vec<String> = tagged(JOURNAL_FILE)?
+            .into_iter()
+            .filter(|line| !held.contains(line.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            self.prepare()?;
+            self.append_lines(&missing)?;
         }
-        Ok(taken)
+        let mark = !self.marks.exists() && {
+            let lines = tagged(CHANGE_ORDER_FILE)?;
+            if !lines.is_empty() {
+                let mut text = lines.join("\n");
+                text.push('\n');
+                write_aside_then_name(&self.marks, ".change-order.", &text)?;
+            }
+            !lines.is_empty()
+        };
+        Ok((missing.len(), mark))
     }
 
     /// Makes the journal if there is none (owner-only, with its header), so that each later
@@ -362,7 +355,16 @@ impl Journal {
     /// command beside `vigie serve`) never mix their lines.
     pub fn append(&self, action: Action, at_ms: i64) -> std::io::Result<()> {
         let body = format!("{} {} {at_ms}", action.word(), action.id());
-        let line = format!("{body} {}\n", self.tag(&body));
+        self.append_lines(&[format!("{body} {}", self.tag(&body))])
+    }
+
+    /// Appends whole lines in one `write`, synced before it returns.
+    fn append_lines(&self, lines: &[String]) -> std::io::Result<()> {
+        let mut line = String::new();
+        for one in lines {
+            line.push_str(one);
+            line.push('\n');
+        }
         let mut out = std::fs::OpenOptions::new()
             .append(true)
             .read(true)
@@ -426,6 +428,24 @@ impl Journal {
     }
 }
 
+/// Writes `text` to `file` through a file aside of this write's own (owner-only, a random name
+/// beginning `prefix`, in the same directory), synced, then named `file`: a crash leaves the
+/// old file or the new one, whole.
+fn write_aside_then_name(file: &Path, prefix: &str, text: &str) -> std::io::Result<()> {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut aside = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".new")
+        .tempfile_in(dir)?;
+    aside.write_all(text.as_bytes())?;
+    aside.as_file().sync_all()?;
+    aside.persist(file).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Opens the journal of the hub just opened as `database` (`backend`), does again whatever it
 /// holds that the storage no longer reflects, and returns the hub that journals each new
 /// erasure and revocation. Without a journal the hub works as before, and a warning says that
@@ -447,12 +467,13 @@ pub fn keep(
         }
     };
     match journal.adopt_former_files() {
-        Ok(0) => {}
-        Ok(lines) => tracing::warn!(
+        Ok((0, false)) => {}
+        Ok((lines, mark)) => tracing::warn!(
             file = %journal.file.display(),
             lines,
-            "the journal of irreversible actions this hub kept under the name every key's had \
-             (irreversible.journal) is now kept under its key file's name"
+            mark,
+            "what this hub kept under the names every key's had (irreversible.journal, \
+             change-order.mark) is now kept under its key file's name"
         ),
         Err(e) => tracing::warn!(
             file = %journal.file.display(),

@@ -347,6 +347,13 @@ fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
             .contains(&device.to_string())
     );
     assert!(!said.contains("but no journal"), "{said}");
+    // Its own journal there already, without those lines (made by a build in between, or
+    // the earlier version run again since): they are added to it, once.
+    std::fs::write(&journal_a, "# Vigie\n").unwrap();
+    run("a", "region-a.key", &["user", "list"]);
+    run("a", "region-a.key", &["user", "list"]);
+    let own = std::fs::read_to_string(&journal_a).unwrap();
+    assert_eq!(own.matches(&device.to_string()).count(), 1, "{own}");
     let (_, said) = run("b", "region-b.key", &["user", "list"]);
     assert!(!said.contains("now kept"), "{said}");
     assert!(
