@@ -164,13 +164,56 @@ fn mercator(latitude: f64, longitude: f64) -> (f64, f64) {
     (x, y)
 }
 
+/// Whether a point is taken for a GPS glitch rather than a place: "null island" (0,0, where a
+/// phone's GPS puts a fix it did not get), or a point with no other within a degree and a half
+/// (a fix on another continent). A district, a community a little apart, keeps its points:
+/// each has neighbours. Cells of that size are counted once, so a national map stays linear.
+fn glitches(points: &[Point]) -> Vec<bool> {
+    const NEAR_DEGREES: f64 = 1.5;
+    let cell = |p: &Point| {
+        (
+            (p.latitude / NEAR_DEGREES).floor() as i64,
+            (p.longitude / NEAR_DEGREES).floor() as i64,
+        )
+    };
+    let mut cells: std::collections::HashMap<(i64, i64), Vec<usize>> = Default::default();
+    for (i, p) in points.iter().enumerate() {
+        cells.entry(cell(p)).or_default().push(i);
+    }
+    let null_island = |p: &Point| p.latitude.abs() < 0.01 && p.longitude.abs() < 0.01;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if null_island(p) {
+                return true;
+            }
+            let (row, column) = cell(p);
+            let neighbour = (row - 1..=row + 1)
+                .flat_map(|r| (column - 1..=column + 1).map(move |c| (r, c)))
+                .filter_map(|key| cells.get(&key))
+                .flatten()
+                .any(|&j| {
+                    let q = &points[j];
+                    j != i
+                        && !null_island(q)
+                        && (q.latitude - p.latitude).hypot(q.longitude - p.longitude)
+                            <= NEAR_DEGREES
+                });
+            // Alone on the map, a point is where the work is.
+            !neighbour && points.len() > 1
+        })
+        .collect()
+}
+
 /// The part of the (projected) world the map shows: the areas' outlines and the points near
-/// them; without outlines, the points, less those far from all the others (one phone's GPS
-/// fix at 0,0 would squeeze a district's points into a few pixels). A point is far when its
-/// distance from the points' median is over ten times the median of those distances, and
-/// over a degree and a half: a community a little apart is still a community.
-/// `(min_x, min_y, max_x, max_y)`.
-fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64, f64) {
+/// them; without outlines, every point but the glitches (`glitches`: one GPS fix at 0,0 would
+/// squeeze a district's points into a few pixels). `(min_x, min_y, max_x, max_y)`.
+fn view_bounds(
+    points: &[(f64, f64)],
+    glitch: &[bool],
+    outlines: &[(f64, f64)],
+) -> (f64, f64, f64, f64) {
     let bounds = |coords: &mut dyn Iterator<Item = (f64, f64)>| {
         coords.fold(None, |b: Option<(f64, f64, f64, f64)>, (x, y)| {
             Some(match b {
@@ -179,34 +222,19 @@ fn view_bounds(points: &[(f64, f64)], outlines: &[(f64, f64)]) -> (f64, f64, f64
             })
         })
     };
-    let median = |mut values: Vec<f64>| -> f64 {
-        values.sort_by(f64::total_cmp);
-        values.get(values.len() / 2).copied().unwrap_or(0.0)
-    };
+    let places = points
+        .iter()
+        .zip(glitch)
+        .filter(|(_, glitch)| !**glitch)
+        .map(|(p, _)| *p);
     let shown = match bounds(&mut outlines.iter().copied()) {
         Some((a, b, c, d)) => {
             // Points just outside the areas' outlines (a farm across the border) are kept.
             let (w, h) = ((c - a).max(1e-4), (d - b).max(1e-4));
             let near = |&(x, y): &(f64, f64)| x >= a - w && x <= c + w && y >= b - h && y <= d + h;
-            bounds(
-                &mut outlines
-                    .iter()
-                    .copied()
-                    .chain(points.iter().copied().filter(near)),
-            )
+            bounds(&mut outlines.iter().copied().chain(places.filter(near)))
         }
-        None if points.len() < 3 => bounds(&mut points.iter().copied()),
-        None => {
-            let centre = (
-                median(points.iter().map(|p| p.0).collect()),
-                median(points.iter().map(|p| p.1).collect()),
-            );
-            let distance = |&(x, y): &(f64, f64)| (x - centre.0).hypot(y - centre.1);
-            let spread = median(points.iter().map(distance).collect());
-            // A degree and a half of longitude, in the projection's units.
-            let far = (10.0 * spread).max(1.5 / 360.0);
-            bounds(&mut points.iter().copied().filter(|p| distance(p) <= far))
-        }
+        None => bounds(&mut places.into_iter()),
     };
     shown.unwrap_or((0.45, 0.45, 0.55, 0.55))
 }
@@ -224,8 +252,9 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
             coords.extend(ring.iter().map(|(lon, lat)| mercator(*lat, *lon)));
         }
     }
+    let glitch = glitches(points);
     let (min_x, min_y, max_x, max_y) =
-        view_bounds(&coords[..points.len()], &coords[points.len()..]);
+        view_bounds(&coords[..points.len()], &glitch, &coords[points.len()..]);
     // A margin, and a square-ish view that keeps the projection's proportions.
     let span = ((max_x - min_x).max(max_y - min_y) * 1.1).max(1e-5);
     let (cx, cy) = ((min_x + max_x) / 2.0, (min_y + max_y) / 2.0);
@@ -390,6 +419,19 @@ mod tests {
         }
         let svg = map("Carte", &apart, &[], None);
         assert_eq!(svg.matches("outside").count(), 0, "{svg}");
+        // A region's map: a district of eight farms two degrees from another of twelve.
+        let mut region: Vec<Point> = points[..12].to_vec();
+        for p in points.iter().take(8) {
+            let mut p = p.clone();
+            p.latitude += 2.0;
+            region.push(p);
+        }
+        let svg = map("Carte", &region, &[], None);
+        assert_eq!(svg.matches("outside").count(), 0, "{svg}");
+        // Several phones' fixes at 0,0 are no place either.
+        region.extend([points[300].clone(), points[300].clone()]);
+        let svg = map("Carte", &region, &[], None);
+        assert_eq!(svg.matches("outside").count(), 2, "{svg}");
     }
 
     #[test]
