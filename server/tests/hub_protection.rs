@@ -592,7 +592,23 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     }
     let again = monitor.sync(&hub.url).unwrap();
     assert!(again.quarantined.is_empty(), "{again:?}");
+    assert!(
+        again.awaiting_author.is_empty(),
+        "refused, not waiting: {again:?}"
+    );
+    let mut refused: Vec<_> = again.refused.clone();
+    refused.sort();
+    let rejected = vigie_core::sync::Refusal::StepNotAllowed;
+    assert_eq!(refused, vec![(both[0], rejected), (both[1], rejected)]);
     assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    // Nor once the monitor's areas cover the case again.
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C01]);
+    let back = monitor.sync(&hub.url).unwrap();
+    assert_eq!(back.accepted, 0, "{back:?}");
+    assert!(
+        back.refused.iter().all(|(_, reason)| *reason == rejected) && back.refused.len() == 2,
+        "{back:?}"
+    );
 
     let told = colleague.sync(&hub.url).unwrap();
     assert!(told.awaiting_author.is_empty(), "{told:?}");
@@ -616,6 +632,18 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     assert!(!colleague.has(new.id));
     let last = colleague.sync(&hub.url).unwrap();
     assert_eq!(last.pending, 0, "{last:?}");
+    // The monitor gives them up: the held case back at the hub's version, the new one gone.
+    for id in [new.id, held.id] {
+        monitor.store.discard_refused_changes(id).unwrap();
+    }
+    let settled = monitor.sync(&hub.url).unwrap();
+    assert_eq!(settled.pending, 0, "{settled:?}");
+    assert!(!monitor.has(new.id));
+    let kept: ChildCase = monitor.store.get(held.id).unwrap();
+    assert_eq!(
+        (kept.notes.as_str(), kept.hours_per_week),
+        (held.notes.as_str(), 35)
+    );
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }

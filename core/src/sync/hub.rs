@@ -1499,6 +1499,20 @@ impl Refused {
         }
     }
 
+    /// Changes of the sender's own that a supervisor rejected in review (a saved copy of its
+    /// phone pushing them again, its areas since given back): never taken. Refused, so that
+    /// the phone offers them to no one and its user gives them up (a rebuild would write them
+    /// again as new changes).
+    fn rejected_in_review() -> Self {
+        Refused {
+            reason: Refusal::StepNotAllowed,
+            detail: Some(RefusalDetail {
+                field: "changes".into(),
+                rule: "rejected by a supervisor in review: never taken".into(),
+            }),
+        }
+    }
+
     fn breaking(e: ValidationError) -> Self {
         Refused {
             reason: Refusal::BreaksValidation,
@@ -1692,6 +1706,9 @@ fn update_in_scope(
         if tx.any_erased_change(&hashes)? {
             // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
+        }
+        if tx.any_given_up_change(&hashes)? {
+            return Ok(refused(Refused::rejected_in_review()));
         }
         let admitted = match admit(tx, rules, entry.id, Some(stored.kind), &document, &before)? {
             Ok(admitted) => admitted,
@@ -2090,6 +2107,16 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
     }
     if !missing.is_empty() {
         return Ok(New::Refused(refused(Refusal::MissingHistory)));
+    }
+    // The sender's own changes rejected in review (another device's wait for their author,
+    // who is told of them: `tell_revoked_authors`).
+    let own: Vec<ChangeHash> = new_changes
+        .iter()
+        .filter(|c| doc::device_of_actor(&c.actor) == Some(rules.who.device))
+        .map(|c| c.hash)
+        .collect();
+    if tx.any_given_up_change(&own)? {
+        return Ok(New::Refused(refused(Refused::rejected_in_review())));
     }
     if new_changes.is_empty() {
         // Nothing to store under an id the hub does not hold for the sender: the sender
