@@ -690,6 +690,80 @@ fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A relay whose own user lost the record's area: the monitor's second phone held the first
+/// one's edit (a peer session), and the monitor moved away. Once the edit is rejected in
+/// review, the case leaves the second phone at its next sync, as it would had the edit been
+/// accepted. A phone with an edit of its own built on the rejected one keeps the case, refused,
+/// until its user lets the edit go: the hub sends no version outside the user's areas to
+/// rebuild it on.
+#[test]
+fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
+    let second = |name: &str| {
+        let token = enrol(&data, monitor.user());
+        Device::open_with(
+            dir.path(),
+            name,
+            &token,
+            Role::CommunityMonitor,
+            &[C01],
+            Encryption::Unencrypted,
+        )
+    };
+    let (mut quiet, mut busy) = (second("quiet"), second("busy"));
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Afi Relayée", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    for device in [&mut quiet, &mut busy] {
+        device.sync(&hub.url).unwrap();
+        assert!(device.has(case.id), "{}", device.name);
+    }
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.notes = "À rejeter.".into();
+    monitor.store.update(&edited).unwrap();
+    let copy = monitor.store.export_document(case.id).unwrap();
+    for device in [&mut quiet, &mut busy] {
+        assert!(device.store.merge_document(case.id, &copy).unwrap());
+    }
+    // The busy phone edits on top of it.
+    let mut own: ChildCase = busy.store.get(case.id).unwrap();
+    own.hours_per_week = 30;
+    busy.store.update(&own).unwrap();
+
+    let user = monitor.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
+    assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case.id]);
+    reject_every_entry(&data);
+
+    let told = quiet.sync(&hub.url).unwrap();
+    assert!(!quiet.has(case.id), "{told:?}");
+    assert!(
+        told.refused.is_empty() && told.pending == 0 && told.left_scope == vec![case.id],
+        "{told:?}"
+    );
+    assert!(quiet.store.search_names("Afi", 10).unwrap().is_empty());
+
+    // The busy phone's own edit, built on the rejected one, is not lost: the case stays,
+    // refused, offered to no one, until its user lets the edit go.
+    let kept = busy.sync(&hub.url).unwrap();
+    let again = busy.sync(&hub.url).unwrap();
+    assert!(busy.has(case.id), "{kept:?}");
+    assert_eq!(again.refused, vec![(case.id, vigie_core::sync::Refusal::AuthorRevoked)]);
+    let theirs: ChildCase = busy.store.get(case.id).unwrap();
+    assert_eq!(theirs.hours_per_week, 30);
+    busy.store.discard_refused_changes(case.id).unwrap();
+    let settled = busy.sync(&hub.url).unwrap();
+    assert!(!busy.has(case.id), "{settled:?}");
+    assert_eq!(settled.pending, 0, "{settled:?}");
+    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

@@ -418,14 +418,15 @@ fn apply_response(
             }
             PushOutcome::Erased => erase(tx, *id, &[], &mut report)?,
             PushOutcome::Refused {
-                reason: Refusal::ForeignChanges,
+                reason: Refusal::ForeignChanges | Refusal::AuthorRevoked,
                 ..
             } if (sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
                 && !holds_own_unsent(tx, device, *id)? =>
             {
                 // Out of this user's scope now (moved, deactivated), holding nothing of this
                 // device's that the hub lacks: the device that made the rest carries it (or
-                // its entry for review), and the record leaves this one.
+                // its entry for review), or it will never come (rejected in review, a revoked
+                // device's), and the record leaves this one.
                 sync_state::unqueue(tx, *id)?;
             }
             PushOutcome::Refused {

@@ -344,29 +344,33 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     Ok(())
 }
 
-/// Of the pushes waiting for changes another device made (`ForeignChanges`), those of a record
-/// the hub holds outside the sender's scope with every change pushed: a copy that reached the
-/// sender by a peer or a bundle after the record moved to an area it does not cover. Nothing
-/// of it is to come from anyone, and the sender, which proved it holds the record, is told it
-/// left its scope (it would otherwise keep the child's record, waiting, and pass it on).
+/// Of the pushes waiting for changes another device made, those of a record the hub holds
+/// outside the sender's scope: a copy that reached the sender by a peer or a bundle after the
+/// record moved to an area it does not cover (`ForeignChanges`, with every change pushed one
+/// the hub holds), or changes that will never come (`AuthorRevoked`: rejected in review, a
+/// revoked device's, among changes the hub holds). Nothing more of it is to come from anyone,
+/// and the sender, which proved it holds the record, is told it left its scope (it would
+/// otherwise keep the child's record, refused or waiting, and pass it on).
 fn held_outside_scope<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
     push: &[PushEntry],
     acks: &[PushAck],
 ) -> std::result::Result<Vec<Uuid>, HubError> {
-    let waiting: Vec<&PushEntry> = acks
+    let waiting: Vec<(&PushEntry, bool)> = acks
         .iter()
-        .filter(|ack| {
-            matches!(
-                ack.outcome,
-                PushOutcome::Refused {
-                    reason: Refusal::ForeignChanges,
-                    ..
-                }
-            )
+        .filter_map(|ack| match ack.outcome {
+            PushOutcome::Refused {
+                reason: Refusal::ForeignChanges,
+                ..
+            } => Some((ack, false)),
+            PushOutcome::Refused {
+                reason: Refusal::AuthorRevoked,
+                ..
+            } => Some((ack, true)),
+            _ => None,
         })
-        .filter_map(|ack| push.iter().find(|e| e.id == ack.id))
+        .filter_map(|(ack, never)| push.iter().find(|e| e.id == ack.id).map(|e| (e, never)))
         .collect();
     if waiting.is_empty() {
         return Ok(Vec::new());
@@ -375,7 +379,7 @@ fn held_outside_scope<S: HubStorage + ?Sized>(
         let reference = tx.reference()?;
         let scope = who.scope(&reference);
         let mut left = Vec::new();
-        for entry in &waiting {
+        for &(entry, never) in &waiting {
             let Ok(Some(stored)) = tx.record(entry.id, false) else {
                 continue;
             };
@@ -385,13 +389,23 @@ fn held_outside_scope<S: HubStorage + ?Sized>(
             let Ok(mut document) = codec::load(entry.id, &stored.document) else {
                 continue;
             };
-            let before = document.get_heads();
-            // Every change pushed is one the hub holds: none new, none waiting for others
-            // (which only the record's content could name).
-            if codec::merge_into(&mut document, entry.id, &entry.changes).is_ok()
-                && document.get_heads() == before
-                && document.get_missing_deps(&[]).is_empty()
-            {
+            let proved = if never {
+                // Some change pushed is one the hub holds (the rest will never be taken).
+                let mut pushed = Automerge::new();
+                codec::merge_into(&mut pushed, entry.id, &entry.changes).is_ok()
+                    && pushed
+                        .get_changes_meta(&[])
+                        .iter()
+                        .any(|c| document.get_change_meta_by_hash(&c.hash).is_some())
+            } else {
+                // Every change pushed is one the hub holds: none new, none waiting for others
+                // (which only the record's content could name).
+                let before = document.get_heads();
+                codec::merge_into(&mut document, entry.id, &entry.changes).is_ok()
+                    && document.get_heads() == before
+                    && document.get_missing_deps(&[]).is_empty()
+            };
+            if proved {
                 left.push(entry.id);
             }
         }
