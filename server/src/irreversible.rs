@@ -98,11 +98,39 @@ pub fn journal_path(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
 
 /// The journal the key found for a hub in `data` keeps, if it records any action: the key
 /// served a hub that erased records or revoked devices. Read without the key: any line that is
-/// no comment counts.
+/// no comment counts, but those the journal of another key file in the same directory holds
+/// (an earlier version's `irreversible.journal`, whose lines that hub has taken into its own:
+/// they are not a lost key's).
 pub(crate) fn journal_with_actions(data: &Path, key: &KeyOptions) -> Option<PathBuf> {
     let journal = journal_path(data, key).ok()?;
     let text = std::fs::read_to_string(&journal).ok()?;
-    text.lines().any(is_action_line).then_some(journal)
+    let mut actions = text.lines().filter(|line| is_action_line(line)).peekable();
+    actions.peek()?;
+    let others = held_by_other_keys(&journal);
+    actions.any(|line| !others.contains(line)).then_some(journal)
+}
+
+/// The lines the journals of other key files beside `journal` hold (`<name>.irreversible.journal`):
+/// lines an earlier version's `irreversible.journal` held, that hub has taken into its own.
+fn held_by_other_keys(journal: &Path) -> HashSet<String> {
+    let suffix = format!(".{JOURNAL_FILE}");
+    let mut held = HashSet::new();
+    let Some(entries) = journal.parent().and_then(|dir| std::fs::read_dir(dir).ok()) else {
+        return held;
+    };
+    for path in entries.flatten().map(|entry| entry.path()) {
+        let named_for_a_key = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.len() > suffix.len() && n.ends_with(&suffix));
+        if named_for_a_key
+            && path != journal
+            && let Ok(text) = std::fs::read_to_string(&path)
+        {
+            held.extend(text.lines().filter(|l| is_action_line(l)).map(str::to_string));
+        }
+    }
+    held
 }
 
 /// Whether a journal's line holds an action (empty lines and `#` comments do not).
@@ -394,12 +422,19 @@ impl Journal {
             Err(e) => return Err(e),
         };
         let mut read = Read::default();
+        // Read only if a line is not this hub's.
+        let mut others: Option<HashSet<String>> = None;
         for (n, line) in text.lines().enumerate() {
             if !is_action_line(line) {
                 continue;
             }
             match self.parse(line) {
                 Some(action) => read.actions.push(action),
+                // Another hub's, from the file every key's journal was once kept in, that
+                // hub keeps in its own: no damage.
+                None if others
+                    .get_or_insert_with(|| held_by_other_keys(&self.file))
+                    .contains(line) => {}
                 None => read.refused_lines.push(n + 1),
             }
         }

@@ -361,6 +361,37 @@ fn hubs_whose_keys_share_a_directory_keep_a_journal_each() {
             .unwrap()
             .contains(&device.to_string())
     );
+    // The former file left there, its lines region-a's own journal holds: a new hub whose key
+    // takes the default name is made beside them (they are another hub's, not a lost key's),
+    // and takes them for no damage of its own journal.
+    run(
+        "c",
+        vigie_server::hub_key::KEY_FILE_NAME,
+        &[
+            "reference",
+            "publish",
+            crate::common::reference::SAMPLE_AREAS,
+        ],
+    );
+    let (_, said) = run("c", vigie_server::hub_key::KEY_FILE_NAME, &["user", "list"]);
+    assert!(!said.contains("not this hub's"), "{said}");
+    // Lines no other key's journal holds are still a lost key's: no hub is made under them.
+    std::fs::remove_file(&journal_a).unwrap();
+    std::fs::remove_file(keys.join(vigie_server::hub_key::KEY_FILE_NAME)).unwrap();
+    let data = dir.path().join("d");
+    let key = keys.join(vigie_server::hub_key::KEY_FILE_NAME);
+    let out = vigie_output(&[
+        "reference",
+        "publish",
+        crate::common::reference::SAMPLE_AREAS,
+        "--data",
+        data.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("belongs to a hub that erased"), "{said}");
 }
 
 /// Commands of one machine started at once (beside `vigie serve`, say) each keep the
