@@ -275,6 +275,25 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
             // A refusal rolls the transaction back: the entry stays for another review.
             accept_quarantined(tx, &quarantined, &reviewer, reference)?;
         } else {
+            if let Reviewer::Supervisor(who) = &reviewer {
+                // A supervisor rejects what the review queue shows them: entries of a record
+                // in their areas, before or after the changes (as an acceptance requires).
+                if who.role != vigie_core::Role::Supervisor {
+                    return Err(Error::NotAllowed {
+                        rule: "only a supervisor reviews quarantined changes".into(),
+                    });
+                }
+                let view = describe_quarantined(tx, &quarantined)?;
+                let scope = who.scope(reference);
+                if ![&view.area_before, &view.area_after]
+                    .iter()
+                    .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
+                {
+                    return Err(Error::NotAllowed {
+                        rule: "the record is outside the reviewer's areas".into(),
+                    });
+                }
+            }
             reject_quarantined(tx, &quarantined)?;
         }
         // Either way, once no entry waits for the record, the attachments its manifest does

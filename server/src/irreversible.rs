@@ -107,7 +107,9 @@ pub(crate) fn journal_with_actions(data: &Path, key: &KeyOptions) -> Option<Path
     let mut actions = text.lines().filter(|line| is_action_line(line)).peekable();
     actions.peek()?;
     let others = held_by_other_keys(&journal);
-    actions.any(|line| !others.contains(line)).then_some(journal)
+    actions
+        .any(|line| !others.contains(line))
+        .then_some(journal)
 }
 
 /// The lines the journals of other key files beside `journal` hold (`<name>.irreversible.journal`):
@@ -127,7 +129,11 @@ fn held_by_other_keys(journal: &Path) -> HashSet<String> {
             && path != journal
             && let Ok(text) = std::fs::read_to_string(&path)
         {
-            held.extend(text.lines().filter(|l| is_action_line(l)).map(str::to_string));
+            held.extend(
+                text.lines()
+                    .filter(|l| is_action_line(l))
+                    .map(str::to_string),
+            );
         }
     }
     held

@@ -438,12 +438,17 @@ enum QuarantineCommand {
         #[arg(long)]
         by: Option<Uuid>,
     },
-    /// Drop an entry.
+    /// Drop an entry: its changes are never taken, from its author's device nor from any
+    /// other that relays them. With `--by`, that supervisor's areas must hold the record
+    /// (before or after the changes), and the audit log names them.
     Reject {
         #[command(flatten)]
         hub: HubData,
         #[arg(long)]
         entry: i64,
+        /// The supervisor who reviewed the entry.
+        #[arg(long)]
+        by: Option<Uuid>,
     },
 }
 
@@ -1359,7 +1364,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
             return Ok(());
         }
         QuarantineCommand::Accept { hub, entry, by } => (hub, entry, true, by),
-        QuarantineCommand::Reject { hub, entry } => (hub, entry, false, None),
+        QuarantineCommand::Reject { hub, entry, by } => (hub, entry, false, by),
     };
     let backend = hub.open()?;
     // The record the entry holds changes of, for the journal: entry numbers are given again

@@ -1290,6 +1290,47 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
 }
 
+/// A rejection from the command line may name its supervisor, as the console's does: one whose
+/// areas do not hold the record is refused, and the audit log names the one who rejected.
+#[test]
+fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut case: ChildCase = f.mine.store.get(f.my_case).expect("the case");
+    case.notes = "Revu hors ligne.".into();
+    f.mine.store.update(&case).expect("edit");
+    common::lifecycle::set_areas(&s.data, f.mine.user(), &[C02]);
+    let summary = f.mine.sync(&s.hub.url).expect("sync");
+    assert_eq!(summary.quarantined, vec![f.my_case]);
+    let (_, entries) = common::lifecycle::quarantine_list(&s.data);
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let elsewhere = add_user(&s.data, "Superviseur Sud", Role::Supervisor, &[DISTRICT_2]);
+    let out = common::lifecycle::quarantine_review(&s.data, "reject", number, Some(elsewhere));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("outside the reviewer's areas"), "{said}");
+    assert_eq!(common::lifecycle::quarantine_list(&s.data).1.len(), 1);
+    let by = add_user(&s.data, "Superviseure Aya", Role::Supervisor, &[DISTRICT]);
+    let out = common::lifecycle::quarantine_review(&s.data, "reject", number, Some(by));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(common::lifecycle::quarantine_list(&s.data).1.is_empty());
+
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, "admin.rejection", PASSWORD);
+    assert_eq!(desk.sign_in("admin.rejection", PASSWORD).status, 303);
+    let body = desk.get("/console/audit").body;
+    let line = body
+        .split("<tr")
+        .find(|row| row.contains("Quarantaine rejetée"))
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(line.contains("Superviseure Aya"), "{line}");
+}
+
 /// A community monitor of C01 named `name` and their two phones, each a device of its own.
 fn two_phones_of_one_monitor(s: &Setup, dir: &std::path::Path, name: &str) -> (Device, Device) {
     let a = Device::enrol(dir, &s.data, name, Role::CommunityMonitor, &[C01], 3);

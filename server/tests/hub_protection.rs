@@ -752,7 +752,10 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
     let kept = busy.sync(&hub.url).unwrap();
     let again = busy.sync(&hub.url).unwrap();
     assert!(busy.has(case.id), "{kept:?}");
-    assert_eq!(again.refused, vec![(case.id, vigie_core::sync::Refusal::AuthorRevoked)]);
+    assert_eq!(
+        again.refused,
+        vec![(case.id, vigie_core::sync::Refusal::AuthorRevoked)]
+    );
     let theirs: ChildCase = busy.store.get(case.id).unwrap();
     assert_eq!(theirs.hours_per_week, 30);
     busy.store.discard_refused_changes(case.id).unwrap();

@@ -76,13 +76,23 @@ pub fn quarantine_list(data: &Path) -> (String, Vec<serde_json::Value>) {
 
 /// `vigie quarantine accept --entry <entry> [--by <by>]`.
 pub fn quarantine_accept(data: &Path, entry: i64, by: Option<Uuid>) -> std::process::Output {
+    quarantine_review(data, "accept", entry, by)
+}
+
+/// `vigie quarantine accept|reject --entry N [--by supervisor]`.
+pub fn quarantine_review(
+    data: &Path,
+    decision: &str,
+    entry: i64,
+    by: Option<Uuid>,
+) -> std::process::Output {
     let entry = entry.to_string();
     let by = by.map(|b| b.to_string());
     let mut rest = vec!["--entry", entry.as_str()];
     if let Some(by) = &by {
         rest.extend(["--by", by.as_str()]);
     }
-    admin(data, &["quarantine", "accept"], &rest)
+    admin(data, &["quarantine", decision], &rest)
 }
 
 /// A request from `device` without a cursor, as a device without one would send it.
