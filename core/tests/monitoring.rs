@@ -2122,6 +2122,46 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
     }
 }
 
+/// A personal export does not write children's names over a pseudonymised one (which may be
+/// shared from its directory); the other way round, names are taken away.
+#[test]
+fn a_personal_export_does_not_replace_a_pseudonymised_one() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    export_fixture(&mut store);
+    let personal = ExportOptions {
+        include_personal_data: true,
+    };
+    let shared = dir.path().join("shared");
+    for format in [ExportFormat::Csv, ExportFormat::Json] {
+        let out = shared.join(format!("{format:?}"));
+        let supervisor = as_role(&mut store, Role::Supervisor);
+        supervisor
+            .export_to_dir(&out, format, ExportOptions::default())
+            .unwrap();
+        let cases = out.join(match format {
+            ExportFormat::Csv => "child_cases.csv",
+            ExportFormat::Json => "child_cases.json",
+        });
+        let before = std::fs::read(&cases).unwrap();
+        let rule = not_allowed(supervisor.export_to_dir(&out, format, personal));
+        assert!(rule.contains("pseudonymised export"), "{rule}");
+        assert_eq!(before, std::fs::read(&cases).unwrap(), "nothing written");
+        // Pseudonymised again over it: taken; a personal export's directory may take a
+        // pseudonymised one, and then refuses personal data too.
+        supervisor
+            .export_to_dir(&out, format, ExportOptions::default())
+            .unwrap();
+        let own = dir.path().join(format!("own-{format:?}"));
+        supervisor.export_to_dir(&own, format, personal).unwrap();
+        supervisor.export_to_dir(&own, format, personal).unwrap();
+        supervisor
+            .export_to_dir(&own, format, ExportOptions::default())
+            .unwrap();
+        not_allowed(supervisor.export_to_dir(&own, format, personal));
+    }
+}
+
 #[test]
 fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_them() {
     let dir = TempDir::new().unwrap();

@@ -1036,6 +1036,11 @@ fn run(cli: Cli) -> Result<(), String> {
             personal,
             by,
         } => {
+            match hub.database()? {
+                Database::Embedded { data, key } | Database::Postgres { data, key, .. } => {
+                    apart_from_the_hub(&data, &key, &out, "exports")?
+                }
+            }
             // Opened as the hub first: a hub restored from a backup does again the erasures
             // its journal holds before anything of it is read out.
             let backend = hub.open()?;
@@ -1624,6 +1629,43 @@ fn done(what: &str) {
     eprintln!("vigie: {what}");
 }
 
+/// Refuses `out` in the hub's data directory or its key's (`what` is put there: backups,
+/// exports). Beside the key, it is readable by whoever takes both (a backup) or lies in the clear
+/// where the key is kept (an export); inside the data, it goes with every copy of the data
+/// and with the disk it should survive.
+fn apart_from_the_hub(
+    data: &std::path::Path,
+    key: &vigie_server::hub_key::KeyOptions,
+    out: &std::path::Path,
+    what: &str,
+) -> Result<(), String> {
+    let key_dir = (!key.unencrypted && key.key_hex.is_none()).then(|| {
+        key.key_file
+            .clone()
+            .unwrap_or_else(|| vigie_server::hub_key::default_key_file(data))
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    });
+    let within = |outer: &std::path::Path| {
+        vigie_server::hub_key::resolved(out).starts_with(vigie_server::hub_key::resolved(outer))
+    };
+    if key_dir.as_deref().is_some_and(within) {
+        return Err(format!(
+            "{} is in the directory of the hub's key: keep {what} apart from the key (whoever \
+             copies the one would take the other)",
+            out.display()
+        ));
+    }
+    if within(data) {
+        return Err(format!(
+            "{} is inside the hub's data directory: put {what} on another disk or machine",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
 /// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.
 fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
     let (data, key) = match hub.database()? {
@@ -1637,32 +1679,7 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
         Database::Embedded { data, key } => (data, key),
     };
     vigie_server::existing_hub(&data).map_err(|e| e.to_string())?;
-    // A backup beside the key is readable by whoever takes both; one inside the data goes
-    // with the disk it should survive.
-    let key_dir = (!key.unencrypted && key.key_hex.is_none()).then(|| {
-        key.key_file
-            .clone()
-            .unwrap_or_else(|| vigie_server::hub_key::default_key_file(&data))
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default()
-    });
-    let within = |outer: &std::path::Path| {
-        vigie_server::hub_key::resolved(out).starts_with(vigie_server::hub_key::resolved(outer))
-    };
-    if key_dir.as_deref().is_some_and(within) {
-        return Err(format!(
-            "{} is in the directory of the hub's key: keep backups apart from the key (whoever \
-             holds both can read every record)",
-            out.display()
-        ));
-    }
-    if within(&data) {
-        return Err(format!(
-            "{} is inside the hub's data directory: put backups on another disk or machine",
-            out.display()
-        ));
-    }
+    apart_from_the_hub(&data, &key, out, "backups")?;
     let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
     let report =
         vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;

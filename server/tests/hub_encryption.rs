@@ -393,6 +393,30 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
         &[],
         unwritable_arg,
     );
+    // Nor does one go into the data directory (every copy of it would hold the children's
+    // names in clear) or beside the key.
+    for (inside, said) in [
+        (data.join("exports"), "inside the hub's data directory"),
+        (
+            key_file.parent().unwrap().join("exports"),
+            "in the directory of the hub's key",
+        ),
+    ] {
+        let inside_arg = inside.to_str().unwrap();
+        fails_with(
+            &[
+                "export",
+                "--data",
+                data_arg,
+                "--out",
+                inside_arg,
+                "--personal",
+            ],
+            &[],
+            said,
+        );
+        assert!(!inside.exists());
+    }
 }
 
 #[test]

@@ -354,14 +354,19 @@ impl Store {
         format: ExportFormat,
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
-        write_tables(dir, format, self.export_tables(options)?)
+        write_tables(dir, format, options, self.export_tables(options)?)
     }
 }
+
+/// The file an export directory says its kind in (`personal` or `pseudonymised`): a personal
+/// export does not replace a pseudonymised one, which may be shared.
+const KIND_FILE: &str = ".vigie-export";
 
 /// Writes `tables` into `dir` (created if needed), one file per table, and returns their paths.
 fn write_tables(
     dir: &Path,
     format: ExportFormat,
+    options: ExportOptions,
     tables: Vec<ExportTable>,
 ) -> Result<Vec<PathBuf>> {
     // A table exported before in the other format would stay beside this export, and go
@@ -382,6 +387,21 @@ fn write_tables(
                  into a new directory",
                 left.join(", ")
             ),
+        });
+    }
+    // Children's names written over a pseudonymised export would go wherever it is shared.
+    let kind = if options.include_personal_data {
+        "personal"
+    } else {
+        "pseudonymised"
+    };
+    let pseudonymised_there = std::fs::read_to_string(dir.join(KIND_FILE))
+        .is_ok_and(|said| said.trim() == "pseudonymised");
+    if options.include_personal_data && pseudonymised_there {
+        return Err(Error::NotAllowed {
+            rule: "the directory holds a pseudonymised export, which may be shared: export \
+                   personal data into a new directory"
+                .into(),
         });
     }
     let made_dir = !dir.exists();
@@ -409,6 +429,9 @@ fn write_tables(
         written.push((aside.clone(), dir.join(name)));
         write_private(&aside, &bytes)
     });
+    // Its kind is said before the tables take their names: a personal export cut there is
+    // taken for one, never for a pseudonymised export that a later one may write over.
+    let outcome = outcome.and_then(|()| write_private(&dir.join(KIND_FILE), kind.as_bytes()));
     let outcome = outcome.and_then(|()| {
         written
             .iter()
@@ -462,7 +485,7 @@ impl Scoped<'_> {
         options: ExportOptions,
         by: Role,
     ) -> Result<Vec<PathBuf>> {
-        write_tables(dir, format, self.export_tables(options, by)?)
+        write_tables(dir, format, options, self.export_tables(options, by)?)
     }
 
     /// The table `name` of `export_tables` alone (`None` if no table has that name), reading
