@@ -665,7 +665,10 @@ fn has_irreversible_history(backend: &dyn Backend) -> bool {
         let Ok(page) = backend.console().audit_log(before, 1000) else {
             return false;
         };
-        if page.iter().any(|(_, e)| e.action == "case_erase") {
+        if page
+            .iter()
+            .any(|(_, e)| matches!(e.action.as_str(), "case_erase" | "erase_unheld"))
+        {
             return true;
         }
         match page.last() {

@@ -899,10 +899,11 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let Some((case, duplicates)) = erased.split_first() else {
                 // The tombstone placed is journaled all the same: an id no device may bring in.
+                // Said apart from an erasure: nothing was erased here.
                 journal(
                     &*backend,
                     Some(by),
-                    "case_erase",
+                    "erase_unheld",
                     Some(record),
                     &vigie_server::console::erasure_detail(&reason, true),
                 );

@@ -1677,7 +1677,7 @@ fn administration_on_the_command_line_is_journaled() {
         "Utilisateur réactivé",
         "Référentiel publié",
         "Lien de connexion créé",
-        "Cas effacé",
+        "Identifiant effacé sans dossier sur le hub",
         "Demande légale (ligne de commande)",
         "Inspecteur du travail (ligne de commande)",
         "Découpage administratif CI, version",
@@ -1685,6 +1685,8 @@ fn administration_on_the_command_line_is_journaled() {
         assert!(body.contains(action), "{action}: {body}");
     }
     assert!(body.contains(&tombstone), "{body}");
+    // Said apart from an erasure: nothing was erased.
+    assert!(!body.contains("Cas effacé"), "{body}");
     // Ids and actions, never a name.
     assert!(
         body.contains(&id) && body.contains(&device.to_string()),

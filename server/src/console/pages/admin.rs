@@ -1031,7 +1031,7 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
     }
     match action {
         "user_add" | "user_role" => t.code("role", detail),
-        "case_erase" => t.code("erase.reason", detail),
+        "case_erase" | "erase_unheld" => t.code("erase.reason", detail),
         "case_status" => t.code("status", detail),
         "case_referral" => t.code("service", detail),
         "case_follow_up" => t.code("situation", detail),
