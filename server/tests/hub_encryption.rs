@@ -419,6 +419,27 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
     }
 }
 
+/// A new hub named with a trailing `/.` (`--data ./vigie-data/.`) is made, its key where it
+/// would be for `vigie-data`.
+#[test]
+fn a_new_hub_named_with_a_trailing_dot_is_made_with_its_key_beside_it() {
+    let Some((dir, _)) = embedded_hub() else {
+        return; // The embedded hub only.
+    };
+    let data = dir.path().join("region");
+    let named = format!("{}/.", data.display());
+    vigie(&[
+        "reference",
+        "publish",
+        "--data",
+        &named,
+        crate::common::reference::SAMPLE_AREAS,
+    ]);
+    assert!(data.join("hub.db").exists());
+    assert!(dir.path().join("region-key").join("hub.key").exists());
+    assert!(vigie(&["reference", "list", "--data", &named]).contains("CI"));
+}
+
 #[test]
 fn a_key_file_named_for_a_new_hub_is_made_there_owner_only() {
     let Some((dir, data)) = embedded_hub() else {
