@@ -232,8 +232,11 @@ fi
 
 readme_snippet "test: python quickstart" >"$work/readme_quickstart.py"
 [ -s "$work/readme_quickstart.py" ] || { echo "bindings: README's Python quick start not found" >&2; exit 1; }
+readme_snippet "test: python offline" >"$work/readme_offline.py"
+[ -s "$work/readme_offline.py" ] || { echo "bindings: README's Python offline snippet not found" >&2; exit 1; }
 start_hub "$work/hub-python"
-export VIGIE_TEST_DIR="$work/python-stores" VIGIE_README_QUICKSTART="$work/readme_quickstart.py"
+export VIGIE_TEST_DIR="$work/python-stores" VIGIE_README_QUICKSTART="$work/readme_quickstart.py" \
+  VIGIE_README_OFFLINE="$work/readme_offline.py"
 rm -rf "$VIGIE_TEST_DIR"; mkdir -p "$VIGIE_TEST_DIR"
 log "running the Python suite (pytest)"
 PYTHONPATH="$work/generated/python" PYTHONDONTWRITEBYTECODE=1 \
