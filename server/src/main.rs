@@ -101,7 +101,7 @@ enum Command {
         /// The map's base layer: a tile URL template (`https://tiles.example/{z}/{x}/{y}.png`).
         /// None by default: the map draws points over the area outlines, and no request
         /// leaves the hub's network.
-        #[arg(long, env = "VIGIE_TILE_URL", hide_env_values = true)]
+        #[arg(long, env = "VIGIE_TILE_URL", hide_env_values = true, value_parser = tile_url_arg)]
         tile_url: Option<String>,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
@@ -1199,6 +1199,31 @@ fn public_url_arg(text: &str) -> Result<String, String> {
         .authority()
         .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
     if !scheme_ok || !host_ok || uri.query().is_some() {
+        return Err(refused());
+    }
+    Ok(text.to_string())
+}
+
+/// `--tile-url`: an http:// or https:// URL with a host, naming `{z}`, `{x}` and `{y}` (a
+/// mistyped template would leave the map without its layer, unsaid).
+fn tile_url_arg(text: &str) -> Result<String, String> {
+    let refused = || {
+        "not a tile URL template: http:// or https://, a host, and {z}, {x} and {y} (e.g. \
+         https://tiles.example/{z}/{x}/{y}.png)"
+            .to_string()
+    };
+    if !["{z}", "{x}", "{y}"].iter().all(|p| text.contains(p)) {
+        return Err(refused());
+    }
+    let filled = text
+        .replace("{z}", "0")
+        .replace("{x}", "0")
+        .replace("{y}", "0");
+    let uri: axum::http::Uri = filled.parse().map_err(|_| refused())?;
+    let host_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || !host_ok {
         return Err(refused());
     }
     Ok(text.to_string())

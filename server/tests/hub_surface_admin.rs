@@ -542,6 +542,29 @@ fn urls_and_attachment_limits_are_checked_before_use() {
         let said = admin_error(&data, &["serve", "--listen", NOWHERE, "--public-url", url]);
         assert!(said.contains("--public-url"), "{url}: {said}");
     }
+    for template in [
+        "notaurl",
+        "https://tiles.example/tile.png",
+        "ftp://tiles.example/{z}/{x}/{y}.png",
+        "https:///{z}/{x}/{y}.png",
+    ] {
+        let said = admin_error(
+            &data,
+            &["serve", "--listen", NOWHERE, "--tile-url", template],
+        );
+        assert!(said.contains("--tile-url"), "{template}: {said}");
+    }
+    let said = admin_error(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            NOWHERE,
+            "--tile-url",
+            "https://tiles.example/{z}/{x}/{y}.png",
+        ],
+    );
+    assert!(!said.contains("--tile-url"), "{said}");
     // Without --public-url, the output says what the link is built from.
     let out = admin(&data, &["console", "invite", "--user", &user]);
     assert!(out.status.success());
