@@ -936,7 +936,16 @@ fn run(cli: Cli) -> Result<(), String> {
             let report = hub
                 .open()?
                 .import_bundle(&bytes, &limits)
-                .map_err(|e| format!("bundle refused: {e}"))?;
+                .map_err(|e| match e {
+                    // The core says it as a device would; here the hub imports.
+                    vigie_core::sync::HubError::Store(vigie_core::Error::Identity(
+                        vigie_core::IdentityError::NotARecipient,
+                    )) => "bundle refused: it is not sealed to this hub (the phone sealed it to \
+                         other devices or areas only: export it again with the hub among its \
+                         recipients)"
+                        .to_string(),
+                    e => format!("bundle refused: {e}"),
+                })?;
             println!(
                 "bundle from device {}: {} records, {} taken, {} kept for review, {} already held, {} erased on the hub, {} refused",
                 report.from_device,

@@ -397,7 +397,10 @@ fn a_bundle_sealed_to_the_hub_is_imported_as_its_devices_push() {
         .export_bundle(0, &[], &[Recipient::Device(supervisor.token.device)])
         .unwrap();
     std::fs::write(&file, &to_device).unwrap();
-    assert!(!import(&file).status.success());
+    let out = import(&file);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("not sealed to this hub"), "{said}");
 
     // A revoked (lost) phone's bundle is refused whole.
     let late = monitor
