@@ -1257,12 +1257,10 @@ fn erasures_and_exports_from_the_command_line_are_journaled() {
     assert!(body.contains("Demandeuse Export"), "{body}");
 }
 
-/// A quarantine decision is journaled with the record it settles (entry numbers are given
-/// again after a restore; record ids never are).
-#[test]
-fn a_quarantine_decision_from_the_command_line_names_its_record() {
-    let s = setup();
-    let mut f = field(&s);
+/// The monitor of `field` edits their case offline and is moved away: the edit is kept for
+/// review. Returns the field and the entry's number.
+fn quarantined_edit(s: &Setup) -> (Field, i64) {
+    let mut f = field(s);
     let mut case: ChildCase = f.mine.store.get(f.my_case).expect("the case");
     case.notes = "Revu hors ligne.".into();
     f.mine.store.update(&case).expect("edit");
@@ -1270,7 +1268,26 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
     let summary = f.mine.sync(&s.hub.url).expect("sync");
     assert_eq!(summary.quarantined, vec![f.my_case]);
     let (_, entries) = common::lifecycle::quarantine_list(&s.data);
-    let number = entries[0]["entry"].as_i64().unwrap();
+    (f, entries[0]["entry"].as_i64().unwrap())
+}
+
+/// The audit log's page, as a new administrator signed in as `login` reads it.
+fn audit_page(s: &Setup, login: &str) -> String {
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, admin, login, PASSWORD);
+    assert_eq!(desk.sign_in(login, PASSWORD).status, 303);
+    let journal = desk.get("/console/audit");
+    assert_eq!(journal.status, 200);
+    journal.body
+}
+
+/// A quarantine decision is journaled with the record it settles (entry numbers are given
+/// again after a restore; record ids never are).
+#[test]
+fn a_quarantine_decision_from_the_command_line_names_its_record() {
+    let s = setup();
+    let (f, number) = quarantined_edit(&s);
     let by = add_user(&s.data, "Superviseure", Role::Supervisor, &["CI-R1"]);
     let out = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
     assert!(
@@ -1279,13 +1296,7 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, "admin.quarantine", PASSWORD);
-    assert_eq!(desk.sign_in("admin.quarantine", PASSWORD).status, 303);
-    let journal = desk.get("/console/audit");
-    assert_eq!(journal.status, 200);
-    let body = &journal.body;
+    let body = &audit_page(&s, "admin.quarantine");
     assert!(body.contains("Quarantaine acceptée"), "{body}");
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
 }
@@ -1295,15 +1306,7 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
 #[test]
 fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
     let s = setup();
-    let mut f = field(&s);
-    let mut case: ChildCase = f.mine.store.get(f.my_case).expect("the case");
-    case.notes = "Revu hors ligne.".into();
-    f.mine.store.update(&case).expect("edit");
-    common::lifecycle::set_areas(&s.data, f.mine.user(), &[C02]);
-    let summary = f.mine.sync(&s.hub.url).expect("sync");
-    assert_eq!(summary.quarantined, vec![f.my_case]);
-    let (_, entries) = common::lifecycle::quarantine_list(&s.data);
-    let number = entries[0]["entry"].as_i64().unwrap();
+    let (_field, number) = quarantined_edit(&s);
     let elsewhere = add_user(&s.data, "Superviseur Sud", Role::Supervisor, &[DISTRICT_2]);
     let out = common::lifecycle::quarantine_review(&s.data, "reject", number, Some(elsewhere));
     assert!(!out.status.success());
@@ -1319,11 +1322,7 @@ fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
     );
     assert!(common::lifecycle::quarantine_list(&s.data).1.is_empty());
 
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, "admin.rejection", PASSWORD);
-    assert_eq!(desk.sign_in("admin.rejection", PASSWORD).status, 303);
-    let body = desk.get("/console/audit").body;
+    let body = audit_page(&s, "admin.rejection");
     let line = body
         .split("<tr")
         .find(|row| row.contains("Quarantaine rejetée"))
