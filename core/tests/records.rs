@@ -181,6 +181,21 @@ fn invalid_records_name_the_field_and_store_nothing() {
         validation_field(store.create(&bad).unwrap_err()),
         "date_of_birth"
     );
+    // A follow-up's plan, though it may fall after today, is a day of the calendar too.
+    let mut bad = child("Aya", user);
+    let planned = uuid::Uuid::now_v7();
+    bad.followups.insert(
+        planned,
+        FollowUp::new(
+            bad.identified_on,
+            FollowUpSituation::AtRisk,
+            Some(date(9999, 12, 31)),
+        ),
+    );
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        format!("followups.{planned}.next_due")
+    );
 
     let mut bad = visit(&w, user);
     bad.checklist.answers.insert("LI99".into(), Answer::Yes);

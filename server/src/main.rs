@@ -1213,7 +1213,8 @@ fn public_url_arg(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// `--tile-url`: an http:// or https:// URL with a host, naming `{z}`, `{x}` and `{y}` (a
+/// `--tile-url`: an http:// or https:// URL with one host (no wildcard: the console's CSP
+/// allows images from it), naming `{z}`, `{x}` and `{y}` and no other placeholder (a
 /// mistyped template would leave the map without its layer, unsaid).
 fn tile_url_arg(text: &str) -> Result<String, String> {
     let refused = || {
@@ -1228,10 +1229,18 @@ fn tile_url_arg(text: &str) -> Result<String, String> {
         .replace("{z}", "0")
         .replace("{x}", "0")
         .replace("{y}", "0");
+    if filled.contains(['{', '}', '*']) {
+        return Err(refused());
+    }
     let uri: axum::http::Uri = filled.parse().map_err(|_| refused())?;
-    let host_ok = uri
-        .authority()
-        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    // One host, named: the console's CSP lets images come from it alone.
+    let host_ok = uri.authority().is_some_and(|a| {
+        !a.host().is_empty()
+            && !a.as_str().contains('@')
+            && a.as_str()[a.host().len()..]
+                .strip_prefix(':')
+                .is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0))
+    });
     if !matches!(uri.scheme_str(), Some("http" | "https")) || !host_ok {
         return Err(refused());
     }

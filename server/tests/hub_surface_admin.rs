@@ -547,6 +547,10 @@ fn urls_and_attachment_limits_are_checked_before_use() {
         "https://tiles.example/tile.png",
         "ftp://tiles.example/{z}/{x}/{y}.png",
         "https:///{z}/{x}/{y}.png",
+        "https://*/{z}/{x}/{y}.png",
+        "https://*.tiles.example/{z}/{x}/{y}.png",
+        "https://tiles.example:99999/{z}/{x}/{y}.png",
+        "https://tiles.example/{z}/{x}/{y}.png?style={foo}",
     ] {
         let said = admin_error(
             &data,

@@ -579,6 +579,13 @@ impl Record for ChildCase {
         }
         let mut dates = self.event_dates();
         dates.extend(self.date_of_birth.map(|d| ("date_of_birth".to_string(), d)));
+        // A follow-up's plan is no event (it may fall after today), but a day of the calendar
+        // all the same: the case's due date follows it.
+        dates.extend(
+            self.followups
+                .iter()
+                .filter_map(|(id, f)| f.next_due.map(|d| (format!("followups.{id}.next_due"), d))),
+        );
         super::within_calendar(&dates)?;
         self.area.validate("area")?;
         reference.check_area(
