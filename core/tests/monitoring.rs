@@ -2159,6 +2159,10 @@ fn a_personal_export_does_not_replace_a_pseudonymised_one() {
             .export_to_dir(&own, format, ExportOptions::default())
             .unwrap();
         not_allowed(supervisor.export_to_dir(&own, format, personal));
+        // Nor inside one: sharing the directory shares what it holds.
+        let inside = out.join("personal");
+        not_allowed(supervisor.export_to_dir(&inside, format, personal));
+        assert!(!inside.exists());
     }
 }
 

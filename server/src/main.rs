@@ -1691,8 +1691,12 @@ fn apart_from_the_hub(
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default()
     });
+    // By path, and by which directory each existing one above `out` is (a bind mount, or a
+    // second name the paths do not show, of the data or the key's directory).
+    let out_real = vigie_server::hub_key::resolved(out);
     let within = |outer: &std::path::Path| {
-        vigie_server::hub_key::resolved(out).starts_with(vigie_server::hub_key::resolved(outer))
+        out_real.starts_with(vigie_server::hub_key::resolved(outer))
+            || same_directory_above(&out_real, outer)
     };
     if key_dir.as_deref().is_some_and(within) {
         return Err(format!(
@@ -1708,6 +1712,26 @@ fn apart_from_the_hub(
         ));
     }
     Ok(())
+}
+
+/// Whether `outer` is, as the file system knows it (device and inode), one of the existing
+/// directories `path` is in, or `path` itself.
+fn same_directory_above(path: &std::path::Path, outer: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(target) = std::fs::metadata(outer) else {
+            return false;
+        };
+        path.ancestors().any(|dir| {
+            std::fs::metadata(dir).is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, outer);
+        false
+    }
 }
 
 /// `vigie backup`: the embedded hub's two files, copied from one moment while it runs.

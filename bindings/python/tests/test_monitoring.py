@@ -263,7 +263,8 @@ def test_exports_are_pseudonymised_unless_a_supervisor_asks(env):
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, MONITOR).export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True))
         assert e.value.reason == "only a supervisor may export personal data"
-        personal = os.path.join(out, "personal")
+        # Beside the pseudonymised export, never inside it (which may be shared whole).
+        personal = out + "-personal"
         as_role(store, SUPERVISOR).export_to_dir(personal, vigie.ExportFormat.CSV, vigie.ExportOptions(include_personal_data=True))
         with open(os.path.join(personal, "child_cases.csv"), newline="", encoding="utf-8") as f:
             names = sorted(r["name"] for r in csv.DictReader(f))

@@ -395,12 +395,16 @@ fn write_tables(
     } else {
         "pseudonymised"
     };
-    let pseudonymised_there = std::fs::read_to_string(dir.join(KIND_FILE))
-        .is_ok_and(|said| said.trim() == "pseudonymised");
+    // In it, or in a directory it is in: sharing that directory shares this one.
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let pseudonymised_there = absolute.ancestors().any(|above| {
+        std::fs::read_to_string(above.join(KIND_FILE))
+            .is_ok_and(|said| said.trim() == "pseudonymised")
+    });
     if options.include_personal_data && pseudonymised_there {
         return Err(Error::NotAllowed {
-            rule: "the directory holds a pseudonymised export, which may be shared: export \
-                   personal data into a new directory"
+            rule: "the directory holds a pseudonymised export, or is inside one, which may be \
+                   shared: export personal data into a directory of its own"
                 .into(),
         });
     }

@@ -206,7 +206,8 @@ class MonitoringTest {
             assertFailsWith<VigieException.NotAllowed> {
                 store.asRole(monitor).exportToDir(out.path, ExportFormat.CSV, ExportOptions(includePersonalData = true))
             }
-            val personal = File(out, "personal")
+            // Beside the pseudonymised export, never inside it (which may be shared whole).
+            val personal = File(out.parentFile, "export-personal")
             store.asRole(supervisor).exportToDir(personal.path, ExportFormat.CSV, ExportOptions(includePersonalData = true))
             assertEquals(listOf("Awa, dite \"Petite\"", "Aya Kouassi"),
                 readCsv(File(personal, "child_cases.csv")).map { it.getValue("name") }.sorted())
