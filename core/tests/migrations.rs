@@ -595,6 +595,7 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (25, "DROP TABLE sync_hub_heads_kept;"),
         (24, "DROP TABLE given_up_changes;"),
         (23, "DROP TABLE device_actors;"),
         (
@@ -843,6 +844,28 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
         .query_row("SELECT count(*) FROM sync_refused", [], |r| r.get(0))
         .expect("the table is there");
     assert_eq!(held, 0);
+}
+
+#[test]
+fn a_schema_24_store_gets_the_table_of_the_hubs_versions_kept() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    drop(Store::open(config(&path)).expect("open"));
+    // What schema 24 held: no hub version kept apart from `sync_hub_heads`.
+    let conn = Connection::open(&path).expect("open the file");
+    undo_schemas_after(&conn, 24);
+    conn.pragma_update(None, "user_version", 24)
+        .expect("version 24");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 24 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let kept: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row("SELECT count(*) FROM sync_hub_heads_kept", [], |r| r.get(0))
+        .expect("the table is there");
+    assert_eq!(kept, 0);
 }
 
 #[test]

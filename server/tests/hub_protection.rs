@@ -693,9 +693,9 @@ fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
 /// A relay whose own user lost the record's area: the monitor's second phone held the first
 /// one's edit (a peer session), and the monitor moved away. Once the edit is rejected in
 /// review, the case leaves the second phone at its next sync, as it would had the edit been
-/// accepted. A phone with an edit of its own built on the rejected one keeps the case, refused,
-/// until its user lets the edit go: the hub sends no version outside the user's areas to
-/// rebuild it on.
+/// accepted. A phone with an edit of its own built on the rejected one rebuilds the case on the
+/// version the hub was last known to hold (the hub sends none outside the user's areas): its
+/// edit goes to review, and the case leaves it too.
 #[test]
 fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected() {
     use common::surface::admin_lines;
@@ -747,22 +747,66 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
     );
     assert!(quiet.store.search_names("Afi", 10).unwrap().is_empty());
 
-    // The busy phone's own edit, built on the rejected one, is not lost: the case stays,
-    // refused, offered to no one, until its user lets the edit go.
-    let kept = busy.sync(&hub.url).unwrap();
-    let again = busy.sync(&hub.url).unwrap();
-    assert!(busy.has(case.id), "{kept:?}");
-    assert_eq!(
-        again.refused,
-        vec![(case.id, vigie_core::sync::Refusal::AuthorRevoked)]
+    // The busy phone's own edit, built on the rejected one, is not lost: the case is rebuilt on
+    // the version the hub was last known to hold, the edit written again goes to review (its
+    // user holds no area of the case), and the case leaves the phone in that same sync.
+    let leaving = busy.sync(&hub.url).unwrap();
+    assert_eq!(leaving.rebuilt, vec![case.id], "{leaving:?}");
+    assert_eq!(leaving.quarantined, vec![case.id], "{leaving:?}");
+    assert!(!busy.has(case.id), "{leaving:?}");
+    assert!(
+        leaving.refused.is_empty() && leaving.pending == 0,
+        "{leaving:?}"
     );
-    let theirs: ChildCase = busy.store.get(case.id).unwrap();
-    assert_eq!(theirs.hours_per_week, 30);
-    busy.store.discard_refused_changes(case.id).unwrap();
-    let settled = busy.sync(&hub.url).unwrap();
-    assert!(!busy.has(case.id), "{settled:?}");
-    assert_eq!(settled.pending, 0, "{settled:?}");
-    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    let entries = admin_lines(&data, &["quarantine", "list"]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["fields"], serde_json::json!(["hours_per_week"]));
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// The same for a colleague deactivated while holding, with an edit of their own, the edit of
+/// a phone since revoked: a user with no area keeps nothing, their edit goes to review.
+#[test]
+fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
+    let mut colleague = plain_device(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+    );
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Ama Relayée", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+    let mut lost: ChildCase = monitor.store.get(case.id).unwrap();
+    lost.notes = "Du téléphone perdu.".into();
+    monitor.store.update(&lost).unwrap();
+    let copy = monitor.store.export_document(case.id).unwrap();
+    assert!(colleague.store.merge_document(case.id, &copy).unwrap());
+    let mut own: ChildCase = colleague.store.get(case.id).unwrap();
+    own.hours_per_week = 12;
+    colleague.store.update(&own).unwrap();
+
+    assert!(common::revoke(&data, monitor.token.device));
+    let user = colleague.user().to_string();
+    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    let leaving = colleague.sync(&hub.url).unwrap();
+    assert!(!colleague.has(case.id), "{leaving:?}");
+    assert!(
+        leaving.refused.is_empty() && leaving.pending == 0,
+        "{leaving:?}"
+    );
+    assert!(colleague.store.search_names("Ama", 10).unwrap().is_empty());
+    let entries = admin_lines(&data, &["quarantine", "list"]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["fields"], serde_json::json!(["hours_per_week"]));
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }

@@ -45,6 +45,7 @@ fn forget(tx: &Transaction, id: Uuid, keep_uploads: bool) -> Result<Option<Recor
         "change_log",
         "sync_outbox",
         "sync_hub_heads",
+        "sync_hub_heads_kept",
         "sync_refetch",
         "sync_left",
         "sync_refused",

@@ -391,7 +391,7 @@ fn rebuild_on_hub_version(
     let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
         return Ok(false);
     };
-    let Some(hub) = sync_state::hub_heads(tx, id)? else {
+    let Some(hub) = sync_state::known_hub_heads(tx, id)? else {
         return Ok(false);
     };
     let document = codec::load(id, &bytes)?;

@@ -300,6 +300,8 @@ fn set_hub_heads(tx: &Transaction, id: Uuid, heads: &[ChangeHash]) -> Result<()>
          ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
     )?
     .execute(params![id.as_bytes(), codec::heads_bytes(heads)])?;
+    tx.prepare_cached("DELETE FROM sync_hub_heads_kept WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
     Ok(())
 }
 
@@ -307,7 +309,37 @@ fn set_hub_heads(tx: &Transaction, id: Uuid, heads: &[ChangeHash]) -> Result<()>
 pub(crate) fn forget_hub_heads(tx: &Transaction, id: Uuid) -> Result<()> {
     tx.prepare_cached("DELETE FROM sync_hub_heads WHERE record_id = ?1")?
         .execute([id.as_bytes()])?;
+    tx.prepare_cached("DELETE FROM sync_hub_heads_kept WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
     Ok(())
+}
+
+/// The hub said it lacks the history a push built on (`MissingHistory`): the next push sends
+/// the record whole, and the version the hub was known to hold is kept apart, to rebuild the
+/// record on should the hub refuse changes it holds for good (`kept_hub_heads`).
+pub(crate) fn forget_hub_heads_for_a_whole_push(tx: &Transaction, id: Uuid) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sync_hub_heads_kept (record_id, heads)
+         SELECT record_id, heads FROM sync_hub_heads WHERE record_id = ?1
+         ON CONFLICT (record_id) DO UPDATE SET heads = excluded.heads",
+    )?
+    .execute([id.as_bytes()])?;
+    tx.prepare_cached("DELETE FROM sync_hub_heads WHERE record_id = ?1")?
+        .execute([id.as_bytes()])?;
+    Ok(())
+}
+
+/// The version of a record the hub was last known to hold: as it told it, else as kept when
+/// a push had to go whole (`forget_hub_heads_for_a_whole_push`).
+pub(crate) fn known_hub_heads(conn: &Connection, id: Uuid) -> Result<Option<Vec<ChangeHash>>> {
+    if let Some(heads) = hub_heads(conn, id)? {
+        return Ok(Some(heads));
+    }
+    let kept: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT heads FROM sync_hub_heads_kept WHERE record_id = ?1")?
+        .query_row([id.as_bytes()], |r| r.get(0))
+        .optional()?;
+    Ok(kept.map(|h| codec::heads_of(&h)))
 }
 
 // ---------------------------------------------------------------------------------------------

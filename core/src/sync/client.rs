@@ -463,7 +463,7 @@ fn apply_response(
                 }
                 if *reason == Refusal::MissingHistory {
                     // Forget what the hub was thought to hold: the next push sends it all.
-                    sync_state::forget_hub_heads(tx, *id)?;
+                    sync_state::forget_hub_heads_for_a_whole_push(tx, *id)?;
                 }
                 // Kept in the outbox, behind the others, so one refused record never blocks
                 // the queue; and offered to no peer until the hub takes it.
@@ -607,7 +607,7 @@ fn holds_own_unsent(tx: &Transaction, device: Uuid, id: Uuid) -> Result<bool> {
         return Ok(false);
     };
     let document = codec::load(id, &bytes)?;
-    let known = sync_state::hub_heads(tx, id)?
+    let known = sync_state::known_hub_heads(tx, id)?
         .unwrap_or_default()
         .into_iter()
         .filter(|h| document.get_change_meta_by_hash(h).is_some())
