@@ -690,6 +690,33 @@ fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A case `monitor` made and every relay received from the hub; then, offline, the monitor's
+/// edit of it (its notes), passed to each relay by a peer or a bundle. Returns the case.
+fn case_with_a_relayed_edit(
+    hub: &Hub,
+    monitor: &mut Device,
+    relays: &mut [&mut Device],
+    name: &str,
+) -> ChildCase {
+    let case = monitor
+        .store
+        .create(&child(area(C01), name, monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    for relay in relays.iter_mut() {
+        relay.sync(&hub.url).unwrap();
+        assert!(relay.has(case.id), "{}", relay.name);
+    }
+    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
+    edited.notes = "À ne jamais prendre.".into();
+    monitor.store.update(&edited).unwrap();
+    let copy = monitor.store.export_document(case.id).unwrap();
+    for relay in relays.iter_mut() {
+        assert!(relay.store.merge_document(case.id, &copy).unwrap());
+    }
+    case
+}
+
 /// A relay whose own user lost the record's area: the monitor's second phone held the first
 /// one's edit (a peer session), and the monitor moved away. Once the edit is rejected in
 /// review, the case leaves the second phone at its next sync, as it would had the edit been
@@ -713,22 +740,12 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
         )
     };
     let (mut quiet, mut busy) = (second("quiet"), second("busy"));
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Afi Relayée", monitor.user()))
-        .unwrap();
-    monitor.sync(&hub.url).unwrap();
-    for device in [&mut quiet, &mut busy] {
-        device.sync(&hub.url).unwrap();
-        assert!(device.has(case.id), "{}", device.name);
-    }
-    let mut edited: ChildCase = monitor.store.get(case.id).unwrap();
-    edited.notes = "À rejeter.".into();
-    monitor.store.update(&edited).unwrap();
-    let copy = monitor.store.export_document(case.id).unwrap();
-    for device in [&mut quiet, &mut busy] {
-        assert!(device.store.merge_document(case.id, &copy).unwrap());
-    }
+    let case = case_with_a_relayed_edit(
+        &hub,
+        &mut monitor,
+        &mut [&mut quiet, &mut busy],
+        "Afi Relayée",
+    );
     // The busy phone edits on top of it.
     let mut own: ChildCase = busy.store.get(case.id).unwrap();
     own.hours_per_week = 30;
@@ -779,17 +796,7 @@ fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
         Role::CommunityMonitor,
         &[C01],
     );
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Ama Relayée", monitor.user()))
-        .unwrap();
-    monitor.sync(&hub.url).unwrap();
-    colleague.sync(&hub.url).unwrap();
-    let mut lost: ChildCase = monitor.store.get(case.id).unwrap();
-    lost.notes = "Du téléphone perdu.".into();
-    monitor.store.update(&lost).unwrap();
-    let copy = monitor.store.export_document(case.id).unwrap();
-    assert!(colleague.store.merge_document(case.id, &copy).unwrap());
+    let case = case_with_a_relayed_edit(&hub, &mut monitor, &mut [&mut colleague], "Ama Relayée");
     let mut own: ChildCase = colleague.store.get(case.id).unwrap();
     own.hours_per_week = 12;
     colleague.store.update(&own).unwrap();
