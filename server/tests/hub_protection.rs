@@ -717,6 +717,25 @@ fn case_with_a_relayed_edit(
     case
 }
 
+/// The relay's sync `leaving` took the case away from it, nothing refused or pending, and the
+/// one entry waiting for review is the relay's own edit (`hours_per_week`), nothing of the
+/// changes that will never be taken.
+fn left_with_its_own_edit_in_review(
+    relay: &Device,
+    case: uuid::Uuid,
+    leaving: &vigie_core::sync::SyncSummary,
+    data: &Path,
+) {
+    assert!(!relay.has(case), "{leaving:?}");
+    assert!(
+        leaving.refused.is_empty() && leaving.pending == 0,
+        "{leaving:?}"
+    );
+    let entries = common::surface::admin_lines(data, &["quarantine", "list"]);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["fields"], serde_json::json!(["hours_per_week"]));
+}
+
 /// A relay whose own user lost the record's area: the monitor's second phone held the first
 /// one's edit (a peer session), and the monitor moved away. Once the edit is rejected in
 /// review, the case leaves the second phone at its next sync, as it would had the edit been
@@ -770,14 +789,7 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
     let leaving = busy.sync(&hub.url).unwrap();
     assert_eq!(leaving.rebuilt, vec![case.id], "{leaving:?}");
     assert_eq!(leaving.quarantined, vec![case.id], "{leaving:?}");
-    assert!(!busy.has(case.id), "{leaving:?}");
-    assert!(
-        leaving.refused.is_empty() && leaving.pending == 0,
-        "{leaving:?}"
-    );
-    let entries = admin_lines(&data, &["quarantine", "list"]);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["fields"], serde_json::json!(["hours_per_week"]));
+    left_with_its_own_edit_in_review(&busy, case.id, &leaving, &data);
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
@@ -805,15 +817,8 @@ fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
     let user = colleague.user().to_string();
     admin_lines(&data, &["user", "deactivate", "--user", &user]);
     let leaving = colleague.sync(&hub.url).unwrap();
-    assert!(!colleague.has(case.id), "{leaving:?}");
-    assert!(
-        leaving.refused.is_empty() && leaving.pending == 0,
-        "{leaving:?}"
-    );
+    left_with_its_own_edit_in_review(&colleague, case.id, &leaving, &data);
     assert!(colleague.store.search_names("Ama", 10).unwrap().is_empty());
-    let entries = admin_lines(&data, &["quarantine", "list"]);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["fields"], serde_json::json!(["hours_per_week"]));
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
