@@ -823,6 +823,66 @@ fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A relay's own value of a field, set while the lost phone set it too, is what it writes
+/// again and sends to review: not the lost phone's, which won the conflict on the relay.
+#[test]
+fn what_a_relay_sends_to_review_is_its_own_value_not_a_dropped_one_that_won() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let mut colleague = plain_device(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+    );
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Akissi Relayée", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+    // Offline, both set the hours; the lost phone's edits come later in its history, so its
+    // value wins the conflict (Automerge orders concurrent values by their operations' counters).
+    let mut theirs: ChildCase = colleague.store.get(case.id).unwrap();
+    theirs.hours_per_week = 30;
+    colleague.store.update(&theirs).unwrap();
+    for note in ["Vue au champ.", "Revue au marché.", "Revue à l'école."] {
+        let mut lost: ChildCase = monitor.store.get(case.id).unwrap();
+        lost.notes = note.into();
+        monitor.store.update(&lost).unwrap();
+    }
+    let mut lost: ChildCase = monitor.store.get(case.id).unwrap();
+    lost.hours_per_week = 40;
+    monitor.store.update(&lost).unwrap();
+    let copy = monitor.store.export_document(case.id).unwrap();
+    assert!(colleague.store.merge_document(case.id, &copy).unwrap());
+    let shown: ChildCase = colleague.store.get(case.id).unwrap();
+    assert_eq!(shown.hours_per_week, 40, "the lost phone's value shows");
+
+    assert!(common::revoke(&data, monitor.token.device));
+    let user = colleague.user().to_string();
+    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    let leaving = colleague.sync(&hub.url).unwrap();
+    left_with_its_own_edit_in_review(&colleague, case.id, &leaving, &data);
+    let entry = admin_lines(&data, &["quarantine", "list"])[0]["entry"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let by = supervisor.user().to_string();
+    admin_lines(
+        &data,
+        &["quarantine", "accept", "--entry", &entry, "--by", &by],
+    );
+    supervisor.sync(&hub.url).unwrap();
+    let accepted: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(accepted.hours_per_week, 30);
+    assert_eq!(accepted.notes, case.notes);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 #[test]
 fn an_erased_case_leaves_the_hub_and_every_device_and_never_comes_back() {
     const NAME: &str = "Zoubeyratou Kpandjélé";

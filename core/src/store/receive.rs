@@ -406,9 +406,14 @@ fn rebuild_on_hub_version(
     // What this device's own changes past the hub's version set, field by field.
     let mut set = BTreeSet::new();
     let mut own_past_hub = false;
+    // The hub's version with this device's own changes (and what they were built on): where a
+    // field it set stands in conflict with a change that is dropped, its own value, not the
+    // one the merged document shows.
+    let mut own_version = hub.clone();
     for change in document.get_changes_meta(&hub) {
         if doc::device_of_actor(&change.actor) == Some(device) {
             own_past_hub = true;
+            own_version.push(change.hash);
             if own == OwnEdits::WrittenAgain {
                 changed_paths(
                     &doc::to_json(&document, Some(&change.deps)),
@@ -428,15 +433,21 @@ fn rebuild_on_hub_version(
         base.set_actor(receiver.actor.clone());
     }
     if !set.is_empty() {
+        let own_view = document
+            .fork_at(&own_version)
+            .map_err(|_| Error::DamagedDocument {
+                id,
+                reason: "the record's history could not be forked".into(),
+            })?;
         let mut json = doc::to_json(&base, None);
-        overlay(&mut json, &doc::to_json(&document, None), &set);
+        overlay(&mut json, &doc::to_json(&own_view, None), &set);
         match kind {
             RecordKind::Workplace => write_json::<Workplace>(&mut base, json, id, &hub, receiver)?,
             RecordKind::Visit => write_json::<Visit>(&mut base, json, id, &hub, receiver)?,
             RecordKind::ChildCase => write_json::<ChildCase>(&mut base, json, id, &hub, receiver)?,
             RecordKind::User | RecordKind::Reference => return Ok(false),
         }
-        let now = doc::attachments(&document);
+        let now = doc::attachments(&own_view);
         for (key, _) in set
             .iter()
             .filter(|(key, _)| key.starts_with(doc::ATTACHMENT_PREFIX))
