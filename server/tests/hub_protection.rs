@@ -823,6 +823,58 @@ fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A case a lost phone made, which the hub never held, relayed to a colleague who edited it:
+/// once the colleague is deactivated it leaves their phone too (nothing of it can reach the
+/// hub, and a user with no area keeps nothing).
+#[test]
+fn a_deactivated_relay_keeps_nothing_of_a_case_a_revoked_phone_made() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
+    let mut colleague = plain_device(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+    );
+    monitor.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Perdue", monitor.user()))
+        .unwrap();
+    let copy = monitor.store.export_document(case.id).unwrap();
+    assert!(colleague.store.merge_document(case.id, &copy).unwrap());
+    let mut own: ChildCase = colleague.store.get(case.id).unwrap();
+    own.hours_per_week = 12;
+    colleague.store.update(&own).unwrap();
+
+    assert!(common::revoke(&data, monitor.token.device));
+    let user = colleague.user().to_string();
+    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    let mut leaving = colleague.sync(&hub.url).unwrap();
+    if colleague.has(case.id) {
+        // The first answer tells the phone its user's new areas, after its pushes were judged.
+        leaving = colleague.sync(&hub.url).unwrap();
+    }
+    assert!(!colleague.has(case.id), "{leaving:?}");
+    assert!(
+        leaving.refused.is_empty() && leaving.pending == 0,
+        "{leaving:?}"
+    );
+    assert!(
+        colleague
+            .store
+            .search_names("Adjoua", 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A relay's own value of a field, set while the lost phone set it too, is what it writes
 /// again and sends to review: not the lost phone's, which won the conflict on the relay.
 #[test]

@@ -442,6 +442,17 @@ fn apply_response(
             PushOutcome::Refused {
                 reason: Refusal::AuthorRevoked,
                 ..
+            } if (sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
+                && sync_state::known_hub_heads(tx, *id)?.is_none() =>
+            {
+                // Out of this user's scope, built on changes that will never be taken, and no
+                // version of the hub's known to rebuild it on (the lost phone made it): nothing
+                // of it can reach the hub, and the child's record leaves this device.
+                sync_state::unqueue(tx, *id)?;
+            }
+            PushOutcome::Refused {
+                reason: Refusal::AuthorRevoked,
+                ..
             } if crate::store::receive::drop_revoked_changes(
                 tx,
                 merging.receiver,
