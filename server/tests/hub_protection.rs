@@ -875,6 +875,109 @@ fn a_deactivated_relay_keeps_nothing_of_a_case_a_revoked_phone_made() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Two phones of one monitor that passed each other their edits of a case (a peer session),
+/// then the monitor moved away: each phone's push carries the other's changes. Both are kept
+/// for review, as the user's own, and the case leaves both phones; accepted, both edits are on
+/// the hub. (They used to wait for each other for ever, each keeping the child's case.)
+#[test]
+fn two_phones_of_one_user_that_exchanged_edits_both_let_the_case_go_to_review() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut first, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let token = enrol(&data, first.user());
+    let mut second = Device::open_with(
+        dir.path(),
+        "second",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        Encryption::Unencrypted,
+    );
+    let case = first
+        .store
+        .create(&child(area(C01), "Abla Partagée", first.user()))
+        .unwrap();
+    first.sync(&hub.url).unwrap();
+    second.sync(&hub.url).unwrap();
+    let mut on_first: ChildCase = first.store.get(case.id).unwrap();
+    on_first.notes = "Vue au champ.".into();
+    first.store.update(&on_first).unwrap();
+    let mut on_second: ChildCase = second.store.get(case.id).unwrap();
+    on_second.hours_per_week = 25;
+    second.store.update(&on_second).unwrap();
+    let from_first = first.store.export_document(case.id).unwrap();
+    let from_second = second.store.export_document(case.id).unwrap();
+    assert!(second.store.merge_document(case.id, &from_first).unwrap());
+    assert!(first.store.merge_document(case.id, &from_second).unwrap());
+
+    let user = first.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
+    for phone in [&mut first, &mut second] {
+        let mut summary = phone.sync(&hub.url).unwrap();
+        if phone.has(case.id) {
+            summary = phone.sync(&hub.url).unwrap();
+        }
+        assert!(!phone.has(case.id), "{}: {summary:?}", phone.name);
+        assert!(
+            summary.refused.is_empty() && summary.pending == 0,
+            "{}: {summary:?}",
+            phone.name
+        );
+    }
+    let entries = admin_lines(&data, &["quarantine", "list"]);
+    assert_eq!(entries.len(), 1, "one entry holds both: {entries:?}");
+    let by = supervisor.user().to_string();
+    let number = entries[0]["entry"].as_i64().unwrap().to_string();
+    admin_lines(
+        &data,
+        &["quarantine", "accept", "--entry", &number, "--by", &by],
+    );
+    supervisor.sync(&hub.url).unwrap();
+    let accepted: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(
+        (accepted.notes.as_str(), accepted.hours_per_week),
+        ("Vue au champ.", 25)
+    );
+    assert_eq!(
+        accepted.guardian, case.guardian,
+        "the lost phone's edit is not"
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
+/// But a revoked phone's edit, passed to a sibling phone of the same user, is never taken for
+/// review under the sibling's name: the sibling's push stays refused.
+#[test]
+fn a_revoked_phones_edit_never_goes_to_review_under_a_sibling_phones_name() {
+    use common::surface::admin_lines;
+    let (dir, data, mut hub) = new_hub();
+    let (mut first, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let token = enrol(&data, first.user());
+    let mut lost = Device::open_with(
+        dir.path(),
+        "lost",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        Encryption::Unencrypted,
+    );
+    let case = case_with_a_relayed_edit(&hub, &mut lost, &mut [&mut first], "Abla Perdue");
+    assert!(common::revoke(&data, lost.token.device));
+    let user = first.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C02]);
+    for _ in 0..2 {
+        let summary = first.sync(&hub.url).unwrap();
+        assert!(summary.quarantined.is_empty(), "{summary:?}");
+    }
+    assert!(admin_lines(&data, &["quarantine", "list"]).is_empty());
+    supervisor.sync(&hub.url).unwrap();
+    let on_hub: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(on_hub.notes, case.notes);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A relay's own value of a field, set while the lost phone set it too, is what it writes
 /// again and sends to review: not the lost phone's, which won the conflict on the relay.
 #[test]
