@@ -690,19 +690,6 @@ fn a_relay_that_never_had_the_hubs_version_is_rebuilt_after_a_rejection() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
-/// Another phone of `of`'s user, enrolled now (a community monitor of C01).
-fn sibling(dir: &TempDir, data: &Path, of: &Device, name: &str) -> Device {
-    let token = enrol(data, of.user());
-    Device::open_with(
-        dir.path(),
-        name,
-        &token,
-        Role::CommunityMonitor,
-        &[C01],
-        Encryption::Unencrypted,
-    )
-}
-
 /// A case `monitor` made and every relay received from the hub; then, offline, the monitor's
 /// edit of it (its notes), passed to each relay by a peer or a bundle. Returns the case.
 fn case_with_a_relayed_edit(
@@ -760,10 +747,18 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
-    let (mut quiet, mut busy) = (
-        sibling(&dir, &data, &monitor, "quiet"),
-        sibling(&dir, &data, &monitor, "busy"),
-    );
+    let second = |name: &str| {
+        let token = enrol(&data, monitor.user());
+        Device::open_with(
+            dir.path(),
+            name,
+            &token,
+            Role::CommunityMonitor,
+            &[C01],
+            Encryption::Unencrypted,
+        )
+    };
+    let (mut quiet, mut busy) = (second("quiet"), second("busy"));
     let case = case_with_a_relayed_edit(
         &hub,
         &mut monitor,
@@ -889,7 +884,15 @@ fn two_phones_of_one_user_that_exchanged_edits_both_let_the_case_go_to_review() 
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut first, mut supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut second = sibling(&dir, &data, &first, "second");
+    let token = enrol(&data, first.user());
+    let mut second = Device::open_with(
+        dir.path(),
+        "second",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        Encryption::Unencrypted,
+    );
     let case = first
         .store
         .create(&child(area(C01), "Abla Partagée", first.user()))
@@ -935,6 +938,10 @@ fn two_phones_of_one_user_that_exchanged_edits_both_let_the_case_go_to_review() 
         (accepted.notes.as_str(), accepted.hours_per_week),
         ("Vue au champ.", 25)
     );
+    assert_eq!(
+        accepted.guardian, case.guardian,
+        "the lost phone's edit is not"
+    );
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
@@ -946,7 +953,15 @@ fn a_revoked_phones_edit_never_goes_to_review_under_a_sibling_phones_name() {
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut first, mut supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut lost = sibling(&dir, &data, &first, "lost");
+    let token = enrol(&data, first.user());
+    let mut lost = Device::open_with(
+        dir.path(),
+        "lost",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        Encryption::Unencrypted,
+    );
     let case = case_with_a_relayed_edit(&hub, &mut lost, &mut [&mut first], "Abla Perdue");
     assert!(common::revoke(&data, lost.token.device));
     let user = first.user().to_string();
