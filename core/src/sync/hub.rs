@@ -342,6 +342,35 @@ fn keep_same_users_changes_for_review<S: HubStorage + ?Sized>(
             if scope.receives(stored.kind, stored.area.as_ref()) {
                 return Ok(false);
             }
+            let Ok(mut document) = codec::load(entry.id, &stored.document) else {
+                return Ok(false);
+            };
+            let before = document.get_heads();
+            if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
+                || !document.get_missing_deps(&[]).is_empty()
+            {
+                return Ok(false);
+            }
+            let new_changes = document.get_changes(&before);
+            // Built on the history the hub holds, each made on a device of the sender's user
+            // and naming that user: what a supervisor reviews as theirs.
+            let same_user = !new_changes.is_empty()
+                && new_changes.iter().all(|c| {
+                    let device = doc::device_of_actor(c.actor_id());
+                    !c.deps().is_empty()
+                        && device.is_some_and(|d| active.contains(&d))
+                        && doc::author_of(c)
+                            .is_some_and(|a| a.user == who.user && Some(a.device) == device)
+                });
+            if !same_user {
+                return Ok(false);
+            }
+            let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+            let held = doc::attachments_at(&document, &before);
+            let added: Vec<_> = doc::attachments(&document)
+                .into_iter()
+                .filter(|a| !held.iter().any(|h| h.id == a.id))
+                .collect();
             let rules = Rules {
                 reference: &reference,
                 scope: &scope,
@@ -350,15 +379,7 @@ fn keep_same_users_changes_for_review<S: HubStorage + ?Sized>(
                 author_role: who.role,
                 limits,
             };
-            // Each made on a device of the sender's user and naming that user: what a
-            // supervisor reviews as theirs.
-            let same_user = |c: &automerge::Change| {
-                let device = doc::device_of_actor(c.actor_id());
-                device.is_some_and(|d| active.contains(&d))
-                    && doc::author_of(c)
-                        .is_some_and(|a| a.user == who.user && Some(a.device) == device)
-            };
-            quarantine_if_held(tx, &rules, entry, &stored, &same_user)
+            keep_for_review(tx, &rules, entry, Some(&stored), &new, &added)
         })?;
         if kept {
             ack.outcome = PushOutcome::Quarantined;
@@ -1676,7 +1697,7 @@ fn accept_push(
             update_in_scope(tx, &rules, entry, stored, stamp)
         }
         Some(stored) => {
-            if quarantine_if_held(tx, &rules, entry, &stored, &|c| made_by_sender(c, &rules))? {
+            if quarantine_if_held(tx, &rules, entry, &stored)? {
                 return Ok(PushOutcome::Quarantined);
             }
             hidden(tx)
@@ -1985,7 +2006,6 @@ fn quarantine_if_held(
     rules: &Rules<'_>,
     entry: &PushEntry,
     stored: &StoredRecord,
-    theirs: &dyn Fn(&automerge::Change) -> bool,
 ) -> Result<bool> {
     let Ok(mut document) = codec::load(entry.id, &stored.document) else {
         return Ok(false);
@@ -1997,12 +2017,12 @@ fn quarantine_if_held(
         return Ok(false);
     }
     let new_changes = document.get_changes(&before);
-    // Each change the sender's (`theirs`: made on its device and naming it, or on another
-    // device of its user), as the record's history will show once a supervisor accepts them.
+    // Each change made on the sender's device, naming the sender as its author (what the
+    // record's history will show once a supervisor accepts them).
     let built_on_history = !new_changes.is_empty()
         && new_changes
             .iter()
-            .all(|c| !c.deps().is_empty() && theirs(c));
+            .all(|c| !c.deps().is_empty() && made_by_sender(c, rules));
     if !built_on_history {
         return Ok(false);
     }
