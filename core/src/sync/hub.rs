@@ -179,7 +179,6 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
     )?;
-    keep_same_users_changes_for_review(storage, certifier, who, &request.push, limits, &mut acks)?;
     tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     // A relay told `AuthorRevoked` rebuilds the record on the hub's version: one that never
     // learnt which that is (the record reached it by a bundle, and the hub's copy added
@@ -276,116 +275,6 @@ fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
         sent,
         "sync pushes judged"
     );
-}
-
-/// Of the pushes of a record the hub holds outside the sender's scope, refused because they
-/// carry changes of another device (`OutOfScope`, `ForeignChanges`): those whose every change
-/// the hub lacks was made by a device of the sender's own user that the hub has not revoked,
-/// built on the history it holds, are kept for review (`Quarantined`), as the sender's own
-/// would be. Two phones of one user that passed each other their edits before the user lost
-/// the area would otherwise each wait for the other for ever, and keep the child's record.
-/// A revoked device's changes are never kept so (`tell_revoked_authors` answers them). The
-/// registry is read only when such a push comes.
-fn keep_same_users_changes_for_review<S: HubStorage + ?Sized>(
-    storage: &mut S,
-    certifier: Option<&Certifier<'_>>,
-    who: &Principal,
-    push: &[PushEntry],
-    limits: &HubLimits,
-    acks: &mut [PushAck],
-) -> std::result::Result<(), HubError> {
-    let Some(certifier) = certifier else {
-        return Ok(());
-    };
-    let refused_for_another_device = |ack: &PushAck| {
-        matches!(
-            ack.outcome,
-            PushOutcome::Refused {
-                reason: Refusal::OutOfScope | Refusal::ForeignChanges,
-                ..
-            }
-        )
-    };
-    if !acks.iter().any(refused_for_another_device) {
-        return Ok(());
-    }
-    let mut active: Option<HashSet<Uuid>> = None;
-    let author = ChangeAuthor {
-        user: who.user,
-        device: who.device,
-    };
-    for ack in acks
-        .iter_mut()
-        .filter(|ack| refused_for_another_device(ack))
-    {
-        let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
-            continue;
-        };
-        let active = match &active {
-            Some(active) => active,
-            None => active.insert(
-                certifier
-                    .registry
-                    .devices()?
-                    .into_iter()
-                    .filter(|d| !d.revoked)
-                    .map(|d| d.device)
-                    .collect(),
-            ),
-        };
-        let kept = storage.in_transaction(&mut |tx| {
-            let Ok(Some(stored)) = tx.record(entry.id, true) else {
-                return Ok(false);
-            };
-            let reference = tx.reference()?;
-            let scope = who.scope(&reference);
-            if scope.receives(stored.kind, stored.area.as_ref()) {
-                return Ok(false);
-            }
-            let Ok(mut document) = codec::load(entry.id, &stored.document) else {
-                return Ok(false);
-            };
-            let before = document.get_heads();
-            if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
-                || !document.get_missing_deps(&[]).is_empty()
-            {
-                return Ok(false);
-            }
-            let new_changes = document.get_changes(&before);
-            // Built on the history the hub holds, each made on a device of the sender's user
-            // and naming that user: what a supervisor reviews as theirs.
-            let same_user = !new_changes.is_empty()
-                && new_changes.iter().all(|c| {
-                    let device = doc::device_of_actor(c.actor_id());
-                    !c.deps().is_empty()
-                        && device.is_some_and(|d| active.contains(&d))
-                        && doc::author_of(c)
-                            .is_some_and(|a| a.user == who.user && Some(a.device) == device)
-                });
-            if !same_user {
-                return Ok(false);
-            }
-            let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
-            let held = doc::attachments_at(&document, &before);
-            let added: Vec<_> = doc::attachments(&document)
-                .into_iter()
-                .filter(|a| !held.iter().any(|h| h.id == a.id))
-                .collect();
-            let rules = Rules {
-                reference: &reference,
-                scope: &scope,
-                who,
-                author,
-                author_role: who.role,
-                limits,
-            };
-            keep_for_review(tx, &rules, entry, Some(&stored), &new, &added)
-        })?;
-        if kept {
-            ack.outcome = PushOutcome::Quarantined;
-        }
-    }
-    Ok(())
 }
 
 /// Of the pushes waiting for changes another device made (`ForeignChanges`), those whose

@@ -17,7 +17,7 @@ use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
 use crate::storage::{HubTransaction, Quarantined, StoredRecord};
 use crate::store::TypedRecord;
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -127,27 +127,13 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
     let mut document = codec::load(entry.record, &stored.document)?;
     let before = document.get_heads();
     match codec::merge_into(&mut document, entry.record, &entry.changes) {
-        // Changes of another device of the entry's user among them (two phones of one user
-        // that passed each other their edits, `hub::keep_same_users_changes_for_review`):
-        // made again, as they were, as one edit of the entry's device, which the record's
-        // history then shows as their author.
-        Ok(())
-            if document
-                .get_changes_meta(&before)
-                .iter()
-                .any(|c| doc::device_of_actor(&c.actor) != Some(entry.device)) =>
-        {
-            document = codec::load(entry.record, &stored.document)?;
-            reauthor(&mut document, stored.kind, entry, before.clone())?;
-        }
         Ok(()) => {}
         Err(Error::ActorReused { actor, seq, .. }) => {
             // The device numbered later edits of the record like these (it had dropped the
             // record with them when its user lost the area, and received it again since):
             // the changes are made again, as they were, under a new actor of the device.
             document = codec::load(entry.record, &stored.document)?;
-            let kept = doc::heads_without(&document, &actor, seq);
-            reauthor(&mut document, stored.kind, entry, kept)?;
+            reauthor(&mut document, stored.kind, entry, &actor, seq)?;
         }
         Err(e) => return Err(e),
     }
@@ -197,15 +183,16 @@ fn reauthor(
     document: &mut Automerge,
     kind: RecordKind,
     entry: &Quarantined,
-    kept: Vec<ChangeHash>,
+    actor: &ActorId,
+    seq: u64,
 ) -> Result<()> {
     let id = entry.record;
     let cannot = |reason: &str| Error::DamagedDocument {
         id,
         reason: reason.into(),
     };
-    // The record at `kept` (without the device's later edits numbered like these, when they
-    // reuse numbers), then with these.
+    // The record without the device's later edits numbered like these, then with these.
+    let kept = doc::heads_without(document, actor, seq);
     let mut made = document
         .fork_at(&kept)
         .map_err(|_| cannot("the record's history could not be forked"))?;
