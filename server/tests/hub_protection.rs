@@ -102,6 +102,18 @@ fn new_hub() -> (TempDir, PathBuf, Hub) {
     (dir, data, hub)
 }
 
+/// Another community monitor of C01, a colleague who receives the monitor's edits by peers
+/// and bundles.
+fn colleague(dir: &TempDir, data: &Path) -> Device {
+    plain_device(
+        dir.path(),
+        data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+    )
+}
+
 /// A monitor of C01 and a supervisor of its district.
 fn monitor_and_supervisor(dir: &TempDir, data: &Path) -> (Device, Device) {
     let monitor = plain_device(dir.path(), data, "monitor", Role::CommunityMonitor, &[C01]);
@@ -541,13 +553,7 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut colleague = plain_device(
-        dir.path(),
-        &data,
-        "colleague",
-        Role::CommunityMonitor,
-        &[C01],
-    );
+    let mut colleague = colleague(&dir, &data);
     let held = monitor
         .store
         .create(&child(area(C01), "Fatou Koné", monitor.user()))
@@ -801,13 +807,7 @@ fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut colleague = plain_device(
-        dir.path(),
-        &data,
-        "colleague",
-        Role::CommunityMonitor,
-        &[C01],
-    );
+    let mut colleague = colleague(&dir, &data);
     let case = case_with_a_relayed_edit(&hub, &mut monitor, &mut [&mut colleague], "Ama Relayée");
     let mut own: ChildCase = colleague.store.get(case.id).unwrap();
     own.hours_per_week = 12;
@@ -831,13 +831,7 @@ fn a_deactivated_relay_keeps_nothing_of_a_case_a_revoked_phone_made() {
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut colleague = plain_device(
-        dir.path(),
-        &data,
-        "colleague",
-        Role::CommunityMonitor,
-        &[C01],
-    );
+    let mut colleague = colleague(&dir, &data);
     monitor.sync(&hub.url).unwrap();
     colleague.sync(&hub.url).unwrap();
     let case = monitor
@@ -882,13 +876,7 @@ fn what_a_relay_sends_to_review_is_its_own_value_not_a_dropped_one_that_won() {
     use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
-    let mut colleague = plain_device(
-        dir.path(),
-        &data,
-        "colleague",
-        Role::CommunityMonitor,
-        &[C01],
-    );
+    let mut colleague = colleague(&dir, &data);
     let case = monitor
         .store
         .create(&child(area(C01), "Akissi Relayée", monitor.user()))
