@@ -384,6 +384,10 @@ fn apply_response(
         ..SyncReport::default()
     };
     let refetching = sync_state::refetch_len(tx)? > 0;
+    // Out of this user's scope now: marked so before, or told so in this answer.
+    let left = |id: &Uuid| -> Result<bool> {
+        Ok(sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
+    };
     for PushAck { id, outcome } in &response.acks {
         match outcome {
             PushOutcome::Accepted {
@@ -420,9 +424,7 @@ fn apply_response(
             PushOutcome::Refused {
                 reason: Refusal::ForeignChanges | Refusal::AuthorRevoked,
                 ..
-            } if (sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
-                && !holds_own_unsent(tx, device, *id)? =>
-            {
+            } if left(id)? && !holds_own_unsent(tx, device, *id)? => {
                 // Out of this user's scope now (moved, deactivated), holding nothing of this
                 // device's that the hub lacks: the device that made the rest carries it (or
                 // its entry for review), or it will never come (rejected in review, a revoked
@@ -442,9 +444,7 @@ fn apply_response(
             PushOutcome::Refused {
                 reason: Refusal::AuthorRevoked,
                 ..
-            } if (sync_state::has_left(tx, *id)? || response.left_scope.contains(id))
-                && sync_state::known_hub_heads(tx, *id)?.is_none() =>
-            {
+            } if left(id)? && sync_state::known_hub_heads(tx, *id)?.is_none() => {
                 // Out of this user's scope, built on changes that will never be taken, and no
                 // version of the hub's known to rebuild it on (the lost phone made it): nothing
                 // of it can reach the hub, and the child's record leaves this device.
