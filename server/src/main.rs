@@ -1199,18 +1199,21 @@ fn user_refused(problem: vigie_core::UserProblem) -> String {
 /// `--public-url`: the address links start with, an http:// or https:// URL with a host (a
 /// link built from anything else leads nowhere).
 fn public_url_arg(text: &str) -> Result<String, String> {
-    let refused = || {
-        "not an http:// or https:// URL with a host (e.g. https://vigie.example.org)".to_string()
-    };
-    let uri: axum::http::Uri = text.parse().map_err(|_| refused())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    match http_url_with_host(text) {
+        Some(uri) if uri.query().is_none() => Ok(text.to_string()),
+        _ => Err(
+            "not an http:// or https:// URL with a host (e.g. https://vigie.example.org)".into(),
+        ),
+    }
+}
+
+/// `text` as an http:// or https:// URL naming a host, and no user in it.
+fn http_url_with_host(text: &str) -> Option<axum::http::Uri> {
+    let uri: axum::http::Uri = text.parse().ok()?;
     let host_ok = uri
         .authority()
         .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
-    if !scheme_ok || !host_ok || uri.query().is_some() {
-        return Err(refused());
-    }
-    Ok(text.to_string())
+    (matches!(uri.scheme_str(), Some("http" | "https")) && host_ok).then_some(uri)
 }
 
 /// `--tile-url`: an http:// or https:// URL with one host (no wildcard: the console's CSP
@@ -1232,16 +1235,14 @@ fn tile_url_arg(text: &str) -> Result<String, String> {
     if filled.contains(['{', '}', '*']) {
         return Err(refused());
     }
-    let uri: axum::http::Uri = filled.parse().map_err(|_| refused())?;
-    // One host, named: the console's CSP lets images come from it alone.
-    let host_ok = uri.authority().is_some_and(|a| {
-        !a.host().is_empty()
-            && !a.as_str().contains('@')
-            && a.as_str()[a.host().len()..]
-                .strip_prefix(':')
-                .is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0))
+    let uri = http_url_with_host(&filled).ok_or_else(refused)?;
+    // One host, named, on a port that can be: the console's CSP lets images come from it alone.
+    let port_ok = uri.authority().is_some_and(|a| {
+        a.as_str()[a.host().len()..]
+            .strip_prefix(':')
+            .is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0))
     });
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || !host_ok {
+    if !port_ok {
         return Err(refused());
     }
     Ok(text.to_string())
