@@ -40,7 +40,7 @@ pub enum HubOpenError {
     /// `--data`): answering from a new empty hub would say that every user and record is gone.
     #[error(
         "no hub in {0}: check --data (a new hub is made by `vigie serve`, `vigie reference \
-         publish` or `vigie user add`)"
+         publish` or `vigie user add` of an administrator)"
     )]
     NoHub(std::path::PathBuf),
     /// `--data` names something that is not a directory (a file, a device): nothing is made.

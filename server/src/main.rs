@@ -628,7 +628,13 @@ fn run(cli: Cli) -> Result<(), String> {
             let role: Role = role.into();
             let area_codes: Vec<&str> = areas.iter().map(String::as_str).collect();
             let new = User::new(&name, role, &area_codes);
-            let backend = hub.open_or_create()?;
+            // A user with areas needs the area tree a new hub lacks: refused before anything is
+            // made, as a mistyped --data would otherwise leave a new hub and key behind.
+            let backend = if area_codes.is_empty() {
+                hub.open_or_create()?
+            } else {
+                hub.open()?
+            };
             let reference = backend.reference().map_err(|e| e.to_string())?;
             new.check_new(&reference).map_err(user_refused)?;
             let user = backend.add_user(&new).map_err(|e| e.to_string())?;

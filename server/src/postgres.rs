@@ -417,7 +417,7 @@ pub enum ConnectError {
     /// or new database): answering from a new empty hub would say that everyone is gone.
     #[error(
         "no hub in {0}: check --database (a new hub is made by `vigie serve`, `vigie reference \
-         publish` or `vigie user add`)"
+         publish` or `vigie user add` of an administrator)"
     )]
     NoHub(String),
     #[error(

@@ -341,6 +341,19 @@ fn a_missing_wrong_or_exposed_key_is_a_clear_error_never_an_empty_hub() {
         vec!["reference", "list", "--data", typo_arg],
         vec!["quarantine", "list", "--data", typo_arg],
         vec!["console", "invite", "--data", typo_arg, "--user", &user_arg],
+        // A user with an area: a new hub has no tree to check it against.
+        vec![
+            "user",
+            "add",
+            "--data",
+            typo_arg,
+            "--name",
+            STAFF,
+            "--role",
+            "community-monitor",
+            "--area",
+            "CI-R1-D1-C01",
+        ],
         vec![
             "export",
             "--data",
