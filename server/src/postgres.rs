@@ -10,7 +10,7 @@
 //!   held until commit, so changes become visible in the order of their numbers. A device's
 //!   cursor can then never pass a number that a slower transaction commits later.
 
-mod seal;
+pub(crate) mod seal;
 
 use crate::auth::{self, AuthError, DeviceInfo, Token};
 use crate::backend::Backend;
@@ -234,7 +234,7 @@ const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. A shipped
 /// migration is never edited: a change to the schema is a new file. The version is kept in
 /// `vigie_meta` (`schema_version`). A migration that needs the hub to rewrite rows has a
-/// `RESEAL` line: the part before it runs, the hub seals every row (`reseal`), then the rest.
+/// hook line (`HOOKS`): the part before it runs, the hub rewrites the rows, then the rest.
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/001_records.sql"),
     include_str!("postgres/migrations/002_erasure_and_quarantine.sql"),
@@ -250,11 +250,28 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/012_record_roots.sql"),
     include_str!("postgres/migrations/013_device_actors.sql"),
     include_str!("postgres/migrations/014_given_up_changes.sql"),
+    include_str!("postgres/migrations/015_sealed_sign_in_names.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
 /// Where a migration stops for the hub to seal the rows it left plain.
 const RESEAL: &str = "-- vigie: reseal";
+/// Where migration 015 stops for the hub to seal the console's sign-in names.
+const SEAL_SIGN_IN_NAMES: &str = "-- vigie: seal sign-in names";
+
+/// A migration's rewrite of rows in Rust: returns how many rows it rewrote.
+type Hook = fn(&mut postgres::Transaction<'_>, &Sealer) -> std::result::Result<usize, ConnectError>;
+
+/// Each hook line a migration may hold, what the hub does there, and the tables whose rows it
+/// rewrites (vacuumed afterwards, so that their plain versions leave the tables' files).
+const HOOKS: &[(&str, Hook, &str)] = &[
+    (RESEAL, reseal, "records, area_history, quarantine"),
+    (
+        SEAL_SIGN_IN_NAMES,
+        seal_sign_in_names,
+        "console_accounts, console_failures",
+    ),
+];
 
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -686,6 +703,11 @@ impl Postgres {
         }
     }
 
+    /// The hub's sealing keys, for what the console keeps in this database.
+    pub(crate) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     pub(crate) fn client(&self) -> Result<PooledConnection<Manager>> {
         self.pool.get().map_err(pool_error)
     }
@@ -837,12 +859,17 @@ fn migrate(
             supported: SCHEMA_VERSION,
         });
     }
-    let mut resealed = false;
+    let mut rewritten = Vec::new();
     for migration in &MIGRATIONS[version.max(0) as usize..] {
-        match migration.split_once(RESEAL) {
-            Some((before, after)) => {
+        let hook = HOOKS
+            .iter()
+            .find_map(|(line, hook, tables)| Some((migration.split_once(line)?, hook, tables)));
+        match hook {
+            Some(((before, after), hook, tables)) => {
                 tx.batch_execute(before).map_err(storage_error)?;
-                resealed = reseal(&mut tx, sealer)? > 0;
+                if hook(&mut tx, sealer)? > 0 {
+                    rewritten.push(*tables);
+                }
                 tx.batch_execute(after).map_err(storage_error)?;
             }
             None => tx.batch_execute(migration).map_err(storage_error)?,
@@ -863,14 +890,64 @@ fn migrate(
     )
     .map_err(storage_error)?;
     tx.commit().map_err(storage_error)?;
-    if resealed {
+    for tables in rewritten {
         // Rewritten rows leave their plain versions in the tables' files until a vacuum
         // reclaims them: reclaim them now (not possible inside a transaction).
         client
-            .batch_execute("VACUUM FULL records, area_history, quarantine")
+            .batch_execute(&format!("VACUUM FULL {tables}"))
             .map_err(storage_error)?;
     }
     Ok(())
+}
+
+/// The key a sign-in throttle's count is kept under (`console_failures.key`): a keyed hash of
+/// what it counts, which names a person or their address.
+pub(crate) fn throttle_key(sealer: &Sealer, key: &str) -> String {
+    sealer
+        .lookup_hash("throttle", key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Seals every console account's sign-in name and hashes the throttle's keys (migration 015).
+fn seal_sign_in_names(
+    tx: &mut postgres::Transaction<'_>,
+    sealer: &Sealer,
+) -> std::result::Result<usize, ConnectError> {
+    let mut count = in_pages(
+        tx,
+        "SELECT user_id, login FROM console_accounts WHERE user_id > $1 ORDER BY user_id LIMIT 500",
+        Uuid::nil(),
+        &mut |tx, row| {
+            let user: Uuid = row.get(0);
+            let login: String = row.get(1);
+            tx.execute(
+                "UPDATE console_accounts SET login_h = $2, login_sealed = $3 WHERE user_id = $1",
+                &[
+                    &user,
+                    &sealer.lookup_hash("sign-in name", &login),
+                    &sealer.seal(Sealed::SignInName, user, login.as_bytes()),
+                ],
+            )
+            .map(drop)
+        },
+    )?;
+    let keys: Vec<String> = tx
+        .query("SELECT key FROM console_failures", &[])
+        .map_err(storage_error)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    count += keys.len();
+    for key in keys {
+        tx.execute(
+            "UPDATE console_failures SET key = $2 WHERE key = $1",
+            &[&key, &throttle_key(sealer, &key)],
+        )
+        .map_err(storage_error)?;
+    }
+    Ok(count)
 }
 
 /// Fills in the root of every record stored before the hub kept them (migration 012).
@@ -2494,6 +2571,86 @@ mod tests {
             .expect("create the database");
         let url = format!("{}/{name}", server.trim_end_matches("/postgres"));
         (server, name, url)
+    }
+
+    /// Schema 14 kept console sign-in names, and the throttle's keys, in clear: an upgrade seals
+    /// the names, hashes the keys, and leaves neither in the tables.
+    #[test]
+    fn an_upgrade_from_schema_14_seals_the_consoles_sign_in_names() {
+        let (server, name, url) = fresh_database();
+        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        for migration in &MIGRATIONS[..14] {
+            // Nothing to seal in an empty database: the hooks' lines are comments.
+            client.batch_execute(migration).expect("an older migration");
+        }
+        let user = Uuid::new_v4();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '14');
+                 INSERT INTO console_accounts (user_id, login, password_hash)
+                     VALUES ('{user}', 'awa.kone', 'argon2-hash');
+                 INSERT INTO console_failures (key, failures, last_ms)
+                     VALUES ('account:awa.kone', 3, 1000), ('address:192.0.2.7', 1, 1000);"
+            ))
+            .expect("schema 14's rows");
+
+        migrate(&mut client, &sealer).expect("the upgrade");
+
+        let row = client
+            .query_one(
+                "SELECT login_h, login_sealed, password_hash FROM console_accounts",
+                &[],
+            )
+            .expect("the account");
+        assert_eq!(
+            row.get::<_, Vec<u8>>(0),
+            sealer.lookup_hash("sign-in name", "awa.kone")
+        );
+        let sealed: Vec<u8> = row.get(1);
+        assert_eq!(
+            sealer.open(Sealed::SignInName, user, &sealed).unwrap(),
+            b"awa.kone"
+        );
+        assert_eq!(row.get::<_, String>(2), "argon2-hash");
+        let failures: i64 = client
+            .query_one(
+                "SELECT failures FROM console_failures WHERE key = $1",
+                &[&throttle_key(&sealer, "account:awa.kone")],
+            )
+            .expect("the account's count, under its hashed key")
+            .get(0);
+        assert_eq!(failures, 3);
+        let tables: String = client
+            .query_one(
+                "SELECT string_agg(t::TEXT, ' ') FROM (
+                     SELECT a::TEXT AS t FROM console_accounts a
+                     UNION ALL SELECT f::TEXT FROM console_failures f) rows",
+                &[],
+            )
+            .expect("the tables as text")
+            .get(0);
+        for clear in ["awa.kone", "192.0.2.7", "account:", "address:"] {
+            assert!(
+                !tables.contains(clear),
+                "{clear} is still in clear: {tables}"
+            );
+        }
+        let columns: i64 = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns
+                 WHERE table_name = 'console_accounts' AND column_name = 'login'",
+                &[],
+            )
+            .expect("the columns")
+            .get(0);
+        assert_eq!(columns, 0, "the plain column is gone");
+
+        drop(client);
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
     }
 
     fn prepared_on_server(connection: &mut PgConnection, sql: &str) -> i64 {

@@ -667,6 +667,25 @@ fn a_postgres_hub_holds_no_name_in_a_dump_or_in_the_server_log() {
     monitor.store.update(&case).unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.quarantined.len(), 1, "{summary:?}");
+    // The console: a supervisor's sign-in name, and a name typed in the sign-in field (the
+    // throttle counts attempts under what was typed, and the address).
+    let mut browser = common::console::Browser::new(&hub.url);
+    common::console::account(
+        &mut browser,
+        &data,
+        by,
+        "ahoutou.gnagne",
+        "Un mot de passe assez long",
+    );
+    let refused = common::console::Browser::new(&hub.url).sign_in("tiemoko.kouassi", "pas le bon");
+    assert_ne!(refused.status, 303, "a wrong password signs nobody in");
+    assert_eq!(
+        browser
+            .sign_in("ahoutou.gnagne", "Un mot de passe assez long")
+            .status,
+        303,
+        "the sealed sign-in name is found again"
+    );
 
     let dump = pg_dump(&url, &dir.path().join("dump.sql"));
     let logged = log_since(&log, log_start);
@@ -687,6 +706,9 @@ fn a_postgres_hub_holds_no_name_in_a_dump_or_in_the_server_log() {
         "Brou Ahou Lucienne",
         "Moniteur Yapi",
         "Quarantaine",
+        "ahoutou.gnagne",
+        "tiemoko.kouassi",
+        "address:",
         C01,
         C02,
     ] {

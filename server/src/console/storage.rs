@@ -519,14 +519,24 @@ impl ConsoleStorage for Mutex<Registry> {
 
 mod postgres_storage {
     use super::*;
-    use crate::postgres::{CachedClient, Postgres, storage_error};
+    use crate::postgres::seal::Sealed;
+    use crate::postgres::{CachedClient, Postgres, storage_error, throttle_key};
 
-    fn account(row: &postgres::Row) -> Account {
-        Account {
-            user: row.get(0),
-            login: row.get(1),
+    /// What `console_accounts.login_h` holds for a sign-in name: the name is never in clear.
+    const SIGN_IN_NAME: &str = "sign-in name";
+
+    /// An account from its row (`user_id, login_sealed, password_hash`).
+    fn account(hub: &Postgres, row: &postgres::Row) -> Result<Account, Error> {
+        let user: Uuid = row.get(0);
+        let login = hub.sealer().open(Sealed::SignInName, user, row.get(1))?;
+        Ok(Account {
+            user,
+            login: String::from_utf8(login).map_err(|_| Error::DamagedDocument {
+                id: user,
+                reason: "its sign-in name is not UTF-8".into(),
+            })?,
             password_hash: row.get(2),
-        }
+        })
     }
 
     impl ConsoleStorage for Postgres {
@@ -534,32 +544,41 @@ mod postgres_storage {
             let row = self
                 .client()?
                 .query_opt(
-                    "SELECT user_id, login, password_hash FROM console_accounts WHERE login = $1",
-                    &[&login],
+                    "SELECT user_id, login_sealed, password_hash FROM console_accounts
+                     WHERE login_h = $1",
+                    &[&self.sealer().lookup_hash(SIGN_IN_NAME, login)],
                 )
                 .map_err(storage_error)?;
-            Ok(row.as_ref().map(account))
+            row.map(|row| account(self, &row)).transpose()
         }
 
         fn account_of(&self, user: Uuid) -> Result<Option<Account>, Error> {
             let row = self
                 .client()?
                 .query_opt(
-                    "SELECT user_id, login, password_hash FROM console_accounts WHERE user_id = $1",
+                    "SELECT user_id, login_sealed, password_hash FROM console_accounts
+                     WHERE user_id = $1",
                     &[&user],
                 )
                 .map_err(storage_error)?;
-            Ok(row.as_ref().map(account))
+            row.map(|row| account(self, &row)).transpose()
         }
 
         fn set_account(&self, account: &Account) -> Result<(), AccountError> {
+            let sealer = self.sealer();
             self.client()?
                 .execute(
-                    "INSERT INTO console_accounts (user_id, login, password_hash)
-                     VALUES ($1, $2, $3)
-                     ON CONFLICT (user_id) DO UPDATE SET login = excluded.login,
+                    "INSERT INTO console_accounts (user_id, login_h, login_sealed, password_hash)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id) DO UPDATE SET login_h = excluded.login_h,
+                         login_sealed = excluded.login_sealed,
                          password_hash = excluded.password_hash",
-                    &[&account.user, &account.login, &account.password_hash],
+                    &[
+                        &account.user,
+                        &sealer.lookup_hash(SIGN_IN_NAME, &account.login),
+                        &sealer.seal(Sealed::SignInName, account.user, account.login.as_bytes()),
+                        &account.password_hash,
+                    ],
                 )
                 .map_err(|e| {
                     if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
@@ -709,6 +728,7 @@ mod postgres_storage {
         }
 
         fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error> {
+            let key = throttle_key(self.sealer(), key);
             let row = self
                 .client()?
                 .query_opt(
@@ -727,6 +747,7 @@ mod postgres_storage {
             allowed: &dyn Fn(Option<(i64, i64)>) -> bool,
         ) -> Result<bool, Error> {
             // The row is locked from the check to the count, whichever hub process asks.
+            let key = throttle_key(self.sealer(), key);
             let mut client = self.client()?;
             let mut tx = client.transaction().map_err(storage_error)?;
             tx.execute(
@@ -765,6 +786,7 @@ mod postgres_storage {
             claimed_ms: i64,
             previous_ms: Option<i64>,
         ) -> Result<(), Error> {
+            let key = throttle_key(self.sealer(), key);
             self.client()?
                 .execute(
                     "UPDATE console_failures SET failures = GREATEST(failures - 1, 0),
@@ -820,6 +842,7 @@ mod postgres_storage {
         }
 
         fn clear_failures(&self, key: &str) -> Result<(), Error> {
+            let key = throttle_key(self.sealer(), key);
             self.client()?
                 .execute("DELETE FROM console_failures WHERE key = $1", &[&key])
                 .map_err(storage_error)?;

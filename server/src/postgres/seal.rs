@@ -43,6 +43,8 @@ pub(crate) enum Sealed {
     /// `devices.certificate`: the certificate last issued to a device (it names the user's
     /// areas), under the device's id.
     Certificate,
+    /// `console_accounts.login_sealed`: a console account's sign-in name, under its user's id.
+    SignInName,
 }
 
 impl Sealed {
@@ -53,6 +55,7 @@ impl Sealed {
             Sealed::Quarantined => b"quarantined",
             Sealed::HubIdentity => b"hub identity",
             Sealed::Certificate => b"certificate",
+            Sealed::SignInName => b"sign-in name",
         }
     }
 }
@@ -175,6 +178,20 @@ impl Sealer {
         mac.update(country.as_bytes());
         mac.update(&[0]);
         mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The keyed hash a console value is looked up by (`console_accounts.login_h`, the keys of
+    /// `console_failures`): a sign-in name, or what someone typed in its field, is never kept
+    /// in clear. `purpose` keeps each use's hashes apart; the leading 0xff keeps them apart
+    /// from `area_hash`'s, whose first byte is a level (0–3).
+    pub(crate) fn lookup_hash(&self, purpose: &str, value: &str) -> Vec<u8> {
+        let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&self.index)
+            .expect("HMAC takes any key length");
+        mac.update(&[0xff]);
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 
