@@ -2432,3 +2432,91 @@ fn documents_written_before_the_new_fields_still_read() {
     assert_eq!(old.follow_up_due, None);
     assert!(old.merged_from.is_empty());
 }
+
+/// Settling a conflict is a write like any other: a monitor settling a conflict between two
+/// supervisors' verifications takes no step a monitor may not take (sending the case back to
+/// referred or identified), and a supervisor's resolution keeps the rules of the record.
+#[test]
+fn a_conflict_resolution_is_checked_as_an_edit_is() {
+    let dir = TempDir::new().unwrap();
+    let mut first = open(&dir, "first.db", SUPERVISOR);
+    let c = first.create(&child(C01, "Konan Yao", MONITOR)).unwrap();
+    as_role(&mut first, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    as_role(&mut first, Role::CommunityMonitor)
+        .transition_case_on(c.id, CaseStatus::ReceivingServices, date(2025, 10, 1))
+        .unwrap();
+    let mut second = open(&dir, "second.db", SUPERVISOR);
+    second
+        .merge_document(c.id, &first.export_document(c.id).unwrap())
+        .unwrap();
+    let mut monitor = open(&dir, "monitor.db", MONITOR);
+    monitor
+        .merge_document(c.id, &first.export_document(c.id).unwrap())
+        .unwrap();
+    as_role(&mut first, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 11, 1))
+        .unwrap();
+    as_role(&mut second, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Prevented, date(2025, 11, 2))
+        .unwrap();
+    for from in [&first, &second] {
+        monitor
+            .merge_document(c.id, &from.export_document(c.id).unwrap())
+            .unwrap();
+    }
+    let conflicts = monitor.conflicts(c.id).unwrap();
+    assert_eq!(
+        conflicts.len(),
+        2,
+        "status and remediated_on: {conflicts:?}"
+    );
+    let status = vec!["status".to_string()];
+    for back in ["referred", "identified", "receiving_services"] {
+        let rule = not_allowed(
+            as_role(&mut monitor, Role::CommunityMonitor).resolve_conflict(
+                c.id,
+                &status,
+                &serde_json::json!(back),
+            ),
+        );
+        assert!(rule.contains("only a supervisor"), "{back}: {rule}");
+        assert_eq!(
+            monitor.conflicts(c.id).unwrap(),
+            conflicts,
+            "nothing written"
+        );
+    }
+
+    // A supervisor's resolution keeps the record's rules: a verification is not dated after
+    // today, whichever way the date is written.
+    for from in [&second, &monitor] {
+        first
+            .merge_document(c.id, &from.export_document(c.id).unwrap())
+            .unwrap();
+    }
+    let remediated_on = vec!["remediated_on".to_string()];
+    let later = (chrono::Utc::now().date_naive() + chrono::Days::new(400)).to_string();
+    match as_role(&mut first, Role::Supervisor).resolve_conflict(
+        c.id,
+        &remediated_on,
+        &serde_json::json!(later),
+    ) {
+        Err(Error::Validation(v)) => assert_eq!(v.field, "remediated_on", "{v}"),
+        other => panic!("a verification dated after today: {other:?}"),
+    }
+    assert_eq!(first.conflicts(c.id).unwrap().len(), 2, "nothing written");
+    first
+        .resolve_conflict(c.id, &remediated_on, &serde_json::json!("2025-11-02"))
+        .unwrap();
+    first
+        .resolve_conflict(c.id, &status, &serde_json::json!("prevented"))
+        .unwrap();
+    let settled: ChildCase = first.get(c.id).unwrap();
+    assert_eq!(
+        (settled.status, settled.remediated_on),
+        (CaseStatus::Prevented, Some(date(2025, 11, 2)))
+    );
+    assert!(first.conflicts(c.id).unwrap().is_empty());
+}

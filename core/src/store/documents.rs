@@ -325,13 +325,17 @@ pub(crate) fn resolve_in<R: Record>(
         }
         other => other?,
     };
+    // The derived fields follow the resolved value, in the document too.
+    resolved.derive(&write.reference);
+    // A resolution is an edit: the rules of `update_in`, from the record as stored.
     resolved.validate(&write.reference)?;
+    check_references(tx, &resolved)?;
+    crate::domain::records::events_not_after_today(&stored.event_dates(), &resolved.event_dates())?;
     if let Some(acting) = &write.acting {
         acting.check_write(Some(&stored), &resolved)?;
     }
-    // The derived fields follow the resolved value, in the document too.
-    resolved.derive(&write.reference);
     doc::write_record(&mut document, &resolved, &write.author)?;
+    check_merge_target(tx, &document, Some(&before))?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(())
 }
