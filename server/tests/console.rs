@@ -1396,6 +1396,23 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         ],
     );
     assert_eq!(bad.status, 422);
+    // The console keeps a value a phone entered: a value typed into the form (a forged post)
+    // is refused, and nothing changes.
+    for forged in ["25", "99"] {
+        let refused = browser.post(
+            &format!("{path}/resolve"),
+            &[
+                ("csrf", &csrf),
+                ("field", "hours_per_week"),
+                ("value", forged),
+            ],
+        );
+        assert_eq!(refused.status, 422, "{forged}: {}", refused.body);
+        assert!(
+            refused.body.contains("value=\"hours_per_week\""),
+            "the conflict stays"
+        );
+    }
     let done = browser.post(
         &format!("{path}/resolve"),
         &[

@@ -1294,7 +1294,10 @@ pub fn change_as<R: Record>(
 }
 
 /// A principal settling a conflict on the hub (`Store::resolve_conflict`, as `change_as` writes):
-/// the field at `path` takes `value`, one of the concurrent values.
+/// the field at `path` takes `value`, which must be one of the concurrent values. A phone's
+/// user may settle a conflict with a new value they typed; the hub keeps one a device entered,
+/// and a settling that names another is refused (`Validation` on the field): the console
+/// offers the values in conflict, never a field to type in.
 pub fn resolve_as<R: Record>(
     tx: &mut dyn HubTransaction,
     who: &Principal,
@@ -1305,6 +1308,16 @@ pub fn resolve_as<R: Record>(
     value: &serde_json::Value,
 ) -> Result<R> {
     write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
+        let offered = doc::conflicts::<R>(document)?
+            .into_iter()
+            .find(|conflict| conflict.path == path);
+        if offered.is_some_and(|conflict| conflict.values.iter().all(|v| &v.value != value)) {
+            return Err(crate::error::ValidationError::new(
+                path.join("."),
+                "must be one of the values in conflict",
+            )
+            .into());
+        }
         doc::resolve::<R>(document, id, path, value, author)?;
         let mut resolved: R = match doc::read_record(document, id) {
             Err(Error::DamagedDocument { .. }) => {
