@@ -1534,7 +1534,7 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
 }
 
 #[test]
-fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
+fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
     let s = setup();
     let mut f = field(&s);
     let mut c = child(area(C01), "Koffi Yao", f.mine.user());
@@ -1543,6 +1543,25 @@ fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
         .map(String::from)
         .collect();
     let c = f.mine.store.create(&c).expect("case");
+    // A second child, found at a workplace: what the supervisor must act on is on the page
+    // (which worst form: trafficking calls the police), and the workplace is one click away.
+    let place = f
+        .mine
+        .store
+        .create(&workplace(area(C01), "Carrière Yao-Ébène"))
+        .expect("workplace");
+    let mut found = child(area(C01), "Awa Yao", f.mine.user());
+    found.workplace_id = Some(place.id);
+    found.worst_forms = [
+        WorstForm::SlaveryOrTrafficking,
+        WorstForm::SexualExploitation,
+    ]
+    .into_iter()
+    .collect();
+    found.night_work = true;
+    found.tasks = ["concassage".to_string()].into_iter().collect();
+    found.household = "Ménage Yao, Daloa".into();
+    let found = f.mine.store.create(&found).expect("case");
     let summary = f.mine.sync(&s.hub.url).expect("sync");
     assert!(summary.refused.is_empty(), "{:?}", summary.refused);
     let mut browser = signed_in(&s, "sup.words");
@@ -1575,6 +1594,45 @@ fn hazards_and_cases_without_a_workplace_are_shown_in_words() {
         assert!(values.contains(loads), "{lang}: {values}");
         assert!(!values.contains("dangerous_machinery"), "{lang}: {values}");
         assert!(!values.contains("heavy_loads"), "{lang}: {values}");
+        let found_page = browser.get(&format!("/console/cases/{}", found.id));
+        let values = found_page
+            .body
+            .split("id=\"case-values\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</dl>").next())
+            .expect("the case's values");
+        let (trafficking, exploitation, night) = match lang {
+            "fr" => (
+                "Esclavage ou traite",
+                "Exploitation sexuelle",
+                "Travail de nuit",
+            ),
+            _ => (
+                "Slavery or trafficking",
+                "Sexual exploitation",
+                "Night work",
+            ),
+        };
+        for shown in [
+            trafficking,
+            exploitation,
+            night,
+            "concassage",
+            "Ménage Yao, Daloa",
+        ] {
+            assert!(values.contains(shown), "{lang}: {shown}: {values}");
+        }
+        assert!(
+            !values.contains("slavery_or_trafficking"),
+            "{lang}: {values}"
+        );
+        assert!(
+            values.contains(&format!(
+                "<a href=\"/console/workplaces/{}\">Carrière Yao-Ébène</a>",
+                place.id
+            )),
+            "{lang}: {values}"
+        );
         // The overview's breakdown by sector: the case without a workplace in words.
         let overview = browser.get("/console/");
         assert_eq!(overview.status, 200);

@@ -139,6 +139,7 @@ fn code_prefix(kind: Option<RecordKind>, path: &str) -> Option<&'static str> {
         (_, ["sex"]) => "sex",
         (_, ["school"]) => "school",
         (_, ["classification", "outcome"]) => "class",
+        (_, ["worst_forms"]) => "worst_form",
         (_, ["followups", _, "situation"]) => "situation",
         (_, ["referrals", _, "service"]) => "service",
         _ => return None,

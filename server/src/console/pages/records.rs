@@ -1284,6 +1284,10 @@ struct CasePage {
     name: String,
     merged_into: Option<Uuid>,
     fields: Vec<Field>,
+    /// Where the child was found (its page, its name), when the supervisor's areas hold it.
+    workplace: Option<(Uuid, String)>,
+    /// The visit that identified the child (its page, its day), likewise.
+    visit: Option<(Uuid, String)>,
     notes: String,
     steps: Vec<(&'static str, String)>,
     referrals: Vec<Line2>,
@@ -1409,6 +1413,34 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                 .join("; "),
         },
         Field {
+            label: t.get("field.worst_forms"),
+            // What a worst form calls for (the police, social protection) depends on which.
+            value: case
+                .worst_forms
+                .iter()
+                .map(|w| t.code("worst_form", w.as_str()))
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+        Field {
+            label: t.get("field.night_work"),
+            value: t
+                .get(if case.night_work {
+                    "labels.yes"
+                } else {
+                    "labels.no"
+                })
+                .to_string(),
+        },
+        Field {
+            label: t.get("field.tasks"),
+            value: case.tasks.iter().cloned().collect::<Vec<_>>().join("; "),
+        },
+        Field {
+            label: t.get("field.household"),
+            value: case.household.clone(),
+        },
+        Field {
             label: t.get("case.school"),
             value: t.code("school", &code(case.school)),
         },
@@ -1504,6 +1536,14 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         name: case.name.clone(),
         merged_into: case.merged_into,
         fields,
+        workplace: case.workplace_id.and_then(|w| {
+            let place: Workplace = scoped.get(w).ok()?;
+            Some((w, place.name))
+        }),
+        visit: case.identified_on_visit.and_then(|v| {
+            let visit: Visit = scoped.get(v).ok()?;
+            Some((v, visit.started_at.date_naive().to_string()))
+        }),
         notes: case.notes.clone(),
         steps,
         referrals,
