@@ -1287,8 +1287,39 @@ fn classification_at_every_boundary_of_two_profiles() {
             10,
             by,
         );
-        c.hazards.insert(listed);
+        c.hazards.insert(listed.clone());
         assert_eq!(rules.classify(&c).outcome, NotChildLabour, "{label}");
+        // An age not established (a merge may remove both the date of birth and the
+        // estimate) is taken as below the minimum age: a listed hazard, night work where the
+        // profile counts it, or long hours are hazardous child labour at any such age.
+        let unknown = |edit: &dyn Fn(&mut ChildCase)| {
+            let mut c = child(area.clone(), 10, 0, by);
+            c.date_of_birth = None;
+            c.estimated_age = None;
+            edit(&mut c);
+            rules.classify(&c)
+        };
+        let outcome_of = |edit: &dyn Fn(&mut ChildCase)| unknown(edit).outcome;
+        assert_eq!(unknown(&|_| {}).age, None, "{label}");
+        assert_eq!(outcome_of(&|_| {}), ChildLabour, "{label}");
+        assert_eq!(
+            outcome_of(&|c| {
+                c.hazards.insert(listed.clone());
+            }),
+            HazardousChildLabour,
+            "{label}"
+        );
+        assert_eq!(
+            outcome_of(&|c| c.hours_per_week = rules.thresholds.long_hours as i32 + 1),
+            HazardousChildLabour,
+            "{label}"
+        );
+        let night = if rules.thresholds.night_work_is_hazardous {
+            HazardousChildLabour
+        } else {
+            ChildLabour
+        };
+        assert_eq!(outcome_of(&|c| c.night_work = true), night, "{label}");
     }
 
     // A hazard on the default list but not on Burkina Faso's is refused there.

@@ -148,7 +148,38 @@ impl RuleSet {
                 "a worst form of child labour (C182 art. 3 a-c) is flagged",
             );
         }
+        let hours = i64::from(s.hours_per_week);
+        let listed: Vec<&str> = s
+            .hazards
+            .iter()
+            .map(String::as_str)
+            .filter(|h| self.has_hazard(h))
+            .collect();
+        // A child whose age is not established (a merge may have removed both the date of
+        // birth and the estimate) is taken as below the minimum age, and so below the
+        // hazardous work age: what is hazardous at any such age stays hazardous.
         let Some(age) = s.age else {
+            if !listed.is_empty() {
+                return (
+                    HazardousChildLabour,
+                    "age unknown: treated as below the minimum age until established, and a \
+                     hazard on the hazardous work list was observed",
+                );
+            }
+            if s.night_work && t.night_work_is_hazardous {
+                return (
+                    HazardousChildLabour,
+                    "age unknown: treated as below the minimum age until established, and \
+                     night work was observed",
+                );
+            }
+            if hours > i64::from(t.long_hours) {
+                return (
+                    HazardousChildLabour,
+                    "age unknown: treated as below the minimum age until established, and \
+                     long hours were observed",
+                );
+            }
             return (
                 ChildLabour,
                 "age unknown: treated as below the minimum age until established",
@@ -157,13 +188,6 @@ impl RuleSet {
         if age >= CHILD_BELOW_AGE.max(t.hazardous_work_age) {
             return (NotChildLabour, "at or above the hazardous work age");
         }
-        let hours = i64::from(s.hours_per_week);
-        let listed: Vec<&str> = s
-            .hazards
-            .iter()
-            .map(String::as_str)
-            .filter(|h| self.has_hazard(h))
-            .collect();
         // Night work and a hazard are work, whatever hours were noted (0 when not asked).
         let working = hours > 0 || s.night_work || !listed.is_empty();
         // From the hazardous work age (16 exceptionally) to 18, the exception covers only what
