@@ -857,6 +857,27 @@ fn name_search_ignores_accents_and_case() {
     for typed in ["kofi", "boeuf", "Kɔfi Bœuf", "KOFI"] {
         assert_eq!(found(&store, typed), vec![bœuf.id], "{typed}");
     }
+    // The same child registered without the apostrophe, or with a space, is found by the name
+    // typed with it as on the paper (and the other way round).
+    let run_together = store.create(&child("Éloïse Nguessan", user)).unwrap();
+    let spaced = store.create(&child("Éloïse N Guessan", user)).unwrap();
+    for typed in [
+        "n'guessan",
+        "N’Guessan",
+        "éloïse n'guessan",
+        "Eloise N-Guess",
+    ] {
+        let hits: BTreeSet<Uuid> = found(&store, typed).into_iter().collect();
+        assert!(
+            hits.contains(&run_together.id) && hits.contains(&spaced.id),
+            "{typed}: {hits:?}"
+        );
+    }
+    assert_eq!(
+        found(&store, "éloïse nguessan"),
+        vec![run_together.id],
+        "typed run together, the spaced name is another word"
+    );
     // Accents typed as their own marks after the letter (some keyboards, pasted text) find
     // and are found as the letters with them: one child is not two to the search.
     let marked = store

@@ -155,7 +155,7 @@ pub fn fold_name(name: &str) -> String {
 
 /// Marks that join the parts of one name ("N'Guessan", "Jean-Baptiste") rather than separate
 /// names: a person types the name with them, without them, or with a space.
-const NAME_JOINERS: [char; 6] = ['\'', '’', 'ʼ', '‘', '`', '-'];
+pub(crate) const NAME_JOINERS: [char; 6] = ['\'', '’', 'ʼ', '‘', '`', '-'];
 
 /// The words a name is found by, folded as duplicates are compared (`fold_name`): each word,
 /// and each joined name also as one word ("adjoua n guessan nguessan"), so "Nguessan",

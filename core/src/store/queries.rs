@@ -8,7 +8,7 @@ use crate::domain::area::{Area, AreaFilter};
 use crate::domain::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
 };
-use crate::domain::derived::{fold_name, midnight_ms};
+use crate::domain::derived::{NAME_JOINERS, fold_name, midnight_ms};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -625,14 +625,27 @@ pub(crate) fn alerts(
 }
 
 /// Turns what a person typed into an FTS5 query that cannot be a syntax error: folded as names
-/// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix.
+/// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix. Typed with
+/// an apostrophe or a hyphen ("n'guessan"), the words are also looked for joined ("nguessan"),
+/// as names are indexed both ways (`derived::search_terms`): the same child registered as
+/// "Nguessan" is found too.
 fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = fold_name(text)
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\"*"))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    let words = |folded: String| -> Vec<String> {
+        folded
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("\"{w}\"*"))
+            .collect()
+    };
+    let split = words(fold_name(text));
+    let joined = words(fold_name(&text.replace(NAME_JOINERS, "")));
+    if split.is_empty() {
+        None
+    } else if joined == split || joined.is_empty() {
+        Some(split.join(" "))
+    } else {
+        Some(format!("({}) OR ({})", split.join(" "), joined.join(" ")))
+    }
 }
 
 pub(crate) fn search_names(
