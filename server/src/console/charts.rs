@@ -31,12 +31,14 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
         Cell::Count(n) => *n,
         Cell::Suppressed => 0,
     };
-    let max = groups
+    let largest = groups
         .iter()
         .flat_map(|g| g.values.iter().map(count))
         .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+        .unwrap_or(0);
+    // Counts are whole: the scale's marks are whole numbers, each once, at most four steps.
+    let (step, steps) = scale_steps(u64::try_from(largest).unwrap_or(0));
+    let max = (step * steps) as f64;
     let plot_h = height - bottom - top;
     let slot = (width - left) / groups.len().max(1) as f64;
     let bar_w = (slot * 0.8 / series.len().max(1) as f64).min(28.0);
@@ -47,9 +49,9 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
         esc(title),
         esc(title)
     );
-    for i in 0..=4 {
-        let y = top + plot_h * (1.0 - f64::from(i) / 4.0);
-        let value = (max * f64::from(i) / 4.0).round();
+    for i in 0..=steps {
+        let y = top + plot_h * (1.0 - i as f64 / steps as f64);
+        let value = step * i;
         let _ = write!(
             svg,
             r##"<line x1="{left}" x2="{width}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ed"/><text x="{}" y="{:.1}" text-anchor="end">{value}</text>"##,
@@ -91,6 +93,22 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The step between a count scale's marks (1, 2 or 5 times a power of ten) and how many steps
+/// (1 to 4) reach `largest` or just above it.
+fn scale_steps(largest: u64) -> (u64, u64) {
+    let largest = largest.max(1);
+    let mut magnitude = 1u64;
+    loop {
+        for factor in [1, 2, 5] {
+            let step = factor * magnitude;
+            if step * 4 >= largest {
+                return (step, largest.div_ceil(step));
+            }
+        }
+        magnitude = magnitude.saturating_mul(10);
+    }
 }
 
 /// A label on lines of at most `width` characters, words kept whole where they fit, at most
@@ -485,6 +503,41 @@ mod tests {
         );
         // The scale's top is the largest count shown.
         assert!(svg.contains(">8</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_count_scale_marks_whole_numbers_each_once() {
+        let marks = |largest: u64| {
+            let (step, steps) = scale_steps(u64::try_from(largest).unwrap_or(0));
+            (0..=steps).map(|i| i * step).collect::<Vec<_>>()
+        };
+        assert_eq!(marks(0), [0, 1]);
+        assert_eq!(marks(2), [0, 1, 2]);
+        assert_eq!(marks(6), [0, 2, 4, 6]);
+        assert_eq!(marks(8), [0, 2, 4, 6, 8]);
+        assert_eq!(marks(9), [0, 5, 10]);
+        assert_eq!(marks(37), [0, 10, 20, 30, 40]);
+        assert_eq!(marks(1234), [0, 500, 1000, 1500]);
+        for largest in 0..5000 {
+            let m = marks(largest);
+            assert!(m.len() >= 2 && m.len() <= 5, "{largest}: {m:?}");
+            assert!(*m.last().unwrap() >= largest, "{largest}: {m:?}");
+        }
+        // Six children: the marks read 0 2 4 6, not 0 2 3 5 6.
+        let svg = bars(
+            "Enfants",
+            &["a"],
+            &[Group {
+                label: "g".into(),
+                values: vec![Cell::Count(6)],
+            }],
+        );
+        let shown: Vec<&str> = svg
+            .split("text-anchor=\"end\">")
+            .skip(1)
+            .map(|rest| rest.split('<').next().unwrap())
+            .collect();
+        assert_eq!(shown, ["0", "2", "4", "6"]);
     }
 
     #[test]
