@@ -1643,6 +1643,16 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         );
         assert!(!overview.body.contains(">unknown<"), "{lang}");
     }
+    // Who read a child's file is in the audit log, as what they did is.
+    let journal = audit_page(&s, "admin.words");
+    let viewed = journal
+        .split("<tr>")
+        .filter(|row| row.contains("Dossier consulté"))
+        .count();
+    assert_eq!(
+        viewed, 4,
+        "two cases, each opened in two languages: {journal}"
+    );
 }
 
 /// The overview shared beyond the team: a count withheld is not given away by the total and
