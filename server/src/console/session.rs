@@ -202,12 +202,60 @@ pub fn valid_login(login: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
+/// What people type when asked for a password, longest first (a row of keys holds a shorter
+/// one): with a few characters added, still what a guesser tries first.
+const COMMON_PASSWORDS: [&str; 14] = [
+    "1234567890",
+    "azertyuiop",
+    "qwertyuiop",
+    "motdepasse",
+    "superviseur",
+    "supervisor",
+    "123456789",
+    "password",
+    "console",
+    "123456",
+    "abcdef",
+    "azerty",
+    "qwerty",
+    "vigie",
+];
+
+/// Whether a password long enough is one a guesser tries first: one to three characters over
+/// and over ("aaaaaaaaaa"), or, letters and digits only, fewer than six characters beside a
+/// common password or the sign-in name ("Motdepasse2026", "sup.r1sup.r1"). The console's
+/// accounts read children's records.
+fn guessable(login: &str, password: &str) -> bool {
+    let distinct: std::collections::BTreeSet<char> =
+        password.chars().filter(|c| !c.is_whitespace()).collect();
+    if distinct.len() < 4 {
+        return true;
+    }
+    let plain = |text: &str| -> String {
+        text.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let mut rest = plain(password);
+    let login = plain(login);
+    if login.chars().count() >= 3 {
+        rest = rest.replace(&login, "");
+    }
+    for common in COMMON_PASSWORDS {
+        rest = rest.replace(common, "");
+    }
+    rest.chars().count() < 6
+}
+
 /// Why a password or sign-in name was not accepted (each an inline message key).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
     LoginFormat,
     LoginTaken,
     PasswordShort,
+    /// A password anyone would try first (`guessable`).
+    PasswordGuessable,
     PasswordsDiffer,
     InviteUnknown,
 }
@@ -247,6 +295,9 @@ pub fn accept_invite(
     // Blanks count for nothing: ten spaces are no password.
     if password.chars().filter(|c| !c.is_whitespace()).count() < MIN_PASSWORD {
         return Ok(Err(Refused::PasswordShort));
+    }
+    if guessable(login, password) {
+        return Ok(Err(Refused::PasswordGuessable));
     }
     if password != again {
         return Ok(Err(Refused::PasswordsDiffer));
@@ -462,6 +513,30 @@ pub fn sign_out(storage: &dyn ConsoleStorage, id: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_a_guesser_tries_first_is_refused() {
+        for (login, password) in [
+            ("sup.r1", "aaaaaaaaaa"),
+            ("sup.r1", "abababababab"),
+            ("sup.r1", "password12"),
+            ("sup.r1", "Motdepasse2026!"),
+            ("sup.r1", "azerty1234"),
+            ("sup.r1", "1234567890"),
+            ("sup.r1", "sup.r1sup.r1"),
+            ("awa.kone", "AwaKone2026"),
+        ] {
+            assert!(guessable(login, password), "{password}");
+        }
+        for (login, password) in [
+            ("sup.r1", "correct horse battery"),
+            ("sup.r2", "un mot de passe long"),
+            ("sup.r1", "another long password"),
+            ("awa.kone", "Kpalimé-Daloa 1987"),
+        ] {
+            assert!(!guessable(login, password), "{password}");
+        }
+    }
 
     #[test]
     fn a_masked_token_differs_on_every_page_and_unmasks_to_the_token() {

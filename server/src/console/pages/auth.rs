@@ -365,6 +365,7 @@ pub async fn welcome(
                     Refused::LoginFormat => "welcome.login_format",
                     Refused::LoginTaken => "welcome.login_taken",
                     Refused::PasswordShort => "welcome.password_short",
+                    Refused::PasswordGuessable => "welcome.password_guessable",
                     Refused::PasswordsDiffer => "welcome.passwords_differ",
                     Refused::InviteUnknown => "welcome.invalid",
                 };
