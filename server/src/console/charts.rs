@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn a_count_scale_marks_whole_numbers_each_once() {
         let marks = |largest: u64| {
-            let (step, steps) = scale_steps(u64::try_from(largest).unwrap_or(0));
+            let (step, steps) = scale_steps(largest);
             (0..=steps).map(|i| i * step).collect::<Vec<_>>()
         };
         assert_eq!(marks(0), [0, 1]);
