@@ -103,6 +103,12 @@ enum Command {
         /// leaves the hub's network.
         #[arg(long, env = "VIGIE_TILE_URL", hide_env_values = true, value_parser = tile_url_arg)]
         tile_url: Option<String>,
+        /// The hub is reached only through one reverse proxy (TLS) that adds each client's
+        /// address to `X-Forwarded-For`: the console counts failed sign-ins by that address, not
+        /// the proxy's, which everyone shares. Never when clients can reach the hub directly:
+        /// they could name any address.
+        #[arg(long, env = "VIGIE_BEHIND_PROXY")]
+        behind_proxy: bool,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
     Console {
@@ -563,6 +569,7 @@ fn run(cli: Cli) -> Result<(), String> {
             http,
             public_url,
             tile_url,
+            behind_proxy,
             attachments,
         } => {
             // Checked before the hub's data is touched.
@@ -578,6 +585,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 vigie_server::console::Settings {
                     public_url,
                     tile_url,
+                    behind_proxy,
                 },
             )
         }

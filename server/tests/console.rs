@@ -392,6 +392,46 @@ fn a_right_password_after_an_addresss_guesses_starts_no_wait_for_the_next_person
     }
 }
 
+/// Behind a reverse proxy, every browser comes from the proxy's address: with
+/// `--behind-proxy`, failed sign-ins are counted by the address the proxy forwards, so one
+/// guesser does not make every new tablet wait; without it, a forwarded address is the
+/// client's to write, and is not believed.
+#[test]
+fn behind_a_proxy_failed_sign_ins_count_by_the_forwarded_address_only_when_told() {
+    let mut s = setup();
+    let mut first = Browser::new(&s.hub.url);
+    account(&mut first, &s.data, s.supervisor, "sup.proxied", PASSWORD);
+    let guess_from = |url: &str, forwarded: &str| {
+        let mut guesser = Browser::new(url);
+        guesser
+            .extra
+            .push(("X-Forwarded-For".into(), forwarded.into()));
+        for i in 0..22 {
+            guesser.sign_in(&format!("nobody.{i}"), "wrong password");
+        }
+        guesser.sign_in("nobody.more", "wrong password").status
+    };
+    let tablet = |url: &str, forwarded: &str| {
+        let mut tablet = Browser::new(url);
+        tablet
+            .extra
+            .push(("X-Forwarded-For".into(), forwarded.into()));
+        tablet.sign_in("sup.proxied", PASSWORD).status
+    };
+    // Not told: each guess names another address, all are the connection's.
+    assert_eq!(guess_from(&s.hub.url, "198.51.100.1"), 429);
+    assert_eq!(tablet(&s.hub.url, "198.51.100.2"), 429, "one address");
+
+    s.hub.stop();
+    s.hub.extra_args.push("--behind-proxy".into());
+    s.hub.restart();
+    // Told: the guesser's address waits, the tablet's does not; an address the client put
+    // before the proxy's entry counts for nothing.
+    assert_eq!(guess_from(&s.hub.url, "203.0.113.7"), 429);
+    assert_eq!(tablet(&s.hub.url, "203.0.113.7, 198.51.100.9"), 303);
+    assert_eq!(tablet(&s.hub.url, "198.51.100.9, 203.0.113.7"), 429);
+}
+
 #[test]
 fn a_browser_that_signed_in_before_is_not_locked_out_by_others_failures() {
     let s = setup();

@@ -46,6 +46,31 @@ pub struct Settings {
     /// A tile URL template for the map's base layer (`https://tiles.example/{z}/{x}/{y}.png`);
     /// none by default: points are drawn over the area outlines.
     pub tile_url: Option<String>,
+    /// The hub is reached through one reverse proxy that adds each client's address to
+    /// `X-Forwarded-For` (`client_address`).
+    pub behind_proxy: bool,
+}
+
+/// Where a request comes from, as the sign-in throttle counts it: the connection's address, or
+/// behind a reverse proxy (`Settings::behind_proxy`) the address the proxy added last to
+/// `X-Forwarded-For` (the entries before it are the client's to write, and prove nothing).
+fn client_address(parts: &Parts, behind_proxy: bool) -> String {
+    let forwarded = behind_proxy
+        .then(|| {
+            let all = parts.headers.get_all("x-forwarded-for");
+            let last = all.iter().last()?.to_str().ok()?.rsplit(',').next()?;
+            last.trim().parse::<std::net::IpAddr>().ok()
+        })
+        .flatten();
+    forwarded
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The console's threads (`Hub::console_workers`).
@@ -367,11 +392,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
+        let address = client_address(parts, hub.console.settings.behind_proxy);
         let path = parts
             .uri
             .path_and_query()
