@@ -273,6 +273,9 @@ const HOOKS: &[(&str, Hook, &str)] = &[
     ),
 ];
 
+/// How long `/v1/health` waits for a connection before it says the database is out of reach.
+const HEALTH_WAIT: Duration = Duration::from_secs(3);
+
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 /// How often a transaction that collided with another process runs again before giving up.
@@ -2215,7 +2218,11 @@ impl Backend for Postgres {
     }
 
     fn reachable(&self) -> Result<()> {
-        self.client()?
+        // A load balancer's health check gives up after a few seconds: the answer comes
+        // sooner than a request's wait for a connection (`connection_timeout`).
+        self.pool
+            .get_timeout(HEALTH_WAIT)
+            .map_err(pool_error)?
             .simple_query("SELECT 1")
             .map_err(storage_error)?;
         Ok(())
