@@ -641,7 +641,18 @@ fn run(cli: Cli) -> Result<(), String> {
             let backend = if area_codes.is_empty() {
                 hub.open_or_create()?
             } else {
-                hub.open()?
+                hub.database()?.open_existing().map_err(|e| match e {
+                    vigie_server::HubOpenError::NoHub(_)
+                    | vigie_server::HubOpenError::Postgres(
+                        vigie_server::postgres::ConnectError::NoHub(_),
+                    ) => format!(
+                        "{e}; no published area tree holds {} there: a hub's users are given \
+                         areas once its country's area tree is published (`vigie reference \
+                         publish`)",
+                        area_codes.join(", ")
+                    ),
+                    e => e.to_string(),
+                })?
             };
             let reference = backend.reference().map_err(|e| e.to_string())?;
             new.check_new(&reference).map_err(user_refused)?;
