@@ -58,7 +58,7 @@ fn client_address(parts: &Parts, behind_proxy: bool) -> String {
     let forwarded = behind_proxy
         .then(|| {
             let all = parts.headers.get_all("x-forwarded-for");
-            let last = all.iter().last()?.to_str().ok()?.rsplit(',').next()?;
+            let last = all.iter().next_back()?.to_str().ok()?.rsplit(',').next()?;
             last.trim().parse::<std::net::IpAddr>().ok()
         })
         .flatten();
