@@ -19,13 +19,15 @@ use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, Automerge, ChangeHash, ObjId, ObjType, PatchAction, PatchLog, Prop, ReadDoc,
-    ScalarValue, Value,
+    ScalarValue, TextEncoding, Value,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use std::collections::HashSet;
 use uuid::Uuid;
+
+mod text_edit;
 
 /// Who made a change: carried in every change's message, so it travels with the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,9 +253,19 @@ pub fn write_record<R: Record>(
     }
     let json = record_json(record)?;
     let schema = Schema::of::<R>();
-    let mut tx = doc
-        .transaction_at(PatchLog::null(), &base)
-        .map_err(|_| Error::UnknownVersion { id: record.id() })?;
+    // At the document's own heads (the record read as it is now, the usual case), a plain
+    // transaction: one at given heads filters every operation by its clock, and writing a long
+    // text there took minutes (4,000 characters rewritten: 3.6 s, against 17 ms).
+    let mut latest = doc.get_heads();
+    latest.sort();
+    let mut asked = base.clone();
+    asked.sort();
+    let mut tx = if asked == latest {
+        doc.transaction()
+    } else {
+        doc.transaction_at(PatchLog::null(), &base)
+            .map_err(|_| Error::UnknownVersion { id: record.id() })?
+    };
     let result = (|| -> Result<()> {
         put_scalar_if_changed(
             &mut tx,
@@ -322,6 +334,37 @@ fn json_scalar(value: &Json) -> ScalarValue {
     }
 }
 
+/// Writes a text field's new value as the replacements that make it from `old`
+/// (`text_edit::hunks`), from the last to the first so that each position still holds.
+fn update_text<T: Transactable>(tx: &mut T, id: &ObjId, old: &str, new: &str) -> Result<()> {
+    let width = match tx.text_encoding() {
+        TextEncoding::UnicodeCodePoint => |_: char| 1,
+        TextEncoding::Utf8CodeUnit => char::len_utf8,
+        TextEncoding::Utf16CodeUnit => char::len_utf16,
+        // Positions counted in graphemes: Automerge's own diff, which counts them so.
+        _ => {
+            tx.update_text(id, new)?;
+            return Ok(());
+        }
+    };
+    let old: Vec<char> = old.chars().collect();
+    let new: Vec<char> = new.chars().collect();
+    // Where each character of the old text starts, in the document's units.
+    let mut starts = Vec::with_capacity(old.len() + 1);
+    let mut at = 0;
+    for c in &old {
+        starts.push(at);
+        at += width(*c);
+    }
+    starts.push(at);
+    for hunk in text_edit::hunks(&old, &new).iter().rev() {
+        let start = starts[hunk.start];
+        let deleted = starts[hunk.start + hunk.deleted] - start;
+        tx.splice_text(id, start, deleted as isize, &hunk.inserted)?;
+    }
+    Ok(())
+}
+
 fn reconcile_map<T: Transactable>(
     tx: &mut T,
     obj: &ObjId,
@@ -354,8 +397,9 @@ fn reconcile_map<T: Transactable>(
             }
             Json::String(s) if schema.is_text(&segments) => match tx.get(obj, key.as_str())? {
                 Some((Value::Object(ObjType::Text), id)) => {
-                    if tx.text(&id)? != *s {
-                        tx.update_text(&id, s)?;
+                    let old = tx.text(&id)?;
+                    if old != *s {
+                        update_text(tx, &id, &old, s)?;
                     }
                 }
                 _ => {

@@ -532,6 +532,62 @@ fn create<R: Record + PartialEq>(
     Ok(())
 }
 
+/// The longest note a case takes (`DocumentLimits::STANDARD`'s text), as a monitor might paste.
+const LONG_NOTE_CHARS: usize = 32_000;
+
+/// Saving a case whose long note was edited: a stretch of 200 characters replaced (a sentence
+/// rewritten), and the whole note rewritten or put in capitals. Each save holds the store, so
+/// its time is what the app and its sync wait.
+fn long_note_edits(store: &mut Store, report: &Report, samples: usize) -> BoxResult<()> {
+    let case = store
+        .child_cases(&Default::default(), vigie_core::Page::first(1))?
+        .into_iter()
+        .next()
+        .ok_or("no child case to edit")?;
+    let mut seed = 17u64;
+    let mut text = |len: usize| -> String {
+        let letters: Vec<char> = "abcdefghijklmnopqrstuvwxyzéèàç ".chars().collect();
+        (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                letters[(seed >> 33) as usize % letters.len()]
+            })
+            .collect()
+    };
+    let edit = |store: &mut Store, change: &mut dyn FnMut(&str) -> String| -> BoxResult<Duration> {
+        let mut record: vigie_core::ChildCase = store.get(case.id)?;
+        record.notes = change(&record.notes);
+        let start = Instant::now();
+        let saved = store.update(&record)?;
+        let took = start.elapsed();
+        if saved.notes != record.notes {
+            return Err("the long note did not read back as written".into());
+        }
+        Ok(took)
+    };
+    let first = text(LONG_NOTE_CHARS);
+    edit(store, &mut |_| first.clone())?;
+    let mut stretches = Vec::with_capacity(samples);
+    for run in 0..samples {
+        let new = text(200);
+        stretches.push(edit(store, &mut |old| {
+            let mut chars: Vec<char> = old.chars().collect();
+            let at = (run * 997) % (chars.len() - 200);
+            chars.splice(at..at + 200, new.chars());
+            chars.into_iter().collect()
+        })?);
+    }
+    report.emit_latencies("long_note_stretch_save", &mut stretches, P50_P99);
+    let rewrite = text(LONG_NOTE_CHARS);
+    let took = edit(store, &mut |_| rewrite.clone())?;
+    report.emit("long_note_rewrite_save", ms(took), "ms");
+    let took = edit(store, &mut |old| old.to_uppercase())?;
+    report.emit("long_note_capitals_save", ms(took), "ms");
+    Ok(())
+}
+
 fn config(path: &Path) -> StoreConfig {
     StoreConfig::new(path, Encryption::Key(KEY), BENCH_USER).device(BENCH_DEVICE)
 }
@@ -804,6 +860,8 @@ fn bench_core(options: &Options) -> BoxResult<()> {
         }
     }
     report.emit_latencies("search_name", &mut searches, &[("median", 0.5)]);
+    let mut store = store;
+    long_note_edits(&mut store, &report, options.sample)?;
     store.close()?;
 
     if let Some(mb) = peak_rss_mb() {

@@ -46,6 +46,16 @@ fn the_core_benchmark_writes_reads_and_measures_a_phone_store() {
             .unwrap()
             > 0.0
     );
+    for edit in [
+        "long_note_stretch_save_p99",
+        "long_note_rewrite_save",
+        "long_note_capitals_save",
+    ] {
+        assert!(
+            metric(&lines, edit)["value"].as_f64().unwrap() > 0.0,
+            "{edit}"
+        );
+    }
 }
 
 #[test]
