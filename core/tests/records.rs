@@ -1038,3 +1038,48 @@ fn the_integrity_check_is_sound_after_another_connection_wrote() {
     assert!(first.integrity_check().unwrap());
     assert_eq!(first.search_names("carriere", 10).unwrap().len(), 1);
 }
+
+/// A store found on a read-only mount (a card remounted read-only, a full or failing disk) is
+/// a clear error that names no path, as a new store's unwritable directory is. Needs a
+/// read-only bind mount: run where the tests may mount (as root), else it says so and passes.
+#[test]
+fn an_existing_store_that_cannot_be_written_says_so() {
+    let dir = TempDir::new().unwrap();
+    let (source, mounted) = (dir.path().join("card"), dir.path().join("Aya"));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::create_dir_all(&mounted).unwrap();
+    let user = Uuid::now_v7();
+    let config = |root: &std::path::Path| {
+        StoreConfig::new(root.join("store.db"), Encryption::Key([7; 32]), user)
+    };
+    let mut store = Store::open(config(&source)).unwrap();
+    store.create(&workplace("Plantation")).unwrap();
+    store.close().unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let (source_arg, mounted_arg) = (source.to_str().unwrap(), mounted.to_str().unwrap());
+    if !mount(&["--bind", source_arg, mounted_arg]) {
+        eprintln!("skipped: this user may not mount");
+        return;
+    }
+    struct Unmount<'a>(&'a str);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mounted_arg);
+    assert!(mount(&["-o", "remount,bind,ro", mounted_arg]));
+    match Store::open(config(&mounted)) {
+        Err(Error::Io(e)) => {
+            let said = e.to_string();
+            assert!(said.contains("cannot be written"), "{said}");
+            assert!(!said.contains("Aya"), "no path: {said}");
+        }
+        other => panic!("a read-only store: {other:?}"),
+    }
+}

@@ -105,6 +105,7 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     }) {
         return Err(match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase) => Error::WrongKeyOrNotAStore,
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => unwritable(),
             _ => Error::Storage(e),
         });
     }
@@ -119,7 +120,11 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
          PRAGMA temp_store = MEMORY;
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -8192;",
-    )?;
+    )
+    .map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => unwritable(),
+        _ => Error::Storage(e),
+    })?;
     // Statements are prepared once per connection (`prepare_cached`), and a record that leaves
     // a device runs some twenty: more than rusqlite keeps by default (16), so each one leaving
     // prepared them all again, a fifth of a narrowed scope's time on the phone. The store runs
@@ -132,6 +137,15 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     // waits its turn. A connection that only reads begins deferred (`HubReader`).
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
+}
+
+/// An existing store whose file, or the directory its journal goes in, cannot be written (a
+/// read-only mount, no permission): said as a new file's is, without the path (it may name a
+/// person).
+fn unwritable() -> Error {
+    Error::Io(std::io::Error::other(
+        "the store's file or its directory cannot be written (read-only, no permission)",
+    ))
 }
 
 /// Prepared statements a connection keeps: every statement the store runs with
