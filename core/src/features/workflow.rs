@@ -211,7 +211,7 @@ pub fn follow(
             return Err(ValidationError::new(
                 "follow_up.next_due",
                 format!(
-                    "must not be after the schedule's next follow-up on {}-{:02}-{:02}",
+                    "must not be after the next follow-up due, on {}-{:02}-{:02}",
                     due.year(),
                     due.month(),
                     due.day()
