@@ -556,8 +556,22 @@ fn long_note_edits(store: &mut Store, report: &Report, samples: usize) -> BoxRes
             })
             .collect()
     };
-    let edit = |store: &mut Store, change: &mut dyn FnMut(&str) -> String| -> BoxResult<Duration> {
-        let mut record: vigie_core::ChildCase = store.get(case.id)?;
+    // Each measure on a case of its own: a record's history is bounded, and three rewrites of
+    // 32,000 characters would exceed it (refused: "make a smaller change").
+    let fresh = |store: &mut Store, n: usize| -> BoxResult<Uuid> {
+        let mut copy: vigie_core::ChildCase = store.get(case.id)?;
+        copy.id = Uuid::now_v7();
+        copy.version = Default::default();
+        copy.case_code = format!("BENCH-NOTE-{n}");
+        copy.referrals.clear();
+        copy.followups.clear();
+        Ok(store.create(&copy)?.id)
+    };
+    let edit = |store: &mut Store,
+                id: Uuid,
+                change: &mut dyn FnMut(&str) -> String|
+     -> BoxResult<Duration> {
+        let mut record: vigie_core::ChildCase = store.get(id)?;
         record.notes = change(&record.notes);
         let start = Instant::now();
         let saved = store.update(&record)?;
@@ -568,11 +582,12 @@ fn long_note_edits(store: &mut Store, report: &Report, samples: usize) -> BoxRes
         Ok(took)
     };
     let first = text(LONG_NOTE_CHARS);
-    edit(store, &mut |_| first.clone())?;
+    let id = fresh(store, 1)?;
+    edit(store, id, &mut |_| first.clone())?;
     let mut stretches = Vec::with_capacity(samples);
     for run in 0..samples {
         let new = text(200);
-        stretches.push(edit(store, &mut |old| {
+        stretches.push(edit(store, id, &mut |old| {
             let mut chars: Vec<char> = old.chars().collect();
             let at = (run * 997) % (chars.len() - 200);
             chars.splice(at..at + 200, new.chars());
@@ -580,10 +595,14 @@ fn long_note_edits(store: &mut Store, report: &Report, samples: usize) -> BoxRes
         })?);
     }
     report.emit_latencies("long_note_stretch_save", &mut stretches, P50_P99);
-    let rewrite = text(LONG_NOTE_CHARS);
-    let took = edit(store, &mut |_| rewrite.clone())?;
+    let (rewrite, again) = (text(LONG_NOTE_CHARS), text(LONG_NOTE_CHARS));
+    let id = fresh(store, 2)?;
+    edit(store, id, &mut |_| rewrite.clone())?;
+    let took = edit(store, id, &mut |_| again.clone())?;
     report.emit("long_note_rewrite_save", ms(took), "ms");
-    let took = edit(store, &mut |old| old.to_uppercase())?;
+    let id = fresh(store, 3)?;
+    edit(store, id, &mut |_| rewrite.clone())?;
+    let took = edit(store, id, &mut |old| old.to_uppercase())?;
     report.emit("long_note_capitals_save", ms(took), "ms");
     Ok(())
 }
