@@ -406,7 +406,12 @@ impl Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        match self {
+        // Refused before its body was read (or while it arrived), a request leaves bytes on the
+        // connection: the hub closes it, and says so, so that the device does not send its
+        // next request on a connection the hub is closing ("peer disconnected" instead of the
+        // answer it must act on).
+        let body_unread = !matches!(self, Failure::Hub(_));
+        let mut response = match self {
             Failure::Auth(AuthError::Revoked) => {
                 // A lost or seized phone: it is told to destroy its profile's data.
                 let body = serde_json::json!({ "error": "device revoked", "wipe": true });
@@ -485,7 +490,13 @@ impl IntoResponse for Failure {
                 response
             }
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
+        };
+        if body_unread {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        response
     }
 }
 

@@ -192,6 +192,21 @@ fn scope_credentials_and_revocation_hold_over_http() {
         let (status, _) = post_sync(&client, &hub.url, authorization.as_deref(), &request).unwrap();
         assert_eq!(status, 401, "{authorization:?}");
     }
+    // Refused before its body is read, the connection is closed, and the answer says so: a
+    // device's next request goes on a new one, not on one the hub is closing.
+    let refused = client
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(
+        refused
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     // A valid token with another device's request: the actor is not bound to it.
     let err = monitor_b.client(&hub.url).exchange(&request).unwrap_err();
     assert!(err.contains("403"), "{err}");
