@@ -2193,6 +2193,9 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         longitude: -5.25,
         accuracy_m: None,
     });
+    // Pasted from a word processor: its line break, and a NUL. Taken (an honest paste, and
+    // records written before hold them), and made readable in the export.
+    w.notes = "Piste\u{b}boueuse\u{0} en saison".into();
     let w = store.create(&w).unwrap();
     let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 9, 1, 9));
     v.findings = "@SUM(1+1)*cmd|' /C calc'!A0".into();
@@ -2237,6 +2240,10 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     );
     // Blanks before the sign do not hide it.
     assert_eq!(cell("workplaces.csv", "owner_name"), "' =1+1");
+    assert_eq!(
+        cell("workplaces.csv", "notes"),
+        "Piste\nboueuse\u{fffd} en saison"
+    );
     // A number is no formula: a negative longitude stays a number.
     assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
     assert_eq!(

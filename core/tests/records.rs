@@ -354,40 +354,7 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         refusal(&mut store, &bad),
         format!("referrals.{referral}.provider")
     );
-    // Free text takes lines and tabs, never a NUL or a terminal's escape (they break exports).
-    let mut lines = child("Aya", user);
-    lines.notes = "Vue au marché.\r\n\tTravaille le samedi.".into();
-    let lines = store.create(&lines).unwrap();
-    for text in ["Aya\0", "Aya\u{1b}[31m", "Aya\u{85}"] {
-        let mut bad = child("Aya", user);
-        bad.notes = text.into();
-        assert_eq!(refusal(&mut store, &bad), "notes", "{text:?}");
-        let mut bad = child("Aya", user);
-        let follow_up = Uuid::now_v7();
-        bad.followups.insert(
-            follow_up,
-            FollowUp {
-                date: date(2026, 3, 10),
-                situation: FollowUpSituation::InSchool,
-                notes: text.into(),
-                next_due: None,
-            },
-        );
-        assert_eq!(
-            refusal(&mut store, &bad),
-            format!("followups.{follow_up}.notes")
-        );
-        let mut bad = child("Aya", user);
-        let mut referred = Referral::new(ServiceKind::Education, "École", date(2026, 3, 3));
-        referred.outcome = text.into();
-        bad.referrals.insert(referral, referred);
-        assert_eq!(
-            refusal(&mut store, &bad),
-            format!("referrals.{referral}.outcome")
-        );
-    }
-    assert_eq!(lines.notes, "Vue au marché.\r\n\tTravaille le samedi.");
-    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 4);
+    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 3);
 
     // A workplace's name, owner and trading partners alike.
     assert_eq!(
@@ -415,26 +382,10 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         validation_field(store.create(&bad).unwrap_err()),
         "suppliers"
     );
-    let mut bad = workplace("Plantation");
-    bad.notes = "Accès par la piste\0".into();
-    assert_eq!(validation_field(store.create(&bad).unwrap_err()), "notes");
     assert_eq!(store.count(RecordKind::Workplace).unwrap(), 0);
 
-    // A visit's free text, and its workforce within what a workplace can employ.
+    // A visit's workforce within what a workplace can employ.
     let place = store.create(&workplace("Plantation")).unwrap();
-    let mut bad = visit(&place, user);
-    bad.findings = "Constat\0".into();
-    assert_eq!(
-        validation_field(store.create(&bad).unwrap_err()),
-        "findings"
-    );
-    let mut bad = visit(&place, user);
-    bad.forced_labour
-        .insert(ForcedLabourIndicator::Deception, "promesses\u{7}".into());
-    assert_eq!(
-        validation_field(store.create(&bad).unwrap_err()),
-        "forced_labour.deception"
-    );
     let mut bad = visit(&place, user);
     bad.workforce.female.under_12 = i32::MAX;
     assert_eq!(

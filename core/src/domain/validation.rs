@@ -155,23 +155,6 @@ pub(crate) fn optional_line(
     Ok(())
 }
 
-/// A free text (notes, findings, a comment, an outcome): on as many lines as the document's size
-/// allows, but with no control character other than a line break or a tab. NUL, a terminal's
-/// escape and the like show as nothing on a phone, and break the exports and the spreadsheets
-/// and tools that read them.
-pub(crate) fn optional_text(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ValidationError::new(
-            field,
-            "must not hold control characters other than line breaks and tabs",
-        ));
-    }
-    Ok(())
-}
-
 /// The most people a visit may count in one band of a workforce (one sex, one age band): a
 /// large plantation or mine, with room to spare. A count beyond is a typing error, and would
 /// make every total it joins meaningless.

@@ -83,11 +83,31 @@ fn raw_text(value: &Value) -> String {
     }
 }
 
+/// Control characters a phone's text may hold (pasted from a word processor: its line break
+/// U+000B, a page break, a NUL), which the tools that read a CSV break on or show as nothing:
+/// the line breaks as a line break, the others as U+FFFD, so that the cell shows something was
+/// there. Line breaks and tabs stay as they are (CSV quotes them).
+fn readable(text: &str) -> std::borrow::Cow<'_, str> {
+    let odd = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    if !text.contains(odd) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\u{0b}' | '\u{0c}' | '\u{85}' => '\n',
+            c if odd(c) => '\u{fffd}',
+            c => c,
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice and Google
 /// Sheets (a `HYPERLINK` sending the sheet's cells away, a `cmd|` call), so it gets a leading
 /// apostrophe, which they show as text. Numbers are not text: a negative one stays a number.
 fn defused(text: &str) -> String {
+    let text = readable(text);
     // Spreadsheets skip leading blanks (and some read full-width signs) before deciding.
     let start = text
         .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'));
@@ -96,7 +116,7 @@ fn defused(text: &str) -> String {
     {
         format!("'{text}")
     } else {
-        text.to_owned()
+        text.into_owned()
     }
 }
 

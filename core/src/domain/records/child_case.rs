@@ -10,8 +10,8 @@ use crate::domain::codes::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_CODE_CHARS, MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, optional_text,
-    require_line, valid_code,
+    MAX_CODE_CHARS, MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, require_line,
+    valid_code,
 };
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -563,7 +563,6 @@ impl Record for ChildCase {
         optional_line("guardian", &self.guardian, MAX_LINE_CHARS)?;
         optional_line("household", &self.household, MAX_LINE_CHARS)?;
         optional_line("activity", &self.activity, MAX_LINE_CHARS)?;
-        optional_text("notes", &self.notes)?;
         // No reference data lists tasks: each is a short label, as long as a code at most. The
         // field is named without the task (typed by a person).
         if self
@@ -649,7 +648,6 @@ impl Record for ChildCase {
             .filter(|d| !d.providers.is_empty());
         for (id, r) in &self.referrals {
             require_line(&format!("referrals.{id}.provider"), &r.provider)?;
-            optional_text(&format!("referrals.{id}.outcome"), &r.outcome)?;
             if let Some(directory) = directory {
                 match directory.provider(&r.provider) {
                     None => {
@@ -689,7 +687,6 @@ impl Record for ChildCase {
             ));
         }
         for (id, f) in &self.followups {
-            optional_text(&format!("followups.{id}.notes"), &f.notes)?;
             if f.date < self.identified_on {
                 return Err(ValidationError::new(
                     format!("followups.{id}.date"),

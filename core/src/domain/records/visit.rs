@@ -6,9 +6,7 @@ use crate::domain::codes::{
     Answer, ForcedLabourIndicator, RecordKind, ReferenceType, VisitAction, VisitKind, VisitStatus,
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
-use crate::domain::validation::{
-    MAX_WORKFORCE_BAND, ValidationError, optional_text, require_count,
-};
+use crate::domain::validation::{MAX_WORKFORCE_BAND, ValidationError, require_count};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -247,11 +245,6 @@ impl Record for Visit {
         }
         if let Some(p) = &self.gps {
             p.validate("gps")?;
-        }
-        optional_text("findings", &self.findings)?;
-        optional_text("review_comment", &self.review_comment)?;
-        for (indicator, note) in &self.forced_labour {
-            optional_text(&format!("forced_labour.{}", indicator.as_str()), note)?;
         }
         self.workforce.female.validate("workforce.female")?;
         self.workforce.male.validate("workforce.male")?;

@@ -5,7 +5,7 @@ use crate::domain::area::{Area, GeoPoint};
 use crate::domain::codes::{Formality, RecordKind, ReferenceType};
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, optional_text, require_line,
+    MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, require_line,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -92,7 +92,6 @@ impl Record for Workplace {
         require_line("name", &self.name)?;
         optional_line("owner_name", &self.owner_name, MAX_LINE_CHARS)?;
         optional_line("owner_contact", &self.owner_contact, MAX_LINE_CHARS)?;
-        optional_text("notes", &self.notes)?;
         // Names or workplace ids, one line each; the field is named without the entry.
         for (field, entries) in [("buyers", &self.buyers), ("suppliers", &self.suppliers)] {
             if entries
