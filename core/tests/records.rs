@@ -1034,3 +1034,74 @@ fn an_existing_store_that_cannot_be_written_says_so() {
         other => panic!("a read-only store: {other:?}"),
     }
 }
+
+/// A long note proofread on one phone (letters fixed all along it) while another phone fixes
+/// a word in its middle: both edits land where they were made, nothing moved or doubled.
+#[test]
+fn a_long_note_proofread_on_one_phone_merges_with_an_edit_made_on_another() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut a = open(&dir, "a.db", user);
+    let mut b = open(&dir, "b.db", user);
+    let words = [
+        "travail", "champ", "cacao", "école", "enfant", "le", "dans", "avec",
+    ];
+    let note: String = (0..4_000)
+        .map(|i| words[(i * 7 + i / 3) % words.len()])
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = child("Aya", user);
+    c.notes = note.clone();
+    let c = a.create(&c).unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+
+    // Phone A: forty letters fixed along the note.
+    let mut on_a: ChildCase = a.get(c.id).unwrap();
+    let mut chars: Vec<char> = on_a.notes.chars().collect();
+    let mut fixed = Vec::new();
+    for k in 0..40 {
+        let at = (200 + k * 550..).find(|&j| chars[j] == 'a').unwrap();
+        chars[at] = 'â';
+        fixed.push(at);
+    }
+    on_a.notes = chars.into_iter().collect();
+    a.update(&on_a).unwrap();
+    // Phone B: a word in the middle replaced.
+    let mut on_b: ChildCase = b.get(c.id).unwrap();
+    let middle = on_b.notes.char_indices().nth(14_000).unwrap().0;
+    let word_at = middle + on_b.notes[middle..].find(' ').unwrap() + 1;
+    let word_end = word_at + on_b.notes[word_at..].find(' ').unwrap();
+    on_b.notes.replace_range(word_at..word_end, "«CORRIGÉ»");
+    let expected_b = on_b.notes.clone();
+    b.update(&on_b).unwrap();
+
+    a.merge_document(c.id, &b.export_document(c.id).unwrap())
+        .unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+    let merged: ChildCase = a.get(c.id).unwrap();
+    assert_eq!(merged.notes, b.get::<ChildCase>(c.id).unwrap().notes);
+    // B's word where B put it, and only once.
+    assert_eq!(merged.notes.matches("«CORRIGÉ»").count(), 1);
+    let b_at = expected_b.find("«CORRIGÉ»").unwrap();
+    let merged_at = merged.notes.find("«CORRIGÉ»").unwrap();
+    assert_eq!(
+        merged.notes[..merged_at].chars().count(),
+        expected_b[..b_at].chars().count(),
+        "the word moved"
+    );
+    // A's letters where A fixed them, and the note as long as A's with B's word in.
+    let chars: Vec<char> = merged.notes.chars().collect();
+    let shift = |at: usize| {
+        if at > expected_b[..b_at].chars().count() {
+            "«CORRIGÉ»".chars().count() as isize - note[word_at..word_end].chars().count() as isize
+        } else {
+            0
+        }
+    };
+    for at in fixed {
+        assert_eq!(chars[(at as isize + shift(at)) as usize], 'â', "at {at}");
+    }
+    assert!(a.conflicts(c.id).unwrap().is_empty());
+}

@@ -1,30 +1,34 @@
-//! How a text field's edit is written into its Automerge text: as the few replacements a person
+//! How a text field's edit is written into its Automerge text: as the replacements a person
 //! made, found by a diff of bounded cost.
 //!
 //! Automerge's own `update_text` diffs the whole text character by character (Myers, without a
-//! bound on the work) and writes each difference as a splice, whose cost grows with its
-//! position in the text: a long note rewritten or pasted over took minutes to save on a phone,
-//! holding the store meanwhile. Here the common start and end are set aside first, the diff of
-//! what lies between stops at `MAX_EDIT_DISTANCE`, differences separated by a few unchanged
-//! characters are written as one replacement, and at most `MAX_HUNKS` replacements are written.
-//! A person's edits (a word fixed here, a sentence added there) stay separate replacements, so
-//! that another device's concurrent edits elsewhere in the text merge as before; a rewrite is
-//! one replacement.
+//! bound on the work) and writes each difference as a splice: a long note rewritten or put in
+//! capitals took minutes to save on a phone, holding the store meanwhile. Here the common start
+//! and end are set aside first; what lies between is compared word by word (a word is a run of
+//! letters and digits, any other character a word of its own), at most `MAX_WORD_EDITS` words
+//! of edit; each short difference is then narrowed to the characters that differ. A person's
+//! edits (typos fixed, a sentence rewritten, a paragraph added) are written where they were
+//! made, each on its own, so that another device's concurrent edits elsewhere in the text merge
+//! as before and a fixed letter costs a letter's operations. Past the bound (a text rewritten,
+//! put in capitals) what lies between is one replacement.
 
-/// The most characters deleted plus inserted that the diff looks for before it writes what lies
-/// between the common start and end as one replacement.
-const MAX_EDIT_DISTANCE: usize = 500;
+/// The most words deleted plus inserted the diff looks for before it writes what lies between
+/// the common start and end as one replacement.
+const MAX_WORD_EDITS: usize = 2_000;
 
-/// The most character comparisons the diff makes (its work grows with the text's length times
-/// the edit distance).
-const MAX_STEPS: usize = 5_000_000;
+/// The most comparisons the diff makes (its work grows with the text's length times the edit).
+const MAX_STEPS: usize = 10_000_000;
 
-/// Differences separated by fewer unchanged characters than this are one replacement.
-const JOIN_UNDER: usize = 8;
+/// A difference of at most this many characters (deleted plus inserted) is narrowed to the
+/// characters that differ ("Kouame" → "Kouamé" writes one letter, not the word).
+const NARROW_UNDER: usize = 256;
+
+/// Runs of differing words this few characters apart are narrowed as one.
+const JOIN_UNDER: usize = 2;
 
 /// The most replacements an edit is written as; beyond, the span from the first to the last is
 /// one replacement.
-const MAX_HUNKS: usize = 32;
+const MAX_HUNKS: usize = 200;
 
 /// `old[start..start + deleted]` (in characters) replaced by `inserted`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,41 +71,60 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
     if a.is_empty() || b.is_empty() {
         return whole();
     }
-    let Some(steps) = edit_steps(a, b) else {
+    let (words_a, words_b) = (words(a), words(b));
+    let Some(steps) = edit_steps(&words_a, &words_b, MAX_WORD_EDITS) else {
         return whole();
     };
-    let mut found: Vec<Hunk> = Vec::new();
-    let (mut x, mut y) = (0, 0);
+    // The runs of words that differ, in characters of `a` and `b`: (from_a, to_a, from_b, to_b).
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    let (mut x, mut y, mut at_a, mut at_b) = (0, 0, 0, 0);
     let mut i = 0;
     while i < steps.len() {
         if steps[i] == Step::Equal {
+            at_a += words_a[x].len();
+            at_b += words_b[y].len();
             x += 1;
             y += 1;
             i += 1;
             continue;
         }
-        let (start_x, start_y) = (x, y);
+        let (from_a, from_b) = (at_a, at_b);
         while i < steps.len() && steps[i] != Step::Equal {
             match steps[i] {
-                Step::Delete => x += 1,
-                _ => y += 1,
+                Step::Delete => {
+                    at_a += words_a[x].len();
+                    x += 1;
+                }
+                _ => {
+                    at_b += words_b[y].len();
+                    y += 1;
+                }
             }
             i += 1;
         }
-        let hunk = Hunk {
-            start: prefix + start_x,
-            deleted: x - start_x,
-            inserted: b[start_y..y].iter().collect(),
-        };
-        match found.last_mut() {
-            // Close to the one before: one replacement, the characters between included.
-            Some(last) if prefix + start_x - (last.start + last.deleted) < JOIN_UNDER => {
-                let between = last.start + last.deleted - prefix..start_x;
-                let gap = start_y - between.len();
-                last.inserted.extend(&b[gap..y]);
-                last.deleted = prefix + x - last.start;
+        match runs.last_mut() {
+            // Apart by a space or a mark only (a word joined to the next, a letter moved
+            // across a space): one run, which the narrowing below sees whole.
+            Some(last) if from_a - last.1 <= JOIN_UNDER => {
+                last.1 = at_a;
+                last.3 = at_b;
             }
-            _ => found.push(hunk),
+            _ => runs.push((from_a, at_a, from_b, at_b)),
+        }
+    }
+    let mut found: Vec<Hunk> = Vec::new();
+    for (from_a, to_a, from_b, to_b) in runs {
+        let (gone, came) = (&a[from_a..to_a], &b[from_b..to_b]);
+        let narrowed = (gone.len() + came.len() <= NARROW_UNDER)
+            .then(|| edit_steps(gone, came, NARROW_UNDER))
+            .flatten();
+        match narrowed {
+            Some(steps) => found.extend(char_hunks(&steps, came, prefix + from_a)),
+            None => found.push(Hunk {
+                start: prefix + from_a,
+                deleted: gone.len(),
+                inserted: came.iter().collect(),
+            }),
         }
     }
     if found.len() > MAX_HUNKS {
@@ -118,11 +141,58 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
     found
 }
 
-/// The shortest edit from `a` to `b` (Myers' greedy algorithm), one step per character, or
-/// `None` when it is longer than `MAX_EDIT_DISTANCE` or costs more than `MAX_STEPS`.
-fn edit_steps(a: &[char], b: &[char]) -> Option<Vec<Step>> {
+/// A text's words: each run of letters and digits, and each other character on its own.
+fn words(text: &[char]) -> Vec<&[char]> {
+    let mut found = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = start + 1;
+        if text[start].is_alphanumeric() {
+            while end < text.len() && text[end].is_alphanumeric() {
+                end += 1;
+            }
+        }
+        found.push(&text[start..end]);
+        start = end;
+    }
+    found
+}
+
+/// The replacements a character-level edit script makes, `new` being what it turns into and
+/// `start` where its old text begins.
+fn char_hunks(steps: &[Step], new: &[char], start: usize) -> Vec<Hunk> {
+    let mut found = Vec::new();
+    let (mut x, mut y) = (0, 0);
+    let mut i = 0;
+    while i < steps.len() {
+        if steps[i] == Step::Equal {
+            x += 1;
+            y += 1;
+            i += 1;
+            continue;
+        }
+        let (from_x, from_y) = (x, y);
+        while i < steps.len() && steps[i] != Step::Equal {
+            match steps[i] {
+                Step::Delete => x += 1,
+                _ => y += 1,
+            }
+            i += 1;
+        }
+        found.push(Hunk {
+            start: start + from_x,
+            deleted: x - from_x,
+            inserted: new[from_y..y].iter().collect(),
+        });
+    }
+    found
+}
+
+/// The shortest edit from `a` to `b` (Myers' greedy algorithm), one step per item, or `None`
+/// when it is longer than `max_edits` or costs more than `MAX_STEPS`.
+fn edit_steps<T: PartialEq>(a: &[T], b: &[T], max_edits: usize) -> Option<Vec<Step>> {
     let (n, m) = (a.len() as isize, b.len() as isize);
-    let max_d = MAX_EDIT_DISTANCE.min(a.len() + b.len()) as isize;
+    let max_d = max_edits.min(a.len() + b.len()) as isize;
     let offset = max_d + 1;
     let at = |k: isize| (k + offset) as usize;
     let mut v = vec![0isize; 2 * max_d as usize + 3];
@@ -261,9 +331,10 @@ mod tests {
     }
 
     #[test]
-    fn a_persons_edits_stay_apart_and_a_rewrite_is_one_replacement() {
+    fn a_persons_edits_stay_apart_where_they_were_made() {
         let mut seed = 5;
-        let letters: Vec<char> = "abcdefghijklmnopqrstuvwxyz ".chars().collect();
+        // Words of a few letters, as in a note.
+        let letters: Vec<char> = "abcdefghijklmnopqrstuvwxyz     ".chars().collect();
         let old = text(&mut seed, 4_000, &letters);
         // A word fixed near the start and a sentence added near the end: two replacements,
         // each where the person typed.
@@ -272,17 +343,54 @@ mod tests {
         new.splice(3_500..3_500, " Revue le lundi.".chars());
         let new: String = new.into_iter().collect();
         let found = check(&old, &new);
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!((found[0].start, found[1].start), (100, 3_500));
-        // A rewrite of it all, and the same text in capitals: one replacement each.
-        assert_eq!(check(&old, &text(&mut seed, 4_000, &letters)).len(), 1);
-        assert_eq!(check(&old, &old.to_uppercase()).len(), 1);
-        // Many small edits far apart: at most `MAX_HUNKS` replacements.
-        let mut many: Vec<char> = old.chars().collect();
-        for i in (0..many.len()).step_by(60) {
-            many[i] = '#';
+        let (last, word) = found.split_last().expect("replacements");
+        assert!(
+            !word.is_empty()
+                && word
+                    .iter()
+                    .all(|h| h.start >= 100 && h.start + h.deleted <= 104),
+            "{found:?}"
+        );
+        assert_eq!((last.start, last.deleted), (3_500, 0), "{found:?}");
+        // A rewrite of it all, or the same text in capitals: written within `MAX_HUNKS`
+        // replacements (`check` asserts it), what both share kept.
+        check(&old, &text(&mut seed, 4_000, &letters));
+        check(&old, &old.to_uppercase());
+        let far: Vec<char> = "xyz".chars().collect();
+        assert_eq!(check(&old, &text(&mut seed, 4_000, &far)).len(), 1);
+        // Proofreading: forty letters fixed across the text, each written as its letter, where
+        // it was (another device's edit between two of them merges in its place).
+        let mut fixed: Vec<char> = old.chars().collect();
+        // Letters only: a space made a letter joins two words, which is another edit.
+        let places: Vec<usize> = (0..40)
+            .map(|i| 50 + i * 97)
+            .map(|i| (i..).find(|&j| fixed[j] != ' ').unwrap())
+            .collect();
+        for &i in &places {
+            fixed[i] = if fixed[i] == 'é' { 'e' } else { 'é' };
         }
-        let many: String = many.into_iter().collect();
-        assert_eq!(check(&old, &many).len(), 1);
+        let fixed: String = fixed.into_iter().collect();
+        let found = check(&old, &fixed);
+        // Each where it was made, a letter's worth (a letter like its neighbour may be written
+        // as the neighbour's).
+        assert!(found.len() >= 40 && found.len() <= 80, "{found:?}");
+        assert!(
+            found.iter().all(|h| h.deleted <= 1
+                && h.inserted.chars().count() <= 1
+                && places.iter().any(|&i| h.start == i || h.start == i + 1)),
+            "{found:?}"
+        );
+        // A paragraph rewritten and a typo fixed far from it: the typo stays its own letter.
+        let mut both: Vec<char> = old.chars().collect();
+        both.splice(3_000..3_001, ['#']);
+        let paragraph = text(&mut seed, 600, &letters);
+        both.splice(1_000..1_600, paragraph.chars());
+        let both: String = both.into_iter().collect();
+        let found = check(&old, &both);
+        assert!(
+            found.iter().all(|h| h.start < 1_700 || h.start == 3_000),
+            "{found:?}"
+        );
+        assert_eq!(found.last().map(|h| h.deleted), Some(1), "{found:?}");
     }
 }
