@@ -204,21 +204,37 @@ pub fn valid_login(login: &str) -> bool {
 
 /// What people type when asked for a password, longest first (a row of keys holds a shorter
 /// one): with a few characters added, still what a guesser tries first.
-const COMMON_PASSWORDS: [&str; 14] = [
+const COMMON_PASSWORDS: [&str; 30] = [
     "1234567890",
     "azertyuiop",
     "qwertyuiop",
     "motdepasse",
     "superviseur",
     "supervisor",
+    "bienvenue",
     "123456789",
+    "1q2w3e4r",
     "password",
+    "iloveyou",
+    "jetaime",
+    "bonjour",
+    "football",
+    "sunshine",
+    "welcome",
     "console",
-    "123456",
-    "abcdef",
+    "zxcvbnm",
     "azerty",
     "qwerty",
+    "123456",
+    "654321",
+    "abcdef",
+    "abc123",
+    "soleil",
+    "000000",
+    "111111",
+    "admin",
     "vigie",
+    "loulou",
 ];
 
 /// Whether a password long enough is one a guesser tries first: one to three characters over
@@ -525,6 +541,8 @@ mod tests {
             ("sup.r1", "1234567890"),
             ("sup.r1", "sup.r1sup.r1"),
             ("awa.kone", "AwaKone2026"),
+            ("sup.r1", "iloveyou12"),
+            ("sup.r1", "Soleil2026!"),
         ] {
             assert!(guessable(login, password), "{password}");
         }
