@@ -12,6 +12,8 @@
 //! as before and a fixed letter costs a letter's operations. Past the bound (a text rewritten,
 //! put in capitals) what lies between is one replacement.
 
+use std::ops::Range;
+
 /// The most words deleted plus inserted the diff looks for before it writes what lies between
 /// the common start and end as one replacement.
 const MAX_WORD_EDITS: usize = 2_000;
@@ -76,40 +78,27 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
         return whole();
     };
     // The runs of words that differ, in characters of `a` and `b`: (from_a, to_a, from_b, to_b).
+    let chars_before = |words: &[&[char]]| -> Vec<usize> {
+        std::iter::once(0)
+            .chain(words.iter().scan(0, |at, w| {
+                *at += w.len();
+                Some(*at)
+            }))
+            .collect()
+    };
+    let (in_a, in_b) = (chars_before(&words_a), chars_before(&words_b));
     let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
-    let (mut x, mut y, mut at_a, mut at_b) = (0, 0, 0, 0);
-    let mut i = 0;
-    while i < steps.len() {
-        if steps[i] == Step::Equal {
-            at_a += words_a[x].len();
-            at_b += words_b[y].len();
-            x += 1;
-            y += 1;
-            i += 1;
-            continue;
-        }
-        let (from_a, from_b) = (at_a, at_b);
-        while i < steps.len() && steps[i] != Step::Equal {
-            match steps[i] {
-                Step::Delete => {
-                    at_a += words_a[x].len();
-                    x += 1;
-                }
-                _ => {
-                    at_b += words_b[y].len();
-                    y += 1;
-                }
-            }
-            i += 1;
-        }
+    for (x, y) in differing(&steps) {
+        let (from_a, to_a) = (in_a[x.start], in_a[x.end]);
+        let (from_b, to_b) = (in_b[y.start], in_b[y.end]);
         match runs.last_mut() {
             // Apart by a space or a mark only (a word joined to the next, a letter moved
             // across a space): one run, which the narrowing below sees whole.
             Some(last) if from_a - last.1 <= JOIN_UNDER => {
-                last.1 = at_a;
-                last.3 = at_b;
+                last.1 = to_a;
+                last.3 = to_b;
             }
-            _ => runs.push((from_a, at_a, from_b, at_b)),
+            _ => runs.push((from_a, to_a, from_b, to_b)),
         }
     }
     let mut found: Vec<Hunk> = Vec::new();
@@ -158,9 +147,9 @@ fn words(text: &[char]) -> Vec<&[char]> {
     found
 }
 
-/// The replacements a character-level edit script makes, `new` being what it turns into and
-/// `start` where its old text begins.
-fn char_hunks(steps: &[Step], new: &[char], start: usize) -> Vec<Hunk> {
+/// The runs an edit script changes: for each, the items of the old and of the new sequence
+/// it spans.
+fn differing(steps: &[Step]) -> Vec<(Range<usize>, Range<usize>)> {
     let mut found = Vec::new();
     let (mut x, mut y) = (0, 0);
     let mut i = 0;
@@ -179,13 +168,22 @@ fn char_hunks(steps: &[Step], new: &[char], start: usize) -> Vec<Hunk> {
             }
             i += 1;
         }
-        found.push(Hunk {
-            start: start + from_x,
-            deleted: x - from_x,
-            inserted: new[from_y..y].iter().collect(),
-        });
+        found.push((from_x..x, from_y..y));
     }
     found
+}
+
+/// The replacements a character-level edit script makes, `new` being what it turns into and
+/// `start` where its old text begins.
+fn char_hunks(steps: &[Step], new: &[char], start: usize) -> Vec<Hunk> {
+    differing(steps)
+        .into_iter()
+        .map(|(x, y)| Hunk {
+            start: start + x.start,
+            deleted: x.len(),
+            inserted: new[y].iter().collect(),
+        })
+        .collect()
 }
 
 /// The shortest edit from `a` to `b` (Myers' greedy algorithm), one step per item, or `None`
