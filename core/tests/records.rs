@@ -890,6 +890,13 @@ fn name_search_ignores_accents_and_case() {
         vec![run_together.id],
         "typed run together, the spaced name is another word"
     );
+    // A lone letter typed apart from the word after it ("N Guessan") finds the name run
+    // together too.
+    let hits: BTreeSet<Uuid> = found(&store, "eloise n guessan").into_iter().collect();
+    assert!(
+        hits.contains(&run_together.id) && hits.contains(&spaced.id),
+        "{hits:?}"
+    );
     // Accents typed as their own marks after the letter (some keyboards, pasted text) find
     // and are found as the letters with them: one child is not two to the search.
     let marked = store

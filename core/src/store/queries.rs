@@ -628,17 +628,27 @@ pub(crate) fn alerts(
 /// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix. Typed with
 /// an apostrophe or a hyphen ("n'guessan"), the words are also looked for joined ("nguessan"),
 /// as names are indexed both ways (`derived::search_terms`): the same child registered as
-/// "Nguessan" is found too.
+/// "Nguessan" is found too; so are a lone letter and the word after it ("n guessan").
 fn fts_query(text: &str) -> Option<String> {
-    let words = |folded: String| -> Vec<String> {
+    let quoted = |words: Vec<String>| -> Vec<String> {
+        words.into_iter().map(|w| format!("\"{w}\"*")).collect()
+    };
+    let words_of = |folded: String| -> Vec<String> {
         folded
             .split(' ')
             .filter(|w| !w.is_empty())
-            .map(|w| format!("\"{w}\"*"))
+            .map(str::to_string)
             .collect()
     };
-    let split = words(fold_name(text));
-    let joined = words(fold_name(&text.replace(NAME_JOINERS, "")));
+    let split = quoted(words_of(fold_name(text)));
+    let mut joined: Vec<String> = Vec::new();
+    for word in words_of(fold_name(&text.replace(NAME_JOINERS, ""))) {
+        match joined.last_mut() {
+            Some(last) if last.chars().count() == 1 => last.push_str(&word),
+            _ => joined.push(word),
+        }
+    }
+    let joined = quoted(joined);
     if split.is_empty() {
         None
     } else if joined == split || joined.is_empty() {
