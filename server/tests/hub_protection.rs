@@ -723,6 +723,23 @@ fn case_with_a_relayed_edit(
     case
 }
 
+/// The relay edits the case it holds (`hours_per_week`, what `left_with_its_own_edit_in_review`
+/// looks for), then the phone whose changes it relays is revoked and the relay's user
+/// deactivated.
+fn edit_then_lose_the_author_and_the_relays_areas(
+    relay: &mut Device,
+    case: uuid::Uuid,
+    data: &Path,
+    lost: &Device,
+) {
+    let mut own: ChildCase = relay.store.get(case).unwrap();
+    own.hours_per_week = 12;
+    relay.store.update(&own).unwrap();
+    assert!(common::revoke(data, lost.token.device));
+    let user = relay.user().to_string();
+    common::surface::admin_lines(data, &["user", "deactivate", "--user", &user]);
+}
+
 /// The relay's sync `leaving` took the case away from it, nothing refused or pending, and the
 /// one entry waiting for review is the relay's own edit (`hours_per_week`), nothing of the
 /// changes that will never be taken.
@@ -804,18 +821,11 @@ fn a_relay_out_of_scope_lets_the_record_go_once_the_changes_it_held_are_rejected
 /// a phone since revoked: a user with no area keeps nothing, their edit goes to review.
 #[test]
 fn a_deactivated_relay_keeps_nothing_of_a_revoked_phones_edit() {
-    use common::surface::admin_lines;
     let (dir, data, mut hub) = new_hub();
     let (mut monitor, _supervisor) = monitor_and_supervisor(&dir, &data);
     let mut colleague = colleague(&dir, &data);
     let case = case_with_a_relayed_edit(&hub, &mut monitor, &mut [&mut colleague], "Ama Relayée");
-    let mut own: ChildCase = colleague.store.get(case.id).unwrap();
-    own.hours_per_week = 12;
-    colleague.store.update(&own).unwrap();
-
-    assert!(common::revoke(&data, monitor.token.device));
-    let user = colleague.user().to_string();
-    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    edit_then_lose_the_author_and_the_relays_areas(&mut colleague, case.id, &data, &monitor);
     let leaving = colleague.sync(&hub.url).unwrap();
     left_with_its_own_edit_in_review(&colleague, case.id, &leaving, &data);
     assert!(colleague.store.search_names("Ama", 10).unwrap().is_empty());
@@ -840,13 +850,7 @@ fn a_deactivated_relay_keeps_nothing_of_a_case_a_revoked_phone_made() {
         .unwrap();
     let copy = monitor.store.export_document(case.id).unwrap();
     assert!(colleague.store.merge_document(case.id, &copy).unwrap());
-    let mut own: ChildCase = colleague.store.get(case.id).unwrap();
-    own.hours_per_week = 12;
-    colleague.store.update(&own).unwrap();
-
-    assert!(common::revoke(&data, monitor.token.device));
-    let user = colleague.user().to_string();
-    admin_lines(&data, &["user", "deactivate", "--user", &user]);
+    edit_then_lose_the_author_and_the_relays_areas(&mut colleague, case.id, &data, &monitor);
     let mut leaving = colleague.sync(&hub.url).unwrap();
     if colleague.has(case.id) {
         // The first answer tells the phone its user's new areas, after its pushes were judged.
