@@ -171,7 +171,7 @@ pub(crate) fn update_in<R: Record>(
         )
         .into());
     }
-    let (reference, acting) = (&write.reference, write.acting.as_ref());
+    let reference = &write.reference;
     let mut record = record.clone();
     let id = record.id();
     let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
@@ -181,35 +181,29 @@ pub(crate) fn update_in<R: Record>(
         *pins = doc::read_pins(&document);
     }
     record.derive(reference);
-    record.validate(reference)?;
-    check_references(tx, &record)?;
-    // Days after today only if some were set before: the stored record is read only then.
-    let dates = record.event_dates();
-    if dates
-        .iter()
-        .any(|(_, day)| *day > crate::domain::records::latest_event_day())
-    {
-        let stored: R = doc::read_record(&document, id)?;
-        crate::domain::records::events_not_after_today(&stored.event_dates(), &dates)?;
-    }
-    // The user's own steps, as the hub will judge them: from the version the caller read (the
-    // edit is made at it) to the record as the caller writes it. What changed meanwhile through
-    // sync is someone else's step, merged (and shown as a conflict if both set a field).
-    if let Some(acting) = acting {
-        let heads = record.version().heads();
-        if heads
-            .iter()
-            .any(|h| document.get_change_by_hash(h).is_none())
-        {
-            return Err(Error::UnknownVersion { id });
-        }
-        let read: R = if heads.is_empty() {
-            doc::read_record(&document, id)?
-        } else {
-            doc::read_record_at(&document, id, heads)?
-        };
-        acting.check_write(Some(&read), &record)?;
-    }
+    // The user's own steps are judged from the version the caller read (the edit is made at
+    // it): what changed meanwhile through sync is someone else's step, merged (and shown as a
+    // conflict if both set a field).
+    let heads = record.version().heads();
+    check_edit(
+        tx,
+        write,
+        &record,
+        &|| doc::read_record(&document, id),
+        &|| {
+            if heads
+                .iter()
+                .any(|h| document.get_change_by_hash(h).is_none())
+            {
+                return Err(Error::UnknownVersion { id });
+            }
+            if heads.is_empty() {
+                doc::read_record(&document, id)
+            } else {
+                doc::read_record_at(&document, id, heads)
+            }
+        },
+    )?;
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return doc::read_record(&document, id);
@@ -218,6 +212,32 @@ pub(crate) fn update_in<R: Record>(
     let stored = doc::read_record::<R>(&document, id)?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
+}
+
+/// The rules every local edit passes, as the hub will judge them (`update_in`, `resolve_in`):
+/// the record's own, the records it names exist, no day after today unless it was set before
+/// (`stored`: the record as the document holds it, read only then), and, on a device that
+/// knows its user, the user's steps from `read` (the version the edit was made at).
+fn check_edit<R: Record>(
+    tx: &Transaction,
+    write: &LocalWrite<'_>,
+    record: &R,
+    stored: &dyn Fn() -> Result<R>,
+    read: &dyn Fn() -> Result<R>,
+) -> Result<()> {
+    record.validate(&write.reference)?;
+    check_references(tx, record)?;
+    let dates = record.event_dates();
+    if dates
+        .iter()
+        .any(|(_, day)| *day > crate::domain::records::latest_event_day())
+    {
+        crate::domain::records::events_not_after_today(&stored()?.event_dates(), &dates)?;
+    }
+    if let Some(acting) = &write.acting {
+        acting.check_write(Some(&read()?), record)?;
+    }
+    Ok(())
 }
 
 /// How many cases a chain of merges is followed through to the case kept last.
@@ -327,13 +347,9 @@ pub(crate) fn resolve_in<R: Record>(
     };
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
-    // A resolution is an edit: the rules of `update_in`, from the record as stored.
-    resolved.validate(&write.reference)?;
-    check_references(tx, &resolved)?;
-    crate::domain::records::events_not_after_today(&stored.event_dates(), &resolved.event_dates())?;
-    if let Some(acting) = &write.acting {
-        acting.check_write(Some(&stored), &resolved)?;
-    }
+    // A resolution is an edit, made at the record as stored.
+    let stored = || Ok(stored.clone());
+    check_edit(tx, write, &resolved, &stored, &stored)?;
     doc::write_record(&mut document, &resolved, &write.author)?;
     check_merge_target(tx, &document, Some(&before))?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
