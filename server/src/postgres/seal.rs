@@ -170,15 +170,20 @@ impl Sealer {
         }
     }
 
-    /// The keyed hash an area code is matched by at its level (0 country … 3 community).
-    pub(crate) fn area_hash(&self, level: u8, country: &str, code: &str) -> Vec<u8> {
+    /// HMAC-SHA256 under the index key of `tag || scope || 0x00 || value`.
+    fn index_hash(&self, tag: u8, scope: &str, value: &str) -> Vec<u8> {
         let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&self.index)
             .expect("HMAC takes any key length");
-        mac.update(&[level]);
-        mac.update(country.as_bytes());
+        mac.update(&[tag]);
+        mac.update(scope.as_bytes());
         mac.update(&[0]);
-        mac.update(code.as_bytes());
+        mac.update(value.as_bytes());
         mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The keyed hash an area code is matched by at its level (0 country … 3 community).
+    pub(crate) fn area_hash(&self, level: u8, country: &str, code: &str) -> Vec<u8> {
+        self.index_hash(level, country, code)
     }
 
     /// The keyed hash a console value is looked up by (`console_accounts.login_h`, the keys of
@@ -186,13 +191,7 @@ impl Sealer {
     /// in clear. `purpose` keeps each use's hashes apart; the leading 0xff keeps them apart
     /// from `area_hash`'s, whose first byte is a level (0–3).
     pub(crate) fn lookup_hash(&self, purpose: &str, value: &str) -> Vec<u8> {
-        let mut mac = <HmacSha256 as hmac::KeyInit>::new_from_slice(&self.index)
-            .expect("HMAC takes any key length");
-        mac.update(&[0xff]);
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(value.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        self.index_hash(0xff, purpose, value)
     }
 
     /// The keyed hashes of an area's four levels, as `records` keeps them.
