@@ -15,8 +15,9 @@
 use std::ops::Range;
 
 /// The most words deleted plus inserted the diff looks for before it writes what lies between
-/// the common start and end as one replacement.
-const MAX_WORD_EDITS: usize = 2_000;
+/// the common start and end as one replacement. The diff keeps about the square of this in
+/// positions (4 bytes each) while it runs: 4 MB at most, on a cheap phone.
+const MAX_WORD_EDITS: usize = 1_000;
 
 /// The most comparisons the diff makes (its work grows with the text's length times the edit).
 const MAX_STEPS: usize = 10_000_000;
@@ -195,10 +196,11 @@ fn edit_steps<T: PartialEq>(a: &[T], b: &[T], max_edits: usize) -> Option<Vec<St
     let at = |k: isize| (k + offset) as usize;
     let mut v = vec![0isize; 2 * max_d as usize + 3];
     // The furthest reach of each diagonal before each round, to walk the path back.
-    let mut trace: Vec<Vec<isize>> = Vec::new();
+    let mut trace: Vec<Vec<u32>> = Vec::new();
     let mut work = 0usize;
     for d in 0..=max_d {
-        trace.push(v[at(-d)..=at(d)].to_vec());
+        // Reaches are positions in `a`, never negative.
+        trace.push(v[at(-d)..=at(d)].iter().map(|&x| x as u32).collect());
         let mut k = -d;
         while k <= d {
             let mut x = if k == -d || (k != d && v[at(k - 1)] < v[at(k + 1)]) {
@@ -228,8 +230,8 @@ fn edit_steps<T: PartialEq>(a: &[T], b: &[T], max_edits: usize) -> Option<Vec<St
 
 /// The steps of the path `edit_steps` found, from its trace (`trace[d]` holds diagonals `-d..=d`
 /// as they were before round `d`).
-fn walk_back(trace: &[Vec<isize>], n: usize, m: usize) -> Vec<Step> {
-    let reach = |d: isize, k: isize| trace[d as usize][(k + d) as usize];
+fn walk_back(trace: &[Vec<u32>], n: usize, m: usize) -> Vec<Step> {
+    let reach = |d: isize, k: isize| trace[d as usize][(k + d) as usize] as isize;
     let mut steps = Vec::with_capacity(n + m);
     let (mut x, mut y) = (n as isize, m as isize);
     for d in (1..trace.len() as isize).rev() {
