@@ -430,6 +430,8 @@ fn behind_a_proxy_failed_sign_ins_count_by_the_forwarded_address_only_when_told(
     assert_eq!(guess_from(&s.hub.url, "203.0.113.7"), 429);
     assert_eq!(tablet(&s.hub.url, "203.0.113.7, 198.51.100.9"), 303);
     assert_eq!(tablet(&s.hub.url, "198.51.100.9, 203.0.113.7"), 429);
+    // The same address reached over IPv6 (a dual-stack proxy) is the same address.
+    assert_eq!(tablet(&s.hub.url, "::ffff:203.0.113.7"), 429);
 }
 
 #[test]

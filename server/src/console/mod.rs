@@ -69,7 +69,8 @@ fn client_address(parts: &Parts, behind_proxy: bool) -> String {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip())
         })
-        .map(|ip| ip.to_string())
+        // `::ffff:1.2.3.4` is 1.2.3.4 reached over IPv6: one address, counted once.
+        .map(|ip| ip.to_canonical().to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
