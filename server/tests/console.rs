@@ -434,6 +434,120 @@ fn behind_a_proxy_failed_sign_ins_count_by_the_forwarded_address_only_when_told(
     assert_eq!(tablet(&s.hub.url, "::ffff:203.0.113.7"), 429);
 }
 
+/// A supervisor changes their own password: the current one is asked (and wrong ones are
+/// throttled, so that a browser left open is not the account), the new one passes the
+/// invitation's rules, and every other browser is signed out while this one goes on.
+#[test]
+fn a_supervisor_changes_their_password_and_their_other_browsers_are_signed_out() {
+    let s = setup();
+    let mut desk = signed_in(&s, "sup.own");
+    let mut tablet = Browser::new(&s.hub.url);
+    assert_eq!(tablet.sign_in("sup.own", PASSWORD).status, 303);
+    let page = desk.get("/console/account");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("sup.own"));
+    let csrf = page.csrf();
+    let change = |desk: &mut Browser, csrf: &str, current: &str, new: &str, again: &str| {
+        desk.post(
+            "/console/account/password",
+            &[
+                ("csrf", csrf),
+                ("current", current),
+                ("password", new),
+                ("again", again),
+            ],
+        )
+    };
+    const NEW: &str = "une autre phrase longue";
+    // Without the session's token: refused, nothing changed.
+    assert_eq!(change(&mut desk, "forged", PASSWORD, NEW, NEW).status, 403);
+    // The new password as an invitation's is checked.
+    let short = change(&mut desk, &csrf, PASSWORD, "court", "court");
+    assert_eq!(short.status, 422);
+    assert!(short.body.contains("10 caractères"), "{}", short.body);
+    let guessable = change(
+        &mut desk,
+        &csrf,
+        PASSWORD,
+        "Motdepasse2026",
+        "Motdepasse2026",
+    );
+    assert_eq!(guessable.status, 422);
+    assert_eq!(
+        change(&mut desk, &csrf, PASSWORD, NEW, "autre chose").status,
+        422
+    );
+    // A wrong current password changes nothing; after five, even the right one waits.
+    for _ in 0..5 {
+        let wrong = change(&mut desk, &csrf, "not my password", NEW, NEW);
+        assert_eq!(wrong.status, 401);
+        assert!(wrong.body.contains("actuel est faux"), "{}", wrong.body);
+    }
+    assert_eq!(change(&mut desk, &csrf, PASSWORD, NEW, NEW).status, 429);
+    assert_eq!(tablet.get("/console/cases").status, 200, "nothing changed");
+    let mut other = Browser::new(&s.hub.url);
+    assert_eq!(other.sign_in("sup.own", PASSWORD).status, 303);
+
+    // Once the wait is over (a second after the fifth failure), the change: this browser
+    // goes on, in a new session...
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let done = change(&mut desk, &csrf, PASSWORD, NEW, NEW);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some("/console/account?done=password")
+    );
+    let after = desk.get("/console/account?done=password");
+    assert_eq!(after.status, 200);
+    assert!(after.body.contains("Mot de passe changé"));
+    // ...the others are signed out, and only the new password signs in.
+    for browser in [&mut tablet, &mut other] {
+        assert_eq!(browser.get("/console/cases").status, 303);
+    }
+    assert_eq!(
+        Browser::new(&s.hub.url).sign_in("sup.own", PASSWORD).status,
+        401
+    );
+    assert_eq!(Browser::new(&s.hub.url).sign_in("sup.own", NEW).status, 303);
+    let journal = audit_page(&s, "admin.own");
+    assert!(journal.contains("Mot de passe changé"));
+    assert!(journal.contains("Changement de mot de passe refusé"));
+}
+
+/// A tablet lost while signed in: from another browser, the supervisor signs every other one
+/// out (and a reset link not yet used stops working); theirs goes on.
+#[test]
+fn a_supervisor_signs_out_everywhere_else() {
+    let s = setup();
+    let mut desk = signed_in(&s, "sup.lost");
+    let mut lost = Browser::new(&s.hub.url);
+    assert_eq!(lost.sign_in("sup.lost", PASSWORD).status, 303);
+    let link = invite(&s.data, s.supervisor);
+    let csrf = desk.get("/console/account").csrf();
+    assert_eq!(
+        desk.post("/console/account/sessions", &[("csrf", "forged")])
+            .status,
+        403
+    );
+    assert_eq!(lost.get("/console/cases").status, 200);
+    let done = desk.post("/console/account/sessions", &[("csrf", &csrf)]);
+    assert_eq!(done.status, 303);
+    assert_eq!(lost.get("/console/cases").status, 303);
+    let page = desk.get("/console/account?done=sessions");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Tous les autres navigateurs sont déconnectés")
+    );
+    assert_eq!(Browser::new(&s.hub.url).get(&link).status, 404);
+    assert_eq!(
+        Browser::new(&s.hub.url)
+            .sign_in("sup.lost", PASSWORD)
+            .status,
+        303
+    );
+}
+
 #[test]
 fn a_browser_that_signed_in_before_is_not_locked_out_by_others_failures() {
     let s = setup();

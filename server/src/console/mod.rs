@@ -151,6 +151,15 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
             get(pages::auth::sign_in_form).post(pages::auth::sign_in),
         )
         .route("/console/signout", post(pages::auth::sign_out))
+        .route("/console/account", get(pages::auth::account_page))
+        .route(
+            "/console/account/password",
+            post(pages::auth::change_password),
+        )
+        .route(
+            "/console/account/sessions",
+            post(pages::auth::end_other_sessions),
+        )
         .route(
             "/console/welcome/{token}",
             get(pages::auth::welcome_form).post(pages::auth::welcome),

@@ -283,6 +283,22 @@ pub struct Typed<'a> {
     pub again: &'a str,
 }
 
+/// Whether a password chosen (on an invitation's page or the account's) may be taken: long
+/// enough, not one a guesser tries first, typed twice alike.
+fn check_new_password(login: &str, password: &str, again: &str) -> Result<(), Refused> {
+    // Blanks count for nothing: ten spaces are no password.
+    if password.chars().filter(|c| !c.is_whitespace()).count() < MIN_PASSWORD {
+        return Err(Refused::PasswordShort);
+    }
+    if guessable(login, password) {
+        return Err(Refused::PasswordGuessable);
+    }
+    if password != again {
+        return Err(Refused::PasswordsDiffer);
+    }
+    Ok(())
+}
+
 /// Uses an invitation: sets the user's sign-in name and password. The invitation is gone once
 /// used, even if what was typed is refused... except for inline errors, which are checked first
 /// so that a typo does not waste the link. `active` says whether its user may sign in still.
@@ -308,15 +324,8 @@ pub fn accept_invite(
     if !valid_login(login) {
         return Ok(Err(Refused::LoginFormat));
     }
-    // Blanks count for nothing: ten spaces are no password.
-    if password.chars().filter(|c| !c.is_whitespace()).count() < MIN_PASSWORD {
-        return Ok(Err(Refused::PasswordShort));
-    }
-    if guessable(login, password) {
-        return Ok(Err(Refused::PasswordGuessable));
-    }
-    if password != again {
-        return Ok(Err(Refused::PasswordsDiffer));
+    if let Err(refused) = check_new_password(login, password, again) {
+        return Ok(Err(refused));
     }
     if let Some(other) = storage.account_by_login(login)?
         && other.user != user
@@ -493,15 +502,100 @@ pub fn sign_in(
         _ => secret(),
     };
     storage.add_known_browser(&hash_secret(&known), account.user, now + KNOWN_BROWSER_MS)?;
+    let (id, session) = open_session(storage, account.user, now)?;
+    Ok(SignIn::Opened { id, session, known })
+}
+
+/// A new session of `user`: the cookie's secret, and the session stored under its hash.
+fn open_session(
+    storage: &dyn ConsoleStorage,
+    user: Uuid,
+    now: i64,
+) -> Result<(String, Session), Error> {
     let id = secret();
     let session = Session {
-        user: account.user,
+        user,
         csrf: secret(),
         created_ms: now,
         last_ms: now,
     };
     storage.add_session(&hash_secret(&id), &session)?;
-    Ok(SignIn::Opened { id, session, known })
+    Ok((id, session))
+}
+
+/// What a signed-in person typed to change their password.
+pub struct PasswordChange<'a> {
+    pub current: &'a str,
+    pub password: &'a str,
+    pub again: &'a str,
+}
+
+/// The outcome of a password change, or of signing out everywhere else.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// Every session of the user ended and so did any invitation (a reset link sent meanwhile
+    /// would set the password again); the browser that asked goes on in this new one.
+    Done {
+        id: String,
+        session: Session,
+    },
+    /// The current password typed is not the account's.
+    Wrong,
+    /// Too many wrong current passwords: wait this many seconds.
+    Throttled(i64),
+    Refused(Refused),
+}
+
+/// Changes a signed-in user's password. The current password is asked (a browser left open
+/// is not the account), and wrong ones are throttled as wrong sign-ins are: a stolen session
+/// cannot guess it, then change it.
+pub fn change_password(
+    storage: &dyn ConsoleStorage,
+    user: Uuid,
+    typed: &PasswordChange,
+) -> Result<AccountChange, Error> {
+    let Some(account) = storage.account_of(user)? else {
+        return Ok(AccountChange::Wrong);
+    };
+    if let Err(refused) = check_new_password(&account.login, typed.password, typed.again) {
+        return Ok(AccountChange::Refused(refused));
+    }
+    let now = now_ms();
+    let throttle = Throttle {
+        key: format!("password:{user}"),
+        free: FREE_PER_ACCOUNT,
+        max_wait_ms: MAX_WAIT_MS,
+    };
+    let allowed = |failures| throttle.wait_ms(failures, now) == 0;
+    if !storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
+        let wait = throttle.wait_ms(storage.failures(&throttle.key)?, now);
+        return Ok(AccountChange::Throttled(((wait + 999) / 1000).max(1)));
+    }
+    if !verify_password(typed.current, &account.password_hash) {
+        return Ok(AccountChange::Wrong);
+    }
+    storage.clear_failures(&throttle.key)?;
+    let password_hash = hash_password(typed.password)?;
+    match storage.set_account(&Account {
+        password_hash,
+        ..account
+    }) {
+        Ok(()) => {}
+        Err(AccountError::LoginTaken) => return Ok(AccountChange::Refused(Refused::LoginTaken)),
+        Err(AccountError::Storage(e)) => return Err(e),
+    }
+    end_other_sessions(storage, user)
+}
+
+/// Ends every session of `user` (and any invitation of theirs) but a new one for the browser
+/// that asks: a lost tablet or a shared computer left signed in is out.
+pub fn end_other_sessions(
+    storage: &dyn ConsoleStorage,
+    user: Uuid,
+) -> Result<AccountChange, Error> {
+    storage.end_console_access_of(user)?;
+    let (id, session) = open_session(storage, user, now_ms())?;
+    Ok(AccountChange::Done { id, session })
 }
 
 /// The session a cookie's secret opens, if it has not expired (idle or absolute); its "last

@@ -2,7 +2,7 @@
 
 use super::Nav;
 use crate::console::i18n::{Lang, Tr};
-use crate::console::session::{self, Refused, SignIn};
+use crate::console::session::{self, AccountChange, Refused, SignIn};
 use crate::console::{
     Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Posted, Problem, SESSION_COOKIE, access_of,
     audit, html, referer_path, run, safe_next, viewer,
@@ -361,14 +361,7 @@ pub async fn welcome(
             }
             Err(refused) => {
                 let user = invited()?;
-                let error = match refused {
-                    Refused::LoginFormat => "welcome.login_format",
-                    Refused::LoginTaken => "welcome.login_taken",
-                    Refused::PasswordShort => "welcome.password_short",
-                    Refused::PasswordGuessable => "welcome.password_guessable",
-                    Refused::PasswordsDiffer => "welcome.passwords_differ",
-                    Refused::InviteUnknown => "welcome.invalid",
-                };
+                let error = refused_message(refused);
                 let page = WelcomePage {
                     t,
                     nav: None,
@@ -383,6 +376,153 @@ pub async fn welcome(
         }
     })
     .await
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    t: Tr,
+    nav: Option<Nav>,
+    login: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+/// The signed-in person's own account: their password, and the other browsers signed in.
+pub async fn account_page(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<DoneQuery>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer(hub, ctx)?;
+        let t = ctx.tr();
+        let notice = match q.done.as_deref() {
+            Some("password") => Some(t.get("account.password_changed")),
+            Some("sessions") => Some(t.get("account.sessions_ended")),
+            _ => None,
+        };
+        Ok(html(&AccountPage {
+            t,
+            nav: Nav::of(&viewer, "account"),
+            login: viewer.login.clone(),
+            error: None,
+            notice,
+        }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    again: String,
+}
+
+pub async fn change_password(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Posted(form): Posted<PasswordForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer(hub, ctx)?;
+        crate::console::check_csrf(&viewer, &form.csrf)?;
+        let t = ctx.tr();
+        let typed = session::PasswordChange {
+            current: &form.current,
+            password: &form.password,
+            again: &form.again,
+        };
+        let (status, error) =
+            match session::change_password(hub.backend.console(), viewer.user.id, &typed)? {
+                AccountChange::Done { id, .. } => {
+                    audit(hub, Some(viewer.user.id), "password_change", None, "");
+                    return Ok(continue_in(ctx, &id, "password"));
+                }
+                AccountChange::Wrong => {
+                    audit(
+                        hub,
+                        Some(viewer.user.id),
+                        "password_change_refused",
+                        None,
+                        "",
+                    );
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        t.get("account.wrong_current").to_string(),
+                    )
+                }
+                AccountChange::Throttled(seconds) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    t.fmt("signin.throttled", seconds),
+                ),
+                AccountChange::Refused(refused) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    t.get(refused_message(refused)).to_string(),
+                ),
+            };
+        let page = AccountPage {
+            t,
+            nav: Nav::of(&viewer, "account"),
+            login: viewer.login.clone(),
+            error: Some(error),
+            notice: None,
+        };
+        Ok((status, html(&page)).into_response())
+    })
+    .await
+}
+
+pub async fn end_other_sessions(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Posted(form): Posted<CsrfForm>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let viewer = viewer(hub, ctx)?;
+        crate::console::check_csrf(&viewer, &form.csrf)?;
+        match session::end_other_sessions(hub.backend.console(), viewer.user.id)? {
+            AccountChange::Done { id, .. } => {
+                audit(hub, Some(viewer.user.id), "sessions_end", None, "");
+                Ok(continue_in(ctx, &id, "sessions"))
+            }
+            _ => Err(Problem::SignedOut),
+        }
+    })
+    .await
+}
+
+/// Back to the account page, in the session opened for this browser after the others ended.
+fn continue_in(ctx: &Ctx, session_id: &str, done: &str) -> Response {
+    let mut response = Redirect::to(&format!("/console/account?done={done}")).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        ctx.cookie(SESSION_COOKIE, session_id, None),
+    );
+    response
+}
+
+/// The message of a password or sign-in name refused.
+fn refused_message(refused: Refused) -> &'static str {
+    match refused {
+        Refused::LoginFormat => "welcome.login_format",
+        Refused::LoginTaken => "welcome.login_taken",
+        Refused::PasswordShort => "welcome.password_short",
+        Refused::PasswordGuessable => "welcome.password_guessable",
+        Refused::PasswordsDiffer => "welcome.passwords_differ",
+        Refused::InviteUnknown => "welcome.invalid",
+    }
 }
 
 /// The language switch: remembered in a cookie, then back to the page it was used on.
