@@ -823,6 +823,52 @@ fn a_schema_17_store_finds_names_typed_with_separate_accents() {
 }
 
 #[test]
+fn a_schema_25_store_finds_a_name_with_a_lone_letter_typed_run_together() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
+    let apart = {
+        let mut store = Store::open(config(&path)).expect("open");
+        let mut c = ChildCase::new(
+            "CI-0202",
+            "Adjoua N Guessan",
+            Sex::Female,
+            area,
+            date(2025, 3, 3),
+            USER,
+        );
+        c.estimated_age = Some(11);
+        store.create(&c).expect("case").id
+    };
+    // What schema 25 indexed: the lone letter only apart.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute("UPDATE name_search SET terms = 'adjoua n guessan'", [])
+        .expect("schema 25's terms");
+    undo_schemas_after(&conn, 25);
+    conn.pragma_update(None, "user_version", 25)
+        .expect("version 25");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 25 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    for typed in [
+        "nguessan",
+        "Adjoua Nguessan",
+        "n'guessan",
+        "n guessan",
+        "adjoua",
+    ] {
+        let hits: Vec<Uuid> = store
+            .search_names(typed, 10)
+            .expect("search")
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(hits, vec![apart], "{typed}");
+    }
+}
+
+#[test]
 fn a_schema_18_store_gets_the_table_of_refused_records() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");

@@ -158,18 +158,34 @@ pub fn fold_name(name: &str) -> String {
 pub(crate) const NAME_JOINERS: [char; 6] = ['\'', '’', 'ʼ', '‘', '`', '-'];
 
 /// The words a name is found by, folded as duplicates are compared (`fold_name`): each word,
-/// and each joined name also as one word ("adjoua n guessan nguessan"), so "Nguessan",
-/// "N'Guessan", "N Guessan" and "n'guessan" all find "Adjoua N'Guessan", and "kofi boeuf" finds
-/// "Kɔfi Bœuf".
+/// each name joined by an apostrophe or a hyphen also as one word, and a lone letter also
+/// joined to the word after it ("adjoua n guessan nguessan"): so "Nguessan", "N'Guessan",
+/// "N Guessan" and "n'guessan" all find "Adjoua N'Guessan" and "Adjoua N Guessan", and "kofi
+/// boeuf" finds "Kɔfi Bœuf".
 pub fn search_terms(name: &str) -> String {
     let mut words: Vec<String> = fold_name(name).split(' ').map(str::to_string).collect();
-    let joined = fold_name(&name.replace(NAME_JOINERS, ""));
-    for word in joined.split(' ') {
-        if !words.iter().any(|w| w == word) {
-            words.push(word.to_string());
+    for word in joined_words(name) {
+        if !words.contains(&word) {
+            words.push(word);
         }
     }
     words.join(" ")
+}
+
+/// The folded words of a name (or of what was typed to find one) as one would write them run
+/// together: the apostrophes and hyphens left out, and a lone letter joined to the word after
+/// it ("N'Guessan", "N Guessan" → "nguessan"). Search terms and search queries are joined
+/// alike (`search_terms`, the store's name search), so either way round finds the other.
+pub fn joined_words(text: &str) -> Vec<String> {
+    let mut joined: Vec<String> = Vec::new();
+    for word in fold_name(&text.replace(NAME_JOINERS, "")).split(' ') {
+        match joined.last_mut() {
+            _ if word.is_empty() => {}
+            Some(last) if last.chars().count() == 1 => last.push_str(word),
+            _ => joined.push(word.to_string()),
+        }
+    }
+    joined
 }
 
 fn sorted_words(folded: &str) -> String {

@@ -8,7 +8,7 @@ use crate::domain::area::{Area, AreaFilter};
 use crate::domain::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, RecordKind, Sex, VisitKind, VisitStatus,
 };
-use crate::domain::derived::{NAME_JOINERS, fold_name, midnight_ms};
+use crate::domain::derived::{fold_name, joined_words, midnight_ms};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -625,30 +625,21 @@ pub(crate) fn alerts(
 }
 
 /// Turns what a person typed into an FTS5 query that cannot be a syntax error: folded as names
-/// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix. Typed with
-/// an apostrophe or a hyphen ("n'guessan"), the words are also looked for joined ("nguessan"),
-/// as names are indexed both ways (`derived::search_terms`): the same child registered as
-/// "Nguessan" is found too; so are a lone letter and the word after it ("n guessan").
+/// are indexed (`derived::fold_name`), every word is quoted and matched as a prefix. The words
+/// are also looked for run together (`derived::joined_words`: "n'guessan" or "n guessan" as
+/// "nguessan"), as names are indexed both ways (`derived::search_terms`).
 fn fts_query(text: &str) -> Option<String> {
     let quoted = |words: Vec<String>| -> Vec<String> {
         words.into_iter().map(|w| format!("\"{w}\"*")).collect()
     };
-    let words_of = |folded: String| -> Vec<String> {
-        folded
+    let split = quoted(
+        fold_name(text)
             .split(' ')
             .filter(|w| !w.is_empty())
             .map(str::to_string)
-            .collect()
-    };
-    let split = quoted(words_of(fold_name(text)));
-    let mut joined: Vec<String> = Vec::new();
-    for word in words_of(fold_name(&text.replace(NAME_JOINERS, ""))) {
-        match joined.last_mut() {
-            Some(last) if last.chars().count() == 1 => last.push_str(&word),
-            _ => joined.push(word),
-        }
-    }
-    let joined = quoted(joined);
+            .collect(),
+    );
+    let joined = quoted(joined_words(text));
     if split.is_empty() {
         None
     } else if joined == split || joined.is_empty() {
