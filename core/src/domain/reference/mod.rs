@@ -459,6 +459,19 @@ impl ReferenceData {
                         _ => Err(pinned),
                     })
             }
+            // Captured before the device held its country's tree: no version to be judged by
+            // (the hub judges it against the tree in force when the record is filed). But a
+            // country no tree holds, while the device holds others' (every device receives
+            // every tree), is one no hub serves, a typo: refused here, naming the field, rather
+            // than by the hub at the next sync.
+            _ if self.area_tree(&area.country).is_none()
+                && !self.keys(ReferenceType::AdministrativeAreas).is_empty() =>
+            {
+                Err(ValidationError::new(
+                    format!("{field}.{}", AreaLevel::Country.as_str()),
+                    "no published administrative areas hold this country",
+                ))
+            }
             _ => Ok(()),
         }
     }
