@@ -7,6 +7,7 @@ use super::codes::{
     ForcedLabourIndicator,
 };
 use super::records::{ChildCase, FollowUp, Visit};
+use super::validation::shows_nothing;
 use chrono::{Datelike, NaiveDate};
 
 // ---------------------------------------------------------------------------------------------
@@ -134,12 +135,17 @@ fn fold_char(c: char) -> &'static str {
 /// a separator, words separated by one space ("N'Guessan  Éric" → "n guessan eric"). However
 /// the name was typed: an accent as its own mark after the letter (as some keyboards and pasted
 /// text give it: "e" + U+0301) folds as the letter with it does, and compatibility forms
-/// (a ligature "ǅ", a full-width letter) as the letters they stand for.
+/// (a ligature "ǅ", a full-width letter) as the letters they stand for; characters that show
+/// nothing (`validation::shows_nothing`) are left out.
 pub fn fold_name(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
     let mut out = String::with_capacity(name.len());
-    let letters = name.nfkd().filter(|c| !is_combining_mark(*c));
+    // Invisible characters go with the accents: a zero-width space or a soft hyphen pasted
+    // inside a name ("Mari\u{200B}am") would split it into words no one types.
+    let letters = name
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && !shows_nothing(*c));
     for c in letters.flat_map(char::to_lowercase) {
         let folded = fold_char(c);
         if !folded.is_empty() {

@@ -41,7 +41,7 @@ impl NotAllowed {
 /// marks (an accent with no letter under it) and the blank letters some fonts draw as nothing
 /// (the Hangul fillers, the blank Braille pattern). Allowed
 /// inside a name (a joiner shapes Indic scripts), never all a name holds.
-fn shows_nothing(c: char) -> bool {
+pub(crate) fn shows_nothing(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -32,7 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/023_device_actors.sql"),
     include_str!("migrations/024_given_up_changes.sql"),
     include_str!("migrations/025_hub_heads_kept.sql"),
-    include_str!("migrations/026_lone_letters_joined.sql"),
+    include_str!("migrations/026_search_terms_again.sql"),
 ];
 
 /// The schema version this software writes.
