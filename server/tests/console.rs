@@ -1819,6 +1819,14 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         );
         assert!(!overview.body.contains(">unknown<"), "{lang}");
     }
+    // A refused form shows the child's file again: read, as an opening is.
+    let csrf = browser.get(&path).csrf();
+    let refused = browser.post(
+        &format!("{path}/referral"),
+        &[("csrf", &csrf), ("service", "nope"), ("date", "2026-05-02")],
+    );
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Koffi Yao"));
     // Who read a child's file is in the audit log, as what they did is.
     let journal = audit_page(&s, "admin.words");
     let viewed = journal
@@ -1826,8 +1834,8 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         .filter(|row| row.contains("Dossier consulté"))
         .count();
     assert_eq!(
-        viewed, 4,
-        "two cases, each opened in two languages: {journal}"
+        viewed, 6,
+        "two cases, each opened in two languages, one opened again and shown after a refused form: {journal}"
     );
 }
 

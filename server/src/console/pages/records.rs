@@ -1334,9 +1334,6 @@ struct CaseForm {
     /// One of `ERASE_REASONS`, or empty.
     erase_reason: &'static str,
     done: Option<String>,
-    /// The page is opened (not shown again after a form): the audit log says who read the
-    /// child's file.
-    opened: bool,
 }
 
 fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
@@ -1344,9 +1341,9 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let t = ctx.tr();
     let scoped = view.scoped(&who);
     let case: ChildCase = scoped.get(id)?;
-    if state.opened {
-        audit(hub, Some(viewer.user.id), "case_view", Some(id), "");
-    }
+    // Whoever is shown a child's file is in the audit log: on opening, and on a form's answer
+    // that shows the page again (a refused step, which writes nothing else to the log).
+    audit(hub, Some(viewer.user.id), "case_view", Some(id), "");
     let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
@@ -1612,12 +1609,10 @@ pub async fn case_page(
                     .wrong
                     .is_some()
                     .then(|| ctx.tr().get("erase.confirm_wrong").to_string()),
-                opened: true,
                 ..Default::default()
             },
             None => CaseForm {
                 done: q.done.clone(),
-                opened: true,
                 ..Default::default()
             },
         };
