@@ -1454,7 +1454,11 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
     {
-        return Err("no such quarantine entry".into());
+        // Settled entries leave no trace to tell them from numbers never given.
+        return Err(format!(
+            "quarantine entry {entry} is not waiting: settled already (accepted or rejected), \
+             or no such entry; `vigie quarantine list` shows those waiting"
+        ));
     }
     // As the console journals a review: the entry's number, with the supervisor named if any.
     let action = if accept { "accepted" } else { "rejected" };

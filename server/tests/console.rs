@@ -1471,6 +1471,11 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Settled: a second decision says so, and journals nothing.
+    let again = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
+    assert!(!again.status.success());
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("settled already"), "{said}");
 
     let body = &audit_page(&s, "admin.quarantine");
     assert!(body.contains("Quarantaine acceptée"), "{body}");
