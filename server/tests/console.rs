@@ -366,6 +366,19 @@ fn failed_sign_ins_are_throttled_whatever_the_password_then() {
     // The wait ends (a second after the fifth failure).
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(other.sign_in("sup.throttle", PASSWORD).status, 303);
+    // The audit log names the account someone guessed (a made-up name, no one).
+    other.sign_in("nobody.here", "wrong password");
+    let journal = audit_page(&s, "admin.throttle");
+    let refused: Vec<&str> = journal
+        .split("<tr>")
+        .filter(|row| row.contains("Connexion refusée"))
+        .collect();
+    assert_eq!(refused.len(), 6, "{journal}");
+    let named = refused
+        .iter()
+        .filter(|row| row.contains("Superviseure Région 1"))
+        .count();
+    assert_eq!(named, 5, "{journal}");
 }
 
 /// After an address's guesses, a right password from it starts no new wait: the colleague who

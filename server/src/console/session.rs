@@ -360,9 +360,11 @@ pub enum SignIn {
         session: Session,
         known: String,
     },
-    Wrong,
+    /// Refused; `account` is the user whose sign-in name was typed, if one has it (for the
+    /// audit log: which account someone is guessing).
+    Wrong { account: Option<Uuid> },
     /// Too many failures: wait this many seconds.
-    Throttled(i64),
+    Throttled { seconds: i64, account: Option<Uuid> },
 }
 
 /// A sign-in form as sent, with where it comes from.
@@ -473,7 +475,10 @@ pub fn sign_in(
         for t in &throttles {
             wait = wait.max(t.wait_ms(storage.failures(&t.key)?, now));
         }
-        return Ok(SignIn::Throttled(((wait + 999) / 1000).max(1)));
+        return Ok(SignIn::Throttled {
+            seconds: ((wait + 999) / 1000).max(1),
+            account: account.map(|a| a.user),
+        });
     }
     let matches = match &account {
         Some(a) => verify_password(attempt.password, &a.password_hash),
@@ -484,7 +489,11 @@ pub fn sign_in(
     };
     let account = match account {
         Some(a) if matches && active(a.user)? => a,
-        _ => return Ok(SignIn::Wrong),
+        other => {
+            return Ok(SignIn::Wrong {
+                account: other.map(|a| a.user),
+            });
+        }
     };
     // The account's own counts start again; an address's is only spared this attempt (one
     // good password must not wipe out another's guesses from the same address).

@@ -190,14 +190,20 @@ pub async fn sign_in(
                 );
                 return Ok(response);
             }
-            SignIn::Wrong => {
-                audit(hub, None, "sign_in_failed", None, "");
+            SignIn::Wrong { account } => {
+                // Journaled under the account whose name was typed: an administrator sees
+                // which one someone is guessing.
+                audit(hub, account, "sign_in_failed", None, "");
                 (StatusCode::UNAUTHORIZED, t.get("signin.wrong").to_string())
             }
-            SignIn::Throttled(seconds) => {
+            SignIn::Throttled { seconds, account } => {
                 // Not journaled: refused unchecked, as often as anyone cares to send them, they
-                // would fill the journal (each was, before; old entries still read).
-                tracing::info!("console sign-in refused during a wait");
+                // would fill the journal (each was, before; old entries still read). The log
+                // names the account by its id, never by a name.
+                tracing::info!(
+                    account = account.map(|a| a.to_string()).unwrap_or_default(),
+                    "console sign-in refused during a wait"
+                );
                 (
                     StatusCode::TOO_MANY_REQUESTS,
                     t.fmt("signin.throttled", seconds),
