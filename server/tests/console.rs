@@ -2762,15 +2762,43 @@ fn a_visits_page_counts_no_erased_child() {
     let mut v = visit(area(C01), w.id, monitor.user(), 3);
     v.children_identified = [kept.id, wrong.id].into();
     let v = monitor.store.create(&v).expect("visit");
+    // A case opened on the visit names it; the visit's own list need not.
+    let mut opened = child(area(C01), "Awa Traoré", monitor.user());
+    opened.identified_on_visit = Some(v.id);
+    monitor.store.create(&opened).expect("case");
     monitor.sync(&s.hub.url).expect("sync");
     common::lifecycle::erase(&s.data, wrong.id, s.supervisor);
     let mut browser = signed_in(&s, "sup.enfants");
     let page = browser.get(&format!("/console/visits/{}", v.id));
     assert!(
-        page.body.contains("<dt>Enfants identifiés</dt><dd>1</dd>"),
+        page.body.contains("<dt>Enfants identifiés</dt><dd>2</dd>"),
         "{}",
         page.body
     );
+    // The same figure as the export's.
+    let out = tempfile::tempdir().expect("temporary directory");
+    let by = s.supervisor.to_string();
+    let done = common::lifecycle::admin(
+        &s.data,
+        &["export"],
+        &["--out", out.path().to_str().unwrap(), "--by", &by],
+    );
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let visits = std::fs::read_to_string(out.path().join("visits.csv")).expect("visits");
+    let mut lines = visits.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let column = header
+        .iter()
+        .position(|h| *h == "children_identified")
+        .expect("the column");
+    let row = lines
+        .find(|l| l.starts_with(&v.id.to_string()))
+        .expect("the visit's row");
+    assert_eq!(row.split(',').nth(column), Some("2"), "{visits}");
 }
 
 /// A PostgreSQL database out of reach while a supervisor browses: the console's page says so,

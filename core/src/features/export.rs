@@ -261,31 +261,22 @@ impl Store {
             self.all_within::<ChildCase>(scope)?
         };
         let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
-        // A merged duplicate is the same child as the case it was merged into: a visit counts
-        // that child once. A case not held here (another area's) counts as itself.
-        let child_of = |id: Uuid| -> Uuid {
-            ChildCase::child_of(id, |id| Some(held.get(&id).and_then(|c| c.kept_as())))
-                .unwrap_or(id)
-        };
-        // A case opened on a visit names the visit (`identified_on_visit`); the visit's own
-        // list is filled only by an app that chooses to.
-        let mut opened_on: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
+        let mut opened_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for c in &all_cases {
             if let Some(visit) = c.identified_on_visit {
-                opened_on.entry(visit).or_default().insert(child_of(c.id));
+                opened_on.entry(visit).or_default().push(c.id);
             }
         }
         let mut visits = TableBuilder::new("visits", personal);
         if wanted("visits") {
             for v in self.all_within::<Visit>(scope)? {
-                let mut children = opened_on.remove(&v.id).unwrap_or_default();
-                // A case erased since (entered in error, say) is no child identified.
-                for id in &v.children_identified {
-                    if !crate::store::erasure::is_erased(&self.conn, *id)? {
-                        children.insert(child_of(*id));
-                    }
-                }
-                visit_row(&mut visits, &v, children.len());
+                let children = children_identified(
+                    &v,
+                    opened_on.get(&v.id).map(Vec::as_slice).unwrap_or_default(),
+                    |id| crate::store::erasure::is_erased(&self.conn, id),
+                    |id| held.get(&id).and_then(|c| c.kept_as()),
+                )?;
+                visit_row(&mut visits, &v, children);
             }
         }
         let mut cases = TableBuilder::new("child_cases", personal);
@@ -494,7 +485,53 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// How many children a visit identified, as every view counts them: the cases opened on it
+/// (`opened_on`: those naming it as `identified_on_visit`) and those its own list names (filled
+/// only by an app that chooses to), a merged duplicate and the case it was merged into counted
+/// as one child (`ChildCase::child_of`; `kept_as` gives the case a held duplicate was merged
+/// into), an erased case (entered in error, say) as none. A case not held here (another
+/// area's) counts as itself.
+fn children_identified(
+    visit: &Visit,
+    opened_on: &[Uuid],
+    is_erased: impl Fn(Uuid) -> Result<bool>,
+    kept_as: impl Fn(Uuid) -> Option<Uuid>,
+) -> Result<usize> {
+    let child_of = |id: Uuid| ChildCase::child_of(id, |id| Some(kept_as(id))).unwrap_or(id);
+    let mut children: BTreeSet<Uuid> = opened_on.iter().map(|id| child_of(*id)).collect();
+    for id in &visit.children_identified {
+        if !is_erased(*id)? {
+            children.insert(child_of(*id));
+        }
+    }
+    Ok(children.len())
+}
+
+impl Store {
+    /// How many children `visit` identified, as the exports count them (`children_identified`).
+    pub fn children_identified(&self, visit: &Visit) -> Result<usize> {
+        self.children_identified_within(visit, None)
+    }
+
+    fn children_identified_within(&self, visit: &Visit, scope: Option<&Scope>) -> Result<usize> {
+        let opened_on = crate::store::queries::cases_identified_on(&self.conn, visit.id, scope)?;
+        children_identified(
+            visit,
+            &opened_on,
+            |id| crate::store::erasure::is_erased(&self.conn, id),
+            |id| self.get::<ChildCase>(id).ok().and_then(|c| c.kept_as()),
+        )
+    }
+}
+
 impl Scoped<'_> {
+    /// How many children `visit` identified, counting the cases the principal receives as its
+    /// exports do (`Store::children_identified`).
+    pub fn children_identified(&self, visit: &Visit) -> Result<usize> {
+        self.store
+            .children_identified_within(visit, Some(&self.who))
+    }
+
     /// `Store::export_tables` of what the principal receives, by a user of role `by`.
     pub fn export_tables(&self, options: ExportOptions, by: Role) -> Result<Vec<ExportTable>> {
         self.store

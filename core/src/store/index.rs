@@ -195,11 +195,15 @@ pub(crate) fn insert_rows(
         }
         Indexed::ChildCase(k) => {
             let workplace = k.workplace_id.map(|w| id_number(tx, w)).transpose()?;
+            let visit = k
+                .identified_on_visit
+                .map(|v| id_number(tx, v))
+                .transpose()?;
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community,
-                                          birth_year, name_key, workplace, merged)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                          birth_year, name_key, workplace, merged, visit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?
             .execute(params![
                     rowid,
@@ -217,7 +221,8 @@ pub(crate) fn insert_rows(
                     birth_year(k),
                     fold_name(&k.name),
                     workplace,
-                    k.is_merged_duplicate()
+                    k.is_merged_duplicate(),
+                    visit
                 ])?;
             if let Some(severity) = case_severity(k) {
                 insert_alert(

@@ -649,6 +649,26 @@ fn fts_query(text: &str) -> Option<String> {
     }
 }
 
+/// The cases that name `visit` as the one they were identified on, merged duplicates
+/// included, within `scope` when given.
+pub(crate) fn cases_identified_on(
+    conn: &Connection,
+    visit: Uuid,
+    scope: Option<&Scope>,
+) -> Result<Vec<Uuid>> {
+    let mut f = Filter::default();
+    f.add(
+        "c.visit = (SELECT id FROM referenced_ids WHERE uuid = ?)",
+        visit.as_bytes().to_vec(),
+    );
+    f.within("c", RecordKind::ChildCase, scope);
+    let sql = format!(
+        "SELECT r.id FROM child_index c JOIN records r ON r.rowid = c.record {}",
+        f.sql()
+    );
+    rows(conn, &sql, f.params, |row| uuid_col(row, 0))
+}
+
 pub(crate) fn search_names(
     conn: &Connection,
     text: &str,

@@ -621,18 +621,6 @@ struct VisitForm {
     conflict_error: Option<String>,
 }
 
-/// The children a visit lists, counted as exports count them: a merged duplicate and the case
-/// kept are one child (`ChildCase::child_of`), and a case erased (or never received) is none.
-fn children_identified(view: &Store, visit: &Visit) -> usize {
-    let kept_as = |id| view.get::<ChildCase>(id).ok().map(|case| case.kept_as());
-    let children: std::collections::BTreeSet<Uuid> = visit
-        .children_identified
-        .iter()
-        .filter_map(|id| ChildCase::child_of(*id, kept_as))
-        .collect();
-    children.len()
-}
-
 fn visit_page_of(
     hub: &Hub,
     ctx: &Ctx,
@@ -702,7 +690,7 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.children"),
-            value: children_identified(&view, &visit).to_string(),
+            value: view.scoped(&who).children_identified(&visit)?.to_string(),
         },
     ];
     if let Some(r) = visit.reviewed_by {
