@@ -832,6 +832,64 @@ fn outcomes(hub: &mut Store, d: &Device, push: Vec<PushEntry>) -> Vec<PushOutcom
     response.acks.into_iter().map(|a| a.outcome).collect()
 }
 
+/// Changes built on a record's history are kept for review only when the sender's user once
+/// worked where the record was filed. A monitor of another community who came by the record's
+/// bytes (a bundle, a copied file) puts nothing before this community's supervisor: answered
+/// as for a record it cannot see. A monitor whose case was moved away while they edited it
+/// offline keeps the edit for review.
+#[test]
+fn only_a_user_who_once_held_a_record_has_its_changes_kept_for_review() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut owner = Device::new(dir.path(), "owner", Role::CommunityMonitor, &[C01]);
+    let mut stranger = Device::new(dir.path(), "stranger", Role::CommunityMonitor, &[C02]);
+    let theirs = create(&mut owner, C01, "Adjoua Kouassi");
+    owner.sync(&mut hub);
+    stranger.sync(&mut hub);
+    // The stranger's device edits the case from its bytes: its change builds on the history.
+    stranger
+        .store
+        .merge_document(theirs, &owner.store.export_document(theirs).unwrap())
+        .unwrap();
+    let mut case: ChildCase = stranger.store.get(theirs).unwrap();
+    case.name = "Renommée Ailleurs".into();
+    stranger.store.update(&case).unwrap();
+    let pushed = stranger.store.export_document(theirs).unwrap();
+    let answer = outcomes(
+        &mut hub,
+        &stranger,
+        vec![PushEntry {
+            id: theirs,
+            heads: Vec::new(),
+            changes: pushed,
+        }],
+    )
+    .remove(0);
+    assert!(!matches!(answer, PushOutcome::Quarantined), "{answer:?}");
+    assert!(
+        hub.in_transaction(&mut |tx| tx.quarantined())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(hub.get::<ChildCase>(theirs).unwrap().name, "Adjoua Kouassi");
+
+    // The stranger's own case, edited offline while a supervisor moves it to C01: the edit was
+    // made where its monitor works, and is kept for review.
+    let own = create(&mut stranger, C02, "Awa Traoré");
+    stranger.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut case: ChildCase = stranger.store.get(own).unwrap();
+    case.notes = "Vue au marché.".into();
+    stranger.store.update(&case).unwrap();
+    let mut moved: ChildCase = supervisor.store.get(own).unwrap();
+    moved.area = area(C01);
+    supervisor.store.update(&moved).unwrap();
+    supervisor.sync(&mut hub);
+    let summary = stranger.sync(&mut hub);
+    assert_eq!(summary.quarantined, vec![own], "{summary:?}");
+}
+
 #[test]
 fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
     let dir = TempDir::new().unwrap();

@@ -1902,7 +1902,10 @@ fn accepted(document: &Automerge, entry: &PushEntry, clock_skewed: bool) -> Push
 /// on the record's history as the hub holds it: a change hash cannot be guessed, so depending
 /// on them proves the sender's device held the record (its user has since lost the area or the
 /// role). Changes that start a history of their own (a change with no dependencies) prove
-/// nothing and are not kept. Returns whether they were kept.
+/// nothing and are not kept. Nor are those of a user who never worked where the record was
+/// filed (`held_by_sender`): the record's bytes travel (a bundle, a peer, a copied file), and
+/// holding them is no right to put edits before another region's supervisor. Returns whether
+/// they were kept.
 fn quarantine_if_held(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
@@ -1929,12 +1932,50 @@ fn quarantine_if_held(
         return Ok(false);
     }
     let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    // A user who holds no area any more (deactivated) keeps nothing on the phone: what they
+    // changed is held for review, as what they made is (`quarantine_new`).
+    if !rules.who.areas.is_empty() && !held_by_sender(tx, rules, entry.id, &document, &new, stored)?
+    {
+        return Ok(false);
+    }
     let held = doc::attachments_at(&document, &before);
     let added: Vec<_> = doc::attachments(&document)
         .into_iter()
         .filter(|a| !held.iter().any(|h| h.id == a.id))
         .collect();
     keep_for_review(tx, rules, entry, Some(stored), &new, &added)
+}
+
+/// Whether the sender's user, in some state of their areas and role (`held_once`), received
+/// the record: filed where it is now, or where it was in the version the sender's changes
+/// build on (a record moved since to another district).
+fn held_by_sender(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    document: &Automerge,
+    new: &[ChangeHash],
+    stored: &StoredRecord,
+) -> Result<bool> {
+    let user = rules.who.user;
+    if held_once(tx, rules.reference, user, stored.kind, stored.area.as_ref())? {
+        return Ok(true);
+    }
+    let mut base: Vec<ChangeHash> = Vec::new();
+    for hash in new {
+        let Some(change) = document.get_change_by_hash(hash) else {
+            continue;
+        };
+        for dep in change.deps() {
+            if !new.contains(dep) && !base.contains(dep) {
+                base.push(*dep);
+            }
+        }
+    }
+    let Ok(then) = TypedRecord::read_at(stored.kind, id, document, &base) else {
+        return Ok(false);
+    };
+    held_once(tx, rules.reference, user, stored.kind, then.area())
 }
 
 /// Whether a change was made on the sending device and names the sender as its author (what

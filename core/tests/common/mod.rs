@@ -78,6 +78,7 @@ pub fn handle(
     request: &[u8],
     limits: &HubLimits,
 ) -> std::result::Result<Vec<u8>, HubError> {
+    administer(hub, principal);
     let key = hub.hub_key()?;
     REGISTRY.with(|registry| {
         hub.hub_handle_certified(
@@ -90,6 +91,33 @@ pub fn handle(
             },
         )
     })
+}
+
+/// Keeps the hub's record of `principal`'s user as the principal says, as the hub's
+/// administrators keep it (`vigie user add`, `vigie user areas`): a test moves a user by
+/// changing its principal's areas, and the hub's user record keeps every state, which the hub
+/// reads to know where the user once worked (what a device may still send for review).
+pub fn administer(hub: &mut Store, principal: &Principal) {
+    let wanted = |user: &mut User| {
+        user.role = principal.role;
+        user.areas = principal.areas.iter().cloned().collect();
+        user.active = !principal.areas.is_empty();
+    };
+    match hub.get::<User>(principal.user) {
+        Ok(mut user) => {
+            let before = user.clone();
+            wanted(&mut user);
+            if user != before {
+                hub.update(&user).expect("the hub's user record updates");
+            }
+        }
+        Err(_) => {
+            let mut user = User::new("Utilisatrice", principal.role, &[]);
+            user.id = principal.user;
+            wanted(&mut user);
+            hub.create(&user).expect("the hub's user record");
+        }
+    }
 }
 
 /// The key of the stores `device` opens.
