@@ -136,6 +136,10 @@ struct Guards {
     small_body_kib: Arc<Semaphore>,
     /// The console's form bodies (which need no token), apart from the devices'.
     console_kib: Arc<Semaphore>,
+    /// Device requests given to the storage workers, in all and by user (`storage_turn`).
+    serving: std::sync::Mutex<InProgress>,
+    /// Told when a request's storage work ends.
+    storage_freed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -156,8 +160,20 @@ impl Guards {
             body_kib: Arc::new(Semaphore::new(kib)),
             small_body_kib: Arc::new(Semaphore::new((kib / 2).max(SMALL_BODY_KIB))),
             console_kib: Arc::new(Semaphore::new((kib / 4).max(1))),
+            serving: Default::default(),
+            storage_freed: tokio::sync::Notify::new(),
         }
     }
+}
+
+/// Storage workers that a user's second and third requests leave to users with none being
+/// served (`Guards::storage_turn`).
+const WORKERS_KEPT_FOR_OTHERS: usize = 2;
+
+/// A request's turn on the storage workers: released when dropped.
+struct StorageTurn<'a> {
+    guards: &'a Guards,
+    user: Uuid,
 }
 
 /// Where a body's bytes are counted as they arrive (`read_body`).
@@ -239,6 +255,64 @@ impl Guards {
     }
 }
 
+impl Guards {
+    /// A turn on the storage workers for a request of `user`, if it may take one now: a user's
+    /// first request always may (it queues with everyone's), their others only while more
+    /// than `WORKERS_KEPT_FOR_OTHERS` of the `workers` are left. One user's devices already
+    /// hold at most `max_requests_per_user`; without this, two accounts sending heavy pushes at
+    /// once held every worker, and every other device's sync waited seconds behind them.
+    fn try_storage_turn(&self, user: Uuid, workers: usize) -> Option<StorageTurn<'_>> {
+        let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = serving.per_user.values().sum();
+        let own = serving.per_user.entry(user).or_default();
+        let shared = workers.saturating_sub(WORKERS_KEPT_FOR_OTHERS).max(1);
+        if *own > 0 && total >= shared {
+            return None;
+        }
+        *own += 1;
+        Some(StorageTurn { guards: self, user })
+    }
+
+    /// `try_storage_turn`, waiting for another request's storage work to end at most `wait`.
+    async fn storage_turn(
+        &self,
+        user: Uuid,
+        workers: usize,
+        wait: Duration,
+    ) -> Option<StorageTurn<'_>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let freed = self.storage_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(turn) = self.try_storage_turn(user, workers) {
+                return Some(turn);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Drop for StorageTurn<'_> {
+    fn drop(&mut self) {
+        let mut serving = self
+            .guards
+            .serving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = serving.per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                serving.per_user.remove(&self.user);
+            }
+        }
+        drop(serving);
+        self.guards.storage_freed.notify_waiters();
+    }
+}
+
 impl Drop for DeviceSlot<'_> {
     fn drop(&mut self) {
         let mut in_progress = self
@@ -273,6 +347,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// on one of tokio's threads (blocking ones included).
 pub struct Workers {
     jobs: std::sync::mpsc::Sender<Job>,
+    threads: usize,
 }
 
 impl Workers {
@@ -297,7 +372,10 @@ impl Workers {
                     }
                 })?;
         }
-        Ok(Workers { jobs })
+        Ok(Workers {
+            jobs,
+            threads: threads.max(1),
+        })
     }
 
     /// Runs `work` on a worker thread; `None` if it panicked (its transaction rolled back).
@@ -852,6 +930,11 @@ async fn serve_authenticated(
     // A body that took long to arrive: the device may have been revoked, or its user's areas
     // changed, meanwhile; it is answered as the registry says now.
     let recheck = reading.elapsed() > Duration::from_secs(1);
+    let _turn = hub
+        .guards
+        .storage_turn(who.user, hub.workers.threads, hub.http.user_wait)
+        .await
+        .ok_or(Failure::TooManyRequests)?;
     let job = hub.clone();
     hub.workers
         .run(move || -> Result<Vec<u8>, Failure> {
@@ -930,6 +1013,45 @@ mod tests {
         assert!(served_now(&guards, &http, devices[1], user).is_none());
         drop((second, third));
         assert!(served_now(&guards, &http, devices[1], user).is_some());
+    }
+
+    #[test]
+    fn a_users_further_requests_leave_storage_workers_to_the_others() {
+        let guards = Guards::new(&HttpLimits::default());
+        let (a, b, c, d) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        const WORKERS: usize = 6;
+        // Two users' heavy pushes take four of the six workers...
+        let mut held: Vec<StorageTurn<'_>> = [a, a, b, b]
+            .iter()
+            .map(|u| guards.try_storage_turn(*u, WORKERS).unwrap())
+            .collect();
+        // ...their third ones wait: the last two are kept for users with none served.
+        assert!(guards.try_storage_turn(a, WORKERS).is_none());
+        assert!(guards.try_storage_turn(b, WORKERS).is_none());
+        let c_first = guards.try_storage_turn(c, WORKERS).unwrap();
+        let d_first = guards.try_storage_turn(d, WORKERS).unwrap();
+        // A user's first request always queues with everyone's.
+        let _e = guards.try_storage_turn(Uuid::now_v7(), WORKERS).unwrap();
+        assert!(guards.try_storage_turn(c, WORKERS).is_none());
+        drop((c_first, d_first));
+        held.pop();
+        assert!(
+            guards.try_storage_turn(b, WORKERS).is_none(),
+            "4 still served"
+        );
+        held.pop();
+        assert!(guards.try_storage_turn(b, WORKERS).is_some(), "3 served");
+        // With few workers, a user's further requests still take one when it is free.
+        let alone = Guards::new(&HttpLimits::default());
+        let first = alone.try_storage_turn(a, 1).unwrap();
+        assert!(alone.try_storage_turn(a, 1).is_none());
+        drop(first);
+        assert!(alone.try_storage_turn(a, 1).is_some());
     }
 
     #[tokio::test]
