@@ -508,6 +508,14 @@ impl IntoResponse for Failure {
             }
             Failure::Auth(e) => error(StatusCode::UNAUTHORIZED, &e.to_string()),
             Failure::UnknownUser => error(StatusCode::FORBIDDEN, "unknown user"),
+            // A body that inflates past the limit (a compression bomb) is over a limit, on
+            // every endpoint.
+            Failure::Hub(HubError::Malformed(
+                e @ vigie_core::sync::wire::DecodeError::TooLarge { .. },
+            )) => error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request exceeds a limit: {e}"),
+            ),
             Failure::Hub(HubError::Malformed(e)) => {
                 error(StatusCode::BAD_REQUEST, &format!("malformed request: {e}"))
             }

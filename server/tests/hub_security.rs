@@ -511,6 +511,17 @@ fn hostile_requests_get_a_4xx_and_leave_the_hub_working() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("decompressed bytes"), "{body}");
+    // The same on the attachments' endpoint.
+    let attachment_bomb = framed(b"VGa1", &vec![0u8; 40 * 1024 * 1024]);
+    let mut response = agent()
+        .post(format!("{}/v1/attachments", hub.url))
+        .header("Content-Type", "application/octet-stream")
+        .header("Authorization", &bearer(&supervisor))
+        .send(&attachment_bomb[..])
+        .unwrap();
+    let said = response.body_mut().read_to_string().unwrap();
+    assert_eq!(response.status().as_u16(), 413, "{said}");
+    assert!(said.contains("exceeds a limit"), "{said}");
     let mut plain = plains[0].clone();
     assert_eq!(
         (plain[0], plain[25]),
