@@ -2139,10 +2139,7 @@ fn a_personal_export_does_not_replace_a_pseudonymised_one() {
         supervisor
             .export_to_dir(&out, format, ExportOptions::default())
             .unwrap();
-        let cases = out.join(match format {
-            ExportFormat::Csv => "child_cases.csv",
-            ExportFormat::Json => "child_cases.json",
-        });
+        let cases = out.join(format!("child_cases.{}", format.extension()));
         let before = std::fs::read(&cases).unwrap();
         let rule = not_allowed(supervisor.export_to_dir(&out, format, personal));
         assert!(rule.contains("pseudonymised export"), "{rule}");
@@ -2272,6 +2269,29 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         tables[0].rows[0]
     );
 
+    // For Excel in French: the same cells, apart by `;`, decimals with a comma, UTF-8 marked.
+    let excel = dir.path().join("excel");
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&excel, ExportFormat::ExcelCsv, personal)
+        .unwrap();
+    let bytes = std::fs::read(excel.join("workplaces.csv")).unwrap();
+    assert!(bytes.starts_with("\u{feff}".as_bytes()));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(&bytes[3..]);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let row = reader.records().next().unwrap().unwrap();
+    let excel_cell =
+        |column: &str| row[header.iter().position(|h| h == column).unwrap()].to_string();
+    assert_eq!(excel_cell("longitude"), "-5,25");
+    assert_eq!(excel_cell("buyers"), cell("workplaces.csv", "buyers"));
+    assert_eq!(excel_cell("name"), cell("workplaces.csv", "name"));
+
     // A provider is free text: it may name a person, so pseudonymised exports leave it out.
     let out = dir.path().join("pseudonymised");
     as_role(&mut store, Role::Supervisor)
@@ -2368,7 +2388,7 @@ fn exports_show_the_next_follow_up_due_and_count_a_merged_child_once() {
                     let text = std::fs::read(out.join(format!("{name}.json"))).unwrap();
                     serde_json::from_slice::<Vec<_>>(&text).unwrap()
                 }
-                ExportFormat::Csv => {
+                ExportFormat::Csv | ExportFormat::ExcelCsv => {
                     let (header, rows) = read_csv(&out.join(format!("{name}.csv")));
                     rows.into_iter()
                         .map(|r| {

@@ -294,6 +294,9 @@ impl AttachmentArgs {
 enum FormatArg {
     Csv,
     Json,
+    /// CSV for Excel in French and other comma-decimal locales: `;` between cells, decimal
+    /// commas, UTF-8 marked.
+    Excel,
 }
 
 #[derive(Subcommand)]
@@ -1131,6 +1134,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let format = match format {
                 FormatArg::Csv => ExportFormat::Csv,
                 FormatArg::Json => ExportFormat::Json,
+                FormatArg::Excel => ExportFormat::ExcelCsv,
             };
             let options = ExportOptions {
                 include_personal_data: personal,
@@ -1143,10 +1147,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             .map_err(|e| format!("{}: {e}", out.display()))?;
             // An export leaves the hub's protection: the journal shows it, as the console's.
-            let ext = match format {
-                ExportFormat::Csv => "csv",
-                ExportFormat::Json => "json",
-            };
+            let ext = format.code();
             journal(
                 &*backend,
                 by,

@@ -1058,7 +1058,7 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
         "referrals",
         "follow_ups",
     ] {
-        for format in ["csv", "json"] {
+        for format in ["csv", "json", "excel"] {
             pages.push(format!(
                 "/console/exports/download?table={table}&format={format}&personal=1"
             ));
@@ -1105,6 +1105,12 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     assert!(review.body.contains(&f.my_visit.to_string()));
     let export = browser.get("/console/exports/download?table=child_cases&format=csv&personal=1");
     assert!(export.body.contains(MY_CHILD));
+    // For Excel in French: the same rows, UTF-8 marked, cells apart by `;`.
+    let excel = browser.get("/console/exports/download?table=child_cases&format=excel&personal=1");
+    assert_eq!(excel.status, 200);
+    assert!(excel.body.starts_with('\u{feff}'), "{}", excel.body);
+    assert!(excel.body.contains(MY_CHILD));
+    assert!(excel.body.lines().next().unwrap().contains("id;"));
     let pseudonymised = browser.get("/console/exports/download?table=child_cases&format=csv");
     assert!(pseudonymised.body.contains(&f.my_case.to_string()));
     assert!(

@@ -39,6 +39,40 @@ use uuid::Uuid;
 pub enum ExportFormat {
     Csv,
     Json,
+    /// CSV as spreadsheet software reads it where the decimal mark is a comma (Excel in French,
+    /// among others): cells apart by `;`, decimals with a comma, and a byte order mark, without
+    /// which Excel reads UTF-8 as its own code page ("AÃ¯cha"). A double click opens it in
+    /// columns; a program reads the plain `Csv`.
+    ExcelCsv,
+}
+
+impl ExportFormat {
+    /// Its name on the command line, in a console form and in the audit log.
+    pub fn code(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+            ExportFormat::ExcelCsv => "excel",
+        }
+    }
+
+    /// The extension of the files it writes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv | ExportFormat::ExcelCsv => "csv",
+            ExportFormat::Json => "json",
+        }
+    }
+
+    /// A table's bytes in this format.
+    pub fn encode(self, table: &ExportTable) -> Result<Vec<u8>> {
+        match self {
+            ExportFormat::Csv => table.to_csv(),
+            ExportFormat::ExcelCsv => table.to_excel_csv(),
+            ExportFormat::Json => serde_json::to_vec_pretty(&table.to_json())
+                .map_err(|_| Error::Io(std::io::Error::other("json encoding failed"))),
+        }
+    }
 }
 
 /// What an export includes.
@@ -123,14 +157,33 @@ fn defused(text: &str) -> String {
 impl ExportTable {
     /// The table as CSV bytes.
     pub fn to_csv(&self) -> Result<Vec<u8>> {
+        self.csv_bytes(b',', false)
+    }
+
+    /// The table as CSV for spreadsheet software of comma-decimal locales
+    /// (`ExportFormat::ExcelCsv`).
+    pub fn to_excel_csv(&self) -> Result<Vec<u8>> {
+        let mut bytes = "\u{feff}".as_bytes().to_vec();
+        bytes.extend(self.csv_bytes(b';', true)?);
+        Ok(bytes)
+    }
+
+    fn csv_bytes(&self, delimiter: u8, decimal_comma: bool) -> Result<Vec<u8>> {
         let mut writer = csv::WriterBuilder::new()
+            .delimiter(delimiter)
             .terminator(csv::Terminator::CRLF)
             .from_writer(Vec::new());
         let csv_error = |_| Error::Io(std::io::Error::other("csv encoding failed"));
         writer.write_record(&self.columns).map_err(csv_error)?;
         for row in &self.rows {
             writer
-                .write_record(row.iter().map(cell_text))
+                .write_record(row.iter().map(|value| match value {
+                    // "5.3541" is a date or text to French Excel; "5,3541" a number.
+                    Value::Number(n) if decimal_comma && n.is_f64() => {
+                        n.to_string().replace('.', ",")
+                    }
+                    value => cell_text(value),
+                }))
                 .map_err(csv_error)?;
         }
         writer
@@ -382,9 +435,9 @@ fn write_tables(
 ) -> Result<Vec<PathBuf>> {
     // A table exported before in the other format would stay beside this export, and go
     // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
-    let other = match format {
-        ExportFormat::Csv => "json",
-        ExportFormat::Json => "csv",
+    let other = match format.extension() {
+        "json" => "csv",
+        _ => "json",
     };
     let left: Vec<String> = tables
         .iter()
@@ -432,14 +485,10 @@ fn write_tables(
     // that would pass for the whole, nor new tables mixed with an earlier export's.
     let mut written: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(tables.len());
     let outcome = tables.iter().try_for_each(|table| {
-        let (name, bytes) = match format {
-            ExportFormat::Csv => (format!("{}.csv", table.name), table.to_csv()?),
-            ExportFormat::Json => (
-                format!("{}.json", table.name),
-                serde_json::to_vec_pretty(&table.to_json())
-                    .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?,
-            ),
-        };
+        let (name, bytes) = (
+            format!("{}.{}", table.name, format.extension()),
+            format.encode(table)?,
+        );
         let aside = dir.join(format!(".{name}.part"));
         written.push((aside.clone(), dir.join(name)));
         write_private(&aside, &bytes)

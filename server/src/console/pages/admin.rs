@@ -1051,7 +1051,11 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
                 "scope of --by" => t.get("audit.export_by_scope").to_string(),
                 table => t.code("table", table),
             };
-            let mut said = format!("{what}, {}", format.to_uppercase());
+            let format = match format {
+                "excel" => "CSV (Excel)".to_string(),
+                other => other.to_uppercase(),
+            };
+            let mut said = format!("{what}, {format}");
             if personal {
                 said = format!("{said}, {}", t.get("audit.export_personal"));
             }

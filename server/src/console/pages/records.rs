@@ -2502,6 +2502,7 @@ pub async fn export_download(
         };
         let format = match q.format.as_deref() {
             Some("json") => ExportFormat::Json,
+            Some("excel") => ExportFormat::ExcelCsv,
             None | Some("csv") => ExportFormat::Csv,
             // A format the page does not offer is not quietly another one.
             Some(_) => return Err(Problem::NotFound),
@@ -2517,20 +2518,22 @@ pub async fn export_download(
         else {
             return Err(Problem::NotFound);
         };
-        let (bytes, kind, ext) = match format {
-            ExportFormat::Csv => (found.to_csv()?, "text/csv; charset=utf-8", "csv"),
-            ExportFormat::Json => (
-                serde_json::to_vec_pretty(&found.to_json()).unwrap_or_default(),
-                "application/json",
-                "json",
-            ),
+        let bytes = format.encode(&found)?;
+        let kind = match format {
+            ExportFormat::Json => "application/json",
+            ExportFormat::Csv | ExportFormat::ExcelCsv => "text/csv; charset=utf-8",
         };
+        let ext = format.extension();
         audit(
             hub,
             Some(viewer.user.id),
             "export",
             None,
-            &format!("{table} {ext}{}", if personal { " personal" } else { "" }),
+            &format!(
+                "{table} {}{}",
+                format.code(),
+                if personal { " personal" } else { "" }
+            ),
         );
         let disposition = format!(
             "attachment; filename=\"vigie-{table}-{}.{ext}\"",
