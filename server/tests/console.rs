@@ -956,6 +956,32 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
     assert!(page.body.contains("ZZ-NOPE") && page.body.contains("aucun découpage"));
     assert_eq!(add(&mut desk, "community_monitor", C01).status, 303);
     assert_eq!(add(&mut desk, "administrator", "").status, 303);
+
+    // A sign-in link made in the console without --public-url is built from the address the
+    // administrator's browser reached the hub at, as a whole link to hand over.
+    let origin = s.hub.url.trim_end_matches('/').to_string();
+    desk.extra.push(("Origin".into(), origin.clone()));
+    let page = desk.post(
+        &format!("/console/users/{}/invite", s.supervisor),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(&format!("{origin}/console/welcome/")),
+        "{}",
+        page.body
+    );
+    // An origin that is not this hub's is no base for a link.
+    desk.extra.clear();
+    desk.extra
+        .push(("Origin".into(), "http://elsewhere.example".into()));
+    desk.extra
+        .push(("Sec-Fetch-Site".into(), "same-origin".into()));
+    let page = desk.post(
+        &format!("/console/users/{}/invite", s.supervisor),
+        &[("csrf", &csrf)],
+    );
+    assert!(!page.body.contains("elsewhere.example"), "{}", page.body);
 }
 
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.

@@ -328,6 +328,10 @@ pub struct Ctx {
     /// (`from_elsewhere`).
     pub from_elsewhere: bool,
     pub path: String,
+    /// The origin the browser reached the hub at (`http://192.168.1.10:8470`), when it says
+    /// one and it is this hub's own: what a link shown on a page is built from when no
+    /// `--public-url` was given.
+    pub own_origin: Option<String>,
     /// Where to come back after signing in: the page itself for a GET; for a form sent after
     /// the session ended, the page the form was on (its action answers only POST).
     pub return_to: String,
@@ -364,6 +368,20 @@ fn from_elsewhere(headers: &HeaderMap, public_url: Option<&str>) -> bool {
         u.eq_ignore_ascii_case(origin)
     });
     !(public || (authority.is_some() && authority == host))
+}
+
+/// The request's `Origin`, if it names this hub (`Ctx::own_origin`).
+fn own_origin(headers: &HeaderMap) -> Option<String> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let origin = text("origin")?.trim();
+    let (scheme, authority) = origin.split_once("://")?;
+    let host = text("x-forwarded-host").or_else(|| text("host"))?;
+    (matches!(scheme, "http" | "https")
+        && authority.eq_ignore_ascii_case(host)
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c)))
+    .then(|| origin.to_string())
 }
 
 /// Every value of cookie `name` the request carries (several with one name: their paths
@@ -431,6 +449,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             address,
             secure,
             from_elsewhere: from_elsewhere(headers, hub.console.settings.public_url.as_deref()),
+            own_origin: own_origin(headers),
             path,
             return_to,
         })

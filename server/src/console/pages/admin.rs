@@ -356,7 +356,8 @@ pub async fn user_invite(
             .settings
             .public_url
             .clone()
-            .unwrap_or_else(|| "".to_string());
+            .or_else(|| ctx.own_origin.clone())
+            .unwrap_or_default();
         audit(hub, Some(viewer.user.id), "user_invite", Some(id), "");
         let link = invite_link(&base, &token);
         users_page(
