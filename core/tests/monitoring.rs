@@ -544,6 +544,13 @@ fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds
         let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&skip));
         assert!(rule.contains("remediated_on"), "{to:?}: {rule}");
     }
+    // Verified before the referral that did it (2025-09-10): a date typed wrong.
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).transition_case_on(
+        c.id,
+        CaseStatus::Withdrawn,
+        date(2025, 9, 5),
+    ));
+    assert!(rule.contains("first referral"), "{rule}");
     let mut verified = c.clone();
     verified.status = CaseStatus::Prevented;
     verified.remediated_on = Some(date(2025, 10, 15));
@@ -657,6 +664,7 @@ fn a_child_found_working_again_is_reopened_and_referred() {
         to: CaseStatus::Prevented,
         has_referral: true,
         tracking: vigie_core::domain::rights::Tracking::Verified,
+        verified_before_referral: false,
     };
     let rule = vigie_core::domain::rights::check_step(Role::CommunityMonitor, Uuid::nil(), &step)
         .unwrap_err()

@@ -78,6 +78,10 @@ pub enum Step {
         /// What the case says of its verification and the follow-ups after it once the write is
         /// made.
         tracking: Tracking,
+        /// Whether the verification date (`remediated_on`) falls before the case's first
+        /// referral once the write is made: a child is verified withdrawn or prevented after
+        /// being referred to the services that did it.
+        verified_before_referral: bool,
     },
     /// A referral recorded, or one already recorded changed: changing a referral is recording
     /// it anew, so it is the same step.
@@ -395,11 +399,21 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             to,
             has_referral,
             tracking,
+            verified_before_referral,
         } => {
             if from == to {
                 return Ok(());
             }
             check_case_status(role, *from, *to, *has_referral)?;
+            if *verified_before_referral
+                && matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented)
+            {
+                return Err(not_allowed(format!(
+                    "a case is verified {} on or after the day of its first referral \
+                     (remediated_on)",
+                    to.as_str()
+                )));
+            }
             if *tracking == Tracking::Unverified && verifies_then_reopens(role, *from, *to) {
                 return Err(not_allowed(format!(
                     "a case goes back from {} to identified only through its verification, \
@@ -515,6 +529,10 @@ impl Step {
             to: case.status,
             has_referral: !case.referrals.is_empty(),
             tracking: Tracking::of(case),
+            verified_before_referral: case
+                .remediated_on
+                .zip(case.referrals.values().map(|r| r.date).min())
+                .is_some_and(|(verified, first)| verified < first),
         }
     }
 }
