@@ -738,7 +738,13 @@ impl Postgres {
                 copied += 1;
             }
         }
+        // The erased ids too: a visit's list may name an erased case, which counts as no child
+        // (the exports ask the store whether an id was erased).
+        let erased = tx
+            .query("SELECT record_id FROM erased", &[])
+            .map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
+        forget_erased(store, &erased)?;
         Ok(copied)
     }
 }
@@ -796,18 +802,24 @@ impl Postgres {
             )
             .map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
-        if !erased.is_empty() {
-            copy.in_transaction(&mut |t| {
-                for row in &erased {
-                    t.erase(row.get(0), &ErasedHistory::default())?;
-                }
-                Ok(())
-            })?;
-            copy.purge_freed_content()?;
-        }
+        forget_erased(copy, &erased)?;
         *cursor = high;
         Ok(())
     }
+}
+
+/// Erases in a copy of the records the ids of `erased` (rows whose first column is one).
+fn forget_erased(copy: &mut Store, erased: &[postgres::Row]) -> Result<()> {
+    if erased.is_empty() {
+        return Ok(());
+    }
+    copy.in_transaction(&mut |t| {
+        for row in erased {
+            t.erase(row.get(0), &ErasedHistory::default())?;
+        }
+        Ok(())
+    })?;
+    copy.purge_freed_content()
 }
 
 /// The key check a database's hub wrote (`seal`), if any.
