@@ -790,7 +790,7 @@ fn respond(
              lost): it offers again what it holds"
         );
     }
-    if ahead {
+    if ahead && ahead_warning_due() {
         tracing::warn!(
             device = %who.device,
             receipt = request.receipt,
@@ -803,6 +803,9 @@ fn respond(
              journal beside the hub's key). If it was not, this device last synced with another \
              hub, or its app is faulty: it receives its scope again from the start"
         );
+    }
+    if ahead {
+        tracing::debug!(device = %who.device, "a device is ahead of this hub");
     }
     let cursor = match request.cursor {
         Some(c) if c.scope == fingerprint && !restored => c,
@@ -1896,6 +1899,20 @@ fn accepted(document: &Automerge, entry: &PushEntry, clock_skewed: bool) -> Push
         catch_up,
         clock_skewed,
     }
+}
+
+/// Whether the warning that a device is ahead of this hub is due: once in ten minutes at most.
+/// After a restore, every device says so at its next sync; a faulty or hostile one may at every
+/// request, and the log would fill with a warning about a restore that did not happen.
+fn ahead_warning_due() -> bool {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = std::time::Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(600)) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 /// Keeps, for a supervisor's review, changes to a record outside the sender's scope that build
