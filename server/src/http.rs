@@ -239,18 +239,41 @@ impl Guards {
     /// to end at most `http.user_wait`: a user's phone and tablet syncing together are served
     /// one after the other, not refused.
     async fn user_turn(&self, slot: &mut DeviceSlot<'_>, http: &HttpLimits, user: Uuid) -> bool {
-        let deadline = tokio::time::Instant::now() + http.user_wait;
-        loop {
-            // Listening before looking, so that a turn freed in between is not missed.
-            let freed = self.user_turn_freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            if self.try_user_turn(slot, http, user) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                return false;
-            }
+        wait_turn(&self.user_turn_freed, http.user_wait, || {
+            self.try_user_turn(slot, http, user).then_some(())
+        })
+        .await
+        .is_some()
+    }
+}
+
+/// What `take` gives, trying again each time `freed` is told, at most `wait`.
+async fn wait_turn<T>(
+    freed: &tokio::sync::Notify,
+    wait: Duration,
+    mut take: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Listening before looking, so that a turn freed in between is not missed.
+        let told = freed.notified();
+        tokio::pin!(told);
+        told.as_mut().enable();
+        if let Some(turn) = take() {
+            return Some(turn);
+        }
+        if tokio::time::timeout_at(deadline, told).await.is_err() {
+            return None;
+        }
+    }
+}
+
+/// One request fewer in `counts` for `key`.
+fn release(counts: &mut HashMap<Uuid, usize>, key: Uuid) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(&key);
         }
     }
 }
@@ -280,18 +303,10 @@ impl Guards {
         workers: usize,
         wait: Duration,
     ) -> Option<StorageTurn<'_>> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let freed = self.storage_freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            if let Some(turn) = self.try_storage_turn(user, workers) {
-                return Some(turn);
-            }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                return None;
-            }
-        }
+        wait_turn(&self.storage_freed, wait, || {
+            self.try_storage_turn(user, workers)
+        })
+        .await
     }
 }
 
@@ -302,12 +317,7 @@ impl Drop for StorageTurn<'_> {
             .serving
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = serving.per_user.get_mut(&self.user) {
-            *count -= 1;
-            if *count == 0 {
-                serving.per_user.remove(&self.user);
-            }
-        }
+        release(&mut serving.per_user, self.user);
         drop(serving);
         self.guards.storage_freed.notify_waiters();
     }
@@ -324,14 +334,9 @@ impl Drop for DeviceSlot<'_> {
             per_device,
             per_user,
         } = &mut *in_progress;
-        for (counts, key) in [(per_device, Some(self.device)), (per_user, self.user)] {
-            let Some(key) = key else { continue };
-            if let Some(count) = counts.get_mut(&key) {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(&key);
-                }
-            }
+        release(per_device, self.device);
+        if let Some(user) = self.user {
+            release(per_user, user);
         }
         drop(in_progress);
         if self.user.is_some() {
