@@ -783,93 +783,66 @@ fn a_schema_14_store_shows_todays_classifications_and_alerts() {
     assert_eq!(priority, AlertSeverity::WorstFormSuspected as i64);
 }
 
-#[test]
-fn a_schema_17_store_finds_names_typed_with_separate_accents() {
+/// A phone store holding one child named `name`, taken back to schema `version` with the
+/// search terms that schema wrote (`terms`): opened again, migrated, it finds the child by each
+/// of `typed`.
+fn found_after_migration(name: &str, terms: &str, version: i64, typed: &[&str]) {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");
     let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
-    let marked = {
+    let child = {
         let mut store = Store::open(config(&path)).expect("open");
-        let mut c = ChildCase::new(
-            "CI-0201",
-            "Ame\u{301}lie N'Guessan",
-            Sex::Female,
-            area,
-            date(2025, 3, 3),
-            USER,
-        );
+        let mut c = ChildCase::new("CI-0201", name, Sex::Female, area, date(2025, 3, 3), USER);
         c.estimated_age = Some(11);
         store.create(&c).expect("case").id
     };
-    // What schema 17 indexed: the separate accent broke the word in two.
     let conn = Connection::open(&path).expect("open the file");
-    conn.execute(
-        "UPDATE name_search SET terms = 'ame lie n guessan nguessan'",
-        [],
-    )
-    .expect("schema 17's terms");
-    undo_schemas_after(&conn, 19);
-    conn.pragma_update(None, "user_version", 17)
-        .expect("version 17");
+    conn.execute("UPDATE name_search SET terms = ?1", [terms])
+        .expect("the old schema's terms");
+    undo_schemas_after(&conn, version.max(19));
+    conn.pragma_update(None, "user_version", version)
+        .expect("the old version");
     drop(conn);
 
-    let store = Store::open(config(&path)).expect("open the schema 17 file");
+    let store = Store::open(config(&path)).expect("open the old file");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-    for typed in ["amelie", "Amélie", "amelie nguessan"] {
+    for typed in typed {
         let hits: Vec<Uuid> = store
             .search_names(typed, 10)
             .expect("search")
             .into_iter()
             .map(|h| h.id)
             .collect();
-        assert_eq!(hits, vec![marked], "{typed}");
+        assert_eq!(hits, vec![child], "{typed}");
     }
 }
 
 #[test]
-fn a_schema_25_store_finds_a_name_with_a_lone_letter_typed_run_together() {
-    let dir = tempfile::TempDir::new().expect("temp dir");
-    let path = dir.path().join("phone.db");
-    let area = Area::new("CI", "CI-GO", "CI-GO-SOU", "CI-GO-SOU-042");
-    let apart = {
-        let mut store = Store::open(config(&path)).expect("open");
-        let mut c = ChildCase::new(
-            "CI-0202",
-            "Adjoua N Guessan",
-            Sex::Female,
-            area,
-            date(2025, 3, 3),
-            USER,
-        );
-        c.estimated_age = Some(11);
-        store.create(&c).expect("case").id
-    };
-    // What schema 25 indexed: the lone letter only apart.
-    let conn = Connection::open(&path).expect("open the file");
-    conn.execute("UPDATE name_search SET terms = 'adjoua n guessan'", [])
-        .expect("schema 25's terms");
-    undo_schemas_after(&conn, 25);
-    conn.pragma_update(None, "user_version", 25)
-        .expect("version 25");
-    drop(conn);
+fn a_schema_17_store_finds_names_typed_with_separate_accents() {
+    // What schema 17 indexed: the separate accent broke the word in two.
+    found_after_migration(
+        "Ame\u{301}lie N'Guessan",
+        "ame lie n guessan nguessan",
+        17,
+        &["amelie", "Amélie", "amelie nguessan"],
+    );
+}
 
-    let store = Store::open(config(&path)).expect("open the schema 25 file");
-    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-    for typed in [
-        "nguessan",
-        "Adjoua Nguessan",
-        "n'guessan",
-        "n guessan",
-        "adjoua",
-    ] {
-        let hits: Vec<Uuid> = store
-            .search_names(typed, 10)
-            .expect("search")
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
-        assert_eq!(hits, vec![apart], "{typed}");
-    }
+#[test]
+fn a_schema_25_store_finds_a_name_with_a_lone_letter_typed_run_together() {
+    // What schema 25 indexed: the lone letter only apart.
+    found_after_migration(
+        "Adjoua N Guessan",
+        "adjoua n guessan",
+        25,
+        &[
+            "nguessan",
+            "Adjoua Nguessan",
+            "n'guessan",
+            "n guessan",
+            "adjoua",
+        ],
+    );
 }
 
 #[test]
