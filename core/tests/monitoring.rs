@@ -558,6 +558,17 @@ fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds
         .update(&verified)
         .unwrap();
     assert_eq!(c.follow_up_due, Some(date(2026, 1, 15)));
+    // Nor afterwards, by the verification's date or the referral's.
+    let mut earlier = c.clone();
+    earlier.remediated_on = Some(date(2025, 9, 2));
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&earlier));
+    assert!(rule.contains("first referral"), "{rule}");
+    let mut later = c.clone();
+    for referral in later.referrals.values_mut() {
+        referral.date = date(2025, 10, 20);
+    }
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&later));
+    assert!(rule.contains("first referral"), "{rule}");
 
     // Closing needs a follow-up after the verification day (one made that day is the
     // verification's own visit), and the latest must have seen the child out of work.
@@ -664,7 +675,6 @@ fn a_child_found_working_again_is_reopened_and_referred() {
         to: CaseStatus::Prevented,
         has_referral: true,
         tracking: vigie_core::domain::rights::Tracking::Verified,
-        verified_before_referral: false,
     };
     let rule = vigie_core::domain::rights::check_step(Role::CommunityMonitor, Uuid::nil(), &step)
         .unwrap_err()

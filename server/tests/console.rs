@@ -831,6 +831,59 @@ fn addresses_the_console_does_not_serve_get_its_pages_and_refusals_are_in_french
 /// A case verified in the console today is closed once a follow-up dated after the
 /// verification finds the child out of work: until then closing is not offered, and a stale
 /// form asking for it is told what is missing.
+/// Verifying a case today whose first referral is dated tomorrow (a date typed wrong, or a
+/// phone's clock ahead): refused, and the page says which date is at odds.
+#[test]
+fn a_verification_before_the_first_referral_says_the_referrals_date() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-dates",
+        Role::CommunityMonitor,
+        &[C01],
+        14,
+    );
+    monitor.sync(&s.hub.url).expect("first sync");
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa Koné", monitor.user()))
+        .expect("case");
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École primaire".into(),
+        date: tomorrow,
+        outcome: String::new(),
+    };
+    monitor
+        .store
+        .refer_case(case.id, referral)
+        .expect("referred");
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .expect("receiving services");
+    monitor.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.dates");
+    let page = format!("/console/cases/{}", case.id);
+    let csrf = browser.get(&page).csrf();
+    let refused = browser.post(
+        &format!("{page}/status"),
+        &[("csrf", &csrf), ("to", "withdrawn")],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains(&format!(
+            "première orientation du cas est datée du {tomorrow}"
+        )),
+        "{}",
+        refused.body
+    );
+}
+
 #[test]
 fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
     let s = setup();

@@ -78,10 +78,6 @@ pub enum Step {
         /// What the case says of its verification and the follow-ups after it once the write is
         /// made.
         tracking: Tracking,
-        /// Whether the verification date (`remediated_on`) falls before the case's first
-        /// referral once the write is made: a child is verified withdrawn or prevented after
-        /// being referred to the services that did it.
-        verified_before_referral: bool,
     },
     /// A referral recorded, or one already recorded changed: changing a referral is recording
     /// it anew, so it is the same step.
@@ -98,6 +94,12 @@ pub enum Step {
     Remediated {
         unverifies: Option<CaseStatus>,
     },
+    /// A write that leaves the case verified (`remediated_on`) before the day of its first
+    /// referral, which it was not before: a child is verified withdrawn or prevented after
+    /// being referred to the services that did it, so one of the two dates was typed wrong.
+    /// No one may take it (a record already so, from before the rule, is not held to it by
+    /// edits elsewhere).
+    VerifiedBeforeReferral,
     /// `merged_into` or `merged_from` changed.
     Merge,
     VisitStatus {
@@ -399,21 +401,11 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             to,
             has_referral,
             tracking,
-            verified_before_referral,
         } => {
             if from == to {
                 return Ok(());
             }
             check_case_status(role, *from, *to, *has_referral)?;
-            if *verified_before_referral
-                && matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented)
-            {
-                return Err(not_allowed(format!(
-                    "a case is verified {} on or after the day of its first referral \
-                     (remediated_on)",
-                    to.as_str()
-                )));
-            }
             if *tracking == Tracking::Unverified && verifies_then_reopens(role, *from, *to) {
                 return Err(not_allowed(format!(
                     "a case goes back from {} to identified only through its verification, \
@@ -449,6 +441,10 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         Step::Merge if role != Role::Supervisor => {
             Err(not_allowed("only a supervisor may merge cases"))
         }
+        Step::VerifiedBeforeReferral => Err(not_allowed(
+            "a case is verified withdrawn or prevented (remediated_on) on or after the day of its \
+             first referral: one of the two dates is wrong",
+        )),
         Step::Merge => Ok(()),
         Step::VisitStatus { from, to } => {
             if from == to || reachable(visit_edges(role), *from, *to) {
@@ -515,7 +511,7 @@ impl Step {
             }
             Step::ReferralAdded | Step::ReferralRemoved => "referrals",
             Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
-            Step::Remediated { .. } => "remediated_on",
+            Step::Remediated { .. } | Step::VerifiedBeforeReferral => "remediated_on",
             Step::Merge => "merged_into",
             Step::Review { .. } => "reviewed_by",
             Step::VisitContent { .. } => RecordKind::Visit.as_str(),
@@ -529,10 +525,6 @@ impl Step {
             to: case.status,
             has_referral: !case.referrals.is_empty(),
             tracking: Tracking::of(case),
-            verified_before_referral: case
-                .remediated_on
-                .zip(case.referrals.values().map(|r| r.date).min())
-                .is_some_and(|(verified, first)| verified < first),
         }
     }
 }
@@ -553,6 +545,14 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
         _ => {}
     }
     steps
+}
+
+/// Whether a case's verification date falls before the day of its first referral
+/// (`Step::VerifiedBeforeReferral`).
+fn verified_before_referral(case: &ChildCase) -> bool {
+    case.remediated_on
+        .zip(case.referrals.values().map(|r| r.date).min())
+        .is_some_and(|(verified, first)| verified < first)
 }
 
 fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Step>) {
@@ -596,6 +596,9 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         .any(|k| !after.followups.contains_key(k))
     {
         steps.push(Step::FollowUpRemoved);
+    }
+    if verified_before_referral(after) && !before.is_some_and(verified_before_referral) {
+        steps.push(Step::VerifiedBeforeReferral);
     }
     if after.remediated_on != before.and_then(|b| b.remediated_on) {
         let needs_date = matches!(

@@ -1690,9 +1690,11 @@ pub async fn case_status(
         let mut from = None;
         let mut verified_on = None;
         let mut closable = true;
+        let mut first_referral = None;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             from = Some(case.status);
             verified_on = case.remediated_on;
+            first_referral = case.referrals.values().map(|r| r.date).min();
             closable = vigie_core::rights::check_case_facts(
                 CaseStatus::Closed,
                 vigie_core::rights::Tracking::of(case),
@@ -1707,6 +1709,16 @@ pub async fn case_status(
                 if to == CaseStatus::Closed && !closable =>
             {
                 t.fmt("case.close_needs_follow_up", day)
+            }
+            // Verified today, before the first referral's day: say which date is at odds.
+            (Error::NotAllowed { .. }, Some(_), _)
+                if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented)
+                    && first_referral.is_some_and(|first| first > today()) =>
+            {
+                t.fmt(
+                    "case.verified_before_referral",
+                    first_referral.map(|d| d.to_string()).unwrap_or_default(),
+                )
             }
             // A step the page offered no more (a stale page, another supervisor meanwhile).
             (Error::NotAllowed { .. }, Some(from), _) => t
