@@ -1035,6 +1035,12 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
         &[("csrf", &csrf)],
     );
     assert!(!page.body.contains("elsewhere.example"), "{}", page.body);
+    // The path alone, then, and the page says what to put before it.
+    assert!(
+        page.body.contains("lancé sans --public-url"),
+        "{}",
+        page.body
+    );
 }
 
 /// A phone of region 2 and one of region 1, each with a case and a submitted visit.

@@ -370,12 +370,14 @@ fn from_elsewhere(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     !(public || (authority.is_some() && authority == host))
 }
 
-/// The request's `Origin`, if it names this hub (`Ctx::own_origin`).
-fn own_origin(headers: &HeaderMap) -> Option<String> {
+/// The request's `Origin`, if it names this hub (`Ctx::own_origin`): the `Host` it was sent
+/// to, or behind a proxy the one the proxy says it received (`X-Forwarded-Host`).
+fn own_origin(headers: &HeaderMap, behind_proxy: bool) -> Option<String> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let origin = text("origin")?.trim();
     let (scheme, authority) = origin.split_once("://")?;
-    let host = text("x-forwarded-host").or_else(|| text("host"))?;
+    let forwarded = behind_proxy.then(|| text("x-forwarded-host")).flatten();
+    let host = forwarded.or_else(|| text("host"))?;
     (matches!(scheme, "http" | "https")
         && authority.eq_ignore_ascii_case(host)
         && authority
@@ -449,7 +451,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             address,
             secure,
             from_elsewhere: from_elsewhere(headers, hub.console.settings.public_url.as_deref()),
-            own_origin: own_origin(headers),
+            own_origin: own_origin(headers, hub.console.settings.behind_proxy),
             path,
             return_to,
         })
