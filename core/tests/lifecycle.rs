@@ -873,6 +873,19 @@ fn only_a_user_who_once_held_a_record_has_its_changes_kept_for_review() {
             .is_empty()
     );
     assert_eq!(hub.get::<ChildCase>(theirs).unwrap().name, "Adjoua Kouassi");
+    // Nor once deactivated (a user with no area keeps for review only what they held).
+    let working = stranger.principal.clone();
+    stranger.principal.areas.clear();
+    common::administer(&mut hub, &stranger.principal);
+    let pushed = stranger.store.export_document(theirs).unwrap();
+    let entry = PushEntry {
+        id: theirs,
+        heads: Vec::new(),
+        changes: pushed,
+    };
+    let answer = outcomes(&mut hub, &stranger, vec![entry]).remove(0);
+    assert!(!matches!(answer, PushOutcome::Quarantined), "{answer:?}");
+    stranger.principal = working;
 
     // The stranger's own case, edited offline while a supervisor moves it to C01: the edit was
     // made where its monitor works, and is kept for review.

@@ -1949,10 +1949,9 @@ fn quarantine_if_held(
         return Ok(false);
     }
     let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
-    // A user who holds no area any more (deactivated) keeps nothing on the phone: what they
-    // changed is held for review, as what they made is (`quarantine_new`).
-    if !rules.who.areas.is_empty() && !held_by_sender(tx, rules, entry.id, &document, &new, stored)?
-    {
+    // Also for a user who holds no area any more (deactivated): what they changed where they
+    // worked is held for review; a record they never held is not theirs to change.
+    if !held_by_sender(tx, rules, entry.id, &document, &new, stored)? {
         return Ok(false);
     }
     let held = doc::attachments_at(&document, &before);
