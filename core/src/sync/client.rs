@@ -603,12 +603,12 @@ fn mark_outside_scope(
         areas: profile.areas.iter().cloned().collect(),
     }
     .scope(reference);
-    for row in queries::records_with_area(tx)? {
+    queries::each_record_with_area(tx, |row| {
         if !scope.receives(row.kind, Some(&row.area)) {
             sync_state::mark_left(tx, row.id)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Whether the record holds a change made on this device that the hub is not known to hold
