@@ -880,6 +880,54 @@ fn a_case_verified_then_reopened_offline_is_taken_by_the_hub() {
     );
 }
 
+/// Two phones whose apps chose different message sizes, exchanging records with long notes:
+/// what one packs into a message (a megabyte of documents, then one more) the other takes,
+/// whatever size it chose. A tablet of small messages refused every session of such a phone
+/// ("decompressed size exceeds the limit"), and nothing crossed.
+#[test]
+fn peers_of_different_message_sizes_exchange_long_records() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let a = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    for _ in 0..2 {
+        for d in [&mut monitor, &mut tablet] {
+            sync(d, &mut hub);
+        }
+    }
+    // Notes that do not compress: 30,000 letters, accents among them, drawn at random.
+    let mut seed = 0x2545_f491_u64;
+    let mut letters = || -> String {
+        (0..30_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ['a', 'é', 'k', 'ô', 'u', 'ç', 'm', 'è', ' ', 'ï'][(seed >> 60) as usize % 10]
+            })
+            .collect()
+    };
+    for i in 0..24 {
+        let mut c = child(a.clone(), &format!("Enfant {i}"), monitor.principal.user);
+        c.notes = letters();
+        monitor.store.create(&c).unwrap();
+    }
+    let scope = PeerScope::default();
+    let (mut session, mut message) = monitor.store.peer_start(&scope, 256 * 1024).unwrap();
+    let mut answer = tablet.store.peer_accept(&scope, 16 * 1024).unwrap();
+    for _ in 0..20 {
+        let Some(reply) = tablet.store.peer_step(&mut answer, &message).unwrap() else {
+            break;
+        };
+        match monitor.store.peer_step(&mut session, &reply).unwrap() {
+            Some(next) => message = next,
+            None => break,
+        }
+    }
+    let crossed = tablet.store.count(RecordKind::ChildCase).unwrap();
+    assert_eq!(crossed as usize + session.left_over, 24, "{session:?}");
+    assert!(crossed > 0);
+}
+
 #[test]
 fn peers_sync_directly_and_bundles_travel_whole() {
     let dir = TempDir::new().unwrap();

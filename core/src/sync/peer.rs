@@ -24,6 +24,7 @@ use crate::codec;
 use crate::doc;
 use crate::domain::area::AreaFilter;
 use crate::domain::codes::RecordKind;
+use crate::domain::limits::DocumentLimits;
 use crate::domain::rights::Scope;
 use crate::error::{DecodeError, Error, Result};
 use crate::identity::channel::{Channel, Ephemeral, Opened};
@@ -265,10 +266,19 @@ fn contain<T>(step: impl FnOnce() -> std::result::Result<T, negentropy::Error>) 
         .map_err(|_| protocol("damaged reconciliation frame"))
 }
 
+/// The documents one peer message carries: up to this much, and one more (`peer_documents`),
+/// whichever side's message size, so that what one side packs the other always takes.
+const DOCUMENTS_PER_MESSAGE_BYTES: usize = 1 << 20;
+
 /// The most a peer message may expand to, and the most its sealed bytes may take (a
-/// compressed frame of that much, which is never much larger).
+/// compressed frame of that much, which is never much larger). Room for the documents the
+/// other side packs (`DOCUMENTS_PER_MESSAGE_BYTES`, then one record as large as a record may
+/// be): a record of 1.8 MB, whatever its size was, stopped every session of the two phones.
 fn message_limits(max_message_bytes: usize) -> (usize, usize) {
-    let expanded = max_message_bytes.saturating_mul(8).max(1 << 20);
+    let documents = DOCUMENTS_PER_MESSAGE_BYTES
+        + DocumentLimits::STANDARD.max_bytes
+        + DocumentLimits::STANDARD.max_bytes / 8;
+    let expanded = max_message_bytes.saturating_mul(8).max(documents);
     (
         expanded,
         expanded.saturating_add(expanded / 64).saturating_add(4096),
@@ -765,8 +775,12 @@ impl Store {
     ) -> Result<Vec<(Uuid, Vec<u8>)>> {
         let mut documents = Vec::new();
         let mut size = 0;
+        let budget = session
+            .max_message_bytes
+            .saturating_mul(4)
+            .min(DOCUMENTS_PER_MESSAGE_BYTES);
         for (n, item) in wanted.iter().enumerate() {
-            if size > session.max_message_bytes.saturating_mul(4) {
+            if size > budget {
                 // A peer session is for a handful of devices' differences; a larger gap is a
                 // job for the hub, a bundle or another session (`left_over` says so).
                 session.left_over += wanted.len() - n;
