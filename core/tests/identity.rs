@@ -1230,7 +1230,7 @@ fn a_record_the_hub_refused_is_offered_to_no_peer_until_the_hub_takes_it() {
     // A case filed where its monitor does not work (scope is the hub's to judge): refused.
     let mut case = child(C02, NAME_C02, monitor.principal.user);
     case.case_code = "CASE-9".into();
-    let case = monitor.store.create(&case).unwrap();
+    let case = common::create_outside_scope(&mut monitor.store, &case);
     let summary = monitor.sync(&mut hub);
     assert_eq!(
         summary.refused,

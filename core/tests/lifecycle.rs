@@ -263,9 +263,18 @@ fn a_user_with_areas_gets_a_new_record_outside_them_refused_not_kept() {
     let mut hub = hub(dir.path());
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
     monitor.sync(&mut hub);
+    // The phone refuses it first, naming the area.
+    let user = monitor.principal.user;
+    let refused = monitor.store.create(&case(area(C02), "Awa Bamba", user));
+    assert!(
+        matches!(&refused, Err(Error::NotAllowed { rule }) if rule.contains("(area)")),
+        "{refused:?}"
+    );
     // The quarantine is for what a user made while the area was theirs; an active user's
-    // record filed elsewhere is refused, and stays on the phone to be fixed.
-    let elsewhere = create(&mut monitor, C02, "Awa Bamba");
+    // record filed elsewhere (by an app that did not check) is refused, and stays on the phone
+    // to be fixed.
+    let elsewhere =
+        common::create_outside_scope(&mut monitor.store, &case(area(C02), "Awa Bamba", user)).id;
     let summary = monitor.sync(&mut hub);
     assert_eq!(summary.refused, vec![(elsewhere, Refusal::OutOfScope)]);
     assert!(summary.quarantined.is_empty());

@@ -263,10 +263,10 @@ fn partial_replication_and_refusals_per_record() {
     // The monitor records a case in someone else's area, a workplace (monitors register the
     // farms and households they visit) and a legitimate case: the case outside their area is
     // reported and kept, the others are stored.
-    let foreign = monitor_a
-        .store
-        .create(&child(b.clone(), "Hors zone", monitor_a.principal.user))
-        .unwrap();
+    let foreign = common::create_outside_scope(
+        &mut monitor_a.store,
+        &child(b.clone(), "Hors zone", monitor_a.principal.user),
+    );
     let not_mine = monitor_a
         .store
         .create(&workplace(a.clone(), "Nouveau champ"))
@@ -288,10 +288,15 @@ fn partial_replication_and_refusals_per_record() {
     );
     assert_eq!(summary.pending, 1);
 
-    // Moving a record out of one's areas is refused too; the hub keeps its version.
+    // Moving a record out of one's areas is refused too, by the phone, naming the area; from
+    // an app that did not check, by the hub, which keeps its version.
     let mut moved = monitor_a.store.get::<ChildCase>(ca.id).unwrap();
     moved.area = b.clone();
-    monitor_a.store.update(&moved).unwrap();
+    match monitor_a.store.update(&moved) {
+        Err(Error::NotAllowed { rule }) => assert!(rule.contains("(area)"), "{rule}"),
+        other => panic!("moved out of the monitor's areas: {other:?}"),
+    }
+    common::without_area_check(&mut monitor_a.store, |store| store.update(&moved)).unwrap();
     let summary = sync(&mut monitor_a, &mut hub);
     assert!(summary.refused.contains(&(ca.id, Refusal::OutOfScope)));
     assert_eq!(hub.get::<ChildCase>(ca.id).unwrap().area, a);
@@ -792,10 +797,8 @@ fn a_refused_change_its_user_gives_up_leaves_the_hubs_version() {
     // A new case the hub refused and holds nothing of leaves the phone (filed where its user
     // does not work: scope is the hub's to judge).
     let c02 = area("CI-R1-D1", "CI-R1-D1-C02");
-    let stray = tablet
-        .store
-        .create(&child(c02, "Aya", tablet.principal.user))
-        .unwrap();
+    let stray =
+        common::create_outside_scope(&mut tablet.store, &child(c02, "Aya", tablet.principal.user));
     let summary = sync(&mut tablet, &mut hub);
     assert_eq!(
         summary.refused,

@@ -741,6 +741,11 @@ impl AreaScope {
 pub(crate) struct Acting {
     pub role: Role,
     pub user: Uuid,
+    /// What the user receives, as the hub last described them, once the device holds an area
+    /// tree to resolve their area codes against; none for a user who holds no area
+    /// (deactivated, every area taken away), who still records what they see: the hub keeps
+    /// it for a supervisor's review.
+    pub scope: Option<Scope>,
 }
 
 impl Acting {
@@ -751,6 +756,19 @@ impl Acting {
         before: Option<&R>,
         after: &R,
     ) -> Result<(), NotAllowed> {
+        // Filed where the user does not work (a new record, or one moved): the hub would
+        // refuse the whole record out of scope, naming nothing, at the next sync. An edit of a
+        // record left where it is goes on (one that left the scope goes to review).
+        if let (Some(area), Some(scope)) = (after.area(), &self.scope)
+            && before.is_none_or(|b| b.area() != Some(area))
+            && !scope.receives(R::KIND, Some(area))
+        {
+            return Err(not_allowed(format!(
+                "the record's area (area) is outside this user's areas ({}): file it in one \
+                 of theirs",
+                self.role.in_words()
+            )));
+        }
         let before = before.map(|b| b.subject());
         if let Subject::Visit(visit) = after.subject() {
             let was = match before {

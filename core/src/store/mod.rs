@@ -193,25 +193,33 @@ impl Context {
     /// in a file its hub revoked (`refuse_if_revoked`).
     fn local_write(&self, conn: &Connection) -> Result<LocalWrite<'_>> {
         refuse_if_revoked(conn)?;
+        let reference = reference_in(&self.reference, conn);
         Ok(LocalWrite {
             ctx: self.local(),
             cache: &self.reference,
-            reference: reference_in(&self.reference, conn),
+            acting: self.acting(conn, &reference)?,
+            reference,
             actor: &self.actor,
             author: self.author,
-            acting: self.acting(conn)?,
         })
     }
 
     /// The user a device store acts for, once the hub has described them; `None` on the hub
     /// and on a device that never synced (its writes are checked by the hub only).
-    fn acting(&self, conn: &Connection) -> Result<Option<Acting>> {
+    fn acting(&self, conn: &Connection, reference: &ReferenceData) -> Result<Option<Acting>> {
         if self.role == StoreRole::Hub {
             return Ok(None);
         }
         Ok(sync_state::user_profile(conn)?.map(|p| Acting {
             role: p.role,
             user: self.author.user,
+            // Area codes mean something only against a tree: a store that holds none yet
+            // leaves the areas to the hub.
+            scope: (!p.areas.is_empty()
+                && !reference
+                    .keys(crate::domain::codes::ReferenceType::AdministrativeAreas)
+                    .is_empty())
+            .then(|| p.scope(reference)),
         }))
     }
 }

@@ -120,6 +120,26 @@ pub fn administer(hub: &mut Store, principal: &Principal) {
     }
 }
 
+/// Runs `write` as a device whose app does not check areas (an older version) would: the store
+/// takes it as if its user worked in the whole country, then keeps its profile as it was. What
+/// the hub makes of a record filed where its user does not work is what such tests look at.
+pub fn without_area_check<T>(store: &mut Store, write: impl FnOnce(&mut Store) -> T) -> T {
+    let profile = store.user_profile().unwrap().expect("a device that synced");
+    let everywhere = vigie_core::rights::UserProfile {
+        role: profile.role,
+        areas: vec!["CI".into()],
+    };
+    store.debug_assume_profile(&everywhere).unwrap();
+    let written = write(store);
+    store.debug_assume_profile(&profile).unwrap();
+    written
+}
+
+/// `record` created where its user does not work (`without_area_check`).
+pub fn create_outside_scope<R: Record>(store: &mut Store, record: &R) -> R {
+    without_area_check(store, |store| store.create(record)).expect("created")
+}
+
 /// The key of the stores `device` opens.
 pub const DEVICE_KEY: [u8; 32] = [3; 32];
 

@@ -109,3 +109,21 @@ impl Device {
         self.store.kind_of(id).is_ok()
     }
 }
+
+/// Runs `write` as a device whose app does not check its user's areas (an older version)
+/// would: the store takes it as if its user worked in the whole country, then keeps its
+/// profile as it was. What the hub makes of a record filed where its user does not work is
+/// what such tests look at. A store that never synced checks nothing already.
+pub fn without_area_check<T>(store: &mut Store, write: impl FnOnce(&mut Store) -> T) -> T {
+    let Some(profile) = store.user_profile().unwrap() else {
+        return write(store);
+    };
+    let everywhere = vigie_core::rights::UserProfile {
+        role: profile.role,
+        areas: vec![COUNTRY.into()],
+    };
+    store.debug_assume_profile(&everywhere).unwrap();
+    let written = write(store);
+    store.debug_assume_profile(&profile).unwrap();
+    written
+}
