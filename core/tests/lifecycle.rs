@@ -347,6 +347,18 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     ));
     assert!(!monitor.has(id) && !monitor.files_hold(NAME));
     assert_eq!(monitor.sync(&mut hub).pending, 0);
+
+    // A phone that synced after the erasure, and never held the case, refuses it from a peer
+    // that still does (another region's supervisor's tablet included).
+    for (name, role, areas) in [
+        ("later", Role::CommunityMonitor, [C01]),
+        ("far", Role::Supervisor, ["CI-R2"]),
+    ] {
+        let mut later = Device::new(dir.path(), name, role, &areas);
+        later.sync(&mut hub);
+        assert!(!later.store.merge_document(id, &old).unwrap(), "{name}");
+        assert!(!later.has(id) && !later.files_hold(NAME), "{name}");
+    }
 }
 
 /// A copy of a case that reached a phone by a peer or a bundle after the case moved to a

@@ -922,7 +922,12 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
         }) = found
         else {
             if next == id {
-                histories.push((id, ErasedHistory::default()));
+                // Filed nowhere the hub knows: its tombstone goes to every device (`leaving`).
+                let nowhere = ErasedHistory {
+                    filed: Some((RecordKind::ChildCase, Area::default())),
+                    ..ErasedHistory::default()
+                };
+                histories.push((id, nowhere));
             }
             continue;
         };
@@ -2862,7 +2867,12 @@ fn leaving(
     scope: &Scope,
     departure: &Departure,
 ) -> Result<Option<Leaving>> {
-    if !scope.receives(departure.kind, Some(&departure.area)) {
+    // A case erased before the hub held it (a phone reported its id): filed nowhere the hub
+    // knows, its tombstone goes to every device. Any may hold the case, from a bundle or a
+    // peer, and must let it go; all must refuse it after (a device that synced since the
+    // erasure took it from a peer, and passed it on).
+    let erased_unheld = departure.now.is_none() && departure.area == Area::default();
+    if !erased_unheld && !scope.receives(departure.kind, Some(&departure.area)) {
         return Ok(None);
     }
     Ok(match &departure.now {
