@@ -12,7 +12,8 @@ import java.net.URL
  * Bluetooth) by implementing [SyncTransport].
  *
  * [exchange] and [exchangeAttachment] block: they are called on the thread running the sync
- * session.
+ * session; [abort], from another thread, cuts the one under way. [hubUrl] is an http:// or
+ * https:// address (else [IllegalArgumentException]).
  */
 class HubHttpTransport(
     hubUrl: String,
@@ -20,9 +21,23 @@ class HubHttpTransport(
     private val connectTimeoutMillis: Int = 15_000,
     private val readTimeoutMillis: Int = 120_000,
 ) : SyncTransport {
-    private val syncUrl = URL(hubUrl.trimEnd('/') + "/v1/sync")
-    private val attachmentsUrl = URL(hubUrl.trimEnd('/') + "/v1/attachments")
+    init {
+        require(Regex("^https?://[^/\\s]+", RegexOption.IGNORE_CASE).containsMatchIn(hubUrl.trim())) {
+            "the hub's address must start with http:// or https:// and name a host"
+        }
+    }
+
+    private val syncUrl = URL(hubUrl.trim().trimEnd('/') + "/v1/sync")
+    private val attachmentsUrl = URL(hubUrl.trim().trimEnd('/') + "/v1/attachments")
     private val authorization = "Bearer " + token.trim()
+
+    @Volatile
+    private var current: HttpURLConnection? = null
+
+    /** Cuts the exchange under way, if any: it fails as [TransportException.Unreachable]. */
+    fun abort() {
+        current?.disconnect()
+    }
 
     override fun exchange(request: ByteArray): ByteArray = post(syncUrl, request)
 
@@ -34,6 +49,7 @@ class HubHttpTransport(
         } catch (e: IOException) {
             throw TransportException.Unreachable(e.toString())
         }
+        current = connection
         try {
             connection.requestMethod = "POST"
             connection.doOutput = true
@@ -57,10 +73,17 @@ class HubHttpTransport(
                 // The hub revoked this device: the app must wipe the profile, not retry.
                 throw TransportException.DeviceRevoked(hubMessage(body))
             }
-            throw TransportException.Http(status, hubMessage(body))
+            // The JDK keeps no body of a 401 sent in streaming mode: the status line says it.
+            val reason = hubMessage(body).ifEmpty { connection.responseMessage.orEmpty() }
+            throw TransportException.Http(status, reason)
         } catch (e: IOException) {
+            // An interrupted thread stays interrupted: its executor or worker is told.
+            if (e is java.io.InterruptedIOException && e !is java.net.SocketTimeoutException) {
+                Thread.currentThread().interrupt()
+            }
             throw TransportException.Unreachable(e.toString())
         } finally {
+            current = null
             connection.disconnect()
         }
     }

@@ -1,13 +1,15 @@
 package org.vigie
 
 import org.vigie.core.*
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.callbackFlow
-import kotlinx.coroutines.withContext
 import kotlinx.coroutines.channels.Channel
 
 /**
@@ -60,19 +62,79 @@ suspend fun VigieStore.syncWithHub(
     onProgress: ((SyncSummary) -> Unit)? = null,
 ): SyncSummary = sync(HubHttpTransport(hubUrl, token), dispatcher, attachments, onProgress)
 
-/** Like [syncWithHub], through any [SyncTransport] (the blocking form is [VigieStore.syncWith]). */
+/**
+ * Like [syncWithHub], through any [SyncTransport] (the blocking form is [VigieStore.syncWith]).
+ *
+ * Cancelling the calling coroutine (`withTimeout`, a WorkManager stop) ends the session at once:
+ * the exchange under way is cut ([HubHttpTransport] closes its connection; the thread of an
+ * app's own transport is interrupted), no other is sent, and the call throws
+ * [CancellationException] once the session's current step is done (a step takes a moment;
+ * nothing is lost: the next session resumes where this one stopped).
+ */
 suspend fun VigieStore.sync(
     transport: SyncTransport,
     dispatcher: CoroutineDispatcher = Dispatchers.IO,
     attachments: AttachmentSync? = null,
     onProgress: ((SyncSummary) -> Unit)? = null,
-): SyncSummary = withContext(dispatcher) {
+): SyncSummary = coroutineScope {
     val progress = onProgress?.let { callback ->
         object : SyncProgressListener {
             override fun onProgress(summary: SyncSummary) = callback(summary)
         }
     }
-    syncWith(transport, progress, attachments)
+    val cancellable = CancellableTransport(transport)
+    val session = async(dispatcher) {
+        try {
+            syncWith(cancellable, progress, attachments)
+        } catch (e: VigieException) {
+            // Ended by the cancellation: the caller hears of the cancellation, not of the link.
+            if (cancellable.cancelled) throw CancellationException("sync cancelled") else throw e
+        }
+    }
+    try {
+        session.await()
+    } catch (e: CancellationException) {
+        // The session runs on in the core until its next exchange: make that one fail now.
+        cancellable.cancel()
+        throw e
+    }
+}
+
+/**
+ * A transport that refuses every exchange once [cancel] is called, and cuts the one under way:
+ * [HubHttpTransport.abort], or an interrupt of the thread an app's own transport waits on.
+ */
+private class CancellableTransport(private val inner: SyncTransport) : SyncTransport {
+    @Volatile
+    var cancelled = false
+        private set
+
+    @Volatile
+    private var exchanging: Thread? = null
+
+    fun cancel() {
+        cancelled = true
+        if (inner is HubHttpTransport) inner.abort() else exchanging?.interrupt()
+    }
+
+    private fun <T> unlessCancelled(exchange: () -> T): T {
+        if (cancelled) throw TransportException.Unreachable("sync cancelled")
+        exchanging = Thread.currentThread()
+        try {
+            return exchange()
+        } catch (e: InterruptedException) {
+            throw TransportException.Unreachable("sync cancelled")
+        } finally {
+            exchanging = null
+            // The interrupt was this session's own: the thread goes back to its pool clean.
+            if (cancelled) Thread.interrupted()
+        }
+    }
+
+    override fun exchange(request: ByteArray): ByteArray = unlessCancelled { inner.exchange(request) }
+
+    override fun exchangeAttachment(request: ByteArray): ByteArray =
+        unlessCancelled { inner.exchangeAttachment(request) }
 }
 
 /**

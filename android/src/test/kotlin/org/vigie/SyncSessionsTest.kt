@@ -6,6 +6,7 @@ import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
 import kotlin.test.assertTrue
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.TimeoutCancellationException
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.filterIsInstance
@@ -178,6 +179,41 @@ class SyncSessionsTest {
                 }, "$changes")
             }
         }
+    }
+
+    /** A stopped worker's sync ends at once, not after the link's timeouts; nothing is lost. */
+    @Test
+    fun cancellingASuspendingSyncEndsItPromptly() {
+        openEnrolledStore(Env.storePath("cancel.db"), key(18), devices.monitorToken).use { store ->
+            store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
+                "2026-03-07T08:00:00+00:00"))
+            val hub = HubHttpTransport(Env.hubUrl, devices.monitorToken)
+            // A link that takes five seconds to carry each message.
+            val slow = object : SyncTransport {
+                override fun exchange(request: ByteArray): ByteArray {
+                    Thread.sleep(5_000)
+                    return hub.exchange(request)
+                }
+
+                override fun exchangeAttachment(request: ByteArray): ByteArray =
+                    hub.exchangeAttachment(request)
+            }
+            val started = System.nanoTime()
+            assertFailsWith<TimeoutCancellationException> {
+                runBlocking { withTimeout(300) { store.sync(slow) } }
+            }
+            val tookMs = (System.nanoTime() - started) / 1_000_000
+            assertTrue(tookMs < 3_000, "cancelled after $tookMs ms")
+            assertTrue(!Thread.currentThread().isInterrupted)
+            // The visit was not lost: the next session sends it.
+            val summary = runBlocking { store.syncWithHub(Env.hubUrl, devices.monitorToken) }
+            assertEquals(1L, summary.accepted)
+        }
+    }
+
+    @Test
+    fun aHubAddressWithoutItsSchemeIsRefusedAsAnArgument() {
+        assertFailsWith<IllegalArgumentException> { HubHttpTransport("127.0.0.1:8470", "token") }
     }
 
     @Test
