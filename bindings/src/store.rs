@@ -268,9 +268,12 @@ impl VigieStore {
         self.user_id.clone()
     }
 
-    /// Checkpoints and closes the file now. Any later call raises `Storage`. Releasing the
-    /// object does the same. Closing a closed store does nothing, as for a file: a store closed
-    /// already, or whose profile was wiped (by the app, or on the hub's revocation).
+    /// Checkpoints and closes the file now; the object stays, and any later call raises
+    /// `Storage`. Releasing the object closes the file too, and the object is gone: a call on
+    /// it then is the language's error for a released object (Kotlin `IllegalStateException`
+    /// after `close()` or `use {}`), not a `VigieError`. Closing a closed store does nothing,
+    /// as for a file: a store closed already, or whose profile was wiped (by the app, or on the
+    /// hub's revocation).
     pub fn close_store(&self) -> Result<()> {
         let store = {
             match self.with_store(|_| Ok(())) {

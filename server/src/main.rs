@@ -970,7 +970,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         vigie_core::IdentityError::NotARecipient,
                     )) => "bundle refused: it is not sealed to this hub (the phone sealed it to \
                          other devices or areas only: export it again with the hub among its \
-                         recipients)"
+                         recipients; or the file was damaged on its way: copy it again)"
                         .to_string(),
                     e => format!("bundle refused: {e}"),
                 })?;

@@ -68,7 +68,7 @@ pub enum IdentityError {
     #[error("peer handshake: {step}")]
     Handshake { step: &'static str },
     #[error(
-        "the bundle is not sealed to this device: it was made for other devices or another area; or, if it was meant for this one, the exporter's phone did not know this device at its last sync with the hub (then sync both phones and export it again)"
+        "the bundle is not sealed to this device: it was made for other devices or another area; or, if it was meant for this one, the exporter's phone did not know this device at its last sync with the hub (then sync both phones and export it again), or the file was damaged on its way (copy it again)"
     )]
     NotARecipient,
     #[error("the sealed bundle was damaged or altered")]
