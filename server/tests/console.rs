@@ -831,30 +831,32 @@ fn addresses_the_console_does_not_serve_get_its_pages_and_refusals_are_in_french
 /// A case verified in the console today is closed once a follow-up dated after the
 /// verification finds the child out of work: until then closing is not offered, and a stale
 /// form asking for it is told what is missing.
-/// Verifying a case today whose first referral is dated tomorrow (a date typed wrong, or a
-/// phone's clock ahead): refused, and the page says which date is at odds.
-#[test]
-fn a_verification_before_the_first_referral_says_the_referrals_date() {
-    let s = setup();
-    let dir = tempfile::tempdir().expect("temporary directory");
+/// A monitor's case, referred on `referred` (its identification day when none) and receiving
+/// services, synced: what a supervisor verifies in the console. Returns the case's id; the
+/// monitor's device lives in `dir`.
+fn case_receiving_services(
+    s: &Setup,
+    dir: &std::path::Path,
+    referred: Option<chrono::NaiveDate>,
+) -> Uuid {
     let mut monitor = Device::enrol(
-        dir.path(),
+        dir,
         &s.data,
-        "moniteur-dates",
+        "moniteur-suivi",
         Role::CommunityMonitor,
         &[C01],
         14,
     );
+    // Its role known from the hub, the phone takes the workflow's steps.
     monitor.sync(&s.hub.url).expect("first sync");
     let case = monitor
         .store
         .create(&child(area(C01), "Awa Koné", monitor.user()))
         .expect("case");
-    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
     let referral = Referral {
         service: ServiceKind::Education,
         provider: "École primaire".into(),
-        date: tomorrow,
+        date: referred.unwrap_or(case.identified_on),
         outcome: String::new(),
     };
     monitor
@@ -866,9 +868,19 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
         .transition_case(case.id, CaseStatus::ReceivingServices)
         .expect("receiving services");
     monitor.sync(&s.hub.url).expect("sync");
+    case.id
+}
 
+/// Verifying a case today whose first referral is dated tomorrow (a date typed wrong, or a
+/// phone's clock ahead): refused, and the page says which date is at odds.
+#[test]
+fn a_verification_before_the_first_referral_says_the_referrals_date() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let case = case_receiving_services(&s, dir.path(), Some(tomorrow));
     let mut browser = signed_in(&s, "sup.dates");
-    let page = format!("/console/cases/{}", case.id);
+    let page = format!("/console/cases/{case}");
     let csrf = browser.get(&page).csrf();
     let refused = browser.post(
         &format!("{page}/status"),
@@ -888,38 +900,10 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
 fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &s.data,
-        "moniteur-cloture",
-        Role::CommunityMonitor,
-        &[C01],
-        14,
-    );
-    // Its role known from the hub, the phone takes the workflow's steps.
-    monitor.sync(&s.hub.url).expect("first sync");
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Awa Koné", monitor.user()))
-        .expect("case");
-    let referral = Referral {
-        service: ServiceKind::Education,
-        provider: "École primaire".into(),
-        date: case.identified_on,
-        outcome: String::new(),
-    };
-    monitor
-        .store
-        .refer_case(case.id, referral)
-        .expect("referred");
-    monitor
-        .store
-        .transition_case(case.id, CaseStatus::ReceivingServices)
-        .expect("receiving services");
-    monitor.sync(&s.hub.url).expect("sync");
+    let case = case_receiving_services(&s, dir.path(), None);
 
     let mut browser = signed_in(&s, "sup.cloture");
-    let page = format!("/console/cases/{}", case.id);
+    let page = format!("/console/cases/{case}");
     let csrf = browser.get(&page).csrf();
     let done = browser.post(
         &format!("{page}/status"),
