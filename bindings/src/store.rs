@@ -65,11 +65,43 @@ fn open(
 ) -> Result<Arc<VigieStore>> {
     let user = input::id("user_id", user_id)?;
     let device = input::id_arg_opt("device_id", device_id)?;
+    let file = file_of(&path);
     let mut config = StoreConfig::new(path, encryption, user);
     if let Some(device) = device {
         config = config.device(device);
     }
-    Ok(VigieStore::from_core(Store::open(config)?))
+    let mut open_files = OPEN_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+    open_files.retain(|(_, store)| store.upgrade().is_some_and(|s| s.open_now()));
+    if open_files.iter().any(|(open, _)| *open == file) {
+        return Err(VigieError::NotAllowed {
+            reason: "this store's file is open already in this app: share that store object \
+                     (its calls are served one at a time, from any thread), or close it first"
+                .into(),
+        });
+    }
+    let store = VigieStore::from_core(Store::open(config)?);
+    open_files.push((file, Arc::downgrade(&store)));
+    Ok(store)
+}
+
+/// The store files this app holds open (`open`): a second object on one file would run its
+/// own sync sessions beside the first's, each sending the same records, and the listeners of
+/// one would hear nothing of the other's writes.
+static OPEN_FILES: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<VigieStore>)>> =
+    Mutex::new(Vec::new());
+
+/// A store file as `OPEN_FILES` knows it: its directory resolved (links, `..`), and its name (the
+/// file itself may not exist yet).
+fn file_of(path: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(path);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// An open store. Every method blocks on SQLite: call it off the main thread. Methods may be
@@ -155,6 +187,15 @@ impl VigieStore {
             .collect();
         self.listeners.changed(&changes);
         Ok(store)
+    }
+
+    /// Whether the store is open, without waiting for a call under way (which means it is).
+    fn open_now(&self) -> bool {
+        match self.store.try_lock() {
+            Ok(slot) => slot.is_some(),
+            Err(std::sync::TryLockError::Poisoned(slot)) => slot.into_inner().is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        }
     }
 
     /// Whether the store is open (neither closed nor wiped).

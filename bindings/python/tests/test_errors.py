@@ -67,6 +67,21 @@ def test_a_store_opens_unencrypted_only_when_asked_and_a_wrong_key_prints_nothin
     assert "hmac" not in capfd.readouterr().err
 
 
+def test_a_store_file_is_open_once_in_an_app(env):
+    path = env.store_path("once.db")
+    user = new_id()
+    first = vigie.open_store(path, key(5), user, None)
+    # A second object on the file would sync beside the first, its listeners deaf to it.
+    with pytest.raises(vigie.VigieError.NotAllowed) as e:
+        vigie.open_store(path, key(5), user, None)
+    assert "open already" in str(e.value)
+    first.close_store()
+    with vigie.open_store(path, key(5), user, None) as again:
+        assert again.user_id() == user
+    # Released, as a closed one, it opens again.
+    vigie.open_store(path, key(5), user, None).close_store()
+
+
 def test_not_allowed_and_authentication(env):
     path = env.store_path("keyed.db")
     user = new_id()
