@@ -744,6 +744,14 @@ pub fn posted(hub: &Hub, ctx: &Ctx, access: Access, csrf: &str) -> Result<Viewer
     Ok(viewer)
 }
 
+/// The signed-in user behind a form of their own (their account, signing out), whatever their
+/// access, whose form carries the session's CSRF token.
+pub fn posted_by_self(hub: &Hub, ctx: &Ctx, csrf: &str) -> Result<Viewer, Problem> {
+    let viewer = viewer(hub, ctx)?;
+    check_csrf(&viewer, csrf)?;
+    Ok(viewer)
+}
+
 /// Checks a form's CSRF token against the session's.
 pub fn check_csrf(viewer: &Viewer, token: &str) -> Result<(), Problem> {
     if session::unmasked(token).is_some_and(|token| session::same(&viewer.session_csrf, &token)) {

@@ -5,7 +5,7 @@ use crate::console::i18n::{Lang, Tr};
 use crate::console::session::{self, AccountChange, Refused, SignIn};
 use crate::console::{
     Ctx, KNOWN_COOKIE, LANG_COOKIE, PRESESSION_COOKIE, Posted, Problem, SESSION_COOKIE, access_of,
-    audit, html, referer_path, run, safe_next, viewer,
+    audit, html, posted_by_self, referer_path, run, safe_next, viewer,
 };
 use crate::http::Hub;
 use askama::Template;
@@ -236,8 +236,7 @@ pub async fn sign_out(
     Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer(hub, ctx)?;
-        crate::console::check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted_by_self(hub, ctx, &form.csrf)?;
         if let Some((id, _)) = ctx.session_id(hub)? {
             session::sign_out(hub.backend.console(), &id)?;
         }
@@ -442,8 +441,7 @@ pub async fn change_password(
     Posted(form): Posted<PasswordForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer(hub, ctx)?;
-        crate::console::check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted_by_self(hub, ctx, &form.csrf)?;
         let t = ctx.tr();
         let typed = session::PasswordChange {
             current: &form.current,
@@ -496,8 +494,7 @@ pub async fn end_other_sessions(
     Posted(form): Posted<CsrfForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
-        let viewer = viewer(hub, ctx)?;
-        crate::console::check_csrf(&viewer, &form.csrf)?;
+        let viewer = posted_by_self(hub, ctx, &form.csrf)?;
         match session::end_other_sessions(hub.backend.console(), viewer.user.id)? {
             AccountChange::Done { id, .. } => {
                 audit(hub, Some(viewer.user.id), "sessions_end", None, "");
