@@ -790,7 +790,9 @@ fn respond(
              lost): it offers again what it holds"
         );
     }
-    if ahead && ahead_warning_due() {
+    if ahead && !ahead_warning_due() {
+        tracing::debug!(device = %who.device, "a device is ahead of this hub");
+    } else if ahead {
         tracing::warn!(
             device = %who.device,
             receipt = request.receipt,
@@ -803,9 +805,6 @@ fn respond(
              journal beside the hub's key). If it was not, this device last synced with another \
              hub, or its app is faulty: it receives its scope again from the start"
         );
-    }
-    if ahead {
-        tracing::debug!(device = %who.device, "a device is ahead of this hub");
     }
     let cursor = match request.cursor {
         Some(c) if c.scope == fingerprint && !restored => c,
@@ -1956,7 +1955,8 @@ fn quarantine_if_held(
     let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
     // Also for a user who holds no area any more (deactivated): what they changed where they
     // worked is held for review; a record they never held is not theirs to change.
-    if !held_by_sender(tx, rules, entry.id, &document, &new, stored)? {
+    let (base, _) = sender_heads(&new_changes);
+    if !held_by_sender(tx, rules, entry.id, &document, &base, stored)? {
         return Ok(false);
     }
     let held = doc::attachments_at(&document, &before);
@@ -1968,32 +1968,21 @@ fn quarantine_if_held(
 }
 
 /// Whether the sender's user, in some state of their areas and role (`held_once`), received
-/// the record: filed where it is now, or where it was in the version the sender's changes
-/// build on (a record moved since to another district).
+/// the record: filed where it is now, or where it was at `base`, the version the sender's
+/// changes build on (`sender_heads`: a record moved since to another district).
 fn held_by_sender(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     id: Uuid,
     document: &Automerge,
-    new: &[ChangeHash],
+    base: &[ChangeHash],
     stored: &StoredRecord,
 ) -> Result<bool> {
     let user = rules.who.user;
     if held_once(tx, rules.reference, user, stored.kind, stored.area.as_ref())? {
         return Ok(true);
     }
-    let mut base: Vec<ChangeHash> = Vec::new();
-    for hash in new {
-        let Some(change) = document.get_change_by_hash(hash) else {
-            continue;
-        };
-        for dep in change.deps() {
-            if !new.contains(dep) && !base.contains(dep) {
-                base.push(*dep);
-            }
-        }
-    }
-    let Ok(then) = TypedRecord::read_at(stored.kind, id, document, &base) else {
+    let Ok(then) = TypedRecord::read_at(stored.kind, id, document, base) else {
         return Ok(false);
     };
     held_once(tx, rules.reference, user, stored.kind, then.area())
