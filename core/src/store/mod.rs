@@ -213,13 +213,8 @@ impl Context {
         Ok(sync_state::user_profile(conn)?.map(|p| Acting {
             role: p.role,
             user: self.author.user,
-            // Area codes mean something only against a tree: a store that holds none yet
-            // leaves the areas to the hub.
-            scope: (!p.areas.is_empty()
-                && !reference
-                    .keys(crate::domain::codes::ReferenceType::AdministrativeAreas)
-                    .is_empty())
-            .then(|| p.scope(reference)),
+            scope: (!p.areas.is_empty() && reference.holds_area_trees())
+                .then(|| p.scope(reference)),
         }))
     }
 }

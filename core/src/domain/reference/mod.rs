@@ -162,6 +162,14 @@ impl ReferenceData {
             .collect()
     }
 
+    /// Whether any country's area tree is published here: until one is, area codes mean
+    /// nothing on this device, and the hub judges areas alone.
+    pub fn holds_area_trees(&self) -> bool {
+        self.entries
+            .keys()
+            .any(|(ty, _)| *ty == ReferenceType::AdministrativeAreas)
+    }
+
     pub fn versions(&self, ty: ReferenceType, key: &str) -> Vec<u32> {
         self.entries
             .get(&(ty, key.to_string()))
@@ -464,9 +472,7 @@ impl ReferenceData {
             // country no tree holds, while the device holds others' (every device receives
             // every tree), is one no hub serves, a typo: refused here, naming the field, rather
             // than by the hub at the next sync.
-            _ if self.area_tree(&area.country).is_none()
-                && !self.keys(ReferenceType::AdministrativeAreas).is_empty() =>
-            {
+            _ if self.area_tree(&area.country).is_none() && self.holds_area_trees() => {
                 Err(ValidationError::new(
                     format!("{field}.{}", AreaLevel::Country.as_str()),
                     "no published administrative areas hold this country",
