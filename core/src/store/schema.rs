@@ -106,8 +106,7 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     }) {
         return Err(match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase) => Error::WrongKeyOrNotAStore,
-            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => unwritable(),
-            _ => Error::Storage(e),
+            _ => opening_error(e),
         });
     }
     // An 8 MiB page cache (SQLite's default is 2 MiB): every page SQLCipher reads again is
@@ -122,10 +121,7 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
          PRAGMA busy_timeout = 5000;
          PRAGMA cache_size = -8192;",
     )
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => unwritable(),
-        _ => Error::Storage(e),
-    })?;
+    .map_err(opening_error)?;
     // Statements are prepared once per connection (`prepare_cached`), and a record that leaves
     // a device runs some twenty: more than rusqlite keeps by default (16), so each one leaving
     // prepared them all again, a fifth of a narrowed scope's time on the phone. The store runs
@@ -140,13 +136,18 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     Ok(conn)
 }
 
-/// An existing store whose file, or the directory its journal goes in, cannot be written (a
-/// read-only mount, no permission): said as a new file's is, without the path (it may name a
-/// person).
-fn unwritable() -> Error {
-    Error::Io(std::io::Error::other(
-        "the store's file or its directory cannot be written (read-only, no permission)",
-    ))
+/// SQLite's error on opening a store: an existing store whose file, or the directory its
+/// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
+/// file's is, without the path (it may name a person).
+fn opening_error(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => {
+            Error::Io(std::io::Error::other(
+                "the store's file or its directory cannot be written (read-only, no permission)",
+            ))
+        }
+        _ => Error::Storage(e),
+    }
 }
 
 /// Prepared statements a connection keeps: every statement the store runs with
