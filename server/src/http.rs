@@ -136,8 +136,8 @@ struct Guards {
     small_body_kib: Arc<Semaphore>,
     /// The console's form bodies (which need no token), apart from the devices'.
     console_kib: Arc<Semaphore>,
-    /// Device requests given to the storage workers, in all and by user (`storage_turn`).
-    serving: std::sync::Mutex<InProgress>,
+    /// Device requests given to the storage workers, by user (`storage_turn`).
+    serving: std::sync::Mutex<HashMap<Uuid, usize>>,
     /// Told when a request's storage work ends.
     storage_freed: tokio::sync::Notify,
 }
@@ -286,8 +286,8 @@ impl Guards {
     /// once held every worker, and every other device's sync waited seconds behind them.
     fn try_storage_turn(&self, user: Uuid, workers: usize) -> Option<StorageTurn<'_>> {
         let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());
-        let total: usize = serving.per_user.values().sum();
-        let own = serving.per_user.entry(user).or_default();
+        let total: usize = serving.values().sum();
+        let own = serving.entry(user).or_default();
         let shared = workers.saturating_sub(WORKERS_KEPT_FOR_OTHERS).max(1);
         if *own > 0 && total >= shared {
             return None;
@@ -317,7 +317,7 @@ impl Drop for StorageTurn<'_> {
             .serving
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        release(&mut serving.per_user, self.user);
+        release(&mut serving, self.user);
         drop(serving);
         self.guards.storage_freed.notify_waiters();
     }
