@@ -428,6 +428,38 @@ fn throttles(login: &str, address: &str, known: Option<(&str, Uuid)>) -> Vec<Thr
     }
 }
 
+/// A count an attempt claimed, with its last failure before the claim (`claim`).
+type Claimed<'t> = (&'t Throttle, Option<i64>);
+
+/// Counts an attempt as a failure under each of `throttles` before its password is checked
+/// (taken back by the caller if it was right), so that attempts sent at once cannot all pass
+/// the check: each count claimed, with its last failure before the claim. During a wait, none
+/// is claimed (those claimed before are forgiven) and the seconds to wait are the error.
+fn claim<'t>(
+    storage: &dyn ConsoleStorage,
+    throttles: &'t [Throttle],
+    now: i64,
+) -> Result<Result<Vec<Claimed<'t>>, i64>, Error> {
+    let mut claimed = Vec::with_capacity(throttles.len());
+    for throttle in throttles {
+        let allowed = |failures| throttle.wait_ms(failures, now) == 0;
+        let previous = storage.failures(&throttle.key)?.map(|(_, last)| last);
+        if storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
+            claimed.push((throttle, previous));
+            continue;
+        }
+        for (done, previous) in claimed {
+            storage.forgive_attempt(&done.key, now, previous)?;
+        }
+        let mut wait = 0;
+        for t in throttles {
+            wait = wait.max(t.wait_ms(storage.failures(&t.key)?, now));
+        }
+        return Ok(Err(((wait + 999) / 1000).max(1)));
+    }
+    Ok(Ok(claimed))
+}
+
 /// Checks a sign-in name and password, throttled (`Throttle`): an attempt during a wait is
 /// refused without looking at the password. Each attempt is counted as a failure before its
 /// password is checked and taken back if it was right, so that attempts sent at once cannot
@@ -459,27 +491,15 @@ pub fn sign_in(
         _ => None,
     };
     let throttles = throttles(&login, attempt.address, known);
-    // Each count claimed, with its last failure before the claim.
-    let mut claimed = Vec::with_capacity(throttles.len());
-    for throttle in &throttles {
-        let allowed = |failures| throttle.wait_ms(failures, now) == 0;
-        let previous = storage.failures(&throttle.key)?.map(|(_, last)| last);
-        if storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
-            claimed.push((throttle, previous));
-            continue;
+    let claimed = match claim(storage, &throttles, now)? {
+        Ok(claimed) => claimed,
+        Err(seconds) => {
+            return Ok(SignIn::Throttled {
+                seconds,
+                account: account.map(|a| a.user),
+            });
         }
-        for (done, previous) in claimed {
-            storage.forgive_attempt(&done.key, now, previous)?;
-        }
-        let mut wait = 0;
-        for t in &throttles {
-            wait = wait.max(t.wait_ms(storage.failures(&t.key)?, now));
-        }
-        return Ok(SignIn::Throttled {
-            seconds: ((wait + 999) / 1000).max(1),
-            account: account.map(|a| a.user),
-        });
-    }
+    };
     let matches = match &account {
         Some(a) => verify_password(attempt.password, &a.password_hash),
         None => {
@@ -569,21 +589,18 @@ pub fn change_password(
     if let Err(refused) = check_new_password(&account.login, typed.password, typed.again) {
         return Ok(AccountChange::Refused(refused));
     }
-    let now = now_ms();
-    let throttle = Throttle {
+    let throttle = [Throttle {
         key: format!("password:{user}"),
         free: FREE_PER_ACCOUNT,
         max_wait_ms: MAX_WAIT_MS,
-    };
-    let allowed = |failures| throttle.wait_ms(failures, now) == 0;
-    if !storage.claim_attempt(&throttle.key, now, FAILURES_RESET_MS, &allowed)? {
-        let wait = throttle.wait_ms(storage.failures(&throttle.key)?, now);
-        return Ok(AccountChange::Throttled(((wait + 999) / 1000).max(1)));
+    }];
+    if let Err(seconds) = claim(storage, &throttle, now_ms())? {
+        return Ok(AccountChange::Throttled(seconds));
     }
     if !verify_password(typed.current, &account.password_hash) {
         return Ok(AccountChange::Wrong);
     }
-    storage.clear_failures(&throttle.key)?;
+    storage.clear_failures(&throttle[0].key)?;
     let password_hash = hash_password(typed.password)?;
     match storage.set_account(&Account {
         password_hash,
@@ -593,18 +610,19 @@ pub fn change_password(
         Err(AccountError::LoginTaken) => return Ok(AccountChange::Refused(Refused::LoginTaken)),
         Err(AccountError::Storage(e)) => return Err(e),
     }
-    end_other_sessions(storage, user)
+    let (id, session) = end_other_sessions(storage, user)?;
+    Ok(AccountChange::Done { id, session })
 }
 
 /// Ends every session of `user` (and any invitation of theirs) but a new one for the browser
-/// that asks: a lost tablet or a shared computer left signed in is out.
+/// that asks, returned as a sign-in's is: a lost tablet or a shared computer left signed in is
+/// out.
 pub fn end_other_sessions(
     storage: &dyn ConsoleStorage,
     user: Uuid,
-) -> Result<AccountChange, Error> {
+) -> Result<(String, Session), Error> {
     storage.end_console_access_of(user)?;
-    let (id, session) = open_session(storage, user, now_ms())?;
-    Ok(AccountChange::Done { id, session })
+    open_session(storage, user, now_ms())
 }
 
 /// The session a cookie's secret opens, if it has not expired (idle or absolute); its "last
