@@ -71,7 +71,7 @@ fn open(
         config = config.device(device);
     }
     let mut open_files = OPEN_FILES.lock().unwrap_or_else(PoisonError::into_inner);
-    open_files.retain(|(_, store)| store.upgrade().is_some_and(|s| s.open_now()));
+    open_files.retain(|(_, store)| store.upgrade().is_some_and(|s| s.is_open()));
     if open_files.iter().any(|(open, _)| *open == file) {
         return Err(VigieError::NotAllowed {
             reason: "this store's file is open already in this app: share that store object \
@@ -189,21 +189,14 @@ impl VigieStore {
         Ok(store)
     }
 
-    /// Whether the store is open, without waiting for a call under way (which means it is).
-    fn open_now(&self) -> bool {
+    /// Whether the store is open (neither closed nor wiped), without waiting for a call under
+    /// way (which means it is).
+    pub(crate) fn is_open(&self) -> bool {
         match self.store.try_lock() {
             Ok(slot) => slot.is_some(),
             Err(std::sync::TryLockError::Poisoned(slot)) => slot.into_inner().is_some(),
             Err(std::sync::TryLockError::WouldBlock) => true,
         }
-    }
-
-    /// Whether the store is open (neither closed nor wiped).
-    pub(crate) fn is_open(&self) -> bool {
-        self.store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
     }
 
     /// Runs `session` as this store's only sync session: one started on another thread waits
