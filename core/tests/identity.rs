@@ -607,6 +607,37 @@ fn peer_messages_on_the_link_reveal_no_record() {
 }
 
 #[test]
+fn a_listener_on_the_link_learns_neither_device_user_nor_area() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    monitor.create_case(C01, NAME_C01);
+    let link = recorded(&mut monitor, &mut supervisor);
+    let said = [
+        monitor.id(),
+        monitor.principal.user,
+        supervisor.id(),
+        supervisor.principal.user,
+    ];
+    let certificates = [&monitor, &supervisor].map(|d| d.store.certificate().unwrap().unwrap());
+    for (i, message) in link.iter().enumerate() {
+        for bytes in [message, &expanded(message)] {
+            for id in said {
+                assert!(
+                    !bytes.windows(16).any(|w| w == id.as_bytes()),
+                    "message {i}"
+                );
+            }
+            // A community's code, and the region's (every area code starts so).
+            assert!(!holds(bytes, C01) && !holds(bytes, "CI-R1"), "message {i}");
+            for certificate in &certificates {
+                let key = certificate.keys.signing;
+                assert!(!bytes.windows(32).any(|w| w == key), "message {i}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_message_of_another_session_is_refused_and_nothing_of_it_stored() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);

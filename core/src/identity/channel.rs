@@ -1,9 +1,11 @@
 //! The encrypted channel of a peer session, set up by its handshake.
 //!
-//! Each side brings a fresh X25519 key to the handshake (in its hello or reply, covered by the
-//! transcript both sign). Their shared secret and the transcript's hash give, by HKDF-SHA256, a
-//! key for each direction; every message after the handshake is sealed with ChaCha20-Poly1305
-//! under its direction's key, with the message's number in that direction as nonce:
+//! Each side brings a fresh X25519 key to the handshake (in its hello or reply). Their shared
+//! secret and a hash of what the handshake exchanged give, by HKDF-SHA256, a key for each
+//! direction: first the handshake's keys, from the hello and the reply, which seal who each side
+//! is; then the session's, from the whole transcript both sign. Every message sealed is so with
+//! ChaCha20-Poly1305 under its direction's key, with the message's number in that direction as
+//! nonce:
 //!
 //! ```text
 //! "VGe1" | number: u64 LE | ciphertext and 16-byte tag (additional data: the tag and number)
@@ -26,8 +28,31 @@ use zeroize::Zeroizing;
 pub(crate) const SEALED_MESSAGE_TAG: [u8; 4] = *b"VGe1";
 const HEADER: usize = 4 + 8;
 const TAG: usize = 16;
-const INITIATOR_INFO: &[u8] = b"vigie peer initiator to answerer v2";
-const ANSWERER_INFO: &[u8] = b"vigie peer answerer to initiator v2";
+
+/// Which keys a channel holds: each has its own labels, so that no key serves both.
+#[derive(Clone, Copy)]
+pub(crate) enum Keys {
+    /// The handshake's: they seal each side's certificate and signature.
+    Handshake,
+    /// The session's, once both sides are authenticated: they seal reconciliation.
+    Session,
+}
+
+impl Keys {
+    /// The HKDF labels of the initiator's direction and of the answerer's.
+    fn labels(self) -> (&'static [u8], &'static [u8]) {
+        match self {
+            Keys::Handshake => (
+                b"vigie peer handshake initiator to answerer v3",
+                b"vigie peer handshake answerer to initiator v3",
+            ),
+            Keys::Session => (
+                b"vigie peer initiator to answerer v3",
+                b"vigie peer answerer to initiator v3",
+            ),
+        }
+    }
+}
 
 /// One side's ephemeral X25519 key for one handshake (zeroed when dropped).
 pub(crate) struct Ephemeral {
@@ -45,12 +70,14 @@ impl Ephemeral {
         PublicKey::from(&self.secret).to_bytes()
     }
 
-    /// The channel's keys, from the other side's ephemeral key and the transcript both sign.
+    /// A channel's keys, from the other side's ephemeral key and the hash of what the handshake
+    /// exchanged so far (`transcript`).
     pub(crate) fn channel(
         &self,
         theirs: &[u8; 32],
         transcript: &[u8; 32],
         initiator: bool,
+        keys: Keys,
     ) -> IdResult<Channel> {
         let shared = self.secret.diffie_hellman(&PublicKey::from(*theirs));
         if !shared.was_contributory() {
@@ -66,7 +93,8 @@ impl Ephemeral {
                 .expect("32 bytes is a valid HKDF length");
             key
         };
-        let (to_answerer, to_initiator) = (key(INITIATOR_INFO), key(ANSWERER_INFO));
+        let (initiator_label, answerer_label) = keys.labels();
+        let (to_answerer, to_initiator) = (key(initiator_label), key(answerer_label));
         let (send, receive) = if initiator {
             (to_answerer, to_initiator)
         } else {
@@ -170,8 +198,10 @@ mod tests {
         let (i, a) = (Ephemeral::generate(), Ephemeral::generate());
         let transcript = [7u8; 32];
         (
-            i.channel(&a.public(), &transcript, true).unwrap(),
-            a.channel(&i.public(), &transcript, false).unwrap(),
+            i.channel(&a.public(), &transcript, true, Keys::Session)
+                .unwrap(),
+            a.channel(&i.public(), &transcript, false, Keys::Session)
+                .unwrap(),
         )
     }
 
@@ -196,12 +226,25 @@ mod tests {
         assert!(answerer.open(&back).is_err());
         let (_, mut elsewhere) = pair();
         assert!(elsewhere.open(&first).is_err());
+        // Nor under the handshake's keys of the same exchange.
+        let (i, a) = (Ephemeral::generate(), Ephemeral::generate());
+        let mut session = i
+            .channel(&a.public(), &[7; 32], true, Keys::Session)
+            .unwrap();
+        let mut handshake = a
+            .channel(&i.public(), &[7; 32], false, Keys::Handshake)
+            .unwrap();
+        assert!(handshake.open(&session.seal(b"reconciliation")).is_err());
         assert!(matches!(initiator.open(&back), Ok(Opened::Next(p)) if &p[..] == b"back"));
     }
 
     #[test]
     fn a_low_order_key_is_refused() {
         let ephemeral = Ephemeral::generate();
-        assert!(ephemeral.channel(&[0; 32], &[0; 32], true).is_err());
+        assert!(
+            ephemeral
+                .channel(&[0; 32], &[0; 32], true, Keys::Handshake)
+                .is_err()
+        );
     }
 }

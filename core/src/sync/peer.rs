@@ -1,15 +1,20 @@
 //! Two devices syncing directly (a monitor and a supervisor's tablet), with no hub and no cursor
 //! between them.
 //!
-//! Nothing is exchanged before both have proved who they are: the initiator sends its
-//! certificate and a fresh nonce; the answerer checks it (the pinned hub's signature, expiry,
-//! revocation) and answers with its own certificate, its nonce and a signature over the
-//! transcript; the initiator checks those and signs the transcript too, with its first
-//! reconciliation frame. Each side also brings a fresh X25519 key, covered by the transcript:
-//! from their shared secret and the transcript come the session's keys, and every message after
-//! the handshake (the first frame too) is sealed under them (`identity::channel`), so that
-//! nothing on the link reads a record, and a message of another session, or altered, is
-//! refused. Each side then offers only the records the other's certificate covers, by the hub's
+//! Nothing is exchanged before both have proved who they are, and nothing on the link says who
+//! they are: the initiator's hello is a fresh nonce and a fresh X25519 key; the answerer replies
+//! with its own, and from the two keys' shared secret both derive the handshake's keys, under
+//! which each side's certificate and signature travel sealed (`identity::channel`). The answerer
+//! signs what was exchanged and its certificate; the initiator checks that certificate (the
+//! pinned hub's signature, expiry, revocation) and signature, then signs the whole transcript,
+//! both certificates included, and sends that sealed with its first reconciliation frame; the
+//! answerer checks them in turn. The session's keys come from the shared secret and the whole
+//! transcript, and every message after the handshake (the first frame too) is sealed under them,
+//! so that nothing on the link reads a record, a device, a user or an area, and a message of
+//! another session, or altered, is refused. A listener learns nothing of either side; the
+//! initiator shows who it is only to an answerer it has checked, and the answerer's certificate
+//! goes to whoever runs the handshake with it (as the hub's directory gives it to every enrolled
+//! device). Each side then offers only the records the other's certificate covers, by the hub's
 //! own rule (`Scope::receives`, the hub's SQL), and refuses any received record outside the
 //! sender's scope or its own, and any record holding a change in its own name that it lacks.
 //!
@@ -27,7 +32,7 @@ use crate::domain::codes::RecordKind;
 use crate::domain::limits::DocumentLimits;
 use crate::domain::rights::Scope;
 use crate::error::{DecodeError, Error, Result};
-use crate::identity::channel::{Channel, Ephemeral, Opened};
+use crate::identity::channel::{Channel, Ephemeral, Keys, Opened};
 use crate::identity::{Certificate, IdentityError, verify_device};
 use crate::store::{self, Store, TypedRecord, erasure};
 use automerge::Automerge;
@@ -41,11 +46,15 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 const HANDSHAKE_TAG: [u8; 4] = *b"VGh1";
-/// 2: ephemeral keys, and the messages after the handshake sealed. A hello of version 1 is
-/// refused as `UnsupportedVersion`, and a device of version 1 refuses a hello of version 2 so.
-const HANDSHAKE_VERSION: u8 = 2;
-const TRANSCRIPT_LABEL: &[u8] = b"vigie peer handshake v2\0";
-/// A handshake message is a certificate, a nonce, a key, a signature and one frame: small.
+/// 3: the certificates travel sealed, under keys of the handshake (2 sent them in clear: a
+/// listener learnt both devices, their users and areas; 1 had no ephemeral keys). A hello of
+/// another version is refused as `UnsupportedVersion` on either side: versions 1 and 2 read the
+/// version first, as this one does.
+const HANDSHAKE_VERSION: u8 = 3;
+const TRANSCRIPT_LABEL: &[u8] = b"vigie peer handshake v3\0";
+/// The tag of an `Identity`, inside its seal.
+const IDENTITY_TAG: [u8; 4] = *b"VGi1";
+/// A handshake message is a nonce, a key, a certificate, a signature and one frame: small.
 const MAX_HANDSHAKE_BYTES: usize = 1 << 20;
 
 /// The handshake's messages (`HANDSHAKE_TAG`, postcard, compressed like every message).
@@ -54,30 +63,62 @@ enum Handshake {
     /// Initiator → answerer. `version` comes first in every version.
     Hello {
         version: u8,
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
         nonce: [u8; 32],
         /// The initiator's ephemeral X25519 key.
         ephemeral: [u8; 32],
     },
-    /// Answerer → initiator: signed over the transcript, labelled "answerer".
+    /// Answerer → initiator: its nonce and ephemeral key, and its `Identity` sealed under the
+    /// handshake's keys, signed over what the hello and the reply exchanged and its
+    /// certificate, labelled "answerer".
     Reply {
-        #[serde(with = "serde_bytes")]
-        certificate: Vec<u8>,
         nonce: [u8; 32],
         /// The answerer's ephemeral X25519 key.
         ephemeral: [u8; 32],
         #[serde(with = "serde_bytes")]
-        signature: Vec<u8>,
+        identity: Vec<u8>,
     },
-    /// Initiator → answerer: signed over the transcript, labelled "initiator", with the first
-    /// reconciliation message, sealed.
+    /// Initiator → answerer: its `Identity` sealed under the handshake's keys, signed over the
+    /// whole transcript, labelled "initiator"; and the first reconciliation message, sealed
+    /// under the session's.
     Proof {
         #[serde(with = "serde_bytes")]
-        signature: Vec<u8>,
+        identity: Vec<u8>,
         #[serde(with = "serde_bytes")]
         first: Vec<u8>,
     },
+}
+
+/// Who one side is: its certificate and its signature over the transcript.
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    #[serde(with = "serde_bytes")]
+    certificate: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    signature: Vec<u8>,
+}
+
+/// Seals who this side is as its message under the handshake's keys (`keys`).
+fn seal_identity(keys: &mut Channel, certificate: Vec<u8>, signature: [u8; 64]) -> Vec<u8> {
+    let identity = Identity {
+        certificate,
+        signature: signature.to_vec(),
+    };
+    keys.seal(&wire::encode(IDENTITY_TAG, &identity))
+}
+
+/// Opens who the other side is, sealed under the handshake's keys.
+fn open_identity(keys: &mut Channel, sealed: &[u8]) -> Result<Identity> {
+    let Ok(Opened::Next(plain)) = keys.open(sealed) else {
+        return Err(handshake_error(
+            "the other side's identity does not open (altered, or of another session)",
+        ));
+    };
+    Ok(wire::decode(
+        IDENTITY_TAG,
+        "peer identity",
+        &plain,
+        MAX_HANDSHAKE_BYTES,
+    )?)
 }
 
 /// What every version's hello starts with (postcard ignores the rest).
@@ -121,7 +162,6 @@ fn decode_handshake(message: &[u8]) -> Result<Handshake> {
 enum Stage {
     /// The initiator sent its hello.
     AwaitReply {
-        certificate: Vec<u8>,
         nonce: [u8; 32],
         ephemeral: Ephemeral,
     },
@@ -129,9 +169,13 @@ enum Stage {
     AwaitHello,
     /// The answerer replied and waits for the initiator's proof.
     AwaitProof {
-        transcript: [u8; 32],
-        peer: Box<Certificate>,
-        channel: Box<Channel>,
+        ephemeral: Ephemeral,
+        /// The initiator's ephemeral key.
+        theirs: [u8; 32],
+        /// What the hello and the reply exchanged (the handshake's keys come from it).
+        exchanged: [u8; 32],
+        /// That and the answerer's certificate: what the answerer signed.
+        answered: [u8; 32],
     },
     /// Both are authenticated: reconciliation, sealed.
     Running,
@@ -141,20 +185,29 @@ fn handshake_error(step: &'static str) -> Error {
     Error::Identity(IdentityError::Handshake { step })
 }
 
-/// One side's part of the transcript: its certificate, nonce and ephemeral key.
-type Part<'a> = (&'a [u8], &'a [u8; 32], &'a [u8; 32]);
+/// One side's part of the hello and the reply: its nonce and ephemeral key.
+type Part<'a> = (&'a [u8; 32], &'a [u8; 32]);
 
-/// The hash both sides sign: both certificates, nonces and ephemeral keys, in order.
-fn transcript(initiator: Part<'_>, answerer: Part<'_>) -> [u8; 32] {
+/// The hash of what the hello and the reply exchanged: both nonces and ephemeral keys, in
+/// order. The handshake's keys come from it.
+fn exchanged(initiator: Part<'_>, answerer: Part<'_>) -> [u8; 32] {
     let mut hash = Sha256::new();
     hash.update(TRANSCRIPT_LABEL);
-    for (certificate, nonce, ephemeral) in [initiator, answerer] {
-        hash.update((certificate.len() as u32).to_le_bytes());
-        hash.update(certificate);
+    for (nonce, ephemeral) in [initiator, answerer] {
         hash.update(nonce);
         hash.update(ephemeral);
     }
     hash.finalize().into()
+}
+
+/// The transcript `so_far` followed by a certificate: the answerer's, then the initiator's.
+fn with_certificate(so_far: &[u8; 32], certificate: &[u8]) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(so_far)
+        .chain_update((certificate.len() as u32).to_le_bytes())
+        .chain_update(certificate)
+        .finalize()
+        .into()
 }
 
 fn signed_part(role: &[u8], transcript: &[u8; 32]) -> Vec<u8> {
@@ -312,6 +365,8 @@ enum Handshaken {
     /// The answerer checked the proof; its first frame is handled next.
     Accepted {
         reconciling: Box<Authenticated>,
+        peer: Box<Certificate>,
+        channel: Box<Channel>,
         first: Vec<u8>,
     },
 }
@@ -449,28 +504,24 @@ impl Store {
     }
 
     /// Starts a session as the initiator: returns it and the first message for the other side
-    /// (its hello: certificate, nonce and ephemeral key). `scope` narrows what is offered to
-    /// some areas.
+    /// (its hello: a nonce and an ephemeral key). `scope` narrows what is offered to some
+    /// areas.
     pub fn peer_start(
         &self,
         scope: &PeerScope,
         max_message_bytes: usize,
     ) -> Result<(PeerSession, Vec<u8>)> {
         let mut session = self.peer_session(scope, true, max_message_bytes);
-        let (_, certificate) = self.own_certificate()?;
+        // A device without a certificate cannot go further: it is told now.
+        self.own_certificate()?;
         let nonce = fresh_nonce();
         let ephemeral = Ephemeral::generate();
         let hello = Handshake::Hello {
             version: HANDSHAKE_VERSION,
-            certificate: certificate.clone(),
             nonce,
             ephemeral: ephemeral.public(),
         };
-        session.stage = Stage::AwaitReply {
-            certificate,
-            nonce,
-            ephemeral,
-        };
+        session.stage = Stage::AwaitReply { nonce, ephemeral };
         Ok((session, wire::encode(HANDSHAKE_TAG, &hello)))
     }
 
@@ -509,12 +560,12 @@ impl Store {
                 session.run(*reconciling, *peer, *channel);
                 Ok(Some(proof))
             }
-            Handshaken::Accepted { reconciling, first } => {
-                let Stage::AwaitProof { peer, channel, .. } =
-                    std::mem::replace(&mut session.stage, Stage::Running)
-                else {
-                    unreachable!("a proof is accepted only while awaited");
-                };
+            Handshaken::Accepted {
+                reconciling,
+                peer,
+                channel,
+                first,
+            } => {
                 session.run(*reconciling, *peer, *channel);
                 self.peer_sealed(session, &first)
             }
@@ -528,70 +579,61 @@ impl Store {
                 Stage::AwaitHello,
                 Handshake::Hello {
                     version: _,
-                    certificate: theirs,
                     nonce: their_nonce,
-                    ephemeral: their_ephemeral,
+                    ephemeral: theirs,
                 },
             ) => {
-                let peer = self.trust()?.check(&theirs)?;
-                let (own, ours) = self.own_certificate()?;
-                if peer.device == own.device {
-                    return Err(handshake_error(
-                        "the peer presented this device's own certificate",
-                    ));
-                }
+                let (_, ours) = self.own_certificate()?;
                 let nonce = fresh_nonce();
                 let ephemeral = Ephemeral::generate();
                 let public = ephemeral.public();
-                let transcript = transcript(
-                    (&theirs, &their_nonce, &their_ephemeral),
-                    (&ours, &nonce, &public),
-                );
-                let channel = ephemeral.channel(&their_ephemeral, &transcript, false)?;
+                let exchanged = exchanged((&their_nonce, &theirs), (&nonce, &public));
+                let answered = with_certificate(&exchanged, &ours);
                 let signature = self
                     .device_keys()?
-                    .sign(&signed_part(b"answerer", &transcript));
+                    .sign(&signed_part(b"answerer", &answered));
+                let mut keys = ephemeral.channel(&theirs, &exchanged, false, Keys::Handshake)?;
                 let reply = Handshake::Reply {
-                    certificate: ours,
                     nonce,
                     ephemeral: public,
-                    signature: signature.to_vec(),
+                    identity: seal_identity(&mut keys, ours, signature),
                 };
                 Ok(Handshaken::Replied {
                     stage: Stage::AwaitProof {
-                        transcript,
-                        peer: Box::new(peer),
-                        channel: Box::new(channel),
+                        ephemeral,
+                        theirs,
+                        exchanged,
+                        answered,
                     },
                     reply: wire::encode(HANDSHAKE_TAG, &reply),
                 })
             }
             (
                 Stage::AwaitReply {
-                    certificate: ours,
                     nonce: our_nonce,
                     ephemeral,
                 },
                 Handshake::Reply {
-                    certificate: theirs,
                     nonce: their_nonce,
-                    ephemeral: their_ephemeral,
-                    signature,
+                    ephemeral: theirs,
+                    identity,
                 },
             ) => {
-                let peer = self.trust()?.check(&theirs)?;
-                let transcript = transcript(
-                    (ours, our_nonce, &ephemeral.public()),
-                    (&theirs, &their_nonce, &their_ephemeral),
-                );
+                let exchanged =
+                    exchanged((our_nonce, &ephemeral.public()), (&their_nonce, &theirs));
+                let mut keys = ephemeral.channel(&theirs, &exchanged, true, Keys::Handshake)?;
+                let answerer = open_identity(&mut keys, &identity)?;
+                let peer = self.trust()?.check(&answerer.certificate)?;
+                let answered = with_certificate(&exchanged, &answerer.certificate);
                 verify_device(
                     &peer.keys,
-                    &signed_part(b"answerer", &transcript),
-                    &signature_of(&signature)?,
+                    &signed_part(b"answerer", &answered),
+                    &signature_of(&answerer.signature)?,
                     "peer handshake",
                 )?;
-                let mut channel = ephemeral.channel(&their_ephemeral, &transcript, true)?;
-                let own = Certificate::from_bytes(ours)?;
+                let (own, ours) = self.own_certificate()?;
+                let transcript = with_certificate(&answered, &ours);
+                let mut channel = ephemeral.channel(&theirs, &transcript, true, Keys::Session)?;
                 let mut reconciling = self.authenticated(session, &peer, &own)?;
                 let frame = reconciling
                     .negentropy
@@ -607,7 +649,7 @@ impl Store {
                     .device_keys()?
                     .sign(&signed_part(b"initiator", &transcript));
                 let proof = Handshake::Proof {
-                    signature: signature.to_vec(),
+                    identity: seal_identity(&mut keys, ours, signature),
                     first: seal_message(&mut channel, &first),
                 };
                 Ok(Handshaken::Proved {
@@ -619,20 +661,31 @@ impl Store {
             }
             (
                 Stage::AwaitProof {
-                    transcript, peer, ..
+                    ephemeral,
+                    theirs,
+                    exchanged,
+                    answered,
                 },
-                Handshake::Proof { signature, first },
+                Handshake::Proof { identity, first },
             ) => {
+                // The initiator's identity is its first message under the handshake's keys.
+                let mut keys = ephemeral.channel(theirs, exchanged, false, Keys::Handshake)?;
+                let initiator = open_identity(&mut keys, &identity)?;
+                let peer = self.trust()?.check(&initiator.certificate)?;
+                let transcript = with_certificate(answered, &initiator.certificate);
                 verify_device(
                     &peer.keys,
-                    &signed_part(b"initiator", transcript),
-                    &signature_of(&signature)?,
+                    &signed_part(b"initiator", &transcript),
+                    &signature_of(&initiator.signature)?,
                     "peer handshake",
                 )?;
+                let channel = ephemeral.channel(theirs, &transcript, false, Keys::Session)?;
                 let (own, _) = self.own_certificate()?;
-                let reconciling = self.authenticated(session, peer, &own)?;
+                let reconciling = self.authenticated(session, &peer, &own)?;
                 Ok(Handshaken::Accepted {
                     reconciling: Box::new(reconciling),
+                    peer: Box::new(peer),
+                    channel: Box::new(channel),
                     first,
                 })
             }
@@ -974,6 +1027,18 @@ mod tests {
         },
     }
 
+    /// A hello as version 2 wrote it: its certificate in clear.
+    #[derive(Serialize, Deserialize)]
+    enum HandshakeV2 {
+        Hello {
+            version: u8,
+            #[serde(with = "serde_bytes")]
+            certificate: Vec<u8>,
+            nonce: [u8; 32],
+            ephemeral: [u8; 32],
+        },
+    }
+
     fn unsupported(result: Result<Handshake>) -> bool {
         matches!(
             result,
@@ -983,27 +1048,34 @@ mod tests {
 
     #[test]
     fn a_hello_of_another_version_is_refused_as_such_on_both_sides() {
-        // Version 1 to this version.
-        let old = HandshakeV1::Hello {
+        // Versions 1 and 2 to this version.
+        let v1 = HandshakeV1::Hello {
             version: 1,
             certificate: vec![1; 200],
             nonce: [2; 32],
         };
-        assert!(unsupported(decode_handshake(&wire::encode(
-            HANDSHAKE_TAG,
-            &old
-        ))));
-        // This version to version 1: it reads the version it refuses.
-        let hello = Handshake::Hello {
-            version: HANDSHAKE_VERSION,
+        let v2 = HandshakeV2::Hello {
+            version: 2,
             certificate: vec![1; 200],
             nonce: [2; 32],
             ephemeral: [3; 32],
         };
+        for old in [
+            wire::encode(HANDSHAKE_TAG, &v1),
+            wire::encode(HANDSHAKE_TAG, &v2),
+        ] {
+            assert!(unsupported(decode_handshake(&old)));
+        }
+        // This version to the older ones: they read the version first, and refuse it.
+        let hello = Handshake::Hello {
+            version: HANDSHAKE_VERSION,
+            nonce: [2; 32],
+            ephemeral: [3; 32],
+        };
         let bytes = wire::encode(HANDSHAKE_TAG, &hello);
-        let HandshakeV1::Hello { version, .. } =
+        let HelloOfAnyVersion::Hello { version } =
             wire::decode(HANDSHAKE_TAG, "peer handshake", &bytes, MAX_HANDSHAKE_BYTES).unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         assert!(matches!(
             decode_handshake(&bytes),
             Ok(Handshake::Hello { .. })
@@ -1011,7 +1083,6 @@ mod tests {
         // A later version.
         let later = Handshake::Hello {
             version: HANDSHAKE_VERSION + 1,
-            certificate: vec![1; 200],
             nonce: [2; 32],
             ephemeral: [3; 32],
         };
