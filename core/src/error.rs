@@ -170,3 +170,12 @@ impl From<NotAllowed> for Error {
         Error::NotAllowed { rule: e.rule }
     }
 }
+
+impl From<crate::domain::validation::WriteRefused> for Error {
+    fn from(e: crate::domain::validation::WriteRefused) -> Error {
+        match e {
+            crate::domain::validation::WriteRefused::Invalid(e) => e.into(),
+            crate::domain::validation::WriteRefused::NotAllowed(e) => e.into(),
+        }
+    }
+}

@@ -544,13 +544,23 @@ fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds
         let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&skip));
         assert!(rule.contains("remediated_on"), "{to:?}: {rule}");
     }
-    // Verified before the referral that did it (2025-09-10): a date typed wrong.
-    let rule = not_allowed(as_role(&mut store, Role::Supervisor).transition_case_on(
-        c.id,
-        CaseStatus::Withdrawn,
-        date(2025, 9, 5),
-    ));
-    assert!(rule.contains("first referral"), "{rule}");
+    // Verified before the referral that did it (2025-09-10): a date typed wrong, refused on the
+    // field the user typed.
+    let before_referral = |r: Result<ChildCase>, at: &str| match r {
+        Err(Error::Validation(e)) => {
+            assert_eq!(e.field, at);
+            assert!(e.rule.contains("first referral"), "{}", e.rule);
+        }
+        other => panic!("expected the date refused, got {other:?}"),
+    };
+    before_referral(
+        as_role(&mut store, Role::Supervisor).transition_case_on(
+            c.id,
+            CaseStatus::Withdrawn,
+            date(2025, 9, 5),
+        ),
+        "remediated_on",
+    );
     let mut verified = c.clone();
     verified.status = CaseStatus::Prevented;
     verified.remediated_on = Some(date(2025, 10, 15));
@@ -561,14 +571,19 @@ fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds
     // Nor afterwards, by the verification's date or the referral's.
     let mut earlier = c.clone();
     earlier.remediated_on = Some(date(2025, 9, 2));
-    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&earlier));
-    assert!(rule.contains("first referral"), "{rule}");
+    before_referral(
+        as_role(&mut store, Role::Supervisor).update(&earlier),
+        "remediated_on",
+    );
     let mut later = c.clone();
     for referral in later.referrals.values_mut() {
         referral.date = date(2025, 10, 20);
     }
-    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&later));
-    assert!(rule.contains("first referral"), "{rule}");
+    let moved = *later.referrals.keys().next().unwrap();
+    before_referral(
+        as_role(&mut store, Role::Supervisor).update(&later),
+        &format!("referrals.{moved}.date"),
+    );
 
     // Closing needs a follow-up after the verification day (one made that day is the
     // verification's own visit), and the latest must have seen the child out of work.

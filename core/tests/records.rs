@@ -245,6 +245,16 @@ fn invalid_records_name_the_field_and_store_nothing() {
         validation_field(store.create(&bad).unwrap_err()),
         "estimated_age"
     );
+    // Beside a date of birth too: the estimate is shown and exported all the same.
+    for age in [-1, 18, 400] {
+        let mut bad = child("Yao", user);
+        bad.date_of_birth = Some(date(2014, 3, 7));
+        bad.estimated_age = Some(age);
+        assert_eq!(
+            validation_field(store.create(&bad).unwrap_err()),
+            "estimated_age"
+        );
+    }
 
     let mut bad = child("Yao", user);
     bad.hazards.insert("juggling".into());

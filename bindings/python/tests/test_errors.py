@@ -213,6 +213,25 @@ def test_a_throwing_listener_is_contained_and_its_text_printed_nowhere(env, capf
     assert "panicked" not in err
 
 
+def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
+    # A name typed into an enum's field: the generated code echoed it in its ValueError.
+    with fresh(env) as store:
+        child = vigie.new_child_case("CI-0003", "Koffi Brou", vigie.Sex.MALE, AREA, "2026-03-02",
+                                     store.user_id())
+        child.estimated_age = 12
+        child.school = "Zoumana Kwassivi"
+        with pytest.raises(ValueError) as e:
+            store.create_child_case(child)
+        for text in (str(e.value), repr(e.value), str(e.value.args)):
+            assert "Zoumana" not in text, text
+        assert str(e.value) == "school: expected a SchoolStatus, not a str"
+        # As an argument.
+        with pytest.raises(ValueError) as e:
+            store.transition_case(new_id(), "Zoumana Kwassivi")
+        assert "Zoumana" not in repr(e.value) and "CaseStatus" in str(e.value), str(e.value)
+        assert store.count(vigie.RecordKind.CHILD_CASE) == 0
+
+
 def test_printed_records_show_their_fields():
     # A printed sync summary says which records were refused and why.
     refused = vigie.RefusedRecord(

@@ -87,4 +87,54 @@ for _module in (_ffi_core, _ffi_calls):
             ):
                 _variant.__repr__ = _variant.__str__
 
+
+
+# A value that is none of an enum's cases (a child's name typed into ``school``) was refused by
+# the generated code as ``ValueError(value)``: the value itself went into the message, and so
+# into a crash report, and no field was named. The refusal names the field and the type
+# expected, never the value.
+class _NotACase(ValueError):
+    def __init__(self, expected, value, path=()):
+        where = ".".join(path)
+        super().__init__(
+            f"{where + ': ' if where else ''}expected a {expected}, not a {type(value).__name__}"
+        )
+        self._refused = value
+        self._expected = expected
+        self._path = path
+
+    def inside(self, record):
+        """The same refusal, its path starting at the field of ``record`` that holds the value."""
+        fields = vars(record) if hasattr(record, "__dataclass_fields__") else {}
+        for name, held in fields.items():
+            items = held.values() if isinstance(held, dict) else held
+            if held is self._refused or (
+                isinstance(held, (list, tuple, dict)) and any(x is self._refused for x in items)
+            ):
+                return _NotACase(self._expected, self._refused, (name, *self._path))
+        return self
+
+
+def _naming_the_field(converter, expected):
+    check = converter.check_lower
+
+    def check_lower(value):
+        try:
+            check(value)
+        except _NotACase as refused:
+            raise refused.inside(value) from None
+        except ValueError as refused:
+            if refused.args and refused.args[0] is value:
+                raise _NotACase(expected, value) from None
+            raise
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+for _module in (_ffi_core, _ffi_calls):
+    for _name in _module.__all__:
+        _converter = getattr(_module, f"_UniffiFfiConverterType{_name}", None)
+        if _converter is not None and hasattr(_converter, "check_lower"):
+            _naming_the_field(_converter, _name)
+
 __all__ = [*_core, *_calls, "HubTransport"]

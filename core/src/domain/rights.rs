@@ -39,7 +39,7 @@ use crate::domain::area::Area;
 use crate::domain::codes::{CaseStatus, FollowUpSituation, RecordKind, Role, VisitStatus};
 use crate::domain::records::{ChildCase, Record, Subject, User, Visit};
 use crate::domain::reference::{AreaGrant, ReferenceData};
-use crate::domain::validation::NotAllowed;
+use crate::domain::validation::{NotAllowed, ValidationError, WriteRefused};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -441,10 +441,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         Step::Merge if role != Role::Supervisor => {
             Err(not_allowed("only a supervisor may merge cases"))
         }
-        Step::VerifiedBeforeReferral => Err(not_allowed(
-            "a case is verified withdrawn or prevented (remediated_on) on or after the day of its \
-             first referral: one of the two dates is wrong",
-        )),
+        Step::VerifiedBeforeReferral => Err(not_allowed(VERIFIED_BEFORE_REFERRAL)),
         Step::Merge => Ok(()),
         Step::VisitStatus { from, to } => {
             if from == to || reachable(visit_edges(role), *from, *to) {
@@ -546,6 +543,9 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
     }
     steps
 }
+
+const VERIFIED_BEFORE_REFERRAL: &str = "a case is verified withdrawn or prevented \
+     (remediated_on) on or after the day of its first referral: one of the two dates is wrong";
 
 /// Whether a case's verification date falls before the day of its first referral
 /// (`Step::VerifiedBeforeReferral`).
@@ -755,7 +755,7 @@ impl Acting {
         &self,
         before: Option<&R>,
         after: &R,
-    ) -> Result<(), NotAllowed> {
+    ) -> Result<(), WriteRefused> {
         // Filed where the user does not work (a new record, or one moved): the hub would
         // refuse the whole record out of scope, naming nothing, at the next sync. An edit of a
         // record left where it is goes on (one that left the scope goes to review).
@@ -763,11 +763,11 @@ impl Acting {
             && before.is_none_or(|b| b.area() != Some(area))
             && !scope.receives(R::KIND, Some(area))
         {
-            return Err(not_allowed(format!(
+            return Err(WriteRefused::NotAllowed(not_allowed(format!(
                 "the record's area (area) is outside this user's areas ({}): file it in one \
                  of theirs",
                 self.role.in_words()
-            )));
+            ))));
         }
         let before = before.map(|b| b.subject());
         if let Subject::Visit(visit) = after.subject() {
@@ -777,8 +777,43 @@ impl Acting {
             };
             check_visitor(was, visit, &[self.user])?;
         }
-        check(self.role, self.user, before, after.subject())
+        for step in steps(before, after.subject()) {
+            check_step(self.role, self.user, &step).map_err(|e| {
+                match (&step, after.subject()) {
+                    // Two dates at odds: the user corrects the one they just typed.
+                    (Step::VerifiedBeforeReferral, Subject::ChildCase(case)) => {
+                        WriteRefused::Invalid(ValidationError::new(
+                            dates_at_odds(before, case),
+                            e.rule,
+                        ))
+                    }
+                    _ => WriteRefused::NotAllowed(e),
+                }
+            })?;
+        }
+        Ok(())
     }
+}
+
+/// The date a write that leaves `after` verified before its first referral changed: the
+/// verification's, unless only a referral's moved.
+fn dates_at_odds(before: Option<Subject<'_>>, after: &ChildCase) -> String {
+    let before = match before {
+        Some(Subject::ChildCase(before)) => before,
+        _ => return Step::VerifiedBeforeReferral.field().into(),
+    };
+    if before.remediated_on != after.remediated_on {
+        return Step::VerifiedBeforeReferral.field().into();
+    }
+    after
+        .referrals
+        .iter()
+        .filter(|(key, referral)| before.referrals.get(*key) != Some(*referral))
+        .min_by_key(|(_, referral)| referral.date)
+        .map_or_else(
+            || Step::VerifiedBeforeReferral.field().into(),
+            |(key, _)| format!("referrals.{key}.date"),
+        )
 }
 
 /// Whom a visit names as its visitor (`visitor_id`: who made the visit and answers for what it

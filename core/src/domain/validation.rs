@@ -36,6 +36,25 @@ impl NotAllowed {
     }
 }
 
+/// Why a device refused its own user's write: a value that breaks a rule, or a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteRefused {
+    Invalid(ValidationError),
+    NotAllowed(NotAllowed),
+}
+
+impl From<ValidationError> for WriteRefused {
+    fn from(e: ValidationError) -> Self {
+        WriteRefused::Invalid(e)
+    }
+}
+
+impl From<NotAllowed> for WriteRefused {
+    fn from(e: NotAllowed) -> Self {
+        WriteRefused::NotAllowed(e)
+    }
+}
+
 /// Characters that show nothing of their own: the format characters (Unicode's Cf: zero-width
 /// spaces and joiners, the soft hyphen, invisible operators, direction marks), the combining
 /// marks (an accent with no letter under it) and the blank letters some fonts draw as nothing

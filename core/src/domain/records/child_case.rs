@@ -597,6 +597,17 @@ impl Record for ChildCase {
         if self.identified_by.is_nil() {
             return Err(ValidationError::new("identified_by", "must be set"));
         }
+        // An estimate beside a date of birth is still shown and exported: held to the same
+        // range (400 was taken, and exported, when a date of birth came with it).
+        if self
+            .estimated_age
+            .is_some_and(|age| !(0..=17).contains(&age))
+        {
+            return Err(ValidationError::new(
+                "estimated_age",
+                "must be between 0 and 17",
+            ));
+        }
         match (self.date_of_birth, self.estimated_age) {
             (None, None) => {
                 return Err(ValidationError::new(
@@ -618,14 +629,7 @@ impl Record for ChildCase {
                     ));
                 }
             }
-            (None, Some(age)) => {
-                if !(0..=17).contains(&age) {
-                    return Err(ValidationError::new(
-                        "estimated_age",
-                        "must be between 0 and 17",
-                    ));
-                }
-            }
+            (None, Some(_)) => {}
         }
         if !(0..=168).contains(&self.hours_per_week) {
             return Err(ValidationError::new(
