@@ -947,6 +947,82 @@ fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
 }
 
 #[test]
+fn a_refused_follow_up_or_referral_says_which_input_is_wrong() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None);
+    let mut browser = signed_in(&s, "sup.saisie");
+    let page = format!("/console/cases/{case}");
+    let ahead = (chrono::Utc::now().date_naive() + chrono::Days::new(5)).to_string();
+    let today = chrono::Utc::now().date_naive().to_string();
+    let mut refused = |form: &str, fields: &[(&str, &str)], said: &str| {
+        let csrf = browser.get(&page).csrf();
+        let mut posted = vec![("csrf", csrf.as_str())];
+        posted.extend_from_slice(fields);
+        let answer = browser.post(&format!("{page}/{form}"), &posted);
+        assert_eq!(answer.status, 422, "{fields:?}: {}", answer.body);
+        assert!(answer.body.contains(said), "{fields:?}: {}", answer.body);
+    };
+    let ahead_said = format!("Le {ahead} n&#39;est pas encore arrivé");
+    for (fields, said) in [
+        (
+            vec![("situation", "in_school"), ("date", ahead.as_str())],
+            ahead_said.as_str(),
+        ),
+        (
+            vec![("situation", "in_school"), ("date", "2026-02-29")],
+            "sous la forme AAAA-MM-JJ",
+        ),
+        (
+            vec![("situation", "in_school"), ("date", "hier")],
+            "sous la forme AAAA-MM-JJ",
+        ),
+        (
+            vec![("situation", "dancing"), ("date", today.as_str())],
+            "Choisissez la situation",
+        ),
+        (
+            vec![
+                ("situation", "in_school"),
+                ("date", today.as_str()),
+                ("next_due", "bientôt"),
+            ],
+            "date du prochain suivi",
+        ),
+    ] {
+        refused("follow-up", &fields, said);
+    }
+    for (fields, said) in [
+        (
+            vec![
+                ("service", "education"),
+                ("provider", "École"),
+                ("date", ahead.as_str()),
+            ],
+            ahead_said.as_str(),
+        ),
+        (
+            vec![
+                ("service", "juggling"),
+                ("provider", "École"),
+                ("date", &today),
+            ],
+            "Choisissez un service",
+        ),
+        (
+            vec![
+                ("service", "education"),
+                ("provider", " "),
+                ("date", &today),
+            ],
+            "Indiquez le prestataire",
+        ),
+    ] {
+        refused("referral", &fields, said);
+    }
+}
+
+#[test]
 fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
     let s = setup();
     let mut browser = Browser::new(&s.hub.url);
@@ -1319,7 +1395,11 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
         ],
     );
     assert_eq!(future.status, 422, "{}", future.body);
-    assert!(future.body.contains("pas à venir"), "{}", future.body);
+    assert!(
+        future.body.contains("Le 2099-05-02 n&#39;est pas encore arrivé"),
+        "{}",
+        future.body
+    );
     let future = browser.post(
         &format!("{case_path}/follow-up"),
         &[

@@ -70,6 +70,16 @@ fn parse_date(text: Option<&str>) -> Option<NaiveDate> {
         .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
 }
 
+/// The day of an event typed in a form, or what is wrong with it: not a day of the calendar, or
+/// one that has not come yet (refused here as the hub's rules refuse it from a phone).
+fn event_day(t: &Tr, typed: &str) -> Result<NaiveDate, String> {
+    let day = parse_date(Some(typed.trim())).ok_or_else(|| t.get("case.date_invalid"))?;
+    if day > latest_event_day() {
+        return Err(t.fmt("case.date_ahead", day));
+    }
+    Ok(day)
+}
+
 /// The view, the supervisor and their principal, for a page of records.
 fn records<'h>(
     hub: &'h Hub,
@@ -1765,38 +1775,31 @@ pub async fn case_referral(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
-        // A day that has not come yet is refused here, as the hub's rules would refuse it.
-        let date = parse_date(Some(&form.date)).filter(|d| *d <= latest_event_day());
-        let (Some(service), Some(date)) = (service, date) else {
-            return case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.get("case.referral_invalid").into()),
-                "referral",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            );
+        // Each mistake said by itself, the first the form shows first.
+        let typed = match (service, event_day(&t, &form.date)) {
+            (None, _) => Err(t.get("case.service_needed").to_string()),
+            (_, Err(problem)) => Err(problem),
+            _ if form.provider.trim().is_empty() => Err(t.get("case.provider_needed").to_string()),
+            (Some(service), Ok(date)) => Ok((service, date)),
         };
-        if form.provider.trim().is_empty() {
-            return case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.get("case.provider_needed").into()),
-                "referral",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            );
-        }
+        let (service, date) = match typed {
+            Ok(typed) => typed,
+            Err(problem) => {
+                return case_outcome(
+                    hub,
+                    ctx,
+                    &viewer,
+                    id,
+                    Err(problem),
+                    "referral",
+                    Done {
+                        action: "",
+                        detail: "",
+                        done: "",
+                    },
+                );
+            }
+        };
         let who = viewer.principal();
         let referral = Referral {
             service,
@@ -1860,24 +1863,33 @@ pub async fn case_follow_up(
             .iter()
             .copied()
             .find(|s| code(s) == form.situation);
-        // A day that has not come yet is refused here, as the hub's rules would refuse it.
-        let date = parse_date(Some(&form.date)).filter(|d| *d <= latest_event_day());
-        let next_due = parse_date(Some(&form.next_due));
-        let bad_next = !form.next_due.is_empty() && next_due.is_none();
-        let (Some(situation), Some(date), false) = (situation, date, bad_next) else {
-            return case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.get("case.follow_up_invalid").into()),
-                "follow_up",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            );
+        let next_due = parse_date(Some(form.next_due.trim()));
+        // Each mistake said by itself, the first the form shows first.
+        let typed = match (situation, event_day(&t, &form.date)) {
+            (None, _) => Err(t.get("case.situation_needed").to_string()),
+            (_, Err(problem)) => Err(problem),
+            _ if !form.next_due.trim().is_empty() && next_due.is_none() => {
+                Err(t.get("case.next_due_invalid").to_string())
+            }
+            (Some(situation), Ok(date)) => Ok((situation, date)),
+        };
+        let (situation, date) = match typed {
+            Ok(typed) => typed,
+            Err(problem) => {
+                return case_outcome(
+                    hub,
+                    ctx,
+                    &viewer,
+                    id,
+                    Err(problem),
+                    "follow_up",
+                    Done {
+                        action: "",
+                        detail: "",
+                        done: "",
+                    },
+                );
+            }
         };
         let who = viewer.principal();
         let reference = hub.backend.reference()?;
