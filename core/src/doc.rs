@@ -785,16 +785,37 @@ fn manifest(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Vec<Attachment> {
     };
     let mut entries: Vec<Attachment> = keys
         .iter()
-        .filter_map(|key| {
-            let id = Uuid::parse_str(key.strip_prefix(ATTACHMENT_PREFIX)?).ok()?;
-            match get_maybe_at(doc, &automerge::ROOT, key, heads)? {
-                (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id, heads),
-                _ => None,
-            }
-        })
+        .filter_map(|key| manifest_entry(doc, key, heads)?.ok())
         .collect();
     entries.sort_by_key(|a| a.id);
     entries
+}
+
+/// The manifest entry under a root key: none for a key that is not the manifest's, else the
+/// attachment or the field to name for what does not read (`attachments` for a key that names
+/// no id or holds no map).
+fn manifest_entry(
+    doc: &Automerge,
+    key: &str,
+    heads: Option<&[ChangeHash]>,
+) -> Option<std::result::Result<Attachment, String>> {
+    let id = key.strip_prefix(ATTACHMENT_PREFIX)?;
+    let Ok(id) = Uuid::parse_str(id) else {
+        return Some(Err("attachments".into()));
+    };
+    Some(match get_maybe_at(doc, &automerge::ROOT, key, heads)? {
+        (Value::Object(ObjType::Map), entry) => read_attachment(doc, &entry, id, heads)
+            .map_err(|field| format!("attachments.{id}.{field}")),
+        _ => Err("attachments".into()),
+    })
+}
+
+/// The field of the first manifest entry that does not read as an attachment (a field
+/// missing or of the wrong type, a kind or an instant that does not parse), to name it when
+/// the record is refused.
+pub fn unreadable_attachment(doc: &Automerge) -> Option<String> {
+    doc.keys(automerge::ROOT)
+        .find_map(|key| manifest_entry(doc, &key, None)?.err())
 }
 
 fn get_maybe_at<'a>(
@@ -865,37 +886,38 @@ pub fn attachment_keys(doc: &Automerge) -> usize {
         .count()
 }
 
+/// An entry of the manifest, or the name of its first field that does not read.
 fn read_attachment(
     doc: &Automerge,
     entry: &ObjId,
     id: Uuid,
     heads: Option<&[ChangeHash]>,
-) -> Option<Attachment> {
-    let string = |key: &str| match get_maybe_at(doc, entry, key, heads)? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Str(v) => Some(v.to_string()),
-            _ => None,
+) -> std::result::Result<Attachment, &'static str> {
+    let string = |key: &'static str| match get_maybe_at(doc, entry, key, heads) {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(v) => Ok(v.to_string()),
+            _ => Err(key),
         },
-        _ => None,
+        _ => Err(key),
     };
-    let size = match get_maybe_at(doc, entry, "size", heads)? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Int(v) => u64::try_from(*v).ok()?,
+    let size = match get_maybe_at(doc, entry, "size", heads) {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(v) => u64::try_from(*v).map_err(|_| "size")?,
             ScalarValue::Uint(v) => *v,
-            _ => return None,
+            _ => return Err("size"),
         },
-        _ => return None,
+        _ => return Err("size"),
     };
-    Some(Attachment {
+    Ok(Attachment {
         id,
         sha256: string("sha256")?,
         size,
         media_type: string("media_type")?,
-        kind: AttachmentKind::from_str_opt(&string("kind")?)?,
+        kind: AttachmentKind::from_str_opt(&string("kind")?).ok_or("kind")?,
         caption: string("caption")?,
-        captured_by: Uuid::parse_str(&string("captured_by")?).ok()?,
+        captured_by: Uuid::parse_str(&string("captured_by")?).map_err(|_| "captured_by")?,
         captured_at: DateTime::parse_from_rfc3339(&string("captured_at")?)
-            .ok()?
+            .map_err(|_| "captured_at")?
             .with_timezone(&Utc),
     })
 }
@@ -1405,5 +1427,57 @@ mod actors {
             device_of_actor(&ActorId::from(ISOLATED_ACTOR_MAGIC.to_vec())),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod manifest {
+    use super::*;
+    use automerge::transaction::Transactable;
+
+    #[test]
+    fn an_entry_that_does_not_read_is_named_by_its_field() {
+        let mut doc = Automerge::new();
+        let author = ChangeAuthor {
+            user: Uuid::now_v7(),
+            device: Uuid::now_v7(),
+        };
+        let entry = Attachment {
+            id: Uuid::now_v7(),
+            sha256: "ab".repeat(32),
+            size: 1000,
+            media_type: "image/jpeg".into(),
+            kind: AttachmentKind::Photo,
+            caption: String::new(),
+            captured_by: author.user,
+            captured_at: Utc::now(),
+        };
+        put_attachment(&mut doc, &entry, &author).unwrap();
+        assert_eq!(unreadable_attachment(&doc), None);
+        assert_eq!(attachments(&doc).len(), 1);
+        let key = attachment_key(entry.id);
+        let Some((_, obj)) = doc.get(automerge::ROOT, key.as_str()).unwrap() else {
+            panic!("the entry is there");
+        };
+        for (field, value) in [
+            ("size", ScalarValue::from("large")),
+            ("kind", ScalarValue::from("banana")),
+            ("captured_at", ScalarValue::from("yesterday")),
+        ] {
+            let mut forged = doc.fork();
+            let mut tx = forged.transaction();
+            tx.put(&obj, field, value).unwrap();
+            tx.commit();
+            assert_eq!(
+                unreadable_attachment(&forged),
+                Some(format!("attachments.{}.{field}", entry.id))
+            );
+            assert!(attachments(&forged).is_empty());
+        }
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, format!("{ATTACHMENT_PREFIX}not-an-id"), 1)
+            .unwrap();
+        tx.commit();
+        assert_eq!(unreadable_attachment(&doc), Some("attachments".into()));
     }
 }

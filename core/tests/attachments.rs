@@ -678,12 +678,17 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
         captured_by: neighbour.principal.user,
         ..entry.clone()
     };
-    assert_eq!(
-        push(&mut hub, &neighbour, &taken),
+    // Refused naming the entry, so that the app can say which attachment.
+    let named = |outcome: PushOutcome, field: &str| match outcome {
         PushOutcome::Refused {
             reason: Refusal::BreaksValidation,
-            detail: None,
-        }
+            detail: Some(detail),
+        } => assert_eq!(detail.field, field, "{}", detail.rule),
+        other => panic!("expected a refusal naming {field}, got {other:?}"),
+    };
+    named(
+        push(&mut hub, &neighbour, &taken),
+        &format!("attachments.{}", entry.id),
     );
     let planted = Attachment {
         id: Uuid::now_v7(),
@@ -705,17 +710,14 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
         size: 1000,
         ..entry.clone()
     };
-    assert_eq!(
+    named(
         push_at(
             &mut hub,
             &neighbour,
             &concurrent,
-            Some(visit.version.heads())
+            Some(visit.version.heads()),
         ),
-        PushOutcome::Refused {
-            reason: Refusal::BreaksValidation,
-            detail: None,
-        }
+        "attachments",
     );
     // A caption is the one field that changes, by anyone who may edit the record.
     let captioned = Attachment {

@@ -1396,7 +1396,9 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     );
     assert_eq!(future.status, 422, "{}", future.body);
     assert!(
-        future.body.contains("Le 2099-05-02 n&#39;est pas encore arrivé"),
+        future
+            .body
+            .contains("Le 2099-05-02 n&#39;est pas encore arrivé"),
         "{}",
         future.body
     );

@@ -2648,7 +2648,10 @@ fn check_manifest_authorship(
     };
     unchanged_or_own(&at(base), &at(theirs), sender)?;
     if doc::attachment_written_twice(document) {
-        return Err(Refusal::BreaksValidation.into());
+        return Err(Refused::breaking(ValidationError::new(
+            "attachments",
+            "an entry is written once, by the device that captured it (only its caption changes)",
+        )));
     }
     let (stored, merged) = (at(before), doc::attachments(document));
     unchanged_or_own(&stored, &merged, sender)?;
@@ -2661,16 +2664,21 @@ fn unchanged_or_own(
     before: &[crate::domain::Attachment],
     after: &[crate::domain::Attachment],
     sender: Uuid,
-) -> std::result::Result<(), Refusal> {
+) -> std::result::Result<(), Refused> {
     let fixed = |a: &crate::domain::Attachment| crate::domain::Attachment {
         caption: String::new(),
         ..a.clone()
     };
     for entry in after {
         match before.iter().find(|b| b.id == entry.id) {
-            None if entry.captured_by != sender => return Err(Refusal::WrongAuthor),
+            None if entry.captured_by != sender => return Err(Refusal::WrongAuthor.into()),
             None => {}
-            Some(was) if fixed(was) != fixed(entry) => return Err(Refusal::BreaksValidation),
+            Some(was) if fixed(was) != fixed(entry) => {
+                return Err(Refused::breaking(ValidationError::new(
+                    format!("attachments.{}", entry.id),
+                    "an entry keeps what it was captured with: only its caption changes",
+                )));
+            }
             Some(_) => {}
         }
     }
@@ -2781,9 +2789,19 @@ fn check_manifest(
     if !takes_attachments(kind) {
         return Err(Refusal::Invalid.into());
     }
+    if let Some(field) = doc::unreadable_attachment(document) {
+        return Err(Refused::breaking(ValidationError::new(
+            field,
+            "must be a field of an attachment as the app writes it",
+        )));
+    }
     let entries = doc::attachments(document);
-    if entries.len() != keys {
-        return Err(Refusal::BreaksValidation.into());
+    // Sorted by id: one id under two spellings of its key.
+    if entries.windows(2).any(|pair| pair[0].id == pair[1].id) {
+        return Err(Refused::breaking(ValidationError::new(
+            "attachments",
+            "each entry is under its id, written once, in lowercase",
+        )));
     }
     // The field and the limit it breaks, so the app can say what to do ("too many photos on
     // this record: remove one"): two devices adding attachments offline may go over together.
