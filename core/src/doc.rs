@@ -996,7 +996,12 @@ pub(crate) fn read_pins(doc: &Automerge) -> ReferencePins {
 
 /// The author a change names in its message, if it names one.
 pub fn author_of(change: &automerge::Change) -> Option<ChangeAuthor> {
-    change.message().and_then(|m| serde_json::from_str(m).ok())
+    author_in(change.message())
+}
+
+/// The author a change's message names.
+pub fn author_in(message: Option<&str>) -> Option<ChangeAuthor> {
+    message.and_then(|m| serde_json::from_str(m).ok())
 }
 
 fn change_info(
@@ -1005,9 +1010,7 @@ fn change_info(
 ) -> (Option<ChangeAuthor>, Option<DateTime<Utc>>) {
     match doc.get_change_meta_by_hash(hash) {
         Some(meta) => (
-            meta.message
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok()),
+            author_in(meta.message.as_deref()),
             Utc.timestamp_millis_opt(meta.timestamp).single(),
         ),
         None => (None, None),

@@ -1601,3 +1601,77 @@ fn a_session_ends_though_the_app_writes_between_every_step() {
         monitor.store.get::<ChildCase>(case).unwrap().hours_per_week
     );
 }
+
+/// The hub's storage, with another device's sync run at the start of the first write
+/// transaction: after a push's records were prepared (read and merged beside the writer) and
+/// before they are judged.
+struct WriteRacedBy<'a> {
+    hub: &'a mut Store,
+    meanwhile: Option<Meanwhile<'a>>,
+}
+
+/// What another device does to the hub meanwhile.
+type Meanwhile<'a> = Box<dyn FnOnce(&mut Store) + 'a>;
+
+impl vigie_core::storage::HubStorage for WriteRacedBy<'_> {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn vigie_core::storage::HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(meanwhile) = self.meanwhile.take() {
+            meanwhile(self.hub);
+        }
+        self.hub.in_transaction(work)
+    }
+
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn vigie_core::storage::HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.hub.in_read_transaction(work)
+    }
+}
+
+/// A record another device changed between the moment a push was prepared and its write
+/// transaction is merged with what the hub holds then: neither device's edit is lost.
+#[test]
+fn a_record_changed_while_a_push_was_prepared_keeps_both_edits() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
+    let mut edited = case.clone();
+    edited.hours_per_week = 30;
+    monitor.store.update(&edited).unwrap();
+    let mut renamed = supervisor.store.get::<ChildCase>(case.id).unwrap();
+    renamed.guardian = "Aya Kouassi".into();
+    supervisor.store.update(&renamed).unwrap();
+
+    let principal = supervisor.principal.clone();
+    let mut raced = WriteRacedBy {
+        hub: &mut hub,
+        meanwhile: Some(Box::new(|hub: &mut Store| {
+            sync(&mut monitor, hub);
+        })),
+    };
+    common::administer(raced.hub, &principal);
+    let summary = sync_with_hub(
+        &mut supervisor.store,
+        &SyncOptions::default(),
+        |request| {
+            vigie_core::sync::handle_sync(&mut raced, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .expect("sync");
+    assert!(
+        raced.meanwhile.is_none(),
+        "the other device synced meanwhile"
+    );
+    drop(raced);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let held = hub.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(
+        (held.hours_per_week, held.guardian.as_str()),
+        (30, "Aya Kouassi")
+    );
+}

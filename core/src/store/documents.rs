@@ -593,7 +593,7 @@ fn index_document(
 }
 
 /// A document read as the record of its kind.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TypedRecord {
     Workplace(Workplace),
     Visit(Visit),

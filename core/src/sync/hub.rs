@@ -25,7 +25,7 @@ use crate::storage::{
     RecordWrite, StoredRecord,
 };
 use crate::store::{Store, StoreRole, TypedRecord};
-use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+use automerge::{ActorId, Automerge, ChangeHash, ChangeMetadata, ReadDoc};
 use chrono::Utc;
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -579,6 +579,69 @@ struct Pushed {
     answered: HashMap<Uuid, Vec<[u8; 32]>>,
 }
 
+/// A pushed record loaded, merged into the record as a read transaction found it, and read as
+/// its kind, before the write transaction that judges it: the work a large record costs is
+/// done beside other devices' writes, not while holding the writer (a record of 60,000 entries
+/// held it for a quarter of a second). Used only if the write transaction finds the stored
+/// record exactly as it was.
+struct Prepared {
+    /// The stored document it was merged into (none: a new record).
+    stored: Option<Vec<u8>>,
+    /// That document's heads (none for a new record).
+    before: Vec<ChangeHash>,
+    document: Automerge,
+    /// The merged document as the record of the kind it names, if it reads.
+    record: Option<TypedRecord>,
+}
+
+/// `Prepared` for `entry`, from the record `stored` as read; none if its changes do not merge
+/// (the write transaction says why, as without preparation).
+fn prepare(entry: &PushEntry, stored: Option<StoredRecord>) -> Option<Prepared> {
+    let (mut document, before) = match &stored {
+        Some(stored) => {
+            let document = codec::load(entry.id, &stored.document).ok()?;
+            let before = document.get_heads();
+            (document, before)
+        }
+        None => (Automerge::new(), Vec::new()),
+    };
+    codec::merge_into(&mut document, entry.id, &entry.changes).ok()?;
+    let record =
+        doc::kind_of(&document).and_then(|kind| TypedRecord::read(kind, entry.id, &document).ok());
+    Some(Prepared {
+        stored: stored.map(|stored| stored.document),
+        before,
+        document,
+        record,
+    })
+}
+
+/// Prepares the first of `push`'s entries for the next write transaction, as many as take
+/// about as long as one (`PUSH_BATCH_TIME`), at least one, in a read transaction (beside the
+/// writer).
+fn prepare_batch<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    push: &[PushEntry],
+) -> Result<Vec<Option<Prepared>>> {
+    storage.in_read_transaction(&mut |tx| {
+        let started = std::time::Instant::now();
+        let mut prepared = Vec::new();
+        for entry in push {
+            let stored = match tx.record(entry.id, false) {
+                Ok(stored) => Some(stored),
+                // Judged in the write transaction, as always.
+                Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            prepared.push(stored.and_then(|stored| prepare(entry, stored)));
+            if started.elapsed() >= PUSH_BATCH_TIME {
+                break;
+            }
+        }
+        Ok(prepared)
+    })
+}
+
 /// Stores pushed records, each judged by the hub's rules (`accept_push`), in batches.
 fn store_pushes<S: HubStorage + ?Sized>(
     storage: &mut S,
@@ -611,6 +674,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // At least one record per request, however long it takes: a device always moves on.
     while !rest.is_empty() && (acks.is_empty() || !past_deadline()) {
+        let mut prepared = prepare_batch(storage, rest)?;
         let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
             let mut answer = Budget {
@@ -631,9 +695,11 @@ fn store_pushes<S: HubStorage + ?Sized>(
             let scope = who.scope(&reference);
             let mut batch = Vec::new();
             let mut done = Vec::new();
-            for entry in rest {
+            for (i, entry) in rest.iter().enumerate() {
+                // Taken: a transaction run again works the entry out itself.
+                let ready = prepared.get_mut(i).and_then(Option::take);
                 let mut outcome = accept_push(
-                    tx, &reference, &scope, author, who, entry, limits, &mut stamp,
+                    tx, &reference, &scope, author, who, entry, limits, &mut stamp, ready,
                 )?;
                 if let PushOutcome::Accepted {
                     catch_up,
@@ -653,7 +719,11 @@ fn store_pushes<S: HubStorage + ?Sized>(
                     id: entry.id,
                     outcome,
                 });
-                if started.elapsed() >= PUSH_BATCH_TIME || past_deadline() {
+                // The batch ends with what was prepared for it.
+                if i + 1 >= prepared.len()
+                    || started.elapsed() >= PUSH_BATCH_TIME
+                    || past_deadline()
+                {
                     break;
                 }
             }
@@ -1576,6 +1646,7 @@ fn accept_push(
     entry: &PushEntry,
     limits: &HubLimits,
     stamp: &mut PushStamp,
+    prepared: Option<Prepared>,
 ) -> Result<PushOutcome> {
     let rules = Rules {
         reference,
@@ -1586,7 +1657,7 @@ fn accept_push(
         limits,
     };
     let hidden = |tx: &mut dyn HubTransaction| -> Result<PushOutcome> {
-        Ok(match evaluate_new(tx, &rules, entry)? {
+        Ok(match evaluate_new(tx, &rules, entry, None)? {
             New::Acceptable { .. } => refused(Refusal::OutOfScope),
             New::Refused(outcome) => outcome,
         })
@@ -1603,7 +1674,8 @@ fn accept_push(
     };
     match stored {
         Some(stored) if scope.receives(stored.kind, stored.area.as_ref()) => {
-            update_in_scope(tx, &rules, entry, stored, stamp)
+            let prepared = prepared.filter(|p| p.stored.as_deref() == Some(&stored.document[..]));
+            update_in_scope(tx, &rules, entry, stored, stamp, prepared)
         }
         Some(stored) => {
             if quarantine_if_held(tx, &rules, entry, &stored)? {
@@ -1618,7 +1690,8 @@ fn accept_push(
             // device that holds it, whoever made it or brought it (a peer, a bundle), lets it
             // go. Bytes that do not read as a record are answered as for any id.
             let erased_unheld = erased && tx.erased_roots(entry.id)?.is_empty();
-            match evaluate_new(tx, &rules, entry)? {
+            let prepared = prepared.filter(|p| p.stored.is_none());
+            match evaluate_new(tx, &rules, entry, prepared)? {
                 New::Refused(PushOutcome::Refused { reason, .. })
                     if erased_unheld && !matches!(reason, Refusal::Damaged) =>
                 {
@@ -1692,32 +1765,37 @@ fn update_in_scope(
     entry: &PushEntry,
     stored: StoredRecord,
     stamp: &mut PushStamp,
+    prepared: Option<Prepared>,
 ) -> Result<PushOutcome> {
     // Reference data goes to everyone, and only the hub changes it.
     if !rules.scope.kinds().contains(&stored.kind) {
         return Ok(refused(Refusal::KindNotAllowed));
     }
-    let mut document = match codec::load(entry.id, &stored.document) {
-        Ok(document) => document,
-        Err(_) => {
-            tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
-            return Ok(refused(Refusal::Damaged));
+    let (mut document, before, mut read) = match prepared {
+        Some(prepared) => (prepared.document, prepared.before, prepared.record),
+        None => {
+            let Ok(mut document) = codec::load(entry.id, &stored.document) else {
+                tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+                return Ok(refused(Refusal::Damaged));
+            };
+            let before = document.get_heads();
+            match codec::merge_into(&mut document, entry.id, &entry.changes) {
+                // A change of another device under a number the hub holds another change of
+                // that device under: made in its name by someone else (a peer passed it on), or
+                // on a store of it since reset. It will never be taken, and the relay rebuilds
+                // the record on the hub's version, as for a revoked device's changes, rather
+                // than be refused for ever.
+                Err(Error::ActorReused { actor, .. })
+                    if doc::device_of_actor(&actor) != Some(rules.who.device) =>
+                {
+                    return Ok(refused(Refusal::AuthorRevoked));
+                }
+                Err(e) => return undecodable(e),
+                Ok(()) => {}
+            }
+            (document, before, None)
         }
     };
-    let before = document.get_heads();
-    match codec::merge_into(&mut document, entry.id, &entry.changes) {
-        // A change of another device under a number the hub holds another change of that
-        // device under: made in its name by someone else (a peer passed it on), or on a store
-        // of it since reset. It will never be taken, and the relay rebuilds the record on the
-        // hub's version, as for a revoked device's changes, rather than be refused for ever.
-        Err(Error::ActorReused { actor, .. })
-            if doc::device_of_actor(&actor) != Some(rules.who.device) =>
-        {
-            return Ok(refused(Refusal::AuthorRevoked));
-        }
-        Err(e) => return undecodable(e),
-        Ok(()) => {}
-    }
     if !document.get_missing_deps(&[]).is_empty() {
         return Ok(refused(Refusal::MissingHistory));
     }
@@ -1735,6 +1813,7 @@ fn update_in_scope(
             return Ok(refused(Refusal::ForeignChanges));
         };
         merged = Some(std::mem::replace(&mut document, own));
+        read = None;
     }
     if !hashes.is_empty() {
         if tx.any_erased_change(&hashes)? {
@@ -1744,7 +1823,14 @@ fn update_in_scope(
         if tx.any_given_up_change(&hashes)? {
             return Ok(refused(Refused::rejected_in_review()));
         }
-        let admitted = match admit(tx, rules, entry.id, Some(stored.kind), &document, &before)? {
+        let admitted = match admit_read(
+            tx,
+            rules,
+            entry.id,
+            Some(stored.kind),
+            (&document, read),
+            &before,
+        )? {
             Ok(admitted) => admitted,
             Err(reason) => return Ok(refused(reason)),
         };
@@ -1942,17 +2028,17 @@ fn quarantine_if_held(
     {
         return Ok(false);
     }
-    let new_changes = document.get_changes(&before);
+    let new_changes = document.get_changes_meta(&before);
     // Each change made on the sender's device, naming the sender as its author (what the
     // record's history will show once a supervisor accepts them).
     let built_on_history = !new_changes.is_empty()
         && new_changes
             .iter()
-            .all(|c| !c.deps().is_empty() && made_by_sender(c, rules));
+            .all(|c| !c.deps.is_empty() && made_by_sender(c, rules));
     if !built_on_history {
         return Ok(false);
     }
-    let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+    let new: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
     // Also for a user who holds no area any more (deactivated): what they changed where they
     // worked is held for review; a record they never held is not theirs to change.
     let (base, _) = sender_heads(&new_changes);
@@ -1990,9 +2076,9 @@ fn held_by_sender(
 
 /// Whether a change was made on the sending device and names the sender as its author (what
 /// the record's history will show once a supervisor accepts it).
-fn made_by_sender(change: &automerge::Change, rules: &Rules<'_>) -> bool {
-    doc::device_of_actor(change.actor_id()) == Some(rules.who.device)
-        && doc::author_of(change) == Some(rules.author)
+fn made_by_sender(change: &ChangeMetadata<'_>, rules: &Rules<'_>) -> bool {
+    doc::device_of_actor(&change.actor) == Some(rules.who.device)
+        && doc::author_in(change.message.as_deref()) == Some(rules.author)
 }
 
 /// Keeps a pushed entry for review, if its device has room left (`MAX_QUARANTINED_PER_DEVICE`).
@@ -2091,7 +2177,7 @@ fn quarantine_new(
     {
         return Ok(false);
     }
-    let changes = document.get_changes(&[]);
+    let changes = document.get_changes_meta(&[]);
     let own = !changes.is_empty() && changes.iter().all(|c| made_by_sender(c, rules));
     let record = doc::kind_of(&document)
         .filter(|kind| rules.scope.kinds().contains(kind))
@@ -2099,7 +2185,7 @@ fn quarantine_new(
     let (true, Some((kind, record))) = (own, record) else {
         return Ok(false);
     };
-    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
     // The bound first: past it, a device's pushes cost no walk through its user's history.
     if !already_waiting(tx, entry.id, None, &new)?
         && tx.quarantined_from(rules.who.device)? >= MAX_QUARANTINED_PER_DEVICE
@@ -2170,11 +2256,22 @@ enum New {
     },
 }
 
-fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntry) -> Result<New> {
-    let mut document = Automerge::new();
-    if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
-        return undecodable(e).map(New::Refused);
-    }
+fn evaluate_new(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    entry: &PushEntry,
+    prepared: Option<Prepared>,
+) -> Result<New> {
+    let (mut document, mut read) = match prepared {
+        Some(prepared) => (prepared.document, prepared.record),
+        None => {
+            let mut document = Automerge::new();
+            if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
+                return undecodable(e).map(New::Refused);
+            }
+            (document, None)
+        }
+    };
     // Erased content, under whatever id: changes of it, or changes built on it.
     let missing = document.get_missing_deps(&[]);
     let new_changes = document.get_changes_meta(&[]);
@@ -2214,8 +2311,9 @@ fn evaluate_new(tx: &mut dyn HubTransaction, rules: &Rules<'_>, entry: &PushEntr
             return Ok(New::Refused(refused(Refusal::ForeignChanges)));
         };
         merged = Some(Box::new(std::mem::replace(&mut document, own)));
+        read = None;
     }
-    match admit(tx, rules, entry.id, None, &document, &[])? {
+    match admit_read(tx, rules, entry.id, None, (&document, read), &[])? {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
             merged,
@@ -2275,14 +2373,27 @@ pub(crate) fn admit(
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<std::result::Result<Admitted, Refused>> {
+    admit_read(tx, rules, id, stored_kind, (document, None), before)
+}
+
+/// `admit`, with `document` read as its kind's record already, if it was (`Prepared`).
+fn admit_read(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    stored_kind: Option<RecordKind>,
+    (document, read): (&Automerge, Option<TypedRecord>),
+    before: &[ChangeHash],
+) -> Result<std::result::Result<Admitted, Refused>> {
     if !history_is_its_own(document, before) {
         tracing::warn!(record = %id, "a push's history is not the record's own: refused");
         return Ok(Err(Refusal::Damaged.into()));
     }
-    let (admitted, record, held) = match admit_content(rules, id, stored_kind, document, before) {
-        Ok(admitted) => admitted,
-        Err(reason) => return Ok(Err(reason)),
-    };
+    let (admitted, record, held) =
+        match admit_content(rules, id, stored_kind, (document, read), before) {
+            Ok(admitted) => admitted,
+            Err(reason) => return Ok(Err(reason)),
+        };
     if !merge_target_held(tx, rules, document, before)? {
         return Ok(Err(Refused::step(
             "merged_into",
@@ -2476,7 +2587,7 @@ fn admit_content<'a>(
     rules: &Rules<'_>,
     id: Uuid,
     stored_kind: Option<RecordKind>,
-    document: &'a Automerge,
+    (document, read): (&'a Automerge, Option<TypedRecord>),
     before: &'a [ChangeHash],
 ) -> std::result::Result<(Admitted, TypedRecord, HeldVersion<'a>), Refused> {
     let kind = doc::kind_of(document).ok_or(Refusal::Invalid)?;
@@ -2493,16 +2604,23 @@ fn admit_content<'a>(
     if !rules.scope.kinds().contains(&kind) {
         return Err(Refusal::KindNotAllowed.into());
     }
-    let record = match TypedRecord::read(kind, id, document) {
-        Ok(record) => record,
-        Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
-        Err(_) => return Err(Refusal::Invalid.into()),
+    // Read from this document as the kind it names (`Prepared`), or now.
+    let record = match read {
+        Some(record) => record,
+        None => match TypedRecord::read(kind, id, document) {
+            Ok(record) => record,
+            Err(Error::OverLimit { limit, .. }) => {
+                return Err(Refusal::OverLimit { limit }.into());
+            }
+            Err(_) => return Err(Refusal::Invalid.into()),
+        },
     };
-    let new_changes = document.get_changes(before);
+    // Their metadata only: building whole changes again took a sixth of a large record's push.
+    let new_changes = document.get_changes_meta(before);
     // The author a change names is who the record's history shows: it must be the sender.
     if new_changes
         .iter()
-        .any(|change| doc::author_of(change) != Some(rules.author))
+        .any(|change| doc::author_in(change.message.as_deref()) != Some(rules.author))
     {
         return Err(Refusal::WrongAuthor.into());
     }
@@ -2516,7 +2634,8 @@ fn admit_content<'a>(
     // make. (The merge with what the hub holds may differ: concurrent edits keep both values,
     // each checked when it arrived, and a conflict shows them.)
     let heads = sender_heads(&new_changes);
-    let (base, theirs) = match sender_versions(document, &heads, kind, id) {
+    drop(new_changes);
+    let (base, theirs) = match sender_versions(document, &heads, kind, id, &record) {
         Ok(versions) => versions,
         Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
         Err(_) => return Err(Refusal::Invalid.into()),
@@ -2577,13 +2696,24 @@ fn sender_versions(
     (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
     kind: RecordKind,
     id: Uuid,
+    current: &TypedRecord,
 ) -> Result<(Option<TypedRecord>, TypedRecord)> {
     let before = if base.is_empty() {
         None
     } else {
         Some(TypedRecord::read_at(kind, id, document, base)?)
     };
-    Ok((before, TypedRecord::read_at(kind, id, document, theirs)?))
+    // Nothing but the sender's changes on top (a new record, or an edit of the version the hub
+    // holds): the sender's version is the record as read already.
+    let mut heads = document.get_heads();
+    heads.sort();
+    let mut own = theirs.clone();
+    own.sort();
+    let theirs = match heads == own {
+        true => current.clone(),
+        false => TypedRecord::read_at(kind, id, document, theirs)?,
+    };
+    Ok((before, theirs))
 }
 
 /// Whether the changes after `before` file the record anywhere: they create it, or the record
@@ -2610,15 +2740,15 @@ pub(crate) fn changes_file_the_record(
 }
 
 /// The heads the sender's new changes build on (empty: a new record) and the heads they make.
-fn sender_heads(new_changes: &[automerge::Change]) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
-    let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash()).collect();
+fn sender_heads(new_changes: &[ChangeMetadata<'_>]) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
+    let new: HashSet<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
     let depended: HashSet<ChangeHash> = new_changes
         .iter()
-        .flat_map(|c| c.deps().iter().copied())
+        .flat_map(|c| c.deps.iter().copied())
         .collect();
     let theirs: Vec<ChangeHash> = new_changes
         .iter()
-        .map(|c| c.hash())
+        .map(|c| c.hash)
         .filter(|h| !depended.contains(h))
         .collect();
     let mut base: Vec<ChangeHash> = depended.difference(&new).copied().collect();
