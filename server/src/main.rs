@@ -545,7 +545,9 @@ fn main() -> ExitCode {
     // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
     vigie_server::logging::init("info");
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if matches!(cli.command, Command::Serve { .. }) {
+        vigie_server::bound_allocator_arenas();
+    } else {
         // A listing piped into `head` ends when the reader stops, as other tools' do, instead
         // of a panic on the closed pipe. Not for `serve`, whose sockets report a closed peer
         // as an error to handle (a signal would end the hub).

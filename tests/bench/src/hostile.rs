@@ -13,7 +13,12 @@
 //! - `refetch_amplification`: 4 requests at once naming one in-scope 1 MiB record 200 times;
 //! - `huge_documents`: a case pushed with a 20 MiB field;
 //! - `deep_nesting`: a case pushed with a field nesting maps 1,000 deep (last: it ended hubs
-//!   that read it recursively).
+//!   that read it recursively);
+//! - `heavy_records`: valid records as large as the bounds let a device make them (workplaces
+//!   of 60,000 buyers, 6 a request, 2 requests at a time, each record new), from a monitor of
+//!   another region, whose records the honest devices do not receive: their syncs meanwhile,
+//!   p50 and p99 (`heavy_records_honest_sync_p99`; they once waited a quarter of a second
+//!   behind each such record holding the writer).
 //!
 //! The last two (and the amplification) are refused only where the hub bounds documents and
 //! response budgets; the inputs are built all the same.
@@ -32,7 +37,7 @@ use uuid::Uuid;
 use vigie_core::doc::ChangeAuthor;
 use vigie_core::sync::SyncOptions;
 use vigie_core::sync::wire::{PushEntry, SyncRequest, encode_request};
-use vigie_core::{Area, ChildCase, FollowUp, FollowUpSituation, Sex, Store};
+use vigie_core::{Area, ChildCase, FollowUp, FollowUpSituation, Formality, Sex, Store, Workplace};
 use vigie_server::auth::Token;
 use vigie_server::client::HubClient;
 
@@ -63,6 +68,49 @@ fn case(n: usize, by: Uuid) -> ChildCase {
     );
     c.estimated_age = Some(11);
     c
+}
+
+/// Buyers of each heavy record: the most a record's operations allow, and a few more for the
+/// rest of it.
+const HEAVY_BUYERS: usize = 60_000;
+/// Heavy records a request, and requests.
+const HEAVY_PER_REQUEST: usize = 6;
+const HEAVY_REQUESTS: usize = 8;
+
+/// Where the heavy records are filed: a region the honest devices do not cover.
+const HEAVY_COMMUNITY: &str = "CI-R2-D1-C01";
+
+/// Requests of new workplaces, each as large as the bounds let a record be, created on the
+/// device of a monitor of `HEAVY_COMMUNITY` (valid: the hub judges them whole).
+fn heavy_requests(store: &mut Store) -> BoxResult<Vec<Vec<u8>>> {
+    let area = Area::new("CI", "CI-R2", "CI-R2-D1", HEAVY_COMMUNITY);
+    let mut requests = Vec::new();
+    for r in 0..HEAVY_REQUESTS {
+        let mut push = Vec::new();
+        for n in 0..HEAVY_PER_REQUEST {
+            let mut workplace = Workplace::new(
+                &format!("Atelier {r}-{n}"),
+                "cocoa",
+                Formality::Informal,
+                area.clone(),
+            );
+            workplace.buyers = (0..HEAVY_BUYERS).map(|b| format!("b{b}")).collect();
+            let id = store.create(&workplace)?.id;
+            let document = store.export_document(id)?;
+            let heads = Automerge::load(&document)?
+                .get_heads()
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            push.push(PushEntry {
+                id,
+                heads,
+                changes: document,
+            });
+        }
+        requests.push(request(store, push, Vec::new()));
+    }
+    Ok(requests)
 }
 
 /// Honest devices syncing in a loop until told to stop.
@@ -225,6 +273,7 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
     let supervisor_token = hub_data.user_with_device("Superviseur", "supervisor", "CI-R1")?;
     let monitor_token = hub_data.user_with_device("Moniteur", "community-monitor", C01)?;
     let hostile_token = hub_data.user_with_device("Hostile", "community-monitor", C01)?;
+    let heavy_token = hub_data.user_with_device("Lourd", "community-monitor", HEAVY_COMMUNITY)?;
     let dir = hub_data.dir.path().to_path_buf();
     let mut hub = hub_data.serve()?;
     let url = hub.url.clone();
@@ -271,6 +320,9 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
     let mut hostile = device_store(&dir, "hostile", &hostile_token)?;
     let own = hostile.create(&case(2, hostile_token.user))?;
     HubClient::new(&url, &hostile_token).sync(&mut hostile, &SyncOptions::default(), |_| {})?;
+    let mut heavy_device = device_store(&dir, "heavy", &heavy_token)?;
+    HubClient::new(&url, &heavy_token).sync(&mut heavy_device, &SyncOptions::default(), |_| {})?;
+    let heavy = heavy_requests(&mut heavy_device)?;
     let monitor = device_store(&dir, "monitor", &monitor_token)?;
     phase(report, name, "baseline", &mut hub, "set up".into());
 
@@ -417,6 +469,35 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
             "deep_nesting",
             &mut hub,
             format!("{} bytes: {status}", body.len()),
+        );
+
+        // Valid records as heavy as the bounds allow, new each time, 2 requests at a time (the
+        // most a device has served at once).
+        let during = honest.times.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let statuses = send_all(2, heavy.len(), &|i| post(&url, &heavy_token, &heavy[i]));
+        let mut times = honest.times.lock().unwrap_or_else(|p| p.into_inner())[during..].to_vec();
+        times.sort_unstable();
+        if !times.is_empty() {
+            for (quantile, at) in [("p50", 0.5), ("p99", 0.99)] {
+                report.emit(
+                    &format!("{name}_heavy_records_honest_sync_{quantile}"),
+                    crate::ms(percentile(&times, at)),
+                    "ms",
+                );
+            }
+        }
+        phase(
+            report,
+            name,
+            "heavy_records",
+            &mut hub,
+            format!(
+                "{} requests of {HEAVY_PER_REQUEST} records of {HEAVY_BUYERS} buyers, {} bytes \
+                 each: {statuses:?}; {} honest syncs meanwhile",
+                heavy.len(),
+                heavy[0].len(),
+                times.len()
+            ),
         );
 
         // Honest devices once more, after it all.

@@ -542,6 +542,8 @@ pub fn phone_main(hub: &str, token: &str, store_path: &Path) -> BoxResult<()> {
 /// The hub, run in its own process: on the embedded store in `data`, or on PostgreSQL when
 /// `database` is a URL.
 pub fn hub_main(data: PathBuf, database: Option<String>) -> BoxResult<()> {
+    // As `vigie serve` does.
+    vigie_server::bound_allocator_arenas();
     // Quiet unless RUST_LOG asks (RUST_LOG=info shows each request's time and size).
     vigie_server::logging::init("warn");
     let database = vigie_server::Database::choose(database.as_deref(), &data, hub_key())?;
