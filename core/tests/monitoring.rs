@@ -2580,3 +2580,32 @@ fn a_conflict_resolution_is_checked_as_an_edit_is() {
     );
     assert!(first.conflicts(c.id).unwrap().is_empty());
 }
+
+/// A referral recorded by mistake is removed by a supervisor; the last one of a case past
+/// identified is not, or the case would stand referred with nothing to say so (and a hub that
+/// never held it would find it never referred).
+#[test]
+fn the_last_referral_of_a_referred_case_stays_until_the_right_one_is_recorded() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    let (_, wrong) = as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    let mut without = store.get::<ChildCase>(c.id).unwrap();
+    without.referrals.remove(&wrong);
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&without));
+    assert!(rule.contains("keeps at least one referral"), "{rule}");
+    assert_eq!(store.get::<ChildCase>(c.id).unwrap().referrals.len(), 1);
+    // Once the right one is recorded, the wrong one goes.
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    let mut corrected = store.get::<ChildCase>(c.id).unwrap();
+    corrected.referrals.remove(&wrong);
+    let kept = as_role(&mut store, Role::Supervisor)
+        .update(&corrected)
+        .unwrap();
+    assert_eq!(kept.referrals.len(), 1);
+    assert_eq!(kept.status, CaseStatus::Referred);
+}

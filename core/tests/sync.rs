@@ -1675,3 +1675,52 @@ fn a_record_changed_while_a_push_was_prepared_keeps_both_edits() {
         (30, "Aya Kouassi")
     );
 }
+
+/// A supervisor verifies a case while its monitor moves the referral's date past that day, each
+/// right on its own phone: the hub keeps the first it receives and refuses the second, saying the
+/// other half came from elsewhere, rather than keep a case verified before its first referral.
+#[test]
+fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
+    let (_, referral) = monitor
+        .store
+        .refer_case(
+            case.id,
+            Referral::new(
+                ServiceKind::Education,
+                "École de Soubré",
+                NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+            ),
+        )
+        .unwrap();
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+
+    supervisor
+        .store
+        .transition_case_on(
+            case.id,
+            CaseStatus::Withdrawn,
+            NaiveDate::from_ymd_opt(2026, 4, 4).unwrap(),
+        )
+        .unwrap();
+    let mut moved = monitor.store.get::<ChildCase>(case.id).unwrap();
+    moved.referrals.get_mut(&referral).unwrap().date =
+        NaiveDate::from_ymd_opt(2026, 4, 10).unwrap();
+    monitor.store.update(&moved).unwrap();
+    assert!(sync(&mut supervisor, &mut hub).refused.is_empty());
+    let summary = sync(&mut monitor, &mut hub);
+    assert_eq!(summary.refused, vec![(case.id, Refusal::StepNotAllowed)]);
+    let held = hub.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(held.status, CaseStatus::Withdrawn);
+    assert_eq!(
+        held.referrals[&referral].date,
+        NaiveDate::from_ymd_opt(2026, 4, 2).unwrap()
+    );
+    assert!(!vigie_core::rights::verified_before_referral(&held));
+}

@@ -225,6 +225,35 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         for text in (str(e.value), repr(e.value), str(e.value.args)):
             assert "Zoumana" not in text, text
         assert str(e.value) == "school: expected a SchoolStatus, not a str"
+        assert "Zoumana" not in repr(vars(e.value)), vars(e.value)
+        # A value another field holds too ("" is every empty string, 0 every zero): the field
+        # of the type expected.
+        for field, value, expected in [("school", "", "SchoolStatus"), ("status", 0, "CaseStatus")]:
+            bad = vigie.new_child_case("CI-0003", "Koffi Brou", vigie.Sex.MALE, AREA,
+                                       "2026-03-02", store.user_id())
+            bad.estimated_age = 12
+            setattr(bad, field, value)
+            with pytest.raises(ValueError) as e:
+                store.create_child_case(bad)
+            assert str(e.value).startswith(f"{field}: expected a {expected}"), str(e.value)
+        # Inside a record inside a record: its path, as the core names fields.
+        child.school = vigie.SchoolStatus.ATTENDING
+        referral = vigie.new_referral(vigie.ServiceKind.EDUCATION, "École", "2026-03-03")
+        referral.service = "Zoumana Kwassivi"
+        key = new_id()
+        child.referrals = {key: referral}
+        with pytest.raises(ValueError) as e:
+            store.create_child_case(child)
+        assert str(e.value) == f"referrals.{key}.service: expected a ServiceKind, not a str"
+        # An enum whose variants carry values, and a record, given a string.
+        with pytest.raises(ValueError) as e:
+            store.follow_ups_due("2026-05-01", area="Zoumana Kwassivi")
+        assert str(e.value) == "expected a AreaFilter, not a str"
+        child.referrals = {}
+        child.area = "Zoumana Kwassivi"
+        with pytest.raises(ValueError) as e:
+            store.create_child_case(child)
+        assert str(e.value) == "area: expected a Area, not a str"
         # As an argument.
         with pytest.raises(ValueError) as e:
             store.transition_case(new_id(), "Zoumana Kwassivi")

@@ -19,6 +19,9 @@ store only for each of its steps: other threads' calls wait for one step at most
 are strings (UUIDs; ``YYYY-MM-DD``; RFC 3339 instants with an offset).
 """
 
+import functools
+import typing
+
 from ._ffi.vigie_core import *  # noqa: F401,F403
 from ._ffi.vigie_core import __all__ as _core
 from ._ffi.vigie import *  # noqa: F401,F403
@@ -89,29 +92,60 @@ for _module in (_ffi_core, _ffi_calls):
 
 
 
-# A value that is none of an enum's cases (a child's name typed into ``school``) was refused by
-# the generated code as ``ValueError(value)``: the value itself went into the message, and so
-# into a crash report, and no field was named. The refusal names the field and the type
-# expected, never the value.
+# A value of the wrong type where an enum belongs (a child's name typed into ``school``) was
+# refused by the generated code as ``ValueError(value)``: the value itself went into the message,
+# and so into crash reports, and no field was named. The refusal names the field (its path in
+# nested records) and the type expected; the exception keeps nothing of the value, not even a
+# reference to it (an ``id()`` while the call runs).
+def _mentions(annotation, expected):
+    return annotation is expected or any(
+        _mentions(inner, expected) for inner in typing.get_args(annotation)
+    )
+
+
+@functools.cache
+def _field_types(record_type):
+    """A generated record's fields and their types (its annotations are strings)."""
+    try:
+        return typing.get_type_hints(record_type.__init__)
+    except (NameError, TypeError):
+        return {}
+
+
 class _NotACase(ValueError):
-    def __init__(self, expected, value, path=()):
+    def __init__(self, expected, type_name, inner, path=(), direct=True):
         where = ".".join(path)
         super().__init__(
-            f"{where + ': ' if where else ''}expected a {expected}, not a {type(value).__name__}"
+            f"{where + ': ' if where else ''}expected a {expected.__name__}, not a {type_name}"
         )
-        self._refused = value
         self._expected = expected
+        self._type_name = type_name
+        self._inner = inner  # id() of the refused value, then of the record that holds it
+        self._direct = direct
         self._path = path
 
     def inside(self, record):
-        """The same refusal, its path starting at the field of ``record`` that holds the value."""
-        fields = vars(record) if hasattr(record, "__dataclass_fields__") else {}
-        for name, held in fields.items():
-            items = held.values() if isinstance(held, dict) else held
-            if held is self._refused or (
-                isinstance(held, (list, tuple, dict)) and any(x is self._refused for x in items)
-            ):
-                return _NotACase(self._expected, self._refused, (name, *self._path))
+        """The same refusal, its path starting at the field of ``record`` that holds it."""
+        if not hasattr(record, "__dataclass_fields__"):
+            return self
+        types = _field_types(type(record))
+        for name, held in vars(record).items():
+            # A value shared with another field ("" is every empty string): the field whose
+            # type is the one expected.
+            if self._direct and not _mentions(types.get(name), self._expected):
+                continue
+            found = None
+            if id(held) == self._inner:
+                found = (name,)
+            elif isinstance(held, dict):
+                key = next((k for k, v in held.items() if id(v) == self._inner), None)
+                found = None if key is None else (name, str(key))
+            elif isinstance(held, (list, tuple)) and any(id(x) == self._inner for x in held):
+                found = (name,)
+            if found:
+                return _NotACase(
+                    self._expected, self._type_name, id(record), (*found, *self._path), False
+                )
         return self
 
 
@@ -123,9 +157,9 @@ def _naming_the_field(converter, expected):
             check(value)
         except _NotACase as refused:
             raise refused.inside(value) from None
-        except ValueError as refused:
-            if refused.args and refused.args[0] is value:
-                raise _NotACase(expected, value) from None
+        except (ValueError, TypeError, AttributeError):
+            if isinstance(expected, type) and not isinstance(value, expected):
+                raise _NotACase(expected, type(value).__name__, id(value)) from None
             raise
 
     converter.check_lower = staticmethod(check_lower)
@@ -135,6 +169,6 @@ for _module in (_ffi_core, _ffi_calls):
     for _name in _module.__all__:
         _converter = getattr(_module, f"_UniffiFfiConverterType{_name}", None)
         if _converter is not None and hasattr(_converter, "check_lower"):
-            _naming_the_field(_converter, _name)
+            _naming_the_field(_converter, getattr(_module, _name))
 
 __all__ = [*_core, *_calls, "HubTransport"]

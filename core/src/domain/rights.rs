@@ -18,6 +18,7 @@
 //! | child case | close: withdrawn or prevented → closed | no | no | yes |
 //! | child case | reopen: withdrawn, prevented or closed → identified | no | no | yes |
 //! | child case | remove a referral or a follow-up; merge duplicates (`merged_into`, `merged_from`) | no | no | yes |
+//! | child case | remove the last referral of a case past identified | no | no | no |
 //! | user, reference data | any change | no | no | no (the hub's administrator only) |
 //!
 //! Every role receives workplaces, visits and child cases of its areas: monitors register the
@@ -100,6 +101,12 @@ pub enum Step {
     /// No one may take it (a record already so, from before the rule, is not held to it by
     /// edits elsewhere).
     VerifiedBeforeReferral,
+    /// The last referral of a case past `identified` removed: the case would stand referred,
+    /// receiving services or verified with no referral to say so (and a hub that never held it
+    /// would find it never referred). No one may take it: the right referral is recorded first.
+    LastReferralRemoved {
+        status: CaseStatus,
+    },
     /// `merged_into` or `merged_from` changed.
     Merge,
     VisitStatus {
@@ -427,6 +434,10 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             )))
         }
         Step::ReferralRemoved | Step::FollowUpRemoved => Ok(()),
+        Step::LastReferralRemoved { status } => Err(not_allowed(format!(
+            "a {} case keeps at least one referral: record the right one before removing this one",
+            status.as_str()
+        ))),
         Step::Remediated { .. } if role != Role::Supervisor => Err(not_allowed(format!(
             "only a supervisor may record a verification ({} may not)",
             role.in_words()
@@ -506,7 +517,9 @@ impl Step {
             Step::CaseStatus { .. } | Step::VisitStatus { .. } | Step::VisitSubmitted { .. } => {
                 "status"
             }
-            Step::ReferralAdded | Step::ReferralRemoved => "referrals",
+            Step::ReferralAdded | Step::ReferralRemoved | Step::LastReferralRemoved { .. } => {
+                "referrals"
+            }
             Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
             Step::Remediated { .. } | Step::VerifiedBeforeReferral => "remediated_on",
             Step::Merge => "merged_into",
@@ -549,7 +562,7 @@ const VERIFIED_BEFORE_REFERRAL: &str = "a case is verified withdrawn or prevente
 
 /// Whether a case's verification date falls before the day of its first referral
 /// (`Step::VerifiedBeforeReferral`).
-fn verified_before_referral(case: &ChildCase) -> bool {
+pub fn verified_before_referral(case: &ChildCase) -> bool {
     case.remediated_on
         .zip(case.referrals.values().map(|r| r.date).min())
         .is_some_and(|(verified, first)| verified < first)
@@ -582,6 +595,11 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         .any(|k| !after.referrals.contains_key(k))
     {
         steps.push(Step::ReferralRemoved);
+        if after.referrals.is_empty() && after.status != CaseStatus::Identified {
+            steps.push(Step::LastReferralRemoved {
+                status: after.status,
+            });
+        }
     }
     if after
         .followups

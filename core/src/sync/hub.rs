@@ -2647,6 +2647,23 @@ fn admit_content<'a>(
         &theirs,
         &record,
     )?;
+    // Two edits each right, together a verification before the case's first referral (one
+    // device verifies it, another moves the referral's date): refused as a merged record that
+    // breaks a rule is, unless the record was so already.
+    if let (TypedRecord::ChildCase(merged), TypedRecord::ChildCase(own)) = (&record, &theirs)
+        && rights::verified_before_referral(merged)
+        && !rights::verified_before_referral(own)
+        && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
+            if rights::verified_before_referral(was))
+    {
+        let step = rights::Step::VerifiedBeforeReferral;
+        if let Err(e) = rights::check_step(rules.author_role, rules.author.user, &step) {
+            return Err(Refused::step(
+                step.field(),
+                NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
+            ));
+        }
+    }
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
     if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)

@@ -527,10 +527,24 @@ pub fn cells() -> Vec<Cell> {
             allowed: ALL,
         },
         Cell {
-            name: "case: remove a referral",
+            name: "case: remove a referral (one of two)",
+            before: Some(|by| {
+                let mut s = case(CaseStatus::ReceivingServices, by);
+                as_case(&mut s).referrals.insert(Uuid::now_v7(), referral());
+                s
+            }),
+            step: |s, _| {
+                let referrals = &mut as_case(s).referrals;
+                let first = *referrals.keys().next().unwrap();
+                referrals.remove(&first);
+            },
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: remove its last referral",
             before: Some(|by| case(CaseStatus::ReceivingServices, by)),
             step: |s, _| as_case(s).referrals.clear(),
-            allowed: SUPERVISOR,
+            allowed: NOBODY,
         },
         Cell {
             name: "case: remove a follow-up",
