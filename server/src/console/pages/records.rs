@@ -1632,6 +1632,23 @@ struct Done<'a> {
     done: &'a str,
 }
 
+/// A case form refused before anything was tried: the page again, saying what is wrong.
+fn form_again(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    id: Uuid,
+    problem: impl Into<String>,
+    form: &'static str,
+) -> PageResult {
+    let nothing = Done {
+        action: "",
+        detail: "",
+        done: "",
+    };
+    case_outcome(hub, ctx, viewer, id, Err(problem.into()), form, nothing)
+}
+
 /// After a case form: back to the case with a message, or the page again with the error.
 fn case_outcome(
     hub: &Hub,
@@ -1682,19 +1699,7 @@ pub async fn case_status(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Some(to) = STATUSES.iter().copied().find(|s| s.as_str() == form.to) else {
-            return case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.get("case.choose_status").into()),
-                "status",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            );
+            return form_again(hub, ctx, &viewer, id, t.get("case.choose_status"), "status");
         };
         let who = viewer.principal();
         let mut from = None;
@@ -1785,19 +1790,7 @@ pub async fn case_referral(
         let (service, date) = match typed {
             Ok(typed) => typed,
             Err(problem) => {
-                return case_outcome(
-                    hub,
-                    ctx,
-                    &viewer,
-                    id,
-                    Err(problem),
-                    "referral",
-                    Done {
-                        action: "",
-                        detail: "",
-                        done: "",
-                    },
-                );
+                return form_again(hub, ctx, &viewer, id, problem, "referral");
             }
         };
         let who = viewer.principal();
@@ -1876,19 +1869,7 @@ pub async fn case_follow_up(
         let (situation, date) = match typed {
             Ok(typed) => typed,
             Err(problem) => {
-                return case_outcome(
-                    hub,
-                    ctx,
-                    &viewer,
-                    id,
-                    Err(problem),
-                    "follow_up",
-                    Done {
-                        action: "",
-                        detail: "",
-                        done: "",
-                    },
-                );
+                return form_again(hub, ctx, &viewer, id, problem, "follow_up");
             }
         };
         let who = viewer.principal();
@@ -2061,18 +2042,13 @@ pub async fn case_merge(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Ok(duplicate) = form.duplicate.parse::<Uuid>() else {
-            return case_outcome(
+            return form_again(
                 hub,
                 ctx,
                 &viewer,
                 id,
-                Err(t.get("case.choose_duplicate").into()),
+                t.get("case.choose_duplicate"),
                 "merge",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
             );
         };
         let who = viewer.principal();
@@ -2145,19 +2121,7 @@ pub async fn case_erase(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Some(reason) = ERASE_REASONS.iter().copied().find(|r| *r == form.reason) else {
-            return case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.get("erase.reason_needed").into()),
-                "erase",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            );
+            return form_again(hub, ctx, &viewer, id, t.get("erase.reason_needed"), "erase");
         };
         let case_code = {
             let (_, who, view) = records(hub, ctx)?;
@@ -2171,19 +2135,9 @@ pub async fn case_erase(
         // done, and journaled once, by the request that erased it.
         match erase_journaled(&*hub.backend, viewer.user.id, id, reason, false) {
             Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
-            Err(e @ Error::NotAllowed { .. }) => case_outcome(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                Err(t.refusal(&e)),
-                "erase",
-                Done {
-                    action: "",
-                    detail: "",
-                    done: "",
-                },
-            ),
+            Err(e @ Error::NotAllowed { .. }) => {
+                form_again(hub, ctx, &viewer, id, t.refusal(&e), "erase")
+            }
             Err(e) => Err(e.into()),
         }
     })
