@@ -1770,3 +1770,73 @@ fn a_write_made_while_a_push_kept_for_review_is_on_the_link_is_delivered_too() {
         .collect();
     assert!(fields.iter().any(|f| f == "guardian"), "{fields:?}");
 }
+
+/// The hub's registry as a request read it before another request bound the device (two stores
+/// presenting one token at the same time, through two workers or two hub processes).
+struct ReadBefore<'a> {
+    registry: &'a common::TestRegistry,
+    listed: std::cell::Cell<Option<Vec<sync::RegisteredDevice>>>,
+}
+
+impl sync::DeviceRegistry for ReadBefore<'_> {
+    fn devices(&self) -> Result<Vec<sync::RegisteredDevice>> {
+        match self.listed.take() {
+            Some(listed) => Ok(listed),
+            None => self.registry.devices(),
+        }
+    }
+
+    fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool> {
+        self.registry
+            .keep_certificate(device, certificate, replacing)
+    }
+}
+
+#[test]
+fn a_token_presented_by_two_stores_at_once_certifies_one() {
+    let dir = TempDir::new().unwrap();
+    let key = HubKey::generate();
+    let registry = common::TestRegistry::default();
+    let (first, second) = (
+        Device::new(&dir, "first", Role::CommunityMonitor, &[C01]),
+        Device::new(&dir, "second", Role::CommunityMonitor, &[C01]),
+    );
+    // One token: both stores sync as the same enrolled device.
+    let who = first.principal.clone();
+    let presenting = |device: &Device| RequestIdentity {
+        keys: device.store.device_public_keys().unwrap().unwrap(),
+        directory: None,
+        held: None,
+        directory_issued_through: None,
+        user: None,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let certifier = |registry| sync::Certifier {
+        key: &key,
+        registry,
+    };
+    let before = || ReadBefore {
+        registry: &registry,
+        listed: std::cell::Cell::new(Some(Vec::new())),
+    };
+    let bound = sync::hub_identity(&certifier(&registry), &who, &presenting(&first), now)
+        .unwrap()
+        .unwrap();
+    // The other store had read the registry before: not certified.
+    let read_before = before();
+    assert!(matches!(
+        sync::hub_identity(&certifier(&read_before), &who, &presenting(&second), now),
+        Err(HubError::KeysNotBound)
+    ));
+    // The bound store's own second request, read before too, gets the certificate it holds.
+    let read_before = before();
+    let again = sync::hub_identity(&certifier(&read_before), &who, &presenting(&first), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.certificate, bound.certificate);
+}

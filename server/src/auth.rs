@@ -318,11 +318,20 @@ impl Registry {
             .collect())
     }
 
-    pub fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), AuthError> {
-        self.conn
-            .prepare_cached("UPDATE devices SET certificate = ?2 WHERE device = ?1")?
-            .execute(params![device.as_bytes(), certificate])?;
-        Ok(())
+    /// `DeviceRegistry::keep_certificate`: kept only in place of `replacing`.
+    pub fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool, AuthError> {
+        let kept = self
+            .conn
+            .prepare_cached(
+                "UPDATE devices SET certificate = ?2 WHERE device = ?1 AND certificate IS ?3",
+            )?
+            .execute(params![device.as_bytes(), certificate, replacing])?;
+        Ok(kept == 1)
     }
 }
 

@@ -435,9 +435,14 @@ impl DeviceRegistry for LockedRegistry<'_> {
         lock(self.0).identities().map_err(registry_error)
     }
 
-    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<(), Error> {
+    fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool, Error> {
         lock(self.0)
-            .keep_certificate(device, certificate)
+            .keep_certificate(device, certificate, replacing)
             .map_err(registry_error)
     }
 }

@@ -374,7 +374,7 @@ fn connect_failure(config: &postgres::Config, e: &postgres::Error) -> String {
     match e.code() {
         Some(&SqlState::INVALID_CATALOG_NAME) => {
             format!(
-                "there is no {} on {}",
+                "there is no {} on {}: create it first (`createdb`), the hub makes its tables",
                 database_name(config),
                 servers(config)
             )
@@ -545,16 +545,42 @@ impl DeviceRegistry for Postgres {
         Ok(devices)
     }
 
-    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
+    fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool> {
+        // The row holds the certificate sealed: the one replaced is the sealed bytes `devices`
+        // opened it from.
+        let replacing = match replacing {
+            None => None,
+            Some(opened) => {
+                let known = self
+                    .opened_certificates
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .get(&device)
+                    .filter(|c| c.opened == opened)
+                    .map(|c| c.sealed.clone());
+                match known {
+                    Some(sealed) => Some(sealed),
+                    // Not the one read last here: another process replaced it since.
+                    None => return Ok(false),
+                }
+            }
+        };
         // Sealed: a certificate names its user and areas.
         let sealed = self.sealer.seal(Sealed::Certificate, device, certificate);
-        self.client()?
+        let kept = self
+            .client()?
             .execute(
-                "UPDATE devices SET certificate = $2 WHERE device = $1",
-                &[&device, &sealed],
+                "UPDATE devices SET certificate = $2
+                 WHERE device = $1 AND certificate IS NOT DISTINCT FROM $3",
+                &[&device, &sealed, &replacing],
             )
             .map_err(storage_error)?;
-        Ok(())
+        Ok(kept == 1)
     }
 }
 

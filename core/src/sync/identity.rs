@@ -20,8 +20,16 @@ pub trait DeviceRegistry {
     /// Every enrolled device that holds a certificate or is revoked, read at once (one query:
     /// this runs at the start of every sync session).
     fn devices(&self) -> Result<Vec<RegisteredDevice>>;
-    /// Keeps the certificate just issued to a device.
-    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()>;
+    /// Keeps the certificate just issued to a device in place of `replacing`, the one
+    /// `devices` gave for it (none if none): false, and nothing kept, if the device holds
+    /// another since (a second store presenting the same token at the same time, through
+    /// another worker or hub process, or another request renewing it).
+    fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool>;
 }
 
 /// An enrolled device as identity sees it.
@@ -53,12 +61,16 @@ pub fn hub_identity(
 ) -> std::result::Result<Option<IdentityUpdate>, HubError> {
     let registry = certifier.registry;
     let devices = registry.devices()?;
-    let stored = devices
+    let read = devices
         .iter()
         .find(|d| d.device == who.device)
-        .and_then(|d| d.certificate.as_deref())
-        .and_then(|bytes| Certificate::from_bytes(bytes).ok())
-        .filter(|c| c.hub == certifier.key.public().signing);
+        .and_then(|d| d.certificate.clone());
+    let ours = |bytes: &[u8]| {
+        Certificate::from_bytes(bytes)
+            .ok()
+            .filter(|c| c.hub == certifier.key.public().signing)
+    };
+    let stored = read.as_deref().and_then(ours);
     if let Some(stored) = &stored
         && stored.keys != request.keys
     {
@@ -71,8 +83,22 @@ pub fn hub_identity(
         Some(c) if c.describes(who, &request.keys) && !c.is_due_for_renewal(now_ms) => c,
         _ => {
             let issued = certifier.key.certify(who, &request.keys, now_ms);
-            registry.keep_certificate(who.device, &issued.to_bytes())?;
-            issued
+            if registry.keep_certificate(who.device, &issued.to_bytes(), read.as_deref())? {
+                issued
+            } else {
+                // Another request bound the device meanwhile: a token serves one store, the
+                // one whose keys it holds now (the same store's other request goes on).
+                let now = registry
+                    .devices()?
+                    .into_iter()
+                    .find(|d| d.device == who.device)
+                    .and_then(|d| d.certificate)
+                    .and_then(|bytes| ours(&bytes));
+                match now {
+                    Some(held) if held.keys == request.keys => held,
+                    _ => return Err(HubError::KeysNotBound),
+                }
+            }
         }
     };
     let hub = certifier.key.public();
@@ -161,10 +187,14 @@ pub fn recertify_user(
         let issued = certifier
             .key
             .certify(&who, &held.keys, now_ms.max(held.issued_ms + 1));
-        certifier
-            .registry
-            .keep_certificate(registered.device, &issued.to_bytes())?;
-        certified += 1;
+        // Renewed meanwhile by the device's own sync: that one stands.
+        if certifier.registry.keep_certificate(
+            registered.device,
+            &issued.to_bytes(),
+            registered.certificate.as_deref(),
+        )? {
+            certified += 1;
+        }
     }
     Ok(certified)
 }

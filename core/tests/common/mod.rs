@@ -54,11 +54,18 @@ impl DeviceRegistry for TestRegistry {
             .collect())
     }
 
-    fn keep_certificate(&self, device: Uuid, certificate: &[u8]) -> Result<()> {
-        self.certificates
-            .borrow_mut()
-            .insert(device, certificate.to_vec());
-        Ok(())
+    fn keep_certificate(
+        &self,
+        device: Uuid,
+        certificate: &[u8],
+        replacing: Option<&[u8]>,
+    ) -> Result<bool> {
+        let mut certificates = self.certificates.borrow_mut();
+        if certificates.get(&device).map(Vec::as_slice) != replacing {
+            return Ok(false);
+        }
+        certificates.insert(device, certificate.to_vec());
+        Ok(true)
     }
 }
 
