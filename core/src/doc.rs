@@ -994,11 +994,6 @@ pub(crate) fn read_pins(doc: &Automerge) -> ReferencePins {
     }
 }
 
-/// The author a change names in its message, if it names one.
-pub fn author_of(change: &automerge::Change) -> Option<ChangeAuthor> {
-    author_in(change.message())
-}
-
 /// The author a change's message names.
 pub fn author_in(message: Option<&str>) -> Option<ChangeAuthor> {
     message.and_then(|m| serde_json::from_str(m).ok())
