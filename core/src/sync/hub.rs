@@ -587,33 +587,59 @@ struct Pushed {
 struct Prepared {
     /// The stored document it was merged into (none: a new record).
     stored: Option<Vec<u8>>,
-    /// That document's heads (none for a new record).
-    before: Vec<ChangeHash>,
-    document: Automerge,
+    merged: Merged,
     /// The merged document as the record of the kind it names, if it reads.
     record: Option<TypedRecord>,
 }
 
-/// `Prepared` for `entry`, from the record `stored` as read; none if its changes do not merge
-/// (the write transaction says why, as without preparation).
-fn prepare(entry: &PushEntry, stored: Option<StoredRecord>) -> Option<Prepared> {
-    let (mut document, before) = match &stored {
-        Some(stored) => {
-            let document = codec::load(entry.id, &stored.document).ok()?;
-            let before = document.get_heads();
-            (document, before)
-        }
+/// A push's changes merged into the stored document (into a new one for a new record).
+enum Merged {
+    /// The hub's own copy does not load.
+    StoredUnreadable,
+    /// The changes do not merge: why (kept, so that bytes a hostile device made to fail cost
+    /// their merge once).
+    Refused(Error),
+    Done {
+        document: Box<Automerge>,
+        /// The stored document's heads (none for a new record).
+        before: Vec<ChangeHash>,
+    },
+}
+
+fn merge_pushed(entry: &PushEntry, stored: Option<&[u8]>) -> Merged {
+    let (mut document, before) = match stored {
+        Some(bytes) => match codec::load(entry.id, bytes) {
+            Ok(document) => {
+                let before = document.get_heads();
+                (document, before)
+            }
+            Err(_) => return Merged::StoredUnreadable,
+        },
         None => (Automerge::new(), Vec::new()),
     };
-    codec::merge_into(&mut document, entry.id, &entry.changes).ok()?;
-    let record =
-        doc::kind_of(&document).and_then(|kind| TypedRecord::read(kind, entry.id, &document).ok());
-    Some(Prepared {
+    match codec::merge_into(&mut document, entry.id, &entry.changes) {
+        Ok(()) => Merged::Done {
+            document: Box::new(document),
+            before,
+        },
+        Err(e) => Merged::Refused(e),
+    }
+}
+
+/// `Prepared` for `entry`, from the record `stored` as read.
+fn prepare(entry: &PushEntry, stored: Option<StoredRecord>) -> Prepared {
+    let merged = merge_pushed(entry, stored.as_ref().map(|s| s.document.as_slice()));
+    let record = match &merged {
+        Merged::Done { document, .. } => {
+            doc::kind_of(document).and_then(|kind| TypedRecord::read(kind, entry.id, document).ok())
+        }
+        _ => None,
+    };
+    Prepared {
         stored: stored.map(|stored| stored.document),
-        before,
-        document,
+        merged,
         record,
-    })
+    }
 }
 
 /// Prepares the first of `push`'s entries for the next write transaction, as many as take
@@ -621,19 +647,23 @@ fn prepare(entry: &PushEntry, stored: Option<StoredRecord>) -> Option<Prepared> 
 /// writer).
 fn prepare_batch<S: HubStorage + ?Sized>(
     storage: &mut S,
+    who: &Principal,
     push: &[PushEntry],
 ) -> Result<Vec<Option<Prepared>>> {
     storage.in_read_transaction(&mut |tx| {
         let started = std::time::Instant::now();
+        let scope = who.scope(&*tx.reference()?);
         let mut prepared = Vec::new();
         for entry in push {
-            let stored = match tx.record(entry.id, false) {
-                Ok(stored) => Some(stored),
+            prepared.push(match tx.record(entry.id, false) {
+                // A record outside the sender's scope is judged otherwise (review, or the
+                // answer of an id it cannot see): nothing to prepare.
+                Ok(Some(stored)) if !scope.receives(stored.kind, stored.area.as_ref()) => None,
+                Ok(stored) => Some(prepare(entry, stored)),
                 // Judged in the write transaction, as always.
                 Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => None,
                 Err(e) => return Err(e),
-            };
-            prepared.push(stored.and_then(|stored| prepare(entry, stored)));
+            });
             if started.elapsed() >= PUSH_BATCH_TIME {
                 break;
             }
@@ -674,7 +704,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // At least one record per request, however long it takes: a device always moves on.
     while !rest.is_empty() && (acks.is_empty() || !past_deadline()) {
-        let mut prepared = prepare_batch(storage, rest)?;
+        let mut prepared = prepare_batch(storage, who, rest)?;
         let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
             let mut answer = Budget {
@@ -1771,30 +1801,26 @@ fn update_in_scope(
     if !rules.scope.kinds().contains(&stored.kind) {
         return Ok(refused(Refusal::KindNotAllowed));
     }
-    let (mut document, before, mut read) = match prepared {
-        Some(prepared) => (prepared.document, prepared.before, prepared.record),
-        None => {
-            let Ok(mut document) = codec::load(entry.id, &stored.document) else {
-                tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
-                return Ok(refused(Refusal::Damaged));
-            };
-            let before = document.get_heads();
-            match codec::merge_into(&mut document, entry.id, &entry.changes) {
-                // A change of another device under a number the hub holds another change of
-                // that device under: made in its name by someone else (a peer passed it on), or
-                // on a store of it since reset. It will never be taken, and the relay rebuilds
-                // the record on the hub's version, as for a revoked device's changes, rather
-                // than be refused for ever.
-                Err(Error::ActorReused { actor, .. })
-                    if doc::device_of_actor(&actor) != Some(rules.who.device) =>
-                {
-                    return Ok(refused(Refusal::AuthorRevoked));
-                }
-                Err(e) => return undecodable(e),
-                Ok(()) => {}
-            }
-            (document, before, None)
+    let (merged, mut read) = match prepared {
+        Some(prepared) => (prepared.merged, prepared.record),
+        None => (merge_pushed(entry, Some(&stored.document)), None),
+    };
+    let (mut document, before) = match merged {
+        Merged::Done { document, before } => (*document, before),
+        Merged::StoredUnreadable => {
+            tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
+            return Ok(refused(Refusal::Damaged));
         }
+        // A change of another device under a number the hub holds another change of that
+        // device under: made in its name by someone else (a peer passed it on), or on a store
+        // of it since reset. It will never be taken, and the relay rebuilds the record on the
+        // hub's version, as for a revoked device's changes, rather than be refused for ever.
+        Merged::Refused(Error::ActorReused { actor, .. })
+            if doc::device_of_actor(&actor) != Some(rules.who.device) =>
+        {
+            return Ok(refused(Refusal::AuthorRevoked));
+        }
+        Merged::Refused(e) => return undecodable(e),
     };
     if !document.get_missing_deps(&[]).is_empty() {
         return Ok(refused(Refusal::MissingHistory));
@@ -2262,15 +2288,15 @@ fn evaluate_new(
     entry: &PushEntry,
     prepared: Option<Prepared>,
 ) -> Result<New> {
-    let (mut document, mut read) = match prepared {
-        Some(prepared) => (prepared.document, prepared.record),
-        None => {
-            let mut document = Automerge::new();
-            if let Err(e) = codec::merge_into(&mut document, entry.id, &entry.changes) {
-                return undecodable(e).map(New::Refused);
-            }
-            (document, None)
-        }
+    let (merged, mut read) = match prepared {
+        Some(prepared) => (prepared.merged, prepared.record),
+        None => (merge_pushed(entry, None), None),
+    };
+    let mut document = match merged {
+        Merged::Done { document, .. } => *document,
+        Merged::Refused(e) => return undecodable(e).map(New::Refused),
+        // Nothing stored to read for a new record.
+        Merged::StoredUnreadable => return Ok(New::Refused(refused(Refusal::Damaged))),
     };
     // Erased content, under whatever id: changes of it, or changes built on it.
     let missing = document.get_missing_deps(&[]);
