@@ -1724,3 +1724,38 @@ fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken(
     );
     assert!(!vigie_core::rights::verified_before_referral(&held));
 }
+
+/// Two supervisors each remove one of a case's two referrals, each allowed on its own phone:
+/// the hub takes the first and refuses the second, rather than keep a case under services with
+/// no referral.
+#[test]
+fn two_removals_that_together_leave_a_referred_case_without_referral_are_not_both_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
+    let mut other = device(&dir, "supervisor-2", Role::Supervisor, &["CI-R1"]);
+    let referral = || {
+        Referral::new(
+            ServiceKind::Education,
+            "École de Soubré",
+            NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+        )
+    };
+    let (_, first) = monitor.store.refer_case(case.id, referral()).unwrap();
+    let (_, second) = monitor.store.refer_case(case.id, referral()).unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    sync(&mut other, &mut hub);
+    for (device, removed) in [(&mut supervisor, first), (&mut other, second)] {
+        let mut case = device.store.get::<ChildCase>(case.id).unwrap();
+        case.referrals.remove(&removed);
+        device.store.update(&case).unwrap();
+    }
+    assert!(sync(&mut supervisor, &mut hub).refused.is_empty());
+    assert_eq!(
+        sync(&mut other, &mut hub).refused,
+        vec![(case.id, Refusal::StepNotAllowed)]
+    );
+    let held = hub.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(held.referrals.keys().collect::<Vec<_>>(), vec![&second]);
+    assert_eq!(held.status, CaseStatus::Referred);
+}

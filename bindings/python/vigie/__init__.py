@@ -21,6 +21,7 @@ are strings (UUIDs; ``YYYY-MM-DD``; RFC 3339 instants with an offset).
 
 import functools
 import typing
+import uuid
 
 from ._ffi.vigie_core import *  # noqa: F401,F403
 from ._ffi.vigie_core import __all__ as _core
@@ -139,7 +140,7 @@ class _NotACase(ValueError):
                 found = (name,)
             elif isinstance(held, dict):
                 key = next((k for k, v in held.items() if id(v) == self._inner), None)
-                found = None if key is None else (name, str(key))
+                found = None if key is None else (name, _key_of(key))
             elif isinstance(held, (list, tuple)) and any(id(x) == self._inner for x in held):
                 found = (name,)
             if found:
@@ -149,18 +150,31 @@ class _NotACase(ValueError):
         return self
 
 
+def _key_of(key):
+    """A map's key in a path: the id it should be, never other text (a name typed as a key)."""
+    try:
+        return str(uuid.UUID(str(key)))
+    except ValueError:
+        return "<key>"
+
+
 def _naming_the_field(converter, expected):
     check = converter.check_lower
 
     def check_lower(value):
+        refusal = None
         try:
             check(value)
         except _NotACase as refused:
-            raise refused.inside(value) from None
+            refusal = refused.inside(value)
         except (ValueError, TypeError, AttributeError):
-            if isinstance(expected, type) and not isinstance(value, expected):
-                raise _NotACase(expected, type(value).__name__, id(value)) from None
-            raise
+            if not isinstance(expected, type) or isinstance(value, expected):
+                raise
+            refusal = _NotACase(expected, type(value).__name__, id(value))
+        if refusal is not None:
+            # Raised here, out of the handler: the generated code's exception, which holds the
+            # value, is not its context.
+            raise refusal
 
     converter.check_lower = staticmethod(check_lower)
 

@@ -562,6 +562,20 @@ const VERIFIED_BEFORE_REFERRAL: &str = "a case is verified withdrawn or prevente
 
 /// Whether a case's verification date falls before the day of its first referral
 /// (`Step::VerifiedBeforeReferral`).
+/// The step a case's record breaks by its values alone, whatever write led there: verified
+/// before its first referral, or past identified with no referral. A hub judges by it what
+/// two devices' edits, each allowed, make together.
+pub fn case_left_inconsistent(case: &ChildCase) -> Option<Step> {
+    if verified_before_referral(case) {
+        return Some(Step::VerifiedBeforeReferral);
+    }
+    (case.referrals.is_empty() && case.status != CaseStatus::Identified).then_some(
+        Step::LastReferralRemoved {
+            status: case.status,
+        },
+    )
+}
+
 pub fn verified_before_referral(case: &ChildCase) -> bool {
     case.remediated_on
         .zip(case.referrals.values().map(|r| r.date).min())

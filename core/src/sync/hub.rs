@@ -2673,22 +2673,20 @@ fn admit_content<'a>(
         &theirs,
         &record,
     )?;
-    // Two edits each right, together a verification before the case's first referral (one
-    // device verifies it, another moves the referral's date): refused as a merged record that
-    // breaks a rule is, unless the record was so already.
+    // Two edits each right, together a case no single write may leave (one device verifies
+    // it, another moves the referral's date after; two remove each one of its two referrals):
+    // refused as a merged record that breaks a rule is, unless the record was so already.
     if let (TypedRecord::ChildCase(merged), TypedRecord::ChildCase(own)) = (&record, &theirs)
-        && rights::verified_before_referral(merged)
-        && !rights::verified_before_referral(own)
+        && let Some(step) = rights::case_left_inconsistent(merged)
+        && rights::case_left_inconsistent(own).is_none()
         && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
-            if rights::verified_before_referral(was))
+            if rights::case_left_inconsistent(was).is_some())
+        && let Err(e) = rights::check_step(rules.author_role, rules.author.user, &step)
     {
-        let step = rights::Step::VerifiedBeforeReferral;
-        if let Err(e) = rights::check_step(rules.author_role, rules.author.user, &step) {
-            return Err(Refused::step(
-                step.field(),
-                NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
-            ));
-        }
+        return Err(Refused::step(
+            step.field(),
+            NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
+        ));
     }
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
