@@ -1840,3 +1840,44 @@ fn a_token_presented_by_two_stores_at_once_certifies_one() {
         .unwrap();
     assert_eq!(again.certificate, bound.certificate);
 }
+
+/// Changes kept for review that their device sends again by an ordinary sync once its user has
+/// the area back (it never heard they were kept): the entry says they are in the record
+/// already; accepting settles it, and a rejection, which could not undo them, is refused.
+#[test]
+fn an_entry_whose_changes_came_since_by_an_ordinary_sync_says_so() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _, mut monitor, _) = enrolled(&dir);
+    let case = monitor.create_case(C01, NAME_C01);
+    monitor.sync(&mut hub);
+    let mut edited: ChildCase = monitor.store.get(case).unwrap();
+    edited.notes = "Vue au marché.".into();
+    monitor.store.update(&edited).unwrap();
+    // The user loses C01 while the push is on its way; the answer never reaches the phone.
+    let options = sync::SyncOptions::default();
+    let request = monitor.store.hub_sync_request(&options).unwrap();
+    let mut moved = monitor.principal.clone();
+    moved.areas = [C02.to_string()].into();
+    common::handle(&mut hub, &moved, &request, &HubLimits::default()).unwrap();
+    let entries = |hub: &mut Store| {
+        hub.in_transaction(&mut |tx| {
+            tx.quarantined()?
+                .iter()
+                .map(|q| sync::describe_quarantined(tx, q).map(|view| (q.clone(), view)))
+                .collect::<Result<Vec<_>>>()
+        })
+        .unwrap()
+    };
+    assert_eq!(entries(&mut hub)[0].1.state, sync::ReviewState::Applies);
+    // C01 given back: the phone's next sync sends the changes, taken as any.
+    assert!(monitor.sync(&mut hub).refused.is_empty());
+    assert_eq!(hub.get::<ChildCase>(case).unwrap().notes, "Vue au marché.");
+    let (entry, view) = entries(&mut hub).remove(0);
+    assert_eq!(view.state, sync::ReviewState::AlreadyIn);
+    assert_eq!(view.state.code(), "already_in");
+    let rejected = hub.in_transaction(&mut |tx| sync::reject_quarantined(tx, &entry));
+    assert!(
+        matches!(&rejected, Err(Error::NotAllowed { rule }) if rule.contains("cannot undo")),
+        "{rejected:?}"
+    );
+}

@@ -1405,7 +1405,6 @@ fn area_counts(tree: &vigie_core::reference::AreaNode) -> serde_json::Value {
 fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     let (hub, entry, accept, by) = match command {
         QuarantineCommand::List { hub } => {
-            use vigie_core::sync::ReviewState;
             for q in hub.open()?.quarantined().map_err(|e| e.to_string())? {
                 let authors: Vec<serde_json::Value> = q
                     .authors
@@ -1424,12 +1423,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                         "received_ms": q.received_ms,
                         "bytes": q.bytes,
-                        "state": match q.state {
-                            ReviewState::Applies => "applies",
-                            ReviewState::RecordGone => "record_gone",
-                            ReviewState::DoesNotApply => "does_not_apply",
-                            ReviewState::BreaksARule => "breaks_a_rule",
-                        },
+                        "state": q.state.code(),
                         "fields": q.fields,
                         "area_before": area_json(&q.area_before),
                         "area_after": area_json(&q.area_after),

@@ -78,6 +78,22 @@ pub enum ReviewState {
     /// The changes apply, but the record they make breaks a rule a push must pass (a day to
     /// come, a value out of bounds): accepting it is refused; the entry can be rejected.
     BreaksARule,
+    /// The record holds the changes already: an ordinary sync of their device took them since
+    /// (its user's areas given back). Accepting settles the entry; rejecting cannot undo them.
+    AlreadyIn,
+}
+
+impl ReviewState {
+    /// The state as the command line and the console name it.
+    pub fn code(self) -> &'static str {
+        match self {
+            ReviewState::Applies => "applies",
+            ReviewState::RecordGone => "record_gone",
+            ReviewState::DoesNotApply => "does_not_apply",
+            ReviewState::BreaksARule => "breaks_a_rule",
+            ReviewState::AlreadyIn => "already_in",
+        }
+    }
 }
 
 /// Who accepts quarantined changes, and so whose rules they must pass.
@@ -172,6 +188,15 @@ pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> R
         .iter()
         .map(|c| c.hash)
         .collect();
+    if rejected.is_empty() && !before.is_empty() {
+        // A reviewer told "rejected" would believe the record is without them.
+        return Err(Error::NotAllowed {
+            rule: "the record holds these changes already (an ordinary sync of their device \
+                   took them since): rejecting cannot undo them; accept the entry to settle it, \
+                   and edit the record"
+                .into(),
+        });
+    }
     tx.give_up_changes(&rejected)
 }
 
@@ -354,6 +379,10 @@ pub fn describe_quarantined(
         document,
         before,
     } = merged;
+    if stored.is_some() && document.get_heads() == before {
+        view.state = ReviewState::AlreadyIn;
+        return Ok(view);
+    }
     let Some(kind) = stored
         .as_ref()
         .map(|s| s.kind)

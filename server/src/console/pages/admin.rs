@@ -873,16 +873,9 @@ fn quarantine_page(
                 ),
                 before: area_text(&q.area_before),
                 after: area_text(&q.area_after),
-                state: t.code(
-                    "qstate",
-                    match q.state {
-                        ReviewState::Applies => "applies",
-                        ReviewState::RecordGone => "record_gone",
-                        ReviewState::DoesNotApply => "does_not_apply",
-                        ReviewState::BreaksARule => "breaks_a_rule",
-                    },
-                ),
-                applies: q.state == ReviewState::Applies,
+                state: t.code("qstate", q.state.code()),
+                // Accepting an entry already in the record settles it.
+                applies: matches!(q.state, ReviewState::Applies | ReviewState::AlreadyIn),
             }
         })
         .collect();
