@@ -810,12 +810,16 @@ fn manifest_entry(
     })
 }
 
-/// The field of the first manifest entry that does not read as an attachment (a field
-/// missing or of the wrong type, a kind or an instant that does not parse), to name it when
-/// the record is refused.
-pub fn unreadable_attachment(doc: &Automerge) -> Option<String> {
-    doc.keys(automerge::ROOT)
-        .find_map(|key| manifest_entry(doc, &key, None)?.err())
+/// `attachments`, each entry read once, or the field of the first entry that does not read as
+/// an attachment (a field missing or of the wrong type, a kind or an instant that does not
+/// parse), to name it when the record is refused.
+pub fn attachments_checked(doc: &Automerge) -> std::result::Result<Vec<Attachment>, String> {
+    let mut entries = doc
+        .keys(automerge::ROOT)
+        .filter_map(|key| manifest_entry(doc, &key, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    entries.sort_by_key(|a| a.id);
+    Ok(entries)
 }
 
 fn get_maybe_at<'a>(
@@ -1451,7 +1455,7 @@ mod manifest {
             captured_at: Utc::now(),
         };
         put_attachment(&mut doc, &entry, &author).unwrap();
-        assert_eq!(unreadable_attachment(&doc), None);
+        assert_eq!(attachments_checked(&doc).map(|a| a.len()), Ok(1));
         assert_eq!(attachments(&doc).len(), 1);
         let key = attachment_key(entry.id);
         let Some((_, obj)) = doc.get(automerge::ROOT, key.as_str()).unwrap() else {
@@ -1467,7 +1471,7 @@ mod manifest {
             tx.put(&obj, field, value).unwrap();
             tx.commit();
             assert_eq!(
-                unreadable_attachment(&forged),
+                attachments_checked(&forged).err(),
                 Some(format!("attachments.{}.{field}", entry.id))
             );
             assert!(attachments(&forged).is_empty());
@@ -1476,6 +1480,6 @@ mod manifest {
         tx.put(automerge::ROOT, format!("{ATTACHMENT_PREFIX}not-an-id"), 1)
             .unwrap();
         tx.commit();
-        assert_eq!(unreadable_attachment(&doc), Some("attachments".into()));
+        assert_eq!(attachments_checked(&doc).err(), Some("attachments".into()));
     }
 }

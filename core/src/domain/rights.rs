@@ -560,8 +560,6 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
 const VERIFIED_BEFORE_REFERRAL: &str = "a case is verified withdrawn or prevented \
      (remediated_on) on or after the day of its first referral: one of the two dates is wrong";
 
-/// Whether a case's verification date falls before the day of its first referral
-/// (`Step::VerifiedBeforeReferral`).
 /// The step a case's record breaks by its values alone, whatever write led there: verified
 /// before its first referral, or past identified with no referral. A hub judges by it what
 /// two devices' edits, each allowed, make together.
@@ -569,13 +567,19 @@ pub fn case_left_inconsistent(case: &ChildCase) -> Option<Step> {
     if verified_before_referral(case) {
         return Some(Step::VerifiedBeforeReferral);
     }
-    (case.referrals.is_empty() && case.status != CaseStatus::Identified).then_some(
-        Step::LastReferralRemoved {
-            status: case.status,
-        },
-    )
+    past_identified_without_referral(case).then_some(Step::LastReferralRemoved {
+        status: case.status,
+    })
 }
 
+/// Whether a case stands referred, under services or verified with no referral to say so
+/// (`Step::LastReferralRemoved`).
+fn past_identified_without_referral(case: &ChildCase) -> bool {
+    case.referrals.is_empty() && case.status != CaseStatus::Identified
+}
+
+/// Whether a case's verification date falls before the day of its first referral
+/// (`Step::VerifiedBeforeReferral`).
 pub fn verified_before_referral(case: &ChildCase) -> bool {
     case.remediated_on
         .zip(case.referrals.values().map(|r| r.date).min())
@@ -609,7 +613,7 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         .any(|k| !after.referrals.contains_key(k))
     {
         steps.push(Step::ReferralRemoved);
-        if after.referrals.is_empty() && after.status != CaseStatus::Identified {
+        if past_identified_without_referral(after) {
             steps.push(Step::LastReferralRemoved {
                 status: after.status,
             });

@@ -2953,20 +2953,18 @@ fn check_manifest(
     document: &Automerge,
     limits: &AttachmentLimits,
 ) -> std::result::Result<(), Refused> {
-    let keys = doc::attachment_keys(document);
-    if keys == 0 {
+    if doc::attachment_keys(document) == 0 {
         return Ok(());
     }
     if !takes_attachments(kind) {
         return Err(Refusal::Invalid.into());
     }
-    if let Some(field) = doc::unreadable_attachment(document) {
-        return Err(Refused::breaking(ValidationError::new(
+    let entries = doc::attachments_checked(document).map_err(|field| {
+        Refused::breaking(ValidationError::new(
             field,
             "must be a field of an attachment as the app writes it",
-        )));
-    }
-    let entries = doc::attachments(document);
+        ))
+    })?;
     // Sorted by id: one id under two spellings of its key.
     if entries.windows(2).any(|pair| pair[0].id == pair[1].id) {
         return Err(Refused::breaking(ValidationError::new(

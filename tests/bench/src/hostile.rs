@@ -95,17 +95,11 @@ fn heavy_requests(store: &mut Store) -> BoxResult<Vec<Vec<u8>>> {
                 area.clone(),
             );
             workplace.buyers = (0..HEAVY_BUYERS).map(|b| format!("b{b}")).collect();
-            let id = store.create(&workplace)?.id;
-            let document = store.export_document(id)?;
-            let heads = Automerge::load(&document)?
-                .get_heads()
-                .iter()
-                .map(|h| h.0)
-                .collect();
+            let created = store.create(&workplace)?;
             push.push(PushEntry {
-                id,
-                heads,
-                changes: document,
+                id: created.id,
+                heads: created.version.heads().iter().map(|h| h.0).collect(),
+                changes: store.export_document(created.id)?,
             });
         }
         requests.push(request(store, push, Vec::new()));
