@@ -253,16 +253,26 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         # An enum whose variants carry values, and a record, given a string.
         with pytest.raises(ValueError) as e:
             store.follow_ups_due("2026-05-01", area="Zoumana Kwassivi")
-        assert str(e.value) == "expected a AreaFilter, not a str"
+        assert str(e.value) == "expected an AreaFilter, not a str"
         child.referrals = {}
         child.area = "Zoumana Kwassivi"
         with pytest.raises(ValueError) as e:
             store.create_child_case(child)
-        assert str(e.value) == "area: expected a Area, not a str"
+        assert str(e.value) == "area: expected an Area, not a str"
         # As an argument.
         with pytest.raises(ValueError) as e:
             store.transition_case(new_id(), "Zoumana Kwassivi")
         assert "Zoumana" not in repr(e.value) and "CaseStatus" in str(e.value), str(e.value)
+        # A variant holding a value of the wrong type: the type named, never the value.
+        for wrong, expected in [(vigie.FieldValue.INTEGER("Zoumana Kwassivi"), "a FieldValue"),
+                                (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]), "an AreaFilter")]:
+            with pytest.raises(ValueError) as e:
+                if expected == "a FieldValue":
+                    store.resolve_conflict(new_id(), ["name"], wrong)
+                else:
+                    store.follow_ups_due("2026-05-01", area=wrong)
+            assert str(e.value) == f"{expected} holding a value of the wrong type or out of range"
+            assert "Zoumana" not in repr(vars(e.value)) + repr(e.value.__context__), e.value
         assert store.count(vigie.RecordKind.CHILD_CASE) == 0
 
 

@@ -116,9 +116,13 @@ def _field_types(record_type):
 class _NotACase(ValueError):
     def __init__(self, expected, type_name, inner, path=(), direct=True):
         where = ".".join(path)
-        super().__init__(
-            f"{where + ': ' if where else ''}expected a {expected.__name__}, not a {type_name}"
+        said = (
+            f"expected {_a(expected.__name__)}, not {_a(type_name)}"
+            if type_name is not None
+            # The right type, holding a value of the wrong type (FieldValue.INTEGER("12")).
+            else f"{_a(expected.__name__)} holding a value of the wrong type or out of range"
         )
+        super().__init__(f"{where + ': ' if where else ''}{said}")
         self._expected = expected
         self._type_name = type_name
         self._inner = inner  # id() of the refused value, then of the record that holds it
@@ -150,6 +154,11 @@ class _NotACase(ValueError):
         return self
 
 
+def _a(name):
+    """A type's name after its article: "an Area", "a str"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def _key_of(key):
     """A map's key in a path: the id it should be, never other text (a name typed as a key)."""
     try:
@@ -168,9 +177,10 @@ def _naming_the_field(converter, expected):
         except _NotACase as refused:
             refusal = refused.inside(value)
         except (ValueError, TypeError, AttributeError):
-            if not isinstance(expected, type) or isinstance(value, expected):
+            if not isinstance(expected, type):
                 raise
-            refusal = _NotACase(expected, type(value).__name__, id(value))
+            held = None if isinstance(value, expected) else type(value).__name__
+            refusal = _NotACase(expected, held, id(value))
         if refusal is not None:
             # Raised here, out of the handler: the generated code's exception, which holds the
             # value, is not its context.
