@@ -263,6 +263,75 @@ fn invalid_records_name_the_field_and_store_nothing() {
         "hazards.juggling"
     );
 
+    // Each collection is bounded, named by its field (a cooperative's every member fits).
+    use vigie_core::domain::validation::{
+        MAX_BUYERS_OR_SUPPLIERS, MAX_CHILDREN_PER_VISIT, MAX_FOLLOWUPS, MAX_MERGED_CASES,
+        MAX_REFERRALS, MAX_TASKS,
+    };
+    let names = |n: usize| {
+        (0..n)
+            .map(|i| format!("Coopérative {i}"))
+            .collect::<BTreeSet<_>>()
+    };
+    let mut w_big = workplace("Coopérative Kouamé");
+    w_big.buyers = names(MAX_BUYERS_OR_SUPPLIERS);
+    w_big.suppliers = names(MAX_BUYERS_OR_SUPPLIERS);
+    let kept = store.create(&w_big).unwrap();
+    let mut over = kept.clone();
+    over.suppliers.insert("Une de trop".into());
+    assert_eq!(
+        validation_field(store.update(&over).unwrap_err()),
+        "suppliers"
+    );
+    let mut over = workplace("Coopérative Yao");
+    over.buyers = names(MAX_BUYERS_OR_SUPPLIERS + 1);
+    assert_eq!(validation_field(store.create(&over).unwrap_err()), "buyers");
+    let mut over = visit(&w, user);
+    over.children_identified = (0..=MAX_CHILDREN_PER_VISIT)
+        .map(|_| Uuid::now_v7())
+        .collect();
+    assert_eq!(
+        validation_field(store.create(&over).unwrap_err()),
+        "children_identified"
+    );
+    let mut over = child("Yao", user);
+    over.tasks = (0..=MAX_TASKS).map(|i| format!("tâche {i}")).collect();
+    assert_eq!(validation_field(store.create(&over).unwrap_err()), "tasks");
+    let on = date(2026, 3, 2);
+    let mut over = child("Yao", user);
+    over.referrals = (0..=MAX_REFERRALS)
+        .map(|_| {
+            (
+                Uuid::now_v7(),
+                Referral::new(ServiceKind::Education, "École", on),
+            )
+        })
+        .collect();
+    assert_eq!(
+        validation_field(store.create(&over).unwrap_err()),
+        "referrals"
+    );
+    let mut over = child("Yao", user);
+    over.followups = (0..=MAX_FOLLOWUPS)
+        .map(|_| {
+            (
+                Uuid::now_v7(),
+                FollowUp::new(on, FollowUpSituation::InSchool, None),
+            )
+        })
+        .collect();
+    assert_eq!(
+        validation_field(store.create(&over).unwrap_err()),
+        "followups"
+    );
+    let mut over = child("Yao", user);
+    over.merged_from = (0..=MAX_MERGED_CASES).map(|_| Uuid::now_v7()).collect();
+    assert_eq!(
+        validation_field(store.create(&over).unwrap_err()),
+        "merged_from"
+    );
+    assert_eq!(store.count(RecordKind::Workplace).unwrap(), 2);
+
     assert_eq!(store.count(RecordKind::Visit).unwrap(), 0);
     assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 0);
 

@@ -174,6 +174,29 @@ pub(crate) fn optional_line(
     Ok(())
 }
 
+/// The most entries each collection of a record may hold: the field's work with room to spare
+/// (a case followed every week for ten years, a cooperative's every member as a supplier),
+/// and a bound on what one record costs a phone to read and edit, and the hub to check (a
+/// workplace of 60,000 buyers, each inside every other bound, took a quarter of a second of
+/// the hub's time per push, and seconds of a phone's).
+pub const MAX_BUYERS_OR_SUPPLIERS: usize = 5_000;
+pub const MAX_TASKS: usize = 100;
+pub const MAX_REFERRALS: usize = 200;
+pub const MAX_FOLLOWUPS: usize = 1_000;
+pub const MAX_MERGED_CASES: usize = 1_000;
+pub const MAX_CHILDREN_PER_VISIT: usize = 1_000;
+
+/// A collection holding at most `max` entries.
+pub(crate) fn at_most_entries(field: &str, len: usize, max: usize) -> Result<(), ValidationError> {
+    if len > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must hold at most {max} entries"),
+        ));
+    }
+    Ok(())
+}
+
 /// The most people a visit may count in one band of a workforce (one sex, one age band): a
 /// large plantation or mine, with room to spare. A count beyond is a typing error, and would
 /// make every total it joins meaningless.

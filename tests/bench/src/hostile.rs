@@ -15,7 +15,8 @@
 //! - `deep_nesting`: a case pushed with a field nesting maps 1,000 deep (last: it ended hubs
 //!   that read it recursively);
 //! - `heavy_records`: valid records as large as the bounds let a device make them (workplaces
-//!   of 60,000 buyers, 6 a request, 2 requests at a time, each record new), from a monitor of
+//!   of 5,000 buyers and 5,000 suppliers of 120 characters, 6 a request, 2 requests at a time,
+//!   each record new), from a monitor of
 //!   another region, whose records the honest devices do not receive: their syncs meanwhile,
 //!   p50 and p99 (`heavy_records_honest_sync_p99`; they once waited a quarter of a second
 //!   behind each such record holding the writer).
@@ -70,9 +71,10 @@ fn case(n: usize, by: Uuid) -> ChildCase {
     c
 }
 
-/// Buyers of each heavy record: the most a record's operations allow, and a few more for the
-/// rest of it.
-const HEAVY_BUYERS: usize = 60_000;
+/// Buyers, and suppliers, of each heavy record: the most a workplace may name, each name as
+/// long as a line may be (1.2 MB a record, within its 2 MiB).
+const HEAVY_BUYERS: usize = vigie_core::domain::validation::MAX_BUYERS_OR_SUPPLIERS;
+const HEAVY_NAME_CHARS: usize = vigie_core::domain::validation::MAX_LINE_CHARS;
 /// Heavy records a request, and requests.
 const HEAVY_PER_REQUEST: usize = 6;
 const HEAVY_REQUESTS: usize = 8;
@@ -94,7 +96,13 @@ fn heavy_requests(store: &mut Store) -> BoxResult<Vec<Vec<u8>>> {
                 Formality::Informal,
                 area.clone(),
             );
-            workplace.buyers = (0..HEAVY_BUYERS).map(|b| format!("b{b}")).collect();
+            let names = |prefix: char| -> std::collections::BTreeSet<String> {
+                (0..HEAVY_BUYERS)
+                    .map(|b| format!("{prefix}{b:0>width$}", width = HEAVY_NAME_CHARS - 1))
+                    .collect()
+            };
+            workplace.buyers = names('b');
+            workplace.suppliers = names('s');
             let created = store.create(&workplace)?;
             push.push(PushEntry {
                 id: created.id,
@@ -486,7 +494,7 @@ fn run(backend: Backend, args: &HostileArgs, report: &Report) -> BoxResult<()> {
             "heavy_records",
             &mut hub,
             format!(
-                "{} requests of {HEAVY_PER_REQUEST} records of {HEAVY_BUYERS} buyers, {} bytes \
+                "{} requests of {HEAVY_PER_REQUEST} records of {HEAVY_BUYERS} buyers and suppliers, {} bytes \
                  each: {statuses:?}; {} honest syncs meanwhile",
                 heavy.len(),
                 heavy[0].len(),

@@ -10,8 +10,8 @@ use crate::domain::codes::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_CODE_CHARS, MAX_LINE_CHARS, ValidationError, is_one_line, optional_line, require_line,
-    valid_code,
+    MAX_CODE_CHARS, MAX_FOLLOWUPS, MAX_LINE_CHARS, MAX_MERGED_CASES, MAX_REFERRALS, MAX_TASKS,
+    ValidationError, at_most_entries, is_one_line, optional_line, require_line, valid_code,
 };
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -563,6 +563,10 @@ impl Record for ChildCase {
         optional_line("guardian", &self.guardian, MAX_LINE_CHARS)?;
         optional_line("household", &self.household, MAX_LINE_CHARS)?;
         optional_line("activity", &self.activity, MAX_LINE_CHARS)?;
+        at_most_entries("tasks", self.tasks.len(), MAX_TASKS)?;
+        at_most_entries("referrals", self.referrals.len(), MAX_REFERRALS)?;
+        at_most_entries("followups", self.followups.len(), MAX_FOLLOWUPS)?;
+        at_most_entries("merged_from", self.merged_from.len(), MAX_MERGED_CASES)?;
         // No reference data lists tasks: each is a short label, as long as a code at most. The
         // field is named without the task (typed by a person).
         if self

@@ -6,7 +6,9 @@ use crate::domain::codes::{
     Answer, ForcedLabourIndicator, RecordKind, ReferenceType, VisitAction, VisitKind, VisitStatus,
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
-use crate::domain::validation::{MAX_WORKFORCE_BAND, ValidationError, require_count};
+use crate::domain::validation::{
+    MAX_CHILDREN_PER_VISIT, MAX_WORKFORCE_BAND, ValidationError, at_most_entries, require_count,
+};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -223,6 +225,11 @@ impl Record for Visit {
         if self.visitor_id.is_nil() {
             return Err(ValidationError::new("visitor_id", "must be set"));
         }
+        at_most_entries(
+            "children_identified",
+            self.children_identified.len(),
+            MAX_CHILDREN_PER_VISIT,
+        )?;
         if self.children_identified.contains(&Uuid::nil()) {
             return Err(ValidationError::new(
                 "children_identified",
