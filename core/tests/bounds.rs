@@ -304,32 +304,43 @@ fn a_local_write_that_would_not_load_again_is_refused_and_the_record_stays_reada
         Err(Error::Validation(v)) => assert_eq!(v.field, "buyers"),
         other => panic!("expected a validation error, got {other:?}"),
     }
-    // More operations than a load lets through: refused, nothing stored.
-    let mut w = Workplace::new("Atelier", "other", Formality::Informal, area());
-    let ops = DocumentLimits::STANDARD.max_operations as usize;
-    w.buyers = (0..ops).map(|i| format!("{i}")).collect();
-    match s.create(&w) {
+    // More operations than a load lets through, each collection within its bound (a text is
+    // an operation a character): refused, nothing stored.
+    let over = case_of_many_operations(s.user_id());
+    match s.create(&over) {
         Err(Error::Validation(v)) => {
             assert_eq!(v.field, "record");
             assert!(v.rule.contains("number of operations"), "{}", v.rule);
         }
         other => panic!("expected a validation error, got {other:?}"),
     }
-    assert!(s.all_of::<Workplace>().unwrap().is_empty());
+    assert!(s.all_of::<ChildCase>().unwrap().is_empty());
     // The same through an edit: the record keeps its last state, and reads.
-    let stored = s
-        .create(&Workplace::new(
-            "Atelier",
-            "other",
-            Formality::Informal,
-            area(),
-        ))
-        .unwrap();
+    let stored = s.create(&child(s.user_id())).unwrap();
     let mut edited = stored.clone();
-    edited.buyers = w.buyers.clone();
-    assert!(matches!(s.update(&edited), Err(Error::Validation(_))));
-    let read: Workplace = s.get(stored.id).unwrap();
-    assert!(read.buyers.is_empty());
+    edited.followups = over.followups.clone();
+    match s.update(&edited) {
+        Err(Error::Validation(v)) => assert_eq!(v.field, "record"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let read: ChildCase = s.get(stored.id).unwrap();
+    assert!(read.followups.is_empty());
+}
+
+/// A case whose follow-ups' notes together pass the bound on operations, with no more
+/// follow-ups than a case may hold.
+fn case_of_many_operations(by: Uuid) -> ChildCase {
+    let mut c = child(by);
+    let per_note = DocumentLimits::STANDARD.max_operations as usize
+        / vigie_core::domain::validation::MAX_FOLLOWUPS
+        + 1;
+    let on = NaiveDate::from_ymd_opt(2026, 4, 2).unwrap();
+    for _ in 0..vigie_core::domain::validation::MAX_FOLLOWUPS {
+        let mut f = FollowUp::new(on, FollowUpSituation::InSchool, None);
+        f.notes = "n".repeat(per_note);
+        c.followups.insert(Uuid::now_v7(), f);
+    }
+    c
 }
 
 #[test]
@@ -351,15 +362,28 @@ fn two_histories_too_large_together_are_refused_for_that_record_alone() {
         .unwrap();
     common::sync(&mut a, &mut hub, &a_is);
     common::sync(&mut b, &mut hub, &b_is);
-    // Each device's edit is within the bounds; both together pass the bound on operations.
-    let half = DocumentLimits::STANDARD.max_operations as usize * 6 / 10;
-    for (device, prefix) in [(&mut a, "a"), (&mut b, "b")] {
-        let mut edited: Workplace = device.get(w.id).unwrap();
-        edited.buyers = (0..half).map(|i| format!("{prefix}{i}")).collect();
-        device.update(&edited).unwrap();
+    // Each device's edits are within the bounds; both together pass the bound on operations
+    // (each round puts a new list in place of the last: at least an operation a name; one
+    // device its buyers, the other its suppliers, so that the record together stays valid).
+    let names = vigie_core::domain::validation::MAX_BUYERS_OR_SUPPLIERS;
+    let rounds = DocumentLimits::STANDARD.max_operations as usize * 6 / 10 / names;
+    let half = names;
+    for (device, buyers) in [(&mut a, true), (&mut b, false)] {
+        for round in 0..=rounds {
+            let mut edited: Workplace = device.get(w.id).unwrap();
+            let list = (0..names).map(|i| format!("{round}-{i}")).collect();
+            match buyers {
+                true => edited.buyers = list,
+                false => edited.suppliers = list,
+            }
+            device.update(&edited).unwrap();
+        }
     }
     let other = b.create(&child(b.user_id())).unwrap();
-    assert!(common::sync(&mut a, &mut hub, &a_is).refused.is_empty());
+    // The first pushes its rounds together (a deletion is an operation of its change and no
+    // row of the document): taken, as the device stored them.
+    let first = common::sync(&mut a, &mut hub, &a_is);
+    assert!(first.refused.is_empty(), "{first:?}");
     // The second to arrive is refused for that record, with the bound (its edit is one message
     // alone); the device's other records go in the same session.
     let summary = common::sync(&mut b, &mut hub, &b_is);

@@ -874,6 +874,81 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
     assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
 }
 
+/// Changes a colleague's altered app wrote under its own actor in a supervisor's name (device
+/// and user, or its device with the supervisor as user), with no author, or holding a field its
+/// kind does not define: the bundle's record is not taken, nothing of it stored (the hub
+/// refuses each of them); the genuine record is.
+#[test]
+fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        for d in [&mut supervisor, &mut monitor, &mut colleague] {
+            d.sync(&mut hub);
+        }
+    }
+    let id = colleague.create_case(C01, NAME_C01);
+    let genuine = colleague.store.export_document(id).unwrap();
+    let written = |author: Option<ChangeAuthor>, field: &str| -> Vec<u8> {
+        let mut document = automerge::Automerge::load(&genuine)
+            .unwrap()
+            .with_actor(colleague.store.actor().clone());
+        let mut tx = document.transaction();
+        tx.put(automerge::ROOT, field, 40_i64).unwrap();
+        let options = match author {
+            Some(author) => {
+                CommitOptions::default().with_message(serde_json::to_string(&author).unwrap())
+            }
+            None => CommitOptions::default(),
+        };
+        tx.commit_with(options);
+        document.save()
+    };
+    let supervisor_s = ChangeAuthor {
+        user: supervisor.principal.user,
+        device: supervisor.id(),
+    };
+    let own = ChangeAuthor {
+        user: colleague.principal.user,
+        device: colleague.id(),
+    };
+    let to_monitor = [Recipient::Device(monitor.id())];
+    for forged in [
+        written(Some(supervisor_s), "hours_per_week"),
+        written(
+            Some(ChangeAuthor {
+                user: supervisor.principal.user,
+                device: colleague.id(),
+            }),
+            "hours_per_week",
+        ),
+        written(None, "hours_per_week"),
+        written(Some(own), "smuggled"),
+    ] {
+        let bundle = colleague
+            .store
+            .seal_bundle(vec![(id, forged)], &to_monitor)
+            .unwrap();
+        let report = monitor.store.import_bundle(&bundle).unwrap();
+        assert_eq!((report.records, report.refused), (0, 1), "{report:?}");
+        assert!(monitor.store.kind_of(id).is_err());
+    }
+    let bundle = colleague
+        .store
+        .seal_bundle(
+            vec![(id, written(Some(own), "hours_per_week"))],
+            &to_monitor,
+        )
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        40
+    );
+}
+
 /// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:
 /// the hub answers as the version before did, reading nothing of when the device's copy was
 /// issued up to (it sends the whole directory).
@@ -1252,6 +1327,69 @@ fn a_case_goes_only_to_a_user_whose_areas_cover_it_on_the_phone_and_on_the_hub()
     );
     let summary = mate.sync(&mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");
+}
+
+/// A colleague's app altered to act as a supervisor (its certificate says monitor) verifies a
+/// monitor's case and passes it on: the monitor's phone does not take the step (the hub would
+/// refuse it from its author, and the phone's own edits built on it would wait for good), its
+/// edit of the case reaches the hub, and the colleague's plain edit of another case, within
+/// its role, is taken.
+#[test]
+fn a_step_a_peer_s_role_may_not_take_is_not_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    let day = |d| NaiveDate::from_ymd_opt(2026, 4, d).unwrap();
+    let id = monitor.create_case(C01, NAME_C01);
+    let plain = monitor.create_case(C01, "Awa Koné");
+    let referral = Referral::new(ServiceKind::Education, "École", day(2));
+    monitor.store.refer_case(id, referral).unwrap();
+    monitor
+        .store
+        .transition_case(id, CaseStatus::ReceivingServices)
+        .unwrap();
+    for _ in 0..2 {
+        monitor.sync(&mut hub);
+        colleague.sync(&mut hub);
+    }
+    colleague
+        .store
+        .debug_assume_profile(&UserProfile {
+            role: Role::Supervisor,
+            areas: vec!["CI-R1".into()],
+        })
+        .unwrap();
+    colleague
+        .store
+        .transition_case_on(id, CaseStatus::Withdrawn, day(10))
+        .unwrap();
+    let mut edited: ChildCase = colleague.store.get(plain).unwrap();
+    edited.hours_per_week = 30;
+    colleague.store.update(&edited).unwrap();
+
+    peer(&mut colleague, &mut monitor).unwrap();
+    let case: ChildCase = monitor.store.get(id).unwrap();
+    assert_eq!(
+        (case.status, case.remediated_on),
+        (CaseStatus::ReceivingServices, None)
+    );
+    let taken: ChildCase = monitor.store.get(plain).unwrap();
+    assert_eq!(taken.hours_per_week, 30);
+
+    let mut own = case.clone();
+    own.hours_per_week = 25;
+    monitor.store.update(&own).unwrap();
+    // (The colleague's edit of the other case waits for the colleague's own sync, as relays do.)
+    let told = monitor.sync(&mut hub);
+    assert!(
+        told.refused.is_empty() && told.awaiting_author == vec![plain],
+        "{told:?}"
+    );
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(
+        (held.status, held.hours_per_week),
+        (CaseStatus::ReceivingServices, 25)
+    );
 }
 
 #[test]

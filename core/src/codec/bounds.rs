@@ -53,8 +53,20 @@ const CHUNK_BUNDLE: u8 = 3;
 #[derive(Debug, Default)]
 struct Tally {
     bytes: u64,
+    /// Operations of document chunks, and of change chunks: a change holds its deletions as
+    /// operations, a document as marks on the operations deleted (`within_operations`).
     operations: u64,
+    change_operations: u64,
     changes: u64,
+}
+
+/// Whether `operations` of changes fit a document within `limits.max_operations`: each
+/// deletion is an operation of its change and no row of the document, and deletes one of its
+/// rows, so a history of changes holds at most twice the operations of the document it makes.
+/// Held to the document's bound, edits a phone stores (a list of buyers replaced, a note
+/// rewritten, offline) were refused by the hub when pushed together.
+pub(crate) fn within_operations(change_operations: u64, limits: &DocumentLimits) -> bool {
+    change_operations <= limits.max_operations.saturating_mul(2)
 }
 
 impl Tally {
@@ -62,7 +74,9 @@ impl Tally {
         if self.bytes > limits.max_bytes as u64 {
             return Err(Refused::Over(DocumentLimit::Bytes));
         }
-        if self.operations > limits.max_operations {
+        if self.operations > limits.max_operations
+            || !within_operations(self.change_operations, limits)
+        {
             return Err(Refused::Over(DocumentLimit::Operations));
         }
         if self.changes > limits.max_changes {
@@ -139,7 +153,11 @@ fn rows_of(
     tally: &mut Tally,
     limits: &DocumentLimits,
 ) -> Result<u64, Refused> {
-    let cap = limits.max_operations.max(limits.max_changes);
+    // Past what either bound lets through (`within_operations`), the count stops.
+    let cap = limits
+        .max_operations
+        .saturating_mul(2)
+        .max(limits.max_changes);
     let mut most = 0u64;
     for (spec, data) in columns {
         let inflated;
@@ -287,7 +305,7 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
     };
     tally.changes = tally.changes.saturating_add(1);
     let operations = rows_of(&op_columns, tally, limits)?;
-    tally.operations = tally.operations.saturating_add(operations);
+    tally.change_operations = tally.change_operations.saturating_add(operations);
     Ok(Some(()))
 }
 
@@ -548,7 +566,7 @@ pub(crate) fn check_history(doc: &Automerge, limits: &DocumentLimits) -> Result<
         return Err(DocumentLimit::Changes);
     }
     let operations: u64 = changes.iter().map(|c| c.len() as u64).sum();
-    if operations > limits.max_operations {
+    if !within_operations(operations, limits) {
         return Err(DocumentLimit::Operations);
     }
     // Changes come in causal order: an object is created before anything is put into it.

@@ -386,11 +386,10 @@ impl Store {
             own.principal().scope(&reference),
         ];
         let scopes: Vec<&Scope> = scopes.iter().collect();
-        let revoked = self.trust()?.revoked;
-        let (taken, refused) =
-            self.received_to_take(&scopes, &revoked, &bundle.documents, |id, e| {
-                refuse(Some(id), e.to_string())
-            })?;
+        let senders = self.senders(&scopes, &exporter)?;
+        let (taken, refused) = self.received_to_take(&senders, &bundle.documents, |id, e| {
+            refuse(Some(id), e.to_string())
+        })?;
         self.receive(|merging| {
             let mut report = BundleReport {
                 from_device: Some(bundle.from_device),

@@ -25,6 +25,7 @@ mod hub;
 mod identity;
 mod peer;
 mod quarantine;
+mod received;
 mod token;
 pub mod wire;
 

@@ -24,6 +24,7 @@
 //! lacks. Merging a whole document is idempotent, and a message delivered twice (a handshake
 //! message, or a sealed message whose number was opened) is recognised and changes nothing.
 
+use super::received::{self, KnownDevices};
 use super::wire::{self, PeerMessage};
 use crate::codec;
 use crate::doc;
@@ -858,8 +859,7 @@ impl Store {
     /// `damaged` says so, for the record.
     pub(super) fn received_to_take<'d>(
         &self,
-        scopes: &[&Scope],
-        revoked: &BTreeSet<Uuid>,
+        senders: &Senders<'_>,
         documents: &'d [ReceivedDocument],
         damaged: impl Fn(Uuid, Error) -> Error,
     ) -> Result<(Vec<&'d ReceivedDocument>, usize)> {
@@ -867,7 +867,7 @@ impl Store {
         let mut refused = 0;
         for received in documents {
             let (id, bytes) = received;
-            match self.check_received(scopes, revoked, *id, bytes) {
+            match self.check_received(senders, *id, bytes) {
                 Ok(()) => taken.push(received),
                 Err(Error::Identity(_) | Error::NotAllowed { .. }) => refused += 1,
                 Err(e @ Error::Storage(_)) => return Err(e),
@@ -877,45 +877,42 @@ impl Store {
         Ok((taken, refused))
     }
 
+    /// What a peer or a bundle's maker may bring this device: the scopes a record must lie in
+    /// (the sender's and this device's own), the devices the hub revoked as this device last
+    /// heard, and who the devices it knows are (its directory, and `sender`).
+    pub(super) fn senders<'s>(
+        &self,
+        scopes: &'s [&'s Scope],
+        sender: &Certificate,
+    ) -> Result<Senders<'s>> {
+        let directory = self.directory()?;
+        Ok(Senders {
+            scopes,
+            revoked: self.trust()?.revoked,
+            known: KnownDevices::new(directory.iter().chain([sender])),
+        })
+    }
+
     /// Whether a document received from a peer or in a bundle may be merged: it lies in every
-    /// one of `scopes` (`check_within`), and holds no change in this device's name that this
-    /// device lacks (`check_own_changes`), nor one made on a device in `revoked` that it lacks
-    /// (`check_no_revoked_changes`).
+    /// one of the scopes (`check_within`), holds no change in this device's name that this
+    /// device lacks (`check_own_changes`), nor one made on a revoked device that it lacks
+    /// (`check_no_revoked_changes`), and each change it lacks is its named author's, within
+    /// their role, on a record of fields its kind defines (`received::check_changes`).
     pub(super) fn check_received(
         &self,
-        scopes: &[&Scope],
-        revoked: &BTreeSet<Uuid>,
+        senders: &Senders<'_>,
         id: Uuid,
         bytes: &[u8],
     ) -> Result<()> {
         let document = codec::load(id, bytes)?;
-        check_within(scopes, id, &document)?;
-        self.check_own_changes(id, &document)?;
-        self.check_no_revoked_changes(revoked, id, &document)
-    }
-
-    /// Changes made on a device the hub revoked (`revoked`, as this device last heard) that
-    /// this store lacks: they could be a lost phone's thief's, and the hub will never take
-    /// them from anyone but that device. Refused; those this store holds already (taken by the
-    /// hub before the revocation, most often) go on.
-    fn check_no_revoked_changes(
-        &self,
-        revoked: &BTreeSet<Uuid>,
-        id: Uuid,
-        document: &Automerge,
-    ) -> Result<()> {
-        if revoked.is_empty() {
-            return Ok(());
-        }
-        let made_on_revoked = |device: Uuid| revoked.contains(&device);
-        if self.lacks_changes_of(id, document, made_on_revoked)? {
-            return Err(Error::NotAllowed {
-                rule: format!(
-                    "record {id} holds changes made on a revoked device that the hub never received: it is not taken from a peer or a bundle"
-                ),
-            });
-        }
-        Ok(())
+        check_within(senders.scopes, id, &document)?;
+        let held = match store::find_row(&self.conn, id)? {
+            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
+            None => None,
+        };
+        self.check_own_changes(id, &document, held.as_ref())?;
+        check_no_revoked_changes(&senders.revoked, id, &document, held.as_ref())?;
+        received::check_changes(&senders.known, id, (&document, bytes.len()), held.as_ref())
     }
 
     /// A device never gets its own changes back from a peer or a bundle, except ones it holds:
@@ -923,9 +920,14 @@ impl Store {
     /// it lacks was written in its name elsewhere, and would reach the hub as its own. The
     /// content of an erased record is let through: the merge drops it. (A store restored from
     /// an older copy gets its later changes back from the hub.)
-    fn check_own_changes(&self, id: Uuid, document: &Automerge) -> Result<()> {
+    fn check_own_changes(
+        &self,
+        id: Uuid,
+        document: &Automerge,
+        held: Option<&Automerge>,
+    ) -> Result<()> {
         let device = self.device_id();
-        if !self.lacks_changes_of(id, document, |made_on| made_on == device)? {
+        if !lacks_changes_of(document, held, |made_on| made_on == device) {
             return Ok(());
         }
         if erasure::is_erased(&self.conn, id)?
@@ -934,33 +936,6 @@ impl Store {
             return Ok(());
         }
         Err(IdentityError::ForgedOwnChange { record: id }.into())
-    }
-
-    /// Whether `document` holds a change made on a device `made_on` picks that this store's copy
-    /// of the record lacks.
-    fn lacks_changes_of(
-        &self,
-        id: Uuid,
-        document: &Automerge,
-        made_on: impl Fn(Uuid) -> bool,
-    ) -> Result<bool> {
-        let picked: Vec<automerge::ChangeHash> = document
-            .get_changes_meta(&[])
-            .into_iter()
-            .filter(|change| doc::device_of_actor(&change.actor).is_some_and(&made_on))
-            .map(|change| change.hash)
-            .collect();
-        if picked.is_empty() {
-            return Ok(false);
-        }
-        let held = match store::find_row(&self.conn, id)? {
-            Some((_, _, stored)) => Some(codec::load(id, &stored)?),
-            None => None,
-        };
-        Ok(picked.iter().any(|hash| {
-            held.as_ref()
-                .is_none_or(|held| held.get_change_meta_by_hash(hash).is_none())
-        }))
     }
 
     fn peer_merge(
@@ -972,8 +947,12 @@ impl Store {
             return Ok(());
         }
         let scopes: Vec<&Scope> = session.scopes.iter().collect();
-        let revoked = self.trust()?.revoked;
-        let (taken, refused) = self.received_to_take(&scopes, &revoked, documents, |_, e| e)?;
+        let peer = session
+            .peer
+            .as_ref()
+            .ok_or_else(|| protocol("records before the peer's certificate"))?;
+        let senders = self.senders(&scopes, peer)?;
+        let (taken, refused) = self.received_to_take(&senders, documents, |_, e| e)?;
         session.refused += refused;
         let stored = self.receive(|merging| {
             let mut stored = 0;
@@ -986,6 +965,46 @@ impl Store {
         session.received += stored;
         Ok(())
     }
+}
+
+/// What a peer or a bundle's maker may bring (`Store::senders`).
+pub(super) struct Senders<'s> {
+    scopes: &'s [&'s Scope],
+    revoked: BTreeSet<Uuid>,
+    known: KnownDevices,
+}
+
+/// Changes made on a device the hub revoked (`revoked`, as this device last heard) that this
+/// store lacks (`held`: its copy): they could be a lost phone's thief's, and the hub will never
+/// take them from anyone but that device. Refused; those this store holds already (taken by
+/// the hub before the revocation, most often) go on.
+fn check_no_revoked_changes(
+    revoked: &BTreeSet<Uuid>,
+    id: Uuid,
+    document: &Automerge,
+    held: Option<&Automerge>,
+) -> Result<()> {
+    if !revoked.is_empty() && lacks_changes_of(document, held, |device| revoked.contains(&device)) {
+        return Err(Error::NotAllowed {
+            rule: format!(
+                "record {id} holds changes made on a revoked device that the hub never received: it is not taken from a peer or a bundle"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `document` holds a change made on a device `made_on` picks that `held` (this
+/// store's copy of the record, if any) lacks.
+fn lacks_changes_of(
+    document: &Automerge,
+    held: Option<&Automerge>,
+    made_on: impl Fn(Uuid) -> bool,
+) -> bool {
+    document.get_changes_meta(&[]).iter().any(|change| {
+        doc::device_of_actor(&change.actor).is_some_and(&made_on)
+            && held.is_none_or(|held| held.get_change_meta_by_hash(&change.hash).is_none())
+    })
 }
 
 /// Runs a whole session between two stores of one process (tools, tests; an app carries the

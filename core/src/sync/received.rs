@@ -1,0 +1,183 @@
+//! What a device takes from a peer or a bundle beyond its scope (`peer::check_received`): each
+//! change it lacks names, as its author, the device it was made on and that device's user as
+//! the hub certified them, and takes only the steps that user's role may take; and the record
+//! holds no field its kind does not define. The hub checks the same of whoever pushes. A phone
+//! that took a monitor's "verification" from a colleague's altered app showed it as done,
+//! passed it on, and its own edits built on it waited for good for an author whose change the
+//! hub had refused.
+
+use crate::doc;
+use crate::domain::codes::Role;
+use crate::domain::rights::{self, Step};
+use crate::error::{Error, Result};
+use crate::identity::Certificate;
+use crate::store::TypedRecord;
+use automerge::{Automerge, ChangeHash};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The devices whose changes a device can judge: their user and role, as the hub certified
+/// them (the directory it last heard, and the certificate of the peer or the bundle's maker).
+pub(crate) struct KnownDevices(HashMap<Uuid, (Uuid, Role)>);
+
+impl KnownDevices {
+    pub(crate) fn new<'c>(certificates: impl IntoIterator<Item = &'c Certificate>) -> Self {
+        Self(
+            certificates
+                .into_iter()
+                .map(|c| (c.device, (c.user, c.role)))
+                .collect(),
+        )
+    }
+}
+
+/// The most runs of one device's changes (`Run`) judged in one received record, and the most
+/// bytes read to judge them (runs × the record's size).
+const MAX_RUNS: usize = 256;
+const MAX_RUN_BYTES: usize = 32 * 1024 * 1024;
+
+fn refused(id: Uuid, why: impl std::fmt::Display) -> Error {
+    Error::NotAllowed {
+        rule: format!("record {id} is not taken from a peer or a bundle: {why}"),
+    }
+}
+
+/// A run of changes one device made one after another: judged together, from the version the
+/// first was made on to the one the last leaves, as the hub judges a push.
+struct Run {
+    device: Uuid,
+    user: Uuid,
+    base: Vec<ChangeHash>,
+    last: ChangeHash,
+}
+
+/// Refuses `document` (received for record `id`) if a change of it that `held` (this device's
+/// copy, if any) lacks does not name the device it was made on as its author, names another
+/// user than the hub certified for that device, or takes a step that user's role may not take
+/// (a workflow step by a device this one does not know — the console, a device enrolled since
+/// its last sync — comes with the hub instead); or if the record holds a field its kind does
+/// not define that `held` did not.
+pub(crate) fn check_changes(
+    known: &KnownDevices,
+    id: Uuid,
+    (document, size): (&Automerge, usize),
+    held: Option<&Automerge>,
+) -> Result<()> {
+    let Some(kind) = doc::kind_of(document) else {
+        return Err(refused(id, "it names no kind"));
+    };
+    let lacked = |hash: &ChangeHash| held.is_none_or(|h| h.get_change_meta_by_hash(hash).is_none());
+    let mut runs: Vec<Run> = Vec::new();
+    let mut run_of: HashMap<ChangeHash, usize> = HashMap::new();
+    // Causal order: a change comes after its dependencies.
+    for change in document.get_changes_meta(&[]) {
+        if !lacked(&change.hash) {
+            continue;
+        }
+        let made_on = doc::device_of_actor(&change.actor);
+        let Some(author) = doc::author_in(change.message.as_deref())
+            .filter(|author| Some(author.device) == made_on)
+        else {
+            return Err(refused(
+                id,
+                "a change does not name the device it was made on as its author",
+            ));
+        };
+        if let Some((user, _)) = known.0.get(&author.device)
+            && *user != author.user
+        {
+            return Err(refused(
+                id,
+                "a change names another user than the one its device is enrolled for",
+            ));
+        }
+        let follows = match change.deps[..] {
+            [dep] => run_of
+                .get(&dep)
+                .copied()
+                .filter(|&r| runs[r].last == dep && runs[r].device == author.device),
+            _ => None,
+        };
+        let index = match follows {
+            Some(r) => {
+                runs[r].last = change.hash;
+                r
+            }
+            None => {
+                runs.push(Run {
+                    device: author.device,
+                    user: author.user,
+                    base: change.deps.clone(),
+                    last: change.hash,
+                });
+                runs.len() - 1
+            }
+        };
+        run_of.insert(change.hash, index);
+    }
+    // Each run costs two reads of the record: a history that alternates between devices many
+    // times (a hostile peer's, or a long one this device lacks whole) comes with the hub.
+    if runs.len() > MAX_RUNS || runs.len().saturating_mul(size) > MAX_RUN_BYTES {
+        return Err(refused(
+            id,
+            "too long a history by too many devices to check here (the hub brings it)",
+        ));
+    }
+    let unreadable = |_| refused(id, "a version of it does not read");
+    for run in &runs {
+        let before = match run.base.is_empty() {
+            true => None,
+            false => Some(TypedRecord::read_at(kind, id, document, &run.base).map_err(unreadable)?),
+        };
+        let after = TypedRecord::read_at(kind, id, document, &[run.last]).map_err(unreadable)?;
+        let steps = rights::steps(before.as_ref().map(TypedRecord::subject), after.subject());
+        match known.0.get(&run.device) {
+            Some(&(_, role)) => {
+                for step in &steps {
+                    rights::check_step(role, run.user, step)
+                        .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
+                }
+            }
+            None if steps
+                .iter()
+                .any(|s| !matches!(s, Step::Create(_) | Step::Edit(_))) =>
+            {
+                return Err(refused(
+                    id,
+                    "a workflow step made on a device this one does not know yet (the hub brings it)",
+                ));
+            }
+            None => {}
+        }
+    }
+    check_known_fields(id, kind, document, held)
+}
+
+/// A field the record's kind does not define, at any depth, that this device's copy did not
+/// hold already (a document an earlier version wrote keeps what it held).
+fn check_known_fields(
+    id: Uuid,
+    kind: crate::domain::codes::RecordKind,
+    document: &Automerge,
+    held: Option<&Automerge>,
+) -> Result<()> {
+    let Ok(record) = TypedRecord::read(kind, id, document) else {
+        return Err(refused(id, "it does not read"));
+    };
+    let Some(json) = record.to_json() else {
+        return Ok(());
+    };
+    if !doc::holds_unknown_fields(document, None, &json) {
+        return Ok(());
+    }
+    let held_them = held.is_some_and(|held| {
+        TypedRecord::read(kind, id, held)
+            .ok()
+            .and_then(|was| was.to_json())
+            .is_some_and(|was| doc::holds_unknown_fields(held, None, &was))
+    });
+    match held_them {
+        true => Ok(()),
+        false => Err(refused(id, "it holds a field its kind does not define")),
+    }
+}
