@@ -728,3 +728,43 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     assert!(captured_with(&outcome), "{outcome:?}");
     assert!(hub.get::<ChildCase>(new.id).is_err());
 }
+
+/// A bundle that expands far past its size (documents of zeros: a few KB sealed, 48 MiB
+/// expanded; a hostile one held 480 MiB, which a phone allocated twice before finding them no
+/// documents) is refused before it is expanded whole; a bundle of records goes in.
+#[test]
+fn a_bundle_expanding_far_past_its_size_is_refused_unexpanded() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut sender = store(&dir, "sender.db");
+    let mut victim = store(&dir, "victim.db");
+    let sender_is = common::principal_of(&sender, Role::Supervisor, &["CI-R1"]);
+    let victim_is = common::principal_of(&victim, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut sender, &sender_is), (&mut victim, &victim_is)],
+    );
+    let to_victim = [Recipient::Device(victim.device_id())];
+    let zeros: Vec<(Uuid, Vec<u8>)> = (0..24)
+        .map(|_| (Uuid::now_v7(), vec![0u8; 2 * 1024 * 1024]))
+        .collect();
+    let bomb = sender.seal_bundle(zeros, &to_victim).unwrap();
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+    match victim.import_bundle(&bomb) {
+        Err(Error::DamagedBundle {
+            record: None,
+            reason,
+        }) => {
+            assert!(reason.contains("decompress"), "{reason}")
+        }
+        other => panic!("a bundle of zeros imported: {other:?}"),
+    }
+    let cases: Vec<(Uuid, Vec<u8>)> = (0..200)
+        .map(|_| {
+            let case = sender.create(&child(sender.user_id())).unwrap();
+            (case.id, sender.export_document(case.id).unwrap())
+        })
+        .collect();
+    let bundle = sender.seal_bundle(cases, &to_victim).unwrap();
+    assert_eq!(victim.import_bundle(&bundle).unwrap().changed, 200);
+}

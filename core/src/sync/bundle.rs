@@ -31,6 +31,18 @@ const BODY_TAG: [u8; 4] = *b"VGB1";
 const SIGNED_LABEL: &[u8] = b"vigie sealed bundle v1\0";
 /// A bundle expands to at most this much; larger exports are split by the exporter.
 const MAX_BUNDLE_EXPANDED: usize = 512 * 1024 * 1024;
+/// And to at most this many times its compressed payload, past a floor: records compress
+/// a few times over (their ids and hashes do not), where a hostile file of 23 KB expanded to
+/// 480 MiB of zeros, which a phone allocated twice before finding them no documents.
+const MAX_BUNDLE_RATIO: usize = 64;
+const BUNDLE_EXPANSION_FLOOR: usize = 16 * 1024 * 1024;
+
+/// What a bundle's payload of `compressed` bytes may expand to.
+fn expansion_bound(compressed: usize) -> usize {
+    compressed
+        .saturating_mul(MAX_BUNDLE_RATIO)
+        .clamp(BUNDLE_EXPANSION_FLOOR, MAX_BUNDLE_EXPANDED)
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Bundle {
@@ -145,7 +157,7 @@ pub(super) fn open_signed(
         &signature,
         "sealed bundle",
     )?;
-    let bundle: Bundle = wire::decode(BODY_TAG, "bundle", payload, MAX_BUNDLE_EXPANDED)
+    let bundle: Bundle = wire::decode(BODY_TAG, "bundle", payload, expansion_bound(payload.len()))
         .map_err(|e| refuse(None, e.to_string()))?;
     if bundle.from_device != exporter.device {
         return Err(IdentityError::Tampered.into());
