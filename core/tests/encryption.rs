@@ -372,6 +372,30 @@ fn wrong_key_or_no_key_is_refused_and_leaves_the_file_untouched() {
     store.close().expect("close");
 }
 
+/// A store's file cut to nothing beside a journal holding writes (a failing card): not opened
+/// as a new store, which would have deleted the journal, the last trace of the records.
+#[test]
+fn a_store_file_cut_to_nothing_beside_its_journal_is_not_opened_as_new() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("vigie.db");
+    let mut store = Store::open(config(&db, Encryption::Key(KEY))).expect("open");
+    populate(&mut store, 5);
+    let cut = dir.path().join("cut.db");
+    let journal = dir.path().join("cut.db-wal");
+    std::fs::copy(dir.path().join("vigie.db-wal"), &journal).expect("copy the journal");
+    std::fs::write(&cut, b"").expect("an empty file");
+    let held = std::fs::read(&journal).expect("journal");
+    assert!(!held.is_empty());
+    match Store::open(config(&cut, Encryption::Key(KEY))) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("journal"), "{e}"),
+        Err(e) => panic!("a cut file gave {e:?}"),
+        Ok(_) => panic!("a cut file opened as a new store"),
+    }
+    assert_eq!(std::fs::read(&journal).expect("journal kept"), held);
+    assert_eq!(std::fs::metadata(&cut).expect("file kept").len(), 0);
+    store.close().expect("close");
+}
+
 #[test]
 fn unencrypted_file_opened_with_a_key_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("temp dir");

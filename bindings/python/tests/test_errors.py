@@ -183,6 +183,55 @@ def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(e
     store.close_store()
 
 
+def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(env):
+    # A "hub" on 127.0.0.1 that redirects every request to another server (a captive portal, a
+    # proxy misconfigured): the token never reaches the other one, and the error says why.
+    import http.server
+    import threading
+
+    reached = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            reached.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Other)
+    target = f"http://localhost:{other.server_address[1]}/login"
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hub = http.server.HTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (other, hub):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = fresh(env)
+    try:
+        with pytest.raises(vigie.VigieError.Transport) as e:
+            store.sync_with(vigie.HubTransport(f"http://127.0.0.1:{hub.server_address[1]}",
+                                               env.monitor_token), None)
+        assert "redirect to http://localhost:" in e.value.reason, e.value.reason
+        assert reached == []
+    finally:
+        hub.shutdown()
+        other.shutdown()
+        store.close_store()
+
+
 def test_a_rust_panic_becomes_an_exception_and_the_store_stays_usable(env):
     with pytest.raises(vigie.InternalError, match="boom from python"):
         vigie.debug_panic("boom from python")

@@ -4,9 +4,21 @@
 import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from ._ffi.vigie import SyncTransport, TransportError
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not followed: urllib would send the device's token to whatever address it
+    names (another host, or http after https), and a POST again as a GET."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class HubTransport(SyncTransport):
@@ -39,7 +51,7 @@ class HubTransport(SyncTransport):
             },
         )
         try:
-            with urllib.request.urlopen(http_request, timeout=self._timeout) as response:
+            with _OPENER.open(http_request, timeout=self._timeout) as response:
                 body = response.read()
                 # A hub's answer is never empty: an empty one is a link that dropped in the
                 # answer's headers (a body cut short raises IncompleteRead below), not a
@@ -58,6 +70,8 @@ class HubTransport(SyncTransport):
                 if not refusal:
                     raise _cut()
                 return refusal
+            if 300 <= e.code < 400:
+                raise TransportError.Http(status=e.code, reason=_redirected(e)) from None
             body = _json_body(e)
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:
@@ -70,6 +84,16 @@ class HubTransport(SyncTransport):
         except http.client.HTTPException as e:
             # The connection closed before a whole answer came (no status line, a body cut).
             raise _cut(e) from None
+
+
+def _redirected(e: urllib.error.HTTPError) -> str:
+    """Where a redirect pointed (its scheme and host only), and why it was not followed."""
+    target = urllib.parse.urlsplit(e.headers.get("Location") or "")
+    where = f" to {target.scheme}://{target.netloc}" if target.netloc else ""
+    return (
+        f"the hub's address answered with a redirect{where}, not followed: the device's token "
+        "goes to the hub's own address only (set the hub's URL to the address it serves)"
+    )
 
 
 def _cut(e: Exception = None) -> TransportError:

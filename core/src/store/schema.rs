@@ -64,6 +64,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Opens (creating if needed) and configures a connection. Nothing is written before the key has
 /// been checked, so a wrong key never damages the file.
 pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Connection> {
+    refuse_a_cut_file(path)?;
     // SQLCipher can refuse a key ("An error occurred with PRAGMA key") while another keyed
     // connection of the process is closing: about once in 60 runs of 16 threads that open and
     // close stores together, never when no store closes meanwhile. Applying a key writes
@@ -139,6 +140,23 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
 /// SQLite's error on opening a store: an existing store whose file, or the directory its
 /// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
 /// file's is, without the path (it may name a person).
+/// A store's file emptied (cut to nothing by a failing card or file system) beside a journal
+/// that holds writes: SQLite would open it as a new store and delete the journal, the last
+/// trace of the records, and the phone would carry on under its old identity with nothing,
+/// its next sync refused. It is not opened.
+fn refuse_a_cut_file(path: &Path) -> Result<()> {
+    let len = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-wal");
+    if len(path) == Some(0) && len(Path::new(&journal)).is_some_and(|n| n > 0) {
+        return Err(Error::Io(std::io::Error::other(
+            "the store's file is empty while its journal (-wal) holds writes: the file was cut, \
+             and it is not opened, so that nothing more is lost (restore it from a copy)",
+        )));
+    }
+    Ok(())
+}
+
 fn opening_error(e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => {

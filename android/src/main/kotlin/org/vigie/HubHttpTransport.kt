@@ -52,6 +52,9 @@ class HubHttpTransport(
         current = connection
         try {
             connection.requestMethod = "POST"
+            // A redirect is not followed: the token goes to the hub's own address only (not to
+            // another host, nor to http after https).
+            connection.instanceFollowRedirects = false
             connection.doOutput = true
             connection.connectTimeout = connectTimeoutMillis
             connection.readTimeout = readTimeoutMillis
@@ -67,6 +70,16 @@ class HubHttpTransport(
                 // An attachment over the hub's limits: the body is the refusal, with its
                 // figures, for the session to record.
                 return connection.errorStream?.use { it.readBytes() } ?: ByteArray(0)
+            }
+            if (status in 300..399) {
+                val target = connection.getHeaderField("Location")?.let { location ->
+                    runCatching { URL(url, location) }.getOrNull()?.let { " to ${it.protocol}://${it.authority}" }
+                }.orEmpty()
+                throw TransportException.Http(
+                    status,
+                    "the hub's address answered with a redirect$target, not followed: the device's token " +
+                        "goes to the hub's own address only (set the hub's URL to the address it serves)",
+                )
             }
             val body = connection.errorStream?.use { it.readBytes() }?.toString(Charsets.UTF_8).orEmpty()
             if (status == 403 && wipeRequested(body)) {

@@ -185,6 +185,40 @@ class ErrorsTest {
     }
 
     @Test
+    fun aRedirectIsNotFollowedAndTheTokenGoesNowhereElse() {
+        // A "hub" on 127.0.0.1 that redirects to another server (a captive portal, a proxy
+        // misconfigured): the token never reaches the other one, and the error says why.
+        val reached = java.util.concurrent.atomic.AtomicInteger()
+        val other = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
+        other.createContext("/") { exchange ->
+            reached.incrementAndGet()
+            exchange.sendResponseHeaders(200, -1)
+            exchange.close()
+        }
+        val hub = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
+        hub.createContext("/") { exchange ->
+            exchange.requestBody.readBytes()
+            exchange.responseHeaders.add("Location", "http://127.0.0.1:${other.address.port}/login")
+            exchange.sendResponseHeaders(307, -1)
+            exchange.close()
+        }
+        other.start()
+        hub.start()
+        try {
+            openEnrolledStore(Env.storePath("redirected.db"), key(10), devices.monitorToken).use { store ->
+                val e = assertFailsWith<VigieException.Transport> {
+                    store.syncWith(HubHttpTransport("http://127.0.0.1:${hub.address.port}", devices.monitorToken), null)
+                }
+                assertTrue(e.reason.contains("redirect to http://127.0.0.1:"), e.reason)
+                assertEquals(0, reached.get())
+            }
+        } finally {
+            hub.stop(0)
+            other.stop(0)
+        }
+    }
+
+    @Test
     fun aRustPanicBecomesAnExceptionAndTheStoreStaysUsable() {
         val e = assertFailsWith<InternalException> { debugPanic("boom from the test") }
         assertTrue(e.message.orEmpty().contains("boom from the test"), e.message)
