@@ -760,7 +760,7 @@ fn reserved_key(key: &str) -> bool {
 /// `$` keeps them apart from the record's own fields: record writes reconcile the fields and
 /// never touch them, so an app that updates a record without knowing its attachments keeps
 /// them.
-pub(crate) const ATTACHMENT_PREFIX: &str = "$attachment:";
+pub const ATTACHMENT_PREFIX: &str = "$attachment:";
 
 fn attachment_key(id: Uuid) -> String {
     format!("{ATTACHMENT_PREFIX}{id}")

@@ -365,6 +365,60 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     );
 }
 
+/// A child who turns 18 before the schedule's next date: a follow-up may still plan one before
+/// the birthday; one planned on or after it is refused, naming the field and the day (it was
+/// dropped with nothing said, and a supervisor's form reported it recorded).
+#[test]
+fn no_follow_up_is_planned_once_the_child_is_of_age() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let mut young = child(C01, "Adjoua Koné", MONITOR);
+    young.date_of_birth = Some(date(2008, 6, 1)); // 18 on 2026-06-01
+    let c = store.create(&young).unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .transition_case_on(c.id, CaseStatus::ReceivingServices, date(2025, 10, 15))
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 15))
+        .unwrap();
+    // The 3- and 6-month visits; the yearly one would fall after the birthday.
+    for on in [date(2026, 1, 15), date(2026, 4, 15)] {
+        as_role(&mut store, Role::CommunityMonitor)
+            .add_follow_up(c.id, follow_up(on))
+            .unwrap();
+    }
+    assert_eq!(store.get::<ChildCase>(c.id).unwrap().follow_up_due, None);
+    let before = store.get::<ChildCase>(c.id).unwrap();
+    for late in [date(2026, 6, 1), date(2028, 1, 1)] {
+        let planned = FollowUp {
+            situation: FollowUpSituation::AtRisk,
+            next_due: Some(late),
+            ..follow_up(date(2026, 5, 1))
+        };
+        match as_role(&mut store, Role::CommunityMonitor).add_follow_up(c.id, planned) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, "follow_up.next_due");
+                assert!(e.to_string().contains("2026-06-01"), "{e}");
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+        assert_eq!(store.get::<ChildCase>(c.id).unwrap(), before);
+    }
+    let sooner = FollowUp {
+        situation: FollowUpSituation::AtRisk,
+        next_due: Some(date(2026, 5, 20)),
+        ..follow_up(date(2026, 5, 1))
+    };
+    let (c, key) = as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, sooner)
+        .unwrap();
+    assert_eq!(c.followups[&key].next_due, Some(date(2026, 5, 20)));
+    assert_eq!(c.follow_up_due, Some(date(2026, 5, 20)));
+}
+
 #[test]
 fn a_follow_up_may_plan_the_next_one_sooner_than_the_schedule_never_later() {
     let dir = TempDir::new().unwrap();

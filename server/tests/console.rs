@@ -989,6 +989,15 @@ fn a_refused_follow_up_or_referral_says_which_input_is_wrong() {
             ],
             "date du prochain suivi",
         ),
+        // After the child's 18th birthday, when no follow-up is due: said, not dropped.
+        (
+            vec![
+                ("situation", "in_school"),
+                ("date", today.as_str()),
+                ("next_due", "2099-01-01"),
+            ],
+            "atteint 18 ans",
+        ),
     ] {
         refused("follow-up", &fields, said);
     }
@@ -1882,6 +1891,87 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
         );
         assert!(stale.body.contains("déjà été réglée"), "{}", stale.body);
     }
+}
+
+/// What a phone recorded of a workplace, a visit and a case is on their pages: a workplace's
+/// buyers, suppliers, contact, notes and history; the workplace a visit was made at, and what
+/// the visitor noted of each forced-labour indicator; a case's attachments, and its history
+/// naming them in words.
+#[test]
+fn the_pages_show_what_the_phone_recorded() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut place = workplace(area(C01), "Coopérative Ébène");
+    place.buyers = ["Négoce Abidjan".to_string()].into_iter().collect();
+    place.suppliers = (0..150).map(|i| format!("Planteur {i:03}")).collect();
+    place.owner_contact = "+225 07 00 00 00".into();
+    place.notes = "Séchoir couvert depuis mars.".into();
+    let place = f.mine.store.create(&place).expect("workplace");
+    let mut v = visit(area(C01), place.id, f.mine.user(), 4);
+    v.forced_labour.insert(
+        ForcedLabourIndicator::ALL[0],
+        "Papiers gardés par le gérant".into(),
+    );
+    let v = f.mine.store.create(&v).expect("visit");
+    let mut bytes = b"%PDF-1.4\n".to_vec();
+    bytes.resize(3 * 1024, b' ');
+    f.mine
+        .store
+        .add_attachment(
+            f.my_case,
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Consentement du tuteur".into(),
+            },
+            &bytes[..],
+        )
+        .expect("attachment");
+    let summary = f.mine.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let mut browser = signed_in(&s, "sup.pages");
+
+    let page = browser.get(&format!("/console/workplaces/{}", place.id));
+    assert_eq!(page.status, 200);
+    for said in [
+        "Négoce Abidjan",
+        "Planteur 099",
+        "(+50)",
+        "+225 07 00 00 00",
+        "Séchoir couvert depuis mars.",
+        "Informel",
+        "id=\"history\"",
+    ] {
+        assert!(page.body.contains(said), "{said}: {}", page.body);
+    }
+    assert!(!page.body.contains("Planteur 100"), "{}", page.body);
+
+    let page = browser.get(&format!("/console/visits/{}", v.id));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(&format!("href=\"/console/workplaces/{}\"", place.id)),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Papiers gardés par le gérant"),
+        "{}",
+        page.body
+    );
+
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert_eq!(page.status, 200);
+    let listed = page
+        .body
+        .split("id=\"attachments\"")
+        .nth(1)
+        .expect("the case's attachments");
+    assert!(listed.contains("Consentement du tuteur"), "{listed}");
+    assert!(listed.contains("3 KB"), "{listed}");
+    let history = page.body.split("id=\"history\"").nth(1).expect("history");
+    assert!(history.contains("Pièces jointes"), "{history}");
+    assert!(!history.contains("$attachment"), "{history}");
 }
 
 #[test]

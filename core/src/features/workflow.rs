@@ -200,6 +200,24 @@ pub fn follow(
     not_merged(case)?;
     let key = Uuid::now_v7();
     let asked = follow_up.next_due;
+    // No follow-up is due once the child is of age: a date planned on or after that day was
+    // dropped with nothing said (a supervisor's form reported it recorded).
+    if let (Some(asked), Ok(rules)) = (asked, reference.rule_set_of(case))
+        && let Some(adult) = case.reaches_age_on(rules.thresholds.follow_up_yearly_until_age)
+        && asked >= adult
+    {
+        return Err(ValidationError::new(
+            "follow_up.next_due",
+            format!(
+                "must be before the day the child turns {}, {}-{:02}-{:02} (no follow-up is due after)",
+                rules.thresholds.follow_up_yearly_until_age,
+                adult.year(),
+                adult.month(),
+                adult.day()
+            ),
+        )
+        .into());
+    }
     case.followups.insert(key, follow_up.clone());
     if case.is_tracked() {
         let rules = reference.rule_set_of(case)?;

@@ -63,6 +63,10 @@ fn key(kind: Option<RecordKind>, field: &str) -> Option<&'static str> {
 
 /// A top-level field's label; a field no page names (a later version's) as its words.
 fn top_label(t: Tr, kind: Option<RecordKind>, field: &str) -> String {
+    // A manifest entry is a key of its own, named by the attachment's id.
+    if field.starts_with(vigie_core::doc::ATTACHMENT_PREFIX) {
+        return t.get("field.attachments").to_string();
+    }
     match key(kind, field) {
         Some(key) => t.get(key).to_string(),
         None => field.replace('_', " "),
@@ -228,6 +232,10 @@ mod tests {
         assert_eq!(
             field(t, case_kind, &format!("followups.{id}.next_due"), None),
             "Suivis : Prochain suivi"
+        );
+        assert_eq!(
+            fields(t, case_kind, [format!("$attachment:{id}").as_str()], None),
+            "Pièces jointes"
         );
         assert_eq!(
             value(t, case_kind, "guardian", &Json::String("Awa".into())),

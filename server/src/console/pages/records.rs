@@ -585,6 +585,9 @@ struct VisitPage {
     resolve_url: String,
     conflict_error: Option<String>,
     history: Vec<HistoryLine>,
+    attachments: Vec<AttachmentLine>,
+    /// The workplace visited (its page, its name), when the supervisor's areas hold it.
+    workplace: Option<(Uuid, String)>,
     done: Option<&'static str>,
 }
 
@@ -620,6 +623,54 @@ fn history_lines(
             fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
         })
         .collect())
+}
+
+/// One attachment of a record, as its page lists it.
+pub struct AttachmentLine {
+    kind: String,
+    caption: String,
+    size: String,
+    captured: String,
+}
+
+/// A record's attachments (its manifest: photos, documents, voice notes), in capture order.
+/// `record` is the record as the viewer's scope read it (`Scoped::get`): only its manifest is
+/// read here.
+fn attachment_lines<R: vigie_core::Record>(
+    t: Tr,
+    store: &Store,
+    record: &R,
+    names: &HashMap<Uuid, String>,
+) -> Result<Vec<AttachmentLine>, Error> {
+    Ok(store
+        .attachments(record.id())?
+        .into_iter()
+        .map(|info| {
+            let a = info.attachment;
+            let by = names.get(&a.captured_by).cloned().unwrap_or_default();
+            AttachmentLine {
+                kind: t.code("attachment_kind", a.kind.as_str()),
+                caption: a.caption,
+                size: human_size(a.size),
+                captured: format!("{} {by}", a.captured_at.format("%Y-%m-%d %H:%M"))
+                    .trim_end()
+                    .to_string(),
+            }
+        })
+        .collect())
+}
+
+/// Bytes as a person reads a file's size.
+fn human_size(bytes: u64) -> String {
+    const KB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KB {
+        format!("{bytes} B")
+    } else if b < KB * KB {
+        format!("{:.0} KB", b / KB)
+    } else {
+        format!("{:.1} MB", b / (KB * KB))
+    }
 }
 
 /// What a visit's page shows besides the visit: the review form's error and comment, a
@@ -690,13 +741,11 @@ fn visit_page_of(
                 .join(", "),
         },
         Field {
+            // Each indicator with what the visitor noted of it.
             label: t.get("visit.forced_labour"),
-            value: visit
-                .forced_labour
-                .keys()
-                .map(|k| t.code("fl", &code(k)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            value: serde_json::to_value(&visit.forced_labour)
+                .map(|v| labels::value(t, Some(RecordKind::Visit), "forced_labour", &v))
+                .unwrap_or_default(),
         },
         Field {
             label: t.get("visit.children"),
@@ -724,6 +773,12 @@ fn visit_page_of(
         &|field, value| may_keep(&who, &visit, field, value),
     );
     let history = history_lines(t, &view, &who, (RecordKind::Visit, id), None, &names)?;
+    let attachments = attachment_lines(t, &view, &visit, &names)?;
+    let workplace = view
+        .scoped(&who)
+        .get::<Workplace>(visit.workplace_id)
+        .ok()
+        .map(|w| (w.id, w.name));
     let status = if error.is_some() || conflict_error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -743,6 +798,8 @@ fn visit_page_of(
         resolve_url: format!("/console/visits/{id}/resolve"),
         conflict_error,
         history,
+        attachments,
+        workplace,
         done: done_message(t, done),
     };
     Ok((status, html(&page)).into_response())
@@ -1296,6 +1353,7 @@ struct CasePage {
     resolve_url: String,
     conflict_error: Option<String>,
     history: Vec<HistoryLine>,
+    attachments: Vec<AttachmentLine>,
     candidates: Vec<Candidate>,
     reasons: Vec<(&'static str, &'static str)>,
     /// The erasure's reason chosen at the first step, kept chosen at the confirmation.
@@ -1511,6 +1569,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         Some(&case),
         &names,
     )?;
+    let attachments = attachment_lines(t, &view, &case, &names)?;
     let mut candidates = Vec::new();
     if !case.is_merged_duplicate() {
         for found in scoped.duplicate_candidates(id)? {
@@ -1561,6 +1620,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         resolve_url: format!("/console/cases/{id}/resolve"),
         conflict_error: state.error.clone().filter(|_| state.form == "conflicts"),
         history,
+        attachments,
         candidates,
         reasons: ERASE_REASONS
             .iter()
@@ -2156,7 +2216,24 @@ struct WorkplacePage {
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
+    history: Vec<HistoryLine>,
     done: Option<&'static str>,
+}
+
+/// A workplace's buyers or suppliers, as a line a person reads: the first hundred, then how
+/// many more (a cooperative may name thousands).
+fn names_listed(names: &std::collections::BTreeSet<String>) -> String {
+    const SHOWN: usize = 100;
+    let mut line = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        line.push_str(&format!(" … (+{})", names.len() - SHOWN));
+    }
+    line
 }
 
 pub async fn workplace_page(
@@ -2198,8 +2275,28 @@ fn workplace_page_of(
             ),
         },
         Field {
+            label: t.get("field.formality"),
+            value: t.code("formality", w.formality.as_str()),
+        },
+        Field {
             label: t.get("workplace.owner"),
             value: w.owner_name.clone(),
+        },
+        Field {
+            label: t.get("field.owner_contact"),
+            value: w.owner_contact.clone(),
+        },
+        Field {
+            label: t.get("field.buyers"),
+            value: names_listed(&w.buyers),
+        },
+        Field {
+            label: t.get("field.suppliers"),
+            value: names_listed(&w.suppliers),
+        },
+        Field {
+            label: t.get("field.notes"),
+            value: w.notes.clone(),
         },
     ];
     let visits = scoped
@@ -2229,6 +2326,7 @@ fn workplace_page_of(
         &name,
         &|field, value| may_keep(&who, &w, field, value),
     );
+    let history = history_lines(t, &view, &who, (RecordKind::Workplace, id), None, &names)?;
     let status = match conflict_error {
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
         None => StatusCode::OK,
@@ -2243,6 +2341,7 @@ fn workplace_page_of(
         conflicts,
         resolve_url: format!("/console/workplaces/{id}/resolve"),
         conflict_error,
+        history,
         done: done_message(t, done),
     };
     Ok((status, html(&page)).into_response())
