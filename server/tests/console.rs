@@ -774,7 +774,7 @@ fn a_post_that_is_no_form_gets_the_console_error_page() {
     assert_eq!(answer.status().as_u16(), 400);
     let body = answer.into_body().read_to_string().expect("a page");
     assert!(body.contains("<html"), "{body}");
-    assert!(body.contains("arrivé en entier"), "{body}");
+    assert!(body.contains("n&#39;a pas pu être lu"), "{body}");
 }
 
 #[test]
@@ -2480,6 +2480,12 @@ fn the_case_search_finds_a_case_by_its_code() {
     assert!(page.body.contains(&ids[2].to_string()));
     let page = browser.get("/console/cases?q=Ligne+3");
     assert!(!page.body.contains(&ids[2].to_string()));
+    // A name with its code's last part: that case.
+    for typed in ["Adjoa+000005", "traore+5", "C01-000005+Adjoa"] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert!(page.body.contains(&ids[1].to_string()), "{typed}");
+        assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
+    }
 }
 
 /// The overview's age bands are in age order and its other tables in the page's alphabetical

@@ -1290,10 +1290,15 @@ fn cases_by_code_or_name(
         offset: 0,
         limit: page.offset.saturating_add(page.limit),
     };
-    let mut found = cases_by_code(scoped, query, typed, wanted)?;
-    let mut seen: std::collections::HashSet<Uuid> = found.iter().map(|c| c.id).collect();
-    let mut offset = 0;
     let wanted_rows = usize::try_from(wanted.limit).unwrap_or(usize::MAX);
+    let mut found = cases_of_name_and_code(scoped, query, typed, wanted_rows)?;
+    let mut seen: std::collections::HashSet<Uuid> = found.iter().map(|c| c.id).collect();
+    found.extend(
+        cases_by_code(scoped, query, typed, wanted)?
+            .into_iter()
+            .filter(|c| seen.insert(c.id)),
+    );
+    let mut offset = 0;
     // The name's cases a batch at a time, up to the rows wanted.
     while found.len() < wanted_rows {
         let batch = scoped.child_cases(
@@ -1312,6 +1317,47 @@ fn cases_by_code_or_name(
         offset = offset.saturating_add(Page::MAX_LIMIT);
     }
     Ok(rows_of(found, page))
+}
+
+/// A name with a code's last part ("Adjoua 0010"): the cases of that name whose code one of
+/// the parts with a digit names (`code_matches`), at most `wanted` of them.
+fn cases_of_name_and_code(
+    scoped: &vigie_core::store::Scoped<'_>,
+    query: &ChildCaseQuery,
+    typed: &str,
+    wanted: usize,
+) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    let (codes, words): (Vec<&str>, Vec<&str>) = typed
+        .split_whitespace()
+        .partition(|part| part.chars().any(|c| c.is_ascii_digit()));
+    if codes.is_empty() || words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let name = words.join(" ");
+    let mut found = Vec::new();
+    let mut offset = 0;
+    while found.len() < wanted {
+        let batch = scoped.child_cases(
+            query,
+            Some(&name),
+            Page {
+                offset,
+                limit: Page::MAX_LIMIT,
+            },
+        )?;
+        let last = batch.len() < Page::MAX_LIMIT as usize;
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|c| codes.iter().any(|code| code_matches(&c.case_code, code))),
+        );
+        if last {
+            break;
+        }
+        offset = offset.saturating_add(Page::MAX_LIMIT);
+    }
+    found.truncate(wanted);
+    Ok(found)
 }
 
 pub struct Line2 {
