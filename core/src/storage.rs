@@ -121,6 +121,11 @@ fn no_attachments<T>() -> Result<T> {
     })
 }
 
+/// The refused changes a hub keeps for each device (`HubTransaction::remember_refused_changes`):
+/// enough for the edits a phone keeps refused while its user corrects them, and no more than a
+/// hostile device's refusals may fill.
+pub const MAX_REFUSED_CHANGES_KEPT: i64 = 4096;
+
 pub trait HubTransaction {
     /// The stored record. With `for_update`, no other transaction may change it until this one
     /// ends (a backend shared by several hub processes must lock it).
@@ -192,6 +197,19 @@ pub trait HubTransaction {
 
     /// Whether any of these changes was given up (`give_up_changes`).
     fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
+
+    /// Keeps these changes as refused from `device`, which made them, at `at_ms`: a relay
+    /// holding them is told they will not come from it (`MAX_REFUSED_CHANGES_KEPT` a device,
+    /// the latest).
+    fn remember_refused_changes(
+        &mut self,
+        device: Uuid,
+        hashes: &[ChangeHash],
+        at_ms: i64,
+    ) -> Result<()>;
+
+    /// Whether any of these changes was refused from the device that made them.
+    fn any_refused_change(&mut self, hashes: &[ChangeHash]) -> Result<bool>;
 
     /// The records whose history starts at `root` (the hub keeps each record's root change as
     /// it first stores it): one, or copies of one document under other ids.

@@ -874,6 +874,67 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
     assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
 }
 
+/// A colleague's change the hub refused from the colleague (a rule it breaks that a phone
+/// taking it from a peer does not judge: hours of work below zero), which the monitor took by
+/// peer and built an edit on: the monitor's phone is not left waiting for it for ever. The
+/// hub answers that it will not come, the phone rebuilds the case on the hub's version with
+/// its own edit written again, and the edit goes in.
+#[test]
+fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    let id = monitor.create_case(C01, NAME_C01);
+    for _ in 0..2 {
+        monitor.sync(&mut hub);
+        colleague.sync(&mut hub);
+    }
+    // The colleague's altered app writes what no phone's own write lets through.
+    let bytes = colleague.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let mut case: ChildCase = colleague.store.get(id).unwrap();
+    case.hours_per_week = -5;
+    let author = ChangeAuthor {
+        user: colleague.principal.user,
+        device: colleague.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &case, &author)
+        .unwrap()
+        .expect("a change");
+    colleague
+        .store
+        .merge_document(id, &document.save())
+        .unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        -5
+    );
+    let told = colleague.sync(&mut hub);
+    assert!(
+        told.refused.iter().any(|(r, _)| *r == id),
+        "the hub refuses it from its author: {told:?}"
+    );
+
+    let mut own: ChildCase = monitor.store.get(id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    own.hours_per_week = 12;
+    monitor.store.update(&own).unwrap();
+    let told = monitor.sync(&mut hub);
+    assert_eq!(told.rebuilt, vec![id], "{told:?}");
+    assert!(
+        told.awaiting_author.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(
+        (held.guardian.as_str(), held.hours_per_week),
+        ("Koffi Brou", 12)
+    );
+}
+
 /// Changes a colleague's altered app wrote under its own actor in a supervisor's name (device
 /// and user, or its device with the supervisor as user), with no author, or holding a field its
 /// kind does not define: the bundle's record is not taken, nothing of it stored (the hub

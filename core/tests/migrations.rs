@@ -595,6 +595,7 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (27, "DROP TABLE refused_changes;"),
         (
             26,
             "DROP INDEX child_by_visit; ALTER TABLE child_index DROP COLUMN visit;",
@@ -887,6 +888,27 @@ fn a_schema_24_store_gets_the_table_of_the_hubs_versions_kept() {
     let kept: i64 = Connection::open(&path)
         .expect("open")
         .query_row("SELECT count(*) FROM sync_hub_heads_kept", [], |r| r.get(0))
+        .expect("the table is there");
+    assert_eq!(kept, 0);
+}
+
+#[test]
+fn a_schema_26_store_gets_the_table_of_changes_refused_from_their_author() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("hub.db");
+    drop(Store::open(config(&path)).expect("open"));
+    let conn = Connection::open(&path).expect("open the file");
+    undo_schemas_after(&conn, 26);
+    conn.pragma_update(None, "user_version", 26)
+        .expect("version 26");
+    drop(conn);
+
+    let store = Store::open(config(&path)).expect("open the schema 26 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let kept: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row("SELECT count(*) FROM refused_changes", [], |r| r.get(0))
         .expect("the table is there");
     assert_eq!(kept, 0);
 }

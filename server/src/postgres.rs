@@ -251,6 +251,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/013_device_actors.sql"),
     include_str!("postgres/migrations/014_given_up_changes.sql"),
     include_str!("postgres/migrations/015_sealed_sign_in_names.sql"),
+    include_str!("postgres/migrations/016_refused_changes.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
@@ -1818,6 +1819,39 @@ impl HubTransaction for PgTransaction<'_> {
 
     fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
         self.any_hash_in("given_up_changes", hashes)
+    }
+
+    fn remember_refused_changes(
+        &mut self,
+        device: Uuid,
+        hashes: &[ChangeHash],
+        at_ms: i64,
+    ) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.0.to_vec()).collect();
+        self.tx
+            .execute(
+                "INSERT INTO refused_changes (hash, device, at_ms)
+                 SELECT unnest($1::bytea[]), $2, $3
+                 ON CONFLICT (hash) DO UPDATE SET at_ms = excluded.at_ms",
+                &[&hashes, &device, &at_ms],
+            )
+            .map_err(storage_error)?;
+        self.tx
+            .execute(
+                "DELETE FROM refused_changes WHERE device = $1 AND hash NOT IN (
+                     SELECT hash FROM refused_changes WHERE device = $1
+                     ORDER BY at_ms DESC LIMIT $2)",
+                &[&device, &vigie_core::storage::MAX_REFUSED_CHANGES_KEPT],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn any_refused_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        self.any_hash_in("refused_changes", hashes)
     }
 
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {

@@ -710,3 +710,64 @@ fn an_enrolment_token_unused_for_14_days_is_refused_until_reissued() {
         .sync(&hub.url)
         .expect("a device that synced keeps syncing");
 }
+
+/// A colleague's change the hub refused from the colleague (hours of work below zero, written
+/// by an altered app: a rule a phone taking it from a peer does not judge), which a monitor
+/// took by peer before and built an edit on: the monitor's phone is not left waiting for its
+/// author for ever. The hub answers that it will not come, the phone rebuilds the case on the
+/// hub's version with its own edit written again, and the edit goes in.
+#[test]
+fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let mut colleague = Device::enrol(dir.path(), &data, "col", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor, &mut colleague]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+
+    let bytes = colleague.store.export_document(case.id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let mut altered: ChildCase = colleague.store.get(case.id).unwrap();
+    altered.hours_per_week = -5;
+    vigie_core::doc::write_record(&mut document, &altered, &colleague.store.author())
+        .unwrap()
+        .expect("a change");
+    colleague
+        .store
+        .merge_document(case.id, &document.save())
+        .unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    let told = colleague.sync(&hub.url).unwrap();
+    assert!(
+        told.refused.iter().any(|(id, _)| *id == case.id),
+        "{told:?}"
+    );
+
+    let mut own: ChildCase = monitor.store.get(case.id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    own.hours_per_week = 12;
+    monitor.store.update(&own).unwrap();
+    let told = monitor.sync(&hub.url).unwrap();
+    assert_eq!(told.rebuilt, vec![case.id], "{told:?}");
+    assert!(
+        told.awaiting_author.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let mut reader = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 3);
+    reader.sync(&hub.url).unwrap();
+    let held: ChildCase = reader.store.get(case.id).unwrap();
+    assert_eq!(
+        (held.guardian.as_str(), held.hours_per_week),
+        ("Koffi Brou", 12)
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

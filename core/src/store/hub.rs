@@ -556,6 +556,43 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         erasure::any_hash_in(self.tx, "given_up_changes", hashes)
     }
 
+    fn remember_refused_changes(
+        &mut self,
+        device: Uuid,
+        hashes: &[ChangeHash],
+        at_ms: i64,
+    ) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO refused_changes (hash, device, at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (hash) DO UPDATE SET at_ms = excluded.at_ms",
+        )?;
+        for hash in hashes {
+            stmt.execute(rusqlite::params![
+                hash.0.as_slice(),
+                device.as_bytes(),
+                at_ms
+            ])?;
+        }
+        self.tx
+            .prepare_cached(
+                "DELETE FROM refused_changes WHERE device = ?1 AND hash NOT IN (
+                     SELECT hash FROM refused_changes WHERE device = ?1
+                     ORDER BY at_ms DESC LIMIT ?2)",
+            )?
+            .execute(rusqlite::params![
+                device.as_bytes(),
+                crate::storage::MAX_REFUSED_CHANGES_KEPT
+            ])?;
+        Ok(())
+    }
+
+    fn any_refused_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
+        erasure::any_hash_in(self.tx, "refused_changes", hashes)
+    }
+
     fn records_with_root(&mut self, root: ChangeHash) -> Result<Vec<Uuid>> {
         let ids = self
             .tx

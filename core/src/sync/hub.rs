@@ -281,7 +281,8 @@ fn log_outcomes(who: &Principal, acks: &[PushAck], sent: usize) {
 /// waiting changes come from a device the hub revoked, or from a store of a device other than
 /// the one it syncs from now (a phone reset before it synced, its token reissued; an actor
 /// forged in its name; edits its user gave up, made again under a new actor), or that a
-/// supervisor rejected in review (`reject_quarantined`): they will never come, so the record
+/// supervisor rejected in review (`reject_quarantined`), or that the hub refused from the
+/// device that made them (`remember_refusal`): they will never come, so the record
 /// can never be taken from this sender, and it is told so (`AuthorRevoked`) rather than left
 /// to wait and to be relayed for ever. The registry is read only when a push waits.
 fn tell_revoked_authors<S: HubStorage + ?Sized>(
@@ -319,8 +320,10 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         };
         let never = storage.in_read_transaction(&mut |tx| {
             let (authors, lacking) = foreign_changes(tx, who, entry)?;
-            // Rejected in a review: their author let the record go with them.
-            if tx.any_given_up_change(&lacking)? {
+            // Rejected in a review: their author let the record go with them. Or refused from
+            // their author: they will not come from it as they are (corrected, they come with
+            // the hub).
+            if tx.any_given_up_change(&lacking)? || tx.any_refused_change(&lacking)? {
                 return Ok(true);
             }
             for actor in authors {
@@ -731,6 +734,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
                 let mut outcome = accept_push(
                     tx, &reference, &scope, author, who, entry, limits, &mut stamp, ready,
                 )?;
+                remember_refusal(tx, who, entry, &outcome)?;
                 if let PushOutcome::Accepted {
                     catch_up,
                     hub_heads,
@@ -772,6 +776,53 @@ fn store_pushes<S: HubStorage + ?Sized>(
         pushes_before,
         answered,
     })
+}
+
+/// Keeps, when a record's push is refused for what its changes hold (a step the sender's role
+/// may not take, a rule broken, outside its areas…), the sender's own changes the hub lacks
+/// (`HubTransaction::remember_refused_changes`): a colleague's phone that got them by a peer
+/// or a bundle would otherwise wait for their author for ever, its own edits held back with
+/// them (`tell_revoked_authors`). Refusals that the same changes may pass later are not kept:
+/// waiting for other devices, history missing, reference data the hub lacks yet.
+fn remember_refusal(
+    tx: &mut dyn HubTransaction,
+    who: &Principal,
+    entry: &PushEntry,
+    outcome: &PushOutcome,
+) -> Result<()> {
+    let PushOutcome::Refused { reason, .. } = outcome else {
+        return Ok(());
+    };
+    if matches!(
+        reason,
+        Refusal::ForeignChanges
+            | Refusal::AuthorRevoked
+            | Refusal::MissingHistory
+            | Refusal::UnknownReference
+    ) {
+        return Ok(());
+    }
+    let mut document = match tx.record(entry.id, false)? {
+        Some(stored) => match codec::load(entry.id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(()),
+        },
+        None => Automerge::new(),
+    };
+    let before = document.get_heads();
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
+        return Ok(());
+    }
+    // Bytes that do not decode, or changes forged in another's name, are no one's to relay.
+    const MOST: usize = 256;
+    let own: Vec<ChangeHash> = document
+        .get_changes_meta(&before)
+        .iter()
+        .filter(|c| doc::device_of_actor(&c.actor) == Some(who.device))
+        .map(|c| c.hash)
+        .take(MOST)
+        .collect();
+    tx.remember_refused_changes(who.device, &own, Utc::now().timestamp_millis())
 }
 
 /// The bytes one response may still carry. Whatever comes first goes, however large (a record
