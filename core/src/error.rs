@@ -165,6 +165,30 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// A directory the caller named (`field`) that cannot be made or used: a path through a
+    /// file or a missing place the app may not create, no permission, a read-only file system
+    /// is the caller's input to correct, said on the field; a full disk stays a storage error.
+    pub(crate) fn unusable_directory(field: &str, e: std::io::Error) -> Error {
+        use std::io::ErrorKind::*;
+        match e.kind() {
+            AlreadyExists | NotADirectory => crate::domain::validation::ValidationError::new(
+                field,
+                "must be a directory: the path names a file",
+            )
+            .into(),
+            NotFound | PermissionDenied | ReadOnlyFilesystem | InvalidInput | InvalidFilename => {
+                crate::domain::validation::ValidationError::new(
+                    field,
+                    "must be a directory this app can create and write in",
+                )
+                .into()
+            }
+            _ => e.into(),
+        }
+    }
+}
+
 impl From<NotAllowed> for Error {
     fn from(e: NotAllowed) -> Error {
         Error::NotAllowed { rule: e.rule }

@@ -414,12 +414,7 @@ impl Vault {
         };
         // A file, a path through one, a device or a link to nothing is no place for profiles:
         // said on the field rather than as the system's "File exists".
-        std::fs::create_dir_all(&dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
-                not_a_directory()
-            }
-            _ => e.into(),
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::unusable_directory("dir", e))?;
         if !dir.is_dir() {
             return Err(not_a_directory());
         }
@@ -428,7 +423,8 @@ impl Vault {
             .write(true)
             .create(true)
             .truncate(false)
-            .open(dir.join(VAULT_LOCK))?;
+            .open(dir.join(VAULT_LOCK))
+            .map_err(|e| Error::unusable_directory("dir", e))?;
         match held.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

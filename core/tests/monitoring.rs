@@ -2087,6 +2087,21 @@ fn csv_export_is_pseudonymised_by_default() {
     ));
     assert!(rule.contains("child_cases.csv"), "{rule}");
     assert!(!out.join("child_cases.json").exists());
+    // A directory that cannot be made (through a file, in a place the app may not write) is
+    // the caller's input, said on the field.
+    for unusable in [
+        out.join("child_cases.csv").join("here"),
+        std::path::PathBuf::from("/proc/vigie-export"),
+    ] {
+        match as_role(&mut store, Role::Inspector).export_to_dir(
+            &unusable,
+            ExportFormat::Json,
+            ExportOptions::default(),
+        ) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, "dir", "{unusable:?}"),
+            other => panic!("{unusable:?}: {other:?}"),
+        }
+    }
     let out = out.with_extension("json");
     let paths = as_role(&mut store, Role::Inspector)
         .export_to_dir(&out, ExportFormat::Json, ExportOptions::default())

@@ -426,6 +426,8 @@ fn short_or_trivial_pins_are_refused_naming_the_pin() {
         "/dev/null",
         &slash,
         dangling.to_str().unwrap(),
+        // A place the app may not create a directory in.
+        "/proc/vigie-vault",
     ] {
         match Vault::open_with(wrong, config(5)) {
             Err(Error::Validation(e)) => assert_eq!(e.field, "dir"),

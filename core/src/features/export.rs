@@ -478,7 +478,9 @@ fn write_tables(
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
+        builder
+            .create(dir)
+            .map_err(|e| Error::unusable_directory("dir", e))?;
     }
     // Every table is written aside first, and takes its name only once all are whole: an
     // export that fails (a full disk) leaves no table cut mid-row, nor a set of some tables
