@@ -729,9 +729,10 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     assert!(hub.get::<ChildCase>(new.id).is_err());
 }
 
-/// A bundle that expands far past its size (documents of zeros: a few KB sealed, 48 MiB
+/// A bundle that expands far past its size (documents of zeros: a few KB sealed, 80 MiB
 /// expanded; a hostile one held 480 MiB, which a phone allocated twice before finding them no
-/// documents) is refused before it is expanded whole; a bundle of records goes in.
+/// documents) is refused before it is expanded whole; a bundle of records goes in, and one
+/// of workplaces naming the same two thousand buyers each (honest, and most compressible).
 #[test]
 fn a_bundle_expanding_far_past_its_size_is_refused_unexpanded() {
     let dir = TempDir::new().unwrap();
@@ -745,7 +746,7 @@ fn a_bundle_expanding_far_past_its_size_is_refused_unexpanded() {
         &mut [(&mut sender, &sender_is), (&mut victim, &victim_is)],
     );
     let to_victim = [Recipient::Device(victim.device_id())];
-    let zeros: Vec<(Uuid, Vec<u8>)> = (0..24)
+    let zeros: Vec<(Uuid, Vec<u8>)> = (0..40)
         .map(|_| (Uuid::now_v7(), vec![0u8; 2 * 1024 * 1024]))
         .collect();
     let bomb = sender.seal_bundle(zeros, &to_victim).unwrap();
@@ -767,4 +768,24 @@ fn a_bundle_expanding_far_past_its_size_is_refused_unexpanded() {
         .collect();
     let bundle = sender.seal_bundle(cases, &to_victim).unwrap();
     assert_eq!(victim.import_bundle(&bundle).unwrap().changed, 200);
+    let buyers: std::collections::BTreeSet<String> = (0..2000)
+        .map(|i| format!("Coopérative Planteur {i:04}"))
+        .collect();
+    let places: Vec<Workplace> = (0..200)
+        .map(|i| {
+            let mut w = Workplace::new(
+                &format!("Séchoir {i}"),
+                "cocoa",
+                Formality::Informal,
+                area(),
+            );
+            w.buyers = buyers.clone();
+            w
+        })
+        .collect();
+    sender.create_all(&places).unwrap();
+    let (bundle, _) = sender.export_bundle(0, &[], &to_victim).unwrap();
+    let report = victim.import_bundle(&bundle).unwrap();
+    assert_eq!(report.refused, 0, "{report:?}");
+    assert!(report.changed >= 200, "{report:?}");
 }

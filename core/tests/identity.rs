@@ -935,6 +935,188 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
     );
 }
 
+/// A change made in a supervisor's name under the supervisor's own actor, numbered as the
+/// supervisor's next change, which the receiver already holds from the supervisor: that record
+/// is not taken from the bundle (it is not its history), and the bundle's other records are.
+#[test]
+fn a_record_whose_change_reuses_another_s_number_does_not_stop_a_bundle() {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    let id = monitor.create_case(C01, NAME_C01);
+    for _ in 0..2 {
+        for d in [&mut monitor, &mut colleague, &mut supervisor] {
+            d.sync(&mut hub);
+        }
+    }
+    // The supervisor's change, which the monitor gets; the colleague does not (yet).
+    let mut edited: ChildCase = supervisor.store.get(id).unwrap();
+    edited.hours_per_week = 30;
+    supervisor.store.update(&edited).unwrap();
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    // On the colleague's older copy, a change under the supervisor's actor takes its number.
+    let bytes = colleague.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(supervisor.store.actor().clone());
+    let mut tx = document.transaction();
+    tx.put(automerge::ROOT, "hours_per_week", 2_i64).unwrap();
+    let in_their_name = ChangeAuthor {
+        user: supervisor.principal.user,
+        device: supervisor.id(),
+    };
+    tx.commit_with(
+        CommitOptions::default().with_message(serde_json::to_string(&in_their_name).unwrap()),
+    );
+    let beside = colleague.create_case(C01, "Mariam Koné");
+    let bundle = colleague
+        .store
+        .seal_bundle(
+            vec![
+                (id, document.save()),
+                (beside, colleague.store.export_document(beside).unwrap()),
+            ],
+            &[Recipient::Device(monitor.id())],
+        )
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!((report.records, report.refused), (1, 1), "{report:?}");
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        30
+    );
+    assert!(monitor.store.kind_of(beside).is_ok());
+}
+
+/// A change forged in a supervisor's name under the supervisor's actor, numbered as its next
+/// change, reaches a monitor in a bundle; the monitor builds an edit on it. Once the
+/// supervisor's own change of that number reaches the hub, the hub answers that the forged one
+/// will never come: the monitor's phone rebuilds the case on the hub's version with its own
+/// edit written again, and is not left refused for ever.
+#[test]
+fn a_relay_holding_a_change_forged_under_another_s_number_is_rebuilt_once_the_real_one_comes() {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    let id = monitor.create_case(C01, NAME_C01);
+    for _ in 0..2 {
+        for d in [&mut monitor, &mut colleague, &mut supervisor] {
+            d.sync(&mut hub);
+        }
+    }
+    let mut edited: ChildCase = supervisor.store.get(id).unwrap();
+    edited.hours_per_week = 30;
+    supervisor.store.update(&edited).unwrap();
+    supervisor.sync(&mut hub);
+    for d in [&mut monitor, &mut colleague] {
+        d.sync(&mut hub);
+    }
+    // The supervisor's next number, taken by a change forged on the colleague's phone.
+    let bytes = colleague.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(supervisor.store.actor().clone());
+    let mut tx = document.transaction();
+    tx.put(automerge::ROOT, "hours_per_week", 2_i64).unwrap();
+    let in_their_name = ChangeAuthor {
+        user: supervisor.principal.user,
+        device: supervisor.id(),
+    };
+    tx.commit_with(
+        CommitOptions::default().with_message(serde_json::to_string(&in_their_name).unwrap()),
+    );
+    let bundle = colleague
+        .store
+        .seal_bundle(
+            vec![(id, document.save())],
+            &[Recipient::Device(monitor.id())],
+        )
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    let mut own: ChildCase = monitor.store.get(id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    monitor.store.update(&own).unwrap();
+    let told = monitor.sync(&mut hub);
+    assert_eq!(told.awaiting_author, vec![id], "{told:?}");
+
+    // The supervisor's own change of that number.
+    let mut edited: ChildCase = supervisor.store.get(id).unwrap();
+    edited.activity = "Récolte".into();
+    supervisor.store.update(&edited).unwrap();
+    supervisor.sync(&mut hub);
+    let told = monitor.sync(&mut hub);
+    assert_eq!(told.rebuilt, vec![id], "{told:?}");
+    let told = monitor.sync(&mut hub);
+    assert!(
+        told.refused.is_empty() && told.awaiting_author.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(
+        (
+            held.guardian.as_str(),
+            held.activity.as_str(),
+            held.hours_per_week
+        ),
+        ("Koffi Brou", "Récolte", 30)
+    );
+    let mine: ChildCase = monitor.store.get(id).unwrap();
+    assert_eq!(
+        (mine.activity.as_str(), mine.hours_per_week),
+        ("Récolte", 30)
+    );
+}
+
+/// The hub holds a follow-up's plan to the child's childhood as a phone does: a plan past the
+/// 18th birthday written by an app that skips the phone's check is refused, naming the field.
+#[test]
+fn the_hub_refuses_a_follow_up_planned_past_the_18th_birthday() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut case = child(C01, NAME_C01, monitor.principal.user);
+    case.estimated_age = None;
+    case.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 6, 1).unwrap());
+    let case = monitor.store.create(&case).unwrap();
+    monitor.sync(&mut hub);
+    let bytes = monitor.store.export_document(case.id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
+    let key = Uuid::now_v7();
+    planned.followups.insert(
+        key,
+        FollowUp::new(
+            NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+            FollowUpSituation::AtRisk,
+            Some(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
+        ),
+    );
+    vigie_core::doc::write_record(&mut document, &planned, &monitor.store.author())
+        .unwrap()
+        .expect("a change");
+    monitor
+        .store
+        .merge_document(case.id, &document.save())
+        .unwrap();
+    let told = monitor.sync(&mut hub);
+    assert_eq!(
+        told.refused,
+        vec![(case.id, sync::Refusal::BreaksValidation)],
+        "{told:?}"
+    );
+    let detail = &told.refusal_details[0].1;
+    assert_eq!(
+        detail.field,
+        format!("followups.{key}.next_due"),
+        "{detail:?}"
+    );
+    assert!(hub.get::<ChildCase>(case.id).unwrap().followups.is_empty());
+}
+
 /// Changes a colleague's altered app wrote under its own actor in a supervisor's name (device
 /// and user, or its device with the supervisor as user), with no author, or holding a field its
 /// kind does not define: the bundle's record is not taken, nothing of it stored (the hub
@@ -987,6 +1169,25 @@ fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
         ),
         written(None, "hours_per_week"),
         written(Some(own), "smuggled"),
+        // A device and user no hub enrolled, under an actor of that device.
+        {
+            let device = Uuid::now_v7();
+            let mut actor = device.as_bytes().to_vec();
+            actor.extend_from_slice(&[7; 8]);
+            let mut document = automerge::Automerge::load(&genuine)
+                .unwrap()
+                .with_actor(automerge::ActorId::from(actor));
+            let mut tx = document.transaction();
+            tx.put(automerge::ROOT, "hours_per_week", 1_i64).unwrap();
+            let nobody = ChangeAuthor {
+                user: Uuid::now_v7(),
+                device,
+            };
+            tx.commit_with(
+                CommitOptions::default().with_message(serde_json::to_string(&nobody).unwrap()),
+            );
+            document.save()
+        },
     ] {
         let bundle = colleague
             .store

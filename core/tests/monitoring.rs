@@ -417,6 +417,27 @@ fn no_follow_up_is_planned_once_the_child_is_of_age() {
         .unwrap();
     assert_eq!(c.followups[&key].next_due, Some(date(2026, 5, 20)));
     assert_eq!(c.follow_up_due, Some(date(2026, 5, 20)));
+    // Nor by an edit of the case: a follow-up's plan moved past the birthday, or a new one.
+    let mut moved = c.clone();
+    moved.followups.get_mut(&key).unwrap().next_due = Some(date(2030, 1, 1));
+    let mut added = c.clone();
+    let new_key = Uuid::now_v7();
+    added.followups.insert(
+        new_key,
+        FollowUp {
+            next_due: Some(date(2029, 1, 1)),
+            ..follow_up(date(2026, 5, 2))
+        },
+    );
+    for (edited, field) in [(moved, key), (added, new_key)] {
+        match store.update(&edited) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, format!("followups.{field}.next_due"));
+                assert!(e.to_string().contains("2026-06-01"), "{e}");
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
 }
 
 #[test]

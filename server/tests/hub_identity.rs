@@ -771,3 +771,56 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// Changes of a device the hub never enrolled (an invented one), which reached a phone
+/// (merged by a tool: peers and bundles no longer take them), do not hold its own edits back:
+/// the hub answers that they will never come, and the phone rebuilds the case with its edit.
+#[test]
+fn changes_of_a_device_the_hub_never_enrolled_do_not_hold_a_relays_edits_back() {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+
+    let nobody = ChangeAuthor {
+        user: uuid::Uuid::now_v7(),
+        device: uuid::Uuid::now_v7(),
+    };
+    let mut actor = nobody.device.as_bytes().to_vec();
+    actor.extend_from_slice(&[9; 8]);
+    let bytes = monitor.store.export_document(case.id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(automerge::ActorId::from(actor));
+    let mut tx = document.transaction();
+    tx.put(automerge::ROOT, "hours_per_week", 1_i64).unwrap();
+    tx.commit_with(CommitOptions::default().with_message(serde_json::to_string(&nobody).unwrap()));
+    monitor
+        .store
+        .merge_document(case.id, &document.save())
+        .unwrap();
+    let mut own: ChildCase = monitor.store.get(case.id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    monitor.store.update(&own).unwrap();
+    let told = monitor.sync(&hub.url).unwrap();
+    assert_eq!(told.rebuilt, vec![case.id], "{told:?}");
+    let told = monitor.sync(&hub.url).unwrap();
+    assert!(
+        told.refused.is_empty() && told.awaiting_author.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let mut reader = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[REGION], 2);
+    reader.sync(&hub.url).unwrap();
+    let held: ChildCase = reader.store.get(case.id).unwrap();
+    assert_eq!(held.guardian, "Koffi Brou");
+    assert_ne!(held.hours_per_week, 1);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

@@ -208,13 +208,7 @@ pub fn follow(
     {
         return Err(ValidationError::new(
             "follow_up.next_due",
-            format!(
-                "must be before the day the child turns {}, {}-{:02}-{:02} (no follow-up is due after)",
-                rules.thresholds.follow_up_yearly_until_age,
-                adult.year(),
-                adult.month(),
-                adult.day()
-            ),
+            crate::domain::records::of_age_rule(rules.thresholds.follow_up_yearly_until_age, adult),
         )
         .into());
     }

@@ -100,6 +100,9 @@ pub(crate) fn insert_new<R: Record>(
     record.derive(reference);
     record.validate(reference)?;
     crate::domain::records::events_not_after_today(&[], &record.event_dates())?;
+    if let crate::domain::records::Subject::ChildCase(case) = record.subject() {
+        crate::domain::records::plans_within_childhood(None, case, reference)?;
+    }
     check_references(tx, &record)?;
     if let Some(acting) = acting {
         acting.check_write(None, &record)?;
@@ -233,6 +236,17 @@ fn check_edit<R: Record>(
         .any(|(_, day)| *day > crate::domain::records::latest_event_day())
     {
         crate::domain::records::events_not_after_today(&stored()?.event_dates(), &dates)?;
+    }
+    // Read as stored only when a plan passes the birthday: one set before stays.
+    if let crate::domain::records::Subject::ChildCase(case) = record.subject()
+        && crate::domain::records::plans_within_childhood(None, case, &write.reference).is_err()
+    {
+        let stored = stored()?;
+        let before = match stored.subject() {
+            crate::domain::records::Subject::ChildCase(before) => Some(before),
+            _ => None,
+        };
+        crate::domain::records::plans_within_childhood(before, case, &write.reference)?;
     }
     if let Some(acting) = &write.acting {
         acting.check_write(Some(&read()?), record)?;

@@ -32,10 +32,19 @@ const SIGNED_LABEL: &[u8] = b"vigie sealed bundle v1\0";
 /// A bundle expands to at most this much; larger exports are split by the exporter.
 const MAX_BUNDLE_EXPANDED: usize = 512 * 1024 * 1024;
 /// And to at most this many times its compressed payload, past a floor: records compress
-/// a few times over (their ids and hashes do not), where a hostile file of 23 KB expanded to
+/// a few times over, lists repeated from record to record (a cooperative's buyers named on
+/// each of its 200 workplaces) a few hundred times, where a hostile file of 23 KB expanded to
 /// 480 MiB of zeros, which a phone allocated twice before finding them no documents.
-const MAX_BUNDLE_RATIO: usize = 64;
-const BUNDLE_EXPANSION_FLOOR: usize = 16 * 1024 * 1024;
+const MAX_BUNDLE_RATIO: usize = 256;
+const BUNDLE_EXPANSION_FLOOR: usize = 64 * 1024 * 1024;
+
+/// Whether a bundle sealed is held to what its recipients take (`expansion_bound`): an app's
+/// export is; a tool's or a test's documents are sealed as given, for the import to judge.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expansion {
+    Checked,
+    Unchecked,
+}
 
 /// What a bundle's payload of `compressed` bytes may expand to.
 fn expansion_bound(compressed: usize) -> usize {
@@ -259,7 +268,7 @@ impl Store {
             let covered = self.ids_for(scope)?;
             Ok(selected.iter().all(|id| covered.contains(id)))
         })?;
-        Ok((self.seal_to(documents, keys)?, mark))
+        Ok((self.seal_to(documents, keys, Expansion::Checked)?, mark))
     }
 
     /// Signs `documents` as this device and seals them to `recipients` (`export_bundle` is the
@@ -271,18 +280,32 @@ impl Store {
     ) -> Result<Vec<u8>> {
         let directory = self.trusted_directory()?;
         let keys = self.recipient_keys(recipients, &directory, |_| Ok(true))?;
-        self.seal_to(documents, keys)
+        self.seal_to(documents, keys, Expansion::Unchecked)
     }
 
     fn seal_to(
         &self,
         documents: Vec<(Uuid, Vec<u8>)>,
         sealed_to: Vec<[u8; 32]>,
+        expansion: Expansion,
     ) -> Result<Vec<u8>> {
         let keys = self.device_keys()?;
         let certificate = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
         self.trust()?.check_certificate(&certificate)?;
+        let plain: usize = documents.iter().map(|(_, d)| d.len() + 32).sum();
         let payload = encode_bundle(self.device_id(), documents);
+        // Refused here, not as damaged where it arrives.
+        if expansion == Expansion::Checked && plain > expansion_bound(payload.len()) {
+            return Err(Error::NotAllowed {
+                rule: format!(
+                    "the bundle would expand to more than a device takes from a file of its \
+                     size ({} MiB from {} KiB): export fewer records at a time (by area, or \
+                     since the last bundle's mark)",
+                    plain / (1024 * 1024),
+                    payload.len() / 1024
+                ),
+            });
+        }
         let certificate = certificate.to_bytes();
         Ok(identity::seal(&sealed_to, |header| {
             let mut body = Vec::with_capacity(certificate.len() + payload.len() + 80);

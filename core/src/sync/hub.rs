@@ -304,15 +304,20 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(());
     }
-    let revoked: HashSet<Uuid> = match certifier {
-        Some(certifier) => certifier
-            .registry
-            .devices()?
-            .into_iter()
-            .filter(|d| d.revoked)
-            .map(|d| d.device)
-            .collect(),
-        None => HashSet::new(),
+    // The devices the hub enrolled (`None`: no registry to read), and those it revoked.
+    let (enrolled, revoked): (Option<HashSet<Uuid>>, HashSet<Uuid>) = match certifier {
+        Some(certifier) => {
+            let devices = certifier.registry.devices()?;
+            (
+                Some(devices.iter().map(|d| d.device).collect()),
+                devices
+                    .iter()
+                    .filter(|d| d.revoked)
+                    .map(|d| d.device)
+                    .collect(),
+            )
+        }
+        None => (None, HashSet::new()),
     };
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
@@ -330,7 +335,11 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
-                if revoked.contains(&device)
+                // A device the hub never enrolled (its own, the console's, included: it holds
+                // every change it made) will never send them.
+                let unknown = enrolled.as_ref().is_some_and(|e| !e.contains(&device));
+                if unknown
+                    || revoked.contains(&device)
                     || tx
                         .device_actor(device)?
                         .is_some_and(|current| current != actor.to_bytes())
@@ -2955,6 +2964,15 @@ pub(crate) fn check_content(
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
     crate::domain::records::events_not_after_today(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
+    use crate::domain::records::Subject;
+    if let Subject::ChildCase(case) = to.subject() {
+        let before = match from.map(TypedRecord::subject) {
+            Some(Subject::ChildCase(before)) => Some(before),
+            _ => None,
+        };
+        crate::domain::records::plans_within_childhood(before, case, reference)
+            .map_err(Refused::breaking)?;
+    }
     // Judged when the sender files the record: an edit that leaves it where it is stays
     // possible after a new tree renamed its community (a record captured before its phone
     // held any tree names no version to be judged by).

@@ -8,7 +8,7 @@
 
 use crate::doc;
 use crate::domain::codes::Role;
-use crate::domain::rights::{self, Step};
+use crate::domain::rights;
 use crate::error::{Error, Result};
 use crate::identity::Certificate;
 use crate::store::TypedRecord;
@@ -52,11 +52,11 @@ struct Run {
 }
 
 /// Refuses `document` (received for record `id`) if a change of it that `held` (this device's
-/// copy, if any) lacks does not name the device it was made on as its author, names another
-/// user than the hub certified for that device, or takes a step that user's role may not take
-/// (a workflow step by a device this one does not know — the console, a device enrolled since
-/// its last sync — comes with the hub instead); or if the record holds a field its kind does
-/// not define that `held` did not.
+/// copy, if any) lacks does not name the device it was made on as its author, was made on a
+/// device this one does not know (the console, a device enrolled since its last sync: it comes
+/// with the hub instead), names another user than the hub certified for that device, reuses
+/// the number of a change of its device that `held` holds, or takes a step that user's role
+/// may not take; or if the record holds a field its kind does not define that `held` did not.
 pub(crate) fn check_changes(
     known: &KnownDevices,
     id: Uuid,
@@ -67,12 +67,29 @@ pub(crate) fn check_changes(
         return Err(refused(id, "it names no kind"));
     };
     let lacked = |hash: &ChangeHash| held.is_none_or(|h| h.get_change_meta_by_hash(hash).is_none());
+    // Each change of this device's copy by its device's number in it: a received change under
+    // a number the copy holds another change under is not this record's history (made in that
+    // device's name elsewhere), and would fail the whole session's merge.
+    let numbered: HashMap<(Vec<u8>, u64), ChangeHash> = held
+        .map(|held| {
+            held.get_changes_meta(&[])
+                .into_iter()
+                .map(|c| ((c.actor.to_bytes().to_vec(), c.seq), c.hash))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut runs: Vec<Run> = Vec::new();
     let mut run_of: HashMap<ChangeHash, usize> = HashMap::new();
     // Causal order: a change comes after its dependencies.
     for change in document.get_changes_meta(&[]) {
         if !lacked(&change.hash) {
             continue;
+        }
+        if numbered.contains_key(&(change.actor.to_bytes().to_vec(), change.seq)) {
+            return Err(refused(
+                id,
+                "a change reuses the number of another change of its device that this one holds",
+            ));
         }
         let made_on = doc::device_of_actor(&change.actor);
         let Some(author) = doc::author_in(change.message.as_deref())
@@ -83,13 +100,23 @@ pub(crate) fn check_changes(
                 "a change does not name the device it was made on as its author",
             ));
         };
-        if let Some((user, _)) = known.0.get(&author.device)
-            && *user != author.user
-        {
-            return Err(refused(
-                id,
-                "a change names another user than the one its device is enrolled for",
-            ));
+        match known.0.get(&author.device) {
+            Some((user, _)) if *user != author.user => {
+                return Err(refused(
+                    id,
+                    "a change names another user than the one its device is enrolled for",
+                ));
+            }
+            Some(_) => {}
+            // No device of the directory this one last heard: enrolled since (its changes come
+            // with the hub), the hub's own (the console's), or none the hub ever enrolled,
+            // whose changes would never reach it and would hold this device's own back.
+            None => {
+                return Err(refused(
+                    id,
+                    "a change made on a device this one does not know (the hub brings it)",
+                ));
+            }
         }
         let follows = match change.deps[..] {
             [dep] => run_of
@@ -142,23 +169,13 @@ pub(crate) fn check_changes(
             }
         };
         let steps = rights::steps(before.as_ref().map(TypedRecord::subject), after.subject());
-        match known.0.get(&run.device) {
-            Some(&(_, role)) => {
-                for step in &steps {
-                    rights::check_step(role, run.user, step)
-                        .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
-                }
-            }
-            None if steps
-                .iter()
-                .any(|s| !matches!(s, Step::Create(_) | Step::Edit(_))) =>
-            {
-                return Err(refused(
-                    id,
-                    "a workflow step made on a device this one does not know yet (the hub brings it)",
-                ));
-            }
-            None => {}
+        // Every run's device is known (above).
+        let Some(&(_, role)) = known.0.get(&run.device) else {
+            continue;
+        };
+        for step in &steps {
+            rights::check_step(role, run.user, step)
+                .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
         }
     }
     check_known_fields(id, kind, (document, &current), held)

@@ -458,6 +458,51 @@ impl RuleSet {
     }
 }
 
+/// Checks that no follow-up of `after` plans the next one (`next_due`) on or after the day the
+/// child comes of age, by the profile the case was captured with, where `before` planned
+/// otherwise: a plan set or moved, not one the schedule set before a date of birth was
+/// corrected (the due lists leave those out). A profile this device lacks judges nothing here
+/// (the hub, which holds it, does). The one rule of a device's own writes and of the hub's
+/// pushes.
+pub(crate) fn plans_within_childhood(
+    before: Option<&ChildCase>,
+    after: &ChildCase,
+    reference: &ReferenceData,
+) -> Result<(), ValidationError> {
+    let Ok(rules) = reference.rule_set_of(after) else {
+        return Ok(());
+    };
+    let age = rules.thresholds.follow_up_yearly_until_age;
+    let Some(adult) = after.reaches_age_on(age) else {
+        return Ok(());
+    };
+    let planned_before = |id: &Uuid| {
+        before
+            .and_then(|b| b.followups.get(id))
+            .and_then(|f| f.next_due)
+    };
+    match after.followups.iter().find(|(id, f)| {
+        f.next_due
+            .is_some_and(|next| next >= adult && Some(next) != planned_before(id))
+    }) {
+        Some((id, _)) => Err(ValidationError::new(
+            format!("followups.{id}.next_due"),
+            of_age_rule(age, adult),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The rule a follow-up planned on or after the day the child comes of age breaks.
+pub(crate) fn of_age_rule(age: u32, adult: NaiveDate) -> String {
+    format!(
+        "must be before the day the child turns {age}, {}-{:02}-{:02} (no follow-up is due after)",
+        adult.year(),
+        adult.month(),
+        adult.day()
+    )
+}
+
 impl ChildCase {
     fn derive_with(&mut self, rules: &RuleSet) {
         self.classification = Some(rules.classify(self));

@@ -12,6 +12,7 @@ mod visit;
 mod workplace;
 
 pub use child_case::{ChildCase, FollowUp, Referral, latest_follow_up};
+pub(crate) use child_case::{of_age_rule, plans_within_childhood};
 pub use reference_document::ReferenceDocument;
 pub use user::{User, UserProblem};
 pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};

@@ -1229,42 +1229,37 @@ fn code_matches(code: &str, typed: &str) -> bool {
     }
 }
 
-/// The page `page` of the cases of the supervisor's areas whose code `typed` names
-/// (`code_matches`), as the name search pages them. The core's queries search names, not
-/// codes: the cases' summaries (the index, not the documents) are read a batch at a time and
-/// their codes compared here.
-fn cases_by_code(
+/// The cases of the supervisor's areas (of `name`, if given) that `keep` keeps, in the order
+/// the name search pages them, up to `wanted`. The core's queries search names, not codes: the
+/// cases' summaries (the index, not the documents) are read a batch at a time and judged here.
+fn cases_kept(
     scoped: &vigie_core::store::Scoped<'_>,
     query: &ChildCaseQuery,
-    typed: &str,
-    page: Page,
+    name: Option<&str>,
+    wanted: usize,
+    mut keep: impl FnMut(&vigie_core::ChildCaseSummary) -> bool,
 ) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
     // As many as a page holds: a batch shorter than asked for is the last.
     const BATCH: i32 = Page::MAX_LIMIT;
     let mut found = Vec::new();
-    let wanted = usize::try_from(page.offset.saturating_add(page.limit)).unwrap_or(usize::MAX);
     let mut offset = 0;
-    loop {
+    while found.len() < wanted {
         let batch = scoped.child_cases(
             query,
-            None,
+            name,
             Page {
                 offset,
                 limit: BATCH,
             },
         )?;
         let last = batch.len() < BATCH as usize;
-        found.extend(
-            batch
-                .into_iter()
-                .filter(|c| code_matches(&c.case_code, typed)),
-        );
-        if last || found.len() >= wanted {
+        found.extend(batch.into_iter().filter(&mut keep));
+        if last {
             break;
         }
         offset = offset.saturating_add(BATCH);
     }
-    Ok(rows_of(found, page))
+    Ok(found)
 }
 
 /// The rows of `page` among every row found from the first.
@@ -1277,87 +1272,36 @@ fn rows_of<T>(found: Vec<T>, page: Page) -> Vec<T> {
         .collect()
 }
 
-/// The page `page` of the cases whose code `typed` names (`cases_by_code`), then of those whose
-/// name it finds and whose code it does not: the first rows of each list make the first rows
-/// of both.
+/// The page `page` of the cases of a name with a code's last part ("Adjoua 0010": those of
+/// that name whose code one of the parts with a digit names), then of those whose code `typed`
+/// names (`code_matches`), then of those whose name it finds: the first rows of each list make
+/// the first rows of all.
 fn cases_by_code_or_name(
     scoped: &vigie_core::store::Scoped<'_>,
     query: &ChildCaseQuery,
     typed: &str,
     page: Page,
 ) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
-    let wanted = Page {
-        offset: 0,
-        limit: page.offset.saturating_add(page.limit),
-    };
-    let wanted_rows = usize::try_from(wanted.limit).unwrap_or(usize::MAX);
-    let mut found = cases_of_name_and_code(scoped, query, typed, wanted_rows)?;
-    let mut seen: std::collections::HashSet<Uuid> = found.iter().map(|c| c.id).collect();
-    found.extend(
-        cases_by_code(scoped, query, typed, wanted)?
-            .into_iter()
-            .filter(|c| seen.insert(c.id)),
-    );
-    let mut offset = 0;
-    // The name's cases a batch at a time, up to the rows wanted.
-    while found.len() < wanted_rows {
-        let batch = scoped.child_cases(
-            query,
-            Some(typed),
-            Page {
-                offset,
-                limit: Page::MAX_LIMIT,
-            },
-        )?;
-        let last = batch.len() < Page::MAX_LIMIT as usize;
-        found.extend(batch.into_iter().filter(|c| seen.insert(c.id)));
-        if last {
-            break;
-        }
-        offset = offset.saturating_add(Page::MAX_LIMIT);
-    }
-    Ok(rows_of(found, page))
-}
-
-/// A name with a code's last part ("Adjoua 0010"): the cases of that name whose code one of
-/// the parts with a digit names (`code_matches`), at most `wanted` of them.
-fn cases_of_name_and_code(
-    scoped: &vigie_core::store::Scoped<'_>,
-    query: &ChildCaseQuery,
-    typed: &str,
-    wanted: usize,
-) -> Result<Vec<vigie_core::ChildCaseSummary>, Error> {
+    let wanted = usize::try_from(page.offset.saturating_add(page.limit)).unwrap_or(usize::MAX);
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
     let (codes, words): (Vec<&str>, Vec<&str>) = typed
         .split_whitespace()
         .partition(|part| part.chars().any(|c| c.is_ascii_digit()));
-    if codes.is_empty() || words.is_empty() {
-        return Ok(Vec::new());
+    if !codes.is_empty() && !words.is_empty() {
+        found = cases_kept(scoped, query, Some(&words.join(" ")), wanted, |c| {
+            codes.iter().any(|code| code_matches(&c.case_code, code)) && seen.insert(c.id)
+        })?;
     }
-    let name = words.join(" ");
-    let mut found = Vec::new();
-    let mut offset = 0;
-    while found.len() < wanted {
-        let batch = scoped.child_cases(
-            query,
-            Some(&name),
-            Page {
-                offset,
-                limit: Page::MAX_LIMIT,
-            },
-        )?;
-        let last = batch.len() < Page::MAX_LIMIT as usize;
-        found.extend(
-            batch
-                .into_iter()
-                .filter(|c| codes.iter().any(|code| code_matches(&c.case_code, code))),
-        );
-        if last {
-            break;
-        }
-        offset = offset.saturating_add(Page::MAX_LIMIT);
-    }
-    found.truncate(wanted);
-    Ok(found)
+    let rest = wanted.saturating_sub(found.len());
+    found.extend(cases_kept(scoped, query, None, rest, |c| {
+        code_matches(&c.case_code, typed) && seen.insert(c.id)
+    })?);
+    let rest = wanted.saturating_sub(found.len());
+    found.extend(cases_kept(scoped, query, Some(typed), rest, |c| {
+        seen.insert(c.id)
+    })?);
+    Ok(rows_of(found, page))
 }
 
 pub struct Line2 {
