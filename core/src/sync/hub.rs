@@ -304,20 +304,15 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(());
     }
-    // The devices the hub enrolled (`None`: no registry to read), and those it revoked.
-    let (enrolled, revoked): (Option<HashSet<Uuid>>, HashSet<Uuid>) = match certifier {
-        Some(certifier) => {
-            let devices = certifier.registry.devices()?;
-            (
-                Some(devices.iter().map(|d| d.device).collect()),
-                devices
-                    .iter()
-                    .filter(|d| d.revoked)
-                    .map(|d| d.device)
-                    .collect(),
-            )
-        }
-        None => (None, HashSet::new()),
+    let revoked: HashSet<Uuid> = match certifier {
+        Some(certifier) => certifier
+            .registry
+            .devices()?
+            .into_iter()
+            .filter(|d| d.revoked)
+            .map(|d| d.device)
+            .collect(),
+        None => HashSet::new(),
     };
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
@@ -335,11 +330,7 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
-                // A device the hub never enrolled (its own, the console's, included: it holds
-                // every change it made) will never send them.
-                let unknown = enrolled.as_ref().is_some_and(|e| !e.contains(&device));
-                if unknown
-                    || revoked.contains(&device)
+                if revoked.contains(&device)
                     || tx
                         .device_actor(device)?
                         .is_some_and(|current| current != actor.to_bytes())
