@@ -778,6 +778,9 @@ fn store_pushes<S: HubStorage + ?Sized>(
     })
 }
 
+/// The largest refused push whose changes are remembered (`remember_refusal`).
+const REMEMBERED_PUSH_BYTES: usize = 256 * 1024;
+
 /// Keeps, when a record's push is refused for what its changes hold (a step the sender's role
 /// may not take, a rule broken, outside its areas…), the sender's own changes the hub lacks
 /// (`HubTransaction::remember_refused_changes`): a colleague's phone that got them by a peer
@@ -800,6 +803,11 @@ fn remember_refusal(
             | Refusal::MissingHistory
             | Refusal::UnknownReference
     ) {
+        return Ok(());
+    }
+    // Worked out again in the writer's transaction: not for a push as heavy as a hostile
+    // device's (an edit a colleague's phone relays is a few changes).
+    if entry.changes.len() > REMEMBERED_PUSH_BYTES {
         return Ok(());
     }
     let mut document = match tx.record(entry.id, false)? {
