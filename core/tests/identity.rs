@@ -882,31 +882,15 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
 #[test]
 fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() {
     let dir = TempDir::new().unwrap();
-    let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
-    let id = monitor.create_case(C01, NAME_C01);
-    for _ in 0..2 {
-        monitor.sync(&mut hub);
-        colleague.sync(&mut hub);
-    }
+    let (mut hub, _supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
     // The colleague's altered app writes what no phone's own write lets through.
-    let bytes = colleague.store.export_document(id).unwrap();
-    let mut document = automerge::Automerge::load(&bytes)
-        .unwrap()
-        .with_actor(colleague.store.actor().clone());
-    let mut case: ChildCase = colleague.store.get(id).unwrap();
-    case.hours_per_week = -5;
-    let author = ChangeAuthor {
-        user: colleague.principal.user,
-        device: colleague.id(),
-    };
-    vigie_core::doc::write_record(&mut document, &case, &author)
-        .unwrap()
-        .expect("a change");
-    colleague
-        .store
-        .merge_document(id, &document.save())
-        .unwrap();
+    let altered = with_change_by(
+        &colleague.store.export_document(id).unwrap(),
+        colleague.store.actor().clone(),
+        Some(colleague.store.author()),
+        ("hours_per_week", -5),
+    );
+    colleague.store.merge_document(id, &altered).unwrap();
     peer(&mut colleague, &mut monitor).unwrap();
     assert_eq!(
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
@@ -935,21 +919,49 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
     );
 }
 
-/// A change made in a supervisor's name under the supervisor's own actor, numbered as the
-/// supervisor's next change, which the receiver already holds from the supervisor: that record
-/// is not taken from the bundle (it is not its history), and the bundle's other records are.
-#[test]
-fn a_record_whose_change_reuses_another_s_number_does_not_stop_a_bundle() {
-    use automerge::transaction::{CommitOptions, Transactable as _};
-    let dir = TempDir::new().unwrap();
-    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+/// A hub, its supervisor and monitor (`enrolled`), a colleague of the monitor's community,
+/// and a case of the monitor's that every device holds.
+fn a_case_and_a_colleague(dir: &TempDir) -> (Store, Device, Device, Device, Uuid) {
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(dir);
+    let mut colleague = Device::new(dir, "colleague", Role::CommunityMonitor, &[C01]);
     let id = monitor.create_case(C01, NAME_C01);
     for _ in 0..2 {
         for d in [&mut monitor, &mut colleague, &mut supervisor] {
             d.sync(&mut hub);
         }
     }
+    (hub, supervisor, monitor, colleague, id)
+}
+
+/// `bytes` (a record's document) with one more change under `actor`, setting `field` to
+/// `value`, naming `author` (none: no author): what an altered app writes.
+fn with_change_by(
+    bytes: &[u8],
+    actor: automerge::ActorId,
+    author: Option<ChangeAuthor>,
+    (field, value): (&str, i64),
+) -> Vec<u8> {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let mut document = automerge::Automerge::load(bytes).unwrap().with_actor(actor);
+    let mut tx = document.transaction();
+    tx.put(automerge::ROOT, field, value).unwrap();
+    let options = match author {
+        Some(author) => {
+            CommitOptions::default().with_message(serde_json::to_string(&author).unwrap())
+        }
+        None => CommitOptions::default(),
+    };
+    tx.commit_with(options);
+    document.save()
+}
+
+/// A change made in a supervisor's name under the supervisor's own actor, numbered as the
+/// supervisor's next change, which the receiver already holds from the supervisor: that record
+/// is not taken from the bundle (it is not its history), and the bundle's other records are.
+#[test]
+fn a_record_whose_change_reuses_another_s_number_does_not_stop_a_bundle() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
     // The supervisor's change, which the monitor gets; the colleague does not (yet).
     let mut edited: ChildCase = supervisor.store.get(id).unwrap();
     edited.hours_per_week = 30;
@@ -957,25 +969,18 @@ fn a_record_whose_change_reuses_another_s_number_does_not_stop_a_bundle() {
     supervisor.sync(&mut hub);
     monitor.sync(&mut hub);
     // On the colleague's older copy, a change under the supervisor's actor takes its number.
-    let bytes = colleague.store.export_document(id).unwrap();
-    let mut document = automerge::Automerge::load(&bytes)
-        .unwrap()
-        .with_actor(supervisor.store.actor().clone());
-    let mut tx = document.transaction();
-    tx.put(automerge::ROOT, "hours_per_week", 2_i64).unwrap();
-    let in_their_name = ChangeAuthor {
-        user: supervisor.principal.user,
-        device: supervisor.id(),
-    };
-    tx.commit_with(
-        CommitOptions::default().with_message(serde_json::to_string(&in_their_name).unwrap()),
+    let forged = with_change_by(
+        &colleague.store.export_document(id).unwrap(),
+        supervisor.store.actor().clone(),
+        Some(supervisor.store.author()),
+        ("hours_per_week", 2),
     );
     let beside = colleague.create_case(C01, "Mariam Koné");
     let bundle = colleague
         .store
         .seal_bundle(
             vec![
-                (id, document.save()),
+                (id, forged),
                 (beside, colleague.store.export_document(beside).unwrap()),
             ],
             &[Recipient::Device(monitor.id())],
@@ -997,16 +1002,8 @@ fn a_record_whose_change_reuses_another_s_number_does_not_stop_a_bundle() {
 /// edit written again, and is not left refused for ever.
 #[test]
 fn a_relay_holding_a_change_forged_under_another_s_number_is_rebuilt_once_the_real_one_comes() {
-    use automerge::transaction::{CommitOptions, Transactable as _};
     let dir = TempDir::new().unwrap();
-    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
-    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
-    let id = monitor.create_case(C01, NAME_C01);
-    for _ in 0..2 {
-        for d in [&mut monitor, &mut colleague, &mut supervisor] {
-            d.sync(&mut hub);
-        }
-    }
+    let (mut hub, mut supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
     let mut edited: ChildCase = supervisor.store.get(id).unwrap();
     edited.hours_per_week = 30;
     supervisor.store.update(&edited).unwrap();
@@ -1015,25 +1012,15 @@ fn a_relay_holding_a_change_forged_under_another_s_number_is_rebuilt_once_the_re
         d.sync(&mut hub);
     }
     // The supervisor's next number, taken by a change forged on the colleague's phone.
-    let bytes = colleague.store.export_document(id).unwrap();
-    let mut document = automerge::Automerge::load(&bytes)
-        .unwrap()
-        .with_actor(supervisor.store.actor().clone());
-    let mut tx = document.transaction();
-    tx.put(automerge::ROOT, "hours_per_week", 2_i64).unwrap();
-    let in_their_name = ChangeAuthor {
-        user: supervisor.principal.user,
-        device: supervisor.id(),
-    };
-    tx.commit_with(
-        CommitOptions::default().with_message(serde_json::to_string(&in_their_name).unwrap()),
+    let forged = with_change_by(
+        &colleague.store.export_document(id).unwrap(),
+        supervisor.store.actor().clone(),
+        Some(supervisor.store.author()),
+        ("hours_per_week", 2),
     );
     let bundle = colleague
         .store
-        .seal_bundle(
-            vec![(id, document.save())],
-            &[Recipient::Device(monitor.id())],
-        )
+        .seal_bundle(vec![(id, forged)], &[Recipient::Device(monitor.id())])
         .unwrap();
     assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
     let mut own: ChildCase = monitor.store.get(id).unwrap();
@@ -1123,7 +1110,6 @@ fn the_hub_refuses_a_follow_up_planned_past_the_18th_birthday() {
 /// refuses each of them); the genuine record is.
 #[test]
 fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
-    use automerge::transaction::{CommitOptions, Transactable as _};
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
     let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
@@ -1134,20 +1120,13 @@ fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
     }
     let id = colleague.create_case(C01, NAME_C01);
     let genuine = colleague.store.export_document(id).unwrap();
-    let written = |author: Option<ChangeAuthor>, field: &str| -> Vec<u8> {
-        let mut document = automerge::Automerge::load(&genuine)
-            .unwrap()
-            .with_actor(colleague.store.actor().clone());
-        let mut tx = document.transaction();
-        tx.put(automerge::ROOT, field, 40_i64).unwrap();
-        let options = match author {
-            Some(author) => {
-                CommitOptions::default().with_message(serde_json::to_string(&author).unwrap())
-            }
-            None => CommitOptions::default(),
-        };
-        tx.commit_with(options);
-        document.save()
+    let written = |author: Option<ChangeAuthor>, field: &str| {
+        with_change_by(
+            &genuine,
+            colleague.store.actor().clone(),
+            author,
+            (field, 40),
+        )
     };
     let supervisor_s = ChangeAuthor {
         user: supervisor.principal.user,
@@ -1174,19 +1153,16 @@ fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
             let device = Uuid::now_v7();
             let mut actor = device.as_bytes().to_vec();
             actor.extend_from_slice(&[7; 8]);
-            let mut document = automerge::Automerge::load(&genuine)
-                .unwrap()
-                .with_actor(automerge::ActorId::from(actor));
-            let mut tx = document.transaction();
-            tx.put(automerge::ROOT, "hours_per_week", 1_i64).unwrap();
             let nobody = ChangeAuthor {
                 user: Uuid::now_v7(),
                 device,
             };
-            tx.commit_with(
-                CommitOptions::default().with_message(serde_json::to_string(&nobody).unwrap()),
-            );
-            document.save()
+            with_change_by(
+                &genuine,
+                automerge::ActorId::from(actor),
+                Some(nobody),
+                ("hours_per_week", 1),
+            )
         },
     ] {
         let bundle = colleague
