@@ -149,7 +149,7 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
 const ISOLATED_ACTOR_MAGIC: [u8; 4] = [0x13, 0xb2, 0x23, 0x09];
 
 /// The actor an isolated actor was derived from; any other actor as it is.
-fn isolated_base(bytes: &[u8]) -> &[u8] {
+pub(crate) fn isolated_base(bytes: &[u8]) -> &[u8] {
     let Some(rest) = bytes.strip_prefix(&ISOLATED_ACTOR_MAGIC) else {
         return bytes;
     };

@@ -917,6 +917,95 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
         (held.guardian.as_str(), held.hours_per_week),
         ("Koffi Brou", 12)
     );
+    // The colleague offers the refused change again, by peer and in a bundle: the monitor's
+    // phone, which let it go, does not take it back.
+    peer(&mut colleague, &mut monitor).unwrap();
+    let bundle = colleague
+        .store
+        .seal_bundle(
+            vec![(id, colleague.store.export_document(id).unwrap())],
+            &[Recipient::Device(monitor.id())],
+        )
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!((report.records, report.refused), (0, 1), "{report:?}");
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        12
+    );
+    let told = monitor.sync(&mut hub);
+    assert!(told.rebuilt.is_empty() && told.pending == 0, "{told:?}");
+}
+
+/// A colleague's edit made at an older version (Automerge writes it under an actor derived
+/// from the store's), relayed by peer: the relay waits for the colleague, as for any of its
+/// changes, and is not told they will never come (it rebuilt the case, dropping them, and
+/// told its user a lost phone's changes were gone).
+#[test]
+fn a_relayed_edit_made_at_an_older_version_waits_for_its_author() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
+    let older: ChildCase = colleague.store.get(id).unwrap();
+    let mut fresh = older.clone();
+    fresh.hours_per_week = 30;
+    colleague.store.update(&fresh).unwrap();
+    let mut stale = older;
+    stale.activity = "Récolte".into();
+    colleague.store.update(&stale).unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    let mut own: ChildCase = monitor.store.get(id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    monitor.store.update(&own).unwrap();
+    let told = monitor.sync(&mut hub);
+    assert!(
+        told.rebuilt.is_empty() && told.awaiting_author == vec![id],
+        "{told:?}"
+    );
+    colleague.sync(&mut hub);
+    let told = monitor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(
+        (
+            held.guardian.as_str(),
+            held.activity.as_str(),
+            held.hours_per_week
+        ),
+        ("Koffi Brou", "Récolte", 30)
+    );
+}
+
+/// Offline, a monitor plans a follow-up within the child's childhood, then corrects the date of
+/// birth (the plan now falls after the 18th birthday): each write passed on the phone, and the
+/// hub, which gets both at once, takes them (the plan stays, as one made before a correction
+/// does; the due lists leave it out).
+#[test]
+fn a_plan_then_a_corrected_birth_date_pushed_together_are_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut case = child(C01, NAME_C01, monitor.principal.user);
+    case.estimated_age = None;
+    case.date_of_birth = Some(NaiveDate::from_ymd_opt(2012, 1, 1).unwrap());
+    let case = monitor.store.create(&case).unwrap();
+    monitor.sync(&mut hub);
+    let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
+    planned.followups.insert(
+        Uuid::now_v7(),
+        FollowUp::new(
+            NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+            FollowUpSituation::AtRisk,
+            Some(NaiveDate::from_ymd_opt(2027, 6, 1).unwrap()),
+        ),
+    );
+    let planned = monitor.store.update(&planned).unwrap();
+    let mut corrected = planned.clone();
+    corrected.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 9, 10).unwrap());
+    monitor.store.update(&corrected).unwrap();
+    let told = monitor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.followups.len(), 1);
+    assert_eq!(held.follow_up_due, None);
 }
 
 /// A hub, its supervisor and monitor (`enrolled`), a colleague of the monitor's community,

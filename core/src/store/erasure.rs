@@ -106,6 +106,23 @@ pub(crate) fn any_erased_change(conn: &Connection, hashes: &[ChangeHash]) -> Res
     any_hash_in(conn, "erased_changes", hashes)
 }
 
+/// Keeps changes this device let go because the hub will never take them (`AuthorRevoked`),
+/// in the table the hub keeps those a review rejected (`given_up_changes`, schema 24): a
+/// peer or a bundle bringing them again is refused (`peer::check_received`).
+pub(crate) fn keep_given_up(tx: &Transaction, hashes: &[ChangeHash]) -> Result<()> {
+    let mut stmt =
+        tx.prepare_cached("INSERT OR IGNORE INTO given_up_changes (hash) VALUES (?1)")?;
+    for hash in hashes {
+        stmt.execute([hash.0.as_slice()])?;
+    }
+    Ok(())
+}
+
+/// Whether this device let go of any of `hashes` (`keep_given_up`).
+pub(crate) fn any_given_up(conn: &Connection, hashes: &[ChangeHash]) -> Result<bool> {
+    any_hash_in(conn, "given_up_changes", hashes)
+}
+
 /// Whether `table` (of change hashes, in its `hash` column) holds any of `hashes`.
 pub(crate) fn any_hash_in(
     conn: &Connection,

@@ -427,6 +427,17 @@ fn rebuild_on_hub_version(
         id,
         reason: "the record's history could not be forked".into(),
     })?;
+    // Other devices' changes dropped because they will never be taken: kept, so that no peer
+    // or bundle brings them back (a colleague's altered app offered them at every meeting).
+    if own == OwnEdits::WrittenAgain {
+        let dropped: Vec<ChangeHash> = document
+            .get_changes_meta(&hub)
+            .iter()
+            .filter(|c| doc::device_of_actor(&c.actor) != Some(device))
+            .map(|c| c.hash)
+            .collect();
+        erasure::keep_given_up(tx, &dropped)?;
+    }
     if own_past_hub {
         // The numbers of the dropped changes of this device's actor are never used again.
         receiver.actor = new_actor(tx, device)?;

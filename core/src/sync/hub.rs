@@ -330,10 +330,12 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
+                // An edit made at an older version is under an actor derived from the store's
+                // (`transaction_at`): the store's own, not another's.
                 if revoked.contains(&device)
                     || tx
                         .device_actor(device)?
-                        .is_some_and(|current| current != actor.to_bytes())
+                        .is_some_and(|current| current != doc::isolated_base(actor.to_bytes()))
                 {
                     return Ok(true);
                 }

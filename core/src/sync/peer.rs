@@ -896,7 +896,8 @@ impl Store {
     /// Whether a document received from a peer or in a bundle may be merged: it lies in every
     /// one of the scopes (`check_within`), holds no change in this device's name that this
     /// device lacks (`check_own_changes`), nor one made on a revoked device that it lacks
-    /// (`check_no_revoked_changes`), and each change it lacks is its named author's, within
+    /// (`check_no_revoked_changes`), nor one it let go as never to be taken
+    /// (`erasure::keep_given_up`), and each change it lacks is its named author's, within
     /// their role, on a record of fields its kind defines (`received::check_changes`).
     pub(super) fn check_received(
         &self,
@@ -912,6 +913,23 @@ impl Store {
         };
         self.check_own_changes(id, &document, held.as_ref())?;
         check_no_revoked_changes(&senders.revoked, id, &document, held.as_ref())?;
+        // Changes this device let go when the hub said they would never come.
+        let lacking: Vec<automerge::ChangeHash> = document
+            .get_changes_meta(&[])
+            .iter()
+            .filter(|c| {
+                held.as_ref()
+                    .is_none_or(|h| h.get_change_meta_by_hash(&c.hash).is_none())
+            })
+            .map(|c| c.hash)
+            .collect();
+        if erasure::any_given_up(&self.conn, &lacking)? {
+            return Err(Error::NotAllowed {
+                rule: format!(
+                    "record {id} holds changes the hub will never take, which this device let go: it is not taken from a peer or a bundle"
+                ),
+            });
+        }
         received::check_changes(&senders.known, id, (&document, bytes.len()), held.as_ref())
     }
 

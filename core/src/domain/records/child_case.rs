@@ -460,15 +460,21 @@ impl RuleSet {
 
 /// Checks that no follow-up of `after` plans the next one (`next_due`) on or after the day the
 /// child comes of age, by the profile the case was captured with, where `before` planned
-/// otherwise: a plan set or moved, not one the schedule set before a date of birth was
-/// corrected (the due lists leave those out). A profile this device lacks judges nothing here
-/// (the hub, which holds it, does). The one rule of a device's own writes and of the hub's
-/// pushes.
+/// otherwise: a plan set or moved, not one set before a date of birth was corrected (the due
+/// lists leave those out), nor where the changes judged correct the child's age too (a phone
+/// that planned, then corrected the date of birth, offline, pushes both at once: each of its
+/// writes passed). A profile this device lacks judges nothing here (the hub, which holds it,
+/// does). The one rule of a device's own writes and of the hub's pushes.
 pub(crate) fn plans_within_childhood(
     before: Option<&ChildCase>,
     after: &ChildCase,
     reference: &ReferenceData,
 ) -> Result<(), ValidationError> {
+    if before.is_some_and(|b| {
+        (b.date_of_birth, b.estimated_age) != (after.date_of_birth, after.estimated_age)
+    }) {
+        return Ok(());
+    }
     let Ok(rules) = reference.rule_set_of(after) else {
         return Ok(());
     };
