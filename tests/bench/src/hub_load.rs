@@ -424,6 +424,7 @@ fn monitor_day(
     let shared = rng.gen_range(1..=2);
     for &id in base.cases[community].choose_multiple(rng, shared) {
         let mut case: ChildCase = store.get(id)?;
+        let adult = case.reaches_age_on(18);
         case.followups.insert(
             random_id(rng),
             FollowUp {
@@ -436,7 +437,8 @@ fn monitor_day(
                 .choose(rng)
                 .expect("non-empty list"),
                 notes: pick(rng, &FOLLOW_UP_NOTES).to_string(),
-                next_due: Some(day() + Days::new(30)),
+                next_due: Some(day() + Days::new(30))
+                    .filter(|next| adult.is_none_or(|adult| *next < adult)),
             },
         );
         case.notes.push_str(&format!(

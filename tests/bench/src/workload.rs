@@ -706,13 +706,16 @@ impl Workload {
             FollowUpSituation::NotFound,
         ];
         let mut date = identified_on;
+        // No follow-up is planned once the child is of age.
+        let adult = case.reaches_age_on(18);
         for _ in 0..rng.gen_range(0..=5) {
             date = date + Days::new(rng.gen_range(15..=60));
             let follow_up = FollowUp {
                 date,
                 situation: *situations.choose(rng).expect("non-empty list"),
                 notes: pick(rng, &FOLLOW_UP_NOTES).to_string(),
-                next_due: Some(date + Days::new(rng.gen_range(30..=90))),
+                next_due: Some(date + Days::new(rng.gen_range(30..=90)))
+                    .filter(|next| adult.is_none_or(|adult| *next < adult)),
             };
             case.followups
                 .insert(id_at(rng, visit.started_at), follow_up);
