@@ -1008,6 +1008,65 @@ fn a_plan_then_a_corrected_birth_date_pushed_together_are_taken() {
     assert_eq!(held.follow_up_due, None);
 }
 
+/// The same for a relay that got the case from a bundle only, never from the hub: it knows no
+/// version of the hub's to rebuild on, and the hub's does not merge into its copy. It
+/// rebuilds the case on the hub's document as the hub sends it, its own edit written again.
+#[test]
+fn a_relay_that_never_got_the_record_from_the_hub_is_rebuilt_on_the_hub_s_document() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    let mut relay = Device::new(&dir, "relay", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        for d in [&mut monitor, &mut colleague, &mut supervisor, &mut relay] {
+            d.sync(&mut hub);
+        }
+    }
+    let id = monitor.create_case(C01, NAME_C01);
+    for d in [&mut monitor, &mut supervisor, &mut colleague] {
+        d.sync(&mut hub);
+    }
+    // The supervisor's next number, taken by a change forged on the colleague's phone, in a
+    // bundle to a phone that holds nothing of the case.
+    let forged = with_change_by(
+        &colleague.store.export_document(id).unwrap(),
+        supervisor.store.actor().clone(),
+        Some(supervisor.store.author()),
+        ("hours_per_week", 2),
+    );
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, forged)], &[Recipient::Device(relay.id())])
+        .unwrap();
+    assert_eq!(relay.store.import_bundle(&bundle).unwrap().changed, 1);
+    let mut own: ChildCase = relay.store.get(id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    relay.store.update(&own).unwrap();
+    // The supervisor's own change of that number reaches the hub first.
+    let mut edited: ChildCase = supervisor.store.get(id).unwrap();
+    edited.hours_per_week = 30;
+    supervisor.store.update(&edited).unwrap();
+    supervisor.sync(&mut hub);
+
+    let told = relay.sync(&mut hub);
+    assert_eq!(told.rebuilt, vec![id], "{told:?}");
+    let told = relay.sync(&mut hub);
+    assert!(
+        told.refused.is_empty() && told.failed.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(
+        (held.guardian.as_str(), held.hours_per_week),
+        ("Koffi Brou", 30)
+    );
+    let mine: ChildCase = relay.store.get(id).unwrap();
+    assert_eq!(
+        (mine.guardian.as_str(), mine.hours_per_week),
+        ("Koffi Brou", 30)
+    );
+}
+
 /// A hub, its supervisor and monitor (`enrolled`), a colleague of the monitor's community,
 /// and a case of the monitor's that every device holds.
 fn a_case_and_a_colleague(dir: &TempDir) -> (Store, Device, Device, Device, Uuid) {

@@ -381,6 +381,35 @@ enum OwnEdits {
     Dropped,
 }
 
+/// The version of the hub's a record is rebuilt on: heads of this device's copy the hub was
+/// last known to hold, or the hub's document as it sent it whole.
+enum HubVersion<'b> {
+    Known,
+    Received(&'b [u8]),
+}
+
+/// A record refused `AuthorRevoked` that this device cannot rebuild on a version of the hub's
+/// it knows (it got the record from peers only, and the hub's version does not merge into its
+/// copy: a change forged under another device's number), rebuilt on the hub's document as the
+/// hub sent it whole (asked for again: `sync_state::mark_refetch`), this device's own edits
+/// written again on it as for `drop_revoked_changes`.
+pub(crate) fn rebuild_on_received(
+    tx: &Transaction,
+    receiver: &mut Receiver,
+    cache: &ReferenceCache,
+    id: Uuid,
+    hub_bytes: &[u8],
+) -> Result<bool> {
+    rebuild_on(
+        tx,
+        receiver,
+        cache,
+        id,
+        OwnEdits::WrittenAgain,
+        HubVersion::Received(hub_bytes),
+    )
+}
+
 fn rebuild_on_hub_version(
     tx: &Transaction,
     receiver: &mut Receiver,
@@ -388,20 +417,61 @@ fn rebuild_on_hub_version(
     id: Uuid,
     own: OwnEdits,
 ) -> Result<bool> {
+    rebuild_on(tx, receiver, cache, id, own, HubVersion::Known)
+}
+
+fn rebuild_on(
+    tx: &Transaction,
+    receiver: &mut Receiver,
+    cache: &ReferenceCache,
+    id: Uuid,
+    own: OwnEdits,
+    version: HubVersion<'_>,
+) -> Result<bool> {
     let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
         return Ok(false);
     };
-    let Some(hub) = sync_state::known_hub_heads(tx, id)? else {
-        return Ok(false);
-    };
     let document = codec::load(id, &bytes)?;
-    if hub.is_empty()
-        || hub
-            .iter()
-            .any(|h| document.get_change_meta_by_hash(h).is_none())
-    {
-        return Ok(false);
-    }
+    let forked = |at: &[ChangeHash]| {
+        document.fork_at(at).map_err(|_| Error::DamagedDocument {
+            id,
+            reason: "the record's history could not be forked".into(),
+        })
+    };
+    // The hub's version (its heads, the document to write on) and this copy's changes past it.
+    let (hub, mut base, past): (Vec<ChangeHash>, Automerge, Vec<ChangeHash>) = match version {
+        HubVersion::Known => {
+            let Some(hub) = sync_state::known_hub_heads(tx, id)? else {
+                return Ok(false);
+            };
+            if hub.is_empty()
+                || hub
+                    .iter()
+                    .any(|h| document.get_change_meta_by_hash(h).is_none())
+            {
+                return Ok(false);
+            }
+            let past = document
+                .get_changes_meta(&hub)
+                .iter()
+                .map(|c| c.hash)
+                .collect();
+            (hub.clone(), forked(&hub)?, past)
+        }
+        HubVersion::Received(hub_bytes) => {
+            let received = codec::load(id, hub_bytes)?;
+            if doc::kind_of(&received) != Some(kind) {
+                return Ok(false);
+            }
+            let past = document
+                .get_changes_meta(&[])
+                .iter()
+                .filter(|c| received.get_change_meta_by_hash(&c.hash).is_none())
+                .map(|c| c.hash)
+                .collect();
+            (received.get_heads(), received, past)
+        }
+    };
     let device = receiver.author.device;
     // What this device's own changes past the hub's version set, field by field.
     let mut set = BTreeSet::new();
@@ -409,8 +479,14 @@ fn rebuild_on_hub_version(
     // The hub's version with this device's own changes (and what they were built on): where a
     // field it set stands in conflict with a change that is dropped, its own value, not the
     // one the merged document shows.
-    let mut own_version = hub.clone();
-    for change in document.get_changes_meta(&hub) {
+    let mut own_version = match version {
+        HubVersion::Known => hub.clone(),
+        HubVersion::Received(_) => Vec::new(),
+    };
+    for hash in &past {
+        let Some(change) = document.get_change_meta_by_hash(hash) else {
+            continue;
+        };
         if doc::device_of_actor(&change.actor) == Some(device) {
             own_past_hub = true;
             own_version.push(change.hash);
@@ -423,18 +499,17 @@ fn rebuild_on_hub_version(
             }
         }
     }
-    let mut base = document.fork_at(&hub).map_err(|_| Error::DamagedDocument {
-        id,
-        reason: "the record's history could not be forked".into(),
-    })?;
     // Other devices' changes dropped because they will never be taken: kept, so that no peer
     // or bundle brings them back (a colleague's altered app offered them at every meeting).
     if own == OwnEdits::WrittenAgain {
-        let dropped: Vec<ChangeHash> = document
-            .get_changes_meta(&hub)
+        let dropped: Vec<ChangeHash> = past
             .iter()
-            .filter(|c| doc::device_of_actor(&c.actor) != Some(device))
-            .map(|c| c.hash)
+            .filter(|h| {
+                document
+                    .get_change_meta_by_hash(h)
+                    .is_some_and(|c| doc::device_of_actor(&c.actor) != Some(device))
+            })
+            .copied()
             .collect();
         erasure::keep_given_up(tx, &dropped)?;
     }
@@ -444,12 +519,7 @@ fn rebuild_on_hub_version(
         base.set_actor(receiver.actor.clone());
     }
     if !set.is_empty() {
-        let own_view = document
-            .fork_at(&own_version)
-            .map_err(|_| Error::DamagedDocument {
-                id,
-                reason: "the record's history could not be forked".into(),
-            })?;
+        let own_view = forked(&own_version)?;
         let mut json = doc::to_json(&base, None);
         overlay(&mut json, &doc::to_json(&own_view, None), &set);
         match kind {

@@ -491,8 +491,19 @@ fn apply_response(
     let profile_before = sync_state::user_profile(tx)?;
     let reference_before = crate::store::reference_marker(tx)?;
     merging.merge_each(&pulled, |merging, i, merged| {
-        let PullEntry { id, hub_heads, .. } = &response.records[i];
-        after_pulled(merging, *id, merged, hub_heads, refetching, &mut report)
+        let PullEntry {
+            id,
+            hub_heads,
+            changes,
+        } = &response.records[i];
+        after_pulled(
+            merging,
+            (*id, changes),
+            merged,
+            hub_heads,
+            refetching,
+            &mut report,
+        )
     })?;
     for Tombstone { id, roots } in &response.tombstones {
         erase(tx, *id, &change_hashes(roots), &mut report)?;
@@ -690,13 +701,31 @@ fn apply_pulled(
     report: &mut SyncReport,
 ) -> Result<()> {
     let merged = merging.merge(id, changes);
-    after_pulled(merging, id, merged, hub_heads, refetching, report)
+    after_pulled(
+        merging,
+        (id, changes),
+        merged,
+        hub_heads,
+        refetching,
+        report,
+    )
+}
+
+/// `received` as a whole document (with its heads, or without: `codec::load_headless`) that
+/// holds every change it depends on; `None` for changes only (a catch-up).
+fn whole_document_of(id: Uuid, received: &[u8]) -> Option<Vec<u8>> {
+    let bytes = match codec::load(id, received) {
+        Ok(_) => received.to_vec(),
+        Err(_) => codec::load_headless(id, received).ok()?,
+    };
+    let document = codec::load(id, &bytes).ok()?;
+    (document.get_missing_deps(&[]).is_empty() && !document.get_heads().is_empty()).then_some(bytes)
 }
 
 /// What follows the merge of a record received from the hub (`apply_pulled`).
 fn after_pulled(
     merging: &mut Merging<'_, '_>,
-    id: Uuid,
+    (id, received): (Uuid, &[u8]),
     merged: Result<Merged>,
     hub_heads: &[[u8; 32]],
     refetching: bool,
@@ -733,6 +762,28 @@ fn after_pulled(
         }
         Err(Error::Storage(e)) => Err(Error::Storage(e)),
         Err(e) => {
+            // The hub's version of a record it refuses from this device (`AuthorRevoked`),
+            // which this device cannot rebuild on a version of the hub's it knows (it got the
+            // record from peers only, holding a change forged under another device's number):
+            // the hub's whole document is the version to rebuild on, this device's own edits
+            // written again.
+            if sync_state::refused_ids(tx)?.contains(&id)
+                && sync_state::known_hub_heads(tx, id)?.is_none()
+                && let Some(whole) = whole_document_of(id, received)
+                && crate::store::receive::rebuild_on_received(
+                    tx,
+                    merging.receiver,
+                    merging.cache,
+                    id,
+                    &whole,
+                )?
+            {
+                if refetching {
+                    sync_state::clear_refetch(tx, id)?;
+                }
+                report.rebuilt.push(id);
+                return Ok(());
+            }
             report.failed.push((id, e.to_string()));
             sync_state::mark_refetch(tx, id)
         }
