@@ -1028,20 +1028,7 @@ fn a_relay_that_never_got_the_record_from_the_hub_is_rebuilt_on_the_hub_s_docume
     }
     // The supervisor's next number, taken by a change forged on the colleague's phone, in a
     // bundle to a phone that holds nothing of the case.
-    let forged = with_change_by(
-        &colleague.store.export_document(id).unwrap(),
-        supervisor.store.actor().clone(),
-        Some(supervisor.store.author()),
-        ("hours_per_week", 2),
-    );
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(id, forged)], &[Recipient::Device(relay.id())])
-        .unwrap();
-    assert_eq!(relay.store.import_bundle(&bundle).unwrap().changed, 1);
-    let mut own: ChildCase = relay.store.get(id).unwrap();
-    own.guardian = "Koffi Brou".into();
-    relay.store.update(&own).unwrap();
+    forged_then_edited(&colleague, &supervisor, &mut relay, id);
     // The supervisor's own change of that number reaches the hub first.
     let mut edited: ChildCase = supervisor.store.get(id).unwrap();
     edited.hours_per_week = 30;
@@ -1065,6 +1052,26 @@ fn a_relay_that_never_got_the_record_from_the_hub_is_rebuilt_on_the_hub_s_docume
         (mine.guardian.as_str(), mine.hours_per_week),
         ("Koffi Brou", 30)
     );
+}
+
+/// On `colleague`'s copy of case `id`, a change forged under `supervisor`'s actor and name,
+/// taking its next number, sent in a bundle to `relay`, which takes it and sets the guardian
+/// on top ("Koffi Brou").
+fn forged_then_edited(colleague: &Device, supervisor: &Device, relay: &mut Device, id: Uuid) {
+    let forged = with_change_by(
+        &colleague.store.export_document(id).unwrap(),
+        supervisor.store.actor().clone(),
+        Some(supervisor.store.author()),
+        ("hours_per_week", 2),
+    );
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, forged)], &[Recipient::Device(relay.id())])
+        .unwrap();
+    assert_eq!(relay.store.import_bundle(&bundle).unwrap().changed, 1);
+    let mut own: ChildCase = relay.store.get(id).unwrap();
+    own.guardian = "Koffi Brou".into();
+    relay.store.update(&own).unwrap();
 }
 
 /// A hub, its supervisor and monitor (`enrolled`), a colleague of the monitor's community,
@@ -1160,20 +1167,7 @@ fn a_relay_holding_a_change_forged_under_another_s_number_is_rebuilt_once_the_re
         d.sync(&mut hub);
     }
     // The supervisor's next number, taken by a change forged on the colleague's phone.
-    let forged = with_change_by(
-        &colleague.store.export_document(id).unwrap(),
-        supervisor.store.actor().clone(),
-        Some(supervisor.store.author()),
-        ("hours_per_week", 2),
-    );
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(id, forged)], &[Recipient::Device(monitor.id())])
-        .unwrap();
-    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
-    let mut own: ChildCase = monitor.store.get(id).unwrap();
-    own.guardian = "Koffi Brou".into();
-    monitor.store.update(&own).unwrap();
+    forged_then_edited(&colleague, &supervisor, &mut monitor, id);
     let told = monitor.sync(&mut hub);
     assert_eq!(told.awaiting_author, vec![id], "{told:?}");
 
