@@ -911,26 +911,33 @@ impl Store {
             Some((_, _, stored)) => Some(codec::load(id, &stored)?),
             None => None,
         };
-        self.check_own_changes(id, &document, held.as_ref())?;
-        check_no_revoked_changes(&senders.revoked, id, &document, held.as_ref())?;
-        // Changes this device let go when the hub said they would never come.
-        let lacking: Vec<automerge::ChangeHash> = document
+        // The changes this device's copy lacks, in causal order: what every check below judges.
+        let lacking: Vec<automerge::ChangeMetadata<'_>> = document
             .get_changes_meta(&[])
-            .iter()
+            .into_iter()
             .filter(|c| {
                 held.as_ref()
                     .is_none_or(|h| h.get_change_meta_by_hash(&c.hash).is_none())
             })
-            .map(|c| c.hash)
             .collect();
-        if erasure::any_given_up(&self.conn, &lacking)? {
+        self.check_own_changes(id, &document, &lacking)?;
+        check_no_revoked_changes(&senders.revoked, id, &lacking)?;
+        // Changes this device let go when the hub said they would never come.
+        let hashes: Vec<automerge::ChangeHash> = lacking.iter().map(|c| c.hash).collect();
+        if erasure::any_given_up(&self.conn, &hashes)? {
             return Err(Error::NotAllowed {
                 rule: format!(
                     "record {id} holds changes the hub will never take, which this device let go: it is not taken from a peer or a bundle"
                 ),
             });
         }
-        received::check_changes(&senders.known, id, (&document, bytes.len()), held.as_ref())
+        received::check_changes(
+            &senders.known,
+            id,
+            (&document, bytes.len()),
+            held.as_ref(),
+            &lacking,
+        )
     }
 
     /// A device never gets its own changes back from a peer or a bundle, except ones it holds:
@@ -942,10 +949,10 @@ impl Store {
         &self,
         id: Uuid,
         document: &Automerge,
-        held: Option<&Automerge>,
+        lacking: &[automerge::ChangeMetadata<'_>],
     ) -> Result<()> {
         let device = self.device_id();
-        if !lacks_changes_of(document, held, |made_on| made_on == device) {
+        if !made_on_any(lacking, |made_on| made_on == device) {
             return Ok(());
         }
         if erasure::is_erased(&self.conn, id)?
@@ -992,17 +999,16 @@ pub(super) struct Senders<'s> {
     known: KnownDevices,
 }
 
-/// Changes made on a device the hub revoked (`revoked`, as this device last heard) that this
-/// store lacks (`held`: its copy): they could be a lost phone's thief's, and the hub will never
+/// Changes made on a device the hub revoked (`revoked`, as this device last heard) among those
+/// this store lacks (`lacking`): they could be a lost phone's thief's, and the hub will never
 /// take them from anyone but that device. Refused; those this store holds already (taken by
 /// the hub before the revocation, most often) go on.
 fn check_no_revoked_changes(
     revoked: &BTreeSet<Uuid>,
     id: Uuid,
-    document: &Automerge,
-    held: Option<&Automerge>,
+    lacking: &[automerge::ChangeMetadata<'_>],
 ) -> Result<()> {
-    if !revoked.is_empty() && lacks_changes_of(document, held, |device| revoked.contains(&device)) {
+    if made_on_any(lacking, |device| revoked.contains(&device)) {
         return Err(Error::NotAllowed {
             rule: format!(
                 "record {id} holds changes made on a revoked device that the hub never received: it is not taken from a peer or a bundle"
@@ -1012,17 +1018,11 @@ fn check_no_revoked_changes(
     Ok(())
 }
 
-/// Whether `document` holds a change made on a device `made_on` picks that `held` (this
-/// store's copy of the record, if any) lacks.
-fn lacks_changes_of(
-    document: &Automerge,
-    held: Option<&Automerge>,
-    made_on: impl Fn(Uuid) -> bool,
-) -> bool {
-    document.get_changes_meta(&[]).iter().any(|change| {
-        doc::device_of_actor(&change.actor).is_some_and(&made_on)
-            && held.is_none_or(|held| held.get_change_meta_by_hash(&change.hash).is_none())
-    })
+/// Whether any of `changes` was made on a device `made_on` picks.
+fn made_on_any(changes: &[automerge::ChangeMetadata<'_>], made_on: impl Fn(Uuid) -> bool) -> bool {
+    changes
+        .iter()
+        .any(|change| doc::device_of_actor(&change.actor).is_some_and(&made_on))
 }
 
 /// Runs a whole session between two stores of one process (tools, tests; an app carries the

@@ -12,7 +12,7 @@ use crate::domain::rights;
 use crate::error::{Error, Result};
 use crate::identity::Certificate;
 use crate::store::TypedRecord;
-use automerge::{Automerge, ChangeHash};
+use automerge::{Automerge, ChangeHash, ChangeMetadata};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -47,6 +47,7 @@ fn refused(id: Uuid, why: impl std::fmt::Display) -> Error {
 struct Run {
     device: Uuid,
     user: Uuid,
+    role: Role,
     base: Vec<ChangeHash>,
     last: ChangeHash,
 }
@@ -62,11 +63,11 @@ pub(crate) fn check_changes(
     id: Uuid,
     (document, size): (&Automerge, usize),
     held: Option<&Automerge>,
+    lacking: &[ChangeMetadata<'_>],
 ) -> Result<()> {
     let Some(kind) = doc::kind_of(document) else {
         return Err(refused(id, "it names no kind"));
     };
-    let lacked = |hash: &ChangeHash| held.is_none_or(|h| h.get_change_meta_by_hash(hash).is_none());
     // Each change of this device's copy by its device's number in it: a received change under
     // a number the copy holds another change under is not this record's history (made in that
     // device's name elsewhere), and would fail the whole session's merge.
@@ -81,10 +82,7 @@ pub(crate) fn check_changes(
     let mut runs: Vec<Run> = Vec::new();
     let mut run_of: HashMap<ChangeHash, usize> = HashMap::new();
     // Causal order: a change comes after its dependencies.
-    for change in document.get_changes_meta(&[]) {
-        if !lacked(&change.hash) {
-            continue;
-        }
+    for change in lacking {
         if numbered.contains_key(&(change.actor.to_bytes().to_vec(), change.seq)) {
             return Err(refused(
                 id,
@@ -100,14 +98,14 @@ pub(crate) fn check_changes(
                 "a change does not name the device it was made on as its author",
             ));
         };
-        match known.0.get(&author.device) {
+        let role = match known.0.get(&author.device) {
             Some((user, _)) if *user != author.user => {
                 return Err(refused(
                     id,
                     "a change names another user than the one its device is enrolled for",
                 ));
             }
-            Some(_) => {}
+            Some(&(_, role)) => role,
             // No device of the directory this one last heard: enrolled since (its changes come
             // with the hub), the hub's own (the console's), or none the hub ever enrolled,
             // whose changes would never reach it and would hold this device's own back.
@@ -117,7 +115,7 @@ pub(crate) fn check_changes(
                     "a change made on a device this one does not know (the hub brings it)",
                 ));
             }
-        }
+        };
         let follows = match change.deps[..] {
             [dep] => run_of
                 .get(&dep)
@@ -134,6 +132,7 @@ pub(crate) fn check_changes(
                 runs.push(Run {
                     device: author.device,
                     user: author.user,
+                    role,
                     base: change.deps.clone(),
                     last: change.hash,
                 });
@@ -169,12 +168,8 @@ pub(crate) fn check_changes(
             }
         };
         let steps = rights::steps(before.as_ref().map(TypedRecord::subject), after.subject());
-        // Every run's device is known (above).
-        let Some(&(_, role)) = known.0.get(&run.device) else {
-            continue;
-        };
         for step in &steps {
-            rights::check_step(role, run.user, step)
+            rights::check_step(run.role, run.user, step)
                 .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
         }
     }
