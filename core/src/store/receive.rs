@@ -383,9 +383,9 @@ enum OwnEdits {
 
 /// The version of the hub's a record is rebuilt on: heads of this device's copy the hub was
 /// last known to hold, or the hub's document as it sent it whole.
-enum HubVersion<'b> {
+enum HubVersion {
     Known,
-    Received(&'b [u8]),
+    Received(Box<Automerge>),
 }
 
 /// A record refused `AuthorRevoked` that this device cannot rebuild on a version of the hub's
@@ -398,7 +398,7 @@ pub(crate) fn rebuild_on_received(
     receiver: &mut Receiver,
     cache: &ReferenceCache,
     id: Uuid,
-    hub_bytes: &[u8],
+    hub_document: Automerge,
 ) -> Result<bool> {
     rebuild_on(
         tx,
@@ -406,7 +406,7 @@ pub(crate) fn rebuild_on_received(
         cache,
         id,
         OwnEdits::WrittenAgain,
-        HubVersion::Received(hub_bytes),
+        HubVersion::Received(Box::new(hub_document)),
     )
 }
 
@@ -426,7 +426,7 @@ fn rebuild_on(
     cache: &ReferenceCache,
     id: Uuid,
     own: OwnEdits,
-    version: HubVersion<'_>,
+    version: HubVersion,
 ) -> Result<bool> {
     let Some((rowid, kind, bytes)) = find_row(tx, id)? else {
         return Ok(false);
@@ -438,8 +438,11 @@ fn rebuild_on(
             reason: "the record's history could not be forked".into(),
         })
     };
-    // The hub's version (its heads, the document to write on) and this copy's changes past it.
-    let (hub, mut base, past): (Vec<ChangeHash>, Automerge, Vec<ChangeHash>) = match version {
+    // The hub's version (its heads, the document to write on), this copy's changes past it,
+    // and the heads in this copy this device's own changes are read on top of (the hub's
+    // version when the copy holds it: where a field it set stands in conflict with a change
+    // that is dropped, its own value, not the one the merged document shows).
+    let (hub, mut base, past, mut own_version) = match version {
         HubVersion::Known => {
             let Some(hub) = sync_state::known_hub_heads(tx, id)? else {
                 return Ok(false);
@@ -456,33 +459,25 @@ fn rebuild_on(
                 .iter()
                 .map(|c| c.hash)
                 .collect();
-            (hub.clone(), forked(&hub)?, past)
+            (hub.clone(), forked(&hub)?, past, hub)
         }
-        HubVersion::Received(hub_bytes) => {
-            let received = codec::load(id, hub_bytes)?;
+        HubVersion::Received(received) => {
             if doc::kind_of(&received) != Some(kind) {
                 return Ok(false);
             }
-            let past = document
+            let past: Vec<ChangeHash> = document
                 .get_changes_meta(&[])
                 .iter()
                 .filter(|c| received.get_change_meta_by_hash(&c.hash).is_none())
                 .map(|c| c.hash)
                 .collect();
-            (received.get_heads(), received, past)
+            (received.get_heads(), *received, past, Vec::new())
         }
     };
     let device = receiver.author.device;
     // What this device's own changes past the hub's version set, field by field.
     let mut set = BTreeSet::new();
     let mut own_past_hub = false;
-    // The hub's version with this device's own changes (and what they were built on): where a
-    // field it set stands in conflict with a change that is dropped, its own value, not the
-    // one the merged document shows.
-    let mut own_version = match version {
-        HubVersion::Known => hub.clone(),
-        HubVersion::Received(_) => Vec::new(),
-    };
     for hash in &past {
         let Some(change) = document.get_change_meta_by_hash(hash) else {
             continue;

@@ -713,13 +713,13 @@ fn apply_pulled(
 
 /// `received` as a whole document (with its heads, or without: `codec::load_headless`) that
 /// holds every change it depends on; `None` for changes only (a catch-up).
-fn whole_document_of(id: Uuid, received: &[u8]) -> Option<Vec<u8>> {
-    let bytes = match codec::load(id, received) {
-        Ok(_) => received.to_vec(),
-        Err(_) => codec::load_headless(id, received).ok()?,
+fn whole_document_of(id: Uuid, received: &[u8]) -> Option<Automerge> {
+    let document = match codec::load(id, received) {
+        Ok(document) => document,
+        Err(_) => codec::load(id, &codec::load_headless(id, received).ok()?).ok()?,
     };
-    let document = codec::load(id, &bytes).ok()?;
-    (document.get_missing_deps(&[]).is_empty() && !document.get_heads().is_empty()).then_some(bytes)
+    (document.get_missing_deps(&[]).is_empty() && !document.get_heads().is_empty())
+        .then_some(document)
 }
 
 /// What follows the merge of a record received from the hub (`apply_pulled`).
@@ -775,7 +775,7 @@ fn after_pulled(
                     merging.receiver,
                     merging.cache,
                     id,
-                    &whole,
+                    whole,
                 )?
             {
                 if refetching {
