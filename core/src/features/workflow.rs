@@ -201,16 +201,18 @@ pub fn follow(
     let key = Uuid::now_v7();
     let asked = follow_up.next_due;
     // No follow-up is due once the child is of age: a date planned on or after that day was
-    // dropped with nothing said (a supervisor's form reported it recorded).
-    if let (Some(asked), Ok(rules)) = (asked, reference.rule_set_of(case))
-        && let Some(adult) = case.reaches_age_on(rules.thresholds.follow_up_yearly_until_age)
-        && asked >= adult
-    {
-        return Err(ValidationError::new(
-            "follow_up.next_due",
-            crate::domain::records::of_age_rule(rules.thresholds.follow_up_yearly_until_age, adult),
+    // dropped with nothing said (a supervisor's form reported it recorded). Said of the call's
+    // input, as the write would say it of the key it is stored under.
+    if asked.is_some() {
+        use crate::domain::records::Subject;
+        let mut planned = case.clone();
+        planned.followups.insert(key, follow_up.clone());
+        crate::domain::records::plans_within_childhood(
+            Some(Subject::ChildCase(case)),
+            Subject::ChildCase(&planned),
+            reference,
         )
-        .into());
+        .map_err(|e| as_input(e.into(), &format!("followups.{key}."), "follow_up."))?;
     }
     case.followups.insert(key, follow_up.clone());
     if case.is_tracked() {

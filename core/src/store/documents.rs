@@ -100,9 +100,7 @@ pub(crate) fn insert_new<R: Record>(
     record.derive(reference);
     record.validate(reference)?;
     crate::domain::records::events_not_after_today(&[], &record.event_dates())?;
-    if let crate::domain::records::Subject::ChildCase(case) = record.subject() {
-        crate::domain::records::plans_within_childhood(None, case, reference)?;
-    }
+    crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
     if let Some(acting) = acting {
         acting.check_write(None, &record)?;
@@ -238,15 +236,11 @@ fn check_edit<R: Record>(
         crate::domain::records::events_not_after_today(&stored()?.event_dates(), &dates)?;
     }
     // Read as stored only when a plan passes the birthday: one set before stays.
-    if let crate::domain::records::Subject::ChildCase(case) = record.subject()
-        && crate::domain::records::plans_within_childhood(None, case, &write.reference).is_err()
-    {
-        let stored = stored()?;
-        let before = match stored.subject() {
-            crate::domain::records::Subject::ChildCase(before) => Some(before),
-            _ => None,
-        };
-        crate::domain::records::plans_within_childhood(before, case, &write.reference)?;
+    let plans = |before| {
+        crate::domain::records::plans_within_childhood(before, record.subject(), &write.reference)
+    };
+    if plans(None).is_err() {
+        plans(Some(stored()?.subject()))?;
     }
     if let Some(acting) = &write.acting {
         acting.check_write(Some(&read()?), record)?;

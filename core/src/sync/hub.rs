@@ -2965,15 +2965,12 @@ pub(crate) fn check_content(
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
     crate::domain::records::events_not_after_today(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
-    use crate::domain::records::Subject;
-    if let Subject::ChildCase(case) = to.subject() {
-        let before = match from.map(TypedRecord::subject) {
-            Some(Subject::ChildCase(before)) => Some(before),
-            _ => None,
-        };
-        crate::domain::records::plans_within_childhood(before, case, reference)
-            .map_err(Refused::breaking)?;
-    }
+    crate::domain::records::plans_within_childhood(
+        from.map(TypedRecord::subject),
+        to.subject(),
+        reference,
+    )
+    .map_err(Refused::breaking)?;
     // Judged when the sender files the record: an edit that leaves it where it is stays
     // possible after a new tree renamed its community (a record captured before its phone
     // held any tree names no version to be judged by).

@@ -464,12 +464,20 @@ impl RuleSet {
 /// lists leave those out), nor where the changes judged correct the child's age too (a phone
 /// that planned, then corrected the date of birth, offline, pushes both at once: each of its
 /// writes passed). A profile this device lacks judges nothing here (the hub, which holds it,
-/// does). The one rule of a device's own writes and of the hub's pushes.
+/// does). The one rule of a device's own writes, of its workflow calls and of the hub's
+/// pushes; a record of another kind passes.
 pub(crate) fn plans_within_childhood(
-    before: Option<&ChildCase>,
-    after: &ChildCase,
+    before: Option<super::Subject<'_>>,
+    after: super::Subject<'_>,
     reference: &ReferenceData,
 ) -> Result<(), ValidationError> {
+    let super::Subject::ChildCase(after) = after else {
+        return Ok(());
+    };
+    let before = match before {
+        Some(super::Subject::ChildCase(before)) => Some(before),
+        _ => None,
+    };
     if before.is_some_and(|b| {
         (b.date_of_birth, b.estimated_age) != (after.date_of_birth, after.estimated_age)
     }) {
@@ -500,7 +508,7 @@ pub(crate) fn plans_within_childhood(
 }
 
 /// The rule a follow-up planned on or after the day the child comes of age breaks.
-pub(crate) fn of_age_rule(age: u32, adult: NaiveDate) -> String {
+fn of_age_rule(age: u32, adult: NaiveDate) -> String {
     format!(
         "must be before the day the child turns {age}, {}-{:02}-{:02} (no follow-up is due after)",
         adult.year(),
