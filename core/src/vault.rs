@@ -406,17 +406,14 @@ impl Vault {
             )
             .into());
         }
-        let not_a_directory = || {
-            Error::from(ValidationError::new(
-                "dir",
-                "must be a directory: the path names a file",
-            ))
-        };
         // A file, a path through one, a device or a link to nothing is no place for profiles:
         // said on the field rather than as the system's "File exists".
         std::fs::create_dir_all(&dir).map_err(|e| Error::unusable_directory("dir", e))?;
         if !dir.is_dir() {
-            return Err(not_a_directory());
+            return Err(Error::unusable_directory(
+                "dir",
+                std::io::ErrorKind::NotADirectory.into(),
+            ));
         }
         let held = std::fs::OpenOptions::new()
             .read(true)

@@ -106,9 +106,10 @@ pub(crate) fn any_erased_change(conn: &Connection, hashes: &[ChangeHash]) -> Res
     any_hash_in(conn, "erased_changes", hashes)
 }
 
-/// Keeps changes this device let go because the hub will never take them (`AuthorRevoked`),
-/// in the table the hub keeps those a review rejected (`given_up_changes`, schema 24): a
-/// peer or a bundle bringing them again is refused (`peer::check_received`).
+/// Keeps changes never to be taken (`given_up_changes`, schema 24): on the hub, those a review
+/// rejected; on a device, those it let go because the hub will never take them
+/// (`AuthorRevoked`), which a peer or a bundle bringing them again is refused
+/// (`peer::check_received`).
 pub(crate) fn keep_given_up(tx: &Transaction, hashes: &[ChangeHash]) -> Result<()> {
     let mut stmt =
         tx.prepare_cached("INSERT OR IGNORE INTO given_up_changes (hash) VALUES (?1)")?;
@@ -118,7 +119,7 @@ pub(crate) fn keep_given_up(tx: &Transaction, hashes: &[ChangeHash]) -> Result<(
     Ok(())
 }
 
-/// Whether this device let go of any of `hashes` (`keep_given_up`).
+/// Whether any of `hashes` is kept as never to be taken (`keep_given_up`).
 pub(crate) fn any_given_up(conn: &Connection, hashes: &[ChangeHash]) -> Result<bool> {
     any_hash_in(conn, "given_up_changes", hashes)
 }

@@ -543,17 +543,11 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
     }
 
     fn give_up_changes(&mut self, hashes: &[ChangeHash]) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT OR IGNORE INTO given_up_changes (hash) VALUES (?1)")?;
-        for hash in hashes {
-            stmt.execute([hash.0.as_slice()])?;
-        }
-        Ok(())
+        erasure::keep_given_up(self.tx, hashes)
     }
 
     fn any_given_up_change(&mut self, hashes: &[ChangeHash]) -> Result<bool> {
-        erasure::any_hash_in(self.tx, "given_up_changes", hashes)
+        erasure::any_given_up(self.tx, hashes)
     }
 
     fn remember_refused_changes(

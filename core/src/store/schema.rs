@@ -138,9 +138,6 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     Ok(conn)
 }
 
-/// SQLite's error on opening a store: an existing store whose file, or the directory its
-/// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
-/// file's is, without the path (it may name a person).
 /// A store's file emptied (cut to nothing by a failing card or file system) beside a journal
 /// that holds writes: SQLite would open it as a new store and delete the journal, the last
 /// trace of the records, and the phone would carry on under its old identity with nothing,
@@ -158,6 +155,9 @@ fn refuse_a_cut_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// SQLite's error on opening a store: an existing store whose file, or the directory its
+/// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
+/// file's is, without the path (it may name a person).
 fn opening_error(e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) => {
