@@ -812,17 +812,12 @@ fn remember_refusal(
     if entry.changes.len() > REMEMBERED_PUSH_BYTES {
         return Ok(());
     }
-    let mut document = match tx.record(entry.id, false)? {
-        Some(stored) => match codec::load(entry.id, &stored.document) {
-            Ok(document) => document,
-            Err(_) => return Ok(()),
-        },
-        None => Automerge::new(),
-    };
-    let before = document.get_heads();
-    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
+    let stored = tx.record(entry.id, false)?;
+    let Merged::Done { document, before } =
+        merge_pushed(entry, stored.as_ref().map(|s| s.document.as_slice()))
+    else {
         return Ok(());
-    }
+    };
     // Bytes that do not decode, or changes forged in another's name, are no one's to relay.
     const MOST: usize = 256;
     let own: Vec<ChangeHash> = document
