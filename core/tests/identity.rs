@@ -1074,6 +1074,34 @@ fn forged_then_edited(colleague: &Device, supervisor: &Device, relay: &mut Devic
     relay.store.update(&own).unwrap();
 }
 
+/// A history whose changes alternate between devices more times than a phone judges (a
+/// hostile peer's, made to cost the receiver two reads of the record a run): that record is
+/// not taken from the bundle, and comes with the hub; nothing of it is stored.
+#[test]
+fn a_history_alternating_between_devices_past_the_bound_is_not_judged_here() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, supervisor, mut monitor, colleague, id) = a_case_and_a_colleague(&dir);
+    let before = monitor.store.export_document(id).unwrap();
+    let mut bytes = colleague.store.export_document(id).unwrap();
+    for i in 0..130 {
+        for (device, hours) in [(&colleague, 2 * i % 160), (&supervisor, (2 * i + 1) % 160)] {
+            bytes = with_change_by(
+                &bytes,
+                device.store.actor().clone(),
+                Some(device.store.author()),
+                ("hours_per_week", hours),
+            );
+        }
+    }
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, bytes)], &[Recipient::Device(monitor.id())])
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!((report.records, report.refused), (0, 1), "{report:?}");
+    assert_eq!(monitor.store.export_document(id).unwrap(), before);
+}
+
 /// A hub, its supervisor and monitor (`enrolled`), a colleague of the monitor's community,
 /// and a case of the monitor's that every device holds.
 fn a_case_and_a_colleague(dir: &TempDir) -> (Store, Device, Device, Device, Uuid) {
