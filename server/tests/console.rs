@@ -1974,6 +1974,155 @@ fn the_pages_show_what_the_phone_recorded() {
     assert!(!history.contains("$attachment"), "{history}");
 }
 
+/// A 1×1 picture, as a phone's camera might hand one over.
+const PNG_PIXEL: [u8; 69] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0xc9, 0xfe, 0x92, 0xef, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A supervisor sees the files attached to the records of their areas: a photo as a picture
+/// on the case's page, a voice note as a player, a document to download; each file exactly as
+/// the phone holds it, sandboxed, and its reading in the audit log. A file the hub has not
+/// received yet says so; another region's file, or an id the record does not name, is not
+/// found.
+#[test]
+fn a_supervisor_opens_the_files_of_their_areas_records() {
+    let s = setup();
+    let mut f = field(&s);
+    let attach = |device: &mut Device, record: Uuid, kind, media_type: &str, bytes: &[u8]| {
+        device
+            .store
+            .add_attachment(
+                record,
+                &NewAttachment {
+                    kind,
+                    media_type: media_type.into(),
+                    caption: "Pièce du dossier".into(),
+                },
+                bytes,
+            )
+            .expect("attachment")
+    };
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    pdf.resize(300 * 1024, b'%');
+    let photo = attach(
+        &mut f.mine,
+        f.my_case,
+        AttachmentKind::Photo,
+        "image/png",
+        &PNG_PIXEL,
+    );
+    let document = attach(
+        &mut f.mine,
+        f.my_case,
+        AttachmentKind::Document,
+        "application/pdf",
+        &pdf,
+    );
+    let voice = attach(
+        &mut f.mine,
+        f.my_case,
+        AttachmentKind::VoiceNote,
+        "audio/ogg",
+        b"OggS\0\x02 a voice note",
+    );
+    let theirs = attach(
+        &mut f.theirs,
+        f.their_case,
+        AttachmentKind::Document,
+        "application/pdf",
+        &pdf,
+    );
+    for device in [&mut f.mine, &mut f.theirs] {
+        let summary = device.sync(&s.hub.url).expect("sync");
+        assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    }
+    let url = |record: Uuid, id: Uuid| format!("/console/records/{record}/attachments/{id}");
+    let mut browser = signed_in(&s, "sup.files");
+
+    // The records are at the hub, their files not yet.
+    let waiting = browser.get(&url(f.my_case, document.id));
+    assert_eq!(waiting.status, 404);
+    assert!(waiting.body.contains("pas encore reçu"), "{}", waiting.body);
+
+    for device in [&mut f.mine, &mut f.theirs] {
+        let sent = device
+            .client(&s.hub.url)
+            .sync_attachments(&mut device.store, &Default::default(), |_| {})
+            .expect("upload");
+        assert!(sent.failed.is_empty(), "{sent:?}");
+    }
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    let listed = page
+        .body
+        .split("id=\"attachments\"")
+        .nth(1)
+        .expect("listed");
+    assert!(
+        listed.contains(&format!(
+            "<img class=\"attachment\" src=\"{}\"",
+            url(f.my_case, photo.id)
+        )),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "<audio controls preload=\"none\" src=\"{}\"",
+            url(f.my_case, voice.id)
+        )),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "<a href=\"{}\">Télécharger</a>",
+            url(f.my_case, document.id)
+        )),
+        "{listed}"
+    );
+
+    // A photo is stored as the phone re-encoded it (a JPEG).
+    for (entry, disposition) in [
+        (&photo, "inline"),
+        (&voice, "inline"),
+        (&document, "attachment;"),
+    ] {
+        let file = browser.get(&url(f.my_case, entry.id));
+        assert_eq!(file.status, 200, "{}", file.body);
+        assert_eq!(file.header("content-type"), Some(entry.media_type.as_str()));
+        assert!(
+            file.header("content-disposition")
+                .is_some_and(|d| d.starts_with(disposition)),
+            "{:?}",
+            file.headers
+        );
+        let policy = file.header("content-security-policy").unwrap_or_default();
+        assert!(policy.contains("sandbox"), "{policy}");
+        assert_eq!(file.header("cache-control"), Some("no-store"));
+        assert_eq!(file.bytes, f.mine.store.read_attachment(entry.id).unwrap());
+    }
+
+    // Another region's file, with its record's id or with one of this region's records.
+    for path in [
+        url(f.their_case, theirs.id),
+        url(f.my_case, theirs.id),
+        url(f.my_visit, photo.id),
+    ] {
+        let refused = browser.get(&path);
+        assert_eq!(refused.status, 404, "{path}");
+        assert!(!refused.bytes.starts_with(b"%PDF"), "{path}");
+    }
+
+    let journal = audit_page(&s, "admin.files");
+    assert_eq!(
+        journal.matches("Pièce jointe consultée").count(),
+        3,
+        "{journal}"
+    );
+}
+
 #[test]
 fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
     let s = setup();

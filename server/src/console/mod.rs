@@ -682,6 +682,8 @@ pub enum Problem {
     /// A page of the other kind of account (the error page keeps the viewer's menu).
     Forbidden(Box<Viewer>),
     NotFound,
+    /// Nothing to show yet, and why (an i18n key): a file the hub has not received.
+    NotHere(&'static str),
     Storage(Error),
 }
 
@@ -882,6 +884,7 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
             (StatusCode::FORBIDDEN, t.get("error.forbidden"))
         }
         Problem::NotFound => (StatusCode::NOT_FOUND, t.get("error.not_found")),
+        Problem::NotHere(key) => (StatusCode::NOT_FOUND, t.get(key)),
         // The database out of reach (PostgreSQL down or restarting): no fault of the page's.
         Problem::Storage(e) if crate::postgres::is_unreachable(&e) => {
             tracing::error!(error = %e, "console page: the hub's database cannot be reached");

@@ -9,7 +9,9 @@ pub struct Page {
     pub location: Option<String>,
     pub set_cookies: Vec<String>,
     pub headers: Vec<(String, String)>,
+    /// The body as text (invalid UTF-8 replaced), and as it came.
     pub body: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Page {
@@ -111,18 +113,19 @@ impl Browser {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("location"))
             .map(|(_, v)| v.clone());
-        let body = response
+        let bytes = response
             .body_mut()
             .with_config()
             .limit(64 * 1024 * 1024)
-            .read_to_string()
+            .read_to_vec()
             .unwrap_or_default();
         Page {
             status,
             location,
             set_cookies,
             headers,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 

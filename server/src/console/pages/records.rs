@@ -48,6 +48,10 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/workplaces/{id}", get(workplace_page))
         .route("/console/workplaces/{id}/resolve", post(workplace_resolve))
         .route("/console/visits/{id}/resolve", post(visit_resolve))
+        .route(
+            "/console/records/{record}/attachments/{id}",
+            get(attachment_file),
+        )
         .route("/console/map", get(map))
         .route("/console/exports", get(exports))
         .route("/console/exports/download", get(export_download))
@@ -631,6 +635,30 @@ pub struct AttachmentLine {
     caption: String,
     size: String,
     captured: String,
+    /// Where the console serves its file (`attachment_file`).
+    url: String,
+    shown: Shown,
+}
+
+/// How a record's page shows an attachment's file: a photo as a picture, a voice note as a
+/// player, anything else (a PDF) as a link that downloads it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Picture,
+    Player,
+    Download,
+}
+
+impl Shown {
+    fn of(media_type: &str) -> Shown {
+        if media_type.starts_with("image/") {
+            Shown::Picture
+        } else if media_type.starts_with("audio/") {
+            Shown::Player
+        } else {
+            Shown::Download
+        }
+    }
 }
 
 /// A record's attachments (its manifest: photos, documents, voice notes), in capture order.
@@ -655,9 +683,134 @@ fn attachment_lines<R: vigie_core::Record>(
                 captured: format!("{} {by}", a.captured_at.format("%Y-%m-%d %H:%M"))
                     .trim_end()
                     .to_string(),
+                url: format!("/console/records/{}/attachments/{}", record.id(), a.id),
+                shown: Shown::of(&a.media_type),
             }
         })
         .collect())
+}
+
+/// An attachment's file, for a supervisor whose areas hold its record. The bytes are read
+/// as a device downloads them (`Backend::attachment`: the same scope rule as every pull), so
+/// the console can show nothing a supervisor's phone could not fetch. A file is only ever
+/// served as what its first bytes show it is (a phone may declare anything), in a sandbox,
+/// and every reading is in the audit log.
+async fn attachment_file(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Path((record, id)): Path<(Uuid, Uuid)>,
+) -> Response {
+    run(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let bytes = attachment_bytes(hub, &who, record, id)?;
+        audit(
+            hub,
+            Some(viewer.user.id),
+            "attachment_view",
+            Some(record),
+            &id.to_string(),
+        );
+        // The manifest entry as the console's view holds it (which may lag the hub by a sync).
+        let entry = view
+            .attachments(record)?
+            .into_iter()
+            .map(|info| info.attachment)
+            .find(|a| a.id == id);
+        let media_type = entry
+            .as_ref()
+            .map(|a| a.media_type.as_str())
+            .filter(|media_type| vigie_core::domain::attachment::starts_as(media_type, &bytes));
+        let (kind, shown) = match media_type {
+            Some(media_type) => (media_type.to_string(), Shown::of(media_type)),
+            None => ("application/octet-stream".to_string(), Shown::Download),
+        };
+        let disposition = match shown {
+            Shown::Picture | Shown::Player => "inline".to_string(),
+            Shown::Download => {
+                let ext = match kind.as_str() {
+                    "application/pdf" => "pdf",
+                    _ => "bin",
+                };
+                format!("attachment; filename=\"vigie-attachment-{id}.{ext}\"")
+            }
+        };
+        Ok((
+            [
+                (header::CONTENT_TYPE, kind),
+                (header::CONTENT_DISPOSITION, disposition),
+                // Whatever the file holds, it runs nothing and loads nothing in the console's
+                // origin.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; sandbox".to_string(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response())
+    })
+    .await
+}
+
+/// The whole file of attachment `id` of `record`, read chunk by chunk as `who`'s device would
+/// download it; `NotFound` for a record outside the supervisor's areas or an id its manifest
+/// does not name, `AttachmentNotHere` while the hub does not hold the bytes yet.
+fn attachment_bytes(
+    hub: &Hub,
+    who: &Principal,
+    record: Uuid,
+    id: Uuid,
+) -> Result<Vec<u8>, Problem> {
+    use vigie_core::sync::{
+        AttachmentRequest, AttachmentResponse, HubError, MAX_CHUNK_BYTES, TransferRefusal,
+        decode_attachment_response, encode_attachment_request,
+    };
+    // The request is the console's own, and well formed: only the storage can fail it.
+    let failed = |e: HubError| match e {
+        HubError::Store(e) => Problem::Storage(e),
+        e => Problem::Storage(Error::Io(std::io::Error::other(e.to_string()))),
+    };
+    let mut bytes = Vec::new();
+    loop {
+        let request = encode_attachment_request(&AttachmentRequest::Download {
+            record,
+            id,
+            offset: bytes.len() as u64,
+            max_bytes: MAX_CHUNK_BYTES as u32,
+        });
+        let response = hub
+            .backend
+            .attachment(who, &request, &hub.limits)
+            .map_err(failed)?;
+        let response = decode_attachment_response(&response, usize::MAX)
+            .map_err(|e| failed(HubError::Malformed(e)))?;
+        match response {
+            AttachmentResponse::Chunk {
+                size,
+                offset,
+                bytes: chunk,
+                ..
+            } if offset == bytes.len() as u64 => {
+                if bytes.is_empty() {
+                    bytes.reserve_exact(usize::try_from(size).unwrap_or(0));
+                }
+                // A chunk that brings nothing before the end would loop for ever.
+                if chunk.is_empty() && (bytes.len() as u64) < size {
+                    return Err(Problem::NotHere("attachment.not_at_hub"));
+                }
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() as u64 >= size {
+                    bytes.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+                    return Ok(bytes);
+                }
+            }
+            AttachmentResponse::Refused {
+                reason: TransferRefusal::NotYetAvailable,
+                ..
+            } => return Err(Problem::NotHere("attachment.not_at_hub")),
+            _ => return Err(Problem::NotFound),
+        }
+    }
 }
 
 /// Bytes as a person reads a file's size.
