@@ -48,6 +48,11 @@ pub enum VigieError {
     #[error("wrong PIN: {attempts_left} attempts left")]
     WrongPin { attempts_left: u32 },
 
+    /// Too many wrong PINs for now: the next may be tried in `retry_in_seconds` (this attempt
+    /// was not counted). `Vault.pin_retry_in_seconds` says it before an attempt.
+    #[error("too many wrong PINs: try again in {retry_in_seconds} seconds")]
+    PinLocked { retry_in_seconds: u64 },
+
     /// The profile is gone from this device: too many wrong PINs, or the app wiped it
     /// (`Vault.wipe_user`, `wipe_all`). Its user must be enrolled again.
     #[error("profile wiped: {reason}")]
@@ -153,6 +158,7 @@ impl From<CoreError> for VigieError {
             CoreError::NotAllowed { rule } => VigieError::NotAllowed { reason: rule },
             CoreError::WrongKeyOrNotAStore => VigieError::Authentication { reason },
             CoreError::WrongPin { attempts_left } => VigieError::WrongPin { attempts_left },
+            CoreError::PinLocked { retry_in_seconds } => VigieError::PinLocked { retry_in_seconds },
             CoreError::ProfileWiped => VigieError::ProfileWiped { reason },
             CoreError::WipeRequested => VigieError::DeviceRevoked {
                 reason: REVOKED.into(),

@@ -35,6 +35,14 @@ pub struct VaultConfig {
     /// Shortest PIN accepted, in characters (at least 4).
     #[uniffi(default = None)]
     pub min_pin_chars: Option<i32>,
+    /// Wrong PINs in a row that may follow one another at once (3); after them each attempt
+    /// waits, `PinLocked` meanwhile.
+    #[uniffi(default = None)]
+    pub pin_delay_after: Option<i32>,
+    /// The first wait in seconds (30; 0: none), doubled by each further wrong PIN up to 15
+    /// minutes.
+    #[uniffi(default = None)]
+    pub pin_delay_seconds: Option<i32>,
 }
 
 fn unsigned(field: &str, value: Option<i32>, default: u32) -> Result<u32> {
@@ -76,6 +84,17 @@ impl VaultConfig {
                 None => defaults.min_pin_chars,
                 Some(n) => unsigned("min_pin_chars", Some(n), 0)? as usize,
             },
+            pin_delay_after: unsigned(
+                "pin_delay_after",
+                self.pin_delay_after,
+                defaults.pin_delay_after,
+            )?,
+            pin_delay_seconds: unsigned(
+                "pin_delay_seconds",
+                self.pin_delay_seconds,
+                defaults.pin_delay_seconds as u32,
+            )?
+            .into(),
             reference: defaults.reference,
         })
     }
@@ -274,6 +293,14 @@ impl Vault {
         let user = input::id("user_id", &user_id)?;
         let changed = self.inner.change_pin(user, &old_pin, &new_pin);
         self.after_pin(user, changed.map_err(VigieError::from))
+    }
+
+    /// Seconds before the user's next PIN may be tried (0: now): the app shows the wait
+    /// instead of the PIN pad.
+    pub fn pin_retry_in_seconds(&self, user_id: String) -> Result<u64> {
+        Ok(self
+            .inner
+            .pin_retry_in_seconds(input::id("user_id", &user_id)?)?)
     }
 
     /// Wrong PINs the user may still enter before the profile is wiped.

@@ -137,6 +137,11 @@ pub enum Error {
     #[error("wrong PIN: {attempts_left} attempts left before this profile is wiped")]
     WrongPin { attempts_left: u32 },
 
+    /// Too many wrong PINs in a row for now: no PIN is tried (nor counted) for
+    /// `retry_in_seconds` more. The wait doubles with each further wrong PIN.
+    #[error("too many wrong PINs: try again in {retry_in_seconds} seconds")]
+    PinLocked { retry_in_seconds: u64 },
+
     /// The hub revoked this device (lost or seized) and asks it to wipe: the app destroys the
     /// profile (`Vault::wipe_user`).
     #[error("this device was revoked by the hub: wipe its data")]

@@ -20,7 +20,9 @@
 //!
 //! Wrong PINs are counted in the key file *before* the derivation runs, so killing the app
 //! during an attempt does not spare it; a correct PIN (or keystore unlock) resets the count;
-//! the limit wipes the profile. Profiles never touch each other's files: switching user is
+//! the limit wipes the profile. Past the first few wrong PINs each further one waits, longer
+//! every time (`VaultConfig::pin_delay_after`): someone handed the phone, or a child playing
+//! with it, cannot wipe a monitor's unsynced work in a minute. Profiles never touch each other's files: switching user is
 //! closing one `Store` and unlocking another, and nothing of another user is ever deleted by
 //! it.
 //!
@@ -99,9 +101,18 @@ pub struct VaultConfig {
     pub max_failed_pins: u32,
     /// Shortest PIN accepted (characters).
     pub min_pin_chars: usize,
+    /// Wrong PINs in a row that may follow one another at once. After them, the next attempt
+    /// waits `pin_delay_seconds`, and each further wrong PIN doubles the wait, up to
+    /// `MAX_PIN_DELAY_SECONDS`; an attempt made sooner is `Error::PinLocked`, not counted.
+    pub pin_delay_after: u32,
+    /// The first wait (0: none).
+    pub pin_delay_seconds: u64,
     /// The reference data every store is opened with.
     pub reference: ReferenceData,
 }
+
+/// The longest wait between two PIN attempts.
+pub const MAX_PIN_DELAY_SECONDS: u64 = 15 * 60;
 
 impl Default for VaultConfig {
     fn default() -> VaultConfig {
@@ -109,9 +120,17 @@ impl Default for VaultConfig {
             kdf: KdfParams::default(),
             max_failed_pins: 10,
             min_pin_chars: 6,
+            // With ten attempts: three at once, then 30 s, 1, 2, 4, 8 and 15 minutes, and 15
+            // again before the tenth, about three quarters of an hour in all.
+            pin_delay_after: 3,
+            pin_delay_seconds: 30,
             reference: ReferenceData::builtin(),
         }
     }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// What unlocks a profile.
@@ -192,6 +211,9 @@ struct KeyFile {
     user: Uuid,
     /// Wrong PINs in a row, counting the attempt under way.
     failed_pins: u32,
+    /// When the last of them was made (milliseconds since the epoch, the phone's clock).
+    #[serde(default)]
+    last_failed_pin_ms: Option<i64>,
     pin: PinWrap,
     keystore: Option<Wrapped>,
     data_key: Wrapped,
@@ -553,6 +575,7 @@ impl Vault {
                 format: KEY_FILE_FORMAT,
                 user,
                 failed_pins: 0,
+                last_failed_pin_ms: None,
                 pin: pin_wrap(pin, &profile_key, user, self.config.kdf)?,
                 keystore: None,
                 data_key: wrap(&profile_key, Slot::DataKey, user, &data_key),
@@ -619,6 +642,14 @@ impl Vault {
     pub fn has_keystore_unlock(&self, user: Uuid) -> Result<bool> {
         let _guard = self.guard();
         Ok(self.read_key_file(user)?.keystore.is_some())
+    }
+
+    /// Seconds before the user's next PIN may be tried (0: now), for the app to show a wait
+    /// rather than an attempt refused with `Error::PinLocked`.
+    pub fn pin_retry_in_seconds(&self, user: Uuid) -> Result<u64> {
+        let _guard = self.guard();
+        let key_file = self.read_key_file(user)?;
+        Ok(self.pin_wait(&key_file, now_ms()).unwrap_or(0))
     }
 
     /// Wrong PINs the user may still enter before the profile is wiped.
@@ -764,6 +795,25 @@ impl Vault {
         Ok(())
     }
 
+    /// Seconds before the next PIN may be tried, if it must wait (`VaultConfig::pin_delay_after`).
+    fn pin_wait(&self, key_file: &KeyFile, now_ms: i64) -> Option<u64> {
+        let past_free = key_file
+            .failed_pins
+            .checked_sub(self.config.pin_delay_after)?;
+        if self.config.pin_delay_seconds == 0 {
+            return None;
+        }
+        let delay = self
+            .config
+            .pin_delay_seconds
+            .saturating_mul(1u64.checked_shl(past_free).unwrap_or(u64::MAX))
+            .min(MAX_PIN_DELAY_SECONDS.max(self.config.pin_delay_seconds));
+        let last = key_file.last_failed_pin_ms?;
+        let waited_ms = u64::try_from(now_ms.saturating_sub(last)).unwrap_or(0);
+        let left_ms = (delay * 1000).saturating_sub(waited_ms);
+        (left_ms > 0).then(|| left_ms.div_ceil(1000))
+    }
+
     /// Checks a credential against the key file and returns the profile key. PIN attempts are
     /// counted on disk before the derivation runs. The lock is held.
     fn check_credential(
@@ -780,7 +830,20 @@ impl Vault {
         }
         match credential {
             Credential::Pin(pin) => {
+                let now = now_ms();
+                if let Some(wait) = self.pin_wait(key_file, now) {
+                    // A clock set back behind the last wrong PIN counts the wait from now,
+                    // not from a time that may not come back for years.
+                    if key_file.last_failed_pin_ms.is_some_and(|last| last > now) {
+                        key_file.last_failed_pin_ms = Some(now);
+                        self.write_key_file(key_file)?;
+                    }
+                    return Err(Error::PinLocked {
+                        retry_in_seconds: wait,
+                    });
+                }
                 key_file.failed_pins += 1;
+                key_file.last_failed_pin_ms = Some(now);
                 self.write_key_file(key_file)?;
                 let slot = &key_file.pin;
                 let kek = pin_key(pin, &slot.salt, &slot.kdf)
@@ -788,6 +851,7 @@ impl Vault {
                 match unwrap(&kek, Slot::PinWrap, user, &slot.profile_key)? {
                     Some(profile_key) => {
                         key_file.failed_pins = 0;
+                        key_file.last_failed_pin_ms = None;
                         if key_file.pin.kdf != self.config.kdf {
                             key_file.pin = pin_wrap(pin, &profile_key, user, self.config.kdf)?;
                         }
@@ -813,6 +877,7 @@ impl Vault {
                     .ok_or(Error::WrongKeyOrNotAStore)?;
                 if key_file.failed_pins != 0 {
                     key_file.failed_pins = 0;
+                    key_file.last_failed_pin_ms = None;
                     self.write_key_file(key_file)?;
                 }
                 Ok(profile_key)

@@ -41,10 +41,12 @@ fn cheap_kdf() -> KdfParams {
     }
 }
 
+/// No wait between wrong PINs (`pins_past_the_first_few_wait_longer_each_time` has them).
 fn config(max_failed_pins: u32) -> VaultConfig {
     VaultConfig {
         kdf: cheap_kdf(),
         max_failed_pins,
+        pin_delay_seconds: 0,
         ..VaultConfig::default()
     }
 }
@@ -310,6 +312,72 @@ fn two_users_on_one_phone_keep_their_own_unsynced_work_across_switches() {
     let b = vault.unlock_with_keystore(USER_B, &KEYSTORE_B).unwrap();
     assert_same(&state(&b, &work_b), &state_b, "B by keystore");
     b.close().unwrap();
+}
+
+fn pin_locked<T: std::fmt::Debug>(r: Result<T>) -> u64 {
+    match r {
+        Err(Error::PinLocked { retry_in_seconds }) => retry_in_seconds,
+        other => panic!("expected PinLocked, got {other:?}"),
+    }
+}
+
+/// Someone handed the phone cannot wipe its user's unsynced work in a minute: past the first
+/// wrong PINs each attempt waits, the wait doubling with each wrong one; an attempt made
+/// sooner is refused and not counted, across restarts; the right PIN, once its turn comes,
+/// unlocks and ends the waits; a clock set back does not lock the profile until it catches up.
+#[test]
+fn pins_past_the_first_few_wait_longer_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let delayed = || VaultConfig {
+        pin_delay_after: 2,
+        pin_delay_seconds: 1,
+        ..config(6)
+    };
+    let vault = Vault::open_with(dir.path(), delayed()).unwrap();
+    let mut a = vault.create_user(USER_A, None, PIN_A).unwrap();
+    let work = populate(&mut a, USER_A, "A", 2);
+    let before = state(&a, &work);
+    a.close().unwrap();
+
+    assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111222")), 5);
+    assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111223")), 4);
+    assert_eq!(vault.pin_retry_in_seconds(USER_A).unwrap(), 1);
+    // Not even the right PIN is tried before its turn, and the refusal counts nothing.
+    assert_eq!(pin_locked(vault.unlock_with_pin(USER_A, PIN_A)), 1);
+    assert_eq!(pin_locked(vault.change_pin(USER_A, PIN_A, "915372")), 1);
+    assert_eq!(vault.pin_attempts_left(USER_A).unwrap(), 4);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(vault.pin_retry_in_seconds(USER_A).unwrap(), 0);
+    assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111224")), 3);
+    // Twice as long now, and a restart of the app does not spare it.
+    drop(vault);
+    let vault = Vault::open_with(dir.path(), delayed()).unwrap();
+    assert_eq!(pin_locked(vault.unlock_with_pin(USER_A, "111225")), 2);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let a = vault.unlock_with_pin(USER_A, PIN_A).unwrap();
+    assert_same(&state(&a, &work), &before, "A after the waits");
+    a.close().unwrap();
+    assert_eq!(vault.pin_attempts_left(USER_A).unwrap(), 6);
+    assert_eq!(vault.pin_retry_in_seconds(USER_A).unwrap(), 0);
+
+    // The phone's clock set back a year behind the last wrong PIN: the wait counts from now.
+    assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111222")), 5);
+    assert_eq!(wrong_pin(vault.unlock_with_pin(USER_A, "111223")), 4);
+    let path = key_file(&vault, USER_A);
+    let mut file = key_json(&vault, USER_A);
+    let a_year = 365 * 24 * 3600 * 1000_i64;
+    let last = file["last_failed_pin_ms"]
+        .as_i64()
+        .expect("the last wrong PIN's time");
+    file["last_failed_pin_ms"] = (last + a_year).into();
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    assert_eq!(pin_locked(vault.unlock_with_pin(USER_A, PIN_A)), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    vault
+        .unlock_with_pin(USER_A, PIN_A)
+        .unwrap()
+        .close()
+        .unwrap();
 }
 
 #[test]

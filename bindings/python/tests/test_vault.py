@@ -2,6 +2,7 @@
 rotation, wiping, and cases handed from one user to another."""
 
 import os
+import time
 
 import pytest
 
@@ -83,6 +84,29 @@ def test_two_users_on_one_phone_keep_their_unsynced_work_apart(env):
     with pytest.raises(vigie.VigieError.Validation) as e:
         vault.create_user(new_id(), None, "123456")
     assert e.value.field == "pin"
+
+
+def test_past_the_first_wrong_pins_each_attempt_waits_and_a_sooner_one_is_not_counted(env):
+    config = vigie.VaultConfig(kdf_memory_kib=64, kdf_iterations=1, max_failed_pins=3,
+                               pin_delay_after=1, pin_delay_seconds=1)
+    vault, directory = fresh_vault(env, config)
+    user = new_id()
+    vault.create_user(user, None, PIN_A).close_store()
+    with pytest.raises(vigie.VigieError.WrongPin):
+        vault.unlock_with_pin(user, "111112")
+    assert vault.pin_retry_in_seconds(user) == 1
+    with pytest.raises(vigie.VigieError.PinLocked) as e:
+        vault.unlock_with_pin(user, PIN_A)
+    assert e.value.retry_in_seconds == 1
+    assert PIN_A not in str(e.value)
+    assert vault.pin_attempts_left(user) == 2
+    time.sleep(1.1)
+    assert vault.pin_retry_in_seconds(user) == 0
+    vault.unlock_with_pin(user, PIN_A).close_store()
+    assert vault.pin_attempts_left(user) == 3
+    with pytest.raises(vigie.VigieError.Validation) as e:
+        vigie.open_vault(os.path.join(directory, "other"), vigie.VaultConfig(pin_delay_seconds=-1))
+    assert e.value.field == "pin_delay_seconds"
 
 
 def test_wrong_pins_count_down_and_the_last_one_wipes_the_profile(env):

@@ -44,6 +44,23 @@ final class VaultAndMonitoringTests: XCTestCase {
         XCTAssertEqual(try other.count(kind: .childCase), 1)
     }
 
+    func testPastTheFirstWrongPinsEachAttemptWaits() throws {
+        let vault = try openVault(dir: try freshDirectory().appendingPathComponent("vault").path,
+                                  config: VaultConfig(kdfMemoryKib: 64, kdfIterations: 1, maxFailedPins: 3,
+                                                      pinDelayAfter: 1, pinDelaySeconds: 1))
+        let user = newId()
+        try vault.createUser(userId: user, deviceId: nil, pin: "482913").closeStore()
+        XCTAssertThrowsError(try vault.unlockWithPin(userId: user, pin: "111112"))
+        XCTAssertEqual(try vault.pinRetryInSeconds(userId: user), 1)
+        XCTAssertThrowsError(try vault.unlockWithPin(userId: user, pin: "482913")) { error in
+            guard case .PinLocked(let wait)? = error as? VigieError else { return XCTFail("\(error)") }
+            XCTAssertEqual(wait, 1)
+        }
+        XCTAssertEqual(try vault.pinAttemptsLeft(userId: user), 2)
+        Thread.sleep(forTimeInterval: 1.1)
+        try vault.unlockWithPin(userId: user, pin: "482913").closeStore()
+    }
+
     func testRotationKeepsRecordsAndCasesAreHandedOver() throws {
         let vault = try freshVault()
         let giver = newId()

@@ -76,6 +76,24 @@ class VaultTest {
     }
 
     @Test
+    fun pastTheFirstWrongPinsEachAttemptWaitsAndASoonerOneIsNotCounted() {
+        val vault = openVault(
+            File(Env.storePath("vault")).path,
+            VaultConfig(kdfMemoryKib = 64, kdfIterations = 1, maxFailedPins = 3,
+                pinDelayAfter = 1, pinDelaySeconds = 1))
+        val user = newUserId()
+        vault.createUser(user, null, pinA).close()
+        assertFailsWith<VigieException.WrongPin> { vault.unlockWithPin(user, "111112") }
+        assertEquals(1uL, vault.pinRetryInSeconds(user))
+        val locked = assertFailsWith<VigieException.PinLocked> { vault.unlockWithPin(user, pinA) }
+        assertEquals(1uL, locked.retryInSeconds)
+        assertEquals(2, vault.pinAttemptsLeft(user))
+        Thread.sleep(1100)
+        vault.unlockWithPin(user, pinA).close()
+        assertEquals(3, vault.pinAttemptsLeft(user))
+    }
+
+    @Test
     fun wrongPinsCountDownAndTheLastOneWipesTheProfile() {
         val vault = freshVault(maxFailedPins = 3)
         val user = newUserId()
