@@ -1508,6 +1508,54 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     );
 }
 
+/// Long hours recorded on the duplicate are the child's too: the kept case, registered with a
+/// few hours a week, becomes hazardous child labour and alerts once the two are merged.
+#[test]
+fn a_merge_keeps_the_longer_working_week_either_registration_recorded() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let mut first = child(C01, "Kouamé Adjoa", MONITOR);
+    first.hours_per_week = 5;
+    first.hazards.clear();
+    let first = store.create(&first).unwrap();
+    let mut again = child(C01, "Kouamé Adjoa", MONITOR_2);
+    again.hours_per_week = 50;
+    again.hazards.clear();
+    let again = store.create(&again).unwrap();
+    let outcome = |store: &Store, id| {
+        store
+            .get::<ChildCase>(id)
+            .unwrap()
+            .classification
+            .map(|c| c.outcome)
+    };
+    assert_eq!(
+        outcome(&store, again.id),
+        Some(ClassificationOutcome::HazardousChildLabour)
+    );
+    assert_ne!(
+        outcome(&store, first.id),
+        Some(ClassificationOutcome::HazardousChildLabour)
+    );
+
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(first.id, again.id)
+        .unwrap();
+    assert_eq!(kept.hours_per_week, 50);
+    assert_eq!(
+        outcome(&store, first.id),
+        Some(ClassificationOutcome::HazardousChildLabour)
+    );
+    assert!(
+        store
+            .alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == first.id),
+        "the kept case alerts"
+    );
+}
+
 #[test]
 fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again() {
     let dir = TempDir::new().unwrap();

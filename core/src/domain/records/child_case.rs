@@ -215,8 +215,8 @@ pub struct ChildCase {
 
 impl ChildCase {
     /// Adds to this case, the one kept, what its duplicate `from` holds about the child and it
-    /// lacks: referrals and follow-ups (under their keys), worst forms, night work, and the
-    /// hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
+    /// lacks: referrals and follow-ups (under their keys), worst forms, night work, the longer
+    /// working week, and the hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
     /// duplicate as a merge already took it, only what `from` holds beyond it: what the merge
     /// took and this case no longer holds was removed here since, on purpose
     /// (`store::documents::carry_over`). Whether this case changed.
@@ -252,6 +252,13 @@ impl ChildCase {
                 .filter(|w| taken.is_none_or(|t| !t.worst_forms.contains(w))),
         );
         kept.night_work |= from.night_work && taken.is_none_or(|t| !t.night_work);
+        // Long hours are a hazard of their own (R190): the longer week either registration
+        // recorded is the child's.
+        if from.hours_per_week > kept.hours_per_week
+            && taken.is_none_or(|t| from.hours_per_week > t.hours_per_week)
+        {
+            kept.hours_per_week = from.hours_per_week;
+        }
         if let Ok(rules) = reference.rule_set_of(kept) {
             let known: Vec<String> = from
                 .hazards
