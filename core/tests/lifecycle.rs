@@ -1400,6 +1400,8 @@ fn two_edits_saved_from_one_copy_of_a_case_are_both_taken() {
     assert_eq!(on_hub.household, "Cour commune");
 }
 
+/// A day after today, or before monitoring began (a year slipped: 1925 for 2025), is refused
+/// naming its field.
 #[test]
 fn a_day_after_today_is_refused_on_the_phone_naming_its_field() {
     let dir = TempDir::new().unwrap();
@@ -1411,6 +1413,16 @@ fn a_day_after_today_is_refused_on_the_phone_naming_its_field() {
     later.identified_on = chrono::Utc::now().date_naive() + chrono::Days::new(30);
     match monitor.store.create(&later) {
         Err(Error::Validation(e)) => assert_eq!(e.field, "identified_on"),
+        other => panic!("{other:?}"),
+    }
+    let mut slipped = case(area(C01), "Awa Traoré", by);
+    slipped.estimated_age = Some(10);
+    slipped.identified_on = NaiveDate::from_ymd_opt(1925, 3, 2).unwrap();
+    match monitor.store.create(&slipped) {
+        Err(Error::Validation(e)) => {
+            assert_eq!(e.field, "identified_on");
+            assert!(e.rule.contains("before 1990-01-01"), "{e:?}");
+        }
         other => panic!("{other:?}"),
     }
     let id = create(&mut monitor, C01, "Awa Traoré");

@@ -99,7 +99,7 @@ pub(crate) fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
-    crate::domain::records::events_not_after_today(&[], &record.event_dates())?;
+    crate::domain::records::events_within_their_time(&[], &record.event_dates())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
     if let Some(acting) = acting {
@@ -231,9 +231,9 @@ fn check_edit<R: Record>(
     let dates = record.event_dates();
     if dates
         .iter()
-        .any(|(_, day)| *day > crate::domain::records::latest_event_day())
+        .any(|(_, day)| crate::domain::records::event_day_implausible(*day))
     {
-        crate::domain::records::events_not_after_today(&stored()?.event_dates(), &dates)?;
+        crate::domain::records::events_within_their_time(&stored()?.event_dates(), &dates)?;
     }
     // Read as stored only when a plan passes the birthday: one set before stays.
     let plans = |before| {

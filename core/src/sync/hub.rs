@@ -2912,7 +2912,7 @@ fn unchanged_or_own(
     Ok(())
 }
 
-pub use crate::domain::records::latest_event_day;
+pub use crate::domain::records::{EARLIEST_EVENT_DAY, latest_event_day};
 
 /// What a validation refusal adds when the sender's own version was valid and the record with
 /// others' changes is not.
@@ -2955,10 +2955,10 @@ pub(crate) fn check_content(
             "must be the versions the record was created with, of its own country or the default",
         )));
     }
-    // A day the sender set after the latest an event may fall on: a follow-up "done" in 2099,
-    // or a phone whose clock runs days ahead.
+    // A day the sender set after the latest an event may fall on (a follow-up "done" in 2099,
+    // or a phone whose clock runs days ahead), or before monitoring began (a slipped year).
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
-    crate::domain::records::events_not_after_today(&known, &to.event_dates())
+    crate::domain::records::events_within_their_time(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
     crate::domain::records::plans_within_childhood(
         from.map(TypedRecord::subject),

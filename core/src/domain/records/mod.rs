@@ -226,19 +226,36 @@ pub fn latest_event_day() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive() + chrono::Days::new(2)
 }
 
+/// The earliest day an event a record tells of (an identification, a visit, a referral, a
+/// follow-up) may fall on: monitoring of this kind began after it, so an earlier day is a slip
+/// of the year (1925 for 2025) that would put a child in another decade's indicators.
+pub const EARLIEST_EVENT_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1990, 1, 1)
+{
+    Some(day) => day,
+    None => panic!("a valid date"),
+};
+
+/// Whether an event's day falls outside `EARLIEST_EVENT_DAY` and `latest_event_day`.
+pub(crate) fn event_day_implausible(day: chrono::NaiveDate) -> bool {
+    day < EARLIEST_EVENT_DAY || day > latest_event_day()
+}
+
 /// Checks that every event day of `after` (`Record::event_dates`, with its field's path) that
-/// `before` did not hold is on or before `latest_event_day`: days set before stay, checked when
-/// they came. The one rule of a device's own writes and of the hub's pushes (where a device
-/// whose clock runs days ahead is caught).
-pub(crate) fn events_not_after_today(
+/// `before` did not hold is between `EARLIEST_EVENT_DAY` and `latest_event_day`: days set
+/// before stay, checked when they came. The one rule of a device's own writes and of the hub's
+/// pushes (where a device whose clock runs days ahead is caught).
+pub(crate) fn events_within_their_time(
     before: &[(String, chrono::NaiveDate)],
     after: &[(String, chrono::NaiveDate)],
 ) -> Result<(), ValidationError> {
-    let latest = latest_event_day();
     match after
         .iter()
-        .find(|dated| dated.1 > latest && !before.contains(dated))
+        .find(|dated| event_day_implausible(dated.1) && !before.contains(dated))
     {
+        Some((field, day)) if *day < EARLIEST_EVENT_DAY => Err(ValidationError::new(
+            field.clone(),
+            format!("must not be before {EARLIEST_EVENT_DAY} (check the year)"),
+        )),
         Some((field, _)) => Err(ValidationError::new(
             field.clone(),
             "must not be after today (check the date, and the phone's clock)",

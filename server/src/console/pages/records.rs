@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::indicators::SharedChildCounts;
-use vigie_core::sync::{Principal, change_as, latest_event_day};
+use vigie_core::sync::{EARLIEST_EVENT_DAY, Principal, change_as, latest_event_day};
 use vigie_core::workflow::{self, Review};
 use vigie_core::{
     AlertSeverity, CaseStatus, Cell, ChildCase, ChildCaseQuery, ClassificationOutcome, Error,
@@ -80,6 +80,9 @@ fn event_day(t: &Tr, typed: &str) -> Result<NaiveDate, String> {
     let day = parse_date(Some(typed.trim())).ok_or_else(|| t.get("case.date_invalid"))?;
     if day > latest_event_day() {
         return Err(t.fmt("case.date_ahead", day));
+    }
+    if day < EARLIEST_EVENT_DAY {
+        return Err(t.fmt("case.date_too_early", day));
     }
     Ok(day)
 }
