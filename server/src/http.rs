@@ -624,13 +624,17 @@ fn hub_full(cause: &dyn std::fmt::Display) -> Response {
 }
 
 /// Whether a storage error is the hub's disk being full: SQLite's `SQLITE_FULL`, PostgreSQL's
-/// `disk_full`, or a file the system could not grow.
+/// `disk_full`, or a file the system could not grow (no space, or past the process's file-size
+/// limit).
 fn disk_full(e: &vigie_core::Error) -> bool {
     match e {
         vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(failure, _)) => {
             failure.code == rusqlite::ErrorCode::DiskFull
         }
-        vigie_core::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        vigie_core::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+        ),
         e => crate::postgres::is_disk_full(e),
     }
 }

@@ -545,6 +545,14 @@ fn main() -> ExitCode {
     // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
     vigie_server::logging::init("info");
     let cli = Cli::parse();
+    // A file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) reached by a write is then that
+    // write's error, handled as a full disk is (the hub answers 503; a backup or an export
+    // removes what it began), instead of a signal that ends the process mid-write.
+    #[cfg(unix)]
+    // SAFETY: at the start of main, before any thread: sets one signal's action.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     if matches!(cli.command, Command::Serve { .. }) {
         vigie_server::bound_allocator_arenas();
     } else {

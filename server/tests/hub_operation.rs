@@ -397,6 +397,57 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
     drop(disk);
 }
 
+/// A file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) reached by a write is that write's
+/// error, not a signal that ends the process (`main` ignores it for every command, `serve`
+/// included): a backup or an export fails saying so, leaving nothing of itself behind (an export's part file held personal data
+/// in clear).
+#[test]
+fn a_file_size_limit_fails_a_write_and_ends_nothing() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        9,
+    );
+    for i in 0..40 {
+        let mut place = workplace(area(C01), &format!("Workplace {i}"));
+        place.notes = format!("{i:04} ").repeat(400);
+        monitor.store.create(&place).unwrap();
+    }
+    assert_eq!(monitor.sync(&hub.url).unwrap().pending, 0);
+    let limited = |args: &[&str]| {
+        Command::new("bash")
+            .args(["-c", "ulimit -f 16; exec \"$0\" \"$@\"", BIN])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let data_arg = data.to_str().unwrap();
+    for (what, out) in [("backup", "backup"), ("export", "export")] {
+        let out = dir.path().join(out);
+        let mut args = vec![what, "--data", data_arg, "--out", out.to_str().unwrap()];
+        if what == "export" {
+            args.extend(["--format", "json", "--personal"]);
+        }
+        let done = limited(&args);
+        let said = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(1), "{what}: {said}");
+        assert!(said.starts_with("vigie: "), "{what}: {said}");
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{what} left {left:?}");
+    }
+    hub.kill();
+}
+
 #[test]
 fn a_postgres_database_without_a_hub_or_out_of_reach_is_said_at_once() {
     let Some(server) = postgres_server() else {
