@@ -3,7 +3,8 @@
 //! kept apart from the data's backups), one line per action, synced before the action is
 //! reported done. A hub restored from an older copy (`vigie backup`, `pg_dump`) finds in it
 //! what the copy predates, and does it again when it opens, before it serves anything: the
-//! erased case is erased again, the revoked phone is refused again.
+//! erased case is erased again, the revoked phone is refused again, and told to wipe even
+//! when the copy predates its enrolment.
 //!
 //! A line is `erase <record> <unix ms> <tag>` or `revoke <device> <unix ms> <tag>`: ids only,
 //! never personal data (who erased and why stay in the audit log). The tag is an HMAC-SHA256
@@ -547,7 +548,7 @@ pub fn keep(
     if prepared.is_ok() {
         watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     }
-    reapply(&*backend, &read.actions)?;
+    let revoked_unknown = reapply(&*backend, &read.actions)?;
     if !existed && has_irreversible_history(&*backend) {
         tracing::warn!(
             file = %journal.file.display(),
@@ -569,6 +570,7 @@ pub fn keep(
     Ok(Box::new(Journaled {
         inner: backend,
         journal,
+        revoked_unknown,
         marked_ms: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     }))
 }
@@ -680,8 +682,13 @@ fn has_irreversible_history(backend: &dyn Backend) -> bool {
 
 /// Does again each journaled action the storage does not reflect (a restore from an older
 /// copy undid it): records not erased are erased (by the hub, whatever their area now), devices
-/// not revoked are revoked. Each is logged (ids only) and written to the audit log.
-fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError> {
+/// not revoked are revoked. Each is logged (ids only) and written to the audit log. Returns
+/// the devices journaled as revoked that the storage does not know (enrolled after the copy it
+/// was restored from).
+fn reapply(
+    backend: &dyn Backend,
+    actions: &[Action],
+) -> Result<std::collections::HashSet<Uuid>, HubOpenError> {
     let mut erase: Vec<Uuid> = Vec::new();
     let mut revoke: Vec<Uuid> = Vec::new();
     for action in actions {
@@ -719,9 +726,14 @@ fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError
         );
         crate::console::journal(backend, None, "case_erase", Some(id), REAPPLIED);
     }
+    let mut unknown = std::collections::HashSet::new();
+    if !revoke.is_empty() {
+        let known: std::collections::HashSet<Uuid> =
+            backend.devices()?.into_iter().map(|d| d.device).collect();
+        unknown.extend(revoke.iter().filter(|id| !known.contains(id)));
+    }
     for id in revoke {
-        // False for a device revoked already, and for one unknown here (enrolled after the
-        // copy: its token is refused anyway).
+        // False for a device revoked already, and for one unknown here (`unknown`).
         if backend.revoke(id)? {
             tracing::warn!(
                 device = %id,
@@ -731,7 +743,7 @@ fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError
             crate::console::journal(backend, None, "device_revoke", Some(id), REAPPLIED);
         }
     }
-    Ok(())
+    Ok(unknown)
 }
 
 /// The hub with its journal: each erasure and revocation is journaled once done, and reported
@@ -739,6 +751,9 @@ fn reapply(backend: &dyn Backend, actions: &[Action]) -> Result<(), HubOpenError
 struct Journaled {
     inner: Box<dyn Backend>,
     journal: Journal,
+    /// Devices the journal says were revoked, which the storage does not know: enrolled after
+    /// the copy it was restored from. A lost phone among them is still told to wipe.
+    revoked_unknown: std::collections::HashSet<Uuid>,
     /// When the database's change order was last compared and kept (`watch_change_order`).
     marked_ms: std::sync::atomic::AtomicI64,
 }
@@ -814,7 +829,14 @@ impl Backend for Journaled {
     // Everything else is the storage's own.
 
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
-        self.inner.authenticate(token)
+        match self.inner.authenticate(token) {
+            // Its secret cannot be checked (the registry that held it is gone), and need not
+            // be: the answer only tells whoever holds that device's token to wipe it.
+            Err(AuthError::Unknown) if self.revoked_unknown.contains(&token.device) => {
+                Err(AuthError::Revoked)
+            }
+            other => other,
+        }
     }
     fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
         self.inner.enrol(user)

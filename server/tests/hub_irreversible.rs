@@ -25,13 +25,16 @@ fn journal_of(data: &Path) -> PathBuf {
 }
 
 /// A hub with a monitor's case on it and a supervisor who received it, backed up; then the
-/// case erased and the monitor's phone revoked, and the hub stopped.
+/// case erased, the monitor's phone revoked, a phone enrolled since the backup revoked too, and
+/// the hub stopped.
 struct Scene {
     dir: TempDir,
     data: PathBuf,
     hub: Hub,
     monitor: Device,
     supervisor: Device,
+    /// Enrolled after the backup, synced, then lost and revoked.
+    late: Device,
     case: uuid::Uuid,
     backup: PathBuf,
 }
@@ -68,12 +71,19 @@ fn erased_and_revoked_after_a_backup() -> Scene {
         "consent_withdrawn",
     ]);
     assert!(revoke(&data, monitor.token.device));
+    let mut late = plain_device(dir.path(), &data, "late", Role::CommunityMonitor, &[C01]);
+    late.store
+        .create(&child(area(C01), "Mariam Koné", late.user()))
+        .unwrap();
+    assert_eq!(late.sync(&hub.url).unwrap().accepted, 1);
+    assert!(revoke(&data, late.token.device));
     let mut scene = Scene {
         dir,
         data,
         hub,
         monitor,
         supervisor,
+        late,
         case,
         backup: backup_dir,
     };
@@ -106,6 +116,7 @@ fn a_restore_from_a_backup_does_not_bring_back_an_erased_case_or_a_revoked_phone
         mut hub,
         mut monitor,
         mut supervisor,
+        mut late,
         case,
         ..
     } = {
@@ -127,8 +138,11 @@ fn a_restore_from_a_backup_does_not_bring_back_an_erased_case_or_a_revoked_phone
     );
     assert!(!log.contains(NAME));
 
-    // The stolen phone is refused and told to wipe.
+    // The stolen phone is refused and told to wipe, and so is the one lost after the backup,
+    // which the restored registry never knew.
     let err = monitor.sync(&hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+    let err = late.sync(&hub.url).unwrap_err();
     assert!(matches!(err, Error::WipeRequested), "{err}");
     // The supervisor's copy goes; nobody receives the case again.
     let summary = supervisor.sync(&hub.url).unwrap();
