@@ -264,6 +264,9 @@ fn access_problem(data: &Path) -> Option<HubOpenError> {
 
 /// Makes the data directory if missing: a directory that cannot be made says why, and where.
 fn make_data_dir(data: &Path) -> Result<(), HubOpenError> {
+    if data.metadata().is_ok_and(|m| !m.is_dir()) {
+        return Err(HubOpenError::NotADirectory(data.to_path_buf()));
+    }
     // `hub/.` is `hub`: `create_dir_all` takes its parent for `.` and never makes `hub`.
     let path: std::path::PathBuf = data.components().collect();
     std::fs::create_dir_all(&path).map_err(|e| match access_problem(data) {

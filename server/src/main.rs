@@ -36,7 +36,8 @@ struct HubData {
     /// PostgreSQL (`postgres://user@host:port/db`) instead of the embedded store in `--data`.
     #[arg(long, env = "VIGIE_DATABASE", hide_env_values = true)]
     database: Option<String>,
-    /// 64 hex digits: the hub's key. Without it, the key file is read (a new hub makes one).
+    /// 64 hex digits: the hub's key. Without it, the key file is read (made, for a new hub, by
+    /// `serve`, `reference publish` and `user add` only).
     #[arg(long, env = "VIGIE_HUB_KEY", hide_env_values = true)]
     key_hex: Option<String>,
     /// The hub's key file [default: `<data>-key/hub.key`, beside the data directory]. A new hub
@@ -120,7 +121,7 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Enrol and revoke devices.
+    /// Enrol, list, revoke and reissue devices.
     Device {
         #[command(subcommand)]
         command: DeviceCommand,
@@ -130,6 +131,7 @@ enum Command {
         /// The hub's address: an http:// or https:// URL with a host.
         #[arg(long, value_parser = public_url_arg)]
         hub: String,
+        /// The device store to sync (made, with its key, at the first sync).
         #[arg(long)]
         store: PathBuf,
         /// The enrolment token given by `vigie device enrol`.
@@ -157,8 +159,10 @@ enum Command {
     Erase {
         #[command(flatten)]
         hub: HubData,
+        /// The child case to erase (its id).
         #[arg(long)]
         record: Uuid,
+        /// The supervisor who asks for the erasure (a user id): their areas must hold the case.
         #[arg(long)]
         by: Uuid,
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ERASE_REASONS))]
@@ -196,6 +200,7 @@ enum Command {
     Export {
         #[command(flatten)]
         hub: HubData,
+        /// A new (or empty) directory, outside the data directory and the key's.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
@@ -312,6 +317,7 @@ enum UserCommand {
     Deactivate {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
     },
@@ -320,6 +326,7 @@ enum UserCommand {
     Areas {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
         /// An area code (repeat for several).
@@ -340,6 +347,7 @@ enum UserCommand {
     Role {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
         #[arg(long, value_enum)]
@@ -350,6 +358,7 @@ enum UserCommand {
     Reactivate {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
     },
@@ -377,6 +386,7 @@ enum ConsoleCommand {
     Invite {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
         /// The console's address as people open it (an http:// or https:// URL with a host):
@@ -402,7 +412,8 @@ enum ReferenceCommand {
         files: Vec<PathBuf>,
     },
     /// One JSON line per reference document the hub holds: type, key, versions (built in or
-    /// published), and for an area tree the number of areas of each level.
+    /// published), in_force (the version devices receive), and for an area tree the number of
+    /// areas of each level.
     List {
         #[command(flatten)]
         hub: HubData,
@@ -427,7 +438,7 @@ enum BundleCommand {
 enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received
     /// (RFC 3339, as the other listings) and received_ms,
-    /// bytes, state (applies, breaks_a_rule, record_gone, does_not_apply), fields (the
+    /// bytes, state (applies, already_in, breaks_a_rule, record_gone, does_not_apply), fields (the
     /// record's fields the changes would change), area_before, area_after, authors (user and
     /// device each change names), attachments_added and attachments_removed (id, kind,
     /// media_type and size of each: never a caption). Never a value of the record.
@@ -441,6 +452,7 @@ enum QuarantineCommand {
     Accept {
         #[command(flatten)]
         hub: HubData,
+        /// The quarantine entry (its number, from `vigie quarantine list`).
         #[arg(long)]
         entry: i64,
         /// The supervisor who reviewed the entry.
@@ -453,6 +465,7 @@ enum QuarantineCommand {
     Reject {
         #[command(flatten)]
         hub: HubData,
+        /// The quarantine entry (its number, from `vigie quarantine list`).
         #[arg(long)]
         entry: i64,
         /// The supervisor who reviewed the entry.
@@ -467,6 +480,7 @@ enum DeviceCommand {
     Enrol {
         #[command(flatten)]
         hub: HubData,
+        /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
     },
@@ -474,10 +488,12 @@ enum DeviceCommand {
     Revoke {
         #[command(flatten)]
         hub: HubData,
+        /// The device (an id, from `vigie device list`).
         #[arg(long)]
         device: Uuid,
     },
-    /// One JSON line per device: device, user, enrolled, last_seen, revoked (RFC 3339 or null).
+    /// One JSON line per device: device, user, enrolled, last_seen, revoked,
+    /// token_unused_until (a token not used by then is refused; RFC 3339 or null).
     List {
         #[command(flatten)]
         hub: HubData,
@@ -488,6 +504,7 @@ enum DeviceCommand {
     Reissue {
         #[command(flatten)]
         hub: HubData,
+        /// The device (an id, from `vigie device list`).
         #[arg(long)]
         device: Uuid,
     },
@@ -1025,6 +1042,18 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             // The token first: a mistyped one makes no store, and no key file, to leave behind.
             let token = Token::parse(&token).map_err(|e| e.to_string())?;
+            // A mistyped path is said, not made: no directory is created for a store.
+            let parent = store
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !parent.is_dir() {
+                return Err(format!(
+                    "the directory of --store, {}, does not exist: make it first, or give \
+                     another path",
+                    parent.display()
+                ));
+            }
             let new_store = std::fs::metadata(&store).is_err();
             let key_file = vigie_server::hub_key::store_key_file(&store);
             let new_key = !key_file.exists();
@@ -1226,7 +1255,10 @@ fn user_refused(problem: vigie_core::UserProblem) -> String {
              publish)"
         ),
         vigie_core::UserProblem::AdministratorWithAreas => {
-            format!("{problem}: give no --area (or take them away first: user areas --none)")
+            format!(
+                "{problem}: take the user's areas away first (vigie user areas --none), or give \
+                 no --area to `user add`"
+            )
         }
         problem => problem.to_string(),
     }

@@ -578,6 +578,20 @@ fn a_key_inside_the_data_or_two_keys_at_once_are_refused() {
         "{}",
         stderr(&out)
     );
+    // `serve`, which makes a missing data directory, says the same.
+    let out = vigie_output(&[
+        "serve",
+        "--data",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("afile-key").exists());
 }
 

@@ -754,6 +754,21 @@ fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try
     ]);
     assert!(!down.status.success());
     assert!(!elsewhere.exists());
+    // A store path in a directory that does not exist (mistyped) is said, and nothing made.
+    let mistyped = dir.path().join("no").join("such").join("phone.db");
+    let refused = vigie_output(&[
+        "sync",
+        "--hub",
+        &hub.url,
+        "--store",
+        mistyped.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("does not exist"), "{said}");
+    assert!(!dir.path().join("no").exists());
     // A revoked device's new store is wiped, and the command says so, not that it was kept.
     let device = vigie_server::auth::Token::parse(&token).unwrap().device;
     assert!(revoke(&data, device));
