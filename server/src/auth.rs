@@ -41,6 +41,9 @@ pub enum AuthError {
     /// devices are told to come back (503), as for a full disk.
     #[error("registry storage error: the database cannot be reached")]
     Unreachable,
+    /// The registry's file is damaged (SQLite finds it malformed).
+    #[error("registry storage error: its file is damaged")]
+    Damaged,
 }
 
 impl From<vigie_core::Error> for AuthError {
@@ -57,6 +60,9 @@ impl From<rusqlite::Error> for AuthError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => AuthError::DiskFull,
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                AuthError::Damaged
+            }
             _ => AuthError::Storage(e.to_string()),
         }
     }

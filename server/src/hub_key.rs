@@ -38,7 +38,12 @@ pub enum KeyError {
         file.display()
     )]
     Missing { hub: String, file: PathBuf },
-    #[error("wrong key for this hub (the key given does not open it)")]
+    /// The key does not open the hub's file: SQLCipher cannot tell a wrong key from a damaged
+    /// first page, so both are said.
+    #[error(
+        "wrong key for this hub, or its file is damaged (the key given does not open it): check \
+         the key; if it is the right one, restore the hub's files from a backup"
+    )]
     Wrong,
     /// The key does not open the file as it reads with its write-ahead log: the key is wrong,
     /// or the log is another moment's (a backup restored beside a crashed hub's log).

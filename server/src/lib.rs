@@ -54,6 +54,13 @@ pub enum HubOpenError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Postgres(#[from] postgres::ConnectError),
+    /// A file of the hub that SQLite finds malformed (cut short, overwritten).
+    #[error(
+        "{0} is damaged (cut short or overwritten): the hub cannot open it; stop every vigie \
+         command on this data directory and restore the hub's files from a backup (README, \
+         \"Backups and restore\")"
+    )]
+    Damaged(std::path::PathBuf),
     /// A command that works on an existing hub, given a directory that holds none (a mistyped
     /// `--data`): answering from a new empty hub would say that every user and record is gone.
     #[error(
@@ -346,6 +353,14 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
         Err(vigie_core::Error::WrongKeyOrNotAStore) => {
             return Err(wrong_key(data, "hub.db", log).into());
         }
+        Err(vigie_core::Error::Storage(e))
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ) =>
+        {
+            return Err(HubOpenError::Damaged(data.join("hub.db")));
+        }
         Err(e) => return Err(access_problem(data).unwrap_or(e.into())),
     };
     let opened = store.prepare_incarnation()?;
@@ -379,6 +394,7 @@ pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, H
     match Registry::open(&data.join("devices.db"), encryption) {
         Ok(registry) => Ok(registry),
         Err(AuthError::WrongKey) => Err(wrong_key(data, "devices.db", log).into()),
+        Err(AuthError::Damaged) => Err(HubOpenError::Damaged(data.join("devices.db"))),
         Err(e) => Err(access_problem(data).unwrap_or(e.into())),
     }
 }

@@ -448,6 +448,43 @@ fn a_file_size_limit_fails_a_write_and_ends_nothing() {
     hub.kill();
 }
 
+/// A hub file cut short is said damaged, naming it, with what to do (restore a backup), not as
+/// a storage error; an overwritten first page, which SQLCipher cannot tell from a wrong key,
+/// is said to be either.
+#[test]
+fn a_damaged_hub_file_is_named_and_a_restore_advised() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Moniteur", Role::CommunityMonitor, &[C01]);
+    enrol(&data, user);
+    let list = || vigie_output(&["user", "list", "--data", data.to_str().unwrap()]);
+    assert!(list().status.success());
+    for name in ["hub.db", "devices.db"] {
+        let file = data.join(name);
+        let whole = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &whole[..whole.len() / 2]).unwrap();
+        let out = list();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            said.contains(&format!("{name} is damaged")) && said.contains("backup"),
+            "{name}: {said}"
+        );
+        let mut overwritten = whole.clone();
+        overwritten[100..104].copy_from_slice(&[0xff; 4]);
+        std::fs::write(&file, &overwritten).unwrap();
+        let said = String::from_utf8_lossy(&list().stderr).into_owned();
+        assert!(
+            said.contains("wrong key") && said.contains("damaged"),
+            "{name}: {said}"
+        );
+        std::fs::write(&file, &whole).unwrap();
+        assert!(list().status.success());
+    }
+}
+
 #[test]
 fn a_postgres_database_without_a_hub_or_out_of_reach_is_said_at_once() {
     let Some(server) = postgres_server() else {
