@@ -1186,7 +1186,7 @@ fn field(s: &Setup) -> Field {
 #[test]
 fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     let s = setup();
-    let f = field(&s);
+    let mut f = field(&s);
     let mut browser = signed_in(&s, "sup.scope");
     let theirs = [
         THEIR_CHILD.to_string(),
@@ -1257,6 +1257,36 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     );
     let review = browser.get("/console/review");
     assert!(review.body.contains(&f.my_visit.to_string()));
+    // The queue words a visit's urgency as the alerts page does: forced-labour indicators where
+    // children work are a worst form suspected, not only "indicators".
+    let place = f.mine.store.create(&workplace(area(C01), "Champ")).unwrap();
+    let mut bonded = visit(area(C01), place.id, f.mine.user(), 6);
+    bonded.workforce.male.age_12_14 = 2;
+    bonded
+        .forced_labour
+        .insert(ForcedLabourIndicator::DebtBondage, String::new());
+    let bonded = f.mine.store.create(&bonded).unwrap().id;
+    f.mine.sync(&s.hub.url).unwrap();
+    let review = browser.get("/console/review");
+    let row = review
+        .body
+        .split(&format!("data-visit=\"{bonded}\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .expect("the visit's row");
+    let alerts = browser.get("/console/alerts");
+    let badge_before = |page: &str, marker: &str| -> String {
+        let before = page.split(marker).next().unwrap_or_default();
+        let start = before.rfind("<span class=\"badge").expect("a badge");
+        before[start..]
+            .split("</span>")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let in_alerts = badge_before(&alerts.body, &format!("/console/visits/{bonded}\""));
+    assert!(in_alerts.contains("Pire forme"), "{in_alerts}");
+    assert!(row.contains(&in_alerts), "{row}\n{in_alerts}");
     let export = browser.get("/console/exports/download?table=child_cases&format=csv&personal=1");
     assert!(export.body.contains(MY_CHILD));
     // For Excel in French: the same rows, UTF-8 marked, cells apart by `;`.

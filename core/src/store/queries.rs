@@ -183,6 +183,8 @@ pub struct ReviewItem {
     pub visit: VisitSummary,
     /// The visit found forced-labour indicators.
     pub forced_labour: bool,
+    /// The alert the visit raises (`derived::visit_severity`), as the alerts list shows it.
+    pub severity: Option<AlertSeverity>,
     /// A checklist answer "no", or a forced-labour indicator.
     pub violation: bool,
 }
@@ -1047,7 +1049,8 @@ pub(crate) fn review_queue(
     )?;
     let sql = format!(
         "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district),
-                (SELECT code FROM area_codes WHERE id = v.community), v.fl_mask, v.violation
+                (SELECT code FROM area_codes WHERE id = v.community), v.fl_mask, v.violation,
+                (SELECT severity FROM alert_index WHERE record = v.record)
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
     );
     rows(conn, &sql, params, |row| {
@@ -1055,6 +1058,9 @@ pub(crate) fn review_queue(
             visit: visit_summary(row)?,
             forced_labour: row.get::<_, i64>(8)? != 0,
             violation: row.get(9)?,
+            severity: row
+                .get::<_, Option<i64>>(10)?
+                .and_then(AlertSeverity::from_i64),
         })
     })
 }

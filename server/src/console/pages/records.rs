@@ -401,6 +401,8 @@ pub struct VisitLine {
     community: String,
     urgent: bool,
     violation: bool,
+    /// The visit's alert as the alerts page words and colours it.
+    alert: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Template)]
@@ -455,6 +457,7 @@ pub async fn review_queue(
                 community: item.visit.community,
                 urgent: item.forced_labour,
                 violation: item.violation,
+                alert: item.severity.map(|s| severity_label(t, s)),
             })
             .collect();
         let page = ReviewPage {
@@ -2462,6 +2465,7 @@ fn workplace_page_of(
             community: t.code("visit_status", v.status.as_str()),
             urgent: false,
             violation: false,
+            alert: None,
         })
         .collect();
     let conflicts = conflict_lines(
