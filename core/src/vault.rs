@@ -895,6 +895,11 @@ impl Vault {
         if !db.is_file() {
             return Err(damaged(user, "the store's file is missing"));
         }
+        // A profile's store was written when the profile was made: empty, it was cut (opened,
+        // it would be a new empty store standing in for the lost one, its journal dropped).
+        if db.metadata().is_ok_and(|m| m.len() == 0) {
+            return Err(damaged(user, "the store's file is empty: it was cut short"));
+        }
         let current = unwrap(profile_key, Slot::DataKey, user, &key_file.data_key)?
             .ok_or_else(|| damaged(user, "the data key does not unwrap"))?;
         let pending = match &key_file.pending_data_key {

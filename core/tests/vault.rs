@@ -305,6 +305,20 @@ fn two_users_on_one_phone_keep_their_own_unsynced_work_across_switches() {
         Err(Error::DamagedProfile { user: USER_A, .. })
     ));
     std::fs::write(&key_a, bytes_a).unwrap();
+    // A store file cut to nothing, its journal gone with it, is not opened as a new store.
+    let store_a = store_file(&vault, USER_A);
+    let whole = std::fs::read(&store_a).unwrap();
+    std::fs::write(&store_a, b"").unwrap();
+    assert!(matches!(
+        vault.unlock_with_keystore(USER_A, &KEYSTORE_A),
+        Err(Error::DamagedProfile { user: USER_A, .. })
+    ));
+    assert_eq!(
+        std::fs::metadata(&store_a).unwrap().len(),
+        0,
+        "left as found"
+    );
+    std::fs::write(&store_a, whole).unwrap();
 
     let a = vault.unlock_with_keystore(USER_A, &KEYSTORE_A).unwrap();
     assert_eq!(a.count(RecordKind::Workplace).unwrap(), 30);
