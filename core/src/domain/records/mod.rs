@@ -235,6 +235,10 @@ pub const EARLIEST_EVENT_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_
     None => panic!("a valid date"),
 };
 
+/// The rule an event's day before `EARLIEST_EVENT_DAY` breaks, the day written out (the
+/// console's catalogues translate the words as the core writes them).
+const BEFORE_EARLIEST_EVENT_DAY: &str = "must not be before 1990-01-01 (check the year)";
+
 /// Whether an event's day falls outside `EARLIEST_EVENT_DAY` and `latest_event_day`.
 pub(crate) fn event_day_implausible(day: chrono::NaiveDate) -> bool {
     day < EARLIEST_EVENT_DAY || day > latest_event_day()
@@ -254,7 +258,7 @@ pub(crate) fn events_within_their_time(
     {
         Some((field, day)) if *day < EARLIEST_EVENT_DAY => Err(ValidationError::new(
             field.clone(),
-            format!("must not be before {EARLIEST_EVENT_DAY} (check the year)"),
+            BEFORE_EARLIEST_EVENT_DAY,
         )),
         Some((field, _)) => Err(ValidationError::new(
             field.clone(),
@@ -341,5 +345,13 @@ impl ReferenceData {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_earliest_event_day_s_rule_names_that_day() {
+        assert!(super::BEFORE_EARLIEST_EVENT_DAY.contains(&super::EARLIEST_EVENT_DAY.to_string()));
     }
 }
