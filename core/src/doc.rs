@@ -143,6 +143,49 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
 }
 
+/// Of the changes a record may hold (`DocumentLimits::max_changes`), the part one device may
+/// make: no device (an altered app's) can fill a record's history and leave its colleagues no
+/// room to edit it, a record frozen for good (a history is never shortened). A phone makes one
+/// change a save: a quarter is years of a case followed by one monitor.
+pub const DEVICE_SHARE_OF_CHANGES: u64 = 4;
+
+/// Actors one device may write a record's changes under: its store's (one for each time the
+/// app was installed), and those Automerge derives from them for an edit made at an older
+/// version. More are branches made to flood a record with conflicting values.
+pub const MAX_ACTORS_PER_DEVICE: usize = 64;
+
+/// Whether each device that made a change of `document` after `before` keeps, in the record's
+/// whole history, within its share of the changes (`DEVICE_SHARE_OF_CHANGES`) and of actors
+/// (`MAX_ACTORS_PER_DEVICE`). The one rule of the hub's pushes and of a phone's peers and
+/// bundles.
+pub(crate) fn devices_within_share(
+    document: &Automerge,
+    before: &[ChangeHash],
+    limits: &DocumentLimits,
+) -> bool {
+    let makers: HashSet<Uuid> = document
+        .get_changes_meta(before)
+        .iter()
+        .filter_map(|c| device_of_actor(&c.actor))
+        .collect();
+    if makers.is_empty() {
+        return true;
+    }
+    let share = limits.max_changes / DEVICE_SHARE_OF_CHANGES;
+    let mut made: std::collections::HashMap<Uuid, (u64, HashSet<&[u8]>)> =
+        std::collections::HashMap::new();
+    let history = document.get_changes_meta(&[]);
+    for change in &history {
+        if let Some(device) = device_of_actor(&change.actor).filter(|d| makers.contains(d)) {
+            let (changes, actors) = made.entry(device).or_default();
+            *changes += 1;
+            actors.insert(change.actor.to_bytes());
+        }
+    }
+    made.values()
+        .all(|(changes, actors)| *changes <= share && actors.len() <= MAX_ACTORS_PER_DEVICE)
+}
+
 /// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)
 /// when the store's actor already made changes those heads do not include: these bytes, the
 /// level as LEB128, then the store's actor.
@@ -1185,10 +1228,21 @@ fn prop_string(p: &Prop) -> String {
 /// history is checked first: diffing a change that built a deep nesting would recurse, even if
 /// a later change deleted it (`bounds::check_history`).
 pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
+    Ok(recent_history(id, doc, usize::MAX)?.0)
+}
+
+/// The latest `most` entries of `history`, and how many came before them: a page shows the
+/// recent ones without working out thousands of changes' fields.
+pub fn recent_history(
+    id: Uuid,
+    doc: &Automerge,
+    most: usize,
+) -> Result<(Vec<HistoryEntry>, usize)> {
     bounds::check_history(doc, &DocumentLimits::STANDARD)
         .map_err(|limit| Error::OverLimit { id, limit })?;
-    Ok(doc
-        .get_changes(&[])
+    let changes = doc.get_changes(&[]);
+    let earlier = changes.len().saturating_sub(most);
+    let recent = changes[earlier..]
         .iter()
         .map(|change| {
             let hash = change.hash();
@@ -1220,7 +1274,8 @@ pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
                 fields,
             }
         })
-        .collect())
+        .collect();
+    Ok((recent, earlier))
 }
 
 /// `codec::columns` reads what loading a document and `to_json` read.

@@ -1116,6 +1116,90 @@ fn a_case_and_a_colleague(dir: &TempDir) -> (Store, Device, Device, Device, Uuid
     (hub, supervisor, monitor, colleague, id)
 }
 
+/// `bytes` with `n` more changes under each of `actors`, each setting `hours_per_week`, all
+/// naming `author`: an altered app's flood of a record's history.
+fn with_changes_by(
+    bytes: &[u8],
+    actors: &[automerge::ActorId],
+    author: ChangeAuthor,
+    n: usize,
+) -> Vec<u8> {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    let message = serde_json::to_string(&author).unwrap();
+    let mut document = automerge::Automerge::load(bytes).unwrap();
+    let mut written = 0i64;
+    for actor in actors {
+        document.set_actor(actor.clone());
+        for _ in 0..n {
+            // Each value another than the last, so that each change holds an operation.
+            written += 1;
+            let mut tx = document.transaction();
+            tx.put(automerge::ROOT, "hours_per_week", 100 + written % 40)
+                .unwrap();
+            tx.commit_with(CommitOptions::default().with_message(message.clone()));
+        }
+    }
+    document.save()
+}
+
+/// No device fills a record's history, which would leave its colleagues no room to edit it
+/// (a record frozen for good), nor floods it with branches under actors of its own: a
+/// colleague's altered app that writes a change more than a device's share of a case, or its
+/// changes under more actors than a device may use, is refused by the hub and not taken by a
+/// peer; the case's monitor and supervisor edit it as before.
+#[test]
+fn no_device_fills_a_record_s_history_or_floods_it_with_branches() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
+    let share = vigie_core::codec::bounds::DocumentLimits::STANDARD.max_changes
+        / doc::DEVICE_SHARE_OF_CHANGES;
+    let mut second = Device::new(&dir, "second", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        second.sync(&mut hub);
+    }
+    let branches: Vec<automerge::ActorId> = (0..=doc::MAX_ACTORS_PER_DEVICE as u64)
+        .map(|i| doc::actor_for(second.id(), i.to_be_bytes()))
+        .collect();
+    let floods = [
+        with_changes_by(
+            &colleague.store.export_document(id).unwrap(),
+            &[colleague.store.actor().clone()],
+            colleague.store.author(),
+            share as usize + 1,
+        ),
+        with_changes_by(
+            &second.store.export_document(id).unwrap(),
+            &branches,
+            second.store.author(),
+            1,
+        ),
+    ];
+    for (altered, flood) in [&mut colleague, &mut second].into_iter().zip(floods) {
+        altered.store.merge_document(id, &flood).unwrap();
+        peer(altered, &mut monitor).unwrap();
+        assert_ne!(
+            monitor.store.history(id).unwrap().len(),
+            altered.store.history(id).unwrap().len(),
+            "not taken from a peer"
+        );
+        let told = altered.sync(&mut hub);
+        assert!(
+            told.refused.iter().any(|(r, _)| *r == id),
+            "refused by the hub: {told:?}"
+        );
+    }
+    // The case's people edit it as before.
+    for (d, hours) in [(&mut monitor, 21), (&mut supervisor, 22)] {
+        d.sync(&mut hub);
+        let mut case: ChildCase = d.store.get(id).unwrap();
+        case.hours_per_week = hours;
+        d.store.update(&case).unwrap();
+        let told = d.sync(&mut hub);
+        assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    }
+    assert_eq!(hub.get::<ChildCase>(id).unwrap().hours_per_week, 22);
+}
+
 /// `bytes` (a record's document) with one more change under `actor`, setting `field` to
 /// `value`, naming `author` (none: no author): what an altered app writes.
 fn with_change_by(

@@ -2004,6 +2004,35 @@ fn the_pages_show_what_the_phone_recorded() {
     assert!(!history.contains("$attachment"), "{history}");
 }
 
+/// A record edited hundreds of times shows its latest changes and says how many earlier ones
+/// it leaves out: a page of thousands of rows took seconds to make, and held a console worker.
+#[test]
+fn a_long_history_shows_its_latest_changes_and_counts_the_rest() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut case: ChildCase = f.mine.store.get(f.my_case).expect("case");
+    for hours in 0..210 {
+        case.hours_per_week = hours % 40 + 1;
+        case = f.mine.store.update(&case).expect("edit");
+    }
+    f.mine.sync(&s.hub.url).expect("sync");
+    let mut browser = signed_in(&s, "sup.history");
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert_eq!(page.status, 200);
+    let history = page.body.split("id=\"history\"").nth(1).expect("history");
+    let rows = history.split("</table>").next().unwrap_or_default();
+    assert_eq!(
+        rows.matches("<tr><td class=\"date\">").count(),
+        200,
+        "{rows}"
+    );
+    let total = f.mine.store.history(f.my_case).unwrap().len();
+    assert!(
+        history.contains(&format!("{} modifications plus anciennes", total - 200)),
+        "{history}"
+    );
+}
+
 /// A 1×1 picture, as a phone's camera might hand one over.
 const PNG_PIXEL: [u8; 69] = [
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,

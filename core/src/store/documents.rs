@@ -9,6 +9,7 @@ use crate::doc;
 use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
 use crate::domain::derived;
+use crate::domain::limits::DocumentLimit;
 use crate::domain::records::{
     ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
 };
@@ -73,6 +74,15 @@ pub(crate) fn load_for<R: Record>(
 /// readable, and the app is told which bound.
 pub(crate) fn refused_as_input(error: Error) -> Error {
     match error {
+        // No change is small enough once the history is full.
+        Error::OverLimit {
+            limit: DocumentLimit::Changes,
+            ..
+        } => ValidationError::new(
+            "record",
+            "holds as many changes as one record may: it cannot be changed any more",
+        )
+        .into(),
         Error::OverLimit { limit, .. } => ValidationError::new(
             "record",
             format!("would exceed the {limit} one record may hold: make a smaller change"),

@@ -704,6 +704,12 @@ impl Store {
         doc::history(id, &document)
     }
 
+    /// The latest `most` entries of `history`, and how many earlier ones there are.
+    pub fn recent_history(&self, id: Uuid, most: usize) -> Result<(Vec<HistoryEntry>, usize)> {
+        let (_, document) = self.load_any(id)?;
+        doc::recent_history(id, &document, most)
+    }
+
     /// The fields of a record that hold concurrent values.
     pub fn conflicts(&self, id: Uuid) -> Result<Vec<Conflict>> {
         let (kind, document) = self.load_any(id)?;

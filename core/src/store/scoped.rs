@@ -66,6 +66,11 @@ impl Scoped<'_> {
         self.store.history(id)
     }
 
+    pub fn recent_history(&self, id: Uuid, most: usize) -> Result<(Vec<HistoryEntry>, usize)> {
+        self.visible(id, None)?;
+        self.store.recent_history(id, most)
+    }
+
     pub fn conflicts(&self, id: Uuid) -> Result<Vec<Conflict>> {
         self.visible(id, None)?;
         self.store.conflicts(id)

@@ -2471,6 +2471,13 @@ fn admit_read(
         tracing::warn!(record = %id, "a push's history is not the record's own: refused");
         return Ok(Err(Refusal::Damaged.into()));
     }
+    if !doc::devices_within_share(document, before, &DocumentLimits::STANDARD) {
+        tracing::warn!(record = %id, "a device's changes would pass its share of the record's history: refused");
+        return Ok(Err(Refusal::OverLimit {
+            limit: crate::domain::limits::DocumentLimit::Changes,
+        }
+        .into()));
+    }
     let (admitted, record, held) =
         match admit_content(rules, id, stored_kind, (document, read), before) {
             Ok(admitted) => admitted,

@@ -6,6 +6,7 @@
 //! passed it on, and its own edits built on it waited for good for an author whose change the
 //! hub had refused.
 
+use crate::codec::bounds::DocumentLimits;
 use crate::doc;
 use crate::domain::codes::Role;
 use crate::domain::rights;
@@ -147,6 +148,13 @@ pub(crate) fn check_changes(
         return Err(refused(
             id,
             "too long a history by too many devices to check here (the hub brings it)",
+        ));
+    }
+    let held_heads = held.map(Automerge::get_heads).unwrap_or_default();
+    if !doc::devices_within_share(document, &held_heads, &DocumentLimits::STANDARD) {
+        return Err(refused(
+            id,
+            "a device made more of its changes than one device may make of a record's",
         ));
     }
     let unreadable = |_| refused(id, "a version of it does not read");

@@ -594,12 +594,22 @@ struct VisitPage {
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
-    history: Vec<HistoryLine>,
+    history: History,
     attachments: Vec<AttachmentLine>,
     /// The workplace visited (its page, its name), when the supervisor's areas hold it.
     workplace: Option<(Uuid, String)>,
     done: Option<&'static str>,
 }
+
+/// A record's history as its page shows it: the latest changes, newest first, and how many
+/// earlier ones are not shown (a page of thousands of rows took seconds to make).
+pub struct History {
+    lines: Vec<HistoryLine>,
+    earlier: usize,
+}
+
+/// Changes a record's page shows of its history.
+const HISTORY_SHOWN: usize = 200;
 
 /// A record's history, newest first, its fields named as its page names them (`labels`);
 /// `case` is the record when it is a case (its follow-ups' and referrals' dates).
@@ -610,10 +620,9 @@ fn history_lines(
     (kind, id): (RecordKind, Uuid),
     case: Option<&ChildCase>,
     names: &HashMap<Uuid, String>,
-) -> Result<Vec<HistoryLine>, Error> {
-    Ok(store
-        .scoped(who)
-        .history(id)?
+) -> Result<History, Error> {
+    let (recent, earlier) = store.scoped(who).recent_history(id, HISTORY_SHOWN)?;
+    let lines = recent
         .into_iter()
         .rev()
         .map(|h| HistoryLine {
@@ -632,7 +641,8 @@ fn history_lines(
                 .unwrap_or_default(),
             fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
         })
-        .collect())
+        .collect();
+    Ok(History { lines, earlier })
 }
 
 /// One attachment of a record, as its page lists it.
@@ -1501,7 +1511,7 @@ struct CasePage {
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
-    history: Vec<HistoryLine>,
+    history: History,
     attachments: Vec<AttachmentLine>,
     candidates: Vec<Candidate>,
     reasons: Vec<(&'static str, &'static str)>,
@@ -2365,7 +2375,7 @@ struct WorkplacePage {
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
-    history: Vec<HistoryLine>,
+    history: History,
     done: Option<&'static str>,
 }
 
