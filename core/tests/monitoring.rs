@@ -1509,9 +1509,10 @@ fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
 }
 
 /// Long hours recorded on the duplicate are the child's too: the kept case, registered with a
-/// few hours a week, becomes hazardous child labour and alerts once the two are merged.
+/// few hours a week, becomes hazardous child labour and alerts once the two are merged; and
+/// the schooling the duplicate knew stands where the kept case did not know it.
 #[test]
-fn a_merge_keeps_the_longer_working_week_either_registration_recorded() {
+fn a_merge_keeps_the_longer_working_week_and_the_schooling_either_registration_recorded() {
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "supervisor.db", SUPERVISOR);
     let mut first = child(C01, "Kouamé Adjoa", MONITOR);
@@ -1521,6 +1522,7 @@ fn a_merge_keeps_the_longer_working_week_either_registration_recorded() {
     let mut again = child(C01, "Kouamé Adjoa", MONITOR_2);
     again.hours_per_week = 50;
     again.hazards.clear();
+    again.school = SchoolStatus::DroppedOut;
     let again = store.create(&again).unwrap();
     let outcome = |store: &Store, id| {
         store
@@ -1542,6 +1544,11 @@ fn a_merge_keeps_the_longer_working_week_either_registration_recorded() {
         .merge_cases(first.id, again.id)
         .unwrap();
     assert_eq!(kept.hours_per_week, 50);
+    assert_eq!(
+        kept.school,
+        SchoolStatus::DroppedOut,
+        "what the kept case did not know"
+    );
     assert_eq!(
         outcome(&store, first.id),
         Some(ClassificationOutcome::HazardousChildLabour)

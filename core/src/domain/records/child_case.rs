@@ -216,7 +216,7 @@ pub struct ChildCase {
 impl ChildCase {
     /// Adds to this case, the one kept, what its duplicate `from` holds about the child and it
     /// lacks: referrals and follow-ups (under their keys), worst forms, night work, the longer
-    /// working week, and the hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
+    /// working week, the schooling it did not know, and the hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
     /// duplicate as a merge already took it, only what `from` holds beyond it: what the merge
     /// took and this case no longer holds was removed here since, on purpose
     /// (`store::documents::carry_over`). Whether this case changed.
@@ -258,6 +258,14 @@ impl ChildCase {
             && taken.is_none_or(|t| from.hours_per_week > t.hours_per_week)
         {
             kept.hours_per_week = from.hours_per_week;
+        }
+        // Whether the child goes to school decides light work: what either registration knew
+        // stands for a case that did not know it.
+        if kept.school == SchoolStatus::Unknown
+            && from.school != SchoolStatus::Unknown
+            && taken.is_none_or(|t| t.school != from.school)
+        {
+            kept.school = from.school;
         }
         if let Ok(rules) = reference.rule_set_of(kept) {
             let known: Vec<String> = from
