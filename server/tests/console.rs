@@ -1957,12 +1957,33 @@ fn the_pages_show_what_the_phone_recorded() {
             &bytes[..],
         )
         .expect("attachment");
+    let photo = f
+        .mine
+        .store
+        .add_attachment(
+            place.id,
+            &NewAttachment {
+                kind: AttachmentKind::Photo,
+                media_type: "image/png".into(),
+                caption: "Séchoir".into(),
+            },
+            &PNG_PIXEL[..],
+        )
+        .expect("photo");
     let summary = f.mine.sync(&s.hub.url).expect("sync");
     assert!(summary.refused.is_empty(), "{:?}", summary.refused);
     let mut browser = signed_in(&s, "sup.pages");
 
     let page = browser.get(&format!("/console/workplaces/{}", place.id));
     assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&format!(
+            "src=\"/console/records/{}/attachments/{}\"",
+            place.id, photo.id
+        )),
+        "{}",
+        page.body
+    );
     for said in [
         "Négoce Abidjan",
         "Planteur 099",

@@ -2375,6 +2375,7 @@ struct WorkplacePage {
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
+    attachments: Vec<AttachmentLine>,
     history: History,
     done: Option<&'static str>,
 }
@@ -2487,6 +2488,7 @@ fn workplace_page_of(
         &|field, value| may_keep(&who, &w, field, value),
     );
     let history = history_lines(t, &view, &who, (RecordKind::Workplace, id), None, &names)?;
+    let attachments = attachment_lines(t, &view, &w, &names)?;
     let status = match conflict_error {
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
         None => StatusCode::OK,
@@ -2501,6 +2503,7 @@ fn workplace_page_of(
         conflicts,
         resolve_url: format!("/console/workplaces/{id}/resolve"),
         conflict_error,
+        attachments,
         history,
         done: done_message(t, done),
     };
