@@ -76,17 +76,17 @@ fn client_address(parts: &Parts, behind_proxy: bool) -> String {
 
 /// The console's threads (`Hub::console_workers`).
 pub const WORKERS: usize = 4;
-/// Export downloads built at once; the others wait their turn without holding a thread, so
-/// that pages always find one.
-const EXPORTS_AT_ONCE: usize = WORKERS / 2;
+/// Downloads (exports, attachments' files) built at once; the others wait their turn without
+/// holding a thread, so that pages always find one.
+const DOWNLOADS_AT_ONCE: usize = WORKERS / 2;
 
 pub struct Console {
     pub settings: Settings,
     pub views: view::Views,
-    exports: Arc<tokio::sync::Semaphore>,
+    downloads: Arc<tokio::sync::Semaphore>,
     /// One download of each supervisor built at a time: one person's many downloads wait
     /// behind one another, not in front of everyone else's.
-    exports_of: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
+    downloads_of: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Default for Console {
@@ -100,17 +100,17 @@ impl Console {
         Console {
             settings,
             views: Default::default(),
-            exports: Arc::new(tokio::sync::Semaphore::new(EXPORTS_AT_ONCE)),
-            exports_of: Default::default(),
+            downloads: Arc::new(tokio::sync::Semaphore::new(DOWNLOADS_AT_ONCE)),
+            downloads_of: Default::default(),
         }
     }
 
-    /// Waits, holding no thread, for `user`'s turn to build an export: after their own
+    /// Waits, holding no thread, for `user`'s turn to build a download: after their own
     /// downloads asked before, then for one of the places all share. The semaphores are
     /// never closed.
-    pub async fn export_turn(&self, user: Uuid) -> ExportTurn {
+    pub async fn download_turn(&self, user: Uuid) -> DownloadTurn {
         let own = {
-            let mut of = self.exports_of.lock().unwrap_or_else(|e| e.into_inner());
+            let mut of = self.downloads_of.lock().unwrap_or_else(|e| e.into_inner());
             // Users with nothing waiting are forgotten: the map holds who downloads now.
             of.retain(|_, s| Arc::strong_count(s) > 1);
             of.entry(user)
@@ -118,16 +118,16 @@ impl Console {
                 .clone()
         };
         let own = own.acquire_owned().await.ok();
-        let shared = self.exports.clone().acquire_owned().await.ok();
-        ExportTurn {
+        let shared = self.downloads.clone().acquire_owned().await.ok();
+        DownloadTurn {
             _own: own,
             _shared: shared,
         }
     }
 }
 
-/// A turn to build an export (`Console::export_turn`), given back when dropped.
-pub struct ExportTurn {
+/// A turn to build a download (`Console::download_turn`), given back when dropped.
+pub struct DownloadTurn {
     _own: Option<tokio::sync::OwnedSemaphorePermit>,
     _shared: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -985,7 +985,7 @@ mod next_tests {
 }
 
 #[cfg(test)]
-mod export_turn_tests {
+mod download_turn_tests {
     use super::{Console, Settings};
     use std::time::Duration;
     use uuid::Uuid;
@@ -995,14 +995,14 @@ mod export_turn_tests {
     async fn one_persons_downloads_queue_behind_their_own() {
         let console = std::sync::Arc::new(Console::new(Settings::default()));
         let (busy, other) = (Uuid::now_v7(), Uuid::now_v7());
-        let first = console.export_turn(busy).await;
+        let first = console.download_turn(busy).await;
         let queued: Vec<_> = (0..5)
             .map(|_| {
                 let console = console.clone();
-                tokio::spawn(async move { console.export_turn(busy).await })
+                tokio::spawn(async move { console.download_turn(busy).await })
             })
             .collect();
-        let theirs = tokio::time::timeout(Duration::from_secs(30), console.export_turn(other))
+        let theirs = tokio::time::timeout(Duration::from_secs(30), console.download_turn(other))
             .await
             .expect("another supervisor's download is not held");
         tokio::task::yield_now().await;

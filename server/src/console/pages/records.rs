@@ -716,6 +716,12 @@ async fn attachment_file(
     ctx: Ctx,
     Path((record, id)): Path<(Uuid, Uuid)>,
 ) -> Response {
+    // A file is read whole on a console thread: one supervisor's many (a page of photos, a
+    // browser's six connections) wait their turn, and leave threads for everyone's pages.
+    let _turn = match download_turn(&hub, &ctx).await {
+        Ok(turn) => turn,
+        Err(answer) => return answer,
+    };
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let bytes = attachment_bytes(hub, &who, record, id)?;
@@ -2715,12 +2721,13 @@ pub struct ExportQuery {
     personal: Option<String>,
 }
 
-pub async fn export_download(
-    State(hub): State<Arc<Hub>>,
-    ctx: Ctx,
-    Query(q): Query<ExportQuery>,
-) -> Response {
-    // Only a supervisor's download waits for a turn (anyone else's is answered at once).
+/// Waits, holding no console thread, for the signed-in supervisor's turn to build a download
+/// (an export, an attachment's file: `Console::download_turn`); the answer instead for anyone
+/// else, given at once.
+async fn download_turn(
+    hub: &Arc<Hub>,
+    ctx: &Ctx,
+) -> Result<crate::console::DownloadTurn, Response> {
     let supervisor = Arc::new(std::sync::OnceLock::new());
     let found = supervisor.clone();
     let signed_in = run(hub.clone(), ctx.clone(), move |hub, ctx| {
@@ -2728,13 +2735,24 @@ pub async fn export_download(
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await;
-    let Some(user) = supervisor
+    match supervisor
         .get()
         .filter(|_| signed_in.status() == StatusCode::NO_CONTENT)
-    else {
-        return signed_in;
+    {
+        Some(user) => Ok(hub.console.download_turn(*user).await),
+        None => Err(signed_in),
+    }
+}
+
+pub async fn export_download(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let _turn = match download_turn(&hub, &ctx).await {
+        Ok(turn) => turn,
+        Err(answer) => return answer,
     };
-    let _turn = hub.console.export_turn(*user).await;
     run(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let Some(table) = TABLES.iter().find(|t| Some(**t) == q.table.as_deref()) else {
