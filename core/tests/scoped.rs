@@ -247,6 +247,52 @@ fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
     );
 }
 
+/// The review queue puts the most urgent visit first, as the alerts list ranks them: forced
+/// labour where children work (a worst form suspected) before several or strong indicators,
+/// before a single weak one, before a visit with none; the oldest first within each.
+#[test]
+fn the_review_queue_ranks_visits_as_the_alerts_do() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    let by = store.user_id();
+    let place = store
+        .create(&Workplace::new(
+            "Plantation",
+            "cocoa",
+            Formality::Informal,
+            area(D1),
+        ))
+        .unwrap();
+    let submitted = |day: u32, indicators: &[ForcedLabourIndicator], children: i32| {
+        let mut v = Visit::new(VisitKind::LabourInspection, &place, by, at(2026, 1, day));
+        v.status = VisitStatus::Submitted;
+        for i in indicators {
+            v.forced_labour.insert(*i, String::new());
+        }
+        v.workforce.female.age_12_14 = children;
+        v
+    };
+    use ForcedLabourIndicator::*;
+    // Written oldest first, the least urgent first.
+    let ids: Vec<Uuid> = [
+        submitted(1, &[], 0),
+        submitted(2, &[AbuseOfVulnerability], 0),
+        submitted(3, &[DebtBondage], 0),
+        submitted(4, &[AbuseOfVulnerability], 2),
+    ]
+    .iter()
+    .map(|v| store.create(v).unwrap().id)
+    .collect();
+    let queue = store
+        .scoped(&principal(Role::Supervisor, &[D1]))
+        .review_queue(Page::first(10))
+        .unwrap();
+    let order: Vec<Uuid> = queue.iter().map(|r| r.visit.id).collect();
+    assert_eq!(order, [ids[3], ids[2], ids[1], ids[0]]);
+    assert_eq!(queue[0].severity, Some(AlertSeverity::WorstFormSuspected));
+    assert_eq!(queue[3].severity, None);
+}
+
 #[test]
 fn the_scope_follows_role_and_level() {
     let dir = TempDir::new().unwrap();

@@ -1043,8 +1043,11 @@ pub(crate) fn review_queue(
     let submitted = format!("v.status = {}", VisitStatus::Submitted as i64);
     f.add_all(&submitted, Vec::new());
     f.within("v", RecordKind::Visit, Some(scope));
+    // The most urgent first, as the alerts list ranks them (a worst form suspected before a
+    // single weak indicator), then a checklist "no"; oldest first within each.
     let (tail, params) = f.finish(
-        "(v.fl_mask != 0) DESC, v.violation DESC, v.started_ms, v.record",
+        "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, \
+         v.violation DESC, v.started_ms, v.record",
         page,
     )?;
     let sql = format!(
