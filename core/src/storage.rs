@@ -327,6 +327,12 @@ pub trait HubStorage {
     ) -> Result<T> {
         self.in_transaction(work)
     }
+
+    /// What each device may still push of changes (`HubLimits::device_changes_per_hour`), kept
+    /// by the hub process; `None` (the default) takes whatever devices push.
+    fn allowances(&self) -> Option<std::sync::Arc<crate::sync::DeviceAllowances>> {
+        None
+    }
 }
 
 /// How many reference documents there are and the newest change among them: it moves with

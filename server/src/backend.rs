@@ -413,6 +413,8 @@ pub struct Embedded {
     file: (std::path::PathBuf, vigie_core::Encryption),
     /// The hub's signing key, kept in its store (created on first start).
     key: HubKey,
+    /// What each device may still push of changes.
+    allowances: Arc<vigie_core::sync::DeviceAllowances>,
 }
 
 /// The embedded registry behind its lock, as device identity reads it (one lock per call, so
@@ -474,6 +476,7 @@ impl Embedded {
             },
             store: FairMutex::new(store),
             registry: Mutex::new(registry),
+            allowances: Default::default(),
         })
     }
 
@@ -545,6 +548,10 @@ impl HubStorage for EmbeddedStorage<'_> {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T, Error>,
     ) -> Result<T, Error> {
         self.hub.read(|reader| reader.in_transaction(work))
+    }
+
+    fn allowances(&self) -> Option<Arc<vigie_core::sync::DeviceAllowances>> {
+        Some(self.hub.allowances.clone())
     }
 }
 

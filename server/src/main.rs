@@ -110,6 +110,11 @@ enum Command {
         /// they could name any address.
         #[arg(long, env = "VIGIE_BEHIND_PROXY")]
         behind_proxy: bool,
+        /// Changes the hub takes from one device in an hour (at most an hour's worth at once):
+        /// its pushes past that wait, its pulls go on. A district's 15,000 records are some
+        /// 45,000 changes.
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_device_changes_per_hour: u64,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
     Console {
@@ -601,6 +606,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tile_url,
             behind_proxy,
             attachments,
+            max_device_changes_per_hour,
         } => {
             // Checked before the hub's data is touched.
             let attachments = attachments.limits()?;
@@ -610,6 +616,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 http.limits(),
                 HubLimits {
                     attachments,
+                    device_changes_per_hour: max_device_changes_per_hour,
                     ..HubLimits::default()
                 },
                 vigie_server::console::Settings {

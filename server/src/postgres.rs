@@ -462,6 +462,8 @@ pub struct Postgres {
     /// Each device's certificate as last opened, with the sealed bytes it came from: every sync
     /// session reads the whole directory, and opening each certificate again was most of that.
     opened_certificates: Mutex<HashMap<Uuid, OpenedCertificate>>,
+    /// What each device may still push of changes, on this process.
+    allowances: Arc<vigie_core::sync::DeviceAllowances>,
 }
 
 struct OpenedCertificate {
@@ -722,6 +724,7 @@ impl Postgres {
             sealer,
             key: signing,
             opened_certificates: Mutex::new(HashMap::new()),
+            allowances: Default::default(),
         })
     }
 
@@ -730,6 +733,7 @@ impl Postgres {
             pool: &self.pool,
             reference: &self.reference,
             sealer: &self.sealer,
+            allowances: &self.allowances,
         }
     }
 
@@ -2148,6 +2152,7 @@ struct PgStorage<'p> {
     pool: &'p Pool<Manager>,
     reference: &'p ReferenceCache,
     sealer: &'p Sealer,
+    allowances: &'p Arc<vigie_core::sync::DeviceAllowances>,
 }
 
 impl PgStorage<'_> {
@@ -2206,6 +2211,10 @@ impl HubStorage for PgStorage<'_> {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         self.run(true, work)
+    }
+
+    fn allowances(&self) -> Option<Arc<vigie_core::sync::DeviceAllowances>> {
+        Some(self.allowances.clone())
     }
 }
 

@@ -903,3 +903,56 @@ fn forged_records_are_refused_one_by_one() {
     assert!(hub_store.kind_of(legit).is_ok());
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }
+
+/// A device's pushes are taken up to the changes the hub takes from one device in an hour
+/// (`--max-device-changes-per-hour`): past that, its records wait in its outbox (nothing
+/// refused, nothing lost), it still receives what others send, and another device's pushes are
+/// taken as before. An altered app that pushed records of thousands of one-operation changes
+/// grew the hub's store by 90 MiB in 40 s.
+#[test]
+fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut busy = Device::enrol(dir.path(), &data, "busy", Role::CommunityMonitor, &[C01], 1);
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let mut hub = Hub::new(&data, None, true);
+    hub.extra_args
+        .extend(["--max-device-changes-per-hour".into(), "10".into()]);
+    hub.restart();
+    let by = busy.user();
+    for i in 0..25 {
+        busy.store
+            .create(&child(area(C01), &format!("Enfant {i}"), by))
+            .unwrap();
+    }
+    let summary = busy.sync(&hub.url).unwrap();
+    assert!(
+        (10..=11).contains(&summary.accepted),
+        "about its hour's worth: {summary:?}"
+    );
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 25 - summary.accepted, "{summary:?}");
+
+    // Another device pushes as before, and the busy one receives its record.
+    let theirs = other
+        .store
+        .create(&child(area(C01), "Awa", other.user()))
+        .unwrap()
+        .id;
+    let told = other.sync(&hub.url).unwrap();
+    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    busy.sync(&hub.url).unwrap();
+    assert!(busy.store.kind_of(theirs).is_ok());
+    assert!(
+        hub.log_tail(50).contains("more changes than the hub takes"),
+        "{}",
+        hub.log_tail(20)
+    );
+}

@@ -59,6 +59,9 @@ pub struct HubLimits {
     /// (a push of many large documents, each within the bounds), it never holds the hub's
     /// workers for long, and a client that gave up stops costing the hub soon.
     pub max_push_time: std::time::Duration,
+    /// Changes the hub takes from one device in an hour, at most an hour's worth at once
+    /// (`DeviceAllowances`, on a storage that keeps them): its pushes past that wait.
+    pub device_changes_per_hour: u64,
 }
 
 impl Default for HubLimits {
@@ -72,6 +75,8 @@ impl Default for HubLimits {
             clock_skew_ms: 10 * 60 * 1000,
             attachments: AttachmentLimits::default(),
             max_push_time: std::time::Duration::from_secs(5),
+            // A district's 15,000 records are some 45,000 changes.
+            device_changes_per_hour: 100_000,
         }
     }
 }
@@ -178,6 +183,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         limits,
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
+        true,
     )?;
     tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
     // A relay told `AuthorRevoked` rebuilds the record on the hub's version: one that never
@@ -526,7 +532,15 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     }
     push.retain(|entry| !held.contains(&entry.id));
     // A bundle is imported whole: no one would send the rest again.
-    let pushed = store_pushes(storage, &who, &push, limits, &mut Budget::new(0), None)?;
+    let pushed = store_pushes(
+        storage,
+        &who,
+        &push,
+        limits,
+        &mut Budget::new(0),
+        None,
+        false,
+    )?;
     let mut report = HubBundleReport {
         from_device: who.device,
         records,
@@ -677,7 +691,9 @@ fn prepare_batch<S: HubStorage + ?Sized>(
     })
 }
 
-/// Stores pushed records, each judged by the hub's rules (`accept_push`), in batches.
+/// Stores pushed records, each judged by the hub's rules (`accept_push`), in batches; with
+/// `allowed`, as many as the device's allowance of changes takes (`DeviceAllowances`: the
+/// others get no answer, and are sent again later).
 fn store_pushes<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
@@ -685,7 +701,13 @@ fn store_pushes<S: HubStorage + ?Sized>(
     limits: &HubLimits,
     answer: &mut Budget,
     deadline: Option<std::time::Instant>,
+    allowed: bool,
 ) -> std::result::Result<Pushed, HubError> {
+    let allowances = storage.allowances().filter(|_| allowed);
+    let per_hour = limits.device_changes_per_hour;
+    let allowance = allowances
+        .as_ref()
+        .map_or(u64::MAX, |a| a.left(who.device, per_hour));
     let author = ChangeAuthor {
         user: who.user,
         device: who.device,
@@ -698,6 +720,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
         device: who.device,
         number: None,
         applied: false,
+        changes: 0,
     };
     let mut pushes_before = None;
     let mut acks: Vec<PushAck> = Vec::with_capacity(push.len());
@@ -708,9 +731,9 @@ fn store_pushes<S: HubStorage + ?Sized>(
     let mut rest = push;
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // At least one record per request, however long it takes: a device always moves on.
-    while !rest.is_empty() && (acks.is_empty() || !past_deadline()) {
+    while !rest.is_empty() && stamp.changes < allowance && (acks.is_empty() || !past_deadline()) {
         let mut prepared = prepare_batch(storage, who, rest)?;
-        let (batch, spent, number, before, done) = storage.in_transaction(&mut |tx| {
+        let (batch, spent, number, changes, before, done) = storage.in_transaction(&mut |tx| {
             let started = std::time::Instant::now();
             let mut answer = Budget {
                 limit: answer.limit,
@@ -720,6 +743,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
                 device: stamp.device,
                 number: stamp.number,
                 applied: false,
+                changes: stamp.changes,
             };
             let before = match pushes_before {
                 Some(n) => n,
@@ -759,18 +783,38 @@ fn store_pushes<S: HubStorage + ?Sized>(
                 if i + 1 >= prepared.len()
                     || started.elapsed() >= PUSH_BATCH_TIME
                     || past_deadline()
+                    || stamp.changes >= allowance
                 {
                     break;
                 }
             }
-            Ok((batch, answer.spent, stamp.number, before, done))
+            Ok((
+                batch,
+                answer.spent,
+                stamp.number,
+                stamp.changes,
+                before,
+                done,
+            ))
         })?;
         rest = &rest[batch.len()..];
         acks.extend(batch);
         answer.spent = spent;
         stamp.number = number;
+        stamp.changes = changes;
         pushes_before = Some(before);
         answered.extend(done);
+    }
+    if let Some(allowances) = &allowances {
+        allowances.take(who.device, stamp.changes, per_hour);
+        if !rest.is_empty() && stamp.changes >= allowance {
+            tracing::warn!(
+                device = %who.device,
+                waiting = rest.len(),
+                "a device pushed more changes than the hub takes from one device in an hour: its \
+                 other records wait (an app out of order, or an altered one?)"
+            );
+        }
     }
     Ok(Pushed {
         acks,
@@ -860,6 +904,8 @@ struct PushStamp {
     number: Option<i64>,
     /// Whether the current transaction knows the number.
     applied: bool,
+    /// The device's changes taken so far (`DeviceAllowances`).
+    changes: u64,
 }
 
 impl PushStamp {
@@ -1800,8 +1846,10 @@ fn accept_push(
                     merged,
                     admitted,
                     clock_skewed,
+                    changes,
                 } => {
                     stamp.stamp(tx)?;
+                    stamp.changes += changes;
                     tx.save(RecordWrite {
                         id: entry.id,
                         kind: admitted.kind,
@@ -1917,6 +1965,7 @@ fn update_in_scope(
             Err(reason) => return Ok(refused(reason)),
         };
         stamp.stamp(tx)?;
+        stamp.changes += hashes.len() as u64;
         tx.save(RecordWrite {
             id: entry.id,
             kind: admitted.kind,
@@ -2335,6 +2384,8 @@ enum New {
         merged: Option<Box<Automerge>>,
         admitted: Admitted,
         clock_skewed: bool,
+        /// The sender's changes it takes (`DeviceAllowances`).
+        changes: u64,
     },
 }
 
@@ -2386,6 +2437,7 @@ fn evaluate_new(
         clock_skewed,
         ..
     } = taken_from(rules, &new_changes);
+    let changes = (new_changes.len() - waiting.len()) as u64;
     drop(new_changes);
     let mut merged = None;
     if !waiting.is_empty() {
@@ -2401,6 +2453,7 @@ fn evaluate_new(
             merged,
             admitted,
             clock_skewed,
+            changes,
         }),
         Err(reason) => Ok(New::Refused(refused(reason))),
     }

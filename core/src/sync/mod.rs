@@ -18,6 +18,7 @@
 //! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
 //! boundary that turns a panic into a refused record with nothing stored from it.
 
+mod allowance;
 mod attachments;
 mod bundle;
 mod client;
@@ -34,6 +35,7 @@ pub use crate::storage::{
     LogEntry, Quarantined, RecordWrite, StoredRecord,
 };
 pub use crate::store::HubReader;
+pub use allowance::DeviceAllowances;
 pub use attachments::{
     AttachmentRequest, AttachmentResponse, AttachmentSummary, AttachmentSyncOptions,
     MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal, decode_request as decode_attachment_request,
