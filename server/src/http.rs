@@ -460,6 +460,14 @@ enum Failure {
 }
 
 impl Failure {
+    /// The log budget of this refusal's kind: credentials no device holds, or a device's.
+    fn log_budget(&self) -> &'static LogBudget {
+        match self {
+            Failure::Auth(AuthError::Malformed | AuthError::Unknown) => &STRANGERS_REFUSALS_LOGGED,
+            _ => &DEVICES_REFUSALS_LOGGED,
+        }
+    }
+
     /// A refusal the device caused, for the log: what it was, and whether it may be an attack
     /// or a phone that must be looked at (warning) rather than a link's or a busy hub's
     /// ordinary trouble (information). `None`: a fault of the hub, which logs itself.
@@ -859,7 +867,7 @@ async fn serve_device(
     };
     if let Err(failure) = &result
         && let Some((reason, worrying)) = failure.refusal()
-        && let Some(unsaid) = REFUSALS_LOGGED.take()
+        && let Some(unsaid) = failure.log_budget().take()
     {
         let device = device.as_deref().unwrap_or("none");
         let what = endpoint.name();
@@ -878,9 +886,13 @@ async fn serve_device(
 }
 
 /// Refusals logged a second at most: anyone who reaches the hub, without a token, could
-/// otherwise write its log without bound (140,000 lines in ten seconds from one client).
+/// otherwise write its log without bound (140,000 lines in ten seconds from one client). Each
+/// of two kinds of refusal has its own: credentials no device holds, which anyone can send,
+/// and requests of devices the hub enrolled (a revoked phone still trying, an enrolled one's
+/// hostile body), which a flood of the first kind would otherwise hide from the operator.
 const REFUSAL_LINES_PER_SECOND: u32 = 20;
-static REFUSALS_LOGGED: LogBudget = LogBudget::new();
+static STRANGERS_REFUSALS_LOGGED: LogBudget = LogBudget::new();
+static DEVICES_REFUSALS_LOGGED: LogBudget = LogBudget::new();
 
 /// Lines a second, over one window: the refusals past the budget are counted, and said in
 /// one line when the next window logs.
@@ -993,6 +1005,24 @@ mod tests {
     ) -> Option<DeviceSlot<'a>> {
         let mut slot = guards.device_slot(http, device)?;
         guards.try_user_turn(&mut slot, http, user).then_some(slot)
+    }
+
+    #[test]
+    fn a_flood_of_strangers_credentials_leaves_enrolled_devices_refusals_in_the_log() {
+        let stranger = Failure::Auth(AuthError::Unknown);
+        while stranger.log_budget().take().is_some() {}
+        assert!(
+            Failure::Auth(AuthError::Malformed)
+                .log_budget()
+                .take()
+                .is_none()
+        );
+        assert!(
+            Failure::Auth(AuthError::Revoked)
+                .log_budget()
+                .take()
+                .is_some()
+        );
     }
 
     #[test]
