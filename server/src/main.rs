@@ -1061,6 +1061,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     parent.display()
                 ));
             }
+            if store.is_dir() {
+                return Err(format!(
+                    "--store names a directory, {}: give the store's file (phone.db)",
+                    store.display()
+                ));
+            }
             let new_store = std::fs::metadata(&store).is_err();
             let key_file = vigie_server::hub_key::store_key_file(&store);
             let new_key = !key_file.exists();

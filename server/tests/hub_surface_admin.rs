@@ -769,6 +769,17 @@ fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("does not exist"), "{said}");
     assert!(!dir.path().join("no").exists());
+    let refused = vigie_output(&[
+        "sync",
+        "--hub",
+        &hub.url,
+        "--store",
+        dir.path().to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--store names a directory"), "{said}");
     // A revoked device's new store is wiped, and the command says so, not that it was kept.
     let device = vigie_server::auth::Token::parse(&token).unwrap().device;
     assert!(revoke(&data, device));
