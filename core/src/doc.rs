@@ -149,10 +149,16 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
 /// change a save: a quarter is years of a case followed by one monitor.
 pub const DEVICE_SHARE_OF_CHANGES: u64 = 4;
 
-/// Actors one device may write a record's changes under: its store's (one for each time the
-/// app was installed), and those Automerge derives from them for an edit made at an older
-/// version. More are branches made to flood a record with conflicting values.
+/// Actors one device may write a record's changes under: its store's, one for each time the
+/// app was installed, and one for each of its changes a supervisor accepted in review. Those
+/// Automerge derives from one of them for an edit made at an older version (an app saving a
+/// form from the version it read: a new one at each save) count as the one they come from.
+/// More are branches made to flood a record with conflicting values.
 pub const MAX_ACTORS_PER_DEVICE: usize = 64;
+
+/// The rule a record breaks when a device's changes pass its share (`devices_within_share`):
+/// said to the phone's user at the save that would, and in the hub's refusal of a push.
+pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one device may make of a record's: no more can be made to it from this device";
 
 /// Whether each device that made a change of `document` after `before` keeps, in the record's
 /// whole history, within its share of the changes (`DEVICE_SHARE_OF_CHANGES`) and of actors
@@ -179,7 +185,7 @@ pub(crate) fn devices_within_share(
         if let Some(device) = device_of_actor(&change.actor).filter(|d| makers.contains(d)) {
             let (changes, actors) = made.entry(device).or_default();
             *changes += 1;
-            actors.insert(change.actor.to_bytes());
+            actors.insert(isolated_base(change.actor.to_bytes()));
         }
     }
     made.values()

@@ -6,12 +6,15 @@
 //! stores the same bytes (documents as `codec::encode` writes them, heads and change hashes as
 //! `codec::heads_bytes` concatenates them), so a hub can move from one to the other.
 
+mod allowance;
+
 use crate::doc::ChangeAuthor;
 use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Scope;
 use crate::error::Result;
+pub use allowance::DeviceAllowances;
 use automerge::{Automerge, ChangeHash};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -330,7 +333,7 @@ pub trait HubStorage {
 
     /// What each device may still push of changes (`HubLimits::device_changes_per_hour`), kept
     /// by the hub process; `None` (the default) takes whatever devices push.
-    fn allowances(&self) -> Option<std::sync::Arc<crate::sync::DeviceAllowances>> {
+    fn allowances(&self) -> Option<std::sync::Arc<DeviceAllowances>> {
         None
     }
 }

@@ -1116,6 +1116,26 @@ fn a_case_and_a_colleague(dir: &TempDir) -> (Store, Device, Device, Device, Uuid
     (hub, supervisor, monitor, colleague, id)
 }
 
+/// An app that saves a form again and again from the version it read when the form opened
+/// (each save an edit at an older version, under an actor Automerge derives anew) is not held
+/// to the actors one device may write under: every save reaches the hub.
+#[test]
+fn saves_from_the_version_a_form_read_all_reach_the_hub() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, _colleague, id) = a_case_and_a_colleague(&dir);
+    let mut form: ChildCase = monitor.store.get(id).unwrap();
+    for save in 0..(doc::MAX_ACTORS_PER_DEVICE as i32 + 16) {
+        form.hours_per_week = save % 40 + 1;
+        monitor.store.update(&form).unwrap();
+        if save % 10 == 9 {
+            let told = monitor.sync(&mut hub);
+            assert!(told.refused.is_empty(), "save {save}: {told:?}");
+        }
+    }
+    let told = monitor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+}
+
 /// `bytes` with `n` more changes under each of `actors`, each setting `hours_per_week`, all
 /// naming `author`: an altered app's flood of a record's history.
 fn with_changes_by(
@@ -1198,6 +1218,22 @@ fn no_device_fills_a_record_s_history_or_floods_it_with_branches() {
         assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
     }
     assert_eq!(hub.get::<ChildCase>(id).unwrap().hours_per_week, 22);
+
+    // A phone's own saves past its share are refused at the save, naming the record, rather
+    // than pushed for the hub to refuse once the work is done.
+    let flood = with_changes_by(
+        &monitor.store.export_document(id).unwrap(),
+        &[monitor.store.actor().clone()],
+        monitor.store.author(),
+        share as usize,
+    );
+    monitor.store.merge_document(id, &flood).unwrap();
+    let mut case: ChildCase = monitor.store.get(id).unwrap();
+    case.hours_per_week = 3;
+    match monitor.store.update(&case) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "record", "{e:?}"),
+        other => panic!("expected the save refused, got {other:?}"),
+    }
 }
 
 /// `bytes` (a record's document) with one more change under `actor`, setting `field` to

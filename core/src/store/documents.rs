@@ -3,8 +3,9 @@
 //! ends in `save_document`: the derived values and index rows always follow the document.
 
 use super::attachments;
-use super::{LocalWrite, WriteContext, erasure, index, sync_state};
+use super::{LocalWrite, Origin, WriteContext, erasure, index, sync_state};
 use crate::codec;
+use crate::codec::bounds::DocumentLimits;
 use crate::doc;
 use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
@@ -427,6 +428,15 @@ pub(crate) fn save_document(
     document: &mut Automerge,
     before: &[ChangeHash],
 ) -> Result<i64> {
+    // A phone's own edit past its share of the record's history is its user's input refused,
+    // at the save, rather than a push the hub refuses for good once the work is done.
+    if ctx.origin == Origin::Local
+        && ctx.on_device
+        && !before.is_empty()
+        && !doc::devices_within_share(document, before, &DocumentLimits::STANDARD)
+    {
+        return Err(ValidationError::new("record", doc::DEVICE_SHARE_RULE).into());
+    }
     // Read the record before writing anything: a document that does not read as a record of
     // its kind fails here, with nothing written, and the caller's transaction stays clean.
     let parts = DocumentParts::of(kind, id, document, before)?;

@@ -703,11 +703,11 @@ fn store_pushes<S: HubStorage + ?Sized>(
     deadline: Option<std::time::Instant>,
     allowed: bool,
 ) -> std::result::Result<Pushed, HubError> {
-    let allowances = storage.allowances().filter(|_| allowed);
-    let per_hour = limits.device_changes_per_hour;
-    let allowance = allowances
-        .as_ref()
-        .map_or(u64::MAX, |a| a.left(who.device, per_hour));
+    let mut reservation = storage
+        .allowances()
+        .filter(|_| allowed)
+        .map(|a| a.reserve(who.device, limits.device_changes_per_hour));
+    let allowance = reservation.as_ref().map_or(u64::MAX, |r| r.reserved());
     let author = ChangeAuthor {
         user: who.user,
         device: who.device,
@@ -802,19 +802,19 @@ fn store_pushes<S: HubStorage + ?Sized>(
         answer.spent = spent;
         stamp.number = number;
         stamp.changes = changes;
+        if let Some(reservation) = &mut reservation {
+            reservation.used = changes;
+        }
         pushes_before = Some(before);
         answered.extend(done);
     }
-    if let Some(allowances) = &allowances {
-        allowances.take(who.device, stamp.changes, per_hour);
-        if !rest.is_empty() && stamp.changes >= allowance {
-            tracing::warn!(
-                device = %who.device,
-                waiting = rest.len(),
-                "a device pushed more changes than the hub takes from one device in an hour: its \
-                 other records wait (an app out of order, or an altered one?)"
-            );
-        }
+    if reservation.is_some() && !rest.is_empty() && stamp.changes >= allowance {
+        tracing::warn!(
+            device = %who.device,
+            waiting = rest.len(),
+            "a device pushed more changes than the hub takes from one device in an hour: its \
+             other records wait (an app out of order, or an altered one?)"
+        );
     }
     Ok(Pushed {
         acks,
@@ -1950,6 +1950,9 @@ fn update_in_scope(
             // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
         }
+        if let Some(refusal) = beyond_share(entry.id, &document, &before) {
+            return Ok(refused(refusal));
+        }
         if tx.any_given_up_change(&hashes)? {
             return Ok(refused(Refused::rejected_in_review()));
         }
@@ -2447,6 +2450,9 @@ fn evaluate_new(
         merged = Some(Box::new(std::mem::replace(&mut document, own)));
         read = None;
     }
+    if let Some(refusal) = beyond_share(entry.id, &document, &[]) {
+        return Ok(New::Refused(refused(refusal)));
+    }
     match admit_read(tx, rules, entry.id, None, (&document, read), &[])? {
         Ok(admitted) => Ok(New::Acceptable {
             document: Box::new(document),
@@ -2524,13 +2530,6 @@ fn admit_read(
         tracing::warn!(record = %id, "a push's history is not the record's own: refused");
         return Ok(Err(Refusal::Damaged.into()));
     }
-    if !doc::devices_within_share(document, before, &DocumentLimits::STANDARD) {
-        tracing::warn!(record = %id, "a device's changes would pass its share of the record's history: refused");
-        return Ok(Err(Refusal::OverLimit {
-            limit: crate::domain::limits::DocumentLimit::Changes,
-        }
-        .into()));
-    }
     let (admitted, record, held) =
         match admit_content(rules, id, stored_kind, (document, read), before) {
             Ok(admitted) => admitted,
@@ -2594,6 +2593,20 @@ fn attachment_ids_free(
         }
     }
     Ok(true)
+}
+
+/// A push whose sender's changes would pass its share of the record's history
+/// (`doc::devices_within_share`): judged of devices' pushes, not of the hub's own writes (the
+/// console's, a review's), whose actor every hub process and restart makes anew.
+fn beyond_share(id: Uuid, document: &Automerge, before: &[ChangeHash]) -> Option<Refused> {
+    if doc::devices_within_share(document, before, &DocumentLimits::STANDARD) {
+        return None;
+    }
+    tracing::warn!(record = %id, "a device's changes would pass its share of the record's history: refused");
+    Some(Refused::breaking(ValidationError::new(
+        "record",
+        doc::DEVICE_SHARE_RULE,
+    )))
 }
 
 /// Whether a record's history is one of its own: a new record's has one root (where its

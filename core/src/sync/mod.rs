@@ -18,7 +18,6 @@
 //! Every byte from elsewhere is untrusted: decoding is bounded, and Automerge is called behind a
 //! boundary that turns a panic into a refused record with nothing stored from it.
 
-mod allowance;
 mod attachments;
 mod bundle;
 mod client;
@@ -31,11 +30,10 @@ mod token;
 pub mod wire;
 
 pub use crate::storage::{
-    Appended, ChangedRecord, Departure, ErasedHistory, HeldAttachment, HubStorage, HubTransaction,
-    LogEntry, Quarantined, RecordWrite, StoredRecord,
+    Appended, ChangedRecord, Departure, DeviceAllowances, ErasedHistory, HeldAttachment,
+    HubStorage, HubTransaction, LogEntry, Quarantined, RecordWrite, StoredRecord,
 };
 pub use crate::store::HubReader;
-pub use allowance::DeviceAllowances;
 pub use attachments::{
     AttachmentRequest, AttachmentResponse, AttachmentSummary, AttachmentSyncOptions,
     MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal, decode_request as decode_attachment_request,

@@ -1,0 +1,169 @@
+//! How many changes the hub takes from one device in a while. Each change a record's history
+//! holds costs the hub's disk and every device in scope for good: an altered app that pushed
+//! records of thousands of one-operation changes each, a kilobyte on the wire, grew the hub's
+//! store by 90 MiB in 40 s and slowed every honest sync tenfold. A device's allowance is a
+//! bucket, full at an hour's worth, that fills again at that rate: an honest phone's first
+//! push of a whole district, or weeks of offline work, is well within it. Pushes past it wait
+//! (the records get no answer, as those a request's time did not reach, and the device sends
+//! them again later); pulls go on. Kept in the hub process's memory: a restart refills it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Every device's allowance, on one hub process.
+#[derive(Default)]
+pub struct DeviceAllowances {
+    buckets: Mutex<HashMap<Uuid, Bucket>>,
+}
+
+struct Bucket {
+    left: f64,
+    at: Instant,
+}
+
+impl DeviceAllowances {
+    /// Holds for one request what `device` may push now, at `per_hour`: the bucket is left
+    /// empty meanwhile, so that a device's requests at once share one allowance (each read it
+    /// whole, and took twice as much). Dropped, the reservation gives back what the request
+    /// did not use, or owes what it used past it: a record of more changes than were left is
+    /// taken whole, and the device pushes again once the bucket has filled back past it (else
+    /// a record of thousands of changes went in at every request).
+    pub fn reserve(self: &Arc<Self>, device: Uuid, per_hour: u64) -> Reservation {
+        let reserved = self.adjust_at(device, per_hour, Adjust::TakeAll, Instant::now());
+        Reservation {
+            allowances: self.clone(),
+            device,
+            per_hour,
+            reserved,
+            used: 0,
+        }
+    }
+
+    /// Takes everything left, or gives `n` back (negative: owes it); returns what was taken.
+    fn adjust_at(&self, device: Uuid, per_hour: u64, adjust: Adjust, now: Instant) -> u64 {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = refilled(&mut buckets, device, per_hour, now);
+        let taken = match adjust {
+            Adjust::TakeAll => {
+                let left = bucket.left.max(0.0);
+                bucket.left -= left;
+                left as u64
+            }
+            Adjust::GiveBack(n) => {
+                bucket.left += n;
+                0
+            }
+        };
+        // Devices with a full bucket are forgotten: the map holds those that pushed lately.
+        let full = per_hour as f64;
+        buckets.retain(|_, b| b.left + refill(b, now, per_hour) < full);
+        taken
+    }
+}
+
+enum Adjust {
+    TakeAll,
+    GiveBack(f64),
+}
+
+/// What one request may push of its device's changes (`DeviceAllowances::reserve`).
+pub struct Reservation {
+    allowances: Arc<DeviceAllowances>,
+    device: Uuid,
+    per_hour: u64,
+    reserved: u64,
+    /// The changes the request has taken so far.
+    pub used: u64,
+}
+
+impl Reservation {
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let back = self.reserved as f64 - self.used as f64;
+        self.allowances.adjust_at(
+            self.device,
+            self.per_hour,
+            Adjust::GiveBack(back),
+            Instant::now(),
+        );
+    }
+}
+
+fn refill(bucket: &Bucket, now: Instant, per_hour: u64) -> f64 {
+    now.saturating_duration_since(bucket.at).as_secs_f64() * per_hour as f64 / 3600.0
+}
+
+fn refilled(
+    buckets: &mut HashMap<Uuid, Bucket>,
+    device: Uuid,
+    per_hour: u64,
+    now: Instant,
+) -> &mut Bucket {
+    let full = per_hour as f64;
+    let bucket = buckets.entry(device).or_insert(Bucket {
+        left: full,
+        at: now,
+    });
+    bucket.left = (bucket.left + refill(bucket, now, per_hour)).min(full);
+    bucket.at = bucket.at.max(now);
+    bucket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const PER_HOUR: u64 = 3_600_000; // 1,000 a second
+
+    fn left(allowances: &DeviceAllowances, device: Uuid, now: Instant) -> u64 {
+        let taken = allowances.adjust_at(device, PER_HOUR, Adjust::TakeAll, now);
+        allowances.adjust_at(device, PER_HOUR, Adjust::GiveBack(taken as f64), now);
+        taken
+    }
+
+    #[test]
+    fn a_device_takes_its_hour_at_once_then_waits_for_the_bucket_to_fill() {
+        let allowances = Arc::new(DeviceAllowances::default());
+        let (one, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert_eq!(left(&allowances, one, at(0)), PER_HOUR);
+        // 100 more than it had: owed, a tenth of a second's worth.
+        allowances.adjust_at(one, PER_HOUR, Adjust::TakeAll, at(0));
+        allowances.adjust_at(one, PER_HOUR, Adjust::GiveBack(-100.0), at(0));
+        assert_eq!(left(&allowances, one, at(0)), 0);
+        assert_eq!(left(&allowances, one, at(50)), 0, "still owed");
+        assert!((29..=30).contains(&left(&allowances, one, at(130))));
+        assert_eq!(left(&allowances, one, at(10_000_000)), PER_HOUR, "full");
+        assert_eq!(
+            left(&allowances, other, at(0)),
+            PER_HOUR,
+            "each device its own"
+        );
+        // Full again, a device is forgotten.
+        assert!(!allowances.buckets.lock().unwrap().contains_key(&other));
+    }
+
+    #[test]
+    fn a_device_s_requests_at_once_share_one_allowance_and_give_back_what_they_leave() {
+        let allowances = Arc::new(DeviceAllowances::default());
+        let device = Uuid::now_v7();
+        let mut first = allowances.reserve(device, 100);
+        let second = allowances.reserve(device, 100);
+        assert_eq!((first.reserved(), second.reserved()), (100, 0));
+        first.used = 40;
+        drop(first);
+        drop(second);
+        // What the first left is there for the next request (and a few a second more).
+        let next = allowances.reserve(device, 100);
+        assert!((60..=61).contains(&next.reserved()), "{}", next.reserved());
+    }
+}
