@@ -696,7 +696,11 @@ impl Backend for Embedded {
     ) -> Result<bool, Error> {
         let mut store = self.store.lock();
         let reference = store.reference();
-        review_in(&mut *store, &reference, entry, accept, by)
+        let reviewed = review_in(&mut *store, &reference, entry, accept, by)?;
+        // A rejected entry's content leaves the files at once, as an erasure's does (it stayed
+        // in the write-ahead log until the hub stopped).
+        store.purge_freed_content()?;
+        Ok(reviewed)
     }
 
     fn reference(&self) -> Result<Arc<ReferenceData>, Error> {

@@ -590,6 +590,15 @@ fn changes_rejected_in_review_do_not_hold_a_relay_for_ever() {
     both.sort();
     assert_eq!(kept, both);
     reject_every_entry(&data);
+    // What was rejected leaves the files at once, the write-ahead log included (as an
+    // erasure's content does), though the hub still runs.
+    if hub_database(&data).is_none() {
+        let log = std::fs::metadata(data.join("hub.db-wal")).map_or(0, |m| m.len());
+        assert_eq!(
+            log, 0,
+            "the write-ahead log still holds the rejected changes"
+        );
+    }
 
     // The same changes again (a copy of the monitor's phone restored, its bundle imported
     // again): settled, never kept for another review.
