@@ -718,11 +718,7 @@ async fn attachment_file(
 ) -> Response {
     // A file is read whole on a console thread: one supervisor's many (a page of photos, a
     // browser's six connections) wait their turn, and leave threads for everyone's pages.
-    let _turn = match download_turn(&hub, &ctx).await {
-        Ok(turn) => turn,
-        Err(answer) => return answer,
-    };
-    run(hub, ctx, move |hub, ctx| {
+    run_download(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let bytes = attachment_bytes(hub, &who, record, id)?;
         audit(
@@ -2721,9 +2717,22 @@ pub struct ExportQuery {
     personal: Option<String>,
 }
 
+/// Runs `work`, a download (an export, an attachment's file), once the signed-in supervisor's
+/// turn comes (`download_turn`); anyone else is answered at once.
+async fn run_download(
+    hub: Arc<Hub>,
+    ctx: Ctx,
+    work: impl FnOnce(&Hub, &Ctx) -> PageResult + Send + 'static,
+) -> Response {
+    let _turn = match download_turn(&hub, &ctx).await {
+        Ok(turn) => turn,
+        Err(answer) => return answer,
+    };
+    run(hub, ctx, work).await
+}
+
 /// Waits, holding no console thread, for the signed-in supervisor's turn to build a download
-/// (an export, an attachment's file: `Console::download_turn`); the answer instead for anyone
-/// else, given at once.
+/// (`Console::download_turn`); the answer instead for anyone else, given at once.
 async fn download_turn(
     hub: &Arc<Hub>,
     ctx: &Ctx,
@@ -2749,11 +2758,7 @@ pub async fn export_download(
     ctx: Ctx,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    let _turn = match download_turn(&hub, &ctx).await {
-        Ok(turn) => turn,
-        Err(answer) => return answer,
-    };
-    run(hub, ctx, move |hub, ctx| {
+    run_download(hub, ctx, move |hub, ctx| {
         let (viewer, who, view) = records(hub, ctx)?;
         let Some(table) = TABLES.iter().find(|t| Some(**t) == q.table.as_deref()) else {
             return Err(Problem::NotFound);
