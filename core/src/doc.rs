@@ -162,8 +162,8 @@ pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one
 
 /// Whether each device that made a change of `document` after `before` keeps, in the record's
 /// whole history, within its share of the changes (`DEVICE_SHARE_OF_CHANGES`) and of actors
-/// (`MAX_ACTORS_PER_DEVICE`). The one rule of the hub's pushes and of a phone's peers and
-/// bundles.
+/// (`MAX_ACTORS_PER_DEVICE`). The one rule of devices' pushes at the hub, of a phone's own
+/// saves, and of what a phone takes from a peer or a bundle.
 pub(crate) fn devices_within_share(
     document: &Automerge,
     before: &[ChangeHash],

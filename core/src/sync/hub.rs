@@ -730,7 +730,8 @@ fn store_pushes<S: HubStorage + ?Sized>(
     let mut answered: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
     let mut rest = push;
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
-    // At least one record per request, however long it takes: a device always moves on.
+    // At least one record per request, however long it takes, while the device's allowance
+    // lasts: a device always moves on.
     while !rest.is_empty() && stamp.changes < allowance && (acks.is_empty() || !past_deadline()) {
         let mut prepared = prepare_batch(storage, who, rest)?;
         let (batch, spent, number, changes, before, done) = storage.in_transaction(&mut |tx| {
