@@ -46,8 +46,11 @@ impl DeviceAllowances {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let bucket = refilled(&mut buckets, device, per_hour, now);
         let taken = match adjust {
+            // Whole changes only: the fraction filled since stays in the bucket (taken and
+            // not given back, it was lost at each request, and a device syncing often never
+            // got another change in).
             Adjust::TakeAll => {
-                let left = bucket.left.max(0.0);
+                let left = bucket.left.max(0.0).floor();
                 bucket.left -= left;
                 left as u64
             }
@@ -150,6 +153,21 @@ mod tests {
         );
         // Full again, a device is forgotten.
         assert!(!allowances.buckets.lock().unwrap().contains_key(&other));
+    }
+
+    #[test]
+    fn a_device_that_asks_often_gets_the_allowance_s_rate_all_the_same() {
+        // 60 an hour: one a minute. Asked every 30 s with nothing left, the halves add up.
+        let allowances = Arc::new(DeviceAllowances::default());
+        let device = Uuid::now_v7();
+        let start = Instant::now();
+        allowances.adjust_at(device, 60, Adjust::TakeAll, start);
+        let mut got = 0;
+        for half_minute in 1..=20 {
+            let now = start + Duration::from_secs(30 * half_minute);
+            got += allowances.adjust_at(device, 60, Adjust::TakeAll, now);
+        }
+        assert_eq!(got, 10, "ten minutes, ten changes");
     }
 
     #[test]
