@@ -809,7 +809,9 @@ fn store_pushes<S: HubStorage + ?Sized>(
         pushes_before = Some(before);
         answered.extend(done);
     }
-    if reservation.is_some() && !rest.is_empty() && stamp.changes >= allowance {
+    // Said once as the allowance runs out, not at each request of a device that keeps sending
+    // (one a tenth of a second would write the log without bound).
+    if reservation.is_some() && !rest.is_empty() && allowance > 0 && stamp.changes >= allowance {
         tracing::warn!(
             device = %who.device,
             waiting = rest.len(),
