@@ -2605,7 +2605,9 @@ fn beyond_share(id: Uuid, document: &Automerge, before: &[ChangeHash]) -> Option
     if doc::devices_within_share(document, before, &DocumentLimits::STANDARD) {
         return None;
     }
-    tracing::warn!(record = %id, "a device's changes would pass its share of the record's history: refused");
+    // Debug only: a request's refusals are counted by reason in its one line (`sync pushes
+    // judged`), and a line a record would let one request write thousands.
+    tracing::debug!(record = %id, "a device's changes would pass its share of the record's history: refused");
     Some(Refused::breaking(ValidationError::new(
         "record",
         doc::DEVICE_SHARE_RULE,
