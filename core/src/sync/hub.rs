@@ -2530,7 +2530,8 @@ fn admit_read(
     before: &[ChangeHash],
 ) -> Result<std::result::Result<Admitted, Refused>> {
     if !history_is_its_own(document, before) {
-        tracing::warn!(record = %id, "a push's history is not the record's own: refused");
+        // Debug, as every refusal of what a push holds: the request's line counts them.
+        tracing::debug!(record = %id, "a push's history is not the record's own: refused");
         return Ok(Err(Refusal::Damaged.into()));
     }
     let (admitted, record, held) =
@@ -2591,7 +2592,7 @@ fn attachment_ids_free(
             .attachment_held(entry.id)?
             .is_some_and(|held| held.record != id)
         {
-            tracing::warn!(record = %id, attachment = %entry.id, "a push names an attachment id another record holds: refused");
+            tracing::debug!(record = %id, attachment = %entry.id, "a push names an attachment id another record holds: refused");
             return Ok(false);
         }
     }
