@@ -160,21 +160,17 @@ pub const MAX_ACTORS_PER_DEVICE: usize = 64;
 /// said to the phone's user at the save that would, and in the hub's refusal of a push.
 pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one device may make of a record's: no more can be made to it from this device";
 
-/// Whether each device that made a change of `document` after `before` keeps, in the record's
-/// whole history, within its share of the changes (`DEVICE_SHARE_OF_CHANGES`) and of actors
-/// (`MAX_ACTORS_PER_DEVICE`). The one rule of devices' pushes at the hub, of a phone's own
-/// saves, and of what a phone takes from a peer or a bundle.
+/// Whether each of `devices` (those that made the changes being judged, which the caller has
+/// read already) keeps, in the record's whole history, within its share of the changes
+/// (`DEVICE_SHARE_OF_CHANGES`) and of actors (`MAX_ACTORS_PER_DEVICE`). The one rule of
+/// devices' pushes at the hub, of a phone's own saves, and of what a phone takes from a peer
+/// or a bundle.
 pub(crate) fn devices_within_share(
     document: &Automerge,
-    before: &[ChangeHash],
+    devices: &HashSet<Uuid>,
     limits: &DocumentLimits,
 ) -> bool {
-    let makers: HashSet<Uuid> = document
-        .get_changes_meta(before)
-        .iter()
-        .filter_map(|c| device_of_actor(&c.actor))
-        .collect();
-    if makers.is_empty() {
+    if devices.is_empty() {
         return true;
     }
     let share = limits.max_changes / DEVICE_SHARE_OF_CHANGES;
@@ -182,7 +178,7 @@ pub(crate) fn devices_within_share(
         std::collections::HashMap::new();
     let history = document.get_changes_meta(&[]);
     for change in &history {
-        if let Some(device) = device_of_actor(&change.actor).filter(|d| makers.contains(d)) {
+        if let Some(device) = device_of_actor(&change.actor).filter(|d| devices.contains(d)) {
             let (changes, actors) = made.entry(device).or_default();
             *changes += 1;
             actors.insert(isolated_base(change.actor.to_bytes()));

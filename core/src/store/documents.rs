@@ -430,10 +430,15 @@ pub(crate) fn save_document(
 ) -> Result<i64> {
     // A phone's own edit past its share of the record's history is its user's input refused,
     // at the save, rather than a push the hub refuses for good once the work is done.
-    if ctx.origin == Origin::Local
-        && ctx.on_device
+    if let Some(author) = ctx
+        .author
+        .filter(|_| ctx.origin == Origin::Local && ctx.on_device)
         && !before.is_empty()
-        && !doc::devices_within_share(document, before, &DocumentLimits::STANDARD)
+        && !doc::devices_within_share(
+            document,
+            &HashSet::from([author.device]),
+            &DocumentLimits::STANDARD,
+        )
     {
         return Err(ValidationError::new("record", doc::DEVICE_SHARE_RULE).into());
     }

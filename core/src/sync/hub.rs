@@ -1953,7 +1953,7 @@ fn update_in_scope(
             // Another record's erased history merged into this one.
             return Ok(refused(Refusal::Invalid));
         }
-        if let Some(refusal) = beyond_share(entry.id, &document, &before) {
+        if let Some(refusal) = beyond_share(entry.id, &document, rules.who.device) {
             return Ok(refused(refusal));
         }
         if tx.any_given_up_change(&hashes)? {
@@ -2453,7 +2453,7 @@ fn evaluate_new(
         merged = Some(Box::new(std::mem::replace(&mut document, own)));
         read = None;
     }
-    if let Some(refusal) = beyond_share(entry.id, &document, &[]) {
+    if let Some(refusal) = beyond_share(entry.id, &document, rules.who.device) {
         return Ok(New::Refused(refused(refusal)));
     }
     match admit_read(tx, rules, entry.id, None, (&document, read), &[])? {
@@ -2600,10 +2600,15 @@ fn attachment_ids_free(
 }
 
 /// A push whose sender's changes would pass its share of the record's history
-/// (`doc::devices_within_share`): judged of devices' pushes, not of the hub's own writes (the
+/// (`doc::devices_within_share`; the hub takes only the sender's own changes, so the sender is
+/// the one device to judge): judged of devices' pushes, not of the hub's own writes (the
 /// console's, a review's), whose actor every hub process and restart makes anew.
-fn beyond_share(id: Uuid, document: &Automerge, before: &[ChangeHash]) -> Option<Refused> {
-    if doc::devices_within_share(document, before, &DocumentLimits::STANDARD) {
+fn beyond_share(id: Uuid, document: &Automerge, sender: Uuid) -> Option<Refused> {
+    if doc::devices_within_share(
+        document,
+        &HashSet::from([sender]),
+        &DocumentLimits::STANDARD,
+    ) {
         return None;
     }
     // Debug only: a request's refusals are counted by reason in its one line (`sync pushes

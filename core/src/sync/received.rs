@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::identity::Certificate;
 use crate::store::TypedRecord;
 use automerge::{Automerge, ChangeHash, ChangeMetadata};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// The devices whose changes a device can judge: their user and role, as the hub certified
@@ -150,8 +150,8 @@ pub(crate) fn check_changes(
             "too long a history by too many devices to check here (the hub brings it)",
         ));
     }
-    let held_heads = held.map(Automerge::get_heads).unwrap_or_default();
-    if !doc::devices_within_share(document, &held_heads, &DocumentLimits::STANDARD) {
+    let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
+    if !doc::devices_within_share(document, &makers, &DocumentLimits::STANDARD) {
         return Err(refused(
             id,
             "a device made more of its changes than one device may make of a record's",
