@@ -60,12 +60,19 @@ impl From<rusqlite::Error> for AuthError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => AuthError::DiskFull,
-            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
-                AuthError::Damaged
-            }
+            _ if is_damaged(&e) => AuthError::Damaged,
             _ => AuthError::Storage(e.to_string()),
         }
     }
+}
+
+/// Whether SQLite finds a hub file malformed (cut short, overwritten): the store's or the
+/// registry's.
+pub(crate) fn is_damaged(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
 }
 
 /// What a device presents: its id, its user's id and its secret (the format lives in the core,

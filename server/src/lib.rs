@@ -198,12 +198,19 @@ fn key_of_no_other_hub(data: &Path, key: &KeyOptions) -> Result<(), HubOpenError
     }
 }
 
-/// A data directory that exists but that this user may not list or enter is said so, rather
-/// than taken for one that holds no hub.
-fn readable(data: &Path) -> Result<(), HubOpenError> {
+/// `--data` naming something that exists and is no directory (a file, a device): nothing is
+/// made, nor read, there.
+fn a_directory_if_any(data: &Path) -> Result<(), HubOpenError> {
     if data.metadata().is_ok_and(|m| !m.is_dir()) {
         return Err(HubOpenError::NotADirectory(data.to_path_buf()));
     }
+    Ok(())
+}
+
+/// A data directory that exists but that this user may not list or enter is said so, rather
+/// than taken for one that holds no hub.
+fn readable(data: &Path) -> Result<(), HubOpenError> {
+    a_directory_if_any(data)?;
     match std::fs::read_dir(data).and_then(|_| data.join("hub.db").try_exists()) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(HubOpenError::Access {
             data: data.to_path_buf(),
@@ -271,9 +278,7 @@ fn access_problem(data: &Path) -> Option<HubOpenError> {
 
 /// Makes the data directory if missing: a directory that cannot be made says why, and where.
 fn make_data_dir(data: &Path) -> Result<(), HubOpenError> {
-    if data.metadata().is_ok_and(|m| !m.is_dir()) {
-        return Err(HubOpenError::NotADirectory(data.to_path_buf()));
-    }
+    a_directory_if_any(data)?;
     // `hub/.` is `hub`: `create_dir_all` takes its parent for `.` and never makes `hub`.
     let path: std::path::PathBuf = data.components().collect();
     std::fs::create_dir_all(&path).map_err(|e| match access_problem(data) {
@@ -353,12 +358,7 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
         Err(vigie_core::Error::WrongKeyOrNotAStore) => {
             return Err(wrong_key(data, "hub.db", log).into());
         }
-        Err(vigie_core::Error::Storage(e))
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-            ) =>
-        {
+        Err(vigie_core::Error::Storage(e)) if auth::is_damaged(&e) => {
             return Err(HubOpenError::Damaged(data.join("hub.db")));
         }
         Err(e) => return Err(access_problem(data).unwrap_or(e.into())),

@@ -772,7 +772,7 @@ async fn attachment_file(
 
 /// The whole file of attachment `id` of `record`, read chunk by chunk as `who`'s device would
 /// download it; `NotFound` for a record outside the supervisor's areas or an id its manifest
-/// does not name, `AttachmentNotHere` while the hub does not hold the bytes yet.
+/// does not name, `NotHere` while the hub does not hold the bytes yet.
 fn attachment_bytes(
     hub: &Hub,
     who: &Principal,
