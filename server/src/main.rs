@@ -568,8 +568,8 @@ fn main() -> ExitCode {
     vigie_server::logging::init("info");
     let cli = Cli::parse();
     // A file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) reached by a write is then that
-    // write's error, handled as a full disk is (the hub answers 503; a backup or an export
-    // removes what it began), instead of a signal that ends the process mid-write.
+    // write's error (the hub refuses the request that met it and serves on; a backup or an
+    // export removes what it began), instead of a signal that ends the process mid-write.
     #[cfg(unix)]
     // SAFETY: at the start of main, before any thread: sets one signal's action.
     unsafe {
