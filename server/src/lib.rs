@@ -281,15 +281,21 @@ fn make_data_dir(data: &Path) -> Result<(), HubOpenError> {
     a_directory_if_any(data)?;
     // `hub/.` is `hub`: `create_dir_all` takes its parent for `.` and never makes `hub`.
     let path: std::path::PathBuf = data.components().collect();
-    std::fs::create_dir_all(&path).map_err(|e| match access_problem(data) {
-        Some(problem) => problem,
-        None => HubOpenError::Access {
-            data: data.to_path_buf(),
-            file: None,
-            needed: "made",
-            reason: e.to_string(),
-        },
-    })
+    // Owner-only, as the key's directory: an unencrypted hub's files are no one else's to read.
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&path)
+        .map_err(|e| match access_problem(data) {
+            Some(problem) => problem,
+            None => HubOpenError::Access {
+                data: data.to_path_buf(),
+                file: None,
+                needed: "made",
+                reason: e.to_string(),
+            },
+        })
 }
 
 /// What `vigie serve` holds for as long as it serves the embedded hub in a data directory

@@ -2331,6 +2331,20 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         viewed, 6,
         "two cases, each opened in two languages, one opened again and shown after a refused form: {journal}"
     );
+    // So is who read a workplace's page (its owner's name and contact).
+    assert_eq!(
+        browser
+            .get(&format!("/console/workplaces/{}", place.id))
+            .status,
+        200
+    );
+    let journal = audit_page(&s, "admin.places");
+    let row = journal
+        .split("<tr>")
+        .find(|row| row.contains("Lieu de travail consulté"))
+        .expect("the workplace's opening in the journal");
+    assert!(row.contains(&place.id.to_string()), "{row}");
+    assert!(!row.contains("Carrière"), "{row}");
 }
 
 /// The overview shared beyond the team: a count withheld is not given away by the total and

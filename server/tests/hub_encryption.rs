@@ -112,6 +112,8 @@ fn a_default_hub_holds_no_name_in_its_files_and_keeps_its_key_outside_them() {
         .collect();
     assert!(names.contains(&"hub.db".to_string()), "{names:?}");
     assert!(names.contains(&"devices.db".to_string()), "{names:?}");
+    // The data directory the hub made is the owner's alone, as the key's is.
+    assert_eq!(mode(&data), 0o700);
     // The key: made on first use, beside the data directory, the owner's alone.
     let key_file = dir.path().join("hub-key").join("hub.key");
     assert_eq!(mode(&key_file), 0o600);

@@ -867,6 +867,8 @@ fn visit_page_of(
     let (viewer, who, view) = records(hub, ctx)?;
     let t = ctx.tr();
     let visit: Visit = view.scoped(&who).get(id)?;
+    // A visit's findings and indicators may name the people met, as a case's file does.
+    audit(hub, Some(viewer.user.id), "visit_view", Some(id), "");
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     let mut fields = vec![
@@ -2421,6 +2423,8 @@ fn workplace_page_of(
     let t = ctx.tr();
     let scoped = view.scoped(&who);
     let w: Workplace = scoped.get(id)?;
+    // A workplace's page names its owner and how to reach them.
+    audit(hub, Some(viewer.user.id), "workplace_view", Some(id), "");
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     let reference = hub.backend.reference()?;
