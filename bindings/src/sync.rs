@@ -95,6 +95,9 @@ pub struct SyncReport {
     pub more: bool,
     /// The hub saw this device's clock far from its own.
     pub clock_skewed: bool,
+    /// Pushed records wait, past the changes the hub takes from one device in an hour: the
+    /// seconds until pushing again is worth it.
+    pub push_retry_in_seconds: Option<i64>,
     /// Records erased on the hub (their copies left the device for good).
     pub erased: i64,
     /// Records whose changes the hub kept for review (the user lost their area); they left the
@@ -117,6 +120,9 @@ pub struct SyncSummary {
     pub clock_skewed: bool,
     /// Records still waiting to be sent (refused ones included).
     pub pending: i64,
+    /// Some of `pending` wait because this device pushed more changes than the hub takes from
+    /// one device in an hour: the seconds until a sync pushes again (sooner moves nothing).
+    pub push_retry_in_seconds: Option<i64>,
     /// Records holding changes another device made (brought by a peer or a bundle) that wait
     /// for that device to sync: nothing to correct (ids).
     pub awaiting_author: Vec<String>,
@@ -172,6 +178,7 @@ impl From<vigie_core::sync::SyncReport> for SyncReport {
             failed: failed(r.failed),
             more: r.more,
             clock_skewed: r.clock_skewed,
+            push_retry_in_seconds: r.push_retry_in_seconds.map(i64::from),
             erased: long(r.erased.len()),
             quarantined: long(r.quarantined.len()),
             left_scope: long(r.left_scope.len()),
@@ -191,6 +198,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,
             pending: long(s.pending),
+            push_retry_in_seconds: s.push_retry_in_seconds.map(i64::from),
             awaiting_author: s.awaiting_author.iter().map(Uuid::to_string).collect(),
             rebuilt: s.rebuilt.iter().map(Uuid::to_string).collect(),
             erased: long(s.erased.len()),

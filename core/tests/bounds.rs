@@ -109,6 +109,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 headless_documents: false,
                 reoffer: false,
                 incarnation: None,
+                push_retry_in_seconds: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

@@ -283,6 +283,7 @@ fn hostile_bytes_shard(shard: u64) {
                     headless_documents: false,
                     reoffer: false,
                     incarnation: None,
+                    push_retry_in_seconds: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -420,6 +421,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         headless_documents: false,
                         reoffer: false,
                         incarnation: None,
+                        push_retry_in_seconds: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

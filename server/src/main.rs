@@ -1737,6 +1737,7 @@ fn sync(
             "accepted": summary.accepted,
             "received": summary.received,
             "pending": summary.pending,
+            "push_retry_in_seconds": summary.push_retry_in_seconds,
             "refused": refused,
             "failed": failed,
             "clock_skewed": summary.clock_skewed,

@@ -939,6 +939,10 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
     );
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 25 - summary.accepted, "{summary:?}");
+    // Told when pushing again is worth it: at 10 an hour, one change is back in six minutes,
+    // twelve if the last record went a change past the allowance.
+    let wait = summary.push_retry_in_seconds.expect("told to wait");
+    assert!((300..=721).contains(&wait), "{summary:?}");
 
     // Another device pushes as before, and the busy one receives its record.
     let theirs = other
@@ -948,6 +952,7 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
         .id;
     let told = other.sync(&hub.url).unwrap();
     assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    assert_eq!(told.push_retry_in_seconds, None, "{told:?}");
     busy.sync(&hub.url).unwrap();
     assert!(busy.store.kind_of(theirs).is_ok());
     // Said once, as the allowance ran out: not again at each request that finds it empty.

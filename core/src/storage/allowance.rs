@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Every device's allowance, on one hub process.
@@ -85,6 +85,32 @@ impl Reservation {
     pub fn reserved(&self) -> u64 {
         self.reserved
     }
+
+    /// Gives back what the request did not use (or owes what it used past it), and says how
+    /// long until the device's bucket holds a minute's worth again: when it is worth the
+    /// device's while to push again (an app told nothing synced again at once, and again).
+    pub fn release(self) -> Duration {
+        let (allowances, device, per_hour) = (self.allowances.clone(), self.device, self.per_hour);
+        drop(self);
+        allowances.wait_for_a_minute_s_worth(device, per_hour, Instant::now())
+    }
+}
+
+impl DeviceAllowances {
+    fn wait_for_a_minute_s_worth(&self, device: Uuid, per_hour: u64, now: Instant) -> Duration {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(bucket) = buckets.get_mut(&device) else {
+            return Duration::ZERO; // Full: forgotten.
+        };
+        let full = per_hour as f64;
+        let left = (bucket.left + refill(bucket, now, per_hour)).min(full);
+        let wanted = (full / 60.0).max(1.0).min(full);
+        match per_hour {
+            0 => Duration::MAX,
+            _ if left >= wanted => Duration::ZERO,
+            _ => Duration::from_secs_f64((wanted - left) * 3600.0 / full),
+        }
+    }
 }
 
 impl Drop for Reservation {
@@ -122,7 +148,6 @@ fn refilled(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const PER_HOUR: u64 = 3_600_000; // 1,000 a second
 
@@ -183,5 +208,42 @@ mod tests {
         // What the first left is there for the next request (and a few a second more).
         let next = allowances.reserve(device, 100);
         assert!((60..=61).contains(&next.reserved()), "{}", next.reserved());
+    }
+
+    #[test]
+    fn a_device_past_its_allowance_is_told_when_a_minute_s_worth_is_back() {
+        let allowances = Arc::new(DeviceAllowances::default());
+        let device = Uuid::now_v7();
+        let start = Instant::now();
+        // 3,600 an hour: a minute's worth is 60, one a second. Used whole, and 30 owed.
+        allowances.adjust_at(device, 3_600, Adjust::TakeAll, start);
+        allowances.adjust_at(device, 3_600, Adjust::GiveBack(-30.0), start);
+        let wait = allowances.wait_for_a_minute_s_worth(device, 3_600, start);
+        assert_eq!(wait.as_secs(), 90, "30 owed, then 60");
+        let later = start + Duration::from_secs(60);
+        assert_eq!(
+            allowances
+                .wait_for_a_minute_s_worth(device, 3_600, later)
+                .as_secs(),
+            30
+        );
+        let then = start + Duration::from_secs(90);
+        assert_eq!(
+            allowances.wait_for_a_minute_s_worth(device, 3_600, then),
+            Duration::ZERO
+        );
+        // A device with its bucket full is told nothing, nor one that still has a minute's worth.
+        let other = Uuid::now_v7();
+        assert_eq!(
+            allowances.wait_for_a_minute_s_worth(other, 3_600, start),
+            Duration::ZERO
+        );
+        let mut some = allowances.reserve(other, 3_600);
+        some.used = 100;
+        assert_eq!(some.release(), Duration::ZERO);
+        let mut all = allowances.reserve(other, 3_600);
+        all.used = all.reserved();
+        let wait = all.release();
+        assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");
     }
 }

@@ -85,6 +85,9 @@ pub struct SyncReport {
     pub more: bool,
     /// The hub saw this device's clock far from its own.
     pub clock_skewed: bool,
+    /// Records this device pushed wait, past the changes the hub takes from one device in an
+    /// hour: the seconds until pushing again is worth it (`SyncSummary::push_retry_in_seconds`).
+    pub push_retry_in_seconds: Option<u32>,
     /// Records whose changes the hub kept for review because this user lost their area; they
     /// left the device.
     pub quarantined: Vec<Uuid>,
@@ -141,6 +144,10 @@ pub struct SyncSummary {
     pub clock_skewed: bool,
     /// Records still waiting in the outbox (refused ones, until they are accepted).
     pub pending: usize,
+    /// Some of `pending` wait because this device pushed more changes than the hub takes from
+    /// one device in an hour (`vigie serve --max-device-changes-per-hour`): the seconds until
+    /// a sync pushes again, as the hub last said. An app that syncs sooner moves nothing more.
+    pub push_retry_in_seconds: Option<u32>,
     pub quarantined: Vec<Uuid>,
     /// Records erased on the hub that this device held (`SyncReport::erased`).
     pub erased: Vec<Uuid>,
@@ -381,6 +388,7 @@ fn apply_response(
     let tx = merging.tx;
     let mut report = SyncReport {
         more: response.more,
+        push_retry_in_seconds: response.push_retry_in_seconds,
         ..SyncReport::default()
     };
     let refetching = sync_state::refetch_len(tx)? > 0;
@@ -954,6 +962,10 @@ fn exchange_until_done(
         summary.accepted += report.accepted;
         summary.received += report.received;
         summary.clock_skewed |= report.clock_skewed;
+        // The latest answer to a push says whether pushes wait (a page of a walk pushes none).
+        if !answering_page {
+            summary.push_retry_in_seconds = report.push_retry_in_seconds;
+        }
         summary.pending = pending;
         // A record refused for the first time in this session went behind the others (and a
         // refused record may fill a whole message): the others are offered before the session

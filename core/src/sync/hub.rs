@@ -22,7 +22,7 @@ use crate::domain::validation::NotAllowed;
 use crate::error::{Error, Result, ValidationError};
 use crate::storage::{
     ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
-    RecordWrite, StoredRecord,
+    RecordWrite, Reservation, StoredRecord,
 };
 use crate::store::{Store, StoreRole, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ChangeMetadata, ReadDoc};
@@ -176,6 +176,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         stamp,
         pushes_before,
         answered,
+        push_retry_in,
     } = store_pushes(
         storage,
         who,
@@ -238,6 +239,8 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     let mut response = SyncResponse {
         identity,
         attachment_limits: Some(limits.attachments),
+        push_retry_in_seconds: push_retry_in
+            .map(|wait| u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX)),
         ..response
     };
     for id in held_elsewhere {
@@ -596,6 +599,8 @@ struct Pushed {
     /// Records whose ack carries everything the device lacks of them, with the hub's heads
     /// it announced.
     answered: HashMap<Uuid, Vec<[u8; 32]>>,
+    /// Past the device's allowance, records wait: how long until it is worth pushing again.
+    push_retry_in: Option<std::time::Duration>,
 }
 
 /// A pushed record loaded, merged into the record as a read transaction found it, and read as
@@ -809,9 +814,10 @@ fn store_pushes<S: HubStorage + ?Sized>(
         pushes_before = Some(before);
         answered.extend(done);
     }
+    let waiting = !rest.is_empty() && stamp.changes >= allowance;
     // Said once as the allowance runs out, not at each request of a device that keeps sending
     // (one a tenth of a second would write the log without bound).
-    if reservation.is_some() && !rest.is_empty() && allowance > 0 && stamp.changes >= allowance {
+    if reservation.is_some() && waiting && allowance > 0 {
         tracing::warn!(
             device = %who.device,
             waiting = rest.len(),
@@ -819,11 +825,16 @@ fn store_pushes<S: HubStorage + ?Sized>(
              other records wait (an app out of order, or an altered one?)"
         );
     }
+    let push_retry_in = reservation
+        .map(Reservation::release)
+        .filter(|_| waiting)
+        .map(|wait| wait.max(std::time::Duration::from_secs(1)));
     Ok(Pushed {
         acks,
         stamp,
         pushes_before,
         answered,
+        push_retry_in,
     })
 }
 
@@ -1061,6 +1072,7 @@ fn respond(
         // identity) when the device named another or none.
         incarnation: incarnation
             .filter(|now| request.identity.is_some() && request.incarnation != Some(*now)),
+        push_retry_in_seconds: None,
     })
 }
 

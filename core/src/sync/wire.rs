@@ -283,6 +283,12 @@ struct ResponseTail7 {
     incarnation: Option<[u8; 16]>,
 }
 
+/// `SyncResponse::push_retry_in_seconds`.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail8 {
+    push_retry_in_seconds: Option<u32>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -428,7 +434,8 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             _ => None,
         })
         .collect();
-    let seventh = response.incarnation.is_some();
+    let eighth = response.push_retry_in_seconds.is_some();
+    let seventh = response.incarnation.is_some() || eighth;
     let sixth = !refusal_details.is_empty() || seventh;
     let fifth = response.reoffer || sixth;
     let fourth = directory_signature.is_some() || fifth;
@@ -480,6 +487,14 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             .expect("sync messages serialize"),
         );
     }
+    if eighth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail8 {
+                push_retry_in_seconds: response.push_retry_in_seconds,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -492,7 +507,8 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     let (fourth, rest) = take_part::<ResponseTail4>(rest)?;
     let (fifth, rest) = take_part::<ResponseTail5>(rest)?;
     let (sixth, rest) = take_part::<ResponseTail6>(rest)?;
-    let (seventh, _newer) = take_part::<ResponseTail7>(rest)?;
+    let (seventh, rest) = take_part::<ResponseTail7>(rest)?;
+    let (eighth, _newer) = take_part::<ResponseTail8>(rest)?;
     let mut acks = head.acks;
     for (i, told) in sixth.refusal_details {
         if let Some(PushAck {
@@ -522,6 +538,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         headless_documents: third.headless_documents,
         reoffer: fifth.reoffer,
         incarnation: seventh.incarnation,
+        push_retry_in_seconds: eighth.push_retry_in_seconds,
     })
 }
 
@@ -671,6 +688,10 @@ pub struct SyncResponse {
     /// backup takes a new one, so that every device learns it was (and offers again what it
     /// holds), whatever it sent since the backup. The device keeps it and names it next time.
     pub incarnation: Option<[u8; 16]>,
+    /// Records of this request wait, past the changes the hub takes from one device in an
+    /// hour: the seconds until pushing again is worth it (none from a hub of an earlier
+    /// version, or when nothing waits for that).
+    pub push_retry_in_seconds: Option<u32>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -1128,6 +1149,36 @@ mod tests {
                 .unwrap()
                 .incarnation,
             None
+        );
+    }
+
+    #[test]
+    fn the_wait_for_a_device_s_allowance_travels_in_a_tail_older_devices_skip() {
+        let answer = SyncResponse {
+            push_retry_in_seconds: Some(61),
+            ..empty_response(3)
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        // A device of the version before reads the tails it knows, the incarnation's default.
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (_, _, _, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        let (_, rest) = take_part::<ResponseTail3>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail4>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail5>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail6>(rest).unwrap();
+        let (seventh, newer) = take_part::<ResponseTail7>(rest).unwrap();
+        assert_eq!(seventh.incarnation, None);
+        assert!(!newer.is_empty());
+        // An answer without it is as long as before.
+        assert_eq!(
+            encode_response(&empty_response(3)).len(),
+            encode_response(&SyncResponse {
+                push_retry_in_seconds: None,
+                ..empty_response(3)
+            })
+            .len()
         );
     }
 
