@@ -874,9 +874,9 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
     assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
 }
 
-/// A colleague's change the hub refused from the colleague (a rule it breaks that a phone
-/// taking it from a peer does not judge: hours of work below zero), which the monitor took by
-/// peer and built an edit on: the monitor's phone is not left waiting for it for ever. The
+/// A colleague's change the hub refused from the colleague (hours of work below zero), which
+/// the monitor took as a copied file (`merge_document`: a peer or a bundle would refuse it)
+/// and built an edit on: the monitor's phone is not left waiting for it for ever. The
 /// hub answers that it will not come, the phone rebuilds the case on the hub's version with
 /// its own edit written again, and the edit goes in.
 #[test]
@@ -891,7 +891,7 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
         ("hours_per_week", -5),
     );
     colleague.store.merge_document(id, &altered).unwrap();
-    peer(&mut colleague, &mut monitor).unwrap();
+    monitor.store.merge_document(id, &altered).unwrap();
     assert_eq!(
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
         -5
@@ -1474,6 +1474,124 @@ fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
     assert_eq!(
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
         40
+    );
+}
+
+/// A colleague's altered app writes values the phone refuses from its own user (a week of 500
+/// hours, an identification in 2099), under its own name: the record is not taken from a
+/// bundle or a peer, and counted; a value within the rules is. A copy this phone holds that
+/// broke a rule already (a rule newer than the record) is not held against an edit of it.
+#[test]
+fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, _supervisor, mut monitor, colleague, id) = a_case_and_a_colleague(&dir);
+    let genuine = colleague.store.export_document(id).unwrap();
+    let own = ChangeAuthor {
+        user: colleague.principal.user,
+        device: colleague.id(),
+    };
+    let written = |field: &str, value: &str| {
+        use automerge::transaction::{CommitOptions, Transactable as _};
+        let mut document = automerge::Automerge::load(&genuine)
+            .unwrap()
+            .with_actor(colleague.store.actor().clone());
+        let mut tx = document.transaction();
+        match value.parse::<i64>() {
+            Ok(n) => tx.put(automerge::ROOT, field, n).unwrap(),
+            Err(_) => tx.put(automerge::ROOT, field, value).unwrap(),
+        }
+        tx.commit_with(CommitOptions::default().with_message(serde_json::to_string(&own).unwrap()));
+        document.save()
+    };
+    let to_monitor = [Recipient::Device(monitor.id())];
+    let before: ChildCase = monitor.store.get(id).unwrap();
+    for (field, value) in [
+        ("hours_per_week", "500"),
+        ("identified_on", "2099-01-01"),
+        ("name", "Awa\nKoné"),
+    ] {
+        let bundle = colleague
+            .store
+            .seal_bundle(vec![(id, written(field, value))], &to_monitor)
+            .unwrap();
+        let report = monitor.store.import_bundle(&bundle).unwrap();
+        assert_eq!(
+            (report.changed, report.refused),
+            (0, 1),
+            "{field}: {report:?}"
+        );
+        assert_eq!(
+            monitor.store.get::<ChildCase>(id).unwrap(),
+            before,
+            "{field}"
+        );
+    }
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, written("hours_per_week", "50"))], &to_monitor)
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        50
+    );
+}
+
+/// Nothing binds a change to the device it names: a colleague's altered app wrote, as the
+/// supervisor's, a merge of a case into another (a step only a supervisor takes), and a phone
+/// that took it hid the case. A step the device bringing it may not take, made in another's
+/// name, is not taken from it (it comes with the hub); the same record from the supervisor's
+/// own device is.
+#[test]
+fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague, kept) = a_case_and_a_colleague(&dir);
+    let duplicate = monitor.create_case(C01, "Koffi Yao");
+    for d in [&mut monitor, &mut colleague, &mut supervisor] {
+        d.sync(&mut hub);
+    }
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    let merged = supervisor.store.export_document(duplicate).unwrap();
+    // The colleague holds the supervisor's merge (a relay, or a forgery: the same bytes).
+    colleague.store.merge_document(duplicate, &merged).unwrap();
+    let relayed = colleague.store.export_document(duplicate).unwrap();
+    let to_monitor = [Recipient::Device(monitor.id())];
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(duplicate, relayed)], &to_monitor)
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+    assert_eq!(
+        monitor
+            .store
+            .get::<ChildCase>(duplicate)
+            .unwrap()
+            .merged_into,
+        None
+    );
+    peer(&mut colleague, &mut monitor).unwrap();
+    assert_eq!(
+        monitor
+            .store
+            .get::<ChildCase>(duplicate)
+            .unwrap()
+            .merged_into,
+        None
+    );
+    // From the supervisor's own device, it is the supervisor's step.
+    let bundle = supervisor
+        .store
+        .seal_bundle(vec![(duplicate, merged)], &to_monitor)
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    assert_eq!(
+        monitor
+            .store
+            .get::<ChildCase>(duplicate)
+            .unwrap()
+            .merged_into,
+        Some(kept)
     );
 }
 

@@ -890,6 +890,10 @@ impl Store {
             scopes,
             revoked: self.trust()?.revoked,
             known: KnownDevices::new(directory.iter().chain([sender])),
+            sender: received::Sender {
+                device: sender.device,
+                role: sender.role,
+            },
         })
     }
 
@@ -932,11 +936,12 @@ impl Store {
             });
         }
         received::check_changes(
-            &senders.known,
+            (&senders.known, senders.sender),
             id,
             (&document, bytes.len()),
             held.as_ref(),
             &lacking,
+            &self.reference(),
         )
     }
 
@@ -997,6 +1002,7 @@ pub(super) struct Senders<'s> {
     scopes: &'s [&'s Scope],
     revoked: BTreeSet<Uuid>,
     known: KnownDevices,
+    sender: received::Sender,
 }
 
 /// Changes made on a device the hub revoked (`revoked`, as this device last heard) among those

@@ -1,7 +1,8 @@
 //! What a device takes from a peer or a bundle beyond its scope (`peer::check_received`): each
 //! change it lacks names, as its author, the device it was made on and that device's user as
-//! the hub certified them, and takes only the steps that user's role may take; and the record
-//! holds no field its kind does not define. The hub checks the same of whoever pushes. A phone
+//! the hub certified them, and takes only the steps that user's role (and, made in another's
+//! name, the sender's) may take; and the record holds no field its kind does not define, and
+//! no value its rules refuse. The hub checks the same of whoever pushes. A phone
 //! that took a monitor's "verification" from a colleague's altered app showed it as done,
 //! passed it on, and its own edits built on it waited for good for an author whose change the
 //! hub had refused.
@@ -9,6 +10,9 @@
 use crate::codec::bounds::DocumentLimits;
 use crate::doc;
 use crate::domain::codes::Role;
+use crate::domain::records;
+use crate::domain::reference::ReferenceData;
+use crate::domain::reference::content::PINS_FIELD;
 use crate::domain::rights;
 use crate::error::{Error, Result};
 use crate::identity::Certificate;
@@ -60,11 +64,12 @@ struct Run {
 /// the number of a change of its device that `held` holds, or takes a step that user's role
 /// may not take; or if the record holds a field its kind does not define that `held` did not.
 pub(crate) fn check_changes(
-    known: &KnownDevices,
+    (known, sender): (&KnownDevices, Sender),
     id: Uuid,
     (document, size): (&Automerge, usize),
     held: Option<&Automerge>,
     lacking: &[ChangeMetadata<'_>],
+    reference: &ReferenceData,
 ) -> Result<()> {
     let Some(kind) = doc::kind_of(document) else {
         return Err(refused(id, "it names no kind"));
@@ -179,9 +184,74 @@ pub(crate) fn check_changes(
         for step in &steps {
             rights::check_step(run.role, run.user, step)
                 .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
+            // Nothing binds a change to the device it names: whoever brings a change made in
+            // another's name may have written it, and brings only steps its own role may take
+            // (a colleague's altered app merged cases, as a supervisor's change, on a phone).
+            // A step of a role above the sender's comes with the hub.
+            if run.device != sender.device {
+                rights::check_step(sender.role, run.user, step).map_err(|e| {
+                    refused(
+                        id,
+                        format!("{} ({}), brought in another's name", e.rule, step.field()),
+                    )
+                })?;
+            }
         }
     }
-    check_known_fields(id, kind, (document, &current), held)
+    check_known_fields(id, kind, (document, &current), held)?;
+    let held_record = || {
+        held.map(|held| TypedRecord::read(kind, id, held))
+            .transpose()
+            .map_err(|_| refused(id, "this device's copy does not read"))
+    };
+    check_values(id, &current, &held_record, reference)
+}
+
+/// The device that brought a record (a peer, a bundle's maker), as the hub certified it.
+#[derive(Clone, Copy)]
+pub(crate) struct Sender {
+    pub(crate) device: Uuid,
+    pub(crate) role: Role,
+}
+
+/// The record as received breaks none of the rules this device judges its own user's edits by
+/// (`store::documents::check_edit`), as the hub will judge them: a colleague's altered app
+/// passed on a case identified in 2099, of a child aged -7 working 100,000 hours a week, and
+/// a name over several lines, which the phone stored, showed, counted and relayed. What the
+/// copy this device holds broke already (a rule newer than the record) is not held against
+/// it; nor are the record's reference versions, which a phone may not have yet.
+fn check_values(
+    id: Uuid,
+    record: &TypedRecord,
+    held: &dyn Fn() -> Result<Option<TypedRecord>>,
+    reference: &ReferenceData,
+) -> Result<()> {
+    let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
+    if let Err(e) = record.validate(reference) {
+        let broken_already =
+            || -> Result<bool> { Ok(held()?.is_some_and(|h| h.validate(reference).is_err())) };
+        if !e.field.starts_with(PINS_FIELD) && !broken_already()? {
+            return Err(breaks(e));
+        }
+    }
+    let dates = record.event_dates();
+    if dates
+        .iter()
+        .any(|(_, day)| records::event_day_implausible(*day))
+    {
+        let known = held()?.map(|h| h.event_dates()).unwrap_or_default();
+        records::events_within_their_time(&known, &dates).map_err(breaks)?;
+    }
+    if records::plans_within_childhood(None, record.subject(), reference).is_err() {
+        let held = held()?;
+        records::plans_within_childhood(
+            held.as_ref().map(TypedRecord::subject),
+            record.subject(),
+            reference,
+        )
+        .map_err(breaks)?;
+    }
+    Ok(())
 }
 
 /// A field the record's kind does not define, at any depth, that this device's copy did not
