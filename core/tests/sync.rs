@@ -871,15 +871,31 @@ fn a_case_verified_then_reopened_offline_is_taken_by_the_hub() {
         other => panic!("going back without a verification gave {other:?}"),
     }
 
+    // The other child verified withdrawn, then seen still working three months on: each
+    // step allowed on the tablet, one write at the hub. (A refused verification stayed on
+    // the tablet for good, and the district's figures differed from the console's.)
+    supervisor
+        .store
+        .transition_case_on(ids[1], CaseStatus::Withdrawn, verified)
+        .unwrap();
+    let seen = FollowUp {
+        date: NaiveDate::from_ymd_opt(2026, 8, 15).unwrap(),
+        situation: FollowUpSituation::StillWorking,
+        notes: String::new(),
+        next_due: None,
+    };
+    supervisor.store.add_follow_up(ids[1], seen).unwrap();
+
     let summary = sync(&mut supervisor, &mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 0, "{summary:?}");
     let held: ChildCase = hub.get(ids[0]).unwrap();
     assert_eq!(held.status, CaseStatus::Identified);
     assert_eq!(held.remediated_on, Some(verified));
+    let held: ChildCase = hub.get(ids[1]).unwrap();
     assert_eq!(
-        hub.get::<ChildCase>(ids[1]).unwrap().status,
-        CaseStatus::ReceivingServices
+        (held.status, held.remediated_on, held.followups.len()),
+        (CaseStatus::Withdrawn, Some(verified), 1)
     );
 }
 

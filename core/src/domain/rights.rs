@@ -590,15 +590,31 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
     // A new case starts identified: a case registered offline and referred before the sync
     // arrives referred, having taken both steps.
     let from = before.map_or(CaseStatus::Identified, |b| b.status);
-    if from != after.status {
-        steps.push(Step::case_status(from, after));
-    }
     let empty = ChildCase {
         referrals: Default::default(),
         followups: Default::default(),
         ..after.clone()
     };
     let before_or_empty = before.unwrap_or(&empty);
+    if from != after.status {
+        let mut step = Step::case_status(from, after);
+        // The follow-ups a write adds may come after its status step: a case verified
+        // withdrawn offline, then seen still working three months on, is pushed as one write
+        // (the phone took each step in turn). Judged on the follow-ups it held before, the
+        // step is one that was allowed when taken.
+        if let Step::CaseStatus { to, tracking, .. } = &mut step
+            && check_case_facts(*to, *tracking).is_err()
+        {
+            let earlier = Tracking::of(&ChildCase {
+                followups: before_or_empty.followups.clone(),
+                ..after.clone()
+            });
+            if check_case_facts(*to, earlier).is_ok() {
+                *tracking = earlier;
+            }
+        }
+        steps.push(step);
+    }
     // Recording one and changing one already recorded are the same step.
     if after
         .referrals

@@ -135,6 +135,15 @@ fn follow_up() -> FollowUp {
     }
 }
 
+/// A follow-up after the verification (`case`'s, day 10) that finds the child still working.
+fn still_working() -> FollowUp {
+    FollowUp {
+        date: day(25),
+        situation: FollowUpSituation::StillWorking,
+        ..follow_up()
+    }
+}
+
 /// A withdrawn case with no follow-up after its verification.
 fn withdrawn_unfollowed(by: Uuid) -> Subject {
     let mut s = case(CaseStatus::Withdrawn, by);
@@ -454,20 +463,37 @@ pub fn cells() -> Vec<Cell> {
         },
         Cell {
             name: "case: close when the latest follow-up finds the child still working",
+            before: Some(|by| {
+                let mut s = case(CaseStatus::Withdrawn, by);
+                as_case(&mut s)
+                    .followups
+                    .insert(Uuid::now_v7(), still_working());
+                s
+            }),
+            step: |s, _| as_case(s).status = CaseStatus::Closed,
+            allowed: NOBODY,
+        },
+        // Each step allowed in turn on a phone offline, which the hub receives as one write.
+        Cell {
+            name: "case: closed, then a follow-up finds the child still working (one write)",
             before: Some(|by| case(CaseStatus::Withdrawn, by)),
             step: |s, _| {
                 let c = as_case(s);
-                c.followups.insert(
-                    Uuid::now_v7(),
-                    FollowUp {
-                        date: day(25),
-                        situation: FollowUpSituation::StillWorking,
-                        ..follow_up()
-                    },
-                );
                 c.status = CaseStatus::Closed;
+                c.followups.insert(Uuid::now_v7(), still_working());
             },
-            allowed: NOBODY,
+            allowed: SUPERVISOR,
+        },
+        Cell {
+            name: "case: verified withdrawn, then a follow-up finds the child still working (one write)",
+            before: Some(|by| case(CaseStatus::ReceivingServices, by)),
+            step: |s, _| {
+                let c = as_case(s);
+                c.status = CaseStatus::Withdrawn;
+                c.remediated_on = Some(day(10));
+                c.followups.insert(Uuid::now_v7(), still_working());
+            },
+            allowed: SUPERVISOR,
         },
         Cell {
             name: "case: reopen (closed -> identified)",
