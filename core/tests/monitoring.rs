@@ -1366,6 +1366,36 @@ fn names_fold_accents_case_and_word_order() {
     assert_eq!(name_similarity("", "Yao"), 0.0);
 }
 
+/// A merge brings the duplicate's referrals over to the kept case: an identified case that
+/// now holds a referral is referred, as a referral makes it, and counted so (the figure sent
+/// to the ministry lost a referred child at each merge).
+#[test]
+fn a_kept_case_that_takes_a_referral_in_a_merge_is_referred() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let kept = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    let duplicate = store.create(&child(C01, "Adjoa Kouamé", MONITOR)).unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(duplicate.id, referral())
+        .unwrap();
+    let referred = |store: &Store| {
+        store
+            .indicators(&Default::default())
+            .unwrap()
+            .children
+            .referred
+    };
+    assert_eq!(referred(&store), 1);
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(kept.id, duplicate.id)
+        .unwrap();
+    assert_eq!(
+        (kept.status, kept.referrals.len()),
+        (CaseStatus::Referred, 1)
+    );
+    assert_eq!(referred(&store), 1, "the child, referred, once");
+}
+
 #[test]
 fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     let dir = TempDir::new().unwrap();

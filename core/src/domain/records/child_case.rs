@@ -235,6 +235,11 @@ impl ChildCase {
                     .or_insert_with(|| referral.clone());
             }
         }
+        // A referral moves an identified case to referred (`refer`): the child the duplicate
+        // referred is a referred child (counted so), not one identified and waiting.
+        if kept.status == CaseStatus::Identified && !kept.referrals.is_empty() {
+            kept.status = CaseStatus::Referred;
+        }
         for (key, follow_up) in &from.followups {
             if taken.is_none_or(|t| !t.followups.contains_key(key)) {
                 kept.followups
