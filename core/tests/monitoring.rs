@@ -932,6 +932,50 @@ fn no_follow_up_is_due_on_or_after_the_18th_birthday() {
     assert_eq!(rules.next_follow_up(&u), None);
 }
 
+/// A follow-up missed at 17 leaves the due and overdue lists on the child's 18th birthday, a
+/// day the calendar reaches without a write, as the case's alert does: the overdue list of a
+/// district went on showing an adult's case (its "age" was the age at identification).
+#[test]
+fn a_follow_up_missed_at_17_leaves_the_lists_on_the_18th_birthday() {
+    use chrono::{Days, Months};
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let today = chrono::Utc::now().date_naive();
+    let mut ids = Vec::new();
+    for (name, adult_in_days) in [("Kouamé Adjoa", -10), ("Yao Koffi", 60)] {
+        let adult_on = today
+            .checked_add_signed(chrono::Duration::days(adult_in_days))
+            .unwrap();
+        let mut c = child(C01, name, MONITOR);
+        c.date_of_birth = adult_on.checked_sub_months(Months::new(18 * 12));
+        c.identified_on = today - Days::new(400);
+        let c = store.create(&c).unwrap();
+        let referred = Referral {
+            date: today - Days::new(300),
+            ..referral()
+        };
+        as_role(&mut store, Role::CommunityMonitor)
+            .refer_case(c.id, referred)
+            .unwrap();
+        as_role(&mut store, Role::CommunityMonitor)
+            .transition_case(c.id, CaseStatus::ReceivingServices)
+            .unwrap();
+        // Verified 150 days ago: the 3-month visit was due 60 days ago, at 17.
+        let c = as_role(&mut store, Role::Supervisor)
+            .transition_case_on(c.id, CaseStatus::Withdrawn, today - Days::new(150))
+            .unwrap();
+        assert!(c.follow_up_due.is_some_and(|due| due < today), "{name}");
+        ids.push(c.id);
+    }
+    let overdue: Vec<Uuid> = store
+        .follow_ups_due(None, None, today, Page::first(50))
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(overdue, vec![ids[1]], "the adult's case is out of the list");
+}
+
 /// A follow-up's plan was made with the birth date known then: once the record says the
 /// child turns 18 before it, a reopened case (which goes by the latest follow-up's plan) has
 /// nothing due, on the phone's case and in its due list alike.

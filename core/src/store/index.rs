@@ -190,7 +190,8 @@ pub(crate) fn insert_rows(
                 )?;
             }
             if let Some(due) = v.follow_up_due {
-                insert_due(tx, rowid, RecordKind::Visit, due, v.visitor_id, numbers)?;
+                let due = (RecordKind::Visit, due, None);
+                insert_due(tx, rowid, due, v.visitor_id, numbers)?;
             }
         }
         Indexed::ChildCase(k) => {
@@ -236,14 +237,8 @@ pub(crate) fn insert_rows(
                 )?;
             }
             if let Some(due) = k.next_follow_up_due() {
-                insert_due(
-                    tx,
-                    rowid,
-                    RecordKind::ChildCase,
-                    due,
-                    k.identified_by,
-                    numbers,
-                )?;
+                let due = (RecordKind::ChildCase, due, k.adult_on());
+                insert_due(tx, rowid, due, k.identified_by, numbers)?;
             }
             insert_search(tx, rowid, &k.name, also_named)?;
         }
@@ -293,19 +288,30 @@ fn insert_alert(
     Ok(())
 }
 
+/// A due row; `adult_on`, the day a case's child turns 18, takes it out of the lists without
+/// a write (as it ends an alert).
 fn insert_due(
     tx: &Transaction,
     rowid: i64,
-    kind: RecordKind,
-    due: NaiveDate,
+    (kind, due, adult_on): (RecordKind, NaiveDate, Option<NaiveDate>),
     assignee: Uuid,
     [c, r, d, m]: [i64; 4],
 ) -> Result<()> {
     let assignee = id_number(tx, assignee)?;
     tx.prepare_cached(
-        "INSERT INTO due_index (record, kind, due_ms, assignee, country, region, district, community)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO due_index (record, kind, due_ms, assignee, country, region, district, community, adult_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
-    .execute(params![rowid, kind as i64, midnight_ms(due), assignee, c, r, d, m])?;
+    .execute(params![
+        rowid,
+        kind as i64,
+        midnight_ms(due),
+        assignee,
+        c,
+        r,
+        d,
+        m,
+        adult_on.map(midnight_ms)
+    ])?;
     Ok(())
 }

@@ -571,6 +571,9 @@ pub(crate) fn due_before(
         assignee.map(|a| a.as_bytes().to_vec()),
     );
     f.add("d.due_ms < ?", midnight_ms(before));
+    // Today, whatever day the list runs to: a follow-up due before the birthday is due until
+    // the child is 18, as a case's alert stands until then.
+    f.add("(d.adult_ms IS NULL OR d.adult_ms > ?)", today_ms());
     let (tail, params) = f.finish("d.due_ms, d.record", page)?;
     let sql = format!(
         "SELECT r.id, d.kind, d.due_ms, (SELECT uuid FROM referenced_ids WHERE id = d.assignee), (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community)
