@@ -2792,6 +2792,29 @@ fn the_overview_sorts_rows_as_a_person_reads_them() {
     cell("District de Soubré (exemple)");
     cell("Communauté 01 (Soubré)");
     assert!(!page.body.contains(&format!(">{C01}<")), "{}", page.body);
+    // So do the lists and a record's page (a French reader was shown codes).
+    for path in ["/console/cases", "/console/alerts", "/console/review"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.body.contains("Communauté 01 (Soubré)"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            !page.body.contains(&format!(">{C01}<")),
+            "{path}: {}",
+            page.body
+        );
+    }
+    let place = browser.get(&format!("/console/visits/{}", v.id));
+    assert!(
+        place
+            .body
+            .contains("District de Soubré (exemple) › Communauté 01 (Soubré)"),
+        "{}",
+        place.body
+    );
     let _ = &dir;
 }
 

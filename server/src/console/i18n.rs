@@ -116,6 +116,17 @@ impl Tr {
             .unwrap_or_else(|| code.to_string())
     }
 
+    /// Where a record lies, region › district › community, each by its name (`area`).
+    pub fn area_path(
+        &self,
+        reference: &vigie_core::ReferenceData,
+        area: &vigie_core::Area,
+    ) -> String {
+        [&area.region, &area.district, &area.community]
+            .map(|code| self.area(reference, code))
+            .join(" › ")
+    }
+
     /// A hazard's label: hazards are data too (the hazardous work list of a country profile),
     /// from the rule set the case is classified with, else the one in force, else the code as
     /// `code` shows it.

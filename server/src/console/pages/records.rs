@@ -442,6 +442,7 @@ pub async fn review_queue(
         let page_no = page_number(q.page);
         let items = view.scoped(&who).review_queue(list_page(page_no))?;
         let names = user_names(&hub.backend.users()?);
+        let reference = hub.backend.reference()?;
         let more = items.len() > PAGE as usize;
         let lines = items
             .into_iter()
@@ -454,7 +455,7 @@ pub async fn review_queue(
                     .get(&item.visit.visitor_id)
                     .cloned()
                     .unwrap_or_default(),
-                community: item.visit.community,
+                community: t.area(&reference, &item.visit.community),
                 urgent: item.forced_labour,
                 violation: item.violation,
                 alert: item.severity.map(|s| severity_label(t, s)),
@@ -869,6 +870,7 @@ fn visit_page_of(
     let visit: Visit = view.scoped(&who).get(id)?;
     // A visit's findings and indicators may name the people met, as a case's file does.
     audit(hub, Some(viewer.user.id), "visit_view", Some(id), "");
+    let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
     let mut fields = vec![
@@ -897,10 +899,7 @@ fn visit_page_of(
         },
         Field {
             label: t.get("field.area"),
-            value: format!(
-                "{} › {} › {}",
-                visit.area.region, visit.area.district, visit.area.community
-            ),
+            value: t.area_path(&reference, &visit.area),
         },
         Field {
             label: t.get("visit.checklist_no"),
@@ -1163,6 +1162,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
         let t = ctx.tr();
         let page_no = page_number(q.page);
         let found = view.scoped(&who).alerts(None, list_page(page_no))?;
+        let reference = hub.backend.reference()?;
         let more = found.len() > PAGE as usize;
         let lines = found
             .into_iter()
@@ -1174,8 +1174,8 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
                     severity,
                     class,
                     when: a.at.format("%Y-%m-%d").to_string(),
-                    district: a.district,
-                    community: a.community,
+                    district: t.area(&reference, &a.district),
+                    community: t.area(&reference, &a.community),
                 }
             })
             .collect();
@@ -1273,6 +1273,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             _ => String::new(),
         };
         let mut lines: Vec<CaseLine> = Vec::new();
+        let reference = hub.backend.reference()?;
         let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
             id: c.id,
             code: c.case_code,
@@ -1285,7 +1286,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
                 .map(|k| t.code("class", k.as_str()))
                 .unwrap_or_default(),
             class: classification_class(c.classification),
-            community: c.community,
+            community: t.area(&reference, &c.community),
             due,
         };
         if list == "due" || list == "overdue" {
@@ -1599,10 +1600,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("field.area"),
-            value: format!(
-                "{} › {} › {}",
-                case.area.region, case.area.district, case.area.community
-            ),
+            value: t.area_path(&reference, &case.area),
         },
         Field {
             label: t.get("case.identified_on"),
@@ -2435,10 +2433,7 @@ fn workplace_page_of(
         },
         Field {
             label: t.get("field.area"),
-            value: format!(
-                "{} › {} › {}",
-                w.location.area.region, w.location.area.district, w.location.area.community
-            ),
+            value: t.area_path(&reference, &w.location.area),
         },
         Field {
             label: t.get("field.formality"),
@@ -2564,6 +2559,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             )
         };
         let places = view.scoped(&who).places(from, until, MAP_VISITS)?;
+        let reference = hub.backend.reference()?;
         let class = |s: Option<AlertSeverity>| match s {
             Some(AlertSeverity::WorstFormSuspected) => "sev-3",
             Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => "sev-2",
@@ -2582,7 +2578,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 radius: 4.0,
                 title: format!(
                     "{} · {} {}",
-                    p.community,
+                    t.area(&reference, &p.community),
                     p.visits,
                     t.get("map.visits_in_period")
                 ),
@@ -2598,7 +2594,11 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 "visit"
             },
             radius: 2.0,
-            title: format!("{} · {}", t.get("map.visit"), p.community),
+            title: format!(
+                "{} · {}",
+                t.get("map.visit"),
+                t.area(&reference, &p.community)
+            ),
             href: Some(format!("/console/visits/{}", p.id)),
         }));
         let outlines = area_outlines(&view, &who, t.lang());
