@@ -27,7 +27,11 @@ fn key(kind: Option<RecordKind>, field: &str) -> Option<&'static str> {
         (Some(Visit), "actions") => "field.actions",
         (Some(Visit), "gps") => "field.gps",
         (Some(Workplace), "sector") => "workplace.sector",
-        (Some(Workplace), "owner_name" | "owner_contact") => "workplace.owner",
+        (Some(Workplace), "owner_name") => "workplace.owner",
+        (Some(Workplace), "owner_contact") => "field.owner_contact",
+        (Some(Workplace), "formality") => "field.formality",
+        (Some(Workplace), "buyers") => "field.buyers",
+        (Some(Workplace), "suppliers") => "field.suppliers",
         (Some(Workplace), "location") => "field.area",
         (_, "status") => "case.status",
         (_, "classification") => "case.classification",
@@ -251,5 +255,48 @@ mod tests {
             t.code("class", "hazardous_child_labour")
         );
         assert_eq!(value(t, case_kind, "hours_per_week", &Json::from(30)), "30");
+    }
+
+    /// Every field a phone writes is named by a label (a workplace's history read "buyers,
+    /// suppliers, formality").
+    #[test]
+    fn every_field_of_a_record_has_a_label() {
+        use vigie_core::{Area, Formality, Sex, Workplace};
+        let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let records = [
+            (
+                RecordKind::Workplace,
+                serde_json::to_value(Workplace::new(
+                    "x",
+                    "cocoa",
+                    Formality::Formal,
+                    area.clone(),
+                )),
+            ),
+            (
+                RecordKind::ChildCase,
+                serde_json::to_value(ChildCase::new(
+                    "C",
+                    "x",
+                    Sex::Female,
+                    area,
+                    day,
+                    Uuid::nil(),
+                )),
+            ),
+        ];
+        for (kind, json) in records {
+            let json = json.unwrap();
+            for key in json.as_object().unwrap().keys() {
+                if ["id", "version"].contains(&key.as_str()) {
+                    continue;
+                }
+                for lang in [Lang::Fr, Lang::En] {
+                    let shown = field(Tr(lang), Some(kind), key, None);
+                    assert_ne!(&shown, key, "{kind:?}.{key} in {lang:?}");
+                }
+            }
+        }
     }
 }
