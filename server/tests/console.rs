@@ -2321,6 +2321,45 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
     );
     assert_eq!(refused.status, 422);
     assert!(refused.body.contains("Koffi Yao"));
+    // What the supervisor typed is in the form again, to be corrected rather than retyped.
+    let csrf = browser.get(&path).csrf();
+    let refused = browser.post(
+        &format!("{path}/referral"),
+        &[
+            ("csrf", &csrf),
+            ("service", "health"),
+            ("provider", "Centre de santé de Buyo"),
+            ("date", "2099-01-15"),
+        ],
+    );
+    assert_eq!(refused.status, 422);
+    for typed in [
+        "value=\"health\" selected",
+        "value=\"Centre de santé de Buyo\"",
+        "value=\"2099-01-15\"",
+    ] {
+        assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
+    }
+    let csrf = browser.get(&path).csrf();
+    let refused = browser.post(
+        &format!("{path}/follow-up"),
+        &[
+            ("csrf", &csrf),
+            ("situation", "still_working"),
+            ("date", "2026-05-04"),
+            ("next_due", "2026-05-01"),
+            ("notes", "Travaille encore au champ"),
+        ],
+    );
+    assert_eq!(refused.status, 422);
+    for typed in [
+        "value=\"still_working\" selected",
+        "value=\"2026-05-04\"",
+        "value=\"2026-05-01\"",
+        "value=\"Travaille encore au champ\"",
+    ] {
+        assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
+    }
     // Who read a child's file is in the audit log, as what they did is.
     let journal = audit_page(&s, "admin.words");
     let viewed = journal
@@ -2328,8 +2367,8 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         .filter(|row| row.contains("Dossier consulté"))
         .count();
     assert_eq!(
-        viewed, 6,
-        "two cases, each opened in two languages, one opened again and shown after a refused form: {journal}"
+        viewed, 10,
+        "two cases, each opened in two languages, one opened again three times and shown after three refused forms: {journal}"
     );
     // So is who read a workplace's page (its owner's name and contact).
     assert_eq!(

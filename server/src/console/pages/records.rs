@@ -1527,6 +1527,7 @@ struct CasePage {
     confirm_erase: bool,
     done: Option<&'static str>,
     today: String,
+    typed: Typed,
 }
 
 const SERVICES: [ServiceKind; 5] = [
@@ -1545,11 +1546,24 @@ const SITUATIONS: [FollowUpSituation; 5] = [
     FollowUpSituation::NotFound,
 ];
 
+/// What the supervisor typed in a referral's or a follow-up's form, shown again in it when
+/// it is refused (they typed it once on a slow link; a POST's answer is never compressed).
+#[derive(Default)]
+struct Typed {
+    service: String,
+    provider: String,
+    date: String,
+    situation: String,
+    next_due: String,
+    notes: String,
+}
+
 /// Why a case is erased: codes only, so that the audit log holds no free text.
 #[derive(Default)]
 struct CaseForm {
     error: Option<String>,
     form: &'static str,
+    typed: Typed,
     confirm_erase: bool,
     /// One of `ERASE_REASONS`, or empty.
     erase_reason: &'static str,
@@ -1793,6 +1807,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         confirm_erase: state.confirm_erase,
         done: done_message(t, state.done.as_deref()),
         today: today().to_string(),
+        typed: state.typed,
     };
     Ok((status, html(&page)).into_response())
 }
@@ -1860,7 +1875,7 @@ fn form_again(
     viewer: &Viewer,
     id: Uuid,
     problem: impl Into<String>,
-    form: &'static str,
+    form: (&'static str, Typed),
 ) -> PageResult {
     let nothing = Done {
         action: "",
@@ -1877,7 +1892,7 @@ fn case_outcome(
     viewer: &Viewer,
     id: Uuid,
     outcome: Result<(), String>,
-    form: &'static str,
+    (form, typed): (&'static str, Typed),
     Done {
         action,
         detail,
@@ -1896,6 +1911,7 @@ fn case_outcome(
             CaseForm {
                 error: Some(message),
                 form,
+                typed,
                 ..Default::default()
             },
         ),
@@ -1920,7 +1936,14 @@ pub async fn case_status(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Some(to) = STATUSES.iter().copied().find(|s| s.as_str() == form.to) else {
-            return form_again(hub, ctx, &viewer, id, t.get("case.choose_status"), "status");
+            return form_again(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                t.get("case.choose_status"),
+                ("status", Typed::default()),
+            );
         };
         let who = viewer.principal();
         let mut from = None;
@@ -1968,7 +1991,7 @@ pub async fn case_status(
             &viewer,
             id,
             outcome,
-            "status",
+            ("status", Typed::default()),
             Done {
                 action: "case_status",
                 detail: to.as_str(),
@@ -2000,6 +2023,12 @@ pub async fn case_referral(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
+        let as_typed = || Typed {
+            service: form.service.clone(),
+            provider: form.provider.clone(),
+            date: form.date.clone(),
+            ..Typed::default()
+        };
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
         // Each mistake said by itself, the first the form shows first.
         let typed = match (service, event_day(&t, &form.date)) {
@@ -2011,7 +2040,7 @@ pub async fn case_referral(
         let (service, date) = match typed {
             Ok(typed) => typed,
             Err(problem) => {
-                return form_again(hub, ctx, &viewer, id, problem, "referral");
+                return form_again(hub, ctx, &viewer, id, problem, ("referral", as_typed()));
             }
         };
         let who = viewer.principal();
@@ -2039,7 +2068,7 @@ pub async fn case_referral(
             &viewer,
             id,
             outcome,
-            "referral",
+            ("referral", as_typed()),
             Done {
                 action: "case_referral",
                 detail: &code(service),
@@ -2077,6 +2106,13 @@ pub async fn case_follow_up(
             .iter()
             .copied()
             .find(|s| code(s) == form.situation);
+        let as_typed = || Typed {
+            situation: form.situation.clone(),
+            date: form.date.clone(),
+            next_due: form.next_due.clone(),
+            notes: form.notes.clone(),
+            ..Typed::default()
+        };
         let next_due = parse_date(Some(form.next_due.trim()));
         // Each mistake said by itself, the first the form shows first.
         let typed = match (situation, event_day(&t, &form.date)) {
@@ -2090,7 +2126,7 @@ pub async fn case_follow_up(
         let (situation, date) = match typed {
             Ok(typed) => typed,
             Err(problem) => {
-                return form_again(hub, ctx, &viewer, id, problem, "follow_up");
+                return form_again(hub, ctx, &viewer, id, problem, ("follow_up", as_typed()));
             }
         };
         let who = viewer.principal();
@@ -2112,7 +2148,7 @@ pub async fn case_follow_up(
             &viewer,
             id,
             outcome,
-            "follow_up",
+            ("follow_up", as_typed()),
             Done {
                 action: "case_follow_up",
                 detail: &code(situation),
@@ -2149,7 +2185,7 @@ pub async fn case_resolve(
             &viewer,
             id,
             outcome,
-            "conflicts",
+            ("conflicts", Typed::default()),
             Done {
                 action: "case_resolve",
                 detail: &form.field,
@@ -2269,7 +2305,7 @@ pub async fn case_merge(
                 &viewer,
                 id,
                 t.get("case.choose_duplicate"),
-                "merge",
+                ("merge", Typed::default()),
             );
         };
         let who = viewer.principal();
@@ -2309,7 +2345,7 @@ pub async fn case_merge(
             &viewer,
             id,
             outcome,
-            "merge",
+            ("merge", Typed::default()),
             Done {
                 action: "case_merge",
                 detail: &duplicate.to_string(),
@@ -2342,7 +2378,14 @@ pub async fn case_erase(
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
         let Some(reason) = ERASE_REASONS.iter().copied().find(|r| *r == form.reason) else {
-            return form_again(hub, ctx, &viewer, id, t.get("erase.reason_needed"), "erase");
+            return form_again(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                t.get("erase.reason_needed"),
+                ("erase", Typed::default()),
+            );
         };
         let case_code = {
             let (_, who, view) = records(hub, ctx)?;
@@ -2356,9 +2399,14 @@ pub async fn case_erase(
         // done, and journaled once, by the request that erased it.
         match erase_journaled(&*hub.backend, viewer.user.id, id, reason, false) {
             Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
-            Err(e @ Error::NotAllowed { .. }) => {
-                form_again(hub, ctx, &viewer, id, t.refusal(&e), "erase")
-            }
+            Err(e @ Error::NotAllowed { .. }) => form_again(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                t.refusal(&e),
+                ("erase", Typed::default()),
+            ),
             Err(e) => Err(e.into()),
         }
     })
