@@ -1408,6 +1408,27 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
             .iter()
             .any(|h| h.author.is_some_and(|a| a.user == s.supervisor))
     );
+    // A return written on a stale page (another supervisor returned it meanwhile): the
+    // comment is shown, not lost.
+    let returned = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[("csrf", &csrf), ("action", "return"), ("comment", "Âges ?")],
+    );
+    assert_eq!(returned.status, 303, "{}", returned.body);
+    let stale = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[
+            ("csrf", &csrf),
+            ("action", "return"),
+            ("comment", "Merci de préciser les âges"),
+        ],
+    );
+    assert_eq!(stale.status, 422, "{}", stale.body);
+    assert!(
+        stale.body.contains("<q>Merci de préciser les âges</q>"),
+        "{}",
+        stale.body
+    );
     // A case step, a referral and a follow-up through the console reach the phone too.
     let case_path = format!("/console/cases/{}", f.my_case);
     let case_page = browser.get(&case_path);
