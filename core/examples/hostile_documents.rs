@@ -75,6 +75,7 @@ fn apply(dir: &Path) {
             headless_documents: false,
             reoffer: false,
             incarnation: None,
+            push_retry_in_seconds: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())
