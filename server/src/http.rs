@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
@@ -136,6 +136,9 @@ struct Guards {
     small_body_kib: Arc<Semaphore>,
     /// The console's form bodies (which need no token), apart from the devices'.
     console_kib: Arc<Semaphore>,
+    /// The console's file uploads (the reference data's, from a signed-in browser), apart
+    /// from its forms: four slow uploads of 4 MiB held every form's share, sign-in's included.
+    console_upload_kib: Arc<Semaphore>,
     /// Device requests given to the storage workers, by user (`storage_turn`).
     serving: std::sync::Mutex<HashMap<Uuid, usize>>,
     /// Told when a request's storage work ends.
@@ -160,6 +163,7 @@ impl Guards {
             body_kib: Arc::new(Semaphore::new(kib)),
             small_body_kib: Arc::new(Semaphore::new((kib / 2).max(SMALL_BODY_KIB))),
             console_kib: Arc::new(Semaphore::new((kib / 4).max(1))),
+            console_upload_kib: Arc::new(Semaphore::new((kib / 8).max(1))),
             serving: Default::default(),
             storage_freed: tokio::sync::Notify::new(),
         }
@@ -753,20 +757,28 @@ pub(crate) async fn body_in_time(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     // Forms are small; only the reference data upload is a file.
-    let limit = if parts.uri.path() == "/console/reference" {
-        crate::console::MAX_UPLOAD_BYTES
-    } else {
-        crate::console::MAX_FORM_BYTES
+    let upload = parts.uri.path() == "/console/reference" && parts.method == Method::POST;
+    let (limit, pool) = match upload {
+        true => (
+            crate::console::MAX_UPLOAD_BYTES,
+            &hub.guards.console_upload_kib,
+        ),
+        false => (crate::console::MAX_FORM_BYTES, &hub.guards.console_kib),
     };
     if declared_length(&parts.headers).is_some_and(|n| n > limit) {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
+    // A file is read for a signed-in browser only: the page answers anyone else as it
+    // answers a request without a session, with none of the body read.
+    if upload && !signed_in(&hub, &mut parts).await {
+        return next.run(Request::from_parts(parts, Body::empty())).await;
+    }
     let budget = Budget {
-        small: &hub.guards.console_kib,
+        small: pool,
         small_kib: usize::MAX,
-        large: &hub.guards.console_kib,
+        large: pool,
     };
     match read_body(body, limit, &hub.http, &budget).await {
         // The form's bytes stay counted until its page is answered.
@@ -776,8 +788,26 @@ pub(crate) async fn body_in_time(
         }
         Err(Failure::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
         Err(Failure::BodyTooSlow) => StatusCode::REQUEST_TIMEOUT.into_response(),
+        // Other forms fill the share (a burst, or someone holding it): try again shortly.
+        Err(Failure::Busy) => {
+            let mut response = StatusCode::SERVICE_UNAVAILABLE.into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            response
+        }
         Err(_) => StatusCode::BAD_REQUEST.into_response(),
     }
+}
+
+/// Whether the request's cookies open a live console session.
+async fn signed_in(hub: &Arc<Hub>, parts: &mut axum::http::request::Parts) -> bool {
+    use axum::extract::FromRequestParts as _;
+    let Ok(ctx) = crate::console::Ctx::from_request_parts(parts, hub).await;
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || ctx.session_id(&hub).is_ok_and(|s| s.is_some()))
+        .await
+        .unwrap_or(false)
 }
 
 /// `POST /v1/sync`. The device is authenticated from its headers before a byte of its body is

@@ -417,6 +417,43 @@ fn console_forms_holding_every_connection_give_way_to_a_device() {
 }
 
 #[test]
+fn slow_console_uploads_hold_no_form_back() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let addr = hub.addr();
+    // Four uploads of the reference data's 4 MiB, trickling, from no one signed in: they held
+    // every console form's share, and sign-in answered 400 after 30 s, for an hour.
+    let upload = format!(
+        "POST /console/reference HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {}\r\n\r\n--x",
+        4 * 1024 * 1024 - 64
+    );
+    let mut held: Vec<Stalled> = (0..6)
+        .map(|_| {
+            let mut bytes = upload.clone().into_bytes();
+            bytes.extend_from_slice(&[b'a'; 1000]);
+            Stalled::open(&addr, &bytes).unwrap()
+        })
+        .collect();
+    // Not read: answered as any request without a session is, at once.
+    for stalled in &mut held {
+        let (status, _) = stalled.answer(Duration::from_secs(5)).unwrap();
+        assert!(status < 400, "{status}");
+    }
+    let started = Instant::now();
+    let mut browser = common::console::Browser::new(&hub.url);
+    let page = browser.sign_in("nobody", "not a password");
+    assert!(
+        page.status != 400 && page.status != 503,
+        "{}: {}",
+        page.status,
+        page.body
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
