@@ -2274,6 +2274,12 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
         browser.cookies.insert("vigie_lang".into(), lang.into());
         let page = browser.get(&path);
         assert_eq!(page.status, 200);
+        // Days as the page's readers write them.
+        let day = match lang {
+            "fr" => c.identified_on.format("%d/%m/%Y").to_string(),
+            _ => c.identified_on.format("%d %b %Y").to_string(),
+        };
+        assert!(page.body.contains(&day), "{lang}: {day}");
         // The case's values (its history names the fields changed, codes included).
         let values = page
             .body
@@ -3033,7 +3039,7 @@ fn a_conflict_between_many_devices_tells_their_values_apart() {
             .unwrap_or_else(|| panic!("a device: {value}"));
         assert_eq!(device.len(), 8, "{value}");
         labels.push(device.to_string());
-        // To the second: "2026-12-03 16:27:05".
+        // To the second: "03/12/2026 16:27:05".
         let time = value.rsplit(", ").next().unwrap_or("").trim();
         assert_eq!(time.len(), 19, "{value}");
         times.push(time.to_string());

@@ -93,6 +93,39 @@ impl Tr {
         self.0.code()
     }
 
+    /// A day as a reader of the page's language writes it (13/07/2026 in French). Forms keep
+    /// ISO days: a date field's value is one.
+    pub fn day(&self, day: chrono::NaiveDate) -> String {
+        day.format(self.get("format.day")).to_string()
+    }
+
+    /// A moment, to the minute, at its own offset (a visit's time where it was made).
+    pub fn moment<Tz: chrono::TimeZone>(&self, at: &chrono::DateTime<Tz>) -> String
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        at.format(self.get("format.moment")).to_string()
+    }
+
+    /// A moment to the second (values in conflict, made within the same minute).
+    pub fn instant<Tz: chrono::TimeZone>(&self, at: &chrono::DateTime<Tz>) -> String
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        at.format(self.get("format.instant")).to_string()
+    }
+
+    /// A month given as `2026-01` (the indicators' months): "janv. 2026" in French.
+    pub fn month(&self, month: &str) -> String {
+        match month
+            .split_once('-')
+            .and_then(|(y, m)| Some((y, m.parse::<u8>().ok()?)))
+        {
+            Some((year, m @ 1..=12)) => format!("{} {year}", self.get(&format!("month.{m}"))),
+            _ => month.to_string(),
+        }
+    }
+
     /// A stored code's label (`status.referred`, `role.supervisor`...), the code itself if the
     /// catalogue has none.
     /// A sector's label from the reference data in force (sectors are data, not code), else
@@ -247,6 +280,18 @@ fn field_key(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_and_months_read_as_their_readers_write_them() {
+        let (fr, en) = (Tr(Lang::Fr), Tr(Lang::En));
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 7, 13).unwrap();
+        assert_eq!(fr.day(day), "13/07/2026");
+        assert_eq!(en.day(day), "13 Jul 2026");
+        assert_eq!(fr.month("2026-01"), "janv. 2026");
+        assert_eq!(en.month("2026-12"), "Dec 2026");
+        assert_eq!(fr.month("2026-13"), "2026-13");
+        assert_eq!(fr.month("unknown"), "unknown");
+    }
 
     #[test]
     fn both_catalogues_have_the_same_keys() {

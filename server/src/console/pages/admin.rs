@@ -47,9 +47,9 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/quarantine/{entry}", post(review_quarantine))
 }
 
-fn time(ms: Option<i64>) -> String {
+fn time(t: Tr, ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .map(|at| t.moment(&at))
         .unwrap_or_default()
 }
 
@@ -414,9 +414,9 @@ fn devices_page(
         .map(|d| DeviceLine {
             id: d.device,
             user: names.get(&d.user).cloned().unwrap_or_default(),
-            enrolled: time(Some(d.enrolled_ms)),
-            last_seen: time(d.last_seen_ms),
-            revoked: time(d.revoked_ms),
+            enrolled: time(ctx.tr(), Some(d.enrolled_ms)),
+            last_seen: time(ctx.tr(), d.last_seen_ms),
+            revoked: time(ctx.tr(), d.revoked_ms),
         })
         .collect();
     let status = if error.is_some() {
@@ -763,7 +763,7 @@ pub async fn audit_log(
         let lines = entries
             .into_iter()
             .map(|(_, e)| AuditLine {
-                when: time(Some(e.at_ms)),
+                when: time(t, Some(e.at_ms)),
                 who: e
                     .user
                     .map(|u| names.get(&u).cloned().unwrap_or_else(|| u.to_string()))
@@ -864,7 +864,7 @@ fn quarantine_page(
                     .get(&q.user)
                     .cloned()
                     .unwrap_or_else(|| q.user.to_string()),
-                received: time(Some(q.received_ms)),
+                received: time(t, Some(q.received_ms)),
                 fields: labels::fields(
                     t,
                     q.kind,

@@ -252,9 +252,10 @@ pub async fn overview(
                     .collect(),
             }
         };
-        let plain = |k: &str| k.to_string();
         let breakdowns = vec![
-            breakdown(t.get("ind.by_month"), &cells.by_month, Order::Code, &plain),
+            breakdown(t.get("ind.by_month"), &cells.by_month, Order::Code, &|k| {
+                t.month(k)
+            }),
             breakdown(t.get("ind.by_sex"), &cells.by_sex, Order::Label, &|k| {
                 t.code("sex", k)
             }),
@@ -449,7 +450,7 @@ pub async fn review_queue(
             .take(PAGE as usize)
             .map(|item| VisitLine {
                 id: item.visit.id,
-                started: item.visit.started_at.format("%Y-%m-%d").to_string(),
+                started: t.day(item.visit.started_at.date_naive()),
                 kind: t.code("visit_kind", &code(item.visit.kind)),
                 visitor: names
                     .get(&item.visit.visitor_id)
@@ -556,7 +557,7 @@ fn conflict_lines(
                             by.push(t.fmt("case.conflict_device", &device[..8]));
                         }
                         if let Some(at) = v.time {
-                            by.push(at.format("%Y-%m-%d %H:%M:%S").to_string());
+                            by.push(t.instant(&at));
                         }
                         let value = match labels::is_user_field(kind, &c.field) {
                             true => match v.value.as_str().map(Uuid::parse_str) {
@@ -627,10 +628,7 @@ fn history_lines(
         .into_iter()
         .rev()
         .map(|h| HistoryLine {
-            when: h
-                .time
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default(),
+            when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
             who: h
                 .author
                 .map(|a| {
@@ -697,7 +695,7 @@ fn attachment_lines<R: vigie_core::Record>(
                 kind: t.code("attachment_kind", a.kind.as_str()),
                 caption: a.caption,
                 size: human_size(a.size),
-                captured: format!("{} {by}", a.captured_at.format("%Y-%m-%d %H:%M"))
+                captured: format!("{} {by}", t.moment(&a.captured_at))
                     .trim_end()
                     .to_string(),
                 url: format!("/console/records/{}/attachments/{}", record.id(), a.id),
@@ -884,14 +882,11 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.started"),
-            value: visit.started_at.format("%Y-%m-%d %H:%M").to_string(),
+            value: t.moment(&visit.started_at),
         },
         Field {
             label: t.get("visit.ended"),
-            value: visit
-                .ended_at
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default(),
+            value: visit.ended_at.map(|at| t.moment(&at)).unwrap_or_default(),
         },
         Field {
             label: t.get("visit.visitor"),
@@ -1173,7 +1168,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
                     href: record_href(a.kind, a.id),
                     severity,
                     class,
-                    when: a.at.format("%Y-%m-%d").to_string(),
+                    when: t.day(a.at.date_naive()),
                     district: t.area(&reference, &a.district),
                     community: t.area(&reference, &a.community),
                 }
@@ -1313,7 +1308,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
                     district: case.area.district.clone(),
                     community: case.area.community.clone(),
                 };
-                lines.push(line(summary, item.due.to_string()));
+                lines.push(line(summary, t.day(item.due)));
             }
         } else {
             let query = ChildCaseQuery {
@@ -1618,7 +1613,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.identified_on"),
-            value: case.identified_on.to_string(),
+            value: t.day(case.identified_on),
         },
         Field {
             label: t.get("case.identified_by"),
@@ -1712,7 +1707,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .referrals
         .values()
         .map(|r| Line2 {
-            a: r.date.to_string(),
+            a: t.day(r.date),
             b: t.code("service", &code(r.service)),
             c: r.provider.clone(),
             d: r.outcome.clone(),
@@ -1722,9 +1717,9 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .followups
         .values()
         .map(|f| Line2 {
-            a: f.date.to_string(),
+            a: t.day(f.date),
             b: t.code("situation", &code(f.situation)),
-            c: f.next_due.map(|d| d.to_string()).unwrap_or_default(),
+            c: f.next_due.map(|d| t.day(d)).unwrap_or_default(),
             d: f.notes.clone(),
         })
         .collect();
@@ -1777,7 +1772,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         }),
         visit: case.identified_on_visit.and_then(|v| {
             let visit: Visit = scoped.get(v).ok()?;
-            Some((v, visit.started_at.date_naive().to_string()))
+            Some((v, t.day(visit.started_at.date_naive())))
         }),
         notes: case.notes.clone(),
         steps,
@@ -2519,7 +2514,7 @@ fn workplace_page_of(
         .into_iter()
         .map(|v| VisitLine {
             id: v.id,
-            started: v.started_at.format("%Y-%m-%d").to_string(),
+            started: t.day(v.started_at.date_naive()),
             kind: t.code("visit_kind", &code(v.kind)),
             visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
             community: t.code("visit_status", v.status.as_str()),
