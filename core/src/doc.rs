@@ -281,6 +281,85 @@ fn record_json<R: Record>(record: &R) -> Result<Map<String, Json>> {
     }
 }
 
+/// An edit made at an older version whose every later change is this device's own (an app
+/// saving a form again from the version it read, with saves of its own between): rebased on
+/// the document's heads, what the form changed since the version it read over what the device
+/// saved since. Written at the older version, each such save stood beside the others, and the
+/// user's own values showed as a conflict (a branch per save, which an altered app could pile
+/// up by the thousand). `None` when someone else changed the record since (their edit and
+/// this one are merged, a real conflict kept), or when the version is the latest.
+pub(crate) fn rebased_own_edit<R: Record>(
+    doc: &Automerge,
+    record: &R,
+    device: Uuid,
+) -> Result<Option<R>> {
+    let base = record.version().heads();
+    let mut latest = doc.get_heads();
+    latest.sort();
+    let mut asked = base.to_vec();
+    asked.sort();
+    if base.is_empty()
+        || asked == latest
+        || base.iter().any(|h| doc.get_change_by_hash(h).is_none())
+    {
+        return Ok(None);
+    }
+    let since = doc.get_changes_meta(base);
+    if since.is_empty()
+        || since
+            .iter()
+            .any(|c| device_of_actor(&c.actor) != Some(device))
+    {
+        return Ok(None);
+    }
+    let id = record.id();
+    let json = |r: &R| {
+        serde_json::to_value(r).map_err(|e| Error::DamagedDocument {
+            id,
+            reason: format!("record does not serialize: {}", describe_json_error(&e)),
+        })
+    };
+    let read: R = read_record_at(doc, id, base)?;
+    let now: R = read_record(doc, id)?;
+    let (read, mine, now_json) = (json(&read)?, json(record)?, json(&now)?);
+    let merged = three_way(Some(&read), Some(&mine), Some(&now_json)).unwrap_or(mine);
+    let mut rebased: R = serde_json::from_value(merged).map_err(|e| Error::DamagedDocument {
+        id,
+        reason: format!(
+            "fields do not match the record: {}",
+            describe_json_error(&e)
+        ),
+    })?;
+    rebased.set_id(id);
+    rebased.set_version(now.version().clone());
+    Ok(Some(rebased))
+}
+
+/// `mine` over `theirs`, both made from `base` (`None`: absent): where `mine` left a value as
+/// `base` had it, `theirs`'s stands; maps are merged key by key; else `mine`'s.
+fn three_way(base: Option<&Json>, mine: Option<&Json>, theirs: Option<&Json>) -> Option<Json> {
+    if mine == base {
+        return theirs.cloned();
+    }
+    if theirs == base {
+        return mine.cloned();
+    }
+    match (base, mine, theirs) {
+        (Some(Json::Object(b)), Some(Json::Object(m)), Some(Json::Object(t))) => {
+            let keys: std::collections::BTreeSet<&String> =
+                b.keys().chain(m.keys()).chain(t.keys()).collect();
+            let merged = keys
+                .into_iter()
+                .filter_map(|key| {
+                    three_way(b.get(key), m.get(key), t.get(key)).map(|v| (key.clone(), v))
+                })
+                .collect();
+            Some(Json::Object(merged))
+        }
+        _ => mine.cloned(),
+    }
+}
+
 /// Writes `record` into `doc` as an edit made at the record's version (its heads when it was
 /// read; empty for a new record). Returns the new change, or `None` if nothing differed.
 pub fn write_record<R: Record>(

@@ -520,6 +520,41 @@ fn updates_write_only_what_changed_and_history_says_who_and_what() {
     assert!(history[0].fields.contains(&"findings".to_string()));
 }
 
+/// An app that saves a form again from the object it first read (each save an edit at that
+/// older version, with this device's own saves since): the user's saves follow one another.
+/// Each made a branch of its own, and the user's own values showed as a conflict to settle.
+/// What a save left as it read it keeps what an earlier save set; what it changed, it sets.
+#[test]
+fn a_form_saved_again_from_the_version_it_read_makes_no_conflict_of_its_own_values() {
+    let dir = TempDir::new().unwrap();
+    let monitor = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", monitor);
+    let read = store.create(&child("Awa Koné", monitor)).unwrap();
+    let mut form = read.clone();
+    form.hours_per_week = 30;
+    store.update(&form).unwrap();
+    form.guardian = "Koffi Brou".into();
+    store.update(&form).unwrap();
+    form.hours_per_week = 25;
+    store.update(&form).unwrap();
+    // Another form, opened on the first version too, changes the household only.
+    let mut other = read.clone();
+    other.household = "Ménage Koné".into();
+    let saved = store.update(&other).unwrap();
+    assert!(store.conflicts(read.id).unwrap().is_empty());
+    assert_eq!(
+        (
+            saved.hours_per_week,
+            saved.guardian.as_str(),
+            saved.household.as_str()
+        ),
+        (25, "Koffi Brou", "Ménage Koné")
+    );
+    // One branch: each save came after the one before it.
+    let history = store.history(read.id).unwrap();
+    assert_eq!(history.len(), 5, "{history:?}");
+}
+
 #[test]
 fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
     let dir = TempDir::new().unwrap();

@@ -187,6 +187,11 @@ pub(crate) fn update_in<R: Record>(
     let mut record = record.clone();
     let id = record.id();
     let (rowid, mut document) = load_for::<R>(tx, id, write.actor)?;
+    // A form saved again from the version it read, over saves of this device only: the
+    // user's saves follow one another (`doc::rebased_own_edit`).
+    if let Some(rebased) = doc::rebased_own_edit(&document, &record, write.author.device)? {
+        record = rebased;
+    }
     // The versions a record was captured with are the stored ones, whatever the caller holds
     // (an app that does not know the field sends none).
     if let Some(pins) = record.pins_mut() {
