@@ -1535,6 +1535,39 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
         50
     );
+    // Pinned to a reference version no phone holds, the same values are judged all the same:
+    // only what that version decides is left to the hub (every other rule comes first).
+    let held = monitor.store.export_document(id).unwrap();
+    let pinned = |hours: i32| {
+        let mut document = automerge::Automerge::load(&held)
+            .unwrap()
+            .with_actor(colleague.store.actor().clone());
+        let mut case: ChildCase = vigie_core::doc::read_record(&document, id).unwrap();
+        case.captured_with.country_profile = Some(Pin::new("ilo-default", 999));
+        case.captured_with.administrative_areas = Some(Pin::new("CI", 999));
+        case.hours_per_week = hours;
+        vigie_core::doc::write_record(&mut document, &case, &own)
+            .unwrap()
+            .expect("a change");
+        document.save()
+    };
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, pinned(500))], &to_monitor)
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+    // Within the rules, a version this phone lacks is no reason to refuse (a newer profile
+    // the sender received first): the hub judges it.
+    let bundle = colleague
+        .store
+        .seal_bundle(vec![(id, pinned(45))], &to_monitor)
+        .unwrap();
+    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    assert_eq!(
+        monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
+        45
+    );
 }
 
 /// Nothing binds a change to the device it names: a colleague's altered app wrote, as the

@@ -12,7 +12,6 @@ use crate::doc;
 use crate::domain::codes::Role;
 use crate::domain::records;
 use crate::domain::reference::ReferenceData;
-use crate::domain::reference::content::PINS_FIELD;
 use crate::domain::rights;
 use crate::error::{Error, Result};
 use crate::identity::Certificate;
@@ -219,7 +218,9 @@ pub(crate) struct Sender {
 /// passed on a case identified in 2099, of a child aged -7 working 100,000 hours a week, and
 /// a name over several lines, which the phone stored, showed, counted and relayed. What the
 /// copy this device holds broke already (a rule newer than the record) is not held against
-/// it; nor are the record's reference versions, which a phone may not have yet.
+/// it; nor what only reference versions this phone lacks decide (`records::judged_elsewhere`:
+/// judged after every other rule, so that a version pinned to one no phone holds excuses
+/// nothing else).
 fn check_values(
     id: Uuid,
     record: &TypedRecord,
@@ -228,9 +229,13 @@ fn check_values(
 ) -> Result<()> {
     let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
     if let Err(e) = record.validate(reference) {
-        let broken_already =
-            || -> Result<bool> { Ok(held()?.is_some_and(|h| h.validate(reference).is_err())) };
-        if !e.field.starts_with(PINS_FIELD) && !broken_already()? {
+        // The same rule on the same field, broken by the copy held here already.
+        let broken_already = || -> Result<bool> {
+            Ok(held()?
+                .and_then(|h| h.validate(reference).err())
+                .is_some_and(|was| was.field == e.field && was.rule == e.rule))
+        };
+        if !records::judged_elsewhere(&e) && !broken_already()? {
             return Err(breaks(e));
         }
     }

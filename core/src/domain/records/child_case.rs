@@ -671,12 +671,6 @@ impl Record for ChildCase {
         );
         super::within_calendar(&dates)?;
         self.area.validate("area")?;
-        reference.check_area(
-            self.captured_with.administrative_areas.as_ref(),
-            &self.area,
-            "area",
-        )?;
-        let rules = reference.rule_set_of(self)?;
         if self.identified_by.is_nil() {
             return Err(ValidationError::new("identified_by", "must be set"));
         }
@@ -720,38 +714,8 @@ impl Record for ChildCase {
                 "must be between 0 and 168",
             ));
         }
-        if let Some(code) = self.hazards.iter().find(|h| !rules.has_hazard(h)) {
-            let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
-                format!("hazards.{code}")
-            } else {
-                "hazards".to_string()
-            };
-            return Err(ValidationError::new(field, "unknown hazard code"));
-        }
-        // A directory that lists providers lists every provider a child may be referred to:
-        // the referral then names one by its code.
-        let directory = reference
-            .pinned_referrals(self.captured_with.referral_services.as_ref())?
-            .filter(|d| !d.providers.is_empty());
         for (id, r) in &self.referrals {
             require_line(&format!("referrals.{id}.provider"), &r.provider)?;
-            if let Some(directory) = directory {
-                match directory.provider(&r.provider) {
-                    None => {
-                        return Err(ValidationError::new(
-                            format!("referrals.{id}.provider"),
-                            "not a provider code of the referral directory",
-                        ));
-                    }
-                    Some(p) if p.service != r.service => {
-                        return Err(ValidationError::new(
-                            format!("referrals.{id}.service"),
-                            "the provider does not offer this service",
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
             if r.date < self.identified_on {
                 return Err(ValidationError::new(
                     format!("referrals.{id}.date"),
@@ -787,6 +751,44 @@ impl Record for ChildCase {
                     format!("followups.{id}.next_due"),
                     "must not be before the follow-up's date",
                 ));
+            }
+        }
+        // Last, what the reference data the case was captured with decides: a device that
+        // lacks those versions has judged every other rule first (`records::judged_elsewhere`).
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
+        let rules = reference.rule_set_of(self)?;
+        if let Some(code) = self.hazards.iter().find(|h| !rules.has_hazard(h)) {
+            let field = if code.len() <= 32 && code.chars().all(|c| c.is_ascii_graphic()) {
+                format!("hazards.{code}")
+            } else {
+                "hazards".to_string()
+            };
+            return Err(ValidationError::new(field, "unknown hazard code"));
+        }
+        // A directory that lists providers lists every provider a child may be referred to:
+        // the referral then names one by its code.
+        let directory = reference
+            .pinned_referrals(self.captured_with.referral_services.as_ref())?
+            .filter(|d| !d.providers.is_empty());
+        for (id, r) in self.referrals.iter().filter(|_| directory.is_some()) {
+            match directory.and_then(|d| d.provider(&r.provider)) {
+                None => {
+                    return Err(ValidationError::new(
+                        format!("referrals.{id}.provider"),
+                        "not a provider code of the referral directory",
+                    ));
+                }
+                Some(p) if p.service != r.service => {
+                    return Err(ValidationError::new(
+                        format!("referrals.{id}.service"),
+                        "the provider does not offer this service",
+                    ));
+                }
+                Some(_) => {}
             }
         }
         Ok(())

@@ -239,6 +239,20 @@ pub const EARLIEST_EVENT_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_
 /// console's catalogues translate the words as the core writes them).
 const BEFORE_EARLIEST_EVENT_DAY: &str = "must not be before 1990-01-01 (check the year)";
 
+/// The rule a visit's checklist version breaks when this device does not hold it.
+pub(crate) const UNKNOWN_CHECKLIST: &str = "unknown checklist or checklist version";
+
+/// Whether `error` is one this device could not judge for lack of the reference data the
+/// record was captured with (a version it has not received yet): the hub, which holds every
+/// version, judges it. A record's `validate` checks what the reference data decides last, so
+/// every other rule was judged before such an error.
+pub(crate) fn judged_elsewhere(error: &ValidationError) -> bool {
+    error
+        .field
+        .starts_with(crate::domain::reference::content::PINS_FIELD)
+        || (error.field == "checklist.checklist" && error.rule == UNKNOWN_CHECKLIST)
+}
+
 /// Whether an event's day falls outside `EARLIEST_EVENT_DAY` and `latest_event_day`.
 pub(crate) fn event_day_implausible(day: chrono::NaiveDate) -> bool {
     day < EARLIEST_EVENT_DAY || day > latest_event_day()

@@ -237,11 +237,6 @@ impl Record for Visit {
             ));
         }
         self.area.validate("area")?;
-        reference.check_area(
-            self.captured_with.administrative_areas.as_ref(),
-            &self.area,
-            "area",
-        )?;
         if let Some(ended) = self.ended_at
             && ended < self.started_at
         {
@@ -256,12 +251,26 @@ impl Record for Visit {
         self.workforce.female.validate("workforce.female")?;
         self.workforce.male.validate("workforce.male")?;
         require_count("checklist.version", self.checklist.version)?;
+        if let Some(due) = self.follow_up_due
+            && due < self.started_at.date_naive()
+        {
+            return Err(ValidationError::new(
+                "follow_up_due",
+                "must not be before the visit",
+            ));
+        }
+        // Last, what the reference data decides (`records::judged_elsewhere`).
+        reference.check_area(
+            self.captured_with.administrative_areas.as_ref(),
+            &self.area,
+            "area",
+        )?;
         if !self.checklist.answers.is_empty() || !self.checklist.checklist.is_empty() {
             let version = self.checklist.version.unsigned_abs();
             let Some(list) = reference.checklist(&self.checklist.checklist, version) else {
                 return Err(ValidationError::new(
                     "checklist.checklist",
-                    "unknown checklist or checklist version",
+                    super::UNKNOWN_CHECKLIST,
                 ));
             };
             if let Some(code) = self.checklist.answers.keys().find(|c| !list.has_item(c)) {
@@ -273,14 +282,6 @@ impl Record for Visit {
                 };
                 return Err(ValidationError::new(field, "unknown checklist item"));
             }
-        }
-        if let Some(due) = self.follow_up_due
-            && due < self.started_at.date_naive()
-        {
-            return Err(ValidationError::new(
-                "follow_up_due",
-                "must not be before the visit",
-            ));
         }
         Ok(())
     }

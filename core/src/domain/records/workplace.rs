@@ -108,14 +108,15 @@ impl Record for Workplace {
                 ));
             }
         }
-        let sectors = reference.pinned_sectors(self.captured_with.sectors.as_ref())?;
-        if !sectors.iter().any(|s| s.code == self.sector) {
-            return Err(ValidationError::new("sector", "unknown sector code"));
-        }
         if let Some(p) = &self.location.point {
             p.validate("location.point")?;
         }
         self.location.area.validate("location.area")?;
+        // Last, what the reference data decides (`records::judged_elsewhere`).
+        let sectors = reference.pinned_sectors(self.captured_with.sectors.as_ref())?;
+        if !sectors.iter().any(|s| s.code == self.sector) {
+            return Err(ValidationError::new("sector", "unknown sector code"));
+        }
         reference.check_area(
             self.captured_with.administrative_areas.as_ref(),
             &self.location.area,
