@@ -151,6 +151,14 @@ pub fn hub_identity(
     }))
 }
 
+/// Whether the hub's list `new` replaces the `held` one. Devices are revoked for good: a list
+/// that revokes one the held list does not is the newer, whatever its date says (a hub whose
+/// clock ran days ahead, then was set right, dates its lists before the ones it sent
+/// meanwhile, and its devices heard of no revocation until the clock caught up).
+fn supersedes(new: &Revocations, held: &Revocations) -> bool {
+    held.issued_ms <= new.issued_ms || new.devices.iter().any(|d| !held.devices.contains(d))
+}
+
 /// Certifies again, at once, the devices of a user whose role or areas changed or who was
 /// deactivated (`role` and `areas` as the user's devices now sync: no areas once deactivated).
 /// The directory the other devices receive at their next sync then supersedes what these
@@ -372,7 +380,7 @@ pub(crate) fn apply_identity(
     trust.check_issuer(&certificate)?;
     let newer = match kept::revocations_bytes(tx)? {
         Some(bytes) => Revocations::verified(&bytes, &update.hub.signing)
-            .map_or(true, |old| old.issued_ms <= revocations.issued_ms),
+            .map_or(true, |old| supersedes(&revocations, &old)),
         None => true,
     };
     if newer {
@@ -399,4 +407,24 @@ pub(crate) fn apply_identity(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_that_revokes_another_device_supersedes_whatever_its_date() {
+        let key = HubKey::generate();
+        let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+        // Sent while the hub's clock ran six days ahead.
+        let ahead = key.revocations(vec![one], 1_000_000 + 6 * 86_400_000);
+        // After the clock was set right: one more device revoked, an earlier date.
+        let later = key.revocations(vec![one, two], 1_000_000);
+        assert!(supersedes(&later, &ahead));
+        // The same devices, dated earlier: an older list, kept out.
+        let older = key.revocations(vec![one], 1_000_000);
+        assert!(!supersedes(&older, &ahead));
+        assert!(supersedes(&ahead, &older));
+    }
 }
