@@ -889,7 +889,8 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(
         refused.body.contains(&format!(
-            "première orientation du cas est datée du {tomorrow}"
+            "première orientation du cas est datée du {}",
+            tomorrow.format("%d/%m/%Y")
         )),
         "{}",
         refused.body

@@ -1602,10 +1602,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.date_of_birth"),
-            value: case
-                .date_of_birth
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
+            value: case.date_of_birth.map(|d| t.day(d)).unwrap_or_default(),
         },
         Field {
             label: t.get("field.area"),
@@ -1675,17 +1672,16 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("case.remediated_on"),
-            value: case
-                .remediated_on
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
+            value: case.remediated_on.map(|d| t.day(d)).unwrap_or_default(),
         },
         Field {
             label: t.get("case.follow_up_due"),
-            // What the due lists show: the schedule's next date, or the one a follow-up set.
+            // What the due lists show: the schedule's next date, or the one a follow-up set;
+            // none once the child is 18 (the lists leave the case then).
             value: case
                 .next_follow_up_due()
-                .map(|d| d.to_string())
+                .filter(|_| case.adult_on().is_none_or(|adult| adult > today()))
+                .map(|d| t.day(d))
                 .unwrap_or_default(),
         },
     ];
@@ -1971,7 +1967,7 @@ pub async fn case_status(
             {
                 t.fmt(
                     "case.verified_before_referral",
-                    first_referral.map(|d| d.to_string()).unwrap_or_default(),
+                    first_referral.map(|d| t.day(d)).unwrap_or_default(),
                 )
             }
             // A step the page offered no more (a stale page, another supervisor meanwhile).
