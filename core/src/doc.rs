@@ -18,8 +18,8 @@ use crate::domain::validation::{describe_json_error, valid_code};
 use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, Automerge, ChangeHash, ObjId, ObjType, PatchAction, PatchLog, Prop, ReadDoc,
-    ScalarValue, TextEncoding, Value,
+    ActorId, Automerge, ChangeHash, ChangeMetadata, ObjId, ObjType, PatchAction, PatchLog, Prop,
+    ReadDoc, ScalarValue, TextEncoding, Value,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -281,13 +281,14 @@ fn record_json<R: Record>(record: &R) -> Result<Map<String, Json>> {
     }
 }
 
-/// An edit made at an older version whose every later change is this device's own (an app
-/// saving a form again from the version it read, with saves of its own between): rebased on
-/// the document's heads, what the form changed since the version it read over what the device
-/// saved since. Written at the older version, each such save stood beside the others, and the
-/// user's own values showed as a conflict (a branch per save, which an altered app could pile
-/// up by the thousand). `None` when someone else changed the record since (their edit and
-/// this one are merged, a real conflict kept), or when the version is the latest.
+/// An edit made at an older version that this device saved over since (an app saving a form
+/// again from the version it read, with saves of its own between): rebased on those saves,
+/// what the form changed since the version it read over what the device saved since.
+/// Written at the older version, each such save stood beside the others, and the user's own
+/// values showed as a conflict (a branch per save, which an altered app could pile up by the
+/// thousand). Another device's change since stays beside it, merged as any concurrent edit
+/// (a real conflict kept). `None` when the device saved nothing over that version, or saved
+/// on another's change since, or when the version is the latest.
 pub(crate) fn rebased_own_edit<R: Record>(
     doc: &Automerge,
     record: &R,
@@ -305,13 +306,35 @@ pub(crate) fn rebased_own_edit<R: Record>(
         return Ok(None);
     }
     let since = doc.get_changes_meta(base);
-    if since.is_empty()
-        || since
-            .iter()
-            .any(|c| device_of_actor(&c.actor) != Some(device))
+    let own: Vec<&ChangeMetadata<'_>> = since
+        .iter()
+        .filter(|c| device_of_actor(&c.actor) == Some(device))
+        .collect();
+    let own_hashes: HashSet<ChangeHash> = own.iter().map(|c| c.hash).collect();
+    let since_hashes: HashSet<ChangeHash> = since.iter().map(|c| c.hash).collect();
+    // Saves of this device that built on another's change made since are no version of its
+    // own saves alone: the edit is merged as it stands.
+    if own.is_empty()
+        || own.iter().any(|c| {
+            c.deps
+                .iter()
+                .any(|d| since_hashes.contains(d) && !own_hashes.contains(d))
+        })
     {
         return Ok(None);
     }
+    // The version of the one read and this device's saves since: another device's change
+    // since stays beside the edit (a real conflict, if both set a field), the device's own
+    // saves under it.
+    let depended: HashSet<ChangeHash> = own.iter().flat_map(|c| c.deps.iter().copied()).collect();
+    let mut at: Vec<ChangeHash> = own
+        .iter()
+        .map(|c| c.hash)
+        .chain(base.iter().copied())
+        .filter(|h| !depended.contains(h))
+        .collect();
+    at.sort();
+    at.dedup();
     let id = record.id();
     let json = |r: &R| {
         serde_json::to_value(r).map_err(|e| Error::DamagedDocument {
@@ -320,7 +343,10 @@ pub(crate) fn rebased_own_edit<R: Record>(
         })
     };
     let read: R = read_record_at(doc, id, base)?;
-    let now: R = read_record(doc, id)?;
+    let now: R = match at == latest {
+        true => read_record(doc, id)?,
+        false => read_record_at(doc, id, &at)?,
+    };
     let (read, mine, now_json) = (json(&read)?, json(record)?, json(&now)?);
     let merged = three_way(Some(&read), Some(&mine), Some(&now_json)).unwrap_or(mine);
     let mut rebased: R = serde_json::from_value(merged).map_err(|e| Error::DamagedDocument {

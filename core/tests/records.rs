@@ -553,6 +553,36 @@ fn a_form_saved_again_from_the_version_it_read_makes_no_conflict_of_its_own_valu
     // One branch: each save came after the one before it.
     let history = store.history(read.id).unwrap();
     assert_eq!(history.len(), 5, "{history:?}");
+
+    // A colleague's edit arrives (another phone set the guardian and the school): the same
+    // stale form, saved twice more, conflicts with it where both set a field (a real
+    // conflict, kept), never with its own earlier saves.
+    let mut colleague = open(&dir, "b.db", Uuid::now_v7());
+    colleague
+        .merge_document(read.id, &store.export_document(read.id).unwrap())
+        .unwrap();
+    let mut theirs: ChildCase = colleague.get(read.id).unwrap();
+    theirs.guardian = "Awa Traoré".into();
+    theirs.school = SchoolStatus::DroppedOut;
+    colleague.update(&theirs).unwrap();
+    store
+        .merge_document(read.id, &colleague.export_document(read.id).unwrap())
+        .unwrap();
+    form.guardian = "Yao Koffi".into();
+    store.update(&form).unwrap();
+    form.hours_per_week = 35;
+    let saved = store.update(&form).unwrap();
+    let conflicts: Vec<String> = store
+        .conflicts(read.id)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(conflicts, vec!["guardian".to_string()]);
+    assert_eq!(
+        (saved.hours_per_week, saved.school, saved.household.as_str()),
+        (35, SchoolStatus::DroppedOut, "Ménage Koné")
+    );
 }
 
 #[test]
