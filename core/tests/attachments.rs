@@ -465,11 +465,22 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
     let options = AttachmentSyncOptions::default();
     let chunk = options.chunk_bytes;
 
+    // Until the attachment is whole: a session may stop at a cut (the link down) or go on
+    // past it (a chunk sent again smaller), so cuts are counted where they happen.
     let run = |d: &mut Device, hub: &mut Store, rng: &mut rand_chacha::ChaCha8Rng| {
         let (mut cuts, mut payload, mut sessions) = (0usize, 0usize, 0usize);
         loop {
             sessions += 1;
             assert!(sessions < 200, "the transfer makes no progress");
+            let state = d.store.attachments(visit.id).unwrap()[0].state;
+            if sessions > 1
+                && matches!(
+                    state,
+                    AttachmentState::Uploaded | AttachmentState::Available
+                )
+            {
+                return (cuts, payload);
+            }
             let who = d.principal.clone();
             let result = sync_attachments(
                 &mut d.store,
@@ -477,6 +488,7 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
                 |request| {
                     let cut: f64 = rng.r#gen();
                     if cut < 0.15 {
+                        cuts += 1;
                         return Err("link cut before the hub".into());
                     }
                     let response = hub
@@ -488,6 +500,7 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
                         AttachmentResponse::Refused { .. } => {}
                     }
                     if cut < 0.3 {
+                        cuts += 1;
                         return Err("link cut after the hub".into());
                     }
                     Ok(response)
@@ -495,8 +508,7 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
                 |_| {},
             );
             match result {
-                Ok(_) => return (cuts, payload),
-                Err(Error::Transport { .. }) => cuts += 1,
+                Ok(_) | Err(Error::Transport { .. }) => {}
                 Err(e) => panic!("{e}"),
             }
         }
@@ -520,6 +532,106 @@ fn transfers_cut_at_random_resume_and_resend_at_most_a_chunk_per_cut() {
     assert_eq!(
         b.store.attachments(visit.id).unwrap()[0].state,
         AttachmentState::Available
+    );
+}
+
+/// A link that drops every connection past 160 KB (a weak rural signal): a 200 KB file goes
+/// up and comes down in chunks sent again smaller, and a document queued behind another file
+/// that cannot pass goes on. At 256 KiB a chunk, the file never moved, nor anything after it.
+#[test]
+fn a_link_that_cannot_carry_a_whole_chunk_moves_files_in_smaller_ones() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, ("b", Role::Supervisor, &["CI-R1"])]);
+    let (mut a, mut b) = (devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut a);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let random = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<u8> {
+        pdf(&(0..n).map(|_| rng.r#gen::<u8>()).collect::<Vec<_>>())
+    };
+    let big = random(200_000, &mut rng);
+    let small = random(12_000, &mut rng);
+    let big_id = a
+        .store
+        .add_attachment(visit.id, &document(), &big[..])
+        .unwrap()
+        .id;
+    let small_id = a
+        .store
+        .add_attachment(visit.id, &document(), &small[..])
+        .unwrap()
+        .id;
+    sync(&mut a, &mut hub);
+    sync(&mut b, &mut hub);
+    const CUT: usize = 160_000;
+    let mut session = |d: &mut Device, hub: &mut Store| {
+        let who = d.principal.clone();
+        sync_attachments(
+            &mut d.store,
+            &AttachmentSyncOptions::default(),
+            |request| {
+                if request.len() > CUT {
+                    return Err("cut on the way".into());
+                }
+                let response = hub
+                    .hub_attachment(&who, request, &HubLimits::default())
+                    .map_err(|e| e.to_string())?;
+                if response.len() > CUT {
+                    return Err("cut on the way back".into());
+                }
+                Ok(response)
+            },
+            |_| {},
+        )
+        .expect("the session goes on past the cuts")
+    };
+    let up = session(&mut a, &mut hub);
+    assert_eq!(up.uploaded.len(), 2, "{up:?}");
+    let down = session(&mut b, &mut hub);
+    assert_eq!(down.downloaded.len(), 2, "{down:?}");
+    assert_eq!(b.store.read_attachment(big_id).unwrap(), big);
+    assert_eq!(b.store.read_attachment(small_id).unwrap(), small);
+
+    // A file no chunk of which passes (a link cut past 16 KB) waits; the one after it goes.
+    let stuck = random(100_000, &mut rng);
+    let stuck_id = a
+        .store
+        .add_attachment(visit.id, &document(), &stuck[..])
+        .unwrap()
+        .id;
+    let after = random(8_000, &mut rng);
+    let after_id = a
+        .store
+        .add_attachment(visit.id, &document(), &after[..])
+        .unwrap()
+        .id;
+    sync(&mut a, &mut hub);
+    let who = a.principal.clone();
+    let mut sent = 0;
+    let summary = sync_attachments(
+        &mut a.store,
+        &AttachmentSyncOptions::default(),
+        |request| {
+            sent += 1;
+            if request.len() > 16_000 {
+                return Err("cut".into());
+            }
+            hub.hub_attachment(&who, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.uploaded, vec![after_id], "{summary:?}");
+    assert!(sent < 12, "{sent} requests");
+    let states: Vec<(Uuid, AttachmentState)> = a
+        .store
+        .attachments(visit.id)
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.attachment.id, i.state))
+        .collect();
+    assert!(
+        states.contains(&(stuck_id, AttachmentState::PendingUpload)),
+        "{states:?}"
     );
 }
 

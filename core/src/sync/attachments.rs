@@ -739,8 +739,16 @@ fn failure_text(reason: TransferRefusal) -> &'static str {
     }
 }
 
+/// Transport failures in a row after which a session stops: the link is down, not just weak.
+const CUTS_IN_A_ROW: usize = 4;
+
 /// Runs an attachment session after the records' sync: every transfer due, chunk by chunk,
-/// until done or the transport fails (the next session resumes where this one stopped).
+/// until done or the link is down (the next session resumes where this one stopped). A chunk
+/// whose exchange fails is sent again at half the size, down to one segment: a link that
+/// drops each connection before 256 KiB went through never moved a photo of 200 KB, however
+/// often the app synced. An attachment that fails at one segment waits for the next session
+/// and the others go on (a photo no longer holds a document back). `Err(Transport)` only when
+/// no exchange of the session went through (the link down, the device refused).
 pub fn sync_attachments(
     store: &mut impl StoreAccess,
     options: &AttachmentSyncOptions,
@@ -748,7 +756,8 @@ pub fn sync_attachments(
     mut progress: impl FnMut(&AttachmentSummary),
 ) -> Result<AttachmentSummary> {
     let mut summary = AttachmentSummary::default();
-    let chunk = options.chunk();
+    let mut chunk = options.chunk();
+    let (mut cuts_in_a_row, mut cut, mut answered) = (0usize, None, false);
     let due = store.with(|s| {
         // What failed in an earlier session and may succeed now goes again, once per session
         // (a hub copy that keeps failing its hash does not loop within one).
@@ -758,6 +767,9 @@ pub fn sync_attachments(
         s.transfers_due(options)
     })?;
     for transfer in due {
+        if cuts_in_a_row >= CUTS_IN_A_ROW {
+            break;
+        }
         // Each chunk moves the transfer forward; the bound only guards against a hub that
         // keeps answering without progress. An attachment removed (or its record) since the
         // session listed it is passed over.
@@ -771,7 +783,8 @@ pub fn sync_attachments(
             if transfer.upload && !probe {
                 attachments::set_in_flight(&s.conn, transfer.id, true)?;
             }
-            Ok(Some((4 + 2 * row.size.div_ceil(chunk as u64), probe)))
+            let segments = row.size.div_ceil(sealed::SEGMENT as u64);
+            Ok(Some((4 + CUTS_IN_A_ROW as u64 + 2 * segments, probe)))
         })?;
         let Some((bound, mut probe)) = started else {
             continue;
@@ -788,7 +801,22 @@ pub fn sync_attachments(
             };
             probe = false;
             summary.bytes_sent += request.len();
-            let response = transport(&request).map_err(|reason| Error::Transport { reason })?;
+            let response = match transport(&request) {
+                Ok(response) => response,
+                Err(reason) => {
+                    cut = Some(reason);
+                    cuts_in_a_row += 1;
+                    let smaller = (chunk / 2 / sealed::SEGMENT).max(1) * sealed::SEGMENT;
+                    if cuts_in_a_row >= CUTS_IN_A_ROW || smaller == chunk {
+                        break;
+                    }
+                    chunk = smaller;
+                    // The hub may have stored the chunk whose answer was lost: ask.
+                    probe = transfer.upload;
+                    continue;
+                }
+            };
+            (cuts_in_a_row, answered) = (0, true);
             summary.bytes_received += response.len();
             summary.round_trips += 1;
             let more = store.with(|s| {
@@ -803,7 +831,10 @@ pub fn sync_attachments(
             }
         }
     }
-    Ok(summary)
+    match cut {
+        Some(reason) if !answered => Err(Error::Transport { reason }),
+        _ => Ok(summary),
+    }
 }
 
 /// Where a record stands with the hub, its attachments counted.
