@@ -562,7 +562,7 @@ fn a_link_that_cannot_carry_a_whole_chunk_moves_files_in_smaller_ones() {
     sync(&mut a, &mut hub);
     sync(&mut b, &mut hub);
     const CUT: usize = 160_000;
-    let mut session = |d: &mut Device, hub: &mut Store| {
+    let session = |d: &mut Device, hub: &mut Store| {
         let who = d.principal.clone();
         sync_attachments(
             &mut d.store,

@@ -1477,6 +1477,20 @@ fn a_bundle_s_changes_in_another_s_name_or_of_unknown_fields_are_not_taken() {
     );
 }
 
+/// `bytes` of record `id` in a bundle `from` seals to `to`, imported there.
+fn carried(
+    from: &Device,
+    to: &mut Device,
+    id: Uuid,
+    bytes: Vec<u8>,
+) -> vigie_core::sync::BundleReport {
+    let bundle = from
+        .store
+        .seal_bundle(vec![(id, bytes)], &[Recipient::Device(to.id())])
+        .unwrap();
+    to.store.import_bundle(&bundle).unwrap()
+}
+
 /// A colleague's altered app writes values the phone refuses from its own user (a week of 500
 /// hours, an identification in 2099), under its own name: the record is not taken from a
 /// bundle or a peer, and counted; a value within the rules is. A copy this phone holds that
@@ -1503,18 +1517,13 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
         tx.commit_with(CommitOptions::default().with_message(serde_json::to_string(&own).unwrap()));
         document.save()
     };
-    let to_monitor = [Recipient::Device(monitor.id())];
     let before: ChildCase = monitor.store.get(id).unwrap();
     for (field, value) in [
         ("hours_per_week", "500"),
         ("identified_on", "2099-01-01"),
         ("name", "Awa\nKoné"),
     ] {
-        let bundle = colleague
-            .store
-            .seal_bundle(vec![(id, written(field, value))], &to_monitor)
-            .unwrap();
-        let report = monitor.store.import_bundle(&bundle).unwrap();
+        let report = carried(&colleague, &mut monitor, id, written(field, value));
         assert_eq!(
             (report.changed, report.refused),
             (0, 1),
@@ -1526,11 +1535,13 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
             "{field}"
         );
     }
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(id, written("hours_per_week", "50"))], &to_monitor)
-        .unwrap();
-    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    let report = carried(
+        &colleague,
+        &mut monitor,
+        id,
+        written("hours_per_week", "50"),
+    );
+    assert_eq!(report.changed, 1);
     assert_eq!(
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
         50
@@ -1551,19 +1562,12 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
             .expect("a change");
         document.save()
     };
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(id, pinned(500))], &to_monitor)
-        .unwrap();
-    let report = monitor.store.import_bundle(&bundle).unwrap();
+    let report = carried(&colleague, &mut monitor, id, pinned(500));
     assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
     // Within the rules, a version this phone lacks is no reason to refuse (a newer profile
     // the sender received first): the hub judges it.
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(id, pinned(45))], &to_monitor)
-        .unwrap();
-    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    let report = carried(&colleague, &mut monitor, id, pinned(45));
+    assert_eq!(report.changed, 1);
     assert_eq!(
         monitor.store.get::<ChildCase>(id).unwrap().hours_per_week,
         45
@@ -1588,12 +1592,7 @@ fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
     // The colleague holds the supervisor's merge (a relay, or a forgery: the same bytes).
     colleague.store.merge_document(duplicate, &merged).unwrap();
     let relayed = colleague.store.export_document(duplicate).unwrap();
-    let to_monitor = [Recipient::Device(monitor.id())];
-    let bundle = colleague
-        .store
-        .seal_bundle(vec![(duplicate, relayed)], &to_monitor)
-        .unwrap();
-    let report = monitor.store.import_bundle(&bundle).unwrap();
+    let report = carried(&colleague, &mut monitor, duplicate, relayed);
     assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
     assert_eq!(
         monitor
@@ -1613,11 +1612,8 @@ fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
         None
     );
     // From the supervisor's own device, it is the supervisor's step.
-    let bundle = supervisor
-        .store
-        .seal_bundle(vec![(duplicate, merged)], &to_monitor)
-        .unwrap();
-    assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
+    let report = carried(&supervisor, &mut monitor, duplicate, merged);
+    assert_eq!(report.changed, 1);
     assert_eq!(
         monitor
             .store
