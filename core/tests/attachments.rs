@@ -547,18 +547,14 @@ fn a_link_that_cannot_carry_a_whole_chunk_moves_files_in_smaller_ones() {
     let random = |n: usize, rng: &mut rand_chacha::ChaCha8Rng| -> Vec<u8> {
         pdf(&(0..n).map(|_| rng.r#gen::<u8>()).collect::<Vec<_>>())
     };
+    let attach = |d: &mut Device, bytes: &[u8]| {
+        let entry = d.store.add_attachment(visit.id, &document(), bytes);
+        entry.unwrap().id
+    };
     let big = random(200_000, &mut rng);
     let small = random(12_000, &mut rng);
-    let big_id = a
-        .store
-        .add_attachment(visit.id, &document(), &big[..])
-        .unwrap()
-        .id;
-    let small_id = a
-        .store
-        .add_attachment(visit.id, &document(), &small[..])
-        .unwrap()
-        .id;
+    let big_id = attach(&mut a, &big);
+    let small_id = attach(&mut a, &small);
     sync(&mut a, &mut hub);
     sync(&mut b, &mut hub);
     const CUT: usize = 160_000;
@@ -592,17 +588,9 @@ fn a_link_that_cannot_carry_a_whole_chunk_moves_files_in_smaller_ones() {
 
     // A file no chunk of which passes (a link cut past 16 KB) waits; the one after it goes.
     let stuck = random(100_000, &mut rng);
-    let stuck_id = a
-        .store
-        .add_attachment(visit.id, &document(), &stuck[..])
-        .unwrap()
-        .id;
+    let stuck_id = attach(&mut a, &stuck);
     let after = random(8_000, &mut rng);
-    let after_id = a
-        .store
-        .add_attachment(visit.id, &document(), &after[..])
-        .unwrap()
-        .id;
+    let after_id = attach(&mut a, &after);
     sync(&mut a, &mut hub);
     let who = a.principal.clone();
     let mut sent = 0;

@@ -1587,6 +1587,7 @@ fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
     for d in [&mut monitor, &mut colleague, &mut supervisor] {
         d.sync(&mut hub);
     }
+    let merged_into = |d: &Device| d.store.get::<ChildCase>(duplicate).unwrap().merged_into;
     supervisor.store.merge_cases(kept, duplicate).unwrap();
     let merged = supervisor.store.export_document(duplicate).unwrap();
     // The colleague holds the supervisor's merge (a relay, or a forgery: the same bytes).
@@ -1594,34 +1595,13 @@ fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
     let relayed = colleague.store.export_document(duplicate).unwrap();
     let report = carried(&colleague, &mut monitor, duplicate, relayed);
     assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
-    assert_eq!(
-        monitor
-            .store
-            .get::<ChildCase>(duplicate)
-            .unwrap()
-            .merged_into,
-        None
-    );
+    assert_eq!(merged_into(&monitor), None);
     peer(&mut colleague, &mut monitor).unwrap();
-    assert_eq!(
-        monitor
-            .store
-            .get::<ChildCase>(duplicate)
-            .unwrap()
-            .merged_into,
-        None
-    );
+    assert_eq!(merged_into(&monitor), None);
     // From the supervisor's own device, it is the supervisor's step.
     let report = carried(&supervisor, &mut monitor, duplicate, merged);
     assert_eq!(report.changed, 1);
-    assert_eq!(
-        monitor
-            .store
-            .get::<ChildCase>(duplicate)
-            .unwrap()
-            .merged_into,
-        Some(kept)
-    );
+    assert_eq!(merged_into(&monitor), Some(kept));
 }
 
 /// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:
