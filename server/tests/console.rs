@@ -2350,43 +2350,45 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
     assert_eq!(refused.status, 422);
     assert!(refused.body.contains("Koffi Yao"));
     // What the supervisor typed is in the form again, to be corrected rather than retyped.
-    let csrf = browser.get(&path).csrf();
-    let refused = browser.post(
-        &format!("{path}/referral"),
-        &[
-            ("csrf", &csrf),
-            ("service", "health"),
-            ("provider", "Centre de santé de Buyo"),
-            ("date", "2099-01-15"),
-        ],
-    );
-    assert_eq!(refused.status, 422);
-    for typed in [
-        "value=\"health\" selected",
-        "value=\"Centre de santé de Buyo\"",
-        "value=\"2099-01-15\"",
-    ] {
-        assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
-    }
-    let csrf = browser.get(&path).csrf();
-    let refused = browser.post(
-        &format!("{path}/follow-up"),
-        &[
-            ("csrf", &csrf),
-            ("situation", "still_working"),
-            ("date", "2026-05-04"),
-            ("next_due", "2026-05-01"),
-            ("notes", "Travaille encore au champ"),
-        ],
-    );
-    assert_eq!(refused.status, 422);
-    for typed in [
-        "value=\"still_working\" selected",
-        "value=\"2026-05-04\"",
-        "value=\"2026-05-01\"",
-        "value=\"Travaille encore au champ\"",
-    ] {
-        assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
+    let forms: [(&str, &[(&str, &str)], &[&str]); 2] = [
+        (
+            "referral",
+            &[
+                ("service", "health"),
+                ("provider", "Centre de santé de Buyo"),
+                ("date", "2099-01-15"),
+            ],
+            &[
+                "value=\"health\" selected",
+                "value=\"Centre de santé de Buyo\"",
+                "value=\"2099-01-15\"",
+            ],
+        ),
+        (
+            "follow-up",
+            &[
+                ("situation", "still_working"),
+                ("date", "2026-05-04"),
+                ("next_due", "2026-05-01"),
+                ("notes", "Travaille encore au champ"),
+            ],
+            &[
+                "value=\"still_working\" selected",
+                "value=\"2026-05-04\"",
+                "value=\"2026-05-01\"",
+                "value=\"Travaille encore au champ\"",
+            ],
+        ),
+    ];
+    for (form, fields, shown) in forms {
+        let csrf = browser.get(&path).csrf();
+        let mut posted = vec![("csrf", csrf.as_str())];
+        posted.extend_from_slice(fields);
+        let refused = browser.post(&format!("{path}/{form}"), &posted);
+        assert_eq!(refused.status, 422, "{form}");
+        for typed in shown {
+            assert!(refused.body.contains(typed), "{typed}: {}", refused.body);
+        }
     }
     // Who read a child's file is in the audit log, as what they did is.
     let journal = audit_page(&s, "admin.words");
