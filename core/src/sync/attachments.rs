@@ -747,8 +747,8 @@ const CUTS_IN_A_ROW: usize = 4;
 /// whose exchange fails is sent again at half the size, down to one segment: a link that
 /// drops each connection before 256 KiB went through never moved a photo of 200 KB, however
 /// often the app synced. An attachment that fails at one segment waits for the next session
-/// and the others go on (a photo no longer holds a document back). `Err(Transport)` only when
-/// no exchange of the session went through (the link down, the device refused).
+/// and the others go on (a photo no longer holds a document back). `Err(Transport)` when the
+/// session ended on a failed exchange (the link down, the device refused).
 pub fn sync_attachments(
     store: &mut impl StoreAccess,
     options: &AttachmentSyncOptions,
@@ -757,7 +757,7 @@ pub fn sync_attachments(
 ) -> Result<AttachmentSummary> {
     let mut summary = AttachmentSummary::default();
     let mut chunk = options.chunk();
-    let (mut cuts_in_a_row, mut cut, mut answered) = (0usize, None, false);
+    let (mut cuts_in_a_row, mut cut) = (0usize, None);
     let due = store.with(|s| {
         // What failed in an earlier session and may succeed now goes again, once per session
         // (a hub copy that keeps failing its hash does not loop within one).
@@ -816,7 +816,7 @@ pub fn sync_attachments(
                     continue;
                 }
             };
-            (cuts_in_a_row, answered) = (0, true);
+            cuts_in_a_row = 0;
             summary.bytes_received += response.len();
             summary.round_trips += 1;
             let more = store.with(|s| {
@@ -831,8 +831,10 @@ pub fn sync_attachments(
             }
         }
     }
+    // A session whose last exchange failed ended on the link: said so (the app syncs again
+    // later); one that went on past a file that could not pass ends as any other.
     match cut {
-        Some(reason) if !answered => Err(Error::Transport { reason }),
+        Some(reason) if cuts_in_a_row > 0 => Err(Error::Transport { reason }),
         _ => Ok(summary),
     }
 }
