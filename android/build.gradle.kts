@@ -56,15 +56,16 @@ kotlin {
 }
 
 dependencies {
-    // uniffi's Kotlin calls the library through JNA; the aar carries JNA's own native parts.
-    implementation("net.java.dev.jna:jna:5.14.0@aar")
+    // uniffi's Kotlin calls the library through JNA; the aar carries JNA's own native parts
+    // (5.17 or later: earlier ones crash on Android 15+ phones of 16 KB memory pages).
+    implementation("net.java.dev.jna:jna:5.17.0@aar")
     // The generated code for Android uses @RequiresApi.
     implementation("androidx.annotation:annotation:1.9.1")
     // StoreChange flows and the suspending sync helpers.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.9.0")
 
     // JVM unit tests against the host library: plain JNA (a jar, with its desktop natives).
-    testImplementation("net.java.dev.jna:jna:5.14.0")
+    testImplementation("net.java.dev.jna:jna:5.17.0")
     testImplementation("junit:junit:4.13.2")
     testImplementation("org.jetbrains.kotlin:kotlin-test-junit")
 }

@@ -758,21 +758,30 @@ pub(crate) async fn body_in_time(
     next: axum::middleware::Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    // Forms are small; only the reference data upload is a file.
+    // Forms are small; only the reference data upload is a file. A browser with no session
+    // sends a sign-in's, an invitation's or a password's form, a few hundred bytes: held to
+    // a few KiB, slow forms from anyone (300 of 64 KiB, each reopened as it was closed) no
+    // longer fill the forms' share and keep supervisors from signing in.
     let upload = parts.uri.path() == "/console/reference" && parts.method == Method::POST;
-    let (limit, pool) = match upload {
-        true => (
+    let posted = !matches!(parts.method, Method::GET | Method::HEAD);
+    let session = posted && signed_in(&hub, &mut parts).await;
+    let (limit, pool) = match (upload, session) {
+        (true, _) => (
             crate::console::MAX_UPLOAD_BYTES,
             &hub.guards.console_upload_kib,
         ),
-        false => (crate::console::MAX_FORM_BYTES, &hub.guards.console_kib),
+        (false, true) => (crate::console::MAX_FORM_BYTES, &hub.guards.console_kib),
+        (false, false) => (
+            crate::console::MAX_ANONYMOUS_FORM_BYTES,
+            &hub.guards.console_kib,
+        ),
     };
     if declared_length(&parts.headers).is_some_and(|n| n > limit) {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     // A file is read for a signed-in browser only: the page answers anyone else as it
     // answers a request without a session, with none of the body read.
-    if upload && !signed_in(&hub, &mut parts).await {
+    if upload && !session {
         return next.run(Request::from_parts(parts, Body::empty())).await;
     }
     let budget = Budget {
@@ -800,10 +809,13 @@ pub(crate) async fn body_in_time(
     }
 }
 
-/// Whether the request's cookies open a live console session.
+/// Whether the request's cookies open a live console session (none sent: no lookup).
 async fn signed_in(hub: &Arc<Hub>, parts: &mut axum::http::request::Parts) -> bool {
     use axum::extract::FromRequestParts as _;
     let Ok(ctx) = crate::console::Ctx::from_request_parts(parts, hub).await;
+    if !ctx.has_session_cookie() {
+        return false;
+    }
     let hub = hub.clone();
     tokio::task::spawn_blocking(move || ctx.session_id(&hub).is_ok_and(|s| s.is_some()))
         .await

@@ -417,7 +417,7 @@ fn console_forms_holding_every_connection_give_way_to_a_device() {
 }
 
 #[test]
-fn slow_console_uploads_hold_no_form_back() {
+fn slow_console_uploads_and_forms_from_no_one_hold_no_form_back() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let hub = Hub::start(&data);
@@ -440,6 +440,19 @@ fn slow_console_uploads_hold_no_form_back() {
     for stalled in &mut held {
         let (status, _) = stalled.answer(Duration::from_secs(5)).unwrap();
         assert!(status < 400, "{status}");
+    }
+    // Nor do forms of 64 KiB from no one (300 of them, trickling, filled the forms' share):
+    // a form without a session is a few KiB at most.
+    let form = format!(
+        "POST /console/signin HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 65536\r\n\r\nlogin="
+    );
+    let mut forms: Vec<Stalled> = (0..20)
+        .map(|_| Stalled::open(&addr, form.as_bytes()).unwrap())
+        .collect();
+    for stalled in &mut forms {
+        let (status, _) = stalled.answer(Duration::from_secs(5)).unwrap();
+        assert_eq!(status, 413);
     }
     let started = Instant::now();
     let mut browser = common::console::Browser::new(&hub.url);

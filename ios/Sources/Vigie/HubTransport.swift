@@ -42,6 +42,9 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             outcome.set(data: data, response: response, error: error)
             done.signal()
         }
+        // No redirect is followed: it would carry the token (and the records) elsewhere, an
+        // http:// one in the clear. The answer is the 3xx itself, refused below.
+        task.delegate = NoRedirects.shared
         task.resume()
         done.wait()
 
@@ -59,6 +62,11 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             return data ?? Data()
         }
         guard (200..<300).contains(status) else {
+            if (300..<400).contains(status) {
+                let location = answer.value(forHTTPHeaderField: "Location") ?? "nowhere"
+                throw TransportError.Http(
+                    status: Int32(status), reason: "redirect to \(location), not followed")
+            }
             if status == 403 && HubTransport.wipeRequested(data) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
                 throw TransportError.DeviceRevoked(reason: HubTransport.hubMessage(data))
@@ -105,5 +113,18 @@ private final class Outcome: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return (data, response, error)
+    }
+}
+
+/// Refuses every redirect of the tasks it is the delegate of (`HubTransport`).
+private final class NoRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    static let shared = NoRedirects()
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask,
+        willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }

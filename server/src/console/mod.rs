@@ -243,6 +243,8 @@ async fn breach_guard(request: Request, next: axum::middleware::Next) -> Respons
 
 /// The largest form; a reference data file may be larger (`pages::admin`).
 pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
+/// A form from a browser with no session (sign-in, invitation, password): a few hundred bytes.
+pub(crate) const MAX_ANONYMOUS_FORM_BYTES: usize = 8 * 1024;
 pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 pub(crate) async fn security_headers(response: Response) -> Response {
@@ -476,6 +478,12 @@ impl Ctx {
     /// browser that sends two live sessions carries one planted by someone else's account
     /// (for a longer path, sent first): which is the person's own cannot be told, so both
     /// are ended and the browser is signed out, never signed in as the planter.
+    /// Whether the browser sent a session cookie at all (whether it opens one is
+    /// `session_id`'s to say).
+    pub fn has_session_cookie(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+
     pub fn session_id(&self, hub: &Hub) -> Result<Option<(String, storage::Session)>, Error> {
         let mut live = Vec::new();
         for id in &self.sessions {

@@ -43,7 +43,14 @@ fun VigieStore.changes(): Flow<StoreChange> = callbackFlow {
             trySend(StoreChange.Bulk(source, records))
         }
     })
-    awaitClose { removeChangeListener(token) }
+    awaitClose {
+        // A store closed first (the user signed out, then the screen went away) has no
+        // listener left to remove: its `close()` released them with the object.
+        try {
+            removeChangeListener(token)
+        } catch (closed: IllegalStateException) {
+        }
+    }
 }.buffer(Channel.UNLIMITED)
 
 /**
