@@ -78,7 +78,7 @@ fn top_label(t: Tr, kind: Option<RecordKind>, field: &str) -> String {
 }
 
 /// The follow-up or referral a path goes through, as a person tells it ("Suivi du
-/// 2026-01-15"), or the list's name when the case does not hold it (any more).
+/// 15/01/2026"), or the list's name when the case does not hold it (any more).
 fn entry_label(t: Tr, head: &str, id: &str, case: Option<&ChildCase>) -> String {
     let id = Uuid::parse_str(id).ok();
     let date = match head {
@@ -92,14 +92,14 @@ fn entry_label(t: Tr, head: &str, id: &str, case: Option<&ChildCase>) -> String 
             .map(|r| r.date),
     };
     match (head, date) {
-        ("followups", Some(d)) => t.fmt("case.follow_up_of", d),
-        ("referrals", Some(d)) => t.fmt("case.referral_of", d),
+        ("followups", Some(d)) => t.fmt("case.follow_up_of", t.day(d)),
+        ("referrals", Some(d)) => t.fmt("case.referral_of", t.day(d)),
         _ => top_label(t, Some(RecordKind::ChildCase), head),
     }
 }
 
 /// One field's label, down to the part of a follow-up or referral it is ("Suivi du
-/// 2026-01-15 : Prochain suivi"); `case` is the record when it is a case (its entries' dates).
+/// 15/01/2026 : Prochain suivi"); `case` is the record when it is a case (its entries' dates).
 pub fn field(t: Tr, kind: Option<RecordKind>, path: &str, case: Option<&ChildCase>) -> String {
     let parts: Vec<&str> = path.split('.').collect();
     match parts.as_slice() {
@@ -176,6 +176,13 @@ pub fn value(t: Tr, kind: Option<RecordKind>, path: &str, value: &Json) -> Strin
         Json::Bool(false) => t.get("labels.no").to_string(),
         Json::Number(n) => n.to_string(),
         Json::String(s) if s.is_empty() => t.get("labels.empty").to_string(),
+        // A day (a date field's stored form) as the page's readers write it.
+        Json::String(s) if prefix.is_none() && s.len() == 10 => {
+            match chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                Ok(day) => t.day(day),
+                Err(_) => s.clone(),
+            }
+        }
         Json::String(s) => word(s),
         Json::Array(items) if items.is_empty() => t.get("labels.empty").to_string(),
         Json::Array(items) => items
@@ -255,6 +262,43 @@ mod tests {
             t.code("class", "hazardous_child_labour")
         );
         assert_eq!(value(t, case_kind, "hours_per_week", &Json::from(30)), "30");
+        assert_eq!(
+            value(
+                t,
+                case_kind,
+                "identified_on",
+                &Json::String("2026-07-13".into())
+            ),
+            "13/07/2026"
+        );
+        assert_eq!(
+            field(
+                t,
+                case_kind,
+                &format!("followups.{id}.date"),
+                Some(&{
+                    let mut c = ChildCase::new(
+                        "C",
+                        "x",
+                        vigie_core::Sex::Female,
+                        vigie_core::Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01"),
+                        chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+                        Uuid::nil(),
+                    );
+                    c.followups.insert(
+                        id,
+                        vigie_core::FollowUp {
+                            date: chrono::NaiveDate::from_ymd_opt(2026, 1, 15).unwrap(),
+                            situation: vigie_core::FollowUpSituation::InSchool,
+                            notes: String::new(),
+                            next_due: None,
+                        },
+                    );
+                    c
+                })
+            ),
+            "Suivi du 15/01/2026 : Date du suivi"
+        );
     }
 
     /// Every field a phone writes is named by a label (a workplace's history read "buyers,
