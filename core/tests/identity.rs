@@ -1574,6 +1574,40 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
     );
 }
 
+/// A record pinned to a reference version no hub published (an altered app's), valid
+/// otherwise: a phone takes it from a peer (the version is the hub's to judge), the hub
+/// refuses it from its author, and the phone that took it is told at its next sync and
+/// rebuilds it on the hub's version: it stayed pending there for good, relayed further.
+#[test]
+fn a_record_pinned_to_a_version_no_hub_published_leaves_the_relays() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, _supervisor, mut monitor, mut colleague, id) = a_case_and_a_colleague(&dir);
+    let mut document = automerge::Automerge::load(&colleague.store.export_document(id).unwrap())
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let mut case: ChildCase = vigie_core::doc::read_record(&document, id).unwrap();
+    case.captured_with.country_profile = Some(Pin::new("ilo-default", 999));
+    case.hours_per_week = 12;
+    vigie_core::doc::write_record(&mut document, &case, &colleague.store.author())
+        .unwrap()
+        .expect("a change");
+    let pinned = document.save();
+    colleague.store.merge_document(id, &pinned).unwrap();
+    assert_eq!(carried(&colleague, &mut monitor, id, pinned).changed, 1);
+    let told = colleague.sync(&mut hub);
+    assert!(told.refused.iter().any(|(r, _)| *r == id), "{told:?}");
+    let told = monitor.sync(&mut hub);
+    assert!(
+        told.awaiting_author.is_empty() && told.pending == 0,
+        "{told:?}"
+    );
+    let held: ChildCase = monitor.store.get(id).unwrap();
+    assert_ne!(
+        held.captured_with.country_profile,
+        Some(Pin::new("ilo-default", 999))
+    );
+}
+
 /// Nothing binds a change to the device it names: a colleague's altered app wrote, as the
 /// supervisor's, a merge of a case into another (a step only a supervisor takes), and a phone
 /// that took it hid the case. A step the device bringing it may not take, made in another's

@@ -846,7 +846,11 @@ const REMEMBERED_PUSH_BYTES: usize = 256 * 1024;
 /// (`HubTransaction::remember_refused_changes`): a colleague's phone that got them by a peer
 /// or a bundle would otherwise wait for their author for ever, its own edits held back with
 /// them (`tell_revoked_authors`). Refusals that the same changes may pass later are not kept:
-/// waiting for other devices, history missing, reference data the hub lacks yet.
+/// waiting for other devices, history missing. A reference version the hub does not hold is
+/// kept: the hub holds every version it published, so a record pinned to another was made up
+/// (an altered app's, relayed from phone to phone and pending on each for good), or made
+/// before a restore lost that publication (its author pushes it again once it is published
+/// again; the relays get it from the hub then).
 fn remember_refusal(
     tx: &mut dyn HubTransaction,
     who: &Principal,
@@ -858,10 +862,7 @@ fn remember_refusal(
     };
     if matches!(
         reason,
-        Refusal::ForeignChanges
-            | Refusal::AuthorRevoked
-            | Refusal::MissingHistory
-            | Refusal::UnknownReference
+        Refusal::ForeignChanges | Refusal::AuthorRevoked | Refusal::MissingHistory
     ) {
         return Ok(());
     }
