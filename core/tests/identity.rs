@@ -1608,6 +1608,57 @@ fn a_record_pinned_to_a_version_no_hub_published_leaves_the_relays() {
     );
 }
 
+/// A visit is its visitor's account: a colleague's altered app that filed one in another
+/// monitor's name (the hub refuses it) had it taken by a phone, and shown as theirs.
+#[test]
+fn a_visit_filed_in_a_colleague_s_name_is_not_taken() {
+    use chrono::TimeZone as _;
+    let dir = TempDir::new().unwrap();
+    let (_hub, _supervisor, mut monitor, mut colleague, _) = a_case_and_a_colleague(&dir);
+    let place = colleague
+        .store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let started = chrono::FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 3, 9, 0, 0)
+        .unwrap();
+    let own = colleague
+        .store
+        .create(&Visit::new(
+            VisitKind::CommunityMonitoring,
+            &place,
+            colleague.principal.user,
+            started,
+        ))
+        .unwrap();
+    let bytes = colleague.store.export_document(own.id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let mut forged: Visit = vigie_core::doc::read_record(&document, own.id).unwrap();
+    forged.visitor_id = monitor.principal.user;
+    vigie_core::doc::write_record(&mut document, &forged, &colleague.store.author())
+        .unwrap()
+        .expect("a change");
+    let workplace = colleague.store.export_document(place.id).unwrap();
+    assert_eq!(
+        carried(&colleague, &mut monitor, place.id, workplace).changed,
+        1
+    );
+    // The colleague's own visit, as made, is taken; then its visitor changed is not.
+    assert_eq!(carried(&colleague, &mut monitor, own.id, bytes).changed, 1);
+    let report = carried(&colleague, &mut monitor, own.id, document.save());
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+    let held: Visit = monitor.store.get(own.id).unwrap();
+    assert_eq!(held.visitor_id, colleague.principal.user);
+}
+
 /// Nothing binds a change to the device it names: a colleague's altered app wrote, as the
 /// supervisor's, a merge of a case into another (a step only a supervisor takes), and a phone
 /// that took it hid the case. A step the device bringing it may not take, made in another's

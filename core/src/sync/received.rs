@@ -179,6 +179,16 @@ pub(crate) fn check_changes(
                 &read
             }
         };
+        // A visit is its visitor's account: filed in a colleague's name, it would be a forgery
+        // (the hub refuses it from its author; a phone took it, and showed it as theirs).
+        if let TypedRecord::Visit(visit) = after {
+            let was = match &before {
+                Some(TypedRecord::Visit(was)) => Some(was),
+                _ => None,
+            };
+            rights::check_visitor(was, visit, &[run.user])
+                .map_err(|e| refused(id, format!("{} (visitor_id)", e.rule)))?;
+        }
         let steps = rights::steps(before.as_ref().map(TypedRecord::subject), after.subject());
         for step in &steps {
             rights::check_step(run.role, run.user, step)
