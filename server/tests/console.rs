@@ -2350,7 +2350,9 @@ fn hazards_worst_forms_and_cases_without_a_workplace_are_shown_in_words() {
     assert_eq!(refused.status, 422);
     assert!(refused.body.contains("Koffi Yao"));
     // What the supervisor typed is in the form again, to be corrected rather than retyped.
-    let forms: [(&str, &[(&str, &str)], &[&str]); 2] = [
+    // A form, the fields posted, and what its answer shows again.
+    type Refused<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let forms: [Refused; 2] = [
         (
             "referral",
             &[
