@@ -347,16 +347,8 @@ pub(crate) fn rebased_own_edit<R: Record>(
         true => read_record(doc, id)?,
         false => read_record_at(doc, id, &at)?,
     };
-    // What the device saved since, version by version: a value the form holds that one of
-    // them saved is no change of the form's now (an app saving the object it first read
-    // again: notes it saved once, then changed in a fresh form, are not put back).
-    let mut saved = Vec::new();
-    for change in own.iter().take(MOST_SAVES_COMPARED) {
-        saved.push(json(&read_record_at::<R>(doc, id, &[change.hash])?)?);
-    }
     let (read, mine, now_json) = (json(&read)?, json(record)?, json(&now)?);
-    let saved: Vec<Option<&Json>> = saved.iter().map(Some).collect();
-    let merged = three_way(Some(&read), Some(&mine), Some(&now_json), &saved).unwrap_or(mine);
+    let merged = three_way(Some(&read), Some(&mine), Some(&now_json)).unwrap_or(mine);
     let mut rebased: R = serde_json::from_value(merged).map_err(|e| Error::DamagedDocument {
         id,
         reason: format!(
@@ -369,19 +361,10 @@ pub(crate) fn rebased_own_edit<R: Record>(
     Ok(Some(rebased))
 }
 
-/// The device's saves since the version read that `rebased_own_edit` compares a form with.
-const MOST_SAVES_COMPARED: usize = 32;
-
 /// `mine` over `theirs`, both made from `base` (`None`: absent): where `mine` left a value as
-/// `base` had it, or holds one of the values `saved` since, `theirs`'s stands; maps are merged
-/// key by key; else `mine`'s.
-fn three_way(
-    base: Option<&Json>,
-    mine: Option<&Json>,
-    theirs: Option<&Json>,
-    saved: &[Option<&Json>],
-) -> Option<Json> {
-    if mine == base || saved.contains(&mine) {
+/// `base` had it, `theirs`'s stands; maps are merged key by key; else `mine`'s.
+fn three_way(base: Option<&Json>, mine: Option<&Json>, theirs: Option<&Json>) -> Option<Json> {
+    if mine == base {
         return theirs.cloned();
     }
     if theirs == base {
@@ -394,11 +377,7 @@ fn three_way(
             let merged = keys
                 .into_iter()
                 .filter_map(|key| {
-                    let saved: Vec<Option<&Json>> = saved
-                        .iter()
-                        .map(|s| s.and_then(Json::as_object).and_then(|s| s.get(key)))
-                        .collect();
-                    three_way(b.get(key), m.get(key), t.get(key), &saved).map(|v| (key.clone(), v))
+                    three_way(b.get(key), m.get(key), t.get(key)).map(|v| (key.clone(), v))
                 })
                 .collect();
             Some(Json::Object(merged))
