@@ -776,13 +776,20 @@ pub(crate) async fn body_in_time(
             &hub.guards.console_kib,
         ),
     };
-    if declared_length(&parts.headers).is_some_and(|n| n > limit) {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    }
-    // A file is read for a signed-in browser only: the page answers anyone else as it
-    // answers a request without a session, with none of the body read.
-    if upload && !session {
+    let over = declared_length(&parts.headers).is_some_and(|n| n > limit);
+    // A file is read for a signed-in browser only, and so is a long form of a session that has
+    // ended (a note typed while it expired): the page answers as it answers a request without
+    // a session, sign-in first, with none of the body read.
+    let session_ended = !session && posted && over && {
+        use axum::extract::FromRequestParts as _;
+        let Ok(ctx) = crate::console::Ctx::from_request_parts(&mut parts, &hub).await;
+        ctx.has_session_cookie()
+    };
+    if (upload && !session) || session_ended {
         return next.run(Request::from_parts(parts, Body::empty())).await;
+    }
+    if over {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     let budget = Budget {
         small: pool,

@@ -681,6 +681,25 @@ fn a_form_sent_after_the_session_ended_comes_back_to_its_page_after_sign_in() {
     let page = browser.get(&next);
     assert_eq!(page.status, 200);
     assert!(!page.body.contains("elsewhere"), "{}", page.body);
+    // A long form (a note of 9 KB) of a session ended meanwhile is sent to sign in as a short
+    // one is, not refused as too large (forms without a session are a few KiB at most).
+    let mut browser = signed_in(&s, "sup.expired.long");
+    let csrf = browser.get("/console/cases").csrf();
+    let cookie = browser.cookies["vigie_session"].clone();
+    assert_eq!(
+        browser.post("/console/signout", &[("csrf", &csrf)]).status,
+        303
+    );
+    browser.cookies.insert("vigie_session".into(), cookie);
+    let note = "é".repeat(5_000);
+    let sent = browser.post("/console/signout", &[("csrf", &csrf), ("note", &note)]);
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert!(
+        sent.header("location")
+            .is_some_and(|l| l.starts_with("/console/signin")),
+        "{:?}",
+        sent.header("location")
+    );
 }
 
 #[test]
