@@ -543,6 +543,54 @@ fn small_messages_and_cut_links_still_converge() {
     assert_eq!(monitor.store.export_document(w.id).ok(), before);
 }
 
+/// A link that drops every answer past a third of a usual first page (a weak rural signal):
+/// the first sync of a district falls back to smaller pages, session after session, and
+/// arrives whole. At 256 KiB a first page, it never arrived.
+#[test]
+fn a_link_that_cannot_carry_a_whole_page_gets_smaller_ones() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    supervisor_with_records(&dir, &mut hub, 200);
+    // How large a first answer is at the usual page: the link cuts at a third of it.
+    let mut measure = device(&dir, "measure", Role::Supervisor, &["CI-R1"]);
+    let request = measure
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    let first = hub
+        .hub_handle(&measure.principal, &request, &HubLimits::default())
+        .unwrap()
+        .len();
+    let cut_past = first / 3;
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    let principal = tablet.principal.clone();
+    let mut sessions = 0;
+    loop {
+        sessions += 1;
+        assert!(sessions < 12, "the first sync never arrived");
+        let result = sync_with_hub(
+            &mut tablet.store,
+            &SyncOptions::default(),
+            |request| {
+                let response = hub
+                    .hub_handle(&principal, request, &HubLimits::default())
+                    .map_err(|e| e.to_string())?;
+                match response.len() > cut_past {
+                    true => Err("answer cut".to_string()),
+                    false => Ok(response),
+                }
+            },
+            |_| {},
+        );
+        if result.is_ok() {
+            break;
+        }
+    }
+    assert!(sessions > 1, "the link cut no answer");
+    assert_eq!(tablet.store.count(RecordKind::ChildCase).unwrap(), 200);
+    assert_eq!(tablet.store.count(RecordKind::Visit).unwrap(), 28);
+}
+
 #[test]
 fn hostile_bytes_are_refused_and_nothing_is_stored() {
     let dir = TempDir::new().unwrap();

@@ -173,6 +173,10 @@ const INCARNATION_KEY: &str = "hub_incarnation";
 const MAX_PUSHED_RECORDS: usize = 1000;
 /// Present while a walk of the whole scope is under way (`walks_whole_scope`).
 const WALK_KEY: &str = "hub_walk";
+/// The page a session starts at after one was cut (`link_page`), as little-endian bytes.
+const LINK_PAGE_KEY: &str = "hub_link_page";
+/// The smallest page a session falls back to (the hub answers at least as much).
+const SMALLEST_PAGE: usize = 16 * 1024;
 
 fn hash_array(heads: &[ChangeHash]) -> Vec<[u8; 32]> {
     heads.iter().map(|h| h.0).collect()
@@ -912,6 +916,41 @@ pub fn sync_through(
 /// How many records written during a session it still pushes, beyond its outbox at the start.
 const LATE_WRITES: usize = 16;
 
+/// A cut exchange of a session whose pages were `page` bytes: the next session starts at half
+/// that (a link that dropped each connection past 16 KB never carried a first page of
+/// 256 KiB, however often the app synced).
+fn cut(store: &mut impl StoreAccess, page: usize, reason: String) -> Error {
+    let _ = store.with(|s| s.set_link_page(Some((page / 2).max(SMALLEST_PAGE))));
+    Error::Transport { reason }
+}
+
+impl Store {
+    /// The page a session starts at: the app's, or less after a cut (`cut`).
+    fn link_page(&self, options: &SyncOptions) -> Result<usize> {
+        let hinted = sync_state::get_meta(&self.conn, LINK_PAGE_KEY)?
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map(|bytes| u64::from_le_bytes(bytes) as usize);
+        Ok(match hinted {
+            Some(page) => page.clamp(
+                SMALLEST_PAGE.min(options.max_message_bytes),
+                options.max_message_bytes,
+            ),
+            None => options.max_message_bytes,
+        })
+    }
+
+    /// Keeps the page the next session starts at (`None`: the app's).
+    fn set_link_page(&mut self, page: Option<usize>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        match page {
+            Some(page) => sync_state::set_meta(&tx, LINK_PAGE_KEY, &(page as u64).to_le_bytes())?,
+            None => sync_state::delete_meta(&tx, LINK_PAGE_KEY)?,
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// `sync_through`'s exchanges.
 fn exchange_until_done(
     store: &mut impl StoreAccess,
@@ -919,12 +958,16 @@ fn exchange_until_done(
     transport: &mut impl HubTransport,
     mut progress: impl FnMut(&SyncSummary),
 ) -> Result<SyncSummary> {
-    let failed = |reason| Error::Transport { reason };
     let mut summary = SyncSummary::default();
     let mut in_flight = false;
-    // The options of the exchange under way: its pages grow while the link is fast.
-    let started = *options;
-    let mut options = *options;
+    // The options of the exchange under way: its pages grow while the link is fast, from
+    // where the last session cut left them (`link_page`).
+    let app = *options;
+    let started = SyncOptions {
+        max_message_bytes: store.with(|s| s.link_page(options))?,
+        ..app
+    };
+    let mut options = started;
     let mut sent_at = std::time::Instant::now();
     // What the outbox held when the session started, and a few more: an app saving a form
     // every second while the link takes a second an exchange would otherwise keep the session
@@ -941,9 +984,11 @@ fn exchange_until_done(
             let request = store.with(|s| s.hub_sync_request(&options))?;
             summary.bytes_sent += request.len();
             sent_at = std::time::Instant::now();
-            transport.send(request).map_err(failed)?;
+            let page = options.max_message_bytes;
+            transport.send(request).map_err(|r| cut(store, page, r))?;
         }
-        let response = transport.receive().map_err(failed)?;
+        let page = options.max_message_bytes;
+        let response = transport.receive().map_err(|r| cut(store, page, r))?;
         summary.bytes_received += response.len();
         summary.round_trips += 1;
         options = options.after_exchange(&started, sent_at.elapsed());
@@ -952,7 +997,8 @@ fn exchange_until_done(
             Some(next) => {
                 summary.bytes_sent += next.len();
                 sent_at = std::time::Instant::now();
-                transport.send(next).map_err(failed)?;
+                let page = options.max_message_bytes;
+                transport.send(next).map_err(|r| cut(store, page, r))?;
                 true
             }
             None => false,
@@ -1055,6 +1101,12 @@ fn exchange_until_done(
         {
             break;
         }
+    }
+    // Whole, after a cut: the next session starts where this one's pages ended (grown while
+    // the link was fast), up to the app's.
+    if started.max_message_bytes < app.max_message_bytes {
+        let page = options.max_message_bytes;
+        store.with(|s| s.set_link_page((page < app.max_message_bytes).then_some(page)))?;
     }
     Ok(summary)
 }
