@@ -552,7 +552,7 @@ fn a_link_that_cannot_carry_a_whole_page_gets_smaller_ones() {
     let mut hub = hub(&dir);
     supervisor_with_records(&dir, &mut hub, 200);
     // How large a first answer is at the usual page: the link cuts at a third of it.
-    let mut measure = device(&dir, "measure", Role::Supervisor, &["CI-R1"]);
+    let measure = device(&dir, "measure", Role::Supervisor, &["CI-R1"]);
     let request = measure
         .store
         .hub_sync_request(&SyncOptions::default())
