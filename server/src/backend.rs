@@ -72,6 +72,13 @@ pub trait Backend: Send + Sync {
     fn enrol(&self, user: Uuid) -> Result<Token, AuthError>;
     /// Revokes a device: its next request is refused. Returns whether it was enrolled.
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError>;
+    /// Keeps, in a storage several hub processes share, the revocation of a device it does not
+    /// know (enrolled after the copy it was restored from, revoked since: the journal of one
+    /// machine holds it): every process then tells that device to wipe, not only the one on
+    /// that machine. An embedded hub is one process, which keeps it in memory.
+    fn revoked_unknown(&self, _device: Uuid) -> Result<(), AuthError> {
+        Ok(())
+    }
     /// The user as the hub's records describe it now.
     fn user(&self, id: Uuid) -> Result<Option<User>, Error>;
     fn add_user(&self, user: &User) -> Result<User, Error>;

@@ -731,6 +731,9 @@ fn reapply(
         let known: std::collections::HashSet<Uuid> =
             backend.devices()?.into_iter().map(|d| d.device).collect();
         unknown.extend(revoke.iter().filter(|id| !known.contains(id)));
+        for id in &unknown {
+            backend.revoked_unknown(*id)?;
+        }
     }
     for id in revoke {
         // False for a device revoked already, and for one unknown here (`unknown`).
@@ -802,6 +805,10 @@ impl Backend for Journaled {
 
     fn reachable(&self) -> Result<(), Error> {
         self.inner.reachable()
+    }
+
+    fn revoked_unknown(&self, device: Uuid) -> Result<(), AuthError> {
+        self.inner.revoked_unknown(device)
     }
 
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {

@@ -2388,6 +2388,11 @@ impl Backend for Postgres {
         let user: Uuid = row.get(0);
         let hash: Vec<u8> = row.get(1);
         let revoked: Option<i64> = row.get(2);
+        // Known only by its revocation (`revoked_unknown`): its secret cannot be checked, and
+        // need not be: the answer only tells whoever holds that device's token to wipe it.
+        if revoked.is_some() && user.is_nil() {
+            return Err(AuthError::Revoked);
+        }
         let now = chrono::Utc::now().timestamp_millis();
         let until = row
             .get::<_, Option<i64>>(4)
@@ -2479,6 +2484,19 @@ impl Backend for Postgres {
             )
             .map_err(|e| auth_error(storage_error(e)))?;
         Ok(token)
+    }
+
+    fn revoked_unknown(&self, device: Uuid) -> std::result::Result<(), AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        client
+            .execute(
+                "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, revoked_ms)
+                 VALUES ($1, $2, ''::bytea, $3, $3) ON CONFLICT (device) DO NOTHING",
+                &[&device, &Uuid::nil(), &now],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        Ok(())
     }
 
     fn revoke(&self, device: Uuid) -> std::result::Result<bool, AuthError> {

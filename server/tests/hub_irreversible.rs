@@ -724,3 +724,46 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A phone enrolled after a PostgreSQL hub's copy and revoked since, the database restored
+/// with `pg_restore`: every hub process tells it to wipe, not only the one on the machine
+/// whose journal holds the revocation (behind a load balancer, the stolen phone kept its 1,942
+/// cases as long as it reached the other process).
+#[test]
+fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
+    let Some(_) = postgres_server() else {
+        return; // One embedded process keeps it in memory (`a_restore_from_a_backup_…`).
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let url = hub_database(&data).unwrap();
+    let dump = dir.path().join("hub.dump");
+    postgres_program(
+        "pg_dump",
+        &[
+            "-Fc",
+            "--no-owner",
+            "-f",
+            dump.to_str().unwrap(),
+            "--dbname",
+            &url,
+        ],
+    );
+    let mut late = plain_device(dir.path(), &data, "late", Role::CommunityMonitor, &[C01]);
+    late.sync(&hub.url).unwrap();
+    assert!(revoke(&data, late.token.device));
+    hub.stop();
+    pg_restore(&url, &dump);
+    hub.restart();
+    // Another machine's process: the same database and key, not this machine's journal.
+    let key_line = std::fs::read_to_string(dir.path().join("hub-key").join("hub.key")).unwrap();
+    let key = key_line.split_whitespace().last().unwrap().to_string();
+    let mut other = Hub::new(&dir.path().join("other-machine"), Some(url), false);
+    other.key_hex = Some(key);
+    other.restart();
+    for url in [&hub.url, &other.url] {
+        let err = late.sync(url).unwrap_err();
+        assert!(matches!(err, Error::WipeRequested), "{url}: {err}");
+    }
+}
