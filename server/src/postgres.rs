@@ -293,6 +293,7 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
             | Some(SqlState::UNIQUE_VIOLATION)
     );
     let reason = match code {
+        Some(SqlState::QUERY_CANCELED) => STATEMENT_CANCELLED.to_string(),
         Some(code) => format!("PostgreSQL error {}", code.code()),
         None if e.is_closed() => CONNECTION_CLOSED.to_string(),
         None => "PostgreSQL connection or protocol error".to_string(),
@@ -303,6 +304,11 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
 /// The reasons of a database that cannot be reached (down, restarting, the link to it cut).
 const NO_CONNECTION: &str = "no PostgreSQL connection available";
 const CONNECTION_CLOSED: &str = "the PostgreSQL connection is closed";
+/// A statement the database cancelled (SQLSTATE 57014): past the database's
+/// `statement_timeout`, or cancelled by its administrator. The request is answered as for a
+/// database out of reach (503, try again later), the log naming the cause.
+const STATEMENT_CANCELLED: &str = "PostgreSQL cancelled a statement (SQLSTATE 57014: past the \
+     database's statement_timeout, or cancelled by its administrator)";
 
 fn pool_error(_: r2d2::Error) -> Error {
     Error::HubStorage {
@@ -321,6 +327,7 @@ pub(crate) fn is_unreachable(e: &Error) -> bool {
     };
     reason == NO_CONNECTION
         || reason == CONNECTION_CLOSED
+        || reason == STATEMENT_CANCELLED
         || reason
             .strip_prefix("PostgreSQL error ")
             .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08"))
@@ -2814,6 +2821,29 @@ mod tests {
         assert!(connection.statements.0.len() <= Statements::CAPACITY);
 
         drop((connection, other));
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
+    }
+
+    /// A statement past the database's `statement_timeout` is a database out of reach for a
+    /// while (503, try again later), named in the log: it was a bare "error 57014", 500.
+    #[test]
+    fn a_statement_the_database_cancelled_is_answered_as_one_out_of_reach() {
+        let (server, name, url) = fresh_database();
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        client
+            .batch_execute("SET statement_timeout = '10ms'")
+            .expect("set");
+        let e = storage_error(
+            client
+                .batch_execute("SELECT pg_sleep(1)")
+                .expect_err("cancelled"),
+        );
+        assert!(is_unreachable(&e), "{e}");
+        assert!(e.to_string().contains("statement_timeout"), "{e}");
+        drop(client);
         postgres::Client::connect(&server, NoTls)
             .expect("connect")
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
