@@ -733,6 +733,13 @@ fn reapply(
         unknown.extend(revoke.iter().filter(|id| !known.contains(id)));
         for id in &unknown {
             backend.revoked_unknown(*id)?;
+            tracing::warn!(
+                device = %id,
+                "revoked again: the journal of irreversible actions holds the revocation of a \
+                 device this hub's storage does not know (enrolled after the copy it was \
+                 restored from): it is told to wipe"
+            );
+            crate::console::journal(backend, None, "device_revoke", Some(*id), REAPPLIED);
         }
     }
     for id in revoke {

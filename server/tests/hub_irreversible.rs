@@ -766,4 +766,10 @@ fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
         let err = late.sync(url).unwrap_err();
         assert!(matches!(err, Error::WipeRequested), "{url}: {err}");
     }
+    // Said where it was written back.
+    let log = hub.log_tail(400);
+    assert!(
+        log.contains("revoked again") && log.contains(&late.token.device.to_string()),
+        "{log}"
+    );
 }
