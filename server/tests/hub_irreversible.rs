@@ -573,6 +573,15 @@ fn postgres_program(program: &str, args: &[&str]) {
 }
 
 /// `pg_restore` of `dump` into the database at `url`, in place of what it holds.
+/// `pg_dump` of the database at `url` into `dump`, as README says to back a hub up.
+fn pg_dump(url: &str, dump: &Path) {
+    let out = dump.to_str().unwrap();
+    postgres_program(
+        "pg_dump",
+        &["-Fc", "--no-owner", "-f", out, "--dbname", url],
+    );
+}
+
 fn pg_restore(url: &str, dump: &Path) {
     postgres_program(
         "pg_restore",
@@ -620,17 +629,7 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     }
     let url = hub_database(&data).unwrap();
     let dump = dir.path().join("hub.dump");
-    postgres_program(
-        "pg_dump",
-        &[
-            "-Fc",
-            "--no-owner",
-            "-f",
-            dump.to_str().unwrap(),
-            "--dbname",
-            &url,
-        ],
-    );
+    pg_dump(&url, &dump);
 
     // After the copy: the monitor's cases reach the hub and the supervisor.
     let lost = new_cases(&mut monitor, "AFTER", 6);
@@ -739,17 +738,7 @@ fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
     let mut hub = Hub::start(&data);
     let url = hub_database(&data).unwrap();
     let dump = dir.path().join("hub.dump");
-    postgres_program(
-        "pg_dump",
-        &[
-            "-Fc",
-            "--no-owner",
-            "-f",
-            dump.to_str().unwrap(),
-            "--dbname",
-            &url,
-        ],
-    );
+    pg_dump(&url, &dump);
     let mut late = plain_device(dir.path(), &data, "late", Role::CommunityMonitor, &[C01]);
     late.sync(&hub.url).unwrap();
     assert!(revoke(&data, late.token.device));
