@@ -984,11 +984,13 @@ fn exchange_until_done(
             let request = store.with(|s| s.hub_sync_request(&options))?;
             summary.bytes_sent += request.len();
             sent_at = std::time::Instant::now();
-            let page = options.max_message_bytes;
-            transport.send(request).map_err(|r| cut(store, page, r))?;
+            transport
+                .send(request)
+                .map_err(|r| cut(store, options.max_message_bytes, r))?;
         }
-        let page = options.max_message_bytes;
-        let response = transport.receive().map_err(|r| cut(store, page, r))?;
+        let response = transport
+            .receive()
+            .map_err(|r| cut(store, options.max_message_bytes, r))?;
         summary.bytes_received += response.len();
         summary.round_trips += 1;
         options = options.after_exchange(&started, sent_at.elapsed());
@@ -997,8 +999,9 @@ fn exchange_until_done(
             Some(next) => {
                 summary.bytes_sent += next.len();
                 sent_at = std::time::Instant::now();
-                let page = options.max_message_bytes;
-                transport.send(next).map_err(|r| cut(store, page, r))?;
+                transport
+                    .send(next)
+                    .map_err(|r| cut(store, options.max_message_bytes, r))?;
                 true
             }
             None => false,

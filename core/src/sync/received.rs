@@ -234,10 +234,18 @@ pub(crate) struct Sender {
 fn check_values(
     id: Uuid,
     record: &TypedRecord,
-    held: &dyn Fn() -> Result<Option<TypedRecord>>,
+    read_held: &dyn Fn() -> Result<Option<TypedRecord>>,
     reference: &ReferenceData,
 ) -> Result<()> {
     let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
+    // The copy held here, read once, and only when a rule needs it.
+    let read_once = std::cell::OnceCell::new();
+    let held = || -> Result<Option<&TypedRecord>> {
+        if read_once.get().is_none() {
+            let _ = read_once.set(read_held()?);
+        }
+        Ok(read_once.get().and_then(Option::as_ref))
+    };
     if let Err(e) = record.validate(reference) {
         // The same rule on the same field, broken by the copy held here already.
         let broken_already = || -> Result<bool> {
@@ -258,9 +266,8 @@ fn check_values(
         records::events_within_their_time(&known, &dates).map_err(breaks)?;
     }
     if records::plans_within_childhood(None, record.subject(), reference).is_err() {
-        let held = held()?;
         records::plans_within_childhood(
-            held.as_ref().map(TypedRecord::subject),
+            held()?.map(TypedRecord::subject),
             record.subject(),
             reference,
         )
