@@ -764,7 +764,20 @@ pub(crate) async fn body_in_time(
     // longer fill the forms' share and keep supervisors from signing in.
     let upload = parts.uri.path() == "/console/reference" && parts.method == Method::POST;
     let posted = !matches!(parts.method, Method::GET | Method::HEAD);
-    let session = posted && signed_in(&hub, &mut parts).await;
+    // A session cookie sent with a form (a GET carries no body to bound).
+    let cookie = match posted {
+        true => {
+            use axum::extract::FromRequestParts as _;
+            let Ok(ctx) = crate::console::Ctx::from_request_parts(&mut parts, &hub).await;
+            Some(ctx).filter(crate::console::Ctx::has_session_cookie)
+        }
+        false => None,
+    };
+    let has_cookie = cookie.is_some();
+    let session = match cookie {
+        Some(ctx) => live_session(&hub, ctx).await,
+        None => false,
+    };
     let (limit, pool) = match (upload, session) {
         (true, _) => (
             crate::console::MAX_UPLOAD_BYTES,
@@ -780,11 +793,7 @@ pub(crate) async fn body_in_time(
     // A file is read for a signed-in browser only, and so is a long form of a session that has
     // ended (a note typed while it expired): the page answers as it answers a request without
     // a session, sign-in first, with none of the body read.
-    let session_ended = !session && posted && over && {
-        use axum::extract::FromRequestParts as _;
-        let Ok(ctx) = crate::console::Ctx::from_request_parts(&mut parts, &hub).await;
-        ctx.has_session_cookie()
-    };
+    let session_ended = !session && has_cookie && over;
     if (upload && !session) || session_ended {
         return next.run(Request::from_parts(parts, Body::empty())).await;
     }
@@ -816,13 +825,8 @@ pub(crate) async fn body_in_time(
     }
 }
 
-/// Whether the request's cookies open a live console session (none sent: no lookup).
-async fn signed_in(hub: &Arc<Hub>, parts: &mut axum::http::request::Parts) -> bool {
-    use axum::extract::FromRequestParts as _;
-    let Ok(ctx) = crate::console::Ctx::from_request_parts(parts, hub).await;
-    if !ctx.has_session_cookie() {
-        return false;
-    }
+/// Whether the session cookies of `ctx` open a live console session.
+async fn live_session(hub: &Arc<Hub>, ctx: crate::console::Ctx) -> bool {
     let hub = hub.clone();
     tokio::task::spawn_blocking(move || ctx.session_id(&hub).is_ok_and(|s| s.is_some()))
         .await
