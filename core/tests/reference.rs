@@ -1128,6 +1128,75 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
     let mut edit: ChildCase = monitor.store.get(before.id).unwrap();
     edit.notes = "Inscrit.".into();
     monitor.store.update(&edit).unwrap();
+    // The hub serves the country's records once its tree is published.
+    hub.publish_reference("CI", ReferenceContent::AdministrativeAreas(ci_areas()))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+
+    // A colleague's phone, offline from here, holds the first directory.
+    let mut offline = device(&dir, "offline", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut offline, &mut hub);
+    // The school closes and a vocational centre opens: the case identified before is referred
+    // to the centre, and no longer to the school; what it was referred to before stays.
+    let mut directory = reference.referral_directory("CI").unwrap().clone();
+    directory.providers.retain(|p| p.code != "EPP-AKE");
+    directory.providers.push(Provider {
+        code: "CFP-AKE".into(),
+        name: "Centre de formation professionnelle".into(),
+        service: ServiceKind::Vocational,
+        area: "CI-R1-D1".into(),
+        contact: String::new(),
+    });
+    assert_eq!(
+        hub.publish_reference("CI", ReferenceContent::ReferralServices(directory))
+            .unwrap(),
+        2
+    );
+    sync(&mut monitor, &mut hub);
+    let (case, _) = monitor
+        .store
+        .refer_case(case.id, referral(ServiceKind::Vocational, "CFP-AKE"))
+        .unwrap();
+    assert_eq!(
+        case.captured_with.referral_services,
+        Some(Pin::new("CI", 1))
+    );
+    let (field, rule) = validation(
+        monitor
+            .store
+            .refer_case(case.id, referral(ServiceKind::Education, "EPP-AKE")),
+    );
+    assert_eq!(field, "referral.provider");
+    assert!(rule.contains("in force"), "{rule}");
+    let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
+    edit.notes = "Orienté vers la formation.".into();
+    monitor.store.update(&edit).unwrap();
+    // A new case is captured with the new directory: the school is not in it.
+    let new_case = monitor
+        .store
+        .create(&child(c01.clone(), 15, 10, by))
+        .unwrap();
+    let (field, _) = validation(
+        monitor
+            .store
+            .refer_case(new_case.id, referral(ServiceKind::Education, "EPP-AKE")),
+    );
+    assert_eq!(field, "referral.provider");
+    let summary = sync(&mut monitor, &mut hub);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.referrals.len(), 2);
+
+    // The offline phone, which knew of no closing, referred the case to the school: the hub
+    // takes what it made with what it held.
+    offline
+        .store
+        .refer_case(case.id, referral(ServiceKind::Education, "EPP-AKE"))
+        .unwrap();
+    let summary = sync(&mut offline, &mut hub);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.referrals.len(), 3);
 }
 
 /// The classifier at each boundary of age, hours, night work, hazards and schooling, for the

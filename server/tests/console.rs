@@ -1508,6 +1508,102 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     assert_eq!(case.referrals.len(), 1);
 }
 
+/// A referral made in the console names a provider the directory in force lists, offered by
+/// name: one opened after the child was identified is offered, one closed since is not.
+#[test]
+fn a_referral_names_a_provider_of_the_directory_in_force() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let directory = |version: &str, providers: &str| {
+        let path = dir.path().join(format!("directory-{version}.json"));
+        let services = r#"[{"code": "education", "labels": {"fr": "Éducation"}},
+            {"code": "vocational", "labels": {"fr": "Formation"}}]"#;
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"key": "CI", "referral_services": {{"services": {services},
+                "providers": [{providers}]}}}}"#
+            ),
+        )
+        .expect("write the directory");
+        common::reference::publish(&s.data, &[path.to_str().expect("utf-8 path")])
+    };
+    let school = r#"{"code": "EPP-AKE", "name": "École primaire d'Aké", "service": "education"}"#;
+    let centre = r#"{"code": "CFP-AKE", "name": "Centre de formation d'Aké",
+        "service": "vocational", "area": "CI-R1-D1"}"#;
+    directory("1", school);
+    let mut phone = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-aké",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    phone.sync(&s.hub.url).expect("sync");
+    let mut c = child(area(C01), MY_CHILD, phone.user());
+    c.estimated_age = Some(13);
+    let c = phone.store.create(&c).expect("case");
+    phone
+        .store
+        .refer_case(
+            c.id,
+            Referral {
+                service: ServiceKind::Education,
+                provider: "EPP-AKE".into(),
+                date: chrono::NaiveDate::from_ymd_opt(2026, 5, 2).expect("a day"),
+                outcome: String::new(),
+            },
+        )
+        .expect("referred");
+    let summary = phone.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    // The school closes, the centre opens.
+    directory("2", centre);
+
+    let mut browser = signed_in(&s, "sup.directory");
+    let path = format!("/console/cases/{}", c.id);
+    let page = browser.get(&path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    // The referral made is shown by its provider's name; the form offers the centre only.
+    assert!(
+        page.body.contains("École primaire d&#39;Aké"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<option value="CFP-AKE">Centre de formation d&#39;Aké ("#),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(r#"<option value="EPP-AKE""#),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let refer = |browser: &mut Browser, service: &str, provider: &str| {
+        browser.post(
+            &format!("{path}/referral"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("service", service),
+                ("provider", provider),
+                ("date", "2026-06-02"),
+            ],
+        )
+    };
+    let closed = refer(&mut browser, "education", "EPP-AKE");
+    assert_eq!(closed.status, 422, "{}", closed.body);
+    assert!(closed.body.contains("en vigueur"), "{}", closed.body);
+    let opened = refer(&mut browser, "vocational", "CFP-AKE");
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    phone.sync(&s.hub.url).expect("sync");
+    let case: ChildCase = phone.store.get(c.id).expect("case");
+    assert_eq!(case.referrals.len(), 2);
+}
+
 #[test]
 fn erasure_needs_a_reason_and_the_case_code() {
     let s = setup();

@@ -1509,10 +1509,12 @@ pub fn change_as<R: Record>(
     change: &mut dyn FnMut(&mut R) -> Result<()>,
 ) -> Result<R> {
     write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
-        let mut record: R = doc::read_record(document, id)?;
+        let before: R = doc::read_record(document, id)?;
+        let mut record = before.clone();
         change(&mut record)?;
         record.derive(reference);
         record.validate(reference)?;
+        record.check_added(Some(&before), reference)?;
         doc::write_record(document, &record, author)?;
         Ok(())
     })

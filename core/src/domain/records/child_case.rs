@@ -600,6 +600,34 @@ impl Record for ChildCase {
         super::Subject::ChildCase(self)
     }
 
+    /// A referral made now names a provider the directory in force lists: one that closed
+    /// since the case was identified is no longer offered.
+    fn check_added(
+        &self,
+        before: Option<&Self>,
+        reference: &ReferenceData,
+    ) -> Result<(), ValidationError> {
+        let Some(in_force) = reference
+            .referrals_in_force(&self.area.country)
+            .filter(|d| !d.providers.is_empty())
+        else {
+            return Ok(());
+        };
+        let held = |id: &Uuid| before.and_then(|b| b.referrals.get(id));
+        for (id, r) in &self.referrals {
+            if held(id).is_some_and(|h| h.provider == r.provider) {
+                continue;
+            }
+            if in_force.provider(&r.provider).is_none() {
+                return Err(ValidationError::new(
+                    format!("referrals.{id}.provider"),
+                    "not a provider of the referral directory in force (closed, or never listed)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn event_dates(&self) -> Vec<(String, NaiveDate)> {
         let mut dates = vec![("identified_on".to_string(), self.identified_on)];
         dates.extend(self.remediated_on.map(|d| ("remediated_on".to_string(), d)));
@@ -770,12 +798,19 @@ impl Record for ChildCase {
             return Err(ValidationError::new(field, "unknown hazard code"));
         }
         // A directory that lists providers lists every provider a child may be referred to:
-        // the referral then names one by its code.
+        // the referral then names one by its code, of the directory the case was captured with
+        // or of the one in force (a service opened since the child was identified).
         let directory = reference
             .pinned_referrals(self.captured_with.referral_services.as_ref())?
             .filter(|d| !d.providers.is_empty());
+        let in_force = reference.referrals_in_force(&self.area.country);
+        let provider = |code: &str| {
+            directory
+                .and_then(|d| d.provider(code))
+                .or_else(|| in_force.and_then(|d| d.provider(code)))
+        };
         for (id, r) in self.referrals.iter().filter(|_| directory.is_some()) {
-            match directory.and_then(|d| d.provider(&r.provider)) {
+            match provider(&r.provider) {
                 None => {
                     return Err(ValidationError::new(
                         format!("referrals.{id}.provider"),

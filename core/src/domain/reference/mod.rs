@@ -361,6 +361,14 @@ impl ReferenceData {
         }
     }
 
+    /// The referral directory new referrals of `country` name providers of: the country's own
+    /// latest, else the default key's.
+    pub fn referrals_in_force(&self, country: &str) -> Option<&ReferralDirectory> {
+        self.referral_directory_at(
+            &self.active_pin(ReferenceType::ReferralServices, Some(country))?,
+        )
+    }
+
     pub(crate) fn pinned_referrals(
         &self,
         pin: Option<&Pin>,

@@ -1507,6 +1507,9 @@ struct CasePage {
     referrals: Vec<Line2>,
     follow_ups: Vec<Line2>,
     services: Vec<(String, String)>,
+    /// The providers the directory in force lists for the case's area, each with its name and
+    /// service (none: the directory lists none, the provider is typed).
+    providers: Vec<(String, String)>,
     situations: Vec<(String, String)>,
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
@@ -1523,6 +1526,44 @@ struct CasePage {
     done: Option<&'static str>,
     today: String,
     typed: Typed,
+}
+
+/// A referral's provider by its name in the directory the case was captured with, or the one
+/// in force; the code as typed when neither lists it (a directory without providers).
+fn provider_name(
+    reference: &vigie_core::ReferenceData,
+    case: &ChildCase,
+    provider: &str,
+) -> String {
+    let pinned = case
+        .captured_with
+        .referral_services
+        .as_ref()
+        .and_then(|pin| reference.referral_directory_at(pin));
+    [pinned, reference.referrals_in_force(&case.area.country)]
+        .into_iter()
+        .flatten()
+        .find_map(|d| d.provider(provider))
+        .map_or_else(|| provider.to_string(), |p| p.name.clone())
+}
+
+/// The providers a referral made now may name (`providers` of `CasePage`).
+fn providers_in_force(
+    t: &Tr,
+    reference: &vigie_core::ReferenceData,
+    case: &ChildCase,
+) -> Vec<(String, String)> {
+    let Some(directory) = reference.referrals_in_force(&case.area.country) else {
+        return Vec::new();
+    };
+    SERVICES
+        .iter()
+        .flat_map(|s| directory.providers_for(*s, &case.area))
+        .map(|p| {
+            let service = t.code("service", &code(p.service));
+            (p.code.clone(), format!("{} ({service})", p.name))
+        })
+        .collect()
 }
 
 const SERVICES: [ServiceKind; 5] = [
@@ -1705,7 +1746,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .map(|r| Line2 {
             a: t.day(r.date),
             b: t.code("service", &code(r.service)),
-            c: r.provider.clone(),
+            c: provider_name(&reference, &case, &r.provider),
             d: r.outcome.clone(),
         })
         .collect();
@@ -1753,6 +1794,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     } else {
         StatusCode::OK
     };
+    let providers = providers_in_force(&t, &reference, &case);
     let page = CasePage {
         t,
         nav: Nav::of(&viewer, "cases"),
@@ -1778,6 +1820,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             .iter()
             .map(|s| (code(s), t.code("service", &code(s))))
             .collect(),
+        providers,
         situations: SITUATIONS
             .iter()
             .map(|s| (code(s), t.code("situation", &code(s))))
