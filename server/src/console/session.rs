@@ -390,11 +390,15 @@ impl Throttle {
         let Some((count, last)) = failures else {
             return 0;
         };
-        if count < self.free || now - last > FAILURES_RESET_MS {
+        // A last failure ahead of now was counted while the hub's clock ran ahead: a wait is
+        // counted from now at the latest (a clock three days ahead, set right, locked an
+        // account out for three days), and a count from over an hour ahead starts over, as
+        // one an hour old does (`claim_attempt`).
+        if count < self.free || (now - last).abs() > FAILURES_RESET_MS {
             return 0;
         }
         let wait = (1000i64 << (count - self.free).min(20)).min(self.max_wait_ms);
-        (last + wait - now).max(0)
+        (last.min(now) + wait - now).max(0)
     }
 }
 
@@ -766,6 +770,11 @@ mod tests {
         assert_eq!(account.wait_ms(Some((40, now)), now), MAX_WAIT_MS);
         let stale = Some((40, now - FAILURES_RESET_MS - 1));
         assert_eq!(account.wait_ms(stale, now), 0);
+        // Counted while the hub's clock ran ahead, then set right: waited from now at the
+        // latest, forgotten from over an hour ahead.
+        let ahead = |ms| Some((40, now + ms));
+        assert_eq!(account.wait_ms(ahead(10 * 60 * 1000), now), MAX_WAIT_MS);
+        assert_eq!(account.wait_ms(ahead(3 * 24 * FAILURES_RESET_MS), now), 0);
         // An address's wait stays short: many people may share it.
         let address = &throttles("a.b", "10.0.0.1", None)[0];
         // A login no account can have has no count of its own: the address's only.

@@ -87,7 +87,8 @@ pub trait ConsoleStorage: Send + Sync {
     fn failures(&self, key: &str) -> Result<Option<(i64, i64)>, Error>;
     /// In one step, asks `allowed` whether the failures counted under `key` leave room for one
     /// more attempt and, if so, counts the attempt as a failure before its password is checked
-    /// (the count starts again when the last is older than `reset_ms`). Returns whether it was
+    /// (the count starts again when the last is older than `reset_ms`, or as much ahead of now:
+    /// counted while the clock ran ahead). Returns whether it was
     /// counted: two attempts sent at once cannot both pass a check meant for one.
     fn claim_attempt(
         &self,
@@ -405,7 +406,8 @@ impl ConsoleStorage for Mutex<Registry> {
         registry.conn().execute(
             "INSERT INTO console_failures (key, failures, last_ms) VALUES (?1, 1, ?2)
              ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN console_failures.last_ms < ?2 - ?3 THEN 1
+                 failures = CASE WHEN console_failures.last_ms < ?2 - ?3
+                                   OR console_failures.last_ms > ?2 + ?3 THEN 1
                                  ELSE console_failures.failures + 1 END,
                  last_ms = ?2",
             params![key, now_ms, reset_ms],
@@ -769,7 +771,8 @@ mod postgres_storage {
             }
             tx.execute(
                 "UPDATE console_failures SET
-                     failures = CASE WHEN last_ms < $2::BIGINT - $3::BIGINT THEN 1
+                     failures = CASE WHEN last_ms < $2::BIGINT - $3::BIGINT
+                                       OR last_ms > $2::BIGINT + $3::BIGINT THEN 1
                                      ELSE failures + 1 END,
                      last_ms = $2
                  WHERE key = $1",
@@ -895,5 +898,38 @@ mod postgres_storage {
                 })
                 .collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures counted while the hub's clock ran three days ahead, read once it was set right:
+    /// the count starts over at the next attempt, as an hour-old one does.
+    #[test]
+    fn a_count_made_while_the_clock_ran_ahead_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = crate::auth::Registry::open(
+            &dir.path().join("devices.db"),
+            &vigie_core::Encryption::Unencrypted,
+        )
+        .unwrap();
+        let storage = Mutex::new(registry);
+        let (now, hour) = (1_800_000_000_000, 60 * 60 * 1000);
+        let ahead = now + 72 * hour;
+        for _ in 0..12 {
+            assert!(storage.claim_attempt("k", ahead, hour, &|_| true).unwrap());
+        }
+        assert_eq!(storage.failures("k").unwrap(), Some((12, ahead)));
+        assert!(storage.claim_attempt("k", now, hour, &|_| true).unwrap());
+        assert_eq!(storage.failures("k").unwrap(), Some((1, now)));
+        // Within the hour either way, the count goes on.
+        assert!(
+            storage
+                .claim_attempt("k", now - hour / 2, hour, &|_| true)
+                .unwrap()
+        );
+        assert_eq!(storage.failures("k").unwrap(), Some((2, now - hour / 2)));
     }
 }
