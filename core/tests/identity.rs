@@ -334,6 +334,10 @@ fn revoked_expired_forged_and_foreign_certificates_are_refused() {
         refused_with(peer(&mut monitor, &mut supervisor)),
         IdentityError::BadSignature { .. }
     ));
+    // Issued while the hub's clock ran six days ahead, or read by a phone whose clock runs
+    // behind: taken (it was refused as expired for as many days).
+    monitor.present(&key.certify(&monitor.principal, &genuine.keys, now + 6 * days));
+    peer(&mut monitor, &mut supervisor).unwrap();
     monitor.present(&genuine);
     peer(&mut monitor, &mut supervisor).unwrap();
     let to_supervisor = [Recipient::Device(supervisor.id())];

@@ -40,7 +40,9 @@ pub enum IdentityError {
     UnknownHub,
     #[error("the signature of the {what} does not verify: forged or altered")]
     BadSignature { what: &'static str },
-    #[error("the certificate of device {device} has expired")]
+    #[error(
+        "the certificate of device {device} has expired: it is renewed at that device's next sync with the hub (or this device's clock runs ahead)"
+    )]
     Expired { device: Uuid },
     #[error("device {device} has been revoked")]
     Revoked { device: Uuid },
@@ -567,9 +569,11 @@ impl Trust {
                 device: certificate.device,
             });
         }
-        if self.now_ms >= certificate.expires_ms
-            || self.now_ms < certificate.issued_ms - CLOCK_SLACK_MS
-        {
+        // Only the expiry counts: a certificate dated after this device's now was issued by a
+        // hub whose clock ran ahead (its renewals stay dated after it, to supersede it), or is
+        // read by a device whose clock runs behind; refusing it kept honest phones from each
+        // other for as many days as the clock was wrong.
+        if self.now_ms >= certificate.expires_ms {
             return Err(IdentityError::Expired {
                 device: certificate.device,
             });
@@ -610,9 +614,6 @@ impl Trust {
         )
     }
 }
-
-/// A certificate issued a little "in the future" by the hub's clock is still accepted.
-const CLOCK_SLACK_MS: i64 = 24 * 3600 * 1000;
 
 #[cfg(test)]
 mod tests {
@@ -676,6 +677,13 @@ mod tests {
             late.check(&bytes),
             Err(IdentityError::Expired { .. })
         ));
+        // Dated a week after this device's now (the hub's clock ran ahead, or this device's
+        // runs behind): taken, until it expires.
+        let early = Trust {
+            now_ms: cert.issued_ms - 7 * 24 * 3600 * 1000,
+            ..trust.clone()
+        };
+        assert_eq!(early.check(&bytes).unwrap(), cert);
         let revoked = Trust {
             revoked: [who.device].into_iter().collect(),
             ..trust.clone()
