@@ -452,6 +452,13 @@ pub enum ConnectError {
         "the database's Vigie schema version {found} is newer than this software ({supported})"
     )]
     SchemaTooNew { found: i32, supported: i32 },
+    /// Tables a later schema made, beside an earlier schema version: a `pg_restore --clean` of
+    /// an older dump over a newer database drops and makes again only the tables the dump
+    /// holds, and leaves those it does not.
+    #[error(
+        "the database holds tables of a newer Vigie schema beside schema version {found}: it          was restored with `pg_restore --clean` over a newer database, which leaves the tables          the backup does not hold; restore the backup into a new, empty database instead"
+    )]
+    LeftoverTables { found: i32 },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -913,19 +920,24 @@ fn migrate(
         });
     }
     let mut rewritten = Vec::new();
+    // A table a migration makes that is there already is one a newer schema made.
+    let step = |e: postgres::Error| match e.code() {
+        Some(&SqlState::DUPLICATE_TABLE) => ConnectError::LeftoverTables { found: version },
+        _ => storage_error(e).into(),
+    };
     for migration in &MIGRATIONS[version.max(0) as usize..] {
         let hook = HOOKS
             .iter()
             .find_map(|(line, hook, tables)| Some((migration.split_once(line)?, hook, tables)));
         match hook {
             Some(((before, after), hook, tables)) => {
-                tx.batch_execute(before).map_err(storage_error)?;
+                tx.batch_execute(before).map_err(step)?;
                 if hook(&mut tx, sealer)? > 0 {
                     rewritten.push(*tables);
                 }
-                tx.batch_execute(after).map_err(storage_error)?;
+                tx.batch_execute(after).map_err(step)?;
             }
-            None => tx.batch_execute(migration).map_err(storage_error)?,
+            None => tx.batch_execute(migration).map_err(step)?,
         }
     }
     if version < ROOTS_SINCE {
@@ -2684,6 +2696,44 @@ mod tests {
             .expect("create the database");
         let url = format!("{}/{name}", server.trim_end_matches("/postgres"));
         (server, name, url)
+    }
+
+    /// A dump of schema 15 restored with `pg_restore --clean` over a database of schema 16
+    /// leaves 016's table beside schema version 15: the upgrade says so, and what to do,
+    /// rather than fail on the table as "PostgreSQL error 42P07".
+    #[test]
+    fn tables_a_restore_left_from_a_newer_schema_are_named_as_such() {
+        let (server, name, url) = fresh_database();
+        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        for migration in &MIGRATIONS[..15] {
+            client.batch_execute(migration).expect("an older migration");
+        }
+        client
+            .batch_execute(
+                "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '15');
+                 CREATE TABLE refused_changes (hash BYTEA PRIMARY KEY);",
+            )
+            .expect("schema 15 and a table of 16");
+        let e = migrate(&mut client, &sealer).expect_err("tables of a newer schema");
+        assert!(
+            matches!(e, ConnectError::LeftoverTables { found: 15 }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("new, empty database"), "{e}");
+        let version: String = client
+            .query_one(
+                "SELECT value FROM vigie_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .expect("the version")
+            .get(0);
+        assert_eq!(version, "15", "nothing written");
+        drop(client);
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
     }
 
     /// Schema 14 kept console sign-in names, and the throttle's keys, in clear: an upgrade seals
