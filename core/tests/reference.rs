@@ -411,6 +411,74 @@ fn a_profile_published_on_the_hub_classifies_on_devices_and_old_records_keep_the
     assert!(rule.contains("sync"), "{rule}");
 }
 
+/// A national hazardous work list revised while a child is followed: a hazard the list gained
+/// is recorded on a case identified before, which is classified with the list in force from
+/// then on, on the phone and on the hub. A case holding a hazard the new list dropped stays
+/// with its own list, and the new hazard is refused, named.
+#[test]
+fn a_hazard_the_list_gained_moves_an_earlier_case_to_the_list_in_force() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    publish_sample_areas(&mut hub);
+    let c01 = ci("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let by = monitor.principal.user;
+    hub.publish_reference("CI", ReferenceContent::CountryProfile(ci_profile_v1()))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    // 16 years old, 20 hours a week: no child labour under CI@1; another with pods.
+    let case = monitor
+        .store
+        .create(&child(c01.clone(), 16, 20, by))
+        .unwrap();
+    let mut pods = child(c01.clone(), 16, 20, by);
+    pods.hazards.insert("cocoa_pod_breaking".into());
+    let pods = monitor.store.create(&pods).unwrap();
+    sync(&mut monitor, &mut hub);
+
+    // Version 2 adds charcoal burning, and drops the pods (folded into sharp tools).
+    let mut v2 = ci_profile_v2();
+    v2.thresholds.minimum_age = 15;
+    v2.thresholds.light_work_min_age = 13;
+    v2.thresholds.hazardous_work.push(Item::new(
+        "charcoal_burning",
+        "Fabrication du charbon de bois",
+        "Charcoal burning",
+    ));
+    hub.publish_reference("CI", ReferenceContent::CountryProfile(v2))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+
+    let mut edit: ChildCase = monitor.store.get(case.id).unwrap();
+    edit.hazards.insert("charcoal_burning".into());
+    let edited = monitor.store.update(&edit).unwrap();
+    assert_eq!(
+        edited.captured_with.country_profile,
+        Some(Pin::new("CI", 2))
+    );
+    assert_eq!(
+        outcome(&edited),
+        (ClassificationOutcome::HazardousChildLabour, "CI@2".into())
+    );
+    let summary = sync(&mut monitor, &mut hub);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let held: ChildCase = hub.get(case.id).unwrap();
+    assert_eq!(held.captured_with.country_profile, Some(Pin::new("CI", 2)));
+    assert_eq!(
+        outcome(&held),
+        (ClassificationOutcome::HazardousChildLabour, "CI@2".into())
+    );
+
+    // The pods are on CI@1's list only: that case keeps it, and charcoal is not on it.
+    let mut edit: ChildCase = monitor.store.get(pods.id).unwrap();
+    edit.hazards.insert("charcoal_burning".into());
+    let (field, rule) = validation(monitor.store.update(&edit));
+    assert_eq!(field, "hazards.charcoal_burning");
+    assert!(rule.contains("list in force"), "{rule}");
+    let held: ChildCase = monitor.store.get(pods.id).unwrap();
+    assert_eq!(held.captured_with.country_profile, Some(Pin::new("CI", 1)));
+}
+
 /// Two devices' edits of a case, merged on a tablet that lacks the profile version the case was
 /// captured with (through peers, before its next sync): each device's classification was right
 /// for its own edit, and the two mixed field by field are right for neither. The tablet works

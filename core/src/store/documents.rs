@@ -198,6 +198,7 @@ pub(crate) fn update_in<R: Record>(
     if let Some(pins) = record.pins_mut() {
         *pins = doc::read_pins(&document);
     }
+    record.follow_reference_in_force(reference);
     record.derive(reference);
     // The user's own steps are judged from the version the caller read (the edit is made at
     // it): what changed meanwhile through sync is someone else's step, merged (and shown as a

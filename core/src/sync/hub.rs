@@ -1512,6 +1512,7 @@ pub fn change_as<R: Record>(
         let before: R = doc::read_record(document, id)?;
         let mut record = before.clone();
         change(&mut record)?;
+        record.follow_reference_in_force(reference);
         record.derive(reference);
         record.validate(reference)?;
         record.check_added(Some(&before), reference)?;
@@ -3087,23 +3088,35 @@ pub(crate) fn check_content(
 }
 
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name
-/// its own country's versions or the default ones.
+/// its own country's versions or the default ones. A country profile may move forward, to
+/// another key of those or a later version of its own (`Record::follow_reference_in_force`).
 fn pins_kept(reference: &ReferenceData, from: Option<&TypedRecord>, to: &TypedRecord) -> bool {
+    let country = to.area().map(|a| a.country.as_str());
+    let own_or_default = |ty: ReferenceType, pin: &crate::domain::reference::Pin| {
+        Some(pin.key.as_str()) == country
+            || reference
+                .builtin_pin(ty)
+                .is_some_and(|default| default.key == pin.key)
+    };
     if let Some(from) = from {
-        return from.pins() == to.pins();
+        let pin = |record: &TypedRecord, ty| record.pins().and_then(|p| p.get(ty)).cloned();
+        return ReferenceType::ALL
+            .into_iter()
+            .all(|ty| match (pin(from, ty), pin(to, ty)) {
+                (was, now) if was == now => true,
+                (was, Some(now)) if ty == ReferenceType::CountryProfile => {
+                    own_or_default(ty, &now)
+                        && was.is_none_or(|was| was.key != now.key || was.version < now.version)
+                }
+                _ => false,
+            });
     }
     let Some(pins) = to.pins() else {
         return true;
     };
-    let country = to.area().map(|a| a.country.as_str());
     ReferenceType::ALL.into_iter().all(|ty| match pins.get(ty) {
         None => true,
-        Some(pin) => {
-            Some(pin.key.as_str()) == country
-                || reference
-                    .builtin_pin(ty)
-                    .is_some_and(|default| default.key == pin.key)
-        }
+        Some(pin) => own_or_default(ty, pin),
     })
 }
 

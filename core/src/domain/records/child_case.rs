@@ -600,6 +600,29 @@ impl Record for ChildCase {
         super::Subject::ChildCase(self)
     }
 
+    /// A hazard the profile the case was captured with does not list, which the profile in
+    /// force does: the case moves to the profile in force, if that lists every hazard it holds
+    /// (else validation names the one the case's profile lacks).
+    fn follow_reference_in_force(&mut self, reference: &ReferenceData) {
+        let Ok(pinned) = reference.rule_set_of(self) else {
+            return;
+        };
+        if self.hazards.iter().all(|h| pinned.has_hazard(h)) {
+            return;
+        }
+        let Some(in_force) =
+            reference.active_pin(ReferenceType::CountryProfile, Some(&self.area.country))
+        else {
+            return;
+        };
+        let lists_all = reference
+            .rule_set_at(&in_force.key, in_force.version)
+            .is_some_and(|rules| self.hazards.iter().all(|h| rules.has_hazard(h)));
+        if lists_all {
+            self.captured_with.country_profile = Some(in_force);
+        }
+    }
+
     /// A referral made now names a provider the directory in force lists: one that closed
     /// since the case was identified is no longer offered.
     fn check_added(
@@ -795,6 +818,17 @@ impl Record for ChildCase {
             } else {
                 "hazards".to_string()
             };
+            // On the list in force, which the case did not move to: it holds a hazard that
+            // list dropped (`follow_reference_in_force`).
+            if reference
+                .rule_set_for_country(&self.area.country)
+                .has_hazard(code)
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "not on the list this case is classified with, and the list in force no longer holds another of its hazards",
+                ));
+            }
             return Err(ValidationError::new(field, "unknown hazard code"));
         }
         // A directory that lists providers lists every provider a child may be referred to:

@@ -140,6 +140,11 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         Vec::new()
     }
+    /// Moves the record to the reference data in force where its user's edit needs what only
+    /// that holds (a case given a hazard the national list gained since the child was
+    /// identified is classified with the list in force from then on). Asked of a user's edits
+    /// before `derive`; the hub takes such a move forward, never back (`sync::hub::pins_kept`).
+    fn follow_reference_in_force(&mut self, _reference: &ReferenceData) {}
     /// What a user's edit adds, judged by the reference data in force rather than the versions
     /// the record was captured with (`before`: the record as held, none for a new one): a
     /// referral made now names a service the directory still lists. Not asked of what sync
