@@ -93,8 +93,12 @@ pub struct SyncReport {
     pub failed: Vec<FailedRecord>,
     /// The hub has more to send: make another request.
     pub more: bool,
-    /// The hub saw this device's clock far from its own.
+    /// This device's clock is far from the hub's (more than 10 minutes, or changes dated
+    /// before 2020): tell the user to set the phone's date and time.
     pub clock_skewed: bool,
+    /// How far this device's clock runs ahead of the hub's (negative: behind), in seconds,
+    /// when by more than 10 minutes.
+    pub clock_offset_seconds: Option<i64>,
     /// Pushed records wait, past the changes the hub takes from one device in an hour: the
     /// seconds until pushing again is worth it.
     pub push_retry_in_seconds: Option<i64>,
@@ -117,7 +121,12 @@ pub struct SyncSummary {
     pub received: i64,
     pub refused: Vec<RefusedRecord>,
     pub failed: Vec<FailedRecord>,
+    /// This device's clock is far from the hub's: the days it gives records are wrong, and the
+    /// hub refuses those after its today. Tell the user to set the phone's date and time.
     pub clock_skewed: bool,
+    /// How far this device's clock runs ahead of the hub's (negative: behind), in seconds, as
+    /// the last answer found it, when by more than 10 minutes.
+    pub clock_offset_seconds: Option<i64>,
     /// Records still waiting to be sent (refused ones included).
     pub pending: i64,
     /// Some of `pending` wait because this device pushed more changes than the hub takes from
@@ -178,6 +187,7 @@ impl From<vigie_core::sync::SyncReport> for SyncReport {
             failed: failed(r.failed),
             more: r.more,
             clock_skewed: r.clock_skewed,
+            clock_offset_seconds: r.clock_offset_seconds,
             push_retry_in_seconds: r.push_retry_in_seconds.map(i64::from),
             erased: long(r.erased.len()),
             quarantined: long(r.quarantined.len()),
@@ -197,6 +207,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             refused: refused(s.refused, &s.refusal_details),
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,
+            clock_offset_seconds: s.clock_offset_seconds,
             pending: long(s.pending),
             push_retry_in_seconds: s.push_retry_in_seconds.map(i64::from),
             awaiting_author: s.awaiting_author.iter().map(Uuid::to_string).collect(),

@@ -76,6 +76,7 @@ fn apply(dir: &Path) {
             reoffer: false,
             incarnation: None,
             push_retry_in_seconds: None,
+            hub_now_ms: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

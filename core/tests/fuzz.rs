@@ -284,6 +284,7 @@ fn hostile_bytes_shard(shard: u64) {
                     reoffer: false,
                     incarnation: None,
                     push_retry_in_seconds: None,
+                    hub_now_ms: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -422,6 +423,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         reoffer: false,
                         incarnation: None,
                         push_retry_in_seconds: None,
+                        hub_now_ms: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

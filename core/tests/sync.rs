@@ -1823,3 +1823,47 @@ fn two_removals_that_together_leave_a_referred_case_without_referral_are_not_bot
     assert_eq!(held.referrals.keys().collect::<Vec<_>>(), vec![&second]);
     assert_eq!(held.status, CaseStatus::Referred);
 }
+
+/// A phone whose clock went back to a firmware's date (or forward) is told at its next sync
+/// how far it is from the hub's, whatever it pushed: an app tells its user to set the clock.
+/// Within ten minutes, nothing is said.
+#[test]
+fn a_sync_says_how_far_the_phone_s_clock_is_from_the_hub_s() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let in_sync = sync(&mut monitor, &mut hub);
+    assert!(!in_sync.clock_skewed, "{in_sync:?}");
+    assert_eq!(in_sync.clock_offset_seconds, None);
+    let principal = monitor.principal.clone();
+    // The hub's answers as a phone whose clock runs `ahead_ms` ahead of the hub's reads them.
+    let mut sync_ahead_by = |ahead_ms: i64| {
+        sync_with_hub(
+            &mut monitor.store,
+            &SyncOptions::default(),
+            |request| {
+                let bytes = hub
+                    .hub_handle(&principal, request, &HubLimits::default())
+                    .map_err(|e| e.to_string())?;
+                let mut response = wire::decode_response(&bytes, usize::MAX).unwrap();
+                response.hub_now_ms = response.hub_now_ms.map(|now| now - ahead_ms);
+                Ok(wire::encode_response(&response))
+            },
+            |_| {},
+        )
+        .unwrap()
+    };
+    let day = 24 * 3600 * 1000;
+    let behind = sync_ahead_by(-548 * day);
+    assert!(behind.clock_skewed, "{behind:?}");
+    let offset = behind.clock_offset_seconds.expect("the offset");
+    assert!((offset + 548 * 24 * 3600).abs() < 60, "{offset}");
+    let ahead = sync_ahead_by(2 * day);
+    assert!(
+        ahead.clock_offset_seconds.is_some_and(|s| s > 0),
+        "{ahead:?}"
+    );
+    let close = sync_ahead_by(5 * 60 * 1000);
+    assert!(!close.clock_skewed, "{close:?}");
+    assert_eq!(close.clock_offset_seconds, None);
+}

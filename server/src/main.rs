@@ -1741,6 +1741,7 @@ fn sync(
             "refused": refused,
             "failed": failed,
             "clock_skewed": summary.clock_skewed,
+            "clock_offset_seconds": summary.clock_offset_seconds,
             "erased": summary.erased.len(),
             "quarantined": summary.quarantined.len(),
             "left_scope": summary.left_scope.len(),

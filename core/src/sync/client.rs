@@ -83,8 +83,12 @@ pub struct SyncReport {
     /// Received records that could not be applied, and why; they are fetched whole next time.
     pub failed: Vec<(Uuid, String)>,
     pub more: bool,
-    /// The hub saw this device's clock far from its own.
+    /// This device's clock is far from the hub's: it dated changes the hub found implausible,
+    /// or it differs from the hub's by more than `CLOCK_TOLERANCE_MS` (`clock_offset_seconds`).
     pub clock_skewed: bool,
+    /// How far this device's clock runs ahead of the hub's (negative: behind), in seconds,
+    /// when by more than `CLOCK_TOLERANCE_MS`; none within it, or from a hub that does not say.
+    pub clock_offset_seconds: Option<i64>,
     /// Records this device pushed wait, past the changes the hub takes from one device in an
     /// hour: the seconds until pushing again is worth it (`SyncSummary::push_retry_in_seconds`).
     pub push_retry_in_seconds: Option<u32>,
@@ -141,7 +145,13 @@ pub struct SyncSummary {
     /// (`SyncReport::refusal_details`).
     pub refusal_details: Vec<(Uuid, RefusalDetail)>,
     pub failed: Vec<(Uuid, String)>,
+    /// This device's clock is far from the hub's (`SyncReport::clock_skewed`): the days it
+    /// gives records (a case identified today, a verification) are wrong, and the hub refuses
+    /// those after its own today. An app tells its user to set the phone's date and time.
     pub clock_skewed: bool,
+    /// How far this device's clock runs ahead of the hub's (negative: behind), in seconds, as
+    /// the last answer found it, when by more than `CLOCK_TOLERANCE_MS`.
+    pub clock_offset_seconds: Option<i64>,
     /// Records still waiting in the outbox (refused ones, until they are accepted).
     pub pending: usize,
     /// Some of `pending` wait because this device pushed more changes than the hub takes from
@@ -381,6 +391,20 @@ fn stored_cursor(conn: &rusqlite::Connection) -> Result<Option<Cursor>> {
     Ok(sync_state::get_meta(conn, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok()))
 }
 
+/// How far a device's clock may differ from its hub's before a sync says so: the hub's own
+/// allowance for a change's time (`HubLimits::clock_skew_ms`), far beyond a slow link's delay.
+pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
+
+/// How far this device's clock runs ahead of the hub's, which answered at `hub_now_ms`, in
+/// seconds; none within `CLOCK_TOLERANCE_MS`. A phone whose clock went back to 2000 when its
+/// battery ran out, or to its firmware's date, still records: its user is told to set it.
+fn clock_offset_seconds(hub_now_ms: i64) -> Option<i64> {
+    let offset = chrono::Utc::now()
+        .timestamp_millis()
+        .saturating_sub(hub_now_ms);
+    (offset.abs() > CLOCK_TOLERANCE_MS).then_some(offset / 1000)
+}
+
 /// `Store::hub_sync_apply`'s work, in the transaction that also keeps the new cursor.
 fn apply_response(
     merging: &mut Merging<'_, '_>,
@@ -390,8 +414,11 @@ fn apply_response(
     pushed: &std::collections::HashMap<Uuid, Vec<[u8; 32]>>,
 ) -> Result<SyncReport> {
     let tx = merging.tx;
+    let clock_offset_seconds = response.hub_now_ms.and_then(clock_offset_seconds);
     let mut report = SyncReport {
         more: response.more,
+        clock_skewed: clock_offset_seconds.is_some(),
+        clock_offset_seconds,
         push_retry_in_seconds: response.push_retry_in_seconds,
         ..SyncReport::default()
     };
@@ -1011,6 +1038,7 @@ fn exchange_until_done(
         summary.accepted += report.accepted;
         summary.received += report.received;
         summary.clock_skewed |= report.clock_skewed;
+        summary.clock_offset_seconds = report.clock_offset_seconds;
         // The latest answer to a push says whether pushes wait (a page of a walk pushes none).
         if !answering_page {
             summary.push_retry_in_seconds = report.push_retry_in_seconds;

@@ -241,6 +241,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         attachment_limits: Some(limits.attachments),
         push_retry_in_seconds: push_retry_in
             .map(|wait| u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX)),
+        hub_now_ms: Some(Utc::now().timestamp_millis()),
         ..response
     };
     for id in held_elsewhere {
@@ -1074,6 +1075,7 @@ fn respond(
         incarnation: incarnation
             .filter(|now| request.identity.is_some() && request.incarnation != Some(*now)),
         push_retry_in_seconds: None,
+        hub_now_ms: None,
     })
 }
 

@@ -289,6 +289,12 @@ struct ResponseTail8 {
     push_retry_in_seconds: Option<u32>,
 }
 
+/// `SyncResponse::hub_now_ms`.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail9 {
+    hub_now_ms: Option<i64>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -434,7 +440,8 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             _ => None,
         })
         .collect();
-    let eighth = response.push_retry_in_seconds.is_some();
+    let ninth = response.hub_now_ms.is_some();
+    let eighth = response.push_retry_in_seconds.is_some() || ninth;
     let seventh = response.incarnation.is_some() || eighth;
     let sixth = !refusal_details.is_empty() || seventh;
     let fifth = response.reoffer || sixth;
@@ -495,6 +502,14 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             .expect("sync messages serialize"),
         );
     }
+    if ninth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail9 {
+                hub_now_ms: response.hub_now_ms,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -508,7 +523,8 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     let (fifth, rest) = take_part::<ResponseTail5>(rest)?;
     let (sixth, rest) = take_part::<ResponseTail6>(rest)?;
     let (seventh, rest) = take_part::<ResponseTail7>(rest)?;
-    let (eighth, _newer) = take_part::<ResponseTail8>(rest)?;
+    let (eighth, rest) = take_part::<ResponseTail8>(rest)?;
+    let (ninth, _newer) = take_part::<ResponseTail9>(rest)?;
     let mut acks = head.acks;
     for (i, told) in sixth.refusal_details {
         if let Some(PushAck {
@@ -539,6 +555,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         reoffer: fifth.reoffer,
         incarnation: seventh.incarnation,
         push_retry_in_seconds: eighth.push_retry_in_seconds,
+        hub_now_ms: ninth.hub_now_ms,
     })
 }
 
@@ -692,6 +709,9 @@ pub struct SyncResponse {
     /// hour: the seconds until pushing again is worth it (none from a hub of an earlier
     /// version, or when nothing waits for that).
     pub push_retry_in_seconds: Option<u32>,
+    /// The hub's clock when it answered, in milliseconds since 1970 (none from a hub of an
+    /// earlier version): a device compares its own with it (`SyncSummary::clock_offset_seconds`).
+    pub hub_now_ms: Option<i64>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
