@@ -1180,6 +1180,11 @@ fn field(s: &Setup) -> Field {
         });
         v.forced_labour
             .insert(ForcedLabourIndicator::ALL[0], String::new());
+        v.checklist = ChecklistAnswers {
+            checklist: "child-labour".into(),
+            version: 1,
+            answers: [("CL01".to_string(), Answer::No)].into_iter().collect(),
+        };
         let v = device.store.create(&v).expect("visit");
         let mut c = child(area, name, device.user());
         c.estimated_age = Some(13);
@@ -1379,6 +1384,14 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let mut browser = signed_in(&s, "sup.review");
     let page = browser.get(&format!("/console/visits/{}", f.my_visit));
     assert_eq!(page.status, 200);
+    // A checklist's item by its label, not its code.
+    assert!(
+        page.body
+            .contains("Enfants de moins de l&#39;âge minimum au travail"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("CL01"), "{}", page.body);
     let csrf = page.csrf();
     // Without the token: refused, and nothing changes.
     let forged = browser.post(

@@ -898,14 +898,24 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.checklist_no"),
-            value: visit
-                .checklist
-                .answers
-                .iter()
-                .filter(|(_, a)| **a == vigie_core::Answer::No)
-                .map(|(c, _)| c.clone())
-                .collect::<Vec<_>>()
-                .join(", "),
+            // Each item by its label in the checklist version the visit answered (its code
+            // when this hub lacks that version); labels may hold commas.
+            value: {
+                let answered = &visit.checklist;
+                let version = u32::try_from(answered.version).unwrap_or(0);
+                let checklist = reference.checklist(&answered.checklist, version);
+                answered
+                    .answers
+                    .iter()
+                    .filter(|(_, a)| **a == vigie_core::Answer::No)
+                    .map(|(c, _)| {
+                        checklist
+                            .and_then(|list| list.item(c))
+                            .map_or_else(|| c.clone(), |i| i.label(t.lang()).to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
         },
         Field {
             // Each indicator with what the visitor noted of it.
