@@ -1617,6 +1617,31 @@ fn a_referral_names_a_provider_of_the_directory_in_force() {
     assert_eq!(case.referrals.len(), 2);
 }
 
+/// A community removed from the tree while records are filed under it: the console still names
+/// it as the tree it was captured with did, never by its code.
+#[test]
+fn a_community_removed_from_the_tree_keeps_its_name_on_the_console() {
+    let s = setup();
+    let f = field(&s);
+    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).expect("the sample tree");
+    let mut tree: serde_json::Value = serde_json::from_str(&tree).expect("json");
+    let communities = tree["administrative_areas"]["children"][0]["children"][0]["children"]
+        .as_array_mut()
+        .expect("the district's communities");
+    communities.retain(|c| c["code"] != C01);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("areas-v2.json");
+    std::fs::write(&path, tree.to_string()).expect("write the tree");
+    common::reference::publish(&s.data, &[path.to_str().expect("utf-8 path")]);
+    let mut browser = signed_in(&s, "sup.removed");
+    for page in ["/console/".to_string(), format!("/console/cases/{}", f.my_case)] {
+        let page = browser.get(&page);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("Communauté 01 (Soubré)"), "{}", page.body);
+        assert!(!page.body.contains(&format!(">{C01}<")), "{}", page.body);
+    }
+}
+
 #[test]
 fn erasure_needs_a_reason_and_the_case_code() {
     let s = setup();

@@ -137,13 +137,19 @@ impl Tr {
         }
     }
 
-    /// An area's name in the page's language, from the latest area tree that holds its code;
-    /// the code itself when none does (a code of a tree since changed).
+    /// An area's name in the page's language, from the latest area tree that holds its code
+    /// (a community removed or renamed since keeps the name an earlier version gave it); the
+    /// code itself when none does.
     pub fn area(&self, reference: &vigie_core::ReferenceData, code: &str) -> String {
+        let areas = vigie_core::ReferenceType::AdministrativeAreas;
         reference
-            .keys(vigie_core::ReferenceType::AdministrativeAreas)
+            .keys(areas)
             .into_iter()
-            .filter_map(|country| reference.area_tree(country)?.find(code))
+            .flat_map(|country| {
+                let versions = reference.versions(areas, country).into_iter().rev();
+                versions.map(move |version| vigie_core::Pin::new(country, version))
+            })
+            .filter_map(|pin| reference.area_tree_at(&pin)?.find(code))
             .map(|node| node.labels.get(self.0.code()).unwrap_or(code).to_string())
             .next()
             .unwrap_or_else(|| code.to_string())
