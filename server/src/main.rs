@@ -1354,6 +1354,49 @@ fn warn_of_areas_gone(backend: &dyn Backend) -> Result<(), String> {
     Ok(())
 }
 
+/// After an area tree is published: the records filed under a community that the tree in force
+/// holds elsewhere (moved to another district or region) or no more (removed) are counted by
+/// community, on stderr. They stay where they were filed (counted there, seen by its users)
+/// until a user covering both places files each again; an operator learns it as they publish,
+/// not from a district's figures months later.
+fn warn_of_records_left(backend: &dyn Backend) -> Result<(), String> {
+    let reference = backend.reference().map_err(|e| e.to_string())?;
+    let mut view = backend.open_view().map_err(|e| e.to_string())?;
+    backend.refresh_view(&mut view).map_err(|e| e.to_string())?;
+    // By district and community filed under, with the district the tree now puts it in.
+    type Filed = (String, String, Option<String>);
+    let mut left: std::collections::BTreeMap<Filed, Vec<(vigie_core::RecordKind, u64)>> =
+        Default::default();
+    for (area, kind, count) in view.store.records_by_area().map_err(|e| e.to_string())? {
+        let Some(tree) = reference.area_tree(&area.country) else {
+            continue;
+        };
+        if tree.check(&area, "area").is_err() {
+            let now = tree.area_of(&area.community).map(|a| a.district);
+            left.entry((area.district, area.community, now))
+                .or_default()
+                .push((kind, count));
+        }
+    }
+    for ((district, community, now), counts) in left {
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(kind, n)| format!("{n} {}", kind.as_str().replace('_', " ")))
+            .collect();
+        let place = match now {
+            Some(now) => format!("which the tree in force holds under {now}"),
+            None => "which no area tree in force holds".to_string(),
+        };
+        eprintln!(
+            "vigie: warning: records ({}) are filed under {district} › {community}, {place}: they stay counted \
+             there, and seen by its users, until a user whose areas cover both places files \
+             each again",
+            counts.join(", "),
+        );
+    }
+    Ok(())
+}
+
 fn reference(command: ReferenceCommand) -> Result<(), String> {
     match command {
         ReferenceCommand::Publish { hub, files } => {
@@ -1397,6 +1440,7 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 .any(|f| f.content.reference_type() == ReferenceType::AdministrativeAreas)
             {
                 warn_of_areas_gone(&*backend)?;
+                warn_of_records_left(&*backend)?;
             }
             Ok(())
         }

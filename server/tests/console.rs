@@ -1634,10 +1634,17 @@ fn a_community_removed_from_the_tree_keeps_its_name_on_the_console() {
     std::fs::write(&path, tree.to_string()).expect("write the tree");
     common::reference::publish(&s.data, &[path.to_str().expect("utf-8 path")]);
     let mut browser = signed_in(&s, "sup.removed");
-    for page in ["/console/".to_string(), format!("/console/cases/{}", f.my_case)] {
+    for page in [
+        "/console/".to_string(),
+        format!("/console/cases/{}", f.my_case),
+    ] {
         let page = browser.get(&page);
         assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("Communauté 01 (Soubré)"), "{}", page.body);
+        assert!(
+            page.body.contains("Communauté 01 (Soubré)"),
+            "{}",
+            page.body
+        );
         assert!(!page.body.contains(&format!(">{C01}<")), "{}", page.body);
     }
 }

@@ -709,6 +709,81 @@ fn publishing_a_tree_without_a_user_s_area_says_so() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&user));
 }
 
+/// A community moved to another district, and one removed, while records are filed under
+/// them: publishing the tree says how many records stay where they were filed, by community.
+#[test]
+fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let c02 = "CI-R1-D1-C02";
+    let mut phone = Device::enrol(
+        dir.path(),
+        &data,
+        "moniteur",
+        Role::CommunityMonitor,
+        &[C01, c02],
+        1,
+    );
+    phone
+        .store
+        .create(&child(area(C01), "Awa", phone.user()))
+        .unwrap();
+    let place = phone
+        .store
+        .create(&workplace(area(c02), "Plantation"))
+        .unwrap();
+    phone
+        .store
+        .create(&visit(area(c02), place.id, phone.user(), 3))
+        .unwrap();
+    let summary = phone.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+
+    // Version 2: C01 goes to district D2, C02 is removed.
+    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
+    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
+    let districts = tree["administrative_areas"]["children"][0]["children"]
+        .as_array_mut()
+        .unwrap();
+    let d1 = districts[0]["children"].as_array_mut().unwrap();
+    let c01 = d1.remove(d1.iter().position(|c| c["code"] == C01).unwrap());
+    d1.retain(|c| c["code"] != c02);
+    districts[1]["children"].as_array_mut().unwrap().push(c01);
+    let path = dir.path().join("areas-v2.json");
+    std::fs::write(&path, tree.to_string()).unwrap();
+    let out = admin(&data, &["reference", "publish", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    let line = |community: &str| {
+        said.lines()
+            .find(|l| l.contains(&format!("› {community},")))
+            .unwrap_or_else(|| panic!("{community}: {said}"))
+            .to_string()
+    };
+    let moved = line(C01);
+    assert!(
+        moved.contains("1 child case") && moved.contains("holds under CI-R1-D2"),
+        "{moved}"
+    );
+    let removed = line(c02);
+    assert!(
+        removed.contains("1 workplace")
+            && removed.contains("1 visit")
+            && removed.contains("no area tree in force holds"),
+        "{removed}"
+    );
+    // No name, only codes and counts.
+    assert!(
+        !said.contains("Awa") && !said.contains("Plantation"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try() {
     let dir = TempDir::new().unwrap();

@@ -773,6 +773,12 @@ impl Store {
         queries::records_held(&self.conn)
     }
 
+    /// How many records of each kind are filed under each area (a hub names, after a new area
+    /// tree, those filed under a path it no longer holds).
+    pub fn records_by_area(&self) -> Result<Vec<(crate::Area, RecordKind, u64)>> {
+        queries::records_by_area(&self.conn)
+    }
+
     /// Number of records of each kind.
     pub fn count(&self, kind: RecordKind) -> Result<u64> {
         queries::count(&self.conn, kind)

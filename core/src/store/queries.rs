@@ -795,6 +795,23 @@ pub(crate) fn each_record_with_area(
     Ok(())
 }
 
+/// How many records of each kind are filed under each area (`Store::records_by_area`).
+pub(crate) fn records_by_area(conn: &Connection) -> Result<Vec<(Area, RecordKind, u64)>> {
+    let mut statement = conn.prepare(
+        "SELECT country, region, district, community, kind, count(*)
+         FROM scope_areas GROUP BY country, region, district, community, kind",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let Some(kind) = RecordKind::from_i64(row.get(4)?) else {
+            continue;
+        };
+        out.push((area_col(row, 0)?, kind, row.get::<_, i64>(5)?.max(0) as u64));
+    }
+    Ok(out)
+}
+
 /// A record and the area it is filed under (`each_record_with_area`).
 pub(crate) struct AreaRows {
     pub id: Uuid,
