@@ -15,7 +15,7 @@ use vigie_core::sync::{
     describe_quarantined, erase_record, handle_attachment, handle_certified_sync,
     import_hub_bundle, read_record, reject_quarantined, update_record,
 };
-use vigie_core::{ChangeAuthor, Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
+use vigie_core::{Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
 /// A hub's incarnation and how far its change order has gone (`Backend::change_order_mark`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +341,44 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
     Ok(after)
 }
 
+/// Files every record held under the community code `from` again under `to` (a community of
+/// the tree in force), as the hub's administrator, a few hundred to a transaction; returns how
+/// many changed (`vigie reference refile`).
+pub fn refile_community(
+    backend: &dyn Backend,
+    from: &str,
+    to: &vigie_core::Area,
+) -> Result<usize, Error> {
+    let reference = backend.reference()?;
+    let mut view = backend.open_view()?;
+    backend.refresh_view(&mut view)?;
+    let filed: Vec<Uuid> = view
+        .store
+        .records_filed_under(from)?
+        .into_iter()
+        .filter(|(_, area)| area != to)
+        .map(|(id, _)| id)
+        .collect();
+    drop(view);
+    let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
+    let mut refiled = 0;
+    for batch in filed.chunks(REFILE_BATCH) {
+        backend.write(&mut |tx| {
+            for id in batch {
+                if vigie_core::sync::refile_record(tx, &actor, author, &reference, *id, to)? {
+                    refiled += 1;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(refiled)
+}
+
+/// Records filed again in one transaction (`refile_community`): devices syncing meanwhile wait
+/// for one batch at most.
+const REFILE_BATCH: usize = 200;
+
 /// Deactivates a user; returns the user before and after.
 pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(
     storage: &mut S,
@@ -380,10 +418,7 @@ pub(crate) fn change_user_in<S: HubStorage + ?Sized>(
     user: Uuid,
     change: &dyn Fn(&mut User) -> Result<(), Error>,
 ) -> Result<(User, User), Error> {
-    let author = ChangeAuthor {
-        user: crate::HUB_ADMIN,
-        device: crate::HUB_ADMIN,
-    };
+    let author = crate::ADMIN_AUTHOR;
     storage.in_transaction(&mut |tx| {
         let before = read_record::<User>(tx, user)?.ok_or(Error::NotFound {
             kind: Some(vigie_core::RecordKind::User),

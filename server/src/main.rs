@@ -416,6 +416,21 @@ enum ReferenceCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// File every record held under a community code again where the area tree in force puts
+    /// that community (after it moved to another district or region), or under `--to` (after
+    /// it took another code, or merged into another): devices whose areas no longer cover
+    /// those records let them go at their next sync, and those whose areas do receive them.
+    /// Prints one JSON line: the community, where its records are filed now, how many moved.
+    Refile {
+        #[command(flatten)]
+        hub: HubData,
+        /// The community code the records are filed under.
+        #[arg(long)]
+        community: String,
+        /// The community of the tree in force to file them under (default: `--community`).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// One JSON line per reference document the hub holds: type, key, versions (built in or
     /// published), in_force (the version devices receive), and for an area tree the number of
     /// areas of each level.
@@ -1442,6 +1457,37 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 warn_of_areas_gone(&*backend)?;
                 warn_of_records_left(&*backend)?;
             }
+            Ok(())
+        }
+        ReferenceCommand::Refile { hub, community, to } => {
+            let backend = hub.open()?;
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            let target = to.as_deref().unwrap_or(&community);
+            let area = reference
+                .keys(ReferenceType::AdministrativeAreas)
+                .into_iter()
+                .find_map(|country| reference.area_tree(country)?.area_of(target))
+                .ok_or_else(|| {
+                    format!("{target} is not a community of an area tree in force (vigie reference list)")
+                })?;
+            let refiled = vigie_server::backend::refile_community(&*backend, &community, &area)
+                .map_err(|e| e.to_string())?;
+            let filed_under = area.codes().join(" › ");
+            journal(
+                &*backend,
+                None,
+                "records_refile",
+                None,
+                &from_command_line(&format!("{community} → {filed_under}: {refiled}")),
+            );
+            println!(
+                "{}",
+                serde_json::json!({
+                    "community": community,
+                    "filed_under": filed_under,
+                    "refiled": refiled,
+                })
+            );
             Ok(())
         }
         ReferenceCommand::List { hub } => {

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 use vigie_core::codec::{self, sealed};
-use vigie_core::doc::{self, ChangeAuthor};
+use vigie_core::doc;
 use vigie_core::identity::HubKey;
 use vigie_core::storage::{Appended, HeldAttachment, ReferenceCache, ReferenceSource};
 use vigie_core::sync::{
@@ -2535,10 +2535,7 @@ impl Backend for Postgres {
     }
 
     fn add_user(&self, user: &User) -> Result<User> {
-        let author = ChangeAuthor {
-            user: crate::HUB_ADMIN,
-            device: crate::HUB_ADMIN,
-        };
+        let author = crate::ADMIN_AUTHOR;
         self.storage().in_transaction(&mut |tx| {
             let reference = tx.reference()?;
             vigie_core::sync::create_record(tx, &self.actor, author, &reference, user)
@@ -2658,10 +2655,7 @@ impl Backend for Postgres {
     }
 
     fn publish_references(&self, files: &[ReferenceFile]) -> Result<Vec<u32>> {
-        let author = ChangeAuthor {
-            user: crate::HUB_ADMIN,
-            device: crate::HUB_ADMIN,
-        };
+        let author = crate::ADMIN_AUTHOR;
         let files: Vec<(&str, &ReferenceContent)> = files
             .iter()
             .map(|file| (file.key.as_str(), &file.content))

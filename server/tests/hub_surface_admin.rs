@@ -740,15 +740,37 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     let summary = phone.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{:?}", summary.refused);
 
+    // Supervisors of both districts, enrolled before the new tree (the helper publishes the
+    // sample tree when a user's area needs it).
+    let mut d1 = Device::enrol(
+        dir.path(),
+        &data,
+        "sup-d1",
+        Role::Supervisor,
+        &["CI-R1-D1"],
+        2,
+    );
+    let mut d2 = Device::enrol(
+        dir.path(),
+        &data,
+        "sup-d2",
+        Role::Supervisor,
+        &["CI-R1-D2"],
+        3,
+    );
+    d1.sync(&hub.url).unwrap();
+    d2.sync(&hub.url).unwrap();
+    assert_eq!(d1.store.count(RecordKind::ChildCase).unwrap(), 1);
+    assert_eq!(d2.store.count(RecordKind::ChildCase).unwrap(), 0);
     // Version 2: C01 goes to district D2, C02 is removed.
     let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
     let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
     let districts = tree["administrative_areas"]["children"][0]["children"]
         .as_array_mut()
         .unwrap();
-    let d1 = districts[0]["children"].as_array_mut().unwrap();
-    let c01 = d1.remove(d1.iter().position(|c| c["code"] == C01).unwrap());
-    d1.retain(|c| c["code"] != c02);
+    let in_d1 = districts[0]["children"].as_array_mut().unwrap();
+    let c01 = in_d1.remove(in_d1.iter().position(|c| c["code"] == C01).unwrap());
+    in_d1.retain(|c| c["code"] != c02);
     districts[1]["children"].as_array_mut().unwrap().push(c01);
     let path = dir.path().join("areas-v2.json");
     std::fs::write(&path, tree.to_string()).unwrap();
@@ -781,6 +803,47 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     assert!(
         !said.contains("Awa") && !said.contains("Plantation"),
         "{said}"
+    );
+
+    // Filed again where the tree now puts them: district D2's supervisor receives the case,
+    // D1's lets it go; the removed community's records go under C03.
+    let refile = |args: &[&str]| {
+        let mut all = vec!["reference", "refile"];
+        all.extend(args);
+        let out = admin(&data, &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let moved = refile(&["--community", C01]);
+    assert_eq!(moved["refiled"], 1, "{moved}");
+    assert_eq!(moved["filed_under"], "CI › CI-R1 › CI-R1-D2 › CI-R1-D1-C01");
+    let again = refile(&["--community", C01]);
+    assert_eq!(again["refiled"], 0, "{again}");
+    let merged = refile(&["--community", c02, "--to", "CI-R1-D1-C03"]);
+    assert_eq!(merged["refiled"], 2, "{merged}");
+    let unknown = admin(&data, &["reference", "refile", "--community", c02]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not a community"),
+        "{unknown:?}"
+    );
+    d1.sync(&hub.url).unwrap();
+    d2.sync(&hub.url).unwrap();
+    assert_eq!(d1.store.count(RecordKind::ChildCase).unwrap(), 0);
+    assert_eq!(d1.store.count(RecordKind::Visit).unwrap(), 1);
+    assert_eq!(d2.store.count(RecordKind::ChildCase).unwrap(), 1);
+    // The monitor, whose code names the community wherever it is, keeps the case.
+    phone.sync(&hub.url).unwrap();
+    assert_eq!(phone.store.count(RecordKind::ChildCase).unwrap(), 1);
+    let out = admin(&data, &["reference", "publish", path.to_str().unwrap()]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("records ("),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -779,6 +779,11 @@ impl Store {
         queries::records_by_area(&self.conn)
     }
 
+    /// The records filed under a community code, each with its whole area.
+    pub fn records_filed_under(&self, community: &str) -> Result<Vec<(Uuid, crate::Area)>> {
+        queries::records_filed_under(&self.conn, community)
+    }
+
     /// Number of records of each kind.
     pub fn count(&self, kind: RecordKind) -> Result<u64> {
         queries::count(&self.conn, kind)

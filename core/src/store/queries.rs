@@ -812,6 +812,17 @@ pub(crate) fn records_by_area(conn: &Connection) -> Result<Vec<(Area, RecordKind
     Ok(out)
 }
 
+/// The records filed under a community code (`Store::records_filed_under`).
+pub(crate) fn records_filed_under(conn: &Connection, community: &str) -> Result<Vec<(Uuid, Area)>> {
+    rows(
+        conn,
+        "SELECT r.id, s.country, s.region, s.district, s.community
+         FROM records r JOIN scope_areas s ON s.record = r.rowid WHERE s.community = ?1",
+        vec![Sql::Text(community.to_string())],
+        |row| Ok((uuid_col(row, 0)?, area_col(row, 1)?)),
+    )
+}
+
 /// A record and the area it is filed under (`each_record_with_area`).
 pub(crate) struct AreaRows {
     pub id: Uuid,

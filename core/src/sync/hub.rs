@@ -15,7 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{ChildCase, Record, ReferenceDocument, User};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit, Workplace};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::domain::validation::NotAllowed;
@@ -1494,6 +1494,48 @@ pub fn update_record<R: Record>(
         author,
     })?;
     Ok(written)
+}
+
+/// Files a record again under `to`, as the hub's administrator (`author`), after its community
+/// moved to another district or took another code: its area changes in the change order as a
+/// user's edit changes it, so devices whose areas no longer cover it let it go and those whose
+/// areas do receive it. Returns whether it changed (a record filed there already, a user, or
+/// a record not held: not).
+pub fn refile_record(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    reference: &ReferenceData,
+    id: Uuid,
+    to: &Area,
+) -> Result<bool> {
+    fn refile<R: Record>(
+        tx: &mut dyn HubTransaction,
+        actor: &ActorId,
+        author: ChangeAuthor,
+        reference: &ReferenceData,
+        id: Uuid,
+        to: &Area,
+    ) -> Result<bool> {
+        let Some(mut record) = read_record::<R>(tx, id)? else {
+            return Ok(false);
+        };
+        match record.area_mut() {
+            Some(area) if area != to => *area = to.clone(),
+            _ => return Ok(false),
+        }
+        update_record(tx, actor, author, reference, &record)?;
+        Ok(true)
+    }
+    let Some(stored) = tx.record(id, false)? else {
+        return Ok(false);
+    };
+    match stored.kind {
+        RecordKind::Workplace => refile::<Workplace>(tx, actor, author, reference, id, to),
+        RecordKind::Visit => refile::<Visit>(tx, actor, author, reference, id, to),
+        RecordKind::ChildCase => refile::<ChildCase>(tx, actor, author, reference, id, to),
+        _ => Ok(false),
+    }
 }
 
 /// A principal's own change to a record on the hub (the console, acting for a supervisor): the

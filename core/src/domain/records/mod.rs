@@ -129,6 +129,9 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn area(&self) -> Option<&Area> {
         None
     }
+    fn area_mut(&mut self) -> Option<&mut Area> {
+        None
+    }
     /// The record as the role matrix sees it (`rights`).
     fn subject(&self) -> Subject<'_> {
         Subject::Administered(Self::KIND)
@@ -312,6 +315,9 @@ macro_rules! record_pins {
         }
         fn area(&self) -> Option<&Area> {
             Some(&self.$($area).+)
+        }
+        fn area_mut(&mut self) -> Option<&mut Area> {
+            Some(&mut self.$($area).+)
         }
     };
 }
