@@ -341,14 +341,23 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
     Ok(after)
 }
 
+/// What `refile_community` did: how many records it filed again, and those it left where they
+/// were because, filed there, they would break a rule (each with the field and rule).
+#[derive(Debug, Default)]
+pub struct Refiled {
+    pub refiled: usize,
+    pub kept: Vec<(Uuid, vigie_core::ValidationError)>,
+}
+
 /// Files every record held under the community code `from` again under `to` (a community of
-/// the tree in force), as the hub's administrator, a few hundred to a transaction; returns how
-/// many changed (`vigie reference refile`).
+/// the tree in force), as the hub's administrator, a few hundred to a transaction
+/// (`vigie reference refile`). A record that would break a rule there is left where it was
+/// and said, not the others with it: the rule is checked before anything of it is written.
 pub fn refile_community(
     backend: &dyn Backend,
     from: &str,
     to: &vigie_core::Area,
-) -> Result<usize, Error> {
+) -> Result<Refiled, Error> {
     let reference = backend.reference()?;
     let mut view = backend.open_view()?;
     backend.refresh_view(&mut view)?;
@@ -361,18 +370,26 @@ pub fn refile_community(
         .collect();
     drop(view);
     let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
-    let mut refiled = 0;
+    let mut done = Refiled::default();
     for batch in filed.chunks(REFILE_BATCH) {
+        // Counted once the batch is committed (a transaction run again counts again).
+        let mut outcome = Refiled::default();
         backend.write(&mut |tx| {
+            outcome = Refiled::default();
             for id in batch {
-                if vigie_core::sync::refile_record(tx, &actor, author, &reference, *id, to)? {
-                    refiled += 1;
+                match vigie_core::sync::refile_record(tx, &actor, author, &reference, *id, to) {
+                    Ok(true) => outcome.refiled += 1,
+                    Ok(false) => {}
+                    Err(Error::Validation(rule)) => outcome.kept.push((*id, rule)),
+                    Err(e) => return Err(e),
                 }
             }
             Ok(())
         })?;
+        done.refiled += outcome.refiled;
+        done.kept.append(&mut outcome.kept);
     }
-    Ok(refiled)
+    Ok(done)
 }
 
 /// Records filed again in one transaction (`refile_community`): devices syncing meanwhile wait

@@ -1478,14 +1478,20 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 None,
                 "records_refile",
                 None,
-                &from_command_line(&format!("{community} → {filed_under}: {refiled}")),
+                &from_command_line(&format!("{community} → {filed_under}: {}", refiled.refiled)),
             );
+            let kept: Vec<serde_json::Value> = refiled
+                .kept
+                .iter()
+                .map(|(id, e)| serde_json::json!({"id": id, "field": e.field, "rule": e.rule}))
+                .collect();
             println!(
                 "{}",
                 serde_json::json!({
                     "community": community,
                     "filed_under": filed_under,
-                    "refiled": refiled,
+                    "refiled": refiled.refiled,
+                    "kept": kept,
                 })
             );
             Ok(())
