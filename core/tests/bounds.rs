@@ -681,25 +681,28 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     };
     let other = Some(Pin::new("XX", 1));
 
-    // An edit that moves the case to another profile.
-    let mut doc = automerge::Automerge::load(&device.export_document(case.id).unwrap())
-        .unwrap()
-        .with_actor(device.actor().clone());
-    let before = doc.get_heads();
-    let mut moved: ChildCase = vigie_core::doc::read_record(&doc, case.id).unwrap();
-    moved.captured_with.country_profile = other.clone();
-    vigie_core::doc::write_record(&mut doc, &moved, &author).unwrap();
-    let change = doc.get_changes(&before).pop().unwrap();
-    let outcome = push_one(
-        &mut hub,
-        &principal,
-        &device,
-        PushEntry {
-            id: case.id,
-            heads: vec![change.hash().0],
-            changes: change.raw_bytes().to_vec(),
-        },
-    );
+    // An edit of the hub's copy that moves the case to another profile, pushed.
+    let moves = |hub: &mut Store, to: Pin| {
+        let mut doc = automerge::Automerge::load(&hub.export_document(case.id).unwrap())
+            .unwrap()
+            .with_actor(device.actor().clone());
+        let before = doc.get_heads();
+        let mut moved: ChildCase = vigie_core::doc::read_record(&doc, case.id).unwrap();
+        moved.captured_with.country_profile = Some(to);
+        vigie_core::doc::write_record(&mut doc, &moved, &author).unwrap();
+        let change = doc.get_changes(&before).pop().unwrap();
+        push_one(
+            hub,
+            &principal,
+            &device,
+            PushEntry {
+                id: case.id,
+                heads: vec![change.hash().0],
+                changes: change.raw_bytes().to_vec(),
+            },
+        )
+    };
+    let outcome = moves(&mut hub, Pin::new("XX", 1));
     let captured_with = |outcome: &wire::PushOutcome| match outcome {
         wire::PushOutcome::Refused {
             reason: Refusal::BreaksValidation,
@@ -714,32 +717,12 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     // Its country's profile in force may take it (a hazard the list gained), never an older.
     hub.publish_reference("CI", profile("Côte d'Ivoire, liste révisée"))
         .unwrap();
-    let mut moves = |to: Pin| {
-        let mut doc = automerge::Automerge::load(&hub.export_document(case.id).unwrap())
-            .unwrap()
-            .with_actor(device.actor().clone());
-        let before = doc.get_heads();
-        let mut moved: ChildCase = vigie_core::doc::read_record(&doc, case.id).unwrap();
-        moved.captured_with.country_profile = Some(to);
-        vigie_core::doc::write_record(&mut doc, &moved, &author).unwrap();
-        let change = doc.get_changes(&before).pop().unwrap();
-        push_one(
-            &mut hub,
-            &principal,
-            &device,
-            PushEntry {
-                id: case.id,
-                heads: vec![change.hash().0],
-                changes: change.raw_bytes().to_vec(),
-            },
-        )
-    };
-    let forward = moves(Pin::new("CI", 2));
+    let forward = moves(&mut hub, Pin::new("CI", 2));
     assert!(
         matches!(forward, wire::PushOutcome::Accepted { .. }),
         "{forward:?}"
     );
-    let back = moves(Pin::new("CI", 1));
+    let back = moves(&mut hub, Pin::new("CI", 1));
     assert!(captured_with(&back), "{back:?}");
     let held: ChildCase = hub.get(case.id).unwrap();
     assert_eq!(held.captured_with.country_profile, Some(Pin::new("CI", 2)));

@@ -1509,32 +1509,39 @@ pub fn refile_record(
     id: Uuid,
     to: &Area,
 ) -> Result<bool> {
-    fn refile<R: Record>(
-        tx: &mut dyn HubTransaction,
-        actor: &ActorId,
-        author: ChangeAuthor,
-        reference: &ReferenceData,
-        id: Uuid,
-        to: &Area,
-    ) -> Result<bool> {
+    let refile = Refile {
+        actor,
+        author,
+        reference,
+        to,
+    };
+    match tx.record(id, false)?.map(|stored| stored.kind) {
+        Some(RecordKind::Workplace) => refile.record::<Workplace>(tx, id),
+        Some(RecordKind::Visit) => refile.record::<Visit>(tx, id),
+        Some(RecordKind::ChildCase) => refile.record::<ChildCase>(tx, id),
+        _ => Ok(false),
+    }
+}
+
+/// `refile_record`'s write, for a record of a kind filed under an area.
+struct Refile<'a> {
+    actor: &'a ActorId,
+    author: ChangeAuthor,
+    reference: &'a ReferenceData,
+    to: &'a Area,
+}
+
+impl Refile<'_> {
+    fn record<R: Record>(&self, tx: &mut dyn HubTransaction, id: Uuid) -> Result<bool> {
         let Some(mut record) = read_record::<R>(tx, id)? else {
             return Ok(false);
         };
         match record.area_mut() {
-            Some(area) if area != to => *area = to.clone(),
+            Some(area) if area != self.to => *area = self.to.clone(),
             _ => return Ok(false),
         }
-        update_record(tx, actor, author, reference, &record)?;
+        update_record(tx, self.actor, self.author, self.reference, &record)?;
         Ok(true)
-    }
-    let Some(stored) = tx.record(id, false)? else {
-        return Ok(false);
-    };
-    match stored.kind {
-        RecordKind::Workplace => refile::<Workplace>(tx, actor, author, reference, id, to),
-        RecordKind::Visit => refile::<Visit>(tx, actor, author, reference, id, to),
-        RecordKind::ChildCase => refile::<ChildCase>(tx, actor, author, reference, id, to),
-        _ => Ok(false),
     }
 }
 
