@@ -1553,20 +1553,36 @@ fn a_record_breaking_a_rule_is_not_taken_from_a_peer_or_a_bundle() {
     // Pinned to a reference version no phone holds, the same values are judged all the same:
     // only what that version decides is left to the hub (every other rule comes first).
     let held = monitor.store.export_document(id).unwrap();
-    let pinned = |hours: i32| {
+    let pinned_to = |areas: u32, hours: i32| {
         let mut document = automerge::Automerge::load(&held)
             .unwrap()
             .with_actor(colleague.store.actor().clone());
         let mut case: ChildCase = vigie_core::doc::read_record(&document, id).unwrap();
         case.captured_with.country_profile = Some(Pin::new("ilo-default", 999));
-        case.captured_with.administrative_areas = Some(Pin::new("CI", 999));
+        case.captured_with.administrative_areas = Some(Pin::new("CI", areas));
         case.hours_per_week = hours;
         vigie_core::doc::write_record(&mut document, &case, &own)
             .unwrap()
             .expect("a change");
         document.save()
     };
+    let pinned = |hours| pinned_to(1, hours);
     let report = carried(&colleague, &mut monitor, id, pinned(500));
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+    // A record's area tree is the one it was created with, as the hub takes it (only a
+    // profile moves forward, when a hazard the list gained is recorded).
+    let report = carried(&colleague, &mut monitor, id, pinned_to(999, 45));
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+    // Nor another country's profile (which would classify the child by its list).
+    let mut document = automerge::Automerge::load(&held)
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let mut case: ChildCase = vigie_core::doc::read_record(&document, id).unwrap();
+    case.captured_with.country_profile = Some(Pin::new("BF", 1));
+    vigie_core::doc::write_record(&mut document, &case, &own)
+        .unwrap()
+        .expect("a change");
+    let report = carried(&colleague, &mut monitor, id, document.save());
     assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
     // Within the rules, a version this phone lacks is no reason to refuse (a newer profile
     // the sender received first): the hub judges it.

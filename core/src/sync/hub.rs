@@ -3141,7 +3141,11 @@ pub(crate) fn check_content(
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name
 /// its own country's versions or the default ones. A country profile may move forward, to
 /// another key of those or a later version of its own (`Record::follow_reference_in_force`).
-fn pins_kept(reference: &ReferenceData, from: Option<&TypedRecord>, to: &TypedRecord) -> bool {
+pub(crate) fn pins_kept(
+    reference: &ReferenceData,
+    from: Option<&TypedRecord>,
+    to: &TypedRecord,
+) -> bool {
     let country = to.area().map(|a| a.country.as_str());
     let own_or_default = |ty: ReferenceType, pin: &crate::domain::reference::Pin| {
         Some(pin.key.as_str()) == country

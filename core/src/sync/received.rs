@@ -257,6 +257,15 @@ fn check_values(
             return Err(breaks(e));
         }
     }
+    // The versions it is classified by, as the hub takes them: those it was created with, or
+    // its country's profile moved forward (a peer moving a case back to an older list would
+    // reclassify it here).
+    if !super::hub::pins_kept(reference, held()?, record) {
+        return Err(refused(
+            id,
+            "captured_with: not the versions the record was created with, nor a later profile",
+        ));
+    }
     let dates = record.event_dates();
     if dates
         .iter()
