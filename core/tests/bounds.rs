@@ -724,6 +724,9 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     );
     let back = moves(&mut hub, Pin::new("CI", 1));
     assert!(captured_with(&back), "{back:?}");
+    // Nor back by way of the default profile (CI@2, ilo-default@1, then CI@1).
+    let to_default = moves(&mut hub, Pin::new("ilo-default", 1));
+    assert!(captured_with(&to_default), "{to_default:?}");
     let held: ChildCase = hub.get(case.id).unwrap();
     assert_eq!(held.captured_with.country_profile, Some(Pin::new("CI", 2)));
 

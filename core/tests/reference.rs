@@ -1180,12 +1180,21 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
         .store
         .refer_case(case.id, referral(ServiceKind::Education, "EPP-AKE"))
         .unwrap();
+    // The same child registered twice, referred to the same school.
+    let twin = monitor
+        .store
+        .create(&child(c01.clone(), 12, 10, by))
+        .unwrap();
+    monitor
+        .store
+        .refer_case(twin.id, referral(ServiceKind::Education, "EPP-AKE"))
+        .unwrap();
     let (field, rule) = validation(monitor.store.refer_case(
         case.id,
         referral(ServiceKind::Education, "École du village"),
     ));
     assert_eq!(field, "referral.provider");
-    assert!(rule.contains("provider code"), "{rule}");
+    assert!(rule.contains("provider"), "{rule}");
     let (field, _) = validation(
         monitor
             .store
@@ -1265,6 +1274,14 @@ fn referrals_name_providers_of_the_directory_the_case_was_captured_with() {
     assert!(summary.refused.is_empty(), "{:?}", summary.refused);
     let held: ChildCase = hub.get(case.id).unwrap();
     assert_eq!(held.referrals.len(), 3);
+
+    // A merge brings the duplicate's referrals, made before the school closed: they stand.
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1-D1"]);
+    sync(&mut supervisor, &mut hub);
+    let (kept, _) = supervisor.store.merge_cases(case.id, twin.id).unwrap();
+    assert_eq!(kept.referrals.len(), 4);
+    let summary = sync(&mut supervisor, &mut hub);
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
 }
 
 /// The classifier at each boundary of age, hours, night work, hazards and schooling, for the

@@ -361,14 +361,25 @@ pub fn refile_community(
     let reference = backend.reference()?;
     let mut view = backend.open_view()?;
     backend.refresh_view(&mut view)?;
-    let filed: Vec<Uuid> = view
-        .store
-        .records_filed_under(from)?
+    let held = view.store.records_filed_under(from)?;
+    drop(view);
+    // A record keeps its country (its reference data, and who may see it, are that country's):
+    // a community of another country's tree is a mistyped code.
+    if let Some((_, other)) = held.iter().find(|(_, area)| area.country != to.country) {
+        return Err(vigie_core::ValidationError::new(
+            "to",
+            format!(
+                "a community of {}, not of {}, the country of the records filed under {from}",
+                to.country, other.country
+            ),
+        )
+        .into());
+    }
+    let filed: Vec<Uuid> = held
         .into_iter()
         .filter(|(_, area)| area != to)
         .map(|(id, _)| id)
         .collect();
-    drop(view);
     let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
     let mut done = Refiled::default();
     for batch in filed.chunks(REFILE_BATCH) {

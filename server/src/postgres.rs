@@ -456,7 +456,9 @@ pub enum ConnectError {
     /// an older dump over a newer database drops and makes again only the tables the dump
     /// holds, and leaves those it does not.
     #[error(
-        "the database holds tables of a newer Vigie schema beside schema version {found}: it          was restored with `pg_restore --clean` over a newer database, which leaves the tables          the backup does not hold; restore the backup into a new, empty database instead"
+        "the database holds tables of a newer Vigie schema beside schema version {found}: it \
+         was restored with `pg_restore --clean` over a newer database, which leaves the tables \
+         the backup does not hold; restore the backup into a new, empty database instead"
     )]
     LeftoverTables { found: i32 },
     #[error(transparent)]
@@ -2715,6 +2717,7 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("new, empty database"), "{e}");
+        assert!(!e.to_string().contains("  "), "{e}");
         let version: String = client
             .query_one(
                 "SELECT value FROM vigie_meta WHERE key = 'schema_version'",

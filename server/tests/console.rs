@@ -1609,7 +1609,11 @@ fn a_referral_names_a_provider_of_the_directory_in_force() {
     };
     let closed = refer(&mut browser, "education", "EPP-AKE");
     assert_eq!(closed.status, 422, "{}", closed.body);
-    assert!(closed.body.contains("en vigueur"), "{}", closed.body);
+    assert!(
+        closed.body.contains("Prestataire : ") && closed.body.contains("en vigueur"),
+        "{}",
+        closed.body
+    );
     let opened = refer(&mut browser, "vocational", "CFP-AKE");
     assert_eq!(opened.status, 303, "{}", opened.body);
     phone.sync(&s.hub.url).expect("sync");

@@ -825,6 +825,32 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     assert_eq!(again["refiled"], 0, "{again}");
     let merged = refile(&["--community", c02, "--to", "CI-R1-D1-C03"]);
     assert_eq!(merged["refiled"], 2, "{merged}");
+    // A community of another country's tree: a record keeps its country.
+    let node = |code: &str, children: serde_json::Value| serde_json::json!({"code": code, "labels": {"fr": code}, "children": children});
+    let bf = serde_json::json!({"key": "BF", "administrative_areas": node("BF", serde_json::json!([
+        node("BF-R1", serde_json::json!([node("BF-R1-D1", serde_json::json!([
+            node("BF-R1-D1-C01", serde_json::json!([]))
+        ]))]))
+    ]))});
+    let bf_path = dir.path().join("areas-bf.json");
+    std::fs::write(&bf_path, bf.to_string()).unwrap();
+    admin(&data, &["reference", "publish", bf_path.to_str().unwrap()]);
+    let abroad = admin(
+        &data,
+        &[
+            "reference",
+            "refile",
+            "--community",
+            C01,
+            "--to",
+            "BF-R1-D1-C01",
+        ],
+    );
+    assert!(!abroad.status.success());
+    assert!(
+        String::from_utf8_lossy(&abroad.stderr).contains("a community of BF"),
+        "{abroad:?}"
+    );
     let unknown = admin(&data, &["reference", "refile", "--community", c02]);
     assert!(!unknown.status.success());
     assert!(

@@ -80,6 +80,7 @@ impl Store {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::ReferralAdded)?;
         let mut case: ChildCase = self.get(id)?;
+        case.check_referral_in_force(&referral.provider, &self.reference())?;
         let key = refer(&mut case, referral)?;
         let stored = self
             .update(&case)

@@ -110,7 +110,6 @@ pub(crate) fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
-    record.check_added(None, reference)?;
     crate::domain::records::events_within_their_time(&[], &record.event_dates())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
@@ -245,11 +244,6 @@ fn check_edit<R: Record>(
     read: &dyn Fn() -> Result<R>,
 ) -> Result<()> {
     record.validate(&write.reference)?;
-    // Read as stored only when the edit names what the reference data in force no longer
-    // lists: one kept from before stands.
-    if record.check_added(None, &write.reference).is_err() {
-        record.check_added(Some(&stored()?), &write.reference)?;
-    }
     check_references(tx, record)?;
     let dates = record.event_dates();
     if dates

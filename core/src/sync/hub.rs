@@ -1560,13 +1560,11 @@ pub fn change_as<R: Record>(
     change: &mut dyn FnMut(&mut R) -> Result<()>,
 ) -> Result<R> {
     write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
-        let before: R = doc::read_record(document, id)?;
-        let mut record = before.clone();
+        let mut record: R = doc::read_record(document, id)?;
         change(&mut record)?;
         record.follow_reference_in_force(reference);
         record.derive(reference);
         record.validate(reference)?;
-        record.check_added(Some(&before), reference)?;
         doc::write_record(document, &record, author)?;
         Ok(())
     })
@@ -3139,8 +3137,9 @@ pub(crate) fn check_content(
 }
 
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name
-/// its own country's versions or the default ones. A country profile may move forward, to
-/// another key of those or a later version of its own (`Record::follow_reference_in_force`).
+/// its own country's versions or the default ones. A country profile may move forward, to a
+/// later version of its key or from the default to its country's own
+/// (`Record::follow_reference_in_force`).
 pub(crate) fn pins_kept(
     reference: &ReferenceData,
     from: Option<&TypedRecord>,
@@ -3159,9 +3158,17 @@ pub(crate) fn pins_kept(
             .into_iter()
             .all(|ty| match (pin(from, ty), pin(to, ty)) {
                 (was, now) if was == now => true,
+                // Forward only: a later version of its key, or from the default profile to its
+                // country's own (never back to the default: two such moves would put a case
+                // on an older list of its country).
                 (was, Some(now)) if ty == ReferenceType::CountryProfile => {
+                    let own =
+                        |pin: &crate::domain::reference::Pin| Some(pin.key.as_str()) == country;
                     own_or_default(ty, &now)
-                        && was.is_none_or(|was| was.key != now.key || was.version < now.version)
+                        && was.is_none_or(|was| match was.key == now.key {
+                            true => was.version < now.version,
+                            false => own(&now) && !own(&was),
+                        })
                 }
                 _ => false,
             });

@@ -214,6 +214,27 @@ pub struct ChildCase {
 }
 
 impl ChildCase {
+    /// A referral made now (`workflow::refer`) names a provider the referral directory in
+    /// force lists, when it lists providers: one closed since the child was identified is no
+    /// longer offered. Those made before stand (a merge brings them, an edit keeps them), and
+    /// a phone that had not heard of the closing has its referral taken by the hub.
+    pub fn check_referral_in_force(
+        &self,
+        provider: &str,
+        reference: &ReferenceData,
+    ) -> Result<(), ValidationError> {
+        let listed = reference
+            .referrals_in_force(&self.area.country)
+            .filter(|d| !d.providers.is_empty());
+        match listed {
+            Some(directory) if directory.provider(provider).is_none() => Err(ValidationError::new(
+                "referral.provider",
+                "not a provider of the referral directory in force (closed, or never listed)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Adds to this case, the one kept, what its duplicate `from` holds about the child and it
     /// lacks: referrals and follow-ups (under their keys), worst forms, night work, the longer
     /// working week, the schooling it did not know, and the hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
@@ -621,34 +642,6 @@ impl Record for ChildCase {
         if lists_all {
             self.captured_with.country_profile = Some(in_force);
         }
-    }
-
-    /// A referral made now names a provider the directory in force lists: one that closed
-    /// since the case was identified is no longer offered.
-    fn check_added(
-        &self,
-        before: Option<&Self>,
-        reference: &ReferenceData,
-    ) -> Result<(), ValidationError> {
-        let Some(in_force) = reference
-            .referrals_in_force(&self.area.country)
-            .filter(|d| !d.providers.is_empty())
-        else {
-            return Ok(());
-        };
-        let held = |id: &Uuid| before.and_then(|b| b.referrals.get(id));
-        for (id, r) in &self.referrals {
-            if held(id).is_some_and(|h| h.provider == r.provider) {
-                continue;
-            }
-            if in_force.provider(&r.provider).is_none() {
-                return Err(ValidationError::new(
-                    format!("referrals.{id}.provider"),
-                    "not a provider of the referral directory in force (closed, or never listed)",
-                ));
-            }
-        }
-        Ok(())
     }
 
     fn event_dates(&self) -> Vec<(String, NaiveDate)> {

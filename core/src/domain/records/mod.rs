@@ -148,17 +148,6 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     /// identified is classified with the list in force from then on). Asked of a user's edits
     /// before `derive`; the hub takes such a move forward, never back (`sync::hub::pins_kept`).
     fn follow_reference_in_force(&mut self, _reference: &ReferenceData) {}
-    /// What a user's edit adds, judged by the reference data in force rather than the versions
-    /// the record was captured with (`before`: the record as held, none for a new one): a
-    /// referral made now names a service the directory still lists. Not asked of what sync
-    /// brings: its author made it offline with the reference data their device held then.
-    fn check_added(
-        &self,
-        _before: Option<&Self>,
-        _reference: &ReferenceData,
-    ) -> Result<(), ValidationError> {
-        Ok(())
-    }
     /// The other records this one names, each with its field and the kind it must be of (a
     /// visit's workplace). One that a store or the hub holds under another kind is refused
     /// (`check_references`); one not held may be on its way, or outside the scope.

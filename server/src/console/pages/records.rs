@@ -2095,8 +2095,10 @@ pub async fn case_referral(
             outcome: String::new(),
         };
         let mut status = None;
+        let reference = hub.backend.reference()?;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             status = Some(case.status);
+            case.check_referral_in_force(&referral.provider, &reference)?;
             workflow::refer(case, referral.clone()).map(|_| ())
         })?
         .map(|_| ())
