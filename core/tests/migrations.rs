@@ -390,6 +390,7 @@ fn v1_store_migrates_to_the_current_schema() {
                 area: Some(AreaFilter::Community("CI-GO-SOU-042".into())),
                 status: Some(CaseStatus::Identified),
                 classification: None,
+                code: None,
             },
             Page::first(10),
         )

@@ -987,6 +987,50 @@ fn queries_filter_and_page_from_the_indexes() {
     assert_eq!(found[0].age, Some(11));
 }
 
+/// A case is found by its code as a person types it: whole, its last parts after a dash, or
+/// its last part as a number; spaces and letter case ignored. Not a part's middle.
+#[test]
+fn cases_are_found_by_their_code() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut store = open(&dir, "a.db", user);
+    let mut ids = Vec::new();
+    for code in [
+        "CI-R1-D1-C01-000004",
+        "CI-R1-D1-C01-000040",
+        "000041",
+        "AB%_-7",
+    ] {
+        let mut c = child("Awa", user);
+        c.case_code = code.into();
+        ids.push(store.create(&c).unwrap().id);
+    }
+    let found = |typed: &str| -> BTreeSet<Uuid> {
+        let q = ChildCaseQuery {
+            code: Some(typed.into()),
+            ..Default::default()
+        };
+        store
+            .child_cases(&q, Page::first(10))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    let only = |i: usize| BTreeSet::from([ids[i]]);
+    assert_eq!(found("CI-R1-D1-C01-000004"), only(0));
+    assert_eq!(found(" ci-r1-d1-c01-000004 "), only(0));
+    assert_eq!(found("C01-000004"), only(0));
+    assert_eq!(found("4"), only(0));
+    assert_eq!(found("40"), only(1));
+    assert_eq!(found("41"), only(2));
+    assert_eq!(found("7"), only(3));
+    assert_eq!(found("ab%_-7"), only(3));
+    for nothing in ["C01-00004", "D1-C01", "%", "_", "_-7", ""] {
+        assert!(found(nothing).is_empty(), "{nothing}");
+    }
+}
+
 #[test]
 fn name_search_ignores_accents_and_case() {
     let dir = TempDir::new().unwrap();

@@ -108,6 +108,11 @@ pub struct ChildCaseQuery {
     pub status: Option<CaseStatus>,
     #[cfg_attr(feature = "uniffi", uniffi(default = None))]
     pub classification: Option<ClassificationOutcome>,
+    /// Cases whose code is this one, or ends with it after a dash ("D1-000004" finds
+    /// "CI-R1-D1-000004"), or whose last part is this number ("4" finds "…-000004"); spaces
+    /// and letter case are ignored.
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -504,6 +509,38 @@ pub(crate) fn child_cases(
     f.add("c.merged = ?", 0);
     f.add_opt("c.status = ?", q.status.map(|s| s as i64));
     f.add_opt("c.classification = ?", q.classification.map(|c| c as i64));
+    if let Some(code) = &q.code {
+        let typed: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if typed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A number alone matches the code's last part as a number: the digits that end the
+        // code, after a dash or as the whole code.
+        let number = typed
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| i64::try_from(n).ok());
+        f.add_all(
+            "(upper(c.case_code) = ?
+              OR substr(upper(c.case_code), -(length(?) + 1)) = '-' || ?
+              OR (? IS NOT NULL AND rtrim(c.case_code, '0123456789') <> c.case_code
+                  AND (rtrim(c.case_code, '0123456789') = ''
+                       OR substr(rtrim(c.case_code, '0123456789'), -1) = '-')
+                  AND CAST(substr(c.case_code, length(rtrim(c.case_code, '0123456789')) + 1)
+                           AS INTEGER) = ?))",
+            vec![
+                Sql::Text(typed.clone()),
+                Sql::Text(typed.clone()),
+                Sql::Text(typed),
+                number.map_or(Sql::Null, Sql::Integer),
+                number.map_or(Sql::Null, Sql::Integer),
+            ],
+        );
+    }
     let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;
     let sql = format!(
         "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, (SELECT code FROM area_codes WHERE id = c.district), (SELECT code FROM area_codes WHERE id = c.community)

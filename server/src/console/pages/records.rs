@@ -1331,6 +1331,7 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
                     .iter()
                     .copied()
                     .find(|c| Some(c.as_str()) == q.classification.as_deref()),
+                code: None,
             };
             let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
             let found = match text {
@@ -1382,35 +1383,9 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
     .await
 }
 
-/// Whether a case's code is the one typed, or ends with it at a part's start ("000004" and
-/// "C01-000004" are `CI-R1-D1-C01-000004`'s, and "4" as a number; "C01-00004" and "D1-C01"
-/// are not). Letters' case and spaces do not matter.
-fn code_matches(code: &str, typed: &str) -> bool {
-    let typed: String = typed
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let code = code.to_ascii_uppercase();
-    if typed.is_empty() {
-        return false;
-    }
-    if code == typed || code.ends_with(&format!("-{typed}")) {
-        return true;
-    }
-    // A number alone: the code's last part as a number ("4" for "000004").
-    match (
-        typed.parse::<u64>(),
-        code.rsplit('-').next().map(str::parse::<u64>),
-    ) {
-        (Ok(n), Some(Ok(last))) => n == last,
-        _ => false,
-    }
-}
-
-/// The cases of the supervisor's areas (of `name`, if given) that `keep` keeps, in the order
-/// the name search pages them, up to `wanted`. The core's queries search names, not codes: the
-/// cases' summaries (the index, not the documents) are read a batch at a time and judged here.
+/// The cases of the supervisor's areas that `query` finds (of `name`, if given), that `keep`
+/// keeps (those not found already), in the order the name search pages them, up to `wanted`:
+/// read a page at a time, the query (a code included) judged by the index.
 fn cases_kept(
     scoped: &vigie_core::store::Scoped<'_>,
     query: &ChildCaseQuery,
@@ -1453,8 +1428,8 @@ fn rows_of<T>(found: Vec<T>, page: Page) -> Vec<T> {
 
 /// The page `page` of the cases of a name with a code's last part ("Adjoua 0010": those of
 /// that name whose code one of the parts with a digit names), then of those whose code `typed`
-/// names (`code_matches`), then of those whose name it finds: the first rows of each list make
-/// the first rows of all.
+/// names (`ChildCaseQuery::code`), then of those whose name it finds: the first rows of each
+/// list make the first rows of all.
 fn cases_by_code_or_name(
     scoped: &vigie_core::store::Scoped<'_>,
     query: &ChildCaseQuery,
@@ -1467,14 +1442,26 @@ fn cases_by_code_or_name(
     let (codes, words): (Vec<&str>, Vec<&str>) = typed
         .split_whitespace()
         .partition(|part| part.chars().any(|c| c.is_ascii_digit()));
-    if !codes.is_empty() && !words.is_empty() {
-        found = cases_kept(scoped, query, Some(&words.join(" ")), wanted, |c| {
-            codes.iter().any(|code| code_matches(&c.case_code, code)) && seen.insert(c.id)
-        })?;
+    let with_code = |code: &str| ChildCaseQuery {
+        code: Some(code.to_string()),
+        ..query.clone()
+    };
+    if !words.is_empty() {
+        let words = words.join(" ");
+        for code in &codes {
+            let rest = wanted.saturating_sub(found.len());
+            found.extend(cases_kept(
+                scoped,
+                &with_code(code),
+                Some(&words),
+                rest,
+                |c| seen.insert(c.id),
+            )?);
+        }
     }
     let rest = wanted.saturating_sub(found.len());
-    found.extend(cases_kept(scoped, query, None, rest, |c| {
-        code_matches(&c.case_code, typed) && seen.insert(c.id)
+    found.extend(cases_kept(scoped, &with_code(typed), None, rest, |c| {
+        seen.insert(c.id)
     })?);
     let rest = wanted.saturating_sub(found.len());
     found.extend(cases_kept(scoped, query, Some(typed), rest, |c| {
