@@ -695,12 +695,9 @@ impl Backend for Embedded {
     }
 
     fn users(&self) -> Result<Vec<User>, Error> {
-        let store = self.store.lock();
-        store
-            .ids_of_kind(vigie_core::RecordKind::User)?
-            .into_iter()
-            .map(|id| store.get::<User>(id))
-            .collect()
+        // On a reader: pages that name users (users, devices, the audit log, a record's
+        // history) held the writer, and phones' pushes waited behind them.
+        self.read(|reader| reader.users())
     }
 
     fn add_user(&self, user: &User) -> Result<User, Error> {

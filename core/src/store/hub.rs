@@ -83,6 +83,21 @@ impl Store {
     }
 }
 
+impl HubReader {
+    /// Every user the hub holds, in id order, read off the writer (the console's pages of
+    /// users, devices and audit name them).
+    pub fn users(&mut self) -> Result<Vec<crate::domain::records::User>> {
+        let ids = queries::ids_of_kind(&self.conn, RecordKind::User)?;
+        self.in_transaction(&mut |tx| {
+            let mut users = Vec::with_capacity(ids.len());
+            for id in &ids {
+                users.extend(crate::sync::read_record(tx, *id)?);
+            }
+            Ok(users)
+        })
+    }
+}
+
 impl HubStorage for HubReader {
     fn in_transaction<T>(
         &mut self,

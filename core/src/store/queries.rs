@@ -775,11 +775,16 @@ pub(crate) fn count(conn: &Connection, kind: RecordKind) -> Result<u64> {
 
 /// The ids of every record of a kind, in id order.
 pub(crate) fn ids_of_kind(conn: &Connection, kind: RecordKind) -> Result<Vec<Uuid>> {
-    ids(
-        conn,
-        "SELECT id FROM records WHERE kind = ?1 ORDER BY id",
-        kind,
-    )
+    // Users through their index: a hub lists its fifty users among 150,000 records (no index
+    // on the kind), and a walk of every record took a quarter of a second.
+    let sql = match kind {
+        RecordKind::User => {
+            "SELECT r.id FROM user_index u JOIN records r ON r.rowid = u.record
+             WHERE r.kind = ?1 ORDER BY r.id"
+        }
+        _ => "SELECT id FROM records WHERE kind = ?1 ORDER BY id",
+    };
+    ids(conn, sql, kind)
 }
 
 /// The ids of every record of a kind (that `scope` receives, when given), in the order they
