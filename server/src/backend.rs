@@ -382,7 +382,13 @@ pub fn refile_community(
         .collect();
     let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
     let mut done = Refiled::default();
-    for batch in filed.chunks(REFILE_BATCH) {
+    for (n, batch) in filed.chunks(REFILE_BATCH).enumerate() {
+        // Between batches the store is left free for as long as a batch took: the running
+        // hub's writer, waiting on the lock, gets it (SQLite's wait is no queue, and batch
+        // after batch at once kept phones' pushes out past their wait).
+        if n > 0 {
+            std::thread::sleep(REFILE_PAUSE);
+        }
         // Counted once the batch is committed (a transaction run again counts again).
         let mut outcome = Refiled::default();
         backend.write(&mut |tx| {
@@ -404,8 +410,10 @@ pub fn refile_community(
 }
 
 /// Records filed again in one transaction (`refile_community`): devices syncing meanwhile wait
-/// for one batch at most.
-const REFILE_BATCH: usize = 200;
+/// for one batch at most (some 100 ms at a region's scale).
+const REFILE_BATCH: usize = 100;
+/// The store left free between two batches.
+const REFILE_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Deactivates a user; returns the user before and after.
 pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(

@@ -558,6 +558,17 @@ impl IntoResponse for Failure {
             Failure::Hub(HubError::Store(e)) if crate::postgres::is_unreachable(&e) => {
                 store_unreachable(&e)
             }
+            Failure::Hub(HubError::Store(e)) if store_busy(&e) => {
+                tracing::warn!(error = %e, "a sync waited too long for the hub's store: answered 503");
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the hub is busy: try again shortly",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                response
+            }
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");
@@ -606,6 +617,14 @@ impl IntoResponse for Failure {
 /// The answer while the hub's database cannot be reached (PostgreSQL down or restarting):
 /// not a fault of the hub's, and nothing was written; the device comes back later. (The hub
 /// takes the database back by itself once it answers.)
+/// Whether the embedded store stayed locked past its wait (a command line tool writing many
+/// records, `vigie reference refile`): a moment's business, not a hub error.
+fn store_busy(e: &vigie_core::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    matches!(e, vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, DatabaseBusy | DatabaseLocked))
+}
+
 fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %cause, "the hub's database cannot be reached: requests are answered 503 until it is back");
     let mut response = error(
@@ -1048,6 +1067,25 @@ async fn serve_authenticated(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The embedded store locked past its wait (another process writing many records) is a
+    /// moment's business, answered 503 with a time to come back; other store errors are not.
+    #[test]
+    fn a_store_locked_past_its_wait_is_busy() {
+        let failure = |code| {
+            vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some("database is locked".into()),
+            ))
+        };
+        assert!(store_busy(&failure(rusqlite::ffi::SQLITE_BUSY)));
+        assert!(store_busy(&failure(rusqlite::ffi::SQLITE_LOCKED)));
+        assert!(!store_busy(&failure(rusqlite::ffi::SQLITE_CORRUPT)));
+        assert!(!store_busy(&vigie_core::Error::HubStorage {
+            reason: "x".into(),
+            retryable: false
+        }));
+    }
 
     /// A request of `device`, a device of `user`, that has its turn at once, or none.
     fn served_now<'a>(
