@@ -91,7 +91,12 @@ impl HubReader {
         self.in_transaction(&mut |tx| {
             let mut users = Vec::with_capacity(ids.len());
             for id in &ids {
-                users.extend(crate::sync::read_record(tx, *id)?);
+                if let Some(stored) = tx.record(*id, false)? {
+                    users.push(crate::doc::read_record(
+                        &codec::load(*id, &stored.document)?,
+                        *id,
+                    )?);
+                }
             }
             Ok(users)
         })

@@ -775,12 +775,15 @@ impl Store {
 
     /// How many records of each kind are filed under each area (a hub names, after a new area
     /// tree, those filed under a path it no longer holds).
-    pub fn records_by_area(&self) -> Result<Vec<(crate::Area, RecordKind, u64)>> {
+    pub fn records_by_area(&self) -> Result<Vec<(crate::domain::area::Area, RecordKind, u64)>> {
         queries::records_by_area(&self.conn)
     }
 
     /// The records filed under a community code, each with its whole area.
-    pub fn records_filed_under(&self, community: &str) -> Result<Vec<(Uuid, crate::Area)>> {
+    pub fn records_filed_under(
+        &self,
+        community: &str,
+    ) -> Result<Vec<(Uuid, crate::domain::area::Area)>> {
         queries::records_filed_under(&self.conn, community)
     }
 
