@@ -76,7 +76,7 @@ pub use domain::{
 pub use doc::{ChangeAuthor, Conflict, ConflictValue, HistoryEntry};
 pub use error::{Error, IdentityError, Result, ValidationError};
 pub use features::duplicates::DuplicateCandidate;
-pub use features::export::{ExportFormat, ExportOptions, ExportTable};
+pub use features::export::{ExportFormat, ExportOptions, ExportTable, TableWriter};
 pub use features::handover::{HandOver, HandedCase};
 pub use features::indicators::{
     Cell, ChildCounts, IndicatorFilter, Indicators, SharedChildCounts, SharedIndicators,

@@ -20,7 +20,7 @@
 
 use crate::domain::area::Area;
 use crate::domain::codes::{
-    Answer, FollowUpSituation, Formality, Role, ServiceKind, Sex, VisitKind,
+    Answer, FollowUpSituation, Formality, RecordKind, Role, ServiceKind, Sex, VisitKind,
 };
 use crate::domain::derived::birth_year;
 use crate::domain::records::{ChildCase, FollowUp, Referral, Visit, Workplace};
@@ -66,11 +66,103 @@ impl ExportFormat {
 
     /// A table's bytes in this format.
     pub fn encode(self, table: &ExportTable) -> Result<Vec<u8>> {
-        match self {
-            ExportFormat::Csv => table.to_csv(),
-            ExportFormat::ExcelCsv => table.to_excel_csv(),
-            ExportFormat::Json => serde_json::to_vec_pretty(&table.to_json())
-                .map_err(|_| Error::Io(std::io::Error::other("json encoding failed"))),
+        let mut writer = TableWriter::new(self, Vec::new())?;
+        if table.rows.is_empty() {
+            writer.row(&table.columns, None)?;
+        }
+        for row in &table.rows {
+            writer.row(&table.columns, Some(row.clone()))?;
+        }
+        writer.finish()
+    }
+}
+
+/// Writes one table in a format as its rows come, so that an export of a region (100,000
+/// visits) is never held whole: the header (CSV) or the opening bracket (JSON) with the first
+/// row, each row as it comes, the end with `finish`.
+pub struct TableWriter<W: std::io::Write> {
+    out: TableOut<W>,
+    /// The header written (CSV), an object written (JSON).
+    started: bool,
+}
+
+enum TableOut<W: std::io::Write> {
+    Csv {
+        out: csv::Writer<W>,
+        decimal_comma: bool,
+    },
+    Json(W),
+}
+
+fn csv_error<E>(_: E) -> Error {
+    Error::Io(std::io::Error::other("csv encoding failed"))
+}
+
+impl<W: std::io::Write> TableWriter<W> {
+    pub fn new(format: ExportFormat, mut out: W) -> Result<Self> {
+        let csv = |out, delimiter, decimal_comma| TableOut::Csv {
+            out: csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(out),
+            decimal_comma,
+        };
+        let out = match format {
+            ExportFormat::Csv => csv(out, b',', false),
+            ExportFormat::ExcelCsv => {
+                out.write_all("\u{feff}".as_bytes())?;
+                csv(out, b';', true)
+            }
+            ExportFormat::Json => TableOut::Json(out),
+        };
+        Ok(TableWriter {
+            out,
+            started: false,
+        })
+    }
+
+    /// Writes a row of `columns` (`None`: the table has none, its header alone is written).
+    pub fn row(&mut self, columns: &[&'static str], row: Option<Vec<Value>>) -> Result<()> {
+        match &mut self.out {
+            TableOut::Csv { out, decimal_comma } => {
+                if !self.started {
+                    out.write_record(columns).map_err(csv_error)?;
+                    self.started = true;
+                }
+                let Some(row) = row else { return Ok(()) };
+                out.write_record(row.iter().map(|value| match value {
+                    // "5.3541" is a date or text to French Excel; "5,3541" a number.
+                    Value::Number(n) if *decimal_comma && n.is_f64() => {
+                        n.to_string().replace('.', ",")
+                    }
+                    value => cell_text(value),
+                }))
+                .map_err(csv_error)
+            }
+            TableOut::Json(out) => {
+                let Some(row) = row else { return Ok(()) };
+                let first = !std::mem::replace(&mut self.started, true);
+                // As `serde_json::to_vec_pretty` writes the whole array: each object indented
+                // under the bracket.
+                out.write_all(if first { b"[\n  " } else { b",\n  " })?;
+                let object: Map<String, Value> =
+                    columns.iter().map(|c| c.to_string()).zip(row).collect();
+                let text = serde_json::to_string_pretty(&object)
+                    .map_err(|_| Error::Io(std::io::Error::other("json encoding failed")))?;
+                out.write_all(text.replace('\n', "\n  ").as_bytes())?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the table; returns what it was written to.
+    pub fn finish(self) -> Result<W> {
+        match self.out {
+            TableOut::Csv { out, .. } => out.into_inner().map_err(csv_error),
+            TableOut::Json(mut out) => {
+                out.write_all(if self.started { b"\n]" } else { b"[]" })?;
+                Ok(out)
+            }
         }
     }
 }
@@ -157,38 +249,13 @@ fn defused(text: &str) -> String {
 impl ExportTable {
     /// The table as CSV bytes.
     pub fn to_csv(&self) -> Result<Vec<u8>> {
-        self.csv_bytes(b',', false)
+        ExportFormat::Csv.encode(self)
     }
 
     /// The table as CSV for spreadsheet software of comma-decimal locales
     /// (`ExportFormat::ExcelCsv`).
     pub fn to_excel_csv(&self) -> Result<Vec<u8>> {
-        let mut bytes = "\u{feff}".as_bytes().to_vec();
-        bytes.extend(self.csv_bytes(b';', true)?);
-        Ok(bytes)
-    }
-
-    fn csv_bytes(&self, delimiter: u8, decimal_comma: bool) -> Result<Vec<u8>> {
-        let mut writer = csv::WriterBuilder::new()
-            .delimiter(delimiter)
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
-        let csv_error = |_| Error::Io(std::io::Error::other("csv encoding failed"));
-        writer.write_record(&self.columns).map_err(csv_error)?;
-        for row in &self.rows {
-            writer
-                .write_record(row.iter().map(|value| match value {
-                    // "5.3541" is a date or text to French Excel; "5,3541" a number.
-                    Value::Number(n) if decimal_comma && n.is_f64() => {
-                        n.to_string().replace('.', ",")
-                    }
-                    value => cell_text(value),
-                }))
-                .map_err(csv_error)?;
-        }
-        writer
-            .into_inner()
-            .map_err(|_| Error::Io(std::io::Error::other("csv encoding failed")))
+        ExportFormat::ExcelCsv.encode(self)
     }
 
     /// The table as a JSON array of objects.
@@ -210,31 +277,79 @@ impl ExportTable {
     }
 }
 
-/// Builds a table's rows column by column, the personal columns only when allowed.
+/// The export's tables, in order.
+pub const TABLES: [&str; 5] = [
+    "workplaces",
+    "visits",
+    "child_cases",
+    "referrals",
+    "follow_ups",
+];
+
+/// Where an export's rows go, table by table, as they are made (a file, a download, a table
+/// kept whole): `row` is `None` for a table without rows, whose header alone is written.
+pub(crate) trait RowSink {
+    fn row(
+        &mut self,
+        table: &'static str,
+        columns: &[&'static str],
+        row: Option<Vec<Value>>,
+    ) -> Result<()>;
+}
+
+/// Rows kept as tables (`Store::export_tables`).
+#[derive(Default)]
+struct KeptTables(Vec<ExportTable>);
+
+impl RowSink for KeptTables {
+    fn row(
+        &mut self,
+        table: &'static str,
+        columns: &[&'static str],
+        row: Option<Vec<Value>>,
+    ) -> Result<()> {
+        let at = match self.0.iter().position(|t| t.name == table) {
+            Some(at) => at,
+            None => {
+                self.0.push(ExportTable {
+                    name: table,
+                    columns: columns.to_vec(),
+                    rows: Vec::new(),
+                });
+                self.0.len() - 1
+            }
+        };
+        self.0[at].rows.extend(row);
+        Ok(())
+    }
+}
+
+/// Builds a table's rows column by column, the personal columns only when allowed; the rows of
+/// each record are handed on (`flush`) before the next is read.
 struct TableBuilder {
-    table: ExportTable,
+    name: &'static str,
+    columns: Vec<&'static str>,
     personal: bool,
     first_row: bool,
     row: Vec<Value>,
+    made: Vec<Vec<Value>>,
 }
 
 impl TableBuilder {
     fn new(name: &'static str, personal: bool) -> Self {
         TableBuilder {
-            table: ExportTable {
-                name,
-                columns: Vec::new(),
-                rows: Vec::new(),
-            },
+            name,
+            columns: Vec::new(),
             personal,
             first_row: true,
             row: Vec::new(),
+            made: Vec::new(),
         }
     }
 
     fn col(&mut self, name: &'static str, value: impl Serialize) {
         if self.first_row {
-            self.table.columns.push(name);
+            self.columns.push(name);
         }
         self.row
             .push(serde_json::to_value(value).unwrap_or(Value::Null));
@@ -247,12 +362,26 @@ impl TableBuilder {
     }
 
     fn end_row(&mut self) {
-        self.table.rows.push(std::mem::take(&mut self.row));
+        self.made.push(std::mem::take(&mut self.row));
         self.first_row = false;
     }
 
-    fn finish(self) -> ExportTable {
-        self.table
+    /// Hands the rows made so far to `sink`.
+    fn flush(&mut self, sink: &mut dyn RowSink) -> Result<()> {
+        for row in self.made.drain(..) {
+            sink.row(self.name, &self.columns, Some(row))?;
+        }
+        Ok(())
+    }
+
+    /// A table that made no row still has its header: its columns come from `sample`, a row
+    /// of an empty record, which is not kept.
+    fn finish(mut self, sink: &mut dyn RowSink, sample: impl FnOnce(&mut Self)) -> Result<()> {
+        if !self.first_row {
+            return self.flush(sink);
+        }
+        sample(&mut self);
+        sink.row(self.name, &self.columns, None)
     }
 }
 
@@ -280,15 +409,19 @@ impl Store {
     }
 
     /// `export_tables`, of what `scope` receives only, by a user of role `by` (the store's
-    /// acting role when `None`); the table named `only` alone, when given (the records of the
-    /// other kinds are then not read: a download of one table costs what that table costs).
-    fn export_tables_within(
+    /// acting role when `None`), each row handed to `sink` as it is made; the table named
+    /// `only` alone, when given (the records of the other kinds are then not read: a download
+    /// of one table costs what that table costs). The cases are held (the visits count the
+    /// children opened on them, a duplicate's rows defer to the case kept); the workplaces and
+    /// visits are read one at a time.
+    pub(crate) fn export_rows(
         &self,
         options: ExportOptions,
         by: Option<Role>,
         scope: Option<&Scope>,
         only: Option<&str>,
-    ) -> Result<Vec<ExportTable>> {
+        sink: &mut dyn RowSink,
+    ) -> Result<()> {
         let wanted = |name: &str| only.is_none_or(|o| o == name);
         let personal = options.include_personal_data;
         let role = match by {
@@ -301,28 +434,32 @@ impl Store {
                 rule: "only a supervisor may export personal data".into(),
             });
         }
-        let mut workplaces = TableBuilder::new("workplaces", personal);
+        let each = |kind| crate::store::queries::ids_in_store_order(&self.conn, kind, scope);
+        let sample_workplace = Workplace::new("", "other", Formality::Formal, Area::default());
         if wanted("workplaces") {
-            for w in self.all_within::<Workplace>(scope)? {
-                workplace_row(&mut workplaces, &w);
+            let mut workplaces = TableBuilder::new("workplaces", personal);
+            for id in each(RecordKind::Workplace)? {
+                workplace_row(&mut workplaces, &self.get::<Workplace>(id)?);
+                workplaces.flush(sink)?;
             }
+            workplaces.finish(sink, |t| workplace_row(t, &sample_workplace))?;
+        }
+        if only == Some("workplaces") {
+            return Ok(());
         }
         // Every other table reads the cases: the visits count the children opened on them.
-        let all_cases = if only == Some("workplaces") {
-            Vec::new()
-        } else {
-            self.all_within::<ChildCase>(scope)?
-        };
+        let all_cases = self.all_within::<ChildCase>(scope)?;
         let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
-        let mut opened_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for c in &all_cases {
-            if let Some(visit) = c.identified_on_visit {
-                opened_on.entry(visit).or_default().push(c.id);
-            }
-        }
-        let mut visits = TableBuilder::new("visits", personal);
         if wanted("visits") {
-            for v in self.all_within::<Visit>(scope)? {
+            let mut opened_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+            for c in &all_cases {
+                if let Some(visit) = c.identified_on_visit {
+                    opened_on.entry(visit).or_default().push(c.id);
+                }
+            }
+            let mut visits = TableBuilder::new("visits", personal);
+            for id in each(RecordKind::Visit)? {
+                let v = self.get::<Visit>(id)?;
                 let children = children_identified(
                     &v,
                     opened_on.get(&v.id).map(Vec::as_slice).unwrap_or_default(),
@@ -330,84 +467,97 @@ impl Store {
                     |id| held.get(&id).and_then(|c| c.kept_as()),
                 )?;
                 visit_row(&mut visits, &v, children);
+                visits.flush(sink)?;
             }
+            visits.finish(sink, |t| {
+                let at = DateTime::<FixedOffset>::default();
+                let sample = Visit::new(VisitKind::FollowUp, &sample_workplace, Uuid::nil(), at);
+                visit_row(t, &sample, 0);
+            })?;
         }
         let mut cases = TableBuilder::new("child_cases", personal);
         let mut referrals = TableBuilder::new("referrals", personal);
         let mut follow_ups = TableBuilder::new("follow_ups", personal);
         for c in &all_cases {
-            case_row(&mut cases, c);
+            if wanted("child_cases") {
+                case_row(&mut cases, c);
+                cases.flush(sink)?;
+            }
             // A merge copied the duplicate's referrals and follow-ups into the case kept,
             // under the same keys: they are listed there, once.
             let kept = c
                 .is_merged_duplicate()
                 .then(|| c.merged_into.and_then(|k| held.get(&k)))
                 .flatten();
-            for (key, referral) in &c.referrals {
-                if kept.is_none_or(|k| !k.referrals.contains_key(key)) {
-                    referral_row(&mut referrals, c.id, *key, referral);
+            if wanted("referrals") {
+                for (key, referral) in &c.referrals {
+                    if kept.is_none_or(|k| !k.referrals.contains_key(key)) {
+                        referral_row(&mut referrals, c.id, *key, referral);
+                    }
                 }
+                referrals.flush(sink)?;
             }
-            for (key, follow_up) in &c.followups {
-                if kept.is_none_or(|k| !k.followups.contains_key(key)) {
-                    follow_up_row(&mut follow_ups, c.id, *key, follow_up);
+            if wanted("follow_ups") {
+                for (key, follow_up) in &c.followups {
+                    if kept.is_none_or(|k| !k.followups.contains_key(key)) {
+                        follow_up_row(&mut follow_ups, c.id, *key, follow_up);
+                    }
                 }
+                follow_ups.flush(sink)?;
             }
         }
-        // A table without rows still has its header: its columns come from a sample row.
-        let sample_workplace = Workplace::new("", "other", Formality::Formal, Area::default());
-        let sample_case = ChildCase::new(
-            "",
-            "",
-            Sex::Female,
-            Area::default(),
-            NaiveDate::MIN,
-            Uuid::nil(),
-        );
-        if workplaces.first_row {
-            workplace_row(&mut workplaces, &sample_workplace);
-            workplaces.table.rows.clear();
+        if wanted("child_cases") {
+            cases.finish(sink, |t| {
+                let sample = ChildCase::new(
+                    "",
+                    "",
+                    Sex::Female,
+                    Area::default(),
+                    NaiveDate::MIN,
+                    Uuid::nil(),
+                );
+                case_row(t, &sample);
+            })?;
         }
-        if visits.first_row {
-            let at = DateTime::<FixedOffset>::default();
-            let sample = Visit::new(VisitKind::FollowUp, &sample_workplace, Uuid::nil(), at);
-            visit_row(&mut visits, &sample, 0);
-            visits.table.rows.clear();
+        if wanted("referrals") {
+            referrals.finish(sink, |t| {
+                let sample = Referral {
+                    service: ServiceKind::Education,
+                    provider: String::new(),
+                    date: NaiveDate::MIN,
+                    outcome: String::new(),
+                };
+                referral_row(t, Uuid::nil(), Uuid::nil(), &sample);
+            })?;
         }
-        if cases.first_row {
-            case_row(&mut cases, &sample_case);
-            cases.table.rows.clear();
+        if wanted("follow_ups") {
+            follow_ups.finish(sink, |t| {
+                let sample = FollowUp {
+                    date: NaiveDate::MIN,
+                    situation: FollowUpSituation::InSchool,
+                    notes: String::new(),
+                    next_due: None,
+                };
+                follow_up_row(t, Uuid::nil(), Uuid::nil(), &sample);
+            })?;
         }
-        if referrals.first_row {
-            let sample = Referral {
-                service: ServiceKind::Education,
-                provider: String::new(),
-                date: NaiveDate::MIN,
-                outcome: String::new(),
-            };
-            referral_row(&mut referrals, Uuid::nil(), Uuid::nil(), &sample);
-            referrals.table.rows.clear();
-        }
-        if follow_ups.first_row {
-            let sample = FollowUp {
-                date: NaiveDate::MIN,
-                situation: FollowUpSituation::InSchool,
-                notes: String::new(),
-                next_due: None,
-            };
-            follow_up_row(&mut follow_ups, Uuid::nil(), Uuid::nil(), &sample);
-            follow_ups.table.rows.clear();
-        }
-        Ok([
-            workplaces.finish(),
-            visits.finish(),
-            cases.finish(),
-            referrals.finish(),
-            follow_ups.finish(),
-        ]
-        .into_iter()
-        .filter(|table| wanted(table.name))
-        .collect())
+        Ok(())
+    }
+
+    /// `export_rows` kept as tables.
+    fn export_tables_within(
+        &self,
+        options: ExportOptions,
+        by: Option<Role>,
+        scope: Option<&Scope>,
+        only: Option<&str>,
+    ) -> Result<Vec<ExportTable>> {
+        let mut kept = KeptTables::default();
+        self.export_rows(options, by, scope, only, &mut kept)?;
+        // In the export's order (a case's rows come table after table).
+        kept.0
+            .sort_by_key(|t| TABLES.iter().position(|name| *name == t.name));
+        Ok(kept.0)
     }
 
     /// Writes the export's tables into `dir` (created if needed), one file per table
@@ -418,7 +568,9 @@ impl Store {
         format: ExportFormat,
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
-        write_tables(dir, format, options, self.export_tables(options)?)
+        write_tables(dir, format, options, &mut |sink| {
+            self.export_rows(options, None, None, None, sink)
+        })
     }
 }
 
@@ -426,12 +578,13 @@ impl Store {
 /// export does not replace a pseudonymised one, which may be shared.
 const KIND_FILE: &str = ".vigie-export";
 
-/// Writes `tables` into `dir` (created if needed), one file per table, and returns their paths.
+/// Writes the tables `export` makes into `dir` (created if needed), one file per table, each
+/// row as it comes, and returns their paths.
 fn write_tables(
     dir: &Path,
     format: ExportFormat,
     options: ExportOptions,
-    tables: Vec<ExportTable>,
+    export: &mut dyn FnMut(&mut dyn RowSink) -> Result<()>,
 ) -> Result<Vec<PathBuf>> {
     // A table exported before in the other format would stay beside this export, and go
     // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
@@ -439,9 +592,9 @@ fn write_tables(
         "json" => "csv",
         _ => "json",
     };
-    let left: Vec<String> = tables
+    let left: Vec<String> = TABLES
         .iter()
-        .map(|table| format!("{}.{other}", table.name))
+        .map(|table| format!("{table}.{other}"))
         .filter(|name| dir.join(name).symlink_metadata().is_ok())
         .collect();
     if !left.is_empty() {
@@ -485,16 +638,20 @@ fn write_tables(
     // Every table is written aside first, and takes its name only once all are whole: an
     // export that fails (a full disk) leaves no table cut mid-row, nor a set of some tables
     // that would pass for the whole, nor new tables mixed with an earlier export's.
-    let mut written: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(tables.len());
-    let outcome = tables.iter().try_for_each(|table| {
-        let (name, bytes) = (
-            format!("{}.{}", table.name, format.extension()),
-            format.encode(table)?,
-        );
-        let aside = dir.join(format!(".{name}.part"));
-        written.push((aside.clone(), dir.join(name)));
-        write_private(&aside, &bytes)
-    });
+    let mut files = TableFiles {
+        dir,
+        format,
+        open: Vec::new(),
+    };
+    let outcome = export(&mut files).and_then(|()| files.finish());
+    let written: Vec<(PathBuf, PathBuf)> = files
+        .open
+        .iter()
+        .map(|(table, _)| {
+            let name = format!("{table}.{}", format.extension());
+            (dir.join(format!(".{name}.part")), dir.join(name))
+        })
+        .collect();
     // Its kind is said before the tables take their names: a personal export cut there is
     // taken for one, never for a pseudonymised export that a later one may write over.
     let outcome = outcome.and_then(|()| write_private(&dir.join(KIND_FILE), kind.as_bytes()));
@@ -517,11 +674,74 @@ fn write_tables(
     Ok(written.into_iter().map(|(_, path)| path).collect())
 }
 
+/// An export's tables being written aside in a directory (`write_tables`), each opened at its
+/// first row.
+struct TableFiles<'a> {
+    dir: &'a Path,
+    format: ExportFormat,
+    open: Vec<(
+        &'static str,
+        Option<TableWriter<std::io::BufWriter<std::fs::File>>>,
+    )>,
+}
+
+impl TableFiles<'_> {
+    /// Every table whole on disk, in the export's order.
+    fn finish(&mut self) -> Result<()> {
+        self.open
+            .sort_by_key(|(table, _)| TABLES.iter().position(|name| name == table));
+        for (_, writer) in &mut self.open {
+            if let Some(writer) = writer.take() {
+                let file = writer
+                    .finish()?
+                    .into_inner()
+                    .map_err(|e| Error::Io(e.into_error()))?;
+                file.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for TableFiles<'_> {
+    fn row(
+        &mut self,
+        table: &'static str,
+        columns: &[&'static str],
+        row: Option<Vec<Value>>,
+    ) -> Result<()> {
+        let at = match self.open.iter().position(|(name, _)| *name == table) {
+            Some(at) => at,
+            None => {
+                let aside = self
+                    .dir
+                    .join(format!(".{table}.{}.part", self.format.extension()));
+                let file = std::io::BufWriter::new(create_private(&aside)?);
+                self.open
+                    .push((table, Some(TableWriter::new(self.format, file)?)));
+                self.open.len() - 1
+            }
+        };
+        match &mut self.open[at].1 {
+            Some(writer) => writer.row(columns, row),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes a file only its owner may read (an export names children even pseudonymised, and the
-/// directory may be shared). What was at the path goes first and the file is made anew, so a
-/// file left there, or a link to another file, is never written through.
+/// directory may be shared).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    let mut file = create_private(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// A new file only its owner may read. What was at the path goes first and the file is made
+/// anew, so a file left there, or a link to another file, is never written through.
+fn create_private(path: &Path) -> Result<std::fs::File> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
         _ => {}
@@ -530,10 +750,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
+    Ok(options.open(path)?)
 }
 
 /// How many children a visit identified, as every view counts them: the cases opened on it
@@ -597,7 +814,42 @@ impl Scoped<'_> {
         options: ExportOptions,
         by: Role,
     ) -> Result<Vec<PathBuf>> {
-        write_tables(dir, format, options, self.export_tables(options, by)?)
+        write_tables(dir, format, options, &mut |sink| {
+            self.store
+                .export_rows(options, Some(by), Some(&self.who), None, sink)
+        })
+    }
+
+    /// The table `name` of `export_tables`, written to `out` in `format` row by row as its
+    /// records are read (a download starts at once, and a region's table is never held
+    /// whole); `false` if no table has that name.
+    pub fn export_table_to(
+        &self,
+        name: &str,
+        options: ExportOptions,
+        by: Role,
+        format: ExportFormat,
+        out: &mut dyn std::io::Write,
+    ) -> Result<bool> {
+        if !TABLES.contains(&name) {
+            return Ok(false);
+        }
+        struct Out<'w>(TableWriter<&'w mut dyn std::io::Write>);
+        impl RowSink for Out<'_> {
+            fn row(
+                &mut self,
+                _: &'static str,
+                columns: &[&'static str],
+                row: Option<Vec<Value>>,
+            ) -> Result<()> {
+                self.0.row(columns, row)
+            }
+        }
+        let mut writer = Out(TableWriter::new(format, out)?);
+        self.store
+            .export_rows(options, Some(by), Some(&self.who), Some(name), &mut writer)?;
+        writer.0.finish()?.flush()?;
+        Ok(true)
     }
 
     /// The table `name` of `export_tables` alone (`None` if no table has that name), reading
@@ -747,4 +999,44 @@ fn follow_up_row(t: &mut TableBuilder, case: Uuid, key: Uuid, follow_up: &Follow
     t.col("next_due", follow_up.next_due);
     t.personal("notes", &follow_up.notes);
     t.end_row();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written row by row, a table reads as the whole table written at once: the same JSON as
+    /// `serde_json::to_vec_pretty` gives, the same CSV header whether rows come or not.
+    #[test]
+    fn a_table_written_row_by_row_is_the_table_written_whole() {
+        let table = ExportTable {
+            name: "visits",
+            columns: vec!["id", "notes", "items"],
+            rows: vec![
+                vec![
+                    Value::from(1),
+                    Value::from("a\nb"),
+                    serde_json::json!(["x", "y"]),
+                ],
+                vec![
+                    Value::from(2),
+                    Value::Null,
+                    serde_json::json!({"k": [1, 2]}),
+                ],
+            ],
+        };
+        let whole = serde_json::to_vec_pretty(&table.to_json()).unwrap();
+        assert_eq!(ExportFormat::Json.encode(&table).unwrap(), whole);
+        let empty = ExportTable {
+            rows: Vec::new(),
+            ..table.clone()
+        };
+        assert_eq!(ExportFormat::Json.encode(&empty).unwrap(), b"[]");
+        assert_eq!(
+            ExportFormat::Csv.encode(&empty).unwrap(),
+            b"id,notes,items\r\n"
+        );
+        let excel = ExportFormat::ExcelCsv.encode(&table).unwrap();
+        assert!(excel.starts_with("\u{feff}id;notes;items\r\n1;\"a\nb\";\"x;y\"\r\n".as_bytes()));
+    }
 }
