@@ -88,7 +88,8 @@ pub struct TableWriter<W: std::io::Write> {
 
 enum TableOut<W: std::io::Write> {
     Csv {
-        out: csv::Writer<W>,
+        // Boxed: the writer's buffer state is large beside a JSON writer's.
+        out: Box<csv::Writer<W>>,
         decimal_comma: bool,
     },
     Json(W),
@@ -101,10 +102,12 @@ fn csv_error<E>(_: E) -> Error {
 impl<W: std::io::Write> TableWriter<W> {
     pub fn new(format: ExportFormat, mut out: W) -> Result<Self> {
         let csv = |out, delimiter, decimal_comma| TableOut::Csv {
-            out: csv::WriterBuilder::new()
-                .delimiter(delimiter)
-                .terminator(csv::Terminator::CRLF)
-                .from_writer(out),
+            out: Box::new(
+                csv::WriterBuilder::new()
+                    .delimiter(delimiter)
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(out),
+            ),
             decimal_comma,
         };
         let out = match format {
