@@ -427,16 +427,7 @@ impl Store {
     ) -> Result<()> {
         let wanted = |name: &str| only.is_none_or(|o| o == name);
         let personal = options.include_personal_data;
-        let role = match by {
-            Some(role) => role,
-            None if personal => self.acting_role()?,
-            None => Role::Supervisor,
-        };
-        if personal && role != Role::Supervisor {
-            return Err(Error::NotAllowed {
-                rule: "only a supervisor may export personal data".into(),
-            });
-        }
+        self.may_export(options, by)?;
         let each = |kind| crate::store::queries::ids_in_store_order(&self.conn, kind, scope);
         let sample_workplace = Workplace::new("", "other", Formality::Formal, Area::default());
         if wanted("workplaces") {
@@ -547,6 +538,22 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a user of role `by` (the store's acting role when `None`) may export with
+    /// `options`: personal data is a supervisor's alone.
+    fn may_export(&self, options: ExportOptions, by: Option<Role>) -> Result<()> {
+        let role = match by {
+            Some(role) => role,
+            None if options.include_personal_data => self.acting_role()?,
+            None => Role::Supervisor,
+        };
+        if options.include_personal_data && role != Role::Supervisor {
+            return Err(Error::NotAllowed {
+                rule: "only a supervisor may export personal data".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// `export_rows` kept as tables.
     fn export_tables_within(
         &self,
@@ -571,6 +578,8 @@ impl Store {
         format: ExportFormat,
         options: ExportOptions,
     ) -> Result<Vec<PathBuf>> {
+        // Who may export is said before anything of the directory is looked at.
+        self.may_export(options, None)?;
         write_tables(dir, format, options, &mut |sink| {
             self.export_rows(options, None, None, None, sink)
         })
@@ -817,6 +826,7 @@ impl Scoped<'_> {
         options: ExportOptions,
         by: Role,
     ) -> Result<Vec<PathBuf>> {
+        self.store.may_export(options, Some(by))?;
         write_tables(dir, format, options, &mut |sink| {
             self.store
                 .export_rows(options, Some(by), Some(&self.who), None, sink)
