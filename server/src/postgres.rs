@@ -252,6 +252,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/014_given_up_changes.sql"),
     include_str!("postgres/migrations/015_sealed_sign_in_names.sql"),
     include_str!("postgres/migrations/016_refused_changes.sql"),
+    include_str!("postgres/migrations/017_user_index.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
