@@ -1000,6 +1000,7 @@ fn cases_are_found_by_their_code() {
         "CI-R1-D1-C01-000040",
         "000041",
         "AB%_-7",
+        "Q-99999999999999999999",
     ] {
         let mut c = child("Awa", user);
         c.case_code = code.into();
@@ -1026,7 +1027,17 @@ fn cases_are_found_by_their_code() {
     assert_eq!(found("41"), only(2));
     assert_eq!(found("7"), only(3));
     assert_eq!(found("ab%_-7"), only(3));
-    for nothing in ["C01-00004", "D1-C01", "%", "_", "_-7", ""] {
+    assert_eq!(found("Q-99999999999999999999"), only(4));
+    // Past SQLite's integers, no number is read as the largest one.
+    for nothing in [
+        "C01-00004",
+        "D1-C01",
+        "%",
+        "_",
+        "_-7",
+        "",
+        "9223372036854775807",
+    ] {
         assert!(found(nothing).is_empty(), "{nothing}");
     }
 }

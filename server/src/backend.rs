@@ -345,6 +345,8 @@ pub(crate) fn set_areas_in<S: HubStorage + ?Sized>(
 /// were because, filed there, they would break a rule (each with the field and rule).
 #[derive(Debug, Default)]
 pub struct Refiled {
+    /// The records filed under the community, filed again or not.
+    pub held: usize,
     pub refiled: usize,
     pub kept: Vec<(Uuid, vigie_core::ValidationError)>,
 }
@@ -375,13 +377,17 @@ pub fn refile_community(
         )
         .into());
     }
+    let held_count = held.len();
     let filed: Vec<Uuid> = held
         .into_iter()
         .filter(|(_, area)| area != to)
         .map(|(id, _)| id)
         .collect();
     let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
-    let mut done = Refiled::default();
+    let mut done = Refiled {
+        held: held_count,
+        ..Refiled::default()
+    };
     for (n, batch) in filed.chunks(REFILE_BATCH).enumerate() {
         // Between batches the store is left free for as long as a batch took: the running
         // hub's writer, waiting on the lock, gets it (SQLite's wait is no queue, and batch

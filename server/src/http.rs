@@ -619,7 +619,7 @@ impl IntoResponse for Failure {
 /// takes the database back by itself once it answers.)
 /// Whether the embedded store stayed locked past its wait (a command line tool writing many
 /// records, `vigie reference refile`): a moment's business, not a hub error.
-fn store_busy(e: &vigie_core::Error) -> bool {
+pub(crate) fn store_busy(e: &vigie_core::Error) -> bool {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
     matches!(e, vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(f, _))
         if matches!(f.code, DatabaseBusy | DatabaseLocked))

@@ -1472,6 +1472,12 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 })?;
             let refiled = vigie_server::backend::refile_community(&*backend, &community, &area)
                 .map_err(|e| e.to_string())?;
+            if refiled.held == 0 {
+                eprintln!(
+                    "vigie: warning: no record is filed under {community} (codes are matched \
+                     exactly, capitals included)"
+                );
+            }
             let filed_under = area.codes().join(" › ");
             journal(
                 &*backend,

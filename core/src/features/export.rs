@@ -95,8 +95,13 @@ enum TableOut<W: std::io::Write> {
     Json(W),
 }
 
-fn csv_error<E>(_: E) -> Error {
-    Error::Io(std::io::Error::other("csv encoding failed"))
+/// A CSV writer's error: the file's or the link's own (a full disk is said as one), else an
+/// encoding failure.
+fn csv_error(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => Error::Io(e),
+        _ => Error::Io(std::io::Error::other("csv encoding failed")),
+    }
 }
 
 impl<W: std::io::Write> TableWriter<W> {
@@ -161,7 +166,7 @@ impl<W: std::io::Write> TableWriter<W> {
     /// Ends the table; returns what it was written to.
     pub fn finish(self) -> Result<W> {
         match self.out {
-            TableOut::Csv { out, .. } => out.into_inner().map_err(csv_error),
+            TableOut::Csv { out, .. } => out.into_inner().map_err(|e| Error::Io(e.into_error())),
             TableOut::Json(mut out) => {
                 out.write_all(if self.started { b"\n]" } else { b"[]" })?;
                 Ok(out)
@@ -1049,6 +1054,30 @@ mod tests {
             ExportFormat::Csv.encode(&empty).unwrap(),
             b"id,notes,items\r\n"
         );
+        // A full disk is said as one, whatever the format.
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        for format in [
+            ExportFormat::Csv,
+            ExportFormat::ExcelCsv,
+            ExportFormat::Json,
+        ] {
+            let written = TableWriter::new(format, Full).and_then(|mut w| {
+                w.row(&table.columns, Some(table.rows[0].clone()))?;
+                w.finish().map(|_| ())
+            });
+            assert!(
+                matches!(&written, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull),
+                "{format:?}: {written:?}"
+            );
+        }
         let excel = ExportFormat::ExcelCsv.encode(&table).unwrap();
         assert!(excel.starts_with("\u{feff}id;notes;items\r\n1;\"a\nb\";\"x;y\"\r\n".as_bytes()));
     }

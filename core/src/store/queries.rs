@@ -520,16 +520,19 @@ pub(crate) fn child_cases(
         }
         // A number alone matches the code's last part as a number: the digits that end the
         // code, after a dash or as the whole code.
-        let number = typed
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| i64::try_from(n).ok());
+        // Up to 18 digits on either side: SQLite's integers stop at 19, and a longer number
+        // would be read as the largest one.
+        let number = typed.parse::<u64>().ok().filter(|n| *n < 10u64.pow(18));
+        let number = number.and_then(|n| i64::try_from(n).ok());
         f.add_all(
             "(upper(c.case_code) = ?
               OR substr(upper(c.case_code), -(length(?) + 1)) = '-' || ?
               OR (? IS NOT NULL AND rtrim(c.case_code, '0123456789') <> c.case_code
                   AND (rtrim(c.case_code, '0123456789') = ''
                        OR substr(rtrim(c.case_code, '0123456789'), -1) = '-')
+                  AND length(ltrim(substr(c.case_code,
+                                          length(rtrim(c.case_code, '0123456789')) + 1), '0'))
+                      <= 18
                   AND CAST(substr(c.case_code, length(rtrim(c.case_code, '0123456789')) + 1)
                            AS INTEGER) = ?))",
             vec![

@@ -898,6 +898,11 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
             tracing::error!(error = %e, "console page: the hub's database cannot be reached");
             (StatusCode::SERVICE_UNAVAILABLE, t.get("error.unavailable"))
         }
+        // The embedded store locked past its wait (a command line tool writing many records).
+        Problem::Storage(e) if crate::http::store_busy(&e) => {
+            tracing::warn!(error = %e, "console page: the hub's store stayed locked: answered 503");
+            (StatusCode::SERVICE_UNAVAILABLE, t.get("error.unavailable"))
+        }
         Problem::Storage(e) => {
             // Core errors carry no personal data.
             tracing::error!(error = %e, "console page failed");

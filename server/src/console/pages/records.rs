@@ -2948,11 +2948,30 @@ impl Chunks {
         }
     }
 
+    /// How long a chunk waits for the browser to take it: a download that moves nothing for
+    /// that long (a paused download, a dead link) is cut, and the supervisor's next one runs.
+    const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
     fn send(&mut self) -> std::io::Result<()> {
-        let chunk = std::mem::replace(&mut self.held, Vec::with_capacity(Self::SIZE));
-        self.to
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::ErrorKind::BrokenPipe.into())
+        use tokio::sync::mpsc::error::TrySendError;
+        let mut chunk = Ok(std::mem::replace(
+            &mut self.held,
+            Vec::with_capacity(Self::SIZE),
+        ));
+        let deadline = std::time::Instant::now() + Self::STALL;
+        loop {
+            match self.to.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => return Err(std::io::ErrorKind::BrokenPipe.into()),
+                Err(TrySendError::Full(_)) if std::time::Instant::now() > deadline => {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                Err(TrySendError::Full(again)) => {
+                    chunk = again;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
     }
 }
 
