@@ -305,6 +305,18 @@ pub(crate) trait RowSink {
     ) -> Result<()>;
 }
 
+/// One table's rows written as they come (an export of one table).
+impl<W: std::io::Write> RowSink for TableWriter<W> {
+    fn row(
+        &mut self,
+        _: &'static str,
+        columns: &[&'static str],
+        row: Option<Vec<Value>>,
+    ) -> Result<()> {
+        TableWriter::row(self, columns, row)
+    }
+}
+
 /// Rows kept as tables (`Store::export_tables`).
 #[derive(Default)]
 struct KeptTables(Vec<ExportTable>);
@@ -852,21 +864,10 @@ impl Scoped<'_> {
         if !TABLES.contains(&name) {
             return Ok(false);
         }
-        struct Out<'w>(TableWriter<&'w mut dyn std::io::Write>);
-        impl RowSink for Out<'_> {
-            fn row(
-                &mut self,
-                _: &'static str,
-                columns: &[&'static str],
-                row: Option<Vec<Value>>,
-            ) -> Result<()> {
-                self.0.row(columns, row)
-            }
-        }
-        let mut writer = Out(TableWriter::new(format, out)?);
+        let mut writer = TableWriter::new(format, out)?;
         self.store
             .export_rows(options, Some(by), Some(&self.who), Some(name), &mut writer)?;
-        writer.0.finish()?.flush()?;
+        writer.finish()?.flush()?;
         Ok(true)
     }
 
