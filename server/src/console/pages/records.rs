@@ -2890,31 +2890,57 @@ pub async fn export_download(
         // supervisor's download turn to the end: a region's visits (100,000 rows) took 25 s
         // before their first byte and a gigabyte of the hub's memory, built whole.
         let (chunks, body) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        // Set once the whole table was handed on: any other end of the stream is an error.
+        let whole = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let made_whole = whole.clone();
         let streamed = std::thread::Builder::new()
             .name("vigie-export".into())
             .spawn(move || {
                 let _turn = turn;
                 let mut out = Chunks::new(chunks.clone());
-                let written = reader
-                    .console
-                    .views
-                    .current(reader.backend.as_ref())
-                    .and_then(|view| {
-                        view.scoped(&who)
-                            .export_table_to(table, options, role, format, &mut out)
-                    });
-                if let Err(e) = written {
+                // A panic ends the download as an error does: the end of the stream alone
+                // would read as a whole, shorter file.
+                let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    reader
+                        .console
+                        .views
+                        .current(reader.backend.as_ref())
+                        .and_then(|view| {
+                            view.scoped(&who)
+                                .export_table_to(table, options, role, format, &mut out)
+                        })
+                }));
+                let failed = match written {
+                    Ok(Ok(_)) => {
+                        made_whole.store(true, std::sync::atomic::Ordering::Release);
+                        None
+                    }
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("a panic".to_string()),
+                };
+                if let Some(why) = failed {
                     // The download is cut, not ended: a browser says it failed.
-                    tracing::error!(error = %e, "an export failed part way: its download was cut");
-                    let _ = chunks.blocking_send(Err(std::io::Error::other("export failed")));
+                    tracing::error!(error = %why, "an export failed part way: its download was cut");
+                    let _ = Chunks::hand_on(&chunks, Err(std::io::Error::other("export failed")));
                 }
             });
         if let Err(e) = streamed {
             return Err(Error::Io(e).into());
         }
-        // Polled again after its end (compression does), a receiver says the end again.
+        // Polled again after its end (compression does), a receiver says the end again. A
+        // table not handed on whole (its thread gave up on a stalled browser, or died) ends
+        // in an error, never as a whole, shorter file.
         let mut body = body;
-        let body = futures_util::stream::poll_fn(move |cx| body.poll_recv(cx));
+        let mut cut_said = false;
+        let body = futures_util::stream::poll_fn(move |cx| match body.poll_recv(cx) {
+            std::task::Poll::Ready(None)
+                if !whole.load(std::sync::atomic::Ordering::Acquire) && !cut_said =>
+            {
+                cut_said = true;
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("export cut"))))
+            }
+            other => other,
+        });
         let disposition = format!(
             "attachment; filename=\"vigie-{table}-{}.{ext}\"",
             today().format("%Y%m%d")
@@ -2953,14 +2979,21 @@ impl Chunks {
     const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
     fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.held, Vec::with_capacity(Self::SIZE));
+        Self::hand_on(&self.to, Ok(chunk))
+    }
+
+    /// Hands `chunk` (or the error that cuts the download) to the browser's side, waiting at
+    /// most `STALL` for room.
+    fn hand_on(
+        to: &tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+        chunk: std::io::Result<Vec<u8>>,
+    ) -> std::io::Result<()> {
         use tokio::sync::mpsc::error::TrySendError;
-        let mut chunk = Ok(std::mem::replace(
-            &mut self.held,
-            Vec::with_capacity(Self::SIZE),
-        ));
+        let mut chunk = chunk;
         let deadline = std::time::Instant::now() + Self::STALL;
         loop {
-            match self.to.try_send(chunk) {
+            match to.try_send(chunk) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Closed(_)) => return Err(std::io::ErrorKind::BrokenPipe.into()),
                 Err(TrySendError::Full(_)) if std::time::Instant::now() > deadline => {
