@@ -285,6 +285,18 @@ impl ExportTable {
     }
 }
 
+/// Whether a user of `role` may export with `options`: personal data is a supervisor's alone.
+/// Said before anything is read or written (a download before it starts, a directory before
+/// it is looked at).
+pub fn may_export(options: ExportOptions, role: Role) -> Result<()> {
+    if options.include_personal_data && role != Role::Supervisor {
+        return Err(Error::NotAllowed {
+            rule: "only a supervisor may export personal data".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The export's tables, in order.
 pub const TABLES: [&str; 5] = [
     "workplaces",
@@ -555,20 +567,14 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a user of role `by` (the store's acting role when `None`) may export with
-    /// `options`: personal data is a supervisor's alone.
+    /// `may_export` by a user of role `by`, the store's acting role when `None`.
     fn may_export(&self, options: ExportOptions, by: Option<Role>) -> Result<()> {
         let role = match by {
             Some(role) => role,
             None if options.include_personal_data => self.acting_role()?,
             None => Role::Supervisor,
         };
-        if options.include_personal_data && role != Role::Supervisor {
-            return Err(Error::NotAllowed {
-                rule: "only a supervisor may export personal data".into(),
-            });
-        }
-        Ok(())
+        may_export(options, role)
     }
 
     /// `export_rows` kept as tables.
@@ -676,10 +682,7 @@ fn write_tables(
     let written: Vec<(PathBuf, PathBuf)> = files
         .open
         .iter()
-        .map(|(table, _)| {
-            let name = format!("{table}.{}", format.extension());
-            (dir.join(format!(".{name}.part")), dir.join(name))
-        })
+        .map(|(table, _)| table_paths(dir, table, format))
         .collect();
     // Its kind is said before the tables take their names: a personal export cut there is
     // taken for one, never for a pseudonymised export that a later one may write over.
@@ -701,6 +704,13 @@ fn write_tables(
         return Err(e);
     }
     Ok(written.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Where a table of an export in `dir` is written aside, and the name it takes once every
+/// table is whole (`write_tables`).
+fn table_paths(dir: &Path, table: &str, format: ExportFormat) -> (PathBuf, PathBuf) {
+    let name = format!("{table}.{}", format.extension());
+    (dir.join(format!(".{name}.part")), dir.join(name))
 }
 
 /// An export's tables being written aside in a directory (`write_tables`), each opened at its
@@ -742,9 +752,7 @@ impl RowSink for TableFiles<'_> {
         let at = match self.open.iter().position(|(name, _)| *name == table) {
             Some(at) => at,
             None => {
-                let aside = self
-                    .dir
-                    .join(format!(".{table}.{}.part", self.format.extension()));
+                let (aside, _) = table_paths(self.dir, table, self.format);
                 let file = std::io::BufWriter::new(create_private(&aside)?);
                 self.open
                     .push((table, Some(TableWriter::new(self.format, file)?)));

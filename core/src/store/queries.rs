@@ -778,13 +778,12 @@ pub(crate) fn count(conn: &Connection, kind: RecordKind) -> Result<u64> {
 
 /// The ids of every record of a kind, in id order.
 pub(crate) fn ids_of_kind(conn: &Connection, kind: RecordKind) -> Result<Vec<Uuid>> {
-    // Users through their index: a hub lists its fifty users among 150,000 records (no index
-    // on the kind), and a walk of every record took a quarter of a second.
-    // Sorted here: ordered by the query, the records' id index was walked whole.
+    // Users through their index, its rows the outer loop (CROSS JOIN) and sorted here: a hub
+    // lists its fifty users among 150,000 records (no index on the kind), and the planner,
+    // asked for them in id order, walked every record (a quarter of a second).
     if kind == RecordKind::User {
         let mut users = ids(
             conn,
-            // CROSS JOIN keeps the index the outer loop (the planner walked every record).
             "SELECT r.id FROM user_index u CROSS JOIN records r ON r.rowid = u.record
              WHERE r.kind = ?1",
             kind,

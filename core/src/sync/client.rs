@@ -391,8 +391,9 @@ fn stored_cursor(conn: &rusqlite::Connection) -> Result<Option<Cursor>> {
     Ok(sync_state::get_meta(conn, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok()))
 }
 
-/// How far a device's clock may differ from its hub's before a sync says so: the hub's own
-/// allowance for a change's time (`HubLimits::clock_skew_ms`), far beyond a slow link's delay.
+/// How far a device's clock may differ from its hub's before a sync says so, and the hub's
+/// default allowance for a change's time (`HubLimits::clock_skew_ms`): far beyond a slow
+/// link's delay.
 pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
 
 /// How far this device's clock runs ahead of the hub's, which answered at `hub_now_ms`, in

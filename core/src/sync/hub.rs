@@ -72,7 +72,7 @@ impl Default for HubLimits {
             max_push_records: 5_000,
             max_refetch_records: 1_000,
             max_response_bytes: 4 * 1024 * 1024,
-            clock_skew_ms: 10 * 60 * 1000,
+            clock_skew_ms: super::client::CLOCK_TOLERANCE_MS,
             attachments: AttachmentLimits::default(),
             max_push_time: std::time::Duration::from_secs(5),
             // A district's 15,000 records are some 45,000 changes.
@@ -3146,8 +3146,9 @@ pub(crate) fn pins_kept(
     to: &TypedRecord,
 ) -> bool {
     let country = to.area().map(|a| a.country.as_str());
+    let own = |pin: &crate::domain::reference::Pin| Some(pin.key.as_str()) == country;
     let own_or_default = |ty: ReferenceType, pin: &crate::domain::reference::Pin| {
-        Some(pin.key.as_str()) == country
+        own(pin)
             || reference
                 .builtin_pin(ty)
                 .is_some_and(|default| default.key == pin.key)
@@ -3162,8 +3163,6 @@ pub(crate) fn pins_kept(
                 // country's own (never back to the default: two such moves would put a case
                 // on an older list of its country).
                 (was, Some(now)) if ty == ReferenceType::CountryProfile => {
-                    let own =
-                        |pin: &crate::domain::reference::Pin| Some(pin.key.as_str()) == country;
                     own_or_default(ty, &now)
                         && was.is_none_or(|was| match was.key == now.key {
                             true => was.version < now.version,

@@ -2843,7 +2843,9 @@ pub async fn export_download(
     };
     let reader = hub.clone();
     run(hub, ctx, move |hub, ctx| {
-        let (viewer, who, _view) = records(hub, ctx)?;
+        // The view is the thread's to open: this one checks who asks, and what.
+        let viewer = viewer_with(hub, ctx, Access::Supervisor)?;
+        let who = viewer.principal();
         let Some(table) = TABLES
             .iter()
             .copied()
@@ -2863,13 +2865,7 @@ pub async fn export_download(
             include_personal_data: personal,
         };
         let role = viewer.user.role;
-        // Said before the download starts (the core refuses it too, part way).
-        if personal && role != Role::Supervisor {
-            return Err(Error::NotAllowed {
-                rule: "only a supervisor may export personal data".into(),
-            }
-            .into());
-        }
+        vigie_core::features::export::may_export(options, role)?;
         let kind = match format {
             ExportFormat::Json => "application/json",
             ExportFormat::Csv | ExportFormat::ExcelCsv => "text/csv; charset=utf-8",
