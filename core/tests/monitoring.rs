@@ -1665,6 +1665,17 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
         .unwrap();
     exchange(&two, &mut one);
     exchange(&one, &mut two);
+    // Both in view, the monitor records on the case the settling merge will not keep.
+    let mut seen: ChildCase = two.get(y.id).unwrap();
+    seen.night_work = true;
+    seen.hazards.insert("heavy_loads".into());
+    as_role(&mut two, Role::CommunityMonitor)
+        .update(&seen)
+        .unwrap();
+    as_role(&mut two, Role::CommunityMonitor)
+        .add_follow_up(y.id, follow_up(date(2026, 1, 20)))
+        .unwrap();
+    exchange(&two, &mut one);
     for store in [&one, &two] {
         // Neither is lost: both are listed, alert and count, and are candidates again.
         let listed = store
@@ -1681,6 +1692,9 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
     assert_eq!(kept.merged_into, None);
     assert_eq!(dup.merged_into, Some(x.id));
     assert!(!dup.merged_from.contains(&x.id));
+    // What was recorded on the other is the child's: the kept case takes it, as at a merge.
+    assert!(kept.night_work && kept.hazards.contains("heavy_loads"));
+    assert_eq!(kept.followups.len(), 1);
     exchange(&one, &mut two);
     for store in [&one, &two] {
         let listed = store
@@ -1690,6 +1704,23 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
         assert_eq!(store.alerts(None, Page::first(10)).unwrap().len(), 1);
         assert!(store.get::<ChildCase>(y.id).unwrap().is_merged_duplicate());
     }
+    // The duplicate takes no edit from there: what it would record reaches no list or count,
+    // and a merge is not undone by clearing its pointer.
+    let mut late: ChildCase = two.get(y.id).unwrap();
+    late.hours_per_week = 60;
+    let refused = as_role(&mut two, Role::Supervisor).update(&late);
+    assert!(
+        matches!(&refused, Err(Error::NotAllowed { rule }) if rule.contains("merged into another case")),
+        "{refused:?}"
+    );
+    let mut undone: ChildCase = two.get(y.id).unwrap();
+    undone.merged_into = None;
+    let refused = as_role(&mut two, Role::Supervisor).update(&undone);
+    assert!(
+        matches!(refused, Err(Error::NotAllowed { .. })),
+        "{refused:?}"
+    );
+    assert!(two.get::<ChildCase>(y.id).unwrap().is_merged_duplicate());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2489,10 +2520,7 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     );
     // Blanks before the sign do not hide it.
     assert_eq!(cell("workplaces.csv", "owner_name"), "' =1+1");
-    assert_eq!(
-        cell("workplaces.csv", "notes"),
-        "Piste\nboueuse\u{fffd} en saison"
-    );
+    assert_eq!(cell("workplaces.csv", "notes"), "Piste\nboueuse en saison");
     // A number is no formula: a negative longitude stays a number.
     assert_eq!(cell("workplaces.csv", "longitude"), "-5.25");
     assert_eq!(

@@ -265,6 +265,7 @@ pub(crate) fn quarantined_in<S: HubStorage + ?Sized>(
 
 pub(crate) fn review_in<S: HubStorage + ?Sized>(
     storage: &mut S,
+    actor: &automerge::ActorId,
     reference: &ReferenceData,
     entry: i64,
     accept: bool,
@@ -280,7 +281,7 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         };
         if accept {
             // A refusal rolls the transaction back: the entry stays for another review.
-            accept_quarantined(tx, &quarantined, &reviewer, reference)?;
+            accept_quarantined(tx, actor, &quarantined, &reviewer, reference)?;
         } else {
             if let Reviewer::Supervisor(who) = &reviewer {
                 // A supervisor rejects what the review queue shows them: entries of a record
@@ -777,7 +778,8 @@ impl Backend for Embedded {
     ) -> Result<bool, Error> {
         let mut store = self.store.lock();
         let reference = store.reference();
-        let reviewed = review_in(&mut *store, &reference, entry, accept, by)?;
+        let actor = store.actor().clone();
+        let reviewed = review_in(&mut *store, &actor, &reference, entry, accept, by)?;
         // A rejected entry's content leaves the files at once, as an erasure's does (it stayed
         // in the write-ahead log until the hub stopped).
         store.purge_freed_content()?;

@@ -2596,7 +2596,8 @@ impl Backend for Postgres {
 
     fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {
         let reference = self.reference()?;
-        crate::backend::review_in(&mut self.storage(), &reference, entry, accept, by)
+        let actor = self.actor.clone();
+        crate::backend::review_in(&mut self.storage(), &actor, &reference, entry, accept, by)
     }
 
     fn users(&self) -> Result<Vec<User>> {

@@ -201,6 +201,77 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A monitor records a hazard and a follow-up on a case, offline, while a supervisor merges it
+/// into another registration of the child; she then moves away, so her phone will never see the
+/// merge and bring them over: accepting her changes brings them to the case kept, which the
+/// child's alert, classification and due date follow.
+#[test]
+fn changes_accepted_on_a_case_merged_meanwhile_reach_the_case_kept() {
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut supervisor) = monitor_and_supervisor(&dir, &data);
+    let kept = monitor
+        .store
+        .create(&child(area(C01), "Fatou Koné", monitor.user()))
+        .unwrap();
+    let duplicate = monitor
+        .store
+        .create(&child(area(C01), "Koné Fatou", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    supervisor.store.merge_cases(kept.id, duplicate.id).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    let mut edited: ChildCase = monitor.store.get(duplicate.id).unwrap();
+    edited.hazards.insert("pesticides".into());
+    monitor.store.update(&edited).unwrap();
+    let seen = chrono::Utc::now().date_naive();
+    monitor
+        .store
+        .add_follow_up(
+            duplicate.id,
+            FollowUp::new(seen, FollowUpSituation::StillWorking, None),
+        )
+        .unwrap();
+    let user = monitor.user().to_string();
+    let args = database_args(&data);
+    let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
+    cli.extend(args.iter().map(String::as_str));
+    cli.extend(["--user", &user, "--area", C02]);
+    vigie(&cli);
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![duplicate.id], "{summary:?}");
+
+    let (_, entries) = common::lifecycle::quarantine_list(&data);
+    let entry = entries[0]["entry"].as_i64().unwrap();
+    let out = common::lifecycle::quarantine_accept(&data, entry, Some(supervisor.user()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    supervisor.sync(&hub.url).unwrap();
+    let case: ChildCase = supervisor.store.get(kept.id).unwrap();
+    assert!(case.hazards.contains("pesticides"), "{:?}", case.hazards);
+    assert_eq!(case.followups.len(), 1, "the follow-up is the kept case's");
+    assert_eq!(
+        case.classification.map(|c| c.outcome),
+        Some(ClassificationOutcome::HazardousChildLabour)
+    );
+    assert!(
+        supervisor
+            .store
+            .alerts(None, Page::first(10))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == kept.id),
+        "the child's alert"
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// Changes that leave a record where it is are judged by the rules alone, whoever filed it
 /// elsewhere meanwhile: "where the user never worked" is where the changes file a record.
 #[test]

@@ -109,6 +109,13 @@ pub enum Step {
     },
     /// `merged_into` or `merged_from` changed.
     Merge,
+    /// A write that changes what a merged duplicate holds (`ChildCase::is_merged_duplicate`),
+    /// made by someone who saw it merged: what it records would reach no list, alert or
+    /// count (the case kept stands for the child), and a merge is not undone by an edit. No
+    /// one may take it; its filing and whose lists it is on may still change. A write made on
+    /// the duplicate before its maker saw the merge is judged as before, and brought over to
+    /// the case kept (`ChildCase::bring_over`).
+    MergedDuplicateEdited,
     VisitStatus {
         from: VisitStatus,
         to: VisitStatus,
@@ -453,6 +460,7 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             Err(not_allowed("only a supervisor may merge cases"))
         }
         Step::VerifiedBeforeReferral => Err(not_allowed(VERIFIED_BEFORE_REFERRAL)),
+        Step::MergedDuplicateEdited => Err(not_allowed(MERGED_AWAY)),
         Step::Merge => Ok(()),
         Step::VisitStatus { from, to } => {
             if from == to || reachable(visit_edges(role), *from, *to) {
@@ -522,7 +530,7 @@ impl Step {
             }
             Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
             Step::Remediated { .. } | Step::VerifiedBeforeReferral => "remediated_on",
-            Step::Merge => "merged_into",
+            Step::Merge | Step::MergedDuplicateEdited => "merged_into",
             Step::Review { .. } => "reviewed_by",
             Step::VisitContent { .. } => RecordKind::Visit.as_str(),
         }
@@ -557,6 +565,23 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
     steps
 }
 
+/// Why a merged duplicate takes no workflow step nor edit (`Step::MergedDuplicateEdited`).
+pub const MERGED_AWAY: &str = "the case was merged into another case: work on that case";
+
+/// What a merged duplicate holds of the child, beside what may still change on it: its
+/// version, filing, assignee, reference versions and derived fields.
+fn held_of_the_child(case: &ChildCase) -> ChildCase {
+    ChildCase {
+        version: Default::default(),
+        area: Default::default(),
+        identified_by: Uuid::nil(),
+        captured_with: Default::default(),
+        classification: None,
+        follow_up_due: None,
+        ..case.clone()
+    }
+}
+
 const VERIFIED_BEFORE_REFERRAL: &str = "a case is verified withdrawn or prevented \
      (remediated_on) on or after the day of its first referral: one of the two dates is wrong";
 
@@ -587,6 +612,11 @@ pub fn verified_before_referral(case: &ChildCase) -> bool {
 }
 
 fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Step>) {
+    if let Some(before) = before.filter(|b| b.is_merged_duplicate())
+        && held_of_the_child(before) != held_of_the_child(after)
+    {
+        steps.push(Step::MergedDuplicateEdited);
+    }
     // A new case starts identified: a case registered offline and referred before the sync
     // arrives referred, having taken both steps.
     let from = before.map_or(CaseStatus::Identified, |b| b.status);

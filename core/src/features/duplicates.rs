@@ -115,6 +115,9 @@ pub fn merge(kept: &mut ChildCase, dup: &mut ChildCase, reference: &ReferenceDat
         kept.merged_into = None;
         dup.merged_from.remove(&kept.id);
         kept.merged_from.insert(dup.id);
+        // Each case was the other's duplicate until now, so neither took what the other
+        // recorded after its own merge: the case kept takes it now, as a first merge does.
+        kept.bring_over(dup, None, reference);
         return Ok(true);
     }
     if kept.merged_into.is_some() {

@@ -45,9 +45,7 @@ fn not_allowed(rule: impl Into<String>) -> Error {
 
 fn not_merged(case: &ChildCase) -> Result<()> {
     if case.is_merged_duplicate() {
-        return Err(not_allowed(
-            "the case was merged into another case: work on that case",
-        ));
+        return Err(not_allowed(rights::MERGED_AWAY));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
 use crate::domain::derived;
 use crate::domain::limits::DocumentLimit;
+use crate::domain::records::MERGE_CHAIN;
 use crate::domain::records::{
     ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
 };
@@ -264,9 +265,6 @@ fn check_edit<R: Record>(
     }
     Ok(())
 }
-
-/// How many cases a chain of merges is followed through to the case kept last.
-const MERGE_CHAIN: usize = 8;
 
 /// After a receive, in its transaction: each child case it made a merged duplicate
 /// (`merged_away`: its id and its heads here before) may hold what this device recorded on it

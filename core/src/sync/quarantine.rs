@@ -5,13 +5,14 @@
 
 use super::hub::{
     HubLimits, Principal, Rules, admit, changes_file_the_record, held_once, read_record,
-    save_admitted,
+    save_admitted, update_record,
 };
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::Attachment;
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, Role};
+use crate::domain::records::MERGE_CHAIN;
 use crate::domain::records::{ChildCase, Record, User, Version, Visit, Workplace};
 use crate::domain::reference::ReferenceData;
 use crate::error::{Error, Result};
@@ -500,10 +501,12 @@ fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
 
 /// Accepts quarantined changes after a review: they are merged into the record as the device
 /// made them, if the record after the merge passes the rules a push passes (`admit`), with the
-/// reviewer's scope and the record validated against `reference`. Returns whether the record
-/// changed.
+/// reviewer's scope and the record validated against `reference`; what they add to a case
+/// merged since into another goes to the case kept too, written by `actor` as the reviewer's
+/// change. Returns whether the record changed.
 pub fn accept_quarantined(
     tx: &mut dyn HubTransaction,
+    actor: &ActorId,
     entry: &Quarantined,
     reviewer: &Reviewer,
     reference: &ReferenceData,
@@ -599,5 +602,58 @@ pub fn accept_quarantined(
         &before,
         REFUSED,
     )?;
+    if kind == RecordKind::ChildCase {
+        let reviewer = ChangeAuthor {
+            user: who.user,
+            device: who.device,
+        };
+        bring_over_accepted(
+            tx,
+            actor,
+            reviewer,
+            reference,
+            &document,
+            &before,
+            entry.record,
+        )?;
+    }
     Ok(true)
+}
+
+/// Changes accepted on a case merged since into another: what they recorded of the child goes
+/// to the case kept, as the device brings over what it recorded on a duplicate when the merge
+/// reaches it (`store::documents::carry_over`). Its device never will: it lost the area or its
+/// user left, which is why the changes waited for review. Written by the reviewer.
+fn bring_over_accepted(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    reviewer: ChangeAuthor,
+    reference: &ReferenceData,
+    document: &Automerge,
+    before: &[ChangeHash],
+    id: Uuid,
+) -> Result<()> {
+    let held: ChildCase = doc::read_record(document, id)?;
+    let Some(mut target) = held.kept_as() else {
+        return Ok(());
+    };
+    // Only what the accepted changes add: the rest the merge took, or the case kept was given.
+    let taken: Option<ChildCase> = match before.is_empty() {
+        true => None,
+        false => Some(doc::read_record_at(document, id, before)?),
+    };
+    for _ in 0..MERGE_CHAIN {
+        let Some(mut kept) = read_record::<ChildCase>(tx, target)? else {
+            return Ok(());
+        };
+        if let Some(next) = kept.kept_as() {
+            target = next;
+            continue;
+        }
+        if kept.bring_over(&held, taken.as_ref(), reference) {
+            update_record(tx, actor, reviewer, reference, &kept)?;
+        }
+        return Ok(());
+    }
+    Ok(())
 }

@@ -213,6 +213,9 @@ pub struct ChildCase {
     pub captured_with: ReferencePins,
 }
 
+/// How many cases a chain of merges is followed through to the case kept last.
+pub(crate) const MERGE_CHAIN: usize = 8;
+
 impl ChildCase {
     /// A referral made now (`workflow::refer`) names a provider the referral directory in
     /// force lists, when it lists providers: one closed since the child was identified is no

@@ -11,8 +11,8 @@ mod user;
 mod visit;
 mod workplace;
 
-pub(crate) use child_case::plans_within_childhood;
 pub use child_case::{ChildCase, FollowUp, Referral, latest_follow_up};
+pub(crate) use child_case::{MERGE_CHAIN, plans_within_childhood};
 pub use reference_document::ReferenceDocument;
 pub use user::{User, UserProblem};
 pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};
