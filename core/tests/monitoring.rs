@@ -2473,9 +2473,9 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         longitude: -5.25,
         accuracy_m: None,
     });
-    // Pasted from a word processor: its line break, and a NUL. Taken (an honest paste, and
-    // records written before hold them), and made readable in the export.
-    w.notes = "Piste\u{b}boueuse\u{0} en saison".into();
+    // Pasted from a word processor: its line break (a vertical tab). Taken (an honest paste),
+    // and made a line break in the export.
+    w.notes = "Piste\u{b}boueuse en saison".into();
     let w = store.create(&w).unwrap();
     let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 9, 1, 9));
     v.findings = "@SUM(1+1)*cmd|' /C calc'!A0".into();

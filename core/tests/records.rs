@@ -359,6 +359,9 @@ fn names_and_one_line_fields_are_short_plain_lines() {
     let long = "Aya ".repeat(30);
     assert_eq!(long.chars().count(), 120);
     store.create(&child(&long, user)).unwrap();
+    // An accent typed apart from its letter counts with it, as it shows.
+    let decomposed = "e\u{301}".repeat(120);
+    store.create(&child(&decomposed, user)).unwrap();
     let mut fine = child("Aya Kouamé", user);
     fine.case_code = "CI-R1-D1-C01-000042".into();
     fine.guardian = "Kouassi N'Guessan".into();
@@ -433,7 +436,32 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         refusal(&mut store, &bad),
         format!("referrals.{referral}.provider")
     );
-    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 3);
+    // Free text keeps its writer's lines and tabs, and no other control: a NUL or an escape
+    // would not reach a spreadsheet as typed, and an override shows the text reversed.
+    let mut noted = child("Aya", user);
+    noted.notes = "Ligne 1\nLigne 2\r\n\tpayé 500 F".into();
+    let noted = store.create(&noted).unwrap();
+    assert_eq!(noted.notes, "Ligne 1\nLigne 2\r\n\tpayé 500 F");
+    for notes in [
+        "payé 500\0F",
+        "le\u{1b}[2J soir",
+        "\u{202e}esrever",
+        "a\u{2029}b",
+    ] {
+        let mut bad = child("Aya", user);
+        bad.notes = notes.into();
+        assert_eq!(refusal(&mut store, &bad), "notes", "{notes:?}");
+    }
+    let mut bad = child("Aya", user);
+    let follow_up = Uuid::now_v7();
+    let mut seen = FollowUp::new(date(2026, 3, 3), FollowUpSituation::InSchool, None);
+    seen.notes = "vu\u{7}".into();
+    bad.followups.insert(follow_up, seen);
+    assert_eq!(
+        refusal(&mut store, &bad),
+        format!("followups.{follow_up}.notes")
+    );
+    assert_eq!(store.count(RecordKind::ChildCase).unwrap(), 5);
 
     // A workplace's name, owner and trading partners alike.
     assert_eq!(
@@ -461,6 +489,9 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         validation_field(store.create(&bad).unwrap_err()),
         "suppliers"
     );
+    let mut bad = workplace("Plantation");
+    bad.notes = "Chef absent\u{0}".into();
+    assert_eq!(validation_field(store.create(&bad).unwrap_err()), "notes");
     assert_eq!(store.count(RecordKind::Workplace).unwrap(), 0);
 
     // A visit's workforce within what a workplace can employ.
@@ -474,6 +505,21 @@ fn names_and_one_line_fields_are_short_plain_lines() {
     let mut fine = visit(&place, user);
     fine.workforce.male.adults = vigie_core::domain::validation::MAX_WORKFORCE_BAND;
     store.create(&fine).unwrap();
+    let mut bad = visit(&place, user);
+    bad.findings = "Deux enfants\u{202e}".into();
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "findings"
+    );
+    let mut bad = visit(&place, user);
+    bad.forced_labour.insert(
+        ForcedLabourIndicator::WithholdingOfWages,
+        "retenue\u{1b}".into(),
+    );
+    assert_eq!(
+        validation_field(store.create(&bad).unwrap_err()),
+        "forced_labour.withholding_of_wages"
+    );
 }
 
 #[test]
@@ -985,6 +1031,45 @@ fn queries_filter_and_page_from_the_indexes() {
         vec![hazardous.id]
     );
     assert_eq!(found[0].age, Some(11));
+}
+
+/// Workplaces are listed as a person reads their names: letter case and accents aside, and a
+/// name typed with decomposed accents beside the same name typed with composed ones.
+#[test]
+fn workplaces_are_listed_in_reading_order() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "a.db", Uuid::now_v7());
+    for name in [
+        "Zoé",
+        "École de Yopougon",
+        "abri",
+        "E\u{301}lodie",
+        "Élodie",
+        "zèbre",
+        "Amani",
+        "Œuvre",
+    ] {
+        store.create(&workplace(name)).unwrap();
+    }
+    let listed: Vec<String> = store
+        .workplaces(&WorkplaceQuery::default(), Page::first(20))
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "abri",
+            "Amani",
+            "École de Yopougon",
+            "E\u{301}lodie",
+            "Élodie",
+            "Œuvre",
+            "zèbre",
+            "Zoé",
+        ]
+    );
 }
 
 /// A case is found by its code as a person types it: whole, its last parts after a dash, or

@@ -120,15 +120,38 @@ fn is_hidden_control(c: char) -> bool {
     )
 }
 
-/// Whether `value` fits on one line of a list: at most `max_chars` characters, without a
+/// Whether `value` fits on one line of a list: at most `max_chars` characters (composed), without a
 /// control character (a line break, NUL, a terminal's escape, `is_hidden_control`) or a
 /// direction control (`is_direction_control`). Empty passes: whether a field may be empty is
 /// its own rule.
 pub fn is_one_line(value: &str, max_chars: usize) -> bool {
-    value.chars().count() <= max_chars
+    use unicode_normalization::UnicodeNormalization;
+    // Characters as a person counts them: an accent typed apart from its letter (the
+    // keyboards of many phones) is one character with it, as it shows.
+    value.nfc().count() <= max_chars
         && !value
             .chars()
             .any(|c| c.is_control() || is_hidden_control(c) || is_direction_control(c))
+}
+
+/// A field of free text (notes, findings, comments): line breaks and tabs are the writer's
+/// (a word processor's too, a vertical tab or a page break: exports write them as one), but
+/// no other control character (NUL, a terminal's escape: exports turned them into U+FFFD, so
+/// what a phone accepted was not what a spreadsheet showed), no hidden one
+/// (`is_hidden_control`) and no direction control (`is_direction_control`: text the console
+/// showed reversed). Its length is bounded where documents are read (`codec::bounds`).
+pub(crate) fn free_text(field: &str, value: &str) -> Result<(), ValidationError> {
+    let kept = |c: char| matches!(c, '\n' | '\r' | '\t' | '\u{b}' | '\u{c}' | '\u{85}');
+    if value
+        .chars()
+        .any(|c| (c.is_control() && !kept(c)) || is_hidden_control(c) || is_direction_control(c))
+    {
+        return Err(ValidationError::new(
+            field,
+            "must hold no control or text-direction character (line breaks and tabs are kept)",
+        ));
+    }
+    Ok(())
 }
 
 /// The rule of a one-line field, for `ValidationError`s.

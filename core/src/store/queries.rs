@@ -11,6 +11,7 @@ use crate::domain::codes::{
 use crate::domain::derived::{fold_name, joined_words, midnight_ms};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
+use crate::store::schema::NAME_COLLATION;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
@@ -576,7 +577,7 @@ pub(crate) fn workplaces(
     f.area("w", &q.area);
     f.within("w", RecordKind::Workplace, scope);
     f.add_opt("w.sector = ?", q.sector.clone());
-    let (tail, params) = f.finish("w.name COLLATE NOCASE, w.record", page)?;
+    let (tail, params) = f.finish(&format!("w.name COLLATE {NAME_COLLATION}, w.record"), page)?;
     let sql = format!(
         "SELECT r.id, w.name, w.sector, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community)
          FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"

@@ -7,7 +7,8 @@ use crate::domain::codes::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_CHILDREN_PER_VISIT, MAX_WORKFORCE_BAND, ValidationError, at_most_entries, require_count,
+    MAX_CHILDREN_PER_VISIT, MAX_WORKFORCE_BAND, ValidationError, at_most_entries, free_text,
+    require_count,
 };
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -237,6 +238,11 @@ impl Record for Visit {
             ));
         }
         self.area.validate("area")?;
+        free_text("findings", &self.findings)?;
+        free_text("review_comment", &self.review_comment)?;
+        for (indicator, note) in &self.forced_labour {
+            free_text(&format!("forced_labour.{}", indicator.as_str()), note)?;
+        }
         if let Some(ended) = self.ended_at
             && ended < self.started_at
         {
