@@ -2907,6 +2907,10 @@ fn the_case_search_finds_a_case_by_its_code() {
         c.case_code = format!("CI-R1-D1-C01-00000{}", n + 4);
         ids.push(mine.store.create(&c).expect("case").id);
     }
+    // A programme whose codes hold no number.
+    let mut lettered = child(area(C01), "Bintou Sanogo", mine.user());
+    lettered.case_code = "CI-SBR-AKAFL".into();
+    let lettered = mine.store.create(&lettered).expect("case").id;
     // More cases, listed before those (the search went through the first 500 only).
     let later: Vec<_> = (0..vigie_core::Page::MAX_LIMIT)
         .map(|n| {
@@ -2962,6 +2966,12 @@ fn the_case_search_finds_a_case_by_its_code() {
     for typed in ["Adjoa+000005", "traore+5", "C01-000005+Adjoa"] {
         let page = browser.get(&format!("/console/cases?q={typed}"));
         assert!(page.body.contains(&ids[1].to_string()), "{typed}");
+        assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
+    }
+    // A code without a number, whole or by its last parts.
+    for typed in ["CI-SBR-AKAFL", "sbr-akafl", "AKAFL"] {
+        let page = browser.get(&format!("/console/cases?q={typed}"));
+        assert!(page.body.contains(&lettered.to_string()), "{typed}");
         assert!(!page.body.contains(&ids[0].to_string()), "{typed}");
     }
 }

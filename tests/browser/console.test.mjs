@@ -405,11 +405,15 @@ test('long unbroken field text widens no page, and the values of a case or a vis
   assert.equal(set(hostile.split('/').pop(), `name=${name}`).record.name, name);
   // A visit's content is its visitor's: the supervisor's phone records a visit of its own, at
   // the workplace of one in the review queue, with findings of long words, and submits it.
-  const findings = `${'Constat'.repeat(400)} ${'https://example.org/'.repeat(100)} fin.`;
+  // On two lines, as typed: the page keeps them.
+  const findings = `${'Constat'.repeat(400)}\n${'https://example.org/'.repeat(100)} fin.`;
   const workplace = phone('--record', queued).record.workplace_id;
   const ownVisit = phone('--new-visit', workplace, '--set', `findings=${findings}`);
   assert.equal(ownVisit.record.findings, findings);
   const visit = ownVisit.id;
+  await page.goto(`${url}/console/visits/${visit}`);
+  const shown = await page.locator('#visit-values dd').last().innerText();
+  assert.ok(shown.includes('\n'), 'the findings are shown on the lines they were typed on');
 
   for (const [width, height] of [[1280, 900], [800, 1280]]) {
     await page.setViewportSize({ width, height });

@@ -1337,8 +1337,12 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             let found = match text {
                 // With a digit, a case's code or its tail ("000004", "C01-000004") as well as
                 // a name with a number ("Ligne 1"): the cases of the code first, then those of
-                // the name.
-                Some(typed) if typed.chars().any(|c| c.is_ascii_digit()) => {
+                // the name. A word that may be a code (codes are ASCII without spaces, and not
+                // every programme numbers them: "CI-SBR-AKAFL") is tried as one too.
+                Some(typed)
+                    if typed.chars().any(|c| c.is_ascii_digit())
+                        || (typed.is_ascii() && !typed.contains(char::is_whitespace)) =>
+                {
                     cases_by_code_or_name(&scoped, &query, typed, page)?
                 }
                 name => scoped.child_cases(&query, name, page)?,
