@@ -18,7 +18,7 @@ use vigie_server::auth::{AuthError, Token};
 use vigie_server::backend::Backend;
 use vigie_server::client::HubClient;
 use vigie_server::console::{COMMAND_LINE, from_command_line};
-use vigie_server::console::{ERASE_REASONS, erase_journaled, journal};
+use vigie_server::console::{ERASE_REASONS, erase_journaled};
 use vigie_server::http::HttpLimits;
 
 #[derive(Parser)]
@@ -578,6 +578,24 @@ fn encryption(key_hex: Option<&str>) -> Result<Encryption, String> {
     Ok(Encryption::Key(key))
 }
 
+/// The actions done whose entry the audit log could not take (a disk full between the action
+/// and its entry): the command then ends with an error, after saying what it did.
+static UNJOURNALED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// `console::journal`, remembering an entry not written (`UNJOURNALED`).
+fn journal(
+    backend: &dyn Backend,
+    who: Option<Uuid>,
+    action: &str,
+    record: Option<Uuid>,
+    detail: &str,
+) {
+    if !vigie_server::console::journal(backend, who, action, record, detail) {
+        let mut missed = UNJOURNALED.lock().unwrap_or_else(|e| e.into_inner());
+        missed.push(action.to_string());
+    }
+}
+
 fn main() -> ExitCode {
     // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
     vigie_server::logging::init("info");
@@ -602,7 +620,19 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    match run(cli) {
+    let done = run(cli);
+    let missed = std::mem::take(&mut *UNJOURNALED.lock().unwrap_or_else(|e| e.into_inner()));
+    if !missed.is_empty() {
+        eprintln!(
+            "vigie: done ({}), but the audit log could not take its entry (see the hub's log: \
+             a full disk?); note it by hand",
+            missed.join(", ")
+        );
+        if done.is_ok() {
+            return ExitCode::FAILURE;
+        }
+    }
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("vigie: {message}");

@@ -777,14 +777,16 @@ pub fn audit(hub: &Hub, who: Option<Uuid>, action: &str, record: Option<Uuid>, d
 }
 
 /// Writes one action in the hub's audit log, the console's or the command line's (`who` is
-/// `None` for an operator at the machine, or an attempt with no account).
+/// `None` for an operator at the machine, or an attempt with no account). Whether the entry
+/// was written: the command line fails when it was not (`vigie` ends with an error once the
+/// action is done and said), so that a script sees it.
 pub fn journal(
     backend: &dyn Backend,
     who: Option<Uuid>,
     action: &str,
     record: Option<Uuid>,
     detail: &str,
-) {
+) -> bool {
     let entry = AuditEntry {
         at_ms: session::now_ms(),
         user: who,
@@ -795,7 +797,9 @@ pub fn journal(
     if let Err(e) = backend.console().audit(&entry) {
         // The action is done; its trace is lost, which the hub's log says (ids only).
         tracing::error!(error = %e, action, "console audit entry not written");
+        return false;
     }
+    true
 }
 
 /// Why a case may be erased: the console's choices and `vigie erase --reason`, journaled with
