@@ -114,7 +114,7 @@ pub enum Error {
     #[error("the bytes of attachment {id} are not on this device ({state:?})")]
     AttachmentNotHere { id: Uuid, state: AttachmentState },
 
-    #[error("storage error: {0}")]
+    #[error("storage error: {}", storage_text(.0))]
     Storage(#[from] rusqlite::Error),
 
     /// A certificate, a peer's handshake or a sealed bundle was refused (`identity`).
@@ -206,5 +206,48 @@ impl From<crate::domain::validation::WriteRefused> for Error {
             crate::domain::validation::WriteRefused::Invalid(e) => e.into(),
             crate::domain::validation::WriteRefused::NotAllowed(e) => e.into(),
         }
+    }
+}
+
+/// What a storage error says: SQLite's words, except for a write the system refused, which
+/// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
+/// as failing hardware).
+pub fn storage_text(e: &rusqlite::Error) -> String {
+    use rusqlite::ffi;
+    match e.sqlite_error() {
+        Some(failure)
+            if matches!(
+                failure.extended_code,
+                ffi::SQLITE_IOERR_WRITE
+                    | ffi::SQLITE_IOERR_FSYNC
+                    | ffi::SQLITE_IOERR_TRUNCATE
+                    | ffi::SQLITE_IOERR_SHMSIZE
+                    | ffi::SQLITE_IOERR_SHMMAP
+            ) =>
+        {
+            "a write to the disk failed: is the disk full?".to_string()
+        }
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_the_system_refused_asks_whether_the_disk_is_full() {
+        let failed = |code| {
+            Error::Storage(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+            .to_string()
+        };
+        assert_eq!(
+            failed(rusqlite::ffi::SQLITE_IOERR_WRITE),
+            "storage error: a write to the disk failed: is the disk full?"
+        );
+        assert!(failed(rusqlite::ffi::SQLITE_BUSY).ends_with("database is locked"));
     }
 }

@@ -61,7 +61,7 @@ impl From<rusqlite::Error> for AuthError {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => AuthError::DiskFull,
             _ if is_damaged(&e) => AuthError::Damaged,
-            _ => AuthError::Storage(e.to_string()),
+            _ => AuthError::Storage(vigie_core::error::storage_text(&e)),
         }
     }
 }
