@@ -295,12 +295,24 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     );
     let reason = match code {
         Some(SqlState::QUERY_CANCELED) => STATEMENT_CANCELLED.to_string(),
+        Some(code) if ended_by_the_server(&code) => {
+            format!("PostgreSQL error {} ({SESSION_ENDED})", code.code())
+        }
         Some(code) => format!("PostgreSQL error {}", code.code()),
         None if e.is_closed() => CONNECTION_CLOSED.to_string(),
         None => "PostgreSQL connection or protocol error".to_string(),
     };
     Error::HubStorage { reason, retryable }
 }
+
+/// A session the server ended, or would not open: shut down, restarting, or terminated by
+/// its administrator (SQLSTATE 57P01 to 57P03). Nothing was refused: the hub connects again.
+fn ended_by_the_server(code: &SqlState) -> bool {
+    code.code().starts_with("57P0")
+}
+
+const SESSION_ENDED: &str =
+    "the server is shutting down or starting, or its administrator ended the session";
 
 /// The reasons of a database that cannot be reached (down, restarting, the link to it cut).
 const NO_CONNECTION: &str = "no PostgreSQL connection available";
@@ -399,6 +411,11 @@ fn connect_failure(config: &postgres::Config, e: &postgres::Error) -> String {
         Some(&SqlState::TOO_MANY_CONNECTIONS) => {
             format!("{} has too many connections", servers(config))
         }
+        Some(code) if ended_by_the_server(code) => format!(
+            "{}: {SESSION_ENDED} (PostgreSQL error {})",
+            servers(config),
+            code.code()
+        ),
         Some(code) => format!(
             "{} refused the connection (PostgreSQL error {})",
             servers(config),
@@ -2892,6 +2909,31 @@ mod tests {
         );
         assert!(is_unreachable(&e), "{e}");
         assert!(e.to_string().contains("statement_timeout"), "{e}");
+        drop(client);
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
+    }
+
+    /// A session its administrator ended (or a server shutting down) is said so, and is a
+    /// database out of reach for a while: the log said the server "refused" a connection.
+    #[test]
+    fn a_session_the_server_ended_is_said_so() {
+        let (server, name, url) = fresh_database();
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        let ended = client
+            .batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            .expect_err("terminated");
+        let config: postgres::Config = url.parse().expect("url");
+        let said = connect_failure(&config, &ended);
+        assert!(
+            said.contains("its administrator ended the session"),
+            "{said}"
+        );
+        let e = storage_error(ended);
+        assert!(is_unreachable(&e), "{e}");
+        assert!(e.to_string().contains("57P01"), "{e}");
         drop(client);
         postgres::Client::connect(&server, NoTls)
             .expect("connect")
