@@ -221,7 +221,10 @@ impl Registry {
                 .prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE device = ?1")
                 .and_then(|mut update| update.execute(params![token.device.as_bytes(), now]));
             if let Err(e) = seen {
-                tracing::warn!(error = %e, "when the device was last seen was not recorded");
+                static SAID: crate::logging::Recurring = crate::logging::Recurring::new();
+                if let Some(unsaid) = SAID.due() {
+                    tracing::warn!(error = %e, unsaid, "when devices were last seen was not recorded");
+                }
             }
         }
         Ok(user)

@@ -12,6 +12,7 @@
 
 use crate::auth::{AuthError, Token};
 use crate::backend::Backend;
+use crate::logging::Recurring;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -614,9 +615,6 @@ impl IntoResponse for Failure {
     }
 }
 
-/// The answer while the hub's database cannot be reached (PostgreSQL down or restarting):
-/// not a fault of the hub's, and nothing was written; the device comes back later. (The hub
-/// takes the database back by itself once it answers.)
 /// Whether the embedded store stayed locked past its wait (a command line tool writing many
 /// records, `vigie reference refile`): a moment's business, not a hub error.
 pub(crate) fn store_busy(e: &vigie_core::Error) -> bool {
@@ -625,8 +623,18 @@ pub(crate) fn store_busy(e: &vigie_core::Error) -> bool {
         if matches!(f.code, DatabaseBusy | DatabaseLocked))
 }
 
+/// The answer while the hub's database cannot be reached (PostgreSQL down or restarting):
+/// not a fault of the hub's, and nothing was written; the device comes back later. (The hub
+/// takes the database back by itself once it answers.)
 fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
-    tracing::error!(error = %cause, "the hub's database cannot be reached: requests are answered 503 until it is back");
+    static SAID: Recurring = Recurring::new();
+    if let Some(unsaid) = SAID.due() {
+        tracing::error!(
+            error = %cause,
+            answered_so_since = unsaid,
+            "the hub's database cannot be reached: requests are answered 503 until it is back"
+        );
+    }
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the hub's database cannot be reached: try again later",
@@ -640,10 +648,14 @@ fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
 /// The answer while the hub's disk is full (the store's or the registry's, said in the log):
 /// come back later.
 fn hub_full(cause: &dyn std::fmt::Display) -> Response {
-    tracing::error!(
-        error = %cause,
-        "the hub's disk is full: requests that write are refused (503) until space is freed"
-    );
+    static SAID: Recurring = Recurring::new();
+    if let Some(unsaid) = SAID.due() {
+        tracing::error!(
+            error = %cause,
+            answered_so_since = unsaid,
+            "the hub's disk is full: requests that write are refused (503) until space is freed"
+        );
+    }
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "the hub is full: try again later",

@@ -62,6 +62,33 @@ pub fn init(default: &str) {
         .try_init();
 }
 
+/// A fault that lasts (a full disk, a database down), said once a period with how many times
+/// it recurred since: said at every request, two phones retrying wrote 160 lines in 40 s, to a
+/// log that is often on the disk that is full.
+pub(crate) struct Recurring(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
+
+/// How often a lasting fault is said again (`Recurring`).
+pub(crate) const RECURRING_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Recurring {
+    pub(crate) const fn new() -> Recurring {
+        Recurring(std::sync::Mutex::new((None, 0)))
+    }
+
+    /// `Some(times unsaid since the last line)` when this one is to be said.
+    pub(crate) fn due(&self) -> Option<u64> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (said, unsaid) = &mut *state;
+        let now = std::time::Instant::now();
+        if said.is_some_and(|at| now.duration_since(at) < RECURRING_PERIOD) {
+            *unsaid += 1;
+            return None;
+        }
+        *said = Some(now);
+        Some(std::mem::take(unsaid))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +116,15 @@ mod tests {
         for target in ["vigie", "vigie_server::http", "vigie_core::sync"] {
             assert!(caps.would_enable(target, &Level::TRACE), "{target}");
         }
+    }
+
+    #[test]
+    fn a_lasting_fault_is_said_once_a_period_with_its_count() {
+        let fault = Recurring::new();
+        assert_eq!(fault.due(), Some(0));
+        assert_eq!(fault.due(), None);
+        assert_eq!(fault.due(), None);
+        fault.0.lock().unwrap().0 = Some(std::time::Instant::now() - RECURRING_PERIOD);
+        assert_eq!(fault.due(), Some(2));
     }
 }

@@ -435,10 +435,15 @@ struct PoolErrors(postgres::Config);
 
 impl r2d2::HandleError<postgres::Error> for PoolErrors {
     fn handle_error(&self, error: postgres::Error) {
-        tracing::warn!(
-            reason = %connect_failure(&self.0, &error),
-            "a PostgreSQL connection failed"
-        );
+        // The pool tries again and again while the server is down: said once a period.
+        static SAID: crate::logging::Recurring = crate::logging::Recurring::new();
+        if let Some(unsaid) = SAID.due() {
+            tracing::warn!(
+                reason = %connect_failure(&self.0, &error),
+                failed_so_since = unsaid,
+                "a PostgreSQL connection failed"
+            );
+        }
     }
 }
 
