@@ -1373,8 +1373,53 @@ fn a_merge_with_a_case_of_another_region_says_what_a_missing_case_says() {
     for theirs in [again.id, f.their_case] {
         assert_eq!(answer(&mut browser, &theirs.to_string()), missing);
     }
+    // Nor by its code.
+    let csrf = browser.get(&format!("/console/cases/{}", f.my_case)).csrf();
+    let page = browser.post(&merge, &[("csrf", &csrf), ("code", "CI-D1-0001")]);
+    assert!(page.body.contains("Ce doublon n"));
     let history = browser.get(&format!("/console/cases/{}", f.my_case));
     assert!(!history.body.contains("Doublon fusionné"));
+}
+
+/// A child registered in two communities (where they live and where they work) is no
+/// candidate of either: the supervisor merges the other registration by its code.
+#[test]
+fn a_duplicate_of_another_community_is_merged_by_its_code() {
+    let s = setup();
+    let mut f = field(&s);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut next_door = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-c02",
+        Role::CommunityMonitor,
+        &[C02],
+        4,
+    );
+    let mut again = child(area(C02), MY_CHILD, next_door.user());
+    again.case_code = "CI-R1-D1-C02-000077".into();
+    let again = next_door.store.create(&again).expect("case");
+    let summary = next_door.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+
+    let mut browser = signed_in(&s, "sup.code");
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert!(page.body.contains("id=\"merge-by-code\""));
+    let csrf = page.csrf();
+    let merge = format!("/console/cases/{}/merge", f.my_case);
+    let done = browser.post(
+        &merge,
+        &[("csrf", &csrf), ("code", " ci-r1-d1-c02-000077 ")],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let merged = browser.get(&format!("/console/cases/{}", again.id));
+    assert!(
+        merged.body.contains(&f.my_case.to_string()),
+        "names the case kept"
+    );
+    f.mine.sync(&s.hub.url).expect("sync");
+    let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
+    assert!(kept.merged_from.contains(&again.id));
 }
 
 #[test]

@@ -2324,6 +2324,35 @@ pub struct MergeForm {
     csrf: String,
     #[serde(default)]
     duplicate: String,
+    /// The duplicate's case code, typed: a registration of another community (a child
+    /// registered where they live and where they work), which the candidates leave out.
+    #[serde(default)]
+    code: String,
+}
+
+/// The case of the supervisor's areas whose code is `typed` (letter case and spaces aside), if
+/// exactly one is.
+fn case_of_code(hub: &Hub, who: &Principal, typed: &str) -> Result<Option<Uuid>, Problem> {
+    let typed: String = typed.split_whitespace().collect();
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    let view = hub.console.views.current(hub.backend.as_ref())?;
+    let query = ChildCaseQuery {
+        code: Some(typed.clone()),
+        ..ChildCaseQuery::default()
+    };
+    let found: Vec<Uuid> = view
+        .scoped(who)
+        .child_cases(&query, None, Page::first(Page::MAX_LIMIT))?
+        .into_iter()
+        .filter(|c| c.case_code.eq_ignore_ascii_case(&typed))
+        .map(|c| c.id)
+        .collect();
+    Ok(match found[..] {
+        [one] => Some(one),
+        _ => None,
+    })
 }
 
 pub async fn case_merge(
@@ -2335,7 +2364,11 @@ pub async fn case_merge(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
-        let Ok(duplicate) = form.duplicate.parse::<Uuid>() else {
+        let duplicate = match form.duplicate.parse::<Uuid>() {
+            Ok(id) => Some(id),
+            Err(_) => case_of_code(hub, &viewer.principal(), &form.code)?,
+        };
+        let Some(duplicate) = duplicate else {
             return form_again(
                 hub,
                 ctx,
