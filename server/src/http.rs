@@ -628,20 +628,31 @@ pub(crate) fn store_busy(e: &vigie_core::Error) -> bool {
 /// takes the database back by itself once it answers.)
 fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
     static SAID: Recurring = Recurring::new();
-    if let Some(unsaid) = SAID.due() {
-        tracing::error!(
-            error = %cause,
-            answered_so_since = unsaid,
-            "the hub's database cannot be reached: requests are answered 503 until it is back"
-        );
-    }
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
+    lasting_fault(
+        &SAID,
+        cause,
+        "the hub's database cannot be reached: requests are answered 503 until it is back",
         "the hub's database cannot be reached: try again later",
-    );
+        "30",
+    )
+}
+
+/// A 503 with `Retry-After` for a fault that lasts, said in the log once a period with how
+/// many requests it answered since (`Recurring`).
+fn lasting_fault(
+    said: &Recurring,
+    cause: &dyn std::fmt::Display,
+    logged: &str,
+    answer: &'static str,
+    retry_after: &'static str,
+) -> Response {
+    if let Some(unsaid) = said.due() {
+        tracing::error!(error = %cause, answered_so_since = unsaid, "{logged}");
+    }
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, answer);
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
     response
 }
 
@@ -649,21 +660,13 @@ fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
 /// come back later.
 fn hub_full(cause: &dyn std::fmt::Display) -> Response {
     static SAID: Recurring = Recurring::new();
-    if let Some(unsaid) = SAID.due() {
-        tracing::error!(
-            error = %cause,
-            answered_so_since = unsaid,
-            "the hub's disk is full: requests that write are refused (503) until space is freed"
-        );
-    }
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
+    lasting_fault(
+        &SAID,
+        cause,
+        "the hub's disk is full: requests that write are refused (503) until space is freed",
         "the hub is full: try again later",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("300"));
-    response
+        "300",
+    )
 }
 
 /// Whether a storage error is the hub's disk being full: SQLite's `SQLITE_FULL`, PostgreSQL's

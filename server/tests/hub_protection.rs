@@ -233,12 +233,7 @@ fn changes_accepted_on_a_case_merged_meanwhile_reach_the_case_kept() {
             FollowUp::new(seen, FollowUpSituation::StillWorking, None),
         )
         .unwrap();
-    let user = monitor.user().to_string();
-    let args = database_args(&data);
-    let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
-    cli.extend(args.iter().map(String::as_str));
-    cli.extend(["--user", &user, "--area", C02]);
-    vigie(&cli);
+    common::lifecycle::set_areas(&data, monitor.user(), &[C02]);
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.quarantined, vec![duplicate.id], "{summary:?}");
 
