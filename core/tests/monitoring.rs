@@ -1003,6 +1003,76 @@ fn a_reopened_case_plans_no_follow_up_past_the_18th_birthday_the_record_now_give
     );
 }
 
+/// Free text is judged when it is set: a visit submitted with a NUL in its findings (as an
+/// earlier version took it) is still reviewed, and a case holding one still takes its steps;
+/// setting such text now is refused, naming where it is.
+#[test]
+fn text_held_before_the_free_text_rule_blocks_no_later_step() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let w = store
+        .create(&Workplace::new(
+            "Plantation Kouamé",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 3, 3, 9));
+    v.status = VisitStatus::Submitted;
+    let v = store.create(&v).unwrap();
+    let c = store.create(&child(C01, "Aya Kouamé", MONITOR)).unwrap();
+    // Written into the documents as an earlier version of the app could.
+    let author = vigie_core::doc::ChangeAuthor {
+        user: store.user_id(),
+        device: store.device_id(),
+    };
+    let mut old_visit: Visit = store.get(v.id).unwrap();
+    old_visit.findings = "Constat\u{0} \u{202e}évitcelé".into();
+    let mut old_case: ChildCase = store.get(c.id).unwrap();
+    old_case.notes = "vu\u{1b}[2J".into();
+    fn write_as_before<R: Record>(
+        store: &mut Store,
+        record: &R,
+        author: &vigie_core::doc::ChangeAuthor,
+    ) {
+        let id = record.id();
+        let mut document = automerge::Automerge::load(&store.export_document(id).unwrap())
+            .unwrap()
+            .with_actor(store.actor().clone());
+        vigie_core::doc::write_record(&mut document, record, author).unwrap();
+        store.merge_document(id, &document.save()).unwrap();
+    }
+    write_as_before(&mut store, &old_visit, &author);
+    write_as_before(&mut store, &old_case, &author);
+    let reviewed = as_role(&mut store, Role::Supervisor)
+        .review_visit(
+            v.id,
+            Review::Return {
+                comment: "Précisez les âges.".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(reviewed.status, VisitStatus::Returned);
+    assert_eq!(reviewed.findings, "Constat\u{0} \u{202e}évitcelé");
+    as_role(&mut store, Role::Supervisor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    // Text set now is judged, and the refusal says where the character is.
+    let mut case: ChildCase = store.get(c.id).unwrap();
+    case.notes = "Vue le 3 mars\u{2028}à l'école\u{feff}".into();
+    match as_role(&mut store, Role::Supervisor).update(&case) {
+        Err(Error::Validation(e)) => {
+            assert_eq!(e.field, "notes");
+            assert!(e.rule.ends_with("the first is character 24"), "{}", e.rule);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A line separator pasted from a document is a line break.
+    case.notes = "Vue le 3 mars\u{2028}à l'école".into();
+    as_role(&mut store, Role::Supervisor).update(&case).unwrap();
+}
+
 #[test]
 fn supervisors_validate_or_return_submitted_visits() {
     let dir = TempDir::new().unwrap();

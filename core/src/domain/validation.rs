@@ -135,20 +135,30 @@ pub fn is_one_line(value: &str, max_chars: usize) -> bool {
 }
 
 /// A field of free text (notes, findings, comments): line breaks and tabs are the writer's
-/// (a word processor's too, a vertical tab or a page break: exports write them as one), but
-/// no other control character (NUL, a terminal's escape: exports turned them into U+FFFD, so
-/// what a phone accepted was not what a spreadsheet showed), no hidden one
-/// (`is_hidden_control`) and no direction control (`is_direction_control`: text the console
-/// showed reversed). Its length is bounded where documents are read (`codec::bounds`).
+/// (a word processor's too: a vertical tab, a page break, the Unicode line and paragraph
+/// separators; exports write them as line breaks), but no other control character (NUL, a
+/// terminal's escape: exports turned them into U+FFFD, so what a phone accepted was not what a
+/// spreadsheet showed), no hidden one (`is_hidden_control`: a byte order mark, a tag) and no
+/// direction control (`is_direction_control`: text the console showed reversed). The refusal
+/// says where the first one is, which the writer cannot see. Its length is bounded where
+/// documents are read (`codec::bounds`); it is judged when set (`records::texts_within_rules`).
 pub(crate) fn free_text(field: &str, value: &str) -> Result<(), ValidationError> {
-    let kept = |c: char| matches!(c, '\n' | '\r' | '\t' | '\u{b}' | '\u{c}' | '\u{85}');
-    if value
-        .chars()
-        .any(|c| (c.is_control() && !kept(c)) || is_hidden_control(c) || is_direction_control(c))
-    {
+    let line_break = |c: char| {
+        matches!(
+            c,
+            '\n' | '\r' | '\t' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    let refused = |c: char| {
+        !line_break(c) && (c.is_control() || is_hidden_control(c) || is_direction_control(c))
+    };
+    if let Some(at) = value.chars().position(refused) {
         return Err(ValidationError::new(
             field,
-            "must hold no control or text-direction character (line breaks and tabs are kept)",
+            format!(
+                "must hold no control or text-direction character (line breaks and tabs are kept): the first is character {}",
+                at + 1
+            ),
         ));
     }
     Ok(())

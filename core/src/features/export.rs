@@ -218,17 +218,20 @@ fn raw_text(value: &Value) -> String {
 }
 
 /// Control characters a phone's text may hold (pasted from a word processor: its line break
-/// U+000B, a page break, a NUL), which the tools that read a CSV break on or show as nothing:
-/// the line breaks as a line break, the others as U+FFFD, so that the cell shows something was
-/// there. Line breaks and tabs stay as they are (CSV quotes them).
+/// U+000B, a page break, the Unicode line and paragraph separators; a NUL written before
+/// phones refused it), which the tools that read a CSV break on or show as nothing: the line
+/// breaks as a line break, the others as U+FFFD, so that the cell shows something was there.
+/// Line breaks and tabs stay as they are (CSV quotes them).
 fn readable(text: &str) -> std::borrow::Cow<'_, str> {
-    let odd = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    let odd = |c: char| {
+        (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}')
+    };
     if !text.contains(odd) {
         return text.into();
     }
     text.chars()
         .map(|c| match c {
-            '\u{0b}' | '\u{0c}' | '\u{85}' => '\n',
+            '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => '\n',
             c if odd(c) => '\u{fffd}',
             c => c,
         })

@@ -112,6 +112,7 @@ pub(crate) fn insert_new<R: Record>(
     record.derive(reference);
     record.validate(reference)?;
     crate::domain::records::events_within_their_time(&[], &record.event_dates())?;
+    crate::domain::records::texts_within_rules(&[], &record.free_texts())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
     if let Some(acting) = acting {
@@ -252,6 +253,11 @@ fn check_edit<R: Record>(
         .any(|(_, day)| crate::domain::records::event_day_implausible(*day))
     {
         crate::domain::records::events_within_their_time(&stored()?.event_dates(), &dates)?;
+    }
+    // Read as stored only when a text breaks the rule: one set before stays.
+    let texts = record.free_texts();
+    if crate::domain::records::texts_within_rules(&[], &texts).is_err() {
+        crate::domain::records::texts_within_rules(&stored()?.free_texts(), &texts)?;
     }
     // Read as stored only when a plan passes the birthday: one set before stays.
     let plans = |before| {
@@ -809,6 +815,15 @@ impl TypedRecord {
     }
 
     /// `Record::event_dates` of the record.
+    pub(crate) fn free_texts(&self) -> Vec<(String, &str)> {
+        match self {
+            TypedRecord::Workplace(r) => r.free_texts(),
+            TypedRecord::Visit(r) => r.free_texts(),
+            TypedRecord::ChildCase(r) => r.free_texts(),
+            TypedRecord::User(_) | TypedRecord::Reference => Vec::new(),
+        }
+    }
+
     pub(crate) fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         match self {
             TypedRecord::Workplace(r) => r.event_dates(),

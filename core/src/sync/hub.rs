@@ -3109,6 +3109,9 @@ pub(crate) fn check_content(
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
     crate::domain::records::events_within_their_time(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
+    let written = from.map(TypedRecord::free_texts).unwrap_or_default();
+    crate::domain::records::texts_within_rules(&written, &to.free_texts())
+        .map_err(Refused::breaking)?;
     crate::domain::records::plans_within_childhood(
         from.map(TypedRecord::subject),
         to.subject(),

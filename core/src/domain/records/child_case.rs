@@ -11,8 +11,7 @@ use crate::domain::codes::{
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
     MAX_CODE_CHARS, MAX_FOLLOWUPS, MAX_LINE_CHARS, MAX_MERGED_CASES, MAX_REFERRALS, MAX_TASKS,
-    ValidationError, at_most_entries, free_text, is_one_line, optional_line, require_line,
-    valid_code,
+    ValidationError, at_most_entries, is_one_line, optional_line, require_line, valid_code,
 };
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -648,6 +647,21 @@ impl Record for ChildCase {
         }
     }
 
+    fn free_texts(&self) -> Vec<(String, &str)> {
+        let mut texts = vec![("notes".to_string(), self.notes.as_str())];
+        texts.extend(
+            self.referrals
+                .iter()
+                .map(|(id, r)| (format!("referrals.{id}.outcome"), r.outcome.as_str())),
+        );
+        texts.extend(
+            self.followups
+                .iter()
+                .map(|(id, f)| (format!("followups.{id}.notes"), f.notes.as_str())),
+        );
+        texts
+    }
+
     fn event_dates(&self) -> Vec<(String, NaiveDate)> {
         let mut dates = vec![("identified_on".to_string(), self.identified_on)];
         dates.extend(self.remediated_on.map(|d| ("remediated_on".to_string(), d)));
@@ -690,7 +704,6 @@ impl Record for ChildCase {
         optional_line("guardian", &self.guardian, MAX_LINE_CHARS)?;
         optional_line("household", &self.household, MAX_LINE_CHARS)?;
         optional_line("activity", &self.activity, MAX_LINE_CHARS)?;
-        free_text("notes", &self.notes)?;
         at_most_entries("tasks", self.tasks.len(), MAX_TASKS)?;
         at_most_entries("referrals", self.referrals.len(), MAX_REFERRALS)?;
         at_most_entries("followups", self.followups.len(), MAX_FOLLOWUPS)?;
@@ -765,7 +778,6 @@ impl Record for ChildCase {
         }
         for (id, r) in &self.referrals {
             require_line(&format!("referrals.{id}.provider"), &r.provider)?;
-            free_text(&format!("referrals.{id}.outcome"), &r.outcome)?;
             if r.date < self.identified_on {
                 return Err(ValidationError::new(
                     format!("referrals.{id}.date"),
@@ -788,7 +800,6 @@ impl Record for ChildCase {
             ));
         }
         for (id, f) in &self.followups {
-            free_text(&format!("followups.{id}.notes"), &f.notes)?;
             if f.date < self.identified_on {
                 return Err(ValidationError::new(
                     format!("followups.{id}.date"),

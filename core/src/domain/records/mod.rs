@@ -143,6 +143,13 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         Vec::new()
     }
+    /// The record's free text (notes, findings, comments), each with its field's path: judged
+    /// when it is set (`texts_within_rules`), as event days are, not by `validate`: text a
+    /// record held before a rule came (a visit submitted with a NUL in its findings) would
+    /// otherwise block every later step of the record, its review included.
+    fn free_texts(&self) -> Vec<(String, &str)> {
+        Vec::new()
+    }
     /// Moves the record to the reference data in force where its user's edit needs what only
     /// that holds (a case given a hazard the national list gained since the child was
     /// identified is classified with the list in force from then on). Asked of a user's edits
@@ -288,6 +295,21 @@ pub(crate) fn events_within_their_time(
         )),
         None => Ok(()),
     }
+}
+
+/// Checks the free text of `after` (`Record::free_texts`) that `before` did not hold, as
+/// `validation::free_text` says: text set before stays, judged when it came. The one rule of a
+/// device's own writes, of the hub's pushes and of what peers bring.
+pub(crate) fn texts_within_rules(
+    before: &[(String, &str)],
+    after: &[(String, &str)],
+) -> Result<(), ValidationError> {
+    for (field, text) in after {
+        if !before.iter().any(|(f, t)| f == field && t == text) {
+            crate::domain::validation::free_text(field, text)?;
+        }
+    }
+    Ok(())
 }
 
 /// The `Record` methods of kinds that keep the reference versions they were captured with.

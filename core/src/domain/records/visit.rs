@@ -7,8 +7,7 @@ use crate::domain::codes::{
 };
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_CHILDREN_PER_VISIT, MAX_WORKFORCE_BAND, ValidationError, at_most_entries, free_text,
-    require_count,
+    MAX_CHILDREN_PER_VISIT, MAX_WORKFORCE_BAND, ValidationError, at_most_entries, require_count,
 };
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -199,6 +198,20 @@ impl Record for Visit {
         super::Subject::Visit(self)
     }
 
+    fn free_texts(&self) -> Vec<(String, &str)> {
+        let mut texts = vec![
+            ("findings".to_string(), self.findings.as_str()),
+            ("review_comment".to_string(), self.review_comment.as_str()),
+        ];
+        texts.extend(self.forced_labour.iter().map(|(indicator, note)| {
+            (
+                format!("forced_labour.{}", indicator.as_str()),
+                note.as_str(),
+            )
+        }));
+        texts
+    }
+
     fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         let mut dates = vec![("started_at".to_string(), self.started_at.date_naive())];
         dates.extend(
@@ -238,11 +251,6 @@ impl Record for Visit {
             ));
         }
         self.area.validate("area")?;
-        free_text("findings", &self.findings)?;
-        free_text("review_comment", &self.review_comment)?;
-        for (indicator, note) in &self.forced_labour {
-            free_text(&format!("forced_labour.{}", indicator.as_str()), note)?;
-        }
         if let Some(ended) = self.ended_at
             && ended < self.started_at
         {

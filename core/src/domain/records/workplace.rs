@@ -5,8 +5,8 @@ use crate::domain::area::{Area, GeoPoint};
 use crate::domain::codes::{Formality, RecordKind, ReferenceType};
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
-    MAX_BUYERS_OR_SUPPLIERS, MAX_LINE_CHARS, ValidationError, at_most_entries, free_text,
-    is_one_line, optional_line, require_line,
+    MAX_BUYERS_OR_SUPPLIERS, MAX_LINE_CHARS, ValidationError, at_most_entries, is_one_line,
+    optional_line, require_line,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -89,11 +89,14 @@ impl Record for Workplace {
         super::Subject::Workplace(self)
     }
 
+    fn free_texts(&self) -> Vec<(String, &str)> {
+        vec![("notes".to_string(), self.notes.as_str())]
+    }
+
     fn validate(&self, reference: &ReferenceData) -> Result<(), ValidationError> {
         require_line("name", &self.name)?;
         optional_line("owner_name", &self.owner_name, MAX_LINE_CHARS)?;
         optional_line("owner_contact", &self.owner_contact, MAX_LINE_CHARS)?;
-        free_text("notes", &self.notes)?;
         // Names or workplace ids, one line each; the field is named without the entry.
         for (field, entries) in [("buyers", &self.buyers), ("suppliers", &self.suppliers)] {
             at_most_entries(field, entries.len(), MAX_BUYERS_OR_SUPPLIERS)?;
