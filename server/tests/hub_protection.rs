@@ -267,6 +267,51 @@ fn changes_accepted_on_a_case_merged_meanwhile_reach_the_case_kept() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Three supervisors, each offline, merge three registrations of one child in a ring (A into
+/// B, B into C, C into A): the merge that closes the ring is refused, and the child stays
+/// listed and counted once.
+#[test]
+fn merges_made_offline_in_a_ring_leave_the_child_listed() {
+    let (dir, data, mut hub) = new_hub();
+    let (mut monitor, mut first) = monitor_and_supervisor(&dir, &data);
+    let mut second = plain_device(dir.path(), &data, "sup2", Role::Supervisor, &[DISTRICT]);
+    let mut third = plain_device(dir.path(), &data, "sup3", Role::Supervisor, &[DISTRICT]);
+    let cases: Vec<uuid::Uuid> = ["Fatou Koné", "Koné Fatou", "Fatou Kone"]
+        .into_iter()
+        .map(|name| {
+            let mut case = child(area(C01), name, monitor.user());
+            case.hazards.insert("pesticides".into());
+            monitor.store.create(&case).unwrap().id
+        })
+        .collect();
+    monitor.sync(&hub.url).unwrap();
+    for supervisor in [&mut first, &mut second, &mut third] {
+        supervisor.sync(&hub.url).unwrap();
+    }
+    first.store.merge_cases(cases[1], cases[0]).unwrap();
+    second.store.merge_cases(cases[2], cases[1]).unwrap();
+    third.store.merge_cases(cases[0], cases[2]).unwrap();
+    assert!(first.sync(&hub.url).unwrap().refused.is_empty());
+    assert!(second.sync(&hub.url).unwrap().refused.is_empty());
+    let summary = third.sync(&hub.url).unwrap();
+    assert_eq!(
+        summary.refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [cases[2]],
+        "{summary:?}"
+    );
+    monitor.sync(&hub.url).unwrap();
+    let listed = monitor
+        .store
+        .child_cases(&ChildCaseQuery::default(), Page::first(10))
+        .unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [cases[2]]);
+    assert_eq!(
+        monitor.store.alerts(None, Page::first(10)).unwrap().len(),
+        1
+    );
+    hub.stop();
+}
+
 /// Changes that leave a record where it is are judged by the rules alone, whoever filed it
 /// elsewhere meanwhile: "where the user never worked" is where the changes file a record.
 #[test]

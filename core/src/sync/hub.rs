@@ -2534,12 +2534,13 @@ fn evaluate_new(
 }
 
 /// Whether the case a pushed child case is now merged into (if the push changed it) is a case
-/// the hub holds in the sender's scope. A merge that reaches the hub after the kept case was
+/// the hub holds in the sender's scope, and the merge closes no cycle (`closes_a_cycle`). A merge that reaches the hub after the kept case was
 /// erased, or a `merged_into` set by hand to the id of nothing, would hide the case from
 /// every list, alert and count, everywhere.
 fn merge_target_held(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
+    id: Uuid,
     document: &Automerge,
     before: &[ChangeHash],
 ) -> Result<bool> {
@@ -2553,13 +2554,39 @@ fn merge_target_held(
     if !before.is_empty() && merged_into(Some(before)) == Some(target) {
         return Ok(true);
     }
-    Ok(match tx.record(target, false)? {
+    let held = match tx.record(target, false)? {
         Some(kept) => {
             kept.kind == RecordKind::ChildCase
                 && kept.area.as_ref().is_some_and(|a| rules.scope.covers(a))
         }
         None => false,
-    })
+    };
+    Ok(held && !closes_a_cycle(tx, id, target)?)
+}
+
+/// Whether merging case `id` into `target` closes a cycle of three or more cases (A into B
+/// on one phone, B into C on another, C into A on a third, each offline): every case of it
+/// would be a merged duplicate, and the child would leave every list, alert and count, with
+/// no merge left to settle it. The merge that closes it is refused; the pair merged both ways
+/// stays the settling merge's.
+fn closes_a_cycle(tx: &mut dyn HubTransaction, id: Uuid, target: Uuid) -> Result<bool> {
+    let mut next = target;
+    for hop in 0..crate::domain::records::MERGE_CHAIN {
+        let Some(stored) = tx.record(next, false)? else {
+            return Ok(false);
+        };
+        let Some(into) = codec::load(next, &stored.document)
+            .ok()
+            .and_then(|document| doc::merged_into_of(&document, None))
+        else {
+            return Ok(false);
+        };
+        if into == id {
+            return Ok(hop > 0);
+        }
+        next = into;
+    }
+    Ok(false)
 }
 
 /// A record's new state that the rules let in, and where it is filed.
@@ -2604,11 +2631,11 @@ fn admit_read(
             Ok(admitted) => admitted,
             Err(reason) => return Ok(Err(reason)),
         };
-    if !merge_target_held(tx, rules, document, before)? {
+    if !merge_target_held(tx, rules, id, document, before)? {
         return Ok(Err(Refused::step(
             "merged_into",
             NotAllowed::new(
-                "a case is merged only into a case the hub holds in the sender's areas",
+                "a case is merged only into a case the hub holds in the sender's areas, never into one merged through others into it",
             ),
         )));
     }
