@@ -908,6 +908,33 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
     ));
 }
 
+/// A case merged into another takes no file from anyone who saw the merge: the case kept
+/// stands for the child, and would never show it (on the phone, and on the hub from an app
+/// that does not ask).
+#[test]
+fn a_merged_duplicate_takes_no_file() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
+    let (mut a, mut s) = (devices.remove(0), devices.remove(0));
+    let kept = new_case(&mut a);
+    let duplicate = new_case(&mut a);
+    sync(&mut a, &mut hub);
+    sync(&mut s, &mut hub);
+    s.store.merge_cases(kept.id, duplicate.id).unwrap();
+    sync(&mut s, &mut hub);
+    sync(&mut a, &mut hub);
+    let refused = a
+        .store
+        .add_attachment(duplicate.id, &document(), &pdf(&[7u8; 500])[..]);
+    assert!(
+        matches!(&refused, Err(Error::NotAllowed { rule }) if rule.contains("merged into another case")),
+        "{refused:?}"
+    );
+    // The kept case takes it.
+    a.store
+        .add_attachment(kept.id, &document(), &pdf(&[7u8; 500])[..])
+        .unwrap();
+}
+
 /// A file on the hub cut short (a restored copy that ran out of space) or altered refuses its
 /// own download, never the session: every download failed on it, the others queued behind it
 /// with it. The hub holds it as not uploaded, so its author's upload is taken again.

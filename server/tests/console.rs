@@ -1420,6 +1420,25 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
     f.mine.sync(&s.hub.url).expect("sync");
     let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
     assert!(kept.merged_from.contains(&again.id));
+
+    // Two cases of one code: the supervisor is told to type the duplicate's id instead.
+    let mut twice = vec![];
+    for name in ["Awa Koné", "Koné Awa"] {
+        let mut c = child(area(C02), name, next_door.user());
+        c.case_code = "CI-R1-D1-C02-000088".into();
+        twice.push(next_door.store.create(&c).expect("case").id);
+    }
+    next_door.sync(&s.hub.url).expect("sync");
+    let csrf = browser.get(&format!("/console/cases/{}", f.my_case)).csrf();
+    let page = browser.post(&merge, &[("csrf", &csrf), ("code", "CI-R1-D1-C02-000088")]);
+    assert!(
+        page.body.contains("Plusieurs cas portent ce code"),
+        "{}",
+        page.body
+    );
+    let csrf = browser.get(&format!("/console/cases/{}", f.my_case)).csrf();
+    let done = browser.post(&merge, &[("csrf", &csrf), ("code", &twice[0].to_string())]);
+    assert_eq!(done.status, 303, "{}", done.body);
 }
 
 #[test]

@@ -601,6 +601,17 @@ impl Store {
                 kind: new.kind,
             }));
         }
+        // A case merged into another takes nothing more: the case kept stands for the child,
+        // and would never show the file.
+        if kind == RecordKind::ChildCase
+            && self
+                .get::<crate::domain::records::ChildCase>(record_id)?
+                .is_merged_duplicate()
+        {
+            return Err(Error::NotAllowed {
+                rule: crate::domain::rights::MERGED_AWAY.into(),
+            });
+        }
         // The count is known before a byte is read.
         let held = self.attachment_count(record_id)?;
         if held >= u64::from(limits.max_per_record) {

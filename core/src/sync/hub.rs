@@ -2930,6 +2930,17 @@ fn admit_content<'a>(
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
     check_manifest_authorship(document, before, &heads, rules.author.user)?;
+    // A file added to a case its sender saw merged into another: the case kept, which stands
+    // for the child, would never show it (as for any other edit, `Step::MergedDuplicateEdited`).
+    if let Some(TypedRecord::ChildCase(base_case)) = &base
+        && base_case.is_merged_duplicate()
+        && attachments_added(document, &heads)
+    {
+        return Err(Refused::step(
+            "attachments",
+            NotAllowed::new(rights::MERGED_AWAY),
+        ));
+    }
     // The merged document must load again wherever it goes: two devices' histories, each
     // within the bounds, may not be together. Refused for this record alone.
     let plain = document.save_nocompress();
@@ -3059,6 +3070,23 @@ fn check_manifest_authorship(
     let (stored, merged) = (at(before), doc::attachments(document));
     unchanged_or_own(&stored, &merged, sender)?;
     crate::domain::attachment::validate_new_captions(&stored, &merged).map_err(Refused::breaking)
+}
+
+/// Whether the sender's own version (`theirs`) holds an attachment its base did not.
+fn attachments_added(
+    document: &Automerge,
+    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
+) -> bool {
+    if doc::attachment_keys(document) == 0 || theirs.is_empty() {
+        return false;
+    }
+    let had = match base.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, base),
+    };
+    doc::attachments_at(document, theirs)
+        .iter()
+        .any(|entry| !had.iter().any(|was| was.id == entry.id))
 }
 
 /// Every entry of `after` is either in `before` with the same fields (its caption aside), or

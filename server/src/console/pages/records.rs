@@ -2330,12 +2330,12 @@ pub struct MergeForm {
     code: String,
 }
 
-/// The case of the supervisor's areas whose code is `typed` (letter case and spaces aside), if
-/// exactly one is.
-fn case_of_code(hub: &Hub, who: &Principal, typed: &str) -> Result<Option<Uuid>, Problem> {
+/// The cases of the supervisor's areas whose code is `typed` (letter case and spaces aside),
+/// merged duplicates aside.
+fn cases_of_code(hub: &Hub, who: &Principal, typed: &str) -> Result<Vec<Uuid>, Problem> {
     let typed: String = typed.split_whitespace().collect();
     if typed.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let view = hub.console.views.current(hub.backend.as_ref())?;
     let query = ChildCaseQuery {
@@ -2349,10 +2349,7 @@ fn case_of_code(hub: &Hub, who: &Principal, typed: &str) -> Result<Option<Uuid>,
         .filter(|c| c.case_code.eq_ignore_ascii_case(&typed))
         .map(|c| c.id)
         .collect();
-    Ok(match found[..] {
-        [one] => Some(one),
-        _ => None,
-    })
+    Ok(found)
 }
 
 pub async fn case_merge(
@@ -2364,9 +2361,29 @@ pub async fn case_merge(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
-        let duplicate = match form.duplicate.parse::<Uuid>() {
+        // The duplicate as the candidates name it, or as typed: its code, or its id (the end
+        // of its page's address) where several cases have one code.
+        let duplicate = match form
+            .duplicate
+            .parse::<Uuid>()
+            .or_else(|_| form.code.trim().parse::<Uuid>())
+        {
             Ok(id) => Some(id),
-            Err(_) => case_of_code(hub, &viewer.principal(), &form.code)?,
+            Err(_) => match cases_of_code(hub, &viewer.principal(), &form.code)?[..] {
+                [one] => Some(one),
+                [] => None,
+                // Codes are not unique everywhere (typed by hand): the supervisor picks.
+                _ => {
+                    return form_again(
+                        hub,
+                        ctx,
+                        &viewer,
+                        id,
+                        t.get("case.code_of_several"),
+                        ("merge", Typed::default()),
+                    );
+                }
+            },
         };
         let Some(duplicate) = duplicate else {
             return form_again(
