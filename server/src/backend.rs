@@ -385,42 +385,111 @@ pub fn refile_community(
         .map(|(id, _)| id)
         .collect();
     let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
-    let mut done = Refiled {
+    let (refiled, kept) =
+        in_batches(
+            backend,
+            &filed,
+            &mut |tx, id| match vigie_core::sync::refile_record(
+                tx, &actor, author, &reference, id, to,
+            ) {
+                Err(Error::Validation(rule)) => Ok(Err(rule)),
+                other => other.map(Ok),
+            },
+        )?;
+    Ok(Refiled {
         held: held_count,
-        ..Refiled::default()
-    };
-    for (n, batch) in filed.chunks(REFILE_BATCH).enumerate() {
+        refiled,
+        kept,
+    })
+}
+
+/// What `hand_over_cases` did: how many cases it gave the successor, and those it left with
+/// the user they were assigned to (each with why: outside the successor's areas).
+#[derive(Debug, Default)]
+pub struct HandedOver {
+    pub handed: usize,
+    pub kept: Vec<(Uuid, String)>,
+}
+
+/// Gives every open case assigned to `from` (`identified_by`) to `to`, as the hub's
+/// administrator, a batch to a transaction (`vigie user hand-over`): a monitor who left or
+/// moved, whose cases' follow-ups no one else had on their due list. A case outside `to`'s
+/// role and areas stays with `from`, and is said.
+pub fn hand_over_cases(backend: &dyn Backend, from: Uuid, to: Uuid) -> Result<HandedOver, Error> {
+    if from == to {
+        return Err(Error::NotAllowed {
+            rule: "a user's cases are handed over to another user".into(),
+        });
+    }
+    let successor = backend.user(to)?.ok_or(Error::NotFound {
+        kind: Some(vigie_core::RecordKind::User),
+        id: to,
+    })?;
+    let reference = backend.reference()?;
+    let mut view = backend.open_view()?;
+    backend.refresh_view(&mut view)?;
+    let assigned = view.store.cases_assigned_to(from)?;
+    drop(view);
+    let (actor, author) = (backend.actor(), crate::ADMIN_AUTHOR);
+    let (handed, kept) =
+        in_batches(
+            backend,
+            &assigned,
+            &mut |tx, id| match vigie_core::sync::hand_over_case(
+                tx, &actor, author, &reference, id, from, &successor,
+            ) {
+                Err(Error::NotAllowed { rule }) => Ok(Err(rule)),
+                other => other.map(Ok),
+            },
+        )?;
+    Ok(HandedOver { handed, kept })
+}
+
+/// One record's write of `in_batches`: whether it changed, or why it was left as it was.
+type BatchWrite<'a, Why> =
+    dyn FnMut(&mut dyn HubTransaction, Uuid) -> Result<Result<bool, Why>, Error> + 'a;
+
+/// Writes each record of `ids` with `write`, `BATCH` records to a transaction, the store left
+/// free between two batches: how many changed, and those `write` refused (`Ok(Err(why))`),
+/// left as they were. Another error stops the work (the batches before it stay done).
+fn in_batches<Why>(
+    backend: &dyn Backend,
+    ids: &[Uuid],
+    write: &mut BatchWrite<'_, Why>,
+) -> Result<(usize, Vec<(Uuid, Why)>), Error> {
+    let (mut changed, mut kept) = (0, Vec::new());
+    for (n, batch) in ids.chunks(BATCH).enumerate() {
         // Between batches the store is left free for as long as a batch took: the running
         // hub's writer, waiting on the lock, gets it (SQLite's wait is no queue, and batch
         // after batch at once kept phones' pushes out past their wait).
         if n > 0 {
-            std::thread::sleep(REFILE_PAUSE);
+            std::thread::sleep(BATCH_PAUSE);
         }
         // Counted once the batch is committed (a transaction run again counts again).
-        let mut outcome = Refiled::default();
+        let (mut batch_changed, mut batch_kept) = (0, Vec::new());
         backend.write(&mut |tx| {
-            outcome = Refiled::default();
+            (batch_changed, batch_kept) = (0, Vec::new());
             for id in batch {
-                match vigie_core::sync::refile_record(tx, &actor, author, &reference, *id, to) {
-                    Ok(true) => outcome.refiled += 1,
+                match write(tx, *id)? {
+                    Ok(true) => batch_changed += 1,
                     Ok(false) => {}
-                    Err(Error::Validation(rule)) => outcome.kept.push((*id, rule)),
-                    Err(e) => return Err(e),
+                    Err(why) => batch_kept.push((*id, why)),
                 }
             }
             Ok(())
         })?;
-        done.refiled += outcome.refiled;
-        done.kept.append(&mut outcome.kept);
+        changed += batch_changed;
+        kept.append(&mut batch_kept);
     }
-    Ok(done)
+    Ok((changed, kept))
 }
 
-/// Records filed again in one transaction (`refile_community`): devices syncing meanwhile wait
-/// for one batch at most (some 100 ms at a region's scale).
-const REFILE_BATCH: usize = 100;
+/// Records written in one transaction by an administration command over many
+/// (`refile_community`, `hand_over_cases`): devices syncing meanwhile wait for one batch at
+/// most (some 100 ms at a region's scale).
+const BATCH: usize = 100;
 /// The store left free between two batches.
-const REFILE_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// Deactivates a user; returns the user before and after.
 pub(crate) fn deactivate_in<S: HubStorage + ?Sized>(

@@ -358,6 +358,20 @@ enum UserCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// Give every open child case assigned to a user (`identified_by`: whose due lists and
+    /// alerts it fills) to another, who takes over their work (a monitor who left or moved).
+    /// A case outside the successor's role and areas stays, and is listed. Prints one JSON
+    /// line: from, to, how many cases were handed over, and those kept with why.
+    HandOver {
+        #[command(flatten)]
+        hub: HubData,
+        /// The user whose cases are handed over (an id, from `vigie user list`).
+        #[arg(long)]
+        from: Uuid,
+        /// The user who takes them over.
+        #[arg(long)]
+        to: Uuid,
+    },
     /// Make a deactivated user active again, with the role and areas they had: their devices
     /// (unless revoked) receive their areas' records again at their next sync.
     Reactivate {
@@ -781,6 +795,39 @@ fn run(cli: Cli) -> Result<(), String> {
                     areas.join(", ")
                 }
             ));
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::HandOver { hub, from, to },
+        } => {
+            let backend = hub.open()?;
+            let handed = vigie_server::backend::hand_over_cases(&*backend, from, to).map_err(
+                |e| match e {
+                    vigie_core::Error::NotFound { .. } => format!("no such user: {to}"),
+                    e => e.to_string(),
+                },
+            )?;
+            journal(
+                &*backend,
+                None,
+                "cases_hand_over",
+                Some(to),
+                &from_command_line(&format!("{from}: {}", handed.handed)),
+            );
+            let kept: Vec<serde_json::Value> = handed
+                .kept
+                .iter()
+                .map(|(id, rule)| serde_json::json!({"id": id, "rule": rule}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "from": from,
+                    "to": to,
+                    "handed_over": handed.handed,
+                    "kept": kept,
+                })
+            );
             Ok(())
         }
         Command::User {

@@ -962,3 +962,70 @@ fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try
     assert!(said.contains("wiped") && !said.contains("kept"), "{said}");
     assert!(!wiped.exists());
 }
+
+/// A monitor leaves: every open case of theirs goes to the colleague who takes over their
+/// communities, whose due lists and alerts it fills from the next sync; a case outside the
+/// successor's areas stays, and is said.
+#[test]
+fn a_leavers_open_cases_are_handed_over_to_their_successor() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    let c02 = "CI-R1-D1-C02";
+    let mut leaver = Device::enrol(
+        dir.path(),
+        &data,
+        "partante",
+        Role::CommunityMonitor,
+        &[C01, c02],
+        1,
+    );
+    let mut successor = Device::enrol(
+        dir.path(),
+        &data,
+        "remplacante",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let mut cases = vec![];
+    for (community, name) in [(C01, "Awa Koné"), (C01, "Ama Yao"), (c02, "Adjoa Traoré")] {
+        let case = leaver
+            .store
+            .create(&child(area(community), name, leaver.user()))
+            .unwrap();
+        cases.push(case.id);
+    }
+    let summary = leaver.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+
+    let (from, to) = (leaver.user().to_string(), successor.user().to_string());
+    let out = admin_lines(&data, &["user", "hand-over", "--from", &from, "--to", &to]);
+    assert_eq!(out[0]["handed_over"], 2, "{out:?}");
+    let kept = out[0]["kept"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{out:?}");
+    assert_eq!(kept[0]["id"], cases[2].to_string());
+    successor.sync(&hub.url).unwrap();
+    for id in &cases[..2] {
+        let case: ChildCase = successor.store.get(*id).unwrap();
+        assert_eq!(case.identified_by, successor.user());
+    }
+    // Nothing left to hand over: the command says so, and changes nothing.
+    let again = admin_lines(&data, &["user", "hand-over", "--from", &from, "--to", &to]);
+    assert_eq!(again[0]["handed_over"], 0);
+    assert!(
+        admin_error(
+            &data,
+            &["user", "hand-over", "--from", &from, "--to", &from]
+        )
+        .contains("another user")
+    );
+    let nobody = Uuid::now_v7().to_string();
+    assert!(
+        admin_error(
+            &data,
+            &["user", "hand-over", "--from", &from, "--to", &nobody]
+        )
+        .contains("no such user")
+    );
+}

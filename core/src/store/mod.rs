@@ -787,6 +787,22 @@ impl Store {
         queries::records_filed_under(&self.conn, community)
     }
 
+    /// The cases whose due lists and alerts are `user`'s (`identified_by`), closed ones and
+    /// merged duplicates aside: those a successor takes over (`vigie user hand-over`).
+    pub fn cases_assigned_to(&self, user: Uuid) -> Result<Vec<Uuid>> {
+        let mut found = Vec::new();
+        for id in self.ids_of_kind(RecordKind::ChildCase)? {
+            let case: crate::domain::records::ChildCase = self.get(id)?;
+            if case.identified_by == user
+                && case.status != crate::domain::codes::CaseStatus::Closed
+                && !case.is_merged_duplicate()
+            {
+                found.push(id);
+            }
+        }
+        Ok(found)
+    }
+
     /// Number of records of each kind.
     pub fn count(&self, kind: RecordKind) -> Result<u64> {
         queries::count(&self.conn, kind)

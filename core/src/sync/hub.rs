@@ -1523,6 +1523,37 @@ pub fn refile_record(
     }
 }
 
+/// Gives a child case identified by `from` to `to`, as the hub's administrator (`author`): a
+/// user taking over the cases of one who left or moved, whose due lists and alerts the case
+/// then fills. `Ok(false)` for a record that is no case of `from` (or a merged duplicate, on no
+/// list); `NotAllowed` when `to` is inactive, or their role and areas do not cover the case.
+pub fn hand_over_case(
+    tx: &mut dyn HubTransaction,
+    actor: &ActorId,
+    author: ChangeAuthor,
+    reference: &ReferenceData,
+    id: Uuid,
+    from: Uuid,
+    to: &crate::domain::records::User,
+) -> Result<bool> {
+    let Some(mut case) = read_record::<ChildCase>(tx, id)? else {
+        return Ok(false);
+    };
+    if case.identified_by != from || case.is_merged_duplicate() {
+        return Ok(false);
+    }
+    if !to.active {
+        return Err(Error::NotAllowed {
+            rule: "a case is handed over only to an active user".into(),
+        });
+    }
+    rights::check_assignee(&to.scope(reference), &case)
+        .map_err(|e| Error::NotAllowed { rule: e.rule })?;
+    case.identified_by = to.id;
+    update_record(tx, actor, author, reference, &case)?;
+    Ok(true)
+}
+
 /// `refile_record`'s write, for a record of a kind filed under an area.
 struct Refile<'a> {
     actor: &'a ActorId,
