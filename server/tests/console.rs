@@ -6,6 +6,7 @@
 use crate::common;
 
 use common::console::{Browser, account, hidden, invite};
+use common::surface::admin_lines;
 use common::*;
 use uuid::Uuid;
 use vigie_core::*;
@@ -655,6 +656,79 @@ fn an_administrator_lands_on_users_and_keeps_the_menu_on_a_refused_page() {
         refused.body
     );
     assert!(refused.body.contains("/console/users"), "{}", refused.body);
+}
+
+/// Revoking a device (it wipes what it had not synced) and deactivating a user take a second
+/// step, on a page that says what they do; the first tap changes nothing.
+#[test]
+fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
+    let s = setup();
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut browser = Browser::new(&s.hub.url);
+    account(&mut browser, &s.data, admin, "admin.confirm", PASSWORD);
+    assert_eq!(browser.sign_in("admin.confirm", PASSWORD).status, 303);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let phone = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-partant",
+        Role::CommunityMonitor,
+        &[C01],
+        21,
+    );
+    let device = phone.store.device_id();
+    let page = browser.get("/console/devices");
+    assert!(
+        page.body
+            .contains("aria-label=\"Révoquer l&#39;appareil de moniteur-partant\"")
+    );
+    let revoke = format!("/console/devices/{device}/revoke");
+    let asked = browser.post(&revoke, &[("csrf", &page.csrf())]);
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("id=\"confirm-form\""), "{}", asked.body);
+    assert!(
+        asked
+            .body
+            .contains("ce qu&#39;il n&#39;a pas encore synchronisé sera perdu")
+    );
+    let listed = admin_lines(&s.data, &["device", "list"]);
+    let line = listed
+        .iter()
+        .find(|d| d["device"] == device.to_string())
+        .expect("listed");
+    assert!(
+        line["revoked"].is_null(),
+        "the first tap revokes nothing: {line}"
+    );
+    let done = browser.post(&revoke, &[("csrf", &asked.csrf()), ("confirm", "yes")]);
+    assert_eq!(done.status, 303);
+    let listed = admin_lines(&s.data, &["device", "list"]);
+    let line = listed
+        .iter()
+        .find(|d| d["device"] == device.to_string())
+        .expect("listed");
+    assert!(!line["revoked"].is_null(), "{line}");
+
+    let user = phone.user();
+    let deactivate = format!("/console/users/{user}/deactivate");
+    let csrf = browser.get("/console/users").csrf();
+    let asked = browser.post(&deactivate, &[("csrf", &csrf)]);
+    assert!(
+        asked.body.contains("Désactiver moniteur-partant ?"),
+        "{}",
+        asked.body
+    );
+    let active = |data| {
+        admin_lines(data, &["user", "list"])
+            .into_iter()
+            .find(|u| u["id"] == user.to_string())
+            .expect("listed")["active"]
+            .clone()
+    };
+    assert_eq!(active(&s.data), true);
+    let done = browser.post(&deactivate, &[("csrf", &asked.csrf()), ("confirm", "yes")]);
+    assert_eq!(done.status, 303);
+    assert_eq!(active(&s.data), false);
 }
 
 #[test]

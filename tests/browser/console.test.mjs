@@ -436,6 +436,30 @@ test('long unbroken field text widens no page, and the values of a case or a vis
   await own.close();
 });
 
+test('the live case search answers what was typed last, and leaves the box and its focus alone', async () => {
+  const own = await browser();
+  const page = await own.newPage();
+  await signIn(page, 'demo.superviseur', supervisor);
+  await page.goto(`${url}/console/cases`);
+  // Answers slowed as on a weak link: the first comes back while the rest is being typed.
+  await page.route('**/console/cases?**', async (route) => {
+    await new Promise((done) => setTimeout(done, 900));
+    await route.continue();
+  });
+  const box = page.locator('#case-q');
+  await box.click();
+  await box.pressSequentially('Ko', { delay: 40 });
+  await page.waitForTimeout(500);
+  await box.pressSequentially('né', { delay: 40 });
+  await page.waitForTimeout(2500);
+  assert.equal(await box.inputValue(), 'Koné', 'what was typed stays');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'case-q', 'the box keeps the focus');
+  const names = await page.locator('#cases tbody tr td:nth-child(2)').allTextContents();
+  assert.ok(names.length > 0 && names.every((n) => n.includes('Koné')), `the last search's answer: ${names}`);
+  assert.equal(await page.locator('#case-results').getAttribute('aria-live'), 'polite');
+  await own.close();
+});
+
 test('at 375 px the lists scroll sideways in their frame: dates, links and badges stay whole', async () => {
   const own = await browser();
   const page = await own.newPage();

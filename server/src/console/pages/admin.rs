@@ -309,14 +309,84 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+/// An action that cannot be taken back (a device revoked, a user deactivated): taken once the
+/// administrator confirms it on a page of its own (`confirm=yes`); one tap beside another
+/// button revoked a phone, which wipes what it had not synced.
+#[derive(Deserialize)]
+pub struct ConfirmedForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+impl ConfirmedForm {
+    fn confirmed(&self) -> bool {
+        self.confirm == "yes"
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    title: String,
+    question: String,
+    consequence: String,
+    confirm: String,
+    action: String,
+    back: String,
+}
+
+/// The page asking the administrator to confirm `action` (posted again with `confirm=yes`).
+fn confirm_page(
+    viewer: &Viewer,
+    ctx: &Ctx,
+    nav: &'static str,
+    texts: [String; 4],
+    action: String,
+) -> PageResult {
+    let [title, question, consequence, confirm] = texts;
+    let page = ConfirmPage {
+        t: ctx.tr(),
+        nav: Nav::of(viewer, nav),
+        csrf: viewer.csrf.clone(),
+        title,
+        question,
+        consequence,
+        confirm,
+        action,
+        back: format!("/console/{nav}"),
+    };
+    Ok(html(&page).into_response())
+}
+
 pub async fn user_deactivate(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Posted(form): Posted<CsrfForm>,
+    Posted(form): Posted<ConfirmedForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        if !form.confirmed() && id != viewer.user.id {
+            let t = ctx.tr();
+            let user = hub.backend.user(id)?.ok_or(Problem::NotFound)?;
+            return confirm_page(
+                &viewer,
+                ctx,
+                "users",
+                [
+                    t.get("users.deactivate").into(),
+                    t.fmt("users.confirm_deactivate", &user.name),
+                    t.get("users.deactivate_consequence").into(),
+                    t.get("users.deactivate").into(),
+                ],
+                format!("/console/users/{id}/deactivate"),
+            );
+        }
         if id == viewer.user.id {
             let state = UsersState {
                 error: Some(ctx.tr().get("users.not_yourself").into()),
@@ -519,10 +589,37 @@ pub async fn revoke(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
     Path(id): Path<Uuid>,
-    Posted(form): Posted<CsrfForm>,
+    Posted(form): Posted<ConfirmedForm>,
 ) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
+        if !form.confirmed() {
+            let t = ctx.tr();
+            let device = hub
+                .backend
+                .devices()?
+                .into_iter()
+                .find(|d| d.device == id)
+                .ok_or(Problem::NotFound)?;
+            let owner = hub
+                .backend
+                .user(device.user)?
+                .map(|u| u.name)
+                .unwrap_or_default();
+            return confirm_page(
+                &viewer,
+                ctx,
+                "devices",
+                [
+                    t.get("devices.revoke").into(),
+                    t.fmt("devices.confirm_revoke", id)
+                        .replacen("{}", &owner, 1),
+                    t.get("devices.revoke_consequence").into(),
+                    t.get("devices.revoke").into(),
+                ],
+                format!("/console/devices/{id}/revoke"),
+            );
+        }
         if !hub.backend.revoke(id)? {
             return devices_page(
                 hub,
