@@ -205,8 +205,13 @@ test('bad input in every form gets an inline error and changes nothing', async (
   const casePath = new URL(page.url()).pathname;
   const history = await page.locator('#history tbody tr').count();
   await page.fill('#referral-form input[name=provider]', 'École');
+  // On a phone's screen, the page that says what is wrong opens where it says it.
+  await page.setViewportSize({ width: 360, height: 640 });
   await page.click('#referral-form button[type=submit]');
   assert.ok(await page.locator('#referral-error').isVisible(), 'no service chosen');
+  const shown = await page.locator('#referral-error').boundingBox();
+  assert.ok(shown.y >= 0 && shown.y + shown.height <= 640, `the error is on screen: ${JSON.stringify(shown)}`);
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.click('#follow-up-form button[type=submit]');
   assert.ok(await page.locator('#follow-up-error').isVisible(), 'no situation chosen');
   await page.click('#erase-form button[type=submit]');
