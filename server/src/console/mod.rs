@@ -337,6 +337,8 @@ pub struct Ctx {
     /// Where to come back after signing in: the page itself for a GET; for a form sent after
     /// the session ended, the page the form was on (its action answers only POST).
     pub return_to: String,
+    /// Whether the request sends a form (not a GET).
+    pub form_sent: bool,
 }
 
 /// The name of one of the console's cookies: behind TLS with the `__Host-` prefix, which a
@@ -456,6 +458,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             own_origin: own_origin(headers, hub.console.settings.behind_proxy),
             path,
             return_to,
+            form_sent: parts.method != axum::http::Method::GET,
         })
     }
 }
@@ -888,7 +891,13 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
     let (status, message) = match problem {
         Problem::SignedOut => {
             let next = urlencode(&ctx.return_to);
-            return Redirect::to(&format!("/console/signin?next={next}")).into_response();
+            // A form sent after the session ended was not saved: the sign-in page says so (its
+            // page comes back after sign-in, empty).
+            let unsent = match ctx.form_sent && ctx.path != "/console/signout" {
+                true => "&done=unsent",
+                false => "",
+            };
+            return Redirect::to(&format!("/console/signin?next={next}{unsent}")).into_response();
         }
         Problem::Csrf => (StatusCode::FORBIDDEN, t.get("error.csrf")),
         Problem::Forbidden(viewer) => {

@@ -126,6 +126,7 @@ fn sign_in_page(hub: &Hub, ctx: &Ctx, t: Tr, q: &NextQuery) -> Response {
             notice: match q.done.as_deref() {
                 Some("welcome") => Some(t.get("signin.welcome_done")),
                 Some("out") => Some(t.get("signin.signed_out")),
+                Some("unsent") => Some(t.get("signin.unsent")),
                 _ => None,
             },
         })
