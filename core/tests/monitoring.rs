@@ -1058,6 +1058,17 @@ fn text_held_before_the_free_text_rule_blocks_no_later_step() {
     as_role(&mut store, Role::Supervisor)
         .refer_case(c.id, referral())
         .unwrap();
+    // Nor a merge that brings such text to the case kept with the follow-up that holds it.
+    let mut again = store.create(&child(C01, "Kouamé Aya", MONITOR)).unwrap();
+    let key = Uuid::now_v7();
+    let mut seen = FollowUp::new(date(2026, 3, 4), FollowUpSituation::InSchool, None);
+    seen.notes = "vue\u{7}".into();
+    again.followups.insert(key, seen);
+    write_as_before(&mut store, &again, &author);
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(c.id, again.id)
+        .unwrap();
+    assert_eq!(kept.followups[&key].notes, "vue\u{7}");
     // Text set now is judged, and the refusal says where the character is.
     let mut case: ChildCase = store.get(c.id).unwrap();
     case.notes = "Vue le 3 mars\u{2028}à l'école\u{feff}".into();

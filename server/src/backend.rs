@@ -411,7 +411,7 @@ pub struct HandedOver {
     pub kept: Vec<(Uuid, String)>,
 }
 
-/// Gives every open case assigned to `from` (`identified_by`) to `to`, as the hub's
+/// Gives every case assigned to `from` (`identified_by`) to `to`, as the hub's
 /// administrator, a batch to a transaction (`vigie user hand-over`): a monitor who left or
 /// moved, whose cases' follow-ups no one else had on their due list. A case outside `to`'s
 /// role and areas stays with `from`, and is said.
@@ -425,6 +425,11 @@ pub fn hand_over_cases(backend: &dyn Backend, from: Uuid, to: Uuid) -> Result<Ha
         kind: Some(vigie_core::RecordKind::User),
         id: to,
     })?;
+    if !successor.active {
+        return Err(Error::NotAllowed {
+            rule: "a case is handed over only to an active user".into(),
+        });
+    }
     let reference = backend.reference()?;
     let mut view = backend.open_view()?;
     backend.refresh_view(&mut view)?;

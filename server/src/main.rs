@@ -358,7 +358,7 @@ enum UserCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
-    /// Give every open child case assigned to a user (`identified_by`: whose due lists and
+    /// Give every child case assigned to a user (`identified_by`: whose due lists and
     /// alerts it fills) to another, who takes over their work (a monitor who left or moved).
     /// A case outside the successor's role and areas stays, and is listed. Prints one JSON
     /// line: from, to, how many cases were handed over, and those kept with why.
@@ -807,6 +807,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     e => e.to_string(),
                 },
             )?;
+            if handed.handed == 0 && handed.kept.is_empty() {
+                eprintln!("vigie: warning: no case is assigned to {from}");
+            }
             journal(
                 &*backend,
                 None,

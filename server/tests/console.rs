@@ -769,7 +769,11 @@ fn a_form_sent_after_the_session_ended_comes_back_to_its_page_after_sign_in() {
         Some("/console/signin?next=/console/review&done=unsent")
     );
     let page = browser.get("/console/signin?next=/console/review&done=unsent");
-    assert!(page.body.contains("n&#39;a pas été enregistré"), "{}", page.body);
+    assert!(
+        page.body.contains("n&#39;a pas été enregistré"),
+        "{}",
+        page.body
+    );
     // A long form (a note of 9 KB) of a session ended meanwhile is sent to sign in as a short
     // one is, not refused as too large (forms without a session are a few KiB at most).
     let mut browser = signed_in(&s, "sup.expired.long");

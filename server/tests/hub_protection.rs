@@ -309,6 +309,38 @@ fn merges_made_offline_in_a_ring_leave_the_child_listed() {
         monitor.store.alerts(None, Page::first(10)).unwrap().len(),
         1
     );
+
+    // A ring of ten, every other merge made by each of two supervisors: longer than any chain
+    // of merges a phone follows, refused all the same.
+    let ring: Vec<uuid::Uuid> = (0..10)
+        .map(|n| {
+            let case = child(area(C01), &format!("Aya Kouamé {n}"), monitor.user());
+            monitor.store.create(&case).unwrap().id
+        })
+        .collect();
+    monitor.sync(&hub.url).unwrap();
+    first.sync(&hub.url).unwrap();
+    second.sync(&hub.url).unwrap();
+    for n in 0..10 {
+        let supervisor = if n % 2 == 0 { &mut first } else { &mut second };
+        supervisor
+            .store
+            .merge_cases(ring[(n + 1) % 10], ring[n])
+            .unwrap();
+    }
+    assert!(first.sync(&hub.url).unwrap().refused.is_empty());
+    let summary = second.sync(&hub.url).unwrap();
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
+    monitor.sync(&hub.url).unwrap();
+    let listed = monitor
+        .store
+        .child_cases(&ChildCaseQuery::default(), Page::first(50))
+        .unwrap();
+    assert_eq!(
+        listed.iter().filter(|c| ring.contains(&c.id)).count(),
+        1,
+        "the child stays listed once"
+    );
     hub.stop();
 }
 

@@ -1028,4 +1028,9 @@ fn a_leavers_open_cases_are_handed_over_to_their_successor() {
         )
         .contains("no such user")
     );
+    admin_lines(&data, &["user", "deactivate", "--user", &to]);
+    assert!(
+        admin_error(&data, &["user", "hand-over", "--from", &from, "--to", &to])
+            .contains("active user")
+    );
 }

@@ -257,7 +257,10 @@ fn check_edit<R: Record>(
     // Read as stored only when a text breaks the rule: one set before stays.
     let texts = record.free_texts();
     if crate::domain::records::texts_within_rules(&[], &texts).is_err() {
-        crate::domain::records::texts_within_rules(&stored()?.free_texts(), &texts)?;
+        let stored = stored()?;
+        let set =
+            crate::domain::records::free_texts_set(Some(stored.subject()), record.subject(), texts);
+        crate::domain::records::texts_within_rules(&stored.free_texts(), &set)?;
     }
     // Read as stored only when a plan passes the birthday: one set before stays.
     let plans = |before| {

@@ -787,16 +787,14 @@ impl Store {
         queries::records_filed_under(&self.conn, community)
     }
 
-    /// The cases whose due lists and alerts are `user`'s (`identified_by`), closed ones and
-    /// merged duplicates aside: those a successor takes over (`vigie user hand-over`).
+    /// The cases whose due lists and alerts are `user`'s (`identified_by`), merged duplicates
+    /// aside: those a successor takes over (`vigie user hand-over`). Closed ones too: a child
+    /// found working again reopens the case, whose follow-ups then need someone.
     pub fn cases_assigned_to(&self, user: Uuid) -> Result<Vec<Uuid>> {
         let mut found = Vec::new();
         for id in self.ids_of_kind(RecordKind::ChildCase)? {
             let case: crate::domain::records::ChildCase = self.get(id)?;
-            if case.identified_by == user
-                && case.status != crate::domain::codes::CaseStatus::Closed
-                && !case.is_merged_duplicate()
-            {
+            if case.identified_by == user && !case.is_merged_duplicate() {
                 found.push(id);
             }
         }

@@ -2600,10 +2600,17 @@ fn merge_target_held(
 /// would be a merged duplicate, and the child would leave every list, alert and count, with
 /// no merge left to settle it. The merge that closes it is refused; the pair merged both ways
 /// stays the settling merge's.
+///
+/// The whole chain is followed, whatever its length (two supervisors merging ten
+/// registrations offline, every other one each, made a ring of ten), and each case of it is
+/// read for update: two pushes closing one ring at once from two processes of a PostgreSQL
+/// hub each read the other's case before it committed, and both got in. Locked, one waits for
+/// the other (or the database finds them deadlocked and one is run again), then sees its merge.
 fn closes_a_cycle(tx: &mut dyn HubTransaction, id: Uuid, target: Uuid) -> Result<bool> {
+    let mut seen = HashSet::from([target]);
     let mut next = target;
-    for hop in 0..crate::domain::records::MERGE_CHAIN {
-        let Some(stored) = tx.record(next, false)? else {
+    loop {
+        let Some(stored) = tx.record(next, true)? else {
             return Ok(false);
         };
         let Some(into) = codec::load(next, &stored.document)
@@ -2613,11 +2620,15 @@ fn closes_a_cycle(tx: &mut dyn HubTransaction, id: Uuid, target: Uuid) -> Result
             return Ok(false);
         };
         if into == id {
-            return Ok(hop > 0);
+            return Ok(next != target);
+        }
+        // A ring that does not pass through this case (made before the rule): not this
+        // merge's to close.
+        if !seen.insert(into) {
+            return Ok(false);
         }
         next = into;
     }
-    Ok(false)
 }
 
 /// A record's new state that the rules let in, and where it is filed.
@@ -2666,7 +2677,7 @@ fn admit_read(
         return Ok(Err(Refused::step(
             "merged_into",
             NotAllowed::new(
-                "a case is merged only into a case the hub holds in the sender's areas, never into one merged through others into it",
+                "a case is merged only into a case the hub holds in the sender's areas, never into one merged through others into it: give this merge up (discard the refused changes)",
             ),
         )));
     }
@@ -3196,8 +3207,12 @@ pub(crate) fn check_content(
     crate::domain::records::events_within_their_time(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
     let written = from.map(TypedRecord::free_texts).unwrap_or_default();
-    crate::domain::records::texts_within_rules(&written, &to.free_texts())
-        .map_err(Refused::breaking)?;
+    let set = crate::domain::records::free_texts_set(
+        from.map(TypedRecord::subject),
+        to.subject(),
+        to.free_texts(),
+    );
+    crate::domain::records::texts_within_rules(&written, &set).map_err(Refused::breaking)?;
     crate::domain::records::plans_within_childhood(
         from.map(TypedRecord::subject),
         to.subject(),

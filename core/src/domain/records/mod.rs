@@ -312,6 +312,33 @@ pub(crate) fn texts_within_rules(
     Ok(())
 }
 
+/// The free text a write from `before` to `after` sets, for `texts_within_rules`: a merge (the
+/// duplicates a case stands for grow) brings the duplicate's follow-ups and referrals under
+/// their own keys with their text, judged where it was written: a text held there from before
+/// the rule would otherwise refuse the merge, naming a field of the case kept that no one
+/// typed.
+pub(crate) fn free_texts_set<'a>(
+    before: Option<Subject<'_>>,
+    after: Subject<'a>,
+    texts: Vec<(String, &'a str)>,
+) -> Vec<(String, &'a str)> {
+    let merging = match (before, after) {
+        (Some(Subject::ChildCase(was)), Subject::ChildCase(now)) => {
+            !now.merged_from.is_subset(&was.merged_from)
+        }
+        _ => false,
+    };
+    match merging {
+        false => texts,
+        true => texts
+            .into_iter()
+            .filter(|(field, _)| {
+                !field.starts_with("followups.") && !field.starts_with("referrals.")
+            })
+            .collect(),
+    }
+}
+
 /// The `Record` methods of kinds that keep the reference versions they were captured with.
 macro_rules! record_pins {
     ($($area:ident).+) => {
