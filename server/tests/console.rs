@@ -1492,6 +1492,19 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
     let mut again = child(area(C02), MY_CHILD, next_door.user());
     again.case_code = "CI-R1-D1-C02-000077".into();
     let again = next_door.store.create(&again).expect("case");
+    // A birth certificate, which stays with this registration.
+    let certificate = next_door
+        .store
+        .add_attachment(
+            again.id,
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Acte de naissance".into(),
+            },
+            &b"%PDF-1.4\n%%EOF"[..],
+        )
+        .expect("attachment");
     let summary = next_door.sync(&s.hub.url).expect("sync");
     assert!(summary.refused.is_empty(), "{:?}", summary.refused);
 
@@ -1510,6 +1523,13 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
         merged.body.contains(&f.my_case.to_string()),
         "names the case kept"
     );
+    // The case kept shows the file of the registration merged into it.
+    let kept_page = browser.get(&format!("/console/cases/{}", f.my_case));
+    let link = format!(
+        "/console/records/{}/attachments/{}",
+        again.id, certificate.id
+    );
+    assert!(kept_page.body.contains(&link), "{}", kept_page.body);
     f.mine.sync(&s.hub.url).expect("sync");
     let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
     assert!(kept.merged_from.contains(&again.id));

@@ -1777,7 +1777,14 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         Some(&case),
         &names,
     )?;
-    let attachments = attachment_lines(t, &view, &case, &names)?;
+    let mut attachments = attachment_lines(t, &view, &case, &names)?;
+    // A file stays with the registration it was attached to: those of the duplicates merged
+    // into this case are the child's too (attached before their phone saw the merge).
+    for duplicate in &case.merged_from {
+        if let Ok(merged) = scoped.get::<ChildCase>(*duplicate) {
+            attachments.extend(attachment_lines(t, &view, &merged, &names)?);
+        }
+    }
     let mut candidates = Vec::new();
     if !case.is_merged_duplicate() {
         for found in scoped.duplicate_candidates(id)? {
