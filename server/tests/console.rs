@@ -658,6 +658,24 @@ fn an_administrator_lands_on_users_and_keeps_the_menu_on_a_refused_page() {
     assert!(refused.body.contains("/console/users"), "{}", refused.body);
 }
 
+/// The console's files are tagged: asked again with their tag, unchanged, they are a few bytes.
+#[test]
+fn the_consoles_files_are_asked_again_by_their_tag() {
+    let s = setup();
+    let mut browser = Browser::new(&s.hub.url);
+    let first = browser.get("/console/assets/console.css");
+    assert_eq!(first.status, 200);
+    let tag = first.header("etag").expect("a tag").to_string();
+    browser.extra.push(("If-None-Match".into(), tag.clone()));
+    let again = browser.get("/console/assets/console.css");
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("etag"), Some(tag.as_str()));
+    browser.extra.pop();
+    browser.extra.push(("If-None-Match".into(), "\"0\"".into()));
+    assert_eq!(browser.get("/console/assets/console.css").status, 200);
+}
+
 /// Revoking a device (it wipes what it had not synced) and deactivating a user take a second
 /// step, on a page that says what they do; the first tap changes nothing.
 #[test]

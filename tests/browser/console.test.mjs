@@ -276,7 +276,7 @@ test('a device enrolled in the console syncs with the token its QR code holds, a
   await page.goto(`${url}/console/review`);
   const row = page.locator('#review-queue tbody tr').first();
   const visit = await row.getAttribute('data-visit');
-  const visitor = (await row.locator('td').nth(2).textContent()).trim();
+  const visitor = (await row.locator('td').nth(3).textContent()).trim();
   const adminContext = await browser();
   const a = await adminContext.newPage();
   const elsewhere = watchRequests(a);

@@ -284,7 +284,7 @@ pub(crate) fn csp_with_tiles(tile_origin: &str) -> String {
     )
 }
 
-async fn asset(Path(name): Path<String>) -> Response {
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let (bytes, kind): (&'static [u8], &str) = match name.as_str() {
         "console.css" => (
             include_bytes!("assets/console.css"),
@@ -300,14 +300,28 @@ async fn asset(Path(name): Path<String>) -> Response {
         ),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        bytes,
-    )
-        .into_response()
+    // An hour from the cache, then asked again with its tag: unchanged, the answer is a few
+    // bytes (on 2G the three files cost three seconds every hour).
+    let tag = format!("\"{:016x}\"", fnv1a(bytes));
+    let cache = [
+        (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
+        (header::ETAG, tag.clone()),
+    ];
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|asked| asked.split(',').any(|t| t.trim() == tag));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (cache, [(header::CONTENT_TYPE, kind)], bytes).into_response()
+}
+
+/// A 64-bit FNV-1a hash: an asset's tag (`asset`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// What every request brings: cookies, language, where it comes from.
