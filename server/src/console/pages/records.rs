@@ -2674,10 +2674,101 @@ struct MapPage {
     workplaces: usize,
     visits: usize,
     left_out: usize,
+    by_community: Vec<CommunityLine>,
+    aggregate: bool,
 }
 
 /// Visits drawn at most; the most urgent first.
 const MAP_VISITS: usize = 2000;
+/// Workplaces and visits drawn one by one at most; past it, one point per community.
+const MAP_POINTS: usize = 600;
+
+/// A community's line of the table under the map (and its point, once aggregated).
+struct CommunityLine {
+    code: String,
+    name: String,
+    workplaces: usize,
+    /// Workplaces by their worst alert: worst form, hazardous, forced labour.
+    alerting: [usize; 3],
+    visits: usize,
+    latitude: f64,
+    longitude: f64,
+    worst: Option<AlertSeverity>,
+}
+
+/// The map's places counted by community, in the page's reading order.
+fn map_table(
+    places: &vigie_core::store::Places,
+    reference: &vigie_core::ReferenceData,
+    t: Tr,
+) -> Vec<CommunityLine> {
+    let mut lines: std::collections::BTreeMap<&str, CommunityLine> = Default::default();
+    let rank = |s: Option<AlertSeverity>| match s {
+        Some(AlertSeverity::WorstFormSuspected) => 3,
+        Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => 2,
+        Some(AlertSeverity::ForcedLabourLikely | AlertSeverity::ForcedLabourIndicators) => 1,
+        None => 0,
+    };
+    for p in places.workplaces.iter().chain(&places.visits) {
+        let line = lines.entry(&p.community).or_insert_with(|| CommunityLine {
+            code: p.community.clone(),
+            name: t.area(reference, &p.community),
+            workplaces: 0,
+            alerting: [0; 3],
+            visits: 0,
+            latitude: 0.0,
+            longitude: 0.0,
+            worst: None,
+        });
+        if rank(p.severity) > rank(line.worst) {
+            line.worst = p.severity;
+        }
+    }
+    for p in &places.workplaces {
+        let Some(line) = lines.get_mut(p.community.as_str()) else {
+            continue;
+        };
+        line.workplaces += 1;
+        line.visits += p.visits as usize;
+        line.latitude += p.latitude;
+        line.longitude += p.longitude;
+        match rank(p.severity) {
+            3 => line.alerting[0] += 1,
+            2 => line.alerting[1] += 1,
+            1 => line.alerting[2] += 1,
+            _ => {}
+        }
+    }
+    let mut lines: Vec<CommunityLine> = lines
+        .into_values()
+        .map(|mut line| {
+            let n = line.workplaces.max(1) as f64;
+            (line.latitude, line.longitude) = (line.latitude / n, line.longitude / n);
+            line
+        })
+        .collect();
+    lines.sort_by_cached_key(|line| (vigie_core::fold_name(&line.name), line.code.clone()));
+    lines
+}
+
+/// One point per community with workplaces drawn (`map`'s aggregate view).
+fn community_points(
+    lines: &[CommunityLine],
+    class: impl Fn(Option<AlertSeverity>) -> &'static str,
+) -> Vec<Point> {
+    lines
+        .iter()
+        .filter(|line| line.workplaces > 0)
+        .map(|line| Point {
+            latitude: line.latitude,
+            longitude: line.longitude,
+            class: class(line.worst),
+            radius: (3.0 + (line.workplaces as f64).sqrt()).min(16.0),
+            title: format!("{} · {}", line.name, line.workplaces),
+            href: Some(format!("#community-{}", line.code)),
+        })
+        .collect()
+}
 
 pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery>) -> Response {
     run(hub, ctx, move |hub, ctx| {
@@ -2710,24 +2801,38 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             }
             None => "sev-0",
         };
-        let mut points: Vec<Point> = places
-            .workplaces
-            .iter()
-            .map(|p| Point {
-                latitude: p.latitude,
-                longitude: p.longitude,
-                class: class(p.severity),
-                radius: 4.0,
-                title: format!(
-                    "{} · {} {}",
-                    t.area(&reference, &p.community),
-                    p.visits,
-                    t.get("map.visits_in_period")
-                ),
-                href: Some(format!("/console/workplaces/{}", p.id)),
-            })
-            .collect();
-        points.extend(places.visits.iter().map(|p| Point {
+        let by_community = map_table(&places, &reference, t);
+        // A region's every workplace and visit drawn was 4 MB (a minute and more on 2G, and
+        // 200,000 page elements for a cheap phone): past a few hundred points, one point
+        // per community, placed at its workplaces, sized by how many, coloured by its worst
+        // alert; the table under the map says the same in words.
+        let aggregate = places.workplaces.len() + places.visits.len() > MAP_POINTS;
+        let mut points: Vec<Point> = match aggregate {
+            true => community_points(&by_community, class),
+            false => Vec::new(),
+        };
+        let drawn = match aggregate {
+            true => &[][..],
+            false => &places.workplaces[..],
+        };
+        points.extend(drawn.iter().map(|p| Point {
+            latitude: p.latitude,
+            longitude: p.longitude,
+            class: class(p.severity),
+            radius: 4.0,
+            title: format!(
+                "{} · {} {}",
+                t.area(&reference, &p.community),
+                p.visits,
+                t.get("map.visits_in_period")
+            ),
+            href: Some(format!("/console/workplaces/{}", p.id)),
+        }));
+        let visits_drawn = match aggregate {
+            true => &[][..],
+            false => &places.visits[..],
+        };
+        points.extend(visits_drawn.iter().map(|p| Point {
             latitude: p.latitude,
             longitude: p.longitude,
             class: if p.severity.is_some() {
@@ -2756,6 +2861,8 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             workplaces: places.workplaces.len(),
             visits: places.visits.len(),
             left_out: places.visits_left_out,
+            by_community,
+            aggregate,
         };
         let mut response = (
             if bad {
