@@ -127,8 +127,9 @@ fn is_hidden_control(c: char) -> bool {
 pub fn is_one_line(value: &str, max_chars: usize) -> bool {
     use unicode_normalization::UnicodeNormalization;
     // Characters as a person counts them: an accent typed apart from its letter (the
-    // keyboards of many phones) is one character with it, as it shows.
-    value.nfc().count() <= max_chars
+    // keyboards of many phones) is one character with it, as it shows. Composing never adds
+    // characters, so only a value over the bound as typed is composed.
+    (value.chars().count() <= max_chars || value.nfc().count() <= max_chars)
         && !value
             .chars()
             .any(|c| c.is_control() || is_hidden_control(c) || is_direction_control(c))
