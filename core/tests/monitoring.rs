@@ -11,6 +11,18 @@ use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::*;
 
+/// A workplace of community C01, stored.
+fn plantation(store: &mut Store) -> Workplace {
+    store
+        .create(&Workplace::new(
+            "Plantation Kouamé",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap()
+}
+
 /// The store, acting as `role` (as a hub would have told it at a sync; `common::act_as`).
 fn as_role(store: &mut Store, role: Role) -> &mut Store {
     if store.user_profile().unwrap().map(|p| p.role) != Some(role) {
@@ -1010,14 +1022,7 @@ fn a_reopened_case_plans_no_follow_up_past_the_18th_birthday_the_record_now_give
 fn text_held_before_the_free_text_rule_blocks_no_later_step() {
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "supervisor.db", SUPERVISOR);
-    let w = store
-        .create(&Workplace::new(
-            "Plantation Kouamé",
-            "cocoa",
-            Formality::Informal,
-            area(C01),
-        ))
-        .unwrap();
+    let w = plantation(&mut store);
     let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 3, 3, 9));
     v.status = VisitStatus::Submitted;
     let v = store.create(&v).unwrap();
@@ -1088,14 +1093,7 @@ fn text_held_before_the_free_text_rule_blocks_no_later_step() {
 fn supervisors_validate_or_return_submitted_visits() {
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "supervisor.db", SUPERVISOR);
-    let w = store
-        .create(&Workplace::new(
-            "Plantation Kouamé",
-            "cocoa",
-            Formality::Informal,
-            area(C01),
-        ))
-        .unwrap();
+    let w = plantation(&mut store);
     let draft = store
         .create(&Visit::new(
             VisitKind::LabourInspection,

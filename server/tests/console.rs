@@ -33,6 +33,15 @@ fn setup() -> Setup {
     }
 }
 
+/// A browser signed in as a new administrator of the hub.
+fn admin_signed_in(s: &Setup, login: &str) -> Browser {
+    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
+    let mut browser = Browser::new(&s.hub.url);
+    account(&mut browser, &s.data, admin, login, PASSWORD);
+    assert_eq!(browser.sign_in(login, PASSWORD).status, 303);
+    browser
+}
+
 fn signed_in(s: &Setup, login: &str) -> Browser {
     let mut browser = Browser::new(&s.hub.url);
     account(&mut browser, &s.data, s.supervisor, login, PASSWORD);
@@ -639,10 +648,7 @@ fn wrong_passwords_sent_at_once_are_each_counted_before_one_is_checked() {
 #[test]
 fn an_administrator_lands_on_users_and_keeps_the_menu_on_a_refused_page() {
     let s = setup();
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut browser = Browser::new(&s.hub.url);
-    account(&mut browser, &s.data, admin, "admin.home", PASSWORD);
-    assert_eq!(browser.sign_in("admin.home", PASSWORD).status, 303);
+    let mut browser = admin_signed_in(&s, "admin.home");
     let home = browser.get("/console/");
     assert_eq!(home.status, 303);
     assert_eq!(home.header("location"), Some("/console/users"));
@@ -681,10 +687,7 @@ fn the_consoles_files_are_asked_again_by_their_tag() {
 #[test]
 fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
     let s = setup();
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut browser = Browser::new(&s.hub.url);
-    account(&mut browser, &s.data, admin, "admin.confirm", PASSWORD);
-    assert_eq!(browser.sign_in("admin.confirm", PASSWORD).status, 303);
+    let mut browser = admin_signed_in(&s, "admin.confirm");
     let dir = tempfile::tempdir().expect("temporary directory");
     let phone = Device::enrol(
         dir.path(),
@@ -1185,10 +1188,7 @@ fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
 #[test]
 fn administration_forms_refuse_areas_that_would_give_nothing() {
     let s = setup();
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, "admin.areas", PASSWORD);
-    assert_eq!(desk.sign_in("admin.areas", PASSWORD).status, 303);
+    let mut desk = admin_signed_in(&s, "admin.areas");
     let csrf = desk.get("/console/users").csrf();
     let add = |desk: &mut Browser, role: &str, areas: &str| {
         desk.post(
@@ -1934,10 +1934,7 @@ fn erasure_needs_a_reason_and_the_case_code() {
     );
     f.mine.sync(&s.hub.url).expect("sync");
     assert!(!f.mine.has(f.my_case), "the phone dropped the erased case");
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, "admin.journal", PASSWORD);
-    assert_eq!(desk.sign_in("admin.journal", PASSWORD).status, 303);
+    let mut desk = admin_signed_in(&s, "admin.journal");
     let journal = desk.get("/console/audit");
     assert_eq!(journal.status, 200);
     let case = f.my_case.to_string();
@@ -2039,10 +2036,7 @@ fn quarantined_edit(s: &Setup) -> (Field, i64) {
 
 /// The audit log's page, as a new administrator signed in as `login` reads it.
 fn audit_page(s: &Setup, login: &str) -> String {
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, login, PASSWORD);
-    assert_eq!(desk.sign_in(login, PASSWORD).status, 303);
+    let mut desk = admin_signed_in(&s, login);
     let journal = desk.get("/console/audit");
     assert_eq!(journal.status, 200);
     journal.body
@@ -2865,10 +2859,7 @@ fn administration_on_the_command_line_is_journaled() {
     );
     assert!(!out.status.success());
 
-    let admin = add_user(&s.data, "Administratrice", Role::Administrator, &[]);
-    let mut desk = Browser::new(&s.hub.url);
-    account(&mut desk, &s.data, admin, "admin.cli", PASSWORD);
-    assert_eq!(desk.sign_in("admin.cli", PASSWORD).status, 303);
+    let mut desk = admin_signed_in(&s, "admin.cli");
     let journal = desk.get("/console/audit");
     assert_eq!(journal.status, 200);
     let body = &journal.body;
