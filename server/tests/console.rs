@@ -2036,7 +2036,7 @@ fn quarantined_edit(s: &Setup) -> (Field, i64) {
 
 /// The audit log's page, as a new administrator signed in as `login` reads it.
 fn audit_page(s: &Setup, login: &str) -> String {
-    let mut desk = admin_signed_in(&s, login);
+    let mut desk = admin_signed_in(s, login);
     let journal = desk.get("/console/audit");
     assert_eq!(journal.status, 200);
     journal.body
