@@ -2926,10 +2926,23 @@ mod tests {
     #[test]
     fn a_session_the_server_ended_is_said_so() {
         let (server, name, url) = fresh_database();
-        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
-        let ended = client
-            .batch_execute("SELECT pg_terminate_backend(pg_backend_pid())")
-            .expect_err("terminated");
+        let mut admin = postgres::Client::connect(&server, NoTls).expect("connect");
+        // Ended from another session while idle: its next statement reads the server's
+        // message (a session ending itself may see its socket close before the message).
+        let ended = (0..5)
+            .find_map(|_| {
+                let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+                admin
+                    .batch_execute(&format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    ))
+                    .expect("terminate");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let e = client.batch_execute("SELECT 1").expect_err("terminated");
+                e.code().is_some().then_some(e)
+            })
+            .expect("the server's message read");
         let config: postgres::Config = url.parse().expect("url");
         let said = connect_failure(&config, &ended);
         assert!(
@@ -2939,9 +2952,7 @@ mod tests {
         let e = storage_error(ended);
         assert!(is_unreachable(&e), "{e}");
         assert!(e.to_string().contains("57P01"), "{e}");
-        drop(client);
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
+        admin
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
             .expect("drop the database");
     }
