@@ -1433,6 +1433,21 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     assert!(excel.body.lines().next().unwrap().contains("id;"));
     let pseudonymised = browser.get("/console/exports/download?table=child_cases&format=csv");
     assert!(pseudonymised.body.contains(&f.my_case.to_string()));
+    // A download manager's HEAD is told what the file is; no export is made nor journaled.
+    let mut desk = admin_signed_in(&s, "admin.head");
+    let exports_journaled = |desk: &mut Browser| {
+        desk.get("/console/audit")
+            .body
+            .matches("Cas d&#39;enfants, CSV</td>")
+            .count()
+    };
+    let before = exports_journaled(&mut desk);
+    assert!(before >= 1, "the GET above is journaled");
+    let head = browser.head("/console/exports/download?table=child_cases&format=csv");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(head.body.is_empty());
+    assert_eq!(exports_journaled(&mut desk), before);
     assert!(
         !pseudonymised.body.contains(MY_CHILD),
         "no name without personal data"

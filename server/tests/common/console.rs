@@ -142,6 +142,20 @@ impl Browser {
         self.read(response)
     }
 
+    /// A HEAD request, as a download manager sends first.
+    pub fn head(&mut self, path: &str) -> Page {
+        let mut request = self
+            .agent
+            .head(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .header("Accept-Language", "fr");
+        for (k, v) in &self.extra {
+            request = request.header(k, v);
+        }
+        let response = request.call().expect("HEAD reaches the hub");
+        self.read(response)
+    }
+
     pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut request = self
             .agent

@@ -3003,8 +3003,12 @@ async fn download_turn(
 pub async fn export_download(
     State(hub): State<Arc<Hub>>,
     ctx: Ctx,
+    method: axum::http::Method,
     Query(q): Query<ExportQuery>,
 ) -> Response {
+    // A download manager's HEAD asks what the file is: answered without making it (it ran the
+    // export and journaled one).
+    let head = method == axum::http::Method::HEAD;
     let turn = match download_turn(&hub, &ctx).await {
         Ok(turn) => turn,
         Err(answer) => return answer,
@@ -3039,6 +3043,20 @@ pub async fn export_download(
             ExportFormat::Csv | ExportFormat::ExcelCsv => "text/csv; charset=utf-8",
         };
         let ext = format.extension();
+        let disposition = format!(
+            "attachment; filename=\"vigie-{table}-{}.{ext}\"",
+            today().format("%Y%m%d")
+        );
+        if head {
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, kind.to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                (),
+            )
+                .into_response());
+        }
         audit(
             hub,
             Some(viewer.user.id),
@@ -3105,10 +3123,6 @@ pub async fn export_download(
             }
             other => other,
         });
-        let disposition = format!(
-            "attachment; filename=\"vigie-{table}-{}.{ext}\"",
-            today().format("%Y%m%d")
-        );
         Ok((
             [
                 (header::CONTENT_TYPE, kind.to_string()),
@@ -3140,7 +3154,9 @@ impl Chunks {
 
     /// How long a chunk waits for the browser to take it: a download that moves nothing for
     /// that long (a paused download, a dead link) is cut, and the supervisor's next one runs.
-    const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+    /// Three minutes: a 2G link drops for a minute and more and comes back (a minute cut a
+    /// region's export a supervisor had been downloading for a quarter of an hour).
+    const STALL: std::time::Duration = std::time::Duration::from_secs(180);
 
     fn send(&mut self) -> std::io::Result<()> {
         let chunk = std::mem::replace(&mut self.held, Vec::with_capacity(Self::SIZE));
