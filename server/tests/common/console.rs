@@ -130,29 +130,25 @@ impl Browser {
     }
 
     pub fn get(&mut self, path: &str) -> Page {
-        let mut request = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Cookie", self.cookie_header())
-            .header("Accept-Language", "fr");
-        for (k, v) in &self.extra {
-            request = request.header(k, v);
-        }
-        let response = request.call().expect("GET reaches the hub");
-        self.read(response)
+        let request = self.agent.get(format!("{}{path}", self.base));
+        self.call(request)
     }
 
     /// A HEAD request, as a download manager sends first.
     pub fn head(&mut self, path: &str) -> Page {
-        let mut request = self
-            .agent
-            .head(format!("{}{path}", self.base))
+        let request = self.agent.head(format!("{}{path}", self.base));
+        self.call(request)
+    }
+
+    /// A request without a body, with the browser's cookies and headers.
+    fn call(&mut self, request: ureq::RequestBuilder<ureq::typestate::WithoutBody>) -> Page {
+        let mut request = request
             .header("Cookie", self.cookie_header())
             .header("Accept-Language", "fr");
         for (k, v) in &self.extra {
             request = request.header(k, v);
         }
-        let response = request.call().expect("HEAD reaches the hub");
+        let response = request.call().expect("the request reaches the hub");
         self.read(response)
     }
 
