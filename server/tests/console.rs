@@ -680,6 +680,15 @@ fn the_consoles_files_are_asked_again_by_their_tag() {
     browser.extra.pop();
     browser.extra.push(("If-None-Match".into(), "\"0\"".into()));
     assert_eq!(browser.get("/console/assets/console.css").status, 200);
+    // The live search's library loads on the page that searches only.
+    let mut supervisor = signed_in(&s, "sup.scripts");
+    assert!(!supervisor.get("/console/").body.contains("htmx.min.js"));
+    assert!(
+        supervisor
+            .get("/console/cases")
+            .body
+            .contains("htmx.min.js")
+    );
 }
 
 /// Revoking a device (it wipes what it had not synced) and deactivating a user take a second
