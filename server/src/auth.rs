@@ -221,8 +221,8 @@ impl Registry {
                 .prepare_cached("UPDATE devices SET last_seen_ms = ?2 WHERE device = ?1")
                 .and_then(|mut update| update.execute(params![token.device.as_bytes(), now]));
             if let Err(e) = seen {
-                static SAID: crate::logging::Recurring = crate::logging::Recurring::new();
-                if let Some(unsaid) = SAID.due() {
+                static SAID: crate::logging::LogBudget = crate::logging::LogBudget::lasting();
+                if let Some(unsaid) = SAID.take() {
                     tracing::warn!(error = %e, unsaid, "when devices were last seen was not recorded");
                 }
             }

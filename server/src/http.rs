@@ -12,7 +12,7 @@
 
 use crate::auth::{AuthError, Token};
 use crate::backend::Backend;
-use crate::logging::Recurring;
+use crate::logging::LogBudget;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -627,7 +627,7 @@ pub(crate) fn store_busy(e: &vigie_core::Error) -> bool {
 /// not a fault of the hub's, and nothing was written; the device comes back later. (The hub
 /// takes the database back by itself once it answers.)
 fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
-    static SAID: Recurring = Recurring::new();
+    static SAID: LogBudget = LogBudget::lasting();
     lasting_fault(
         &SAID,
         cause,
@@ -638,15 +638,15 @@ fn store_unreachable(cause: &dyn std::fmt::Display) -> Response {
 }
 
 /// A 503 with `Retry-After` for a fault that lasts, said in the log once a period with how
-/// many requests it answered since (`Recurring`).
+/// many requests it answered since (`LogBudget::lasting`).
 fn lasting_fault(
-    said: &Recurring,
+    said: &LogBudget,
     cause: &dyn std::fmt::Display,
     logged: &str,
     answer: &'static str,
     retry_after: &'static str,
 ) -> Response {
-    if let Some(unsaid) = said.due() {
+    if let Some(unsaid) = said.take() {
         tracing::error!(error = %cause, answered_so_since = unsaid, "{logged}");
     }
     let mut response = error(StatusCode::SERVICE_UNAVAILABLE, answer);
@@ -659,7 +659,7 @@ fn lasting_fault(
 /// The answer while the hub's disk is full (the store's or the registry's, said in the log):
 /// come back later.
 fn hub_full(cause: &dyn std::fmt::Display) -> Response {
-    static SAID: Recurring = Recurring::new();
+    static SAID: LogBudget = LogBudget::lasting();
     lasting_fault(
         &SAID,
         cause,
@@ -978,34 +978,11 @@ async fn serve_device(
 /// and requests of devices the hub enrolled (a revoked phone still trying, an enrolled one's
 /// hostile body), which a flood of the first kind would otherwise hide from the operator.
 const REFUSAL_LINES_PER_SECOND: u32 = 20;
-static STRANGERS_REFUSALS_LOGGED: LogBudget = LogBudget::new();
-static DEVICES_REFUSALS_LOGGED: LogBudget = LogBudget::new();
+static STRANGERS_REFUSALS_LOGGED: LogBudget = refusals_budget();
+static DEVICES_REFUSALS_LOGGED: LogBudget = refusals_budget();
 
-/// Lines a second, over one window: the refusals past the budget are counted, and said in
-/// one line when the next window logs.
-struct LogBudget(std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>);
-
-impl LogBudget {
-    const fn new() -> LogBudget {
-        LogBudget(std::sync::Mutex::new((None, 0, 0)))
-    }
-
-    /// `Some(refusals left unsaid since the last line)` if this one may be logged.
-    fn take(&self) -> Option<u64> {
-        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (window, lines, unsaid) = &mut *state;
-        let now = std::time::Instant::now();
-        if window.is_none_or(|w| now.duration_since(w) >= std::time::Duration::from_secs(1)) {
-            *window = Some(now);
-            *lines = 0;
-        }
-        if *lines >= REFUSAL_LINES_PER_SECOND {
-            *unsaid += 1;
-            return None;
-        }
-        *lines += 1;
-        Some(std::mem::take(unsaid))
-    }
+const fn refusals_budget() -> LogBudget {
+    LogBudget::new(REFUSAL_LINES_PER_SECOND, std::time::Duration::from_secs(1))
 }
 
 async fn serve_authenticated(
@@ -1133,7 +1110,7 @@ mod tests {
 
     #[test]
     fn refusals_are_logged_a_few_a_second_and_the_rest_counted() {
-        let budget = LogBudget::new();
+        let budget = refusals_budget();
         for _ in 0..REFUSAL_LINES_PER_SECOND {
             assert_eq!(budget.take(), Some(0));
         }

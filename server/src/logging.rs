@@ -62,29 +62,48 @@ pub fn init(default: &str) {
         .try_init();
 }
 
-/// A fault that lasts (a full disk, a database down), said once a period with how many times
-/// it recurred since: said at every request, two phones retrying wrote 160 lines in 40 s, to a
-/// log that is often on the disk that is full.
-pub(crate) struct Recurring(std::sync::Mutex<(Option<std::time::Instant>, u64)>);
+/// Lines a window at most, for what could otherwise write the log without bound: the lines
+/// past the budget are counted, and said in one line when the next window logs. Refusals
+/// that anyone can send, a few a second (`http`); a fault that lasts (a full disk, a database
+/// down), once a period (`LogBudget::lasting`: said at every request, two phones retrying wrote
+/// 160 lines in 40 s, to a log that is often on the disk that is full).
+pub(crate) struct LogBudget {
+    lines: u32,
+    window: std::time::Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u32, u64)>,
+}
 
-/// How often a lasting fault is said again (`Recurring`).
-pub(crate) const RECURRING_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a lasting fault is said again (`LogBudget::lasting`).
+pub(crate) const LASTING_FAULT_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl Recurring {
-    pub(crate) const fn new() -> Recurring {
-        Recurring(std::sync::Mutex::new((None, 0)))
+impl LogBudget {
+    pub(crate) const fn new(lines: u32, window: std::time::Duration) -> LogBudget {
+        LogBudget {
+            lines,
+            window,
+            state: std::sync::Mutex::new((None, 0, 0)),
+        }
     }
 
-    /// `Some(times unsaid since the last line)` when this one is to be said.
-    pub(crate) fn due(&self) -> Option<u64> {
-        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (said, unsaid) = &mut *state;
+    /// One line every `LASTING_FAULT_PERIOD`.
+    pub(crate) const fn lasting() -> LogBudget {
+        LogBudget::new(1, LASTING_FAULT_PERIOD)
+    }
+
+    /// `Some(lines left unsaid since the last line)` if this one may be logged.
+    pub(crate) fn take(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (window, lines, unsaid) = &mut *state;
         let now = std::time::Instant::now();
-        if said.is_some_and(|at| now.duration_since(at) < RECURRING_PERIOD) {
+        if window.is_none_or(|w| now.duration_since(w) >= self.window) {
+            *window = Some(now);
+            *lines = 0;
+        }
+        if *lines >= self.lines {
             *unsaid += 1;
             return None;
         }
-        *said = Some(now);
+        *lines += 1;
         Some(std::mem::take(unsaid))
     }
 }
@@ -120,11 +139,11 @@ mod tests {
 
     #[test]
     fn a_lasting_fault_is_said_once_a_period_with_its_count() {
-        let fault = Recurring::new();
-        assert_eq!(fault.due(), Some(0));
-        assert_eq!(fault.due(), None);
-        assert_eq!(fault.due(), None);
-        fault.0.lock().unwrap().0 = Some(std::time::Instant::now() - RECURRING_PERIOD);
-        assert_eq!(fault.due(), Some(2));
+        let fault = LogBudget::lasting();
+        assert_eq!(fault.take(), Some(0));
+        assert_eq!(fault.take(), None);
+        assert_eq!(fault.take(), None);
+        fault.state.lock().unwrap().0 = Some(std::time::Instant::now() - LASTING_FAULT_PERIOD);
+        assert_eq!(fault.take(), Some(2));
     }
 }

@@ -436,8 +436,8 @@ struct PoolErrors(postgres::Config);
 impl r2d2::HandleError<postgres::Error> for PoolErrors {
     fn handle_error(&self, error: postgres::Error) {
         // The pool tries again and again while the server is down: said once a period.
-        static SAID: crate::logging::Recurring = crate::logging::Recurring::new();
-        if let Some(unsaid) = SAID.due() {
+        static SAID: crate::logging::LogBudget = crate::logging::LogBudget::lasting();
+        if let Some(unsaid) = SAID.take() {
             tracing::warn!(
                 reason = %connect_failure(&self.0, &error),
                 failed_so_since = unsaid,

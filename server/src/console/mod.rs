@@ -351,7 +351,7 @@ pub struct Ctx {
     /// Where to come back after signing in: the page itself for a GET; for a form sent after
     /// the session ended, the page the form was on (its action answers only POST).
     pub return_to: String,
-    /// Whether the request sends a form (not a GET).
+    /// Whether the request sends a form (a POST: the console's forms are all posted).
     pub form_sent: bool,
 }
 
@@ -472,7 +472,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             own_origin: own_origin(headers, hub.console.settings.behind_proxy),
             path,
             return_to,
-            form_sent: parts.method != axum::http::Method::GET,
+            form_sent: parts.method == axum::http::Method::POST,
         })
     }
 }
