@@ -817,7 +817,7 @@ impl TypedRecord {
         }
     }
 
-    /// `Record::event_dates` of the record.
+    /// `Record::free_texts` of the record.
     pub(crate) fn free_texts(&self) -> Vec<(String, &str)> {
         match self {
             TypedRecord::Workplace(r) => r.free_texts(),
@@ -827,6 +827,7 @@ impl TypedRecord {
         }
     }
 
+    /// `Record::event_dates` of the record.
     pub(crate) fn event_dates(&self) -> Vec<(String, chrono::NaiveDate)> {
         match self {
             TypedRecord::Workplace(r) => r.event_dates(),

@@ -2565,9 +2565,9 @@ fn evaluate_new(
 }
 
 /// Whether the case a pushed child case is now merged into (if the push changed it) is a case
-/// the hub holds in the sender's scope, and the merge closes no cycle (`closes_a_cycle`). A merge that reaches the hub after the kept case was
-/// erased, or a `merged_into` set by hand to the id of nothing, would hide the case from
-/// every list, alert and count, everywhere.
+/// the hub holds in the sender's scope, and the merge closes no cycle (`closes_a_cycle`). A
+/// merge that reaches the hub after the kept case was erased, or a `merged_into` set by hand
+/// to the id of nothing, would hide the case from every list, alert and count, everywhere.
 fn merge_target_held(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,

@@ -2703,12 +2703,6 @@ fn map_table(
     t: Tr,
 ) -> Vec<CommunityLine> {
     let mut lines: std::collections::BTreeMap<&str, CommunityLine> = Default::default();
-    let rank = |s: Option<AlertSeverity>| match s {
-        Some(AlertSeverity::WorstFormSuspected) => 3,
-        Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => 2,
-        Some(AlertSeverity::ForcedLabourLikely | AlertSeverity::ForcedLabourIndicators) => 1,
-        None => 0,
-    };
     for p in places.workplaces.iter().chain(&places.visits) {
         let line = lines.entry(&p.community).or_insert_with(|| CommunityLine {
             code: p.community.clone(),
@@ -2720,7 +2714,7 @@ fn map_table(
             longitude: 0.0,
             worst: None,
         });
-        if rank(p.severity) > rank(line.worst) {
+        if map_level(p.severity) > map_level(line.worst) {
             line.worst = p.severity;
         }
     }
@@ -2732,7 +2726,7 @@ fn map_table(
         line.visits += p.visits as usize;
         line.latitude += p.latitude;
         line.longitude += p.longitude;
-        match rank(p.severity) {
+        match map_level(p.severity) {
             3 => line.alerting[0] += 1,
             2 => line.alerting[1] += 1,
             1 => line.alerting[2] += 1,
@@ -2751,18 +2745,30 @@ fn map_table(
     lines
 }
 
+/// How a place's alert is drawn on the map, from none (0) to a worst form (3).
+fn map_level(severity: Option<AlertSeverity>) -> usize {
+    match severity {
+        Some(AlertSeverity::WorstFormSuspected) => 3,
+        Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => 2,
+        Some(AlertSeverity::ForcedLabourLikely | AlertSeverity::ForcedLabourIndicators) => 1,
+        None => 0,
+    }
+}
+
+/// The CSS class of a point at `map_level` (`charts::Point::class`).
+fn map_class(severity: Option<AlertSeverity>) -> &'static str {
+    ["sev-0", "sev-1", "sev-2", "sev-3"][map_level(severity)]
+}
+
 /// One point per community with workplaces drawn (`map`'s aggregate view).
-fn community_points(
-    lines: &[CommunityLine],
-    class: impl Fn(Option<AlertSeverity>) -> &'static str,
-) -> Vec<Point> {
+fn community_points(lines: &[CommunityLine]) -> Vec<Point> {
     lines
         .iter()
         .filter(|line| line.workplaces > 0)
         .map(|line| Point {
             latitude: line.latitude,
             longitude: line.longitude,
-            class: class(line.worst),
+            class: map_class(line.worst),
             radius: (3.0 + (line.workplaces as f64).sqrt()).min(16.0),
             title: format!("{} · {}", line.name, line.workplaces),
             href: Some(format!("#community-{}", line.code)),
@@ -2793,61 +2799,45 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         };
         let places = view.scoped(&who).places(from, until, MAP_VISITS)?;
         let reference = hub.backend.reference()?;
-        let class = |s: Option<AlertSeverity>| match s {
-            Some(AlertSeverity::WorstFormSuspected) => "sev-3",
-            Some(AlertSeverity::HazardousChildLabour | AlertSeverity::StillWorking) => "sev-2",
-            Some(AlertSeverity::ForcedLabourLikely | AlertSeverity::ForcedLabourIndicators) => {
-                "sev-1"
-            }
-            None => "sev-0",
-        };
         let by_community = map_table(&places, &reference, t);
         // A region's every workplace and visit drawn was 4 MB (a minute and more on 2G, and
         // 200,000 page elements for a cheap phone): past a few hundred points, one point
         // per community, placed at its workplaces, sized by how many, coloured by its worst
         // alert; the table under the map says the same in words.
         let aggregate = places.workplaces.len() + places.visits.len() > MAP_POINTS;
-        let mut points: Vec<Point> = match aggregate {
-            true => community_points(&by_community, class),
-            false => Vec::new(),
+        let points: Vec<Point> = if aggregate {
+            community_points(&by_community)
+        } else {
+            let workplaces = places.workplaces.iter().map(|p| Point {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                class: map_class(p.severity),
+                radius: 4.0,
+                title: format!(
+                    "{} · {} {}",
+                    t.area(&reference, &p.community),
+                    p.visits,
+                    t.get("map.visits_in_period")
+                ),
+                href: Some(format!("/console/workplaces/{}", p.id)),
+            });
+            let visits = places.visits.iter().map(|p| Point {
+                latitude: p.latitude,
+                longitude: p.longitude,
+                class: match p.severity {
+                    Some(_) => map_class(p.severity),
+                    None => "visit",
+                },
+                radius: 2.0,
+                title: format!(
+                    "{} · {}",
+                    t.get("map.visit"),
+                    t.area(&reference, &p.community)
+                ),
+                href: Some(format!("/console/visits/{}", p.id)),
+            });
+            workplaces.chain(visits).collect()
         };
-        let drawn = match aggregate {
-            true => &[][..],
-            false => &places.workplaces[..],
-        };
-        points.extend(drawn.iter().map(|p| Point {
-            latitude: p.latitude,
-            longitude: p.longitude,
-            class: class(p.severity),
-            radius: 4.0,
-            title: format!(
-                "{} · {} {}",
-                t.area(&reference, &p.community),
-                p.visits,
-                t.get("map.visits_in_period")
-            ),
-            href: Some(format!("/console/workplaces/{}", p.id)),
-        }));
-        let visits_drawn = match aggregate {
-            true => &[][..],
-            false => &places.visits[..],
-        };
-        points.extend(visits_drawn.iter().map(|p| Point {
-            latitude: p.latitude,
-            longitude: p.longitude,
-            class: if p.severity.is_some() {
-                class(p.severity)
-            } else {
-                "visit"
-            },
-            radius: 2.0,
-            title: format!(
-                "{} · {}",
-                t.get("map.visit"),
-                t.area(&reference, &p.community)
-            ),
-            href: Some(format!("/console/visits/{}", p.id)),
-        }));
         let outlines = area_outlines(&view, &who, t.lang());
         let tile = hub.console.settings.tile_url.as_deref();
         let svg = charts::map(t.get("map.title"), &points, &outlines, tile);
