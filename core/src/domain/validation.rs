@@ -130,9 +130,14 @@ pub fn is_one_line(value: &str, max_chars: usize) -> bool {
     // keyboards of many phones) is one character with it, as it shows. Composing never adds
     // characters, so only a value over the bound as typed is composed.
     (value.chars().count() <= max_chars || value.nfc().count() <= max_chars)
-        && !value
-            .chars()
-            .any(|c| c.is_control() || is_hidden_control(c) || is_direction_control(c))
+        && !value.chars().any(unseen_in_text)
+}
+
+/// A character no text field shows as typed: a control character (a line break, NUL, a
+/// terminal's escape), a hidden one (`is_hidden_control`) or a direction control
+/// (`is_direction_control`). Free text keeps its line breaks (`free_text`).
+fn unseen_in_text(c: char) -> bool {
+    c.is_control() || is_hidden_control(c) || is_direction_control(c)
 }
 
 /// A field of free text (notes, findings, comments): line breaks and tabs are the writer's
@@ -150,9 +155,7 @@ pub(crate) fn free_text(field: &str, value: &str) -> Result<(), ValidationError>
             '\n' | '\r' | '\t' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
         )
     };
-    let refused = |c: char| {
-        !line_break(c) && (c.is_control() || is_hidden_control(c) || is_direction_control(c))
-    };
+    let refused = |c: char| !line_break(c) && unseen_in_text(c);
     if let Some(at) = value.chars().position(refused) {
         return Err(ValidationError::new(
             field,
