@@ -425,11 +425,7 @@ pub fn hand_over_cases(backend: &dyn Backend, from: Uuid, to: Uuid) -> Result<Ha
         kind: Some(vigie_core::RecordKind::User),
         id: to,
     })?;
-    if !successor.active {
-        return Err(Error::NotAllowed {
-            rule: "a case is handed over only to an active user".into(),
-        });
-    }
+    vigie_core::sync::may_take_over(&successor)?;
     let reference = backend.reference()?;
     let mut view = backend.open_view()?;
     backend.refresh_view(&mut view)?;

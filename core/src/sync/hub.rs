@@ -1542,16 +1542,22 @@ pub fn hand_over_case(
     if case.identified_by != from || case.is_merged_duplicate() {
         return Ok(false);
     }
-    if !to.active {
-        return Err(Error::NotAllowed {
-            rule: "a case is handed over only to an active user".into(),
-        });
-    }
+    may_take_over(to)?;
     rights::check_assignee(&to.scope(reference), &case)
         .map_err(|e| Error::NotAllowed { rule: e.rule })?;
     case.identified_by = to.id;
     update_record(tx, actor, author, reference, &case)?;
     Ok(true)
+}
+
+/// Whether `to` may take over another user's cases (`hand_over_case`): an active user.
+pub fn may_take_over(to: &crate::domain::records::User) -> Result<()> {
+    if !to.active {
+        return Err(Error::NotAllowed {
+            rule: "a case is handed over only to an active user".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `refile_record`'s write, for a record of a kind filed under an area.
