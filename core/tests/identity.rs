@@ -1709,6 +1709,72 @@ fn a_step_above_the_sender_s_role_in_another_s_name_is_not_taken() {
     assert_eq!(merged_into(&monitor), Some(kept));
 }
 
+/// A merge brings the duplicate's follow-ups to the case kept with their text, judged where it
+/// was written: a follow-up noted before the free-text rule (a control character an earlier
+/// version took) does not stop the merge reaching a peer, as it reaches the hub; text set on
+/// the case kept itself is judged as before.
+#[test]
+fn a_merge_bringing_text_written_before_the_rule_is_taken_from_a_peer() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague, kept) = a_case_and_a_colleague(&dir);
+    let duplicate = monitor.create_case(C01, "Koffi Yao");
+    for d in [&mut monitor, &mut colleague, &mut supervisor] {
+        d.sync(&mut hub);
+    }
+    // Noted on the duplicate as an earlier version of the app could, held by every phone.
+    let key = Uuid::now_v7();
+    let mut noted: ChildCase = supervisor.store.get(duplicate).unwrap();
+    let mut seen = FollowUp::new(
+        NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+        FollowUpSituation::InSchool,
+        None,
+    );
+    seen.notes = "vue\u{7}".into();
+    noted.followups.insert(key, seen);
+    let mut document =
+        automerge::Automerge::load(&supervisor.store.export_document(duplicate).unwrap())
+            .unwrap()
+            .with_actor(supervisor.store.actor().clone());
+    let own = ChangeAuthor {
+        user: supervisor.principal.user,
+        device: supervisor.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &noted, &own)
+        .unwrap()
+        .expect("a change");
+    for d in [&mut supervisor, &mut monitor] {
+        d.store.merge_document(duplicate, &document.save()).unwrap();
+    }
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    peer(&mut supervisor, &mut monitor).unwrap();
+    let case: ChildCase = monitor.store.get(kept).unwrap();
+    assert!(
+        case.merged_from.contains(&duplicate),
+        "{:?}",
+        case.merged_from
+    );
+    assert_eq!(case.followups[&key].notes, "vue\u{7}");
+    // Set on the case kept by a peer's altered app, the same text is refused.
+    let mut typed = case.clone();
+    typed.notes = "vu\u{1b}[2J".into();
+    colleague
+        .store
+        .merge_document(kept, &monitor.store.export_document(kept).unwrap())
+        .unwrap();
+    let mut document = automerge::Automerge::load(&colleague.store.export_document(kept).unwrap())
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let by_colleague = ChangeAuthor {
+        user: colleague.principal.user,
+        device: colleague.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &typed, &by_colleague)
+        .unwrap()
+        .expect("a change");
+    let report = carried(&colleague, &mut monitor, kept, document.save());
+    assert_eq!((report.changed, report.refused), (0, 1), "{report:?}");
+}
+
 /// One sync of `device` with `hub`; the directories the hub's answers carried. `older_hub`:
 /// the hub answers as the version before did, reading nothing of when the device's copy was
 /// issued up to (it sends the whole directory).

@@ -274,10 +274,13 @@ fn check_values(
         let known = held()?.map(|h| h.event_dates()).unwrap_or_default();
         records::events_within_their_time(&known, &dates).map_err(breaks)?;
     }
+    // Text held before stays, and a merge's follow-ups bring theirs, as the hub takes them.
     let texts = record.free_texts();
     if records::texts_within_rules(&[], &texts).is_err() {
         let known = held()?.map(|h| h.free_texts()).unwrap_or_default();
-        records::texts_within_rules(&known, &texts).map_err(breaks)?;
+        let set =
+            records::free_texts_set(held()?.map(TypedRecord::subject), record.subject(), texts);
+        records::texts_within_rules(&known, &set).map_err(breaks)?;
     }
     if records::plans_within_childhood(None, record.subject(), reference).is_err() {
         records::plans_within_childhood(
