@@ -496,6 +496,42 @@ test('at 375 px the lists scroll sideways in their frame: dates, links and badge
   await own.close();
 });
 
+test('at 375 px the charts\' labels are read at 9 px or more, the chart scrolling in its frame', async () => {
+  const own = await browser();
+  const page = await own.newPage();
+  await signIn(page, 'demo.superviseur', supervisor);
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.goto(`${url}/console/`);
+  const found = await page.evaluate(() => {
+    const sizes = [...document.querySelectorAll('svg.chart')].map((svg) => {
+      const text = svg.querySelector('text');
+      return svg.getScreenCTM().a * parseFloat(getComputedStyle(text).fontSize);
+    });
+    return { sizes, page: document.documentElement.scrollWidth - window.innerWidth };
+  });
+  assert.equal(found.sizes.length, 6);
+  for (const size of found.sizes) assert.ok(size >= 9, `chart text at ${size.toFixed(1)} px`);
+  assert.ok(found.page <= 0, `the overview at 375 px is ${found.page}px wider than the window`);
+  await page.screenshot({ path: path.join(OUT, 'overview-375.png'), fullPage: true });
+  await own.close();
+});
+
+test('the first Tab reaches a link past the header to the page\'s content', async () => {
+  const page = await context.newPage();
+  await page.goto(`${url}/console/cases`);
+  await page.keyboard.press('Tab');
+  const skip = page.locator('a.skip');
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+  const box = await skip.boundingBox();
+  assert.ok(box && box.x >= 0 && box.width > 0, `the focused link is on screen: ${JSON.stringify(box)}`);
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+  // The next Tab is inside the content, not back in the header's links.
+  await page.keyboard.press('Tab');
+  assert.ok(await page.evaluate(() => document.querySelector('main').contains(document.activeElement)));
+  await page.close();
+});
+
 test('a page on another port of the host cannot sign the browser in to its own account', async () => {
   // Someone with an account of their own, and a token the hub made, fetched for themselves.
   const own = await browser();
