@@ -605,9 +605,13 @@ fn journal(
     detail: &str,
 ) {
     if !vigie_server::console::journal(backend, who, action, record, detail) {
-        let mut missed = UNJOURNALED.lock().unwrap_or_else(|e| e.into_inner());
-        missed.push(action.to_string());
+        missed_entry(action);
     }
+}
+
+fn missed_entry(action: &str) {
+    let mut missed = UNJOURNALED.lock().unwrap_or_else(|e| e.into_inner());
+    missed.push(action.to_string());
 }
 
 fn main() -> ExitCode {
@@ -1054,7 +1058,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 other => other.map_err(|e| e.to_string())?,
             };
-            let Some((case, duplicates)) = erased.split_first() else {
+            if !erased.journaled {
+                missed_entry("case_erase");
+            }
+            let Some((case, duplicates)) = erased.cases.split_first() else {
                 // The tombstone placed is journaled all the same: an id no device may bring in.
                 // Said apart from an erasure: nothing was erased here.
                 journal(

@@ -1034,3 +1034,76 @@ fn a_leavers_open_cases_are_handed_over_to_their_successor() {
             .contains("active user")
     );
 }
+
+/// An action done whose audit entry the audit log refused (a disk filling between the two)
+/// ends its command with an error naming the action, after saying what was done: an
+/// erasure too, whose reason only that entry keeps.
+#[test]
+fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
+    // The embedded registry's own file is made to refuse the entries below.
+    if common::postgres_server().is_some() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]).to_string();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa Koné", monitor.user()))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    hub.stop();
+    let key = std::fs::read_to_string(dir.path().join("hub-key/hub.key")).unwrap();
+    let hex = key.split_whitespace().nth(1).unwrap();
+    let registry = rusqlite::Connection::open(data.join("devices.db")).unwrap();
+    registry
+        .execute_batch(&format!(
+            "PRAGMA key = \"x'{hex}'\";
+             CREATE TRIGGER full_disk BEFORE INSERT ON console_audit
+             BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;"
+        ))
+        .unwrap();
+    drop(registry);
+    let out = admin(
+        &data,
+        &["user", "areas", "--user", &supervisor, "--area", REGION],
+    );
+    assert!(!out.status.success());
+    let said = common::stderr(&out);
+    assert!(
+        said.contains("user_areas") && said.contains("audit log"),
+        "{said}"
+    );
+    let record = case.id.to_string();
+    let out = admin(
+        &data,
+        &[
+            "erase",
+            "--record",
+            &record,
+            "--by",
+            &supervisor,
+            "--reason",
+            "legal_request",
+        ],
+    );
+    let said = common::stderr(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("erased case"),
+        "{said}"
+    );
+    assert!(
+        said.contains("case_erase") && said.contains("audit log"),
+        "{said}"
+    );
+}

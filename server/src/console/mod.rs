@@ -828,24 +828,33 @@ pub const ERASE_REASONS: [&str; 4] = [
     "legal_request",
 ];
 
+/// What `erase_journaled` erased.
+pub struct Erased {
+    /// The ids erased, the case's first (empty: the hub held nothing under that id, or
+    /// another request erased it meanwhile).
+    pub cases: Vec<Uuid>,
+    /// Whether the audit log took every entry (the hub's log says which it did not).
+    pub journaled: bool,
+}
+
 /// Erases a case and the duplicates merged into it, as the supervisor `by` asks for `reason`
 /// (one of `ERASE_REASONS`), and journals each record erased; `command_line` marks the entries
-/// as the other commands' are. Returns the ids erased, the case's first (empty: the hub held
-/// nothing under that id, or another request erased it meanwhile).
+/// as the other commands' are.
 pub fn erase_journaled(
     backend: &dyn Backend,
     by: Uuid,
     record: Uuid,
     reason: &str,
     command_line: bool,
-) -> Result<Vec<Uuid>, Error> {
+) -> Result<Erased, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
-    let erased = backend.erase(by, record)?;
+    let cases = backend.erase(by, record)?;
     let detail = erasure_detail(reason, command_line);
-    for id in &erased {
-        journal(backend, Some(by), "case_erase", Some(*id), &detail);
+    let mut journaled = true;
+    for id in &cases {
+        journaled &= journal(backend, Some(by), "case_erase", Some(*id), &detail);
     }
-    Ok(erased)
+    Ok(Erased { cases, journaled })
 }
 
 /// What the journal says of an action taken on the command line (the operator at the machine
