@@ -306,14 +306,52 @@ fn revoked_expired_forged_and_foreign_certificates_are_refused() {
     let genuine = monitor.store.certificate().unwrap().unwrap();
     peer(&mut monitor, &mut supervisor).unwrap();
 
-    // Expired: issued 40 days ago by the right hub.
+    // A phone six weeks past its last sync (the certificate it had then, renewed by that
+    // sync if a quarter of it had gone): its peers still take it, as weeks without a network
+    // in a district need.
     let days = 24 * 3600 * 1000;
     let now = chrono::Utc::now().timestamp_millis();
-    monitor.present(&key.certify(&monitor.principal, &genuine.keys, now - 40 * days));
+    let last_synced = now - 44 * days;
+    let six_weeks_old = key.certify(&monitor.principal, &genuine.keys, last_synced - 15 * days);
+    assert!(six_weeks_old.is_due_for_renewal(last_synced));
+    let renewed = key.certify(&monitor.principal, &genuine.keys, last_synced);
+    monitor.present(&renewed);
+    // The copy the supervisor's phone received at its own sync then.
+    let in_directory = |of: &Device, certificate: &Certificate| {
+        rusqlite::Connection::open(&of.path)
+            .unwrap()
+            .execute(
+                "UPDATE peer_directory SET certificate = ?1 WHERE device = ?2",
+                rusqlite::params![
+                    certificate.to_bytes(),
+                    certificate.device.as_bytes().as_slice()
+                ],
+            )
+            .unwrap()
+    };
+    assert_eq!(in_directory(&supervisor, &renewed), 1);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    // Expired: issued 61 days ago by the right hub.
+    monitor.present(&key.certify(&monitor.principal, &genuine.keys, now - 61 * days));
     assert!(matches!(
         refused_with(peer(&mut monitor, &mut supervisor)),
         IdentityError::Expired { .. }
     ));
+    // A bundle for a device whose certificate here has expired says so (a sync of that device
+    // renews it), rather than that the device has none.
+    let expired = key.certify(&supervisor.principal, &genuine.keys, now - 61 * days);
+    assert_eq!(in_directory(&monitor, &expired), 1);
+    assert_eq!(
+        refused_with(
+            monitor
+                .store
+                .export_bundle(0, &[], &[Recipient::Device(supervisor.id())])
+        ),
+        IdentityError::Expired {
+            device: supervisor.id()
+        }
+    );
+    in_directory(&monitor, &supervisor.store.certificate().unwrap().unwrap());
     // Forged: wider areas under the genuine signature.
     let mut wider = genuine.clone();
     wider.areas = vec!["CI".into()];

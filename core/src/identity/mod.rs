@@ -4,7 +4,7 @@
 //! receiving sealed bundles; both stay in its encrypted store. The hub certifies the public
 //! halves with the device's id, its user, role and areas and an expiry, signed by the hub's own
 //! Ed25519 key (`HubKey`). Devices pin the hub's key at their first sync and receive through sync
-//! their certificate (renewed when the role or the areas change, or half its life has gone), the
+//! their certificate (renewed when the role or the areas change, or a quarter of its life has gone), the
 //! hub's signed revocation list and a directory of the other devices' certificates.
 //!
 //! Formats (ARCHITECTURE.md, "Identity"): every structure is hand-encoded, little-endian, with a
@@ -100,9 +100,13 @@ pub enum IdentityError {
 
 type IdResult<T> = std::result::Result<T, IdentityError>;
 
-/// How long a certificate is valid. A device offline for longer is refused by its peers until
-/// it syncs; the hub renews a certificate once half of it has gone.
-pub const CERTIFICATE_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How long a certificate is valid. A device offline for longer is refused by its peers and
+/// their bundles until it syncs; the hub renews a certificate once a quarter of it has gone
+/// (`is_due_for_renewal`), so that a device that synced keeps 45 days or more of exchanges
+/// without the hub: districts without a network for weeks live on bundles and peers. The
+/// revocation list reaches every device that syncs, whatever the lifetime: only peers offline
+/// since a revocation take a revoked device for the rest of its certificate.
+pub const CERTIFICATE_LIFETIME_MS: i64 = 60 * 24 * 3600 * 1000;
 
 const CERTIFICATE_TAG: [u8; 4] = *b"VGc1";
 const REVOCATIONS_TAG: [u8; 4] = *b"VGl1";
@@ -463,9 +467,10 @@ impl Certificate {
             && self.keys == *keys
     }
 
-    /// Whether the hub should issue a new one before this one runs out.
+    /// Whether the hub should issue a new one before this one runs out: once a quarter of it
+    /// has gone (a renewal changes the directory every peer receives: not at every sync).
     pub fn is_due_for_renewal(&self, now_ms: i64) -> bool {
-        now_ms >= self.issued_ms + (self.expires_ms - self.issued_ms) / 2
+        now_ms >= self.issued_ms + (self.expires_ms - self.issued_ms) / 4
     }
 }
 

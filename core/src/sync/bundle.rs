@@ -329,6 +329,20 @@ impl Store {
             .collect())
     }
 
+    /// Why `device` has no valid certificate here: the check's own refusal of the one the
+    /// directory holds (expired: renewed at its next sync; revoked; superseded), or none held.
+    fn why_not_a_recipient(&self, device: Uuid) -> Result<IdentityError> {
+        let trust = self.trust()?;
+        Ok(self
+            .directory()?
+            .iter()
+            .filter(|c| c.device == device)
+            .find_map(|c| trust.check_certificate(c).err())
+            .unwrap_or(IdentityError::NoRecipient {
+                reason: "no valid certificate for that device in the directory",
+            }))
+    }
+
     /// The X25519 keys of `recipients`: the hub's as pinned, devices' from `directory` (valid
     /// certificates). A device of an area recipient is sealed to only if `reads_all` says its
     /// scope holds every record sealed.
@@ -348,11 +362,9 @@ impl Store {
                     keys.push(hub.agreement);
                 }
                 Recipient::Device(device) => {
-                    let certificate = directory.iter().find(|c| c.device == *device).ok_or(
-                        IdentityError::NoRecipient {
-                            reason: "no valid certificate for that device in the directory",
-                        },
-                    )?;
+                    let Some(certificate) = directory.iter().find(|c| c.device == *device) else {
+                        return Err(self.why_not_a_recipient(*device)?.into());
+                    };
                     keys.push(certificate.keys.agreement);
                 }
                 Recipient::Area(code) => {

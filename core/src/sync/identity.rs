@@ -48,7 +48,7 @@ pub struct Certifier<'a> {
 }
 
 /// What the hub answers a device presenting `request`: its certificate (issued anew when none
-/// was, when the user's role or areas changed, or when half of it has run), the revocation
+/// was, when the user's role or areas changed, or when a quarter of it has run), the revocation
 /// list and, when the device's copy differs, the directory. A device's keys are bound at their
 /// first presentation: other keys later are refused (enrol a new device).
 ///
