@@ -512,6 +512,49 @@ fn one_edit_waits_for_review_once_however_it_arrives() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A monitor moved to another district while their bundle was on its way: the cases it
+/// carried are kept for review and accepted; their phone's next sync pushes the same changes,
+/// which the hub holds already. The cases leave the phone, as they would have had its own
+/// sync brought them to review, rather than stay there refused for good.
+#[test]
+fn cases_a_bundle_brought_to_review_leave_their_moved_makers_phone() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut monitor]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    let (bundle, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    set_areas(&data, monitor.user(), &[C07]);
+    let out = import_bundle(&data, dir.path(), &bundle);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("1 kept for review"), "{said}");
+    let (_, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1);
+    let entry = entries[0]["entry"].as_i64().unwrap();
+    let out = common::lifecycle::quarantine_accept(&data, entry, Some(supervisor));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    monitor.sync(&hub.url).unwrap();
+    assert!(!monitor.has(case));
+    assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
+    assert!(monitor.store.refused_records().unwrap().is_empty());
+    // Nothing more waits for review: the changes were taken once.
+    assert!(quarantine_list(&data).1.is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A bundle exported before its device was reissued is refused for what happened: sealed
 /// under keys the hub no longer binds to the device, to be exported again; not as revoked.
 #[test]

@@ -2251,7 +2251,7 @@ fn ahead_warning_due() -> bool {
 /// nothing and are not kept. Nor are those of a user who never worked where the record was
 /// filed (`held_by_sender`): the record's bytes travel (a bundle, a peer, a copied file), and
 /// holding them is no right to put edits before another region's supervisor. Returns whether
-/// they were kept.
+/// they were kept, or are held already (the record then leaves the device likewise).
 fn quarantine_if_held(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
@@ -2268,12 +2268,23 @@ fn quarantine_if_held(
         return Ok(false);
     }
     let new_changes = document.get_changes_meta(&before);
+    if new_changes.is_empty() {
+        // Every change pushed is held already (a bundle of the sender's brought them, kept for
+        // review and accepted since): nothing more to keep, and the record leaves a device
+        // whose user once received it, as when its own push went to review. Its heads, hashes
+        // of the stored history, prove it held the record (an empty push proves nothing).
+        let proven = !entry.heads.is_empty()
+            && entry
+                .heads
+                .iter()
+                .all(|h| document.get_change_by_hash(&ChangeHash(*h)).is_some());
+        return Ok(proven && held_by_sender(tx, rules, entry.id, &document, &before, stored)?);
+    }
     // Each change made on the sender's device, naming the sender as its author (what the
     // record's history will show once a supervisor accepts them).
-    let built_on_history = !new_changes.is_empty()
-        && new_changes
-            .iter()
-            .all(|c| !c.deps.is_empty() && made_by_sender(c, rules));
+    let built_on_history = new_changes
+        .iter()
+        .all(|c| !c.deps.is_empty() && made_by_sender(c, rules));
     if !built_on_history {
         return Ok(false);
     }

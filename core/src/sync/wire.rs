@@ -750,7 +750,8 @@ pub enum PushOutcome {
         detail: Option<RefusalDetail>,
     },
     /// The record is no longer the user's to change (they lost its area): the changes are
-    /// kept on the hub for a supervisor's review, and the record leaves the device.
+    /// kept on the hub for a supervisor's review (or held there already, brought by a bundle
+    /// and reviewed), and the record leaves the device.
     Quarantined,
     /// The record was erased: the device's copy must go.
     Erased,
