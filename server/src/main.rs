@@ -1111,15 +1111,27 @@ fn run(cli: Cli) -> Result<(), String> {
                     e => format!("bundle refused: {e}"),
                 })?;
             println!(
-                "bundle from device {}: {} records, {} taken, {} kept for review, {} already held, {} erased on the hub, {} refused",
+                "bundle from device {}: {} records, {} taken, {} kept for review, {} already held, {} erased on the hub, {} waiting for other devices' changes, {} refused",
                 report.from_device,
                 report.records,
                 report.accepted,
                 report.quarantined,
                 report.held,
                 report.erased,
+                report.awaiting_authors.len(),
                 report.refused.len()
             );
+            for (record, devices) in &report.awaiting_authors {
+                let devices: Vec<String> = devices.iter().map(Uuid::to_string).collect();
+                println!(
+                    "waiting {record}: holds changes made on device(s) {} that the hub has not \
+                     received from them",
+                    match devices.is_empty() {
+                        true => "other than the exporter".to_string(),
+                        false => devices.join(", "),
+                    }
+                );
+            }
             for (record, reason) in &report.refused {
                 match RefusalDetail::of(&report.refusal_details, *record) {
                     Some(detail) => println!(
@@ -1129,13 +1141,19 @@ fn run(cli: Cli) -> Result<(), String> {
                     None => println!("refused {record}: {reason}"),
                 }
             }
-            if report.refused.is_empty() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{} records of the bundle were refused",
-                    report.refused.len()
-                ))
+            // Either way the import is not complete: a script must see it.
+            match (report.refused.len(), report.awaiting_authors.len()) {
+                (0, 0) => Ok(()),
+                (0, waiting) => Err(format!(
+                    "{waiting} records of the bundle wait for changes other devices made: \
+                     import those devices' bundles (or let them sync), then this file again; \
+                     nothing of those records was taken, the rest was"
+                )),
+                (refused, 0) => Err(format!("{refused} records of the bundle were refused")),
+                (refused, waiting) => Err(format!(
+                    "{refused} records of the bundle were refused, and {waiting} wait for \
+                     changes other devices made (import their bundles, then this file again)"
+                )),
             }
         }
         Command::Backup { hub, out } => backup(&hub, &out),

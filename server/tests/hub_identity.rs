@@ -555,6 +555,61 @@ fn cases_a_bundle_brought_to_review_leave_their_moved_makers_phone() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Files reach the hub in any order: a colleague's bundle carrying an edit of a case whose
+/// maker's own file has not come yet waits, naming the maker's device, takes nothing of the
+/// case, and is taken when imported again after the maker's.
+#[test]
+fn a_bundle_imported_before_the_one_it_builds_on_waits_and_is_taken_after() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut maker = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut maker, &mut mate]);
+    let case = maker
+        .store
+        .create(&child(area(C01), NAME, maker.user()))
+        .unwrap()
+        .id;
+    peer(&mut maker, &mut mate).unwrap();
+    let mut c: ChildCase = mate.store.get(case).unwrap();
+    c.night_work = !c.night_work;
+    let edited = mate.store.update(&c).unwrap().night_work;
+    let (from_mate, _) = mate.store.export_bundle(0, &[], &[Recipient::Hub]).unwrap();
+    let (from_maker, _) = maker
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+
+    let out = import_bundle(&data, dir.path(), &from_mate);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("0 taken")
+            && said.contains("1 waiting for other devices' changes, 0 refused"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("waiting {case}"))
+            && said.contains(&maker.store.device_id().to_string()),
+        "{said}"
+    );
+    assert!(common::stderr(&out).contains("then this file again"));
+    let out = import_bundle(&data, dir.path(), &from_maker);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let out = import_bundle(&data, dir.path(), &from_mate);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 taken"), "{said}");
+    maker.sync(&hub.url).unwrap();
+    assert_eq!(
+        maker.store.get::<ChildCase>(case).unwrap().night_work,
+        edited
+    );
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A bundle exported before its device was reissued is refused for what happened: sealed
 /// under keys the hub no longer binds to the device, to be exported again; not as revoked.
 #[test]

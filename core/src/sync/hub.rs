@@ -476,6 +476,11 @@ pub struct HubBundleReport {
     pub refused: Vec<(Uuid, Refusal)>,
     /// Of `refused`, the field and rule of those whose content breaks a rule.
     pub refusal_details: Vec<(Uuid, RefusalDetail)>,
+    /// Records holding changes other devices made that the hub has not received from them
+    /// (a colleague's edit passed by a peer, whose own file is not imported yet), with those
+    /// devices: nothing of them is taken, and importing this file again once those devices'
+    /// changes are on the hub takes them. Not in `refused`: files arrive in any order.
+    pub awaiting_authors: Vec<(Uuid, Vec<Uuid>)>,
 }
 
 /// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
@@ -545,6 +550,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         None,
         false,
     )?;
+    let mut awaiting = Vec::new();
     let mut report = HubBundleReport {
         from_device: who.device,
         records,
@@ -556,6 +562,10 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             PushOutcome::Accepted { .. } => report.accepted += 1,
             PushOutcome::Quarantined => report.quarantined += 1,
             PushOutcome::Erased => report.erased += 1,
+            PushOutcome::Refused {
+                reason: Refusal::ForeignChanges,
+                ..
+            } => awaiting.push(id),
             PushOutcome::Refused { reason, detail } => {
                 report.refused.push((id, reason));
                 if let Some(detail) = detail {
@@ -564,7 +574,65 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             }
         }
     }
+    for batch in awaiting.chunks(HELD_CHECK_BATCH) {
+        let named = storage.in_read_transaction(&mut |tx| {
+            let mut named = Vec::new();
+            for id in batch {
+                let entry = push.iter().find(|e| e.id == *id).expect("an ack per entry");
+                if let Some(devices) = authors_not_received(tx, entry, &who)? {
+                    named.push((*id, devices));
+                }
+            }
+            Ok(named)
+        })?;
+        report.awaiting_authors.extend(named);
+    }
+    // Those outside the exporter's scope are refused as such (another import changes nothing).
+    let outside = awaiting
+        .into_iter()
+        .filter(|id| !report.awaiting_authors.iter().any(|(a, _)| a == id))
+        .map(|id| (id, Refusal::ForeignChanges));
+    report.refused.extend(outside.collect::<Vec<_>>());
     Ok(report)
+}
+
+/// The devices, other than the exporter, that made changes of a bundled record the hub does
+/// not hold: those whose file (or sync) must come first (empty when the bundled document does
+/// not read whole). `None` for a record the hub holds outside the exporter's scope: no order
+/// of files makes it the exporter's to change.
+fn authors_not_received(
+    tx: &mut dyn HubTransaction,
+    entry: &PushEntry,
+    exporter: &Principal,
+) -> Result<Option<Vec<Uuid>>> {
+    let held = match tx.record(entry.id, false) {
+        Ok(Some(stored)) => {
+            let scope = exporter.scope(&*tx.reference()?);
+            if !scope.receives(stored.kind, stored.area.as_ref()) {
+                return Ok(None);
+            }
+            codec::load(entry.id, &stored.document).ok()
+        }
+        Ok(None) | Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let Ok(bundled) = codec::load(entry.id, &entry.changes) else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut devices = std::collections::BTreeSet::new();
+    for change in bundled.get_changes_meta(&[]) {
+        if held
+            .as_ref()
+            .is_some_and(|h| h.get_change_by_hash(&change.hash).is_some())
+        {
+            continue;
+        }
+        if let Some(device) = doc::device_of_actor(&change.actor).filter(|d| *d != exporter.device)
+        {
+            devices.insert(device);
+        }
+    }
+    Ok(Some(devices.into_iter().collect()))
 }
 
 /// Records of a bundle checked for being held in one read transaction.
