@@ -329,6 +329,52 @@ fn a_local_write_that_would_not_load_again_is_refused_and_the_record_stays_reada
     assert!(read.followups.is_empty());
 }
 
+/// A case followed for a childhood: its 1,000 follow-ups each with a note of a few lines
+/// (every character an operation for good), its summary rewritten again and again. Every
+/// device and the hub take it, and a colleague's phone receives it and edits it.
+#[test]
+fn a_case_followed_for_a_childhood_stays_editable_and_travels() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut monitor = store(&dir, "monitor.db");
+    let mut colleague = store(&dir, "colleague.db");
+    let monitor_is = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let colleague_is = common::principal_of(&colleague, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut monitor, &monitor_is), (&mut colleague, &colleague_is)],
+    );
+    let mut case = monitor.create(&child(monitor.user_id())).unwrap();
+    let note: String = "Vu à l'école ; la mère dit qu'il aide au champ le samedi matin. "
+        .chars()
+        .cycle()
+        .take(250)
+        .collect();
+    let on = NaiveDate::from_ymd_opt(2026, 4, 2).unwrap();
+    // Written in a few saves (one save a visit would take the test minutes): the operations
+    // are the same.
+    let max = vigie_core::domain::validation::MAX_FOLLOWUPS;
+    for batch in 0..4 {
+        for _ in 0..max / 4 {
+            let mut f = FollowUp::new(on, FollowUpSituation::InSchool, None);
+            f.notes = note.clone();
+            case.followups.insert(Uuid::now_v7(), f);
+        }
+        case.notes = format!("Synthèse {batch} : ").repeat(300);
+        case = monitor.update(&case).unwrap();
+    }
+    let summary = common::sync(&mut monitor, &mut hub, &monitor_is);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    common::sync(&mut colleague, &mut hub, &colleague_is);
+    let mut received: ChildCase = colleague.get(case.id).unwrap();
+    assert_eq!(received.followups.len(), max);
+    received.hours_per_week = 6;
+    colleague.update(&received).unwrap();
+    let summary = common::sync(&mut colleague, &mut hub, &colleague_is);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().hours_per_week, 6);
+}
+
 /// A case whose follow-ups' notes together pass the bound on operations, with no more
 /// follow-ups than a case may hold.
 fn case_of_many_operations(by: Uuid) -> ChildCase {
@@ -364,28 +410,45 @@ fn two_histories_too_large_together_are_refused_for_that_record_alone() {
         .unwrap();
     common::sync(&mut a, &mut hub, &a_is);
     common::sync(&mut b, &mut hub, &b_is);
-    // Each device's edits are within the bounds; both together pass the bound on operations
-    // (each round puts a new list in place of the last: at least an operation a name; one
-    // device its buyers, the other its suppliers, so that the record together stays valid).
+    // Each device's edits are within the bounds; both together pass the bound on the
+    // document's bytes (each round puts a new list in place of the last; one device its
+    // buyers, the other its suppliers, so that the record together stays valid). The first
+    // syncs at each round, up to some 65% of what a record may hold; the second works offline,
+    // up to some 42% (its changes, sent at once, are twice its document's bytes: within what
+    // one message may carry).
     let names = vigie_core::domain::validation::MAX_BUYERS_OR_SUPPLIERS;
-    let rounds = DocumentLimits::STANDARD.max_operations as usize * 6 / 10 / names;
     let half = names;
-    for (device, buyers) in [(&mut a, true), (&mut b, false)] {
-        for round in 0..=rounds {
-            let mut edited: Workplace = device.get(w.id).unwrap();
-            let list = (0..names).map(|i| format!("{round}-{i}")).collect();
-            match buyers {
-                true => edited.buyers = list,
-                false => edited.suppliers = list,
+    let raw_size = |device: &Store| {
+        automerge::Automerge::load(&device.export_document(w.id).unwrap())
+            .unwrap()
+            .save_nocompress()
+            .len()
+    };
+    let max = DocumentLimits::STANDARD.max_bytes;
+    for (device, buyers, share) in [(&mut a, true, 65), (&mut b, false, 42)] {
+        let mut round = 0;
+        // Measured every few rounds: each measure loads the whole history.
+        while raw_size(device) < max * share / 100 {
+            for _ in 0..2 {
+                let mut edited: Workplace = device.get(w.id).unwrap();
+                // Long names: fewer rounds reach the bound.
+                let list = (0..names)
+                    .map(|i| format!("Coopérative agricole du village {round}-{i}"))
+                    .collect();
+                match buyers {
+                    true => edited.buyers = list,
+                    false => edited.suppliers = list,
+                }
+                device.update(&edited).unwrap();
+                round += 1;
             }
-            device.update(&edited).unwrap();
+            if buyers {
+                let first = common::sync(device, &mut hub, &a_is);
+                assert!(first.refused.is_empty(), "{first:?}");
+            }
         }
     }
     let other = b.create(&child(b.user_id())).unwrap();
-    // The first pushes its rounds together (a deletion is an operation of its change and no
-    // row of the document): taken, as the device stored them.
-    let first = common::sync(&mut a, &mut hub, &a_is);
-    assert!(first.refused.is_empty(), "{first:?}");
     // The second to arrive is refused for that record, with the bound (its edit is one message
     // alone); the device's other records go in the same session.
     let summary = common::sync(&mut b, &mut hub, &b_is);
@@ -394,7 +457,7 @@ fn two_histories_too_large_together_are_refused_for_that_record_alone() {
         vec![(
             w.id,
             Refusal::OverLimit {
-                limit: DocumentLimit::Operations
+                limit: DocumentLimit::Bytes
             }
         )]
     );

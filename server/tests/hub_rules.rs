@@ -172,7 +172,7 @@ fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
 
     // A case whose document is 72 MiB once Automerge's DEFLATE columns are inflated; a case
     // with a 6 MiB name (a request over 8 MiB once decompressed is refused whole: 413); one
-    // with 150,000 operations in a few hundred bytes.
+    // with half as many operations again as a record may hold, in a few hundred bytes.
     let bomb = Uuid::now_v7();
     let field = Uuid::now_v7();
     let operations = Uuid::now_v7();
@@ -184,7 +184,11 @@ fn attack_2_huge_documents_and_fields_are_refused_not_stored() {
             raw(field, hostile::huge_field(&honest, &actor, 3 << 20)),
             raw(
                 operations,
-                hostile::operations_bomb(&honest, &actor, 150_000),
+                hostile::operations_bomb(
+                    &honest,
+                    &actor,
+                    DocumentLimits::STANDARD.max_operations as usize * 3 / 2,
+                ),
             ),
         ],
     );

@@ -3,7 +3,7 @@
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
-use vigie_core::DocumentLimit;
+use vigie_core::{DocumentLimit, DocumentLimits};
 
 /// One hostile document: its name, the bound it breaks, and its bytes (a whole document, or a
 /// document followed by changes, as a device may push or a peer send).
@@ -141,9 +141,13 @@ pub fn all(honest: &[u8], actor: &automerge::ActorId) -> Vec<Hostile> {
             bytes: deflate_bomb(honest, actor, 200_000_000),
         },
         Hostile {
-            name: "150,000 operations in a few bytes",
+            name: "operations past the bound in a few bytes",
             limit: DocumentLimit::Operations,
-            bytes: operations_bomb(honest, actor, 150_000),
+            bytes: operations_bomb(
+                honest,
+                actor,
+                DocumentLimits::STANDARD.max_operations as usize * 3 / 2,
+            ),
         },
         Hostile {
             name: "20,000 empty changes",
