@@ -18,8 +18,8 @@ use crate::domain::validation::{describe_json_error, valid_code};
 use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, Automerge, ChangeHash, ChangeMetadata, ObjId, ObjType, PatchAction, PatchLog, Prop,
-    ReadDoc, ScalarValue, TextEncoding, Value,
+    ActorId, Automerge, ChangeHash, ChangeMetadata, ObjId, ObjType, PatchLog, Prop, ReadDoc,
+    ScalarValue, TextEncoding, Value,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -1324,13 +1324,6 @@ fn field_path_of<R: Record>(doc: &Automerge, id: Uuid, path: &[String]) -> Optio
     Some(path.join("."))
 }
 
-fn prop_string(p: &Prop) -> String {
-    match p {
-        Prop::Map(k) => k.clone(),
-        Prop::Seq(i) => i.to_string(),
-    }
-}
-
 /// Who changed which field, and when, for every change of the document in causal order. The
 /// history is checked first: diffing a change that built a deep nesting would recurse, even if
 /// a later change deleted it (`bounds::check_history`).
@@ -1340,30 +1333,71 @@ pub fn history(id: Uuid, doc: &Automerge) -> Result<Vec<HistoryEntry>> {
 
 /// The latest `most` entries of `history`, and how many came before them: a page shows the
 /// recent ones without working out thousands of changes' fields.
+///
+/// A change's fields are read from its own operations: the key each writes under, in the
+/// object it writes to, placed by the operation that made that object (records hold maps and
+/// texts, each made under a key). Diffing the document across each change costs the whole
+/// document a change: a case of thousands of changes took half a minute.
 pub fn recent_history(
     id: Uuid,
     doc: &Automerge,
     most: usize,
 ) -> Result<(Vec<HistoryEntry>, usize)> {
+    use automerge::legacy::{Key, ObjectId};
     bounds::check_history(doc, &DocumentLimits::STANDARD)
         .map_err(|limit| Error::OverLimit { id, limit })?;
     let changes = doc.get_changes(&[]);
     let earlier = changes.len().saturating_sub(most);
-    let recent = changes[earlier..]
-        .iter()
-        .map(|change| {
-            let hash = change.hash();
-            let patches = doc.diff(change.deps(), &[hash]);
+    // Where each object sits: the object and key of the operation that made it, from every
+    // change (an object one made holds fields later ones write).
+    let mut made: std::collections::HashMap<(u64, ActorId), (ObjectId, Option<String>)> =
+        std::collections::HashMap::new();
+    let mut recent = Vec::with_capacity(changes.len() - earlier);
+    for (i, change) in changes.iter().enumerate() {
+        let expanded = change.decode();
+        for (n, op) in expanded.operations.iter().enumerate() {
+            if let automerge::legacy::OpType::Make(_) = op.action {
+                let key = match &op.key {
+                    Key::Map(key) => Some(key.to_string()),
+                    Key::Seq(_) => None,
+                };
+                let op_id = expanded.start_op.get() + n as u64;
+                made.insert((op_id, expanded.actor_id.clone()), (op.obj.clone(), key));
+            }
+        }
+        if i >= earlier {
+            recent.push((change.hash(), expanded));
+        }
+    }
+    let path_of = |obj: &ObjectId| -> Option<Vec<String>> {
+        let mut segments = Vec::new();
+        let mut at = obj;
+        // A document's nesting is bounded (`check_history`): so is the walk.
+        for _ in 0..=DocumentLimits::STANDARD.max_depth {
+            match at {
+                ObjectId::Root => {
+                    segments.reverse();
+                    return Some(segments);
+                }
+                ObjectId::Id(op) => {
+                    let (parent, key) = made.get(&(op.0, op.1.clone()))?;
+                    segments.extend(key.iter().cloned());
+                    at = parent;
+                }
+            }
+        }
+        None
+    };
+    let entries = recent
+        .into_iter()
+        .map(|(hash, change)| {
             let mut fields: Vec<String> = Vec::new();
-            for patch in patches {
-                let mut segments: Vec<String> =
-                    patch.path.iter().map(|(_, p)| prop_string(p)).collect();
-                match &patch.action {
-                    PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
-                        segments.push(key.clone())
-                    }
-                    PatchAction::Increment { prop, .. } => segments.push(prop_string(prop)),
-                    _ => {}
+            for op in &change.operations {
+                let Some(mut segments) = path_of(&op.obj) else {
+                    continue;
+                };
+                if let Key::Map(key) = &op.key {
+                    segments.push(key.to_string());
                 }
                 if segments.first().is_some_and(|s| s == KIND_KEY) {
                     continue;
@@ -1373,16 +1407,15 @@ pub fn recent_history(
                     fields.push(field);
                 }
             }
-            let (author, time) = change_info(doc, &hash);
             HistoryEntry {
                 change: hash.to_string(),
-                author,
-                time,
+                author: author_in(change.message.as_deref()),
+                time: Utc.timestamp_millis_opt(change.time).single(),
                 fields,
             }
         })
         .collect();
-    Ok((recent, earlier))
+    Ok((entries, earlier))
 }
 
 /// `codec::columns` reads what loading a document and `to_json` read.
@@ -1643,5 +1676,121 @@ mod manifest {
             .unwrap();
         tx.commit();
         assert_eq!(attachments_checked(&doc).err(), Some("attachments".into()));
+    }
+}
+
+/// The fields of each change as read from its operations are those a diff of the document
+/// across it names (the way they were worked out before, at the whole document's cost each).
+#[cfg(test)]
+mod history_fields {
+    use super::*;
+    use crate::{Area, ChildCase, FollowUp, FollowUpSituation, Sex};
+    use automerge::{PatchAction, Prop};
+    use std::collections::BTreeSet;
+
+    fn by_diff(doc: &Automerge) -> Vec<BTreeSet<String>> {
+        let prop = |p: &Prop| match p {
+            Prop::Map(k) => k.clone(),
+            Prop::Seq(i) => i.to_string(),
+        };
+        doc.get_changes(&[])
+            .iter()
+            .map(|change| {
+                let mut fields = BTreeSet::new();
+                for patch in doc.diff(change.deps(), &[change.hash()]) {
+                    let mut segments: Vec<String> =
+                        patch.path.iter().map(|(_, p)| prop(p)).collect();
+                    match &patch.action {
+                        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => {
+                            segments.push(key.clone())
+                        }
+                        PatchAction::Increment { prop: p, .. } => segments.push(prop(p)),
+                        _ => {}
+                    }
+                    if segments.first().is_some_and(|s| s == KIND_KEY) || segments.is_empty() {
+                        continue;
+                    }
+                    fields.insert(segments.join("."));
+                }
+                fields
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_case_s_long_history_from_two_devices_names_the_fields_a_diff_names() {
+        let author = ChangeAuthor {
+            user: Uuid::now_v7(),
+            device: Uuid::now_v7(),
+        };
+        let case = ChildCase::new(
+            "CASE-1",
+            "Aya Kouamé",
+            Sex::Female,
+            Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01"),
+            chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+            author.user,
+        );
+        let id = case.id;
+        let mut a = Automerge::new();
+        write_record(&mut a, &case, &author).unwrap();
+        let mut b = a.fork();
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..120 {
+            let doc = if next(2) == 0 { &mut a } else { &mut b };
+            let mut edited: ChildCase = read_record(doc, id).unwrap();
+            match next(5) {
+                0 => edited.hours_per_week = next(40) as i32,
+                1 => edited.notes = format!("{} vu le {round}", edited.notes),
+                2 => {
+                    let mut f = FollowUp::new(
+                        chrono::NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+                        FollowUpSituation::InSchool,
+                        None,
+                    );
+                    f.notes = format!("note {round}");
+                    edited.followups.insert(Uuid::now_v7(), f);
+                }
+                3 => {
+                    if let Some(key) = edited.followups.keys().next().copied() {
+                        edited.followups.remove(&key);
+                    }
+                }
+                _ => {
+                    if let Some(f) = edited.followups.values_mut().last() {
+                        f.notes = format!("revue {round}");
+                    }
+                }
+            }
+            write_record(doc, &edited, &author).unwrap();
+            if next(6) == 0 {
+                a.merge(&mut b).unwrap();
+                b.merge(&mut a).unwrap();
+            }
+        }
+        a.merge(&mut b).unwrap();
+        let read: Vec<BTreeSet<String>> = recent_history(id, &a, usize::MAX)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|h| h.fields.into_iter().collect())
+            .collect();
+        assert!(read.len() > 100);
+        let followed = read
+            .iter()
+            .flatten()
+            .filter(|f| f.starts_with("followups."))
+            .count();
+        assert!(followed > 30, "{followed}");
+        assert_eq!(read, by_diff(&a));
+        // The latest only, and how many came before.
+        let (last, earlier) = recent_history(id, &a, 10).unwrap();
+        assert_eq!((last.len(), earlier), (10, read.len() - 10));
     }
 }
