@@ -273,8 +273,16 @@ impl From<UnexpectedUniFFICallbackError> for TransportError {
                 .iter()
                 .any(|suffix| first.ends_with(suffix));
         let kind = if is_type { first } else { "an exception" };
+        // Python raises these when a transport returns another type than `bytes` (a
+        // `bytearray`, `None`): the app threw nothing, and a retry would fail alike.
+        let returned = match kind {
+            "TypeError" | "ArgumentError" | "ValueError" => {
+                ", or returned something other than bytes"
+            }
+            _ => "",
+        };
         TransportError::Unreachable {
-            reason: format!("the app's transport threw {kind}"),
+            reason: format!("the app's transport threw {kind}{returned}"),
         }
     }
 }

@@ -3,7 +3,7 @@
 import pytest
 
 import vigie
-from conftest import as_role, key, new_id
+from conftest import as_role, key, new_id, open_enrolled
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 
@@ -129,9 +129,32 @@ def test_storage_damaged_input_and_transport(env):
         store.sync_with(Broken(), None)
     assert "RuntimeError" in e.value.reason
     assert "Aya" not in e.value.reason
+
     store.close_store()
     with pytest.raises(vigie.VigieError.Storage):
         store.count(vigie.RecordKind.VISIT)
+
+
+def test_a_transport_returning_another_type_than_bytes_is_told_so(env):
+    # The hub's answer handed back as a bytearray: the app threw nothing, and is told what
+    # its transport returned rather than left to retry a link that works.
+    user = vigie.parse_enrolment_token(env.monitor_token).user_id
+    token = env.enrol(user)
+
+    class Loose(vigie.SyncTransport):
+        def __init__(self):
+            self.hub = vigie.HubTransport(env.hub_url, token)
+
+        def exchange(self, request):
+            return bytearray(self.hub.exchange(request))
+
+        def exchange_attachment(self, request):
+            return bytearray(self.hub.exchange_attachment(request))
+
+    with open_enrolled(env.store_path("loose.db"), 11, token) as store:
+        with pytest.raises(vigie.VigieError.Transport) as e:
+            store.sync_with(Loose(), None)
+        assert "other than bytes" in e.value.reason, e.value.reason
 
 
 def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(env):
