@@ -307,7 +307,9 @@ impl VigieStore {
     /// it then is the language's error for a released object (Kotlin `IllegalStateException`
     /// after `close()` or `use {}`), not a `VigieError`. Closing a closed store does nothing,
     /// as for a file: a store closed already, or whose profile was wiped (by the app, or on the
-    /// hub's revocation).
+    /// hub's revocation). The file is closed even when this raises: a `Storage` error says the
+    /// last checkpoint could not run (a full disk), and what was written is kept (the next
+    /// open folds the write-ahead log in).
     pub fn close_store(&self) -> Result<()> {
         let store = {
             match self.with_store(|_| Ok(())) {

@@ -341,7 +341,9 @@ impl Store {
         Ok(held)
     }
 
-    /// Closes the store, checkpointing the WAL into the main file.
+    /// Closes the store, checkpointing the WAL into the main file. The connection is closed
+    /// whatever the checkpoint says: its error (a full disk) loses nothing written, which the
+    /// WAL holds and the next open checkpoints.
     pub fn close(self) -> Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
