@@ -18,8 +18,8 @@ use crate::domain::validation::{describe_json_error, valid_code};
 use crate::error::{Error, Result, ValidationError};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
-    ActorId, Automerge, ChangeHash, ChangeMetadata, ObjId, ObjType, PatchLog, Prop, ReadDoc,
-    ScalarValue, TextEncoding, Value,
+    ActorId, Automerge, ChangeHash, ChangeMetadata, ObjId, ObjType, PatchLog, ReadDoc, ScalarValue,
+    TextEncoding, Value,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -1684,7 +1684,9 @@ mod manifest {
 #[cfg(test)]
 mod history_fields {
     use super::*;
-    use crate::{Area, ChildCase, FollowUp, FollowUpSituation, Sex};
+    use crate::domain::area::Area;
+    use crate::domain::codes::{FollowUpSituation, Sex};
+    use crate::domain::records::{ChildCase, FollowUp};
     use automerge::{PatchAction, Prop};
     use std::collections::BTreeSet;
 
