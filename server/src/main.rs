@@ -1774,7 +1774,7 @@ fn serve(
             let hub = hub.clone();
             move || {
                 let started = std::time::Instant::now();
-                match hub.console.views.current(hub.backend.as_ref()) {
+                match hub.console.views.warm(hub.backend.as_ref()) {
                     Ok(_) => tracing::info!(
                         ms = started.elapsed().as_millis() as u64,
                         "console view ready"

@@ -48,16 +48,21 @@ struct Readers {
 }
 
 impl Views {
+    /// Opens the view if needed and brings it up to date, holding no connection after: what
+    /// the hub does at its start, before the first page needs it. (A connection opened at the
+    /// end would race the view's closing when the hub stops at once: its file gone, "disk
+    /// I/O error".)
+    pub fn warm(&self, backend: &dyn crate::backend::Backend) -> Result<(), Error> {
+        let mut guard = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        up_to_date(&mut guard, backend).map(|_| ())
+    }
+
     /// A connection to the view, opened if needed and brought up to date with the hub's
     /// storage.
     pub fn current(&self, backend: &dyn crate::backend::Backend) -> Result<ViewGuard<'_>, Error> {
         let (generation, config) = {
             let mut guard = self.view.lock().unwrap_or_else(PoisonError::into_inner);
-            let view = match &mut *guard {
-                Some(view) => view,
-                empty @ None => empty.insert(backend.open_view()?),
-            };
-            backend.refresh_view(view)?;
+            let view = up_to_date(&mut guard, backend)?;
             let mut readers = self.readers();
             if let Some(store) = readers.idle.pop() {
                 let generation = readers.generation;
@@ -98,6 +103,19 @@ impl Views {
     fn readers(&self) -> MutexGuard<'_, Readers> {
         self.readers.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The view, opened if it was not, brought up to date with the hub's storage.
+fn up_to_date<'a>(
+    view: &'a mut Option<View>,
+    backend: &dyn crate::backend::Backend,
+) -> Result<&'a mut View, Error> {
+    let view = match view {
+        Some(view) => view,
+        empty @ None => empty.insert(backend.open_view()?),
+    };
+    backend.refresh_view(view)?;
+    Ok(view)
 }
 
 /// A page's connection to the view, given back for the next page when it ends.
