@@ -612,21 +612,26 @@ fn urls_and_attachment_limits_are_checked_before_use() {
     assert!(said.contains("--max-record-attachment-bytes"), "{said}");
 }
 
+/// `vigie erase`'s arguments for `record`, by the supervisor `by`, on a legal request.
+fn erase_args<'a>(record: &'a str, by: &'a str) -> [&'a str; 7] {
+    [
+        "erase",
+        "--record",
+        record,
+        "--by",
+        by,
+        "--reason",
+        "legal_request",
+    ]
+}
+
 #[test]
 fn an_erased_id_is_said_erased_and_a_bad_sync_leaves_nothing() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[REGION]).to_string();
     let record = Uuid::now_v7().to_string();
-    let erase = [
-        "erase",
-        "--record",
-        &record,
-        "--by",
-        &supervisor,
-        "--reason",
-        "legal_request",
-    ];
+    let erase = erase_args(&record, &supervisor);
     assert!(admin_error(&data, &erase).contains("nothing was erased"));
     let said = admin_error(&data, &erase);
     assert!(
@@ -1084,18 +1089,7 @@ fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
         "{said}"
     );
     let record = case.id.to_string();
-    let out = admin(
-        &data,
-        &[
-            "erase",
-            "--record",
-            &record,
-            "--by",
-            &supervisor,
-            "--reason",
-            "legal_request",
-        ],
-    );
+    let out = admin(&data, &erase_args(&record, &supervisor));
     let said = common::stderr(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
