@@ -158,7 +158,7 @@ pub const MAX_ACTORS_PER_DEVICE: usize = 64;
 
 /// The rule a record breaks when a device's changes pass its share (`devices_within_share`):
 /// said to the phone's user at the save that would, and in the hub's refusal of a push.
-pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one device may make of a record's: no more can be made to it from this device";
+pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one device may make of a record's: no more can be made to it from this device (another device, or the console, still can)";
 
 /// Whether each of `devices` (those that made the changes being judged, which the caller has
 /// read already) keeps, in the record's whole history, within its share of the changes
