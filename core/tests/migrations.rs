@@ -596,6 +596,10 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (
+            29,
+            "INSERT INTO name_search (name_search, rank) VALUES ('secure-delete', 0);",
+        ),
         (28, "ALTER TABLE due_index DROP COLUMN adult_ms;"),
         (27, "DROP TABLE refused_changes;"),
         (
@@ -913,6 +917,48 @@ fn a_schema_26_store_gets_the_table_of_changes_refused_from_their_author() {
         .query_row("SELECT count(*) FROM refused_changes", [], |r| r.get(0))
         .expect("the table is there");
     assert_eq!(kept, 0);
+}
+
+/// A name corrected on a store of schema 28 leaves the search index's file at once: its old
+/// terms were kept in the index's segments until a merge, for anyone reading the file with
+/// its key.
+#[test]
+fn a_schema_28_store_forgets_a_corrected_name_from_its_search_index() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    drop(Store::open(config(&path)).expect("open"));
+    let conn = Connection::open(&path).expect("open the file");
+    undo_schemas_after(&conn, 28);
+    conn.pragma_update(None, "user_version", 28)
+        .expect("version 28");
+    drop(conn);
+
+    let mut store = Store::open(config(&path)).expect("open the schema 28 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    let mut c = ChildCase::new(
+        "CASE-1",
+        "Adjoua Brouhahaxx",
+        Sex::Female,
+        Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01"),
+        NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
+        store.user_id(),
+    );
+    c.estimated_age = Some(11);
+    let mut c = store.create(&c).expect("create");
+    c.name = "Adjoua Brou".into();
+    store.update(&c).expect("corrected");
+    drop(store);
+    let conn = Connection::open(&path).expect("open");
+    let mut blocks = conn
+        .prepare("SELECT block FROM name_search_data")
+        .expect("the index's segments");
+    let held = blocks
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("read")
+        .map(|b| b.expect("a block"))
+        .filter(|b| b.windows(10).any(|w| w == b"brouhahaxx"))
+        .count();
+    assert_eq!(held, 0, "segments holding the corrected name");
 }
 
 #[test]

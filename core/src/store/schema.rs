@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/026_search_terms_again.sql"),
     include_str!("migrations/027_refused_changes.sql"),
     include_str!("migrations/028_follow_ups_end_at_18.sql"),
+    include_str!("migrations/029_search_forgets_corrected_names.sql"),
 ];
 
 /// The schema version this software writes.
