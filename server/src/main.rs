@@ -1097,8 +1097,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 max_push_records: usize::MAX,
                 ..HubLimits::default()
             };
-            let report = hub
-                .open()?
+            let backend = hub.open()?;
+            let report = backend
                 .import_bundle(&bytes, &limits)
                 .map_err(|e| match e {
                     // The core says it as a device would; here the hub imports.
@@ -1120,6 +1120,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 report.erased,
                 report.awaiting_authors.len(),
                 report.refused.len()
+            );
+            // What a device carried in by hand is journaled as its syncs' work is logged: by
+            // whose device, and what became of it (counts and ids only).
+            journal(
+                &*backend,
+                None,
+                "bundle_import",
+                None,
+                &from_command_line(&format!(
+                    "device {}: {} records, {} taken, {} kept for review, {} refused",
+                    report.from_device,
+                    report.records,
+                    report.accepted,
+                    report.quarantined,
+                    report.refused.len()
+                )),
             );
             for (record, devices) in &report.awaiting_authors {
                 let devices: Vec<String> = devices.iter().map(Uuid::to_string).collect();
@@ -2040,6 +2056,8 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
     let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
     let report =
         vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;
+    // A copy of every child's data leaves the hub's directory: the journal says so.
+    journal(&*hub.open()?, None, "hub_backup", None, COMMAND_LINE);
     let at = chrono::DateTime::from_timestamp_millis(report.at_ms)
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();

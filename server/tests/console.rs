@@ -2882,6 +2882,25 @@ fn administration_on_the_command_line_is_journaled() {
         ],
     );
     assert!(!out.status.success());
+    // A bundle a phone carried in, and a backup (the embedded hub's: PostgreSQL has pg_dump).
+    let dir = s.data.parent().unwrap();
+    let mut monitor = Device::enrol(dir, &s.data, "carrier", Role::CommunityMonitor, &[C01], 9);
+    monitor.sync(&s.hub.url).unwrap();
+    monitor
+        .store
+        .create(&child(area(C01), "Awa Koné", monitor.user()))
+        .unwrap();
+    let (bundle, _) = monitor
+        .store
+        .export_bundle(0, &[], &[vigie_core::sync::Recipient::Hub])
+        .unwrap();
+    let file = dir.join("carried.vigie");
+    std::fs::write(&file, bundle).unwrap();
+    run(&["bundle", "import", file.to_str().unwrap()]);
+    let embedded = common::postgres_server().is_none();
+    if embedded {
+        run(&["backup", "--out", dir.join("backup").to_str().unwrap()]);
+    }
 
     let mut desk = admin_signed_in(&s, "admin.cli");
     let journal = desk.get("/console/audit");
@@ -2902,7 +2921,11 @@ fn administration_on_the_command_line_is_journaled() {
         "Demande légale (ligne de commande)",
         "Inspecteur du travail (ligne de commande)",
         "Découpage administratif CI, version",
-    ] {
+        "Fichier d&#39;un appareil importé",
+    ]
+    .into_iter()
+    .chain(embedded.then_some("Sauvegarde du hub"))
+    {
         assert!(body.contains(action), "{action}: {body}");
     }
     assert!(body.contains(&tombstone), "{body}");
