@@ -2172,6 +2172,14 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         .and_then(|rest| rest.split("</table>").next())
         .expect("the history");
     assert!(history.contains("Heures par semaine"), "{history}");
+    // Each change by its person and the phone it was made on: one monitor, two phones.
+    for phone in [&a, &b] {
+        let device = phone.store.device_id().simple().to_string();
+        assert!(
+            history.contains(&format!("moniteur-a · appareil {}", &device[..8])),
+            "{history}"
+        );
+    }
     for code in ["hours_per_week", "classification", "identified_by", "_"] {
         assert!(!history.contains(code), "{code}: {history}");
     }

@@ -154,6 +154,13 @@ fn code_prefix(kind: Option<RecordKind>, path: &str) -> Option<&'static str> {
     })
 }
 
+/// A device as the history and the conflicts name it: the first 8 digits of its id, which
+/// the devices page lists whole ("appareil 1f3c9a20").
+pub fn device(t: Tr, device: Uuid) -> String {
+    let id = device.simple().to_string();
+    t.fmt("case.conflict_device", &id[..8])
+}
+
 /// A stored value in words: a code by its label, text without quotes, yes or no.
 /// Whether a record's field holds a user's id (shown by the user's name).
 pub fn is_user_field(kind: Option<RecordKind>, path: &str) -> bool {

@@ -553,8 +553,7 @@ fn conflict_lines(
                         let mut by: Vec<String> = Vec::new();
                         if let Some(a) = v.author {
                             by.push(t.fmt("case.conflict_set_by", name(a.user)));
-                            let device = a.device.simple().to_string();
-                            by.push(t.fmt("case.conflict_device", &device[..8]));
+                            by.push(labels::device(t, a.device));
                         }
                         if let Some(at) = v.time {
                             by.push(t.instant(&at));
@@ -629,13 +628,16 @@ fn history_lines(
         .rev()
         .map(|h| HistoryLine {
             when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
+            // The person, and the device the change was made on (a lost phone's edits are
+            // told from its user's others).
             who: h
                 .author
                 .map(|a| {
-                    names
+                    let person = names
                         .get(&a.user)
                         .cloned()
-                        .unwrap_or_else(|| a.user.to_string())
+                        .unwrap_or_else(|| a.user.to_string());
+                    format!("{person} · {}", labels::device(t, a.device))
                 })
                 .unwrap_or_default(),
             fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
