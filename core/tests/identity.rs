@@ -298,6 +298,14 @@ fn peers_authenticate_and_receive_only_their_scope() {
     ));
 }
 
+/// `device`'s certificate as the hub issued it 61 days ago (expired), its keys as now.
+fn expired_monitor(key: &HubKey, device: &Device) -> Certificate {
+    let days = 24 * 3600 * 1000;
+    let now = chrono::Utc::now().timestamp_millis();
+    let keys = device.store.certificate().unwrap().unwrap().keys;
+    key.certify(&device.principal, &keys, now - 61 * days)
+}
+
 #[test]
 fn revoked_expired_forged_and_foreign_certificates_are_refused() {
     let dir = TempDir::new().unwrap();
@@ -351,7 +359,38 @@ fn revoked_expired_forged_and_foreign_certificates_are_refused() {
             device: supervisor.id()
         }
     );
-    in_directory(&monitor, &supervisor.store.certificate().unwrap().unwrap());
+    // Nor for an area whose devices' certificates here have all expired: said so.
+    match monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Area(C01.into())])
+    {
+        Err(Error::Identity(IdentityError::NoRecipient { reason })) => {
+            assert!(reason.contains("expired"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A peer session shows the supervisor's certificate as the hub renewed it: bundles for
+    // the supervisor go on without the monitor's sync.
+    monitor.present(&genuine);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(supervisor.id())])
+        .unwrap();
+    // A bundle shows its exporter's likewise.
+    assert_eq!(
+        in_directory(&supervisor, &expired_monitor(&key, &monitor)),
+        1
+    );
+    let (from_monitor, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(supervisor.id())])
+        .unwrap();
+    supervisor.store.import_bundle(&from_monitor).unwrap();
+    supervisor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(monitor.id())])
+        .unwrap();
     // Forged: wider areas under the genuine signature.
     let mut wider = genuine.clone();
     wider.areas = vec!["CI".into()];
@@ -376,7 +415,14 @@ fn revoked_expired_forged_and_foreign_certificates_are_refused() {
     // behind: taken (it was refused as expired for as many days).
     monitor.present(&key.certify(&monitor.principal, &genuine.keys, now + 6 * days));
     peer(&mut monitor, &mut supervisor).unwrap();
+    // The supervisor kept that newer one, as a peer shows it: an older one is superseded
+    // there until the hub's list, which holds the genuine one, comes back.
     monitor.present(&genuine);
+    assert!(matches!(
+        refused_with(peer(&mut monitor, &mut supervisor)),
+        IdentityError::Superseded { .. }
+    ));
+    in_directory(&supervisor, &genuine);
     peer(&mut monitor, &mut supervisor).unwrap();
     let to_supervisor = [Recipient::Device(supervisor.id())];
     let (bundle, _) = monitor.store.export_bundle(0, &[], &to_supervisor).unwrap();

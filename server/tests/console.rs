@@ -1328,6 +1328,38 @@ fn field(s: &Setup) -> Field {
     }
 }
 
+/// An access request: everything held of one child, in one file from the case's page, with
+/// the history's people and devices; the download is journaled.
+#[test]
+fn a_childs_whole_file_downloads_for_an_access_request() {
+    let s = setup();
+    let f = field(&s);
+    let mut browser = signed_in(&s, "sup.access");
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert!(
+        page.body
+            .contains(&format!("href=\"/console/cases/{}/file.json\"", f.my_case)),
+        "the case's page links its file"
+    );
+    let file = browser.get(&format!("/console/cases/{}/file.json", f.my_case));
+    assert_eq!(file.status, 200);
+    let held: serde_json::Value = serde_json::from_str(&file.body).expect("JSON");
+    assert_eq!(held["case"]["name"], MY_CHILD);
+    let history = held["history"].as_array().expect("the history");
+    assert!(!history.is_empty());
+    let device = f.mine.store.device_id().to_string();
+    assert!(
+        history.iter().any(|h| h["device"] == device.as_str()),
+        "{history:?}"
+    );
+    assert!(!file.body.contains(THEIR_CHILD));
+    let journal = audit_page(&s, "admin.access");
+    assert!(
+        journal.contains("Dossier complet d&#39;un enfant téléchargé"),
+        "{journal}"
+    );
+}
+
 #[test]
 fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     let s = setup();
@@ -1377,6 +1409,12 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     assert_eq!(
         browser
             .get(&format!("/console/cases/{}", f.their_case))
+            .status,
+        404
+    );
+    assert_eq!(
+        browser
+            .get(&format!("/console/cases/{}/file.json", f.their_case))
             .status,
         404
     );

@@ -467,10 +467,12 @@ impl Certificate {
             && self.keys == *keys
     }
 
-    /// Whether the hub should issue a new one before this one runs out: once a quarter of it
-    /// has gone (a renewal changes the directory every peer receives: not at every sync).
+    /// Whether the hub should issue a new one before this one runs out: once less than three
+    /// quarters of a certificate's lifetime are left (a quarter of it gone; a renewal changes
+    /// the directory every peer receives: not at every sync). Counted from the lifetime now, not
+    /// this one's: one of the previous version's 30 days is renewed at its first sync.
     pub fn is_due_for_renewal(&self, now_ms: i64) -> bool {
-        now_ms >= self.issued_ms + (self.expires_ms - self.issued_ms) / 4
+        now_ms >= self.expires_ms - CERTIFICATE_LIFETIME_MS / 4 * 3
     }
 }
 
@@ -647,6 +649,21 @@ mod tests {
             assert_eq!(role_of(byte), Some(role));
         }
         assert_eq!((role_of(0), role_of(5)), (None, None));
+    }
+
+    #[test]
+    fn a_certificate_is_renewed_once_a_quarter_of_the_lifetime_has_gone() {
+        let hub = HubKey::generate();
+        let keys = DeviceKeys::generate();
+        let day = 24 * 3600 * 1000;
+        let cert = hub.certify(&principal(), &keys.public(), 1_000);
+        assert!(!cert.is_due_for_renewal(1_000 + 14 * day));
+        assert!(cert.is_due_for_renewal(1_000 + 15 * day));
+        // One of the previous version's 30 days: renewed at its first sync, so that a phone
+        // keeps 45 days of exchanges from then.
+        let mut shorter = cert.clone();
+        shorter.expires_ms = shorter.issued_ms + 30 * day;
+        assert!(shorter.is_due_for_renewal(1_000));
     }
 
     #[test]

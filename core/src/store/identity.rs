@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::identity::{
     Certificate, DeviceKeys, HubKey, HubPublic, IdentityError, PublicKeys, Revocations, Trust,
 };
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -136,7 +136,40 @@ pub(crate) fn set_directory(
     }
 }
 
+/// Keeps `certificate` (checked by the caller: the pinned hub's, valid now) in the directory
+/// when it was issued after the one held for its device: a peer shows its own at each session,
+/// and a bundle its exporter's, renewed since this device last synced with the hub. Bundles
+/// for that device and sessions with it then go on while the hub is out of reach. The
+/// directory's digest stays the hub's listing: its next answer, the certificates issued since,
+/// brings this one (or a later one) again and checks the whole.
+pub(crate) fn keep_newer_certificate(tx: &Transaction, certificate: &Certificate) -> Result<()> {
+    let device = certificate.device.as_bytes().to_vec();
+    let held = tx
+        .prepare_cached("SELECT certificate FROM peer_directory WHERE device = ?1")?
+        .query_row([&device], |r| r.get::<_, Vec<u8>>(0))
+        .optional()?;
+    let newer = held
+        .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
+        .is_none_or(|held| held.issued_ms < certificate.issued_ms);
+    if newer {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
+        )?
+        .execute(params![device, certificate.to_bytes()])?;
+    }
+    Ok(())
+}
+
 impl Store {
+    /// `keep_newer_certificate` in a transaction of its own: a certificate a peer or a
+    /// bundle showed, checked already.
+    pub(crate) fn learn_certificate(&mut self, certificate: &Certificate) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        keep_newer_certificate(&tx, certificate)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The hub's signing key, made the first time it is asked for (a hub's first start) and
     /// kept in this store from then on.
     pub fn hub_key(&mut self) -> Result<HubKey> {

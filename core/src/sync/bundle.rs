@@ -405,11 +405,26 @@ impl Store {
         keys.sort();
         keys.dedup();
         if keys.is_empty() {
+            let lapsed = || -> Result<bool> {
+                let held = self.directory()?;
+                Ok(recipients.iter().any(|recipient| match recipient {
+                    Recipient::Area(code) => {
+                        let covering = reference.codes_containing(code);
+                        held.iter()
+                            .any(|c| c.areas.iter().any(|a| covering.contains(a)))
+                    }
+                    _ => false,
+                }))
+            };
             return Err(IdentityError::NoRecipient {
-                reason: if area_unheld {
-                    "no device of the directory holds that area or one containing it"
-                } else {
+                reason: if !area_unheld {
                     "a sealed bundle needs at least one recipient"
+                } else if lapsed()? {
+                    "the certificates of that area's devices here have expired or were \
+                     replaced: each is renewed at its device's sync with the hub, or shown by \
+                     a peer session with it"
+                } else {
+                    "no device of the directory holds that area or one containing it"
                 },
             }
             .into());
@@ -427,6 +442,8 @@ impl Store {
             Ok(self.trust()?.check_certificate(c)?)
         })?;
         let own = self.certificate()?.ok_or(IdentityError::NoCertificate)?;
+        // The exporter's certificate, checked, may be newer than this device's directory holds.
+        self.learn_certificate(&exporter)?;
         let reference = self.reference();
         let scopes: [Scope; 2] = [
             exporter.principal().scope(&reference),

@@ -552,12 +552,14 @@ impl Store {
                 session.stage = stage;
                 Ok(Some(reply))
             }
+            // The peer's certificate, checked, may be newer than this device's directory holds.
             Handshaken::Proved {
                 reconciling,
                 peer,
                 channel,
                 proof,
             } => {
+                self.learn_certificate(&peer)?;
                 session.run(*reconciling, *peer, *channel);
                 Ok(Some(proof))
             }
@@ -567,6 +569,7 @@ impl Store {
                 channel,
                 first,
             } => {
+                self.learn_certificate(&peer)?;
                 session.run(*reconciling, *peer, *channel);
                 self.peer_sealed(session, &first)
             }

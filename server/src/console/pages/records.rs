@@ -45,6 +45,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/cases/{id}/merge", post(case_merge))
         .route("/console/cases/{id}/resolve", post(case_resolve))
         .route("/console/cases/{id}/erase", post(case_erase))
+        .route("/console/cases/{id}/file.json", get(case_file))
         .route("/console/workplaces/{id}", get(workplace_page))
         .route("/console/workplaces/{id}/resolve", post(workplace_resolve))
         .route("/console/visits/{id}/resolve", post(visit_resolve))
@@ -765,6 +766,67 @@ async fn attachment_file(
                 ),
             ],
             bytes,
+        )
+            .into_response())
+    })
+    .await
+}
+
+/// Everything the hub holds of one child, for an access request (a parent asks what is held
+/// of their child): the case as its values are now, with its referrals and follow-ups, the
+/// registrations merged into it, the files attached (their manifest: each file opens from the
+/// page) and its history (who changed which field, on which device, when). One JSON file,
+/// journaled as the case's page is; the supervisor's areas only, as every page.
+async fn case_file(State(hub): State<Arc<Hub>>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {
+    run_download(hub, ctx, move |hub, ctx| {
+        let (viewer, who, view) = records(hub, ctx)?;
+        let scoped = view.scoped(&who);
+        let case: ChildCase = scoped.get(id)?;
+        let merged: Vec<ChildCase> = case
+            .merged_from
+            .iter()
+            .filter_map(|duplicate| scoped.get(*duplicate).ok())
+            .collect();
+        let attachments: Vec<_> = [id]
+            .iter()
+            .chain(&case.merged_from)
+            .filter_map(|record| view.attachments(*record).ok())
+            .flatten()
+            .map(|info| info.attachment)
+            .collect();
+        let history: Vec<serde_json::Value> = scoped
+            .history(id)?
+            .into_iter()
+            .map(|h| {
+                serde_json::json!({
+                    "time": h.time,
+                    "user": h.author.map(|a| a.user),
+                    "device": h.author.map(|a| a.device),
+                    "fields": h.fields,
+                })
+            })
+            .collect();
+        audit(hub, Some(viewer.user.id), "case_file", Some(id), "");
+        let file = serde_json::json!({
+            "case": case,
+            "merged_duplicates": merged,
+            "attachments": attachments,
+            "history": history,
+        });
+        // A JSON value always writes (its keys are text).
+        let body = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/json; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"vigie-case-{id}.json\""),
+                ),
+            ],
+            body,
         )
             .into_response())
     })
