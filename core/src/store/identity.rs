@@ -164,6 +164,10 @@ impl Store {
     /// `keep_newer_certificate` in a transaction of its own: a certificate a peer or a
     /// bundle showed, checked already.
     pub(crate) fn learn_certificate(&mut self, certificate: &Certificate) -> Result<()> {
+        // The directory holds the others' (a device's own is its `certificate`).
+        if certificate.device == self.device_id() {
+            return Ok(());
+        }
         let tx = self.conn.transaction()?;
         keep_newer_certificate(&tx, certificate)?;
         tx.commit()?;
