@@ -589,6 +589,15 @@ fn failed_migration_leaves_the_v1_file_as_it_was() {
     }
 }
 
+/// A store file of today's schema, at `path`, taken back to schema `version` (20 or later).
+fn file_at_schema(path: &Path, version: i64) {
+    drop(Store::open(config(path)).expect("open"));
+    let conn = Connection::open(path).expect("open the file");
+    undo_schemas_after(&conn, version);
+    conn.pragma_update(None, "user_version", version)
+        .expect("the old version");
+}
+
 /// A store the previous version (schema 14) left, with the index rows its rules derived: the
 /// classification and alert rules changed since, and alert severities were renumbered. Opening
 /// it re-derives every row with today's rules, and the outbox keeps its order in the new numbers.
@@ -880,13 +889,8 @@ fn a_schema_18_store_gets_the_table_of_refused_records() {
 fn a_schema_24_store_gets_the_table_of_the_hubs_versions_kept() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");
-    drop(Store::open(config(&path)).expect("open"));
     // What schema 24 held: no hub version kept apart from `sync_hub_heads`.
-    let conn = Connection::open(&path).expect("open the file");
-    undo_schemas_after(&conn, 24);
-    conn.pragma_update(None, "user_version", 24)
-        .expect("version 24");
-    drop(conn);
+    file_at_schema(&path, 24);
 
     let store = Store::open(config(&path)).expect("open the schema 24 file");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
@@ -902,12 +906,7 @@ fn a_schema_24_store_gets_the_table_of_the_hubs_versions_kept() {
 fn a_schema_26_store_gets_the_table_of_changes_refused_from_their_author() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("hub.db");
-    drop(Store::open(config(&path)).expect("open"));
-    let conn = Connection::open(&path).expect("open the file");
-    undo_schemas_after(&conn, 26);
-    conn.pragma_update(None, "user_version", 26)
-        .expect("version 26");
-    drop(conn);
+    file_at_schema(&path, 26);
 
     let store = Store::open(config(&path)).expect("open the schema 26 file");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
@@ -926,12 +925,7 @@ fn a_schema_26_store_gets_the_table_of_changes_refused_from_their_author() {
 fn a_schema_28_store_forgets_a_corrected_name_from_its_search_index() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");
-    drop(Store::open(config(&path)).expect("open"));
-    let conn = Connection::open(&path).expect("open the file");
-    undo_schemas_after(&conn, 28);
-    conn.pragma_update(None, "user_version", 28)
-        .expect("version 28");
-    drop(conn);
+    file_at_schema(&path, 28);
 
     let mut store = Store::open(config(&path)).expect("open the schema 28 file");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
