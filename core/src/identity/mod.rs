@@ -552,11 +552,12 @@ impl Revocations {
 pub struct Trust {
     pub hub: [u8; 32],
     pub revoked: BTreeSet<Uuid>,
-    /// When the newest certificate the directory holds for a device was issued: one issued
-    /// before it is superseded (the hub certifies a user's devices again when their role or
-    /// areas change, or the user is deactivated, and a phone that stays away from the hub must
-    /// not keep what it had with its peers).
-    pub newest: BTreeMap<Uuid, i64>,
+    /// The newest certificate the directory holds for each device: one issued before it that
+    /// says something else (user, role, areas, keys) is superseded (the hub certifies a user's
+    /// devices again when their role or areas change, or the user is deactivated, and a phone
+    /// that stays away from the hub must not keep what it had with its peers). A routine
+    /// renewal says the same: a bundle sealed before it, carried for days, still opens.
+    pub newest: BTreeMap<Uuid, Certificate>,
     pub now_ms: i64,
 }
 
@@ -585,11 +586,10 @@ impl Trust {
                 device: certificate.device,
             });
         }
-        if self
-            .newest
-            .get(&certificate.device)
-            .is_some_and(|newest| certificate.issued_ms < *newest)
-        {
+        if self.newest.get(&certificate.device).is_some_and(|newest| {
+            certificate.issued_ms < newest.issued_ms
+                && !newest.describes(&certificate.principal(), &certificate.keys)
+        }) {
             return Err(IdentityError::Superseded {
                 device: certificate.device,
             });
@@ -714,16 +714,29 @@ mod tests {
             revoked.check(&bytes),
             Err(IdentityError::Revoked { .. })
         ));
+        // A newer one for other areas supersedes it; a renewal saying the same does not (a
+        // file sealed before it opens).
+        let mut moved = who.clone();
+        moved.areas = ["CI-R2".to_string()].into_iter().collect();
         let superseded = Trust {
-            newest: [(who.device, cert.issued_ms + 1)].into_iter().collect(),
+            newest: [(who.device, hub.certify(&moved, &keys.public(), 1_001))]
+                .into_iter()
+                .collect(),
             ..trust.clone()
         };
         assert!(matches!(
             superseded.check(&bytes),
             Err(IdentityError::Superseded { .. })
         ));
+        let renewed = Trust {
+            newest: [(who.device, hub.certify(&who, &keys.public(), 1_001))]
+                .into_iter()
+                .collect(),
+            ..trust.clone()
+        };
+        assert_eq!(renewed.check(&bytes).unwrap(), cert);
         let current = Trust {
-            newest: [(who.device, cert.issued_ms)].into_iter().collect(),
+            newest: [(who.device, cert.clone())].into_iter().collect(),
             ..trust
         };
         assert_eq!(current.check(&bytes).unwrap(), cert);

@@ -222,7 +222,7 @@ impl Store {
         let newest = directory_rows(&self.conn)?
             .values()
             .filter_map(|bytes| Certificate::from_bytes(bytes).ok())
-            .map(|c| (c.device, c.issued_ms))
+            .map(|c| (c.device, c))
             .collect();
         Ok(Trust {
             hub: hub.signing,
