@@ -1360,6 +1360,55 @@ fn a_childs_whole_file_downloads_for_an_access_request() {
     );
 }
 
+/// A registration of another region merged into a case (by a supervisor of the country)
+/// brings none of its files into the case's whole file for a supervisor of the region: their
+/// captions may name another district's children.
+#[test]
+fn a_childs_file_holds_no_file_of_a_duplicate_beyond_the_supervisors_areas() {
+    let s = setup();
+    let mut f = field(&s);
+    f.theirs
+        .store
+        .add_attachment(
+            f.their_case,
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Consentement de la famille Ouattara".into(),
+            },
+            &b"%PDF-1.4\n consent"[..],
+        )
+        .expect("attachment");
+    f.theirs.sync(&s.hub.url).expect("sync");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut national = Device::enrol(
+        dir.path(),
+        &s.data,
+        "superviseur-pays",
+        Role::Supervisor,
+        &[COUNTRY],
+        31,
+    );
+    national.sync(&s.hub.url).expect("sync");
+    national
+        .store
+        .merge_cases(f.my_case, f.their_case)
+        .expect("merge");
+    let merged = national.sync(&s.hub.url).expect("sync");
+    assert!(merged.refused.is_empty(), "{merged:?}");
+    let mut browser = signed_in(&s, "sup.merged");
+    let file = browser.get(&format!("/console/cases/{}/file.json", f.my_case));
+    assert_eq!(file.status, 200);
+    let held: serde_json::Value = serde_json::from_str(&file.body).expect("JSON");
+    assert!(
+        held["case"]["merged_from"]
+            .as_object()
+            .is_some_and(|from| !from.is_empty()),
+        "{held}"
+    );
+    assert!(!file.body.contains("Ouattara"), "{}", file.body);
+}
+
 #[test]
 fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     let s = setup();

@@ -787,10 +787,11 @@ async fn case_file(State(hub): State<Arc<Hub>>, ctx: Ctx, Path(id): Path<Uuid>) 
             .iter()
             .filter_map(|duplicate| scoped.get(*duplicate).ok())
             .collect();
-        let attachments: Vec<_> = [id]
-            .iter()
-            .chain(&case.merged_from)
-            .filter_map(|record| view.attachments(*record).ok())
+        // The files of the case and of the registrations the supervisor may read (a duplicate
+        // of another district merged into it keeps its files there).
+        let attachments: Vec<_> = std::iter::once(id)
+            .chain(merged.iter().map(|duplicate| duplicate.id))
+            .filter_map(|record| view.attachments(record).ok())
             .flatten()
             .map(|info| info.attachment)
             .collect();
