@@ -306,6 +306,39 @@ fn expired_monitor(key: &HubKey, device: &Device) -> Certificate {
     key.certify(&device.principal, &keys, now - 61 * days)
 }
 
+/// A hub upgraded from 30-day certificates: a colleague's certificate that version issued
+/// runs 60 days from its day in every directory from the next sync, saying the same, so
+/// a district that synced on upgrade day keeps its exchanges past the 30th day; the colleague
+/// presenting its own copy is not taken for superseded.
+#[test]
+fn certificates_of_an_earlier_lifetime_run_the_whole_lifetime_in_directories() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _other) = enrolled(&dir);
+    let key = hub.hub_key().unwrap();
+    let days = 24 * 3600 * 1000;
+    let keys = supervisor.store.certificate().unwrap().unwrap().keys;
+    let issued = chrono::Utc::now().timestamp_millis() - 2 * days;
+    let earlier = key.certify_lasting(&supervisor.principal, &keys, issued, 30 * days);
+    common::registered(&earlier);
+    supervisor.present(&earlier);
+    monitor.sync(&mut hub);
+    let held = monitor
+        .store
+        .directory()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.device == supervisor.id())
+        .expect("the supervisor's certificate");
+    assert!(held.issued_ms > issued);
+    assert_eq!(held.expires_ms, issued + 60 * days);
+    assert!(held.describes(&earlier.principal(), &earlier.keys));
+    peer(&mut supervisor, &mut monitor).unwrap();
+    monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(supervisor.id())])
+        .unwrap();
+}
+
 #[test]
 fn revoked_expired_forged_and_foreign_certificates_are_refused() {
     let dir = TempDir::new().unwrap();

@@ -238,6 +238,17 @@ impl HubKey {
 
     /// A certificate for `who`'s device and its keys, valid from `now_ms`.
     pub fn certify(&self, who: &Principal, keys: &PublicKeys, now_ms: i64) -> Certificate {
+        self.certify_lasting(who, keys, now_ms, CERTIFICATE_LIFETIME_MS)
+    }
+
+    /// `certify` for `lifetime_ms` (an earlier version's lifetime, in tests).
+    pub fn certify_lasting(
+        &self,
+        who: &Principal,
+        keys: &PublicKeys,
+        now_ms: i64,
+        lifetime_ms: i64,
+    ) -> Certificate {
         let mut certificate = Certificate {
             hub: self.signing.verifying_key().to_bytes(),
             device: who.device,
@@ -246,7 +257,7 @@ impl HubKey {
             areas: who.areas.iter().cloned().collect(),
             keys: *keys,
             issued_ms: now_ms,
-            expires_ms: now_ms.saturating_add(CERTIFICATE_LIFETIME_MS),
+            expires_ms: now_ms.saturating_add(lifetime_ms),
             signature: [0; 64],
         };
         certificate.signature = self

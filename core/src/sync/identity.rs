@@ -7,7 +7,9 @@ use super::wire::{Directory, IdentityUpdate, RequestIdentity};
 use crate::domain::codes::Role;
 use crate::domain::rights::Principal;
 use crate::error::Result;
-use crate::identity::{Certificate, HubKey, HubPublic, IdentityError, Revocations, Trust};
+use crate::identity::{
+    CERTIFICATE_LIFETIME_MS, Certificate, HubKey, HubPublic, IdentityError, Revocations, Trust,
+};
 use crate::store::identity as kept;
 use rusqlite::Transaction;
 use sha2::{Digest, Sha256};
@@ -46,6 +48,9 @@ pub struct Certifier<'a> {
     pub key: &'a HubKey,
     pub registry: &'a dyn DeviceRegistry,
 }
+
+/// The lifetime of the certificates earlier versions of the hub issued.
+const EARLIER_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// What the hub answers a device presenting `request`: its certificate (issued anew when none
 /// was, when the user's role or areas changed, or when a quarter of it has run), the revocation
@@ -109,15 +114,41 @@ pub fn hub_identity(
         .collect();
     let revocations = certifier.key.revocations(revoked, now_ms);
     // The directory: (certificate, when it was issued), in the order of the bytes.
-    let mut others: Vec<(Vec<u8>, i64)> = devices
+    let mut others: Vec<(Vec<u8>, i64)> = Vec::new();
+    for device in devices
         .into_iter()
         .filter(|d| !d.revoked && d.device != who.device)
-        .filter_map(|d| d.certificate)
-        .filter_map(|bytes| {
-            let certificate = Certificate::from_bytes(&bytes).ok()?;
-            (certificate.expires_ms > now_ms).then_some((bytes, certificate.issued_ms))
-        })
-        .collect();
+    {
+        let Some(mut bytes) = device.certificate else {
+            continue;
+        };
+        let Ok(mut certificate) = Certificate::from_bytes(&bytes) else {
+            continue;
+        };
+        // One an earlier version issued for 30 days runs as long as one issued that day now
+        // would, saying the same: re-issued once, dated now (the directories' updates carry
+        // what was issued since they were last listed), to expire 60 days after the first.
+        if certificate.hub == hub.signing
+            && certificate.expires_ms - certificate.issued_ms <= EARLIER_LIFETIME_MS
+            && certificate.expires_ms > now_ms
+        {
+            let expires_ms = certificate.issued_ms + CERTIFICATE_LIFETIME_MS;
+            let issued_ms = now_ms.max(certificate.issued_ms + 1);
+            let longer = certifier.key.certify_lasting(
+                &certificate.principal(),
+                &certificate.keys,
+                issued_ms,
+                expires_ms - issued_ms,
+            );
+            let longer_bytes = longer.to_bytes();
+            if registry.keep_certificate(device.device, &longer_bytes, Some(&bytes))? {
+                (certificate, bytes) = (longer, longer_bytes);
+            }
+        }
+        if certificate.expires_ms > now_ms {
+            others.push((bytes, certificate.issued_ms));
+        }
+    }
     others.sort();
     let digest = directory_digest(others.iter().map(|(bytes, _)| bytes.as_slice()));
     let certificate = certificate.to_bytes();

@@ -73,6 +73,16 @@ thread_local! {
     static REGISTRY: TestRegistry = TestRegistry::default();
 }
 
+/// Puts `certificate` in this thread's hub registry for its device, as a hub of an earlier
+/// version left it.
+pub fn registered(certificate: &vigie_core::identity::Certificate) {
+    REGISTRY.with(|r| {
+        r.certificates
+            .borrow_mut()
+            .insert(certificate.device, certificate.to_bytes())
+    });
+}
+
 /// Revokes a device on this thread's in-process hubs.
 pub fn revoke(device: Uuid) {
     REGISTRY.with(|r| r.revoked.borrow_mut().insert(device));
