@@ -140,6 +140,13 @@ fn unseen_in_text(c: char) -> bool {
     c.is_control() || is_hidden_control(c) || is_direction_control(c)
 }
 
+/// A line break other than `\n` and `\r`, as a word processor or another system writes one: a
+/// vertical tab, a page break, NEL, the Unicode line and paragraph separators. Free text keeps
+/// them (`free_text`); exports write each as a line break.
+pub(crate) fn is_other_line_break(c: char) -> bool {
+    matches!(c, '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
 /// A field of free text (notes, findings, comments): line breaks and tabs are the writer's
 /// (a word processor's too: a vertical tab, a page break, the Unicode line and paragraph
 /// separators; exports write them as line breaks), but no other control character (NUL, a
@@ -149,13 +156,8 @@ fn unseen_in_text(c: char) -> bool {
 /// says where the first one is, which the writer cannot see. Its length is bounded where
 /// documents are read (`codec::bounds`); it is judged when set (`records::texts_within_rules`).
 pub(crate) fn free_text(field: &str, value: &str) -> Result<(), ValidationError> {
-    let line_break = |c: char| {
-        matches!(
-            c,
-            '\n' | '\r' | '\t' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        )
-    };
-    let refused = |c: char| !line_break(c) && unseen_in_text(c);
+    let kept = |c: char| matches!(c, '\n' | '\r' | '\t') || is_other_line_break(c);
+    let refused = |c: char| !kept(c) && unseen_in_text(c);
     if let Some(at) = value.chars().position(refused) {
         return Err(ValidationError::new(
             field,

@@ -223,15 +223,15 @@ fn raw_text(value: &Value) -> String {
 /// breaks as a line break, the others as U+FFFD, so that the cell shows something was there.
 /// Line breaks and tabs stay as they are (CSV quotes them).
 fn readable(text: &str) -> std::borrow::Cow<'_, str> {
-    let odd = |c: char| {
-        (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || matches!(c, '\u{2028}' | '\u{2029}')
-    };
+    use crate::domain::validation::is_other_line_break;
+    let odd =
+        |c: char| (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_other_line_break(c);
     if !text.contains(odd) {
         return text.into();
     }
     text.chars()
         .map(|c| match c {
-            '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => '\n',
+            c if is_other_line_break(c) => '\n',
             c if odd(c) => '\u{fffd}',
             c => c,
         })
