@@ -258,9 +258,11 @@ fn check_edit<R: Record>(
     let texts = record.free_texts();
     if crate::domain::records::texts_within_rules(&[], &texts).is_err() {
         let stored = stored()?;
-        let set =
-            crate::domain::records::free_texts_set(Some(stored.subject()), record.subject(), texts);
-        crate::domain::records::texts_within_rules(&stored.free_texts(), &set)?;
+        crate::domain::records::set_texts_within_rules(
+            Some((stored.subject(), &stored.free_texts())),
+            record.subject(),
+            texts,
+        )?;
     }
     // Read as stored only when a plan passes the birthday: one set before stays.
     let plans = |before| {

@@ -578,7 +578,11 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         let named = storage.in_read_transaction(&mut |tx| {
             let mut named = Vec::new();
             for id in batch {
-                let entry = push.iter().find(|e| e.id == *id).expect("an ack per entry");
+                // `push` is in id order: each ack's entry is found, not walked to.
+                let Ok(at) = push.binary_search_by_key(id, |e| e.id) else {
+                    continue;
+                };
+                let entry = &push[at];
                 if let Some(devices) = authors_not_received(tx, entry, &who)? {
                     named.push((*id, devices));
                 }
@@ -3292,12 +3296,12 @@ pub(crate) fn check_content(
     crate::domain::records::events_within_their_time(&known, &to.event_dates())
         .map_err(Refused::breaking)?;
     let written = from.map(TypedRecord::free_texts).unwrap_or_default();
-    let set = crate::domain::records::free_texts_set(
-        from.map(TypedRecord::subject),
+    crate::domain::records::set_texts_within_rules(
+        from.map(|from| (from.subject(), &written[..])),
         to.subject(),
         to.free_texts(),
-    );
-    crate::domain::records::texts_within_rules(&written, &set).map_err(Refused::breaking)?;
+    )
+    .map_err(Refused::breaking)?;
     crate::domain::records::plans_within_childhood(
         from.map(TypedRecord::subject),
         to.subject(),

@@ -277,10 +277,14 @@ fn check_values(
     // Text held before stays, and a merge's follow-ups bring theirs, as the hub takes them.
     let texts = record.free_texts();
     if records::texts_within_rules(&[], &texts).is_err() {
-        let known = held()?.map(|h| h.free_texts()).unwrap_or_default();
-        let set =
-            records::free_texts_set(held()?.map(TypedRecord::subject), record.subject(), texts);
-        records::texts_within_rules(&known, &set).map_err(breaks)?;
+        let held = held()?;
+        let known = held.map(TypedRecord::free_texts).unwrap_or_default();
+        records::set_texts_within_rules(
+            held.map(|h| (h.subject(), &known[..])),
+            record.subject(),
+            texts,
+        )
+        .map_err(breaks)?;
     }
     if records::plans_within_childhood(None, record.subject(), reference).is_err() {
         records::plans_within_childhood(

@@ -298,8 +298,7 @@ pub(crate) fn events_within_their_time(
 }
 
 /// Checks the free text of `after` (`Record::free_texts`) that `before` did not hold, as
-/// `validation::free_text` says: text set before stays, judged when it came. The one rule of a
-/// device's own writes, of the hub's pushes and of what peers bring.
+/// `validation::free_text` says: text set before stays, judged when it came.
 pub(crate) fn texts_within_rules(
     before: &[(String, &str)],
     after: &[(String, &str)],
@@ -312,12 +311,26 @@ pub(crate) fn texts_within_rules(
     Ok(())
 }
 
+/// `texts_within_rules` for a write from `before` (its subject and free text, none for a new
+/// record) to `after` (its free text `texts`): the text the write sets, a merge's aside
+/// (`free_texts_set`). The one check of a device's own edits, of the hub's pushes and of what
+/// peers bring.
+pub(crate) fn set_texts_within_rules(
+    before: Option<(Subject<'_>, &[(String, &str)])>,
+    after: Subject<'_>,
+    texts: Vec<(String, &str)>,
+) -> Result<(), ValidationError> {
+    let (subject, written) = before.unzip();
+    let set = free_texts_set(subject, after, texts);
+    texts_within_rules(written.unwrap_or_default(), &set)
+}
+
 /// The free text a write from `before` to `after` sets, for `texts_within_rules`: a merge (the
 /// duplicates a case stands for grow) brings the duplicate's follow-ups and referrals under
 /// their own keys with their text, judged where it was written: a text held there from before
 /// the rule would otherwise refuse the merge, naming a field of the case kept that no one
 /// typed.
-pub(crate) fn free_texts_set<'a>(
+fn free_texts_set<'a>(
     before: Option<Subject<'_>>,
     after: Subject<'a>,
     texts: Vec<(String, &'a str)>,
