@@ -354,7 +354,7 @@ impl Store {
     ) -> Result<Vec<[u8; 32]>> {
         let reference = self.reference();
         let mut keys = Vec::new();
-        let mut area_unheld = false;
+        let (mut area_unheld, mut area_lapsed) = (false, false);
         for recipient in recipients {
             match recipient {
                 Recipient::Hub => {
@@ -397,29 +397,25 @@ impl Store {
                     }
                     // An area no other device holds yet adds no one: the bundle still goes
                     // to the other recipients named (the hub, by default), else it is refused
-                    // below.
-                    area_unheld |= keys.len() == before;
+                    // below, saying whether devices of it are in the directory with
+                    // certificates no longer valid here.
+                    if keys.len() == before {
+                        area_unheld = true;
+                        area_lapsed |= self
+                            .directory()?
+                            .iter()
+                            .any(|c| c.areas.iter().any(|a| covering.contains(a)));
+                    }
                 }
             }
         }
         keys.sort();
         keys.dedup();
         if keys.is_empty() {
-            let lapsed = || -> Result<bool> {
-                let held = self.directory()?;
-                Ok(recipients.iter().any(|recipient| match recipient {
-                    Recipient::Area(code) => {
-                        let covering = reference.codes_containing(code);
-                        held.iter()
-                            .any(|c| c.areas.iter().any(|a| covering.contains(a)))
-                    }
-                    _ => false,
-                }))
-            };
             return Err(IdentityError::NoRecipient {
                 reason: if !area_unheld {
                     "a sealed bundle needs at least one recipient"
-                } else if lapsed()? {
+                } else if area_lapsed {
                     "the certificates of that area's devices here have expired or were \
                      replaced: each is renewed at its device's sync with the hub, or shown by \
                      a peer session with it"
