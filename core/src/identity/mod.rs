@@ -4,7 +4,7 @@
 //! receiving sealed bundles; both stay in its encrypted store. The hub certifies the public
 //! halves with the device's id, its user, role and areas and an expiry, signed by the hub's own
 //! Ed25519 key (`HubKey`). Devices pin the hub's key at their first sync and receive through sync
-//! their certificate (renewed when the role or the areas change, or a quarter of its life has gone), the
+//! their certificate (renewed when the role or the areas change, or less than 45 of its 60 days are left), the
 //! hub's signed revocation list and a directory of the other devices' certificates.
 //!
 //! Formats (ARCHITECTURE.md, "Identity"): every structure is hand-encoded, little-endian, with a
@@ -101,8 +101,8 @@ pub enum IdentityError {
 type IdResult<T> = std::result::Result<T, IdentityError>;
 
 /// How long a certificate is valid. A device offline for longer is refused by its peers and
-/// their bundles until it syncs; the hub renews a certificate once a quarter of it has gone
-/// (`is_due_for_renewal`), so that a device that synced keeps 45 days or more of exchanges
+/// their bundles until it syncs; the hub renews a certificate once less than three quarters of
+/// this are left (`is_due_for_renewal`), so that a device that synced keeps 45 days or more of exchanges
 /// without the hub: districts without a network for weeks live on bundles and peers. The
 /// revocation list reaches every device that syncs, whatever the lifetime: only peers offline
 /// since a revocation take a revoked device for the rest of its certificate.
@@ -241,7 +241,8 @@ impl HubKey {
         self.certify_lasting(who, keys, now_ms, CERTIFICATE_LIFETIME_MS)
     }
 
-    /// `certify` for `lifetime_ms` (an earlier version's lifetime, in tests).
+    /// `certify` for `lifetime_ms`: an earlier version's 30-day certificate re-issued to
+    /// expire 60 days after its first day (`sync::identity`), or made as it was, in tests.
     pub fn certify_lasting(
         &self,
         who: &Principal,

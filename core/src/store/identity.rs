@@ -112,12 +112,9 @@ pub(crate) fn set_directory(
     for device in held.keys().filter(|d| !wanted.contains_key(d.as_slice())) {
         delete.execute([device])?;
     }
-    let mut insert = tx.prepare_cached(
-        "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
-    )?;
     for (device, bytes) in &wanted {
         if held.get(*device).map(Vec::as_slice) != Some(*bytes) {
-            insert.execute(params![device, bytes])?;
+            put_directory_row(tx, device, bytes)?;
         }
     }
     match listed {
@@ -152,11 +149,17 @@ pub(crate) fn keep_newer_certificate(tx: &Transaction, certificate: &Certificate
         .and_then(|bytes| Certificate::from_bytes(&bytes).ok())
         .is_none_or(|held| held.issued_ms < certificate.issued_ms);
     if newer {
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
-        )?
-        .execute(params![device, certificate.to_bytes()])?;
+        put_directory_row(tx, &device, &certificate.to_bytes())?;
     }
+    Ok(())
+}
+
+/// Writes a device's certificate as the directory's row for it.
+fn put_directory_row(tx: &Transaction, device: &[u8], certificate: &[u8]) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO peer_directory (device, certificate) VALUES (?1, ?2)",
+    )?
+    .execute(params![device, certificate])?;
     Ok(())
 }
 

@@ -53,7 +53,7 @@ pub struct Certifier<'a> {
 const EARLIER_LIFETIME_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// What the hub answers a device presenting `request`: its certificate (issued anew when none
-/// was, when the user's role or areas changed, or when a quarter of it has run), the revocation
+/// was, when the user's role or areas changed, or when less than 45 of its days are left), the revocation
 /// list and, when the device's copy differs, the directory. A device's keys are bound at their
 /// first presentation: other keys later are refused (enrol a new device).
 ///
