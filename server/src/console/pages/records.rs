@@ -772,6 +772,15 @@ async fn attachment_file(
     .await
 }
 
+/// The registrations merged into `case` that the supervisor may read (one of another
+/// district, merged by a supervisor above both, stays out of sight with its files).
+fn merged_in_view(scoped: &vigie_core::store::Scoped<'_>, case: &ChildCase) -> Vec<ChildCase> {
+    case.merged_from
+        .iter()
+        .filter_map(|duplicate| scoped.get(*duplicate).ok())
+        .collect()
+}
+
 /// Everything the hub holds of one child, for an access request (a parent asks what is held
 /// of their child): the case as its values are now, with its referrals and follow-ups, the
 /// registrations merged into it, the files attached (their manifest: each file opens from the
@@ -782,11 +791,7 @@ async fn case_file(State(hub): State<Arc<Hub>>, ctx: Ctx, Path(id): Path<Uuid>) 
         let (viewer, who, view) = records(hub, ctx)?;
         let scoped = view.scoped(&who);
         let case: ChildCase = scoped.get(id)?;
-        let merged: Vec<ChildCase> = case
-            .merged_from
-            .iter()
-            .filter_map(|duplicate| scoped.get(*duplicate).ok())
-            .collect();
+        let merged = merged_in_view(&scoped, &case);
         // The files of the case and of the registrations the supervisor may read (a duplicate
         // of another district merged into it keeps its files there).
         let attachments: Vec<_> = std::iter::once(id)
@@ -1845,10 +1850,8 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let mut attachments = attachment_lines(t, &view, &case, &names)?;
     // A file stays with the registration it was attached to: those of the duplicates merged
     // into this case are the child's too (attached before their phone saw the merge).
-    for duplicate in &case.merged_from {
-        if let Ok(merged) = scoped.get::<ChildCase>(*duplicate) {
-            attachments.extend(attachment_lines(t, &view, &merged, &names)?);
-        }
+    for merged in merged_in_view(&scoped, &case) {
+        attachments.extend(attachment_lines(t, &view, &merged, &names)?);
     }
     let mut candidates = Vec::new();
     if !case.is_merged_duplicate() {
