@@ -1747,13 +1747,8 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
             .iter()
             .any(|h| h.author.is_some_and(|a| a.user == s.supervisor))
     );
-    // A return written on a stale page (another supervisor returned it meanwhile): the
-    // comment is shown, not lost.
-    let returned = browser.post(
-        &format!("/console/visits/{}", f.my_visit),
-        &[("csrf", &csrf), ("action", "return"), ("comment", "Âges ?")],
-    );
-    assert_eq!(returned.status, 303, "{}", returned.body);
+    // A return written on a stale page (another supervisor validated it meanwhile): refused,
+    // the validation stands, and the comment is shown, not lost.
     let stale = browser.post(
         &format!("/console/visits/{}", f.my_visit),
         &[
@@ -1768,6 +1763,11 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
         "{}",
         stale.body
     );
+    assert!(stale.body.contains("plus à valider"), "{}", stale.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Validated);
+    assert_eq!(visit.review_comment, "Rapport complet, merci.");
     // A case step, a referral and a follow-up through the console reach the phone too.
     let case_path = format!("/console/cases/{}", f.my_case);
     let case_page = browser.get(&case_path);
@@ -1825,6 +1825,63 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
     assert_eq!(case.status, CaseStatus::Referred);
     assert_eq!(case.referrals.len(), 1);
+}
+
+/// A referral or follow-up form sent twice (a retry on a slow link, a second tap, Back then
+/// send) records one, journaled once; the next form the page gives records another.
+#[test]
+fn a_referral_or_follow_up_form_sent_twice_records_one() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut browser = signed_in(&s, "sup.twice");
+    let case_path = format!("/console/cases/{}", f.my_case);
+    let page = browser.get(&case_path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (csrf, entry) = (
+        page.csrf(),
+        hidden(&page.body, "entry").expect("an entry key"),
+    );
+    let referral = [
+        ("csrf", csrf.as_str()),
+        ("entry", entry.as_str()),
+        ("service", "education"),
+        ("provider", "École de Kouamé"),
+        ("date", "2026-05-02"),
+    ];
+    let follow_up = [
+        ("csrf", csrf.as_str()),
+        ("entry", entry.as_str()),
+        ("situation", "in_school"),
+        ("date", "2026-05-03"),
+        ("next_due", ""),
+        ("notes", "Revu à l'école"),
+    ];
+    for _ in 0..3 {
+        let sent = browser.post(&format!("{case_path}/referral"), &referral);
+        assert_eq!(sent.status, 303, "{}", sent.body);
+        let sent = browser.post(&format!("{case_path}/follow-up"), &follow_up);
+        assert_eq!(sent.status, 303, "{}", sent.body);
+    }
+    f.mine.sync(&s.hub.url).expect("sync");
+    let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
+    assert_eq!(case.referrals.len(), 1, "{:?}", case.referrals);
+    assert_eq!(case.followups.len(), 1, "{:?}", case.followups);
+    let journal = admin_signed_in(&s, "admin.twice").get("/console/audit");
+    assert_eq!(journal.status, 200);
+    for action in ["<td>Orientation</td>", "<td>Suivi</td>"] {
+        assert_eq!(journal.body.matches(action).count(), 1, "{}", journal.body);
+    }
+    // The page after it gives a new key: a second referral is one more.
+    let next = browser.get(&case_path);
+    let again = hidden(&next.body, "entry").expect("an entry key");
+    assert_ne!(again, entry);
+    let mut second = referral;
+    second[1].1 = &again;
+    let sent = browser.post(&format!("{case_path}/referral"), &second);
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
+    assert_eq!(case.referrals.len(), 2, "{:?}", case.referrals);
 }
 
 /// A referral made in the console names a provider the directory in force lists, offered by
@@ -2358,6 +2415,12 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
     );
     assert!(listed.contains("<td>Notes</td>"), "{listed}");
     assert!(!listed.contains("<td>notes</td>"), "{listed}");
+    // Its areas by their names, as on every list.
+    assert!(
+        listed.contains("District de Soubré (exemple) › Communauté 01 (Soubré)"),
+        "{listed}"
+    );
+    assert!(!listed.contains("CI-R1 › "), "{listed}");
 
     // A supervisor of another region gets, for this entry, the answer of an entry that is not
     // there: nothing tells which numbers are in use elsewhere.

@@ -79,7 +79,8 @@ impl Store {
         rights::check_step(role, self.user_id(), &Step::ReferralAdded)?;
         let mut case: ChildCase = self.get(id)?;
         case.check_referral_in_force(&referral.provider, &self.reference())?;
-        let key = refer(&mut case, referral)?;
+        let key = Uuid::now_v7();
+        refer(&mut case, key, referral)?;
         let stored = self
             .update(&case)
             .map_err(|e| as_input(e, &format!("referrals.{key}."), "referral."))?;
@@ -95,7 +96,8 @@ impl Store {
         let role = self.acting_role()?;
         rights::check_step(role, self.user_id(), &Step::FollowUpAdded)?;
         let mut case: ChildCase = self.get(id)?;
-        let key = follow(&mut case, follow_up, &self.reference())?;
+        let key = Uuid::now_v7();
+        follow(&mut case, key, follow_up, &self.reference())?;
         let stored = self
             .update(&case)
             .map_err(|e| as_input(e, &format!("followups.{key}."), "follow_up."))?;
@@ -156,9 +158,13 @@ pub fn transition(case: &mut ChildCase, to: CaseStatus, by: Role, on: NaiveDate)
     Ok(())
 }
 
-/// A referral recorded on a case (`Store::refer_case`); returns its key.
-pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
+/// A referral recorded on a case (`Store::refer_case`) under `key`: a new one at every call
+/// from an app, the one a console form was rendered with (a form sent twice records one).
+pub fn refer(case: &mut ChildCase, key: Uuid, referral: Referral) -> Result<()> {
     not_merged(case)?;
+    if case.referrals.contains_key(&key) {
+        return Err(not_allowed("a referral is recorded under that key already"));
+    }
     match case.status {
         CaseStatus::Identified => case.status = CaseStatus::Referred,
         CaseStatus::Referred | CaseStatus::ReceivingServices => {}
@@ -169,9 +175,8 @@ pub fn refer(case: &mut ChildCase, referral: Referral) -> Result<Uuid> {
             )));
         }
     }
-    let key = Uuid::now_v7();
     case.referrals.insert(key, referral);
-    Ok(key)
+    Ok(())
 }
 
 /// A workflow call's refusal naming the field of its input as the app's form names it
@@ -190,14 +195,20 @@ fn as_input(e: Error, stored_as: &str, input: &str) -> Error {
 /// A follow-up recorded on a case (`Store::add_follow_up`): while the case is tracked after its
 /// verification (`ChildCase::is_tracked`), its `next_due` is the date the next one is due
 /// (`RuleSet::next_follow_up`, by the profile the case was captured with, in `reference`): the
-/// schedule's, or the caller's if sooner; one after the schedule's is refused. Returns its key.
+/// schedule's, or the caller's if sooner; one after the schedule's is refused. Recorded under `key`,
+/// as `refer` is.
 pub fn follow(
     case: &mut ChildCase,
+    key: Uuid,
     mut follow_up: FollowUp,
     reference: &ReferenceData,
-) -> Result<Uuid> {
+) -> Result<()> {
     not_merged(case)?;
-    let key = Uuid::now_v7();
+    if case.followups.contains_key(&key) {
+        return Err(not_allowed(
+            "a follow-up is recorded under that key already",
+        ));
+    }
     let asked = follow_up.next_due;
     // No follow-up is due once the child is of age: a date planned on or after that day was
     // dropped with nothing said (a supervisor's form reported it recorded). Said of the call's
@@ -235,7 +246,7 @@ pub fn follow(
         follow_up.next_due = due;
         case.followups.insert(key, follow_up);
     }
-    Ok(key)
+    Ok(())
 }
 
 /// A review of a submitted visit by `reviewer` (`Store::review_visit`): validated or returned;

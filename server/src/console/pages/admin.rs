@@ -910,12 +910,6 @@ struct QuarantinePage {
     done: Option<&'static str>,
 }
 
-fn area_text(area: &Option<vigie_core::Area>) -> String {
-    area.as_ref()
-        .map(|a| format!("{} › {} › {}", a.region, a.district, a.community))
-        .unwrap_or_default()
-}
-
 fn quarantine_page(
     hub: &Hub,
     ctx: &Ctx,
@@ -968,8 +962,16 @@ fn quarantine_page(
                     q.fields.iter().map(String::as_str),
                     case.as_ref(),
                 ),
-                before: area_text(&q.area_before),
-                after: area_text(&q.area_after),
+                before: q
+                    .area_before
+                    .as_ref()
+                    .map(|a| t.area_path(&reference, a))
+                    .unwrap_or_default(),
+                after: q
+                    .area_after
+                    .as_ref()
+                    .map(|a| t.area_path(&reference, a))
+                    .unwrap_or_default(),
                 state: t.code("qstate", q.state.code()),
                 // Accepting an entry already in the record settles it.
                 applies: matches!(q.state, ReviewState::Applies | ReviewState::AlreadyIn),

@@ -1137,6 +1137,14 @@ pub async fn review_visit(
         let validation_comment = form.comment.trim().to_string();
         match change::<Visit>(hub, &who, id, &mut |visit| {
             found = Some(visit.status);
+            // The page offers a review of a submitted visit only: a form sent from a page
+            // opened before another supervisor validated it would return the visit validated
+            // since, undoing their decision unseen.
+            if visit.status != vigie_core::VisitStatus::Submitted {
+                return Err(Error::NotAllowed {
+                    rule: "only a submitted visit is reviewed from its page".into(),
+                });
+            }
             let review = review.take().unwrap_or(Review::Validate);
             let validated = matches!(review, Review::Validate);
             workflow::apply_review(visit, review, who.user)?;
@@ -1597,6 +1605,9 @@ struct CasePage {
     done: Option<&'static str>,
     today: String,
     typed: Typed,
+    /// The key the referral or follow-up the page's forms send is recorded under: a form sent
+    /// twice (a retry, a second tap on a slow link) records it once.
+    entry: Uuid,
 }
 
 /// A referral's provider by its name in the directory the case was captured with, or the one
@@ -1663,6 +1674,8 @@ struct Typed {
     situation: String,
     next_due: String,
     notes: String,
+    /// The form's entry key (`CasePage::entry`), kept when the form comes back with an error.
+    entry: Option<Uuid>,
 }
 
 /// Why a case is erased: codes only, so that the audit log holds no free text.
@@ -1917,6 +1930,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         confirm_erase: state.confirm_erase,
         done: done_message(t, state.done.as_deref()),
         today: today().to_string(),
+        entry: state.typed.entry.unwrap_or_else(Uuid::now_v7),
         typed: state.typed,
     };
     Ok((status, html(&page)).into_response())
@@ -1976,6 +1990,8 @@ struct Done<'a> {
     action: &'a str,
     detail: &'a str,
     done: &'a str,
+    /// Done by the same form sent before: nothing was written now, and the log has it already.
+    again: bool,
 }
 
 /// A case form refused before anything was tried: the page again, saying what is wrong.
@@ -1991,6 +2007,7 @@ fn form_again(
         action: "",
         detail: "",
         done: "",
+        again: false,
     };
     case_outcome(hub, ctx, viewer, id, Err(problem.into()), form, nothing)
 }
@@ -2007,11 +2024,14 @@ fn case_outcome(
         action,
         detail,
         done,
+        again,
     }: Done<'_>,
 ) -> PageResult {
     match outcome {
         Ok(()) => {
-            audit(hub, Some(viewer.user.id), action, Some(id), detail);
+            if !again {
+                audit(hub, Some(viewer.user.id), action, Some(id), detail);
+            }
             Ok(Redirect::to(&format!("/console/cases/{id}?done={done}")).into_response())
         }
         Err(message) => case_page_of(
@@ -2106,6 +2126,7 @@ pub async fn case_status(
                 action: "case_status",
                 detail: to.as_str(),
                 done: "status",
+                again: false,
             },
         )
     })
@@ -2122,6 +2143,9 @@ pub struct ReferralForm {
     provider: String,
     #[serde(default)]
     date: String,
+    /// `CasePage::entry`; a page rendered before it was a field has none.
+    #[serde(default)]
+    entry: Option<Uuid>,
 }
 
 pub async fn case_referral(
@@ -2137,6 +2161,7 @@ pub async fn case_referral(
             service: form.service.clone(),
             provider: form.provider.clone(),
             date: form.date.clone(),
+            entry: form.entry,
             ..Typed::default()
         };
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
@@ -2160,12 +2185,18 @@ pub async fn case_referral(
             date,
             outcome: String::new(),
         };
-        let mut status = None;
+        let (mut status, mut recorded) = (None, false);
         let reference = hub.backend.reference()?;
+        let key = form.entry.unwrap_or_else(Uuid::now_v7);
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             status = Some(case.status);
+            // This form's referral, recorded by the same form sent before.
+            recorded = case.referrals.contains_key(&key);
+            if recorded {
+                return Ok(());
+            }
             case.check_referral_in_force(&referral.provider, &reference)?;
-            workflow::refer(case, referral.clone()).map(|_| ())
+            workflow::refer(case, key, referral.clone())
         })?
         .map(|_| ())
         .map_err(|e| match (&e, status) {
@@ -2185,6 +2216,7 @@ pub async fn case_referral(
                 action: "case_referral",
                 detail: &code(service),
                 done: "referral",
+                again: recorded,
             },
         )
     })
@@ -2203,6 +2235,9 @@ pub struct FollowUpForm {
     next_due: String,
     #[serde(default)]
     notes: String,
+    /// As `ReferralForm::entry`.
+    #[serde(default)]
+    entry: Option<Uuid>,
 }
 
 pub async fn case_follow_up(
@@ -2223,6 +2258,7 @@ pub async fn case_follow_up(
             date: form.date.clone(),
             next_due: form.next_due.clone(),
             notes: form.notes.clone(),
+            entry: form.entry,
             ..Typed::default()
         };
         let next_due = parse_date(Some(form.next_due.trim()));
@@ -2249,8 +2285,15 @@ pub async fn case_follow_up(
             notes: form.notes.trim().to_string(),
             next_due,
         };
+        let key = form.entry.unwrap_or_else(Uuid::now_v7);
+        let mut recorded = false;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
-            workflow::follow(case, follow_up.clone(), &reference).map(|_| ())
+            // This form's follow-up, recorded by the same form sent before.
+            recorded = case.followups.contains_key(&key);
+            if recorded {
+                return Ok(());
+            }
+            workflow::follow(case, key, follow_up.clone(), &reference)
         })?
         .map(|_| ())
         .map_err(|e| t.refusal(&e));
@@ -2265,6 +2308,7 @@ pub async fn case_follow_up(
                 action: "case_follow_up",
                 detail: &code(situation),
                 done: "follow_up",
+                again: recorded,
             },
         )
     })
@@ -2302,6 +2346,7 @@ pub async fn case_resolve(
                 action: "case_resolve",
                 detail: &form.field,
                 done: "resolved",
+                again: false,
             },
         )
     })
@@ -2512,6 +2557,7 @@ pub async fn case_merge(
                 action: "case_merge",
                 detail: &duplicate.to_string(),
                 done: "merged",
+                again: false,
             },
         )
     })
