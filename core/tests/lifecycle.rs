@@ -1550,3 +1550,108 @@ fn an_erased_case_is_not_counted_among_a_visits_children() {
     erase(&mut hub, &supervisor.principal, wrong);
     assert_eq!(counted(&hub), serde_json::json!(1));
 }
+
+/// The hub's storage, counting the document bytes loaded while the writer is held.
+struct WriterLoads<'a> {
+    hub: &'a mut Store,
+    bytes: u64,
+}
+
+impl HubStorage for WriterLoads<'_> {
+    fn in_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn vigie_core::storage::HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let before = vigie_core::codec::debug_bytes_loaded();
+        let done = self.hub.in_transaction(work);
+        self.bytes += vigie_core::codec::debug_bytes_loaded() - before;
+        done
+    }
+
+    fn in_read_transaction<T>(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn vigie_core::storage::HubTransaction) -> Result<T>,
+    ) -> Result<T> {
+        self.hub.in_read_transaction(work)
+    }
+}
+
+/// A session of `device` with the hub through `WriterLoads`: its summary, and the bytes the
+/// writer loaded.
+fn sync_counting_writer_loads(device: &mut Device, hub: &mut Store) -> (SyncSummary, u64) {
+    common::administer(hub, &device.principal);
+    let mut counted = WriterLoads { hub, bytes: 0 };
+    let principal = device.principal.clone();
+    let summary = vigie_core::sync::sync_with_hub(
+        &mut device.store,
+        &SyncOptions::default(),
+        |request| {
+            vigie_core::sync::handle_sync(&mut counted, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .expect("sync");
+    (summary, counted.bytes)
+}
+
+/// A push naming a record outside the sender's scope is judged on work done beside the writer,
+/// as one of its own records is: a phone pushing edits of another area's long case file (a
+/// moved monitor's, kept for review; or a stranger's, refused) held the writer while the hub
+/// loaded it two or three times, and every other phone's sync waited (a third of a second for
+/// a record of 500,000 operations).
+#[test]
+fn a_push_naming_a_large_record_outside_the_scope_loads_nothing_while_holding_the_writer() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let mut stranger = Device::new(dir.path(), "stranger", Role::CommunityMonitor, &[C02]);
+    let long = create(&mut monitor, C01, "Adjoua Kouassi");
+    // A case file written over years: a long note rewritten at every visit, in words that do
+    // not repeat (which the document's compression would fold).
+    let mut seed = 0x2545_f491_u32;
+    for _ in 0..40 {
+        let mut case: ChildCase = monitor.store.get(long).unwrap();
+        case.notes = (0..1500)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                if i % 7 == 6 {
+                    ' '
+                } else {
+                    char::from(b'a' + (seed % 26) as u8)
+                }
+            })
+            .collect();
+        monitor.store.update(&case).unwrap();
+    }
+    monitor.sync(&mut hub);
+    stranger.sync(&mut hub);
+    let size = hub.export_document(long).unwrap().len() as u64;
+    assert!(size > 50_000, "{size} bytes");
+
+    // A stranger came by the case's bytes and pushes an edit: answered as for any id it cannot
+    // see (its changes of the monitor's device then wait for that device).
+    stranger
+        .store
+        .merge_document(long, &monitor.store.export_document(long).unwrap())
+        .unwrap();
+    let mut case: ChildCase = stranger.store.get(long).unwrap();
+    case.name = "Renommée Ailleurs".into();
+    stranger.store.update(&case).unwrap();
+    let (summary, loaded) = sync_counting_writer_loads(&mut stranger, &mut hub);
+    assert!(summary.quarantined.is_empty(), "{summary:?}");
+    assert_eq!(summary.awaiting_author, vec![long], "{summary:?}");
+    assert!(loaded < size, "the writer loaded {loaded} bytes of {size}");
+
+    // The monitor, moved to C02, pushes an edit made offline: kept for review.
+    let mut case: ChildCase = monitor.store.get(long).unwrap();
+    case.hours_per_week = 12;
+    monitor.store.update(&case).unwrap();
+    monitor.principal.areas = [C02.to_string()].into();
+    let (summary, loaded) = sync_counting_writer_loads(&mut monitor, &mut hub);
+    assert_eq!(summary.quarantined, vec![long], "{summary:?}");
+    assert!(loaded < size, "the writer loaded {loaded} bytes of {size}");
+    assert_eq!(hub.get::<ChildCase>(long).unwrap().name, "Adjoua Kouassi");
+}

@@ -266,6 +266,8 @@ pub fn load(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
 /// change and checks its hash against the heads the document names.
 pub(crate) fn load_whole(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
     bounds::admit(bytes, &DocumentLimits::STANDARD).map_err(|r| refused(id, r))?;
+    #[cfg(feature = "test-hooks")]
+    BYTES_LOADED.with(|loaded| loaded.set(loaded.get() + bytes.len() as u64));
     match catch_unwind(AssertUnwindSafe(|| Automerge::load(bytes))) {
         Ok(Ok(doc)) => Ok(doc),
         Ok(Err(_)) => Err(Error::DamagedDocument {
@@ -277,6 +279,19 @@ pub(crate) fn load_whole(id: Uuid, bytes: &[u8]) -> Result<Automerge> {
             reason: "the document's bytes made the decoder fail".into(),
         }),
     }
+}
+
+#[cfg(feature = "test-hooks")]
+thread_local! {
+    static BYTES_LOADED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Test hook (feature `test-hooks` only, never in a release): the bytes of the documents
+/// loaded on this thread so far, to show where the work of a large record is done.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub fn debug_bytes_loaded() -> u64 {
+    BYTES_LOADED.with(std::cell::Cell::get)
 }
 
 /// A document a hub sent without its heads (`columns::strip_heads`), whole again, when the

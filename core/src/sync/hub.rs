@@ -682,11 +682,18 @@ struct Pushed {
 /// held it for a quarter of a second). Used only if the write transaction finds the stored
 /// record exactly as it was.
 struct Prepared {
-    /// The stored document it was merged into (none: a new record).
-    stored: Option<Vec<u8>>,
+    /// The stored document it was merged into (none: a new record); shared with the refusal's
+    /// memory, which checks it against the record as the writer finds it.
+    stored: Option<std::sync::Arc<[u8]>>,
     merged: Merged,
-    /// The merged document as the record of the kind it names, if it reads.
+    /// The merged document as the record of the kind it names, if it reads (not worked out
+    /// for a record outside the sender's scope: it is not stored as the sender made it).
     record: Option<TypedRecord>,
+    /// The sender's own changes the stored document lacks (`remember_refusal`).
+    own_new: Vec<ChangeHash>,
+    /// For a record outside the sender's scope, the push as if its id were new: what the
+    /// sender is answered when its changes are not kept for review (`accept_push`).
+    as_new: Option<Box<Prepared>>,
 }
 
 /// A push's changes merged into the stored document (into a new one for a new record).
@@ -723,20 +730,39 @@ fn merge_pushed(entry: &PushEntry, stored: Option<&[u8]>) -> Merged {
     }
 }
 
-/// `Prepared` for `entry`, from the record `stored` as read.
-fn prepare(entry: &PushEntry, stored: Option<StoredRecord>) -> Prepared {
+/// `Prepared` for `entry` from `sender`, from the record `stored` as read; `typed`: whether
+/// the merged document is read as its kind.
+fn prepare(entry: &PushEntry, sender: Uuid, stored: Option<StoredRecord>, typed: bool) -> Prepared {
     let merged = merge_pushed(entry, stored.as_ref().map(|s| s.document.as_slice()));
-    let record = match &merged {
-        Merged::Done { document, .. } => {
-            doc::kind_of(document).and_then(|kind| TypedRecord::read(kind, entry.id, document).ok())
-        }
-        _ => None,
+    let (record, own_new) = match &merged {
+        Merged::Done { document, before } => (
+            doc::kind_of(document)
+                .filter(|_| typed)
+                .and_then(|kind| TypedRecord::read(kind, entry.id, document).ok()),
+            own_changes_since(document, before, sender),
+        ),
+        _ => (None, Vec::new()),
     };
     Prepared {
-        stored: stored.map(|stored| stored.document),
+        stored: stored.map(|stored| stored.document.into()),
         merged,
         record,
+        own_new,
+        as_new: None,
     }
+}
+
+/// The changes of `document` since `before` made on the device `sender`, at most as many as a
+/// refusal remembers.
+fn own_changes_since(document: &Automerge, before: &[ChangeHash], sender: Uuid) -> Vec<ChangeHash> {
+    const MOST: usize = 256;
+    document
+        .get_changes_meta(before)
+        .iter()
+        .filter(|c| doc::device_of_actor(&c.actor) == Some(sender))
+        .map(|c| c.hash)
+        .take(MOST)
+        .collect()
 }
 
 /// Prepares the first of `push`'s entries for the next write transaction, as many as take
@@ -754,9 +780,16 @@ fn prepare_batch<S: HubStorage + ?Sized>(
         for entry in push {
             prepared.push(match tx.record(entry.id, false) {
                 // A record outside the sender's scope is judged otherwise (review, or the
-                // answer of an id it cannot see): nothing to prepare.
-                Ok(Some(stored)) if !scope.receives(stored.kind, stored.area.as_ref()) => None,
-                Ok(stored) => Some(prepare(entry, stored)),
+                // answer of an id it cannot see), on the same merge: made here too, so that
+                // pushes naming large records of other areas do not hold the writer.
+                Ok(Some(stored)) if !scope.receives(stored.kind, stored.area.as_ref()) => {
+                    let as_new = prepare(entry, who.device, None, true);
+                    Some(Prepared {
+                        as_new: Some(Box::new(as_new)),
+                        ..prepare(entry, who.device, Some(stored), false)
+                    })
+                }
+                Ok(stored) => Some(prepare(entry, who.device, stored, true)),
                 // Judged in the write transaction, as always.
                 Err(Error::DamagedDocument { .. }) | Err(Error::OverLimit { .. }) => None,
                 Err(e) => return Err(e),
@@ -835,11 +868,14 @@ fn store_pushes<S: HubStorage + ?Sized>(
             let mut done = Vec::new();
             for (i, entry) in rest.iter().enumerate() {
                 // Taken: a transaction run again works the entry out itself.
-                let ready = prepared.get_mut(i).and_then(Option::take);
+                let mut ready = prepared.get_mut(i).and_then(Option::take);
+                let own_new = ready
+                    .as_mut()
+                    .map(|p| (p.stored.clone(), std::mem::take(&mut p.own_new)));
                 let mut outcome = accept_push(
                     tx, &reference, &scope, author, who, entry, limits, &mut stamp, ready,
                 )?;
-                remember_refusal(tx, who, entry, &outcome)?;
+                remember_refusal(tx, who, entry, &outcome, own_new)?;
                 if let PushOutcome::Accepted {
                     catch_up,
                     hub_heads,
@@ -924,11 +960,14 @@ const REMEMBERED_PUSH_BYTES: usize = 256 * 1024;
 /// (an altered app's, relayed from phone to phone and pending on each for good), or made
 /// before a restore lost that publication (its author pushes it again once it is published
 /// again; the relays get it from the hub then).
+/// `prepared`: the stored document the read transaction found and the sender's changes it
+/// lacked, used if the record is still stored so (the merge is not made again in the writer).
 fn remember_refusal(
     tx: &mut dyn HubTransaction,
     who: &Principal,
     entry: &PushEntry,
     outcome: &PushOutcome,
+    prepared: Option<(Option<std::sync::Arc<[u8]>>, Vec<ChangeHash>)>,
 ) -> Result<()> {
     let PushOutcome::Refused { reason, .. } = outcome else {
         return Ok(());
@@ -944,21 +983,15 @@ fn remember_refusal(
     if entry.changes.len() > REMEMBERED_PUSH_BYTES {
         return Ok(());
     }
-    let stored = tx.record(entry.id, false)?;
-    let Merged::Done { document, before } =
-        merge_pushed(entry, stored.as_ref().map(|s| s.document.as_slice()))
-    else {
-        return Ok(());
-    };
+    let stored = tx.record(entry.id, false)?.map(|s| s.document);
     // Bytes that do not decode, or changes forged in another's name, are no one's to relay.
-    const MOST: usize = 256;
-    let own: Vec<ChangeHash> = document
-        .get_changes_meta(&before)
-        .iter()
-        .filter(|c| doc::device_of_actor(&c.actor) == Some(who.device))
-        .map(|c| c.hash)
-        .take(MOST)
-        .collect();
+    let own = match prepared {
+        Some((prepared, own)) if prepared.as_deref() == stored.as_deref() => own,
+        _ => match merge_pushed(entry, stored.as_deref()) {
+            Merged::Done { document, before } => own_changes_since(&document, &before, who.device),
+            _ => return Ok(()),
+        },
+    };
     tx.remember_refused_changes(who.device, &own, Utc::now().timestamp_millis())
 }
 
@@ -1965,8 +1998,8 @@ fn accept_push(
         author_role: who.role,
         limits,
     };
-    let hidden = |tx: &mut dyn HubTransaction| -> Result<PushOutcome> {
-        Ok(match evaluate_new(tx, &rules, entry, None)? {
+    let hidden = |tx: &mut dyn HubTransaction, prepared| -> Result<PushOutcome> {
+        Ok(match evaluate_new(tx, &rules, entry, prepared)? {
             New::Acceptable { .. } => refused(Refusal::OutOfScope),
             New::Refused(outcome) => outcome,
         })
@@ -1977,7 +2010,7 @@ fn accept_push(
             // The hub's own copy does not read: nothing can be merged into it. The sender is
             // answered as for an id it cannot see.
             tracing::warn!(record = %entry.id, "stored record unreadable: push refused");
-            return hidden(tx);
+            return hidden(tx, None);
         }
         Err(e) => return Err(e),
     };
@@ -1987,10 +2020,13 @@ fn accept_push(
             update_in_scope(tx, &rules, entry, stored, stamp, prepared)
         }
         Some(stored) => {
-            if quarantine_if_held(tx, &rules, entry, &stored)? {
+            let mut prepared =
+                prepared.filter(|p| p.stored.as_deref() == Some(&stored.document[..]));
+            let as_new = prepared.as_mut().and_then(|p| p.as_new.take());
+            if quarantine_if_held(tx, &rules, entry, &stored, prepared)? {
                 return Ok(PushOutcome::Quarantined);
             }
-            hidden(tx)
+            hidden(tx, as_new.map(|p| *p))
         }
         None => {
             let erased = tx.is_erased(entry.id)?;
@@ -2329,14 +2365,16 @@ fn quarantine_if_held(
     rules: &Rules<'_>,
     entry: &PushEntry,
     stored: &StoredRecord,
+    prepared: Option<Prepared>,
 ) -> Result<bool> {
-    let Ok(mut document) = codec::load(entry.id, &stored.document) else {
+    let merged = match prepared {
+        Some(prepared) => prepared.merged,
+        None => merge_pushed(entry, Some(&stored.document)),
+    };
+    let Merged::Done { document, before } = merged else {
         return Ok(false);
     };
-    let before = document.get_heads();
-    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
-        || !document.get_missing_deps(&[]).is_empty()
-    {
+    if !document.get_missing_deps(&[]).is_empty() {
         return Ok(false);
     }
     let new_changes = document.get_changes_meta(&before);
