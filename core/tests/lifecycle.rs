@@ -1655,3 +1655,69 @@ fn a_push_naming_a_large_record_outside_the_scope_loads_nothing_while_holding_th
     assert!(loaded < size, "the writer loaded {loaded} bytes of {size}");
     assert_eq!(hub.get::<ChildCase>(long).unwrap().name, "Adjoua Kouassi");
 }
+
+/// A phone that sent many records after the hub's last backup sends them all again in its
+/// first session with the restored hub, whatever their number: the hub lacking a record's
+/// history is no refusal (nothing for its user to correct or give up: a session cut before
+/// they went leaves them waiting), and each goes whole in the same session. A session stopped at its outbox's size left those past it reported
+/// refused until the next, and an app that offered to give them up stranded them on the phone.
+#[test]
+fn a_hub_restored_from_an_older_copy_gets_back_many_records_in_one_session() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("hub.db");
+    let copy = dir.path().join("backup.db");
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let first = create(&mut monitor, C01, "Akissi Bamba");
+    // A season's cases the backup holds: offered again after the restore, each taken as held.
+    for i in 0..30 {
+        create(&mut monitor, C01, &format!("Enfant de la saison {i}"));
+    }
+    monitor.sync(&mut hub);
+    hub.close().unwrap();
+    std::fs::copy(&path, &copy).unwrap();
+    hub = common::hub_store(&path);
+
+    let mut after = Vec::new();
+    for i in 0..5 {
+        after.push(create(&mut monitor, C01, &format!("Enfant {i}")));
+    }
+    let mut c: ChildCase = monitor.store.get(first).unwrap();
+    c.hours_per_week = 30;
+    monitor.store.update(&c).unwrap();
+    assert_eq!(monitor.sync(&mut hub).pending, 0);
+
+    hub = restore_hub(hub, &path, &copy);
+    // The link drops after the hub said which records it lacks: they wait, and none is one
+    // its user may give up.
+    let mut exchanges = 0;
+    let principal = monitor.principal.clone();
+    let cut = vigie_core::sync::sync_with_hub(
+        &mut monitor.store,
+        &SyncOptions::default(),
+        |request| {
+            exchanges += 1;
+            if exchanges > 2 {
+                return Err("the link dropped".to_string());
+            }
+            common::handle(&mut hub, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    );
+    assert!(cut.is_err());
+    assert!(monitor.store.refused_records().unwrap().is_empty());
+    assert!(monitor.store.hub_pending(after[0]).unwrap());
+    assert!(matches!(
+        monitor.store.discard_refused_changes(after[0]),
+        Err(Error::NotAllowed { .. })
+    ));
+    let summary = monitor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    assert!(monitor.store.refused_records().unwrap().is_empty());
+    for id in &after {
+        assert!(hub.get::<ChildCase>(*id).is_ok(), "{id} is back");
+    }
+    assert_eq!(hub.get::<ChildCase>(first).unwrap().hours_per_week, 30);
+}

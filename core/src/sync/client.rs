@@ -512,14 +512,19 @@ fn apply_response(
                 if let Some(detail) = detail {
                     report.refusal_details.push((*id, detail.clone()));
                 }
+                // Kept in the outbox, behind the others, so one refused record never blocks
+                // the queue.
+                sync_state::queue_behind(tx, *id)?;
                 if *reason == Refusal::MissingHistory {
                     // Forget what the hub was thought to hold: the next push sends it all.
+                    // Nothing for its user to correct or give up (`refused_records`): giving
+                    // it up would go back to a version the hub no longer holds, and the
+                    // record would stay here, taken for sent.
                     sync_state::forget_hub_heads_for_a_whole_push(tx, *id)?;
+                } else {
+                    // Offered to no peer until the hub takes it.
+                    sync_state::mark_refused(tx, *id, true)?;
                 }
-                // Kept in the outbox, behind the others, so one refused record never blocks
-                // the queue; and offered to no peer until the hub takes it.
-                sync_state::queue_behind(tx, *id)?;
-                sync_state::mark_refused(tx, *id, true)?;
             }
         }
     }
@@ -1124,12 +1129,15 @@ fn exchange_until_done(
         // records asked for whole that did not fit in the last answer, as long as answers bring
         // something.
         let refetch_left = progressed && store.with(|s| s.hub_refetch_len())? > 0;
+        // The bound on pushes is for writes made during the session: records the hub lacks the
+        // history of (a hub restored from a backup offers every record again, and those it
+        // lost go whole) are sent now, or they would wait, looking refused, for the next link.
         if !in_flight
             && report.incomplete == 0
             && !refetch_left
             && (summary.pending == 0
                 || (!progressed && !answering_page)
-                || summary.accepted >= pushes_allowed)
+                || (summary.accepted >= pushes_allowed && !sent_whole_next))
         {
             break;
         }
