@@ -1414,10 +1414,21 @@ fn user_refused(problem: vigie_core::UserProblem) -> String {
 }
 
 /// `--public-url`: the address links start with, an http:// or https:// URL with a host (a
-/// link built from anything else leads nowhere).
+/// link built from anything else leads nowhere), and no path: the console's pages, forms,
+/// redirections and cookies name `/console/` at the root of the host, so behind a proxy that
+/// takes a prefix off only the invitation would carry it (and over plain HTTP no form would
+/// be accepted).
 fn public_url_arg(text: &str) -> Result<String, String> {
     match http_url_with_host(text) {
-        Some(uri) if uri.query().is_none() => Ok(text.to_string()),
+        Some(uri) if uri.query().is_none() && matches!(uri.path(), "" | "/") => {
+            Ok(text.to_string())
+        }
+        Some(uri) if uri.query().is_none() => Err(format!(
+            "the console is served at the root of its host (/console/), not under {}: give \
+             the address without a path (a host of its own, e.g. https://vigie.example.org, \
+             whose proxy passes paths as they are)",
+            uri.path()
+        )),
         _ => Err(
             "not an http:// or https:// URL with a host (e.g. https://vigie.example.org)".into(),
         ),

@@ -533,6 +533,8 @@ fn urls_and_attachment_limits_are_checked_before_use() {
         "ftp://hub.example",
         "http://",
         "https://user@hub.example",
+        // Under a path: the console's links would leave it.
+        "https://hub.example/vigie",
     ] {
         let said = admin_error(
             &data,
