@@ -191,6 +191,19 @@ impl Registry {
         Ok(n == 1)
     }
 
+    /// Keeps the revocation of a device this registry never enrolled (enrolled after the copy
+    /// it was restored from, revoked since: the journal holds it): its next request is told
+    /// to wipe, and the revocation is not found missing again at the next start.
+    pub fn revoked_unknown(&self, device: Uuid) -> Result<(), AuthError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.conn.execute(
+            "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, revoked_ms)
+             VALUES (?1, ?2, X'', ?3, ?3) ON CONFLICT (device) DO NOTHING",
+            params![device.as_bytes(), Uuid::nil().as_bytes(), now],
+        )?;
+        Ok(())
+    }
+
     /// Checks a presented token; returns the device's user. Notes when the device was last
     /// seen (a write at most once a minute per device).
     pub fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {

@@ -72,13 +72,11 @@ pub trait Backend: Send + Sync {
     fn enrol(&self, user: Uuid) -> Result<Token, AuthError>;
     /// Revokes a device: its next request is refused. Returns whether it was enrolled.
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError>;
-    /// Keeps, in a storage several hub processes share, the revocation of a device it does not
-    /// know (enrolled after the copy it was restored from, revoked since: the journal of one
-    /// machine holds it): every process then tells that device to wipe, not only the one on
-    /// that machine. An embedded hub is one process, which keeps it in memory.
-    fn revoked_unknown(&self, _device: Uuid) -> Result<(), AuthError> {
-        Ok(())
-    }
+    /// Keeps the revocation of a device the storage does not know (enrolled after the copy it
+    /// was restored from, revoked since: the journal holds it), as a revoked device: it is told
+    /// to wipe by every process, the device list shows it, and the next start does not find
+    /// the revocation missing again (and journal it again).
+    fn revoked_unknown(&self, device: Uuid) -> Result<(), AuthError>;
     /// The user as the hub's records describe it now.
     fn user(&self, id: Uuid) -> Result<Option<User>, Error>;
     fn add_user(&self, user: &User) -> Result<User, Error>;
@@ -765,6 +763,10 @@ impl Backend for Embedded {
 
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         lock(&self.registry).revoke(device)
+    }
+
+    fn revoked_unknown(&self, device: Uuid) -> Result<(), AuthError> {
+        lock(&self.registry).revoked_unknown(device)
     }
 
     fn devices(&self) -> Result<Vec<DeviceInfo>, AuthError> {

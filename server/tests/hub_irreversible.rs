@@ -167,6 +167,22 @@ fn a_restore_from_a_backup_does_not_bring_back_an_erased_case_or_a_revoked_phone
     assert!(!holds(&out, &case.to_string()));
     assert!(hub.open_store().get::<ChildCase>(case).is_err());
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+    // Done again once: the phone the restored registry never knew is listed revoked, and no
+    // later command revokes it again (each journaled it anew, filling the audit log).
+    let listed = vigie_output(&["device", "list", "--data", data.to_str().unwrap()]);
+    assert!(listed.status.success());
+    assert!(
+        !stderr(&listed).contains("revoked again"),
+        "{}",
+        stderr(&listed)
+    );
+    let late_line = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find(|l| l.contains(&late.token.device.to_string()))
+        .map(str::to_string)
+        .expect("the lost phone is listed");
+    let late_line: serde_json::Value = serde_json::from_str(&late_line).unwrap();
+    assert!(!late_line["revoked"].is_null(), "{late_line}");
 }
 
 #[test]
