@@ -285,6 +285,27 @@ def test_a_throwing_listener_is_contained_and_its_text_printed_nowhere(env, capf
     assert "panicked" not in err
 
 
+def test_a_field_a_record_does_not_have_is_refused_not_dropped(env):
+    # Kept by Python as an attribute of its own, it was sent with nothing of it: lost, unsaid.
+    workplace = vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA)
+    with pytest.raises(AttributeError) as e:
+        workplace.latitude = 5.78
+    assert str(e.value) == "Workplace has no field 'latitude'"
+    child = vigie.new_child_case("CI-0004", "Koffi Brou", vigie.Sex.MALE, AREA, "2026-03-02",
+                                 new_id())
+    with pytest.raises(AttributeError) as e:
+        child.hours_per_weeks = 40
+    assert str(e.value) == "ChildCase has no field 'hours_per_weeks' (did you mean 'hours_per_week'?)"
+    assert not hasattr(child, "hours_per_weeks")
+    # Its own fields are set as before.
+    child.hours_per_week = 40
+    workplace.location.point = vigie.GeoPoint(latitude=5.78, longitude=-6.59)
+    with fresh(env) as store:
+        child.estimated_age = 12
+        assert store.create_child_case(child).hours_per_week == 40
+        assert store.create_workplace(workplace).location.point.latitude == 5.78
+
+
 def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
     # A name typed into an enum's field: the generated code echoed it in its ValueError.
     with fresh(env) as store:

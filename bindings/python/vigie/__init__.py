@@ -19,7 +19,9 @@ store only for each of its steps: other threads' calls wait for one step at most
 are strings (UUIDs; ``YYYY-MM-DD``; RFC 3339 instants with an offset).
 """
 
+import difflib
 import functools
+import inspect
 import typing
 import uuid
 
@@ -194,5 +196,34 @@ for _module in (_ffi_core, _ffi_calls):
         _converter = getattr(_module, f"_UniffiFfiConverterType{_name}", None)
         if _converter is not None and hasattr(_converter, "check_lower"):
             _naming_the_field(_converter, getattr(_module, _name))
+
+
+# A field name mistyped, or guessed (``workplace.latitude`` for ``location.point``), was kept by
+# Python as an attribute of its own and the record sent without it: the value lost, unsaid. A
+# record takes its fields only; anything else is an ``AttributeError`` naming the field meant.
+@functools.cache
+def _field_names(record_type):
+    return frozenset(inspect.signature(record_type.__init__).parameters) - {"self"}
+
+
+def _set_field(self, name, value):
+    fields = _field_names(type(self))
+    if name not in fields:
+        close = difflib.get_close_matches(name, fields, n=1)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}{meant}")
+    object.__setattr__(self, name, value)
+
+
+for _module in (_ffi_core, _ffi_calls):
+    for _name in _module.__all__:
+        _class = getattr(_module, _name)
+        if (
+            isinstance(_class, type)
+            and hasattr(_class, "__dataclass_fields__")
+            and not issubclass(_class, BaseException)
+            and "__init__" in vars(_class)
+        ):
+            _class.__setattr__ = _set_field
 
 __all__ = [*_core, *_calls, "HubTransport"]
