@@ -696,6 +696,13 @@ struct Prepared {
     as_new: Option<Box<Prepared>>,
 }
 
+/// Of a `Prepared`, what a refusal remembers (`remember_refusal`): the sender's own changes
+/// the stored document lacked, and that document.
+struct OwnChanges {
+    stored: Option<std::sync::Arc<[u8]>>,
+    own_new: Vec<ChangeHash>,
+}
+
 /// A push's changes merged into the stored document (into a new one for a new record).
 enum Merged {
     /// The hub's own copy does not load.
@@ -869,9 +876,10 @@ fn store_pushes<S: HubStorage + ?Sized>(
             for (i, entry) in rest.iter().enumerate() {
                 // Taken: a transaction run again works the entry out itself.
                 let mut ready = prepared.get_mut(i).and_then(Option::take);
-                let own_new = ready
-                    .as_mut()
-                    .map(|p| (p.stored.clone(), std::mem::take(&mut p.own_new)));
+                let own_new = ready.as_mut().map(|p| OwnChanges {
+                    stored: p.stored.clone(),
+                    own_new: std::mem::take(&mut p.own_new),
+                });
                 let mut outcome = accept_push(
                     tx, &reference, &scope, author, who, entry, limits, &mut stamp, ready,
                 )?;
@@ -960,14 +968,14 @@ const REMEMBERED_PUSH_BYTES: usize = 256 * 1024;
 /// (an altered app's, relayed from phone to phone and pending on each for good), or made
 /// before a restore lost that publication (its author pushes it again once it is published
 /// again; the relays get it from the hub then).
-/// `prepared`: the stored document the read transaction found and the sender's changes it
-/// lacked, used if the record is still stored so (the merge is not made again in the writer).
+/// `prepared`: what the read transaction found, used if the record is still stored so (the
+/// merge is not made again in the writer).
 fn remember_refusal(
     tx: &mut dyn HubTransaction,
     who: &Principal,
     entry: &PushEntry,
     outcome: &PushOutcome,
-    prepared: Option<(Option<std::sync::Arc<[u8]>>, Vec<ChangeHash>)>,
+    prepared: Option<OwnChanges>,
 ) -> Result<()> {
     let PushOutcome::Refused { reason, .. } = outcome else {
         return Ok(());
@@ -986,7 +994,7 @@ fn remember_refusal(
     let stored = tx.record(entry.id, false)?.map(|s| s.document);
     // Bytes that do not decode, or changes forged in another's name, are no one's to relay.
     let own = match prepared {
-        Some((prepared, own)) if prepared.as_deref() == stored.as_deref() => own,
+        Some(prepared) if prepared.stored.as_deref() == stored.as_deref() => prepared.own_new,
         _ => match merge_pushed(entry, stored.as_deref()) {
             Merged::Done { document, before } => own_changes_since(&document, &before, who.device),
             _ => return Ok(()),
