@@ -1581,17 +1581,7 @@ impl HubStorage for WriterLoads<'_> {
 fn sync_counting_writer_loads(device: &mut Device, hub: &mut Store) -> (SyncSummary, u64) {
     common::administer(hub, &device.principal);
     let mut counted = WriterLoads { hub, bytes: 0 };
-    let principal = device.principal.clone();
-    let summary = vigie_core::sync::sync_with_hub(
-        &mut device.store,
-        &SyncOptions::default(),
-        |request| {
-            vigie_core::sync::handle_sync(&mut counted, &principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
-        |_| {},
-    )
-    .expect("sync");
+    let summary = common::sync_through(&mut device.store, &device.principal, &mut counted);
     (summary, counted.bytes)
 }
 

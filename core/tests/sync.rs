@@ -1717,16 +1717,7 @@ fn a_record_changed_while_a_push_was_prepared_keeps_both_edits() {
         })),
     };
     common::administer(raced.hub, &principal);
-    let summary = sync_with_hub(
-        &mut supervisor.store,
-        &SyncOptions::default(),
-        |request| {
-            vigie_core::sync::handle_sync(&mut raced, &principal, request, &HubLimits::default())
-                .map_err(|e| e.to_string())
-        },
-        |_| {},
-    )
-    .expect("sync");
+    let summary = common::sync_through(&mut supervisor.store, &principal, &mut raced);
     assert!(
         raced.meanwhile.is_none(),
         "the other device synced meanwhile"

@@ -63,19 +63,25 @@ for _variant in vars(VigieError).values():  # noqa: F405 (from the generated mod
     if isinstance(_variant, type) and issubclass(_variant, Exception):
         _variant.__str__ = _error_text
 
-# The generated records are dataclasses whose fields are set in ``__init__`` only, so the
-# dataclass ``repr`` shows none of them (``RefusedRecord()``): a printed ``SyncSummary`` hid which
-# records were refused and why. Their ``repr`` is their ``str``, which names every field.
-for _module in (_ffi_core, _ffi_calls):
-    for _name in _module.__all__:
-        _class = getattr(_module, _name)
-        if (
-            isinstance(_class, type)
-            and hasattr(_class, "__dataclass_fields__")
-            and not _class.__dataclass_fields__
-            and "__str__" in vars(_class)
-        ):
-            _class.__repr__ = _class.__str__
+def _generated_records():
+    """The generated records: dataclasses whose fields are set in ``__init__`` only."""
+    for module in (_ffi_core, _ffi_calls):
+        for name in module.__all__:
+            record = getattr(module, name)
+            if (
+                isinstance(record, type)
+                and hasattr(record, "__dataclass_fields__")
+                and not issubclass(record, BaseException)
+            ):
+                yield record
+
+
+# The dataclass ``repr`` shows none of a generated record's fields (``RefusedRecord()``): a
+# printed ``SyncSummary`` hid which records were refused and why. Their ``repr`` is their
+# ``str``, which names every field.
+for _class in _generated_records():
+    if not _class.__dataclass_fields__ and "__str__" in vars(_class):
+        _class.__repr__ = _class.__str__
 
 # Variants of enums that carry values (``FieldValue.TEXT``, ``AreaFilter.COMMUNITY``) print as
 # ``FieldValue.TEXT()`` too: the values of a conflict did not show. The same fix.
@@ -215,15 +221,8 @@ def _set_field(self, name, value):
     object.__setattr__(self, name, value)
 
 
-for _module in (_ffi_core, _ffi_calls):
-    for _name in _module.__all__:
-        _class = getattr(_module, _name)
-        if (
-            isinstance(_class, type)
-            and hasattr(_class, "__dataclass_fields__")
-            and not issubclass(_class, BaseException)
-            and "__init__" in vars(_class)
-        ):
-            _class.__setattr__ = _set_field
+for _class in _generated_records():
+    if "__init__" in vars(_class):
+        _class.__setattr__ = _set_field
 
 __all__ = [*_core, *_calls, "HubTransport"]

@@ -292,6 +292,25 @@ pub fn sync_in_process(
     .expect("sync")
 }
 
+/// A whole sync session of `store` as `principal` with a hub whose storage is `hub` (a hub's
+/// store seen through a wrapper that watches or races its transactions), called in-process.
+pub fn sync_through(
+    store: &mut Store,
+    principal: &Principal,
+    hub: &mut impl sync::HubStorage,
+) -> sync::SyncSummary {
+    sync_with_hub(
+        store,
+        &SyncOptions::default(),
+        |request| {
+            sync::handle_sync(hub, principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |_| {},
+    )
+    .expect("sync")
+}
+
 /// Devices enrolled with `hub` (on this thread's registry): each store syncs twice, so that
 /// every one holds its certificate and the directory with the others'.
 pub fn enrol_all(hub: &mut Store, devices: &mut [(&mut Store, &Principal)]) {
