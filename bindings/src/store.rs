@@ -126,6 +126,9 @@ pub struct VigieStore {
     /// The thread running a session (0: none): a session started from its own transport or
     /// listener is refused rather than waiting for itself.
     pub(crate) session_owner: AtomicU64,
+    /// The vault that opened it, if one did: its other profiles the hub revoked are wiped
+    /// after this store's syncs (`Vault::wipe_revoked`).
+    pub(crate) vault: Mutex<std::sync::Weak<crate::vault::Vault>>,
 }
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
@@ -162,6 +165,7 @@ impl VigieStore {
             wiped: AtomicBool::new(false),
             session: Mutex::new(()),
             session_owner: AtomicU64::new(0),
+            vault: Mutex::new(std::sync::Weak::new()),
         })
     }
 

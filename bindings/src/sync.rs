@@ -439,7 +439,18 @@ impl VigieStore {
         progress: Option<Arc<dyn SyncProgressListener>>,
         attachments: Option<AttachmentSync>,
     ) -> Result<SyncSummary> {
-        self.one_session(|| self.sync_session(transport, progress, attachments))
+        let summary = self.one_session(|| self.sync_session(transport, progress, attachments))?;
+        // A tablet several people share: the hub's order to wipe another profile's device
+        // comes through whichever profile syncs.
+        let vault = self
+            .vault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade();
+        if let Some(vault) = vault {
+            vault.wipe_revoked(self)?;
+        }
+        Ok(summary)
     }
 
     /// The hub revoked this device (HTTP 403 with `"wipe": true`; `sync_with` calls it itself

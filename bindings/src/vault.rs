@@ -134,8 +134,9 @@ fn keystore_key(key: &[u8]) -> Result<[u8; 32]> {
 }
 
 impl Vault {
-    fn opened(&self, store: vigie_core::Store) -> Arc<VigieStore> {
+    fn opened(self: &Arc<Self>, store: vigie_core::Store) -> Arc<VigieStore> {
         let store = VigieStore::from_core(store);
+        *store.vault.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(self);
         let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
         opened.retain(|s| s.strong_count() > 0);
         opened.push(Arc::downgrade(&store));
@@ -188,6 +189,18 @@ impl Vault {
         self.after_pin(user, rotated)
     }
 
+    /// Wipes the other profiles of this phone whose device the hub revoked, as `known_by`'s
+    /// sync heard (`vigie_core::Vault::revoked_profiles`): their stores this vault opened are
+    /// closed first, as by `wipe_user`.
+    pub(crate) fn wipe_revoked(&self, known_by: &VigieStore) -> Result<()> {
+        let users = known_by.with_store(|s| Ok(self.inner.revoked_profiles(s)?))?;
+        for user in users {
+            self.close_open_stores(Some(user))?;
+            self.inner.wipe_user(user)?;
+        }
+        Ok(())
+    }
+
     /// A PIN attempt that reached the limit wiped the profile's files: the user's stores still
     /// open are closed too, so that nothing is written under them any more.
     fn after_pin<T>(&self, user: Uuid, result: Result<T>) -> Result<T> {
@@ -224,7 +237,7 @@ impl Vault {
     /// `null`/`None` gives a random one (a profile that never syncs with a hub). A profile that
     /// exists already is `Conflict`.
     pub fn create_user(
-        &self,
+        self: Arc<Self>,
         user_id: String,
         device_id: Option<String>,
         pin: String,
@@ -239,7 +252,11 @@ impl Vault {
 
     /// Opens the user's store with their PIN. A wrong PIN is `WrongPin` with the attempts left;
     /// the one that reaches the limit wipes the profile (`ProfileWiped`).
-    pub fn unlock_with_pin(&self, user_id: String, pin: String) -> Result<Arc<VigieStore>> {
+    pub fn unlock_with_pin(
+        self: Arc<Self>,
+        user_id: String,
+        pin: String,
+    ) -> Result<Arc<VigieStore>> {
         let user = input::id("user_id", &user_id)?;
         let store = self
             .inner
@@ -252,7 +269,7 @@ impl Vault {
     /// biometrics). A wrong key is `Authentication` and is not counted; a profile without
     /// keystore unlock is `NotAllowed`.
     pub fn unlock_with_keystore(
-        &self,
+        self: Arc<Self>,
         user_id: String,
         keystore_key: Vec<u8>,
     ) -> Result<Arc<VigieStore>> {
@@ -448,9 +465,11 @@ mod tests {
         let vault = open_vault(dir.path().to_string_lossy().into_owned(), Some(cheap())).unwrap();
         let (user, other) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
         let store = vault
+            .clone()
             .create_user(user.clone(), None, "482913".into())
             .unwrap();
         let kept = vault
+            .clone()
             .create_user(other.clone(), None, "730615".into())
             .unwrap();
         vault.wipe_user(user.clone()).unwrap();
@@ -476,9 +495,10 @@ mod tests {
         let user = Uuid::now_v7().to_string();
         // The user's store is open (a session), and someone tries PINs on the lock screen.
         let open = vault
+            .clone()
             .create_user(user.clone(), None, "482913".into())
             .unwrap();
-        let first = vault.unlock_with_pin(user.clone(), "000001".into());
+        let first = vault.clone().unlock_with_pin(user.clone(), "000001".into());
         assert!(matches!(
             first,
             Err(VigieError::WrongPin { attempts_left: 1 })

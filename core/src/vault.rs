@@ -33,7 +33,7 @@
 //! wrap stays beside a keystore unlock. Only a longer PIN resists that (README says so).
 
 use crate::domain::reference::ReferenceData;
-use crate::error::{Error, Result, ValidationError};
+use crate::error::{Error, IdentityError, Result, ValidationError};
 use crate::store::files::{
     RekeyStop, parent_dir, remove_if_exists, remove_rekey_leftovers, remove_store_files, sync_dir,
 };
@@ -219,6 +219,11 @@ struct KeyFile {
     data_key: Wrapped,
     /// A rotation's new data key, until its file has replaced the old one.
     pending_data_key: Option<Wrapped>,
+    /// The profile's device (its enrolment's), so that the hub's revocation of it, heard
+    /// through another profile's sync, finds it (`Vault::revoked_profiles`). Written at the
+    /// next unlock of a profile made before it was kept.
+    #[serde(default)]
+    device: Option<Uuid>,
 }
 
 /// What a wrap protects; part of its associated data.
@@ -571,6 +576,7 @@ impl Vault {
         let created = (|| {
             let profile_key = random_key();
             let data_key = random_key();
+            let store = Store::open(self.store_config(user, &data_key, device))?;
             let key_file = KeyFile {
                 format: KEY_FILE_FORMAT,
                 user,
@@ -580,8 +586,8 @@ impl Vault {
                 keystore: None,
                 data_key: wrap(&profile_key, Slot::DataKey, user, &data_key),
                 pending_data_key: None,
+                device: Some(store.device_id()),
             };
-            let store = Store::open(self.store_config(user, &data_key, device))?;
             // The key file is written last: it is what makes the profile exist.
             self.write_key_file(&key_file)?;
             Ok(store)
@@ -597,7 +603,43 @@ impl Vault {
         let _guard = self.guard();
         let mut key_file = self.read_key_file(user)?;
         let profile_key = self.check_credential(&mut key_file, credential)?;
-        self.open_store(&mut key_file, &profile_key)
+        let store = self.open_store(&mut key_file, &profile_key)?;
+        if key_file.device != Some(store.device_id()) {
+            key_file.device = Some(store.device_id());
+            self.write_key_file(&key_file)?;
+        }
+        Ok(store)
+    }
+
+    /// The other users of this phone whose profile's device the hub has revoked, as the
+    /// revocation list `known_by` (a store of this vault) last received says: on a tablet
+    /// several people share, each profile is a device of its own, and the hub's order to wipe
+    /// one reaches the tablet through whichever profile syncs (a monitor who left, her profile
+    /// locked by her PIN, would otherwise keep her area's children there). Wipe each
+    /// (`wipe_user`); a profile unlocked since it was made, or made by this version, is known
+    /// by its device.
+    pub fn revoked_profiles(&self, known_by: &Store) -> Result<Vec<Uuid>> {
+        self.check_owns(known_by)?;
+        let revoked = match known_by.trust() {
+            Ok(trust) => trust.revoked,
+            // Never synced: no list.
+            Err(Error::Identity(IdentityError::NoCertificate)) => {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
+        let _guard = self.guard();
+        let mut users = Vec::new();
+        for user in self.users()? {
+            if user == known_by.user_id() {
+                continue;
+            }
+            let device = self.read_key_file(user).ok().and_then(|k| k.device);
+            if device.is_some_and(|device| revoked.contains(&device)) {
+                users.push(user);
+            }
+        }
+        Ok(users)
     }
 
     /// Opens the user's store with their PIN. A wrong PIN is `Error::WrongPin` with the

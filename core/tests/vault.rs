@@ -1071,3 +1071,54 @@ fn measure_unlock_time_with_default_kdf() {
         times[4]
     );
 }
+
+/// A tablet two monitors share: the hub revokes the device of one's profile (she left; her
+/// profile, locked by her PIN, holds her area's children), and the order reaches the tablet
+/// through the other's sync. A profile made before the vault kept its device is known by it
+/// from its next unlock.
+#[test]
+fn a_profile_whose_device_the_hub_revoked_is_found_through_another_profiles_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault(dir.path());
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let (leaver, stayer) = (Uuid::now_v7(), Uuid::now_v7());
+    let leaver_device = Uuid::now_v7();
+    let mut leaving = vault
+        .create_user(leaver, Some(leaver_device), "482913")
+        .unwrap();
+    let principal = common::principal_of(&leaving, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::sync(&mut leaving, &mut hub, &principal);
+    leaving.close().unwrap();
+    let mut staying = vault.create_user(stayer, None, "730615").unwrap();
+    let principal = common::principal_of(&staying, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::sync(&mut staying, &mut hub, &principal);
+    assert!(vault.revoked_profiles(&staying).unwrap().is_empty());
+
+    // A key file as an earlier version wrote it, without the device: known again at unlock.
+    let path = key_file(&vault, leaver);
+    let mut json = key_json(&vault, leaver);
+    json.as_object_mut().unwrap().remove("device");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    common::revoke(leaver_device);
+    common::sync(&mut staying, &mut hub, &principal);
+    assert!(vault.revoked_profiles(&staying).unwrap().is_empty());
+    vault
+        .unlock_with_pin(leaver, "482913")
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(
+        key_json(&vault, leaver)["device"],
+        leaver_device.to_string()
+    );
+
+    assert_eq!(vault.revoked_profiles(&staying).unwrap(), vec![leaver]);
+    vault.wipe_user(leaver).unwrap();
+    assert_eq!(vault.users().unwrap(), vec![stayer]);
+    // A store of another vault (or none) is not asked.
+    let other = Vault::open_with(dir.path().join("other"), config(5)).unwrap();
+    assert!(matches!(
+        other.revoked_profiles(&staying),
+        Err(Error::NotAllowed { .. })
+    ));
+}

@@ -241,3 +241,26 @@ def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
         due = b.follow_ups_due("2026-05-01", assignee_id=receiver)
         assert aya.id in [d.id for d in due]
         assert b.hub_outbox_len() == 2
+
+
+def test_a_profile_whose_device_the_hub_revoked_leaves_the_tablet_at_another_profiles_sync(env):
+    # A tablet two people share: the monitor leaves, the administrator revokes her profile's
+    # device, and her colleague's next sync takes her profile (her area's children) off it.
+    vault, _ = fresh_vault(env)
+    leaver = vigie.parse_enrolment_token(env.monitor_token)
+    stayer = vigie.parse_enrolment_token(env.supervisor_token)
+    with vault.create_user(leaver.user_id, leaver.device_id, PIN_A) as a:
+        child(a, "CI-V-0101", "Aya Kouassi")
+        assert a.sync_with(vigie.HubTransport(env.hub_url, env.monitor_token), None).accepted == 1
+    b = vault.create_user(stayer.user_id, stayer.device_id, PIN_B)
+    b.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
+    assert sorted(vault.users()) == sorted([leaver.user_id, stayer.user_id])
+
+    env.admin("device", "revoke", "--device", leaver.device_id)
+    b.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)
+    assert vault.users() == [stayer.user_id]
+    with pytest.raises(vigie.VigieError.NotFound):
+        vault.unlock_with_pin(leaver.user_id, PIN_A)
+    # The colleague's own work is untouched.
+    assert b.count(vigie.RecordKind.CHILD_CASE) >= 1
+    b.close_store()
