@@ -24,7 +24,7 @@ use crate::domain::codes::{CaseStatus, RecordKind};
 use crate::domain::records::ChildCase;
 use crate::domain::rights::{Scope, check_assignee};
 use crate::error::{Error, Result, ValidationError};
-use crate::identity::{Certificate, IdentityError};
+use crate::identity::Certificate;
 use crate::store::{Store, find_row};
 use std::collections::BTreeSet;
 use uuid::Uuid;
@@ -148,8 +148,16 @@ impl Store {
                     });
                 }
                 let handed: ChildCase = doc::read_record(&document, case.id)?;
+                // A refusal of the step, not of the phone's credentials: the app tells its user
+                // the case is not theirs to take (the giver takes it back, `hand_over` to
+                // herself, or hands it to someone whose areas cover it).
                 if check_assignee(&own, &handed).is_err() {
-                    return Err(IdentityError::OutOfScope { record: case.id }.into());
+                    return Err(Error::NotAllowed {
+                        rule: format!(
+                            "the handed case {} lies outside this user's areas or role",
+                            case.id
+                        ),
+                    });
                 }
             }
         }
