@@ -376,6 +376,12 @@ pub(crate) fn check_token(
     unused_until: Option<i64>,
     now_ms: i64,
 ) -> Result<Uuid, AuthError> {
+    // Known only by its revocation (`revoked_unknown`: enrolled after the copy the hub was
+    // restored from): its secret cannot be checked, and need not be: the answer only tells
+    // whoever holds that device's token to wipe it.
+    if revoked && stored_user == Uuid::nil().as_bytes() {
+        return Err(AuthError::Revoked);
+    }
     // Compare every byte whatever the first difference, so timing tells nothing.
     let presented = token.secret_hash();
     let differs = stored_hash

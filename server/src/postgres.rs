@@ -2432,11 +2432,6 @@ impl Backend for Postgres {
         let user: Uuid = row.get(0);
         let hash: Vec<u8> = row.get(1);
         let revoked: Option<i64> = row.get(2);
-        // Known only by its revocation (`revoked_unknown`): its secret cannot be checked, and
-        // need not be: the answer only tells whoever holds that device's token to wipe it.
-        if revoked.is_some() && user.is_nil() {
-            return Err(AuthError::Revoked);
-        }
         let now = chrono::Utc::now().timestamp_millis();
         let until = row
             .get::<_, Option<i64>>(4)

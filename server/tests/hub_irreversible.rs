@@ -183,6 +183,20 @@ fn a_restore_from_a_backup_does_not_bring_back_an_erased_case_or_a_revoked_phone
         .expect("the lost phone is listed");
     let late_line: serde_json::Value = serde_json::from_str(&late_line).unwrap();
     assert!(!late_line["revoked"].is_null(), "{late_line}");
+    // And from then on, whatever ran before: the lost phone is still told to wipe (a store of
+    // its token made anew, as a thief's copy of the app would be).
+    hub.restart();
+    let mut copy = Device::open(
+        dir.path(),
+        "late-copy",
+        &late.token_text,
+        Role::CommunityMonitor,
+        &[C01],
+        9,
+    );
+    let err = copy.sync(&hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+    hub.stop();
 }
 
 #[test]
