@@ -1827,6 +1827,82 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     assert_eq!(case.referrals.len(), 1);
 }
 
+/// A review is of the visit the supervisor read: one sent from a page opened before the visit
+/// was returned, corrected and submitted again is refused, and the page says to read it again.
+#[test]
+fn a_review_of_a_visit_changed_since_its_page_was_opened_is_refused() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut reader = signed_in(&s, "sup.reader");
+    let other = add_user(&s.data, "Superviseure Deux", Role::Supervisor, &["CI-R1"]);
+    let mut colleague = Browser::new(&s.hub.url);
+    account(&mut colleague, &s.data, other, "sup.colleague", PASSWORD);
+    assert_eq!(colleague.sign_in("sup.colleague", PASSWORD).status, 303);
+    let path = format!("/console/visits/{}", f.my_visit);
+    let stale = reader.get(&path);
+    assert_eq!(stale.status, 200);
+    let (csrf, seen) = (
+        stale.csrf(),
+        hidden(&stale.body, "version").expect("a version"),
+    );
+    let page = colleague.get(&path);
+    let returned = colleague.post(
+        &path,
+        &[
+            ("csrf", &page.csrf()),
+            ("action", "return"),
+            ("comment", "Précisez les âges"),
+            ("back", "visit"),
+            (
+                "version",
+                &hidden(&page.body, "version").expect("a version"),
+            ),
+        ],
+    );
+    assert_eq!(returned.status, 303, "{}", returned.body);
+    // The monitor corrects the findings and submits again.
+    f.mine.sync(&s.hub.url).expect("sync");
+    let mut visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Returned);
+    visit.findings = "Deux enfants de 12 et 13 ans au séchage.".into();
+    let visit = f.mine.store.update(&visit).expect("corrected");
+    f.mine
+        .store
+        .submit_visit(visit.id)
+        .expect("submitted again");
+    f.mine.sync(&s.hub.url).expect("sync");
+
+    let refused = reader.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("action", "validate"),
+            ("back", "visit"),
+            ("version", &seen),
+        ],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("a changé"), "{}", refused.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Submitted);
+    // Read again, it is validated.
+    let fresh = reader.get(&path);
+    let done = reader.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("action", "validate"),
+            ("back", "visit"),
+            (
+                "version",
+                &hidden(&fresh.body, "version").expect("a version"),
+            ),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+}
+
 /// A referral or follow-up form sent twice (a retry on a slow link, a second tap, Back then
 /// send) records one, journaled once; the next form the page gives records another.
 #[test]

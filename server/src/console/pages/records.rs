@@ -28,7 +28,7 @@ use vigie_core::workflow::{self, Review};
 use vigie_core::{
     AlertSeverity, CaseStatus, Cell, ChildCase, ChildCaseQuery, ClassificationOutcome, Error,
     ExportFormat, ExportOptions, FollowUp, FollowUpSituation, IndicatorFilter, Page, Record,
-    RecordKind, Referral, Role, ServiceKind, Store, Visit, Workplace,
+    RecordKind, Referral, Role, ServiceKind, Store, Version, Visit, Workplace,
 };
 
 pub fn routes() -> Router<Arc<Hub>> {
@@ -588,6 +588,8 @@ struct VisitPage {
     nav: Option<Nav>,
     csrf: String,
     id: Uuid,
+    /// The version the page shows (`ReviewForm::version`).
+    version: String,
     fields: Vec<Field>,
     findings: String,
     submitted: bool,
@@ -1036,6 +1038,7 @@ fn visit_page_of(
         nav: Nav::of(&viewer, "review"),
         csrf: viewer.csrf.clone(),
         id,
+        version: visit.version.to_string(),
         fields,
         findings: visit.findings.clone(),
         submitted: visit.status == vigie_core::VisitStatus::Submitted,
@@ -1074,6 +1077,11 @@ pub struct ReviewForm {
     comment: String,
     #[serde(default)]
     back: String,
+    /// The version of the visit the page showed: a review is of what the supervisor read (a
+    /// visit returned and submitted again since, its findings changed, is read again first).
+    /// None from a page made before it was a field.
+    #[serde(default)]
+    version: Option<String>,
 }
 
 /// Writes a change to one record as the signed-in supervisor; errors a person can fix come
@@ -1131,12 +1139,11 @@ pub async fn review_visit(
         } else {
             "returned"
         };
-        let mut review = Some(review);
-        let mut found = None;
+        let (mut found, mut changed) = (None, false);
         // A comment typed with "Valider" is the validator's, kept on the visit.
         let validation_comment = form.comment.trim().to_string();
         match change::<Visit>(hub, &who, id, &mut |visit| {
-            found = Some(visit.status);
+            (found, changed) = (Some(visit.status), false);
             // The page offers a review of a submitted visit only: a form sent from a page
             // opened before another supervisor validated it would return the visit validated
             // since, undoing their decision unseen.
@@ -1145,7 +1152,19 @@ pub async fn review_visit(
                     rule: "only a submitted visit is reviewed from its page".into(),
                 });
             }
-            let review = review.take().unwrap_or(Review::Validate);
+            if form
+                .version
+                .as_deref()
+                .is_some_and(|seen| Version::parse(seen).as_ref() != Some(&visit.version))
+            {
+                changed = true;
+                return Err(Error::NotAllowed {
+                    rule: "the visit changed since its page was opened".into(),
+                });
+            }
+            // Cloned: a transaction run again (PostgreSQL, a serialization failure) calls this
+            // again, and must make the same decision (taken once, a return became a validation).
+            let review = review.clone();
             let validated = matches!(review, Review::Validate);
             workflow::apply_review(visit, review, who.user)?;
             if validated {
@@ -1170,6 +1189,7 @@ pub async fn review_visit(
             }
             Err(refused) => {
                 let message = match (found, &refused) {
+                    _ if changed => t.get("review.changed").to_string(),
                     // Reviewed meanwhile (another supervisor, the same form sent twice).
                     (Some(status), _) if status != vigie_core::VisitStatus::Submitted => t.fmt(
                         "review.not_submitted",
