@@ -134,7 +134,7 @@ enum Command {
     /// Sync a device store with a hub.
     Sync {
         /// The hub's address: an http:// or https:// URL with a host.
-        #[arg(long, value_parser = public_url_arg)]
+        #[arg(long, value_parser = hub_url_arg)]
         hub: String,
         /// The device store to sync (made, with its key, at the first sync).
         #[arg(long)]
@@ -1413,11 +1413,22 @@ fn user_refused(problem: vigie_core::UserProblem) -> String {
     }
 }
 
-/// `--public-url`: the address links start with, an http:// or https:// URL with a host (a
-/// link built from anything else leads nowhere), and no path: the console's pages, forms,
-/// redirections and cookies name `/console/` at the root of the host, so behind a proxy that
-/// takes a prefix off only the invitation would carry it (and over plain HTTP no form would
-/// be accepted).
+/// `vigie sync --hub`: the hub's address, an http:// or https:// URL with a host, a port that
+/// can be, and neither query nor fragment (a device's requests go to `<hub>/v1/…`; a hub behind
+/// a proxy that takes a prefix off is reached under it).
+fn hub_url_arg(text: &str) -> Result<String, String> {
+    match http_url_with_host(text) {
+        Some(uri) if uri.query().is_none() => Ok(text.to_string()),
+        _ => Err(
+            "not an http:// or https:// URL with a host (e.g. https://vigie.example.org)".into(),
+        ),
+    }
+}
+
+/// `--public-url`: the address links start with, as `hub_url_arg` checks it (a link built from
+/// anything else leads nowhere), and no path: the console's pages, forms, redirections and
+/// cookies name `/console/` at the root of the host, so behind a proxy that takes a prefix off
+/// only the invitation would carry it (and over plain HTTP no form would be accepted).
 fn public_url_arg(text: &str) -> Result<String, String> {
     match http_url_with_host(text) {
         Some(uri) if uri.query().is_none() && matches!(uri.path(), "" | "/") => {
@@ -1435,12 +1446,19 @@ fn public_url_arg(text: &str) -> Result<String, String> {
     }
 }
 
-/// `text` as an http:// or https:// URL naming a host, and no user in it.
+/// `text` as an http:// or https:// URL naming a host, with no user in it, a port that can
+/// be, and no fragment (a link or a request built on it would lead nowhere).
 fn http_url_with_host(text: &str) -> Option<axum::http::Uri> {
+    if text.contains(['#', ';']) {
+        return None;
+    }
     let uri: axum::http::Uri = text.parse().ok()?;
-    let host_ok = uri
-        .authority()
-        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    let host_ok = uri.authority().is_some_and(|a| {
+        let port_ok = a.as_str()[a.host().len()..]
+            .strip_prefix(':')
+            .is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0));
+        !a.host().is_empty() && !a.as_str().contains('@') && port_ok
+    });
     (matches!(uri.scheme_str(), Some("http" | "https")) && host_ok).then_some(uri)
 }
 
@@ -1463,16 +1481,8 @@ fn tile_url_arg(text: &str) -> Result<String, String> {
     if filled.contains(['{', '}', '*']) {
         return Err(refused());
     }
-    let uri = http_url_with_host(&filled).ok_or_else(refused)?;
     // One host, named, on a port that can be: the console's CSP lets images come from it alone.
-    let port_ok = uri.authority().is_some_and(|a| {
-        a.as_str()[a.host().len()..]
-            .strip_prefix(':')
-            .is_none_or(|port| port.parse::<u16>().is_ok_and(|p| p > 0))
-    });
-    if !port_ok {
-        return Err(refused());
-    }
+    http_url_with_host(&filled).ok_or_else(refused)?;
     Ok(text.to_string())
 }
 

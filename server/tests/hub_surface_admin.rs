@@ -535,6 +535,10 @@ fn urls_and_attachment_limits_are_checked_before_use() {
         "https://user@hub.example",
         // Under a path: the console's links would leave it.
         "https://hub.example/vigie",
+        // Links that lead nowhere.
+        "https://hub.example/#f",
+        "https://hub.example:99999",
+        "https://hub.example;a",
     ] {
         let said = admin_error(
             &data,
@@ -925,6 +929,18 @@ fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try
     ]);
     assert!(!down.status.success());
     assert!(!elsewhere.exists());
+    // A hub under a path (behind a proxy that takes the prefix off) is an address to try.
+    let under = vigie_output(&[
+        "sync",
+        "--hub",
+        "http://127.0.0.1:9/vigie",
+        "--store",
+        elsewhere.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    assert!(!under.status.success());
+    assert!(!stderr(&under).contains("--hub"), "{}", stderr(&under));
     // A store path in a directory that does not exist (mistyped) is said, and nothing made.
     let mistyped = dir.path().join("no").join("such").join("phone.db");
     let refused = vigie_output(&[
