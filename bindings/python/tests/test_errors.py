@@ -297,6 +297,11 @@ def test_a_field_a_record_does_not_have_is_refused_not_dropped(env):
         child.hours_per_weeks = 40
     assert str(e.value) == "ChildCase has no field 'hours_per_weeks' (did you mean 'hours_per_week'?)"
     assert not hasattr(child, "hours_per_weeks")
+    # Nor a variant that carries values.
+    review = vigie.VisitReview.RETURN_TO_VISITOR(comment="Les âges ?")
+    with pytest.raises(AttributeError):
+        review.coment = "Précisez les âges"
+    review.comment = "Précisez les âges"
     # Its own fields are set as before.
     child.hours_per_week = 40
     workplace.location.point = vigie.GeoPoint(latitude=5.78, longitude=-6.59)

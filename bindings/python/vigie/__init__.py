@@ -83,21 +83,24 @@ for _class in _generated_records():
     if not _class.__dataclass_fields__ and "__str__" in vars(_class):
         _class.__repr__ = _class.__str__
 
+def _generated_variants():
+    """The variants of the generated enums that carry values (``FieldValue.TEXT``), each a
+    class of its own."""
+    for module in (_ffi_core, _ffi_calls):
+        for name in module.__all__:
+            enum = getattr(module, name)
+            if not isinstance(enum, type) or issubclass(enum, BaseException):
+                continue
+            for variant in list(vars(enum).values()):
+                if isinstance(variant, type) and variant is not enum and issubclass(variant, enum):
+                    yield variant
+
+
 # Variants of enums that carry values (``FieldValue.TEXT``, ``AreaFilter.COMMUNITY``) print as
 # ``FieldValue.TEXT()`` too: the values of a conflict did not show. The same fix.
-for _module in (_ffi_core, _ffi_calls):
-    for _name in _module.__all__:
-        _enum = getattr(_module, _name)
-        if not isinstance(_enum, type) or issubclass(_enum, BaseException):
-            continue
-        for _variant in list(vars(_enum).values()):
-            if (
-                isinstance(_variant, type)
-                and _variant is not _enum
-                and issubclass(_variant, _enum)
-                and _variant.__str__ is not object.__str__
-            ):
-                _variant.__repr__ = _variant.__str__
+for _variant in _generated_variants():
+    if _variant.__str__ is not object.__str__:
+        _variant.__repr__ = _variant.__str__
 
 
 
@@ -214,7 +217,8 @@ def _field_names(record_type):
 
 def _set_field(self, name, value):
     fields = _field_names(type(self))
-    if name not in fields:
+    # The generated code's own (a variant's ``_values``) are not fields.
+    if name not in fields and not name.startswith("_"):
         close = difflib.get_close_matches(name, fields, n=1)
         meant = f" (did you mean {close[0]!r}?)" if close else ""
         raise AttributeError(f"{type(self).__name__} has no field {name!r}{meant}")
@@ -224,5 +228,9 @@ def _set_field(self, name, value):
 for _class in _generated_records():
     if "__init__" in vars(_class):
         _class.__setattr__ = _set_field
+# A variant's fields are its ``__init__``'s, which it takes from the class the generated code
+# built it on.
+for _variant in _generated_variants():
+    _variant.__setattr__ = _set_field
 
 __all__ = [*_core, *_calls, "HubTransport"]
