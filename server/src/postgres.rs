@@ -295,6 +295,7 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     );
     let reason = match code {
         Some(SqlState::QUERY_CANCELED) => STATEMENT_CANCELLED.to_string(),
+        Some(SqlState::LOCK_NOT_AVAILABLE) => LOCK_WAIT.to_string(),
         Some(code) if ended_by_the_server(&code) => {
             format!("PostgreSQL error {} ({SESSION_ENDED})", code.code())
         }
@@ -304,6 +305,32 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     };
     Error::HubStorage { reason, retryable }
 }
+
+/// The bounds every session of the hub's runs under, unless the database URL's `options` set
+/// them: a hub process frozen, paused or cut off while it held the change-order lock in a
+/// transaction (its server kept the session until its own keepalive gave up, two hours)
+/// stopped every write of every process, silently. The server ends a transaction left idle
+/// (`idle_in_transaction_session_timeout`: the hub never waits on anything else inside one),
+/// and a statement waiting for a lock gives up (`lock_timeout`), answered 503 and logged
+/// (`LOCK_WAIT`).
+fn with_session_bounds(config: &mut postgres::Config) {
+    let given = config.get_options().unwrap_or_default().to_string();
+    let mut options = given.clone();
+    for (name, value) in [
+        ("idle_in_transaction_session_timeout", "30s"),
+        ("lock_timeout", "20s"),
+    ] {
+        if !given.contains(name) {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
+    }
+    config.options(options.trim());
+}
+
+/// A statement that waited for a lock past `lock_timeout` (SQLSTATE 55P03): another process
+/// holds it (frozen, or cut off from the database). Answered as a database out of reach.
+const LOCK_WAIT: &str = "PostgreSQL gave up waiting for a lock (SQLSTATE 55P03, past \
+     lock_timeout): another hub process holds it, frozen or cut off from the database?";
 
 /// A session the server ended, or would not open: shut down, restarting, or terminated by
 /// its administrator (SQLSTATE 57P01 to 57P03). Nothing was refused: the hub connects again.
@@ -341,6 +368,7 @@ pub(crate) fn is_unreachable(e: &Error) -> bool {
     reason == NO_CONNECTION
         || reason == CONNECTION_CLOSED
         || reason == STATEMENT_CANCELLED
+        || reason == LOCK_WAIT
         || reason
             .strip_prefix("PostgreSQL error ")
             .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08"))
@@ -723,6 +751,7 @@ impl Postgres {
             .keepalives_idle(Duration::from_secs(30))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3);
+        with_session_bounds(&mut config);
         let manager = Manager(config.clone());
         // The first connection is made here, once: a database that does not exist, a refused
         // password or a server out of reach is the error at once, with its reason (the pool
@@ -2690,6 +2719,26 @@ impl Backend for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every session of the hub's is bounded; bounds the database URL gives are its own.
+    #[test]
+    fn sessions_are_bounded_unless_the_url_bounds_them() {
+        let mut config: postgres::Config = "postgres://vigie@127.0.0.1/hub".parse().unwrap();
+        with_session_bounds(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some("-c idle_in_transaction_session_timeout=30s -c lock_timeout=20s")
+        );
+        let mut config: postgres::Config =
+            "postgres://vigie@127.0.0.1/hub?options=-c%20lock_timeout%3D2s"
+                .parse()
+                .unwrap();
+        with_session_bounds(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some("-c lock_timeout=2s -c idle_in_transaction_session_timeout=30s")
+        );
+    }
 
     /// A database of its own on the test scripts' PostgreSQL server (started if needed), and
     /// that server's URL, to drop it.

@@ -636,3 +636,76 @@ fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_bac
     assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
     hub.stop();
 }
+
+/// A hub process frozen (a machine swapping, a paused VM, a link cut) while it held the
+/// change-order lock in a transaction stopped every write of every process on the database,
+/// silently, until the server's keepalive gave up (two hours). The hub's sessions run under
+/// bounds: a push waiting for the lock is answered 503 and logged, and the frozen holder's
+/// transaction is ended by the server, after which devices push again. (Short bounds here,
+/// through the database URL's options, which the hub keeps.)
+#[test]
+fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
+    let Some(_) = postgres_server() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    monitor.sync(&hub.url).unwrap();
+    let url = hub_database(&data).unwrap();
+    hub.stop();
+    hub.database = Some(format!(
+        "{url}?options=-c%20lock_timeout%3D1s%20-c%20idle_in_transaction_session_timeout%3D3s"
+    ));
+    hub.restart();
+    // Another hub process's session (the same bounds), frozen inside its transaction, the
+    // change-order lock held.
+    let bounded = hub.database.clone().unwrap();
+    let mut frozen = postgres::Client::connect(&bounded, postgres::NoTls).unwrap();
+    let mut holding = frozen.transaction().unwrap();
+    holding
+        .execute("SELECT pg_advisory_xact_lock(8532464671401403761)", &[])
+        .unwrap();
+    monitor
+        .store
+        .create(&workplace(area(C01), "Plantation Aké"))
+        .unwrap();
+    let started = Instant::now();
+    let request = monitor
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let mut response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", monitor.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503, "{}", hub.log_tail(20));
+    assert!(response.headers().get("retry-after").is_some());
+    let _ = response.body_mut().read_to_string();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        hub.log_tail(50).contains("lock_timeout"),
+        "{}",
+        hub.log_tail(20)
+    );
+    // The server ends the frozen transaction; the device's next sync goes through.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        holding.execute("SELECT 1", &[]).is_err(),
+        "the session was ended"
+    );
+    drop(holding);
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
+    hub.stop();
+}
