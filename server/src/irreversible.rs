@@ -818,17 +818,37 @@ impl Backend for Journaled {
         self.inner.revoked_unknown(device)
     }
 
+    /// A revocation found done already is journaled too: one whose database answer was lost
+    /// (the link cut at the commit) is done but was journaled by no one, and the operator's
+    /// second try is what journals it (else a restore would bring the phone back).
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         let revoked = self.inner.revoke(device)?;
-        if revoked {
+        let done_before = !revoked
+            && self
+                .inner
+                .devices()?
+                .iter()
+                .any(|d| d.device == device && d.revoked_ms.is_some());
+        if revoked || done_before {
             self.note([Action::Revoke(device)])
                 .map_err(AuthError::Storage)?;
         }
         Ok(revoked)
     }
 
+    /// An erasure found done already is journaled too, as a revocation is (`revoke`).
     fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error> {
-        let erased = self.inner.erase(by, record)?;
+        let erased = match self.inner.erase(by, record) {
+            Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
+                self.note([Action::Erase(record)])
+                    .map_err(|reason| Error::HubStorage {
+                        reason,
+                        retryable: false,
+                    })?;
+                return Err(Error::NotAllowed { rule });
+            }
+            other => other?,
+        };
         // The id asked for too when the hub held nothing under it: its tombstone stands.
         let mut ids = vec![record];
         ids.extend(erased.iter().copied().filter(|id| *id != record));

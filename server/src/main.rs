@@ -1030,8 +1030,24 @@ fn run(cli: Cli) -> Result<(), String> {
             command: DeviceCommand::Revoke { hub, device },
         } => {
             let backend = hub.open()?;
-            if !backend.revoke(device).map_err(|e| e.to_string())? {
-                return Err("no such enrolled device, or already revoked".into());
+            let revoked = backend.revoke(device).map_err(|e| match e {
+                AuthError::Storage(_) => format!("{e}{MAY_BE_DONE}"),
+                e => e.to_string(),
+            })?;
+            if !revoked {
+                let before = backend
+                    .devices()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .any(|d| d.device == device && d.revoked_ms.is_some());
+                return Err(if before {
+                    format!(
+                        "device {device} was revoked already (the journal of irreversible \
+                         actions holds it)"
+                    )
+                } else {
+                    format!("no such enrolled device: {device}")
+                });
             }
             journal(&*backend, None, "device_revoke", Some(device), COMMAND_LINE);
             done(&format!(
@@ -1052,9 +1068,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 {
                     return Err(
                         "this record was erased already: nothing more to erase (its tombstone \
-                         stays)"
+                         stays, and the journal of irreversible actions holds it)"
                             .into(),
                     );
+                }
+                Err(e @ vigie_core::Error::HubStorage { .. }) => {
+                    return Err(format!("{e}{MAY_BE_DONE}"));
                 }
                 other => other.map_err(|e| e.to_string())?,
             };
@@ -1424,6 +1443,11 @@ fn hub_url_arg(text: &str) -> Result<String, String> {
         ),
     }
 }
+
+/// Said of an erasure or a revocation the database failed to answer: it may have taken it
+/// before the link failed, and only a second try journals what is done (`Journaled`).
+const MAY_BE_DONE: &str = " (the database may have done it before the link failed: run the \
+                           command again, which journals it either way)";
 
 /// `--public-url`: the address links start with, as `hub_url_arg` checks it (a link built from
 /// anything else leads nowhere), and no path: the console's pages, forms, redirections and

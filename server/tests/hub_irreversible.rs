@@ -7,6 +7,7 @@ use common::lifecycle::plain_device;
 use common::*;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
+use vigie_core::sync::HubStorage;
 use vigie_core::*;
 
 const NAME: &str = "Awa Effacée-Kouassi";
@@ -790,5 +791,82 @@ fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
     assert!(
         log.contains("revoked again") && log.contains(&late.token.device.to_string()),
         "{log}"
+    );
+}
+
+/// An erasure or a revocation the database took while its answer was lost (the link cut at
+/// the commit) is done but was journaled by no one, and a restore would undo it. The
+/// operator's second try, told it is done already, journals it.
+#[test]
+fn an_erasure_or_revocation_done_without_its_journal_line_is_journaled_when_asked_again() {
+    if postgres_server().is_some() {
+        return; // The embedded store's files, changed behind the hub's back.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+    hub.stop();
+    // Done in the storage, as a commit whose answer was lost leaves it.
+    let by = vigie_core::sync::Principal {
+        device: uuid::Uuid::nil(),
+        user: supervisor.user(),
+        role: Role::Supervisor,
+        areas: [DISTRICT.to_string()].into(),
+    };
+    let mut store = hub.open_store();
+    store
+        .in_transaction(&mut |tx| vigie_core::sync::erase_record(tx, &by, case))
+        .unwrap();
+    drop(store);
+    let encryption = vigie_server::hub_encryption(&data, &hub.key_options()).unwrap();
+    let registry =
+        vigie_server::auth::Registry::open(&data.join("devices.db"), &encryption).unwrap();
+    assert!(registry.revoke(monitor.token.device).unwrap());
+    drop(registry);
+    let journal = || std::fs::read_to_string(journal_of(&data)).unwrap_or_default();
+    assert!(!journal().contains(&case.to_string()));
+
+    let data_arg = data.to_str().unwrap();
+    let again = vigie_output(&[
+        "erase",
+        "--data",
+        data_arg,
+        "--record",
+        &case.to_string(),
+        "--by",
+        &supervisor.user().to_string(),
+        "--reason",
+        "consent_withdrawn",
+    ]);
+    assert!(
+        stderr(&again).contains("erased already"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        journal().contains(&format!("erase {case} ")),
+        "{}",
+        journal()
+    );
+    let device = monitor.token.device.to_string();
+    let again = vigie_output(&["device", "revoke", "--data", data_arg, "--device", &device]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("revoked already"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        journal().contains(&format!("revoke {device} ")),
+        "{}",
+        journal()
     );
 }
