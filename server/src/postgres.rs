@@ -296,6 +296,7 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     let reason = match code {
         Some(SqlState::QUERY_CANCELED) => STATEMENT_CANCELLED.to_string(),
         Some(SqlState::LOCK_NOT_AVAILABLE) => LOCK_WAIT.to_string(),
+        Some(SqlState::READ_ONLY_SQL_TRANSACTION) => READ_ONLY.to_string(),
         Some(code) if ended_by_the_server(&code) => {
             format!("PostgreSQL error {} ({SESSION_ENDED})", code.code())
         }
@@ -331,6 +332,12 @@ fn with_session_bounds(config: &mut postgres::Config) {
 /// holds it (frozen, or cut off from the database). Answered as a database out of reach.
 const LOCK_WAIT: &str = "PostgreSQL gave up waiting for a lock (SQLSTATE 55P03, past \
      lock_timeout): another hub process holds it, frozen or cut off from the database?";
+
+/// A database that takes no write (SQLSTATE 25006): a standby (a failover that left the URL on
+/// the old primary), or `default_transaction_read_only` set. Answered as a database out of
+/// reach, until it takes writes again.
+const READ_ONLY: &str = "PostgreSQL takes no write (SQLSTATE 25006: a standby, or \
+     default_transaction_read_only set)";
 
 /// A session the server ended, or would not open: shut down, restarting, or terminated by
 /// its administrator (SQLSTATE 57P01 to 57P03). Nothing was refused: the hub connects again.
@@ -369,6 +376,7 @@ pub(crate) fn is_unreachable(e: &Error) -> bool {
         || reason == CONNECTION_CLOSED
         || reason == STATEMENT_CANCELLED
         || reason == LOCK_WAIT
+        || reason == READ_ONLY
         || reason
             .strip_prefix("PostgreSQL error ")
             .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08"))
@@ -2374,11 +2382,19 @@ impl Backend for Postgres {
     fn reachable(&self) -> Result<()> {
         // A load balancer's health check gives up after a few seconds: the answer comes
         // sooner than a request's wait for a connection (`connection_timeout`).
-        self.pool
-            .get_timeout(HEALTH_WAIT)
-            .map_err(pool_error)?
-            .simple_query("SELECT 1")
-            .map_err(storage_error)?;
+        let mut client = self.pool.get_timeout(HEALTH_WAIT).map_err(pool_error)?;
+        // A database that takes no write (a standby after a failover, or one set read-only)
+        // cannot serve devices either: not healthy, so that a load balancer sends them elsewhere.
+        let read_only = client
+            .query_one("SHOW transaction_read_only", &[])
+            .map_err(storage_error)?
+            .get::<_, String>(0);
+        if read_only == "on" {
+            return Err(Error::HubStorage {
+                reason: READ_ONLY.into(),
+                retryable: false,
+            });
+        }
         Ok(())
     }
 

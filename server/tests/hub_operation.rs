@@ -709,3 +709,55 @@ fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
     assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
     hub.stop();
 }
+
+/// A failover that leaves the hub on a standby (or a database set read-only): every sync was a
+/// 500 "hub error" and health said ok, the log giving a bare code. It is a database out of
+/// reach for writes: health 503 (the load balancer sends devices elsewhere), syncs 503 with a
+/// time to come back, the log saying why; writes again once the database takes them.
+#[test]
+fn a_postgres_database_that_takes_no_write_is_answered_503_then_taken_back() {
+    let Some(_) = postgres_server() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        7,
+    );
+    monitor.sync(&hub.url).unwrap();
+    monitor
+        .store
+        .create(&workplace(area(C01), "Plantation Aké"))
+        .unwrap();
+    let url = hub_database(&data).unwrap();
+    set_read_only(&url, true);
+    let unhealthy = health(&hub.url);
+    let request = monitor
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let mut response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", monitor.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").is_some();
+    let _ = response.body_mut().read_to_string();
+    set_read_only(&url, false);
+    assert!(unhealthy.is_err(), "{unhealthy:?}");
+    assert_eq!(status, 503, "{}", hub.log_tail(20));
+    assert!(retry, "no Retry-After");
+    assert!(hub.log_tail(50).contains("25006"), "{}", hub.log_tail(20));
+    assert_eq!(health(&hub.url), Ok("ok".to_string()));
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
+    hub.stop();
+}

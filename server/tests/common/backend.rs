@@ -74,6 +74,21 @@ pub fn set_reachable(url: &str, allowed: bool) {
         .unwrap_or_else(|e| panic!("reach database {name}: {e}"));
 }
 
+/// Makes the database at `url` take no write, or writes again (a failover left the hubs on a
+/// standby, then the primary is back), its sessions ended so that the hubs' new ones see it.
+pub fn set_read_only(url: &str, read_only: bool) {
+    let (_, name) = url.rsplit_once('/').expect("a database URL");
+    let mut client = postgres::Client::connect(postgres_server_always(), postgres::NoTls)
+        .expect("connect to PostgreSQL");
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = {read_only};
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+        ))
+        .unwrap_or_else(|e| panic!("read-only database {name}: {e}"));
+}
+
 /// Drops a database made by `fresh_database` (once nothing is connected to it).
 pub fn drop_database(url: &str) {
     let (_, name) = url.rsplit_once('/').expect("a database URL");
