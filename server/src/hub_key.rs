@@ -45,6 +45,12 @@ pub enum KeyError {
          the key; if it is the right one, restore the hub's files from a backup"
     )]
     Wrong,
+    /// The key is not the one the hub's PostgreSQL database was sealed with (its key check).
+    #[error(
+        "wrong key for this hub: the database was sealed with another key (check the key file \
+         or VIGIE_HUB_KEY, and the database URL: another hub's database?)"
+    )]
+    WrongForDatabase,
     /// The key does not open the file as it reads with its write-ahead log: the key is wrong,
     /// or the log is another moment's (a backup restored beside a crashed hub's log).
     #[error(

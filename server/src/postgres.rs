@@ -956,7 +956,9 @@ fn migrate(
     // Checked under the lock: two processes starting on a new database with different keys
     // cannot both write.
     match stored_key_check(&mut tx)? {
-        Some(check) if check != sealer.key_check() => return Err(KeyError::Wrong.into()),
+        Some(check) if check != sealer.key_check() => {
+            return Err(KeyError::WrongForDatabase.into());
+        }
         _ => {}
     }
     let exists: bool = tx

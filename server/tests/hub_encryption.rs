@@ -791,6 +791,8 @@ fn a_postgres_hub_refuses_a_wrong_or_missing_key_and_unencrypted() {
     std::fs::remove_file(&key_file).unwrap();
     let err = run(&["user", "list"], &[("VIGIE_HUB_KEY", &wrong)]);
     assert!(err.contains("wrong key"), "{err}");
+    // In the words of a database, not of the embedded hub's files.
+    assert!(err.contains("database") && !err.contains("files"), "{err}");
     let err = run(&["user", "list"], &[]);
     assert!(err.contains("its key was not found"), "{err}");
     assert!(!key_file.exists(), "a new key was made for an existing hub");
