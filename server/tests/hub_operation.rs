@@ -589,36 +589,14 @@ fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_bac
         return;
     };
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut hub = Hub::start(&data);
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        7,
-    );
-    monitor.sync(&hub.url).unwrap();
+    let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
     monitor
         .store
         .create(&workplace(area(C01), "Plantation Aké"))
         .unwrap();
-    let url = hub_database(&data).unwrap();
+    let url = hub_database(&hub.data).unwrap();
     set_reachable(&url, false);
-    let request = monitor
-        .store
-        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
-        .unwrap();
-    let mut response = agent()
-        .post(format!("{}/v1/sync", hub.url))
-        .header("Authorization", &format!("Bearer {}", monitor.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry = response.headers().get("retry-after").is_some();
-    let body = response.body_mut().read_to_string().unwrap();
+    let (status, retry, body) = sync_answer(&hub, &mut monitor);
     // A load balancer's health check says so meanwhile.
     let unhealthy = health(&hub.url);
     set_reachable(&url, true);
@@ -649,18 +627,8 @@ fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
         return;
     };
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut hub = Hub::start(&data);
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        7,
-    );
-    monitor.sync(&hub.url).unwrap();
-    let url = hub_database(&data).unwrap();
+    let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
+    let url = hub_database(&hub.data).unwrap();
     hub.stop();
     hub.database = Some(format!(
         "{url}?options=-c%20lock_timeout%3D1s%20-c%20idle_in_transaction_session_timeout%3D3s"
@@ -679,19 +647,9 @@ fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
         .create(&workplace(area(C01), "Plantation Aké"))
         .unwrap();
     let started = Instant::now();
-    let request = monitor
-        .store
-        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
-        .unwrap();
-    let mut response = agent()
-        .post(format!("{}/v1/sync", hub.url))
-        .header("Authorization", &format!("Bearer {}", monitor.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503, "{}", hub.log_tail(20));
-    assert!(response.headers().get("retry-after").is_some());
-    let _ = response.body_mut().read_to_string();
+    let (status, retry, _) = sync_answer(&hub, &mut monitor);
+    assert_eq!(status, 503, "{}", hub.log_tail(20));
+    assert!(retry, "no Retry-After");
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(
         hub.log_tail(50).contains("lock_timeout"),
@@ -720,37 +678,15 @@ fn a_postgres_database_that_takes_no_write_is_answered_503_then_taken_back() {
         return;
     };
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut hub = Hub::start(&data);
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        7,
-    );
-    monitor.sync(&hub.url).unwrap();
+    let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
     monitor
         .store
         .create(&workplace(area(C01), "Plantation Aké"))
         .unwrap();
-    let url = hub_database(&data).unwrap();
+    let url = hub_database(&hub.data).unwrap();
     set_read_only(&url, true);
     let unhealthy = health(&hub.url);
-    let request = monitor
-        .store
-        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
-        .unwrap();
-    let mut response = agent()
-        .post(format!("{}/v1/sync", hub.url))
-        .header("Authorization", &format!("Bearer {}", monitor.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry = response.headers().get("retry-after").is_some();
-    let _ = response.body_mut().read_to_string();
+    let (status, retry, _) = sync_answer(&hub, &mut monitor);
     set_read_only(&url, false);
     assert!(unhealthy.is_err(), "{unhealthy:?}");
     assert_eq!(status, 503, "{}", hub.log_tail(20));
@@ -760,4 +696,32 @@ fn a_postgres_database_that_takes_no_write_is_answered_503_then_taken_back() {
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
     hub.stop();
+}
+
+/// A hub on the suite's database with a monitor's phone enrolled and synced once.
+fn hub_with_a_monitor(dir: &Path) -> (Hub, Device) {
+    let data = dir.join("hub");
+    let hub = Hub::start(&data);
+    let mut monitor = Device::enrol(dir, &data, "monitor", Role::CommunityMonitor, &[C01], 7);
+    monitor.sync(&hub.url).unwrap();
+    (hub, monitor)
+}
+
+/// The hub's answer to the device's next sync request, sent as is: its status, whether it
+/// says when to come back, and its body.
+fn sync_answer(hub: &Hub, device: &mut Device) -> (u16, bool, String) {
+    let request = device
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let mut response = agent()
+        .post(format!("{}/v1/sync", hub.url))
+        .header("Authorization", &format!("Bearer {}", device.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").is_some();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (status, retry, body)
 }
