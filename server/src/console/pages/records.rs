@@ -1155,6 +1155,7 @@ pub async fn review_visit(
             if form
                 .version
                 .as_deref()
+                .filter(|seen| !seen.is_empty())
                 .is_some_and(|seen| Version::parse(seen).as_ref() != Some(&visit.version))
             {
                 changed = true;
@@ -2163,9 +2164,10 @@ pub struct ReferralForm {
     provider: String,
     #[serde(default)]
     date: String,
-    /// `CasePage::entry`; a page rendered before it was a field has none.
+    /// `CasePage::entry`; a page rendered before it was a field has none (nor a form made by
+    /// hand: an empty or unreadable one is none too).
     #[serde(default)]
-    entry: Option<Uuid>,
+    entry: String,
 }
 
 pub async fn case_referral(
@@ -2181,7 +2183,7 @@ pub async fn case_referral(
             service: form.service.clone(),
             provider: form.provider.clone(),
             date: form.date.clone(),
-            entry: form.entry,
+            entry: form.entry.parse().ok(),
             ..Typed::default()
         };
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
@@ -2207,7 +2209,7 @@ pub async fn case_referral(
         };
         let (mut status, mut recorded) = (None, false);
         let reference = hub.backend.reference()?;
-        let key = form.entry.unwrap_or_else(Uuid::now_v7);
+        let key = form.entry.parse().unwrap_or_else(|_| Uuid::now_v7());
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             status = Some(case.status);
             // This form's referral, recorded by the same form sent before.
@@ -2257,7 +2259,7 @@ pub struct FollowUpForm {
     notes: String,
     /// As `ReferralForm::entry`.
     #[serde(default)]
-    entry: Option<Uuid>,
+    entry: String,
 }
 
 pub async fn case_follow_up(
@@ -2278,7 +2280,7 @@ pub async fn case_follow_up(
             date: form.date.clone(),
             next_due: form.next_due.clone(),
             notes: form.notes.clone(),
-            entry: form.entry,
+            entry: form.entry.parse().ok(),
             ..Typed::default()
         };
         let next_due = parse_date(Some(form.next_due.trim()));
@@ -2305,7 +2307,7 @@ pub async fn case_follow_up(
             notes: form.notes.trim().to_string(),
             next_due,
         };
-        let key = form.entry.unwrap_or_else(Uuid::now_v7);
+        let key = form.entry.parse().unwrap_or_else(|_| Uuid::now_v7());
         let mut recorded = false;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             // This form's follow-up, recorded by the same form sent before.
