@@ -224,10 +224,6 @@ struct KeyFile {
     /// next unlock of a profile made before it was kept.
     #[serde(default)]
     device: Option<Uuid>,
-    /// Until then, the devices of the profile's user that other profiles' directories named
-    /// (one of them is the profile's, while the hub has not revoked it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    user_devices: Vec<Uuid>,
 }
 
 /// What a wrap protects; part of its associated data.
@@ -591,7 +587,6 @@ impl Vault {
                 data_key: wrap(&profile_key, Slot::DataKey, user, &data_key),
                 pending_data_key: None,
                 device: Some(store.device_id()),
-                user_devices: Vec::new(),
             };
             // The key file is written last: it is what makes the profile exist.
             self.write_key_file(&key_file)?;
@@ -611,7 +606,6 @@ impl Vault {
         let store = self.open_store(&mut key_file, &profile_key)?;
         if key_file.device != Some(store.device_id()) {
             key_file.device = Some(store.device_id());
-            key_file.user_devices.clear();
             self.write_key_file(&key_file)?;
         }
         Ok(store)
@@ -622,15 +616,13 @@ impl Vault {
     /// several people share, each profile is a device of its own, and the hub's order to wipe
     /// one reaches the tablet through whichever profile syncs (a monitor who left, her profile
     /// locked by her PIN, would otherwise keep her area's children there). Wipe each
-    /// (`wipe_user`). A profile made by this version, or unlocked since, is known by its
-    /// device. One made before and locked since is known by its user's devices the
-    /// directories of other profiles named (kept here at each call): it is taken once every
-    /// one of them is revoked (a user with another device still in use keeps it until she
-    /// unlocks it); a profile whose user's devices the tablet never heard of stays.
+    /// (`wipe_user`). A profile is known by its device: one made by an earlier version is known
+    /// from its next unlock (until then nothing tells which of its user's devices it is, and a
+    /// guess would wipe an active user's unsent work when another of her devices is revoked).
     pub fn revoked_profiles(&self, known_by: &Store) -> Result<Vec<Uuid>> {
         self.check_owns(known_by)?;
-        let trust = match known_by.trust() {
-            Ok(trust) => trust,
+        let revoked = match known_by.trust() {
+            Ok(trust) => trust.revoked,
             // Never synced: no list.
             Err(Error::Identity(IdentityError::NoCertificate)) => {
                 return Ok(Vec::new());
@@ -643,32 +635,8 @@ impl Vault {
             if user == known_by.user_id() {
                 continue;
             }
-            let Ok(mut key_file) = self.read_key_file(user) else {
-                continue;
-            };
-            let revoked = match key_file.device {
-                Some(device) => trust.revoked.contains(&device),
-                None => {
-                    let named = trust
-                        .newest
-                        .values()
-                        .filter(|c| c.user == user)
-                        .map(|c| c.device)
-                        .filter(|d| !key_file.user_devices.contains(d))
-                        .collect::<Vec<_>>();
-                    if !named.is_empty() {
-                        key_file.user_devices.extend(named);
-                        key_file.user_devices.sort();
-                        self.write_key_file(&key_file)?;
-                    }
-                    !key_file.user_devices.is_empty()
-                        && key_file
-                            .user_devices
-                            .iter()
-                            .all(|d| trust.revoked.contains(d))
-                }
-            };
-            if revoked {
+            let device = self.read_key_file(user).ok().and_then(|k| k.device);
+            if device.is_some_and(|device| revoked.contains(&device)) {
                 users.push(user);
             }
         }
