@@ -53,8 +53,17 @@ impl r2d2::ManageConnection for Manager {
         })
     }
 
+    /// A connection opened while the database took no write (a standby, or set read-only)
+    /// stays so for its life: it is not handed out (the pool opens another, writable once the
+    /// database is), or the hub would answer 503 long after the database took writes again.
     fn is_valid(&self, connection: &mut PgConnection) -> std::result::Result<(), postgres::Error> {
-        connection.client.simple_query("").map(drop)
+        connection
+            .client
+            .simple_query(
+                "DO $$ BEGIN IF current_setting('transaction_read_only') = 'on' THEN \
+                 RAISE EXCEPTION USING ERRCODE = '25006'; END IF; END $$",
+            )
+            .map(drop)
     }
 
     fn has_broken(&self, connection: &mut PgConnection) -> bool {
@@ -297,6 +306,7 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
         Some(SqlState::QUERY_CANCELED) => STATEMENT_CANCELLED.to_string(),
         Some(SqlState::LOCK_NOT_AVAILABLE) => LOCK_WAIT.to_string(),
         Some(SqlState::READ_ONLY_SQL_TRANSACTION) => READ_ONLY.to_string(),
+        Some(SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT) => IDLE_ENDED.to_string(),
         Some(code) if ended_by_the_server(&code) => {
             format!("PostgreSQL error {} ({SESSION_ENDED})", code.code())
         }
@@ -307,26 +317,37 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
     Error::HubStorage { reason, retryable }
 }
 
-/// The bounds every session of the hub's runs under, unless the database URL's `options` set
-/// them: a hub process frozen, paused or cut off while it held the change-order lock in a
+/// The bound every session of the hub's runs under, unless the database URL's `options` set
+/// it: a hub process frozen, paused or cut off while it held the change-order lock in a
 /// transaction (its server kept the session until its own keepalive gave up, two hours)
-/// stopped every write of every process, silently. The server ends a transaction left idle
-/// (`idle_in_transaction_session_timeout`: the hub never waits on anything else inside one),
-/// and a statement waiting for a lock gives up (`lock_timeout`), answered 503 and logged
-/// (`LOCK_WAIT`).
+/// stopped every write of every process, silently. A statement waiting for a lock gives up
+/// (`lock_timeout`), answered 503 and logged (`LOCK_WAIT`); the transaction that holds the
+/// change-order lock is ended by the server once left idle (`WRITE_IDLE_TIMEOUT`).
 fn with_session_bounds(config: &mut postgres::Config) {
     let given = config.get_options().unwrap_or_default().to_string();
+    let named = |name: &str| {
+        given.split_whitespace().any(|word| {
+            word.trim_start_matches("-c")
+                .starts_with(&format!("{name}="))
+        })
+    };
     let mut options = given.clone();
-    for (name, value) in [
-        ("idle_in_transaction_session_timeout", "30s"),
-        ("lock_timeout", "20s"),
-    ] {
-        if !given.contains(name) {
-            options.push_str(&format!(" -c {name}={value}"));
-        }
+    if !named("lock_timeout") {
+        options.push_str(" -c lock_timeout=20s");
     }
     config.options(options.trim());
 }
+
+/// How long the transaction holding the change-order lock may stay idle before the server ends
+/// it (a frozen process): from the lock to the commit the hub only inserts. Set in that
+/// transaction alone: reads that go on between their statements (an export's batches) are not
+/// bounded so.
+const WRITE_IDLE_TIMEOUT: &str = "30s";
+
+/// A transaction the server ended for staying idle past `idle_in_transaction_session_timeout`
+/// (SQLSTATE 25P03): its process stopped moving while it held the change-order lock.
+const IDLE_ENDED: &str = "PostgreSQL ended a transaction left idle while it held the \
+     change-order lock (SQLSTATE 25P03: the process froze or was cut off?)";
 
 /// A statement that waited for a lock past `lock_timeout` (SQLSTATE 55P03): another process
 /// holds it (frozen, or cut off from the database). Answered as a database out of reach.
@@ -377,6 +398,7 @@ pub(crate) fn is_unreachable(e: &Error) -> bool {
         || reason == STATEMENT_CANCELLED
         || reason == LOCK_WAIT
         || reason == READ_ONLY
+        || reason == IDLE_ENDED
         || reason
             .strip_prefix("PostgreSQL error ")
             .is_some_and(|code| code.starts_with("57P0") || code.starts_with("08"))
@@ -2145,6 +2167,12 @@ fn quarantined_of(sealer: &Sealer, row: &Row) -> Result<Quarantined> {
 impl PgTransaction<'_> {
     fn lock_change_order(&mut self) -> Result<()> {
         self.tx
+            .execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+                &[&WRITE_IDLE_TIMEOUT],
+            )
+            .map_err(storage_error)?;
+        self.tx
             .execute("SELECT pg_advisory_xact_lock($1)", &[&SEQ_LOCK])
             .map_err(storage_error)?;
         Ok(())
@@ -2743,18 +2771,22 @@ mod tests {
     fn sessions_are_bounded_unless_the_url_bounds_them() {
         let mut config: postgres::Config = "postgres://vigie@127.0.0.1/hub".parse().unwrap();
         with_session_bounds(&mut config);
-        assert_eq!(
-            config.get_options(),
-            Some("-c idle_in_transaction_session_timeout=30s -c lock_timeout=20s")
-        );
+        assert_eq!(config.get_options(), Some("-c lock_timeout=20s"));
         let mut config: postgres::Config =
             "postgres://vigie@127.0.0.1/hub?options=-c%20lock_timeout%3D2s"
                 .parse()
                 .unwrap();
         with_session_bounds(&mut config);
+        assert_eq!(config.get_options(), Some("-c lock_timeout=2s"));
+        // Another setting that only contains the name is not it.
+        let mut config: postgres::Config =
+            "postgres://vigie@127.0.0.1/hub?options=-c%20deadlock_timeout%3D2s"
+                .parse()
+                .unwrap();
+        with_session_bounds(&mut config);
         assert_eq!(
             config.get_options(),
-            Some("-c lock_timeout=2s -c idle_in_transaction_session_timeout=30s")
+            Some("-c deadlock_timeout=2s -c lock_timeout=20s")
         );
     }
 

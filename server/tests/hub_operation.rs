@@ -619,8 +619,8 @@ fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_bac
 /// change-order lock in a transaction stopped every write of every process on the database,
 /// silently, until the server's keepalive gave up (two hours). The hub's sessions run under
 /// bounds: a push waiting for the lock is answered 503 and logged, and the frozen holder's
-/// transaction is ended by the server, after which devices push again. (Short bounds here,
-/// through the database URL's options, which the hub keeps.)
+/// transaction is ended by the server, after which devices push again. (Short bounds here:
+/// the lock wait through the database URL's options, which the hub keeps.)
 #[test]
 fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
     let Some(_) = postgres_server() else {
@@ -630,15 +630,20 @@ fn a_postgres_lock_held_by_a_frozen_process_holds_no_write_back_for_long() {
     let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
     let url = hub_database(&hub.data).unwrap();
     hub.stop();
-    hub.database = Some(format!(
-        "{url}?options=-c%20lock_timeout%3D1s%20-c%20idle_in_transaction_session_timeout%3D3s"
-    ));
+    hub.database = Some(format!("{url}?options=-c%20lock_timeout%3D1s"));
     hub.restart();
     // Another hub process's session (the same bounds), frozen inside its transaction, the
     // change-order lock held.
     let bounded = hub.database.clone().unwrap();
     let mut frozen = postgres::Client::connect(&bounded, postgres::NoTls).unwrap();
     let mut holding = frozen.transaction().unwrap();
+    // As the hub takes it, the transaction bounded (here 3 s, for the test's sake: 30 s).
+    holding
+        .execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', '3s', true)",
+            &[],
+        )
+        .unwrap();
     holding
         .execute("SELECT pg_advisory_xact_lock(8532464671401403761)", &[])
         .unwrap();
