@@ -72,6 +72,13 @@ pub trait Backend: Send + Sync {
     fn enrol(&self, user: Uuid) -> Result<Token, AuthError>;
     /// Revokes a device: its next request is refused. Returns whether it was enrolled.
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError>;
+    /// Whether the registry holds the device as revoked.
+    fn is_revoked(&self, device: Uuid) -> Result<bool, AuthError> {
+        Ok(self
+            .devices()?
+            .iter()
+            .any(|d| d.device == device && d.revoked_ms.is_some()))
+    }
     /// Keeps the revocation of a device the storage does not know (enrolled after the copy it
     /// was restored from, revoked since: the journal holds it), as a revoked device: it is told
     /// to wipe by every process, the device list shows it, and the next start does not find

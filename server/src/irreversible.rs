@@ -823,13 +823,7 @@ impl Backend for Journaled {
     /// second try is what journals it (else a restore would bring the phone back).
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         let revoked = self.inner.revoke(device)?;
-        let done_before = !revoked
-            && self
-                .inner
-                .devices()?
-                .iter()
-                .any(|d| d.device == device && d.revoked_ms.is_some());
-        if revoked || done_before {
+        if revoked || self.inner.is_revoked(device)? {
             self.note([Action::Revoke(device)])
                 .map_err(AuthError::Storage)?;
         }

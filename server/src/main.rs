@@ -1035,12 +1035,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 e => e.to_string(),
             })?;
             if !revoked {
-                let before = backend
-                    .devices()
-                    .map_err(|e| e.to_string())?
-                    .iter()
-                    .any(|d| d.device == device && d.revoked_ms.is_some());
-                return Err(if before {
+                return Err(if backend.is_revoked(device).map_err(|e| e.to_string())? {
                     format!(
                         "device {device} was revoked already (the journal of irreversible \
                          actions holds it)"

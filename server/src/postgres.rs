@@ -2412,19 +2412,14 @@ impl Backend for Postgres {
     fn reachable(&self) -> Result<()> {
         // A load balancer's health check gives up after a few seconds: the answer comes
         // sooner than a request's wait for a connection (`connection_timeout`).
-        let mut client = self.pool.get_timeout(HEALTH_WAIT).map_err(pool_error)?;
         // A database that takes no write (a standby after a failover, or one set read-only)
-        // cannot serve devices either: not healthy, so that a load balancer sends them elsewhere.
-        let read_only = client
-            .query_one("SHOW transaction_read_only", &[])
-            .map_err(storage_error)?
-            .get::<_, String>(0);
-        if read_only == "on" {
-            return Err(Error::HubStorage {
-                reason: READ_ONLY.into(),
-                retryable: false,
-            });
-        }
+        // gives no connection either (`Manager::is_valid`): not healthy, so that a load
+        // balancer sends devices elsewhere.
+        self.pool
+            .get_timeout(HEALTH_WAIT)
+            .map_err(pool_error)?
+            .simple_query("SELECT 1")
+            .map_err(storage_error)?;
         Ok(())
     }
 

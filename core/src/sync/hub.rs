@@ -684,7 +684,7 @@ struct Pushed {
 struct Prepared {
     /// The stored document it was merged into (none: a new record); shared with the refusal's
     /// memory, which checks it against the record as the writer finds it.
-    stored: Option<std::sync::Arc<[u8]>>,
+    stored: Option<std::sync::Arc<Vec<u8>>>,
     merged: Merged,
     /// The merged document as the record of the kind it names, if it reads (not worked out
     /// for a record outside the sender's scope: it is not stored as the sender made it).
@@ -699,8 +699,14 @@ struct Prepared {
 /// Of a `Prepared`, what a refusal remembers (`remember_refusal`): the sender's own changes
 /// the stored document lacked, and that document.
 struct OwnChanges {
-    stored: Option<std::sync::Arc<[u8]>>,
+    stored: Option<std::sync::Arc<Vec<u8>>>,
     own_new: Vec<ChangeHash>,
+}
+
+/// Whether work prepared on the stored bytes `prepared` holds for the record as the writer
+/// finds it (`found`; none for a record not stored).
+fn prepared_on(prepared: &Option<std::sync::Arc<Vec<u8>>>, found: Option<&[u8]>) -> bool {
+    prepared.as_ref().map(|bytes| bytes.as_slice()) == found
 }
 
 /// A push's changes merged into the stored document (into a new one for a new record).
@@ -751,7 +757,7 @@ fn prepare(entry: &PushEntry, sender: Uuid, stored: Option<StoredRecord>, typed:
         _ => (None, Vec::new()),
     };
     Prepared {
-        stored: stored.map(|stored| stored.document.into()),
+        stored: stored.map(|stored| std::sync::Arc::new(stored.document)),
         merged,
         record,
         own_new,
@@ -994,7 +1000,7 @@ fn remember_refusal(
     let stored = tx.record(entry.id, false)?.map(|s| s.document);
     // Bytes that do not decode, or changes forged in another's name, are no one's to relay.
     let own = match prepared {
-        Some(prepared) if prepared.stored.as_deref() == stored.as_deref() => prepared.own_new,
+        Some(prepared) if prepared_on(&prepared.stored, stored.as_deref()) => prepared.own_new,
         _ => match merge_pushed(entry, stored.as_deref()) {
             Merged::Done { document, before } => own_changes_since(&document, &before, who.device),
             _ => return Ok(()),
@@ -2024,12 +2030,11 @@ fn accept_push(
     };
     match stored {
         Some(stored) if scope.receives(stored.kind, stored.area.as_ref()) => {
-            let prepared = prepared.filter(|p| p.stored.as_deref() == Some(&stored.document[..]));
+            let prepared = prepared.filter(|p| prepared_on(&p.stored, Some(&stored.document)));
             update_in_scope(tx, &rules, entry, stored, stamp, prepared)
         }
         Some(stored) => {
-            let mut prepared =
-                prepared.filter(|p| p.stored.as_deref() == Some(&stored.document[..]));
+            let mut prepared = prepared.filter(|p| prepared_on(&p.stored, Some(&stored.document)));
             let as_new = prepared.as_mut().and_then(|p| p.as_new.take());
             if quarantine_if_held(tx, &rules, entry, &stored, prepared)? {
                 return Ok(PushOutcome::Quarantined);

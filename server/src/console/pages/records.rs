@@ -2179,11 +2179,12 @@ pub async fn case_referral(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
+        let entry: Option<Uuid> = form.entry.parse().ok();
         let as_typed = || Typed {
             service: form.service.clone(),
             provider: form.provider.clone(),
             date: form.date.clone(),
-            entry: form.entry.parse().ok(),
+            entry,
             ..Typed::default()
         };
         let service = SERVICES.iter().copied().find(|s| code(s) == form.service);
@@ -2209,7 +2210,7 @@ pub async fn case_referral(
         };
         let (mut status, mut recorded) = (None, false);
         let reference = hub.backend.reference()?;
-        let key = form.entry.parse().unwrap_or_else(|_| Uuid::now_v7());
+        let key = entry.unwrap_or_else(Uuid::now_v7);
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             status = Some(case.status);
             // This form's referral, recorded by the same form sent before.
@@ -2275,12 +2276,13 @@ pub async fn case_follow_up(
             .iter()
             .copied()
             .find(|s| code(s) == form.situation);
+        let entry: Option<Uuid> = form.entry.parse().ok();
         let as_typed = || Typed {
             situation: form.situation.clone(),
             date: form.date.clone(),
             next_due: form.next_due.clone(),
             notes: form.notes.clone(),
-            entry: form.entry.parse().ok(),
+            entry,
             ..Typed::default()
         };
         let next_due = parse_date(Some(form.next_due.trim()));
@@ -2307,7 +2309,7 @@ pub async fn case_follow_up(
             notes: form.notes.trim().to_string(),
             next_due,
         };
-        let key = form.entry.parse().unwrap_or_else(|_| Uuid::now_v7());
+        let key = entry.unwrap_or_else(Uuid::now_v7);
         let mut recorded = false;
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             // This form's follow-up, recorded by the same form sent before.
