@@ -1805,6 +1805,53 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
 // ---------------------------------------------------------------------------------------------
 // 4. Indicators
 
+/// A pair merged offline in opposite directions holds each other's referrals and follow-ups
+/// (each merge copied them, under the same keys): an export lists each once, so that a load
+/// keyed on their ids takes every row.
+#[test]
+fn a_pair_merged_in_opposite_directions_lists_each_referral_and_follow_up_once() {
+    let dir = TempDir::new().unwrap();
+    const SUPERVISOR_2: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a09);
+    let mut one = open(&dir, "one.db", SUPERVISOR);
+    let mut two = open(&dir, "two.db", SUPERVISOR_2);
+    let x = one.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    let y = one.create(&child(C01, "Adjoa Kouamé", MONITOR)).unwrap();
+    for id in [x.id, y.id] {
+        let supervisor = as_role(&mut one, Role::Supervisor);
+        supervisor.refer_case(id, referral()).unwrap();
+        supervisor
+            .add_follow_up(id, follow_up(date(2026, 1, 20)))
+            .unwrap();
+    }
+    let exchange = |from: &Store, to: &mut Store| {
+        for id in [x.id, y.id] {
+            to.merge_document(id, &from.export_document(id).unwrap())
+                .unwrap();
+        }
+    };
+    exchange(&one, &mut two);
+    as_role(&mut one, Role::Supervisor)
+        .merge_cases(x.id, y.id)
+        .unwrap();
+    as_role(&mut two, Role::Supervisor)
+        .merge_cases(y.id, x.id)
+        .unwrap();
+    exchange(&two, &mut one);
+    let tables = as_role(&mut one, Role::Supervisor)
+        .export_tables(ExportOptions::default())
+        .unwrap();
+    let cases = tables.iter().find(|t| t.name == "child_cases").unwrap();
+    assert_eq!(cases.rows.len(), 2, "both in view");
+    for (table, key) in [("referrals", "referral_id"), ("follow_ups", "follow_up_id")] {
+        let table = tables.iter().find(|t| t.name == table).unwrap();
+        let at = table.columns.iter().position(|c| *c == key).unwrap();
+        let keys: Vec<_> = table.rows.iter().map(|r| r[at].clone()).collect();
+        let distinct: std::collections::BTreeSet<_> = keys.iter().map(|k| k.to_string()).collect();
+        assert_eq!(keys.len(), 2, "{key}: one row for each of the child's {keys:?}");
+        assert_eq!(distinct.len(), 2, "{key}: {keys:?}");
+    }
+}
+
 #[test]
 fn indicators_count_children_and_inspections_by_dimension_and_period() {
     let dir = TempDir::new().unwrap();

@@ -16,7 +16,9 @@
 //! `merged_into` only for a merged duplicate (`ChildCase::is_merged_duplicate`): counting the
 //! cases without it counts each child once. A visit's `children_identified` counts a duplicate
 //! and the case it was merged into as one child, and counts no erased case; a duplicate's
-//! referrals and follow-ups copied into the case kept are listed under that case only.
+//! referrals and follow-ups copied into the case kept are listed under that case only (of a pair
+//! merged offline in opposite directions, under the one whose id sorts first): each referral and
+//! follow-up id is listed once.
 
 use crate::domain::area::Area;
 use crate::domain::codes::{
@@ -510,11 +512,12 @@ impl Store {
                 cases.flush(sink)?;
             }
             // A merge copied the duplicate's referrals and follow-ups into the case kept,
-            // under the same keys: they are listed there, once.
-            let kept = c
-                .is_merged_duplicate()
-                .then(|| c.merged_into.and_then(|k| held.get(&k)))
-                .flatten();
+            // under the same keys: they are listed there, once. A pair merged offline in
+            // opposite directions (both in view until merged again) holds each other's: they
+            // are listed under the case whose id sorts first.
+            let kept = c.merged_into.and_then(|k| held.get(&k)).filter(|k| {
+                c.is_merged_duplicate() || (k.merged_into == Some(c.id) && k.id < c.id)
+            });
             if wanted("referrals") {
                 for (key, referral) in &c.referrals {
                     if kept.is_none_or(|k| !k.referrals.contains_key(key)) {
