@@ -81,6 +81,9 @@ pub struct ErasedHistory {
     pub hashes: Vec<ChangeHash>,
     pub roots: Vec<ChangeHash>,
     pub filed: Option<(RecordKind, Area)>,
+    /// When the erasure was made (milliseconds since the epoch), for one made elsewhere (a
+    /// copy of another database's records); now when `None`.
+    pub at_ms: Option<i64>,
 }
 
 /// A record's new state, to be stored with the changes added since `before`.

@@ -1847,7 +1847,11 @@ fn a_pair_merged_in_opposite_directions_lists_each_referral_and_follow_up_once()
         let at = table.columns.iter().position(|c| *c == key).unwrap();
         let keys: Vec<_> = table.rows.iter().map(|r| r[at].clone()).collect();
         let distinct: std::collections::BTreeSet<_> = keys.iter().map(|k| k.to_string()).collect();
-        assert_eq!(keys.len(), 2, "{key}: one row for each of the child's {keys:?}");
+        assert_eq!(
+            keys.len(),
+            2,
+            "{key}: one row for each of the child's {keys:?}"
+        );
         assert_eq!(distinct.len(), 2, "{key}: {keys:?}");
     }
 }
@@ -2343,7 +2347,8 @@ fn csv_export_is_pseudonymised_by_default() {
             "visits.csv",
             "child_cases.csv",
             "referrals.csv",
-            "follow_ups.csv"
+            "follow_ups.csv",
+            "erasures.csv"
         ]
     );
     for path in &paths {
@@ -2413,7 +2418,7 @@ fn csv_export_is_pseudonymised_by_default() {
     let paths = as_role(&mut store, Role::Inspector)
         .export_to_dir(&out, ExportFormat::Json, ExportOptions::default())
         .unwrap();
-    assert_eq!(paths.len(), 5);
+    assert_eq!(paths.len(), 6);
     let cases: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("child_cases.json")).unwrap()).unwrap();
     assert_eq!(cases[0]["birth_year"], 2014);

@@ -870,10 +870,10 @@ impl Postgres {
         // The erased ids too: a visit's list may name an erased case, which counts as no child
         // (the exports ask the store whether an id was erased).
         let erased = tx
-            .query("SELECT record_id FROM erased", &[])
+            .query(&format!("{ERASED_FOR_COPY} ORDER BY e.seq"), &[])
             .map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
-        forget_erased(store, &erased)?;
+        forget_erased(store, &self.sealer, &erased)?;
         Ok(copied)
     }
 }
@@ -926,25 +926,47 @@ impl Postgres {
         }
         let erased = tx
             .query(
-                "SELECT record_id FROM erased WHERE seq > $1 AND seq <= $2",
+                &format!("{ERASED_FOR_COPY} WHERE e.seq > $1 AND e.seq <= $2 ORDER BY e.seq"),
                 &[&*cursor, &high],
             )
             .map_err(storage_error)?;
         tx.commit().map_err(storage_error)?;
-        forget_erased(copy, &erased)?;
+        forget_erased(copy, &self.sealer, &erased)?;
         *cursor = high;
         Ok(())
     }
 }
 
-/// Erases in a copy of the records the ids of `erased` (rows whose first column is one).
-fn forget_erased(copy: &mut Store, erased: &[postgres::Row]) -> Result<()> {
+/// The erased ids with when they were erased and where each was filed then, as a copy of the
+/// records takes them (`forget_erased`).
+const ERASED_FOR_COPY: &str = "SELECT e.record_id, e.at_ms, h.kind, h.area
+     FROM erased e LEFT JOIN area_history h ON h.record_id = e.record_id AND h.seq = e.seq";
+
+/// Erases in a copy of the records the ids of `erased` (rows of `ERASED_FOR_COPY`), each with
+/// its date and the area it was filed in: a copy's exports list the erasures a supervisor's
+/// devices learn of, dated as the hub erased them.
+fn forget_erased(copy: &mut Store, sealer: &Sealer, erased: &[postgres::Row]) -> Result<()> {
     if erased.is_empty() {
         return Ok(());
     }
+    let mut histories = Vec::with_capacity(erased.len());
+    for row in erased {
+        let id: Uuid = row.get(0);
+        let filed = match row.get::<_, Option<i16>>(2) {
+            Some(kind) => RecordKind::from_i64(i64::from(kind))
+                .zip(area_of(sealer, row, 3, id)?.or_else(|| Some(Area::default()))),
+            None => None,
+        };
+        let history = ErasedHistory {
+            filed,
+            at_ms: Some(row.get(1)),
+            ..ErasedHistory::default()
+        };
+        histories.push((id, history));
+    }
     copy.in_transaction(&mut |t| {
-        for row in erased {
-            t.erase(row.get(0), &ErasedHistory::default())?;
+        for (id, history) in &histories {
+            t.erase(*id, history)?;
         }
         Ok(())
     })?;

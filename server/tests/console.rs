@@ -1437,6 +1437,7 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
         "child_cases",
         "referrals",
         "follow_ups",
+        "erasures",
     ] {
         for format in ["csv", "json", "excel"] {
             pages.push(format!(
@@ -2194,6 +2195,62 @@ fn erasure_needs_a_reason_and_the_case_code() {
         journal.body.contains("Saisi par erreur"),
         "{}",
         journal.body
+    );
+}
+
+/// A copy loaded from earlier exports (an M&E database) learns which children to drop: every
+/// export lists the cases erased, those of the exporter's areas when made for someone, dated as
+/// the hub erased them; the console's download of the table too.
+#[test]
+fn exports_list_the_cases_erased_in_the_exporters_areas() {
+    let s = setup();
+    let f = field(&s);
+    let r2 = foreign_area();
+    let mine_by = add_user(&s.data, "Superviseure", Role::Supervisor, &["CI-R1"]);
+    let theirs_by = add_user(&s.data, "Superviseure R2", Role::Supervisor, &[&r2.region]);
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    common::lifecycle::erase(&s.data, f.my_case, mine_by);
+    common::lifecycle::erase(&s.data, f.their_case, theirs_by);
+    let export = |by: Option<Uuid>| -> String {
+        let out = tempfile::tempdir().expect("temporary directory");
+        let by = by.map(|b| b.to_string());
+        let mut args = vec!["--out", out.path().to_str().unwrap()];
+        if let Some(by) = &by {
+            args.extend(["--by", by.as_str()]);
+        }
+        let done = common::lifecycle::admin(&s.data, &["export"], &args);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        std::fs::read_to_string(out.path().join("erasures.csv")).expect("erasures")
+    };
+    let (mine, theirs) = (f.my_case.to_string(), f.their_case.to_string());
+    let listed = export(Some(mine_by));
+    assert!(listed.starts_with("case_id,erased_at\r\n"), "{listed}");
+    assert!(
+        listed.contains(&mine) && !listed.contains(&theirs),
+        "{listed}"
+    );
+    let whole = export(None);
+    assert!(whole.contains(&mine) && whole.contains(&theirs), "{whole}");
+    for line in whole.lines().skip(1) {
+        let at = line.split(',').nth(1).expect("a date");
+        let at = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        assert!(at >= before && at <= chrono::Utc::now(), "{line}");
+        assert!(line.ends_with('Z'), "in UTC: {line}");
+    }
+
+    let mut desk = Browser::new(&s.hub.url);
+    account(&mut desk, &s.data, mine_by, "sup.erasures", PASSWORD);
+    assert_eq!(desk.sign_in("sup.erasures", PASSWORD).status, 303);
+    let page = desk.get("/console/exports/download?table=erasures&format=csv");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&mine) && !page.body.contains(&theirs),
+        "{}",
+        page.body
     );
 }
 

@@ -246,7 +246,8 @@ def test_exports_are_pseudonymised_unless_a_supervisor_asks(env):
 
         paths = as_role(store, MONITOR).export_to_dir(out, vigie.ExportFormat.CSV, vigie.ExportOptions())
         assert sorted(os.path.basename(p) for p in paths) == [
-            "child_cases.csv", "follow_ups.csv", "referrals.csv", "visits.csv", "workplaces.csv"]
+            "child_cases.csv", "erasures.csv", "follow_ups.csv", "referrals.csv", "visits.csv",
+            "workplaces.csv"]
         with open(os.path.join(out, "child_cases.csv"), newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         assert sorted(r["case_code"] for r in rows) == ["CI-E-0001", "CI-E-0002"]

@@ -1,5 +1,6 @@
 //! Exports for analysis: one table per record kind (workplaces, visits, child cases, and the
-//! cases' referrals and follow-ups), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF; text
+//! cases' referrals and follow-ups), and one of the cases erased for good (`erasures`: an id
+//! and a date, for copies made from earlier exports to drop), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF; text
 //! that a spreadsheet would run as a formula is prefixed with `'`) or JSON (an array of
 //! objects per table).
 //!
@@ -29,7 +30,7 @@ use crate::domain::records::{ChildCase, FollowUp, Referral, Visit, Workplace};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
 use crate::store::{Scoped, Store};
-use chrono::{DateTime, FixedOffset, NaiveDate};
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -303,12 +304,13 @@ pub fn may_export(options: ExportOptions, role: Role) -> Result<()> {
 }
 
 /// The export's tables, in order.
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 6] = [
     "workplaces",
     "visits",
     "child_cases",
     "referrals",
     "follow_ups",
+    "erasures",
 ];
 
 /// Where an export's rows go, table by table, as they are made (a file, a download, a table
@@ -440,7 +442,8 @@ fn area_cols(t: &mut TableBuilder, area: &Area) {
 }
 
 impl Store {
-    /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`.
+    /// The export's tables: `workplaces`, `visits`, `child_cases`, `referrals`, `follow_ups`,
+    /// `erasures`.
     pub fn export_tables(&self, options: ExportOptions) -> Result<Vec<ExportTable>> {
         self.export_tables_within(options, None, None, None)
     }
@@ -462,7 +465,25 @@ impl Store {
         let wanted = |name: &str| only.is_none_or(|o| o == name);
         let personal = options.include_personal_data;
         self.may_export(options, by)?;
+        // Every table is read from one snapshot: syncs the hub takes meanwhile do not make one
+        // table disagree with another (a referral listed for a case the cases' table lacks).
+        // Nothing is written: it begins deferred (the store's transactions take the write
+        // lock at once, which would hold every write for the export's time) and ends rolled
+        // back.
+        let _snapshot = match self.conn.is_autocommit() {
+            true => Some(rusqlite::Transaction::new_unchecked(
+                &self.conn,
+                rusqlite::TransactionBehavior::Deferred,
+            )?),
+            false => None,
+        };
         let each = |kind| crate::store::queries::ids_in_store_order(&self.conn, kind, scope);
+        if wanted("erasures") {
+            self.erasure_rows(personal, scope, sink)?;
+        }
+        if only == Some("erasures") {
+            return Ok(());
+        }
         let sample_workplace = Workplace::new("", "other", Formality::Formal, Area::default());
         if wanted("workplaces") {
             let mut workplaces = TableBuilder::new("workplaces", personal);
@@ -571,6 +592,33 @@ impl Store {
             })?;
         }
         Ok(())
+    }
+
+    /// The cases erased for good, so that a copy made from earlier exports can drop them (a
+    /// case's rows simply stop appearing otherwise, as do those of a case moved out of the
+    /// exporter's areas). A tombstone holds no content: pseudonymised exports list them too. A
+    /// scoped export lists those its principal's devices learn of: cases filed in its areas
+    /// when erased, and cases the hub never held.
+    fn erasure_rows(
+        &self,
+        personal: bool,
+        scope: Option<&Scope>,
+        sink: &mut dyn RowSink,
+    ) -> Result<()> {
+        let mut erasures = TableBuilder::new("erasures", personal);
+        for erased in crate::store::erasure::tombstones(&self.conn)? {
+            let listed = match (scope, &erased.filed) {
+                (Some(scope), Some((kind, area))) if *area != Area::default() => {
+                    scope.receives(*kind, Some(area))
+                }
+                _ => true,
+            };
+            if listed {
+                erasure_row(&mut erasures, erased.id, erased.at_ms);
+                erasures.flush(sink)?;
+            }
+        }
+        erasures.finish(sink, |t| erasure_row(t, Uuid::nil(), 0))
     }
 
     /// `may_export` by a user of role `by`, the store's acting role when `None`.
@@ -1024,6 +1072,13 @@ fn referral_row(t: &mut TableBuilder, case: Uuid, key: Uuid, referral: &Referral
     t.end_row();
 }
 
+fn erasure_row(t: &mut TableBuilder, case: Uuid, at_ms: i64) {
+    t.col("case_id", case);
+    let at = DateTime::<Utc>::from_timestamp_millis(at_ms).unwrap_or_default();
+    t.col("erased_at", at.to_rfc3339_opts(SecondsFormat::Secs, true));
+    t.end_row();
+}
+
 fn follow_up_row(t: &mut TableBuilder, case: Uuid, key: Uuid, follow_up: &FollowUp) {
     t.col("case_id", case);
     t.col("follow_up_id", key);
@@ -1037,6 +1092,57 @@ fn follow_up_row(t: &mut TableBuilder, case: Uuid, key: Uuid, follow_up: &Follow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table comes from one snapshot: a case recorded by another connection (as a hub's
+    /// syncs write) once the export has begun is in none of its tables.
+    #[test]
+    fn every_table_is_read_from_one_snapshot() {
+        use crate::store::{Encryption, StoreConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let user = Uuid::from_u128(1);
+        let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+        let open = || Store::open(StoreConfig::new(&path, Encryption::Unencrypted, user)).unwrap();
+        let mut store = open();
+        let workplace = Workplace::new("Plantation", "cocoa", Formality::Informal, area.clone());
+        store.create(&workplace).unwrap();
+        struct WritesMeanwhile {
+            writer: Option<(Store, ChildCase)>,
+            cases: usize,
+        }
+        impl RowSink for WritesMeanwhile {
+            fn row(
+                &mut self,
+                table: &'static str,
+                _: &[&'static str],
+                row: Option<Vec<Value>>,
+            ) -> Result<()> {
+                if let Some((mut writer, case)) = self.writer.take() {
+                    writer.create(&case)?;
+                }
+                self.cases += usize::from(table == "child_cases" && row.is_some());
+                Ok(())
+            }
+        }
+        let on = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let mut case = ChildCase::new("CI-E-0001", "Awa", Sex::Female, area, on, user);
+        case.estimated_age = Some(11);
+        let mut sink = WritesMeanwhile {
+            writer: Some((open(), case)),
+            cases: 0,
+        };
+        let options = ExportOptions::default();
+        let supervisor = Some(Role::Supervisor);
+        store
+            .export_rows(options, supervisor, None, None, &mut sink)
+            .unwrap();
+        assert!(sink.writer.is_none(), "written while the export ran");
+        assert_eq!(sink.cases, 0, "a case the export's snapshot does not hold");
+        store
+            .export_rows(options, supervisor, None, None, &mut sink)
+            .unwrap();
+        assert_eq!(sink.cases, 1, "the next export lists it");
+    }
 
     /// Written row by row, a table reads as the whole table written at once: the same JSON as
     /// `serde_json::to_vec_pretty` gives, the same CSV header whether rows come or not.

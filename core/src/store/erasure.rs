@@ -4,10 +4,10 @@
 
 use super::index;
 use crate::domain::AttachmentState;
+use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
 use crate::error::Result;
 use automerge::ChangeHash;
-use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use uuid::Uuid;
 
@@ -69,13 +69,63 @@ fn forget(tx: &Transaction, id: Uuid, keep_uploads: bool) -> Result<Option<Recor
 }
 
 /// Records that a record was erased, so that no old copy brings it back.
-pub(crate) fn place_tombstone(tx: &Transaction, id: Uuid, seq: Option<i64>) -> Result<()> {
+pub(crate) fn place_tombstone(
+    tx: &Transaction,
+    id: Uuid,
+    seq: Option<i64>,
+    at_ms: i64,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO erased (record_id, seq, at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (record_id) DO NOTHING",
     )?
-    .execute(params![id.as_bytes(), seq, Utc::now().timestamp_millis()])?;
+    .execute(params![id.as_bytes(), seq, at_ms])?;
     Ok(())
+}
+
+/// An erased record as an export lists it (`features::export`).
+pub(crate) struct Tombstoned {
+    pub id: Uuid,
+    /// When the hub erased it; on a device, when the device learned of it.
+    pub at_ms: i64,
+    /// On the hub, where the record was filed when erased (`None` on a device, whose hub sent
+    /// it the tombstones of its scope); the default area for a record the hub never held.
+    pub filed: Option<(RecordKind, Area)>,
+}
+
+/// Every tombstone of this store, oldest first.
+pub(crate) fn tombstones(conn: &Connection) -> Result<Vec<Tombstoned>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.record_id, e.at_ms, h.kind, h.country, h.region, h.district, h.community
+         FROM erased e LEFT JOIN area_history h ON h.seq = e.seq AND h.record_id = e.record_id
+         ORDER BY e.at_ms, e.record_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut found = Vec::new();
+    while let Some(r) = rows.next()? {
+        let bytes: Vec<u8> = r.get(0)?;
+        let Ok(id) = Uuid::from_slice(&bytes) else {
+            continue;
+        };
+        let filed = match r.get::<_, Option<i64>>(2)?.and_then(RecordKind::from_i64) {
+            Some(kind) => Some((
+                kind,
+                Area::new(
+                    &r.get::<_, String>(3)?,
+                    &r.get::<_, String>(4)?,
+                    &r.get::<_, String>(5)?,
+                    &r.get::<_, String>(6)?,
+                ),
+            )),
+            None => None,
+        };
+        found.push(Tombstoned {
+            id,
+            at_ms: r.get(1)?,
+            filed,
+        });
+    }
+    Ok(found)
 }
 
 /// Keeps the hash of a change of an erased record (`root`: one with no dependencies).

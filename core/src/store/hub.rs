@@ -509,18 +509,17 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         }
         let found = erasure::forget_record(self.tx, id)?.is_some();
         self.erased = true;
+        let at_ms = history
+            .at_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         // The tombstone takes the next place in the change order, like a change would.
         self.tx.execute(
             "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
              VALUES (?1, 0, x'', NULL, ?2, ?3)",
-            rusqlite::params![
-                id.as_bytes(),
-                Origin::Local as i64,
-                chrono::Utc::now().timestamp_millis()
-            ],
+            rusqlite::params![id.as_bytes(), Origin::Local as i64, at_ms],
         )?;
         let seq = self.tx.last_insert_rowid();
-        erasure::place_tombstone(self.tx, id, Some(seq))?;
+        erasure::place_tombstone(self.tx, id, Some(seq), at_ms)?;
         for hash in &history.hashes {
             erasure::keep_erased_change(self.tx, id, hash, history.roots.contains(hash))?;
         }

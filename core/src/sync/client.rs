@@ -641,7 +641,7 @@ fn erase(tx: &Transaction, id: Uuid, roots: &[ChangeHash], report: &mut SyncRepo
     if remove(tx, id, Removal::Erased, report)? && !report.erased.contains(&id) {
         report.erased.push(id);
     }
-    erasure::place_tombstone(tx, id, None)
+    erasure::place_tombstone(tx, id, None, chrono::Utc::now().timestamp_millis())
 }
 
 /// Marks every record the scope of `profile` does not cover under `reference` as leaving.

@@ -194,7 +194,7 @@ class MonitoringTest {
             val out = File(File(Env.storePath("export")).parentFile, "export")
 
             val paths = store.asRole(monitor).exportToDir(out.path, ExportFormat.CSV, ExportOptions())
-            assertEquals(listOf("child_cases.csv", "follow_ups.csv", "referrals.csv", "visits.csv", "workplaces.csv"),
+            assertEquals(listOf("child_cases.csv", "erasures.csv", "follow_ups.csv", "referrals.csv", "visits.csv", "workplaces.csv"),
                 paths.map { File(it).name }.sorted())
             val rows = readCsv(File(out, "child_cases.csv"))
             assertEquals(listOf("CI-E-0001", "CI-E-0002"), rows.map { it.getValue("case_code") }.sorted())
