@@ -1858,3 +1858,48 @@ fn a_sync_says_how_far_the_phone_s_clock_is_from_the_hub_s() {
     assert!(!close.clock_skewed, "{close:?}");
     assert_eq!(close.clock_offset_seconds, None);
 }
+
+/// A role corrected with the areas kept (an inspector made a supervisor, and back) sends
+/// nothing again: the device holds every record it may receive, and learns its role from the
+/// answer. A role that receives other kinds (an administrator: none) walks from the start.
+#[test]
+fn a_role_changed_with_the_same_areas_and_kinds_sends_nothing_again() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    for n in 0..3 {
+        let w = monitor
+            .store
+            .create(&workplace(c01.clone(), &format!("Champ {n}")))
+            .unwrap();
+        monitor
+            .store
+            .create(&visit(&w, monitor.principal.user, 2))
+            .unwrap();
+    }
+    sync(&mut monitor, &mut hub);
+    let mut other = device(&dir, "inspector", Role::Inspector, &["CI-R1-D1"]);
+    let scope = sync(&mut other, &mut hub).received;
+    assert!(scope >= 6, "{scope}");
+    for role in [Role::Supervisor, Role::CommunityMonitor, Role::Inspector] {
+        other.principal.role = role;
+        let summary = sync(&mut other, &mut hub);
+        assert_eq!(summary.received, 0, "{role:?}");
+        let profile = other.store.user_profile().unwrap().expect("a profile");
+        assert_eq!(profile.role, role);
+    }
+    // Nothing of the field for an administrator; the inspector again receives the whole scope.
+    other.principal.role = Role::Administrator;
+    sync(&mut other, &mut hub);
+    assert!(
+        other
+            .store
+            .ids_of_kind(RecordKind::Workplace)
+            .unwrap()
+            .is_empty()
+    );
+    other.principal.role = Role::Inspector;
+    assert_eq!(sync(&mut other, &mut hub).received, scope);
+}

@@ -1117,10 +1117,25 @@ impl Scope {
     }
 
     /// Changes when the role or what the areas resolve to change, so that a cursor issued for
-    /// another scope is not reused.
+    /// another scope is not reused (`walked_by`).
     pub fn fingerprint(&self) -> u64 {
+        self.fingerprint_as(self.role)
+    }
+
+    /// Whether a cursor issued under `fingerprint` walked the records this scope receives: one
+    /// issued for it, or for a role that receives the same kinds over the same areas (a role
+    /// corrected, areas kept, sends nothing again: the device learns its role from the
+    /// answer's profile).
+    pub fn walked_by(&self, fingerprint: u64) -> bool {
+        Role::ALL
+            .into_iter()
+            .filter(|role| kinds(*role) == self.kinds())
+            .any(|role| self.fingerprint_as(role) == fingerprint)
+    }
+
+    fn fingerprint_as(&self, role: Role) -> u64 {
         let mut hash = Sha256::new();
-        hash.update([self.role as u8]);
+        hash.update([role as u8]);
         for grant in self.areas.grants() {
             for part in [&grant.country, grant.level.as_str(), &grant.code] {
                 hash.update(part.as_bytes());

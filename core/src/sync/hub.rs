@@ -1144,7 +1144,10 @@ fn respond(
         );
     }
     let cursor = match request.cursor {
-        Some(c) if c.scope == fingerprint && !restored => c,
+        Some(c) if scope.walked_by(c.scope) && !restored => Cursor {
+            scope: fingerprint,
+            ..c
+        },
         _ => Cursor {
             since: 0,
             after: 0,
@@ -1153,7 +1156,7 @@ fn respond(
     };
     // A device whose scope changed may have removed records it pushed itself: the new walk
     // from the start sends them like any other, until it completes.
-    let scope_changed = request.cursor.is_some_and(|c| c.scope != fingerprint);
+    let scope_changed = request.cursor.is_some_and(|c| !scope.walked_by(c.scope));
     let receipt_in = if scope_changed {
         0
     } else {
