@@ -765,6 +765,21 @@ fn run(cli: Cli) -> Result<(), String> {
                 &from_command_line(&role_code(role)),
             );
             println!("{}", user.id);
+            // Two staff of one name are common: said, so that the administrator tells them
+            // apart by id (the console names them with their role and areas).
+            let namesakes: Vec<String> = backend
+                .users()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|u| u.id != user.id && u.name == user.name)
+                .map(|u| u.id.to_string())
+                .collect();
+            if !namesakes.is_empty() {
+                eprintln!(
+                    "note: another user has this name ({}): give devices by id",
+                    namesakes.join(", ")
+                );
+            }
             Ok(())
         }
         Command::User {

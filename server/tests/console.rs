@@ -693,6 +693,51 @@ fn the_consoles_files_are_asked_again_by_their_tag() {
 
 /// Revoking a device (it wipes what it had not synced) and deactivating a user take a second
 /// step, on a page that says what they do; the first tap changes nothing.
+/// Two staff of one name (common in a district) are told apart where a device is enrolled:
+/// by role and areas, in the list to choose from, on the token shown and in the devices' list.
+#[test]
+fn users_of_one_name_are_told_apart_where_devices_are_enrolled() {
+    let s = setup();
+    let mut browser = admin_signed_in(&s, "admin.homonymes");
+    let monitor = add_user(&s.data, "Konan Kouassi", Role::CommunityMonitor, &[C01]);
+    // The command line says the name is taken already, with the other's id.
+    let added = try_add_user(&s.data, "Konan Kouassi", Role::Inspector, &["CI-R1"]);
+    let said = String::from_utf8_lossy(&added.stderr);
+    assert!(
+        said.contains("another user has this name") && said.contains(&monitor.to_string()),
+        "{said}"
+    );
+    let inspector: Uuid = String::from_utf8_lossy(&added.stdout)
+        .trim()
+        .parse()
+        .expect("an id");
+    let page = browser.get("/console/devices");
+    let option = |id: Uuid| {
+        let start = page
+            .body
+            .find(&format!("<option value=\"{id}\">"))
+            .expect("offered");
+        let end = start + page.body[start..].find("</option>").unwrap();
+        page.body[start..end].to_string()
+    };
+    let (a, b) = (option(monitor), option(inspector));
+    assert!(a.contains("Konan Kouassi — Agent communautaire"), "{a}");
+    assert!(b.contains("Konan Kouassi — Inspecteur du travail"), "{b}");
+    assert_ne!(a, b);
+    let enrolled = browser.post(
+        "/console/devices",
+        &[("csrf", &page.csrf()), ("user", &inspector.to_string())],
+    );
+    assert_eq!(enrolled.status, 200);
+    let heading = enrolled
+        .body
+        .split("<h2>")
+        .nth(1)
+        .expect("the token's heading");
+    assert!(heading.contains("Inspecteur du travail"), "{heading}");
+    assert!(!heading.contains("Agent communautaire"), "{heading}");
+}
+
 #[test]
 fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
     let s = setup();
@@ -710,7 +755,9 @@ fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
     let page = browser.get("/console/devices");
     assert!(
         page.body
-            .contains("aria-label=\"Révoquer l&#39;appareil de moniteur-partant\"")
+            .contains("aria-label=\"Révoquer l&#39;appareil de moniteur-partant — Agent"),
+        "{}",
+        page.body
     );
     let revoke = format!("/console/devices/{device}/revoke");
     let asked = browser.post(&revoke, &[("csrf", &page.csrf())]);

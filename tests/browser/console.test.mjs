@@ -282,7 +282,9 @@ test('a device enrolled in the console syncs with the token its QR code holds, a
   const elsewhere = watchRequests(a);
   await signIn(a, 'demo.admin', admin);
   await a.goto(`${url}/console/devices`);
-  await a.selectOption('#enrol-form select[name=user]', { label: visitor });
+  // Users are offered by name, role and areas (two staff of one name are told apart).
+  const offeredAs = a.locator('#enrol-form select[name=user] option', { hasText: `${visitor} — ` });
+  await a.selectOption('#enrol-form select[name=user]', await offeredAs.first().getAttribute('value'));
   await a.click('#enrol-form button[type=submit]');
   const token = await scanQr(a);
   assert.match(token, /^vgd1\./);

@@ -475,7 +475,11 @@ fn devices_page(
     token: Option<(String, String, String)>,
 ) -> PageResult {
     let users = hub.backend.users()?;
-    let names = user_names(&users);
+    let reference = hub.backend.reference()?;
+    let labels: std::collections::HashMap<Uuid, String> = users
+        .iter()
+        .map(|u| (u.id, user_label(ctx.tr(), &reference, u)))
+        .collect();
     let lines = hub
         .backend
         .devices()?
@@ -483,7 +487,7 @@ fn devices_page(
         .rev()
         .map(|d| DeviceLine {
             id: d.device,
-            user: names.get(&d.user).cloned().unwrap_or_default(),
+            user: labels.get(&d.user).cloned().unwrap_or_default(),
             enrolled: time(ctx.tr(), Some(d.enrolled_ms)),
             last_seen: time(ctx.tr(), d.last_seen_ms),
             revoked: time(ctx.tr(), d.revoked_ms),
@@ -500,14 +504,25 @@ fn devices_page(
         csrf: viewer.csrf.clone(),
         lines,
         users: users
-            .into_iter()
-            .filter(takes_a_device)
-            .map(|u| (u.id, u.name))
+            .iter()
+            .filter(|u| takes_a_device(u))
+            .map(|u| (u.id, labels.get(&u.id).cloned().unwrap_or_default()))
             .collect(),
         error,
         token,
     };
     Ok((status, html(&page)).into_response())
+}
+
+/// A user as the devices page names them: by name, role and areas, so that two staff of one
+/// name are told apart where a device is enrolled for one of them.
+fn user_label(t: Tr, reference: &vigie_core::ReferenceData, user: &vigie_core::User) -> String {
+    let mut label = format!("{} — {}", user.name, t.code("role", &role_code(user.role)));
+    for area in &user.areas {
+        label.push_str(", ");
+        label.push_str(&t.area(reference, area));
+    }
+    label
 }
 
 /// Whom a device may be enrolled for: an active user who works on records.
@@ -580,7 +595,8 @@ pub async fn enrol(
         );
         let text = token.to_text();
         let qr = qr_svg(&text);
-        devices_page(hub, ctx, &viewer, None, Some((user.name, text, qr)))
+        let whose = user_label(t, &*hub.backend.reference()?, &user);
+        devices_page(hub, ctx, &viewer, None, Some((whose, text, qr)))
     })
     .await
 }
@@ -657,14 +673,15 @@ pub async fn reissue(
             Err(e) => return Err(e.into()),
         };
         audit(hub, Some(viewer.user.id), "device_reissue", Some(id), "");
-        let name = hub
+        let reference = hub.backend.reference()?;
+        let whose = hub
             .backend
             .user(token.user)?
-            .map(|u| u.name)
+            .map(|u| user_label(ctx.tr(), &reference, &u))
             .unwrap_or_default();
         let text = token.to_text();
         let qr = qr_svg(&text);
-        devices_page(hub, ctx, &viewer, None, Some((name, text, qr)))
+        devices_page(hub, ctx, &viewer, None, Some((whose, text, qr)))
     })
     .await
 }
