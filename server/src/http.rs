@@ -487,7 +487,11 @@ impl Failure {
                 return Some((format!("request exceeds a limit: {what}").into(), true));
             }
             Failure::Hub(HubError::ActorNotBound) => ("actor not bound to the device", true),
-            Failure::Hub(HubError::KeysNotBound) => ("keys not those certified", true),
+            Failure::Hub(HubError::KeysNotBound) => (
+                "keys not those certified: another store took this device's token first (an \
+                 app set up again, or a copied token: revoke the device if its owner did not)",
+                true,
+            ),
             Failure::Hub(HubError::UserNotBound) => ("store of another user", true),
             Failure::BodyTooLarge => ("request bytes over the limit", true),
             Failure::TooManyRequests => ("too many requests at once", false),
@@ -547,8 +551,11 @@ impl IntoResponse for Failure {
             ),
             Failure::Hub(HubError::KeysNotBound) => error(
                 StatusCode::FORBIDDEN,
-                "the device's keys differ from those certified for it at enrolment (a store \
-                 made again with the same token): the administrator reissues the device's token",
+                "this device's token was used first by another store, whose keys the hub \
+                 certified: if this app was not set up again, the token may have been copied — \
+                 tell the administrator, who revokes the device (the other store is wiped at its \
+                 next contact) and enrols this phone anew; after a reinstall, the administrator \
+                 reissues the device's token",
             ),
             Failure::Hub(HubError::UserNotBound) => error(
                 StatusCode::FORBIDDEN,

@@ -130,9 +130,14 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
         &[C02, C07],
         4,
     );
+    // Told what it may mean: an app set up again (reissue) or a copied token (revoke).
+    let refused = again
+        .sync(&hub.url)
+        .expect_err("other keys under the same token");
+    let said = refused.to_string();
     assert!(
-        again.sync(&hub.url).is_err(),
-        "other keys under the same token"
+        said.contains("used first by another store") && said.contains("revokes the device"),
+        "{said}"
     );
     let token = reissue(&data, other.token.device);
     let mut again = Device::open(

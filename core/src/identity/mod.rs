@@ -60,7 +60,7 @@ pub enum IdentityError {
     )]
     KeysReplaced { device: Uuid },
     #[error(
-        "the certificate of device {device} was replaced by a newer one (its user's role or areas changed): that device must sync with the hub"
+        "the certificate of device {device} was replaced by a newer one (its user's role or areas changed, or its token was reissued): that device must sync with the hub"
     )]
     Superseded { device: Uuid },
     #[error("the hub's key differs from the one this device pinned at enrolment")]
