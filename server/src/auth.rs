@@ -166,11 +166,17 @@ impl Registry {
 
     /// Enrols a new device for a user and returns its token (shown once, never stored).
     pub fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
-        let token = new_token(user);
+        self.enrol_device(user, Uuid::new_v4())?
+            .ok_or_else(|| AuthError::Storage("a new device id was taken already".into()))
+    }
+
+    /// `enrol` under the device id `device`; `None` when it is enrolled already.
+    pub fn enrol_device(&self, user: Uuid, device: Uuid) -> Result<Option<Token>, AuthError> {
+        let token = reissued_token(device, user);
         let now = chrono::Utc::now().timestamp_millis();
-        self.conn.execute(
+        let added = self.conn.execute(
             "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, unused_until_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device) DO NOTHING",
             params![
                 token.device.as_bytes(),
                 user.as_bytes(),
@@ -179,7 +185,7 @@ impl Registry {
                 unused_until(now)
             ],
         )?;
-        Ok(token)
+        Ok((added == 1).then_some(token))
     }
 
     /// Revokes a device: its next request is refused. Returns whether it was enrolled.
@@ -419,10 +425,6 @@ pub(crate) fn unused_until(now_ms: i64) -> i64 {
 }
 
 /// A fresh token for a new device of `user`.
-pub(crate) fn new_token(user: Uuid) -> Token {
-    reissued_token(Uuid::new_v4(), user)
-}
-
 /// A token with a fresh secret for `device` of `user`.
 pub(crate) fn reissued_token(device: Uuid, user: Uuid) -> Token {
     let mut secret = [0u8; 32];
@@ -439,7 +441,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("devices.db");
         // The registry as it was created before its schema had versions (frozen).
-        let token = new_token(Uuid::new_v4());
+        let token = reissued_token(Uuid::new_v4(), Uuid::new_v4());
         {
             let conn = Connection::open(&path).unwrap();
             conn.execute_batch(

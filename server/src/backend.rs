@@ -69,7 +69,13 @@ pub trait Backend: Send + Sync {
     /// Checks a presented token; returns the device's user.
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError>;
     /// Enrols a new device for a user and returns its token (shown once, never stored).
-    fn enrol(&self, user: Uuid) -> Result<Token, AuthError>;
+    fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
+        self.enrol_device(user, Uuid::new_v4())?
+            .ok_or_else(|| AuthError::Storage("a new device id was taken already".into()))
+    }
+    /// `enrol`, under the device id `device`: `None` when it is enrolled already (a console
+    /// form sent twice, by a reload or Back: one device, not two, each with a token).
+    fn enrol_device(&self, user: Uuid, device: Uuid) -> Result<Option<Token>, AuthError>;
     /// Revokes a device: its next request is refused. Returns whether it was enrolled.
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError>;
     /// Whether the registry holds the device as revoked.
@@ -764,8 +770,8 @@ impl Backend for Embedded {
         lock(&self.registry).authenticate(token)
     }
 
-    fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
-        lock(&self.registry).enrol(user)
+    fn enrol_device(&self, user: Uuid, device: Uuid) -> Result<Option<Token>, AuthError> {
+        lock(&self.registry).enrol_device(user, device)
     }
 
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {

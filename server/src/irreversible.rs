@@ -866,8 +866,8 @@ impl Backend for Journaled {
             other => other,
         }
     }
-    fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
-        self.inner.enrol(user)
+    fn enrol_device(&self, user: Uuid, device: Uuid) -> Result<Option<Token>, AuthError> {
+        self.inner.enrol_device(user, device)
     }
     fn user(&self, id: Uuid) -> Result<Option<User>, Error> {
         self.inner.user(id)

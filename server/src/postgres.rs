@@ -2597,14 +2597,18 @@ impl Backend for Postgres {
         Ok(token)
     }
 
-    fn enrol(&self, user: Uuid) -> std::result::Result<Token, AuthError> {
-        let token = auth::new_token(user);
+    fn enrol_device(
+        &self,
+        user: Uuid,
+        device: Uuid,
+    ) -> std::result::Result<Option<Token>, AuthError> {
+        let token = auth::reissued_token(device, user);
         let now = chrono::Utc::now().timestamp_millis();
         let mut client = self.client().map_err(auth_error)?;
-        client
+        let added = client
             .execute(
                 "INSERT INTO devices (device, user_id, secret_hash, enrolled_ms, unused_until_ms)
-                 VALUES ($1, $2, $3, $4, $5)",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device) DO NOTHING",
                 &[
                     &token.device,
                     &user,
@@ -2614,7 +2618,7 @@ impl Backend for Postgres {
                 ],
             )
             .map_err(|e| auth_error(storage_error(e)))?;
-        Ok(token)
+        Ok((added == 1).then_some(token))
     }
 
     fn revoked_unknown(&self, device: Uuid) -> std::result::Result<(), AuthError> {

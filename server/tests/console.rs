@@ -724,10 +724,14 @@ fn users_of_one_name_are_told_apart_where_devices_are_enrolled() {
     assert!(a.contains("Konan Kouassi — Agent communautaire"), "{a}");
     assert!(b.contains("Konan Kouassi — Inspecteur du travail"), "{b}");
     assert_ne!(a, b);
-    let enrolled = browser.post(
-        "/console/devices",
-        &[("csrf", &page.csrf()), ("user", &inspector.to_string())],
-    );
+    let device = hidden(&page.body, "device").expect("the form's device id");
+    let form = [
+        ("csrf", page.csrf()),
+        ("user", inspector.to_string()),
+        ("device", device.clone()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let enrolled = browser.post("/console/devices", &form);
     assert_eq!(enrolled.status, 200);
     let heading = enrolled
         .body
@@ -736,6 +740,17 @@ fn users_of_one_name_are_told_apart_where_devices_are_enrolled() {
         .expect("the token's heading");
     assert!(heading.contains("Inspecteur du travail"), "{heading}");
     assert!(!heading.contains("Agent communautaire"), "{heading}");
+    // The page reloaded (the form sent again): one device, not a second with its own token.
+    let again = browser.post("/console/devices", &form);
+    assert_eq!(again.status, 422);
+    assert!(again.body.contains("déjà été envoyé"), "{}", again.body);
+    assert!(!again.body.contains("id=\"token\""), "no other token");
+    let theirs: Vec<_> = admin_lines(&s.data, &["device", "list"])
+        .into_iter()
+        .filter(|d| d["user"] == inspector.to_string())
+        .collect();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(theirs[0]["device"], device);
 }
 
 #[test]

@@ -462,6 +462,8 @@ struct DevicesPage {
     csrf: String,
     lines: Vec<DeviceLine>,
     users: Vec<(Uuid, String)>,
+    /// The id the enrolment form gives the device it enrols (`EnrolForm::device`).
+    new_device: Uuid,
     error: Option<String>,
     /// A token just issued: whose, its text and its QR code.
     token: Option<(String, String, String)>,
@@ -503,6 +505,7 @@ fn devices_page(
         nav: Nav::of(viewer, "devices"),
         csrf: viewer.csrf.clone(),
         lines,
+        new_device: Uuid::new_v4(),
         users: users
             .iter()
             .filter(|u| takes_a_device(u))
@@ -562,6 +565,10 @@ pub struct EnrolForm {
     csrf: String,
     #[serde(default)]
     user: String,
+    /// The id the page chose for the device: the same form sent again (a reload of the page
+    /// showing the token, Back then send) finds it enrolled rather than enrolling another.
+    #[serde(default)]
+    device: String,
 }
 
 pub async fn enrol(
@@ -585,7 +592,19 @@ pub async fn enrol(
                 None,
             );
         };
-        let token = hub.backend.enrol(user.id)?;
+        let device = form
+            .device
+            .parse::<Uuid>()
+            .unwrap_or_else(|_| Uuid::new_v4());
+        let Some(token) = hub.backend.enrol_device(user.id, device)? else {
+            return devices_page(
+                hub,
+                ctx,
+                &viewer,
+                Some(t.get("devices.sent_already").into()),
+                None,
+            );
+        };
         audit(
             hub,
             Some(viewer.user.id),
