@@ -517,6 +517,9 @@ enum DeviceCommand {
         /// The user (an id, from `vigie user list`).
         #[arg(long)]
         user: Uuid,
+        /// Also draw the token as a QR code in the terminal, for the phone's app to scan.
+        #[arg(long)]
+        qr: bool,
     },
     /// Revoke a device: its next contact is refused (403) and told to wipe its data.
     Revoke {
@@ -541,6 +544,9 @@ enum DeviceCommand {
         /// The device (an id, from `vigie device list`).
         #[arg(long)]
         device: Uuid,
+        /// Also draw the token as a QR code in the terminal, for the phone's app to scan.
+        #[arg(long)]
+        qr: bool,
     },
 }
 
@@ -655,6 +661,26 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("vigie: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// A device's token as the command line shows it: its text, and with `qr` a QR code drawn in
+/// the terminal (dark modules as blocks) that the phone's app scans from the screen, as from
+/// the console's devices page: nothing to type or pass around.
+fn print_token(text: &str, qr: bool) {
+    println!("{text}");
+    if qr {
+        match qrcode::QrCode::new(text.as_bytes()) {
+            Ok(code) => println!(
+                "{}",
+                code.render::<qrcode::render::unicode::Dense1x2>()
+                    .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                    .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build()
+            ),
+            Err(e) => eprintln!("the token does not fit a QR code: {e}"),
         }
     }
 }
@@ -969,7 +995,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Device {
-            command: DeviceCommand::Enrol { hub, user },
+            command: DeviceCommand::Enrol { hub, user, qr },
         } => {
             let backend = hub.open()?;
             match backend.user(user).map_err(|e| e.to_string())? {
@@ -993,7 +1019,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Some(token.device),
                 COMMAND_LINE,
             );
-            println!("{}", token.to_text());
+            print_token(&token.to_text(), qr);
             Ok(())
         }
         Command::Device {
@@ -1019,7 +1045,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Device {
-            command: DeviceCommand::Reissue { hub, device },
+            command: DeviceCommand::Reissue { hub, device, qr },
         } => {
             let backend = hub.open()?;
             match backend.reissue(device) {
@@ -1031,7 +1057,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         Some(device),
                         COMMAND_LINE,
                     );
-                    println!("{}", token.to_text());
+                    print_token(&token.to_text(), qr);
                     Ok(())
                 }
                 Err(AuthError::Unknown) => Err(format!("no such enrolled device: {device}")),

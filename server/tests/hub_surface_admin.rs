@@ -1119,3 +1119,58 @@ fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
         "{said}"
     );
 }
+
+/// `vigie device enrol --qr` draws the token as a QR code in the terminal (a phone scans it
+/// from the screen, nothing typed or passed around): read back module by module, it is the
+/// token's code, light text on a dark terminal.
+#[test]
+fn a_token_is_drawn_as_a_qr_code_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let user = add_user(&data, "Awa Koné", Role::CommunityMonitor, &[C01]);
+    let out = admin(
+        &data,
+        &["device", "enrol", "--user", &user.to_string(), "--qr"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let mut lines = printed.lines();
+    let token = lines.next().expect("the token's text");
+    assert!(token.starts_with("vgd1."), "{token}");
+    // Each character holds two modules, top and bottom; a dark module is the terminal's
+    // background (a space), a light one its text (a block).
+    let mut rows: Vec<Vec<bool>> = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in line.chars() {
+            let (t, b) = match c {
+                ' ' => (true, true),
+                '▄' => (true, false),
+                '▀' => (false, true),
+                '█' => (false, false),
+                other => panic!("{other:?} in {line:?}"),
+            };
+            top.push(t);
+            bottom.push(b);
+        }
+        rows.push(top);
+        rows.push(bottom);
+    }
+    let code = qrcode::QrCode::new(token.as_bytes()).unwrap();
+    let width = code.width();
+    let quiet = (rows[0].len() - width) / 2;
+    let drawn: Vec<bool> = rows[quiet..quiet + width]
+        .iter()
+        .flat_map(|row| row[quiet..quiet + width].to_vec())
+        .collect();
+    let expected: Vec<bool> = code
+        .to_colors()
+        .into_iter()
+        .map(|c| c == qrcode::Color::Dark)
+        .collect();
+    assert_eq!(drawn, expected);
+}
