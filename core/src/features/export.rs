@@ -451,9 +451,8 @@ impl Store {
     /// `export_tables`, of what `scope` receives only, by a user of role `by` (the store's
     /// acting role when `None`), each row handed to `sink` as it is made; the table named
     /// `only` alone, when given (the records of the other kinds are then not read: a download
-    /// of one table costs what that table costs). The cases are held (the visits count the
-    /// children opened on them, a duplicate's rows defer to the case kept); the workplaces and
-    /// visits are read one at a time.
+    /// of one table costs what that table costs). Every record is read one at a time; of the
+    /// cases, what the visits' counts and the merges need is kept (`CaseFacts`).
     pub(crate) fn export_rows(
         &self,
         options: ExportOptions,
@@ -496,16 +495,54 @@ impl Store {
         if only == Some("workplaces") {
             return Ok(());
         }
-        // Every other table reads the cases: the visits count the children opened on them.
-        let all_cases = self.all_within::<ChildCase>(scope)?;
-        let held: HashMap<Uuid, &ChildCase> = all_cases.iter().map(|c| (c.id, c)).collect();
-        if wanted("visits") {
-            let mut opened_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-            for c in &all_cases {
-                if let Some(visit) = c.identified_on_visit {
-                    opened_on.entry(visit).or_default().push(c.id);
-                }
+        // Every other table reads the cases, one at a time: the visits count the children
+        // opened on them, and a merged case's referrals and follow-ups defer to the other
+        // case's. What that needs of each case is kept, not the case (a region's 30,000 cases
+        // held whole took 112 MB, more than an app has). A case in a merge is read again at the
+        // end, its referrals and follow-ups written once every case's keys are known.
+        let mut held: HashMap<Uuid, CaseFacts> = HashMap::new();
+        let mut opened_on: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let mut in_merges = Vec::new();
+        let mut cases = TableBuilder::new("child_cases", personal);
+        let mut referrals = TableBuilder::new("referrals", personal);
+        let mut follow_ups = TableBuilder::new("follow_ups", personal);
+        let mut children = ChildRows {
+            referrals: wanted("referrals").then_some(&mut referrals),
+            follow_ups: wanted("follow_ups").then_some(&mut follow_ups),
+        };
+        for id in each(RecordKind::ChildCase)? {
+            let c = self.get::<ChildCase>(id)?;
+            if let Some(visit) = c.identified_on_visit {
+                opened_on.entry(visit).or_default().push(c.id);
             }
+            let facts = CaseFacts::of(&c);
+            if wanted("child_cases") {
+                case_row(&mut cases, &c);
+                cases.flush(sink)?;
+            }
+            if facts.keys.is_some() {
+                in_merges.push(c.id);
+            } else {
+                children.write(&c, None, sink)?;
+            }
+            held.insert(c.id, facts);
+        }
+        for id in in_merges {
+            let c = self.get::<ChildCase>(id)?;
+            // A merge copied the duplicate's referrals and follow-ups into the case kept,
+            // under the same keys: they are listed there, once. A pair merged offline in
+            // opposite directions (both in view until merged again) holds each other's: they
+            // are listed under the case whose id sorts first.
+            let listed_by = c
+                .merged_into
+                .and_then(|k| held.get(&k).map(|facts| (k, facts)))
+                .filter(|(k, other)| {
+                    c.is_merged_duplicate() || (other.merged_into == Some(c.id) && *k < c.id)
+                })
+                .and_then(|(_, other)| other.keys.as_ref());
+            children.write(&c, listed_by, sink)?;
+        }
+        if wanted("visits") {
             let mut visits = TableBuilder::new("visits", personal);
             for id in each(RecordKind::Visit)? {
                 let v = self.get::<Visit>(id)?;
@@ -513,7 +550,7 @@ impl Store {
                     &v,
                     opened_on.get(&v.id).map(Vec::as_slice).unwrap_or_default(),
                     |id| crate::store::erasure::is_erased(&self.conn, id),
-                    |id| held.get(&id).and_then(|c| c.kept_as()),
+                    |id| held.get(&id).and_then(|c| c.kept_as),
                 )?;
                 visit_row(&mut visits, &v, children);
                 visits.flush(sink)?;
@@ -523,38 +560,6 @@ impl Store {
                 let sample = Visit::new(VisitKind::FollowUp, &sample_workplace, Uuid::nil(), at);
                 visit_row(t, &sample, 0);
             })?;
-        }
-        let mut cases = TableBuilder::new("child_cases", personal);
-        let mut referrals = TableBuilder::new("referrals", personal);
-        let mut follow_ups = TableBuilder::new("follow_ups", personal);
-        for c in &all_cases {
-            if wanted("child_cases") {
-                case_row(&mut cases, c);
-                cases.flush(sink)?;
-            }
-            // A merge copied the duplicate's referrals and follow-ups into the case kept,
-            // under the same keys: they are listed there, once. A pair merged offline in
-            // opposite directions (both in view until merged again) holds each other's: they
-            // are listed under the case whose id sorts first.
-            let kept = c.merged_into.and_then(|k| held.get(&k)).filter(|k| {
-                c.is_merged_duplicate() || (k.merged_into == Some(c.id) && k.id < c.id)
-            });
-            if wanted("referrals") {
-                for (key, referral) in &c.referrals {
-                    if kept.is_none_or(|k| !k.referrals.contains_key(key)) {
-                        referral_row(&mut referrals, c.id, *key, referral);
-                    }
-                }
-                referrals.flush(sink)?;
-            }
-            if wanted("follow_ups") {
-                for (key, follow_up) in &c.followups {
-                    if kept.is_none_or(|k| !k.followups.contains_key(key)) {
-                        follow_up_row(&mut follow_ups, c.id, *key, follow_up);
-                    }
-                }
-                follow_ups.flush(sink)?;
-            }
         }
         if wanted("child_cases") {
             cases.finish(sink, |t| {
@@ -660,6 +665,67 @@ impl Store {
         write_tables(dir, format, options, &mut |sink| {
             self.export_rows(options, None, None, None, sink)
         })
+    }
+}
+
+/// What an export keeps of a child case once its rows are written: what the visits' counts and
+/// the other case of a merge need.
+struct CaseFacts {
+    kept_as: Option<Uuid>,
+    merged_into: Option<Uuid>,
+    /// The keys of its referrals and follow-ups, for a case in a merge (merged into another, or
+    /// another merged into it).
+    keys: Option<(BTreeSet<Uuid>, BTreeSet<Uuid>)>,
+}
+
+impl CaseFacts {
+    fn of(c: &ChildCase) -> CaseFacts {
+        let in_a_merge = c.merged_into.is_some() || !c.merged_from.is_empty();
+        CaseFacts {
+            kept_as: c.kept_as(),
+            merged_into: c.merged_into,
+            keys: in_a_merge.then(|| {
+                (
+                    c.referrals.keys().copied().collect(),
+                    c.followups.keys().copied().collect(),
+                )
+            }),
+        }
+    }
+}
+
+/// The tables of a case's referrals and follow-ups, those wanted.
+struct ChildRows<'t> {
+    referrals: Option<&'t mut TableBuilder>,
+    follow_ups: Option<&'t mut TableBuilder>,
+}
+
+impl ChildRows<'_> {
+    /// Writes the case's referrals and follow-ups, but those listed under another case (whose
+    /// referral and follow-up keys `listed_by` holds).
+    fn write(
+        &mut self,
+        c: &ChildCase,
+        listed_by: Option<&(BTreeSet<Uuid>, BTreeSet<Uuid>)>,
+        sink: &mut dyn RowSink,
+    ) -> Result<()> {
+        if let Some(t) = self.referrals.as_deref_mut() {
+            for (key, referral) in &c.referrals {
+                if listed_by.is_none_or(|(theirs, _)| !theirs.contains(key)) {
+                    referral_row(t, c.id, *key, referral);
+                }
+            }
+            t.flush(sink)?;
+        }
+        if let Some(t) = self.follow_ups.as_deref_mut() {
+            for (key, follow_up) in &c.followups {
+                if listed_by.is_none_or(|(_, theirs)| !theirs.contains(key)) {
+                    follow_up_row(t, c.id, *key, follow_up);
+                }
+            }
+            t.flush(sink)?;
+        }
+        Ok(())
     }
 }
 
