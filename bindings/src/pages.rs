@@ -8,8 +8,8 @@ use crate::input;
 use crate::store::VigieStore;
 use std::sync::{Arc, Mutex, PoisonError};
 use vigie_core::{
-    Alert, AreaFilter, ChildCaseQuery, ChildCaseSummary, DueItem, Page, VisitQuery, VisitSummary,
-    WorkplaceQuery, WorkplaceSummary,
+    Alert, AreaFilter, ChildCaseQuery, ChildCaseSummary, DueItem, Page, RecordKind, VisitQuery,
+    VisitSummary, WorkplaceQuery, WorkplaceSummary,
 };
 
 /// Declares a pages object over one query: its type, the query's parts, the rows, and how a
@@ -72,9 +72,10 @@ pages! {
     DuePages {
         before: chrono::NaiveDate,
         area: Option<AreaFilter>,
-        assignee: Option<uuid::Uuid>
+        assignee: Option<uuid::Uuid>,
+        kind: Option<RecordKind>
     } -> DueItem,
-    |s, q, page| s.follow_ups_due(q.area.clone(), q.assignee, q.before, page)
+    |s, q, page| s.follow_ups_due_of(q.kind, q.area.clone(), q.assignee, q.before, page)
 }
 
 /// The first page of a walk `page_size` rows long (a negative size is refused, naming it); a
@@ -146,19 +147,22 @@ impl VigieStore {
         }))
     }
 
-    /// Every page of `follow_ups_due(before, area, assignee_id)`, `page_size` rows at a time.
-    #[uniffi::method(default(area = None, assignee_id = None, page_size = 100))]
+    /// Every page of `follow_ups_due(before, area, assignee_id, kind)`, `page_size` rows at a
+    /// time.
+    #[uniffi::method(default(area = None, assignee_id = None, page_size = 100, kind = None))]
     pub fn follow_up_due_pages(
         self: Arc<Self>,
         before: String,
         area: Option<AreaFilter>,
         assignee_id: Option<String>,
         page_size: i32,
+        kind: Option<RecordKind>,
     ) -> Result<Arc<DuePages>> {
         Ok(Arc::new(DuePages {
             next: first(page_size)?,
             before: input::date("before", &before)?,
             assignee: input::id_arg_opt("assignee_id", assignee_id.as_deref())?,
+            kind,
             store: self,
             area,
         }))

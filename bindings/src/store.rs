@@ -534,18 +534,20 @@ impl VigieStore {
     }
 
     /// Follow-ups due before `before` (YYYY-MM-DD; today gives the overdue list), soonest
-    /// first, in an area and of one assignee if given.
-    #[uniffi::method(default(area = None, assignee_id = None, page))]
+    /// first, in an area, of one assignee and of one kind of record (`CHILD_CASE`: the children
+    /// due; `VISIT`: the workplaces to visit again) if given.
+    #[uniffi::method(default(area = None, assignee_id = None, kind = None, page))]
     pub fn follow_ups_due(
         &self,
         before: String,
         area: Option<AreaFilter>,
         assignee_id: Option<String>,
         page: Page,
+        kind: Option<RecordKind>,
     ) -> Result<Vec<DueItem>> {
         let before = input::date("before", &before)?;
         let assignee = input::id_arg_opt("assignee_id", assignee_id.as_deref())?;
-        self.with_store(|s| Ok(s.follow_ups_due(area, assignee, before, page)?))
+        self.with_store(|s| Ok(s.follow_ups_due_of(kind, area, assignee, before, page)?))
     }
 
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child

@@ -340,7 +340,6 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
         )
         .is_empty()
     );
-
     // A follow-up made late (in February) answers the January one: the April one is next.
     not_allowed(
         as_role(&mut store, Role::Inspector).add_follow_up(c.id, follow_up(date(2026, 2, 2))),
@@ -375,6 +374,26 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
         None,
         "the schedule ends at 18"
     );
+    // A workplace to visit again is due too; a kind asked for lists that kind alone, chosen in
+    // the query (the page holds as many of that kind as it can).
+    let w = plantation(&mut store);
+    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 5, 9));
+    v.follow_up_due = Some(date(2026, 1, 10));
+    let v = store.create(&v).unwrap();
+    let of = |kind| {
+        store
+            .follow_ups_due_of(kind, None, None, date(2028, 1, 1), Page::first(1))
+            .unwrap()
+            .iter()
+            .map(|d| (d.id, d.kind))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of(None), vec![(v.id, RecordKind::Visit)], "soonest first");
+    assert_eq!(
+        of(Some(RecordKind::ChildCase)),
+        vec![(c.id, RecordKind::ChildCase)]
+    );
+    assert_eq!(of(Some(RecordKind::Visit)), vec![(v.id, RecordKind::Visit)]);
 }
 
 /// A child who turns 18 before the schedule's next date: a follow-up may still plan one before

@@ -81,6 +81,15 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         assert child.id in [c.id for c in listed]  # with what the hub sent her community before
         due = phone.follow_ups_due("2026-05-01", assignee_id=monitor.user_id)
         assert any(d.id == child.id and d.due == "2026-04-20" for d in due)
+        # The children due alone (a region's visits due would fill the first pages), or the visits.
+        cases_due = phone.follow_ups_due("2026-05-01", kind=vigie.RecordKind.CHILD_CASE)
+        assert child.id in [d.id for d in cases_due]
+        assert all(d.kind == vigie.RecordKind.CHILD_CASE for d in cases_due)
+        visits_due = phone.follow_ups_due("2026-05-01", kind=vigie.RecordKind.VISIT)
+        assert all(d.kind == vigie.RecordKind.VISIT for d in visits_due)
+        assert child.id not in [d.id for d in visits_due]
+        paged = [d.id for d in phone.follow_up_due_pages("2026-05-01", kind=vigie.RecordKind.CHILD_CASE)]
+        assert paged == [d.id for d in cases_due]
         assert child.id in [h.id for h in phone.search_names("kouassi", 10)]
         history = phone.history(child.id)
         assert len(history) >= 4

@@ -751,7 +751,21 @@ impl Store {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(&self.conn, &area, assignee, before, page, None, None)
+        self.follow_ups_due_of(None, area, assignee, before, page)
+    }
+
+    /// `follow_ups_due` of one kind of record (`None`: visits' and cases'): the kind is chosen
+    /// in the query itself, as a page filtered afterwards would hide the children due behind
+    /// the visits due (a region's first 900 rows).
+    pub fn follow_ups_due_of(
+        &self,
+        kind: Option<RecordKind>,
+        area: Option<AreaFilter>,
+        assignee: Option<Uuid>,
+        before: NaiveDate,
+        page: Page,
+    ) -> Result<Vec<DueItem>> {
+        queries::due_before(&self.conn, &area, assignee, before, page, None, kind)
     }
 
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child labour,
