@@ -245,7 +245,23 @@ fn kinds_in(values: Vec<(Value<'_>, ObjId)>) -> Vec<RecordKind> {
 }
 
 fn now_millis() -> i64 {
-    Utc::now().timestamp_millis()
+    let now = Utc::now().timestamp_millis();
+    #[cfg(feature = "test-hooks")]
+    let now = now + CLOCK_SHIFT_MS.with(std::cell::Cell::get);
+    now
+}
+
+#[cfg(feature = "test-hooks")]
+thread_local! {
+    static CLOCK_SHIFT_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Test hook (feature `test-hooks` only, never in a release): changes made on this thread are
+/// stamped `ms` later than the clock says, as on a phone whose user set its date (the hub must
+/// not take a device's time for its own).
+#[cfg(feature = "test-hooks")]
+pub fn debug_shift_clock(ms: i64) {
+    CLOCK_SHIFT_MS.with(|shift| shift.set(ms));
 }
 
 fn commit_options(author: &ChangeAuthor) -> CommitOptions {

@@ -58,6 +58,9 @@ pub struct LogEntry {
     /// none when they did not come from a device's push (a reviewed quarantine, the hub's own
     /// writes).
     pub push: Option<i64>,
+    /// When the hub stored them (its own clock, milliseconds since the epoch): a change's time
+    /// is the device's, which its user may set.
+    pub at_ms: i64,
 }
 
 /// A place in the change order where a record stopped being filed under an area: it moved to

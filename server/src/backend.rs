@@ -5,7 +5,9 @@
 use crate::auth::{AuthError, DeviceInfo, Registry, Token};
 use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
+use automerge::ChangeHash;
 use parking_lot::FairMutex;
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::identity::HubKey;
@@ -98,6 +100,8 @@ pub trait Backend: Send + Sync {
     /// Changes held for review (sent by users who lost the record's area), oldest first, each
     /// with what it would change (never a value).
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error>;
+    /// When the hub stored each change of a record (`received_in`).
+    fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>, Error>;
     /// Merges (`accept`) or drops one quarantined entry. An accepted entry must pass the rules
     /// a push passes, with the scope of the supervisor `by` (without one: the record stays in
     /// its community). Returns whether it existed.
@@ -260,6 +264,24 @@ pub(crate) fn erase_in<S: HubStorage + ?Sized>(
             });
         }
         erase_record(tx, &who, record)
+    })
+}
+
+/// When the hub stored each change of the record `id`, by its own clock (milliseconds since the
+/// epoch): a change carries the time its device's clock gave it, which the device's user sets.
+pub(crate) fn received_in<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    id: Uuid,
+) -> Result<HashMap<ChangeHash, i64>, Error> {
+    storage.in_transaction(&mut |tx| {
+        let mut received = HashMap::new();
+        for entry in tx.change_log(id)? {
+            for hash in codec::heads_of(&entry.changes) {
+                // The first time it was stored: a change pushed again is the same change.
+                received.entry(hash).or_insert(entry.at_ms);
+            }
+        }
+        Ok(received)
     })
 }
 
@@ -853,6 +875,10 @@ impl Backend for Embedded {
 
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error> {
         self.read(quarantined_in)
+    }
+
+    fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>, Error> {
+        self.read(|storage| received_in(storage, id))
     }
 
     fn review_quarantined(

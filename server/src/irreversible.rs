@@ -878,6 +878,12 @@ impl Backend for Journaled {
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error> {
         self.inner.quarantined()
     }
+    fn received_times(
+        &self,
+        id: Uuid,
+    ) -> Result<std::collections::HashMap<automerge::ChangeHash, i64>, Error> {
+        self.inner.received_times(id)
+    }
     fn review_quarantined(
         &self,
         entry: i64,

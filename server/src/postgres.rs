@@ -1835,7 +1835,7 @@ impl HubTransaction for PgTransaction<'_> {
         let rows = self
             .tx
             .query(
-                "SELECT seq, changes, device_id, push FROM change_log WHERE record_id = $1
+                "SELECT seq, changes, device_id, push, at_ms FROM change_log WHERE record_id = $1
                  ORDER BY seq",
                 &[&id],
             )
@@ -1847,6 +1847,7 @@ impl HubTransaction for PgTransaction<'_> {
                 changes: row.get(1),
                 device: row.get(2),
                 push: row.get(3),
+                at_ms: row.get(4),
             })
             .collect())
     }
@@ -2705,6 +2706,10 @@ impl Backend for Postgres {
 
     fn quarantined(&self) -> Result<Vec<QuarantineView>> {
         crate::backend::quarantined_in(&mut self.storage())
+    }
+
+    fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>> {
+        crate::backend::received_in(&mut self.storage(), id)
     }
 
     fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {

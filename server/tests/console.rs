@@ -1422,6 +1422,44 @@ fn a_childs_whole_file_downloads_for_an_access_request() {
     );
 }
 
+/// A case's history shows when the hub received each change beside the time the phone gave
+/// it, which the phone's user may set: an edit made on a phone whose date was set a year ahead
+/// is marked so, on the page and in the child's whole file.
+#[test]
+fn a_history_says_when_the_hub_received_each_change() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut case: ChildCase = f.mine.store.get(f.my_case).unwrap();
+    case.hours_per_week += 1;
+    vigie_core::doc::debug_shift_clock(400 * 24 * 3600 * 1000);
+    let updated = f.mine.store.update(&case);
+    vigie_core::doc::debug_shift_clock(0);
+    updated.unwrap();
+    f.mine.sync(&s.hub.url).unwrap();
+    let mut browser = signed_in(&s, "sup.clock");
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert_eq!(page.status, 200);
+    let history = &page.body[page.body.find("id=\"history\"").expect("the history")..];
+    assert!(history.contains("Reçu par le hub"), "{history}");
+    assert_eq!(history.matches("horloge en avance").count(), 1, "{history}");
+    let file = browser.get(&format!("/console/cases/{}/file.json", f.my_case));
+    let held: serde_json::Value = serde_json::from_str(&file.body).expect("JSON");
+    let now = chrono::Utc::now();
+    for h in held["history"].as_array().expect("the history") {
+        let received = h["received"].as_str().expect("each change received");
+        let received = chrono::DateTime::parse_from_rfc3339(received).unwrap();
+        assert!((now - received.to_utc()).num_minutes().abs() < 10, "{h}");
+    }
+    let made: Vec<_> = held["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["time"].as_str())
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc())
+        .collect();
+    assert!(made.iter().any(|t| (*t - now).num_days() > 300), "{made:?}");
+}
+
 /// A registration of another region merged into a case (by a supervisor of the country)
 /// brings none of its files into the case's whole file for a supervisor of the region: their
 /// captions may name another district's children.
@@ -2558,10 +2596,18 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         ],
     );
     assert_eq!(done.status, 303, "{}", done.body);
+    let settled = browser.get(&path);
     assert!(
-        !browser.get(&path).body.contains("value=\"hours_per_week\""),
+        !settled.body.contains("value=\"hours_per_week\""),
         "no conflict left"
     );
+    // The settling change is the console's, by its supervisor: no phone's number.
+    let history = settled
+        .body
+        .split("id=\"history\"")
+        .nth(1)
+        .expect("the history");
+    assert!(history.contains("console du hub"), "{history}");
     a.sync(&s.hub.url).expect("sync");
     let on_a: ChildCase = a.store.get(case.id).expect("case");
     assert_eq!(on_a.hours_per_week, 30);

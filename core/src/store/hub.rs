@@ -481,7 +481,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
 
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT seq, changes, device_id, push FROM change_log WHERE record_id = ?1
+            "SELECT seq, changes, device_id, push, at_ms FROM change_log WHERE record_id = ?1
              ORDER BY seq",
         )?;
         let log = stmt
@@ -493,6 +493,7 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
                         .get::<_, Option<Vec<u8>>>(2)?
                         .and_then(|d| Uuid::from_slice(&d).ok()),
                     push: r.get(3)?,
+                    at_ms: r.get(4)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

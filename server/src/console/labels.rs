@@ -157,6 +157,10 @@ fn code_prefix(kind: Option<RecordKind>, path: &str) -> Option<&'static str> {
 /// A device as the history and the conflicts name it: the first 8 digits of its id, which
 /// the devices page lists whole ("appareil 1f3c9a20").
 pub fn device(t: Tr, device: Uuid) -> String {
+    // The hub's own writes (the console's, a quarantine reviewed): no device of anyone's.
+    if device == crate::HUB_ADMIN {
+        return t.get("case.console_device").into();
+    }
     let id = device.simple().to_string();
     t.fmt("case.conflict_device", &id[..8])
 }

@@ -483,7 +483,12 @@ pub struct Field {
 }
 
 pub struct HistoryLine {
+    /// When the device says the change was made (its clock, which its user may set).
     when: String,
+    /// When the hub stored it (its own clock); empty for a change it has no record of.
+    received: String,
+    /// The device's time is later than the hub's receipt: its clock was ahead.
+    ahead: bool,
     who: String,
     fields: String,
 }
@@ -619,6 +624,7 @@ const HISTORY_SHOWN: usize = 200;
 /// `case` is the record when it is a case (its follow-ups' and referrals' dates).
 fn history_lines(
     t: Tr,
+    hub: &Hub,
     store: &Store,
     who: &Principal,
     (kind, id): (RecordKind, Uuid),
@@ -626,27 +632,49 @@ fn history_lines(
     names: &HashMap<Uuid, String>,
 ) -> Result<History, Error> {
     let (recent, earlier) = store.scoped(who).recent_history(id, HISTORY_SHOWN)?;
+    let received = hub.backend.received_times(id)?;
     let lines = recent
         .into_iter()
         .rev()
-        .map(|h| HistoryLine {
-            when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
-            // The person, and the device the change was made on (a lost phone's edits are
-            // told from its user's others).
-            who: h
-                .author
-                .map(|a| {
-                    let person = names
-                        .get(&a.user)
-                        .cloned()
-                        .unwrap_or_else(|| a.user.to_string());
-                    format!("{person} · {}", labels::device(t, a.device))
-                })
-                .unwrap_or_default(),
-            fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
+        .map(|h| {
+            let stored = received_at(&received, &h.change);
+            HistoryLine {
+                ahead: h
+                    .time
+                    .zip(stored)
+                    .is_some_and(|(made, stored)| made > stored + CLOCK_AHEAD),
+                received: stored.map(|at| t.moment(&at)).unwrap_or_default(),
+                when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
+                // The person, and the device the change was made on (a lost phone's edits are
+                // told from its user's others).
+                who: h
+                    .author
+                    .map(|a| {
+                        let person = names
+                            .get(&a.user)
+                            .cloned()
+                            .unwrap_or_else(|| a.user.to_string());
+                        format!("{person} · {}", labels::device(t, a.device))
+                    })
+                    .unwrap_or_default(),
+                fields: labels::fields(t, Some(kind), h.fields.iter().map(String::as_str), case),
+            }
         })
         .collect();
     Ok(History { lines, earlier })
+}
+
+/// How far a device's time may pass the hub's receipt before it is shown as a clock ahead (the
+/// two clocks differ by seconds, and a change is made before it is sent).
+const CLOCK_AHEAD: chrono::Duration = chrono::Duration::minutes(10);
+
+/// When the hub stored the change whose hash is `change` (`Backend::received_times`).
+fn received_at(
+    received: &HashMap<automerge::ChangeHash, i64>,
+    change: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let hash = change.parse::<automerge::ChangeHash>().ok()?;
+    chrono::DateTime::from_timestamp_millis(*received.get(&hash)?)
 }
 
 /// One attachment of a record, as its page lists it.
@@ -802,12 +830,15 @@ async fn case_file(State(hub): State<Arc<Hub>>, ctx: Ctx, Path(id): Path<Uuid>) 
             .flatten()
             .map(|info| info.attachment)
             .collect();
+        let received = hub.backend.received_times(id)?;
         let history: Vec<serde_json::Value> = scoped
             .history(id)?
             .into_iter()
             .map(|h| {
                 serde_json::json!({
+                    // The device's clock, and the hub's when it stored the change.
                     "time": h.time,
+                    "received": received_at(&received, &h.change),
                     "user": h.author.map(|a| a.user),
                     "device": h.author.map(|a| a.device),
                     "fields": h.fields,
@@ -1021,7 +1052,7 @@ fn visit_page_of(
         &name,
         &|field, value| may_keep(&who, &visit, field, value),
     );
-    let history = history_lines(t, &view, &who, (RecordKind::Visit, id), None, &names)?;
+    let history = history_lines(t, hub, &view, &who, (RecordKind::Visit, id), None, &names)?;
     let attachments = attachment_lines(t, &view, &visit, &names)?;
     let workplace = view
         .scoped(&who)
@@ -1875,6 +1906,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     );
     let history = history_lines(
         t,
+        hub,
         &view,
         &who,
         (RecordKind::ChildCase, id),
@@ -2768,7 +2800,15 @@ fn workplace_page_of(
         &name,
         &|field, value| may_keep(&who, &w, field, value),
     );
-    let history = history_lines(t, &view, &who, (RecordKind::Workplace, id), None, &names)?;
+    let history = history_lines(
+        t,
+        hub,
+        &view,
+        &who,
+        (RecordKind::Workplace, id),
+        None,
+        &names,
+    )?;
     let attachments = attachment_lines(t, &view, &w, &names)?;
     let status = match conflict_error {
         Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
