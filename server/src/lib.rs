@@ -358,6 +358,15 @@ fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
 
 /// Opens (creating if needed) the hub's record store in `data`.
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
+    Ok(open_hub_store(data, encryption)?.0)
+}
+
+/// `open_store`, with when the backup it was restored from was taken (milliseconds since the
+/// epoch), the first time it opens after a restore.
+fn open_hub_store(
+    data: &Path,
+    encryption: Encryption,
+) -> Result<(Store, Option<i64>), HubOpenError> {
     make_data_dir(data)?;
     // SQLite opens a file it may not write read-only, without a word: the hub would start,
     // then fail every sync. Said first, naming the file.
@@ -397,7 +406,7 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
              it captured"
         );
     }
-    Ok(store)
+    Ok((store, opened.restored))
 }
 
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
@@ -503,11 +512,14 @@ impl Database {
                     key_of_no_other_hub(data, key)?;
                 }
                 let encryption = hub_encryption(data, key)?;
-                Box::new(Embedded::new(
-                    open_store(data, encryption.clone())?,
-                    open_registry(data, &encryption)?,
-                    encryption,
-                )?)
+                let (store, restored) = open_hub_store(data, encryption.clone())?;
+                let backend = Embedded::new(store, open_registry(data, &encryption)?, encryption)?;
+                // The console's journal is restored with the rest: what it held since the
+                // backup is gone, which its next line says (with the backup's time).
+                if let Some(taken) = restored {
+                    console::journal(&backend, None, "hub_restored", None, &taken.to_string());
+                }
+                Box::new(backend)
             }
             Database::Postgres {
                 url,

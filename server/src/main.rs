@@ -173,6 +173,22 @@ enum Command {
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(ERASE_REASONS))]
         reason: String,
     },
+    /// The console's audit journal, one JSON line per entry, newest first: seq, at (the hub's
+    /// clock, UTC), user (an id; none for the command line), action, record, detail (codes
+    /// only). For an auditor, and for a copy kept outside the hub.
+    Audit {
+        #[command(flatten)]
+        hub: HubData,
+        /// Only the entries about this record (a case, a visit, a device, a user).
+        #[arg(long)]
+        record: Option<Uuid>,
+        /// Only the entries of this user's actions.
+        #[arg(long)]
+        user: Option<Uuid>,
+        /// Only the entries from this day on (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+    },
     /// Copy a running embedded hub (both its files, from one moment, still encrypted; not its
     /// key) into a new directory. A PostgreSQL hub is backed up with pg_dump.
     Backup {
@@ -668,6 +684,56 @@ fn main() -> ExitCode {
 /// A device's token as the command line shows it: its text, and with `qr` a QR code drawn in
 /// the terminal (dark modules as blocks) that the phone's app scans from the screen, as from
 /// the console's devices page: nothing to type or pass around.
+/// `vigie audit`: the journal, newest first, a page at a time (a hub's journal keeps every
+/// page opened: it is never held whole).
+fn audit_journal(
+    hub: &HubData,
+    record: Option<Uuid>,
+    user: Option<Uuid>,
+    since: Option<chrono::NaiveDate>,
+) -> Result<(), String> {
+    let backend = hub.open()?;
+    let since_ms = since.map(|day| {
+        day.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis()
+    });
+    let mut before = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let page = backend
+            .console()
+            .audit_log(before, 1000)
+            .map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        before = Some(*last);
+        for (seq, entry) in page {
+            if since_ms.is_some_and(|since| entry.at_ms < since) {
+                return Ok(());
+            }
+            if record.is_some_and(|r| entry.record != Some(r))
+                || user.is_some_and(|u| entry.user != Some(u))
+            {
+                continue;
+            }
+            let at = chrono::DateTime::from_timestamp_millis(entry.at_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            let line = serde_json::json!({
+                "seq": seq,
+                "at": at,
+                "user": entry.user,
+                "action": entry.action,
+                "record": entry.record,
+                "detail": entry.detail,
+            });
+            use std::io::Write;
+            writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        }
+    }
+}
+
 fn print_token(text: &str, qr: bool) {
     println!("{text}");
     if qr {
@@ -831,7 +897,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 other => other.map_err(|e| e.to_string())?,
             };
-            journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
+            // The areas given, by code (no one's data): who covered a child's area when.
+            journal(
+                &*backend,
+                None,
+                "user_areas",
+                Some(user),
+                &from_command_line(&areas.join(", ")),
+            );
             done(&format!(
                 "user {user}: areas {}; their devices hold their new scope at their next sync",
                 if areas.is_empty() {
@@ -1228,6 +1301,12 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Backup { hub, out } => backup(&hub, &out),
+        Command::Audit {
+            hub,
+            record,
+            user,
+            since,
+        } => audit_journal(&hub, record, user, since),
         Command::Quarantine { command } => quarantine(command),
         Command::Reference { command } => reference(command),
         Command::Sync {

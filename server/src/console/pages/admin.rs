@@ -284,7 +284,14 @@ pub async fn user_areas(
         }
         match hub.backend.set_user_areas(id, &areas) {
             Ok(_) => {
-                audit(hub, Some(viewer.user.id), "user_areas", Some(id), "");
+                // The areas given, by code: who covered a child's area when.
+                audit(
+                    hub,
+                    Some(viewer.user.id),
+                    "user_areas",
+                    Some(id),
+                    &areas.join(", "),
+                );
                 Ok(Redirect::to("/console/users").into_response())
             }
             Err(e @ Error::Validation(_)) => users_page(
@@ -1168,6 +1175,15 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
         "visit_resolve" => labels::field(t, Some(RecordKind::Visit), detail, None),
         "workplace_resolve" => labels::field(t, Some(RecordKind::Workplace), detail, None),
         "quarantine_accepted" | "quarantine_rejected" => t.fmt("audit.quarantine_entry", detail),
+        "hub_restored" => {
+            let taken = detail
+                .parse::<i64>()
+                .ok()
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|at| t.moment(&at))
+                .unwrap_or_default();
+            t.fmt("audit.restored_from", taken)
+        }
         "reference_publish" => reference_version(t, detail),
         "export" => {
             let (what, personal) = match detail.strip_suffix(" personal") {
