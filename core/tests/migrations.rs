@@ -605,6 +605,7 @@ fn file_at_schema(path: &Path, version: i64) {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (30, "DROP INDEX visit_by_started;"),
         (
             29,
             "INSERT INTO name_search (name_search, rank) VALUES ('secure-delete', 0);",
@@ -916,6 +917,37 @@ fn a_schema_26_store_gets_the_table_of_changes_refused_from_their_author() {
         .query_row("SELECT count(*) FROM refused_changes", [], |r| r.get(0))
         .expect("the table is there");
     assert_eq!(kept, 0);
+}
+
+/// A schema 29 store takes the index the visits list reads newest first, without a filter
+/// (a page sorted every visit of the store before), and lists as before.
+#[test]
+fn a_schema_29_store_lists_its_visits_from_an_index() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    file_at_schema(&path, 29);
+    let store = Store::open(config(&path)).expect("open the schema 29 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let conn = Connection::open(&path).expect("open the file");
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT v.record FROM visit_index v
+             ORDER BY v.started_ms DESC, v.record DESC LIMIT 50",
+        )
+        .expect("plan")
+        .query_map([], |r| r.get::<_, String>(3))
+        .expect("read")
+        .map(|r| r.expect("a step"))
+        .collect();
+    assert!(
+        plan.iter().any(|step| step.contains("visit_by_started")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
 }
 
 /// A name corrected on a store of schema 28 leaves the search index's file at once: its old

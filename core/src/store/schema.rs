@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/027_refused_changes.sql"),
     include_str!("migrations/028_follow_ups_end_at_18.sql"),
     include_str!("migrations/029_search_forgets_corrected_names.sql"),
+    include_str!("migrations/030_visits_by_start.sql"),
 ];
 
 /// The schema version this software writes.
