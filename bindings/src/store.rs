@@ -558,11 +558,25 @@ impl VigieStore {
         self.with_store(|s| Ok(s.alerts(area, page)?))
     }
 
-    /// Workplaces and children whose name matches `text`, ignoring case and accents.
-    #[uniffi::method(default(limit = 20))]
-    pub fn search_names(&self, text: String, limit: i32) -> Result<Vec<SearchHit>> {
+    /// Workplaces and children whose name matches `text`, ignoring case and accents, best
+    /// first: `limit` of them (at most 500) after the first `offset`, of one kind if given
+    /// (`WORKPLACE`, `CHILD_CASE`: a region's common surname names more children than a page
+    /// holds, and the workplaces would come after them).
+    #[uniffi::method(default(limit = 20, kind = None, offset = 0))]
+    pub fn search_names(
+        &self,
+        text: String,
+        limit: i32,
+        kind: Option<RecordKind>,
+        offset: i32,
+    ) -> Result<Vec<SearchHit>> {
         let limit = input::count("limit", limit)?;
-        self.with_store(|s| Ok(s.search_names(&text, limit)?))
+        input::count("offset", offset)?;
+        let page = Page {
+            offset,
+            limit: limit.min(Page::MAX_LIMIT as u32) as i32,
+        };
+        self.with_store(|s| Ok(s.search_names_in(&text, kind, page)?))
     }
 
     /// Runs SQLite's integrity check; true when nothing is wrong.

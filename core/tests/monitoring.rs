@@ -1508,6 +1508,51 @@ fn names_fold_accents_case_and_word_order() {
     assert_eq!(name_similarity("", "Yao"), 0.0);
 }
 
+/// A name search of one kind, a page at a time: a region's common surname names more children
+/// than a page holds, and its workplaces came after them, out of reach.
+#[test]
+fn a_name_search_narrows_to_a_kind_and_pages_through_every_hit() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let mut children = Vec::new();
+    for n in 0..5 {
+        children.push(
+            store
+                .create(&child(C01, &format!("Koné Awa{n}"), MONITOR))
+                .unwrap()
+                .id,
+        );
+    }
+    let place = Workplace::new("Plantation Koné", "cocoa", Formality::Informal, area(C01));
+    let place = store.create(&place).unwrap();
+    let of = |kind, page| {
+        store
+            .search_names_in("kone", kind, page)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of(Some(RecordKind::Workplace), Page::first(2)),
+        vec![place.id]
+    );
+    let mut paged = Vec::new();
+    let mut page = Page::first(2);
+    loop {
+        let hits = of(Some(RecordKind::ChildCase), page);
+        if hits.is_empty() {
+            break;
+        }
+        paged.extend(hits);
+        page = page.next();
+    }
+    paged.sort();
+    children.sort();
+    assert_eq!(paged, children, "every child once");
+    assert_eq!(of(None, Page::first(50)).len(), 6);
+}
+
 /// A merge brings the duplicate's referrals over to the kept case: an identified case that
 /// now holds a referral is referred, as a referral makes it, and counted so (the figure sent
 /// to the ministry lost a referred child at each merge).

@@ -91,6 +91,9 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         paged = [d.id for d in phone.follow_up_due_pages("2026-05-01", kind=vigie.RecordKind.CHILD_CASE)]
         assert paged == [d.id for d in cases_due]
         assert child.id in [h.id for h in phone.search_names("kouassi", 10)]
+        assert child.id in [h.id for h in phone.search_names("kouassi", kind=vigie.RecordKind.CHILD_CASE)]
+        assert child.id not in [h.id for h in phone.search_names("kouassi", kind=vigie.RecordKind.WORKPLACE)]
+        assert phone.search_names("kouassi", 10, offset=1000) == []
         history = phone.history(child.id)
         assert len(history) >= 4
         assert all(h.author.device_id == monitor.device_id for h in history)

@@ -781,7 +781,18 @@ impl Store {
     /// hyphen typed with or without it: "kouame" finds "Kouamé", "nguessan" "N'Guessan"); each
     /// word of `text` matches as a prefix.
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        queries::search_names(&self.conn, text, limit, None)
+        self.search_names_in(text, None, Page::first(search_limit(limit)))
+    }
+
+    /// `search_names` of one kind of record (`None`: workplaces and children), a page at a
+    /// time: a region's common surname names more children and workplaces than one page holds.
+    pub fn search_names_in(
+        &self,
+        text: &str,
+        kind: Option<RecordKind>,
+        page: Page,
+    ) -> Result<Vec<SearchHit>> {
+        queries::search_names(&self.conn, text, kind, page, None)
     }
 
     /// Every record the store holds, with its kind (what a wipe removes).
@@ -839,6 +850,11 @@ impl Store {
             .map(|id| self.get::<R>(id))
             .collect()
     }
+}
+
+/// A search's `limit` as a page's (at most `Page::MAX_LIMIT` hits).
+pub(crate) fn search_limit(limit: u32) -> i32 {
+    i32::try_from(limit.min(Page::MAX_LIMIT as u32)).unwrap_or(Page::MAX_LIMIT)
 }
 
 /// The meta key a store revoked by its hub keeps (`Store::forget_all_for_revocation`).

@@ -718,7 +718,8 @@ pub(crate) fn cases_identified_on(
 pub(crate) fn search_names(
     conn: &Connection,
     text: &str,
-    limit: u32,
+    kind: Option<RecordKind>,
+    page: Page,
     scope: Option<&Scope>,
 ) -> Result<Vec<SearchHit>> {
     let Some(query) = fts_query(text) else {
@@ -726,6 +727,7 @@ pub(crate) fn search_names(
     };
     let mut f = Filter::default();
     f.add("name_search MATCH ?", query);
+    f.add_opt("r.kind = ?", kind.map(|k| k as i64));
     // A duplicate merged into another case leaves the search as it leaves the lists and the
     // console's search.
     f.add_all(
@@ -739,8 +741,7 @@ pub(crate) fn search_names(
             values,
         );
     }
-    let limit = i32::try_from(limit.min(Page::MAX_LIMIT as u32)).unwrap_or(Page::MAX_LIMIT);
-    let (tail, params) = f.finish("rank", Page::first(limit))?;
+    let (tail, params) = f.finish("rank, s.rowid", page)?;
     let sql = format!(
         "SELECT r.id, r.kind, s.name FROM name_search s JOIN records r ON r.rowid = s.rowid {tail}"
     );

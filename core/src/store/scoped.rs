@@ -115,7 +115,8 @@ impl Scoped<'_> {
     }
 
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
-        queries::search_names(&self.store.conn, text, limit, Some(&self.who))
+        let page = Page::first(super::search_limit(limit));
+        queries::search_names(&self.store.conn, text, None, page, Some(&self.who))
     }
 
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
