@@ -550,6 +550,27 @@ impl VigieStore {
         self.with_store(|s| Ok(s.follow_ups_due_of(kind, area, assignee, before, page)?))
     }
 
+    /// How many follow-ups `follow_ups_due` lists in all, for a dashboard (without walking
+    /// its pages).
+    #[uniffi::method(default(area = None, assignee_id = None, kind = None))]
+    pub fn follow_ups_due_count(
+        &self,
+        before: String,
+        area: Option<AreaFilter>,
+        assignee_id: Option<String>,
+        kind: Option<RecordKind>,
+    ) -> Result<u64> {
+        let before = input::date("before", &before)?;
+        let assignee = input::id_arg_opt("assignee_id", assignee_id.as_deref())?;
+        self.with_store(|s| Ok(s.follow_ups_due_count(kind, area, assignee, before)?))
+    }
+
+    /// How many alerts `alerts` lists in all.
+    #[uniffi::method(default(area = None))]
+    pub fn alert_count(&self, area: Option<AreaFilter>) -> Result<u64> {
+        self.with_store(|s| Ok(s.alert_count(area)?))
+    }
+
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child
     /// labour, then visits with forced-labour indicators; the most recent first within each.
     /// Closed, remediated and merged cases raise none.

@@ -394,6 +394,13 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
         vec![(c.id, RecordKind::ChildCase)]
     );
     assert_eq!(of(Some(RecordKind::Visit)), vec![(v.id, RecordKind::Visit)]);
+    // A dashboard's figures, counted as the lists list.
+    let count = |kind| {
+        store
+            .follow_ups_due_count(kind, None, None, date(2028, 1, 1))
+            .unwrap()
+    };
+    assert_eq!((count(None), count(Some(RecordKind::ChildCase))), (2, 1));
 }
 
 /// A child who turns 18 before the schedule's next date: a follow-up may still plan one before
@@ -1321,6 +1328,7 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
             (weak_visit.id, AlertSeverity::ForcedLabourIndicators),
         ]
     );
+    assert_eq!(store.alert_count(None).unwrap(), 7, "counted as listed");
     assert_eq!(alerts[1].kind, RecordKind::Visit);
     assert_eq!(alerts[4].kind, RecordKind::ChildCase);
     assert_eq!(alerts[5].kind, RecordKind::Visit);

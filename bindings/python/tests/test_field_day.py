@@ -90,6 +90,9 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         assert child.id not in [d.id for d in visits_due]
         paged = [d.id for d in phone.follow_up_due_pages("2026-05-01", kind=vigie.RecordKind.CHILD_CASE)]
         assert paged == [d.id for d in cases_due]
+        # A dashboard's figures, without walking the pages.
+        assert phone.follow_ups_due_count("2026-05-01", kind=vigie.RecordKind.CHILD_CASE) == len(cases_due)
+        assert phone.alert_count() == len(phone.alerts())
         assert child.id in [h.id for h in phone.search_names("kouassi", 10)]
         assert child.id in [h.id for h in phone.search_names("kouassi", kind=vigie.RecordKind.CHILD_CASE)]
         assert child.id not in [h.id for h in phone.search_names("kouassi", kind=vigie.RecordKind.WORKPLACE)]

@@ -754,6 +754,23 @@ impl Store {
         self.follow_ups_due_of(None, area, assignee, before, page)
     }
 
+    /// How many follow-ups `follow_ups_due_of` lists in all (a dashboard's figure, without
+    /// walking the pages).
+    pub fn follow_ups_due_count(
+        &self,
+        kind: Option<RecordKind>,
+        area: Option<AreaFilter>,
+        assignee: Option<Uuid>,
+        before: NaiveDate,
+    ) -> Result<u64> {
+        queries::due_count(&self.conn, &area, assignee, before, None, kind)
+    }
+
+    /// How many alerts `alerts` lists in all.
+    pub fn alert_count(&self, area: Option<AreaFilter>) -> Result<u64> {
+        queries::alert_count(&self.conn, &area, None)
+    }
+
     /// `follow_ups_due` of one kind of record (`None`: visits' and cases'): the kind is chosen
     /// in the query itself, as a page filtered afterwards would hide the children due behind
     /// the visits due (a region's first 900 rows).
