@@ -34,7 +34,9 @@ pub enum IdentityError {
     NoCertificate,
     #[error("damaged or malformed {what}")]
     Malformed { what: &'static str },
-    #[error("unsupported {what} version")]
+    #[error(
+        "unsupported {what} version: made by another version of the app (update the app on both devices)"
+    )]
     UnsupportedVersion { what: &'static str },
     #[error("the certificate was issued by another hub")]
     UnknownHub,

@@ -1085,10 +1085,12 @@ mod tests {
         },
     }
 
+    /// Refused as another version's, saying what the user does about it.
     fn unsupported(result: Result<Handshake>) -> bool {
         matches!(
-            result,
-            Err(Error::Identity(IdentityError::UnsupportedVersion { .. }))
+            &result,
+            Err(e @ Error::Identity(IdentityError::UnsupportedVersion { .. }))
+                if e.to_string().contains("another version of the app")
         )
     }
 
