@@ -653,6 +653,17 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
             reason: TransferRefusal::HashMismatch
         }
     );
+    // Bytes not of the declared type (what an app of an earlier version, which did not check
+    // at capture, sends): refused as such, as the phone refuses the capture.
+    let mut not_a_pdf = data.clone();
+    not_a_pdf[..5].copy_from_slice(b"text ");
+    assert_eq!(
+        ask(&mut hub, &a.principal, upload(not_a_pdf)),
+        AttachmentResponse::Refused {
+            id: entry.id,
+            reason: TransferRefusal::BadChunk
+        }
+    );
     // A monitor of another area can neither send nor fetch it, and learns nothing.
     assert_eq!(
         ask(&mut hub, &other.principal, upload(data.clone())),
@@ -1169,9 +1180,10 @@ fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
     let mut a2 = device(&dir, "a2", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     a2.principal.user = a.principal.user;
     let case = new_case(&mut a);
+    let file = pdf(&[3u8; 70_000]);
     let entry = a
         .store
-        .add_attachment(case.id, &document(), &pdf(&[3u8; 70_000])[..])
+        .add_attachment(case.id, &document(), &file[..])
         .unwrap();
     sync(&mut a, &mut hub);
     let mut moved = a2.principal.clone();
@@ -1180,7 +1192,7 @@ fn only_the_capturing_device_uploads_to_a_record_out_of_its_scope() {
         record: case.id,
         id: entry.id,
         offset: 0,
-        bytes: vec![3u8; 65_536],
+        bytes: file[..65_536].to_vec(),
     };
     assert_eq!(
         ask(&mut hub, &moved, upload.clone()),

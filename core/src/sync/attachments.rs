@@ -33,7 +33,7 @@ use super::wire;
 use crate::codec::{self, sealed};
 use crate::doc;
 use crate::domain::attachment::{
-    AttachmentRefusal, AttachmentState, DownloadPolicy, takes_attachments,
+    AttachmentRefusal, AttachmentState, DownloadPolicy, MAGIC_BYTES, starts_as, takes_attachments,
 };
 use crate::domain::codes::RecordKind;
 use crate::domain::rights::{self, Principal, Step};
@@ -104,8 +104,12 @@ pub enum TransferRefusal {
     RecordTooLarge { size: u64, limit: u64 },
     #[error("the bytes do not match the attachment's SHA-256: the upload starts again")]
     HashMismatch,
-    /// A chunk not at a segment boundary, larger than a chunk may be, or past the size.
-    #[error("the chunk does not fit the attachment")]
+    /// A chunk not at a segment boundary, larger than a chunk may be, or past the size; or a
+    /// file's first chunk not beginning as its declared media type does (a "PDF" that is not
+    /// one, which a phone would hand to a PDF viewer: the hub judges an upload as a phone
+    /// judges a capture, `domain::attachment::starts_as`). One refusal for both, as apps of
+    /// earlier versions decode no other: an unknown one failed their whole sync.
+    #[error("the chunk does not fit the attachment, or the file is not of its declared type")]
     BadChunk,
 }
 
@@ -332,6 +336,11 @@ fn upload(
         && bytes.len() <= MAX_CHUNK_BYTES
         && offset + bytes.len() as u64 <= entry.size;
     if !chunk_ok {
+        return refused(TransferRefusal::BadChunk);
+    }
+    // The first chunk begins as the declared type does, as a phone checks at capture (an app
+    // of an earlier version, or an altered one, did not).
+    if offset == 0 && !starts_as(&entry.media_type, &bytes[..bytes.len().min(MAGIC_BYTES)]) {
         return refused(TransferRefusal::BadChunk);
     }
     let Some(sha) = entry.sha256_digest() else {
@@ -735,7 +744,9 @@ fn failure_text(reason: TransferRefusal) -> &'static str {
         TransferRefusal::FileTooLarge { .. } => "larger than the hub accepts per file",
         TransferRefusal::RecordTooLarge { .. } => "over the hub's limit per record",
         TransferRefusal::HashMismatch => "the bytes received do not match the attachment's hash",
-        TransferRefusal::BadChunk => "the hub refused a chunk",
+        TransferRefusal::BadChunk => {
+            "the hub refused a chunk, or the file as not of its declared type"
+        }
     }
 }
 
