@@ -664,6 +664,32 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
             reason: TransferRefusal::BadChunk
         }
     );
+    // A document photographed, sent as taken (an app of an earlier version did not strip it):
+    // its GPS position does not reach the phones of the area.
+    let scanned = NewAttachment {
+        media_type: "image/jpeg".into(),
+        ..document()
+    };
+    let taken = jpeg_with_gps(64, 48);
+    let stripped = a
+        .store
+        .add_attachment(visit.id, &scanned, &taken[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let as_taken = AttachmentRequest::Upload {
+        record: visit.id,
+        id: stripped.id,
+        offset: 0,
+        // A first chunk that fits the entry (what a whole upload of its size would send).
+        bytes: taken[..taken.len().min(stripped.size as usize)].to_vec(),
+    };
+    assert_eq!(
+        ask(&mut hub, &a.principal, as_taken),
+        AttachmentResponse::Refused {
+            id: stripped.id,
+            reason: TransferRefusal::BadChunk
+        }
+    );
     // A monitor of another area can neither send nor fetch it, and learns nothing.
     assert_eq!(
         ask(&mut hub, &other.principal, upload(data.clone())),

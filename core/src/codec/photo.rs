@@ -133,6 +133,59 @@ fn jpeg_ends(bytes: &[u8]) -> bool {
     }
 }
 
+/// Whether the first bytes of an image (`head`: a JPEG's or a PNG's, as its upload's first
+/// chunk brings them) hold metadata a capture takes away: a JPEG's application segments past
+/// JFIF (EXIF with its GPS position, XMP, ...) or comments, before its first scan; a PNG's
+/// EXIF or text chunks before its image data. What a capture writes (`reencode`, `strip`)
+/// holds none; an app of an earlier version kept a document's as taken. What `head` does not
+/// reach is not judged.
+pub fn carries_metadata(media_type: &str, head: &[u8]) -> bool {
+    match media_type {
+        "image/jpeg" => jpeg_metadata(head),
+        "image/png" => png_metadata(head),
+        _ => false,
+    }
+}
+
+fn jpeg_metadata(bytes: &[u8]) -> bool {
+    const SOS: u8 = 0xDA;
+    const APP0: u8 = 0xE0;
+    let mut at = 2;
+    loop {
+        while bytes.get(at..at + 2) == Some(&[0xFF, 0xFF]) {
+            at += 1;
+        }
+        let (Some(0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        match marker {
+            SOS => return false,
+            0xE1..=0xEF | 0xFE => return true,
+            APP0 if bytes.get(at + 4..at + 9) != Some(b"JFIF\0") => return true,
+            _ => {}
+        }
+        let Some(&[high, low]) = bytes.get(at + 2..at + 4) else {
+            return false;
+        };
+        at += 2 + usize::from(u16::from_be_bytes([high, low]));
+    }
+}
+
+fn png_metadata(bytes: &[u8]) -> bool {
+    let mut at = 8;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        match &header[4..8] {
+            b"IDAT" => return false,
+            b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" => return true,
+            _ => {}
+        }
+        // The chunk's type, data and CRC.
+        at = at.saturating_add(12).saturating_add(length);
+    }
+    false
+}
+
 fn encode_jpeg(image: DynamicImage, quality: u8) -> Result<Vec<u8>, PhotoError> {
     // JPEG has no alpha channel: a PNG's transparency is flattened.
     let image = DynamicImage::ImageRgb8(image.into_rgb8());
@@ -159,6 +212,40 @@ mod tests {
             image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
         }));
         encode_jpeg(image, 90).unwrap()
+    }
+
+    /// What a capture writes carries no metadata; a camera's EXIF (its GPS position), an XMP
+    /// packet, a comment or a PNG's text chunk does, in the first bytes an upload brings.
+    #[test]
+    fn metadata_a_capture_strips_is_found_in_an_images_first_bytes() {
+        let clean = jpeg();
+        assert!(!carries_metadata("image/jpeg", &clean));
+        assert!(!carries_metadata(
+            "image/jpeg",
+            &strip(&clean, ImageFormat::Jpeg).unwrap()
+        ));
+        let png = strip(&clean, ImageFormat::Png).unwrap();
+        assert!(!carries_metadata("image/png", &png));
+        // An EXIF segment after the start of image, as a camera writes it.
+        let exif = b"Exif\0\0MM\0*\0\0\0\x08GPS";
+        let mut camera = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        camera.extend(u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+        camera.extend(exif);
+        camera.extend(&clean[2..]);
+        assert!(carries_metadata("image/jpeg", &camera));
+        let mut commented = vec![0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x06];
+        commented.extend(b"home");
+        commented.extend(&clean[2..]);
+        assert!(carries_metadata("image/jpeg", &commented));
+        // A PNG text chunk before its image data.
+        let mut texted = png[..33].to_vec();
+        texted.extend(11u32.to_be_bytes());
+        texted.extend(b"tEXtComment\0gps");
+        texted.extend([0u8; 4]);
+        texted.extend(&png[33..]);
+        assert!(carries_metadata("image/png", &texted));
+        // Other types are not images: nothing to judge.
+        assert!(!carries_metadata("application/pdf", &camera));
     }
 
     #[test]

@@ -107,7 +107,8 @@ pub enum TransferRefusal {
     /// A chunk not at a segment boundary, larger than a chunk may be, or past the size; or a
     /// file's first chunk not beginning as its declared media type does (a "PDF" that is not
     /// one, which a phone would hand to a PDF viewer: the hub judges an upload as a phone
-    /// judges a capture, `domain::attachment::starts_as`). One refusal for both, as apps of
+    /// judges a capture, `domain::attachment::starts_as`), or an image's holding metadata a
+    /// capture strips (`codec::photo::carries_metadata`). One refusal for both, as apps of
     /// earlier versions decode no other: an unknown one failed their whole sync.
     #[error("the chunk does not fit the attachment, or the file is not of its declared type")]
     BadChunk,
@@ -338,9 +339,14 @@ fn upload(
     if !chunk_ok {
         return refused(TransferRefusal::BadChunk);
     }
-    // The first chunk begins as the declared type does, as a phone checks at capture (an app
-    // of an earlier version, or an altered one, did not).
-    if offset == 0 && !starts_as(&entry.media_type, &bytes[..bytes.len().min(MAGIC_BYTES)]) {
+    // The first chunk begins as the declared type does, and an image's holds none of the
+    // metadata a capture takes away (a document photographed keeps the GPS position of the
+    // child's home): a phone checks and strips at capture, an app of an earlier version (or an
+    // altered one) did not. The hub cannot strip it (the file's hash is the phone's).
+    if offset == 0
+        && (!starts_as(&entry.media_type, &bytes[..bytes.len().min(MAGIC_BYTES)])
+            || codec::photo::carries_metadata(&entry.media_type, bytes))
+    {
         return refused(TransferRefusal::BadChunk);
     }
     let Some(sha) = entry.sha256_digest() else {
