@@ -21,7 +21,7 @@ use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
 use crate::hub_key::{HubKey, KEY_FILE_NAME, KeyOptions, default_key_file, hex};
 use crate::{Database, HubOpenError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -192,6 +192,9 @@ pub struct Journal {
 #[derive(Debug, Default)]
 pub struct Read {
     pub actions: Vec<Action>,
+    /// When each record was erased (its first erasure line's time, Unix ms): an erasure done
+    /// again after a restore keeps its date.
+    pub erased_at: HashMap<Uuid, i64>,
     pub refused_lines: Vec<usize>,
 }
 
@@ -436,7 +439,12 @@ impl Journal {
                 continue;
             }
             match self.parse(line) {
-                Some(action) => read.actions.push(action),
+                Some((action, at_ms)) => {
+                    if let Action::Erase(id) = action {
+                        read.erased_at.entry(id).or_insert(at_ms);
+                    }
+                    read.actions.push(action)
+                }
                 // Another hub's, from the file every key's journal was once kept in, that
                 // hub keeps in its own: no damage.
                 None if others
@@ -448,8 +456,9 @@ impl Journal {
         Ok(read)
     }
 
-    /// The action a line records, if the line is whole and tagged by this hub.
-    fn parse(&self, line: &str) -> Option<Action> {
+    /// The action a line records and when (Unix ms), if the line is whole and tagged by this
+    /// hub.
+    fn parse(&self, line: &str) -> Option<(Action, i64)> {
         let (body, tag) = line.rsplit_once(' ')?;
         // Both are hex of one length: comparing them in constant time is not needed (the tag
         // guards against damage and edits, not against someone timing the hub's start).
@@ -458,13 +467,14 @@ impl Journal {
         }
         let mut words = body.split(' ');
         let (word, id, at) = (words.next()?, words.next()?, words.next()?);
-        if words.next().is_some() || at.parse::<i64>().is_err() {
+        if words.next().is_some() {
             return None;
         }
+        let at = at.parse::<i64>().ok()?;
         let id = Uuid::parse_str(id).ok()?;
         match word {
-            "erase" => Some(Action::Erase(id)),
-            "revoke" => Some(Action::Revoke(id)),
+            "erase" => Some((Action::Erase(id), at)),
+            "revoke" => Some((Action::Revoke(id), at)),
             _ => None,
         }
     }
@@ -548,7 +558,7 @@ pub fn keep(
     if prepared.is_ok() {
         watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     }
-    let revoked_unknown = reapply(&*backend, &read.actions)?;
+    let revoked_unknown = reapply(&*backend, &read.actions, &read.erased_at)?;
     if !existed && has_irreversible_history(&*backend) {
         tracing::warn!(
             file = %journal.file.display(),
@@ -688,6 +698,7 @@ fn has_irreversible_history(backend: &dyn Backend) -> bool {
 fn reapply(
     backend: &dyn Backend,
     actions: &[Action],
+    erased_at: &HashMap<Uuid, i64>,
 ) -> Result<std::collections::HashSet<Uuid>, HubOpenError> {
     let mut erase: Vec<Uuid> = Vec::new();
     let mut revoke: Vec<Uuid> = Vec::new();
@@ -706,7 +717,7 @@ fn reapply(
                 if tx.is_erased(id)? {
                     continue;
                 }
-                match vigie_core::sync::erase_again(tx, id) {
+                match vigie_core::sync::erase_again(tx, id, erased_at.get(&id).copied()) {
                     Ok(_) => erased.push(id),
                     // Not a child case: nothing the hub ever erased (refused before any write).
                     Err(Error::NotAllowed { .. }) => {

@@ -751,6 +751,23 @@ fn users_of_one_name_are_told_apart_where_devices_are_enrolled() {
         .collect();
     assert_eq!(theirs.len(), 1, "{theirs:?}");
     assert_eq!(theirs[0]["device"], device);
+    // An id the page did not make (the console's own, which the history names "console du
+    // hub"; nil) is not taken: the device gets a random one.
+    for forged in [
+        "76696769-655f-6875-625f-61646d696e00",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        let page = browser.get("/console/devices");
+        let form = [
+            ("csrf", page.csrf()),
+            ("user", inspector.to_string()),
+            ("device", forged.to_string()),
+        ];
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(browser.post("/console/devices", &form).status, 200);
+        let listed = admin_lines(&s.data, &["device", "list"]);
+        assert!(listed.iter().all(|d| d["device"] != forged), "{listed:?}");
+    }
 }
 
 #[test]

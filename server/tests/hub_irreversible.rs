@@ -7,6 +7,7 @@ use common::lifecycle::plain_device;
 use common::*;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
+use uuid::Uuid;
 use vigie_core::sync::HubStorage;
 use vigie_core::*;
 
@@ -26,7 +27,7 @@ fn holds(dir: &Path, needle: &str) -> bool {
 }
 
 /// Whether the export in `dir` lists the case `id` among its erasures.
-fn lists_erased(dir: &Path, id: uuid::Uuid) -> bool {
+fn lists_erased(dir: &Path, id: Uuid) -> bool {
     std::fs::read_dir(dir).unwrap().any(|entry| {
         let path = entry.unwrap().path();
         path.file_stem()
@@ -54,7 +55,7 @@ struct Scene {
     supervisor: Device,
     /// Enrolled after the backup, synced, then lost and revoked.
     late: Device,
-    case: uuid::Uuid,
+    case: Uuid,
     backup: PathBuf,
 }
 
@@ -888,5 +889,98 @@ fn an_erasure_or_revocation_done_without_its_journal_line_is_journaled_when_aske
         journal().contains(&format!("revoke {device} ")),
         "{}",
         journal()
+    );
+}
+
+/// Erasures a restored hub does again keep the date they were made (the journal's), and go to
+/// the exports of the supervisors whose areas held the case; one of a case the restored copy
+/// never held (made after the backup) goes to the whole hub's export only: where it was filed
+/// is unknown, and its id and date go to no other district's supervisor.
+#[test]
+fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
+    if postgres_server().is_some() {
+        return; // a restore of files: the embedded hub's
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let here = plain_device(dir.path(), &data, "sup-d1", Role::Supervisor, &[DISTRICT]);
+    let there = plain_device(dir.path(), &data, "sup-d2", Role::Supervisor, &[DISTRICT_2]);
+    let mut case = |name: &str| {
+        let id = monitor
+            .store
+            .create(&child(area(C01), name, monitor.user()))
+            .unwrap()
+            .id;
+        monitor.sync(&hub.url).unwrap();
+        id
+    };
+    let before = case("Awa Avant");
+    let backup_dir = dir.path().join("backup");
+    backup(&data, &backup_dir);
+    let after = case("Awa Après");
+    let data_arg = data.to_str().unwrap();
+    let by = here.user().to_string();
+    for id in [before, after] {
+        vigie(&[
+            "erase",
+            "--data",
+            data_arg,
+            "--record",
+            &id.to_string(),
+            "--by",
+            &by,
+            "--reason",
+            "consent_withdrawn",
+        ]);
+    }
+    let erasures = |by: Option<Uuid>| -> String {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "export",
+            "--data",
+            data_arg,
+            "--out",
+            out.path().to_str().unwrap(),
+        ];
+        let by = by.map(|u| u.to_string());
+        if let Some(by) = &by {
+            args.extend(["--by", by.as_str()]);
+        }
+        vigie(&args);
+        std::fs::read_to_string(out.path().join("erasures.csv")).unwrap()
+    };
+    let erased = erasures(None);
+    // A second later, the hub is restored from the backup: both erasures are done again.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    hub.stop();
+    for name in ["hub.db", "devices.db"] {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("{name}{suffix}")));
+        }
+        std::fs::copy(backup_dir.join(name), data.join(name)).unwrap();
+    }
+    let line = |text: &str, id: Uuid| {
+        text.lines()
+            .find(|l| l.starts_with(&id.to_string()))
+            .map(str::to_string)
+    };
+    let again = erasures(None);
+    for id in [before, after] {
+        assert!(line(&again, id).is_some(), "{again}");
+        assert_eq!(line(&again, id), line(&erased, id), "dated as first erased");
+    }
+    let here_sees = erasures(Some(here.user()));
+    assert!(line(&here_sees, before).is_some(), "{here_sees}");
+    assert!(
+        line(&here_sees, after).is_none(),
+        "filed nowhere known: {here_sees}"
+    );
+    let there_sees = erasures(Some(there.user()));
+    assert_eq!(
+        there_sees.lines().count(),
+        1,
+        "the header alone: {there_sees}"
     );
 }

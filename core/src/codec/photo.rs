@@ -134,11 +134,13 @@ fn jpeg_ends(bytes: &[u8]) -> bool {
 }
 
 /// Whether the first bytes of an image (`head`: a JPEG's or a PNG's, as its upload's first
-/// chunk brings them) hold metadata a capture takes away: a JPEG's application segments past
-/// JFIF (EXIF with its GPS position, XMP, ...) or comments, before its first scan; a PNG's
-/// EXIF or text chunks before its image data. What a capture writes (`reencode`, `strip`)
-/// holds none; an app of an earlier version kept a document's as taken. What `head` does not
-/// reach is not judged.
+/// chunk brings them, 64 KiB at least) hold metadata a capture takes away: a JPEG's
+/// application segments past JFIF (EXIF with its GPS position, XMP, ...) or comments, or
+/// segments running past `head` before the first scan (what a capture writes needs a few
+/// hundred bytes: metadata pushed past the first chunk is refused as unseen); a PNG's EXIF or
+/// text chunks anywhere in `head`. What a capture writes (`reencode`, `strip`) holds none; an
+/// app of an earlier version kept a document's as taken. A PNG's chunks past `head` are not
+/// judged.
 pub fn carries_metadata(media_type: &str, head: &[u8]) -> bool {
     match media_type {
         "image/jpeg" => jpeg_metadata(head),
@@ -156,7 +158,8 @@ fn jpeg_metadata(bytes: &[u8]) -> bool {
             at += 1;
         }
         let (Some(0xFF), Some(&marker)) = (bytes.get(at), bytes.get(at + 1)) else {
-            return false;
+            // Past the head before the first scan (or not a marker where one must be).
+            return true;
         };
         match marker {
             SOS => return false,
@@ -165,7 +168,7 @@ fn jpeg_metadata(bytes: &[u8]) -> bool {
             _ => {}
         }
         let Some(&[high, low]) = bytes.get(at + 2..at + 4) else {
-            return false;
+            return true;
         };
         at += 2 + usize::from(u16::from_be_bytes([high, low]));
     }
@@ -175,10 +178,8 @@ fn png_metadata(bytes: &[u8]) -> bool {
     let mut at = 8;
     while let Some(header) = bytes.get(at..at + 8) {
         let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        match &header[4..8] {
-            b"IDAT" => return false,
-            b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" => return true,
-            _ => {}
+        if matches!(&header[4..8], b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt") {
+            return true;
         }
         // The chunk's type, data and CRC.
         at = at.saturating_add(12).saturating_add(length);
@@ -244,6 +245,20 @@ mod tests {
         texted.extend([0u8; 4]);
         texted.extend(&png[33..]);
         assert!(carries_metadata("image/png", &texted));
+        // After its image data too, within what the chunk brings.
+        let mut trailing = png[..png.len() - 12].to_vec();
+        trailing.extend(11u32.to_be_bytes());
+        trailing.extend(b"tEXtComment\0gps");
+        trailing.extend([0u8; 4]);
+        trailing.extend(&png[png.len() - 12..]);
+        assert!(carries_metadata("image/png", &trailing));
+        // A JPEG whose segments run past the first chunk before its first scan: what lies
+        // beyond is not seen, and a capture's header is a few hundred bytes.
+        let mut padded = vec![0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xFD];
+        padded.extend(b"JFIF\0");
+        padded.resize(4 + 0xFFFD, 0);
+        padded.extend(&camera[2..]);
+        assert!(carries_metadata("image/jpeg", &padded[..64 * 1024]));
         // Other types are not images: nothing to judge.
         assert!(!carries_metadata("application/pdf", &camera));
     }

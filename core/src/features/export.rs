@@ -613,10 +613,14 @@ impl Store {
         let mut erasures = TableBuilder::new("erasures", personal);
         for erased in crate::store::erasure::tombstones(&self.conn)? {
             let listed = match (scope, &erased.filed) {
-                (Some(scope), Some((kind, area))) if *area != Area::default() => {
-                    scope.receives(*kind, Some(area))
-                }
-                _ => true,
+                (None, _) => true,
+                // Filed nowhere the hub knew (a phone reported its id): every device learns it.
+                (Some(_), Some((_, area))) if *area == Area::default() => true,
+                (Some(scope), Some((kind, area))) => scope.receives(*kind, Some(area)),
+                // A case a restored hub erased again, which its copy never held: where it was
+                // filed is unknown, and it goes to no one's scope (the whole hub's export lists
+                // it; the case's rows leave every scoped export all the same).
+                (Some(_), None) => false,
             };
             if listed {
                 erasure_row(&mut erasures, erased.id, erased.at_ms);

@@ -1320,15 +1320,17 @@ pub(crate) fn carries_erased(
 /// supervisor was, when it was decided) and no duplicate is followed (each record erased then
 /// was kept by its own id). A record that is no child case is left alone (`NotAllowed`): only
 /// child cases are ever erased. Returns whether anything was erased; a tombstone stands for the
-/// record afterwards, held or not.
-pub fn erase_again(tx: &mut dyn HubTransaction, id: Uuid) -> Result<bool> {
+/// record afterwards, held or not, dated `at_ms` when the journal kept the first erasure's time.
+pub fn erase_again(tx: &mut dyn HubTransaction, id: Uuid, at_ms: Option<i64>) -> Result<bool> {
     if tx.is_erased(id)? {
         return Ok(false);
     }
     let reference = tx.reference()?;
-    let history = erasure_of(tx, None, &reference, id, None)?
+    let mut history = erasure_of(tx, None, &reference, id, None)?
         .map(|erasure| erasure.history)
         .unwrap_or_default();
+    // Dated as it was first erased (the journal's time), not as done again.
+    history.at_ms = at_ms;
     tx.erase(id, &history)
 }
 

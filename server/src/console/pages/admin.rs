@@ -599,10 +599,14 @@ pub async fn enrol(
                 None,
             );
         };
+        // A random id, as the page made it: any other (the console's own, nil, one chosen to
+        // look like another's) is replaced by a new one.
         let device = form
             .device
             .parse::<Uuid>()
-            .unwrap_or_else(|_| Uuid::new_v4());
+            .ok()
+            .filter(|id| id.get_version_num() == 4)
+            .unwrap_or_else(Uuid::new_v4);
         let Some(token) = hub.backend.enrol_device(user.id, device)? else {
             return devices_page(
                 hub,
