@@ -1,8 +1,8 @@
 //! Exports for analysis: one table per record kind (workplaces, visits, child cases, and the
 //! cases' referrals and follow-ups), and one of the cases erased for good (`erasures`: an id
-//! and a date, for copies made from earlier exports to drop), as CSV (UTF-8, header row, RFC 4180 quoting, CRLF; text
-//! that a spreadsheet would run as a formula is prefixed with `'`) or JSON (an array of
-//! objects per table).
+//! and a date, for copies made from earlier exports to drop), as CSV (UTF-8, header row, RFC
+//! 4180 quoting, CRLF; text that a spreadsheet would run as a formula is prefixed with `'`) or
+//! JSON (an array of objects per table).
 //!
 //! Pseudonymised by default: no names (children, guardians, households, owners, workplaces),
 //! no exact date of birth (the year only), no GPS coordinates (the administrative area down to
