@@ -1788,6 +1788,23 @@ fn a_merge_keeps_the_longer_working_week_and_the_schooling_either_registration_r
     );
 }
 
+/// Copies the records `ids` of one store into another, as a sync would.
+fn exchange(from: &Store, to: &mut Store, ids: [Uuid; 2]) {
+    for id in ids {
+        to.merge_document(id, &from.export_document(id).unwrap())
+            .unwrap();
+    }
+}
+
+/// Two supervisors, offline, each merge the pair `x`, `y` keeping another one; the first then
+/// takes the second's: each case names the other (both in view until merged again).
+fn merge_both_ways(one: &mut Store, two: &mut Store, x: Uuid, y: Uuid) {
+    exchange(one, two, [x, y]);
+    as_role(one, Role::Supervisor).merge_cases(x, y).unwrap();
+    as_role(two, Role::Supervisor).merge_cases(y, x).unwrap();
+    exchange(two, one, [x, y]);
+}
+
 #[test]
 fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again() {
     let dir = TempDir::new().unwrap();
@@ -1800,22 +1817,8 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
     let mut y = child(C01, "Adjoa Kouamé", MONITOR);
     hazardous(&mut y);
     let y = one.create(&y).unwrap();
-    let exchange = |from: &Store, to: &mut Store| {
-        for id in [x.id, y.id] {
-            to.merge_document(id, &from.export_document(id).unwrap())
-                .unwrap();
-        }
-    };
-    exchange(&one, &mut two);
-    // Offline, each keeps the other one.
-    as_role(&mut one, Role::Supervisor)
-        .merge_cases(x.id, y.id)
-        .unwrap();
-    as_role(&mut two, Role::Supervisor)
-        .merge_cases(y.id, x.id)
-        .unwrap();
-    exchange(&two, &mut one);
-    exchange(&one, &mut two);
+    merge_both_ways(&mut one, &mut two, x.id, y.id);
+    exchange(&one, &mut two, [x.id, y.id]);
     // Both in view, the monitor records on the case the settling merge will not keep.
     let mut seen: ChildCase = two.get(y.id).unwrap();
     seen.night_work = true;
@@ -1826,7 +1829,7 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
     as_role(&mut two, Role::CommunityMonitor)
         .add_follow_up(y.id, follow_up(date(2026, 1, 20)))
         .unwrap();
-    exchange(&two, &mut one);
+    exchange(&two, &mut one, [x.id, y.id]);
     for store in [&one, &two] {
         // Neither is lost: both are listed, alert and count, and are candidates again.
         let listed = store
@@ -1846,7 +1849,7 @@ fn a_pair_merged_offline_in_opposite_directions_stays_in_view_until_merged_again
     // What was recorded on the other is the child's: the kept case takes it, as at a merge.
     assert!(kept.night_work && kept.hazards.contains("heavy_loads"));
     assert_eq!(kept.followups.len(), 1);
-    exchange(&one, &mut two);
+    exchange(&one, &mut two, [x.id, y.id]);
     for store in [&one, &two] {
         let listed = store
             .child_cases(&ChildCaseQuery::default(), Page::first(10))
@@ -1895,20 +1898,7 @@ fn a_pair_merged_in_opposite_directions_lists_each_referral_and_follow_up_once()
             .add_follow_up(id, follow_up(date(2026, 1, 20)))
             .unwrap();
     }
-    let exchange = |from: &Store, to: &mut Store| {
-        for id in [x.id, y.id] {
-            to.merge_document(id, &from.export_document(id).unwrap())
-                .unwrap();
-        }
-    };
-    exchange(&one, &mut two);
-    as_role(&mut one, Role::Supervisor)
-        .merge_cases(x.id, y.id)
-        .unwrap();
-    as_role(&mut two, Role::Supervisor)
-        .merge_cases(y.id, x.id)
-        .unwrap();
-    exchange(&two, &mut one);
+    merge_both_ways(&mut one, &mut two, x.id, y.id);
     let tables = as_role(&mut one, Role::Supervisor)
         .export_tables(ExportOptions::default())
         .unwrap();
