@@ -897,14 +897,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 other => other.map_err(|e| e.to_string())?,
             };
-            // The areas given, by code (no one's data): who covered a child's area when.
-            journal(
-                &*backend,
-                None,
-                "user_areas",
-                Some(user),
-                &from_command_line(&areas.join(", ")),
-            );
+            // Not the areas given: the journal's lines are kept in clear on PostgreSQL, and
+            // a community's code can point at a child (the records seal their areas).
+            journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
             done(&format!(
                 "user {user}: areas {}; their devices hold their new scope at their next sync",
                 if areas.is_empty() {

@@ -3395,8 +3395,6 @@ fn administration_on_the_command_line_is_journaled() {
         "Inspecteur du travail (ligne de commande)",
         "Découpage administratif CI, version",
         "Fichier d&#39;un appareil importé",
-        // The areas given, by code: who covered a child's area when.
-        &format!("{C02} (ligne de commande)"),
     ]
     .into_iter()
     .chain(embedded.then_some("Sauvegarde du hub"))
