@@ -39,9 +39,11 @@ impl EnrolmentToken {
         }
     }
 
+    /// A token as typed: its letters in either case (ids and secret are hexadecimal, and a
+    /// token read aloud or typed on a keyboard locked in capitals is the same token).
     pub fn parse(text: &str) -> Result<EnrolmentToken, MalformedToken> {
         let mut parts = text.trim().split('.');
-        let (Some("vgd1"), Some(device), Some(user), Some(secret), None) = (
+        let (Some(tag), Some(device), Some(user), Some(secret), None) = (
             parts.next(),
             parts.next(),
             parts.next(),
@@ -50,6 +52,9 @@ impl EnrolmentToken {
         ) else {
             return Err(MalformedToken);
         };
+        if !tag.eq_ignore_ascii_case("vgd1") {
+            return Err(MalformedToken);
+        }
         if secret.len() != 64 || !secret.is_ascii() {
             return Err(MalformedToken);
         }
@@ -78,5 +83,34 @@ impl EnrolmentToken {
     /// What the hub stores to check the secret.
     pub fn secret_hash(&self) -> [u8; 32] {
         Sha256::digest(self.secret).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Typed in capitals (a keyboard locked so, a token read aloud), a token is the same one;
+    /// anything else of another shape is malformed.
+    #[test]
+    fn a_token_reads_in_either_case() {
+        let token = EnrolmentToken::new(Uuid::new_v4(), Uuid::new_v4(), [0xAB; 32]);
+        let text = token.to_text();
+        for typed in [
+            text.clone(),
+            text.to_uppercase(),
+            format!(" {} \n", text.to_uppercase()),
+        ] {
+            assert!(
+                EnrolmentToken::parse(&typed) == Ok(token.clone()),
+                "{typed}"
+            );
+        }
+        for broken in [
+            text.replacen("vgd1", "vgd2", 1),
+            text[..text.len() - 1].to_string(),
+        ] {
+            assert!(EnrolmentToken::parse(&broken).is_err(), "{broken}");
+        }
     }
 }
