@@ -2472,12 +2472,7 @@ fn a_hub_restored_from_a_backup_says_so_in_its_journal() {
     let copy = tempfile::tempdir().expect("temporary directory");
     backup(&s.data, copy.path());
     s.hub.stop();
-    for name in ["hub.db", "devices.db"] {
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(s.data.join(format!("{name}{suffix}")));
-        }
-        std::fs::copy(copy.path().join(name), s.data.join(name)).expect("restored");
-    }
+    restore_backup(&s.data, copy.path());
     s.hub.restart();
     let journal = audit_page(&s, "admin.restore");
     assert_eq!(

@@ -247,12 +247,7 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
         )
         .unwrap();
     }
-    for name in ["hub.db", "devices.db"] {
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(data.join(format!("{name}{suffix}")));
-        }
-        std::fs::copy(out.join(name), data.join(name)).unwrap();
-    }
+    restore_backup(&data, &out);
     hub.restart();
     // Everything the hub lost comes back in one session, none of it reported refused.
     let summary = monitor.sync(&hub.url).unwrap();

@@ -116,12 +116,7 @@ fn erased_and_revoked_after_a_backup() -> Scene {
 impl Scene {
     /// Puts the backup's files in place of the hub's, as README says to restore.
     fn restore(&self) {
-        for name in ["hub.db", "devices.db"] {
-            for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(self.data.join(format!("{name}{suffix}")));
-            }
-            std::fs::copy(self.backup.join(name), self.data.join(name)).unwrap();
-        }
+        restore_backup(&self.data, &self.backup);
     }
 }
 
@@ -921,19 +916,8 @@ fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
     backup(&data, &backup_dir);
     let after = case("Awa Après");
     let data_arg = data.to_str().unwrap();
-    let by = here.user().to_string();
     for id in [before, after] {
-        vigie(&[
-            "erase",
-            "--data",
-            data_arg,
-            "--record",
-            &id.to_string(),
-            "--by",
-            &by,
-            "--reason",
-            "consent_withdrawn",
-        ]);
+        common::lifecycle::erase(&data, id, here.user());
     }
     let erasures = |by: Option<Uuid>| -> String {
         let out = tempfile::tempdir().unwrap();
@@ -955,12 +939,7 @@ fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
     // A second later, the hub is restored from the backup: both erasures are done again.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     hub.stop();
-    for name in ["hub.db", "devices.db"] {
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(data.join(format!("{name}{suffix}")));
-        }
-        std::fs::copy(backup_dir.join(name), data.join(name)).unwrap();
-    }
+    restore_backup(&data, &backup_dir);
     let line = |text: &str, id: Uuid| {
         text.lines()
             .find(|l| l.starts_with(&id.to_string()))

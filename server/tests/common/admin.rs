@@ -36,6 +36,17 @@ pub fn backup(data: &Path, out: &Path) -> String {
     vigie(&backup_args(data, out))
 }
 
+/// Puts the files of a backup in `from` in place of the hub's in `data`, as README says to
+/// restore an embedded hub (its journals removed, so that none is replayed over the copy).
+pub fn restore_backup(data: &Path, from: &Path) {
+    for name in ["hub.db", "devices.db"] {
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("{name}{suffix}")));
+        }
+        std::fs::copy(from.join(name), data.join(name)).expect("a backup's file");
+    }
+}
+
 /// `vigie backup --data <data> --out <out>`, which may be refused.
 pub fn backup_output(data: &Path, out: &Path) -> std::process::Output {
     vigie_output(&backup_args(data, out))
