@@ -591,12 +591,10 @@ impl VigieStore {
         kind: Option<RecordKind>,
         offset: i32,
     ) -> Result<Vec<SearchHit>> {
-        let limit = input::count("limit", limit)?;
+        // Named as the caller named them; a page holds at most `Page::MAX_LIMIT` rows.
+        input::count("limit", limit)?;
         input::count("offset", offset)?;
-        let page = Page {
-            offset,
-            limit: limit.min(Page::MAX_LIMIT as u32) as i32,
-        };
+        let page = Page { offset, limit };
         self.with_store(|s| Ok(s.search_names_in(&text, kind, page)?))
     }
 
