@@ -149,12 +149,12 @@ pub struct EnrolmentToken {
 
 /// Reads the token `vigie device enrol` printed (`vgd1.<device>.<user>.<secret>`): open the
 /// device's store with its ids, and send the whole token as `Authorization: Bearer <token>`.
-/// A malformed token is `Authentication`.
+/// A malformed token is `Authentication`, its reason naming the part that is wrong.
 #[uniffi::export]
 pub fn parse_enrolment_token(token: String) -> Result<EnrolmentToken, VigieError> {
-    let token = vigie_core::sync::EnrolmentToken::parse(&token).map_err(|_| {
+    let token = vigie_core::sync::EnrolmentToken::parse(&token).map_err(|e| {
         VigieError::Authentication {
-            reason: "malformed enrolment token".into(),
+            reason: e.to_string(),
         }
     })?;
     Ok(EnrolmentToken {

@@ -95,6 +95,12 @@ def test_not_allowed_and_authentication(env):
         vigie.open_store(path, key(7), user, None)
     with pytest.raises(vigie.VigieError.Authentication):
         vigie.parse_enrolment_token("not a token")
+    # A token copied by hand with a character missing says which part to look at, not the secret.
+    secret = env.monitor_token.rsplit(".", 1)[1]
+    with pytest.raises(vigie.VigieError.Authentication) as refused:
+        vigie.parse_enrolment_token(env.monitor_token[:-1])
+    assert "secret" in str(refused.value) and "63" in str(refused.value)
+    assert secret[:8] not in str(refused.value)
     forged = env.monitor_token.rsplit(".", 1)[0] + "." + "0" * 64
     me = vigie.parse_enrolment_token(forged)
     with vigie.open_store(env.store_path("forged.db"), key(8), me.user_id, me.device_id) as store:

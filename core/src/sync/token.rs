@@ -14,10 +14,27 @@ pub struct EnrolmentToken {
     secret: [u8; 32],
 }
 
-/// A token that does not have the `vgd1.<device>.<user>.<64 hex digits>` form.
+/// A token that does not have the `vgd1.<device>.<user>.<64 hex digits>` form, and which part
+/// is wrong: whoever copies a token by hand (read aloud, from a screen) learns where to look.
+/// No part of what was typed is repeated (the secret must not reach a log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed enrolment token")]
-pub struct MalformedToken;
+pub enum MalformedToken {
+    #[error("malformed enrolment token: it has {0} parts separated by dots, not 4")]
+    Parts(usize),
+    #[error("malformed enrolment token: its first part is not vgd1")]
+    Tag,
+    #[error("malformed enrolment token: its second part (the device) is not a device id")]
+    Device,
+    #[error("malformed enrolment token: its third part (the user) is not a user id")]
+    User,
+    #[error(
+        "malformed enrolment token: its last part (the secret) has {0} characters, not 64 \
+         hexadecimal digits"
+    )]
+    SecretLength(usize),
+    #[error("malformed enrolment token: its last part (the secret) is not hexadecimal digits")]
+    SecretDigits,
+}
 
 impl std::fmt::Debug for EnrolmentToken {
     // The secret never reaches a log.
@@ -42,30 +59,30 @@ impl EnrolmentToken {
     /// A token as typed: its letters in either case (ids and secret are hexadecimal, and a
     /// token read aloud or typed on a keyboard locked in capitals is the same token).
     pub fn parse(text: &str) -> Result<EnrolmentToken, MalformedToken> {
-        let mut parts = text.trim().split('.');
-        let (Some(tag), Some(device), Some(user), Some(secret), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(MalformedToken);
+        let parts: Vec<&str> = text.trim().split('.').collect();
+        let [tag, device, user, secret] = parts[..] else {
+            return Err(MalformedToken::Parts(parts.len()));
         };
         if !tag.eq_ignore_ascii_case("vgd1") {
-            return Err(MalformedToken);
+            return Err(MalformedToken::Tag);
         }
-        if secret.len() != 64 || !secret.is_ascii() {
-            return Err(MalformedToken);
+        let device = Uuid::try_parse(device).map_err(|_| MalformedToken::Device)?;
+        let user = Uuid::try_parse(user).map_err(|_| MalformedToken::User)?;
+        let length = secret.chars().count();
+        if length != 64 {
+            return Err(MalformedToken::SecretLength(length));
+        }
+        if !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(MalformedToken::SecretDigits);
         }
         let mut bytes = [0u8; 32];
         for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte =
-                u8::from_str_radix(&secret[2 * i..2 * i + 2], 16).map_err(|_| MalformedToken)?;
+            *byte = u8::from_str_radix(&secret[2 * i..2 * i + 2], 16)
+                .map_err(|_| MalformedToken::SecretDigits)?;
         }
         Ok(EnrolmentToken {
-            device: Uuid::try_parse(device).map_err(|_| MalformedToken)?,
-            user: Uuid::try_parse(user).map_err(|_| MalformedToken)?,
+            device,
+            user,
             secret: bytes,
         })
     }
@@ -106,11 +123,36 @@ mod tests {
                 "{typed}"
             );
         }
-        for broken in [
-            text.replacen("vgd1", "vgd2", 1),
-            text[..text.len() - 1].to_string(),
+        let parts: Vec<&str> = text.split('.').collect();
+        let with = |i: usize, part: &str| {
+            let mut parts = parts.clone();
+            parts[i] = part;
+            parts.join(".")
+        };
+        let device_typo = parts[1].replacen(&parts[1][..1], "g", 1);
+        let secret_typo = format!("{}o", &parts[3][..63]);
+        for (broken, wrong) in [
+            (text.replacen("vgd1", "vgd2", 1), MalformedToken::Tag),
+            (
+                text[..text.len() - 1].to_string(),
+                MalformedToken::SecretLength(63),
+            ),
+            (format!("{text}0"), MalformedToken::SecretLength(65)),
+            (with(1, &device_typo), MalformedToken::Device),
+            (with(2, ""), MalformedToken::User),
+            (with(3, &secret_typo), MalformedToken::SecretDigits),
+            (with(3, &"é".repeat(64)), MalformedToken::SecretDigits),
+            (parts[..3].join("."), MalformedToken::Parts(3)),
+            (format!("{text}.x"), MalformedToken::Parts(5)),
+            (String::new(), MalformedToken::Parts(1)),
         ] {
-            assert!(EnrolmentToken::parse(&broken).is_err(), "{broken}");
+            assert_eq!(EnrolmentToken::parse(&broken), Err(wrong), "{broken}");
+            let said = wrong.to_string();
+            assert!(said.starts_with("malformed enrolment token: "), "{said}");
+            assert!(
+                !said.contains(&parts[3][..8]),
+                "the secret is not repeated: {said}"
+            );
         }
     }
 }
