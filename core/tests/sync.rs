@@ -1780,6 +1780,81 @@ fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken(
     assert!(!vigie_core::rights::verified_before_referral(&held));
 }
 
+/// A supervisor closes a case offline on the follow-up she holds (the child in school) while
+/// the monitor records a later one that found the child still working. Whichever reaches the
+/// hub first, the case does not end closed on a closure decided without the later visit: the
+/// closure arriving second is refused (saying the other half came from elsewhere); arriving
+/// first, it is taken and the follow-up after it too (what a visit saw is never refused), the
+/// case raising its still-working alert.
+#[test]
+fn a_case_closed_while_another_device_found_the_child_working_is_not_closed_unseen() {
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    for closure_first in [false, true] {
+        let dir = TempDir::new().unwrap();
+        let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
+        monitor
+            .store
+            .refer_case(
+                case.id,
+                Referral::new(ServiceKind::Education, "École de Soubré", day(4, 2)),
+            )
+            .unwrap();
+        monitor
+            .store
+            .transition_case(case.id, CaseStatus::ReceivingServices)
+            .unwrap();
+        sync(&mut monitor, &mut hub);
+        sync(&mut supervisor, &mut hub);
+        supervisor
+            .store
+            .transition_case_on(case.id, CaseStatus::Withdrawn, day(5, 4))
+            .unwrap();
+        let seen = |on, situation| FollowUp {
+            date: on,
+            situation,
+            notes: String::new(),
+            next_due: None,
+        };
+        supervisor
+            .store
+            .add_follow_up(case.id, seen(day(8, 4), FollowUpSituation::InSchool))
+            .unwrap();
+        sync(&mut supervisor, &mut hub);
+        sync(&mut monitor, &mut hub);
+
+        supervisor
+            .store
+            .transition_case(case.id, CaseStatus::Closed)
+            .unwrap();
+        monitor
+            .store
+            .add_follow_up(case.id, seen(day(11, 4), FollowUpSituation::StillWorking))
+            .unwrap();
+        let (first, second) = match closure_first {
+            true => (&mut supervisor, &mut monitor),
+            false => (&mut monitor, &mut supervisor),
+        };
+        assert!(sync(first, &mut hub).refused.is_empty());
+        let summary = sync(second, &mut hub);
+        let held = hub.get::<ChildCase>(case.id).unwrap();
+        assert_eq!(held.followups.len(), 2, "closure first: {closure_first}");
+        if closure_first {
+            assert!(summary.refused.is_empty(), "{summary:?}");
+            assert_eq!(held.status, CaseStatus::Closed);
+            assert_eq!(case_severity(&held), Some(AlertSeverity::StillWorking));
+        } else {
+            assert_eq!(summary.refused, vec![(case.id, Refusal::StepNotAllowed)]);
+            assert_eq!(held.status, CaseStatus::Withdrawn);
+            let detail = wire::RefusalDetail::of(&summary.refusal_details, case.id).unwrap();
+            assert_eq!(detail.field, "status");
+            assert!(
+                detail.rule.ends_with(sync::COMBINED_WITH_OTHERS),
+                "{detail:?}"
+            );
+        }
+    }
+}
+
 /// Two supervisors each remove one of a case's two referrals, each allowed on its own phone:
 /// the hub takes the first and refuses the second, rather than keep a case under services with
 /// no referral.

@@ -3107,6 +3107,28 @@ fn admit_content<'a>(
             NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
         ));
     }
+    // A case verified or closed on the follow-ups its sender held, while another device's
+    // follow-up, recorded meanwhile, saw the child still working (or not found): the sender's
+    // phone would have refused the step with that follow-up, so the hub does, unless the case
+    // stood so already. (A follow-up arriving after such a step is kept: what a visit saw is
+    // never refused for a decision taken without it, and the case raises its alert.)
+    if let (
+        Some(TypedRecord::ChildCase(base)),
+        TypedRecord::ChildCase(own),
+        TypedRecord::ChildCase(merged),
+    ) = (&base, &theirs, &record)
+        && base.status != own.status
+        && merged.status == own.status
+        && rights::check_case_facts(own.status, rights::Tracking::of(own)).is_ok()
+        && let Err(e) = rights::check_case_facts(merged.status, rights::Tracking::of(merged))
+        && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
+            if was.status == merged.status)
+    {
+        return Err(Refused::step(
+            "status",
+            NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
+        ));
+    }
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
     if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)
