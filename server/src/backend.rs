@@ -848,9 +848,13 @@ impl Backend for Embedded {
 
     fn import_bundle(&self, bytes: &[u8], limits: &HubLimits) -> Result<HubBundleReport, HubError> {
         let registry = LockedRegistry(&self.registry);
+        let certifier = Certifier {
+            key: &self.key,
+            registry: &registry,
+        };
         import_hub_bundle(
             &mut EmbeddedStorage { hub: self },
-            &self.key,
+            &certifier,
             &|certificate| bundle_exporter(self, &registry, certificate),
             bytes,
             limits,

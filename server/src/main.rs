@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use vigie_core::sync::{HubLimits, RefusalDetail, SyncOptions};
+use vigie_core::sync::{HubLimits, Refusal, RefusalDetail, SyncOptions};
 use vigie_core::{
     AreaLevel, AttachmentLimits, Encryption, ExportFormat, ExportOptions, ReferenceFile,
     ReferenceType, Role, Store, StoreConfig, User, ValidationError,
@@ -1281,6 +1281,17 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             // Either way the import is not complete: a script must see it.
+            let revoked = report
+                .refused
+                .iter()
+                .any(|(_, reason)| *reason == Refusal::AuthorRevoked);
+            let rebuilt = match revoked {
+                true => {
+                    " (those holding a revoked device's changes come, without them, from the \
+                     phones that carried them, at their next sync: nothing to import for them)"
+                }
+                false => "",
+            };
             match (report.refused.len(), report.awaiting_authors.len()) {
                 (0, 0) => Ok(()),
                 (0, waiting) => Err(format!(
@@ -1288,10 +1299,12 @@ fn run(cli: Cli) -> Result<(), String> {
                      import those devices' bundles (or let them sync), then this file again; \
                      nothing of those records was taken, the rest was"
                 )),
-                (refused, 0) => Err(format!("{refused} records of the bundle were refused")),
+                (refused, 0) => Err(format!(
+                    "{refused} records of the bundle were refused{rebuilt}"
+                )),
                 (refused, waiting) => Err(format!(
-                    "{refused} records of the bundle were refused, and {waiting} wait for \
-                     changes other devices made (import their bundles, then this file again)"
+                    "{refused} records of the bundle were refused{rebuilt}, and {waiting} wait \
+                     for changes other devices made (import their bundles, then this file again)"
                 )),
             }
         }

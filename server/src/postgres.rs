@@ -2689,9 +2689,13 @@ impl Backend for Postgres {
         bytes: &[u8],
         limits: &HubLimits,
     ) -> std::result::Result<vigie_core::sync::HubBundleReport, HubError> {
+        let certifier = vigie_core::sync::Certifier {
+            key: &self.key,
+            registry: self,
+        };
         vigie_core::sync::import_hub_bundle(
             &mut self.storage(),
-            &self.key,
+            &certifier,
             &|certificate| crate::backend::bundle_exporter(self, self, certificate),
             bytes,
             limits,

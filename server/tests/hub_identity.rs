@@ -615,6 +615,51 @@ fn a_bundle_imported_before_the_one_it_builds_on_waits_and_is_taken_after() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A phone lost after it passed a case to a colleague, and revoked: the colleague's bundle,
+/// carried to the hub, holds changes that will never come from the lost phone. The record is
+/// refused as a sync would refuse it (the colleague's phone rebuilds it at its next sync),
+/// not left waiting for a file the hub would refuse, the operator told to import it.
+#[test]
+fn a_bundle_holding_a_revoked_phone_s_changes_is_refused_not_left_waiting() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut lost, &mut mate]);
+    let case = lost
+        .store
+        .create(&child(area(C01), NAME, lost.user()))
+        .unwrap()
+        .id;
+    peer(&mut lost, &mut mate).unwrap();
+    let mut c: ChildCase = mate.store.get(case).unwrap();
+    c.night_work = !c.night_work;
+    mate.store.update(&c).unwrap();
+    let (from_mate, _) = mate.store.export_bundle(0, &[], &[Recipient::Hub]).unwrap();
+    assert!(common::revoke(&data, lost.token.device));
+
+    for _ in 0..2 {
+        let out = import_bundle(&data, dir.path(), &from_mate);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("0 waiting for other devices' changes, 1 refused"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("refused {case}")) && said.contains("revoked device"),
+            "{said}"
+        );
+        assert!(!said.contains("waiting {case}"), "{said}");
+        let told = common::stderr(&out);
+        assert!(told.contains("at their next sync"), "{told}");
+        assert!(!told.contains("import those devices' bundles"), "{told}");
+    }
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A bundle exported before its device was reissued is refused for what happened: sealed
 /// under keys the hub no longer binds to the device, to be exported again; not as revoked.
 #[test]

@@ -491,14 +491,17 @@ pub struct HubBundleReport {
 /// the bundle was sealed under). A record whose every change the hub holds already is
 /// counted as held; each other record is judged exactly as that device's push
 /// (`accept_push`: its own changes only, its scope, the workflow, erasure, the bounds), and
-/// stored or refused on its own.
+/// stored or refused on its own. One holding changes that will never reach the hub (a lost
+/// phone's, revoked since, passed on by a peer) is refused `AuthorRevoked`, as that device's
+/// sync would be: waiting for them would keep it, and the others' edits on it, out for ever.
 pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     storage: &mut S,
-    key: &crate::identity::HubKey,
+    certifier: &Certifier<'_>,
     exporter: &dyn Fn(&crate::identity::Certificate) -> Result<Principal>,
     bytes: &[u8],
     limits: &HubLimits,
 ) -> std::result::Result<HubBundleReport, HubError> {
+    let key = certifier.key;
     let issuer = crate::identity::Trust {
         hub: key.public().signing,
         revoked: Default::default(),
@@ -541,7 +544,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     }
     push.retain(|entry| !held.contains(&entry.id));
     // A bundle is imported whole: no one would send the rest again.
-    let pushed = store_pushes(
+    let mut pushed = store_pushes(
         storage,
         &who,
         &push,
@@ -550,6 +553,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         None,
         false,
     )?;
+    tell_revoked_authors(storage, Some(certifier), &who, &push, &mut pushed.acks)?;
     let mut awaiting = Vec::new();
     let mut report = HubBundleReport {
         from_device: who.device,
