@@ -2703,8 +2703,8 @@ impl Backend for Postgres {
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>> {
-        // PostgreSQL keeps deleted rows until its vacuum reuses their space; the database's
-        // own storage encryption protects them meanwhile.
+        // PostgreSQL keeps deleted rows (sealed under the hub's key) until their space is
+        // reused, and its WAL until recycled: README says what completes an erasure there.
         crate::backend::erase_in(&mut self.storage(), by, record)
     }
 
