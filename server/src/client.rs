@@ -10,6 +10,29 @@ use vigie_core::sync::{
 };
 use vigie_core::{Error, Result, Store};
 
+/// Why a hub's address would carry records and a device's token in clear across a network:
+/// http:// to a host other than this machine's loopback. `None` for https://, or http:// to
+/// 127.0.0.0/8, ::1 or localhost (a hub on the same machine, or a TLS proxy's back end).
+pub fn in_clear(hub_url: &str) -> Option<String> {
+    let rest = hub_url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        "an http:// address carries children's records and the device's token in clear across \
+         the network"
+            .to_string()
+    })
+}
+
 pub struct HubClient {
     agent: ureq::Agent,
     url: String,
@@ -32,6 +55,34 @@ impl HubClient {
             authorization: format!("Bearer {}", token.to_text()),
             max_response_bytes: 64 * 1024 * 1024,
         }
+    }
+
+    /// The same client trusting only the certificate authorities of `pem` for the hub's TLS
+    /// certificate (a ministry's own authority, or a hub's self-signed certificate), not the
+    /// public ones.
+    pub fn trusting(mut self, pem: &[u8]) -> std::result::Result<HubClient, String> {
+        use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+        let mut roots = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            if let PemItem::Certificate(certificate) = item.map_err(|e| e.to_string())? {
+                roots.push(certificate);
+            }
+        }
+        if roots.is_empty() {
+            return Err("no certificate (BEGIN CERTIFICATE) in the file".into());
+        }
+        let roots: Vec<Certificate<'static>> = roots;
+        self.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::new_with_certs(&roots))
+                    .build(),
+            )
+            .build()
+            .into();
+        Ok(self)
     }
 
     /// Sends one request; returns the response body, or why the exchange failed.

@@ -42,6 +42,9 @@ pub struct Hub {
     guards: Guards,
     /// The supervisors' console served beside sync (`console`).
     pub console: crate::console::Console,
+    /// TLS on the hub's own listener (`tls`); none behind a proxy that terminates it, or on
+    /// the machine's own loopback.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Hub {
@@ -59,7 +62,14 @@ impl Hub {
             guards: Guards::new(&HttpLimits::default()),
             http: HttpLimits::default(),
             console: Default::default(),
+            tls: None,
         }
+    }
+
+    /// The same hub served over TLS (`tls::server_config`): its console's cookies are Secure.
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Hub {
+        self.tls = Some(tls);
+        self
     }
 
     /// The same hub with the console's settings (public address, map tiles).

@@ -15,6 +15,7 @@ pub mod irreversible;
 mod listener;
 pub mod logging;
 pub mod postgres;
+pub mod tls;
 
 use auth::{AuthError, Registry};
 use backend::{Backend, Embedded};

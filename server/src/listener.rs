@@ -171,14 +171,15 @@ fn connection_room(wanted: usize) -> usize {
     wanted.min(room.max(16))
 }
 
-/// Serves the hub on `listener` until `shutdown` completes; requests in progress then have a
-/// few seconds to finish.
+/// Serves the hub on `listener` (over TLS when the hub has a certificate: `Hub::with_tls`)
+/// until `shutdown` completes; requests in progress then have a few seconds to finish.
 pub async fn serve(
     listener: TcpListener,
     hub: Arc<Hub>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = hub.http;
+    let hub_tls = hub.tls.clone();
     let max = connection_room(http.max_connections);
     if max < http.max_connections {
         tracing::warn!(
@@ -199,6 +200,10 @@ pub async fn serve(
         .max_buf_size(MAX_BUFFER)
         .max_headers(32);
     let graceful = GracefulShutdown::new();
+    let tls = hub_tls.map(tokio_rustls::TlsAcceptor::from);
+    let header_timeout = http.header_timeout;
+    // Handshakes under way when the hub stops (not yet connections `graceful` waits for).
+    let stopping = Arc::new(Notify::new());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -238,15 +243,47 @@ pub async fn serve(
                 }
             })
         };
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = tls.clone() else {
+            let connection =
+                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                tokio::select! {
+                    // A connection that fails (a client gone, a header timeout) just ends.
+                    _ = connection => {}
+                    () = slot.connection.evicted.notified() => {}
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task, bounded as a request's headers are
+        // (a client that opens and never speaks only holds an idle place, which a newcomer
+        // takes); the hub stopping ends it at once, as an idle connection.
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let stopping = stopping.clone();
         tokio::spawn(async move {
+            let handshake = tokio::time::timeout(header_timeout, tls.accept(stream));
+            let stream = tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    // Not TLS (an app given http:// for an https hub), a certificate its
+                    // client refused, or too slow: the connection ends.
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                () = slot.connection.evicted.notified() => return,
+                () = stopping.notified() => return,
+            };
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             tokio::select! {
-                // A connection that fails (a client gone, a header timeout) just ends.
                 _ = connection => {}
                 () = slot.connection.evicted.notified() => {}
             }
         });
     }
+    stopping.notify_waiters();
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await

@@ -110,6 +110,19 @@ enum Command {
         /// they could name any address.
         #[arg(long, env = "VIGIE_BEHIND_PROXY")]
         behind_proxy: bool,
+        /// TLS on the hub's own listener: its certificate chain, PEM (the hub's certificate
+        /// first, then the intermediates), read again when the file changes (a renewal needs
+        /// no restart). With --tls-key.
+        #[arg(long, env = "VIGIE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1). With --tls-cert.
+        #[arg(long, env = "VIGIE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve in clear on an address other than the machine's loopback, with neither TLS
+        /// nor a TLS proxy in front: records and tokens cross the network readable by anyone
+        /// on it. Only for a closed network of your own (a training's demo hub).
+        #[arg(long, env = "VIGIE_ALLOW_CLEARTEXT")]
+        allow_cleartext: bool,
         /// Changes the hub takes from one device in an hour (at most an hour's worth at once):
         /// its pushes past that wait, its pulls go on. A district's 15,000 records are some
         /// 45,000 changes.
@@ -156,6 +169,15 @@ enum Command {
         unencrypted: bool,
         #[arg(long, default_value_t = 256 * 1024)]
         max_message_bytes: usize,
+        /// The certificate authority (PEM) that signed the hub's TLS certificate, when it is
+        /// not a public one (a ministry's own, or the hub's self-signed certificate): only it
+        /// is trusted for this hub.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Sync over http:// with a hub other than this machine's own: the records and the
+        /// token cross the network readable by anyone on it. Only on a closed network.
+        #[arg(long)]
+        allow_cleartext: bool,
     },
     /// Erase a child case everywhere: on the hub now, on every device at its next sync, and a
     /// tombstone stops any old copy from coming back. The duplicates merged into it (the same
@@ -760,14 +782,32 @@ fn run(cli: Cli) -> Result<(), String> {
             public_url,
             tile_url,
             behind_proxy,
+            tls_cert,
+            tls_key,
+            allow_cleartext,
             attachments,
             max_device_changes_per_hour,
         } => {
             // Checked before the hub's data is touched.
             let attachments = attachments.limits()?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(certificate), Some(key)) => Some(
+                    vigie_server::tls::server_config(&vigie_server::tls::TlsFiles {
+                        certificate,
+                        key,
+                    })
+                    .map_err(|e| format!("--tls-cert, --tls-key: {e}"))?,
+                ),
+                _ => None,
+            };
+            let transport = Transport {
+                tls,
+                cleartext_allowed: allow_cleartext || behind_proxy,
+            };
             serve(
                 &hub.database()?,
                 &listen,
+                transport,
                 http.limits(),
                 HubLimits {
                     attachments,
@@ -1324,9 +1364,26 @@ fn run(cli: Cli) -> Result<(), String> {
             key_hex,
             unencrypted,
             max_message_bytes,
+            ca,
+            allow_cleartext,
         } => {
             // The token first: a mistyped one makes no store, and no key file, to leave behind.
             let token = Token::parse(&token).map_err(|e| e.to_string())?;
+            if !allow_cleartext && let Some(why) = vigie_server::client::in_clear(&hub) {
+                return Err(format!(
+                    "--hub: {why}: give the hub's https:// address, or --allow-cleartext on a \
+                     closed network"
+                ));
+            }
+            let client = match &ca {
+                Some(ca) => HubClient::new(&hub, &token)
+                    .trusting(
+                        &std::fs::read(ca)
+                            .map_err(|e| format!("--ca: cannot read {}: {e}", ca.display()))?,
+                    )
+                    .map_err(|e| format!("--ca: {}: {e}", ca.display()))?,
+                None => HubClient::new(&hub, &token),
+            };
             // A mistyped path is said, not made: no directory is created for a store.
             let parent = store
                 .parent()
@@ -1357,7 +1414,13 @@ fn run(cli: Cli) -> Result<(), String> {
                         .0,
                 ),
             };
-            let result = sync(&hub, store.clone(), &token, encryption, max_message_bytes);
+            let result = sync(
+                &client,
+                store.clone(),
+                &token,
+                encryption,
+                max_message_bytes,
+            );
             // A first sync the hub refused or never answered (a token of another hub, one
             // revoked or reissued, a hub down) leaves no store behind, nor the key made for it:
             // the next try, with the right token, starts afresh rather than meet a store of
@@ -1914,9 +1977,17 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// How `vigie serve` carries records over the network: its own TLS, or in clear where that
+/// is allowed (behind a TLS proxy, or said so).
+struct Transport {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    cleartext_allowed: bool,
+}
+
 fn serve(
     database: &Database,
     listen: &str,
+    transport: Transport,
     http: HttpLimits,
     limits: HubLimits,
     console: vigie_server::console::Settings,
@@ -1925,6 +1996,24 @@ fn serve(
     let listener = std::net::TcpListener::bind(listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    // Children's records and devices' tokens cross whatever network the address faces: in
+    // clear only on the machine's own loopback (a TLS proxy in front), or when told.
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if transport.tls.is_none() && !transport.cleartext_allowed && !address.ip().is_loopback() {
+        return Err(format!(
+            "--listen {listen} would carry children's records and devices' tokens in clear on \
+             the network: give --tls-cert and --tls-key, or listen on 127.0.0.1 behind a TLS \
+             proxy (--behind-proxy when the proxy is on another machine), or --allow-cleartext \
+             on a closed network of your own"
+        ));
+    }
+    if transport.tls.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            address = %address,
+            "serving in clear on an address other than loopback: records cross the network \
+             unencrypted up to the TLS proxy"
+        );
+    }
     // One process serves an embedded hub: held until `serve` returns (PostgreSQL takes any
     // number of processes).
     let made_data = match database {
@@ -1938,7 +2027,13 @@ fn serve(
         Database::Postgres { .. } => None,
     };
     let hub = match vigie_server::open_hub(database, limits) {
-        Ok(hub) => Arc::new(hub.with_http(http).with_console(console)),
+        Ok(hub) => {
+            let hub = hub.with_http(http).with_console(console);
+            Arc::new(match transport.tls {
+                Some(tls) => hub.with_tls(tls),
+                None => hub,
+            })
+        }
         Err(e) => {
             // A hub refused before anything was made leaves no directory of its own behind.
             if let (true, Database::Embedded { data, .. }) = (made_data, database) {
@@ -1976,7 +2071,11 @@ fn serve(
                 .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;
             // Tests and scripts read this line to find the port.
-            println!("vigie hub listening on http://{address}");
+            let scheme = match hub.tls {
+                Some(_) => "https",
+                None => "http",
+            };
+            println!("vigie hub listening on {scheme}://{address}");
             let _ = std::io::stdout().flush();
             vigie_server::http::serve(listener, hub, stop_asked())
                 .await
@@ -2062,7 +2161,7 @@ impl From<String> for SyncFailed {
 }
 
 fn sync(
-    hub: &str,
+    client: &HubClient,
     path: PathBuf,
     token: &Token,
     encryption: Encryption,
@@ -2073,7 +2172,6 @@ fn sync(
         message: e.to_string(),
         hub_holds_nothing: true,
     })?;
-    let client = HubClient::new(hub, token);
     let options = SyncOptions {
         max_message_bytes,
         ..SyncOptions::default()

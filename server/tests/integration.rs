@@ -26,3 +26,4 @@ mod hub_surface;
 mod hub_surface_admin;
 mod hub_surface_logs;
 mod hub_sync;
+mod hub_tls;

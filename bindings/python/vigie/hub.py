@@ -2,7 +2,9 @@
 ``POST <hub>/v1/attachments`` for attachments' chunks."""
 
 import http.client
+import ipaddress
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,13 +23,52 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def _in_clear(hub_url: str) -> bool:
+    """Whether the address would carry records and the token in clear across a network:
+    http:// to a host other than this machine's loopback (127.0.0.0/8, ::1, localhost)."""
+    parts = urllib.parse.urlsplit(hub_url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 class HubTransport(SyncTransport):
     """Carries sync messages to a Vigie hub, authenticated by the device's enrolment token.
 
     >>> store.sync_with(HubTransport("https://hub.example.org", token))
+
+    ``cafile``: the authority (PEM) that signed the hub's TLS certificate when it is not a
+    public one (a ministry's own, a self-signed hub): only it is trusted for this hub. An
+    ``http://`` hub other than this machine's own is refused (``ValueError``): records and the
+    token would cross the network in clear; ``allow_cleartext=True`` insists (a closed network).
     """
 
-    def __init__(self, hub_url: str, token: str, timeout: float = 120.0):
+    def __init__(
+        self,
+        hub_url: str,
+        token: str,
+        timeout: float = 120.0,
+        cafile: str = None,
+        allow_cleartext: bool = False,
+    ):
+        if not allow_cleartext and _in_clear(hub_url):
+            raise ValueError(
+                "hub_url: an http:// address carries children's records and the device's token "
+                "in clear across the network: give the hub's https:// address (or "
+                "allow_cleartext=True on a closed network)"
+            )
+        self._opener = _OPENER
+        if cafile is not None:
+            context = ssl.create_default_context(cafile=cafile)
+            self._opener = urllib.request.build_opener(
+                _NoRedirect, urllib.request.HTTPSHandler(context=context)
+            )
         base = hub_url.rstrip("/")
         self._sync_url = base + "/v1/sync"
         self._attachments_url = base + "/v1/attachments"
@@ -51,7 +92,7 @@ class HubTransport(SyncTransport):
             },
         )
         try:
-            with _OPENER.open(http_request, timeout=self._timeout) as response:
+            with self._opener.open(http_request, timeout=self._timeout) as response:
                 body = response.read()
                 # A hub's answer is never empty: an empty one is a link that dropped in the
                 # answer's headers (a body cut short raises IncompleteRead below), not a

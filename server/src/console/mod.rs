@@ -455,7 +455,7 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
                 .map(referer_path)
                 .unwrap_or_default()
         };
-        let secure = forwarded_https || public_https;
+        let secure = forwarded_https || public_https || hub.tls.is_some();
         let named = |name| cookie(headers, &cookie_name(name, secure)).map(str::to_string);
         Ok(Ctx {
             lang,

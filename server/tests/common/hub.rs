@@ -167,7 +167,7 @@ impl Hub {
             })
             .to_string();
         assert!(
-            url.starts_with("http://127.0.0.1:"),
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "the hub listens on {url}, not on 127.0.0.1"
         );
         self.url = url;
@@ -192,7 +192,11 @@ impl Hub {
 
     /// `host:port` of the hub.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        let url = self.url.as_str();
+        url.strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url)
+            .to_string()
     }
 
     /// Kills the hub with SIGKILL and reaps it.
