@@ -1605,6 +1605,27 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
         found.body.contains(&f.my_case.to_string()),
         "the search finds the case"
     );
+    // The page's own form searches by POST (a name typed stays out of the address, the
+    // history and a proxy's log), live or whole, and keeps no history of result pages.
+    let cases = browser.get("/console/cases");
+    assert!(
+        cases
+            .body
+            .contains(r#"<form method="post" action="/console/cases" class="filters""#)
+            && cases.body.contains(r#"hx-post="/console/cases""#)
+            && !cases.body.contains("hx-push-url")
+            && cases.body.contains(r#""historyEnabled": false"#),
+        "{}",
+        cases.body
+    );
+    let csrf = cases.csrf();
+    let posted = browser.post("/console/cases", &[("csrf", &csrf), ("q", "traore")]);
+    assert_eq!(posted.status, 200);
+    assert!(posted.body.contains(&f.my_case.to_string()));
+    assert!(!posted.body.contains(&f.their_case.to_string()));
+    let forged = browser.post("/console/cases", &[("csrf", "forged"), ("q", "traore")]);
+    assert_eq!(forged.status, 403);
+    assert!(!forged.body.contains(&f.my_case.to_string()));
     let review = browser.get("/console/review");
     assert!(review.body.contains(&f.my_visit.to_string()));
     // The queue words a visit's urgency as the alerts page does: forced-labour indicators where

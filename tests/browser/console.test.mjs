@@ -453,11 +453,16 @@ test('the live case search answers what was typed last, and leaves the box and i
   await signIn(page, 'demo.superviseur', supervisor);
   await page.goto(`${url}/console/cases`);
   // Answers slowed as on a weak link: the first comes back while the rest is being typed.
-  await page.route('**/console/cases?**', async (route) => {
-    await new Promise((done) => setTimeout(done, 900));
+  let searches = 0;
+  await page.route('**/console/cases', async (route) => {
+    if (route.request().method() === 'POST') {
+      searches += 1;
+      await new Promise((done) => setTimeout(done, 900));
+    }
     await route.continue();
   });
   const box = page.locator('#case-q');
+  const entries = await page.evaluate(() => history.length);
   await box.click();
   await box.pressSequentially('Ko', { delay: 40 });
   await page.waitForTimeout(500);
@@ -468,6 +473,12 @@ test('the live case search answers what was typed last, and leaves the box and i
   const names = await page.locator('#cases tbody tr td:nth-child(2)').allTextContents();
   assert.ok(names.length > 0 && names.every((n) => n.includes('Koné')), `the last search's answer: ${names}`);
   assert.equal(await page.locator('#case-results').getAttribute('aria-live'), 'polite');
+  // Sent by POST: the name typed is in no address, no history entry, no stored page.
+  assert.ok(searches >= 1, 'the searches went by POST');
+  assert.equal(new URL(page.url()).search, '', `the address: ${page.url()}`);
+  assert.equal(await page.evaluate(() => history.length), entries, 'no history entry per search');
+  const stored = await page.evaluate(() => JSON.stringify(Object.assign({}, localStorage)));
+  assert.ok(!stored.includes('Koné'), 'nothing of the results is kept in the browser');
   await own.close();
 });
 

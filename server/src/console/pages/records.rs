@@ -37,7 +37,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/console/review", get(review_queue))
         .route("/console/visits/{id}", get(visit_page).post(review_visit))
         .route("/console/alerts", get(alerts))
-        .route("/console/cases", get(cases))
+        .route("/console/cases", get(cases).post(cases_searched))
         .route("/console/cases/{id}", get(case_page))
         .route("/console/cases/{id}/status", post(case_status))
         .route("/console/cases/{id}/referral", post(case_referral))
@@ -1367,6 +1367,8 @@ struct CasesPage {
     more: bool,
     next_href: String,
     prev_href: String,
+    /// A search sent by the form: its pages are asked for by the form too.
+    posted: bool,
     done: Option<&'static str>,
 }
 
@@ -1394,9 +1396,49 @@ fn classification_class(outcome: Option<ClassificationOutcome>) -> &'static str 
     }
 }
 
-pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQuery>) -> Response {
+/// The case search the console's form sends: by POST, so that a child's name typed there
+/// stays out of the page's address (the browser's history on a shared office computer, a
+/// proxy's access log), as the live search's requests do.
+#[derive(Deserialize)]
+pub struct CasesForm {
+    csrf: String,
+    q: Option<String>,
+    status: Option<String>,
+    classification: Option<String>,
+    page: Option<u32>,
+}
+
+pub async fn cases_searched(
+    State(hub): State<Arc<Hub>>,
+    ctx: Ctx,
+    Posted(form): Posted<CasesForm>,
+) -> Response {
+    let q = CasesQuery {
+        q: form.q,
+        status: form.status,
+        classification: form.classification,
+        list: None,
+        page: form.page,
+        done: None,
+    };
+    let csrf = form.csrf;
     run(hub, ctx, move |hub, ctx| {
+        cases_page(hub, ctx, &q, Some(&csrf))
+    })
+    .await
+}
+
+pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQuery>) -> Response {
+    run(hub, ctx, move |hub, ctx| cases_page(hub, ctx, &q, None)).await
+}
+
+/// The cases page for `q`; `posted` carries the CSRF token of a search sent by the form.
+fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> PageResult {
+    {
         let (viewer, who, view) = records(hub, ctx)?;
+        if let Some(csrf) = posted {
+            crate::console::check_csrf(&viewer, csrf)?;
+        }
         let t = ctx.tr();
         let scoped = view.scoped(&who);
         let page_no = page_number(q.page);
@@ -1510,11 +1552,11 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
             more,
             next_href: format!("{base}&page={}", page_no + 1),
             prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
+            posted: posted.is_some(),
             done: done_message(t, q.done.as_deref()),
         };
         Ok(html(&page))
-    })
-    .await
+    }
 }
 
 /// The cases of the supervisor's areas that `query` finds (of `name`, if given), that `keep`
