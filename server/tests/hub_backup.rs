@@ -339,3 +339,57 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
             .exists()
     );
 }
+
+/// A phone lost after last night's backup, and revoked, had sent new cases that a colleague's
+/// phone received. The hub is restored: those cases will never come from their maker, and
+/// the colleague's phone cannot send its changes. They are not taken for the hub's (the
+/// colleague's copy reported rebuilt and left the outbox, the hub never having them): they
+/// stay refused (`AuthorRevoked`), offered to no peer, listed for the app until let go, and a
+/// supervisor records them again.
+#[test]
+fn after_a_restore_a_revoked_phone_s_new_cases_stay_flagged_on_its_colleagues_phones() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut colleague = Device::enrol(dir.path(), &data, "col", Role::CommunityMonitor, &[C01], 1);
+    let mut hub = Hub::start(&data);
+    colleague.sync(&hub.url).unwrap();
+    let out = dir.path().join("backup");
+    backup(&data, &out);
+    let lost_token = enrol(&data, colleague.user());
+    let mut lost = Device::open(
+        dir.path(),
+        "lost",
+        &lost_token,
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let made = lost
+        .store
+        .create(&child(area(C01), AFTER, lost.user()))
+        .unwrap()
+        .id;
+    lost.sync(&hub.url).unwrap();
+    colleague.sync(&hub.url).unwrap();
+    assert!(colleague.has(made));
+    assert!(revoke(&data, lost.token.device));
+    hub.stop();
+    restore_backup(&data, &out);
+    hub.restart();
+
+    let mut refused = Vec::new();
+    for _ in 0..3 {
+        let summary = colleague.sync(&hub.url).unwrap();
+        assert!(!summary.rebuilt.contains(&made), "{summary:?}");
+        refused.extend(summary.refused);
+    }
+    assert!(
+        refused.contains(&(made, vigie_core::sync::Refusal::AuthorRevoked)),
+        "{refused:?}"
+    );
+    assert_eq!(colleague.store.refused_records().unwrap(), vec![made]);
+    assert!(colleague.store.hub_pending(made).unwrap());
+    colleague.store.discard_refused_changes(made).unwrap();
+    assert!(!colleague.has(made));
+    hub.stop();
+}

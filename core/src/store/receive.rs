@@ -454,11 +454,26 @@ fn rebuild_on(
             {
                 return Ok(false);
             }
-            let past = document
+            let past: Vec<ChangeHash> = document
                 .get_changes_meta(&hub)
                 .iter()
                 .map(|c| c.hash)
                 .collect();
+            // The hub refused changes of another device as never to come: none past the
+            // version it was known to hold means it no longer holds that version (restored
+            // from a copy older than it). Nothing can be rebuilt on it: the record stays
+            // refused, not taken for the hub's, and that version is forgotten (given up, the
+            // record goes back to what the hub sends of it, or leaves the device).
+            let device = receiver.author.device;
+            let others_past = past.iter().any(|h| {
+                document
+                    .get_change_meta_by_hash(h)
+                    .is_some_and(|c| doc::device_of_actor(&c.actor) != Some(device))
+            });
+            if own == OwnEdits::WrittenAgain && !others_past {
+                sync_state::forget_hub_heads(tx, id)?;
+                return Ok(false);
+            }
             (hub.clone(), forked(&hub)?, past, hub)
         }
         HubVersion::Received(received) => {
