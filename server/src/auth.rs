@@ -105,9 +105,13 @@ pub const ENROLMENT_TOKEN_VALID_DAYS: i64 = 14;
 /// "Last seen" is written at most this often per device, so that authenticating stays a read.
 pub const SEEN_RESOLUTION_MS: i64 = 60_000;
 
-/// Whether a device's "last seen" must be written now.
+/// Whether a device's "last seen" must be written now: a minute old, or later than now by
+/// more than a minute (written while the hub's clock ran ahead, then corrected: it would show
+/// a device seen in the future, and one silent since among those seen, for as long).
 pub(crate) fn seen_is_stale(last_seen_ms: Option<i64>, now_ms: i64) -> bool {
-    last_seen_ms.is_none_or(|seen| now_ms - seen >= SEEN_RESOLUTION_MS)
+    last_seen_ms.is_none_or(|seen| {
+        now_ms - seen >= SEEN_RESOLUTION_MS || seen - now_ms > SEEN_RESOLUTION_MS
+    })
 }
 
 /// The registry's schema, by `PRAGMA user_version`; step `i` takes it from `i` to `i + 1`.
@@ -150,12 +154,24 @@ impl Registry {
                 REGISTRY_MIGRATIONS.len()
             )));
         }
+        let current = version == REGISTRY_MIGRATIONS.len();
         for step in &REGISTRY_MIGRATIONS[version..] {
             tx.execute_batch(step)?;
         }
-        // Written at every open: a registry the hub cannot write is found when it opens.
-        tx.pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)?;
-        tx.commit()?;
+        // Written at every open: a registry the hub cannot write is found when it opens. A
+        // full disk is not such a fault: with nothing to migrate, what reads the registry
+        // (listing users, a backup, a hub answering pulls) goes on, and writes say the disk
+        // is full when they come.
+        let written = tx
+            .pragma_update(None, "user_version", REGISTRY_MIGRATIONS.len() as i64)
+            .and_then(|()| tx.commit());
+        match written {
+            Ok(()) => {}
+            Err(e) if current && e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                tracing::warn!("the device registry's disk is full: it is read, not written");
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(Registry { conn })
     }
 
@@ -488,6 +504,11 @@ mod tests {
         assert!(seen_is_stale(None, 0));
         assert!(!seen_is_stale(Some(1_000), 1_000 + SEEN_RESOLUTION_MS - 1));
         assert!(seen_is_stale(Some(1_000), 1_000 + SEEN_RESOLUTION_MS));
+        // Written while the clock ran a month ahead, then corrected: written again.
+        let month = 30 * 24 * 3600 * 1000;
+        assert!(seen_is_stale(Some(1_000 + month), 1_000));
+        // Another hub process's clock a few seconds ahead is no reason to write.
+        assert!(!seen_is_stale(Some(6_000), 1_000));
     }
 
     #[test]

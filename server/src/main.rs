@@ -2322,8 +2322,12 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
     let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
     let report =
         vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;
-    // A copy of every child's data leaves the hub's directory: the journal says so.
-    journal(&*hub.open()?, None, "hub_backup", None, COMMAND_LINE);
+    // A copy of every child's data leaves the hub's directory: the journal says so. The
+    // backup is whole whether or not it can (a full disk): it is reported either way.
+    match hub.open() {
+        Ok(backend) => journal(&*backend, None, "hub_backup", None, COMMAND_LINE),
+        Err(_) => missed_entry("hub_backup"),
+    }
     let at = chrono::DateTime::from_timestamp_millis(report.at_ms)
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();

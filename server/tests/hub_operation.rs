@@ -388,6 +388,23 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
         .send(&first[..])
         .unwrap();
     assert_eq!(response.status().as_u16(), 503, "{}", hub.log_tail(20));
+    // What only reads the hub goes on: its users listed, a backup made elsewhere (reported
+    // whole, the journal's missing entry said).
+    let listed = vigie_output(&["user", "list", "--data", data.to_str().unwrap()]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let out = dir.path().join("backup");
+    let backed = backup_output(&data, &out);
+    let said = String::from_utf8_lossy(&backed.stdout).to_string();
+    assert!(
+        said.contains("backup of the hub as it was at"),
+        "{said}{}",
+        stderr(&backed)
+    );
+    assert!(
+        stderr(&backed).contains("done (hub_backup)"),
+        "{}",
+        stderr(&backed)
+    );
     // Space freed: the same devices sync.
     std::fs::remove_file(filler).unwrap();
     let summary = monitor.sync(&hub.url).unwrap();
