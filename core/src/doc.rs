@@ -1204,6 +1204,41 @@ pub(crate) fn concurrent_texts(doc: &Automerge, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `DECIDING` fields of `R` that hold distinct values side by side in `doc`, each with
+/// them (the one the record shows first), for `Record::derive_in_conflict`. Root scalars only:
+/// five lookups, nothing walked.
+pub(crate) fn concurrent_deciding<R: Record>(
+    doc: &Automerge,
+) -> Vec<crate::domain::records::Concurrent> {
+    let mut found = Vec::new();
+    for key in R::DECIDING {
+        let Ok(all) = doc.get_all(&automerge::ROOT, *key) else {
+            continue;
+        };
+        if all.len() < 2 {
+            continue;
+        }
+        let shown = doc
+            .get(&automerge::ROOT, *key)
+            .ok()
+            .flatten()
+            .and_then(|(value, _)| value.as_scalar().map(scalar_json));
+        let mut values: Vec<Json> = shown.into_iter().collect();
+        for (value, _) in &all {
+            if let Value::Scalar(s) = value {
+                let json = scalar_json(s);
+                if !values.contains(&json) {
+                    values.push(json);
+                }
+            }
+        }
+        if values.len() > 1 {
+            found.push((*key, values));
+        }
+    }
+    found
+}
+
 pub fn conflicts<R: Record>(doc: &Automerge) -> Result<Vec<Conflict>> {
     let mut found = Vec::new();
     collect_conflicts(doc, &automerge::ROOT, &mut Vec::new(), &mut found)?;

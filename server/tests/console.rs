@@ -2631,6 +2631,12 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         "{conflicts}"
     );
     assert!(conflicts.contains("value=\"hours_per_week\""));
+    // The classification, weighed on every value in conflict, says so until one is kept.
+    assert!(
+        page.body.contains("la plus grave des valeurs en conflit"),
+        "{}",
+        page.body
+    );
     // The history names the fields changed as the page does, each once.
     let history = page
         .body
@@ -2687,6 +2693,11 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     );
     assert_eq!(done.status, 303, "{}", done.body);
     let settled = browser.get(&path);
+    assert!(
+        !settled
+            .body
+            .contains("la plus grave des valeurs en conflit")
+    );
     assert!(
         !settled.body.contains("value=\"hours_per_week\""),
         "no conflict left"

@@ -11,10 +11,10 @@ use crate::domain::area::Area;
 use crate::domain::codes::RecordKind;
 use crate::domain::derived;
 use crate::domain::limits::DocumentLimit;
-use crate::domain::records::MERGE_CHAIN;
 use crate::domain::records::{
     ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
 };
+use crate::domain::records::{Concurrent, MERGE_CHAIN};
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::error::{Error, Result, ValidationError};
 use crate::storage::{ReferenceCache, ReferenceMarker, ReferenceSource};
@@ -469,6 +469,8 @@ pub(crate) struct DocumentParts {
     record: TypedRecord,
     stored: Vec<u8>,
     heads: Vec<ChangeHash>,
+    /// Its deciding fields' values side by side (`concurrent_of`).
+    concurrent: Vec<Concurrent>,
     /// The hashes of the changes made after the heads the store held before.
     new_changes: Vec<u8>,
 }
@@ -485,6 +487,7 @@ impl DocumentParts {
             record,
             stored: codec::encode(id, document)?.stored,
             heads: document.get_heads(),
+            concurrent: concurrent_of(kind, document),
             new_changes: codec::new_change_hashes(document, before),
         })
     }
@@ -507,6 +510,7 @@ fn write_document(
         mut record,
         stored: bytes,
         heads,
+        concurrent,
         new_changes,
     } = parts;
     // Index rows, alerts and the outbox's urgency follow the record's values, whatever
@@ -514,7 +518,7 @@ fn write_document(
     // reference data in force in this transaction. A reference document derives nothing: the
     // data is not reloaded for each one a first sync brings (each changes what is in force).
     if kind != RecordKind::Reference {
-        record.derive_stored(&reference_in(cache, tx), &heads);
+        record.derive_stored(&reference_in(cache, tx), &heads, &concurrent);
     }
     tx.prepare_cached(
         "INSERT INTO change_log (record_id, kind, changes, device_id, origin, at_ms)
@@ -616,11 +620,26 @@ pub(crate) fn derive_stored<R: Record>(
     record: &mut R,
     reference: &ReferenceData,
     heads: &[ChangeHash],
+    concurrent: &[Concurrent],
 ) {
     if heads.len() > 1 {
         record.derive_merged(reference);
     } else {
         record.derive(reference);
+    }
+    if !concurrent.is_empty() {
+        record.derive_in_conflict(reference, concurrent);
+    }
+}
+
+/// The fields of a record of `kind` deciding a derived field that hold values side by side
+/// in `document` (`doc::concurrent_deciding`).
+pub(crate) fn concurrent_of(kind: RecordKind, document: &Automerge) -> Vec<Concurrent> {
+    match kind {
+        RecordKind::Workplace => doc::concurrent_deciding::<Workplace>(document),
+        RecordKind::Visit => doc::concurrent_deciding::<Visit>(document),
+        RecordKind::ChildCase => doc::concurrent_deciding::<ChildCase>(document),
+        RecordKind::User | RecordKind::Reference => Vec::new(),
     }
 }
 
@@ -634,7 +653,11 @@ fn index_document(
     reference: &ReferenceData,
 ) -> Result<()> {
     let mut record = TypedRecord::read(kind, id, document)?;
-    record.derive_stored(reference, &document.get_heads());
+    record.derive_stored(
+        reference,
+        &document.get_heads(),
+        &concurrent_of(kind, document),
+    );
     index::delete_rows(tx, rowid)?;
     let also_named = doc::concurrent_texts(document, "name");
     index::insert_rows(tx, rowid, record.indexed(), &also_named)
@@ -767,12 +790,17 @@ impl TypedRecord {
 
     /// Computes the derived fields of the record of a document with `heads` from its values
     /// (`derive_stored`).
-    pub(crate) fn derive_stored(&mut self, reference: &ReferenceData, heads: &[ChangeHash]) {
+    pub(crate) fn derive_stored(
+        &mut self,
+        reference: &ReferenceData,
+        heads: &[ChangeHash],
+        concurrent: &[Concurrent],
+    ) {
         match self {
-            TypedRecord::Workplace(r) => derive_stored(r, reference, heads),
-            TypedRecord::Visit(r) => derive_stored(r, reference, heads),
-            TypedRecord::ChildCase(r) => derive_stored(r, reference, heads),
-            TypedRecord::User(r) => derive_stored(r, reference, heads),
+            TypedRecord::Workplace(r) => derive_stored(r, reference, heads, concurrent),
+            TypedRecord::Visit(r) => derive_stored(r, reference, heads, concurrent),
+            TypedRecord::ChildCase(r) => derive_stored(r, reference, heads, concurrent),
+            TypedRecord::User(r) => derive_stored(r, reference, heads, concurrent),
             TypedRecord::Reference => {}
         }
     }
@@ -1035,6 +1063,7 @@ fn prepare_whole_document(id: Uuid, bytes: &[u8]) -> Option<PreparedMerge> {
         record: TypedRecord::from_json(kind, id, json, heads.clone()).ok()?,
         stored: codec::encode_plain(id, bytes).ok()?,
         heads: heads.clone(),
+        concurrent: concurrent_of(kind, &document),
         new_changes: codec::new_change_hashes(&document, &[]),
     };
     Some(PreparedMerge {
@@ -1056,9 +1085,13 @@ fn read_values(
     root: &codec::columns::Root,
     history: &codec::columns::History,
 ) -> Option<(RecordKind, TypedRecord)> {
-    // Attachments follow their manifest, and a name in conflict is searched under each of its
-    // values: both read from the document itself.
-    if doc::values_name_attachments(root) || root.in_conflict("name") {
+    // Attachments follow their manifest, a name in conflict is searched under each of its
+    // values, and a case is classified by every value of a deciding field in conflict
+    // (`Record::derive_in_conflict`): all read from the document itself.
+    if doc::values_name_attachments(root)
+        || root.in_conflict("name")
+        || ChildCase::DECIDING.iter().any(|key| root.in_conflict(key))
+    {
         return None;
     }
     let kind = doc::kind_of_values(root)?;
@@ -1080,6 +1113,8 @@ fn prepare_checked(id: Uuid, bytes: &[u8], checked: CheckedRecord) -> Option<Pre
         record,
         stored: codec::encode_plain(id, bytes).ok()?,
         heads: history.heads.clone(),
+        // `read_values` took no record with a deciding field in conflict.
+        concurrent: Vec::new(),
         new_changes: history.changes.iter().flat_map(|c| c.0).collect(),
     };
     Some(PreparedMerge {

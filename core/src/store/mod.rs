@@ -690,7 +690,12 @@ impl Store {
     pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
         let (_, document) = documents::load_for::<R>(&self.conn, id, &self.ctx.actor)?;
         let mut record: R = doc::read_record(&document, id)?;
-        documents::derive_stored(&mut record, &self.reference(), &document.get_heads());
+        documents::derive_stored(
+            &mut record,
+            &self.reference(),
+            &document.get_heads(),
+            &doc::concurrent_deciding::<R>(&document),
+        );
         Ok(record)
     }
 

@@ -1,7 +1,7 @@
 //! A child found working or at risk, and what was done for them: referrals, follow-ups, the
 //! verification that ends the services, and the classification the rule set gives the case.
 
-use super::{Record, Version, record_identity, record_pins, set_as_map};
+use super::{Concurrent, Record, Version, record_identity, record_pins, set_as_map};
 use crate::domain::area::Area;
 use crate::domain::classify::{Classification, RuleSet, Situation};
 use crate::domain::codes::{
@@ -896,4 +896,83 @@ impl Record for ChildCase {
         };
         self.derive_with(rules);
     }
+
+    const DECIDING: &'static [&'static str] = &[
+        "hours_per_week",
+        "night_work",
+        "school",
+        "date_of_birth",
+        "estimated_age",
+    ];
+
+    /// Two monitors who found a child working 50 hours and 12 hours a week, each on their
+    /// phone: which value the merge shows is Automerge's pick, not a finding. Until someone
+    /// chooses, the case is classified by the most severe reading of the values in conflict
+    /// (as a merge of duplicates keeps the longer week and every hazard), so that the alert
+    /// and the lists do not hang on that pick; the reason names the value that decided it.
+    fn derive_in_conflict(&mut self, reference: &ReferenceData, concurrent: &[Concurrent]) {
+        let rules = match reference.rule_set_of(self) {
+            Ok(rules) => rules,
+            Err(_) => reference.provisional_rule_set(self),
+        };
+        let Some(shown) = self.classification.clone() else {
+            return;
+        };
+        let Ok(serde_json::Value::Object(base)) = serde_json::to_value(&*self) else {
+            return;
+        };
+        // Every combination of the values in conflict (a few: two devices, a field or two).
+        let mut readings: Vec<Vec<(&str, &serde_json::Value)>> = vec![Vec::new()];
+        for (field, values) in concurrent {
+            readings = readings
+                .into_iter()
+                .flat_map(|reading| {
+                    values.iter().map(move |value| {
+                        let mut reading = reading.clone();
+                        reading.push((*field, value));
+                        reading
+                    })
+                })
+                .take(MAX_READINGS)
+                .collect();
+        }
+        let mut worst: Option<(Classification, Vec<(&str, &serde_json::Value)>)> = None;
+        for reading in readings {
+            let mut json = base.clone();
+            for (field, value) in &reading {
+                json.insert((*field).to_string(), (*value).clone());
+            }
+            let Ok(variant) = serde_json::from_value::<ChildCase>(serde_json::Value::Object(json))
+            else {
+                continue;
+            };
+            let found = rules.classify(&variant);
+            if worst
+                .as_ref()
+                .is_none_or(|(w, _)| (found.outcome as i32) > (w.outcome as i32))
+            {
+                worst = Some((found, reading));
+            }
+        }
+        let Some((mut worst, reading)) = worst else {
+            return;
+        };
+        if (worst.outcome as i32) <= (shown.outcome as i32) {
+            return;
+        }
+        let by: Vec<String> = reading
+            .iter()
+            .filter(|(field, value)| base.get(*field) != Some(*value))
+            .map(|(field, value)| format!("{field} {value}"))
+            .collect();
+        worst.reason = format!(
+            "{} (by a value in conflict: {}; resolve the conflict)",
+            worst.reason,
+            by.join(", ")
+        );
+        self.classification = Some(worst);
+    }
 }
+
+/// The readings of a case in conflict weighed at most (each a combination of its values).
+const MAX_READINGS: usize = 64;

@@ -85,6 +85,10 @@ impl Subject<'_> {
     }
 }
 
+/// A root field's values held side by side in a record's document (two devices set it at
+/// once, and no one has chosen yet), as JSON: the field and its distinct values.
+pub type Concurrent = (&'static str, Vec<serde_json::Value>);
+
 /// What every record kind provides to the store.
 pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     const KIND: RecordKind;
@@ -114,6 +118,12 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     fn derive_merged(&mut self, reference: &ReferenceData) {
         self.derive(reference)
     }
+    /// Root fields a derived field decides on, which two devices may set side by side: while
+    /// one holds values in conflict, `derive_in_conflict` weighs every one of them.
+    const DECIDING: &'static [&'static str] = &[];
+    /// After `derive`, for a record whose `DECIDING` fields hold values side by side (each
+    /// with its values, the record's own first): by default nothing more.
+    fn derive_in_conflict(&mut self, _reference: &ReferenceData, _concurrent: &[Concurrent]) {}
     /// The reference versions the record was captured with, for kinds that keep them.
     fn pins(&self) -> Option<&ReferencePins> {
         None

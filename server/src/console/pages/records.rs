@@ -1795,6 +1795,12 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let in_conflict = scoped.conflicts(id)?;
+    // With a field it decides on in conflict, the case is classified by the most severe of
+    // the values (`Record::derive_in_conflict`): said beside it, until someone keeps one.
+    let classified_by_conflict = in_conflict.iter().any(|c| {
+        matches!(&c.path[..], [field] if <ChildCase as Record>::DECIDING.contains(&field.as_str()))
+    });
     let fields = vec![
         Field {
             label: t.get("case.status"),
@@ -1805,7 +1811,13 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             value: case
                 .classification
                 .as_ref()
-                .map(|c| t.code("class", c.outcome.as_str()))
+                .map(|c| {
+                    let class = t.code("class", c.outcome.as_str());
+                    match classified_by_conflict {
+                        true => format!("{class} {}", t.get("case.class_by_conflict")),
+                        false => class,
+                    }
+                })
                 .unwrap_or_default(),
         },
         Field {
@@ -1941,7 +1953,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let conflicts = conflict_lines(
         t,
         RecordKind::ChildCase,
-        scoped.conflicts(id)?,
+        in_conflict,
         Some(&case),
         &name,
         &|field, value| may_keep(&who, &case, field, value),
