@@ -203,6 +203,37 @@ impl Vault {
 
     /// A PIN attempt that reached the limit wiped the profile's files: the user's stores still
     /// open are closed too, so that nothing is written under them any more.
+    /// The store of `user` this vault opened that is still open, if any: unlocked again (a
+    /// second screen, a background worker), the profile gives that one, so that every part
+    /// of the app hears the others' writes and no two syncs of one file run side by side.
+    fn still_open(&self, user: Uuid) -> Option<Arc<VigieStore>> {
+        let user = user.to_string();
+        self.opened
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| s.user_id() == user && s.is_open())
+    }
+
+    /// Opens the user's store with `credential`, or gives the store of theirs still open once
+    /// the credential is checked as an unlock checks it.
+    fn unlock(self: &Arc<Self>, user: Uuid, credential: Credential<'_>) -> Result<Arc<VigieStore>> {
+        if let Some(open) = self.still_open(user) {
+            let checked = self
+                .inner
+                .verify(user, credential)
+                .map_err(VigieError::from);
+            self.after_pin(user, checked)?;
+            return Ok(open);
+        }
+        let store = self
+            .inner
+            .unlock(user, credential)
+            .map_err(VigieError::from);
+        Ok(self.opened(self.after_pin(user, store)?))
+    }
+
     fn after_pin<T>(&self, user: Uuid, result: Result<T>) -> Result<T> {
         if let Err(VigieError::ProfileWiped { .. }) = &result {
             self.close_open_stores(Some(user))?;
@@ -251,23 +282,22 @@ impl Vault {
     }
 
     /// Opens the user's store with their PIN. A wrong PIN is `WrongPin` with the attempts left;
-    /// the one that reaches the limit wipes the profile (`ProfileWiped`).
+    /// the one that reaches the limit wipes the profile (`ProfileWiped`). While a store of the
+    /// user's that this vault opened is open (another screen, a background sync), the PIN is
+    /// checked and that same store is given: one store per profile in the app.
     pub fn unlock_with_pin(
         self: Arc<Self>,
         user_id: String,
         pin: String,
     ) -> Result<Arc<VigieStore>> {
         let user = input::id("user_id", &user_id)?;
-        let store = self
-            .inner
-            .unlock_with_pin(user, &pin)
-            .map_err(VigieError::from);
-        Ok(self.opened(self.after_pin(user, store)?))
+        self.unlock(user, Credential::Pin(&pin))
     }
 
     /// Opens the user's store with the 32-byte key the platform's keystore released (after
     /// biometrics). A wrong key is `Authentication` and is not counted; a profile without
-    /// keystore unlock is `NotAllowed`.
+    /// keystore unlock is `NotAllowed`. A store of the user's still open is given again, as
+    /// by `unlock_with_pin`.
     pub fn unlock_with_keystore(
         self: Arc<Self>,
         user_id: String,
@@ -275,7 +305,7 @@ impl Vault {
     ) -> Result<Arc<VigieStore>> {
         let user = input::id("user_id", &user_id)?;
         let key = keystore_key_checked(keystore_key)?;
-        Ok(self.opened(self.inner.unlock_with_keystore(user, &key)?))
+        self.unlock(user, Credential::Keystore(&key))
     }
 
     /// Lets the user unlock with `keystore_key` (32 bytes the keystore keeps) from now on,

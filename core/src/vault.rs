@@ -611,6 +611,16 @@ impl Vault {
         Ok(store)
     }
 
+    /// Checks the user's PIN or keystore key as `unlock` does (a wrong PIN counted, the last
+    /// one wiping the profile), without opening the store: for an app that holds the store
+    /// open already and asks its user to prove it is them again (`unlock` there would open a
+    /// second store on one file).
+    pub fn verify(&self, user: Uuid, credential: Credential<'_>) -> Result<()> {
+        let _guard = self.guard();
+        let mut key_file = self.read_key_file(user)?;
+        self.check_credential(&mut key_file, credential).map(|_| ())
+    }
+
     /// The other users of this phone whose profile's device the hub has revoked, as the
     /// revocation list `known_by` (a store of this vault) last received says: on a tablet
     /// several people share, each profile is a device of its own, and the hub's order to wipe

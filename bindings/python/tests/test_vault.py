@@ -153,13 +153,21 @@ def test_rotating_the_key_keeps_every_record_and_wiping_closes_open_stores(env):
     with open(key_file) as f:
         before = f.read()
 
-    # Not while another store of the profile is open (a background sync): it would go on
-    # writing to the file the rotation replaces, and its writes be lost.
+    # Unlocked again while open (a background sync, another screen): the PIN is checked, a
+    # wrong one counted, and the same store given, so that every part of the app hears the
+    # others' writes and no two syncs of one file run side by side (nor a rotation under one).
+    heard = Recorder()
+    store.add_change_listener(heard)
+    with pytest.raises(vigie.VigieError.WrongPin):
+        vault.unlock_with_pin(user, "999991")
+    assert vault.pin_attempts_left(user) == 2
     worker = vault.unlock_with_pin(user, PIN_A)
-    with pytest.raises(vigie.VigieError.NotAllowed):
-        vault.rotate_key_with_pin(store, PIN_A)
-    worker.close_store()
+    assert vault.pin_attempts_left(user) == 3
+    by_worker = child(worker, "CI-V-0150", "Par le travailleur").id
+    assert [c.id for c in heard.changes] == [by_worker]
+    assert vault.unlock_with_keystore(user, key(42)).get_child_case(by_worker).case_code == "CI-V-0150"
     vault.rotate_key_with_pin(store, PIN_A)
+    assert worker.get_child_case(by_worker).case_code == "CI-V-0150"
     with open(key_file) as f:
         assert f.read() != before  # a new data key, wrapped
     assert [store.get_child_case(i).case_code for i in ids] == [f"CI-V-01{i:02}" for i in range(5)]
@@ -169,10 +177,10 @@ def test_rotating_the_key_keeps_every_record_and_wiping_closes_open_stores(env):
     vault.rotate_key_with_keystore(store, key(42))
     store.close_store()
     with vault.unlock_with_pin(user, PIN_A) as store:
-        assert store.count(vigie.RecordKind.CHILD_CASE) == 6
+        assert store.count(vigie.RecordKind.CHILD_CASE) == 7
         assert store.integrity_check()
     with vault.unlock_with_keystore(user, key(42)) as store:
-        assert store.count(vigie.RecordKind.CHILD_CASE) == 6
+        assert store.count(vigie.RecordKind.CHILD_CASE) == 7
 
     # Another vault's store cannot be rotated here.
     elsewhere, _ = fresh_vault(env)
