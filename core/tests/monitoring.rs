@@ -374,6 +374,17 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
         None,
         "the schedule ends at 18"
     );
+    // A follow-up made up to two weeks before a planned one answers it (the monitor who saw
+    // the child in school ten days early is not due again, then overdue); one made earlier
+    // leaves it due.
+    let seen_on = |day| {
+        let mut seen = c.clone();
+        seen.followups.insert(Uuid::now_v7(), follow_up(day));
+        rules.next_follow_up(&seen)
+    };
+    assert_eq!(seen_on(date(2027, 4, 5)), Some(date(2028, 4, 15)));
+    assert_eq!(seen_on(date(2027, 4, 1)), Some(date(2028, 4, 15)));
+    assert_eq!(seen_on(date(2027, 3, 31)), Some(date(2027, 4, 15)));
     // A workplace to visit again is due too; a kind asked for lists that kind alone, chosen in
     // the query (the page holds as many of that kind as it can).
     let w = plantation(&mut store);
@@ -406,6 +417,56 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
 /// A child who turns 18 before the schedule's next date: a follow-up may still plan one before
 /// the birthday; one planned on or after it is refused, naming the field and the day (it was
 /// dropped with nothing said, and a supervisor's form reported it recorded).
+/// A withdrawn child found still working at a follow-up is alerted on the day of that
+/// follow-up (the alerts are listed newest first): a relapse found this week is not filed
+/// among the identifications of months ago.
+#[test]
+fn a_child_found_working_at_a_follow_up_is_alerted_on_that_day() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let seen = FollowUp {
+        situation: FollowUpSituation::StillWorking,
+        ..follow_up(date(2026, 2, 3))
+    };
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, seen)
+        .unwrap();
+    let alert = store
+        .alerts(None, Page::first(10))
+        .unwrap()
+        .into_iter()
+        .find(|a| a.id == c.id)
+        .expect("the child is alerted");
+    assert_eq!(alert.at.date_naive(), date(2026, 2, 3));
+}
+
+/// A child whose age is not established (a merge cleared both its date of birth and its
+/// estimate) and in whom nothing observed is work is not child labour, as with an age known;
+/// working, the child is taken as below the minimum age.
+#[test]
+fn a_child_of_unknown_age_not_working_is_not_child_labour() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir, "device.db", MONITOR);
+    let mut unknown = child(C01, "Kouamé Adjoa", MONITOR);
+    unknown.date_of_birth = None;
+    unknown.estimated_age = None;
+    unknown.hours_per_week = 0;
+    unknown.night_work = false;
+    unknown.hazards.clear();
+    let reference = store.reference();
+    let rules = reference.rule_set_of(&unknown).unwrap();
+    assert_eq!(
+        rules.classify(&unknown).outcome,
+        ClassificationOutcome::NotChildLabour
+    );
+    unknown.hours_per_week = 5;
+    assert_eq!(
+        rules.classify(&unknown).outcome,
+        ClassificationOutcome::ChildLabour
+    );
+}
+
 #[test]
 fn no_follow_up_is_planned_once_the_child_is_of_age() {
     let dir = TempDir::new().unwrap();

@@ -10,6 +10,10 @@ use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+/// How many days before a scheduled follow-up a follow-up made answers it (the schedule's
+/// dates are a plan, not a day the visit must fall on).
+pub const EARLY_FOLLOW_UP_DAYS: u64 = 14;
+
 /// The rule set's reading of a case, computed from the case's facts on every write and read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -180,6 +184,10 @@ impl RuleSet {
                      long hours were observed",
                 );
             }
+            // Nothing observed is work: not child labour at any age (as with an age known).
+            if hours <= 0 && !s.night_work {
+                return (NotChildLabour, "not working");
+            }
             return (
                 ChildLabour,
                 "age unknown: treated as below the minimum age until established",
@@ -284,14 +292,18 @@ impl RuleSet {
         fixed_dates.into_iter().chain(yearly)
     }
 
-    /// The first scheduled follow-up strictly after `after`.
+    /// The first scheduled follow-up a follow-up made on `after` leaves due: the first after
+    /// `after` by more than `EARLY_FOLLOW_UP_DAYS` (a visit made a few days before a planned
+    /// one answers it: a monitor who saw the child in school on the 30th is not due again on
+    /// the 1st, nor overdue on the 2nd).
     pub fn next_follow_up_after(
         &self,
         remediated_on: NaiveDate,
         reaches_age_on: Option<NaiveDate>,
         after: NaiveDate,
     ) -> Option<NaiveDate> {
+        let answered_until = after + chrono::Days::new(EARLY_FOLLOW_UP_DAYS);
         self.follow_up_schedule(remediated_on, reaches_age_on)
-            .find(|d| *d > after)
+            .find(|d| *d > answered_until)
     }
 }

@@ -47,6 +47,15 @@ pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
     classified.or(still_working.then_some(AlertSeverity::StillWorking))
 }
 
+/// The day a case's alert is dated and sorted by (the alerts page lists the newest first):
+/// the day of the latest follow-up when it found the child still working (a relapse found
+/// yesterday is news, not the identification of months ago), else the identification.
+pub fn case_alert_day(case: &ChildCase) -> NaiveDate {
+    latest_follow_up(case)
+        .filter(|f| f.situation == FollowUpSituation::StillWorking)
+        .map_or(case.identified_on, |f| f.date.max(case.identified_on))
+}
+
 /// The alert a case raises on `day`: `case_severity`, until the child's 18th birthday.
 pub fn case_alert_on(case: &ChildCase, day: NaiveDate) -> Option<AlertSeverity> {
     case_severity(case).filter(|_| case.adult_on().is_none_or(|adult| adult > day))

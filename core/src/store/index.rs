@@ -231,7 +231,7 @@ pub(crate) fn insert_rows(
                     rowid,
                     RecordKind::ChildCase,
                     severity,
-                    midnight_ms(k.identified_on),
+                    midnight_ms(crate::domain::derived::case_alert_day(k)),
                     k.adult_on(),
                     numbers,
                 )?;

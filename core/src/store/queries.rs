@@ -177,7 +177,8 @@ pub struct Alert {
     pub id: Uuid,
     pub kind: RecordKind,
     pub severity: AlertSeverity,
-    /// When the child was identified (midnight UTC of that day), or the visit started.
+    /// When the child was identified, or seen still working at the follow-up that raised
+    /// the alert (midnight UTC of that day: `derived::case_alert_day`), or the visit started.
     pub at: DateTime<Utc>,
     pub district: String,
     pub community: String,

@@ -37,18 +37,19 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/028_follow_ups_end_at_18.sql"),
     include_str!("migrations/029_search_forgets_corrected_names.sql"),
     include_str!("migrations/030_visits_by_start.sql"),
+    include_str!("migrations/031_rules_derived_again.sql"),
 ];
 
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// The schema from which a file holds the index rows today's indexing code writes: every file
-/// was indexed again at its upgrade to 29 (each upgrade did then), and nothing that derives
-/// index rows has changed since. Such a file is not indexed again: that took a region's phone
-/// 46 s here (minutes on a cheap phone) for schema 30, which only adds an index. A change to
-/// what index rows hold (a rule, a column) comes with a migration that moves this to its own
+/// The schema from which a file holds the index rows today's indexing code writes: schema 31
+/// changed rules that derive them (its migration says which), so every older file is indexed
+/// again at its upgrade. A file of this schema or later is not: that took a region's phone 46 s
+/// here (minutes on a cheap phone) for schema 30, which only added an index. A change to what
+/// index rows hold (a rule, a column) comes with a migration that moves this to its own
 /// version.
-const INDEX_ROWS_OF: i64 = 29;
+const INDEX_ROWS_OF: i64 = 31;
 
 /// How the store's file is protected.
 #[derive(Clone)]

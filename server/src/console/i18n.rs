@@ -211,7 +211,8 @@ impl Tr {
     }
 
     /// A rule's text in the page's language; its numbers (a limit, a range) go into the
-    /// translation's `{}` in order.
+    /// translation's `{}` in order, or where it says `{1}`, `{2}`… (a date the core writes
+    /// 2027-01-01 reads 01/01/2027 in French: `{3}/{2}/{1}`).
     fn rule(&self, rule: &str) -> String {
         let Some(text) = catalogue(self.0).get(format!("rule.{}", rule_key(rule)).as_str()) else {
             // A rule the core words as "what: why" (a reviewed entry refused for a push's
@@ -226,10 +227,21 @@ impl Tr {
                 None => self.field_label(rule).unwrap_or_else(|| rule.to_string()),
             };
         };
-        let numbers = rule
+        let numbers: Vec<&str> = rule
             .split(|c: char| !c.is_ascii_digit())
-            .filter(|n| !n.is_empty());
-        numbers.fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+            .filter(|n| !n.is_empty())
+            .collect();
+        if text.contains("{1}") {
+            return numbers
+                .iter()
+                .enumerate()
+                .fold(text.to_string(), |text, (i, n)| {
+                    text.replace(&format!("{{{}}}", i + 1), n)
+                });
+        }
+        numbers
+            .iter()
+            .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
     }
 
     /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else
@@ -325,6 +337,22 @@ mod tests {
             Tr(Lang::En).refusal(&error),
             "Follow-up date: cannot be before the child was identified"
         );
+        // A date the core writes as 2027-01-01 reads as the page writes dates.
+        let late = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            "follow_up.next_due",
+            "must not be after the next follow-up due, on 2027-01-01",
+        ));
+        let told = Tr(Lang::Fr).refusal(&late);
+        assert!(
+            told.ends_with("ne peut pas être postérieur au prochain suivi prévu, le 01/01/2027"),
+            "{told}"
+        );
+        let adult = vigie_core::Error::Validation(vigie_core::ValidationError::new(
+            "follow_up.next_due",
+            "must be before the day the child turns 18, 2027-05-01 (no follow-up is due after)",
+        ));
+        let told = Tr(Lang::Fr).refusal(&adult);
+        assert!(told.contains("atteint 18 ans, le 01/05/2027"), "{told}");
         // Every field has its label, and an entry of a collection its collection's.
         let guardian = vigie_core::Error::Validation(vigie_core::ValidationError::new(
             "guardian",

@@ -476,7 +476,7 @@ impl RuleSet {
     /// The follow-up a case is due next: none before remediation, nor while a reopened case is
     /// back before verification (`ChildCase::is_tracked`); else the first scheduled date after
     /// the latest follow-up recorded since remediation (a follow-up made late still answers the
-    /// visits due before it; one made early leaves the planned visit due). Never on or after the
+    /// visits due before it, one made up to `EARLY_FOLLOW_UP_DAYS` early the one it precedes). Never on or after the
     /// day the child reaches `follow_up_yearly_until_age` (DOMAIN.md: "checked yearly until the
     /// child turns 18"): the 3- and 6-month visits of a child verified shortly before that day
     /// are not planned past it. Without a birth date or an estimated age, the 3- and 6-month

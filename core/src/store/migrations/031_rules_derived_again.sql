@@ -1,0 +1,8 @@
+-- Schema 31: index rows derived by rules changed in this version, written again from the
+-- documents by the backfill that follows this migration (`INDEX_ROWS_OF`):
+-- - a case whose deciding fields hold values in conflict is classified by the most severe of
+--   them (its classification, alert and indicators rows);
+-- - a follow-up made up to 14 days before a scheduled one answers it (due and overdue rows);
+-- - a case's alert is dated by the follow-up that found the child still working (alert rows);
+-- - a child of unknown age observed not working is not classified child labour.
+-- Nothing in the schema itself changes.
