@@ -126,9 +126,14 @@ pub fn open_sealed(
     max_body: usize,
 ) -> IdResult<(SealedHeader, Zeroizing<Vec<u8>>)> {
     let what = "sealed bundle";
-    let rest = sealed
-        .strip_prefix(&SEALED_TAG)
-        .ok_or(IdentityError::Malformed { what })?;
+    // Another format's tag: a bundle of another version of the app, not damage (a user would
+    // copy the file again and again instead of updating).
+    let rest = sealed.strip_prefix(&SEALED_TAG).ok_or(
+        match sealed.starts_with(&SEALED_TAG[..3]) && sealed.len() > SEALED_TAG.len() {
+            true => IdentityError::UnsupportedVersion { what },
+            false => IdentityError::Malformed { what },
+        },
+    )?;
     if rest.len() < 2 {
         return Err(IdentityError::Malformed { what });
     }
@@ -235,5 +240,23 @@ mod tests {
         // Empty bodies seal too.
         let empty = seal(&[PublicKey::from(&a).to_bytes()], |_| Vec::new()).unwrap();
         assert!(open_sealed(&empty, &a, usize::MAX).unwrap().1.is_empty());
+        // A bundle of another format (another version of the app) says so; anything else is
+        // malformed.
+        let mut other = sealed.clone();
+        other[3] = b'2';
+        assert_eq!(
+            open_sealed(&other, &a, usize::MAX).unwrap_err(),
+            IdentityError::UnsupportedVersion {
+                what: "sealed bundle"
+            }
+        );
+        for garbage in [&b"VGs"[..], b"PK\x03\x04 a zip file", b""] {
+            assert_eq!(
+                open_sealed(garbage, &a, usize::MAX).unwrap_err(),
+                IdentityError::Malformed {
+                    what: "sealed bundle"
+                }
+            );
+        }
     }
 }
