@@ -680,7 +680,9 @@ fn hub_full(cause: &dyn std::fmt::Display) -> Response {
     lasting_fault(
         &SAID,
         cause,
-        "the hub's disk is full: requests that write are refused (503) until space is freed",
+        "the hub's disk is full, or its writes are past the process's file-size limit \
+         (ulimit -f, systemd's LimitFSIZE): requests that write are refused (503) until space \
+         is freed or the limit raised",
         "the hub is full: try again later",
         "300",
     )
@@ -691,8 +693,11 @@ fn hub_full(cause: &dyn std::fmt::Display) -> Response {
 /// limit).
 fn disk_full(e: &vigie_core::Error) -> bool {
     match e {
+        // A write past the file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) is SQLite's
+        // `SQLITE_IOERR_WRITE`, not `SQLITE_FULL`: the same wait for the device.
         vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(failure, _)) => {
             failure.code == rusqlite::ErrorCode::DiskFull
+                || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
         }
         vigie_core::Error::Io(io) => matches!(
             io.kind(),

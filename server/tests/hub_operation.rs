@@ -465,6 +465,94 @@ fn a_file_size_limit_fails_a_write_and_ends_nothing() {
     hub.kill();
 }
 
+/// A hub serving under a file-size limit its store's files outgrow (systemd's `LimitFSIZE`):
+/// devices are told the hub is full and when to come back (503, `Retry-After`), as on a full
+/// disk, and the log says which of the two it may be, not a bare storage error (500).
+#[test]
+fn a_hub_past_its_file_size_limit_answers_as_a_full_one() {
+    let Some(dir) = embedded() else {
+        return;
+    };
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        9,
+    );
+    let mut hub = Hub::start(&data);
+    monitor.sync(&hub.url).unwrap();
+    hub.stop();
+    let largest = ["hub.db", "hub.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data.join(f)).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap();
+    let log = dir.path().join("limited.log");
+    let mut serving = Command::new("bash")
+        .args([
+            "-c",
+            &format!("ulimit -f {}; exec \"$0\" \"$@\"", largest / 1024 + 48),
+            BIN,
+        ])
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .trim()
+        .trim_start_matches("vigie hub listening on ")
+        .to_string();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..150 {
+        let mut place = workplace(area(C01), &format!("Workplace {i}"));
+        place.notes = (0..2000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        monitor.store.create(&place).unwrap();
+    }
+    let request = monitor
+        .store
+        .hub_sync_request(&vigie_core::sync::SyncOptions::default())
+        .unwrap();
+    let mut response = agent()
+        .post(format!("{url}/v1/sync"))
+        .header("Authorization", &format!("Bearer {}", monitor.token_text))
+        .header("Content-Type", "application/octet-stream")
+        .send(&request[..])
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response.headers().get("retry-after").is_some();
+    let body = response.body_mut().read_to_string().unwrap();
+    let _ = serving.kill();
+    let _ = serving.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status, 503, "{body}\n{logged}");
+    assert!(retry, "no Retry-After");
+    assert!(logged.contains("file-size limit"), "{logged}");
+}
+
 /// A hub file cut short is said damaged, naming it, with what to do (restore a backup), not as
 /// a storage error; an overwritten first page, which SQLCipher cannot tell from a wrong key,
 /// is said to be either.
