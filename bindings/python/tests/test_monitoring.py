@@ -160,6 +160,28 @@ def test_every_page_of_a_query_is_walked_once_with_defaults(env):
         assert e.value.field == "page_size"
 
 
+def test_a_walk_while_the_store_changes_returns_every_row_once(env):
+    # A report walking the district's cases while a sync writes: rows moved past the walk's
+    # place (identified earlier than thought) and new ones before it shift the pages, yet no
+    # case that stayed is skipped, and none comes twice.
+    with fresh(env, seed=40) as store:
+        days = [f"2025-{m:02}-{d:02}" for m in range(1, 13) for d in (3, 13, 23)][:36]
+        days += [f"2024-{m:02}-{d:02}" for m in range(1, 13) for d in range(5, 29, 3)]
+        made = [child(store, f"CI-W-{n:04}", f"Enfant {n}", on=days[n]) for n in range(120)]
+        walk = store.child_case_pages(page_size=50)
+        walked = [c.id for c in walk.next()]
+        assert len(walked) == 50
+        for row in walked[10:15]:
+            moved = store.get_child_case(row)
+            moved.identified_on = "2023-01-02"
+            store.update_child_case(moved)
+        for n in range(2):
+            child(store, f"CI-W-N{n}", f"Nouvel enfant {n}", on=f"2026-0{n + 4}-01")
+        walked += [c.id for c in walk]
+        assert len(walked) == len(set(walked)), "a case came twice"
+        assert {c.id for c in made} <= set(walked), "a case that stayed was skipped"
+
+
 def test_pages_larger_than_a_query_returns_still_walk_every_row(env):
     # A query returns at most 500 rows; a walk asked for pages of 1,000 reads them all.
     with fresh(env, seed=39) as store:
