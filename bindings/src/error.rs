@@ -115,6 +115,58 @@ impl VigieError {
     pub fn text(&self) -> String {
         self.to_string()
     }
+
+    /// The error as a sentence for the app's user, in `language` (`fr` or `en`; another code
+    /// reads French): the field's label and the rule for a value refused, the rule for a step
+    /// not allowed (the texts the hub's console shows), and what to do for the others. A rule
+    /// of a newer library than its translations reads as the core words it. Like `text`, it
+    /// never holds a value the user typed.
+    pub fn text_in(&self, language: String) -> String {
+        use vigie_core::messages::{self, field_label, field_refusal, rule_text, step_refusal};
+        let lang = language.as_str();
+        let said = |key: &str, values: &[&str]| messages::text(lang, key, values);
+        match self {
+            VigieError::Validation { field, rule } => field_refusal(field, rule, lang),
+            VigieError::NotAllowed { reason } => step_refusal(reason, lang),
+            VigieError::NotFound { kind, .. } => {
+                let what = field_label(kind, lang).unwrap_or_else(|| kind.clone());
+                said("error.not_found", &[&what])
+            }
+            VigieError::Conflict { reason, .. } => {
+                said("error.conflict", &[&rule_text(reason, lang)])
+            }
+            VigieError::Authentication { reason } => {
+                said("error.authentication", &[&rule_text(reason, lang)])
+            }
+            VigieError::WrongPin { attempts_left } => {
+                said("error.wrong_pin", &[&attempts_left.to_string()])
+            }
+            VigieError::PinLocked { retry_in_seconds } => {
+                said("error.pin_locked", &[&retry_in_seconds.to_string()])
+            }
+            VigieError::ProfileWiped { .. } => said("error.profile_wiped", &[]),
+            VigieError::DeviceRevoked { .. } => said("error.device_revoked", &[]),
+            VigieError::Storage { reason } => said("error.storage", &[&rule_text(reason, lang)]),
+            VigieError::DamagedInput { reason } => {
+                said("error.damaged_input", &[&rule_text(reason, lang)])
+            }
+            VigieError::OverLimit {
+                limit_of,
+                size,
+                limit,
+            } => {
+                let what = field_label(limit_of, lang).unwrap_or_else(|| limit_of.clone());
+                said(
+                    "error.over_limit",
+                    &[&what, &size.to_string(), &limit.to_string()],
+                )
+            }
+            VigieError::AttachmentNotHere { .. } => said("error.attachment_not_here", &[]),
+            VigieError::Transport { reason } => {
+                said("error.transport", &[&rule_text(reason, lang)])
+            }
+        }
+    }
 }
 
 impl From<ValidationError> for VigieError {

@@ -27,6 +27,7 @@ pub mod features;
 #[cfg(feature = "uniffi")]
 pub mod ffi;
 pub mod identity;
+pub mod messages;
 pub mod storage;
 pub mod store;
 pub mod sync;

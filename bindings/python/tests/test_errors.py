@@ -38,6 +38,30 @@ def test_validation_names_the_field_and_never_the_value(env):
         assert e.value.field == "id"
 
 
+def test_an_error_reads_in_the_users_language_as_the_console_says_it(env):
+    with fresh(env) as store:
+        child = vigie.new_child_case("CI-0004", "Koffi Brou", vigie.Sex.MALE, AREA, "2026-03-02",
+                                     store.user_id())
+        child.estimated_age = 12
+        child.hours_per_week = 200
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.create_child_case(child)
+        french = e.value.text_in("fr")
+        assert french.startswith("Heures par semaine : ") and "200" not in french, french
+        assert e.value.text_in("fr-CI") == french and e.value.text_in("wo") == french
+        english = e.value.text_in("en")
+        assert english.startswith("Hours per week: "), english
+        child.hours_per_week = 10
+        child = store.create_child_case(child)
+        with pytest.raises(vigie.VigieError.NotAllowed) as e:
+            as_role(store, vigie.Role.SUPERVISOR).transition_case(child.id, vigie.CaseStatus.CLOSED)
+        assert e.value.text_in("fr").startswith("Refusé : "), e.value.text_in("fr")
+        assert "Koffi" not in e.value.text_in("fr")
+    with pytest.raises(vigie.VigieError.Authentication) as e:
+        vigie.parse_enrolment_token("vgd1.x")
+    assert e.value.text_in("fr").startswith("Authentification refusée : ")
+
+
 def test_not_found_and_conflict(env):
     with fresh(env) as store:
         missing = new_id()

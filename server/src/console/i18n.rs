@@ -22,12 +22,23 @@ pub(crate) fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
         .collect()
 }
 
+/// The console's words in `lang` with the core's (`vigie_core::messages`: field labels and
+/// rules, which apps show too).
+fn entries(lang: Lang) -> HashMap<&'static str, &'static str> {
+    let mut entries = vigie_core::messages::catalogue(lang.code()).clone();
+    entries.extend(parse(match lang {
+        Lang::Fr => FR,
+        Lang::En => EN,
+    }));
+    entries
+}
+
 fn catalogue(lang: Lang) -> &'static HashMap<&'static str, &'static str> {
     static FR_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
     static EN_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
     match lang {
-        Lang::Fr => FR_MAP.get_or_init(|| parse(FR)),
-        Lang::En => EN_MAP.get_or_init(|| parse(EN)),
+        Lang::Fr => FR_MAP.get_or_init(|| entries(Lang::Fr)),
+        Lang::En => EN_MAP.get_or_init(|| entries(Lang::En)),
     }
 }
 
@@ -192,72 +203,10 @@ impl Tr {
     }
 
     /// What a person is told when the core refuses their action (a validation rule, a
-    /// workflow step), in the page's language: each rule's text is looked up under
-    /// `rule.<its words joined by _>`, the field under `field.<its path without ids>`; a rule
-    /// the catalogues do not hold yet shows as the core words it. Other errors are not the
-    /// person's to fix and are not given here.
+    /// workflow step), in the page's language (`vigie_core::messages::refusal`). Other errors
+    /// are not the person's to fix and are not given here.
     pub fn refusal(&self, error: &vigie_core::Error) -> String {
-        match error {
-            vigie_core::Error::Validation(v) => {
-                let label = self
-                    .field_label(&v.field)
-                    .unwrap_or_else(|| field_key(&v.field).replace(['_', '.'], " "));
-                self.fmt("refused.field", label)
-                    .replacen("{}", &self.rule(&v.rule), 1)
-            }
-            vigie_core::Error::NotAllowed { rule } => self.fmt("refused.rule", self.rule(rule)),
-            other => other.to_string(),
-        }
-    }
-
-    /// A rule's text in the page's language; its numbers (a limit, a range) go into the
-    /// translation's `{}` in order, or where it says `{1}`, `{2}`… (a date the core writes
-    /// 2027-01-01 reads 01/01/2027 in French: `{3}/{2}/{1}`).
-    fn rule(&self, rule: &str) -> String {
-        let Some(text) = catalogue(self.0).get(format!("rule.{}", rule_key(rule)).as_str()) else {
-            // A rule the core words as "what: why" (a reviewed entry refused for a push's
-            // reason) is told part by part.
-            return match rule.split_once(": ") {
-                Some((what, why)) => {
-                    self.fmt("refused.because", self.rule(what))
-                        .replacen("{}", &self.rule(why), 1)
-                }
-                // A part that names a field, or a whole record (a step on a visit's
-                // content), is told by its label.
-                None => self.field_label(rule).unwrap_or_else(|| rule.to_string()),
-            };
-        };
-        let numbers: Vec<&str> = rule
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|n| !n.is_empty())
-            .collect();
-        if text.contains("{1}") {
-            return numbers
-                .iter()
-                .enumerate()
-                .fold(text.to_string(), |text, (i, n)| {
-                    text.replace(&format!("{{{}}}", i + 1), n)
-                });
-        }
-        numbers
-            .iter()
-            .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
-    }
-
-    /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else
-    /// of the nearest field holding it (`hazards.<code>`: the hazards).
-    fn field_label(&self, path: &str) -> Option<String> {
-        let catalogue = catalogue(self.0);
-        let mut key = field_key(path);
-        if let Some(kind) = catalogue.get(format!("record_kind.{key}").as_str()) {
-            return Some(kind.to_string());
-        }
-        loop {
-            if let Some(label) = catalogue.get(format!("field.{key}").as_str()) {
-                return Some(label.to_string());
-            }
-            key = key.rsplit_once('.')?.0.to_string();
-        }
+        vigie_core::messages::refusal(error, self.0.code()).unwrap_or_else(|| error.to_string())
     }
 
     pub fn code(&self, prefix: &str, code: &str) -> String {
@@ -267,32 +216,6 @@ impl Tr {
             None => code.replace('_', " "),
         }
     }
-}
-
-/// The key of a rule's text (`rule.<key>`): its words joined by `_`, each number `n`.
-fn rule_key(rule: &str) -> String {
-    let mut key = String::with_capacity(rule.len());
-    for c in rule.chars() {
-        if c.is_ascii_digit() {
-            if !key.ends_with('#') {
-                key.push('#');
-            }
-        } else if c.is_ascii_alphanumeric() {
-            key.push(c.to_ascii_lowercase());
-        } else {
-            key.push('_');
-        }
-    }
-    key.replace('#', "n")
-}
-
-/// A field's path without the ids of the entries it goes through (`followups.<id>.date` is
-/// `followups.date`).
-fn field_key(path: &str) -> String {
-    path.split('.')
-        .filter(|part| uuid::Uuid::parse_str(part).is_err())
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 #[cfg(test)]
@@ -313,8 +236,8 @@ mod tests {
 
     #[test]
     fn both_catalogues_have_the_same_keys() {
-        let fr = parse(FR);
-        let en = parse(EN);
+        let fr = entries(Lang::Fr);
+        let en = entries(Lang::En);
         let mut missing: Vec<_> = fr.keys().filter(|k| !en.contains_key(*k)).collect();
         missing.extend(en.keys().filter(|k| !fr.contains_key(*k)));
         assert!(
@@ -429,12 +352,15 @@ mod tests {
                                 .map_or("", |close| &rest[open + close + 1..]);
                         }
                         plain.push_str(rest);
-                        literals.insert(rule_key(&plain));
+                        literals.insert(vigie_core::messages::rule_key(&plain));
                     }
                 }
             }
         }
-        for key in parse(FR).keys().filter_map(|k| k.strip_prefix("rule.")) {
+        for key in vigie_core::messages::catalogue("fr")
+            .keys()
+            .filter_map(|k| k.strip_prefix("rule."))
+        {
             assert!(
                 literals.contains(key),
                 "rule.{key} is no text of the core's"
@@ -486,7 +412,7 @@ mod tests {
                 FollowUpSituation::ALL.iter().map(|c| c.as_str()).collect(),
             ),
         ];
-        for catalogue in [parse(FR), parse(EN)] {
+        for catalogue in [entries(Lang::Fr), entries(Lang::En)] {
             for (prefix, all) in &codes {
                 for code in all {
                     let key = format!("{prefix}.{code}");
@@ -498,7 +424,7 @@ mod tests {
 
     #[test]
     fn every_key_the_templates_and_handlers_use_exists() {
-        let fr = parse(FR);
+        let fr = entries(Lang::Fr);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
         let mut files = vec![];
         for sub in ["templates", "pages", ""] {

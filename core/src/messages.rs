@@ -1,0 +1,195 @@
+//! What a refusal tells the person whose input it refuses, in their language: the label of
+//! the field it names and the rule it broke, from catalogues of the core's own words
+//! (`messages/fr.txt`, `messages/en.txt`, lines of `key = text`). The console's pages and the
+//! apps (`VigieError.textIn`) say the same thing: one home for these texts.
+//!
+//! A rule's text is looked up under `rule.<its words joined by _, each number n>`; a rule the
+//! catalogues do not hold yet (an app's library newer than its translations) shows as the core
+//! words it. No value is ever part of a rule's key or text: numbers are limits and dates.
+
+use crate::error::Error;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const FR: &str = include_str!("messages/fr.txt");
+const EN: &str = include_str!("messages/en.txt");
+
+/// The languages the catalogues hold (`fr`, `en`): another code reads French, the language of
+/// most of Vigie's users.
+fn is_english(language: &str) -> bool {
+    language
+        .split(['-', '_'])
+        .next()
+        .is_some_and(|l| l.eq_ignore_ascii_case("en"))
+}
+
+/// Lines of `key = text`; blank lines and those starting with `#` are not entries.
+pub fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// The catalogue of `language` (`fr` or `en`, as `is_english` reads it).
+pub fn catalogue(language: &str) -> &'static HashMap<&'static str, &'static str> {
+    static FR_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
+    static EN_MAP: OnceLock<HashMap<&str, &str>> = OnceLock::new();
+    match is_english(language) {
+        true => EN_MAP.get_or_init(|| parse(EN)),
+        false => FR_MAP.get_or_init(|| parse(FR)),
+    }
+}
+
+/// What a refusal says in `language`: for a value that broke a rule, the field's label and the
+/// rule (`Date du suivi : ne peut pas précéder l'identification de l'enfant`); for a step not
+/// allowed, the rule (`Refusé : seul un superviseur peut effacer un dossier`). `None` for any
+/// other error, which is not the person's input to correct.
+pub fn refusal(error: &Error, language: &str) -> Option<String> {
+    match error {
+        Error::Validation(v) => Some(field_refusal(&v.field, &v.rule, language)),
+        Error::NotAllowed { rule } => Some(step_refusal(rule, language)),
+        _ => None,
+    }
+}
+
+/// `refusal` of a value of `field` that broke `rule`.
+pub fn field_refusal(field: &str, rule: &str, language: &str) -> String {
+    let label =
+        field_label(field, language).unwrap_or_else(|| field_key(field).replace(['_', '.'], " "));
+    entry(language, "refused.field")
+        .replacen("{}", &label, 1)
+        .replacen("{}", &rule_text(rule, language), 1)
+}
+
+/// `refusal` of a step (or a change) `rule` does not allow.
+pub fn step_refusal(rule: &str, language: &str) -> String {
+    entry(language, "refused.rule").replacen("{}", &rule_text(rule, language), 1)
+}
+
+/// The entry `key` in `language`, each `{}` taking one of `values` in order (an entry a
+/// catalogue lacks is French's, else `key`).
+pub fn text(language: &str, key: &str, values: &[&str]) -> String {
+    let found = catalogue(language)
+        .get(key)
+        .or_else(|| catalogue("fr").get(key))
+        .copied()
+        .unwrap_or(key);
+    values.iter().fold(found.to_string(), |text, value| {
+        text.replacen("{}", value, 1)
+    })
+}
+
+fn entry(language: &str, key: &str) -> &'static str {
+    catalogue(language)
+        .get(key)
+        .or_else(|| catalogue("fr").get(key))
+        .copied()
+        .unwrap_or("{}")
+}
+
+/// A rule's text in `language`; its numbers (a limit, a range) go into the translation's `{}`
+/// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
+/// 01/01/2027 in French: `{3}/{2}/{1}`).
+pub fn rule_text(rule: &str, language: &str) -> String {
+    let Some(text) = catalogue(language).get(format!("rule.{}", rule_key(rule)).as_str()) else {
+        // A rule the core words as "what: why" (a reviewed entry refused for a push's
+        // reason) is told part by part.
+        return match rule.split_once(": ") {
+            Some((what, why)) => entry(language, "refused.because")
+                .replacen("{}", &rule_text(what, language), 1)
+                .replacen("{}", &rule_text(why, language), 1),
+            // A part that names a field, or a whole record (a step on a visit's content), is
+            // told by its label.
+            None => field_label(rule, language).unwrap_or_else(|| rule.to_string()),
+        };
+    };
+    let numbers: Vec<&str> = rule
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if text.contains("{1}") {
+        return numbers
+            .iter()
+            .enumerate()
+            .fold(text.to_string(), |text, (i, n)| {
+                text.replace(&format!("{{{}}}", i + 1), n)
+            });
+    }
+    numbers
+        .iter()
+        .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+}
+
+/// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else of
+/// the nearest field holding it (`hazards.<code>`: the hazards).
+pub fn field_label(path: &str, language: &str) -> Option<String> {
+    let catalogue = catalogue(language);
+    let mut key = field_key(path);
+    if let Some(kind) = catalogue.get(format!("record_kind.{key}").as_str()) {
+        return Some(kind.to_string());
+    }
+    loop {
+        if let Some(label) = catalogue.get(format!("field.{key}").as_str()) {
+            return Some(label.to_string());
+        }
+        key = key.rsplit_once('.')?.0.to_string();
+    }
+}
+
+/// The key of a rule's text (`rule.<key>`): its words joined by `_`, each number `n`.
+pub fn rule_key(rule: &str) -> String {
+    let mut key = String::with_capacity(rule.len());
+    for c in rule.chars() {
+        if c.is_ascii_digit() {
+            if !key.ends_with('#') {
+                key.push('#');
+            }
+        } else if c.is_ascii_alphanumeric() {
+            key.push(c.to_ascii_lowercase());
+        } else {
+            key.push('_');
+        }
+    }
+    key.replace('#', "n")
+}
+
+/// A field's path without the ids of the entries it goes through (`followups.<id>.date` is
+/// `followups.date`).
+fn field_key(path: &str) -> String {
+    path.split('.')
+        .filter(|part| uuid::Uuid::parse_str(part).is_err())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogues_hold_the_same_keys() {
+        let (fr, en) = (parse(FR), parse(EN));
+        let mut missing: Vec<_> = fr.keys().filter(|k| !en.contains_key(*k)).collect();
+        missing.extend(en.keys().filter(|k| !fr.contains_key(*k)));
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    #[test]
+    fn a_refusal_reads_in_its_language_and_an_unknown_language_reads_french() {
+        let error = Error::Validation(crate::ValidationError::new(
+            format!("followups.{}.date", uuid::Uuid::now_v7()),
+            "must not be before the child was identified",
+        ));
+        let french = "Date du suivi : ne peut pas précéder l'identification de l'enfant";
+        assert_eq!(refusal(&error, "fr").as_deref(), Some(french));
+        assert_eq!(refusal(&error, "fr-CI").as_deref(), Some(french));
+        assert_eq!(refusal(&error, "wo").as_deref(), Some(french));
+        assert_eq!(
+            refusal(&error, "en").as_deref(),
+            Some("Follow-up date: cannot be before the child was identified")
+        );
+        assert_eq!(refusal(&Error::WrongKeyOrNotAStore, "fr"), None);
+    }
+}
