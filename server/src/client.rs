@@ -14,14 +14,20 @@ use vigie_core::{Error, Result, Store};
 /// http:// to a host other than this machine's loopback. `None` for https://, or http:// to
 /// 127.0.0.0/8, ::1 or localhost (a hub on the same machine, or a TLS proxy's back end).
 pub fn in_clear(hub_url: &str) -> Option<String> {
-    let rest = hub_url.strip_prefix("http://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
+    // Read as the HTTP client reads it: a scheme in capitals is http all the same, and the
+    // host is the authority's, after any userinfo.
+    let uri: axum::http::Uri = hub_url.trim().parse().ok()?;
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"))
+    {
+        return None;
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -185,6 +191,17 @@ fn never_sent(e: &ureq::Error) -> bool {
     }
 }
 
+/// Whether TLS refused the hub (its certificate not trusted, or no TLS there).
+fn handshake_failed(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => true,
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    }
+}
+
 fn post(
     agent: &ureq::Agent,
     url: &str,
@@ -197,9 +214,16 @@ fn post(
         .header("Authorization", authorization)
         .header("Content-Type", "application/octet-stream")
         .send(request)
-        .map_err(|e| match never_sent(&e) {
-            true => format!("{NOT_REACHED}: {e}"),
-            false => format!("no answer from the hub (it may have received the request): {e}"),
+        .map_err(|e| match (handshake_failed(&e), never_sent(&e)) {
+            // The handshake failed: nothing of the request left this machine.
+            (true, _) => format!(
+                "{NOT_REACHED}: its TLS certificate was refused ({e}): check the address, or \
+                 give the authority that signed it (vigie sync --ca)"
+            ),
+            (_, true) => format!("{NOT_REACHED}: {e}"),
+            (_, false) => {
+                format!("no answer from the hub (it may have received the request): {e}")
+            }
         })?;
     let status = response.status();
     let body = response

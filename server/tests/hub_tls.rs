@@ -58,7 +58,13 @@ fn a_hub_with_its_certificate_serves_over_tls_only() {
     assert_eq!(summary.accepted, 1, "{summary:?}");
 
     let distrusted = sync_trusting(&mut monitor, &hub.url, "other-ca.pem");
-    assert!(distrusted.is_err(), "{distrusted:?}");
+    match distrusted {
+        Err(Error::Transport { reason }) => assert!(
+            reason.contains("certificate was refused") && reason.contains("--ca"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
     // Without the authority, the public ones do not vouch for a test hub either.
     assert!(monitor.sync(&hub.url).is_err());
     let in_clear = hub.url.replacen("https://", "http://", 1);
@@ -185,7 +191,13 @@ fn records_are_not_carried_in_clear_beyond_loopback() {
 
     let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
     let store = dir.path().join("cli.db");
-    for hub in ["http://192.0.2.10:8470", "http://vigie.example.org"] {
+    for hub in [
+        "http://192.0.2.10:8470",
+        "http://vigie.example.org",
+        "HTTP://192.0.2.10:8470",
+        "Http://vigie.example.org",
+        "http://127.0.0.1.example.org",
+    ] {
         let out = vigie_output(&[
             "sync",
             "--hub",
@@ -203,11 +215,15 @@ fn records_are_not_carried_in_clear_beyond_loopback() {
         );
         assert!(!store.exists());
     }
+    // Read as the HTTP client reads it: the host after any userinfo.
+    assert!(vigie_server::client::in_clear("http://127.0.0.1@192.0.2.10").is_some());
     // The machine's own hub (or a TLS proxy's back end) is reached over http:// as before.
     let mut hub = Hub::start(&data);
     for local in [
         hub.url.clone(),
         hub.url.replacen("127.0.0.1", "localhost", 1),
+        hub.url.replacen("http://", "HTTP://", 1),
+        "http://[::1]:8470".to_string(),
     ] {
         assert!(vigie_server::client::in_clear(&local).is_none(), "{local}");
     }
