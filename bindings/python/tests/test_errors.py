@@ -59,7 +59,9 @@ def test_an_error_reads_in_the_users_language_as_the_console_says_it(env):
         assert "Koffi" not in e.value.text_in("fr")
     with pytest.raises(vigie.VigieError.Authentication) as e:
         vigie.parse_enrolment_token("vgd1.x")
-    assert e.value.text_in("fr").startswith("Authentification refusée : ")
+    assert e.value.text_in("fr") == (
+        "Authentification refusée : jeton d'enrôlement mal formé : il a 2 parties séparées par "
+        "des points, au lieu de 4"), e.value.text_in("fr")
 
 
 def test_not_found_and_conflict(env):

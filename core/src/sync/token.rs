@@ -28,8 +28,7 @@ pub enum MalformedToken {
     #[error("malformed enrolment token: its third part (the user) is not a user id")]
     User,
     #[error(
-        "malformed enrolment token: its last part (the secret) has {0} characters, not 64 \
-         hexadecimal digits"
+        "malformed enrolment token: its last part (the secret) has {0} characters, not 64 hexadecimal digits"
     )]
     SecretLength(usize),
     #[error("malformed enrolment token: its last part (the secret) is not hexadecimal digits")]
