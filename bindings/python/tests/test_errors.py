@@ -431,3 +431,38 @@ def test_closing_a_closed_store_does_nothing(tmp_path):
         raise AssertionError("a closed store answered")
     except vigie.VigieError.Storage:
         pass
+
+
+def test_a_sync_is_cancelled_from_another_thread_and_says_so(env):
+    # A hub that takes the request and never answers (a link gone silent): the app's Cancel
+    # button ends the session at once, told as cancelled, not as a storage fault.
+    import socket
+    import threading
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    transport = vigie.HubTransport(url, env.monitor_token, timeout=60)
+    outcome = {}
+    with open_enrolled(env.store_path("cancel.db"), 41, env.monitor_token) as phone:
+        def run():
+            try:
+                phone.sync_with(transport, None)
+            except vigie.VigieError as e:
+                outcome["error"] = e
+
+        started = time.monotonic()
+        worker = threading.Thread(target=run)
+        worker.start()
+        time.sleep(0.5)
+        transport.abort()
+        worker.join(10)
+        assert not worker.is_alive() and time.monotonic() - started < 5
+        error = outcome["error"]
+        assert isinstance(error, vigie.VigieError.Transport), error
+        assert "cancelled" in str(error), error
+        # The store is whole and syncs again with a new transport.
+        phone.sync_with(vigie.HubTransport(env.hub_url, env.monitor_token), None)
+    silent.close()

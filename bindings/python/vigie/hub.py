@@ -4,6 +4,7 @@
 import http.client
 import ipaddress
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.parse
@@ -20,7 +21,35 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Tracked:
+    """Makes a transport's connections through ``make`` and keeps the one under way in
+    ``transport._current``, so that ``abort`` can cut it from another thread."""
+
+    def __init__(self, transport, make):
+        self._transport, self._make = transport, make
+
+    def __call__(self, host, **kwargs):
+        connection = self._make(host, **kwargs)
+        self._transport._current = connection
+        return connection
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, transport):
+        super().__init__()
+        self._tracked = _Tracked(transport, http.client.HTTPConnection)
+
+    def http_open(self, req):
+        return self.do_open(self._tracked, req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, transport, context):
+        super().__init__(context=context)
+        self._tracked = _Tracked(transport, http.client.HTTPSConnection)
+
+    def https_open(self, req):
+        return self.do_open(self._tracked, req, context=self._context)
 
 
 def _in_clear(hub_url: str) -> bool:
@@ -63,17 +92,30 @@ class HubTransport(SyncTransport):
                 "in clear across the network: give the hub's https:// address (or "
                 "allow_cleartext=True on a closed network)"
             )
-        self._opener = _OPENER
-        if cafile is not None:
-            context = ssl.create_default_context(cafile=cafile)
-            self._opener = urllib.request.build_opener(
-                _NoRedirect, urllib.request.HTTPSHandler(context=context)
-            )
+        context = ssl.create_default_context(cafile=cafile)
+        self._opener = urllib.request.build_opener(
+            _NoRedirect, _HTTP(self), _HTTPS(self, context)
+        )
+        self._current = None
+        self._aborted = False
         base = hub_url.rstrip("/")
         self._sync_url = base + "/v1/sync"
         self._attachments_url = base + "/v1/attachments"
         self._authorization = "Bearer " + token.strip()
         self._timeout = timeout
+
+    def abort(self):
+        """Cancels the sync: cuts the exchange under way, if any, from any thread, and every
+        later one of this transport. The session ends with a ``Transport`` error saying it was
+        cancelled; what was applied stays, and the next sync (with a new transport) goes on
+        from there."""
+        self._aborted = True
+        connection = self._current
+        if connection is not None and connection.sock is not None:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def exchange(self, request: bytes) -> bytes:
         return self._post(self._sync_url, request)
@@ -82,6 +124,16 @@ class HubTransport(SyncTransport):
         return self._post(self._attachments_url, request)
 
     def _post(self, url: str, request: bytes) -> bytes:
+        if self._aborted:
+            raise _cancelled()
+        try:
+            return self._send(url, request)
+        except TransportError:
+            if self._aborted:
+                raise _cancelled() from None
+            raise
+
+    def _send(self, url: str, request: bytes) -> bytes:
         http_request = urllib.request.Request(
             url,
             data=bytes(request),
@@ -135,6 +187,10 @@ def _redirected(e: urllib.error.HTTPError) -> str:
         f"the hub's address answered with a redirect{where}, not followed: the device's token "
         "goes to the hub's own address only (set the hub's URL to the address it serves)"
     )
+
+
+def _cancelled() -> TransportError:
+    return TransportError.Unreachable(reason="the sync was cancelled on this device")
 
 
 def _cut(e: Exception = None) -> TransportError:
