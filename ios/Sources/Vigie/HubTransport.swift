@@ -12,6 +12,10 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
     private let authorization: String
     private let session: URLSession
     private let timeout: TimeInterval
+    /// The task under way, and whether the sync was cancelled (`abort`), from any thread.
+    private let lock = NSLock()
+    private var current: URLSessionDataTask?
+    private var aborted = false
 
     public init(hubURL: URL, token: String, session: URLSession = .shared, timeout: TimeInterval = 120) {
         self.syncURL = hubURL.appendingPathComponent("v1").appendingPathComponent("sync")
@@ -20,6 +24,20 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         self.session = session
         self.timeout = timeout
     }
+
+    /// Cancels the sync (a Cancel button, a `BGTask` that expires), from any thread: the
+    /// exchange under way is cut, and every later one of this transport. The session ends
+    /// with a `Transport` error saying it was cancelled; what was applied stays, and the next
+    /// sync (with a new transport) goes on from there.
+    public func abort() {
+        lock.lock()
+        aborted = true
+        let task = current
+        lock.unlock()
+        task?.cancel()
+    }
+
+    private static let cancelled = "the sync was cancelled on this device"
 
     public func exchange(request: Data) throws -> Data {
         try post(request, to: syncURL)
@@ -45,10 +63,24 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         // No redirect is followed: it would carry the token (and the records) elsewhere, an
         // http:// one in the clear. The answer is the 3xx itself, refused below.
         task.delegate = NoRedirects.shared
+        lock.lock()
+        if aborted {
+            lock.unlock()
+            throw TransportError.Unreachable(reason: HubTransport.cancelled)
+        }
+        current = task
+        lock.unlock()
         task.resume()
         done.wait()
+        lock.lock()
+        current = nil
+        let cancelled = aborted
+        lock.unlock()
 
         let (data, response, error) = outcome.get()
+        if cancelled {
+            throw TransportError.Unreachable(reason: HubTransport.cancelled)
+        }
         if let error = error {
             throw TransportError.Unreachable(reason: error.localizedDescription)
         }
