@@ -1731,13 +1731,10 @@ fn a_record_changed_while_a_push_was_prepared_keeps_both_edits() {
     );
 }
 
-/// A supervisor verifies a case while its monitor moves the referral's date past that day, each
-/// right on its own phone: the hub keeps the first it receives and refuses the second, saying the
-/// other half came from elsewhere, rather than keep a case verified before its first referral.
-#[test]
-fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken() {
-    let dir = TempDir::new().unwrap();
-    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
+/// A case referred on 2 April 2026 and under services, which the monitor's and the supervisor's
+/// devices both hold; its referral's key.
+fn a_case_under_services(dir: &TempDir) -> (Store, Device, Device, ChildCase, Uuid) {
+    let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(dir, "Kouassi Yao");
     let (_, referral) = monitor
         .store
         .refer_case(
@@ -1755,7 +1752,16 @@ fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken(
         .unwrap();
     sync(&mut monitor, &mut hub);
     sync(&mut supervisor, &mut hub);
+    (hub, monitor, supervisor, case, referral)
+}
 
+/// A supervisor verifies a case while its monitor moves the referral's date past that day, each
+/// right on its own phone: the hub keeps the first it receives and refuses the second, saying the
+/// other half came from elsewhere, rather than keep a case verified before its first referral.
+#[test]
+fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut monitor, mut supervisor, case, referral) = a_case_under_services(&dir);
     supervisor
         .store
         .transition_case_on(
@@ -1791,20 +1797,7 @@ fn a_case_closed_while_another_device_found_the_child_working_is_not_closed_unse
     let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
     for closure_first in [false, true] {
         let dir = TempDir::new().unwrap();
-        let (mut hub, mut monitor, mut supervisor, case) = a_case_both_hold(&dir, "Kouassi Yao");
-        monitor
-            .store
-            .refer_case(
-                case.id,
-                Referral::new(ServiceKind::Education, "École de Soubré", day(4, 2)),
-            )
-            .unwrap();
-        monitor
-            .store
-            .transition_case(case.id, CaseStatus::ReceivingServices)
-            .unwrap();
-        sync(&mut monitor, &mut hub);
-        sync(&mut supervisor, &mut hub);
+        let (mut hub, mut monitor, mut supervisor, case, _) = a_case_under_services(&dir);
         supervisor
             .store
             .transition_case_on(case.id, CaseStatus::Withdrawn, day(5, 4))

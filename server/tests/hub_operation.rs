@@ -306,6 +306,23 @@ impl Drop for SmallDisk {
     }
 }
 
+/// 150 workplaces whose notes do not compress (300 KB the hub must store), recorded on the
+/// device.
+fn record_incompressible_workplaces(device: &mut Device, mut seed: u64) {
+    for i in 0..150 {
+        let mut place = workplace(area(C01), &format!("Workplace {i}"));
+        place.notes = (0..2000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        device.store.create(&place).unwrap();
+    }
+}
+
 #[test]
 fn a_full_disk_is_answered_503_and_said_in_the_log() {
     let Some(dir) = embedded() else {
@@ -330,19 +347,7 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
     hub.stop();
     hub.restart();
     // Notes that do not compress: the push must take room on the disk.
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    for i in 0..150 {
-        let mut place = workplace(area(C01), &format!("Workplace {i}"));
-        place.notes = (0..2000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
-        monitor.store.create(&place).unwrap();
-    }
+    record_incompressible_workplaces(&mut monitor, 0x9e37_79b9_7f4a_7c15);
     let request = monitor
         .store
         .hub_sync_request(&vigie_core::sync::SyncOptions::default())
@@ -361,33 +366,17 @@ fn a_full_disk_is_answered_503_and_said_in_the_log() {
         .hub_sync_request(&vigie_core::sync::SyncOptions::default())
         .unwrap();
     let filler = disk.fill();
-    let mut response = agent()
-        .post(format!("{}/v1/sync", hub.url))
-        .header("Authorization", &format!("Bearer {}", monitor.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let body = response.body_mut().read_to_string().unwrap();
+    let (status, retry, body) = answer_to(&hub.url, &monitor, &request);
     assert_eq!(status, 503, "{body}\n{}", hub.log_tail(20));
-    assert!(retry.is_some(), "no Retry-After");
+    assert!(retry, "no Retry-After");
     assert!(body.contains("full"), "{body}");
     assert!(
         hub.log_tail(50).contains("the hub's disk is full"),
         "{}",
         hub.log_tail(20)
     );
-    let response = agent()
-        .post(format!("{}/v1/sync", hub.url))
-        .header("Authorization", &format!("Bearer {}", newcomer.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&first[..])
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 503, "{}", hub.log_tail(20));
+    let (status, _, _) = answer_to(&hub.url, &newcomer, &first);
+    assert_eq!(status, 503, "{}", hub.log_tail(20));
     // What only reads the hub goes on: its users listed, a backup made elsewhere (reported
     // whole, the journal's missing entry said).
     let listed = vigie_output(&["user", "list", "--data", data.to_str().unwrap()]);
@@ -519,32 +508,12 @@ fn a_hub_past_its_file_size_limit_answers_as_a_full_one() {
         .trim()
         .trim_start_matches("vigie hub listening on ")
         .to_string();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    for i in 0..150 {
-        let mut place = workplace(area(C01), &format!("Workplace {i}"));
-        place.notes = (0..2000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
-        monitor.store.create(&place).unwrap();
-    }
+    record_incompressible_workplaces(&mut monitor, 0x2545_f491_4f6c_dd1d);
     let request = monitor
         .store
         .hub_sync_request(&vigie_core::sync::SyncOptions::default())
         .unwrap();
-    let mut response = agent()
-        .post(format!("{url}/v1/sync"))
-        .header("Authorization", &format!("Bearer {}", monitor.token_text))
-        .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
-        .unwrap();
-    let status = response.status().as_u16();
-    let retry = response.headers().get("retry-after").is_some();
-    let body = response.body_mut().read_to_string().unwrap();
+    let (status, retry, body) = answer_to(&url, &monitor, &request);
     let _ = serving.kill();
     let _ = serving.wait();
     let logged = std::fs::read_to_string(&log).unwrap();
@@ -824,11 +793,16 @@ fn sync_answer(hub: &Hub, device: &mut Device) -> (u16, bool, String) {
         .store
         .hub_sync_request(&vigie_core::sync::SyncOptions::default())
         .unwrap();
+    answer_to(&hub.url, device, &request)
+}
+
+/// The answer of the hub at `url` to `request`, sent as `device`'s (`sync_answer`).
+fn answer_to(url: &str, device: &Device, request: &[u8]) -> (u16, bool, String) {
     let mut response = agent()
-        .post(format!("{}/v1/sync", hub.url))
+        .post(format!("{url}/v1/sync"))
         .header("Authorization", &format!("Bearer {}", device.token_text))
         .header("Content-Type", "application/octet-stream")
-        .send(&request[..])
+        .send(request)
         .unwrap();
     let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").is_some();
