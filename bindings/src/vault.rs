@@ -109,6 +109,7 @@ pub fn open_vault(dir: String, config: Option<VaultConfig>) -> Result<Arc<Vault>
     Ok(Arc::new(Vault {
         inner,
         opened: Mutex::new(Vec::new()),
+        unlocking: Mutex::new(()),
     }))
 }
 
@@ -126,6 +127,9 @@ pub struct Vault {
     inner: vigie_core::Vault,
     /// The stores this vault opened, to close before their profile is wiped.
     opened: Mutex<Vec<Weak<VigieStore>>>,
+    /// Held from looking for a user's open store to recording the one opened: two unlocks at
+    /// once (a screen and a background worker) share one store.
+    unlocking: Mutex<()>,
 }
 
 fn keystore_key(key: &[u8]) -> Result<[u8; 32]> {
@@ -219,6 +223,10 @@ impl Vault {
     /// Opens the user's store with `credential`, or gives the store of theirs still open once
     /// the credential is checked as an unlock checks it.
     fn unlock(self: &Arc<Self>, user: Uuid, credential: Credential<'_>) -> Result<Arc<VigieStore>> {
+        let _one_at_a_time = self
+            .unlocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(open) = self.still_open(user) {
             let checked = self
                 .inner

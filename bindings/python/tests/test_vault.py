@@ -203,6 +203,36 @@ def test_rotating_the_key_keeps_every_record_and_wiping_closes_open_stores(env):
         kept.hub_outbox_len()
 
 
+def test_two_unlocks_at_once_share_one_store(env):
+    # A screen and a background worker unlock the profile at the same moment: one store, whose
+    # writes each hears, not two side by side.
+    import threading
+
+    vault, _ = fresh_vault(env)
+    user = new_id()
+    vault.create_user(user, None, PIN_A).close_store()
+    for attempt in range(5):
+        got = []
+        barrier = threading.Barrier(2)
+
+        def unlock():
+            barrier.wait()
+            got.append(vault.unlock_with_pin(user, PIN_A))
+
+        threads = [threading.Thread(target=unlock) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        a, b = got
+        heard = Recorder()
+        a.add_change_listener(heard)
+        made = child(b, f"CI-R-{attempt:04}", f"Enfant {attempt}").id
+        assert [c.id for c in heard.changes] == [made], attempt
+        a.close_store()
+    assert vault.pin_attempts_left(user) == 3
+
+
 def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
     vault, _ = fresh_vault(env)
     giver, receiver, third = new_id(), new_id(), new_id()
