@@ -4,9 +4,9 @@
 //! index, as the page-at-a-time queries do.
 //!
 //! A walk goes on while the store changes (a sync brings cases, erases one, a merge moves one):
-//! it returns no row twice, and a row that stayed in the query is not skipped when rows before
-//! it come or go. Each page is read from where the last page's rows now stand (a page back is
-//! read with it to find them), not from a count of rows, which the changes shift.
+//! each page is the rows after the last one returned, in the query's order (its sort key, not a
+//! count of rows, which the changes shift), so a row that stayed is not skipped, and a row that
+//! moved past the walk's place is not returned twice.
 
 use crate::error::Result;
 use crate::input;
@@ -15,19 +15,19 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 use vigie_core::{
-    Alert, AreaFilter, ChildCaseQuery, ChildCaseSummary, DueItem, Page, RecordKind, Store,
-    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+    Alert, AreaFilter, ChildCaseQuery, ChildCaseSummary, DueItem, Page, RecordKind, SortKey, Store,
+    VisitQuery, VisitSummary, Walked, WorkplaceQuery, WorkplaceSummary,
 };
 
 /// Where a walk stands.
 struct Walk {
-    /// The offset the next page starts at, as the store stood at the last call, and its
-    /// size; `None` once every row was read.
-    next: Option<Page>,
-    /// The ids of the rows the last call went through, in order: where they stand now says
-    /// where the next page starts.
-    last: Vec<Uuid>,
-    /// Every row returned (a row a change moved past the walk's place is not returned again).
+    /// Rows a page holds (at most `Page::MAX_LIMIT`).
+    limit: i32,
+    /// The sort key of the last row read; `None` before the first page.
+    after: Option<SortKey>,
+    /// Every row read has been returned or skipped, and none is left.
+    done: bool,
+    /// Every row returned: a row a change moved past the walk's place is not returned again.
     returned: HashSet<Uuid>,
 }
 
@@ -35,82 +35,41 @@ impl Walk {
     fn new(page_size: i32) -> Result<Mutex<Walk>> {
         input::count("page_size", page_size)?;
         Ok(Mutex::new(Walk {
-            next: Some(Page::first(page_size.min(Page::MAX_LIMIT))),
-            last: Vec::new(),
+            limit: page_size.min(Page::MAX_LIMIT),
+            after: None,
+            done: page_size == 0,
             returned: HashSet::new(),
         }))
     }
 
-    /// The next page's rows, read with `read` (one page of the query).
+    /// The next page's rows, read with `read` (the rows after a key, in the query's order).
     fn next<R>(
         &mut self,
         store: &mut Store,
         id: impl Fn(&R) -> Uuid,
-        read: impl Fn(&mut Store, Page) -> vigie_core::Result<Vec<R>>,
+        read: impl Fn(&mut Store, Option<&SortKey>, i32) -> vigie_core::Result<Walked<R>>,
     ) -> Result<Vec<R>> {
         let mut rows = Vec::new();
-        while let Some(page) = self.next {
-            let limit = page.limit;
-            if limit == 0 {
-                self.next = None;
-                break;
+        while !self.done && rows.is_empty() {
+            let walked = read(store, self.after.as_ref(), self.limit)?;
+            self.done = walked.rows.len() < self.limit as usize;
+            if walked.last.is_some() {
+                self.after = walked.last;
             }
-            // The page before this one and this one: the rows the last call went through are
-            // looked for in both (rows before them left, or came).
-            let back = page.offset.min(limit);
-            let mut window = match back {
-                0 => Vec::new(),
-                _ => read(
-                    store,
-                    Page {
-                        offset: page.offset - back,
-                        limit: back,
-                    },
-                )?,
-            };
-            let before = window.len();
-            let ahead = read(store, page)?;
-            let more = ahead.len() >= limit as usize;
-            window.extend(ahead);
-            let start = self
-                .last
-                .iter()
-                .rev()
-                .find_map(|last| window.iter().position(|r| id(r) == *last))
-                .map_or(before, |at| at + 1);
-            let total = window.len();
-            // The window's rows from `start`, until a page is full: `end` is where the next
-            // page starts in it.
-            let mut end = start;
-            self.last.clear();
-            for row in window.into_iter().skip(start) {
-                if rows.len() == limit as usize {
-                    break;
-                }
-                end += 1;
-                let row_id = id(&row);
-                self.last.push(row_id);
-                if self.returned.insert(row_id) {
-                    rows.push(row);
-                }
-            }
-            let done = !more && end == total;
-            self.next = (!done).then_some(Page {
-                offset: page.offset - back + end as i32,
-                limit,
-            });
-            if !rows.is_empty() || done {
-                break;
-            }
+            rows = walked
+                .rows
+                .into_iter()
+                .filter(|row| self.returned.insert(id(row)))
+                .collect();
         }
         Ok(rows)
     }
 }
 
-/// Declares a pages object over one query: its type, the query's parts, the rows, and how a
-/// page is read.
+/// Declares a pages object over one query: its type, the query's parts, the rows, and how the
+/// rows after a key are read.
 macro_rules! pages {
-    ($(#[$doc:meta])* $name:ident { $($part:ident: $ty:ty),* } -> $row:ty, |$s:ident, $q:ident, $page:ident| $read:expr) => {
+    ($(#[$doc:meta])* $name:ident { $($part:ident: $ty:ty),* } -> $row:ty, |$s:ident, $q:ident, $after:ident, $limit:ident| $read:expr) => {
         $(#[$doc])*
         #[derive(uniffi::Object)]
         pub struct $name {
@@ -126,7 +85,7 @@ macro_rules! pages {
                 let mut walk = self.walk.lock().unwrap_or_else(PoisonError::into_inner);
                 let $q = self;
                 self.store.with_store(|store| {
-                    walk.next(store, |row: &$row| row.id, |$s, $page| $read)
+                    walk.next(store, |row: &$row| row.id, |$s, $after, $limit| $read)
                 })
             }
         }
@@ -136,25 +95,25 @@ macro_rules! pages {
 pages! {
     /// Every page of a visit query (`VigieStore.visit_pages`).
     VisitPages { query: VisitQuery } -> VisitSummary,
-    |s, q, page| s.visits(&q.query, page)
+    |s, q, after, limit| s.visits_after(&q.query, after, limit)
 }
 
 pages! {
     /// Every page of a child case query (`VigieStore.child_case_pages`).
     ChildCasePages { query: ChildCaseQuery } -> ChildCaseSummary,
-    |s, q, page| s.child_cases(&q.query, page)
+    |s, q, after, limit| s.child_cases_after(&q.query, after, limit)
 }
 
 pages! {
     /// Every page of a workplace query (`VigieStore.workplace_pages`).
     WorkplacePages { query: WorkplaceQuery } -> WorkplaceSummary,
-    |s, q, page| s.workplaces(&q.query, page)
+    |s, q, after, limit| s.workplaces_after(&q.query, after, limit)
 }
 
 pages! {
     /// Every page of the alerts of an area (`VigieStore.alert_pages`).
     AlertPages { area: Option<AreaFilter> } -> Alert,
-    |s, q, page| s.alerts(q.area.clone(), page)
+    |s, q, after, limit| s.alerts_after(q.area.clone(), after, limit)
 }
 
 pages! {
@@ -165,7 +124,7 @@ pages! {
         assignee: Option<uuid::Uuid>,
         kind: Option<RecordKind>
     } -> DueItem,
-    |s, q, page| s.follow_ups_due_of(q.kind, q.area.clone(), q.assignee, q.before, page)
+    |s, q, after, limit| s.follow_ups_due_after(q.kind, (q.area.clone(), q.assignee, q.before), after, limit)
 }
 
 #[uniffi::export]

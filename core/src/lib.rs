@@ -85,7 +85,7 @@ pub use features::indicators::{
 pub use features::workflow::Review;
 pub use store::{
     Alert, AttachmentInfo, ChildCaseQuery, ChildCaseSummary, DueItem, Encryption, NewAttachment,
-    Page, SearchHit, Store, StoreConfig, StoreRole, VisitQuery, VisitSummary, WorkplaceQuery,
-    WorkplaceSummary,
+    Page, SearchHit, SortKey, Store, StoreConfig, StoreRole, VisitQuery, VisitSummary, Walked,
+    WorkplaceQuery, WorkplaceSummary,
 };
 pub use vault::{Credential, KdfParams, Vault, VaultConfig};

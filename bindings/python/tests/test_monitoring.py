@@ -182,6 +182,30 @@ def test_a_walk_while_the_store_changes_returns_every_row_once(env):
         assert {c.id for c in made} <= set(walked), "a case that stayed was skipped"
 
 
+def test_a_walk_returns_every_row_its_handling_takes_out_of_the_query(env):
+    # A monitor works through the cases still to refer, referring each as it comes: every one
+    # leaves the query once read, pages of 10 or of 1, and none is skipped.
+    with fresh(env, seed=41) as store:
+        identified = vigie.ChildCaseQuery(status=vigie.CaseStatus.IDENTIFIED)
+        for size, count in ((10, 30), (1, 8)):
+            made = {child(store, f"CI-H{size}-{n:04}", f"Enfant {n}",
+                          on=f"2025-{1 + n // 28:02}-{1 + n % 28:02}").id for n in range(count)}
+            walked = []
+            for case in store.child_case_pages(identified, page_size=size):
+                walked.append(case.id)
+                as_role(store, MONITOR).refer_case(case.id, referral())
+            assert sorted(walked) == sorted(made), size
+        # The last page's rows all leave between two pages: the next page is still there.
+        made = [child(store, f"CI-L-{n:04}", f"Enfant {n}", on=f"2024-03-{1 + n:02}").id
+                for n in range(6)]
+        walk = store.child_case_pages(identified, page_size=3)
+        first = [c.id for c in walk.next()]
+        for row in first:
+            as_role(store, MONITOR).refer_case(row, referral())
+        rest = [c.id for c in walk]
+        assert sorted(first + rest) == sorted(made)
+
+
 def test_pages_larger_than_a_query_returns_still_walk_every_row(env):
     # A query returns at most 500 rows; a walk asked for pages of 1,000 reads them all.
     with fresh(env, seed=39) as store:

@@ -36,9 +36,10 @@ pub(crate) mod sync_state;
 
 pub use attachments::{AttachmentInfo, NewAttachment, attachments_dir, held_attachment_files};
 pub use hub::{HubReader, Opened, mark_backup_copy};
+use queries::Slice;
 pub use queries::{
     Alert, ChildCaseQuery, ChildCaseSummary, DueItem, Page, Place, Places, ReviewItem, SearchHit,
-    VisitQuery, VisitSummary, WorkplaceQuery, WorkplaceSummary,
+    SortKey, VisitQuery, VisitSummary, Walked, WorkplaceQuery, WorkplaceSummary,
 };
 pub use schema::{Encryption, SCHEMA_VERSION};
 pub use scoped::Scoped;
@@ -736,15 +737,46 @@ impl Store {
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-        queries::visits(&self.conn, query, page, None)
+        Ok(queries::visits(&self.conn, query, Slice::Page(page), None)?.rows)
+    }
+
+    /// The next `limit` visits of a walk of `query`, after `key` (where the walk stood: the
+    /// `last` of its previous read): rows that came or went before it do not shift the walk.
+    pub fn visits_after(
+        &self,
+        query: &VisitQuery,
+        key: Option<&SortKey>,
+        limit: i32,
+    ) -> Result<Walked<VisitSummary>> {
+        queries::visits(&self.conn, query, Slice::After { limit, key }, None)
     }
 
     pub fn child_cases(&self, query: &ChildCaseQuery, page: Page) -> Result<Vec<ChildCaseSummary>> {
-        queries::child_cases(&self.conn, query, page, None, None)
+        Ok(queries::child_cases(&self.conn, query, Slice::Page(page), None, None)?.rows)
+    }
+
+    /// `visits_after` of child cases.
+    pub fn child_cases_after(
+        &self,
+        query: &ChildCaseQuery,
+        key: Option<&SortKey>,
+        limit: i32,
+    ) -> Result<Walked<ChildCaseSummary>> {
+        queries::child_cases(&self.conn, query, Slice::After { limit, key }, None, None)
     }
 
     pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
-        queries::workplaces(&self.conn, query, page, None)
+        Ok(queries::workplaces(&self.conn, query, Slice::Page(page), None)?.rows)
+    }
+
+    /// `visits_after` of workplaces.
+    pub fn workplaces_after(
+        &self,
+        query: &WorkplaceQuery,
+        key: Option<&SortKey>,
+        limit: i32,
+    ) -> Result<Walked<WorkplaceSummary>> {
+        queries::workplaces(&self.conn, query, Slice::After { limit, key }, None)
     }
 
     /// Follow-ups (of child cases and of visited workplaces) due before `before`, soonest first:
@@ -787,7 +819,20 @@ impl Store {
         before: NaiveDate,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(&self.conn, &area, assignee, before, page, None, kind)
+        let slice = Slice::Page(page);
+        Ok(queries::due_before(&self.conn, &area, assignee, before, slice, None, kind)?.rows)
+    }
+
+    /// `visits_after` of `follow_ups_due_of`.
+    pub fn follow_ups_due_after(
+        &self,
+        kind: Option<RecordKind>,
+        (area, assignee, before): (Option<AreaFilter>, Option<Uuid>, NaiveDate),
+        key: Option<&SortKey>,
+        limit: i32,
+    ) -> Result<Walked<DueItem>> {
+        let slice = Slice::After { limit, key };
+        queries::due_before(&self.conn, &area, assignee, before, slice, None, kind)
     }
 
     /// Urgent alerts in an area (or everywhere): worst forms first, then hazardous child labour,
@@ -795,7 +840,17 @@ impl Store {
     /// from the alert rows written with each record (`domain::derived::case_severity`), and the
     /// same severity puts urgent records first in the device's outbox.
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
-        queries::alerts(&self.conn, &area, page, None)
+        Ok(queries::alerts(&self.conn, &area, Slice::Page(page), None)?.rows)
+    }
+
+    /// `visits_after` of alerts.
+    pub fn alerts_after(
+        &self,
+        area: Option<AreaFilter>,
+        key: Option<&SortKey>,
+        limit: i32,
+    ) -> Result<Walked<Alert>> {
+        queries::alerts(&self.conn, &area, Slice::After { limit, key }, None)
     }
 
     /// Workplaces and children whose name matches, folded as duplicates are compared

@@ -11,7 +11,6 @@ use crate::domain::codes::{
 use crate::domain::derived::{fold_name, joined_words, midnight_ms};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result, ValidationError};
-use crate::store::schema::NAME_COLLATION;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
@@ -64,6 +63,61 @@ impl Page {
             i64::from(self.limit.min(Self::MAX_LIMIT)),
             i64::from(self.offset),
         ))
+    }
+}
+
+/// Where a walk of a query stands: the sort key of the last row it read, in the query's order
+/// (opaque). Rows after it are the ones the walk has not reached, however many rows before it
+/// came or went since (an offset would shift with them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey(Vec<Sql>);
+
+/// A read of a query's rows: a page by offset, or the rows after where a walk stands.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slice<'a> {
+    Page(Page),
+    After {
+        limit: i32,
+        key: Option<&'a SortKey>,
+    },
+}
+
+/// Rows read, and the sort key of the last one (`SortKey`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Walked<R> {
+    pub rows: Vec<R>,
+    pub last: Option<SortKey>,
+}
+
+/// A list's order: the columns of its sort key, all ascending or all descending (the last a
+/// record's rowid, so that the order is total).
+pub(crate) struct Order {
+    columns: &'static [&'static str],
+    descending: bool,
+}
+
+impl<R> Default for Walked<R> {
+    fn default() -> Self {
+        Walked {
+            rows: Vec::new(),
+            last: None,
+        }
+    }
+}
+
+impl Order {
+    fn sql(&self) -> String {
+        let direction = if self.descending { " DESC" } else { "" };
+        self.columns
+            .iter()
+            .map(|c| format!("{c}{direction}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The key's columns, to select after a row's own.
+    fn select(&self) -> String {
+        self.columns.join(", ")
     }
 }
 
@@ -324,15 +378,46 @@ impl Filter {
         }
     }
 
-    /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters.
-    pub(crate) fn finish(mut self, order: &str, page: Page) -> Result<(String, Vec<Sql>)> {
-        let (limit, offset) = page.bounds()?;
+    /// The statement's tail (`WHERE … ORDER BY … LIMIT … OFFSET …`) and all its parameters,
+    /// for a page by offset (`order` as SQL).
+    pub(crate) fn finish(self, order: &str, page: Page) -> Result<(String, Vec<Sql>)> {
+        self.finish_at(order, Slice::Page(page), None)
+    }
+
+    /// `finish` in a list's `Order`, for a page or the rows after a walk's key.
+    pub(crate) fn finish_in(self, order: &Order, slice: Slice<'_>) -> Result<(String, Vec<Sql>)> {
+        self.finish_at(&order.sql(), slice, Some(order))
+    }
+
+    fn finish_at(
+        mut self,
+        order_sql: &str,
+        slice: Slice<'_>,
+        order: Option<&Order>,
+    ) -> Result<(String, Vec<Sql>)> {
+        let (limit, offset) = match slice {
+            Slice::Page(page) => page.bounds()?,
+            Slice::After { limit, key } => {
+                let (limit, _) = Page { offset: 0, limit }.bounds()?;
+                if let (Some(SortKey(values)), Some(order)) = (key, order)
+                    && values.len() == order.columns.len()
+                {
+                    let marks = vec!["?"; values.len()].join(", ");
+                    let compare = if order.descending { "<" } else { ">" };
+                    self.add_all(
+                        &format!("({}) {compare} ({marks})", order.select()),
+                        values.clone(),
+                    );
+                }
+                (limit, 0)
+            }
+        };
         let n = self.params.len();
         self.params.push(Sql::Integer(limit));
         self.params.push(Sql::Integer(offset));
         Ok((
             format!(
-                "{} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                "{} ORDER BY {order_sql} LIMIT ?{} OFFSET ?{}",
                 self.sql(),
                 n + 1,
                 n + 2
@@ -403,6 +488,26 @@ fn rows<T>(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// `rows` of a list selecting its `order`'s key after a row's `width` columns: the rows, and
+/// the key of the last.
+fn walked_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Sql>,
+    (width, order): (usize, &Order),
+    mut read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Walked<T>> {
+    let mut last = None;
+    let rows = rows(conn, sql, params, |row| {
+        let key = (width..width + order.columns.len())
+            .map(|i| row.get::<_, Sql>(i))
+            .collect::<rusqlite::Result<Vec<Sql>>>()?;
+        last = Some(SortKey(key));
+        read(row)
+    })?;
+    Ok(Walked { rows, last })
+}
+
 pub(crate) fn uuid_col(row: &Row, idx: usize) -> rusqlite::Result<Uuid> {
     let bytes: Vec<u8> = row.get(idx)?;
     Uuid::from_slice(&bytes).map_err(|e| {
@@ -448,12 +553,18 @@ pub(crate) fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
 // ---------------------------------------------------------------------------------------------
 // Lists
 
+/// Visits: the latest started first.
+const VISIT_ORDER: Order = Order {
+    columns: &["v.started_ms", "v.record"],
+    descending: true,
+};
+
 pub(crate) fn visits(
     conn: &Connection,
     q: &VisitQuery,
-    page: Page,
+    slice: Slice<'_>,
     scope: Option<&Scope>,
-) -> Result<Vec<VisitSummary>> {
+) -> Result<Walked<VisitSummary>> {
     let mut f = Filter::default();
     f.area("v", &q.area);
     f.within("v", RecordKind::Visit, scope);
@@ -474,12 +585,13 @@ pub(crate) fn visits(
         "v.started_ms < ?",
         q.started_before.map(|t| t.timestamp_millis()),
     );
-    let (tail, params) = f.finish("v.started_ms DESC, v.record DESC", page)?;
+    let (tail, params) = f.finish_in(&VISIT_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community)
-         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
+        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community), {}
+         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}",
+        VISIT_ORDER.select()
     );
-    rows(conn, &sql, params, visit_summary)
+    walked_rows(conn, &sql, params, (8, &VISIT_ORDER), visit_summary)
 }
 
 /// A visit's summary from a row whose first columns are `r.id, v.kind`, the workplace's and
@@ -498,19 +610,25 @@ fn visit_summary(row: &Row<'_>) -> rusqlite::Result<VisitSummary> {
 }
 
 /// Child cases; with `name`, those whose name matches it (`search_names`).
+/// Child cases: the latest identified first.
+const CASE_ORDER: Order = Order {
+    columns: &["c.identified_ms", "c.record"],
+    descending: true,
+};
+
 pub(crate) fn child_cases(
     conn: &Connection,
     q: &ChildCaseQuery,
-    page: Page,
+    slice: Slice<'_>,
     scope: Option<&Scope>,
     name: Option<&str>,
-) -> Result<Vec<ChildCaseSummary>> {
+) -> Result<Walked<ChildCaseSummary>> {
     let mut f = Filter::default();
     f.area("c", &q.area);
     f.within("c", RecordKind::ChildCase, scope);
     if let Some(text) = name {
         let Some(query) = fts_query(text) else {
-            return Ok(Vec::new());
+            return Ok(Walked::default());
         };
         f.add(
             "c.record IN (SELECT rowid FROM name_search WHERE name_search MATCH ?)",
@@ -528,7 +646,7 @@ pub(crate) fn child_cases(
             .collect::<String>()
             .to_ascii_uppercase();
         if typed.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Walked::default());
         }
         // A number alone matches the code's last part as a number: the digits that end the
         // code, after a dash or as the whole code.
@@ -556,12 +674,13 @@ pub(crate) fn child_cases(
             ],
         );
     }
-    let (tail, params) = f.finish("c.identified_ms DESC, c.record DESC", page)?;
+    let (tail, params) = f.finish_in(&CASE_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, (SELECT code FROM area_codes WHERE id = c.district), (SELECT code FROM area_codes WHERE id = c.community)
-         FROM child_index c JOIN records r ON r.rowid = c.record {tail}"
+        "SELECT r.id, c.case_code, c.name, c.sex, c.age, c.status, c.classification, (SELECT code FROM area_codes WHERE id = c.district), (SELECT code FROM area_codes WHERE id = c.community), {}
+         FROM child_index c JOIN records r ON r.rowid = c.record {tail}",
+        CASE_ORDER.select()
     );
-    rows(conn, &sql, params, |row| {
+    walked_rows(conn, &sql, params, (9, &CASE_ORDER), |row| {
         Ok(ChildCaseSummary {
             id: uuid_col(row, 0)?,
             case_code: row.get(1)?,
@@ -578,22 +697,29 @@ pub(crate) fn child_cases(
     })
 }
 
+/// Workplaces: by name, as people sort them (`NAME_COLLATION`).
+const WORKPLACE_ORDER: Order = Order {
+    columns: &["w.name COLLATE vigie_name", "w.record"],
+    descending: false,
+};
+
 pub(crate) fn workplaces(
     conn: &Connection,
     q: &WorkplaceQuery,
-    page: Page,
+    slice: Slice<'_>,
     scope: Option<&Scope>,
-) -> Result<Vec<WorkplaceSummary>> {
+) -> Result<Walked<WorkplaceSummary>> {
     let mut f = Filter::default();
     f.area("w", &q.area);
     f.within("w", RecordKind::Workplace, scope);
     f.add_opt("w.sector = ?", q.sector.clone());
-    let (tail, params) = f.finish(&format!("w.name COLLATE {NAME_COLLATION}, w.record"), page)?;
+    let (tail, params) = f.finish_in(&WORKPLACE_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, w.name, w.sector, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community)
-         FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}"
+        "SELECT r.id, w.name, w.sector, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community), {}
+         FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}",
+        WORKPLACE_ORDER.select()
     );
-    rows(conn, &sql, params, |row| {
+    walked_rows(conn, &sql, params, (5, &WORKPLACE_ORDER), |row| {
         Ok(WorkplaceSummary {
             id: uuid_col(row, 0)?,
             name: row.get(1)?,
@@ -604,22 +730,29 @@ pub(crate) fn workplaces(
     })
 }
 
+/// Follow-ups due: the soonest first.
+const DUE_ORDER: Order = Order {
+    columns: &["d.due_ms", "d.record"],
+    descending: false,
+};
+
 pub(crate) fn due_before(
     conn: &Connection,
     area: &Option<AreaFilter>,
     assignee: Option<Uuid>,
     before: NaiveDate,
-    page: Page,
+    slice: Slice<'_>,
     scope: Option<&Scope>,
     kind: Option<RecordKind>,
-) -> Result<Vec<DueItem>> {
+) -> Result<Walked<DueItem>> {
     let f = due_filter(area, assignee, before, scope, kind);
-    let (tail, params) = f.finish("d.due_ms, d.record", page)?;
+    let (tail, params) = f.finish_in(&DUE_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, d.kind, d.due_ms, (SELECT uuid FROM referenced_ids WHERE id = d.assignee), (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community)
-         FROM due_index d JOIN records r ON r.rowid = d.record {tail}"
+        "SELECT r.id, d.kind, d.due_ms, (SELECT uuid FROM referenced_ids WHERE id = d.assignee), (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community), {}
+         FROM due_index d JOIN records r ON r.rowid = d.record {tail}",
+        DUE_ORDER.select()
     );
-    rows(conn, &sql, params, |row| {
+    walked_rows(conn, &sql, params, (6, &DUE_ORDER), |row| {
         Ok(DueItem {
             id: uuid_col(row, 0)?,
             kind: kind_col(row, 1)?,
@@ -676,19 +809,26 @@ fn today_ms() -> i64 {
     midnight_ms(chrono::Utc::now().date_naive())
 }
 
+/// Alerts: the most urgent first, the latest first within each urgency.
+const ALERT_ORDER: Order = Order {
+    columns: &["a.severity", "a.at_ms", "a.record"],
+    descending: true,
+};
+
 pub(crate) fn alerts(
     conn: &Connection,
     area: &Option<AreaFilter>,
-    page: Page,
+    slice: Slice<'_>,
     scope: Option<&Scope>,
-) -> Result<Vec<Alert>> {
+) -> Result<Walked<Alert>> {
     let f = alert_filter(area, scope);
-    let (tail, params) = f.finish("a.severity DESC, a.at_ms DESC, a.record DESC", page)?;
+    let (tail, params) = f.finish_in(&ALERT_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community)
-         FROM alert_index a JOIN records r ON r.rowid = a.record {tail}"
+        "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community), {}
+         FROM alert_index a JOIN records r ON r.rowid = a.record {tail}",
+        ALERT_ORDER.select()
     );
-    rows(conn, &sql, params, |row| {
+    walked_rows(conn, &sql, params, (6, &ALERT_ORDER), |row| {
         let severity: i64 = row.get(2)?;
         Ok(Alert {
             id: uuid_col(row, 0)?,
@@ -1058,7 +1198,8 @@ pub(crate) fn duplicate_rows(
 pub(crate) struct ChildRow {
     pub sex: Sex,
     pub age: Option<u32>,
-    pub status: CaseStatus,
+    /// The furthest step of the cycle it reached (`derived::stage_reached`).
+    pub reached: CaseStatus,
     pub classification: Option<ClassificationOutcome>,
     pub identified_ms: i64,
     pub district: String,
@@ -1082,7 +1223,7 @@ pub(crate) fn child_rows(
     f.add_opt("c.identified_ms >= ?", from.map(midnight_ms));
     f.add_opt("c.identified_ms < ?", until.map(midnight_ms));
     let sql = format!(
-        "SELECT c.sex, c.age, c.status, c.classification, c.identified_ms, (SELECT code FROM area_codes WHERE id = c.district),
+        "SELECT c.sex, c.age, c.reached, c.classification, c.identified_ms, (SELECT code FROM area_codes WHERE id = c.district),
                 (SELECT code FROM area_codes WHERE id = c.community), w.sector
          FROM child_index c
          LEFT JOIN referenced_ids wi ON wi.id = c.workplace
@@ -1095,7 +1236,7 @@ pub(crate) fn child_rows(
         Ok(ChildRow {
             sex: number_col(row, 0, Sex::from_i64)?,
             age: row.get(1)?,
-            status: number_col(row, 2, CaseStatus::from_i64)?,
+            reached: number_col(row, 2, CaseStatus::from_i64)?,
             classification: row
                 .get::<_, Option<i64>>(3)?
                 .and_then(ClassificationOutcome::from_i64),
@@ -1337,6 +1478,16 @@ pub(crate) fn ids_received_by(conn: &Connection, scope: &Scope) -> Result<HashSe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The workplaces' order names the store's collation by its text (a const cannot be
+    /// formatted): the two must be the same.
+    #[test]
+    fn the_workplaces_are_ordered_by_the_name_collation() {
+        assert_eq!(
+            WORKPLACE_ORDER.columns[0],
+            format!("w.name COLLATE {}", crate::store::schema::NAME_COLLATION)
+        );
+    }
 
     /// The review queue's partial index (schema 14) names `Submitted` by its number, and
     /// `review_queue` writes the same number as a literal: were they to differ, the queue would

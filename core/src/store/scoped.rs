@@ -77,7 +77,13 @@ impl Scoped<'_> {
     }
 
     pub fn visits(&self, query: &VisitQuery, page: Page) -> Result<Vec<VisitSummary>> {
-        queries::visits(&self.store.conn, query, page, Some(&self.who))
+        Ok(queries::visits(
+            &self.store.conn,
+            query,
+            queries::Slice::Page(page),
+            Some(&self.who),
+        )?
+        .rows)
     }
 
     /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
@@ -88,11 +94,18 @@ impl Scoped<'_> {
         name: Option<&str>,
         page: Page,
     ) -> Result<Vec<ChildCaseSummary>> {
-        queries::child_cases(&self.store.conn, query, page, Some(&self.who), name)
+        let slice = queries::Slice::Page(page);
+        Ok(queries::child_cases(&self.store.conn, query, slice, Some(&self.who), name)?.rows)
     }
 
     pub fn workplaces(&self, query: &WorkplaceQuery, page: Page) -> Result<Vec<WorkplaceSummary>> {
-        queries::workplaces(&self.store.conn, query, page, Some(&self.who))
+        Ok(queries::workplaces(
+            &self.store.conn,
+            query,
+            queries::Slice::Page(page),
+            Some(&self.who),
+        )?
+        .rows)
     }
 
     /// Follow-ups due before a day, of one kind of record (`None`: visits' and cases').
@@ -103,15 +116,17 @@ impl Scoped<'_> {
         kind: Option<RecordKind>,
         page: Page,
     ) -> Result<Vec<DueItem>> {
-        queries::due_before(
+        let slice = queries::Slice::Page(page);
+        Ok(queries::due_before(
             &self.store.conn,
             &area,
             None,
             before,
-            page,
+            slice,
             Some(&self.who),
             kind,
-        )
+        )?
+        .rows)
     }
 
     pub fn search_names(&self, text: &str, limit: u32) -> Result<Vec<SearchHit>> {
@@ -120,7 +135,13 @@ impl Scoped<'_> {
     }
 
     pub fn alerts(&self, area: Option<AreaFilter>, page: Page) -> Result<Vec<Alert>> {
-        queries::alerts(&self.store.conn, &area, page, Some(&self.who))
+        Ok(queries::alerts(
+            &self.store.conn,
+            &area,
+            queries::Slice::Page(page),
+            Some(&self.who),
+        )?
+        .rows)
     }
 
     /// Submitted visits waiting for review: those that found forced-labour indicators first,
