@@ -878,6 +878,20 @@ fn a_child_found_working_again_is_reopened_and_referred() {
         .transition_case(c.id, CaseStatus::Identified)
         .unwrap();
     assert_eq!(c.status, CaseStatus::Identified);
+    // Indicators count the steps the child reached: reopened, she was still referred and
+    // withdrawn (a quarter already reported keeps its figures).
+    let counts = store
+        .indicators(&IndicatorFilter::default())
+        .unwrap()
+        .children;
+    assert_eq!(
+        (
+            counts.referred,
+            counts.receiving_services,
+            counts.withdrawn_or_prevented
+        ),
+        (1, 1, 1)
+    );
     // The earlier verification stays as history; the schedule waits for the next one, and
     // the case is due when its latest follow-up planned (as the due lists say).
     assert_eq!(c.remediated_on, Some(date(2025, 10, 15)));

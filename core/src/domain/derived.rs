@@ -56,6 +56,30 @@ pub fn case_alert_day(case: &ChildCase) -> NaiveDate {
         .map_or(case.identified_on, |f| f.date.max(case.identified_on))
 }
 
+/// The furthest step of the monitoring cycle a case has reached, which indicators count
+/// ("referred", "receiving services", "withdrawn or prevented" are stages reached, not the
+/// status now): its status, or further when its record shows it went further before being
+/// reopened — a verification date kept as history (withdrawn or prevented), a referral.
+pub fn stage_reached(case: &ChildCase) -> CaseStatus {
+    use CaseStatus::*;
+    let rank = |s: CaseStatus| match s {
+        Identified => 0,
+        Referred => 1,
+        ReceivingServices => 2,
+        Withdrawn | Prevented | Closed => 3,
+    };
+    let evidence = match (case.remediated_on, case.referrals.is_empty()) {
+        (Some(_), _) => Withdrawn,
+        (None, false) => Referred,
+        (None, true) => Identified,
+    };
+    if rank(evidence) > rank(case.status) {
+        evidence
+    } else {
+        case.status
+    }
+}
+
 /// The alert a case raises on `day`: `case_severity`, until the child's 18th birthday.
 pub fn case_alert_on(case: &ChildCase, day: NaiveDate) -> Option<AlertSeverity> {
     case_severity(case).filter(|_| case.adult_on().is_none_or(|adult| adult > day))

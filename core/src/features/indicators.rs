@@ -3,7 +3,8 @@
 //!
 //! Children are counted by the day they were identified (merged duplicates left out); their
 //! workflow counts are cumulative stages reached by now: a withdrawn child was also referred
-//! and received services. Visits are counted by the day they started on their phone's clock
+//! and received services, and a child reopened since (found working again) stays counted as
+//! reached (`derived::stage_reached`): a quarter already reported does not change. Visits are counted by the day they started on their phone's clock
 //! (the day `started_at` names with its offset, as exports show it).
 //!
 //! For reports shared beyond the team, `Indicators::shared` withholds every count under 5 (zero
@@ -612,7 +613,7 @@ impl Store {
             out.community_districts
                 .insert(row.community.clone(), row.district.clone());
             let outcome = row.classification;
-            let status = Some(row.status);
+            let status = Some(row.reached);
             out.children.add(outcome, status);
             for (map, key) in [
                 (&mut out.by_sex, row.sex.as_str().to_string()),

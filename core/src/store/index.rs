@@ -203,8 +203,8 @@ pub(crate) fn insert_rows(
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community,
-                                          birth_year, name_key, workplace, merged, visit)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                                          birth_year, name_key, workplace, merged, visit, reached)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(params![
                     rowid,
@@ -223,7 +223,8 @@ pub(crate) fn insert_rows(
                     fold_name(&k.name),
                     workplace,
                     k.is_merged_duplicate(),
-                    visit
+                    visit,
+                    crate::domain::derived::stage_reached(k) as i64
                 ])?;
             if let Some(severity) = case_severity(k) {
                 insert_alert(
