@@ -1629,7 +1629,8 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     let review = browser.get("/console/review");
     assert!(review.body.contains(&f.my_visit.to_string()));
     // The queue words a visit's urgency as the alerts page does: forced-labour indicators where
-    // children work are a worst form suspected, not only "indicators".
+    // children work are forced labour where children work (a worst form), not only
+    // "indicators", nor a child's "worst form suspected", which the children's figures count.
     let place = f.mine.store.create(&workplace(area(C01), "Champ")).unwrap();
     let mut bonded = visit(area(C01), place.id, f.mine.user(), 6);
     bonded.workforce.male.age_12_14 = 2;
@@ -1656,7 +1657,10 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
             .to_string()
     };
     let in_alerts = badge_before(&alerts.body, &format!("/console/visits/{bonded}\""));
-    assert!(in_alerts.contains("Pire forme"), "{in_alerts}");
+    assert!(
+        in_alerts.contains("Travail forcé où travaillent des enfants"),
+        "{in_alerts}"
+    );
     assert!(row.contains(&in_alerts), "{row}\n{in_alerts}");
     let export = browser.get("/console/exports/download?table=child_cases&format=csv&personal=1");
     assert!(export.body.contains(MY_CHILD));

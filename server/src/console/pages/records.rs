@@ -460,7 +460,9 @@ pub async fn review_queue(
                 community: t.area(&reference, &item.visit.community),
                 urgent: item.forced_labour,
                 violation: item.violation,
-                alert: item.severity.map(|s| severity_label(t, s)),
+                alert: item
+                    .severity
+                    .map(|s| severity_label(t, s, RecordKind::Visit)),
             })
             .collect();
         let page = ReviewPage {
@@ -1273,8 +1275,13 @@ struct AlertsPage {
     more: bool,
 }
 
-fn severity_label(t: Tr, s: AlertSeverity) -> (&'static str, &'static str) {
+/// An alert's label: a visit's worst form is forced labour where children work, which the
+/// children's figure "worst form suspected" (a child's case) does not count: named apart.
+fn severity_label(t: Tr, s: AlertSeverity, kind: RecordKind) -> (&'static str, &'static str) {
     match s {
+        AlertSeverity::WorstFormSuspected if kind != RecordKind::ChildCase => {
+            (t.get("alert.worst_form_visit"), "worst")
+        }
         AlertSeverity::WorstFormSuspected => (t.get("alert.worst_form"), "worst"),
         AlertSeverity::HazardousChildLabour => (t.get("alert.hazardous"), "hazardous"),
         AlertSeverity::StillWorking => (t.get("alert.still_working"), "hazardous"),
@@ -1303,7 +1310,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
             .into_iter()
             .take(PAGE as usize)
             .map(|a| {
-                let (severity, class) = severity_label(t, a.severity);
+                let (severity, class) = severity_label(t, a.severity, a.kind);
                 AlertLine {
                     href: record_href(a.kind, a.id),
                     severity,
