@@ -1327,8 +1327,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .any(|(_, reason)| *reason == Refusal::AuthorRevoked);
             let rebuilt = match revoked {
                 true => {
-                    " (those holding a revoked device's changes come, without them, from the \
-                     phones that carried them, at their next sync: nothing to import for them)"
+                    " (those holding a revoked device's changes will never be taken: the phones \
+                     holding them keep them refused; a case the lost phone made is recorded \
+                     again by a supervisor, from what those phones' history shows)"
                 }
                 false => "",
             };
