@@ -93,6 +93,9 @@ fn entry(language: &str, key: &str) -> &'static str {
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
 pub fn rule_text(rule: &str, language: &str) -> String {
+    if let Some(text) = transition_text(rule, language) {
+        return text;
+    }
     let Some(text) = catalogue(language).get(format!("rule.{}", rule_key(rule)).as_str()) else {
         // A rule the core words as "what: why" (a reviewed entry refused for a push's
         // reason) is told part by part.
@@ -120,6 +123,29 @@ pub fn rule_text(rule: &str, language: &str) -> String {
     numbers
         .iter()
         .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+}
+
+/// A workflow step refused by its statuses (`a case cannot go from identified to closed`): the
+/// statuses are codes, named by their labels (`status.*`, `visit_status.*`).
+fn transition_text(rule: &str, language: &str) -> Option<String> {
+    let frames = [
+        ("a case cannot go from ", "transition.case", "status"),
+        (
+            "a visit cannot go from ",
+            "transition.visit",
+            "visit_status",
+        ),
+    ];
+    let (rest, key, labels) = frames
+        .iter()
+        .find_map(|(start, key, labels)| Some((rule.strip_prefix(start)?, key, labels)))?;
+    let (from, to) = rest.split_once(" to ")?;
+    let label = |code: &str| {
+        catalogue(language)
+            .get(format!("{labels}.{code}").as_str())
+            .map(|l| l.to_string())
+    };
+    Some(text(language, key, &[&label(from)?, &label(to)?]))
 }
 
 /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else of
@@ -191,5 +217,20 @@ mod tests {
             Some("Follow-up date: cannot be before the child was identified")
         );
         assert_eq!(refusal(&Error::WrongKeyOrNotAStore, "fr"), None);
+        let step = Error::NotAllowed {
+            rule: "a case cannot go from identified to closed".into(),
+        };
+        assert_eq!(
+            refusal(&step, "fr").as_deref(),
+            Some("Refusé : un cas ne peut pas passer de « Identifié » à « Clôturé »")
+        );
+        let date = Error::Validation(crate::ValidationError::new(
+            "follow_up.date",
+            "must be a date written YYYY-MM-DD",
+        ));
+        assert_eq!(
+            refusal(&date, "fr").as_deref(),
+            Some("Date du suivi : doit être une date écrite AAAA-MM-JJ")
+        );
     }
 }

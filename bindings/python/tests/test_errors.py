@@ -25,6 +25,7 @@ def test_validation_names_the_field_and_never_the_value(env):
         with pytest.raises(vigie.VigieError.Validation) as e:
             store.create_child_case(child)
         assert e.value.field == "identified_on"
+        assert e.value.text_in("fr") == "Identifié le : doit être une date écrite AAAA-MM-JJ"
         # The text is a sentence, as in Kotlin and Swift.
         assert str(e.value) == f"invalid identified_on: {e.value.rule}"
         # A malformed id, in a record or as an argument, is refused naming its field.
@@ -56,6 +57,10 @@ def test_an_error_reads_in_the_users_language_as_the_console_says_it(env):
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, vigie.Role.SUPERVISOR).transition_case(child.id, vigie.CaseStatus.CLOSED)
         assert e.value.text_in("fr").startswith("Refusé : "), e.value.text_in("fr")
+        with pytest.raises(vigie.VigieError.NotAllowed) as e:
+            as_role(store, vigie.Role.COMMUNITY_MONITOR).transition_case(
+                child.id, vigie.CaseStatus.WITHDRAWN)
+        assert "« Identifié »" in e.value.text_in("fr"), e.value.text_in("fr")
         assert "Koffi" not in e.value.text_in("fr")
     with pytest.raises(vigie.VigieError.Authentication) as e:
         vigie.parse_enrolment_token("vgd1.x")

@@ -332,7 +332,8 @@ mod tests {
     fn every_rule_the_catalogues_translate_is_one_the_core_words() {
         // The core's string literals, as `Tr::rule` turns them into keys.
         let mut literals = std::collections::HashSet::new();
-        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/src")];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut dirs = vec![root.join("../core/src"), root.join("../bindings/src")];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -341,9 +342,17 @@ mod tests {
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for literal in text.split('"').skip(1).step_by(2) {
+                        // A literal continued on the next line (`\` at a line's end) is one
+                        // line of text.
+                        let mut joined = String::new();
+                        let mut lines = literal.split("\\\n");
+                        joined.push_str(lines.next().unwrap_or_default());
+                        for line in lines {
+                            joined.push_str(line.trim_start());
+                        }
                         // A format string's placeholders stand for numbers.
                         let mut plain = String::new();
-                        let mut rest = literal;
+                        let mut rest = joined.as_str();
                         while let Some(open) = rest.find('{') {
                             plain.push_str(&rest[..open]);
                             plain.push('0');
