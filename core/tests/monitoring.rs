@@ -3124,3 +3124,102 @@ fn the_last_referral_of_a_referred_case_stays_until_the_right_one_is_recorded() 
     assert_eq!(kept.referrals.len(), 1);
     assert_eq!(kept.status, CaseStatus::Referred);
 }
+
+/// A walk by sort keys (`*_after`, what the apps' page walks read) returns every row of each
+/// list once, in the list's own order, whatever the page size: names that sort by the store's
+/// collation (accents, case), equal dates told apart by the record.
+#[test]
+fn a_walk_by_sort_keys_reads_every_list_in_its_order() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    for name in [
+        "Élevage Yao",
+        "atelier Brou",
+        "Atelier brou",
+        "Zone B",
+        "école",
+        "Ecole",
+    ] {
+        let w = store
+            .create(&Workplace::new(
+                name,
+                "cocoa",
+                Formality::Informal,
+                area(C01),
+            ))
+            .unwrap();
+        for day in [3, 3, 4] {
+            let mut v = Visit::new(
+                VisitKind::LabourInspection,
+                &w,
+                MONITOR,
+                at(2026, 2, day, 9),
+            );
+            v.forced_labour
+                .insert(ForcedLabourIndicator::DebtBondage, String::new());
+            store.create(&v).unwrap();
+        }
+    }
+    for n in 0..7 {
+        let mut c = child(C01, &format!("Enfant {n}"), MONITOR);
+        c.identified_on = date(2026, 1, 1 + n / 2);
+        store.create(&c).unwrap();
+        if n % 2 == 0 {
+            remediated_case(&mut store, &format!("Suivi {n}"), date(2025, 10, 15));
+        }
+    }
+    fn walk<R: Clone + PartialEq + std::fmt::Debug>(
+        limit: i32,
+        mut read: impl FnMut(Option<&SortKey>, i32) -> vigie_core::Result<Walked<R>>,
+    ) -> Vec<R> {
+        let (mut all, mut after) = (Vec::new(), None);
+        loop {
+            let walked = read(after.as_ref(), limit).unwrap();
+            let full = walked.rows.len() == limit as usize;
+            all.extend(walked.rows);
+            after = walked.last;
+            if !full {
+                return all;
+            }
+        }
+    }
+    let page = Page::first(500);
+    let due_before = date(2030, 1, 1);
+    for limit in [1, 2, 3, 500] {
+        let q = WorkplaceQuery::default();
+        assert_eq!(
+            walk(limit, |k, l| store.workplaces_after(&q, k, l)),
+            store.workplaces(&q, page).unwrap()
+        );
+        let q = VisitQuery::default();
+        assert_eq!(
+            walk(limit, |k, l| store.visits_after(&q, k, l)),
+            store.visits(&q, page).unwrap()
+        );
+        let q = ChildCaseQuery::default();
+        assert_eq!(
+            walk(limit, |k, l| store.child_cases_after(&q, k, l)),
+            store.child_cases(&q, page).unwrap()
+        );
+        assert_eq!(
+            walk(limit, |k, l| store.alerts_after(None, k, l)),
+            store.alerts(None, page).unwrap()
+        );
+        assert_eq!(
+            walk(limit, |k, l| store.follow_ups_due_after(
+                None,
+                (None, None, due_before),
+                k,
+                l
+            )),
+            store.follow_ups_due(None, None, due_before, page).unwrap()
+        );
+    }
+    assert_eq!(
+        store
+            .workplaces(&WorkplaceQuery::default(), page)
+            .unwrap()
+            .len(),
+        6
+    );
+}
