@@ -1446,7 +1446,8 @@ fn classification_at_every_boundary_of_two_profiles() {
         assert_eq!(rules.classify(&c).outcome, NotChildLabour, "{label}");
         // An age not established (a merge may remove both the date of birth and the
         // estimate) is taken as below the minimum age: a listed hazard, night work where the
-        // profile counts it, or long hours are hazardous child labour at any such age.
+        // profile counts it, or long hours are hazardous child labour at any such age; work
+        // is child labour, and nothing observed that is work is not.
         let unknown = |edit: &dyn Fn(&mut ChildCase)| {
             let mut c = child(area.clone(), 10, 0, by);
             c.date_of_birth = None;
@@ -1456,7 +1457,12 @@ fn classification_at_every_boundary_of_two_profiles() {
         };
         let outcome_of = |edit: &dyn Fn(&mut ChildCase)| unknown(edit).outcome;
         assert_eq!(unknown(&|_| {}).age, None, "{label}");
-        assert_eq!(outcome_of(&|_| {}), ChildLabour, "{label}");
+        assert_eq!(outcome_of(&|_| {}), NotChildLabour, "{label}");
+        assert_eq!(
+            outcome_of(&|c| c.hours_per_week = 2),
+            ChildLabour,
+            "{label}"
+        );
         assert_eq!(
             outcome_of(&|c| {
                 c.hazards.insert(listed.clone());

@@ -462,18 +462,9 @@ fn a_hub_past_its_file_size_limit_answers_as_a_full_one() {
     let Some(dir) = embedded() else {
         return;
     };
-    let data = dir.path().join("hub");
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &data,
-        "monitor",
-        Role::CommunityMonitor,
-        &[C01],
-        9,
-    );
-    let mut hub = Hub::start(&data);
-    monitor.sync(&hub.url).unwrap();
+    let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
     hub.stop();
+    let data = dir.path().join("hub");
     let largest = ["hub.db", "hub.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(data.join(f)).ok())

@@ -1564,13 +1564,19 @@ mod tests {
             Referral::new(ServiceKind::Education, "P-01", date(3)),
         );
         let bytes = document(&child, |c, replica| {
-            c.date_of_birth = Some(date(10 + replica as u32));
+            c.sex = [Sex::Female, Sex::Male][replica];
             c.followups.insert(
                 Uuid::now_v7(),
                 FollowUp::new(date(5), FollowUpSituation::AtRisk, None),
             );
         });
         assert_read_as_automerge_reads_it(RecordKind::ChildCase, child.id, &bytes, true);
+        // A field the classification decides on, in conflict, is weighed value by value
+        // (`Record::derive_in_conflict`): read from the document itself.
+        let bytes = document(&child, |c, replica| {
+            c.date_of_birth = Some(date(10 + replica as u32));
+        });
+        assert_read_as_automerge_reads_it(RecordKind::ChildCase, child.id, &bytes, false);
 
         let user = User::new("Awa Koné", Role::CommunityMonitor, &["CI-R1"]);
         let bytes = document(&user, |u, replica| u.active = replica == 0);

@@ -903,6 +903,7 @@ impl Record for ChildCase {
         "school",
         "date_of_birth",
         "estimated_age",
+        "identified_on",
     ];
 
     /// Two monitors who found a child working 50 hours and 12 hours a week, each on their
