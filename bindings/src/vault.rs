@@ -127,8 +127,10 @@ pub struct Vault {
     inner: vigie_core::Vault,
     /// The stores this vault opened, to close before their profile is wiped.
     opened: Mutex<Vec<Weak<VigieStore>>>,
-    /// Held from looking for a user's open store to recording the one opened: two unlocks at
-    /// once (a screen and a background worker) share one store.
+    /// Held from looking for a user's open store to recording the one opened (two unlocks at
+    /// once, a screen and a background worker, share one store), and by every wipe (an unlock
+    /// racing a wipe either opens before it, and its store is closed by it, or after, and
+    /// finds no profile).
     unlocking: Mutex<()>,
 }
 
@@ -197,6 +199,7 @@ impl Vault {
     /// sync heard (`vigie_core::Vault::revoked_profiles`): their stores this vault opened are
     /// closed first, as by `wipe_user`.
     pub(crate) fn wipe_revoked(&self, known_by: &VigieStore) -> Result<()> {
+        let _no_unlock_meanwhile = self.one_at_a_time();
         let users = known_by.with_store(|s| Ok(self.inner.revoked_profiles(s)?))?;
         for user in users {
             self.close_open_stores(Some(user))?;
@@ -223,10 +226,7 @@ impl Vault {
     /// Opens the user's store with `credential`, or gives the store of theirs still open once
     /// the credential is checked as an unlock checks it.
     fn unlock(self: &Arc<Self>, user: Uuid, credential: Credential<'_>) -> Result<Arc<VigieStore>> {
-        let _one_at_a_time = self
-            .unlocking
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = self.one_at_a_time();
         if let Some(open) = self.still_open(user) {
             let checked = self
                 .inner
@@ -240,6 +240,13 @@ impl Vault {
             .unlock(user, credential)
             .map_err(VigieError::from);
         Ok(self.opened(self.after_pin(user, store)?))
+    }
+
+    /// Unlocks and wipes one at a time (`unlocking`).
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.unlocking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn after_pin<T>(&self, user: Uuid, result: Result<T>) -> Result<T> {
@@ -388,6 +395,7 @@ impl Vault {
     /// Wiping a profile that is not there is not an error.
     pub fn wipe_user(&self, user_id: String) -> Result<()> {
         let user = input::id("user_id", &user_id)?;
+        let _no_unlock_meanwhile = self.one_at_a_time();
         self.close_open_stores(Some(user))?;
         Ok(self.inner.wipe_user(user)?)
     }
@@ -395,6 +403,7 @@ impl Vault {
     /// Wipes every profile on the phone (the hub revoked the device, or it was lost). Open
     /// stores are closed first, as by `wipe_user`.
     pub fn wipe_all(&self) -> Result<()> {
+        let _no_unlock_meanwhile = self.one_at_a_time();
         self.close_open_stores(None)?;
         Ok(self.inner.wipe_all()?)
     }

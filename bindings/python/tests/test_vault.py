@@ -233,6 +233,44 @@ def test_two_unlocks_at_once_share_one_store(env):
     assert vault.pin_attempts_left(user) == 3
 
 
+def test_a_wipe_racing_an_unlock_leaves_no_store_open(env):
+    # The hub's order to wipe a profile lands while a screen unlocks it: either the unlock came
+    # first and the wipe closes its store, or it finds no profile; never a store left open on
+    # deleted files.
+    import threading
+
+    vault, _ = fresh_vault(env)
+    for attempt in range(6):
+        user = new_id()
+        with vault.create_user(user, None, PIN_A) as store:
+            child(store, f"CI-X-{attempt:04}", f"Enfant {attempt}")
+        got = {}
+        barrier = threading.Barrier(2)
+
+        def unlock():
+            barrier.wait()
+            try:
+                got["store"] = vault.unlock_with_pin(user, PIN_A)
+            except vigie.VigieError as e:
+                got["error"] = e
+
+        def wipe():
+            barrier.wait()
+            vault.wipe_user(user)
+
+        threads = [threading.Thread(target=unlock), threading.Thread(target=wipe)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if "store" in got:
+            with pytest.raises(vigie.VigieError.ProfileWiped):
+                got["store"].count(vigie.RecordKind.CHILD_CASE)
+        else:
+            assert isinstance(got["error"], vigie.VigieError.NotFound), got["error"]
+        assert user not in vault.users()
+
+
 def test_open_cases_are_handed_over_to_another_user_of_the_phone(env):
     vault, _ = fresh_vault(env)
     giver, receiver, third = new_id(), new_id(), new_id()
@@ -302,3 +340,15 @@ def test_a_profile_whose_device_the_hub_revoked_leaves_the_tablet_at_another_pro
     # The colleague's own work is untouched.
     assert b.count(vigie.RecordKind.CHILD_CASE) >= 1
     b.close_store()
+
+
+def test_a_pin_refused_reads_in_french(env):
+    vault, _ = fresh_vault(env)
+    with pytest.raises(vigie.VigieError.Validation) as e:
+        vault.create_user(new_id(), None, "1234")
+    assert e.value.text_in("fr") == "Code PIN : doit avoir au moins 6 caractères", e.value.text_in("fr")
+    user = new_id()
+    vault.create_user(user, None, PIN_A).close_store()
+    with pytest.raises(vigie.VigieError.Conflict) as e:
+        vault.create_user(user, None, PIN_A)
+    assert e.value.text_in("fr").startswith("Conflit : "), e.value.text_in("fr")
