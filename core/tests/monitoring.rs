@@ -1666,6 +1666,37 @@ fn a_kept_case_that_takes_a_referral_in_a_merge_is_referred() {
     assert_eq!(referred(&store), 1, "the child, referred, once");
 }
 
+/// A child verified withdrawn under one registration, registered again by another monitor
+/// (found working) and merged into the second one: the child stays counted as referred, served and withdrawn (a
+/// quarter already reported keeps its figures), once; the kept case keeps the verification as
+/// history and schedules nothing until it is verified itself.
+#[test]
+fn a_withdrawn_child_merged_into_a_new_registration_stays_counted_as_withdrawn() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let earlier = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let again = store
+        .create(&child(C01, "Kouame Adjoa", MONITOR_2))
+        .unwrap();
+    let stages = |store: &Store| {
+        let c = store.indicators(&Default::default()).unwrap().children;
+        (
+            c.identified,
+            c.referred,
+            c.receiving_services,
+            c.withdrawn_or_prevented,
+        )
+    };
+    assert_eq!(stages(&store), (2, 1, 1, 1));
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(again.id, earlier.id)
+        .unwrap();
+    assert_eq!(kept.remediated_on, Some(date(2025, 10, 15)));
+    assert!(!kept.is_tracked());
+    assert_eq!(kept.follow_up_due, None);
+    assert_eq!(stages(&store), (1, 1, 1, 1));
+}
+
 #[test]
 fn the_same_child_registered_offline_by_two_monitors_is_found_and_merged() {
     let dir = TempDir::new().unwrap();

@@ -305,6 +305,14 @@ impl ChildCase {
                 .collect();
             kept.hazards.extend(known);
         }
+        // A child the duplicate's registration saw verified withdrawn or prevented was: the
+        // kept case keeps the day as history (as a reopened case does: it schedules nothing
+        // until the kept case is verified itself), so that the child stays counted as having
+        // reached it. Only in the supervisor's own merge: a device carrying its edits over
+        // a received merge (`taken`) verifies nothing.
+        if taken.is_none() && kept.remediated_on.is_none() && from.remediated_on.is_some() {
+            kept.remediated_on = from.remediated_on;
+        }
         *kept != before
     }
 
