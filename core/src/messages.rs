@@ -93,7 +93,7 @@ fn entry(language: &str, key: &str) -> &'static str {
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
 pub fn rule_text(rule: &str, language: &str) -> String {
-    if let Some(text) = transition_text(rule, language) {
+    if let Some(text) = transition_text(rule, language).or_else(|| hub_answer(rule, language)) {
         return text;
     }
     let Some(text) = catalogue(language).get(format!("rule.{}", rule_key(rule)).as_str()) else {
@@ -146,6 +146,21 @@ fn transition_text(rule: &str, language: &str) -> Option<String> {
             .map(|l| l.to_string())
     };
     Some(text(language, key, &[&label(from)?, &label(to)?]))
+}
+
+/// The hub's refusal an app's transport passes on (`hub answered 403: …`): its status, and its
+/// words translated as a rule's.
+fn hub_answer(rule: &str, language: &str) -> Option<String> {
+    let rest = rule.strip_prefix("hub answered ")?;
+    let (status, said) = rest.split_once(": ")?;
+    if status.len() != 3 || !status.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text(
+        language,
+        "transport.hub_answered",
+        &[status, &rule_text(said, language)],
+    ))
 }
 
 /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else of
@@ -231,6 +246,20 @@ mod tests {
         assert_eq!(
             refusal(&date, "fr").as_deref(),
             Some("Date du suivi : doit être une date écrite AAAA-MM-JJ")
+        );
+        // A number of the rule, whatever it is, goes into the text.
+        let few = Error::Validation(crate::ValidationError::new(
+            "max_failed_pins",
+            "must be at least 1",
+        ));
+        assert!(
+            refusal(&few, "fr")
+                .unwrap()
+                .ends_with("doit valoir au moins 1")
+        );
+        assert_eq!(
+            rule_text("hub answered 401: unknown device or wrong secret", "fr"),
+            "le hub a répondu 401 : appareil inconnu ou secret erroné"
         );
     }
 }

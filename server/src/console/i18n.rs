@@ -333,7 +333,11 @@ mod tests {
         // The core's string literals, as `Tr::rule` turns them into keys.
         let mut literals = std::collections::HashSet::new();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut dirs = vec![root.join("../core/src"), root.join("../bindings/src")];
+        let mut dirs = vec![
+            root.join("../core/src"),
+            root.join("../bindings/src"),
+            root.join("src"),
+        ];
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
