@@ -136,6 +136,15 @@ fn readings_in_conflict(store: &Store, case: &ChildCase) -> Result<Vec<ChildCase
     Ok(readings)
 }
 
+/// Whether `store` lists the case among its alerts as hazardous child labour.
+fn alerted_hazardous(store: &Store, id: Uuid) -> bool {
+    store
+        .alerts(None, Page::first(10))
+        .unwrap()
+        .iter()
+        .any(|a| a.id == id && a.severity == AlertSeverity::HazardousChildLabour)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The field report of issue 12: a conflict on hours, resolved
 
@@ -198,11 +207,7 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
             assert!(reason.contains("hours_per_week 60"), "{reason}");
         }
         assert!(
-            store
-                .alerts(None, Page::first(10))
-                .unwrap()
-                .iter()
-                .any(|a| a.id == case.id && a.severity == AlertSeverity::HazardousChildLabour),
+            alerted_hazardous(store, case.id),
             "the case in conflict is among the alerts"
         );
     }
@@ -228,11 +233,7 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
         );
         check_derived(store, case.id).unwrap();
         assert!(
-            store
-                .alerts(None, Page::first(10))
-                .unwrap()
-                .iter()
-                .any(|a| a.id == case.id && a.severity == AlertSeverity::HazardousChildLabour),
+            alerted_hazardous(store, case.id),
             "the case is among the alerts"
         );
         let counts = store.indicators(&IndicatorFilter::default()).unwrap();
