@@ -49,13 +49,8 @@ pub struct HubClient {
 
 impl HubClient {
     pub fn new(hub_url: &str, token: &Token) -> HubClient {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
         HubClient {
-            agent,
+            agent: agent(None),
             url: format!("{}/v1/sync", hub_url.trim_end_matches('/')),
             attachments_url: format!("{}/v1/attachments", hub_url.trim_end_matches('/')),
             authorization: format!("Bearer {}", token.to_text()),
@@ -78,16 +73,11 @@ impl HubClient {
             return Err("no certificate (BEGIN CERTIFICATE) in the file".into());
         }
         let roots: Vec<Certificate<'static>> = roots;
-        self.agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .tls_config(
-                TlsConfig::builder()
-                    .root_certs(RootCerts::new_with_certs(&roots))
-                    .build(),
-            )
-            .build()
-            .into();
+        self.agent = agent(Some(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&roots))
+                .build(),
+        ));
         Ok(self)
     }
 
@@ -188,6 +178,18 @@ fn never_sent(e: &ureq::Error) -> bool {
                 | std::io::ErrorKind::HostUnreachable
         ),
         _ => false,
+    }
+}
+
+/// The HTTP agent a client sends with: statuses are answers, not errors; two minutes at most
+/// an exchange; the public authorities, or those `tls` trusts.
+fn agent(tls: Option<ureq::tls::TlsConfig>) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)));
+    match tls {
+        Some(tls) => config.tls_config(tls).build().into(),
+        None => config.build().into(),
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::http::{Hub, router};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -171,6 +171,28 @@ fn connection_room(wanted: usize) -> usize {
     wanted.min(room.max(16))
 }
 
+/// Serves one connection (in clear or over TLS) until it ends, or the registry closes it for a
+/// newcomer.
+async fn serve_until_closed<I, S, B>(
+    io: I,
+    (builder, watcher): (hyper::server::conn::http1::Builder, Watcher),
+    service: S,
+    slot: Arc<Slot>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = watcher.watch(builder.serve_connection(io, service));
+    tokio::select! {
+        // A connection that fails (a client gone, a header timeout) just ends.
+        _ = connection => {}
+        () = slot.connection.evicted.notified() => {}
+    }
+}
+
 /// Serves the hub on `listener` (over TLS when the hub has a certificate: `Hub::with_tls`)
 /// until `shutdown` completes; requests in progress then have a few seconds to finish.
 pub async fn serve(
@@ -179,7 +201,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = hub.http;
-    let hub_tls = hub.tls.clone();
+    let tls = hub.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let max = connection_room(http.max_connections);
     if max < http.max_connections {
         tracing::warn!(
@@ -200,7 +222,6 @@ pub async fn serve(
         .max_buf_size(MAX_BUFFER)
         .max_headers(32);
     let graceful = GracefulShutdown::new();
-    let tls = hub_tls.map(tokio_rustls::TlsAcceptor::from);
     let header_timeout = http.header_timeout;
     // Handshakes under way when the hub stops (not yet connections `graceful` waits for).
     let stopping = Arc::new(Notify::new());
@@ -243,22 +264,19 @@ pub async fn serve(
                 }
             })
         };
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         let Some(tls) = tls.clone() else {
-            let connection =
-                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                tokio::select! {
-                    // A connection that fails (a client gone, a header timeout) just ends.
-                    _ = connection => {}
-                    () = slot.connection.evicted.notified() => {}
-                }
-            });
+            tokio::spawn(serve_until_closed(
+                TokioIo::new(stream),
+                (builder, watcher),
+                service,
+                slot,
+            ));
             continue;
         };
         // The handshake runs in the connection's own task, bounded as a request's headers are
         // (a client that opens and never speaks only holds an idle place, which a newcomer
         // takes); the hub stopping ends it at once, as an idle connection.
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
         let stopping = stopping.clone();
         tokio::spawn(async move {
             let handshake = tokio::time::timeout(header_timeout, tls.accept(stream));
@@ -276,11 +294,7 @@ pub async fn serve(
                 () = slot.connection.evicted.notified() => return,
                 () = stopping.notified() => return,
             };
-            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::select! {
-                _ = connection => {}
-                () = slot.connection.evicted.notified() => {}
-            }
+            serve_until_closed(TokioIo::new(stream), (builder, watcher), service, slot).await;
         });
     }
     stopping.notify_waiters();
