@@ -1206,7 +1206,7 @@ pub(crate) fn concurrent_texts(doc: &Automerge, key: &str) -> Vec<String> {
 
 /// The `DECIDING` fields of `R` that hold distinct values side by side in `doc`, each with
 /// them (the one the record shows first), for `Record::derive_in_conflict`. Root scalars only:
-/// five lookups, nothing walked.
+/// a lookup per field, nothing walked.
 pub(crate) fn concurrent_deciding<R: Record>(
     doc: &Automerge,
 ) -> Vec<crate::domain::records::Concurrent> {

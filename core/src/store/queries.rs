@@ -488,18 +488,19 @@ fn rows<T>(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// `rows` of a list selecting its `order`'s key after a row's `width` columns: the rows, and
-/// the key of the last.
+/// `rows` of a list selecting its `order`'s key as its last columns: the rows, and the key of
+/// the last.
 fn walked_rows<T>(
     conn: &Connection,
     sql: &str,
     params: Vec<Sql>,
-    (width, order): (usize, &Order),
+    order: &Order,
     mut read: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Walked<T>> {
     let mut last = None;
     let rows = rows(conn, sql, params, |row| {
-        let key = (width..width + order.columns.len())
+        let width = row.as_ref().column_count();
+        let key = (width - order.columns.len()..width)
             .map(|i| row.get::<_, Sql>(i))
             .collect::<rusqlite::Result<Vec<Sql>>>()?;
         last = Some(SortKey(key));
@@ -591,7 +592,7 @@ pub(crate) fn visits(
          FROM visit_index v JOIN records r ON r.rowid = v.record {tail}",
         VISIT_ORDER.select()
     );
-    walked_rows(conn, &sql, params, (8, &VISIT_ORDER), visit_summary)
+    walked_rows(conn, &sql, params, &VISIT_ORDER, visit_summary)
 }
 
 /// A visit's summary from a row whose first columns are `r.id, v.kind`, the workplace's and
@@ -609,13 +610,13 @@ fn visit_summary(row: &Row<'_>) -> rusqlite::Result<VisitSummary> {
     })
 }
 
-/// Child cases; with `name`, those whose name matches it (`search_names`).
 /// Child cases: the latest identified first.
 const CASE_ORDER: Order = Order {
     columns: &["c.identified_ms", "c.record"],
     descending: true,
 };
 
+/// Child cases; with `name`, those whose name matches it (`search_names`).
 pub(crate) fn child_cases(
     conn: &Connection,
     q: &ChildCaseQuery,
@@ -680,7 +681,7 @@ pub(crate) fn child_cases(
          FROM child_index c JOIN records r ON r.rowid = c.record {tail}",
         CASE_ORDER.select()
     );
-    walked_rows(conn, &sql, params, (9, &CASE_ORDER), |row| {
+    walked_rows(conn, &sql, params, &CASE_ORDER, |row| {
         Ok(ChildCaseSummary {
             id: uuid_col(row, 0)?,
             case_code: row.get(1)?,
@@ -719,7 +720,7 @@ pub(crate) fn workplaces(
          FROM workplace_index w JOIN records r ON r.rowid = w.record {tail}",
         WORKPLACE_ORDER.select()
     );
-    walked_rows(conn, &sql, params, (5, &WORKPLACE_ORDER), |row| {
+    walked_rows(conn, &sql, params, &WORKPLACE_ORDER, |row| {
         Ok(WorkplaceSummary {
             id: uuid_col(row, 0)?,
             name: row.get(1)?,
@@ -752,7 +753,7 @@ pub(crate) fn due_before(
          FROM due_index d JOIN records r ON r.rowid = d.record {tail}",
         DUE_ORDER.select()
     );
-    walked_rows(conn, &sql, params, (6, &DUE_ORDER), |row| {
+    walked_rows(conn, &sql, params, &DUE_ORDER, |row| {
         Ok(DueItem {
             id: uuid_col(row, 0)?,
             kind: kind_col(row, 1)?,
@@ -828,7 +829,7 @@ pub(crate) fn alerts(
          FROM alert_index a JOIN records r ON r.rowid = a.record {tail}",
         ALERT_ORDER.select()
     );
-    walked_rows(conn, &sql, params, (6, &ALERT_ORDER), |row| {
+    walked_rows(conn, &sql, params, &ALERT_ORDER, |row| {
         let severity: i64 = row.get(2)?;
         Ok(Alert {
             id: uuid_col(row, 0)?,
