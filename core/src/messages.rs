@@ -58,14 +58,16 @@ pub fn refusal(error: &Error, language: &str) -> Option<String> {
 pub fn field_refusal(field: &str, rule: &str, language: &str) -> String {
     let label =
         field_label(field, language).unwrap_or_else(|| field_key(field).replace(['_', '.'], " "));
-    entry(language, "refused.field")
-        .replacen("{}", &label, 1)
-        .replacen("{}", &rule_text(rule, language), 1)
+    text(
+        language,
+        "refused.field",
+        &[&label, &rule_text(rule, language)],
+    )
 }
 
 /// `refusal` of a step (or a change) `rule` does not allow.
 pub fn step_refusal(rule: &str, language: &str) -> String {
-    entry(language, "refused.rule").replacen("{}", &rule_text(rule, language), 1)
+    text(language, "refused.rule", &[&rule_text(rule, language)])
 }
 
 /// The entry `key` in `language`, each `{}` taking one of `values` in order (an entry a
@@ -81,14 +83,6 @@ pub fn text(language: &str, key: &str, values: &[&str]) -> String {
     })
 }
 
-fn entry(language: &str, key: &str) -> &'static str {
-    catalogue(language)
-        .get(key)
-        .or_else(|| catalogue("fr").get(key))
-        .copied()
-        .unwrap_or("{}")
-}
-
 /// A rule's text in `language`; its numbers (a limit, a range) go into the translation's `{}`
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
@@ -100,9 +94,11 @@ pub fn rule_text(rule: &str, language: &str) -> String {
         // A rule the core words as "what: why" (a reviewed entry refused for a push's
         // reason) is told part by part.
         return match rule.split_once(": ") {
-            Some((what, why)) => entry(language, "refused.because")
-                .replacen("{}", &rule_text(what, language), 1)
-                .replacen("{}", &rule_text(why, language), 1),
+            Some((what, why)) => text(
+                language,
+                "refused.because",
+                &[&rule_text(what, language), &rule_text(why, language)],
+            ),
             // A part that names a field, or a whole record (a step on a visit's content), is
             // told by its label.
             None => field_label(rule, language).unwrap_or_else(|| rule.to_string()),

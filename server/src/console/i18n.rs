@@ -14,19 +14,11 @@ pub enum Lang {
 const FR: &str = include_str!("i18n/fr.txt");
 const EN: &str = include_str!("i18n/en.txt");
 
-pub(crate) fn parse(text: &'static str) -> HashMap<&'static str, &'static str> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(" = "))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect()
-}
-
 /// The console's words in `lang` with the core's (`vigie_core::messages`: field labels and
 /// rules, which apps show too).
 fn entries(lang: Lang) -> HashMap<&'static str, &'static str> {
     let mut entries = vigie_core::messages::catalogue(lang.code()).clone();
-    entries.extend(parse(match lang {
+    entries.extend(vigie_core::messages::parse(match lang {
         Lang::Fr => FR,
         Lang::En => EN,
     }));
