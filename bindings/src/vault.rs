@@ -208,8 +208,6 @@ impl Vault {
         Ok(())
     }
 
-    /// A PIN attempt that reached the limit wiped the profile's files: the user's stores still
-    /// open are closed too, so that nothing is written under them any more.
     /// The store of `user` this vault opened that is still open, if any: unlocked again (a
     /// second screen, a background worker), the profile gives that one, so that every part
     /// of the app hears the others' writes and no two syncs of one file run side by side.
@@ -249,6 +247,8 @@ impl Vault {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A PIN attempt that reached the limit wiped the profile's files: the user's stores still
+    /// open are closed too, so that nothing is written under them any more.
     fn after_pin<T>(&self, user: Uuid, result: Result<T>) -> Result<T> {
         if let Err(VigieError::ProfileWiped { .. }) = &result {
             self.close_open_stores(Some(user))?;

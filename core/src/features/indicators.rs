@@ -613,8 +613,8 @@ impl Store {
             out.community_districts
                 .insert(row.community.clone(), row.district.clone());
             let outcome = row.classification;
-            let status = Some(row.reached);
-            out.children.add(outcome, status);
+            let reached = Some(row.reached);
+            out.children.add(outcome, reached);
             for (map, key) in [
                 (&mut out.by_sex, row.sex.as_str().to_string()),
                 (&mut out.by_age_band, age_band(row.age).to_string()),
@@ -626,7 +626,7 @@ impl Store {
                 (&mut out.by_community, row.community.clone()),
                 (&mut out.by_month, month),
             ] {
-                map.entry(key).or_default().add(outcome, status);
+                map.entry(key).or_default().add(outcome, reached);
             }
         }
         let mut violating: BTreeSet<Vec<u8>> = BTreeSet::new();

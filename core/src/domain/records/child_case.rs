@@ -580,9 +580,13 @@ impl ChildCase {
 }
 
 impl ReferenceData {
-    /// The rule set nearest to the one a case was captured with, on a device that lacks that
-    /// one: the newest version of the same profile it holds, else its country's profile.
-    fn provisional_rule_set(&self, case: &ChildCase) -> &RuleSet {
+    /// The rule set a case was captured with (`rule_set_of`), or on a device that lacks that
+    /// one the nearest it holds: the newest version of the same profile, else its country's
+    /// profile.
+    fn rule_set_or_provisional(&self, case: &ChildCase) -> &RuleSet {
+        if let Ok(rules) = self.rule_set_of(case) {
+            return rules;
+        }
         case.captured_with
             .country_profile
             .as_ref()
@@ -898,10 +902,7 @@ impl Record for ChildCase {
     /// of that profile the device holds, which the classification names, until the version
     /// comes with the next sync; writes stay refused until then.
     fn derive_merged(&mut self, reference: &ReferenceData) {
-        let rules = match reference.rule_set_of(self) {
-            Ok(rules) => rules,
-            Err(_) => reference.provisional_rule_set(self),
-        };
+        let rules = reference.rule_set_or_provisional(self);
         self.derive_with(rules);
     }
 
@@ -920,10 +921,7 @@ impl Record for ChildCase {
     /// (as a merge of duplicates keeps the longer week and every hazard), so that the alert
     /// and the lists do not hang on that pick; the reason names the value that decided it.
     fn derive_in_conflict(&mut self, reference: &ReferenceData, concurrent: &[Concurrent]) {
-        let rules = match reference.rule_set_of(self) {
-            Ok(rules) => rules,
-            Err(_) => reference.provisional_rule_set(self),
-        };
+        let rules = reference.rule_set_or_provisional(self);
         let Some(shown) = self.classification.clone() else {
             return;
         };

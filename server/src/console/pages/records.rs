@@ -1441,129 +1441,127 @@ pub async fn cases(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<CasesQ
 
 /// The cases page for `q`; `posted` carries the CSRF token of a search sent by the form.
 fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> PageResult {
-    {
-        let (viewer, who, view) = records(hub, ctx)?;
-        if let Some(csrf) = posted {
-            crate::console::check_csrf(&viewer, csrf)?;
-        }
-        let t = ctx.tr();
-        let scoped = view.scoped(&who);
-        let page_no = page_number(q.page);
-        let page = list_page(page_no);
-        // Only the lists there are: the page writes back no text the request brought
-        // (`NOT_REFLECTED`), so it may be compressed.
-        let list = match q.list.as_deref() {
-            Some(known @ ("due" | "overdue")) => known.to_string(),
-            _ => String::new(),
-        };
-        let mut lines: Vec<CaseLine> = Vec::new();
-        let reference = hub.backend.reference()?;
-        let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
-            id: c.id,
-            code: c.case_code,
-            name: c.name,
-            sex: t.code("sex", &code(c.sex)),
-            age: c.age.map(|a| a.to_string()).unwrap_or_default(),
-            status: t.code("status", c.status.as_str()),
-            classification: c
-                .classification
-                .map(|k| t.code("class", k.as_str()))
-                .unwrap_or_default(),
-            class: classification_class(c.classification),
-            community: t.area(&reference, &c.community),
-            due,
-        };
-        if list == "due" || list == "overdue" {
-            // The due list: follow-ups within 30 days; the overdue list: before today.
-            let before = if list == "due" {
-                today() + chrono::Days::new(30)
-            } else {
-                today()
-            };
-            // Cases only, in the query itself: a page of rows filtered afterwards would hide
-            // the cases behind the visits due (and the next page's link with them).
-            for item in scoped.follow_ups_due(None, before, Some(RecordKind::ChildCase), page)? {
-                let case: ChildCase = scoped.get(item.id)?;
-                let summary = vigie_core::ChildCaseSummary {
-                    id: case.id,
-                    case_code: case.case_code.clone(),
-                    name: case.name.clone(),
-                    sex: case.sex,
-                    age: case
-                        .age_on(case.identified_on)
-                        .and_then(|a| i32::try_from(a).ok()),
-                    status: case.status,
-                    classification: case.classification.as_ref().map(|c| c.outcome),
-                    district: case.area.district.clone(),
-                    community: case.area.community.clone(),
-                };
-                lines.push(line(summary, t.day(item.due)));
-            }
-        } else {
-            let query = ChildCaseQuery {
-                area: None,
-                status: STATUSES
-                    .iter()
-                    .copied()
-                    .find(|s| Some(s.as_str()) == q.status.as_deref()),
-                classification: CLASSIFICATIONS
-                    .iter()
-                    .copied()
-                    .find(|c| Some(c.as_str()) == q.classification.as_deref()),
-                code: None,
-            };
-            let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-            let found = match text {
-                // With a digit, a case's code or its tail ("000004", "C01-000004") as well as
-                // a name with a number ("Ligne 1"): the cases of the code first, then those of
-                // the name. A word that may be a code (codes are ASCII without spaces, and not
-                // every programme numbers them: "CI-SBR-AKAFL") is tried as one too.
-                Some(typed)
-                    if typed.chars().any(|c| c.is_ascii_digit())
-                        || (typed.is_ascii() && !typed.contains(char::is_whitespace)) =>
-                {
-                    cases_by_code_or_name(&scoped, &query, typed, page)?
-                }
-                name => scoped.child_cases(&query, name, page)?,
-            };
-            for c in found {
-                lines.push(line(c, String::new()));
-            }
-        }
-        let more = lines.len() > PAGE as usize;
-        lines.truncate(PAGE as usize);
-        let base = format!(
-            "/console/cases?q={}&status={}&classification={}&list={}",
-            crate::console::urlencode(q.q.as_deref().unwrap_or("")),
-            crate::console::urlencode(q.status.as_deref().unwrap_or("")),
-            crate::console::urlencode(q.classification.as_deref().unwrap_or("")),
-            crate::console::urlencode(&list),
-        );
-        let page = CasesPage {
-            t,
-            nav: Nav::of(&viewer, "cases"),
-            q: q.q.clone().unwrap_or_default(),
-            status: q.status.clone().unwrap_or_default(),
-            classification: q.classification.clone().unwrap_or_default(),
-            list,
-            statuses: STATUSES
-                .iter()
-                .map(|s| (s.as_str(), t.code("status", s.as_str())))
-                .collect(),
-            classifications: CLASSIFICATIONS
-                .iter()
-                .map(|c| (c.as_str(), t.code("class", c.as_str())))
-                .collect(),
-            lines,
-            page: page_no,
-            more,
-            next_href: format!("{base}&page={}", page_no + 1),
-            prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
-            posted: posted.is_some(),
-            done: done_message(t, q.done.as_deref()),
-        };
-        Ok(html(&page))
+    let (viewer, who, view) = records(hub, ctx)?;
+    if let Some(csrf) = posted {
+        crate::console::check_csrf(&viewer, csrf)?;
     }
+    let t = ctx.tr();
+    let scoped = view.scoped(&who);
+    let page_no = page_number(q.page);
+    let page = list_page(page_no);
+    // Only the lists there are: the page writes back no text the request brought
+    // (`NOT_REFLECTED`), so it may be compressed.
+    let list = match q.list.as_deref() {
+        Some(known @ ("due" | "overdue")) => known.to_string(),
+        _ => String::new(),
+    };
+    let mut lines: Vec<CaseLine> = Vec::new();
+    let reference = hub.backend.reference()?;
+    let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
+        id: c.id,
+        code: c.case_code,
+        name: c.name,
+        sex: t.code("sex", &code(c.sex)),
+        age: c.age.map(|a| a.to_string()).unwrap_or_default(),
+        status: t.code("status", c.status.as_str()),
+        classification: c
+            .classification
+            .map(|k| t.code("class", k.as_str()))
+            .unwrap_or_default(),
+        class: classification_class(c.classification),
+        community: t.area(&reference, &c.community),
+        due,
+    };
+    if list == "due" || list == "overdue" {
+        // The due list: follow-ups within 30 days; the overdue list: before today.
+        let before = if list == "due" {
+            today() + chrono::Days::new(30)
+        } else {
+            today()
+        };
+        // Cases only, in the query itself: a page of rows filtered afterwards would hide
+        // the cases behind the visits due (and the next page's link with them).
+        for item in scoped.follow_ups_due(None, before, Some(RecordKind::ChildCase), page)? {
+            let case: ChildCase = scoped.get(item.id)?;
+            let summary = vigie_core::ChildCaseSummary {
+                id: case.id,
+                case_code: case.case_code.clone(),
+                name: case.name.clone(),
+                sex: case.sex,
+                age: case
+                    .age_on(case.identified_on)
+                    .and_then(|a| i32::try_from(a).ok()),
+                status: case.status,
+                classification: case.classification.as_ref().map(|c| c.outcome),
+                district: case.area.district.clone(),
+                community: case.area.community.clone(),
+            };
+            lines.push(line(summary, t.day(item.due)));
+        }
+    } else {
+        let query = ChildCaseQuery {
+            area: None,
+            status: STATUSES
+                .iter()
+                .copied()
+                .find(|s| Some(s.as_str()) == q.status.as_deref()),
+            classification: CLASSIFICATIONS
+                .iter()
+                .copied()
+                .find(|c| Some(c.as_str()) == q.classification.as_deref()),
+            code: None,
+        };
+        let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let found = match text {
+            // With a digit, a case's code or its tail ("000004", "C01-000004") as well as
+            // a name with a number ("Ligne 1"): the cases of the code first, then those of
+            // the name. A word that may be a code (codes are ASCII without spaces, and not
+            // every programme numbers them: "CI-SBR-AKAFL") is tried as one too.
+            Some(typed)
+                if typed.chars().any(|c| c.is_ascii_digit())
+                    || (typed.is_ascii() && !typed.contains(char::is_whitespace)) =>
+            {
+                cases_by_code_or_name(&scoped, &query, typed, page)?
+            }
+            name => scoped.child_cases(&query, name, page)?,
+        };
+        for c in found {
+            lines.push(line(c, String::new()));
+        }
+    }
+    let more = lines.len() > PAGE as usize;
+    lines.truncate(PAGE as usize);
+    let base = format!(
+        "/console/cases?q={}&status={}&classification={}&list={}",
+        crate::console::urlencode(q.q.as_deref().unwrap_or("")),
+        crate::console::urlencode(q.status.as_deref().unwrap_or("")),
+        crate::console::urlencode(q.classification.as_deref().unwrap_or("")),
+        crate::console::urlencode(&list),
+    );
+    let page = CasesPage {
+        t,
+        nav: Nav::of(&viewer, "cases"),
+        q: q.q.clone().unwrap_or_default(),
+        status: q.status.clone().unwrap_or_default(),
+        classification: q.classification.clone().unwrap_or_default(),
+        list,
+        statuses: STATUSES
+            .iter()
+            .map(|s| (s.as_str(), t.code("status", s.as_str())))
+            .collect(),
+        classifications: CLASSIFICATIONS
+            .iter()
+            .map(|c| (c.as_str(), t.code("class", c.as_str())))
+            .collect(),
+        lines,
+        page: page_no,
+        more,
+        next_href: format!("{base}&page={}", page_no + 1),
+        prev_href: format!("{base}&page={}", page_no.saturating_sub(1)),
+        posted: posted.is_some(),
+        done: done_message(t, q.done.as_deref()),
+    };
+    Ok(html(&page))
 }
 
 /// The cases of the supervisor's areas that `query` finds (of `name`, if given), that `keep`
