@@ -50,8 +50,8 @@ pub use listeners::{ChangeListener, ChangeSource, RecordChange, Removal};
 pub use monitoring::{MergedCases, check_case_transition, shared_count};
 pub use pages::{AlertPages, ChildCasePages, DuePages, VisitPages, WorkplacePages};
 pub use reference::{
-    AreaInfo, CountryProfile, ForcedLabourItem, LabelledChecklist, LabelledItem, Provider,
-    ReferenceCatalog, ReferralService, builtin_reference,
+    AreaInfo, CountryProfile, ForcedLabourItem, LabelledChecklist, LabelledChecklistItem,
+    LabelledItem, Provider, ReferenceCatalog, ReferralService, builtin_reference,
 };
 pub use store::{VigieStore, open_store, open_unencrypted_store};
 pub use sync::{

@@ -55,7 +55,18 @@ pub struct LabelledChecklist {
     pub id: String,
     pub version: i32,
     pub name: String,
-    pub items: Vec<LabelledItem>,
+    pub items: Vec<LabelledChecklistItem>,
+}
+
+/// A checklist item, and the answer that records a breach of it: `No` for an item worded as a
+/// rule kept ("Staff register kept up to date"), `Yes` for one worded as a fault found
+/// ("Children below the minimum age working"). A visit's `breaches` lists the items so
+/// answered.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LabelledChecklistItem {
+    pub code: String,
+    pub label: String,
+    pub breach: vigie_core::Answer,
 }
 
 /// One of the ILO's 11 indicators of forced labour: the key of `Visit.forced_labour`.
@@ -134,7 +145,15 @@ impl ReferenceCatalog {
             id: c.id.clone(),
             version: signed(c.version),
             name: c.name.get(&self.language).unwrap_or(&c.id).to_string(),
-            items: self.items(&c.items),
+            items: c
+                .items
+                .iter()
+                .map(|i| LabelledChecklistItem {
+                    code: i.code.clone(),
+                    label: i.label(&self.language).to_string(),
+                    breach: i.breach,
+                })
+                .collect(),
         }
     }
 

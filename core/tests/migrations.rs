@@ -1132,3 +1132,47 @@ fn a_schema_21_hub_learns_where_each_records_history_starts() {
     assert!(records > 0);
     assert_eq!(rooted, records, "every record's root found");
 }
+
+/// Schema 32 reads checklist items by their wording ("Children below the minimum age
+/// working" is breached by a "yes"): a file of schema 31 has its visits' rows derived again at
+/// its upgrade, and only theirs (a region's phone would index 150,000 records for nothing).
+#[test]
+fn a_schema_31_store_derives_its_visits_rows_again_and_only_theirs() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let mut store = Store::open(config(&path)).expect("a store");
+    let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+    let place = store
+        .create(&Workplace::new("Champ", "cocoa", Formality::Informal, area))
+        .expect("a workplace");
+    let at = FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 3, 2, 8, 0, 0)
+        .unwrap();
+    let mut visit = Visit::new(VisitKind::LabourInspection, &place, USER, at);
+    visit.checklist.checklist = "child-labour".into();
+    visit.checklist.version = 1;
+    visit
+        .checklist
+        .answers
+        .insert("CL01".into(), vigie_core::Answer::Yes);
+    store.create(&visit).expect("a visit");
+    drop(store);
+    file_at_schema(&path, 31);
+    // As schema 31 indexed them: a "yes" breached nothing; and a workplace's row taken out by
+    // hand, which shows whether other kinds are indexed again.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute_batch("UPDATE visit_index SET violation = 0; DELETE FROM workplace_index;")
+        .expect("schema 31's rows");
+    drop(conn);
+    let store = Store::open(config(&path)).expect("open the schema 31 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let conn = Connection::open(&path).expect("open the file");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(
+        count("SELECT count(*) FROM visit_index WHERE violation = 1"),
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM workplace_index"), 0);
+}

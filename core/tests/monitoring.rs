@@ -388,7 +388,12 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     // A workplace to visit again is due too; a kind asked for lists that kind alone, chosen in
     // the query (the page holds as many of that kind as it can).
     let w = plantation(&mut store);
-    let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 1, 5, 9));
+    let mut v = Visit::new(
+        VisitKind::CommunityMonitoring,
+        &w,
+        MONITOR,
+        at(2026, 1, 5, 9),
+    );
     v.follow_up_due = Some(date(2026, 1, 10));
     let v = store.create(&v).unwrap();
     let of = |kind| {
@@ -3253,4 +3258,218 @@ fn a_walk_by_sort_keys_reads_every_list_in_its_order() {
             .len(),
         6
     );
+}
+
+/// Checklists word their items both ways, and each item is breached by the answer its wording
+/// says (the reference data's `breach`): "Children below the minimum age working" (CL01) by a
+/// "yes", "Children enrolled and attending school" (CL03) by a "no". A farm where children
+/// under age use machetes counts among the workplaces with violations, a clean one does not;
+/// the ILO indicators answered "yes" on the forced-labour checklist are indicators found.
+#[test]
+fn checklist_items_are_breached_by_the_answer_their_wording_says() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let answers = |list: &str, given: &[(&str, Answer)]| ChecklistAnswers {
+        checklist: list.into(),
+        version: 1,
+        answers: given.iter().map(|(c, a)| (c.to_string(), *a)).collect(),
+    };
+    let mut visit_to = |name: &str, day: u32, checklist: ChecklistAnswers| {
+        let place = store
+            .create(&Workplace::new(
+                name,
+                "cocoa",
+                Formality::Informal,
+                area(C01),
+            ))
+            .unwrap();
+        let mut v = Visit::new(
+            VisitKind::LabourInspection,
+            &place,
+            SUPERVISOR,
+            at(2026, 3, day, 8),
+        );
+        v.checklist = checklist;
+        store.create(&v).unwrap()
+    };
+    use Answer::{No, Yes};
+    let children_at_work = visit_to(
+        "Plantation Konan",
+        2,
+        answers(
+            "child-labour",
+            &[("CL01", Yes), ("CL03", Yes), ("CL07", Yes), ("CL11", Yes)],
+        ),
+    );
+    let clean = visit_to(
+        "Plantation Aka",
+        3,
+        answers(
+            "child-labour",
+            &[("CL01", No), ("CL03", Yes), ("CL07", No), ("CL11", Yes)],
+        ),
+    );
+    let out_of_school = visit_to(
+        "Plantation Yao",
+        4,
+        answers("child-labour", &[("CL01", No), ("CL03", No)]),
+    );
+    let bonded = visit_to(
+        "Campement de pêche",
+        5,
+        answers(
+            "forced-labour",
+            &[
+                ("debt_bondage", Yes),
+                ("retention_of_identity_documents", Yes),
+                ("deception", No),
+                ("isolation", No),
+            ],
+        ),
+    );
+    let household = visit_to(
+        "Ménage Traoré",
+        6,
+        answers("forced-labour", &[("deception", No), ("isolation", No)]),
+    );
+    let register = visit_to(
+        "Scierie",
+        7,
+        answers("labour-inspection", &[("LI01", Yes), ("LI09", No)]),
+    );
+
+    // What a write returns is what a read gives.
+    assert_eq!(children_at_work.breaches, ["CL01", "CL07"]);
+    let breaches = |v: &Visit| store.get::<Visit>(v.id).unwrap().breaches;
+    assert_eq!(breaches(&children_at_work), ["CL01", "CL07"]);
+    assert!(breaches(&clean).is_empty());
+    assert_eq!(breaches(&out_of_school), ["CL03"]);
+    assert_eq!(
+        breaches(&bonded),
+        ["debt_bondage", "retention_of_identity_documents"]
+    );
+    assert!(breaches(&household).is_empty());
+    assert_eq!(breaches(&register), ["LI09"]);
+
+    let ind = store.indicators(&IndicatorFilter::default()).unwrap();
+    assert_eq!(
+        ind.workplaces_with_violations, 4,
+        "Konan, Yao, the fishing camp and the sawmill"
+    );
+    assert_eq!(ind.visits_with_forced_labour_indicators, 1);
+    assert_eq!(ind.forced_labour_indicators["debt_bondage"], 1);
+    assert_eq!(
+        ind.forced_labour_indicators["retention_of_identity_documents"],
+        1
+    );
+    let alerts = store.alerts(None, Page::first(10)).unwrap();
+    let alerted: Vec<(Uuid, AlertSeverity)> = alerts.iter().map(|a| (a.id, a.severity)).collect();
+    assert_eq!(
+        alerted,
+        [(bonded.id, AlertSeverity::ForcedLabourLikely)],
+        "two strong indicators, no child counted"
+    );
+}
+
+/// A visit that found forced-labour indicators where a child's case was opened is alerted
+/// as children at work, head-count or not; a single weak indicator where children work ranks
+/// above one among adults, below strong or several indicators where children work.
+#[test]
+fn a_visit_alerts_by_its_indicators_and_the_children_found_there() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let mine = plantation(&mut store);
+    let mut found = |day: u32, indicators: &[ForcedLabourIndicator], child: bool| {
+        let mut v = Visit::new(
+            VisitKind::LabourInspection,
+            &mine,
+            SUPERVISOR,
+            at(2026, 3, day, 8),
+        );
+        for i in indicators {
+            v.forced_labour.insert(*i, String::new());
+        }
+        let v = store.create(&v).unwrap();
+        if child {
+            let case = store.create(&child_of_visit(&v)).unwrap();
+            let mut v = store.get::<Visit>(v.id).unwrap();
+            v.children_identified.insert(case.id);
+            store.update(&v).unwrap();
+        }
+        v.id
+    };
+    use ForcedLabourIndicator::*;
+    let bonded_child = found(2, &[DebtBondage, RetentionOfIdentityDocuments], true);
+    let overtime_child = found(3, &[ExcessiveOvertime], true);
+    let overtime_adults = found(4, &[ExcessiveOvertime], false);
+    let severity = |id: Uuid| {
+        store
+            .alerts(None, Page::first(20))
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == id)
+            .map(|a| a.severity)
+    };
+    use AlertSeverity::*;
+    assert_eq!(severity(bonded_child), Some(WorstFormSuspected));
+    assert_eq!(severity(overtime_child), Some(ForcedLabourLikely));
+    assert_eq!(severity(overtime_adults), Some(ForcedLabourIndicators));
+}
+
+/// A child of 13 whose case is opened on `visit`.
+fn child_of_visit(visit: &Visit) -> ChildCase {
+    let mut c = child(C01, "Moussa Diallo", SUPERVISOR);
+    c.workplace_id = Some(visit.workplace_id);
+    c.identified_on_visit = Some(visit.id);
+    c
+}
+
+/// A visit is filed under its workplace's area: one filed in another community would reach
+/// that community's monitors, who hold no such workplace, and be counted there. A visit filed
+/// before its workplace moved keeps its area through later edits.
+#[test]
+fn a_visit_is_filed_under_its_workplaces_area() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let place = plantation(&mut store);
+    let mut elsewhere = Visit::new(
+        VisitKind::LabourInspection,
+        &place,
+        SUPERVISOR,
+        at(2026, 3, 2, 8),
+    );
+    elsewhere.area = area(C02);
+    match store.create(&elsewhere) {
+        Err(Error::Validation(e)) => assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("area", "must be the area of the workplace visited")
+        ),
+        other => panic!("{other:?}"),
+    }
+    let visit = store
+        .create(&Visit::new(
+            VisitKind::LabourInspection,
+            &place,
+            SUPERVISOR,
+            at(2026, 3, 2, 8),
+        ))
+        .unwrap();
+    let mut moved = store.get::<Workplace>(place.id).unwrap();
+    moved.location.area = area(C02);
+    store.update(&moved).unwrap();
+    let mut edited = store.get::<Visit>(visit.id).unwrap();
+    edited.findings = "Deux enfants au séchage.".into();
+    let edited = store.update(&edited).unwrap();
+    assert_eq!(edited.area, area(C01), "filed where the workplace was");
+    let mut refiled = edited.clone();
+    refiled.area = area("CI-R1-D1-C03");
+    assert!(matches!(
+        store.update(&refiled),
+        Err(Error::Validation(e)) if e.field == "area" && e.rule.contains("workplace visited")
+    ));
+    refiled.area = area(C02);
+    assert_eq!(store.update(&refiled).unwrap().area, area(C02));
 }

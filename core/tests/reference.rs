@@ -10,8 +10,8 @@ use common::{Device, date};
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::reference::{
-    AreaLevel, AreaNode, ChecklistContent, CountryProfile, Item, Labels, Pin, Provider, Published,
-    ReferenceContent, ReferenceDocument, ReferenceType, ReferralDirectory,
+    AreaLevel, AreaNode, ChecklistContent, ChecklistItem, CountryProfile, Item, Labels, Pin,
+    Provider, Published, ReferenceContent, ReferenceDocument, ReferenceType, ReferralDirectory,
 };
 use vigie_core::sync::wire::{self, SyncRequest};
 use vigie_core::sync::{HubLimits, SyncOptions, SyncSummary, sync_with_hub};
@@ -611,7 +611,7 @@ fn publishing_versions_only_forward_and_the_same_content_twice_is_one_version() 
         .unwrap()
         .items
         .clone();
-    items.push(Item::new(
+    items.push(ChecklistItem::new(
         "LI21",
         "Âge minimum affiché",
         "Minimum age displayed",
@@ -682,7 +682,7 @@ fn a_checklist_item_removed_in_a_new_version_still_validates_on_old_visits() {
         .items
         .clone();
     items.retain(|i| i.code != "LI20");
-    items.push(Item::new(
+    items.push(ChecklistItem::new(
         "LI21",
         "Âge minimum affiché",
         "Minimum age displayed",

@@ -247,9 +247,10 @@ fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
     );
 }
 
-/// The review queue puts the most urgent visit first, as the alerts list ranks them: forced
-/// labour where children work (a worst form suspected) before several or strong indicators,
-/// before a single weak one, before a visit with none; the oldest first within each.
+/// The review queue puts the most urgent visit first, as the alerts list ranks them: strong
+/// or several indicators where children work (a worst form suspected) before strong or several
+/// indicators, or a single weak one where children work, before a single weak one, before a
+/// visit with none; the oldest first within each.
 #[test]
 fn the_review_queue_ranks_visits_as_the_alerts_do() {
     let dir = TempDir::new().unwrap();
@@ -279,6 +280,7 @@ fn the_review_queue_ranks_visits_as_the_alerts_do() {
         submitted(2, &[AbuseOfVulnerability], 0),
         submitted(3, &[DebtBondage], 0),
         submitted(4, &[AbuseOfVulnerability], 2),
+        submitted(5, &[DebtBondage], 2),
     ]
     .iter()
     .map(|v| store.create(v).unwrap().id)
@@ -288,9 +290,19 @@ fn the_review_queue_ranks_visits_as_the_alerts_do() {
         .review_queue(Page::first(10))
         .unwrap();
     let order: Vec<Uuid> = queue.iter().map(|r| r.visit.id).collect();
-    assert_eq!(order, [ids[3], ids[2], ids[1], ids[0]]);
-    assert_eq!(queue[0].severity, Some(AlertSeverity::WorstFormSuspected));
-    assert_eq!(queue[3].severity, None);
+    assert_eq!(order, [ids[4], ids[2], ids[3], ids[1], ids[0]]);
+    let severities: Vec<_> = queue.iter().map(|r| r.severity).collect();
+    use AlertSeverity::*;
+    assert_eq!(
+        severities,
+        [
+            Some(WorstFormSuspected),
+            Some(ForcedLabourLikely),
+            Some(ForcedLabourLikely),
+            Some(ForcedLabourIndicators),
+            None
+        ]
+    );
 }
 
 #[test]

@@ -340,11 +340,12 @@ coded! {
     /// that re-derives them (schema 15 did, when the forced-labour and follow-up levels came).
     pub enum AlertSeverity {
         /// A visit found one of the ILO forced-labour indicators, a weak one on its own, and no
-        /// child in the workforce.
+        /// child at work.
         ForcedLabourIndicators = 1 => "forced_labour_indicators",
         /// A visit found several forced-labour indicators, or a strong one (debt bondage,
         /// retention of identity documents, restriction of movement, physical and sexual
-        /// violence, intimidation and threats), and no child in the workforce.
+        /// violence, intimidation and threats), and no child at work; or a single weak one
+        /// where children work (`derived::visit_severity`).
         ForcedLabourLikely = 2 => "forced_labour_likely",
         /// A case whose latest follow-up found the child still working, classified neither
         /// hazardous nor a worst form (those keep their own alert).
@@ -353,9 +354,9 @@ coded! {
         /// follow-up.
         HazardousChildLabour = 4 => "hazardous_child_labour",
         /// A case where a worst form of child labour (C182 art. 3 a-c) is suspected, open or
-        /// still working at its latest follow-up; or a visit that found forced-labour
-        /// indicators where children work (forced labour of a child is a worst form, C182
-        /// art. 3 a).
+        /// still working at its latest follow-up; or a visit that found several
+        /// forced-labour indicators or a strong one where children work (forced labour of a
+        /// child is a worst form, C182 art. 3 a).
         WorstFormSuspected = 5 => "worst_form_suspected",
     }
 }

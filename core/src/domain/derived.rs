@@ -3,12 +3,13 @@
 //! every write, whatever path changed the record, so they always follow the values.
 
 use super::codes::{
-    AlertSeverity, Answer, CaseStatus, ClassificationOutcome, FollowUpSituation,
-    ForcedLabourIndicator,
+    AlertSeverity, CaseStatus, ClassificationOutcome, FollowUpSituation, ForcedLabourIndicator,
 };
 use super::records::{ChildCase, FollowUp, Visit};
+use super::reference::builtin::FORCED_LABOUR;
 use super::validation::shows_nothing;
 use chrono::{Datelike, NaiveDate};
+use std::collections::BTreeSet;
 
 // ---------------------------------------------------------------------------------------------
 // Alerts
@@ -105,27 +106,33 @@ pub fn is_strong_indicator(indicator: ForcedLabourIndicator) -> bool {
     )
 }
 
-/// Whether a visit counted anyone under 18 in the workforce.
+/// Whether a visit found children at work: anyone under 18 in the workforce it counted, or a
+/// child whose case it opened (an inspector who registers the child may leave the head-count
+/// blank).
 pub fn children_in_workforce(visit: &Visit) -> bool {
-    [&visit.workforce.female, &visit.workforce.male]
-        .iter()
-        .any(|b| b.under_12 > 0 || b.age_12_14 > 0 || b.age_15_17 > 0)
+    !visit.children_identified.is_empty()
+        || [&visit.workforce.female, &visit.workforce.male]
+            .iter()
+            .any(|b| b.under_12 > 0 || b.age_12_14 > 0 || b.age_15_17 > 0)
 }
 
-/// The alert a visit raises when it recorded forced-labour indicators: with children in the
-/// workforce, as a worst form (C182 art. 3 a: "debt bondage, serfdom, forced labour"); else
-/// several indicators or a strong one rank above a single weak one.
+/// The alert a visit raises when it found forced-labour indicators. Several indicators or a
+/// strong one point to forced labour (DOMAIN.md: "often several together are needed"); where
+/// children work, that is a worst form (C182 art. 3 a: "debt bondage, serfdom, forced
+/// labour"). A single weak indicator ranks a step higher where children work than among
+/// adults, but it is not a worst form on its own: a harvest's long days with one 16-year-old
+/// on the team would otherwise top every list.
 pub fn visit_severity(visit: &Visit) -> Option<AlertSeverity> {
-    let found = &visit.forced_labour;
+    let found = indicators_found(visit);
     if found.is_empty() {
-        None
-    } else if children_in_workforce(visit) {
-        Some(AlertSeverity::WorstFormSuspected)
-    } else if found.len() > 1 || found.keys().any(|i| is_strong_indicator(*i)) {
-        Some(AlertSeverity::ForcedLabourLikely)
-    } else {
-        Some(AlertSeverity::ForcedLabourIndicators)
+        return None;
     }
+    let forced_labour_likely = found.len() > 1 || found.iter().any(|i| is_strong_indicator(*i));
+    Some(match (forced_labour_likely, children_in_workforce(visit)) {
+        (true, true) => AlertSeverity::WorstFormSuspected,
+        (true, false) | (false, true) => AlertSeverity::ForcedLabourLikely,
+        (false, false) => AlertSeverity::ForcedLabourIndicators,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,11 +260,28 @@ pub fn folded_similarity(a: &str, b: &str) -> f64 {
 
 /// Bit `i` set when the visit found `ForcedLabourIndicator::ALL[i]`.
 pub fn forced_labour_mask(visit: &Visit) -> i64 {
+    let found = indicators_found(visit);
     ForcedLabourIndicator::ALL
         .iter()
         .enumerate()
-        .filter(|(_, i)| visit.forced_labour.contains_key(i))
+        .filter(|(_, i)| found.contains(i))
         .fold(0, |mask, (bit, _)| mask | (1 << bit))
+}
+
+/// The forced-labour indicators a visit found: those recorded with a note, and those answered
+/// as found on the ILO indicators' checklist (`forced-labour`), which records the same facts
+/// item by item.
+pub fn indicators_found(visit: &Visit) -> BTreeSet<ForcedLabourIndicator> {
+    let mut found: BTreeSet<_> = visit.forced_labour.keys().copied().collect();
+    if visit.checklist.checklist == FORCED_LABOUR {
+        found.extend(
+            visit
+                .breaches
+                .iter()
+                .filter_map(|code| ForcedLabourIndicator::from_code(code)),
+        );
+    }
+    found
 }
 
 /// The indicators a mask (`forced_labour_mask`) holds.
@@ -269,9 +293,10 @@ pub fn indicators_in_mask(mask: i64) -> impl Iterator<Item = ForcedLabourIndicat
         .map(|(_, indicator)| indicator)
 }
 
-/// A checklist item answered "no", or a forced-labour indicator found.
+/// A checklist item answered as breached (`Visit::breaches`), or a forced-labour indicator
+/// found.
 pub fn has_violation(visit: &Visit) -> bool {
-    !visit.forced_labour.is_empty() || visit.checklist.answers.values().any(|a| *a == Answer::No)
+    !visit.forced_labour.is_empty() || !visit.breaches.is_empty()
 }
 
 /// The age band a child is counted in: `under_12`, `12_14`, `15_17`, or `unknown`.

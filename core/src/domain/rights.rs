@@ -37,7 +37,9 @@
 //! reopens them.
 
 use crate::domain::area::Area;
-use crate::domain::codes::{CaseStatus, FollowUpSituation, RecordKind, Role, VisitStatus};
+use crate::domain::codes::{
+    CaseStatus, FollowUpSituation, RecordKind, Role, VisitAction, VisitKind, VisitStatus,
+};
 use crate::domain::records::{ChildCase, Record, Subject, User, Visit};
 use crate::domain::reference::{AreaGrant, ReferenceData};
 use crate::domain::validation::{NotAllowed, ValidationError, WriteRefused};
@@ -135,6 +137,12 @@ pub enum Step {
     /// its visitor's word that this is their account, which no one gives for them.
     VisitSubmitted {
         visitor: Uuid,
+    },
+    /// A visit made a labour inspection (`field`: `kind`), or a warning or an order added to
+    /// what it did (`actions`): powers of a labour inspector's (ILO C81 arts. 12-13), which a
+    /// ministry counts as its inspections.
+    Inspection {
+        field: &'static str,
     },
     /// Users and reference data, which only the hub's administrator changes.
     Administration(RecordKind),
@@ -499,6 +507,10 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             "a visit is submitted by its visitor: it is their account of what they saw",
         )),
         Step::VisitSubmitted { .. } => Ok(()),
+        Step::Inspection { .. } if role == Role::CommunityMonitor => Err(not_allowed(
+            "a labour inspection, and a warning or an order, are a labour inspector's: a community monitor records a monitoring round or a follow-up visit",
+        )),
+        Step::Inspection { .. } => Ok(()),
         Step::Review { reviewer } => {
             if role != Role::Supervisor {
                 return Err(not_allowed(format!(
@@ -533,6 +545,7 @@ impl Step {
             Step::Merge | Step::MergedDuplicateEdited => "merged_into",
             Step::Review { .. } => "reviewed_by",
             Step::VisitContent { .. } => RecordKind::Visit.as_str(),
+            Step::Inspection { field } => field,
         }
     }
 
@@ -702,6 +715,20 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
 
 fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
     let from = before.map_or(VisitStatus::Draft, |b| b.status);
+    // Judged when set: a visit recorded so before the rule takes its later steps.
+    if after.kind == VisitKind::LabourInspection && before.is_none_or(|b| b.kind != after.kind) {
+        steps.push(Step::Inspection { field: "kind" });
+    }
+    let powers = |v: &Visit| {
+        v.actions
+            .iter()
+            .filter(|a| matches!(a, VisitAction::Warning | VisitAction::Order))
+            .copied()
+            .collect::<BTreeSet<_>>()
+    };
+    if !powers(after).is_subset(&before.map(powers).unwrap_or_default()) {
+        steps.push(Step::Inspection { field: "actions" });
+    }
     if let Some(before) = before
         && visit_content(before) != visit_content(after)
     {
@@ -765,6 +792,8 @@ fn visit_content(visit: &Visit) -> Visit {
         status: VisitStatus::Draft,
         review_comment: String::new(),
         reviewed_by: None,
+        // Derived from the answers, which the comparison sees.
+        breaches: Vec::new(),
         ..visit.clone()
     }
 }

@@ -25,7 +25,7 @@ use crate::domain::area::Area;
 use crate::domain::codes::{
     Answer, FollowUpSituation, Formality, RecordKind, Role, ServiceKind, Sex, VisitKind,
 };
-use crate::domain::derived::birth_year;
+use crate::domain::derived::{self, birth_year};
 use crate::domain::records::{ChildCase, FollowUp, Referral, Visit, Workplace};
 use crate::domain::rights::Scope;
 use crate::error::{Error, Result};
@@ -1056,7 +1056,11 @@ fn visit_row(t: &mut TableBuilder, v: &Visit, children_identified: usize) {
                 .map(|(c, _)| c),
         ),
     );
-    t.col("forced_labour_indicators", joined(v.forced_labour.keys()));
+    t.col("breaches", joined(v.breaches.iter()));
+    t.col(
+        "forced_labour_indicators",
+        joined(derived::indicators_found(v).iter()),
+    );
     // The workforce counted, by sex and age band: what the indicators of children at work
     // are made of.
     let (female, male) = (&v.workforce.female, &v.workforce.male);

@@ -101,7 +101,7 @@ mod tests {
 
     fn migrated() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn, |_| Ok(())).unwrap();
+        super::super::schema::migrate(&mut conn, |_, _| Ok(())).unwrap();
         conn
     }
 

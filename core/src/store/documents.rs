@@ -115,6 +115,7 @@ pub(crate) fn insert_new<R: Record>(
     crate::domain::records::texts_within_rules(&[], &record.free_texts())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
+    check_visit_filing(tx, &record, &|| Ok(None))?;
     if let Some(acting) = acting {
         acting.check_write(None, &record)?;
     }
@@ -130,9 +131,22 @@ pub(crate) fn insert_new<R: Record>(
     let mut document = Automerge::new().with_actor(write.actor.clone());
     doc::write_record(&mut document, &record, &write.author)?;
     check_merge_target(tx, &document, None)?;
-    let stored = doc::read_record::<R>(&document, id)?;
+    let stored = read_derived::<R>(&document, id, reference)?;
     write.save(tx, id, R::KIND, None, &mut document, &[])?;
     Ok(stored)
+}
+
+/// A record as `Store::get` reads it: its derived fields, stored or not, worked out from the
+/// document's values (what a write returns to its caller).
+fn read_derived<R: Record>(document: &Automerge, id: Uuid, reference: &ReferenceData) -> Result<R> {
+    let mut record = doc::read_record::<R>(document, id)?;
+    derive_stored(
+        &mut record,
+        reference,
+        &document.get_heads(),
+        &doc::concurrent_deciding::<R>(document),
+    );
+    Ok(record)
 }
 
 /// The records a written record names are of the kinds its fields say, where this store holds
@@ -144,6 +158,53 @@ fn check_references<R: Record>(tx: &Transaction, record: &R) -> Result<()> {
         &record.references(),
         kind_of,
     )??)
+}
+
+/// A visit is filed under the area of the workplace it visits, where this store holds the
+/// workplace (`records::check_visit_filing`, as the hub checks it). `stored`: the visit as
+/// the document holds it (none for a new one), read only when the areas differ: a visit
+/// filed before its workplace moved keeps its area through later edits.
+fn check_visit_filing<R: Record>(
+    tx: &Transaction,
+    record: &R,
+    stored: &dyn Fn() -> Result<Option<R>>,
+) -> Result<()> {
+    let Subject::Visit(visit) = record.subject() else {
+        return Ok(());
+    };
+    let a = &visit.area;
+    let same: Option<bool> = tx
+        .prepare_cached(
+            "SELECT s.country IS (SELECT id FROM area_codes WHERE code = ?2)
+                AND s.region IS (SELECT id FROM area_codes WHERE code = ?3)
+                AND s.district IS (SELECT id FROM area_codes WHERE code = ?4)
+                AND s.community IS (SELECT id FROM area_codes WHERE code = ?5)
+             FROM records r JOIN scope_index s ON s.record = r.rowid
+             WHERE r.id = ?1 AND r.kind = ?6",
+        )?
+        .query_row(
+            params![
+                visit.workplace_id.as_bytes(),
+                a.country,
+                a.region,
+                a.district,
+                a.community,
+                RecordKind::Workplace as i64
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if same != Some(false) {
+        return Ok(());
+    }
+    let stored = stored()?;
+    let was = match stored.as_ref().map(Record::subject) {
+        Some(Subject::Visit(was)) => Some(was),
+        _ => None,
+    };
+    Ok(crate::domain::records::check_visit_filing(
+        was, visit, false,
+    )?)
 }
 
 /// A case merged into another names a case this store holds, as the hub requires
@@ -226,10 +287,10 @@ pub(crate) fn update_in<R: Record>(
     )?;
     let before = document.get_heads();
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
-        return doc::read_record(&document, id);
+        return read_derived(&document, id, reference);
     }
     check_merge_target(tx, &document, Some(&before))?;
-    let stored = doc::read_record::<R>(&document, id)?;
+    let stored = read_derived::<R>(&document, id, reference)?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
 }
@@ -247,6 +308,7 @@ fn check_edit<R: Record>(
 ) -> Result<()> {
     record.validate(&write.reference)?;
     check_references(tx, record)?;
+    check_visit_filing(tx, record, &|| stored().map(Some))?;
     let dates = record.event_dates();
     if dates
         .iter()
@@ -878,30 +940,48 @@ impl TypedRecord {
     }
 }
 
-/// Rebuilds every index row from the documents (used by migrations that add an index), with
-/// the derived fields computed from the values and `base` under the published reference data.
-pub(crate) fn reindex_all(tx: &Transaction, base: &ReferenceData) -> Result<()> {
+/// Rebuilds the index rows of every record, or of every record of `kind`, from the documents
+/// (used by migrations that change what the rows hold), with the derived fields computed from
+/// the values and `base` under the published reference data. The documents are read a batch
+/// at a time: a region's phone holds 150 MB of them.
+pub(crate) fn reindex(
+    tx: &Transaction,
+    base: &ReferenceData,
+    kind: Option<RecordKind>,
+) -> Result<()> {
+    const BATCH: i64 = 256;
     let mut reference = base.clone();
     let mut source = StoredReference(tx);
     let ids: Vec<Uuid> = source.listing()?.into_iter().map(|(id, _)| id).collect();
     doc::add_published(&mut reference, &ids, &mut |id| source.document(id))?;
-    let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
-        .prepare("SELECT rowid, id, kind, doc FROM records")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (rowid, id, kind, bytes) in rows {
-        let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
-            id: Uuid::nil(),
-            reason: "a record id is not 16 bytes".into(),
-        })?;
-        let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
-            id,
-            reason: "unknown record kind in the store".into(),
-        })?;
-        let document = codec::load_stored(id, bytes)?;
-        index_document(tx, rowid, kind, id, &document, &reference)?;
+    let mut after = 0;
+    loop {
+        let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT rowid, id, kind, doc FROM records
+                 WHERE rowid > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY rowid LIMIT ?3",
+            )?
+            .query_map(params![after, kind.map(|k| k as i64), BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some((last, ..)) = rows.last() else {
+            return Ok(());
+        };
+        after = *last;
+        for (rowid, id, kind, bytes) in rows {
+            let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
+                id: Uuid::nil(),
+                reason: "a record id is not 16 bytes".into(),
+            })?;
+            let kind = RecordKind::from_i64(kind).ok_or_else(|| Error::DamagedDocument {
+                id,
+                reason: "unknown record kind in the store".into(),
+            })?;
+            let document = codec::load_stored(id, bytes)?;
+            index_document(tx, rowid, kind, id, &document, &reference)?;
+        }
     }
-    Ok(())
 }
 
 /// What merging received bytes did.

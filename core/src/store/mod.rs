@@ -242,9 +242,9 @@ impl Store {
         if (1..=SCHEMA_VERSION).contains(&schema::user_version(&conn)?) {
             deferred_indexes::restore_now(&mut conn)?;
         }
-        schema::migrate(&mut conn, |tx| {
-            documents::reindex_all(tx, &config.reference)?;
-            if config.role == StoreRole::Hub {
+        schema::migrate(&mut conn, |tx, kind| {
+            documents::reindex(tx, &config.reference, kind)?;
+            if config.role == StoreRole::Hub && kind.is_none() {
                 hub::fill_roots(tx)?;
             }
             Ok(())

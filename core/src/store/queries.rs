@@ -1504,7 +1504,7 @@ mod tests {
     #[test]
     fn the_review_queue_and_its_partial_index_name_the_same_status() {
         let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn, |_| Ok(())).unwrap();
+        super::super::schema::migrate(&mut conn, |_, _| Ok(())).unwrap();
         let index: String = conn
             .query_row(
                 "SELECT sql FROM sqlite_schema WHERE name = 'visit_review_queue'",

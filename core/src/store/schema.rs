@@ -1,5 +1,6 @@
 //! Opening the SQLite file: encryption key, pragmas, and migrations by `PRAGMA user_version`.
 
+use crate::domain::codes::RecordKind;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags, Transaction};
 use std::path::Path;
@@ -38,18 +39,40 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/029_search_forgets_corrected_names.sql"),
     include_str!("migrations/030_visits_by_start.sql"),
     include_str!("migrations/031_rules_derived_again.sql"),
+    include_str!("migrations/032_visit_breaches.sql"),
 ];
 
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// The schema from which a file holds the index rows today's indexing code writes: schema 31
-/// changed rules that derive them (its migration says which), so every older file is indexed
-/// again at its upgrade. A file of this schema or later is not: that took a region's phone 46 s
-/// here (minutes on a cheap phone) for schema 30, which only added an index. A change to what
-/// index rows hold (a rule, a column) comes with a migration that moves this to its own
-/// version.
-const INDEX_ROWS_OF: i64 = 31;
+/// The schemas that changed rules deriving index rows, each with the kind of record whose rows
+/// it changed (`None`: every kind): a file older than one is indexed again at its upgrade, the
+/// records of that kind (every record, if two kinds or all are due). A file of the latest of
+/// these or later is not: indexing every record took a region's phone 46 s here (minutes on
+/// a cheap phone) for schema 30, which only added an index. A change to what index rows hold
+/// (a rule, a column) comes with a migration and an entry here.
+const REDERIVED_AT: &[(i64, Option<RecordKind>)] = &[
+    // Cases: conflicts, early follow-ups, alert days, the stage reached.
+    (31, None),
+    // Visits: checklist items breached by a "yes", indicators from the forced-labour
+    // checklist, children identified at work.
+    (32, Some(RecordKind::Visit)),
+];
+
+/// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those
+/// of one kind, or all (`Some(None)`).
+fn to_rederive(found: i64) -> Option<Option<RecordKind>> {
+    let mut due = REDERIVED_AT
+        .iter()
+        .filter(|(at, _)| found < *at)
+        .map(|(_, kind)| *kind);
+    let first = due.next()?;
+    Some(if due.all(|kind| kind == first) {
+        first
+    } else {
+        None
+    })
+}
 
 /// How the store's file is protected.
 #[derive(Clone)]
@@ -202,13 +225,13 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
 }
 
 /// Applies every migration the file lacks, then rebuilds the index rows from the documents
-/// once (for a file older than `INDEX_ROWS_OF`), all in one transaction with the new version:
+/// once (of the records `REDERIVED_AT` names for the file), all in one transaction with the new version:
 /// a failure leaves the file as it was.
 /// Backfilling after the last migration matters: indexing code writes today's index tables,
 /// which intermediate schemas do not have yet. Returns the version the file had before.
 pub(crate) fn migrate(
     conn: &mut Connection,
-    backfill: impl Fn(&Transaction) -> Result<()>,
+    backfill: impl Fn(&Transaction, Option<RecordKind>) -> Result<()>,
 ) -> Result<i64> {
     let found = user_version(conn)?;
     if found > SCHEMA_VERSION {
@@ -225,8 +248,8 @@ pub(crate) fn migrate(
         tx.execute_batch(migration)?;
     }
     // A new file has no documents to index.
-    if found > 0 && found < INDEX_ROWS_OF {
-        backfill(&tx)?;
+    if let Some(kind) = to_rederive(found).filter(|_| found > 0) {
+        backfill(&tx, kind)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;

@@ -2969,6 +2969,21 @@ fn names_kept(
         if let Err(e) = rights::check_visitor(was, visit, &users) {
             return Ok(Err(Refused::step("visitor_id", e)));
         }
+        // Judged against a workplace the sender may see only, as the references below.
+        let workplace_area = match tx.record(visit.workplace_id, false) {
+            Ok(Some(stored))
+                if stored.kind == RecordKind::Workplace
+                    && rules.scope.receives(stored.kind, stored.area.as_ref()) =>
+            {
+                stored.area
+            }
+            Ok(_) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let same_area = workplace_area.is_none_or(|area| area == visit.area);
+        if let Err(e) = crate::domain::records::check_visit_filing(was, visit, same_area) {
+            return Ok(Err(Refused::breaking(e)));
+        }
     }
     let known = was.map(|was| was.references()).unwrap_or_default();
     // Only a record the sender may see is judged: of any other, the answer must not tell

@@ -11,6 +11,7 @@ pub const ROLES: [Role; 3] = [Role::CommunityMonitor, Role::Inspector, Role::Sup
 const ALL: &[Role] = &ROLES;
 const SUPERVISOR: &[Role] = &[Role::Supervisor];
 const MONITOR_AND_SUPERVISOR: &[Role] = &[Role::CommunityMonitor, Role::Supervisor];
+const INSPECTOR_AND_SUPERVISOR: &[Role] = &[Role::Inspector, Role::Supervisor];
 const NOBODY: &[Role] = &[];
 
 /// A record of one of the kinds the matrix covers.
@@ -223,6 +224,37 @@ pub fn cells() -> Vec<Cell> {
             name: "visit: change its findings",
             before: Some(|by| visit(VisitStatus::Draft, by)),
             step: |s, _| as_visit(s).findings.push_str(" Revu."),
+            allowed: ALL,
+        },
+        Cell {
+            name: "visit: create a labour inspection",
+            before: None,
+            step: |s, user| {
+                *s = visit(VisitStatus::Draft, user);
+                as_visit(s).kind = VisitKind::LabourInspection;
+            },
+            allowed: INSPECTOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "visit: make it a labour inspection",
+            before: Some(|by| visit(VisitStatus::Draft, by)),
+            step: |s, _| as_visit(s).kind = VisitKind::LabourInspection,
+            allowed: INSPECTOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "visit: give an order",
+            before: Some(|by| visit(VisitStatus::Draft, by)),
+            step: |s, _| {
+                as_visit(s).actions.insert(VisitAction::Order);
+            },
+            allowed: INSPECTOR_AND_SUPERVISOR,
+        },
+        Cell {
+            name: "visit: give advice",
+            before: Some(|by| visit(VisitStatus::Draft, by)),
+            step: |s, _| {
+                as_visit(s).actions.insert(VisitAction::Advice);
+            },
             allowed: ALL,
         },
         Cell {

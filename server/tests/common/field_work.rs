@@ -215,18 +215,23 @@ pub fn random_edit_once(rng: &mut ChaCha8Rng, store: &mut Store, id: Uuid) {
                     }
                 }
                 3 => v.workforce.male.under_12 = rng.gen_range(0..10),
-                4 => toggle(
-                    &mut v.actions,
-                    pick(
-                        rng,
-                        &[
+                4 => {
+                    // A warning or an order is an inspector's (`rights::Step::Inspection`).
+                    let role = store
+                        .user_profile()
+                        .expect("read the profile")
+                        .map(|p| p.role);
+                    let actions: &[VisitAction] = match role {
+                        Some(Role::Inspector | Role::Supervisor) => &[
                             VisitAction::Advice,
                             VisitAction::Warning,
                             VisitAction::Order,
                             VisitAction::Referral,
                         ],
-                    ),
-                ),
+                        _ => &[VisitAction::Advice, VisitAction::Referral],
+                    };
+                    toggle(&mut v.actions, pick(rng, actions))
+                }
                 6 => {
                     let indicator = *pick(rng, &ForcedLabourIndicator::ALL);
                     if v.forced_labour.remove(&indicator).is_none() {

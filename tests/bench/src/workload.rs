@@ -552,18 +552,24 @@ impl Workload {
             findings.push_str(pick(rng, &FINDINGS));
         }
 
-        let all_actions = [
-            VisitAction::Advice,
-            VisitAction::Warning,
-            VisitAction::Order,
-            VisitAction::Referral,
-        ];
+        // A warning or an order is an inspector's (`rights::Step::Inspection`).
+        let all_actions: &[VisitAction] = if community.inspectors.contains(&visitor_id) {
+            &[
+                VisitAction::Advice,
+                VisitAction::Warning,
+                VisitAction::Order,
+                VisitAction::Referral,
+            ]
+        } else {
+            &[VisitAction::Advice, VisitAction::Referral]
+        };
         let actions = rng.gen_range(0..=2);
         let actions: BTreeSet<VisitAction> = if actions == 0 {
             [VisitAction::None].into()
         } else {
             all_actions
-                .into_iter()
+                .iter()
+                .copied()
                 .choose_multiple(rng, actions)
                 .into_iter()
                 .collect()
@@ -602,6 +608,7 @@ impl Workload {
             reviewed_by: None,
             children_identified: BTreeSet::new(),
             captured_with: Default::default(),
+            breaches: Vec::new(),
         }
     }
 

@@ -201,6 +201,26 @@ pub fn check_references<E>(
     Ok(Ok(()))
 }
 
+/// A visit is filed under the area of the workplace it visits (`Visit::new` copies it): one
+/// filed elsewhere would reach the monitors of another community, who hold no such workplace,
+/// and be counted there. `same_area`: whether the visit's area is the workplace's, where the
+/// store holds the workplace (else true). Judged when the visit's area or workplace is set
+/// (`was`: the visit before the write): one filed before its workplace moved keeps its area.
+pub fn check_visit_filing(
+    was: Option<&Visit>,
+    visit: &Visit,
+    same_area: bool,
+) -> Result<(), ValidationError> {
+    let set = was.is_none_or(|w| w.area != visit.area || w.workplace_id != visit.workplace_id);
+    if set && !same_area {
+        return Err(ValidationError::new(
+            "area",
+            "must be the area of the workplace visited",
+        ));
+    }
+    Ok(())
+}
+
 /// An optional reference typed as no id at all (the nil id, an empty text from an app): refused,
 /// naming the field, rather than kept as a reference to nothing.
 pub(crate) fn optional_reference(field: &str, id: Option<Uuid>) -> Result<(), ValidationError> {

@@ -70,6 +70,30 @@ pub struct ChecklistAnswers {
     pub answers: BTreeMap<String, Answer>,
 }
 
+impl ChecklistAnswers {
+    /// The items whose answer records a breach, by each item's wording
+    /// (`ChecklistItem::breach`) in the version answered. A device that lacks that version
+    /// reads the answers by the newest version it holds of the same checklist (the same code
+    /// keeps its meaning from one version to the next), and an item it cannot find at all as
+    /// breached by a "no", as most items are worded.
+    pub fn breaches(&self, reference: &ReferenceData) -> Vec<String> {
+        let list = u32::try_from(self.version)
+            .ok()
+            .and_then(|version| reference.checklist(&self.checklist, version))
+            .or_else(|| reference.latest_checklist(&self.checklist));
+        self.answers
+            .iter()
+            .filter(|(code, answer)| {
+                let breach = list
+                    .and_then(|l| l.item(code))
+                    .map_or(Answer::No, |item| item.breach);
+                **answer == breach
+            })
+            .map(|(code, _)| code.clone())
+            .collect()
+    }
+}
+
 /// A labour inspection, a community monitoring round or a follow-up visit to a workplace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -126,6 +150,11 @@ pub struct Visit {
     #[serde(default, skip_serializing_if = "ReferencePins::is_empty")]
     #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub captured_with: ReferencePins,
+    /// The checklist's items whose answer records a breach (derived from `checklist` and each
+    /// item's wording in that checklist's version, `ChecklistItem::breach`; never stored).
+    #[serde(skip)]
+    #[cfg_attr(feature = "uniffi", uniffi(default = []))]
+    pub breaches: Vec<String>,
 }
 
 impl Visit {
@@ -174,6 +203,7 @@ impl Visit {
             reviewed_by: None,
             children_identified: BTreeSet::new(),
             captured_with: ReferencePins::default(),
+            breaches: Vec::new(),
         }
     }
 }
@@ -196,6 +226,10 @@ impl Record for Visit {
 
     fn subject(&self) -> super::Subject<'_> {
         super::Subject::Visit(self)
+    }
+
+    fn derive(&mut self, reference: &ReferenceData) {
+        self.breaches = self.checklist.breaches(reference);
     }
 
     fn free_texts(&self) -> Vec<(String, &str)> {

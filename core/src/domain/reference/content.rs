@@ -5,7 +5,9 @@
 use crate::domain::area::Area;
 use crate::domain::classify::{RuleSet, Thresholds};
 use crate::domain::codes::{AreaLevel, ReferenceType, ServiceKind, WorstForm};
-use crate::domain::reference::labels::{ChecklistItem, Item, Labels, valid_code, validate_items};
+use crate::domain::reference::labels::{
+    ChecklistItem, Item, Labels, valid_code, validate_checklist_items, validate_items,
+};
 use crate::domain::validation::{ValidationError, describe_json_error};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -98,7 +100,7 @@ impl CountryProfile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecklistContent {
     pub name: Labels,
-    pub items: Vec<Item>,
+    pub items: Vec<ChecklistItem>,
 }
 
 /// A checklist at one version, as records answer it.
@@ -605,7 +607,7 @@ impl ReferenceContent {
             ReferenceContent::CountryProfile(p) => p.validate(),
             ReferenceContent::Checklist(c) => {
                 c.name.validate("content.name")?;
-                validate_items("content.items", &c.items, true)
+                validate_checklist_items("content.items", &c.items)
             }
             ReferenceContent::Sectors(s) => validate_items("content", s, true),
             ReferenceContent::ReferralServices(r) => r.validate(),

@@ -1,6 +1,7 @@
 //! Labels by language, and coded items (a code with its labels): what every kind of reference
 //! data is made of. A new language is new data, not new code.
 
+use crate::domain::codes::Answer;
 use crate::domain::validation::ValidationError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,13 +88,85 @@ impl Item {
 }
 
 pub type Sector = Item;
-pub type ChecklistItem = Item;
+
+/// A checklist item: what it asks, and which answer records a breach. Checklists word their
+/// items both ways: "Workers keep their identity papers" is breached by a "no", "Children
+/// below the minimum age working" by a "yes"; a visit read by one rule for both would count
+/// the clean farm and miss the one where children work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    pub code: String,
+    pub labels: Labels,
+    /// `no` (an item worded as a rule kept, the default) or `yes` (worded as a fault found).
+    #[serde(default = "ChecklistItem::breached_by_no")]
+    pub breach: Answer,
+}
+
+impl ChecklistItem {
+    /// An item worded as a rule kept: a "no" breaches it.
+    pub fn new(code: &str, fr: &str, en: &str) -> ChecklistItem {
+        ChecklistItem {
+            code: code.into(),
+            labels: Labels::fr_en(fr, en),
+            breach: Answer::No,
+        }
+    }
+
+    fn breached_by_no() -> Answer {
+        Answer::No
+    }
+
+    /// The label in `language`, with the fallbacks of `Labels::get`, else the code itself.
+    pub fn label(&self, language: &str) -> &str {
+        self.labels.get(language).unwrap_or(&self.code)
+    }
+}
+
+/// What `validate_items` reads of an item.
+pub(crate) trait Coded {
+    fn code(&self) -> &str;
+    fn labels(&self) -> &Labels;
+}
+
+impl Coded for Item {
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+}
+
+impl Coded for ChecklistItem {
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+}
 
 pub(crate) use crate::domain::validation::valid_code;
 
-pub(crate) fn validate_items(
+/// A checklist's items: coded items, each breached by a "yes" or a "no" (never by "not
+/// applicable", which says the item was not judged).
+pub(crate) fn validate_checklist_items(
     field: &str,
-    items: &[Item],
+    items: &[ChecklistItem],
+) -> Result<(), ValidationError> {
+    validate_items(field, items, true)?;
+    match items.iter().find(|i| i.breach == Answer::NotApplicable) {
+        Some(item) => Err(ValidationError::new(
+            format!("{field}.{}.breach", item.code),
+            "the answer that records a breach is yes or no",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn validate_items<T: Coded>(
+    field: &str,
+    items: &[T],
     required: bool,
 ) -> Result<(), ValidationError> {
     if required && items.is_empty() {
@@ -101,20 +174,20 @@ pub(crate) fn validate_items(
     }
     let mut seen = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
-        if !valid_code(&item.code) {
+        if !valid_code(item.code()) {
             return Err(ValidationError::new(
                 format!("{field}.{i}.code"),
                 "a code is 1 to 64 printable ASCII characters without spaces",
             ));
         }
-        if !seen.insert(item.code.as_str()) {
+        if !seen.insert(item.code()) {
             return Err(ValidationError::new(
-                format!("{field}.{}", item.code),
+                format!("{field}.{}", item.code()),
                 "the same code appears twice",
             ));
         }
-        item.labels
-            .validate(&format!("{field}.{}.labels", item.code))?;
+        item.labels()
+            .validate(&format!("{field}.{}.labels", item.code()))?;
     }
     Ok(())
 }

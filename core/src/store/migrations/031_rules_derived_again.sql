@@ -1,5 +1,5 @@
 -- Schema 31: index rows derived by rules changed in this version, written again from the
--- documents by the backfill that follows this migration (`INDEX_ROWS_OF`):
+-- documents by the backfill that follows this migration (`REDERIVED_AT`):
 -- - a case whose deciding fields hold values in conflict is classified by the most severe of
 --   them (its classification, alert and indicators rows);
 -- - a follow-up made up to 14 days before a scheduled one answers it (due and overdue rows);
