@@ -1711,3 +1711,43 @@ fn a_hub_restored_from_an_older_copy_gets_back_many_records_in_one_session() {
     }
     assert_eq!(hub.get::<ChildCase>(first).unwrap().hours_per_week, 30);
 }
+
+/// When most of a phone's records leave it (a supervisor's areas narrowed), the file gives
+/// back the space they took, rather than keeping it for good.
+#[test]
+fn records_that_leave_give_their_space_back() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01, C02]);
+    for i in 0..300u64 {
+        let id = create(&mut monitor, C01, &format!("Enfant {i}"));
+        let mut c: ChildCase = monitor.store.get(id).unwrap();
+        // Notes that do not compress: some 3 MB in all.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ i;
+        c.notes = (0..10_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        monitor.store.update(&c).unwrap();
+    }
+    create(&mut monitor, C02, "Mariam Diallo");
+    monitor.sync(&mut hub);
+    // The WAL folded into the file.
+    monitor.store.purge_freed_content().unwrap();
+    let path = monitor.path.clone();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    monitor.principal.areas = [C02.to_string()].into();
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.left_scope.len(), 300);
+    let after = size();
+    assert!(
+        after < before / 4,
+        "the file kept {after} of its {before} bytes"
+    );
+    assert_eq!(monitor.store.search_names("Mariam", 10).unwrap().len(), 1);
+}

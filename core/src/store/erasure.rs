@@ -199,12 +199,42 @@ pub(crate) fn is_erased(conn: &Connection, id: Uuid) -> Result<bool> {
 
 /// After records were forgotten: the full-text index is rewritten without their terms (FTS5
 /// keeps deleted terms in old segments until a merge; secure_delete zeroes the pages it frees)
-/// and the WAL is emptied, so that no copy of their content stays in any file.
+/// and the WAL is emptied, so that no copy of their content stays in any file; and when much
+/// of the file is free pages, the file is rewritten without them (`give_back_free_pages`).
 pub(crate) fn purge_freed_content(conn: &Connection) -> Result<()> {
     conn.execute(
         "INSERT INTO name_search (name_search) VALUES ('optimize')",
         [],
     )?;
+    give_back_free_pages(conn)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Free pages the store keeps to reuse rather than give back, at most: a quarter of its file,
+/// and 1 MiB whatever the file.
+const FREE_PAGES_KEPT_PERCENT: i64 = 25;
+const FREE_BYTES_KEPT: i64 = 1024 * 1024;
+/// The largest store rewritten to give back its free pages: the copy is built in memory
+/// (`temp_store = MEMORY`: SQLCipher's temporary files would hold records in clear), which a
+/// cheap phone affords for a district's records, not for a region's.
+const REWRITTEN_AT_MOST: i64 = 16 * 1024 * 1024;
+
+/// Rewrites the file without its free pages (`VACUUM`) when records that left took much of
+/// it (a supervisor's region narrowed to a district kept 150 MB of a phone's storage for
+/// good); pages freed by fewer departures are reused by the next writes.
+fn give_back_free_pages(conn: &Connection) -> Result<()> {
+    let pragma = |name: &str| -> Result<i64> {
+        Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+    };
+    let (pages, free, size) = (
+        pragma("page_count")?,
+        pragma("freelist_count")?,
+        pragma("page_size")?,
+    );
+    let worth_it = free * size > FREE_BYTES_KEPT && free * 100 > pages * FREE_PAGES_KEPT_PERCENT;
+    if worth_it && (pages - free) * size <= REWRITTEN_AT_MOST {
+        conn.execute_batch("VACUUM")?;
+    }
     Ok(())
 }
