@@ -39,7 +39,7 @@ pub struct Hub {
     /// thread devices' syncs need.
     pub console_workers: Workers,
     pub http: HttpLimits,
-    guards: Guards,
+    guards: Arc<Guards>,
     /// The supervisors' console served beside sync (`console`).
     pub console: crate::console::Console,
     /// TLS on the hub's own listener (`tls`); none behind a proxy that terminates it, or on
@@ -59,7 +59,7 @@ impl Hub {
             limits,
             workers,
             console_workers,
-            guards: Guards::new(&HttpLimits::default()),
+            guards: Arc::new(Guards::new(&HttpLimits::default())),
             http: HttpLimits::default(),
             console: Default::default(),
             tls: None,
@@ -80,7 +80,7 @@ impl Hub {
 
     /// The same hub with other bounds on connections and requests.
     pub fn with_http(mut self, http: HttpLimits) -> Hub {
-        self.guards = Guards::new(&http);
+        self.guards = Arc::new(Guards::new(&http));
         self.http = http;
         self
     }
@@ -115,6 +115,10 @@ pub struct HttpLimits {
     /// received at most `body_wait`, then gets 503.
     pub max_body_bytes_held: usize,
     pub body_wait: Duration,
+    /// An answer must keep leaving: a connection whose client takes none of its bytes for this
+    /// long is closed (a phone on a weak link takes some every few seconds; one that reads
+    /// nothing would hold its answer, megabytes, for as long as it stays connected).
+    pub send_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -129,6 +133,7 @@ impl Default for HttpLimits {
             min_body_rate: 1024,
             max_body_bytes_held: 64 * 1024 * 1024,
             body_wait: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -209,9 +214,10 @@ struct Held {
     large_kib: usize,
 }
 
-/// A request of a device in progress: released when dropped.
-struct DeviceSlot<'a> {
-    guards: &'a Guards,
+/// A request of a device in progress, until its answer has left (`Answer`): released when
+/// dropped.
+struct DeviceSlot {
+    guards: Arc<Guards>,
     device: Uuid,
     /// The device's user, once the request has its turn among the user's devices.
     user: Option<Uuid>,
@@ -220,7 +226,7 @@ struct DeviceSlot<'a> {
 impl Guards {
     /// A slot for a request of `device`; none while the device has as many requests in
     /// progress as `http` allows (a phone sends one at a time: more are retries, or abuse).
-    fn device_slot(&self, http: &HttpLimits, device: Uuid) -> Option<DeviceSlot<'_>> {
+    fn device_slot(self: &Arc<Self>, http: &HttpLimits, device: Uuid) -> Option<DeviceSlot> {
         let mut in_progress = self.in_progress.lock().unwrap_or_else(|p| p.into_inner());
         let count = in_progress.per_device.entry(device).or_default();
         if *count >= http.max_requests_per_device {
@@ -228,7 +234,7 @@ impl Guards {
         }
         *count += 1;
         Some(DeviceSlot {
-            guards: self,
+            guards: self.clone(),
             device,
             user: None,
         })
@@ -236,7 +242,7 @@ impl Guards {
 
     /// Gives `slot` its turn among the requests of `user`'s devices, if they hold fewer than
     /// `http` allows together.
-    fn try_user_turn(&self, slot: &mut DeviceSlot<'_>, http: &HttpLimits, user: Uuid) -> bool {
+    fn try_user_turn(&self, slot: &mut DeviceSlot, http: &HttpLimits, user: Uuid) -> bool {
         if slot.user.is_some() {
             return true;
         }
@@ -253,7 +259,7 @@ impl Guards {
     /// Gives `slot` its turn among the requests of `user`'s devices, waiting for one of them
     /// to end at most `http.user_wait`: a user's phone and tablet syncing together are served
     /// one after the other, not refused.
-    async fn user_turn(&self, slot: &mut DeviceSlot<'_>, http: &HttpLimits, user: Uuid) -> bool {
+    async fn user_turn(&self, slot: &mut DeviceSlot, http: &HttpLimits, user: Uuid) -> bool {
         wait_turn(&self.user_turn_freed, http.user_wait, || {
             self.try_user_turn(slot, http, user).then_some(())
         })
@@ -338,7 +344,7 @@ impl Drop for StorageTurn<'_> {
     }
 }
 
-impl Drop for DeviceSlot<'_> {
+impl Drop for DeviceSlot {
     fn drop(&mut self) {
         let mut in_progress = self
             .guards
@@ -893,7 +899,7 @@ async fn live_session(hub: &Arc<Hub>, ctx: crate::console::Ctx) -> bool {
 /// read: without a valid token, a request costs the hub its headers and one registry lookup.
 async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     match serve_sync(hub, request).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Ok(answer) => answer.into_response(),
         Err(failure) => {
             let response = failure.into_response();
             tracing::debug!(status = response.status().as_u16(), "sync refused");
@@ -920,13 +926,12 @@ async fn health(State(hub): State<Arc<Hub>>) -> Response {
 /// code in `X-Vigie-Refusal`.
 async fn attachment(State(hub): State<Arc<Hub>>, request: Request) -> Response {
     match serve_device(hub, request, Endpoint::Attachment).await {
-        Ok(bytes) => {
-            let refusal = match decode_attachment_response(&bytes, usize::MAX) {
+        Ok(answer) => {
+            let refusal = match decode_attachment_response(&answer.bytes, usize::MAX) {
                 Ok(AttachmentResponse::Refused { reason, .. }) if reason.is_limit() => Some(reason),
                 _ => None,
             };
-            let mut response =
-                ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+            let mut response = answer.into_response();
             if let Some(reason) = refusal {
                 *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
                 response
@@ -955,7 +960,7 @@ impl Endpoint {
     }
 }
 
-async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Vec<u8>, Failure> {
+async fn serve_sync(hub: Arc<Hub>, request: Request) -> Result<Answer, Failure> {
     serve_device(hub, request, Endpoint::Sync).await
 }
 
@@ -966,7 +971,7 @@ async fn serve_device(
     hub: Arc<Hub>,
     request: Request,
     endpoint: Endpoint,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Answer, Failure> {
     let (parts, body) = request.into_parts();
     let token = bearer(&parts.headers);
     let device = token.as_ref().ok().map(|token| token.device.to_string());
@@ -1013,7 +1018,7 @@ async fn serve_authenticated(
     body: Body,
     token: Token,
     endpoint: Endpoint,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Answer, Failure> {
     let who = {
         let (hub, token) = (hub.clone(), token.clone());
         hub.clone()
@@ -1051,7 +1056,8 @@ async fn serve_authenticated(
         .await
         .ok_or(Failure::TooManyRequests)?;
     let job = hub.clone();
-    hub.workers
+    let bytes = hub
+        .workers
         .run(move || -> Result<Vec<u8>, Failure> {
             let hub = job;
             let who = match recheck {
@@ -1075,7 +1081,66 @@ async fn serve_authenticated(
             Ok(response)
         })
         .await
-        .ok_or(Failure::Internal)?
+        .ok_or(Failure::Internal)??;
+    Ok(Answer { bytes, slot })
+}
+
+/// A device's answer, with its request's place among the device's requests (`DeviceSlot`),
+/// held until the answer has left: a client that reads no answer (one stolen token, 400
+/// connections each holding a first sync's 3 MB) holds its own requests' places, not the hub's
+/// memory without bound. The connection's sends are timed (`listener`).
+struct Answer {
+    bytes: Vec<u8>,
+    slot: DeviceSlot,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let body = Sending {
+            rest: self.bytes.into(),
+            slot: Some(self.slot),
+        };
+        (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::new(body),
+        )
+            .into_response()
+    }
+}
+
+/// An answer's bytes, handed to the connection a piece at a time as it sends them (the
+/// connection buffers one piece), its request's place given back with the last.
+struct Sending {
+    rest: axum::body::Bytes,
+    slot: Option<DeviceSlot>,
+}
+
+/// The size of the pieces `Sending` hands over.
+const SENT_PIECE: usize = 64 * 1024;
+
+impl hyper::body::Body for Sending {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let piece = self.rest.len().min(SENT_PIECE);
+        let frame = self.rest.split_to(piece);
+        if self.rest.is_empty() {
+            self.slot = None;
+        }
+        std::task::Poll::Ready((!frame.is_empty()).then(|| Ok(hyper::body::Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
 }
 
 #[cfg(test)]
@@ -1102,12 +1167,12 @@ mod tests {
     }
 
     /// A request of `device`, a device of `user`, that has its turn at once, or none.
-    fn served_now<'a>(
-        guards: &'a Guards,
+    fn served_now(
+        guards: &Arc<Guards>,
         http: &HttpLimits,
         device: Uuid,
         user: Uuid,
-    ) -> Option<DeviceSlot<'a>> {
+    ) -> Option<DeviceSlot> {
         let mut slot = guards.device_slot(http, device)?;
         guards.try_user_turn(&mut slot, http, user).then_some(slot)
     }
@@ -1147,7 +1212,7 @@ mod tests {
     #[test]
     fn a_users_devices_together_hold_no_more_requests_than_the_user_may() {
         let http = HttpLimits::default();
-        let guards = Guards::new(&http);
+        let guards = Arc::new(Guards::new(&http));
         let (user, other) = (Uuid::now_v7(), Uuid::now_v7());
         let devices: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         // A device: two at once.
@@ -1169,7 +1234,7 @@ mod tests {
 
     #[test]
     fn a_users_further_requests_leave_storage_workers_to_the_others() {
-        let guards = Guards::new(&HttpLimits::default());
+        let guards = Arc::new(Guards::new(&HttpLimits::default()));
         let (a, b, c, d) = (
             Uuid::now_v7(),
             Uuid::now_v7(),
@@ -1199,7 +1264,7 @@ mod tests {
         held.pop();
         assert!(guards.try_storage_turn(b, WORKERS).is_some(), "3 served");
         // With few workers, a user's further requests still take one when it is free.
-        let alone = Guards::new(&HttpLimits::default());
+        let alone = Arc::new(Guards::new(&HttpLimits::default()));
         let first = alone.try_storage_turn(a, 1).unwrap();
         assert!(alone.try_storage_turn(a, 1).is_none());
         drop(first);

@@ -142,6 +142,27 @@ impl Drop for Busy {
     }
 }
 
+/// What the kernel holds of a connection's unsent answer, at most (it counts twice this with
+/// its bookkeeping). Left to itself it grows a connection's buffer to 4 MiB whether or not the
+/// client reads, so that a thousand clients that read nothing would hold gigabytes of the
+/// machine's memory; a quarter of a MiB still fills a link of 1 MB/s at a 250 ms round trip.
+const SEND_BUFFER: libc::c_int = 256 * 1024;
+
+fn bound_send_buffer(stream: &tokio::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an option set on the connection's own socket, from a value that lives through
+    // the call.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&SEND_BUFFER as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Raises the process's limit of open files to its hard limit, and returns how many
 /// connections it leaves room for (files, sockets of PostgreSQL's pool and logs aside).
 fn connection_room(wanted: usize) -> usize {
@@ -171,25 +192,134 @@ fn connection_room(wanted: usize) -> usize {
     wanted.min(room.max(16))
 }
 
-/// Serves one connection (in clear or over TLS) until it ends, or the registry closes it for a
-/// newcomer.
-async fn serve_until_closed<I, S, B>(
-    io: I,
+/// A connection's stream, with when its sends stalled: since the first write the client's
+/// window did not take, until one it does (`stalled_ns`, in ns since `epoch` plus one; 0 while
+/// sends go).
+struct Sends<S> {
+    inner: S,
+    epoch: Instant,
+    stalled_ns: Arc<AtomicU64>,
+}
+
+impl<S> Sends<S> {
+    fn timed(inner: S) -> TokioIo<Sends<S>> {
+        TokioIo::new(Sends {
+            inner,
+            epoch: Instant::now(),
+            stalled_ns: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How long its sends have been stalled.
+    fn stalled(epoch: Instant, stalled_ns: &AtomicU64) -> Duration {
+        match stalled_ns.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => (epoch.elapsed()).saturating_sub(Duration::from_nanos(since - 1)),
+        }
+    }
+
+    /// A write's outcome: bytes taken end a stall, none taken begin one (a flush that
+    /// succeeds says nothing of the client: only bytes leaving do).
+    fn note<T>(&self, poll: &std::task::Poll<std::io::Result<T>>, took: impl Fn(&T) -> bool) {
+        match poll {
+            std::task::Poll::Pending => {
+                let now = self.epoch.elapsed().as_nanos() as u64 + 1;
+                let _ =
+                    self.stalled_ns
+                        .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            std::task::Poll::Ready(Ok(done)) if took(done) => {
+                self.stalled_ns.store(0, Ordering::Relaxed)
+            }
+            std::task::Poll::Ready(_) => {}
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Sends<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Sends<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&poll, |n| *n > 0);
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&poll, |n| *n > 0);
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(&poll, |()| false);
+        poll
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection (in clear or over TLS) until it ends, the registry closes it for a
+/// newcomer, or its client takes no byte of an answer for `send_timeout`.
+async fn serve_until_closed<S, Svc, B>(
+    io: TokioIo<Sends<S>>,
     (builder, watcher): (hyper::server::conn::http1::Builder, Watcher),
-    service: S,
-    slot: Arc<Slot>,
+    service: Svc,
+    (slot, send_timeout): (Arc<Slot>, Duration),
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = B>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::HttpService<Incoming, ResBody = B>,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: hyper::body::Body + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let (epoch, stalled_ns) = (io.inner().epoch, io.inner().stalled_ns.clone());
     let connection = watcher.watch(builder.serve_connection(io, service));
+    let stalled = async {
+        let every = (send_timeout / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(every).await;
+            if Sends::<S>::stalled(epoch, &stalled_ns) >= send_timeout {
+                return;
+            }
+        }
+    };
     tokio::select! {
         // A connection that fails (a client gone, a header timeout) just ends.
         _ = connection => {}
         () = slot.connection.evicted.notified() => {}
+        () = stalled => {
+            tracing::debug!("connection closed: its client took no byte of the answer in time");
+        }
     }
 }
 
@@ -222,7 +352,7 @@ pub async fn serve(
         .max_buf_size(MAX_BUFFER)
         .max_headers(32);
     let graceful = GracefulShutdown::new();
-    let header_timeout = http.header_timeout;
+    let (header_timeout, send_timeout) = (http.header_timeout, http.send_timeout);
     // Handshakes under way when the hub stops (not yet connections `graceful` waits for).
     let stopping = Arc::new(Notify::new());
     let mut shutdown = std::pin::pin!(shutdown);
@@ -245,6 +375,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        bound_send_buffer(&stream);
         let slot = Arc::new(slot);
         let service = {
             let (app, slot) = (app.clone(), slot.clone());
@@ -267,10 +398,10 @@ pub async fn serve(
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let Some(tls) = tls.clone() else {
             tokio::spawn(serve_until_closed(
-                TokioIo::new(stream),
+                Sends::timed(stream),
                 (builder, watcher),
                 service,
-                slot,
+                (slot, send_timeout),
             ));
             continue;
         };
@@ -294,7 +425,8 @@ pub async fn serve(
                 () = slot.connection.evicted.notified() => return,
                 () = stopping.notified() => return,
             };
-            serve_until_closed(TokioIo::new(stream), (builder, watcher), service, slot).await;
+            let (stream, slot) = (Sends::timed(stream), (slot, send_timeout));
+            serve_until_closed(stream, (builder, watcher), service, slot).await;
         });
     }
     stopping.notify_waiters();

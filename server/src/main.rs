@@ -283,6 +283,10 @@ struct HttpArgs {
     #[arg(long, default_value_t = HttpLimits::default().body_timeout.as_millis() as u64,
           value_parser = at_least_one::<u64>())]
     body_timeout_ms: u64,
+    /// Milliseconds a connection may go without its client taking a byte of an answer.
+    #[arg(long, default_value_t = HttpLimits::default().send_timeout.as_millis() as u64,
+          value_parser = at_least_one::<u64>())]
+    send_timeout_ms: u64,
 }
 
 impl HttpArgs {
@@ -293,6 +297,7 @@ impl HttpArgs {
             max_requests_per_user: self.max_requests_per_user,
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
+            send_timeout: Duration::from_millis(self.send_timeout_ms),
             ..HttpLimits::default()
         }
     }

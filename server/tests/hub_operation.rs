@@ -306,23 +306,6 @@ impl Drop for SmallDisk {
     }
 }
 
-/// 150 workplaces whose notes do not compress (300 KB the hub must store), recorded on the
-/// device.
-fn record_incompressible_workplaces(device: &mut Device, mut seed: u64) {
-    for i in 0..150 {
-        let mut place = workplace(area(C01), &format!("Workplace {i}"));
-        place.notes = (0..2000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
-        device.store.create(&place).unwrap();
-    }
-}
-
 #[test]
 fn a_full_disk_is_answered_503_and_said_in_the_log() {
     let Some(dir) = embedded() else {

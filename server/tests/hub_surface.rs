@@ -563,3 +563,67 @@ fn stalled_uploads_and_a_connection_flood_leave_the_hub_bounded_and_serving() {
     assert!(health(&hub.url).is_ok());
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }
+
+/// A client that asks for answers and reads none (one stolen token, hundreds of connections
+/// each holding a first sync's megabytes) holds its device's places among requests in
+/// progress until each answer has left, not the hub's memory: a third request of the device
+/// is answered 429 while two answers wait unread; a connection whose client takes nothing of
+/// its answer for `--send-timeout-ms` is closed, and its place given back.
+#[test]
+fn answers_no_one_reads_hold_their_devices_places_not_the_hubs_memory() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (mut supervisor, monitor) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(&data, HubOptions::args(&["--send-timeout-ms", "3000"]));
+    let addr = hub.addr();
+    // 1 MB of notes that do not compress, in the monitor's community: an answer larger than
+    // a connection's send buffer.
+    for seed in 1..=8u64 {
+        record_incompressible_workplaces(&mut supervisor, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+    supervisor.sync(&hub.url).unwrap();
+    let options = vigie_core::sync::SyncOptions {
+        max_message_bytes: 4 * 1024 * 1024,
+        ..Default::default()
+    };
+    let request = monitor.store.hub_sync_request(&options).unwrap();
+    let authorization = format!("Bearer {}", monitor.token_text);
+    let mut sent = Stalled::head(&addr, Some(&authorization), request.len());
+    sent.extend_from_slice(&request);
+    // The monitor's first sync, twice, each answer's first bytes read and no more.
+    let unread: Vec<Stalled> = (0..2)
+        .map(|_| {
+            let mut stalled = Stalled::open_with_a_small_window(&addr, &sent).unwrap();
+            let mut first = [0u8; 12];
+            stalled
+                .stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            std::io::Read::read_exact(&mut stalled.stream, &mut first).unwrap();
+            assert_eq!(&first, b"HTTP/1.1 200");
+            stalled
+        })
+        .collect();
+    let mut third = Stalled::open(&addr, &sent).unwrap();
+    let mut status = [0u8; 12];
+    third
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Read::read_exact(&mut third.stream, &mut status).unwrap();
+    assert_eq!(
+        &status, b"HTTP/1.1 429",
+        "the device's two places are held by its unread answers"
+    );
+    // Past the send timeout, the unread connections are closed and their places free.
+    std::thread::sleep(Duration::from_millis(5000));
+    let mut again = Stalled::open(&addr, &sent).unwrap();
+    let mut first = [0u8; 12];
+    again
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Read::read_exact(&mut again.stream, &mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    drop(unread);
+}

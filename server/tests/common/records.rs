@@ -117,3 +117,20 @@ pub fn all_records(store: &Store) -> Vec<(RecordKind, Uuid)> {
     }
     out
 }
+
+/// 150 workplaces whose notes do not compress (300 KB the hub must store), recorded on the
+/// device.
+pub fn record_incompressible_workplaces(device: &mut Device, mut seed: u64) {
+    for i in 0..150 {
+        let mut place = workplace(area(C01), &format!("Workplace {i}"));
+        place.notes = (0..2000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        device.store.create(&place).unwrap();
+    }
+}

@@ -161,6 +161,53 @@ impl Stalled {
         Some(Stalled { stream })
     }
 
+    /// `open`, with a receive window of 16 KiB at most (no tuning by the kernel): a client
+    /// that takes a few bytes of what it is sent and no more holds the rest on the hub's side.
+    pub fn open_with_a_small_window(addr: &str, bytes: &[u8]) -> Option<Stalled> {
+        use std::os::fd::FromRawFd;
+        let addr: std::net::SocketAddrV4 = addr.parse().ok()?;
+        let size: libc::c_int = 16 * 1024;
+        let address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: a socket of this process, configured and connected with values that live
+        // through each call; on success it is owned by the `TcpStream` and closed with it.
+        let stream = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return None;
+            }
+            let stream = TcpStream::from_raw_fd(fd);
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            let connected = libc::connect(
+                fd,
+                (&address as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            if connected != 0 {
+                return None;
+            }
+            stream
+        };
+        let mut stream = stream;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(5)))
+            .ok()?;
+        stream.write_all(bytes).ok()?;
+        Some(Stalled { stream })
+    }
+
     /// A sync request's head with this authorization and declared length.
     pub fn head(addr: &str, authorization: Option<&str>, length: usize) -> Vec<u8> {
         let authorization = authorization
