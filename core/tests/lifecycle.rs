@@ -31,11 +31,15 @@ struct Device {
 }
 
 impl Device {
+    /// Unencrypted, so that the file's bytes can be searched for a name.
     fn new(dir: &Path, name: &str, role: Role, areas: &[&str]) -> Device {
+        Device::with(dir, name, role, areas, Encryption::Unencrypted)
+    }
+
+    fn with(dir: &Path, name: &str, role: Role, areas: &[&str], encryption: Encryption) -> Device {
         let user = Uuid::now_v7();
         let path = dir.join(format!("{name}.db"));
-        // Unencrypted, so that the file's bytes can be searched for a name.
-        let store = Store::open(StoreConfig::new(&path, Encryption::Unencrypted, user)).unwrap();
+        let store = Store::open(StoreConfig::new(&path, encryption, user)).unwrap();
         let principal = Principal {
             device: store.device_id(),
             user,
@@ -1718,7 +1722,14 @@ fn a_hub_restored_from_an_older_copy_gets_back_many_records_in_one_session() {
 fn records_that_leave_give_their_space_back() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(dir.path());
-    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01, C02]);
+    // Encrypted, as on a phone (SQLCipher rewrites the file with its key).
+    let mut monitor = Device::with(
+        dir.path(),
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01, C02],
+        Encryption::Key([7; 32]),
+    );
     for i in 0..300u64 {
         let id = create(&mut monitor, C01, &format!("Enfant {i}"));
         let mut c: ChildCase = monitor.store.get(id).unwrap();

@@ -224,8 +224,15 @@ const REWRITTEN_AT_MOST: i64 = 16 * 1024 * 1024;
 /// it (a supervisor's region narrowed to a district kept 150 MB of a phone's storage for
 /// good); pages freed by fewer departures are reused by the next writes.
 fn give_back_free_pages(conn: &Connection) -> Result<()> {
+    // SQLCipher answers `page_size` as text (its `cipher_page_size`).
     let pragma = |name: &str| -> Result<i64> {
-        Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?)
+        let value: rusqlite::types::Value =
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
+        Ok(match value {
+            rusqlite::types::Value::Integer(n) => n,
+            rusqlite::types::Value::Text(t) => t.trim().parse().unwrap_or(0),
+            _ => 0,
+        })
     };
     let (pages, free, size) = (
         pragma("page_count")?,

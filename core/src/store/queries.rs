@@ -1316,11 +1316,7 @@ pub(crate) fn review_queue(
     scope: &Scope,
     page: Page,
 ) -> Result<Vec<ReviewItem>> {
-    let mut f = Filter::default();
-    // A literal, so that the planner may use the queue's partial index (migration 014).
-    let submitted = format!("v.status = {}", VisitStatus::Submitted as i64);
-    f.add_all(&submitted, Vec::new());
-    f.within("v", RecordKind::Visit, Some(scope));
+    let f = review_filter(scope);
     // The most urgent first, as the alerts list ranks them (a worst form suspected before a
     // single weak indicator), then a checklist "no"; oldest first within each.
     let (tail, params) = f.finish(
@@ -1344,6 +1340,21 @@ pub(crate) fn review_queue(
                 .and_then(AlertSeverity::from_i64),
         })
     })
+}
+
+/// How many visits `review_queue` lists in all.
+pub(crate) fn review_count(conn: &Connection, scope: &Scope) -> Result<u64> {
+    review_filter(scope).count(conn, "visit_index v")
+}
+
+/// The rows of `visit_index v` that `review_queue` lists.
+fn review_filter(scope: &Scope) -> Filter {
+    let mut f = Filter::default();
+    // A literal, so that the planner may use the queue's partial index (migration 014).
+    let submitted = format!("v.status = {}", VisitStatus::Submitted as i64);
+    f.add_all(&submitted, Vec::new());
+    f.within("v", RecordKind::Visit, Some(scope));
+    f
 }
 
 /// The map's points for visits started in `[from, until)` that `scope` receives: every

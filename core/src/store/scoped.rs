@@ -150,6 +150,26 @@ impl Scoped<'_> {
         queries::review_queue(&self.store.conn, &self.who, page)
     }
 
+    /// How many visits `review_queue` lists in all (a list's figure, without walking it).
+    pub fn review_count(&self) -> Result<u64> {
+        queries::review_count(&self.store.conn, &self.who)
+    }
+
+    /// How many alerts `alerts` lists in all.
+    pub fn alert_count(&self, area: Option<AreaFilter>) -> Result<u64> {
+        queries::alert_count(&self.store.conn, &area, Some(&self.who))
+    }
+
+    /// How many follow-ups `follow_ups_due` lists in all.
+    pub fn follow_ups_due_count(
+        &self,
+        area: Option<AreaFilter>,
+        before: NaiveDate,
+        kind: Option<RecordKind>,
+    ) -> Result<u64> {
+        queries::due_count(&self.store.conn, &area, None, before, Some(&self.who), kind)
+    }
+
     /// The map's points for visits started in `[from, until)`: every workplace with a point,
     /// coloured by the worst alert among its visits and its cases in the period, and up to
     /// `max_visits` visits made there with a point, the most urgent first.
