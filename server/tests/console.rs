@@ -1103,9 +1103,15 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
     let mut browser = signed_in(&s, "sup.dates");
     let page = format!("/console/cases/{case}");
     let csrf = browser.get(&page).csrf();
+    let today = chrono::Utc::now().date_naive().to_string();
     let refused = browser.post(
         &format!("{page}/status"),
-        &[("csrf", &csrf), ("to", "withdrawn")],
+        &[
+            ("csrf", &csrf),
+            ("to", "withdrawn"),
+            ("date", &today),
+            ("confirm", "yes"),
+        ],
     );
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(
@@ -1127,9 +1133,15 @@ fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
     let mut browser = signed_in(&s, "sup.cloture");
     let page = format!("/console/cases/{case}");
     let csrf = browser.get(&page).csrf();
+    let today = chrono::Utc::now().date_naive().to_string();
     let done = browser.post(
         &format!("{page}/status"),
-        &[("csrf", &csrf), ("to", "withdrawn")],
+        &[
+            ("csrf", &csrf),
+            ("to", "withdrawn"),
+            ("date", &today),
+            ("confirm", "yes"),
+        ],
     );
     assert_eq!(done.status, 303, "{}", done.body);
     let offered = |browser: &mut Browser| browser.get(&page).body.contains("value=\"closed\"");
@@ -1139,7 +1151,6 @@ fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
     );
     // A follow-up on the verification's own day is that visit's: closing waits still.
     let csrf = browser.get(&page).csrf();
-    let today = chrono::Utc::now().date_naive().to_string();
     let done = browser.post(
         &format!("{page}/follow-up"),
         &[
@@ -1382,7 +1393,7 @@ fn field(s: &Setup) -> Field {
         v.checklist = ChecklistAnswers {
             checklist: "child-labour".into(),
             version: 1,
-            answers: [("CL01".to_string(), Answer::No)].into_iter().collect(),
+            answers: [("CL01".to_string(), Answer::Yes)].into_iter().collect(),
         };
         let v = device.store.create(&v).expect("visit");
         let mut c = child(area, name, device.user());
@@ -1785,10 +1796,12 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
     assert!(page.body.contains("id=\"merge-by-code\""));
     let csrf = page.csrf();
     let merge = format!("/console/cases/{}/merge", f.my_case);
-    let done = browser.post(
+    let asked = browser.post(
         &merge,
         &[("csrf", &csrf), ("code", " ci-r1-d1-c02-000077 ")],
     );
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    let done = confirm_merge(&mut browser, &merge, &asked);
     assert_eq!(done.status, 303, "{}", done.body);
     let merged = browser.get(&format!("/console/cases/{}", again.id));
     assert!(
@@ -1822,8 +1835,33 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
         page.body
     );
     let csrf = browser.get(&format!("/console/cases/{}", f.my_case)).csrf();
-    let done = browser.post(&merge, &[("csrf", &csrf), ("code", &twice[0].to_string())]);
+    let asked = browser.post(&merge, &[("csrf", &csrf), ("code", &twice[0].to_string())]);
+    let done = confirm_merge(&mut browser, &merge, &asked);
     assert_eq!(done.status, 303, "{}", done.body);
+}
+
+/// Confirms the merge a confirmation page (`asked`) asks for, with its own form's fields.
+fn confirm_merge(
+    browser: &mut Browser,
+    merge: &str,
+    asked: &common::console::Page,
+) -> common::console::Page {
+    let form = asked
+        .body
+        .split("id=\"confirm-form\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a confirmation: {}", asked.body));
+    let duplicate = hidden(form, "duplicate").expect("the duplicate");
+    let csrf = hidden(form, "csrf").expect("a token");
+    assert_eq!(hidden(form, "confirm").as_deref(), Some("yes"));
+    browser.post(
+        merge,
+        &[
+            ("csrf", &csrf),
+            ("duplicate", &duplicate),
+            ("confirm", "yes"),
+        ],
+    )
 }
 
 #[test]
@@ -4327,4 +4365,535 @@ fn a_database_out_of_reach_gets_its_own_page() {
         page.headers
     );
     assert_eq!(browser.get("/console/cases").status, 200);
+}
+
+/// Two children merged by a mistyped code left every list for good: a merge, by a code typed or
+/// a candidate's button, first shows both children side by side and says it is not undone;
+/// nothing is written before the confirmation, whose form carries its token. The duplicate's
+/// page then names the case kept by its code and name.
+#[test]
+fn a_merge_shows_both_children_and_waits_for_its_confirmation() {
+    let s = setup();
+    let f = field(&s);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut next_door = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-c02",
+        Role::CommunityMonitor,
+        &[C02],
+        4,
+    );
+    let mut other = child(area(C02), "Fatou Bamba", next_door.user());
+    other.case_code = "CI-R1-D1-C02-002761".into();
+    other.sex = Sex::Male;
+    other.estimated_age = None;
+    other.date_of_birth = chrono::NaiveDate::from_ymd_opt(2014, 10, 28);
+    let other = next_door.store.create(&other).expect("case");
+    next_door.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.fusion");
+    let page = format!("/console/cases/{}", f.my_case);
+    let merge = format!("{page}/merge");
+    let untouched = |browser: &mut Browser| {
+        let theirs = browser.get(&format!("/console/cases/{}", other.id));
+        assert!(
+            !theirs.body.contains("id=\"merged-into\""),
+            "merged unconfirmed"
+        );
+        let kept = browser.get(&page);
+        assert!(!kept.body.contains("Doublon fusionné"), "{}", kept.body);
+    };
+    // By its code, and as a candidate's button sends it: a confirmation each time.
+    for sent in [
+        ("code", "CI-R1-D1-C02-002761".to_string()),
+        ("duplicate", other.id.to_string()),
+    ] {
+        let csrf = browser.get(&page).csrf();
+        let asked = browser.post(&merge, &[("csrf", &csrf), (sent.0, &sent.1)]);
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        let compared = asked
+            .body
+            .split("id=\"merge-compare\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("both children side by side: {}", asked.body));
+        for said in [
+            MY_CHILD,
+            "Fatou Bamba",
+            "CI-R1-D1-C02-002761",
+            "28/10/2014",
+            "13 ans (estimé)",
+            "Fille",
+            "Garçon",
+            "Identifié",
+        ] {
+            assert!(compared.contains(said), "{said}: {compared}");
+        }
+        assert!(
+            asked.body.contains("ne peut pas être annulée"),
+            "{}",
+            asked.body
+        );
+        let form = asked
+            .body
+            .split("id=\"confirm-form\"")
+            .nth(1)
+            .expect("a form");
+        assert!(hidden(form, "csrf").is_some_and(|c| !c.is_empty()));
+        untouched(&mut browser);
+    }
+    // Its confirmation without the page's token is refused, and merges nothing.
+    let forged = browser.post(
+        &merge,
+        &[
+            ("csrf", "forged"),
+            ("duplicate", &other.id.to_string()),
+            ("confirm", "yes"),
+        ],
+    );
+    assert_eq!(forged.status, 403);
+    untouched(&mut browser);
+
+    let csrf = browser.get(&page).csrf();
+    let asked = browser.post(
+        &merge,
+        &[("csrf", &csrf), ("duplicate", &other.id.to_string())],
+    );
+    let done = confirm_merge(&mut browser, &merge, &asked);
+    assert_eq!(done.status, 303, "{}", done.body);
+    let theirs = browser.get(&format!("/console/cases/{}", other.id));
+    let notice = theirs
+        .body
+        .split("id=\"merged-into\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .unwrap_or_else(|| panic!("the case kept named: {}", theirs.body));
+    let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
+    assert!(
+        notice.contains(&format!("href=\"/console/cases/{}\"", f.my_case)),
+        "{notice}"
+    );
+    assert!(notice.contains(&kept.case_code), "{notice}");
+    assert!(notice.contains(MY_CHILD), "{notice}");
+    assert!(!notice.contains(&format!(">{}<", f.my_case)), "{notice}");
+}
+
+/// Withdrawn and prevented count the child in the figures for good: the step asks for the day
+/// the child was verified (today at first), checked as the core checks it, and a confirmation;
+/// nothing is written before. The referral hint is shown on identified cases only.
+#[test]
+fn withdrawn_or_prevented_asks_the_verification_day_and_a_confirmation() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None);
+    let mut browser = signed_in(&s, "sup.verifie");
+    let page = format!("/console/cases/{case}");
+    let shown = browser.get(&page);
+    assert!(!shown.body.contains("id=\"refer-hint\""), "{}", shown.body);
+    let today = chrono::Utc::now().date_naive();
+    for step in ["withdrawn", "prevented"] {
+        let csrf = browser.get(&page).csrf();
+        let asked = browser.post(&format!("{page}/status"), &[("csrf", &csrf), ("to", step)]);
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        let form = asked
+            .body
+            .split("id=\"confirm-form\"")
+            .nth(1)
+            .expect("a form");
+        assert!(
+            form.contains(&format!("type=\"date\" name=\"date\" value=\"{today}\"")),
+            "{form}"
+        );
+        assert_eq!(hidden(form, "to").as_deref(), Some(step));
+        assert!(hidden(form, "csrf").is_some_and(|c| !c.is_empty()));
+        let counted = match step {
+            "withdrawn" => "compte l&#39;enfant comme retiré",
+            _ => "compte l&#39;enfant comme prévenu",
+        };
+        assert!(asked.body.contains(counted), "{}", asked.body);
+        let case_page = browser.get(&page);
+        assert!(
+            case_page.body.contains("Bénéficie de services"),
+            "written unconfirmed"
+        );
+    }
+    let confirm = |browser: &mut Browser, date: &str| {
+        let csrf = browser.get(&page).csrf();
+        browser.post(
+            &format!("{page}/status"),
+            &[
+                ("csrf", &csrf),
+                ("to", "withdrawn"),
+                ("date", date),
+                ("confirm", "yes"),
+            ],
+        )
+    };
+    // After today, or before the first referral (the day the child was identified): refused on
+    // the confirmation, with the date typed kept.
+    let tomorrow = (today + chrono::Days::new(1)).to_string();
+    let refused = confirm(&mut browser, &tomorrow);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("id=\"step-error\""),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains(&format!("value=\"{tomorrow}\"")));
+    let refused = confirm(&mut browser, "2026-03-15");
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("première orientation du cas est datée du 01/04/2026"),
+        "{}",
+        refused.body
+    );
+    assert!(browser.get(&page).body.contains("Bénéficie de services"));
+    let done = confirm(&mut browser, "2026-05-02");
+    assert_eq!(done.status, 303, "{}", done.body);
+    let verified = browser.get(&page);
+    assert!(
+        verified.body.contains("<dd>Retiré</dd>"),
+        "{}",
+        verified.body
+    );
+    assert!(
+        verified.body.contains("<dd>02/05/2026</dd>"),
+        "{}",
+        verified.body
+    );
+
+    // An identified case says what a referral does.
+    let f = field(&s);
+    let identified = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert!(
+        identified.body.contains("id=\"refer-hint\""),
+        "{}",
+        identified.body
+    );
+}
+
+/// `n` cases of community C01 on the hub, through a monitor's phone (one sync), each working 50
+/// hours a week at 13 (an alert each), their follow-ups due from `due` on, a day apart.
+fn cases_on_the_hub(s: &Setup, dir: &std::path::Path, n: usize, due: chrono::NaiveDate) {
+    let mut monitor = Device::enrol(
+        dir,
+        &s.data,
+        "moniteur-nombreux",
+        Role::CommunityMonitor,
+        &[C01],
+        21,
+    );
+    let cases: Vec<ChildCase> = (0..n)
+        .map(|i| {
+            let mut c = child(area(C01), &format!("Enfant {i:04}"), monitor.user());
+            c.estimated_age = Some(13);
+            c.hours_per_week = 50;
+            // The date a follow-up plans is the case's next due (`follow_up_due` is derived).
+            let planned = FollowUp {
+                date: identified_on(),
+                situation: FollowUpSituation::AtRisk,
+                notes: String::new(),
+                next_due: Some(due + chrono::Days::new(i as u64)),
+            };
+            c.followups.insert(Uuid::now_v7(), planned);
+            c
+        })
+        .collect();
+    monitor.store.create_all(&cases).expect("cases");
+    let summary = monitor.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+}
+
+/// Counts are written as each language writes them: 1 200 (a narrow no-break space) in French,
+/// 1,200 in English, on the overview's figures, tables and charts' scales.
+#[test]
+fn counts_are_written_as_each_language_writes_them() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let today = chrono::Utc::now().date_naive();
+    cases_on_the_hub(&s, dir.path(), 1_200, today);
+    let mut browser = signed_in(&s, "sup.nombres");
+    let overview = browser.get("/console/");
+    assert_eq!(overview.status, 200);
+    let kpis = overview.body.split("id=\"kpis\"").nth(1).expect("figures");
+    assert!(
+        kpis.contains("<div class=\"value\">1\u{202F}200</div>"),
+        "{kpis}"
+    );
+    assert!(!overview.body.contains(">1200<"), "a raw count");
+    // The charts' tooltips and scales too.
+    assert!(
+        overview.body.contains(": 1\u{202F}200</title>"),
+        "a bar's title"
+    );
+    browser.get("/console/lang/en");
+    let english = browser.get("/console/");
+    assert!(
+        english.body.contains("<div class=\"value\">1,200</div>"),
+        "{}",
+        english.body
+    );
+    assert!(
+        english.body.contains("<td class=\"num\">1,200</td>"),
+        "a table's cell"
+    );
+}
+
+/// The review queue, the alerts and the due lists say how many they hold, and the due list
+/// marks the follow-ups already late.
+#[test]
+fn lists_say_how_many_they_hold_and_the_due_list_marks_the_late() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let today = chrono::Utc::now().date_naive();
+    // 70 cases due from 40 days ago on, a day apart: 40 late, all due within 30 days.
+    cases_on_the_hub(&s, dir.path(), 70, today - chrono::Days::new(40));
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-visites",
+        Role::CommunityMonitor,
+        &[C01],
+        22,
+    );
+    monitor.sync(&s.hub.url).expect("first sync");
+    let place = monitor
+        .store
+        .create(&workplace(area(C01), "Champ"))
+        .expect("workplace");
+    for day in 1..=55 {
+        monitor
+            .store
+            .create(&visit(area(C01), place.id, monitor.user(), day % 28 + 1))
+            .expect("visit");
+    }
+    monitor.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.totaux");
+    let total = |page: &common::console::Page| {
+        page.body
+            .split("id=\"list-total\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_else(|| panic!("a total: {}", page.body))
+            .to_string()
+    };
+    assert_eq!(total(&browser.get("/console/review")), "50 sur 55");
+    assert_eq!(
+        total(&browser.get("/console/review?page=1")),
+        "51–55 sur 55"
+    );
+    assert_eq!(total(&browser.get("/console/alerts")), "50 sur 70");
+    let due = browser.get("/console/cases?list=due");
+    assert_eq!(total(&due), "50 sur 70");
+    // The late first (the list runs by date), each marked.
+    assert_eq!(
+        due.body.matches("en retard</span>").count(),
+        40,
+        "{}",
+        due.body
+    );
+    let overdue = browser.get("/console/cases?list=overdue");
+    assert_eq!(total(&overdue), "Total : 40");
+}
+
+/// A visit's page shows what the phone recorded of it: the workforce counted by sex and age,
+/// the measures taken, the re-inspection planned, the checklist answered, and each
+/// forced-labour indicator with its note on a line of its own. The workplace's page marks its
+/// visits that found a breach, so that repeated breaches show.
+#[test]
+fn a_visit_shows_its_workforce_measures_and_checklist_and_its_workplace_its_breaches() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // Warnings and orders are a labour inspector's.
+    let mut inspector = Device::enrol(
+        dir.path(),
+        &s.data,
+        "inspecteur-d1",
+        Role::Inspector,
+        &[DISTRICT],
+        23,
+    );
+    inspector.sync(&s.hub.url).expect("first sync");
+    let place = inspector
+        .store
+        .create(&workplace(area(C01), "Plantation Konan"))
+        .expect("workplace");
+    let by = inspector.user();
+    let inspection = |day: u32| {
+        let mut v = visit(area(C01), place.id, by, day);
+        v.kind = VisitKind::LabourInspection;
+        v
+    };
+    let mut v = inspection(5);
+    v.workforce.male.under_12 = 2;
+    v.workforce.male.age_12_14 = 3;
+    v.workforce.female.adults = 1_500;
+    v.actions = [VisitAction::Warning, VisitAction::Referral]
+        .into_iter()
+        .collect();
+    v.follow_up_due = chrono::NaiveDate::from_ymd_opt(2026, 5, 20);
+    v.checklist = ChecklistAnswers {
+        checklist: "child-labour".into(),
+        version: 1,
+        // Children under age at work (a breach by its "yes"), not at school (a breach by its
+        // "no"), their ages recorded (kept).
+        answers: [
+            ("CL01".to_string(), Answer::Yes),
+            ("CL03".to_string(), Answer::No),
+            ("CL11".to_string(), Answer::Yes),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    v.forced_labour.insert(
+        ForcedLabourIndicator::ALL[0],
+        "Signalé par deux travailleurs.".into(),
+    );
+    v.forced_labour
+        .insert(ForcedLabourIndicator::ALL[1], "Observé sur le site.".into());
+    let breached = inspector.store.create(&v).expect("visit");
+    // Another breach at the next inspection (an indicator: what a checklist's answer breaches
+    // depends on its item's wording).
+    let mut again = inspection(9);
+    again
+        .forced_labour
+        .insert(ForcedLabourIndicator::ALL[2], String::new());
+    inspector.store.create(&again).expect("visit");
+    let clean = inspector.store.create(&inspection(12)).expect("visit");
+    let summary = inspector.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+
+    let mut browser = signed_in(&s, "sup.visite");
+    let page = browser.get(&format!("/console/visits/{}", breached.id));
+    assert_eq!(page.status, 200);
+    let workforce = page
+        .body
+        .split("id=\"visit-workforce\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_else(|| panic!("the workforce: {}", page.body));
+    assert!(
+        workforce
+            .contains("Garçons et hommes</th><td class=\"num\">2</td><td class=\"num\">3</td>"),
+        "{workforce}"
+    );
+    assert!(
+        workforce.contains("<td class=\"num\">1\u{202F}500</td>"),
+        "{workforce}"
+    );
+    for said in [
+        "Mesures prises</dt><dd>Avertissement; Orientation</dd>",
+        "Contre-visite prévue le</dt><dd>20/05/2026</dd>",
+        "(version 1)</dd>",
+    ] {
+        assert!(page.body.contains(said), "{said}: {}", page.body);
+    }
+    assert!(
+        page.body.contains(
+            "Points non conformes</dt><dd>Enfants de moins de l&#39;âge minimum au travail : oui\n\
+             Enfants inscrits et assidus à l&#39;école : non</dd>"
+        ),
+        "{}",
+        page.body
+    );
+    let noted = page
+        .body
+        .split("Indicateurs de travail forcé</dt><dd>")
+        .nth(1)
+        .and_then(|rest| rest.split("</dd>").next())
+        .expect("the indicators");
+    assert_eq!(noted.lines().count(), 2, "{noted}");
+    assert!(!noted.contains("., "), "{noted}");
+    assert!(noted.lines().all(|l| l.ends_with('.')), "{noted}");
+
+    let page = browser.get(&format!("/console/workplaces/{}", place.id));
+    assert!(
+        page.body.contains("Infractions relevées à 2 visites"),
+        "{}",
+        page.body
+    );
+    let row = |id: Uuid| {
+        page.body
+            .split(&format!("href=\"/console/visits/{id}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("</tr>").next())
+            .unwrap_or_else(|| panic!("the visit's row: {}", page.body))
+            .to_string()
+    };
+    assert!(
+        row(breached.id).contains("class=\"badge"),
+        "{}",
+        row(breached.id)
+    );
+    assert!(
+        !row(clean.id).contains("class=\"badge"),
+        "{}",
+        row(clean.id)
+    );
+}
+
+/// A form sent after the session ended comes back, after sign-in, to the page it was sent
+/// from: the Referer's when it is the hub's own, else the page its address belongs to.
+#[test]
+fn a_form_sent_after_the_session_ended_names_its_page_without_a_referer() {
+    let s = setup();
+    let mut browser = signed_in(&s, "sup.retour");
+    let csrf = browser.get("/console/cases").csrf();
+    browser.cookies.remove("vigie_session");
+    let (visit, case) = (Uuid::now_v7(), Uuid::now_v7());
+    let sent = browser.post(
+        &format!("/console/visits/{visit}"),
+        &[
+            ("csrf", &csrf),
+            ("action", "return"),
+            ("comment", "Corriger"),
+        ],
+    );
+    assert_eq!(
+        sent.header("location"),
+        Some(format!("/console/signin?next=/console/visits/{visit}&done=unsent").as_str())
+    );
+    // A Referer of another origin is no page of the hub's: the form's own page.
+    browser.extra.push((
+        "Referer".into(),
+        "https://elsewhere.example/console/review".into(),
+    ));
+    let sent = browser.post(
+        &format!("/console/cases/{case}/status"),
+        &[("csrf", &csrf), ("to", "withdrawn")],
+    );
+    assert_eq!(
+        sent.header("location"),
+        Some(format!("/console/signin?next=/console/cases/{case}&done=unsent").as_str())
+    );
+    // Signing in then goes back to it.
+    browser.extra.clear();
+    let next = format!("/console/cases/{case}");
+    let form = browser.get(&format!("/console/signin?next={next}"));
+    assert_eq!(hidden(&form.body, "next").as_deref(), Some(next.as_str()));
+}
+
+/// The overview and the alerts name the areas above communities as the area trees do:
+/// districts, not departments.
+#[test]
+fn districts_are_called_districts_and_counts_agree_with_their_plural() {
+    let s = setup();
+    let _f = field(&s);
+    let mut browser = signed_in(&s, "sup.mots");
+    let overview = browser.get("/console/");
+    assert!(overview.body.contains("Par district"), "{}", overview.body);
+    assert!(!overview.body.contains("partement"), "{}", overview.body);
+    let alerts = browser.get("/console/alerts");
+    assert!(alerts.body.contains("<th>District</th>"), "{}", alerts.body);
+    let map = browser.get("/console/map?from=2026-01-01&until=2026-12-31");
+    assert!(!map.body.contains("visite(s)"), "{}", map.body);
+    // French writes 0 and 1 in the singular.
+    assert!(
+        map.body.contains("0 lieu de travail · 1 visite dessinée"),
+        "{}",
+        map.body
+    );
 }

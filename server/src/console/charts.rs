@@ -22,7 +22,14 @@ pub struct Group {
 /// A withheld count (a report shared beyond the team) is a bar of no height titled as the
 /// tables show it, and the scale comes from the counts shown only: a bar's height would
 /// otherwise give the count away.
-pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
+/// Counts (the scale's marks, a bar's title) are written by `number`, as the page's language
+/// writes them.
+pub fn bars(
+    title: &str,
+    series: &[&str],
+    groups: &[Group],
+    number: &dyn Fn(i64) -> String,
+) -> String {
     let width = 640.0;
     let height = 220.0;
     // Room under the bars for a label of up to three lines.
@@ -54,9 +61,10 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
         let value = step * i;
         let _ = write!(
             svg,
-            r##"<line x1="{left}" x2="{width}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ed"/><text x="{}" y="{:.1}" text-anchor="end">{value}</text>"##,
+            r##"<line x1="{left}" x2="{width}" y1="{y:.1}" y2="{y:.1}" stroke="#e3e7ed"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
             left - 4.0,
-            y + 4.0
+            y + 4.0,
+            number(i64::try_from(value).unwrap_or(i64::MAX))
         );
     }
     let classes = ["bar-a", "bar-b", "bar-c"];
@@ -73,7 +81,10 @@ pub fn bars(title: &str, series: &[&str], groups: &[Group]) -> String {
                 (bar_w - 1.0).max(1.0),
                 esc(&group.label),
                 esc(series.get(si).copied().unwrap_or("")),
-                value
+                match value {
+                    Cell::Count(n) => number(*n),
+                    withheld => withheld.to_string(),
+                }
             );
         }
         // The whole label, on as many lines as the group's width asks (11px text is about 6
@@ -378,6 +389,10 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
 mod tests {
     use super::*;
 
+    fn plain(n: i64) -> String {
+        n.to_string()
+    }
+
     #[test]
     fn a_gps_fix_far_from_the_others_does_not_squeeze_the_map() {
         let mut points: Vec<Point> = (0..300)
@@ -461,6 +476,7 @@ mod tests {
                 label: "<x>".into(),
                 values: vec![Cell::Count(3), Cell::Count(7)],
             }],
+            &plain,
         );
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("&lt;x&gt;"));
@@ -479,7 +495,7 @@ mod tests {
                 values: vec![Cell::Count(1)],
             })
             .collect();
-        let svg = bars("Par tranche d'âge", &["a"], &groups);
+        let svg = bars("Par tranche d'âge", &["a"], &groups, &plain);
         assert!(svg.contains(">Moins de 12 ans</tspan>"), "{svg}");
         assert!(svg.contains(">Agriculture et</tspan>"), "{svg}");
         assert!(svg.contains(">pêche familiale</tspan>"), "{svg}");
@@ -496,6 +512,7 @@ mod tests {
                 label: "g".into(),
                 values: vec![Cell::Suppressed, Cell::Count(8)],
             }],
+            &plain,
         );
         assert!(
             svg.contains(r#"height="0.0"><title>g · a: x</title>"#),
@@ -531,6 +548,7 @@ mod tests {
                 label: "g".into(),
                 values: vec![Cell::Count(6)],
             }],
+            &plain,
         );
         let shown: Vec<&str> = svg
             .split("text-anchor=\"end\">")

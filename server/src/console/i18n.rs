@@ -74,6 +74,30 @@ impl Lang {
     }
 }
 
+/// A whole number a page shows as a count (`Tr::count`).
+pub trait Count {
+    fn whole(self) -> i128;
+}
+
+macro_rules! counts {
+    ($($t:ty),*) => {$(
+        impl Count for $t {
+            fn whole(self) -> i128 {
+                self as i128
+            }
+        }
+    )*};
+}
+
+counts!(i32, i64, i128, u32, u64, usize);
+
+/// A count as a template holds it (a field of a row: a reference).
+impl<N: Count + Copy> Count for &N {
+    fn whole(self) -> i128 {
+        (*self).whole()
+    }
+}
+
 /// Text in one language, as templates call it: `t.get("key")`, `t.fmt("key", value)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Tr(pub Lang);
@@ -94,6 +118,48 @@ impl Tr {
 
     pub fn lang(&self) -> &'static str {
         self.0.code()
+    }
+
+    /// A count as the page's readers write it: 2 358 in French (a narrow no-break space
+    /// between thousands), 2,358 in English. Exports keep raw numbers.
+    pub fn count(&self, n: impl Count) -> String {
+        let n = n.whole();
+        let digits = n.unsigned_abs().to_string();
+        let separator = match self.0 {
+            Lang::Fr => '\u{202F}',
+            Lang::En => ',',
+        };
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3 + 1);
+        if n < 0 {
+            out.push('-');
+        }
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(separator);
+            }
+            out.push(digit);
+        }
+        out
+    }
+
+    /// An indicator's cell: its count (`count`), or the mark of a withheld one.
+    pub fn cell(&self, cell: &vigie_core::Cell) -> String {
+        match cell {
+            vigie_core::Cell::Count(n) => self.count(*n),
+            withheld => withheld.to_string(),
+        }
+    }
+
+    /// The text of `key.one` or `key.other` as the page's language chooses for `n` (French:
+    /// 0 and 1 are singular; English: 1 only), `{}` replaced by the count (`count`).
+    pub fn plural(&self, key: &str, n: impl Count) -> String {
+        let n = n.whole();
+        let one = match self.0 {
+            Lang::Fr => n.abs() < 2,
+            Lang::En => n.abs() == 1,
+        };
+        let form = if one { "one" } else { "other" };
+        self.fmt(&format!("{key}.{form}"), self.count(n))
     }
 
     /// A day as a reader of the page's language writes it (13/07/2026 in French). Forms keep
@@ -224,6 +290,33 @@ mod tests {
         assert_eq!(en.month("2026-12"), "Dec 2026");
         assert_eq!(fr.month("2026-13"), "2026-13");
         assert_eq!(fr.month("unknown"), "unknown");
+    }
+
+    #[test]
+    fn counts_read_as_their_readers_write_them() {
+        let (fr, en) = (Tr(Lang::Fr), Tr(Lang::En));
+        assert_eq!(fr.count(2358), "2\u{202F}358");
+        assert_eq!(en.count(2358_usize), "2,358");
+        assert_eq!(fr.count(999), "999");
+        assert_eq!(en.count(1_234_567_i64), "1,234,567");
+        assert_eq!(en.count(-1200), "-1,200");
+        assert_eq!(fr.cell(&vigie_core::Cell::Suppressed), "x");
+        assert_eq!(
+            fr.plural("map.visits_in_period", 0),
+            "0 visite dans la période"
+        );
+        assert_eq!(
+            fr.plural("map.visits_in_period", 2),
+            "2 visites dans la période"
+        );
+        assert_eq!(
+            en.plural("map.visits_in_period", 0),
+            "0 visits in the period"
+        );
+        assert_eq!(
+            en.plural("map.visits_in_period", 1),
+            "1 visit in the period"
+        );
     }
 
     #[test]
@@ -449,6 +542,15 @@ mod tests {
                     let key = piece.split('"').next().unwrap();
                     if !fr.contains_key(key) {
                         unknown.push(format!("{}: {key}", path.display()));
+                    }
+                }
+            }
+            // A plural names its two forms.
+            for piece in text.split("t.plural(\"").skip(1) {
+                let key = piece.split('"').next().unwrap();
+                for form in ["one", "other"] {
+                    if !fr.contains_key(format!("{key}.{form}").as_str()) {
+                        unknown.push(format!("{}: {key}.{form}", path.display()));
                     }
                 }
             }

@@ -449,11 +449,23 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
         let return_to = if parts.method == axum::http::Method::GET {
             path.clone()
         } else {
+            // The page the form was on, when the browser says it and it is this hub's (a
+            // browser sends its Referer to the same origin only: `Referrer-Policy`); else the
+            // page the form's address belongs to.
             headers
                 .get(header::REFERER)
                 .and_then(|v| v.to_str().ok())
+                .filter(|referer| {
+                    same_origin(
+                        referer,
+                        headers,
+                        hub.console.settings.behind_proxy,
+                        hub.console.settings.public_url.as_deref(),
+                    )
+                })
                 .map(referer_path)
-                .unwrap_or_default()
+                .filter(|page| page.starts_with("/console/"))
+                .unwrap_or_else(|| form_page(parts.uri.path()))
         };
         let secure = forwarded_https || public_https || hub.tls.is_some();
         let named = |name| cookie(headers, &cookie_name(name, secure)).map(str::to_string);
@@ -474,6 +486,48 @@ impl FromRequestParts<Arc<Hub>> for Ctx {
             return_to,
             form_sent: parts.method == axum::http::Method::POST,
         })
+    }
+}
+
+/// Whether `url` (a Referer) is of the hub's own origin: the host the request was sent to
+/// (behind a proxy, the one it says it received), or the console's public address.
+fn same_origin(url: &str, headers: &HeaderMap, behind_proxy: bool, public: Option<&str>) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let forwarded = behind_proxy.then(|| text("x-forwarded-host")).flatten();
+    let host = forwarded.or_else(|| text("host"));
+    let public = public.is_some_and(|p| {
+        let p = p.trim_end_matches('/');
+        url.get(..p.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(p))
+            && matches!(url.as_bytes().get(p.len()), None | Some(b'/'))
+    });
+    matches!(scheme, "http" | "https")
+        && (public || host.is_some_and(|h| authority.eq_ignore_ascii_case(h)))
+}
+
+/// The page a form sent to `path` belongs to, where its person comes back after signing in
+/// when the browser did not say which page the form was on: a record's page for its forms
+/// (`/console/cases/<id>/status` gives `/console/cases/<id>`), a section's for the others
+/// (`/console/users/<id>/areas` gives `/console/users`); none for signing in or out.
+fn form_page(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["console", "signin" | "signout" | "welcome", ..] => String::new(),
+        [
+            "console",
+            kind @ ("cases" | "visits" | "workplaces"),
+            id,
+            ..,
+        ] => {
+            format!("/console/{kind}/{id}")
+        }
+        ["console", "account", ..] => "/console/account".to_string(),
+        ["console", section, ..] => format!("/console/{section}"),
+        _ => String::new(),
     }
 }
 
@@ -1030,6 +1084,46 @@ mod next_tests {
             assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/console/");
+    }
+
+    #[test]
+    fn a_forms_page_is_its_records_or_its_sections() {
+        use super::form_page;
+        let id = "019b3637-6a40-7b08-8022-000000000001";
+        for (action, page) in [
+            (
+                format!("/console/cases/{id}/status"),
+                format!("/console/cases/{id}"),
+            ),
+            (
+                format!("/console/visits/{id}"),
+                format!("/console/visits/{id}"),
+            ),
+            (
+                format!("/console/workplaces/{id}/resolve"),
+                format!("/console/workplaces/{id}"),
+            ),
+            (
+                format!("/console/users/{id}/areas"),
+                "/console/users".into(),
+            ),
+            (
+                format!("/console/devices/{id}/revoke"),
+                "/console/devices".into(),
+            ),
+            (
+                "/console/quarantine/12".into(),
+                "/console/quarantine".into(),
+            ),
+            (
+                "/console/account/password".into(),
+                "/console/account".into(),
+            ),
+            ("/console/cases".into(), "/console/cases".into()),
+            ("/console/signout".into(), String::new()),
+        ] {
+            assert_eq!(form_page(&action), page, "{action}");
+        }
     }
 }
 

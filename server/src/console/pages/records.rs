@@ -179,7 +179,7 @@ pub async fn overview(
         } else {
             found.exact_cells()
         };
-        let show = |cell: &Cell| cell.to_string();
+        let show = |cell: &Cell| t.cell(cell);
         let c = &cells.children;
         let kpi = |label: &'static str, cell: &Cell| Kpi {
             label: t.get(label),
@@ -233,7 +233,7 @@ pub async fn overview(
                 .collect();
             Breakdown {
                 title,
-                chart: charts::bars(title, &series, &groups),
+                chart: charts::bars(title, &series, &groups, &|n| t.count(n)),
                 rows: sorted
                     .into_iter()
                     .map(|(label, v)| Row {
@@ -385,6 +385,36 @@ fn page_number(asked: Option<u32>) -> u32 {
     asked.unwrap_or(0).min(LAST_PAGE)
 }
 
+/// How many rows a list holds, as its page says it above the rows: "Total : 12" when they all
+/// fit on the first page, else which rows the page shows out of how many ("51–100 sur 312").
+/// `shown` rows are on page `page_no`, `more` when a next page follows; `count` counts the
+/// list's rows (its scoped count), read only when the page does not hold the list's end.
+fn list_total(
+    t: Tr,
+    page_no: u32,
+    shown: usize,
+    more: bool,
+    count: impl FnOnce() -> Result<u64, Error>,
+) -> Result<String, Error> {
+    let first = (page_no as usize).saturating_mul(PAGE as usize);
+    if page_no == 0 && !more {
+        return Ok(t.fmt("list.all", t.count(shown)));
+    }
+    if shown == 0 {
+        return Ok(String::new());
+    }
+    let total = match more {
+        true => usize::try_from(count()?).unwrap_or(usize::MAX),
+        false => first + shown,
+    };
+    let range = match first {
+        0 => t.count(shown),
+        _ => format!("{}–{}", t.count(first + 1), t.count(first + shown)),
+    };
+    Ok(t.fmt("list.range", range)
+        .replacen("{}", &t.count(total), 1))
+}
+
 /// The `page_no`th page of a list (`page_number`), with one row more than shown (whether there
 /// is a next page).
 fn list_page(page_no: u32) -> Page {
@@ -414,6 +444,8 @@ struct ReviewPage {
     nav: Option<Nav>,
     csrf: String,
     lines: Vec<VisitLine>,
+    /// How many visits wait (`list_total`).
+    total: String,
     page: u32,
     more: bool,
     done: Option<&'static str>,
@@ -446,6 +478,8 @@ pub async fn review_queue(
         let names = user_names(&hub.backend.users()?);
         let reference = hub.backend.reference()?;
         let more = items.len() > PAGE as usize;
+        let shown = items.len().min(PAGE as usize);
+        let total = list_total(t, page_no, shown, more, || view.scoped(&who).review_count())?;
         let lines = items
             .into_iter()
             .take(PAGE as usize)
@@ -470,6 +504,7 @@ pub async fn review_queue(
             nav: Nav::of(&viewer, "review"),
             csrf: viewer.csrf.clone(),
             lines,
+            total,
             page: page_no,
             more,
             done: done_message(t, q.done.as_deref()),
@@ -609,7 +644,41 @@ struct VisitPage {
     attachments: Vec<AttachmentLine>,
     /// The workplace visited (its page, its name), when the supervisor's areas hold it.
     workplace: Option<(Uuid, String)>,
+    /// The people the visitor counted at work (`workforce_lines`).
+    workforce: Vec<(&'static str, [String; 4])>,
     done: Option<&'static str>,
+}
+
+/// A visit's forced-labour indicators, one a line, each with what the visitor noted of it.
+fn forced_labour_lines(t: Tr, visit: &Visit) -> String {
+    // Those answered on the forced-labour checklist too, which carry no note.
+    vigie_core::domain::derived::indicators_found(visit)
+        .into_iter()
+        .map(|indicator| {
+            let label = t.code("fl", indicator.as_str());
+            let note = visit
+                .forced_labour
+                .get(&indicator)
+                .map_or("", String::as_str);
+            match note.trim() {
+                "" => label,
+                note => t.fmt("labels.part", label).replacen("{}", note, 1),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The workforce a visit counted, by sex, each in the age bands (under 12, 12-14, 15-17,
+/// adults).
+fn workforce_lines(t: Tr, workforce: &vigie_core::Workforce) -> Vec<(&'static str, [String; 4])> {
+    let bands = |b: &vigie_core::AgeBands| {
+        [b.under_12, b.age_12_14, b.age_15_17, b.adults].map(|n| t.count(n))
+    };
+    vec![
+        (t.get("visit.workforce_female"), bands(&workforce.female)),
+        (t.get("visit.workforce_male"), bands(&workforce.male)),
+    ]
 }
 
 /// A record's history as its page shows it: the latest changes, newest first, and how many
@@ -1003,37 +1072,75 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.checklist_no"),
-            // Each item by its label in the checklist version the visit answered (its code
-            // when this hub lacks that version); labels may hold commas.
+            // Each item breached (`Visit::breaches`) by its label in the checklist version the
+            // visit answered (its code when this hub lacks that version), with the answer given:
+            // "Workers keep their identity papers: no" reads as the breach it is, where the
+            // label alone reads as the rule kept. One a line: labels may hold commas.
             value: {
                 let answered = &visit.checklist;
                 let version = u32::try_from(answered.version).unwrap_or(0);
                 let checklist = reference.checklist(&answered.checklist, version);
-                answered
-                    .answers
+                visit
+                    .breaches
                     .iter()
-                    .filter(|(_, a)| **a == vigie_core::Answer::No)
-                    .map(|(c, _)| {
-                        checklist
-                            .and_then(|list| list.item(c))
-                            .map_or_else(|| c.clone(), |i| i.label(t.lang()).to_string())
+                    .map(|code| {
+                        let label = checklist
+                            .and_then(|list| list.item(code))
+                            .map_or(code.as_str(), |i| i.label(t.lang()));
+                        let answer = match answered.answers.get(code) {
+                            Some(vigie_core::Answer::Yes) => t.get("labels.yes"),
+                            _ => t.get("labels.no"),
+                        };
+                        t.fmt("labels.part", label).replacen("{}", answer, 1)
                     })
                     .collect::<Vec<_>>()
-                    .join("; ")
+                    .join("\n")
             },
         },
         Field {
-            // Each indicator with what the visitor noted of it.
+            // Each indicator with what the visitor noted of it, on a line of its own (a note
+            // is sentences of its own).
             label: t.get("visit.forced_labour"),
-            value: serde_json::to_value(&visit.forced_labour)
-                .map(|v| labels::value(t, Some(RecordKind::Visit), "forced_labour", &v))
-                .unwrap_or_default(),
+            value: forced_labour_lines(t, &visit),
         },
         Field {
             label: t.get("visit.children"),
-            value: view.scoped(&who).children_identified(&visit)?.to_string(),
+            value: t.count(view.scoped(&who).children_identified(&visit)?),
         },
     ];
+    // What the visitor did about it, and when the workplace is to be seen again.
+    fields.push(Field {
+        label: t.get("visit.actions"),
+        value: visit
+            .actions
+            .iter()
+            .map(|a| t.code("visit_action", a.as_str()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
+    fields.push(Field {
+        label: t.get("visit.follow_up_due"),
+        value: visit.follow_up_due.map(|d| t.day(d)).unwrap_or_default(),
+    });
+    // The checklist answered, by its name in the version answered (its code when this hub
+    // lacks that version).
+    let answered = &visit.checklist;
+    if !answered.checklist.is_empty() {
+        let version = u32::try_from(answered.version).unwrap_or(0);
+        let name = reference
+            .checklist(&answered.checklist, version)
+            .and_then(|list| list.name.get(t.lang()))
+            .unwrap_or(&answered.checklist)
+            .to_string();
+        fields.push(Field {
+            label: t.get("visit.checklist"),
+            value: t.fmt("visit.checklist_version", name).replacen(
+                "{}",
+                &answered.version.to_string(),
+                1,
+            ),
+        });
+    }
     if let Some(r) = visit.reviewed_by {
         fields.push(Field {
             label: t.get("visit.reviewed_by"),
@@ -1066,11 +1173,13 @@ fn visit_page_of(
     } else {
         StatusCode::OK
     };
+    let workforce = workforce_lines(t, &visit.workforce);
     let page = VisitPage {
         t,
         nav: Nav::of(&viewer, "review"),
         csrf: viewer.csrf.clone(),
         id,
+        workforce,
         version: visit.version.to_string(),
         fields,
         findings: visit.findings.clone(),
@@ -1271,6 +1380,8 @@ struct AlertsPage {
     t: Tr,
     nav: Option<Nav>,
     lines: Vec<AlertLine>,
+    /// How many alerts stand (`list_total`).
+    total: String,
     page: u32,
     more: bool,
 }
@@ -1306,6 +1417,9 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
         let found = view.scoped(&who).alerts(None, list_page(page_no))?;
         let reference = hub.backend.reference()?;
         let more = found.len() > PAGE as usize;
+        let total = list_total(t, page_no, found.len().min(PAGE as usize), more, || {
+            view.scoped(&who).alert_count(None)
+        })?;
         let lines = found
             .into_iter()
             .take(PAGE as usize)
@@ -1325,6 +1439,7 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
             t,
             nav: Nav::of(&viewer, "alerts"),
             lines,
+            total,
             page: page_no,
             more,
         }))
@@ -1356,6 +1471,8 @@ pub struct CaseLine {
     class: &'static str,
     community: String,
     due: String,
+    /// A follow-up due before today (the due list holds the late ones too).
+    late: bool,
 }
 
 #[derive(Template)]
@@ -1370,6 +1487,8 @@ struct CasesPage {
     statuses: Vec<(&'static str, String)>,
     classifications: Vec<(&'static str, String)>,
     lines: Vec<CaseLine>,
+    /// How many follow-ups the due or overdue list holds (`list_total`); empty for the others.
+    total: String,
     page: u32,
     more: bool,
     next_href: String,
@@ -1457,7 +1576,7 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
     };
     let mut lines: Vec<CaseLine> = Vec::new();
     let reference = hub.backend.reference()?;
-    let line = |c: vigie_core::ChildCaseSummary, due: String| CaseLine {
+    let line = |c: vigie_core::ChildCaseSummary, due: String, late: bool| CaseLine {
         id: c.id,
         code: c.case_code,
         name: c.name,
@@ -1471,7 +1590,9 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
         class: classification_class(c.classification),
         community: t.area(&reference, &c.community),
         due,
+        late,
     };
+    let mut total = String::new();
     if list == "due" || list == "overdue" {
         // The due list: follow-ups within 30 days; the overdue list: before today.
         let before = if list == "due" {
@@ -1496,8 +1617,12 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
                 district: case.area.district.clone(),
                 community: case.area.community.clone(),
             };
-            lines.push(line(summary, t.day(item.due)));
+            lines.push(line(summary, t.day(item.due), item.due < today()));
         }
+        let more = lines.len() > PAGE as usize;
+        total = list_total(t, page_no, lines.len().min(PAGE as usize), more, || {
+            scoped.follow_ups_due_count(None, before, Some(RecordKind::ChildCase))
+        })?;
     } else {
         let query = ChildCaseQuery {
             area: None,
@@ -1526,7 +1651,7 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
             name => scoped.child_cases(&query, name, page)?,
         };
         for c in found {
-            lines.push(line(c, String::new()));
+            lines.push(line(c, String::new(), false));
         }
     }
     let more = lines.len() > PAGE as usize;
@@ -1554,6 +1679,7 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
             .map(|c| (c.as_str(), t.code("class", c.as_str())))
             .collect(),
         lines,
+        total,
         page: page_no,
         more,
         next_href: format!("{base}&page={}", page_no + 1),
@@ -1674,7 +1800,11 @@ struct CasePage {
     id: Uuid,
     code: String,
     name: String,
-    merged_into: Option<Uuid>,
+    /// The case a merged duplicate went into: its page, and its code and name when the
+    /// supervisor's areas hold it (its id else).
+    merged_into: Option<(Uuid, String)>,
+    /// The case is identified: a referral would make it referred (the page says so).
+    identified: bool,
     fields: Vec<Field>,
     /// Where the child was found (its page, its name), when the supervisor's areas hold it.
     workplace: Option<(Uuid, String)>,
@@ -2003,7 +2133,13 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         id,
         code: case.case_code.clone(),
         name: case.name.clone(),
-        merged_into: case.merged_into,
+        merged_into: case.merged_into.map(|kept| {
+            let named = scoped
+                .get::<ChildCase>(kept)
+                .map(|k| format!("{} — {}", k.case_code, k.name));
+            (kept, named.unwrap_or_else(|_| kept.to_string()))
+        }),
+        identified: case.status == CaseStatus::Identified,
         fields,
         workplace: case.workplace_id.and_then(|w| {
             let place: Workplace = scoped.get(w).ok()?;
@@ -2166,6 +2302,71 @@ pub struct StatusForm {
     csrf: String,
     #[serde(default)]
     to: String,
+    /// The verification's day, for withdrawn or prevented (`StepPage`).
+    #[serde(default)]
+    date: String,
+    /// `yes` once the step's confirmation was shown and confirmed.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The confirmation of a step that counts the child in the figures for good (withdrawn,
+/// prevented), with the day the child was verified out of work (`confirm.html`).
+#[derive(Template)]
+#[template(path = "step.html")]
+struct StepPage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    title: String,
+    question: String,
+    consequence: String,
+    confirm: String,
+    action: String,
+    back: String,
+    to: &'static str,
+    /// The day shown in the field: today at first, as typed when it was refused.
+    date: String,
+    today: String,
+    error: Option<String>,
+}
+
+/// The step's confirmation page for case `id` (`case_status`); `error` says why the date typed
+/// was refused (the page answers 422 then).
+fn step_confirmation(
+    viewer: &Viewer,
+    ctx: &Ctx,
+    (id, code): (Uuid, &str),
+    to: CaseStatus,
+    date: String,
+    error: Option<String>,
+) -> PageResult {
+    let t = ctx.tr();
+    let label = t.code("status", to.as_str());
+    let counts = match to {
+        CaseStatus::Prevented => "step.counts_prevented",
+        _ => "step.counts_withdrawn",
+    };
+    let status = match error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    let page = StepPage {
+        t,
+        nav: Nav::of(viewer, "cases"),
+        csrf: viewer.csrf.clone(),
+        title: t.fmt("step.title", &label),
+        question: t.fmt("step.question", code).replacen("{}", &label, 1),
+        consequence: t.get(counts).to_string(),
+        confirm: t.fmt("step.confirm", &label),
+        action: format!("/console/cases/{id}/status"),
+        back: format!("/console/cases/{id}#steps"),
+        to: to.as_str(),
+        date,
+        today: today().to_string(),
+        error,
+    };
+    Ok((status, html(&page)).into_response())
 }
 
 pub async fn case_status(
@@ -2188,6 +2389,46 @@ pub async fn case_status(
             );
         };
         let who = viewer.principal();
+        // Withdrawn or prevented counts the child in the figures for good, on the day the
+        // child was verified out of work: asked, and confirmed, on a page of its own before
+        // anything is written.
+        let verifies = matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented);
+        let mut on = today();
+        if verifies {
+            let case: ChildCase = {
+                let (_, who, view) = records(hub, ctx)?;
+                view.scoped(&who).get(id)?
+            };
+            let from = case.status;
+            if case.is_merged_duplicate()
+                || vigie_core::check_case_transition(from, to, Role::Supervisor).is_err()
+            {
+                let refused = t
+                    .fmt("case.status_refused", t.code("status", from.as_str()))
+                    .replacen("{}", &t.code("status", to.as_str()), 1);
+                return form_again(hub, ctx, &viewer, id, refused, ("status", Typed::default()));
+            }
+            let shown = (id, case.case_code.as_str());
+            if form.confirm != "yes" {
+                return step_confirmation(&viewer, ctx, shown, to, today().to_string(), None);
+            }
+            let first_referral = case.referrals.values().map(|r| r.date).min();
+            // Not after today, not before the first referral: the day the core keeps.
+            let day = event_day(&t, &form.date).and_then(|day| match first_referral {
+                _ if day > today() => Err(t.fmt("case.date_ahead", t.day(day))),
+                Some(first) if first > day => {
+                    Err(t.fmt("case.verified_before_referral", t.day(first)))
+                }
+                _ => Ok(day),
+            });
+            match day {
+                Ok(day) => on = day,
+                Err(problem) => {
+                    let typed = form.date.trim().to_string();
+                    return step_confirmation(&viewer, ctx, shown, to, typed, Some(problem));
+                }
+            }
+        }
         let mut from = None;
         let mut verified_on = None;
         let mut closable = true;
@@ -2201,7 +2442,7 @@ pub async fn case_status(
                 vigie_core::rights::Tracking::of(case),
             )
             .is_ok();
-            workflow::transition(case, to, who.role, today())
+            workflow::transition(case, to, who.role, on)
         })?
         .map(|_| ())
         .map_err(|e| match (&e, from, verified_on) {
@@ -2211,10 +2452,10 @@ pub async fn case_status(
             {
                 t.fmt("case.close_needs_follow_up", day)
             }
-            // Verified today, before the first referral's day: say which date is at odds.
+            // Verified before the first referral's day (a referral recorded meanwhile): say
+            // which date is at odds.
             (Error::NotAllowed { .. }, Some(_), _)
-                if matches!(to, CaseStatus::Withdrawn | CaseStatus::Prevented)
-                    && first_referral.is_some_and(|first| first > today()) =>
+                if verifies && first_referral.is_some_and(|first| first > on) =>
             {
                 t.fmt(
                     "case.verified_before_referral",
@@ -2563,6 +2804,81 @@ pub struct MergeForm {
     /// registered where they live and where they work), which the candidates leave out.
     #[serde(default)]
     code: String,
+    /// `yes` once both children were shown side by side and the merge confirmed (`MergePage`).
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The confirmation of a merge, which is not undone: both children side by side
+/// (`confirm.html`).
+#[derive(Template)]
+#[template(path = "merge.html")]
+struct MergePage {
+    t: Tr,
+    nav: Option<Nav>,
+    csrf: String,
+    title: String,
+    question: String,
+    consequence: String,
+    confirm: String,
+    action: String,
+    back: String,
+    duplicate: Uuid,
+    /// Each value compared: its label, the case kept's, the duplicate's.
+    rows: Vec<(&'static str, String, String)>,
+}
+
+/// The merge of `duplicate` into `kept` to confirm, both children side by side: code, name,
+/// sex, date of birth (else estimated age), community and status.
+fn merge_confirmation(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    kept: &ChildCase,
+    duplicate: &ChildCase,
+) -> PageResult {
+    let t = ctx.tr();
+    let reference = hub.backend.reference()?;
+    // Whoever is shown a child's file is in the audit log (as the case's page journals it).
+    for shown in [kept.id, duplicate.id] {
+        audit(hub, Some(viewer.user.id), "case_view", Some(shown), "");
+    }
+    let born = |c: &ChildCase| match (c.date_of_birth, c.estimated_age) {
+        (Some(day), _) => t.day(day),
+        (None, Some(age)) => t.fmt("merge.estimated_age", age),
+        (None, None) => String::new(),
+    };
+    let row = |label: &'static str, value: &dyn Fn(&ChildCase) -> String| {
+        (label, value(kept), value(duplicate))
+    };
+    let rows = vec![
+        row(t.get("case.code"), &|c| c.case_code.clone()),
+        row(t.get("case.name"), &|c| c.name.clone()),
+        row(t.get("case.sex"), &|c| t.code("sex", &code(c.sex))),
+        row(t.get("merge.born"), &born),
+        row(t.get("field.community"), &|c| {
+            t.area(&reference, &c.area.community)
+        }),
+        row(t.get("case.status"), &|c| {
+            t.code("status", c.status.as_str())
+        }),
+    ];
+    let page = MergePage {
+        t,
+        nav: Nav::of(viewer, "cases"),
+        csrf: viewer.csrf.clone(),
+        title: t.get("merge.title").to_string(),
+        question: t
+            .fmt("merge.question", &duplicate.case_code)
+            .replacen("{}", &kept.case_code, 1),
+        consequence: t.get("merge.consequence").to_string(),
+        confirm: t.get("merge.confirm").to_string(),
+        action: format!("/console/cases/{}/merge", kept.id),
+        back: format!("/console/cases/{}#duplicates", kept.id),
+        duplicate: duplicate.id,
+        rows,
+    };
+    Ok(html(&page))
 }
 
 /// The cases of the supervisor's areas whose code is `typed` (letter case and spaces aside),
@@ -2630,6 +2946,48 @@ pub async fn case_merge(
                 ("merge", Typed::default()),
             );
         };
+        if duplicate == id {
+            return form_again(
+                hub,
+                ctx,
+                &viewer,
+                id,
+                t.get("merge.self"),
+                ("merge", Typed::default()),
+            );
+        }
+        // A merge is not undone: nothing is written before both children were shown side by
+        // side and the merge confirmed. One the core would refuse is said at once.
+        if form.confirm != "yes" {
+            let (_, who, view) = records(hub, ctx)?;
+            let scoped = view.scoped(&who);
+            let kept: ChildCase = scoped.get(id)?;
+            let Ok(found) = scoped.get::<ChildCase>(duplicate) else {
+                return form_again(
+                    hub,
+                    ctx,
+                    &viewer,
+                    id,
+                    t.get("case.choose_duplicate"),
+                    ("merge", Typed::default()),
+                );
+            };
+            let reference = hub.backend.reference()?;
+            let tried =
+                vigie_core::duplicates::merge(&mut kept.clone(), &mut found.clone(), &reference);
+            return match tried {
+                Ok(_) => merge_confirmation(hub, ctx, &viewer, &kept, &found),
+                Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => form_again(
+                    hub,
+                    ctx,
+                    &viewer,
+                    id,
+                    t.refusal(&e),
+                    ("merge", Typed::default()),
+                ),
+                Err(e) => Err(e.into()),
+            };
+        }
         let who = viewer.principal();
         let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
         // Both cases in one transaction, each checked as the supervisor's own change.
@@ -2745,6 +3103,8 @@ struct WorkplacePage {
     name: String,
     fields: Vec<Field>,
     visits: Vec<VisitLine>,
+    /// How many of the visits listed found a breach, said when one did (repeated breaches).
+    violations: String,
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
@@ -2831,26 +3191,35 @@ fn workplace_page_of(
             value: w.notes.clone(),
         },
     ];
-    let visits = scoped
-        .visits(
-            &vigie_core::VisitQuery {
-                workplace_id: Some(id),
-                ..Default::default()
-            },
-            Page::first(50),
-        )?
-        .into_iter()
-        .map(|v| VisitLine {
+    let listed = scoped.visits(
+        &vigie_core::VisitQuery {
+            workplace_id: Some(id),
+            ..Default::default()
+        },
+        Page::first(50),
+    )?;
+    let mut visits: Vec<VisitLine> = Vec::with_capacity(listed.len());
+    for v in listed {
+        // Whether the visit found a breach, as its index row says it (the review queue's
+        // mark): the core's own rule on the visit.
+        let visit: Visit = scoped.get(v.id)?;
+        visits.push(VisitLine {
             id: v.id,
             started: t.day(v.started_at.date_naive()),
             kind: t.code("visit_kind", &code(v.kind)),
             visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
             community: t.code("visit_status", v.status.as_str()),
-            urgent: false,
-            violation: false,
-            alert: None,
-        })
-        .collect();
+            urgent: !visit.forced_labour.is_empty(),
+            violation: vigie_core::domain::derived::has_violation(&visit),
+            alert: vigie_core::visit_severity(&visit)
+                .map(|s| severity_label(t, s, RecordKind::Visit)),
+        });
+    }
+    let breached = visits.iter().filter(|v| v.violation).count();
+    let violations = match breached {
+        0 => String::new(),
+        n => t.plural("workplace.violations", n),
+    };
     let conflicts = conflict_lines(
         t,
         RecordKind::Workplace,
@@ -2880,6 +3249,7 @@ fn workplace_page_of(
         name: w.name.clone(),
         fields,
         visits,
+        violations,
         conflicts,
         resolve_url: format!("/console/workplaces/{id}/resolve"),
         conflict_error,
@@ -2998,7 +3368,7 @@ fn map_class(severity: Option<AlertSeverity>) -> &'static str {
 }
 
 /// One point per community with workplaces drawn (`map`'s aggregate view).
-fn community_points(lines: &[CommunityLine]) -> Vec<Point> {
+fn community_points(t: Tr, lines: &[CommunityLine]) -> Vec<Point> {
     lines
         .iter()
         .filter(|line| line.workplaces > 0)
@@ -3007,7 +3377,7 @@ fn community_points(lines: &[CommunityLine]) -> Vec<Point> {
             longitude: line.longitude,
             class: map_class(line.worst),
             radius: (3.0 + (line.workplaces as f64).sqrt()).min(16.0),
-            title: format!("{} · {}", line.name, line.workplaces),
+            title: format!("{} · {}", line.name, t.count(line.workplaces)),
             href: Some(format!("#community-{}", line.code)),
         })
         .collect()
@@ -3043,7 +3413,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         // alert; the table under the map says the same in words.
         let aggregate = places.workplaces.len() + places.visits.len() > MAP_POINTS;
         let points: Vec<Point> = if aggregate {
-            community_points(&by_community)
+            community_points(t, &by_community)
         } else {
             let workplaces = places.workplaces.iter().map(|p| Point {
                 latitude: p.latitude,
@@ -3051,10 +3421,9 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 class: map_class(p.severity),
                 radius: 4.0,
                 title: format!(
-                    "{} · {} {}",
+                    "{} · {}",
                     t.area(&reference, &p.community),
-                    p.visits,
-                    t.get("map.visits_in_period")
+                    t.plural("map.visits_in_period", p.visits)
                 ),
                 href: Some(format!("/console/workplaces/{}", p.id)),
             });
