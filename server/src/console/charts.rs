@@ -147,9 +147,11 @@ fn wrap(label: &str, width: usize, lines: usize) -> Vec<String> {
                 out.push(std::mem::take(&mut current));
                 continue;
             }
-            // A word longer than a line: cut.
-            let rest = word.split_off(width);
-            out.push(word.into_iter().collect());
+            // A word longer than a line: cut, the cut marked ("Communau-" / "té 01"), as a
+            // reader takes "Communaut" / "é 01" for two words.
+            let keep = width.saturating_sub(1).max(1);
+            let rest = word.split_off(keep);
+            out.push(word.into_iter().chain(['-']).collect());
             word = rest;
         }
     }
@@ -499,7 +501,8 @@ mod tests {
         assert!(svg.contains(">Moins de 12 ans</tspan>"), "{svg}");
         assert!(svg.contains(">Agriculture et</tspan>"), "{svg}");
         assert!(svg.contains(">pêche familiale</tspan>"), "{svg}");
-        assert_eq!(wrap("abcdefghij", 4, 2), ["abcd", "efg…"]);
+        assert_eq!(wrap("abcdefghij", 4, 2), ["abc-", "def…"]);
+        assert_eq!(wrap("Communauté 01", 8, 3), ["Communa-", "uté 01"]);
         assert_eq!(wrap("a bb ccc", 4, 3), ["a bb", "ccc"]);
     }
 
