@@ -3473,3 +3473,55 @@ fn a_visit_is_filed_under_its_workplaces_area() {
     refiled.area = area(C02);
     assert_eq!(store.update(&refiled).unwrap().area, area(C02));
 }
+
+/// A re-inspection planned at a visit leaves the due lists once an inspection or a follow-up
+/// visit to the workplace is made, up to two weeks before the planned day (as a case's
+/// follow-up answers one planned); a community monitor's round there does not answer it.
+#[test]
+fn a_planned_re_inspection_is_answered_by_the_next_inspection_of_its_workplace() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let place = plantation(&mut store);
+    let visit = |kind, day| Visit::new(kind, &place, SUPERVISOR, at(2026, 1, day, 9));
+    let mut warned = visit(VisitKind::LabourInspection, 5);
+    warned.actions.insert(VisitAction::Warning);
+    warned.follow_up_due = Some(date(2026, 1, 30));
+    let warned = store.create(&warned).unwrap();
+    let due = |store: &Store| -> Vec<Uuid> {
+        store
+            .follow_ups_due_of(
+                Some(RecordKind::Visit),
+                None,
+                None,
+                date(2026, 3, 1),
+                Page::first(10),
+            )
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(due(&store), [warned.id]);
+    // A monitor's round, and a follow-up visit more than two weeks early: still due.
+    store
+        .create(&visit(VisitKind::CommunityMonitoring, 20))
+        .unwrap();
+    store.create(&visit(VisitKind::FollowUp, 15)).unwrap();
+    assert_eq!(due(&store), [warned.id]);
+    assert_eq!(
+        store
+            .follow_ups_due_count(Some(RecordKind::Visit), None, None, date(2026, 3, 1))
+            .unwrap(),
+        1
+    );
+    // The re-inspection, ten days early.
+    store.create(&visit(VisitKind::FollowUp, 20)).unwrap();
+    assert!(due(&store).is_empty());
+    assert_eq!(
+        store
+            .follow_ups_due_count(Some(RecordKind::Visit), None, None, date(2026, 3, 1))
+            .unwrap(),
+        0
+    );
+}

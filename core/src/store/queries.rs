@@ -798,8 +798,27 @@ fn due_filter(
     // Today, whatever day the list runs to: a follow-up due before the birthday is due until
     // the child is 18, as a case's alert stands until then.
     f.add("(d.adult_ms IS NULL OR d.adult_ms > ?)", today_ms());
+    f.add_all(&VISIT_DUE_ANSWERED, Vec::new());
     f
 }
+
+/// A visit's planned re-inspection (`follow_up_due`) is answered by a later inspection or
+/// follow-up visit to its workplace, made at most `EARLY_FOLLOW_UP_DAYS` before the planned
+/// day, as a case's follow-up answers one planned: derived from the visits held, whatever
+/// path brought them (a community monitor's round is not the inspector's check).
+static VISIT_DUE_ANSWERED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "NOT (d.kind = {visit} AND EXISTS (
+            SELECT 1 FROM visit_index planned JOIN visit_index later
+                ON later.workplace = planned.workplace AND later.started_ms > planned.started_ms
+            WHERE planned.record = d.record AND later.kind IN ({inspection}, {follow_up})
+                AND later.started_ms >= d.due_ms - {early_ms}))",
+        visit = RecordKind::Visit as i64,
+        inspection = VisitKind::LabourInspection as i64,
+        follow_up = VisitKind::FollowUp as i64,
+        early_ms = crate::domain::classify::EARLY_FOLLOW_UP_DAYS * 86_400_000,
+    )
+});
 
 /// An alert row still in force on the day given: not a case whose child has turned 18 since it
 /// was written.
