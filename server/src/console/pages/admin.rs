@@ -2,7 +2,7 @@
 //! (enrol with a QR code, revoke, re-issue), reference data in force, the audit log; and the
 //! supervisors' review of quarantined changes.
 
-use super::Nav;
+use super::{Confirmation, Nav};
 use crate::auth::AuthError;
 use crate::console::i18n::Tr;
 use crate::console::labels;
@@ -334,12 +334,7 @@ struct ConfirmPage {
     t: Tr,
     nav: Option<Nav>,
     csrf: String,
-    title: String,
-    question: String,
-    consequence: String,
-    confirm: String,
-    action: String,
-    back: String,
+    c: Confirmation,
 }
 
 /// The page asking the administrator to confirm `action` (posted again with `confirm=yes`).
@@ -355,12 +350,14 @@ fn confirm_page(
         t: ctx.tr(),
         nav: Nav::of(viewer, nav),
         csrf: viewer.csrf.clone(),
-        title,
-        question,
-        consequence,
-        confirm,
-        action,
-        back: format!("/console/{nav}"),
+        c: Confirmation {
+            title,
+            question,
+            consequence,
+            confirm,
+            action,
+            back: format!("/console/{nav}"),
+        },
     };
     Ok(html(&page).into_response())
 }

@@ -9,6 +9,19 @@ use super::i18n::Tr;
 use super::{Access, Viewer};
 use askama::Template;
 
+/// What a confirmation page says and where its form goes (`confirm.html`, which the pages
+/// of an irreversible step extend).
+pub struct Confirmation {
+    pub title: String,
+    pub question: String,
+    pub consequence: String,
+    /// The confirming button's words.
+    pub confirm: String,
+    pub action: String,
+    /// Where "cancel" leads.
+    pub back: String,
+}
+
 /// The header's navigation for a signed-in user.
 pub struct Nav {
     pub login: String,

@@ -2,7 +2,7 @@
 //! page, visits, the map and exports. Every read goes through `Store::scoped` with the
 //! supervisor's principal; every change through `sync::change_as` on the hub's storage.
 
-use super::Nav;
+use super::{Confirmation, Nav};
 use crate::console::charts::{self, Group, Point};
 use crate::console::i18n::Tr;
 use crate::console::labels;
@@ -2318,12 +2318,7 @@ struct StepPage {
     t: Tr,
     nav: Option<Nav>,
     csrf: String,
-    title: String,
-    question: String,
-    consequence: String,
-    confirm: String,
-    action: String,
-    back: String,
+    c: Confirmation,
     to: &'static str,
     /// The day shown in the field: today at first, as typed when it was refused.
     date: String,
@@ -2355,12 +2350,14 @@ fn step_confirmation(
         t,
         nav: Nav::of(viewer, "cases"),
         csrf: viewer.csrf.clone(),
-        title: t.fmt("step.title", &label),
-        question: t.fmt("step.question", code).replacen("{}", &label, 1),
-        consequence: t.get(counts).to_string(),
-        confirm: t.fmt("step.confirm", &label),
-        action: format!("/console/cases/{id}/status"),
-        back: format!("/console/cases/{id}#steps"),
+        c: Confirmation {
+            title: t.fmt("step.title", &label),
+            question: t.fmt("step.question", code).replacen("{}", &label, 1),
+            consequence: t.get(counts).to_string(),
+            confirm: t.fmt("step.confirm", &label),
+            action: format!("/console/cases/{id}/status"),
+            back: format!("/console/cases/{id}#steps"),
+        },
         to: to.as_str(),
         date,
         today: today().to_string(),
@@ -2817,12 +2814,7 @@ struct MergePage {
     t: Tr,
     nav: Option<Nav>,
     csrf: String,
-    title: String,
-    question: String,
-    consequence: String,
-    confirm: String,
-    action: String,
-    back: String,
+    c: Confirmation,
     duplicate: Uuid,
     /// Each value compared: its label, the case kept's, the duplicate's.
     rows: Vec<(&'static str, String, String)>,
@@ -2867,14 +2859,18 @@ fn merge_confirmation(
         t,
         nav: Nav::of(viewer, "cases"),
         csrf: viewer.csrf.clone(),
-        title: t.get("merge.title").to_string(),
-        question: t
-            .fmt("merge.question", &duplicate.case_code)
-            .replacen("{}", &kept.case_code, 1),
-        consequence: t.get("merge.consequence").to_string(),
-        confirm: t.get("merge.confirm").to_string(),
-        action: format!("/console/cases/{}/merge", kept.id),
-        back: format!("/console/cases/{}#duplicates", kept.id),
+        c: Confirmation {
+            title: t.get("merge.title").to_string(),
+            question: t.fmt("merge.question", &duplicate.case_code).replacen(
+                "{}",
+                &kept.case_code,
+                1,
+            ),
+            consequence: t.get("merge.consequence").to_string(),
+            confirm: t.get("merge.confirm").to_string(),
+            action: format!("/console/cases/{}/merge", kept.id),
+            back: format!("/console/cases/{}#duplicates", kept.id),
+        },
         duplicate: duplicate.id,
         rows,
     };
