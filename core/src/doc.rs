@@ -1000,6 +1000,40 @@ fn get_maybe_at<'a>(
     }
 }
 
+/// The type a reference document holds (its root `type`), read without the document's
+/// versions (an area tree's run to megabytes).
+pub(crate) fn reference_type_of(doc: &Automerge) -> Option<crate::domain::codes::ReferenceType> {
+    match get_maybe_at(doc, &automerge::ROOT, "type", None)? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(text) => crate::domain::codes::ReferenceType::from_code(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The areas a workplace was filed under, its current one first, then as each of its latest
+/// changes (`MAX_CHANGES_READ` at most) left it.
+pub(crate) fn workplace_areas(doc: &Automerge, id: Uuid) -> Vec<crate::domain::area::Area> {
+    const MAX_CHANGES_READ: usize = 256;
+    let hashes: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    let mut areas: Vec<crate::domain::area::Area> = Vec::new();
+    let current = read_record::<crate::domain::records::Workplace>(doc, id).ok();
+    for workplace in current.into_iter().chain(
+        hashes
+            .iter()
+            .rev()
+            .take(MAX_CHANGES_READ)
+            .filter_map(|hash| read_record_at(doc, id, &[*hash]).ok()),
+    ) {
+        let area = workplace.location.area;
+        if !areas.contains(&area) {
+            areas.push(area);
+        }
+    }
+    areas
+}
+
 /// The case a child case's document says it was merged into (`merged_into`), at `heads` or now.
 pub(crate) fn merged_into_of(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Option<Uuid> {
     match get_maybe_at(doc, &automerge::ROOT, "merged_into", heads)? {

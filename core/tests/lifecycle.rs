@@ -5,10 +5,11 @@
 
 use crate::common;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeZone};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use uuid::Uuid;
+use vigie_core::reference::{ChecklistContent, ChecklistItem, Labels};
 use vigie_core::sync::wire::{self, PushEntry, PushOutcome, SyncRequest};
 use vigie_core::sync::{
     HubLimits, HubStorage, PeerScope, Principal, Refusal, Removal, SyncOptions, SyncSummary,
@@ -1761,4 +1762,162 @@ fn records_that_leave_give_their_space_back() {
         "the file kept {after} of its {before} bytes"
     );
     assert_eq!(monitor.store.search_names("Mariam", 10).unwrap().len(), 1);
+}
+
+/// A workplace moved to another community while an inspector was offline: the visit she
+/// recorded there, filed where the workplace was when her phone last heard of it, is taken
+/// (the workplace was filed there), as is one filed where it is now; one filed where it never
+/// was is refused, naming the area.
+#[test]
+fn a_visit_filed_where_its_workplace_was_before_it_moved_is_taken() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let areas = [C01, C02];
+    let mut inspector = Device::new(dir.path(), "inspector", Role::Inspector, &areas);
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let place = inspector
+        .store
+        .create(&Workplace::new(
+            "Carrière",
+            "mining",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    inspector.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut moved: Workplace = supervisor.store.get(place.id).unwrap();
+    moved.location.area = area(C02);
+    supervisor.store.update(&moved).unwrap();
+    supervisor.sync(&mut hub);
+
+    // Offline all along, the inspector files her visit where the workplace was.
+    let at = chrono::FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 3, 9, 0, 0)
+        .unwrap();
+    let mut visit = Visit::new(
+        VisitKind::LabourInspection,
+        &place,
+        inspector.principal.user,
+        at,
+    );
+    visit.status = VisitStatus::Submitted;
+    let visit = inspector.store.create(&visit).unwrap();
+    let summary = inspector.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(hub.get::<Visit>(visit.id).unwrap().area, area(C01));
+
+    // A phone that does not hold the workplace cannot check: the hub refuses a visit filed
+    // where the workplace never was.
+    let mut other = Device::new(dir.path(), "other", Role::Inspector, &[C02, "CI-R1-D1-C03"]);
+    let mut stray = Visit::new(
+        VisitKind::LabourInspection,
+        &place,
+        other.principal.user,
+        at,
+    );
+    stray.area = area("CI-R1-D1-C03");
+    let stray = other.store.create(&stray).unwrap();
+    let summary = other.sync(&mut hub);
+    assert_eq!(
+        summary
+            .refused
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        [stray.id],
+        "{summary:?}"
+    );
+    assert_eq!(
+        wire::RefusalDetail::of(&summary.refusal_details, stray.id).map(|d| d.field.as_str()),
+        Some("area")
+    );
+}
+
+/// A visit that reaches a phone before the checklist it answered (from a peer) is read by
+/// that checklist's wording once it arrives from the hub: the phone's figures follow. And a
+/// checklist's item keeps its wording from one version to the next.
+#[test]
+fn a_visit_is_read_again_when_its_checklist_arrives_and_items_keep_their_wording() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let checklist = |breach: Answer| {
+        ReferenceContent::Checklist(ChecklistContent {
+            name: Labels::fr_en("Cacao", "Cocoa"),
+            items: vec![
+                ChecklistItem {
+                    breach,
+                    ..ChecklistItem::new("CC1", "Enfants au sarclage", "Children weeding")
+                },
+                ChecklistItem::new("CC2", "Eau potable", "Drinking water"),
+            ],
+        })
+    };
+    hub.publish_reference("cacao-ci", checklist(Answer::Yes))
+        .unwrap();
+    let mut inspector = Device::new(dir.path(), "inspector", Role::Inspector, &[C01]);
+    inspector.sync(&mut hub);
+    let place = inspector
+        .store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            area(C01),
+        ))
+        .unwrap();
+    let at = chrono::FixedOffset::east_opt(0)
+        .unwrap()
+        .with_ymd_and_hms(2026, 4, 3, 9, 0, 0)
+        .unwrap();
+    let mut visit = Visit::new(
+        VisitKind::LabourInspection,
+        &place,
+        inspector.principal.user,
+        at,
+    );
+    visit.checklist = ChecklistAnswers {
+        checklist: "cacao-ci".into(),
+        version: 1,
+        answers: [
+            ("CC1".to_string(), Answer::Yes),
+            ("CC2".to_string(), Answer::Yes),
+        ]
+        .into(),
+    };
+    let visit = inspector.store.create(&visit).unwrap();
+    assert_eq!(visit.breaches, ["CC1"]);
+
+    // A colleague's phone, which never synced, receives the visit from hers.
+    let mut colleague = Device::new(dir.path(), "colleague", Role::Supervisor, &["CI-R1"]);
+    colleague
+        .store
+        .merge_document(
+            visit.id,
+            &inspector.store.export_document(visit.id).unwrap(),
+        )
+        .unwrap();
+    let violations = |d: &Device| {
+        d.store
+            .indicators(&IndicatorFilter::default())
+            .unwrap()
+            .workplaces_with_violations
+    };
+    assert_eq!(
+        violations(&colleague),
+        0,
+        "read by the default wording meanwhile"
+    );
+    colleague.sync(&mut hub);
+    assert_eq!(violations(&colleague), 1);
+    assert_eq!(
+        colleague.store.get::<Visit>(visit.id).unwrap().breaches,
+        ["CC1"]
+    );
+
+    match hub.publish_reference("cacao-ci", checklist(Answer::No)) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "checklist.items.CC1.breach"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -3515,8 +3515,11 @@ fn a_planned_re_inspection_is_answered_by_the_next_inspection_of_its_workplace()
             .unwrap(),
         1
     );
-    // The re-inspection, ten days early.
-    store.create(&visit(VisitKind::FollowUp, 20)).unwrap();
+    // The re-inspection, ten days early: a draft is not made yet; submitted, it is.
+    let mut made = store.create(&visit(VisitKind::FollowUp, 20)).unwrap();
+    assert_eq!(due(&store), [warned.id]);
+    made.status = VisitStatus::Submitted;
+    store.update(&made).unwrap();
     assert!(due(&store).is_empty());
     assert_eq!(
         store

@@ -236,7 +236,7 @@ def test_bundles_and_conflicts_between_two_devices(env):
         recorder = Recorder()
         tablet.add_change_listener(recorder)
         w = phone.create_workplace(vigie.new_workplace("Carrière", "mining", vigie.Formality.INFORMAL, AREA))
-        v = vigie.new_visit(vigie.VisitKind.LABOUR_INSPECTION, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
+        v = vigie.new_visit(vigie.VisitKind.COMMUNITY_MONITORING, w.id, AREA, monitor, "2026-03-02T09:00:00Z")
         v.status = vigie.VisitStatus.SUBMITTED
         v = phone.create_visit(v)
         to_tablet = [vigie.Recipient.DEVICE(tablet.device_id())]

@@ -8,7 +8,7 @@ use crate::codec;
 use crate::codec::bounds::DocumentLimits;
 use crate::doc;
 use crate::domain::area::Area;
-use crate::domain::codes::RecordKind;
+use crate::domain::codes::{RecordKind, ReferenceType};
 use crate::domain::derived;
 use crate::domain::limits::DocumentLimit;
 use crate::domain::records::{
@@ -643,37 +643,28 @@ fn write_document(
     if ctx.queue_for_hub {
         sync_state::queue_for_hub(tx, id, record.urgency())?;
     }
-    // Without a case there is nothing to derive again, and the data is not reloaded for each
-    // of the reference documents a first sync brings (reference data comes first).
-    if kind == RecordKind::Reference && ctx.on_device && holds_cases(tx)? {
-        rederive_cases(tx, &reference_in(cache, tx))?;
+    // On a device, a reference document received may be a version a record was captured
+    // with, or answered, that it lacked: the records it derives are indexed again (a case's
+    // classification by a profile, a visit's breaches by a checklist: a visit brought by a
+    // peer before its checklist). Without such a record there is nothing to derive again, and
+    // the data is not reloaded for each of the reference documents a first sync brings
+    // (reference data comes first).
+    if kind == RecordKind::Reference && ctx.on_device {
+        let derived = match document.and_then(doc::reference_type_of) {
+            Some(ReferenceType::Checklist) => RecordKind::Visit,
+            _ => RecordKind::ChildCase,
+        };
+        if holds(tx, derived)? {
+            index_again(tx, &reference_in(cache, tx), Some(derived))?;
+        }
     }
     Ok(rowid)
 }
 
-fn holds_cases(tx: &Transaction) -> Result<bool> {
+fn holds(tx: &Transaction, kind: RecordKind) -> Result<bool> {
     Ok(tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE kind = ?1)")?
-        .query_row([RecordKind::ChildCase as i64], |r| r.get(0))?)
-}
-
-/// Rebuilds the index rows of every child case with the reference data now in force: after a
-/// reference document arrived, a classification may follow a version this device lacked.
-fn rederive_cases(tx: &Transaction, reference: &ReferenceData) -> Result<()> {
-    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
-        .prepare_cached("SELECT rowid, id, doc FROM records WHERE kind = ?1")?
-        .query_map([RecordKind::ChildCase as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (rowid, id, stored) in rows {
-        let Ok(id) = Uuid::from_slice(&id) else {
-            continue;
-        };
-        let document = codec::load_stored(id, stored)?;
-        index_document(tx, rowid, RecordKind::ChildCase, id, &document, reference)?;
-    }
-    Ok(())
+        .query_row([kind as i64], |r| r.get(0))?)
 }
 
 /// Derives a stored record's fields as it is read or indexed: as any write does, unless the
@@ -949,11 +940,21 @@ pub(crate) fn reindex(
     base: &ReferenceData,
     kind: Option<RecordKind>,
 ) -> Result<()> {
-    const BATCH: i64 = 256;
     let mut reference = base.clone();
     let mut source = StoredReference(tx);
     let ids: Vec<Uuid> = source.listing()?.into_iter().map(|(id, _)| id).collect();
     doc::add_published(&mut reference, &ids, &mut |id| source.document(id))?;
+    index_again(tx, &reference, kind)
+}
+
+/// Rebuilds the index rows of every record, or of every record of `kind`, under `reference`,
+/// reading the documents a batch at a time.
+fn index_again(
+    tx: &Transaction,
+    reference: &ReferenceData,
+    kind: Option<RecordKind>,
+) -> Result<()> {
+    const BATCH: i64 = 256;
     let mut after = 0;
     loop {
         let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
@@ -979,7 +980,7 @@ pub(crate) fn reindex(
                 reason: "unknown record kind in the store".into(),
             })?;
             let document = codec::load_stored(id, bytes)?;
-            index_document(tx, rowid, kind, id, &document, &reference)?;
+            index_document(tx, rowid, kind, id, &document, reference)?;
         }
     }
 }

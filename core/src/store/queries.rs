@@ -803,8 +803,8 @@ fn due_filter(
 }
 
 /// A visit's planned re-inspection (`follow_up_due`) is answered by a later inspection or
-/// follow-up visit to its workplace, made at most `EARLY_FOLLOW_UP_DAYS` before the planned
-/// day, as a case's follow-up answers one planned: derived from the visits held, whatever
+/// follow-up visit to its workplace, made (past its draft) at most `EARLY_FOLLOW_UP_DAYS`
+/// before the planned day, as a case's follow-up answers one planned: derived from the visits held, whatever
 /// path brought them (a community monitor's round is not the inspector's check).
 static VISIT_DUE_ANSWERED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -812,8 +812,9 @@ static VISIT_DUE_ANSWERED: std::sync::LazyLock<String> = std::sync::LazyLock::ne
             SELECT 1 FROM visit_index planned JOIN visit_index later
                 ON later.workplace = planned.workplace AND later.started_ms > planned.started_ms
             WHERE planned.record = d.record AND later.kind IN ({inspection}, {follow_up})
-                AND later.started_ms >= d.due_ms - {early_ms}))",
+                AND later.status != {draft} AND later.started_ms >= d.due_ms - {early_ms}))",
         visit = RecordKind::Visit as i64,
+        draft = VisitStatus::Draft as i64,
         inspection = VisitKind::LabourInspection as i64,
         follow_up = VisitKind::FollowUp as i64,
         early_ms = crate::domain::classify::EARLY_FOLLOW_UP_DAYS * 86_400_000,

@@ -1496,6 +1496,7 @@ pub fn publish_reference(
     tx.hold_publications()?;
     let reference = tx.reference()?;
     codes_unique_across_countries(&reference, key, content)?;
+    checklist_items_keep_their_wording(&reference, key, content)?;
     let ty = content.reference_type();
     // The document of earlier versions: its versions count, even those this hub cannot read.
     let id = ReferenceDocument::id_for(ty, key);
@@ -1556,6 +1557,33 @@ pub fn publish_reference(
         })?;
     }
     Ok(version)
+}
+
+/// A checklist's item keeps the answer that breaches it from one version to the next: visits
+/// answered on an earlier version are read by the newest a device holds when it lacks theirs
+/// (`ChecklistAnswers::breaches`), so a code reworded the other way would turn their "yes"
+/// into a breach and their breach into a "yes". A reworded item takes a new code.
+fn checklist_items_keep_their_wording(
+    reference: &ReferenceData,
+    key: &str,
+    content: &ReferenceContent,
+) -> Result<()> {
+    let ReferenceContent::Checklist(new) = content else {
+        return Ok(());
+    };
+    let earlier = reference.checklists().iter().filter(|c| c.id == key);
+    for item in earlier.flat_map(|c| c.items.iter()) {
+        if let Some(now) = new.items.iter().find(|i| i.code == item.code)
+            && now.breach != item.breach
+        {
+            return Err(ValidationError::new(
+                format!("checklist.items.{}.breach", item.code),
+                "an item keeps the answer that breaches it from one version to the next: give a reworded item a new code",
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Publishes each `(key, content)` as `publish_reference` does, in `tx`: the caller's
@@ -2969,18 +2997,22 @@ fn names_kept(
         if let Err(e) = rights::check_visitor(was, visit, &users) {
             return Ok(Err(Refused::step("visitor_id", e)));
         }
-        // Judged against a workplace the sender may see only, as the references below.
-        let workplace_area = match tx.record(visit.workplace_id, false) {
+        // Judged against a workplace the sender may see only, as the references below; and
+        // against every area it was filed under, not only its current one: a phone offline
+        // while the workplace moved files its visit where the workplace was when it left.
+        let same_area = match tx.record(visit.workplace_id, false) {
             Ok(Some(stored))
                 if stored.kind == RecordKind::Workplace
                     && rules.scope.receives(stored.kind, stored.area.as_ref()) =>
             {
-                stored.area
+                stored.area.as_ref() == Some(&visit.area)
+                    || codec::load(visit.workplace_id, &stored.document).is_ok_and(|document| {
+                        doc::workplace_areas(&document, visit.workplace_id).contains(&visit.area)
+                    })
             }
-            Ok(_) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => None,
+            Ok(_) | Err(Error::DamagedDocument { .. } | Error::OverLimit { .. }) => true,
             Err(e) => return Err(e),
         };
-        let same_area = workplace_area.is_none_or(|area| area == visit.area);
         if let Err(e) = crate::domain::records::check_visit_filing(was, visit, same_area) {
             return Ok(Err(Refused::breaking(e)));
         }

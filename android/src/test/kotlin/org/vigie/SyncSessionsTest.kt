@@ -63,7 +63,7 @@ class SyncSessionsTest {
                     }
                 })
                 val w = phone.createWorkplace(newWorkplace("Carrière de Dabou", "mining", Formality.INFORMAL, community))
-                val v = phone.createVisit(newVisit(VisitKind.LABOUR_INSPECTION, w.id, community, monitor,
+                val v = phone.createVisit(newVisit(VisitKind.COMMUNITY_MONITORING, w.id, community, monitor,
                     "2026-03-02T09:00:00+00:00").apply {
                     findings = "Deux enfants cassaient des pierres."
                     status = VisitStatus.SUBMITTED
