@@ -109,7 +109,7 @@ pub fn is_strong_indicator(indicator: ForcedLabourIndicator) -> bool {
 /// Whether a visit found children at work: anyone under 18 in the workforce it counted, or a
 /// child whose case it opened (an inspector who registers the child may leave the head-count
 /// blank).
-pub fn children_in_workforce(visit: &Visit) -> bool {
+pub fn children_at_work(visit: &Visit) -> bool {
     !visit.children_identified.is_empty()
         || [&visit.workforce.female, &visit.workforce.male]
             .iter()
@@ -128,7 +128,7 @@ pub fn visit_severity(visit: &Visit) -> Option<AlertSeverity> {
         return None;
     }
     let forced_labour_likely = found.len() > 1 || found.iter().any(|i| is_strong_indicator(*i));
-    Some(match (forced_labour_likely, children_in_workforce(visit)) {
+    Some(match (forced_labour_likely, children_at_work(visit)) {
         (true, true) => AlertSeverity::WorstFormSuspected,
         (true, false) | (false, true) => AlertSeverity::ForcedLabourLikely,
         (false, false) => AlertSeverity::ForcedLabourIndicators,
