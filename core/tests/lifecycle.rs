@@ -1764,6 +1764,58 @@ fn records_that_leave_give_their_space_back() {
     assert_eq!(monitor.store.search_names("Mariam", 10).unwrap().len(), 1);
 }
 
+/// A process stopped after records left its store but before their purge ran whole (killed
+/// in the rewrite of the file): the next opening purges.
+#[test]
+fn a_purge_left_undone_runs_at_the_next_opening() {
+    let dir = TempDir::new().unwrap();
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    for i in 0..300u64 {
+        let mut c = case(area(C01), &format!("Enfant {i}"), monitor.principal.user);
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ i;
+        c.notes = (0..10_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        monitor.store.create(&c).unwrap();
+    }
+    let user = monitor.principal.user;
+    let Device { store, path, .. } = monitor;
+    store.close().unwrap();
+    // What the removal's transaction commits, the purge after it not run.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON;
+         DELETE FROM records WHERE kind = 3;
+         INSERT INTO meta (key, value) VALUES ('purge_pending', x'01');
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let before = std::fs::metadata(&path).unwrap().len();
+    let store = Store::open(StoreConfig::new(&path, Encryption::Unencrypted, user)).unwrap();
+    assert!(store.search_names("Enfant", 10).unwrap().is_empty());
+    drop(store);
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        after < before / 4,
+        "the file kept {after} of its {before} bytes"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let pending: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'purge_pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pending, 0);
+}
+
 /// A workplace moved to another community while an inspector was offline: the visit she
 /// recorded there, filed where the workplace was when her phone last heard of it, is taken
 /// (the workplace was filed there), as is one filed where it is now; one filed where it never

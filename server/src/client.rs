@@ -217,6 +217,14 @@ fn post(
         .header("Content-Type", "application/octet-stream")
         .send(request)
         .map_err(|e| match (handshake_failed(&e), never_sent(&e)) {
+            // A certificate authority's certificate served as the hub's: TLS refuses it
+            // whatever the device trusts, so passing the authority again changes nothing.
+            (true, _) if e.to_string().contains("CaUsedAsEndEntity") => format!(
+                "{NOT_REACHED}: its TLS certificate is a certificate authority's, not a \
+                 server's (as `openssl req -x509` makes one unless given -addext \
+                 basicConstraints=critical,CA:FALSE): make the hub's certificate again so \
+                 (README, Records in transit)"
+            ),
             // The handshake failed: nothing of the request left this machine.
             (true, _) => format!(
                 "{NOT_REACHED}: its TLS certificate was refused ({e}): check the address, or \

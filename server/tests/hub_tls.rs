@@ -230,3 +230,25 @@ fn records_are_not_carried_in_clear_beyond_loopback() {
     monitor.sync(&hub.url).unwrap();
     hub.stop();
 }
+
+/// A self-signed certificate made as `openssl req -x509` makes it by default is a certificate
+/// authority's, which TLS clients refuse as a server's even when told to trust it: the device
+/// is told so, and how to make one, not only to pass the authority it passed.
+#[test]
+fn a_self_signed_authoritys_certificate_is_named_as_such() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(dir.path(), &data, "mon", Role::CommunityMonitor, &[C01], 1);
+    let hub = tls_hub(
+        &data,
+        &fixture("self-signed-ca.pem"),
+        &fixture("self-signed-ca.key"),
+    );
+    match sync_trusting(&mut monitor, &hub.url, "self-signed-ca.pem") {
+        Err(Error::Transport { reason }) => assert!(
+            reason.contains("a certificate authority's") && reason.contains("CA:FALSE"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -40,6 +40,12 @@ fn forget(tx: &Transaction, id: Uuid, keep_uploads: bool) -> Result<Option<Recor
         index::delete_rows(tx, rowid)?;
         tx.prepare_cached("DELETE FROM records WHERE rowid = ?1")?
             .execute([rowid])?;
+        // Until the purge that follows the commit has run whole (a process killed in its
+        // rewrite of the file leaves it to the next opening).
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, x'01') ON CONFLICT (key) DO NOTHING",
+        )?
+        .execute([PURGE_PENDING])?;
     }
     for table in [
         "change_log",
@@ -207,8 +213,23 @@ pub(crate) fn purge_freed_content(conn: &Connection) -> Result<()> {
         [],
     )?;
     give_back_free_pages(conn)?;
+    conn.execute("DELETE FROM meta WHERE key = ?1", [PURGE_PENDING])?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
+}
+
+/// Set (in `meta`) with the records' removal, cleared once `purge_freed_content` has run
+/// whole: a store opened with it set was stopped before (the search index's terms of the
+/// records removed, their pages in the file), and purges first.
+pub(crate) const PURGE_PENDING: &str = "purge_pending";
+
+/// Whether a purge was left undone (`PURGE_PENDING`).
+pub(crate) fn purge_pending(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+        [PURGE_PENDING],
+        |r| r.get(0),
+    )?)
 }
 
 /// Free pages the store keeps to reuse rather than give back, at most: a quarter of its file,

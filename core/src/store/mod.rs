@@ -295,7 +295,12 @@ impl Store {
             identity::ensure_device_keys(&tx)?;
         }
         tx.commit()?;
-        // Files a crash left between writing one and committing its row.
+        // A purge a stopped process left undone (the terms of records removed still in the
+        // search index, their pages in the file), then files a crash left between writing
+        // one and committing its row.
+        if erasure::purge_pending(&conn)? {
+            erasure::purge_freed_content(&conn)?;
+        }
         attachments::collect_files(&conn, &config.path)?;
         Ok(Store {
             conn,
