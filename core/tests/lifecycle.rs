@@ -1735,15 +1735,7 @@ fn records_that_leave_give_their_space_back() {
         let id = create(&mut monitor, C01, &format!("Enfant {i}"));
         let mut c: ChildCase = monitor.store.get(id).unwrap();
         // Notes that do not compress: some 3 MB in all.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ i;
-        c.notes = (0..10_000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
+        c.notes = common::incompressible_text(0x9e37_79b9_7f4a_7c15_u64 ^ i, 10_000);
         monitor.store.update(&c).unwrap();
     }
     create(&mut monitor, C02, "Mariam Diallo");
@@ -1772,15 +1764,7 @@ fn a_purge_left_undone_runs_at_the_next_opening() {
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
     for i in 0..300u64 {
         let mut c = case(area(C01), &format!("Enfant {i}"), monitor.principal.user);
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ i;
-        c.notes = (0..10_000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
+        c.notes = common::incompressible_text(0x2545_f491_4f6c_dd1d_u64 ^ i, 10_000);
         monitor.store.create(&c).unwrap();
     }
     let user = monitor.principal.user;

@@ -356,3 +356,16 @@ pub fn handshake(
         .expect("the proof checks");
     (started, accepted, next)
 }
+
+/// `length` letters that do not compress (a xorshift's, from `seed`): notes that take their
+/// size in a store's file.
+pub fn incompressible_text(mut seed: u64, length: usize) -> String {
+    (0..length)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'a' + (seed % 26) as u8)
+        })
+        .collect()
+}
