@@ -4897,3 +4897,72 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
         map.body
     );
 }
+
+/// The re-inspections planned at visits are on the review page, the late ones marked, each
+/// with its workplace; an inspection or follow-up visit of the workplace takes them off.
+#[test]
+fn planned_re_inspections_are_listed_until_made() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut inspector = Device::enrol(
+        dir.path(),
+        &s.data,
+        "inspecteur-contre",
+        Role::Inspector,
+        &[DISTRICT],
+        24,
+    );
+    inspector.sync(&s.hub.url).expect("first sync");
+    let place = inspector
+        .store
+        .create(&workplace(area(C01), "Plantation Kouassi"))
+        .expect("workplace");
+    let today = chrono::Utc::now().date_naive();
+    let by = inspector.user();
+    let on = |days_ago: u64| {
+        let day = today - chrono::Days::new(days_ago);
+        let mut v = visit(area(C01), place.id, by, 1);
+        v.kind = VisitKind::LabourInspection;
+        v.started_at = day
+            .and_hms_opt(9, 0, 0)
+            .expect("a time")
+            .and_utc()
+            .fixed_offset();
+        v
+    };
+    let mut warned = on(40);
+    warned.actions = [VisitAction::Warning].into_iter().collect();
+    warned.follow_up_due = Some(today - chrono::Days::new(5));
+    let warned = inspector.store.create(&warned).expect("visit");
+    inspector.sync(&s.hub.url).expect("sync");
+
+    let mut browser = signed_in(&s, "sup.contre");
+    let reinspections = |browser: &mut Browser| {
+        let page = browser.get("/console/review");
+        page.body
+            .split("id=\"reinspections\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</section>").next())
+            .unwrap_or_else(|| panic!("the re-inspections: {}", page.body))
+            .to_string()
+    };
+    let section = reinspections(&mut browser);
+    assert!(
+        section.contains(&format!("href=\"/console/visits/{}\"", warned.id)),
+        "{section}"
+    );
+    assert!(section.contains("Plantation Kouassi"), "{section}");
+    assert!(section.contains("en retard"), "{section}");
+    assert!(section.contains("Total : 1"), "{section}");
+
+    // The re-inspection, made and submitted.
+    let mut again = on(2);
+    again.kind = VisitKind::FollowUp;
+    inspector.store.create(&again).expect("visit");
+    inspector.sync(&s.hub.url).expect("sync");
+    let section = reinspections(&mut browser);
+    assert!(
+        section.contains("Aucune contre-visite prévue dans les 30 jours."),
+        "{section}"
+    );
+}

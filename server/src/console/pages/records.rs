@@ -449,6 +449,54 @@ struct ReviewPage {
     page: u32,
     more: bool,
     done: Option<&'static str>,
+    /// The re-inspections planned at visits, due within 30 days or late (the first page's).
+    reinspections: Vec<ReinspectionLine>,
+    reinspections_total: String,
+}
+
+/// A re-inspection planned at a visit (`Visit::follow_up_due`), until an inspection or a
+/// follow-up visit of its workplace answers it (`queries::due_filter`).
+struct ReinspectionLine {
+    visit: Uuid,
+    due: String,
+    late: bool,
+    /// The workplace, when the supervisor's areas hold it: its page and name.
+    workplace: Option<(Uuid, String)>,
+    visitor: String,
+    community: String,
+}
+
+/// The re-inspections the supervisor's areas have due within 30 days or late, the oldest
+/// first, with how many there are.
+fn reinspections_due(
+    t: Tr,
+    scoped: &vigie_core::store::Scoped<'_>,
+    names: &HashMap<Uuid, String>,
+    reference: &vigie_core::ReferenceData,
+) -> Result<(Vec<ReinspectionLine>, String), Error> {
+    let before = today() + chrono::Days::new(30);
+    let due = scoped.follow_ups_due(None, before, Some(RecordKind::Visit), list_page(0))?;
+    let more = due.len() > PAGE as usize;
+    let total = list_total(t, 0, due.len().min(PAGE as usize), more, || {
+        scoped.follow_ups_due_count(None, before, Some(RecordKind::Visit))
+    })?;
+    let mut lines = Vec::new();
+    for item in due.into_iter().take(PAGE as usize) {
+        let visit: Visit = scoped.get(item.id)?;
+        let workplace = scoped
+            .get::<Workplace>(visit.workplace_id)
+            .ok()
+            .map(|w| (w.id, w.name));
+        lines.push(ReinspectionLine {
+            visit: item.id,
+            due: t.day(item.due),
+            late: item.due < today(),
+            workplace,
+            visitor: names.get(&visit.visitor_id).cloned().unwrap_or_default(),
+            community: t.area(reference, &item.community),
+        });
+    }
+    Ok((lines, total))
 }
 
 fn done_message(t: Tr, done: Option<&str>) -> Option<&'static str> {
@@ -499,6 +547,10 @@ pub async fn review_queue(
                     .map(|s| severity_label(t, s, RecordKind::Visit)),
             })
             .collect();
+        let (reinspections, reinspections_total) = match page_no {
+            0 => reinspections_due(t, &view.scoped(&who), &names, &reference)?,
+            _ => (Vec::new(), String::new()),
+        };
         let page = ReviewPage {
             t,
             nav: Nav::of(&viewer, "review"),
@@ -508,6 +560,8 @@ pub async fn review_queue(
             page: page_no,
             more,
             done: done_message(t, q.done.as_deref()),
+            reinspections,
+            reinspections_total,
         };
         Ok(html(&page))
     })
