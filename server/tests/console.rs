@@ -4708,19 +4708,8 @@ fn a_visit_shows_its_workforce_measures_and_checklist_and_its_workplace_its_brea
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
     // Warnings and orders are a labour inspector's.
-    let mut inspector = Device::enrol(
-        dir.path(),
-        &s.data,
-        "inspecteur-d1",
-        Role::Inspector,
-        &[DISTRICT],
-        23,
-    );
-    inspector.sync(&s.hub.url).expect("first sync");
-    let place = inspector
-        .store
-        .create(&workplace(area(C01), "Plantation Konan"))
-        .expect("workplace");
+    let (mut inspector, place) =
+        inspector_with_a_workplace(&s, dir.path(), ("inspecteur-d1", 23), "Plantation Konan");
     let by = inspector.user();
     let inspection = |day: u32| {
         let mut v = visit(area(C01), place.id, by, day);
@@ -4904,19 +4893,12 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
 fn planned_re_inspections_are_listed_until_made() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut inspector = Device::enrol(
+    let (mut inspector, place) = inspector_with_a_workplace(
+        &s,
         dir.path(),
-        &s.data,
-        "inspecteur-contre",
-        Role::Inspector,
-        &[DISTRICT],
-        24,
+        ("inspecteur-contre", 24),
+        "Plantation Kouassi",
     );
-    inspector.sync(&s.hub.url).expect("first sync");
-    let place = inspector
-        .store
-        .create(&workplace(area(C01), "Plantation Kouassi"))
-        .expect("workplace");
     let today = chrono::Utc::now().date_naive();
     let by = inspector.user();
     let on = |days_ago: u64| {
@@ -4965,4 +4947,21 @@ fn planned_re_inspections_are_listed_until_made() {
         section.contains("Aucune contre-visite prévue dans les 30 jours."),
         "{section}"
     );
+}
+
+/// An inspector of the district, enrolled as `name` (with `seed`) and synced, and a workplace
+/// of community C01 recorded on the phone.
+fn inspector_with_a_workplace(
+    s: &Setup,
+    dir: &std::path::Path,
+    (name, seed): (&str, u8),
+    workplace_name: &str,
+) -> (Device, Workplace) {
+    let mut inspector = Device::enrol(dir, &s.data, name, Role::Inspector, &[DISTRICT], seed);
+    inspector.sync(&s.hub.url).expect("first sync");
+    let place = inspector
+        .store
+        .create(&workplace(area(C01), workplace_name))
+        .expect("workplace");
+    (inspector, place)
 }
