@@ -213,7 +213,11 @@ pub(crate) fn purge_freed_content(conn: &Connection) -> Result<()> {
         [],
     )?;
     give_back_free_pages(conn)?;
-    conn.execute("DELETE FROM meta WHERE key = ?1", [PURGE_PENDING])?;
+    // Read first: the embedded hub purges after every write, and a write of nothing is still
+    // a transaction.
+    if purge_pending(conn)? {
+        conn.execute("DELETE FROM meta WHERE key = ?1", [PURGE_PENDING])?;
+    }
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
 }
