@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -1828,10 +1828,7 @@ fn a_visit_filed_where_its_workplace_was_before_it_moved_is_taken() {
     supervisor.sync(&mut hub);
 
     // Offline all along, the inspector files her visit where the workplace was.
-    let at = chrono::FixedOffset::east_opt(0)
-        .unwrap()
-        .with_ymd_and_hms(2026, 4, 3, 9, 0, 0)
-        .unwrap();
+    let at = common::at(2026, 4, 3, 9);
     let mut visit = Visit::new(
         VisitKind::LabourInspection,
         &place,
@@ -1903,10 +1900,7 @@ fn a_visit_is_read_again_when_its_checklist_arrives_and_items_keep_their_wording
             area(C01),
         ))
         .unwrap();
-    let at = chrono::FixedOffset::east_opt(0)
-        .unwrap()
-        .with_ymd_and_hms(2026, 4, 3, 9, 0, 0)
-        .unwrap();
+    let at = common::at(2026, 4, 3, 9);
     let mut visit = Visit::new(
         VisitKind::LabourInspection,
         &place,

@@ -1145,10 +1145,7 @@ fn a_schema_31_store_derives_its_visits_rows_again_and_only_theirs() {
     let place = store
         .create(&Workplace::new("Champ", "cocoa", Formality::Informal, area))
         .expect("a workplace");
-    let at = FixedOffset::east_opt(0)
-        .unwrap()
-        .with_ymd_and_hms(2026, 3, 2, 8, 0, 0)
-        .unwrap();
+    let at = common::at(2026, 3, 2, 8);
     let mut visit = Visit::new(VisitKind::LabourInspection, &place, USER, at);
     visit.checklist.checklist = "child-labour".into();
     visit.checklist.version = 1;
