@@ -238,7 +238,8 @@ pub struct Alert {
     pub community: String,
 }
 
-/// A submitted visit waiting for review, with what makes it urgent.
+/// A visit with what makes it urgent: a submitted one waiting for review, or one of a list
+/// (`Scoped::visits_marked`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewItem {
     pub visit: VisitSummary,
@@ -246,7 +247,7 @@ pub struct ReviewItem {
     pub forced_labour: bool,
     /// The alert the visit raises (`derived::visit_severity`), as the alerts list shows it.
     pub severity: Option<AlertSeverity>,
-    /// A checklist answer "no", or a forced-labour indicator.
+    /// A checklist item breached, or a forced-labour indicator (`derived::has_violation`).
     pub violation: bool,
 }
 
@@ -566,6 +567,54 @@ pub(crate) fn visits(
     slice: Slice<'_>,
     scope: Option<&Scope>,
 ) -> Result<Walked<VisitSummary>> {
+    let (tail, params) = visit_filter(q, scope).finish_in(&VISIT_ORDER, slice)?;
+    let sql = format!(
+        "SELECT {VISIT_COLUMNS}, {} FROM visit_index v JOIN records r ON r.rowid = v.record {tail}",
+        VISIT_ORDER.select()
+    );
+    walked_rows(conn, &sql, params, &VISIT_ORDER, visit_summary)
+}
+
+/// `visits`, each with what makes it urgent, as the review queue marks it.
+pub(crate) fn visits_marked(
+    conn: &Connection,
+    q: &VisitQuery,
+    slice: Slice<'_>,
+    scope: Option<&Scope>,
+) -> Result<Walked<ReviewItem>> {
+    let (tail, params) = visit_filter(q, scope).finish_in(&VISIT_ORDER, slice)?;
+    let sql = format!(
+        "SELECT {VISIT_COLUMNS}, {MARK_COLUMNS}, {} FROM visit_index v
+         JOIN records r ON r.rowid = v.record {tail}",
+        VISIT_ORDER.select()
+    );
+    walked_rows(conn, &sql, params, &VISIT_ORDER, review_item)
+}
+
+/// The columns `visit_summary` reads, from `visit_index v` and `records r`.
+const VISIT_COLUMNS: &str = "r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), \
+     (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, \
+     (SELECT code FROM area_codes WHERE id = v.district), \
+     (SELECT code FROM area_codes WHERE id = v.community)";
+
+/// The columns after `VISIT_COLUMNS` that `review_item` reads: what makes a visit urgent.
+const MARK_COLUMNS: &str =
+    "v.fl_mask, v.violation, (SELECT severity FROM alert_index WHERE record = v.record)";
+
+/// A visit with its marks, from a row of `VISIT_COLUMNS` then `MARK_COLUMNS`.
+fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
+    Ok(ReviewItem {
+        visit: visit_summary(row)?,
+        forced_labour: row.get::<_, i64>(8)? != 0,
+        violation: row.get(9)?,
+        severity: row
+            .get::<_, Option<i64>>(10)?
+            .and_then(AlertSeverity::from_i64),
+    })
+}
+
+/// The rows of `visit_index v` that `visits` lists.
+fn visit_filter(q: &VisitQuery, scope: Option<&Scope>) -> Filter {
     let mut f = Filter::default();
     f.area("v", &q.area);
     f.within("v", RecordKind::Visit, scope);
@@ -586,13 +635,7 @@ pub(crate) fn visits(
         "v.started_ms < ?",
         q.started_before.map(|t| t.timestamp_millis()),
     );
-    let (tail, params) = f.finish_in(&VISIT_ORDER, slice)?;
-    let sql = format!(
-        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district), (SELECT code FROM area_codes WHERE id = v.community), {}
-         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}",
-        VISIT_ORDER.select()
-    );
-    walked_rows(conn, &sql, params, &VISIT_ORDER, visit_summary)
+    f
 }
 
 /// A visit's summary from a row whose first columns are `r.id, v.kind`, the workplace's and
@@ -1345,21 +1388,10 @@ pub(crate) fn review_queue(
         page,
     )?;
     let sql = format!(
-        "SELECT r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, (SELECT code FROM area_codes WHERE id = v.district),
-                (SELECT code FROM area_codes WHERE id = v.community), v.fl_mask, v.violation,
-                (SELECT severity FROM alert_index WHERE record = v.record)
-         FROM visit_index v JOIN records r ON r.rowid = v.record {tail}"
+        "SELECT {VISIT_COLUMNS}, {MARK_COLUMNS} FROM visit_index v
+         JOIN records r ON r.rowid = v.record {tail}"
     );
-    rows(conn, &sql, params, |row| {
-        Ok(ReviewItem {
-            visit: visit_summary(row)?,
-            forced_labour: row.get::<_, i64>(8)? != 0,
-            violation: row.get(9)?,
-            severity: row
-                .get::<_, Option<i64>>(10)?
-                .and_then(AlertSeverity::from_i64),
-        })
-    })
+    rows(conn, &sql, params, review_item)
 }
 
 /// How many visits `review_queue` lists in all.

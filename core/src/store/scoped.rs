@@ -86,6 +86,17 @@ impl Scoped<'_> {
         .rows)
     }
 
+    /// `visits`, each with what makes it urgent (`ReviewItem`), as its index row says.
+    pub fn visits_marked(&self, query: &VisitQuery, page: Page) -> Result<Vec<ReviewItem>> {
+        Ok(queries::visits_marked(
+            &self.store.conn,
+            query,
+            queries::Slice::Page(page),
+            Some(&self.who),
+        )?
+        .rows)
+    }
+
     /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
     /// each word a prefix) when `name` is given.
     pub fn child_cases(

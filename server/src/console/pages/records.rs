@@ -2962,6 +2962,9 @@ pub async fn case_merge(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Supervisor, &form.csrf)?;
         let t = ctx.tr();
+        // The case's page again, the merge's form saying what was refused.
+        let merge_again =
+            |problem: &str| form_again(hub, ctx, &viewer, id, problem, ("merge", Typed::default()));
         // The duplicate as the candidates name it, or as typed: its code, or its id (the end
         // of its page's address) where several cases have one code.
         let duplicate = match form
@@ -2974,37 +2977,14 @@ pub async fn case_merge(
                 [one] => Some(one),
                 [] => None,
                 // Codes are not unique everywhere (typed by hand): the supervisor picks.
-                _ => {
-                    return form_again(
-                        hub,
-                        ctx,
-                        &viewer,
-                        id,
-                        t.get("case.code_of_several"),
-                        ("merge", Typed::default()),
-                    );
-                }
+                _ => return merge_again(t.get("case.code_of_several")),
             },
         };
         let Some(duplicate) = duplicate else {
-            return form_again(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                t.get("case.choose_duplicate"),
-                ("merge", Typed::default()),
-            );
+            return merge_again(t.get("case.choose_duplicate"));
         };
         if duplicate == id {
-            return form_again(
-                hub,
-                ctx,
-                &viewer,
-                id,
-                t.get("merge.self"),
-                ("merge", Typed::default()),
-            );
+            return merge_again(t.get("merge.self"));
         }
         // A merge is not undone: nothing is written before both children were shown side by
         // side and the merge confirmed. One the core would refuse is said at once.
@@ -3013,28 +2993,16 @@ pub async fn case_merge(
             let scoped = view.scoped(&who);
             let kept: ChildCase = scoped.get(id)?;
             let Ok(found) = scoped.get::<ChildCase>(duplicate) else {
-                return form_again(
-                    hub,
-                    ctx,
-                    &viewer,
-                    id,
-                    t.get("case.choose_duplicate"),
-                    ("merge", Typed::default()),
-                );
+                return merge_again(t.get("case.choose_duplicate"));
             };
             let reference = hub.backend.reference()?;
             let tried =
                 vigie_core::duplicates::merge(&mut kept.clone(), &mut found.clone(), &reference);
             return match tried {
                 Ok(_) => merge_confirmation(hub, ctx, &viewer, &kept, &found),
-                Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => form_again(
-                    hub,
-                    ctx,
-                    &viewer,
-                    id,
-                    t.refusal(&e),
-                    ("merge", Typed::default()),
-                ),
+                Err(e @ (Error::NotAllowed { .. } | Error::Validation(_))) => {
+                    merge_again(&t.refusal(&e))
+                }
                 Err(e) => Err(e.into()),
             };
         }
@@ -3241,30 +3209,31 @@ fn workplace_page_of(
             value: w.notes.clone(),
         },
     ];
-    let listed = scoped.visits(
-        &vigie_core::VisitQuery {
-            workplace_id: Some(id),
-            ..Default::default()
-        },
-        Page::first(50),
-    )?;
-    let mut visits: Vec<VisitLine> = Vec::with_capacity(listed.len());
-    for v in listed {
-        // Whether the visit found a breach, as its index row says it (the review queue's
-        // mark): the core's own rule on the visit.
-        let visit: Visit = scoped.get(v.id)?;
-        visits.push(VisitLine {
-            id: v.id,
-            started: t.day(v.started_at.date_naive()),
-            kind: t.code("visit_kind", &code(v.kind)),
-            visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
-            community: t.code("visit_status", v.status.as_str()),
-            urgent: !visit.forced_labour.is_empty(),
-            violation: vigie_core::domain::derived::has_violation(&visit),
-            alert: vigie_core::visit_severity(&visit)
-                .map(|s| severity_label(t, s, RecordKind::Visit)),
-        });
-    }
+    let visits: Vec<VisitLine> = scoped
+        .visits_marked(
+            &vigie_core::VisitQuery {
+                workplace_id: Some(id),
+                ..Default::default()
+            },
+            Page::first(50),
+        )?
+        .into_iter()
+        .map(|item| {
+            let v = item.visit;
+            VisitLine {
+                id: v.id,
+                started: t.day(v.started_at.date_naive()),
+                kind: t.code("visit_kind", &code(v.kind)),
+                visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
+                community: t.code("visit_status", v.status.as_str()),
+                urgent: item.forced_labour,
+                violation: item.violation,
+                alert: item
+                    .severity
+                    .map(|s| severity_label(t, s, RecordKind::Visit)),
+            }
+        })
+        .collect();
     let breached = visits.iter().filter(|v| v.violation).count();
     let violations = match breached {
         0 => String::new(),
