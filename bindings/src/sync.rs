@@ -119,6 +119,11 @@ pub struct SyncSummary {
     pub bytes_received: i64,
     pub accepted: i64,
     pub received: i64,
+    /// How many records this session receives in all, as the hub counted them in its first
+    /// answer: `received` against it is a long first sync's progress bar (records changed on
+    /// the hub meanwhile may take `received` a little past it). None when the first answer
+    /// held everything, or from a hub of an earlier version.
+    pub incoming_total: Option<i64>,
     pub refused: Vec<RefusedRecord>,
     pub failed: Vec<FailedRecord>,
     /// This device's clock is far from the hub's: the days it gives records are wrong, and the
@@ -204,6 +209,7 @@ impl From<vigie_core::sync::SyncSummary> for SyncSummary {
             bytes_received: long(s.bytes_received),
             accepted: long(s.accepted),
             received: long(s.received),
+            incoming_total: s.incoming_total.map(long),
             refused: refused(s.refused, &s.refusal_details),
             failed: failed(s.failed),
             clock_skewed: s.clock_skewed,

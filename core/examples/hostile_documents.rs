@@ -77,6 +77,7 @@ fn apply(dir: &Path) {
             incarnation: None,
             push_retry_in_seconds: None,
             hub_now_ms: None,
+            waiting: None,
         };
         let report = store
             .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

@@ -177,6 +177,10 @@ pub trait HubTransaction {
         limit: usize,
     ) -> Result<Vec<ChangedRecord>>;
 
+    /// How many records `scope` receives whose last change is in `(after, upto]`: what a walk
+    /// cut at `after` has still to send (`SyncResponse::waiting`).
+    fn count_changed(&mut self, scope: &Scope, after: i64, upto: i64) -> Result<u64>;
+
     /// A record's change log, in order.
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>>;
 

@@ -111,6 +111,7 @@ fn hostile_documents_are_refused_with_their_bound_on_every_device_path() {
                 incarnation: None,
                 push_retry_in_seconds: None,
                 hub_now_ms: None,
+                waiting: None,
             };
             let report = victim
                 .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default())

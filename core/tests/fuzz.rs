@@ -285,6 +285,7 @@ fn hostile_bytes_shard(shard: u64) {
                     incarnation: None,
                     push_retry_in_seconds: None,
                     hub_now_ms: None,
+                    waiting: None,
                 };
                 let _ = victim
                     .hub_sync_apply(&wire::encode_response(&message), &SyncOptions::default());
@@ -424,6 +425,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         incarnation: None,
                         push_retry_in_seconds: None,
                         hub_now_ms: None,
+                        waiting: None,
                     };
                     let _ = victim
                         .hub_sync_apply(&wire::encode_response(&response), &SyncOptions::default());

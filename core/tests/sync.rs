@@ -591,6 +591,65 @@ fn a_link_that_cannot_carry_a_whole_page_gets_smaller_ones() {
     assert_eq!(tablet.store.count(RecordKind::Visit).unwrap(), 28);
 }
 
+/// A long first sync says from its first answer how many records it receives in all, so that
+/// an app shows its user how far it has gone; a session cut resumes with what is left, and a
+/// sync that fits in one answer says nothing.
+#[test]
+fn a_long_first_sync_says_how_many_records_it_receives_in_all() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    supervisor_with_records(&dir, &mut hub, 60);
+    let mut tablet = device(&dir, "tablet", Role::Supervisor, &["CI-R1"]);
+    let principal = tablet.principal.clone();
+    // The first session is cut after its second answer.
+    let mut answers = 0;
+    let mut seen = Vec::new();
+    let cut = sync_with_hub(
+        &mut tablet.store,
+        &small_pages(),
+        |request| {
+            answers += 1;
+            if answers > 2 {
+                return Err("link lost".to_string());
+            }
+            hub.hub_handle(&principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |s| seen.push((s.received, s.incoming_total)),
+    );
+    assert!(cut.is_err());
+    let total = seen[0]
+        .1
+        .expect("the first answer counts what the walk has to send");
+    assert!(seen.iter().all(|(_, t)| *t == Some(total)), "{seen:?}");
+    let received_before_cut = seen.last().unwrap().0;
+    assert!(
+        received_before_cut > 0 && received_before_cut < total,
+        "{seen:?}"
+    );
+
+    let mut seen = Vec::new();
+    let resumed = sync_with_hub(
+        &mut tablet.store,
+        &small_pages(),
+        |request| {
+            hub.hub_handle(&principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())
+        },
+        |s| seen.push((s.received, s.incoming_total)),
+    )
+    .unwrap();
+    assert_eq!(resumed.incoming_total, Some(total - received_before_cut));
+    assert_eq!(resumed.received, total - received_before_cut);
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(tablet.store.count(RecordKind::ChildCase).unwrap(), 60);
+    assert_eq!(tablet.store.count(RecordKind::Visit).unwrap(), 28);
+
+    // Nothing new: one answer, no total.
+    let again = sync_opts(&mut tablet, &mut hub, &small_pages());
+    assert_eq!((again.received, again.incoming_total), (0, None));
+}
+
 #[test]
 fn hostile_bytes_are_refused_and_nothing_is_stored() {
     let dir = TempDir::new().unwrap();

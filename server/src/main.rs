@@ -2185,11 +2185,14 @@ fn sync(
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     let summary = client.sync(&mut store, &options, |s| {
+        let received = match s.incoming_total {
+            Some(total) => format!("{} of {total}", s.received.min(total)),
+            None => s.received.to_string(),
+        };
         bar.set_message(format!(
-            "{} round trips, {} sent, {} received, {} KiB up, {} KiB down",
+            "{} round trips, {} sent, {received} received, {} KiB up, {} KiB down",
             s.round_trips,
             s.accepted,
-            s.received,
             s.bytes_sent / 1024,
             s.bytes_received / 1024
         ));

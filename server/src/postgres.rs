@@ -1456,7 +1456,30 @@ impl PgTransaction<'_> {
     }
 }
 
+/// The records a scope receives whose last change is in `($1, $2]` (`changed`,
+/// `count_changed`): of its kinds (`$3`) filed under one of its areas, each area code matching
+/// at its level in its country only (`AreaGrant::covers`: the keyed hashes `$5`–`$8`), and
+/// reference data (`$4`) for every principal.
+const CHANGED_IN_SCOPE: &str = "last_seq > $1 AND last_seq <= $2
+    AND (kind = $4 OR (kind = ANY($3)
+         AND (country_h = ANY($5) OR region_h = ANY($6)
+              OR district_h = ANY($7) OR community_h = ANY($8))))";
+
 impl PgTransaction<'_> {
+    /// The keyed hashes of a scope's area codes, by level (country, region, district,
+    /// community).
+    fn area_hashes(&self, scope: &Scope) -> [Vec<Vec<u8>>; 4] {
+        let mut by_level: [Vec<Vec<u8>>; 4] = Default::default();
+        for grant in scope.areas.grants() {
+            let level = grant.level as usize;
+            by_level[level].push(
+                self.sealer
+                    .area_hash(level as u8, &grant.country, &grant.code),
+            );
+        }
+        by_level
+    }
+
     /// Whether `table` (of change hashes, in its `hash` column) holds any of `hashes`.
     fn any_hash_in(&mut self, table: &'static str, hashes: &[ChangeHash]) -> Result<bool> {
         if hashes.is_empty() {
@@ -1783,36 +1806,24 @@ impl HubTransaction for PgTransaction<'_> {
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
         let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
-        // Each area code matches at its level, in its country only (`AreaGrant::covers`):
-        // the keyed hash of its level, country and code.
-        let mut by_level: [Vec<Vec<u8>>; 4] = Default::default();
-        for grant in scope.areas.grants() {
-            let level = grant.level as usize;
-            by_level[level].push(
-                self.sealer
-                    .area_hash(level as u8, &grant.country, &grant.code),
-            );
-        }
-        let [countries, regions, districts, communities] = &by_level;
+        let [countries, regions, districts, communities] = &self.area_hashes(scope);
         let rows = self
             .tx
             .query(
-                "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
-                 WHERE last_seq > $1 AND last_seq <= $2
-                   AND (kind = $5 OR (kind = ANY($3)
-                        AND (country_h = ANY($6) OR region_h = ANY($7)
-                             OR district_h = ANY($8) OR community_h = ANY($9))))
-                 ORDER BY last_seq LIMIT $4",
+                &format!(
+                    "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
+                     WHERE {CHANGED_IN_SCOPE} ORDER BY last_seq LIMIT $9"
+                ),
                 &[
                     &after,
                     &upto,
                     &kinds,
-                    &(limit as i64),
                     &(RecordKind::Reference as i16),
                     countries,
                     regions,
                     districts,
                     communities,
+                    &(limit as i64),
                 ],
             )
             .map_err(storage_error)?;
@@ -1829,6 +1840,29 @@ impl HubTransaction for PgTransaction<'_> {
                 })
             })
             .collect()
+    }
+
+    fn count_changed(&mut self, scope: &Scope, after: i64, upto: i64) -> Result<u64> {
+        let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
+        let [countries, regions, districts, communities] = &self.area_hashes(scope);
+        let count: i64 = self
+            .tx
+            .query_one(
+                &format!("SELECT count(*) FROM records WHERE {CHANGED_IN_SCOPE}"),
+                &[
+                    &after,
+                    &upto,
+                    &kinds,
+                    &(RecordKind::Reference as i16),
+                    countries,
+                    regions,
+                    districts,
+                    communities,
+                ],
+            )
+            .map_err(storage_error)?
+            .get(0);
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     fn change_log(&mut self, id: Uuid) -> Result<Vec<LogEntry>> {

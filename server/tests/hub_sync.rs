@@ -821,3 +821,69 @@ fn record_moved_out_of_scope_leaves_the_device() {
             .community
     );
 }
+
+/// A phone's long first sync is told from its first answer how many records it receives in
+/// all — of its own scope only, whatever else the hub holds — so that its app shows the user
+/// how far it has gone; a sync that fits in one answer is told nothing.
+#[test]
+fn a_long_first_sync_is_told_how_many_records_of_its_scope_it_receives() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C02],
+        2,
+    );
+    let mut newcomer = Device::enrol(
+        dir.path(),
+        &data,
+        "newcomer",
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    let hub = Hub::start(&data);
+    record_incompressible_workplaces(&mut monitor, 0x5851_f42d_4c95_7f2d);
+    for i in 0..60 {
+        other
+            .store
+            .create(&workplace(area(C02), &format!("Ailleurs {i}")))
+            .unwrap();
+    }
+    monitor.sync(&hub.url).unwrap();
+    other.sync(&hub.url).unwrap();
+
+    let pages = SyncOptions {
+        max_message_bytes: 64 * 1024,
+        max_page_bytes: 64 * 1024,
+        ..SyncOptions::default()
+    };
+    let mut heard = Vec::new();
+    let first = newcomer
+        .client(&hub.url)
+        .sync(&mut newcomer.store, &pages, |s| {
+            heard.push(s.incoming_total)
+        })
+        .unwrap();
+    assert!(first.round_trips > 3, "{first:?}");
+    assert_eq!(first.incoming_total, Some(first.received));
+    assert!(
+        heard.iter().all(|t| *t == first.incoming_total),
+        "{heard:?}"
+    );
+    assert_eq!(newcomer.store.count(RecordKind::Workplace).unwrap(), 150);
+
+    let again = newcomer.sync_with(&hub.url, &pages).unwrap();
+    assert_eq!((again.received, again.incoming_total), (0, None));
+}

@@ -111,6 +111,8 @@ def test_a_field_day_from_the_visit_to_the_hub_and_back(env):
         sent = result["summary"]
         assert sent.accepted == 2 and sent.refused == [] and sent.pending == 0
         assert progress.summaries and progress.summaries[-1].round_trips == sent.round_trips
+        # One answer held all it received: no total to show progress against.
+        assert sent.incoming_total is None
 
         # The supervisor receives the case and validates the visit.
         pulled = tablet.sync_with(vigie.HubTransport(env.hub_url, env.supervisor_token), None)

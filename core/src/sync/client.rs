@@ -140,6 +140,11 @@ pub struct SyncSummary {
     pub bytes_received: usize,
     pub accepted: usize,
     pub received: usize,
+    /// How many records this session receives in all, as the hub counted them in its first
+    /// answer (records changed on the hub meanwhile may take `received` a little past it):
+    /// `received` against it is how far a long first sync has gone. None when the first
+    /// answer held everything, or from a hub of an earlier version.
+    pub incoming_total: Option<usize>,
     pub refused: Vec<(Uuid, Refusal)>,
     /// Of `refused`, the field and rule of those whose content breaks a rule
     /// (`SyncReport::refusal_details`).
@@ -1028,6 +1033,9 @@ fn exchange_until_done(
         summary.round_trips += 1;
         options = options.after_exchange(&started, sent_at.elapsed());
         let response = wire::decode_response(&response, options.max_decompressed_bytes)?;
+        let waiting = response
+            .waiting
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         in_flight = match store.with(|s| Ok(s.next_page_request(&response, &options)))? {
             Some(next) => {
                 summary.bytes_sent += next.len();
@@ -1043,6 +1051,11 @@ fn exchange_until_done(
             store.with(|s| Ok((s.apply_decoded(response)?, s.hub_outbox_len()?)))?;
         summary.accepted += report.accepted;
         summary.received += report.received;
+        if let Some(waiting) = waiting
+            && summary.incoming_total.is_none()
+        {
+            summary.incoming_total = Some(summary.received.saturating_add(waiting));
+        }
         summary.clock_skewed |= report.clock_skewed;
         summary.clock_offset_seconds = report.clock_offset_seconds;
         // The latest answer to a push says whether pushes wait (a page of a walk pushes none).

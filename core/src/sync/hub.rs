@@ -1173,6 +1173,14 @@ fn respond(
         headless: request.headless_documents,
     };
     let page = pull(tx, scope, cursor, &skip, &held, answer)?;
+    // Counted once a session (its first request presents the device's identity), and only
+    // when the walk goes on: a phone's long first sync shows how far it has gone, a small
+    // sync costs nothing more.
+    let waiting = if request.identity.is_some() && page.more {
+        Some(tx.count_changed(scope, page.next.after, high_water)?)
+    } else {
+        None
+    };
     records.extend(page.records);
     // A device that did not apply the answer to some of its pushes (an answer lost on the way,
     // or a store restored from an older copy) is sent its own changes after its receipt. Its
@@ -1202,6 +1210,7 @@ fn respond(
             .filter(|now| request.identity.is_some() && request.incarnation != Some(*now)),
         push_retry_in_seconds: None,
         hub_now_ms: None,
+        waiting,
     })
 }
 

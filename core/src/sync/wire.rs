@@ -295,6 +295,12 @@ struct ResponseTail9 {
     hub_now_ms: Option<i64>,
 }
 
+/// `SyncResponse::waiting`.
+#[derive(Default, Serialize, Deserialize)]
+struct ResponseTail10 {
+    waiting: Option<u64>,
+}
+
 /// The next part of a message, or its defaults if the message ends before it (an older
 /// sender); returns it and the bytes after it.
 fn take_part<T: DeserializeOwned + Default>(rest: &[u8]) -> Result<(T, &[u8]), DecodeError> {
@@ -440,7 +446,8 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             _ => None,
         })
         .collect();
-    let ninth = response.hub_now_ms.is_some();
+    let tenth = response.waiting.is_some();
+    let ninth = response.hub_now_ms.is_some() || tenth;
     let eighth = response.push_retry_in_seconds.is_some() || ninth;
     let seventh = response.incarnation.is_some() || eighth;
     let sixth = !refusal_details.is_empty() || seventh;
@@ -510,6 +517,14 @@ pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
             .expect("sync messages serialize"),
         );
     }
+    if tenth {
+        plain.extend(
+            postcard::to_stdvec(&ResponseTail10 {
+                waiting: response.waiting,
+            })
+            .expect("sync messages serialize"),
+        );
+    }
     frame(RESPONSE_TAG, &plain)
 }
 
@@ -524,7 +539,8 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
     let (sixth, rest) = take_part::<ResponseTail6>(rest)?;
     let (seventh, rest) = take_part::<ResponseTail7>(rest)?;
     let (eighth, rest) = take_part::<ResponseTail8>(rest)?;
-    let (ninth, _newer) = take_part::<ResponseTail9>(rest)?;
+    let (ninth, rest) = take_part::<ResponseTail9>(rest)?;
+    let (tenth, _newer) = take_part::<ResponseTail10>(rest)?;
     let mut acks = head.acks;
     for (i, told) in sixth.refusal_details {
         if let Some(PushAck {
@@ -556,6 +572,7 @@ pub fn decode_response(bytes: &[u8], max_decompressed: usize) -> Result<SyncResp
         incarnation: seventh.incarnation,
         push_retry_in_seconds: eighth.push_retry_in_seconds,
         hub_now_ms: ninth.hub_now_ms,
+        waiting: tenth.waiting,
     })
 }
 
@@ -712,6 +729,11 @@ pub struct SyncResponse {
     /// The hub's clock when it answered, in milliseconds since 1970 (none from a hub of an
     /// earlier version): a device compares its own with it (`SyncSummary::clock_offset_seconds`).
     pub hub_now_ms: Option<i64>,
+    /// How many records of the device's scope the walk has still to send after this answer,
+    /// counted in the first answer of a session that does not hold them all (none otherwise,
+    /// and from a hub of an earlier version): the device shows its user how far a long first
+    /// sync has gone (`SyncSummary::incoming_total`).
+    pub waiting: Option<u64>,
 }
 
 /// An erased record, and the roots of its history (changes with no dependencies): every change
@@ -1197,6 +1219,39 @@ mod tests {
             encode_response(&empty_response(3)).len(),
             encode_response(&SyncResponse {
                 push_retry_in_seconds: None,
+                ..empty_response(3)
+            })
+            .len()
+        );
+    }
+
+    #[test]
+    fn the_records_a_walk_has_still_to_send_travel_in_a_tail_older_devices_skip() {
+        let answer = SyncResponse {
+            waiting: Some(149_000),
+            ..empty_response(3)
+        };
+        let bytes = encode_response(&answer);
+        assert_eq!(decode_response(&bytes, 1 << 20).unwrap(), answer);
+        // A device of the version before reads the hub's clock, the tail it knows last, and
+        // stops there.
+        let unframed = plain(RESPONSE_TAG, &bytes);
+        let (_, _, _, rest): (ResponseHead, ResponseTail, ResponseTail2, _) =
+            head_and_tails(&unframed).unwrap();
+        let (_, rest) = take_part::<ResponseTail3>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail4>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail5>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail6>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail7>(rest).unwrap();
+        let (_, rest) = take_part::<ResponseTail8>(rest).unwrap();
+        let (ninth, newer) = take_part::<ResponseTail9>(rest).unwrap();
+        assert_eq!(ninth.hub_now_ms, None);
+        assert!(!newer.is_empty());
+        // An answer without it is as long as before.
+        assert_eq!(
+            encode_response(&empty_response(3)).len(),
+            encode_response(&SyncResponse {
+                waiting: None,
                 ..empty_response(3)
             })
             .len()
