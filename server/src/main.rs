@@ -1309,10 +1309,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 let devices: Vec<String> = devices.iter().map(Uuid::to_string).collect();
                 println!(
                     "waiting {record}: holds changes made on device(s) {} that the hub has not \
-                     received from them",
+                     received from them{}",
                     match devices.is_empty() {
                         true => "other than the exporter".to_string(),
                         false => devices.join(", "),
+                    },
+                    match report.partly_taken.contains(record) {
+                        true => " (the exporter's changes made before them were taken)",
+                        false => "",
                     }
                 );
             }
@@ -1343,7 +1347,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 (0, waiting) => Err(format!(
                     "{waiting} records of the bundle wait for changes other devices made: \
                      import those devices' bundles (or let them sync), then this file again; \
-                     nothing of those records was taken, the rest was"
+                     of those records, only what the exporter changed before it received \
+                     those devices' changes was taken, the rest of the bundle was"
                 )),
                 (refused, 0) => Err(format!(
                     "{refused} records of the bundle were refused{rebuilt}"

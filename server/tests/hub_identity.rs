@@ -615,6 +615,81 @@ fn a_bundle_imported_before_the_one_it_builds_on_waits_and_is_taken_after() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A colleague's bundle whose record she edited before the maker's edit reached her by a
+/// peer, and again on top of it: the hub takes her first edit, and the import says the record
+/// waits (naming the maker's device, exit 1), not "taken" — what she recorded on top is not on
+/// the hub, and the operator must bring the maker's file and import hers again.
+#[test]
+fn a_bundle_taken_in_part_says_the_rest_waits() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut maker = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut maker, &mut mate]);
+    let case = maker
+        .store
+        .create(&child(area(C01), NAME, maker.user()))
+        .unwrap()
+        .id;
+    maker.sync(&hub.url).unwrap();
+    mate.sync(&hub.url).unwrap();
+    // Apart: each edits the case; then the maker's edit reaches the mate by a peer, and she
+    // records more on top of it.
+    let mut c: ChildCase = mate.store.get(case).unwrap();
+    c.activity = "cacao".into();
+    mate.store.update(&c).unwrap();
+    let mut c: ChildCase = maker.store.get(case).unwrap();
+    c.night_work = !c.night_work;
+    let night_work = maker.store.update(&c).unwrap().night_work;
+    peer(&mut maker, &mut mate).unwrap();
+    let mut c: ChildCase = mate.store.get(case).unwrap();
+    c.hours_per_week = 30;
+    mate.store.update(&c).unwrap();
+    let (from_mate, _) = mate.store.export_bundle(0, &[], &[Recipient::Hub]).unwrap();
+
+    // Imported twice: the second time the hub holds her first edit, and takes nothing.
+    for first in [true, false] {
+        let out = import_bundle(&data, dir.path(), &from_mate);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("0 taken")
+                && said.contains("1 waiting for other devices' changes, 0 refused"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("waiting {case}"))
+                && said.contains(&maker.store.device_id().to_string())
+                && said.contains("made before them were taken") == first,
+            "{said}"
+        );
+    }
+    let mut watcher = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 3);
+    watcher.sync(&hub.url).unwrap();
+    let on_hub: ChildCase = watcher.store.get(case).unwrap();
+    assert_eq!(
+        (on_hub.activity.as_str(), on_hub.hours_per_week),
+        ("cacao", 10)
+    );
+
+    // The maker's edit reaches the hub; the mate's file imported again is taken whole.
+    maker.sync(&hub.url).unwrap();
+    let out = import_bundle(&data, dir.path(), &from_mate);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("1 taken") && said.contains("0 waiting"),
+        "{said}"
+    );
+    watcher.sync(&hub.url).unwrap();
+    let on_hub: ChildCase = watcher.store.get(case).unwrap();
+    assert_eq!(on_hub.hours_per_week, 30);
+    assert_eq!(on_hub.night_work, night_work);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A phone lost after it passed a case to a colleague, and revoked: the colleague's bundle,
 /// carried to the hub, holds changes that will never come from the lost phone. The record is
 /// refused as a sync would refuse it (the colleague's phone rebuilds it at its next sync),

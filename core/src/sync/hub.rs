@@ -478,9 +478,14 @@ pub struct HubBundleReport {
     pub refusal_details: Vec<(Uuid, RefusalDetail)>,
     /// Records holding changes other devices made that the hub has not received from them
     /// (a colleague's edit passed by a peer, whose own file is not imported yet), with those
-    /// devices: nothing of them is taken, and importing this file again once those devices'
-    /// changes are on the hub takes them. Not in `refused`: files arrive in any order.
+    /// devices: nothing of them is taken but the exporter's own changes that build on none of
+    /// theirs (`partly_taken`), and importing this file again once those devices' changes are
+    /// on the hub takes the rest. Not in `refused`: files arrive in any order.
     pub awaiting_authors: Vec<(Uuid, Vec<Uuid>)>,
+    /// Of `awaiting_authors`, the records of which the hub took the exporter's changes that
+    /// build on no waiting one (its edits before the colleague's reached it): what it recorded
+    /// on top of the colleague's edit (a follow-up, a conflict's resolution) waits with them.
+    pub partly_taken: Vec<Uuid>,
 }
 
 /// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
@@ -555,6 +560,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     )?;
     tell_revoked_authors(storage, Some(certifier), &who, &push, &mut pushed.acks)?;
     let mut awaiting = Vec::new();
+    let mut taken = Vec::new();
     let mut report = HubBundleReport {
         from_device: who.device,
         records,
@@ -563,7 +569,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     };
     for PushAck { id, outcome } in pushed.acks {
         match outcome {
-            PushOutcome::Accepted { .. } => report.accepted += 1,
+            PushOutcome::Accepted { .. } => taken.push(id),
             PushOutcome::Quarantined => report.quarantined += 1,
             PushOutcome::Erased => report.erased += 1,
             PushOutcome::Refused {
@@ -578,15 +584,39 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             }
         }
     }
+    // A record taken in part (the exporter's changes that build on none of another device's
+    // the hub lacks, `senders_own`) is not held whole now: the rest waits, as a record of
+    // which nothing was taken. A sync pushes that rest again; nobody would import this file
+    // again if told it was taken.
+    let entry_of = |id: &Uuid| {
+        push.binary_search_by_key(id, |e| e.id)
+            .ok()
+            .map(|at| &push[at])
+    };
+    for batch in taken.chunks(HELD_CHECK_BATCH) {
+        let partly = storage.in_read_transaction(&mut |tx| {
+            let mut partly = Vec::new();
+            for id in batch {
+                if let Some(entry) = entry_of(id)
+                    && !holds_every_change(tx, entry)?
+                {
+                    partly.push(*id);
+                }
+            }
+            Ok(partly)
+        })?;
+        report.partly_taken.extend(partly);
+    }
+    report.accepted = taken.len() - report.partly_taken.len();
+    awaiting.extend(report.partly_taken.iter().copied());
     for batch in awaiting.chunks(HELD_CHECK_BATCH) {
         let named = storage.in_read_transaction(&mut |tx| {
             let mut named = Vec::new();
             for id in batch {
                 // `push` is in id order: each ack's entry is found, not walked to.
-                let Ok(at) = push.binary_search_by_key(id, |e| e.id) else {
+                let Some(entry) = entry_of(id) else {
                     continue;
                 };
-                let entry = &push[at];
                 if let Some(devices) = authors_not_received(tx, entry, &who)? {
                     named.push((*id, devices));
                 }
