@@ -803,6 +803,7 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
                     identity: None,
                     headless_documents: false,
                     incarnation: None,
+                    device_clock: None,
                 });
             let response = hub.hub_handle(&d.principal, &request, &limits).unwrap();
             let response = vigie_core::sync::wire::decode_response(&response, 1 << 26).unwrap();
@@ -1682,6 +1683,7 @@ fn push_manifest_entries(
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     });
     let response = hub
         .hub_handle(&d.principal, &request, &HubLimits::default())

@@ -208,6 +208,7 @@ fn the_hub_refuses_hostile_pushes_one_by_one_and_keeps_serving() {
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     };
     let response = on_small_stack(move || {
         let response = hub
@@ -508,6 +509,7 @@ fn push_one(
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     };
     let response = hub
         .hub_handle(

@@ -400,6 +400,7 @@ fn hostile_documents_mutated_never_crash_a_small_stack() {
                         identity: None,
                         headless_documents: false,
                         incarnation: None,
+                        device_clock: None,
                     };
                     let _ = hub.hub_handle(&principal, &wire::encode_request(&request), &limits);
                 }

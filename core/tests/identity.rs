@@ -204,6 +204,7 @@ fn a_device_presenting_other_keys_or_a_hub_with_another_key_is_refused() {
         }),
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     };
     assert!(matches!(
         common::handle(

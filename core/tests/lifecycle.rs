@@ -843,6 +843,7 @@ fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     })
 }
 
@@ -1062,6 +1063,7 @@ fn requests_are_answered_within_one_budget_and_names_count_once() {
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     });
     let response = hub
         .hub_handle(&supervisor.principal, &request, &HubLimits::default())
@@ -1450,6 +1452,106 @@ fn a_day_after_today_is_refused_on_the_phone_naming_its_field() {
     today.identified_on = chrono::Utc::now().date_naive();
     monitor.store.update(&today).unwrap();
     assert!(monitor.sync(&mut hub).refused.is_empty());
+}
+
+/// A phone whose clock went back (its battery pulled: to 2000, or to its firmware's date) reads
+/// a day before the time its hub last told it. The day its clock gives — what an app fills in
+/// as "today" — is refused naming its field, where it would have dated a child identified
+/// today years back (out of the alerts, into a quarter already reported); the real day, typed
+/// by hand, is taken though the clock calls it the future, and so is an earlier day.
+#[test]
+fn a_phone_whose_clock_went_back_refuses_the_day_it_gives() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    let by = monitor.principal.user;
+    let clock_today = chrono::Utc::now().date_naive();
+    // Made before the clock went back: a day of the clock, and an edit of it later.
+    let made = monitor
+        .store
+        .create(&ChildCase {
+            identified_on: clock_today,
+            ..case(area(C01), "Awa Traoré", by)
+        })
+        .unwrap();
+
+    // The hub last answered 400 days after what the clock now reads.
+    let request = monitor
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    let answer = hub
+        .hub_handle(&monitor.principal, &request, &HubLimits::default())
+        .unwrap();
+    let mut answer = wire::decode_response(&answer, 1 << 24).unwrap();
+    let hub_now = chrono::Utc::now() + chrono::Days::new(400);
+    answer.hub_now_ms = Some(hub_now.timestamp_millis());
+    let report = monitor
+        .store
+        .hub_sync_apply(&wire::encode_response(&answer), &SyncOptions::default())
+        .unwrap();
+    assert!(report.clock_skewed);
+
+    for day in [clock_today, clock_today - chrono::Days::new(1)] {
+        let wrong = ChildCase {
+            identified_on: day,
+            ..case(area(C01), "Aya Koné", by)
+        };
+        match monitor.store.create(&wrong) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, "identified_on");
+                assert_eq!(e.rule, vigie_core::model::CLOCK_GONE_BACK);
+            }
+            other => panic!("a day of a clock gone back: {other:?}"),
+        }
+    }
+    let w = Workplace::new("Plantation", "cocoa", Formality::Informal, area(C01));
+    let w = monitor.store.create(&w).unwrap();
+    let visit = Visit::new(
+        VisitKind::CommunityMonitoring,
+        &w,
+        by,
+        chrono::Utc::now().fixed_offset(),
+    );
+    match monitor.store.create(&visit) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "started_at"),
+        other => panic!("a visit started by a clock gone back: {other:?}"),
+    }
+    // The real day, typed, and a day a week before the clock's: taken.
+    for day in [hub_now.date_naive(), clock_today - chrono::Days::new(7)] {
+        monitor
+            .store
+            .create(&ChildCase {
+                identified_on: day,
+                ..case(area(C01), "Aya Koné", by)
+            })
+            .unwrap();
+    }
+    // A record dated before keeps its day through an edit; a follow-up dated by the clock is
+    // refused, the real day taken.
+    let mut edited: ChildCase = monitor.store.get(made.id).unwrap();
+    edited.hours_per_week = 20;
+    let edited = monitor.store.update(&edited).unwrap();
+    let follow_up = |date| FollowUp {
+        date,
+        situation: FollowUpSituation::InSchool,
+        notes: String::new(),
+        next_due: None,
+    };
+    let mut followed = edited.clone();
+    followed
+        .followups
+        .insert(Uuid::now_v7(), follow_up(clock_today));
+    match monitor.store.update(&followed) {
+        Err(Error::Validation(e)) => assert!(e.field.starts_with("followups."), "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    let mut followed = edited;
+    followed
+        .followups
+        .insert(Uuid::now_v7(), follow_up(hub_now.date_naive()));
+    monitor.store.update(&followed).unwrap();
 }
 
 #[test]

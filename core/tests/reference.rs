@@ -791,6 +791,7 @@ fn every_principal_receives_reference_data_and_no_device_may_change_it() {
             identity: None,
             headless_documents: false,
             incarnation: None,
+            device_clock: None,
         })
     };
     let exchange = |hub: &mut Store, request: Vec<u8>| {

@@ -2030,3 +2030,81 @@ fn a_role_changed_with_the_same_areas_and_kinds_sends_nothing_again() {
     other.principal.role = Role::Inspector;
     assert_eq!(sync(&mut other, &mut hub).received, scope);
 }
+
+/// A device says its clock and time zone with each request that pushes; the hub judges the
+/// days its records tell of against the hub's own time in that zone. A phone set a day ahead
+/// by hand identifies a child "tomorrow" (on the real day, a girl of 14 is in child labour; a
+/// day ahead she is 15, and colleagues may neither refer nor follow her up until then): refused,
+/// naming the field. A phone whose clock went back gives its wrong day: refused as the phone
+/// refuses it. A phone far east of the hub has its own today. An older app, which says no
+/// clock, keeps the room of two days.
+#[test]
+fn the_hub_judges_a_record_s_days_by_the_device_s_zone_and_its_measured_clock() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let by = monitor.principal.user;
+    let now = chrono::Utc::now();
+    let mut outcome_of = |day: NaiveDate, clock: Option<wire::DeviceClock>| {
+        let case = monitor
+            .store
+            .create(&ChildCase {
+                identified_on: day,
+                ..child(area("CI-R1-D1", "CI-R1-D1-C01"), "Aya Koné", by)
+            })
+            .unwrap();
+        let request = monitor
+            .store
+            .hub_sync_request(&SyncOptions::default())
+            .unwrap();
+        let mut request = wire::decode_request(&request, 1 << 24).unwrap();
+        assert!(request.device_clock.is_some(), "a device says its clock");
+        request.push.retain(|p| p.id == case.id);
+        request.device_clock = clock;
+        let answer = hub
+            .hub_handle(
+                &monitor.principal,
+                &wire::encode_request(&request),
+                &HubLimits::default(),
+            )
+            .unwrap();
+        let answer = wire::decode_response(&answer, 1 << 24).unwrap();
+        let ack = answer.acks.into_iter().find(|a| a.id == case.id).unwrap();
+        match ack.outcome {
+            wire::PushOutcome::Accepted { .. } => None,
+            wire::PushOutcome::Refused {
+                detail: Some(detail),
+                ..
+            } => Some((detail.field, detail.rule)),
+            other => panic!("{other:?}"),
+        }
+    };
+    let clock = |at: chrono::DateTime<chrono::Utc>, minutes: i32| {
+        Some(wire::DeviceClock {
+            now_ms: at.timestamp_millis(),
+            utc_offset_minutes: minutes,
+        })
+    };
+    let today = now.date_naive();
+    let tomorrow = today + chrono::Days::new(1);
+
+    // A day ahead by hand, in Abidjan (UTC): "tomorrow" is refused.
+    let (field, rule) = outcome_of(tomorrow, clock(now + chrono::Days::new(1), 0)).unwrap();
+    assert_eq!(field, "identified_on");
+    assert!(rule.contains("after today"), "{rule}");
+    // An older app, which says no clock: two days of room, as before.
+    assert_eq!(outcome_of(tomorrow, None), None);
+    // Far east (UTC+14), with a right clock: its own today is taken.
+    let east = (now + chrono::Duration::hours(14)).date_naive();
+    assert_eq!(outcome_of(east, clock(now, 14 * 60)), None);
+    // A clock gone back 400 days: the day it gives is refused, an earlier one taken.
+    let back = now - chrono::Days::new(400);
+    let (field, rule) = outcome_of(back.date_naive(), clock(back, 0)).unwrap();
+    assert_eq!(field, "identified_on");
+    assert_eq!(rule, vigie_core::model::CLOCK_GONE_BACK);
+    let earlier = back.date_naive() - chrono::Days::new(30);
+    assert_eq!(outcome_of(earlier, clock(back, 0)), None);
+    // A zone past any on Earth is not believed: the hub's own day and room.
+    assert_eq!(outcome_of(tomorrow, clock(now, 20 * 60)), None);
+}

@@ -1098,18 +1098,18 @@ fn case_receiving_services(
 fn a_verification_before_the_first_referral_says_the_referrals_date() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
-    let case = case_receiving_services(&s, dir.path(), Some(tomorrow));
+    let today = chrono::Utc::now().date_naive();
+    let case = case_receiving_services(&s, dir.path(), Some(today));
     let mut browser = signed_in(&s, "sup.dates");
     let page = format!("/console/cases/{case}");
     let csrf = browser.get(&page).csrf();
-    let today = chrono::Utc::now().date_naive().to_string();
+    let yesterday = (today - chrono::Days::new(1)).to_string();
     let refused = browser.post(
         &format!("{page}/status"),
         &[
             ("csrf", &csrf),
             ("to", "withdrawn"),
-            ("date", &today),
+            ("date", &yesterday),
             ("confirm", "yes"),
         ],
     );
@@ -1117,7 +1117,7 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
     assert!(
         refused.body.contains(&format!(
             "première orientation du cas est datée du {}",
-            tomorrow.format("%d/%m/%Y")
+            today.format("%d/%m/%Y")
         )),
         "{}",
         refused.body

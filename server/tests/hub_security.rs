@@ -749,6 +749,7 @@ fn forged_records_are_refused_one_by_one() {
     .unwrap();
     real.identity = None;
     real.headless_documents = false;
+    real.device_clock = None;
     let real = plain_of(&vigie_core::sync::wire::encode_request(&real));
     let scribe_actor = scribe.store.actor().to_bytes().to_vec();
     let noted_doc =

@@ -111,7 +111,8 @@ pub(crate) fn insert_new<R: Record>(
     reference.pin_new(&mut record);
     record.derive(reference);
     record.validate(reference)?;
-    crate::domain::records::events_within_their_time(&[], &record.event_dates())?;
+    let today = super::sync_state::today(tx, true)?;
+    crate::domain::records::events_within_their_time(&today, &[], &record.event_dates())?;
     crate::domain::records::texts_within_rules(&[], &record.free_texts())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
@@ -310,11 +311,9 @@ fn check_edit<R: Record>(
     check_references(tx, record)?;
     check_visit_filing(tx, record, &|| stored().map(Some))?;
     let dates = record.event_dates();
-    if dates
-        .iter()
-        .any(|(_, day)| crate::domain::records::event_day_implausible(*day))
-    {
-        crate::domain::records::events_within_their_time(&stored()?.event_dates(), &dates)?;
+    let today = super::sync_state::today(tx, true)?;
+    if dates.iter().any(|(_, day)| today.implausible(*day)) {
+        crate::domain::records::events_within_their_time(&today, &stored()?.event_dates(), &dates)?;
     }
     // Read as stored only when a text breaks the rule: one set before stays.
     let texts = record.free_texts();

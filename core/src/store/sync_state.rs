@@ -37,6 +37,35 @@ pub(crate) fn delete_meta(tx: &Transaction, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// The meta key of the latest time a hub told this device (milliseconds since 1970, little
+/// endian): its clock reading before it went back (`records::Today::on_device`).
+const HUB_CLOCK_KEY: &str = "hub_clock_ms";
+
+/// The latest time a hub told this device, if any.
+pub(crate) fn hub_clock_ms(conn: &Connection) -> Result<Option<i64>> {
+    Ok(get_meta(conn, HUB_CLOCK_KEY)?
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_le_bytes))
+}
+
+/// Keeps `hub_now_ms` as the latest time a hub told this device, unless it heard a later one
+/// (answers applied out of order, a hub restored).
+pub(crate) fn raise_hub_clock(tx: &Transaction, hub_now_ms: i64) -> Result<()> {
+    if hub_clock_ms(tx)?.is_none_or(|known| known < hub_now_ms) {
+        set_meta(tx, HUB_CLOCK_KEY, &hub_now_ms.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// This device's today for its own writes (`own`) or what it receives from peers: its clock,
+/// judged against the latest time its hub told it.
+pub(crate) fn today(conn: &Connection, own: bool) -> Result<crate::domain::records::Today> {
+    Ok(crate::domain::records::Today::on_device(
+        hub_clock_ms(conn)?,
+        own,
+    ))
+}
+
 /// The meta key of the user's role and areas (JSON of `UserProfile`).
 const PROFILE_KEY: &str = "user_profile";
 

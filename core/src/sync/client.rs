@@ -258,6 +258,7 @@ impl Store {
             headless_documents: true,
             incarnation: sync_state::get_meta(&self.conn, INCARNATION_KEY)?
                 .and_then(|b| b.try_into().ok()),
+            device_clock: Some(device_clock()),
         };
         Ok(wire::encode_request(&request))
     }
@@ -396,6 +397,15 @@ fn stored_cursor(conn: &rusqlite::Connection) -> Result<Option<Cursor>> {
     Ok(sync_state::get_meta(conn, CURSOR_KEY)?.and_then(|bytes| postcard::from_bytes(&bytes).ok()))
 }
 
+/// This device's clock and time zone now (`SyncRequest::device_clock`).
+fn device_clock() -> wire::DeviceClock {
+    let now = chrono::Local::now();
+    wire::DeviceClock {
+        now_ms: now.timestamp_millis(),
+        utc_offset_minutes: now.offset().local_minus_utc() / 60,
+    }
+}
+
 /// How far a device's clock may differ from its hub's before a sync says so, and the hub's
 /// default allowance for a change's time (`HubLimits::clock_skew_ms`): far beyond a slow
 /// link's delay.
@@ -421,6 +431,9 @@ fn apply_response(
 ) -> Result<SyncReport> {
     let tx = merging.tx;
     let clock_offset_seconds = response.hub_now_ms.and_then(clock_offset_seconds);
+    if let Some(hub_now_ms) = response.hub_now_ms {
+        sync_state::raise_hub_clock(tx, hub_now_ms)?;
+    }
     let mut report = SyncReport {
         more: response.more,
         clock_skewed: clock_offset_seconds.is_some(),
@@ -929,6 +942,7 @@ impl Store {
             identity: None,
             headless_documents: true,
             incarnation: None,
+            device_clock: None,
         };
         Some(wire::encode_request(&request))
     }

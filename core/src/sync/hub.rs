@@ -181,7 +181,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         storage,
         who,
         &request.push,
-        limits,
+        (limits, today_of(&request)),
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
         true,
@@ -251,6 +251,17 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     }
     log_outcomes(who, &acks, response.records.len());
     Ok(wire::encode_response(&response))
+}
+
+/// What a request's records are judged against: the hub's day in the device's time zone when
+/// the device said its clock, else the hub's own day with room for the zones.
+fn today_of(request: &SyncRequest) -> crate::domain::records::Today {
+    match request.device_clock {
+        Some(clock) => {
+            crate::domain::records::Today::at_hub(clock.now_ms, clock.utc_offset_minutes)
+        }
+        None => crate::domain::records::Today::by_clock(),
+    }
 }
 
 /// What the hub made of a request's pushes, for its operator: counts and refusal reasons (no
@@ -549,11 +560,12 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
     }
     push.retain(|entry| !held.contains(&entry.id));
     // A bundle is imported whole: no one would send the rest again.
+    // Made on a day nobody knows, by a clock the file does not say: the hub's own day.
     let mut pushed = store_pushes(
         storage,
         &who,
         &push,
-        limits,
+        (limits, crate::domain::records::Today::by_clock()),
         &mut Budget::new(0),
         None,
         false,
@@ -856,7 +868,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
     push: &[PushEntry],
-    limits: &HubLimits,
+    (limits, today): (&HubLimits, crate::domain::records::Today),
     answer: &mut Budget,
     deadline: Option<std::time::Instant>,
     allowed: bool,
@@ -921,7 +933,14 @@ fn store_pushes<S: HubStorage + ?Sized>(
                     own_new: std::mem::take(&mut p.own_new),
                 });
                 let mut outcome = accept_push(
-                    tx, &reference, &scope, author, who, entry, limits, &mut stamp, ready,
+                    tx,
+                    (&reference, &scope),
+                    author,
+                    who,
+                    entry,
+                    (limits, today),
+                    &mut stamp,
+                    ready,
                 )?;
                 remember_refusal(tx, who, entry, &outcome, own_new)?;
                 if let PushOutcome::Accepted {
@@ -1878,6 +1897,7 @@ fn write_as<R: Record>(
         author,
         author_role: who.role,
         limits: &HubLimits::default(),
+        today: crate::domain::records::Today::by_clock(),
     };
     save_admitted(
         tx,
@@ -2071,12 +2091,11 @@ impl Refused {
 #[allow(clippy::too_many_arguments)]
 fn accept_push(
     tx: &mut dyn HubTransaction,
-    reference: &ReferenceData,
-    scope: &Scope,
+    (reference, scope): (&ReferenceData, &Scope),
     author: ChangeAuthor,
     who: &Principal,
     entry: &PushEntry,
-    limits: &HubLimits,
+    (limits, today): (&HubLimits, crate::domain::records::Today),
     stamp: &mut PushStamp,
     prepared: Option<Prepared>,
 ) -> Result<PushOutcome> {
@@ -2087,6 +2106,7 @@ fn accept_push(
         author,
         author_role: who.role,
         limits,
+        today,
     };
     let hidden = |tx: &mut dyn HubTransaction, prepared| -> Result<PushOutcome> {
         Ok(match evaluate_new(tx, &rules, entry, prepared)? {
@@ -2183,6 +2203,9 @@ pub(crate) struct Rules<'a> {
     /// marked validated by the monitor stays a step no monitor takes, whoever accepts it).
     pub(crate) author_role: Role,
     pub(crate) limits: &'a HubLimits,
+    /// What the days the changes tell of are judged against: the hub's day in the sender's
+    /// time zone when its request said its clock (`SyncRequest::device_clock`).
+    pub(crate) today: crate::domain::records::Today,
 }
 
 /// The refusal for bytes that would not decode into a document.
@@ -3178,9 +3201,9 @@ fn admit_content<'a>(
     check_content(
         rules.reference,
         (rules.author_role, rules.author.user),
-        base.as_ref(),
-        &theirs,
+        (base.as_ref(), &theirs),
         &record,
+        &rules.today,
     )?;
     // Two edits each right, together a case no single write may leave (one device verifies
     // it, another moves the referral's date after; two remove each one of its two referrals):
@@ -3431,9 +3454,9 @@ pub const COMBINED_WITH_OTHERS: &str =
 pub(crate) fn check_content(
     reference: &ReferenceData,
     (role, user): (Role, Uuid),
-    from: Option<&TypedRecord>,
-    to: &TypedRecord,
+    (from, to): (Option<&TypedRecord>, &TypedRecord),
     merged: &TypedRecord,
+    today: &crate::domain::records::Today,
 ) -> std::result::Result<(), Refused> {
     let after = merged;
     if let Err(mut e) = after.validate(reference) {
@@ -3461,7 +3484,7 @@ pub(crate) fn check_content(
     // A day the sender set after the latest an event may fall on (a follow-up "done" in 2099,
     // or a phone whose clock runs days ahead), or before monitoring began (a slipped year).
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
-    crate::domain::records::events_within_their_time(&known, &to.event_dates())
+    crate::domain::records::events_within_their_time(today, &known, &to.event_dates())
         .map_err(Refused::breaking)?;
     let written = from.map(TypedRecord::free_texts).unwrap_or_default();
     crate::domain::records::set_texts_within_rules(

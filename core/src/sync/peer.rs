@@ -944,7 +944,10 @@ impl Store {
             (&document, bytes.len()),
             held.as_ref(),
             &lacking,
-            &self.reference(),
+            (
+                &self.reference(),
+                &store::sync_state::today(&self.conn, false)?,
+            ),
         )
     }
 

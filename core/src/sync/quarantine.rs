@@ -467,6 +467,7 @@ pub fn describe_quarantined(
         },
         author_role,
         limits: &HubLimits::default(),
+        today: crate::domain::records::Today::by_clock(),
     };
     let stored_kind = stored_kind.then_some(kind);
     if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err()
@@ -590,6 +591,7 @@ pub fn accept_quarantined(
         author,
         author_role,
         limits: &HubLimits::default(),
+        today: crate::domain::records::Today::by_clock(),
     };
     const REFUSED: &str = "the reviewed changes break a rule";
     // A new record has no history before the entry's changes (`before` is empty).

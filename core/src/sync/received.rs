@@ -68,7 +68,7 @@ pub(crate) fn check_changes(
     (document, size): (&Automerge, usize),
     held: Option<&Automerge>,
     lacking: &[ChangeMetadata<'_>],
-    reference: &ReferenceData,
+    (reference, today): (&ReferenceData, &records::Today),
 ) -> Result<()> {
     let Some(kind) = doc::kind_of(document) else {
         return Err(refused(id, "it names no kind"));
@@ -213,7 +213,7 @@ pub(crate) fn check_changes(
             .transpose()
             .map_err(|_| refused(id, "this device's copy does not read"))
     };
-    check_values(id, &current, &held_record, reference)
+    check_values(id, &current, &held_record, (reference, today))
 }
 
 /// The device that brought a record (a peer, a bundle's maker), as the hub certified it.
@@ -235,7 +235,7 @@ fn check_values(
     id: Uuid,
     record: &TypedRecord,
     read_held: &dyn Fn() -> Result<Option<TypedRecord>>,
-    reference: &ReferenceData,
+    (reference, today): (&ReferenceData, &records::Today),
 ) -> Result<()> {
     let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
     // The copy held here, read once, and only when a rule needs it.
@@ -267,12 +267,9 @@ fn check_values(
         ));
     }
     let dates = record.event_dates();
-    if dates
-        .iter()
-        .any(|(_, day)| records::event_day_implausible(*day))
-    {
+    if dates.iter().any(|(_, day)| today.implausible(*day)) {
         let known = held()?.map(|h| h.event_dates()).unwrap_or_default();
-        records::events_within_their_time(&known, &dates).map_err(breaks)?;
+        records::events_within_their_time(today, &known, &dates).map_err(breaks)?;
     }
     // Text held before stays, and a merge's follow-ups bring theirs, as the hub takes them.
     let texts = record.free_texts();

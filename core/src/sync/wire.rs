@@ -202,6 +202,12 @@ struct RequestIncarnationTail {
     incarnation: Option<[u8; 16]>,
 }
 
+/// The seventh tail: the device's clock (`SyncRequest::device_clock`).
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestClockTail {
+    device_clock: Option<DeviceClock>,
+}
+
 #[derive(Serialize)]
 struct ResponseHeadRef<'a> {
     acks: &'a Vec<PushAck>,
@@ -356,6 +362,9 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
     let sixth = RequestIncarnationTail {
         incarnation: request.incarnation,
     };
+    let seventh = RequestClockTail {
+        device_clock: request.device_clock,
+    };
     // The tails up to the last one that holds more than its defaults.
     let needed = [
         tail != RequestTail::default(),
@@ -364,6 +373,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         fourth != RequestFormatTail::default(),
         fifth != RequestUserTail::default(),
         sixth != RequestIncarnationTail::default(),
+        seventh != RequestClockTail::default(),
     ]
     .iter()
     .rposition(|held| *held)
@@ -375,6 +385,7 @@ pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
         postcard::to_stdvec(&fourth),
         postcard::to_stdvec(&fifth),
         postcard::to_stdvec(&sixth),
+        postcard::to_stdvec(&seventh),
     ];
     for part in &tails[..needed] {
         plain.extend(part.as_deref().expect("sync messages serialize"));
@@ -390,7 +401,8 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
     let (fourth, rest) = take_part::<RequestFormatTail>(rest)?;
     let (fifth, rest) = take_part::<RequestUserTail>(rest)?;
     // Bytes after the parts this version knows are a newer device's, and ignored.
-    let (sixth, _newer) = take_part::<RequestIncarnationTail>(rest)?;
+    let (sixth, rest) = take_part::<RequestIncarnationTail>(rest)?;
+    let (seventh, _newer) = take_part::<RequestClockTail>(rest)?;
     let identity = second.identity.map(|identity| RequestIdentity {
         directory_issued_through: third.directory_issued_through,
         user: fifth.user,
@@ -406,6 +418,7 @@ pub fn decode_request(bytes: &[u8], max_decompressed: usize) -> Result<SyncReque
         identity,
         headless_documents: fourth.headless_documents,
         incarnation: sixth.incarnation,
+        device_clock: seventh.device_clock,
     })
 }
 
@@ -619,6 +632,19 @@ pub struct SyncRequest {
     /// first request of a session: another than the hub's now tells it was restored from a
     /// backup since. `None` from a device of an earlier version, or one never told.
     pub incarnation: Option<[u8; 16]>,
+    /// The device's clock and time zone as it sent a request that pushes (none from a device
+    /// of an earlier version): the hub judges the days its records tell of against the hub's
+    /// own time in that zone (`records::Today::at_hub`).
+    pub device_clock: Option<DeviceClock>,
+}
+
+/// A device's clock as it sent a request (`SyncRequest::device_clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClock {
+    /// Milliseconds since 1970, UTC, by the device's clock.
+    pub now_ms: i64,
+    /// The device's time zone, in minutes east of UTC.
+    pub utc_offset_minutes: i32,
 }
 
 /// What a device presents of its identity with each request.
@@ -910,6 +936,7 @@ mod tests {
             identity,
             headless_documents: false,
             incarnation: None,
+            device_clock: None,
         }
     }
 

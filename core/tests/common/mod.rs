@@ -261,6 +261,7 @@ pub fn first_pull(store: &Store) -> Vec<u8> {
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     })
 }
 

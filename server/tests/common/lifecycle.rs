@@ -112,6 +112,7 @@ pub fn request(
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     })
 }
 

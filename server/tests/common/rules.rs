@@ -104,6 +104,7 @@ pub fn push(device: &Device, url: &str, push: Vec<PushEntry>) -> BTreeMap<Uuid, 
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     };
     let response = device
         .client(url)

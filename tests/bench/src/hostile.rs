@@ -180,6 +180,7 @@ fn request(store: &Store, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
         identity: None,
         headless_documents: false,
         incarnation: None,
+        device_clock: None,
     })
 }
 

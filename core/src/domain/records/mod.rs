@@ -268,7 +268,93 @@ pub(crate) fn within_calendar(
 /// The latest day an event a record tells of may fall on, by this machine's clock: today and a
 /// day or two of time zones and a clock a little ahead (a follow-up "done" in 2099 is a slip).
 pub fn latest_event_day() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive() + chrono::Days::new(2)
+    Today::by_clock().latest_event_day()
+}
+
+/// What a machine knows of today when it judges the days a record tells of
+/// (`events_within_their_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Today {
+    /// The latest day an event may fall on.
+    latest: chrono::NaiveDate,
+    /// The day a clock gone back gives as today (a battery pulled: 2000, a firmware's date),
+    /// refused on the writes of the device whose clock it is: an app took its "today" from it.
+    wrong_clock_day: Option<chrono::NaiveDate>,
+}
+
+/// How far behind a time its hub told it a device's clock may read before its day is taken as
+/// wrong: beyond any time zone (a clock's UTC instant does not depend on the zone) and any
+/// drift between two syncs.
+const CLOCK_BACK_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The farthest a time zone lies from UTC, in minutes (UTC+14, UTC-12).
+const FARTHEST_ZONE_MINUTES: i32 = 14 * 60;
+
+impl Today {
+    /// The clock's day, trusted, with a day or two of time zones and a clock a little ahead
+    /// (the hub's for a device of an earlier version, the console's).
+    pub fn by_clock() -> Today {
+        Today {
+            latest: chrono::Utc::now().date_naive() + chrono::Days::new(2),
+            wrong_clock_day: None,
+        }
+    }
+
+    /// A device's today, its clock judged against `hub_clock_ms`, the latest time its hub told
+    /// it (time never runs back past what a hub said); `own` for its user's writes, not for a
+    /// colleague's record a peer brings, which this clock did not date. A clock gone back says
+    /// nothing of today but that it is after the hub's last word: a year past it still catches
+    /// a date typed in 2099, and the hub checks the day against its own at the sync.
+    pub fn on_device(hub_clock_ms: Option<i64>, own: bool) -> Today {
+        let now = chrono::Utc::now();
+        let vouched = hub_clock_ms
+            .filter(|hub| now.timestamp_millis() < hub.saturating_sub(CLOCK_BACK_MS))
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        match vouched {
+            Some(vouched) => Today {
+                latest: vouched.date_naive() + chrono::Days::new(366),
+                wrong_clock_day: own.then(|| now.date_naive()),
+            },
+            None => Today::by_clock(),
+        }
+    }
+
+    /// The hub's today for the records a device pushes, its clock reading `device_now_ms` in a
+    /// zone `utc_offset_minutes` east of UTC: the day it is in that zone by the hub's clock,
+    /// with no room for a clock ahead, which the hub measures (a phone set a day ahead dated a
+    /// girl's identification on her fifteenth birthday, the day before it); and, when the
+    /// device's clock reads more than a day behind the hub's, the day that clock gives is
+    /// refused as on the phone. A zone past any on Earth is not believed.
+    pub fn at_hub(device_now_ms: i64, utc_offset_minutes: i32) -> Today {
+        if utc_offset_minutes.abs() > FARTHEST_ZONE_MINUTES {
+            return Today::by_clock();
+        }
+        let zone = chrono::Duration::minutes(i64::from(utc_offset_minutes));
+        let now = chrono::Utc::now();
+        let device_day = chrono::DateTime::from_timestamp_millis(device_now_ms)
+            .filter(|device| *device < now - chrono::Duration::milliseconds(CLOCK_BACK_MS))
+            .map(|device| (device + zone).date_naive());
+        Today {
+            latest: (now + zone).date_naive(),
+            wrong_clock_day: device_day,
+        }
+    }
+
+    /// The latest day an event may fall on.
+    pub fn latest_event_day(&self) -> chrono::NaiveDate {
+        self.latest
+    }
+
+    /// Whether `day` is one a clock gone back gives as today (a day of time zones each side).
+    fn given_by_wrong_clock(&self, day: chrono::NaiveDate) -> bool {
+        self.wrong_clock_day
+            .is_some_and(|wrong| (day - wrong).num_days().abs() <= 1)
+    }
+
+    /// Whether `day` breaks a rule of `events_within_their_time`.
+    pub(crate) fn implausible(&self, day: chrono::NaiveDate) -> bool {
+        day < EARLIEST_EVENT_DAY || day > self.latest || self.given_by_wrong_clock(day)
+    }
 }
 
 /// The earliest day an event a record tells of (an identification, a visit, a referral, a
@@ -284,6 +370,10 @@ pub const EARLIEST_EVENT_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_
 /// console's catalogues translate the words as the core writes them).
 const BEFORE_EARLIEST_EVENT_DAY: &str = "must not be before 1990-01-01 (check the year)";
 
+/// The rule a day given by a clock gone back breaks (`Today::vouched`).
+pub const CLOCK_GONE_BACK: &str = "is the day of the phone's clock, which is wrong (it reads a \
+     day before the hub's time at the last sync): set the phone's date and time, then this day";
+
 /// The rule a visit's checklist version breaks when this device does not hold it.
 pub(crate) const UNKNOWN_CHECKLIST: &str = "unknown checklist or checklist version";
 
@@ -298,27 +388,27 @@ pub(crate) fn judged_elsewhere(error: &ValidationError) -> bool {
         || (error.field == "checklist.checklist" && error.rule == UNKNOWN_CHECKLIST)
 }
 
-/// Whether an event's day falls outside `EARLIEST_EVENT_DAY` and `latest_event_day`.
-pub(crate) fn event_day_implausible(day: chrono::NaiveDate) -> bool {
-    day < EARLIEST_EVENT_DAY || day > latest_event_day()
-}
-
 /// Checks that every event day of `after` (`Record::event_dates`, with its field's path) that
-/// `before` did not hold is between `EARLIEST_EVENT_DAY` and `latest_event_day`: days set
-/// before stay, checked when they came. The one rule of a device's own writes and of the hub's
-/// pushes (where a device whose clock runs days ahead is caught).
+/// `before` did not hold is between `EARLIEST_EVENT_DAY` and `today`'s latest event day, and,
+/// on a device whose clock went back, not the day that clock gives: days set before stay,
+/// checked when they came. The one rule of a device's own writes, of what it receives from
+/// peers, and of the hub's pushes (where a device whose clock runs days ahead is caught).
 pub(crate) fn events_within_their_time(
+    today: &Today,
     before: &[(String, chrono::NaiveDate)],
     after: &[(String, chrono::NaiveDate)],
 ) -> Result<(), ValidationError> {
     match after
         .iter()
-        .find(|dated| event_day_implausible(dated.1) && !before.contains(dated))
+        .find(|dated| today.implausible(dated.1) && !before.contains(dated))
     {
         Some((field, day)) if *day < EARLIEST_EVENT_DAY => Err(ValidationError::new(
             field.clone(),
             BEFORE_EARLIEST_EVENT_DAY,
         )),
+        Some((field, day)) if *day <= today.latest_event_day() => {
+            Err(ValidationError::new(field.clone(), CLOCK_GONE_BACK))
+        }
         Some((field, _)) => Err(ValidationError::new(
             field.clone(),
             "must not be after today (check the date, and the phone's clock)",
