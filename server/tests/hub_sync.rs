@@ -887,3 +887,44 @@ fn a_long_first_sync_is_told_how_many_records_of_its_scope_it_receives() {
     let again = newcomer.sync_with(&hub.url, &pages).unwrap();
     assert_eq!((again.received, again.incoming_total), (0, None));
 }
+
+/// A phone whose clock is days off the hub's (its battery pulled, a date set by hand) is named
+/// in the hub's log at its sync, so that the operator has its date and time set; a phone on
+/// time is not.
+#[test]
+fn a_phone_whose_clock_is_off_is_named_in_the_hub_s_log() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let hub = Hub::start(&data);
+    monitor.sync(&hub.url).unwrap();
+    const SAID: &str = "a device's clock is more than a day off the hub's";
+    assert!(!hub.log_tail(200).contains(SAID), "{}", hub.log_tail(20));
+    let request = monitor
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    let mut request = vigie_core::sync::wire::decode_request(&request, 1 << 24).unwrap();
+    let back = chrono::Utc::now() - chrono::Days::new(400);
+    request.device_clock = Some(vigie_core::sync::wire::DeviceClock {
+        now_ms: back.timestamp_millis(),
+        utc_offset_minutes: 0,
+    });
+    monitor
+        .client(&hub.url)
+        .exchange(&vigie_core::sync::wire::encode_request(&request))
+        .unwrap();
+    let log = hub.log_tail(200);
+    let line = log.lines().find(|l| l.contains(SAID)).expect(&log);
+    assert!(
+        line.contains(&monitor.store.device_id().to_string()) && line.contains("-400"),
+        "{line}"
+    );
+}

@@ -181,7 +181,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         storage,
         who,
         &request.push,
-        (limits, today_of(&request)),
+        (limits, today_of(who, &request)),
         &mut answer,
         Some(std::time::Instant::now() + limits.max_push_time),
         true,
@@ -255,7 +255,21 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
 
 /// What a request's records are judged against: the hub's day in the device's time zone when
 /// the device said its clock, else the hub's own day with room for the zones.
-fn today_of(request: &SyncRequest) -> crate::domain::records::Today {
+fn today_of(who: &Principal, request: &SyncRequest) -> crate::domain::records::Today {
+    if let Some(clock) = request.device_clock {
+        let off_ms = clock.now_ms.saturating_sub(Utc::now().timestamp_millis());
+        if off_ms.abs() > 24 * 60 * 60 * 1000 {
+            // Its days are judged against the hub's; its user is told at each sync
+            // (`clock_skewed`). The operator sees which phone to have set.
+            tracing::warn!(
+                device = %who.device,
+                clock_off_days = off_ms / (24 * 60 * 60 * 1000),
+                "a device's clock is more than a day off the hub's (positive: ahead): its \
+                 records' days that clock gives are refused; its user should set the phone's \
+                 date and time"
+            );
+        }
+    }
     match request.device_clock {
         Some(clock) => {
             crate::domain::records::Today::at_hub(clock.now_ms, clock.utc_offset_minutes)
