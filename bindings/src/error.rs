@@ -70,6 +70,12 @@ pub enum VigieError {
     #[error("storage error: {reason}")]
     Storage { reason: String },
 
+    /// The device's storage is full: nothing of this call was written (what returned before is
+    /// on disk, the outbox whole). The app asks its user to free some space (photos, other
+    /// apps), then to try again; a store that cannot even be opened so opens once there is.
+    #[error("the device's storage is full")]
+    StorageFull,
+
     /// Bytes from another device, the hub or a file were refused: a damaged or altered sync
     /// message, bundle (a broken seal or signature too) or document. Nothing from them was
     /// stored.
@@ -147,6 +153,7 @@ impl VigieError {
             VigieError::ProfileWiped { .. } => said("error.profile_wiped", &[]),
             VigieError::DeviceRevoked { .. } => said("error.device_revoked", &[]),
             VigieError::Storage { reason } => said("error.storage", &[&rule_text(reason, lang)]),
+            VigieError::StorageFull => said("error.storage_full", &[]),
             VigieError::DamagedInput { reason } => {
                 said("error.damaged_input", &[&rule_text(reason, lang)])
             }
@@ -188,6 +195,9 @@ impl From<NotAllowed> for VigieError {
 /// content, so they may be kept as reasons).
 impl From<CoreError> for VigieError {
     fn from(e: CoreError) -> VigieError {
+        if e.is_disk_full() {
+            return VigieError::StorageFull;
+        }
         let reason = e.to_string();
         match e {
             CoreError::Validation(v) => v.into(),
@@ -229,9 +239,10 @@ impl From<CoreError> for VigieError {
                 id: id.to_string(),
                 state,
             },
-            // SQLite's own message: the variant already says "storage error".
+            // SQLite's own message (a write the system refused asks whether the disk is full):
+            // the variant already says "storage error".
             CoreError::Storage(e) => VigieError::Storage {
-                reason: e.to_string(),
+                reason: vigie_core::error::storage_text(&e),
             },
             CoreError::SchemaTooNew { .. }
             | CoreError::HubStorage { .. }

@@ -209,6 +209,61 @@ impl From<crate::domain::validation::WriteRefused> for Error {
     }
 }
 
+impl Error {
+    /// Whether the error is the disk being full: SQLite's `SQLITE_FULL`, or a file the system
+    /// could not grow (no space, or past the process's file-size limit: a write past
+    /// `ulimit -f` is SQLite's `SQLITE_IOERR_WRITE`). Nothing of the call that failed so was
+    /// written; freeing space is the remedy, for a phone's user and a hub's operator alike.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Storage(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::DiskFull
+                    || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
+            }
+            Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+            ),
+            _ => false,
+        }
+    }
+
+    /// `self`, which opening a store at `path` failed with, said as the disk being full when
+    /// it is one SQLite gives a full disk as on opening (growing the shared-memory file, a
+    /// write: a "disk I/O error") and the store's directory takes no more bytes now.
+    pub(crate) fn on_opening(self, path: &std::path::Path) -> Error {
+        use rusqlite::ffi;
+        let ambiguous = matches!(
+            self.sqlite_extended_code(),
+            Some(
+                ffi::SQLITE_IOERR_SHMSIZE
+                    | ffi::SQLITE_IOERR_SHMMAP
+                    | ffi::SQLITE_IOERR_FSYNC
+                    | ffi::SQLITE_IOERR_TRUNCATE
+                    | ffi::SQLITE_IOERR_WRITE
+            )
+        );
+        if !ambiguous {
+            return self;
+        }
+        // As much as SQLite's shared memory asks for at first.
+        let check = path.with_extension("space-check");
+        let written = std::fs::write(&check, [0u8; 32 * 1024]);
+        let _ = std::fs::remove_file(&check);
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => Error::Io(e),
+            _ => self,
+        }
+    }
+
+    fn sqlite_extended_code(&self) -> Option<std::os::raw::c_int> {
+        match self {
+            Error::Storage(e) => e.sqlite_error().map(|f| f.extended_code),
+            _ => None,
+        }
+    }
+}
+
 /// What a storage error says: SQLite's words, except for a write the system refused, which
 /// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
 /// as failing hardware).

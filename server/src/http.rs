@@ -694,23 +694,10 @@ fn hub_full(cause: &dyn std::fmt::Display) -> Response {
     )
 }
 
-/// Whether a storage error is the hub's disk being full: SQLite's `SQLITE_FULL`, PostgreSQL's
-/// `disk_full`, or a file the system could not grow (no space, or past the process's file-size
-/// limit).
+/// Whether a storage error is the hub's disk being full: the embedded store's
+/// (`Error::is_disk_full`) or PostgreSQL's `disk_full`.
 fn disk_full(e: &vigie_core::Error) -> bool {
-    match e {
-        // A write past the file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) is SQLite's
-        // `SQLITE_IOERR_WRITE`, not `SQLITE_FULL`: the same wait for the device.
-        vigie_core::Error::Storage(rusqlite::Error::SqliteFailure(failure, _)) => {
-            failure.code == rusqlite::ErrorCode::DiskFull
-                || failure.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE
-        }
-        vigie_core::Error::Io(io) => matches!(
-            io.kind(),
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
-        ),
-        e => crate::postgres::is_disk_full(e),
-    }
+    e.is_disk_full() || crate::postgres::is_disk_full(e)
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {

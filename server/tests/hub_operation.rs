@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use vigie_core::Role;
+use vigie_core::{Encryption, Role, Store, StoreConfig};
 
 /// Runs `vigie <args>`, which must fail within `within`; returns its stderr.
 fn fails_within(args: &[&str], env: &[(&str, &str)], within: Duration) -> String {
@@ -304,6 +304,32 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
+}
+
+/// A phone's store closed cleanly, then its disk filled to the last byte: opening it fails
+/// (its write-ahead files are made at opening) as a full disk, which SQLite calls a "disk I/O
+/// error"; once space is freed it opens with all it held.
+#[test]
+fn a_store_on_a_full_disk_says_the_disk_is_full_and_opens_once_freed() {
+    let dir = TempDir::new().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("phone"), "4m") else {
+        eprintln!("no tmpfs can be mounted here (not root): skipped");
+        return;
+    };
+    let user = uuid::Uuid::now_v7();
+    let config = || StoreConfig::new(disk.0.join("phone.db"), Encryption::Key([3; 32]), user);
+    let mut store = Store::open(config()).unwrap();
+    let place = store.create(&workplace(area(C01), "Champ")).unwrap().id;
+    store.close().unwrap();
+    let filler = disk.fill();
+    for _ in 0..2 {
+        let e = Store::open(config()).unwrap_err();
+        assert!(e.is_disk_full(), "{e}");
+    }
+    std::fs::remove_file(filler).unwrap();
+    let store = Store::open(config()).unwrap();
+    assert!(store.kind_of(place).is_ok());
+    assert!(!disk.0.join("phone.space-check").exists());
 }
 
 #[test]

@@ -471,3 +471,58 @@ def test_a_sync_is_cancelled_from_another_thread_and_says_so(env):
         # The store is whole and syncs again with a new transport.
         phone.sync_with(vigie.HubTransport(env.hub_url, env.monitor_token), None)
     silent.close()
+
+
+def test_a_full_phone_says_its_storage_is_full_and_loses_nothing(tmp_path):
+    # A phone whose storage filled to the last byte after its store was closed: the store does
+    # not open (its write-ahead files are made at opening), and the app is told the storage is
+    # full — not "disk I/O error" — so that it asks its user to free space. Then all is there.
+    import os
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)],
+            capture_output=True).returncode != 0:
+        pytest.skip("no tmpfs can be mounted here (not root)")
+
+    def fill():
+        with open(small / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+            except OSError:
+                pass
+
+    try:
+        path = str(small / "phone.db")
+        user = new_id()
+        with vigie.open_store(path, key(9), user, None) as store:
+            child = vigie.new_child_case("CI-0100", "Aya Kouassi", vigie.Sex.FEMALE, AREA,
+                                         "2026-03-02", user)
+            child.estimated_age = 12
+            case = store.create_child_case(child).id
+        fill()
+        for _ in range(2):
+            with pytest.raises(vigie.VigieError.StorageFull) as e:
+                vigie.open_store(path, key(9), user, None)
+            assert "plein" in e.value.text_in("fr")
+            assert "free some space" in e.value.text_in("en")
+        os.remove(small / "filler")
+        with vigie.open_store(path, key(9), user, None) as store:
+            assert store.get_child_case(case).case_code == "CI-0100"
+            # Full while open: a write is refused as such, nothing of it written.
+            fill()
+            child = vigie.new_child_case("CI-0101", "Koffi Brou", vigie.Sex.MALE, AREA,
+                                         "2026-03-02", user)
+            child.estimated_age = 13
+            with pytest.raises(vigie.VigieError.StorageFull):
+                for _ in range(400):
+                    child.notes = os.urandom(8000).hex()
+                    store.create_child_case(child)
+            os.remove(small / "filler")
+            assert store.get_child_case(case).case_code == "CI-0100"
+            assert store.integrity_check()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)

@@ -230,8 +230,15 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the store at `config.path`, creating it if needed and migrating it to the current
-    /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched.
+    /// schema. A wrong key gives `Error::WrongKeyOrNotAStore` and leaves the file untouched; a
+    /// disk too full to open it (its write-ahead files are made at opening) says so
+    /// (`Error::is_disk_full`), not "disk I/O error".
     pub fn open(config: StoreConfig) -> Result<Store> {
+        let path = config.path.clone();
+        Store::open_configured(config).map_err(|e| e.on_opening(&path))
+    }
+
+    fn open_configured(config: StoreConfig) -> Result<Store> {
         check_path(&config.path)?;
         if config.role == StoreRole::Device && config.user.is_nil() {
             return Err(ValidationError::new("user_id", "must be the signed-in user's id").into());
