@@ -26,11 +26,16 @@ pub enum PhotoError {
 
 /// The re-encoded photo, JPEG.
 pub fn reencode(bytes: &[u8], max_side: u32) -> Result<Vec<u8>, PhotoError> {
-    let mut photo = decode(bytes)?;
+    let (mut photo, orientation) = decode_as_stored(bytes)?;
     let max_side = max_side.max(1);
     if photo.width().max(photo.height()) > max_side {
-        photo = photo.resize(max_side, max_side, image::imageops::FilterType::Triangle);
+        // Each output pixel the mean of the pixels it covers, in integers: a filter's
+        // floating-point buffers took a 12-megapixel photo's capture past 200 MB, more than a
+        // cheap phone gives an app (it was killed, not told).
+        photo = photo.thumbnail(max_side, max_side);
     }
+    // Turned upright once small: the same picture, a fraction of the copy.
+    photo.apply_orientation(orientation);
     encode_jpeg(photo, QUALITY)
 }
 
@@ -55,6 +60,16 @@ const DOCUMENT_QUALITY: u8 = 92;
 
 /// Decodes a JPEG or PNG, bounded, turned upright by its EXIF orientation.
 fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
+    let (mut image, orientation) = decode_as_stored(bytes)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// Decodes a JPEG or PNG, bounded, as its pixels are stored, with the orientation its EXIF
+/// says they are to be shown in.
+fn decode_as_stored(
+    bytes: &[u8],
+) -> Result<(DynamicImage, image::metadata::Orientation), PhotoError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| PhotoError::NotAnImage)?;
@@ -70,9 +85,8 @@ fn decode(bytes: &[u8]) -> Result<DynamicImage, PhotoError> {
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let orientation = decoder.orientation().map_err(classify)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(classify)?;
-    image.apply_orientation(orientation);
-    Ok(image)
+    let image = DynamicImage::from_decoder(decoder).map_err(classify)?;
+    Ok((image, orientation))
 }
 
 /// Whether a JPEG is whole: its markers, walked from the start, reach the end of image. The
