@@ -1124,6 +1124,74 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
     );
 }
 
+/// A page of the same site (another port or subdomain of the hub's host: its requests carry
+/// the supervisor's session) sends her browser to a child's page or to the personal export:
+/// nothing is shown, downloaded or journaled in her name. A navigation gets a link to follow
+/// if she meant to; an image or a frame gets nothing. From the console's own links, all works.
+#[test]
+fn a_page_of_the_same_site_cannot_make_a_signed_in_browser_read_or_export() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None);
+    let mut browser = signed_in(&s, "sup.ailleurs");
+    let page = format!("/console/cases/{case}");
+    let export = "/console/exports/download?table=child_cases&format=csv&personal=1";
+    let viewed = || {
+        admin_lines(&s.data, &["audit", "--record", &case.to_string()])
+            .iter()
+            .filter(|l| l["action"] == "case_view")
+            .count()
+    };
+    let fetch = |mode: &str, dest: &str| {
+        vec![
+            ("Sec-Fetch-Site".to_string(), "same-site".to_string()),
+            ("Sec-Fetch-Mode".to_string(), mode.to_string()),
+            ("Sec-Fetch-Dest".to_string(), dest.to_string()),
+        ]
+    };
+    browser.extra = fetch("navigate", "document");
+    for address in [page.as_str(), export] {
+        let shown = browser.get(address);
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        assert!(
+            shown
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(
+            shown
+                .body
+                .contains(&format!("href=\"{}\"", address.replace('&', "&#38;"))),
+            "{}",
+            shown.body
+        );
+        assert!(!shown.body.contains("Awa Koné"), "{}", shown.body);
+    }
+    browser.extra = fetch("no-cors", "image");
+    assert_eq!(browser.get(&page).status, 403);
+    assert_eq!(browser.get(export).status, 403);
+    assert_eq!(viewed(), 0);
+    let journal = admin_lines(&s.data, &["audit"]);
+    assert!(
+        !journal.iter().any(|l| l["action"] == "export"),
+        "{journal:?}"
+    );
+
+    // Her own click on the link: the same browser, from the console's page.
+    browser.extra = vec![("Sec-Fetch-Site".to_string(), "same-origin".to_string())];
+    let shown = browser.get(&page);
+    assert_eq!(shown.status, 200);
+    assert!(shown.body.contains("Awa Koné"));
+    assert_eq!(viewed(), 1);
+    let file = browser.get(export);
+    assert_eq!(file.status, 200);
+    assert!(file.body.contains("Awa Koné"));
+    // The console's doors stay open from anywhere: its home, an email's invitation link.
+    browser.extra = fetch("navigate", "document");
+    assert_eq!(browser.get("/console/").status, 200);
+}
+
 #[test]
 fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
     let s = setup();

@@ -167,6 +167,10 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .merge(pages::records::routes())
         .merge(pages::admin::routes())
         .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            elsewhere_guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             hub,
             crate::http::body_in_time,
         ))
@@ -175,6 +179,53 @@ pub fn router(hub: Arc<Hub>) -> Router<Arc<Hub>> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::from_fn(breach_guard))
         .layer(compression())
+}
+
+/// A page of another site or application a browser was on may send it to a console address
+/// (a link, a redirect, an image, a frame): another site's requests carry no session
+/// (`SameSite=Strict`), but a page of the same site — another port or subdomain of the hub's
+/// host — sends the session along, and a GET needs no form token. Such a page made a
+/// supervisor's browser download every child's file into her Downloads with no click, and
+/// fill the audit journal with exports and case views in her name. So a GET the browser says
+/// comes from elsewhere (`from_elsewhere`) does nothing: a page it navigates to shows a link to
+/// the same address, which its person follows if she meant to; any other request (an image, a
+/// frame, a script's) is refused. The doors into the console stay open from anywhere: its home,
+/// signing in, an invitation's link, the language switch, its assets.
+async fn elsewhere_guard(
+    axum::extract::State(hub): axum::extract::State<Arc<Hub>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let get = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let path = request.uri().path();
+    let door = matches!(path, "/" | "/console" | "/console/" | "/console/signin")
+        || ["/console/assets/", "/console/lang/", "/console/welcome/"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
+    let headers = request.headers();
+    if !get || door || !from_elsewhere(headers, hub.console.settings.public_url.as_deref()) {
+        return next.run(request).await;
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let navigating = text("sec-fetch-mode") == Some("navigate")
+        && matches!(text("sec-fetch-dest"), None | Some("document"));
+    if !navigating {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(path, |p| p.as_str())
+        .to_string();
+    let page = pages::ElsewherePage {
+        t: Tr(lang_of(headers)),
+        nav: None,
+        target,
+    };
+    html(&page)
 }
 
 /// Pages and assets compressed (gzip or Brotli, as the browser asks), but for what an answer

@@ -41,6 +41,17 @@ impl Nav {
     }
 }
 
+/// A console page a browser was sent to from another site or application
+/// (`console::elsewhere_guard`): a link to it, for its person to follow if they meant to.
+#[derive(Template)]
+#[template(path = "elsewhere.html")]
+pub struct ElsewherePage {
+    pub t: Tr,
+    pub nav: Option<Nav>,
+    /// The console address asked for (path and query).
+    pub target: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
