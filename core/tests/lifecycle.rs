@@ -1476,22 +1476,13 @@ fn a_phone_whose_clock_went_back_refuses_the_day_it_gives() {
         })
         .unwrap();
 
-    // The hub last answered 400 days after what the clock now reads.
-    let request = monitor
+    // The clock goes back 400 days (the hub, and the clock itself, read that much later at the
+    // last sync).
+    monitor
         .store
-        .hub_sync_request(&SyncOptions::default())
+        .debug_clock_went_back(chrono::Duration::days(400))
         .unwrap();
-    let answer = hub
-        .hub_handle(&monitor.principal, &request, &HubLimits::default())
-        .unwrap();
-    let mut answer = wire::decode_response(&answer, 1 << 24).unwrap();
     let hub_now = chrono::Utc::now() + chrono::Days::new(400);
-    answer.hub_now_ms = Some(hub_now.timestamp_millis());
-    let report = monitor
-        .store
-        .hub_sync_apply(&wire::encode_response(&answer), &SyncOptions::default())
-        .unwrap();
-    assert!(report.clock_skewed);
 
     for day in [clock_today, clock_today - chrono::Days::new(1)] {
         let wrong = ChildCase {
@@ -1552,6 +1543,38 @@ fn a_phone_whose_clock_went_back_refuses_the_day_it_gives() {
         .followups
         .insert(Uuid::now_v7(), follow_up(hub_now.date_naive()));
     monitor.store.update(&followed).unwrap();
+}
+
+/// A hub whose clock runs 400 days ahead (a server's clock set wrong) tells every phone so at
+/// its sync: a phone whose own clock did not go back still records today.
+#[test]
+fn a_hub_whose_clock_runs_ahead_stops_no_phone_recording_today() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    monitor.sync(&mut hub);
+    let request = monitor
+        .store
+        .hub_sync_request(&SyncOptions::default())
+        .unwrap();
+    let answer = hub
+        .hub_handle(&monitor.principal, &request, &HubLimits::default())
+        .unwrap();
+    let mut answer = wire::decode_response(&answer, 1 << 24).unwrap();
+    answer.hub_now_ms = Some((chrono::Utc::now() + chrono::Days::new(400)).timestamp_millis());
+    let report = monitor
+        .store
+        .hub_sync_apply(&wire::encode_response(&answer), &SyncOptions::default())
+        .unwrap();
+    assert!(report.clock_skewed);
+    let by = monitor.principal.user;
+    monitor
+        .store
+        .create(&ChildCase {
+            identified_on: chrono::Utc::now().date_naive(),
+            ..case(area(C01), "Aya Koné", by)
+        })
+        .unwrap();
 }
 
 #[test]

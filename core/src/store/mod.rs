@@ -490,6 +490,20 @@ impl Store {
         Ok(())
     }
 
+    /// As if this device's clock went back by `by` since its last sync (a battery pulled):
+    /// the hub's time it last heard, and its own reading then, moved that much later.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn debug_clock_went_back(&mut self, by: chrono::Duration) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if let Some((hub, local)) = sync_state::hub_clock(&tx)? {
+            let later = by.num_milliseconds();
+            sync_state::set_hub_clock(&tx, hub + later, local + later)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The role the store's user acts with: on a device, the role the hub gave them (a store
     /// that never synced has none, and its workflow calls are refused); on the hub, its
     /// administrator's, who holds every right.
