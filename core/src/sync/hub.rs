@@ -264,16 +264,14 @@ fn today_of(who: &Principal, request: &SyncRequest) -> crate::domain::records::T
             tracing::warn!(
                 device = %who.device,
                 clock_off_days = off_ms / (24 * 60 * 60 * 1000),
-                "a device's clock is more than a day off the hub's (positive: ahead): its \
-                 records' days that clock gives are refused; its user should set the phone's \
-                 date and time"
+                "a device's clock is more than a day off the hub's (positive: ahead; every \
+                 device off by as much: the hub's own clock is wrong): its user should set the \
+                 phone's date and time"
             );
         }
     }
     match request.device_clock {
-        Some(clock) => {
-            crate::domain::records::Today::at_hub(clock.now_ms, clock.utc_offset_minutes)
-        }
+        Some(clock) => crate::domain::records::Today::at_hub(clock.utc_offset_minutes),
         None => crate::domain::records::Today::by_clock(),
     }
 }

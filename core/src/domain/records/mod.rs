@@ -325,24 +325,21 @@ impl Today {
         }
     }
 
-    /// The hub's today for the records a device pushes, its clock reading `device_now_ms` in a
-    /// zone `utc_offset_minutes` east of UTC: the day it is in that zone by the hub's clock,
-    /// with no room for a clock ahead, which the hub measures (a phone set a day ahead dated a
-    /// girl's identification on her fifteenth birthday, the day before it); and, when the
-    /// device's clock reads more than a day behind the hub's, the day that clock gives is
-    /// refused as on the phone. A zone past any on Earth is not believed.
-    pub fn at_hub(device_now_ms: i64, utc_offset_minutes: i32) -> Today {
+    /// The hub's today for the records a device pushes, its zone `utc_offset_minutes` east of
+    /// UTC: the day it is in that zone by the hub's clock, with no room for a clock ahead (a
+    /// phone set a day ahead dated a girl's identification on her fifteenth birthday, the day
+    /// before it). A device's clock behind the hub's is not judged here: the hub cannot tell
+    /// it from its own clock running ahead (which would stop every phone's records of today),
+    /// and a phone judges its clock gone back against its own history (`on_device`). A zone
+    /// past any on Earth is not believed.
+    pub fn at_hub(utc_offset_minutes: i32) -> Today {
         if utc_offset_minutes.abs() > FARTHEST_ZONE_MINUTES {
             return Today::by_clock();
         }
         let zone = chrono::Duration::minutes(i64::from(utc_offset_minutes));
-        let now = chrono::Utc::now();
-        let device_day = chrono::DateTime::from_timestamp_millis(device_now_ms)
-            .filter(|device| *device < now - chrono::Duration::milliseconds(CLOCK_BACK_MS))
-            .map(|device| (device + zone).date_naive());
         Today {
-            latest: (now + zone).date_naive(),
-            wrong_clock_day: device_day,
+            latest: (chrono::Utc::now() + zone).date_naive(),
+            wrong_clock_day: None,
         }
     }
 
