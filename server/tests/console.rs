@@ -2309,6 +2309,33 @@ fn a_referral_names_a_provider_of_the_directory_in_force() {
     assert_eq!(case.referrals.len(), 2);
 }
 
+/// A country's own sector list (published under its code): its workplaces' sectors are named
+/// on the console by that list's labels, never shown as their codes.
+#[test]
+fn a_country_s_own_sectors_are_named_on_the_console() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("sectors-CI.json");
+    let list = serde_json::json!({"key": "CI", "sectors": [
+        {"code": "cocoa", "labels": {"fr": "Cacao", "en": "Cocoa"}},
+        {"code": "gold_panning", "labels": {"fr": "Orpaillage artisanal", "en": "Artisanal gold mining"}},
+    ]});
+    std::fs::write(&path, list.to_string()).expect("write the list");
+    common::reference::publish(&s.data, &[path.to_str().expect("utf-8 path")]);
+    let (mut inspector, _) =
+        inspector_with_a_workplace(&s, dir.path(), ("insp.secteurs", 31), "Site");
+    let mut mine = workplace(area(C01), "Site d'orpaillage");
+    mine.sector = "gold_panning".into();
+    let mine = inspector.store.create(&mine).expect("workplace");
+    inspector.sync(&s.hub.url).expect("sync");
+    let mut browser = signed_in(&s, "sup.secteurs");
+    let page = browser.get(&format!("/console/workplaces/{}", mine.id));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Orpaillage artisanal"), "{}", page.body);
+    assert!(!page.body.contains("gold_panning"), "{}", page.body);
+    assert!(!page.body.contains("gold panning"), "{}", page.body);
+}
+
 /// A community removed from the tree while records are filed under it: the console still names
 /// it as the tree it was captured with did, never by its code.
 #[test]

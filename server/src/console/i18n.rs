@@ -197,10 +197,16 @@ impl Tr {
 
     /// A stored code's label (`status.referred`, `role.supervisor`...), the code itself if the
     /// catalogue has none.
-    /// A sector's label from the reference data in force (sectors are data, not code), else
-    /// the code as `code` shows it.
-    pub fn sector(&self, reference: &vigie_core::ReferenceData, code: &str) -> String {
-        match reference.sectors().iter().find(|s| s.code == code) {
+    /// A sector's label from the reference data in force (sectors are data, not code: a
+    /// country's own list, `country` when it is known, else the default, else any country's
+    /// holding it), else the code as `code` shows it.
+    pub fn sector(
+        &self,
+        reference: &vigie_core::ReferenceData,
+        code: &str,
+        country: Option<&str>,
+    ) -> String {
+        match reference.sector(code, country) {
             Some(sector) => sector.label(self.0.code()).to_string(),
             None => self.code("sector", code),
         }

@@ -210,6 +210,15 @@ impl ReferenceData {
         Some(Pin::new(key, self.latest_version(ty, key)?))
     }
 
+    /// The key of what applies to a country without its own of `ty` (the default profile, the
+    /// default sector list...).
+    pub fn default_key(&self, ty: ReferenceType) -> &str {
+        match ty {
+            ReferenceType::CountryProfile => &self.default_profile,
+            _ => ty.default_key(),
+        }
+    }
+
     /// What a record without a pin was checked against: the built-in version.
     pub(crate) fn builtin_pin(&self, ty: ReferenceType) -> Option<Pin> {
         let key = match ty {
@@ -306,6 +315,28 @@ impl ReferenceData {
             ReferenceContent::Sectors(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// A sector by its code, to name it: from `country`'s list in force, else the default one,
+    /// else the latest list of any country that holds the code (a figure across countries, a
+    /// workplace pinned to a list since replaced).
+    pub fn sector(&self, code: &str, country: Option<&str>) -> Option<&Sector> {
+        let in_list = |pin: Option<Pin>| {
+            pin.and_then(|p| self.sectors_at(&p))
+                .and_then(|list| list.iter().find(|s| s.code == code))
+        };
+        in_list(self.active_pin(ReferenceType::Sectors, country))
+            .or_else(|| in_list(self.active_pin(ReferenceType::Sectors, None)))
+            .or_else(|| {
+                let mut keys = self.keys(ReferenceType::Sectors);
+                keys.sort_unstable();
+                keys.into_iter().find_map(|key| {
+                    in_list(
+                        self.latest_version(ReferenceType::Sectors, key)
+                            .map(|v| Pin::new(key, v)),
+                    )
+                })
+            })
     }
 
     pub fn has_sector(&self, code: &str) -> bool {

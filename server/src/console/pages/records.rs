@@ -270,7 +270,7 @@ pub async fn overview(
                 t.get("ind.by_sector"),
                 &cells.by_sector,
                 Order::Label,
-                &|k| t.sector(&reference, k),
+                &|k| t.sector(&reference, k, None),
             ),
             breakdown(
                 t.get("ind.by_district"),
@@ -3178,7 +3178,7 @@ fn workplace_page_of(
     let fields = vec![
         Field {
             label: t.get("workplace.sector"),
-            value: t.sector(&reference, &w.sector),
+            value: t.sector(&reference, &w.sector, Some(&w.location.area.country)),
         },
         Field {
             label: t.get("field.area"),
