@@ -1813,6 +1813,22 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                     })
                 );
             }
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            for file in &parsed {
+                let ty = file.content.reference_type();
+                if !reference.key_applies(ty, &file.key) {
+                    let mut countries = reference.keys(ReferenceType::AdministrativeAreas);
+                    countries.sort_unstable();
+                    eprintln!(
+                        "vigie: warning: {ty} {} applies to no record: a country's profile, \
+                         sector list or referral directory is keyed by the code at the root of \
+                         its area tree ({} here), or {} for every country without its own",
+                        file.key,
+                        countries.join(", "),
+                        reference.default_key(ty),
+                    );
+                }
+            }
             if parsed
                 .iter()
                 .any(|f| f.content.reference_type() == ReferenceType::AdministrativeAreas)

@@ -518,6 +518,30 @@ fn reference_files_publish_all_or_none_and_the_list_counts_areas_on_trees_only()
     };
     assert!(line("administrative_areas")["areas"].is_object());
     assert!(line("country_profile").get("areas").is_none());
+
+    // A second country's profile keyed by its name, not its tree's root code: published, and
+    // the officer warned that it applies to no record (its children would be classified by
+    // the default ages, its hazards refused as unknown); keyed by the code, no warning.
+    let mut ghana = profile_json.clone();
+    ghana["key"] = "ghana".into();
+    let misnamed = dir.path().join("ghana.json");
+    std::fs::write(&misnamed, ghana.to_string()).unwrap();
+    let publish = |file: &std::path::Path| {
+        let database = common::database_args(&data);
+        let mut args = vec!["reference", "publish", "--data", data.to_str().unwrap()];
+        args.extend(database.iter().map(String::as_str));
+        args.push(file.to_str().unwrap());
+        vigie_output(&args)
+    };
+    let out = publish(&misnamed);
+    assert!(out.status.success());
+    let told = common::stderr(&out);
+    assert!(
+        told.contains("country_profile ghana applies to no record") && told.contains("CI here"),
+        "{told}"
+    );
+    let out = publish(&profile);
+    assert!(!common::stderr(&out).contains("applies to no record"));
 }
 
 /// An address no hub can listen on: a `serve` whose options pass stops there, not serving.

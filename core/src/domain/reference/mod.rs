@@ -219,6 +219,23 @@ impl ReferenceData {
         }
     }
 
+    /// Whether a country profile, sector list or referral directory under `key` applies to
+    /// any record: under the default key, to every country without its own; else to the
+    /// records of the country whose area tree's root is `key` (a record takes its country's by
+    /// its area's country code). Unknown while no area tree is held here (true then).
+    pub fn key_applies(&self, ty: ReferenceType, key: &str) -> bool {
+        !matches!(
+            ty,
+            ReferenceType::CountryProfile
+                | ReferenceType::Sectors
+                | ReferenceType::ReferralServices
+        ) || key == self.default_key(ty)
+            || !self.holds_area_trees()
+            || self
+                .entries
+                .contains_key(&(ReferenceType::AdministrativeAreas, key.to_string()))
+    }
+
     /// What a record without a pin was checked against: the built-in version.
     pub(crate) fn builtin_pin(&self, ty: ReferenceType) -> Option<Pin> {
         let key = match ty {
