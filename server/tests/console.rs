@@ -2336,6 +2336,30 @@ fn a_country_s_own_sectors_are_named_on_the_console() {
     assert!(!page.body.contains("gold panning"), "{}", page.body);
 }
 
+/// A reference file uploaded on the console and refused names its field as the file spells it
+/// (`country_profile.minimum_age`), as the command line does: the officer finds it there.
+#[test]
+fn a_reference_file_refused_on_the_console_names_its_field_as_the_file_does() {
+    let s = setup();
+    let mut desk = admin_signed_in(&s, "admin.fichier");
+    let csrf = desk.get("/console/reference").csrf();
+    let file = serde_json::json!({"key": "CI", "country_profile": {
+        "name": {"fr": "Côte d'Ivoire"}, "minimum_agee": 14, "light_work_min_age": 12,
+        "light_work_max_hours": 14, "hazardous_work_age": 18, "long_hours": 43,
+        "night_work_is_hazardous": true, "hazardous_work": []}});
+    let refused = desk.post_file(
+        "/console/reference",
+        &[("csrf", &csrf)],
+        ("file", "profil.json", file.to_string().as_bytes()),
+    );
+    // The field missing, named as in the file (it was "country profile minimum age").
+    assert!(
+        refused.body.contains("country_profile.minimum_age: "),
+        "{}",
+        refused.body
+    );
+}
+
 /// A community removed from the tree while records are filed under it: the console still names
 /// it as the tree it was captured with did, never by its code.
 #[test]

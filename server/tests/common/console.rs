@@ -168,6 +168,49 @@ impl Browser {
         self.read(response)
     }
 
+    /// A form with a file, as a browser sends it (`multipart/form-data`): `fields`, then the
+    /// file under `file_field`.
+    pub fn post_file(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        (file_field, file_name, bytes): (&str, &str, &[u8]),
+    ) -> Page {
+        const BOUNDARY: &str = "vigie-test-boundary-7f3a";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .bytes(),
+            );
+        }
+        body.extend(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{file_field}\"; \
+                 filename=\"{file_name}\"\r\nContent-Type: application/json\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(format!("\r\n--{BOUNDARY}--\r\n").bytes());
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header("Accept-Language", "fr");
+        for (k, v) in &self.extra {
+            request = request.header(k, v);
+        }
+        let response = request.send(&body[..]).expect("POST reaches the hub");
+        self.read(response)
+    }
+
     /// Signs in; returns the answer to the sign-in form.
     pub fn sign_in(&mut self, login: &str, password: &str) -> Page {
         let form = self.get("/console/signin");

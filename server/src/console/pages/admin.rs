@@ -829,7 +829,7 @@ pub async fn publish(
                     hub,
                     ctx,
                     &viewer,
-                    Some(t.refusal(&Error::Validation(e))),
+                    Some(file_refusal(t, &Error::Validation(e))),
                     None,
                 );
             }
@@ -850,12 +850,26 @@ pub async fn publish(
                 reference_page(hub, ctx, &viewer, None, done)
             }
             Err(e @ Error::Validation(_)) => {
-                reference_page(hub, ctx, &viewer, Some(t.refusal(&e)), None)
+                reference_page(hub, ctx, &viewer, Some(file_refusal(t, &e)), None)
             }
             Err(e) => Err(e.into()),
         }
     })
     .await
+}
+
+/// A reference file's refusal with its field as the file spells it
+/// (`country_profile.minimum_ages`, as `vigie reference publish` says it), where a record's
+/// field is named by its label: the officer searches the file for it.
+fn file_refusal(t: Tr, e: &Error) -> String {
+    match e {
+        Error::Validation(v) => format!(
+            "{}: {}",
+            v.field,
+            vigie_core::messages::rule_text(&v.rule, t.0.code())
+        ),
+        _ => t.refusal(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
