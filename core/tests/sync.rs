@@ -2103,4 +2103,12 @@ fn the_hub_judges_a_record_s_days_by_the_device_s_zone_and_its_measured_clock() 
     assert_eq!(outcome_of(back.date_naive(), clock(back, 0)), None);
     // A zone past any on Earth is not believed: the hub's own day and room.
     assert_eq!(outcome_of(tomorrow, clock(now, 20 * 60)), None);
+    // Nor does a hostile clock crash the hub: the extreme values are judged as any.
+    for (now_ms, minutes) in [(i64::MIN, i32::MIN), (i64::MAX, i32::MAX), (0, -14 * 60)] {
+        let hostile = Some(wire::DeviceClock {
+            now_ms,
+            utc_offset_minutes: minutes,
+        });
+        let _ = outcome_of(today, hostile);
+    }
 }

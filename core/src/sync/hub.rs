@@ -258,7 +258,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
 fn today_of(who: &Principal, request: &SyncRequest) -> crate::domain::records::Today {
     if let Some(clock) = request.device_clock {
         let off_ms = clock.now_ms.saturating_sub(Utc::now().timestamp_millis());
-        if off_ms.abs() > 24 * 60 * 60 * 1000 {
+        if off_ms.unsigned_abs() > 24 * 60 * 60 * 1000 {
             // Its days are judged against the hub's; its user is told at each sync
             // (`clock_skewed`). The operator sees which phone to have set.
             tracing::warn!(

@@ -318,7 +318,10 @@ impl Today {
             .and_then(|(hub, _)| chrono::DateTime::from_timestamp_millis(hub));
         match vouched {
             Some(vouched) => Today {
-                latest: vouched.date_naive() + chrono::Days::new(366),
+                latest: vouched
+                    .date_naive()
+                    .checked_add_days(chrono::Days::new(366))
+                    .unwrap_or(LATEST_DAY),
                 wrong_clock_day: own.then(|| now.date_naive()),
             },
             None => Today::by_clock(),
@@ -333,7 +336,7 @@ impl Today {
     /// and a phone judges its clock gone back against its own history (`on_device`). A zone
     /// past any on Earth is not believed.
     pub fn at_hub(utc_offset_minutes: i32) -> Today {
-        if utc_offset_minutes.abs() > FARTHEST_ZONE_MINUTES {
+        if !(-FARTHEST_ZONE_MINUTES..=FARTHEST_ZONE_MINUTES).contains(&utc_offset_minutes) {
             return Today::by_clock();
         }
         let zone = chrono::Duration::minutes(i64::from(utc_offset_minutes));
