@@ -14,7 +14,7 @@ use crate::domain::codes::RecordKind;
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights::Scope;
 use crate::error::Result;
-pub use allowance::{DeviceAllowances, Reservation};
+pub use allowance::{DeviceAllowances, Measure, Reservation};
 use automerge::{Automerge, ChangeHash};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

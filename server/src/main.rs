@@ -128,6 +128,11 @@ enum Command {
         /// 45,000 changes.
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
         max_device_changes_per_hour: u64,
+        /// Bytes of changes the hub takes from one device in an hour, likewise (a change may
+        /// carry a long note: a thousand of them were 24 MB, which every phone of the area
+        /// then downloads). A district's 15,000 records are some 12 MB.
+        #[arg(long, default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+        max_device_bytes_per_hour: u64,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
     Console {
@@ -792,6 +797,7 @@ fn run(cli: Cli) -> Result<(), String> {
             allow_cleartext,
             attachments,
             max_device_changes_per_hour,
+            max_device_bytes_per_hour,
         } => {
             // Checked before the hub's data is touched.
             let attachments = attachments.limits()?;
@@ -817,6 +823,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 HubLimits {
                     attachments,
                     device_changes_per_hour: max_device_changes_per_hour,
+                    device_bytes_per_hour: max_device_bytes_per_hour,
                     ..HubLimits::default()
                 },
                 vigie_server::console::Settings {

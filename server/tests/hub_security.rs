@@ -962,7 +962,54 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
     }
     let said = hub
         .log_tail(200)
-        .matches("more changes than the hub takes")
+        .matches("than the hub takes from one device in an hour")
         .count();
     assert_eq!(said, 1, "{}", hub.log_tail(20));
+}
+
+/// The same for the bytes of a device's changes (`--max-device-bytes-per-hour`): a hostile
+/// phone's thousand cases of one change each, each holding 32,000 characters of a note, were
+/// 24 MB in 44 s, which every phone of the area then downloaded.
+#[test]
+fn a_device_s_bytes_past_its_hour_wait_and_others_push_as_before() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut busy = Device::enrol(dir.path(), &data, "busy", Role::CommunityMonitor, &[C01], 1);
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let mut hub = Hub::new(&data, None, true);
+    hub.extra_args
+        .extend(["--max-device-bytes-per-hour".into(), "65536".into()]);
+    hub.restart();
+    // 150 workplaces of 2,000 characters that do not compress: some 300 KB.
+    record_incompressible_workplaces(&mut busy, 0x2545_f491_4f6c_dd1d);
+    let summary = busy.sync(&hub.url).unwrap();
+    assert!(
+        (20..=40).contains(&summary.accepted),
+        "about its hour's worth of bytes: {summary:?}"
+    );
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 150 - summary.accepted, "{summary:?}");
+    assert!(summary.push_retry_in_seconds.is_some(), "{summary:?}");
+    let theirs = other
+        .store
+        .create(&child(area(C01), "Awa", other.user()))
+        .unwrap()
+        .id;
+    let told = other.sync(&hub.url).unwrap();
+    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    busy.sync(&hub.url).unwrap();
+    assert!(busy.store.kind_of(theirs).is_ok());
+    assert!(
+        hub.log_tail(200)
+            .contains("more bytes of them, than the hub takes from one device in an hour"),
+        "{}",
+        hub.log_tail(20)
+    );
 }

@@ -1,7 +1,9 @@
-//! How many changes the hub takes from one device in a while. Each change a record's history
+//! How many changes, and how many bytes of them, the hub takes from one device in a while. Each change a record's history
 //! holds costs the hub's disk and every device in scope for good: an altered app that pushed
 //! records of thousands of one-operation changes each, a kilobyte on the wire, grew the hub's
-//! store by 90 MiB in 40 s and slowed every honest sync tenfold. A device's allowance is a
+//! store by 90 MiB in 40 s and slowed every honest sync tenfold; one that pushed a thousand
+//! cases of one change each, a note of 32,000 characters in each, sent 24 MB in 44 s, which
+//! every phone of the area then downloaded. A device's allowance of each is a
 //! bucket, full at an hour's worth, that fills again at that rate: an honest phone's first
 //! push of a whole district, or weeks of offline work, is well within it. Pushes past it wait
 //! (the records get no answer, as those a request's time did not reach, and the device sends
@@ -15,7 +17,16 @@ use uuid::Uuid;
 /// Every device's allowance, on one hub process.
 #[derive(Default)]
 pub struct DeviceAllowances {
-    buckets: Mutex<HashMap<Uuid, Bucket>>,
+    buckets: Mutex<HashMap<(Uuid, Measure), Bucket>>,
+}
+
+/// What an allowance counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// A record's changes (each a step of its history, for good).
+    Changes,
+    /// The bytes of the changes pushed.
+    Bytes,
 }
 
 struct Bucket {
@@ -30,11 +41,12 @@ impl DeviceAllowances {
     /// did not use, or owes what it used past it: a record of more changes than were left is
     /// taken whole, and the device pushes again once the bucket has filled back past it (else
     /// a record of thousands of changes went in at every request).
-    pub fn reserve(self: &Arc<Self>, device: Uuid, per_hour: u64) -> Reservation {
-        let reserved = self.adjust_at(device, per_hour, Adjust::TakeAll, Instant::now());
+    pub fn reserve(self: &Arc<Self>, device: Uuid, measure: Measure, per_hour: u64) -> Reservation {
+        let key = (device, measure);
+        let reserved = self.adjust_at(key, per_hour, Adjust::TakeAll, Instant::now());
         Reservation {
             allowances: self.clone(),
-            device,
+            key,
             per_hour,
             reserved,
             used: 0,
@@ -42,9 +54,9 @@ impl DeviceAllowances {
     }
 
     /// Takes everything left, or gives `n` back (negative: owes it); returns what was taken.
-    fn adjust_at(&self, device: Uuid, per_hour: u64, adjust: Adjust, now: Instant) -> u64 {
+    fn adjust_at(&self, key: (Uuid, Measure), per_hour: u64, adjust: Adjust, now: Instant) -> u64 {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = refilled(&mut buckets, device, per_hour, now);
+        let bucket = refilled(&mut buckets, key, per_hour, now);
         let taken = match adjust {
             // Whole changes only: the fraction filled since stays in the bucket (taken and
             // not given back, it was lost at each request, and a device syncing often never
@@ -61,7 +73,7 @@ impl DeviceAllowances {
         };
         // Devices with a full bucket are forgotten: the map holds those that pushed lately.
         let full = per_hour as f64;
-        buckets.retain(|_, b| b.left + refill(b, now, per_hour) < full);
+        buckets.retain(|(_, m), b| *m != key.1 || b.left + refill(b, now, per_hour) < full);
         taken
     }
 }
@@ -74,10 +86,10 @@ enum Adjust {
 /// What one request may push of its device's changes (`DeviceAllowances::reserve`).
 pub struct Reservation {
     allowances: Arc<DeviceAllowances>,
-    device: Uuid,
+    key: (Uuid, Measure),
     per_hour: u64,
     reserved: u64,
-    /// The changes the request has taken so far.
+    /// What the request has taken so far.
     pub used: u64,
 }
 
@@ -90,16 +102,21 @@ impl Reservation {
     /// long until the device's bucket holds a minute's worth again: when it is worth the
     /// device's while to push again (an app told nothing synced again at once, and again).
     pub fn release(self) -> Duration {
-        let (allowances, device, per_hour) = (self.allowances.clone(), self.device, self.per_hour);
+        let (allowances, key, per_hour) = (self.allowances.clone(), self.key, self.per_hour);
         drop(self);
-        allowances.wait_for_a_minute_s_worth(device, per_hour, Instant::now())
+        allowances.wait_for_a_minute_s_worth(key, per_hour, Instant::now())
     }
 }
 
 impl DeviceAllowances {
-    fn wait_for_a_minute_s_worth(&self, device: Uuid, per_hour: u64, now: Instant) -> Duration {
+    fn wait_for_a_minute_s_worth(
+        &self,
+        key: (Uuid, Measure),
+        per_hour: u64,
+        now: Instant,
+    ) -> Duration {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(bucket) = buckets.get_mut(&device) else {
+        let Some(bucket) = buckets.get_mut(&key) else {
             return Duration::ZERO; // Full: forgotten.
         };
         let full = per_hour as f64;
@@ -117,7 +134,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         let back = self.reserved as f64 - self.used as f64;
         self.allowances.adjust_at(
-            self.device,
+            self.key,
             self.per_hour,
             Adjust::GiveBack(back),
             Instant::now(),
@@ -130,13 +147,13 @@ fn refill(bucket: &Bucket, now: Instant, per_hour: u64) -> f64 {
 }
 
 fn refilled(
-    buckets: &mut HashMap<Uuid, Bucket>,
-    device: Uuid,
+    buckets: &mut HashMap<(Uuid, Measure), Bucket>,
+    key: (Uuid, Measure),
     per_hour: u64,
     now: Instant,
 ) -> &mut Bucket {
     let full = per_hour as f64;
-    let bucket = buckets.entry(device).or_insert(Bucket {
+    let bucket = buckets.entry(key).or_insert(Bucket {
         left: full,
         at: now,
     });
@@ -152,6 +169,7 @@ mod tests {
     const PER_HOUR: u64 = 3_600_000; // 1,000 a second
 
     fn left(allowances: &DeviceAllowances, device: Uuid, now: Instant) -> u64 {
+        let device = (device, Measure::Changes);
         let taken = allowances.adjust_at(device, PER_HOUR, Adjust::TakeAll, now);
         allowances.adjust_at(device, PER_HOUR, Adjust::GiveBack(taken as f64), now);
         taken
@@ -165,8 +183,13 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         assert_eq!(left(&allowances, one, at(0)), PER_HOUR);
         // 100 more than it had: owed, a tenth of a second's worth.
-        allowances.adjust_at(one, PER_HOUR, Adjust::TakeAll, at(0));
-        allowances.adjust_at(one, PER_HOUR, Adjust::GiveBack(-100.0), at(0));
+        allowances.adjust_at((one, Measure::Changes), PER_HOUR, Adjust::TakeAll, at(0));
+        allowances.adjust_at(
+            (one, Measure::Changes),
+            PER_HOUR,
+            Adjust::GiveBack(-100.0),
+            at(0),
+        );
         assert_eq!(left(&allowances, one, at(0)), 0);
         assert_eq!(left(&allowances, one, at(50)), 0, "still owed");
         assert!((29..=30).contains(&left(&allowances, one, at(130))));
@@ -177,7 +200,13 @@ mod tests {
             "each device its own"
         );
         // Full again, a device is forgotten.
-        assert!(!allowances.buckets.lock().unwrap().contains_key(&other));
+        assert!(
+            !allowances
+                .buckets
+                .lock()
+                .unwrap()
+                .contains_key(&(other, Measure::Changes))
+        );
     }
 
     #[test]
@@ -186,11 +215,11 @@ mod tests {
         let allowances = Arc::new(DeviceAllowances::default());
         let device = Uuid::now_v7();
         let start = Instant::now();
-        allowances.adjust_at(device, 60, Adjust::TakeAll, start);
+        allowances.adjust_at((device, Measure::Changes), 60, Adjust::TakeAll, start);
         let mut got = 0;
         for half_minute in 1..=20 {
             let now = start + Duration::from_secs(30 * half_minute);
-            got += allowances.adjust_at(device, 60, Adjust::TakeAll, now);
+            got += allowances.adjust_at((device, Measure::Changes), 60, Adjust::TakeAll, now);
         }
         assert_eq!(got, 10, "ten minutes, ten changes");
     }
@@ -199,14 +228,14 @@ mod tests {
     fn a_device_s_requests_at_once_share_one_allowance_and_give_back_what_they_leave() {
         let allowances = Arc::new(DeviceAllowances::default());
         let device = Uuid::now_v7();
-        let mut first = allowances.reserve(device, 100);
-        let second = allowances.reserve(device, 100);
+        let mut first = allowances.reserve(device, Measure::Changes, 100);
+        let second = allowances.reserve(device, Measure::Changes, 100);
         assert_eq!((first.reserved(), second.reserved()), (100, 0));
         first.used = 40;
         drop(first);
         drop(second);
         // What the first left is there for the next request (and a few a second more).
-        let next = allowances.reserve(device, 100);
+        let next = allowances.reserve(device, Measure::Changes, 100);
         assert!((60..=61).contains(&next.reserved()), "{}", next.reserved());
     }
 
@@ -216,32 +245,37 @@ mod tests {
         let device = Uuid::now_v7();
         let start = Instant::now();
         // 3,600 an hour: a minute's worth is 60, one a second. Used whole, and 30 owed.
-        allowances.adjust_at(device, 3_600, Adjust::TakeAll, start);
-        allowances.adjust_at(device, 3_600, Adjust::GiveBack(-30.0), start);
-        let wait = allowances.wait_for_a_minute_s_worth(device, 3_600, start);
+        allowances.adjust_at((device, Measure::Changes), 3_600, Adjust::TakeAll, start);
+        allowances.adjust_at(
+            (device, Measure::Changes),
+            3_600,
+            Adjust::GiveBack(-30.0),
+            start,
+        );
+        let wait = allowances.wait_for_a_minute_s_worth((device, Measure::Changes), 3_600, start);
         assert_eq!(wait.as_secs(), 90, "30 owed, then 60");
         let later = start + Duration::from_secs(60);
         assert_eq!(
             allowances
-                .wait_for_a_minute_s_worth(device, 3_600, later)
+                .wait_for_a_minute_s_worth((device, Measure::Changes), 3_600, later)
                 .as_secs(),
             30
         );
         let then = start + Duration::from_secs(90);
         assert_eq!(
-            allowances.wait_for_a_minute_s_worth(device, 3_600, then),
+            allowances.wait_for_a_minute_s_worth((device, Measure::Changes), 3_600, then),
             Duration::ZERO
         );
         // A device with its bucket full is told nothing, nor one that still has a minute's worth.
         let other = Uuid::now_v7();
         assert_eq!(
-            allowances.wait_for_a_minute_s_worth(other, 3_600, start),
+            allowances.wait_for_a_minute_s_worth((other, Measure::Changes), 3_600, start),
             Duration::ZERO
         );
-        let mut some = allowances.reserve(other, 3_600);
+        let mut some = allowances.reserve(other, Measure::Changes, 3_600);
         some.used = 100;
         assert_eq!(some.release(), Duration::ZERO);
-        let mut all = allowances.reserve(other, 3_600);
+        let mut all = allowances.reserve(other, Measure::Changes, 3_600);
         all.used = all.reserved();
         let wait = all.release();
         assert!((59..=60).contains(&wait.as_secs()), "{wait:?}");

@@ -21,8 +21,8 @@ use crate::domain::rights;
 use crate::domain::validation::NotAllowed;
 use crate::error::{Error, Result, ValidationError};
 use crate::storage::{
-    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Quarantined,
-    RecordWrite, Reservation, StoredRecord,
+    ChangedRecord, Departure, ErasedHistory, HubStorage, HubTransaction, LogEntry, Measure,
+    Quarantined, RecordWrite, Reservation, StoredRecord,
 };
 use crate::store::{Store, StoreRole, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ChangeMetadata, ReadDoc};
@@ -62,6 +62,10 @@ pub struct HubLimits {
     /// Changes the hub takes from one device in an hour, at most an hour's worth at once
     /// (`DeviceAllowances`, on a storage that keeps them): its pushes past that wait.
     pub device_changes_per_hour: u64,
+    /// Bytes of changes the hub takes from one device in an hour, likewise: a change may carry
+    /// 32,000 characters of a note, and a thousand such are 24 MB every phone of the area
+    /// downloads.
+    pub device_bytes_per_hour: u64,
 }
 
 impl Default for HubLimits {
@@ -75,8 +79,9 @@ impl Default for HubLimits {
             clock_skew_ms: super::client::CLOCK_TOLERANCE_MS,
             attachments: AttachmentLimits::default(),
             max_push_time: std::time::Duration::from_secs(5),
-            // A district's 15,000 records are some 45,000 changes.
+            // A district's 15,000 records are some 45,000 changes, some 12 MB of them.
             device_changes_per_hour: 100_000,
+            device_bytes_per_hour: 32 * 1024 * 1024,
         }
     }
 }
@@ -885,11 +890,16 @@ fn store_pushes<S: HubStorage + ?Sized>(
     deadline: Option<std::time::Instant>,
     allowed: bool,
 ) -> std::result::Result<Pushed, HubError> {
-    let mut reservation = storage
-        .allowances()
-        .filter(|_| allowed)
-        .map(|a| a.reserve(who.device, limits.device_changes_per_hour));
+    let allowances = storage.allowances().filter(|_| allowed);
+    let mut reservation = allowances
+        .as_ref()
+        .map(|a| a.reserve(who.device, Measure::Changes, limits.device_changes_per_hour));
+    let mut byte_reservation = allowances
+        .as_ref()
+        .map(|a| a.reserve(who.device, Measure::Bytes, limits.device_bytes_per_hour));
     let allowance = reservation.as_ref().map_or(u64::MAX, |r| r.reserved());
+    let byte_allowance = byte_reservation.as_ref().map_or(u64::MAX, |r| r.reserved());
+    let spent = |stamp: &PushStamp| stamp.changes >= allowance || stamp.bytes >= byte_allowance;
     let author = ChangeAuthor {
         user: who.user,
         device: who.device,
@@ -903,6 +913,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
         number: None,
         applied: false,
         changes: 0,
+        bytes: 0,
     };
     let mut pushes_before = None;
     let mut acks: Vec<PushAck> = Vec::with_capacity(push.len());
@@ -914,107 +925,115 @@ fn store_pushes<S: HubStorage + ?Sized>(
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // At least one record per request, however long it takes, while the device's allowance
     // lasts: a device always moves on.
-    while !rest.is_empty() && stamp.changes < allowance && (acks.is_empty() || !past_deadline()) {
+    while !rest.is_empty() && !spent(&stamp) && (acks.is_empty() || !past_deadline()) {
         let mut prepared = prepare_batch(storage, who, rest)?;
-        let (batch, spent, number, changes, before, done) = storage.in_transaction(&mut |tx| {
-            let started = std::time::Instant::now();
-            let mut answer = Budget {
-                limit: answer.limit,
-                spent: answer.spent,
-            };
-            let mut stamp = PushStamp {
-                device: stamp.device,
-                number: stamp.number,
-                applied: false,
-                changes: stamp.changes,
-            };
-            let before = match pushes_before {
-                Some(n) => n,
-                None => tx.pushes(who.device)?,
-            };
-            // The area trees in force decide what the principal's codes cover.
-            let reference = tx.reference()?;
-            let scope = who.scope(&reference);
-            let mut batch = Vec::new();
-            let mut done = Vec::new();
-            for (i, entry) in rest.iter().enumerate() {
-                // Taken: a transaction run again works the entry out itself.
-                let mut ready = prepared.get_mut(i).and_then(Option::take);
-                let own_new = ready.as_mut().map(|p| OwnChanges {
-                    stored: p.stored.clone(),
-                    own_new: std::mem::take(&mut p.own_new),
-                });
-                let mut outcome = accept_push(
-                    tx,
-                    (&reference, &scope),
-                    author,
-                    who,
-                    entry,
-                    (limits, today),
-                    &mut stamp,
-                    ready,
-                )?;
-                remember_refusal(tx, who, entry, &outcome, own_new)?;
-                if let PushOutcome::Accepted {
-                    catch_up,
-                    hub_heads,
-                    ..
-                } = &mut outcome
-                {
-                    if answer.take(catch_up.len()) {
-                        done.push((entry.id, sorted(hub_heads.clone())));
-                    } else {
-                        // The device keeps the record in its outbox (its heads differ from
-                        // the hub's) and gets the catch-up with its next push.
-                        catch_up.clear();
+        let (batch, answered_bytes, number, taken, before, done) =
+            storage.in_transaction(&mut |tx| {
+                let started = std::time::Instant::now();
+                let mut answer = Budget {
+                    limit: answer.limit,
+                    spent: answer.spent,
+                };
+                let mut stamp = PushStamp {
+                    device: stamp.device,
+                    number: stamp.number,
+                    applied: false,
+                    changes: stamp.changes,
+                    bytes: stamp.bytes,
+                };
+                let before = match pushes_before {
+                    Some(n) => n,
+                    None => tx.pushes(who.device)?,
+                };
+                // The area trees in force decide what the principal's codes cover.
+                let reference = tx.reference()?;
+                let scope = who.scope(&reference);
+                let mut batch = Vec::new();
+                let mut done = Vec::new();
+                for (i, entry) in rest.iter().enumerate() {
+                    // Taken: a transaction run again works the entry out itself.
+                    let mut ready = prepared.get_mut(i).and_then(Option::take);
+                    let own_new = ready.as_mut().map(|p| OwnChanges {
+                        stored: p.stored.clone(),
+                        own_new: std::mem::take(&mut p.own_new),
+                    });
+                    let mut outcome = accept_push(
+                        tx,
+                        (&reference, &scope),
+                        author,
+                        who,
+                        entry,
+                        (limits, today),
+                        &mut stamp,
+                        ready,
+                    )?;
+                    remember_refusal(tx, who, entry, &outcome, own_new)?;
+                    if let PushOutcome::Accepted {
+                        catch_up,
+                        hub_heads,
+                        ..
+                    } = &mut outcome
+                    {
+                        if answer.take(catch_up.len()) {
+                            done.push((entry.id, sorted(hub_heads.clone())));
+                        } else {
+                            // The device keeps the record in its outbox (its heads differ from
+                            // the hub's) and gets the catch-up with its next push.
+                            catch_up.clear();
+                        }
+                    }
+                    batch.push(PushAck {
+                        id: entry.id,
+                        outcome,
+                    });
+                    // The batch ends with what was prepared for it.
+                    if i + 1 >= prepared.len()
+                        || started.elapsed() >= PUSH_BATCH_TIME
+                        || past_deadline()
+                        || spent(&stamp)
+                    {
+                        break;
                     }
                 }
-                batch.push(PushAck {
-                    id: entry.id,
-                    outcome,
-                });
-                // The batch ends with what was prepared for it.
-                if i + 1 >= prepared.len()
-                    || started.elapsed() >= PUSH_BATCH_TIME
-                    || past_deadline()
-                    || stamp.changes >= allowance
-                {
-                    break;
-                }
-            }
-            Ok((
-                batch,
-                answer.spent,
-                stamp.number,
-                stamp.changes,
-                before,
-                done,
-            ))
-        })?;
+                Ok((
+                    batch,
+                    answer.spent,
+                    stamp.number,
+                    (stamp.changes, stamp.bytes),
+                    before,
+                    done,
+                ))
+            })?;
         rest = &rest[batch.len()..];
         acks.extend(batch);
-        answer.spent = spent;
+        answer.spent = answered_bytes;
         stamp.number = number;
-        stamp.changes = changes;
+        (stamp.changes, stamp.bytes) = taken;
         if let Some(reservation) = &mut reservation {
-            reservation.used = changes;
+            reservation.used = stamp.changes;
+        }
+        if let Some(reservation) = &mut byte_reservation {
+            reservation.used = stamp.bytes;
         }
         pushes_before = Some(before);
         answered.extend(done);
     }
-    let waiting = !rest.is_empty() && stamp.changes >= allowance;
+    let waiting = !rest.is_empty() && spent(&stamp);
     // Said once as the allowance runs out, not at each request of a device that keeps sending
     // (one a tenth of a second would write the log without bound).
-    if reservation.is_some() && waiting && allowance > 0 {
+    if reservation.is_some() && waiting && allowance > 0 && byte_allowance > 0 {
         tracing::warn!(
             device = %who.device,
             waiting = rest.len(),
-            "a device pushed more changes than the hub takes from one device in an hour: its \
-             other records wait (an app out of order, or an altered one?)"
+            "a device pushed more changes, or more bytes of them, than the hub takes from one \
+             device in an hour: its other records wait (an app out of order, or an altered one?)"
         );
     }
-    let push_retry_in = reservation
-        .map(Reservation::release)
+    let waits = [reservation, byte_reservation].map(|r| r.map(Reservation::release));
+    let push_retry_in = waits
+        .into_iter()
+        .flatten()
+        .max()
         .filter(|_| waiting)
         .map(|wait| wait.max(std::time::Duration::from_secs(1)));
     Ok(Pushed {
@@ -1106,6 +1125,8 @@ struct PushStamp {
     applied: bool,
     /// The device's changes taken so far (`DeviceAllowances`).
     changes: u64,
+    /// The bytes of the pushes taken so far.
+    bytes: u64,
 }
 
 impl PushStamp {
@@ -2184,6 +2205,7 @@ fn accept_push(
                 } => {
                     stamp.stamp(tx)?;
                     stamp.changes += changes;
+                    stamp.bytes += entry.changes.len() as u64;
                     tx.save(RecordWrite {
                         id: entry.id,
                         kind: admitted.kind,
@@ -2306,6 +2328,7 @@ fn update_in_scope(
         };
         stamp.stamp(tx)?;
         stamp.changes += hashes.len() as u64;
+        stamp.bytes += entry.changes.len() as u64;
         tx.save(RecordWrite {
             id: entry.id,
             kind: admitted.kind,
