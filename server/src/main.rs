@@ -1768,14 +1768,20 @@ fn warn_of_records_left(backend: &dyn Backend) -> Result<(), String> {
             .iter()
             .map(|(kind, n)| format!("{n} {}", kind.as_str().replace('_', " ")))
             .collect();
-        let place = match now {
-            Some(now) => format!("which the tree in force holds under {now}"),
-            None => "which no area tree in force holds".to_string(),
+        let (place, refile) = match now {
+            Some(now) => (
+                format!("which the tree in force holds under {now}"),
+                format!("vigie reference refile --community {community}"),
+            ),
+            None => (
+                "which no area tree in force holds".to_string(),
+                format!("vigie reference refile --community {community} --to <its new code>"),
+            ),
         };
         eprintln!(
             "vigie: warning: records ({}) are filed under {district} › {community}, {place}: they stay counted \
              there, and seen by its users, until a user whose areas cover both places files \
-             each again",
+             each again, or `{refile}` files them all where the tree in force puts them",
             counts.join(", "),
         );
     }

@@ -827,11 +827,17 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
         moved.contains("1 child case") && moved.contains("holds under CI-R1-D2"),
         "{moved}"
     );
+    // The command that files them where the tree puts them, named.
+    assert!(
+        moved.contains(&format!("vigie reference refile --community {C01}`")),
+        "{moved}"
+    );
     let removed = line(c02);
     assert!(
         removed.contains("1 workplace")
             && removed.contains("1 visit")
-            && removed.contains("no area tree in force holds"),
+            && removed.contains("no area tree in force holds")
+            && removed.contains("--to <its new code>"),
         "{removed}"
     );
     // No name, only codes and counts.
