@@ -1921,6 +1921,19 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
         assert_eq!(e.field, field, "{e}");
         assert!(!e.rule.contains("15.5") && !e.rule.contains("-1"), "{e}");
     }
+    // A checklist item's breach answer is yes or no, said so (not a list of the answers a visit
+    // may give, "not applicable" among them).
+    for answer in ["not_applicable", "maybe"] {
+        let checklist = serde_json::json!({"key": "my-list", "checklist": {
+            "name": {"fr": "Liste"},
+            "items": [{"code": "A1", "labels": {"fr": "a"}, "breach": answer}]}});
+        let e = ReferenceFile::parse(&checklist.to_string()).expect_err(answer);
+        assert!(e.field.ends_with(".breach"), "{e}");
+        assert_eq!(
+            e.rule, "the answer that records a breach is yes or no",
+            "{e}"
+        );
+    }
     // Devices read published content leniently: a newer hub's field is ignored.
     let mut newer = profile.clone();
     newer["country_profile"]["school_calendar"] = "september".into();

@@ -98,9 +98,25 @@ pub struct ChecklistItem {
     pub code: String,
     pub labels: Labels,
     /// `no` (an item worded as a rule kept, the default) or `yes` (worded as a fault found).
-    #[serde(default = "ChecklistItem::breached_by_no")]
+    #[serde(
+        default = "ChecklistItem::breached_by_no",
+        deserialize_with = "breach_answer"
+    )]
     pub breach: Answer,
 }
+
+/// A checklist item's breach answer: `yes` or `no` only (a "not applicable" breaches nothing),
+/// said so when a file gives another.
+fn breach_answer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Answer, D::Error> {
+    match String::deserialize(deserializer)?.as_str() {
+        "yes" => Ok(Answer::Yes),
+        "no" => Ok(Answer::No),
+        _ => Err(serde::de::Error::custom(BREACH_ANSWER)),
+    }
+}
+
+/// The rule a checklist item's breach answer breaks.
+const BREACH_ANSWER: &str = "the answer that records a breach is yes or no";
 
 impl ChecklistItem {
     /// An item worded as a rule kept: a "no" breaches it.
@@ -158,7 +174,7 @@ pub(crate) fn validate_checklist_items(
     match items.iter().find(|i| i.breach == Answer::NotApplicable) {
         Some(item) => Err(ValidationError::new(
             format!("{field}.{}.breach", item.code),
-            "the answer that records a breach is yes or no",
+            BREACH_ANSWER,
         )),
         None => Ok(()),
     }
