@@ -282,6 +282,11 @@ pub fn storage_text(e: &rusqlite::Error) -> String {
         {
             "a write to the disk failed: is the disk full?".to_string()
         }
+        // Not the storage: a phone's memory (other apps, a large document), which an app
+        // would otherwise tell its user to free storage for.
+        Some(failure) if failure.code == rusqlite::ErrorCode::OutOfMemory => {
+            "the device ran out of memory: close other apps, then try again".to_string()
+        }
         _ => e.to_string(),
     }
 }
@@ -304,5 +309,6 @@ mod tests {
             "storage error: a write to the disk failed: is the disk full?"
         );
         assert!(failed(rusqlite::ffi::SQLITE_BUSY).ends_with("database is locked"));
+        assert!(failed(rusqlite::ffi::SQLITE_NOMEM).contains("ran out of memory"));
     }
 }
