@@ -1545,36 +1545,53 @@ fn a_phone_whose_clock_went_back_refuses_the_day_it_gives() {
     monitor.store.update(&followed).unwrap();
 }
 
-/// A hub whose clock runs 400 days ahead (a server's clock set wrong) tells every phone so at
-/// its sync: a phone whose own clock did not go back still records today.
+/// A phone whose clock is 400 days behind the hub's at its sync (a battery pulled before it
+/// synced) stays caught at every sync while it is wrong: the day its clock gives is refused, the
+/// real day taken. Set right — or, were the hub's own clock the one wrong, the hub set right —
+/// the next sync lets it record today again.
 #[test]
-fn a_hub_whose_clock_runs_ahead_stops_no_phone_recording_today() {
+fn a_clock_wrong_at_its_sync_stays_caught_until_a_sync_finds_it_right() {
     let dir = TempDir::new().unwrap();
     let mut hub = hub(dir.path());
     let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
     monitor.sync(&mut hub);
-    let request = monitor
-        .store
-        .hub_sync_request(&SyncOptions::default())
-        .unwrap();
-    let answer = hub
-        .hub_handle(&monitor.principal, &request, &HubLimits::default())
-        .unwrap();
-    let mut answer = wire::decode_response(&answer, 1 << 24).unwrap();
-    answer.hub_now_ms = Some((chrono::Utc::now() + chrono::Days::new(400)).timestamp_millis());
-    let report = monitor
-        .store
-        .hub_sync_apply(&wire::encode_response(&answer), &SyncOptions::default())
-        .unwrap();
-    assert!(report.clock_skewed);
     let by = monitor.principal.user;
-    monitor
-        .store
-        .create(&ChildCase {
-            identified_on: chrono::Utc::now().date_naive(),
+    let mut answer_at = |monitor: &mut Device, hub_now: chrono::DateTime<chrono::Utc>| {
+        let request = monitor
+            .store
+            .hub_sync_request(&SyncOptions::default())
+            .unwrap();
+        let answer = hub
+            .hub_handle(&monitor.principal, &request, &HubLimits::default())
+            .unwrap();
+        let mut answer = wire::decode_response(&answer, 1 << 24).unwrap();
+        answer.hub_now_ms = Some(hub_now.timestamp_millis());
+        monitor
+            .store
+            .hub_sync_apply(&wire::encode_response(&answer), &SyncOptions::default())
+            .unwrap()
+    };
+    let identified = |monitor: &mut Device, day: NaiveDate| {
+        monitor.store.create(&ChildCase {
+            identified_on: day,
             ..case(area(C01), "Aya Koné", by)
         })
-        .unwrap();
+    };
+    let clock_today = chrono::Utc::now().date_naive();
+    let hub_now = chrono::Utc::now() + chrono::Days::new(400);
+    for _ in 0..2 {
+        assert!(answer_at(&mut monitor, hub_now).clock_skewed);
+        match identified(&mut monitor, clock_today) {
+            Err(Error::Validation(e)) => {
+                assert_eq!(e.field, "identified_on");
+                assert_eq!(e.rule, vigie_core::model::CLOCK_GONE_BACK);
+            }
+            other => panic!("a day of a clock found wrong at its sync: {other:?}"),
+        }
+        identified(&mut monitor, hub_now.date_naive()).unwrap();
+    }
+    assert!(!answer_at(&mut monitor, chrono::Utc::now()).clock_skewed);
+    identified(&mut monitor, clock_today).unwrap();
 }
 
 #[test]

@@ -491,14 +491,13 @@ impl Store {
     }
 
     /// As if this device's clock went back by `by` since its last sync (a battery pulled):
-    /// the hub's time it last heard, and its own reading then, moved that much later.
+    /// the hub's time it last heard moved that much later.
     #[cfg(feature = "test-hooks")]
     #[doc(hidden)]
     pub fn debug_clock_went_back(&mut self, by: chrono::Duration) -> Result<()> {
         let tx = self.conn.transaction()?;
-        if let Some((hub, local)) = sync_state::hub_clock(&tx)? {
-            let later = by.num_milliseconds();
-            sync_state::set_hub_clock(&tx, hub + later, local + later)?;
+        if let Some(hub) = sync_state::hub_clock(&tx)? {
+            sync_state::set_hub_clock(&tx, hub + by.num_milliseconds())?;
         }
         tx.commit()?;
         Ok(())

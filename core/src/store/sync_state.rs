@@ -37,33 +37,22 @@ pub(crate) fn delete_meta(tx: &Transaction, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// The meta key of the latest time a hub told this device and what this device's clock read
-/// then (milliseconds since 1970, each little endian): what its clock is judged against
+/// The meta key of the time the hub said in the last answer this device applied
+/// (milliseconds since 1970, little endian): what its clock is judged against
 /// (`records::Today::on_device`).
 const HUB_CLOCK_KEY: &str = "hub_clock_ms";
 
-/// The latest time a hub told this device, and this device's clock then, if any.
-pub(crate) fn hub_clock(conn: &Connection) -> Result<Option<(i64, i64)>> {
-    Ok(get_meta(conn, HUB_CLOCK_KEY)?.and_then(|b| {
-        let hub = i64::from_le_bytes(b.get(..8)?.try_into().ok()?);
-        let local = i64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-        Some((hub, local))
-    }))
+/// The time the hub said in the last answer this device applied, if any.
+pub(crate) fn hub_clock(conn: &Connection) -> Result<Option<i64>> {
+    Ok(get_meta(conn, HUB_CLOCK_KEY)?
+        .and_then(|b| b.get(..8)?.try_into().ok())
+        .map(i64::from_le_bytes))
 }
 
-/// Keeps `hub_now_ms`, with this device's clock now, as the latest time a hub told this device,
-/// unless it heard a later one (answers applied out of order, a hub restored).
-pub(crate) fn raise_hub_clock(tx: &Transaction, hub_now_ms: i64) -> Result<()> {
-    if hub_clock(tx)?.is_none_or(|(known, _)| known < hub_now_ms) {
-        set_hub_clock(tx, hub_now_ms, chrono::Utc::now().timestamp_millis())?;
-    }
-    Ok(())
-}
-
-pub(crate) fn set_hub_clock(tx: &Transaction, hub_ms: i64, local_ms: i64) -> Result<()> {
-    let mut value = hub_ms.to_le_bytes().to_vec();
-    value.extend(local_ms.to_le_bytes());
-    set_meta(tx, HUB_CLOCK_KEY, &value)
+/// Keeps `hub_now_ms`, the hub's time in the answer being applied: the last one counts, so
+/// that a hub whose clock ran ahead, once set right, is believed again at the next sync.
+pub(crate) fn set_hub_clock(tx: &Transaction, hub_now_ms: i64) -> Result<()> {
+    set_meta(tx, HUB_CLOCK_KEY, &hub_now_ms.to_le_bytes())
 }
 
 /// This device's today for its own writes (`own`) or what it receives from peers: its clock,

@@ -432,7 +432,7 @@ fn apply_response(
     let tx = merging.tx;
     let clock_offset_seconds = response.hub_now_ms.and_then(clock_offset_seconds);
     if let Some(hub_now_ms) = response.hub_now_ms {
-        sync_state::raise_hub_clock(tx, hub_now_ms)?;
+        sync_state::set_hub_clock(tx, hub_now_ms)?;
     }
     let mut report = SyncReport {
         more: response.more,

@@ -300,22 +300,20 @@ impl Today {
         }
     }
 
-    /// A device's today, its clock judged against `last_sync`: the latest time its hub told
-    /// it, and what its own clock read then. Its clock went back when it reads more than a day
-    /// before both (a battery pulled: 2000; a firmware's date): before the hub's word alone,
-    /// a hub whose clock ran ahead would stop every phone recording today; before its own
-    /// reading alone, a clock set right after it ran ahead would. `own` for its user's writes,
-    /// not for a colleague's record a peer brings, which this clock did not date. A clock
-    /// gone back says nothing of today but that it is after the hub's last word: a year past it
-    /// still catches a date typed in 2099, and the hub checks the day against its own at the
-    /// sync.
-    pub fn on_device(last_sync: Option<(i64, i64)>, own: bool) -> Today {
+    /// A device's today, its clock judged against `hub_clock_ms`, the hub's time in the last
+    /// answer it applied: a clock that reads more than a day before it is wrong (a battery
+    /// pulled: 2000; a firmware's date; or wrong already at that sync), for time runs on from
+    /// what the hub said. `own` for its user's writes, not for a colleague's record a peer
+    /// brings, which this clock did not date. A wrong clock says nothing of today but that it
+    /// is after the hub's last word: a year past it still catches a date typed in 2099, and
+    /// the hub checks the day against its own at the sync. (A hub whose clock ran ahead stops
+    /// its phones recording today until it is set right and they sync again: its log names
+    /// every device as off by as much.)
+    pub fn on_device(hub_clock_ms: Option<i64>, own: bool) -> Today {
         let now = chrono::Utc::now();
-        let vouched = last_sync
-            .filter(|(hub, local)| {
-                now.timestamp_millis() < (*hub).min(*local).saturating_sub(CLOCK_BACK_MS)
-            })
-            .and_then(|(hub, _)| chrono::DateTime::from_timestamp_millis(hub));
+        let vouched = hub_clock_ms
+            .filter(|hub| now.timestamp_millis() < hub.saturating_sub(CLOCK_BACK_MS))
+            .and_then(chrono::DateTime::from_timestamp_millis);
         match vouched {
             Some(vouched) => Today {
                 latest: vouched
