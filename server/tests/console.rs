@@ -2337,9 +2337,10 @@ fn a_country_s_own_sectors_are_named_on_the_console() {
 }
 
 /// A reference file uploaded on the console and refused names its field as the file spells it
-/// (`country_profile.minimum_age`), as the command line does: the officer finds it there.
+/// (`country_profile.minimum_age`), as the command line does: the officer finds it there; one
+/// keyed by no country is said to apply to no record.
 #[test]
-fn a_reference_file_refused_on_the_console_names_its_field_as_the_file_does() {
+fn the_reference_page_names_a_field_as_the_file_does_and_a_key_of_no_country() {
     let s = setup();
     let mut desk = admin_signed_in(&s, "admin.fichier");
     let csrf = desk.get("/console/reference").csrf();
@@ -2358,6 +2359,23 @@ fn a_reference_file_refused_on_the_console_names_its_field_as_the_file_does() {
         "{}",
         refused.body
     );
+    // A sector list keyed by the country's name, not its tree's code: published, and said at
+    // once to apply to no record, as the command line warns.
+    let csrf = desk.get("/console/reference").csrf();
+    let list = serde_json::json!({"key": "cote-divoire", "sectors": [
+        {"code": "cocoa", "labels": {"fr": "Cacao", "en": "Cocoa"}}]});
+    let published = desk.post_file(
+        "/console/reference",
+        &[("csrf", &csrf)],
+        ("file", "secteurs.json", list.to_string().as_bytes()),
+    );
+    assert!(
+        published.body.contains("Publié")
+            && published.body.contains("ne s&#39;applique à aucune fiche"),
+        "{}",
+        published.body
+    );
+    assert!(published.body.contains("CI ici"), "{}", published.body);
 }
 
 /// A community removed from the tree while records are filed under it: the console still names

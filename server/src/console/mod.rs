@@ -1101,9 +1101,24 @@ pub fn safe_next(next: Option<&str>) -> String {
                 && !n.contains('\\')
                 && !n.chars().any(|c| c.is_control()) =>
         {
-            n.to_string()
+            page_of_download(n)
         }
         _ => "/console/".to_string(),
+    }
+}
+
+/// A return page that is a download (an export, a child's file, an attachment) becomes the
+/// page that offers it: a link from another site to the sign-in page with such a `next`
+/// downloaded every child's personal file into the supervisor's Downloads as she signed in,
+/// journaled in her name.
+fn page_of_download(next: &str) -> String {
+    let path = next.split(['?', '#']).next().unwrap_or(next);
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["console", "exports", "download", ..] => "/console/exports".to_string(),
+        ["console", "cases", id, "file.json"] => format!("/console/cases/{id}"),
+        ["console", "records", _, "attachments", ..] => "/console/".to_string(),
+        _ => next.to_string(),
     }
 }
 
@@ -1135,6 +1150,24 @@ mod next_tests {
             assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/console/");
+        // A download is never where signing in lands: the page that offers it is.
+        let id = "019b3637-6a40-7b08-8022-000000000001";
+        for (download, page) in [
+            (
+                "/console/exports/download?table=child_cases&format=csv&personal=1".to_string(),
+                "/console/exports".to_string(),
+            ),
+            (
+                format!("/console/cases/{id}/file.json"),
+                format!("/console/cases/{id}"),
+            ),
+            (
+                format!("/console/records/{id}/attachments/{id}"),
+                "/console/".to_string(),
+            ),
+        ] {
+            assert_eq!(safe_next(Some(&download)), page, "{download}");
+        }
     }
 
     #[test]

@@ -847,7 +847,18 @@ pub async fn publish(
                 );
                 audit(hub, Some(viewer.user.id), "reference_publish", None, &what);
                 let done = Some(t.fmt("reference.published", reference_version(t, &what)));
-                reference_page(hub, ctx, &viewer, None, done)
+                // Published, and said at once when it applies to no record (a profile keyed
+                // `ghana` where Ghana's tree is `GH`), as `vigie reference publish` warns.
+                let ty = parsed.content.reference_type();
+                let reference = hub.backend.reference()?;
+                let warning = (!reference.key_applies(ty, &parsed.key)).then(|| {
+                    let mut countries = reference.keys(ReferenceType::AdministrativeAreas);
+                    countries.sort_unstable();
+                    t.get("reference.applies_to_none")
+                        .replacen("{}", &countries.join(", "), 1)
+                        .replacen("{}", reference.default_key(ty), 1)
+                });
+                reference_page(hub, ctx, &viewer, warning, done)
             }
             Err(e @ Error::Validation(_)) => {
                 reference_page(hub, ctx, &viewer, Some(file_refusal(t, &e)), None)
