@@ -133,6 +133,11 @@ enum Command {
         /// then downloads). A district's 15,000 records are some 12 MB.
         #[arg(long, default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
         max_device_bytes_per_hour: u64,
+        /// Bytes of attachments (photos, documents, voice notes) the hub takes from one device
+        /// in an hour, likewise: its uploads past that wait (answered 429 with when to send
+        /// again). Some 500 photos as a capture re-encodes them.
+        #[arg(long, default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4 * 1024 * 1024..))]
+        max_device_attachment_bytes_per_hour: u64,
     },
     /// The supervisors' web console (served by `vigie serve` under /console/).
     Console {
@@ -798,6 +803,7 @@ fn run(cli: Cli) -> Result<(), String> {
             attachments,
             max_device_changes_per_hour,
             max_device_bytes_per_hour,
+            max_device_attachment_bytes_per_hour,
         } => {
             // Checked before the hub's data is touched.
             let attachments = attachments.limits()?;
@@ -824,6 +830,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     attachments,
                     device_changes_per_hour: max_device_changes_per_hour,
                     device_bytes_per_hour: max_device_bytes_per_hour,
+                    device_attachment_bytes_per_hour: max_device_attachment_bytes_per_hour,
                     ..HubLimits::default()
                 },
                 vigie_server::console::Settings {

@@ -831,3 +831,102 @@ fn an_attachment_removed_from_its_record_leaves_the_hub() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A device's attachments are taken up to an hour's bytes (`--max-device-attachment-bytes-per-
+/// hour`): an altered app uploaded 130 MiB of documents in 80 s, which phones of the area then
+/// downloaded. Past it, the hub takes no chunk, the device leaves its other uploads for a
+/// later session (a session ends well, in a few exchanges, nothing lost), and other devices
+/// upload as before.
+#[test]
+fn a_device_s_attachments_past_its_hour_wait_for_a_later_session() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut other = Device::enrol(
+        dir.path(),
+        &data,
+        "other",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&["--max-device-attachment-bytes-per-hour", "4194304"]),
+    );
+    monitor.sync(&hub.url).unwrap();
+    other.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Konan", monitor.user()))
+        .unwrap();
+    let document_of = |n: usize| {
+        let mut bytes = MARKER.to_vec();
+        let mut noise = vec![0u8; n];
+        rand::thread_rng().fill_bytes(&mut noise);
+        bytes.extend(noise);
+        bytes
+    };
+    for i in 0..5 {
+        monitor
+            .store
+            .add_attachment(
+                case.id,
+                &document(&format!("Pièce {i}")),
+                &document_of(1_500_000)[..],
+            )
+            .unwrap();
+    }
+    monitor.sync(&hub.url).unwrap();
+    let options = AttachmentSyncOptions::default();
+    let sent = monitor
+        .client(&hub.url)
+        .sync_attachments(&mut monitor.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(sent.uploaded.len(), 2, "{sent:?}");
+    assert!(sent.failed.is_empty(), "{sent:?}");
+    // Some 6 MB for 4 MiB taken: the chunks, and one that found the hour spent.
+    assert!(sent.round_trips <= 20, "{sent:?}");
+    let again = monitor
+        .client(&hub.url)
+        .sync_attachments(&mut monitor.store, &options, |_| {})
+        .unwrap();
+    assert!(
+        again.uploaded.is_empty() && again.round_trips <= 2,
+        "{again:?}"
+    );
+    // Another device's upload goes as before.
+    let theirs = other
+        .store
+        .create(&child(area(C01), "Awa", other.user()))
+        .unwrap();
+    other
+        .store
+        .add_attachment(
+            theirs.id,
+            &document("Consentement"),
+            &document_of(300_000)[..],
+        )
+        .unwrap();
+    other.sync(&hub.url).unwrap();
+    let theirs_sent = other
+        .client(&hub.url)
+        .sync_attachments(&mut other.store, &options, |_| {})
+        .unwrap();
+    assert_eq!(theirs_sent.uploaded.len(), 1, "{theirs_sent:?}");
+    assert_eq!(
+        hub.log_tail(200)
+            .matches("more attachments' bytes than the hub takes")
+            .count(),
+        1,
+        "{}",
+        hub.log_tail(20)
+    );
+}

@@ -18,6 +18,8 @@ use uuid::Uuid;
 #[derive(Default)]
 pub struct DeviceAllowances {
     buckets: Mutex<HashMap<(Uuid, Measure), Bucket>>,
+    /// When each device was last said, in the log, to have spent an allowance.
+    said: Mutex<HashMap<(Uuid, Measure), Instant>>,
 }
 
 /// What an allowance counts.
@@ -27,6 +29,8 @@ pub enum Measure {
     Changes,
     /// The bytes of the changes pushed.
     Bytes,
+    /// The bytes of attachments uploaded (photos, documents, voice notes).
+    AttachmentBytes,
 }
 
 struct Bucket {
@@ -75,6 +79,18 @@ impl DeviceAllowances {
         let full = per_hour as f64;
         buckets.retain(|(_, m), b| *m != key.1 || b.left + refill(b, now, per_hour) < full);
         taken
+    }
+}
+
+impl DeviceAllowances {
+    /// Whether the log should say now that `device` spent its allowance of `measure`: once an
+    /// hour at most (a device that keeps sending would write it at each request).
+    pub fn say_spent(&self, device: Uuid, measure: Measure) -> bool {
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        said.retain(|_, at| now.saturating_duration_since(*at) < hour);
+        said.insert((device, measure), now).is_none()
     }
 }
 

@@ -38,7 +38,7 @@ use crate::domain::attachment::{
 use crate::domain::codes::RecordKind;
 use crate::domain::rights::{self, Principal, Step};
 use crate::error::{Error, Result};
-use crate::storage::{Appended, HubStorage, HubTransaction};
+use crate::storage::{Appended, HubStorage, HubTransaction, Measure};
 use crate::store::{Store, attachments, sync_state};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -251,7 +251,48 @@ pub fn handle_attachment<S: HubStorage + ?Sized>(
             offset,
             bytes,
         } => {
-            storage.in_transaction(&mut |tx| upload(tx, who, limits, record, id, offset, &bytes))?
+            // Each device's hour of attachments' bytes (`DeviceAllowances`): past it, a chunk
+            // is not taken, and the answer says the hub holds what the device sent it from
+            // (no progress: the device leaves its uploads for a later session, and an app of
+            // an earlier version tries a few times, then does).
+            let mut reservation = match storage.allowances() {
+                Some(allowances) if !bytes.is_empty() => {
+                    let reservation = allowances.reserve(
+                        who.device,
+                        Measure::AttachmentBytes,
+                        limits.device_attachment_bytes_per_hour,
+                    );
+                    if reservation.reserved() < bytes.len() as u64 {
+                        // Said once an hour, not at each upload that finds it spent.
+                        if allowances.say_spent(who.device, Measure::AttachmentBytes) {
+                            tracing::warn!(
+                                device = %who.device,
+                                "a device uploaded more attachments' bytes than the hub takes \
+                                 from one device in an hour: its uploads wait (an app out of \
+                                 order, or an altered one?)"
+                            );
+                        }
+                        drop(reservation);
+                        return Ok(encode_response(&AttachmentResponse::Held {
+                            id,
+                            held: offset,
+                            complete: false,
+                        }));
+                    }
+                    Some(reservation)
+                }
+                _ => None,
+            };
+            let response = storage
+                .in_transaction(&mut |tx| upload(tx, who, limits, record, id, offset, &bytes))?;
+            // Counted when the bytes were taken, not for a chunk the hub held already.
+            if let (Some(reservation), AttachmentResponse::Held { held, complete, .. }) =
+                (&mut reservation, &response)
+                && (*complete || *held > offset)
+            {
+                reservation.used = bytes.len() as u64;
+            }
+            response
         }
         AttachmentRequest::Download {
             record,
@@ -783,9 +824,15 @@ pub fn sync_attachments(
         tx.commit()?;
         s.transfers_due(options)
     })?;
+    // The hub took no byte of a chunk it was sent (the device's hour of attachments is
+    // spent): the other uploads wait for a later session too, downloads go on.
+    let mut uploads_held = false;
     for transfer in due {
         if cuts_in_a_row >= CUTS_IN_A_ROW {
             break;
+        }
+        if transfer.upload && uploads_held {
+            continue;
         }
         // Each chunk moves the transfer forward; the bound only guards against a hub that
         // keeps answering without progress. An attachment removed (or its record) since the
@@ -808,14 +855,18 @@ pub fn sync_attachments(
         };
         for _ in 0..bound {
             let request = store.with(|s| {
-                if attachments::row(&s.conn, transfer.id)?.is_none() {
+                let Some(row) = attachments::row(&s.conn, transfer.id)? else {
                     return Ok(None);
-                }
-                s.transfer_request(&transfer, chunk, probe).map(Some)
+                };
+                Ok(Some((
+                    s.transfer_request(&transfer, chunk, probe)?,
+                    row.confirmed,
+                )))
             })?;
-            let Some(request) = request else {
+            let Some((request, confirmed)) = request else {
                 break;
             };
+            let sent_bytes = transfer.upload && !probe;
             probe = false;
             summary.bytes_sent += request.len();
             let response = match transport(&request) {
@@ -844,6 +895,14 @@ pub fn sync_attachments(
             })?;
             progress(&summary);
             if more != Some(true) {
+                break;
+            }
+            if sent_bytes
+                && store
+                    .with(|s| Ok(attachments::row(&s.conn, transfer.id)?.map(|r| r.confirmed)))?
+                    == Some(confirmed)
+            {
+                uploads_held = true;
                 break;
             }
         }

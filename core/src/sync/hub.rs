@@ -66,6 +66,9 @@ pub struct HubLimits {
     /// 32,000 characters of a note, and a thousand such are 24 MB every phone of the area
     /// downloads.
     pub device_bytes_per_hour: u64,
+    /// Bytes of attachments the hub takes from one device in an hour, likewise: an altered app
+    /// uploaded 130 MiB of documents in 80 s, which phones of the area then downloaded.
+    pub device_attachment_bytes_per_hour: u64,
 }
 
 impl Default for HubLimits {
@@ -82,6 +85,8 @@ impl Default for HubLimits {
             // A district's 15,000 records are some 45,000 changes, some 12 MB of them.
             device_changes_per_hour: 100_000,
             device_bytes_per_hour: 32 * 1024 * 1024,
+            // Some 500 photos as a capture re-encodes them.
+            device_attachment_bytes_per_hour: 128 * 1024 * 1024,
         }
     }
 }
@@ -101,6 +106,7 @@ pub enum HubError {
     /// The store was opened for another user than the one the device was enrolled for.
     #[error("the store was opened for another user than the device's")]
     UserNotBound,
+
     #[error(transparent)]
     Store(#[from] Error),
 }
