@@ -998,3 +998,48 @@ fn a_change_the_hub_refused_from_its_author_does_not_hold_a_relays_edits_back() 
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A colleague who edits records a peer brought her pays, from her hour's allowance of bytes,
+/// for her own changes only: the author's heavy ones (here already on the hub, by the author's
+/// bundle) are not hers to pay for, and her records do not wait for them.
+#[test]
+fn a_colleague_s_allowance_pays_for_her_own_changes_not_those_she_relays() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut author = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::new(&data, None, true);
+    hub.extra_args
+        .extend(["--max-device-bytes-per-hour".into(), "65536".into()]);
+    hub.restart();
+    certify(&hub, &mut [&mut author, &mut mate]);
+    // Some 300 KB of notes that do not compress, on 150 workplaces.
+    record_incompressible_workplaces(&mut author, 0x9e37_79b9_7f4a_7c15);
+    peer(&mut author, &mut mate).unwrap();
+    let (bundle, _) = author
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub])
+        .unwrap();
+    let out = import_bundle(&data, dir.path(), &bundle);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // What one peer session of 64 KiB messages brought her: some 200 KB of them.
+    let places = mate.store.ids_of_kind(RecordKind::Workplace).unwrap();
+    assert!(places.len() >= 50, "{}", places.len());
+    for id in places {
+        let mut place: Workplace = mate.store.get(id).unwrap();
+        place.owner_name = "Coopérative".into();
+        mate.store.update(&place).unwrap();
+    }
+    let summary = mate.sync(&hub.url).unwrap();
+    assert_eq!(
+        (summary.pending, summary.push_retry_in_seconds),
+        (0, None),
+        "{summary:?}"
+    );
+    assert!(
+        !hub.log_tail(200)
+            .contains("than the hub takes from one device"),
+        "{}",
+        hub.log_tail(20)
+    );
+}

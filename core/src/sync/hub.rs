@@ -2211,7 +2211,7 @@ fn accept_push(
                 } => {
                     stamp.stamp(tx)?;
                     stamp.changes += changes;
-                    stamp.bytes += entry.changes.len() as u64;
+                    stamp.bytes += bytes_after(&document, &[]);
                     tx.save(RecordWrite {
                         id: entry.id,
                         kind: admitted.kind,
@@ -2334,7 +2334,7 @@ fn update_in_scope(
         };
         stamp.stamp(tx)?;
         stamp.changes += hashes.len() as u64;
-        stamp.bytes += entry.changes.len() as u64;
+        stamp.bytes += bytes_after(&document, &before);
         tx.save(RecordWrite {
             id: entry.id,
             kind: admitted.kind,
@@ -2349,6 +2349,17 @@ fn update_in_scope(
         Some(merged) => accepted_beside(&document, &merged, entry, clock_skewed),
         None => accepted(&document, entry, clock_skewed),
     })
+}
+
+/// The bytes of `document`'s changes after `before`: what a device's allowance of bytes pays
+/// for (`HubLimits::device_bytes_per_hour`) — its own changes the hub takes, not a colleague's
+/// it relays, which their author's allowance paid for or will.
+fn bytes_after(document: &Automerge, before: &[ChangeHash]) -> u64 {
+    document
+        .get_changes(before)
+        .iter()
+        .map(|c| c.raw_bytes().len() as u64)
+        .sum()
 }
 
 /// What the hub takes of the new changes a sender pushed (`taken_from`).
