@@ -80,7 +80,8 @@ impl CountryProfile {
         {
             return Err(ValidationError::new(
                 format!("content.worst_forms.{}", item.code),
-                "not a worst form of C182 art. 3 (a)-(c)",
+                "not a worst form of C182 art. 3 (a)-(c): slavery_or_trafficking, debt_bondage, \
+                 forced_labour, armed_conflict, sexual_exploitation or illicit_activities",
             ));
         }
         if t.follow_up_months.iter().any(|m| *m == 0 || *m > 120) {
