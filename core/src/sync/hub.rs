@@ -2208,10 +2208,11 @@ fn accept_push(
                     admitted,
                     clock_skewed,
                     changes,
+                    bytes,
                 } => {
                     stamp.stamp(tx)?;
                     stamp.changes += changes;
-                    stamp.bytes += bytes_after(&document, &[]);
+                    stamp.bytes += bytes;
                     tx.save(RecordWrite {
                         id: entry.id,
                         kind: admitted.kind,
@@ -2779,6 +2780,8 @@ enum New {
         clock_skewed: bool,
         /// The sender's changes it takes (`DeviceAllowances`).
         changes: u64,
+        /// Their bytes.
+        bytes: u64,
     },
 }
 
@@ -2840,6 +2843,13 @@ fn evaluate_new(
         merged = Some(Box::new(std::mem::replace(&mut document, own)));
         read = None;
     }
+    // All of a new record is the sender's but what waits for its authors: the document as
+    // pushed, else the part taken (not worked out when nothing waits: a change-by-change walk
+    // of every pushed record slowed a district's push by a tenth).
+    let bytes = match merged {
+        None => entry.changes.len() as u64,
+        Some(_) => bytes_after(&document, &[]),
+    };
     if let Some(refusal) = beyond_share(entry.id, &document, rules.who.device) {
         return Ok(New::Refused(refused(refusal)));
     }
@@ -2850,6 +2860,7 @@ fn evaluate_new(
             admitted,
             clock_skewed,
             changes,
+            bytes,
         }),
         Err(reason) => Ok(New::Refused(refused(reason))),
     }
