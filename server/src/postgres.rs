@@ -1480,6 +1480,34 @@ impl PgTransaction<'_> {
         by_level
     }
 
+    /// `select` (its `{}` the condition `CHANGED_IN_SCOPE`, parameters `$1`–`$8`) run for
+    /// the records `scope` receives whose last change is in `(after, upto]`, with `more`
+    /// parameters from `$9`.
+    fn changed_in_scope(
+        &mut self,
+        select: &str,
+        (scope, after, upto): (&Scope, i64, i64),
+        more: &Params<'_>,
+    ) -> Result<Vec<Row>> {
+        let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
+        let [countries, regions, districts, communities] = &self.area_hashes(scope);
+        let reference = RecordKind::Reference as i16;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &after,
+            &upto,
+            &kinds,
+            &reference,
+            countries,
+            regions,
+            districts,
+            communities,
+        ];
+        params.extend_from_slice(more);
+        self.tx
+            .query(&select.replace("{}", CHANGED_IN_SCOPE), &params)
+            .map_err(storage_error)
+    }
+
     /// Whether `table` (of change hashes, in its `hash` column) holds any of `hashes`.
     fn any_hash_in(&mut self, table: &'static str, hashes: &[ChangeHash]) -> Result<bool> {
         if hashes.is_empty() {
@@ -1805,28 +1833,12 @@ impl HubTransaction for PgTransaction<'_> {
         upto: i64,
         limit: usize,
     ) -> Result<Vec<ChangedRecord>> {
-        let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
-        let [countries, regions, districts, communities] = &self.area_hashes(scope);
-        let rows = self
-            .tx
-            .query(
-                &format!(
-                    "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
-                     WHERE {CHANGED_IN_SCOPE} ORDER BY last_seq LIMIT $9"
-                ),
-                &[
-                    &after,
-                    &upto,
-                    &kinds,
-                    &(RecordKind::Reference as i16),
-                    countries,
-                    regions,
-                    districts,
-                    communities,
-                    &(limit as i64),
-                ],
-            )
-            .map_err(storage_error)?;
+        let rows = self.changed_in_scope(
+            "SELECT id, doc, last_seq, heads, first_seq, creator FROM records
+             WHERE {} ORDER BY last_seq LIMIT $9",
+            (scope, after, upto),
+            &[&(limit as i64)],
+        )?;
         rows.iter()
             .map(|row| {
                 let id: Uuid = row.get(0);
@@ -1843,25 +1855,12 @@ impl HubTransaction for PgTransaction<'_> {
     }
 
     fn count_changed(&mut self, scope: &Scope, after: i64, upto: i64) -> Result<u64> {
-        let kinds: Vec<i16> = scope.kinds().iter().map(|k| *k as i16).collect();
-        let [countries, regions, districts, communities] = &self.area_hashes(scope);
-        let count: i64 = self
-            .tx
-            .query_one(
-                &format!("SELECT count(*) FROM records WHERE {CHANGED_IN_SCOPE}"),
-                &[
-                    &after,
-                    &upto,
-                    &kinds,
-                    &(RecordKind::Reference as i16),
-                    countries,
-                    regions,
-                    districts,
-                    communities,
-                ],
-            )
-            .map_err(storage_error)?
-            .get(0);
+        let rows = self.changed_in_scope(
+            "SELECT count(*) FROM records WHERE {}",
+            (scope, after, upto),
+            &[],
+        )?;
+        let count: i64 = rows.first().map_or(0, |row| row.get(0));
         Ok(u64::try_from(count).unwrap_or(0))
     }
 

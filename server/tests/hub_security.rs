@@ -905,17 +905,12 @@ fn forged_records_are_refused_one_by_one() {
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }
 
-/// A device's pushes are taken up to the changes the hub takes from one device in an hour
-/// (`--max-device-changes-per-hour`): past that, its records wait in its outbox (nothing
-/// refused, nothing lost), it still receives what others send, and another device's pushes are
-/// taken as before. An altered app that pushed records of thousands of one-operation changes
-/// grew the hub's store by 90 MiB in 40 s.
-#[test]
-fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
-    let dir = TempDir::new().unwrap();
+/// Two community monitors of one community, a busy one and another, enrolled with a hub served
+/// with `args`.
+fn two_monitors_on_a_hub_with(dir: &TempDir, args: &[&str]) -> (Device, Device, Hub) {
     let data = dir.path().join("hub");
-    let mut busy = Device::enrol(dir.path(), &data, "busy", Role::CommunityMonitor, &[C01], 1);
-    let mut other = Device::enrol(
+    let busy = Device::enrol(dir.path(), &data, "busy", Role::CommunityMonitor, &[C01], 1);
+    let other = Device::enrol(
         dir.path(),
         &data,
         "other",
@@ -924,9 +919,21 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
         2,
     );
     let mut hub = Hub::new(&data, None, true);
-    hub.extra_args
-        .extend(["--max-device-changes-per-hour".into(), "10".into()]);
+    hub.extra_args.extend(args.iter().map(|a| a.to_string()));
     hub.restart();
+    (busy, other, hub)
+}
+
+/// A device's pushes are taken up to the changes the hub takes from one device in an hour
+/// (`--max-device-changes-per-hour`): past that, its records wait in its outbox (nothing
+/// refused, nothing lost), it still receives what others send, and another device's pushes are
+/// taken as before. An altered app that pushed records of thousands of one-operation changes
+/// grew the hub's store by 90 MiB in 40 s.
+#[test]
+fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
+    let dir = TempDir::new().unwrap();
+    let (mut busy, mut other, hub) =
+        two_monitors_on_a_hub_with(&dir, &["--max-device-changes-per-hour", "10"]);
     let by = busy.user();
     for i in 0..25 {
         busy.store
@@ -973,20 +980,8 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
 #[test]
 fn a_device_s_bytes_past_its_hour_wait_and_others_push_as_before() {
     let dir = TempDir::new().unwrap();
-    let data = dir.path().join("hub");
-    let mut busy = Device::enrol(dir.path(), &data, "busy", Role::CommunityMonitor, &[C01], 1);
-    let mut other = Device::enrol(
-        dir.path(),
-        &data,
-        "other",
-        Role::CommunityMonitor,
-        &[C01],
-        2,
-    );
-    let mut hub = Hub::new(&data, None, true);
-    hub.extra_args
-        .extend(["--max-device-bytes-per-hour".into(), "65536".into()]);
-    hub.restart();
+    let (mut busy, mut other, hub) =
+        two_monitors_on_a_hub_with(&dir, &["--max-device-bytes-per-hour", "65536"]);
     // 150 workplaces of 2,000 characters that do not compress: some 300 KB.
     record_incompressible_workplaces(&mut busy, 0x2545_f491_4f6c_dd1d);
     let summary = busy.sync(&hub.url).unwrap();
