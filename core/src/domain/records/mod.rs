@@ -374,7 +374,7 @@ pub const EARLIEST_EVENT_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_
 /// console's catalogues translate the words as the core writes them).
 const BEFORE_EARLIEST_EVENT_DAY: &str = "must not be before 1990-01-01 (check the year)";
 
-/// The rule a day given by a clock gone back breaks (`Today::vouched`).
+/// The rule a day given by a clock gone back breaks (`Today::on_device`).
 pub const CLOCK_GONE_BACK: &str = "is the day of the phone's clock, which is wrong (it reads a \
      day before the hub's time at the last sync): set the phone's date and time, then this day";
 
