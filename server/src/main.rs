@@ -134,8 +134,8 @@ enum Command {
         #[arg(long, default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
         max_device_bytes_per_hour: u64,
         /// Bytes of attachments (photos, documents, voice notes) the hub takes from one device
-        /// in an hour, likewise: its uploads past that wait (answered 429 with when to send
-        /// again). Some 500 photos as a capture re-encodes them.
+        /// in an hour, likewise: past that the hub takes no chunk, and the device leaves its
+        /// uploads for a later session. Some 500 photos as a capture re-encodes them.
         #[arg(long, default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4 * 1024 * 1024..))]
         max_device_attachment_bytes_per_hour: u64,
     },
@@ -1837,14 +1837,12 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
             for file in &parsed {
                 let ty = file.content.reference_type();
                 if !reference.key_applies(ty, &file.key) {
-                    let mut countries = reference.keys(ReferenceType::AdministrativeAreas);
-                    countries.sort_unstable();
                     eprintln!(
                         "vigie: warning: {ty} {} applies to no record: a country's profile, \
                          sector list or referral directory is keyed by the code at the root of \
                          its area tree ({} here), or {} for every country without its own",
                         file.key,
-                        countries.join(", "),
+                        reference.countries().join(", "),
                         reference.default_key(ty),
                     );
                 }

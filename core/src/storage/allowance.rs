@@ -1,13 +1,14 @@
-//! How many changes, and how many bytes of them, the hub takes from one device in a while. Each change a record's history
-//! holds costs the hub's disk and every device in scope for good: an altered app that pushed
-//! records of thousands of one-operation changes each, a kilobyte on the wire, grew the hub's
-//! store by 90 MiB in 40 s and slowed every honest sync tenfold; one that pushed a thousand
-//! cases of one change each, a note of 32,000 characters in each, sent 24 MB in 44 s, which
-//! every phone of the area then downloaded. A device's allowance of each is a
-//! bucket, full at an hour's worth, that fills again at that rate: an honest phone's first
-//! push of a whole district, or weeks of offline work, is well within it. Pushes past it wait
-//! (the records get no answer, as those a request's time did not reach, and the device sends
-//! them again later); pulls go on. Kept in the hub process's memory: a restart refills it.
+//! How many changes, and how many bytes of them, the hub takes from one device in a while.
+//! Each change a record's history holds costs the hub's disk and every device in scope for
+//! good: an altered app that pushed records of thousands of one-operation changes each, a
+//! kilobyte on the wire, grew the hub's store by 90 MiB in 40 s and slowed every honest sync
+//! tenfold; one that pushed a thousand cases of one change each, a note of 32,000 characters
+//! in each, sent 24 MB in 44 s, which every phone of the area then downloaded. A device's
+//! allowance of each is a bucket, full at an hour's worth, that fills again at that rate: an
+//! honest phone's first push of a whole district, or weeks of offline work, is well within
+//! it. Pushes past it wait (the records get no answer, as those a request's time did not
+//! reach, and the device sends them again later); pulls go on. Kept in the hub process's
+//! memory: a restart refills it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

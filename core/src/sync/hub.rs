@@ -106,7 +106,6 @@ pub enum HubError {
     /// The store was opened for another user than the one the device was enrolled for.
     #[error("the store was opened for another user than the device's")]
     UserNotBound,
-
     #[error(transparent)]
     Store(#[from] Error),
 }
@@ -267,24 +266,22 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
 /// What a request's records are judged against: the hub's day in the device's time zone when
 /// the device said its clock, else the hub's own day with room for the zones.
 fn today_of(who: &Principal, request: &SyncRequest) -> crate::domain::records::Today {
-    if let Some(clock) = request.device_clock {
-        let off_ms = clock.now_ms.saturating_sub(Utc::now().timestamp_millis());
-        if off_ms.unsigned_abs() > 24 * 60 * 60 * 1000 {
-            // Its days are judged against the hub's; its user is told at each sync
-            // (`clock_skewed`). The operator sees which phone to have set.
-            tracing::warn!(
-                device = %who.device,
-                clock_off_days = off_ms / (24 * 60 * 60 * 1000),
-                "a device's clock is more than a day off the hub's (positive: ahead; every \
-                 device off by as much: the hub's own clock is wrong): its user should set the \
-                 phone's date and time"
-            );
-        }
+    let Some(clock) = request.device_clock else {
+        return crate::domain::records::Today::by_clock();
+    };
+    let off_ms = clock.now_ms.saturating_sub(Utc::now().timestamp_millis());
+    if off_ms.unsigned_abs() > 24 * 60 * 60 * 1000 {
+        // Its days are judged against the hub's; its user is told at each sync
+        // (`clock_skewed`). The operator sees which phone to have set.
+        tracing::warn!(
+            device = %who.device,
+            clock_off_days = off_ms / (24 * 60 * 60 * 1000),
+            "a device's clock is more than a day off the hub's (positive: ahead; every \
+             device off by as much: the hub's own clock is wrong): its user should set the \
+             phone's date and time"
+        );
     }
-    match request.device_clock {
-        Some(clock) => crate::domain::records::Today::at_hub(clock.utc_offset_minutes),
-        None => crate::domain::records::Today::by_clock(),
-    }
+    crate::domain::records::Today::at_hub(clock.utc_offset_minutes)
 }
 
 /// What the hub made of a request's pushes, for its operator: counts and refusal reasons (no

@@ -219,6 +219,13 @@ impl ReferenceData {
         }
     }
 
+    /// The countries whose area trees are held here, by their codes, in order.
+    pub fn countries(&self) -> Vec<&str> {
+        let mut countries = self.keys(ReferenceType::AdministrativeAreas);
+        countries.sort_unstable();
+        countries
+    }
+
     /// Whether a country profile, sector list or referral directory under `key` applies to
     /// any record: under the default key, to every country without its own; else to the
     /// records of the country whose area tree's root is `key` (a record takes its country's by

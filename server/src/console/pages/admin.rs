@@ -852,10 +852,8 @@ pub async fn publish(
                 let ty = parsed.content.reference_type();
                 let reference = hub.backend.reference()?;
                 let warning = (!reference.key_applies(ty, &parsed.key)).then(|| {
-                    let mut countries = reference.keys(ReferenceType::AdministrativeAreas);
-                    countries.sort_unstable();
                     t.get("reference.applies_to_none")
-                        .replacen("{}", &countries.join(", "), 1)
+                        .replacen("{}", &reference.countries().join(", "), 1)
                         .replacen("{}", reference.default_key(ty), 1)
                 });
                 reference_page(hub, ctx, &viewer, warning, done)
