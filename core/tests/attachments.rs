@@ -857,15 +857,173 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
         ),
         "attachments",
     );
-    // A caption is the one field that changes, by anyone who may edit the record.
+    // A caption is the one field that changes, by its capturer (or the visit's visitor): a
+    // neighbour's new caption would rewrite what the visit's file is said to show.
     let captioned = Attachment {
         caption: "Vue de l'atelier".into(),
         ..entry.clone()
     };
+    match push(&mut hub, &neighbour, &captioned) {
+        PushOutcome::Refused {
+            reason: Refusal::StepNotAllowed,
+            detail: Some(detail),
+        } => {
+            assert_eq!(detail.field, format!("attachments.{}", entry.id));
+            assert!(
+                detail
+                    .rule
+                    .contains("its visitor or the one who captured it")
+            );
+        }
+        other => panic!("expected the neighbour's caption refused, got {other:?}"),
+    }
     assert!(matches!(
-        push(&mut hub, &neighbour, &captioned),
+        push(&mut hub, &a, &captioned),
         PushOutcome::Accepted { .. }
     ));
+}
+
+/// A colleague's file is not taken off a record, nor its caption changed, by someone who
+/// neither captured it nor answers for the record (a visit's visitor, a supervisor for a case):
+/// not on the phone, not by an altered app's push; and a submitted or validated visit keeps
+/// the files it was reviewed with, whoever asks. An inspector's phone took a monitor's photo
+/// off a validated visit, and the hub, then every phone, let the file go.
+#[test]
+fn a_file_is_taken_off_only_by_its_capturer_or_who_answers_for_the_record() {
+    let (_dir, mut hub, mut devices) = world(&[
+        MONITOR,
+        ("inspector", Role::Inspector, &["CI-R1-D1"]),
+        SUPERVISOR,
+    ]);
+    let (mut monitor, mut inspector, mut supervisor) =
+        (devices.remove(0), devices.remove(0), devices.remove(0));
+    let visit = new_visit(&mut monitor);
+    let case = new_case(&mut monitor);
+    let on_visit = monitor
+        .store
+        .add_attachment(visit.id, &document(), &pdf(&[1u8; 2_000])[..])
+        .unwrap();
+    let on_case = monitor
+        .store
+        .add_attachment(case.id, &document(), &pdf(&[2u8; 2_000])[..])
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    transfer(&mut monitor, &mut hub, &AttachmentSyncOptions::default());
+    for d in [&mut inspector, &mut supervisor] {
+        sync(d, &mut hub);
+    }
+    use vigie_core::sync::Refusal;
+    use vigie_core::sync::wire::PushOutcome;
+    let refused_on = |outcome: PushOutcome, field: &str, rule: &str| match outcome {
+        PushOutcome::Refused {
+            reason: Refusal::StepNotAllowed,
+            detail: Some(detail),
+        } => {
+            assert_eq!(detail.field, field, "{detail:?}");
+            assert!(detail.rule.contains(rule), "{detail:?}");
+        }
+        other => panic!("expected a refusal naming {field}, got {other:?}"),
+    };
+    let take_off = |id: Uuid| {
+        move |doc: &mut automerge::Automerge, author: &ChangeAuthor| {
+            vigie_core::doc::remove_attachment(doc, id, author)
+                .unwrap()
+                .unwrap();
+        }
+    };
+
+    // The inspector, on his phone and by an altered app's push: refused, naming the file.
+    for (record, entry) in [(visit.id, &on_visit), (case.id, &on_case)] {
+        match inspector.store.remove_attachment(record, entry.id) {
+            Err(Error::NotAllowed { rule }) => assert!(rule.contains("captured it"), "{rule}"),
+            other => panic!("expected the inspector's removal refused, got {other:?}"),
+        }
+        refused_on(
+            push_manifest_change(&mut hub, &inspector, record, None, take_off(entry.id)),
+            &format!("attachments.{}", entry.id),
+            "captured it",
+        );
+    }
+    assert_eq!(inspector.store.attachments(case.id).unwrap().len(), 1);
+
+    // The monitor submits her visit, the supervisor validates it: neither takes its file off
+    // now, on the phone or by a push, nor changes its caption.
+    monitor.store.submit_visit(visit.id).unwrap();
+    sync(&mut monitor, &mut hub);
+    sync(&mut supervisor, &mut hub);
+    supervisor
+        .store
+        .review_visit(visit.id, Review::Validate)
+        .unwrap();
+    sync(&mut supervisor, &mut hub);
+    sync(&mut monitor, &mut hub);
+    for d in [&mut monitor, &mut supervisor] {
+        match d.store.remove_attachment(visit.id, on_visit.id) {
+            Err(Error::NotAllowed { rule }) => {
+                assert!(rule.contains("validated visit keeps the files"), "{rule}")
+            }
+            other => panic!("expected the removal refused, got {other:?}"),
+        }
+    }
+    refused_on(
+        push_manifest_change(&mut hub, &monitor, visit.id, None, take_off(on_visit.id)),
+        "attachments",
+        "validated visit keeps the files it was reviewed with",
+    );
+    let recaptioned = Attachment {
+        caption: "Autre chose".into(),
+        ..on_visit.clone()
+    };
+    refused_on(
+        push_manifest_entry(&mut hub, &monitor, visit.id, &recaptioned),
+        "attachments",
+        "validated visit keeps the files",
+    );
+    // Taken off offline while the visit was still a draft, it arrives once it was validated:
+    // not taken under a review that saw the file.
+    let draft = {
+        let bytes = monitor.store.export_document(visit.id).unwrap();
+        let doc = automerge::Automerge::load(&bytes).unwrap();
+        let draft_at = doc
+            .get_changes(&[])
+            .iter()
+            .find(|c| {
+                doc.fork_at(&[c.hash()])
+                    .is_ok_and(|f| vigie_core::doc::attachments(&f).len() == 1)
+            })
+            .map(|c| vec![c.hash()])
+            .unwrap();
+        draft_at
+    };
+    refused_on(
+        push_manifest_change(
+            &mut hub,
+            &monitor,
+            visit.id,
+            Some(&draft),
+            take_off(on_visit.id),
+        ),
+        "visit",
+        "validated meanwhile",
+    );
+
+    // A case's file: taken off by a supervisor (a photo that should not be there).
+    supervisor
+        .store
+        .remove_attachment(case.id, on_case.id)
+        .unwrap();
+    let summary = common::sync(&mut supervisor.store, &mut hub, &supervisor.principal);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+
+    // What stays: the visit's file on the hub and the monitor's phone, readable.
+    sync(&mut monitor, &mut hub);
+    assert_eq!(monitor.store.attachments(visit.id).unwrap().len(), 1);
+    assert!(monitor.store.attachments(case.id).unwrap().is_empty());
+    assert_eq!(
+        monitor.store.read_attachment(on_visit.id).unwrap(),
+        pdf(&[1u8; 2_000])
+    );
+    assert_eq!(hub.attachments(visit.id).unwrap().len(), 1);
 }
 
 #[test]
@@ -1656,19 +1814,45 @@ fn push_manifest_entries(
     record: Uuid,
     entries: &[Attachment],
 ) -> vigie_core::sync::wire::PushOutcome {
+    push_manifest_change(hub, d, record, None, |doc, author| {
+        for entry in entries {
+            vigie_core::doc::put_attachment(doc, entry, author).unwrap();
+        }
+    })
+}
+
+/// What the hub answers `d`'s push of a change an altered app makes to `record`'s manifest
+/// (`change`, as `d`'s user and device), on the version at `at` (`None`: the device's own).
+fn push_manifest_change(
+    hub: &mut Store,
+    d: &Device,
+    record: Uuid,
+    at: Option<&[automerge::ChangeHash]>,
+    change: impl FnOnce(&mut automerge::Automerge, &ChangeAuthor),
+) -> vigie_core::sync::wire::PushOutcome {
     use vigie_core::sync::wire::{PushEntry, SyncRequest, decode_response, encode_request};
     let bytes = d.store.export_document(record).unwrap();
-    let mut doc = automerge::Automerge::load(&bytes)
-        .unwrap()
-        .with_actor(d.store.actor().clone());
+    let whole = automerge::Automerge::load(&bytes).unwrap();
+    // On an older version, under another actor of the device (as a copy restored from a
+    // backup writes): the device's own actor numbers its next change after its latest.
+    let (mut doc, actor) = match at {
+        Some(heads) => {
+            let mut actor = d.store.device_id().as_bytes().to_vec();
+            actor.extend_from_slice(&[9; 8]);
+            (
+                whole.fork_at(heads).unwrap(),
+                automerge::ActorId::from(actor),
+            )
+        }
+        None => (whole, d.store.actor().clone()),
+    };
+    doc.set_actor(actor.clone());
     let before = doc.get_heads();
     let author = ChangeAuthor {
         user: d.principal.user,
         device: d.store.device_id(),
     };
-    for entry in entries {
-        vigie_core::doc::put_attachment(&mut doc, entry, &author).unwrap();
-    }
+    change(&mut doc, &author);
     let request = encode_request(&SyncRequest {
         actor: d.store.actor().to_bytes().to_vec(),
         cursor: None,

@@ -1613,6 +1613,47 @@ fn carried(
     to.store.import_bundle(&bundle).unwrap()
 }
 
+/// A colleague's altered app takes a monitor's file off her case: the record is not taken from
+/// a bundle (`rights::check_files`, as the hub judges a push), and the file stays; a
+/// supervisor taking it off is taken.
+#[test]
+fn a_file_taken_off_by_one_who_may_not_is_not_taken_from_a_bundle() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    let consent = NewAttachment {
+        kind: AttachmentKind::Document,
+        media_type: "application/pdf".into(),
+        caption: String::new(),
+    };
+    let entry = monitor
+        .store
+        .add_attachment(id, &consent, &b"%PDF-1.4 consentement"[..])
+        .unwrap();
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let taken_off_by = |d: &Device| {
+        let mut document = automerge::Automerge::load(&d.store.export_document(id).unwrap())
+            .unwrap()
+            .with_actor(d.store.actor().clone());
+        let author = ChangeAuthor {
+            user: d.principal.user,
+            device: d.id(),
+        };
+        vigie_core::doc::remove_attachment(&mut document, entry.id, &author)
+            .unwrap()
+            .unwrap();
+        document.save()
+    };
+    let report = carried(&colleague, &mut monitor, id, taken_off_by(&colleague));
+    assert_eq!((report.records, report.refused), (0, 1), "{report:?}");
+    assert_eq!(monitor.store.attachments(id).unwrap().len(), 1);
+    let report = carried(&supervisor, &mut monitor, id, taken_off_by(&supervisor));
+    assert_eq!((report.changed, report.refused), (1, 0), "{report:?}");
+    assert!(monitor.store.attachments(id).unwrap().is_empty());
+}
+
 /// A colleague's altered app writes values the phone refuses from its own user (a week of 500
 /// hours, an identification in 2099), under its own name: the record is not taken from a
 /// bundle or a peer, and counted; a value within the rules is. A copy this phone holds that

@@ -19,6 +19,8 @@
 //! | child case | reopen: withdrawn, prevented or closed → identified | no | no | yes |
 //! | child case | remove a referral or a follow-up; merge duplicates (`merged_into`, `merged_from`) | no | no | yes |
 //! | child case | remove the last referral of a case past identified | no | no | no |
+//! | any record | take off a file, or change its caption: one's own, and a visit's visitor any of the visit's (never while it is submitted or validated) | yes | yes | yes |
+//! | workplace, child case | take off any of its files, or change its caption | no | no | yes |
 //! | user, reference data | any change | no | no | no (the hub's administrator only) |
 //!
 //! Every role receives workplaces, visits and child cases of its areas: monitors register the
@@ -37,6 +39,7 @@
 //! reopens them.
 
 use crate::domain::area::Area;
+use crate::domain::attachment::Attachment;
 use crate::domain::codes::{
     CaseStatus, FollowUpSituation, RecordKind, Role, VisitAction, VisitKind, VisitStatus,
 };
@@ -761,8 +764,8 @@ fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
     }
 }
 
-/// A visit's content changed by a write whose sender's changes were made on a visit still
-/// open to them, which reached the hub once the visit was submitted or reviewed (`held`, as the
+/// A visit's content (or its files: `files_changed`) changed by a write whose sender's
+/// changes were made on a visit still open to them, which reached the hub once the visit was submitted or reviewed (`held`, as the
 /// hub holds it before the write: another device of the visitor submitted it meanwhile, and a
 /// supervisor may have validated it). Merged, a validated visit would vouch for content no one
 /// reviewed: refused, until a supervisor returns the visit (then the same changes are taken).
@@ -770,10 +773,11 @@ pub fn check_visit_still_open(
     held: &Visit,
     base: &Visit,
     theirs: &Visit,
+    files_changed: bool,
 ) -> Result<(), NotAllowed> {
     if matches!(held.status, VisitStatus::Submitted | VisitStatus::Validated)
         && matches!(base.status, VisitStatus::Draft | VisitStatus::Returned)
-        && visit_content(base) != visit_content(theirs)
+        && (files_changed || visit_content(base) != visit_content(theirs))
     {
         return Err(not_allowed(format!(
             "the visit was {} meanwhile: its content is what the supervisor reviews, and changes \
@@ -795,6 +799,82 @@ fn visit_content(visit: &Visit) -> Visit {
         // Derived from the answers, which the comparison sees.
         breaches: Vec::new(),
         ..visit.clone()
+    }
+}
+
+/// What a write does to a record's files, refused: the field to name (`attachments`, or the
+/// entry's own `attachments.<id>`) and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesNotAllowed {
+    pub field: String,
+    pub refusal: NotAllowed,
+}
+
+/// Who may change a record's files: `was`, the entries of the version a write was made on
+/// (`before`), and `now`, those it leaves (`after`). An entry is taken off, or its caption
+/// changed, by the user who captured it, or by whoever answers for the record's account: a
+/// visit's visitor, a supervisor for a child case or a workplace. A visit submitted or
+/// validated keeps the files it was reviewed with, as it keeps its content
+/// (`Step::VisitContent`): a supervisor returns it to its visitor for a correction. Adding
+/// one's own file stays open to whoever may change the record (a joint visit's social
+/// worker); that a new entry names its own capturer is the hub's authorship rule. The one rule
+/// for a phone's own writes, what it takes from a peer or a bundle, and the hub's pushes: an
+/// inspector's phone took a monitor's photo of children carrying loads off a validated visit,
+/// and the hub, then every phone, let the file go.
+pub fn check_files(
+    role: Role,
+    user: Uuid,
+    (before, after): (Option<Subject<'_>>, Subject<'_>),
+    (was, now): (&[Attachment], &[Attachment]),
+) -> Result<(), FilesNotAllowed> {
+    let touched: Vec<&Attachment> = was
+        .iter()
+        .filter(|w| {
+            now.iter()
+                .find(|n| n.id == w.id)
+                .is_none_or(|n| n.caption != w.caption)
+        })
+        .collect();
+    let added = now.iter().any(|n| !was.iter().any(|w| w.id == n.id));
+    let reviewed = |v: &Visit| matches!(v.status, VisitStatus::Submitted | VisitStatus::Validated);
+    let visitor = match (before, after) {
+        (Some(Subject::Visit(was)), Subject::Visit(visit)) => {
+            if reviewed(was) && reviewed(visit) && (added || !touched.is_empty()) {
+                return Err(FilesNotAllowed {
+                    field: "attachments".into(),
+                    refusal: not_allowed(
+                        "a submitted or validated visit keeps the files it was reviewed with: a \
+                         supervisor returns it to its visitor for a correction",
+                    ),
+                });
+            }
+            Some(was.visitor_id)
+        }
+        (_, Subject::Visit(visit)) => Some(visit.visitor_id),
+        _ => None,
+    };
+    let answers_for_the_record = match visitor {
+        Some(visitor) => visitor == user,
+        None => role == Role::Supervisor,
+    };
+    match touched
+        .into_iter()
+        .find(|entry| entry.captured_by != user && !answers_for_the_record)
+    {
+        None => Ok(()),
+        Some(entry) => Err(FilesNotAllowed {
+            field: format!("attachments.{}", entry.id),
+            refusal: not_allowed(match visitor {
+                Some(_) => {
+                    "a visit's file is taken off, or its caption changed, by its visitor or the \
+                     one who captured it"
+                }
+                None => {
+                    "a file is taken off, or its caption changed, by the one who captured it or \
+                     a supervisor"
+                }
+            }),
+        }),
     }
 }
 

@@ -941,21 +941,35 @@ fn edit_manifest(
     })?;
     let mut document = doc::load(record_id, &bytes)?;
     document.set_actor(write.actor.clone());
-    if let Some(acting) = &write.acting {
-        let record = documents::TypedRecord::read(kind, record_id, &document)?;
-        rights::check(
-            acting.role,
-            acting.user,
-            Some(record.subject()),
-            record.subject(),
-        )?;
-    }
+    let record = match &write.acting {
+        Some(acting) => {
+            let record = documents::TypedRecord::read(kind, record_id, &document)?;
+            rights::check(
+                acting.role,
+                acting.user,
+                Some(record.subject()),
+                record.subject(),
+            )?;
+            Some((acting, record))
+        }
+        None => None,
+    };
     let before = document.get_heads();
     let was = doc::attachments(&document);
     if edit(&mut document, &write.author)?.is_none() {
         return Ok(false);
     }
     let now = doc::attachments(&document);
+    if let Some((acting, record)) = &record {
+        let subject = record.subject();
+        rights::check_files(
+            acting.role,
+            acting.user,
+            (Some(subject), subject),
+            (&was, &now),
+        )
+        .map_err(|e| e.refusal)?;
+    }
     validate_manifest(&now, limits).map_err(refused)?;
     crate::domain::attachment::validate_new_captions(&was, &now)
         .map_err(|e| refused(AttachmentRefusal::Invalid(e)))?;

@@ -3302,12 +3302,24 @@ fn admit_content<'a>(
             NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
         ));
     }
+    // The files the sender's own changes take off, add or caption (`rights::check_files`).
+    let files = own_files(document, &heads);
+    if let Some((was, now)) = &files {
+        rights::check_files(
+            rules.author_role,
+            rules.author.user,
+            (base.as_ref().map(TypedRecord::subject), theirs.subject()),
+            (was, now),
+        )
+        .map_err(|e| Refused::step(&e.field, e.refusal))?;
+    }
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
     if let (Some(TypedRecord::Visit(base)), TypedRecord::Visit(theirs)) = (&base, &theirs)
         && let Ok(Some(TypedRecord::Visit(held))) = held.get()
     {
-        rights::check_visit_still_open(held, base, theirs)
+        let files_changed = files.as_ref().is_some_and(|(was, now)| was != now);
+        rights::check_visit_still_open(held, base, theirs, files_changed)
             .map_err(|e| Refused::step("visit", e))?;
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
@@ -3452,6 +3464,27 @@ fn check_manifest_authorship(
     let (stored, merged) = (at(before), doc::attachments(document));
     unchanged_or_own(&stored, &merged, sender)?;
     crate::domain::attachment::validate_new_captions(&stored, &merged).map_err(Refused::breaking)
+}
+
+/// The files of the version the sender's changes were made on and of the one they leave, for
+/// a record the sender did not create (a new record's files are all added, which the
+/// authorship rule judges). Read even when the record holds no file now: the change may have
+/// taken off its last.
+fn own_files(
+    document: &Automerge,
+    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
+) -> Option<(
+    Vec<crate::domain::Attachment>,
+    Vec<crate::domain::Attachment>,
+)> {
+    if base.is_empty() || theirs.is_empty() {
+        return None;
+    }
+    let was = doc::attachments_at(document, base);
+    if was.is_empty() && doc::attachment_keys(document) == 0 {
+        return None;
+    }
+    Some((was, doc::attachments_at(document, theirs)))
 }
 
 /// Whether the sender's own version (`theirs`) holds an attachment its base did not.

@@ -206,6 +206,27 @@ pub(crate) fn check_changes(
                 })?;
             }
         }
+        // The files the run took off, added or captioned, as the hub judges a push's.
+        if !run.base.is_empty() {
+            let was = doc::attachments_at(document, &run.base);
+            let now = doc::attachments_at(document, &[run.last]);
+            let subjects = (before.as_ref().map(TypedRecord::subject), after.subject());
+            rights::check_files(run.role, run.user, subjects, (&was, &now))
+                .map_err(|e| refused(id, format!("{} ({})", e.refusal.rule, e.field)))?;
+            if run.device != sender.device {
+                rights::check_files(sender.role, run.user, subjects, (&was, &now)).map_err(
+                    |e| {
+                        refused(
+                            id,
+                            format!(
+                                "{} ({}), brought in another's name",
+                                e.refusal.rule, e.field
+                            ),
+                        )
+                    },
+                )?;
+            }
+        }
     }
     check_known_fields(id, kind, (document, &current), held)?;
     let held_record = || {
