@@ -864,6 +864,17 @@ fn a_schema_25_store_finds_a_name_with_a_lone_letter_typed_run_together() {
 }
 
 #[test]
+fn a_schema_32_store_finds_names_with_letters_of_west_african_alphabets() {
+    // What schema 32 indexed: the letters as typed, which no French keyboard types.
+    found_after_migration(
+        "Moussa Ŋgom Ɗanjuma",
+        "moussa ŋgom ɗanjuma",
+        32,
+        &["ngom", "Ŋgom", "moussa ngom", "danjuma"],
+    );
+}
+
+#[test]
 fn a_schema_18_store_gets_the_table_of_refused_records() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");

@@ -1589,6 +1589,11 @@ fn names_fold_accents_case_and_word_order() {
         "kouame n guessan eric"
     );
     assert_eq!(fold_name("ÇÀÉÏÔÙ œ"), "caeiou oe");
+    // Letters of West African alphabets, as a French keyboard writes them.
+    assert_eq!(
+        fold_name("Moussa ŊGOM, Ɗanjuma Ƙasimu, Ɲɛlɛ, Ɓangui, Ɣeli Ʋɔ"),
+        "moussa ngom danjuma kasimu nyele bangui geli vo"
+    );
     assert!(name_similarity("Kouamé Adjoa", "KOUAME Adjoa") > 0.999);
     assert!(name_similarity("Kouamé Adjoa", "Adjoa Kouame") > 0.999);
     assert!(name_similarity("Kouamé Adjoa", "Kouame Adjwa") >= NAME_SIMILARITY_THRESHOLD);

@@ -162,14 +162,31 @@ fn fold_char(c: char) -> &'static str {
         'ý' | 'ÿ' => "y",
         'š' | 'ś' => "s",
         'ž' | 'ź' | 'ż' => "z",
-        'ɛ' => "e",
+        'ɛ' | 'ə' | 'ǝ' => "e",
         'ɔ' => "o",
+        // Letters of West African alphabets (Hausa, Fulfulde, Bambara, Mooré, Ewe, Wolof…),
+        // as a French keyboard writes them: "ngom" finds "Moussa Ŋgom" (`NEWLY_FOLDED_AT_33`).
+        'ŋ' => "n",
+        'ɲ' => "ny",
+        'ɓ' => "b",
+        'ɗ' | 'ɖ' | 'đ' => "d",
+        'ƙ' => "k",
+        'ƴ' => "y",
+        'ƒ' => "f",
+        'ɣ' => "g",
+        'ʋ' => "v",
+        'ɩ' | 'ı' => "i",
+        'ʊ' => "u",
         'œ' => "oe",
         'æ' => "ae",
         'ß' => "ss",
         _ => "",
     }
 }
+
+/// The letters `fold_char` reads as others since schema 33, in both cases: the records whose
+/// names hold one are indexed again at the upgrade (`store::schema::Rederive::NamesWith`).
+pub(crate) const NEWLY_FOLDED_AT_33: &str = "əǝƏƎŋŊɲƝɓƁɗƊɖƉđĐƙƘƴƳƒƑɣƔʋƲɩƖıʊƱ";
 
 /// A name folded for comparison: lower case, accents removed, anything but letters and digits
 /// a separator, words separated by one space ("N'Guessan  Éric" → "n guessan eric"). However
@@ -314,4 +331,22 @@ pub fn midnight_ms(day: NaiveDate) -> i64 {
     day.and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc().timestamp_millis())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each letter the upgrade to schema 33 indexes again is one the fold reads otherwise now
+    /// (a letter left out would leave its names unfound in an upgraded store).
+    #[test]
+    fn the_letters_folded_since_schema_33_fold_to_a_french_keyboards() {
+        for letter in NEWLY_FOLDED_AT_33.chars() {
+            let folded = fold_name(&letter.to_string());
+            assert!(
+                folded.is_ascii() && !folded.is_empty(),
+                "{letter}: {folded}"
+            );
+        }
+    }
 }

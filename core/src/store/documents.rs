@@ -654,7 +654,7 @@ fn write_document(
             _ => RecordKind::ChildCase,
         };
         if holds(tx, derived)? {
-            index_again(tx, &reference_in(cache, tx), Some(derived))?;
+            index_again(tx, &reference_in(cache, tx), Some(derived), None)?;
         }
     }
     Ok(rowid)
@@ -930,46 +930,79 @@ impl TypedRecord {
     }
 }
 
-/// Rebuilds the index rows of every record, or of every record of `kind`, from the documents
-/// (used by migrations that change what the rows hold), with the derived fields computed from
-/// the values and `base` under the published reference data. The documents are read a batch
-/// at a time: a region's phone holds 150 MB of them.
+/// Rebuilds the index rows of the records `which` names from the documents (used by
+/// migrations that change what the rows hold), with the derived fields computed from the
+/// values and `base` under the published reference data. The documents are read a batch at a
+/// time: a region's phone holds 150 MB of them.
 pub(crate) fn reindex(
     tx: &Transaction,
     base: &ReferenceData,
-    kind: Option<RecordKind>,
+    which: crate::store::schema::Rederive,
 ) -> Result<()> {
+    use crate::store::schema::Rederive;
     let mut reference = base.clone();
     let mut source = StoredReference(tx);
     let ids: Vec<Uuid> = source.listing()?.into_iter().map(|(id, _)| id).collect();
     doc::add_published(&mut reference, &ids, &mut |id| source.document(id))?;
-    index_again(tx, &reference, kind)
+    match which {
+        Rederive::Kind(kind) => index_again(tx, &reference, kind, None),
+        Rederive::NamesWith(letters) => {
+            // Their rows first, in one pass over the names: the names index has no order to
+            // walk them by.
+            let rows: Vec<i64> = tx
+                .prepare(
+                    "SELECT rowid FROM name_search WHERE name GLOB ?1 OR terms GLOB ?1
+                     ORDER BY rowid",
+                )?
+                .query_map([format!("*[{letters}]*")], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            index_again(tx, &reference, None, Some(&rows))
+        }
+    }
 }
 
-/// Rebuilds the index rows of every record, or of every record of `kind`, under `reference`,
-/// reading the documents a batch at a time.
+/// Rebuilds the index rows of every record, or of every record of `kind`, or of the records at
+/// `rows`, under `reference`, reading the documents a batch at a time.
 fn index_again(
     tx: &Transaction,
     reference: &ReferenceData,
     kind: Option<RecordKind>,
+    rows: Option<&[i64]>,
 ) -> Result<()> {
     const BATCH: i64 = 256;
     let mut after = 0;
+    let mut named = rows.map(|rows| rows.chunks(BATCH as usize));
     loop {
-        let rows: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = tx
-            .prepare_cached(
-                "SELECT rowid, id, kind, doc FROM records
-                 WHERE rowid > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY rowid LIMIT ?3",
-            )?
-            .query_map(params![after, kind.map(|k| k as i64), BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let Some((last, ..)) = rows.last() else {
-            return Ok(());
+        let read = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+        let batch: Vec<(i64, Vec<u8>, i64, Vec<u8>)> = match named.as_mut() {
+            Some(chunks) => {
+                let Some(chunk) = chunks.next() else {
+                    return Ok(());
+                };
+                let mut statement =
+                    tx.prepare_cached("SELECT rowid, id, kind, doc FROM records WHERE rowid = ?1")?;
+                let mut batch = Vec::with_capacity(chunk.len());
+                for rowid in chunk {
+                    batch.extend(statement.query_row([rowid], read).optional()?);
+                }
+                batch
+            }
+            None => tx
+                .prepare_cached(
+                    "SELECT rowid, id, kind, doc FROM records
+                     WHERE rowid > ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY rowid LIMIT ?3",
+                )?
+                .query_map(params![after, kind.map(|k| k as i64), BATCH], read)?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        let Some((last, ..)) = batch.last() else {
+            match named {
+                Some(_) => continue,
+                None => return Ok(()),
+            }
         };
         after = *last;
-        for (rowid, id, kind, bytes) in rows {
+        for (rowid, id, kind, bytes) in batch {
             let id = Uuid::from_slice(&id).map_err(|_| Error::DamagedDocument {
                 id: Uuid::nil(),
                 reason: "a record id is not 16 bytes".into(),

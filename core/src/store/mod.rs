@@ -249,9 +249,9 @@ impl Store {
         if (1..=SCHEMA_VERSION).contains(&schema::user_version(&conn)?) {
             deferred_indexes::restore_now(&mut conn)?;
         }
-        schema::migrate(&mut conn, |tx, kind| {
-            documents::reindex(tx, &config.reference, kind)?;
-            if config.role == StoreRole::Hub && kind.is_none() {
+        schema::migrate(&mut conn, |tx, which| {
+            documents::reindex(tx, &config.reference, which)?;
+            if config.role == StoreRole::Hub && which == schema::Rederive::Kind(None) {
                 hub::fill_roots(tx)?;
             }
             Ok(())

@@ -40,38 +40,68 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/030_visits_by_start.sql"),
     include_str!("migrations/031_rules_derived_again.sql"),
     include_str!("migrations/032_visit_breaches.sql"),
+    include_str!("migrations/033_names_folded_again.sql"),
 ];
 
 /// The schema version this software writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// The schemas that changed rules deriving index rows, each with the kind of record whose rows
-/// it changed (`None`: every kind): a file older than one is indexed again at its upgrade, the
-/// records of that kind (every record, if two kinds or all are due). A file of the latest of
-/// these or later is not: indexing every record took a region's phone 46 s here (minutes on
-/// a cheap phone) for schema 30, which only added an index. A change to what index rows hold
-/// (a rule, a column) comes with a migration and an entry here.
-const REDERIVED_AT: &[(i64, Option<RecordKind>)] = &[
+/// Which records a schema's new rules index again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rederive {
+    /// Every record of a kind (`None`: every record).
+    Kind(Option<RecordKind>),
+    /// The records whose names (their own or a merged duplicate's) hold one of these letters:
+    /// those a new way of folding names reads otherwise (`derived::fold_name`).
+    NamesWith(&'static str),
+}
+
+/// The schemas that changed rules deriving index rows, each with the records whose rows it
+/// changed: a file older than one is indexed again at its upgrade, those records (every record,
+/// if two kinds or all are due). A file of the latest of these or later is not: indexing every
+/// record took a region's phone 46 s here (minutes on a cheap phone) for schema 30, which only
+/// added an index. A change to what index rows hold (a rule, a column) comes with a migration
+/// and an entry here.
+const REDERIVED_AT: &[(i64, Rederive)] = &[
     // Cases: conflicts, early follow-ups, alert days, the stage reached.
-    (31, None),
+    (31, Rederive::Kind(None)),
     // Visits: checklist items breached by a "yes", indicators from the forced-labour
     // checklist, children identified at work.
-    (32, Some(RecordKind::Visit)),
+    (32, Rederive::Kind(Some(RecordKind::Visit))),
+    // Names with letters of West African alphabets, folded as the letters they stand for.
+    (
+        33,
+        Rederive::NamesWith(crate::domain::derived::NEWLY_FOLDED_AT_33),
+    ),
 ];
 
 /// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those
-/// of one kind, or all (`Some(None)`).
-fn to_rederive(found: i64) -> Option<Option<RecordKind>> {
-    let mut due = REDERIVED_AT
+/// of one kind, or all (`Kind(None)`); and those of certain names, unless all are.
+fn to_rederive(found: i64) -> Vec<Rederive> {
+    let due: Vec<Rederive> = REDERIVED_AT
         .iter()
         .filter(|(at, _)| found < *at)
-        .map(|(_, kind)| *kind);
-    let first = due.next()?;
-    Some(if due.all(|kind| kind == first) {
-        first
-    } else {
-        None
-    })
+        .map(|(_, which)| *which)
+        .collect();
+    let mut kinds: Vec<Option<RecordKind>> = due
+        .iter()
+        .filter_map(|which| match which {
+            Rederive::Kind(kind) => Some(*kind),
+            Rederive::NamesWith(_) => None,
+        })
+        .collect();
+    kinds.dedup();
+    if kinds.contains(&None) || kinds.len() > 1 {
+        return vec![Rederive::Kind(None)];
+    }
+    kinds
+        .into_iter()
+        .map(Rederive::Kind)
+        .chain(
+            due.into_iter()
+                .filter(|which| matches!(which, Rederive::NamesWith(_))),
+        )
+        .collect()
 }
 
 /// How the store's file is protected.
@@ -231,7 +261,7 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
 /// which intermediate schemas do not have yet. Returns the version the file had before.
 pub(crate) fn migrate(
     conn: &mut Connection,
-    backfill: impl Fn(&Transaction, Option<RecordKind>) -> Result<()>,
+    backfill: impl Fn(&Transaction, Rederive) -> Result<()>,
 ) -> Result<i64> {
     let found = user_version(conn)?;
     if found > SCHEMA_VERSION {
@@ -248,8 +278,10 @@ pub(crate) fn migrate(
         tx.execute_batch(migration)?;
     }
     // A new file has no documents to index.
-    if let Some(kind) = to_rederive(found).filter(|_| found > 0) {
-        backfill(&tx, kind)?;
+    if found > 0 {
+        for which in to_rederive(found) {
+            backfill(&tx, which)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
