@@ -1279,10 +1279,24 @@ pub fn conflicts<R: Record>(doc: &Automerge) -> Result<Vec<Conflict>> {
     let schema = Schema::of::<R>();
     found.retain(|c| {
         let segments: Vec<&str> = c.path.iter().map(String::as_str).collect();
-        let distinct = c.values.iter().any(|v| v.value != c.values[0].value);
+        let distinct = c
+            .values
+            .iter()
+            .any(|v| !same_value(&v.value, &c.values[0].value));
         distinct && !schema.is_derived(&segments)
     });
     Ok(found)
+}
+
+/// Whether two values side by side say the same: texts canonically equal are (a name typed
+/// with composed accents on one phone and decomposed ones on another shows the same, and a
+/// supervisor asked to choose between them could not tell them apart).
+fn same_value(a: &Json, b: &Json) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    match (a, b) {
+        (Json::String(a), Json::String(b)) => a.nfc().eq(b.nfc()),
+        _ => a == b,
+    }
 }
 
 fn collect_conflicts(

@@ -175,12 +175,15 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
     common::sync(&mut monitor, &mut hub, &as_monitor);
     common::sync(&mut supervisor, &mut hub, &as_supervisor);
 
-    // Offline: the monitor records 10 hours, the supervisor 60.
+    // Offline: the monitor records 10 hours, the supervisor 60; both correct the child's name
+    // the same way, one phone's keyboard composing its accents, the other's not: no conflict.
     let mut m = monitor.get::<ChildCase>(case.id).unwrap();
     m.hours_per_week = 10;
+    m.name = "Aïcha Traoré".into();
     monitor.update(&m).unwrap();
     let mut s = supervisor.get::<ChildCase>(case.id).unwrap();
     s.hours_per_week = 60;
+    s.name = "Ai\u{308}cha Traore\u{301}".into();
     supervisor.update(&s).unwrap();
     for _ in 0..2 {
         common::sync(&mut monitor, &mut hub, &as_monitor);
