@@ -917,12 +917,15 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             println!("{}", user.id);
             // Two staff of one name are common: said, so that the administrator tells them
-            // apart by id (the console names them with their role and areas).
+            // apart by id (the console names them with their role and areas). Names are
+            // compared as people read them (`fold_name`): one pasted with a zero-width space,
+            // or typed with decomposed accents, is the same name.
+            let folded = vigie_core::fold_name(&user.name);
             let namesakes: Vec<String> = backend
                 .users()
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|u| u.id != user.id && u.name == user.name)
+                .filter(|u| u.id != user.id && vigie_core::fold_name(&u.name) == folded)
                 .map(|u| u.id.to_string())
                 .collect();
             if !namesakes.is_empty() {
