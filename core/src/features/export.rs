@@ -146,6 +146,9 @@ impl<W: std::io::Write> TableWriter<W> {
                     Value::Number(n) if *decimal_comma && n.is_f64() => {
                         n.to_string().replace('.', ",")
                     }
+                    Value::String(digits) if *decimal_comma && read_as_a_number(digits) => {
+                        format!("=\"{digits}\"")
+                    }
                     value => cell_text(value),
                 }))
                 .map_err(csv_error)
@@ -240,6 +243,16 @@ fn readable(text: &str) -> std::borrow::Cow<'_, str> {
         })
         .collect::<String>()
         .into()
+}
+
+/// Digits a phone wrote as text that a spreadsheet opening the file would take for a number
+/// and change: a phone number's leading 0 ("0707123456" became 707123456, which no one can
+/// call) or the digits past the 15th of a long identifier. The Excel variant writes them as
+/// the text they are (`="0707123456"`: a formula of digits alone, which shows them as typed).
+fn read_as_a_number(text: &str) -> bool {
+    text.len() > 1
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.starts_with('0') || text.len() > 15)
 }
 
 /// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
@@ -1275,5 +1288,27 @@ mod tests {
         }
         let excel = ExportFormat::ExcelCsv.encode(&table).unwrap();
         assert!(excel.starts_with("\u{feff}id;notes;items\r\n1;\"a\nb\";\"x;y\"\r\n".as_bytes()));
+    }
+
+    /// A phone number's leading 0 stays in the spreadsheet the Excel variant is opened in; the
+    /// plain CSV, read by programs, keeps the digits as they are.
+    #[test]
+    fn digits_a_spreadsheet_would_change_stay_text_in_the_excel_variant() {
+        let table = ExportTable {
+            name: "workplaces",
+            columns: vec!["owner_contact", "count", "code"],
+            rows: vec![vec![
+                Value::String("0707123456".into()),
+                Value::String("12".into()),
+                Value::String("1234567890123456".into()),
+            ]],
+        };
+        let excel = String::from_utf8(ExportFormat::ExcelCsv.encode(&table).unwrap()).unwrap();
+        assert!(
+            excel.ends_with("\"=\"\"0707123456\"\"\";12;\"=\"\"1234567890123456\"\"\"\r\n"),
+            "{excel}"
+        );
+        let csv = String::from_utf8(table.to_csv().unwrap()).unwrap();
+        assert!(csv.ends_with("0707123456,12,1234567890123456\r\n"), "{csv}");
     }
 }
