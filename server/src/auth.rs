@@ -133,7 +133,15 @@ const REGISTRY_MIGRATIONS: &[&str] = &[
     crate::console::storage::EMBEDDED_KNOWN_BROWSERS,
     // Until when a token no device used yet is good (tokens issued before: no end).
     "ALTER TABLE devices ADD COLUMN unused_until_ms INTEGER;",
+    // ...and then: a token issued before that no device has used is good for 14 days from the
+    // upgrade, as a new one is from its issue (a token printed by the earlier version and left
+    // in a drawer stayed a working credential for good).
+    "UPDATE devices SET unused_until_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 + 14 * 86400000
+     WHERE last_seen_ms IS NULL AND unused_until_ms IS NULL AND revoked_ms IS NULL;",
 ];
+
+/// The registry schema this software writes.
+pub const REGISTRY_SCHEMA_VERSION: i64 = REGISTRY_MIGRATIONS.len() as i64;
 
 /// The hub's table of enrolled devices.
 pub struct Registry {
@@ -428,10 +436,19 @@ pub(crate) fn check_token(
 /// since, so a restored hub does not refuse it for its age (its device would be locked out of
 /// sending again what the restore lost); it is only revoked or reissued.
 pub(crate) fn unused_tokens_without_end(copy: &Connection) -> rusqlite::Result<()> {
-    copy.execute(
-        "UPDATE devices SET unused_until_ms = NULL WHERE last_seen_ms IS NULL",
+    // A registry of a version before tokens had an end (a backup taken by this version of a
+    // hub an earlier one still serves) has none to take away.
+    let has_ends: bool = copy.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('devices') WHERE name = 'unused_until_ms'",
         [],
+        |r| r.get(0),
     )?;
+    if has_ends {
+        copy.execute(
+            "UPDATE devices SET unused_until_ms = NULL WHERE last_seen_ms IS NULL",
+            [],
+        )?;
+    }
     Ok(())
 }
 
@@ -479,6 +496,11 @@ mod tests {
         }
         let registry = Registry::open(&path, &Encryption::Unencrypted).unwrap();
         let listed = registry.devices().unwrap();
+        // The token no device used is good for 14 days from the upgrade, as a new one is.
+        let until = listed[0].unused_until_ms.expect("an end for the unused token");
+        let from_now = until - chrono::Utc::now().timestamp_millis();
+        let days = ENROLMENT_TOKEN_VALID_DAYS * 24 * 3600 * 1000;
+        assert!((days - 60_000..=days).contains(&from_now), "{from_now}");
         assert_eq!(
             listed,
             vec![DeviceInfo {
@@ -487,7 +509,7 @@ mod tests {
                 enrolled_ms: 5,
                 last_seen_ms: None,
                 revoked_ms: None,
-                unused_until_ms: None,
+                unused_until_ms: Some(until),
             }]
         );
         assert_eq!(registry.authenticate(&token).unwrap(), token.user);

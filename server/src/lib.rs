@@ -55,6 +55,15 @@ pub enum HubOpenError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Postgres(#[from] postgres::ConnectError),
+    /// A command of a newer version than the `vigie serve` running on the same data directory,
+    /// which would bring the hub's files to its schema under the running server.
+    #[error(
+        "a vigie serve of an earlier version runs on {0}: this version would upgrade the hub's \
+         files under it, and what it writes meanwhile would stay as its version wrote it; stop \
+         it, start this version's vigie serve (its first start upgrades the files), then run \
+         the command again"
+    )]
+    UpgradeBesideServe(std::path::PathBuf),
     /// A file of the hub that SQLite finds malformed (cut short, overwritten).
     #[error(
         "{0} is damaged (cut short or overwritten): the hub cannot open it; stop every vigie \
@@ -348,6 +357,41 @@ pub fn lock_for_serving(data: &Path) -> Result<ServeLock, HubOpenError> {
     }
 }
 
+/// A command of this version about to bring the hub's files in `data` to its schema: refused
+/// while a `vigie serve` holds the directory, since that server (of the earlier version) would
+/// go on writing the upgraded files as its version did — index rows without the columns the
+/// upgrade added, by the rules it replaced — which no later start writes again (an operator
+/// who ran the new binary's `vigie user list` before restarting the service found the
+/// district's overview failing for good). Otherwise the directory is held while they are
+/// upgraded. Files already at this version's schema are opened beside a running server, as
+/// every command is.
+fn no_upgrade_beside_serve(
+    data: &Path,
+    encryption: &Encryption,
+) -> Result<Option<ServeLock>, HubOpenError> {
+    let behind = |name: &str, current: i64| -> Result<bool, HubOpenError> {
+        let path = data.join(name);
+        if !path.metadata().is_ok_and(|m| m.len() > 0) {
+            return Ok(false);
+        }
+        let conn = vigie_core::store::open_keyed_connection(&path, encryption)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(vigie_core::Error::from)?;
+        Ok(version < current)
+    };
+    let due = behind("hub.db", vigie_core::store::SCHEMA_VERSION)?
+        || behind("devices.db", auth::REGISTRY_SCHEMA_VERSION)?;
+    if !due {
+        return Ok(None);
+    }
+    match lock_for_serving(data) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(HubOpenError::Served(data)) => Err(HubOpenError::UpgradeBesideServe(data)),
+        Err(e) => Err(e),
+    }
+}
+
 /// The embedded hub's files in `data` that hold something.
 fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
     HUB_FILES
@@ -505,7 +549,14 @@ impl Database {
 
     /// Opens the hub, making it (and its key) if there is none yet.
     /// What the hub must never undo (`irreversible`) is done again first if a restore undid it.
+    /// A command's opening: the files are not upgraded under a running `vigie serve`
+    /// (`HubOpenError::UpgradeBesideServe`).
     pub fn open(&self) -> Result<Box<dyn Backend>, HubOpenError> {
+        self.open_as(false)
+    }
+
+    /// `open`, by the `vigie serve` that holds the data directory (`lock_for_serving`).
+    fn open_as(&self, serving: bool) -> Result<Box<dyn Backend>, HubOpenError> {
         let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
                 whole_hub(data)?;
@@ -513,6 +564,11 @@ impl Database {
                     key_of_no_other_hub(data, key)?;
                 }
                 let encryption = hub_encryption(data, key)?;
+                // Held while the files are upgraded, if they are.
+                let _upgrading = match serving {
+                    true => None,
+                    false => no_upgrade_beside_serve(data, &encryption)?,
+                };
                 let (store, restored) = open_hub_store(data, encryption.clone())?;
                 let backend = Embedded::new(store, open_registry(data, &encryption)?, encryption)?;
                 // The console's journal is restored with the rest: what it held since the
@@ -533,8 +589,10 @@ impl Database {
     }
 }
 
+/// Opens the hub `vigie serve` serves: on an embedded hub, the caller holds its data directory
+/// (`lock_for_serving`).
 pub fn open_hub(database: &Database, limits: HubLimits) -> Result<http::Hub, HubOpenError> {
-    let backend = database.open()?;
+    let backend = database.open_as(true)?;
     let workers = http::Workers::start(backend.concurrency())?;
     let console_workers = http::Workers::start(console::WORKERS)?;
     Ok(http::Hub::new(backend, limits, workers, console_workers))

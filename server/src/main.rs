@@ -701,8 +701,8 @@ fn main() -> ExitCode {
     let missed = std::mem::take(&mut *UNJOURNALED.lock().unwrap_or_else(|e| e.into_inner()));
     if !missed.is_empty() {
         eprintln!(
-            "vigie: done ({}), but the audit log could not take its entry (see the hub's log: \
-             a full disk?); note it by hand",
+            "vigie: done ({}), but the audit log could not take its entry (see above, or the \
+             hub's log: a full disk?); note it by hand",
             missed.join(", ")
         );
         if done.is_ok() {
@@ -2375,8 +2375,14 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
         vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;
     // A copy of every child's data leaves the hub's directory: the journal says so. The
     // backup is whole whether or not it can (a full disk): it is reported either way.
-    match hub.open() {
+    match hub.database()?.open_existing() {
         Ok(backend) => journal(&*backend, None, "hub_backup", None, COMMAND_LINE),
+        // The journal is in the files an earlier version's server still serves, which this
+        // one does not upgrade under it: the backup is whole, and the reason is said.
+        Err(e @ vigie_server::HubOpenError::UpgradeBesideServe(_)) => {
+            eprintln!("vigie: {e}");
+            missed_entry("hub_backup");
+        }
         Err(_) => missed_entry("hub_backup"),
     }
     let at = chrono::DateTime::from_timestamp_millis(report.at_ms)

@@ -393,3 +393,98 @@ fn after_a_restore_a_revoked_phone_s_new_cases_stay_flagged_on_its_colleagues_ph
     assert!(!colleague.has(made));
     hub.stop();
 }
+
+/// An operator puts the new `vigie` in place and runs one of its commands before restarting
+/// the service: the files an earlier version's `vigie serve` still serves are not upgraded under
+/// it (that server would go on writing them as its version did, which no later start writes
+/// again: the district's overview failed for good). A backup is still taken, of the files as
+/// they are, even of a registry from before tokens had an end; once the server is stopped, the
+/// command upgrades them, and a token the earlier version issued and no device used is good
+/// for 14 days from then.
+#[test]
+fn an_earlier_versions_files_are_not_upgraded_under_its_running_serve() {
+    if postgres_server().is_some() {
+        return; // The embedded hub's files only.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let user = add_user(&data, "Moniteur du tiroir", Role::CommunityMonitor, &[C01]);
+    let token = enrol(&data, user);
+    let device = vigie_server::auth::Token::parse(&token).unwrap().device;
+    let encryption = vigie_server::hub_encryption(&data, &hub.key_options()).unwrap();
+    hub.stop();
+    let open = |name: &str| {
+        vigie_core::store::open_keyed_connection(&data.join(name), &encryption).unwrap()
+    };
+    let version = |name: &str| -> i64 {
+        open(name)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    // The files as the earlier version left them: the store one schema behind (its last step
+    // adds no table), the registry from before tokens had an end.
+    open("hub.db")
+        .execute_batch(&format!(
+            "PRAGMA user_version = {}",
+            vigie_core::store::SCHEMA_VERSION - 1
+        ))
+        .unwrap();
+    let registry_before = vigie_server::auth::REGISTRY_SCHEMA_VERSION - 2;
+    open("devices.db")
+        .execute_batch(&format!(
+            "ALTER TABLE devices DROP COLUMN unused_until_ms; PRAGMA user_version = {registry_before};"
+        ))
+        .unwrap();
+    let data_arg = data.to_str().unwrap();
+    {
+        // Its server still runs.
+        let _serving = vigie_server::lock_for_serving(&data).unwrap();
+        let refused = vigie_output(&["user", "list", "--data", data_arg]);
+        assert!(!refused.status.success());
+        let said = stderr(&refused);
+        assert!(
+            said.contains("a vigie serve of an earlier version runs") && said.contains("stop it"),
+            "{said}"
+        );
+        assert_eq!(version("hub.db"), vigie_core::store::SCHEMA_VERSION - 1);
+        assert_eq!(version("devices.db"), registry_before);
+        // The backup is whole; the audit log, in the files the server serves, cannot take its
+        // entry without upgrading them: said, and the command fails for the operator to note it.
+        let out = dir.path().join("backup");
+        let taken = backup_output(&data, &out);
+        let said = stderr(&taken);
+        assert!(!taken.status.success());
+        assert!(
+            said.contains("done (hub_backup)")
+                && said.contains("a vigie serve of an earlier version runs"),
+            "{said}"
+        );
+        assert_eq!(
+            vigie_core::store::open_keyed_connection(&out.join("devices.db"), &encryption)
+                .unwrap()
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            registry_before
+        );
+    }
+    // Stopped: the command upgrades the files.
+    assert!(vigie(&["user", "list", "--data", data_arg]).contains("Moniteur du tiroir"));
+    assert_eq!(version("hub.db"), vigie_core::store::SCHEMA_VERSION);
+    assert_eq!(
+        version("devices.db"),
+        vigie_server::auth::REGISTRY_SCHEMA_VERSION
+    );
+    let until: i64 = open("devices.db")
+        .query_row(
+            "SELECT unused_until_ms FROM devices WHERE device = ?1",
+            [device.as_bytes()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let from_now = until - chrono::Utc::now().timestamp_millis();
+    assert!(
+        (13 * 86_400_000..=14 * 86_400_000).contains(&from_now),
+        "{from_now}"
+    );
+}
