@@ -211,6 +211,8 @@ test('bad input in every form gets an inline error and changes nothing', async (
   assert.ok(await page.locator('#referral-error').isVisible(), 'no service chosen');
   const shown = await page.locator('#referral-error').boundingBox();
   assert.ok(shown.y >= 0 && shown.y + shown.height <= 640, `the error is on screen: ${JSON.stringify(shown)}`);
+  // The focus is on it: a screen reader reads it at once.
+  await page.waitForFunction(() => document.activeElement.id === 'referral-error', null, { timeout: 5000 });
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.click('#follow-up-form button[type=submit]');
   assert.ok(await page.locator('#follow-up-error').isVisible(), 'no situation chosen');
@@ -327,12 +329,35 @@ test('the charts and the map render', async () => {
   const communities = await page.locator('#map-table tbody tr').count();
   assert.ok(circles >= 5 && communities >= 5, `${circles} points, ${communities} communities`);
   assert.ok(circles <= 600, `${circles} points`);
+  // Each point names what its colour shows, the map is no image of links, and the keyboard
+  // can pass all its points at once.
+  assert.equal(await page.locator('#map-svg').getAttribute('role'), 'group');
+  const named = await page.locator('#map-svg a').first().getAttribute('aria-label');
+  assert.ok(named && named.split(' · ').length >= 3, named);
+  assert.ok(/alerte|travail|enfants/i.test(named), named);
+  assert.equal(await page.locator('a.skip-inline').getAttribute('href'), '#map-table');
   await page.screenshot({ path: path.join(OUT, 'map.png'), fullPage: true });
   // A 10-inch tablet, portrait: nothing wider than the screen.
   await page.setViewportSize({ width: 800, height: 1280 });
   await page.goto(`${url}/console/cases`);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page is ${overflow}px wider than a tablet`);
+  // Nor is a word of a cell broken to fit a squeezed column ("Roki/a/Oua/ttar/a"): the
+  // table scrolls sideways in its frame instead.
+  const broken = await page.evaluate(() => {
+    const ctx = document.createElement('canvas').getContext('2d');
+    const found = [];
+    for (const td of document.querySelectorAll('main table tbody td')) {
+      const style = getComputedStyle(td);
+      ctx.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+      const words = td.innerText.split(/\s+/).filter((w) => w.length > 0 && w.length < 30);
+      const widest = Math.max(0, ...words.map((w) => ctx.measureText(w).width));
+      const room = td.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      if (widest > room + 2) found.push(`${td.innerText} (${widest.toFixed(0)} px in ${room} px)`);
+    }
+    return found.slice(0, 5);
+  });
+  assert.deepEqual(broken, []);
   await page.screenshot({ path: path.join(OUT, 'cases-tablet.png'), fullPage: true });
   assert.deepEqual(elsewhere, []);
   await page.close();
@@ -472,7 +497,9 @@ test('the live case search answers what was typed last, and leaves the box and i
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'case-q', 'the box keeps the focus');
   const names = await page.locator('#cases tbody tr td:nth-child(2)').allTextContents();
   assert.ok(names.length > 0 && names.every((n) => n.includes('Koné')), `the last search's answer: ${names}`);
-  assert.equal(await page.locator('#case-results').getAttribute('aria-live'), 'polite');
+  // The results are swapped inside a live region that stays, so that they are read out.
+  assert.equal(await page.locator('#case-live').getAttribute('aria-live'), 'polite');
+  assert.equal(await page.locator('#case-live > #case-results').count(), 1);
   // Sent by POST: the name typed is in no address, no history entry, no stored page.
   assert.ok(searches >= 1, 'the searches went by POST');
   assert.equal(new URL(page.url()).search, '', `the address: ${page.url()}`);

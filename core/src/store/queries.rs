@@ -257,6 +257,8 @@ pub struct ReviewItem {
 pub struct Place {
     pub id: Uuid,
     pub kind: RecordKind,
+    /// A workplace's name (empty for a visit).
+    pub name: String,
     pub latitude: f64,
     pub longitude: f64,
     pub severity: Option<AlertSeverity>,
@@ -1460,7 +1462,7 @@ pub(crate) fn places(
     let mut f = Filter::default();
     f.within("w", RecordKind::Workplace, Some(scope));
     let sql = format!(
-        "SELECT r.id, p.latitude, p.longitude, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community)
+        "SELECT r.id, p.latitude, p.longitude, (SELECT code FROM area_codes WHERE id = w.district), (SELECT code FROM area_codes WHERE id = w.community), w.name
          FROM place_index p JOIN workplace_index w ON w.record = p.record
          JOIN records r ON r.rowid = p.record {}",
         f.sql()
@@ -1474,6 +1476,7 @@ pub(crate) fn places(
         Ok(Place {
             id,
             kind: RecordKind::Workplace,
+            name: row.get(5)?,
             latitude: row.get(1)?,
             longitude: row.get(2)?,
             severity: AlertSeverity::from_i64(severity),
@@ -1506,6 +1509,7 @@ pub(crate) fn places(
         Ok(Place {
             id: uuid_col(row, 0)?,
             kind: RecordKind::Visit,
+            name: String::new(),
             latitude: row.get(1)?,
             longitude: row.get(2)?,
             severity: row

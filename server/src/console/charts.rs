@@ -300,7 +300,9 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="map" id="map-svg" viewBox="0 0 {width} {height}" role="img" aria-label="{}"><title>{}</title>"#,
+        // A group, not an image: its points are links, which an image's children are not to
+        // a screen reader.
+        r#"<svg class="map" id="map-svg" viewBox="0 0 {width} {height}" role="group" aria-label="{}"><title>{}</title>"#,
         esc(title),
         esc(title)
     );
@@ -378,7 +380,12 @@ pub fn map(title: &str, points: &[Point], outlines: &[Outline], tile_url: Option
         );
         match &p.href {
             Some(href) => {
-                let _ = write!(svg, r#"<a href="{}">{circle}</a>"#, esc(href));
+                let _ = write!(
+                    svg,
+                    r#"<a href="{}" aria-label="{}">{circle}</a>"#,
+                    esc(href),
+                    esc(&p.title)
+                );
             }
             None => svg.push_str(&circle),
         }

@@ -3387,6 +3387,15 @@ fn map_class(severity: Option<AlertSeverity>) -> &'static str {
 }
 
 /// One point per community with workplaces drawn (`map`'s aggregate view).
+/// What a point's colour shows, in words: its name says it, for whoever cannot tell the
+/// colours apart or reads the map by keyboard or screen reader.
+fn map_alert(t: Tr, severity: Option<AlertSeverity>) -> &'static str {
+    match severity {
+        Some(s) => severity_label(t, s, RecordKind::Visit).0,
+        None => t.get("map.no_alert"),
+    }
+}
+
 fn community_points(t: Tr, lines: &[CommunityLine]) -> Vec<Point> {
     lines
         .iter()
@@ -3396,7 +3405,12 @@ fn community_points(t: Tr, lines: &[CommunityLine]) -> Vec<Point> {
             longitude: line.longitude,
             class: map_class(line.worst),
             radius: (3.0 + (line.workplaces as f64).sqrt()).min(16.0),
-            title: format!("{} · {}", line.name, t.count(line.workplaces)),
+            title: format!(
+                "{} · {} · {}",
+                line.name,
+                t.plural("map.counts_workplaces", line.workplaces),
+                map_alert(t, line.worst)
+            ),
             href: Some(format!("#community-{}", line.code)),
         })
         .collect()
@@ -3434,13 +3448,16 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         let points: Vec<Point> = if aggregate {
             community_points(t, &by_community)
         } else {
+            let alert = |severity| map_alert(t, severity);
             let workplaces = places.workplaces.iter().map(|p| Point {
                 latitude: p.latitude,
                 longitude: p.longitude,
                 class: map_class(p.severity),
                 radius: 4.0,
                 title: format!(
-                    "{} · {}",
+                    "{} · {} · {} · {}",
+                    p.name,
+                    alert(p.severity),
                     t.area(&reference, &p.community),
                     t.plural("map.visits_in_period", p.visits)
                 ),
@@ -3455,8 +3472,9 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 },
                 radius: 2.0,
                 title: format!(
-                    "{} · {}",
+                    "{} · {} · {}",
                     t.get("map.visit"),
+                    alert(p.severity),
                     t.area(&reference, &p.community)
                 ),
                 href: Some(format!("/console/visits/{}", p.id)),
