@@ -497,7 +497,9 @@ mod tests {
         let registry = Registry::open(&path, &Encryption::Unencrypted).unwrap();
         let listed = registry.devices().unwrap();
         // The token no device used is good for 14 days from the upgrade, as a new one is.
-        let until = listed[0].unused_until_ms.expect("an end for the unused token");
+        let until = listed[0]
+            .unused_until_ms
+            .expect("an end for the unused token");
         let from_now = until - chrono::Utc::now().timestamp_millis();
         let days = ENROLMENT_TOKEN_VALID_DAYS * 24 * 3600 * 1000;
         assert!((days - 60_000..=days).contains(&from_now), "{from_now}");

@@ -713,7 +713,12 @@ fn users_of_one_name_are_told_apart_where_devices_are_enrolled() {
         .expect("an id");
     // Typed with a decomposed accent and a zero-width space pasted from a message, the name
     // is the same.
-    let again = try_add_user(&s.data, "Kona\u{200B}n Kouassi\u{301}", Role::Inspector, &[C01]);
+    let again = try_add_user(
+        &s.data,
+        "Kona\u{200B}n Kouassi\u{301}",
+        Role::Inspector,
+        &[C01],
+    );
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(
         said.contains(&monitor.to_string()) && said.contains(&inspector.to_string()),
