@@ -984,16 +984,15 @@ fn a_file_is_taken_off_only_by_its_capturer_or_who_answers_for_the_record() {
     let draft = {
         let bytes = monitor.store.export_document(visit.id).unwrap();
         let doc = automerge::Automerge::load(&bytes).unwrap();
-        let draft_at = doc
-            .get_changes(&[])
+        // The first version that holds the file (the visit a draft then).
+        doc.get_changes(&[])
             .iter()
             .find(|c| {
                 doc.fork_at(&[c.hash()])
                     .is_ok_and(|f| vigie_core::doc::attachments(&f).len() == 1)
             })
             .map(|c| vec![c.hash()])
-            .unwrap();
-        draft_at
+            .unwrap()
     };
     refused_on(
         push_manifest_change(
