@@ -245,6 +245,7 @@ impl From<CoreError> for VigieError {
                 reason: vigie_core::error::storage_text(&e),
             },
             CoreError::SchemaTooNew { .. }
+            | CoreError::UpgradeWithheld { .. }
             | CoreError::HubStorage { .. }
             | CoreError::Io(_)
             | CoreError::Document(_)

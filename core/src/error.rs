@@ -57,6 +57,13 @@ pub enum Error {
     #[error("the store's schema version {found} is newer than this software ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
 
+    /// A store of an earlier schema opened not to be upgraded (`StoreConfig::without_upgrade`).
+    #[error(
+        "the store's schema version {found} is older than this software's ({supported}), and \
+         it was not to be upgraded"
+    )]
+    UpgradeWithheld { found: i64, supported: i64 },
+
     /// `path` is the field's path when it is one the record has, else none: the caller's text
     /// is not repeated (it may be anything typed).
     #[error("no conflict at {} in {id}", path.as_deref().unwrap_or("the given field"))]

@@ -556,6 +556,29 @@ fn store_from_newer_software_is_refused() {
     assert!(before == after, "refusing the newer store changed it");
 }
 
+/// A file of an earlier schema opened not to be upgraded (a hub's command beside the earlier
+/// version's running server) is refused as it is; opened as usual, it is upgraded.
+#[test]
+fn a_store_opened_without_upgrade_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("earlier.db");
+    file_at_schema(&path, SCHEMA_VERSION - 1);
+    let before = snapshot(&path);
+    match Store::open(config(&path).without_upgrade()) {
+        Err(Error::UpgradeWithheld { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION - 1, SCHEMA_VERSION));
+        }
+        Err(e) => panic!("an earlier schema gave {e:?}, not UpgradeWithheld"),
+        Ok(_) => panic!("a store of an earlier schema was opened without its upgrade"),
+    }
+    assert!(before == snapshot(&path), "refusing the store changed it");
+    let store = Store::open(config(&path)).expect("upgraded");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    // At this software's schema, opening without upgrade is opening.
+    Store::open(config(&path).without_upgrade()).expect("opened");
+}
+
 #[test]
 fn failed_migration_leaves_the_v1_file_as_it_was() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -41,6 +41,11 @@ pub enum AuthError {
     /// devices are told to come back (503), as for a full disk.
     #[error("registry storage error: the database cannot be reached")]
     Unreachable,
+    /// A registry of an earlier schema opened not to be upgraded (`Registry::open_with`).
+    #[error(
+        "the device registry's schema is older than this software's, and it was not to be upgraded"
+    )]
+    UpgradeWithheld,
     /// The registry's file is damaged (SQLite finds it malformed).
     #[error("registry storage error: its file is damaged")]
     Damaged,
@@ -152,10 +157,23 @@ impl Registry {
     /// Opens (creating if needed) the registry at `path`, encrypted with the hub's key as the
     /// hub's store is (the core keys the connection).
     pub fn open(path: &Path, encryption: &Encryption) -> Result<Registry, AuthError> {
+        Registry::open_with(path, encryption, true)
+    }
+
+    /// `open`; a registry of an earlier schema is refused rather than upgraded unless
+    /// `upgrade` (`AuthError::UpgradeWithheld`).
+    pub fn open_with(
+        path: &Path,
+        encryption: &Encryption,
+        upgrade: bool,
+    ) -> Result<Registry, AuthError> {
         let mut conn = vigie_core::store::open_keyed_connection(path, encryption)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if !upgrade && (1..REGISTRY_MIGRATIONS.len()).contains(&version) {
+            return Err(AuthError::UpgradeWithheld);
+        }
         if version > REGISTRY_MIGRATIONS.len() {
             return Err(AuthError::Storage(format!(
                 "the device registry's schema version {version} is newer than this software ({})",

@@ -357,39 +357,25 @@ pub fn lock_for_serving(data: &Path) -> Result<ServeLock, HubOpenError> {
     }
 }
 
-/// A command of this version about to bring the hub's files in `data` to its schema: refused
-/// while a `vigie serve` holds the directory, since that server (of the earlier version) would
-/// go on writing the upgraded files as its version did — index rows without the columns the
-/// upgrade added, by the rules it replaced — which no later start writes again (an operator
-/// who ran the new binary's `vigie user list` before restarting the service found the
-/// district's overview failing for good). Otherwise the directory is held while they are
-/// upgraded. Files already at this version's schema are opened beside a running server, as
-/// every command is.
-fn no_upgrade_beside_serve(
-    data: &Path,
-    encryption: &Encryption,
-) -> Result<Option<ServeLock>, HubOpenError> {
-    let behind = |name: &str, current: i64| -> Result<bool, HubOpenError> {
-        let path = data.join(name);
-        if !path.metadata().is_ok_and(|m| m.len() > 0) {
-            return Ok(false);
+/// A file of `data` refused for its earlier schema, which a server holding the directory serves.
+fn withheld_beside_serve(data: &Path, e: HubOpenError) -> HubOpenError {
+    match e {
+        HubOpenError::Store(vigie_core::Error::UpgradeWithheld { .. })
+        | HubOpenError::Registry(AuthError::UpgradeWithheld) => {
+            HubOpenError::UpgradeBesideServe(data.to_path_buf())
         }
-        let conn = vigie_core::store::open_keyed_connection(&path, encryption)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(vigie_core::Error::from)?;
-        Ok(version < current)
-    };
-    let due = behind("hub.db", vigie_core::store::SCHEMA_VERSION)?
-        || behind("devices.db", auth::REGISTRY_SCHEMA_VERSION)?;
-    if !due {
-        return Ok(None);
+        e => e,
     }
-    match lock_for_serving(data) {
-        Ok(lock) => Ok(Some(lock)),
-        Err(HubOpenError::Served(data)) => Err(HubOpenError::UpgradeBesideServe(data)),
-        Err(e) => Err(e),
-    }
+}
+
+/// Whether a `vigie serve` holds the data directory `data` now (`lock_for_serving`), looked at
+/// without taking it, nor making its lock file.
+fn served_now(data: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data.join(SERVE_LOCK))
+        .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
 }
 
 /// The embedded hub's files in `data` that hold something.
@@ -402,8 +388,12 @@ fn written_hub_files(data: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Opens (creating if needed) the hub's record store in `data`.
+/// A command's opening: not upgraded under a running server (`Database::open`).
 pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenError> {
-    Ok(open_hub_store(data, encryption)?.0)
+    let upgrade = !served_now(data);
+    Ok(open_hub_store(data, encryption, upgrade)
+        .map_err(|e| withheld_beside_serve(data, e))?
+        .0)
 }
 
 /// `open_store`, with when the backup it was restored from was taken (milliseconds since the
@@ -411,6 +401,7 @@ pub fn open_store(data: &Path, encryption: Encryption) -> Result<Store, HubOpenE
 fn open_hub_store(
     data: &Path,
     encryption: Encryption,
+    upgrade: bool,
 ) -> Result<(Store, Option<i64>), HubOpenError> {
     make_data_dir(data)?;
     // SQLite opens a file it may not write read-only, without a word: the hub would start,
@@ -418,7 +409,11 @@ fn open_hub_store(
     if let Some(problem) = access_problem(data) {
         return Err(problem);
     }
-    let config = StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
+    let mut config =
+        StoreConfig::new(data.join("hub.db"), encryption, HUB_ADMIN).role(StoreRole::Hub);
+    if !upgrade {
+        config = config.without_upgrade();
+    }
     let log = log_beside(data, "hub.db");
     let mut store = match Store::open(config) {
         Ok(store) => store,
@@ -455,10 +450,14 @@ fn open_hub_store(
 }
 
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
-pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, HubOpenError> {
+pub fn open_registry(
+    data: &Path,
+    encryption: &Encryption,
+    upgrade: bool,
+) -> Result<Registry, HubOpenError> {
     make_data_dir(data)?;
     let log = log_beside(data, "devices.db");
-    match Registry::open(&data.join("devices.db"), encryption) {
+    match Registry::open_with(&data.join("devices.db"), encryption, upgrade) {
         Ok(registry) => Ok(registry),
         Err(AuthError::WrongKey) => Err(wrong_key(data, "devices.db", log).into()),
         Err(AuthError::Damaged) => Err(HubOpenError::Damaged(data.join("devices.db"))),
@@ -564,13 +563,18 @@ impl Database {
                     key_of_no_other_hub(data, key)?;
                 }
                 let encryption = hub_encryption(data, key)?;
-                // Held while the files are upgraded, if they are.
-                let _upgrading = match serving {
-                    true => None,
-                    false => no_upgrade_beside_serve(data, &encryption)?,
-                };
-                let (store, restored) = open_hub_store(data, encryption.clone())?;
-                let backend = Embedded::new(store, open_registry(data, &encryption)?, encryption)?;
+                // A command beside a running server does not upgrade the files under it: that
+                // server, of the earlier version, would go on writing them as its version did
+                // (index rows without the columns the upgrade added, by the rules it replaced),
+                // which no later start writes again: an operator who ran the new binary's
+                // `vigie user list` before restarting the service found the district's
+                // overview failing for good. Files at this version's schema open as always.
+                let upgrade = serving || !served_now(data);
+                let withheld = |e| withheld_beside_serve(data, e);
+                let (store, restored) =
+                    open_hub_store(data, encryption.clone(), upgrade).map_err(withheld)?;
+                let registry = open_registry(data, &encryption, upgrade).map_err(withheld)?;
+                let backend = Embedded::new(store, registry, encryption)?;
                 // The console's journal is restored with the rest: what it held since the
                 // backup is gone, which its next line says (with the backup's time).
                 if let Some(taken) = restored {

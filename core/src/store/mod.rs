@@ -87,6 +87,9 @@ pub struct StoreConfig {
     /// The reference data the store starts from; published reference documents add to it.
     pub reference: ReferenceData,
     pub role: StoreRole,
+    /// Whether a file of an earlier schema is brought to this software's (the default), or
+    /// refused (`Error::UpgradeWithheld`): a hub's command beside an earlier version's server.
+    pub upgrade: bool,
 }
 
 /// A device's store queues its changes for the hub; the hub's own store does not.
@@ -105,7 +108,14 @@ impl StoreConfig {
             device: None,
             reference: ReferenceData::builtin(),
             role: StoreRole::Device,
+            upgrade: true,
         }
+    }
+
+    /// A file of an earlier schema is refused, not upgraded (`Error::UpgradeWithheld`).
+    pub fn without_upgrade(mut self) -> StoreConfig {
+        self.upgrade = false;
+        self
     }
 
     pub fn role(mut self, role: StoreRole) -> StoreConfig {
@@ -248,6 +258,15 @@ impl Store {
         // never in a file of a newer schema, which `migrate` refuses untouched).
         if (1..=SCHEMA_VERSION).contains(&schema::user_version(&conn)?) {
             deferred_indexes::restore_now(&mut conn)?;
+        }
+        if !config.upgrade {
+            let found = schema::user_version(&conn)?;
+            if (1..SCHEMA_VERSION).contains(&found) {
+                return Err(Error::UpgradeWithheld {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
         }
         schema::migrate(&mut conn, |tx, which| {
             documents::reindex(tx, &config.reference, which)?;
