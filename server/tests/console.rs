@@ -1945,6 +1945,46 @@ fn confirm_merge(
     )
 }
 
+/// A supervisor who made a visit and validated it (a district with no other supervisor): the
+/// visit's page says it had no second look, rather than read as reviewed by another.
+#[test]
+fn a_supervisors_own_visit_validated_by_them_says_it_had_no_second_look() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token = enrol(&s.data, s.supervisor);
+    let mut phone = Device::open(
+        dir.path(),
+        "sup-phone",
+        &token,
+        Role::Supervisor,
+        &[REGION],
+        9,
+    );
+    phone.sync(&s.hub.url).expect("first sync");
+    let place = phone
+        .store
+        .create(&workplace(area(C01), "Plantation Bini"))
+        .expect("workplace");
+    let mut v = visit(area(C01), place.id, s.supervisor, 2);
+    v.kind = VisitKind::LabourInspection;
+    let v = phone.store.create(&v).expect("visit");
+    assert_eq!(v.status, VisitStatus::Submitted);
+    phone
+        .store
+        .review_visit(v.id, Review::Validate)
+        .expect("validated by its own visitor");
+    let summary = phone.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let mut browser = signed_in(&s, "sup.seule");
+    let page = browser.get(&format!("/console/visits/{}", v.id));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("son propre agent : aucun second regard"),
+        "{}",
+        page.body
+    );
+}
+
 #[test]
 fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let s = setup();
@@ -1990,6 +2030,7 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let validated = browser.get(&format!("/console/visits/{}", f.my_visit));
     assert!(validated.body.contains("Rapport complet, merci."));
     assert!(validated.body.contains("Examinée par"));
+    assert!(!validated.body.contains("aucun second regard"));
     // Sent again (a second tab, a double tap): refused, and the page says why.
     let again = browser.post(
         &format!("/console/visits/{}", f.my_visit),

@@ -1196,9 +1196,15 @@ fn visit_page_of(
         });
     }
     if let Some(r) = visit.reviewed_by {
+        // A supervisor's own visit, validated by that supervisor: said, not to be read as
+        // reviewed by another.
+        let value = match r == visit.visitor_id {
+            true => format!("{} — {}", name(r), t.get("visit.reviewed_by_its_visitor")),
+            false => name(r),
+        };
         fields.push(Field {
             label: t.get("visit.reviewed_by"),
-            value: name(r),
+            value,
         });
     }
     if !visit.review_comment.is_empty() {
