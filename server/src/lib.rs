@@ -450,7 +450,12 @@ fn open_hub_store(
 }
 
 /// Opens (creating if needed) the hub's device registry in `data`, with the store's key.
-pub fn open_registry(
+pub fn open_registry(data: &Path, encryption: &Encryption) -> Result<Registry, HubOpenError> {
+    open_registry_as(data, encryption, true)
+}
+
+/// `open_registry`; one of an earlier schema refused rather than upgraded unless `upgrade`.
+fn open_registry_as(
     data: &Path,
     encryption: &Encryption,
     upgrade: bool,
@@ -573,7 +578,7 @@ impl Database {
                 let withheld = |e| withheld_beside_serve(data, e);
                 let (store, restored) =
                     open_hub_store(data, encryption.clone(), upgrade).map_err(withheld)?;
-                let registry = open_registry(data, &encryption, upgrade).map_err(withheld)?;
+                let registry = open_registry_as(data, &encryption, upgrade).map_err(withheld)?;
                 let backend = Embedded::new(store, registry, encryption)?;
                 // The console's journal is restored with the rest: what it held since the
                 // backup is gone, which its next line says (with the backup's time).
