@@ -531,6 +531,14 @@ test('at 375 px the lists scroll sideways in their frame: dates, links and badge
     assert.ok(found.cells > 0, `${where}: cells to look at`);
     assert.deepEqual(found.broken, [], where);
     assert.ok(found.page <= 0, `${where} at 375 px: the page is ${found.page}px wider than the window`);
+    // A frame that scrolls takes the keyboard's focus, named (Safari gives it none by itself).
+    const frames = await page.evaluate(() => [...document.querySelectorAll('.table-wrap')]
+      .filter((f) => f.scrollWidth > f.clientWidth)
+      .map((f) => [f.getAttribute('tabindex'), f.getAttribute('role'), f.getAttribute('aria-label')]));
+    assert.ok(frames.length > 0, `${where}: a frame scrolls at 375 px`);
+    for (const [tabindex, role, label] of frames) {
+      assert.ok(tabindex === '0' && role === 'region' && label, `${where}: ${tabindex} ${role} ${label}`);
+    }
     await page.screenshot({ path: path.join(OUT, `list-375-${where.replace(/\W+/g, '-')}.png`) });
   }
   await own.close();

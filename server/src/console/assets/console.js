@@ -12,3 +12,27 @@ window.addEventListener('load', () => {
     }
   }, 0);
 });
+
+// A table wider than its frame scrolls sideways in it: the frame takes the keyboard's focus
+// (Safari does not give it by itself), named by the table's caption, its section's heading or the page's,
+// so that a keyboard reaches the columns past the screen's edge.
+function focusableScrollers() {
+  for (const frame of document.querySelectorAll('.table-wrap')) {
+    const scrolls = frame.scrollWidth > frame.clientWidth;
+    if (scrolls && !frame.hasAttribute('tabindex')) {
+      const table = frame.querySelector('table');
+      const caption = table && table.caption ? table.caption.textContent : '';
+      const heading = frame.closest('section')?.querySelector('h2')?.textContent
+        || document.querySelector('main h1')?.textContent || '';
+      frame.setAttribute('tabindex', '0');
+      frame.setAttribute('role', 'region');
+      frame.setAttribute('aria-label', (caption || heading).trim());
+    } else if (!scrolls && frame.getAttribute('tabindex') === '0') {
+      frame.removeAttribute('tabindex');
+      frame.removeAttribute('role');
+      frame.removeAttribute('aria-label');
+    }
+  }
+}
+window.addEventListener('load', focusableScrollers);
+window.addEventListener('resize', focusableScrollers);
