@@ -355,8 +355,45 @@ impl From<UnexpectedUniFFICallbackError> for TransportError {
 /// "device revoked: the hub asks this device to wipe its data", once.
 const REVOKED: &str = "the hub asks this device to wipe its data";
 
+/// The most of an error's text that another party wrote (a hub's refusal, or whatever answered
+/// in its place) an app shows.
+const MAX_FOREIGN_TEXT: usize = 300;
+
+/// A text another party wrote, as an app may show it: on one line, without control or
+/// text-direction characters, and no longer than `MAX_FOREIGN_TEXT` characters (a proxy's
+/// 5 MB "error", or its markup, became the user's message as the hub's words).
+fn shown(text: &str) -> String {
+    let direction = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || direction(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .take(MAX_FOREIGN_TEXT + 1)
+        .collect();
+    if out.chars().count() > MAX_FOREIGN_TEXT {
+        out = out.chars().take(MAX_FOREIGN_TEXT).collect();
+        out.push('…');
+    }
+    out
+}
+
 impl From<TransportError> for VigieError {
     fn from(e: TransportError) -> VigieError {
+        let e = match e {
+            TransportError::Unreachable { reason } => TransportError::Unreachable {
+                reason: shown(&reason),
+            },
+            TransportError::Http { status, reason } => TransportError::Http {
+                status,
+                reason: shown(&reason),
+            },
+            revoked @ TransportError::DeviceRevoked { .. } => revoked,
+        };
         let reason = e.to_string();
         match e {
             TransportError::DeviceRevoked { .. } => VigieError::DeviceRevoked {
@@ -383,5 +420,25 @@ mod tests {
         assert!(matches!(e, VigieError::NotAllowed { .. }), "{e:?}");
         let e: VigieError = CoreError::Identity(IdentityError::NotARecipient).into();
         assert!(matches!(e, VigieError::Authentication { .. }), "{e:?}");
+    }
+
+    /// What a proxy or a portal wrote in the hub's place reaches the app on one line, without
+    /// its controls or direction marks, and cut to a length a screen shows.
+    #[test]
+    fn a_text_another_party_wrote_is_shown_on_one_short_line() {
+        let e: VigieError = TransportError::Http {
+            status: 403,
+            reason: format!("Forfait\népuisé\u{202E}: {}", "x".repeat(5_000_000)),
+        }
+        .into();
+        let VigieError::NotAllowed { reason } = e else {
+            panic!("{e:?}")
+        };
+        assert!(
+            reason.starts_with("hub answered 403: Forfait épuisé : xxx"),
+            "{reason}"
+        );
+        assert!(reason.chars().count() < 400, "{}", reason.len());
+        assert!(reason.ends_with('…'));
     }
 }

@@ -292,6 +292,81 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(env):
         store.close_store()
 
 
+def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
+    # A Wi-Fi that asks to sign in, a proxy whose plan ran out, a server in the hub's place:
+    # a web page is not the hub's message nor a refusal of the device's token, and a body
+    # larger than any hub's, or trickled, is not read for ever.
+    import http.server
+    import threading
+    import time
+
+    class InThePlace(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            kind = self.server.kind
+            if kind in ("page", "refusal-page"):
+                page = b"<html><body>Forfait \xc3\xa9puis\xc3\xa9 : connectez-vous</body></html>"
+                self.send_response(200 if kind == "page" else 403)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+            elif kind == "endless":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                chunk = b"\0" * 1024 * 1024
+                try:
+                    for _ in range(200):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+            elif kind == "trickle":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                try:
+                    for _ in range(1000):
+                        self.wfile.write(b"V")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    store = fresh(env)
+    try:
+        for kind, said in [
+            ("page", "with text/html, not the hub"),
+            ("refusal-page", "403 with text/html, not the hub"),
+            ("endless", "larger than any hub's"),
+            ("trickle", "did not come whole in time"),
+        ]:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), InThePlace)
+            server.kind = kind
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            url = f"http://127.0.0.1:{server.server_address[1]}"
+            started = time.monotonic()
+            try:
+                with pytest.raises(vigie.VigieError.Transport) as e:
+                    store.sync_with(vigie.HubTransport(url, env.monitor_token, timeout=5,
+                                                       exchange_timeout=2), None)
+                assert said in e.value.reason, (kind, e.value.reason)
+                assert "Forfait" not in e.value.reason
+                assert time.monotonic() - started < 30, kind
+            finally:
+                server.shutdown()
+                server.server_close()
+    finally:
+        store.close_store()
+
+
 def test_a_rust_panic_becomes_an_exception_and_the_store_stays_usable(env):
     with pytest.raises(vigie.InternalError, match="boom from python"):
         vigie.debug_panic("boom from python")

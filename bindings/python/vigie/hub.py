@@ -6,6 +6,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -52,6 +53,52 @@ class _HTTPS(urllib.request.HTTPSHandler):
         return self.do_open(self._tracked, req, context=self._context)
 
 
+# The most a hub's answer holds: a sync answer is as large as its request asks (a few MiB at
+# most), an attachment's chunk 256 KiB. A larger or endless body is not the hub's (a proxy, a
+# portal, a server in its place): read no further, rather than until the phone's memory is gone.
+_MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# An error's body is a line of JSON.
+_MAX_ERROR_BYTES = 64 * 1024
+
+
+def _read_bounded(response, limit: int, deadline: float) -> bytes:
+    """The body of ``response``, read up to ``limit`` bytes and until ``deadline``
+    (``time.monotonic``): a body trickled a byte at a time keeps no sync waiting for ever (the
+    timeout bounds each read only)."""
+    chunks, total = [], 0
+    # What has come so far, without waiting for a whole buffer (a body trickled a byte at a
+    # time would otherwise be waited for to its end).
+    read = getattr(response, "read1", None) or response.read
+    while True:
+        if time.monotonic() > deadline:
+            raise TransportError.Unreachable(
+                reason="the hub's answer did not come whole in time: the link is too slow, or "
+                "something on the way holds it back"
+            )
+        chunk = read(min(65536, limit + 1 - total))
+        if not chunk:
+            # Fewer bytes than the answer declared: the link cut it.
+            if getattr(response, "length", None):
+                raise _cut()
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise TransportError.Unreachable(
+                reason=f"an answer larger than any hub's ({limit} bytes) was not read: something "
+                "on the way answered in the hub's place"
+            )
+        chunks.append(chunk)
+
+
+def _not_the_hub(status: int, content_type: str) -> TransportError:
+    """An answer in a form the hub never gives (a web page, where the hub answers its own
+    messages or JSON): a Wi-Fi that asks to sign in, or a proxy, answered in its place."""
+    return TransportError.Unreachable(
+        reason=f"the network answered {status} with {content_type or 'no type'}, not the hub: a "
+        "Wi-Fi or a proxy that asks to sign in first? Nothing was sent or lost"
+    )
+
+
 def _in_clear(hub_url: str) -> bool:
     """Whether the address would carry records and the token in clear across a network:
     http:// to a host other than this machine's loopback (127.0.0.0/8, ::1, localhost)."""
@@ -72,6 +119,11 @@ class HubTransport(SyncTransport):
 
     >>> store.sync_with(HubTransport("https://hub.example.org", token))
 
+    ``timeout`` bounds each wait for the hub (connecting, each read), ``exchange_timeout`` one
+    whole exchange (a body trickled a byte at a time is cut there; 600 s carries a 4 MiB
+    answer over 2G). An answer the hub never gives (a web page, a body larger than any hub's)
+    is ``TransportError.Unreachable``: something on the way answered in its place.
+
     ``cafile``: the authority (PEM) that signed the hub's TLS certificate when it is not a
     public one (a ministry's own, a self-signed hub): only it is trusted for this hub. An
     ``http://`` hub other than this machine's own is refused (``ValueError``): records and the
@@ -85,6 +137,7 @@ class HubTransport(SyncTransport):
         timeout: float = 120.0,
         cafile: str = None,
         allow_cleartext: bool = False,
+        exchange_timeout: float = 600.0,
     ):
         if not allow_cleartext and _in_clear(hub_url):
             raise ValueError(
@@ -103,6 +156,7 @@ class HubTransport(SyncTransport):
         self._attachments_url = base + "/v1/attachments"
         self._authorization = "Bearer " + token.strip()
         self._timeout = timeout
+        self._exchange_timeout = exchange_timeout
 
     def abort(self):
         """Cancels the sync: cuts the exchange under way, if any, from any thread, and every
@@ -143,21 +197,25 @@ class HubTransport(SyncTransport):
                 "Content-Type": "application/octet-stream",
             },
         )
+        deadline = time.monotonic() + self._exchange_timeout
         try:
             with self._opener.open(http_request, timeout=self._timeout) as response:
-                body = response.read()
+                body = _read_bounded(response, _MAX_ANSWER_BYTES, deadline)
                 # A hub's answer is never empty: an empty one is a link that dropped in the
                 # answer's headers (a body cut short raises IncompleteRead below), not a
                 # damaged message from the hub.
                 if not body:
                     raise _cut()
+                declared = response.headers.get("Content-Type")
+                if declared and response.headers.get_content_type() != "application/octet-stream":
+                    raise _not_the_hub(response.status, response.headers.get_content_type())
                 return body
         except urllib.error.HTTPError as e:
             if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
                 # An attachment over the hub's limits: the body is the refusal, with its
                 # figures, for the session to record (unless the link cut it).
                 try:
-                    refusal = e.read()
+                    refusal = _read_bounded(e, _MAX_ERROR_BYTES, deadline)
                 except (http.client.HTTPException, OSError) as e:
                     raise _cut(e) from None
                 if not refusal:
@@ -165,7 +223,11 @@ class HubTransport(SyncTransport):
                 return refusal
             if 300 <= e.code < 400:
                 raise TransportError.Http(status=e.code, reason=_redirected(e)) from None
-            body = _json_body(e)
+            # The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
+            # proxy's, which must not read as a token to reissue or a right withheld.
+            if e.code in (401, 403, 407, 511) and e.headers.get_content_type() != "application/json":
+                raise _not_the_hub(e.code, e.headers.get_content_type()) from None
+            body = _json_body(e, deadline)
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:
                 # The hub revoked this device: the app must wipe the profile, not retry.
@@ -203,11 +265,11 @@ def _cut(e: Exception = None) -> TransportError:
     )
 
 
-def _json_body(error: urllib.error.HTTPError):
+def _json_body(error: urllib.error.HTTPError, deadline: float):
     """The hub's errors are JSON ``{"error": "..."}`` (with ``"wipe": true`` for a revoked
-    device); ``None`` if the body is not such an object."""
+    device); ``None`` if the body is not such an object (or larger than any hub's error)."""
     try:
-        body = json.loads(error.read())
+        body = json.loads(_read_bounded(error, _MAX_ERROR_BYTES, deadline))
     except Exception:
         return None
     return body if isinstance(body, dict) else None

@@ -12,17 +12,24 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
     private let authorization: String
     private let session: URLSession
     private let timeout: TimeInterval
+    /// The most one exchange lasts (`timeout` bounds each wait for data): a body trickled a
+    /// byte at a time holds no sync for ever.
+    private let exchangeTimeout: TimeInterval
     /// The task under way, and whether the sync was cancelled (`abort`), from any thread.
     private let lock = NSLock()
     private var current: URLSessionDataTask?
     private var aborted = false
 
-    public init(hubURL: URL, token: String, session: URLSession = .shared, timeout: TimeInterval = 120) {
+    public init(
+        hubURL: URL, token: String, session: URLSession = .shared, timeout: TimeInterval = 120,
+        exchangeTimeout: TimeInterval = 600
+    ) {
         self.syncURL = hubURL.appendingPathComponent("v1").appendingPathComponent("sync")
         self.attachmentsURL = hubURL.appendingPathComponent("v1").appendingPathComponent("attachments")
         self.authorization = "Bearer " + token.trimmingCharacters(in: .whitespacesAndNewlines)
         self.session = session
         self.timeout = timeout
+        self.exchangeTimeout = exchangeTimeout
     }
 
     /// Cancels the sync (a Cancel button, a `BGTask` that expires), from any thread: the
@@ -71,11 +78,20 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         current = task
         lock.unlock()
         task.resume()
-        done.wait()
+        let timedOut = done.wait(timeout: .now() + exchangeTimeout) == .timedOut
+        if timedOut {
+            task.cancel()
+            done.wait()
+        }
         lock.lock()
         current = nil
         let cancelled = aborted
         lock.unlock()
+        if timedOut && !cancelled {
+            throw TransportError.Unreachable(
+                reason: "the hub's answer did not come whole in time: the link is too slow, or "
+                    + "something on the way holds it back")
+        }
 
         let (data, response, error) = outcome.get()
         if cancelled {
@@ -88,7 +104,13 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             throw TransportError.Unreachable(reason: "no HTTP response")
         }
         let status = answer.statusCode
-        if status == 413 && answer.mimeType == "application/octet-stream" {
+        let type = answer.mimeType ?? ""
+        if let data = data, data.count > HubTransport.maxAnswerBytes {
+            throw TransportError.Unreachable(
+                reason: "an answer larger than any hub's (\(HubTransport.maxAnswerBytes) bytes) was refused: "
+                    + "something on the way answered in the hub's place")
+        }
+        if status == 413 && type == "application/octet-stream" {
             // An attachment over the hub's limits: the body is the refusal, with its figures,
             // for the session to record.
             return data ?? Data()
@@ -99,13 +121,31 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
                 throw TransportError.Http(
                     status: Int32(status), reason: "redirect to \(location), not followed")
             }
+            // The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
+            // proxy's, which must not read as a token to reissue or a right withheld.
+            if [401, 403, 407, 511].contains(status) && !type.isEmpty && type != "application/json" {
+                throw TransportError.Unreachable(reason: HubTransport.notTheHub(status, type))
+            }
             if status == 403 && HubTransport.wipeRequested(data) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
                 throw TransportError.DeviceRevoked(reason: HubTransport.hubMessage(data))
             }
             throw TransportError.Http(status: Int32(status), reason: HubTransport.hubMessage(data))
         }
+        if !type.isEmpty && type != "application/octet-stream" {
+            throw TransportError.Unreachable(reason: HubTransport.notTheHub(status, type))
+        }
         return data ?? Data()
+    }
+
+    /// A sync answer is as large as its request asks (a few MiB at most), a chunk 256 KiB.
+    private static let maxAnswerBytes = 64 * 1024 * 1024
+
+    /// An answer in a form the hub never gives (a web page): a Wi-Fi that asks to sign in, or
+    /// a proxy, answered in its place.
+    private static func notTheHub(_ status: Int, _ type: String) -> String {
+        "the network answered \(status) with \(type), not the hub: a Wi-Fi or a proxy that asks "
+            + "to sign in first? Nothing was sent or lost"
     }
 
     /// A revoked device is answered 403 with `{"error": "...", "wipe": true}`.

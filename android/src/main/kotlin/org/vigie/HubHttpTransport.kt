@@ -1,7 +1,9 @@
 package org.vigie
 
 import org.vigie.core.*
+import java.io.ByteArrayOutputStream
 import java.io.IOException
+import java.io.InputStream
 import java.net.HttpURLConnection
 import java.net.URL
 
@@ -13,13 +15,18 @@ import java.net.URL
  *
  * [exchange] and [exchangeAttachment] block: they are called on the thread running the sync
  * session; [abort], from another thread, cuts the one under way. [hubUrl] is an http:// or
- * https:// address (else [IllegalArgumentException]).
+ * https:// address (else [IllegalArgumentException]). [readTimeoutMillis] bounds each read,
+ * [exchangeTimeoutMillis] one whole exchange (a body trickled a byte at a time is cut there).
+ * An answer the hub never gives (a web page, a body larger than any hub's) is
+ * [TransportException.Unreachable]: something on the way (a Wi-Fi that asks to sign in, a
+ * proxy) answered in its place.
  */
 class HubHttpTransport(
     hubUrl: String,
     token: String,
     private val connectTimeoutMillis: Int = 15_000,
     private val readTimeoutMillis: Int = 120_000,
+    private val exchangeTimeoutMillis: Long = 600_000,
 ) : SyncTransport {
     init {
         require(Regex("^https?://[^/\\s]+", RegexOption.IGNORE_CASE).containsMatchIn(hubUrl.trim())) {
@@ -61,15 +68,26 @@ class HubHttpTransport(
             connection.setFixedLengthStreamingMode(request.size)
             connection.setRequestProperty("Authorization", authorization)
             connection.setRequestProperty("Content-Type", "application/octet-stream")
+            val started = System.nanoTime()
             connection.outputStream.use { it.write(request) }
             val status = connection.responseCode
+            val type = connection.contentType.orEmpty().substringBefore(';').trim()
             if (status in 200..299) {
-                return connection.inputStream.use { it.readBytes() }
+                val body = connection.inputStream.use { readBounded(it, MAX_ANSWER_BYTES, started) }
+                if (type.isNotEmpty() && type != "application/octet-stream") {
+                    throw notTheHub(status, type)
+                }
+                return body
             }
-            if (status == 413 && connection.contentType?.startsWith("application/octet-stream") == true) {
+            if (status == 413 && type == "application/octet-stream") {
                 // An attachment over the hub's limits: the body is the refusal, with its
                 // figures, for the session to record.
-                return connection.errorStream?.use { it.readBytes() } ?: ByteArray(0)
+                return connection.errorStream?.use { readBounded(it, MAX_ERROR_BYTES, started) } ?: ByteArray(0)
+            }
+            // The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
+            // proxy's, which must not read as a token to reissue or a right withheld.
+            if (status in setOf(401, 403, 407, 511) && type.isNotEmpty() && type != "application/json") {
+                throw notTheHub(status, type)
             }
             if (status in 300..399) {
                 val target = connection.getHeaderField("Location")?.let { location ->
@@ -81,7 +99,8 @@ class HubHttpTransport(
                         "goes to the hub's own address only (set the hub's URL to the address it serves)",
                 )
             }
-            val body = connection.errorStream?.use { it.readBytes() }?.toString(Charsets.UTF_8).orEmpty()
+            val body = connection.errorStream?.use { readBounded(it, MAX_ERROR_BYTES, started) }
+                ?.toString(Charsets.UTF_8).orEmpty()
             if (status == 403 && wipeRequested(body)) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
                 throw TransportException.DeviceRevoked(hubMessage(body))
@@ -99,6 +118,43 @@ class HubHttpTransport(
             current = null
             connection.disconnect()
         }
+    }
+
+    /**
+     * The body of an answer, read up to [limit] bytes and until [exchangeTimeoutMillis] after
+     * [started]: a larger or endless body, or one trickled a byte at a time, is not the hub's.
+     */
+    private fun readBounded(stream: InputStream, limit: Int, started: Long): ByteArray {
+        val out = ByteArrayOutputStream()
+        val buffer = ByteArray(64 * 1024)
+        while (true) {
+            if (System.nanoTime() - started > exchangeTimeoutMillis * 1_000_000L) {
+                throw TransportException.Unreachable(
+                    "the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back",
+                )
+            }
+            val n = stream.read(buffer)
+            if (n < 0) return out.toByteArray()
+            if (out.size() + n > limit) {
+                throw TransportException.Unreachable(
+                    "an answer larger than any hub's ($limit bytes) was not read: something on the way answered in the hub's place",
+                )
+            }
+            out.write(buffer, 0, n)
+        }
+    }
+
+    private fun notTheHub(status: Int, type: String) = TransportException.Unreachable(
+        "the network answered $status with $type, not the hub: a Wi-Fi or a proxy that asks to sign in first? " +
+            "Nothing was sent or lost",
+    )
+
+    private companion object {
+        /** A sync answer is as large as its request asks (a few MiB at most), a chunk 256 KiB. */
+        const val MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+        /** An error's body is a line of JSON. */
+        const val MAX_ERROR_BYTES = 64 * 1024
     }
 
     /** A revoked device is answered 403 with `{"error": "...", "wipe": true}`. */

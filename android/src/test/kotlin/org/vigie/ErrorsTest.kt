@@ -219,6 +219,50 @@ class ErrorsTest {
     }
 
     @Test
+    fun aPageAnsweredInTheHubsPlaceIsSaidSoAndAnEndlessBodyIsNotReadForEver() {
+        // A Wi-Fi that asks to sign in answers 403 with a web page: not a right withheld; a
+        // server in the hub's place sends a body larger than any hub's: not read to its end.
+        val server = com.sun.net.httpserver.HttpServer.create(java.net.InetSocketAddress("127.0.0.1", 0), 0)
+        val kind = java.util.concurrent.atomic.AtomicReference("page")
+        server.createContext("/") { exchange ->
+            exchange.requestBody.readBytes()
+            try {
+                if (kind.get() == "page") {
+                    val page = "<html><body>Forfait épuisé</body></html>".toByteArray()
+                    exchange.responseHeaders.add("Content-Type", "text/html; charset=utf-8")
+                    exchange.sendResponseHeaders(403, page.size.toLong())
+                    exchange.responseBody.write(page)
+                } else {
+                    exchange.responseHeaders.add("Content-Type", "application/octet-stream")
+                    exchange.sendResponseHeaders(200, 0)
+                    val chunk = ByteArray(1024 * 1024)
+                    repeat(200) { exchange.responseBody.write(chunk) }
+                }
+            } catch (e: java.io.IOException) {
+                // The phone stopped reading.
+            }
+            exchange.close()
+        }
+        server.start()
+        try {
+            openEnrolledStore(Env.storePath("portal.db"), key(11), devices.monitorToken).use { store ->
+                val url = "http://127.0.0.1:${server.address.port}"
+                val page = assertFailsWith<VigieException.Transport> {
+                    store.syncWith(HubHttpTransport(url, devices.monitorToken), null)
+                }
+                assertTrue(page.reason.contains("403 with text/html, not the hub"), page.reason)
+                kind.set("endless")
+                val endless = assertFailsWith<VigieException.Transport> {
+                    store.syncWith(HubHttpTransport(url, devices.monitorToken), null)
+                }
+                assertTrue(endless.reason.contains("larger than any hub's"), endless.reason)
+            }
+        } finally {
+            server.stop(0)
+        }
+    }
+
+    @Test
     fun aRustPanicBecomesAnExceptionAndTheStoreStaysUsable() {
         val e = assertFailsWith<InternalException> { debugPanic("boom from the test") }
         assertTrue(e.message.orEmpty().contains("boom from the test"), e.message)
