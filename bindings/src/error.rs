@@ -314,10 +314,12 @@ pub enum TransportError {
     /// 403 `VigieError.NotAllowed`, any other `VigieError.Transport`.
     #[error("hub answered {status}: {reason}")]
     Http { status: i32, reason: String },
-    /// The hub revoked this device and asks it to wipe (HTTP 403 with `"wipe": true`):
-    /// becomes `VigieError.DeviceRevoked`.
+    /// The hub revoked this device and asks it to wipe (HTTP 403 with `"wipe": true`), with
+    /// the order the hub signed (the answer's `"order"`, empty if none): becomes
+    /// `VigieError.DeviceRevoked` once the order is found the hub's, else `NotAllowed`, and
+    /// nothing is wiped.
     #[error("device revoked by the hub: {reason}")]
-    DeviceRevoked { reason: String },
+    DeviceRevoked { reason: String, order: String },
 }
 
 /// What an app's transport threw instead of a `TransportError`: only the exception's type is

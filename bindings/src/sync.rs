@@ -19,6 +19,11 @@ use vigie_core::sync::{
 };
 use vigie_core::{AreaFilter, DownloadPolicy, Store};
 
+/// A wipe order the hub did not sign (`TransportError::DeviceRevoked` whose order does not
+/// check against the hub's key the store pinned): not obeyed.
+const NOT_SIGNED: &str = "the hub's address answered with a wipe order the hub did not sign: \
+    not obeyed, nothing was wiped (something on the way answered in the hub's place?)";
+
 /// The app's carrier of sync messages to the hub (HTTP, usually: `POST <hub>/v1/sync` with
 /// `Authorization: Bearer <enrolment token>` and `Content-Type: application/octet-stream`, the
 /// request as the body; the response body is what to return).
@@ -720,6 +725,16 @@ impl VigieStore {
         let error = match result {
             Ok(summary) => return Ok(summary),
             Err(vigie_core::Error::Transport { reason }) => match failure.take() {
+                // Obeyed only when the hub signed it, against its key this store pinned:
+                // anything answering in its place (a network in clear, a server under its
+                // name) destroys nothing.
+                Some(TransportError::DeviceRevoked { order, .. })
+                    if !self.with_store(|s| Ok(s.obeys_wipe_order(&order)?))? =>
+                {
+                    VigieError::NotAllowed {
+                        reason: NOT_SIGNED.into(),
+                    }
+                }
                 Some(e) => e.into(),
                 None => VigieError::Transport { reason },
             },

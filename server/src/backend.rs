@@ -70,6 +70,9 @@ pub trait Backend: Send + Sync {
 
     /// Checks a presented token; returns the device's user.
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError>;
+    /// The hub's signed order to wipe itself for `device`, revoked
+    /// (`vigie_core::identity::HubKey::wipe_order`): what it is answered with.
+    fn wipe_order(&self, device: Uuid) -> String;
     /// Enrols a new device for a user and returns its token (shown once, never stored).
     fn enrol(&self, user: Uuid) -> Result<Token, AuthError> {
         self.enrol_device(user, Uuid::new_v4())?
@@ -788,6 +791,9 @@ impl Backend for Embedded {
         self.store.lock().actor().clone()
     }
 
+    fn wipe_order(&self, device: Uuid) -> String {
+        self.key.wipe_order(device)
+    }
     fn authenticate(&self, token: &Token) -> Result<Uuid, AuthError> {
         lock(&self.registry).authenticate(token)
     }

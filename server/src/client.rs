@@ -132,16 +132,28 @@ impl HubClient {
             in_flight: VecDeque::new(),
         };
         match sync_through(store, options, &mut transport, progress) {
-            Err(Error::Transport { reason }) if reason == WIPE_REQUESTED => {
-                Err(Error::WipeRequested)
+            Err(Error::Transport { reason }) if reason.starts_with(WIPE_REQUESTED) => {
+                // Obeyed only when the hub signed it: anything else answering in its place
+                // (a network in clear, a server under its name) destroys nothing.
+                let order = reason[WIPE_REQUESTED.len()..].trim_start_matches(": ");
+                match store.obeys_wipe_order(order)? {
+                    true => Err(Error::WipeRequested),
+                    false => Err(Error::Transport {
+                        reason: NOT_SIGNED.into(),
+                    }),
+                }
             }
             other => other,
         }
     }
 }
 
-/// What `post` reports when the hub revoked the device and asks it to wipe.
+/// What `post` reports when the hub revoked the device and asks it to wipe (followed by the
+/// order, `: <hex>`, that `sync` checks).
 const WIPE_REQUESTED: &str = "hub answered 403: device revoked, wipe requested";
+/// What a wipe order the hub did not sign is reported as: not obeyed.
+const NOT_SIGNED: &str = "hub answered 403 with a wipe order it did not sign: not obeyed, \
+    nothing was wiped (something on the way answered in the hub's place?)";
 /// How `post` begins a failure whose request never reached the hub (no connection made).
 const NOT_REACHED: &str = "hub unreachable";
 /// How `post` begins the hub's refusal of a request.
@@ -154,7 +166,7 @@ pub fn hub_holds_nothing_of(error: &vigie_core::Error) -> bool {
     match error {
         vigie_core::Error::Transport { reason } => {
             (reason.starts_with(NOT_REACHED) || reason.starts_with(REFUSED))
-                && reason != WIPE_REQUESTED
+                && !reason.starts_with(WIPE_REQUESTED)
         }
         _ => false,
     }
@@ -259,7 +271,12 @@ fn post(
                 .and_then(|w| w.as_bool())
                 == Some(true)
         {
-            return Err(WIPE_REQUESTED.into());
+            let order = json
+                .as_ref()
+                .and_then(|v| v.get("order"))
+                .and_then(|o| o.as_str())
+                .unwrap_or_default();
+            return Err(format!("{WIPE_REQUESTED}: {order}"));
         }
         let message = json
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))

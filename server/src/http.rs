@@ -465,6 +465,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// Why a request failed, mapped to HTTP in one place.
 enum Failure {
     Auth(AuthError),
+    /// A revoked device, with the hub's signed order to wipe itself (`Backend::wipe_order`).
+    Revoked {
+        order: String,
+    },
     UnknownUser,
     Hub(HubError),
     /// The device already has as many requests in progress as it may.
@@ -496,7 +500,9 @@ impl Failure {
         let (reason, suspect) = match self {
             Failure::Auth(AuthError::Malformed) => ("missing or malformed credentials", true),
             Failure::Auth(AuthError::Unknown) => ("unknown device or wrong secret", true),
-            Failure::Auth(AuthError::Revoked) => ("the device is revoked", true),
+            Failure::Auth(AuthError::Revoked) | Failure::Revoked { .. } => {
+                ("the device is revoked", true)
+            }
             Failure::UnknownUser => ("the device's user is unknown", true),
             Failure::Hub(HubError::Malformed(_)) => ("malformed request", true),
             Failure::Hub(HubError::TooLarge(what)) => {
@@ -528,9 +534,16 @@ impl IntoResponse for Failure {
         // answer it must act on).
         let body_unread = !matches!(self, Failure::Hub(_));
         let mut response = match self {
-            Failure::Auth(AuthError::Revoked) => {
-                // A lost or seized phone: it is told to destroy its profile's data.
-                let body = serde_json::json!({ "error": "device revoked", "wipe": true });
+            Failure::Auth(AuthError::Revoked) | Failure::Revoked { .. } => {
+                // A lost or seized phone: it is told to destroy its profile's data, by an order
+                // the hub signed for it, which nothing in the hub's place can make (an app of
+                // an earlier version reads `wipe` alone).
+                let order = match &self {
+                    Failure::Revoked { order } => Some(order.as_str()),
+                    _ => None,
+                };
+                let body =
+                    serde_json::json!({ "error": "device revoked", "wipe": true, "order": order });
                 (
                     StatusCode::FORBIDDEN,
                     [(header::CONTENT_TYPE, "application/json")],
@@ -711,7 +724,12 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
 
 /// The principal behind a token: the device's user as the hub's records describe it now.
 fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
-    let user_id = hub.backend.authenticate(token).map_err(Failure::Auth)?;
+    let user_id = hub.backend.authenticate(token).map_err(|e| match e {
+        AuthError::Revoked => Failure::Revoked {
+            order: hub.backend.wipe_order(token.device),
+        },
+        e => Failure::Auth(e),
+    })?;
     let user = match hub.backend.user(user_id) {
         Ok(Some(user)) => user,
         Ok(None) => return Err(Failure::UnknownUser),

@@ -877,6 +877,9 @@ impl Backend for Journaled {
             other => other,
         }
     }
+    fn wipe_order(&self, device: Uuid) -> String {
+        self.inner.wipe_order(device)
+    }
     fn enrol_device(&self, user: Uuid, device: Uuid) -> Result<Option<Token>, AuthError> {
         self.inner.enrol_device(user, device)
     }

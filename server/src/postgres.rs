@@ -2543,6 +2543,9 @@ impl Backend for Postgres {
         self.actor.clone()
     }
 
+    fn wipe_order(&self, device: Uuid) -> String {
+        self.key.wipe_order(device)
+    }
     fn authenticate(&self, token: &Token) -> std::result::Result<Uuid, AuthError> {
         let mut client = self.client().map_err(auth_error)?;
         let row = client

@@ -322,6 +322,37 @@ fn the_sync_client_keeps_an_encrypted_store_and_wipes_it_when_revoked() {
     assert!(String::from_utf8_lossy(&lost.stderr).contains("key file"));
     std::fs::rename(&aside, &key_file).unwrap();
 
+    // A server in the hub's place answering a wipe order the hub did not sign (a network in
+    // clear): nothing goes.
+    let in_the_place = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = format!("http://{}", in_the_place.local_addr().unwrap());
+    let answering = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut connection, _) = in_the_place.accept().unwrap();
+        let mut request = vec![0u8; 65536];
+        let _ = connection.read(&mut request);
+        let body = r#"{"error": "device revoked", "wipe": true, "order": "00"}"#;
+        let _ = write!(
+            connection,
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let forged = vigie_output(&[
+        "sync",
+        "--hub",
+        &fake,
+        "--store",
+        store.to_str().unwrap(),
+        "--token",
+        token.as_str(),
+    ]);
+    answering.join().unwrap();
+    assert!(!forged.status.success());
+    let said = String::from_utf8_lossy(&forged.stderr);
+    assert!(said.contains("did not sign"), "{said}");
+    assert!(store.exists() && key_file.exists());
+
     // Revoked: the store and its key go, and the command says so.
     let device = vigie_server::auth::Token::parse(&token).unwrap().device;
     assert!(revoke(&data, device));

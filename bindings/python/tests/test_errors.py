@@ -3,7 +3,7 @@
 import pytest
 
 import vigie
-from conftest import as_role, key, new_id, open_enrolled
+from conftest import as_role, key, new_id, open_enrolled, synced
 
 AREA = vigie.Area(country="CI", region="CI-R1", district="CI-R1-D1", community="CI-R1-D1-C01")
 
@@ -363,6 +363,60 @@ def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
             finally:
                 server.shutdown()
                 server.server_close()
+    finally:
+        store.close_store()
+
+
+def test_a_wipe_order_the_hub_did_not_sign_wipes_nothing_and_the_hubs_own_does(env):
+    # A phone that synced with its hub pinned the hub's key: a 403 with "wipe" from anything in
+    # the hub's place (a network in clear, a server under its name) destroys nothing; the hub's
+    # own order, signed for this device, wipes it.
+    import http.server
+    import json as _json
+    import threading
+
+    import os
+
+    token = env.enrol(os.environ["VIGIE_MONITOR_USER"])
+    store = synced(open_enrolled(env.store_path("wipe-order.db"), 12, token), env, token)
+    child = vigie.new_child_case("CI-0770", "Awa Ouattara", vigie.Sex.FEMALE, AREA, "2026-03-02",
+                                 store.user_id())
+    child.estimated_age = 11
+    kept = store.create_child_case(child)
+
+    class InThePlace(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = _json.dumps({"error": "device revoked", "wipe": True,
+                                "order": self.server.order}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    try:
+        for order in ["", "0" * 128, "not hex"]:
+            server = http.server.HTTPServer(("127.0.0.1", 0), InThePlace)
+            server.order = order
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                with pytest.raises(vigie.VigieError.NotAllowed) as e:
+                    store.sync_with(vigie.HubTransport(f"http://127.0.0.1:{server.server_address[1]}",
+                                                       token), None)
+                assert "did not sign" in e.value.reason, e.value.reason
+            finally:
+                server.shutdown()
+                server.server_close()
+            assert store.get_child_case(kept.id).name == "Awa Ouattara"
+        env.admin("device", "revoke", "--device", vigie.parse_enrolment_token(token).device_id)
+        with pytest.raises(vigie.VigieError.DeviceRevoked):
+            store.sync_with(vigie.HubTransport(env.hub_url, token), None)
+        with pytest.raises(vigie.VigieError.ProfileWiped):
+            store.get_child_case(kept.id)
     finally:
         store.close_store()
 

@@ -231,7 +231,11 @@ class HubTransport(SyncTransport):
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:
                 # The hub revoked this device: the app must wipe the profile, not retry.
-                raise TransportError.DeviceRevoked(reason=message) from None
+                # With the order the hub signed, which the store checks before it wipes.
+                order = body.get("order")
+                raise TransportError.DeviceRevoked(
+                    reason=message, order=order if isinstance(order, str) else ""
+                ) from None
             raise TransportError.Http(status=e.code, reason=message) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e

@@ -115,6 +115,9 @@ const REVOCATIONS_TAG: [u8; 4] = *b"VGl1";
 const CERTIFICATE_LABEL: &[u8] = b"vigie certificate v1\0";
 const REVOCATIONS_LABEL: &[u8] = b"vigie revocations v1\0";
 const DIRECTORY_LABEL: &[u8] = b"vigie directory v1\0";
+/// What a hub signs to order a device it revoked to wipe itself: the device's id, under a label
+/// of its own, so that no other signature of the hub's reads as one.
+const WIPE_ORDER_LABEL: &[u8] = b"vigie wipe order v1\0";
 const HUB_AGREEMENT_INFO: &[u8] = b"vigie hub agreement key v1";
 
 /// A device's public keys, as it presents them to the hub.
@@ -279,6 +282,18 @@ impl HubKey {
             .to_bytes()
     }
 
+    /// The order to wipe itself the hub gives `device`, revoked: its signature, in hex, which
+    /// the device checks against the hub's key it pinned (`is_wipe_order`) before it destroys
+    /// anything. Whatever answers in the hub's place (a network in clear, a server under its
+    /// name) cannot make one.
+    pub fn wipe_order(&self, device: Uuid) -> String {
+        let signature = self
+            .signing
+            .sign(&labelled(WIPE_ORDER_LABEL, device.as_bytes()))
+            .to_bytes();
+        signature.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The signed list of revoked devices.
     pub fn revocations(&self, mut devices: Vec<Uuid>, now_ms: i64) -> Revocations {
         devices.sort();
@@ -312,6 +327,29 @@ fn verify(
     let key = VerifyingKey::from_bytes(key).map_err(|_| IdentityError::BadSignature { what })?;
     key.verify_strict(message, &Signature::from_bytes(signature))
         .map_err(|_| IdentityError::BadSignature { what })
+}
+
+/// Whether `order` is the wipe order of the hub whose keys are `hub` for `device`
+/// (`HubKey::wipe_order`).
+pub fn is_wipe_order(hub: &HubPublic, device: Uuid, order: &str) -> bool {
+    let bytes: Option<Vec<u8>> = (order.len() == 128)
+        .then(|| {
+            (0..128)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(order.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten();
+    let Some(signature) = bytes.and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
+        return false;
+    };
+    verify(
+        &hub.signing,
+        &labelled(WIPE_ORDER_LABEL, device.as_bytes()),
+        &signature,
+        "wipe order",
+    )
+    .is_ok()
 }
 
 /// Verifies a signature made by a device key (handshakes, bundles).
@@ -773,5 +811,39 @@ mod tests {
         assert_eq!(again.public(), keys.public());
         let hub_again = HubKey::from_bytes(&*hub.to_bytes()).unwrap();
         assert_eq!(hub_again.public(), hub.public());
+    }
+
+    /// A wipe order checks against its hub's key for its device only: not another hub's, not
+    /// another device's, and nothing that is not one.
+    #[test]
+    fn a_wipe_order_is_its_hubs_for_its_device_only() {
+        let (hub, other_hub) = (HubKey::generate(), HubKey::generate());
+        let (device, other_device) = (Uuid::new_v4(), Uuid::new_v4());
+        let order = hub.wipe_order(device);
+        assert!(is_wipe_order(&hub.public(), device, &order));
+        assert!(!is_wipe_order(&other_hub.public(), device, &order));
+        assert!(!is_wipe_order(&hub.public(), other_device, &order));
+        assert!(!is_wipe_order(
+            &hub.public(),
+            device,
+            &other_hub.wipe_order(device)
+        ));
+        for forged in [
+            "",
+            "00",
+            &"0".repeat(128),
+            &order[..126],
+            &format!("{order}00"),
+        ] {
+            assert!(!is_wipe_order(&hub.public(), device, forged), "{forged}");
+        }
+        // One character changed is no order.
+        let mut flipped = order.clone().into_bytes();
+        flipped[0] = if flipped[0] == b'0' { b'1' } else { b'0' };
+        assert!(!is_wipe_order(
+            &hub.public(),
+            device,
+            std::str::from_utf8(&flipped).unwrap()
+        ));
     }
 }

@@ -207,6 +207,19 @@ impl Store {
         pinned_hub(&self.conn)
     }
 
+    /// Whether this device takes `order` as its hub's order to wipe it: signed by the hub
+    /// whose key it pinned at its first sync (`identity::is_wipe_order`), so that an order in
+    /// any other hand (a network in clear, a server in the hub's place) destroys nothing. A
+    /// device that never synced has no key to check it by, and nothing of the hub's to keep:
+    /// it takes the order as before (a phone revoked before its first sync holds only what was
+    /// recorded on it, which the revocation is for).
+    pub fn obeys_wipe_order(&self, order: &str) -> Result<bool> {
+        Ok(match self.hub_keys()? {
+            Some(hub) => crate::identity::is_wipe_order(&hub, self.device_id(), order),
+            None => true,
+        })
+    }
+
     /// This device's certificate, as the hub last issued it.
     pub fn certificate(&self) -> Result<Option<Certificate>> {
         get_meta(&self.conn, CERTIFICATE)?

@@ -128,7 +128,9 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             }
             if status == 403 && HubTransport.wipeRequested(data) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
-                throw TransportError.DeviceRevoked(reason: HubTransport.hubMessage(data))
+                // With the order the hub signed, which the store checks before it wipes.
+                throw TransportError.DeviceRevoked(
+                    reason: HubTransport.hubMessage(data), order: HubTransport.wipeOrder(data))
             }
             throw TransportError.Http(status: Int32(status), reason: HubTransport.hubMessage(data))
         }
@@ -154,6 +156,15 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return false }
         return object["wipe"] as? Bool == true
+    }
+
+    /// The hub's signed order to wipe, `"order": "<hex>"` of its revoked answer; empty if none.
+    private static func wipeOrder(_ data: Data?) -> String {
+        guard let data = data,
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let order = object["order"] as? String
+        else { return "" }
+        return order
     }
 
     /// The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content.

@@ -103,7 +103,8 @@ class HubHttpTransport(
                 ?.toString(Charsets.UTF_8).orEmpty()
             if (status == 403 && wipeRequested(body)) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
-                throw TransportException.DeviceRevoked(hubMessage(body))
+                // With the order the hub signed, which the store checks before it wipes.
+                throw TransportException.DeviceRevoked(hubMessage(body), wipeOrder(body))
             }
             // The JDK keeps no body of a 401 sent in streaming mode: the status line says it.
             val reason = hubMessage(body).ifEmpty { connection.responseMessage.orEmpty() }
@@ -160,6 +161,10 @@ class HubHttpTransport(
     /** A revoked device is answered 403 with `{"error": "...", "wipe": true}`. */
     private fun wipeRequested(body: String): Boolean =
         Regex("\"wipe\"\\s*:\\s*true").containsMatchIn(body)
+
+    /** The hub's signed order to wipe, `"order": "<hex>"` of its revoked answer; empty if none. */
+    private fun wipeOrder(body: String): String =
+        Regex("\"order\"\\s*:\\s*\"([0-9a-fA-F]*)\"").find(body)?.groupValues?.get(1) ?: ""
 
     /** The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content. */
     private fun hubMessage(body: String): String =
