@@ -541,6 +541,17 @@ test('at 375 px the lists scroll sideways in their frame: dates, links and badge
     }
     await page.screenshot({ path: path.join(OUT, `list-375-${where.replace(/\W+/g, '-')}.png`) });
   }
+  // The live search's new results keep their frame's focus and name.
+  await page.goto(`${url}/console/cases`);
+  await page.locator('#case-q').pressSequentially('a', { delay: 40 });
+  await page.waitForTimeout(1500);
+  const searched = await page.evaluate(() => [...document.querySelectorAll('#case-results .table-wrap')]
+    .filter((f) => f.scrollWidth > f.clientWidth)
+    .map((f) => [f.getAttribute('tabindex'), f.getAttribute('aria-label')]));
+  assert.ok(searched.length > 0, 'the searched list scrolls at 375 px');
+  for (const [tabindex, label] of searched) {
+    assert.ok(tabindex === '0' && label, `after a live search: ${tabindex} ${label}`);
+  }
   await own.close();
 });
 

@@ -323,6 +323,15 @@ def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
                         self.wfile.write(chunk)
                 except OSError:
                     pass
+            elif kind == "slow-head":
+                # The status line and headers a byte at a time.
+                try:
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.3)
+                except OSError:
+                    pass
             elif kind == "trickle":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
@@ -347,6 +356,7 @@ def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
             ("refusal-page", "403 with text/html, not the hub"),
             ("endless", "larger than any hub's"),
             ("trickle", "did not come whole in time"),
+            ("slow-head", "did not come whole in time"),
         ]:
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), InThePlace)
             server.kind = kind

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -71,10 +72,7 @@ def _read_bounded(response, limit: int, deadline: float) -> bytes:
     read = getattr(response, "read1", None) or response.read
     while True:
         if time.monotonic() > deadline:
-            raise TransportError.Unreachable(
-                reason="the hub's answer did not come whole in time: the link is too slow, or "
-                "something on the way holds it back"
-            )
+            raise _too_slow()
         chunk = read(min(65536, limit + 1 - total))
         if not chunk:
             # Fewer bytes than the answer declared: the link cut it.
@@ -88,6 +86,13 @@ def _read_bounded(response, limit: int, deadline: float) -> bytes:
                 "on the way answered in the hub's place"
             )
         chunks.append(chunk)
+
+
+def _too_slow() -> TransportError:
+    return TransportError.Unreachable(
+        reason="the hub's answer did not come whole in time: the link is too slow, or something "
+        "on the way holds it back"
+    )
 
 
 def _not_the_hub(status: int, content_type: str) -> TransportError:
@@ -120,8 +125,8 @@ class HubTransport(SyncTransport):
     >>> store.sync_with(HubTransport("https://hub.example.org", token))
 
     ``timeout`` bounds each wait for the hub (connecting, each read), ``exchange_timeout`` one
-    whole exchange (a body trickled a byte at a time is cut there; 600 s carries a 4 MiB
-    answer over 2G). An answer the hub never gives (a web page, a body larger than any hub's)
+    whole exchange, its headers included (an answer trickled a byte at a time is cut there;
+    a 1 MiB answer takes under 3 minutes over 2G). An answer the hub never gives (a web page, a body larger than any hub's)
     is ``TransportError.Unreachable``: something on the way answered in its place.
 
     ``cafile``: the authority (PEM) that signed the hub's TLS certificate when it is not a
@@ -164,6 +169,10 @@ class HubTransport(SyncTransport):
         cancelled; what was applied stays, and the next sync (with a new transport) goes on
         from there."""
         self._aborted = True
+        self._cut_current()
+
+    def _cut_current(self):
+        """Cuts the connection of the exchange under way, if any (from any thread)."""
         connection = self._current
         if connection is not None and connection.sock is not None:
             try:
@@ -180,12 +189,27 @@ class HubTransport(SyncTransport):
     def _post(self, url: str, request: bytes) -> bytes:
         if self._aborted:
             raise _cancelled()
+        # The exchange's deadline, its status line and headers included (a server sending them
+        # a byte at a time would hold the sync for ever): past it, the connection is cut.
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
+            self._cut_current()
+
+        timer = threading.Timer(self._exchange_timeout, expire)
+        timer.daemon = True
+        timer.start()
         try:
             return self._send(url, request)
         except TransportError:
             if self._aborted:
                 raise _cancelled() from None
+            if expired.is_set():
+                raise _too_slow() from None
             raise
+        finally:
+            timer.cancel()
 
     def _send(self, url: str, request: bytes) -> bytes:
         http_request = urllib.request.Request(

@@ -36,3 +36,5 @@ function focusableScrollers() {
 }
 window.addEventListener('load', focusableScrollers);
 window.addEventListener('resize', focusableScrollers);
+// The live case search puts new results (a new table) in place.
+document.addEventListener('htmx:afterSettle', focusableScrollers);

@@ -57,6 +57,19 @@ class HubHttpTransport(
             throw TransportException.Unreachable(e.toString())
         }
         current = connection
+        // The exchange's deadline, its status line and headers included (a server sending them
+        // a byte at a time would hold the sync for ever): past it, the connection is cut.
+        val expired = java.util.concurrent.atomic.AtomicBoolean(false)
+        val watchdog = java.util.Timer(true)
+        watchdog.schedule(
+            object : java.util.TimerTask() {
+                override fun run() {
+                    expired.set(true)
+                    connection.disconnect()
+                }
+            },
+            exchangeTimeoutMillis,
+        )
         try {
             connection.requestMethod = "POST"
             // A redirect is not followed: the token goes to the hub's own address only (not to
@@ -110,12 +123,14 @@ class HubHttpTransport(
             val reason = hubMessage(body).ifEmpty { connection.responseMessage.orEmpty() }
             throw TransportException.Http(status, reason)
         } catch (e: IOException) {
+            if (expired.get()) throw tooSlow()
             // An interrupted thread stays interrupted: its executor or worker is told.
             if (e is java.io.InterruptedIOException && e !is java.net.SocketTimeoutException) {
                 Thread.currentThread().interrupt()
             }
             throw TransportException.Unreachable(e.toString())
         } finally {
+            watchdog.cancel()
             current = null
             connection.disconnect()
         }
@@ -129,11 +144,7 @@ class HubHttpTransport(
         val out = ByteArrayOutputStream()
         val buffer = ByteArray(64 * 1024)
         while (true) {
-            if (System.nanoTime() - started > exchangeTimeoutMillis * 1_000_000L) {
-                throw TransportException.Unreachable(
-                    "the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back",
-                )
-            }
+            if (System.nanoTime() - started > exchangeTimeoutMillis * 1_000_000L) throw tooSlow()
             val n = stream.read(buffer)
             if (n < 0) return out.toByteArray()
             if (out.size() + n > limit) {
@@ -144,6 +155,10 @@ class HubHttpTransport(
             out.write(buffer, 0, n)
         }
     }
+
+    private fun tooSlow() = TransportException.Unreachable(
+        "the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back",
+    )
 
     private fun notTheHub(status: Int, type: String) = TransportException.Unreachable(
         "the network answered $status with $type, not the hub: a Wi-Fi or a proxy that asks to sign in first? " +
