@@ -150,30 +150,28 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             + "to sign in first? Nothing was sent or lost"
     }
 
-    /// A revoked device is answered 403 with `{"error": "...", "wipe": true}`.
-    private static func wipeRequested(_ data: Data?) -> Bool {
+    /// A field of the hub's JSON answer (its errors are `{"error": "..."}`; a revoked device's
+    /// adds `"wipe": true` and the signed `"order"`); nil if the body is no such object.
+    private static func field(_ data: Data?, _ name: String) -> Any? {
         guard let data = data,
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return false }
-        return object["wipe"] as? Bool == true
+        else { return nil }
+        return object[name]
     }
 
-    /// The hub's signed order to wipe, `"order": "<hex>"` of its revoked answer; empty if none.
+    /// A revoked device is answered 403 with `{"error": "...", "wipe": true, "order": "<hex>"}`.
+    private static func wipeRequested(_ data: Data?) -> Bool {
+        field(data, "wipe") as? Bool == true
+    }
+
+    /// The hub's signed order to wipe; empty if none.
     private static func wipeOrder(_ data: Data?) -> String {
-        guard let data = data,
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let order = object["order"] as? String
-        else { return "" }
-        return order
+        field(data, "order") as? String ?? ""
     }
 
-    /// The hub's errors are JSON `{"error": "..."}`; the text names the problem, never content.
+    /// The hub's errors name the problem, never content.
     private static func hubMessage(_ data: Data?) -> String {
-        guard let data = data,
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let message = object["error"] as? String
-        else { return "" }
-        return message
+        field(data, "error") as? String ?? ""
     }
 }
 
