@@ -169,8 +169,11 @@ impl VigieError {
                 )
             }
             VigieError::AttachmentNotHere { .. } => said("error.attachment_not_here", &[]),
+            // The text already says the hub could not be reached: what the transport said
+            // follows, in the user's language when the catalogues hold it.
             VigieError::Transport { reason } => {
-                said("error.transport", &[&rule_text(reason, lang)])
+                let why = reason.strip_prefix("hub unreachable: ").unwrap_or(reason);
+                said("error.transport", &[&rule_text(why, lang)])
             }
         }
     }

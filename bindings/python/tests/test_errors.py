@@ -352,8 +352,8 @@ def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
     store = fresh(env)
     try:
         for kind, said in [
-            ("page", "with text/html, not the hub"),
-            ("refusal-page", "403 with text/html, not the hub"),
+            ("page", "answered 200 in the hub's place"),
+            ("refusal-page", "answered 403 in the hub's place"),
             ("endless", "larger than any hub's"),
             ("trickle", "did not come whole in time"),
             ("slow-head", "did not come whole in time"),
@@ -369,6 +369,9 @@ def test_what_answers_in_the_hubs_place_is_said_so_and_bounded(env):
                                                        exchange_timeout=2), None)
                 assert said in e.value.reason, (kind, e.value.reason)
                 assert "Forfait" not in e.value.reason
+                # Said in the user's language, as every error is.
+                french = e.value.text_in("fr")
+                assert "hub unreachable" not in french and "answer" not in french, french
                 assert time.monotonic() - started < 30, kind
             finally:
                 server.shutdown()

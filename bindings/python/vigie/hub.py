@@ -82,25 +82,23 @@ def _read_bounded(response, limit: int, deadline: float) -> bytes:
         total += len(chunk)
         if total > limit:
             raise TransportError.Unreachable(
-                reason=f"an answer larger than any hub's ({limit} bytes) was not read: something "
-                "on the way answered in the hub's place"
+                reason=f"an answer larger than any hub's ({limit} bytes) was not read: something on the way answered in the hub's place"
             )
         chunks.append(chunk)
 
 
 def _too_slow() -> TransportError:
     return TransportError.Unreachable(
-        reason="the hub's answer did not come whole in time: the link is too slow, or something "
-        "on the way holds it back"
+        reason="the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back"
     )
 
 
-def _not_the_hub(status: int, content_type: str) -> TransportError:
+def _not_the_hub(status: int) -> TransportError:
     """An answer in a form the hub never gives (a web page, where the hub answers its own
     messages or JSON): a Wi-Fi that asks to sign in, or a proxy, answered in its place."""
     return TransportError.Unreachable(
-        reason=f"the network answered {status} with {content_type or 'no type'}, not the hub: a "
-        "Wi-Fi or a proxy that asks to sign in first? Nothing was sent or lost"
+        # One literal each, as the core's catalogues translate it (`messages/fr.txt`).
+        reason=f"the network answered {status} in the hub's place, not with its message: a Wi-Fi or a proxy that asks to sign in first? Nothing was lost"
     )
 
 
@@ -232,7 +230,7 @@ class HubTransport(SyncTransport):
                     raise _cut()
                 declared = response.headers.get("Content-Type")
                 if declared and response.headers.get_content_type() != "application/octet-stream":
-                    raise _not_the_hub(response.status, response.headers.get_content_type())
+                    raise _not_the_hub(response.status)
                 return body
         except urllib.error.HTTPError as e:
             if e.code == 413 and e.headers.get_content_type() == "application/octet-stream":
@@ -250,7 +248,7 @@ class HubTransport(SyncTransport):
             # The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
             # proxy's, which must not read as a token to reissue or a right withheld.
             if e.code in (401, 403, 407, 511) and e.headers.get_content_type() != "application/json":
-                raise _not_the_hub(e.code, e.headers.get_content_type()) from None
+                raise _not_the_hub(e.code) from None
             body = _json_body(e, deadline)
             message = str(body.get("error", "")) if body else (e.reason or "")
             if e.code == 403 and body and body.get("wipe") is True:

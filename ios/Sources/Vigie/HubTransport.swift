@@ -107,7 +107,7 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         let type = answer.mimeType ?? ""
         if let data = data, data.count > HubTransport.maxAnswerBytes {
             throw TransportError.Unreachable(
-                reason: "an answer larger than any hub's (\(HubTransport.maxAnswerBytes) bytes) was refused: "
+                reason: "an answer larger than any hub's (\(HubTransport.maxAnswerBytes) bytes) was not read: "
                     + "something on the way answered in the hub's place")
         }
         if status == 413 && type == "application/octet-stream" {
@@ -124,7 +124,7 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             // The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
             // proxy's, which must not read as a token to reissue or a right withheld.
             if [401, 403, 407, 511].contains(status) && !type.isEmpty && type != "application/json" {
-                throw TransportError.Unreachable(reason: HubTransport.notTheHub(status, type))
+                throw TransportError.Unreachable(reason: HubTransport.notTheHub(status))
             }
             if status == 403 && HubTransport.wipeRequested(data) {
                 // The hub revoked this device: the app must wipe the profile, not retry.
@@ -135,7 +135,7 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             throw TransportError.Http(status: Int32(status), reason: HubTransport.hubMessage(data))
         }
         if !type.isEmpty && type != "application/octet-stream" {
-            throw TransportError.Unreachable(reason: HubTransport.notTheHub(status, type))
+            throw TransportError.Unreachable(reason: HubTransport.notTheHub(status))
         }
         return data ?? Data()
     }
@@ -145,9 +145,9 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
 
     /// An answer in a form the hub never gives (a web page): a Wi-Fi that asks to sign in, or
     /// a proxy, answered in its place.
-    private static func notTheHub(_ status: Int, _ type: String) -> String {
-        "the network answered \(status) with \(type), not the hub: a Wi-Fi or a proxy that asks "
-            + "to sign in first? Nothing was sent or lost"
+    private static func notTheHub(_ status: Int) -> String {
+        "the network answered \(status) in the hub's place, not with its message: a Wi-Fi or a "
+            + "proxy that asks to sign in first? Nothing was lost"
     }
 
     /// A field of the hub's JSON answer (its errors are `{"error": "..."}`; a revoked device's

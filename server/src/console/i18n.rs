@@ -424,9 +424,11 @@ mod tests {
         // The core's string literals, as `Tr::rule` turns them into keys.
         let mut literals = std::collections::HashSet::new();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        // And the Python transport's, the words every language's transport says.
         let mut dirs = vec![
             root.join("../core/src"),
             root.join("../bindings/src"),
+            root.join("../bindings/python/vigie"),
             root.join("src"),
         ];
         while let Some(dir) = dirs.pop() {
@@ -434,7 +436,7 @@ mod tests {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
+                } else if path.extension().is_some_and(|e| e == "rs" || e == "py") {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for literal in text.split('"').skip(1).step_by(2) {
                         // A literal continued on the next line (`\` at a line's end) is one

@@ -88,7 +88,7 @@ class HubHttpTransport(
             if (status in 200..299) {
                 val body = connection.inputStream.use { readBounded(it, MAX_ANSWER_BYTES, started) }
                 if (type.isNotEmpty() && type != "application/octet-stream") {
-                    throw notTheHub(status, type)
+                    throw notTheHub(status)
                 }
                 return body
             }
@@ -100,7 +100,7 @@ class HubHttpTransport(
             // The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
             // proxy's, which must not read as a token to reissue or a right withheld.
             if (status in setOf(401, 403, 407, 511) && type.isNotEmpty() && type != "application/json") {
-                throw notTheHub(status, type)
+                throw notTheHub(status)
             }
             if (status in 300..399) {
                 val target = connection.getHeaderField("Location")?.let { location ->
@@ -160,9 +160,9 @@ class HubHttpTransport(
         "the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back",
     )
 
-    private fun notTheHub(status: Int, type: String) = TransportException.Unreachable(
-        "the network answered $status with $type, not the hub: a Wi-Fi or a proxy that asks to sign in first? " +
-            "Nothing was sent or lost",
+    private fun notTheHub(status: Int) = TransportException.Unreachable(
+        "the network answered $status in the hub's place, not with its message: a Wi-Fi or a proxy that asks to " +
+            "sign in first? Nothing was lost",
     )
 
     private companion object {

@@ -250,7 +250,7 @@ class ErrorsTest {
                 val page = assertFailsWith<VigieException.Transport> {
                     store.syncWith(HubHttpTransport(url, devices.monitorToken), null)
                 }
-                assertTrue(page.reason.contains("403 with text/html, not the hub"), page.reason)
+                assertTrue(page.reason.contains("answered 403 in the hub's place"), page.reason)
                 kind.set("endless")
                 val endless = assertFailsWith<VigieException.Transport> {
                     store.syncWith(HubHttpTransport(url, devices.monitorToken), null)
