@@ -3323,12 +3323,15 @@ fn admit_content<'a>(
             .map_err(|e| Refused::step("visit", e))?;
     }
     check_manifest(kind, document, &rules.limits.attachments)?;
-    check_manifest_authorship(document, before, &heads, rules.author.user)?;
+    check_manifest_authorship(document, before, files.as_ref(), rules.author.user)?;
     // A file added to a case its sender saw merged into another: the case kept, which stands
     // for the child, would never show it (as for any other edit, `Step::MergedDuplicateEdited`).
     if let Some(TypedRecord::ChildCase(base_case)) = &base
         && base_case.is_merged_duplicate()
-        && attachments_added(document, &heads)
+        && files.as_ref().is_some_and(|(was, now)| {
+            now.iter()
+                .any(|entry| !was.iter().any(|had| had.id == entry.id))
+        })
     {
         return Err(Refused::step(
             "attachments",
@@ -3444,17 +3447,18 @@ fn sender_heads(new_changes: &[ChangeMetadata<'_>]) -> (Vec<ChangeHash>, Vec<Cha
 fn check_manifest_authorship(
     document: &Automerge,
     before: &[ChangeHash],
-    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
+    files: Option<&SenderFiles>,
     sender: Uuid,
 ) -> std::result::Result<(), Refused> {
-    if doc::attachment_keys(document) == 0 {
+    // A document holding a file has the sender's files read (`own_files`).
+    let (Some((was, now)), false) = (files, doc::attachment_keys(document) == 0) else {
         return Ok(());
-    }
+    };
+    unchanged_or_own(was, now, sender)?;
     let at = |heads: &[ChangeHash]| match heads.is_empty() {
         true => Vec::new(),
         false => doc::attachments_at(document, heads),
     };
-    unchanged_or_own(&at(base), &at(theirs), sender)?;
     if doc::attachment_written_twice(document) {
         return Err(Refused::breaking(ValidationError::new(
             "attachments",
@@ -3466,42 +3470,29 @@ fn check_manifest_authorship(
     crate::domain::attachment::validate_new_captions(&stored, &merged).map_err(Refused::breaking)
 }
 
-/// The files of the version the sender's changes were made on and of the one they leave, for
-/// a record the sender did not create (a new record's files are all added, which the
-/// authorship rule judges). Read even when the record holds no file now: the change may have
-/// taken off its last.
+/// The files of the version the sender's changes were made on (none for a record it creates)
+/// and of the one they leave.
+type SenderFiles = (
+    Vec<crate::domain::Attachment>,
+    Vec<crate::domain::Attachment>,
+);
+
+/// The sender's files (`SenderFiles`), read once for every rule on them: `None` when the
+/// record holds no file and its sender's base held none (read even when the record holds none
+/// now: the change may have taken off its last).
 fn own_files(
     document: &Automerge,
     (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
-) -> Option<(
-    Vec<crate::domain::Attachment>,
-    Vec<crate::domain::Attachment>,
-)> {
-    if base.is_empty() || theirs.is_empty() {
-        return None;
-    }
-    let was = doc::attachments_at(document, base);
+) -> Option<SenderFiles> {
+    let at = |heads: &[ChangeHash]| match heads.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, heads),
+    };
+    let was = at(base);
     if was.is_empty() && doc::attachment_keys(document) == 0 {
         return None;
     }
-    Some((was, doc::attachments_at(document, theirs)))
-}
-
-/// Whether the sender's own version (`theirs`) holds an attachment its base did not.
-fn attachments_added(
-    document: &Automerge,
-    (base, theirs): &(Vec<ChangeHash>, Vec<ChangeHash>),
-) -> bool {
-    if doc::attachment_keys(document) == 0 || theirs.is_empty() {
-        return false;
-    }
-    let had = match base.is_empty() {
-        true => Vec::new(),
-        false => doc::attachments_at(document, base),
-    };
-    doc::attachments_at(document, theirs)
-        .iter()
-        .any(|entry| !had.iter().any(|was| was.id == entry.id))
+    Some((was, at(theirs)))
 }
 
 /// Every entry of `after` is either in `before` with the same fields (its caption aside), or
