@@ -500,9 +500,7 @@ impl Failure {
         let (reason, suspect) = match self {
             Failure::Auth(AuthError::Malformed) => ("missing or malformed credentials", true),
             Failure::Auth(AuthError::Unknown) => ("unknown device or wrong secret", true),
-            Failure::Auth(AuthError::Revoked) | Failure::Revoked { .. } => {
-                ("the device is revoked", true)
-            }
+            Failure::Revoked { .. } => ("the device is revoked", true),
             Failure::UnknownUser => ("the device's user is unknown", true),
             Failure::Hub(HubError::Malformed(_)) => ("malformed request", true),
             Failure::Hub(HubError::TooLarge(what)) => {
@@ -534,14 +532,10 @@ impl IntoResponse for Failure {
         // answer it must act on).
         let body_unread = !matches!(self, Failure::Hub(_));
         let mut response = match self {
-            Failure::Auth(AuthError::Revoked) | Failure::Revoked { .. } => {
+            Failure::Revoked { order } => {
                 // A lost or seized phone: it is told to destroy its profile's data, by an order
                 // the hub signed for it, which nothing in the hub's place can make (an app of
                 // an earlier version reads `wipe` alone).
-                let order = match &self {
-                    Failure::Revoked { order } => Some(order.as_str()),
-                    _ => None,
-                };
                 let body =
                     serde_json::json!({ "error": "device revoked", "wipe": true, "order": order });
                 (
@@ -724,6 +718,7 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
 
 /// The principal behind a token: the device's user as the hub's records describe it now.
 fn principal(hub: &Hub, token: &Token) -> Result<Principal, Failure> {
+    // The one place a revoked device's refusal is made, with its signed order.
     let user_id = hub.backend.authenticate(token).map_err(|e| match e {
         AuthError::Revoked => Failure::Revoked {
             order: hub.backend.wipe_order(token.device),
@@ -1193,10 +1188,12 @@ mod tests {
                 .is_none()
         );
         assert!(
-            Failure::Auth(AuthError::Revoked)
-                .log_budget()
-                .take()
-                .is_some()
+            Failure::Revoked {
+                order: String::new()
+            }
+            .log_budget()
+            .take()
+            .is_some()
         );
     }
 
