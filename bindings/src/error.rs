@@ -9,6 +9,7 @@
 
 use uniffi::UnexpectedUniFFICallbackError;
 use vigie_core::Error as CoreError;
+use vigie_core::error::foreign_text;
 use vigie_core::{AttachmentRefusal, AttachmentState, IdentityError, NotAllowed, ValidationError};
 
 /// Every failure of a call into Vigie.
@@ -360,42 +361,15 @@ impl From<UnexpectedUniFFICallbackError> for TransportError {
 /// "device revoked: the hub asks this device to wipe its data", once.
 const REVOKED: &str = "the hub asks this device to wipe its data";
 
-/// The most of an error's text that another party wrote (a hub's refusal, or whatever answered
-/// in its place) an app shows.
-const MAX_FOREIGN_TEXT: usize = 300;
-
-/// A text another party wrote, as an app may show it: on one line, without control or
-/// text-direction characters, and no longer than `MAX_FOREIGN_TEXT` characters (a proxy's
-/// 5 MB "error", or its markup, became the user's message as the hub's words).
-fn shown(text: &str) -> String {
-    let direction = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    let mut out: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() || direction(c) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .take(MAX_FOREIGN_TEXT + 1)
-        .collect();
-    if out.chars().count() > MAX_FOREIGN_TEXT {
-        out = out.chars().take(MAX_FOREIGN_TEXT).collect();
-        out.push('…');
-    }
-    out
-}
-
 impl From<TransportError> for VigieError {
     fn from(e: TransportError) -> VigieError {
         let e = match e {
             TransportError::Unreachable { reason } => TransportError::Unreachable {
-                reason: shown(&reason),
+                reason: foreign_text(&reason),
             },
             TransportError::Http { status, reason } => TransportError::Http {
                 status,
-                reason: shown(&reason),
+                reason: foreign_text(&reason),
             },
             revoked @ TransportError::DeviceRevoked { .. } => revoked,
         };

@@ -271,6 +271,33 @@ impl Error {
     }
 }
 
+/// The most of an error's text that another party wrote (a hub's refusal, or whatever answered
+/// in its place) an app or a command shows.
+pub const MAX_FOREIGN_TEXT: usize = 300;
+
+/// A text another party wrote, as an app or a command may show it: on one line, without
+/// control or text-direction characters, and no longer than `MAX_FOREIGN_TEXT` characters (a
+/// proxy's 5 MB "error", or its markup, became the user's message as the hub's words).
+pub fn foreign_text(text: &str) -> String {
+    let direction = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let mut out: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || direction(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .take(MAX_FOREIGN_TEXT + 1)
+        .collect();
+    if out.chars().count() > MAX_FOREIGN_TEXT {
+        out = out.chars().take(MAX_FOREIGN_TEXT).collect();
+        out.push('…');
+    }
+    out
+}
+
 /// What a storage error says: SQLite's words, except for a write the system refused, which
 /// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
 /// as failing hardware).

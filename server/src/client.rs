@@ -4,6 +4,7 @@ use crate::auth::Token;
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use vigie_core::error::foreign_text;
 use vigie_core::sync::{
     AttachmentSummary, AttachmentSyncOptions, HubTransport, SyncOptions, SyncSummary,
     sync_attachments, sync_through,
@@ -254,14 +255,29 @@ fn post(
         .limit(max_response_bytes)
         .read_to_vec()
         .map_err(|e| format!("response cut: {e}"))?;
-    let binary = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.as_bytes() == b"application/octet-stream");
+    let typed = |form: &str| {
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(form))
+    };
+    let (binary, is_json) = (typed("application/octet-stream"), typed("application/json"));
     // An attachment refused on a limit (413) carries the refusal, with its figures, for the
     // core to apply.
-    if status.is_success() || (status.as_u16() == 413 && binary) {
+    if binary && (status.is_success() || status.as_u16() == 413) {
         Ok(body)
+    } else if status.is_success() || (matches!(status.as_u16(), 401 | 403 | 407 | 511) && !is_json)
+    {
+        // Not the hub's form (a Wi-Fi's sign-in page, a proxy asking for its own login): the
+        // hub never had the request, and it must not read as a token to reissue or a right
+        // withheld.
+        Err(format!(
+            "{NOT_REACHED}: the network answered {} in the hub's place, not with its \
+             message: a Wi-Fi or a proxy that asks to sign in first? Nothing was lost",
+            status.as_u16()
+        ))
     } else {
         let json = serde_json::from_slice::<serde_json::Value>(&body).ok();
         if status.as_u16() == 403
@@ -279,7 +295,7 @@ fn post(
             return Err(format!("{WIPE_REQUESTED}: {order}"));
         }
         let message = json
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(foreign_text))
             // Not a Vigie hub's answer (a proxy's page, a wrong address): its reason phrase.
             .unwrap_or_else(|| match status.as_u16() {
                 404 => "no Vigie hub at this address (check the URL)".to_string(),

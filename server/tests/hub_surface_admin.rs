@@ -322,36 +322,69 @@ fn the_sync_client_keeps_an_encrypted_store_and_wipes_it_when_revoked() {
     assert!(String::from_utf8_lossy(&lost.stderr).contains("key file"));
     std::fs::rename(&aside, &key_file).unwrap();
 
-    // A server in the hub's place answering a wipe order the hub did not sign (a network in
-    // clear): nothing goes.
-    let in_the_place = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let fake = format!("http://{}", in_the_place.local_addr().unwrap());
-    let answering = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut connection, _) = in_the_place.accept().unwrap();
-        let mut request = vec![0u8; 65536];
-        let _ = connection.read(&mut request);
-        let body = r#"{"error": "device revoked", "wipe": true, "order": "00"}"#;
-        let _ = write!(
-            connection,
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    });
-    let forged = vigie_output(&[
-        "sync",
-        "--hub",
-        &fake,
-        "--store",
-        store.to_str().unwrap(),
-        "--token",
-        token.as_str(),
-    ]);
-    answering.join().unwrap();
-    assert!(!forged.status.success());
-    let said = String::from_utf8_lossy(&forged.stderr);
-    assert!(said.contains("did not sign"), "{said}");
-    assert!(store.exists() && key_file.exists());
+    // A server in the hub's place (a network in clear, a Wi-Fi's sign-in page, a proxy)
+    // answering what it likes: nothing goes, and its text is not the hub's words.
+    let in_the_place = |status: &str, content_type: &str, body: String| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake = format!("http://{}", listener.local_addr().unwrap());
+        let status = status.to_string();
+        let content_type = content_type.to_string();
+        let answering = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut connection, _) = listener.accept().unwrap();
+            let mut request = vec![0u8; 65536];
+            let _ = connection.read(&mut request);
+            let _ = write!(
+                connection,
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        let out = vigie_output(&[
+            "sync",
+            "--hub",
+            &fake,
+            "--store",
+            store.to_str().unwrap(),
+            "--token",
+            token.as_str(),
+        ]);
+        answering.join().unwrap();
+        assert!(!out.status.success());
+        assert!(store.exists() && key_file.exists());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let forged = in_the_place(
+        "403 Forbidden",
+        "application/json",
+        r#"{"error": "device revoked", "wipe": true, "order": "00"}"#.into(),
+    );
+    assert!(forged.contains("did not sign"), "{forged}");
+    let portal = in_the_place(
+        "200 OK",
+        "text/html; charset=utf-8",
+        "<html><body>Forfait épuisé : rechargez</body></html>".into(),
+    );
+    assert!(
+        portal.contains("answered 200 in the hub's place"),
+        "{portal}"
+    );
+    assert!(!portal.contains("Forfait"), "{portal}");
+    let sign_in = in_the_place("401 Unauthorized", "text/html", "<html>login</html>".into());
+    assert!(
+        sign_in.contains("answered 401 in the hub's place"),
+        "{sign_in}"
+    );
+    let long = in_the_place(
+        "502 Bad Gateway",
+        "application/json",
+        format!(
+            r#"{{"error": "amont\nindisponible {}"}}"#,
+            "x".repeat(100_000)
+        ),
+    );
+    assert!(long.contains("502: amont indisponible xxx"), "{long}");
+    assert!(long.len() < 2_000, "{}", long.len());
 
     // Revoked: the store and its key go, and the command says so.
     let device = vigie_server::auth::Token::parse(&token).unwrap().device;
