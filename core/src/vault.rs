@@ -51,7 +51,8 @@ use zeroize::Zeroizing;
 
 type SecretKey = Zeroizing<[u8; 32]>;
 
-const KEY_FILE: &str = "key.json";
+/// A profile's key file, beside its store (`STORE_FILE`).
+pub(crate) const KEY_FILE: &str = "key.json";
 const STORE_FILE: &str = "store.db";
 const KEY_FILE_FORMAT: u32 = 1;
 /// No key file comes near this; a bigger one is not ours.

@@ -1289,9 +1289,49 @@ fn an_export_to_a_place_that_cannot_be_written_says_why_on_the_path_field() {
         refusal(Path::new("/")),
         ("path".into(), "must name a file".into())
     );
+    // The store's own files (a path built from the wrong variable): each left as it was.
+    let own = "is one of the store's own files (its database, a sealed attachment, its key): name another file";
+    let store_path = d.store.path().to_path_buf();
+    let sealed = vigie_core::store::attachments_dir(&store_path).join(form.id.simple().to_string());
+    assert!(sealed.exists());
+    let before = (
+        std::fs::read(&store_path).unwrap().len(),
+        std::fs::read(&sealed).unwrap(),
+    );
+    for to in [
+        store_path.clone(),
+        std::path::PathBuf::from(format!("{}-wal", store_path.display())),
+        std::path::PathBuf::from(format!("{}-journal", store_path.display())),
+        sealed.clone(),
+        // By another way to the same directory.
+        dir.path().join(".").join("a.db"),
+        dir.path().join("key.json"),
+    ] {
+        assert_eq!(refusal(&to), ("path".into(), own.into()), "{to:?}");
+    }
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("elsewhere");
+        std::fs::create_dir(&link).unwrap();
+        let hard = link.join("copy.db");
+        std::fs::hard_link(&store_path, &hard).unwrap();
+        assert_eq!(refusal(&hard), ("path".into(), own.into()));
+        assert_eq!(
+            refusal(Path::new("/dev/null")),
+            (
+                "path".into(),
+                "names a device or another special file, not a file".into()
+            )
+        );
+    }
+    assert_eq!(std::fs::read(&sealed).unwrap(), before.1);
+    assert!(std::fs::read(&store_path).unwrap().len() >= before.0);
+    assert_eq!(d.store.read_attachment(form.id).unwrap(), pdf(&[7u8; 500]));
     let out = dir.path().join("consent.pdf");
     d.store.export_attachment(form.id, &out).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), pdf(&[7u8; 500]));
+    // A file of that name, exported before, is replaced.
+    d.store.export_attachment(form.id, &out).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -866,6 +866,7 @@ impl Store {
         if to.file_name().is_none() {
             return Err(ValidationError::new("path", "must name a file").into());
         }
+        check_destination(&self.ctx.path, to)?;
         let temp = files::sidecar(to, ".partial");
         let result = (|| -> Result<()> {
             // A child's document, readable by its owner only (the app shares it on purpose);
@@ -892,6 +893,51 @@ impl Store {
         }
         result
     }
+}
+
+/// Refuses an export that would replace one of the store's own files — the database, its
+/// journals, a sealed attachment, its profile's key — or something that is not a file (a
+/// device, a pipe): the rename that puts the export in place would put the child's document in
+/// the clear where the sealed copy was, or the document where the database was, which SQLite
+/// goes on writing unseen until the store is next opened and found gone (an app's path built
+/// from the wrong variable). A destination whose directory does not exist is said by the write.
+fn check_destination(db: &Path, to: &Path) -> Result<()> {
+    let refused = |rule: &str| Err(ValidationError::new("path", rule).into());
+    if let Ok(found) = fs::symlink_metadata(to) {
+        if found.is_dir() {
+            return refused("names a directory, not a file");
+        }
+        if !found.is_file() && !found.file_type().is_symlink() {
+            return refused("names a device or another special file, not a file");
+        }
+    }
+    const OWN: &str = "is one of the store's own files (its database, a sealed attachment, its key): name another file";
+    let (Ok(dir), Some(name)) = (fs::canonicalize(files::parent_dir(to)), to.file_name()) else {
+        return Ok(());
+    };
+    if fs::canonicalize(dir_of(db)).is_ok_and(|sealed| dir.starts_with(sealed)) {
+        return refused(OWN);
+    }
+    if fs::canonicalize(files::parent_dir(db)).is_ok_and(|store_dir| store_dir == dir) {
+        let name = name.to_string_lossy();
+        let store_name = db.file_name().map(|n| n.to_string_lossy());
+        if store_name.is_some_and(|own| name.starts_with(own.as_ref()))
+            || name == crate::vault::KEY_FILE
+        {
+            return refused(OWN);
+        }
+    }
+    // Another name for the database itself (a link to it).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(target), Ok(own)) = (fs::metadata(to), fs::metadata(db))
+            && (target.dev(), target.ino()) == (own.dev(), own.ino())
+        {
+            return refused(OWN);
+        }
+    }
+    Ok(())
 }
 
 /// A capture's path that names no file this process can read (never naming it).
