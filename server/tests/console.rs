@@ -1251,10 +1251,13 @@ fn closing_is_offered_once_a_follow_up_after_the_verification_is_recorded() {
         &[("csrf", &csrf), ("to", "closed")],
     );
     assert_eq!(refused.status, 422, "{}", refused.body);
+    // The day written as the console writes days, never as stored.
+    let verified = chrono::Utc::now().date_naive();
     assert!(
-        refused
-            .body
-            .contains("suivi daté d&#39;après sa vérification"),
+        refused.body.contains(&format!(
+            "suivi daté d&#39;après sa vérification ({})",
+            verified.format("%d/%m/%Y")
+        )),
         "{}",
         refused.body
     );
@@ -1919,6 +1922,17 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
     let asked = browser.post(&merge, &[("csrf", &csrf), ("code", &twice[0].to_string())]);
     let done = confirm_merge(&mut browser, &merge, &asked);
     assert_eq!(done.status, 303, "{}", done.body);
+    // The confirmation sent again (a double click, Back then send): done, journaled once.
+    let again = confirm_merge(&mut browser, &merge, &asked);
+    assert_eq!(again.status, 303, "{}", again.body);
+    let journal = admin_signed_in(&s, "admin.merges").get("/console/audit");
+    let merged = twice[0].to_string();
+    let entries = journal
+        .body
+        .split("<tr>")
+        .filter(|row| row.contains("Fusion de doublons") && row.contains(&merged))
+        .count();
+    assert_eq!(entries, 1, "{}", journal.body);
 }
 
 /// Confirms the merge a confirmation page (`asked`) asks for, with its own form's fields.
@@ -1943,6 +1957,85 @@ fn confirm_merge(
             ("confirm", "yes"),
         ],
     )
+}
+
+/// A pair merged in opposite directions (the supervisor's phone offline one way, the console
+/// the other): each case's page says so and that one more merge settles it, rather than each
+/// naming the other as the case it was merged into, a loop with no way out shown.
+#[test]
+fn a_pair_merged_both_ways_says_one_more_merge_settles_it() {
+    let s = setup();
+    let f = field(&s);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut mine = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-doublons",
+        Role::CommunityMonitor,
+        &[C01],
+        6,
+    );
+    let other = mine
+        .store
+        .create(&child(area(C01), "Awa Koné", mine.user()))
+        .expect("case");
+    mine.sync(&s.hub.url).expect("sync");
+    let token = enrol(&s.data, s.supervisor);
+    let mut phone = Device::open(
+        dir.path(),
+        "sup-doublons",
+        &token,
+        Role::Supervisor,
+        &[REGION],
+        7,
+    );
+    phone.sync(&s.hub.url).expect("first sync");
+    phone
+        .store
+        .merge_cases(other.id, f.my_case)
+        .expect("merged on the phone");
+    let mut browser = signed_in(&s, "sup.deux.sens");
+    let page = format!("/console/cases/{}", f.my_case);
+    let merge = format!("{page}/merge");
+    let csrf = browser.get(&page).csrf();
+    let asked = browser.post(
+        &merge,
+        &[("csrf", &csrf), ("duplicate", &other.id.to_string())],
+    );
+    let done = confirm_merge(&mut browser, &merge, &asked);
+    assert_eq!(done.status, 303, "{}", done.body);
+    phone.sync(&s.hub.url).expect("sync");
+    for (id, names) in [(f.my_case, other.id), (other.id, f.my_case)] {
+        let shown = browser.get(&format!("/console/cases/{id}"));
+        let notice = shown
+            .body
+            .split("id=\"merged-into\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+            .unwrap_or_else(|| panic!("a notice: {}", shown.body));
+        assert!(notice.contains("en sens opposés"), "{notice}");
+        assert!(notice.contains("Fusionnez-les encore une fois"), "{notice}");
+        assert!(
+            notice.contains(&format!("href=\"/console/cases/{names}\"")),
+            "{notice}"
+        );
+    }
+    // Merged once more: settled, the duplicate's page names the case kept.
+    let csrf = browser.get(&page).csrf();
+    let asked = browser.post(
+        &merge,
+        &[("csrf", &csrf), ("duplicate", &other.id.to_string())],
+    );
+    let done = confirm_merge(&mut browser, &merge, &asked);
+    assert_eq!(done.status, 303, "{}", done.body);
+    let theirs = browser.get(&format!("/console/cases/{}", other.id));
+    assert!(
+        theirs.body.contains("Ce cas a été fusionné dans"),
+        "{}",
+        theirs.body
+    );
+    assert!(!theirs.body.contains("en sens opposés"), "{}", theirs.body);
+    assert!(!browser.get(&page).body.contains("id=\"merged-into\""));
 }
 
 /// A supervisor who made a visit and validated it (a district with no other supervisor): the
@@ -2534,12 +2627,28 @@ fn erasure_needs_a_reason_and_the_case_code() {
             .map(|h| h.join().expect("a request"))
             .collect()
     });
-    assert!(statuses.contains(&303), "{statuses:?}");
-    assert!(
-        statuses.iter().all(|c| [303, 404].contains(c)),
-        "{statuses:?}"
-    );
+    // Each sent after it erased finds it gone, which is what was asked: not a page "not
+    // found", but the cases' list saying so.
+    assert_eq!(statuses, vec![303; 4]);
     assert_eq!(browser.get(&path).status, 404);
+    let again = browser.post(
+        &format!("{path}/erase"),
+        &[
+            ("csrf", &csrf),
+            ("reason", "entered_in_error"),
+            ("confirm", "CASE"),
+        ],
+    );
+    assert_eq!(again.status, 303, "{}", again.body);
+    let gone = again.location.expect("the cases' list");
+    assert_eq!(gone, "/console/cases?done=erase_gone");
+    let gone = browser.get(&gone);
+    assert!(
+        gone.body
+            .contains("id=\"done\">Ce cas n&#39;est plus là : déjà effacé"),
+        "{}",
+        gone.body
+    );
     // Erased: the cases' list the erasure leads to says so.
     let list = browser.get("/console/cases?done=erased");
     assert_eq!(list.status, 200);

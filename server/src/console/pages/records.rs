@@ -509,6 +509,7 @@ fn done_message(t: Tr, done: Option<&str>) -> Option<&'static str> {
         "merged" => Some(t.get("done.merged")),
         "resolved" => Some(t.get("done.resolved")),
         "erased" => Some(t.get("done.erased")),
+        "erase_gone" => Some(t.get("done.erase_gone")),
         _ => None,
     }
 }
@@ -1863,6 +1864,9 @@ struct CasePage {
     /// The case a merged duplicate went into: its page, and its code and name when the
     /// supervisor's areas hold it (its id else).
     merged_into: Option<(Uuid, String)>,
+    /// The pair merged offline in opposite directions (each names the other): the case the
+    /// notice names, which a merge made once more settles.
+    merged_both_ways: bool,
     /// The case is identified: a referral would make it referred (the page says so).
     identified: bool,
     fields: Vec<Field>,
@@ -2199,6 +2203,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                 .map(|k| format!("{} — {}", k.case_code, k.name));
             (kept, named.unwrap_or_else(|_| kept.to_string()))
         }),
+        merged_both_ways: case.merged_into.is_some() && case.kept_as().is_none(),
         identified: case.status == CaseStatus::Identified,
         fields,
         workplace: case.workplace_id.and_then(|w| {
@@ -2507,7 +2512,7 @@ pub async fn case_status(
             (Error::NotAllowed { .. }, Some(_), Some(day))
                 if to == CaseStatus::Closed && !closable =>
             {
-                t.fmt("case.close_needs_follow_up", day)
+                t.fmt("case.close_needs_follow_up", t.day(day))
             }
             // Verified before the first referral's day (a referral recorded meanwhile): say
             // which date is at odds.
@@ -3014,7 +3019,9 @@ pub async fn case_merge(
         }
         let who = viewer.principal();
         let (actor, reference) = (hub.backend.actor(), hub.backend.reference()?);
-        // Both cases in one transaction, each checked as the supervisor's own change.
+        // Both cases in one transaction, each checked as the supervisor's own change. Merged
+        // already into this case (the confirmation sent twice): done, journaled once.
+        let mut merged_now = false;
         let outcome = hub.backend.write(&mut |tx| {
             // A case outside the supervisor's areas is one that is not there: what its
             // merge would have refused must not tell its state.
@@ -3025,7 +3032,7 @@ pub async fn case_merge(
                 })?;
             let mut kept_after = None;
             change_as::<ChildCase>(tx, &who, &actor, &reference, id, &mut |kept| {
-                vigie_core::duplicates::merge(kept, &mut dup, &reference)?;
+                merged_now = vigie_core::duplicates::merge(kept, &mut dup, &reference)?;
                 kept_after = Some(kept.id);
                 Ok(())
             })?;
@@ -3054,7 +3061,7 @@ pub async fn case_merge(
                 action: "case_merge",
                 detail: &duplicate.to_string(),
                 done: "merged",
-                again: false,
+                again: !merged_now,
             },
         )
     })
@@ -3092,9 +3099,17 @@ pub async fn case_erase(
                 ("erase", Typed::default()),
             );
         };
+        let gone = || Redirect::to("/console/cases?done=erase_gone").into_response();
         let case_code = {
             let (_, who, view) = records(hub, ctx)?;
-            view.scoped(&who).get::<ChildCase>(id)?.case_code
+            match view.scoped(&who).get::<ChildCase>(id) {
+                Ok(case) => case.case_code,
+                // The same form sent twice (a double click, Back then send), or two supervisors
+                // erasing at once: the case is gone, which is what was asked. Said without
+                // telling an erased case from one outside the supervisor's areas.
+                Err(vigie_core::Error::NotFound { .. }) => return Ok(gone()),
+                Err(e) => return Err(e.into()),
+            }
         };
         // The confirmation, and a wrong code's, are pages of their own (POST, then GET).
         if form.confirm.is_empty() || form.confirm.trim() != case_code {
@@ -3104,6 +3119,8 @@ pub async fn case_erase(
         // done, and journaled once, by the request that erased it.
         match erase_journaled(&*hub.backend, viewer.user.id, id, reason, false) {
             Ok(_) => Ok(Redirect::to("/console/cases?done=erased").into_response()),
+            Err(Error::NotFound { .. }) => Ok(gone()),
+            Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => Ok(gone()),
             Err(e @ Error::NotAllowed { .. }) => form_again(
                 hub,
                 ctx,
