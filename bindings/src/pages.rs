@@ -8,7 +8,7 @@
 //! count of rows, which the changes shift), so a row that stayed is not skipped, and a row that
 //! moved past the walk's place is not returned twice.
 
-use crate::error::Result;
+use crate::error::{Result, VigieError};
 use crate::input;
 use crate::store::VigieStore;
 use std::collections::HashSet;
@@ -33,11 +33,15 @@ struct Walk {
 
 impl Walk {
     fn new(page_size: i32) -> Result<Mutex<Walk>> {
-        input::count("page_size", page_size)?;
+        // A size of 0 would walk nothing, and the list would look empty however many rows
+        // the store holds (a screen's height divided before its layout).
+        if input::count("page_size", page_size)? == 0 {
+            return Err(VigieError::validation("page_size", "must be at least 1"));
+        }
         Ok(Mutex::new(Walk {
             limit: page_size.min(Page::MAX_LIMIT),
             after: None,
-            done: page_size == 0,
+            done: false,
             returned: HashSet::new(),
         }))
     }

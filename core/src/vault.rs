@@ -51,8 +51,7 @@ use zeroize::Zeroizing;
 
 type SecretKey = Zeroizing<[u8; 32]>;
 
-/// A profile's key file, beside its store (`STORE_FILE`).
-pub(crate) const KEY_FILE: &str = "key.json";
+const KEY_FILE: &str = crate::store::files::PROFILE_KEY_FILE;
 const STORE_FILE: &str = "store.db";
 const KEY_FILE_FORMAT: u32 = 1;
 /// No key file comes near this; a bigger one is not ours.

@@ -2582,6 +2582,8 @@ fn csv_export_is_pseudonymised_by_default() {
     for unusable in [
         out.join("child_cases.csv").join("here"),
         std::path::PathBuf::from("/proc/vigie-export"),
+        // A file where the directory should be.
+        out.join("child_cases.csv"),
     ] {
         match as_role(&mut store, Role::Inspector).export_to_dir(
             &unusable,

@@ -2043,6 +2043,22 @@ fn the_hub_judges_a_record_s_days_by_the_device_s_zone_and_its_measured_clock() 
     let mut hub = hub(&dir);
     let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     sync(&mut monitor, &mut hub);
+    // A phone judges its user's days by its own day, as the hub judges them by its zone:
+    // "tomorrow" is refused as she saves it, not days later at the sync.
+    let tomorrow_here = chrono::Local::now().date_naive() + chrono::Days::new(1);
+    match monitor.store.create(&ChildCase {
+        identified_on: tomorrow_here,
+        ..child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            "Aya Koné",
+            monitor.principal.user,
+        )
+    }) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "identified_on"),
+        other => panic!("{other:?}"),
+    }
+    // Its clock set ahead by hand: it takes what its user dates by it, for the hub to judge.
+    monitor.store.debug_clock_ahead(1).unwrap();
     let by = monitor.principal.user;
     let now = chrono::Utc::now();
     let mut outcome_of = |day: NaiveDate, clock: Option<wire::DeviceClock>| {

@@ -1985,6 +1985,8 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "authors": authors,
                         "attachments_added": attachments_json(&q.attachments_added),
                         "attachments_removed": attachments_json(&q.attachments_removed),
+                        "status_after": q.status_after,
+                        "community_gone": q.community_gone,
                     })
                 );
             }
@@ -1996,12 +1998,12 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     let backend = hub.open()?;
     // The record the entry holds changes of, for the journal: entry numbers are given again
     // after a restore, record ids never.
-    let record = backend
+    let waiting = backend
         .quarantined()
         .map_err(|e| e.to_string())?
         .into_iter()
-        .find(|q| q.entry == entry)
-        .map(|q| q.record);
+        .find(|q| q.entry == entry);
+    let record = waiting.as_ref().map(|q| q.record);
     if !backend
         .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
@@ -2022,6 +2024,28 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         &from_command_line(&entry.to_string()),
     );
     done(&format!("quarantine entry {entry}: {action}"));
+    if let Some(q) = waiting.as_ref().filter(|q| accept && q.community_gone)
+        && let Some(area) = &q.area_after
+    {
+        eprintln!(
+            "vigie: warning: the record is filed under {}, a community no area tree in force \
+             holds (merged or renamed since it was recorded): no one who works where it is now \
+             sees it until it is filed there: vigie reference refile --community {} --to <its \
+             new code>",
+            area.community, area.community
+        );
+    }
+    if let Some(q) = waiting
+        .as_ref()
+        .filter(|q| accept && q.kind == Some(vigie_core::RecordKind::Visit))
+        && q.status_after == Some("draft")
+    {
+        eprintln!(
+            "vigie: warning: the visit is a draft: only its visitor submits it, once they \
+             cover its area again (vigie user areas); until then it is counted among the \
+             visits made and is in no review queue"
+        );
+    }
     Ok(())
 }
 

@@ -1225,3 +1225,87 @@ fn administration_commands_open_an_encrypted_hub_with_its_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Two communities merged while a monitor of the one that goes had a child's case and a draft
+/// visit unsent: her changes go to review; the list says the case would be filed under a
+/// community no tree holds and that the visit is a draft, and accepting says what to run to
+/// file the case where its community is now (it was filed there in silence, seen by no one
+/// who works there).
+#[test]
+fn a_review_after_a_merge_of_communities_says_where_the_record_would_be_lost() {
+    use common::surface::{admin, admin_lines};
+    let (dir, data, mut hub) = new_hub();
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C02]);
+    let place = monitor
+        .store
+        .create(&workplace(area(C02), "Plantation Kouadio"))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    // Offline: a child identified, a visit begun.
+    let case = monitor
+        .store
+        .create(&child(area(C02), "Awa Traoré", monitor.user()))
+        .unwrap();
+    let mut draft = visit(area(C02), place.id, monitor.user(), 2);
+    draft.status = VisitStatus::Draft;
+    let draft = monitor.store.create(&draft).unwrap();
+    // The ministry merges C02 into C01: a new tree, her new area, the records filed again.
+    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
+    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
+    tree["administrative_areas"]["children"][0]["children"][0]["children"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["code"] != C02);
+    let path = dir.path().join("areas-merged.json");
+    std::fs::write(&path, tree.to_string()).unwrap();
+    assert!(
+        admin(&data, &["reference", "publish", path.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let user = monitor.user().to_string();
+    admin_lines(&data, &["user", "areas", "--user", &user, "--area", C01]);
+    admin_lines(
+        &data,
+        &["reference", "refile", "--community", C02, "--to", C01],
+    );
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined.len(), 2, "{summary:?}");
+
+    let entries = admin_lines(&data, &["quarantine", "list"]);
+    let entry_of = |id: uuid::Uuid| {
+        entries
+            .iter()
+            .find(|e| e["record"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id}: {entries:?}"))
+            .clone()
+    };
+    let (of_case, of_visit) = (entry_of(case.id), entry_of(draft.id));
+    assert_eq!(of_case["community_gone"], true, "{of_case}");
+    assert_eq!(of_case["status_after"], "identified", "{of_case}");
+    assert_eq!(of_visit["status_after"], "draft", "{of_visit}");
+    let accept = |entry: &serde_json::Value| {
+        let number = entry["entry"].as_i64().unwrap().to_string();
+        let out = admin(&data, &["quarantine", "accept", "--entry", &number]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = accept(&of_case);
+    assert!(
+        said.contains(&format!(
+            "vigie reference refile --community {C02} --to <its new code>"
+        )),
+        "{said}"
+    );
+    let said = accept(&of_visit);
+    assert!(said.contains("the visit is a draft"), "{said}");
+    // Filed again as the warning says: the monitor of the merged community has the child.
+    let refiled = admin_lines(
+        &data,
+        &["reference", "refile", "--community", C02, "--to", C01],
+    );
+    assert_eq!(refiled[0]["refiled"], 2, "{refiled:?}");
+    monitor.sync(&hub.url).unwrap();
+    assert!(monitor.has(case.id));
+    hub.stop();
+}

@@ -158,6 +158,10 @@ def test_every_page_of_a_query_is_walked_once_with_defaults(env):
         with pytest.raises(vigie.VigieError.Validation) as e:
             store.child_case_pages(page_size=-1)
         assert e.value.field == "page_size"
+        # A size of 0 would walk nothing: the list would look empty.
+        with pytest.raises(vigie.VigieError.Validation) as e:
+            store.alert_pages(page_size=0)
+        assert (e.value.field, e.value.rule) == ("page_size", "must be at least 1")
 
 
 def test_a_walk_while_the_store_changes_returns_every_row_once(env):

@@ -758,6 +758,12 @@ fn write_tables(
     options: ExportOptions,
     export: &mut dyn FnMut(&mut dyn RowSink) -> Result<()>,
 ) -> Result<Vec<PathBuf>> {
+    if std::fs::metadata(dir).is_ok_and(|found| !found.is_dir()) {
+        return Err(Error::unusable_directory(
+            "dir",
+            std::io::ErrorKind::NotADirectory.into(),
+        ));
+    }
     // A table exported before in the other format would stay beside this export, and go
     // wherever the directory is shared: a personal JSON beside a pseudonymised CSV.
     let other = match format.extension() {

@@ -922,7 +922,7 @@ fn check_destination(db: &Path, to: &Path) -> Result<()> {
         let name = name.to_string_lossy();
         let store_name = db.file_name().map(|n| n.to_string_lossy());
         if store_name.is_some_and(|own| name.starts_with(own.as_ref()))
-            || name == crate::vault::KEY_FILE
+            || name == files::PROFILE_KEY_FILE
         {
             return refused(OWN);
         }

@@ -18,6 +18,9 @@ pub(crate) enum RekeyStop {
     AfterRename,
 }
 
+/// A vault profile's key file, beside its store (`vault`): one of the files no export replaces.
+pub(crate) const PROFILE_KEY_FILE: &str = "key.json";
+
 /// `<db><suffix>`: SQLite's `-wal`, `-shm` and `-journal`, and the re-key's files.
 pub(crate) fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(db.as_os_str());

@@ -522,6 +522,17 @@ impl Store {
         Ok(())
     }
 
+    /// Tests: this device's clock set `days` ahead for its user's own writes (a phone set a day
+    /// ahead by hand), to see what the hub makes of the days it then records.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn debug_clock_ahead(&mut self, days: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        sync_state::set_debug_clock_ahead(&tx, days)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The role the store's user acts with: on a device, the role the hub gave them (a store
     /// that never synced has none, and its workflow calls are refused); on the hub, its
     /// administrator's, who holds every right.

@@ -58,10 +58,24 @@ pub(crate) fn set_hub_clock(tx: &Transaction, hub_now_ms: i64) -> Result<()> {
 /// This device's today for its own writes (`own`) or what it receives from peers: its clock,
 /// judged against the latest time its hub told it.
 pub(crate) fn today(conn: &Connection, own: bool) -> Result<crate::domain::records::Today> {
-    Ok(crate::domain::records::Today::on_device(
-        hub_clock(conn)?,
-        own,
-    ))
+    let today = crate::domain::records::Today::on_device(hub_clock(conn)?, own);
+    #[cfg(feature = "test-hooks")]
+    let today = match get_meta(conn, DEBUG_CLOCK_AHEAD_KEY)?
+        .and_then(|b| Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)))
+    {
+        Some(days) => today.ahead_by(chrono::Days::new(days)),
+        None => today,
+    };
+    Ok(today)
+}
+
+/// Tests: the days this device's clock is set ahead (`Store::debug_clock_ahead`).
+#[cfg(feature = "test-hooks")]
+const DEBUG_CLOCK_AHEAD_KEY: &str = "debug_clock_ahead_days";
+
+#[cfg(feature = "test-hooks")]
+pub(crate) fn set_debug_clock_ahead(tx: &Transaction, days: u64) -> Result<()> {
+    set_meta(tx, DEBUG_CLOCK_AHEAD_KEY, &days.to_le_bytes())
 }
 
 /// The meta key of the user's role and areas (JSON of `UserProfile`).

@@ -46,6 +46,14 @@ pub struct QuarantineView {
     /// kind, media type and size: never a caption). Their bytes wait on the hub with the entry.
     pub attachments_added: Vec<QuarantinedAttachment>,
     pub attachments_removed: Vec<QuarantinedAttachment>,
+    /// The workflow status the record would have (a visit's `draft`, `submitted`…; a case's
+    /// `identified`…): a draft visit accepted from a user who no longer covers its area stays
+    /// a draft that only its visitor may finish.
+    pub status_after: Option<&'static str>,
+    /// Whether the record would be filed under a community no area tree in force holds (merged
+    /// into another, or renamed, since its author recorded it): accepted, it is filed there,
+    /// seen by no one who works in the community it is in now, until it is refiled.
+    pub community_gone: bool,
 }
 
 /// An attachment an entry adds or removes, as a reviewer sees it (never its caption).
@@ -359,6 +367,8 @@ pub fn describe_quarantined(
         authors: Vec::new(),
         attachments_added: Vec::new(),
         attachments_removed: Vec::new(),
+        status_after: None,
+        community_gone: false,
     };
     let merged = match merge(tx, entry) {
         Ok(Some(merged)) => merged,
@@ -395,9 +405,13 @@ pub fn describe_quarantined(
     view.kind = Some(kind);
     let stored_kind = stored.is_some();
     view.area_before = stored.and_then(|s| s.area);
-    view.area_after = TypedRecord::read(kind, entry.record, &document)
-        .ok()
-        .and_then(|r| r.area().cloned());
+    let after = TypedRecord::read(kind, entry.record, &document).ok();
+    view.area_after = after.as_ref().and_then(|r| r.area().cloned());
+    view.status_after = after.as_ref().and_then(|r| match r {
+        TypedRecord::Visit(v) => Some(v.status.as_str()),
+        TypedRecord::ChildCase(c) => Some(c.status.as_str()),
+        _ => None,
+    });
     let (old, new) = (
         doc::to_json(&document, Some(&before)),
         doc::to_json(&document, None),
@@ -441,6 +455,10 @@ pub fn describe_quarantined(
         .collect();
     // Judged as accepting it without naming a supervisor would judge it (`Reviewer::Hub`).
     let reference = tx.reference()?;
+    view.community_gone = view
+        .area_after
+        .as_ref()
+        .is_some_and(|a| community_gone(a, &reference));
     let who = Principal {
         device: entry.device,
         user: entry.user,
@@ -494,10 +512,16 @@ pub fn describe_quarantined(
 /// filed in `area`: its community's, or, for a community a new tree renamed (its code
 /// resolves to nothing now), its district's.
 fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
-    match reference.grants_of(&area.community).is_empty() {
+    match community_gone(area, reference) {
         false => area.community.clone(),
         true => area.district.clone(),
     }
+}
+
+/// Whether `area`'s community code resolves to nothing in the area trees in force (a new tree
+/// merged or renamed it).
+pub fn community_gone(area: &Area, reference: &ReferenceData) -> bool {
+    reference.grants_of(&area.community).is_empty()
 }
 
 /// Accepts quarantined changes after a review: they are merged into the record as the device

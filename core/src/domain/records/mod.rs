@@ -300,7 +300,8 @@ impl Today {
         }
     }
 
-    /// A device's today, its clock judged against `hub_clock_ms`, the hub's time in the last
+    /// A device's today — for its user's own writes (`own`) the day it is in its zone, as the
+    /// hub judges them — its clock judged against `hub_clock_ms`, the hub's time in the last
     /// answer it applied: a clock that reads more than a day before it is wrong (a battery
     /// pulled: 2000; a firmware's date; or wrong already at that sync), for time runs on from
     /// what the hub said. `own` for its user's writes, not for a colleague's record a peer
@@ -322,6 +323,14 @@ impl Today {
                     .unwrap_or(LATEST_DAY),
                 wrong_clock_day: own.then(|| now.date_naive()),
             },
+            // Its user's own writes: the day it is here, as the hub judges them from this
+            // device's zone (`at_hub`): a follow-up dated tomorrow in a date picker, taken
+            // here with the room `by_clock` leaves, was refused at the sync, its child's case
+            // kept off the hub until the monitor found the date.
+            None if own => Today {
+                latest: chrono::Local::now().date_naive(),
+                wrong_clock_day: None,
+            },
             None => Today::by_clock(),
         }
     }
@@ -341,6 +350,15 @@ impl Today {
         Today {
             latest: (chrono::Utc::now() + zone).date_naive(),
             wrong_clock_day: None,
+        }
+    }
+
+    /// Tests: this day as a clock `by` ahead gives it.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn ahead_by(self, by: chrono::Days) -> Today {
+        Today {
+            latest: self.latest.checked_add_days(by).unwrap_or(LATEST_DAY),
+            ..self
         }
     }
 

@@ -957,6 +957,9 @@ pub struct QuarantineLine {
     fields: String,
     before: String,
     after: String,
+    /// What accepting it leaves to settle: filed under a community no tree holds now, a visit
+    /// only its visitor can finish.
+    warnings: Vec<&'static str>,
     state: String,
     applies: bool,
 }
@@ -1034,6 +1037,17 @@ fn quarantine_page(
                     .as_ref()
                     .map(|a| t.area_path(&reference, a))
                     .unwrap_or_default(),
+                warnings: [
+                    (q.community_gone, "quarantine.community_gone"),
+                    (
+                        q.kind == Some(RecordKind::Visit) && q.status_after == Some("draft"),
+                        "quarantine.draft_visit",
+                    ),
+                ]
+                .into_iter()
+                .filter(|(said, _)| *said)
+                .map(|(_, key)| t.get(key))
+                .collect(),
                 state: t.code("qstate", q.state.code()),
                 // Accepting an entry already in the record settles it.
                 applies: matches!(q.state, ReviewState::Applies | ReviewState::AlreadyIn),
