@@ -1959,6 +1959,24 @@ fn confirm_merge(
     )
 }
 
+/// A monitor of C01 enrolled as `name` (its keys from `seed`), with a case of `child_name`
+/// synced to the hub.
+fn monitor_with_a_case(
+    s: &Setup,
+    dir: &std::path::Path,
+    name: &str,
+    seed: u8,
+    child_name: &str,
+) -> (Device, ChildCase) {
+    let mut monitor = Device::enrol(dir, &s.data, name, Role::CommunityMonitor, &[C01], seed);
+    let case = monitor
+        .store
+        .create(&child(area(C01), child_name, monitor.user()))
+        .expect("case");
+    monitor.sync(&s.hub.url).expect("sync");
+    (monitor, case)
+}
+
 /// A pair merged in opposite directions (the supervisor's phone offline one way, the console
 /// the other): each case's page says so and that one more merge settles it, rather than each
 /// naming the other as the case it was merged into, a loop with no way out shown.
@@ -1967,19 +1985,7 @@ fn a_pair_merged_both_ways_says_one_more_merge_settles_it() {
     let s = setup();
     let f = field(&s);
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut mine = Device::enrol(
-        dir.path(),
-        &s.data,
-        "moniteur-doublons",
-        Role::CommunityMonitor,
-        &[C01],
-        6,
-    );
-    let other = mine
-        .store
-        .create(&child(area(C01), "Awa Koné", mine.user()))
-        .expect("case");
-    mine.sync(&s.hub.url).expect("sync");
+    let (_mine, other) = monitor_with_a_case(&s, dir.path(), "moniteur-doublons", 6, "Awa Koné");
     let token = enrol(&s.data, s.supervisor);
     let mut phone = Device::open(
         dir.path(),
@@ -3061,19 +3067,8 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
 fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut monitor = Device::enrol(
-        dir.path(),
-        &s.data,
-        "moniteur-quarantaine",
-        Role::CommunityMonitor,
-        &[C01],
-        7,
-    );
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Fatou Koné", monitor.user()))
-        .expect("case");
-    monitor.sync(&s.hub.url).expect("sync");
+    let (mut monitor, case) =
+        monitor_with_a_case(&s, dir.path(), "moniteur-quarantaine", 7, "Fatou Koné");
     // Offline, the monitor edits the case; meanwhile the area is taken away.
     let mut edited: ChildCase = monitor.store.get(case.id).expect("case");
     edited.notes = "Vue au marché le samedi.".into();
