@@ -1960,7 +1960,15 @@ fn area_counts(tree: &vigie_core::reference::AreaNode) -> serde_json::Value {
 fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     let (hub, entry, accept, by) = match command {
         QuarantineCommand::List { hub } => {
-            for q in hub.open()?.quarantined().map_err(|e| e.to_string())? {
+            let backend = hub.open()?;
+            let revoked: std::collections::HashSet<Uuid> = backend
+                .devices()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|d| d.revoked_ms.is_some())
+                .map(|d| d.device)
+                .collect();
+            for q in backend.quarantined().map_err(|e| e.to_string())? {
                 let authors: Vec<serde_json::Value> = q
                     .authors
                     .iter()
@@ -1973,6 +1981,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "record": q.record,
                         "kind": q.kind.map(|k| k.to_string()),
                         "device": q.device,
+                        "device_revoked": revoked.contains(&q.device),
                         "user": q.user,
                         "received": chrono::DateTime::from_timestamp_millis(q.received_ms)
                             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

@@ -1043,3 +1043,110 @@ fn a_colleague_s_allowance_pays_for_her_own_changes_not_those_she_relays() {
         hub.log_tail(20)
     );
 }
+
+/// A monitor's phone lost after it passed her work to a colleague in a peer session (a new
+/// child's case, and an edit to a case the hub holds, which the colleague then edits too), and
+/// revoked: the colleague's phone is refused that work (it will never come from the lost
+/// phone) and goes on with its own, and the hub keeps the lost phone's work for a supervisor's
+/// review, as hers: accepted, the child's case and her edit are on the hub, beside the
+/// colleague's; a colleague who carries the same work again makes no second entry.
+#[test]
+fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut other = Device::enrol(dir.path(), &data, "m3", Role::CommunityMonitor, &[C01], 3);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut lost, &mut mate, &mut other]);
+    let held = lost
+        .store
+        .create(&child(area(C01), "Koffi Yao", lost.user()))
+        .unwrap()
+        .id;
+    lost.sync(&hub.url).unwrap();
+    mate.sync(&hub.url).unwrap();
+    other.sync(&hub.url).unwrap();
+    // Offline, her last day with the phone: a child identified, a note on a case.
+    let new = lost
+        .store
+        .create(&child(area(C01), NAME, lost.user()))
+        .unwrap()
+        .id;
+    let mut c: ChildCase = lost.store.get(held).unwrap();
+    c.notes = "Vu au marché le samedi.".into();
+    lost.store.update(&c).unwrap();
+    peer(&mut lost, &mut mate).unwrap();
+    peer(&mut lost, &mut other).unwrap();
+    // The colleague edits the case on top; then the phone is lost, and revoked.
+    let mut c: ChildCase = mate.store.get(held).unwrap();
+    c.guardian = "Mère : Adjoua".into();
+    mate.store.update(&c).unwrap();
+    assert!(common::revoke(&data, lost.token.device));
+
+    let summary = mate.sync(&hub.url).unwrap();
+    assert_eq!(summary.rebuilt, vec![held], "{summary:?}");
+    let (_, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        // Hers, as her phone made it: her device, her user.
+        assert_eq!(entry["device"], lost.token.device.to_string(), "{entry}");
+        assert_eq!(entry["user"], lost.user().to_string(), "{entry}");
+        assert_eq!(entry["device_revoked"], true, "{entry}");
+        assert_eq!(entry["state"], "applies", "{entry}");
+    }
+    // Another colleague carrying the same work: no second entry.
+    other.sync(&hub.url).unwrap();
+    assert_eq!(quarantine_list(&data).1.len(), 2);
+    // The supervisor's console says whose it is, and what to do.
+    let mut browser = common::console::Browser::new(&hub.url);
+    common::console::account(
+        &mut browser,
+        &data,
+        supervisor,
+        "sup.perdu",
+        "un mot de passe long",
+    );
+    assert_eq!(
+        browser.sign_in("sup.perdu", "un mot de passe long").status,
+        303
+    );
+    let page = browser.get("/console/quarantine");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.body.matches("Appareil retiré (perdu ou volé)").count(),
+        2,
+        "{}",
+        page.body
+    );
+
+    for entry in &entries {
+        let number = entry["entry"].as_i64().unwrap();
+        let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    assert!(quarantine_list(&data).1.is_empty());
+    for phone in [&mut mate, &mut other] {
+        for _ in 0..2 {
+            let summary = phone.sync(&hub.url).unwrap();
+            assert!(summary.failed.is_empty(), "{summary:?}");
+        }
+        assert_eq!(phone.store.hub_outbox_len().unwrap(), 0);
+        assert!(
+            phone.store.refused_records().unwrap().is_empty(),
+            "{:?}",
+            phone.store.refused_records()
+        );
+        let child: ChildCase = phone.store.get(new).unwrap();
+        assert_eq!(child.name, NAME);
+        let edited: ChildCase = phone.store.get(held).unwrap();
+        assert_eq!(edited.notes, "Vu au marché le samedi.");
+        assert_eq!(edited.guardian, "Mère : Adjoua");
+    }
+    // And carried again after the review: settled, not kept a second time.
+    other.sync(&hub.url).unwrap();
+    assert!(quarantine_list(&data).1.is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

@@ -196,7 +196,7 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
         Some(std::time::Instant::now() + limits.max_push_time),
         true,
     )?;
-    tell_revoked_authors(storage, certifier, who, &request.push, &mut acks)?;
+    tell_revoked_authors(storage, certifier, who, &request.push, &mut acks, limits)?;
     // A relay told `AuthorRevoked` rebuilds the record on the hub's version: one that never
     // learnt which that is (the record reached it by a bundle, and the hub's copy added
     // nothing) gets it whole, with its heads, in this answer.
@@ -332,6 +332,7 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     who: &Principal,
     push: &[PushEntry],
     acks: &mut [PushAck],
+    limits: &HubLimits,
 ) -> std::result::Result<(), HubError> {
     let waits = |ack: &PushAck| {
         matches!(
@@ -345,16 +346,26 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(());
     }
-    let revoked: HashSet<Uuid> = match certifier {
+    // Each revoked device, with the user its last certificate names.
+    let revoked: HashMap<Uuid, Option<Uuid>> = match certifier {
         Some(certifier) => certifier
             .registry
             .devices()?
             .into_iter()
             .filter(|d| d.revoked)
-            .map(|d| d.device)
+            .map(|d| {
+                let user = d
+                    .certificate
+                    .as_deref()
+                    .and_then(|c| crate::identity::Certificate::from_bytes(c).ok())
+                    .filter(|c| c.device == d.device)
+                    .map(|c| c.user);
+                (d.device, user)
+            })
             .collect(),
-        None => HashSet::new(),
+        None => HashMap::new(),
     };
+    let mut carried = Vec::new();
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
             continue;
@@ -365,28 +376,149 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
             // their author: they will not come from it as they are (corrected, they come with
             // the hub).
             if tx.any_given_up_change(&lacking)? || tx.any_refused_change(&lacking)? {
-                return Ok(true);
+                return Ok(Never::Other);
             }
+            let mut of_revoked = HashSet::new();
             for actor in authors {
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
+                if revoked.contains_key(&device) {
+                    of_revoked.insert(device);
                 // An edit made at an older version is under an actor derived from the store's
                 // (`transaction_at`): the store's own, not another's.
-                if revoked.contains(&device)
-                    || tx
-                        .device_actor(device)?
-                        .is_some_and(|current| current != doc::isolated_base(actor.to_bytes()))
+                } else if tx
+                    .device_actor(device)?
+                    .is_some_and(|current| current != doc::isolated_base(actor.to_bytes()))
                 {
-                    return Ok(true);
+                    return Ok(Never::Other);
                 }
             }
-            Ok(false)
+            let mut of_revoked = of_revoked.into_iter();
+            Ok(match (of_revoked.next(), of_revoked.next()) {
+                (Some(device), None) => match revoked.get(&device).copied().flatten() {
+                    Some(user) => Never::Revoked(ChangeAuthor { user, device }),
+                    None => Never::Other,
+                },
+                (Some(_), Some(_)) => Never::Other,
+                (None, _) => Never::No,
+            })
         })?;
-        if never {
-            ack.outcome = refused(Refusal::AuthorRevoked);
+        match never {
+            Never::No => {}
+            Never::Other => ack.outcome = refused(Refusal::AuthorRevoked),
+            Never::Revoked(author) => {
+                ack.outcome = refused(Refusal::AuthorRevoked);
+                carried.push((entry, author));
+            }
         }
     }
+    if !carried.is_empty() {
+        storage.in_transaction(&mut |tx| {
+            for (entry, author) in &carried {
+                keep_carried_for_review(tx, who, limits, entry, *author)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the changes a push waits for will ever come (`tell_revoked_authors`).
+enum Never {
+    No,
+    /// Of one revoked device (a lost phone's, passed on by a peer or a bundle before it was
+    /// reported), made by its user: kept for a supervisor's review.
+    Revoked(ChangeAuthor),
+    /// Of a store since reset, rejected in review, or refused from their author.
+    Other,
+}
+
+/// Keeps for a supervisor's review what a colleague's phone carried of a revoked device's
+/// work (a record it made, or changes to one, before it was lost), that the hub refuses from
+/// the colleague (`AuthorRevoked`): the lost phone will never send it, and it is the monitor's
+/// work, or a thief's, which only a reviewer can tell apart (with her). The entry is the
+/// revoked device's (`author`: its user's role judges the steps it takes); the colleague's own
+/// edits among the changes are made again on its phone and pushed as usual. Kept only for a
+/// record in the carrier's scope, whose changes of that device each name its user, once
+/// (another carrier's copy of the same changes makes no second entry), never again once
+/// rejected, and at most `MAX_QUARANTINED_PER_DEVICE` entries for one revoked device.
+fn keep_carried_for_review(
+    tx: &mut dyn HubTransaction,
+    carrier: &Principal,
+    limits: &HubLimits,
+    entry: &PushEntry,
+    author: ChangeAuthor,
+) -> Result<()> {
+    if tx.is_erased(entry.id)? || carries_erased(tx, entry.id, &entry.changes)? {
+        return Ok(());
+    }
+    let stored = tx.record(entry.id, true)?;
+    let mut document = match &stored {
+        Some(stored) => match codec::load(entry.id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(()),
+        },
+        None => Automerge::new(),
+    };
+    let before = document.get_heads();
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
+        || !document.get_missing_deps(&[]).is_empty()
+    {
+        return Ok(());
+    }
+    let changes = document.get_changes_meta(&before);
+    let named = changes
+        .iter()
+        .filter(|c| doc::device_of_actor(&c.actor) == Some(author.device))
+        .all(|c| doc::author_in(c.message.as_deref()) == Some(author));
+    if changes.is_empty() || !named {
+        return Ok(());
+    }
+    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
+    drop(changes);
+    let reference = tx.reference()?;
+    let kind = stored
+        .as_ref()
+        .map(|s| s.kind)
+        .or_else(|| doc::kind_of(&document));
+    let area = match &stored {
+        Some(stored) => stored.area.clone(),
+        None => kind
+            .and_then(|kind| TypedRecord::read(kind, entry.id, &document).ok())
+            .and_then(|record| record.area().cloned()),
+    };
+    let Some(kind) = kind else {
+        return Ok(());
+    };
+    if !carrier.scope(&reference).receives(kind, area.as_ref())
+        || tx.any_given_up_change(&new)?
+        || already_waiting(tx, entry.id, stored.as_ref(), &new)?
+        || tx.quarantined_from(author.device)? >= MAX_QUARANTINED_PER_DEVICE
+    {
+        return Ok(());
+    }
+    tx.quarantine(&Quarantined {
+        entry: 0,
+        record: entry.id,
+        device: author.device,
+        user: author.user,
+        changes: entry.changes.clone(),
+        received_ms: Utc::now().timestamp_millis(),
+    })?;
+    let held = doc::attachments_at(&document, &before);
+    let most = limits.attachments.max_per_record as usize;
+    for attachment in doc::attachments(&document)
+        .iter()
+        .filter(|a| !held.iter().any(|h| h.id == a.id))
+        .take(most)
+    {
+        tx.reserve_attachment(entry.id, attachment)?;
+    }
+    tracing::info!(
+        device = %author.device,
+        "a revoked device's changes, carried by another device, kept for review"
+    );
     Ok(())
 }
 
@@ -590,7 +722,14 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         None,
         false,
     )?;
-    tell_revoked_authors(storage, Some(certifier), &who, &push, &mut pushed.acks)?;
+    tell_revoked_authors(
+        storage,
+        Some(certifier),
+        &who,
+        &push,
+        &mut pushed.acks,
+        limits,
+    )?;
     let mut awaiting = Vec::new();
     let mut taken = Vec::new();
     let mut report = HubBundleReport {

@@ -236,7 +236,25 @@ fn reauthor(
             "the quarantined changes depend on changes the hub lacks",
         ));
     }
-    let changes = made.get_changes_meta(&kept);
+    write_as_one_change(document, &made, &kept, kind, entry)
+}
+
+/// Writes onto `document` what `made` holds past `from` (an entry's changes merged on the
+/// record), as one change of a new actor of the entry's device, naming the entry's user and
+/// device, made where those changes were made (their dependencies outside them).
+fn write_as_one_change(
+    document: &mut Automerge,
+    made: &Automerge,
+    from: &[ChangeHash],
+    kind: RecordKind,
+    entry: &Quarantined,
+) -> Result<()> {
+    let id = entry.record;
+    let cannot = |reason: &str| Error::DamagedDocument {
+        id,
+        reason: reason.into(),
+    };
+    let changes = made.get_changes_meta(from);
     let hashes: BTreeSet<ChangeHash> = changes.iter().map(|c| c.hash).collect();
     let mut base = BTreeSet::new();
     let mut tips = hashes.clone();
@@ -258,13 +276,9 @@ fn reauthor(
         crate::store::receive::new_nonce(),
     ));
     match kind {
-        RecordKind::Workplace => {
-            rewrite_at::<Workplace>(&made, document, id, &tips, &base, &author)
-        }
-        RecordKind::Visit => rewrite_at::<Visit>(&made, document, id, &tips, &base, &author),
-        RecordKind::ChildCase => {
-            rewrite_at::<ChildCase>(&made, document, id, &tips, &base, &author)
-        }
+        RecordKind::Workplace => rewrite_at::<Workplace>(made, document, id, &tips, &base, &author),
+        RecordKind::Visit => rewrite_at::<Visit>(made, document, id, &tips, &base, &author),
+        RecordKind::ChildCase => rewrite_at::<ChildCase>(made, document, id, &tips, &base, &author),
         // Devices never write users or reference data.
         RecordKind::User | RecordKind::Reference => Err(cannot("the record is not a device's")),
     }
@@ -311,6 +325,37 @@ fn rewrite_at<R: Record>(
         .apply_changes(changes)
         .map_err(|_| cannot("the rewritten change does not apply"))?;
     Ok(())
+}
+
+/// An entry's changes merged on the record (`merged`, past `before`), as their author would
+/// have sent them. A revoked device's work a colleague's phone carried
+/// (`hub::keep_carried_for_review`) holds the colleague's own edits it built on, which that
+/// phone made again and sent as its own: what the changes did is written as one change of the
+/// revoked device's user, and the changes as carried are returned, to be given up once it is
+/// saved (another copy of them is then not kept again). Any other entry is its device's own.
+fn as_its_author(
+    stored: Option<&StoredRecord>,
+    merged: Automerge,
+    before: &[ChangeHash],
+    kind: RecordKind,
+    entry: &Quarantined,
+) -> Result<(Automerge, Vec<ChangeHash>)> {
+    let changes = merged.get_changes_meta(before);
+    if changes
+        .iter()
+        .all(|c| doc::device_of_actor(&c.actor) == Some(entry.device))
+    {
+        drop(changes);
+        return Ok((merged, Vec::new()));
+    }
+    let carried: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
+    drop(changes);
+    let mut document = match stored {
+        Some(stored) => codec::load(entry.record, &stored.document)?,
+        None => Automerge::new(),
+    };
+    write_as_one_change(&mut document, &merged, before, kind, entry)?;
+    Ok((document, carried))
 }
 
 /// The role of the user who made an entry's changes, as the hub holds them now (a user moved
@@ -404,7 +449,7 @@ pub fn describe_quarantined(
     };
     view.kind = Some(kind);
     let stored_kind = stored.is_some();
-    view.area_before = stored.and_then(|s| s.area);
+    view.area_before = stored.as_ref().and_then(|s| s.area.clone());
     let after = TypedRecord::read(kind, entry.record, &document).ok();
     view.area_after = after.as_ref().and_then(|r| r.area().cloned());
     view.status_after = after.as_ref().and_then(|r| match r {
@@ -488,7 +533,12 @@ pub fn describe_quarantined(
         today: crate::domain::records::Today::by_clock(),
     };
     let stored_kind = stored_kind.then_some(kind);
-    if admit(tx, &rules, entry.record, stored_kind, &document, &before)?.is_err()
+    let Ok((judged, _)) = as_its_author(stored.as_ref(), document.clone(), &before, kind, entry)
+    else {
+        view.state = ReviewState::DoesNotApply;
+        return Ok(view);
+    };
+    if admit(tx, &rules, entry.record, stored_kind, &judged, &before)?.is_err()
         || (changes_file_the_record(&document, &before, kind, entry.record)
             && !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?)
     {
@@ -538,7 +588,7 @@ pub fn accept_quarantined(
 ) -> Result<bool> {
     let Some(Merge {
         stored,
-        mut document,
+        document,
         before,
     }) = merge(tx, entry)?
     else {
@@ -581,6 +631,7 @@ pub fn accept_quarantined(
     if document.get_heads() == before {
         return Ok(false);
     }
+    let (mut document, given_up) = as_its_author(stored.as_ref(), document, &before, kind, entry)?;
     let after = TypedRecord::read(kind, entry.record, &document)
         .ok()
         .and_then(|record| record.area().cloned());
@@ -628,6 +679,9 @@ pub fn accept_quarantined(
         &before,
         REFUSED,
     )?;
+    if !given_up.is_empty() {
+        tx.give_up_changes(&given_up)?;
+    }
     if kind == RecordKind::ChildCase {
         let reviewer = ChangeAuthor {
             user: who.user,

@@ -986,6 +986,14 @@ fn quarantine_page(
     let reference = hub.backend.reference()?;
     let scope = viewer.principal().scope(&reference);
     let names = user_names(&hub.backend.users()?);
+    // A lost or stolen phone's work, which a colleague's phone carried (its device revoked).
+    let revoked: std::collections::HashSet<Uuid> = hub
+        .backend
+        .devices()?
+        .into_iter()
+        .filter(|d| d.revoked_ms.is_some())
+        .map(|d| d.device)
+        .collect();
     let who = viewer.principal();
     let view = hub.console.views.current(hub.backend.as_ref())?;
     let scoped = view.scoped(&who);
@@ -1038,6 +1046,7 @@ fn quarantine_page(
                     .map(|a| t.area_path(&reference, a))
                     .unwrap_or_default(),
                 warnings: [
+                    (revoked.contains(&q.device), "quarantine.revoked_device"),
                     (q.community_gone, "quarantine.community_gone"),
                     (
                         q.kind == Some(RecordKind::Visit) && q.status_after == Some("draft"),
