@@ -246,6 +246,14 @@ pub trait HubTransaction {
     /// author is the device keep that number, and the device's count does not move.
     fn continue_pushes(&mut self, device: Uuid, number: i64);
 
+    /// The community the records of `community` were filed under again, once no area tree
+    /// held it (`vigie reference refile --to`): where a record kept for review and accepted
+    /// after it goes too.
+    fn refiled_to(&mut self, community: &str) -> Result<Option<String>>;
+
+    /// Remembers that the records of `community` were filed under `to` (`refiled_to`).
+    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()>;
+
     /// Keeps changes a device sent to a record that is no longer its user's to change.
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
 
@@ -437,4 +445,9 @@ impl ReferenceCache {
             .data
             .clone()
     }
+}
+
+/// The key a hub's storage keeps `HubTransaction::refiled_to` under, beside its other settings.
+pub fn refiled_key(community: &str) -> String {
+    format!("refiled_to:{community}")
 }

@@ -318,6 +318,7 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         if accept {
             // A refusal rolls the transaction back: the entry stays for another review.
             accept_quarantined(tx, actor, &quarantined, &reviewer, reference)?;
+            refile_after_review(tx, actor, reference, quarantined.record)?;
         } else {
             if let Reviewer::Supervisor(who) = &reviewer {
                 // A supervisor rejects what the review queue shows them: entries of a record
@@ -346,6 +347,35 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         drop_unnamed_attachments(tx, quarantined.record)?;
         Ok(true)
     })
+}
+
+/// A record a review accepted under a community no area tree holds any more (its author
+/// recorded it before the community was merged or renamed) is filed where that community's
+/// records were filed again (`refile_community`), as that command would have filed it had it
+/// been on the hub then: else no one who works there sees it. One that would break a rule
+/// there stays where it is (the warning on accepting names the command).
+fn refile_after_review(
+    tx: &mut dyn HubTransaction,
+    actor: &automerge::ActorId,
+    reference: &ReferenceData,
+    record: Uuid,
+) -> Result<(), Error> {
+    let Some(area) = tx.record(record, false)?.and_then(|r| r.area) else {
+        return Ok(());
+    };
+    if !vigie_core::sync::community_gone(&area, reference) {
+        return Ok(());
+    }
+    let Some(to) = tx
+        .refiled_to(&area.community)?
+        .and_then(|code| reference.area_tree(&area.country)?.area_of(&code))
+    else {
+        return Ok(());
+    };
+    match vigie_core::sync::refile_record(tx, actor, crate::ADMIN_AUTHOR, reference, record, &to) {
+        Err(Error::Validation(_)) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Once the last entry waiting for a record is reviewed, the attachments the record's manifest
@@ -432,11 +462,26 @@ pub fn refile_community(
                 other => other.map(Ok),
             },
         )?;
+    // What reaches the hub later filed under a community no tree holds any more (a phone's
+    // work kept for review, accepted after this) goes where its records went
+    // (`refile_after_review`).
+    if from != to.community && vigie_core::sync::community_gone(&area_named(from, to), &reference) {
+        backend.write(&mut |tx| tx.set_refiled_to(from, &to.community))?;
+    }
     Ok(Refiled {
         held: held_count,
         refiled,
         kept,
     })
+}
+
+/// The area of community `code`, in `like`'s country, region and district (only its
+/// community code is looked at: `vigie_core::sync::community_gone`).
+fn area_named(code: &str, like: &vigie_core::Area) -> vigie_core::Area {
+    vigie_core::Area {
+        community: code.to_string(),
+        ..like.clone()
+    }
 }
 
 /// What `hand_over_cases` did: how many cases it gave the successor, and those it left with

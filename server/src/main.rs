@@ -1996,6 +1996,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "attachments_removed": attachments_json(&q.attachments_removed),
                         "status_after": q.status_after,
                         "community_gone": q.community_gone,
+                        "refiled_to": q.refiled_to,
                     })
                 );
             }
@@ -2033,7 +2034,11 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         &from_command_line(&entry.to_string()),
     );
     done(&format!("quarantine entry {entry}: {action}"));
-    if let Some(q) = waiting.as_ref().filter(|q| accept && q.community_gone)
+    // Where `vigie reference refile --to` filed that community's records, the review filed it
+    // too; else the operator is told to.
+    if let Some(q) = waiting
+        .as_ref()
+        .filter(|q| accept && q.community_gone && q.refiled_to.is_none())
         && let Some(area) = &q.area_after
     {
         eprintln!(

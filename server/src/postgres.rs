@@ -1541,6 +1541,28 @@ impl HubTransaction for PgTransaction<'_> {
             .and_then(|row| crate::backend::incarnation_of(row.get(0))))
     }
 
+    fn refiled_to(&mut self, community: &str) -> Result<Option<String>> {
+        Ok(self
+            .tx
+            .query_opt(
+                "SELECT value FROM vigie_meta WHERE key = $1",
+                &[&vigie_core::storage::refiled_key(community)],
+            )
+            .map_err(storage_error)?
+            .map(|row| row.get(0)))
+    }
+
+    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO vigie_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&vigie_core::storage::refiled_key(community), &to],
+            )
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
     fn attachment_held(&mut self, id: Uuid) -> Result<Option<HeldAttachment>> {
         let Some(row) = self.attachment_row(id, false)? else {
             return Ok(None);

@@ -1227,12 +1227,13 @@ fn administration_commands_open_an_encrypted_hub_with_its_key() {
 }
 
 /// Two communities merged while a monitor of the one that goes had a child's case and a draft
-/// visit unsent: her changes go to review; the list says the case would be filed under a
-/// community no tree holds and that the visit is a draft, and accepting says what to run to
-/// file the case where its community is now (it was filed there in silence, seen by no one
-/// who works there).
+/// visit unsent: her changes go to review. The list says the record would be filed under a
+/// community no tree holds and that the visit is a draft; accepted before the records were
+/// filed again, the operator is told what to run; accepted after `refile --to`, it is filed
+/// where that community's records went (it was filed under the old code in silence, seen by
+/// no one who works there).
 #[test]
-fn a_review_after_a_merge_of_communities_says_where_the_record_would_be_lost() {
+fn a_review_after_a_merge_of_communities_files_the_record_where_the_community_went() {
     use common::surface::{admin, admin_lines};
     let (dir, data, mut hub) = new_hub();
     let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C02]);
@@ -1249,7 +1250,7 @@ fn a_review_after_a_merge_of_communities_says_where_the_record_would_be_lost() {
     let mut draft = visit(area(C02), place.id, monitor.user(), 2);
     draft.status = VisitStatus::Draft;
     let draft = monitor.store.create(&draft).unwrap();
-    // The ministry merges C02 into C01: a new tree, her new area, the records filed again.
+    // The ministry merges C02 into C01: a new tree, her new area.
     let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
     let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
     tree["administrative_areas"]["children"][0]["children"][0]["children"]
@@ -1265,23 +1266,18 @@ fn a_review_after_a_merge_of_communities_says_where_the_record_would_be_lost() {
     );
     let user = monitor.user().to_string();
     admin_lines(&data, &["user", "areas", "--user", &user, "--area", C01]);
-    admin_lines(
-        &data,
-        &["reference", "refile", "--community", C02, "--to", C01],
-    );
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.quarantined.len(), 2, "{summary:?}");
 
-    let entries = admin_lines(&data, &["quarantine", "list"]);
     let entry_of = |id: uuid::Uuid| {
-        entries
-            .iter()
+        admin_lines(&data, &["quarantine", "list"])
+            .into_iter()
             .find(|e| e["record"] == id.to_string())
-            .unwrap_or_else(|| panic!("{id}: {entries:?}"))
-            .clone()
+            .unwrap_or_else(|| panic!("{id}"))
     };
     let (of_case, of_visit) = (entry_of(case.id), entry_of(draft.id));
     assert_eq!(of_case["community_gone"], true, "{of_case}");
+    assert_eq!(of_case["refiled_to"], serde_json::Value::Null, "{of_case}");
     assert_eq!(of_case["status_after"], "identified", "{of_case}");
     assert_eq!(of_visit["status_after"], "draft", "{of_visit}");
     let accept = |entry: &serde_json::Value| {
@@ -1290,22 +1286,35 @@ fn a_review_after_a_merge_of_communities_says_where_the_record_would_be_lost() {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let said = accept(&of_case);
+    // Accepted before the community's records were filed again: the operator is told to.
+    let said = accept(&of_visit);
+    assert!(said.contains("the visit is a draft"), "{said}");
     assert!(
         said.contains(&format!(
             "vigie reference refile --community {C02} --to <its new code>"
         )),
         "{said}"
     );
-    let said = accept(&of_visit);
-    assert!(said.contains("the visit is a draft"), "{said}");
-    // Filed again as the warning says: the monitor of the merged community has the child.
     let refiled = admin_lines(
         &data,
         &["reference", "refile", "--community", C02, "--to", C01],
     );
-    assert_eq!(refiled[0]["refiled"], 2, "{refiled:?}");
+    assert_eq!(
+        refiled[0]["refiled"], 2,
+        "the workplace and the visit: {refiled:?}"
+    );
+    // After it: the case goes where the community's records went, nothing to run.
+    let of_case = entry_of(case.id);
+    assert_eq!(of_case["refiled_to"], C01, "{of_case}");
+    let said = accept(&of_case);
+    assert!(!said.contains("refile"), "{said}");
     monitor.sync(&hub.url).unwrap();
-    assert!(monitor.has(case.id));
+    assert!(
+        monitor.has(case.id),
+        "the monitor of the merged community has the child"
+    );
+    assert!(monitor.has(draft.id));
+    let filed: ChildCase = monitor.store.get(case.id).unwrap();
+    assert_eq!(filed.area.community, C01);
     hub.stop();
 }

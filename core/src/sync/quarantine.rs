@@ -54,6 +54,9 @@ pub struct QuarantineView {
     /// into another, or renamed, since its author recorded it): accepted, it is filed there,
     /// seen by no one who works in the community it is in now, until it is refiled.
     pub community_gone: bool,
+    /// For a community gone, the community its records were filed under again (`vigie
+    /// reference refile --to`), where accepting files the record too.
+    pub refiled_to: Option<String>,
 }
 
 /// An attachment an entry adds or removes, as a reviewer sees it (never its caption).
@@ -414,6 +417,7 @@ pub fn describe_quarantined(
         attachments_removed: Vec::new(),
         status_after: None,
         community_gone: false,
+        refiled_to: None,
     };
     let merged = match merge(tx, entry) {
         Ok(Some(merged)) => merged,
@@ -504,6 +508,9 @@ pub fn describe_quarantined(
         .area_after
         .as_ref()
         .is_some_and(|a| community_gone(a, &reference));
+    if let Some(area) = view.area_after.as_ref().filter(|_| view.community_gone) {
+        view.refiled_to = tx.refiled_to(&area.community)?;
+    }
     let who = Principal {
         device: entry.device,
         user: entry.user,

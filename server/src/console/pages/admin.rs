@@ -1047,7 +1047,10 @@ fn quarantine_page(
                     .unwrap_or_default(),
                 warnings: [
                     (revoked.contains(&q.device), "quarantine.revoked_device"),
-                    (q.community_gone, "quarantine.community_gone"),
+                    (
+                        q.community_gone && q.refiled_to.is_none(),
+                        "quarantine.community_gone",
+                    ),
                     (
                         q.kind == Some(RecordKind::Visit) && q.status_after == Some("draft"),
                         "quarantine.draft_visit",
