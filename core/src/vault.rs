@@ -388,7 +388,7 @@ fn shred(path: &Path) -> Result<()> {
 // The vault
 
 /// The lock file a vault holds in its directory while it is open.
-const VAULT_LOCK: &str = "vault.lock";
+const VAULT_LOCK: &str = crate::store::files::VAULT_LOCK_FILE;
 
 /// The profiles on one phone. One `Vault` per directory (a second is refused while the first
 /// is open): it serialises its own changes to key files, and knows its own open stores.

@@ -389,6 +389,9 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         "\u{200b}\u{200b}".into(),
         " \u{2060}\u{00ad} ".into(),
         "\u{3164}".into(),
+        // Noncharacters, drawn as nothing.
+        "\u{ffff}".into(),
+        "\u{fdd0}\u{10ffff}".into(),
         // An accent with no letter under it.
         "\u{0301}".into(),
     ] {

@@ -1123,3 +1123,46 @@ fn a_profile_whose_device_the_hub_revoked_is_found_through_another_profiles_sync
         Err(Error::NotAllowed { .. })
     ));
 }
+
+/// A file exported from one user's profile never replaces another's store or key on the same
+/// phone (an app's path built from the wrong profile's directory): the other user would find
+/// every record they had not synced gone, their PIN "wrong".
+#[test]
+fn an_export_never_replaces_another_profiles_store_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault(dir.path());
+    let mut b = vault.create_user(USER_B, Some(DEVICE_B), PIN_B).unwrap();
+    populate(&mut b, USER_B, "B", 1);
+    b.close().unwrap();
+    let mut a = vault.create_user(USER_A, Some(DEVICE_A), PIN_A).unwrap();
+    let work = populate(&mut a, USER_A, "A", 1);
+    let form = as_role(&mut a, Role::CommunityMonitor)
+        .add_attachment(
+            work.workplaces[0],
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Registre".into(),
+            },
+            &b"%PDF-1.4 registre"[..],
+        )
+        .unwrap();
+    let theirs = vault.profile_dir(USER_B);
+    for to in [
+        theirs.join("store.db"),
+        theirs.join("key.json"),
+        theirs.join("anything.pdf"),
+        dir.path().join("vault.lock"),
+    ] {
+        match a.export_attachment(form.id, &to) {
+            Err(Error::Validation(v)) => assert_eq!(v.field, "path", "{to:?}"),
+            other => panic!("{to:?}: {other:?}"),
+        }
+    }
+    let outside = tempfile::tempdir().unwrap();
+    a.export_attachment(form.id, &outside.path().join("registre.pdf"))
+        .unwrap();
+    a.close().unwrap();
+    let b = vault.unlock_with_pin(USER_B, PIN_B).unwrap();
+    assert_eq!(b.count(RecordKind::Workplace).unwrap(), 1);
+}

@@ -58,7 +58,7 @@ impl From<NotAllowed> for WriteRefused {
 /// Characters that show nothing of their own: the format characters (Unicode's Cf: zero-width
 /// spaces and joiners, the soft hyphen, invisible operators, direction marks), the combining
 /// marks (an accent with no letter under it) and the blank letters some fonts draw as nothing
-/// (the Hangul fillers, the blank Braille pattern). Allowed
+/// (the Hangul fillers, the blank Braille pattern), and the noncharacters. Allowed
 /// inside a name (a joiner shapes Indic scripts), never all a name holds.
 pub(crate) fn shows_nothing(c: char) -> bool {
     matches!(
@@ -85,7 +85,13 @@ pub(crate) fn shows_nothing(c: char) -> bool {
             | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
             | '\u{E0000}'..='\u{E0FFF}'
-    )
+    ) || is_noncharacter(c)
+}
+
+/// Unicode's noncharacters (U+FDD0–U+FDEF, and the last two code points of every plane):
+/// never meant to be shown, drawn as nothing or as a box.
+fn is_noncharacter(c: char) -> bool {
+    matches!(c, '\u{FDD0}'..='\u{FDEF}') || (c as u32) & 0xFFFE == 0xFFFE
 }
 
 /// A required text: at least one character that shows (not only spaces, nor only invisible

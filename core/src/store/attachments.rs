@@ -896,8 +896,8 @@ impl Store {
 }
 
 /// Refuses an export that would replace one of the store's own files — the database, its
-/// journals, a sealed attachment, its profile's key — or something that is not a file (a
-/// device, a pipe): the rename that puts the export in place would put the child's document in
+/// journals, a sealed attachment, its profile's key, anything in the vault of the phone's
+/// users' profiles — or something that is not a file (a device, a pipe): the rename that puts the export in place would put the child's document in
 /// the clear where the sealed copy was, or the document where the database was, which SQLite
 /// goes on writing unseen until the store is next opened and found gone (an app's path built
 /// from the wrong variable). A destination whose directory does not exist is said by the write.
@@ -917,6 +917,16 @@ fn check_destination(db: &Path, to: &Path) -> Result<()> {
     };
     if fs::canonicalize(dir_of(db)).is_ok_and(|sealed| dir.starts_with(sealed)) {
         return refused(OWN);
+    }
+    // Inside a vault: the profiles of the phone's other users (their stores and keys), which
+    // this store knows nothing of.
+    if dir
+        .ancestors()
+        .any(|above| above.join(files::VAULT_LOCK_FILE).is_file())
+    {
+        return refused(
+            "is inside the app's vault, which holds its users' stores and keys: name a file elsewhere",
+        );
     }
     if fs::canonicalize(files::parent_dir(db)).is_ok_and(|store_dir| store_dir == dir) {
         let name = name.to_string_lossy();

@@ -21,6 +21,11 @@ pub(crate) enum RekeyStop {
 /// A vault profile's key file, beside its store (`vault`): one of the files no export replaces.
 pub(crate) const PROFILE_KEY_FILE: &str = "key.json";
 
+/// The lock file at the top of a vault's directory (`vault`): what tells an export that a
+/// directory holds the profiles of the phone's users, each store and key of which it must
+/// never replace.
+pub(crate) const VAULT_LOCK_FILE: &str = "vault.lock";
+
 /// `<db><suffix>`: SQLite's `-wal`, `-shm` and `-journal`, and the re-key's files.
 pub(crate) fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(db.as_os_str());
