@@ -1337,6 +1337,12 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 );
             }
+            for record in &report.carried_for_review {
+                println!(
+                    "kept for review {record}: the work of a revoked device (a lost phone's) \
+                     it carried, waiting for a supervisor (vigie quarantine list)"
+                );
+            }
             for (record, reason) in &report.refused {
                 match RefusalDetail::of(&report.refusal_details, *record) {
                     Some(detail) => println!(
@@ -1353,9 +1359,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .any(|(_, reason)| *reason == Refusal::AuthorRevoked);
             let rebuilt = match revoked {
                 true => {
-                    " (those holding a revoked device's changes will never be taken: the phones \
-                     holding them keep them refused; a case the lost phone made is recorded \
-                     again by a supervisor, from what those phones' history shows)"
+                    " (those holding a revoked device's changes that could not be kept for \
+                     review — the work of several revoked devices, or rejected in a review — \
+                     will never be taken: the phones holding them keep them refused)"
                 }
                 false => "",
             };
@@ -1995,6 +2001,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "attachments_added": attachments_json(&q.attachments_added),
                         "attachments_removed": attachments_json(&q.attachments_removed),
                         "status_after": q.status_after,
+                        "case_code": q.case_code,
                         "community_gone": q.community_gone,
                         "refiled_to": q.refiled_to,
                     })

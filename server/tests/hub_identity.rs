@@ -690,46 +690,57 @@ fn a_bundle_taken_in_part_says_the_rest_waits() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
-/// A phone lost after it passed a case to a colleague, and revoked: the colleague's bundle,
-/// carried to the hub, holds changes that will never come from the lost phone. The record is
-/// refused as a sync would refuse it (the colleague's phone rebuilds it at its next sync),
-/// not left waiting for a file the hub would refuse, the operator told to import it.
+/// A phone lost after it passed a case, and a note on a case the hub holds, to a colleague,
+/// and revoked: the colleague's bundle, carried to the hub, holds changes that will never come
+/// from the lost phone. Its work is kept for review, as its sync would have it kept, and the
+/// import says so: not refused as work to record again, nor said to wait for a phone that will
+/// never send it. Imported again, nothing more is kept.
 #[test]
-fn a_bundle_holding_a_revoked_phone_s_changes_is_refused_not_left_waiting() {
+fn a_bundle_holding_a_revoked_phone_s_work_keeps_it_for_review() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
     let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
     let mut hub = Hub::start(&data);
     certify(&hub, &mut [&mut lost, &mut mate]);
+    let held = lost
+        .store
+        .create(&child(area(C01), "Koffi Yao", lost.user()))
+        .unwrap()
+        .id;
+    lost.sync(&hub.url).unwrap();
+    mate.sync(&hub.url).unwrap();
     let case = lost
         .store
         .create(&child(area(C01), NAME, lost.user()))
         .unwrap()
         .id;
+    let mut c: ChildCase = lost.store.get(held).unwrap();
+    c.notes = "Vu au marché.".into();
+    lost.store.update(&c).unwrap();
     peer(&mut lost, &mut mate).unwrap();
-    let mut c: ChildCase = mate.store.get(case).unwrap();
-    c.night_work = !c.night_work;
-    mate.store.update(&c).unwrap();
+    for id in [case, held] {
+        let mut c: ChildCase = mate.store.get(id).unwrap();
+        c.night_work = !c.night_work;
+        mate.store.update(&c).unwrap();
+    }
     let (from_mate, _) = mate.store.export_bundle(0, &[], &[Recipient::Hub]).unwrap();
     assert!(common::revoke(&data, lost.token.device));
 
     for _ in 0..2 {
         let out = import_bundle(&data, dir.path(), &from_mate);
         let said = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(!out.status.success(), "{said}");
+        assert!(out.status.success(), "{said}");
         assert!(
-            said.contains("0 waiting for other devices' changes, 1 refused"),
+            said.contains("2 kept for review")
+                && said.contains("0 waiting for other devices' changes, 0 refused"),
             "{said}"
         );
-        assert!(
-            said.contains(&format!("refused {case}")) && said.contains("revoked device"),
-            "{said}"
-        );
-        assert!(!said.contains("waiting {case}"), "{said}");
-        let told = common::stderr(&out);
-        assert!(told.contains("will never be taken"), "{told}");
-        assert!(!told.contains("import those devices' bundles"), "{told}");
+        for id in [case, held] {
+            assert!(said.contains(&format!("kept for review {id}")), "{said}");
+        }
+        let (_, entries) = quarantine_list(&data);
+        assert_eq!(entries.len(), 2, "{entries:?}");
     }
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
@@ -1044,31 +1055,35 @@ fn a_colleague_s_allowance_pays_for_her_own_changes_not_those_she_relays() {
     );
 }
 
-/// A monitor's phone lost after it passed her work to a colleague in a peer session (a new
-/// child's case, and an edit to a case the hub holds, which the colleague then edits too), and
-/// revoked: the colleague's phone is refused that work (it will never come from the lost
-/// phone) and goes on with its own, and the hub keeps the lost phone's work for a supervisor's
-/// review, as hers: accepted, the child's case and her edit are on the hub, beside the
-/// colleague's; a colleague who carries the same work again makes no second entry.
+/// A monitor's phone lost after it passed her work to colleagues in peer sessions — a new
+/// child's case and a note on a case the hub holds to one colleague (who then edits that case
+/// too), the same and a follow-up recorded since to another — and revoked: the colleagues'
+/// phones are refused that work (it will never come from the lost phone) and go on with their
+/// own; the hub keeps it for a supervisor's review, as hers, one entry per piece of work
+/// however many carried it. Accepted in any order, all of it is on the hub as she made it (her
+/// device, her time), beside the colleague's edit; a colleague who met her and syncs only
+/// after the review loses nothing of it.
 #[test]
-fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
+fn a_lost_phones_work_colleagues_carried_is_kept_for_review() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
     let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
     let mut other = Device::enrol(dir.path(), &data, "m3", Role::CommunityMonitor, &[C01], 3);
+    let mut late = Device::enrol(dir.path(), &data, "m4", Role::CommunityMonitor, &[C01], 4);
     let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
     let mut hub = Hub::start(&data);
-    certify(&hub, &mut [&mut lost, &mut mate, &mut other]);
+    certify(&hub, &mut [&mut lost, &mut mate, &mut other, &mut late]);
     let held = lost
         .store
         .create(&child(area(C01), "Koffi Yao", lost.user()))
         .unwrap()
         .id;
-    lost.sync(&hub.url).unwrap();
-    mate.sync(&hub.url).unwrap();
-    other.sync(&hub.url).unwrap();
-    // Offline, her last day with the phone: a child identified, a note on a case.
+    for phone in [&mut lost, &mut mate, &mut other, &mut late] {
+        phone.sync(&hub.url).unwrap();
+    }
+    // Offline, her last days with the phone: a child identified, a note on a case; she meets
+    // a colleague, who edits the case on top.
     let new = lost
         .store
         .create(&child(area(C01), NAME, lost.user()))
@@ -1078,17 +1093,33 @@ fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
     c.notes = "Vu au marché le samedi.".into();
     lost.store.update(&c).unwrap();
     peer(&mut lost, &mut mate).unwrap();
-    peer(&mut lost, &mut other).unwrap();
-    // The colleague edits the case on top; then the phone is lost, and revoked.
     let mut c: ChildCase = mate.store.get(held).unwrap();
     c.guardian = "Mère : Adjoua".into();
     mate.store.update(&c).unwrap();
+    // Then a follow-up, and two more colleagues met.
+    let mut c: ChildCase = lost.store.get(held).unwrap();
+    let follow_up = uuid::Uuid::now_v7();
+    c.followups.insert(
+        follow_up,
+        FollowUp {
+            date: chrono::Utc::now().date_naive(),
+            situation: FollowUpSituation::InSchool,
+            notes: String::new(),
+            next_due: None,
+        },
+    );
+    lost.store.update(&c).unwrap();
+    peer(&mut lost, &mut other).unwrap();
+    peer(&mut lost, &mut late).unwrap();
     assert!(common::revoke(&data, lost.token.device));
 
     let summary = mate.sync(&hub.url).unwrap();
     assert_eq!(summary.rebuilt, vec![held], "{summary:?}");
+    assert_eq!(quarantine_list(&data).1.len(), 2);
+    // Another colleague carrying the same case, and more of the other: one entry more.
+    other.sync(&hub.url).unwrap();
     let (_, entries) = quarantine_list(&data);
-    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries.len(), 3, "{entries:?}");
     for entry in &entries {
         // Hers, as her phone made it: her device, her user.
         assert_eq!(entry["device"], lost.token.device.to_string(), "{entry}");
@@ -1096,9 +1127,13 @@ fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
         assert_eq!(entry["device_revoked"], true, "{entry}");
         assert_eq!(entry["state"], "applies", "{entry}");
     }
-    // Another colleague carrying the same work: no second entry.
-    other.sync(&hub.url).unwrap();
-    assert_eq!(quarantine_list(&data).1.len(), 2);
+    // A new child's case by the code she gave it, which she knows it by.
+    let code = lost.store.get::<ChildCase>(new).unwrap().case_code;
+    let of_new = entries
+        .iter()
+        .find(|e| e["record"] == new.to_string())
+        .expect("the new case's entry");
+    assert_eq!(of_new["case_code"], code.as_str(), "{of_new}");
     // The supervisor's console says whose it is, and what to do.
     let mut browser = common::console::Browser::new(&hub.url);
     common::console::account(
@@ -1116,18 +1151,20 @@ fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(
         page.body.matches("Appareil retiré (perdu ou volé)").count(),
-        2,
+        3,
         "{}",
         page.body
     );
+    assert!(page.body.contains(&code), "{}", page.body);
 
+    // In list order: the first colleague's copy of the case first, then the second's.
     for entry in &entries {
         let number = entry["entry"].as_i64().unwrap();
         let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
     assert!(quarantine_list(&data).1.is_empty());
-    for phone in [&mut mate, &mut other] {
+    for phone in [&mut mate, &mut other, &mut late] {
         for _ in 0..2 {
             let summary = phone.sync(&hub.url).unwrap();
             assert!(summary.failed.is_empty(), "{summary:?}");
@@ -1143,9 +1180,19 @@ fn a_lost_phones_work_a_colleague_carried_is_kept_for_review() {
         let edited: ChildCase = phone.store.get(held).unwrap();
         assert_eq!(edited.notes, "Vu au marché le samedi.");
         assert_eq!(edited.guardian, "Mère : Adjoua");
+        assert!(edited.followups.contains_key(&follow_up), "{edited:?}");
     }
-    // And carried again after the review: settled, not kept a second time.
-    other.sync(&hub.url).unwrap();
+    // Her changes are hers in the history: her device, not the review's.
+    let history = mate.store.history(held).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.author.is_some_and(|a| a.device == lost.token.device)
+                && h.fields.iter().any(|f| f == "notes")),
+        "{history:?}"
+    );
+    // Carried again after the review: settled, nothing kept a second time.
+    late.sync(&hub.url).unwrap();
     assert!(quarantine_list(&data).1.is_empty());
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());

@@ -333,7 +333,7 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     push: &[PushEntry],
     acks: &mut [PushAck],
     limits: &HubLimits,
-) -> std::result::Result<(), HubError> {
+) -> std::result::Result<Vec<Uuid>, HubError> {
     let waits = |ack: &PushAck| {
         matches!(
             ack.outcome,
@@ -344,25 +344,10 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         )
     };
     if !acks.iter().any(waits) {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    // Each revoked device, with the user its last certificate names.
-    let revoked: HashMap<Uuid, Option<Uuid>> = match certifier {
-        Some(certifier) => certifier
-            .registry
-            .devices()?
-            .into_iter()
-            .filter(|d| d.revoked)
-            .map(|d| {
-                let user = d
-                    .certificate
-                    .as_deref()
-                    .and_then(|c| crate::identity::Certificate::from_bytes(c).ok())
-                    .filter(|c| c.device == d.device)
-                    .map(|c| c.user);
-                (d.device, user)
-            })
-            .collect(),
+    let revoked = match certifier {
+        Some(certifier) => revoked_devices(certifier)?,
         None => HashMap::new(),
     };
     let mut carried = Vec::new();
@@ -413,15 +398,102 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
             }
         }
     }
-    if !carried.is_empty() {
-        storage.in_transaction(&mut |tx| {
-            for (entry, author) in &carried {
-                keep_carried_for_review(tx, who, limits, entry, *author)?;
-            }
-            Ok(())
-        })?;
+    Ok(keep_all_carried(storage, who, limits, &carried)?)
+}
+
+/// Each revoked device, with the user its last certificate names.
+fn revoked_devices(
+    certifier: &Certifier<'_>,
+) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
+    Ok(certifier
+        .registry
+        .devices()?
+        .into_iter()
+        .filter(|d| d.revoked)
+        .map(|d| {
+            let user = d
+                .certificate
+                .as_deref()
+                .and_then(|c| crate::identity::Certificate::from_bytes(c).ok())
+                .filter(|c| c.device == d.device)
+                .map(|c| c.user);
+            (d.device, user)
+        })
+        .collect())
+}
+
+/// `keep_carried_for_review` for each entry, in one transaction: the records whose revoked
+/// device's work waits for review now (kept now, or by an earlier carrier).
+fn keep_all_carried<S: HubStorage + ?Sized>(
+    storage: &mut S,
+    carrier: &Principal,
+    limits: &HubLimits,
+    carried: &[(&PushEntry, ChangeAuthor)],
+) -> Result<Vec<Uuid>> {
+    if carried.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    storage.in_transaction(&mut |tx| {
+        let mut kept = Vec::new();
+        for (entry, author) in carried {
+            if keep_carried_for_review(tx, carrier, limits, entry, *author)? {
+                kept.push(entry.id);
+            }
+        }
+        Ok(kept)
+    })
+}
+
+/// Of the changes `document` holds past `before`, those `author`'s device made, with those of
+/// the carrier's they build on (the record as the lost phone had it from a colleague): their
+/// hashes, and their bytes in the order they apply. The carrier's own edits past them are left
+/// out (its phone makes them again and sends them as its own), so that the entry holds the
+/// lost phone's work as it made it, which a review accepts as it is: its history, its times.
+/// `None` if it made none, or one of them names another author than its user.
+fn made_by(
+    document: &Automerge,
+    before: &[ChangeHash],
+    author: ChangeAuthor,
+) -> Option<(Vec<ChangeHash>, Vec<u8>)> {
+    let changes = document.get_changes_meta(before);
+    let theirs =
+        |c: &automerge::ChangeMetadata<'_>| doc::device_of_actor(&c.actor) == Some(author.device);
+    if !changes.iter().any(theirs)
+        || changes
+            .iter()
+            .filter(|c| theirs(c))
+            .any(|c| doc::author_in(c.message.as_deref()) != Some(author))
+    {
+        return None;
+    }
+    let new: HashSet<ChangeHash> = changes.iter().map(|c| c.hash).collect();
+    let mut kept: HashSet<ChangeHash> = HashSet::new();
+    let mut next: Vec<ChangeHash> = changes
+        .iter()
+        .filter(|c| theirs(c))
+        .map(|c| c.hash)
+        .collect();
+    let by_hash: HashMap<ChangeHash, &automerge::ChangeMetadata<'_>> =
+        changes.iter().map(|c| (c.hash, c)).collect();
+    while let Some(hash) = next.pop() {
+        if !kept.insert(hash) {
+            continue;
+        }
+        if let Some(change) = by_hash.get(&hash) {
+            next.extend(change.deps.iter().filter(|d| new.contains(d)).copied());
+        }
+    }
+    drop(by_hash);
+    drop(changes);
+    let mut hashes = Vec::new();
+    let mut bytes = Vec::new();
+    for change in document.get_changes(before) {
+        if kept.contains(&change.hash()) {
+            hashes.push(change.hash());
+            bytes.extend_from_slice(change.raw_bytes());
+        }
+    }
+    Some((hashes, bytes))
 }
 
 /// Whether the changes a push waits for will ever come (`tell_revoked_authors`).
@@ -449,15 +521,15 @@ fn keep_carried_for_review(
     limits: &HubLimits,
     entry: &PushEntry,
     author: ChangeAuthor,
-) -> Result<()> {
+) -> Result<bool> {
     if tx.is_erased(entry.id)? || carries_erased(tx, entry.id, &entry.changes)? {
-        return Ok(());
+        return Ok(false);
     }
     let stored = tx.record(entry.id, true)?;
     let mut document = match &stored {
         Some(stored) => match codec::load(entry.id, &stored.document) {
             Ok(document) => document,
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(false),
         },
         None => Automerge::new(),
     };
@@ -465,18 +537,11 @@ fn keep_carried_for_review(
     if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
         || !document.get_missing_deps(&[]).is_empty()
     {
-        return Ok(());
+        return Ok(false);
     }
-    let changes = document.get_changes_meta(&before);
-    let named = changes
-        .iter()
-        .filter(|c| doc::device_of_actor(&c.actor) == Some(author.device))
-        .all(|c| doc::author_in(c.message.as_deref()) == Some(author));
-    if changes.is_empty() || !named {
-        return Ok(());
-    }
-    let new: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
-    drop(changes);
+    let Some((new, changes)) = made_by(&document, &before, author) else {
+        return Ok(false);
+    };
     let reference = tx.reference()?;
     let kind = stored
         .as_ref()
@@ -489,21 +554,23 @@ fn keep_carried_for_review(
             .and_then(|record| record.area().cloned()),
     };
     let Some(kind) = kind else {
-        return Ok(());
+        return Ok(false);
     };
-    if !carrier.scope(&reference).receives(kind, area.as_ref())
-        || tx.any_given_up_change(&new)?
-        || already_waiting(tx, entry.id, stored.as_ref(), &new)?
-        || tx.quarantined_from(author.device)? >= MAX_QUARANTINED_PER_DEVICE
-    {
-        return Ok(());
+    if !carrier.scope(&reference).receives(kind, area.as_ref()) || tx.any_given_up_change(&new)? {
+        return Ok(false);
+    }
+    if already_waiting(tx, entry.id, stored.as_ref(), &new)? {
+        return Ok(true);
+    }
+    if tx.quarantined_from(author.device)? >= MAX_QUARANTINED_PER_DEVICE {
+        return Ok(false);
     }
     tx.quarantine(&Quarantined {
         entry: 0,
         record: entry.id,
         device: author.device,
         user: author.user,
-        changes: entry.changes.clone(),
+        changes,
         received_ms: Utc::now().timestamp_millis(),
     })?;
     let held = doc::attachments_at(&document, &before);
@@ -519,7 +586,7 @@ fn keep_carried_for_review(
         device = %author.device,
         "a revoked device's changes, carried by another device, kept for review"
     );
-    Ok(())
+    Ok(true)
 }
 
 /// Of the pushes waiting for changes another device made, those of a record the hub holds
@@ -649,6 +716,10 @@ pub struct HubBundleReport {
     /// build on no waiting one (its edits before the colleague's reached it): what it recorded
     /// on top of the colleague's edit (a follow-up, a conflict's resolution) waits with them.
     pub partly_taken: Vec<Uuid>,
+    /// Records holding work of a revoked device (a lost phone's, passed on before it was lost)
+    /// that the hub keeps for review as that device's (`keep_carried_for_review`); counted in
+    /// `quarantined`, in neither `refused` nor `awaiting_authors`.
+    pub carried_for_review: Vec<Uuid>,
 }
 
 /// Imports a bundle sealed to the hub (`Recipient::Hub`): the records a phone carried in a
@@ -722,7 +793,7 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         None,
         false,
     )?;
-    tell_revoked_authors(
+    let mut carried = tell_revoked_authors(
         storage,
         Some(certifier),
         &who,
@@ -747,6 +818,10 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
                 reason: Refusal::ForeignChanges,
                 ..
             } => awaiting.push(id),
+            PushOutcome::Refused {
+                reason: Refusal::AuthorRevoked,
+                ..
+            } if carried.contains(&id) => {}
             PushOutcome::Refused { reason, detail } => {
                 report.refused.push((id, reason));
                 if let Some(detail) = detail {
@@ -796,10 +871,36 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         })?;
         report.awaiting_authors.extend(named);
     }
+    // Records taken in part whose rest is a revoked device's work: kept for review, as its
+    // sync would have it kept (`tell_revoked_authors`), not said to wait for it.
+    let revoked = revoked_devices(certifier)?;
+    let of_revoked: Vec<(&PushEntry, ChangeAuthor)> = report
+        .awaiting_authors
+        .iter()
+        .filter_map(|(id, devices)| match devices.as_slice() {
+            [device] => Some((
+                entry_of(id)?,
+                ChangeAuthor {
+                    user: revoked.get(device).copied().flatten()?,
+                    device: *device,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    carried.extend(keep_all_carried(storage, &who, limits, &of_revoked)?);
+    report
+        .awaiting_authors
+        .retain(|(id, _)| !carried.contains(id));
+    report.quarantined += carried.len();
+    report.carried_for_review = carried;
     // Those outside the exporter's scope are refused as such (another import changes nothing).
     let outside = awaiting
         .into_iter()
-        .filter(|id| !report.awaiting_authors.iter().any(|(a, _)| a == id))
+        .filter(|id| {
+            !report.awaiting_authors.iter().any(|(a, _)| a == id)
+                && !report.carried_for_review.contains(id)
+        })
         .map(|id| (id, Refusal::ForeignChanges));
     report.refused.extend(outside.collect::<Vec<_>>());
     Ok(report)

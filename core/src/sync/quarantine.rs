@@ -50,6 +50,9 @@ pub struct QuarantineView {
     /// `identified`…): a draft visit accepted from a user who no longer covers its area stays
     /// a draft that only its visitor may finish.
     pub status_after: Option<&'static str>,
+    /// A child case's code as the changes leave it (the code its monitor wrote on her phone,
+    /// which she and her supervisor know it by; never a name).
+    pub case_code: Option<String>,
     /// Whether the record would be filed under a community no area tree in force holds (merged
     /// into another, or renamed, since its author recorded it): accepted, it is filed there,
     /// seen by no one who works in the community it is in now, until it is refiled.
@@ -332,33 +335,32 @@ fn rewrite_at<R: Record>(
 
 /// An entry's changes merged on the record (`merged`, past `before`), as their author would
 /// have sent them. A revoked device's work a colleague's phone carried
-/// (`hub::keep_carried_for_review`) holds the colleague's own edits it built on, which that
-/// phone made again and sent as its own: what the changes did is written as one change of the
-/// revoked device's user, and the changes as carried are returned, to be given up once it is
-/// saved (another copy of them is then not kept again). Any other entry is its device's own.
+/// (`hub::keep_carried_for_review`) may hold edits of the colleague's it built on (the phone had
+/// them from that colleague before it was lost), which that colleague's phone made again and
+/// sent as its own: what the changes did is written as one change of the revoked device's user
+/// where they were made. The changes as carried are not given up: another colleague's copy
+/// of the lost phone's later work builds on them, and is kept and accepted in turn (the fields
+/// it sets again take the same values). Any other entry is its device's own, taken as it is.
 fn as_its_author(
     stored: Option<&StoredRecord>,
     merged: Automerge,
     before: &[ChangeHash],
     kind: RecordKind,
     entry: &Quarantined,
-) -> Result<(Automerge, Vec<ChangeHash>)> {
-    let changes = merged.get_changes_meta(before);
-    if changes
+) -> Result<Automerge> {
+    if merged
+        .get_changes_meta(before)
         .iter()
         .all(|c| doc::device_of_actor(&c.actor) == Some(entry.device))
     {
-        drop(changes);
-        return Ok((merged, Vec::new()));
+        return Ok(merged);
     }
-    let carried: Vec<ChangeHash> = changes.iter().map(|c| c.hash).collect();
-    drop(changes);
     let mut document = match stored {
         Some(stored) => codec::load(entry.record, &stored.document)?,
         None => Automerge::new(),
     };
     write_as_one_change(&mut document, &merged, before, kind, entry)?;
-    Ok((document, carried))
+    Ok(document)
 }
 
 /// The role of the user who made an entry's changes, as the hub holds them now (a user moved
@@ -416,6 +418,7 @@ pub fn describe_quarantined(
         attachments_added: Vec::new(),
         attachments_removed: Vec::new(),
         status_after: None,
+        case_code: None,
         community_gone: false,
         refiled_to: None,
     };
@@ -456,6 +459,10 @@ pub fn describe_quarantined(
     view.area_before = stored.as_ref().and_then(|s| s.area.clone());
     let after = TypedRecord::read(kind, entry.record, &document).ok();
     view.area_after = after.as_ref().and_then(|r| r.area().cloned());
+    view.case_code = match &after {
+        Some(TypedRecord::ChildCase(c)) => Some(c.case_code.clone()),
+        _ => None,
+    };
     view.status_after = after.as_ref().and_then(|r| match r {
         TypedRecord::Visit(v) => Some(v.status.as_str()),
         TypedRecord::ChildCase(c) => Some(c.status.as_str()),
@@ -540,8 +547,7 @@ pub fn describe_quarantined(
         today: crate::domain::records::Today::by_clock(),
     };
     let stored_kind = stored_kind.then_some(kind);
-    let Ok((judged, _)) = as_its_author(stored.as_ref(), document.clone(), &before, kind, entry)
-    else {
+    let Ok(judged) = as_its_author(stored.as_ref(), document.clone(), &before, kind, entry) else {
         view.state = ReviewState::DoesNotApply;
         return Ok(view);
     };
@@ -638,7 +644,7 @@ pub fn accept_quarantined(
     if document.get_heads() == before {
         return Ok(false);
     }
-    let (mut document, given_up) = as_its_author(stored.as_ref(), document, &before, kind, entry)?;
+    let mut document = as_its_author(stored.as_ref(), document, &before, kind, entry)?;
     let after = TypedRecord::read(kind, entry.record, &document)
         .ok()
         .and_then(|record| record.area().cloned());
@@ -686,9 +692,6 @@ pub fn accept_quarantined(
         &before,
         REFUSED,
     )?;
-    if !given_up.is_empty() {
-        tx.give_up_changes(&given_up)?;
-    }
     if kind == RecordKind::ChildCase {
         let reviewer = ChangeAuthor {
             user: who.user,

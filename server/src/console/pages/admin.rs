@@ -1016,9 +1016,13 @@ fn quarantine_page(
             };
             QuarantineLine {
                 entry: q.entry,
+                // A case not on the hub yet (a lost phone's, carried by a colleague) by the
+                // code its monitor gave it.
                 record: case
                     .as_ref()
-                    .map_or_else(|| q.record.to_string(), |c| c.case_code.clone()),
+                    .map(|c| c.case_code.clone())
+                    .or_else(|| q.case_code.clone())
+                    .unwrap_or_else(|| q.record.to_string()),
                 href: case.as_ref().map(|c| format!("/console/cases/{}", c.id)),
                 kind: q
                     .kind
