@@ -582,8 +582,11 @@ fn keep_carried_for_review(
     {
         tx.reserve_attachment(entry.id, attachment)?;
     }
+    // Which device carried it: what a forged "work of the lost phone" is traced to (a change
+    // names its device and user, which nothing signs).
     tracing::info!(
         device = %author.device,
+        carrier = %carrier.device,
         "a revoked device's changes, carried by another device, kept for review"
     );
     Ok(true)
