@@ -1341,6 +1341,95 @@ fn collect_conflicts(
     Ok(())
 }
 
+/// Writes a conflict's resolution, `value`, at `path` (its last segment a key of `obj`).
+fn put_resolved(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &ObjId,
+    path: &[String],
+    value: &Json,
+    schema: &Schema,
+    no_conflict: impl Fn() -> Error,
+) -> Result<()> {
+    let Some(last) = path.last() else {
+        return Err(no_conflict());
+    };
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    match value {
+        Json::Object(map) => {
+            let child = tx.put_object(obj, last.as_str(), ObjType::Map)?;
+            reconcile_map(tx, &child, map, &mut path.to_vec(), schema)?;
+        }
+        Json::String(s) if schema.is_text(&segments) => {
+            let text = tx.put_object(obj, last.as_str(), ObjType::Text)?;
+            tx.splice_text(&text, 0, 0, s)?;
+        }
+        Json::Array(_) => return Err(no_conflict()),
+        scalar => {
+            // Automerge turns a put of the value that wins the conflict into a delete of
+            // the others: the resolution would hold no value of its own, and a resolution
+            // made elsewhere at the same time would replace it with no conflict shown.
+            // Cleared first, the field takes this value as a put of the resolver's.
+            tx.delete(obj, last.as_str())?;
+            tx.put(obj, last.as_str(), json_scalar(scalar))?
+        }
+    }
+    Ok(())
+}
+
+/// The other fields of `last`'s group (`Record::DECIDED_TOGETHER`) that do not hold what the
+/// act that wrote `value` left them with, with that value (`None`: no value): settled with it.
+/// Read at that act's change, they are the fields as its author left them, the other acts
+/// side by side with it not seen (a validation that left the comment empty is not given the
+/// comment of a return made at the same time). None when `value` is none of the conflicting
+/// values (a value of the resolver's own).
+fn decided_with<R: Record>(
+    doc: &Automerge,
+    parents: &[String],
+    last: &str,
+    value: &Json,
+) -> Result<Vec<(String, Option<Json>)>> {
+    let Some(group) = R::DECIDED_TOGETHER
+        .iter()
+        .find(|group| parents.is_empty() && group.contains(&last))
+    else {
+        return Ok(Vec::new());
+    };
+    let json_of = |value: &Value<'_>, id: &ObjId, at: Option<&[ChangeHash]>| -> Result<Json> {
+        Ok(match value {
+            Value::Scalar(s) => scalar_json(s),
+            Value::Object(_) => hydrated_json(&ReadDoc::hydrate(doc, id, at)?),
+        })
+    };
+    let mut chosen = None;
+    for (found, id) in doc.get_all(automerge::ROOT, last)? {
+        if same_value(&json_of(&found, &id, None)?, value) {
+            chosen = doc.hash_for_opid(&id);
+            break;
+        }
+    }
+    let Some(chosen) = chosen else {
+        return Ok(Vec::new());
+    };
+    let at = [chosen];
+    let mut together = Vec::new();
+    for field in group.iter().filter(|f| **f != last) {
+        let then = match doc.get_at(automerge::ROOT, *field, &at)? {
+            Some((found, id)) => Some(json_of(&found, &id, Some(&at))?),
+            None => None,
+        };
+        let now = doc.get_all(automerge::ROOT, *field)?;
+        let settled = match (&then, now.as_slice()) {
+            (None, []) => true,
+            (Some(then), [(found, id)]) => same_value(&json_of(found, id, None)?, then),
+            _ => false,
+        };
+        if !settled {
+            together.push((field.to_string(), then));
+        }
+    }
+    Ok(together)
+}
+
 /// Settles a conflict by writing `value` at `path` (an ordinary edit, which syncs like any other
 /// and supersedes every value it saw).
 pub fn resolve<R: Record>(
@@ -1356,6 +1445,7 @@ pub fn resolve<R: Record>(
         return Err(no_conflict());
     };
     let schema = Schema::of::<R>();
+    let together = decided_with::<R>(doc, parents, last, value)?;
     let mut tx = doc.transaction();
     let result = (|| -> Result<()> {
         let mut obj = automerge::ROOT;
@@ -1368,24 +1458,14 @@ pub fn resolve<R: Record>(
         if tx.get_all(&obj, last.as_str())?.len() < 2 {
             return Err(no_conflict());
         }
-        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-        match value {
-            Json::Object(map) => {
-                let child = tx.put_object(&obj, last.as_str(), ObjType::Map)?;
-                reconcile_map(&mut tx, &child, map, &mut path.to_vec(), &schema)?;
-            }
-            Json::String(s) if schema.is_text(&segments) => {
-                let text = tx.put_object(&obj, last.as_str(), ObjType::Text)?;
-                tx.splice_text(&text, 0, 0, s)?;
-            }
-            Json::Array(_) => return Err(no_conflict()),
-            scalar => {
-                // Automerge turns a put of the value that wins the conflict into a delete of
-                // the others: the resolution would hold no value of its own, and a resolution
-                // made elsewhere at the same time would replace it with no conflict shown.
-                // Cleared first, the field takes this value as a put of the resolver's.
-                tx.delete(&obj, last.as_str())?;
-                tx.put(&obj, last.as_str(), json_scalar(scalar))?
+        put_resolved(&mut tx, &obj, path, value, &schema, no_conflict)?;
+        for (field, value) in &together {
+            match value {
+                Some(value) => {
+                    let path = std::slice::from_ref(field);
+                    put_resolved(&mut tx, &obj, path, value, &schema, no_conflict)?;
+                }
+                None => tx.delete(&obj, field.as_str())?,
             }
         }
         Ok(())

@@ -3535,3 +3535,71 @@ fn a_planned_re_inspection_is_answered_by_the_next_inspection_of_its_workplace()
         0
     );
 }
+
+/// Two supervisors reviewing one visit at once — one validates it, the other returns it with a
+/// comment — leave its status and reviewer in conflict: settling the status settles the
+/// reviewer and the comment with what the same review wrote, never one supervisor's decision
+/// with the other's name or comment (a validated visit carrying the return's comment, a
+/// return signed by the one who validated).
+#[test]
+fn a_review_conflict_is_settled_as_one_review() {
+    const OTHER: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a04);
+    let dir = TempDir::new().unwrap();
+    for round in 0..4 {
+        let mut one = open(&dir, &format!("one-{round}.db"), SUPERVISOR);
+        let mut two = open(&dir, &format!("two-{round}.db"), OTHER);
+        let w = plantation(&mut one);
+        let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2026, 3, 3, 9));
+        v.status = VisitStatus::Submitted;
+        let v = one.create(&v).unwrap();
+        for id in [w.id, v.id] {
+            two.merge_document(id, &one.export_document(id).unwrap())
+                .unwrap();
+        }
+        as_role(&mut one, Role::Supervisor)
+            .review_visit(v.id, Review::Validate)
+            .unwrap();
+        as_role(&mut two, Role::Supervisor)
+            .review_visit(
+                v.id,
+                Review::Return {
+                    comment: "Précisez les âges.".into(),
+                },
+            )
+            .unwrap();
+        one.merge_document(v.id, &two.export_document(v.id).unwrap())
+            .unwrap();
+        let fields: Vec<String> = one
+            .conflicts(v.id)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert!(
+            fields.contains(&"status".to_string()) && fields.contains(&"reviewed_by".to_string()),
+            "{fields:?}"
+        );
+        // The decision the visit shows, kept (which one shows depends on the devices' ids).
+        let shown: Visit = one.get(v.id).unwrap();
+        let (by, comment) = match shown.status {
+            VisitStatus::Returned => (OTHER, "Précisez les âges."),
+            _ => (SUPERVISOR, ""),
+        };
+        as_role(&mut one, Role::Supervisor)
+            .resolve_conflict(
+                v.id,
+                &["status".to_string()],
+                &serde_json::json!(shown.status.as_str()),
+            )
+            .unwrap();
+        let settled: Visit = one.get(v.id).unwrap();
+        assert_eq!(settled.status, shown.status);
+        assert_eq!(settled.reviewed_by, Some(by), "{:?}", shown.status);
+        assert_eq!(settled.review_comment, comment, "{:?}", shown.status);
+        assert!(
+            one.conflicts(v.id).unwrap().is_empty(),
+            "{:?}",
+            shown.status
+        );
+    }
+}

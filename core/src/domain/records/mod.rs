@@ -103,6 +103,10 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     const DERIVED: &'static [&'static str] = &[];
     /// The types of reference data whose version the record keeps (`captured_with`).
     const PINNED: &'static [ReferenceType] = &[];
+    /// Groups of root fields one act writes together (a visit's review: its status, reviewer
+    /// and comment): a conflict settled on one of them settles the others with the values the
+    /// same act wrote, never one reviewer's decision with another's comment.
+    const DECIDED_TOGETHER: &'static [&'static [&'static str]] = &[];
 
     fn id(&self) -> Uuid;
     fn set_id(&mut self, id: Uuid);

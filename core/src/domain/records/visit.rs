@@ -221,6 +221,8 @@ impl Record for Visit {
     ];
     // The checklist answered names its own version (`checklist.version`).
     const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
+    const DECIDED_TOGETHER: &'static [&'static [&'static str]] =
+        &[&["status", "reviewed_by", "review_comment"]];
     record_identity!();
     record_pins!(area);
 
