@@ -246,13 +246,23 @@ pub trait HubTransaction {
     /// author is the device keep that number, and the device's count does not move.
     fn continue_pushes(&mut self, device: Uuid, number: i64);
 
+    /// One of the hub's own settings, kept beside its records (`refiled_key`, `carried_key`).
+    fn setting(&mut self, key: &str) -> Result<Option<String>>;
+
+    /// Keeps one of the hub's own settings (`setting`).
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
+
     /// The community the records of `community` were filed under again, once no area tree
     /// held it (`vigie reference refile --to`): where a record kept for review and accepted
     /// after it goes too.
-    fn refiled_to(&mut self, community: &str) -> Result<Option<String>>;
+    fn refiled_to(&mut self, community: &str) -> Result<Option<String>> {
+        self.setting(&refiled_key(community))
+    }
 
     /// Remembers that the records of `community` were filed under `to` (`refiled_to`).
-    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()>;
+    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()> {
+        self.set_setting(&refiled_key(community), to)
+    }
 
     /// Keeps changes a device sent to a record that is no longer its user's to change.
     fn quarantine(&mut self, entry: &Quarantined) -> Result<()>;
@@ -447,7 +457,13 @@ impl ReferenceCache {
     }
 }
 
-/// The key a hub's storage keeps `HubTransaction::refiled_to` under, beside its other settings.
-pub fn refiled_key(community: &str) -> String {
+/// The setting `HubTransaction::refiled_to` is kept under.
+fn refiled_key(community: &str) -> String {
     format!("refiled_to:{community}")
+}
+
+/// The setting that counts the entries of revoked devices' work `carrier` brought to review
+/// (`sync::hub::keep_carried_for_review`).
+pub(crate) fn carried_key(carrier: Uuid) -> String {
+    format!("carried_by:{carrier}")
 }

@@ -3004,3 +3004,41 @@ fn an_entry_whose_changes_came_since_by_an_ordinary_sync_says_so() {
         "{rejected:?}"
     );
 }
+
+/// A colleague's phone with an altered app passing off its own writing as a revoked (lost)
+/// phone's work: what it brings to review is bounded (`MAX_CARRIED_PER_CARRIER`), so that the
+/// lost phone's room for review is left for the honest colleagues who carried her real work.
+#[test]
+fn one_phone_brings_a_bounded_number_of_a_lost_phones_entries_to_review() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    let held = monitor.create_case(C01, NAME_C01);
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    // Her real work, met by the supervisor before the loss.
+    let mut c: ChildCase = monitor.store.get(held).unwrap();
+    c.notes = "Vue au marché.".into();
+    monitor.store.update(&c).unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+    common::revoke(monitor.id());
+    let waiting = |hub: &mut Store| {
+        hub.in_transaction(&mut |tx| tx.quarantined())
+            .unwrap()
+            .len()
+    };
+    let limit = sync::MAX_CARRIED_PER_CARRIER as usize;
+    for n in 0..limit + 3 {
+        let forged = with_change_by(
+            &colleague.store.export_document(held).unwrap(),
+            vigie_core::doc::actor_for(monitor.id(), (n as u64).to_le_bytes()),
+            Some(monitor.store.author()),
+            ("hours_per_week", 20 + n as i64 % 40),
+        );
+        colleague.store.merge_document(held, &forged).unwrap();
+        colleague.sync(&mut hub);
+    }
+    assert_eq!(waiting(&mut hub), limit);
+    // The honest colleague's copy is still kept.
+    supervisor.sync(&mut hub);
+    assert_eq!(waiting(&mut hub), limit + 1);
+}

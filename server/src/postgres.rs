@@ -1541,23 +1541,20 @@ impl HubTransaction for PgTransaction<'_> {
             .and_then(|row| crate::backend::incarnation_of(row.get(0))))
     }
 
-    fn refiled_to(&mut self, community: &str) -> Result<Option<String>> {
+    fn setting(&mut self, key: &str) -> Result<Option<String>> {
         Ok(self
             .tx
-            .query_opt(
-                "SELECT value FROM vigie_meta WHERE key = $1",
-                &[&vigie_core::storage::refiled_key(community)],
-            )
+            .query_opt("SELECT value FROM vigie_meta WHERE key = $1", &[&key])
             .map_err(storage_error)?
             .map(|row| row.get(0)))
     }
 
-    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()> {
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
         self.tx
             .execute(
                 "INSERT INTO vigie_meta (key, value) VALUES ($1, $2) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&vigie_core::storage::refiled_key(community), &to],
+                &[&key, &value],
             )
             .map_err(storage_error)?;
         Ok(())

@@ -1197,3 +1197,102 @@ fn a_lost_phones_work_colleagues_carried_is_kept_for_review() {
     hub.stop();
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
+
+/// A monitor's phone stolen: before, her honest note on a case reached an inspector's phone and
+/// a colleague's, who edited the case on top; after, the thief wrote on top of that edit, which
+/// the phone had received, and passed it to the colleague. Whichever copy comes first, her note clean gets an
+/// entry of its own, and rejecting the thief's entry gives up the thief's change only — not her
+/// note (accepted from the other entry), nor the colleague's own edit, which goes on as the
+/// colleague's, with what the colleague records afterwards.
+#[test]
+fn rejecting_a_thiefs_entry_takes_neither_her_work_nor_a_colleagues() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let mut inspector = Device::enrol(dir.path(), &data, "i1", Role::Inspector, &[C01], 3);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut lost, &mut mate, &mut inspector]);
+    let held = lost
+        .store
+        .create(&child(area(C01), "Koffi Yao", lost.user()))
+        .unwrap()
+        .id;
+    for phone in [&mut lost, &mut mate, &mut inspector] {
+        phone.sync(&hub.url).unwrap();
+    }
+    // Her note, met by the inspector and the colleague, who edits the case on top.
+    let mut c: ChildCase = lost.store.get(held).unwrap();
+    c.notes = "Vu au marché le samedi.".into();
+    lost.store.update(&c).unwrap();
+    peer(&mut lost, &mut inspector).unwrap();
+    peer(&mut lost, &mut mate).unwrap();
+    let mut c: ChildCase = mate.store.get(held).unwrap();
+    c.guardian = "Mère : Adjoua".into();
+    mate.store.update(&c).unwrap();
+    // Stolen: the colleague's edit reaches the phone, the thief writes on top, and passes it.
+    peer(&mut mate, &mut lost).unwrap();
+    let mut c: ChildCase = lost.store.get(held).unwrap();
+    c.hours_per_week = 60;
+    lost.store.update(&c).unwrap();
+    peer(&mut lost, &mut mate).unwrap();
+    assert!(common::revoke(&data, lost.token.device));
+
+    // What the colleague carries, thief's change and all, reaches the hub first (a bundle it
+    // sent, imported: its phone has heard nothing since), then the inspector syncs.
+    let (from_mate, _) = mate.store.export_bundle(0, &[], &[Recipient::Hub]).unwrap();
+    let out = import_bundle(&data, dir.path(), &from_mate);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    inspector.sync(&hub.url).unwrap();
+    let (_, entries) = quarantine_list(&data);
+    assert_eq!(
+        entries.len(),
+        2,
+        "her note clean has an entry of its own: {entries:?}"
+    );
+    let fields = |e: &serde_json::Value| e["fields"].to_string();
+    let thiefs = entries
+        .iter()
+        .find(|e| fields(e).contains("hours_per_week"))
+        .expect("the thief's entry");
+    let hers = entries
+        .iter()
+        .find(|e| !fields(e).contains("hours_per_week"))
+        .expect("her entry");
+    let review = |entry: &serde_json::Value, decision: &str| {
+        let number = entry["entry"].as_i64().unwrap();
+        let out = common::lifecycle::quarantine_review(&data, decision, number, Some(supervisor));
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    review(thiefs, "reject");
+    review(hers, "accept");
+    assert!(quarantine_list(&data).1.is_empty());
+
+    for phone in [&mut mate, &mut inspector] {
+        for _ in 0..2 {
+            let summary = phone.sync(&hub.url).unwrap();
+            assert!(summary.refused.is_empty(), "{summary:?}");
+        }
+        let case: ChildCase = phone.store.get(held).unwrap();
+        assert_eq!(case.notes, "Vu au marché le samedi.");
+        assert_eq!(case.guardian, "Mère : Adjoua");
+        assert_ne!(case.hours_per_week, 60, "the thief's change");
+    }
+    // The colleague's work goes on.
+    let mut c: ChildCase = mate.store.get(held).unwrap();
+    c.household = "Famille Yao".into();
+    mate.store.update(&c).unwrap();
+    let summary = mate.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(mate.store.hub_outbox_len().unwrap(), 0);
+    inspector.sync(&hub.url).unwrap();
+    let case: ChildCase = inspector.store.get(held).unwrap();
+    assert_eq!(case.household, "Famille Yao");
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}

@@ -424,19 +424,12 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         Ok(sync_state::get_meta(self.tx, INCARNATION_KEY)?.and_then(|b| b.try_into().ok()))
     }
 
-    fn refiled_to(&mut self, community: &str) -> Result<Option<String>> {
-        Ok(
-            sync_state::get_meta(self.tx, &crate::storage::refiled_key(community))?
-                .and_then(|b| String::from_utf8(b).ok()),
-        )
+    fn setting(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(sync_state::get_meta(self.tx, key)?.and_then(|b| String::from_utf8(b).ok()))
     }
 
-    fn set_refiled_to(&mut self, community: &str, to: &str) -> Result<()> {
-        sync_state::set_meta(
-            self.tx,
-            &crate::storage::refiled_key(community),
-            to.as_bytes(),
-        )
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        sync_state::set_meta(self.tx, key, value.as_bytes())
     }
 
     fn high_water(&mut self) -> Result<i64> {

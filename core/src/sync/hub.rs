@@ -559,12 +559,31 @@ fn keep_carried_for_review(
     if !carrier.scope(&reference).receives(kind, area.as_ref()) || tx.any_given_up_change(&new)? {
         return Ok(false);
     }
-    if already_waiting(tx, entry.id, stored.as_ref(), &new)? {
+    // The same work waiting already (another colleague's copy of it): no second entry. One
+    // holding more than this copy (the same work with a thief's edits after it, carried by
+    // another) is no reason to keep none: the supervisor may accept this one and reject that.
+    if same_waiting(tx, entry.id, stored.as_ref(), &new)? {
         return Ok(true);
     }
-    if tx.quarantined_from(author.device)? >= MAX_QUARANTINED_PER_DEVICE {
+    // A change names its device and user, which nothing signs: one enrolled phone with an
+    // altered app could pass off its own writing as the lost phone's, and fill its room for
+    // review before the honest colleagues' copies come. Each device brings at most
+    // `MAX_CARRIED_PER_CARRIER` entries of revoked devices' work, ever.
+    let key = crate::storage::carried_key(carrier.device);
+    let brought: u32 = tx.setting(&key)?.and_then(|n| n.parse().ok()).unwrap_or(0);
+    if brought >= MAX_CARRIED_PER_CARRIER
+        || tx.quarantined_from(author.device)? >= MAX_QUARANTINED_PER_DEVICE
+    {
+        tracing::warn!(
+            device = %author.device,
+            carrier = %carrier.device,
+            "a revoked device's changes, carried by another device, not kept for review: no \
+             room left (one device brings {MAX_CARRIED_PER_CARRIER} at most, and \
+             {MAX_QUARANTINED_PER_DEVICE} wait for one revoked device at most)"
+        );
         return Ok(false);
     }
+    tx.set_setting(&key, &(brought + 1).to_string())?;
     tx.quarantine(&Quarantined {
         entry: 0,
         record: entry.id,
@@ -2920,6 +2939,44 @@ fn already_waiting(
     }
     Ok(false)
 }
+
+/// Whether an entry waiting for record `id` holds, past the record as the hub holds it
+/// (`stored`), exactly the changes `new` names.
+fn same_waiting(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    stored: Option<&StoredRecord>,
+    new: &[ChangeHash],
+) -> Result<bool> {
+    let waiting = tx.quarantined_for(id)?;
+    if waiting.is_empty() {
+        return Ok(false);
+    }
+    let base = match stored {
+        Some(stored) => match codec::load(id, &stored.document) {
+            Ok(document) => document,
+            Err(_) => return Ok(false),
+        },
+        None => Automerge::new(),
+    };
+    let before = base.get_heads();
+    let wanted: HashSet<&ChangeHash> = new.iter().collect();
+    for entry in waiting {
+        let mut document = base.clone();
+        if codec::merge_into(&mut document, id, &entry.changes).is_ok() {
+            let held = document.get_changes_meta(&before);
+            if held.len() == wanted.len() && held.iter().all(|c| wanted.contains(&c.hash)) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Entries of revoked devices' work (a lost phone's, passed on before it was lost) one device
+/// may bring to review, ever (`keep_carried_for_review`): far more than a colleague carries of
+/// a lost phone's unsent work, far fewer than a revoked device's room for review.
+pub const MAX_CARRIED_PER_CARRIER: u32 = 100;
 
 /// Entries one device may have waiting for review: past it, what it sends out of its scope is
 /// refused like anything else outside it. A supervisor reviews a few at a time; a device (a

@@ -47,10 +47,10 @@ pub use client::{
 };
 pub use hub::{
     COMBINED_WITH_OTHERS, EARLIEST_EVENT_DAY, HubBundleReport, HubError, HubLimits,
-    MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as, create_record, erase_again,
-    erase_record, hand_over_case, handle_certified_sync, handle_sync, import_hub_bundle,
-    latest_event_day, may_take_over, publish_reference, publish_references, read_as, read_record,
-    refile_record, resolve_as, update_record,
+    MAX_CARRIED_PER_CARRIER, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as,
+    create_record, erase_again, erase_record, hand_over_case, handle_certified_sync, handle_sync,
+    import_hub_bundle, latest_event_day, may_take_over, publish_reference, publish_references,
+    read_as, read_record, refile_record, resolve_as, update_record,
 };
 pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
 pub use peer::{PeerScope, PeerSession, sync_peers};

@@ -198,12 +198,8 @@ pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> R
             return Ok(());
         }
     }
-    let rejected: Vec<ChangeHash> = document
-        .get_changes_meta(&before)
-        .iter()
-        .map(|c| c.hash)
-        .collect();
-    if rejected.is_empty() && !before.is_empty() {
+    let new = document.get_changes_meta(&before);
+    if new.is_empty() && !before.is_empty() {
         // A reviewer told "rejected" would believe the record is without them.
         return Err(Error::NotAllowed {
             rule: "the record holds these changes already (an ordinary sync of their device \
@@ -212,7 +208,42 @@ pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> R
                 .into(),
         });
     }
+    // Only what the entry's device made: a colleague's edits a lost phone's work was carried
+    // with (`hub::keep_carried_for_review`) are that colleague's, who sends them as its own.
+    // Nor what another entry waiting for the record holds, decided on its own (the same work
+    // carried without a thief's edits by another colleague).
+    let elsewhere = held_by_other_entries(tx, entry.record)?;
+    let rejected: Vec<ChangeHash> = new
+        .iter()
+        .filter(|c| doc::device_of_actor(&c.actor) == Some(entry.device))
+        .map(|c| c.hash)
+        .filter(|hash| !elsewhere.contains(hash))
+        .collect();
     tx.give_up_changes(&rejected)
+}
+
+/// The changes the entries waiting for `record` hold that the hub does not.
+fn held_by_other_entries(
+    tx: &mut dyn HubTransaction,
+    record: Uuid,
+) -> Result<std::collections::HashSet<ChangeHash>> {
+    let mut held = std::collections::HashSet::new();
+    let waiting = tx.quarantined_for(record)?;
+    if waiting.is_empty() {
+        return Ok(held);
+    }
+    let base = match tx.record(record, false)? {
+        Some(stored) => codec::load(record, &stored.document)?,
+        None => Automerge::new(),
+    };
+    let before = base.get_heads();
+    for other in waiting {
+        let mut document = base.clone();
+        if codec::merge_into(&mut document, record, &other.changes).is_ok() {
+            held.extend(document.get_changes_meta(&before).iter().map(|c| c.hash));
+        }
+    }
+    Ok(held)
 }
 
 /// Writes onto `document` what an entry's changes did to the record, as one change of a new
