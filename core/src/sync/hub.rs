@@ -2916,28 +2916,12 @@ fn already_waiting(
     stored: Option<&StoredRecord>,
     new: &[ChangeHash],
 ) -> Result<bool> {
-    let waiting = tx.quarantined_for(id)?;
-    if waiting.is_empty() || new.is_empty() {
+    if new.is_empty() {
         return Ok(false);
     }
-    let base = match stored {
-        Some(stored) => match codec::load(id, &stored.document) {
-            Ok(document) => document,
-            Err(_) => return Ok(false),
-        },
-        None => Automerge::new(),
-    };
-    for entry in waiting {
-        let mut document = base.clone();
-        if codec::merge_into(&mut document, id, &entry.changes).is_ok()
-            && new
-                .iter()
-                .all(|hash| document.get_change_by_hash(hash).is_some())
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(waiting_changes(tx, id, stored)?
+        .iter()
+        .any(|held| new.iter().all(|hash| held.contains(hash))))
 }
 
 /// Whether an entry waiting for record `id` holds, past the record as the hub holds it
@@ -2948,29 +2932,45 @@ fn same_waiting(
     stored: Option<&StoredRecord>,
     new: &[ChangeHash],
 ) -> Result<bool> {
+    Ok(waiting_changes(tx, id, stored)?
+        .iter()
+        .any(|held| held.len() == new.len() && new.iter().all(|hash| held.contains(hash))))
+}
+
+/// For each entry waiting for review of record `id`, the changes it holds past the record as
+/// the hub holds it (`stored`; none for a new record). An entry that no longer merges holds
+/// none.
+pub(crate) fn waiting_changes(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    stored: Option<&StoredRecord>,
+) -> Result<Vec<HashSet<ChangeHash>>> {
     let waiting = tx.quarantined_for(id)?;
     if waiting.is_empty() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let base = match stored {
         Some(stored) => match codec::load(id, &stored.document) {
             Ok(document) => document,
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(Vec::new()),
         },
         None => Automerge::new(),
     };
     let before = base.get_heads();
-    let wanted: HashSet<&ChangeHash> = new.iter().collect();
-    for entry in waiting {
-        let mut document = base.clone();
-        if codec::merge_into(&mut document, id, &entry.changes).is_ok() {
-            let held = document.get_changes_meta(&before);
-            if held.len() == wanted.len() && held.iter().all(|c| wanted.contains(&c.hash)) {
-                return Ok(true);
+    Ok(waiting
+        .iter()
+        .map(|entry| {
+            let mut document = base.clone();
+            match codec::merge_into(&mut document, id, &entry.changes) {
+                Ok(()) => document
+                    .get_changes_meta(&before)
+                    .iter()
+                    .map(|c| c.hash)
+                    .collect(),
+                Err(_) => HashSet::new(),
             }
-        }
-    }
-    Ok(false)
+        })
+        .collect())
 }
 
 /// Entries of revoked devices' work (a lost phone's, passed on before it was lost) one device

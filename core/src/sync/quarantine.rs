@@ -227,23 +227,11 @@ fn held_by_other_entries(
     tx: &mut dyn HubTransaction,
     record: Uuid,
 ) -> Result<std::collections::HashSet<ChangeHash>> {
-    let mut held = std::collections::HashSet::new();
-    let waiting = tx.quarantined_for(record)?;
-    if waiting.is_empty() {
-        return Ok(held);
-    }
-    let base = match tx.record(record, false)? {
-        Some(stored) => codec::load(record, &stored.document)?,
-        None => Automerge::new(),
-    };
-    let before = base.get_heads();
-    for other in waiting {
-        let mut document = base.clone();
-        if codec::merge_into(&mut document, record, &other.changes).is_ok() {
-            held.extend(document.get_changes_meta(&before).iter().map(|c| c.hash));
-        }
-    }
-    Ok(held)
+    let stored = tx.record(record, false)?;
+    Ok(super::hub::waiting_changes(tx, record, stored.as_ref())?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Writes onto `document` what an entry's changes did to the record, as one change of a new
