@@ -2998,7 +2998,7 @@ fn an_entry_whose_changes_came_since_by_an_ordinary_sync_says_so() {
     let (entry, view) = entries(&mut hub).remove(0);
     assert_eq!(view.state, sync::ReviewState::AlreadyIn);
     assert_eq!(view.state.code(), "already_in");
-    let rejected = hub.in_transaction(&mut |tx| sync::reject_quarantined(tx, &entry));
+    let rejected = hub.in_transaction(&mut |tx| sync::reject_quarantined(tx, &entry, false));
     assert!(
         matches!(&rejected, Err(Error::NotAllowed { rule }) if rule.contains("cannot undo")),
         "{rejected:?}"
@@ -3006,10 +3006,11 @@ fn an_entry_whose_changes_came_since_by_an_ordinary_sync_says_so() {
 }
 
 /// A colleague's phone with an altered app passing off its own writing as a revoked (lost)
-/// phone's work: what it brings to review is bounded (`MAX_CARRIED_PER_CARRIER`), so that the
-/// lost phone's room for review is left for the honest colleagues who carried her real work.
+/// phone's work: what it brings to review is bounded (`MAX_CARRIED_PER_CARRIER`); an honest
+/// colleague's copy of her real work that finds no room left waits on that colleague's phone,
+/// not dropped, and is kept once a review frees room.
 #[test]
-fn one_phone_brings_a_bounded_number_of_a_lost_phones_entries_to_review() {
+fn a_lost_phones_work_finding_no_room_for_review_waits_on_its_carrier() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
     let held = monitor.create_case(C01, NAME_C01);
@@ -3021,24 +3022,46 @@ fn one_phone_brings_a_bounded_number_of_a_lost_phones_entries_to_review() {
     monitor.store.update(&c).unwrap();
     peer(&mut monitor, &mut supervisor).unwrap();
     common::revoke(monitor.id());
-    let waiting = |hub: &mut Store| {
-        hub.in_transaction(&mut |tx| tx.quarantined())
-            .unwrap()
-            .len()
-    };
+    // Forged cases "of hers", written under her device and user, pushed in one sync.
     let limit = sync::MAX_CARRIED_PER_CARRIER as usize;
+    let author = monitor.store.author();
     for n in 0..limit + 3 {
-        let forged = with_change_by(
-            &colleague.store.export_document(held).unwrap(),
-            vigie_core::doc::actor_for(monitor.id(), (n as u64).to_le_bytes()),
-            Some(monitor.store.author()),
-            ("hours_per_week", 20 + n as i64 % 40),
-        );
-        colleague.store.merge_document(held, &forged).unwrap();
+        let case = child(C01, &format!("Enfant {n}"), monitor.principal.user);
+        let mut document = automerge::Automerge::new().with_actor(vigie_core::doc::actor_for(
+            monitor.id(),
+            (n as u64).to_le_bytes(),
+        ));
+        vigie_core::doc::write_record(&mut document, &case, &author).unwrap();
+        colleague
+            .store
+            .merge_document(case.id, &document.save())
+            .unwrap();
+    }
+    for _ in 0..3 {
         colleague.sync(&mut hub);
     }
-    assert_eq!(waiting(&mut hub), limit);
-    // The honest colleague's copy is still kept.
+    let waiting = |hub: &mut Store| hub.in_transaction(&mut |tx| tx.quarantined()).unwrap();
+    assert_eq!(waiting(&mut hub).len(), limit);
+    // No room left for her device: the honest copy waits on the supervisor's phone.
+    let summary = supervisor.sync(&mut hub);
+    assert_eq!(summary.awaiting_author, vec![held], "{summary:?}");
+    assert!(
+        summary.refused.is_empty() && summary.rebuilt.is_empty(),
+        "{summary:?}"
+    );
+    assert_eq!(
+        supervisor.store.get::<ChildCase>(held).unwrap().notes,
+        "Vue au marché."
+    );
+    // A forgery rejected: room for hers, kept at the next sync.
+    hub.in_transaction(&mut |tx| {
+        let forged = tx.quarantined()?.remove(0);
+        tx.take_quarantined(forged.entry)?;
+        sync::reject_quarantined(tx, &forged, true)
+    })
+    .unwrap();
     supervisor.sync(&mut hub);
-    assert_eq!(waiting(&mut hub), limit + 1);
+    let kept = waiting(&mut hub);
+    assert_eq!(kept.len(), limit);
+    assert!(kept.iter().any(|q| q.record == held), "her note");
 }

@@ -7,7 +7,7 @@ use crate::console::storage::ConsoleStorage;
 use crate::console::view::View;
 use automerge::ChangeHash;
 use parking_lot::FairMutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::identity::HubKey;
@@ -303,9 +303,8 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     actor: &automerge::ActorId,
     reference: &ReferenceData,
-    entry: i64,
-    accept: bool,
-    by: Option<Uuid>,
+    (entry, accept, by): (i64, bool, Option<Uuid>),
+    revoked: &HashSet<Uuid>,
 ) -> Result<bool, Error> {
     storage.in_transaction(&mut |tx| {
         let reviewer = match by {
@@ -339,7 +338,7 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
                     });
                 }
             }
-            reject_quarantined(tx, &quarantined)?;
+            reject_quarantined(tx, &quarantined, revoked.contains(&quarantined.device))?;
         }
         // Either way, once no entry waits for the record, the attachments its manifest does
         // not name go: rejected entries' bytes, and those its saves removed while entries
@@ -376,6 +375,21 @@ fn refile_after_review(
         Err(Error::Validation(_)) => Ok(()),
         other => other.map(|_| ()),
     }
+}
+
+/// The devices the hub revoked (a review of a revoked device's work, which colleagues carried,
+/// gives nothing up when rejected: `reject_quarantined`).
+pub(crate) fn revoked_devices(backend: &dyn Backend) -> Result<HashSet<Uuid>, Error> {
+    Ok(backend
+        .devices()
+        .map_err(|e| Error::HubStorage {
+            reason: e.to_string(),
+            retryable: false,
+        })?
+        .into_iter()
+        .filter(|d| d.revoked_ms.is_some())
+        .map(|d| d.device)
+        .collect())
 }
 
 /// Once the last entry waiting for a record is reviewed, the attachments the record's manifest
@@ -945,7 +959,14 @@ impl Backend for Embedded {
         let mut store = self.store.lock();
         let reference = store.reference();
         let actor = store.actor().clone();
-        let reviewed = review_in(&mut *store, &actor, &reference, entry, accept, by)?;
+        let revoked = revoked_devices(self)?;
+        let reviewed = review_in(
+            &mut *store,
+            &actor,
+            &reference,
+            (entry, accept, by),
+            &revoked,
+        )?;
         // A rejected entry's content leaves the files at once, as an erasure's does (it stayed
         // in the write-ahead log until the hub stopped).
         store.purge_freed_content()?;

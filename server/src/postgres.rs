@@ -2774,7 +2774,14 @@ impl Backend for Postgres {
     fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {
         let reference = self.reference()?;
         let actor = self.actor.clone();
-        crate::backend::review_in(&mut self.storage(), &actor, &reference, entry, accept, by)
+        let revoked = crate::backend::revoked_devices(self)?;
+        crate::backend::review_in(
+            &mut self.storage(),
+            &actor,
+            &reference,
+            (entry, accept, by),
+            &revoked,
+        )
     }
 
     fn users(&self) -> Result<Vec<User>> {

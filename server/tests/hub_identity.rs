@@ -1206,6 +1206,17 @@ fn a_lost_phones_work_colleagues_carried_is_kept_for_review() {
 /// colleague's, with what the colleague records afterwards.
 #[test]
 fn rejecting_a_thiefs_entry_takes_neither_her_work_nor_a_colleagues() {
+    thief_story(false);
+}
+
+/// The same, the thief's copy rejected at once, before her clean copy comes: the rejection
+/// gives nothing up (her note in it comes again, clean, and is accepted).
+#[test]
+fn a_thiefs_entry_rejected_before_her_clean_copy_comes_takes_nothing_of_hers() {
+    thief_story(true);
+}
+
+fn thief_story(rejected_before_her_copy: bool) {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let mut lost = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
@@ -1248,29 +1259,39 @@ fn rejecting_a_thiefs_entry_takes_neither_her_work_nor_a_colleagues() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    inspector.sync(&hub.url).unwrap();
-    let (_, entries) = quarantine_list(&data);
-    assert_eq!(
-        entries.len(),
-        2,
-        "her note clean has an entry of its own: {entries:?}"
-    );
-    let fields = |e: &serde_json::Value| e["fields"].to_string();
-    let thiefs = entries
-        .iter()
-        .find(|e| fields(e).contains("hours_per_week"))
-        .expect("the thief's entry");
-    let hers = entries
-        .iter()
-        .find(|e| !fields(e).contains("hours_per_week"))
-        .expect("her entry");
     let review = |entry: &serde_json::Value, decision: &str| {
         let number = entry["entry"].as_i64().unwrap();
         let out = common::lifecycle::quarantine_review(&data, decision, number, Some(supervisor));
         assert!(out.status.success(), "{}", common::stderr(&out));
     };
-    review(thiefs, "reject");
-    review(hers, "accept");
+    let fields = |e: &serde_json::Value| e["fields"].to_string();
+    if rejected_before_her_copy {
+        let (_, entries) = quarantine_list(&data);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert!(fields(&entries[0]).contains("hours_per_week"));
+        review(&entries[0], "reject");
+    }
+    inspector.sync(&hub.url).unwrap();
+    let (_, entries) = quarantine_list(&data);
+    if !rejected_before_her_copy {
+        assert_eq!(
+            entries.len(),
+            2,
+            "her note clean has an entry of its own: {entries:?}"
+        );
+        let thiefs = entries
+            .iter()
+            .find(|e| fields(e).contains("hours_per_week"))
+            .expect("the thief's entry");
+        review(thiefs, "reject");
+    }
+    let waiting = quarantine_list(&data).1;
+    let hers: Vec<&serde_json::Value> = waiting
+        .iter()
+        .filter(|e| !fields(e).contains("hours_per_week"))
+        .collect();
+    assert_eq!(hers.len(), 1, "{entries:?}");
+    review(hers[0], "accept");
     assert!(quarantine_list(&data).1.is_empty());
 
     for phone in [&mut mate, &mut inspector] {

@@ -392,13 +392,19 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         match never {
             Never::No => {}
             Never::Other => ack.outcome = refused(Refusal::AuthorRevoked),
-            Never::Revoked(author) => {
-                ack.outcome = refused(Refusal::AuthorRevoked);
-                carried.push((entry, author));
-            }
+            Never::Revoked(author) => carried.push((entry, author)),
         }
     }
-    Ok(keep_all_carried(storage, who, limits, &carried)?)
+    let (kept, no_room) = keep_all_carried(storage, who, limits, &carried)?;
+    // Kept for review, or never to be: the carrier rebuilds the record without it. With no
+    // room left for review, it waits on the carrier's phone, which sends it again at its next
+    // sync, rather than drop the lost phone's work.
+    for ack in acks.iter_mut() {
+        if carried.iter().any(|(entry, _)| entry.id == ack.id) && !no_room.contains(&ack.id) {
+            ack.outcome = refused(Refusal::AuthorRevoked);
+        }
+    }
+    Ok(kept)
 }
 
 /// Each revoked device, with the user its last certificate names.
@@ -423,25 +429,38 @@ fn revoked_devices(
 }
 
 /// `keep_carried_for_review` for each entry, in one transaction: the records whose revoked
-/// device's work waits for review now (kept now, or by an earlier carrier).
+/// device's work waits for review now (kept now, or by an earlier carrier), and those for
+/// which no room was left.
 fn keep_all_carried<S: HubStorage + ?Sized>(
     storage: &mut S,
     carrier: &Principal,
     limits: &HubLimits,
     carried: &[(&PushEntry, ChangeAuthor)],
-) -> Result<Vec<Uuid>> {
+) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
     if carried.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     storage.in_transaction(&mut |tx| {
-        let mut kept = Vec::new();
+        let (mut kept, mut no_room) = (Vec::new(), Vec::new());
         for (entry, author) in carried {
-            if keep_carried_for_review(tx, carrier, limits, entry, *author)? {
-                kept.push(entry.id);
+            match keep_carried_for_review(tx, carrier, limits, entry, *author)? {
+                Carried::Kept => kept.push(entry.id),
+                Carried::NoRoom => no_room.push(entry.id),
+                Carried::NotKept => {}
             }
         }
-        Ok(kept)
+        Ok((kept, no_room))
     })
+}
+
+/// What became of a revoked device's work a colleague carried (`keep_carried_for_review`).
+enum Carried {
+    /// Waiting for review: kept now, or by an earlier carrier.
+    Kept,
+    /// Not kept, for want of room: it may be at a later sync.
+    NoRoom,
+    /// Never to be kept (rejected, erased, outside the carrier's scope, not its device's).
+    NotKept,
 }
 
 /// Of the changes `document` holds past `before`, those `author`'s device made, with those of
@@ -521,15 +540,15 @@ fn keep_carried_for_review(
     limits: &HubLimits,
     entry: &PushEntry,
     author: ChangeAuthor,
-) -> Result<bool> {
+) -> Result<Carried> {
     if tx.is_erased(entry.id)? || carries_erased(tx, entry.id, &entry.changes)? {
-        return Ok(false);
+        return Ok(Carried::NotKept);
     }
     let stored = tx.record(entry.id, true)?;
     let mut document = match &stored {
         Some(stored) => match codec::load(entry.id, &stored.document) {
             Ok(document) => document,
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(Carried::NotKept),
         },
         None => Automerge::new(),
     };
@@ -537,10 +556,10 @@ fn keep_carried_for_review(
     if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
         || !document.get_missing_deps(&[]).is_empty()
     {
-        return Ok(false);
+        return Ok(Carried::NotKept);
     }
     let Some((new, changes)) = made_by(&document, &before, author) else {
-        return Ok(false);
+        return Ok(Carried::NotKept);
     };
     let reference = tx.reference()?;
     let kind = stored
@@ -554,16 +573,16 @@ fn keep_carried_for_review(
             .and_then(|record| record.area().cloned()),
     };
     let Some(kind) = kind else {
-        return Ok(false);
+        return Ok(Carried::NotKept);
     };
     if !carrier.scope(&reference).receives(kind, area.as_ref()) || tx.any_given_up_change(&new)? {
-        return Ok(false);
+        return Ok(Carried::NotKept);
     }
     // The same work waiting already (another colleague's copy of it): no second entry. One
     // holding more than this copy (the same work with a thief's edits after it, carried by
     // another) is no reason to keep none: the supervisor may accept this one and reject that.
     if same_waiting(tx, entry.id, stored.as_ref(), &new)? {
-        return Ok(true);
+        return Ok(Carried::Kept);
     }
     // A change names its device and user, which nothing signs: one enrolled phone with an
     // altered app could pass off its own writing as the lost phone's, and fill its room for
@@ -579,9 +598,10 @@ fn keep_carried_for_review(
             carrier = %carrier.device,
             "a revoked device's changes, carried by another device, not kept for review: no \
              room left (one device brings {MAX_CARRIED_PER_CARRIER} at most, and \
-             {MAX_QUARANTINED_PER_DEVICE} wait for one revoked device at most)"
+             {MAX_QUARANTINED_PER_DEVICE} wait for one revoked device at most): it waits on \
+             the carrier's phone"
         );
-        return Ok(false);
+        return Ok(Carried::NoRoom);
     }
     tx.set_setting(&key, &(brought + 1).to_string())?;
     tx.quarantine(&Quarantined {
@@ -608,7 +628,7 @@ fn keep_carried_for_review(
         carrier = %carrier.device,
         "a revoked device's changes, carried by another device, kept for review"
     );
-    Ok(true)
+    Ok(Carried::Kept)
 }
 
 /// Of the pushes waiting for changes another device made, those of a record the hub holds
@@ -910,7 +930,8 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
             _ => None,
         })
         .collect();
-    carried.extend(keep_all_carried(storage, &who, limits, &of_revoked)?);
+    // With no room left for review, they wait as they did: the exporter's phone sends them.
+    carried.extend(keep_all_carried(storage, &who, limits, &of_revoked)?.0);
     report
         .awaiting_authors
         .retain(|(id, _)| !carried.contains(id));
@@ -2974,9 +2995,11 @@ pub(crate) fn waiting_changes(
 }
 
 /// Entries of revoked devices' work (a lost phone's, passed on before it was lost) one device
-/// may bring to review, ever (`keep_carried_for_review`): far more than a colleague carries of
-/// a lost phone's unsent work, far fewer than a revoked device's room for review.
-pub const MAX_CARRIED_PER_CARRIER: u32 = 100;
+/// may bring to review, ever (`keep_carried_for_review`): as many as one revoked device may
+/// have waiting, so that a colleague who holds a lost phone's whole week is never the bound,
+/// and one forging phone fills no more than one lost device's room (what finds no room waits
+/// on its carrier's phone until a review frees some).
+pub const MAX_CARRIED_PER_CARRIER: u32 = 500;
 
 /// Entries one device may have waiting for review: past it, what it sends out of its scope is
 /// refused like anything else outside it. A supervisor reviews a few at a time; a device (a

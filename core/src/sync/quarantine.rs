@@ -185,7 +185,12 @@ fn merge(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<Option<Merg
 /// the hub does not hold are kept as given up. Their author's device let the record go when
 /// they were kept; a colleague's phone that got them by a peer or a bundle is told they will
 /// never come (`Refusal::AuthorRevoked`), rather than wait for them and pass the record on.
-pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> Result<()> {
+/// An entry of a revoked device's work a colleague carried (`from_revoked`) gives nothing up.
+pub fn reject_quarantined(
+    tx: &mut dyn HubTransaction,
+    entry: &Quarantined,
+    from_revoked: bool,
+) -> Result<()> {
     let mut document = match tx.record(entry.record, true)? {
         Some(stored) => codec::load(entry.record, &stored.document)?,
         None => Automerge::new(),
@@ -208,8 +213,16 @@ pub fn reject_quarantined(tx: &mut dyn HubTransaction, entry: &Quarantined) -> R
                 .into(),
         });
     }
+    // A revoked device's work a colleague carried (`hub::keep_carried_for_review`): its
+    // device will never send it, and each colleague's copy comes once, judged in an entry of
+    // its own. Given up, the lost phone's honest work in it (a case it made, before a thief
+    // wrote on it) would be refused in every copy to come, clean ones included, and with it
+    // the colleagues' edits built on it.
+    if from_revoked {
+        return Ok(());
+    }
     // Only what the entry's device made: a colleague's edits a lost phone's work was carried
-    // with (`hub::keep_carried_for_review`) are that colleague's, who sends them as its own.
+    // with are that colleague's, who sends them as its own.
     // Nor what another entry waiting for the record holds, decided on its own (the same work
     // carried without a thief's edits by another colleague).
     let elsewhere = held_by_other_entries(tx, entry.record)?;
