@@ -362,7 +362,7 @@ fn refile_after_review(
     let Some(area) = tx.record(record, false)?.and_then(|r| r.area) else {
         return Ok(());
     };
-    if !vigie_core::sync::community_gone(&area, reference) {
+    if !vigie_core::sync::community_gone(&area.community, reference) {
         return Ok(());
     }
     let Some(to) = tx
@@ -377,9 +377,10 @@ fn refile_after_review(
     }
 }
 
-/// The devices the hub revoked (a review of a revoked device's work, which colleagues carried,
-/// gives nothing up when rejected: `reject_quarantined`).
-pub(crate) fn revoked_devices(backend: &dyn Backend) -> Result<HashSet<Uuid>, Error> {
+/// The devices the hub revoked: what tells a lost phone's work colleagues carried, in the
+/// quarantine, from the rest (its list and its page say so, and its rejection gives nothing
+/// up: `reject_quarantined`).
+pub fn revoked_devices(backend: &dyn Backend) -> Result<HashSet<Uuid>, Error> {
     Ok(backend
         .devices()
         .map_err(|e| Error::HubStorage {
@@ -479,7 +480,7 @@ pub fn refile_community(
     // What reaches the hub later filed under a community no tree holds any more (a phone's
     // work kept for review, accepted after this) goes where its records went
     // (`refile_after_review`).
-    if from != to.community && vigie_core::sync::community_gone(&area_named(from, to), &reference) {
+    if from != to.community && vigie_core::sync::community_gone(from, &reference) {
         backend.write(&mut |tx| tx.set_refiled_to(from, &to.community))?;
     }
     Ok(Refiled {
@@ -487,15 +488,6 @@ pub fn refile_community(
         refiled,
         kept,
     })
-}
-
-/// The area of community `code`, in `like`'s country, region and district (only its
-/// community code is looked at: `vigie_core::sync::community_gone`).
-fn area_named(code: &str, like: &vigie_core::Area) -> vigie_core::Area {
-    vigie_core::Area {
-        community: code.to_string(),
-        ..like.clone()
-    }
 }
 
 /// What `hand_over_cases` did: how many cases it gave the successor, and those it left with

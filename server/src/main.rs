@@ -1967,13 +1967,8 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
     let (hub, entry, accept, by) = match command {
         QuarantineCommand::List { hub } => {
             let backend = hub.open()?;
-            let revoked: std::collections::HashSet<Uuid> = backend
-                .devices()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|d| d.revoked_ms.is_some())
-                .map(|d| d.device)
-                .collect();
+            let revoked =
+                vigie_server::backend::revoked_devices(&*backend).map_err(|e| e.to_string())?;
             for q in backend.quarantined().map_err(|e| e.to_string())? {
                 let authors: Vec<serde_json::Value> = q
                     .authors

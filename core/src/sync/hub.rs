@@ -502,8 +502,6 @@ fn made_by(
             next.extend(change.deps.iter().filter(|d| new.contains(d)).copied());
         }
     }
-    drop(by_hash);
-    drop(changes);
     let mut hashes = Vec::new();
     let mut bytes = Vec::new();
     for change in document.get_changes(before) {
@@ -531,9 +529,9 @@ enum Never {
 /// work, or a thief's, which only a reviewer can tell apart (with her). The entry is the
 /// revoked device's (`author`: its user's role judges the steps it takes); the colleague's own
 /// edits among the changes are made again on its phone and pushed as usual. Kept only for a
-/// record in the carrier's scope, whose changes of that device each name its user, once
-/// (another carrier's copy of the same changes makes no second entry), never again once
-/// rejected, and at most `MAX_QUARANTINED_PER_DEVICE` entries for one revoked device.
+/// record in the carrier's scope, whose changes of that device each name its user, not given
+/// up, once (another carrier's copy of the same changes makes no second entry), and while
+/// there is room (`MAX_CARRIED_PER_CARRIER`, `MAX_QUARANTINED_PER_DEVICE`).
 fn keep_carried_for_review(
     tx: &mut dyn HubTransaction,
     carrier: &Principal,
@@ -914,8 +912,12 @@ pub fn import_hub_bundle<S: HubStorage + ?Sized>(
         report.awaiting_authors.extend(named);
     }
     // Records taken in part whose rest is a revoked device's work: kept for review, as its
-    // sync would have it kept (`tell_revoked_authors`), not said to wait for it.
-    let revoked = revoked_devices(certifier)?;
+    // sync would have it kept (`tell_revoked_authors`), not said to wait for it. The registry
+    // is read only when one waits for a single device.
+    let revoked = match report.awaiting_authors.iter().any(|(_, d)| d.len() == 1) {
+        true => revoked_devices(certifier)?,
+        false => HashMap::new(),
+    };
     let of_revoked: Vec<(&PushEntry, ChangeAuthor)> = report
         .awaiting_authors
         .iter()

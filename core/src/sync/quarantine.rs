@@ -370,29 +370,30 @@ fn rewrite_at<R: Record>(
 /// (`hub::keep_carried_for_review`) may hold edits of the colleague's it built on (the phone had
 /// them from that colleague before it was lost), which that colleague's phone made again and
 /// sent as its own: what the changes did is written as one change of the revoked device's user
-/// where they were made. The changes as carried are not given up: another colleague's copy
-/// of the lost phone's later work builds on them, and is kept and accepted in turn (the fields
-/// it sets again take the same values). Any other entry is its device's own, taken as it is.
+/// where they were made (returned). The changes as carried are not given up: another
+/// colleague's copy of the lost phone's later work builds on them, and is kept and accepted in
+/// turn (the fields it sets again take the same values). Any other entry is its device's own,
+/// taken as it is (`None`).
 fn as_its_author(
     stored: Option<&StoredRecord>,
-    merged: Automerge,
+    merged: &Automerge,
     before: &[ChangeHash],
     kind: RecordKind,
     entry: &Quarantined,
-) -> Result<Automerge> {
+) -> Result<Option<Automerge>> {
     if merged
         .get_changes_meta(before)
         .iter()
         .all(|c| doc::device_of_actor(&c.actor) == Some(entry.device))
     {
-        return Ok(merged);
+        return Ok(None);
     }
     let mut document = match stored {
         Some(stored) => codec::load(entry.record, &stored.document)?,
         None => Automerge::new(),
     };
-    write_as_one_change(&mut document, &merged, before, kind, entry)?;
-    Ok(document)
+    write_as_one_change(&mut document, merged, before, kind, entry)?;
+    Ok(Some(document))
 }
 
 /// The role of the user who made an entry's changes, as the hub holds them now (a user moved
@@ -546,7 +547,7 @@ pub fn describe_quarantined(
     view.community_gone = view
         .area_after
         .as_ref()
-        .is_some_and(|a| community_gone(a, &reference));
+        .is_some_and(|a| community_gone(&a.community, &reference));
     if let Some(area) = view.area_after.as_ref().filter(|_| view.community_gone) {
         view.refiled_to = tx.refiled_to(&area.community)?;
     }
@@ -579,11 +580,12 @@ pub fn describe_quarantined(
         today: crate::domain::records::Today::by_clock(),
     };
     let stored_kind = stored_kind.then_some(kind);
-    let Ok(judged) = as_its_author(stored.as_ref(), document.clone(), &before, kind, entry) else {
+    let Ok(rewritten) = as_its_author(stored.as_ref(), &document, &before, kind, entry) else {
         view.state = ReviewState::DoesNotApply;
         return Ok(view);
     };
-    if admit(tx, &rules, entry.record, stored_kind, &judged, &before)?.is_err()
+    let judged = rewritten.as_ref().unwrap_or(&document);
+    if admit(tx, &rules, entry.record, stored_kind, judged, &before)?.is_err()
         || (changes_file_the_record(&document, &before, kind, entry.record)
             && !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?)
     {
@@ -607,16 +609,16 @@ pub fn describe_quarantined(
 /// filed in `area`: its community's, or, for a community a new tree renamed (its code
 /// resolves to nothing now), its district's.
 fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
-    match community_gone(area, reference) {
+    match community_gone(&area.community, reference) {
         false => area.community.clone(),
         true => area.district.clone(),
     }
 }
 
-/// Whether `area`'s community code resolves to nothing in the area trees in force (a new tree
+/// Whether a community code resolves to nothing in the area trees in force (a new tree
 /// merged or renamed it).
-pub fn community_gone(area: &Area, reference: &ReferenceData) -> bool {
-    reference.grants_of(&area.community).is_empty()
+pub fn community_gone(community: &str, reference: &ReferenceData) -> bool {
+    reference.grants_of(community).is_empty()
 }
 
 /// Accepts quarantined changes after a review: they are merged into the record as the device
@@ -676,7 +678,10 @@ pub fn accept_quarantined(
     if document.get_heads() == before {
         return Ok(false);
     }
-    let mut document = as_its_author(stored.as_ref(), document, &before, kind, entry)?;
+    let mut document = match as_its_author(stored.as_ref(), &document, &before, kind, entry)? {
+        Some(rewritten) => rewritten,
+        None => document,
+    };
     let after = TypedRecord::read(kind, entry.record, &document)
         .ok()
         .and_then(|record| record.area().cloned());

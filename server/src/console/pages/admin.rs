@@ -987,13 +987,7 @@ fn quarantine_page(
     let scope = viewer.principal().scope(&reference);
     let names = user_names(&hub.backend.users()?);
     // A lost or stolen phone's work, which a colleague's phone carried (its device revoked).
-    let revoked: std::collections::HashSet<Uuid> = hub
-        .backend
-        .devices()?
-        .into_iter()
-        .filter(|d| d.revoked_ms.is_some())
-        .map(|d| d.device)
-        .collect();
+    let revoked = crate::backend::revoked_devices(hub.backend.as_ref())?;
     let who = viewer.principal();
     let view = hub.console.views.current(hub.backend.as_ref())?;
     let scoped = view.scoped(&who);
