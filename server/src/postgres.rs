@@ -262,6 +262,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/015_sealed_sign_in_names.sql"),
     include_str!("postgres/migrations/016_refused_changes.sql"),
     include_str!("postgres/migrations/017_user_index.sql"),
+    include_str!("postgres/migrations/018_sealed_file_keys.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;
@@ -269,6 +270,8 @@ const ROOTS_SINCE: i32 = 12;
 const RESEAL: &str = "-- vigie: reseal";
 /// Where migration 015 stops for the hub to seal the console's sign-in names.
 const SEAL_SIGN_IN_NAMES: &str = "-- vigie: seal sign-in names";
+/// Where migration 018 stops for the hub to seal the attachments' keys.
+const SEAL_FILE_KEYS: &str = "-- vigie: seal file keys";
 
 /// A migration's rewrite of rows in Rust: returns how many rows it rewrote.
 type Hook = fn(&mut postgres::Transaction<'_>, &Sealer) -> std::result::Result<usize, ConnectError>;
@@ -282,6 +285,7 @@ const HOOKS: &[(&str, Hook, &str)] = &[
         seal_sign_in_names,
         "console_accounts, console_failures",
     ),
+    (SEAL_FILE_KEYS, seal_file_keys, "attachments"),
 ];
 
 /// How long `/v1/health` waits for a connection before it says the database is out of reach.
@@ -1123,6 +1127,29 @@ fn seal_sign_in_names(
     Ok(count)
 }
 
+/// Seals each attachment's key, which schema 17 kept in clear beside the segments it opens
+/// (migration 018): a dump held every photo and document the phones sent, readable without the
+/// hub's key.
+fn seal_file_keys(
+    tx: &mut postgres::Transaction<'_>,
+    sealer: &Sealer,
+) -> std::result::Result<usize, ConnectError> {
+    in_pages(
+        tx,
+        "SELECT id, file_key FROM attachments WHERE id > $1 ORDER BY id LIMIT 500",
+        Uuid::nil(),
+        &mut |tx, row| {
+            let id: Uuid = row.get(0);
+            let key: Vec<u8> = row.get(1);
+            tx.execute(
+                "UPDATE attachments SET file_key = $2 WHERE id = $1",
+                &[&id, &sealer.seal(Sealed::FileKey, id, &key)],
+            )
+            .map(drop)
+        },
+    )
+}
+
 /// Fills in the root of every record stored before the hub kept them (migration 012).
 fn fill_roots(
     tx: &mut postgres::Transaction<'_>,
@@ -1317,7 +1344,7 @@ impl PgTransaction<'_> {
             reason: "damaged attachment row".into(),
             retryable: false,
         };
-        let key: Vec<u8> = row.get(1);
+        let key = zeroize::Zeroizing::new(self.sealer.open(Sealed::FileKey, id, row.get(1))?);
         let mut file_key = sealed::FileKey::default();
         file_key.copy_from_slice(key.get(..32).ok_or_else(damaged)?);
         Ok(Some(AttachmentRow {
@@ -1445,7 +1472,9 @@ impl PgTransaction<'_> {
                 &[
                     &entry.id,
                     &record,
-                    &sealed::new_key().to_vec(),
+                    &self
+                        .sealer
+                        .seal(Sealed::FileKey, entry.id, &sealed::new_key()[..]),
                     &sealed::new_prefix().to_vec(),
                     &sha.to_vec(),
                     &size,
@@ -1597,7 +1626,9 @@ impl HubTransaction for PgTransaction<'_> {
                 &[
                     &id,
                     &record,
-                    &sealed::new_key().to_vec(),
+                    &self
+                        .sealer
+                        .seal(Sealed::FileKey, id, &sealed::new_key()[..]),
                     &sealed::new_prefix().to_vec(),
                     &sha256.to_vec(),
                     &i64::try_from(size).map_err(|_| too_large())?,
@@ -3015,6 +3046,70 @@ mod tests {
             .expect("the columns")
             .get(0);
         assert_eq!(columns, 0, "the plain column is gone");
+
+        drop(client);
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
+    }
+
+    /// Schema 17 kept each attachment's key in clear beside its segments: an upgrade seals the
+    /// keys, the hub still opens what they seal, and a key in clear is refused afterwards.
+    #[test]
+    fn an_upgrade_from_schema_17_seals_the_attachments_keys() {
+        let (server, name, url) = fresh_database();
+        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        for migration in &MIGRATIONS[..17] {
+            client.batch_execute(migration).expect("an older migration");
+        }
+        client
+            .batch_execute("INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '17')")
+            .expect("schema 17");
+        let (id, record) = (Uuid::new_v4(), Uuid::new_v4());
+        let key = sealed::new_key();
+        let prefix = sealed::new_prefix();
+        let segment = sealed::seal_segment(&key, &prefix, id, 0, true, b"consent form").unwrap();
+        let insert = |client: &mut postgres::Client, id: Uuid, key: &[u8]| {
+            client.execute(
+                "INSERT INTO attachments (id, record_id, file_key, prefix, sha256, size)
+                 VALUES ($1, $2, $3, $4, $5, 12)",
+                &[&id, &record, &key, &&prefix[..], &&[0u8; 32][..]],
+            )
+        };
+        insert(&mut client, id, &key[..]).expect("schema 17's row");
+        client
+            .execute(
+                "INSERT INTO attachment_segments (attachment_id, idx, sealed) VALUES ($1, 0, $2)",
+                &[&id, &segment],
+            )
+            .expect("its segment");
+
+        migrate(&mut client, &sealer).expect("the upgrade");
+
+        let stored: Vec<u8> = client
+            .query_one("SELECT file_key FROM attachments WHERE id = $1", &[&id])
+            .expect("the row")
+            .get(0);
+        assert!(
+            stored.windows(32).all(|w| w != &key[..]),
+            "the key is still in clear"
+        );
+        let opened = sealer.open(Sealed::FileKey, id, &stored).unwrap();
+        assert_eq!(opened, &key[..]);
+        assert!(
+            sealer
+                .open(Sealed::FileKey, Uuid::new_v4(), &stored)
+                .is_err(),
+            "a sealed key opens only for its own attachment"
+        );
+        let mut key = sealed::FileKey::default();
+        key.copy_from_slice(&opened);
+        let plain = sealed::open_segment(&key, &prefix, id, 0, true, &segment).unwrap();
+        assert_eq!(&plain[..], b"consent form");
+        let e = insert(&mut client, Uuid::new_v4(), &[7u8; 32][..]).expect_err("a key in clear");
+        assert_eq!(e.code(), Some(&SqlState::CHECK_VIOLATION));
 
         drop(client);
         postgres::Client::connect(&server, NoTls)

@@ -175,6 +175,29 @@ fn attachments_travel_through_the_hub_and_stay_in_scope() {
 
     // At rest, nowhere in plaintext: devices' stores and the hub's data.
     assert!(files_containing(dir.path(), MARKER).is_empty());
+    if let Some(url) = hub_database(&data) {
+        // Nor openable from the database alone (a dump, a backup): no bytes of the row open
+        // the segments beside it, as the key kept in clear did.
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let row = client
+            .query_one(
+                "SELECT a.file_key, a.prefix, s.sealed FROM attachments a
+                 JOIN attachment_segments s ON s.attachment_id = a.id AND s.idx = 0
+                 WHERE a.id = $1",
+                &[&entry.id],
+            )
+            .unwrap();
+        let (stored, prefix, segment): (Vec<u8>, Vec<u8>, Vec<u8>) =
+            (row.get(0), row.get(1), row.get(2));
+        let prefix: [u8; 16] = prefix.try_into().unwrap();
+        for candidate in stored.windows(32) {
+            let key = codec::sealed::FileKey::new(candidate.try_into().unwrap());
+            assert!(
+                codec::sealed::open_segment(&key, &prefix, entry.id, 0, false, &segment).is_err(),
+                "the attachment opens with bytes the database holds"
+            );
+        }
+    }
 
     // Erased on the hub: gone from the hub and, at their next sync, from the devices.
     erase(&data, case.id, supervisor.user());

@@ -1,7 +1,8 @@
 //! What a PostgreSQL hub stores of its records, sealed with keys derived from the hub's key, so
 //! that the database, its dumps, its backups and its statement logs hold no personal data.
 //!
-//! - Bytes (a record's document, a quarantined change set, a record's area) are sealed with
+//! - Bytes (a record's document, a quarantined change set, a record's area, an attachment's
+//!   key) are sealed with
 //!   XChaCha20-Poly1305: `0x01 || nonce (24 random bytes) || ciphertext || tag (16)`, the
 //!   associated data naming what they are and whose: `vigie-pg-v1 / <what> / <record id>`, so a
 //!   row's bytes moved to another row or column do not open.
@@ -45,6 +46,9 @@ pub(crate) enum Sealed {
     Certificate,
     /// `console_accounts.login_sealed`: a console account's sign-in name, under its user's id.
     SignInName,
+    /// `attachments.file_key`: the key an attachment's segments are sealed under, under the
+    /// attachment's id (in clear, it would open the child's photos and documents beside it).
+    FileKey,
 }
 
 impl Sealed {
@@ -56,6 +60,7 @@ impl Sealed {
             Sealed::HubIdentity => b"hub identity",
             Sealed::Certificate => b"certificate",
             Sealed::SignInName => b"sign-in name",
+            Sealed::FileKey => b"attachment file key",
         }
     }
 }
