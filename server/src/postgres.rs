@@ -1970,7 +1970,13 @@ impl HubTransaction for PgTransaction<'_> {
             .query_one(
                 "INSERT INTO erased (record_id, seq, at_ms) VALUES ($1, nextval('change_seq'), $2)
                  RETURNING seq",
-                &[&id, &chrono::Utc::now().timestamp_millis()],
+                // An erasure done again after a restore keeps the day it was decided.
+                &[
+                    &id,
+                    &history
+                        .at_ms
+                        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+                ],
             )
             .map_err(storage_error)?
             .get(0);

@@ -890,12 +890,10 @@ fn an_erasure_or_revocation_done_without_its_journal_line_is_journaled_when_aske
 /// Erasures a restored hub does again keep the date they were made (the journal's), and go to
 /// the exports of the supervisors whose areas held the case; one of a case the restored copy
 /// never held (made after the backup) goes to the whole hub's export only: where it was filed
-/// is unknown, and its id and date go to no other district's supervisor.
+/// is unknown, and its id and date go to no other district's supervisor. On PostgreSQL, the
+/// copy is a `pg_dump` restored with `pg_restore`.
 #[test]
 fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
-    if postgres_server().is_some() {
-        return; // a restore of files: the embedded hub's
-    }
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let mut hub = Hub::start(&data);
@@ -913,21 +911,20 @@ fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
     };
     let before = case("Awa Avant");
     let backup_dir = dir.path().join("backup");
-    backup(&data, &backup_dir);
+    let database = hub_database(&data);
+    match &database {
+        Some(url) => pg_dump(url, &dir.path().join("hub.dump")),
+        None => drop(backup(&data, &backup_dir)),
+    }
     let after = case("Awa Après");
-    let data_arg = data.to_str().unwrap();
     for id in [before, after] {
         common::lifecycle::erase(&data, id, here.user());
     }
+    let hub_args = common::lifecycle::hub_args(&data);
     let erasures = |by: Option<Uuid>| -> String {
         let out = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "export",
-            "--data",
-            data_arg,
-            "--out",
-            out.path().to_str().unwrap(),
-        ];
+        let mut args = vec!["export", "--out", out.path().to_str().unwrap()];
+        args.extend(hub_args.iter().map(String::as_str));
         let by = by.map(|u| u.to_string());
         if let Some(by) = &by {
             args.extend(["--by", by.as_str()]);
@@ -939,7 +936,10 @@ fn erasures_done_again_after_a_restore_keep_their_date_and_scope() {
     // A second later, the hub is restored from the backup: both erasures are done again.
     std::thread::sleep(std::time::Duration::from_millis(1_100));
     hub.stop();
-    restore_backup(&data, &backup_dir);
+    match &database {
+        Some(url) => pg_restore(url, &dir.path().join("hub.dump")),
+        None => restore_backup(&data, &backup_dir),
+    }
     let line = |text: &str, id: Uuid| {
         text.lines()
             .find(|l| l.starts_with(&id.to_string()))
