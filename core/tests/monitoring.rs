@@ -955,6 +955,62 @@ fn a_child_found_working_again_is_reopened_and_referred() {
     assert_eq!(c.status, CaseStatus::Referred);
 }
 
+/// A reopened case keeps its earlier referrals as history and waits to be referred again: a
+/// duplicate merged into it makes it referred only with a referral made since its last
+/// verification, not for the old ones (it would leave the lists of children to refer).
+#[test]
+fn a_duplicate_merged_into_a_reopened_case_refers_her_only_with_a_new_referral() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Identified)
+        .unwrap();
+    assert_eq!((c.status, c.referrals.len()), (CaseStatus::Identified, 1));
+    let duplicate = |store: &mut Store, referred_on: Option<NaiveDate>| {
+        let d = store.create(&child(C01, "Kouamé Adjoua", MONITOR)).unwrap();
+        if let Some(on) = referred_on {
+            as_role(store, Role::CommunityMonitor)
+                .refer_case(
+                    d.id,
+                    Referral {
+                        date: on,
+                        ..referral()
+                    },
+                )
+                .unwrap();
+        }
+        d.id
+    };
+    let merge = |store: &mut Store, d| {
+        as_role(store, Role::Supervisor)
+            .merge_cases(c.id, d)
+            .unwrap()
+            .0
+    };
+    // A second registration with no referral, then one referred before her verification.
+    let d = duplicate(&mut store, None);
+    assert_eq!(merge(&mut store, d).status, CaseStatus::Identified);
+    let d = duplicate(&mut store, Some(date(2025, 10, 1)));
+    let kept = merge(&mut store, d);
+    assert_eq!(
+        (kept.status, kept.referrals.len()),
+        (CaseStatus::Identified, 2),
+        "the old referral kept, the case still to refer"
+    );
+    assert_eq!(
+        store.get::<ChildCase>(c.id).unwrap().status,
+        CaseStatus::Identified
+    );
+    // One a monitor referred since she was found working again: she is referred.
+    let d = duplicate(&mut store, Some(date(2026, 4, 20)));
+    let kept = merge(&mut store, d);
+    assert_eq!(
+        (kept.status, kept.referrals.len()),
+        (CaseStatus::Referred, 3)
+    );
+}
+
 #[test]
 fn changing_a_recorded_follow_up_is_recording_it() {
     let dir = TempDir::new().unwrap();

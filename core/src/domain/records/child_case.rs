@@ -252,16 +252,22 @@ impl ChildCase {
     ) -> bool {
         let kept = self;
         let before = kept.clone();
+        let mut referred_since = false;
         for (key, referral) in &from.referrals {
-            if taken.is_none_or(|t| !t.referrals.contains_key(key)) {
-                kept.referrals
-                    .entry(*key)
-                    .or_insert_with(|| referral.clone());
+            if taken.is_none_or(|t| !t.referrals.contains_key(key))
+                && !kept.referrals.contains_key(key)
+            {
+                kept.referrals.insert(*key, referral.clone());
+                // A referral dated by the case's last verification served the episode that
+                // verification ended, not the one a reopening started.
+                referred_since |= kept.remediated_on.is_none_or(|v| referral.date > v);
             }
         }
         // A referral moves an identified case to referred (`refer`): the child the duplicate
-        // referred is a referred child (counted so), not one identified and waiting.
-        if kept.status == CaseStatus::Identified && !kept.referrals.is_empty() {
+        // referred is a referred child (counted so), not one identified and waiting. Only a
+        // referral brought here does: a case reopened keeps its earlier referrals, and waits
+        // for a new one.
+        if kept.status == CaseStatus::Identified && referred_since {
             kept.status = CaseStatus::Referred;
         }
         for (key, follow_up) in &from.followups {
