@@ -414,17 +414,16 @@ impl VigieStore {
     /// reopens it (withdrawn, prevented or closed → identified: a child found working again).
     /// Referral is `refer_case`; verification (withdrawn, prevented), closing and reopening are
     /// a supervisor's; an inspector opens and refers cases only. Becoming withdrawn or prevented
-    /// records today (the UTC day: `transition_case_on` takes the phone's) as `remediated_on`
-    /// and schedules the first follow-up; closing needs a follow-up after that day that found
-    /// the child not working.
+    /// records today (the phone's day, in its zone, by which its user's dates are judged) as
+    /// `remediated_on` and schedules the first follow-up; closing needs a follow-up after that
+    /// day that found the child not working.
     pub fn transition_case(&self, case_id: String, status: CaseStatus) -> Result<ChildCase> {
         let id = input::id("case_id", &case_id)?;
         self.local(id, RecordKind::ChildCase, |s| s.transition_case(id, status))
     }
 
-    /// `transition_case` on the calendar day `on` (`YYYY-MM-DD`): the phone's own day, which
-    /// a verification records as `remediated_on` (in UTC+14 or UTC-11 the UTC day is often
-    /// another one), or the day it was made on paper.
+    /// `transition_case` on the calendar day `on` (`YYYY-MM-DD`): the day it was made on
+    /// paper, which a verification records as `remediated_on`.
     pub fn transition_case_on(
         &self,
         case_id: String,

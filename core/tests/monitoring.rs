@@ -955,6 +955,70 @@ fn a_child_found_working_again_is_reopened_and_referred() {
     assert_eq!(c.status, CaseStatus::Referred);
 }
 
+/// The zone the test of `transition_case`'s day runs in (a child process's `TZ`).
+const ZONE_ENV: &str = "VIGIE_TEST_ZONE_CHILD";
+
+/// A verification without a day is dated by the day it is where the phone is, as the phone and
+/// the hub judge its user's dates: a supervisor west of UTC verifying a child in the evening
+/// (past midnight UTC) was refused "after today", and one east of it in the morning dated the
+/// verification the day before. Run in a child process whose zone's day is not UTC's now.
+#[test]
+fn a_verification_is_dated_by_the_day_it_is_where_the_phone_is() {
+    use chrono::Timelike;
+    // POSIX zones, no tz database needed: UTC−12 is the day before UTC's until noon UTC,
+    // UTC+14 the day after from 10:00 UTC.
+    let zone = match chrono::Utc::now().hour() {
+        0..=10 => "<-12>12",
+        _ => "<+14>-14",
+    };
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "monitoring::verification_dated_in_the_phones_zone_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TZ", zone)
+        .env(ZONE_ENV, zone)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 passed"), "the child ran: {said}");
+}
+
+#[test]
+#[ignore = "run by a_verification_is_dated_by_the_day_it_is_where_the_phone_is"]
+fn verification_dated_in_the_phones_zone_child() {
+    let Ok(zone) = std::env::var(ZONE_ENV) else {
+        return;
+    };
+    let here = chrono::Local::now().date_naive();
+    assert_ne!(
+        here,
+        chrono::Utc::now().date_naive(),
+        "the zone {zone} gives UTC's day: the test proves nothing"
+    );
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Withdrawn)
+        .unwrap();
+    assert_eq!(c.remediated_on, Some(here), "in {zone}");
+}
+
 /// A reopened case keeps its earlier referrals as history and waits to be referred again: a
 /// duplicate merged into it makes it referred only with a referral made since its last
 /// verification, not for the old ones (it would leave the lists of children to refer).

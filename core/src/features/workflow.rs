@@ -24,7 +24,7 @@ use crate::domain::reference::ReferenceData;
 use crate::domain::rights::{self, Step, check_case_transition};
 use crate::error::{Error, Result, ValidationError};
 use crate::store::Store;
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate};
 use uuid::Uuid;
 
 /// A supervisor's decision on a submitted visit (apps: `VisitReview`).
@@ -51,9 +51,11 @@ fn not_merged(case: &ChildCase) -> Result<()> {
 }
 
 impl Store {
-    /// Moves a case to `to`, today (see `transition_case_on`).
+    /// Moves a case to `to`, today on this device (see `transition_case_on`): the day it is in
+    /// the phone's zone, by which the phone and the hub judge its user's dates (a supervisor
+    /// west of UTC verifying a child in the evening was refused "after today" by the UTC day).
     pub fn transition_case(&mut self, id: Uuid, to: CaseStatus) -> Result<ChildCase> {
-        self.transition_case_on(id, to, Utc::now().date_naive())
+        self.transition_case_on(id, to, chrono::Local::now().date_naive())
     }
 
     /// Moves a case to `to` on `on`, as the store's user: the state machine and the user's
