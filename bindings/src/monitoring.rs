@@ -28,6 +28,15 @@ pub fn shared_count(count: i64) -> String {
     Cell::shared(count).to_string()
 }
 
+/// Why a case is classified as it is (`classification.reason`, the core's words) in `language`
+/// (`fr` or `en`; another code reads French), as the hub's console says it; for a case
+/// classified by a value in conflict, the fields and values that decided it follow. Does not
+/// block.
+#[uniffi::export]
+pub fn classification_reason_in(reason: String, language: String) -> String {
+    vigie_core::messages::classification_reason(&reason, &language)
+}
+
 /// A merge's result: the case kept (with the duplicate in `merged_from`, and its referrals and
 /// follow-ups) and the duplicate (with `merged_into`), both kept whole.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]

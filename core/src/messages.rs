@@ -159,6 +159,38 @@ fn hub_answer(rule: &str, language: &str) -> Option<String> {
     ))
 }
 
+/// A classification's reason (`Classification::reason`, the core's words: which rule decided)
+/// in `language`; for a case classified by a value in conflict, the fields and values that
+/// decided it follow, by their labels. A reason the catalogues do not hold (a library newer
+/// than its translations) reads as the core words it.
+pub fn classification_reason(reason: &str, language: &str) -> String {
+    use crate::domain::classify::{IN_CONFLICT_CLOSE, IN_CONFLICT_OPEN};
+    let (rule, by) = match reason
+        .strip_suffix(IN_CONFLICT_CLOSE)
+        .and_then(|r| r.split_once(IN_CONFLICT_OPEN))
+    {
+        Some((rule, by)) => (rule, Some(by)),
+        None => (reason, None),
+    };
+    let said = catalogue(language)
+        .get(format!("reason.{}", rule_key(rule)).as_str())
+        .map_or_else(|| rule.to_string(), |s| s.to_string());
+    let Some(by) = by else {
+        return said;
+    };
+    let values: Vec<String> = by
+        .split(", ")
+        .map(|pair| match pair.split_once(' ') {
+            Some((field, value)) => {
+                let label = field_label(field, language).unwrap_or_else(|| field.to_string());
+                format!("{label} {}", value.trim_matches('"'))
+            }
+            None => pair.to_string(),
+        })
+        .collect();
+    text(language, "reason.in_conflict", &[&said, &values.join(", ")])
+}
+
 /// The label of a record kind (`visit`), else of a field (`field.<path without ids>`), else of
 /// the nearest field holding it (`hazards.<code>`: the hazards).
 pub fn field_label(path: &str, language: &str) -> Option<String> {
@@ -204,6 +236,108 @@ fn field_key(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reason the rules give a child's classification is said in both languages, and
+    /// every reason the catalogues hold is one the rules give (the situations below reach each
+    /// rule: ages, hours, night work, hazards, worst forms and schooling, with the exception
+    /// from 16 and without).
+    #[test]
+    fn every_classification_reason_reads_in_both_languages() {
+        use crate::domain::classify::{NEVER_FROM_16, RuleSet, Situation};
+        use crate::domain::codes::SchoolStatus;
+        use std::collections::{BTreeSet, HashSet};
+        let mut strict = RuleSet::ilo_default();
+        let mut from_16 = strict.clone();
+        from_16.thresholds.hazardous_work_age = 16;
+        // A country's own listed work beyond R190's, which the exception may cover.
+        let listed = "trade_learnt_under_supervision".to_string();
+        for rules in [&mut strict, &mut from_16] {
+            rules
+                .thresholds
+                .hazardous_work
+                .push(crate::domain::reference::Item::new(
+                    &listed,
+                    "Métier appris sous supervision",
+                    "Trade learnt under supervision",
+                ));
+        }
+        let never = strict
+            .thresholds
+            .hazardous_work
+            .iter()
+            .map(|h| h.code.clone())
+            .find(|c| NEVER_FROM_16.contains(&c.as_str()))
+            .expect("a hazard the exception never covers");
+        let hazard_sets: Vec<BTreeSet<String>> = vec![
+            BTreeSet::new(),
+            BTreeSet::from([listed]),
+            BTreeSet::from([never]),
+        ];
+        let mut reasons = HashSet::new();
+        for rules in [&strict, &from_16] {
+            for age in std::iter::once(None).chain((5..=18).map(Some)) {
+                for hours in [0, 5, 20, 60] {
+                    for night_work in [false, true] {
+                        for hazards in &hazard_sets {
+                            for worst_form in [false, true] {
+                                for school in SchoolStatus::ALL {
+                                    let situation = Situation {
+                                        age,
+                                        hours_per_week: hours,
+                                        night_work,
+                                        hazards,
+                                        worst_form,
+                                        school,
+                                    };
+                                    reasons.insert(rules.classify_situation(&situation).reason);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let keys: HashSet<String> = reasons
+            .iter()
+            .map(|r| format!("reason.{}", rule_key(r)))
+            .collect();
+        for language in ["fr", "en"] {
+            for key in &keys {
+                assert!(
+                    catalogue(language).contains_key(key.as_str()),
+                    "{language}: {key}"
+                );
+            }
+            let held: HashSet<String> = catalogue(language)
+                .keys()
+                .filter(|k| k.starts_with("reason.") && **k != "reason.in_conflict")
+                .map(|k| k.to_string())
+                .collect();
+            assert_eq!(held, keys, "{language}: the reasons held are the rules'");
+        }
+        assert_eq!(reasons.len(), 19, "{reasons:?}");
+    }
+
+    #[test]
+    fn a_classification_reason_reads_in_the_users_language_with_the_values_in_conflict() {
+        let reason = "long hours below the hazardous work age (by a value in conflict: \
+                      hours_per_week 50, school \"dropped_out\"; resolve the conflict)";
+        assert_eq!(
+            classification_reason(reason, "fr"),
+            "longues heures de travail avant l'âge d'admission aux travaux dangereux (selon une \
+             valeur en conflit : Heures par semaine 50, Scolarité dropped_out ; résolvez le \
+             conflit)"
+        );
+        assert_eq!(
+            classification_reason("working below the light work age", "en"),
+            "working below the light work age"
+        );
+        // A reason of a newer library reads as its words.
+        assert_eq!(
+            classification_reason("a rule to come", "fr"),
+            "a rule to come"
+        );
+    }
 
     #[test]
     fn both_catalogues_hold_the_same_keys() {

@@ -2985,6 +2985,24 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         "{}",
         page.body
     );
+    // Why, in French, and by which rules (20 hours or 30, an 11-year-old's work is child
+    // labour: no value in conflict decides more).
+    let shown = |label: &str| {
+        page.body
+            .split(&format!("<dt>{label}</dt><dd>"))
+            .nth(1)
+            .and_then(|rest| rest.split("</dd>").next())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        shown("Motif du classement").as_deref(),
+        Some("travaille avant l&#39;âge des travaux légers")
+    );
+    let rules = shown("Règles appliquées").expect("the rules applied");
+    assert!(
+        rules.starts_with("profil ") && rules.contains(", version "),
+        "{rules}"
+    );
     // The history names the fields changed as the page does, each once.
     let history = page
         .body

@@ -70,6 +70,18 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
                                                              None))
 
 
+def test_a_classification_says_why_in_the_users_language(env):
+    with fresh(env, seed=32) as store:
+        case = child(store, "CI-W-0004", "Adjoua Konan")
+        assert case.classification.outcome == vigie.ClassificationOutcome.HAZARDOUS_CHILD_LABOUR
+        reason = case.classification.reason
+        assert vigie.classification_reason_in(reason, "fr") == \
+            "un danger de la liste des travaux dangereux a été observé"
+        assert vigie.classification_reason_in(reason, "fr-CI") == \
+            vigie.classification_reason_in(reason, "fr")
+        assert vigie.classification_reason_in(reason, "en") == reason
+
+
 def test_a_verification_takes_the_day_the_phone_gives(env):
     with fresh(env, seed=31) as store:
         case = child(store, "CI-W-0003", "Akissi Yao")

@@ -85,6 +85,12 @@ pub struct Situation<'a> {
     pub school: SchoolStatus,
 }
 
+/// The note around the fields and values that decided a classification made by a value in
+/// conflict (`ChildCase::derive_in_conflict`), after the rule's reason; `messages` reads it back
+/// to say it in the user's language.
+pub const IN_CONFLICT_OPEN: &str = " (by a value in conflict: ";
+pub const IN_CONFLICT_CLOSE: &str = "; resolve the conflict)";
+
 /// The age below which a person is a child (C182 art. 2): hazardous work, long hours and night
 /// work are child labour below it whatever a country's exception allows.
 pub const CHILD_BELOW_AGE: u32 = 18;

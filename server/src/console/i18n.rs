@@ -273,6 +273,12 @@ impl Tr {
         vigie_core::messages::refusal(error, self.0.code()).unwrap_or_else(|| error.to_string())
     }
 
+    /// Why a child is classified as she is, in the page's language
+    /// (`vigie_core::messages::classification_reason`).
+    pub fn classification_reason(&self, reason: &str) -> String {
+        vigie_core::messages::classification_reason(reason, self.0.code())
+    }
+
     pub fn code(&self, prefix: &str, code: &str) -> String {
         let key = format!("{prefix}.{code}");
         match catalogue(self.0).get(key.as_str()) {

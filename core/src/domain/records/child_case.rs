@@ -979,9 +979,11 @@ impl Record for ChildCase {
             .map(|(field, value)| format!("{field} {value}"))
             .collect();
         worst.reason = format!(
-            "{} (by a value in conflict: {}; resolve the conflict)",
+            "{}{}{}{}",
             worst.reason,
-            by.join(", ")
+            crate::domain::classify::IN_CONFLICT_OPEN,
+            by.join(", "),
+            crate::domain::classify::IN_CONFLICT_CLOSE,
         );
         self.classification = Some(worst);
     }

@@ -2019,6 +2019,30 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
                 })
                 .unwrap_or_default(),
         },
+        // Why, and by which rules: two children alike may be classified apart when a stricter
+        // profile was published between their identifications.
+        Field {
+            label: t.get("case.classification_reason"),
+            value: case
+                .classification
+                .as_ref()
+                .map(|c| t.classification_reason(&c.reason))
+                .unwrap_or_default(),
+        },
+        Field {
+            label: t.get("case.rule_set"),
+            value: case
+                .classification
+                .as_ref()
+                .map(|c| match c.rule_set.rsplit_once('@') {
+                    Some((profile, version)) => t
+                        .get("case.rule_set_value")
+                        .replacen("{}", profile, 1)
+                        .replacen("{}", version, 1),
+                    None => c.rule_set.clone(),
+                })
+                .unwrap_or_default(),
+        },
         Field {
             label: t.get("case.sex"),
             value: t.code("sex", &code(case.sex)),

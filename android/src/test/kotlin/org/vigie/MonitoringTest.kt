@@ -69,6 +69,15 @@ class MonitoringTest {
     }
 
     @Test
+    fun aClassificationSaysWhyInTheUsersLanguage() {
+        freshStore().use { store ->
+            val reason = store.child("CI-W-0004", "Adjoua Konan").classification!!.reason
+            assertEquals("un danger de la liste des travaux dangereux a été observé", classificationReasonIn(reason, "fr"))
+            assertEquals(reason, classificationReasonIn(reason, "en"))
+        }
+    }
+
+    @Test
     fun aSupervisorReturnsAVisitWithACommentThenValidatesIt() {
         freshStore().use { store ->
             val w = store.createWorkplace(newWorkplace("Plantation", "cocoa", Formality.INFORMAL, community))
