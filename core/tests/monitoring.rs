@@ -1073,6 +1073,22 @@ fn a_duplicate_merged_into_a_reopened_case_refers_her_only_with_a_new_referral()
         (kept.status, kept.referrals.len()),
         (CaseStatus::Referred, 3)
     );
+
+    // The other way: a reopened case merged into another registration of hers, never
+    // referred nor verified, brings its old referral and its verification as history; she is
+    // still to be referred.
+    let reopened = remediated_case(&mut store, "Yao Affoué", date(2025, 10, 15));
+    as_role(&mut store, Role::Supervisor)
+        .transition_case(reopened.id, CaseStatus::Identified)
+        .unwrap();
+    let other = store.create(&child(C01, "Yao Affoue", MONITOR)).unwrap();
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(other.id, reopened.id)
+        .unwrap();
+    assert_eq!(
+        (kept.status, kept.referrals.len(), kept.remediated_on),
+        (CaseStatus::Identified, 1, Some(date(2025, 10, 15)))
+    );
 }
 
 #[test]

@@ -252,15 +252,17 @@ impl ChildCase {
     ) -> bool {
         let kept = self;
         let before = kept.clone();
+        // The last verification either registration saw: a referral dated by it served the
+        // episode it ended, whichever case is kept.
+        let verified = kept.remediated_on.max(from.remediated_on);
         let mut referred_since = false;
         for (key, referral) in &from.referrals {
             if taken.is_none_or(|t| !t.referrals.contains_key(key))
                 && !kept.referrals.contains_key(key)
             {
                 kept.referrals.insert(*key, referral.clone());
-                // A referral dated by the case's last verification served the episode that
-                // verification ended, not the one a reopening started.
-                referred_since |= kept.remediated_on.is_none_or(|v| referral.date > v);
+                // Not one of the episode a reopening started.
+                referred_since |= verified.is_none_or(|v| referral.date > v);
             }
         }
         // A referral moves an identified case to referred (`refer`): the child the duplicate
