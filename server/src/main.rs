@@ -1207,6 +1207,15 @@ fn run(cli: Cli) -> Result<(), String> {
             })?;
             if !revoked {
                 return Err(if backend.is_revoked(device).map_err(|e| e.to_string())? {
+                    // The command that revoked it may have stopped before its entry.
+                    vigie_server::console::journal_found_done(
+                        &*backend,
+                        None,
+                        "device_revoke",
+                        &[],
+                        device,
+                        true,
+                    );
                     format!(
                         "device {device} was revoked already (the journal of irreversible \
                          actions holds it)"

@@ -1212,6 +1212,41 @@ fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
         said.contains("case_erase") && said.contains("audit log"),
         "{said}"
     );
+    let device = monitor.store.device_id().to_string();
+    let out = admin(&data, &["device", "revoke", "--device", &device]);
+    assert!(!out.status.success());
+
+    // Room made again: the same commands, run again, find the actions done and journal them,
+    // as found and in the name of who asks now, once.
+    let registry = rusqlite::Connection::open(data.join("devices.db")).unwrap();
+    registry
+        .execute_batch(&format!(
+            "PRAGMA key = \"x'{hex}'\"; DROP TRIGGER full_disk;"
+        ))
+        .unwrap();
+    drop(registry);
+    for _ in 0..2 {
+        let said = admin_error(&data, &erase_args(&record, &supervisor));
+        assert!(said.contains("erased already"), "{said}");
+        let said = admin_error(&data, &["device", "revoke", "--device", &device]);
+        assert!(said.contains("revoked already"), "{said}");
+    }
+    let entries = |action: &str, id: &str| -> Vec<serde_json::Value> {
+        admin_lines(&data, &["audit", "--record", id])
+            .into_iter()
+            .filter(|l| l["action"] == action)
+            .collect()
+    };
+    let erased = entries("case_erase", &record);
+    assert_eq!(erased.len(), 1, "{erased:?}");
+    assert_eq!(erased[0]["detail"], "found_done_unjournaled (command line)");
+    assert_eq!(erased[0]["user"], supervisor.as_str());
+    let revoked = entries("device_revoke", &device);
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(
+        revoked[0]["detail"],
+        "found_done_unjournaled (command line)"
+    );
 }
 
 /// `vigie device enrol --qr` draws the token as a QR code in the terminal (a phone scans it

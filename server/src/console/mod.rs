@@ -924,6 +924,47 @@ pub fn journal(
     true
 }
 
+/// What the journal says of an irreversible action found done with no entry about it (the
+/// command, or the hub, stopped between the action and its entry): written when someone asks
+/// for it again, in that person's name, as found — not as done by them.
+pub const FOUND_DONE: &str = "found_done_unjournaled";
+
+/// Journals `action` on `record` as found done (`FOUND_DONE`, marked as the command line's
+/// when `command_line`) unless the log holds an entry of it, or of one of `also`, about
+/// `record`: a revocation or an erasure whose process stopped before its entry is in the log
+/// once it is asked again. False if the log could not be read or written.
+pub fn journal_found_done(
+    backend: &dyn Backend,
+    who: Option<Uuid>,
+    action: &str,
+    also: &[&str],
+    record: Uuid,
+    command_line: bool,
+) -> bool {
+    let storage = backend.console();
+    let held = std::iter::once(action)
+        .chain(also.iter().copied())
+        .try_fold(false, |held, a| {
+            Ok::<_, Error>(held || storage.audited(a, record)?)
+        });
+    match held {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                action,
+                record = %record,
+                "an irreversible action found done had no entry in the audit log: journaled now"
+            );
+            let detail = erasure_detail(FOUND_DONE, command_line);
+            journal(backend, who, action, Some(record), &detail)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, action, "the audit log could not be read");
+            false
+        }
+    }
+}
+
 /// Why a case may be erased: the console's choices and `vigie erase --reason`, journaled with
 /// the erasure.
 pub const ERASE_REASONS: [&str; 4] = [
@@ -953,7 +994,20 @@ pub fn erase_journaled(
     command_line: bool,
 ) -> Result<Erased, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
-    let cases = backend.erase(by, record)?;
+    let cases = match backend.erase(by, record) {
+        Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
+            journal_found_done(
+                backend,
+                Some(by),
+                "case_erase",
+                &["erase_unheld"],
+                record,
+                command_line,
+            );
+            return Err(Error::NotAllowed { rule });
+        }
+        other => other?,
+    };
     let detail = erasure_detail(reason, command_line);
     let mut journaled = true;
     for id in &cases {

@@ -121,6 +121,9 @@ pub trait ConsoleStorage: Send + Sync {
     fn audit(&self, entry: &AuditEntry) -> Result<(), Error>;
     /// The most recent entries first, before entry number `before` if given.
     fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<(i64, AuditEntry)>, Error>;
+    /// Whether an entry of `action` about `record` is in the log (rarely asked: an action
+    /// found done already, whose entry may have been lost with the process that did it).
+    fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error>;
 }
 
 /// The console's tables in the embedded hub's registry file (`auth::REGISTRY_MIGRATIONS`).
@@ -517,6 +520,14 @@ impl ConsoleStorage for Mutex<Registry> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+
+    fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error> {
+        Ok(lock(self).conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = ?1 AND action = ?2)",
+            params![record.as_bytes().to_vec(), action],
+            |r| r.get(0),
+        )?)
+    }
 }
 
 mod postgres_storage {
@@ -897,6 +908,17 @@ mod postgres_storage {
                     )
                 })
                 .collect())
+        }
+
+        fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error> {
+            Ok(self
+                .client()?
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = $1 AND action = $2)",
+                    &[&record, &action],
+                )
+                .map_err(storage_error)?
+                .get(0))
         }
     }
 }

@@ -659,6 +659,17 @@ pub async fn revoke(
             );
         }
         if !hub.backend.revoke(id)? {
+            if hub.backend.is_revoked(id)? {
+                // A hub stopped between a revocation and its entry: journaled now.
+                crate::console::journal_found_done(
+                    &*hub.backend,
+                    Some(viewer.user.id),
+                    "device_revoke",
+                    &[],
+                    id,
+                    false,
+                );
+            }
             return devices_page(
                 hub,
                 ctx,
@@ -1200,6 +1211,9 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
     }
     if detail == COMMAND_LINE {
         return t.get("audit.command_line").to_string();
+    }
+    if detail == crate::console::FOUND_DONE {
+        return t.get("audit.found_done").to_string();
     }
     if let Some(done) = detail.strip_suffix(&format!(" ({COMMAND_LINE})")) {
         return format!(
