@@ -4,6 +4,7 @@
 //! and answers sync requests with the core's own engine; this crate adds only the PostgreSQL
 //! backend, enrolment, authentication and HTTP.
 
+pub mod area_warnings;
 pub mod auth;
 pub mod backend;
 pub mod backup;

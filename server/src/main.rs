@@ -1739,76 +1739,58 @@ fn tile_url_arg(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// After an area tree is published: each active user holding an area code that no tree in
-/// force holds any more (a community renamed, merged or removed) is told of, by id and code,
-/// on stderr. Such a code covers nothing: the user sees nothing there until given the area's
-/// new code (`vigie user areas`).
-fn warn_of_areas_gone(backend: &dyn Backend) -> Result<(), String> {
-    let reference = backend.reference().map_err(|e| e.to_string())?;
-    for user in backend.users().map_err(|e| e.to_string())? {
-        if !user.active {
-            continue;
-        }
-        for code in user
-            .areas
-            .iter()
-            .filter(|c| reference.grants_of(c).is_empty())
-        {
-            eprintln!(
-                "vigie: warning: user {} has area {code}, which no area tree in force holds: \
-                 it covers nothing now (give the area's new code with vigie user areas)",
-                user.id
-            );
-        }
-    }
-    Ok(())
-}
-
-/// After an area tree is published: the records filed under a community that the tree in force
-/// holds elsewhere (moved to another district or region) or no more (removed) are counted by
-/// community, on stderr. They stay where they were filed (counted there, seen by its users)
-/// until a user covering both places files each again; an operator learns it as they publish,
-/// not from a district's figures months later.
-fn warn_of_records_left(backend: &dyn Backend) -> Result<(), String> {
-    let reference = backend.reference().map_err(|e| e.to_string())?;
-    let mut view = backend.open_view().map_err(|e| e.to_string())?;
-    backend.refresh_view(&mut view).map_err(|e| e.to_string())?;
-    // By district and community filed under, with the district the tree now puts it in.
-    type Filed = (String, String, Option<String>);
-    let mut left: std::collections::BTreeMap<Filed, Vec<(vigie_core::RecordKind, u64)>> =
-        Default::default();
-    for (area, kind, count) in view.store.records_by_area().map_err(|e| e.to_string())? {
-        let Some(tree) = reference.area_tree(&area.country) else {
-            continue;
-        };
-        if tree.check(&area, "area").is_err() {
-            let now = tree.area_of(&area.community).map(|a| a.district);
-            left.entry((area.district, area.community, now))
-                .or_default()
-                .push((kind, count));
-        }
-    }
-    for ((district, community, now), counts) in left {
-        let counts: Vec<String> = counts
-            .iter()
-            .map(|(kind, n)| format!("{n} {}", kind.as_str().replace('_', " ")))
-            .collect();
-        let (place, refile) = match now {
-            Some(now) => (
-                format!("which the tree in force holds under {now}"),
-                format!("vigie reference refile --community {community}"),
+/// After an area tree is published: what it left behind (`area_warnings`), on stderr. A user
+/// holding an area code no tree in force holds is told of by id and code (the code covers
+/// nothing until the user is given the area's new code); the records filed under a community
+/// the tree holds elsewhere or no more are counted by community, so that an operator learns it
+/// as they publish, not from a district's figures months later.
+fn warn_of_areas_left(backend: &dyn Backend) -> Result<(), String> {
+    use vigie_server::area_warnings::{AreaWarning, after_area_publish};
+    for warning in after_area_publish(backend).map_err(|e| e.to_string())? {
+        match warning {
+            AreaWarning::UserAreaGone { user, code } => eprintln!(
+                "vigie: warning: user {user} has area {code}, which no area tree in force holds: \
+                 it covers nothing now (give the area's new code with vigie user areas)"
             ),
-            None => (
-                "which no area tree in force holds".to_string(),
-                format!("vigie reference refile --community {community} --to <its new code>"),
-            ),
-        };
-        eprintln!(
-            "vigie: warning: records ({}) are filed under {district} › {community}, {place}: they stay counted \
-             there, and seen by its users, until a user whose areas cover both places files \
-             each again, or `{refile}` files them all where the tree in force puts them",
-            counts.join(", "),
-        );
+            AreaWarning::RecordsLeft {
+                district,
+                community,
+                now,
+                counts,
+            } => {
+                let counts: Vec<String> = counts
+                    .iter()
+                    .map(|(kind, n)| format!("{n} {}", kind.as_str().replace('_', " ")))
+                    .collect();
+                let (place, seen, refile) = match now {
+                    Some(now) => (
+                        format!("which the tree in force holds under {now}"),
+                        format!(
+                            "seen by the community's users and {district}'s, not yet by \
+                             {now}'s"
+                        ),
+                        format!("vigie reference refile --community {community}"),
+                    ),
+                    None => (
+                        "which no area tree in force holds".to_string(),
+                        "seen only by users of a wider area the tree still holds (its \
+                         district's, if the tree keeps it, or its region's: the community's \
+                         own code covers nothing now)"
+                            .to_string(),
+                        format!(
+                            "vigie reference refile --community {community} --to <its new code>"
+                        ),
+                    ),
+                };
+                eprintln!(
+                    "vigie: warning: records ({}) are filed under {district} › {community}, \
+                     {place}: they stay counted there, and {seen}, until a user whose areas \
+                     cover both places files each again, or `{refile}` files them all where the \
+                     tree in force puts them",
+                    counts.join(", "),
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -1869,8 +1851,7 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 .iter()
                 .any(|f| f.content.reference_type() == ReferenceType::AdministrativeAreas)
             {
-                warn_of_areas_gone(&*backend)?;
-                warn_of_records_left(&*backend)?;
+                warn_of_areas_left(&*backend)?;
             }
             Ok(())
         }

@@ -2543,10 +2543,34 @@ fn a_community_removed_from_the_tree_keeps_its_name_on_the_console() {
         .as_array_mut()
         .expect("the district's communities");
     communities.retain(|c| c["code"] != C01);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("areas-v2.json");
-    std::fs::write(&path, tree.to_string()).expect("write the tree");
-    common::reference::publish(&s.data, &[path.to_str().expect("utf-8 path")]);
+    // Published on the console: what the tree leaves behind is said there, as the command
+    // line says it — the monitor holding the code, the records filed under it.
+    let mut desk = admin_signed_in(&s, "admin.decoupage");
+    let csrf = desk.get("/console/reference").csrf();
+    let published = desk.post_file(
+        "/console/reference",
+        &[("csrf", &csrf)],
+        ("file", "areas-v2.json", tree.to_string().as_bytes()),
+    );
+    assert_eq!(published.status, 200, "{}", published.body);
+    let warnings = published
+        .body
+        .split("id=\"reference-warnings\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .expect("warnings");
+    assert!(
+        warnings.contains(&format!(
+            "a la zone {C01}, qu&#39;aucun découpage en vigueur"
+        )),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!(
+            "Des fiches sont classées sous {DISTRICT} › {C01}, qu&#39;aucun découpage"
+        )) && warnings.contains("Cas d&#39;enfant : "),
+        "{warnings}"
+    );
     let mut browser = signed_in(&s, "sup.removed");
     for page in [
         "/console/".to_string(),

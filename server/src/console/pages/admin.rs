@@ -737,6 +737,9 @@ struct ReferencePage {
     lines: Vec<ReferenceLine>,
     error: Option<String>,
     done: Option<String>,
+    /// What a publish left behind (a key that applies to no record, users and records an area
+    /// tree left without their area): said beside the notice that it is published.
+    warnings: Vec<String>,
 }
 
 const TYPES: [ReferenceType; 5] = [
@@ -753,6 +756,7 @@ fn reference_page(
     viewer: &Viewer,
     error: Option<String>,
     done: Option<String>,
+    warnings: Vec<String>,
 ) -> PageResult {
     let t = ctx.tr();
     let data = hub.backend.reference()?;
@@ -783,6 +787,7 @@ fn reference_page(
         lines,
         error,
         done,
+        warnings,
     };
     Ok((status, html(&page)).into_response())
 }
@@ -790,7 +795,7 @@ fn reference_page(
 pub async fn reference(State(hub): State<Arc<Hub>>, ctx: Ctx) -> Response {
     run(hub, ctx, move |hub, ctx| {
         let viewer = viewer_with(hub, ctx, Access::Administrator)?;
-        reference_page(hub, ctx, &viewer, None, None)
+        reference_page(hub, ctx, &viewer, None, None, Vec::new())
     })
     .await
 }
@@ -830,7 +835,7 @@ pub async fn publish(
             Some(Ok(text)) if !unreadable && !text.trim().is_empty() => text.to_string(),
             _ => {
                 let error = Some(t.get("reference.file_needed").to_string());
-                return reference_page(hub, ctx, &viewer, error, None);
+                return reference_page(hub, ctx, &viewer, error, None, Vec::new());
             }
         };
         let parsed = match vigie_core::ReferenceFile::parse(&text) {
@@ -842,6 +847,7 @@ pub async fn publish(
                     &viewer,
                     Some(file_refusal(t, &Error::Validation(e))),
                     None,
+                    Vec::new(),
                 );
             }
         };
@@ -862,20 +868,90 @@ pub async fn publish(
                 // `ghana` where Ghana's tree is `GH`), as `vigie reference publish` warns.
                 let ty = parsed.content.reference_type();
                 let reference = hub.backend.reference()?;
-                let warning = (!reference.key_applies(ty, &parsed.key)).then(|| {
-                    t.get("reference.applies_to_none")
-                        .replacen("{}", &reference.countries().join(", "), 1)
-                        .replacen("{}", reference.default_key(ty), 1)
-                });
-                reference_page(hub, ctx, &viewer, warning, done)
+                let mut warnings: Vec<String> = (!reference.key_applies(ty, &parsed.key))
+                    .then(|| {
+                        t.get("reference.applies_to_none")
+                            .replacen("{}", &reference.countries().join(", "), 1)
+                            .replacen("{}", reference.default_key(ty), 1)
+                    })
+                    .into_iter()
+                    .collect();
+                // What a new area tree left behind, as `vigie reference publish` says it.
+                if ty == ReferenceType::AdministrativeAreas {
+                    warnings.extend(areas_left(hub, t)?);
+                }
+                reference_page(hub, ctx, &viewer, None, done, warnings)
             }
-            Err(e @ Error::Validation(_)) => {
-                reference_page(hub, ctx, &viewer, Some(file_refusal(t, &e)), None)
-            }
+            Err(e @ Error::Validation(_)) => reference_page(
+                hub,
+                ctx,
+                &viewer,
+                Some(file_refusal(t, &e)),
+                None,
+                Vec::new(),
+            ),
             Err(e) => Err(e.into()),
         }
     })
     .await
+}
+
+/// What the area trees in force leave behind (`area_warnings`), as the console says it: users
+/// by name, records by kind and place.
+fn areas_left(hub: &Hub, t: Tr) -> Result<Vec<String>, Error> {
+    use crate::area_warnings::{AreaWarning, after_area_publish};
+    let warnings = after_area_publish(&*hub.backend)?;
+    if warnings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = crate::console::user_names(&hub.backend.users()?);
+    let lang = t.0.code();
+    Ok(warnings
+        .into_iter()
+        .map(|warning| match warning {
+            AreaWarning::UserAreaGone { user, code } => t
+                .get("reference.user_area_gone")
+                .replacen(
+                    "{}",
+                    &names
+                        .get(&user)
+                        .cloned()
+                        .unwrap_or_else(|| user.to_string()),
+                    1,
+                )
+                .replacen("{}", &code, 1),
+            AreaWarning::RecordsLeft {
+                district,
+                community,
+                now,
+                counts,
+            } => {
+                let counts: Vec<String> = counts
+                    .iter()
+                    .map(|(kind, n)| {
+                        let label = vigie_core::messages::field_label(kind.as_str(), lang)
+                            .unwrap_or_else(|| kind.as_str().to_string());
+                        t.get("reference.count_of")
+                            .replacen("{}", &label, 1)
+                            .replacen("{}", &t.count(*n), 1)
+                    })
+                    .collect();
+                let said = match &now {
+                    Some(now) => t
+                        .get("reference.records_moved")
+                        .replacen("{}", &district, 1)
+                        .replacen("{}", &community, 1)
+                        .replacen("{}", now, 1)
+                        .replacen("{}", now, 1),
+                    None => t
+                        .get("reference.records_unfiled")
+                        .replacen("{}", &district, 1)
+                        .replacen("{}", &community, 1),
+                };
+                format!("{said} ({})", counts.join(", "))
+            }
+        })
+        .collect())
 }
 
 /// A reference file's refusal with its field as the file spells it
