@@ -1921,6 +1921,40 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
         assert_eq!(e.field, field, "{e}");
         assert!(!e.rule.contains("15.5") && !e.rule.contains("-1"), "{e}");
     }
+    // What phones and the console show is one line, as records' names are: a label with a
+    // NUL, a line break or a text-direction override, or past 500 characters, is refused by
+    // its path; 500 is taken.
+    for (text, taken) in [
+        ("Charges lourdes\u{0}".to_string(), false),
+        ("Charges\nlourdes".to_string(), false),
+        ("\u{202e}sedruol segrahC".to_string(), false),
+        ("a".repeat(501), false),
+        ("a".repeat(500), true),
+    ] {
+        let result = file(&|f| {
+            f["country_profile"]["hazardous_work"][0]["labels"]["fr"] = text.clone().into()
+        });
+        match taken {
+            true => assert!(result.is_ok(), "{result:?}"),
+            false => {
+                let e = result.expect_err("a label off one line");
+                assert_eq!(e.field, "country_profile.hazardous_work.0.labels.fr", "{e}");
+                assert!(e.rule.contains("500 characters on one line"), "{e}");
+            }
+        }
+    }
+    let e = file(&|f| f["country_profile"]["name"]["en"] = "Côte\u{7}".into()).unwrap_err();
+    assert_eq!(e.field, "country_profile.name.en", "{e}");
+    // A byte order mark (Notepad, Excel) is no part of the file; nesting past reason is said so.
+    let profile_file = {
+        let mut f = serde_json::json!({"key": "CI"});
+        f["country_profile"] = profile["country_profile"].clone();
+        f.to_string()
+    };
+    assert!(ReferenceFile::parse(&format!("\u{feff}{profile_file}")).is_ok());
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let e = ReferenceFile::parse(&deep).expect_err("nested too deeply");
+    assert!(e.rule.contains("nested too deeply"), "{e}");
     // A checklist item's breach answer is yes or no, said so (not a list of the answers a visit
     // may give, "not applicable" among them).
     for answer in ["not_applicable", "maybe"] {

@@ -1801,8 +1801,13 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
             // Every file is read and checked before anything is published.
             let mut parsed = Vec::with_capacity(files.len());
             for path in &files {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => format!(
+                        "{}: not UTF-8 text: save it as UTF-8 (Notepad: Save as, Encoding UTF-8)",
+                        path.display()
+                    ),
+                    _ => format!("{}: {e}", path.display()),
+                })?;
                 let file =
                     ReferenceFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
                 parsed.push(file);

@@ -2529,6 +2529,32 @@ fn the_reference_page_names_a_field_as_the_file_does_and_a_key_of_no_country() {
         published.body
     );
     assert!(published.body.contains("CI ici"), "{}", published.body);
+    // Saved by Notepad or Excel: with a byte order mark it publishes; in Latin-1 it is said
+    // to be no UTF-8 text (not "choose a file").
+    let csrf = desk.get("/console/reference").csrf();
+    let mut with_mark = "\u{feff}".as_bytes().to_vec();
+    with_mark.extend(list.to_string().as_bytes());
+    let published = desk.post_file(
+        "/console/reference",
+        &[("csrf", &csrf)],
+        ("file", "secteurs.json", &with_mark),
+    );
+    assert!(published.body.contains("Publié"), "{}", published.body);
+    let csrf = desk.get("/console/reference").csrf();
+    let mut latin1 =
+        br#"{"key": "CI", "sectors": [{"code": "cocoa", "labels": {"fr": "Caf"#.to_vec();
+    latin1.push(0xe9);
+    latin1.extend(br#""}}]}"#);
+    let refused = desk.post_file(
+        "/console/reference",
+        &[("csrf", &csrf)],
+        ("file", "secteurs.json", &latin1),
+    );
+    assert!(
+        refused.body.contains("pas du texte UTF-8"),
+        "{}",
+        refused.body
+    );
 }
 
 /// A community removed from the tree while records are filed under it: the console still names

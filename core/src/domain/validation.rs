@@ -269,6 +269,10 @@ pub(crate) fn require_count(field: &str, value: i32) -> Result<(), ValidationErr
 /// are reduced to their category and position before they can reach an error.
 pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     let category = match e.classify() {
+        // serde_json's own words for it, which it gives no category of its own.
+        serde_json::error::Category::Syntax if e.to_string().starts_with("recursion limit") => {
+            "nested too deeply"
+        }
         serde_json::error::Category::Io => "i/o",
         serde_json::error::Category::Syntax => "syntax",
         serde_json::error::Category::Data => "unexpected shape",

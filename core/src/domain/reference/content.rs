@@ -375,6 +375,60 @@ pub struct ReferenceFile {
     pub content: ReferenceContent,
 }
 
+/// The longest label or name a reference file may give (a checklist's question, a provider's
+/// name), in characters: a line of a form, not a page.
+pub const MAX_LABEL_CHARS: usize = 500;
+
+/// Every text a new version shows on phones and the console — labels, names, a provider's
+/// contact — on one line of at most `MAX_LABEL_CHARS`, with no control, hidden or text-direction
+/// character (a label reversed or broken in every list, a NUL in an export), as a record's
+/// names are. Checked where a file is published (`ReferenceFile::parse`), not where versions
+/// already published are read: a hub or a phone keeps every version it was given in force.
+fn texts_on_one_line(value: &serde_json::Value, path: &str) -> Result<(), ValidationError> {
+    use crate::domain::validation::is_one_line;
+    let refused = |field: &str| {
+        ValidationError::new(
+            field,
+            format!(
+                "must be at most {MAX_LABEL_CHARS} characters on one line, without control or \
+                 text-direction characters"
+            ),
+        )
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, inner) in map {
+                let field = join_path(path, name);
+                match (name.as_str(), inner) {
+                    ("labels" | "name", serde_json::Value::Object(texts)) => {
+                        for (language, text) in texts {
+                            let field = join_path(&field, language);
+                            if !text
+                                .as_str()
+                                .is_some_and(|t| is_one_line(t, MAX_LABEL_CHARS))
+                            {
+                                return Err(refused(&field));
+                            }
+                        }
+                    }
+                    ("name" | "contact", serde_json::Value::String(text)) => {
+                        if !is_one_line(text, MAX_LABEL_CHARS) {
+                            return Err(refused(&field));
+                        }
+                    }
+                    _ => texts_on_one_line(inner, &field)?,
+                }
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| texts_on_one_line(item, &join_path(path, &i.to_string()))),
+        _ => Ok(()),
+    }
+}
+
 impl ReferenceFile {
     /// Parses a file's JSON as a hub publishes it, strictly: the error names the field that
     /// does not fit (`country_profile.minimum_age`), never quoting the file, and a field this
@@ -387,6 +441,8 @@ impl ReferenceFile {
                 format!("not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {detail}"),
             )
         };
+        // A byte order mark (Windows Notepad, Excel) says nothing of the content.
+        let json = json.strip_prefix('\u{feff}').unwrap_or(json);
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| not_a_file(describe_json_error(&e)))?;
         let Some(object) = value.as_object() else {
@@ -462,6 +518,7 @@ impl ReferenceFile {
         file.content
             .validate()
             .map_err(|e| ValidationError::new(in_file(content_name, &e.field), e.rule))?;
+        texts_on_one_line(&given, "")?;
         // An area tree is found by its key, and records and users name its root's code: a
         // tree published under another key would be looked up where it is not.
         if let ReferenceContent::AdministrativeAreas(tree) = &file.content

@@ -833,6 +833,10 @@ pub async fn publish(
         let t = ctx.tr();
         let text = match file.as_deref().map(std::str::from_utf8) {
             Some(Ok(text)) if !unreadable && !text.trim().is_empty() => text.to_string(),
+            Some(Err(_)) if !unreadable => {
+                let error = Some(t.get("reference.not_utf8").to_string());
+                return reference_page(hub, ctx, &viewer, error, None, Vec::new());
+            }
             _ => {
                 let error = Some(t.get("reference.file_needed").to_string());
                 return reference_page(hub, ctx, &viewer, error, None, Vec::new());
