@@ -183,7 +183,18 @@ pub fn classification_reason(reason: &str, language: &str) -> String {
         .map(|pair| match pair.split_once(' ') {
             Some((field, value)) => {
                 let label = field_label(field, language).unwrap_or_else(|| field.to_string());
-                format!("{label} {}", value.trim_matches('"'))
+                let value = value.trim_matches('"');
+                // A yes or no, and a schooling, in words; numbers and days as they are.
+                let key = match field {
+                    "night_work" => format!("value.{value}"),
+                    "school" => format!("school.{value}"),
+                    _ => String::new(),
+                };
+                let value = catalogue(language)
+                    .get(key.as_str())
+                    .copied()
+                    .unwrap_or(value);
+                format!("{label} {value}")
             }
             None => pair.to_string(),
         })
@@ -325,12 +336,19 @@ mod tests {
         assert_eq!(
             classification_reason(reason, "fr"),
             "longues heures de travail avant l'âge d'admission aux travaux dangereux (selon une \
-             valeur en conflit : Heures par semaine 50, Scolarité dropped_out ; résolvez le \
+             valeur en conflit : Heures par semaine 50, Scolarité Déscolarisé ; résolvez le \
              conflit)"
         );
         assert_eq!(
             classification_reason("working below the light work age", "en"),
             "working below the light work age"
+        );
+        let night = "night work below the hazardous work age (by a value in conflict: \
+                     night_work true; resolve the conflict)";
+        assert_eq!(
+            classification_reason(night, "en"),
+            "night work below the hazardous work age (by a value in conflict: Night work yes; \
+             resolve the conflict)"
         );
         // A reason of a newer library reads as its words.
         assert_eq!(
