@@ -340,6 +340,10 @@ fn with_session_bounds(config: &mut postgres::Config) {
         options.push_str(" -c lock_timeout=20s");
     }
     config.options(options.trim());
+    // Named, so that an upgrade knows a hub's sessions from others' (`hub_sessions_beside`).
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
 }
 
 /// How long the transaction holding the change-order lock may stay idle before the server ends
@@ -546,6 +550,15 @@ pub enum ConnectError {
          the backup does not hold; restore the backup into a new, empty database instead"
     )]
     LeftoverTables { found: i32 },
+    /// An upgrade asked while sessions of a hub (or of a program that names none, as an
+    /// earlier `vigie` did) are connected: an earlier version serving on would write as its
+    /// schema did into the upgraded tables, and fail on what it does not know.
+    #[error(
+        "the database is at Vigie schema version {found} and {sessions} other session(s) of a \
+         hub are connected to it (another `vigie serve` of an earlier version?): stop every \
+         `vigie serve` on this database, then start the new version, which upgrades it"
+    )]
+    UpgradeWhileServed { found: i32, sessions: i64 },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -994,6 +1007,30 @@ fn stored_key_check(
         .map(|row| row.get(0)))
 }
 
+/// The name every session of a hub gives PostgreSQL (`application_name`): what an upgrade looks
+/// for among the sessions connected (`hub_sessions_beside`).
+const APPLICATION_NAME: &str = "vigie";
+
+/// How many other sessions of a hub are connected to this database: those named
+/// `APPLICATION_NAME`, and those naming nothing (an earlier `vigie` named none), but not those
+/// waiting for the schema's lock (a process of the same version starting beside this one),
+/// nor a program that names itself (`psql`, `pg_dump`).
+fn hub_sessions_beside(
+    tx: &mut postgres::Transaction<'_>,
+) -> std::result::Result<i64, ConnectError> {
+    Ok(tx
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND backend_type = 'client backend'
+               AND coalesce(application_name, '') IN ('', $1)
+               AND NOT coalesce(wait_event_type = 'Lock' AND wait_event = 'advisory', false)",
+            &[&APPLICATION_NAME],
+        )
+        .map_err(storage_error)?
+        .get(0))
+}
+
 fn migrate(
     client: &mut postgres::Client,
     sealer: &Sealer,
@@ -1030,6 +1067,15 @@ fn migrate(
             found: version,
             supported: SCHEMA_VERSION,
         });
+    }
+    if version > 0 && version < SCHEMA_VERSION {
+        let sessions = hub_sessions_beside(&mut tx)?;
+        if sessions > 0 {
+            return Err(ConnectError::UpgradeWhileServed {
+                found: version,
+                sessions,
+            });
+        }
     }
     let mut rewritten = Vec::new();
     // A table a migration makes that is there already is one a newer schema made.
@@ -3118,6 +3164,55 @@ mod tests {
         assert_eq!(e.code(), Some(&SqlState::CHECK_VIOLATION));
 
         drop(client);
+        postgres::Client::connect(&server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
+    }
+
+    /// An upgrade waits for the earlier version's hubs to stop: a session naming nothing (as an
+    /// earlier `vigie` did) or naming a hub is one; `psql` is not.
+    #[test]
+    fn an_upgrade_is_refused_while_a_hub_of_the_earlier_version_is_connected() {
+        let (server, name, url) = fresh_database();
+        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        for migration in &MIGRATIONS[..17] {
+            client.batch_execute(migration).expect("an older migration");
+        }
+        client
+            .batch_execute("INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '17')")
+            .expect("schema 17");
+        let earlier = postgres::Client::connect(&url, NoTls).expect("an earlier hub's session");
+        let e = migrate(&mut client, &sealer).expect_err("a hub still serving");
+        assert!(
+            matches!(
+                e,
+                ConnectError::UpgradeWhileServed {
+                    found: 17,
+                    sessions: 1
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("stop every `vigie serve`"), "{e}");
+        drop(earlier);
+        let psql = postgres::Client::connect(&format!("{url}?application_name=psql"), NoTls)
+            .expect("an operator's psql");
+        // The server forgets a closed session a moment after its client does.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match migrate(&mut client, &sealer) {
+                Ok(()) => break,
+                Err(ConnectError::UpgradeWhileServed { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        drop((client, psql));
         postgres::Client::connect(&server, NoTls)
             .expect("connect")
             .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
