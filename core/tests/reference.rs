@@ -1952,6 +1952,15 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
         f.to_string()
     };
     assert!(ReferenceFile::parse(&format!("\u{feff}{profile_file}")).is_ok());
+    // A name twice in one object (the last would be read, unsaid) is refused where it is.
+    let twice = profile_file.replacen("\"key\":\"CI\"", "\"key\":\"CI\",\"key\":\"GH\"", 1);
+    assert_ne!(twice, profile_file);
+    let e = ReferenceFile::parse(&twice).expect_err("a name twice");
+    assert!(
+        e.rule
+            .contains("a name appears twice in one object (line 1, column"),
+        "{e}"
+    );
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let e = ReferenceFile::parse(&deep).expect_err("nested too deeply");
     assert!(e.rule.contains("nested too deeply"), "{e}");

@@ -375,6 +375,59 @@ pub struct ReferenceFile {
     pub content: ReferenceContent,
 }
 
+/// A JSON value read only to find a name given twice in one of its objects (serde_json keeps
+/// the last, unsaid).
+struct NoNameTwice;
+
+impl<'de> Deserialize<'de> for NoNameTwice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoNameTwice)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoNameTwice {
+    type Value = NoNameTwice;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = BTreeSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !seen.insert(name) {
+                return Err(serde::de::Error::custom("a name appears twice"));
+            }
+            map.next_value::<NoNameTwice>()?;
+        }
+        Ok(NoNameTwice)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<NoNameTwice>()?.is_some() {}
+        Ok(NoNameTwice)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(NoNameTwice)
+    }
+}
+
 /// The longest label or name a reference file may give (a checklist's question, a provider's
 /// name), in characters: a line of a form, not a page.
 pub const MAX_LABEL_CHARS: usize = 500;
@@ -445,6 +498,15 @@ impl ReferenceFile {
         let json = json.strip_prefix('\u{feff}').unwrap_or(json);
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| not_a_file(describe_json_error(&e)))?;
+        // A name given twice in one object is read as its last value, unsaid (`"key": "CI",
+        // "key": "GH"` published under GH): refused, where it is.
+        serde_json::from_str::<NoNameTwice>(json).map_err(|e| {
+            not_a_file(format!(
+                "a name appears twice in one object (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         let Some(object) = value.as_object() else {
             return Err(not_a_file("not an object".into()));
         };
