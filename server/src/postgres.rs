@@ -2987,23 +2987,40 @@ mod tests {
         (server, name, url)
     }
 
+    /// A database of its own as schema `version` left it (empty: the hooks' lines are comments
+    /// there), the hub's sealer for the upgrade, and a client on it.
+    fn database_at_schema(version: usize) -> (String, String, Sealer, postgres::Client) {
+        let (server, name, url) = fresh_database();
+        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
+        for migration in &MIGRATIONS[..version] {
+            client.batch_execute(migration).expect("an older migration");
+        }
+        client
+            .execute(
+                "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', $1)",
+                &[&version.to_string()],
+            )
+            .expect("the schema's version");
+        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
+        (server, name, sealer, client)
+    }
+
+    fn drop_database(server: &str, name: &str) {
+        postgres::Client::connect(server, NoTls)
+            .expect("connect")
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .expect("drop the database");
+    }
+
     /// A dump of schema 15 restored with `pg_restore --clean` over a database of schema 16
     /// leaves 016's table beside schema version 15: the upgrade says so, and what to do,
     /// rather than fail on the table as "PostgreSQL error 42P07".
     #[test]
     fn tables_a_restore_left_from_a_newer_schema_are_named_as_such() {
-        let (server, name, url) = fresh_database();
-        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
-        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
-        for migration in &MIGRATIONS[..15] {
-            client.batch_execute(migration).expect("an older migration");
-        }
+        let (server, name, sealer, mut client) = database_at_schema(15);
         client
-            .batch_execute(
-                "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '15');
-                 CREATE TABLE refused_changes (hash BYTEA PRIMARY KEY);",
-            )
-            .expect("schema 15 and a table of 16");
+            .batch_execute("CREATE TABLE refused_changes (hash BYTEA PRIMARY KEY)")
+            .expect("a table of 16");
         let e = migrate(&mut client, &sealer).expect_err("tables of a newer schema");
         assert!(
             matches!(e, ConnectError::LeftoverTables { found: 15 }),
@@ -3020,28 +3037,18 @@ mod tests {
             .get(0);
         assert_eq!(version, "15", "nothing written");
         drop(client);
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     /// Schema 14 kept console sign-in names, and the throttle's keys, in clear: an upgrade seals
     /// the names, hashes the keys, and leaves neither in the tables.
     #[test]
     fn an_upgrade_from_schema_14_seals_the_consoles_sign_in_names() {
-        let (server, name, url) = fresh_database();
-        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
-        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
-        for migration in &MIGRATIONS[..14] {
-            // Nothing to seal in an empty database: the hooks' lines are comments.
-            client.batch_execute(migration).expect("an older migration");
-        }
+        let (server, name, sealer, mut client) = database_at_schema(14);
         let user = Uuid::new_v4();
         client
             .batch_execute(&format!(
-                "INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '14');
-                 INSERT INTO console_accounts (user_id, login, password_hash)
+                "INSERT INTO console_accounts (user_id, login, password_hash)
                      VALUES ('{user}', 'awa.kone', 'argon2-hash');
                  INSERT INTO console_failures (key, failures, last_ms)
                      VALUES ('account:awa.kone', 3, 1000), ('address:192.0.2.7', 1, 1000);"
@@ -3100,25 +3107,14 @@ mod tests {
         assert_eq!(columns, 0, "the plain column is gone");
 
         drop(client);
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     /// Schema 17 kept each attachment's key in clear beside its segments: an upgrade seals the
     /// keys, the hub still opens what they seal, and a key in clear is refused afterwards.
     #[test]
     fn an_upgrade_from_schema_17_seals_the_attachments_keys() {
-        let (server, name, url) = fresh_database();
-        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
-        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
-        for migration in &MIGRATIONS[..17] {
-            client.batch_execute(migration).expect("an older migration");
-        }
-        client
-            .batch_execute("INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '17')")
-            .expect("schema 17");
+        let (server, name, sealer, mut client) = database_at_schema(17);
         let (id, record) = (Uuid::new_v4(), Uuid::new_v4());
         let key = sealed::new_key();
         let prefix = sealed::new_prefix();
@@ -3164,25 +3160,15 @@ mod tests {
         assert_eq!(e.code(), Some(&SqlState::CHECK_VIOLATION));
 
         drop(client);
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     /// An upgrade waits for the earlier version's hubs to stop: a session naming nothing (as an
     /// earlier `vigie` did) or naming a hub is one; `psql` is not.
     #[test]
     fn an_upgrade_is_refused_while_a_hub_of_the_earlier_version_is_connected() {
-        let (server, name, url) = fresh_database();
-        let sealer = Sealer::new(&crate::hub_key::HubKey([3; 32]));
-        let mut client = postgres::Client::connect(&url, NoTls).expect("connect");
-        for migration in &MIGRATIONS[..17] {
-            client.batch_execute(migration).expect("an older migration");
-        }
-        client
-            .batch_execute("INSERT INTO vigie_meta (key, value) VALUES ('schema_version', '17')")
-            .expect("schema 17");
+        let (server, name, sealer, mut client) = database_at_schema(17);
+        let url = format!("{}/{name}", server.trim_end_matches("/postgres"));
         let earlier = postgres::Client::connect(&url, NoTls).expect("an earlier hub's session");
         let e = migrate(&mut client, &sealer).expect_err("a hub still serving");
         assert!(
@@ -3213,10 +3199,7 @@ mod tests {
             }
         }
         drop((client, psql));
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     fn prepared_on_server(connection: &mut PgConnection, sql: &str) -> i64 {
@@ -3274,10 +3257,7 @@ mod tests {
         assert!(connection.statements.0.len() <= Statements::CAPACITY);
 
         drop((connection, other));
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     /// A statement past the database's `statement_timeout` is a database out of reach for a
@@ -3297,10 +3277,7 @@ mod tests {
         assert!(is_unreachable(&e), "{e}");
         assert!(e.to_string().contains("statement_timeout"), "{e}");
         drop(client);
-        postgres::Client::connect(&server, NoTls)
-            .expect("connect")
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .expect("drop the database");
+        drop_database(&server, &name);
     }
 
     /// A session its administrator ended (or a server shutting down) is said so, and is a
