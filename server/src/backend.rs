@@ -344,8 +344,37 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         // not name go: rejected entries' bytes, and those its saves removed while entries
         // waited (kept for them then).
         drop_unnamed_attachments(tx, quarantined.record)?;
+        // Remembered with the decision, in its transaction: a command stopped before its audit
+        // entry is told, asked again, what was decided, and journals it then.
+        let decided = if accept { "accepted" } else { "rejected" };
+        tx.set_setting(
+            &settled_key(entry),
+            &format!("{decided} {}", quarantined.record),
+        )?;
         Ok(true)
     })
+}
+
+fn settled_key(entry: i64) -> String {
+    format!("quarantine_settled.{entry}")
+}
+
+/// How quarantine entry `entry` was settled (`review_in`): whether it was accepted, and the
+/// record it held changes of. `None` for an entry waiting, never given, or settled before the
+/// hub remembered its reviews.
+pub fn settled_quarantine(
+    backend: &dyn Backend,
+    entry: i64,
+) -> Result<Option<(bool, Uuid)>, Error> {
+    let mut found = None;
+    backend.write(&mut |tx| {
+        found = tx.setting(&settled_key(entry))?;
+        Ok(())
+    })?;
+    Ok(found.and_then(|value| {
+        let (decided, record) = value.split_once(' ')?;
+        Some((decided == "accepted", record.parse().ok()?))
+    }))
 }
 
 /// A record a review accepted under a community no area tree holds any more (its author

@@ -2015,11 +2015,43 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         .review_quarantined(entry, accept, by)
         .map_err(|e| e.to_string())?
     {
-        // Settled entries leave no trace to tell them from numbers never given.
-        return Err(format!(
-            "quarantine entry {entry} is not waiting: settled already (accepted or rejected), \
-             or no such entry; `vigie quarantine list` shows those waiting"
-        ));
+        // A review remembered (`settled_quarantine`): said, and journaled if the command that
+        // made it stopped before its entry.
+        let settled = vigie_server::backend::settled_quarantine(&*backend, entry)
+            .map_err(|e| e.to_string())?;
+        return Err(match settled {
+            Some((accepted, record)) => {
+                let action = if accepted { "accepted" } else { "rejected" };
+                let journaled = backend
+                    .console()
+                    .audited(
+                        &format!("quarantine_{action}"),
+                        record,
+                        Some(&entry.to_string()),
+                    )
+                    .map_err(|e| e.to_string())?;
+                if !journaled {
+                    journal(
+                        &*backend,
+                        by,
+                        &format!("quarantine_{action}"),
+                        Some(record),
+                        &from_command_line(&format!(
+                            "{entry} ({})",
+                            vigie_server::console::FOUND_DONE
+                        )),
+                    );
+                }
+                format!(
+                    "quarantine entry {entry} was {action} already (record {record}): nothing \
+                     more to do"
+                )
+            }
+            None => format!(
+                "quarantine entry {entry} is not waiting: settled already (accepted or \
+                 rejected), or no such entry; `vigie quarantine list` shows those waiting"
+            ),
+        });
     }
     // As the console journals a review: the entry's number, with the supervisor named if any.
     let action = if accept { "accepted" } else { "rejected" };

@@ -2944,15 +2944,42 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Settled: a second decision says so, and journals nothing.
+    // Settled: a second decision says which, and journals nothing.
     let again = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
     assert!(!again.status.success());
     let said = String::from_utf8_lossy(&again.stderr);
-    assert!(said.contains("settled already"), "{said}");
-
+    assert!(
+        said.contains(&format!(
+            "quarantine entry {number} was accepted already (record {})",
+            f.my_case
+        )),
+        "{said}"
+    );
     let body = &audit_page(&s, "admin.quarantine");
     assert!(body.contains("Quarantaine acceptée"), "{body}");
     assert_eq!(body.matches(&f.my_case.to_string()).count(), 1, "{body}");
+
+    // The command stopped between the decision and its entry (the entry taken away here): the
+    // decision asked again is journaled then, as found, once.
+    on_console_tables(
+        &s.data,
+        "DELETE FROM console_audit WHERE action = 'quarantine_accepted'",
+    );
+    for _ in 0..2 {
+        let again = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
+        assert!(!again.status.success());
+    }
+    let entries: Vec<_> = admin_lines(&s.data, &["audit", "--record", &f.my_case.to_string()])
+        .into_iter()
+        .filter(|l| l["action"] == "quarantine_accepted")
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        entries[0]["detail"],
+        format!("{number} (found_done_unjournaled) (command line)")
+    );
+    let body = &audit_page(&s, "admin.quarantine2");
+    assert!(body.contains("Trouvé déjà fait"), "{body}");
 }
 
 /// A rejection from the command line may name its supervisor, as the console's does: one whose

@@ -945,7 +945,7 @@ pub fn journal_found_done(
     let held = std::iter::once(action)
         .chain(also.iter().copied())
         .try_fold(false, |held, a| {
-            Ok::<_, Error>(held || storage.audited(a, record)?)
+            Ok::<_, Error>(held || storage.audited(a, record, None)?)
         });
     match held {
         Ok(true) => true,

@@ -121,9 +121,10 @@ pub trait ConsoleStorage: Send + Sync {
     fn audit(&self, entry: &AuditEntry) -> Result<(), Error>;
     /// The most recent entries first, before entry number `before` if given.
     fn audit_log(&self, before: Option<i64>, limit: u32) -> Result<Vec<(i64, AuditEntry)>, Error>;
-    /// Whether an entry of `action` about `record` is in the log (rarely asked: an action
-    /// found done already, whose entry may have been lost with the process that did it).
-    fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error>;
+    /// Whether an entry of `action` about `record` is in the log, with `detail` if given (as
+    /// written, or followed by a note in brackets: `12 (command line)`). Rarely asked: an
+    /// action found done already, whose entry may have been lost with the process that did it.
+    fn audited(&self, action: &str, record: Uuid, detail: Option<&str>) -> Result<bool, Error>;
 }
 
 /// The console's tables in the embedded hub's registry file (`auth::REGISTRY_MIGRATIONS`).
@@ -521,10 +522,11 @@ impl ConsoleStorage for Mutex<Registry> {
         Ok(rows)
     }
 
-    fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error> {
+    fn audited(&self, action: &str, record: Uuid, detail: Option<&str>) -> Result<bool, Error> {
         Ok(lock(self).conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = ?1 AND action = ?2)",
-            params![record.as_bytes().to_vec(), action],
+            "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = ?1 AND action = ?2
+                 AND (?3 IS NULL OR detail = ?3 OR substr(detail, 1, length(?3) + 2) = ?3 || ' ('))",
+            params![record.as_bytes().to_vec(), action, detail],
             |r| r.get(0),
         )?)
     }
@@ -910,12 +912,14 @@ mod postgres_storage {
                 .collect())
         }
 
-        fn audited(&self, action: &str, record: Uuid) -> Result<bool, Error> {
+        fn audited(&self, action: &str, record: Uuid, detail: Option<&str>) -> Result<bool, Error> {
             Ok(self
                 .client()?
                 .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = $1 AND action = $2)",
-                    &[&record, &action],
+                    "SELECT EXISTS (SELECT 1 FROM console_audit WHERE record = $1 AND action = $2
+                         AND ($3::TEXT IS NULL OR detail = $3
+                              OR left(detail, length($3) + 2) = $3 || ' ('))",
+                    &[&record, &action, &detail],
                 )
                 .map_err(storage_error)?
                 .get(0))

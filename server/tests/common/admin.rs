@@ -155,3 +155,24 @@ pub fn reissue(data: &Path, device: Uuid) -> String {
         .trim()
         .to_string()
 }
+
+/// Runs `sql` on the hub's console tables (the embedded registry, opened with the hub's key
+/// file, or the PostgreSQL database): how a test makes the audit log lose an entry, as a
+/// process stopped between an action and its entry does.
+pub fn on_console_tables(data: &Path, sql: &str) {
+    match hub_database(data) {
+        Some(url) => postgres::Client::connect(&url, postgres::NoTls)
+            .expect("connect")
+            .batch_execute(sql)
+            .expect("the statements"),
+        None => {
+            let key = std::fs::read_to_string(vigie_server::hub_key::default_key_file(data))
+                .expect("the hub's key file");
+            let hex = key.split_whitespace().nth(1).expect("the key");
+            rusqlite::Connection::open(data.join("devices.db"))
+                .expect("the registry")
+                .execute_batch(&format!("PRAGMA key = \"x'{hex}'\"; {sql}"))
+                .expect("the statements");
+        }
+    }
+}

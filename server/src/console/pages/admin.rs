@@ -1295,6 +1295,13 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
     if detail == crate::console::FOUND_DONE {
         return t.get("audit.found_done").to_string();
     }
+    if let Some(done) = detail.strip_suffix(&format!(" ({})", crate::console::FOUND_DONE)) {
+        return format!(
+            "{} ({})",
+            audit_detail(t, action, done),
+            t.get("audit.found_done")
+        );
+    }
     if let Some(done) = detail.strip_suffix(&format!(" ({COMMAND_LINE})")) {
         return format!(
             "{} ({})",
