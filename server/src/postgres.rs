@@ -342,7 +342,7 @@ fn with_session_bounds(config: &mut postgres::Config) {
     config.options(options.trim());
     // Named, so that an upgrade knows a hub's sessions from others' (`hub_sessions_beside`).
     if config.get_application_name().is_none() {
-        config.application_name(APPLICATION_NAME);
+        config.application_name(&application_name());
     }
 }
 
@@ -554,9 +554,12 @@ pub enum ConnectError {
     /// earlier `vigie` did) are connected: an earlier version serving on would write as its
     /// schema did into the upgraded tables, and fail on what it does not know.
     #[error(
-        "the database is at Vigie schema version {found} and {sessions} other session(s) of a \
-         hub are connected to it (another `vigie serve` of an earlier version?): stop every \
-         `vigie serve` on this database, then start the new version, which upgrades it"
+        "the database is at Vigie schema version {found}, and {sessions} other session(s) that \
+         may be an earlier hub's are connected to it (named as an earlier `vigie`, or naming no \
+         program, as an earlier `vigie serve` did, and as a script may): stop every earlier \
+         `vigie serve` on this database, and any such script, then start the new version, \
+         which upgrades it (`SELECT pid, application_name, client_addr FROM pg_stat_activity \
+         WHERE datname = current_database()` lists the sessions)"
     )]
     UpgradeWhileServed { found: i32, sessions: i64 },
     #[error(transparent)]
@@ -1007,14 +1010,17 @@ fn stored_key_check(
         .map(|row| row.get(0)))
 }
 
-/// The name every session of a hub gives PostgreSQL (`application_name`): what an upgrade looks
-/// for among the sessions connected (`hub_sessions_beside`).
-const APPLICATION_NAME: &str = "vigie";
+/// The name every session of a hub gives PostgreSQL (`application_name`), with the schema its
+/// software writes: what an upgrade looks for among the sessions connected
+/// (`hub_sessions_beside`).
+fn application_name() -> String {
+    format!("vigie schema {SCHEMA_VERSION}")
+}
 
-/// How many other sessions of a hub are connected to this database: those named
-/// `APPLICATION_NAME`, and those naming nothing (an earlier `vigie` named none), but not those
-/// waiting for the schema's lock (a process of the same version starting beside this one),
-/// nor a program that names itself (`psql`, `pg_dump`).
+/// How many other sessions that may be a hub of an earlier schema are connected to this
+/// database: those a hub named with another schema, and those naming nothing (an earlier
+/// `vigie` named none; so does a script that gives no name), but not a process of this
+/// version (starting beside this one), nor a program that names itself (`psql`, `pg_dump`).
 fn hub_sessions_beside(
     tx: &mut postgres::Transaction<'_>,
 ) -> std::result::Result<i64, ConnectError> {
@@ -1023,9 +1029,9 @@ fn hub_sessions_beside(
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()
                AND backend_type = 'client backend'
-               AND coalesce(application_name, '') IN ('', $1)
-               AND NOT coalesce(wait_event_type = 'Lock' AND wait_event = 'advisory', false)",
-            &[&APPLICATION_NAME],
+               AND (coalesce(application_name, '') = ''
+                    OR (application_name LIKE 'vigie%' AND application_name <> $1))",
+            &[&application_name()],
         )
         .map_err(storage_error)?
         .get(0))
@@ -3169,22 +3175,35 @@ mod tests {
     fn an_upgrade_is_refused_while_a_hub_of_the_earlier_version_is_connected() {
         let (server, name, sealer, mut client) = database_at_schema(17);
         let url = format!("{}/{name}", server.trim_end_matches("/postgres"));
+        // An earlier hub named no program; a later one names its schema.
         let earlier = postgres::Client::connect(&url, NoTls).expect("an earlier hub's session");
+        let named_earlier = postgres::Client::connect(
+            &format!("{url}?application_name=vigie%20schema%2017"),
+            NoTls,
+        )
+        .expect("a hub of schema 17 that named itself");
         let e = migrate(&mut client, &sealer).expect_err("a hub still serving");
         assert!(
             matches!(
                 e,
                 ConnectError::UpgradeWhileServed {
                     found: 17,
-                    sessions: 1
+                    sessions: 2
                 }
             ),
             "{e}"
         );
-        assert!(e.to_string().contains("stop every `vigie serve`"), "{e}");
+        drop(named_earlier);
+        assert!(e.to_string().contains("stop every earlier"), "{e}");
         drop(earlier);
-        let psql = postgres::Client::connect(&format!("{url}?application_name=psql"), NoTls)
-            .expect("an operator's psql");
+        // A process of this version starting beside this one is no earlier hub; an operator's
+        // psql is none either.
+        let named = |name: &str| {
+            postgres::Client::connect(&format!("{url}?application_name={name}"), NoTls)
+                .expect("a named session")
+        };
+        let beside = named(&application_name().replace(' ', "%20"));
+        let psql = named("psql");
         // The server forgets a closed session a moment after its client does.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -3198,7 +3217,7 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        drop((client, psql));
+        drop((client, psql, beside));
         drop_database(&server, &name);
     }
 
