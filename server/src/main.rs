@@ -1211,7 +1211,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     vigie_server::console::journal_found_done(
                         &*backend,
                         None,
-                        "device_revoke",
+                        ("device_revoke", ""),
                         &[],
                         device,
                         true,

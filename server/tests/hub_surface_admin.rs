@@ -1225,6 +1225,10 @@ fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
         ))
         .unwrap();
     drop(registry);
+    // Not in the name of someone who may not erase (a monitor named by mistake).
+    let monitor_user = monitor.user().to_string();
+    let said = admin_error(&data, &erase_args(&record, &monitor_user));
+    assert!(said.contains("erased already"), "{said}");
     for _ in 0..2 {
         let said = admin_error(&data, &erase_args(&record, &supervisor));
         assert!(said.contains("erased already"), "{said}");
@@ -1239,7 +1243,10 @@ fn a_command_whose_audit_entry_is_refused_says_so_and_fails() {
     };
     let erased = entries("case_erase", &record);
     assert_eq!(erased.len(), 1, "{erased:?}");
-    assert_eq!(erased[0]["detail"], "found_done_unjournaled (command line)");
+    assert_eq!(
+        erased[0]["detail"],
+        "legal_request (found_done_unjournaled) (command line)"
+    );
     assert_eq!(erased[0]["user"], supervisor.as_str());
     let revoked = entries("device_revoke", &device);
     assert_eq!(revoked.len(), 1, "{revoked:?}");

@@ -929,14 +929,15 @@ pub fn journal(
 /// for it again, in that person's name, as found — not as done by them.
 pub const FOUND_DONE: &str = "found_done_unjournaled";
 
-/// Journals `action` on `record` as found done (`FOUND_DONE`, marked as the command line's
-/// when `command_line`) unless the log holds an entry of it, or of one of `also`, about
-/// `record`: a revocation or an erasure whose process stopped before its entry is in the log
-/// once it is asked again. False if the log could not be read or written.
+/// Journals `action` on `record` as found done (`FOUND_DONE` after the action's `detail`, if
+/// any, marked as the command line's when `command_line`) unless the log holds an entry of it,
+/// or of one of `also`, about `record`: a revocation or an erasure whose process stopped before
+/// its entry is in the log once it is asked again. False if the log could not be read or
+/// written.
 pub fn journal_found_done(
     backend: &dyn Backend,
     who: Option<Uuid>,
-    action: &str,
+    (action, detail): (&str, &str),
     also: &[&str],
     record: Uuid,
     command_line: bool,
@@ -955,8 +956,17 @@ pub fn journal_found_done(
                 record = %record,
                 "an irreversible action found done had no entry in the audit log: journaled now"
             );
-            let detail = erasure_detail(FOUND_DONE, command_line);
-            journal(backend, who, action, Some(record), &detail)
+            let found = match detail {
+                "" => FOUND_DONE.to_string(),
+                detail => format!("{detail} ({FOUND_DONE})"),
+            };
+            journal(
+                backend,
+                who,
+                action,
+                Some(record),
+                &erasure_detail(&found, command_line),
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, action, "the audit log could not be read");
@@ -996,14 +1006,22 @@ pub fn erase_journaled(
     debug_assert!(ERASE_REASONS.contains(&reason));
     let cases = match backend.erase(by, record) {
         Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
-            journal_found_done(
-                backend,
-                Some(by),
-                "case_erase",
-                &["erase_unheld"],
-                record,
-                command_line,
-            );
+            // Journaled in the name of a supervisor only (one who may erase), with the reason
+            // given again.
+            let supervisor = backend
+                .users()?
+                .iter()
+                .any(|u| u.id == by && u.active && u.role == vigie_core::Role::Supervisor);
+            if supervisor {
+                journal_found_done(
+                    backend,
+                    Some(by),
+                    ("case_erase", reason),
+                    &["erase_unheld"],
+                    record,
+                    command_line,
+                );
+            }
             return Err(Error::NotAllowed { rule });
         }
         other => other?,

@@ -664,7 +664,7 @@ pub async fn revoke(
                 crate::console::journal_found_done(
                     &*hub.backend,
                     Some(viewer.user.id),
-                    "device_revoke",
+                    ("device_revoke", ""),
                     &[],
                     id,
                     false,
