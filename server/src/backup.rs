@@ -87,11 +87,15 @@ console accounts.
 
 /// Copies the embedded hub in `data` into the new (or empty) directory `out`. A backup that
 /// fails leaves nothing in `out` (nor `out`, if it made it): a half-made copy, restored,
-/// lacked photos or held some cut short.
+/// lacked photos or held some cut short. `copied` is called once every file is copied, before
+/// `RESTORE.txt` marks the backup whole: the audit entry of a copy of every child's data is
+/// written before the copy is a backup (a process stopped between the two leaves a directory
+/// the journal names, never a backup it does not).
 pub fn backup(
     data: &Path,
     encryption: &Encryption,
     out: &Path,
+    copied: &mut dyn FnMut(),
 ) -> Result<BackupReport, BackupError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -101,7 +105,7 @@ pub fn backup(
     if existed && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(BackupError::NotEmpty(out.to_path_buf()));
     }
-    let made = copy_into(data, encryption, out);
+    let made = copy_into(data, encryption, out, copied);
     if made.is_err() {
         let _ = if existed {
             std::fs::read_dir(out).and_then(|entries| {
@@ -125,6 +129,7 @@ fn copy_into(
     data: &Path,
     encryption: &Encryption,
     out: &Path,
+    copied: &mut dyn FnMut(),
 ) -> Result<BackupReport, BackupError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -185,6 +190,7 @@ fn copy_into(
         &held,
         &vigie_core::store::attachments_dir(&out.join(FILES[0])),
     )?;
+    copied();
     let note = out.join("RESTORE.txt");
     std::fs::write(&note, RESTORE_NOTE).map_err(io(&note))?;
     Ok(BackupReport {

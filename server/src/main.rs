@@ -2438,11 +2438,11 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
     vigie_server::existing_hub(&data).map_err(|e| e.to_string())?;
     apart_from_the_hub(&data, &key, out, "backups")?;
     let encryption = vigie_server::hub_encryption(&data, &key).map_err(|e| e.to_string())?;
-    let report =
-        vigie_server::backup::backup(&data, &encryption, out).map_err(|e| e.to_string())?;
-    // A copy of every child's data leaves the hub's directory: the journal says so. The
-    // backup is whole whether or not it can (a full disk): it is reported either way.
-    match hub.database()?.open_existing() {
+    // A copy of every child's data leaves the hub's directory: the journal says so, before
+    // the copy is marked whole. The backup is whole whether or not it can (a full disk): it is
+    // reported either way.
+    let database = hub.database()?;
+    let mut journaled = || match database.open_existing() {
         Ok(backend) => journal(&*backend, None, "hub_backup", None, COMMAND_LINE),
         // The journal is in the files an earlier version's server still serves, which this
         // one does not upgrade under it: the backup is whole, and the reason is said.
@@ -2451,7 +2451,9 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
             missed_entry("hub_backup");
         }
         Err(_) => missed_entry("hub_backup"),
-    }
+    };
+    let report = vigie_server::backup::backup(&data, &encryption, out, &mut journaled)
+        .map_err(|e| e.to_string())?;
     let at = chrono::DateTime::from_timestamp_millis(report.at_ms)
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
