@@ -628,6 +628,11 @@ fn file_at_schema(path: &Path, version: i64) {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (
+            34,
+            "ALTER TABLE visit_index DROP COLUMN under_15; \
+             ALTER TABLE visit_index DROP COLUMN named;",
+        ),
         (31, "ALTER TABLE child_index DROP COLUMN reached;"),
         (30, "DROP INDEX visit_by_started;"),
         (
@@ -1165,6 +1170,38 @@ fn a_schema_21_hub_learns_where_each_records_history_starts() {
         .expect("counts");
     assert!(records > 0);
     assert_eq!(rooted, records, "every record's root found");
+}
+
+/// Schema 34 keeps the children under 15 a visit counted (the review queue's children without
+/// a case): a file of schema 33 has its visits' rows derived again at its upgrade.
+#[test]
+fn a_schema_33_store_counts_the_children_its_visits_found() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let mut store = Store::open(config(&path)).expect("a store");
+    let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+    let place = store
+        .create(&Workplace::new("Mine", "cocoa", Formality::Informal, area))
+        .expect("a workplace");
+    let mut visit = Visit::new(
+        VisitKind::LabourInspection,
+        &place,
+        USER,
+        common::at(2026, 3, 2, 8),
+    );
+    visit.workforce.female.age_12_14 = 3;
+    visit.workforce.male.under_12 = 1;
+    store.create(&visit).expect("a visit");
+    drop(store);
+    file_at_schema(&path, 33);
+    let store = Store::open(config(&path)).expect("open the schema 33 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let conn = Connection::open(&path).expect("open the file");
+    let under_15: i64 = conn
+        .query_row("SELECT under_15 FROM visit_index", [], |r| r.get(0))
+        .expect("the visit's row");
+    assert_eq!(under_15, 4);
 }
 
 /// Schema 32 reads checklist items by their wording ("Children below the minimum age

@@ -305,6 +305,72 @@ fn the_review_queue_ranks_visits_as_the_alerts_do() {
     );
 }
 
+/// A visit that counted children under 15 at work and registered none ranks above paperwork
+/// (a checklist breached), saying how many, until cases opened on it since register them.
+#[test]
+fn children_counted_at_a_visit_with_no_case_rank_it_above_paperwork_until_registered() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    let by = store.user_id();
+    let place = store
+        .create(&Workplace::new(
+            "Mine",
+            "cocoa",
+            Formality::Informal,
+            area(D1),
+        ))
+        .unwrap();
+    let submitted = |day: u32| {
+        let mut v = Visit::new(VisitKind::LabourInspection, &place, by, at(2026, 1, day));
+        v.status = VisitStatus::Submitted;
+        v
+    };
+    let mut paperwork = submitted(1);
+    paperwork.checklist.checklist = "child-labour".into();
+    paperwork.checklist.version = 1;
+    paperwork
+        .checklist
+        .answers
+        .insert("CL01".into(), Answer::Yes);
+    let paperwork = store.create(&paperwork).unwrap();
+    let mut counted = submitted(2);
+    counted.workforce.female.age_12_14 = 2;
+    counted.workforce.male.under_12 = 1;
+    counted.workforce.male.age_15_17 = 4;
+    let counted = store.create(&counted).unwrap();
+    let supervisor = principal(Role::Supervisor, &[D1]);
+    let queue = |store: &Store| -> Vec<(Uuid, u32)> {
+        store
+            .scoped(&supervisor)
+            .review_queue(Page::first(10))
+            .unwrap()
+            .iter()
+            .map(|r| (r.visit.id, r.children_without_case))
+            .collect()
+    };
+    assert_eq!(queue(&store), [(counted.id, 3), (paperwork.id, 0)]);
+    // Cases opened on the visit since register them, one by one.
+    for (i, name) in ["Awa", "Koffi", "Yao"].iter().enumerate() {
+        let mut c = ChildCase::new(
+            &format!("CASE-{i}"),
+            name,
+            Sex::Female,
+            area(D1),
+            date(2026, 1, 2),
+            by,
+        );
+        c.estimated_age = Some(12);
+        c.hours_per_week = 20;
+        c.identified_on_visit = Some(counted.id);
+        store.create(&c).unwrap();
+    }
+    assert_eq!(queue(&store), [(paperwork.id, 0), (counted.id, 0)]);
+    assert_eq!(
+        vigie_core::domain::derived::children_without_case(&counted, 2),
+        1
+    );
+}
+
 #[test]
 fn the_scope_follows_role_and_level() {
     let dir = TempDir::new().unwrap();

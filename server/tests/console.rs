@@ -1757,6 +1757,15 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
         "{in_alerts}"
     );
     assert!(row.contains(&in_alerts), "{row}\n{in_alerts}");
+    // The two children under 15 it counted have no case: the row and the visit's page say so.
+    assert!(row.contains("2 enfants sans cas"), "{row}");
+    let page = browser.get(&format!("/console/visits/{bonded}"));
+    assert!(
+        page.body
+            .contains("2 enfants de moins de 15 ans comptés au travail qu&#39;aucun cas"),
+        "{}",
+        page.body
+    );
     let export = browser.get("/console/exports/download?table=child_cases&format=csv&personal=1");
     assert!(export.body.contains(MY_CHILD));
     // For Excel in French: the same rows, UTF-8 marked, cells apart by `;`.

@@ -116,6 +116,27 @@ pub fn children_at_work(visit: &Visit) -> bool {
             .any(|b| b.under_12 > 0 || b.age_12_14 > 0 || b.age_15_17 > 0)
 }
 
+/// How many children under 15 a visit counted at work (the head-count's bands end at 14; from
+/// 15 a child's work may be allowed, which only a case tells). Those beyond the children it
+/// registers (`children_without_case`) are children an inspector saw below the minimum age
+/// whom no case registers yet.
+pub fn children_under_15(visit: &Visit) -> u32 {
+    let counted: i64 = [&visit.workforce.female, &visit.workforce.male]
+        .iter()
+        .map(|b| i64::from(b.under_12.max(0)) + i64::from(b.age_12_14.max(0)))
+        .sum();
+    u32::try_from(counted).unwrap_or(u32::MAX)
+}
+
+/// The children under 15 a visit counted beyond `registered`, the children its cases register
+/// (those it names and those opened on it, as `Store::children_identified` counts them): a
+/// visit that found them and registered no one ranks above paperwork in the review queue, and
+/// its page says so.
+pub fn children_without_case(visit: &Visit, registered: usize) -> u32 {
+    let registered = u32::try_from(registered).unwrap_or(u32::MAX);
+    children_under_15(visit).saturating_sub(registered)
+}
+
 /// The alert a visit raises when it found forced-labour indicators. Several indicators or a
 /// strong one point to forced labour (DOMAIN.md: "often several together are needed"); where
 /// children work, that is a worst form (C182 art. 3 a: "debt bondage, serfdom, forced

@@ -160,8 +160,8 @@ pub(crate) fn insert_rows(
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace, visitor, started_ms, status,
                                           country, region, district, community, fl_mask, violation,
-                                          offset_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                          offset_ms, under_15, named)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 rowid,
@@ -176,7 +176,9 @@ pub(crate) fn insert_rows(
                 m,
                 forced_labour_mask(v),
                 has_violation(v),
-                i64::from(v.started_at.offset().local_minus_utc()) * 1000
+                i64::from(v.started_at.offset().local_minus_utc()) * 1000,
+                crate::domain::derived::children_under_15(v),
+                i64::try_from(v.children_identified.len()).unwrap_or(i64::MAX),
             ])?;
             if let Some(severity) = visit_severity(v) {
                 insert_alert(

@@ -249,6 +249,9 @@ pub struct ReviewItem {
     pub severity: Option<AlertSeverity>,
     /// A checklist item breached, or a forced-labour indicator (`derived::has_violation`).
     pub violation: bool,
+    /// Children under 15 it counted at work beyond the cases it opened
+    /// (`derived::children_without_case`).
+    pub children_without_case: u32,
 }
 
 /// A point on the map: a workplace (coloured by the worst alert of its visits and cases in the
@@ -599,9 +602,21 @@ const VISIT_COLUMNS: &str = "r.id, v.kind, (SELECT uuid FROM referenced_ids WHER
      (SELECT code FROM area_codes WHERE id = v.district), \
      (SELECT code FROM area_codes WHERE id = v.community)";
 
+/// The children under 15 a visit of `visit_index v` (joined to `records r`) counted beyond the
+/// children its cases register: those it names, or those opened on it since, whichever are
+/// more (`derived::children_without_case`; a case opened later changes no row of the visit's).
+macro_rules! without_case {
+    () => {
+        "max(0, v.under_15 - max(v.named, (SELECT count(*) FROM child_index c \
+         WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = r.id))))"
+    };
+}
+
 /// The columns after `VISIT_COLUMNS` that `review_item` reads: what makes a visit urgent.
-const MARK_COLUMNS: &str =
-    "v.fl_mask, v.violation, (SELECT severity FROM alert_index WHERE record = v.record)";
+const MARK_COLUMNS: &str = concat!(
+    "v.fl_mask, v.violation, (SELECT severity FROM alert_index WHERE record = v.record), ",
+    without_case!()
+);
 
 /// A visit with its marks, from a row of `VISIT_COLUMNS` then `MARK_COLUMNS`.
 fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
@@ -612,6 +627,7 @@ fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
         severity: row
             .get::<_, Option<i64>>(10)?
             .and_then(AlertSeverity::from_i64),
+        children_without_case: row.get(11)?,
     })
 }
 
@@ -1383,10 +1399,14 @@ pub(crate) fn review_queue(
 ) -> Result<Vec<ReviewItem>> {
     let f = review_filter(scope);
     // The most urgent first, as the alerts list ranks them (a worst form suspected before a
-    // single weak indicator), then a checklist "no"; oldest first within each.
+    // single weak indicator), then children counted whom no case registers, then a checklist
+    // item breached; oldest first within each.
     let (tail, params) = f.finish(
-        "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, \
-         v.violation DESC, v.started_ms, v.record",
+        concat!(
+            "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, ",
+            without_case!(),
+            " > 0 DESC, v.violation DESC, v.started_ms, v.record"
+        ),
         page,
     )?;
     let sql = format!(

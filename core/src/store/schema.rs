@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/031_rules_derived_again.sql"),
     include_str!("migrations/032_visit_breaches.sql"),
     include_str!("migrations/033_names_folded_again.sql"),
+    include_str!("migrations/034_children_without_case.sql"),
 ];
 
 /// The schema version this software writes.
@@ -73,6 +74,8 @@ const REDERIVED_AT: &[(i64, Rederive)] = &[
         33,
         Rederive::NamesWith(crate::domain::derived::NEWLY_FOLDED_AT_33),
     ),
+    // Visits: children under 15 counted beyond the cases opened.
+    (34, Rederive::Kind(Some(RecordKind::Visit))),
 ];
 
 /// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those

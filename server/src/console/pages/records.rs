@@ -435,6 +435,17 @@ pub struct VisitLine {
     violation: bool,
     /// The visit's alert as the alerts page words and colours it.
     alert: Option<(&'static str, &'static str)>,
+    /// Children under 15 it counted at work whom no case registers, as said (empty if none).
+    without_case: String,
+}
+
+/// What a visit's line says of the children under 15 it counted at work beyond the cases it
+/// opened (`derived::children_without_case`): nothing if none.
+fn without_case_label(t: Tr, n: u32) -> String {
+    match n {
+        0 => String::new(),
+        n => t.plural("visit.without_case", n as usize),
+    }
 }
 
 #[derive(Template)]
@@ -546,6 +557,7 @@ pub async fn review_queue(
                 alert: item
                     .severity
                     .map(|s| severity_label(t, s, RecordKind::Visit)),
+                without_case: without_case_label(t, item.children_without_case),
             })
             .collect();
         let (reinspections, reinspections_total) = match page_no {
@@ -1100,6 +1112,7 @@ fn visit_page_of(
     let reference = hub.backend.reference()?;
     let names = user_names(&hub.backend.users()?);
     let name = |u: Uuid| names.get(&u).cloned().unwrap_or_else(|| u.to_string());
+    let registered = view.scoped(&who).children_identified(&visit)?;
     let mut fields = vec![
         Field {
             label: t.get("visit.kind"),
@@ -1160,9 +1173,18 @@ fn visit_page_of(
         },
         Field {
             label: t.get("visit.children"),
-            value: t.count(view.scoped(&who).children_identified(&visit)?),
+            value: t.count(registered),
         },
     ];
+    // Children under 15 counted at work whom no case opened from the visit registers: said
+    // where the supervisor decides on it, before the visit is validated as paperwork.
+    let without_case = vigie_core::domain::derived::children_without_case(&visit, registered);
+    if without_case > 0 {
+        fields.push(Field {
+            label: t.get("visit.without_case_label"),
+            value: t.plural("visit.without_case_said", without_case as usize),
+        });
+    }
     // What the visitor did about it, and when the workplace is to be seen again.
     fields.push(Field {
         label: t.get("visit.actions"),
@@ -3278,6 +3300,7 @@ fn workplace_page_of(
                 alert: item
                     .severity
                     .map(|s| severity_label(t, s, RecordKind::Visit)),
+                without_case: without_case_label(t, item.children_without_case),
             }
         })
         .collect();
