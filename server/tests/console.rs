@@ -5269,7 +5269,7 @@ fn a_form_sent_after_the_session_ended_names_its_page_without_a_referer() {
 #[test]
 fn districts_are_called_districts_and_counts_agree_with_their_plural() {
     let s = setup();
-    let _f = field(&s);
+    let mut f = field(&s);
     let mut browser = signed_in(&s, "sup.mots");
     let overview = browser.get("/console/");
     assert!(overview.body.contains("Par district"), "{}", overview.body);
@@ -5283,6 +5283,24 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
         map.body.contains("0 lieu de travail · 1 visite dessinée"),
         "{}",
         map.body
+    );
+    // What has no position is said to be on no map, counted.
+    f.mine
+        .store
+        .create(&workplace(area(C01), "Champ sans position"))
+        .unwrap();
+    f.mine.sync(&s.hub.url).unwrap();
+    let map = browser.get("/console/map?from=2026-01-01&until=2026-12-31");
+    let unplaced = map
+        .body
+        .split("id=\"map-unplaced\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</p>").next())
+        .expect("the records with no position are said");
+    assert!(
+        unplaced.starts_with("Enregistrés sans position")
+            && unplaced.contains("1 lieu de travail et 0 visite de la période"),
+        "{unplaced}"
     );
 }
 

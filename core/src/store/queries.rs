@@ -278,6 +278,10 @@ pub struct Places {
     pub workplaces: Vec<Place>,
     pub visits: Vec<Place>,
     pub visits_left_out: usize,
+    /// Workplaces with no point (recorded with no GPS fix): on no map.
+    pub workplaces_unplaced: usize,
+    /// Visits of the period with no point: on no map.
+    pub visits_unplaced: usize,
 }
 
 /// Builds `WHERE` clauses and their parameters together, so they cannot disagree.
@@ -1543,6 +1547,19 @@ pub(crate) fn places(
     out.visits_left_out = usize::try_from(total)
         .unwrap_or(0)
         .saturating_sub(out.visits.len());
+    // What no map can draw, counted so that the page says it left them out.
+    let unplaced = "NOT EXISTS (SELECT 1 FROM place_index p WHERE p.record = {}.record)";
+    let mut f = Filter::default();
+    f.add(LOCAL_START_FROM, from);
+    f.add(LOCAL_START_BEFORE, until);
+    f.add_all(&unplaced.replace("{}", "v"), Vec::new());
+    f.within("v", RecordKind::Visit, Some(scope));
+    out.visits_unplaced = usize::try_from(f.count(conn, "visit_index v")?).unwrap_or(usize::MAX);
+    let mut f = Filter::default();
+    f.add_all(&unplaced.replace("{}", "w"), Vec::new());
+    f.within("w", RecordKind::Workplace, Some(scope));
+    out.workplaces_unplaced =
+        usize::try_from(f.count(conn, "workplace_index w")?).unwrap_or(usize::MAX);
     Ok(out)
 }
 

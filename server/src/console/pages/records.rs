@@ -3370,6 +3370,8 @@ struct MapPage {
     workplaces: usize,
     visits: usize,
     left_out: usize,
+    /// Workplaces and visits of the period recorded with no position, drawn nowhere.
+    unplaced: Option<String>,
     by_community: Vec<CommunityLine>,
     aggregate: bool,
 }
@@ -3564,6 +3566,19 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
             workplaces: places.workplaces.len(),
             visits: places.visits.len(),
             left_out: places.visits_left_out,
+            unplaced: (places.workplaces_unplaced + places.visits_unplaced > 0).then(|| {
+                t.get("map.unplaced")
+                    .replacen(
+                        "{}",
+                        &t.plural("map.counts_workplaces", places.workplaces_unplaced),
+                        1,
+                    )
+                    .replacen(
+                        "{}",
+                        &t.plural("map.unplaced_visits", places.visits_unplaced),
+                        1,
+                    )
+            }),
             by_community,
             aggregate,
         };
