@@ -290,7 +290,8 @@ fn the_review_queue_ranks_visits_as_the_alerts_do() {
         .review_queue(Page::first(10))
         .unwrap();
     let order: Vec<Uuid> = queue.iter().map(|r| r.visit.id).collect();
-    assert_eq!(order, [ids[4], ids[2], ids[3], ids[1], ids[0]]);
+    // Of the two equally urgent, the one whose children have no case first.
+    assert_eq!(order, [ids[4], ids[3], ids[2], ids[1], ids[0]]);
     let severities: Vec<_> = queue.iter().map(|r| r.severity).collect();
     use AlertSeverity::*;
     assert_eq!(
@@ -349,25 +350,40 @@ fn children_counted_at_a_visit_with_no_case_rank_it_above_paperwork_until_regist
             .collect()
     };
     assert_eq!(queue(&store), [(counted.id, 3), (paperwork.id, 0)]);
-    // Cases opened on the visit since register them, one by one.
-    for (i, name) in ["Awa", "Koffi", "Yao"].iter().enumerate() {
+    let opened = |store: &mut Store, name: &str, age: i32, district: &str| {
         let mut c = ChildCase::new(
-            &format!("CASE-{i}"),
+            &format!("CASE-{}", name.replace(" ", "-")),
             name,
             Sex::Female,
-            area(D1),
+            area(district),
             date(2026, 1, 2),
             by,
         );
-        c.estimated_age = Some(12);
+        c.estimated_age = Some(age);
         c.hours_per_week = 20;
         c.identified_on_visit = Some(counted.id);
-        store.create(&c).unwrap();
-    }
+        store.create(&c).unwrap()
+    };
+    // A case of one of the 15-to-17-year-olds registers none of the younger ones.
+    opened(&mut store, "Adjoua", 16, D1);
+    assert_eq!(queue(&store), [(counted.id, 3), (paperwork.id, 0)]);
+    // Cases opened on the visit since register them, wherever they are filed now; the same
+    // child registered twice and merged is one child.
+    let awa = opened(&mut store, "Awa", 12, D1);
+    let again = opened(&mut store, "Awa K", 12, D1);
+    common::act_as(&mut store, Role::Supervisor, &["CI-R1"]);
+    store.merge_cases(awa.id, again.id).unwrap();
+    assert_eq!(queue(&store), [(counted.id, 2), (paperwork.id, 0)]);
+    opened(&mut store, "Koffi", 11, D2);
+    opened(&mut store, "Yao", 13, D1);
     assert_eq!(queue(&store), [(paperwork.id, 0), (counted.id, 0)]);
+    let visit: Visit = store.get(counted.id).unwrap();
     assert_eq!(
-        vigie_core::domain::derived::children_without_case(&counted, 2),
-        1
+        store
+            .scoped(&supervisor)
+            .children_without_case(&visit)
+            .unwrap(),
+        0
     );
 }
 

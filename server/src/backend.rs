@@ -347,9 +347,10 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
         // Remembered with the decision, in its transaction: a command stopped before its audit
         // entry is told, asked again, what was decided, and journals it then.
         let decided = if accept { "accepted" } else { "rejected" };
+        let decider = by.map_or_else(|| "hub".to_string(), |by| by.to_string());
         tx.set_setting(
             &settled_key(entry),
-            &format!("{decided} {}", quarantined.record),
+            &format!("{decided} {} {decider}", quarantined.record),
         )?;
         Ok(true)
     })
@@ -359,21 +360,37 @@ fn settled_key(entry: i64) -> String {
     format!("quarantine_settled.{entry}")
 }
 
-/// How quarantine entry `entry` was settled (`review_in`): whether it was accepted, and the
-/// record it held changes of. `None` for an entry waiting, never given, or settled before the
-/// hub remembered its reviews.
-pub fn settled_quarantine(
-    backend: &dyn Backend,
-    entry: i64,
-) -> Result<Option<(bool, Uuid)>, Error> {
+/// How a quarantine entry was settled (`settled_quarantine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    pub accepted: bool,
+    /// The record it held changes of.
+    pub record: Uuid,
+    /// The supervisor who decided (`None`: the hub's operator, unnamed).
+    pub by: Option<Uuid>,
+}
+
+/// How quarantine entry `entry` was settled (`review_in`). `None` for an entry waiting, never
+/// given, or settled before the hub remembered its reviews.
+pub fn settled_quarantine(backend: &dyn Backend, entry: i64) -> Result<Option<Settled>, Error> {
     let mut found = None;
     backend.write(&mut |tx| {
         found = tx.setting(&settled_key(entry))?;
         Ok(())
     })?;
     Ok(found.and_then(|value| {
-        let (decided, record) = value.split_once(' ')?;
-        Some((decided == "accepted", record.parse().ok()?))
+        let mut words = value.split(' ');
+        let accepted = words.next()? == "accepted";
+        let record = words.next()?.parse().ok()?;
+        let by = match words.next()? {
+            "hub" => None,
+            by => Some(by.parse().ok()?),
+        };
+        Some(Settled {
+            accepted,
+            record,
+            by,
+        })
     }))
 }
 

@@ -641,6 +641,10 @@ fn watch_change_order(journal: &Journal, backend: &dyn Backend) -> Result<(), Er
                  from an older copy. It takes a new incarnation: every device that synced \
                  before offers again what it holds, records and photos"
             );
+            // The console's journal was restored with the rest: what it held since the copy
+            // is gone, which its next line says, as an embedded hub's does (the copy's time
+            // unknown: a `pg_dump` keeps none the hub can read).
+            crate::console::journal(backend, None, "hub_restored", None, "");
         }
         if !retired.contains(&now.incarnation) {
             retired.push(now.incarnation);

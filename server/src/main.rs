@@ -2020,7 +2020,11 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
         let settled = vigie_server::backend::settled_quarantine(&*backend, entry)
             .map_err(|e| e.to_string())?;
         return Err(match settled {
-            Some((accepted, record)) => {
+            Some(vigie_server::backend::Settled {
+                accepted,
+                record,
+                by: decider,
+            }) => {
                 let action = if accepted { "accepted" } else { "rejected" };
                 let journaled = backend
                     .console()
@@ -2031,9 +2035,10 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                     )
                     .map_err(|e| e.to_string())?;
                 if !journaled {
+                    // In the name of who decided, whoever asks again.
                     journal(
                         &*backend,
-                        by,
+                        decider,
                         &format!("quarantine_{action}"),
                         Some(record),
                         &from_command_line(&format!(

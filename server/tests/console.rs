@@ -2974,8 +2974,10 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
         &s.data,
         "DELETE FROM console_audit WHERE action = 'quarantine_accepted'",
     );
+    // Asked again by another supervisor (or by anyone): journaled in the name of who decided.
+    let other = add_user(&s.data, "Autre superviseure", Role::Supervisor, &["CI-R1"]);
     for _ in 0..2 {
-        let again = common::lifecycle::quarantine_accept(&s.data, number, Some(by));
+        let again = common::lifecycle::quarantine_accept(&s.data, number, Some(other));
         assert!(!again.status.success());
     }
     let entries: Vec<_> = admin_lines(&s.data, &["audit", "--record", &f.my_case.to_string()])
@@ -2987,6 +2989,7 @@ fn a_quarantine_decision_from_the_command_line_names_its_record() {
         entries[0]["detail"],
         format!("{number} (found_done_unjournaled) (command line)")
     );
+    assert_eq!(entries[0]["user"], by.to_string());
     let body = &audit_page(&s, "admin.quarantine2");
     assert!(body.contains("Trouvé déjà fait"), "{body}");
 }
@@ -5285,10 +5288,15 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
         map.body
     );
     // What has no position is said to be on no map, counted.
-    f.mine
+    let unplaced_place = f
+        .mine
         .store
         .create(&workplace(area(C01), "Champ sans position"))
         .unwrap();
+    let by = f.mine.user();
+    let mut at_it = visit(area(C01), unplaced_place.id, by, 3);
+    at_it.status = VisitStatus::Draft;
+    f.mine.store.create(&at_it).unwrap();
     f.mine.sync(&s.hub.url).unwrap();
     let map = browser.get("/console/map?from=2026-01-01&until=2026-12-31");
     let unplaced = map
@@ -5298,8 +5306,8 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
         .and_then(|rest| rest.split("</p>").next())
         .expect("the records with no position are said");
     assert!(
-        unplaced.starts_with("Enregistrés sans position")
-            && unplaced.contains("1 lieu de travail et 0 visite de la période"),
+        unplaced.starts_with("Sans position, ni sur la carte")
+            && unplaced.contains("1 lieu de travail (de toutes dates), et 1 visite de la période"),
         "{unplaced}"
     );
 }

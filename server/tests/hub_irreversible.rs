@@ -743,6 +743,14 @@ fn a_postgres_hub_restored_with_pg_restore_loses_nothing() {
     assert!(missing.is_empty(), "the supervisor lacks {missing:?}");
     let log = hub.log_tail(400);
     assert!(log.contains("restored from an older copy"), "{log}");
+    // The audit log says so, as an embedded hub's does: its lines since the copy are gone.
+    let restored = |data: &Path| {
+        common::surface::admin_lines(data, &["audit"])
+            .into_iter()
+            .filter(|l| l["action"] == "hub_restored")
+            .count()
+    };
+    assert_eq!(restored(&data), 1);
 
     // The same copy restored a second time: the database is back on the incarnation the
     // first restore replaced, which this machine remembers.

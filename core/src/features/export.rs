@@ -564,7 +564,8 @@ impl Store {
                     opened_on.get(&v.id).map(Vec::as_slice).unwrap_or_default(),
                     |id| crate::store::erasure::is_erased(&self.conn, id),
                     |id| held.get(&id).and_then(|c| c.kept_as),
-                )?;
+                )?
+                .len();
                 visit_row(&mut visits, &v, children);
                 visits.flush(sink)?;
             }
@@ -944,7 +945,7 @@ fn children_identified(
     opened_on: &[Uuid],
     is_erased: impl Fn(Uuid) -> Result<bool>,
     kept_as: impl Fn(Uuid) -> Option<Uuid>,
-) -> Result<usize> {
+) -> Result<BTreeSet<Uuid>> {
     let child_of = |id: Uuid| ChildCase::child_of(id, |id| Some(kept_as(id))).unwrap_or(id);
     let mut children: BTreeSet<Uuid> = opened_on.iter().map(|id| child_of(*id)).collect();
     for id in &visit.children_identified {
@@ -952,16 +953,20 @@ fn children_identified(
             children.insert(child_of(*id));
         }
     }
-    Ok(children.len())
+    Ok(children)
 }
 
 impl Store {
     /// How many children `visit` identified, as the exports count them (`children_identified`).
     pub fn children_identified(&self, visit: &Visit) -> Result<usize> {
-        self.children_identified_within(visit, None)
+        Ok(self.children_identified_within(visit, None)?.len())
     }
 
-    fn children_identified_within(&self, visit: &Visit, scope: Option<&Scope>) -> Result<usize> {
+    fn children_identified_within(
+        &self,
+        visit: &Visit,
+        scope: Option<&Scope>,
+    ) -> Result<BTreeSet<Uuid>> {
         let opened_on = crate::store::queries::cases_identified_on(&self.conn, visit.id, scope)?;
         children_identified(
             visit,
@@ -970,14 +975,35 @@ impl Store {
             |id| self.get::<ChildCase>(id).ok().and_then(|c| c.kept_as()),
         )
     }
+
+    /// The children under 15 `visit` counted at work whom no case registers
+    /// (`derived::children_without_case`): its head-count of under-15s less the children it
+    /// identified (as `children_identified` counts them, wherever their cases are filed now: a
+    /// child registered in another district is registered) who were under 15 when identified,
+    /// or of no age known (a case this store does not hold counts too).
+    pub fn children_without_case(&self, visit: &Visit) -> Result<u32> {
+        let registered = self
+            .children_identified_within(visit, None)?
+            .into_iter()
+            .filter(|id| match self.get::<ChildCase>(*id) {
+                Ok(case) => case.age_on(case.identified_on).is_none_or(|age| age < 15),
+                Err(_) => true,
+            })
+            .count();
+        Ok(crate::domain::derived::children_without_case(
+            visit, registered,
+        ))
+    }
 }
 
 impl Scoped<'_> {
     /// How many children `visit` identified, counting the cases the principal receives as its
     /// exports do (`Store::children_identified`).
     pub fn children_identified(&self, visit: &Visit) -> Result<usize> {
-        self.store
-            .children_identified_within(visit, Some(&self.who))
+        Ok(self
+            .store
+            .children_identified_within(visit, Some(&self.who))?
+            .len())
     }
 
     /// `Store::export_tables` of what the principal receives, by a user of role `by`.

@@ -249,8 +249,9 @@ pub struct ReviewItem {
     pub severity: Option<AlertSeverity>,
     /// A checklist item breached, or a forced-labour indicator (`derived::has_violation`).
     pub violation: bool,
-    /// Children under 15 it counted at work beyond the cases it opened
-    /// (`derived::children_without_case`).
+    /// Children under 15 it counted at work whom its cases do not register
+    /// (`derived::children_without_case`, as `Scoped` counts the children registered: in the
+    /// principal's scope, a merged child once, an erased case not).
     pub children_without_case: u32,
 }
 
@@ -280,7 +281,7 @@ pub struct Places {
     pub visits_left_out: usize,
     /// Workplaces with no point (recorded with no GPS fix): on no map.
     pub workplaces_unplaced: usize,
-    /// Visits of the period with no point: on no map.
+    /// Visits of the period with no point, made at workplaces with none: on no map.
     pub visits_unplaced: usize,
 }
 
@@ -606,21 +607,8 @@ const VISIT_COLUMNS: &str = "r.id, v.kind, (SELECT uuid FROM referenced_ids WHER
      (SELECT code FROM area_codes WHERE id = v.district), \
      (SELECT code FROM area_codes WHERE id = v.community)";
 
-/// The children under 15 a visit of `visit_index v` (joined to `records r`) counted beyond the
-/// children its cases register: those it names, or those opened on it since, whichever are
-/// more (`derived::children_without_case`; a case opened later changes no row of the visit's).
-macro_rules! without_case {
-    () => {
-        "max(0, v.under_15 - max(v.named, (SELECT count(*) FROM child_index c \
-         WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = r.id))))"
-    };
-}
-
 /// The columns after `VISIT_COLUMNS` that `review_item` reads: what makes a visit urgent.
-const MARK_COLUMNS: &str = concat!(
-    "v.fl_mask, v.violation, (SELECT severity FROM alert_index WHERE record = v.record), ",
-    without_case!()
-);
+const MARK_COLUMNS: &str = "v.fl_mask, v.violation, (SELECT severity FROM alert_index WHERE record = v.record), v.under_15";
 
 /// A visit with its marks, from a row of `VISIT_COLUMNS` then `MARK_COLUMNS`.
 fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
@@ -631,6 +619,7 @@ fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
         severity: row
             .get::<_, Option<i64>>(10)?
             .and_then(AlertSeverity::from_i64),
+        // The head-count of under-15s: `Scoped` takes the children registered off it.
         children_without_case: row.get(11)?,
     })
 }
@@ -1400,16 +1389,27 @@ pub(crate) fn review_queue(
     conn: &Connection,
     scope: &Scope,
     page: Page,
+    without_case: &[i64],
 ) -> Result<Vec<ReviewItem>> {
     let f = review_filter(scope);
     // The most urgent first, as the alerts list ranks them (a worst form suspected before a
-    // single weak indicator), then children counted whom no case registers, then a checklist
-    // item breached; oldest first within each.
+    // single weak indicator), then the visits (`without_case`, row numbers) whose children
+    // counted no case registers, then a checklist item breached; oldest first within each.
+    let flagged = match without_case {
+        // No visit flagged: a term false for every row (a bare 0 would name a column).
+        [] => "v.record < 0".to_string(),
+        rows => format!(
+            "v.record IN ({})",
+            rows.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
     let (tail, params) = f.finish(
-        concat!(
-            "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, ",
-            without_case!(),
-            " > 0 DESC, v.violation DESC, v.started_ms, v.record"
+        &format!(
+            "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, \
+             {flagged} DESC, v.violation DESC, v.started_ms, v.record"
         ),
         page,
     )?;
@@ -1418,6 +1418,23 @@ pub(crate) fn review_queue(
          JOIN records r ON r.rowid = v.record {tail}"
     );
     rows(conn, &sql, params, review_item)
+}
+
+/// The submitted visits `review_queue` lists whose head-count holds children under 15: row
+/// number and id, for `Scoped` to count the children their cases register.
+pub(crate) fn submitted_with_children(
+    conn: &Connection,
+    scope: &Scope,
+) -> Result<Vec<(i64, Uuid)>> {
+    let mut f = review_filter(scope);
+    f.add_all("v.under_15 > 0", Vec::new());
+    let sql = format!(
+        "SELECT v.record, r.id FROM visit_index v JOIN records r ON r.rowid = v.record {}",
+        f.sql()
+    );
+    rows(conn, &sql, f.params, |row| {
+        Ok((row.get(0)?, uuid_col(row, 1)?))
+    })
 }
 
 /// How many visits `review_queue` lists in all.
@@ -1547,12 +1564,19 @@ pub(crate) fn places(
     out.visits_left_out = usize::try_from(total)
         .unwrap_or(0)
         .saturating_sub(out.visits.len());
-    // What no map can draw, counted so that the page says it left them out.
+    // What no map can draw, counted so that the page says it left them out: workplaces with
+    // no point, and the period's visits with none made at them (a visit with no point of its
+    // own is drawn, and counted, at its workplace's).
     let unplaced = "NOT EXISTS (SELECT 1 FROM place_index p WHERE p.record = {}.record)";
     let mut f = Filter::default();
     f.add(LOCAL_START_FROM, from);
     f.add(LOCAL_START_BEFORE, until);
     f.add_all(&unplaced.replace("{}", "v"), Vec::new());
+    f.add_all(
+        "NOT EXISTS (SELECT 1 FROM place_index p JOIN records rw ON rw.rowid = p.record
+             WHERE rw.id = (SELECT uuid FROM referenced_ids WHERE id = v.workplace))",
+        Vec::new(),
+    );
     f.within("v", RecordKind::Visit, Some(scope));
     out.visits_unplaced = usize::try_from(f.count(conn, "visit_index v")?).unwrap_or(usize::MAX);
     let mut f = Filter::default();

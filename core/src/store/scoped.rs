@@ -88,13 +88,25 @@ impl Scoped<'_> {
 
     /// `visits`, each with what makes it urgent (`ReviewItem`), as its index row says.
     pub fn visits_marked(&self, query: &VisitQuery, page: Page) -> Result<Vec<ReviewItem>> {
-        Ok(queries::visits_marked(
+        let mut items = queries::visits_marked(
             &self.store.conn,
             query,
             queries::Slice::Page(page),
             Some(&self.who),
         )?
-        .rows)
+        .rows;
+        self.count_children_without_case(&mut items)?;
+        Ok(items)
+    }
+
+    /// Each item's children without a case (`Store::children_without_case`), where the row's
+    /// head-count holds any: the rows keep the count, the cases registering them are read.
+    fn count_children_without_case(&self, items: &mut [ReviewItem]) -> Result<()> {
+        for item in items.iter_mut().filter(|i| i.children_without_case > 0) {
+            let visit: crate::domain::records::Visit = self.store.get(item.visit.id)?;
+            item.children_without_case = self.store.children_without_case(&visit)?;
+        }
+        Ok(())
     }
 
     /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
@@ -158,7 +170,24 @@ impl Scoped<'_> {
     /// Submitted visits waiting for review: those that found forced-labour indicators first,
     /// then those with a violation, then the longest waiting.
     pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
-        queries::review_queue(&self.store.conn, &self.who, page)
+        // The visits whose children counted no case registers rank above paperwork: found
+        // among those whose head-count holds children under 15 (few), their cases read.
+        let mut flagged = Vec::new();
+        for (row, id) in queries::submitted_with_children(&self.store.conn, &self.who)? {
+            let visit: crate::domain::records::Visit = self.store.get(id)?;
+            if self.store.children_without_case(&visit)? > 0 {
+                flagged.push(row);
+            }
+        }
+        let mut items = queries::review_queue(&self.store.conn, &self.who, page, &flagged)?;
+        self.count_children_without_case(&mut items)?;
+        Ok(items)
+    }
+
+    /// The children under 15 `visit` counted at work whom no case registers, as the review
+    /// queue counts them (`Store::children_without_case`).
+    pub fn children_without_case(&self, visit: &crate::domain::records::Visit) -> Result<u32> {
+        self.store.children_without_case(visit)
     }
 
     /// How many visits `review_queue` lists in all (a list's figure, without walking it).

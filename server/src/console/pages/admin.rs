@@ -1319,6 +1319,7 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
         "visit_resolve" => labels::field(t, Some(RecordKind::Visit), detail, None),
         "workplace_resolve" => labels::field(t, Some(RecordKind::Workplace), detail, None),
         "quarantine_accepted" | "quarantine_rejected" => t.fmt("audit.quarantine_entry", detail),
+        "hub_restored" if detail.is_empty() => t.get("audit.restored_copy").to_string(),
         "hub_restored" => {
             let taken = detail
                 .parse::<i64>()

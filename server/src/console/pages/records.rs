@@ -1178,7 +1178,7 @@ fn visit_page_of(
     ];
     // Children under 15 counted at work whom no case opened from the visit registers: said
     // where the supervisor decides on it, before the visit is validated as paperwork.
-    let without_case = vigie_core::domain::derived::children_without_case(&visit, registered);
+    let without_case = view.scoped(&who).children_without_case(&visit)?;
     if without_case > 0 {
         fields.push(Field {
             label: t.get("visit.without_case_label"),
