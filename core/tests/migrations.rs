@@ -631,7 +631,7 @@ fn undo_schemas_after(conn: &Connection, version: i64) {
         (
             34,
             "ALTER TABLE visit_index DROP COLUMN under_15; \
-             ALTER TABLE visit_index DROP COLUMN named;",
+             ALTER TABLE visit_index DROP COLUMN self_id; DROP TABLE visit_named;",
         ),
         (31, "ALTER TABLE child_index DROP COLUMN reached;"),
         (30, "DROP INDEX visit_by_started;"),

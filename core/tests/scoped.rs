@@ -385,6 +385,16 @@ fn children_counted_at_a_visit_with_no_case_rank_it_above_paperwork_until_regist
             .unwrap(),
         0
     );
+    // A visit naming a child registered at another visit: she is registered.
+    let mut naming = submitted(5);
+    naming.workforce.female.under_12 = 1;
+    naming.children_identified.insert(awa.id);
+    let naming = store.create(&naming).unwrap();
+    let flagged: Vec<_> = queue(&store)
+        .into_iter()
+        .filter(|(id, _)| *id == naming.id)
+        .collect();
+    assert_eq!(flagged, [(naming.id, 0)]);
 }
 
 #[test]

@@ -28,9 +28,11 @@ pub(crate) enum Indexed<'a> {
 }
 
 /// The tables of index rows, one row per record at most (`record` is the record's rowid).
-pub(crate) const QUERY_TABLES: [&str; 8] = [
+pub(crate) const QUERY_TABLES: [&str; 9] = [
     "workplace_index",
     "visit_index",
+    // The cases a visit names, a row each (schema 34).
+    "visit_named",
     "child_index",
     "user_index",
     "due_index",
@@ -160,7 +162,7 @@ pub(crate) fn insert_rows(
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace, visitor, started_ms, status,
                                           country, region, district, community, fl_mask, violation,
-                                          offset_ms, under_15, named)
+                                          offset_ms, under_15, self_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
@@ -178,8 +180,15 @@ pub(crate) fn insert_rows(
                 has_violation(v),
                 i64::from(v.started_at.offset().local_minus_utc()) * 1000,
                 crate::domain::derived::children_under_15(v),
-                i64::try_from(v.children_identified.len()).unwrap_or(i64::MAX),
+                id_number(tx, v.id)?,
             ])?;
+            for child in &v.children_identified {
+                let child = id_number(tx, *child)?;
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO visit_named (record, child) VALUES (?1, ?2)",
+                )?
+                .execute(params![rowid, child])?;
+            }
             if let Some(severity) = visit_severity(v) {
                 insert_alert(
                     tx,

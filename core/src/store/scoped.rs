@@ -102,7 +102,10 @@ impl Scoped<'_> {
     /// Each item's children without a case (`Store::children_without_case`), where the row's
     /// head-count holds any: the rows keep the count, the cases registering them are read.
     fn count_children_without_case(&self, items: &mut [ReviewItem]) -> Result<()> {
-        for item in items.iter_mut().filter(|i| i.children_without_case > 0) {
+        for item in items
+            .iter_mut()
+            .filter(|i| i.count_again && i.children_without_case > 0)
+        {
             let visit: crate::domain::records::Visit = self.store.get(item.visit.id)?;
             item.children_without_case = self.store.children_without_case(&visit)?;
         }
