@@ -170,11 +170,12 @@ impl Scoped<'_> {
         .rows)
     }
 
-    /// Submitted visits waiting for review: those that found forced-labour indicators first,
-    /// then those with a violation, then the longest waiting.
+    /// Submitted visits waiting for review: the most urgent alert first, then those whose
+    /// children counted at work no case registers, then those with a violation, then the
+    /// longest waiting.
     pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
-        // The visits whose children counted no case registers rank above paperwork: found
-        // among those whose head-count holds children under 15 (few), their cases read.
+        // The visits whose children counted no case registers rank above paperwork: by their
+        // rows, but for the few whose cases must be read (`queries::submitted_with_children`).
         let mut flagged = Vec::new();
         for (row, id) in queries::submitted_with_children(&self.store.conn, &self.who)? {
             let visit: crate::domain::records::Visit = self.store.get(id)?;
