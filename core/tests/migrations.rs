@@ -630,8 +630,7 @@ fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
         (
             34,
-            "ALTER TABLE visit_index DROP COLUMN under_15; \
-             ALTER TABLE visit_index DROP COLUMN self_id; DROP TABLE visit_named;",
+            "ALTER TABLE visit_index DROP COLUMN under_15; DROP TABLE visit_named;",
         ),
         (31, "ALTER TABLE child_index DROP COLUMN reached;"),
         (30, "DROP INDEX visit_by_started;"),

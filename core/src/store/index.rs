@@ -162,8 +162,8 @@ pub(crate) fn insert_rows(
             tx.prepare_cached(
                 "INSERT INTO visit_index (record, kind, workplace, visitor, started_ms, status,
                                           country, region, district, community, fl_mask, violation,
-                                          offset_ms, under_15, self_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                          offset_ms, under_15)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(params![
                 rowid,
@@ -180,7 +180,6 @@ pub(crate) fn insert_rows(
                 has_violation(v),
                 i64::from(v.started_at.offset().local_minus_utc()) * 1000,
                 crate::domain::derived::children_under_15(v),
-                id_number(tx, v.id)?,
             ])?;
             for child in &v.children_identified {
                 let child = id_number(tx, *child)?;

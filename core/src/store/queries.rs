@@ -610,13 +610,13 @@ const VISIT_COLUMNS: &str = "r.id, v.kind, (SELECT uuid FROM referenced_ids WHER
      (SELECT code FROM area_codes WHERE id = v.district), \
      (SELECT code FROM area_codes WHERE id = v.community)";
 
-/// The cases opened on a visit of `visit_index v` meeting `$condition`
+/// The cases opened on a visit of `visit_index v` (joined to `records r`) meeting `$condition`
 /// on `child_index c`, counted, as SQL.
 macro_rules! cases_on_visit {
     ($condition:literal) => {
         concat!(
             "(SELECT count(*) FROM child_index c \
-             WHERE c.visit = v.self_id AND ",
+             WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = r.id) AND ",
             $condition,
             ")"
         )
@@ -637,7 +637,7 @@ macro_rules! counted_again {
             " > 0 OR EXISTS (SELECT 1 FROM visit_named n WHERE n.record = v.record \
              AND NOT EXISTS (SELECT 1 FROM child_index c JOIN records rc ON rc.rowid = c.record \
              WHERE rc.id = (SELECT uuid FROM referenced_ids WHERE id = n.child) \
-             AND c.visit = v.self_id)))"
+             AND c.visit = (SELECT id FROM referenced_ids WHERE uuid = r.id))))"
         )
     };
 }

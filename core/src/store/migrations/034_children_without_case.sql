@@ -4,8 +4,6 @@
 -- opened on it since) above paperwork. Written from the documents by the backfill that
 -- follows this migration (`REDERIVED_AT`, visits only).
 ALTER TABLE visit_index ADD COLUMN under_15 INTEGER NOT NULL DEFAULT 0;
--- The visit's own number among referenced ids (what `child_index.visit` holds of it).
-ALTER TABLE visit_index ADD COLUMN self_id INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE visit_named (
     record INTEGER NOT NULL REFERENCES records(rowid) ON DELETE CASCADE,
     child  INTEGER NOT NULL,
