@@ -182,11 +182,10 @@ pub(crate) fn insert_rows(
                 crate::domain::derived::children_under_15(v),
             ])?;
             for child in &v.children_identified {
-                let child = id_number(tx, *child)?;
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO visit_named (record, child) VALUES (?1, ?2)",
                 )?
-                .execute(params![rowid, child])?;
+                .execute(params![rowid, child.as_bytes().as_slice()])?;
             }
             if let Some(severity) = visit_severity(v) {
                 insert_alert(

@@ -100,12 +100,9 @@ impl Scoped<'_> {
     }
 
     /// Each item's children without a case (`Store::children_without_case`), where the row's
-    /// head-count holds any: the rows keep the count, the cases registering them are read.
+    /// head-count holds any.
     fn count_children_without_case(&self, items: &mut [ReviewItem]) -> Result<()> {
-        for item in items
-            .iter_mut()
-            .filter(|i| i.count_again && i.children_without_case > 0)
-        {
+        for item in items.iter_mut().filter(|i| i.children_without_case > 0) {
             let visit: crate::domain::records::Visit = self.store.get(item.visit.id)?;
             item.children_without_case = self.store.children_without_case(&visit)?;
         }
@@ -174,17 +171,26 @@ impl Scoped<'_> {
     /// children counted at work no case registers, then those with a violation, then the
     /// longest waiting.
     pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
-        // The visits whose children counted no case registers rank above paperwork: by their
-        // rows, but for the few whose cases must be read (`queries::submitted_with_children`).
-        let mut flagged = Vec::new();
-        for (row, id) in queries::submitted_with_children(&self.store.conn, &self.who)? {
-            let visit: crate::domain::records::Visit = self.store.get(id)?;
-            if self.store.children_without_case(&visit)? > 0 {
-                flagged.push(row);
+        // The visits whose children counted no case registers rank above paperwork: counted
+        // by their rows, or from the documents for the few the rows cannot tell.
+        let mut without = std::collections::HashMap::new();
+        for visit in queries::registered_in_queue(&self.store.conn, &self.who)? {
+            let n = match visit.registered {
+                Some(registered) => visit.under_15.saturating_sub(registered),
+                None => {
+                    let doc: crate::domain::records::Visit = self.store.get(visit.id)?;
+                    self.store.children_without_case(&doc)?
+                }
+            };
+            if n > 0 {
+                without.insert(visit.id, (visit.row, n));
             }
         }
-        let mut items = queries::review_queue(&self.store.conn, &self.who, page, &flagged)?;
-        self.count_children_without_case(&mut items)?;
+        let rows: Vec<i64> = without.values().map(|(row, _)| *row).collect();
+        let mut items = queries::review_queue(&self.store.conn, &self.who, page, &rows)?;
+        for item in &mut items {
+            item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
+        }
         Ok(items)
     }
 
