@@ -422,11 +422,13 @@ fn an_earlier_versions_files_are_not_upgraded_under_its_running_serve() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    // The files as the earlier version left them: the store one schema behind (its last step
-    // adds no table), the registry from before tokens had an end.
+    // The files as the earlier version left them: the store one schema behind (its last step,
+    // 34, undone: a visit's count of children and the cases it names), the registry from
+    // before tokens had an end.
     open("hub.db")
         .execute_batch(&format!(
-            "PRAGMA user_version = {}",
+            "ALTER TABLE visit_index DROP COLUMN under_15; DROP TABLE visit_named;
+             PRAGMA user_version = {}",
             vigie_core::store::SCHEMA_VERSION - 1
         ))
         .unwrap();
