@@ -350,6 +350,22 @@ fn children_counted_at_a_visit_with_no_case_rank_it_above_paperwork_until_regist
             .collect()
     };
     assert_eq!(queue(&store), [(counted.id, 3), (paperwork.id, 0)]);
+    // The workplace's list of visits counts them the same.
+    let listed = store
+        .scoped(&supervisor)
+        .visits_marked(
+            &VisitQuery {
+                workplace_id: Some(place.id),
+                ..Default::default()
+            },
+            Page::first(10),
+        )
+        .unwrap();
+    let listed: Vec<(Uuid, u32)> = listed
+        .iter()
+        .map(|r| (r.visit.id, r.children_without_case))
+        .collect();
+    assert!(listed.contains(&(counted.id, 3)), "{listed:?}");
     let opened = |store: &mut Store, name: &str, age: i32, district: &str| {
         let mut c = ChildCase::new(
             &format!("CASE-{}", name.replace(" ", "-")),

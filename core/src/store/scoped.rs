@@ -99,14 +99,41 @@ impl Scoped<'_> {
         Ok(items)
     }
 
-    /// Each item's children without a case (`Store::children_without_case`), where the row's
-    /// head-count holds any.
+    /// Each item's children without a case, where the row's head-count holds any.
     fn count_children_without_case(&self, items: &mut [ReviewItem]) -> Result<()> {
-        for item in items.iter_mut().filter(|i| i.children_without_case > 0) {
-            let visit: crate::domain::records::Visit = self.store.get(item.visit.id)?;
-            item.children_without_case = self.store.children_without_case(&visit)?;
+        let counted: Vec<Uuid> = items
+            .iter()
+            .filter(|i| i.children_without_case > 0)
+            .map(|i| i.visit.id)
+            .collect();
+        let without = self.without_case(queries::registered_of(&self.store.conn, &counted)?)?;
+        for item in items {
+            item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
         }
         Ok(())
+    }
+
+    /// The visits of `registered` with children under 15 no case registers, with their row
+    /// number and how many: counted from the rows, or from the documents for those the rows
+    /// cannot tell (`Store::children_without_case`).
+    fn without_case(
+        &self,
+        registered: Vec<queries::Registered>,
+    ) -> Result<std::collections::HashMap<Uuid, (i64, u32)>> {
+        let mut without = std::collections::HashMap::new();
+        for visit in registered {
+            let n = match visit.registered {
+                Some(registered) => visit.under_15.saturating_sub(registered),
+                None => {
+                    let doc: crate::domain::records::Visit = self.store.get(visit.id)?;
+                    self.store.children_without_case(&doc)?
+                }
+            };
+            if n > 0 {
+                without.insert(visit.id, (visit.row, n));
+            }
+        }
+        Ok(without)
     }
 
     /// Child cases, with the name search (`Store::search_names`: accents and case ignored,
@@ -171,21 +198,9 @@ impl Scoped<'_> {
     /// children counted at work no case registers, then those with a violation, then the
     /// longest waiting.
     pub fn review_queue(&self, page: Page) -> Result<Vec<ReviewItem>> {
-        // The visits whose children counted no case registers rank above paperwork: counted
-        // by their rows, or from the documents for the few the rows cannot tell.
-        let mut without = std::collections::HashMap::new();
-        for visit in queries::registered_in_queue(&self.store.conn, &self.who)? {
-            let n = match visit.registered {
-                Some(registered) => visit.under_15.saturating_sub(registered),
-                None => {
-                    let doc: crate::domain::records::Visit = self.store.get(visit.id)?;
-                    self.store.children_without_case(&doc)?
-                }
-            };
-            if n > 0 {
-                without.insert(visit.id, (visit.row, n));
-            }
-        }
+        // The visits whose children counted no case registers rank above paperwork.
+        let without =
+            self.without_case(queries::registered_in_queue(&self.store.conn, &self.who)?)?;
         let rows: Vec<i64> = without.values().map(|(row, _)| *row).collect();
         let mut items = queries::review_queue(&self.store.conn, &self.who, page, &rows)?;
         for item in &mut items {
