@@ -3043,11 +3043,14 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     a.sync(&s.hub.url).expect("sync");
     b.sync(&s.hub.url).expect("sync");
     // Offline, each phone records other hours.
+    // Offline, each phone records other hours, and the same activity.
     let mut on_a: ChildCase = a.store.get(case.id).expect("case");
     on_a.hours_per_week = 20;
+    on_a.activity = "Cueillette".into();
     a.store.update(&on_a).expect("update");
     let mut on_b: ChildCase = b.store.get(case.id).expect("case");
     on_b.hours_per_week = 30;
+    on_b.activity = "Cueillette".into();
     b.store.update(&on_b).expect("update");
     a.sync(&s.hub.url).expect("sync");
     b.sync(&s.hub.url).expect("sync");
@@ -3138,6 +3141,18 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
             "the conflict stays"
         );
     }
+    // The same activity set on both phones is no conflict to settle: a forged settling of it
+    // (which wrote a value no device entered) is refused as one not there.
+    assert!(!conflicts.contains("value=\"activity\""), "{conflicts}");
+    let invented = browser.post(
+        &format!("{path}/resolve"),
+        &[
+            ("csrf", &csrf),
+            ("field", "activity"),
+            ("value", "\"Inventé\""),
+        ],
+    );
+    assert_eq!(invented.status, 422, "{}", invented.body);
     let done = browser.post(
         &format!("{path}/resolve"),
         &[
@@ -3167,6 +3182,7 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     a.sync(&s.hub.url).expect("sync");
     let on_a: ChildCase = a.store.get(case.id).expect("case");
     assert_eq!(on_a.hours_per_week, 30);
+    assert_eq!(on_a.activity, "Cueillette", "as both phones entered it");
     assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
 }
 

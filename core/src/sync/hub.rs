@@ -2157,10 +2157,19 @@ pub fn resolve_as<R: Record>(
     value: &serde_json::Value,
 ) -> Result<R> {
     write_as::<R>(tx, who, actor, reference, id, &mut |document, author| {
-        let offered = doc::conflicts::<R>(document)?
+        // Only a conflict `doc::conflicts` shows is offered: devices that set the same value
+        // (or a derived field) conflict in the document without anything to choose, and a
+        // resolution posted for one wrote whatever it carried.
+        let Some(offered) = doc::conflicts::<R>(document)?
             .into_iter()
-            .find(|conflict| conflict.path == path);
-        if offered.is_some_and(|conflict| conflict.values.iter().all(|v| &v.value != value)) {
+            .find(|conflict| conflict.path == path)
+        else {
+            return Err(Error::NoSuchConflict {
+                id,
+                path: Some(path.join(".")),
+            });
+        };
+        if offered.values.iter().all(|v| &v.value != value) {
             return Err(crate::error::ValidationError::new(
                 path.join("."),
                 "must be one of the values in conflict",
