@@ -1171,12 +1171,27 @@ pub fn safe_next(next: Option<&str>) -> String {
         Some(n)
             if n.starts_with("/console/")
                 && !n.contains('\\')
-                && !n.chars().any(|c| c.is_control()) =>
+                && !n.chars().any(|c| c.is_control())
+                && path_as_written(n) =>
         {
             page_of_download(n)
         }
         _ => "/console/".to_string(),
     }
+}
+
+/// Whether a browser follows `next`'s path as it is written: it removes `.` and `..` segments
+/// (`%2e` is a dot to it) before it asks, so `/console/./exports/download` was a download that
+/// `page_of_download` did not recognise, and `/console/../x` a page outside the console. No
+/// console page's path holds such a segment, an empty one inside it, or an escaped character.
+fn path_as_written(next: &str) -> bool {
+    let path = next.split(['?', '#']).next().unwrap_or(next);
+    let inner = path.strip_suffix('/').unwrap_or(path);
+    !path.contains('%')
+        && inner
+            .split('/')
+            .skip(1)
+            .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
 /// A return page that is a download (an export, a child's file, an attachment) becomes the
@@ -1218,10 +1233,26 @@ mod next_tests {
             "/console/\\evil",
             "/console/\r\nX: y",
             "/console/\u{7f}",
+            // Dot segments, as the browser removes them: a download, or outside the console.
+            "/console/./exports/download?table=child_cases&format=csv&personal=1",
+            "/console/cases/../exports/download?table=child_cases",
+            "/console/%2e/exports/download?table=child_cases",
+            "/console/%2E%2E/evil",
+            "/console/cases/.%2e/exports/download",
+            "/console/../../evil",
+            "/console//exports/download",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/./file.json",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json/.",
         ] {
             assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
         }
         assert_eq!(safe_next(None), "/console/");
+        // A search's words may hold anything escaped in the query; a page may end in a slash.
+        assert_eq!(
+            safe_next(Some("/console/cases?q=Kon%C3%A9+..%2F")),
+            "/console/cases?q=Kon%C3%A9+..%2F"
+        );
+        assert_eq!(safe_next(Some("/console/")), "/console/");
         // A download is never where signing in lands: the page that offers it is.
         let id = "019b3637-6a40-7b08-8022-000000000001";
         for (download, page) in [
