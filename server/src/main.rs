@@ -1212,7 +1212,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         &*backend,
                         None,
                         ("device_revoke", ""),
-                        &[],
+                        vigie_server::console::Held::AnyOf(&[]),
                         device,
                         true,
                     );
@@ -2026,27 +2026,15 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                 by: decider,
             }) => {
                 let action = if accepted { "accepted" } else { "rejected" };
-                let journaled = backend
-                    .console()
-                    .audited(
-                        &format!("quarantine_{action}"),
-                        record,
-                        Some(&entry.to_string()),
-                    )
-                    .map_err(|e| e.to_string())?;
-                if !journaled {
-                    // In the name of who decided, whoever asks again.
-                    journal(
-                        &*backend,
-                        decider,
-                        &format!("quarantine_{action}"),
-                        Some(record),
-                        &from_command_line(&format!(
-                            "{entry} ({})",
-                            vigie_server::console::FOUND_DONE
-                        )),
-                    );
-                }
+                // In the name of who decided, whoever asks again.
+                vigie_server::console::journal_found_done(
+                    &*backend,
+                    decider,
+                    (&format!("quarantine_{action}"), &entry.to_string()),
+                    vigie_server::console::Held::SameDetail,
+                    record,
+                    true,
+                );
                 format!(
                     "quarantine entry {entry} was {action} already (record {record}): nothing \
                      more to do"

@@ -822,14 +822,39 @@ fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
         line["revoked"].is_null(),
         "the first tap revokes nothing: {line}"
     );
-    let done = browser.post(&revoke, &[("csrf", &asked.csrf()), ("confirm", "yes")]);
-    assert_eq!(done.status, 303);
+    // The confirmation sent eight times at once (a double tap, a retry): one revocation, one
+    // entry in the journal (each request after the first finds it revoked, and must not take
+    // it for a revocation whose entry a stopped hub lost).
+    let csrf = asked.csrf();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..8)
+            .map(|_| {
+                let mut copy = Browser::new(&s.hub.url);
+                copy.cookies = browser.cookies.clone();
+                let (revoke, csrf) = (&revoke, &csrf);
+                scope.spawn(move || {
+                    copy.post(revoke, &[("csrf", csrf), ("confirm", "yes")])
+                        .status
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|h| h.join().expect("a request"))
+            .collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
     let listed = admin_lines(&s.data, &["device", "list"]);
     let line = listed
         .iter()
         .find(|d| d["device"] == device.to_string())
         .expect("listed");
     assert!(!line["revoked"].is_null(), "{line}");
+    let journal = admin_lines(&s.data, &["audit", "--record", &device.to_string()]);
+    let revocations: Vec<_> = journal
+        .iter()
+        .filter(|e| e["action"] == "device_revoke")
+        .collect();
+    assert_eq!(revocations.len(), 1, "{journal:?}");
 
     let user = phone.user();
     let deactivate = format!("/console/users/{user}/deactivate");

@@ -924,30 +924,59 @@ pub fn journal(
     true
 }
 
+/// Held from an irreversible action to its journal entry, and while the journal is searched
+/// for an action found done: a request sent twice at once (a double tap, a retry) would
+/// otherwise find the first one's action done before its entry is written, and journal it a
+/// second time as found. Within one process; these actions are rare and short.
+static IRREVERSIBLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `action` (an irreversible action and its journal entry, or the search for one found
+/// done) with no other such action of this process between them.
+pub fn one_irreversible_at_a_time<T>(action: impl FnOnce() -> T) -> T {
+    // A panic while held leaves nothing half-done that the lock protects: taken again.
+    let _held = IRREVERSIBLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    action()
+}
+
 /// What the journal says of an irreversible action found done with no entry about it (the
 /// command, or the hub, stopped between the action and its entry): written when someone asks
 /// for it again, in that person's name, as found — not as done by them.
 pub const FOUND_DONE: &str = "found_done_unjournaled";
 
+/// What an entry found in the journal must be to stand for an action asked again.
+#[derive(Clone, Copy)]
+pub enum Held<'a> {
+    /// Any entry of the action, or of one of these, about the record (an erasure is done once
+    /// whatever its reason).
+    AnyOf(&'a [&'a str]),
+    /// An entry of the action with the same detail (a quarantine review names its entry, and
+    /// a record may have had others).
+    SameDetail,
+}
+
 /// Journals `action` on `record` as found done (`FOUND_DONE` after the action's `detail`, if
-/// any, marked as the command line's when `command_line`) unless the log holds an entry of it,
-/// or of one of `also`, about `record`: a revocation or an erasure whose process stopped before
-/// its entry is in the log once it is asked again. False if the log could not be read or
-/// written.
+/// any, marked as the command line's when `command_line`) unless the log holds an entry of it
+/// (`held`): a revocation, an erasure or a review whose process stopped before its entry is in
+/// the log once it is asked again. False if the log could not be read or written.
 pub fn journal_found_done(
     backend: &dyn Backend,
     who: Option<Uuid>,
     (action, detail): (&str, &str),
-    also: &[&str],
+    held: Held<'_>,
     record: Uuid,
     command_line: bool,
 ) -> bool {
     let storage = backend.console();
-    let held = std::iter::once(action)
-        .chain(also.iter().copied())
-        .try_fold(false, |held, a| {
-            Ok::<_, Error>(held || storage.audited(a, record, None)?)
-        });
+    let held = match held {
+        Held::SameDetail => storage.audited(action, record, Some(detail)),
+        Held::AnyOf(also) => std::iter::once(action)
+            .chain(also.iter().copied())
+            .try_fold(false, |held, a| {
+                Ok::<_, Error>(held || storage.audited(a, record, None)?)
+            }),
+    };
     match held {
         Ok(true) => true,
         Ok(false) => {
@@ -1004,6 +1033,16 @@ pub fn erase_journaled(
     command_line: bool,
 ) -> Result<Erased, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
+    one_irreversible_at_a_time(|| erase_and_journal(backend, by, record, reason, command_line))
+}
+
+fn erase_and_journal(
+    backend: &dyn Backend,
+    by: Uuid,
+    record: Uuid,
+    reason: &str,
+    command_line: bool,
+) -> Result<Erased, Error> {
     let cases = match backend.erase(by, record) {
         Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
             // Journaled in the name of a supervisor only (one who may erase), with the reason
@@ -1017,7 +1056,7 @@ pub fn erase_journaled(
                     backend,
                     Some(by),
                     ("case_erase", reason),
-                    &["erase_unheld"],
+                    Held::AnyOf(&["erase_unheld"]),
                     record,
                     command_line,
                 );

@@ -658,18 +658,25 @@ pub async fn revoke(
                 format!("/console/devices/{id}/revoke"),
             );
         }
-        if !hub.backend.revoke(id)? {
+        let revoked = crate::console::one_irreversible_at_a_time(|| {
+            if hub.backend.revoke(id)? {
+                audit(hub, Some(viewer.user.id), "device_revoke", Some(id), "");
+                return Ok::<_, Problem>(true);
+            }
             if hub.backend.is_revoked(id)? {
                 // A hub stopped between a revocation and its entry: journaled now.
                 crate::console::journal_found_done(
                     &*hub.backend,
                     Some(viewer.user.id),
                     ("device_revoke", ""),
-                    &[],
+                    crate::console::Held::AnyOf(&[]),
                     id,
                     false,
                 );
             }
+            Ok(false)
+        })?;
+        if !revoked {
             return devices_page(
                 hub,
                 ctx,
@@ -678,7 +685,6 @@ pub async fn revoke(
                 None,
             );
         }
-        audit(hub, Some(viewer.user.id), "device_revoke", Some(id), "");
         Ok(Redirect::to("/console/devices").into_response())
     })
     .await
