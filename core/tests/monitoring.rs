@@ -961,7 +961,8 @@ const ZONE_ENV: &str = "VIGIE_TEST_ZONE_CHILD";
 /// A verification without a day is dated by the day it is where the phone is, as the phone and
 /// the hub judge its user's dates: a supervisor west of UTC verifying a child in the evening
 /// (past midnight UTC) was refused "after today", and one east of it in the morning dated the
-/// verification the day before. Run in a child process whose zone's day is not UTC's now.
+/// verification the day before. A child's 18th birthday takes her case out of the due lists on
+/// that day there too. Run in a child process whose zone's day is not UTC's now.
 #[test]
 fn a_verification_is_dated_by_the_day_it_is_where_the_phone_is() {
     use chrono::Timelike;
@@ -1017,6 +1018,34 @@ fn verification_dated_in_the_phones_zone_child() {
         .transition_case(c.id, CaseStatus::Withdrawn)
         .unwrap();
     assert_eq!(c.remediated_on, Some(here), "in {zone}");
+
+    // A child turning 18 on the later of the two days leaves the overdue list on her birthday
+    // where the phone is (west of UTC she is 17 here until tomorrow; east of it, 18 today).
+    let utc = chrono::Utc::now().date_naive();
+    let adult_on = here.max(utc);
+    let mut late = child(C01, "Yao Koffi", MONITOR);
+    late.date_of_birth = adult_on.checked_sub_months(chrono::Months::new(18 * 12));
+    late.identified_on = here - chrono::Days::new(400);
+    let late = store.create(&late).unwrap();
+    let referred = Referral {
+        date: here - chrono::Days::new(300),
+        ..referral()
+    };
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(late.id, referred)
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .transition_case(late.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .transition_case_on(late.id, CaseStatus::Withdrawn, here - chrono::Days::new(150))
+        .unwrap();
+    let overdue = store
+        .follow_ups_due(None, None, here, Page::first(50))
+        .unwrap()
+        .iter()
+        .any(|d| d.id == late.id);
+    assert_eq!(overdue, here < adult_on, "in {zone}: 18 on {adult_on}, {here} here");
 }
 
 /// A reopened case keeps its earlier referrals as history and waits to be referred again: a

@@ -880,9 +880,11 @@ static VISIT_DUE_ANSWERED: std::sync::LazyLock<String> = std::sync::LazyLock::ne
 /// was written.
 const ALERT_IN_FORCE: &str = "(a.adult_ms IS NULL OR a.adult_ms > ?)";
 
-/// Today (UTC) at midnight, the day alert rows are judged against.
+/// Today at midnight, the day alert rows are judged against: the device's own day, as a
+/// verification is dated (a phone west of UTC would otherwise drop a child turned 18 from its
+/// alerts the evening before the birthday).
 fn today_ms() -> i64 {
-    midnight_ms(chrono::Utc::now().date_naive())
+    midnight_ms(chrono::Local::now().date_naive())
 }
 
 /// Alerts: the most urgent first, the latest first within each urgency.
