@@ -424,12 +424,32 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
 /// dropped with nothing said, and a supervisor's form reported it recorded).
 /// A withdrawn child found still working at a follow-up is alerted on the day of that
 /// follow-up (the alerts are listed newest first): a relapse found this week is not filed
-/// among the identifications of months ago.
+/// among the identifications of months ago, nor drawn on their month's map.
 #[test]
 fn a_child_found_working_at_a_follow_up_is_alerted_on_that_day() {
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "device.db", MONITOR);
-    let c = remediated_case(&mut store, "Kouamé Adjoa", date(2025, 10, 15));
+    let mut w = Workplace::new("Plantation Kouamé", "cocoa", Formality::Informal, area(C01));
+    w.location.point = Some(GeoPoint {
+        latitude: 6.8,
+        longitude: -5.25,
+        accuracy_m: None,
+    });
+    let w = store.create(&w).unwrap();
+    let mut c = child(C01, "Kouamé Adjoa", MONITOR);
+    c.workplace_id = Some(w.id);
+    let c = store.create(&c).unwrap();
+    let c = {
+        as_role(&mut store, Role::CommunityMonitor)
+            .refer_case(c.id, referral())
+            .unwrap();
+        as_role(&mut store, Role::CommunityMonitor)
+            .transition_case(c.id, CaseStatus::ReceivingServices)
+            .unwrap();
+        as_role(&mut store, Role::Supervisor)
+            .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 15))
+            .unwrap()
+    };
     let seen = FollowUp {
         situation: FollowUpSituation::StillWorking,
         ..follow_up(date(2026, 2, 3))
@@ -444,6 +464,27 @@ fn a_child_found_working_at_a_follow_up_is_alerted_on_that_day() {
         .find(|a| a.id == c.id)
         .expect("the child is alerted");
     assert_eq!(alert.at.date_naive(), date(2026, 2, 3));
+    // The map of the month the relapse was found colours the workplace; the month the child
+    // was identified in stays as it was drawn then.
+    let supervisor = vigie_core::sync::Principal {
+        user: SUPERVISOR,
+        device: Uuid::now_v7(),
+        role: Role::Supervisor,
+        areas: [C01.to_string()].into(),
+    };
+    let worst = |from, until| {
+        store
+            .scoped(&supervisor)
+            .places(from, until, 10)
+            .unwrap()
+            .workplaces
+            .iter()
+            .find(|p| p.id == w.id)
+            .expect("the workplace is drawn")
+            .severity
+    };
+    assert!(worst(date(2026, 2, 1), date(2026, 3, 1)).is_some());
+    assert_eq!(worst(date(2025, 9, 1), date(2025, 10, 1)), None);
 }
 
 /// A child whose age is not established (a merge cleared both its date of birth and its

@@ -1538,9 +1538,11 @@ pub(crate) fn places(
     })? {
         by_workplace.insert(workplace, (visits, severity));
     }
+    // A case's alert by its own date, as the alerts list files it: a relapse a follow-up
+    // found this month colours this month's map, not the month the child was identified.
     let mut f = Filter::default();
-    f.add("c.identified_ms >= ?", from);
-    f.add("c.identified_ms < ?", until);
+    f.add("a.at_ms >= ?", from);
+    f.add("a.at_ms < ?", until);
     f.add_all("c.workplace IS NOT NULL", Vec::new());
     f.add(ALERT_IN_FORCE, today_ms());
     f.within("c", RecordKind::ChildCase, Some(scope));
