@@ -5351,6 +5351,28 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
             && unplaced.contains("1 lieu de travail (de toutes dates), et 1 visite de la période"),
         "{unplaced}"
     );
+    // A child in a worst form (no visit there found forced labour) is named as the alerts
+    // list names it, in the point's title, the legend and the table: not as a visit's forced
+    // labour where children work.
+    let mut field_with_a_child = workplace(area(C01), "Champ Brou");
+    field_with_a_child.location.point = Some(GeoPoint {
+        latitude: 6.81,
+        longitude: -5.27,
+        accuracy_m: None,
+    });
+    let placed = f.mine.store.create(&field_with_a_child).unwrap();
+    let mut exploited = child(area(C01), "Awa Brou", by);
+    exploited.workplace_id = Some(placed.id);
+    exploited.worst_forms = [WorstForm::SexualExploitation].into();
+    f.mine.store.create(&exploited).unwrap();
+    f.mine.sync(&s.hub.url).unwrap();
+    let map = browser.get("/console/map?from=2026-01-01&until=2026-12-31");
+    assert!(
+        map.body.contains("Champ Brou · Pire forme suspectée"),
+        "{}",
+        map.body
+    );
+    assert!(!map.body.contains("où travaillent des enfants"), "{}", map.body);
 }
 
 /// The re-inspections planned at visits are on the review page, the late ones marked, each

@@ -1473,7 +1473,7 @@ struct AlertsPage {
 /// children's figure "worst form suspected" (a child's case) does not count: named apart.
 fn severity_label(t: Tr, s: AlertSeverity, kind: RecordKind) -> (&'static str, &'static str) {
     match s {
-        AlertSeverity::WorstFormSuspected if kind != RecordKind::ChildCase => {
+        AlertSeverity::WorstFormSuspected if kind == RecordKind::Visit => {
             (t.get("alert.worst_form_visit"), "worst")
         }
         AlertSeverity::WorstFormSuspected => (t.get("alert.worst_form"), "worst"),
@@ -3461,9 +3461,11 @@ fn map_class(severity: Option<AlertSeverity>) -> &'static str {
 /// One point per community with workplaces drawn (`map`'s aggregate view).
 /// What a point's colour shows, in words: its name says it, for whoever cannot tell the
 /// colours apart or reads the map by keyboard or screen reader.
-fn map_alert(t: Tr, severity: Option<AlertSeverity>) -> &'static str {
+/// A visit's worst form is forced labour where children work; a workplace's or a
+/// community's may be a child's case of any worst form, named as the alerts list names it.
+fn map_alert(t: Tr, severity: Option<AlertSeverity>, kind: RecordKind) -> &'static str {
     match severity {
-        Some(s) => severity_label(t, s, RecordKind::Visit).0,
+        Some(s) => severity_label(t, s, kind).0,
         None => t.get("map.no_alert"),
     }
 }
@@ -3481,7 +3483,7 @@ fn community_points(t: Tr, lines: &[CommunityLine]) -> Vec<Point> {
                 "{} · {} · {}",
                 line.name,
                 t.plural("map.counts_workplaces", line.workplaces),
-                map_alert(t, line.worst)
+                map_alert(t, line.worst, RecordKind::Workplace)
             ),
             href: Some(format!("#community-{}", line.code)),
         })
@@ -3520,7 +3522,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         let points: Vec<Point> = if aggregate {
             community_points(t, &by_community)
         } else {
-            let alert = |severity| map_alert(t, severity);
+            let alert = map_alert;
             let workplaces = places.workplaces.iter().map(|p| Point {
                 latitude: p.latitude,
                 longitude: p.longitude,
@@ -3529,7 +3531,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 title: format!(
                     "{} · {} · {} · {}",
                     p.name,
-                    alert(p.severity),
+                    alert(t, p.severity, RecordKind::Workplace),
                     t.area(&reference, &p.community),
                     t.plural("map.visits_in_period", p.visits)
                 ),
@@ -3546,7 +3548,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 title: format!(
                     "{} · {} · {}",
                     t.get("map.visit"),
-                    alert(p.severity),
+                    alert(t, p.severity, RecordKind::Visit),
                     t.area(&reference, &p.community)
                 ),
                 href: Some(format!("/console/visits/{}", p.id)),
