@@ -91,38 +91,51 @@ pub struct TableWriter<W: std::io::Write> {
 
 enum TableOut<W: std::io::Write> {
     Csv {
-        // Boxed: the writer's buffer state is large beside a JSON writer's.
-        out: Box<csv::Writer<W>>,
+        out: std::io::BufWriter<W>,
+        delimiter: char,
         decimal_comma: bool,
     },
     Json(W),
 }
 
-/// A CSV writer's error: the file's or the link's own (a full disk is said as one), else an
-/// encoding failure.
-fn csv_error(e: csv::Error) -> Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => Error::Io(e),
-        _ => Error::Io(std::io::Error::other("csv encoding failed")),
+/// Writes one CSV line (RFC 4180, ending in CRLF): a cell is quoted when it holds a quote, a
+/// line break, the file's separator or a `;` whatever the separator. Excel set to French splits
+/// a double-clicked plain CSV on `;`, not on its commas: a phone's `Awa;=cmd|' /C calc'!A0`
+/// written bare began a cell there with a formula, past the defusing of each cell's start.
+fn write_csv_line<'a>(
+    out: &mut impl std::io::Write,
+    cells: impl IntoIterator<Item = std::borrow::Cow<'a, str>>,
+    delimiter: char,
+) -> std::io::Result<()> {
+    let mut line = String::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        if i > 0 {
+            line.push(delimiter);
+        }
+        if cell.contains(['"', '\r', '\n', ';', delimiter]) {
+            line.push('"');
+            line.push_str(&cell.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(&cell);
+        }
     }
+    line.push_str("\r\n");
+    out.write_all(line.as_bytes())
 }
 
 impl<W: std::io::Write> TableWriter<W> {
     pub fn new(format: ExportFormat, mut out: W) -> Result<Self> {
         let csv = |out, delimiter, decimal_comma| TableOut::Csv {
-            out: Box::new(
-                csv::WriterBuilder::new()
-                    .delimiter(delimiter)
-                    .terminator(csv::Terminator::CRLF)
-                    .from_writer(out),
-            ),
+            out: std::io::BufWriter::new(out),
+            delimiter,
             decimal_comma,
         };
         let out = match format {
-            ExportFormat::Csv => csv(out, b',', false),
+            ExportFormat::Csv => csv(out, ',', false),
             ExportFormat::ExcelCsv => {
                 out.write_all("\u{feff}".as_bytes())?;
-                csv(out, b';', true)
+                csv(out, ';', true)
             }
             ExportFormat::Json => TableOut::Json(out),
         };
@@ -135,23 +148,30 @@ impl<W: std::io::Write> TableWriter<W> {
     /// Writes a row of `columns` (`None`: the table has none, its header alone is written).
     pub fn row(&mut self, columns: &[&'static str], row: Option<Vec<Value>>) -> Result<()> {
         match &mut self.out {
-            TableOut::Csv { out, decimal_comma } => {
+            TableOut::Csv {
+                out,
+                delimiter,
+                decimal_comma,
+            } => {
                 if !self.started {
-                    out.write_record(columns).map_err(csv_error)?;
+                    write_csv_line(out, columns.iter().map(|c| (*c).into()), *delimiter)?;
                     self.started = true;
                 }
                 let Some(row) = row else { return Ok(()) };
-                out.write_record(row.iter().map(|value| match value {
-                    // "5.3541" is a date or text to French Excel; "5,3541" a number.
-                    Value::Number(n) if *decimal_comma && n.is_f64() => {
-                        n.to_string().replace('.', ",")
+                let cells = row.iter().map(|value| {
+                    match value {
+                        // "5.3541" is a date or text to French Excel; "5,3541" a number.
+                        Value::Number(n) if *decimal_comma && n.is_f64() => {
+                            n.to_string().replace('.', ",")
+                        }
+                        Value::String(digits) if *decimal_comma && read_as_a_number(digits) => {
+                            format!("=\"{digits}\"")
+                        }
+                        value => cell_text(value),
                     }
-                    Value::String(digits) if *decimal_comma && read_as_a_number(digits) => {
-                        format!("=\"{digits}\"")
-                    }
-                    value => cell_text(value),
-                }))
-                .map_err(csv_error)
+                    .into()
+                });
+                Ok(write_csv_line(out, cells, *delimiter)?)
             }
             TableOut::Json(out) => {
                 let Some(row) = row else { return Ok(()) };
@@ -1320,6 +1340,42 @@ mod tests {
         }
         let excel = ExportFormat::ExcelCsv.encode(&table).unwrap();
         assert!(excel.starts_with("\u{feff}id;notes;items\r\n1;\"a\nb\";\"x;y\"\r\n".as_bytes()));
+    }
+
+    /// Excel set to French splits a double-clicked plain CSV on `;`: a cell holding one is
+    /// quoted in the plain CSV too, so that no part of it begins a cell there (a formula after
+    /// the `;` ran), and a program reading the CSV reads the same cells.
+    #[test]
+    fn a_cell_holding_a_semicolon_is_quoted_in_the_plain_csv_too() {
+        let table = ExportTable {
+            name: "t",
+            columns: vec!["id", "name", "items"],
+            rows: vec![vec![
+                Value::from(1),
+                Value::from("Awa;=cmd|' /C calc'!A0"),
+                Value::from("a \"b\", c"),
+            ]],
+        };
+        let csv = String::from_utf8(ExportFormat::Csv.encode(&table).unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "id,name,items\r\n1,\"Awa;=cmd|' /C calc'!A0\",\"a \"\"b\"\", c\"\r\n"
+        );
+        for line in csv.lines() {
+            // Split as that spreadsheet splits it, on `;` outside quotes: no cell is a formula.
+            let mut quoted = false;
+            let mut cell = String::new();
+            let mut cells = Vec::new();
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ';' if !quoted => cells.push(std::mem::take(&mut cell)),
+                    c => cell.push(c),
+                }
+            }
+            cells.push(cell);
+            assert!(cells.iter().all(|c| !c.starts_with('=')), "{cells:?}");
+        }
     }
 
     /// A phone number's leading 0 stays in the spreadsheet the Excel variant is opened in; the
