@@ -2794,6 +2794,75 @@ fn a_bundle_holds_only_records_every_recipient_may_read() {
     assert_eq!(foreign.store.import_bundle(&empty).unwrap().records, 0);
 }
 
+/// A bundle addressed to an area reaches its people: the monitors of the communities within a
+/// district are its recipients, and a bundle none of the area's people could open (records of
+/// two communities, to each community's monitor) is refused, whoever else could open it — a
+/// district's supervisors, or the exporter's own second phone. Both went out sealed to others
+/// only, and the colleague the bundle was carried to could not open it.
+#[test]
+fn a_bundle_to_an_area_reaches_its_people_or_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut other) = enrolled(&dir);
+    let mut foreign = Device::new(&dir, "foreign", Role::CommunityMonitor, &[D2_C01]);
+    // A monitor of both communities, with a tablet beside her phone.
+    let mut both = Device::new(&dir, "both", Role::CommunityMonitor, &[C01, C02]);
+    let tablet_store = Store::open(StoreConfig::new(
+        dir.path().join("tablet.db"),
+        Encryption::Unencrypted,
+        both.principal.user,
+    ))
+    .unwrap();
+    let mut tablet = Device {
+        principal: common::principal_of(&tablet_store, Role::CommunityMonitor, &[C01, C02]),
+        store: tablet_store,
+        path: dir.path().join("tablet.db"),
+    };
+    let in_d2 = supervisor.create_case(D2_C01, "Fatou Bamba");
+    both.create_case(C01, NAME_C01);
+    both.create_case(C02, NAME_C02);
+    supervisor.create_case(C01, "Awa Coulibaly-Doumbia");
+    supervisor.create_case(C02, "Aya Koné");
+    for _ in 0..2 {
+        for d in [
+            &mut supervisor,
+            &mut monitor,
+            &mut other,
+            &mut foreign,
+            &mut both,
+            &mut tablet,
+        ] {
+            d.sync(&mut hub);
+        }
+    }
+    let nothing_for = |result: Result<(Vec<u8>, i64)>| match result {
+        Err(Error::Identity(IdentityError::NothingForRecipient { recipient, .. })) => recipient,
+        other => panic!("expected nothing to seal, got {:?}", other.map(|b| b.1)),
+    };
+    // The region's supervisor to district D2: its community's monitor opens it.
+    let (to_d2, _) = supervisor
+        .store
+        .export_bundle(0, &[], &[Recipient::Area("CI-R1-D2".into())])
+        .unwrap();
+    assert_eq!(foreign.store.import_bundle(&to_d2).unwrap().records, 1);
+    assert!(foreign.store.kind_of(in_d2).is_ok());
+    // The monitor of both communities to each of them (the app's default): her tablet could
+    // open it, her colleagues of C01 and C02 not.
+    assert_eq!(
+        nothing_for(both.store.export_bundle(
+            0,
+            &[],
+            &[Recipient::Area(C01.into()), Recipient::Area(C02.into())]
+        )),
+        C01
+    );
+    // One community's records to that community: its monitor opens them.
+    let (to_c01, _) = both
+        .store
+        .export_bundle(0, &[], &[Recipient::Area(C01.into())])
+        .unwrap();
+    assert!(monitor.store.import_bundle(&to_c01).unwrap().records >= 1);
+}
+
 /// A store opened for another user than the token's: the hub certifies nothing at its first
 /// sync, and says why; opened for the right user, it syncs.
 #[test]

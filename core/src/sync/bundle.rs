@@ -353,6 +353,7 @@ impl Store {
         mut reads_all: impl FnMut(&Scope) -> Result<bool>,
     ) -> Result<Vec<[u8; 32]>> {
         let reference = self.reference();
+        let exporter = self.certificate()?.map(|c| c.user);
         let mut keys = Vec::new();
         let (mut area_unheld, mut area_lapsed) = (false, false);
         for recipient in recipients {
@@ -368,26 +369,35 @@ impl Store {
                     keys.push(certificate.keys.agreement);
                 }
                 Recipient::Area(code) => {
-                    // The devices of that area and of the areas containing it (a district's
-                    // bundle reaches its region's supervisor too), that may read it all.
+                    // The devices of that area, of the areas within it (a district's bundle
+                    // reaches its communities' monitors) and of the areas containing it (its
+                    // region's supervisor), that may read it all.
                     let covering = reference.codes_containing(code);
                     let before = keys.len();
-                    // The devices of the area itself, and how many of them may read it all.
-                    let (mut own, mut own_reading) = (0, 0);
-                    for certificate in directory
-                        .iter()
-                        .filter(|c| c.areas.iter().any(|a| covering.contains(a)))
-                    {
-                        let of_area = certificate.areas.iter().any(|a| a == code);
-                        own += usize::from(of_area);
-                        if reads_all(&certificate.principal().scope(&reference))? {
-                            own_reading += usize::from(of_area);
+                    // The people the area names (devices of it or within it), but for the
+                    // exporter, whose own other phone opening it reaches no one; and how many
+                    // of their devices may read it all.
+                    let (mut named, mut named_reading) = (0, 0);
+                    for certificate in directory {
+                        let of_area = certificate
+                            .areas
+                            .iter()
+                            .any(|a| reference.codes_containing(a).contains(code));
+                        if !of_area && !certificate.areas.iter().any(|a| covering.contains(a)) {
+                            continue;
+                        }
+                        let reads = reads_all(&certificate.principal().scope(&reference))?;
+                        if reads {
                             keys.push(certificate.keys.agreement);
                         }
+                        if of_area && Some(certificate.user) != exporter {
+                            named += 1;
+                            named_reading += usize::from(reads);
+                        }
                     }
-                    // The area's own devices would open none of it (records of other areas
-                    // beside its own): sealed to those above them only, it misses whom it names.
-                    if own > 0 && own_reading == 0 {
+                    // The area's people would open none of it (records of other areas beside
+                    // theirs): sealed to those above them only, it misses whom it names.
+                    if named > 0 && named_reading == 0 {
                         return Err(IdentityError::NothingForRecipient {
                             recipient: code.clone(),
                             reason: "its devices may not read every record of the bundle: \
