@@ -3316,7 +3316,9 @@ fn the_pages_show_what_the_phone_recorded() {
     let s = setup();
     let mut f = field(&s);
     let mut place = workplace(area(C01), "Coopérative Ébène");
-    place.buyers = ["Négoce Abidjan".to_string()].into_iter().collect();
+    place.buyers = ["Négoce Abidjan".to_string(), "Coop, Soubré".to_string()]
+        .into_iter()
+        .collect();
     place.suppliers = (0..150).map(|i| format!("Planteur {i:03}")).collect();
     place.owner_contact = "+225 07 00 00 00".into();
     place.notes = "Séchoir couvert depuis mars.".into();
@@ -3365,6 +3367,12 @@ fn the_pages_show_what_the_phone_recorded() {
             "src=\"/console/records/{}/attachments/{}\"",
             place.id, photo.id
         )),
+        "{}",
+        page.body
+    );
+    // One name a line: a buyer with a comma reads as one.
+    assert!(
+        page.body.contains("<dd>Coop, Soubré\nNégoce Abidjan</dd>"),
         "{}",
         page.body
     );

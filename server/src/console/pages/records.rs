@@ -2136,7 +2136,9 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         },
         Field {
             label: t.get("field.tasks"),
-            value: case.tasks.iter().cloned().collect::<Vec<_>>().join("; "),
+            // One per line (the values' cells keep line breaks): a task typed with a ";" in
+            // it read as two.
+            value: case.tasks.iter().cloned().collect::<Vec<_>>().join("\n"),
         },
         Field {
             label: t.get("field.household"),
@@ -3202,18 +3204,20 @@ struct WorkplacePage {
 
 /// A workplace's buyers or suppliers, as a line a person reads: the first hundred, then how
 /// many more (a cooperative may name thousands).
+/// Names a phone typed, one per line (the values' cells keep line breaks): joined with commas,
+/// a buyer "Coop, Soubré" read as two.
 fn names_listed(names: &std::collections::BTreeSet<String>) -> String {
     const SHOWN: usize = 100;
-    let mut line = names
+    let mut lines = names
         .iter()
         .take(SHOWN)
         .cloned()
         .collect::<Vec<_>>()
-        .join(", ");
+        .join("\n");
     if names.len() > SHOWN {
-        line.push_str(&format!(" … (+{})", names.len() - SHOWN));
+        lines.push_str(&format!("\n… (+{})", names.len() - SHOWN));
     }
-    line
+    lines
 }
 
 pub async fn workplace_page(
