@@ -1115,7 +1115,9 @@ fn run(cli: Cli) -> Result<(), String> {
                         .map_err(|e| e.to_string())?;
                     journal(&*backend, None, "user_deactivate", Some(user), COMMAND_LINE);
                     done(&format!(
-                        "user {user}: deactivated; their devices keep nothing from their next sync"
+                        "user {user}: deactivated; their devices keep nothing from their next \
+                         sync, and sync until revoked (what they send goes to review): \
+                         `vigie device revoke` each one no one is to use any more"
                     ));
                     Ok(())
                 }

@@ -3303,7 +3303,11 @@ fn a_quarantine_entry_reviewed_in_another_tab_says_it_was_settled() {
             "{}",
             stale.body
         );
-        assert!(stale.body.contains("déjà été réglée"), "{}", stale.body);
+        assert!(
+            stale.body.contains("a pu être réglée entre-temps"),
+            "{}",
+            stale.body
+        );
     }
 }
 
