@@ -483,6 +483,33 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         validation_field(store.create(&bad).unwrap_err()),
         "owner_contact"
     );
+    // What is wrong, said: the character the writer cannot see, by its position, else the
+    // length (the same words for both were no help to correct either).
+    for (name, rule, said) in [
+        (
+            "Aya\u{feff} Kouamé",
+            "must be on one line, without control or text-direction characters: the first is \
+             character 4",
+            "Nom : doit tenir sur une ligne, sans caractère de contrôle ni de sens d'écriture : \
+             le premier est le caractère 4",
+        ),
+        (
+            &*"Aya ".repeat(40),
+            "must be at most 120 characters on one line",
+            "Nom : doit tenir sur une ligne d'au plus 120 caractères",
+        ),
+    ] {
+        match store.create(&workplace(name)).unwrap_err() {
+            Error::Validation(e) => {
+                assert_eq!(e.rule, rule);
+                assert_eq!(
+                    vigie_core::messages::field_refusal(&e.field, &e.rule, "fr"),
+                    said
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     let mut bad = workplace("Plantation");
     bad.buyers = ["Coopérative\u{0}".to_string()].into();
     assert_eq!(validation_field(store.create(&bad).unwrap_err()), "buyers");

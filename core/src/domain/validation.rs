@@ -176,12 +176,17 @@ pub(crate) fn free_text(field: &str, value: &str) -> Result<(), ValidationError>
     Ok(())
 }
 
-/// The rule of a one-line field, for `ValidationError`s.
-fn one_line_rule(required: bool, max_chars: usize) -> String {
-    let from = if required { 1 } else { 0 };
-    format!(
-        "must be {from} to {max_chars} characters on one line, without control or text-direction characters"
-    )
+/// Why `value` is no one-line field within `max_chars` (`is_one_line` said so), for
+/// `ValidationError`s: the first character it does not take, which the writer cannot see (a
+/// line break, a byte order mark, a direction control), else its length.
+fn one_line_rule(value: &str, max_chars: usize) -> String {
+    match value.chars().position(unseen_in_text) {
+        Some(at) => format!(
+            "must be on one line, without control or text-direction characters: the first is character {}",
+            at + 1
+        ),
+        None => format!("must be at most {max_chars} characters on one line"),
+    }
 }
 
 /// A required one-line field (a name): not empty once trimmed, and `is_one_line` within
@@ -191,7 +196,7 @@ pub(crate) fn require_line(field: &str, value: &str) -> Result<(), ValidationErr
     if !is_one_line(value, MAX_LINE_CHARS) {
         return Err(ValidationError::new(
             field,
-            one_line_rule(true, MAX_LINE_CHARS),
+            one_line_rule(value, MAX_LINE_CHARS),
         ));
     }
     Ok(())
@@ -204,7 +209,7 @@ pub(crate) fn optional_line(
     max_chars: usize,
 ) -> Result<(), ValidationError> {
     if !is_one_line(value, max_chars) {
-        return Err(ValidationError::new(field, one_line_rule(false, max_chars)));
+        return Err(ValidationError::new(field, one_line_rule(value, max_chars)));
     }
     // Invisible characters alone: a value that looks empty and is not (an owner no one can
     // read, nor find).
