@@ -1079,14 +1079,22 @@ fn verification_dated_in_the_phones_zone_child() {
         .transition_case(late.id, CaseStatus::ReceivingServices)
         .unwrap();
     as_role(&mut store, Role::Supervisor)
-        .transition_case_on(late.id, CaseStatus::Withdrawn, here - chrono::Days::new(150))
+        .transition_case_on(
+            late.id,
+            CaseStatus::Withdrawn,
+            here - chrono::Days::new(150),
+        )
         .unwrap();
     let overdue = store
         .follow_ups_due(None, None, here, Page::first(50))
         .unwrap()
         .iter()
         .any(|d| d.id == late.id);
-    assert_eq!(overdue, here < adult_on, "in {zone}: 18 on {adult_on}, {here} here");
+    assert_eq!(
+        overdue,
+        here < adult_on,
+        "in {zone}: 18 on {adult_on}, {here} here"
+    );
 }
 
 /// A reopened case keeps its earlier referrals as history and waits to be referred again: a

@@ -842,7 +842,11 @@ fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
             .map(|h| h.join().expect("a request"))
             .collect()
     });
-    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
     let listed = admin_lines(&s.data, &["device", "list"]);
     let line = listed
         .iter()
@@ -5384,7 +5388,11 @@ fn districts_are_called_districts_and_counts_agree_with_their_plural() {
         "{}",
         map.body
     );
-    assert!(!map.body.contains("où travaillent des enfants"), "{}", map.body);
+    assert!(
+        !map.body.contains("où travaillent des enfants"),
+        "{}",
+        map.body
+    );
 }
 
 /// The re-inspections planned at visits are on the review page, the late ones marked, each
