@@ -2784,7 +2784,7 @@ fn a_bundle_holds_only_records_every_recipient_may_read() {
         &[],
         &[Recipient::Area(C01.into()), Recipient::Area(C02.into())],
     ));
-    assert_eq!(recipient, C01);
+    assert_eq!(recipient, format!("area {C01}"));
     // Nothing changed since the mark: an empty bundle, as before.
     let mark = supervisor.store.last_change().unwrap();
     let (empty, _) = supervisor
@@ -2838,6 +2838,32 @@ fn a_bundle_to_an_area_reaches_its_people_or_is_refused() {
         Err(Error::Identity(IdentityError::NothingForRecipient { recipient, .. })) => recipient,
         other => panic!("expected nothing to seal, got {:?}", other.map(|b| b.1)),
     };
+    // An area where no one else works, from a supervisor with a second device: sealed to her
+    // own tablet alone, it would reach no one, and is refused as for a user with one device.
+    let sup_tablet_store = Store::open(StoreConfig::new(
+        dir.path().join("sup-tablet.db"),
+        Encryption::Unencrypted,
+        supervisor.principal.user,
+    ))
+    .unwrap();
+    let mut sup_tablet = Device {
+        principal: common::principal_of(&sup_tablet_store, Role::Supervisor, &["CI-R1"]),
+        store: sup_tablet_store,
+        path: dir.path().join("sup-tablet.db"),
+    };
+    for _ in 0..2 {
+        sup_tablet.sync(&mut hub);
+        supervisor.sync(&mut hub);
+    }
+    supervisor.create_case("CI-R1-D3-C01", "Awa Koné");
+    assert!(matches!(
+        refused_with(
+            supervisor
+                .store
+                .export_bundle(0, &[], &[Recipient::Area("CI-R1-D3".into())])
+        ),
+        IdentityError::NoRecipient { .. }
+    ));
     // The region's supervisor to district D2: its community's monitor opens it.
     let (to_d2, _) = supervisor
         .store
@@ -2845,6 +2871,31 @@ fn a_bundle_to_an_area_reaches_its_people_or_is_refused() {
         .unwrap();
     assert_eq!(foreign.store.import_bundle(&to_d2).unwrap().records, 1);
     assert!(foreign.store.kind_of(in_d2).is_ok());
+    // District D2's only inspector, to the hub and her district (the app's default): no
+    // monitor of D2 reads the whole district, and the bundle goes to the hub and the region's
+    // supervisor. To her district alone, it would reach none of its people.
+    let mut inspector = Device::new(&dir, "inspector", Role::Inspector, &["CI-R1-D2"]);
+    for _ in 0..2 {
+        inspector.sync(&mut hub);
+    }
+    let in_d2_c02 = inspector.create_case("CI-R1-D2-C02", "Koffi Yao");
+    let in_d2_c01 = inspector.create_case(D2_C01, "Aya Yao");
+    let (default, _) = inspector
+        .store
+        .export_bundle(0, &[], &[Recipient::Hub, Recipient::Area("CI-R1-D2".into())])
+        .unwrap();
+    supervisor.store.import_bundle(&default).unwrap();
+    assert_eq!(
+        nothing_for(inspector.store.export_bundle(
+            0,
+            &[],
+            &[Recipient::Area("CI-R1-D2".into())]
+        )),
+        "area CI-R1-D2"
+    );
+    for id in [in_d2_c01, in_d2_c02] {
+        assert!(supervisor.store.kind_of(id).is_ok(), "the default bundle reached her");
+    }
     // The monitor of both communities to each of them (the app's default): her tablet could
     // open it, her colleagues of C01 and C02 not.
     assert_eq!(
@@ -2853,7 +2904,7 @@ fn a_bundle_to_an_area_reaches_its_people_or_is_refused() {
             &[],
             &[Recipient::Area(C01.into()), Recipient::Area(C02.into())]
         )),
-        C01
+        format!("area {C01}")
     );
     // One community's records to that community: its monitor opens them.
     let (to_c01, _) = both

@@ -354,7 +354,11 @@ impl Store {
     ) -> Result<Vec<[u8; 32]>> {
         let reference = self.reference();
         let exporter = self.certificate()?.map(|c| c.user);
+        // A bundle is carried to someone: the hub or a device named, or another person's
+        // device an area reaches (the exporter's own other phone alone reaches no one).
+        let others_named = recipients.iter().any(|r| !matches!(r, Recipient::Area(_)));
         let mut keys = Vec::new();
+        let mut reaches_someone = others_named;
         let (mut area_unheld, mut area_lapsed) = (false, false);
         for recipient in recipients {
             match recipient {
@@ -373,55 +377,67 @@ impl Store {
                     // reaches its communities' monitors) and of the areas containing it (its
                     // region's supervisor), that may read it all.
                     let covering = reference.codes_containing(code);
-                    let before = keys.len();
-                    // The people the area names (devices of it or within it), but for the
-                    // exporter, whose own other phone opening it reaches no one; and how many
-                    // of their devices may read it all.
-                    let (mut named, mut named_reading) = (0, 0);
+                    let mut reached = 0;
+                    // Other people's devices of the area itself, of the areas within it, and
+                    // how many of each may read it all.
+                    let (mut at, mut at_reading) = (0, 0);
+                    let (mut within, mut within_reading) = (0, 0);
                     for certificate in directory {
-                        let of_area = certificate
-                            .areas
-                            .iter()
-                            .any(|a| reference.codes_containing(a).contains(code));
-                        if !of_area && !certificate.areas.iter().any(|a| covering.contains(a)) {
+                        let of_code = certificate.areas.iter().any(|a| a == code);
+                        let inside = !of_code
+                            && certificate.areas.iter().any(|a| {
+                                a != code && reference.codes_containing(a).contains(code)
+                            });
+                        if !inside && !certificate.areas.iter().any(|a| covering.contains(a)) {
                             continue;
                         }
                         let reads = reads_all(&certificate.principal().scope(&reference))?;
+                        let another = Some(certificate.user) != exporter;
                         if reads {
                             keys.push(certificate.keys.agreement);
+                            reached += usize::from(another);
                         }
-                        if of_area && Some(certificate.user) != exporter {
-                            named += 1;
-                            named_reading += usize::from(reads);
+                        if another && of_code {
+                            at += 1;
+                            at_reading += usize::from(reads);
+                        } else if another && inside {
+                            within += 1;
+                            within_reading += usize::from(reads);
                         }
                     }
                     // The area's people would open none of it (records of other areas beside
-                    // theirs): sealed to those above them only, it misses whom it names.
-                    if named > 0 && named_reading == 0 {
+                    // theirs): sealed to those above them only, it misses whom it names. With
+                    // no one at the area's own level, its people are those within it (a
+                    // district's monitors), unless the bundle is for the hub or a device too
+                    // (a district inspector's own, whose district no monitor reads whole).
+                    let missed = (at > 0 && at_reading == 0)
+                        || (at == 0 && within > 0 && within_reading == 0 && !others_named);
+                    if missed {
                         return Err(IdentityError::NothingForRecipient {
-                            recipient: code.clone(),
+                            recipient: format!("area {code}"),
                             reason: "its devices may not read every record of the bundle: \
                                      export a bundle for each area",
                         }
                         .into());
                     }
-                    // An area no other device holds yet adds no one: the bundle still goes
-                    // to the other recipients named (the hub, by default), else it is refused
-                    // below, saying whether devices of it are in the directory with
-                    // certificates no longer valid here.
-                    if keys.len() == before {
+                    // An area no one else holds yet adds no one: the bundle still goes to the
+                    // other recipients named (the hub, by default), else it is refused below,
+                    // saying whether devices of it are in the directory with certificates no
+                    // longer valid here.
+                    if reached == 0 {
                         area_unheld = true;
-                        area_lapsed |= self
-                            .directory()?
-                            .iter()
-                            .any(|c| c.areas.iter().any(|a| covering.contains(a)));
+                        area_lapsed |= self.directory()?.iter().any(|c| {
+                            Some(c.user) != exporter
+                                && c.areas.iter().any(|a| covering.contains(a))
+                        });
                     }
+                    reaches_someone |= reached > 0;
                 }
             }
         }
         keys.sort();
         keys.dedup();
-        if keys.is_empty() {
+        if !reaches_someone {
             return Err(IdentityError::NoRecipient {
                 reason: if !area_unheld {
                     "a sealed bundle needs at least one recipient"
@@ -430,7 +446,7 @@ impl Store {
                      replaced: each is renewed at its device's sync with the hub, or shown by \
                      a peer session with it"
                 } else {
-                    "no device of the directory holds that area or one containing it"
+                    "no one else's device in the directory holds that area or one containing it"
                 },
             }
             .into());
