@@ -278,19 +278,35 @@ fn read_as_a_number(text: &str) -> bool {
 /// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
 /// `@`, a tab or a carriage return is read as a formula by Excel, LibreOffice and Google
 /// Sheets (a `HYPERLINK` sending the sheet's cells away, a `cmd|` call), so it gets a leading
-/// apostrophe, which they show as text. Numbers are not text: a negative one stays a number.
+/// apostrophe, which they show as text. So does each part of it after a `;`: Excel set to
+/// French splits a double-clicked plain CSV on `;`, and takes a quote for one only at a cell's
+/// start, so that `Awa;=cmd|…` quoted still began a cell there with a formula. Text that starts
+/// with an apostrophe gets one too, so that removing the one added always gives the text back
+/// (and the spreadsheet shows the apostrophe typed). Numbers are not text: a negative one stays
+/// a number.
 fn defused(text: &str) -> String {
     let text = readable(text);
-    // Spreadsheets skip leading blanks (and some read full-width signs) before deciding.
-    let start = text
-        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'));
-    if text.starts_with(['\t', '\r'])
-        || start.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
-    {
-        format!("'{text}")
-    } else {
-        text.into_owned()
+    let mut out = String::with_capacity(text.len() + 1);
+    for (i, part) in text.split(';').enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        if runs_as_formula(part) {
+            out.push('\'');
+        }
+        out.push_str(part);
     }
+    out
+}
+
+/// Whether a cell (or a part of one after a `;`) that starts so is read as a formula, or loses
+/// its leading apostrophe.
+fn runs_as_formula(part: &str) -> bool {
+    // Spreadsheets skip leading blanks (and some read full-width signs) before deciding.
+    let start = part
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'));
+    part.starts_with(['\t', '\r', '\''])
+        || start.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
 }
 
 impl ExportTable {
@@ -1342,39 +1358,60 @@ mod tests {
         assert!(excel.starts_with("\u{feff}id;notes;items\r\n1;\"a\nb\";\"x;y\"\r\n".as_bytes()));
     }
 
-    /// Excel set to French splits a double-clicked plain CSV on `;`: a cell holding one is
-    /// quoted in the plain CSV too, so that no part of it begins a cell there (a formula after
-    /// the `;` ran), and a program reading the CSV reads the same cells.
+    /// Excel set to French splits a double-clicked plain CSV on `;`, taking a quote for one only
+    /// at the start of a cell: no part of a cell after a `;` may start a formula there, and a
+    /// program reading the CSV gets the text back by removing the apostrophe added at the start
+    /// of the cell and after each `;`.
     #[test]
-    fn a_cell_holding_a_semicolon_is_quoted_in_the_plain_csv_too() {
+    fn no_part_of_a_cell_after_a_semicolon_starts_a_formula() {
+        let texts = [
+            "Awa;=cmd|' /C calc'!A0",
+            "a \"b\", c",
+            "'Ndri Plantation",
+            "Famille; -2+3+cmd|' /C calc'!A0",
+            "x;'y",
+        ];
         let table = ExportTable {
             name: "t",
             columns: vec!["id", "name", "items"],
             rows: vec![vec![
                 Value::from(1),
-                Value::from("Awa;=cmd|' /C calc'!A0"),
-                Value::from("a \"b\", c"),
+                Value::from(texts[0]),
+                Value::from(texts[1]),
             ]],
         };
         let csv = String::from_utf8(ExportFormat::Csv.encode(&table).unwrap()).unwrap();
         assert_eq!(
             csv,
-            "id,name,items\r\n1,\"Awa;=cmd|' /C calc'!A0\",\"a \"\"b\"\", c\"\r\n"
+            "id,name,items\r\n1,\"Awa;'=cmd|' /C calc'!A0\",\"a \"\"b\"\", c\"\r\n"
         );
+        // Split as that spreadsheet splits it: on every `;`, a quote being one only where a
+        // cell starts.
         for line in csv.lines() {
-            // Split as that spreadsheet splits it, on `;` outside quotes: no cell is a formula.
+            let mut cells = vec![String::new()];
             let mut quoted = false;
-            let mut cell = String::new();
-            let mut cells = Vec::new();
             for c in line.chars() {
+                let cell = cells.last_mut().unwrap();
                 match c {
-                    '"' => quoted = !quoted,
-                    ';' if !quoted => cells.push(std::mem::take(&mut cell)),
+                    '"' if cell.is_empty() && !quoted => quoted = true,
+                    '"' if quoted => quoted = false,
+                    ';' if !quoted => cells.push(String::new()),
                     c => cell.push(c),
                 }
             }
-            cells.push(cell);
-            assert!(cells.iter().all(|c| !c.starts_with('=')), "{cells:?}");
+            for cell in &cells {
+                assert!(!runs_as_formula(cell) || cell.starts_with('\''), "{cell:?} in {cells:?}");
+            }
+        }
+        // The text back, as EXPORTS.md says to read it.
+        for text in texts {
+            let written = defused(text);
+            let back = written
+                .split(';')
+                .map(|part| part.strip_prefix('\'').unwrap_or(part))
+                .collect::<Vec<_>>()
+                .join(";");
+            assert_eq!(back, text, "{written}");
         }
     }
 
