@@ -1220,13 +1220,16 @@ pub fn safe_next(next: Option<&str>) -> String {
 }
 
 /// Whether a browser follows `next`'s path as it is written: it removes `.` and `..` segments
-/// (`%2e` is a dot to it) before it asks, so `/console/./exports/download` was a download that
-/// `page_of_download` did not recognise, and `/console/../x` a page outside the console. No
-/// console page's path holds such a segment, an empty one inside it, or an escaped character.
+/// (`%2e` is a dot to it) and the blanks around an address before it asks, so
+/// `/console/./exports/download` and `/console/cases/<id>/file.json ` were downloads that
+/// `page_of_download` did not recognise, and `/console/../x` a page outside the console. A
+/// console page's path holds letters, digits, `-`, `_`, `.` and `/` only (ids, words,
+/// `file.json`), and no dot segment or empty one inside it.
 fn path_as_written(next: &str) -> bool {
     let path = next.split(['?', '#']).next().unwrap_or(next);
     let inner = path.strip_suffix('/').unwrap_or(path);
-    !path.contains('%')
+    path.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
         && inner
             .split('/')
             .skip(1)
@@ -1282,6 +1285,13 @@ mod next_tests {
             "/console//exports/download",
             "/console/cases/019b3637-6a40-7b08-8022-000000000001/./file.json",
             "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json/.",
+            // Blanks the browser strips from an address's ends, or any other character no
+            // console path holds.
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json ",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json  ",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json\u{a0}",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file.json;x",
+            "/console/cases/019b3637-6a40-7b08-8022-000000000001/file\u{2024}json",
         ] {
             assert_eq!(safe_next(Some(hostile)), "/console/", "{hostile:?}");
         }
