@@ -877,9 +877,19 @@ fn revoking_a_device_or_deactivating_a_user_asks_to_confirm() {
             .clone()
     };
     assert_eq!(active(&s.data), true);
-    let done = browser.post(&deactivate, &[("csrf", &asked.csrf()), ("confirm", "yes")]);
+    let csrf = asked.csrf();
+    let done = browser.post(&deactivate, &[("csrf", &csrf), ("confirm", "yes")]);
     assert_eq!(done.status, 303);
     assert_eq!(active(&s.data), false);
+    // Sent again (Back, a retry): nothing more is journaled.
+    let again = browser.post(&deactivate, &[("csrf", &csrf), ("confirm", "yes")]);
+    assert_eq!(again.status, 303);
+    let journal = admin_lines(&s.data, &["audit", "--record", &user.to_string()]);
+    let deactivations = journal
+        .iter()
+        .filter(|e| e["action"] == "user_deactivate")
+        .count();
+    assert_eq!(deactivations, 1, "{journal:?}");
 }
 
 #[test]

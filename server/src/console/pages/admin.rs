@@ -394,9 +394,13 @@ pub async fn user_deactivate(
             };
             return users_page(hub, ctx, &viewer, state);
         }
-        hub.backend.deactivate_user(id)?;
+        let was_active = hub.backend.deactivate_user(id)?;
         hub.backend.console().end_console_access_of(id)?;
-        audit(hub, Some(viewer.user.id), "user_deactivate", Some(id), "");
+        // Journaled once, by whoever deactivated them: the form sent again (a double tap, a
+        // retry, Back) finds them inactive, as the command line says.
+        if was_active {
+            audit(hub, Some(viewer.user.id), "user_deactivate", Some(id), "");
+        }
         Ok(Redirect::to("/console/users").into_response())
     })
     .await
