@@ -334,7 +334,7 @@ test('the charts and the map render', async () => {
   assert.equal(await page.locator('#map-svg').getAttribute('role'), 'group');
   const named = await page.locator('#map-svg a').first().getAttribute('aria-label');
   assert.ok(named && named.split(' · ').length >= 3, named);
-  assert.ok(/alerte|travail|enfants/i.test(named), named);
+  assert.ok(/alerte|travail|enfants|forme/i.test(named), named);
   assert.equal(await page.locator('a.skip-inline').getAttribute('href'), '#map-table');
   await page.screenshot({ path: path.join(OUT, 'map.png'), fullPage: true });
   // A 10-inch tablet, portrait: nothing wider than the screen.
