@@ -25,6 +25,10 @@ pub enum DecodeError {
     Structure,
     #[error("checksum mismatch: the bytes were damaged or altered")]
     Checksum,
+    /// An answer of the hub byte for byte the same as one a session already handled: a
+    /// transport that caches or replays answers, or someone on the link.
+    #[error("an answer this session handled already, again (a replay)")]
+    Replayed,
 }
 
 #[derive(Debug, thiserror::Error)]

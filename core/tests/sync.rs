@@ -701,6 +701,65 @@ fn hostile_bytes_are_refused_and_nothing_is_stored() {
     let _ = &mut monitor;
 }
 
+/// A transport that answers every request with an answer it kept (a cache, someone on the
+/// link replaying): the session ends at the first answer come again, with the replay said,
+/// instead of counting its records as progress for hours; the next good session delivers
+/// what waited.
+#[test]
+fn a_replayed_answer_ends_the_session_and_the_next_one_delivers() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    for name in ["Aya", "Awa", "Adjoua"] {
+        supervisor
+            .store
+            .create(&child(c01.clone(), name, supervisor.principal.user))
+            .unwrap();
+    }
+    sync(&mut supervisor, &mut hub);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let principal = monitor.principal.clone();
+    let mut kept: Option<Vec<u8>> = None;
+    sync::sync_with_hub(
+        &mut monitor.store,
+        &SyncOptions::default(),
+        |request| {
+            let answer = common::handle(&mut hub, &principal, request, &HubLimits::default())
+                .map_err(|e| e.to_string())?;
+            kept.get_or_insert_with(|| answer.clone());
+            Ok(answer)
+        },
+        |_| {},
+    )
+    .unwrap();
+    let waiting = monitor
+        .store
+        .create(&child(c01, "Mariam", monitor.principal.user))
+        .unwrap();
+    let kept = kept.expect("an answer");
+    let mut asked = 0;
+    let replayed = sync::sync_with_hub(
+        &mut monitor.store,
+        &SyncOptions::default(),
+        |_| {
+            asked += 1;
+            Ok(kept.clone())
+        },
+        |_| {},
+    );
+    assert!(
+        matches!(
+            replayed,
+            Err(Error::Protocol(sync::wire::DecodeError::Replayed))
+        ),
+        "{replayed:?}"
+    );
+    assert!(asked <= 2, "{asked} requests");
+    sync(&mut monitor, &mut hub);
+    assert!(hub.kind_of(waiting.id).is_ok());
+}
+
 #[test]
 fn a_push_past_the_hubs_time_for_one_request_is_answered_in_part_and_sent_again() {
     let dir = TempDir::new().unwrap();

@@ -1026,6 +1026,10 @@ fn exchange_until_done(
     // pushing for ever (the store is free between steps), and the attachments behind it would
     // never go. Writes past it go with the next session.
     let pushes_allowed = store.with(|s| s.hub_outbox_len())? + LATE_WRITES;
+    // The answers handled, by their digest: the hub dates each one to the millisecond and
+    // moves its cursors, so one that comes again is a replay (a transport's cache, someone on
+    // the link), which counted as progress every time and kept a session asking for hours.
+    let mut answered: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
     // A session makes progress every exchange or stops; this bound only guards against a hub
     // that keeps answering "more" without sending anything.
     for _ in 0..100_000 {
@@ -1045,6 +1049,10 @@ fn exchange_until_done(
             .map_err(|r| cut(store, options.max_message_bytes, r))?;
         summary.bytes_received += response.len();
         summary.round_trips += 1;
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&response).into();
+        if !answered.insert(digest) {
+            return Err(wire::DecodeError::Replayed.into());
+        }
         options = options.after_exchange(&started, sent_at.elapsed());
         let response = wire::decode_response(&response, options.max_decompressed_bytes)?;
         let waiting = response
