@@ -66,6 +66,7 @@ fn open(
     let user = input::id("user_id", user_id)?;
     let device = input::id_arg_opt("device_id", device_id)?;
     let file = file_of(&path);
+    let path_opened = path.clone();
     let mut config = StoreConfig::new(path, encryption, user);
     if let Some(device) = device {
         config = config.device(device);
@@ -80,28 +81,48 @@ fn open(
         });
     }
     let store = VigieStore::from_core(Store::open(config)?);
-    open_files.push((file, Arc::downgrade(&store)));
+    // Known as the file itself now that it exists.
+    open_files.push((file_of(&path_opened), Arc::downgrade(&store)));
     Ok(store)
 }
 
 /// The store files this app holds open (`open`): a second object on one file would run its
 /// own sync sessions beside the first's, each sending the same records, and the listeners of
 /// one would hear nothing of the other's writes.
-static OPEN_FILES: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<VigieStore>)>> =
-    Mutex::new(Vec::new());
+static OPEN_FILES: Mutex<Vec<(StoreFile, std::sync::Weak<VigieStore>)>> = Mutex::new(Vec::new());
 
-/// A store file as `OPEN_FILES` knows it: its directory resolved (links, `..`), and its name (the
-/// file itself may not exist yet).
-fn file_of(path: &str) -> std::path::PathBuf {
+/// A store file as `OPEN_FILES` knows it: once it exists, the file itself (its device and
+/// inode: a symbolic or hard link to it, or its name in other letters' case on a volume that
+/// ignores case, is the same file; a path compared as written let a link open it twice), else
+/// its path, its directory resolved (links, `..`).
+#[derive(PartialEq, Eq)]
+enum StoreFile {
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Inode {
+        device: u64,
+        inode: u64,
+    },
+    Path(std::path::PathBuf),
+}
+
+fn file_of(path: &str) -> StoreFile {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        return StoreFile::Inode {
+            device: meta.dev(),
+            inode: meta.ino(),
+        };
+    }
     let path = std::path::Path::new(path);
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    match (std::fs::canonicalize(dir), path.file_name()) {
+    StoreFile::Path(match (std::fs::canonicalize(dir), path.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => path.to_path_buf(),
-    }
+    })
 }
 
 /// An open store. Every method blocks on SQLite: call it off the main thread. Methods may be

@@ -1,5 +1,7 @@
 """Every exception type, each from a real cause; and a Rust panic raised as an exception."""
 
+import os
+
 import pytest
 
 import vigie
@@ -106,6 +108,11 @@ def test_a_store_file_is_open_once_in_an_app(env):
     with pytest.raises(vigie.VigieError.NotAllowed) as e:
         vigie.open_store(path, key(5), user, None)
     assert "open already" in str(e.value)
+    # Nor through a link to it: the same file, whatever its path says.
+    link = env.store_path("once-link.db")
+    os.symlink(path, link)
+    with pytest.raises(vigie.VigieError.NotAllowed):
+        vigie.open_store(link, key(5), user, None)
     first.close_store()
     with vigie.open_store(path, key(5), user, None) as again:
         assert again.user_id() == user
