@@ -2882,19 +2882,26 @@ fn a_bundle_to_an_area_reaches_its_people_or_is_refused() {
     let in_d2_c01 = inspector.create_case(D2_C01, "Aya Yao");
     let (default, _) = inspector
         .store
-        .export_bundle(0, &[], &[Recipient::Hub, Recipient::Area("CI-R1-D2".into())])
+        .export_bundle(
+            0,
+            &[],
+            &[Recipient::Hub, Recipient::Area("CI-R1-D2".into())],
+        )
         .unwrap();
     supervisor.store.import_bundle(&default).unwrap();
     assert_eq!(
-        nothing_for(inspector.store.export_bundle(
-            0,
-            &[],
-            &[Recipient::Area("CI-R1-D2".into())]
-        )),
+        nothing_for(
+            inspector
+                .store
+                .export_bundle(0, &[], &[Recipient::Area("CI-R1-D2".into())])
+        ),
         "area CI-R1-D2"
     );
     for id in [in_d2_c01, in_d2_c02] {
-        assert!(supervisor.store.kind_of(id).is_ok(), "the default bundle reached her");
+        assert!(
+            supervisor.store.kind_of(id).is_ok(),
+            "the default bundle reached her"
+        );
     }
     // The monitor of both communities to each of them (the app's default): her tablet could
     // open it, her colleagues of C01 and C02 not.

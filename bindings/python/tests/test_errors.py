@@ -557,6 +557,17 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
                     store.follow_ups_due("2026-05-01", area=wrong)
             assert str(e.value) == f"{expected} holding a value of the wrong type or out of range"
             assert "Zoumana" not in repr(vars(e.value)) + repr(e.value.__context__), e.value
+        # Text UTF-8 cannot write (an emoji cut in half): the field named, the text kept
+        # nowhere (the encoder's own error held it whole).
+        child.area = AREA
+        child.notes = "Zoumana Kwassivi \ud83d"
+        with pytest.raises(ValueError) as e:
+            store.create_child_case(child)
+        assert str(e.value).startswith("notes: a str that UTF-8 cannot write"), str(e.value)
+        chained = e.value
+        while chained is not None:
+            assert "Zoumana" not in repr(vars(chained)) + repr(chained.args), chained
+            chained = chained.__context__ or chained.__cause__
         assert store.count(vigie.RecordKind.CHILD_CASE) == 0
 
 

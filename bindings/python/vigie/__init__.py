@@ -125,9 +125,10 @@ def _field_types(record_type):
 
 
 class _NotACase(ValueError):
-    def __init__(self, expected, type_name, inner, path=(), direct=True):
+    def __init__(self, expected, type_name, inner, path=(), direct=True, said=None):
         where = ".".join(path)
-        said = (
+        self._said = said
+        said = said or (
             f"expected {_a(expected.__name__)}, not {_a(type_name)}"
             if type_name is not None
             # The right type, holding a value of the wrong type (FieldValue.INTEGER("12")).
@@ -160,7 +161,12 @@ class _NotACase(ValueError):
                 found = (name,)
             if found:
                 return _NotACase(
-                    self._expected, self._type_name, id(record), (*found, *self._path), False
+                    self._expected,
+                    self._type_name,
+                    id(record),
+                    (*found, *self._path),
+                    False,
+                    self._said,
                 )
         return self
 
@@ -199,6 +205,36 @@ def _naming_the_field(converter, expected):
 
     converter.check_lower = staticmethod(check_lower)
 
+
+# A str UTF-8 cannot write (a lone surrogate: an emoji cut in half by a text box) was refused by
+# the generated encoder as a ``UnicodeEncodeError``, which holds the whole text (a child's name,
+# a PIN: crash reports keep it) and names no field. Refused before it, as a value of the wrong
+# type is: the field named, nothing of the text kept.
+def _refusing_unencodable(converter):
+    check = converter.check_lower
+
+    def check_lower(value):
+        check(value)
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            pass
+        raise _NotACase(
+            str,
+            None,
+            id(value),
+            said="a str that UTF-8 cannot write (a lone surrogate: half of an emoji or of "
+            "another character)",
+        )
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+for _string in {
+    getattr(_module, "_UniffiFfiConverterString", None) for _module in (_ffi_core, _ffi_calls)
+} - {None}:
+    _refusing_unencodable(_string)
 
 for _module in (_ffi_core, _ffi_calls):
     for _name in _module.__all__:

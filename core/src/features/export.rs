@@ -1400,7 +1400,10 @@ mod tests {
                 }
             }
             for cell in &cells {
-                assert!(!runs_as_formula(cell) || cell.starts_with('\''), "{cell:?} in {cells:?}");
+                assert!(
+                    !runs_as_formula(cell) || cell.starts_with('\''),
+                    "{cell:?} in {cells:?}"
+                );
             }
         }
         // The text back, as EXPORTS.md says to read it.

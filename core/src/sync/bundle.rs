@@ -385,9 +385,10 @@ impl Store {
                     for certificate in directory {
                         let of_code = certificate.areas.iter().any(|a| a == code);
                         let inside = !of_code
-                            && certificate.areas.iter().any(|a| {
-                                a != code && reference.codes_containing(a).contains(code)
-                            });
+                            && certificate
+                                .areas
+                                .iter()
+                                .any(|a| a != code && reference.codes_containing(a).contains(code));
                         if !inside && !certificate.areas.iter().any(|a| covering.contains(a)) {
                             continue;
                         }
@@ -427,8 +428,7 @@ impl Store {
                     if reached == 0 {
                         area_unheld = true;
                         area_lapsed |= self.directory()?.iter().any(|c| {
-                            Some(c.user) != exporter
-                                && c.areas.iter().any(|a| covering.contains(a))
+                            Some(c.user) != exporter && c.areas.iter().any(|a| covering.contains(a))
                         });
                     }
                     reaches_someone |= reached > 0;
