@@ -1064,32 +1064,12 @@ fn verification_dated_in_the_phones_zone_child() {
     // where the phone is (west of UTC she is 17 here until tomorrow; east of it, 18 today).
     let utc = chrono::Utc::now().date_naive();
     let adult_on = here.max(utc);
-    let mut late = child(C01, "Yao Koffi", MONITOR);
-    late.date_of_birth = adult_on.checked_sub_months(chrono::Months::new(18 * 12));
-    late.identified_on = here - chrono::Days::new(400);
-    let late = store.create(&late).unwrap();
-    let referred = Referral {
-        date: here - chrono::Days::new(300),
-        ..referral()
-    };
-    as_role(&mut store, Role::CommunityMonitor)
-        .refer_case(late.id, referred)
-        .unwrap();
-    as_role(&mut store, Role::CommunityMonitor)
-        .transition_case(late.id, CaseStatus::ReceivingServices)
-        .unwrap();
-    as_role(&mut store, Role::Supervisor)
-        .transition_case_on(
-            late.id,
-            CaseStatus::Withdrawn,
-            here - chrono::Days::new(150),
-        )
-        .unwrap();
+    let late = overdue_at_17(&mut store, "Yao Koffi", adult_on, here);
     let overdue = store
         .follow_ups_due(None, None, here, Page::first(50))
         .unwrap()
         .iter()
-        .any(|d| d.id == late.id);
+        .any(|d| d.id == late);
     assert_eq!(
         overdue,
         here < adult_on,
@@ -1264,40 +1244,45 @@ fn no_follow_up_is_due_on_or_after_the_18th_birthday() {
     assert_eq!(rules.next_follow_up(&u), None);
 }
 
+/// A case verified 150 days before `today` of a child who turns 18 on `adult_on`: its 3-month
+/// visit was due 60 days ago, at 17.
+fn overdue_at_17(store: &mut Store, name: &str, adult_on: NaiveDate, today: NaiveDate) -> Uuid {
+    use chrono::{Days, Months};
+    let mut c = child(C01, name, MONITOR);
+    c.date_of_birth = adult_on.checked_sub_months(Months::new(18 * 12));
+    c.identified_on = today - Days::new(400);
+    let c = store.create(&c).unwrap();
+    let referred = Referral {
+        date: today - Days::new(300),
+        ..referral()
+    };
+    as_role(store, Role::CommunityMonitor)
+        .refer_case(c.id, referred)
+        .unwrap();
+    as_role(store, Role::CommunityMonitor)
+        .transition_case(c.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    let c = as_role(store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, today - Days::new(150))
+        .unwrap();
+    assert!(c.follow_up_due.is_some_and(|due| due < today), "{name}");
+    c.id
+}
+
 /// A follow-up missed at 17 leaves the due and overdue lists on the child's 18th birthday, a
 /// day the calendar reaches without a write, as the case's alert does: the overdue list of a
 /// district went on showing an adult's case (its "age" was the age at identification).
 #[test]
 fn a_follow_up_missed_at_17_leaves_the_lists_on_the_18th_birthday() {
-    use chrono::{Days, Months};
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "device.db", MONITOR);
-    let today = chrono::Utc::now().date_naive();
+    let today = chrono::Local::now().date_naive();
     let mut ids = Vec::new();
     for (name, adult_in_days) in [("Kouamé Adjoa", -10), ("Yao Koffi", 60)] {
         let adult_on = today
             .checked_add_signed(chrono::Duration::days(adult_in_days))
             .unwrap();
-        let mut c = child(C01, name, MONITOR);
-        c.date_of_birth = adult_on.checked_sub_months(Months::new(18 * 12));
-        c.identified_on = today - Days::new(400);
-        let c = store.create(&c).unwrap();
-        let referred = Referral {
-            date: today - Days::new(300),
-            ..referral()
-        };
-        as_role(&mut store, Role::CommunityMonitor)
-            .refer_case(c.id, referred)
-            .unwrap();
-        as_role(&mut store, Role::CommunityMonitor)
-            .transition_case(c.id, CaseStatus::ReceivingServices)
-            .unwrap();
-        // Verified 150 days ago: the 3-month visit was due 60 days ago, at 17.
-        let c = as_role(&mut store, Role::Supervisor)
-            .transition_case_on(c.id, CaseStatus::Withdrawn, today - Days::new(150))
-            .unwrap();
-        assert!(c.follow_up_due.is_some_and(|due| due < today), "{name}");
-        ids.push(c.id);
+        ids.push(overdue_at_17(&mut store, name, adult_on, today));
     }
     let overdue: Vec<Uuid> = store
         .follow_ups_due(None, None, today, Page::first(50))

@@ -933,11 +933,15 @@ static IRREVERSIBLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs `action` (an irreversible action and its journal entry, or the search for one found
 /// done) with no other such action of this process between them.
 pub fn one_irreversible_at_a_time<T>(action: impl FnOnce() -> T) -> T {
-    // A panic while held leaves nothing half-done that the lock protects: taken again.
-    let _held = IRREVERSIBLE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _held = irreversible_held();
     action()
+}
+
+fn irreversible_held() -> std::sync::MutexGuard<'static, ()> {
+    // A panic while held leaves nothing half-done that the lock protects: taken again.
+    IRREVERSIBLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the journal says of an irreversible action found done with no entry about it (the
@@ -1033,16 +1037,7 @@ pub fn erase_journaled(
     command_line: bool,
 ) -> Result<Erased, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
-    one_irreversible_at_a_time(|| erase_and_journal(backend, by, record, reason, command_line))
-}
-
-fn erase_and_journal(
-    backend: &dyn Backend,
-    by: Uuid,
-    record: Uuid,
-    reason: &str,
-    command_line: bool,
-) -> Result<Erased, Error> {
+    let _held = irreversible_held();
     let cases = match backend.erase(by, record) {
         Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
             // Journaled in the name of a supervisor only (one who may erase), with the reason
