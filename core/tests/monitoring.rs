@@ -93,9 +93,14 @@ fn not_allowed<T: std::fmt::Debug>(r: Result<T>) -> String {
 
 /// Identified → referred → receiving services → withdrawn, by the roles allowed.
 fn remediated_case(store: &mut Store, name: &str, on: NaiveDate) -> ChildCase {
-    let c = store.create(&child(C01, name, MONITOR)).unwrap();
+    remediated(store, &child(C01, name, MONITOR), referral(), on)
+}
+
+/// `case` stored, referred by `referral`, then receiving services and withdrawn `on`.
+fn remediated(store: &mut Store, case: &ChildCase, referral: Referral, on: NaiveDate) -> ChildCase {
+    let c = store.create(case).unwrap();
     as_role(store, Role::CommunityMonitor)
-        .refer_case(c.id, referral())
+        .refer_case(c.id, referral)
         .unwrap();
     as_role(store, Role::CommunityMonitor)
         .transition_case_on(c.id, CaseStatus::ReceivingServices, on)
@@ -438,18 +443,7 @@ fn a_child_found_working_at_a_follow_up_is_alerted_on_that_day() {
     let w = store.create(&w).unwrap();
     let mut c = child(C01, "Kouamé Adjoa", MONITOR);
     c.workplace_id = Some(w.id);
-    let c = store.create(&c).unwrap();
-    let c = {
-        as_role(&mut store, Role::CommunityMonitor)
-            .refer_case(c.id, referral())
-            .unwrap();
-        as_role(&mut store, Role::CommunityMonitor)
-            .transition_case(c.id, CaseStatus::ReceivingServices)
-            .unwrap();
-        as_role(&mut store, Role::Supervisor)
-            .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 15))
-            .unwrap()
-    };
+    let c = remediated(&mut store, &c, referral(), date(2025, 10, 15));
     let seen = FollowUp {
         situation: FollowUpSituation::StillWorking,
         ..follow_up(date(2026, 2, 3))
@@ -1251,20 +1245,11 @@ fn overdue_at_17(store: &mut Store, name: &str, adult_on: NaiveDate, today: Naiv
     let mut c = child(C01, name, MONITOR);
     c.date_of_birth = adult_on.checked_sub_months(Months::new(18 * 12));
     c.identified_on = today - Days::new(400);
-    let c = store.create(&c).unwrap();
     let referred = Referral {
         date: today - Days::new(300),
         ..referral()
     };
-    as_role(store, Role::CommunityMonitor)
-        .refer_case(c.id, referred)
-        .unwrap();
-    as_role(store, Role::CommunityMonitor)
-        .transition_case(c.id, CaseStatus::ReceivingServices)
-        .unwrap();
-    let c = as_role(store, Role::Supervisor)
-        .transition_case_on(c.id, CaseStatus::Withdrawn, today - Days::new(150))
-        .unwrap();
+    let c = remediated(store, &c, referred, today - Days::new(150));
     assert!(c.follow_up_due.is_some_and(|due| due < today), "{name}");
     c.id
 }
