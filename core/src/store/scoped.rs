@@ -107,9 +107,7 @@ impl Scoped<'_> {
             .map(|i| i.visit.id)
             .collect();
         let without = self.without_case(queries::registered_of(&self.store.conn, &counted)?)?;
-        for item in items {
-            item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
-        }
+        set_without_case(items, &without);
         Ok(())
     }
 
@@ -203,9 +201,7 @@ impl Scoped<'_> {
             self.without_case(queries::registered_in_queue(&self.store.conn, &self.who)?)?;
         let rows: Vec<i64> = without.values().map(|(row, _)| *row).collect();
         let mut items = queries::review_queue(&self.store.conn, &self.who, page, &rows)?;
-        for item in &mut items {
-            item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
-        }
+        set_without_case(&mut items, &without);
         Ok(items)
     }
 
@@ -240,5 +236,16 @@ impl Scoped<'_> {
     /// `max_visits` visits made there with a point, the most urgent first.
     pub fn places(&self, from: NaiveDate, until: NaiveDate, max_visits: usize) -> Result<Places> {
         queries::places(&self.store.conn, &self.who, from, until, max_visits)
+    }
+}
+
+/// Each item's children without a case, as `Scoped::without_case` counted them (none where it
+/// holds nothing of the visit).
+fn set_without_case(
+    items: &mut [ReviewItem],
+    without: &std::collections::HashMap<Uuid, (i64, u32)>,
+) {
+    for item in items {
+        item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
     }
 }

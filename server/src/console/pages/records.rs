@@ -3202,10 +3202,9 @@ struct WorkplacePage {
     done: Option<&'static str>,
 }
 
-/// A workplace's buyers or suppliers, as a line a person reads: the first hundred, then how
-/// many more (a cooperative may name thousands).
-/// Names a phone typed, one per line (the values' cells keep line breaks): joined with commas,
-/// a buyer "Coop, Soubré" read as two.
+/// A workplace's buyers or suppliers as a person reads them: the first hundred, one per line
+/// (the values' cells keep line breaks; joined with commas, a buyer "Coop, Soubré" read as
+/// two), then how many more (a cooperative may name thousands).
 fn names_listed(names: &std::collections::BTreeSet<String>) -> String {
     const SHOWN: usize = 100;
     let mut lines = names
@@ -3462,11 +3461,10 @@ fn map_class(severity: Option<AlertSeverity>) -> &'static str {
     ["sev-0", "sev-1", "sev-2", "sev-3"][map_level(severity)]
 }
 
-/// One point per community with workplaces drawn (`map`'s aggregate view).
 /// What a point's colour shows, in words: its name says it, for whoever cannot tell the
-/// colours apart or reads the map by keyboard or screen reader.
-/// A visit's worst form is forced labour where children work; a workplace's or a
-/// community's may be a child's case of any worst form, named as the alerts list names it.
+/// colours apart or reads the map by keyboard or screen reader. A visit's worst form is forced
+/// labour where children work; a workplace's or a community's may be a child's case of any
+/// worst form, named as the alerts list names it.
 fn map_alert(t: Tr, severity: Option<AlertSeverity>, kind: RecordKind) -> &'static str {
     match severity {
         Some(s) => severity_label(t, s, kind).0,
@@ -3474,6 +3472,7 @@ fn map_alert(t: Tr, severity: Option<AlertSeverity>, kind: RecordKind) -> &'stat
     }
 }
 
+/// One point per community with workplaces drawn (`map`'s aggregate view).
 fn community_points(t: Tr, lines: &[CommunityLine]) -> Vec<Point> {
     lines
         .iter()
@@ -3526,7 +3525,6 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
         let points: Vec<Point> = if aggregate {
             community_points(t, &by_community)
         } else {
-            let alert = map_alert;
             let workplaces = places.workplaces.iter().map(|p| Point {
                 latitude: p.latitude,
                 longitude: p.longitude,
@@ -3535,7 +3533,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 title: format!(
                     "{} · {} · {} · {}",
                     p.name,
-                    alert(t, p.severity, RecordKind::Workplace),
+                    map_alert(t, p.severity, RecordKind::Workplace),
                     t.area(&reference, &p.community),
                     t.plural("map.visits_in_period", p.visits)
                 ),
@@ -3552,7 +3550,7 @@ pub async fn map(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<MapQuery
                 title: format!(
                     "{} · {} · {}",
                     t.get("map.visit"),
-                    alert(t, p.severity, RecordKind::Visit),
+                    map_alert(t, p.severity, RecordKind::Visit),
                     t.area(&reference, &p.community)
                 ),
                 href: Some(format!("/console/visits/{}", p.id)),
