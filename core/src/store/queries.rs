@@ -1386,48 +1386,81 @@ pub(crate) fn filed_as(conn: &Connection, id: Uuid) -> Result<Option<(RecordKind
     Ok(rows.into_iter().next())
 }
 
-/// Submitted visits that `scope` receives: those that found forced-labour indicators first,
-/// then those with a violation, then the longest waiting.
+/// Submitted visits that `scope` receives: the most urgent alert first (a worst form suspected
+/// before a single weak indicator, as the alerts list ranks them), then the visits
+/// (`without_case`, by row number) whose children counted no case registers, then a checklist
+/// item breached; oldest first within each.
 pub(crate) fn review_queue(
     conn: &Connection,
     scope: &Scope,
     page: Page,
-    without_case: &[i64],
-) -> Result<Vec<ReviewItem>> {
+    without_case: &HashMap<i64, u32>,
+) -> Result<Vec<(i64, ReviewItem)>> {
+    let (limit, offset) = page.bounds()?;
+    // The keys of every visit of the queue, ranked here; the columns shown (ids and codes, a
+    // lookup each) read for the page's rows only: read for the 10,000 visits of a region's
+    // queue before the sort, they took most of the page's time.
     let f = review_filter(scope);
-    // The most urgent first, as the alerts list ranks them (a worst form suspected before a
-    // single weak indicator), then the visits (`without_case`, row numbers) whose children
-    // counted no case registers, then a checklist item breached; oldest first within each.
-    let flagged = match without_case {
-        // None: a term false for every row (a bare 0 would name a column).
-        [] => "v.record < 0".to_string(),
-        rows => format!(
-            "v.record IN ({})",
-            rows.iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-    };
-    let (tail, params) = f.finish(
-        &format!(
-            "coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0) DESC, \
-             {flagged} DESC, v.violation DESC, v.started_ms, v.record"
-        ),
-        page,
-    )?;
     let sql = format!(
-        "SELECT {VISIT_COLUMNS}, {MARK_COLUMNS} FROM visit_index v
-         JOIN records r ON r.rowid = v.record {tail}"
+        "SELECT v.record, coalesce((SELECT severity FROM alert_index WHERE record = v.record), 0),
+                v.violation, v.started_ms
+         FROM visit_index v {}",
+        f.sql()
     );
-    rows(conn, &sql, params, review_item)
+    let mut keys = rows(conn, &sql, f.params, |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, bool>(2)?,
+            row.get::<_, i64>(3)?,
+        ))
+    })?;
+    keys.sort_by_key(|&(row, severity, violation, started)| {
+        (
+            std::cmp::Reverse(severity),
+            !without_case.contains_key(&row),
+            !violation,
+            started,
+            row,
+        )
+    });
+    let page: Vec<i64> = keys
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|(row, ..)| row)
+        .collect();
+    let sql = format!(
+        "SELECT {VISIT_COLUMNS}, {MARK_COLUMNS}, v.record FROM visit_index v
+         JOIN records r ON r.rowid = v.record
+         WHERE v.record IN (SELECT value FROM json_each(?1))"
+    );
+    let mut found: HashMap<i64, ReviewItem> = rows(conn, &sql, vec![row_list(&page)], |row| {
+        Ok((row.get(12)?, review_item(row)?))
+    })?
+    .into_iter()
+    .collect();
+    Ok(page
+        .into_iter()
+        .filter_map(|row| Some((row, found.remove(&row)?)))
+        .collect())
+}
+
+/// Row numbers as one parameter, a JSON array (`json_each`): one statement for any number.
+fn row_list(rows: &[i64]) -> Sql {
+    Sql::Text(format!(
+        "[{}]",
+        rows.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
 }
 
 /// What a visit's children without a case are counted from (`Scoped::review_queue`).
 pub(crate) struct Registered {
-    /// The visit's row number and id.
+    /// The visit's row number.
     pub(crate) row: i64,
-    pub(crate) id: Uuid,
     /// The children under 15 it counted.
     pub(crate) under_15: u32,
     /// Those the cases opened on it register: cases of children under 15 (or of no age known)
@@ -1443,52 +1476,83 @@ pub(crate) fn registered_in_queue(conn: &Connection, scope: &Scope) -> Result<Ve
     registered(conn, review_filter(scope))
 }
 
-/// The visits `visits` whose head-count holds children under 15, with the children the cases
-/// opened on them register (`registered`).
-pub(crate) fn registered_of(conn: &Connection, visits: &[Uuid]) -> Result<Vec<Registered>> {
+/// The visits of rows `visits` whose head-count holds children under 15, with the children
+/// the cases opened on them register (`registered`).
+pub(crate) fn registered_of(conn: &Connection, visits: &[i64]) -> Result<Vec<Registered>> {
     if visits.is_empty() {
         return Ok(Vec::new());
     }
     let mut f = Filter::default();
-    f.add_all(
-        &format!("r.id IN ({})", vec!["?"; visits.len()].join(", ")),
-        visits
-            .iter()
-            .map(|id| Sql::Blob(id.as_bytes().to_vec()))
-            .collect(),
+    f.add(
+        "v.record IN (SELECT value FROM json_each(?))",
+        row_list(visits),
     );
     registered(conn, f)
 }
 
-/// The visits of `visit_index v` (joined to `records r`) that `f` keeps whose head-count holds
-/// children under 15, with the children the cases opened on them register: in one pass over
-/// the cases opened on visits, not a lookup a visit (which made a district's queue three times
-/// slower).
+/// The row numbers of the records `ids` the store holds.
+pub(crate) fn rows_of(conn: &Connection, ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT id, rowid FROM records WHERE id IN ({})",
+        vec!["?"; ids.len()].join(", ")
+    );
+    let params = ids
+        .iter()
+        .map(|id| Sql::Blob(id.as_bytes().to_vec()))
+        .collect();
+    Ok(rows(conn, &sql, params, |row| {
+        Ok((uuid_col(row, 0)?, row.get(1)?))
+    })?
+    .into_iter()
+    .collect())
+}
+
+/// The id of the record of row `row` (none once it is gone).
+pub(crate) fn id_of_row(conn: &Connection, row: i64) -> Result<Option<Uuid>> {
+    let ids = rows(
+        conn,
+        "SELECT id FROM records WHERE rowid = ?1",
+        vec![Sql::Integer(row)],
+        |row| uuid_col(row, 0),
+    )?;
+    Ok(ids.into_iter().next())
+}
+
+/// The visits of `visit_index v` that `f` keeps whose head-count holds children under 15, with
+/// the children the cases opened on them register: in one pass over the cases opened on
+/// visits, not a lookup a visit (which made a district's queue three times slower), and from
+/// the indexes alone: reading a visit's own row of `records` for its id (its document beside
+/// it) cost more than the rest of the query together.
 fn registered(conn: &Connection, mut f: Filter) -> Result<Vec<Registered>> {
     f.add_all("v.under_15 > 0", Vec::new());
     let sql = format!(
-        "SELECT v.record, r.id, v.under_15, coalesce(cc.registered, 0),
+        "SELECT v.record, v.under_15, coalesce(cc.registered, 0),
                 coalesce(cc.merged, 0) > 0
                 OR EXISTS (SELECT 1 FROM visit_named n WHERE n.record = v.record
-                    AND NOT EXISTS (SELECT 1 FROM child_index c
-                        JOIN records rc ON rc.rowid = c.record
-                        WHERE rc.id = n.child AND c.visit = ri.id))
-         FROM visit_index v JOIN records r ON r.rowid = v.record
-         LEFT JOIN referenced_ids ri ON ri.uuid = r.id
-         LEFT JOIN (SELECT c.visit,
+                    AND NOT EXISTS (SELECT 1 FROM records rc
+                        JOIN child_index c ON c.record = rc.rowid
+                        JOIN referenced_ids ri ON ri.id = c.visit
+                        JOIN records rv ON rv.id = ri.uuid
+                        WHERE rc.id = n.child AND rv.rowid = v.record))
+         FROM visit_index v
+         LEFT JOIN (SELECT rv.rowid AS visit,
                            sum(c.merged = 0 AND (c.age IS NULL OR c.age < 15)) AS registered,
                            max(c.merged) AS merged
-                    FROM child_index c WHERE c.visit IS NOT NULL GROUP BY c.visit) cc
-             ON cc.visit = ri.id {}",
+                    FROM child_index c JOIN referenced_ids ri ON ri.id = c.visit
+                    JOIN records rv ON rv.id = ri.uuid
+                    WHERE c.visit IS NOT NULL GROUP BY c.visit) cc
+             ON cc.visit = v.record {}",
         f.sql()
     );
     rows(conn, &sql, f.params, |row| {
-        let again: bool = row.get(4)?;
+        let again: bool = row.get(3)?;
         Ok(Registered {
             row: row.get(0)?,
-            id: uuid_col(row, 1)?,
-            under_15: row.get(2)?,
-            registered: (!again).then(|| row.get(3)).transpose()?,
+            under_15: row.get(1)?,
+            registered: (!again).then(|| row.get(2)).transpose()?,
         })
     })
 }
@@ -1676,9 +1740,6 @@ mod tests {
         );
     }
 
-    /// The review queue's partial index (schema 14) names `Submitted` by its number, and
-    /// `review_queue` writes the same number as a literal: were they to differ, the queue would
-    /// read every visit.
     #[test]
     fn the_page_after_a_page_larger_than_a_query_returns_starts_after_its_rows() {
         let page = Page::first(1000);
@@ -1687,6 +1748,9 @@ mod tests {
         assert_eq!(Page::first(-5).next().offset, 0);
     }
 
+    /// The review queue's partial index (schema 14) names `Submitted` by its number, and
+    /// `review_queue` writes the same number as a literal: were they to differ, the queue would
+    /// read every visit.
     #[test]
     fn the_review_queue_and_its_partial_index_name_the_same_status() {
         let mut conn = Connection::open_in_memory().unwrap();

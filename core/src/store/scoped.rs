@@ -106,29 +106,41 @@ impl Scoped<'_> {
             .filter(|i| i.children_without_case > 0)
             .map(|i| i.visit.id)
             .collect();
-        let without = self.without_case(queries::registered_of(&self.store.conn, &counted)?)?;
-        set_without_case(items, &without);
+        let rows = queries::rows_of(&self.store.conn, &counted)?;
+        let listed: Vec<i64> = rows.values().copied().collect();
+        let without = self.without_case(queries::registered_of(&self.store.conn, &listed)?)?;
+        for item in items {
+            item.children_without_case = rows
+                .get(&item.visit.id)
+                .and_then(|row| without.get(row))
+                .copied()
+                .unwrap_or(0);
+        }
         Ok(())
     }
 
-    /// The visits of `registered` with children under 15 no case registers, with their row
-    /// number and how many: counted from the rows, or from the documents for those the rows
-    /// cannot tell (`Store::children_without_case`).
+    /// The visits of `registered` with children under 15 no case registers, by row number,
+    /// with how many: counted from the rows, or from the documents for those the rows cannot
+    /// tell (`Store::children_without_case`).
     fn without_case(
         &self,
         registered: Vec<queries::Registered>,
-    ) -> Result<std::collections::HashMap<Uuid, (i64, u32)>> {
+    ) -> Result<std::collections::HashMap<i64, u32>> {
         let mut without = std::collections::HashMap::new();
         for visit in registered {
             let n = match visit.registered {
                 Some(registered) => visit.under_15.saturating_sub(registered),
-                None => {
-                    let doc: crate::domain::records::Visit = self.store.get(visit.id)?;
-                    self.store.children_without_case(&doc)?
-                }
+                None => match queries::id_of_row(&self.store.conn, visit.row)? {
+                    Some(id) => {
+                        let doc: crate::domain::records::Visit = self.store.get(id)?;
+                        self.store.children_without_case(&doc)?
+                    }
+                    // Gone since (erased): nothing of it to count.
+                    None => 0,
+                },
             };
             if n > 0 {
-                without.insert(visit.id, (visit.row, n));
+                without.insert(visit.row, n);
             }
         }
         Ok(without)
@@ -199,10 +211,15 @@ impl Scoped<'_> {
         // The visits whose children counted no case registers rank above paperwork.
         let without =
             self.without_case(queries::registered_in_queue(&self.store.conn, &self.who)?)?;
-        let rows: Vec<i64> = without.values().map(|(row, _)| *row).collect();
-        let mut items = queries::review_queue(&self.store.conn, &self.who, page, &rows)?;
-        set_without_case(&mut items, &without);
-        Ok(items)
+        Ok(
+            queries::review_queue(&self.store.conn, &self.who, page, &without)?
+                .into_iter()
+                .map(|(row, mut item)| {
+                    item.children_without_case = without.get(&row).copied().unwrap_or(0);
+                    item
+                })
+                .collect(),
+        )
     }
 
     /// The children under 15 `visit` counted at work whom no case registers, as the review
@@ -236,16 +253,5 @@ impl Scoped<'_> {
     /// `max_visits` visits made there with a point, the most urgent first.
     pub fn places(&self, from: NaiveDate, until: NaiveDate, max_visits: usize) -> Result<Places> {
         queries::places(&self.store.conn, &self.who, from, until, max_visits)
-    }
-}
-
-/// Each item's children without a case, as `Scoped::without_case` counted them (none where it
-/// holds nothing of the visit).
-fn set_without_case(
-    items: &mut [ReviewItem],
-    without: &std::collections::HashMap<Uuid, (i64, u32)>,
-) {
-    for item in items {
-        item.children_without_case = without.get(&item.visit.id).map_or(0, |(_, n)| *n);
     }
 }
