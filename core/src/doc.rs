@@ -149,6 +149,22 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
 /// change a save: a quarter is years of a case followed by one monitor.
 pub const DEVICE_SHARE_OF_CHANGES: u64 = 4;
 
+/// Of the operations a record's changes may hold, the part one device's may: a quarter of
+/// the document's (`DocumentLimits::max_operations`), its deletions counted as its changes hold
+/// them. Its changes' number alone let one change of an altered app type half a million
+/// characters and delete them (each an operation for good) and leave its colleagues no room.
+/// An honest device's share is years of notes: a phone is replaced long before.
+pub(crate) fn device_operations_share(limits: &DocumentLimits) -> u64 {
+    limits.max_operations / DEVICE_SHARE_OF_CHANGES
+}
+
+/// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie
+/// actor (`device_of_actor`: a store's own, or one derived from it); any other actor itself.
+pub(crate) fn share_holder(actor: &[u8]) -> &[u8] {
+    let base = isolated_base(actor);
+    if base.len() == 24 { &base[..16] } else { base }
+}
+
 /// Actors one device may write a record's changes under: its store's, one for each time the
 /// app was installed, and one for each of its changes a supervisor accepted in review. Those
 /// Automerge derives from one of them for an edit made at an older version (an app saving a
@@ -162,7 +178,8 @@ pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one
 
 /// Whether each of `devices` (those that made the changes being judged, which the caller has
 /// read already) keeps, in the record's whole history, within its share of the changes
-/// (`DEVICE_SHARE_OF_CHANGES`) and of actors (`MAX_ACTORS_PER_DEVICE`). The one rule of
+/// (`DEVICE_SHARE_OF_CHANGES`), of their operations (`device_operations_share`) and of actors
+/// (`MAX_ACTORS_PER_DEVICE`). The one rule of
 /// devices' pushes at the hub, of a phone's own saves, and of what a phone takes from a peer
 /// or a bundle.
 pub(crate) fn devices_within_share(
@@ -174,18 +191,32 @@ pub(crate) fn devices_within_share(
         return true;
     }
     let share = limits.max_changes / DEVICE_SHARE_OF_CHANGES;
-    let mut made: std::collections::HashMap<Uuid, (u64, HashSet<&[u8]>)> =
+    let operations_share = device_operations_share(limits);
+    let mut made: std::collections::HashMap<Uuid, (u64, u64, HashSet<&[u8]>)> =
         std::collections::HashMap::new();
     let history = document.get_changes_meta(&[]);
     for change in &history {
         if let Some(device) = device_of_actor(&change.actor).filter(|d| devices.contains(d)) {
-            let (changes, actors) = made.entry(device).or_default();
+            let (changes, operations, actors) = made.entry(device).or_default();
             *changes += 1;
+            *operations = operations.saturating_add(change_operations(change));
             actors.insert(isolated_base(change.actor.to_bytes()));
         }
     }
-    made.values()
-        .all(|(changes, actors)| *changes <= share && actors.len() <= MAX_ACTORS_PER_DEVICE)
+    made.values().all(|(changes, operations, actors)| {
+        *changes <= share
+            && *operations <= operations_share
+            && actors.len() <= MAX_ACTORS_PER_DEVICE
+    })
+}
+
+/// The operations a change holds (its deletions among them): numbered from its first to its
+/// last, none for an empty one.
+fn change_operations(change: &automerge::ChangeMetadata<'_>) -> u64 {
+    change
+        .max_op
+        .saturating_add(1)
+        .saturating_sub(change.start_op)
 }
 
 /// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)

@@ -332,49 +332,65 @@ fn a_local_write_that_would_not_load_again_is_refused_and_the_record_stays_reada
 }
 
 /// A case followed for a childhood: its 1,000 follow-ups each with a note of a few lines
-/// (every character an operation for good), its summary rewritten again and again. Every
-/// device and the hub take it, and a colleague's phone receives it and edits it.
+/// (every character an operation for good), its summary rewritten again and again, by the
+/// phones that follow one another over those years (one device makes at most a quarter of a
+/// record's operations). Every device and the hub take it, and a colleague's phone receives it
+/// and edits it.
 #[test]
 fn a_case_followed_for_a_childhood_stays_editable_and_travels() {
     let dir = TempDir::new().unwrap();
     let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut monitor = store(&dir, "monitor.db");
+    let mut phones: Vec<(Store, Principal)> = (0..4)
+        .map(|i| {
+            let phone = store(&dir, &format!("phone{i}.db"));
+            let is = common::principal_of(&phone, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+            (phone, is)
+        })
+        .collect();
     let mut colleague = store(&dir, "colleague.db");
-    let monitor_is = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let colleague_is = common::principal_of(&colleague, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    common::enrol_all(
-        &mut hub,
-        &mut [(&mut monitor, &monitor_is), (&mut colleague, &colleague_is)],
-    );
-    let mut case = monitor.create(&child(monitor.user_id())).unwrap();
+    {
+        let mut all: Vec<(&mut Store, &Principal)> =
+            phones.iter_mut().map(|(phone, is)| (phone, &*is)).collect();
+        all.push((&mut colleague, &colleague_is));
+        common::enrol_all(&mut hub, &mut all);
+    }
+    let id = {
+        let (first, is) = &mut phones[0];
+        let case = first.create(&child(first.user_id())).unwrap();
+        common::sync(first, &mut hub, is);
+        case.id
+    };
     let note: String = "Vu à l'école ; la mère dit qu'il aide au champ le samedi matin. "
         .chars()
         .cycle()
         .take(250)
         .collect();
     let on = NaiveDate::from_ymd_opt(2026, 4, 2).unwrap();
-    // Written in a few saves (one save a visit would take the test minutes): the operations
-    // are the same.
+    // Written in a few saves a phone (one save a visit would take the test minutes): the
+    // operations are the same.
     let max = vigie_core::domain::validation::MAX_FOLLOWUPS;
-    for batch in 0..4 {
+    for (years, (phone, is)) in phones.iter_mut().enumerate() {
+        common::sync(phone, &mut hub, is);
+        let mut case: ChildCase = phone.get(id).unwrap();
         for _ in 0..max / 4 {
             let mut f = FollowUp::new(on, FollowUpSituation::InSchool, None);
             f.notes = note.clone();
             case.followups.insert(Uuid::now_v7(), f);
         }
-        case.notes = format!("Synthèse {batch} : ").repeat(300);
-        case = monitor.update(&case).unwrap();
+        case.notes = format!("Synthèse {years} : ").repeat(300);
+        phone.update(&case).unwrap();
+        let summary = common::sync(phone, &mut hub, is);
+        assert!(summary.refused.is_empty(), "{summary:?}");
     }
-    let summary = common::sync(&mut monitor, &mut hub, &monitor_is);
-    assert!(summary.refused.is_empty(), "{summary:?}");
     common::sync(&mut colleague, &mut hub, &colleague_is);
-    let mut received: ChildCase = colleague.get(case.id).unwrap();
+    let mut received: ChildCase = colleague.get(id).unwrap();
     assert_eq!(received.followups.len(), max);
     received.hours_per_week = 6;
     colleague.update(&received).unwrap();
     let summary = common::sync(&mut colleague, &mut hub, &colleague_is);
     assert!(summary.refused.is_empty(), "{summary:?}");
-    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().hours_per_week, 6);
+    assert_eq!(hub.get::<ChildCase>(id).unwrap().hours_per_week, 6);
 }
 
 /// A case whose follow-ups' notes together pass the bound on operations, with no more
@@ -604,6 +620,105 @@ fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() 
     assert_eq!(edited.hours_per_week, case.hours_per_week + 1);
     edited.notes = "Vu au marché.".into();
     hub.update(&edited).unwrap();
+}
+
+/// The device's own change of `case`'s notes that types `chars` characters and deletes them
+/// (each an operation for good, none left to see): the change's bytes and its hash.
+fn typed_and_deleted(device: &Store, id: Uuid, chars: usize) -> (Vec<u8>, Vec<[u8; 32]>) {
+    use automerge::transaction::{CommitOptions, Transactable as _};
+    use automerge::{ObjType, ReadDoc as _};
+    let mut doc = automerge::Automerge::load(&device.export_document(id).unwrap())
+        .unwrap()
+        .with_actor(device.actor().clone());
+    let before = doc.get_heads();
+    let notes = match doc.get(automerge::ROOT, "notes").unwrap() {
+        Some((automerge::Value::Object(ObjType::Text), notes)) => notes,
+        other => panic!("notes are a text: {other:?}"),
+    };
+    let author = ChangeAuthor {
+        user: device.user_id(),
+        device: device.device_id(),
+    };
+    let mut tx = doc.transaction();
+    tx.splice_text(&notes, 0, 0, &"a".repeat(chars)).unwrap();
+    tx.splice_text(&notes, 0, chars as isize, "").unwrap();
+    tx.commit_with(CommitOptions::default().with_message(serde_json::to_string(&author).unwrap()));
+    let change = doc.get_changes(&before).pop().unwrap();
+    (change.raw_bytes().to_vec(), vec![change.hash().0])
+}
+
+/// One change of an altered app that typed half a million characters in a case's notes and
+/// deleted them filled the case's history (every character an operation for good): no
+/// colleague's edit fitted any more, and judging it cost the hub some 500 MB. A device's
+/// changes hold at most a quarter of a record's operations: more in one change is refused
+/// before Automerge reads it, by the hub and by a phone (from a peer, a bundle or the hub), and
+/// more over several pushes when the one passing the share comes; the case's other people
+/// edit it as before.
+#[test]
+fn no_device_fills_a_record_s_operations() {
+    let dir = TempDir::new().unwrap();
+    let (mut device, mut hub, principal, case) = a_synced_case(&dir);
+    let mut colleague = store(&dir, "colleague.db");
+    let colleague_is = common::principal_of(&colleague, Role::CommunityMonitor, &["CI-R1"]);
+    common::enrol_all(&mut hub, &mut [(&mut colleague, &colleague_is)]);
+    let share = DocumentLimits::STANDARD.max_operations / 4;
+    let push = |hub: &mut Store, device: &Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
+        push_one(
+            hub,
+            &principal,
+            device,
+            PushEntry {
+                id: case.id,
+                heads,
+                changes,
+            },
+        )
+    };
+    let flood = typed_and_deleted(&device, case.id, share as usize / 2 + 1);
+    let outcome = push(&mut hub, &device, flood.clone());
+    assert_eq!(
+        outcome,
+        wire::PushOutcome::Refused {
+            reason: Refusal::OverLimit {
+                limit: DocumentLimit::Operations
+            },
+            detail: None,
+        }
+    );
+    // Nor does a phone take it.
+    let err = colleague.merge_document(case.id, &flood.0).unwrap_err();
+    assert_eq!(over(&err), Some(DocumentLimit::Operations), "{err:?}");
+    // Within the share at each push, past it together: the push that passes it is refused.
+    let within = typed_and_deleted(&device, case.id, share as usize / 4);
+    device.merge_document(case.id, &within.0).unwrap();
+    let outcome = push(&mut hub, &device, within);
+    assert!(
+        matches!(outcome, wire::PushOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    let again = typed_and_deleted(&device, case.id, share as usize / 4 + 1);
+    let outcome = push(&mut hub, &device, again);
+    assert!(
+        matches!(
+            outcome,
+            wire::PushOutcome::Refused {
+                reason: Refusal::BreaksValidation,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    // The colleague edits the case as before.
+    common::sync(&mut colleague, &mut hub, &colleague_is);
+    let mut edited: ChildCase = colleague.get(case.id).unwrap();
+    edited.notes = "Vu au marché le samedi.".into();
+    colleague.update(&edited).unwrap();
+    let summary = common::sync(&mut colleague, &mut hub, &colleague_is);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(
+        hub.get::<ChildCase>(case.id).unwrap().notes,
+        "Vu au marché le samedi."
+    );
 }
 
 /// A push whose own changes skip one of their numbers once another device's changes are set

@@ -974,6 +974,57 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
     assert_eq!(said, 1, "{}", hub.log_tail(20));
 }
 
+/// Pushes the hub refuses are paid from the device's hour of bytes as stored ones are: an
+/// altered app sent the same heavy push again and again, each judged (and refused) at the
+/// hub's cost and at none of its own. Past its hour, its refused records wait like any others,
+/// and another device pushes as before.
+#[test]
+fn a_device_s_refused_pushes_are_paid_from_its_hour() {
+    let dir = TempDir::new().unwrap();
+    let (busy, mut other, hub) =
+        two_monitors_on_a_hub_with(&dir, &["--max-device-bytes-per-hour", "65536"]);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    // Twenty cases of 8,000 characters that do not compress, each refused (a week of 200
+    // hours): some 160 KB.
+    let refused: Vec<vigie_core::sync::wire::PushEntry> = (0..20)
+        .map(|i| {
+            let mut case = child(area(C01), &format!("Enfant {i}"), busy.user());
+            case.hours_per_week = 200;
+            case.notes = (0..8000)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(b'a' + (seed % 26) as u8)
+                })
+                .collect();
+            common::rules::new_record(&busy, &case, common::rules::author(&busy))
+        })
+        .collect();
+    let answered = common::rules::push(&busy, &hub.url, refused.clone());
+    assert!(
+        (4..=12).contains(&answered.len()),
+        "about its hour's worth of bytes judged: {answered:?}"
+    );
+    assert!(
+        answered
+            .values()
+            .all(|outcome| common::rules::refusal(outcome).is_some()),
+        "{answered:?}"
+    );
+    // Sent again, nothing more is judged within the hour.
+    let again = common::rules::push(&busy, &hub.url, refused);
+    assert!(again.is_empty(), "{again:?}");
+    let theirs = other
+        .store
+        .create(&child(area(C01), "Awa", other.user()))
+        .unwrap()
+        .id;
+    let told = other.sync(&hub.url).unwrap();
+    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    assert!(other.store.kind_of(theirs).is_ok());
+}
+
 /// The same for the bytes of a device's changes (`--max-device-bytes-per-hour`): a hostile
 /// phone's thousand cases of one change each, each holding 32,000 characters of a note, were
 /// 24 MB in 44 s, which every phone of the area then downloaded.

@@ -57,6 +57,8 @@ struct Tally {
     /// operations, a document as marks on the operations deleted (`within_operations`).
     operations: u64,
     change_operations: u64,
+    /// Change operations by whom their change's actor stands for (`doc::share_holder`).
+    operations_by_holder: std::collections::HashMap<Vec<u8>, u64>,
     changes: u64,
 }
 
@@ -74,8 +76,13 @@ impl Tally {
         if self.bytes > limits.max_bytes as u64 {
             return Err(Refused::Over(DocumentLimit::Bytes));
         }
+        // No device's changes may hold more than its share of a record's (the rule of the
+        // history, `doc::devices_within_share`): said before Automerge spends hundreds of MiB
+        // and seconds reading a change that types and deletes half a million characters.
+        let share = crate::doc::device_operations_share(limits);
         if self.operations > limits.max_operations
             || !within_operations(self.change_operations, limits)
+            || self.operations_by_holder.values().any(|&n| n > share)
         {
             return Err(Refused::Over(DocumentLimit::Operations));
         }
@@ -289,7 +296,8 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
     let parsed = (|| {
         let deps = r.uleb()?;
         r.take(deps.checked_mul(32)?)?;
-        r.skip_prefixed(1)?;
+        let actor_len = r.uleb()?;
+        let actor = r.take(actor_len)?;
         r.uleb()?;
         r.uleb()?;
         r.sleb()?;
@@ -298,14 +306,19 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
         let others = r.uleb()?;
         r.skip_prefixed(others)?;
         let specs = spec_list(&mut r)?;
-        column_data(&mut r, &specs)
+        Some((actor, column_data(&mut r, &specs)?))
     })();
-    let Some(op_columns) = parsed else {
+    let Some((actor, op_columns)) = parsed else {
         return Ok(None);
     };
     tally.changes = tally.changes.saturating_add(1);
     let operations = rows_of(&op_columns, tally, limits)?;
     tally.change_operations = tally.change_operations.saturating_add(operations);
+    let holder = tally
+        .operations_by_holder
+        .entry(crate::doc::share_holder(actor).to_vec())
+        .or_default();
+    *holder = holder.saturating_add(operations);
     Ok(Some(()))
 }
 

@@ -1256,6 +1256,12 @@ fn store_pushes<S: HubStorage + ?Sized>(
                         ready,
                     )?;
                     remember_refusal(tx, who, entry, &outcome, own_new)?;
+                    if let PushOutcome::Refused { .. } = &outcome {
+                        // Judged all the same: a refused push pays its bytes, as a stored one
+                        // does, or a device sending one again and again (an altered app's
+                        // heaviest) would cost the hub without end.
+                        stamp.bytes = stamp.bytes.saturating_add(entry.changes.len() as u64);
+                    }
                     if let PushOutcome::Accepted {
                         catch_up,
                         hub_heads,
