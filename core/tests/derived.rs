@@ -92,7 +92,15 @@ fn check_derived(store: &Store, id: Uuid) -> Result<(), String> {
         .into_iter()
         .find(|a| a.id == id)
         .map(|a| a.severity);
-    let in_force = case_alert_on(&expected, chrono::Utc::now().date_naive());
+    // Until every reading in conflict says the child is 18.
+    let today = chrono::Local::now().date_naive();
+    let minor = readings
+        .iter()
+        .map(ChildCase::adult_on)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|days| days.into_iter().max())
+        .is_none_or(|adult| adult > today);
+    let in_force = case_alert_on(&expected, today).filter(|_| minor);
     if alert != in_force {
         return Err(format!("alert {alert:?}, values say {in_force:?}"));
     }
@@ -241,6 +249,108 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
         );
         let counts = store.indicators(&IndicatorFilter::default()).unwrap();
         assert_eq!(counts.children.in_hazardous_work, 1, "{counts:?}");
+    }
+}
+
+/// Two monitors entered two dates of birth for a child at work carrying heavy loads: one makes
+/// her 16, the other 18 since last week. Whichever the merge shows, she is a child in
+/// hazardous work until someone chooses: her alert and her place in the due lists stay, on
+/// every device and the hub (they ended with the 18th birthday of the date shown), and go
+/// once the 18 is kept.
+#[test]
+fn a_child_18_by_one_date_of_birth_in_conflict_stays_alerted() {
+    let today = chrono::Local::now().date_naive();
+    let years_ago = |years: u32, days: u64| {
+        today
+            .checked_sub_months(chrono::Months::new(12 * years))
+            .unwrap()
+            - chrono::Days::new(days)
+    };
+    // Each date shown by the merge in turn: which one Automerge shows is not for the test to
+    // guess.
+    for adult_by_supervisor in [true, false] {
+        let dir = TempDir::new().unwrap();
+        let mut hub = common::hub_store(&dir.path().join("hub.db"));
+        let mut monitor = open(&dir, "monitor.db");
+        let mut supervisor = open(&dir, "supervisor.db");
+        let as_monitor = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+        let as_supervisor = common::principal_of(&supervisor, Role::Supervisor, &["CI-R1"]);
+        common::enrol_all(
+            &mut hub,
+            &mut [
+                (&mut monitor, &as_monitor),
+                (&mut supervisor, &as_supervisor),
+            ],
+        );
+        let mut child = ChildCase::new(
+            "CASE-DOB",
+            "Adjoa Kouassi",
+            Sex::Female,
+            area(),
+            today - chrono::Days::new(180),
+            monitor.user_id(),
+        );
+        child.date_of_birth = Some(years_ago(17, 0));
+        child.hours_per_week = 30;
+        child.hazards.insert("heavy_loads".into());
+        // Seen still at work ten days ago; the monitor plans to come back in three weeks.
+        child.followups.insert(
+            Uuid::now_v7(),
+            FollowUp::new(
+                today - chrono::Days::new(10),
+                FollowUpSituation::StillWorking,
+                Some(today + chrono::Days::new(21)),
+            ),
+        );
+        let case = monitor.create(&child).unwrap();
+        common::sync(&mut monitor, &mut hub, &as_monitor);
+        common::sync(&mut supervisor, &mut hub, &as_supervisor);
+        let (sixteen, eighteen) = (years_ago(16, 0), years_ago(18, 6));
+        let (by_monitor, by_supervisor) = match adult_by_supervisor {
+            true => (sixteen, eighteen),
+            false => (eighteen, sixteen),
+        };
+        for (store, born) in [(&mut monitor, by_monitor), (&mut supervisor, by_supervisor)] {
+            let mut c: ChildCase = store.get(case.id).unwrap();
+            c.date_of_birth = Some(born);
+            store.update(&c).unwrap();
+        }
+        for _ in 0..2 {
+            common::sync(&mut monitor, &mut hub, &as_monitor);
+            common::sync(&mut supervisor, &mut hub, &as_supervisor);
+        }
+        let planned = today + chrono::Days::new(21);
+        for store in [&monitor, &supervisor, &hub] {
+            assert_eq!(store.conflicts(case.id).unwrap().len(), 1);
+            assert!(alerted_hazardous(store, case.id), "alerted");
+            let due = store
+                .follow_ups_due(None, None, date(2100, 1, 1), Page::first(10))
+                .unwrap();
+            assert!(
+                due.iter().any(|d| d.id == case.id && d.due == planned),
+                "on the due list: {due:?}"
+            );
+            let read: ChildCase = store.get(case.id).unwrap();
+            assert_eq!(read.follow_up_due, Some(planned));
+        }
+        // Kept at 18: the alert and the due date go.
+        supervisor
+            .resolve_conflict(
+                case.id,
+                &["date_of_birth".to_string()],
+                &serde_json::json!(eighteen.to_string()),
+            )
+            .unwrap();
+        common::sync(&mut supervisor, &mut hub, &as_supervisor);
+        common::sync(&mut monitor, &mut hub, &as_monitor);
+        for store in [&monitor, &supervisor, &hub] {
+            assert!(store.conflicts(case.id).unwrap().is_empty());
+            assert!(!alerted_hazardous(store, case.id), "no longer alerted");
+            let due = store
+                .follow_ups_due(None, None, date(2100, 1, 1), Page::first(10))
+                .unwrap();
+            assert!(due.iter().all(|d| d.id != case.id), "{due:?}");
+        }
     }
 }
 

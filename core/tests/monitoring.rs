@@ -110,6 +110,48 @@ fn remediated(store: &mut Store, case: &ChildCase, referral: Referral, on: Naive
         .unwrap()
 }
 
+/// A child who turns 18 today with a follow-up that fell due before the birthday: the due
+/// lists leave the case today, and so do the console's case page and the export's
+/// `follow_up_due` (EXPORTS.md: "as the due lists show it"), which kept the date for good.
+#[test]
+fn a_child_turned_18_has_no_follow_up_due_in_the_lists_or_the_export() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let today = chrono::Local::now().date_naive();
+    let mut turning = child(C01, "Yao Koffi", MONITOR);
+    turning.identified_on = today - chrono::Days::new(200);
+    turning.date_of_birth = today.checked_sub_months(chrono::Months::new(12 * 18));
+    let mut referred = referral();
+    referred.date = today - chrono::Days::new(150);
+    let case = remediated(
+        &mut store,
+        &turning,
+        referred,
+        today - chrono::Days::new(93),
+    );
+    assert_eq!(case.adult_on(), Some(today));
+    // Due before the birthday (three months after the verification), and overdue now.
+    let due = case.next_follow_up_due().expect("due before the birthday");
+    assert!(due < today, "{due}");
+    assert_eq!(case.follow_up_due_on(today), None);
+    assert_eq!(
+        case.follow_up_due_on(today - chrono::Days::new(1)),
+        Some(due)
+    );
+    let listed = store
+        .follow_ups_due(None, None, date(2100, 1, 1), Page::first(10))
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    let out = dir.path().join("export");
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&out, ExportFormat::Csv, ExportOptions::default())
+        .unwrap();
+    let (header, rows) = read_csv(&out.join("child_cases.csv"));
+    let column = header.iter().position(|h| h == "follow_up_due").unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][column], "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Workflow
 

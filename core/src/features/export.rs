@@ -1201,8 +1201,12 @@ fn case_row(t: &mut TableBuilder, c: &ChildCase) {
     );
     t.col("status", c.status);
     t.col("remediated_on", c.remediated_on);
-    // The next follow-up due as the due lists show it (none for a merged duplicate).
-    t.col("follow_up_due", c.next_follow_up_due());
+    // The next follow-up due as the due lists show it today (none for a merged duplicate, nor
+    // once the child is 18).
+    t.col(
+        "follow_up_due",
+        c.follow_up_due_on(chrono::Local::now().date_naive()),
+    );
     // Only a duplicate's: a pair merged both ways, each naming the other, is two cases in
     // view until a supervisor settles it, as in the lists and indicators.
     t.col("merged_into", c.kept_as());

@@ -633,7 +633,7 @@ fn write_document(
     let also_named = document
         .map(|d| doc::concurrent_texts(d, "name"))
         .unwrap_or_default();
-    index::insert_rows(tx, rowid, record.indexed(), &also_named)?;
+    index::insert_rows(tx, rowid, record.indexed(&concurrent), &also_named)?;
     let manifest = document.map(doc::attachments).unwrap_or_default();
     // A new record holds no attachment row yet: with no manifest, there is nothing to follow.
     if !(fresh && manifest.is_empty()) {
@@ -705,14 +705,11 @@ fn index_document(
     reference: &ReferenceData,
 ) -> Result<()> {
     let mut record = TypedRecord::read(kind, id, document)?;
-    record.derive_stored(
-        reference,
-        &document.get_heads(),
-        &concurrent_of(kind, document),
-    );
+    let concurrent = concurrent_of(kind, document);
+    record.derive_stored(reference, &document.get_heads(), &concurrent);
     index::delete_rows(tx, rowid)?;
     let also_named = doc::concurrent_texts(document, "name");
-    index::insert_rows(tx, rowid, record.indexed(), &also_named)
+    index::insert_rows(tx, rowid, record.indexed(&concurrent), &also_named)
 }
 
 /// A document read as the record of its kind.
@@ -798,11 +795,15 @@ impl TypedRecord {
         }
     }
 
-    fn indexed(&self) -> index::Indexed<'_> {
+    /// What its index rows are written from, `concurrent` its deciding fields' values side by
+    /// side (`concurrent_of`).
+    fn indexed(&self, concurrent: &[Concurrent]) -> index::Indexed<'_> {
         match self {
             TypedRecord::Workplace(r) => index::Indexed::Workplace(r),
             TypedRecord::Visit(r) => index::Indexed::Visit(r),
-            TypedRecord::ChildCase(r) => index::Indexed::ChildCase(r),
+            TypedRecord::ChildCase(r) => {
+                index::Indexed::ChildCase(r, r.adult_on_in_conflict(concurrent))
+            }
             TypedRecord::User(r) => index::Indexed::User(r),
             TypedRecord::Reference => index::Indexed::Reference,
         }

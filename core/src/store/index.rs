@@ -21,7 +21,9 @@ use uuid::Uuid;
 pub(crate) enum Indexed<'a> {
     Workplace(&'a Workplace),
     Visit(&'a Visit),
-    ChildCase(&'a ChildCase),
+    /// With the day its child turns 18 as the readings in conflict have it
+    /// (`ChildCase::adult_on_in_conflict`): the day its alert and due rows end.
+    ChildCase(&'a ChildCase, Option<NaiveDate>),
     User(&'a User),
     /// Reference data: indexed by kind only.
     Reference,
@@ -117,7 +119,7 @@ pub(crate) fn insert_rows(
     let scoped = match &record {
         Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
         Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
-        Indexed::ChildCase(c) => Some((RecordKind::ChildCase, &c.area)),
+        Indexed::ChildCase(c, _) => Some((RecordKind::ChildCase, &c.area)),
         Indexed::Reference => Some((RecordKind::Reference, &nowhere)),
         Indexed::User(_) => None,
     };
@@ -203,7 +205,7 @@ pub(crate) fn insert_rows(
                 insert_due(tx, rowid, due, v.visitor_id, numbers)?;
             }
         }
-        Indexed::ChildCase(k) => {
+        Indexed::ChildCase(k, adult_on) => {
             let workplace = k.workplace_id.map(|w| id_number(tx, w)).transpose()?;
             let visit = k
                 .identified_on_visit
@@ -242,12 +244,12 @@ pub(crate) fn insert_rows(
                     RecordKind::ChildCase,
                     severity,
                     midnight_ms(crate::domain::derived::case_alert_day(k)),
-                    k.adult_on(),
+                    adult_on,
                     numbers,
                 )?;
             }
             if let Some(due) = k.next_follow_up_due() {
-                let due = (RecordKind::ChildCase, due, k.adult_on());
+                let due = (RecordKind::ChildCase, due, adult_on);
                 insert_due(tx, rowid, due, k.identified_by, numbers)?;
             }
             insert_search(tx, rowid, &k.name, also_named)?;

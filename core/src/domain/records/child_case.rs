@@ -458,6 +458,13 @@ impl ChildCase {
             .filter(|due| self.adult_on().is_none_or(|adult| *due < adult))
     }
 
+    /// The follow-up due as the due lists show it on `day`: `next_follow_up_due`, none once
+    /// the child is 18 on that day (the lists leave the case then, whatever date was due).
+    pub fn follow_up_due_on(&self, day: NaiveDate) -> Option<NaiveDate> {
+        self.next_follow_up_due()
+            .filter(|_| self.adult_on().is_none_or(|adult| adult > day))
+    }
+
     /// Whether the case is tracked after a verification: verified (`remediated_on`) and
     /// withdrawn, prevented or closed. A case reopened after its verification keeps the date as
     /// history but is not tracked until it is verified again.
@@ -930,37 +937,20 @@ impl Record for ChildCase {
     /// and the lists do not hang on that pick; the reason names the value that decided it.
     fn derive_in_conflict(&mut self, reference: &ReferenceData, concurrent: &[Concurrent]) {
         let rules = reference.rule_set_or_provisional(self);
+        // The follow-up due by the reading that keeps the child a minor longest: a date of
+        // birth making her 18 must not take her off the due lists while another says 16.
+        if let Some(mut longest) = self.longest_a_minor(concurrent) {
+            longest.derive_with(rules);
+            self.follow_up_due = longest.follow_up_due;
+        }
         let Some(shown) = self.classification.clone() else {
             return;
         };
         let Ok(serde_json::Value::Object(base)) = serde_json::to_value(&*self) else {
             return;
         };
-        // Every combination of the values in conflict (a few: two devices, a field or two).
-        let mut readings: Vec<Vec<(&str, &serde_json::Value)>> = vec![Vec::new()];
-        for (field, values) in concurrent {
-            readings = readings
-                .into_iter()
-                .flat_map(|reading| {
-                    values.iter().map(move |value| {
-                        let mut reading = reading.clone();
-                        reading.push((*field, value));
-                        reading
-                    })
-                })
-                .take(MAX_READINGS)
-                .collect();
-        }
         let mut worst: Option<(Classification, Vec<(&str, &serde_json::Value)>)> = None;
-        for reading in readings {
-            let mut json = base.clone();
-            for (field, value) in &reading {
-                json.insert((*field).to_string(), (*value).clone());
-            }
-            let Ok(variant) = serde_json::from_value::<ChildCase>(serde_json::Value::Object(json))
-            else {
-                continue;
-            };
+        for (variant, reading) in self.readings(concurrent) {
             let found = rules.classify(&variant);
             if worst
                 .as_ref()
@@ -990,6 +980,79 @@ impl Record for ChildCase {
         self.classification = Some(worst);
     }
 }
+
+impl ChildCase {
+    /// The case as each combination of the values in conflict would have it (a few: two
+    /// devices, a field or two), with the values of that reading.
+    fn readings<'c>(
+        &self,
+        concurrent: &'c [Concurrent],
+    ) -> Vec<(ChildCase, Vec<(&'c str, &'c serde_json::Value)>)> {
+        let Ok(serde_json::Value::Object(base)) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        let mut readings: Vec<Vec<(&str, &serde_json::Value)>> = vec![Vec::new()];
+        for (field, values) in concurrent {
+            readings = readings
+                .into_iter()
+                .flat_map(|reading| {
+                    values.iter().map(move |value| {
+                        let mut reading = reading.clone();
+                        reading.push((*field, value));
+                        reading
+                    })
+                })
+                .take(MAX_READINGS)
+                .collect();
+        }
+        readings
+            .into_iter()
+            .filter_map(|reading| {
+                let mut json = base.clone();
+                for (field, value) in &reading {
+                    json.insert((*field).to_string(), (*value).clone());
+                }
+                let mut variant: ChildCase =
+                    serde_json::from_value(serde_json::Value::Object(json)).ok()?;
+                variant.id = self.id;
+                Some((variant, reading))
+            })
+            .collect()
+    }
+
+    /// The day the child turns 18 (`adult_on`) by the latest of the readings in conflict: two
+    /// devices' dates of birth (or estimates, or days of identification) side by side, the
+    /// child counts as a minor until every one of them says 18, so that the case's alert and
+    /// its place in the due lists never hang on which value the merge happened to show (as
+    /// its classification does not, `derive_in_conflict`). None while a reading knows no age.
+    pub fn adult_on_in_conflict(&self, concurrent: &[Concurrent]) -> Option<NaiveDate> {
+        match self.longest_a_minor(concurrent) {
+            Some(longest) => longest.adult_on(),
+            None => self.adult_on(),
+        }
+    }
+
+    /// Of the readings of the values in conflict that decide the child's age, the one in
+    /// which the child turns 18 last (or never: no age known); none when none is in conflict.
+    fn longest_a_minor(&self, concurrent: &[Concurrent]) -> Option<ChildCase> {
+        let ages: Vec<Concurrent> = concurrent
+            .iter()
+            .filter(|(field, _)| AGE_DECIDING.contains(field))
+            .cloned()
+            .collect();
+        if ages.is_empty() {
+            return None;
+        }
+        // `None` (never 18) after every day.
+        self.readings(&ages)
+            .into_iter()
+            .map(|(variant, _)| variant)
+            .max_by_key(|variant| variant.adult_on().map_or((1, None), |day| (0, Some(day))))
+    }
+}
+
+/// The fields the day a child turns 18 is worked out from (`ChildCase::reaches_age_on`).
+const AGE_DECIDING: [&str; 3] = ["date_of_birth", "estimated_age", "identified_on"];
 
 /// The readings of a case in conflict weighed at most (each a combination of its values).
 const MAX_READINGS: usize = 64;

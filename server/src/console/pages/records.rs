@@ -2157,8 +2157,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             // What the due lists show: the schedule's next date, or the one a follow-up set;
             // none once the child is 18 (the lists leave the case then).
             value: case
-                .next_follow_up_due()
-                .filter(|_| case.adult_on().is_none_or(|adult| adult > today()))
+                .follow_up_due_on(today())
                 .map(|d| t.day(d))
                 .unwrap_or_default(),
         },
