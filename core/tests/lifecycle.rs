@@ -106,7 +106,7 @@ fn erase(hub: &mut Store, by: &Principal, id: Uuid) {
     let erased = hub
         .in_transaction(&mut |tx| erase_record(tx, by, id))
         .unwrap();
-    assert_eq!(erased.first(), Some(&id));
+    assert_eq!(erased.records.first(), Some(&id));
     hub.purge_freed_content().unwrap();
 }
 
@@ -306,7 +306,7 @@ fn a_case_erased_before_the_hub_held_it_leaves_the_phone_that_made_it() {
     let erased = hub
         .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, id))
         .unwrap();
-    assert!(erased.is_empty(), "the hub held nothing of it");
+    assert!(erased.records.is_empty(), "the hub held nothing of it");
 
     // Passed to another phone before the erasure (a peer, a bundle): it lets it go too.
     assert!(elsewhere.store.merge_document(id, &old).unwrap());
@@ -679,7 +679,7 @@ fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     let erased = hub
         .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, kept))
         .unwrap();
-    assert_eq!(erased, vec![kept, duplicate]);
+    assert_eq!(erased.records, vec![kept, duplicate]);
     hub.purge_freed_content().unwrap();
     for id in [kept, duplicate] {
         assert!(hub.kind_of(id).is_err());
@@ -711,7 +711,7 @@ fn erasing_a_case_erases_the_duplicates_merged_into_it_and_not_the_other_way() {
     let erased = hub
         .in_transaction(&mut |tx| erase_record(tx, &supervisor.principal, other_kept))
         .unwrap();
-    assert_eq!(erased, vec![other_kept]);
+    assert_eq!(erased.records, vec![other_kept]);
     assert!(hub.kind_of(unrelated).is_ok());
     // A supervisor of another district erases nothing.
     let mut district = Device::new(dir.path(), "district", Role::Supervisor, &["CI-R1-D2"]);

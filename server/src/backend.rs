@@ -12,10 +12,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 use vigie_core::identity::HubKey;
 use vigie_core::sync::{
-    Certifier, DeviceRegistry, HubBundleReport, HubError, HubLimits, HubReader, HubStorage,
-    HubTransaction, Principal, QuarantineView, RegisteredDevice, Reviewer, accept_quarantined,
-    describe_quarantined, erase_record, handle_attachment, handle_certified_sync,
-    import_hub_bundle, read_record, reject_quarantined, update_record,
+    Certifier, DeviceRegistry, ErasedRecords, HubBundleReport, HubError, HubLimits, HubReader,
+    HubStorage, HubTransaction, Principal, QuarantineView, RegisteredDevice, Reviewer,
+    accept_quarantined, describe_quarantined, erase_record, handle_attachment,
+    handle_certified_sync, import_hub_bundle, read_record, reject_quarantined, update_record,
 };
 use vigie_core::{Error, ReferenceData, ReferenceFile, Store, User, codec, doc};
 
@@ -99,7 +99,7 @@ pub trait Backend: Send + Sync {
     fn user(&self, id: Uuid) -> Result<Option<User>, Error>;
     fn add_user(&self, user: &User) -> Result<User, Error>;
     /// Erases a child case everywhere, as the supervisor `by` asks. Returns whether it was there.
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error>;
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<ErasedRecords, Error>;
     /// Changes held for review (sent by users who lost the record's area), oldest first, each
     /// with what it would change (never a value).
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error>;
@@ -258,7 +258,7 @@ pub(crate) fn erase_in<S: HubStorage + ?Sized>(
     storage: &mut S,
     by: Uuid,
     record: Uuid,
-) -> Result<Vec<Uuid>, Error> {
+) -> Result<ErasedRecords, Error> {
     storage.in_transaction(&mut |tx| {
         let who = acting_user(tx, by, "erasing")?;
         if tx.is_erased(record)? {
@@ -973,7 +973,7 @@ impl Backend for Embedded {
         handle_attachment(&mut EmbeddedStorage { hub: self }, who, request, limits)
     }
 
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error> {
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<ErasedRecords, Error> {
         let mut store = self.store.lock();
         let erased = erase_in(&mut *store, by, record)?;
         store.purge_freed_content()?;

@@ -846,7 +846,7 @@ impl Backend for Journaled {
     }
 
     /// An erasure found done already is journaled too, as a revocation is (`revoke`).
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>, Error> {
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<vigie_core::sync::ErasedRecords, Error> {
         let erased = match self.inner.erase(by, record) {
             Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
                 self.note([Action::Erase(record)])
@@ -860,7 +860,7 @@ impl Backend for Journaled {
         };
         // The id asked for too when the hub held nothing under it: its tombstone stands.
         let mut ids = vec![record];
-        ids.extend(erased.iter().copied().filter(|id| *id != record));
+        ids.extend(erased.records.iter().copied().filter(|id| *id != record));
         self.note(ids.into_iter().map(Action::Erase))
             .map_err(|reason| Error::HubStorage {
                 reason,

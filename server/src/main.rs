@@ -1257,6 +1257,17 @@ fn run(cli: Cli) -> Result<(), String> {
             if !erased.journaled {
                 missed_entry("case_erase");
             }
+            let reviews = match erased.reviews {
+                0 => String::new(),
+                n => format!(
+                    "{n} {} kept for review (changes of users who had lost its area) went with it",
+                    if n == 1 { "entry" } else { "entries" }
+                ),
+            };
+            if erased.cases.is_empty() && erased.reviews > 0 {
+                println!("erased case {record}: the hub held it only for review; {reviews}");
+                return Ok(());
+            }
             let Some((case, duplicates)) = erased.cases.split_first() else {
                 // The tombstone placed is journaled all the same: an id no device may bring in.
                 // Said apart from an erasure: nothing was erased here.
@@ -1280,6 +1291,9 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("erased case {case}");
             for duplicate in duplicates {
                 println!("erased case {duplicate} (a duplicate merged into it, or a copy of it)");
+            }
+            if !reviews.is_empty() {
+                println!("{reviews}");
             }
             Ok(())
         }

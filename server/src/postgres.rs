@@ -2846,7 +2846,7 @@ impl Backend for Postgres {
         )
     }
 
-    fn erase(&self, by: Uuid, record: Uuid) -> Result<Vec<Uuid>> {
+    fn erase(&self, by: Uuid, record: Uuid) -> Result<vigie_core::sync::ErasedRecords> {
         // PostgreSQL keeps deleted rows (sealed under the hub's key) until their space is
         // reused, and its WAL until recycled: README says what completes an erasure there.
         crate::backend::erase_in(&mut self.storage(), by, record)

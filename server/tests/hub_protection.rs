@@ -205,6 +205,61 @@ fn changes_of_a_user_who_lost_the_area_are_quarantined_then_reviewed() {
 /// into another registration of the child; she then moves away, so her phone will never see the
 /// merge and bring them over: accepting her changes brings them to the case kept, which the
 /// child's alert, classification and due date follow.
+/// A child's case the hub held only for review (recorded offline by a monitor moved to another
+/// community before she synced) is erased as any other: `vigie erase` said the hub held
+/// nothing, exited in failure and journaled "an id erased that the hub did not hold", while it
+/// deleted the name, the guardian and the photo kept for review.
+#[test]
+fn a_case_held_only_for_review_is_erased_and_said_so() {
+    let (dir, data, hub) = new_hub();
+    let (mut monitor, supervisor) = monitor_and_supervisor(&dir, &data);
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Zézé Guéi", monitor.user()))
+        .unwrap();
+    let args = database_args(&data);
+    let user = monitor.user().to_string();
+    let mut cli = vec!["user", "areas", "--data", data.to_str().unwrap()];
+    cli.extend(args.iter().map(String::as_str));
+    cli.extend(["--user", &user, "--area", C02]);
+    vigie(&cli);
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
+
+    let (by, record) = (supervisor.user().to_string(), case.id.to_string());
+    let mut erase = vec!["erase", "--data", data.to_str().unwrap()];
+    erase.extend(args.iter().map(String::as_str));
+    erase.extend([
+        "--record",
+        &record,
+        "--by",
+        &by,
+        "--reason",
+        "legal_request",
+    ]);
+    let said = vigie(&erase);
+    assert!(
+        said.contains(&format!("erased case {record}")) && said.contains("1 entry kept for review"),
+        "{said}"
+    );
+    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+    list.extend(args.iter().map(String::as_str));
+    assert_eq!(vigie(&list), "");
+    let mut audit = vec!["audit", "--data", data.to_str().unwrap()];
+    audit.extend(args.iter().map(String::as_str));
+    let journal: Vec<serde_json::Value> = vigie(&audit)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<&str> = journal
+        .iter()
+        .filter(|e| e["record"].as_str() == Some(record.as_str()))
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["case_erase"], "{journal:?}");
+}
+
 #[test]
 fn changes_accepted_on_a_case_merged_meanwhile_reach_the_case_kept() {
     let (dir, data, mut hub) = new_hub();

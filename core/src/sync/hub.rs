@@ -1598,9 +1598,13 @@ fn respond(
 /// registrations: they are erased with it, in the same transaction, and must be in `by`'s
 /// areas too. A duplicate erased on its own leaves the case it was merged into alone.
 ///
-/// Returns the ids erased, the record's first: empty when the hub held nothing under it (a
-/// tombstone is written all the same).
-pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Result<Vec<Uuid>> {
+/// Returns the ids erased, the record's first (none when the hub held no record under it: a
+/// tombstone is written all the same), and the entries kept for review that went with them.
+pub fn erase_record(
+    tx: &mut dyn HubTransaction,
+    by: &Principal,
+    id: Uuid,
+) -> Result<ErasedRecords> {
     if by.role != Role::Supervisor {
         return Err(Error::NotAllowed {
             rule: "only a supervisor may erase a record".into(),
@@ -1669,6 +1673,8 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
         );
         to_visit.extend(copies.into_iter().map(|c| (c, Reached::Copy)));
     }
+    // Counted whichever way they go: with their record's rows, or as carrying its changes.
+    let reviews_before = tx.quarantined()?.len();
     let mut erased = Vec::new();
     for (record, history) in histories {
         if tx.erase(record, &history)? {
@@ -1677,12 +1683,29 @@ pub fn erase_record(tx: &mut dyn HubTransaction, by: &Principal, id: Uuid) -> Re
     }
     // Changes kept for review that carry erased content (a copy pushed by a user who lost the
     // area) go too: accepted, they would bring the case back.
+    let mut reviews_left = 0;
     for entry in tx.quarantined()? {
         if carries_erased(tx, entry.record, &entry.changes)? {
             tx.take_quarantined(entry.entry)?;
+        } else {
+            reviews_left += 1;
         }
     }
-    Ok(erased)
+    Ok(ErasedRecords {
+        records: erased,
+        reviews: reviews_before.saturating_sub(reviews_left),
+    })
+}
+
+/// What an erasure took away (`erase_record`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedRecords {
+    /// The records erased, the one asked for first: none when the hub held no record under
+    /// its id.
+    pub records: Vec<Uuid>,
+    /// The entries kept for review (changes of users who had lost the record's area) that went
+    /// with them: a case the hub held only there is erased all the same.
+    pub reviews: usize,
 }
 
 /// Whether `changes` (of record `id`) hold a change of an erased record, or build on one.

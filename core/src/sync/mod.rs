@@ -46,7 +46,7 @@ pub use client::{
     SyncSummary, sync_through, sync_with_hub,
 };
 pub use hub::{
-    COMBINED_WITH_OTHERS, EARLIEST_EVENT_DAY, HubBundleReport, HubError, HubLimits,
+    COMBINED_WITH_OTHERS, EARLIEST_EVENT_DAY, ErasedRecords, HubBundleReport, HubError, HubLimits,
     MAX_CARRIED_PER_CARRIER, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as,
     create_record, erase_again, erase_record, hand_over_case, handle_certified_sync, handle_sync,
     import_hub_bundle, latest_event_day, may_take_over, publish_reference, publish_references,

@@ -1022,6 +1022,8 @@ pub struct Erased {
     /// The ids erased, the case's first (empty: the hub held nothing under that id, or
     /// another request erased it meanwhile).
     pub cases: Vec<Uuid>,
+    /// The entries kept for review that went with them (`ErasedRecords::reviews`).
+    pub reviews: usize,
     /// Whether the audit log took every entry (the hub's log says which it did not).
     pub journaled: bool,
 }
@@ -1038,7 +1040,7 @@ pub fn erase_journaled(
 ) -> Result<Erased, Error> {
     debug_assert!(ERASE_REASONS.contains(&reason));
     let _held = irreversible_held();
-    let cases = match backend.erase(by, record) {
+    let erased = match backend.erase(by, record) {
         Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
             // Journaled in the name of a supervisor only (one who may erase), with the reason
             // given again.
@@ -1062,10 +1064,19 @@ pub fn erase_journaled(
     };
     let detail = erasure_detail(reason, command_line);
     let mut journaled = true;
-    for id in &cases {
-        journaled &= journal(backend, Some(by), "case_erase", Some(*id), &detail);
+    // A case the hub held only in changes kept for review is erased all the same.
+    let journaled_ids = match erased.records.is_empty() && erased.reviews > 0 {
+        true => vec![record],
+        false => erased.records.clone(),
+    };
+    for id in journaled_ids {
+        journaled &= journal(backend, Some(by), "case_erase", Some(id), &detail);
     }
-    Ok(Erased { cases, journaled })
+    Ok(Erased {
+        cases: erased.records,
+        reviews: erased.reviews,
+        journaled,
+    })
 }
 
 /// What the journal says of an action taken on the command line (the operator at the machine
