@@ -501,10 +501,12 @@ fn write_aside_then_name(file: &Path, prefix: &str, text: &str) -> std::io::Resu
 /// Opens the journal of the hub just opened as `database` (`backend`), does again whatever it
 /// holds that the storage no longer reflects, and returns the hub that journals each new
 /// erasure and revocation. Without a journal the hub works as before, and a warning says that
-/// a restore would undo those actions.
+/// a restore would undo those actions. `restored`: the files are a backup's, opened for the
+/// first time.
 pub fn keep(
     database: &Database,
     backend: Box<dyn Backend>,
+    restored: bool,
 ) -> Result<Box<dyn Backend>, HubOpenError> {
     let journal = match Journal::of(database) {
         Ok(journal) => journal,
@@ -559,7 +561,15 @@ pub fn keep(
         watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     }
     let revoked_unknown = reapply(&*backend, &read.actions, &read.erased_at)?;
-    if !existed && has_irreversible_history(&*backend) {
+    if !existed && restored {
+        // The backup's own history shows none of what was done after it was taken: only the
+        // journal left behind knows (an operator moving to a new machine copied the key
+        // alone, and the copy synced a revoked phone and gave back a child erased since).
+        tracing::warn!(
+            file = %journal.file.display(),
+            "this hub was restored from a backup with no journal of irreversible actions              beside its key: the children erased and the devices revoked after the backup was              taken are back (erased cases in its records and exports, revoked phones syncing).              Stop it, and put the journal of the hub the backup came from at this file's place              (it is beside that hub's key file), or erase and revoke them again now"
+        );
+    } else if !existed && has_irreversible_history(&*backend) {
         tracing::warn!(
             file = %journal.file.display(),
             "this hub has erased records or revoked devices but no journal of irreversible \

@@ -547,7 +547,7 @@ impl Database {
             } => {
                 let backend = postgres::Postgres::connect_existing(url, *connections, key, data)?;
                 // Erasures and revocations made through it are journaled as `open`'s are.
-                irreversible::keep(self, Box::new(backend))
+                irreversible::keep(self, Box::new(backend), false)
             }
         }
     }
@@ -562,6 +562,8 @@ impl Database {
 
     /// `open`, by the `vigie serve` that holds the data directory (`lock_for_serving`).
     fn open_as(&self, serving: bool) -> Result<Box<dyn Backend>, HubOpenError> {
+        // Whether the embedded hub's files are a backup's, opened for the first time.
+        let mut from_backup = false;
         let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
                 whole_hub(data)?;
@@ -585,6 +587,7 @@ impl Database {
                 // backup is gone, which its next line says (with the backup's time).
                 if let Some(taken) = restored {
                     console::journal(&backend, None, "hub_restored", None, &taken.to_string());
+                    from_backup = true;
                 }
                 Box::new(backend)
             }
@@ -595,7 +598,7 @@ impl Database {
                 key,
             } => Box::new(postgres::Postgres::connect(url, *connections, key, data)?),
         };
-        irreversible::keep(self, backend)
+        irreversible::keep(self, backend, from_backup)
     }
 }
 

@@ -515,6 +515,30 @@ fn a_lost_journal_on_a_hub_that_erased_is_said_when_it_opens() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("but no journal"));
 }
 
+/// A backup restored with the hub's key but not its journal (an operator moving to a new
+/// machine copied the key file alone): the backup's history shows no erasure, so the hub said
+/// nothing but "restored from a backup", while a child erased since was back in its exports and
+/// a phone revoked since synced. It now says what is back and what to do, once.
+#[test]
+fn a_backup_restored_without_its_journal_says_what_comes_back() {
+    if postgres_server().is_some() {
+        return;
+    }
+    let scene = erased_and_revoked_after_a_backup();
+    scene.restore();
+    std::fs::remove_file(journal_of(&scene.data)).unwrap();
+    let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("restored from a backup with no journal of irreversible actions")
+            && said.contains("erased and the devices revoked after the backup"),
+        "{said}"
+    );
+    let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no journal"));
+}
+
 /// On every backend, what the command line erases and revokes is in the journal when the
 /// command returns: a PostgreSQL hub restored with `pg_restore` redoes it from there as the
 /// embedded hub does (its commands on an existing hub once kept no journal).
