@@ -623,6 +623,59 @@ fn a_link_that_cannot_carry_a_whole_chunk_moves_files_in_smaller_ones() {
     );
 }
 
+/// An upload in chunks that end inside the hub's segments (not an honest app's, which sends
+/// whole ones): each answer says what the hub keeps, and the upload, resumed from there, ends
+/// whole. The hub had answered 100 bytes held and kept none, then ignored the next chunk.
+#[test]
+fn an_upload_in_odd_chunks_is_told_what_the_hub_keeps() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let visit = new_visit(&mut a);
+    let data = pdf(&[7u8; 200_000]);
+    let entry = a
+        .store
+        .add_attachment(visit.id, &document(), &data[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let mut offset = 0u64;
+    let mut answers = 0;
+    loop {
+        let end = (offset as usize + 100_000).min(data.len());
+        let answer = ask(
+            &mut hub,
+            &a.principal,
+            AttachmentRequest::Upload {
+                record: visit.id,
+                id: entry.id,
+                offset,
+                bytes: data[offset as usize..end].to_vec(),
+            },
+        );
+        answers += 1;
+        match answer {
+            AttachmentResponse::Held {
+                held,
+                complete: false,
+                ..
+            } => {
+                assert_eq!(held % (64 * 1024), 0, "whole segments: {held}");
+                assert!(held > offset, "moves on from {offset}: {held}");
+                offset = held;
+            }
+            AttachmentResponse::Held {
+                complete: true,
+                held,
+                ..
+            } => {
+                assert_eq!(held, data.len() as u64);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(answers < 10, "the upload moves on");
+    }
+}
+
 #[test]
 fn the_hub_refuses_a_flipped_byte_and_strangers() {
     let (_dir, mut hub, mut devices) = world(&[

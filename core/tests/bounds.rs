@@ -622,6 +622,46 @@ fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() 
     hub.update(&edited).unwrap();
 }
 
+/// Bytes that are no Automerge data pushed for a record the hub holds: Automerge read nothing
+/// of them, and the hub acknowledged them as taken (an app whose encoder broke believed its
+/// edit had reached the hub). Refused as damaged; the record is as it was.
+#[test]
+fn a_push_of_bytes_that_are_no_automerge_data_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (device, mut hub, principal, case) = a_synced_case(&dir);
+    let before = hub.export_document(case.id).unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let garbage: Vec<u8> = (0..2000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let outcome = push_one(
+        &mut hub,
+        &principal,
+        &device,
+        PushEntry {
+            id: case.id,
+            heads: Vec::new(),
+            changes: garbage,
+        },
+    );
+    assert!(
+        matches!(
+            outcome,
+            wire::PushOutcome::Refused {
+                reason: Refusal::Damaged,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(hub.export_document(case.id).unwrap(), before);
+}
+
 /// The device's own change of `case`'s notes that types `chars` characters and deletes them
 /// (each an operation for good, none left to see): the change's bytes and its hash.
 fn typed_and_deleted(device: &Store, id: Uuid, chars: usize) -> (Vec<u8>, Vec<[u8; 32]>) {

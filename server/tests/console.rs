@@ -1309,8 +1309,10 @@ fn a_refused_follow_up_or_referral_says_which_input_is_wrong() {
     let case = case_receiving_services(&s, dir.path(), None);
     let mut browser = signed_in(&s, "sup.saisie");
     let page = format!("/console/cases/{case}");
-    let ahead = (chrono::Utc::now().date_naive() + chrono::Days::new(5)).to_string();
-    let today = chrono::Utc::now().date_naive().to_string();
+    // Tomorrow: the room the hub leaves a phone's clock is not the console's.
+    let tomorrow = chrono::Local::now().date_naive() + chrono::Days::new(1);
+    let ahead = tomorrow.to_string();
+    let today = chrono::Local::now().date_naive().to_string();
     let mut refused = |form: &str, fields: &[(&str, &str)], said: &str| {
         let csrf = browser.get(&page).csrf();
         let mut posted = vec![("csrf", csrf.as_str())];
@@ -1319,7 +1321,11 @@ fn a_refused_follow_up_or_referral_says_which_input_is_wrong() {
         assert_eq!(answer.status, 422, "{fields:?}: {}", answer.body);
         assert!(answer.body.contains(said), "{fields:?}: {}", answer.body);
     };
-    let ahead_said = format!("Le {ahead} n&#39;est pas encore arrivé");
+    // The day written as the console writes days.
+    let ahead_said = format!(
+        "Le {} n&#39;est pas encore arrivé",
+        tomorrow.format("%d/%m/%Y")
+    );
     for (fields, said) in [
         (
             vec![("situation", "in_school"), ("date", ahead.as_str())],
@@ -2247,7 +2253,7 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     assert!(
         future
             .body
-            .contains("Le 2099-05-02 n&#39;est pas encore arrivé"),
+            .contains("Le 02/05/2099 n&#39;est pas encore arrivé"),
         "{}",
         future.body
     );

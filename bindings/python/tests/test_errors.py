@@ -525,6 +525,21 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
             with pytest.raises(ValueError) as e:
                 store.create_child_case(bad)
             assert str(e.value).startswith(f"{field}: expected a {expected}"), str(e.value)
+        # A number or a yes/no of the wrong type: named as an enum's is (a yes/no was taken
+        # by its truth: "non" recorded night work).
+        for field, value, said in [
+            ("hours_per_week", "40", "hours_per_week: expected an int, not a str"),
+            ("night_work", "non", "night_work: expected a bool, not a str"),
+            ("hours_per_week", 2**40,
+             "hours_per_week: an int holding a value of the wrong type or out of range"),
+        ]:
+            bad = vigie.new_child_case("CI-0003", "Koffi Brou", vigie.Sex.MALE, AREA,
+                                       "2026-03-02", store.user_id())
+            bad.estimated_age = 12
+            setattr(bad, field, value)
+            with pytest.raises(ValueError) as e:
+                store.create_child_case(bad)
+            assert str(e.value) == said, str(e.value)
         # Inside a record inside a record: its path, as the core names fields.
         child.school = vigie.SchoolStatus.ATTENDING
         referral = vigie.new_referral(vigie.ServiceKind.EDUCATION, "École", "2026-03-03")
@@ -548,14 +563,17 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
             store.transition_case(new_id(), "Zoumana Kwassivi")
         assert "Zoumana" not in repr(e.value) and "CaseStatus" in str(e.value), str(e.value)
         # A variant holding a value of the wrong type: the type named, never the value.
-        for wrong, expected in [(vigie.FieldValue.INTEGER("Zoumana Kwassivi"), "a FieldValue"),
-                                (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]), "an AreaFilter")]:
+        for wrong, said in [
+            (vigie.FieldValue.INTEGER("Zoumana Kwassivi"), "value: expected an int, not a str"),
+            (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]),
+             "an AreaFilter holding a value of the wrong type or out of range"),
+        ]:
             with pytest.raises(ValueError) as e:
-                if expected == "a FieldValue":
+                if isinstance(wrong, vigie.FieldValue):
                     store.resolve_conflict(new_id(), ["name"], wrong)
                 else:
                     store.follow_ups_due("2026-05-01", area=wrong)
-            assert str(e.value) == f"{expected} holding a value of the wrong type or out of range"
+            assert str(e.value) == said, str(e.value)
             assert "Zoumana" not in repr(vars(e.value)) + repr(e.value.__context__), e.value
         # Text UTF-8 cannot write (an emoji cut in half): the field named, the text kept
         # nowhere (the encoder's own error held it whole).

@@ -243,6 +243,32 @@ for _module in (_ffi_core, _ffi_calls):
             _naming_the_field(_converter, getattr(_module, _name))
 
 
+# A yes or no was taken by its truth whatever it held: ``night_work = "non"`` recorded night
+# work. Only a bool is one.
+def _strict_bool(converter):
+    def check_lower(value):
+        if not isinstance(value, bool):
+            raise TypeError("not a bool")
+        return value
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+# A number or a yes/no of the wrong type (hours typed as "40") was refused naming no field: "a
+# ChildCase holding a value of the wrong type or out of range". Named as an enum's is.
+for _module in (_ffi_core, _ffi_calls):
+    _boolean = getattr(_module, "_UniffiFfiConverterBoolean", None)
+    if _boolean is not None and not getattr(_boolean, "_vigie_strict", False):
+        _strict_bool(_boolean)
+        _boolean._vigie_strict = True
+    for _name, _expected in [("Int32", int), ("UInt32", int), ("Int64", int), ("UInt64", int),
+                             ("Float64", float), ("Boolean", bool)]:
+        _converter = getattr(_module, f"_UniffiFfiConverter{_name}", None)
+        if _converter is not None and not getattr(_converter, "_vigie_named", False):
+            _naming_the_field(_converter, _expected)
+            _converter._vigie_named = True
+
+
 # A field name mistyped, or guessed (``workplace.latitude`` for ``location.point``), was kept by
 # Python as an attribute of its own and the record sent without it: the value lost, unsaid. A
 # record takes its fields only; anything else is an ``AttributeError`` naming the field meant.

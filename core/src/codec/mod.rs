@@ -333,6 +333,11 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
     };
     let limits = DocumentLimits::STANDARD;
     bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    // Automerge reads nothing of bytes that are no chunk of its own, without a word: a push of
+    // garbage was acknowledged as taken, and its app believed its edit had reached the hub.
+    if !bytes.is_empty() && !bytes.starts_with(&columns::MAGIC) {
+        return Err(damaged("the received bytes are no Automerge data"));
+    }
     let before = document.get_heads();
     match catch_unwind(AssertUnwindSafe(|| document.load_incremental(bytes))) {
         Ok(Ok(_)) if !bounds::numbered_in_sequence(document, &before) => Err(damaged(

@@ -156,6 +156,12 @@ impl<W: Write> SealedWriter<W> {
         self.written
     }
 
+    /// Plaintext bytes sealed into the output so far: what `resume` finds once this writer is
+    /// dropped (the bytes of a segment not yet full are not kept).
+    pub fn sealed(&self) -> u64 {
+        self.index * SEGMENT as u64
+    }
+
     fn seal(&mut self, last: bool) -> io::Result<()> {
         let nonce = nonce(&self.prefix, self.index, last)?;
         self.cipher

@@ -1093,7 +1093,9 @@ pub(crate) fn receive_chunk(
     writer.write_all(bytes)?;
     if writer.position() < row.size {
         writer.get_mut().sync_all()?;
-        return Ok(Received::More(writer.position()));
+        // What is kept, whole segments: a chunk that ends inside one (any but an honest app's)
+        // was answered as held and not kept, and the next chunk, at that offset, was ignored.
+        return Ok(Received::More(writer.sealed()));
     }
     let file = writer.finish()?;
     file.sync_all()?;

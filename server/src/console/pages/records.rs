@@ -17,13 +17,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{Months, NaiveDate, Utc};
+use chrono::{Months, NaiveDate};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 use vigie_core::indicators::SharedChildCounts;
-use vigie_core::sync::{EARLIEST_EVENT_DAY, Principal, change_as, latest_event_day};
+use vigie_core::sync::{EARLIEST_EVENT_DAY, Principal, change_as};
 use vigie_core::workflow::{self, Review};
 use vigie_core::{
     AlertSeverity, CaseStatus, Cell, ChildCase, ChildCaseQuery, ClassificationOutcome, Error,
@@ -66,8 +66,10 @@ fn code(value: impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
+/// Today by the hub's clock in its time zone (the country's, as its operator sets it): the
+/// day the core's alerts and due lists are judged against (`queries::today_ms`).
 fn today() -> NaiveDate {
-    Utc::now().date_naive()
+    chrono::Local::now().date_naive()
 }
 
 fn parse_date(text: Option<&str>) -> Option<NaiveDate> {
@@ -76,14 +78,16 @@ fn parse_date(text: Option<&str>) -> Option<NaiveDate> {
 }
 
 /// The day of an event typed in a form, or what is wrong with it: not a day of the calendar, or
-/// one that has not come yet (refused here as the hub's rules refuse it from a phone).
+/// one that has not come yet (as a phone refuses its user's, and the status form its own: the
+/// room the hub's rules leave a phone's clock and time zone is not a supervisor's to use, and a
+/// follow-up dated two days ahead counted as done and let a case close on a visit to come).
 fn event_day(t: &Tr, typed: &str) -> Result<NaiveDate, String> {
     let day = parse_date(Some(typed.trim())).ok_or_else(|| t.get("case.date_invalid"))?;
-    if day > latest_event_day() {
-        return Err(t.fmt("case.date_ahead", day));
+    if day > today() {
+        return Err(t.fmt("case.date_ahead", t.day(day)));
     }
     if day < EARLIEST_EVENT_DAY {
-        return Err(t.fmt("case.date_too_early", day));
+        return Err(t.fmt("case.date_too_early", t.day(day)));
     }
     Ok(day)
 }
