@@ -80,6 +80,24 @@ pub struct RefusedRecord {
     pub rule: Option<String>,
 }
 
+#[uniffi::export]
+impl RefusedRecord {
+    /// Why the hub refused the record, as a sentence for the app's user in `language` (`fr` or
+    /// `en`; another code reads French), as `VigieError::text_in` says a local refusal: the
+    /// field's label and the rule for a value refused, the rule for a step not allowed, the
+    /// reason otherwise. Never a value the user typed.
+    pub fn text_in(&self, language: String) -> String {
+        use vigie_core::messages::{field_refusal, rule_text, step_refusal};
+        match (&self.reason, &self.field, &self.rule) {
+            (Refusal::BreaksValidation, Some(field), Some(rule)) => {
+                field_refusal(field, rule, &language)
+            }
+            (Refusal::StepNotAllowed, _, Some(rule)) => step_refusal(rule, &language),
+            (reason, ..) => rule_text(&reason.to_string(), &language),
+        }
+    }
+}
+
 /// A received record that could not be applied; it is fetched whole next time.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct FailedRecord {

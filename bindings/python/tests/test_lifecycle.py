@@ -119,6 +119,12 @@ def test_a_refused_case_its_user_gives_up_leaves_the_phone_and_is_heard_of(env):
         stray = monitor.create_child_case(c)
         summary = monitor.sync_with(vigie.HubTransport(env.hub_url, token), None)
         assert [(r.id, r.reason) for r in summary.refused] == [(stray.id, vigie.Refusal.STEP_NOT_ALLOWED())]
+        # Said to its user in their language, as a local refusal is (the rule's words were the
+        # core's English only).
+        refused = summary.refused[0]
+        assert refused.text_in("fr").startswith("Refusé : "), refused.text_in("fr")
+        assert refused.text_in("en").startswith("Not allowed"), refused.text_in("en")
+        assert "Awa" not in refused.text_in("fr") + refused.text_in("en")
         assert monitor.refused_records() == [stray.id]
         try:
             monitor.discard_refused_changes("not-a-uuid")
