@@ -5458,6 +5458,10 @@ fn planned_re_inspections_are_listed_until_made() {
         "{section}"
     );
     assert!(section.contains("Plantation Kouassi"), "{section}");
+    assert!(
+        section.contains("inspecteur-contre"),
+        "its visitor: {section}"
+    );
     assert!(section.contains("en retard"), "{section}");
     assert!(section.contains("Total : 1"), "{section}");
 

@@ -1457,6 +1457,40 @@ fn row_list(rows: &[i64]) -> Sql {
     ))
 }
 
+/// The workplace of each of `visits` that `scope` receives, with its name, by visit: read from
+/// the index rows (the due lists' re-inspections loaded two documents a line for them).
+pub(crate) fn workplaces_of_visits(
+    conn: &Connection,
+    visits: &[Uuid],
+    scope: &Scope,
+) -> Result<HashMap<Uuid, (Uuid, String)>> {
+    if visits.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut f = Filter::default();
+    f.add_all(
+        &format!("rv.id IN ({})", vec!["?"; visits.len()].join(", ")),
+        visits
+            .iter()
+            .map(|id| Sql::Blob(id.as_bytes().to_vec()))
+            .collect(),
+    );
+    f.within("w", RecordKind::Workplace, Some(scope));
+    let sql = format!(
+        "SELECT rv.id, rw.id, w.name
+         FROM records rv JOIN visit_index v ON v.record = rv.rowid
+         JOIN referenced_ids wi ON wi.id = v.workplace
+         JOIN records rw ON rw.id = wi.uuid
+         JOIN workplace_index w ON w.record = rw.rowid {}",
+        f.sql()
+    );
+    Ok(rows(conn, &sql, f.params, |row| {
+        Ok((uuid_col(row, 0)?, (uuid_col(row, 1)?, row.get(2)?)))
+    })?
+    .into_iter()
+    .collect())
+}
+
 /// What a visit's children without a case are counted from (`Scoped::review_queue`).
 pub(crate) struct Registered {
     /// The visit's row number.

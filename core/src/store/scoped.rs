@@ -228,6 +228,14 @@ impl Scoped<'_> {
         self.store.children_without_case(visit)
     }
 
+    /// The workplace of each of `visits` this scope receives, with its name, by visit.
+    pub fn workplaces_of_visits(
+        &self,
+        visits: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, (Uuid, String)>> {
+        queries::workplaces_of_visits(&self.store.conn, visits, &self.who)
+    }
+
     /// How many visits `review_queue` lists in all (a list's figure, without walking it).
     pub fn review_count(&self) -> Result<u64> {
         queries::review_count(&self.store.conn, &self.who)

@@ -495,22 +495,21 @@ fn reinspections_due(
     let total = list_total(t, 0, due.len().min(PAGE as usize), more, || {
         scoped.follow_ups_due_count(None, before, Some(RecordKind::Visit))
     })?;
-    let mut lines = Vec::new();
-    for item in due.into_iter().take(PAGE as usize) {
-        let visit: Visit = scoped.get(item.id)?;
-        let workplace = scoped
-            .get::<Workplace>(visit.workplace_id)
-            .ok()
-            .map(|w| (w.id, w.name));
-        lines.push(ReinspectionLine {
+    let shown: Vec<_> = due.into_iter().take(PAGE as usize).collect();
+    let visits: Vec<Uuid> = shown.iter().map(|item| item.id).collect();
+    let mut workplaces = scoped.workplaces_of_visits(&visits)?;
+    let lines = shown
+        .into_iter()
+        .map(|item| ReinspectionLine {
             visit: item.id,
             due: t.day(item.due),
             late: item.due < today(),
-            workplace,
-            visitor: names.get(&visit.visitor_id).cloned().unwrap_or_default(),
+            workplace: workplaces.remove(&item.id),
+            // A visit's due row is assigned to its visitor.
+            visitor: names.get(&item.assignee).cloned().unwrap_or_default(),
             community: t.area(reference, &item.community),
-        });
-    }
+        })
+        .collect();
     Ok((lines, total))
 }
 
