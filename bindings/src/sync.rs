@@ -87,13 +87,13 @@ impl RefusedRecord {
     /// field's label and the rule for a value refused, the rule for a step not allowed, the
     /// reason otherwise. Never a value the user typed.
     pub fn text_in(&self, language: String) -> String {
-        use vigie_core::messages::{field_refusal, rule_text, step_refusal};
+        use vigie_core::messages::{field_refusal, step_refusal};
         match (&self.reason, &self.field, &self.rule) {
             (Refusal::BreaksValidation, Some(field), Some(rule)) => {
                 field_refusal(field, rule, &language)
             }
             (Refusal::StepNotAllowed, _, Some(rule)) => step_refusal(rule, &language),
-            (reason, ..) => rule_text(&reason.to_string(), &language),
+            (reason, ..) => step_refusal(&reason.to_string(), &language),
         }
     }
 }

@@ -332,6 +332,9 @@ fn a_child_18_by_one_date_of_birth_in_conflict_stays_alerted() {
             );
             let read: ChildCase = store.get(case.id).unwrap();
             assert_eq!(read.follow_up_due, Some(planned));
+            // What the export and the console's case page show: the due lists' date.
+            let (read, adult_on) = store.get_case_with_adult_day(case.id).unwrap();
+            assert_eq!(read.follow_up_due_on(today, adult_on), Some(planned));
         }
         // Kept at 18: the alert and the due date go.
         supervisor

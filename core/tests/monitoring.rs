@@ -133,9 +133,9 @@ fn a_child_turned_18_has_no_follow_up_due_in_the_lists_or_the_export() {
     // Due before the birthday (three months after the verification), and overdue now.
     let due = case.next_follow_up_due().expect("due before the birthday");
     assert!(due < today, "{due}");
-    assert_eq!(case.follow_up_due_on(today), None);
+    assert_eq!(case.follow_up_due_on(today, case.adult_on()), None);
     assert_eq!(
-        case.follow_up_due_on(today - chrono::Days::new(1)),
+        case.follow_up_due_on(today - chrono::Days::new(1), case.adult_on()),
         Some(due)
     );
     let listed = store

@@ -561,13 +561,27 @@ pub fn keep(
         watch_change_order(&journal, &*backend).map_err(HubOpenError::Store)?;
     }
     let revoked_unknown = reapply(&*backend, &read.actions, &read.erased_at)?;
+    // The backup's own history shows none of what was done after it was taken: only the
+    // journal left behind knows (an operator moving to a new machine copied the key alone,
+    // and the copy synced a revoked phone and gave back a child erased since). Said at every
+    // opening until the operator removes the note beside the journal: the first command run
+    // (an export, a check) may not be the one they read.
+    let note = journal.file.with_extension("journal.restored-without-it");
     if !existed && restored {
-        // The backup's own history shows none of what was done after it was taken: only the
-        // journal left behind knows (an operator moving to a new machine copied the key
-        // alone, and the copy synced a revoked phone and gave back a child erased since).
+        if let Err(e) = std::fs::write(&note, "restored from a backup without this journal\n") {
+            tracing::warn!(file = %note.display(), error = %e, "cannot write the note");
+        }
+    }
+    if note.exists() {
         tracing::warn!(
             file = %journal.file.display(),
-            "this hub was restored from a backup with no journal of irreversible actions              beside its key: the children erased and the devices revoked after the backup was              taken are back (erased cases in its records and exports, revoked phones syncing).              Stop it, and put the journal of the hub the backup came from at this file's place              (it is beside that hub's key file), or erase and revoke them again now"
+            note = %note.display(),
+            "this hub was restored from a backup with no journal of irreversible actions \
+             beside its key: the children erased and the devices revoked after the backup was \
+             taken are back (erased cases in its records and exports, revoked phones syncing). \
+             Stop it, put the journal of the hub the backup came from at this file's place (it \
+             is beside that hub's key file) and start it again, or erase and revoke them again \
+             now; then remove the note"
         );
     } else if !existed && has_irreversible_history(&*backend) {
         tracing::warn!(

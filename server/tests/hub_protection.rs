@@ -227,24 +227,32 @@ fn a_case_held_only_for_review_is_erased_and_said_so() {
     let summary = monitor.sync(&hub.url).unwrap();
     assert_eq!(summary.quarantined, vec![case.id], "{summary:?}");
 
-    let (by, record) = (supervisor.user().to_string(), case.id.to_string());
-    let mut erase = vec!["erase", "--data", data.to_str().unwrap()];
-    erase.extend(args.iter().map(String::as_str));
-    erase.extend([
-        "--record",
-        &record,
-        "--by",
-        &by,
-        "--reason",
-        "legal_request",
-    ]);
-    let said = vigie(&erase);
+    let record = case.id.to_string();
+    let erase_by = |by: &str| {
+        let mut erase = vec!["erase", "--data", data.to_str().unwrap()];
+        erase.extend(args.iter().map(String::as_str));
+        erase.extend(["--record", &record, "--by", by, "--reason", "legal_request"]);
+        vigie_output(&erase)
+    };
+    // Not by a supervisor of another district: the changes file the case in hers.
+    let elsewhere = add_user(&data, "Superviseure D2", Role::Supervisor, &[DISTRICT_2]);
+    let refused = erase_by(&elsewhere.to_string());
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("outside the supervisor's areas"),
+        "{}",
+        stderr(&refused)
+    );
+    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
+    list.extend(args.iter().map(String::as_str));
+    assert!(vigie(&list).contains(&record), "still kept for review");
+    let erased = erase_by(&supervisor.user().to_string());
+    assert!(erased.status.success(), "{}", stderr(&erased));
+    let said = String::from_utf8_lossy(&erased.stdout).to_string();
     assert!(
         said.contains(&format!("erased case {record}")) && said.contains("1 entry kept for review"),
         "{said}"
     );
-    let mut list = vec!["quarantine", "list", "--data", data.to_str().unwrap()];
-    list.extend(args.iter().map(String::as_str));
     assert_eq!(vigie(&list), "");
     let mut audit = vec!["audit", "--data", data.to_str().unwrap()];
     audit.extend(args.iter().map(String::as_str));

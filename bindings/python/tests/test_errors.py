@@ -532,12 +532,14 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
             ("night_work", "non", "night_work: expected a bool, not a str"),
             ("hours_per_week", 2**40,
              "hours_per_week: an int holding a value of the wrong type or out of range"),
+            # A bool is an int to Python: estimated_age = True recorded a child of 1.
+            ("estimated_age", True, "estimated_age: expected an int, not a bool"),
         ]:
             bad = vigie.new_child_case("CI-0003", "Koffi Brou", vigie.Sex.MALE, AREA,
                                        "2026-03-02", store.user_id())
             bad.estimated_age = 12
             setattr(bad, field, value)
-            with pytest.raises(ValueError) as e:
+            with pytest.raises(vigie.WrongType) as e:
                 store.create_child_case(bad)
             assert str(e.value) == said, str(e.value)
         # Inside a record inside a record: its path, as the core names fields.

@@ -124,7 +124,10 @@ def _field_types(record_type):
         return {}
 
 
-class _NotACase(ValueError):
+class WrongType(ValueError):
+    """A value of the wrong type for its field (a ``ValueError``): names the field and the type
+    expected, never the value."""
+
     def __init__(self, expected, type_name, inner, path=(), direct=True, said=None):
         where = ".".join(path)
         self._said = said
@@ -160,7 +163,7 @@ class _NotACase(ValueError):
             elif isinstance(held, (list, tuple)) and any(id(x) == self._inner for x in held):
                 found = (name,)
             if found:
-                return _NotACase(
+                return WrongType(
                     self._expected,
                     self._type_name,
                     id(record),
@@ -191,13 +194,17 @@ def _naming_the_field(converter, expected):
         refusal = None
         try:
             check(value)
-        except _NotACase as refused:
+        except WrongType as refused:
             refusal = refused.inside(value)
         except (ValueError, TypeError, AttributeError):
             if not isinstance(expected, type):
                 raise
-            held = None if isinstance(value, expected) else type(value).__name__
-            refusal = _NotACase(expected, held, id(value))
+            # A bool is an int to Python, and no number here.
+            fits = isinstance(value, expected) and (
+                expected is bool or not isinstance(value, bool)
+            )
+            held = None if fits else type(value).__name__
+            refusal = WrongType(expected, held, id(value))
         if refusal is not None:
             # Raised here, out of the handler: the generated code's exception, which holds the
             # value, is not its context.
@@ -220,7 +227,7 @@ def _refusing_unencodable(converter):
             return value
         except UnicodeEncodeError:
             pass
-        raise _NotACase(
+        raise WrongType(
             str,
             None,
             id(value),
@@ -254,6 +261,19 @@ def _strict_bool(converter):
     converter.check_lower = staticmethod(check_lower)
 
 
+# A yes/no is no number: ``estimated_age = True`` recorded a child of 1 (a bool is an int to
+# Python).
+def _no_bool_for_a_number(converter):
+    check = converter.check_lower
+
+    def check_lower(value):
+        if isinstance(value, bool):
+            raise TypeError("a bool is no number")
+        return check(value)
+
+    converter.check_lower = staticmethod(check_lower)
+
+
 # A number or a yes/no of the wrong type (hours typed as "40") was refused naming no field: "a
 # ChildCase holding a value of the wrong type or out of range". Named as an enum's is.
 for _module in (_ffi_core, _ffi_calls):
@@ -265,6 +285,8 @@ for _module in (_ffi_core, _ffi_calls):
                              ("Float64", float), ("Boolean", bool)]:
         _converter = getattr(_module, f"_UniffiFfiConverter{_name}", None)
         if _converter is not None and not getattr(_converter, "_vigie_named", False):
+            if _expected is not bool:
+                _no_bool_for_a_number(_converter)
             _naming_the_field(_converter, _expected)
             _converter._vigie_named = True
 
@@ -295,4 +317,4 @@ for _class in _generated_records():
 for _variant in _generated_variants():
     _variant.__setattr__ = _set_field
 
-__all__ = [*_core, *_calls, "HubTransport"]
+__all__ = [*_core, *_calls, "HubTransport", "WrongType"]

@@ -559,14 +559,15 @@ impl Store {
             referrals: wanted("referrals").then_some(&mut referrals),
             follow_ups: wanted("follow_ups").then_some(&mut follow_ups),
         };
+        let today = chrono::Local::now().date_naive();
         for id in each(RecordKind::ChildCase)? {
-            let c = self.get::<ChildCase>(id)?;
+            let (c, adult_on) = self.get_case_with_adult_day(id)?;
             if let Some(visit) = c.identified_on_visit {
                 opened_on.entry(visit).or_default().push(c.id);
             }
             let facts = CaseFacts::of(&c);
             if wanted("child_cases") {
-                case_row(&mut cases, &c);
+                case_row(&mut cases, &c, c.follow_up_due_on(today, adult_on));
                 cases.flush(sink)?;
             }
             if facts.keys.is_some() {
@@ -621,7 +622,7 @@ impl Store {
                     NaiveDate::MIN,
                     Uuid::nil(),
                 );
-                case_row(t, &sample);
+                case_row(t, &sample, None);
             })?;
         }
         if wanted("referrals") {
@@ -1172,7 +1173,9 @@ fn visit_row(t: &mut TableBuilder, v: &Visit, children_identified: usize) {
     t.end_row();
 }
 
-fn case_row(t: &mut TableBuilder, c: &ChildCase) {
+/// A case's row; `follow_up_due`, its next follow-up as the due lists show it today
+/// (`ChildCase::follow_up_due_on`).
+fn case_row(t: &mut TableBuilder, c: &ChildCase, follow_up_due: Option<NaiveDate>) {
     t.col("id", c.id);
     t.col("case_code", &c.case_code);
     t.col("sex", c.sex);
@@ -1201,12 +1204,8 @@ fn case_row(t: &mut TableBuilder, c: &ChildCase) {
     );
     t.col("status", c.status);
     t.col("remediated_on", c.remediated_on);
-    // The next follow-up due as the due lists show it today (none for a merged duplicate, nor
-    // once the child is 18).
-    t.col(
-        "follow_up_due",
-        c.follow_up_due_on(chrono::Local::now().date_naive()),
-    );
+    // None for a merged duplicate, nor once the child is 18.
+    t.col("follow_up_due", follow_up_due);
     // Only a duplicate's: a pair merged both ways, each naming the other, is two cases in
     // view until a supervisor settles it, as in the lists and indicators.
     t.col("merged_into", c.kept_as());

@@ -744,15 +744,34 @@ impl Store {
     /// The record, its derived fields computed from its values (whatever the document holds:
     /// a merge or a resolution writes none).
     pub fn get<R: Record>(&self, id: Uuid) -> Result<R> {
+        Ok(self.get_derived(id)?.0)
+    }
+
+    /// `get`, with the values its deciding fields hold side by side (`Record::DECIDING`).
+    fn get_derived<R: Record>(
+        &self,
+        id: Uuid,
+    ) -> Result<(R, Vec<crate::domain::records::Concurrent>)> {
         let (_, document) = documents::load_for::<R>(&self.conn, id, &self.ctx.actor)?;
         let mut record: R = doc::read_record(&document, id)?;
+        let concurrent = doc::concurrent_deciding::<R>(&document);
         documents::derive_stored(
             &mut record,
             &self.reference(),
             &document.get_heads(),
-            &doc::concurrent_deciding::<R>(&document),
+            &concurrent,
         );
-        Ok(record)
+        Ok((record, concurrent))
+    }
+
+    /// A child case as `get` reads it, with the day its child turns 18 by the readings of its
+    /// values in conflict (`ChildCase::adult_on_in_conflict`): the day its alert ends and the
+    /// due lists leave it, which what shows its next follow-up follows too
+    /// (`ChildCase::follow_up_due_on`).
+    pub fn get_case_with_adult_day(&self, id: Uuid) -> Result<(ChildCase, Option<NaiveDate>)> {
+        let (case, concurrent) = self.get_derived::<ChildCase>(id)?;
+        let adult = case.adult_on_in_conflict(&concurrent);
+        Ok((case, adult))
     }
 
     /// The kind of a record, if the store holds it.

@@ -61,6 +61,15 @@ impl Scoped<'_> {
         self.store.get(id)
     }
 
+    /// `Store::get_case_with_adult_day`, within this scope.
+    pub fn get_case_with_adult_day(
+        &self,
+        id: Uuid,
+    ) -> Result<(crate::domain::records::ChildCase, Option<NaiveDate>)> {
+        self.visible(id, Some(RecordKind::ChildCase))?;
+        self.store.get_case_with_adult_day(id)
+    }
+
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
         self.visible(id, None)?;
         self.store.history(id)

@@ -1656,6 +1656,30 @@ pub fn erase_record(
         }) = found
         else {
             if next == id {
+                // Held only for review (changes of a user who had lost its area): the same
+                // checks as a record the hub holds, by what the changes make of it.
+                let entries: Vec<_> = tx
+                    .quarantined()?
+                    .into_iter()
+                    .filter(|entry| entry.record == id)
+                    .collect();
+                for entry in &entries {
+                    let view = super::quarantine::describe_quarantined(tx, entry)?;
+                    if view.kind.is_some_and(|kind| kind != RecordKind::ChildCase) {
+                        return Err(Error::NotAllowed {
+                            rule: "only child cases are erased; other records are closed".into(),
+                        });
+                    }
+                    if view
+                        .area_after
+                        .as_ref()
+                        .is_some_and(|area| !by.covers(area, &reference))
+                    {
+                        return Err(Error::NotAllowed {
+                            rule: "the record is outside the supervisor's areas".into(),
+                        });
+                    }
+                }
                 // Filed nowhere the hub knows: its tombstone goes to every device (`leaving`).
                 let nowhere = ErasedHistory {
                     filed: Some((RecordKind::ChildCase, Area::default())),

@@ -460,9 +460,15 @@ impl ChildCase {
 
     /// The follow-up due as the due lists show it on `day`: `next_follow_up_due`, none once
     /// the child is 18 on that day (the lists leave the case then, whatever date was due).
-    pub fn follow_up_due_on(&self, day: NaiveDate) -> Option<NaiveDate> {
+    /// `adult_on`: the day the child turns 18 as the lists have it, by the readings of values
+    /// in conflict (`adult_on_in_conflict`; `Store::get_case_with_adult_day`).
+    pub fn follow_up_due_on(
+        &self,
+        day: NaiveDate,
+        adult_on: Option<NaiveDate>,
+    ) -> Option<NaiveDate> {
         self.next_follow_up_due()
-            .filter(|_| self.adult_on().is_none_or(|adult| adult > day))
+            .filter(|_| adult_on.is_none_or(|adult| adult > day))
     }
 
     /// Whether the case is tracked after a verification: verified (`remediated_on`) and

@@ -2012,7 +2012,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
     let (viewer, who, view) = records(hub, ctx)?;
     let t = ctx.tr();
     let scoped = view.scoped(&who);
-    let case: ChildCase = scoped.get(id)?;
+    let (case, adult_on) = scoped.get_case_with_adult_day(id)?;
     // Whoever is shown a child's file is in the audit log: on opening, and on a form's answer
     // that shows the page again (a refused step, which writes nothing else to the log).
     audit(hub, Some(viewer.user.id), "case_view", Some(id), "");
@@ -2160,7 +2160,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
             // What the due lists show: the schedule's next date, or the one a follow-up set;
             // none once the child is 18 (the lists leave the case then).
             value: case
-                .follow_up_due_on(today())
+                .follow_up_due_on(today(), adult_on)
                 .map(|d| t.day(d))
                 .unwrap_or_default(),
         },
