@@ -924,6 +924,22 @@ fn two_monitors_on_a_hub_with(dir: &TempDir, args: &[&str]) -> (Device, Device, 
     (busy, other, hub)
 }
 
+/// Another device of the community records a case and pushes it, taken at once however the
+/// busy one fares: the case's id, and its sync's summary.
+fn another_device_pushes_as_before(
+    other: &mut Device,
+    hub: &Hub,
+) -> (Uuid, vigie_core::sync::SyncSummary) {
+    let theirs = other
+        .store
+        .create(&child(area(C01), "Awa", other.user()))
+        .unwrap()
+        .id;
+    let told = other.sync(&hub.url).unwrap();
+    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    (theirs, told)
+}
+
 /// A device's pushes are taken up to the changes the hub takes from one device in an hour
 /// (`--max-device-changes-per-hour`): past that, its records wait in its outbox (nothing
 /// refused, nothing lost), it still receives what others send, and another device's pushes are
@@ -953,13 +969,7 @@ fn a_device_s_changes_past_its_hour_wait_and_others_push_as_before() {
     assert!((300..=721).contains(&wait), "{summary:?}");
 
     // Another device pushes as before, and the busy one receives its record.
-    let theirs = other
-        .store
-        .create(&child(area(C01), "Awa", other.user()))
-        .unwrap()
-        .id;
-    let told = other.sync(&hub.url).unwrap();
-    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    let (theirs, told) = another_device_pushes_as_before(&mut other, &hub);
     assert_eq!(told.push_retry_in_seconds, None, "{told:?}");
     busy.sync(&hub.url).unwrap();
     assert!(busy.store.kind_of(theirs).is_ok());
@@ -1015,13 +1025,7 @@ fn a_device_s_refused_pushes_are_paid_from_its_hour() {
     // Sent again, nothing more is judged within the hour.
     let again = common::rules::push(&busy, &hub.url, refused);
     assert!(again.is_empty(), "{again:?}");
-    let theirs = other
-        .store
-        .create(&child(area(C01), "Awa", other.user()))
-        .unwrap()
-        .id;
-    let told = other.sync(&hub.url).unwrap();
-    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    let (theirs, _) = another_device_pushes_as_before(&mut other, &hub);
     assert!(other.store.kind_of(theirs).is_ok());
 }
 
@@ -1043,13 +1047,7 @@ fn a_device_s_bytes_past_its_hour_wait_and_others_push_as_before() {
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.pending, 150 - summary.accepted, "{summary:?}");
     assert!(summary.push_retry_in_seconds.is_some(), "{summary:?}");
-    let theirs = other
-        .store
-        .create(&child(area(C01), "Awa", other.user()))
-        .unwrap()
-        .id;
-    let told = other.sync(&hub.url).unwrap();
-    assert_eq!((told.accepted, told.pending), (1, 0), "{told:?}");
+    let (theirs, _) = another_device_pushes_as_before(&mut other, &hub);
     busy.sync(&hub.url).unwrap();
     assert!(busy.store.kind_of(theirs).is_ok());
     assert!(

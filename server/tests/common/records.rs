@@ -123,14 +123,19 @@ pub fn all_records(store: &Store) -> Vec<(RecordKind, Uuid)> {
 pub fn record_incompressible_workplaces(device: &mut Device, mut seed: u64) {
     for i in 0..150 {
         let mut place = workplace(area(C01), &format!("Workplace {i}"));
-        place.notes = (0..2000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                char::from(b'a' + (seed % 26) as u8)
-            })
-            .collect();
+        place.notes = incompressible_text(&mut seed, 2000);
         device.store.create(&place).unwrap();
     }
+}
+
+/// `chars` letters that do not compress, from a xorshift `seed` (which moves on).
+pub fn incompressible_text(seed: &mut u64, chars: usize) -> String {
+    (0..chars)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            char::from(b'a' + (*seed % 26) as u8)
+        })
+        .collect()
 }
