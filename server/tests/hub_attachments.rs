@@ -855,6 +855,59 @@ fn an_attachment_removed_from_its_record_leaves_the_hub() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A link that sends each request twice (a middlebox, an HTTP stack retrying a POST): the
+/// chunk the hub holds already costs the device nothing of its hour. Each was charged again,
+/// and a 3 MiB document stuck at 2 MiB taken for a 4 MiB hour, session after session.
+#[test]
+fn a_chunk_sent_twice_is_charged_once() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&["--max-device-attachment-bytes-per-hour", "4194304"]),
+    );
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Adjoua Konan", monitor.user()))
+        .unwrap();
+    let mut bytes = MARKER.to_vec();
+    let mut noise = vec![0u8; 3 * 1024 * 1024];
+    rand::thread_rng().fill_bytes(&mut noise);
+    bytes.extend(noise);
+    monitor
+        .store
+        .add_attachment(case.id, &document("Pièce"), &bytes[..])
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    let client = monitor.client(&hub.url);
+    let sent = vigie_core::sync::sync_attachments(
+        &mut monitor.store,
+        &AttachmentSyncOptions::default(),
+        |request| {
+            client.exchange_attachment(request)?;
+            client.exchange_attachment(request)
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(sent.uploaded.len(), 1, "{sent:?}");
+    assert!(
+        !hub.log_tail(200)
+            .contains("more attachments' bytes than the hub takes"),
+        "{}",
+        hub.log_tail(20)
+    );
+}
+
 /// A device's attachments are taken up to an hour's bytes (`--max-device-attachment-bytes-per-
 /// hour`): an altered app uploaded 130 MiB of documents in 80 s, which phones of the area then
 /// downloaded. Past it, the hub takes no chunk, the device leaves its other uploads for a

@@ -283,12 +283,12 @@ pub fn handle_attachment<S: HubStorage + ?Sized>(
                 }
                 _ => None,
             };
-            let response = storage
+            let (response, taken) = storage
                 .in_transaction(&mut |tx| upload(tx, who, limits, record, id, offset, &bytes))?;
-            // Counted when the bytes were taken, not for a chunk the hub held already.
-            if let (Some(reservation), AttachmentResponse::Held { held, complete, .. }) =
-                (&mut reservation, &response)
-                && (*complete || *held > offset)
+            // Counted when the bytes were taken in, not for a chunk the hub held already (a
+            // link that sends each request twice had a phone's hour spent at half its bytes).
+            if let Some(reservation) = &mut reservation
+                && taken
             {
                 reservation.used = bytes.len() as u64;
             }
@@ -314,8 +314,8 @@ fn upload(
     id: Uuid,
     offset: u64,
     bytes: &[u8],
-) -> Result<AttachmentResponse> {
-    let refused = |reason| Ok(AttachmentResponse::Refused { id, reason });
+) -> Result<(AttachmentResponse, bool)> {
+    let refused = |reason| Ok((AttachmentResponse::Refused { id, reason }, false));
     let (entry, entries) = match entry_for(tx, who, record, id, true)? {
         Ok(found) => found,
         // Changes of the device's kept for review name it: its bytes wait with them. Or the
@@ -358,21 +358,23 @@ fn upload(
         && (held.complete || held.record != record)
     {
         // Stored already (a retried last chunk, another device's upload): nothing to add.
-        return Ok(AttachmentResponse::Held {
+        let response = AttachmentResponse::Held {
             id,
             held: held.held,
             complete: held.complete,
-        });
+        };
+        return Ok((response, false));
     }
     let have = held.as_ref().map_or(0, |h| h.held);
     if offset != have || bytes.is_empty() {
         // A chunk the hub holds already (a retry), or one past a gap: the device goes on
         // from what the hub holds.
-        return Ok(AttachmentResponse::Held {
+        let response = AttachmentResponse::Held {
             id,
             held: have,
             complete: false,
-        });
+        };
+        return Ok((response, false));
     }
     let chunk_ok = offset.is_multiple_of(sealed::SEGMENT as u64)
         && bytes.len() <= MAX_CHUNK_BYTES
@@ -393,24 +395,23 @@ fn upload(
     let Some(sha) = entry.sha256_digest() else {
         return refused(TransferRefusal::NotFound);
     };
-    Ok(
-        match tx.attachment_append(id, record, entry.size, &sha, offset, bytes)? {
-            Appended::Held(held) => AttachmentResponse::Held {
-                id,
-                held,
-                complete: false,
-            },
-            Appended::Complete => AttachmentResponse::Held {
-                id,
-                held: entry.size,
-                complete: true,
-            },
-            Appended::Mismatch => AttachmentResponse::Refused {
-                id,
-                reason: TransferRefusal::HashMismatch,
-            },
+    let response = match tx.attachment_append(id, record, entry.size, &sha, offset, bytes)? {
+        Appended::Held(held) => AttachmentResponse::Held {
+            id,
+            held,
+            complete: false,
         },
-    )
+        Appended::Complete => AttachmentResponse::Held {
+            id,
+            held: entry.size,
+            complete: true,
+        },
+        Appended::Mismatch => AttachmentResponse::Refused {
+            id,
+            reason: TransferRefusal::HashMismatch,
+        },
+    };
+    Ok((response, true))
 }
 
 fn download(
