@@ -8,7 +8,7 @@
 
 pub use crate::codec::load;
 
-use crate::codec::bounds::{self, DocumentLimits};
+use crate::codec::bounds::{self, DocumentLimits, isolated_base};
 use crate::codec::columns::Root;
 use crate::domain::attachment::{Attachment, AttachmentKind};
 use crate::domain::codes::RecordKind;
@@ -143,27 +143,7 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
 }
 
-/// Of the changes a record may hold (`DocumentLimits::max_changes`), the part one device may
-/// make: no device (an altered app's) can fill a record's history and leave its colleagues no
-/// room to edit it, a record frozen for good (a history is never shortened). A phone makes one
-/// change a save: a quarter is years of a case followed by one monitor.
-pub const DEVICE_SHARE_OF_CHANGES: u64 = 4;
-
-/// Of the operations a record's changes may hold, the part one device's may: a quarter of
-/// the document's (`DocumentLimits::max_operations`), its deletions counted as its changes hold
-/// them. Its changes' number alone let one change of an altered app type half a million
-/// characters and delete them (each an operation for good) and leave its colleagues no room.
-/// An honest device's share is years of notes: a phone is replaced long before.
-pub(crate) fn device_operations_share(limits: &DocumentLimits) -> u64 {
-    limits.max_operations / DEVICE_SHARE_OF_CHANGES
-}
-
-/// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie
-/// actor (`device_of_actor`: a store's own, or one derived from it); any other actor itself.
-pub(crate) fn share_holder(actor: &[u8]) -> &[u8] {
-    let base = isolated_base(actor);
-    if base.len() == 24 { &base[..16] } else { base }
-}
+pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;
 
 /// Actors one device may write a record's changes under: its store's, one for each time the
 /// app was installed, and one for each of its changes a supervisor accepted in review. Those
@@ -174,11 +154,12 @@ pub const MAX_ACTORS_PER_DEVICE: usize = 64;
 
 /// The rule a record breaks when a device's changes pass its share (`devices_within_share`):
 /// said to the phone's user at the save that would, and in the hub's refusal of a push.
-pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device as one device may make of a record's: no more can be made to it from this device (another device, or the console, still can)";
+pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device, or as much text typed and rewritten, as one device may make of a record's: no more can be made to it from this device (another device, or the console, still can)";
 
 /// Whether each of `devices` (those that made the changes being judged, which the caller has
 /// read already) keeps, in the record's whole history, within its share of the changes
-/// (`DEVICE_SHARE_OF_CHANGES`), of their operations (`device_operations_share`) and of actors
+/// (`DEVICE_SHARE_OF_CHANGES`), of their operations (`DocumentLimits::device_operations_share`)
+/// and of actors
 /// (`MAX_ACTORS_PER_DEVICE`). The one rule of
 /// devices' pushes at the hub, of a phone's own saves, and of what a phone takes from a peer
 /// or a bundle.
@@ -191,7 +172,7 @@ pub(crate) fn devices_within_share(
         return true;
     }
     let share = limits.max_changes / DEVICE_SHARE_OF_CHANGES;
-    let operations_share = device_operations_share(limits);
+    let operations_share = limits.device_operations_share();
     let mut made: std::collections::HashMap<Uuid, (u64, u64, HashSet<&[u8]>)> =
         std::collections::HashMap::new();
     let history = document.get_changes_meta(&[]);
@@ -217,23 +198,6 @@ fn change_operations(change: &automerge::ChangeMetadata<'_>) -> u64 {
         .max_op
         .saturating_add(1)
         .saturating_sub(change.start_op)
-}
-
-/// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)
-/// when the store's actor already made changes those heads do not include: these bytes, the
-/// level as LEB128, then the store's actor.
-const ISOLATED_ACTOR_MAGIC: [u8; 4] = [0x13, 0xb2, 0x23, 0x09];
-
-/// The actor an isolated actor was derived from; any other actor as it is.
-pub(crate) fn isolated_base(bytes: &[u8]) -> &[u8] {
-    let Some(rest) = bytes.strip_prefix(&ISOLATED_ACTOR_MAGIC) else {
-        return bytes;
-    };
-    // The level: LEB128, at most 10 bytes for a u64.
-    match rest.iter().take(10).position(|b| b & 0x80 == 0) {
-        Some(last) => &rest[last + 1..],
-        None => bytes,
-    }
 }
 
 /// The root key naming the record kind. `$` keeps it apart from the records' own fields.
@@ -1825,13 +1789,15 @@ mod actors {
         assert_eq!(device_of_actor(change.actor_id()), Some(device));
 
         // The marker alone, or followed by a level that never ends, names no device.
-        let mut bytes = ISOLATED_ACTOR_MAGIC.to_vec();
+        let mut bytes = crate::codec::bounds::ISOLATED_ACTOR_MAGIC.to_vec();
         bytes.extend([0x80; 12]);
         bytes.extend(device.as_bytes());
         bytes.extend([7; 8]);
         assert_eq!(device_of_actor(&ActorId::from(bytes)), None);
         assert_eq!(
-            device_of_actor(&ActorId::from(ISOLATED_ACTOR_MAGIC.to_vec())),
+            device_of_actor(&ActorId::from(
+                crate::codec::bounds::ISOLATED_ACTOR_MAGIC.to_vec()
+            )),
             None
         );
     }

@@ -639,27 +639,40 @@ fn a_push_of_bytes_that_are_no_automerge_data_is_refused() {
             seed as u8
         })
         .collect();
-    let outcome = push_one(
-        &mut hub,
-        &principal,
-        &device,
-        PushEntry {
-            id: case.id,
-            heads: Vec::new(),
-            changes: garbage,
-        },
-    );
-    assert!(
-        matches!(
-            outcome,
-            wire::PushOutcome::Refused {
-                reason: Refusal::Damaged,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
-    assert_eq!(hub.export_document(case.id).unwrap(), before);
+    // Automerge's magic, then garbage; a real change cut in half; a real change with garbage
+    // after it: Automerge reads up to what does not parse, and says nothing of the rest.
+    let (edit, _) = renumbered_edit(&device, case.id, |n| n);
+    let magic_then_garbage = [&edit[..4], &garbage[..]].concat();
+    let cut = edit[..edit.len() / 2].to_vec();
+    let tail = [&edit[..], &garbage[..100]].concat();
+    for (name, changes) in [
+        ("garbage", garbage.clone()),
+        ("magic then garbage", magic_then_garbage),
+        ("cut", cut),
+        ("garbage after a change", tail),
+    ] {
+        let outcome = push_one(
+            &mut hub,
+            &principal,
+            &device,
+            PushEntry {
+                id: case.id,
+                heads: Vec::new(),
+                changes,
+            },
+        );
+        assert!(
+            matches!(
+                outcome,
+                wire::PushOutcome::Refused {
+                    reason: Refusal::Damaged,
+                    ..
+                }
+            ),
+            "{name}: {outcome:?}"
+        );
+        assert_eq!(hub.export_document(case.id).unwrap(), before, "{name}");
+    }
 }
 
 /// The device's own change of `case`'s notes that types `chars` characters and deletes them
@@ -728,6 +741,53 @@ fn no_device_fills_a_record_s_operations() {
     // Nor does a phone take it.
     let err = colleague.merge_document(case.id, &flood.0).unwrap_err();
     assert_eq!(over(&err), Some(DocumentLimit::Operations), "{err:?}");
+    // Nor the same work saved as a whole document (what an app of an earlier version sends),
+    // nor spread over made-up devices each within a share: more than a push may make
+    // Automerge build, refused before it is read (each had cost the hub seconds and 300 to
+    // 500 MB).
+    let mut whole = automerge::Automerge::load(&device.export_document(case.id).unwrap()).unwrap();
+    let twice = typed_and_deleted(&device, case.id, share as usize + 1);
+    whole.load_incremental(&twice.0).unwrap();
+    let made_up = |n: u8| {
+        let mut bytes = Vec::new();
+        for i in 0..3u8 {
+            let mut doc = automerge::Automerge::load(&device.export_document(case.id).unwrap())
+                .unwrap()
+                .with_actor(automerge::ActorId::from([n, i].repeat(12)));
+            let before = doc.get_heads();
+            let notes = match automerge::ReadDoc::get(&doc, automerge::ROOT, "notes").unwrap() {
+                Some((_, notes)) => notes,
+                None => panic!("notes"),
+            };
+            let mut tx = doc.transaction();
+            use automerge::transaction::Transactable as _;
+            let chars = (share as usize) / 2 - 10;
+            tx.splice_text(&notes, 0, 0, &"b".repeat(chars)).unwrap();
+            tx.splice_text(&notes, 0, chars as isize, "").unwrap();
+            tx.commit();
+            bytes.extend(doc.get_changes(&before).pop().unwrap().raw_bytes());
+        }
+        bytes
+    };
+    for (name, changes) in [("whole", whole.save()), ("made-up devices", made_up(7))] {
+        let started = std::time::Instant::now();
+        let outcome = push(
+            &mut hub,
+            &device,
+            (changes, whole.get_heads().iter().map(|h| h.0).collect()),
+        );
+        assert_eq!(
+            outcome,
+            wire::PushOutcome::Refused {
+                reason: Refusal::OverLimit {
+                    limit: DocumentLimit::Operations
+                },
+                detail: None,
+            },
+            "{name}"
+        );
+        assert!(started.elapsed().as_secs() < 5, "{name}: refused unread");
+    }
     // Within the share at each push, past it together: the push that passes it is refused.
     let within = typed_and_deleted(&device, case.id, share as usize / 4);
     device.merge_document(case.id, &within.0).unwrap();

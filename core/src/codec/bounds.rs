@@ -57,8 +57,10 @@ struct Tally {
     /// operations, a document as marks on the operations deleted (`within_operations`).
     operations: u64,
     change_operations: u64,
-    /// Change operations by whom their change's actor stands for (`doc::share_holder`).
+    /// Change operations by whom their change's actor stands for (`share_holder`).
     operations_by_holder: std::collections::HashMap<Vec<u8>, u64>,
+    /// `Admitted::operations`.
+    rebuilt: u64,
     changes: u64,
 }
 
@@ -79,7 +81,7 @@ impl Tally {
         // No device's changes may hold more than its share of a record's (the rule of the
         // history, `doc::devices_within_share`): said before Automerge spends hundreds of MiB
         // and seconds reading a change that types and deletes half a million characters.
-        let share = crate::doc::device_operations_share(limits);
+        let share = limits.device_operations_share();
         if self.operations > limits.max_operations
             || !within_operations(self.change_operations, limits)
             || self.operations_by_holder.values().any(|&n| n > share)
@@ -98,40 +100,93 @@ impl Tally {
     }
 }
 
+/// What `admit` found of bytes it let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Admitted {
+    /// Every byte is a chunk that parses and matches its checksum: Automerge reads them all.
+    /// Otherwise it reads up to the first that does not, says nothing, and the rest is lost.
+    pub(crate) whole: bool,
+    /// The operations Automerge builds to read them: a change's, its deletions among them; a
+    /// document's, and each one's successors (a deletion, an overwrite), from which it
+    /// rebuilds the changes. What judging them costs.
+    pub(crate) operations: u64,
+}
+
 /// Checks what `bytes` (a saved document, changes, or both, concatenated) would make Automerge
-/// allocate. Malformed bytes pass: Automerge refuses them itself, and reads no chunk after the
-/// first it cannot parse, so nothing past the point this walk stops at is ever expanded.
-pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<(), Refused> {
+/// allocate. Malformed bytes pass (`Admitted::whole` says so): Automerge refuses them itself,
+/// and reads no chunk after the first it cannot parse, so nothing past the point this walk
+/// stops at is ever expanded.
+pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, Refused> {
     let mut tally = Tally {
         bytes: bytes.len() as u64,
         ..Tally::default()
     };
     tally.check(limits)?;
     let mut r = Reader::new(bytes);
+    let mut whole = true;
     while !r.is_empty() {
-        if r.take(4) != Some(&MAGIC[..]) {
+        let header = (|| {
+            if r.take(4)? != &MAGIC[..] {
+                return None;
+            }
+            let checksum = r.take(4)?;
+            let kind = r.byte()?;
+            let len = r.uleb()?;
+            Some((checksum, kind, r.take(len)?))
+        })();
+        let Some((checksum, kind, data)) = header else {
+            whole = false;
             break;
-        }
-        let Some(_checksum) = r.take(4) else { break };
-        let Some(kind) = r.byte() else { break };
-        let Some(len) = r.uleb() else { break };
-        let Some(data) = r.take(len) else { break };
-        let parsed = match kind {
-            CHUNK_DOCUMENT => document_chunk(data, &mut tally, limits)?,
-            CHUNK_CHANGE => change_chunk(data, &mut tally, limits)?,
+        };
+        let (parsed, sums) = match kind {
+            CHUNK_DOCUMENT => (
+                document_chunk(data, &mut tally, limits)?,
+                checksum_of(kind, data) == checksum,
+            ),
+            CHUNK_CHANGE => (
+                change_chunk(data, &mut tally, limits)?,
+                checksum_of(kind, data) == checksum,
+            ),
             CHUNK_COMPRESSED => {
                 let inflated = inflate(data, &mut tally, limits)?;
-                change_chunk(&inflated, &mut tally, limits)?
+                // The checksum of the change it holds, uncompressed.
+                let sums = checksum_of(CHUNK_CHANGE, &inflated) == checksum;
+                (change_chunk(&inflated, &mut tally, limits)?, sums)
             }
             CHUNK_BUNDLE => return Err(Refused::Unsupported),
-            _ => break,
+            _ => (None, false),
         };
         tally.check(limits)?;
-        if parsed.is_none() {
+        if parsed.is_none() || !sums {
+            whole = false;
             break;
         }
     }
-    Ok(())
+    Ok(Admitted {
+        whole,
+        operations: tally.rebuilt,
+    })
+}
+
+/// A chunk's checksum as Automerge writes it: the first bytes of the SHA-256 of its type, its
+/// length and its data (a change's hash).
+fn checksum_of(kind: u8, data: &[u8]) -> [u8; 4] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update([kind]);
+    let mut len = data.len() as u64;
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            hasher.update([byte]);
+            break;
+        }
+        hasher.update([byte | 0x80]);
+    }
+    hasher.update(data);
+    let hash = hasher.finalize();
+    [hash[0], hash[1], hash[2], hash[3]]
 }
 
 /// Inflates DEFLATE data into a buffer that never grows past the room left under the size
@@ -160,12 +215,21 @@ fn rows_of(
     tally: &mut Tally,
     limits: &DocumentLimits,
 ) -> Result<u64, Refused> {
+    Ok(rows_and_grouped(columns, tally, limits)?.0)
+}
+
+/// `rows_of`, and the most rows a group column groups (a document's operations' successors).
+fn rows_and_grouped(
+    columns: &[(u32, &[u8])],
+    tally: &mut Tally,
+    limits: &DocumentLimits,
+) -> Result<(u64, u64), Refused> {
     // Past what either bound lets through (`within_operations`), the count stops.
     let cap = limits
         .max_operations
         .saturating_mul(2)
         .max(limits.max_changes);
-    let mut most = 0u64;
+    let (mut most, mut grouped) = (0u64, 0u64);
     for (spec, data) in columns {
         let inflated;
         let data: &[u8] = if u64::from(*spec) & COLUMN_DEFLATE != 0 {
@@ -174,15 +238,17 @@ fn rows_of(
         } else {
             data
         };
-        most = most.max(column_rows(spec & 0b111, data, cap));
+        let (rows, group) = column_rows(spec & 0b111, data, cap);
+        most = most.max(rows.max(group));
+        grouped = grouped.max(group);
     }
-    Ok(most)
+    Ok((most, grouped))
 }
 
 /// Rows a column describes, stopping once past `cap`. A group column (the number of
 /// predecessors of each operation, say) also describes the rows of the columns it groups: its
 /// values' sum counts too.
-fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
+fn column_rows(column_type: u32, data: &[u8], cap: u64) -> (u64, u64) {
     const GROUP: u32 = 0;
     const DELTA: u32 = 3;
     const BOOLEAN: u32 = 4;
@@ -192,7 +258,7 @@ fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
     let mut rows = 0u64;
     let mut grouped = 0u64;
     match column_type {
-        RAW => return 0,
+        RAW => return (0, 0),
         BOOLEAN => {
             while let Some(run) = r.uleb() {
                 rows = rows.saturating_add(run);
@@ -200,7 +266,7 @@ fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
                     break;
                 }
             }
-            return rows;
+            return (rows, 0);
         }
         _ => {}
     }
@@ -226,7 +292,7 @@ fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
         } else if n < 0 {
             for _ in 0..n.unsigned_abs() {
                 let Some(v) = value(&mut r) else {
-                    return rows.max(grouped);
+                    return (rows, grouped);
                 };
                 rows += 1;
                 if column_type == GROUP {
@@ -241,7 +307,7 @@ fn column_rows(column_type: u32, data: &[u8], cap: u64) -> u64 {
             break;
         }
     }
-    rows.max(grouped)
+    (rows, grouped)
 }
 
 /// `Ok(None)`: the chunk does not parse (Automerge refuses it, and reads nothing after it).
@@ -267,9 +333,13 @@ fn document_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Wa
         return Ok(None);
     };
     let changes = rows_of(&change_columns, tally, limits)?;
-    let operations = rows_of(&op_columns, tally, limits)?;
+    let (operations, successors) = rows_and_grouped(&op_columns, tally, limits)?;
     tally.changes = tally.changes.saturating_add(changes);
     tally.operations = tally.operations.saturating_add(operations);
+    tally.rebuilt = tally
+        .rebuilt
+        .saturating_add(operations)
+        .saturating_add(successors);
     Ok(Some(()))
 }
 
@@ -314,12 +384,38 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
     tally.changes = tally.changes.saturating_add(1);
     let operations = rows_of(&op_columns, tally, limits)?;
     tally.change_operations = tally.change_operations.saturating_add(operations);
+    tally.rebuilt = tally.rebuilt.saturating_add(operations);
     let holder = tally
         .operations_by_holder
-        .entry(crate::doc::share_holder(actor).to_vec())
+        .entry(share_holder(actor).to_vec())
         .or_default();
     *holder = holder.saturating_add(operations);
     Ok(Some(()))
+}
+
+/// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie
+/// actor (`doc::device_of_actor`: a store's own, or one derived from it); any other actor
+/// itself.
+fn share_holder(actor: &[u8]) -> &[u8] {
+    let base = isolated_base(actor);
+    if base.len() == 24 { &base[..16] } else { base }
+}
+
+/// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)
+/// when the store's actor already made changes those heads do not include: these bytes, the
+/// level as LEB128, then the store's actor.
+pub(crate) const ISOLATED_ACTOR_MAGIC: [u8; 4] = [0x13, 0xb2, 0x23, 0x09];
+
+/// The actor an isolated actor was derived from; any other actor as it is.
+pub(crate) fn isolated_base(bytes: &[u8]) -> &[u8] {
+    let Some(rest) = bytes.strip_prefix(&ISOLATED_ACTOR_MAGIC) else {
+        return bytes;
+    };
+    // The level: LEB128, at most 10 bytes for a u64.
+    match rest.iter().take(10).position(|b| b & 0x80 == 0) {
+        Some(last) => &rest[last + 1..],
+        None => bytes,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ pub(crate) fn encode_plain(id: Uuid, plain: &[u8]) -> Result<Vec<u8>> {
     let limits = DocumentLimits::STANDARD;
     bounds::check_size(plain.len(), &limits).map_err(|limit| Error::OverLimit { id, limit })?;
     match bounds::admit(plain, &limits) {
-        Ok(()) => Ok(compress(plain)),
+        Ok(_) => Ok(compress(plain)),
         Err(bounds::Refused::Over(limit)) => Err(Error::OverLimit { id, limit }),
         Err(bounds::Refused::Unsupported) => Err(Error::DamagedDocument {
             id,
@@ -332,11 +332,14 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
         reason: reason.into(),
     };
     let limits = DocumentLimits::STANDARD;
-    bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
-    // Automerge reads nothing of bytes that are no chunk of its own, without a word: a push of
-    // garbage was acknowledged as taken, and its app believed its edit had reached the hub.
-    if !bytes.is_empty() && !bytes.starts_with(&columns::MAGIC) {
-        return Err(damaged("the received bytes are no Automerge data"));
+    // Automerge reads up to the first chunk that does not parse or match its checksum, and
+    // says nothing of the rest: a push of garbage, or cut short, was acknowledged as taken,
+    // and its app believed its edit had reached the hub.
+    if !bounds::admit(bytes, &limits)
+        .map_err(|r| refused(id, r))?
+        .whole
+    {
+        return Err(damaged("the received bytes are not whole Automerge chunks"));
     }
     let before = document.get_heads();
     match catch_unwind(AssertUnwindSafe(|| document.load_incremental(bytes))) {

@@ -38,6 +38,13 @@ impl fmt::Display for DocumentLimit {
     }
 }
 
+/// Of the changes a record may hold (`DocumentLimits::max_changes`), the part one device may
+/// make (and of its operations, `DocumentLimits::device_operations_share`): no device (an
+/// altered app's) can fill a record's history and leave its colleagues no room to edit it, a
+/// record frozen for good (a history is never shortened). A phone makes one change a save: a
+/// quarter is years of a case followed by one monitor.
+pub const DEVICE_SHARE_OF_CHANGES: u64 = 4;
+
 /// The bounds themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocumentLimits {
@@ -68,6 +75,27 @@ impl DocumentLimits {
         max_changes: 10_000,
         max_text_chars: 32 * 1024,
     };
+}
+
+impl DocumentLimits {
+    /// Of the operations a record's changes may hold, the part one device's may: a quarter of
+    /// the document's (`max_operations`), its deletions counted as its changes hold them. Its
+    /// changes' number alone let one change of an altered app type half a million characters
+    /// and delete them (each an operation for good) and leave its colleagues no room. An
+    /// honest device's share is years of notes: a phone is replaced long before.
+    pub fn device_operations_share(&self) -> u64 {
+        self.max_operations / DEVICE_SHARE_OF_CHANGES
+    }
+
+    /// The operations Automerge may build to read one record's push (`bounds::Admitted`):
+    /// twice a device's share, for its own changes and those it relays of others, or a whole
+    /// document an app of an earlier version sends (which held at most 100,000). More is
+    /// refused before it is read: a whole document typing and deleting half a million
+    /// characters, or changes under made-up devices each within a share, took the hub seconds
+    /// and 300 to 500 MB each to judge.
+    pub fn push_operations(&self) -> u64 {
+        self.device_operations_share().saturating_mul(2)
+    }
 }
 
 impl Default for DocumentLimits {

@@ -374,7 +374,7 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 // (`transaction_at`): the store's own, not another's.
                 } else if tx
                     .device_actor(device)?
-                    .is_some_and(|current| current != doc::isolated_base(actor.to_bytes()))
+                    .is_some_and(|current| current != bounds::isolated_base(actor.to_bytes()))
                 {
                     return Ok(Never::Other);
                 }
@@ -1132,6 +1132,26 @@ fn own_changes_since(document: &Automerge, before: &[ChangeHash], sender: Uuid) 
 /// Prepares the first of `push`'s entries for the next write transaction, as many as take
 /// about as long as one (`PUSH_BATCH_TIME`), at least one, in a read transaction (beside the
 /// writer).
+/// The operations a push's bytes would make Automerge build, when more than one push may
+/// (`DocumentLimits::push_operations`): refused before anything reads them. Bytes over the bounds of a
+/// document are `codec::merge_into`'s to refuse, as ever.
+fn too_heavy(entry: &PushEntry) -> Option<u64> {
+    let limits = DocumentLimits::STANDARD;
+    bounds::admit(&entry.changes, &limits)
+        .ok()
+        .map(|admitted| admitted.operations)
+        .filter(|operations| *operations > limits.push_operations())
+}
+
+/// What a refused push costs its device of its hour's bytes: its bytes, or what Automerge
+/// built to judge it (some 16 bytes an operation), whichever is more: a push of a few KB that
+/// took the hub a second to judge was charged those few KB.
+fn refused_cost(entry: &PushEntry) -> u64 {
+    let built = bounds::admit(&entry.changes, &DocumentLimits::STANDARD)
+        .map_or(0, |admitted| admitted.operations);
+    (entry.changes.len() as u64).max(built.saturating_mul(16))
+}
+
 fn prepare_batch<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
@@ -1142,6 +1162,11 @@ fn prepare_batch<S: HubStorage + ?Sized>(
         let scope = who.scope(&*tx.reference()?);
         let mut prepared = Vec::new();
         for entry in push {
+            if too_heavy(entry).is_some() {
+                // Refused unread (`accept_push`).
+                prepared.push(None);
+                continue;
+            }
             prepared.push(match tx.record(entry.id, false) {
                 // A record outside the sender's scope is judged otherwise (review, or the
                 // answer of an id it cannot see), on the same merge: made here too, so that
@@ -1257,10 +1282,10 @@ fn store_pushes<S: HubStorage + ?Sized>(
                     )?;
                     remember_refusal(tx, who, entry, &outcome, own_new)?;
                     if let PushOutcome::Refused { .. } = &outcome {
-                        // Judged all the same: a refused push pays its bytes, as a stored one
-                        // does, or a device sending one again and again (an altered app's
-                        // heaviest) would cost the hub without end.
-                        stamp.bytes = stamp.bytes.saturating_add(entry.changes.len() as u64);
+                        // Judged all the same: a refused push pays, as a stored one does, or
+                        // a device sending one again and again (an altered app's heaviest)
+                        // would cost the hub without end.
+                        stamp.bytes = stamp.bytes.saturating_add(refused_cost(entry));
                     }
                     if let PushOutcome::Accepted {
                         catch_up,
@@ -1366,7 +1391,10 @@ fn remember_refusal(
     };
     if matches!(
         reason,
-        Refusal::ForeignChanges | Refusal::AuthorRevoked | Refusal::MissingHistory
+        Refusal::ForeignChanges
+            | Refusal::AuthorRevoked
+            | Refusal::MissingHistory
+            | Refusal::OverLimit { .. }
     ) {
         return Ok(());
     }
@@ -2491,6 +2519,11 @@ fn accept_push(
         limits,
         today,
     };
+    if too_heavy(entry).is_some() {
+        return Ok(refused(Refusal::OverLimit {
+            limit: bounds::DocumentLimit::Operations,
+        }));
+    }
     let hidden = |tx: &mut dyn HubTransaction, prepared| -> Result<PushOutcome> {
         Ok(match evaluate_new(tx, &rules, entry, prepared)? {
             New::Acceptable { .. } => refused(Refusal::OutOfScope),
@@ -3731,7 +3764,7 @@ fn admit_content<'a>(
     bounds::check_size(plain.len(), &DocumentLimits::STANDARD)
         .map_err(|limit| Refusal::OverLimit { limit })?;
     match bounds::admit(&plain, &DocumentLimits::STANDARD) {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(bounds::Refused::Over(limit)) => return Err(Refusal::OverLimit { limit }.into()),
         Err(bounds::Refused::Unsupported) => return Err(Refusal::Invalid.into()),
     }
