@@ -567,10 +567,11 @@ pub fn keep(
     // opening until the operator removes the note beside the journal: the first command run
     // (an export, a check) may not be the one they read.
     let note = journal.file.with_extension("journal.restored-without-it");
-    if !existed && restored {
-        if let Err(e) = std::fs::write(&note, "restored from a backup without this journal\n") {
-            tracing::warn!(file = %note.display(), error = %e, "cannot write the note");
-        }
+    if !existed
+        && restored
+        && let Err(e) = std::fs::write(&note, "restored from a backup without this journal\n")
+    {
+        tracing::warn!(file = %note.display(), error = %e, "cannot write the note");
     }
     if note.exists() {
         tracing::warn!(
