@@ -812,7 +812,12 @@ impl Journaled {
     /// Journals `actions`, done now. On failure the action stands but is not journaled: said
     /// as such (a restore would undo it), never as a success.
     fn note(&self, actions: impl IntoIterator<Item = Action>) -> Result<(), String> {
-        let now = chrono::Utc::now().timestamp_millis();
+        self.note_at(actions, chrono::Utc::now().timestamp_millis())
+    }
+
+    /// `note`, dated `at_ms`: an erasure's own moment, which its tombstones hold.
+    fn note_at(&self, actions: impl IntoIterator<Item = Action>, at_ms: i64) -> Result<(), String> {
+        let now = at_ms;
         for action in actions {
             if let Err(e) = self.journal.append(action, now) {
                 tracing::error!(
@@ -886,7 +891,7 @@ impl Backend for Journaled {
         // The id asked for too when the hub held nothing under it: its tombstone stands.
         let mut ids = vec![record];
         ids.extend(erased.records.iter().copied().filter(|id| *id != record));
-        self.note(ids.into_iter().map(Action::Erase))
+        self.note_at(ids.into_iter().map(Action::Erase), erased.at_ms)
             .map_err(|reason| Error::HubStorage {
                 reason,
                 retryable: false,

@@ -1727,8 +1727,12 @@ pub fn erase_record(
     }
     // Counted whichever way they go: with their record's rows, or as carrying its changes.
     let reviews_before = tx.quarantined()?.len();
+    // One moment for the whole erasure, the one its journal keeps too (a restore that does
+    // it again dates it so).
+    let at_ms = Utc::now().timestamp_millis();
     let mut erased = Vec::new();
-    for (record, history) in histories {
+    for (record, mut history) in histories {
+        history.at_ms.get_or_insert(at_ms);
         if tx.erase(record, &history)? {
             erased.push(record);
         }
@@ -1746,6 +1750,7 @@ pub fn erase_record(
     Ok(ErasedRecords {
         records: erased,
         reviews: reviews_before.saturating_sub(reviews_left),
+        at_ms,
     })
 }
 
@@ -1758,6 +1763,8 @@ pub struct ErasedRecords {
     /// The entries kept for review (changes of users who had lost the record's area) that went
     /// with them: a case the hub held only there is erased all the same.
     pub reviews: usize,
+    /// When the erasure was made (milliseconds since the epoch): its tombstones' date.
+    pub at_ms: i64,
 }
 
 /// Whether `changes` (of record `id`) hold a change of an erased record, or build on one.
