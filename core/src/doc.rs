@@ -159,10 +159,8 @@ pub const DEVICE_SHARE_RULE: &str = "holds as many changes of this device, or as
 /// Whether each of `devices` (those that made the changes being judged, which the caller has
 /// read already) keeps, in the record's whole history, within its share of the changes
 /// (`DEVICE_SHARE_OF_CHANGES`), of their operations (`DocumentLimits::device_operations_share`)
-/// and of actors
-/// (`MAX_ACTORS_PER_DEVICE`). The one rule of
-/// devices' pushes at the hub, of a phone's own saves, and of what a phone takes from a peer
-/// or a bundle.
+/// and of actors (`MAX_ACTORS_PER_DEVICE`). The one rule of devices' pushes at the hub, of a
+/// phone's own saves, and of what a phone takes from a peer or a bundle.
 pub(crate) fn devices_within_share(
     document: &Automerge,
     devices: &HashSet<Uuid>,
