@@ -163,7 +163,9 @@ impl VigieError {
                 size,
                 limit,
             } => {
-                let what = field_label(limit_of, lang).unwrap_or_else(|| limit_of.clone());
+                let what = messages::limit_label(limit_of, lang)
+                    .or_else(|| field_label(limit_of, lang))
+                    .unwrap_or_else(|| limit_of.clone());
                 said(
                     "error.over_limit",
                     &[&what, &size.to_string(), &limit.to_string()],

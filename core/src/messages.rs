@@ -87,7 +87,10 @@ pub fn text(language: &str, key: &str, values: &[&str]) -> String {
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
 pub fn rule_text(rule: &str, language: &str) -> String {
-    if let Some(text) = transition_text(rule, language).or_else(|| hub_answer(rule, language)) {
+    if let Some(text) = transition_text(rule, language)
+        .or_else(|| hub_answer(rule, language))
+        .or_else(|| over_limit_text(rule, language))
+    {
         return text;
     }
     let Some(text) = catalogue(language).get(format!("rule.{}", rule_key(rule)).as_str()) else {
@@ -142,6 +145,26 @@ fn transition_text(rule: &str, language: &str) -> Option<String> {
             .map(|l| l.to_string())
     };
     Some(text(language, key, &[&label(from)?, &label(to)?]))
+}
+
+/// A record over one of its bounds (the hub's `the record exceeds the limit on number of
+/// operations`, a device's `record <id> exceeds the limit on …`): the bound by its label. The
+/// id tells the person reading nothing they can act on.
+fn over_limit_text(rule: &str, language: &str) -> Option<String> {
+    let (_, limit) = rule.split_once(" exceeds the limit on ")?;
+    Some(text(
+        language,
+        "refused.over_limit",
+        &[&limit_label(limit, language)?],
+    ))
+}
+
+/// The label of a bound a record or an attachment went over: a `DocumentLimit` as the core
+/// words it (`number of operations`), or an attachment limit's code (`file_bytes`).
+pub fn limit_label(limit: &str, language: &str) -> Option<String> {
+    catalogue(language)
+        .get(format!("limit.{}", rule_key(limit)).as_str())
+        .map(|label| label.to_string())
 }
 
 /// The hub's refusal an app's transport passes on (`hub answered 403: …`): its status, and its
@@ -363,6 +386,90 @@ mod tests {
         let mut missing: Vec<_> = fr.keys().filter(|k| !en.contains_key(*k)).collect();
         missing.extend(en.keys().filter(|k| !fr.contains_key(*k)));
         assert!(missing.is_empty(), "{missing:?}");
+    }
+
+    /// Every answer of the hub that refuses a record (`wire::Refusal`), and a record a device
+    /// refuses over a bound, reads in French as in English: a monitor was shown "Refusé : the
+    /// record exceeds the limit on number of operations".
+    #[test]
+    fn every_refusal_of_a_record_reads_in_both_languages() {
+        use crate::domain::limits::DocumentLimit;
+        use crate::sync::wire::Refusal;
+        let limits = [
+            DocumentLimit::Bytes,
+            DocumentLimit::Depth,
+            DocumentLimit::Operations,
+            DocumentLimit::Changes,
+            DocumentLimit::TextLength,
+        ];
+        let mut refusals = vec![
+            Refusal::OutOfScope,
+            Refusal::KindNotAllowed,
+            Refusal::ForeignChanges,
+            Refusal::MissingHistory,
+            Refusal::Damaged,
+            Refusal::Invalid,
+            Refusal::WrongKind,
+            Refusal::BreaksValidation,
+            Refusal::UnknownReference,
+            Refusal::AreaNotInTree,
+            Refusal::StepNotAllowed,
+            Refusal::WrongAuthor,
+            Refusal::AuthorRevoked,
+        ];
+        refusals.extend(limits.map(|limit| Refusal::OverLimit { limit }));
+        for refusal in &refusals {
+            // A refusal added to the hub must be added above (and to the catalogues).
+            match refusal {
+                Refusal::OutOfScope
+                | Refusal::KindNotAllowed
+                | Refusal::ForeignChanges
+                | Refusal::MissingHistory
+                | Refusal::Damaged
+                | Refusal::Invalid
+                | Refusal::WrongKind
+                | Refusal::OverLimit { .. }
+                | Refusal::BreaksValidation
+                | Refusal::UnknownReference
+                | Refusal::AreaNotInTree
+                | Refusal::StepNotAllowed
+                | Refusal::WrongAuthor
+                | Refusal::AuthorRevoked => {}
+            }
+            let words = refusal.to_string();
+            let french = step_refusal(&words, "fr");
+            assert!(
+                !french.contains(&words) && !french.contains(" the "),
+                "{french}"
+            );
+            assert!(step_refusal(&words, "en").starts_with("Not allowed: "));
+        }
+        for limit in limits {
+            let error = Error::OverLimit {
+                id: uuid::Uuid::now_v7(),
+                limit,
+            };
+            let french = rule_text(&error.to_string(), "fr");
+            assert!(
+                french.starts_with("le dossier dépasse une limite ("),
+                "{french}"
+            );
+            assert!(!french.contains(limit.as_str()), "{french}");
+        }
+        assert_eq!(
+            step_refusal(
+                &Refusal::OverLimit {
+                    limit: DocumentLimit::Operations
+                }
+                .to_string(),
+                "fr"
+            ),
+            "Refusé : le dossier dépasse une limite (nombre d'opérations de son historique)"
+        );
+        assert_eq!(
+            limit_label("file_bytes", "fr").as_deref(),
+            Some("taille d'une pièce jointe, en octets")
+        );
     }
 
     #[test]

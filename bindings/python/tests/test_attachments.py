@@ -130,6 +130,9 @@ def test_bad_captures_get_typed_errors_and_store_nothing(env, tmp_path):
             phone.add_attachment(case.id, document, str(big))
         assert (e.value.limit_of, e.value.size, e.value.limit) == ("file_bytes", limit + 1, limit)
         assert str(limit) in str(e.value)
+        # The limit is named in the user's words, not by its code.
+        french = e.value.text_in("fr")
+        assert "taille d'une pièce jointe" in french and "file_bytes" not in french, french
 
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, vigie.NewAttachment(
