@@ -8,7 +8,7 @@
 
 pub use crate::codec::load;
 
-use crate::codec::bounds::{self, DocumentLimits, isolated_base};
+use crate::codec::bounds::{self, DocumentLimits, device_part, isolated_base};
 use crate::codec::columns::Root;
 use crate::domain::attachment::{Attachment, AttachmentKind};
 use crate::domain::codes::RecordKind;
@@ -139,8 +139,7 @@ pub fn actor_for(device: Uuid, store_nonce: [u8; 8]) -> ActorId {
 /// (`actor_for`), or one Automerge derives from it for an edit made at an older version that
 /// leaves out this actor's later changes (`isolated_base`).
 pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
-    let bytes = isolated_base(actor.to_bytes());
-    (bytes.len() == 24).then(|| Uuid::from_slice(&bytes[..16]).ok())?
+    Uuid::from_slice(device_part(actor.to_bytes())?).ok()
 }
 
 pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;

@@ -172,18 +172,10 @@ pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, R
 /// length and its data (a change's hash).
 fn checksum_of(kind: u8, data: &[u8]) -> [u8; 4] {
     use sha2::Digest;
+    let mut header = vec![kind];
+    super::history::write_uleb(data.len() as u64, &mut header);
     let mut hasher = sha2::Sha256::new();
-    hasher.update([kind]);
-    let mut len = data.len() as u64;
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            hasher.update([byte]);
-            break;
-        }
-        hasher.update([byte | 0x80]);
-    }
+    hasher.update(&header);
     hasher.update(data);
     let hash = hasher.finalize();
     [hash[0], hash[1], hash[2], hash[3]]
@@ -394,11 +386,16 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
 }
 
 /// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie
-/// actor (`doc::device_of_actor`: a store's own, or one derived from it); any other actor
-/// itself.
+/// actor (`device_part`); any other actor itself.
 fn share_holder(actor: &[u8]) -> &[u8] {
+    device_part(actor).unwrap_or_else(|| isolated_base(actor))
+}
+
+/// The device id's bytes of a Vigie actor: a store's own (`doc::actor_for`: the device's 16
+/// bytes, then 8 of its store), or one Automerge derived from it (`isolated_base`).
+pub(crate) fn device_part(actor: &[u8]) -> Option<&[u8]> {
     let base = isolated_base(actor);
-    if base.len() == 24 { &base[..16] } else { base }
+    (base.len() == 24).then(|| &base[..16])
 }
 
 /// Automerge's marker of an actor it derives for a transaction at older heads (`transaction_at`)

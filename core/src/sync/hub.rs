@@ -1129,40 +1129,55 @@ fn own_changes_since(document: &Automerge, before: &[ChangeHash], sender: Uuid) 
         .collect()
 }
 
+/// Whether a push would make Automerge build more operations than one push may
+/// (`DocumentLimits::push_operations`): refused before anything reads it. Bytes over the
+/// bounds of a document are `codec::merge_into`'s to refuse, as ever.
+fn too_heavy(weight: &PushWeight) -> bool {
+    weight.operations > DocumentLimits::STANDARD.push_operations()
+}
+
+/// What judging a push costs, worked out once from its bytes (`bounds::admit`, which reads
+/// every chunk and checks its checksum) for the read transaction that prepares it, the write
+/// transaction that judges it, and the allowance that pays for a refusal.
+struct PushWeight {
+    /// The operations Automerge would build to read it (0 for bytes `admit` refuses: over a
+    /// document's bounds, they are never read).
+    operations: u64,
+    bytes: u64,
+}
+
+impl PushWeight {
+    fn of(entry: &PushEntry) -> PushWeight {
+        PushWeight {
+            operations: bounds::admit(&entry.changes, &DocumentLimits::STANDARD)
+                .map_or(0, |admitted| admitted.operations),
+            bytes: entry.changes.len() as u64,
+        }
+    }
+
+    /// What a refused push costs its device of its hour's bytes: its bytes, or what
+    /// Automerge built to judge it (some 16 bytes an operation), whichever is more: a push of
+    /// a few KB that took the hub a second to judge was charged those few KB.
+    fn refused_cost(&self) -> u64 {
+        self.bytes.max(self.operations.saturating_mul(16))
+    }
+}
+
 /// Prepares the first of `push`'s entries for the next write transaction, as many as take
 /// about as long as one (`PUSH_BATCH_TIME`), at least one, in a read transaction (beside the
 /// writer).
-/// The operations a push's bytes would make Automerge build, when more than one push may
-/// (`DocumentLimits::push_operations`): refused before anything reads them. Bytes over the bounds of a
-/// document are `codec::merge_into`'s to refuse, as ever.
-fn too_heavy(entry: &PushEntry) -> Option<u64> {
-    let limits = DocumentLimits::STANDARD;
-    bounds::admit(&entry.changes, &limits)
-        .ok()
-        .map(|admitted| admitted.operations)
-        .filter(|operations| *operations > limits.push_operations())
-}
-
-/// What a refused push costs its device of its hour's bytes: its bytes, or what Automerge
-/// built to judge it (some 16 bytes an operation), whichever is more: a push of a few KB that
-/// took the hub a second to judge was charged those few KB.
-fn refused_cost(entry: &PushEntry) -> u64 {
-    let built = bounds::admit(&entry.changes, &DocumentLimits::STANDARD)
-        .map_or(0, |admitted| admitted.operations);
-    (entry.changes.len() as u64).max(built.saturating_mul(16))
-}
-
 fn prepare_batch<S: HubStorage + ?Sized>(
     storage: &mut S,
     who: &Principal,
     push: &[PushEntry],
+    weights: &[PushWeight],
 ) -> Result<Vec<Option<Prepared>>> {
     storage.in_read_transaction(&mut |tx| {
         let started = std::time::Instant::now();
         let scope = who.scope(&*tx.reference()?);
         let mut prepared = Vec::new();
-        for entry in push {
-            if too_heavy(entry).is_some() {
+        for (entry, weight) in push.iter().zip(weights) {
+            if too_heavy(weight) {
                 // Refused unread (`accept_push`).
                 prepared.push(None);
                 continue;
@@ -1234,12 +1249,14 @@ fn store_pushes<S: HubStorage + ?Sized>(
     // announced: the walk skips them while the hub still holds exactly that (another device
     // may change them between the pushes' commit and the walk).
     let mut answered: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
+    let weights: Vec<PushWeight> = push.iter().map(PushWeight::of).collect();
     let mut rest = push;
+    let mut rest_weights = &weights[..];
     let past_deadline = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
     // At least one record per request, however long it takes, while the device's allowance
     // lasts: a device always moves on.
     while !rest.is_empty() && !spent(&stamp) && (acks.is_empty() || !past_deadline()) {
-        let mut prepared = prepare_batch(storage, who, rest)?;
+        let mut prepared = prepare_batch(storage, who, rest, rest_weights)?;
         let (batch, answered_bytes, number, taken, before, done) =
             storage.in_transaction(&mut |tx| {
                 let started = std::time::Instant::now();
@@ -1270,22 +1287,30 @@ fn store_pushes<S: HubStorage + ?Sized>(
                         stored: p.stored.clone(),
                         own_new: std::mem::take(&mut p.own_new),
                     });
-                    let mut outcome = accept_push(
-                        tx,
-                        (&reference, &scope),
-                        author,
-                        who,
-                        entry,
-                        (limits, today),
-                        &mut stamp,
-                        ready,
-                    )?;
+                    let weight = &rest_weights[i];
+                    let mut outcome = if too_heavy(weight) {
+                        // Refused unread: more than one push may make Automerge build.
+                        refused(Refusal::OverLimit {
+                            limit: bounds::DocumentLimit::Operations,
+                        })
+                    } else {
+                        accept_push(
+                            tx,
+                            (&reference, &scope),
+                            author,
+                            who,
+                            entry,
+                            (limits, today),
+                            &mut stamp,
+                            ready,
+                        )?
+                    };
                     remember_refusal(tx, who, entry, &outcome, own_new)?;
                     if let PushOutcome::Refused { .. } = &outcome {
                         // Judged all the same: a refused push pays, as a stored one does, or
                         // a device sending one again and again (an altered app's heaviest)
                         // would cost the hub without end.
-                        stamp.bytes = stamp.bytes.saturating_add(refused_cost(entry));
+                        stamp.bytes = stamp.bytes.saturating_add(weight.refused_cost());
                     }
                     if let PushOutcome::Accepted {
                         catch_up,
@@ -1324,6 +1349,7 @@ fn store_pushes<S: HubStorage + ?Sized>(
                 ))
             })?;
         rest = &rest[batch.len()..];
+        rest_weights = &rest_weights[batch.len()..];
         acks.extend(batch);
         answer.spent = answered_bytes;
         stamp.number = number;
@@ -2526,11 +2552,6 @@ fn accept_push(
         limits,
         today,
     };
-    if too_heavy(entry).is_some() {
-        return Ok(refused(Refusal::OverLimit {
-            limit: bounds::DocumentLimit::Operations,
-        }));
-    }
     let hidden = |tx: &mut dyn HubTransaction, prepared| -> Result<PushOutcome> {
         Ok(match evaluate_new(tx, &rules, entry, prepared)? {
             New::Acceptable { .. } => refused(Refusal::OutOfScope),
