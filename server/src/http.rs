@@ -1273,6 +1273,69 @@ mod tests {
         assert!(alone.try_storage_turn(a, 1).is_some());
     }
 
+    /// Every answer the hub gives a device that an app passes on to its user (a `TransportError`
+    /// of its status and words) reads in French: a monitor waiting on a busy hub was told
+    /// "le hub a répondu 429 : too many requests from this device…".
+    #[tokio::test]
+    async fn every_answer_a_device_may_show_its_user_reads_in_french() {
+        use vigie_core::sync::wire::DecodeError;
+        let failures = [
+            Failure::Auth(AuthError::Malformed),
+            Failure::Auth(AuthError::Unknown),
+            Failure::Auth(AuthError::Revoked),
+            Failure::Auth(AuthError::Expired),
+            Failure::Auth(AuthError::DiskFull),
+            Failure::Auth(AuthError::Unreachable),
+            Failure::UnknownUser,
+            Failure::Hub(HubError::Malformed(DecodeError::Structure)),
+            Failure::Hub(HubError::Malformed(DecodeError::Compression)),
+            Failure::Hub(HubError::Malformed(DecodeError::Checksum)),
+            Failure::Hub(HubError::Malformed(DecodeError::TooLarge {
+                limit: 1 << 20,
+            })),
+            Failure::Hub(HubError::TooLarge("request bytes")),
+            Failure::Hub(HubError::TooLarge("decompressed bytes")),
+            Failure::Hub(HubError::TooLarge("records pushed")),
+            Failure::Hub(HubError::TooLarge("records asked for")),
+            Failure::Hub(HubError::ActorNotBound),
+            Failure::Hub(HubError::KeysNotBound),
+            Failure::Hub(HubError::UserNotBound),
+            Failure::TooManyRequests,
+            Failure::BodyTooLarge,
+            Failure::BodyTooSlow,
+            Failure::BodyCut,
+            Failure::Busy,
+            Failure::Internal,
+        ];
+        let mut answers = Vec::new();
+        for failure in failures {
+            answers.push(failure.into_response());
+        }
+        answers.push(hub_full(&"disk full"));
+        answers.push(store_unreachable(&"connection refused"));
+        answers.push(not_found("/v1/newer".parse().unwrap(), HeaderMap::new()).await);
+        for answer in answers {
+            let status = answer.status().as_u16();
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let said = body["error"].as_str().unwrap();
+            let french =
+                vigie_core::messages::rule_text(&format!("hub answered {status}: {said}"), "fr");
+            // No three words of the answer are left in English (a command's name may stay).
+            let words: Vec<&str> = said.split_whitespace().collect();
+            let english: Vec<String> = words
+                .windows(3)
+                .map(|three| three.join(" "))
+                .filter(|three| !three.contains("vigie") && french.contains(three.as_str()))
+                .collect();
+            assert!(
+                english.is_empty(),
+                "{status} {said}: {french} ({english:?})"
+            );
+            assert!(french.starts_with(&format!("le hub a répondu {status} : ")));
+        }
+    }
+
     #[tokio::test]
     async fn a_request_past_its_users_share_waits_for_a_turn_then_is_refused() {
         let http = HttpLimits {

@@ -464,6 +464,10 @@ mod tests {
                                 .map_or("", |close| &rest[open + close + 1..]);
                         }
                         plain.push_str(rest);
+                        // A literal `what: {}` is told part by part: `what` is a rule too.
+                        if let Some(what) = plain.strip_suffix(": 0") {
+                            literals.insert(vigie_core::messages::rule_key(what));
+                        }
                         literals.insert(vigie_core::messages::rule_key(&plain));
                     }
                 }
