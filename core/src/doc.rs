@@ -142,6 +142,15 @@ pub fn device_of_actor(actor: &ActorId) -> Option<Uuid> {
     Uuid::from_slice(device_part(actor.to_bytes())?).ok()
 }
 
+/// The device whose change set the value a top-level field now shows (of values in conflict,
+/// the one the merge shows), if a Vigie actor's.
+pub fn device_of_field(doc: &Automerge, field: &str) -> Option<Uuid> {
+    match doc.get(automerge::ROOT, field) {
+        Ok(Some((_, automerge::ObjId::Id(_, actor, _)))) => device_of_actor(&actor),
+        _ => None,
+    }
+}
+
 pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;
 
 /// Actors one device may write a record's changes under: its store's, one for each time the

@@ -996,6 +996,58 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
     assert_eq!(monitor.store.import_bundle(&bundle).unwrap().changed, 1);
 }
 
+/// A monitor's late step made on an older copy of a case (referred → receiving services, after
+/// a long note, offline), brought by peer sync to the supervisor who closed the case
+/// meanwhile: its value would win the merge and take the case back from closed, a step no
+/// monitor may take. Not taken, as the hub refuses it; the case stays closed.
+#[test]
+fn a_peers_late_step_does_not_take_a_closure_back() {
+    let dir = TempDir::new().unwrap();
+    let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let case = monitor.create_case(C01, NAME_C01);
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case, referral).unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+
+    let verified = NaiveDate::from_ymd_opt(2026, 5, 4).unwrap();
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        supervisor
+            .store
+            .transition_case_on(case, to, verified)
+            .unwrap();
+    }
+    let seen = NaiveDate::from_ymd_opt(2026, 6, 4).unwrap();
+    supervisor
+        .store
+        .add_follow_up(case, FollowUp::new(seen, FollowUpSituation::InSchool, None))
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case, CaseStatus::Closed)
+        .unwrap();
+
+    let mut noted: ChildCase = monitor.store.get(case).unwrap();
+    noted.notes = "Vue au champ de cacao avec son oncle. ".repeat(20);
+    monitor.store.update(&noted).unwrap();
+    monitor
+        .store
+        .transition_case(case, CaseStatus::ReceivingServices)
+        .unwrap();
+    let closed = supervisor.store.export_document(case).unwrap();
+    let beside = monitor.create_case(C01, "Mariam Koné");
+    peer(&mut monitor, &mut supervisor).unwrap();
+    let kept: ChildCase = supervisor.store.get(case).unwrap();
+    assert_eq!(kept.status, CaseStatus::Closed);
+    assert!(supervisor.store.export_document(case).unwrap() == closed);
+    // The session goes on with the others.
+    assert!(supervisor.store.kind_of(beside).is_ok());
+}
+
 /// A colleague's change the hub refused from the colleague (hours of work below zero), which
 /// the monitor took as a copied file (`merge_document`: a peer or a bundle would refuse it)
 /// and built an edit on: the monitor's phone is not left waiting for it for ever. The

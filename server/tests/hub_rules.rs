@@ -12,7 +12,7 @@ use common::*;
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::sync::wire::PushOutcome;
-use vigie_core::sync::{Refusal, SyncOptions};
+use vigie_core::sync::{COMBINED_WITH_OTHERS, Refusal, RefusalDetail, SyncOptions};
 use vigie_core::*;
 
 /// A community monitor of C01, a supervisor of the region, and the hub they sync with.
@@ -905,6 +905,95 @@ fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
     assert!(
         conflicts.iter().any(|c| c.field() == "status"),
         "{conflicts:?}"
+    );
+    assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
+
+/// A monitor's late step made on an older copy of a case (referred → receiving services,
+/// offline, after a long note) wins the merge over the supervisor's verification and closure
+/// made meanwhile: the case would go back from closed, a step no monitor may take, and come
+/// back to the alerts and the due lists. Refused, naming the status and the changes made
+/// meanwhile; the supervisor's closure stands. A late step whose value loses the merge is
+/// kept as a conflict (above).
+#[test]
+fn a_late_step_made_on_an_older_copy_does_not_take_a_closure_back() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+
+    // The supervisor takes the case to its end: services, verification, a follow-up in
+    // school, closure.
+    let verified = identified_on() + chrono::Days::new(30);
+    for (to, on) in [
+        (CaseStatus::ReceivingServices, verified),
+        (CaseStatus::Withdrawn, verified),
+    ] {
+        supervisor
+            .store
+            .transition_case_on(case.id, to, on)
+            .unwrap();
+    }
+    supervisor
+        .store
+        .add_follow_up(
+            case.id,
+            FollowUp::new(
+                verified + chrono::Days::new(30),
+                FollowUpSituation::InSchool,
+                None,
+            ),
+        )
+        .unwrap();
+    supervisor
+        .store
+        .transition_case(case.id, CaseStatus::Closed)
+        .unwrap();
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+
+    // Offline all along, the monitor writes a long note, then starts the services.
+    let mut noted: ChildCase = monitor.store.get(case.id).unwrap();
+    noted.notes = "Vue au champ de cacao avec son oncle. ".repeat(20);
+    monitor.store.update(&noted).unwrap();
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
+    assert_eq!(summary.refused[0].0, case.id);
+    let detail = RefusalDetail::of(&summary.refusal_details, case.id).expect("a detail");
+    assert_eq!(detail.field, "status");
+    assert!(
+        detail.rule.contains("closed") && detail.rule.contains(COMBINED_WITH_OTHERS),
+        "{detail:?}"
+    );
+
+    // The closure stands on the hub and on the supervisor's tablet.
+    supervisor.sync(&hub.url).unwrap();
+    let kept: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(kept.status, CaseStatus::Closed);
+    assert!(
+        supervisor
+            .store
+            .alerts(None, Page::first(10))
+            .unwrap()
+            .iter()
+            .all(|alert| alert.id != case.id)
     );
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }

@@ -405,6 +405,18 @@ fn check_case_status(
     Ok(())
 }
 
+/// Whether `role` may take a case from status `from` to the status `case` stands at, by
+/// steps of its own (the state machine and the matrix; what the record says for that status
+/// is `check_case_facts`'s). What two devices' edits merged leave, from the status a copy
+/// held: a late step made on an older copy must not take a case back from closed.
+pub fn check_status_reached(
+    role: Role,
+    from: CaseStatus,
+    case: &ChildCase,
+) -> Result<(), NotAllowed> {
+    check_case_status(role, from, case.status, !case.referrals.is_empty())
+}
+
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
 pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed> {
     match step {

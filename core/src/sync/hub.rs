@@ -3750,6 +3750,21 @@ fn admit_content<'a>(
             NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
         ));
     }
+    // The case's status as it now merges, from the status the hub held: the sender's own
+    // steps were each allowed from the version it had, but a late step made on an older copy
+    // (referred → receiving services, typed offline) whose value wins the merge over a
+    // supervisor's closure meanwhile would take the case back from closed, a step no monitor
+    // may take: the closed case came back to the alerts and the due lists.
+    if let (TypedRecord::ChildCase(merged), Ok(Some(TypedRecord::ChildCase(was)))) =
+        (&record, held.get())
+        && was.status != merged.status
+        && let Err(e) = rights::check_status_reached(rules.author_role, was.status, merged)
+    {
+        return Err(Refused::step(
+            "status",
+            NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
+        ));
+    }
     // The files the sender's own changes take off, add or caption (`rights::check_files`).
     let files = own_files(document, &heads);
     if let Some((was, now)) = &files {

@@ -9,7 +9,7 @@
 
 use crate::codec::bounds::DocumentLimits;
 use crate::doc;
-use crate::domain::codes::Role;
+use crate::domain::codes::{RecordKind, Role};
 use crate::domain::records;
 use crate::domain::reference::ReferenceData;
 use crate::domain::rights;
@@ -229,12 +229,54 @@ pub(crate) fn check_changes(
         }
     }
     check_known_fields(id, kind, (document, &current), held)?;
+    check_status_from_held(known, sender, id, (document, &current), held)?;
     let held_record = || {
         held.map(|held| TypedRecord::read(kind, id, held))
             .transpose()
             .map_err(|_| refused(id, "this device's copy does not read"))
     };
     check_values(id, &current, &held_record, (reference, today))
+}
+
+/// A case's status as received, from the one this device's copy shows: a step its maker's
+/// role (the device whose change set the status the merge shows) may take from there, as the
+/// hub judges a push (`sync::hub::admit_content`). Each run's own steps were allowed from the
+/// version it was made on; a late step made on an older copy, whose value wins the merge,
+/// must not take a supervisor's closure back on this phone.
+fn check_status_from_held(
+    known: &KnownDevices,
+    sender: Sender,
+    id: Uuid,
+    (document, current): (&Automerge, &TypedRecord),
+    held: Option<&Automerge>,
+) -> Result<()> {
+    let (TypedRecord::ChildCase(now), Some(held)) = (current, held) else {
+        return Ok(());
+    };
+    let Ok(TypedRecord::ChildCase(was)) = TypedRecord::read(RecordKind::ChildCase, id, held) else {
+        return Ok(());
+    };
+    if was.status == now.status {
+        return Ok(());
+    }
+    let maker = doc::device_of_field(document, "status");
+    let mut roles = vec![sender.role];
+    match maker.and_then(|device| known.0.get(&device)) {
+        Some(&(_, role)) if maker != Some(sender.device) => roles.push(role),
+        Some(_) => {}
+        // Set on a device this one does not know: only the hub brings that.
+        None => {
+            return Err(refused(
+                id,
+                "its status was set on a device this one does not know (the hub brings it)",
+            ));
+        }
+    }
+    for role in roles {
+        rights::check_status_reached(role, was.status, now)
+            .map_err(|e| refused(id, format!("{} (status)", e.rule)))?;
+    }
+    Ok(())
 }
 
 /// The device that brought a record (a peer, a bundle's maker), as the hub certified it.
