@@ -3016,6 +3016,10 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     let w = store.create(&w).unwrap();
     let mut v = Visit::new(VisitKind::LabourInspection, &w, MONITOR, at(2025, 9, 1, 9));
     v.findings = "@SUM(1+1)*cmd|' /C calc'!A0".into();
+    v.forced_labour.insert(
+        ForcedLabourIndicator::Isolation,
+        "Campement;=cmd|' /C calc'!A0;".into(),
+    );
     let v = store.create(&v).unwrap();
     let mut c = child(C01, "-2+3+cmd|' /C calc'!A0", MONITOR);
     c.identified_on_visit = Some(v.id);
@@ -3063,6 +3067,12 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     assert_eq!(
         cell("visits.csv", "findings"),
         "'@SUM(1+1)*cmd|' /C calc'!A0"
+    );
+    // The notes of each indicator are an object's JSON text: a part after a `;` in a note
+    // is a cell's start for Excel in French all the same.
+    assert_eq!(
+        cell("visits.csv", "forced_labour_notes"),
+        "{\"isolation\":\"Campement;'=cmd|' /C calc'!A0;\"}"
     );
     assert_eq!(cell("child_cases.csv", "name"), "'-2+3+cmd|' /C calc'!A0");
     assert_eq!(cell("referrals.csv", "provider"), "'+École de Kouamé Adjoa");

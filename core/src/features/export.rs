@@ -231,6 +231,9 @@ fn cell_text(value: &Value) -> String {
                 .join(";"),
         ),
         Value::String(s) => defused(s),
+        // An object's JSON text holds the texts it maps to (a visit's notes of each
+        // indicator), each of which may hold a `;` and a formula after it.
+        Value::Object(_) => defused(&raw_text(value)),
         other => raw_text(other),
     }
 }
