@@ -87,6 +87,17 @@ pub fn text(language: &str, key: &str, values: &[&str]) -> String {
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
 pub fn rule_text(rule: &str, language: &str) -> String {
+    // A step refused with what other devices' changes made of the record meanwhile.
+    if let Some(rule) = rule
+        .strip_suffix(crate::sync::COMBINED_WITH_OTHERS)
+        .map(str::trim_end)
+    {
+        return text(
+            language,
+            "refused.combined_with_others",
+            &[&rule_text(rule, language)],
+        );
+    }
     if let Some(text) = transition_text(rule, language)
         .or_else(|| hub_answer(rule, language))
         .or_else(|| over_limit_text(rule, language))
@@ -94,6 +105,9 @@ pub fn rule_text(rule: &str, language: &str) -> String {
         return text;
     }
     let Some(text) = catalogue(language).get(format!("rule.{}", rule_key(rule)).as_str()) else {
+        if let Some(text) = frame_text(rule, language) {
+            return text;
+        }
         // A rule the core words as "what: why" (a reviewed entry refused for a push's
         // reason) is told part by part.
         return match rule.split_once(": ") {
@@ -122,6 +136,77 @@ pub fn rule_text(rule: &str, language: &str) -> String {
     numbers
         .iter()
         .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+}
+
+/// Where a frame's key holds a code (`frame_key`).
+const SLOT: char = '*';
+
+/// The catalogue key of a rule the core words with codes in it (a status, a role, a kind: a
+/// `format!` of `{}`): its words as `rule_key` joins them, each `{…}` a `*`
+/// (`rule.only_a_supervisor_may_reopen_a_case__*_may_not_`).
+pub fn frame_key(template: &str) -> String {
+    let mut key = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        key.push_str(&rule_key(&rest[..open]));
+        key.push(SLOT);
+        rest = rest[open..]
+            .find('}')
+            .map_or("", |close| &rest[open + close + 1..]);
+    }
+    key.push_str(&rule_key(rest));
+    key
+}
+
+/// A rule worded by a frame of the catalogues (`frame_key`), its codes by their labels in
+/// the translation's `{}`, in order. A frame matches only when each part it leaves to a code
+/// is one (`code_label`).
+fn frame_text(rule: &str, language: &str) -> Option<String> {
+    let key = rule_key(rule);
+    catalogue(language)
+        .iter()
+        .filter_map(|(frame, text)| Some((frame.strip_prefix("rule.")?, text)))
+        .filter(|(frame, _)| frame.contains(SLOT))
+        .find_map(|(frame, text)| {
+            let labels = slots_of(frame, &key)?
+                .into_iter()
+                .map(|code| code_label(code, language))
+                .collect::<Option<Vec<_>>>()?;
+            Some(labels.iter().fold(text.to_string(), |text, label| {
+                text.replacen("{}", label, 1)
+            }))
+        })
+}
+
+/// The parts of `key` a frame's slots stand for, when the rest is the frame's words.
+fn slots_of<'k>(frame: &str, key: &'k str) -> Option<Vec<&'k str>> {
+    let mut words = frame.split(SLOT);
+    let mut rest = key.strip_prefix(words.next()?)?;
+    let mut slots = Vec::new();
+    let words: Vec<&str> = words.collect();
+    for (i, word) in words.iter().enumerate() {
+        let end = if i + 1 == words.len() {
+            rest.strip_suffix(word).map(str::len)
+        } else {
+            rest.find(word).filter(|_| !word.is_empty())
+        }?;
+        if end == 0 {
+            return None;
+        }
+        slots.push(&rest[..end]);
+        rest = &rest[end + word.len()..];
+    }
+    Some(slots)
+}
+
+/// The label of a code a rule holds: a case's or a visit's status, a record kind, a role in
+/// words (`Role::in_words`).
+fn code_label(code: &str, language: &str) -> Option<String> {
+    let catalogue = catalogue(language);
+    ["status", "visit_status", "record_kind", "role_words"]
+        .iter()
+        .find_map(|set| catalogue.get(format!("{set}.{code}").as_str()))
+        .map(|label| label.to_string())
 }
 
 /// A workflow step refused by its statuses (`a case cannot go from identified to closed`): the
@@ -472,6 +557,131 @@ mod tests {
         );
     }
 
+    /// English left in a French text: three words of `english` in a row.
+    fn english_in(french: &str, english: &str) -> Vec<String> {
+        let words: Vec<&str> = english.split_whitespace().collect();
+        words
+            .windows(3)
+            .map(|three| three.join(" "))
+            .filter(|three| french.contains(three.as_str()))
+            .collect()
+    }
+
+    /// Every refusal of a workflow step the role matrix gives (each role, each status to each
+    /// other, each step), and those the merged record of two devices gives, reads in French:
+    /// a monitor was shown "Refusé : only a supervisor may make a case withdrawn (a community
+    /// monitor may not)".
+    #[test]
+    fn every_workflow_refusal_reads_in_french() {
+        use crate::domain::codes::{CaseStatus, RecordKind, Role, VisitStatus};
+        use crate::domain::rights::{self, Step, Tracking};
+        let roles = [
+            Role::CommunityMonitor,
+            Role::Inspector,
+            Role::Supervisor,
+            Role::Administrator,
+        ];
+        let cases = [
+            CaseStatus::Identified,
+            CaseStatus::Referred,
+            CaseStatus::ReceivingServices,
+            CaseStatus::Withdrawn,
+            CaseStatus::Prevented,
+            CaseStatus::Closed,
+        ];
+        let visits = [
+            VisitStatus::Draft,
+            VisitStatus::Submitted,
+            VisitStatus::Validated,
+            VisitStatus::Returned,
+        ];
+        let trackings = [
+            Tracking::Unverified,
+            Tracking::Verified,
+            Tracking::FollowedUp(crate::domain::codes::FollowUpSituation::StillWorking),
+        ];
+        let someone = uuid::Uuid::now_v7();
+        let mut rules = std::collections::BTreeSet::new();
+        for role in roles {
+            let mut steps = vec![
+                Step::ReferralRemoved,
+                Step::FollowUpRemoved,
+                Step::Merge,
+                Step::MergedDuplicateEdited,
+                Step::VerifiedBeforeReferral,
+                Step::Review { reviewer: None },
+                Step::VisitSubmitted { visitor: someone },
+                Step::Inspection { field: "kind" },
+            ];
+            for kind in [RecordKind::ChildCase, RecordKind::Visit, RecordKind::User] {
+                steps.extend([
+                    Step::Create(kind),
+                    Step::Edit(kind),
+                    Step::Administration(kind),
+                ]);
+            }
+            for from in cases {
+                steps.push(Step::LastReferralRemoved { status: from });
+                steps.push(Step::Remediated {
+                    unverifies: Some(from),
+                });
+                for to in cases {
+                    if let Err(e) = rights::check_case_transition(from, to, role) {
+                        rules.insert(e.rule);
+                    }
+                    for tracking in trackings {
+                        for has_referral in [false, true] {
+                            steps.push(Step::CaseStatus {
+                                from,
+                                to,
+                                has_referral,
+                                tracking,
+                            });
+                        }
+                    }
+                }
+            }
+            for from in visits {
+                for to in visits {
+                    steps.push(Step::VisitStatus { from, to });
+                    steps.push(Step::VisitContent {
+                        from,
+                        to,
+                        visitor: someone,
+                    });
+                }
+            }
+            for step in &steps {
+                if let Err(e) = rights::check_step(role, uuid::Uuid::now_v7(), step) {
+                    rules.insert(e.rule);
+                }
+            }
+        }
+        let combined = format!(
+            "only a supervisor may reopen a case (a community monitor may not) {}",
+            crate::sync::COMBINED_WITH_OTHERS
+        );
+        rules.insert(combined);
+        assert!(rules.len() > 20, "{rules:?}");
+        let untranslated: Vec<String> = rules
+            .iter()
+            .filter_map(|rule| {
+                let french = rule_text(rule, "fr");
+                let english = english_in(&french, rule);
+                (!english.is_empty()).then(|| format!("{rule} => {french}"))
+            })
+            .collect();
+        assert!(untranslated.is_empty(), "{untranslated:#?}");
+        assert_eq!(
+            step_refusal(
+                "only a supervisor may make a case withdrawn (a community monitor may not)",
+                "fr"
+            ),
+            "Refusé : seul un superviseur peut faire passer un cas à « Retiré » (un agent \
+             communautaire ne le peut pas)"
+        );
+    }
+
     #[test]
     fn a_refusal_reads_in_its_language_and_an_unknown_language_reads_french() {
         let error = Error::Validation(crate::ValidationError::new(
@@ -500,7 +710,7 @@ mod tests {
         ));
         assert_eq!(
             refusal(&date, "fr").as_deref(),
-            Some("Date du suivi : doit être une date écrite AAAA-MM-JJ")
+            Some("Date du suivi : doit être un jour du calendrier, écrit AAAA-MM-JJ")
         );
         // A number of the rule, whatever it is, goes into the text.
         let few = Error::Validation(crate::ValidationError::new(

@@ -2564,7 +2564,7 @@ fn the_reference_page_names_a_field_as_the_file_does_and_a_key_of_no_country() {
     );
     // The field missing, named as in the file (it was "country profile minimum age").
     assert!(
-        refused.body.contains("country_profile.minimum_age: "),
+        refused.body.contains("country_profile.minimum_age : "),
         "{}",
         refused.body
     );

@@ -27,7 +27,7 @@ def test_validation_names_the_field_and_never_the_value(env):
         with pytest.raises(vigie.VigieError.Validation) as e:
             store.create_child_case(child)
         assert e.value.field == "identified_on"
-        assert e.value.text_in("fr") == "Identifié le : doit être une date écrite AAAA-MM-JJ"
+        assert e.value.text_in("fr") == "Identifié le : doit être un jour du calendrier, écrit AAAA-MM-JJ"
         # The text is a sentence, as in Kotlin and Swift.
         assert str(e.value) == f"invalid identified_on: {e.value.rule}"
         # A malformed id, in a record or as an argument, is refused naming its field.

@@ -54,6 +54,9 @@ def test_a_forbidden_transition_is_not_allowed_and_names_the_rule(env):
         with pytest.raises(vigie.VigieError.NotAllowed) as e:
             as_role(store, MONITOR).transition_case(case.id, vigie.CaseStatus.WITHDRAWN)
         assert e.value.reason == "only a supervisor may make a case withdrawn (a community monitor may not)"
+        # Said to a French user in French, the status by its label and the role in words.
+        assert e.value.text_in("fr") == ("Refusé : seul un superviseur peut faire passer un cas à "
+                                         "« Retiré » (un agent communautaire ne le peut pas)")
         with pytest.raises(vigie.VigieError.NotAllowed):
             vigie.check_case_transition(vigie.CaseStatus.RECEIVING_SERVICES, vigie.CaseStatus.WITHDRAWN, MONITOR)
         vigie.check_case_transition(vigie.CaseStatus.RECEIVING_SERVICES, vigie.CaseStatus.WITHDRAWN, SUPERVISOR)

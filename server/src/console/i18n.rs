@@ -453,7 +453,11 @@ mod tests {
                         for line in lines {
                             joined.push_str(line.trim_start());
                         }
-                        // A format string's placeholders stand for numbers.
+                        // A format string's placeholders stand for codes (a frame)…
+                        if joined.contains('{') {
+                            literals.insert(vigie_core::messages::frame_key(&joined));
+                        }
+                        // …or numbers.
                         let mut plain = String::new();
                         let mut rest = joined.as_str();
                         while let Some(open) = rest.find('{') {

@@ -973,10 +973,13 @@ fn areas_left(hub: &Hub, t: Tr) -> Result<Vec<String>, Error> {
 /// field is named by its label: the officer searches the file for it.
 fn file_refusal(t: Tr, e: &Error) -> String {
     match e {
-        Error::Validation(v) => format!(
-            "{}: {}",
-            v.field,
-            vigie_core::messages::rule_text(&v.rule, t.0.code())
+        Error::Validation(v) => vigie_core::messages::text(
+            t.0.code(),
+            "refused.field",
+            &[
+                &v.field,
+                &vigie_core::messages::rule_text(&v.rule, t.0.code()),
+            ],
         ),
         _ => t.refusal(e),
     }
