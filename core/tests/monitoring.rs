@@ -3669,6 +3669,36 @@ fn child_of_visit(visit: &Visit) -> ChildCase {
     c
 }
 
+/// A visit's summary gives the day the visit started by its phone's clock, as its own page and
+/// the indicators do: a visit at 00:30 on 1 December in Benin (UTC+1) was listed on
+/// 30 November in the console's review queue and a workplace's visits.
+#[test]
+fn a_visits_summary_gives_its_own_day() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let place = plantation(&mut store);
+    let benin = chrono::FixedOffset::east_opt(3600).unwrap();
+    let started = chrono::TimeZone::with_ymd_and_hms(&benin, 2026, 3, 1, 0, 30, 0).unwrap();
+    let visit = store
+        .create(&Visit::new(
+            VisitKind::LabourInspection,
+            &place,
+            SUPERVISOR,
+            started,
+        ))
+        .unwrap();
+    let summaries = store
+        .visits(&VisitQuery::default(), Page::first(10))
+        .unwrap();
+    let summary = summaries.iter().find(|v| v.id == visit.id).unwrap();
+    assert_eq!(
+        summary.started_on,
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    );
+    assert_eq!(summary.started_at, started.to_utc());
+}
+
 /// A visit is filed under its workplace's area: one filed in another community would reach
 /// that community's monitors, who hold no such workplace, and be counted there. A visit filed
 /// before its workplace moved keeps its area through later edits.

@@ -149,6 +149,9 @@ pub struct VisitSummary {
     pub workplace_id: Uuid,
     pub visitor_id: Uuid,
     pub started_at: DateTime<Utc>,
+    /// The day the visit started by its phone's clock (`started_at` at the offset the visit
+    /// was recorded with): the day its own page, the exports and the indicators give it.
+    pub started_on: NaiveDate,
     pub status: VisitStatus,
     pub district: String,
     pub community: String,
@@ -601,11 +604,13 @@ pub(crate) fn visits_marked(
     walked_rows(conn, &sql, params, &VISIT_ORDER, review_item)
 }
 
-/// The columns `visit_summary` reads, from `visit_index v` and `records r`.
+/// The columns `visit_summary` reads, from `visit_index v` and `records r`: the visit's id and
+/// kind, the workplace's and the visitor's ids, `v.started_ms, v.status`, the district's and
+/// the community's codes, `v.offset_ms`.
 const VISIT_COLUMNS: &str = "r.id, v.kind, (SELECT uuid FROM referenced_ids WHERE id = v.workplace), \
      (SELECT uuid FROM referenced_ids WHERE id = v.visitor), v.started_ms, v.status, \
      (SELECT code FROM area_codes WHERE id = v.district), \
-     (SELECT code FROM area_codes WHERE id = v.community)";
+     (SELECT code FROM area_codes WHERE id = v.community), v.offset_ms";
 
 /// The columns after `VISIT_COLUMNS` that `review_item` reads: what makes a visit urgent.
 const MARK_COLUMNS: &str = "v.fl_mask, v.violation, \
@@ -615,13 +620,13 @@ const MARK_COLUMNS: &str = "v.fl_mask, v.violation, \
 fn review_item(row: &Row<'_>) -> rusqlite::Result<ReviewItem> {
     Ok(ReviewItem {
         visit: visit_summary(row)?,
-        forced_labour: row.get::<_, i64>(8)? != 0,
-        violation: row.get(9)?,
+        forced_labour: row.get::<_, i64>(9)? != 0,
+        violation: row.get(10)?,
         severity: row
-            .get::<_, Option<i64>>(10)?
+            .get::<_, Option<i64>>(11)?
             .and_then(AlertSeverity::from_i64),
         // The head-count: `Scoped` counts the children its cases register.
-        children_without_case: row.get(11)?,
+        children_without_case: row.get(12)?,
     })
 }
 
@@ -650,15 +655,17 @@ fn visit_filter(q: &VisitQuery, scope: Option<&Scope>) -> Filter {
     f
 }
 
-/// A visit's summary from a row whose first columns are `r.id, v.kind`, the workplace's and
-/// the visitor's ids, `v.started_ms, v.status`, the district's and the community's codes.
+/// A visit's summary from a row whose first columns are `VISIT_COLUMNS`.
 fn visit_summary(row: &Row<'_>) -> rusqlite::Result<VisitSummary> {
+    let started_at = instant_col(row, 4)?;
+    let offset = chrono::Duration::milliseconds(row.get(8)?);
     Ok(VisitSummary {
         id: uuid_col(row, 0)?,
         kind: number_col(row, 1, VisitKind::from_i64)?,
         workplace_id: uuid_col(row, 2)?,
         visitor_id: uuid_col(row, 3)?,
-        started_at: instant_col(row, 4)?,
+        started_on: (started_at + offset).date_naive(),
+        started_at,
         status: number_col(row, 5, VisitStatus::from_i64)?,
         district: row.get(6)?,
         community: row.get(7)?,
@@ -1436,7 +1443,7 @@ pub(crate) fn review_queue(
          WHERE v.record IN (SELECT value FROM json_each(?1))"
     );
     let mut found: HashMap<i64, ReviewItem> = rows(conn, &sql, vec![row_list(&page)], |row| {
-        Ok((row.get(12)?, review_item(row)?))
+        Ok((row.get(13)?, review_item(row)?))
     })?
     .into_iter()
     .collect();

@@ -548,7 +548,7 @@ pub async fn review_queue(
             .take(PAGE as usize)
             .map(|item| VisitLine {
                 id: item.visit.id,
-                started: t.day(item.visit.started_at.date_naive()),
+                started: t.day(item.visit.started_on),
                 kind: t.code("visit_kind", &code(item.visit.kind)),
                 visitor: names
                     .get(&item.visit.visitor_id)
@@ -3296,7 +3296,7 @@ fn workplace_page_of(
             let v = item.visit;
             VisitLine {
                 id: v.id,
-                started: t.day(v.started_at.date_naive()),
+                started: t.day(v.started_on),
                 kind: t.code("visit_kind", &code(v.kind)),
                 visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
                 community: t.code("visit_status", v.status.as_str()),
