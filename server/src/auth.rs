@@ -39,8 +39,8 @@ pub enum AuthError {
     DiskFull,
     /// The database the registry is kept in cannot be reached (PostgreSQL down or restarting):
     /// devices are told to come back (503), as for a full disk.
-    #[error("registry storage error: the database cannot be reached")]
-    Unreachable,
+    #[error("registry storage error: the database cannot be reached ({0})")]
+    Unreachable(String),
     /// A registry of an earlier schema opened not to be upgraded (`Registry::open_with`).
     #[error(
         "the device registry's schema is older than this software's, and it was not to be upgraded"

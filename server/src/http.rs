@@ -546,7 +546,7 @@ impl IntoResponse for Failure {
                     .into_response()
             }
             Failure::Auth(AuthError::DiskFull) => hub_full(&AuthError::DiskFull),
-            Failure::Auth(AuthError::Unreachable) => store_unreachable(&AuthError::Unreachable),
+            Failure::Auth(e @ AuthError::Unreachable(_)) => store_unreachable(&e),
             Failure::Auth(AuthError::Storage(e)) => {
                 tracing::error!(error = %e, "device registry failed");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
@@ -1285,7 +1285,7 @@ mod tests {
             Failure::Auth(AuthError::Revoked),
             Failure::Auth(AuthError::Expired),
             Failure::Auth(AuthError::DiskFull),
-            Failure::Auth(AuthError::Unreachable),
+            Failure::Auth(AuthError::Unreachable("connection refused".into())),
             Failure::UnknownUser,
             Failure::Hub(HubError::Malformed(DecodeError::Structure)),
             Failure::Hub(HubError::Malformed(DecodeError::Compression)),

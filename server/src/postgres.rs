@@ -314,8 +314,14 @@ pub(crate) fn storage_error(e: postgres::Error) -> Error {
         Some(code) if ended_by_the_server(&code) => {
             format!("PostgreSQL error {} ({SESSION_ENDED})", code.code())
         }
+        Some(SqlState::UNDEFINED_TABLE) => NO_HUB_TABLES.to_string(),
         Some(code) => format!("PostgreSQL error {}", code.code()),
         None if e.is_closed() => CONNECTION_CLOSED.to_string(),
+        // The link cut under a statement (a session terminated, a network that drops):
+        // the connection failed, the database is out of reach for now.
+        None if std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
+            CONNECTION_FAILED.to_string()
+        }
         None => "PostgreSQL connection or protocol error".to_string(),
     };
     Error::HubStorage { reason, retryable }
@@ -380,6 +386,13 @@ const SESSION_ENDED: &str =
 /// The reasons of a database that cannot be reached (down, restarting, the link to it cut).
 const NO_CONNECTION: &str = "no PostgreSQL connection available";
 const CONNECTION_CLOSED: &str = "the PostgreSQL connection is closed";
+const CONNECTION_FAILED: &str = "the PostgreSQL connection failed under a statement";
+/// A database that holds none of the hub's tables (SQLSTATE 42P01): dropped and made again
+/// empty under the hub, a `pg_restore --clean` running, or a URL that names another database.
+/// Nothing can be served from it: answered as a database out of reach (and not healthy), the
+/// log saying why, until the hub's tables are back.
+const NO_HUB_TABLES: &str = "the database holds none of the hub's tables (SQLSTATE 42P01: \
+     dropped, being restored, or another database?)";
 /// A statement the database cancelled (SQLSTATE 57014): past the database's
 /// `statement_timeout`, or cancelled by its administrator. The request is answered as for a
 /// database out of reach (503, try again later), the log naming the cause.
@@ -403,6 +416,8 @@ pub(crate) fn is_unreachable(e: &Error) -> bool {
     };
     reason == NO_CONNECTION
         || reason == CONNECTION_CLOSED
+        || reason == CONNECTION_FAILED
+        || reason == NO_HUB_TABLES
         || reason == STATEMENT_CANCELLED
         || reason == LOCK_WAIT
         || reason == READ_ONLY
@@ -518,7 +533,12 @@ fn auth_error(e: Error) -> AuthError {
         return AuthError::DiskFull;
     }
     if is_unreachable(&e) {
-        return AuthError::Unreachable;
+        // Why, for the log (a reason names a class of failure, never a value).
+        let reason = match &e {
+            Error::HubStorage { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        return AuthError::Unreachable(reason);
     }
     AuthError::Storage(e.to_string())
 }
@@ -2582,7 +2602,9 @@ impl Backend for Postgres {
         self.pool
             .get_timeout(HEALTH_WAIT)
             .map_err(pool_error)?
-            .simple_query("SELECT 1")
+            // The hub's own table, not `SELECT 1`: a database emptied under the hub answers,
+            // and serves nothing.
+            .simple_query("SELECT 1 FROM vigie_meta LIMIT 1")
             .map_err(storage_error)?;
         Ok(())
     }

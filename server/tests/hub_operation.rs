@@ -689,6 +689,40 @@ fn a_postgres_database_out_of_reach_while_serving_is_answered_503_then_taken_bac
     hub.stop();
 }
 
+/// A database emptied under a running hub (dropped and made again under its name, a
+/// `pg_restore --clean` running) answered every sync 500 "hub error" while the health check
+/// said ok: a load balancer kept sending devices to it. Now unhealthy and answered 503 with a
+/// time to come back, the log saying the hub's tables are not there; served again once back.
+#[test]
+fn a_postgres_database_without_the_hubs_tables_is_unhealthy_and_answered_503() {
+    let Some(_) = postgres_server() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut monitor) = hub_with_a_monitor(dir.path());
+    monitor
+        .store
+        .create(&workplace(area(C01), "Plantation Aké"))
+        .unwrap();
+    let url = hub_database(&hub.data).unwrap();
+    set_tables_gone(&url, true);
+    let unhealthy = health(&hub.url);
+    let (status, retry, body) = sync_answer(&hub, &mut monitor);
+    set_tables_gone(&url, false);
+    assert!(unhealthy.is_err(), "{unhealthy:?}");
+    assert_eq!(status, 503, "{body}\n{}", hub.log_tail(20));
+    assert!(retry, "no Retry-After");
+    assert!(
+        hub.log_tail(50).contains("none of the hub's tables"),
+        "{}",
+        hub.log_tail(20)
+    );
+    assert_eq!(health(&hub.url), Ok("ok".to_string()));
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!((summary.accepted, summary.pending), (1, 0), "{summary:?}");
+    hub.stop();
+}
+
 /// A hub process frozen (a machine swapping, a paused VM, a link cut) while it held the
 /// change-order lock in a transaction stopped every write of every process on the database,
 /// silently, until the server's keepalive gave up (two hours). The hub's sessions run under

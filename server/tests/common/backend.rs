@@ -74,6 +74,22 @@ pub fn set_reachable(url: &str, allowed: bool) {
         .unwrap_or_else(|e| panic!("reach database {name}: {e}"));
 }
 
+/// Takes every table of the database at `url` out of its sessions' sight, or gives them back
+/// (a database dropped and made again empty under the hubs, a `pg_restore --clean` running):
+/// its schema renamed, an empty one in its place.
+pub fn set_tables_gone(url: &str, gone: bool) {
+    let mut client =
+        postgres::Client::connect(url, postgres::NoTls).expect("connect to the hub's database");
+    let sql = if gone {
+        "ALTER SCHEMA public RENAME TO public_away; CREATE SCHEMA public;"
+    } else {
+        "DROP SCHEMA public; ALTER SCHEMA public_away RENAME TO public;"
+    };
+    client
+        .batch_execute(sql)
+        .unwrap_or_else(|e| panic!("tables of {url}: {e}"));
+}
+
 /// Makes the database at `url` take no write, or writes again (a failover left the hubs on a
 /// standby, then the primary is back), its sessions ended so that the hubs' new ones see it.
 pub fn set_read_only(url: &str, read_only: bool) {
