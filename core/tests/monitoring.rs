@@ -2709,6 +2709,31 @@ fn export_fixture(store: &mut Store) -> (ChildCase, Workplace) {
     (c, w)
 }
 
+/// An export lists a table's rows in their records' id order, whatever order the store took
+/// them in: the same records gave two files on SQLite and PostgreSQL (one store order, the
+/// other id order).
+#[test]
+fn an_exports_rows_come_in_their_ids_order() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "hub.db", SUPERVISOR);
+    // Stored later, created first (a record that reached the hub after another).
+    let mut ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    for (id, name) in ids.iter().rev().zip(["Champ C", "Champ B", "Champ A"]) {
+        let mut w = Workplace::new(name, "cocoa", Formality::Informal, area(C01));
+        w.id = *id;
+        store.create(&w).unwrap();
+    }
+    let out = dir.path().join("export");
+    as_role(&mut store, Role::Supervisor)
+        .export_to_dir(&out, ExportFormat::Csv, ExportOptions::default())
+        .unwrap();
+    let (header, rows) = read_csv(&out.join("workplaces.csv"));
+    let at = header.iter().position(|h| h == "id").unwrap();
+    let listed: Vec<Uuid> = rows.iter().map(|r| r[at].parse().unwrap()).collect();
+    ids.sort();
+    assert_eq!(listed, ids);
+}
+
 fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut reader = csv::Reader::from_path(path).unwrap();
     let header = reader.headers().unwrap().iter().map(String::from).collect();

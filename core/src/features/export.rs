@@ -528,7 +528,7 @@ impl Store {
             )?),
             false => None,
         };
-        let each = |kind| crate::store::queries::ids_in_store_order(&self.conn, kind, scope);
+        let each = |kind| crate::store::queries::ids_within(&self.conn, kind, scope);
         if wanted("erasures") {
             self.erasure_rows(personal, scope, sink)?;
         }

@@ -989,14 +989,14 @@ impl Store {
         queries::ids_of_kind(&self.conn, kind)
     }
 
-    /// Every record of a kind, in the order they were first stored.
+    /// Every record of a kind, in id order (`queries::ids_within`).
     pub fn all_of<R: Record>(&self) -> Result<Vec<R>> {
         self.all_within(None)
     }
 
     /// `all_of`, of the records `scope` receives only (every record without one).
     pub(crate) fn all_within<R: Record>(&self, scope: Option<&Scope>) -> Result<Vec<R>> {
-        queries::ids_in_store_order(&self.conn, R::KIND, scope)?
+        queries::ids_within(&self.conn, R::KIND, scope)?
             .into_iter()
             .map(|id| self.get::<R>(id))
             .collect()

@@ -1075,9 +1075,10 @@ pub(crate) fn ids_of_kind(conn: &Connection, kind: RecordKind) -> Result<Vec<Uui
     )
 }
 
-/// The ids of every record of a kind (that `scope` receives, when given), in the order they
-/// were first stored.
-pub(crate) fn ids_in_store_order(
+/// The ids of every record of a kind (that `scope` receives, when given), in id order: the
+/// order they were created (ids are UUIDv7), the same on every store and backend (an export
+/// of one hub on SQLite and on PostgreSQL listed its rows in two orders).
+pub(crate) fn ids_within(
     conn: &Connection,
     kind: RecordKind,
     scope: Option<&Scope>,
@@ -1086,7 +1087,7 @@ pub(crate) fn ids_in_store_order(
     f.add("r.kind = ?", kind as i64);
     f.within("s", kind, scope);
     let sql = format!(
-        "SELECT r.id FROM records r LEFT JOIN scope_index s ON s.record = r.rowid {} ORDER BY r.rowid",
+        "SELECT r.id FROM records r LEFT JOIN scope_index s ON s.record = r.rowid {} ORDER BY r.id",
         f.sql()
     );
     let ids = rows(conn, &sql, f.params, |r| r.get::<_, Vec<u8>>(0))?;
