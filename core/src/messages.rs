@@ -133,9 +133,27 @@ pub fn rule_text(rule: &str, language: &str) -> String {
                 text.replace(&format!("{{{}}}", i + 1), n)
             });
     }
-    numbers
-        .iter()
-        .fold(text.to_string(), |text, n| text.replacen("{}", n, 1))
+    numbers.iter().fold(text.to_string(), |text, n| {
+        text.replacen("{}", &limit_in(n, language), 1)
+    })
+}
+
+/// A limit's digits as the reader writes a large number: 100 000 in French (a narrow no-break
+/// space between thousands), 100,000 in English. Numbers of four digits or fewer stay as they
+/// are: a rule's years and standards (2026, C138) are among them.
+fn limit_in(digits: &str, language: &str) -> String {
+    if digits.len() < 5 {
+        return digits.to_string();
+    }
+    let separator = if is_english(language) { ',' } else { '\u{202F}' };
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Where a frame's key holds a code (`frame_key`).
@@ -712,6 +730,14 @@ mod tests {
             refusal(&date, "fr").as_deref(),
             Some("Date du suivi : doit être un jour du calendrier, écrit AAAA-MM-JJ")
         );
+        // A large limit is written as the reader writes it.
+        let many = Error::Validation(crate::ValidationError::new(
+            "workforce.male.adults",
+            "must be at most 100000",
+        ));
+        let said = refusal(&many, "fr").unwrap();
+        assert!(said.ends_with("100\u{202F}000"), "{said}");
+        assert!(refusal(&many, "en").unwrap().ends_with("100,000"));
         // A number of the rule, whatever it is, goes into the text.
         let few = Error::Validation(crate::ValidationError::new(
             "max_failed_pins",
