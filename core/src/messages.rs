@@ -145,7 +145,11 @@ fn limit_in(digits: &str, language: &str) -> String {
     if digits.len() < 5 {
         return digits.to_string();
     }
-    let separator = if is_english(language) { ',' } else { '\u{202F}' };
+    let separator = if is_english(language) {
+        ','
+    } else {
+        '\u{202F}'
+    };
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

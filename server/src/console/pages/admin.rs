@@ -79,10 +79,13 @@ fn user_refusal(t: Tr, problem: &UserProblem) -> String {
     }
 }
 
-/// Area codes as typed: separated by commas or spaces; each of letters, digits and dashes.
+/// Area codes as typed: separated by commas, semicolons or blanks; each of letters, digits and
+/// dashes.
 fn parse_areas(text: &str) -> Option<Vec<String>> {
     let areas: Vec<String> = text
-        .split([',', ' ', '\n'])
+        // A French list is as often written with `;` (and a paste from a spreadsheet holds
+        // tabs and line breaks).
+        .split([',', ';', ' ', '\t', '\r', '\n'])
         .map(str::trim)
         .filter(|a| !a.is_empty())
         .map(str::to_string)
@@ -1380,4 +1383,26 @@ fn reference_version(t: Tr, what: &str) -> String {
     t.fmt("reference.published_what", t.code("reftype", kind))
         .replacen("{}", key, 1)
         .replacen("{}", version, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes typed as an officer writes a list (`CI-R1-D1 ; CI-R1-D2` was refused as giving no
+    /// code at all), or pasted from a spreadsheet's column.
+    #[test]
+    fn area_codes_are_read_whatever_separates_them() {
+        let both = Some(vec!["CI-R1-D1".to_string(), "CI-R1-D2".to_string()]);
+        for typed in [
+            "CI-R1-D1, CI-R1-D2",
+            "CI-R1-D1 ; CI-R1-D2",
+            "CI-R1-D1;CI-R1-D2",
+            "CI-R1-D1\r\nCI-R1-D2\t",
+        ] {
+            assert_eq!(parse_areas(typed), both, "{typed:?}");
+        }
+        assert_eq!(parse_areas(" ; , "), None);
+        assert_eq!(parse_areas("CI-R1/D1"), None);
+    }
 }
