@@ -160,12 +160,19 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// A password as one form of its characters (NFC): an `é` typed as one character on a
+/// phone and as `e` and an accent on another keyboard is one password.
+fn composed(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfc().collect()
+}
+
 pub fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|_| hash_failure())?;
     argon2()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(composed(password).as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|_| hash_failure())
 }
@@ -174,10 +181,16 @@ fn hash_failure() -> Error {
     Error::Io(std::io::Error::other("password hashing failed"))
 }
 
-/// Whether `password` matches a stored hash (the hash names its own cost and salt).
+/// Whether `password` matches a stored hash (the hash names its own cost and salt), in either
+/// form of its characters: set before passwords were composed (`composed`), a password typed
+/// with decomposed accents was hashed as typed.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let matches = |typed: &str| argon2().verify_password(typed.as_bytes(), &hash).is_ok();
+    let one_form = composed(password);
+    matches(&one_form) || (one_form != password && matches(password))
 }
 
 /// A hash that matches nothing, verified when the sign-in name is unknown so that the answer
@@ -654,6 +667,27 @@ pub fn sign_out(storage: &dyn ConsoleStorage, id: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A password with an accent signs in however the keyboard writes the accent: one
+    /// character (NFC) or a letter and a combining mark (NFD), set either way; one hashed as
+    /// typed before passwords were composed still matches.
+    #[test]
+    fn a_password_signs_in_whatever_form_its_accents_are_typed_in() {
+        let (composed_form, decomposed_form) = ("café du marché", "cafe\u{301} du marche\u{301}");
+        for set in [composed_form, decomposed_form] {
+            let stored = hash_password(set).unwrap();
+            for typed in [composed_form, decomposed_form] {
+                assert!(verify_password(typed, &stored), "{set:?} then {typed:?}");
+            }
+            assert!(!verify_password("cafe du marche", &stored));
+        }
+        let salt = SaltString::encode_b64(&[7; 16]).unwrap();
+        let as_typed = argon2()
+            .hash_password(decomposed_form.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password(decomposed_form, &as_typed));
+    }
 
     #[test]
     fn a_password_a_guesser_tries_first_is_refused() {
