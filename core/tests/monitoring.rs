@@ -3048,6 +3048,7 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
     let v = store.create(&v).unwrap();
     let mut c = child(C01, "-2+3+cmd|' /C calc'!A0", MONITOR);
     c.identified_on_visit = Some(v.id);
+    c.notes = "Ligne un\r\n=HYPERLINK(\"http://x.example/\");\"=1+1\"\n\tdeux".into();
     let c = store.create(&c).unwrap();
     as_role(&mut store, Role::Supervisor)
         .refer_case(
@@ -3100,6 +3101,12 @@ fn csv_cells_are_inert_in_a_spreadsheet_and_visits_count_the_cases_opened_on_the
         "{\"isolation\":\"Campement;'=cmd|' /C calc'!A0;\"}"
     );
     assert_eq!(cell("child_cases.csv", "name"), "'-2+3+cmd|' /C calc'!A0");
+    // A part after a line break starts a row in Excel set to French: made inert as a part
+    // after a `;` is; and a part in quotes is the formula they hold.
+    assert_eq!(
+        cell("child_cases.csv", "notes"),
+        "Ligne un\r\n'=HYPERLINK(\"http://x.example/\");'\"=1+1\"\n'\tdeux"
+    );
     assert_eq!(cell("referrals.csv", "provider"), "'+École de Kouamé Adjoa");
     assert_eq!(cell("referrals.csv", "outcome"), "'\tInscrite le 3 mars");
     assert_eq!(cell("visits.csv", "children_identified"), "1");

@@ -283,33 +283,48 @@ fn read_as_a_number(text: &str) -> bool {
 /// Sheets (a `HYPERLINK` sending the sheet's cells away, a `cmd|` call), so it gets a leading
 /// apostrophe, which they show as text. So does each part of it after a `;`: Excel set to
 /// French splits a double-clicked plain CSV on `;`, and takes a quote for one only at a cell's
-/// start, so that `Awa;=cmd|…` quoted still began a cell there with a formula. Text that starts
-/// with an apostrophe gets one too, so that removing the one added always gives the text back
-/// (and the spreadsheet shows the apostrophe typed). Numbers are not text: a negative one stays
-/// a number.
+/// start, so that `Awa;=cmd|…` quoted still began a cell there with a formula. So does each
+/// part after a line break: a quote Excel does not take for one leaves the line break ending
+/// its row, and the next row began with the formula. Text that starts with an apostrophe gets
+/// one too, so that removing the one added always gives the text back (and the spreadsheet
+/// shows the apostrophe typed). Numbers are not text: a negative one stays a number.
 fn defused(text: &str) -> String {
     let text = readable(text);
     let mut out = String::with_capacity(text.len() + 1);
-    for (i, part) in text.split(';').enumerate() {
-        if i > 0 {
-            out.push(';');
-        }
+    // A cell that starts with a carriage return is one a spreadsheet runs (its first part,
+    // before it, is empty).
+    if text.starts_with('\r') {
+        out.push('\'');
+    }
+    let mut part_start = 0;
+    let mut defuse = |part: &str, out: &mut String| {
         if runs_as_formula(part) {
             out.push('\'');
         }
         out.push_str(part);
+    };
+    for (at, separator) in text.match_indices([';', '\n', '\r']) {
+        defuse(&text[part_start..at], &mut out);
+        out.push_str(separator);
+        part_start = at + separator.len();
     }
+    defuse(&text[part_start..], &mut out);
     out
 }
 
 /// Whether a cell (or a part of one after a `;`) that starts so is read as a formula, or loses
 /// its leading apostrophe.
 fn runs_as_formula(part: &str) -> bool {
-    // Spreadsheets skip leading blanks (and some read full-width signs) before deciding.
-    let start = part
-        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'));
+    // Spreadsheets skip leading blanks (and some read full-width signs) before deciding, and a
+    // quote at a cell's start is one they take off (`"=F"` is the formula =F).
+    let blanks = |c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}');
+    let start = part.trim_start_matches(blanks);
+    let unquoted = start
+        .strip_prefix('"')
+        .unwrap_or(start)
+        .trim_start_matches(blanks);
     part.starts_with(['\t', '\r', '\''])
-        || start.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
+        || unquoted.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
 }
 
 impl ExportTable {
