@@ -151,6 +151,102 @@ pub fn device_of_field(doc: &Automerge, field: &str) -> Option<Uuid> {
     }
 }
 
+/// The rule a change breaks that `reaches_unseen_operations` finds.
+pub const UNSEEN_OPERATIONS: &str =
+    "a change deletes or overwrites values its device never received";
+
+/// Whether one of `changes` (of `document`, in causal order) refers to an operation the
+/// history its change depends on does not hold: the deletion or overwrite of a value (its
+/// predecessors), or an edit inside an object or after a list element, that its device never
+/// received. Automerge applies such an operation by its id whatever the change depends on: a
+/// device's change built on an older copy of a case deleted the supervisor's verification
+/// date, a follow-up or a merge made since, and no version the device held showed that step.
+/// An app's changes never do so (Automerge writes an edit on what its document holds).
+pub fn reaches_unseen_operations(document: &Automerge, changes: &[ChangeHash]) -> bool {
+    use automerge::legacy::{ElementId, Key, ObjectId, OpId};
+    use std::collections::HashMap;
+    // The last operation of each actor a version holds (an actor's changes follow one
+    // another: one of its operations is in a version when its counter is at most this).
+    type Clock = HashMap<ActorId, u64>;
+    let new: HashSet<ChangeHash> = changes.iter().copied().collect();
+    let mut held: Option<Vec<(ChangeHash, ActorId, u64)>> = None;
+    let mut of_old_heads: HashMap<Vec<ChangeHash>, Clock> = HashMap::new();
+    let mut of_new: HashMap<ChangeHash, Clock> = HashMap::new();
+    for hash in changes {
+        let Some(change) = document.get_change_by_hash(hash) else {
+            return true;
+        };
+        let (new_deps, mut old_deps): (Vec<ChangeHash>, Vec<ChangeHash>) =
+            change.deps().iter().partition(|dep| new.contains(*dep));
+        old_deps.sort();
+        let mut clock = of_old_heads
+            .entry(old_deps.clone())
+            .or_insert_with(|| {
+                let mut clock = Clock::new();
+                if old_deps.is_empty() {
+                    return clock;
+                }
+                let after: HashSet<ChangeHash> = document
+                    .get_changes_meta(&old_deps)
+                    .iter()
+                    .map(|c| c.hash)
+                    .collect();
+                let all = held.get_or_insert_with(|| {
+                    document
+                        .get_changes_meta(&[])
+                        .into_iter()
+                        .map(|c| (c.hash, c.actor.into_owned(), c.max_op))
+                        .collect()
+                });
+                for (hash, actor, max_op) in all.iter() {
+                    if !after.contains(hash) {
+                        let last = clock.entry(actor.clone()).or_default();
+                        *last = (*last).max(*max_op);
+                    }
+                }
+                clock
+            })
+            .clone();
+        for dep in &new_deps {
+            for (actor, max_op) in of_new.get(dep).into_iter().flatten() {
+                let last = clock.entry(actor.clone()).or_default();
+                *last = (*last).max(*max_op);
+            }
+        }
+        let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
+            return true;
+        };
+        let own = change.actor_id();
+        let start = change.start_op().get();
+        let seen = |id: &OpId, counter: u64| {
+            clock.get(&id.1).is_some_and(|last| id.0 <= *last)
+                || (&id.1 == own && id.0 >= start && id.0 < counter)
+        };
+        for (counter, op) in (start..).zip(&expanded.operations) {
+            let object = match &op.obj {
+                ObjectId::Id(id) => Some(id),
+                ObjectId::Root => None,
+            };
+            let element = match &op.key {
+                Key::Seq(ElementId::Id(id)) => Some(id),
+                _ => None,
+            };
+            if !object
+                .into_iter()
+                .chain(element)
+                .chain(op.pred.iter())
+                .all(|id| seen(id, counter))
+            {
+                return true;
+            }
+        }
+        let last = clock.entry(own.clone()).or_default();
+        *last = (*last).max(change.max_op());
+        of_new.insert(*hash, clock);
+    }
+    false
+}
+
 pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;
 
 /// Actors one device may write a record's changes under: its store's, one for each time the

@@ -11,7 +11,7 @@ use common::rules::{self, author, edited, hostile, new_record, push, raw, refusa
 use common::*;
 use tempfile::TempDir;
 use uuid::Uuid;
-use vigie_core::sync::wire::PushOutcome;
+use vigie_core::sync::wire::{PushEntry, PushOutcome};
 use vigie_core::sync::{COMBINED_WITH_OTHERS, Refusal, RefusalDetail, SyncOptions};
 use vigie_core::*;
 
@@ -907,6 +907,94 @@ fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
         "{conflicts:?}"
     );
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
+}
+
+/// A change built on an older copy of a case, with an operation deleting the supervisor's
+/// verification date made since (its id named as the operation's predecessor, past the
+/// change's history): Automerge applies it by that id, and the case stood closed with no
+/// verification, no step of any version the monitor held showing it. Refused, naming the
+/// rule; the verification stays.
+#[test]
+fn a_change_deleting_a_value_its_device_never_received_is_refused() {
+    use automerge::ReadDoc;
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let verified = identified_on() + chrono::Days::new(30);
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        supervisor
+            .store
+            .transition_case_on(case.id, to, verified)
+            .unwrap();
+    }
+    supervisor.sync(&hub.url).unwrap();
+    let theirs =
+        automerge::Automerge::load(&supervisor.store.export_document(case.id).unwrap()).unwrap();
+    let Some((_, automerge::ObjId::Id(counter, actor, _))) =
+        theirs.get(automerge::ROOT, "remediated_on").unwrap()
+    else {
+        panic!("the verification date is set");
+    };
+
+    // The monitor, offline on the referred copy, edits the notes (an honest change), to which
+    // one operation is added: the verification date deleted.
+    let (honest, _) = edited::<ChildCase>(&monitor, case.id, author(&monitor), |c| {
+        c.notes = "Vue au champ.".into();
+    });
+    let change = automerge::Change::try_from(&honest.changes[..]).unwrap();
+    let mut expanded = change.decode();
+    expanded.hash = None;
+    expanded.operations.push(automerge::legacy::Op {
+        action: automerge::legacy::OpType::Delete,
+        obj: automerge::legacy::ObjectId::Root,
+        key: automerge::legacy::Key::Map("remediated_on".into()),
+        pred: vec![automerge::legacy::OpId::new(counter, &actor)].into(),
+        insert: false,
+    });
+    let forged = automerge::Change::from(expanded);
+    let pushed = push(
+        &monitor,
+        &hub.url,
+        vec![PushEntry {
+            id: case.id,
+            heads: vec![forged.hash().0],
+            changes: forged.raw_bytes().to_vec(),
+        }],
+    );
+    let outcome = &pushed[&case.id];
+    assert_eq!(
+        refusal(outcome),
+        Some(Refusal::StepNotAllowed),
+        "{outcome:?}"
+    );
+    let PushOutcome::Refused { detail, .. } = outcome else {
+        unreachable!()
+    };
+    assert_eq!(
+        detail.as_ref().map(|d| d.rule.as_str()),
+        Some(vigie_core::doc::UNSEEN_OPERATIONS)
+    );
+    // The honest change alone goes in; the verification stays.
+    let pushed = push(&monitor, &hub.url, vec![honest]);
+    assert!(accepted(&pushed[&case.id]), "{pushed:?}");
+    supervisor.sync(&hub.url).unwrap();
+    let kept: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(kept.remediated_on, Some(verified));
+    assert_eq!(kept.notes, "Vue au champ.");
 }
 
 /// A monitor's late step made on an older copy of a case (referred → receiving services,

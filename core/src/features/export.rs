@@ -297,7 +297,7 @@ fn defused(text: &str) -> String {
         out.push('\'');
     }
     let mut part_start = 0;
-    let mut defuse = |part: &str, out: &mut String| {
+    let defuse = |part: &str, out: &mut String| {
         if runs_as_formula(part) {
             out.push('\'');
         }

@@ -3690,6 +3690,18 @@ fn admit_content<'a>(
     {
         return Err(Refusal::WrongAuthor.into());
     }
+    // An operation on a value the sender's changes never received (a deletion of another
+    // device's verification date, follow-up or merge, written by hand): no step the sender's
+    // versions show, refused as what no app writes.
+    if !before.is_empty() {
+        let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
+        if doc::reaches_unseen_operations(document, &hashes) {
+            return Err(Refused::step(
+                kind.as_str(),
+                NotAllowed::new(doc::UNSEEN_OPERATIONS),
+            ));
+        }
+    }
     // A record may not be moved out of the sender's areas either.
     let area = record
         .area()

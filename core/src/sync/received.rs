@@ -154,6 +154,10 @@ pub(crate) fn check_changes(
             "too long a history by too many devices to check here (the hub brings it)",
         ));
     }
+    let hashes: Vec<ChangeHash> = lacking.iter().map(|c| c.hash).collect();
+    if held.is_some() && doc::reaches_unseen_operations(document, &hashes) {
+        return Err(refused(id, doc::UNSEEN_OPERATIONS));
+    }
     let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
     if !doc::devices_within_share(document, &makers, &DocumentLimits::STANDARD) {
         return Err(refused(
