@@ -1171,6 +1171,52 @@ fn a_schema_21_hub_learns_where_each_records_history_starts() {
     assert_eq!(rooted, records, "every record's root found");
 }
 
+/// Schema 35 keeps a case in an age conflict on the alert and due lists by the reading that
+/// keeps the child a minor longest: a file of schema 34 has its cases' rows derived again at
+/// its upgrade, and only theirs (an upgraded hub left children 16 by one reading off its
+/// alerts until their case was edited).
+#[test]
+fn a_schema_34_store_derives_its_cases_rows_again_and_only_theirs() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let mut store = Store::open(config(&path)).expect("a store");
+    let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+    store
+        .create(&Workplace::new(
+            "Champ",
+            "cocoa",
+            Formality::Informal,
+            area.clone(),
+        ))
+        .expect("a workplace");
+    let mut case = ChildCase::new(
+        "CASE-1",
+        "Awa Koné",
+        Sex::Female,
+        area,
+        chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("a day"),
+        USER,
+    );
+    case.estimated_age = Some(11);
+    case.hours_per_week = 20;
+    store.create(&case).expect("a case");
+    drop(store);
+    file_at_schema(&path, 34);
+    // Rows schema 34 derived otherwise, taken out by hand; and a workplace's, which shows
+    // whether other kinds are indexed again.
+    let conn = Connection::open(&path).expect("open the file");
+    conn.execute_batch("DELETE FROM child_index; DELETE FROM workplace_index;")
+        .expect("schema 34's rows");
+    drop(conn);
+    let store = Store::open(config(&path)).expect("open the schema 34 file");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let conn = Connection::open(&path).expect("open the file");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(count("SELECT count(*) FROM child_index"), 1);
+    assert_eq!(count("SELECT count(*) FROM workplace_index"), 0);
+}
+
 /// Schema 34 keeps the children under 15 a visit counted (the review queue's children without
 /// a case): a file of schema 33 has its visits' rows derived again at its upgrade.
 #[test]
@@ -1205,9 +1251,10 @@ fn a_schema_33_store_counts_the_children_its_visits_found() {
 
 /// Schema 32 reads checklist items by their wording ("Children below the minimum age
 /// working" is breached by a "yes"): a file of schema 31 has its visits' rows derived again at
-/// its upgrade, and only theirs (a region's phone would index 150,000 records for nothing).
+/// its upgrade. Schema 35 derives cases' again: two kinds due, every record is indexed again
+/// (`schema::to_rederive`), where a file of 34 has its cases' alone (above).
 #[test]
-fn a_schema_31_store_derives_its_visits_rows_again_and_only_theirs() {
+fn a_schema_31_store_derives_its_visits_rows_again() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("phone.db");
     let mut store = Store::open(config(&path)).expect("a store");
@@ -1241,5 +1288,5 @@ fn a_schema_31_store_derives_its_visits_rows_again_and_only_theirs() {
         count("SELECT count(*) FROM visit_index WHERE violation = 1"),
         1
     );
-    assert_eq!(count("SELECT count(*) FROM workplace_index"), 0);
+    assert_eq!(count("SELECT count(*) FROM workplace_index"), 1);
 }

@@ -263,6 +263,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("postgres/migrations/016_refused_changes.sql"),
     include_str!("postgres/migrations/017_user_index.sql"),
     include_str!("postgres/migrations/018_sealed_file_keys.sql"),
+    include_str!("postgres/migrations/019_cases_judged_on_the_merge.sql"),
 ];
 /// The schema that keeps records' roots (012): the records stored before are filled in.
 const ROOTS_SINCE: i32 = 12;

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/032_visit_breaches.sql"),
     include_str!("migrations/033_names_folded_again.sql"),
     include_str!("migrations/034_children_without_case.sql"),
+    include_str!("migrations/035_cases_in_age_conflict.sql"),
 ];
 
 /// The schema version this software writes.
@@ -76,6 +77,9 @@ const REDERIVED_AT: &[(i64, Rederive)] = &[
     ),
     // Visits: children under 15 counted beyond the cases opened.
     (34, Rederive::Kind(Some(RecordKind::Visit))),
+    // Cases: alert and due rows of an age in conflict, by the reading that keeps the child a
+    // minor longest.
+    (35, Rederive::Kind(Some(RecordKind::ChildCase))),
 ];
 
 /// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those

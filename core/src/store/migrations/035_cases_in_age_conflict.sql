@@ -1,0 +1,7 @@
+-- Schema 35: a case whose date of birth (or estimated age, or day of identification) holds
+-- values in conflict keeps its alert and due rows until every reading says the child is 18
+-- (`ChildCase::adult_on_in_conflict`), and its follow-up due by the reading that keeps her a
+-- minor longest. Files of schema 34 held the rows of one reading: cases are written again
+-- from the documents by the backfill that follows this migration (`REDERIVED_AT`, cases
+-- only). The version also tells an older `vigie` or app that these files are newer than it:
+-- they judge a case's status as the merge shows it, which that version does not.

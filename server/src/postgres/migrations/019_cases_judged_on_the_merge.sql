@@ -1,0 +1,5 @@
+-- Schema 19: no table changes. This version's hub judges a pushed case by the status its
+-- merge shows and refuses changes that delete or overwrite values their device never
+-- received; an older `vigie` would not: the version tells it this database is newer than it
+-- (`database schema version … is newer than this software`), so that a leftover older binary
+-- (a cron job, a second path) cannot take what this one refuses.
