@@ -1048,6 +1048,51 @@ fn a_peers_late_step_does_not_take_a_closure_back() {
     assert!(supervisor.store.kind_of(beside).is_ok());
 }
 
+/// A colleague offline on an older copy of a case (referred) edits its guardian only, while the
+/// supervisor took it to withdrawn: brought by peer sync to a phone holding the verification,
+/// the edit is taken (the merge keeps "withdrawn"; the colleague took no status step), as the
+/// hub takes it. Judged on the colleague's copy alone, it was refused as a step back.
+#[test]
+fn a_peers_edit_on_an_older_copy_is_taken_when_its_merge_keeps_the_status() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    // Each certified, and each holding the others in its directory.
+    for _ in 0..2 {
+        for d in [&mut colleague, &mut monitor] {
+            d.sync(&mut hub);
+        }
+    }
+    let case = monitor.create_case(C01, NAME_C01);
+    let referral = Referral::new(
+        ServiceKind::Education,
+        "École",
+        NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+    );
+    monitor.store.refer_case(case, referral).unwrap();
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let verified = NaiveDate::from_ymd_opt(2026, 5, 4).unwrap();
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        supervisor
+            .store
+            .transition_case_on(case, to, verified)
+            .unwrap();
+    }
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+
+    let mut edited: ChildCase = colleague.store.get(case).unwrap();
+    assert_eq!(edited.status, CaseStatus::Referred);
+    edited.guardian = "Tante Aminata".into();
+    colleague.store.update(&edited).unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    let taken: ChildCase = monitor.store.get(case).unwrap();
+    assert_eq!(taken.guardian, "Tante Aminata");
+    assert_eq!(taken.status, CaseStatus::Withdrawn);
+}
+
 /// A colleague's change the hub refused from the colleague (hours of work below zero), which
 /// the monitor took as a copied file (`merge_document`: a peer or a bundle would refuse it)
 /// and built an edit on: the monitor's phone is not left waiting for it for ever. The

@@ -263,6 +263,30 @@ fn check_status_from_held(
     if was.status == now.status {
         return Ok(());
     }
+    // As the merge with this device's copy shows it: a sender whose copy is older than this
+    // one (a colleague offline, who edited only the guardian) brings no status step.
+    let mut merged = held.clone();
+    let merged_case = match merged.merge(&mut document.clone()) {
+        Ok(_) => match TypedRecord::read(RecordKind::ChildCase, id, &merged) {
+            Ok(TypedRecord::ChildCase(case)) => case,
+            _ => {
+                return Err(refused(
+                    id,
+                    "its merge with this device's copy does not read",
+                ));
+            }
+        },
+        Err(_) => {
+            return Err(refused(
+                id,
+                "its merge with this device's copy does not read",
+            ));
+        }
+    };
+    if was.status == merged_case.status {
+        return Ok(());
+    }
+    let (now, document) = (&merged_case, &merged);
     let maker = doc::device_of_field(document, "status");
     let mut roles = vec![sender.role];
     match maker.and_then(|device| known.0.get(&device)) {
