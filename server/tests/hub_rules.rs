@@ -909,6 +909,58 @@ fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
     assert!(hub.log_errors().is_empty(), "{:#?}", hub.log_errors());
 }
 
+/// The same late step against a case the supervisor verified then reopened (the child found
+/// working again): reopened, the case waits for a new referral; the monitor's step through the
+/// referral of the episode the verification ended is refused, and the reopening stands.
+#[test]
+fn a_late_step_made_on_an_older_copy_does_not_take_a_reopening_on() {
+    let dir = TempDir::new().unwrap();
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let verified = identified_on() + chrono::Days::new(30);
+    for to in [
+        CaseStatus::ReceivingServices,
+        CaseStatus::Withdrawn,
+        CaseStatus::Identified,
+    ] {
+        supervisor
+            .store
+            .transition_case_on(case.id, to, verified)
+            .unwrap();
+    }
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+
+    let mut noted: ChildCase = monitor.store.get(case.id).unwrap();
+    noted.notes = "Vue au champ de cacao avec son oncle. ".repeat(20);
+    monitor.store.update(&noted).unwrap();
+    monitor
+        .store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(summary.refused.len(), 1, "{summary:?}");
+    let detail = RefusalDetail::of(&summary.refusal_details, case.id).expect("a detail");
+    assert_eq!(detail.field, "status");
+    supervisor.sync(&hub.url).unwrap();
+    let kept: ChildCase = supervisor.store.get(case.id).unwrap();
+    assert_eq!(kept.status, CaseStatus::Identified);
+}
+
 /// A change built on an older copy of a case, with an operation deleting the supervisor's
 /// verification date made since (its id named as the operation's predecessor, past the
 /// change's history): Automerge applies it by that id, and the case stood closed with no

@@ -414,7 +414,15 @@ pub fn check_status_reached(
     from: CaseStatus,
     case: &ChildCase,
 ) -> Result<(), NotAllowed> {
-    check_case_status(role, from, case.status, !case.referrals.is_empty())
+    // Only a referral of the episode the case is in takes it on from identified: a case
+    // reopened keeps the referrals of the one its verification ended, and waits for a new one
+    // (a monitor's late step from referred took a case a supervisor had just reopened on to
+    // services, through the old referral).
+    let referred = case.referrals.values().any(|referral| {
+        case.remediated_on
+            .is_none_or(|verified| referral.date > verified)
+    });
+    check_case_status(role, from, case.status, referred)
 }
 
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
