@@ -408,19 +408,22 @@ fn check_case_status(
 /// Whether `role` may take a case from status `from` to the status `case` stands at, by
 /// steps of its own (the state machine and the matrix; what the record says for that status
 /// is `check_case_facts`'s). What two devices' edits merged leave, from the status a copy
-/// held: a late step made on an older copy must not take a case back from closed.
+/// held: a late step made on an older copy must not take a case back from closed. With
+/// `since_reopened`, only a referral of the episode the case is in takes it on from identified:
+/// a case reopened keeps the referrals of the one its verification ended, and waits for a new
+/// one (a monitor's late step from referred took a case a supervisor had just reopened on to
+/// services, through the old referral).
 pub fn check_status_reached(
     role: Role,
     from: CaseStatus,
     case: &ChildCase,
+    since_reopened: bool,
 ) -> Result<(), NotAllowed> {
-    // Only a referral of the episode the case is in takes it on from identified: a case
-    // reopened keeps the referrals of the one its verification ended, and waits for a new one
-    // (a monitor's late step from referred took a case a supervisor had just reopened on to
-    // services, through the old referral).
     let referred = case.referrals.values().any(|referral| {
-        case.remediated_on
-            .is_none_or(|verified| referral.date > verified)
+        !since_reopened
+            || case
+                .remediated_on
+                .is_none_or(|verified| referral.date > verified)
     });
     check_case_status(role, from, case.status, referred)
 }

@@ -301,7 +301,7 @@ fn check_status_from_held(
         }
     }
     for role in roles {
-        rights::check_status_reached(role, was.status, now)
+        rights::check_status_reached(role, was.status, now, false)
             .map_err(|e| refused(id, format!("{} (status)", e.rule)))?;
     }
     Ok(())
