@@ -276,8 +276,9 @@ impl Error {
 }
 
 /// The most of an error's text that another party wrote (a hub's refusal, or whatever answered
-/// in its place) an app or a command shows.
-pub const MAX_FOREIGN_TEXT: usize = 300;
+/// in its place) an app or a command shows: the hub's longest answer whole (a token used first
+/// by another store, some 430 characters), which the app's catalogues translate only whole.
+pub const MAX_FOREIGN_TEXT: usize = 600;
 
 /// A text another party wrote, as an app or a command may show it: on one line, without
 /// control or text-direction characters, and no longer than `MAX_FOREIGN_TEXT` characters (a

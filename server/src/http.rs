@@ -1319,8 +1319,9 @@ mod tests {
             let body = answer.into_body().collect().await.unwrap().to_bytes();
             let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let said = body["error"].as_str().unwrap();
-            let french =
-                vigie_core::messages::rule_text(&format!("hub answered {status}: {said}"), "fr");
+            // As an app's transport passes it on (`foreign_text`: one line, bounded).
+            let passed = vigie_core::error::foreign_text(&format!("hub answered {status}: {said}"));
+            let french = vigie_core::messages::rule_text(&passed, "fr");
             // No three words of the answer are left in English (a command's name may stay).
             let words: Vec<&str> = said.split_whitespace().collect();
             let english: Vec<String> = words
