@@ -190,7 +190,13 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     };
     let matches = |typed: &str| argon2().verify_password(typed.as_bytes(), &hash).is_ok();
     let one_form = composed(password);
-    matches(&one_form) || (one_form != password && matches(password))
+    if matches(&one_form) {
+        return true;
+    }
+    // A hash made before: of the password as typed then, composed or not.
+    use unicode_normalization::UnicodeNormalization;
+    let other_form: String = password.nfd().collect();
+    (password != one_form && matches(password)) || (other_form != one_form && matches(&other_form))
 }
 
 /// A hash that matches nothing, verified when the sign-in name is unknown so that the answer
@@ -299,6 +305,8 @@ pub struct Typed<'a> {
 /// Whether a password chosen (on an invitation's page or the account's) may be taken: long
 /// enough, not one a guesser tries first, typed twice alike.
 fn check_new_password(login: &str, password: &str, again: &str) -> Result<(), Refused> {
+    // Judged as hashed (`composed`): an accent typed as a letter and a mark is one character.
+    let (password, again) = (&composed(password), &composed(again));
     // Blanks count for nothing: ten spaces are no password.
     if password.chars().filter(|c| !c.is_whitespace()).count() < MIN_PASSWORD {
         return Err(Refused::PasswordShort);
@@ -687,6 +695,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(verify_password(decomposed_form, &as_typed));
+        assert!(verify_password(composed_form, &as_typed));
+        // Its rules count characters as hashed: six accented letters and a digit are seven.
+        let short = "e\u{301}a\u{300}u\u{308}o\u{308}c\u{327}1";
+        assert_eq!(
+            check_new_password("awa.kone", short, "éàüöç1"),
+            Err(Refused::PasswordShort)
+        );
     }
 
     #[test]
