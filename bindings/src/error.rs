@@ -139,9 +139,11 @@ impl VigieError {
                 let what = field_label(kind, lang).unwrap_or_else(|| kind.clone());
                 said("error.not_found", &[&what])
             }
-            VigieError::Conflict { reason, .. } => {
-                said("error.conflict", &[&rule_text(reason, lang)])
-            }
+            // The id the reason names tells the person nothing: the catalogues word it `0`.
+            VigieError::Conflict { reason, id } => said(
+                "error.conflict",
+                &[&rule_text(&reason.replace(id.as_str(), "0"), lang)],
+            ),
             VigieError::Authentication { reason } => {
                 said("error.authentication", &[&rule_text(reason, lang)])
             }
@@ -168,7 +170,11 @@ impl VigieError {
                     .unwrap_or_else(|| limit_of.clone());
                 said(
                     "error.over_limit",
-                    &[&what, &size.to_string(), &limit.to_string()],
+                    &[
+                        &what,
+                        &messages::limit_in(&size.to_string(), lang),
+                        &messages::limit_in(&limit.to_string(), lang),
+                    ],
                 )
             }
             VigieError::AttachmentNotHere { .. } => said("error.attachment_not_here", &[]),

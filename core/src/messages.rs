@@ -141,7 +141,7 @@ pub fn rule_text(rule: &str, language: &str) -> String {
 /// A limit's digits as the reader writes a large number: 100 000 in French (a narrow no-break
 /// space between thousands), 100,000 in English. Numbers of four digits or fewer stay as they
 /// are: a rule's years and standards (2026, C138) are among them.
-fn limit_in(digits: &str, language: &str) -> String {
+pub fn limit_in(digits: &str, language: &str) -> String {
     if digits.len() < 5 {
         return digits.to_string();
     }
@@ -190,45 +190,69 @@ fn frame_text(rule: &str, language: &str) -> Option<String> {
         .filter_map(|(frame, text)| Some((frame.strip_prefix("rule.")?, text)))
         .filter(|(frame, _)| frame.contains(SLOT))
         .find_map(|(frame, text)| {
-            let labels = slots_of(frame, &key)?
-                .into_iter()
-                .map(|code| code_label(code, language))
-                .collect::<Option<Vec<_>>>()?;
-            Some(labels.iter().fold(text.to_string(), |text, label| {
-                text.replacen("{}", label, 1)
-            }))
+            let labels = labels_of(frame, &key, language)?;
+            // In order, or where the translation says `{1}`, `{2}`…
+            Some(if text.contains("{1}") {
+                labels
+                    .iter()
+                    .enumerate()
+                    .fold(text.to_string(), |text, (i, label)| {
+                        text.replace(&format!("{{{}}}", i + 1), label)
+                    })
+            } else {
+                labels.iter().fold(text.to_string(), |text, label| {
+                    text.replacen("{}", label, 1)
+                })
+            })
         })
 }
 
-/// The parts of `key` a frame's slots stand for, when the rest is the frame's words.
-fn slots_of<'k>(frame: &str, key: &'k str) -> Option<Vec<&'k str>> {
-    let mut words = frame.split(SLOT);
-    let mut rest = key.strip_prefix(words.next()?)?;
-    let mut slots = Vec::new();
-    let words: Vec<&str> = words.collect();
-    for (i, word) in words.iter().enumerate() {
-        let end = if i + 1 == words.len() {
-            rest.strip_suffix(word).map(str::len)
+/// The labels of the codes `key` holds where a frame has its slots, when the rest is the
+/// frame's words and each part a slot stands for is a code (`code_label`). A word of the frame
+/// may come more than once in a key (`child_case`'s `_`): each place is tried.
+fn labels_of(frame: &str, key: &str, language: &str) -> Option<Vec<String>> {
+    fn fill(words: &[&str], rest: &str, language: &str) -> Option<Vec<String>> {
+        let (word, later) = words.split_first()?;
+        let ends: Vec<usize> = if later.is_empty() {
+            rest.strip_suffix(word).map(str::len).into_iter().collect()
+        } else if word.is_empty() {
+            Vec::new()
         } else {
-            rest.find(word).filter(|_| !word.is_empty())
-        }?;
-        if end == 0 {
-            return None;
-        }
-        slots.push(&rest[..end]);
-        rest = &rest[end + word.len()..];
+            rest.match_indices(word).map(|(at, _)| at).collect()
+        };
+        ends.into_iter().filter(|end| *end > 0).find_map(|end| {
+            let label = code_label(&rest[..end], language)?;
+            let mut labels = vec![label];
+            if !later.is_empty() {
+                labels.extend(fill(later, &rest[end + word.len()..], language)?);
+            }
+            Some(labels)
+        })
     }
-    Some(slots)
+    let mut words = frame.split(SLOT);
+    let rest = key.strip_prefix(words.next()?)?;
+    let words: Vec<&str> = words.collect();
+    fill(&words, rest, language)
 }
 
 /// The label of a code a rule holds: a case's or a visit's status, a record kind, a role in
-/// words (`Role::in_words`).
+/// words (`Role::in_words`), a field; or nothing for an id (the caller wrote it `0`: an id
+/// tells the person reading nothing, and `rule_key` makes it `n`).
 fn code_label(code: &str, language: &str) -> Option<String> {
+    if code == "n" {
+        return Some(String::new());
+    }
     let catalogue = catalogue(language);
-    ["status", "visit_status", "record_kind", "role_words"]
-        .iter()
-        .find_map(|set| catalogue.get(format!("{set}.{code}").as_str()))
-        .map(|label| label.to_string())
+    [
+        "status",
+        "visit_status",
+        "record_kind",
+        "role_words",
+        "field",
+    ]
+    .iter()
+    .find_map(|set| catalogue.get(format!("{set}.{code}").as_str()))
+    .map(|label| label.to_string())
 }
 
 /// A workflow step refused by its statuses (`a case cannot go from identified to closed`): the
@@ -733,6 +757,16 @@ mod tests {
         assert_eq!(
             refusal(&date, "fr").as_deref(),
             Some("Date du suivi : doit être un jour du calendrier, écrit AAAA-MM-JJ")
+        );
+        // A conflict's reason, its id worded `0` (`VigieError.text_in`): a kind whose code
+        // holds the frame's own `_` too.
+        assert_eq!(
+            rule_text("child_case 0 already exists", "fr"),
+            "« Cas d'enfant » : un enregistrement de cet identifiant existe déjà"
+        );
+        assert_eq!(
+            rule_text("record 0 was erased: its id is not used again", "fr"),
+            "ce dossier a été effacé : son identifiant ne sert plus"
         );
         // A large limit is written as the reader writes it.
         let many = Error::Validation(crate::ValidationError::new(

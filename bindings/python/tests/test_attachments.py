@@ -133,6 +133,7 @@ def test_bad_captures_get_typed_errors_and_store_nothing(env, tmp_path):
         # The limit is named in the user's words, not by its code.
         french = e.value.text_in("fr")
         assert "taille d'une pièce jointe" in french and "file_bytes" not in french, french
+        assert "\u202f" in french, french  # 10 485 760, as a French reader writes it
 
         with pytest.raises(vigie.VigieError.Validation) as e:
             phone.add_attachment(case.id, vigie.NewAttachment(

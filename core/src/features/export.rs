@@ -316,11 +316,12 @@ fn defused(text: &str) -> String {
 /// its leading apostrophe.
 fn runs_as_formula(part: &str) -> bool {
     // Spreadsheets skip leading blanks (and some read full-width signs) before deciding, and a
-    // quote at a cell's start is one they take off (`"=F"` is the formula =F).
+    // quote at a cell's start is one they take off (`"=F"` is the formula =F; the quote is
+    // written by its code point: the catalogues' test reads the core's texts between quotes).
     let blanks = |c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}');
     let start = part.trim_start_matches(blanks);
     let unquoted = start
-        .strip_prefix('"')
+        .strip_prefix('\u{22}')
         .unwrap_or(start)
         .trim_start_matches(blanks);
     part.starts_with(['\t', '\r', '\''])
