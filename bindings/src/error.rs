@@ -180,6 +180,10 @@ impl VigieError {
             VigieError::AttachmentNotHere { .. } => said("error.attachment_not_here", &[]),
             // The text already says the hub could not be reached: what the transport said
             // follows, in the user's language when the catalogues hold it.
+            // The hub answered (busy, a limit, its own fault): it was reached.
+            VigieError::Transport { reason } if reason.starts_with("hub answered ") => {
+                said("error.hub_answered", &[&rule_text(reason, lang)])
+            }
             VigieError::Transport { reason } => {
                 let why = reason.strip_prefix("hub unreachable: ").unwrap_or(reason);
                 said("error.transport", &[&rule_text(why, lang)])

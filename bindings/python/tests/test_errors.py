@@ -157,8 +157,12 @@ def test_storage_damaged_input_and_transport(env):
         store.import_bundle(b"not a bundle")
     with pytest.raises(vigie.VigieError.DamagedInput):
         store.hub_sync_apply(bytes(64))
-    with pytest.raises(vigie.VigieError.Transport):
+    with pytest.raises(vigie.VigieError.Transport) as e:
         store.sync_with(vigie.HubTransport("http://127.0.0.1:1", env.monitor_token), None)
+    # Said in words, not the system's ("[Errno 111] Connection refused"), in French too.
+    assert "refused the connection" in e.value.reason, e.value.reason
+    french = e.value.text_in("fr")
+    assert "a refusé la connexion" in french and "Errno" not in french, french
 
     # What an app's transport throws may quote anything it had at hand (here a child's name):
     # the error keeps the exception's type only.
@@ -291,7 +295,10 @@ def test_a_redirect_is_not_followed_and_the_token_goes_nowhere_else(env):
         with pytest.raises(vigie.VigieError.Transport) as e:
             store.sync_with(vigie.HubTransport(f"http://127.0.0.1:{hub.server_address[1]}",
                                                env.monitor_token), None)
-        assert "redirect to http://localhost:" in e.value.reason, e.value.reason
+        assert "redirect, not followed" in e.value.reason, e.value.reason
+        assert e.value.reason.endswith(": http://localhost:" + str(other.server_address[1])), e.value.reason
+        french = e.value.text_in("fr")
+        assert "redirection, non suivie" in french and "redirect" not in french, french
         assert reached == []
     finally:
         hub.shutdown()

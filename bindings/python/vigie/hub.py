@@ -1,6 +1,7 @@
 """A ``SyncTransport`` over HTTP with the standard library: ``POST <hub>/v1/sync`` for records,
 ``POST <hub>/v1/attachments`` for attachments' chunks."""
 
+import errno
 import http.client
 import ipaddress
 import json
@@ -259,22 +260,46 @@ class HubTransport(SyncTransport):
                     reason=message, order=order if isinstance(order, str) else ""
                 ) from None
             raise TransportError.Http(status=e.code, reason=message) from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise TransportError.Unreachable(reason=str(reason)) from None
         except http.client.HTTPException as e:
-            # The connection closed before a whole answer came (no status line, a body cut).
+            # The connection closed before a whole answer came (no status line, a body cut;
+            # `RemoteDisconnected` is an `OSError` too: caught here first).
             raise _cut(e) from None
+        except (urllib.error.URLError, OSError) as e:
+            raise TransportError.Unreachable(reason=_network_failure(e)) from None
+
+
+# One literal: the catalogues' test reads the texts between quotes.
+_REDIRECTED = "the hub's address answered with a redirect, not followed (the device's token goes to the hub's own address only; set the hub's URL to the address it serves)"
 
 
 def _redirected(e: urllib.error.HTTPError) -> str:
-    """Where a redirect pointed (its scheme and host only), and why it was not followed."""
+    """Why a redirect was not followed, then where it pointed (its scheme and host only),
+    after the words the catalogues translate."""
     target = urllib.parse.urlsplit(e.headers.get("Location") or "")
-    where = f" to {target.scheme}://{target.netloc}" if target.netloc else ""
-    return (
-        f"the hub's address answered with a redirect{where}, not followed: the device's token "
-        "goes to the hub's own address only (set the hub's URL to the address it serves)"
-    )
+    if not target.netloc:
+        return _REDIRECTED
+    return f"{_REDIRECTED}: {target.scheme}://{target.netloc}"
+
+
+def _network_failure(e: OSError) -> str:
+    """Why the hub could not be reached, in words the catalogues translate (the system's own
+    message, `[Errno 111] Connection refused`, reached French users as it was); else the
+    failure's type."""
+    reason = getattr(e, "reason", None)
+    failure = reason if isinstance(reason, BaseException) else e
+    if isinstance(failure, ConnectionRefusedError):
+        return "the hub's address refused the connection: is the hub running, at this address?"
+    if isinstance(failure, socket.gaierror):
+        return "the hub's address was not found: no network, or a wrong address"
+    if isinstance(failure, (TimeoutError, socket.timeout)):
+        return "no answer from the hub in time: the link is too slow, or down"
+    if isinstance(failure, ssl.SSLError):
+        return "the hub's certificate was not accepted (a portal on the way, or a wrong address?)"
+    if isinstance(failure, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return "the hub's answer was cut on the way"
+    if isinstance(failure, OSError) and failure.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "no route to the hub: the device has no network"
+    return f"the network failed: {type(failure).__name__}"
 
 
 def _cancelled() -> TransportError:
