@@ -429,7 +429,7 @@ mod tests {
             reason.starts_with("hub answered 403: Forfait épuisé : xxx"),
             "{reason}"
         );
-        assert!(reason.chars().count() < 400, "{}", reason.len());
+        assert!(reason.chars().count() < 700, "{}", reason.len());
         assert!(reason.ends_with('…'));
     }
 }

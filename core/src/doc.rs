@@ -155,49 +155,80 @@ pub fn device_of_field(doc: &Automerge, field: &str) -> Option<Uuid> {
 pub const UNSEEN_OPERATIONS: &str =
     "a change deletes or overwrites values its device never received";
 
-/// Whether one of `changes` (of `document`, in causal order) refers to an operation the
+/// Whether one of `changes` (of `document`, in causal order, made after the versions whose
+/// heads are `held_heads`) refers to an operation the
 /// history its change depends on does not hold: the deletion or overwrite of a value (its
 /// predecessors), or an edit inside an object or after a list element, that its device never
 /// received. Automerge applies such an operation by its id whatever the change depends on: a
 /// device's change built on an older copy of a case deleted the supervisor's verification
 /// date, a follow-up or a merge made since, and no version the device held showed that step.
 /// An app's changes never do so (Automerge writes an edit on what its document holds).
-pub fn reaches_unseen_operations(document: &Automerge, changes: &[ChangeHash]) -> bool {
+pub fn reaches_unseen_operations(
+    document: &Automerge,
+    changes: &[ChangeHash],
+    held_heads: &[ChangeHash],
+) -> bool {
     use automerge::legacy::{ElementId, Key, ObjectId, OpId};
     use std::collections::HashMap;
     // The last operation of each actor a version holds (an actor's changes follow one
     // another: one of its operations is in a version when its counter is at most this).
     type Clock = HashMap<ActorId, u64>;
+    let mut held_heads = held_heads.to_vec();
+    held_heads.sort();
     let new: HashSet<ChangeHash> = changes.iter().copied().collect();
-    let mut held: Option<Vec<(ChangeHash, ActorId, u64)>> = None;
-    let mut of_old_heads: HashMap<Vec<ChangeHash>, Clock> = HashMap::new();
-    let mut of_new: HashMap<ChangeHash, Clock> = HashMap::new();
+    let mut found = Vec::with_capacity(changes.len());
     for hash in changes {
         let Some(change) = document.get_change_by_hash(hash) else {
             return true;
         };
+        found.push(change);
+    }
+    // The operations of the new changes: one that names them names no held one.
+    let new_ops: Vec<(ActorId, u64, u64)> = found
+        .iter()
+        .map(|c| (c.actor_id().clone(), c.start_op().get(), c.max_op()))
+        .collect();
+    let is_new_op = |id: &OpId| {
+        new_ops
+            .iter()
+            .any(|(actor, start, max)| *actor == id.1 && (*start..=*max).contains(&id.0))
+    };
+    let mut all_held: Option<Vec<(ChangeHash, ActorId, u64)>> = None;
+    let mut of_old_heads: HashMap<Vec<ChangeHash>, Clock> = HashMap::new();
+    // Each new change's clock, and whether it builds on every version held (then each held
+    // operation is in its history: the common case, an app's edit of the copy it last synced,
+    // judged without the record's whole history).
+    let mut of_new: HashMap<ChangeHash, (Clock, bool)> = HashMap::new();
+    for change in &found {
         let (new_deps, mut old_deps): (Vec<ChangeHash>, Vec<ChangeHash>) =
             change.deps().iter().partition(|dep| new.contains(*dep));
         old_deps.sort();
-        let mut clock = of_old_heads
-            .entry(old_deps.clone())
-            .or_insert_with(|| {
-                let mut clock = Clock::new();
-                if old_deps.is_empty() {
-                    return clock;
+        let mut sees_held = !held_heads.is_empty() && old_deps == held_heads;
+        let mut clock = Clock::new();
+        for dep in &new_deps {
+            if let Some((theirs, saw)) = of_new.get(dep) {
+                sees_held |= *saw;
+                for (actor, max_op) in theirs {
+                    let last = clock.entry(actor.clone()).or_default();
+                    *last = (*last).max(*max_op);
                 }
+            }
+        }
+        if !sees_held && !old_deps.is_empty() {
+            let held_clock = of_old_heads.entry(old_deps.clone()).or_insert_with(|| {
                 let after: HashSet<ChangeHash> = document
                     .get_changes_meta(&old_deps)
                     .iter()
                     .map(|c| c.hash)
                     .collect();
-                let all = held.get_or_insert_with(|| {
+                let all = all_held.get_or_insert_with(|| {
                     document
                         .get_changes_meta(&[])
                         .into_iter()
                         .map(|c| (c.hash, c.actor.into_owned(), c.max_op))
                         .collect()
                 });
+                let mut clock = Clock::new();
                 for (hash, actor, max_op) in all.iter() {
                     if !after.contains(hash) {
                         let last = clock.entry(actor.clone()).or_default();
@@ -205,10 +236,8 @@ pub fn reaches_unseen_operations(document: &Automerge, changes: &[ChangeHash]) -
                     }
                 }
                 clock
-            })
-            .clone();
-        for dep in &new_deps {
-            for (actor, max_op) in of_new.get(dep).into_iter().flatten() {
+            });
+            for (actor, max_op) in held_clock.iter() {
                 let last = clock.entry(actor.clone()).or_default();
                 *last = (*last).max(*max_op);
             }
@@ -221,6 +250,7 @@ pub fn reaches_unseen_operations(document: &Automerge, changes: &[ChangeHash]) -
         let seen = |id: &OpId, counter: u64| {
             clock.get(&id.1).is_some_and(|last| id.0 <= *last)
                 || (&id.1 == own && id.0 >= start && id.0 < counter)
+                || (sees_held && !is_new_op(id))
         };
         for (counter, op) in (start..).zip(&expanded.operations) {
             let object = match &op.obj {
@@ -242,7 +272,7 @@ pub fn reaches_unseen_operations(document: &Automerge, changes: &[ChangeHash]) -
         }
         let last = clock.entry(own.clone()).or_default();
         *last = (*last).max(change.max_op());
-        of_new.insert(*hash, clock);
+        of_new.insert(change.hash(), (clock, sees_held));
     }
     false
 }

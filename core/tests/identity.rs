@@ -1048,6 +1048,90 @@ fn a_peers_late_step_does_not_take_a_closure_back() {
     assert!(supervisor.store.kind_of(beside).is_ok());
 }
 
+/// A colleague's change built on an older copy of a case, with an operation deleting the
+/// verification date the supervisor recorded since (named past the change's history), planted
+/// on the colleague's phone as a copied file: brought by peer sync to a phone holding the
+/// verification, it is not taken, as the hub refuses it; the verification stays.
+#[test]
+fn a_peers_change_deleting_a_value_it_never_received_is_not_taken() {
+    use automerge::ReadDoc;
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let mut colleague = Device::new(&dir, "colleague", Role::CommunityMonitor, &[C01]);
+    for _ in 0..2 {
+        for d in [&mut colleague, &mut monitor] {
+            d.sync(&mut hub);
+        }
+    }
+    let case = monitor.create_case(C01, NAME_C01);
+    let referral = Referral::new(
+        ServiceKind::Education,
+        "École",
+        NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+    );
+    monitor.store.refer_case(case, referral).unwrap();
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    // The referred copy the forged change is built on.
+    let stale = colleague.store.export_document(case).unwrap();
+    let mut noted: ChildCase = colleague.store.get(case).unwrap();
+    let verified = NaiveDate::from_ymd_opt(2026, 5, 4).unwrap();
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        supervisor
+            .store
+            .transition_case_on(case, to, verified)
+            .unwrap();
+    }
+    supervisor.sync(&mut hub);
+    monitor.sync(&mut hub);
+    colleague.sync(&mut hub);
+    let held = automerge::Automerge::load(&monitor.store.export_document(case).unwrap()).unwrap();
+    let Some((_, automerge::ObjId::Id(counter, actor, _))) =
+        held.get(automerge::ROOT, "remediated_on").unwrap()
+    else {
+        panic!("the verification date is set");
+    };
+
+    // On the colleague's referred copy: a note, and the verification date deleted.
+    let mut document = automerge::Automerge::load(&stale)
+        .unwrap()
+        .with_actor(colleague.store.actor().clone());
+    let before = document.get_heads();
+    noted.notes = "Vue au champ.".into();
+    let author = ChangeAuthor {
+        user: colleague.principal.user,
+        device: colleague.id(),
+    };
+    vigie_core::doc::write_record(&mut document, &noted, &author)
+        .unwrap()
+        .expect("a change");
+    let change = automerge::Change::try_from(&document.save_after(&before)[..]).unwrap();
+    let mut expanded = change.decode();
+    expanded.hash = None;
+    expanded.operations.push(automerge::legacy::Op {
+        action: automerge::legacy::OpType::Delete,
+        obj: automerge::legacy::ObjectId::Root,
+        key: automerge::legacy::Key::Map("remediated_on".into()),
+        pred: vec![automerge::legacy::OpId::new(counter, &actor)].into(),
+        insert: false,
+    });
+    let forged = automerge::Change::from(expanded);
+    let mut planted =
+        automerge::Automerge::load(&colleague.store.export_document(case).unwrap()).unwrap();
+    planted.apply_changes([forged]).unwrap();
+    colleague
+        .store
+        .merge_document(case, &planted.save())
+        .unwrap();
+
+    let before = monitor.store.export_document(case).unwrap();
+    peer(&mut colleague, &mut monitor).unwrap();
+    assert!(monitor.store.export_document(case).unwrap() == before);
+    let kept: ChildCase = monitor.store.get(case).unwrap();
+    assert_eq!(kept.remediated_on, Some(verified));
+}
+
 /// A colleague offline on an older copy of a case (referred) edits its guardian only, while the
 /// supervisor took it to withdrawn: brought by peer sync to a phone holding the verification,
 /// the edit is taken (the merge keeps "withdrawn"; the colleague took no status step), as the

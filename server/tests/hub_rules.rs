@@ -37,6 +37,28 @@ fn monitor_supervisor_and_hub(dir: &TempDir) -> (Device, Device, Hub) {
     (monitor, supervisor, Hub::start(&data))
 }
 
+/// A hub, a monitor and a supervisor, and a case the monitor registered and referred, which
+/// both hold.
+fn a_referred_case_on_both(dir: &TempDir) -> (Device, Device, Hub, ChildCase) {
+    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(dir);
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa", monitor.user()))
+        .unwrap();
+    let referral = Referral {
+        service: ServiceKind::Education,
+        provider: "École de Soubré".into(),
+        date: identified_on(),
+        outcome: String::new(),
+    };
+    monitor.store.refer_case(case.id, referral).unwrap();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    (monitor, supervisor, hub, case)
+}
+
 fn accepted(outcome: &PushOutcome) -> bool {
     matches!(outcome, PushOutcome::Accepted { .. })
 }
@@ -863,22 +885,7 @@ fn a_hub_without_an_area_tree_gives_no_area_until_the_tree_is_published() {
 #[test]
 fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
     let dir = TempDir::new().unwrap();
-    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Awa", monitor.user()))
-        .unwrap();
-    let referral = Referral {
-        service: ServiceKind::Education,
-        provider: "École de Soubré".into(),
-        date: identified_on(),
-        outcome: String::new(),
-    };
-    monitor.store.refer_case(case.id, referral).unwrap();
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
+    let (mut monitor, mut supervisor, hub, case) = a_referred_case_on_both(&dir);
 
     // Offline on both sides: the monitor's services start; the supervisor, who heard of them
     // first-hand, verifies the withdrawal.
@@ -915,22 +922,7 @@ fn concurrent_steps_are_each_judged_from_the_version_they_were_made_on() {
 #[test]
 fn a_late_step_made_on_an_older_copy_does_not_take_a_reopening_on() {
     let dir = TempDir::new().unwrap();
-    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Awa", monitor.user()))
-        .unwrap();
-    let referral = Referral {
-        service: ServiceKind::Education,
-        provider: "École de Soubré".into(),
-        date: identified_on(),
-        outcome: String::new(),
-    };
-    monitor.store.refer_case(case.id, referral).unwrap();
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
+    let (mut monitor, mut supervisor, hub, case) = a_referred_case_on_both(&dir);
     let verified = identified_on() + chrono::Days::new(30);
     for to in [
         CaseStatus::ReceivingServices,
@@ -970,22 +962,7 @@ fn a_late_step_made_on_an_older_copy_does_not_take_a_reopening_on() {
 fn a_change_deleting_a_value_its_device_never_received_is_refused() {
     use automerge::ReadDoc;
     let dir = TempDir::new().unwrap();
-    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Awa", monitor.user()))
-        .unwrap();
-    let referral = Referral {
-        service: ServiceKind::Education,
-        provider: "École de Soubré".into(),
-        date: identified_on(),
-        outcome: String::new(),
-    };
-    monitor.store.refer_case(case.id, referral).unwrap();
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
+    let (monitor, mut supervisor, hub, case) = a_referred_case_on_both(&dir);
     let verified = identified_on() + chrono::Days::new(30);
     for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
         supervisor
@@ -1058,22 +1035,7 @@ fn a_change_deleting_a_value_its_device_never_received_is_refused() {
 #[test]
 fn a_late_step_made_on_an_older_copy_does_not_take_a_closure_back() {
     let dir = TempDir::new().unwrap();
-    let (mut monitor, mut supervisor, hub) = monitor_supervisor_and_hub(&dir);
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
-    let case = monitor
-        .store
-        .create(&child(area(C01), "Awa", monitor.user()))
-        .unwrap();
-    let referral = Referral {
-        service: ServiceKind::Education,
-        provider: "École de Soubré".into(),
-        date: identified_on(),
-        outcome: String::new(),
-    };
-    monitor.store.refer_case(case.id, referral).unwrap();
-    monitor.sync(&hub.url).unwrap();
-    supervisor.sync(&hub.url).unwrap();
+    let (mut monitor, mut supervisor, hub, case) = a_referred_case_on_both(&dir);
 
     // The supervisor takes the case to its end: services, verification, a follow-up in
     // school, closure.

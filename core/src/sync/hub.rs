@@ -3695,7 +3695,7 @@ fn admit_content<'a>(
     // versions show, refused as what no app writes.
     if !before.is_empty() {
         let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
-        if doc::reaches_unseen_operations(document, &hashes) {
+        if doc::reaches_unseen_operations(document, &hashes, before) {
             return Err(Refused::step(
                 kind.as_str(),
                 NotAllowed::new(doc::UNSEEN_OPERATIONS),
@@ -3767,8 +3767,9 @@ fn admit_content<'a>(
     // (referred → receiving services, typed offline) whose value wins the merge over a
     // supervisor's closure meanwhile would take the case back from closed, a step no monitor
     // may take: the closed case came back to the alerts and the due lists.
-    if let (TypedRecord::ChildCase(merged), Ok(Some(TypedRecord::ChildCase(was)))) =
-        (&record, held.get())
+    if let TypedRecord::ChildCase(merged) = &record
+        && !builds_on(&heads.0, before)
+        && let Ok(Some(TypedRecord::ChildCase(was))) = held.get()
         && was.status != merged.status
         // Another device moved the case since the sender's version (its own steps, from
         // there, were judged above).
@@ -3897,6 +3898,14 @@ pub(crate) fn changes_file_the_record(
         (Ok(held), Ok(merged)) => held.area() != merged.area(),
         _ => true,
     }
+}
+
+/// Whether the sender's changes build on the very version the hub held (`sender_heads`'s
+/// base, sorted, against the hub's heads): no other device's change came meanwhile.
+fn builds_on(base: &[ChangeHash], held: &[ChangeHash]) -> bool {
+    let mut held = held.to_vec();
+    held.sort();
+    base == held
 }
 
 /// The heads the sender's new changes build on (empty: a new record) and the heads they make.

@@ -155,7 +155,9 @@ pub(crate) fn check_changes(
         ));
     }
     let hashes: Vec<ChangeHash> = lacking.iter().map(|c| c.hash).collect();
-    if held.is_some() && doc::reaches_unseen_operations(document, &hashes) {
+    if let Some(held) = held
+        && doc::reaches_unseen_operations(document, &hashes, &held.get_heads())
+    {
         return Err(refused(id, doc::UNSEEN_OPERATIONS));
     }
     let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
