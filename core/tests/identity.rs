@@ -1087,11 +1087,10 @@ fn a_peers_change_deleting_a_value_it_never_received_is_not_taken() {
     monitor.sync(&mut hub);
     colleague.sync(&mut hub);
     let held = automerge::Automerge::load(&monitor.store.export_document(case).unwrap()).unwrap();
-    let Some((_, automerge::ObjId::Id(counter, actor, _))) =
-        held.get(automerge::ROOT, "remediated_on").unwrap()
-    else {
-        panic!("the verification date is set");
-    };
+    let (_, verification) = held
+        .get(automerge::ROOT, "remediated_on")
+        .unwrap()
+        .expect("the verification date is set");
 
     // On the colleague's referred copy: a note, and the verification date deleted.
     let mut document = automerge::Automerge::load(&stale)
@@ -1106,17 +1105,11 @@ fn a_peers_change_deleting_a_value_it_never_received_is_not_taken() {
     vigie_core::doc::write_record(&mut document, &noted, &author)
         .unwrap()
         .expect("a change");
-    let change = automerge::Change::try_from(&document.save_after(&before)[..]).unwrap();
-    let mut expanded = change.decode();
-    expanded.hash = None;
-    expanded.operations.push(automerge::legacy::Op {
-        action: automerge::legacy::OpType::Delete,
-        obj: automerge::legacy::ObjectId::Root,
-        key: automerge::legacy::Key::Map("remediated_on".into()),
-        pred: vec![automerge::legacy::OpId::new(counter, &actor)].into(),
-        insert: false,
-    });
-    let forged = automerge::Change::from(expanded);
+    let forged = common::hostile::deleting_unseen(
+        &document.save_after(&before),
+        "remediated_on",
+        &verification,
+    );
     let mut planted =
         automerge::Automerge::load(&colleague.store.export_document(case).unwrap()).unwrap();
     planted.apply_changes([forged]).unwrap();

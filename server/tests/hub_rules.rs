@@ -973,28 +973,17 @@ fn a_change_deleting_a_value_its_device_never_received_is_refused() {
     supervisor.sync(&hub.url).unwrap();
     let theirs =
         automerge::Automerge::load(&supervisor.store.export_document(case.id).unwrap()).unwrap();
-    let Some((_, automerge::ObjId::Id(counter, actor, _))) =
-        theirs.get(automerge::ROOT, "remediated_on").unwrap()
-    else {
-        panic!("the verification date is set");
-    };
+    let (_, verification) = theirs
+        .get(automerge::ROOT, "remediated_on")
+        .unwrap()
+        .expect("the verification date is set");
 
     // The monitor, offline on the referred copy, edits the notes (an honest change), to which
     // one operation is added: the verification date deleted.
     let (honest, _) = edited::<ChildCase>(&monitor, case.id, author(&monitor), |c| {
         c.notes = "Vue au champ.".into();
     });
-    let change = automerge::Change::try_from(&honest.changes[..]).unwrap();
-    let mut expanded = change.decode();
-    expanded.hash = None;
-    expanded.operations.push(automerge::legacy::Op {
-        action: automerge::legacy::OpType::Delete,
-        obj: automerge::legacy::ObjectId::Root,
-        key: automerge::legacy::Key::Map("remediated_on".into()),
-        pred: vec![automerge::legacy::OpId::new(counter, &actor)].into(),
-        insert: false,
-    });
-    let forged = automerge::Change::from(expanded);
+    let forged = hostile::deleting_unseen(&honest.changes, "remediated_on", &verification);
     let pushed = push(
         &monitor,
         &hub.url,

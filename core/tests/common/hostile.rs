@@ -19,6 +19,27 @@ fn open(honest: &[u8], actor: &automerge::ActorId) -> AutoCommit {
         .with_actor(actor.clone())
 }
 
+/// `change` (an honest one's bytes) with one more operation: the deletion of the top-level
+/// `field`'s value set by the operation `value` (counter and actor, as `ReadDoc::get` gives
+/// it), named as its predecessor past the change's history (a value its device never
+/// received). Automerge applies it by that id.
+pub fn deleting_unseen(change: &[u8], field: &str, value: &automerge::ObjId) -> automerge::Change {
+    let automerge::ObjId::Id(counter, actor, _) = value else {
+        panic!("a value set by an operation");
+    };
+    let change = automerge::Change::try_from(change).expect("one change");
+    let mut expanded = change.decode();
+    expanded.hash = None;
+    expanded.operations.push(automerge::legacy::Op {
+        action: automerge::legacy::OpType::Delete,
+        obj: automerge::legacy::ObjectId::Root,
+        key: automerge::legacy::Key::Map(field.into()),
+        pred: vec![automerge::legacy::OpId::new(*counter, actor)].into(),
+        insert: false,
+    });
+    automerge::Change::from(expanded)
+}
+
 /// Maps nested `depth` levels under a new field of the record.
 pub fn deep(honest: &[u8], actor: &automerge::ActorId, depth: usize) -> Vec<u8> {
     let mut doc = open(honest, actor);
