@@ -173,6 +173,10 @@ pub fn reaches_unseen_operations(
     // The last operation of each actor a version holds (an actor's changes follow one
     // another: one of its operations is in a version when its counter is at most this).
     type Clock = HashMap<ActorId, u64>;
+    fn raise(clock: &mut Clock, actor: &ActorId, max_op: u64) {
+        let last = clock.entry(actor.clone()).or_default();
+        *last = (*last).max(max_op);
+    }
     let mut held_heads = held_heads.to_vec();
     held_heads.sort();
     let new: HashSet<ChangeHash> = changes.iter().copied().collect();
@@ -209,8 +213,7 @@ pub fn reaches_unseen_operations(
             if let Some((theirs, saw)) = of_new.get(dep) {
                 sees_held |= *saw;
                 for (actor, max_op) in theirs {
-                    let last = clock.entry(actor.clone()).or_default();
-                    *last = (*last).max(*max_op);
+                    raise(&mut clock, actor, *max_op);
                 }
             }
         }
@@ -231,15 +234,13 @@ pub fn reaches_unseen_operations(
                 let mut clock = Clock::new();
                 for (hash, actor, max_op) in all.iter() {
                     if !after.contains(hash) {
-                        let last = clock.entry(actor.clone()).or_default();
-                        *last = (*last).max(*max_op);
+                        raise(&mut clock, actor, *max_op);
                     }
                 }
                 clock
             });
             for (actor, max_op) in held_clock.iter() {
-                let last = clock.entry(actor.clone()).or_default();
-                *last = (*last).max(*max_op);
+                raise(&mut clock, actor, *max_op);
             }
         }
         let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
@@ -270,8 +271,7 @@ pub fn reaches_unseen_operations(
                 return true;
             }
         }
-        let last = clock.entry(own.clone()).or_default();
-        *last = (*last).max(change.max_op());
+        raise(&mut clock, own, change.max_op());
         of_new.insert(change.hash(), (clock, sees_held));
     }
     false

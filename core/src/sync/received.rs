@@ -268,17 +268,13 @@ fn check_status_from_held(
     // As the merge with this device's copy shows it: a sender whose copy is older than this
     // one (a colleague offline, who edited only the guardian) brings no status step.
     let mut merged = held.clone();
-    let merged_case = match merged.merge(&mut document.clone()) {
-        Ok(_) => match TypedRecord::read(RecordKind::ChildCase, id, &merged) {
-            Ok(TypedRecord::ChildCase(case)) => case,
-            _ => {
-                return Err(refused(
-                    id,
-                    "its merge with this device's copy does not read",
-                ));
-            }
-        },
-        Err(_) => {
+    let merged_case = match merged
+        .merge(&mut document.clone())
+        .ok()
+        .and_then(|_| TypedRecord::read(RecordKind::ChildCase, id, &merged).ok())
+    {
+        Some(TypedRecord::ChildCase(case)) => case,
+        _ => {
             return Err(refused(
                 id,
                 "its merge with this device's copy does not read",

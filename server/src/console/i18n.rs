@@ -124,22 +124,9 @@ impl Tr {
     /// between thousands), 2,358 in English. Exports keep raw numbers.
     pub fn count(&self, n: impl Count) -> String {
         let n = n.whole();
-        let digits = n.unsigned_abs().to_string();
-        let separator = match self.0 {
-            Lang::Fr => '\u{202F}',
-            Lang::En => ',',
-        };
-        let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3 + 1);
-        if n < 0 {
-            out.push('-');
-        }
-        for (i, digit) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(separator);
-            }
-            out.push(digit);
-        }
-        out
+        let digits =
+            vigie_core::messages::digits_grouped(&n.unsigned_abs().to_string(), self.0.code());
+        if n < 0 { format!("-{digits}") } else { digits }
     }
 
     /// An indicator's cell: its count (`count`), or the mark of a withheld one.

@@ -1584,14 +1584,7 @@ struct CasesPage {
     done: Option<&'static str>,
 }
 
-const STATUSES: [CaseStatus; 6] = [
-    CaseStatus::Identified,
-    CaseStatus::Referred,
-    CaseStatus::ReceivingServices,
-    CaseStatus::Withdrawn,
-    CaseStatus::Prevented,
-    CaseStatus::Closed,
-];
+const STATUSES: [CaseStatus; 6] = CaseStatus::ALL;
 
 const CLASSIFICATIONS: [ClassificationOutcome; 4] = [
     ClassificationOutcome::WorstFormSuspected,
