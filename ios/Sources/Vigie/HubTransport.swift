@@ -98,10 +98,10 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             throw TransportError.Unreachable(reason: HubTransport.cancelled)
         }
         if let error = error {
-            throw TransportError.Unreachable(reason: error.localizedDescription)
+            throw TransportError.Unreachable(reason: HubTransport.networkFailure(error))
         }
         guard let answer = response as? HTTPURLResponse else {
-            throw TransportError.Unreachable(reason: "no HTTP response")
+            throw TransportError.Unreachable(reason: HubTransport.cut)
         }
         let status = answer.statusCode
         let type = answer.mimeType ?? ""
@@ -117,9 +117,8 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
         }
         guard (200..<300).contains(status) else {
             if (300..<400).contains(status) {
-                let location = answer.value(forHTTPHeaderField: "Location") ?? "nowhere"
                 throw TransportError.Http(
-                    status: Int32(status), reason: "redirect to \(location), not followed")
+                    status: Int32(status), reason: HubTransport.redirected(answer, from: url))
             }
             // The hub's refusals are JSON: a 401 or a 403 in another form is a portal's or a
             // proxy's, which must not read as a token to reissue or a right withheld.
@@ -138,6 +137,48 @@ public final class HubTransport: SyncTransport, @unchecked Sendable {
             throw TransportError.Unreachable(reason: HubTransport.notTheHub(status))
         }
         return data ?? Data()
+    }
+
+    private static let cut = "the hub's answer was cut on the way"
+
+    /// Why the hub could not be reached, in the words every transport says, which the core's
+    /// catalogues translate (`localizedDescription` is the system's, in its language, and
+    /// reached the app's user as it was); else the failure's code.
+    private static func networkFailure(_ error: Error) -> String {
+        guard let failure = error as? URLError else {
+            return "the network failed: \(type(of: error))"
+        }
+        switch failure.code {
+        case .cannotConnectToHost:
+            return "the hub's address refused the connection: is the hub running, at this address?"
+        case .cannotFindHost, .dnsLookupFailed:
+            return "the hub's address was not found: no network, or a wrong address"
+        case .timedOut:
+            return "no answer from the hub in time: the link is too slow, or down"
+        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
+            .serverCertificateHasUnknownRoot, .serverCertificateNotYetValid,
+            .clientCertificateRejected, .clientCertificateRequired:
+            return "the hub's certificate was not accepted (a portal on the way, or a wrong address?)"
+        case .networkConnectionLost, .badServerResponse, .zeroByteResource:
+            return cut
+        case .notConnectedToInternet, .dataNotAllowed, .internationalRoamingOff:
+            return "no route to the hub: the device has no network"
+        default:
+            return "the network failed: URLError \(failure.code.rawValue)"
+        }
+    }
+
+    /// Why a redirect was not followed, then where it pointed: its scheme and host only (a
+    /// portal's path may carry anything).
+    private static func redirected(_ answer: HTTPURLResponse, from url: URL) -> String {
+        let words = "the hub's address answered with a redirect, not followed (the device's token goes "
+            + "to the hub's own address only; set the hub's URL to the address it serves)"
+        guard let location = answer.value(forHTTPHeaderField: "Location"),
+              let target = URL(string: location, relativeTo: url)?.absoluteURL,
+              let scheme = target.scheme, let host = target.host
+        else { return words }
+        let port = target.port.map { ":\($0)" } ?? ""
+        return "\(words): \(scheme)://\(host)\(port)"
     }
 
     /// A sync answer is as large as its request asks (a few MiB at most), a chunk 256 KiB.

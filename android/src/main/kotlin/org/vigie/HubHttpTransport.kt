@@ -14,12 +14,15 @@ import java.net.URL
  * Bluetooth) by implementing [SyncTransport].
  *
  * [exchange] and [exchangeAttachment] block: they are called on the thread running the sync
- * session; [abort], from another thread, cuts the one under way. [hubUrl] is an http:// or
+ * session; [abort], from another thread, cancels the sync: it cuts the one under way and
+ * refuses every later one of this transport. [hubUrl] is an http:// or
  * https:// address (else [IllegalArgumentException]). [readTimeoutMillis] bounds each read,
  * [exchangeTimeoutMillis] one whole exchange (a body trickled a byte at a time is cut there).
  * An answer the hub never gives (a web page, a body larger than any hub's) is
  * [TransportException.Unreachable]: something on the way (a Wi-Fi that asks to sign in, a
- * proxy) answered in its place.
+ * proxy) answered in its place. The reasons are the words Python's and Swift's transports say,
+ * which the core's catalogues translate (`VigieException.textIn("fr")`); never the platform's
+ * own message.
  */
 class HubHttpTransport(
     hubUrl: String,
@@ -41,8 +44,17 @@ class HubHttpTransport(
     @Volatile
     private var current: HttpURLConnection? = null
 
-    /** Cuts the exchange under way, if any: it fails as [TransportException.Unreachable]. */
+    @Volatile
+    private var aborted = false
+
+    /**
+     * Cancels the sync (a Cancel button, a worker stopped), from any thread: the exchange under
+     * way is cut, and every later one of this transport. The session ends with a `Transport`
+     * error saying it was cancelled; what was applied stays, and the next sync (with a new
+     * transport) goes on from there.
+     */
     fun abort() {
+        aborted = true
         current?.disconnect()
     }
 
@@ -51,12 +63,15 @@ class HubHttpTransport(
     override fun exchangeAttachment(request: ByteArray): ByteArray = post(attachmentsUrl, request)
 
     private fun post(url: URL, request: ByteArray): ByteArray {
+        if (aborted) throw cancelled()
         val connection = try {
             url.openConnection() as HttpURLConnection
         } catch (e: IOException) {
-            throw TransportException.Unreachable(e.toString())
+            throw TransportException.Unreachable(networkFailure(e))
         }
         current = connection
+        // An abort between the check above and `current` set would cut nothing.
+        if (aborted) throw cancelled()
         // The exchange's deadline, its status line and headers included (a server sending them
         // a byte at a time would hold the sync for ever): past it, the connection is cut.
         val expired = java.util.concurrent.atomic.AtomicBoolean(false)
@@ -103,14 +118,11 @@ class HubHttpTransport(
                 throw notTheHub(status)
             }
             if (status in 300..399) {
+                // Where it pointed, its scheme and host only (a portal's path may carry anything).
                 val target = connection.getHeaderField("Location")?.let { location ->
-                    runCatching { URL(url, location) }.getOrNull()?.let { " to ${it.protocol}://${it.authority}" }
+                    runCatching { URL(url, location) }.getOrNull()?.let { ": ${it.protocol}://${it.authority}" }
                 }.orEmpty()
-                throw TransportException.Http(
-                    status,
-                    "the hub's address answered with a redirect$target, not followed: the device's token " +
-                        "goes to the hub's own address only (set the hub's URL to the address it serves)",
-                )
+                throw TransportException.Http(status, REDIRECTED + target)
             }
             val body = connection.errorStream?.use { readBounded(it, MAX_ERROR_BYTES, started) }
                 ?.toString(Charsets.UTF_8).orEmpty()
@@ -123,12 +135,13 @@ class HubHttpTransport(
             val reason = hubMessage(body).ifEmpty { connection.responseMessage.orEmpty() }
             throw TransportException.Http(status, reason)
         } catch (e: IOException) {
+            if (aborted) throw cancelled()
             if (expired.get()) throw tooSlow()
             // An interrupted thread stays interrupted: its executor or worker is told.
             if (e is java.io.InterruptedIOException && e !is java.net.SocketTimeoutException) {
                 Thread.currentThread().interrupt()
             }
-            throw TransportException.Unreachable(e.toString())
+            throw TransportException.Unreachable(networkFailure(e))
         } finally {
             watchdog.cancel()
             current = null
@@ -156,6 +169,31 @@ class HubHttpTransport(
         }
     }
 
+    /**
+     * Why the hub could not be reached, in words the catalogues translate (the JDK's own
+     * message, `java.net.ConnectException: Connection refused`, would reach French users as it
+     * is); else the failure's type.
+     */
+    private fun networkFailure(e: IOException): String = when (e) {
+        is java.net.UnknownHostException -> "the hub's address was not found: no network, or a wrong address"
+        is java.net.NoRouteToHostException -> NO_ROUTE
+        // Linux says a network unreachable in a ConnectException's message, not its type.
+        is java.net.ConnectException ->
+            if (e.message.orEmpty().contains("unreachable", ignoreCase = true)) {
+                NO_ROUTE
+            } else {
+                "the hub's address refused the connection: is the hub running, at this address?"
+            }
+        is java.net.SocketTimeoutException -> "no answer from the hub in time: the link is too slow, or down"
+        is javax.net.ssl.SSLException ->
+            "the hub's certificate was not accepted (a portal on the way, or a wrong address?)"
+        // A reset, a broken pipe, an end of stream before the status line or the body's end.
+        is java.net.SocketException, is java.io.EOFException -> "the hub's answer was cut on the way"
+        else -> "the network failed: ${e.javaClass.simpleName}"
+    }
+
+    private fun cancelled() = TransportException.Unreachable("the sync was cancelled on this device")
+
     private fun tooSlow() = TransportException.Unreachable(
         "the hub's answer did not come whole in time: the link is too slow, or something on the way holds it back",
     )
@@ -166,6 +204,12 @@ class HubHttpTransport(
     )
 
     private companion object {
+        /** Why a redirect was not followed; where it pointed follows. The catalogues' words. */
+        const val REDIRECTED = "the hub's address answered with a redirect, not followed (the device's token goes " +
+            "to the hub's own address only; set the hub's URL to the address it serves)"
+
+        const val NO_ROUTE = "no route to the hub: the device has no network"
+
         /** A sync answer is as large as its request asks (a few MiB at most), a chunk 256 KiB. */
         const val MAX_ANSWER_BYTES = 64 * 1024 * 1024
 

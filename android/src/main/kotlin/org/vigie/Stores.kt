@@ -125,12 +125,12 @@ private class CancellableTransport(private val inner: SyncTransport) : SyncTrans
     }
 
     private fun <T> unlessCancelled(exchange: () -> T): T {
-        if (cancelled) throw TransportException.Unreachable("sync cancelled")
+        if (cancelled) throw TransportException.Unreachable(CANCELLED)
         exchanging = Thread.currentThread()
         try {
             return exchange()
         } catch (e: InterruptedException) {
-            throw TransportException.Unreachable("sync cancelled")
+            throw TransportException.Unreachable(CANCELLED)
         } finally {
             exchanging = null
             // The interrupt was this session's own: the thread goes back to its pool clean.
@@ -139,6 +139,11 @@ private class CancellableTransport(private val inner: SyncTransport) : SyncTrans
     }
 
     override fun exchange(request: ByteArray): ByteArray = unlessCancelled { inner.exchange(request) }
+
+    private companion object {
+        /** The words every transport says, which the catalogues translate. */
+        const val CANCELLED = "the sync was cancelled on this device"
+    }
 
     override fun exchangeAttachment(request: ByteArray): ByteArray =
         unlessCancelled { inner.exchangeAttachment(request) }

@@ -166,10 +166,18 @@ class ErrorsTest {
         openEnrolledStore(Env.storePath("offline.db"), key(9), devices.monitorToken).use { store ->
             store.createVisit(newVisit(VisitKind.FOLLOW_UP, newUserId(), community, store.userId(),
                 "2026-03-04T08:00:00+00:00"))
-            // Nothing listens on port 1.
-            assertFailsWith<VigieException.Transport> {
+            // Nothing listens on port 1: the transport says so in the words every transport
+            // says, which read in French too (not the JDK's "Connection refused").
+            val refused = assertFailsWith<VigieException.Transport> {
                 store.syncWith(HubHttpTransport("http://127.0.0.1:1", devices.monitorToken), null)
             }
+            assertTrue(refused.reason.contains("the hub's address refused the connection"), refused.reason)
+            assertFalse(refused.reason.contains("ConnectException"), refused.reason)
+            assertTrue(refused.textIn("fr").contains("a refusé la connexion"), refused.textIn("fr"))
+            // Cancelled, the transport refuses its next exchanges with the words for it.
+            val aborted = HubHttpTransport(Env.hubUrl, devices.monitorToken).also { it.abort() }
+            val cancelled = assertFailsWith<VigieException.Transport> { store.syncWith(aborted, null) }
+            assertTrue(cancelled.reason.contains("the sync was cancelled on this device"), cancelled.reason)
             // Any exception from the app's transport counts as unreachable; its type is kept,
             // never its message (which may quote a child's name).
             val e = assertFailsWith<VigieException.Transport> {
@@ -209,7 +217,10 @@ class ErrorsTest {
                 val e = assertFailsWith<VigieException.Transport> {
                     store.syncWith(HubHttpTransport("http://127.0.0.1:${hub.address.port}", devices.monitorToken), null)
                 }
-                assertTrue(e.reason.contains("redirect to http://127.0.0.1:"), e.reason)
+                assertTrue(e.reason.contains("redirect, not followed"), e.reason)
+                assertTrue(e.reason.endsWith(": http://127.0.0.1:${other.address.port}"), e.reason)
+                assertFalse(e.reason.contains("/login"), e.reason)
+                assertTrue(e.textIn("fr").contains("redirection, non suivie"), e.textIn("fr"))
                 assertEquals(0, reached.get())
             }
         } finally {
