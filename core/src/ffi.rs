@@ -72,11 +72,14 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
 }
 
 /// An RFC 3339 instant as apps write it, without a leap second (which chrono reads as
-/// second 59 and then some: a "23:59:60" no clock of a phone shows).
+/// second 59 and then some: a "23:59:60" no clock of a phone shows), with the offset of a zone
+/// on Earth (UTC-12 to UTC+14): a visit's day is its local one, and +23:59 would date it a day
+/// no one there lived.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
+        .filter(|t| (-12 * 3600..=14 * 3600).contains(&t.offset().local_minus_utc()))
 }
 
 uniffi::custom_type!(CalendarDate, String, {

@@ -3834,6 +3834,49 @@ fn a_planned_re_inspection_is_answered_by_the_next_inspection_of_its_workplace()
     );
 }
 
+/// A visit answers a planned re-inspection by the day it was made where it was made, as every
+/// visit is dated: made at 00:30 on the fourteenth day before, at UTC+14 (the day before by
+/// UTC), it answers it; made at 20:00 on the fifteenth day before, at UTC-11 (the fourteenth
+/// by UTC), it does not.
+#[test]
+fn a_re_inspection_is_answered_by_the_local_day_of_the_visit() {
+    use chrono::TimeZone;
+    let dir = TempDir::new().unwrap();
+    for (offset_hours, day, hour, answers) in [(14, 17, 0, true), (-11, 16, 20, false)] {
+        let mut store = open(&dir, &format!("phone{offset_hours}.db"), SUPERVISOR);
+        as_role(&mut store, Role::Supervisor);
+        let place = plantation(&mut store);
+        let mut warned = Visit::new(
+            VisitKind::LabourInspection,
+            &place,
+            SUPERVISOR,
+            at(2026, 11, 2, 9),
+        );
+        warned.actions.insert(VisitAction::Warning);
+        warned.follow_up_due = Some(date(2026, 12, 1));
+        let warned = store.create(&warned).unwrap();
+        let zone = chrono::FixedOffset::east_opt(offset_hours * 3600).unwrap();
+        let started = zone.with_ymd_and_hms(2026, 11, day, hour, 30, 0).unwrap();
+        let mut later = Visit::new(VisitKind::FollowUp, &place, SUPERVISOR, started);
+        later.status = VisitStatus::Submitted;
+        store.create(&later).unwrap();
+        let due = store
+            .follow_ups_due_of(
+                Some(RecordKind::Visit),
+                None,
+                None,
+                date(2027, 1, 1),
+                Page::first(10),
+            )
+            .unwrap();
+        let still_due = due.iter().any(|d| d.id == warned.id);
+        assert_eq!(
+            still_due, !answers,
+            "made at UTC{offset_hours:+} on the {day}th"
+        );
+    }
+}
+
 /// Two supervisors reviewing one visit at once — one validates it, the other returns it with a
 /// comment — leave its status and reviewer in conflict: settling the status settles the
 /// reviewer and the comment with what the same review wrote, never one supervisor's decision

@@ -2176,8 +2176,12 @@ fn the_hub_judges_a_record_s_days_by_the_device_s_zone_and_its_measured_clock() 
     // it from its own clock running ahead, which would refuse every phone's today).
     let back = now - chrono::Days::new(400);
     assert_eq!(outcome_of(back.date_naive(), clock(back, 0)), None);
-    // A zone past any on Earth is not believed: the hub's own day and room.
-    assert_eq!(outcome_of(tomorrow, clock(now, 20 * 60)), None);
+    // A zone past any on Earth is believed as far as the farthest one, no farther: its day
+    // is taken, and no more room than that zone's (a zone of -20:00 had two days' room).
+    assert_eq!(outcome_of(east, clock(now, 20 * 60)), None);
+    let (field, rule) = outcome_of(tomorrow, clock(now, -20 * 60)).unwrap();
+    assert_eq!(field, "identified_on");
+    assert!(rule.contains("after today"), "{rule}");
     // Nor does a hostile clock crash the hub: the extreme values are judged as any.
     for (now_ms, minutes) in [(i64::MIN, i32::MIN), (i64::MAX, i32::MAX), (0, -14 * 60)] {
         let hostile = Some(wire::DeviceClock {
@@ -2186,4 +2190,46 @@ fn the_hub_judges_a_record_s_days_by_the_device_s_zone_and_its_measured_clock() 
         });
         let _ = outcome_of(today, hostile);
     }
+}
+
+/// A phone that never synced, its clock back at 2000 (its battery replaced before its first
+/// sync): it has no hub's time to judge its clock by, and dated a child identified today in
+/// 2000, out of every alert, into a year long reported. Its changes say when its clock made
+/// them: the hub refuses the days that clock gave, and takes a day typed right.
+#[test]
+fn the_hub_refuses_the_days_a_clock_never_set_gave() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let by = monitor.principal.user;
+    let y2000 = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+    let at_2000 = y2000.and_hms_opt(9, 0, 0).unwrap().and_utc();
+    vigie_core::doc::debug_shift_clock(
+        at_2000.timestamp_millis() - chrono::Utc::now().timestamp_millis(),
+    );
+    let by_the_clock = monitor
+        .store
+        .create(&ChildCase {
+            identified_on: y2000,
+            // Born in 1986: 13 on the clock's day, 40 today.
+            date_of_birth: NaiveDate::from_ymd_opt(1986, 6, 1),
+            ..child(area("CI-R1-D1", "CI-R1-D1-C01"), "Aya Koné", by)
+        })
+        .unwrap();
+    let typed_right = monitor
+        .store
+        .create(&child(area("CI-R1-D1", "CI-R1-D1-C01"), "Awa Traoré", by))
+        .unwrap();
+    vigie_core::doc::debug_shift_clock(0);
+    let summary = sync(&mut monitor, &mut hub);
+    assert!(summary.clock_skewed, "{summary:?}");
+    let refused: Vec<_> = summary.refused.iter().map(|(id, _)| *id).collect();
+    assert_eq!(refused, vec![by_the_clock.id], "{summary:?}");
+    let (_, detail) = summary.refusal_details[0].clone();
+    // The day the clock gave is named, not the date of birth it seems to come before.
+    assert_eq!(detail.field, "identified_on");
+    assert_eq!(detail.rule, vigie_core::model::CLOCK_NEVER_SET);
+    assert!(hub.get::<ChildCase>(typed_right.id).is_ok());
+    assert!(hub.get::<ChildCase>(by_the_clock.id).is_err());
 }

@@ -110,9 +110,11 @@ pub(crate) fn insert_new<R: Record>(
     record.set_version(Default::default());
     reference.pin_new(&mut record);
     record.derive(reference);
-    record.validate(reference)?;
+    // A day the phone's wrong clock gave is said first: the rules that compare days (a birth
+    // after the identification) would name a right one.
     let today = super::sync_state::today(tx, true)?;
     crate::domain::records::events_within_their_time(&today, &[], &record.event_dates())?;
+    record.validate(reference)?;
     crate::domain::records::texts_within_rules(&[], &record.free_texts())?;
     crate::domain::records::plans_within_childhood(None, record.subject(), reference)?;
     check_references(tx, &record)?;
@@ -307,14 +309,16 @@ fn check_edit<R: Record>(
     stored: &dyn Fn() -> Result<R>,
     read: &dyn Fn() -> Result<R>,
 ) -> Result<()> {
-    record.validate(&write.reference)?;
-    check_references(tx, record)?;
-    check_visit_filing(tx, record, &|| stored().map(Some))?;
+    // A day the phone's wrong clock gave is said first: the rules that compare days (a
+    // verification before the identification) would name one the user cannot change.
     let dates = record.event_dates();
     let today = super::sync_state::today(tx, true)?;
     if dates.iter().any(|(_, day)| today.implausible(*day)) {
         crate::domain::records::events_within_their_time(&today, &stored()?.event_dates(), &dates)?;
     }
+    record.validate(&write.reference)?;
+    check_references(tx, record)?;
+    check_visit_filing(tx, record, &|| stored().map(Some))?;
     // Read as stored only when a text breaks the rule: one set before stays.
     let texts = record.free_texts();
     if crate::domain::records::texts_within_rules(&[], &texts).is_err() {

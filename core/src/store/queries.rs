@@ -867,14 +867,17 @@ fn due_filter(
 /// A visit's planned re-inspection (`follow_up_due`) is answered by a later inspection or
 /// follow-up visit to its workplace, made (past its draft) at most `EARLY_FOLLOW_UP_DAYS`
 /// before the planned day, as a case's follow-up answers one planned: derived from the visits held, whatever
-/// path brought them (a community monitor's round is not the inspector's check).
+/// path brought them (a community monitor's round is not the inspector's check). The later
+/// visit's day is its local one, as everywhere a visit is dated (`LOCAL_START_FROM`): by its
+/// UTC instant, a visit on the fourteenth day before, made at UTC+14, did not answer it.
 static VISIT_DUE_ANSWERED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "NOT (d.kind = {visit} AND EXISTS (
             SELECT 1 FROM visit_index planned JOIN visit_index later
                 ON later.workplace = planned.workplace AND later.started_ms > planned.started_ms
             WHERE planned.record = d.record AND later.kind IN ({inspection}, {follow_up})
-                AND later.status != {draft} AND later.started_ms >= d.due_ms - {early_ms}))",
+                AND later.status != {draft}
+                AND later.started_ms + later.offset_ms >= d.due_ms - {early_ms}))",
         visit = RecordKind::Visit as i64,
         draft = VisitStatus::Draft as i64,
         inspection = VisitKind::LabourInspection as i64,

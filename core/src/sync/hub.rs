@@ -120,9 +120,6 @@ fn sorted(mut heads: Vec<[u8; 32]>) -> Vec<[u8; 32]> {
     heads
 }
 
-/// Dates before this are a clock that was never set.
-const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
-
 /// Handles one sync request from an authenticated device, in one transaction of `storage`: its
 /// pushes are stored (or refused one by one) and the records it lacks are returned.
 pub fn handle_sync<S: HubStorage + ?Sized>(
@@ -2817,7 +2814,8 @@ fn taken_from(rules: &Rules<'_>, changes: &[automerge::ChangeMetadata<'_>]) -> T
     Taken {
         hashes: taken.iter().map(|c| c.hash).collect(),
         clock_skewed: taken.iter().any(|c| {
-            c.timestamp > now + rules.limits.clock_skew_ms || c.timestamp < EARLIEST_PLAUSIBLE_MS
+            c.timestamp > now + rules.limits.clock_skew_ms
+                || c.timestamp < crate::domain::records::EARLIEST_PLAUSIBLE_MS
         }),
         waiting,
     }
@@ -3712,6 +3710,10 @@ fn admit_content<'a>(
     // make. (The merge with what the hub holds may differ: concurrent edits keep both values,
     // each checked when it arrived, and a conflict shows them.)
     let heads = sender_heads(&new_changes);
+    // The days its clock gave, if it was never set when they were made.
+    let today = rules
+        .today
+        .with_changes_made_at(new_changes.iter().map(|c| c.timestamp));
     drop(new_changes);
     let (base, theirs) = match sender_versions(document, &heads, kind, id, &record) {
         Ok(versions) => versions,
@@ -3723,7 +3725,7 @@ fn admit_content<'a>(
         (rules.author_role, rules.author.user),
         (base.as_ref(), &theirs),
         &record,
-        &rules.today,
+        &today,
     )?;
     // Two edits each right, together a case no single write may leave (one device verifies
     // it, another moves the referral's date after; two remove each one of its two referrals):
@@ -4031,6 +4033,13 @@ pub(crate) fn check_content(
     today: &crate::domain::records::Today,
 ) -> std::result::Result<(), Refused> {
     let after = merged;
+    // A day the sender set after the latest an event may fall on (a follow-up "done" in 2099,
+    // or a phone whose clock runs days ahead), before monitoring began (a slipped year), or
+    // given by a clock never set: said first, as a phone says it (the rules that compare days
+    // would name a right one).
+    let known = from.map(TypedRecord::event_dates).unwrap_or_default();
+    crate::domain::records::events_within_their_time(today, &known, &to.event_dates())
+        .map_err(Refused::breaking)?;
     if let Err(mut e) = after.validate(reference) {
         let pins = crate::domain::reference::content::PINS_FIELD;
         if e.field.starts_with(pins) {
@@ -4053,11 +4062,6 @@ pub(crate) fn check_content(
             "must be the versions the record was created with, of its own country or the default",
         )));
     }
-    // A day the sender set after the latest an event may fall on (a follow-up "done" in 2099,
-    // or a phone whose clock runs days ahead), or before monitoring began (a slipped year).
-    let known = from.map(TypedRecord::event_dates).unwrap_or_default();
-    crate::domain::records::events_within_their_time(today, &known, &to.event_dates())
-        .map_err(Refused::breaking)?;
     let written = from.map(TypedRecord::free_texts).unwrap_or_default();
     crate::domain::records::set_texts_within_rules(
         from.map(|from| (from.subject(), &written[..])),

@@ -241,7 +241,9 @@ pub(crate) fn check_changes(
             .transpose()
             .map_err(|_| refused(id, "this device's copy does not read"))
     };
-    check_values(id, &current, &held_record, (reference, today))
+    // The days a clock never set gave, when the changes were made before 2020.
+    let today = today.with_changes_made_at(lacking.iter().map(|c| c.timestamp));
+    check_values(id, &current, &held_record, (reference, &today))
 }
 
 /// A case's status as received, from the one this device's copy shows: a step its maker's

@@ -252,6 +252,10 @@ pub const LATEST_DAY: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(
     None => panic!("a valid date"),
 };
 
+/// The rule a day outside `EARLIEST_DAY` and `LATEST_DAY` breaks, the days written out (the
+/// catalogues translate the words as the core writes them).
+const WITHIN_CALENDAR: &str = "must be between 1900-01-01 and 2199-12-31";
+
 /// Checks that each of `dates` (each with its field's path) is within `EARLIEST_DAY` and
 /// `LATEST_DAY`.
 pub(crate) fn within_calendar(
@@ -261,10 +265,7 @@ pub(crate) fn within_calendar(
         .iter()
         .find(|(_, day)| *day < EARLIEST_DAY || *day > LATEST_DAY)
     {
-        Some((field, _)) => Err(ValidationError::new(
-            field.clone(),
-            format!("must be between {EARLIEST_DAY} and {LATEST_DAY}"),
-        )),
+        Some((field, _)) => Err(ValidationError::new(field.clone(), WITHIN_CALENDAR)),
         None => Ok(()),
     }
 }
@@ -281,10 +282,25 @@ pub fn latest_event_day() -> chrono::NaiveDate {
 pub struct Today {
     /// The latest day an event may fall on.
     latest: chrono::NaiveDate,
-    /// The day a clock gone back gives as today (a battery pulled: 2000, a firmware's date),
+    /// The days a clock gone back gives as today (a battery pulled: 2000, a firmware's date),
     /// refused on the writes of the device whose clock it is: an app took its "today" from it.
-    wrong_clock_day: Option<chrono::NaiveDate>,
+    wrong_clock: Option<WrongClock>,
+    /// The zone of the device whose writes are judged, in minutes east of UTC: the day of a
+    /// change's time there is the day its app took as today.
+    zone_minutes: i32,
 }
+
+/// The days a device's wrong clock gave as today, and why its clock is known wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrongClock {
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+    rule: &'static str,
+}
+
+/// Times before this are a clock that was never set (a battery pulled: 2000; a firmware's
+/// date): no phone of Vigie's ran then.
+pub(crate) const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
 /// How far behind a time its hub told it a device's clock may read before its day is taken as
 /// wrong: beyond any time zone (a clock's UTC instant does not depend on the zone) and any
@@ -300,7 +316,8 @@ impl Today {
     pub fn by_clock() -> Today {
         Today {
             latest: chrono::Utc::now().date_naive() + chrono::Days::new(2),
-            wrong_clock_day: None,
+            wrong_clock: None,
+            zone_minutes: 0,
         }
     }
 
@@ -313,9 +330,25 @@ impl Today {
     /// is after the hub's last word: a year past it still catches a date typed in 2099, and
     /// the hub checks the day against its own at the sync. (A hub whose clock ran ahead stops
     /// its phones recording today until it is set right and they sync again: its log names
-    /// every device as off by as much.)
+    /// every device as off by as much.) Before any sync, a clock that reads a day before 2020
+    /// is wrong all the same: a phone enrolled with its battery just replaced dated a child
+    /// identified that day in 2000, out of every alert.
     pub fn on_device(hub_clock_ms: Option<i64>, own: bool) -> Today {
-        let now = chrono::Utc::now();
+        Today::on_device_at(chrono::Local::now().fixed_offset(), hub_clock_ms, own)
+    }
+
+    /// `on_device`, its clock reading `now`.
+    fn on_device_at(
+        now: chrono::DateTime<chrono::FixedOffset>,
+        hub_clock_ms: Option<i64>,
+        own: bool,
+    ) -> Today {
+        let zone_minutes = now.offset().local_minus_utc() / 60;
+        let gone_back = |rule| WrongClock {
+            first: now.date_naive(),
+            last: now.date_naive(),
+            rule,
+        };
         let vouched = hub_clock_ms
             .filter(|hub| now.timestamp_millis() < hub.saturating_sub(CLOCK_BACK_MS))
             .and_then(chrono::DateTime::from_timestamp_millis);
@@ -325,17 +358,23 @@ impl Today {
                     .date_naive()
                     .checked_add_days(chrono::Days::new(366))
                     .unwrap_or(LATEST_DAY),
-                wrong_clock_day: own.then(|| now.date_naive()),
+                wrong_clock: own.then(|| gone_back(CLOCK_GONE_BACK)),
+                zone_minutes,
             },
             // Its user's own writes: the day it is here, as the hub judges them from this
             // device's zone (`at_hub`): a follow-up dated tomorrow in a date picker, taken
             // here with the room `by_clock` leaves, was refused at the sync, its child's case
             // kept off the hub until the monitor found the date.
             None if own => Today {
-                latest: chrono::Local::now().date_naive(),
-                wrong_clock_day: None,
+                latest: now.date_naive(),
+                wrong_clock: (now.timestamp_millis() < EARLIEST_PLAUSIBLE_MS)
+                    .then(|| gone_back(CLOCK_NEVER_SET)),
+                zone_minutes,
             },
-            None => Today::by_clock(),
+            None => Today {
+                zone_minutes,
+                ..Today::by_clock()
+            },
         }
     }
 
@@ -344,16 +383,54 @@ impl Today {
     /// phone set a day ahead dated a girl's identification on her fifteenth birthday, the day
     /// before it). A device's clock behind the hub's is not judged here: the hub cannot tell
     /// it from its own clock running ahead (which would stop every phone's records of today),
-    /// and a phone judges its clock gone back against its own history (`on_device`). A zone
-    /// past any on Earth is not believed.
+    /// and a phone judges its clock gone back against its own history (`on_device`); but a
+    /// change made before 2020 was dated by a clock never set (`with_changes_made_at`). A zone
+    /// past any on Earth is not believed: the farthest one's day is the latest (a zone of
+    /// +23:59 had two days' room).
     pub fn at_hub(utc_offset_minutes: i32) -> Today {
-        if !(-FARTHEST_ZONE_MINUTES..=FARTHEST_ZONE_MINUTES).contains(&utc_offset_minutes) {
-            return Today::by_clock();
-        }
-        let zone = chrono::Duration::minutes(i64::from(utc_offset_minutes));
+        let zone_minutes = utc_offset_minutes.clamp(-FARTHEST_ZONE_MINUTES, FARTHEST_ZONE_MINUTES);
+        let zone = chrono::Duration::minutes(i64::from(zone_minutes));
         Today {
             latest: (chrono::Utc::now() + zone).date_naive(),
-            wrong_clock_day: None,
+            wrong_clock: None,
+            zone_minutes,
+        }
+    }
+
+    /// This day, for changes made at `times_ms` (Automerge's times, by the clock of the device
+    /// that made them) by the device whose writes are judged: the days a clock never set gave
+    /// those made before 2020 are its wrong clock's (a phone that never synced, its clock back
+    /// at 2000 after its battery ran out, dated a child identified today in 2000; the hub took
+    /// it, and the case left every alert). Times before any event day are left out: they are
+    /// no day an event may fall on anyway.
+    pub fn with_changes_made_at(self, times_ms: impl IntoIterator<Item = i64>) -> Today {
+        let earliest = EARLIEST_EVENT_DAY
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis();
+        let zone = chrono::Duration::minutes(i64::from(self.zone_minutes));
+        let days = times_ms
+            .into_iter()
+            .filter(|ms| (earliest..EARLIEST_PLAUSIBLE_MS).contains(ms))
+            .filter_map(chrono::DateTime::from_timestamp_millis)
+            .map(|time| (time + zone).date_naive());
+        let wrong = days.fold(self.wrong_clock, |wrong, day| {
+            Some(match wrong {
+                Some(wrong) => WrongClock {
+                    first: wrong.first.min(day),
+                    last: wrong.last.max(day),
+                    ..wrong
+                },
+                None => WrongClock {
+                    first: day,
+                    last: day,
+                    rule: CLOCK_NEVER_SET,
+                },
+            })
+        });
+        Today {
+            wrong_clock: wrong,
+            ..self
         }
     }
 
@@ -373,8 +450,9 @@ impl Today {
 
     /// Whether `day` is one a clock gone back gives as today (a day of time zones each side).
     fn given_by_wrong_clock(&self, day: chrono::NaiveDate) -> bool {
-        self.wrong_clock_day
-            .is_some_and(|wrong| (day - wrong).num_days().abs() <= 1)
+        self.wrong_clock.is_some_and(|wrong| {
+            (wrong.first - day).num_days() <= 1 && (day - wrong.last).num_days() <= 1
+        })
     }
 
     /// Whether `day` breaks a rule of `events_within_their_time`.
@@ -399,6 +477,11 @@ const BEFORE_EARLIEST_EVENT_DAY: &str = "must not be before 1990-01-01 (check th
 /// The rule a day given by a clock gone back breaks (`Today::on_device`).
 pub const CLOCK_GONE_BACK: &str = "is the day of the phone's clock, which is wrong (it reads a \
      day before the hub's time at the last sync): set the phone's date and time, then this day";
+
+/// The rule a day given by a clock never set breaks (`Today::with_changes_made_at`, and a
+/// phone's before its first sync).
+pub const CLOCK_NEVER_SET: &str = "is the day of the phone's clock, which is wrong (it read a day \
+     before 2020 when this was recorded): set the phone's date and time, then this day";
 
 /// The rule a visit's checklist version breaks when this device does not hold it.
 pub(crate) const UNKNOWN_CHECKLIST: &str = "unknown checklist or checklist version";
@@ -432,9 +515,12 @@ pub(crate) fn events_within_their_time(
             field.clone(),
             BEFORE_EARLIEST_EVENT_DAY,
         )),
-        Some((field, day)) if *day <= today.latest_event_day() => {
-            Err(ValidationError::new(field.clone(), CLOCK_GONE_BACK))
-        }
+        Some((field, day)) if *day <= today.latest_event_day() => Err(ValidationError::new(
+            field.clone(),
+            today
+                .wrong_clock
+                .map_or(CLOCK_GONE_BACK, |wrong| wrong.rule),
+        )),
         Some((field, _)) => Err(ValidationError::new(
             field.clone(),
             "must not be after today (check the date, and the phone's clock)",
@@ -583,8 +669,78 @@ impl ReferenceData {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_earliest_event_day_s_rule_names_that_day() {
         assert!(super::BEFORE_EARLIEST_EVENT_DAY.contains(&super::EARLIEST_EVENT_DAY.to_string()));
+    }
+
+    #[test]
+    fn the_calendar_s_rule_names_its_days() {
+        assert_eq!(
+            WITHIN_CALENDAR,
+            format!("must be between {EARLIEST_DAY} and {LATEST_DAY}")
+        );
+    }
+
+    #[test]
+    fn a_phone_that_never_synced_refuses_the_day_a_clock_before_2020_gives() {
+        use chrono::TimeZone;
+        let abidjan = chrono::FixedOffset::east_opt(0).unwrap();
+        let at = |y, m, d| abidjan.with_ymd_and_hms(y, m, d, 9, 0, 0).unwrap();
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let dated = |today: &Today, on| {
+            events_within_their_time(today, &[], &[("identified_on".into(), on)])
+        };
+        // Its battery replaced before its first sync: back at 2000.
+        let never_set = Today::on_device_at(at(2000, 1, 1), None, true);
+        assert_eq!(
+            dated(&never_set, day(2000, 1, 1)).unwrap_err().rule,
+            CLOCK_NEVER_SET
+        );
+        // A day typed by hand, away from the clock's, is its user's to give.
+        assert!(dated(&never_set, day(1999, 11, 20)).is_ok());
+        // A clock in the years phones ran is believed until a sync says otherwise.
+        let right = Today::on_device_at(at(2026, 12, 7), None, true);
+        assert!(dated(&right, day(2026, 12, 7)).is_ok());
+        // What a colleague's phone brings is judged by its changes' times instead.
+        assert!(
+            dated(
+                &Today::on_device_at(at(2000, 1, 1), None, false),
+                day(2000, 1, 1)
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_days_of_changes_made_before_2020_are_a_clock_never_set() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let ms = |y, m, d, h| {
+            day(y, m, d)
+                .and_hms_opt(h, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_millis()
+        };
+        let dated = |today: &Today, on| {
+            events_within_their_time(today, &[], &[("visit.started_at".into(), on)])
+        };
+        // Made at 23:00 UTC in a zone of UTC+2: the clock's day there was the 2nd.
+        let east = Today::at_hub(120).with_changes_made_at([ms(2000, 1, 1, 23), ms(2000, 1, 3, 8)]);
+        for wrong in [
+            day(2000, 1, 1),
+            day(2000, 1, 2),
+            day(2000, 1, 3),
+            day(2000, 1, 4),
+        ] {
+            assert_eq!(dated(&east, wrong).unwrap_err().rule, CLOCK_NEVER_SET);
+        }
+        assert!(dated(&east, day(2000, 1, 6)).is_ok());
+        // Changes of a clock in the years phones ran, or before any event day, name no day.
+        let right = Today::at_hub(0).with_changes_made_at([ms(2026, 3, 1, 9), 0]);
+        assert!(dated(&right, day(2026, 3, 1)).is_ok());
+        assert!(dated(&right, day(1970, 1, 1)).is_err_and(|e| e.rule != CLOCK_NEVER_SET));
     }
 }

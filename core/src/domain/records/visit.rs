@@ -287,6 +287,18 @@ impl Record for Visit {
             ));
         }
         self.area.validate("area")?;
+        // A visit's day is its local one (the lists, the counts, the exports): an offset no
+        // zone has would date it a day no one there lived.
+        for (field, moment) in [
+            ("started_at", Some(self.started_at)),
+            ("ended_at", self.ended_at),
+        ] {
+            if moment
+                .is_some_and(|m| !(-12 * 3600..=14 * 3600).contains(&m.offset().local_minus_utc()))
+            {
+                return Err(ValidationError::new(field, OFFSET_OF_NO_ZONE));
+            }
+        }
         if let Some(ended) = self.ended_at
             && ended < self.started_at
         {
@@ -336,3 +348,6 @@ impl Record for Visit {
         Ok(())
     }
 }
+
+/// The rule a visit's time with an offset past any zone's breaks.
+const OFFSET_OF_NO_ZONE: &str = "must have the offset of a zone on Earth, from -12:00 to +14:00";
