@@ -413,6 +413,34 @@ mod tests {
         assert!(matches!(e, VigieError::Authentication { .. }), "{e:?}");
     }
 
+    /// Why a bundle or a peer was refused reads in French, without the device's or record's
+    /// id (which tells a monitor nothing): a phone whose clock runs ahead is told so in her
+    /// language, not in English.
+    #[test]
+    fn who_the_devices_are_reads_in_french_without_ids() {
+        let device = uuid::Uuid::now_v7();
+        for (error, french) in [
+            (
+                IdentityError::Expired { device },
+                "Authentification refusée : le certificat de l'appareil a expiré",
+            ),
+            (
+                IdentityError::NotARecipient,
+                "Authentification refusée : le paquet n'est pas scellé pour cet appareil",
+            ),
+            (
+                IdentityError::OutOfScope { record: device },
+                "Authentification refusée : un dossier est hors du périmètre",
+            ),
+        ] {
+            let e: VigieError = CoreError::Identity(error).into();
+            let said = e.text_in("fr".into());
+            assert!(said.starts_with(french), "{said}");
+            assert!(!said.contains(&device.to_string()), "{said}");
+            assert!(!e.text_in("en".into()).contains(&device.to_string()));
+        }
+    }
+
     /// What a proxy or a portal wrote in the hub's place reaches the app on one line, without
     /// its controls or direction marks, and cut to a length a screen shows.
     #[test]

@@ -87,6 +87,14 @@ pub fn text(language: &str, key: &str, values: &[&str]) -> String {
 /// in order, or where it says `{1}`, `{2}`… (a date the core writes 2027-01-01 reads
 /// 01/01/2027 in French: `{3}/{2}/{1}`).
 pub fn rule_text(rule: &str, language: &str) -> String {
+    // An id the rule names (a device's, a record's) tells the person nothing: the catalogues
+    // word it `0`.
+    if rule.len() >= 36 && rule.contains('-') {
+        let plain = ids_as_zero(rule);
+        if plain != rule {
+            return rule_text(&plain, language);
+        }
+    }
     // A step refused with what other devices' changes made of the record meanwhile.
     if let Some(rule) = rule
         .strip_suffix(crate::sync::COMBINED_WITH_OTHERS)
@@ -158,6 +166,26 @@ pub fn digits_grouped(digits: &str, language: &str) -> String {
             out.push(separator);
         }
         out.push(digit);
+    }
+    out
+}
+
+/// `text` with each id in it (a UUID, hyphenated) written `0`.
+fn ids_as_zero(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(candidate) = rest.get(..36)
+            && uuid::Uuid::try_parse(candidate).is_ok()
+            && candidate.contains('-')
+        {
+            out.push('0');
+            rest = &rest[36..];
+            continue;
+        }
+        let next = rest.chars().next().map_or(1, char::len_utf8);
+        out.push_str(&rest[..next]);
+        rest = &rest[next..];
     }
     out
 }

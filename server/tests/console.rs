@@ -3078,6 +3078,51 @@ fn two_phones_of_one_monitor(s: &Setup, dir: &std::path::Path, name: &str) -> (D
     (a, b)
 }
 
+/// The values in conflict are listed in the order the hub received them, by its clock: a
+/// phone whose date was set a year ahead listed its value last, as if entered most recently,
+/// and a supervisor keeping the latest kept the wrong one. Its value is marked as the history
+/// marks its change.
+#[test]
+fn values_in_conflict_are_listed_as_the_hub_received_them() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (mut a, mut b) = two_phones_of_one_monitor(&s, dir.path(), "moniteur-ordre");
+    let case = a
+        .store
+        .create(&child(area(C01), MY_CHILD, a.user()))
+        .expect("case");
+    a.sync(&s.hub.url).expect("sync");
+    b.sync(&s.hub.url).expect("sync");
+    let mut on_a: ChildCase = a.store.get(case.id).expect("case");
+    on_a.hours_per_week = 20;
+    a.store.update(&on_a).expect("update");
+    let mut on_b: ChildCase = b.store.get(case.id).expect("case");
+    on_b.hours_per_week = 30;
+    vigie_core::doc::debug_shift_clock(365 * 24 * 3600 * 1000);
+    let updated = b.store.update(&on_b);
+    vigie_core::doc::debug_shift_clock(0);
+    updated.expect("update");
+    // The phone set ahead reaches the hub first.
+    b.sync(&s.hub.url).expect("sync");
+    a.sync(&s.hub.url).expect("sync");
+    let mut browser = signed_in(&s, "sup.ordre");
+    let page = browser.get(&format!("/console/cases/{}", case.id));
+    let conflicts = page
+        .body
+        .split("id=\"conflicts\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the conflict is shown");
+    let first = conflicts.find("30 — ").expect("the value set ahead");
+    let then = conflicts.find("20 — ").expect("the value received last");
+    assert!(first < then, "{conflicts}");
+    assert_eq!(
+        conflicts.matches("horloge en avance").count(),
+        1,
+        "{conflicts}"
+    );
+}
+
 #[test]
 fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let s = setup();

@@ -646,7 +646,7 @@ fn may_keep<R: Record>(
 /// (an assignee) is shown by the user's name.
 fn conflict_lines(
     t: Tr,
-    kind: RecordKind,
+    (kind, received): (RecordKind, &HashMap<automerge::ChangeHash, i64>),
     conflicts: Vec<vigie_core::Conflict>,
     case: Option<&ChildCase>,
     name: &dyn Fn(Uuid) -> String,
@@ -658,11 +658,25 @@ fn conflict_lines(
         .map(|c| ConflictLine {
             label: labels::field(t, kind, &c.field, case),
             values: {
-                let mut values: Vec<_> = c.values.iter().collect();
-                values.sort_by_key(|v| (v.time.is_none(), v.time, v.author.map(|a| a.device)));
+                // In the order the hub received them, by its own clock: a phone's clock set
+                // ahead put its value last, as if entered most recently. Then by the devices'
+                // times, for values the hub has no receipt of.
+                let mut values: Vec<_> = c
+                    .values
+                    .iter()
+                    .map(|v| (received_at(received, &v.change), v))
+                    .collect();
+                values.sort_by_key(|(stored, v)| {
+                    (
+                        stored.is_none(),
+                        *stored,
+                        v.time,
+                        v.author.map(|a| a.device),
+                    )
+                });
                 values
                     .into_iter()
-                    .map(|v| {
+                    .map(|(stored, v)| {
                         let mut by: Vec<String> = Vec::new();
                         if let Some(a) = v.author {
                             by.push(t.fmt("case.conflict_set_by", name(a.user)));
@@ -670,6 +684,10 @@ fn conflict_lines(
                         }
                         if let Some(at) = v.time {
                             by.push(t.instant(&at));
+                            // As the history marks it.
+                            if made_ahead(at, stored) {
+                                by.push(t.get("history.ahead").to_string());
+                            }
                         }
                         let value = match labels::is_user_field(kind, &c.field) {
                             true => match v.value.as_str().map(Uuid::parse_str) {
@@ -780,10 +798,7 @@ fn history_lines(
         .map(|h| {
             let stored = received_at(&received, &h.change);
             HistoryLine {
-                ahead: h
-                    .time
-                    .zip(stored)
-                    .is_some_and(|(made, stored)| made > stored + CLOCK_AHEAD),
+                ahead: h.time.is_some_and(|made| made_ahead(made, stored)),
                 received: stored.map(|at| t.moment(&at)).unwrap_or_default(),
                 when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
                 // The person, and the device the change was made on (a lost phone's edits are
@@ -808,6 +823,15 @@ fn history_lines(
 /// How far a device's time may pass the hub's receipt before it is shown as a clock ahead (the
 /// two clocks differ by seconds, and a change is made before it is sent).
 const CLOCK_AHEAD: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Whether a change's time, `made` by its device's clock, is later than the hub's receipt of
+/// it (`stored`): that clock was ahead.
+fn made_ahead(
+    made: chrono::DateTime<chrono::Utc>,
+    stored: Option<chrono::DateTime<chrono::Utc>>,
+) -> bool {
+    stored.is_some_and(|stored| made > stored + CLOCK_AHEAD)
+}
 
 /// When the hub stored the change whose hash is `change` (`Backend::received_times`).
 fn received_at(
@@ -1241,7 +1265,7 @@ fn visit_page_of(
     }
     let conflicts = conflict_lines(
         t,
-        RecordKind::Visit,
+        (RecordKind::Visit, &hub.backend.received_times(id)?),
         view.scoped(&who).conflicts(id)?,
         None,
         &name,
@@ -2194,7 +2218,7 @@ fn case_page_of(hub: &Hub, ctx: &Ctx, id: Uuid, state: CaseForm) -> PageResult {
         .collect();
     let conflicts = conflict_lines(
         t,
-        RecordKind::ChildCase,
+        (RecordKind::ChildCase, &hub.backend.received_times(id)?),
         in_conflict,
         Some(&case),
         &name,
@@ -3309,7 +3333,7 @@ fn workplace_page_of(
     };
     let conflicts = conflict_lines(
         t,
-        RecordKind::Workplace,
+        (RecordKind::Workplace, &hub.backend.received_times(id)?),
         scoped.conflicts(id)?,
         None,
         &name,
